@@ -1,0 +1,587 @@
+//! The coordination-of-benefits engine: pure, deterministic, no I/O.
+//!
+//! Given a claim's lines (with the scheme's B, E, S), the member, the product
+//! version in force and a snapshot of what the member's ceilings have used,
+//! [`adjudicate`] computes the mutuelle share M of each line and what the claim
+//! consumes of each ceiling. The store applies that consumption with a
+//! conditional update (`used + amount <= limit`) in the same transaction that
+//! stores the shares; if another claim got there first, the broker takes a
+//! fresh snapshot and runs the engine again.
+//!
+//! Per line, in line order (earlier lines take what is left first):
+//! 1. R = B - S. A line the scheme refused gets M = 0.
+//! 2. Claim-wide blockers: no product in force, dues unpaid.
+//! 3. Excluded act, excluded diagnosis, category not covered, waiting period.
+//! 4. Base share. Out-of-basket: `out_of_basket_rate` of R (= B). Otherwise
+//!    the ticket moderateur rule (a rate, or a fixed amount per unit capped at
+//!    TM) plus, apart, the overrun rule on D.
+//! 5. Per-act limit (per unit x quantity).
+//! 6. Count limit: only the units left are covered, pro rata.
+//! 7. Amount ceilings: category-year, stay, beneficiary-year, household-year.
+//! 8. P = B - S - M.
+//!
+//! Rounding: see [`crate::money`]; every percentage is floored once per rule.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::claim::{CareCategory, ClaimLine, LineShare, SchemeOutcome};
+use crate::date::Date;
+use crate::member::Member;
+use crate::money::{Amount, FULL, apply_rate};
+use crate::product::{CategoryRule, Product};
+use crate::reason::{Reason, ReasonCode};
+
+/// What a ceiling limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CeilingScope {
+    /// Amount per beneficiary per category per calendar year.
+    CategoryYear(CareCategory),
+    /// Acts per beneficiary per category per calendar year.
+    Count(CareCategory),
+    /// Amount per hospital stay.
+    Stay,
+    /// Amount per beneficiary per calendar year.
+    BeneficiaryYear,
+    /// Amount per household per calendar year.
+    HouseholdYear,
+}
+
+impl CeilingScope {
+    pub fn name(&self) -> &'static str {
+        match self {
+            CeilingScope::CategoryYear(_) => "category-year",
+            CeilingScope::Count(_) => "count",
+            CeilingScope::Stay => "stay",
+            CeilingScope::BeneficiaryYear => "beneficiary-year",
+            CeilingScope::HouseholdYear => "household-year",
+        }
+    }
+
+    pub fn category(&self) -> Option<CareCategory> {
+        match self {
+            CeilingScope::CategoryYear(c) | CeilingScope::Count(c) => Some(*c),
+            _ => None,
+        }
+    }
+}
+
+/// One ceiling of one member (or household) in one period.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CeilingKey {
+    pub scope: CeilingScope,
+    /// Member number, or household id for household ceilings.
+    pub subject: String,
+    /// A year ("2026") or a stay id.
+    pub period: String,
+}
+
+impl CeilingKey {
+    /// Stable text form, used as the storage key within a mutuelle.
+    pub fn storage_key(&self) -> String {
+        let cat = self.scope.category().map(|c| c.as_str()).unwrap_or("-");
+        format!(
+            "{}|{}|{}|{}",
+            self.scope.name(),
+            cat,
+            self.subject,
+            self.period
+        )
+    }
+}
+
+/// What a ceiling has used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Used {
+    pub amount: Amount,
+    pub count: u32,
+}
+
+/// A snapshot of ceiling usage.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Usage(pub BTreeMap<CeilingKey, Used>);
+
+impl Usage {
+    pub fn get(&self, k: &CeilingKey) -> Used {
+        self.0.get(k).copied().unwrap_or_default()
+    }
+
+    /// Adds a claim's consumption.
+    pub fn apply(&mut self, uses: &[CeilingUse]) {
+        for u in uses.iter().filter(|u| u.amount != 0 || u.count != 0) {
+            let e = self.0.entry(u.key.clone()).or_default();
+            e.amount += u.amount;
+            e.count += u.count;
+        }
+    }
+
+    /// Takes a claim's consumption back (cancel).
+    pub fn revert(&mut self, uses: &[CeilingUse]) {
+        for u in uses {
+            let e = self.0.entry(u.key.clone()).or_default();
+            e.amount -= u.amount;
+            e.count -= u.count;
+            if *e == Used::default() {
+                self.0.remove(&u.key);
+            }
+        }
+    }
+}
+
+/// What one claim consumes of one ceiling, with the limit it must stay under.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CeilingUse {
+    pub key: CeilingKey,
+    pub amount: Amount,
+    pub count: u32,
+    /// Amount limit; the store refuses to go above it.
+    pub limit_amount: Option<Amount>,
+    /// Count limit; the store refuses to go above it.
+    pub limit_count: Option<u32>,
+}
+
+/// Everything the engine needs besides the lines.
+#[derive(Clone, Copy, Debug)]
+pub struct Context<'a> {
+    pub member: &'a Member,
+    /// The product version in force on the date of care, if any.
+    pub product: Option<&'a Product>,
+    pub date_of_care: Date,
+    pub diagnoses: &'a [String],
+    pub stay_id: Option<&'a str>,
+    pub usage: &'a Usage,
+}
+
+/// The engine's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Adjudication {
+    pub lines: Vec<LineShare>,
+    pub consumption: Vec<CeilingUse>,
+}
+
+/// A ceiling's limit and what is left of it, for eligibility answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CeilingView {
+    pub key: CeilingKey,
+    pub limit_amount: Option<Amount>,
+    pub limit_count: Option<u32>,
+    pub used: Used,
+}
+
+fn year(d: Date) -> String {
+    d.year().to_string()
+}
+
+/// The amount ceilings that apply to a line, in the order they are served.
+fn amount_ceilings(
+    ctx: &Context<'_>,
+    product: &Product,
+    rule: &CategoryRule,
+) -> Vec<(CeilingKey, Amount)> {
+    let member = &ctx.member.member_number;
+    let y = year(ctx.date_of_care);
+    let mut out = Vec::with_capacity(4);
+    if let Some(l) = rule.year_limit {
+        out.push((
+            CeilingKey {
+                scope: CeilingScope::CategoryYear(rule.category),
+                subject: member.clone(),
+                period: y.clone(),
+            },
+            l,
+        ));
+    }
+    if let (Some(l), Some(stay)) = (product.stay_limit, ctx.stay_id) {
+        out.push((
+            CeilingKey {
+                scope: CeilingScope::Stay,
+                subject: member.clone(),
+                period: stay.to_string(),
+            },
+            l,
+        ));
+    }
+    if let Some(l) = product.beneficiary_year_limit {
+        out.push((
+            CeilingKey {
+                scope: CeilingScope::BeneficiaryYear,
+                subject: member.clone(),
+                period: y.clone(),
+            },
+            l,
+        ));
+    }
+    if let Some(l) = product.household_year_limit {
+        out.push((
+            CeilingKey {
+                scope: CeilingScope::HouseholdYear,
+                subject: ctx.member.household().to_string(),
+                period: y,
+            },
+            l,
+        ));
+    }
+    out
+}
+
+fn count_key(ctx: &Context<'_>, c: CareCategory) -> CeilingKey {
+    CeilingKey {
+        scope: CeilingScope::Count(c),
+        subject: ctx.member.member_number.clone(),
+        period: year(ctx.date_of_care),
+    }
+}
+
+/// Every ceiling key a claim with these lines could touch: what the store must
+/// read before calling [`adjudicate`].
+pub fn keys_for(
+    ctx_member: &Member,
+    product: &Product,
+    date: Date,
+    stay_id: Option<&str>,
+    categories: impl IntoIterator<Item = CareCategory>,
+) -> Vec<CeilingKey> {
+    let usage = Usage::default();
+    let ctx = Context {
+        member: ctx_member,
+        product: Some(product),
+        date_of_care: date,
+        diagnoses: &[],
+        stay_id,
+        usage: &usage,
+    };
+    let mut keys: Vec<CeilingKey> = Vec::new();
+    for c in categories {
+        if let Some(rule) = product.rule(c) {
+            keys.extend(
+                amount_ceilings(&ctx, product, rule)
+                    .into_iter()
+                    .map(|(k, _)| k),
+            );
+            if rule.year_count_limit.is_some() {
+                keys.push(count_key(&ctx, c));
+            }
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Every ceiling of the product for this member on this date, with its limit:
+/// what an eligibility answer lists.
+pub fn ceilings(member: &Member, product: &Product, date: Date, usage: &Usage) -> Vec<CeilingView> {
+    let ctx = Context {
+        member,
+        product: Some(product),
+        date_of_care: date,
+        diagnoses: &[],
+        stay_id: None,
+        usage,
+    };
+    let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for rule in &product.categories {
+        for (key, limit) in amount_ceilings(&ctx, product, rule) {
+            if seen.insert(key.clone()) {
+                out.push(CeilingView {
+                    used: usage.get(&key),
+                    key,
+                    limit_amount: Some(limit),
+                    limit_count: None,
+                });
+            }
+        }
+        if let Some(n) = rule.year_count_limit {
+            let key = count_key(&ctx, rule.category);
+            out.push(CeilingView {
+                used: usage.get(&key),
+                key,
+                limit_amount: None,
+                limit_count: Some(n),
+            });
+        }
+    }
+    out
+}
+
+/// Adjudicates the remainder of every line. See the module documentation.
+pub fn adjudicate(ctx: &Context<'_>, lines: &[ClaimLine]) -> Adjudication {
+    let mut running = ctx.usage.clone();
+    let mut consumption: BTreeMap<CeilingKey, CeilingUse> = BTreeMap::new();
+    let mut out = Vec::with_capacity(lines.len());
+
+    // Claim-wide blockers, decided once.
+    let blocker = match ctx.product {
+        None => Some(Reason::new(
+            ReasonCode::NoProduct,
+            "no product in force on the date of care",
+        )),
+        Some(_) if !ctx.member.dues_paid_on(ctx.date_of_care) => Some(Reason::new(
+            ReasonCode::DuesUnpaid,
+            match ctx.member.paid_until {
+                Some(p) => format!("dues paid until {} only", crate::date::format(p)),
+                None => "no dues paid".to_string(),
+            },
+        )),
+        Some(_) => None,
+    };
+    let enrolled = ctx
+        .member
+        .product_on(ctx.date_of_care)
+        .map(|p| p.start)
+        .unwrap_or(ctx.date_of_care);
+
+    for (i, line) in lines.iter().enumerate() {
+        let sequence = i as u32 + 1;
+        let (m, reasons) = line_share(
+            ctx,
+            line,
+            blocker.as_ref(),
+            enrolled,
+            &mut running,
+            &mut consumption,
+        );
+        debug_assert!(m >= 0 && m <= line.remainder().max(0));
+        out.push(LineShare {
+            sequence,
+            mutuelle_share: m,
+            reasons,
+        });
+    }
+    Adjudication {
+        lines: out,
+        consumption: consumption.into_values().collect(),
+    }
+}
+
+fn zero(reason: Reason) -> (Amount, Vec<Reason>) {
+    (0, vec![reason])
+}
+
+fn line_share(
+    ctx: &Context<'_>,
+    line: &ClaimLine,
+    blocker: Option<&Reason>,
+    enrolled: Date,
+    running: &mut Usage,
+    consumption: &mut BTreeMap<CeilingKey, CeilingUse>,
+) -> (Amount, Vec<Reason>) {
+    let r = line.remainder();
+    if line.outcome == SchemeOutcome::Refused {
+        let msg = if line.scheme_reason.is_empty() {
+            "refused by the scheme".to_string()
+        } else {
+            format!("refused by the scheme: {}", line.scheme_reason)
+        };
+        return zero(Reason::new(ReasonCode::SchemeRefused, msg));
+    }
+    if r <= 0 {
+        return (0, Vec::new());
+    }
+    if let Some(b) = blocker {
+        return zero(b.clone());
+    }
+    let Some(product) = ctx.product else {
+        return zero(Reason::new(ReasonCode::NoProduct, "no product"));
+    };
+    if product.excluded_acts.iter().any(|a| a == &line.act_code) {
+        return zero(Reason::new(
+            ReasonCode::ExcludedAct,
+            format!("act {} excluded by product {}", line.act_code, product.id),
+        ));
+    }
+    let Some(rule) = product.rule(line.category) else {
+        return zero(Reason::new(
+            ReasonCode::CategoryNotCovered,
+            format!("category {} not covered", line.category.as_str()),
+        ));
+    };
+    if let Some(d) = ctx.diagnoses.iter().find(|d| {
+        Product::diagnosis_excluded(&product.excluded_diagnoses, d)
+            || Product::diagnosis_excluded(&rule.excluded_diagnoses, d)
+    }) {
+        return zero(Reason::new(
+            ReasonCode::ExcludedDiagnosis,
+            format!("diagnosis {d} excluded"),
+        ));
+    }
+    if rule.waiting_days > 0 {
+        let covered_from = enrolled.saturating_add(time::Duration::days(rule.waiting_days as i64));
+        if ctx.date_of_care < covered_from {
+            return zero(Reason::new(
+                ReasonCode::WaitingPeriod,
+                format!(
+                    "waiting period: {} covered from {}",
+                    line.category.as_str(),
+                    crate::date::format(covered_from)
+                ),
+            ));
+        }
+    }
+
+    let mut reasons = Vec::new();
+    let mut m: Amount = if line.outcome == SchemeOutcome::OutOfBasket {
+        if rule.out_of_basket_rate_bp == 0 {
+            return zero(Reason::new(
+                ReasonCode::OutOfBasketNotCovered,
+                "out-of-basket act not covered by the product",
+            ));
+        }
+        let m = apply_rate(r, rule.out_of_basket_rate_bp);
+        if m < r {
+            reasons.push(Reason::new(
+                ReasonCode::PartialRate,
+                format!(
+                    "out-of-basket act covered at {}",
+                    pct(rule.out_of_basket_rate_bp)
+                ),
+            ));
+        }
+        m
+    } else {
+        let tm = line.ticket_moderateur();
+        let d = line.overrun();
+        let m_tm = match rule.fixed_per_act {
+            Some(f) => {
+                let cap = f.saturating_mul(line.quantity as Amount);
+                if cap < tm {
+                    reasons.push(Reason::new(
+                        ReasonCode::FixedAmount,
+                        format!("fixed amount of {f} per act"),
+                    ));
+                }
+                cap.min(tm)
+            }
+            None => {
+                let m = apply_rate(tm, rule.tm_rate_bp);
+                if m < tm {
+                    reasons.push(Reason::new(
+                        ReasonCode::PartialRate,
+                        format!("ticket moderateur covered at {}", pct(rule.tm_rate_bp)),
+                    ));
+                }
+                m
+            }
+        };
+        let m_d = if d > 0 {
+            let m = apply_rate(d, rule.overrun_rate_bp);
+            if m < d {
+                let msg = if rule.overrun_rate_bp == 0 {
+                    "overrun above the scheme tariff not covered".to_string()
+                } else {
+                    format!("overrun covered at {}", pct(rule.overrun_rate_bp))
+                };
+                reasons.push(Reason::new(ReasonCode::OverrunNotCovered, msg));
+            }
+            m
+        } else {
+            0
+        };
+        m_tm + m_d
+    };
+
+    if let Some(per_act) = rule.per_act_limit {
+        let cap = per_act.saturating_mul(line.quantity as Amount);
+        if m > cap {
+            m = cap;
+            reasons.push(Reason::new(
+                ReasonCode::PerActLimit,
+                format!("limit of {per_act} per act"),
+            ));
+        }
+    }
+
+    // Count limit: only the units left are covered, pro rata (floored).
+    let mut units = 0u32;
+    let count = rule.year_count_limit.map(|limit| {
+        let key = count_key(ctx, line.category);
+        let used = running.get(&key).count;
+        (key, limit, limit.saturating_sub(used))
+    });
+    if let Some((_, limit, left)) = &count {
+        units = line.quantity.min(*left);
+        if units < line.quantity {
+            m = ((m as i128 * units as i128) / line.quantity.max(1) as i128) as Amount;
+            reasons.push(Reason::new(
+                ReasonCode::CountLimitReached,
+                format!(
+                    "count limit of {limit} {} acts a year: {left} left",
+                    line.category.as_str()
+                ),
+            ));
+        }
+    }
+
+    // Amount ceilings, in order.
+    let ceilings = amount_ceilings(ctx, product, rule);
+    for (key, limit) in &ceilings {
+        let left = (limit - running.get(key).amount).max(0);
+        if m > left {
+            m = left;
+            reasons.push(Reason::new(
+                ReasonCode::CeilingReached,
+                format!(
+                    "ceiling {} {} reached: {left} of {limit} left",
+                    key.scope.name(),
+                    key.period
+                ),
+            ));
+        }
+    }
+
+    if m > 0 {
+        for (key, limit) in ceilings {
+            record(running, consumption, key, m, 0, Some(limit), None);
+        }
+        if let Some((key, limit, _)) = count
+            && units > 0
+        {
+            record(running, consumption, key, 0, units, None, Some(limit));
+        }
+    }
+    (m, reasons)
+}
+
+fn record(
+    running: &mut Usage,
+    consumption: &mut BTreeMap<CeilingKey, CeilingUse>,
+    key: CeilingKey,
+    amount: Amount,
+    count: u32,
+    limit_amount: Option<Amount>,
+    limit_count: Option<u32>,
+) {
+    let u = running.0.entry(key.clone()).or_default();
+    u.amount += amount;
+    u.count += count;
+    let c = consumption.entry(key.clone()).or_insert(CeilingUse {
+        key,
+        amount: 0,
+        count: 0,
+        limit_amount,
+        limit_count,
+    });
+    c.amount += amount;
+    c.count += count;
+}
+
+fn pct(bp: u32) -> String {
+    if bp % 100 == 0 {
+        format!("{}%", bp / 100)
+    } else {
+        format!("{}.{:02}%", bp / 100, bp % 100)
+    }
+}
+
+/// M may never exceed R; P = B - S - M.
+pub fn patient_share(line: &ClaimLine, m: Amount) -> Amount {
+    line.billed - line.scheme_share - m
+}
+
+/// True when a rate is 100%.
+pub fn is_full(bp: u32) -> bool {
+    bp >= FULL
+}

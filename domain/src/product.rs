@@ -1,0 +1,170 @@
+//! A mutuelle's product: the rules it covers the remainder by.
+//!
+//! Modelled after openIMIS's product (openimis-be-product_py): coverage of the
+//! ticket moderateur per care category as a percentage or a fixed amount per
+//! act, overruns covered apart, out-of-basket acts covered only if said,
+//! ceilings per act / per stay / per category per year / per beneficiary per
+//! year / per household per year, counts per year, waiting periods and
+//! exclusions. Versioned by start date; immutable once a claim used it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::claim::CareCategory;
+use crate::date::{self, Date};
+use crate::money::{Amount, BasisPoints};
+
+/// Rules for one care category.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryRule {
+    /// The category these rules apply to.
+    pub category: CareCategory,
+    /// Share of the ticket moderateur covered, in basis points (10000 = 100%).
+    #[serde(default)]
+    pub tm_rate_bp: BasisPoints,
+    /// Instead of a percentage: a fixed amount per unit, capped at the ticket
+    /// moderateur. When set, `tm_rate_bp` is ignored.
+    #[serde(default)]
+    pub fixed_per_act: Option<Amount>,
+    /// Share of the overrun above the scheme tariff (B - E) covered; 0 = none.
+    #[serde(default)]
+    pub overrun_rate_bp: BasisPoints,
+    /// Share of an out-of-basket act (S = 0) covered, of its whole amount;
+    /// 0 = out-of-basket acts are not covered.
+    #[serde(default)]
+    pub out_of_basket_rate_bp: BasisPoints,
+    /// Most the mutuelle pays per unit of an act in this category.
+    #[serde(default)]
+    pub per_act_limit: Option<Amount>,
+    /// Most the mutuelle pays per beneficiary per calendar year in this category.
+    #[serde(default)]
+    pub year_limit: Option<Amount>,
+    /// Most units (acts) covered per beneficiary per calendar year, for
+    /// example 4 antenatal visits.
+    #[serde(default)]
+    pub year_count_limit: Option<u32>,
+    /// Days from enrolment in the product before this category is covered.
+    #[serde(default)]
+    pub waiting_days: u32,
+    /// ICD-10 code prefixes excluded for this category only.
+    #[serde(default)]
+    pub excluded_diagnoses: Vec<String>,
+}
+
+/// One version of a product.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Product {
+    /// The mutuelle that declares the product.
+    pub mutuelle_id: String,
+    /// Product id, stable across versions.
+    pub id: String,
+    /// Version number, from 1; a new version is a new start date.
+    pub version: u32,
+    pub name: String,
+    /// First date of care this version applies to.
+    #[serde(with = "date::serde_iso")]
+    pub valid_from: Date,
+    /// Last date of care this version applies to; `None`: until a newer version.
+    #[serde(with = "date::serde_iso::option", default)]
+    pub valid_to: Option<Date>,
+    /// Currency of every amount in the product.
+    pub currency: String,
+    /// Covered categories; a category absent here is not covered.
+    pub categories: Vec<CategoryRule>,
+    /// Most the mutuelle pays per hospital stay.
+    #[serde(default)]
+    pub stay_limit: Option<Amount>,
+    /// Most the mutuelle pays per beneficiary per calendar year.
+    #[serde(default)]
+    pub beneficiary_year_limit: Option<Amount>,
+    /// Most the mutuelle pays per household per calendar year.
+    #[serde(default)]
+    pub household_year_limit: Option<Amount>,
+    /// ICD-10 code prefixes excluded for every category ("Z41" excludes
+    /// "Z41.1").
+    #[serde(default)]
+    pub excluded_diagnoses: Vec<String>,
+    /// Act codes never covered.
+    #[serde(default)]
+    pub excluded_acts: Vec<String>,
+}
+
+impl Product {
+    pub fn rule(&self, c: CareCategory) -> Option<&CategoryRule> {
+        self.categories.iter().find(|r| r.category == c)
+    }
+
+    pub fn in_force_on(&self, d: Date) -> bool {
+        self.valid_from <= d && self.valid_to.is_none_or(|t| d <= t)
+    }
+
+    /// Checks the product's own consistency; returns (field, problem) pairs.
+    pub fn check(&self) -> Vec<(String, String)> {
+        let mut bad = Vec::new();
+        if self.id.trim().is_empty() {
+            bad.push(("id".into(), "must not be empty".into()));
+        }
+        if self.version == 0 {
+            bad.push(("version".into(), "must be 1 or more".into()));
+        }
+        if !crate::money::is_currency_code(&self.currency) {
+            bad.push(("currency".into(), "must be an ISO 4217 code".into()));
+        }
+        if let Some(t) = self.valid_to
+            && t < self.valid_from
+        {
+            bad.push(("valid_to".into(), "must not be before valid_from".into()));
+        }
+        let limits = [
+            ("stay_limit", self.stay_limit),
+            ("beneficiary_year_limit", self.beneficiary_year_limit),
+            ("household_year_limit", self.household_year_limit),
+        ];
+        for (name, v) in limits {
+            if v.is_some_and(|v| v < 0) {
+                bad.push((name.into(), "must not be negative".into()));
+            }
+        }
+        for (i, r) in self.categories.iter().enumerate() {
+            for (name, bp) in [
+                ("tm_rate_bp", r.tm_rate_bp),
+                ("overrun_rate_bp", r.overrun_rate_bp),
+                ("out_of_basket_rate_bp", r.out_of_basket_rate_bp),
+            ] {
+                if bp > crate::money::FULL {
+                    bad.push((
+                        format!("categories[{i}].{name}"),
+                        "must be 0 to 10000".into(),
+                    ));
+                }
+            }
+            for (name, v) in [
+                ("fixed_per_act", r.fixed_per_act),
+                ("per_act_limit", r.per_act_limit),
+                ("year_limit", r.year_limit),
+            ] {
+                if v.is_some_and(|v| v < 0) {
+                    bad.push((
+                        format!("categories[{i}].{name}"),
+                        "must not be negative".into(),
+                    ));
+                }
+            }
+            if self.categories[..i]
+                .iter()
+                .any(|o| o.category == r.category)
+            {
+                bad.push((format!("categories[{i}].category"), "listed twice".into()));
+            }
+        }
+        bad
+    }
+
+    /// True when `code` falls under one of the excluded ICD-10 prefixes.
+    pub fn diagnosis_excluded(prefixes: &[String], code: &str) -> bool {
+        let norm = |s: &str| s.replace('.', "").to_ascii_uppercase();
+        let code = norm(code);
+        prefixes.iter().any(|p| code.starts_with(&norm(p)))
+    }
+}

@@ -1,0 +1,149 @@
+//! Input checks on domain values, reported per field with the field path as
+//! the protobuf contract spells it (for example `lines[2].scheme_share`).
+
+use crate::claim::{Claim, ClaimLine, SchemeOutcome};
+use crate::money::is_currency_code;
+
+/// Most lines in one claim or eligibility request.
+pub const MAX_LINES: usize = 200;
+/// Most characters in an identifier.
+pub const MAX_ID_LEN: usize = 128;
+/// Most diagnoses on one claim.
+pub const MAX_DIAGNOSES: usize = 50;
+
+/// One wrong field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
+impl FieldViolation {
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+/// Checks a required identifier: non-empty, no surrounding blanks, bounded.
+pub fn check_id(field: &str, v: &str, out: &mut Vec<FieldViolation>) {
+    if v.trim().is_empty() {
+        out.push(FieldViolation::new(field, "must not be empty"));
+    } else if v.len() > MAX_ID_LEN {
+        out.push(FieldViolation::new(
+            field,
+            format!("must be at most {MAX_ID_LEN} characters"),
+        ));
+    } else if v.trim() != v || v.chars().any(char::is_control) {
+        out.push(FieldViolation::new(
+            field,
+            "must not have surrounding blanks or control characters",
+        ));
+    }
+}
+
+/// Checks one line's amounts against the money rules.
+pub fn check_line(prefix: &str, line: &ClaimLine, out: &mut Vec<FieldViolation>) {
+    let f = |name: &str| format!("{prefix}.{name}");
+    check_id(&f("act_code"), &line.act_code, out);
+    if line.quantity == 0 {
+        out.push(FieldViolation::new(f("quantity"), "must be 1 or more"));
+    }
+    if line.billed < 0 {
+        out.push(FieldViolation::new(f("billed"), "must not be negative"));
+    }
+    if line.tariff_base < 0 {
+        out.push(FieldViolation::new(
+            f("tariff_base"),
+            "must not be negative",
+        ));
+    }
+    if line.scheme_share < 0 {
+        out.push(FieldViolation::new(
+            f("scheme_share"),
+            "must not be negative",
+        ));
+    } else if line.billed >= 0 && line.tariff_base >= 0 {
+        let max = line.billed.min(line.tariff_base);
+        if line.scheme_share > max {
+            out.push(FieldViolation::new(
+                f("scheme_share"),
+                format!("must be between 0 and min(billed, tariff_base) = {max}"),
+            ));
+        }
+    }
+    if line.outcome != SchemeOutcome::Covered && line.scheme_share != 0 {
+        out.push(FieldViolation::new(
+            f("scheme_share"),
+            "must be 0 when the scheme outcome is out of basket or refused",
+        ));
+    }
+}
+
+/// Checks a whole claim (after its fields were parsed).
+pub fn check_claim(claim: &Claim, out: &mut Vec<FieldViolation>) {
+    check_id("scheme_id", &claim.scheme_id, out);
+    check_id("claim_id", &claim.claim_id, out);
+    check_id("provider_id", &claim.provider_id, out);
+    check_id("invoice_number", &claim.invoice_number, out);
+    check_id("beneficiary_id", &claim.beneficiary_id, out);
+    if let Some(m) = &claim.mutuelle_id {
+        check_id("mutuelle_id", m, out);
+    }
+    if let Some(m) = &claim.member_number {
+        check_id("member_number", m, out);
+    }
+    if !is_currency_code(&claim.currency) {
+        out.push(FieldViolation::new(
+            "currency",
+            "must be an ISO 4217 code such as XOF",
+        ));
+    }
+    if claim.diagnoses.len() > MAX_DIAGNOSES {
+        out.push(FieldViolation::new(
+            "diagnoses",
+            format!("at most {MAX_DIAGNOSES} diagnoses"),
+        ));
+    }
+    for (i, d) in claim.diagnoses.iter().enumerate() {
+        check_id(&format!("diagnoses[{i}]"), d, out);
+    }
+    if let Some(stay) = &claim.stay {
+        check_id("stay.stay_id", &stay.stay_id, out);
+        if let Some(d) = stay.discharge
+            && d < stay.admission
+        {
+            out.push(FieldViolation::new(
+                "stay.discharge_date",
+                "must not be before stay.admission_date",
+            ));
+        }
+        if claim.date_of_care < stay.admission {
+            out.push(FieldViolation::new(
+                "date_of_care",
+                "must not be before stay.admission_date",
+            ));
+        }
+    }
+    if claim.lines.is_empty() {
+        out.push(FieldViolation::new("lines", "at least one line is needed"));
+    } else if claim.lines.len() > MAX_LINES {
+        out.push(FieldViolation::new(
+            "lines",
+            format!("at most {MAX_LINES} lines"),
+        ));
+    } else {
+        for (i, l) in claim.lines.iter().enumerate() {
+            check_line(&format!("lines[{i}]"), l, out);
+        }
+        let total = claim
+            .lines
+            .iter()
+            .try_fold(0i64, |acc, l| acc.checked_add(l.billed.max(0)));
+        if total.is_none() {
+            out.push(FieldViolation::new("lines", "billed total overflows"));
+        }
+    }
+}

@@ -1,0 +1,478 @@
+//! Engine tests: one example per product rule, then properties over random
+//! products, members, usage snapshots and claims.
+
+use passerelle_domain::engine::{self, adjudicate};
+use passerelle_domain::{
+    CareCategory, CategoryRule, ClaimLine, Context, Member, Product, ProductPeriod, ReasonCode,
+    SchemeOutcome, Usage, date,
+};
+use proptest::prelude::*;
+
+fn d(s: &str) -> date::Date {
+    date::parse(s).unwrap()
+}
+
+fn rule(category: CareCategory, tm_rate_bp: u32) -> CategoryRule {
+    CategoryRule {
+        category,
+        tm_rate_bp,
+        fixed_per_act: None,
+        overrun_rate_bp: 0,
+        out_of_basket_rate_bp: 0,
+        per_act_limit: None,
+        year_limit: None,
+        year_count_limit: None,
+        waiting_days: 0,
+        excluded_diagnoses: vec![],
+    }
+}
+
+fn product(categories: Vec<CategoryRule>) -> Product {
+    Product {
+        mutuelle_id: "MUT".into(),
+        id: "P".into(),
+        version: 1,
+        name: "test".into(),
+        valid_from: d("2020-01-01"),
+        valid_to: None,
+        currency: "XOF".into(),
+        categories,
+        stay_limit: None,
+        beneficiary_year_limit: None,
+        household_year_limit: None,
+        excluded_diagnoses: vec![],
+        excluded_acts: vec![],
+    }
+}
+
+fn member() -> Member {
+    Member {
+        mutuelle_id: "MUT".into(),
+        scheme_id: "CNSS".into(),
+        beneficiary_id: "B1".into(),
+        member_number: "M1".into(),
+        household_id: "H1".into(),
+        paid_until: Some(d("2030-12-31")),
+        products: vec![ProductPeriod {
+            product_id: "P".into(),
+            start: d("2025-01-01"),
+            end: None,
+        }],
+    }
+}
+
+fn line(cat: CareCategory, b: i64, e: i64, s: i64) -> ClaimLine {
+    ClaimLine {
+        act_code: "ACT".into(),
+        category: cat,
+        quantity: 1,
+        billed: b,
+        tariff_base: e,
+        scheme_share: s,
+        outcome: SchemeOutcome::Covered,
+        scheme_reason: String::new(),
+    }
+}
+
+fn run(p: &Product, m: &Member, lines: &[ClaimLine], usage: &Usage) -> engine::Adjudication {
+    let ctx = Context {
+        member: m,
+        product: Some(p),
+        date_of_care: d("2026-03-10"),
+        diagnoses: &[],
+        stay_id: None,
+        usage,
+    };
+    adjudicate(&ctx, lines)
+}
+
+fn codes(a: &engine::Adjudication, i: usize) -> Vec<ReasonCode> {
+    a.lines[i].reasons.iter().map(|r| r.code).collect()
+}
+
+#[test]
+fn full_tm_cover() {
+    let p = product(vec![rule(CareCategory::Consultation, 10_000)]);
+    let a = run(
+        &p,
+        &member(),
+        &[line(CareCategory::Consultation, 5000, 5000, 3500)],
+        &Usage::default(),
+    );
+    assert_eq!(a.lines[0].mutuelle_share, 1500);
+    assert!(a.lines[0].reasons.is_empty());
+}
+
+#[test]
+fn partial_percentage_floors() {
+    let p = product(vec![rule(CareCategory::Pharmacy, 5000)]);
+    // TM = 1001: 50% is 500.5, floored to 500; the patient keeps 501.
+    let a = run(
+        &p,
+        &member(),
+        &[line(CareCategory::Pharmacy, 3337, 3337, 2336)],
+        &Usage::default(),
+    );
+    assert_eq!(a.lines[0].mutuelle_share, 500);
+    assert_eq!(codes(&a, 0), vec![ReasonCode::PartialRate]);
+}
+
+#[test]
+fn overrun_covered_apart_from_tm() {
+    let mut r = rule(CareCategory::Hospitalisation, 10_000);
+    let p0 = product(vec![r.clone()]);
+    // B 12000, E 10000, S 8000: TM 2000, D 2000.
+    let l = line(CareCategory::Hospitalisation, 12000, 10000, 8000);
+    let a = run(&p0, &member(), std::slice::from_ref(&l), &Usage::default());
+    assert_eq!(a.lines[0].mutuelle_share, 2000);
+    assert_eq!(codes(&a, 0), vec![ReasonCode::OverrunNotCovered]);
+    r.overrun_rate_bp = 5000;
+    let p1 = product(vec![r]);
+    let a = run(&p1, &member(), &[l], &Usage::default());
+    assert_eq!(a.lines[0].mutuelle_share, 3000);
+}
+
+#[test]
+fn tariff_above_billed_has_no_overrun() {
+    let p = product(vec![rule(CareCategory::Pharmacy, 10_000)]);
+    // Pharmacy below tariff: B 900, E 1000, S 700: TM = 900 - 700 = 200.
+    let a = run(
+        &p,
+        &member(),
+        &[line(CareCategory::Pharmacy, 900, 1000, 700)],
+        &Usage::default(),
+    );
+    assert_eq!(a.lines[0].mutuelle_share, 200);
+}
+
+#[test]
+fn out_of_basket_only_if_product_says() {
+    let mut r = rule(CareCategory::Optical, 10_000);
+    let mut l = line(CareCategory::Optical, 20000, 0, 0);
+    l.outcome = SchemeOutcome::OutOfBasket;
+    let a = run(
+        &product(vec![r.clone()]),
+        &member(),
+        std::slice::from_ref(&l),
+        &Usage::default(),
+    );
+    assert_eq!(a.lines[0].mutuelle_share, 0);
+    assert_eq!(codes(&a, 0), vec![ReasonCode::OutOfBasketNotCovered]);
+    r.out_of_basket_rate_bp = 6000;
+    let a = run(&product(vec![r]), &member(), &[l], &Usage::default());
+    assert_eq!(a.lines[0].mutuelle_share, 12000);
+}
+
+#[test]
+fn refused_line_gets_nothing() {
+    let p = product(vec![rule(CareCategory::Lab, 10_000)]);
+    let mut l = line(CareCategory::Lab, 4000, 4000, 0);
+    l.outcome = SchemeOutcome::Refused;
+    l.scheme_reason = "no prescription".into();
+    let a = run(&p, &member(), &[l], &Usage::default());
+    assert_eq!(a.lines[0].mutuelle_share, 0);
+    assert_eq!(codes(&a, 0), vec![ReasonCode::SchemeRefused]);
+    assert!(a.lines[0].reasons[0].message.contains("no prescription"));
+}
+
+#[test]
+fn ceiling_runs_out_part_way_in_line_order() {
+    let mut p = product(vec![rule(CareCategory::Consultation, 10_000)]);
+    p.beneficiary_year_limit = Some(2500);
+    let l = line(CareCategory::Consultation, 5000, 5000, 3500); // R = 1500
+    let a = run(&p, &member(), &[l.clone(), l.clone(), l], &Usage::default());
+    let m: Vec<i64> = a.lines.iter().map(|l| l.mutuelle_share).collect();
+    assert_eq!(m, vec![1500, 1000, 0]);
+    assert_eq!(codes(&a, 1), vec![ReasonCode::CeilingReached]);
+    assert_eq!(a.consumption.len(), 1);
+    assert_eq!(a.consumption[0].amount, 2500);
+}
+
+#[test]
+fn fixed_amount_per_act_and_per_act_limit() {
+    let mut r = rule(CareCategory::Dental, 10_000);
+    r.fixed_per_act = Some(700);
+    let mut l = line(CareCategory::Dental, 10000, 10000, 7000); // TM 3000
+    l.quantity = 2;
+    let a = run(
+        &product(vec![r.clone()]),
+        &member(),
+        std::slice::from_ref(&l),
+        &Usage::default(),
+    );
+    assert_eq!(a.lines[0].mutuelle_share, 1400);
+    assert_eq!(codes(&a, 0), vec![ReasonCode::FixedAmount]);
+    r.fixed_per_act = None;
+    r.per_act_limit = Some(1000);
+    let a = run(&product(vec![r]), &member(), &[l], &Usage::default());
+    assert_eq!(a.lines[0].mutuelle_share, 2000);
+    assert_eq!(codes(&a, 0), vec![ReasonCode::PerActLimit]);
+}
+
+#[test]
+fn count_limit_covers_units_left_pro_rata() {
+    let mut r = rule(CareCategory::Maternity, 10_000);
+    r.year_count_limit = Some(4);
+    let p = product(vec![r]);
+    let mut l = line(CareCategory::Maternity, 3000, 3000, 2400); // TM 600
+    l.quantity = 3;
+    let mut usage = Usage::default();
+    let first = run(&p, &member(), std::slice::from_ref(&l), &usage);
+    assert_eq!(first.lines[0].mutuelle_share, 600);
+    usage.apply(&first.consumption);
+    let second = run(&p, &member(), &[l], &usage);
+    // One visit left of four: one third of 600.
+    assert_eq!(second.lines[0].mutuelle_share, 200);
+    assert_eq!(codes(&second, 0), vec![ReasonCode::CountLimitReached]);
+}
+
+#[test]
+fn waiting_period_per_category() {
+    let mut r = rule(CareCategory::Maternity, 10_000);
+    r.waiting_days = 270;
+    let p = product(vec![r, rule(CareCategory::Consultation, 10_000)]);
+    let mut m = member();
+    m.products[0].start = d("2026-01-01");
+    let lines = [
+        line(CareCategory::Maternity, 3000, 3000, 2400),
+        line(CareCategory::Consultation, 3000, 3000, 2400),
+    ];
+    let a = run(&p, &m, &lines, &Usage::default());
+    assert_eq!(a.lines[0].mutuelle_share, 0);
+    assert_eq!(codes(&a, 0), vec![ReasonCode::WaitingPeriod]);
+    assert_eq!(a.lines[1].mutuelle_share, 600);
+}
+
+#[test]
+fn exclusion_by_diagnosis_and_act() {
+    let mut p = product(vec![rule(CareCategory::Consultation, 10_000)]);
+    p.excluded_diagnoses = vec!["Z41".into()];
+    p.excluded_acts = vec!["COSM01".into()];
+    let diagnoses = vec!["Z41.1".to_string()];
+    let ctx = Context {
+        member: &member(),
+        product: Some(&p),
+        date_of_care: d("2026-03-10"),
+        diagnoses: &diagnoses,
+        stay_id: None,
+        usage: &Usage::default(),
+    };
+    let a = adjudicate(&ctx, &[line(CareCategory::Consultation, 5000, 5000, 3500)]);
+    assert_eq!(codes(&a, 0), vec![ReasonCode::ExcludedDiagnosis]);
+    let mut l = line(CareCategory::Consultation, 5000, 5000, 3500);
+    l.act_code = "COSM01".into();
+    let a = run(&p, &member(), &[l], &Usage::default());
+    assert_eq!(codes(&a, 0), vec![ReasonCode::ExcludedAct]);
+}
+
+#[test]
+fn unpaid_dues_and_no_product() {
+    let p = product(vec![rule(CareCategory::Consultation, 10_000)]);
+    let mut m = member();
+    m.paid_until = Some(d("2026-02-28"));
+    let a = run(
+        &p,
+        &m,
+        &[line(CareCategory::Consultation, 5000, 5000, 3500)],
+        &Usage::default(),
+    );
+    assert_eq!(codes(&a, 0), vec![ReasonCode::DuesUnpaid]);
+    let ctx = Context {
+        member: &member(),
+        product: None,
+        date_of_care: d("2026-03-10"),
+        diagnoses: &[],
+        stay_id: None,
+        usage: &Usage::default(),
+    };
+    let a = adjudicate(&ctx, &[line(CareCategory::Consultation, 5000, 5000, 3500)]);
+    assert_eq!(codes(&a, 0), vec![ReasonCode::NoProduct]);
+}
+
+#[test]
+fn stay_and_household_ceilings() {
+    let mut p = product(vec![rule(CareCategory::Hospitalisation, 10_000)]);
+    p.stay_limit = Some(5000);
+    p.household_year_limit = Some(7000);
+    let stay = Some("STAY-1");
+    let ctx = Context {
+        member: &member(),
+        product: Some(&p),
+        date_of_care: d("2026-03-10"),
+        diagnoses: &[],
+        stay_id: stay,
+        usage: &Usage::default(),
+    };
+    let l = line(CareCategory::Hospitalisation, 40000, 40000, 32000); // TM 8000
+    let a = adjudicate(&ctx, std::slice::from_ref(&l));
+    assert_eq!(a.lines[0].mutuelle_share, 5000);
+    // Another household member: household ceiling has 2000 left.
+    let mut usage = Usage::default();
+    usage.apply(&a.consumption);
+    let mut other = member();
+    other.member_number = "M2".into();
+    let ctx2 = Context {
+        member: &other,
+        usage: &usage,
+        stay_id: Some("STAY-2"),
+        ..ctx
+    };
+    let b = adjudicate(&ctx2, &[l]);
+    assert_eq!(b.lines[0].mutuelle_share, 2000);
+}
+
+// ---- properties ----
+
+fn arb_category() -> impl Strategy<Value = CareCategory> {
+    prop::sample::select(CareCategory::ALL.to_vec())
+}
+
+fn arb_rule() -> impl Strategy<Value = CategoryRule> {
+    (
+        arb_category(),
+        0u32..=10_000,
+        prop::option::of(0i64..5_000),
+        0u32..=10_000,
+        0u32..=10_000,
+        prop::option::of(0i64..20_000),
+        prop::option::of(0i64..50_000),
+        prop::option::of(0u32..6),
+        0u32..400,
+    )
+        .prop_map(
+            |(category, tm, fixed, ov, oob, per_act, year, count, wait)| CategoryRule {
+                category,
+                tm_rate_bp: tm,
+                fixed_per_act: fixed,
+                overrun_rate_bp: ov,
+                out_of_basket_rate_bp: oob,
+                per_act_limit: per_act,
+                year_limit: year,
+                year_count_limit: count,
+                waiting_days: wait,
+                excluded_diagnoses: vec![],
+            },
+        )
+}
+
+fn arb_product() -> impl Strategy<Value = Product> {
+    (
+        prop::collection::vec(arb_rule(), 0..6),
+        prop::option::of(0i64..100_000),
+        prop::option::of(0i64..100_000),
+        prop::option::of(0i64..150_000),
+    )
+        .prop_map(|(mut rules, stay, ben, hh)| {
+            rules.sort_by_key(|r| r.category);
+            rules.dedup_by_key(|r| r.category);
+            let mut p = product(rules);
+            p.stay_limit = stay;
+            p.beneficiary_year_limit = ben;
+            p.household_year_limit = hh;
+            p
+        })
+}
+
+fn arb_line() -> impl Strategy<Value = ClaimLine> {
+    (
+        arb_category(),
+        1u32..5,
+        0i64..60_000,
+        0i64..60_000,
+        0u32..=10_000,
+        0u8..10,
+    )
+        .prop_map(|(category, quantity, b, e, rate, kind)| {
+            let outcome = match kind {
+                0 => SchemeOutcome::Refused,
+                1 => SchemeOutcome::OutOfBasket,
+                _ => SchemeOutcome::Covered,
+            };
+            let s = if outcome == SchemeOutcome::Covered {
+                passerelle_domain::money::apply_rate(b.min(e), rate)
+            } else {
+                0
+            };
+            ClaimLine {
+                act_code: "A".into(),
+                category,
+                quantity,
+                billed: b,
+                tariff_base: e,
+                scheme_share: s,
+                outcome,
+                scheme_reason: String::new(),
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn invariants_hold(
+        p in arb_product(),
+        lines in prop::collection::vec(arb_line(), 1..12),
+        prior in prop::collection::vec(arb_line(), 0..6),
+        paid in any::<bool>(),
+        stay in prop::option::of("S[12]"),
+    ) {
+        let mut m = member();
+        if !paid { m.paid_until = Some(d("2026-01-01")); }
+        // A snapshot of earlier usage, produced by the engine itself.
+        let mut usage = Usage::default();
+        let earlier = run(&p, &m, &prior, &usage);
+        usage.apply(&earlier.consumption);
+        let before = usage.clone();
+
+        let ctx = Context { member: &m, product: Some(&p), date_of_care: d("2026-03-10"),
+            diagnoses: &[], stay_id: stay.as_deref(), usage: &usage };
+        let a = adjudicate(&ctx, &lines);
+        prop_assert_eq!(a.lines.len(), lines.len());
+        let (mut tb, mut ts, mut tm, mut tp) = (0i64, 0i64, 0i64, 0i64);
+        for (l, share) in lines.iter().zip(&a.lines) {
+            let mm = share.mutuelle_share;
+            let pp = engine::patient_share(l, mm);
+            prop_assert!(mm >= 0, "M >= 0");
+            prop_assert!(pp >= 0, "P >= 0");
+            prop_assert!(l.scheme_share >= 0);
+            prop_assert!(mm <= l.remainder(), "M <= R");
+            prop_assert_eq!(l.scheme_share + mm + pp, l.billed);
+            prop_assert_eq!(l.remainder(), l.ticket_moderateur() + l.overrun());
+            if mm < l.remainder() && l.remainder() > 0 {
+                prop_assert!(!share.reasons.is_empty(), "a reason for every line not fully covered");
+            }
+            tb += l.billed; ts += l.scheme_share; tm += mm; tp += pp;
+        }
+        prop_assert_eq!(ts + tm + tp, tb);
+
+        // No ceiling ever exceeded.
+        let mut after = usage.clone();
+        after.apply(&a.consumption);
+        for u in &a.consumption {
+            let total = after.get(&u.key);
+            if let Some(l) = u.limit_amount { prop_assert!(total.amount <= l, "amount ceiling {:?}", u.key); }
+            if let Some(l) = u.limit_count { prop_assert!(total.count <= l, "count ceiling {:?}", u.key); }
+            prop_assert!(u.amount >= 0);
+        }
+        // Each amount ceiling consumed exactly the M of the lines it covers.
+        let total_m: i64 = a.lines.iter().map(|l| l.mutuelle_share).sum();
+        for u in &a.consumption {
+            if u.key.scope == passerelle_domain::CeilingScope::BeneficiaryYear
+                || u.key.scope == passerelle_domain::CeilingScope::HouseholdYear {
+                prop_assert_eq!(u.amount, total_m);
+            }
+        }
+        // Cancel restores exactly what the claim consumed.
+        after.revert(&a.consumption);
+        prop_assert_eq!(after, before);
+    }
+
+    #[test]
+    fn deterministic(p in arb_product(), lines in prop::collection::vec(arb_line(), 1..8)) {
+        let m = member();
+        let a = run(&p, &m, &lines, &Usage::default());
+        let b = run(&p, &m, &lines, &Usage::default());
+        prop_assert_eq!(a, b);
+    }
+}

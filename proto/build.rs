@@ -1,0 +1,27 @@
+//! Compiles proto/ with protox (pure Rust): no system protoc is needed.
+//! The descriptor set is also written out for gRPC server reflection.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = [
+        "passerelle/common/v1/common.proto",
+        "passerelle/scheme/v1/scheme.proto",
+        "passerelle/partner/v1/partner.proto",
+        "passerelle/roster/v1/roster.proto",
+    ];
+    for f in &files {
+        println!("cargo:rerun-if-changed={f}");
+    }
+    let fds = protox::compile(files, ["."])?;
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out.join("passerelle_descriptor.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}
