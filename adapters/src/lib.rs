@@ -1,1 +1,195 @@
+//! Per-partner adapters: how passerelle reaches one mutuelle.
+//!
+//! One trait, [`Adapter`]; one explicit registry, [`registry::build`]. Every
+//! adapter module has the same inner shape: a config struct
+//! (`deny_unknown_fields`, a doc comment per field), the translation to and
+//! from the partner's format, the transport, and its tests.
+//!
+//! Adapters do not store anything. The broker stores the claim before it
+//! calls an adapter, checks the answer (see
+//! [`passerelle_domain::validate::check_answer`]) and stores the result.
+//!
+//! Adding an adapter: see docs/adapters.md ("Adding an adapter").
 
+pub mod grpc;
+pub mod registry;
+pub mod rules;
+pub mod sim;
+
+use async_trait::async_trait;
+use passerelle_domain::engine::CeilingView;
+use passerelle_domain::{
+    CeilingKey, CeilingUse, Claim, ClaimLine, Date, LineShare, Member, Product, ProductRef, Reason,
+    ReasonCode, Usage,
+};
+
+/// The kinds of adapter this build knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdapterKind {
+    /// The broker adjudicates on the mutuelle's declared products and keeps
+    /// its ceilings (a mutuelle with no system).
+    Rules,
+    /// A partner implementing `passerelle.partner.v1.MutuellePartner`.
+    Grpc,
+}
+
+impl AdapterKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdapterKind::Rules => "rules",
+            AdapterKind::Grpc => "grpc",
+        }
+    }
+}
+
+/// A complementary eligibility question, as the broker puts it to a partner.
+#[derive(Clone, Debug)]
+pub struct EligibilityQuery {
+    pub idempotency_key: String,
+    pub scheme_id: String,
+    pub beneficiary_id: String,
+    /// From the roster or the card, when known.
+    pub member_number: Option<String>,
+    pub date_of_care: Date,
+    pub currency: String,
+    /// Planned lines, for a non-binding estimate.
+    pub lines: Vec<ClaimLine>,
+    pub diagnoses: Vec<String>,
+}
+
+/// A partner's eligibility answer.
+#[derive(Clone, Debug, Default)]
+pub struct EligibilityAnswer {
+    pub covered: bool,
+    pub reason: Option<Reason>,
+    pub member_number: String,
+    pub household_id: String,
+    pub product: Option<ProductRef>,
+    pub paid_until: Option<Date>,
+    pub ceilings: Vec<CeilingView>,
+    /// One estimate per planned line.
+    pub lines: Vec<LineShare>,
+}
+
+impl EligibilityAnswer {
+    pub fn not_covered(reason: Reason) -> Self {
+        EligibilityAnswer {
+            covered: false,
+            reason: Some(reason),
+            ..Default::default()
+        }
+    }
+}
+
+/// A binding adjudication of a claim's remainder.
+#[derive(Clone, Copy, Debug)]
+pub struct AdjudicationRequest<'a> {
+    /// Issued by the broker; the same for every resend of this claim.
+    pub idempotency_key: &'a str,
+    pub claim: &'a Claim,
+    /// The member number at the partner.
+    pub member_number: &'a str,
+}
+
+/// A partner's adjudication, before the broker checks it.
+#[derive(Clone, Debug, Default)]
+pub struct PartnerAdjudication {
+    pub lines: Vec<LineShare>,
+    pub partner_reference: String,
+    pub product: Option<ProductRef>,
+    /// Ceilings the broker keeps for this partner (rules adapter only); the
+    /// store applies them conditionally with the claim's result.
+    pub consumption: Vec<CeilingUse>,
+}
+
+/// A cancel of an earlier adjudication.
+#[derive(Clone, Copy, Debug)]
+pub struct CancelRequest<'a> {
+    pub idempotency_key: &'a str,
+    pub adjudication_key: &'a str,
+    pub scheme_id: &'a str,
+    pub claim_id: &'a str,
+    pub reason: &'a str,
+}
+
+/// Why a partner call did not give an answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AdapterError {
+    /// The partner did not answer within its deadline: retry later, same key.
+    #[error("partner missed its deadline of {0} ms")]
+    Timeout(u64),
+    /// The partner is unreachable or failed transiently: retry later, same key.
+    #[error("partner unavailable: {0}")]
+    Unavailable(String),
+    /// The partner refused for good; the claim is rejected with this reason.
+    #[error("partner rejected: {}", .0.message)]
+    Rejected(Reason),
+    /// The partner answered something that cannot be understood.
+    #[error("malformed partner answer: {0}")]
+    Malformed(String),
+}
+
+impl AdapterError {
+    /// True when a later retry with the same key may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            AdapterError::Timeout(_) | AdapterError::Unavailable(_)
+        )
+    }
+
+    /// The reason to store on a claim this error ends.
+    pub fn final_reason(&self) -> Reason {
+        match self {
+            AdapterError::Rejected(r) => r.clone(),
+            AdapterError::Malformed(m) => Reason::new(ReasonCode::PartnerAnswerInvalid, m.clone()),
+            other => Reason::new(ReasonCode::PartnerRejected, other.to_string()),
+        }
+    }
+}
+
+/// How the broker reaches one mutuelle.
+#[async_trait]
+pub trait Adapter: Send + Sync + 'static {
+    fn kind(&self) -> AdapterKind;
+
+    /// Complementary eligibility; nothing is consumed.
+    async fn eligibility(&self, q: &EligibilityQuery) -> Result<EligibilityAnswer, AdapterError>;
+
+    /// Binding adjudication of the remainder of every line. Must honour
+    /// `idempotency_key`: the same key gives the same answer, once.
+    async fn adjudicate(
+        &self,
+        req: AdjudicationRequest<'_>,
+    ) -> Result<PartnerAdjudication, AdapterError>;
+
+    /// Cancels an adjudication. Cancelling twice, or an unknown one, succeeds.
+    async fn cancel(&self, req: CancelRequest<'_>) -> Result<(), AdapterError>;
+}
+
+/// What the rules adapter reads from the broker's store. Implemented by the
+/// broker's storage; kept here so that adapters never depend on the broker.
+#[async_trait]
+pub trait RulesData: Send + Sync + 'static {
+    /// The member of `mutuelle_id` with this member number, or else with this
+    /// scheme beneficiary id.
+    async fn find_member(
+        &self,
+        mutuelle_id: &str,
+        scheme_id: &str,
+        beneficiary_id: &str,
+        member_number: Option<&str>,
+    ) -> Result<Option<Member>, String>;
+
+    /// The version of a product in force on a date.
+    async fn product_on(
+        &self,
+        mutuelle_id: &str,
+        product_id: &str,
+        date: Date,
+    ) -> Result<Option<Product>, String>;
+
+    /// Current usage of these ceilings of `mutuelle_id`.
+    async fn usage(&self, mutuelle_id: &str, keys: &[CeilingKey]) -> Result<Usage, String>;
+}

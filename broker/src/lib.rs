@@ -1,1 +1,3 @@
+//! The passerelle broker.
 
+pub mod store;

@@ -156,3 +156,45 @@ pub struct LineShare {
     #[serde(default)]
     pub reasons: Vec<Reason>,
 }
+
+/// Lifecycle of a claim; mirrors `passerelle.scheme.v1.ClaimState`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimState {
+    Received,
+    PendingPartner,
+    Coordinated,
+    Rejected,
+    CancelPending,
+    Cancelled,
+}
+
+impl ClaimState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClaimState::Received => "received",
+            ClaimState::PendingPartner => "pending_partner",
+            ClaimState::Coordinated => "coordinated",
+            ClaimState::Rejected => "rejected",
+            ClaimState::CancelPending => "cancel_pending",
+            ClaimState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "received" => ClaimState::Received,
+            "pending_partner" => ClaimState::PendingPartner,
+            "coordinated" => ClaimState::Coordinated,
+            "rejected" => ClaimState::Rejected,
+            "cancel_pending" => ClaimState::CancelPending,
+            "cancelled" => ClaimState::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// The mutuelle has not given its final answer yet.
+    pub fn awaiting_partner(self) -> bool {
+        matches!(self, ClaimState::Received | ClaimState::PendingPartner)
+    }
+}

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::claim::{CareCategory, ClaimLine, LineShare, SchemeOutcome};
 use crate::date::Date;
 use crate::member::Member;
-use crate::money::{Amount, FULL, apply_rate};
+use crate::money::{Amount, apply_rate};
 use crate::product::{CategoryRule, Product};
 use crate::reason::{Reason, ReasonCode};
 
@@ -161,13 +161,40 @@ pub struct Adjudication {
     pub consumption: Vec<CeilingUse>,
 }
 
-/// A ceiling's limit and what is left of it, for eligibility answers.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A ceiling's limit and what it has used, for eligibility answers. Remote
+/// partners report theirs in the same shape.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CeilingView {
-    pub key: CeilingKey,
+    /// "beneficiary-year", "household-year", "category-year", "stay", "count".
+    pub scope: String,
+    pub category: Option<CareCategory>,
+    /// A year or a stay id.
+    pub period: String,
+    /// Amount ceilings: limit and used; `None` for counts.
     pub limit_amount: Option<Amount>,
+    pub used_amount: Amount,
+    /// Count ceilings: limit and used; `None` for amounts.
     pub limit_count: Option<u32>,
-    pub used: Used,
+    pub used_count: u32,
+}
+
+impl CeilingView {
+    fn new(
+        key: &CeilingKey,
+        used: Used,
+        limit_amount: Option<Amount>,
+        limit_count: Option<u32>,
+    ) -> Self {
+        CeilingView {
+            scope: key.scope.name().to_string(),
+            category: key.scope.category(),
+            period: key.period.clone(),
+            limit_amount,
+            used_amount: used.amount,
+            limit_count,
+            used_count: used.count,
+        }
+    }
 }
 
 fn year(d: Date) -> String {
@@ -286,22 +313,12 @@ pub fn ceilings(member: &Member, product: &Product, date: Date, usage: &Usage) -
     for rule in &product.categories {
         for (key, limit) in amount_ceilings(&ctx, product, rule) {
             if seen.insert(key.clone()) {
-                out.push(CeilingView {
-                    used: usage.get(&key),
-                    key,
-                    limit_amount: Some(limit),
-                    limit_count: None,
-                });
+                out.push(CeilingView::new(&key, usage.get(&key), Some(limit), None));
             }
         }
         if let Some(n) = rule.year_count_limit {
             let key = count_key(&ctx, rule.category);
-            out.push(CeilingView {
-                used: usage.get(&key),
-                key,
-                limit_amount: None,
-                limit_count: Some(n),
-            });
+            out.push(CeilingView::new(&key, usage.get(&key), None, Some(n)));
         }
     }
     out
@@ -569,7 +586,7 @@ fn record(
 }
 
 fn pct(bp: u32) -> String {
-    if bp % 100 == 0 {
+    if bp.is_multiple_of(100) {
         format!("{}%", bp / 100)
     } else {
         format!("{}.{:02}%", bp / 100, bp % 100)
@@ -579,9 +596,4 @@ fn pct(bp: u32) -> String {
 /// M may never exceed R; P = B - S - M.
 pub fn patient_share(line: &ClaimLine, m: Amount) -> Amount {
     line.billed - line.scheme_share - m
-}
-
-/// True when a rate is 100%.
-pub fn is_full(bp: u32) -> bool {
-    bp >= FULL
 }

@@ -16,13 +16,15 @@ pub mod product;
 pub mod reason;
 pub mod validate;
 
-pub use claim::{CareCategory, Claim, ClaimLine, LineShare, Payee, SchemeOutcome, Stay};
+pub use claim::{
+    CareCategory, Claim, ClaimLine, ClaimState, LineShare, Payee, SchemeOutcome, Stay,
+};
 pub use date::Date;
 pub use engine::{
     Adjudication, CeilingKey, CeilingScope, CeilingUse, CeilingView, Context, Usage, Used,
 };
 pub use member::{Member, ProductPeriod};
 pub use money::{Amount, BasisPoints};
-pub use product::{CategoryRule, Product};
+pub use product::{CategoryRule, Product, ProductRef};
 pub use reason::{Reason, ReasonCode};
 pub use validate::FieldViolation;

@@ -168,3 +168,21 @@ impl Product {
         prefixes.iter().any(|p| code.starts_with(&norm(p)))
     }
 }
+
+/// A product by id and version, as answers name it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductRef {
+    pub id: String,
+    pub version: u32,
+    pub name: String,
+}
+
+impl From<&Product> for ProductRef {
+    fn from(p: &Product) -> Self {
+        ProductRef {
+            id: p.id.clone(),
+            version: p.version,
+            name: p.name.clone(),
+        }
+    }
+}

@@ -147,3 +147,49 @@ pub fn check_claim(claim: &Claim, out: &mut Vec<FieldViolation>) {
         }
     }
 }
+
+/// Checks a partner's answer against the claim lines it answers: every line
+/// answered exactly once, no unknown line, no negative share, M <= R, and
+/// M = 0 on a line the scheme refused. Returns the shares in line order, or
+/// a short reason for refusing the answer.
+pub fn check_answer(
+    lines: &[ClaimLine],
+    shares: Vec<crate::claim::LineShare>,
+) -> Result<Vec<crate::claim::LineShare>, String> {
+    let mut slots: Vec<Option<crate::claim::LineShare>> = vec![None; lines.len()];
+    for s in shares {
+        let idx = (s.sequence as usize).wrapping_sub(1);
+        let Some(line) = lines.get(idx) else {
+            return Err(format!("answer names unknown line {}", s.sequence));
+        };
+        if slots[idx].is_some() {
+            return Err(format!("line {} answered twice", s.sequence));
+        }
+        if s.mutuelle_share < 0 {
+            return Err(format!(
+                "line {}: negative mutuelle share {}",
+                s.sequence, s.mutuelle_share
+            ));
+        }
+        if s.mutuelle_share > line.remainder() {
+            return Err(format!(
+                "line {}: mutuelle share {} above the remainder {}",
+                s.sequence,
+                s.mutuelle_share,
+                line.remainder()
+            ));
+        }
+        if line.outcome == SchemeOutcome::Refused && s.mutuelle_share != 0 {
+            return Err(format!(
+                "line {}: mutuelle share on a line the scheme refused",
+                s.sequence
+            ));
+        }
+        slots[idx] = Some(s);
+    }
+    slots
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| s.ok_or_else(|| format!("line {} not answered", i + 1)))
+        .collect()
+}

@@ -27,6 +27,8 @@ pub mod roster {
     }
 }
 
+pub mod convert;
+
 /// Encoded `FileDescriptorSet` of every passerelle proto, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/passerelle_descriptor.bin"));

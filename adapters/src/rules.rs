@@ -1,0 +1,222 @@
+//! The rules adapter: for a mutuelle with no system of its own. The broker
+//! adjudicates on the mutuelle's declared products (stored, versioned) and
+//! keeps its ceilings; the consumption goes back to the broker, which applies
+//! it conditionally in the transaction that stores the claim's result.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use passerelle_domain::engine::{self, Context};
+use passerelle_domain::{
+    CareCategory, ClaimLine, Date, Member, Product, ProductRef, Reason, ReasonCode, Usage,
+};
+use serde::Deserialize;
+
+use crate::{
+    Adapter, AdapterError, AdapterKind, AdjudicationRequest, CancelRequest, EligibilityAnswer,
+    EligibilityQuery, PartnerAdjudication, RulesData,
+};
+
+/// Settings of a rules partner. Its products are declared in the config's
+/// `[[products]]` tables (or imported), its members through the roster.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {}
+
+pub struct RulesAdapter {
+    mutuelle_id: String,
+    data: Arc<dyn RulesData>,
+}
+
+impl RulesAdapter {
+    pub fn new(mutuelle_id: impl Into<String>, data: Arc<dyn RulesData>) -> Self {
+        RulesAdapter {
+            mutuelle_id: mutuelle_id.into(),
+            data,
+        }
+    }
+
+    async fn load(
+        &self,
+        scheme_id: &str,
+        beneficiary_id: &str,
+        member_number: Option<&str>,
+        date: Date,
+    ) -> Result<Option<(Member, Option<Product>)>, AdapterError> {
+        let member = self
+            .data
+            .find_member(&self.mutuelle_id, scheme_id, beneficiary_id, member_number)
+            .await
+            .map_err(AdapterError::Unavailable)?;
+        let Some(member) = member else {
+            return Ok(None);
+        };
+        let product = match member.product_on(date) {
+            Some(p) => self
+                .data
+                .product_on(&self.mutuelle_id, &p.product_id, date)
+                .await
+                .map_err(AdapterError::Unavailable)?,
+            None => None,
+        };
+        Ok(Some((member, product)))
+    }
+
+    async fn usage_for(
+        &self,
+        member: &Member,
+        product: Option<&Product>,
+        date: Date,
+        stay_id: Option<&str>,
+        lines: &[ClaimLine],
+        all_categories: bool,
+    ) -> Result<Usage, AdapterError> {
+        let Some(product) = product else {
+            return Ok(Usage::default());
+        };
+        let cats: Vec<CareCategory> = if all_categories {
+            product.categories.iter().map(|r| r.category).collect()
+        } else {
+            lines.iter().map(|l| l.category).collect()
+        };
+        let keys = engine::keys_for(member, product, date, stay_id, cats);
+        if keys.is_empty() {
+            return Ok(Usage::default());
+        }
+        self.data
+            .usage(&self.mutuelle_id, &keys)
+            .await
+            .map_err(AdapterError::Unavailable)
+    }
+}
+
+fn unknown_member() -> Reason {
+    Reason::new(ReasonCode::UnknownMember, "not a member of this mutuelle")
+}
+
+#[async_trait]
+impl Adapter for RulesAdapter {
+    fn kind(&self) -> AdapterKind {
+        AdapterKind::Rules
+    }
+
+    async fn eligibility(&self, q: &EligibilityQuery) -> Result<EligibilityAnswer, AdapterError> {
+        let Some((member, product)) = self
+            .load(
+                &q.scheme_id,
+                &q.beneficiary_id,
+                q.member_number.as_deref(),
+                q.date_of_care,
+            )
+            .await?
+        else {
+            return Ok(EligibilityAnswer::not_covered(unknown_member()));
+        };
+        let usage = self
+            .usage_for(
+                &member,
+                product.as_ref(),
+                q.date_of_care,
+                None,
+                &q.lines,
+                true,
+            )
+            .await?;
+        let ctx = Context {
+            member: &member,
+            product: product.as_ref(),
+            date_of_care: q.date_of_care,
+            diagnoses: &q.diagnoses,
+            stay_id: None,
+            usage: &usage,
+        };
+        Ok(evaluate_eligibility(&ctx, &q.lines))
+    }
+
+    async fn adjudicate(
+        &self,
+        req: AdjudicationRequest<'_>,
+    ) -> Result<PartnerAdjudication, AdapterError> {
+        let c = req.claim;
+        let Some((member, product)) = self
+            .load(
+                &c.scheme_id,
+                &c.beneficiary_id,
+                Some(req.member_number).filter(|m| !m.is_empty()),
+                c.date_of_care,
+            )
+            .await?
+        else {
+            return Err(AdapterError::Rejected(unknown_member()));
+        };
+        let stay_id = c.stay.as_ref().map(|s| s.stay_id.as_str());
+        let usage = self
+            .usage_for(
+                &member,
+                product.as_ref(),
+                c.date_of_care,
+                stay_id,
+                &c.lines,
+                false,
+            )
+            .await?;
+        let ctx = Context {
+            member: &member,
+            product: product.as_ref(),
+            date_of_care: c.date_of_care,
+            diagnoses: &c.diagnoses,
+            stay_id,
+            usage: &usage,
+        };
+        let a = engine::adjudicate(&ctx, &c.lines);
+        Ok(PartnerAdjudication {
+            lines: a.lines,
+            partner_reference: String::new(),
+            product: product.as_ref().map(ProductRef::from),
+            consumption: a.consumption,
+        })
+    }
+
+    async fn cancel(&self, _req: CancelRequest<'_>) -> Result<(), AdapterError> {
+        // The broker keeps this partner's ceilings: the store reverts the
+        // claim's consumption in the transaction that cancels it.
+        Ok(())
+    }
+}
+
+/// Eligibility on declared rules: shared by the rules adapter and the
+/// simulated partners, so that both answer alike.
+pub fn evaluate_eligibility(ctx: &Context<'_>, lines: &[ClaimLine]) -> EligibilityAnswer {
+    let member = ctx.member;
+    let mut answer = EligibilityAnswer {
+        covered: true,
+        member_number: member.member_number.clone(),
+        household_id: member.household_id.clone(),
+        paid_until: member.paid_until,
+        ..Default::default()
+    };
+    match ctx.product {
+        None => {
+            answer.covered = false;
+            answer.reason = Some(Reason::new(
+                ReasonCode::NoProduct,
+                "no product in force on the date of care",
+            ));
+        }
+        Some(p) => {
+            answer.product = Some(ProductRef::from(p));
+            answer.ceilings = engine::ceilings(member, p, ctx.date_of_care, ctx.usage);
+            if !member.dues_paid_on(ctx.date_of_care) {
+                answer.covered = false;
+                answer.reason = Some(Reason::new(
+                    ReasonCode::DuesUnpaid,
+                    "dues not paid up to the date of care",
+                ));
+            }
+        }
+    }
+    if !lines.is_empty() {
+        answer.lines = engine::adjudicate(ctx, lines).lines;
+    }
+    answer
+}

@@ -1,0 +1,568 @@
+//! The storage conformance suite: every backend runs these, through
+//! [`store_conformance_suite!`](crate::store_conformance_suite). Each check
+//! takes a fresh, empty store.
+
+use std::sync::Arc;
+
+use passerelle_domain::{
+    CareCategory, CeilingKey, CeilingScope, CeilingUse, Claim, ClaimLine, ClaimState, LineShare,
+    Member, Payee, Product, ProductPeriod, ProductRef, Reason, ReasonCode, SchemeOutcome, date,
+};
+
+use super::{
+    AuditEntry, Begin, Direction, NewClaim, Outcome, PutProduct, Store, StoreError, Transition,
+};
+
+/// Runs every conformance check against stores made by `$make` (an
+/// expression giving a `Arc<dyn Store>` future or value, called once a test).
+#[macro_export]
+macro_rules! store_conformance_suite {
+    ($make:expr) => {
+        $crate::store_conformance_suite!(@tests $make;
+            begin_claim_is_idempotent_on_scheme_and_claim_id,
+            concurrent_duplicates_insert_once,
+            duplicate_invoice_is_flagged_until_cancelled,
+            completion_is_conditional_and_stores_shares,
+            ceilings_are_enforced_by_the_store,
+            cancel_restores_what_the_claim_consumed,
+            lease_due_hands_a_claim_to_one_worker,
+            defer_moves_to_pending_and_schedules,
+            list_changed_pages_in_change_order,
+            roster_upsert_get_find,
+            products_are_versioned_and_immutable_once_used,
+            audit_is_appended_and_read_back,
+        );
+    };
+    (@tests $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let store: std::sync::Arc<dyn $crate::store::Store> = ($make)().await;
+                $crate::store::conformance::$name(store).await;
+            }
+        )*
+    };
+}
+
+pub fn d(s: &str) -> date::Date {
+    date::parse(s).expect("valid date")
+}
+
+/// A two-line claim for tests.
+pub fn sample_claim(scheme: &str, claim_id: &str, invoice: &str) -> Claim {
+    let line = |b, e, s| ClaimLine {
+        act_code: "C1".into(),
+        category: CareCategory::Consultation,
+        quantity: 1,
+        billed: b,
+        tariff_base: e,
+        scheme_share: s,
+        outcome: SchemeOutcome::Covered,
+        scheme_reason: String::new(),
+    };
+    Claim {
+        scheme_id: scheme.into(),
+        claim_id: claim_id.into(),
+        provider_id: "CHU-TOKOIN".into(),
+        invoice_number: invoice.into(),
+        payee: Payee::Provider,
+        beneficiary_id: "TG-0001".into(),
+        beneficiary_category: String::new(),
+        mutuelle_id: None,
+        member_number: None,
+        date_of_care: d("2026-03-10"),
+        stay: None,
+        diagnoses: vec![],
+        currency: "XOF".into(),
+        lines: vec![line(5000, 5000, 3500), line(12000, 10000, 8000)],
+    }
+}
+
+fn new_claim(claim: Claim) -> NewClaim {
+    NewClaim {
+        request_hash: claim.canonical_hash(),
+        adjudication_key: format!("adj-{}", claim.claim_id),
+        mutuelle_id: "MUT-A".into(),
+        member_number: "M-1".into(),
+        claim,
+        lease_until_ms: 10_000,
+        now_ms: 1_000,
+    }
+}
+
+fn shares(ms: &[i64]) -> Vec<LineShare> {
+    ms.iter()
+        .enumerate()
+        .map(|(i, m)| LineShare {
+            sequence: i as u32 + 1,
+            mutuelle_share: *m,
+            reasons: vec![],
+        })
+        .collect()
+}
+
+fn year_key(subject: &str) -> CeilingKey {
+    CeilingKey {
+        scope: CeilingScope::BeneficiaryYear,
+        subject: subject.into(),
+        period: "2026".into(),
+    }
+}
+
+fn coordinated(ms: &[i64], consumption: Vec<CeilingUse>) -> Outcome {
+    Outcome::Coordinated {
+        shares: shares(ms),
+        product: None,
+        partner_reference: "ref".into(),
+        consumption,
+    }
+}
+
+async fn begin(store: &Arc<dyn Store>, c: Claim) -> Begin {
+    store.begin_claim(new_claim(c)).await.expect("begin_claim")
+}
+
+pub async fn begin_claim_is_idempotent_on_scheme_and_claim_id(store: Arc<dyn Store>) {
+    let c = sample_claim("CNSS", "CLM-1", "INV-1");
+    let Begin::Created(rec) = begin(&store, c.clone()).await else {
+        panic!("first insert creates")
+    };
+    assert_eq!(rec.state, ClaimState::Received);
+    assert_eq!(rec.claim, c);
+    assert_eq!(rec.next_attempt_ms, Some(10_000));
+    let Begin::Existing(again) = begin(&store, c.clone()).await else {
+        panic!("resend is existing")
+    };
+    assert_eq!(again, rec);
+    let mut modified = c.clone();
+    modified.lines[0].billed += 1;
+    assert!(matches!(begin(&store, modified).await, Begin::Modified(_)));
+    // The same claim id under another scheme is another claim.
+    let other = sample_claim("INAM", "CLM-1", "INV-9");
+    assert!(matches!(begin(&store, other).await, Begin::Created(_)));
+    // Nothing changed by the modified resend.
+    let stored = store.get_claim("CNSS", "CLM-1").await.unwrap().unwrap();
+    assert_eq!(stored.claim, c);
+}
+
+pub async fn concurrent_duplicates_insert_once(store: Arc<dyn Store>) {
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.begin_claim(new_claim(sample_claim("CNSS", "CLM-RACE", "INV-R")))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Begin::Created(_) => created += 1,
+            Begin::Existing(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(created, 1);
+}
+
+pub async fn duplicate_invoice_is_flagged_until_cancelled(store: Arc<dyn Store>) {
+    assert!(matches!(
+        begin(&store, sample_claim("CNSS", "A", "INV-7")).await,
+        Begin::Created(_)
+    ));
+    let Begin::DuplicateInvoice(rec) = begin(&store, sample_claim("CNSS", "B", "INV-7")).await
+    else {
+        panic!("same invoice under another id is a duplicate")
+    };
+    assert_eq!(rec.state, ClaimState::Rejected);
+    let why = rec.rejection.unwrap();
+    assert_eq!(why.code, ReasonCode::DuplicateInvoice);
+    assert!(why.message.contains("A"), "{}", why.message);
+    // Cancel A: the invoice is free again.
+    store
+        .begin_cancel("CNSS", "A", "cxl-A", "wrong member", 20_000, 2_000)
+        .await
+        .unwrap();
+    store.complete_cancel("CNSS", "A", 3_000).await.unwrap();
+    assert!(matches!(
+        begin(&store, sample_claim("CNSS", "C", "INV-7")).await,
+        Begin::Created(_)
+    ));
+}
+
+pub async fn completion_is_conditional_and_stores_shares(store: Arc<dyn Store>) {
+    begin(&store, sample_claim("CNSS", "CLM-2", "INV-2")).await;
+    let t = store
+        .complete_claim("CNSS", "CLM-2", coordinated(&[1500, 3000], vec![]), 2_000)
+        .await
+        .unwrap();
+    let Transition::Applied(rec) = t else {
+        panic!("applied")
+    };
+    assert_eq!(rec.state, ClaimState::Coordinated);
+    assert_eq!(
+        rec.shares
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|s| s.mutuelle_share)
+            .collect::<Vec<_>>(),
+        vec![1500, 3000]
+    );
+    assert_eq!(rec.next_attempt_ms, None);
+    // A second completion (another worker) changes nothing.
+    let t = store
+        .complete_claim(
+            "CNSS",
+            "CLM-2",
+            Outcome::Rejected(Reason::new(ReasonCode::PartnerRejected, "late")),
+            3_000,
+        )
+        .await
+        .unwrap();
+    let Transition::Stale(rec2) = t else {
+        panic!("stale")
+    };
+    assert_eq!(rec2, rec);
+}
+
+pub async fn ceilings_are_enforced_by_the_store(store: Arc<dyn Store>) {
+    let limit = Some(2_000);
+    let use_of = |amount| CeilingUse {
+        key: year_key("M-1"),
+        amount,
+        count: 0,
+        limit_amount: limit,
+        limit_count: None,
+    };
+    begin(&store, sample_claim("CNSS", "X1", "I1")).await;
+    begin(&store, sample_claim("CNSS", "X2", "I2")).await;
+    // Both computed on an empty snapshot: 1500 each; only one fits under 2000.
+    store
+        .complete_claim(
+            "CNSS",
+            "X1",
+            coordinated(&[1500, 0], vec![use_of(1500)]),
+            2_000,
+        )
+        .await
+        .unwrap();
+    let err = store
+        .complete_claim(
+            "CNSS",
+            "X2",
+            coordinated(&[1500, 0], vec![use_of(1500)]),
+            2_000,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::CeilingConflict(_)), "{err:?}");
+    // Nothing of X2 was stored: still awaiting its partner, no shares.
+    let x2 = store.get_claim("CNSS", "X2").await.unwrap().unwrap();
+    assert_eq!(x2.state, ClaimState::Received);
+    assert!(x2.shares.is_none());
+    let u = store.usage("MUT-A", &[year_key("M-1")]).await.unwrap();
+    assert_eq!(u.get(&year_key("M-1")).amount, 1500);
+    // Recomputed on a fresh snapshot: 500 left.
+    store
+        .complete_claim(
+            "CNSS",
+            "X2",
+            coordinated(&[500, 0], vec![use_of(500)]),
+            2_000,
+        )
+        .await
+        .unwrap();
+    let u = store.usage("MUT-A", &[year_key("M-1")]).await.unwrap();
+    assert_eq!(u.get(&year_key("M-1")).amount, 2000);
+}
+
+pub async fn cancel_restores_what_the_claim_consumed(store: Arc<dyn Store>) {
+    let k = year_key("M-1");
+    let c = |amount, count| CeilingUse {
+        key: k.clone(),
+        amount,
+        count,
+        limit_amount: Some(50_000),
+        limit_count: Some(10),
+    };
+    begin(&store, sample_claim("CNSS", "K1", "I1")).await;
+    begin(&store, sample_claim("CNSS", "K2", "I2")).await;
+    store
+        .complete_claim(
+            "CNSS",
+            "K1",
+            coordinated(&[1000, 0], vec![c(1000, 1)]),
+            2_000,
+        )
+        .await
+        .unwrap();
+    store
+        .complete_claim("CNSS", "K2", coordinated(&[700, 0], vec![c(700, 2)]), 2_000)
+        .await
+        .unwrap();
+    let before = store
+        .usage("MUT-A", std::slice::from_ref(&k))
+        .await
+        .unwrap()
+        .get(&k);
+    assert_eq!((before.amount, before.count), (1700, 3));
+    let t = store
+        .begin_cancel("CNSS", "K1", "cxl-K1", "duplicate", 30_000, 3_000)
+        .await
+        .unwrap();
+    assert_eq!(t.record().state, ClaimState::CancelPending);
+    assert_eq!(t.record().cancel_key.as_deref(), Some("cxl-K1"));
+    // Asking again changes nothing.
+    assert!(matches!(
+        store
+            .begin_cancel("CNSS", "K1", "cxl-other", "again", 30_000, 3_000)
+            .await
+            .unwrap(),
+        Transition::Stale(_)
+    ));
+    let t = store.complete_cancel("CNSS", "K1", 4_000).await.unwrap();
+    assert_eq!(t.record().state, ClaimState::Cancelled);
+    let after = store
+        .usage("MUT-A", std::slice::from_ref(&k))
+        .await
+        .unwrap()
+        .get(&k);
+    assert_eq!((after.amount, after.count), (700, 2));
+    // A second completion restores nothing more.
+    assert!(matches!(
+        store.complete_cancel("CNSS", "K1", 5_000).await.unwrap(),
+        Transition::Stale(_)
+    ));
+    let again = store
+        .usage("MUT-A", std::slice::from_ref(&k))
+        .await
+        .unwrap()
+        .get(&k);
+    assert_eq!(again, after);
+}
+
+pub async fn lease_due_hands_a_claim_to_one_worker(store: Arc<dyn Store>) {
+    begin(&store, sample_claim("CNSS", "L1", "I1")).await; // lease until 10_000
+    assert!(store.lease_due(9_999, 5_000, 10).await.unwrap().is_empty());
+    let (a, b) = tokio::join!(
+        store.lease_due(10_000, 5_000, 10),
+        store.lease_due(10_000, 5_000, 10)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.len() + b.len(), 1, "one worker gets it");
+    let rec = a.into_iter().chain(b).next().unwrap();
+    assert_eq!(rec.attempts, 1);
+    assert_eq!(rec.next_attempt_ms, Some(15_000));
+    // Completed claims are never due.
+    store
+        .complete_claim("CNSS", "L1", coordinated(&[0, 0], vec![]), 11_000)
+        .await
+        .unwrap();
+    assert!(store.lease_due(99_000, 5_000, 10).await.unwrap().is_empty());
+}
+
+pub async fn defer_moves_to_pending_and_schedules(store: Arc<dyn Store>) {
+    let Begin::Created(rec) = begin(&store, sample_claim("CNSS", "P1", "I1")).await else {
+        panic!()
+    };
+    let t = store
+        .defer("CNSS", "P1", 50_000, "partner missed its deadline", 2_000)
+        .await
+        .unwrap();
+    let pending = t.into_record();
+    assert_eq!(pending.state, ClaimState::PendingPartner);
+    assert_eq!(pending.next_attempt_ms, Some(50_000));
+    assert_eq!(pending.last_error, "partner missed its deadline");
+    assert!(pending.change_seq > rec.change_seq, "a visible change");
+    assert!(store.lease_due(49_999, 1_000, 10).await.unwrap().is_empty());
+    assert_eq!(store.lease_due(50_000, 1_000, 10).await.unwrap().len(), 1);
+}
+
+pub async fn list_changed_pages_in_change_order(store: Arc<dyn Store>) {
+    for i in 0..5 {
+        begin(
+            &store,
+            sample_claim("CNSS", &format!("C{i}"), &format!("I{i}")),
+        )
+        .await;
+    }
+    begin(&store, sample_claim("INAM", "OTHER", "IX")).await;
+    store
+        .complete_claim("CNSS", "C0", coordinated(&[0, 0], vec![]), 2_000)
+        .await
+        .unwrap();
+    let page1 = store.list_changed("CNSS", 0, 3).await.unwrap();
+    let ids: Vec<_> = page1.iter().map(|r| r.claim.claim_id.as_str()).collect();
+    assert_eq!(ids, vec!["C1", "C2", "C3"]);
+    let page2 = store
+        .list_changed("CNSS", page1[2].change_seq, 10)
+        .await
+        .unwrap();
+    let ids: Vec<_> = page2.iter().map(|r| r.claim.claim_id.as_str()).collect();
+    assert_eq!(ids, vec!["C4", "C0"], "C0 moved to the end when it changed");
+    assert_eq!(page2[1].state, ClaimState::Coordinated);
+    assert!(
+        store
+            .list_changed("CNSS", page2[1].change_seq, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub fn sample_member(mutuelle: &str, number: &str, beneficiary: &str) -> Member {
+    Member {
+        mutuelle_id: mutuelle.into(),
+        scheme_id: "CNSS".into(),
+        beneficiary_id: beneficiary.into(),
+        member_number: number.into(),
+        household_id: "H-1".into(),
+        paid_until: Some(d("2026-12-31")),
+        products: vec![ProductPeriod {
+            product_id: "ESS".into(),
+            start: d("2025-01-01"),
+            end: None,
+        }],
+    }
+}
+
+pub async fn roster_upsert_get_find(store: Arc<dyn Store>) {
+    let a = sample_member("MUT-A", "M-1", "TG-1");
+    let b = sample_member("MUT-B", "B-9", "TG-1");
+    store
+        .upsert_members(&[a.clone(), b.clone()], 1_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_member("MUT-A", "M-1").await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(store.get_member("MUT-A", "B-9").await.unwrap(), None);
+    let found = store.find_members("CNSS", "TG-1").await.unwrap();
+    assert_eq!(found, vec![a.clone(), b]);
+    let mut a2 = a.clone();
+    a2.paid_until = Some(d("2027-06-30"));
+    store
+        .upsert_members(std::slice::from_ref(&a2), 2_000)
+        .await
+        .unwrap();
+    assert_eq!(store.get_member("MUT-A", "M-1").await.unwrap(), Some(a2));
+    assert!(store.find_members("INAM", "TG-1").await.unwrap().is_empty());
+}
+
+pub fn sample_product(mutuelle: &str, version: u32, from: &str) -> Product {
+    Product {
+        mutuelle_id: mutuelle.into(),
+        id: "ESS".into(),
+        version,
+        name: "Essentiel".into(),
+        valid_from: d(from),
+        valid_to: None,
+        currency: "XOF".into(),
+        categories: vec![passerelle_domain::CategoryRule {
+            category: CareCategory::Consultation,
+            tm_rate_bp: 10_000,
+            fixed_per_act: None,
+            overrun_rate_bp: 0,
+            out_of_basket_rate_bp: 0,
+            per_act_limit: None,
+            year_limit: None,
+            year_count_limit: None,
+            waiting_days: 0,
+            excluded_diagnoses: vec![],
+        }],
+        stay_limit: None,
+        beneficiary_year_limit: Some(100_000),
+        household_year_limit: None,
+        excluded_diagnoses: vec![],
+        excluded_acts: vec![],
+    }
+}
+
+pub async fn products_are_versioned_and_immutable_once_used(store: Arc<dyn Store>) {
+    let v1 = sample_product("MUT-A", 1, "2025-01-01");
+    let v2 = sample_product("MUT-A", 2, "2026-07-01");
+    assert_eq!(store.put_product(&v1).await.unwrap(), PutProduct::Inserted);
+    assert_eq!(store.put_product(&v1).await.unwrap(), PutProduct::Unchanged);
+    assert_eq!(store.put_product(&v2).await.unwrap(), PutProduct::Inserted);
+    assert_eq!(
+        store
+            .product_on("MUT-A", "ESS", d("2026-03-10"))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
+    assert_eq!(
+        store
+            .product_on("MUT-A", "ESS", d("2026-07-01"))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+    assert!(
+        store
+            .product_on("MUT-A", "ESS", d("2024-12-31"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Unused: may be corrected in place.
+    let mut v1b = v1.clone();
+    v1b.name = "Essentiel (corrigé)".into();
+    assert_eq!(store.put_product(&v1b).await.unwrap(), PutProduct::Replaced);
+    // Used by a claim: immutable.
+    begin(&store, sample_claim("CNSS", "U1", "I1")).await;
+    let out = Outcome::Coordinated {
+        shares: shares(&[0, 0]),
+        product: Some(ProductRef {
+            id: "ESS".into(),
+            version: 1,
+            name: "Essentiel".into(),
+        }),
+        partner_reference: String::new(),
+        consumption: vec![],
+    };
+    store
+        .complete_claim("CNSS", "U1", out, 2_000)
+        .await
+        .unwrap();
+    let err = store.put_product(&v1).await.unwrap_err();
+    assert!(matches!(err, StoreError::ProductInUse(_)), "{err:?}");
+    assert_eq!(
+        store
+            .product_on("MUT-A", "ESS", d("2026-03-10"))
+            .await
+            .unwrap()
+            .unwrap(),
+        v1b
+    );
+}
+
+pub async fn audit_is_appended_and_read_back(store: Arc<dyn Store>) {
+    let e = |m: &str| AuditEntry {
+        at_ms: 1,
+        direction: Direction::In,
+        party: "scheme:CNSS".into(),
+        method: m.into(),
+        subject: "CNSS/CLM-1".into(),
+        request_hash: "ab".into(),
+        outcome: "ok".into(),
+    };
+    store.append_audit(&[e("a"), e("b")]).await.unwrap();
+    store.append_audit(&[e("c")]).await.unwrap();
+    let rows = store.read_audit(0, 10).await.unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|(_, e)| e.method.as_str())
+            .collect::<Vec<_>>(),
+        vec!["a", "b", "c"]
+    );
+    let tail = store.read_audit(rows[1].0, 10).await.unwrap();
+    assert_eq!(tail.len(), 1);
+}

@@ -1,0 +1,343 @@
+//! Storage: one trait, [`Store`], and its backends. SQLite ([`sqlite`]) is the
+//! embedded default.
+//!
+//! The store, not the process, enforces the money rules that must hold across
+//! concurrent requests and broker replicas:
+//! - idempotency: (scheme_id, claim_id) is a unique key; the first insert wins;
+//! - ceilings: consumption is applied with a conditional update
+//!   (`used + amount <= limit`) in the transaction that stores the claim's
+//!   shares; a conflict rolls everything back and the caller recomputes;
+//! - state transitions are conditional on the state they leave, so a claim
+//!   completes once even if two workers raced for it;
+//! - products are immutable once a claim used them.
+//!
+//! No transaction is ever held across a partner call: the broker stores the
+//! claim, calls the partner, then stores the outcome in a second transaction.
+//!
+//! [`conformance`] holds the suite every backend must pass.
+
+pub mod conformance;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use passerelle_domain::{
+    CeilingKey, CeilingUse, Claim, ClaimState, Date, LineShare, Member, Product, ProductRef,
+    Reason, Usage,
+};
+
+/// A stored claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimRecord {
+    pub claim: Claim,
+    /// Canonical hash of the request (see [`Claim::canonical_hash`]).
+    pub request_hash: String,
+    pub state: ClaimState,
+    pub mutuelle_id: String,
+    pub member_number: String,
+    /// Key of the partner adjudication, the same for every resend.
+    pub adjudication_key: String,
+    /// Key of the partner cancel, once a cancel was asked.
+    pub cancel_key: Option<String>,
+    pub cancel_reason: String,
+    /// Final shares, one per line in line order, in state COORDINATED (and
+    /// kept through a cancel).
+    pub shares: Option<Vec<LineShare>>,
+    pub product: Option<ProductRef>,
+    pub partner_reference: String,
+    pub rejection: Option<Reason>,
+    pub attempts: u32,
+    /// When the retry worker may take the claim next (ms since epoch); `None`
+    /// once nothing is left to do.
+    pub next_attempt_ms: Option<i64>,
+    pub last_error: String,
+    pub change_seq: u64,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+/// A claim to store before its partner is called.
+#[derive(Clone, Debug)]
+pub struct NewClaim {
+    pub claim: Claim,
+    pub request_hash: String,
+    pub mutuelle_id: String,
+    pub member_number: String,
+    pub adjudication_key: String,
+    /// The caller holds the claim until then; the retry worker takes it after.
+    pub lease_until_ms: i64,
+    pub now_ms: i64,
+}
+
+/// What [`Store::begin_claim`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Begin {
+    /// Stored now, state RECEIVED: the caller must ask the partner.
+    Created(ClaimRecord),
+    /// Stored now as REJECTED: the same provider invoice is on another claim
+    /// that is not cancelled.
+    DuplicateInvoice(ClaimRecord),
+    /// Same key and same content: a resend.
+    Existing(ClaimRecord),
+    /// Same key, different content.
+    Modified(ClaimRecord),
+}
+
+/// The final outcome of a claim at its partner.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    Coordinated {
+        shares: Vec<LineShare>,
+        product: Option<ProductRef>,
+        partner_reference: String,
+        /// Ceilings the broker keeps for this partner; applied conditionally.
+        consumption: Vec<CeilingUse>,
+    },
+    Rejected(Reason),
+}
+
+/// The result of a conditional transition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transition {
+    /// Done now.
+    Applied(ClaimRecord),
+    /// The claim was no longer in a state this transition leaves (another
+    /// worker or a cancel got there first): nothing changed.
+    Stale(ClaimRecord),
+}
+
+impl Transition {
+    pub fn record(&self) -> &ClaimRecord {
+        match self {
+            Transition::Applied(r) | Transition::Stale(r) => r,
+        }
+    }
+    pub fn into_record(self) -> ClaimRecord {
+        match self {
+            Transition::Applied(r) | Transition::Stale(r) => r,
+        }
+    }
+}
+
+/// Whether a product was stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PutProduct {
+    Inserted,
+    Replaced,
+    Unchanged,
+}
+
+/// Direction of an audited message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// A call to the broker.
+    In,
+    /// A call from the broker to a partner.
+    Out,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+        }
+    }
+}
+
+/// One row of the append-only audit log. It carries no amounts, diagnoses or
+/// beneficiary ids: only who, what, a hash of the request, and the outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub at_ms: i64,
+    pub direction: Direction,
+    /// Who called (in) or who was called (out).
+    pub party: String,
+    /// The gRPC method or partner operation.
+    pub method: String,
+    /// What the call is about, for example "CNSS/CLM-1".
+    pub subject: String,
+    /// SHA-256 (hex) of the request.
+    pub request_hash: String,
+    /// "ok", or the status code and a short message.
+    pub outcome: String,
+}
+
+/// Storage failure. Everything but `CeilingConflict` and `ProductInUse` is
+/// "the store is unreachable or broken": callers answer UNAVAILABLE.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// A ceiling moved since the snapshot the shares were computed on.
+    #[error("ceiling conflict on {0}")]
+    CeilingConflict(String),
+    /// A product version already used by a claim cannot change.
+    #[error("product {0} is used by claims and cannot change: declare a new version")]
+    ProductInUse(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("schema version {found} is older than this binary's {want}: run `passerelle migrate`")]
+    SchemaTooOld { found: i64, want: i64 },
+    #[error("store: {0}")]
+    Backend(String),
+}
+
+/// The storage trait. Every method is one transaction.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a new claim (state RECEIVED) or reports what the key already
+    /// holds. Also catches a provider invoice already on another live claim.
+    async fn begin_claim(&self, new: NewClaim) -> Result<Begin, StoreError>;
+
+    async fn get_claim(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+    ) -> Result<Option<ClaimRecord>, StoreError>;
+
+    /// RECEIVED or PENDING_PARTNER -> COORDINATED or REJECTED, applying the
+    /// consumption conditionally; `CeilingConflict` rolls everything back.
+    async fn complete_claim(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+        outcome: Outcome,
+        now_ms: i64,
+    ) -> Result<Transition, StoreError>;
+
+    /// RECEIVED or PENDING_PARTNER -> PENDING_PARTNER with the next attempt
+    /// time; CANCEL_PENDING stays, with the next attempt time.
+    async fn defer(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+        next_attempt_ms: i64,
+        last_error: &str,
+        now_ms: i64,
+    ) -> Result<Transition, StoreError>;
+
+    /// Leases up to `limit` claims whose next attempt is due (awaiting the
+    /// partner or a cancel): each gets `attempts + 1` and a next attempt time
+    /// of `now + lease_ms`, by compare-and-set, so that two workers never take
+    /// the same claim at once.
+    async fn lease_due(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ClaimRecord>, StoreError>;
+
+    /// Any live state -> CANCEL_PENDING (kept if already there or cancelled).
+    async fn begin_cancel(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+        cancel_key: &str,
+        reason: &str,
+        lease_until_ms: i64,
+        now_ms: i64,
+    ) -> Result<Transition, StoreError>;
+
+    /// CANCEL_PENDING -> CANCELLED, restoring exactly what the claim consumed.
+    async fn complete_cancel(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+        now_ms: i64,
+    ) -> Result<Transition, StoreError>;
+
+    /// Claims of a scheme changed after `after_seq`, oldest change first.
+    async fn list_changed(
+        &self,
+        scheme_id: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<ClaimRecord>, StoreError>;
+
+    /// Creates or replaces members, all or none.
+    async fn upsert_members(&self, members: &[Member], now_ms: i64) -> Result<(), StoreError>;
+
+    async fn get_member(
+        &self,
+        mutuelle_id: &str,
+        member_number: &str,
+    ) -> Result<Option<Member>, StoreError>;
+
+    /// Every member record for a scheme beneficiary, across mutuelles.
+    async fn find_members(
+        &self,
+        scheme_id: &str,
+        beneficiary_id: &str,
+    ) -> Result<Vec<Member>, StoreError>;
+
+    /// Stores a product version; refuses to change one a claim used.
+    async fn put_product(&self, product: &Product) -> Result<PutProduct, StoreError>;
+
+    /// The version of a product in force on a date.
+    async fn product_on(
+        &self,
+        mutuelle_id: &str,
+        product_id: &str,
+        date: Date,
+    ) -> Result<Option<Product>, StoreError>;
+
+    /// Current usage of ceilings of a mutuelle.
+    async fn usage(&self, mutuelle_id: &str, keys: &[CeilingKey]) -> Result<Usage, StoreError>;
+
+    /// Appends to the audit log.
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError>;
+
+    /// Reads the audit log (newest last), for operators and tests.
+    async fn read_audit(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, AuditEntry)>, StoreError>;
+}
+
+/// The store seen by the rules adapter.
+pub struct RulesDataStore(pub std::sync::Arc<dyn Store>);
+
+#[async_trait]
+impl passerelle_adapters::RulesData for RulesDataStore {
+    async fn find_member(
+        &self,
+        mutuelle_id: &str,
+        scheme_id: &str,
+        beneficiary_id: &str,
+        member_number: Option<&str>,
+    ) -> Result<Option<Member>, String> {
+        if let Some(n) = member_number {
+            let m = self
+                .0
+                .get_member(mutuelle_id, n)
+                .await
+                .map_err(|e| e.to_string())?;
+            // A card's member number must belong to the beneficiary asking.
+            return Ok(m.filter(|m| m.scheme_id == scheme_id && m.beneficiary_id == beneficiary_id));
+        }
+        let all = self
+            .0
+            .find_members(scheme_id, beneficiary_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(all.into_iter().find(|m| m.mutuelle_id == mutuelle_id))
+    }
+
+    async fn product_on(
+        &self,
+        mutuelle_id: &str,
+        product_id: &str,
+        date: Date,
+    ) -> Result<Option<Product>, String> {
+        self.0
+            .product_on(mutuelle_id, product_id, date)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn usage(&self, mutuelle_id: &str, keys: &[CeilingKey]) -> Result<Usage, String> {
+        self.0
+            .usage(mutuelle_id, keys)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,236 @@
+//! Conversions between the shared protobuf types and domain types. Enum
+//! values that a peer leaves UNSPECIFIED (or sends from a newer contract)
+//! convert to `None`; callers report them as a field violation.
+
+use passerelle_domain::engine::CeilingView;
+use passerelle_domain::{
+    CareCategory, LineShare, Payee, ProductRef, Reason, ReasonCode, SchemeOutcome, date,
+};
+
+use crate::common::v1 as pb;
+
+pub fn care_category(v: i32) -> Option<CareCategory> {
+    use pb::CareCategory as P;
+    Some(match P::try_from(v).ok()? {
+        P::Unspecified => return None,
+        P::Consultation => CareCategory::Consultation,
+        P::Pharmacy => CareCategory::Pharmacy,
+        P::Lab => CareCategory::Lab,
+        P::Imaging => CareCategory::Imaging,
+        P::Hospitalisation => CareCategory::Hospitalisation,
+        P::Maternity => CareCategory::Maternity,
+        P::Dental => CareCategory::Dental,
+        P::Optical => CareCategory::Optical,
+        P::Other => CareCategory::Other,
+    })
+}
+
+pub fn care_category_to_pb(c: CareCategory) -> i32 {
+    use pb::CareCategory as P;
+    (match c {
+        CareCategory::Consultation => P::Consultation,
+        CareCategory::Pharmacy => P::Pharmacy,
+        CareCategory::Lab => P::Lab,
+        CareCategory::Imaging => P::Imaging,
+        CareCategory::Hospitalisation => P::Hospitalisation,
+        CareCategory::Maternity => P::Maternity,
+        CareCategory::Dental => P::Dental,
+        CareCategory::Optical => P::Optical,
+        CareCategory::Other => P::Other,
+    }) as i32
+}
+
+pub fn scheme_outcome(v: i32) -> Option<SchemeOutcome> {
+    use pb::SchemeLineOutcome as P;
+    Some(match P::try_from(v).ok()? {
+        P::Unspecified => return None,
+        P::Covered => SchemeOutcome::Covered,
+        P::OutOfBasket => SchemeOutcome::OutOfBasket,
+        P::Refused => SchemeOutcome::Refused,
+    })
+}
+
+pub fn scheme_outcome_to_pb(o: SchemeOutcome) -> i32 {
+    use pb::SchemeLineOutcome as P;
+    (match o {
+        SchemeOutcome::Covered => P::Covered,
+        SchemeOutcome::OutOfBasket => P::OutOfBasket,
+        SchemeOutcome::Refused => P::Refused,
+    }) as i32
+}
+
+pub fn payee(v: i32) -> Option<Payee> {
+    match pb::Payee::try_from(v).ok()? {
+        pb::Payee::Unspecified => None,
+        pb::Payee::Provider => Some(Payee::Provider),
+        pb::Payee::Member => Some(Payee::Member),
+    }
+}
+
+pub fn payee_to_pb(p: Payee) -> i32 {
+    (match p {
+        Payee::Provider => pb::Payee::Provider,
+        Payee::Member => pb::Payee::Member,
+    }) as i32
+}
+
+const CODES: [(ReasonCode, pb::ReasonCode); 20] = [
+    (ReasonCode::SchemeRefused, pb::ReasonCode::SchemeRefused),
+    (
+        ReasonCode::OutOfBasketNotCovered,
+        pb::ReasonCode::OutOfBasketNotCovered,
+    ),
+    (
+        ReasonCode::OverrunNotCovered,
+        pb::ReasonCode::OverrunNotCovered,
+    ),
+    (ReasonCode::PartialRate, pb::ReasonCode::PartialRate),
+    (
+        ReasonCode::CategoryNotCovered,
+        pb::ReasonCode::CategoryNotCovered,
+    ),
+    (ReasonCode::PerActLimit, pb::ReasonCode::PerActLimit),
+    (ReasonCode::CeilingReached, pb::ReasonCode::CeilingReached),
+    (
+        ReasonCode::CountLimitReached,
+        pb::ReasonCode::CountLimitReached,
+    ),
+    (ReasonCode::WaitingPeriod, pb::ReasonCode::WaitingPeriod),
+    (
+        ReasonCode::ExcludedDiagnosis,
+        pb::ReasonCode::ExcludedDiagnosis,
+    ),
+    (ReasonCode::ExcludedAct, pb::ReasonCode::ExcludedAct),
+    (ReasonCode::DuesUnpaid, pb::ReasonCode::DuesUnpaid),
+    (ReasonCode::NoProduct, pb::ReasonCode::NoProduct),
+    (ReasonCode::UnknownMember, pb::ReasonCode::UnknownMember),
+    (ReasonCode::FixedAmount, pb::ReasonCode::FixedAmount),
+    (ReasonCode::PartnerRule, pb::ReasonCode::PartnerRule),
+    (
+        ReasonCode::DuplicateInvoice,
+        pb::ReasonCode::DuplicateInvoice,
+    ),
+    (
+        ReasonCode::PartnerAnswerInvalid,
+        pb::ReasonCode::PartnerAnswerInvalid,
+    ),
+    (ReasonCode::PartnerRejected, pb::ReasonCode::PartnerRejected),
+    (ReasonCode::UnmappedCode, pb::ReasonCode::UnmappedCode),
+];
+
+pub fn reason_to_pb(r: &Reason) -> pb::Reason {
+    let code = CODES
+        .iter()
+        .find(|(d, _)| *d == r.code)
+        .map(|(_, p)| *p as i32)
+        .unwrap_or(0);
+    pb::Reason {
+        code,
+        message: r.message.clone(),
+    }
+}
+
+/// A partner's reason; an unknown or unspecified code becomes PARTNER_RULE.
+pub fn reason_from_pb(r: &pb::Reason) -> Reason {
+    let code = CODES
+        .iter()
+        .find(|(_, p)| *p as i32 == r.code)
+        .map(|(d, _)| *d)
+        .unwrap_or(ReasonCode::PartnerRule);
+    Reason {
+        code,
+        message: r.message.clone(),
+    }
+}
+
+pub fn product_ref_to_pb(p: &ProductRef) -> pb::ProductRef {
+    pb::ProductRef {
+        product_id: p.id.clone(),
+        version: p.version,
+        name: p.name.clone(),
+    }
+}
+
+pub fn product_ref_from_pb(p: &pb::ProductRef) -> Option<ProductRef> {
+    (!p.product_id.is_empty()).then(|| ProductRef {
+        id: p.product_id.clone(),
+        version: p.version,
+        name: p.name.clone(),
+    })
+}
+
+pub fn ceiling_to_pb(c: &CeilingView) -> pb::CeilingRemaining {
+    let limit = c.limit_amount.unwrap_or(0);
+    let count_limit = c.limit_count.unwrap_or(0);
+    pb::CeilingRemaining {
+        scope: c.scope.clone(),
+        care_category: c.category.map(care_category_to_pb).unwrap_or(0),
+        period: c.period.clone(),
+        limit,
+        used: c.used_amount,
+        remaining: if c.limit_amount.is_some() {
+            (limit - c.used_amount).max(0)
+        } else {
+            0
+        },
+        count_limit,
+        count_used: c.used_count,
+        count_remaining: count_limit.saturating_sub(c.used_count),
+    }
+}
+
+pub fn ceiling_from_pb(c: &pb::CeilingRemaining) -> CeilingView {
+    let is_count = c.count_limit > 0 || c.scope == "count";
+    CeilingView {
+        scope: c.scope.clone(),
+        category: care_category(c.care_category),
+        period: c.period.clone(),
+        limit_amount: (!is_count).then_some(c.limit),
+        used_amount: c.used,
+        limit_count: is_count.then_some(c.count_limit),
+        used_count: c.count_used,
+    }
+}
+
+pub fn stay_to_pb(s: &passerelle_domain::Stay) -> pb::Stay {
+    pb::Stay {
+        stay_id: s.stay_id.clone(),
+        admission_date: date::format(s.admission),
+        discharge_date: s.discharge.map(date::format).unwrap_or_default(),
+    }
+}
+
+pub fn line_share_to_partner_pb(s: &LineShare) -> crate::partner::v1::LineShare {
+    crate::partner::v1::LineShare {
+        sequence: s.sequence,
+        mutuelle_share: s.mutuelle_share,
+        reasons: s.reasons.iter().map(reason_to_pb).collect(),
+    }
+}
+
+pub fn line_share_from_partner_pb(s: &crate::partner::v1::LineShare) -> LineShare {
+    LineShare {
+        sequence: s.sequence,
+        mutuelle_share: s.mutuelle_share,
+        reasons: s.reasons.iter().map(reason_from_pb).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_code_round_trips() {
+        for (d, p) in CODES {
+            let r = reason_to_pb(&Reason::new(d, "x"));
+            assert_eq!(r.code, p as i32);
+            assert_eq!(reason_from_pb(&r).code, d);
+        }
+        for c in CareCategory::ALL {
+            assert_eq!(care_category(care_category_to_pb(c)), Some(c));
+        }
+        assert_eq!(care_category(0), None);
+        assert_eq!(care_category(99), None);
+    }
+}
