@@ -1,3 +1,10 @@
-//! The passerelle broker.
+//! The passerelle broker: configuration, storage, the claim lifecycle, the
+//! gRPC API and the command line. See docs/ARCHITECTURE.md.
 
+pub mod api;
+pub mod audit;
+pub mod config;
+pub mod dev;
+pub mod server;
+pub mod service;
 pub mod store;

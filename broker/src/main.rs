@@ -1,1 +1,94 @@
-fn main() {}
+//! The `passerelle` command.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use passerelle_broker::{config::Config, dev, server};
+
+#[derive(Parser)]
+#[command(
+    name = "passerelle",
+    version,
+    about = "Interoperability broker between national health insurance schemes and mutuelles de santé"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a broker from a TOML configuration file.
+    Serve {
+        /// The configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run a development broker: embedded SQLite, a rules mutuelle and a
+    /// simulated gRPC mutuelle, seeded members. Serves until Ctrl-C.
+    Dev {
+        /// Folder for the database.
+        #[arg(long, default_value = ".passerelle")]
+        data_dir: PathBuf,
+        /// Address to serve on (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        listen: SocketAddr,
+    },
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn until_stopped(running: server::Running) {
+    let _ = tokio::signal::ctrl_c().await;
+    eprintln!("stopping");
+    running.shutdown().await;
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_logs();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => {
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let base = config.parent().map(PathBuf::from).unwrap_or_default();
+            match server::start(&cfg, &base).await {
+                Ok(running) => {
+                    println!("passerelle listening on {}", running.addr);
+                    until_stopped(running).await;
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {}: {e}", config.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Dev { data_dir, listen } => match dev::start(&data_dir, listen).await {
+            Ok(running) => {
+                println!("{}", dev::banner(running.addr, &data_dir));
+                until_stopped(running).await;
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

@@ -1,0 +1,45 @@
+//! The gRPC edge: the only place in the broker that knows prost types.
+//! Requests are converted to domain values (collecting every field
+//! violation), handed to [`crate::service::Broker`], and the answers converted
+//! back. Every call leaves an audit row.
+
+pub mod parse;
+pub mod roster;
+pub mod scheme;
+pub mod status;
+
+use prost::Message;
+
+use crate::audit::{hash, now_ms};
+use crate::store::{AuditEntry, Direction};
+
+/// The caller as far as this build knows it: the scheme or mutuelle id the
+/// request names, and the peer address. (Certificate identity replaces the
+/// named id once mutual TLS is on.)
+pub(crate) fn party<T>(req: &tonic::Request<T>, kind: &str, id: &str) -> String {
+    match req.remote_addr() {
+        Some(a) => format!("{kind}:{id}@{a}"),
+        None => format!("{kind}:{id}"),
+    }
+}
+
+pub(crate) fn audit_in<M: Message>(
+    party: String,
+    method: &str,
+    subject: String,
+    msg: &M,
+    result: &Result<impl Sized, tonic::Status>,
+) -> AuditEntry {
+    AuditEntry {
+        at_ms: now_ms(),
+        direction: Direction::In,
+        party,
+        method: method.to_string(),
+        subject,
+        request_hash: hash(&msg.encode_to_vec()),
+        outcome: match result {
+            Ok(_) => "ok".to_string(),
+            Err(s) => format!("{:?}: {}", s.code(), s.message()),
+        },
+    }
+}

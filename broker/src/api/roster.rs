@@ -1,0 +1,194 @@
+//! `passerelle.roster.v1.RosterService`.
+
+use std::sync::Arc;
+
+use passerelle_domain::{Member, ProductPeriod, date};
+use passerelle_proto::roster::v1 as pb;
+use pb::roster_service_server::RosterService;
+use tonic::{Request, Response, Status};
+
+use super::{audit_in, parse::Violations, party};
+use crate::audit::now_ms;
+use crate::service::{Broker, ServiceError};
+
+/// Most members in one UpsertMembers call.
+pub const MAX_MEMBERS: usize = 1000;
+
+pub struct RosterApi {
+    broker: Arc<Broker>,
+}
+
+impl RosterApi {
+    pub fn new(broker: Arc<Broker>) -> Self {
+        RosterApi { broker }
+    }
+
+    fn check_mutuelle(&self, v: &mut Violations, id: &str) {
+        v.id("mutuelle_id", id);
+        if !id.is_empty() && !self.broker.partners().any(|p| p.id == id) {
+            v.add("mutuelle_id", format!("unknown mutuelle {id:?}"));
+        }
+    }
+}
+
+fn member_from_pb(
+    v: &mut Violations,
+    i: usize,
+    mutuelle_id: &str,
+    m: pb::Member,
+    broker: &Broker,
+) -> Option<Member> {
+    let f = |name: &str| format!("members[{i}].{name}");
+    v.id(&f("scheme_id"), &m.scheme_id);
+    if !m.scheme_id.is_empty() && broker.scheme(&m.scheme_id).is_err() {
+        v.add(f("scheme_id"), format!("unknown scheme {:?}", m.scheme_id));
+    }
+    v.id(&f("beneficiary_id"), &m.beneficiary_id);
+    v.id(&f("member_number"), &m.member_number);
+    if !m.household_id.is_empty() {
+        v.id(&f("household_id"), &m.household_id);
+    }
+    let paid_until = if m.contribution_paid_until.is_empty() {
+        None
+    } else {
+        v.date(&f("contribution_paid_until"), &m.contribution_paid_until)
+    };
+    let mut products = Vec::with_capacity(m.products.len());
+    for (j, p) in m.products.iter().enumerate() {
+        let pf = |name: &str| format!("members[{i}].products[{j}].{name}");
+        v.id(&pf("product_id"), &p.product_id);
+        let start = v.date(&pf("start_date"), &p.start_date);
+        let end = if p.end_date.is_empty() {
+            None
+        } else {
+            v.date(&pf("end_date"), &p.end_date)
+        };
+        if let (Some(s), Some(e)) = (start, end)
+            && e < s
+        {
+            v.add(pf("end_date"), "must not be before start_date");
+        }
+        if let Some(start) = start {
+            products.push(ProductPeriod {
+                product_id: p.product_id.clone(),
+                start,
+                end,
+            });
+        }
+    }
+    let mut sorted: Vec<&ProductPeriod> = products.iter().collect();
+    sorted.sort_by_key(|p| p.start);
+    for w in sorted.windows(2) {
+        if w[0].end.is_none_or(|e| e >= w[1].start) {
+            v.add(f("products"), "product periods must not overlap");
+            break;
+        }
+    }
+    Some(Member {
+        mutuelle_id: mutuelle_id.to_string(),
+        scheme_id: m.scheme_id,
+        beneficiary_id: m.beneficiary_id,
+        member_number: m.member_number,
+        household_id: m.household_id,
+        paid_until,
+        products,
+    })
+}
+
+fn member_to_pb(m: &Member) -> pb::Member {
+    pb::Member {
+        scheme_id: m.scheme_id.clone(),
+        beneficiary_id: m.beneficiary_id.clone(),
+        member_number: m.member_number.clone(),
+        household_id: m.household_id.clone(),
+        contribution_paid_until: m.paid_until.map(date::format).unwrap_or_default(),
+        products: m
+            .products
+            .iter()
+            .map(|p| pb::ProductPeriod {
+                product_id: p.product_id.clone(),
+                start_date: date::format(p.start),
+                end_date: p.end.map(date::format).unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+#[tonic::async_trait]
+impl RosterService for RosterApi {
+    async fn upsert_members(
+        &self,
+        request: Request<pb::UpsertMembersRequest>,
+    ) -> Result<Response<pb::UpsertMembersResponse>, Status> {
+        let who = party(&request, "mutuelle", &request.get_ref().mutuelle_id);
+        let msg = request.into_inner();
+        let subject = format!("{}/roster", msg.mutuelle_id);
+        let result = async {
+            let mut v = Violations::new();
+            self.check_mutuelle(&mut v, &msg.mutuelle_id);
+            if msg.members.len() > MAX_MEMBERS {
+                v.add("members", format!("at most {MAX_MEMBERS} members per call"));
+                return Err(ServiceError::Invalid(v.0));
+            }
+            let mut members = Vec::with_capacity(msg.members.len());
+            for (i, m) in msg.members.iter().cloned().enumerate() {
+                if let Some(m) = member_from_pb(&mut v, i, &msg.mutuelle_id, m, &self.broker) {
+                    if members
+                        .iter()
+                        .any(|o: &Member| o.member_number == m.member_number)
+                    {
+                        v.add(
+                            format!("members[{i}].member_number"),
+                            "listed twice in this call",
+                        );
+                    }
+                    members.push(m);
+                }
+            }
+            v.finish(())?;
+            self.broker
+                .store()
+                .upsert_members(&members, now_ms())
+                .await?;
+            Ok::<_, ServiceError>(pb::UpsertMembersResponse {
+                upserted: members.len() as u32,
+            })
+        }
+        .await
+        .map_err(Status::from);
+        self.broker
+            .audit()
+            .record(audit_in(who, "UpsertMembers", subject, &msg, &result))
+            .await;
+        result.map(Response::new)
+    }
+
+    async fn get_member(
+        &self,
+        request: Request<pb::GetMemberRequest>,
+    ) -> Result<Response<pb::Member>, Status> {
+        let who = party(&request, "mutuelle", &request.get_ref().mutuelle_id);
+        let msg = request.into_inner();
+        let subject = format!("{}/roster", msg.mutuelle_id);
+        let result = async {
+            let mut v = Violations::new();
+            self.check_mutuelle(&mut v, &msg.mutuelle_id);
+            v.id("member_number", &msg.member_number);
+            v.finish(())?;
+            let m = self
+                .broker
+                .store()
+                .get_member(&msg.mutuelle_id, &msg.member_number)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound(format!("member {}", msg.member_number)))?;
+            Ok::<_, ServiceError>(member_to_pb(&m))
+        }
+        .await
+        .map_err(Status::from);
+        self.broker
+            .audit()
+            .record(audit_in(who, "GetMember", subject, &msg, &result))
+            .await;
+        result.map(Response::new)
+    }
+}

@@ -1,0 +1,280 @@
+//! `passerelle.scheme.v1.SchemeService`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use passerelle_domain::{ClaimState, date};
+use passerelle_proto::common::v1 as common;
+use passerelle_proto::convert;
+use passerelle_proto::scheme::v1 as pb;
+use pb::scheme_service_server::SchemeService;
+use tonic::{Request, Response, Status};
+
+use super::{audit_in, parse, party};
+use crate::service::{Broker, ServiceError};
+use crate::store::ClaimRecord;
+
+/// Most claims per ListChangedClaims page, and the default.
+const MAX_PAGE: u32 = 500;
+const DEFAULT_PAGE: u32 = 100;
+/// Longest ListChangedClaims wait.
+const MAX_WAIT_MS: u32 = 30_000;
+
+pub struct SchemeApi {
+    broker: Arc<Broker>,
+}
+
+impl SchemeApi {
+    pub fn new(broker: Arc<Broker>) -> Self {
+        SchemeApi { broker }
+    }
+}
+
+pub fn state_to_pb(s: ClaimState) -> i32 {
+    use pb::ClaimState as P;
+    (match s {
+        ClaimState::Received => P::Received,
+        ClaimState::PendingPartner => P::PendingPartner,
+        ClaimState::Coordinated => P::Coordinated,
+        ClaimState::Rejected => P::Rejected,
+        ClaimState::CancelPending => P::CancelPending,
+        ClaimState::Cancelled => P::Cancelled,
+    }) as i32
+}
+
+/// A stored claim as the scheme contract shows it.
+pub fn claim_result(rec: &ClaimRecord) -> pb::ClaimResult {
+    let c = &rec.claim;
+    let mut totals = pb::ClaimTotals::default();
+    let lines = c
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let share = rec.shares.as_ref().and_then(|s| s.get(i));
+            let m = share.map(|s| s.mutuelle_share).unwrap_or(0);
+            let p = l.billed - l.scheme_share - m;
+            totals.billed += l.billed;
+            totals.scheme_share += l.scheme_share;
+            totals.mutuelle_share += m;
+            totals.patient_share += p;
+            pb::LineResult {
+                sequence: i as u32 + 1,
+                act_code: l.act_code.clone(),
+                billed: l.billed,
+                tariff_base: l.tariff_base,
+                scheme_share: l.scheme_share,
+                ticket_moderateur: l.ticket_moderateur(),
+                overrun: l.overrun(),
+                remainder: l.remainder(),
+                mutuelle_share: m,
+                patient_share: p,
+                reasons: share
+                    .map(|s| s.reasons.iter().map(convert::reason_to_pb).collect())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    pb::ClaimResult {
+        scheme_id: c.scheme_id.clone(),
+        claim_id: c.claim_id.clone(),
+        state: state_to_pb(rec.state),
+        mutuelle_id: rec.mutuelle_id.clone(),
+        member_number: rec.member_number.clone(),
+        currency: c.currency.clone(),
+        lines,
+        totals: Some(totals),
+        rejection: rec.rejection.as_ref().map(convert::reason_to_pb),
+        updated_at_ms: rec.updated_ms,
+        change_seq: rec.change_seq,
+        product: rec.product.as_ref().map(convert::product_ref_to_pb),
+    }
+}
+
+fn parse_cursor(c: &str) -> Result<u64, ServiceError> {
+    if c.is_empty() {
+        return Ok(0);
+    }
+    c.strip_prefix("c")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| {
+            ServiceError::invalid("cursor", "not a cursor returned by ListChangedClaims")
+        })
+}
+
+fn cursor(seq: u64) -> String {
+    format!("c{seq}")
+}
+
+#[tonic::async_trait]
+impl SchemeService for SchemeApi {
+    async fn check_eligibility(
+        &self,
+        request: Request<pb::CheckEligibilityRequest>,
+    ) -> Result<Response<pb::CheckEligibilityResponse>, Status> {
+        let who = party(&request, "scheme", &request.get_ref().scheme_id);
+        let msg = request.into_inner();
+        let subject = format!("{}/eligibility", msg.scheme_id);
+        let result = async {
+            let q = parse::eligibility(msg.clone())?;
+            let day = q.date_of_care;
+            let lines = q.lines.clone();
+            let (mutuelle_id, a) = self.broker.eligibility(q).await?;
+            let estimates = a
+                .lines
+                .iter()
+                .zip(&lines)
+                .map(|(s, l)| pb::LineEstimate {
+                    sequence: s.sequence,
+                    remainder: l.remainder(),
+                    mutuelle_share: s.mutuelle_share,
+                    patient_share: l.billed - l.scheme_share - s.mutuelle_share,
+                    reasons: s.reasons.iter().map(convert::reason_to_pb).collect(),
+                })
+                .collect();
+            Ok::<_, ServiceError>(pb::CheckEligibilityResponse {
+                covered: a.covered,
+                reason: a.reason.as_ref().map(convert::reason_to_pb),
+                mutuelle_id,
+                member_number: a.member_number,
+                household_id: a.household_id,
+                product: a.product.as_ref().map(convert::product_ref_to_pb),
+                contribution: Some(common::ContributionStatus {
+                    paid_until: a.paid_until.map(date::format).unwrap_or_default(),
+                    up_to_date: a.paid_until.is_some_and(|p| p >= day),
+                }),
+                ceilings: a.ceilings.iter().map(convert::ceiling_to_pb).collect(),
+                line_estimates: estimates,
+            })
+        }
+        .await
+        .map_err(Status::from);
+        self.broker
+            .audit()
+            .record(audit_in(who, "CheckEligibility", subject, &msg, &result))
+            .await;
+        result.map(Response::new)
+    }
+
+    async fn coordinate_claim(
+        &self,
+        request: Request<pb::CoordinateClaimRequest>,
+    ) -> Result<Response<pb::ClaimResult>, Status> {
+        let who = party(&request, "scheme", &request.get_ref().scheme_id);
+        let msg = request.into_inner();
+        let subject = format!("{}/{}", msg.scheme_id, msg.claim_id);
+        let result = async {
+            let claim = parse::claim(msg.clone())?;
+            let rec = self.broker.coordinate(claim).await?;
+            Ok::<_, ServiceError>(claim_result(&rec))
+        }
+        .await
+        .map_err(Status::from);
+        self.broker
+            .audit()
+            .record(audit_in(who, "CoordinateClaim", subject, &msg, &result))
+            .await;
+        result.map(Response::new)
+    }
+
+    async fn get_claim(
+        &self,
+        request: Request<pb::GetClaimRequest>,
+    ) -> Result<Response<pb::ClaimResult>, Status> {
+        let who = party(&request, "scheme", &request.get_ref().scheme_id);
+        let msg = request.into_inner();
+        let subject = format!("{}/{}", msg.scheme_id, msg.claim_id);
+        let result = async {
+            let mut v = parse::Violations::new();
+            v.id("scheme_id", &msg.scheme_id);
+            v.id("claim_id", &msg.claim_id);
+            v.finish(())?;
+            let rec = self.broker.get(&msg.scheme_id, &msg.claim_id).await?;
+            Ok::<_, ServiceError>(claim_result(&rec))
+        }
+        .await
+        .map_err(Status::from);
+        self.broker
+            .audit()
+            .record(audit_in(who, "GetClaim", subject, &msg, &result))
+            .await;
+        result.map(Response::new)
+    }
+
+    async fn list_changed_claims(
+        &self,
+        request: Request<pb::ListChangedClaimsRequest>,
+    ) -> Result<Response<pb::ListChangedClaimsResponse>, Status> {
+        let who = party(&request, "scheme", &request.get_ref().scheme_id);
+        let msg = request.into_inner();
+        let subject = format!("{}/changes", msg.scheme_id);
+        let result = async {
+            let mut v = parse::Violations::new();
+            v.id("scheme_id", &msg.scheme_id);
+            if msg.page_size > MAX_PAGE {
+                v.add("page_size", format!("must be at most {MAX_PAGE}"));
+            }
+            if msg.wait_ms > MAX_WAIT_MS {
+                v.add("wait_ms", format!("must be at most {MAX_WAIT_MS}"));
+            }
+            v.finish(())?;
+            let after = parse_cursor(&msg.cursor)?;
+            let limit = if msg.page_size == 0 {
+                DEFAULT_PAGE
+            } else {
+                msg.page_size
+            };
+            let rows = self
+                .broker
+                .list_changed(
+                    &msg.scheme_id,
+                    after,
+                    limit,
+                    Duration::from_millis(msg.wait_ms as u64),
+                )
+                .await?;
+            let next = rows.last().map(|r| r.change_seq).unwrap_or(after);
+            Ok::<_, ServiceError>(pb::ListChangedClaimsResponse {
+                claims: rows.iter().map(claim_result).collect(),
+                next_cursor: cursor(next),
+            })
+        }
+        .await
+        .map_err(Status::from);
+        self.broker
+            .audit()
+            .record(audit_in(who, "ListChangedClaims", subject, &msg, &result))
+            .await;
+        result.map(Response::new)
+    }
+
+    async fn cancel_claim(
+        &self,
+        request: Request<pb::CancelClaimRequest>,
+    ) -> Result<Response<pb::ClaimResult>, Status> {
+        let who = party(&request, "scheme", &request.get_ref().scheme_id);
+        let msg = request.into_inner();
+        let subject = format!("{}/{}", msg.scheme_id, msg.claim_id);
+        let result = async {
+            let mut v = parse::Violations::new();
+            v.id("scheme_id", &msg.scheme_id);
+            v.id("claim_id", &msg.claim_id);
+            if msg.reason.len() > 1000 {
+                v.add("reason", "at most 1000 characters");
+            }
+            v.finish(())?;
+            let rec = self
+                .broker
+                .cancel(&msg.scheme_id, &msg.claim_id, &msg.reason)
+                .await?;
+            Ok::<_, ServiceError>(claim_result(&rec))
+        }
+        .await
+        .map_err(Status::from);
+        self.broker
+            .audit()
+            .record(audit_in(who, "CancelClaim", subject, &msg, &result))
+            .await;
+        result.map(Response::new)
+    }
+}

@@ -1,0 +1,90 @@
+//! The audit writer: calls record their audit rows on a bounded channel; one
+//! task appends them in batches (one transaction per batch), so that the hot
+//! path never waits for an audit fsync of its own. The channel is bounded:
+//! when the store falls behind, callers wait instead of memory growing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{AuditEntry, Store};
+
+enum Msg {
+    Entry(AuditEntry),
+    Flush(oneshot::Sender<()>),
+}
+
+#[derive(Clone)]
+pub struct AuditSink {
+    tx: mpsc::Sender<Msg>,
+}
+
+const BATCH: usize = 512;
+
+impl AuditSink {
+    /// Starts the writer task.
+    pub fn start(store: Arc<dyn Store>) -> (AuditSink, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::channel::<Msg>(8192);
+        let task = tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut waiters = Vec::new();
+            while let Some(first) = rx.recv().await {
+                let mut next = Some(first);
+                while let Some(m) = next.take() {
+                    match m {
+                        Msg::Entry(e) => batch.push(e),
+                        Msg::Flush(w) => waiters.push(w),
+                    }
+                    if batch.len() < BATCH {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                let mut delay = Duration::from_millis(50);
+                while !batch.is_empty() {
+                    match store.append_audit(&batch).await {
+                        Ok(()) => batch.clear(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, rows = batch.len(), "audit append failed; retrying");
+                            tokio::time::sleep(delay).await;
+                            delay = (delay * 2).min(Duration::from_secs(5));
+                        }
+                    }
+                }
+                for w in waiters.drain(..) {
+                    let _ = w.send(());
+                }
+            }
+        });
+        (AuditSink { tx }, task)
+    }
+
+    /// Queues one row.
+    pub async fn record(&self, e: AuditEntry) {
+        if self.tx.send(Msg::Entry(e)).await.is_err() {
+            tracing::error!("audit writer stopped; row lost");
+        }
+    }
+
+    /// Waits until every row queued before this call is stored.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// SHA-256 (hex) of some bytes.
+pub fn hash(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,300 @@
+//! The broker's TOML configuration (`passerelle serve --config FILE`).
+//!
+//! Every table denies unknown keys, so that a typo is an error that names the
+//! key and the file instead of a setting silently ignored.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use passerelle_adapters::AdapterKind;
+use passerelle_adapters::grpc::GrpcConfig;
+use passerelle_adapters::rules::RulesConfig;
+use passerelle_domain::Product;
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to serve on. Port 0 picks a free port; the bound address is
+    /// printed on stdout. Default "127.0.0.1:50051".
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub retry: RetryConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// The schemes (and delegates) allowed to call.
+    pub schemes: Vec<SchemeConfig>,
+    /// The mutuelles passerelle reaches.
+    #[serde(default)]
+    pub partners: Vec<PartnerConfig>,
+    /// Products of rules partners (mutuelles with no system), loaded into the
+    /// store at start-up. A version already used by a claim cannot change.
+    #[serde(default)]
+    pub products: Vec<Product>,
+}
+
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:50051".parse().expect("valid address")
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Path of the SQLite database file, relative to the config file's
+    /// folder. Default "passerelle.db".
+    #[serde(default)]
+    pub sqlite: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// First back-off after a partner missed its deadline, in ms. Doubles
+    /// at each attempt. Default 1000.
+    #[serde(default = "default_base_ms")]
+    pub base_ms: u64,
+    /// Longest back-off, in ms. Default 300000 (5 minutes).
+    #[serde(default = "default_max_ms")]
+    pub max_ms: u64,
+    /// How often the retry worker looks for due claims, in ms. Default 500.
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u64,
+    /// Claims the worker takes at once. Default 32.
+    #[serde(default = "default_batch")]
+    pub batch: u32,
+}
+
+fn default_base_ms() -> u64 {
+    1000
+}
+fn default_max_ms() -> u64 {
+    300_000
+}
+fn default_poll_ms() -> u64 {
+    500
+}
+fn default_batch() -> u32 {
+    32
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            base_ms: default_base_ms(),
+            max_ms: default_max_ms(),
+            poll_ms: default_poll_ms(),
+            batch: default_batch(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request message accepted, in bytes. Default 4 MiB.
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: usize,
+}
+
+fn default_max_message() -> usize {
+    4 * 1024 * 1024
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_message_bytes: default_max_message(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemeConfig {
+    /// Scheme id as callers send it, for example "CNSS" or "CMSS".
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// ISO 4217 currency of every amount the scheme sends, for example "XOF".
+    pub currency: String,
+    /// The parent scheme of a delegate (CMSS and INPS under CANAM).
+    #[serde(default)]
+    pub parent: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerConfig {
+    /// Mutuelle id, for example "MUT-SOLIDARITE".
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// Adapter type: "rules" or "grpc".
+    pub adapter: AdapterKind,
+    /// How long the broker waits for this partner before answering PENDING,
+    /// in ms. Default: the grpc table's timeout_ms, or 2000.
+    #[serde(default)]
+    pub deadline_ms: Option<u64>,
+    /// Settings of a grpc partner.
+    #[serde(default)]
+    pub grpc: Option<GrpcConfig>,
+    /// Settings of a rules partner.
+    #[serde(default)]
+    pub rules: Option<RulesConfig>,
+}
+
+impl PartnerConfig {
+    pub fn deadline_ms(&self) -> u64 {
+        self.deadline_ms
+            .or(self.grpc.as_ref().map(|g| g.timeout_ms))
+            .unwrap_or(2000)
+    }
+}
+
+/// A configuration error, naming the file and the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub message: String,
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let err = |message: String| ConfigError {
+            file: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let cfg: Config =
+            toml::from_str(&text).map_err(|e| err(e.to_string().trim_end().to_string()))?;
+        cfg.check().map_err(err)?;
+        Ok(cfg)
+    }
+
+    /// The SQLite path, resolved against the config file's folder.
+    pub fn sqlite_path(&self, base: &Path) -> PathBuf {
+        let p = self
+            .store
+            .sqlite
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("passerelle.db"));
+        if p.is_absolute() { p } else { base.join(p) }
+    }
+
+    /// Cross-field checks; the message names the key.
+    pub fn check(&self) -> Result<(), String> {
+        if self.schemes.is_empty() {
+            return Err("schemes: at least one [[schemes]] entry is needed".into());
+        }
+        let mut ids = HashSet::new();
+        for (i, s) in self.schemes.iter().enumerate() {
+            if s.id.trim().is_empty() {
+                return Err(format!("schemes[{i}].id: must not be empty"));
+            }
+            if !ids.insert(s.id.as_str()) {
+                return Err(format!("schemes[{i}].id: {:?} is listed twice", s.id));
+            }
+            if !passerelle_domain::money::is_currency_code(&s.currency) {
+                return Err(format!(
+                    "schemes[{i}].currency: {:?} is not an ISO 4217 code",
+                    s.currency
+                ));
+            }
+        }
+        for (i, s) in self.schemes.iter().enumerate() {
+            if let Some(p) = &s.parent
+                && (!ids.contains(p.as_str()) || p == &s.id)
+            {
+                return Err(format!(
+                    "schemes[{i}].parent: {p:?} is not another configured scheme"
+                ));
+            }
+        }
+        let mut pids = HashSet::new();
+        for (i, p) in self.partners.iter().enumerate() {
+            if p.id.trim().is_empty() {
+                return Err(format!("partners[{i}].id: must not be empty"));
+            }
+            if !pids.insert(p.id.as_str()) {
+                return Err(format!("partners[{i}].id: {:?} is listed twice", p.id));
+            }
+            if p.adapter == AdapterKind::Grpc && p.grpc.is_none() {
+                return Err(format!(
+                    "partners[{i}].grpc: adapter \"grpc\" needs a [partners.grpc] table with an endpoint"
+                ));
+            }
+            if p.deadline_ms() == 0 {
+                return Err(format!("partners[{i}].deadline_ms: must be more than 0"));
+            }
+        }
+        for (i, prod) in self.products.iter().enumerate() {
+            let Some(partner) = self.partners.iter().find(|p| p.id == prod.mutuelle_id) else {
+                return Err(format!(
+                    "products[{i}].mutuelle_id: {:?} is not a configured partner",
+                    prod.mutuelle_id
+                ));
+            };
+            if partner.adapter != AdapterKind::Rules {
+                return Err(format!(
+                    "products[{i}].mutuelle_id: {:?} is a {} partner, which keeps its own products",
+                    prod.mutuelle_id,
+                    partner.adapter.as_str()
+                ));
+            }
+            if let Some((field, problem)) = prod.check().into_iter().next() {
+                return Err(format!("products[{i}].{field}: {problem}"));
+            }
+        }
+        if self.retry.base_ms == 0 || self.retry.max_ms < self.retry.base_ms {
+            return Err("retry: base_ms must be > 0 and max_ms >= base_ms".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(s: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.toml");
+        std::fs::write(&p, s).unwrap();
+        Config::load(&p)
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_file() {
+        let e = load_str("listen = \"127.0.0.1:0\"\nlisten_port = 4\n[[schemes]]\nid=\"CNSS\"\ncurrency=\"XOF\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bad.toml"), "{e}");
+        assert!(e.contains("listen_port"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key() {
+        let e = load_str("[[schemes]]\nid=\"CNSS\"\ncurrency=\"xof\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("schemes[0].currency"), "{e}");
+        let e = load_str(
+            "[[schemes]]\nid=\"CNSS\"\ncurrency=\"XOF\"\n[[partners]]\nid=\"M\"\nadapter=\"grpc\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("partners[0].grpc"), "{e}");
+        let e = load_str("[[schemes]]\nid=\"CMSS\"\ncurrency=\"XOF\"\nparent=\"CANAM\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("schemes[0].parent"), "{e}");
+    }
+}

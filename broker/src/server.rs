@@ -1,0 +1,204 @@
+//! Assembles a running broker: store, adapters, the retry worker, the audit
+//! writer, and the tonic server with health and reflection.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use passerelle_adapters::registry::{self, AdapterSettings};
+use passerelle_proto::roster::v1::roster_service_server::RosterServiceServer;
+use passerelle_proto::scheme::v1::scheme_service_server::SchemeServiceServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::StreamExt;
+
+use crate::api::roster::RosterApi;
+use crate::api::scheme::SchemeApi;
+use crate::audit::AuditSink;
+use crate::config::Config;
+use crate::service::{Broker, Failpoint, Partner, Scheme};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{PutProduct, RulesDataStore, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(String),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("listen: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A broker serving on a socket.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub broker: Arc<Broker>,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    worker: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting calls, lets calls in flight finish, stops the worker
+    /// and flushes the audit log.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.server.await;
+        let _ = self.worker.await;
+        self.broker.audit().flush().await;
+    }
+}
+
+/// Loads the config's products into the store; a used product that changed
+/// is an error naming it.
+pub async fn load_products(cfg: &Config, store: &dyn Store) -> Result<(), StartError> {
+    for (i, p) in cfg.products.iter().enumerate() {
+        match store.put_product(p).await {
+            Ok(PutProduct::Inserted) => {
+                tracing::info!(product = %p.id, version = p.version, "product loaded")
+            }
+            Ok(PutProduct::Replaced) => {
+                tracing::info!(product = %p.id, version = p.version, "product updated (unused)")
+            }
+            Ok(PutProduct::Unchanged) => {}
+            Err(StoreError::ProductInUse(m)) => {
+                return Err(StartError::Config(format!(
+                    "products[{i}]: product {m} is used by claims and cannot change: declare a new version with a later valid_from"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Builds the broker on a store.
+pub async fn build_broker(cfg: &Config, store: Arc<dyn Store>) -> Result<Arc<Broker>, StartError> {
+    load_products(cfg, store.as_ref()).await?;
+    let data: Arc<dyn passerelle_adapters::RulesData> = Arc::new(RulesDataStore(store.clone()));
+    let mut partners = Vec::with_capacity(cfg.partners.len());
+    for (i, p) in cfg.partners.iter().enumerate() {
+        let settings = AdapterSettings {
+            grpc: p.grpc.clone(),
+            rules: p.rules.clone(),
+        };
+        let adapter = registry::build(&p.id, p.adapter, &settings, data.clone())
+            .map_err(|e| StartError::Config(format!("partners[{i}]: {e}")))?;
+        partners.push(Partner {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            kind: p.adapter,
+            adapter,
+            deadline: Duration::from_millis(p.deadline_ms()),
+        });
+    }
+    let schemes = cfg
+        .schemes
+        .iter()
+        .map(|s| Scheme {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            currency: s.currency.clone(),
+            parent: s.parent.clone(),
+        })
+        .collect();
+    let (audit, _task) = AuditSink::start(store.clone());
+    Ok(Arc::new(Broker::new(
+        store,
+        schemes,
+        partners,
+        cfg.retry.clone(),
+        audit,
+        Failpoint::from_env(),
+    )))
+}
+
+/// Opens the configured SQLite store.
+pub fn open_store(cfg: &Config, base_dir: &Path) -> Result<Arc<dyn Store>, StartError> {
+    let path = cfg.sqlite_path(base_dir);
+    Ok(Arc::new(SqliteStore::open(&path)?))
+}
+
+/// Serves a broker built on `store` on `listener`.
+pub async fn start_with_store(
+    cfg: &Config,
+    store: Arc<dyn Store>,
+    listener: TcpListener,
+) -> Result<Running, StartError> {
+    let broker = build_broker(cfg, store).await?;
+    let addr = listener.local_addr()?;
+    let (shutdown, rx) = watch::channel(false);
+
+    let worker = tokio::spawn(broker.clone().run_worker(rx.clone()));
+
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<SchemeServiceServer<SchemeApi>>()
+        .await;
+    health_reporter
+        .set_serving::<RosterServiceServer<RosterApi>>()
+        .await;
+    // Both reflection versions: grpcurl and older tools still ask v1alpha.
+    let reflection_builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(passerelle_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            // List what this server serves, not every contract it knows
+            // (MutuellePartner is implemented by mutuelles, not the broker).
+            .with_service_name("passerelle.scheme.v1.SchemeService")
+            .with_service_name("passerelle.roster.v1.RosterService")
+            .with_service_name("grpc.health.v1.Health")
+    };
+    let reflection = reflection_builder()
+        .build_v1()
+        .map_err(|e| StartError::Config(format!("reflection: {e}")))?;
+    let reflection_alpha = reflection_builder()
+        .build_v1alpha()
+        .map_err(|e| StartError::Config(format!("reflection: {e}")))?;
+
+    let max = cfg.limits.max_message_bytes;
+    let scheme = SchemeServiceServer::new(SchemeApi::new(broker.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(4 * max);
+    let roster = RosterServiceServer::new(RosterApi::new(broker.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(4 * max);
+
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
+        if let Ok(s) = &s {
+            let _ = s.set_nodelay(true);
+        }
+        s
+    });
+    let mut stop = rx;
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(reflection_alpha)
+            .add_service(scheme)
+            .add_service(roster)
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = stop.wait_for(|v| *v).await;
+            }),
+    );
+    Ok(Running {
+        addr,
+        broker,
+        shutdown,
+        server,
+        worker,
+    })
+}
+
+/// Serves the configured broker on a socket bound to `cfg.listen`.
+pub async fn start(cfg: &Config, base_dir: &Path) -> Result<Running, StartError> {
+    let store = open_store(cfg, base_dir)?;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| StartError::Config(format!("listen {}: {e}", cfg.listen)))?;
+    start_with_store(cfg, store, listener).await
+}

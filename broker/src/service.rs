@@ -1,0 +1,787 @@
+//! The claim lifecycle and eligibility, independent of gRPC: the API layer
+//! converts requests to domain values and calls [`Broker`].
+//!
+//! A claim's life:
+//! 1. `begin_claim` commits the claim (RECEIVED) with a lease, before any
+//!    partner call. A resend finds it there; a modified resend is refused.
+//! 2. The partner is asked with the claim's adjudication key, within the
+//!    partner's deadline. No transaction is open meanwhile.
+//! 3. The answer is checked (every line once, M >= 0, M <= R, M = 0 on a
+//!    refused line) and `complete_claim` stores it with the ceiling
+//!    consumption, conditionally. A ceiling conflict recomputes.
+//! 4. A missed deadline or a transient failure defers the claim
+//!    (PENDING_PARTNER, back-off); the caller gets PENDING. The retry worker
+//!    leases due claims from the store and resumes them, after a restart too,
+//!    always with the same key.
+//!
+//! Cancels follow the same pattern with the claim's cancel key.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use passerelle_adapters::{
+    Adapter, AdapterError, AdapterKind, AdjudicationRequest, CancelRequest, EligibilityAnswer,
+    EligibilityQuery,
+};
+use passerelle_domain::validate::{FieldViolation, check_answer};
+use passerelle_domain::{Claim, ClaimLine, ClaimState, Date, Reason, ReasonCode};
+use tokio::sync::watch;
+
+use crate::audit::{AuditSink, hash, now_ms};
+use crate::config::RetryConfig;
+use crate::store::{
+    AuditEntry, Begin, ClaimRecord, Direction, NewClaim, Outcome, Store, StoreError,
+};
+
+/// Extra time a caller holds a claim beyond twice its partner's deadline,
+/// before the retry worker may take it over.
+const LEASE_GRACE_MS: i64 = 1000;
+/// How many times a claim is recomputed when a ceiling moved under it.
+const MAX_CEILING_RETRIES: usize = 8;
+
+/// A scheme (or delegate) allowed to call.
+#[derive(Clone, Debug)]
+pub struct Scheme {
+    pub id: String,
+    pub name: String,
+    pub currency: String,
+    pub parent: Option<String>,
+}
+
+/// A mutuelle and how to reach it.
+pub struct Partner {
+    pub id: String,
+    pub name: String,
+    pub kind: AdapterKind,
+    pub adapter: Arc<dyn Adapter>,
+    pub deadline: Duration,
+}
+
+/// Why a call failed; mapped to a gRPC status in `api::status`.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("invalid request")]
+    Invalid(Vec<FieldViolation>),
+    #[error("claim {0} was already received with different content")]
+    ModifiedRequest(String),
+    #[error("{0}")]
+    UnknownMember(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    PartnerUnavailable(String),
+    #[error("{0}")]
+    PartnerAnswerInvalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ServiceError {
+    pub fn invalid(field: &str, description: impl Into<String>) -> Self {
+        ServiceError::Invalid(vec![FieldViolation::new(field, description)])
+    }
+}
+
+/// An eligibility question in domain form.
+#[derive(Clone, Debug)]
+pub struct EligibilityInput {
+    pub scheme_id: String,
+    pub beneficiary_id: String,
+    pub date_of_care: Date,
+    pub mutuelle_id: Option<String>,
+    pub member_number: Option<String>,
+    pub currency: String,
+    pub lines: Vec<ClaimLine>,
+    pub diagnoses: Vec<String>,
+}
+
+/// Test and operations hooks, set from the PASSERELLE_FAILPOINT variable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failpoint {
+    /// Stop for ever after a partner's answer, before storing it (to test a
+    /// kill -9 at the worst moment). Prints "failpoint after_partner_answer
+    /// reached" on stderr.
+    AfterPartnerAnswer,
+}
+
+impl Failpoint {
+    pub fn from_env() -> Option<Failpoint> {
+        match std::env::var("PASSERELLE_FAILPOINT").ok()?.as_str() {
+            "after_partner_answer" => Some(Failpoint::AfterPartnerAnswer),
+            _ => None,
+        }
+    }
+}
+
+pub struct Broker {
+    store: Arc<dyn Store>,
+    schemes: HashMap<String, Scheme>,
+    partners: HashMap<String, Partner>,
+    retry: RetryConfig,
+    changes: watch::Sender<u64>,
+    audit: AuditSink,
+    failpoint: Option<Failpoint>,
+    worker_lease_ms: i64,
+}
+
+fn key_digest(parts: &[&str]) -> String {
+    let joined = parts.join("\u{1f}");
+    hash(joined.as_bytes())[..32].to_string()
+}
+
+/// The partner idempotency key of a claim's adjudication: derived from
+/// (scheme, claim id), so it is the same for every resend and retry.
+pub fn adjudication_key(scheme_id: &str, claim_id: &str) -> String {
+    format!("adj-{}", key_digest(&[scheme_id, claim_id]))
+}
+
+/// The partner idempotency key of a claim's cancel.
+pub fn cancel_key(scheme_id: &str, claim_id: &str) -> String {
+    format!("cxl-{}", key_digest(&[scheme_id, claim_id]))
+}
+
+impl Broker {
+    pub fn new(
+        store: Arc<dyn Store>,
+        schemes: Vec<Scheme>,
+        partners: Vec<Partner>,
+        retry: RetryConfig,
+        audit: AuditSink,
+        failpoint: Option<Failpoint>,
+    ) -> Self {
+        let max_deadline = partners
+            .iter()
+            .map(|p| p.deadline.as_millis() as i64)
+            .max()
+            .unwrap_or(2000);
+        Broker {
+            store,
+            schemes: schemes.into_iter().map(|s| (s.id.clone(), s)).collect(),
+            partners: partners.into_iter().map(|p| (p.id.clone(), p)).collect(),
+            retry,
+            changes: watch::channel(0).0,
+            audit,
+            failpoint,
+            worker_lease_ms: 2 * max_deadline + LEASE_GRACE_MS,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn audit(&self) -> &AuditSink {
+        &self.audit
+    }
+
+    pub fn partners(&self) -> impl Iterator<Item = &Partner> {
+        self.partners.values()
+    }
+
+    pub fn scheme(&self, id: &str) -> Result<&Scheme, ServiceError> {
+        self.schemes
+            .get(id)
+            .ok_or_else(|| ServiceError::invalid("scheme_id", format!("unknown scheme {id:?}")))
+    }
+
+    fn check_currency(&self, scheme: &Scheme, currency: &str) -> Result<(), ServiceError> {
+        if currency != scheme.currency {
+            return Err(ServiceError::invalid(
+                "currency",
+                format!("must be {} for scheme {}", scheme.currency, scheme.id),
+            ));
+        }
+        Ok(())
+    }
+
+    fn notify(&self) {
+        self.changes.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Waits for the next stored change (in this process), or the timeout.
+    pub async fn wait_change(&self, rx: &mut watch::Receiver<u64>, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, rx.changed()).await;
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn backoff_ms(&self, attempts: u32) -> i64 {
+        let exp = 1u64 << attempts.min(20);
+        self.retry
+            .base_ms
+            .saturating_mul(exp)
+            .min(self.retry.max_ms) as i64
+    }
+
+    async fn audit_out(
+        &self,
+        partner: &str,
+        method: &str,
+        subject: &str,
+        key: &str,
+        outcome: &str,
+    ) {
+        self.audit
+            .record(AuditEntry {
+                at_ms: now_ms(),
+                direction: Direction::Out,
+                party: format!("mutuelle:{partner}"),
+                method: method.to_string(),
+                subject: subject.to_string(),
+                request_hash: hash(key.as_bytes()),
+                outcome: outcome.to_string(),
+            })
+            .await;
+    }
+
+    /// Which mutuelle covers the beneficiary, and the member number there.
+    /// `None`: no mutuelle known to passerelle covers them.
+    async fn route(
+        &self,
+        scheme_id: &str,
+        beneficiary_id: &str,
+        date: Date,
+        mutuelle_id: Option<&str>,
+        member_number: Option<&str>,
+    ) -> Result<Option<(String, String)>, ServiceError> {
+        if let Some(mid) = mutuelle_id {
+            let Some(partner) = self.partners.get(mid) else {
+                return Err(ServiceError::invalid(
+                    "mutuelle_id",
+                    format!("unknown mutuelle {mid:?}"),
+                ));
+            };
+            let member = match member_number {
+                Some(n) => self
+                    .store
+                    .get_member(mid, n)
+                    .await?
+                    .filter(|m| m.scheme_id == scheme_id && m.beneficiary_id == beneficiary_id),
+                None => self
+                    .store
+                    .find_members(scheme_id, beneficiary_id)
+                    .await?
+                    .into_iter()
+                    .find(|m| m.mutuelle_id == mid),
+            };
+            return Ok(match (member, partner.kind) {
+                (Some(m), _) => Some((mid.to_string(), m.member_number)),
+                // The broker adjudicates for rules partners: it must know the member.
+                (None, AdapterKind::Rules) => None,
+                // A remote partner knows its own members.
+                (None, _) => Some((
+                    mid.to_string(),
+                    member_number.unwrap_or_default().to_string(),
+                )),
+            });
+        }
+        let members = self.store.find_members(scheme_id, beneficiary_id).await?;
+        let known = members
+            .iter()
+            .filter(|m| self.partners.contains_key(&m.mutuelle_id));
+        let chosen = known
+            .clone()
+            .find(|m| m.product_on(date).is_some())
+            .or_else(|| known.clone().next());
+        Ok(chosen.map(|m| (m.mutuelle_id.clone(), m.member_number.clone())))
+    }
+
+    fn partner(&self, id: &str) -> Result<&Partner, ServiceError> {
+        self.partners.get(id).ok_or_else(|| {
+            ServiceError::PartnerUnavailable(format!("mutuelle {id} is not configured"))
+        })
+    }
+
+    /// Complementary eligibility. Nothing is stored but the audit rows.
+    pub async fn eligibility(
+        &self,
+        q: EligibilityInput,
+    ) -> Result<(String, EligibilityAnswer), ServiceError> {
+        let scheme = self.scheme(&q.scheme_id)?;
+        if !q.lines.is_empty() {
+            self.check_currency(scheme, &q.currency)?;
+        }
+        let route = self
+            .route(
+                &q.scheme_id,
+                &q.beneficiary_id,
+                q.date_of_care,
+                q.mutuelle_id.as_deref(),
+                q.member_number.as_deref(),
+            )
+            .await?;
+        let Some((mid, member_number)) = route else {
+            return Ok((
+                String::new(),
+                EligibilityAnswer::not_covered(Reason::new(
+                    ReasonCode::UnknownMember,
+                    "no mutuelle known to passerelle covers this beneficiary",
+                )),
+            ));
+        };
+        let partner = self.partner(&mid)?;
+        let query = EligibilityQuery {
+            idempotency_key: format!(
+                "elg-{}",
+                key_digest(&[
+                    &q.scheme_id,
+                    &q.beneficiary_id,
+                    &now_ms().to_string(),
+                    &next_nonce()
+                ])
+            ),
+            scheme_id: q.scheme_id,
+            beneficiary_id: q.beneficiary_id,
+            member_number: Some(member_number).filter(|n| !n.is_empty()),
+            date_of_care: q.date_of_care,
+            currency: q.currency,
+            lines: q.lines,
+            diagnoses: q.diagnoses,
+        };
+        let res = match tokio::time::timeout(partner.deadline, partner.adapter.eligibility(&query))
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(AdapterError::Timeout(partner.deadline.as_millis() as u64)),
+        };
+        let subject = format!("{}/eligibility", query.scheme_id);
+        let outcome = match &res {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.to_string(),
+        };
+        self.audit_out(
+            &mid,
+            "CheckComplementaryEligibility",
+            &subject,
+            &query.idempotency_key,
+            &outcome,
+        )
+        .await;
+        let mut answer = match res {
+            Ok(a) => a,
+            Err(e) if e.is_transient() => {
+                return Err(ServiceError::PartnerUnavailable(format!(
+                    "mutuelle {mid}: {e}"
+                )));
+            }
+            Err(AdapterError::Rejected(r)) => EligibilityAnswer::not_covered(r),
+            Err(e) => {
+                return Err(ServiceError::PartnerAnswerInvalid(format!(
+                    "mutuelle {mid}: {e}"
+                )));
+            }
+        };
+        if !query.lines.is_empty() && !answer.lines.is_empty() {
+            answer.lines = check_answer(&query.lines, std::mem::take(&mut answer.lines))
+                .map_err(|m| ServiceError::PartnerAnswerInvalid(format!("mutuelle {mid}: {m}")))?;
+        }
+        Ok((mid, answer))
+    }
+
+    /// Coordinates a claim: see the module documentation.
+    pub async fn coordinate(&self, claim: Claim) -> Result<ClaimRecord, ServiceError> {
+        let scheme = self.scheme(&claim.scheme_id)?;
+        self.check_currency(scheme, &claim.currency)?;
+        let request_hash = claim.canonical_hash();
+        let route = self
+            .route(
+                &claim.scheme_id,
+                &claim.beneficiary_id,
+                claim.date_of_care,
+                claim.mutuelle_id.as_deref(),
+                claim.member_number.as_deref(),
+            )
+            .await?;
+        let Some((mid, member_number)) = route else {
+            // A resend of a claim stored before the roster changed still gets
+            // its stored answer.
+            if let Some(rec) = self
+                .store
+                .get_claim(&claim.scheme_id, &claim.claim_id)
+                .await?
+            {
+                return self.resend(rec, &request_hash).await;
+            }
+            return Err(ServiceError::UnknownMember(format!(
+                "beneficiary {} is not a member of any mutuelle known to passerelle",
+                mask(&claim.beneficiary_id)
+            )));
+        };
+        let deadline = self.partner(&mid)?.deadline;
+        let now = now_ms();
+        let new = NewClaim {
+            adjudication_key: adjudication_key(&claim.scheme_id, &claim.claim_id),
+            claim,
+            request_hash: request_hash.clone(),
+            mutuelle_id: mid,
+            member_number,
+            lease_until_ms: now + 2 * deadline.as_millis() as i64 + LEASE_GRACE_MS,
+            now_ms: now,
+        };
+        match self.store.begin_claim(new).await? {
+            Begin::Created(rec) => {
+                self.notify();
+                self.process(rec).await
+            }
+            Begin::DuplicateInvoice(rec) => {
+                self.notify();
+                Ok(rec)
+            }
+            Begin::Existing(rec) => self.await_settled(rec, deadline).await,
+            Begin::Modified(rec) => Err(ServiceError::ModifiedRequest(rec.claim.claim_id)),
+        }
+    }
+
+    async fn resend(
+        &self,
+        rec: ClaimRecord,
+        request_hash: &str,
+    ) -> Result<ClaimRecord, ServiceError> {
+        if rec.request_hash != request_hash {
+            return Err(ServiceError::ModifiedRequest(rec.claim.claim_id));
+        }
+        let deadline = self
+            .partners
+            .get(&rec.mutuelle_id)
+            .map(|p| p.deadline)
+            .unwrap_or(Duration::from_secs(2));
+        self.await_settled(rec, deadline).await
+    }
+
+    /// A resend while the first request is still asking the partner waits for
+    /// its answer (up to the partner's deadline), so that both callers get
+    /// the same answer; the partner is never asked twice.
+    async fn await_settled(
+        &self,
+        rec: ClaimRecord,
+        deadline: Duration,
+    ) -> Result<ClaimRecord, ServiceError> {
+        if rec.state != ClaimState::Received {
+            return Ok(rec);
+        }
+        let mut rx = self.subscribe();
+        let until =
+            tokio::time::Instant::now() + deadline + Duration::from_millis(LEASE_GRACE_MS as u64);
+        loop {
+            let cur = self
+                .store
+                .get_claim(&rec.claim.scheme_id, &rec.claim.claim_id)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound(format!("claim {}", rec.claim.claim_id)))?;
+            if cur.state != ClaimState::Received {
+                return Ok(cur);
+            }
+            if tokio::time::timeout_at(until, rx.changed()).await.is_err() {
+                return Ok(cur);
+            }
+        }
+    }
+
+    /// Asks the partner and stores the outcome. Used by the first request and
+    /// by the retry worker alike.
+    async fn process(&self, rec: ClaimRecord) -> Result<ClaimRecord, ServiceError> {
+        let (scheme_id, claim_id) = (rec.claim.scheme_id.clone(), rec.claim.claim_id.clone());
+        let subject = format!("{scheme_id}/{claim_id}");
+        let Some(partner) = self.partners.get(&rec.mutuelle_id) else {
+            let next = now_ms() + self.backoff_ms(rec.attempts);
+            let t = self
+                .store
+                .defer(
+                    &scheme_id,
+                    &claim_id,
+                    next,
+                    "mutuelle not configured",
+                    now_ms(),
+                )
+                .await?;
+            self.notify();
+            return Ok(t.into_record());
+        };
+        for _ in 0..MAX_CEILING_RETRIES {
+            let req = AdjudicationRequest {
+                idempotency_key: &rec.adjudication_key,
+                claim: &rec.claim,
+                member_number: &rec.member_number,
+            };
+            let res = match tokio::time::timeout(partner.deadline, partner.adapter.adjudicate(req))
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(AdapterError::Timeout(partner.deadline.as_millis() as u64)),
+            };
+            let outcome_text = match &res {
+                Ok(_) => "ok".to_string(),
+                Err(e) => e.to_string(),
+            };
+            self.audit_out(
+                &partner.id,
+                "AdjudicateRemainder",
+                &subject,
+                &rec.adjudication_key,
+                &outcome_text,
+            )
+            .await;
+            let outcome = match res {
+                Ok(answer) => {
+                    if self.failpoint == Some(Failpoint::AfterPartnerAnswer) {
+                        eprintln!("failpoint after_partner_answer reached");
+                        std::future::pending::<()>().await;
+                    }
+                    match check_answer(&rec.claim.lines, answer.lines) {
+                        Ok(shares) => Outcome::Coordinated {
+                            shares,
+                            product: answer.product,
+                            partner_reference: answer.partner_reference,
+                            consumption: answer.consumption,
+                        },
+                        Err(msg) => {
+                            tracing::warn!(partner = %partner.id, claim = %subject, %msg, "partner answer refused");
+                            Outcome::Rejected(Reason::new(ReasonCode::PartnerAnswerInvalid, msg))
+                        }
+                    }
+                }
+                Err(e) if e.is_transient() => {
+                    let now = now_ms();
+                    let t = self
+                        .store
+                        .defer(
+                            &scheme_id,
+                            &claim_id,
+                            now + self.backoff_ms(rec.attempts),
+                            &e.to_string(),
+                            now,
+                        )
+                        .await?;
+                    self.notify();
+                    return Ok(t.into_record());
+                }
+                Err(e) => Outcome::Rejected(e.final_reason()),
+            };
+            match self
+                .store
+                .complete_claim(&scheme_id, &claim_id, outcome, now_ms())
+                .await
+            {
+                Ok(t) => {
+                    self.notify();
+                    return Ok(t.into_record());
+                }
+                Err(StoreError::CeilingConflict(k)) => {
+                    tracing::debug!(claim = %subject, ceiling = %k, "ceiling moved; recomputing");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let now = now_ms();
+        let t = self
+            .store
+            .defer(
+                &scheme_id,
+                &claim_id,
+                now + self.backoff_ms(0),
+                "ceiling contention",
+                now,
+            )
+            .await?;
+        self.notify();
+        Ok(t.into_record())
+    }
+
+    pub async fn get(&self, scheme_id: &str, claim_id: &str) -> Result<ClaimRecord, ServiceError> {
+        self.scheme(scheme_id)?;
+        self.store
+            .get_claim(scheme_id, claim_id)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!("claim {claim_id} of scheme {scheme_id}"))
+            })
+    }
+
+    /// Changes after a cursor; with `wait`, long-polls for the first change.
+    pub async fn list_changed(
+        &self,
+        scheme_id: &str,
+        after_seq: u64,
+        limit: u32,
+        wait: Duration,
+    ) -> Result<Vec<ClaimRecord>, ServiceError> {
+        self.scheme(scheme_id)?;
+        let mut rx = self.subscribe();
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let rows = self.store.list_changed(scheme_id, after_seq, limit).await?;
+            if !rows.is_empty() || wait.is_zero() {
+                return Ok(rows);
+            }
+            // Changes made by another replica do not wake this one: look again
+            // at least every second.
+            let step = until.min(tokio::time::Instant::now() + Duration::from_secs(1));
+            if tokio::time::timeout_at(step, rx.changed()).await.is_err()
+                && tokio::time::Instant::now() >= until
+            {
+                return Ok(rows);
+            }
+        }
+    }
+
+    /// Cancels a claim; see `CancelClaim` in the scheme contract.
+    pub async fn cancel(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+        reason: &str,
+    ) -> Result<ClaimRecord, ServiceError> {
+        let rec = self.get(scheme_id, claim_id).await?;
+        if matches!(rec.state, ClaimState::Cancelled | ClaimState::CancelPending) {
+            return Ok(rec);
+        }
+        let deadline = self
+            .partners
+            .get(&rec.mutuelle_id)
+            .map(|p| p.deadline)
+            .unwrap_or(Duration::from_secs(2));
+        let now = now_ms();
+        let t = self
+            .store
+            .begin_cancel(
+                scheme_id,
+                claim_id,
+                &cancel_key(scheme_id, claim_id),
+                reason,
+                now + 2 * deadline.as_millis() as i64 + LEASE_GRACE_MS,
+                now,
+            )
+            .await?;
+        self.notify();
+        let rec = t.into_record();
+        if rec.state == ClaimState::CancelPending {
+            return self.process_cancel(rec).await;
+        }
+        Ok(rec)
+    }
+
+    async fn process_cancel(&self, rec: ClaimRecord) -> Result<ClaimRecord, ServiceError> {
+        let (scheme_id, claim_id) = (rec.claim.scheme_id.as_str(), rec.claim.claim_id.as_str());
+        let key = rec
+            .cancel_key
+            .clone()
+            .unwrap_or_else(|| cancel_key(scheme_id, claim_id));
+        let res = match self.partners.get(&rec.mutuelle_id) {
+            None => Err(AdapterError::Unavailable("mutuelle not configured".into())),
+            Some(p) => {
+                let req = CancelRequest {
+                    idempotency_key: &key,
+                    adjudication_key: &rec.adjudication_key,
+                    scheme_id,
+                    claim_id,
+                    reason: &rec.cancel_reason,
+                };
+                match tokio::time::timeout(p.deadline, p.adapter.cancel(req)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(AdapterError::Timeout(p.deadline.as_millis() as u64)),
+                }
+            }
+        };
+        let outcome = match &res {
+            Ok(()) => "ok".to_string(),
+            Err(e) => e.to_string(),
+        };
+        self.audit_out(
+            &rec.mutuelle_id,
+            "CancelAdjudication",
+            &format!("{scheme_id}/{claim_id}"),
+            &key,
+            &outcome,
+        )
+        .await;
+        let now = now_ms();
+        let t = match res {
+            Ok(()) => self.store.complete_cancel(scheme_id, claim_id, now).await?,
+            Err(e) => {
+                // Final refusals are retried too (with back-off): a cancel must
+                // reach the mutuelle; operators see last_error meanwhile.
+                self.store
+                    .defer(
+                        scheme_id,
+                        claim_id,
+                        now + self.backoff_ms(rec.attempts),
+                        &e.to_string(),
+                        now,
+                    )
+                    .await?
+            }
+        };
+        self.notify();
+        Ok(t.into_record())
+    }
+
+    /// One pass of the retry worker: leases due claims and resumes them.
+    /// Returns how many it took.
+    pub async fn retry_due(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let due = self
+            .store
+            .lease_due(now_ms(), self.worker_lease_ms, self.retry.batch)
+            .await?;
+        let n = due.len();
+        let tasks: Vec<_> = due
+            .into_iter()
+            .map(|rec| {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let subject = format!("{}/{}", rec.claim.scheme_id, rec.claim.claim_id);
+                    let r = match rec.state {
+                        ClaimState::CancelPending => me.process_cancel(rec).await,
+                        s if s.awaiting_partner() => me.process(rec).await,
+                        _ => return,
+                    };
+                    if let Err(e) = r {
+                        tracing::warn!(claim = %subject, error = %e, "retry failed");
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+        Ok(n)
+    }
+
+    /// The retry worker: runs until `shutdown` turns true.
+    pub async fn run_worker(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let poll = Duration::from_millis(self.retry.poll_ms);
+        loop {
+            match self.retry_due().await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "retry worker cannot read the store"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(poll) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+}
+
+fn next_nonce() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed).to_string()
+}
+
+/// Masks an identifier for logs: keeps the last 3 characters.
+pub fn mask(id: &str) -> String {
+    let n = id.chars().count();
+    if n <= 3 {
+        return "***".into();
+    }
+    let tail: String = id.chars().skip(n - 3).collect();
+    format!("***{tail}")
+}

@@ -1,0 +1,507 @@
+//! Claims end to end: a real broker over a real socket, a rules mutuelle
+//! (MUT-R, adjudicated and ceilinged by the broker) and a simulated native
+//! gRPC mutuelle (MUT-G, keeping its own ceilings), same product on both.
+
+mod common;
+
+use common::*;
+use passerelle_adapters::sim::Mode;
+use passerelle_proto::common::v1::{CareCategory as C, ReasonCode as R, SchemeLineOutcome};
+use passerelle_proto::scheme::v1 as pb;
+use pb::ClaimState as St;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+/// Runs one case against both mutuelles and checks the same shares.
+async fn both(h: &Harness, name: &str, who: &str, lines: &[L], want: &[i64], want_codes: &[&[R]]) {
+    for p in ["R", "G"] {
+        let id = format!("{name}-{p}");
+        let r = h
+            .coordinate(claim(&id, &format!("{p}-{who}"), lines))
+            .await
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_eq!(state(&r), St::Coordinated, "{id}");
+        assert_eq!(r.mutuelle_id, format!("MUT-{p}"));
+        assert_eq!(shares(&r), want, "{id}");
+        for (i, c) in want_codes.iter().enumerate() {
+            assert_eq!(codes(&r, i), *c, "{id} line {}", i + 1);
+        }
+        assert_balanced(&r);
+    }
+}
+
+#[tokio::test]
+async fn money_cases_on_both_adapters() {
+    let h = Harness::start().await;
+    // Full TM cover: B 5000, E 5000, S 3500: R = TM = 1500.
+    both(
+        &h,
+        "full-tm",
+        "OK",
+        &[covered(C::Consultation, 5000, 5000, 3500)],
+        &[1500],
+        &[&[]],
+    )
+    .await;
+    // Partial percentage: pharmacy at 50% of TM 1001 -> 500 (floored).
+    both(
+        &h,
+        "partial",
+        "OK",
+        &[covered(C::Pharmacy, 3337, 3337, 2336)],
+        &[500],
+        &[&[R::PartialRate]],
+    )
+    .await;
+    // Overrun covered at 50% in hospital: TM 2000 + half of D 2000.
+    both(
+        &h,
+        "overrun-covered",
+        "OK",
+        &[covered(C::Hospitalisation, 12000, 10000, 8000)],
+        &[3000],
+        &[&[R::OverrunNotCovered]],
+    )
+    .await;
+    // Overrun not covered for consultations: TM only.
+    both(
+        &h,
+        "overrun-not",
+        "OK",
+        &[covered(C::Consultation, 6000, 5000, 3500)],
+        &[1500],
+        &[&[R::OverrunNotCovered]],
+    )
+    .await;
+    // Out of basket: optical covered at 60% of B, lab not at all.
+    let mut oob = covered(C::Optical, 5000, 0, 0);
+    oob.outcome = SchemeLineOutcome::OutOfBasket;
+    let mut oob_lab = covered(C::Lab, 2000, 0, 0);
+    oob_lab.outcome = SchemeLineOutcome::OutOfBasket;
+    both(
+        &h,
+        "oob",
+        "OK",
+        &[oob, oob_lab],
+        &[3000, 0],
+        &[&[R::PartialRate], &[R::OutOfBasketNotCovered]],
+    )
+    .await;
+    // A line the scheme refused gets nothing; the next line is covered.
+    let mut refused = covered(C::Lab, 4000, 4000, 0);
+    refused.outcome = SchemeLineOutcome::Refused;
+    both(
+        &h,
+        "refused",
+        "OK",
+        &[refused, covered(C::Lab, 1000, 1000, 800)],
+        &[0, 200],
+        &[&[R::SchemeRefused], &[]],
+    )
+    .await;
+    // Waiting period: enrolled 2026-10-01, maternity needs 270 days.
+    both(
+        &h,
+        "waiting",
+        "NEW",
+        &[
+            covered(C::Maternity, 3000, 3000, 2400),
+            covered(C::Consultation, 1000, 1000, 700),
+        ],
+        &[0, 300],
+        &[&[R::WaitingPeriod], &[]],
+    )
+    .await;
+    // Unpaid dues: paid until 2026-06-30, care on 2026-11-20.
+    both(
+        &h,
+        "unpaid",
+        "UNPAID",
+        &[covered(C::Consultation, 5000, 5000, 3500)],
+        &[0],
+        &[&[R::DuesUnpaid]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn exclusion_by_diagnosis() {
+    let h = Harness::start().await;
+    for p in ["R", "G"] {
+        let mut req = claim(
+            &format!("dx-{p}"),
+            &format!("{p}-OK"),
+            &[covered(C::Consultation, 5000, 5000, 3500)],
+        );
+        req.diagnoses = vec!["Z41.1".into()];
+        let r = h.coordinate(req).await.unwrap();
+        assert_eq!(shares(&r), vec![0]);
+        assert_eq!(codes(&r, 0), vec![R::ExcludedDiagnosis]);
+        assert_balanced(&r);
+    }
+}
+
+#[tokio::test]
+async fn ceiling_runs_out_part_way_in_line_order() {
+    let h = Harness::start().await;
+    // Year limit 10000: lines of R = 6000 each: 6000, then 4000, then 0.
+    let lines = [
+        covered(C::Consultation, 20000, 20000, 14000),
+        covered(C::Consultation, 20000, 20000, 14000),
+        covered(C::Consultation, 20000, 20000, 14000),
+    ];
+    both(
+        &h,
+        "ceiling",
+        "OK",
+        &lines,
+        &[6000, 4000, 0],
+        &[&[], &[R::CeilingReached], &[R::CeilingReached]],
+    )
+    .await;
+    // The next claim finds nothing left (the broker kept MUT-R's ceiling,
+    // MUT-G kept its own).
+    both(
+        &h,
+        "ceiling-after",
+        "OK",
+        &[covered(C::Consultation, 5000, 5000, 3500)],
+        &[0],
+        &[&[R::CeilingReached]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn two_concurrent_claims_on_one_ceiling_never_exceed_it() {
+    let h = Harness::start().await;
+    // Each claim alone would get 8000; the year limit is 10000.
+    let a = h.coordinate(claim(
+        "race-a",
+        "R-RACE",
+        &[covered(C::Consultation, 20000, 20000, 12000)],
+    ));
+    let b = h.coordinate(claim(
+        "race-b",
+        "R-RACE",
+        &[covered(C::Consultation, 20000, 20000, 12000)],
+    ));
+    let (a, b) = tokio::join!(a, b);
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut got = vec![a.lines[0].mutuelle_share, b.lines[0].mutuelle_share];
+    got.sort();
+    assert_eq!(
+        got,
+        vec![2000, 8000],
+        "together exactly the ceiling, first come first served"
+    );
+    assert_balanced(&a);
+    assert_balanced(&b);
+}
+
+#[tokio::test]
+async fn idempotent_resend_and_concurrent_duplicates_execute_once() {
+    let h = Harness::start().await;
+    let req = claim(
+        "dup-1",
+        "G-OK",
+        &[covered(C::Consultation, 5000, 5000, 3500)],
+    );
+    // Five copies at once: one adjudication at the partner, one answer.
+    let mut calls = Vec::new();
+    for _ in 0..5 {
+        calls.push(h.coordinate(req.clone()));
+    }
+    let answers: Vec<_> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    for a in &answers {
+        assert_eq!(state(a), St::Coordinated);
+        assert_eq!(a, &answers[0]);
+    }
+    // A later resend: the stored answer, without asking the partner again.
+    let again = h.coordinate(req).await.unwrap();
+    assert_eq!(again, answers[0]);
+    assert_eq!(h.sim.adjudication_keys().len(), 1);
+    assert_eq!(h.sim.seen().borrow().adjudicate_calls, 1);
+}
+
+#[tokio::test]
+async fn modified_resend_is_refused_and_changes_nothing() {
+    let h = Harness::start().await;
+    let req = claim(
+        "mod-1",
+        "R-OK",
+        &[covered(C::Consultation, 5000, 5000, 3500)],
+    );
+    let first = h.coordinate(req.clone()).await.unwrap();
+    let mut changed = req.clone();
+    changed.lines[0].billed = 6000;
+    changed.lines[0].tariff_base = 6000;
+    let err = h.coordinate(changed).await.unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    assert_eq!(
+        err.get_details_error_info().unwrap().reason,
+        "MODIFIED_REQUEST"
+    );
+    assert_eq!(h.get("mod-1").await.unwrap(), first);
+}
+
+#[tokio::test]
+async fn duplicate_invoice_under_another_claim_id_is_flagged() {
+    let h = Harness::start().await;
+    let a = claim(
+        "inv-a",
+        "G-OK",
+        &[covered(C::Consultation, 5000, 5000, 3500)],
+    );
+    let mut b = claim(
+        "inv-b",
+        "G-OK",
+        &[covered(C::Consultation, 5000, 5000, 3500)],
+    );
+    b.invoice_number = a.invoice_number.clone();
+    assert_eq!(state(&h.coordinate(a).await.unwrap()), St::Coordinated);
+    let r = h.coordinate(b).await.unwrap();
+    assert_eq!(state(&r), St::Rejected);
+    let why = r.rejection.unwrap();
+    assert_eq!(why.code, R::DuplicateInvoice as i32);
+    assert!(why.message.contains("inv-a"), "{}", why.message);
+    assert_eq!(shares(&h.get("inv-b").await.unwrap()), vec![0]);
+    assert_eq!(
+        h.sim.adjudication_keys().len(),
+        1,
+        "the duplicate never reached the mutuelle"
+    );
+}
+
+#[tokio::test]
+async fn cancel_restores_ceilings_and_tells_the_partner() {
+    let h = Harness::start().await;
+    let mut client = h.client.clone();
+    let remaining = |r: pb::CheckEligibilityResponse| {
+        r.ceilings
+            .iter()
+            .find(|c| c.scope == "beneficiary-year")
+            .map(|c| c.remaining)
+            .unwrap()
+    };
+    for p in ["R", "G"] {
+        let elig = pb::CheckEligibilityRequest {
+            scheme_id: "CNSS".into(),
+            beneficiary_id: format!("{p}-OK"),
+            date_of_care: "2026-11-20".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            remaining(
+                client
+                    .check_eligibility(elig.clone())
+                    .await
+                    .unwrap()
+                    .into_inner()
+            ),
+            10000
+        );
+        let id = format!("cancel-{p}");
+        let r = h
+            .coordinate(claim(
+                &id,
+                &format!("{p}-OK"),
+                &[covered(C::Consultation, 20000, 20000, 14000)],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(shares(&r), vec![6000]);
+        assert_eq!(
+            remaining(
+                client
+                    .check_eligibility(elig.clone())
+                    .await
+                    .unwrap()
+                    .into_inner()
+            ),
+            4000
+        );
+        let c = client
+            .cancel_claim(pb::CancelClaimRequest {
+                scheme_id: "CNSS".into(),
+                claim_id: id.clone(),
+                reason: "billed in error".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(state(&c), St::Cancelled);
+        assert_eq!(
+            remaining(client.check_eligibility(elig).await.unwrap().into_inner()),
+            10000,
+            "{p}"
+        );
+        // Cancelling again changes nothing.
+        let again = client
+            .cancel_claim(pb::CancelClaimRequest {
+                scheme_id: "CNSS".into(),
+                claim_id: id,
+                reason: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(again, c);
+    }
+    assert_eq!(
+        h.sim.cancel_keys().len(),
+        1,
+        "the gRPC mutuelle was told once"
+    );
+}
+
+#[tokio::test]
+async fn a_partner_answer_that_breaks_the_invariant_is_not_stored() {
+    let h = Harness::start().await;
+    for (mode, id, needle) in [
+        (Mode::Overpay, "bad-over", "above the remainder"),
+        (Mode::DropLine, "bad-drop", "not answered"),
+    ] {
+        h.set_partner_mode(mode);
+        let r = h
+            .coordinate(claim(
+                id,
+                "G-OK",
+                &[
+                    covered(C::Consultation, 5000, 5000, 3500),
+                    covered(C::Lab, 1000, 1000, 800),
+                ],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(state(&r), St::Rejected, "{id}");
+        let why = r.rejection.clone().unwrap();
+        assert_eq!(why.code, R::PartnerAnswerInvalid as i32);
+        assert!(why.message.contains(needle), "{}", why.message);
+        assert_eq!(shares(&r), vec![0, 0], "nothing of the bad answer stored");
+        assert_balanced(&r);
+    }
+}
+
+#[tokio::test]
+async fn a_partner_that_never_answers_leaves_the_claim_pending_until_it_does() {
+    let h = Harness::start_with_deadline(300).await;
+    h.set_partner_mode(Mode::Hang);
+    let mut seen = h.sim.seen();
+    let r = h
+        .coordinate(claim(
+            "hang-1",
+            "G-OK",
+            &[covered(C::Consultation, 5000, 5000, 3500)],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(state(&r), St::PendingPartner);
+    assert_eq!(shares(&r), vec![0]);
+    assert_eq!(
+        r.lines[0].patient_share, 1500,
+        "before the answer, P is the whole remainder"
+    );
+    // The partner recovers; the retry worker delivers with the same key.
+    h.set_partner_mode(Mode::Normal);
+    let done = h.wait_state("hang-1", St::Coordinated).await;
+    assert_eq!(shares(&done), vec![1500]);
+    assert_balanced(&done);
+    seen.wait_for(|s| s.adjudications == 1).await.unwrap();
+    assert!(
+        seen.borrow().adjudicate_calls >= 2,
+        "asked again after the missed deadline"
+    );
+    assert_eq!(
+        h.sim.adjudication_keys().len(),
+        1,
+        "one adjudication key, whatever the retries"
+    );
+    // A resend now gets the final answer.
+    let again = h
+        .coordinate(claim(
+            "hang-1",
+            "G-OK",
+            &[covered(C::Consultation, 5000, 5000, 3500)],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(shares(&again), vec![1500]);
+}
+
+#[tokio::test]
+async fn unknown_member_is_no_cover_for_eligibility_and_a_failed_precondition_for_claims() {
+    let h = Harness::start().await;
+    let mut client = h.client.clone();
+    let e = client
+        .check_eligibility(pb::CheckEligibilityRequest {
+            scheme_id: "CNSS".into(),
+            beneficiary_id: "NOBODY".into(),
+            date_of_care: "2026-11-20".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!e.covered);
+    assert_eq!(e.reason.unwrap().code, R::UnknownMember as i32);
+    let err = h
+        .coordinate(claim(
+            "nobody-1",
+            "NOBODY",
+            &[covered(C::Consultation, 5000, 5000, 3500)],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(
+        err.get_details_error_info().unwrap().reason,
+        "UNKNOWN_MEMBER"
+    );
+    assert_eq!(h.get("nobody-1").await.unwrap_err().code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn eligibility_gives_a_non_binding_estimate() {
+    let h = Harness::start().await;
+    let mut client = h.client.clone();
+    for p in ["R", "G"] {
+        let req = pb::CheckEligibilityRequest {
+            scheme_id: "CNSS".into(),
+            beneficiary_id: format!("{p}-OK"),
+            date_of_care: "2026-11-20".into(),
+            currency: "XOF".into(),
+            planned_lines: vec![pb::PlannedLine {
+                act_code: "ACT".into(),
+                care_category: C::Hospitalisation as i32,
+                quantity: 1,
+                billed: 12000,
+                tariff_base: 10000,
+                scheme_share: 8000,
+                scheme_outcome: SchemeLineOutcome::Covered as i32,
+            }],
+            ..Default::default()
+        };
+        let e = client
+            .check_eligibility(req.clone())
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(e.covered);
+        assert_eq!(e.mutuelle_id, format!("MUT-{p}"));
+        assert_eq!(e.product.unwrap().product_id, "BASE");
+        assert!(e.contribution.unwrap().up_to_date);
+        let est = &e.line_estimates[0];
+        assert_eq!(
+            (est.remainder, est.mutuelle_share, est.patient_share),
+            (4000, 3000, 1000)
+        );
+        // Nothing consumed: asking twice gives the same.
+        let again = client.check_eligibility(req).await.unwrap().into_inner();
+        assert_eq!(again.line_estimates, e.line_estimates);
+    }
+}

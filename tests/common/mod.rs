@@ -1,0 +1,380 @@
+//! Shared harness: a real broker on 127.0.0.1:0 with a SQLite file in a
+//! temporary folder, a rules mutuelle (MUT-R), and a simulated native gRPC
+//! mutuelle (MUT-G) on its own socket. Both mutuelles declare the same
+//! product, so that the money cases can run against either.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use passerelle_adapters::sim::{Mode, SimMutuelle};
+use passerelle_broker::config::Config;
+use passerelle_broker::server::{self, Running};
+use passerelle_broker::store::sqlite::SqliteStore;
+use passerelle_domain::{Member, Product};
+use passerelle_proto::common::v1::{CareCategory, Payee, ReasonCode, SchemeLineOutcome};
+use passerelle_proto::scheme::v1 as pb;
+use pb::scheme_service_client::SchemeServiceClient;
+use tonic::transport::Channel;
+
+pub const PRODUCT: &str = r#"
+mutuelle_id = "{MUT}"
+id = "BASE"
+version = 1
+name = "Base"
+valid_from = "2025-01-01"
+currency = "XOF"
+beneficiary_year_limit = 10000
+excluded_diagnoses = ["Z41"]
+
+[[categories]]
+category = "consultation"
+tm_rate_bp = 10000
+
+[[categories]]
+category = "pharmacy"
+tm_rate_bp = 5000
+
+[[categories]]
+category = "hospitalisation"
+tm_rate_bp = 10000
+overrun_rate_bp = 5000
+
+[[categories]]
+category = "lab"
+tm_rate_bp = 10000
+
+[[categories]]
+category = "optical"
+tm_rate_bp = 10000
+out_of_basket_rate_bp = 6000
+
+[[categories]]
+category = "maternity"
+tm_rate_bp = 10000
+waiting_days = 270
+"#;
+
+pub fn product(mutuelle: &str) -> Product {
+    toml::from_str(&PRODUCT.replace("{MUT}", mutuelle)).expect("test product")
+}
+
+fn member(
+    mutuelle: &str,
+    number: &str,
+    beneficiary: &str,
+    enrolled: &str,
+    paid_until: &str,
+) -> Member {
+    toml::from_str(&format!(
+        r#"
+mutuelle_id = "{mutuelle}"
+scheme_id = "CNSS"
+beneficiary_id = "{beneficiary}"
+member_number = "{number}"
+household_id = "H-{number}"
+paid_until = "{paid_until}"
+products = [{{ product_id = "BASE", start = "{enrolled}" }}]
+"#
+    ))
+    .expect("test member")
+}
+
+/// Members of both mutuelles; beneficiary ids say which.
+pub fn members() -> Vec<Member> {
+    let mut out = Vec::new();
+    for (m, p) in [("MUT-R", "R"), ("MUT-G", "G")] {
+        out.push(member(
+            m,
+            &format!("{p}-1"),
+            &format!("{p}-OK"),
+            "2025-01-01",
+            "2026-12-31",
+        ));
+        out.push(member(
+            m,
+            &format!("{p}-2"),
+            &format!("{p}-NEW"),
+            "2026-10-01",
+            "2026-12-31",
+        ));
+        out.push(member(
+            m,
+            &format!("{p}-3"),
+            &format!("{p}-UNPAID"),
+            "2025-01-01",
+            "2026-06-30",
+        ));
+        out.push(member(
+            m,
+            &format!("{p}-4"),
+            &format!("{p}-RACE"),
+            "2025-01-01",
+            "2026-12-31",
+        ));
+    }
+    out
+}
+
+pub fn config_text(sim: SocketAddr, deadline_ms: u64) -> String {
+    let product_r = PRODUCT
+        .replace("{MUT}", "MUT-R")
+        .replace("[[categories]]", "[[products.categories]]");
+    format!(
+        r#"
+listen = "127.0.0.1:0"
+
+[store]
+sqlite = "passerelle.db"
+
+[retry]
+base_ms = 100
+max_ms = 400
+poll_ms = 50
+
+[[schemes]]
+id = "CNSS"
+currency = "XOF"
+
+[[schemes]]
+id = "INAM"
+currency = "XOF"
+
+[[partners]]
+id = "MUT-R"
+adapter = "rules"
+
+[[partners]]
+id = "MUT-G"
+adapter = "grpc"
+deadline_ms = {deadline_ms}
+
+[partners.grpc]
+endpoint = "http://{sim}"
+timeout_ms = {deadline_ms}
+
+[[products]]
+{product_r}
+"#
+    )
+}
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub running: Option<Running>,
+    pub addr: SocketAddr,
+    pub sim: SimMutuelle,
+    pub client: SchemeServiceClient<Channel>,
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Self::start_with_deadline(2000).await
+    }
+
+    pub async fn start_with_deadline(deadline_ms: u64) -> Harness {
+        let sim = SimMutuelle::new(
+            "MUT-G",
+            members()
+                .into_iter()
+                .filter(|m| m.mutuelle_id == "MUT-G")
+                .collect(),
+            vec![product("MUT-G")],
+        );
+        let (sim_addr, _task) = sim.clone().start().await.expect("sim starts");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg: Config = toml::from_str(&config_text(sim_addr, deadline_ms)).expect("config");
+        cfg.check().expect("config valid");
+        let store =
+            std::sync::Arc::new(SqliteStore::open(&dir.path().join("p.db")).expect("store"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let running = server::start_with_store(&cfg, store, listener)
+            .await
+            .expect("broker starts");
+        running
+            .broker
+            .store()
+            .upsert_members(&members(), 0)
+            .await
+            .expect("roster");
+        let addr = running.addr;
+        let client = SchemeServiceClient::new(channel(addr).await);
+        Harness {
+            dir,
+            running: Some(running),
+            addr,
+            sim,
+            client,
+        }
+    }
+
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().expect("running")
+    }
+
+    pub fn set_partner_mode(&self, m: Mode) {
+        self.sim.set_mode(m);
+    }
+
+    pub async fn coordinate(
+        &self,
+        req: pb::CoordinateClaimRequest,
+    ) -> Result<pb::ClaimResult, tonic::Status> {
+        self.client
+            .clone()
+            .coordinate_claim(req)
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub async fn get(&self, claim_id: &str) -> Result<pb::ClaimResult, tonic::Status> {
+        self.client
+            .clone()
+            .get_claim(pb::GetClaimRequest {
+                scheme_id: "CNSS".into(),
+                claim_id: claim_id.into(),
+            })
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    /// Waits (long polling, no sleeps) until the claim reaches `state`.
+    pub async fn wait_state(&self, claim_id: &str, state: pb::ClaimState) -> pb::ClaimResult {
+        wait_state(&mut self.client.clone(), "CNSS", claim_id, state).await
+    }
+}
+
+/// Long-polls ListChangedClaims until the claim is in `state` (30 s at most).
+pub async fn wait_state(
+    client: &mut SchemeServiceClient<Channel>,
+    scheme: &str,
+    claim_id: &str,
+    state: pb::ClaimState,
+) -> pb::ClaimResult {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut cursor = String::new();
+    loop {
+        let page = client
+            .list_changed_claims(pb::ListChangedClaimsRequest {
+                scheme_id: scheme.into(),
+                cursor: cursor.clone(),
+                page_size: 100,
+                wait_ms: 5000,
+            })
+            .await
+            .expect("list changed")
+            .into_inner();
+        if let Some(c) = page
+            .claims
+            .iter()
+            .rev()
+            .find(|c| c.claim_id == claim_id && c.state == state as i32)
+        {
+            return c.clone();
+        }
+        cursor = page.next_cursor;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "claim {claim_id} never reached {state:?}"
+        );
+    }
+}
+
+pub struct L {
+    pub category: CareCategory,
+    pub b: i64,
+    pub e: i64,
+    pub s: i64,
+    pub outcome: SchemeLineOutcome,
+    pub qty: u32,
+}
+
+pub fn covered(category: CareCategory, b: i64, e: i64, s: i64) -> L {
+    L {
+        category,
+        b,
+        e,
+        s,
+        outcome: SchemeLineOutcome::Covered,
+        qty: 1,
+    }
+}
+
+pub fn claim(claim_id: &str, beneficiary: &str, lines: &[L]) -> pb::CoordinateClaimRequest {
+    pb::CoordinateClaimRequest {
+        scheme_id: "CNSS".into(),
+        claim_id: claim_id.into(),
+        provider_id: "CHU-SO".into(),
+        invoice_number: format!("INV-{claim_id}"),
+        payee: Payee::Provider as i32,
+        beneficiary_id: beneficiary.into(),
+        date_of_care: "2026-11-20".into(),
+        currency: "XOF".into(),
+        lines: lines
+            .iter()
+            .map(|l| pb::ClaimLine {
+                act_code: "ACT".into(),
+                care_category: l.category as i32,
+                quantity: l.qty,
+                billed: l.b,
+                tariff_base: l.e,
+                scheme_share: l.s,
+                scheme_outcome: l.outcome as i32,
+                scheme_reason: String::new(),
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+pub fn shares(r: &pb::ClaimResult) -> Vec<i64> {
+    r.lines.iter().map(|l| l.mutuelle_share).collect()
+}
+
+pub fn codes(r: &pb::ClaimResult, line: usize) -> Vec<ReasonCode> {
+    r.lines[line]
+        .reasons
+        .iter()
+        .map(|x| ReasonCode::try_from(x.code).unwrap_or(ReasonCode::Unspecified))
+        .collect()
+}
+
+/// S + M + P = B on every line and in the totals; every share >= 0; M <= R.
+pub fn assert_balanced(r: &pb::ClaimResult) {
+    for l in &r.lines {
+        assert_eq!(
+            l.scheme_share + l.mutuelle_share + l.patient_share,
+            l.billed,
+            "line {}",
+            l.sequence
+        );
+        assert!(l.mutuelle_share >= 0 && l.patient_share >= 0 && l.scheme_share >= 0);
+        assert!(l.mutuelle_share <= l.remainder);
+        assert_eq!(l.remainder, l.ticket_moderateur + l.overrun);
+    }
+    let t = r.totals.as_ref().expect("totals");
+    assert_eq!(
+        t.scheme_share + t.mutuelle_share + t.patient_share,
+        t.billed
+    );
+    assert_eq!(
+        t.mutuelle_share,
+        r.lines.iter().map(|l| l.mutuelle_share).sum::<i64>()
+    );
+}
+
+pub fn state(r: &pb::ClaimResult) -> pb::ClaimState {
+    pb::ClaimState::try_from(r.state).unwrap_or(pb::ClaimState::Unspecified)
+}
+
+/// A client channel to a broker.
+pub async fn channel(addr: SocketAddr) -> Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect")
+}

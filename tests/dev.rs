@@ -1,0 +1,115 @@
+//! `passerelle dev` as a user runs it: the binary starts, prints its address,
+//! serves health and reflection, and answers a claim with S, M and P per line.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use passerelle_proto::common::v1::CareCategory as C;
+use passerelle_proto::scheme::v1::scheme_service_client::SchemeServiceClient;
+use passerelle_proto::scheme::v1::{self as pb, ClaimState};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+/// Kills the child when the test ends, pass or fail.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn dev_serves_health_reflection_and_claims() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Child(
+        Command::new(env!("CARGO_BIN_EXE_passerelle"))
+            .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr: std::net::SocketAddr = first
+        .strip_prefix("passerelle dev broker listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .parse()
+        .unwrap();
+    assert!(dir.path().join("passerelle.db").exists());
+
+    let ch = common::channel(addr).await;
+    let health = HealthClient::new(ch.clone())
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(health.status, ServingStatus::Serving as i32);
+
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = ServerReflectionClient::new(ch.clone())
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        stream.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("list services answer");
+    };
+    let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    for want in [
+        "passerelle.scheme.v1.SchemeService",
+        "passerelle.roster.v1.RosterService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
+    }
+
+    // The seeded members answer on both mutuelles.
+    let mut client = SchemeServiceClient::new(ch);
+    for (scheme, beneficiary, mutuelle) in [
+        ("CNSS", "TG-1001", "MUT-SOLIDARITE"),
+        ("INAM", "TG-2001", "MUT-ENSEIGNANTS"),
+    ] {
+        let mut req = common::claim(
+            &format!("dev-{beneficiary}"),
+            beneficiary,
+            &[
+                common::covered(C::Consultation, 5000, 5000, 4000),
+                common::covered(C::Pharmacy, 3600, 3000, 2400),
+            ],
+        );
+        req.scheme_id = scheme.into();
+        let r = client.coordinate_claim(req).await.unwrap().into_inner();
+        assert_eq!(r.state, ClaimState::Coordinated as i32, "{r:?}");
+        assert_eq!(r.mutuelle_id, mutuelle);
+        common::assert_balanced(&r);
+        assert_eq!(r.lines[0].mutuelle_share, 1000);
+    }
+    let elig = client
+        .check_eligibility(pb::CheckEligibilityRequest {
+            scheme_id: "CNSS".into(),
+            beneficiary_id: "TG-1002".into(),
+            date_of_care: "2026-11-20".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!elig.covered, "TG-1002's dues stop in June");
+}
