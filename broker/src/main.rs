@@ -47,7 +47,26 @@ fn init_logs() {
         .init();
 }
 
+/// Serves until Ctrl-C or SIGTERM, then stops gracefully: calls in flight
+/// finish, the audit log is flushed. Claims left pending resume at the next
+/// start.
 async fn until_stopped(running: server::Running) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
     eprintln!("stopping");
     running.shutdown().await;

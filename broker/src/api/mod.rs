@@ -23,11 +23,17 @@ pub(crate) fn party<T>(req: &tonic::Request<T>, kind: &str, id: &str) -> String 
     }
 }
 
-pub(crate) fn audit_in<M: Message>(
+/// SHA-256 of a request's protobuf encoding, for the audit row. Computed
+/// before the request is consumed, so that it is never copied.
+pub(crate) fn request_hash<M: Message>(msg: &M) -> String {
+    hash(&msg.encode_to_vec())
+}
+
+pub(crate) fn audit_in(
     party: String,
     method: &str,
     subject: String,
-    msg: &M,
+    request_hash: String,
     result: &Result<impl Sized, tonic::Status>,
 ) -> AuditEntry {
     AuditEntry {
@@ -36,7 +42,7 @@ pub(crate) fn audit_in<M: Message>(
         party,
         method: method.to_string(),
         subject,
-        request_hash: hash(&msg.encode_to_vec()),
+        request_hash,
         outcome: match result {
             Ok(_) => "ok".to_string(),
             Err(s) => format!("{:?}: {}", s.code(), s.message()),

@@ -7,7 +7,7 @@ use passerelle_proto::roster::v1 as pb;
 use pb::roster_service_server::RosterService;
 use tonic::{Request, Response, Status};
 
-use super::{audit_in, parse::Violations, party};
+use super::{audit_in, parse::Violations, party, request_hash};
 use crate::audit::now_ms;
 use crate::service::{Broker, ServiceError};
 
@@ -122,6 +122,7 @@ impl RosterService for RosterApi {
     ) -> Result<Response<pb::UpsertMembersResponse>, Status> {
         let who = party(&request, "mutuelle", &request.get_ref().mutuelle_id);
         let msg = request.into_inner();
+        let hash = request_hash(&msg);
         let subject = format!("{}/roster", msg.mutuelle_id);
         let result = async {
             let mut v = Violations::new();
@@ -158,7 +159,7 @@ impl RosterService for RosterApi {
         .map_err(Status::from);
         self.broker
             .audit()
-            .record(audit_in(who, "UpsertMembers", subject, &msg, &result))
+            .record(audit_in(who, "UpsertMembers", subject, hash, &result))
             .await;
         result.map(Response::new)
     }
@@ -169,6 +170,7 @@ impl RosterService for RosterApi {
     ) -> Result<Response<pb::Member>, Status> {
         let who = party(&request, "mutuelle", &request.get_ref().mutuelle_id);
         let msg = request.into_inner();
+        let hash = request_hash(&msg);
         let subject = format!("{}/roster", msg.mutuelle_id);
         let result = async {
             let mut v = Violations::new();
@@ -187,7 +189,7 @@ impl RosterService for RosterApi {
         .map_err(Status::from);
         self.broker
             .audit()
-            .record(audit_in(who, "GetMember", subject, &msg, &result))
+            .record(audit_in(who, "GetMember", subject, hash, &result))
             .await;
         result.map(Response::new)
     }

@@ -10,7 +10,7 @@ use passerelle_proto::scheme::v1 as pb;
 use pb::scheme_service_server::SchemeService;
 use tonic::{Request, Response, Status};
 
-use super::{audit_in, parse, party};
+use super::{audit_in, parse, party, request_hash};
 use crate::service::{Broker, ServiceError};
 use crate::store::ClaimRecord;
 
@@ -114,9 +114,10 @@ impl SchemeService for SchemeApi {
     ) -> Result<Response<pb::CheckEligibilityResponse>, Status> {
         let who = party(&request, "scheme", &request.get_ref().scheme_id);
         let msg = request.into_inner();
+        let hash = request_hash(&msg);
         let subject = format!("{}/eligibility", msg.scheme_id);
         let result = async {
-            let q = parse::eligibility(msg.clone())?;
+            let q = parse::eligibility(msg)?;
             let day = q.date_of_care;
             let lines = q.lines.clone();
             let (mutuelle_id, a) = self.broker.eligibility(q).await?;
@@ -151,7 +152,7 @@ impl SchemeService for SchemeApi {
         .map_err(Status::from);
         self.broker
             .audit()
-            .record(audit_in(who, "CheckEligibility", subject, &msg, &result))
+            .record(audit_in(who, "CheckEligibility", subject, hash, &result))
             .await;
         result.map(Response::new)
     }
@@ -162,9 +163,10 @@ impl SchemeService for SchemeApi {
     ) -> Result<Response<pb::ClaimResult>, Status> {
         let who = party(&request, "scheme", &request.get_ref().scheme_id);
         let msg = request.into_inner();
+        let hash = request_hash(&msg);
         let subject = format!("{}/{}", msg.scheme_id, msg.claim_id);
         let result = async {
-            let claim = parse::claim(msg.clone())?;
+            let claim = parse::claim(msg)?;
             let rec = self.broker.coordinate(claim).await?;
             Ok::<_, ServiceError>(claim_result(&rec))
         }
@@ -172,7 +174,7 @@ impl SchemeService for SchemeApi {
         .map_err(Status::from);
         self.broker
             .audit()
-            .record(audit_in(who, "CoordinateClaim", subject, &msg, &result))
+            .record(audit_in(who, "CoordinateClaim", subject, hash, &result))
             .await;
         result.map(Response::new)
     }
@@ -183,6 +185,7 @@ impl SchemeService for SchemeApi {
     ) -> Result<Response<pb::ClaimResult>, Status> {
         let who = party(&request, "scheme", &request.get_ref().scheme_id);
         let msg = request.into_inner();
+        let hash = request_hash(&msg);
         let subject = format!("{}/{}", msg.scheme_id, msg.claim_id);
         let result = async {
             let mut v = parse::Violations::new();
@@ -196,7 +199,7 @@ impl SchemeService for SchemeApi {
         .map_err(Status::from);
         self.broker
             .audit()
-            .record(audit_in(who, "GetClaim", subject, &msg, &result))
+            .record(audit_in(who, "GetClaim", subject, hash, &result))
             .await;
         result.map(Response::new)
     }
@@ -207,6 +210,7 @@ impl SchemeService for SchemeApi {
     ) -> Result<Response<pb::ListChangedClaimsResponse>, Status> {
         let who = party(&request, "scheme", &request.get_ref().scheme_id);
         let msg = request.into_inner();
+        let hash = request_hash(&msg);
         let subject = format!("{}/changes", msg.scheme_id);
         let result = async {
             let mut v = parse::Violations::new();
@@ -243,7 +247,7 @@ impl SchemeService for SchemeApi {
         .map_err(Status::from);
         self.broker
             .audit()
-            .record(audit_in(who, "ListChangedClaims", subject, &msg, &result))
+            .record(audit_in(who, "ListChangedClaims", subject, hash, &result))
             .await;
         result.map(Response::new)
     }
@@ -254,6 +258,7 @@ impl SchemeService for SchemeApi {
     ) -> Result<Response<pb::ClaimResult>, Status> {
         let who = party(&request, "scheme", &request.get_ref().scheme_id);
         let msg = request.into_inner();
+        let hash = request_hash(&msg);
         let subject = format!("{}/{}", msg.scheme_id, msg.claim_id);
         let result = async {
             let mut v = parse::Violations::new();
@@ -273,7 +278,7 @@ impl SchemeService for SchemeApi {
         .map_err(Status::from);
         self.broker
             .audit()
-            .record(audit_in(who, "CancelClaim", subject, &msg, &result))
+            .record(audit_in(who, "CancelClaim", subject, hash, &result))
             .await;
         result.map(Response::new)
     }
