@@ -125,6 +125,17 @@ pub struct Broker {
     worker_lease_ms: i64,
 }
 
+/// Runs a partner call under its deadline; a missed deadline is a transient
+/// `Timeout`, like the partner's own DEADLINE_EXCEEDED.
+async fn with_deadline<T>(
+    deadline: Duration,
+    call: impl std::future::Future<Output = Result<T, AdapterError>>,
+) -> Result<T, AdapterError> {
+    tokio::time::timeout(deadline, call)
+        .await
+        .unwrap_or(Err(AdapterError::Timeout(deadline.as_millis() as u64)))
+}
+
 fn key_digest(parts: &[&str]) -> String {
     let joined = parts.join("\u{1f}");
     hash(joined.as_bytes())[..32].to_string()
@@ -197,11 +208,6 @@ impl Broker {
 
     fn notify(&self) {
         self.changes.send_modify(|v| *v = v.wrapping_add(1));
-    }
-
-    /// Waits for the next stored change (in this process), or the timeout.
-    pub async fn wait_change(&self, rx: &mut watch::Receiver<u64>, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, rx.changed()).await;
     }
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
@@ -341,12 +347,7 @@ impl Broker {
             lines: q.lines,
             diagnoses: q.diagnoses,
         };
-        let res = match tokio::time::timeout(partner.deadline, partner.adapter.eligibility(&query))
-            .await
-        {
-            Ok(r) => r,
-            Err(_) => Err(AdapterError::Timeout(partner.deadline.as_millis() as u64)),
-        };
+        let res = with_deadline(partner.deadline, partner.adapter.eligibility(&query)).await;
         let subject = format!("{}/eligibility", query.scheme_id);
         let outcome = match &res {
             Ok(_) => "ok".to_string(),
@@ -506,12 +507,7 @@ impl Broker {
                 claim: &rec.claim,
                 member_number: &rec.member_number,
             };
-            let res = match tokio::time::timeout(partner.deadline, partner.adapter.adjudicate(req))
-                .await
-            {
-                Ok(r) => r,
-                Err(_) => Err(AdapterError::Timeout(partner.deadline.as_millis() as u64)),
-            };
+            let res = with_deadline(partner.deadline, partner.adapter.adjudicate(req)).await;
             let outcome_text = match &res {
                 Ok(_) => "ok".to_string(),
                 Err(e) => e.to_string(),
@@ -680,10 +676,7 @@ impl Broker {
                     claim_id,
                     reason: &rec.cancel_reason,
                 };
-                match tokio::time::timeout(p.deadline, p.adapter.cancel(req)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(AdapterError::Timeout(p.deadline.as_millis() as u64)),
-                }
+                with_deadline(p.deadline, p.adapter.cancel(req)).await
             }
         };
         let outcome = match &res {

@@ -8,7 +8,12 @@ pub mod roster;
 pub mod scheme;
 pub mod status;
 
+use std::future::Future;
+
 use prost::Message;
+use tonic::{Response, Status};
+
+use crate::service::{Broker, ServiceError};
 
 use crate::audit::{hash, now_ms};
 use crate::store::{AuditEntry, Direction};
@@ -48,4 +53,28 @@ pub(crate) fn audit_in(
             Err(s) => format!("{:?}: {}", s.code(), s.message()),
         },
     }
+}
+
+/// Runs one call: hashes the request, runs `f`, maps its error to a status
+/// and records the audit row, whatever the outcome.
+pub(crate) async fn audited<M, T, F, Fut>(
+    broker: &Broker,
+    who: String,
+    method: &str,
+    subject: String,
+    msg: M,
+    f: F,
+) -> Result<Response<T>, Status>
+where
+    M: Message,
+    F: FnOnce(M) -> Fut,
+    Fut: Future<Output = Result<T, ServiceError>>,
+{
+    let hash = request_hash(&msg);
+    let result = f(msg).await.map_err(Status::from);
+    broker
+        .audit()
+        .record(audit_in(who, method, subject, hash, &result))
+        .await;
+    result.map(Response::new)
 }

@@ -7,7 +7,7 @@ use passerelle_proto::roster::v1 as pb;
 use pb::roster_service_server::RosterService;
 use tonic::{Request, Response, Status};
 
-use super::{audit_in, parse::Violations, party, request_hash};
+use super::{audited, parse::Violations, party};
 use crate::audit::now_ms;
 use crate::service::{Broker, ServiceError};
 
@@ -122,46 +122,46 @@ impl RosterService for RosterApi {
     ) -> Result<Response<pb::UpsertMembersResponse>, Status> {
         let who = party(&request, "mutuelle", &request.get_ref().mutuelle_id);
         let msg = request.into_inner();
-        let hash = request_hash(&msg);
         let subject = format!("{}/roster", msg.mutuelle_id);
-        let result = async {
-            let mut v = Violations::new();
-            self.check_mutuelle(&mut v, &msg.mutuelle_id);
-            if msg.members.len() > MAX_MEMBERS {
-                v.add("members", format!("at most {MAX_MEMBERS} members per call"));
-                return Err(ServiceError::Invalid(v.0));
-            }
-            let mut members = Vec::with_capacity(msg.members.len());
-            for (i, m) in msg.members.iter().cloned().enumerate() {
-                if let Some(m) = member_from_pb(&mut v, i, &msg.mutuelle_id, m, &self.broker) {
-                    if members
-                        .iter()
-                        .any(|o: &Member| o.member_number == m.member_number)
-                    {
-                        v.add(
-                            format!("members[{i}].member_number"),
-                            "listed twice in this call",
-                        );
-                    }
-                    members.push(m);
+        audited(
+            &self.broker,
+            who,
+            "UpsertMembers",
+            subject,
+            msg,
+            |msg| async move {
+                let mut v = Violations::new();
+                self.check_mutuelle(&mut v, &msg.mutuelle_id);
+                if msg.members.len() > MAX_MEMBERS {
+                    v.add("members", format!("at most {MAX_MEMBERS} members per call"));
+                    return Err(ServiceError::Invalid(v.0));
                 }
-            }
-            v.finish(())?;
-            self.broker
-                .store()
-                .upsert_members(&members, now_ms())
-                .await?;
-            Ok::<_, ServiceError>(pb::UpsertMembersResponse {
-                upserted: members.len() as u32,
-            })
-        }
+                let mut members = Vec::with_capacity(msg.members.len());
+                for (i, m) in msg.members.iter().cloned().enumerate() {
+                    if let Some(m) = member_from_pb(&mut v, i, &msg.mutuelle_id, m, &self.broker) {
+                        if members
+                            .iter()
+                            .any(|o: &Member| o.member_number == m.member_number)
+                        {
+                            v.add(
+                                format!("members[{i}].member_number"),
+                                "listed twice in this call",
+                            );
+                        }
+                        members.push(m);
+                    }
+                }
+                v.finish(())?;
+                self.broker
+                    .store()
+                    .upsert_members(&members, now_ms())
+                    .await?;
+                Ok::<_, ServiceError>(pb::UpsertMembersResponse {
+                    upserted: members.len() as u32,
+                })
+            },
+        )
         .await
-        .map_err(Status::from);
-        self.broker
-            .audit()
-            .record(audit_in(who, "UpsertMembers", subject, hash, &result))
-            .await;
-        result.map(Response::new)
     }
 
     async fn get_member(
@@ -170,27 +170,29 @@ impl RosterService for RosterApi {
     ) -> Result<Response<pb::Member>, Status> {
         let who = party(&request, "mutuelle", &request.get_ref().mutuelle_id);
         let msg = request.into_inner();
-        let hash = request_hash(&msg);
         let subject = format!("{}/roster", msg.mutuelle_id);
-        let result = async {
-            let mut v = Violations::new();
-            self.check_mutuelle(&mut v, &msg.mutuelle_id);
-            v.id("member_number", &msg.member_number);
-            v.finish(())?;
-            let m = self
-                .broker
-                .store()
-                .get_member(&msg.mutuelle_id, &msg.member_number)
-                .await?
-                .ok_or_else(|| ServiceError::NotFound(format!("member {}", msg.member_number)))?;
-            Ok::<_, ServiceError>(member_to_pb(&m))
-        }
+        audited(
+            &self.broker,
+            who,
+            "GetMember",
+            subject,
+            msg,
+            |msg| async move {
+                let mut v = Violations::new();
+                self.check_mutuelle(&mut v, &msg.mutuelle_id);
+                v.id("member_number", &msg.member_number);
+                v.finish(())?;
+                let m = self
+                    .broker
+                    .store()
+                    .get_member(&msg.mutuelle_id, &msg.member_number)
+                    .await?
+                    .ok_or_else(|| {
+                        ServiceError::NotFound(format!("member {}", msg.member_number))
+                    })?;
+                Ok::<_, ServiceError>(member_to_pb(&m))
+            },
+        )
         .await
-        .map_err(Status::from);
-        self.broker
-            .audit()
-            .record(audit_in(who, "GetMember", subject, hash, &result))
-            .await;
-        result.map(Response::new)
     }
 }

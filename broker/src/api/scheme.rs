@@ -10,7 +10,7 @@ use passerelle_proto::scheme::v1 as pb;
 use pb::scheme_service_server::SchemeService;
 use tonic::{Request, Response, Status};
 
-use super::{audit_in, parse, party, request_hash};
+use super::{audited, parse, party};
 use crate::service::{Broker, ServiceError};
 use crate::store::ClaimRecord;
 
@@ -114,47 +114,47 @@ impl SchemeService for SchemeApi {
     ) -> Result<Response<pb::CheckEligibilityResponse>, Status> {
         let who = party(&request, "scheme", &request.get_ref().scheme_id);
         let msg = request.into_inner();
-        let hash = request_hash(&msg);
         let subject = format!("{}/eligibility", msg.scheme_id);
-        let result = async {
-            let q = parse::eligibility(msg)?;
-            let day = q.date_of_care;
-            let lines = q.lines.clone();
-            let (mutuelle_id, a) = self.broker.eligibility(q).await?;
-            let estimates = a
-                .lines
-                .iter()
-                .zip(&lines)
-                .map(|(s, l)| pb::LineEstimate {
-                    sequence: s.sequence,
-                    remainder: l.remainder(),
-                    mutuelle_share: s.mutuelle_share,
-                    patient_share: l.billed - l.scheme_share - s.mutuelle_share,
-                    reasons: s.reasons.iter().map(convert::reason_to_pb).collect(),
+        audited(
+            &self.broker,
+            who,
+            "CheckEligibility",
+            subject,
+            msg,
+            |msg| async move {
+                let q = parse::eligibility(msg)?;
+                let day = q.date_of_care;
+                let lines = q.lines.clone();
+                let (mutuelle_id, a) = self.broker.eligibility(q).await?;
+                let estimates = a
+                    .lines
+                    .iter()
+                    .zip(&lines)
+                    .map(|(s, l)| pb::LineEstimate {
+                        sequence: s.sequence,
+                        remainder: l.remainder(),
+                        mutuelle_share: s.mutuelle_share,
+                        patient_share: l.billed - l.scheme_share - s.mutuelle_share,
+                        reasons: s.reasons.iter().map(convert::reason_to_pb).collect(),
+                    })
+                    .collect();
+                Ok::<_, ServiceError>(pb::CheckEligibilityResponse {
+                    covered: a.covered,
+                    reason: a.reason.as_ref().map(convert::reason_to_pb),
+                    mutuelle_id,
+                    member_number: a.member_number,
+                    household_id: a.household_id,
+                    product: a.product.as_ref().map(convert::product_ref_to_pb),
+                    contribution: Some(common::ContributionStatus {
+                        paid_until: a.paid_until.map(date::format).unwrap_or_default(),
+                        up_to_date: a.paid_until.is_some_and(|p| p >= day),
+                    }),
+                    ceilings: a.ceilings.iter().map(convert::ceiling_to_pb).collect(),
+                    line_estimates: estimates,
                 })
-                .collect();
-            Ok::<_, ServiceError>(pb::CheckEligibilityResponse {
-                covered: a.covered,
-                reason: a.reason.as_ref().map(convert::reason_to_pb),
-                mutuelle_id,
-                member_number: a.member_number,
-                household_id: a.household_id,
-                product: a.product.as_ref().map(convert::product_ref_to_pb),
-                contribution: Some(common::ContributionStatus {
-                    paid_until: a.paid_until.map(date::format).unwrap_or_default(),
-                    up_to_date: a.paid_until.is_some_and(|p| p >= day),
-                }),
-                ceilings: a.ceilings.iter().map(convert::ceiling_to_pb).collect(),
-                line_estimates: estimates,
-            })
-        }
+            },
+        )
         .await
-        .map_err(Status::from);
-        self.broker
-            .audit()
-            .record(audit_in(who, "CheckEligibility", subject, hash, &result))
-            .await;
-        result.map(Response::new)
     }
 
     async fn coordinate_claim(
@@ -163,20 +163,20 @@ impl SchemeService for SchemeApi {
     ) -> Result<Response<pb::ClaimResult>, Status> {
         let who = party(&request, "scheme", &request.get_ref().scheme_id);
         let msg = request.into_inner();
-        let hash = request_hash(&msg);
         let subject = format!("{}/{}", msg.scheme_id, msg.claim_id);
-        let result = async {
-            let claim = parse::claim(msg)?;
-            let rec = self.broker.coordinate(claim).await?;
-            Ok::<_, ServiceError>(claim_result(&rec))
-        }
+        audited(
+            &self.broker,
+            who,
+            "CoordinateClaim",
+            subject,
+            msg,
+            |msg| async move {
+                let claim = parse::claim(msg)?;
+                let rec = self.broker.coordinate(claim).await?;
+                Ok::<_, ServiceError>(claim_result(&rec))
+            },
+        )
         .await
-        .map_err(Status::from);
-        self.broker
-            .audit()
-            .record(audit_in(who, "CoordinateClaim", subject, hash, &result))
-            .await;
-        result.map(Response::new)
     }
 
     async fn get_claim(
@@ -185,23 +185,23 @@ impl SchemeService for SchemeApi {
     ) -> Result<Response<pb::ClaimResult>, Status> {
         let who = party(&request, "scheme", &request.get_ref().scheme_id);
         let msg = request.into_inner();
-        let hash = request_hash(&msg);
         let subject = format!("{}/{}", msg.scheme_id, msg.claim_id);
-        let result = async {
-            let mut v = parse::Violations::new();
-            v.id("scheme_id", &msg.scheme_id);
-            v.id("claim_id", &msg.claim_id);
-            v.finish(())?;
-            let rec = self.broker.get(&msg.scheme_id, &msg.claim_id).await?;
-            Ok::<_, ServiceError>(claim_result(&rec))
-        }
+        audited(
+            &self.broker,
+            who,
+            "GetClaim",
+            subject,
+            msg,
+            |msg| async move {
+                let mut v = parse::Violations::new();
+                v.id("scheme_id", &msg.scheme_id);
+                v.id("claim_id", &msg.claim_id);
+                v.finish(())?;
+                let rec = self.broker.get(&msg.scheme_id, &msg.claim_id).await?;
+                Ok::<_, ServiceError>(claim_result(&rec))
+            },
+        )
         .await
-        .map_err(Status::from);
-        self.broker
-            .audit()
-            .record(audit_in(who, "GetClaim", subject, hash, &result))
-            .await;
-        result.map(Response::new)
     }
 
     async fn list_changed_claims(
@@ -210,46 +210,46 @@ impl SchemeService for SchemeApi {
     ) -> Result<Response<pb::ListChangedClaimsResponse>, Status> {
         let who = party(&request, "scheme", &request.get_ref().scheme_id);
         let msg = request.into_inner();
-        let hash = request_hash(&msg);
         let subject = format!("{}/changes", msg.scheme_id);
-        let result = async {
-            let mut v = parse::Violations::new();
-            v.id("scheme_id", &msg.scheme_id);
-            if msg.page_size > MAX_PAGE {
-                v.add("page_size", format!("must be at most {MAX_PAGE}"));
-            }
-            if msg.wait_ms > MAX_WAIT_MS {
-                v.add("wait_ms", format!("must be at most {MAX_WAIT_MS}"));
-            }
-            v.finish(())?;
-            let after = parse_cursor(&msg.cursor)?;
-            let limit = if msg.page_size == 0 {
-                DEFAULT_PAGE
-            } else {
-                msg.page_size
-            };
-            let rows = self
-                .broker
-                .list_changed(
-                    &msg.scheme_id,
-                    after,
-                    limit,
-                    Duration::from_millis(msg.wait_ms as u64),
-                )
-                .await?;
-            let next = rows.last().map(|r| r.change_seq).unwrap_or(after);
-            Ok::<_, ServiceError>(pb::ListChangedClaimsResponse {
-                claims: rows.iter().map(claim_result).collect(),
-                next_cursor: cursor(next),
-            })
-        }
+        audited(
+            &self.broker,
+            who,
+            "ListChangedClaims",
+            subject,
+            msg,
+            |msg| async move {
+                let mut v = parse::Violations::new();
+                v.id("scheme_id", &msg.scheme_id);
+                if msg.page_size > MAX_PAGE {
+                    v.add("page_size", format!("must be at most {MAX_PAGE}"));
+                }
+                if msg.wait_ms > MAX_WAIT_MS {
+                    v.add("wait_ms", format!("must be at most {MAX_WAIT_MS}"));
+                }
+                v.finish(())?;
+                let after = parse_cursor(&msg.cursor)?;
+                let limit = if msg.page_size == 0 {
+                    DEFAULT_PAGE
+                } else {
+                    msg.page_size
+                };
+                let rows = self
+                    .broker
+                    .list_changed(
+                        &msg.scheme_id,
+                        after,
+                        limit,
+                        Duration::from_millis(msg.wait_ms as u64),
+                    )
+                    .await?;
+                let next = rows.last().map(|r| r.change_seq).unwrap_or(after);
+                Ok::<_, ServiceError>(pb::ListChangedClaimsResponse {
+                    claims: rows.iter().map(claim_result).collect(),
+                    next_cursor: cursor(next),
+                })
+            },
+        )
         .await
-        .map_err(Status::from);
-        self.broker
-            .audit()
-            .record(audit_in(who, "ListChangedClaims", subject, hash, &result))
-            .await;
-        result.map(Response::new)
     }
 
     async fn cancel_claim(
@@ -258,28 +258,28 @@ impl SchemeService for SchemeApi {
     ) -> Result<Response<pb::ClaimResult>, Status> {
         let who = party(&request, "scheme", &request.get_ref().scheme_id);
         let msg = request.into_inner();
-        let hash = request_hash(&msg);
         let subject = format!("{}/{}", msg.scheme_id, msg.claim_id);
-        let result = async {
-            let mut v = parse::Violations::new();
-            v.id("scheme_id", &msg.scheme_id);
-            v.id("claim_id", &msg.claim_id);
-            if msg.reason.len() > 1000 {
-                v.add("reason", "at most 1000 characters");
-            }
-            v.finish(())?;
-            let rec = self
-                .broker
-                .cancel(&msg.scheme_id, &msg.claim_id, &msg.reason)
-                .await?;
-            Ok::<_, ServiceError>(claim_result(&rec))
-        }
+        audited(
+            &self.broker,
+            who,
+            "CancelClaim",
+            subject,
+            msg,
+            |msg| async move {
+                let mut v = parse::Violations::new();
+                v.id("scheme_id", &msg.scheme_id);
+                v.id("claim_id", &msg.claim_id);
+                if msg.reason.len() > 1000 {
+                    v.add("reason", "at most 1000 characters");
+                }
+                v.finish(())?;
+                let rec = self
+                    .broker
+                    .cancel(&msg.scheme_id, &msg.claim_id, &msg.reason)
+                    .await?;
+                Ok::<_, ServiceError>(claim_result(&rec))
+            },
+        )
         .await
-        .map_err(Status::from);
-        self.broker
-            .audit()
-            .record(audit_in(who, "CancelClaim", subject, hash, &result))
-            .await;
-        result.map(Response::new)
     }
 }
