@@ -9,6 +9,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "passerelle/scheme/v1/scheme.proto",
         "passerelle/partner/v1/partner.proto",
         "passerelle/roster/v1/roster.proto",
+        "passerelle/settlement/v1/settlement.proto",
+        "passerelle/product/v1/product.proto",
+        "passerelle/admin/v1/admin.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

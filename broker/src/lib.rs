@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod server;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use passerelle_broker::cli::{self, Client, ClientCmd};
 use passerelle_broker::{config::Config, dev, server};
 
 #[derive(Parser)]
@@ -14,6 +15,8 @@ use passerelle_broker::{config::Config, dev, server};
     about = "Interoperability broker between national health insurance schemes and mutuelles de santé"
 )]
 struct Cli {
+    #[command(flatten)]
+    client: Client,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,6 +39,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:50051")]
         listen: SocketAddr,
     },
+    #[command(flatten)]
+    Client(ClientCmd),
 }
 
 fn init_logs() {
@@ -74,10 +79,17 @@ async fn until_stopped(running: server::Running) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    init_logs();
     let cli = Cli::parse();
     match cli.command {
+        Command::Client(cmd) => {
+            // Client commands print tables; logs stay quiet unless asked for.
+            if std::env::var_os("RUST_LOG").is_some() {
+                init_logs();
+            }
+            cli::commands::run(cli.client, cmd).await
+        }
         Command::Serve { config } => {
+            init_logs();
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
@@ -98,16 +110,19 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Dev { data_dir, listen } => match dev::start(&data_dir, listen).await {
-            Ok(running) => {
-                println!("{}", dev::banner(running.addr, &data_dir));
-                until_stopped(running).await;
-                ExitCode::SUCCESS
+        Command::Dev { data_dir, listen } => {
+            init_logs();
+            match dev::start(&data_dir, listen).await {
+                Ok(running) => {
+                    println!("{}", dev::banner(running.addr, &data_dir));
+                    until_stopped(running).await;
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        }
     }
 }

@@ -7,15 +7,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use passerelle_adapters::registry::{self, AdapterSettings};
+use passerelle_proto::admin::v1::admin_service_server::AdminServiceServer;
+use passerelle_proto::product::v1::product_service_server::ProductServiceServer;
 use passerelle_proto::roster::v1::roster_service_server::RosterServiceServer;
 use passerelle_proto::scheme::v1::scheme_service_server::SchemeServiceServer;
+use passerelle_proto::settlement::v1::settlement_service_server::SettlementServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 
+use crate::api::admin::AdminApi;
+use crate::api::product::ProductApi;
 use crate::api::roster::RosterApi;
 use crate::api::scheme::SchemeApi;
+use crate::api::settlement::SettlementApi;
 use crate::audit::AuditSink;
 use crate::config::Config;
 use crate::service::{Broker, Failpoint, Partner, Scheme};
@@ -52,27 +58,32 @@ impl Running {
     }
 }
 
-/// Loads the config's products into the store; a used product that changed
-/// is an error naming it.
+/// Loads the config's products into the store, all or none; a used product
+/// that changed is an error naming it.
 pub async fn load_products(cfg: &Config, store: &dyn Store) -> Result<(), StartError> {
-    for (i, p) in cfg.products.iter().enumerate() {
-        match store.put_product(p).await {
-            Ok(PutProduct::Inserted) => {
-                tracing::info!(product = %p.id, version = p.version, "product loaded")
-            }
-            Ok(PutProduct::Replaced) => {
-                tracing::info!(product = %p.id, version = p.version, "product updated (unused)")
-            }
-            Ok(PutProduct::Unchanged) => {}
-            Err(StoreError::ProductInUse(m)) => {
-                return Err(StartError::Config(format!(
-                    "products[{i}]: product {m} is used by claims and cannot change: declare a new version with a later valid_from"
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        }
+    if cfg.products.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    match store.put_products(&cfg.products).await {
+        Ok(results) => {
+            for (p, r) in cfg.products.iter().zip(results) {
+                match r {
+                    PutProduct::Inserted => {
+                        tracing::info!(product = %p.id, version = p.version, "product loaded")
+                    }
+                    PutProduct::Replaced => {
+                        tracing::info!(product = %p.id, version = p.version, "product updated (unused)")
+                    }
+                    PutProduct::Unchanged => {}
+                }
+            }
+            Ok(())
+        }
+        Err(StoreError::ProductInUse(m)) => Err(StartError::Config(format!(
+            "products: product {m} is used by claims and cannot change: declare a new version with a later valid_from"
+        ))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Builds the broker on a store.
@@ -141,6 +152,15 @@ pub async fn start_with_store(
     health_reporter
         .set_serving::<RosterServiceServer<RosterApi>>()
         .await;
+    health_reporter
+        .set_serving::<SettlementServiceServer<SettlementApi>>()
+        .await;
+    health_reporter
+        .set_serving::<ProductServiceServer<ProductApi>>()
+        .await;
+    health_reporter
+        .set_serving::<AdminServiceServer<AdminApi>>()
+        .await;
     // Both reflection versions: grpcurl and older tools still ask v1alpha.
     let reflection_builder = || {
         tonic_reflection::server::Builder::configure()
@@ -150,6 +170,9 @@ pub async fn start_with_store(
             // (MutuellePartner is implemented by mutuelles, not the broker).
             .with_service_name("passerelle.scheme.v1.SchemeService")
             .with_service_name("passerelle.roster.v1.RosterService")
+            .with_service_name("passerelle.settlement.v1.SettlementService")
+            .with_service_name("passerelle.product.v1.ProductService")
+            .with_service_name("passerelle.admin.v1.AdminService")
             .with_service_name("grpc.health.v1.Health")
     };
     let reflection = reflection_builder()
@@ -167,6 +190,16 @@ pub async fn start_with_store(
         .max_decoding_message_size(max)
         .max_encoding_message_size(4 * max);
 
+    let settlement = SettlementServiceServer::new(SettlementApi::new(broker.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(16 * max);
+    let product = ProductServiceServer::new(ProductApi::new(broker.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(4 * max);
+    let admin = AdminServiceServer::new(AdminApi::new(broker.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(4 * max);
+
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
         if let Ok(s) = &s {
             let _ = s.set_nodelay(true);
@@ -181,6 +214,9 @@ pub async fn start_with_store(
             .add_service(reflection_alpha)
             .add_service(scheme)
             .add_service(roster)
+            .add_service(settlement)
+            .add_service(product)
+            .add_service(admin)
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stop.wait_for(|v| *v).await;
             }),

@@ -73,6 +73,9 @@ pub enum ServiceError {
     PartnerUnavailable(String),
     #[error("{0}")]
     PartnerAnswerInvalid(String),
+    /// The request is valid but the state refuses it (FAILED_PRECONDITION).
+    #[error("{0}")]
+    Refused(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -710,6 +713,36 @@ impl Broker {
         };
         self.notify();
         Ok(t.into_record())
+    }
+
+    /// Retries a claim waiting on its partner (or a pending cancel) now.
+    pub async fn retry_now(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+    ) -> Result<ClaimRecord, ServiceError> {
+        self.get(scheme_id, claim_id).await?;
+        let Some(rec) = self
+            .store
+            .lease_now(scheme_id, claim_id, now_ms(), self.worker_lease_ms)
+            .await?
+        else {
+            return Err(ServiceError::Refused(format!(
+                "claim {claim_id} is not waiting on its mutuelle"
+            )));
+        };
+        match rec.state {
+            ClaimState::CancelPending => self.process_cancel(rec).await,
+            _ => self.process(rec).await,
+        }
+    }
+
+    /// The configured currency of a scheme.
+    pub fn currency_of(&self, scheme_id: &str) -> String {
+        self.schemes
+            .get(scheme_id)
+            .map(|s| s.currency.clone())
+            .unwrap_or_default()
     }
 
     /// One pass of the retry worker: leases due claims and resumes them.

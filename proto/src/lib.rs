@@ -26,6 +26,21 @@ pub mod roster {
         tonic::include_proto!("passerelle.roster.v1");
     }
 }
+pub mod settlement {
+    pub mod v1 {
+        tonic::include_proto!("passerelle.settlement.v1");
+    }
+}
+pub mod product {
+    pub mod v1 {
+        tonic::include_proto!("passerelle.product.v1");
+    }
+}
+pub mod admin {
+    pub mod v1 {
+        tonic::include_proto!("passerelle.admin.v1");
+    }
+}
 
 pub mod convert;
 

@@ -118,6 +118,12 @@ pub fn members() -> Vec<Member> {
 }
 
 pub fn config_text(sim: SocketAddr, deadline_ms: u64) -> String {
+    config_text_with_retry(sim, deadline_ms, 100)
+}
+
+/// The test config with a given first back-off (the cap is four times it).
+pub fn config_text_with_retry(sim: SocketAddr, deadline_ms: u64, base_ms: u64) -> String {
+    let max_ms = base_ms * 4;
     let product_r = PRODUCT
         .replace("{MUT}", "MUT-R")
         .replace("[[categories]]", "[[products.categories]]");
@@ -129,8 +135,8 @@ listen = "127.0.0.1:0"
 sqlite = "passerelle.db"
 
 [retry]
-base_ms = 100
-max_ms = 400
+base_ms = {base_ms}
+max_ms = {max_ms}
 poll_ms = 50
 
 [[schemes]]
@@ -174,6 +180,11 @@ impl Harness {
     }
 
     pub async fn start_with_deadline(deadline_ms: u64) -> Harness {
+        Self::start_with(deadline_ms, 100).await
+    }
+
+    /// A partner deadline and a first retry back-off, in ms.
+    pub async fn start_with(deadline_ms: u64, retry_base_ms: u64) -> Harness {
         let sim = SimMutuelle::new(
             "MUT-G",
             members()
@@ -184,7 +195,12 @@ impl Harness {
         );
         let (sim_addr, _task) = sim.clone().start().await.expect("sim starts");
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg: Config = toml::from_str(&config_text(sim_addr, deadline_ms)).expect("config");
+        let cfg: Config = toml::from_str(&config_text_with_retry(
+            sim_addr,
+            deadline_ms,
+            retry_base_ms,
+        ))
+        .expect("config");
         cfg.check().expect("config valid");
         let store =
             std::sync::Arc::new(SqliteStore::open(&dir.path().join("p.db")).expect("store"));

@@ -3,9 +3,12 @@
 //! violation), handed to [`crate::service::Broker`], and the answers converted
 //! back. Every call leaves an audit row.
 
+pub mod admin;
 pub mod parse;
+pub mod product;
 pub mod roster;
 pub mod scheme;
+pub mod settlement;
 pub mod status;
 
 use std::future::Future;

@@ -10,9 +10,12 @@ use tonic::{Request, Response, Status};
 use super::{audited, parse::Violations, party};
 use crate::audit::now_ms;
 use crate::service::{Broker, ServiceError};
+use crate::store::RosterImport;
 
-/// Most members in one UpsertMembers call.
+/// Most members in one UpsertMembers call or ImportRoster message.
 pub const MAX_MEMBERS: usize = 1000;
+/// Most members in one ImportRoster snapshot.
+pub const MAX_IMPORT: usize = 500_000;
 
 pub struct RosterApi {
     broker: Arc<Broker>,
@@ -158,6 +161,122 @@ impl RosterService for RosterApi {
                     .await?;
                 Ok::<_, ServiceError>(pb::UpsertMembersResponse {
                     upserted: members.len() as u32,
+                })
+            },
+        )
+        .await
+    }
+
+    async fn import_roster(
+        &self,
+        request: Request<tonic::Streaming<pb::ImportRosterRequest>>,
+    ) -> Result<Response<pb::ImportRosterResponse>, Status> {
+        let peer = request.remote_addr();
+        let mut stream = request.into_inner();
+        // The header comes first; its mutuelle names the caller for the audit.
+        let header = match stream.message().await? {
+            Some(pb::ImportRosterRequest {
+                part: Some(pb::import_roster_request::Part::Header(h)),
+            }) => h,
+            _ => {
+                return Err(ServiceError::invalid(
+                    "header",
+                    "the first message must carry the header",
+                )
+                .into());
+            }
+        };
+        let who = match peer {
+            Some(a) => format!("mutuelle:{}@{a}", header.mutuelle_id),
+            None => format!("mutuelle:{}", header.mutuelle_id),
+        };
+        let subject = format!("{}/roster", header.mutuelle_id);
+        let mut members = Vec::new();
+        let mut v = Violations::new();
+        self.check_mutuelle(&mut v, &header.mutuelle_id);
+        let as_of = if header.as_of.is_empty() {
+            time::OffsetDateTime::now_utc().date()
+        } else {
+            v.date("header.as_of", &header.as_of)
+                .unwrap_or(time::Date::MIN)
+        };
+        let mut count = 0usize;
+        while let Some(msg) = stream.message().await? {
+            match msg.part {
+                Some(pb::import_roster_request::Part::Members(batch)) => {
+                    if batch.members.len() > MAX_MEMBERS {
+                        v.add(
+                            "members",
+                            format!("at most {MAX_MEMBERS} members per message"),
+                        );
+                    }
+                    for m in batch.members {
+                        if count >= MAX_IMPORT {
+                            v.add(
+                                "members",
+                                format!("at most {MAX_IMPORT} members per import"),
+                            );
+                            break;
+                        }
+                        if let Some(m) =
+                            member_from_pb(&mut v, count, &header.mutuelle_id, m, &self.broker)
+                        {
+                            members.push(m);
+                        }
+                        count += 1;
+                    }
+                }
+                _ => v.add("header", "only the first message may carry the header"),
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, m) in members.iter().enumerate() {
+            if !seen.insert(m.member_number.as_str()) {
+                v.add(
+                    format!("members[{i}].member_number"),
+                    "listed twice in this import",
+                );
+            }
+        }
+        let broker = self.broker.clone();
+        // The audit hash covers the header; members are counted in the outcome.
+        let hashed = header.clone();
+        audited(
+            &self.broker,
+            who,
+            "ImportRoster",
+            subject,
+            hashed,
+            |header| async move {
+                v.finish(())?;
+                let dry_run = header.dry_run;
+                let import = RosterImport {
+                    mutuelle_id: header.mutuelle_id,
+                    members,
+                    as_of,
+                    keep: header.keep_member_numbers,
+                    end_missing: !header.no_end_dating,
+                    dry_run,
+                };
+                let d = broker.store().import_roster(import, now_ms()).await?;
+                let changes = d
+                    .added
+                    .iter()
+                    .map(|n| (n, "added"))
+                    .chain(d.updated.iter().map(|n| (n, "updated")))
+                    .chain(d.end_dated.iter().map(|n| (n, "end_dated")))
+                    .map(|(n, c)| pb::RosterChange {
+                        member_number: n.clone(),
+                        change: c.to_string(),
+                    })
+                    .collect();
+                Ok(pb::ImportRosterResponse {
+                    added: d.added.len() as u32,
+                    updated: d.updated.len() as u32,
+                    end_dated: d.end_dated.len() as u32,
+                    unchanged: d.unchanged,
+                    changes,
+                    dry_run,
                 })
             },
         )

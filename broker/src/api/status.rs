@@ -48,6 +48,12 @@ impl From<ServiceError> for Status {
             ServiceError::PartnerAnswerInvalid(m) => {
                 info(Code::FailedPrecondition, m, "PARTNER_ANSWER_INVALID")
             }
+            ServiceError::Refused(m) | ServiceError::Store(StoreError::Refused(m)) => {
+                info(Code::FailedPrecondition, m, "REFUSED")
+            }
+            ServiceError::Store(StoreError::NotFound(m)) => {
+                info(Code::NotFound, format!("{m} not found"), "NOT_FOUND")
+            }
             ServiceError::Store(StoreError::ProductInUse(m)) => info(
                 Code::FailedPrecondition,
                 format!("product {m} is used by claims"),

@@ -10,7 +10,8 @@ use passerelle_domain::{
 };
 
 use super::{
-    AuditEntry, Begin, Direction, NewClaim, Outcome, PutProduct, Store, StoreError, Transition,
+    AuditEntry, Begin, ClaimFilter, Direction, NewClaim, Outcome, PeriodState, PutProduct,
+    RosterImport, Store, StoreError, Transition,
 };
 
 /// Runs every conformance check against stores made by `$make` (an
@@ -31,6 +32,11 @@ macro_rules! store_conformance_suite {
             roster_upsert_get_find,
             products_are_versioned_and_immutable_once_used,
             audit_is_appended_and_read_back,
+            list_claims_filters_pages_and_totals,
+            roster_import_is_a_snapshot,
+            settlement_ties_out_and_recovers_after_settlement,
+            partner_activity_and_claim_audit,
+            lease_now_takes_only_waiting_claims,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -481,12 +487,19 @@ pub fn sample_product(mutuelle: &str, version: u32, from: &str) -> Product {
     }
 }
 
+async fn put(store: &Arc<dyn Store>, p: &Product) -> Result<PutProduct, StoreError> {
+    store
+        .put_products(std::slice::from_ref(p))
+        .await
+        .map(|r| r[0])
+}
+
 pub async fn products_are_versioned_and_immutable_once_used(store: Arc<dyn Store>) {
     let v1 = sample_product("MUT-A", 1, "2025-01-01");
     let v2 = sample_product("MUT-A", 2, "2026-07-01");
-    assert_eq!(store.put_product(&v1).await.unwrap(), PutProduct::Inserted);
-    assert_eq!(store.put_product(&v1).await.unwrap(), PutProduct::Unchanged);
-    assert_eq!(store.put_product(&v2).await.unwrap(), PutProduct::Inserted);
+    assert_eq!(put(&store, &v1).await.unwrap(), PutProduct::Inserted);
+    assert_eq!(put(&store, &v1).await.unwrap(), PutProduct::Unchanged);
+    assert_eq!(put(&store, &v2).await.unwrap(), PutProduct::Inserted);
     assert_eq!(
         store
             .product_on("MUT-A", "ESS", d("2026-03-10"))
@@ -515,7 +528,7 @@ pub async fn products_are_versioned_and_immutable_once_used(store: Arc<dyn Store
     // Unused: may be corrected in place.
     let mut v1b = v1.clone();
     v1b.name = "Essentiel (corrigé)".into();
-    assert_eq!(store.put_product(&v1b).await.unwrap(), PutProduct::Replaced);
+    assert_eq!(put(&store, &v1b).await.unwrap(), PutProduct::Replaced);
     // Used by a claim: immutable.
     begin(&store, sample_claim("CNSS", "U1", "I1")).await;
     let out = Outcome::Coordinated {
@@ -532,7 +545,7 @@ pub async fn products_are_versioned_and_immutable_once_used(store: Arc<dyn Store
         .complete_claim("CNSS", "U1", out, 2_000)
         .await
         .unwrap();
-    let err = store.put_product(&v1).await.unwrap_err();
+    let err = put(&store, &v1).await.unwrap_err();
     assert!(matches!(err, StoreError::ProductInUse(_)), "{err:?}");
     assert_eq!(
         store
@@ -565,4 +578,358 @@ pub async fn audit_is_appended_and_read_back(store: Arc<dyn Store>) {
     );
     let tail = store.read_audit(rows[1].0, 10).await.unwrap();
     assert_eq!(tail.len(), 1);
+}
+
+async fn coordinate(store: &Arc<dyn Store>, c: Claim, ms: &[i64]) {
+    let id = c.claim_id.clone();
+    let scheme = c.scheme_id.clone();
+    begin(store, c).await;
+    store
+        .complete_claim(&scheme, &id, coordinated(ms, vec![]), 2_000)
+        .await
+        .unwrap();
+}
+
+pub async fn list_claims_filters_pages_and_totals(store: Arc<dyn Store>) {
+    // sample_claim: B = 5000 + 12000, S = 3500 + 8000.
+    for i in 0..5 {
+        coordinate(
+            &store,
+            sample_claim("CNSS", &format!("L{i}"), &format!("I{i}")),
+            &[1500, 3000],
+        )
+        .await;
+    }
+    begin(&store, sample_claim("CNSS", "L-PENDING", "IP")).await;
+    let mut other = sample_claim("CNSS", "L-OLD", "IO");
+    other.date_of_care = d("2025-06-01");
+    begin(&store, other).await;
+    begin(&store, sample_claim("INAM", "L-INAM", "IN")).await;
+
+    let all = ClaimFilter {
+        scheme_id: Some("CNSS".into()),
+        ..Default::default()
+    };
+    let page = store.list_claims(&all, 0, 3).await.unwrap();
+    assert_eq!(page.total_count, 7);
+    assert_eq!(page.rows.len(), 3);
+    assert_eq!(page.totals.billed, 7 * 17_000);
+    assert_eq!(page.totals.scheme, 7 * 11_500);
+    assert_eq!(page.totals.mutuelle, 5 * 4_500);
+    assert_eq!(
+        page.totals.patient(),
+        page.totals.billed - page.totals.scheme - page.totals.mutuelle
+    );
+    let next = store.list_claims(&all, page.rows[2].pk, 10).await.unwrap();
+    let ids: Vec<_> = page
+        .rows
+        .iter()
+        .chain(&next.rows)
+        .map(|r| r.claim_id.as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        vec!["L0", "L1", "L2", "L3", "L4", "L-PENDING", "L-OLD"]
+    );
+
+    let coordinated_only = ClaimFilter {
+        state: Some(ClaimState::Coordinated),
+        ..all.clone()
+    };
+    assert_eq!(
+        store
+            .list_claims(&coordinated_only, 0, 100)
+            .await
+            .unwrap()
+            .total_count,
+        5
+    );
+    let in_2025 = ClaimFilter {
+        care_from: Some(d("2025-01-01")),
+        care_to: Some(d("2025-12-31")),
+        ..all.clone()
+    };
+    let p = store.list_claims(&in_2025, 0, 100).await.unwrap();
+    assert_eq!(
+        p.rows
+            .iter()
+            .map(|r| r.claim_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["L-OLD"]
+    );
+    let by_mutuelle = ClaimFilter {
+        mutuelle_id: Some("MUT-A".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .list_claims(&by_mutuelle, 0, 100)
+            .await
+            .unwrap()
+            .total_count,
+        8
+    );
+}
+
+pub async fn roster_import_is_a_snapshot(store: Arc<dyn Store>) {
+    let a = sample_member("MUT-A", "M-1", "TG-1");
+    let b = sample_member("MUT-A", "M-2", "TG-2");
+    let c = sample_member("MUT-A", "M-3", "TG-3");
+    store
+        .upsert_members(&[a.clone(), b.clone(), c.clone()], 1)
+        .await
+        .unwrap();
+    let mut b2 = b.clone();
+    b2.paid_until = Some(d("2027-12-31"));
+    let new = sample_member("MUT-A", "M-9", "TG-9");
+    let import = |dry_run| RosterImport {
+        mutuelle_id: "MUT-A".into(),
+        members: vec![a.clone(), b2.clone(), new.clone()],
+        as_of: d("2026-11-01"),
+        keep: vec![],
+        end_missing: true,
+        dry_run,
+    };
+    let dry = store.import_roster(import(true), 2).await.unwrap();
+    assert_eq!(dry.added, vec!["M-9"]);
+    assert_eq!(dry.updated, vec!["M-2"]);
+    assert_eq!(dry.end_dated, vec!["M-3"]);
+    assert_eq!(dry.unchanged, 1);
+    assert!(
+        store.get_member("MUT-A", "M-9").await.unwrap().is_none(),
+        "a dry run writes nothing"
+    );
+    assert_eq!(
+        store.get_member("MUT-A", "M-3").await.unwrap(),
+        Some(c.clone())
+    );
+
+    let done = store.import_roster(import(false), 2).await.unwrap();
+    assert_eq!(done, dry);
+    let ended = store
+        .get_member("MUT-A", "M-3")
+        .await
+        .unwrap()
+        .expect("end-dated, never deleted");
+    assert_eq!(ended.products[0].end, Some(d("2026-10-31")));
+    assert!(ended.product_on(d("2026-11-01")).is_none());
+    assert!(ended.product_on(d("2026-10-31")).is_some());
+    assert_eq!(
+        store.get_member("MUT-A", "M-2").await.unwrap(),
+        Some(b2.clone())
+    );
+    // Importing the same snapshot again changes nothing (M-3 is already ended).
+    let again = store.import_roster(import(false), 3).await.unwrap();
+    assert!(again.added.is_empty() && again.updated.is_empty() && again.end_dated.is_empty());
+    // Kept member numbers are never end-dated.
+    let keep = RosterImport {
+        members: vec![a.clone()],
+        keep: vec!["M-2".into()],
+        ..import(false)
+    };
+    let d2 = store.import_roster(keep, 4).await.unwrap();
+    assert_eq!(d2.end_dated, vec!["M-9"]);
+    assert!(
+        store
+            .get_member("MUT-A", "M-2")
+            .await
+            .unwrap()
+            .unwrap()
+            .products[0]
+            .end
+            .is_none()
+    );
+}
+
+pub async fn settlement_ties_out_and_recovers_after_settlement(store: Arc<dyn Store>) {
+    coordinate(&store, sample_claim("CNSS", "S1", "I1"), &[1500, 3000]).await;
+    let mut member_paid = sample_claim("CNSS", "S2", "I2");
+    member_paid.payee = Payee::Member;
+    coordinate(&store, member_paid, &[1000, 0]).await;
+    begin(&store, sample_claim("CNSS", "S-PENDING", "IP")).await;
+
+    let periods = store.list_periods("CNSS", "MUT-A").await.unwrap();
+    assert_eq!(periods.len(), 1);
+    let open = &periods[0];
+    assert_eq!(
+        (open.number, open.state, open.claim_count),
+        (1, PeriodState::Open, 2)
+    );
+    assert_eq!(open.totals.mutuelle, 5500);
+
+    let p1 = store.close_period("CNSS", "MUT-A", 5_000).await.unwrap();
+    assert_eq!(
+        (p1.number, p1.state, p1.claim_count, p1.net_due()),
+        (1, PeriodState::Closed, 2, 5500)
+    );
+    let st = store.statement("CNSS", "MUT-A", 1).await.unwrap();
+    assert_eq!(
+        st.lines.iter().map(|l| l.mutuelle).sum::<i64>(),
+        p1.totals.mutuelle
+    );
+    assert_eq!(
+        st.lines.iter().map(|l| l.billed).sum::<i64>(),
+        p1.totals.billed
+    );
+    assert_eq!(
+        st.lines.iter().map(|l| l.scheme).sum::<i64>(),
+        p1.totals.scheme
+    );
+    let payees: Vec<_> = st
+        .lines
+        .iter()
+        .map(|l| (l.payee_type.as_str(), l.payee_id.as_str()))
+        .collect();
+    assert!(
+        payees.contains(&("provider", "CHU-TOKOIN")) && payees.contains(&("member", "M-1")),
+        "{payees:?}"
+    );
+    // Nothing new: closing again is refused.
+    assert!(matches!(
+        store
+            .close_period("CNSS", "MUT-A", 6_000)
+            .await
+            .unwrap_err(),
+        StoreError::Refused(_)
+    ));
+    // The open period cannot be settled; the closed one can, once.
+    assert!(matches!(
+        store
+            .settle_period("CNSS", "MUT-A", 2, "VIR-1", 6_000)
+            .await
+            .unwrap_err(),
+        StoreError::Refused(_)
+    ));
+    let s1 = store
+        .settle_period("CNSS", "MUT-A", 1, "VIR-2026-11-001", 7_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        (s1.state, s1.reference.as_str()),
+        (PeriodState::Settled, "VIR-2026-11-001")
+    );
+    assert_eq!(
+        store
+            .settle_period("CNSS", "MUT-A", 1, "VIR-2026-11-001", 8_000)
+            .await
+            .unwrap(),
+        s1
+    );
+    assert!(matches!(
+        store
+            .settle_period("CNSS", "MUT-A", 1, "OTHER", 8_000)
+            .await
+            .unwrap_err(),
+        StoreError::Refused(_)
+    ));
+
+    // A cancel after settlement creates a recovery in the next period; the
+    // settled statement does not change.
+    store
+        .begin_cancel("CNSS", "S1", "cxl", "duplicate", 9_000, 9_000)
+        .await
+        .unwrap();
+    store.complete_cancel("CNSS", "S1", 9_500).await.unwrap();
+    assert_eq!(
+        store.statement("CNSS", "MUT-A", 1).await.unwrap().lines,
+        st.lines
+    );
+    coordinate(&store, sample_claim("CNSS", "S3", "I3"), &[500, 0]).await;
+    let open = store.statement("CNSS", "MUT-A", 0).await.unwrap();
+    assert_eq!(open.period.number, 2);
+    assert_eq!(open.recoveries.len(), 1);
+    assert_eq!(
+        (
+            open.recoveries[0].claim_id.as_str(),
+            open.recoveries[0].amount,
+            open.recoveries[0].from_period
+        ),
+        ("S1", 4500, 1)
+    );
+    assert_eq!(open.period.net_due(), 500 - 4500);
+    let p2 = store.close_period("CNSS", "MUT-A", 10_000).await.unwrap();
+    assert_eq!(
+        (p2.claim_count, p2.recoveries, p2.net_due()),
+        (1, 4500, -4000)
+    );
+    // A cancel of a claim never closed into a period raises no recovery.
+    coordinate(&store, sample_claim("CNSS", "S4", "I4"), &[700, 0]).await;
+    store
+        .begin_cancel("CNSS", "S4", "cxl4", "", 11_000, 11_000)
+        .await
+        .unwrap();
+    store.complete_cancel("CNSS", "S4", 11_500).await.unwrap();
+    let open = store.statement("CNSS", "MUT-A", 0).await.unwrap();
+    assert!(open.lines.is_empty() && open.recoveries.is_empty());
+    let all = store.list_periods("CNSS", "MUT-A").await.unwrap();
+    assert_eq!(
+        all.iter().map(|p| (p.number, p.state)).collect::<Vec<_>>(),
+        vec![
+            (3, PeriodState::Open),
+            (2, PeriodState::Closed),
+            (1, PeriodState::Settled)
+        ]
+    );
+}
+
+pub async fn partner_activity_and_claim_audit(store: Arc<dyn Store>) {
+    let e = |at, party: &str, subject: &str, outcome: &str| AuditEntry {
+        at_ms: at,
+        direction: Direction::Out,
+        party: party.into(),
+        method: "AdjudicateRemainder".into(),
+        subject: subject.into(),
+        request_hash: "h".into(),
+        outcome: outcome.into(),
+    };
+    store
+        .append_audit(&[
+            e(10, "mutuelle:MUT-A", "CNSS/C1", "ok"),
+            e(
+                20,
+                "mutuelle:MUT-A",
+                "CNSS/C2",
+                "partner missed its deadline",
+            ),
+            e(30, "mutuelle:MUT-B", "CNSS/C1", "ok"),
+        ])
+        .await
+        .unwrap();
+    begin(&store, sample_claim("CNSS", "C2", "I2")).await;
+    let a = store.partner_activity("MUT-A").await.unwrap();
+    assert_eq!((a.last_success_ms, a.last_error_ms, a.pending), (10, 20, 1));
+    assert_eq!(a.last_error, "partner missed its deadline");
+    let trail = store.audit_of("CNSS/C1").await.unwrap();
+    assert_eq!(
+        trail.iter().map(|e| e.at_ms).collect::<Vec<_>>(),
+        vec![10, 30]
+    );
+}
+
+pub async fn lease_now_takes_only_waiting_claims(store: Arc<dyn Store>) {
+    begin(&store, sample_claim("CNSS", "W1", "I1")).await;
+    let r = store
+        .lease_now("CNSS", "W1", 5_000, 1_000)
+        .await
+        .unwrap()
+        .expect("waiting");
+    assert_eq!((r.attempts, r.next_attempt_ms), (1, Some(6_000)));
+    store
+        .complete_claim("CNSS", "W1", coordinated(&[0, 0], vec![]), 5_500)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .lease_now("CNSS", "W1", 7_000, 1_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .lease_now("CNSS", "NOPE", 7_000, 1_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

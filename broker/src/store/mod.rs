@@ -162,6 +162,154 @@ pub struct AuditEntry {
     pub outcome: String,
 }
 
+/// A roster snapshot to apply.
+#[derive(Clone, Debug)]
+pub struct RosterImport {
+    pub mutuelle_id: String,
+    pub members: Vec<Member>,
+    /// Members absent from the snapshot end the day before this date.
+    pub as_of: Date,
+    /// Never end-date these member numbers (rows the client skipped).
+    pub keep: Vec<String>,
+    /// End-date absent members (false: leave them as they are).
+    pub end_missing: bool,
+    pub dry_run: bool,
+}
+
+/// What a roster import changes (or would).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RosterDiff {
+    pub added: Vec<String>,
+    pub updated: Vec<String>,
+    pub end_dated: Vec<String>,
+    pub unchanged: u32,
+}
+
+/// Filters of [`Store::list_claims`]; `None` matches any.
+#[derive(Clone, Debug, Default)]
+pub struct ClaimFilter {
+    pub scheme_id: Option<String>,
+    pub mutuelle_id: Option<String>,
+    pub state: Option<ClaimState>,
+    pub care_from: Option<Date>,
+    pub care_to: Option<Date>,
+}
+
+/// B, S, M, P summed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub billed: i64,
+    pub scheme: i64,
+    pub mutuelle: i64,
+}
+
+impl Totals {
+    pub fn patient(&self) -> i64 {
+        self.billed - self.scheme - self.mutuelle
+    }
+}
+
+/// One claim in a listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimSummary {
+    /// Page token of this row.
+    pub pk: i64,
+    pub scheme_id: String,
+    pub claim_id: String,
+    pub mutuelle_id: String,
+    pub state: ClaimState,
+    pub provider_id: String,
+    pub invoice_number: String,
+    pub date_of_care: String,
+    pub currency: String,
+    pub totals: Totals,
+    /// Number of the closed period it is in; 0 if none.
+    pub period: u32,
+    pub updated_ms: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClaimPage {
+    pub rows: Vec<ClaimSummary>,
+    pub totals: Totals,
+    pub total_count: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeriodState {
+    Open,
+    Closed,
+    Settled,
+}
+
+/// A settlement period of a scheme x mutuelle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeriodRecord {
+    pub scheme_id: String,
+    pub mutuelle_id: String,
+    pub number: u32,
+    pub state: PeriodState,
+    pub claim_count: u32,
+    pub totals: Totals,
+    /// Recoveries carried into the period (positive).
+    pub recoveries: i64,
+    pub closed_ms: i64,
+    pub settled_ms: i64,
+    pub reference: String,
+}
+
+impl PeriodRecord {
+    /// What the mutuelle pays for the period.
+    pub fn net_due(&self) -> i64 {
+        self.totals.mutuelle - self.recoveries
+    }
+}
+
+/// One line of a statement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatementLine {
+    /// "provider" or "member".
+    pub payee_type: String,
+    pub payee_id: String,
+    pub claim_id: String,
+    pub invoice_number: String,
+    pub date_of_care: String,
+    pub member_number: String,
+    pub sequence: u32,
+    pub act_code: String,
+    pub billed: i64,
+    pub scheme: i64,
+    pub mutuelle: i64,
+}
+
+/// A recovery (indu) on a statement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryLine {
+    pub claim_id: String,
+    pub invoice_number: String,
+    pub from_period: u32,
+    pub amount: i64,
+    pub payee_type: String,
+    pub payee_id: String,
+}
+
+/// The raw content of a statement, lines ordered by payee, claim, line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatementData {
+    pub period: PeriodRecord,
+    pub lines: Vec<StatementLine>,
+    pub recoveries: Vec<RecoveryLine>,
+}
+
+/// Recent activity of a partner.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PartnerActivity {
+    pub last_success_ms: i64,
+    pub last_error_ms: i64,
+    pub last_error: String,
+    pub pending: u32,
+}
+
 /// Storage failure. Everything but `CeilingConflict` and `ProductInUse` is
 /// "the store is unreachable or broken": callers answer UNAVAILABLE.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -174,6 +322,10 @@ pub enum StoreError {
     ProductInUse(String),
     #[error("not found: {0}")]
     NotFound(String),
+    /// A request the store's state refuses (closing an empty period,
+    /// settling the open one...).
+    #[error("{0}")]
+    Refused(String),
     #[error("schema version {found} is older than this binary's {want}: run `passerelle migrate`")]
     SchemaTooOld { found: i64, want: i64 },
     #[error("store: {0}")]
@@ -268,8 +420,12 @@ pub trait Store: Send + Sync + 'static {
         beneficiary_id: &str,
     ) -> Result<Vec<Member>, StoreError>;
 
-    /// Stores a product version; refuses to change one a claim used.
-    async fn put_product(&self, product: &Product) -> Result<PutProduct, StoreError>;
+    /// Stores product versions, all or none; refuses to change one a claim
+    /// used.
+    async fn put_products(&self, products: &[Product]) -> Result<Vec<PutProduct>, StoreError>;
+
+    /// Every product version of a mutuelle, with whether a claim used it.
+    async fn list_products(&self, mutuelle_id: &str) -> Result<Vec<(Product, bool)>, StoreError>;
 
     /// The version of a product in force on a date.
     async fn product_on(
@@ -282,6 +438,71 @@ pub trait Store: Send + Sync + 'static {
     /// Current usage of ceilings of a mutuelle.
     async fn usage(&self, mutuelle_id: &str, keys: &[CeilingKey]) -> Result<Usage, StoreError>;
 
+    /// Replaces a mutuelle's roster with a snapshot (see [`RosterImport`]).
+    async fn import_roster(
+        &self,
+        import: RosterImport,
+        now_ms: i64,
+    ) -> Result<RosterDiff, StoreError>;
+
+    /// Claims matching a filter, oldest first, after the claim `after` (a
+    /// page token), with the totals of everything that matches.
+    async fn list_claims(
+        &self,
+        filter: &ClaimFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<ClaimPage, StoreError>;
+
+    /// Periods of a scheme x mutuelle, newest first; the open one first.
+    async fn list_periods(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+    ) -> Result<Vec<PeriodRecord>, StoreError>;
+
+    /// Closes the open period. `NothingToClose` when it holds nothing.
+    async fn close_period(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        now_ms: i64,
+    ) -> Result<PeriodRecord, StoreError>;
+
+    /// Marks a closed period settled, with the payment's reference.
+    async fn settle_period(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        number: u32,
+        reference: &str,
+        now_ms: i64,
+    ) -> Result<PeriodRecord, StoreError>;
+
+    /// The lines and recoveries of a period (0: the open period).
+    async fn statement(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        number: u32,
+    ) -> Result<StatementData, StoreError>;
+
+    /// Last partner calls and the claims waiting on a mutuelle.
+    async fn partner_activity(&self, mutuelle_id: &str) -> Result<PartnerActivity, StoreError>;
+
+    /// Takes a claim waiting on its partner (or a cancel) for an attempt now:
+    /// `None` when it is not waiting.
+    async fn lease_now(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<ClaimRecord>, StoreError>;
+
+    /// Audit rows about one subject (for a claim: "SCHEME/CLAIM"), oldest first.
+    async fn audit_of(&self, subject: &str) -> Result<Vec<AuditEntry>, StoreError>;
+
     /// Appends to the audit log.
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError>;
 
@@ -291,6 +512,67 @@ pub trait Store: Send + Sync + 'static {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<(i64, AuditEntry)>, StoreError>;
+}
+
+/// Computes a roster snapshot's changes against the stored members, and the
+/// member records to write. Shared by every backend so that they agree.
+///
+/// Absent members (unless kept) have their open product periods end the day
+/// before `as_of`; a period that had not started by `as_of` is dropped.
+pub fn roster_diff(
+    existing: &[Member],
+    incoming: Vec<Member>,
+    import: &RosterImport,
+) -> (RosterDiff, Vec<Member>) {
+    use std::collections::{HashMap, HashSet};
+    let mut diff = RosterDiff::default();
+    let mut writes = Vec::new();
+    let stored: HashMap<&str, &Member> = existing
+        .iter()
+        .map(|m| (m.member_number.as_str(), m))
+        .collect();
+    let present: HashSet<String> = incoming.iter().map(|m| m.member_number.clone()).collect();
+    for m in incoming {
+        match stored.get(m.member_number.as_str()) {
+            None => {
+                diff.added.push(m.member_number.clone());
+                writes.push(m);
+            }
+            Some(old) if **old == m => diff.unchanged += 1,
+            Some(_) => {
+                diff.updated.push(m.member_number.clone());
+                writes.push(m);
+            }
+        }
+    }
+    let keep: HashSet<&str> = import.keep.iter().map(String::as_str).collect();
+    let last_day = import.as_of.previous_day().unwrap_or(import.as_of);
+    for old in existing {
+        if present.contains(&old.member_number) || keep.contains(old.member_number.as_str()) {
+            continue;
+        }
+        let open = old
+            .products
+            .iter()
+            .any(|p| p.end.is_none_or(|e| e >= import.as_of));
+        if !import.end_missing || !open {
+            diff.unchanged += 1;
+            continue;
+        }
+        let mut m = old.clone();
+        m.products.retain(|p| p.start < import.as_of);
+        for p in &mut m.products {
+            if p.end.is_none_or(|e| e > last_day) {
+                p.end = Some(last_day);
+            }
+        }
+        diff.end_dated.push(m.member_number.clone());
+        writes.push(m);
+    }
+    diff.added.sort();
+    diff.updated.sort();
+    diff.end_dated.sort();
+    (diff, writes)
 }
 
 /// The store seen by the rules adapter.

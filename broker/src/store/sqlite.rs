@@ -16,8 +16,9 @@ use passerelle_domain::{
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::{
-    AuditEntry, Begin, ClaimRecord, Direction, NewClaim, Outcome, PutProduct, Store, StoreError,
-    Transition,
+    AuditEntry, Begin, ClaimFilter, ClaimPage, ClaimRecord, ClaimSummary, Direction, NewClaim,
+    Outcome, PartnerActivity, PeriodRecord, PeriodState, PutProduct, RecoveryLine, RosterDiff,
+    RosterImport, StatementData, StatementLine, Store, StoreError, Totals, Transition,
 };
 
 /// Schema migrations, applied in order; the schema version is their count.
@@ -126,6 +127,56 @@ CREATE TABLE audit_log (
 );
 CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+"#,
+    // 2: settlement periods and recoveries; per-claim totals for listings.
+    r#"
+CREATE TABLE periods (
+    id                    INTEGER PRIMARY KEY,
+    scheme_id             TEXT NOT NULL,
+    mutuelle_id           TEXT NOT NULL,
+    number                INTEGER NOT NULL,
+    state                 TEXT NOT NULL CHECK (state IN ('closed', 'settled')),
+    closed_ms             INTEGER NOT NULL,
+    settled_ms            INTEGER NOT NULL DEFAULT 0,
+    settlement_reference  TEXT NOT NULL DEFAULT '',
+    UNIQUE (scheme_id, mutuelle_id, number)
+);
+
+ALTER TABLE claims ADD COLUMN date_of_care TEXT NOT NULL DEFAULT '';
+ALTER TABLE claims ADD COLUMN currency TEXT NOT NULL DEFAULT '';
+ALTER TABLE claims ADD COLUMN payee_type TEXT NOT NULL DEFAULT 'provider';
+ALTER TABLE claims ADD COLUMN billed_total INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE claims ADD COLUMN scheme_total INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE claims ADD COLUMN mutuelle_total INTEGER NOT NULL DEFAULT 0;
+-- The closed period the claim is owed in; NULL while in the open period.
+ALTER TABLE claims ADD COLUMN period_id INTEGER REFERENCES periods (id);
+
+UPDATE claims SET
+    date_of_care = json_extract(body, '$.date_of_care'),
+    currency = json_extract(body, '$.currency'),
+    payee_type = json_extract(body, '$.payee'),
+    billed_total = (SELECT COALESCE(SUM(json_extract(l.value, '$.billed')), 0) FROM json_each(claims.body, '$.lines') AS l),
+    scheme_total = (SELECT COALESCE(SUM(json_extract(l.value, '$.scheme_share')), 0) FROM json_each(claims.body, '$.lines') AS l),
+    mutuelle_total = (SELECT COALESCE(SUM(mutuelle_share), 0) FROM claim_lines WHERE claim_pk = claims.id);
+
+CREATE INDEX claims_mutuelle_state ON claims (mutuelle_id, state);
+CREATE INDEX claims_settlement ON claims (scheme_id, mutuelle_id, period_id, state);
+
+-- A claim cancelled after its period closed: what the mutuelle recovers.
+CREATE TABLE recoveries (
+    id           INTEGER PRIMARY KEY,
+    claim_pk     INTEGER NOT NULL UNIQUE REFERENCES claims (id),
+    scheme_id    TEXT NOT NULL,
+    mutuelle_id  TEXT NOT NULL,
+    from_period  INTEGER NOT NULL,
+    amount       INTEGER NOT NULL CHECK (amount > 0),
+    period_id    INTEGER REFERENCES periods (id),
+    created_ms   INTEGER NOT NULL
+);
+CREATE INDEX recoveries_open ON recoveries (scheme_id, mutuelle_id, period_id);
+
+CREATE INDEX audit_subject ON audit_log (subject, id);
+CREATE INDEX audit_party ON audit_log (party, outcome, id);
 "#,
 ];
 
@@ -332,6 +383,146 @@ fn next_seq(tx: &Transaction<'_>) -> Result<i64, StoreError> {
     )?)
 }
 
+fn put_one(tx: &Transaction<'_>, p: &Product) -> Result<PutProduct, StoreError> {
+    let body = json(p);
+    let existing: Option<(String, bool)> = tx
+        .query_row(
+            "SELECT body, used FROM products WHERE mutuelle_id = ?1 AND product_id = ?2 AND version = ?3",
+            params![p.mutuelle_id, p.id, p.version],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(match existing {
+        Some((b, _)) if b == body => PutProduct::Unchanged,
+        Some((_, true)) => {
+            return Err(StoreError::ProductInUse(format!(
+                "{}/{} version {}",
+                p.mutuelle_id, p.id, p.version
+            )));
+        }
+        Some((_, false)) => {
+            tx.execute(
+                "UPDATE products SET valid_from = ?4, valid_to = ?5, body = ?6 \
+                 WHERE mutuelle_id = ?1 AND product_id = ?2 AND version = ?3",
+                params![
+                    p.mutuelle_id,
+                    p.id,
+                    p.version,
+                    date::format(p.valid_from),
+                    p.valid_to.map(date::format),
+                    body
+                ],
+            )?;
+            PutProduct::Replaced
+        }
+        None => {
+            tx.execute(
+                "INSERT INTO products (mutuelle_id, product_id, version, valid_from, valid_to, body) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![p.mutuelle_id, p.id, p.version, date::format(p.valid_from), p.valid_to.map(date::format), body],
+            )?;
+            PutProduct::Inserted
+        }
+    })
+}
+
+fn period_state(s: &str) -> PeriodState {
+    if s == "settled" {
+        PeriodState::Settled
+    } else {
+        PeriodState::Closed
+    }
+}
+
+/// A closed or settled period with its totals.
+fn load_period(
+    c: &Connection,
+    scheme: &str,
+    mutuelle: &str,
+    number: u32,
+) -> Result<Option<PeriodRecord>, StoreError> {
+    let row: Option<(i64, String, i64, i64, String)> = c
+        .prepare_cached(
+            "SELECT id, state, closed_ms, settled_ms, settlement_reference FROM periods \
+             WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND number = ?3",
+        )?
+        .query_row(params![scheme, mutuelle, number], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .optional()?;
+    let Some((id, state, closed_ms, settled_ms, reference)) = row else {
+        return Ok(None);
+    };
+    let (count, totals) = period_totals(c, "period_id = ?3", params![scheme, mutuelle, id])?;
+    let recoveries: i64 = c.query_row(
+        "SELECT COALESCE(SUM(amount), 0) FROM recoveries WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND period_id = ?3",
+        params![scheme, mutuelle, id],
+        |r| r.get(0),
+    )?;
+    Ok(Some(PeriodRecord {
+        scheme_id: scheme.to_string(),
+        mutuelle_id: mutuelle.to_string(),
+        number,
+        state: period_state(&state),
+        claim_count: count,
+        totals,
+        recoveries,
+        closed_ms,
+        settled_ms,
+        reference,
+    }))
+}
+
+fn period_totals(
+    c: &Connection,
+    cond: &str,
+    p: impl rusqlite::Params,
+) -> Result<(u32, Totals), StoreError> {
+    Ok(c.query_row(
+        &format!(
+            "SELECT COUNT(*), COALESCE(SUM(billed_total), 0), COALESCE(SUM(scheme_total), 0), \
+             COALESCE(SUM(mutuelle_total), 0) FROM claims WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND {cond}"
+        ),
+        p,
+        |r| Ok((r.get(0)?, Totals { billed: r.get(1)?, scheme: r.get(2)?, mutuelle: r.get(3)? })),
+    )?)
+}
+
+/// The open period: claims coordinated and recoveries raised since the last close.
+fn open_period(c: &Connection, scheme: &str, mutuelle: &str) -> Result<PeriodRecord, StoreError> {
+    let number: u32 = c.query_row(
+        "SELECT COALESCE(MAX(number), 0) + 1 FROM periods WHERE scheme_id = ?1 AND mutuelle_id = ?2",
+        params![scheme, mutuelle],
+        |r| r.get(0),
+    )?;
+    let (count, totals) = period_totals(
+        c,
+        "period_id IS NULL AND state = 'coordinated'",
+        params![scheme, mutuelle],
+    )?;
+    let recoveries: i64 = c.query_row(
+        "SELECT COALESCE(SUM(amount), 0) FROM recoveries WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND period_id IS NULL",
+        params![scheme, mutuelle],
+        |r| r.get(0),
+    )?;
+    Ok(PeriodRecord {
+        scheme_id: scheme.to_string(),
+        mutuelle_id: mutuelle.to_string(),
+        number,
+        state: PeriodState::Open,
+        claim_count: count,
+        totals,
+        recoveries,
+        closed_ms: 0,
+        settled_ms: 0,
+        reference: String::new(),
+    })
+}
+
+const FILTER: &str = "(?1 IS NULL OR c.scheme_id = ?1) AND (?2 IS NULL OR c.mutuelle_id = ?2) \
+    AND (?3 IS NULL OR c.state = ?3) AND (?4 IS NULL OR c.date_of_care >= ?4) \
+    AND (?5 IS NULL OR c.date_of_care <= ?5)";
+
 fn write_lines(
     tx: &Transaction<'_>,
     pk: i64,
@@ -400,8 +591,10 @@ impl Store for SqliteStore {
             tx.execute(
                 "INSERT INTO claims (scheme_id, claim_id, request_hash, body, provider_id, \
                  invoice_number, mutuelle_id, member_number, state, adjudication_key, \
-                 rejection_code, rejection_message, next_attempt_ms, change_seq, created_ms, updated_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
+                 rejection_code, rejection_message, next_attempt_ms, change_seq, created_ms, updated_ms, \
+                 date_of_care, currency, payee_type, billed_total, scheme_total) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, \
+                 ?16, ?17, ?18, ?19, ?20)",
                 params![
                     cl.scheme_id,
                     cl.claim_id,
@@ -418,6 +611,14 @@ impl Store for SqliteStore {
                     next,
                     seq,
                     new.now_ms,
+                    date::format(cl.date_of_care),
+                    cl.currency,
+                    match cl.payee {
+                        passerelle_domain::Payee::Provider => "provider",
+                        passerelle_domain::Payee::Member => "member",
+                    },
+                    cl.lines.iter().map(|l| l.billed).sum::<i64>(),
+                    cl.lines.iter().map(|l| l.scheme_share).sum::<i64>(),
                 ],
             )?;
             let (_, rec) = load_existing(&tx, &cl.scheme_id, &cl.claim_id)?;
@@ -496,7 +697,7 @@ impl Store for SqliteStore {
                     tx.execute(
                         "UPDATE claims SET state = 'coordinated', product_id = ?2, product_version = ?3, \
                          product_name = ?4, partner_reference = ?5, next_attempt_ms = NULL, last_error = '', \
-                         change_seq = ?6, updated_ms = ?7 WHERE id = ?1",
+                         change_seq = ?6, updated_ms = ?7, mutuelle_total = ?8 WHERE id = ?1",
                         params![
                             pk,
                             product.as_ref().map(|p| p.id.clone()),
@@ -504,7 +705,8 @@ impl Store for SqliteStore {
                             product.as_ref().map(|p| p.name.clone()),
                             partner_reference,
                             seq,
-                            now_ms
+                            now_ms,
+                            shares.iter().map(|s| s.mutuelle_share).sum::<i64>(),
                         ],
                     )?;
                 }
@@ -653,6 +855,16 @@ impl Store for SqliteStore {
                 params![pk, rec.mutuelle_id],
             )?;
             tx.execute("DELETE FROM claim_consumption WHERE claim_pk = ?1", [pk])?;
+            // Cancelled after its period closed: the mutuelle recovers what it
+            // owed, in the next open period (an indu), instead of the closed
+            // statement changing.
+            tx.execute(
+                "INSERT INTO recoveries (claim_pk, scheme_id, mutuelle_id, from_period, amount, created_ms) \
+                 SELECT c.id, c.scheme_id, c.mutuelle_id, p.number, c.mutuelle_total, ?2 \
+                 FROM claims c JOIN periods p ON p.id = c.period_id \
+                 WHERE c.id = ?1 AND c.mutuelle_total > 0",
+                params![pk, now_ms],
+            )?;
             let seq = next_seq(&tx)?;
             tx.execute(
                 "UPDATE claims SET state = 'cancelled', next_attempt_ms = NULL, last_error = '', \
@@ -748,42 +960,32 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn put_product(&self, product: &Product) -> Result<PutProduct, StoreError> {
-        let p = product.clone();
+    async fn put_products(&self, products: &[Product]) -> Result<Vec<PutProduct>, StoreError> {
+        let products = products.to_vec();
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let body = json(&p);
-            let existing: Option<(String, bool)> = tx
-                .query_row(
-                    "SELECT body, used FROM products WHERE mutuelle_id = ?1 AND product_id = ?2 AND version = ?3",
-                    params![p.mutuelle_id, p.id, p.version],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            let result = match existing {
-                Some((b, _)) if b == body => PutProduct::Unchanged,
-                Some((_, true)) => {
-                    return Err(StoreError::ProductInUse(format!("{}/{} version {}", p.mutuelle_id, p.id, p.version)));
-                }
-                Some((_, false)) => {
-                    tx.execute(
-                        "UPDATE products SET valid_from = ?4, valid_to = ?5, body = ?6 \
-                         WHERE mutuelle_id = ?1 AND product_id = ?2 AND version = ?3",
-                        params![p.mutuelle_id, p.id, p.version, date::format(p.valid_from), p.valid_to.map(date::format), body],
-                    )?;
-                    PutProduct::Replaced
-                }
-                None => {
-                    tx.execute(
-                        "INSERT INTO products (mutuelle_id, product_id, version, valid_from, valid_to, body) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![p.mutuelle_id, p.id, p.version, date::format(p.valid_from), p.valid_to.map(date::format), body],
-                    )?;
-                    PutProduct::Inserted
-                }
-            };
+            let results = products
+                .iter()
+                .map(|p| put_one(&tx, p))
+                .collect::<Result<Vec<_>, _>>()?;
             tx.commit()?;
-            Ok(result)
+            Ok(results)
+        })
+        .await
+    }
+
+    async fn list_products(&self, mutuelle_id: &str) -> Result<Vec<(Product, bool)>, StoreError> {
+        let m = mutuelle_id.to_string();
+        self.with(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT body, used FROM products WHERE mutuelle_id = ?1 ORDER BY product_id, version",
+            )?;
+            let rows = st
+                .query_map([m], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(b, used)| Ok((serde_json::from_str(&b).map_err(backend)?, used)))
+                .collect()
         })
         .await
     }
@@ -831,6 +1033,348 @@ impl Store for SqliteStore {
                 }
             }
             Ok(usage)
+        })
+        .await
+    }
+
+    async fn import_roster(
+        &self,
+        mut import: RosterImport,
+        now_ms: i64,
+    ) -> Result<RosterDiff, StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let existing: Vec<Member> = {
+                let mut st = tx.prepare_cached("SELECT body FROM members WHERE mutuelle_id = ?1")?;
+                let bodies = st
+                    .query_map([&import.mutuelle_id], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                bodies.iter().map(|b| serde_json::from_str(b).map_err(backend)).collect::<Result<_, _>>()?
+            };
+            let incoming = std::mem::take(&mut import.members);
+            let (diff, writes) = super::roster_diff(&existing, incoming, &import);
+            if !import.dry_run {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO members (mutuelle_id, member_number, scheme_id, beneficiary_id, body, updated_ms) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                     ON CONFLICT (mutuelle_id, member_number) DO UPDATE SET \
+                     scheme_id = excluded.scheme_id, beneficiary_id = excluded.beneficiary_id, \
+                     body = excluded.body, updated_ms = excluded.updated_ms",
+                )?;
+                for m in &writes {
+                    st.execute(params![m.mutuelle_id, m.member_number, m.scheme_id, m.beneficiary_id, json(m), now_ms])?;
+                }
+                drop(st);
+                tx.commit()?;
+            }
+            Ok(diff)
+        })
+        .await
+    }
+
+    async fn list_claims(
+        &self,
+        f: &ClaimFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<ClaimPage, StoreError> {
+        let f = f.clone();
+        self.with(move |c| {
+            let args = (
+                f.scheme_id.clone(),
+                f.mutuelle_id.clone(),
+                f.state.map(|s| s.as_str()),
+                f.care_from.map(date::format),
+                f.care_to.map(date::format),
+            );
+            let mut st = c.prepare_cached(&format!(
+                "SELECT c.id, c.scheme_id, c.claim_id, c.mutuelle_id, c.state, c.provider_id, c.invoice_number, \
+                 c.date_of_care, c.currency, c.billed_total, c.scheme_total, c.mutuelle_total, \
+                 COALESCE(p.number, 0), c.updated_ms \
+                 FROM claims c LEFT JOIN periods p ON p.id = c.period_id \
+                 WHERE {FILTER} AND c.id > ?6 ORDER BY c.id LIMIT ?7"
+            ))?;
+            let rows = st
+                .query_map(params![args.0, args.1, args.2, args.3, args.4, after, limit], |r| {
+                    let state: String = r.get(4)?;
+                    Ok(ClaimSummary {
+                        pk: r.get(0)?,
+                        scheme_id: r.get(1)?,
+                        claim_id: r.get(2)?,
+                        mutuelle_id: r.get(3)?,
+                        state: ClaimState::parse(&state).unwrap_or(ClaimState::Received),
+                        provider_id: r.get(5)?,
+                        invoice_number: r.get(6)?,
+                        date_of_care: r.get(7)?,
+                        currency: r.get(8)?,
+                        totals: Totals { billed: r.get(9)?, scheme: r.get(10)?, mutuelle: r.get(11)? },
+                        period: r.get(12)?,
+                        updated_ms: r.get(13)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let (count, totals) = c.query_row(
+                &format!(
+                    "SELECT COUNT(*), COALESCE(SUM(c.billed_total), 0), COALESCE(SUM(c.scheme_total), 0), \
+                     COALESCE(SUM(c.mutuelle_total), 0) FROM claims c WHERE {FILTER}"
+                ),
+                params![args.0, args.1, args.2, args.3, args.4],
+                |r| Ok((r.get::<_, i64>(0)?, Totals { billed: r.get(1)?, scheme: r.get(2)?, mutuelle: r.get(3)? })),
+            )?;
+            Ok(ClaimPage { rows, totals, total_count: count as u64 })
+        })
+        .await
+    }
+
+    async fn list_periods(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+    ) -> Result<Vec<PeriodRecord>, StoreError> {
+        let (s, m) = (scheme_id.to_string(), mutuelle_id.to_string());
+        self.with(move |c| {
+            let open = open_period(c, &s, &m)?;
+            let mut out = vec![open.clone()];
+            for n in (1..open.number).rev() {
+                if let Some(p) = load_period(c, &s, &m, n)? {
+                    out.push(p);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn close_period(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        now_ms: i64,
+    ) -> Result<PeriodRecord, StoreError> {
+        let (s, m) = (scheme_id.to_string(), mutuelle_id.to_string());
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let number = open_period(&tx, &s, &m)?.number;
+            tx.execute(
+                "INSERT INTO periods (scheme_id, mutuelle_id, number, state, closed_ms) VALUES (?1, ?2, ?3, 'closed', ?4)",
+                params![s, m, number, now_ms],
+            )?;
+            let id = tx.last_insert_rowid();
+            let claims = tx.execute(
+                "UPDATE claims SET period_id = ?3 WHERE scheme_id = ?1 AND mutuelle_id = ?2 \
+                 AND period_id IS NULL AND state = 'coordinated'",
+                params![s, m, id],
+            )?;
+            let recoveries = tx.execute(
+                "UPDATE recoveries SET period_id = ?3 WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND period_id IS NULL",
+                params![s, m, id],
+            )?;
+            if claims + recoveries == 0 {
+                return Err(StoreError::Refused(format!(
+                    "nothing to close: the open period of {s} x {m} has no claim and no recovery"
+                )));
+            }
+            let p = load_period(&tx, &s, &m, number)?.ok_or_else(|| backend("period vanished"))?;
+            tx.commit()?;
+            Ok(p)
+        })
+        .await
+    }
+
+    async fn settle_period(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        number: u32,
+        reference: &str,
+        now_ms: i64,
+    ) -> Result<PeriodRecord, StoreError> {
+        let (s, m, reference) = (
+            scheme_id.to_string(),
+            mutuelle_id.to_string(),
+            reference.to_string(),
+        );
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some(p) = load_period(&tx, &s, &m, number)? else {
+                let open = open_period(&tx, &s, &m)?.number;
+                return Err(if number == open {
+                    StoreError::Refused(format!("period {number} is still open: close it first"))
+                } else {
+                    StoreError::NotFound(format!("period {number} of {s} x {m}"))
+                });
+            };
+            match p.state {
+                PeriodState::Settled if p.reference == reference => return Ok(p),
+                PeriodState::Settled => {
+                    return Err(StoreError::Refused(format!(
+                        "period {number} is already settled with reference {:?}",
+                        p.reference
+                    )));
+                }
+                _ => {}
+            }
+            tx.execute(
+                "UPDATE periods SET state = 'settled', settled_ms = ?4, settlement_reference = ?5 \
+                 WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND number = ?3",
+                params![s, m, number, now_ms, reference],
+            )?;
+            let p = load_period(&tx, &s, &m, number)?.ok_or_else(|| backend("period vanished"))?;
+            tx.commit()?;
+            Ok(p)
+        })
+        .await
+    }
+
+    async fn statement(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        number: u32,
+    ) -> Result<StatementData, StoreError> {
+        let (s, m) = (scheme_id.to_string(), mutuelle_id.to_string());
+        self.with(move |c| {
+            let open = open_period(c, &s, &m)?;
+            let (period, id) = if number == 0 || number == open.number {
+                (open, None)
+            } else {
+                let p = load_period(c, &s, &m, number)?
+                    .ok_or_else(|| StoreError::NotFound(format!("period {number} of {s} x {m}")))?;
+                let id: i64 = c.query_row(
+                    "SELECT id FROM periods WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND number = ?3",
+                    params![s, m, number],
+                    |r| r.get(0),
+                )?;
+                (p, Some(id))
+            };
+            let (claim_cond, rec_cond) = match id {
+                None => ("c.period_id IS NULL AND c.state = 'coordinated'", "r.period_id IS NULL"),
+                Some(_) => ("c.period_id = ?3", "r.period_id = ?3"),
+            };
+            let payee = "CASE c.payee_type WHEN 'member' THEN 'member' ELSE 'provider' END, \
+                         CASE c.payee_type WHEN 'member' THEN c.member_number ELSE c.provider_id END";
+            let mut st = c.prepare(&format!(
+                "SELECT {payee}, c.claim_id, c.invoice_number, c.date_of_care, c.member_number, \
+                 l.sequence, l.act_code, l.billed, l.scheme_share, l.mutuelle_share \
+                 FROM claims c JOIN claim_lines l ON l.claim_pk = c.id \
+                 WHERE c.scheme_id = ?1 AND c.mutuelle_id = ?2 AND {claim_cond} AND (?3 IS NULL OR ?3 = ?3) \
+                 ORDER BY 1, 2, c.id, l.sequence"
+            ))?;
+            let lines = st
+                .query_map(params![s, m, id], |r| {
+                    Ok(StatementLine {
+                        payee_type: r.get(0)?,
+                        payee_id: r.get(1)?,
+                        claim_id: r.get(2)?,
+                        invoice_number: r.get(3)?,
+                        date_of_care: r.get(4)?,
+                        member_number: r.get(5)?,
+                        sequence: r.get(6)?,
+                        act_code: r.get(7)?,
+                        billed: r.get(8)?,
+                        scheme: r.get(9)?,
+                        mutuelle: r.get(10)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut st = c.prepare(&format!(
+                "SELECT c.claim_id, c.invoice_number, r.from_period, r.amount, {payee} \
+                 FROM recoveries r JOIN claims c ON c.id = r.claim_pk \
+                 WHERE r.scheme_id = ?1 AND r.mutuelle_id = ?2 AND {rec_cond} AND (?3 IS NULL OR ?3 = ?3) \
+                 ORDER BY r.id"
+            ))?;
+            let recoveries = st
+                .query_map(params![s, m, id], |r| {
+                    Ok(RecoveryLine {
+                        claim_id: r.get(0)?,
+                        invoice_number: r.get(1)?,
+                        from_period: r.get(2)?,
+                        amount: r.get(3)?,
+                        payee_type: r.get(4)?,
+                        payee_id: r.get(5)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(StatementData { period, lines, recoveries })
+        })
+        .await
+    }
+
+    async fn partner_activity(&self, mutuelle_id: &str) -> Result<PartnerActivity, StoreError> {
+        let m = mutuelle_id.to_string();
+        self.with(move |c| {
+            let party = format!("mutuelle:{m}");
+            let last_success_ms: Option<i64> = c.query_row(
+                "SELECT at_ms FROM audit_log WHERE party = ?1 AND outcome = 'ok' ORDER BY id DESC LIMIT 1",
+                [&party],
+                |r| r.get(0),
+            ).optional()?;
+            let last_error: Option<(i64, String)> = c.query_row(
+                "SELECT at_ms, outcome FROM audit_log WHERE party = ?1 AND outcome <> 'ok' ORDER BY id DESC LIMIT 1",
+                [&party],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            ).optional()?;
+            let pending: u32 = c.query_row(
+                "SELECT COUNT(*) FROM claims WHERE mutuelle_id = ?1 \
+                 AND state IN ('received', 'pending_partner', 'cancel_pending')",
+                [&m],
+                |r| r.get(0),
+            )?;
+            let (last_error_ms, last_error) = last_error.unwrap_or_default();
+            Ok(PartnerActivity { last_success_ms: last_success_ms.unwrap_or(0), last_error_ms, last_error, pending })
+        })
+        .await
+    }
+
+    async fn lease_now(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<ClaimRecord>, StoreError> {
+        let (s, cid) = (scheme_id.to_string(), claim_id.to_string());
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute(
+                "UPDATE claims SET next_attempt_ms = ?3, attempts = attempts + 1 \
+                 WHERE scheme_id = ?1 AND claim_id = ?2 \
+                 AND state IN ('received', 'pending_partner', 'cancel_pending')",
+                params![s, cid, now_ms + lease_ms],
+            )?;
+            let rec = if n == 1 {
+                Some(load_existing(&tx, &s, &cid)?.1)
+            } else {
+                None
+            };
+            tx.commit()?;
+            Ok(rec)
+        })
+        .await
+    }
+
+    async fn audit_of(&self, subject: &str) -> Result<Vec<AuditEntry>, StoreError> {
+        let subject = subject.to_string();
+        self.with(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT at_ms, direction, party, method, subject, request_hash, outcome FROM audit_log \
+                 WHERE subject = ?1 ORDER BY id",
+            )?;
+            let rows = st
+                .query_map([subject], |r| {
+                    let dir: String = r.get(1)?;
+                    Ok(AuditEntry {
+                        at_ms: r.get(0)?,
+                        direction: if dir == "out" { Direction::Out } else { Direction::In },
+                        party: r.get(2)?,
+                        method: r.get(3)?,
+                        subject: r.get(4)?,
+                        request_hash: r.get(5)?,
+                        outcome: r.get(6)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
         })
         .await
     }
@@ -914,6 +1458,64 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("append-only"), "{err}");
+    }
+
+    /// A database written by schema version 1 gets the settlement columns
+    /// filled from the stored claims.
+    #[tokio::test]
+    async fn migration_2_backfills_claims_of_version_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+                .unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.execute("INSERT INTO schema_version (version) VALUES (1)", [])
+                .unwrap();
+            let claim = crate::store::conformance::sample_claim("CNSS", "OLD-1", "INV-OLD");
+            c.execute(
+                "INSERT INTO claims (scheme_id, claim_id, request_hash, body, provider_id, invoice_number, \
+                 mutuelle_id, member_number, state, adjudication_key, change_seq, created_ms, updated_ms) \
+                 VALUES ('CNSS', 'OLD-1', 'h', ?1, 'CHU-TOKOIN', 'INV-OLD', 'MUT-A', 'M-1', 'coordinated', 'k', 1, 1, 1)",
+                [json(&claim)],
+            )
+            .unwrap();
+            for (seq, (b, s, m)) in [(5000, 3500, 1500), (12000, 8000, 2000)]
+                .into_iter()
+                .enumerate()
+            {
+                c.execute(
+                    "INSERT INTO claim_lines VALUES (1, ?1, 'C1', 'consultation', 1, ?2, ?2, ?3, ?4, ?5, '[]')",
+                    params![seq as i64 + 1, b, s, m, b - s - m],
+                )
+                .unwrap();
+            }
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let page = store
+            .list_claims(
+                &ClaimFilter {
+                    scheme_id: Some("CNSS".into()),
+                    ..Default::default()
+                },
+                0,
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(page.rows.len(), 1);
+        let r = &page.rows[0];
+        assert_eq!(
+            (r.date_of_care.as_str(), r.currency.as_str()),
+            ("2026-03-10", "XOF")
+        );
+        assert_eq!(
+            (r.totals.billed, r.totals.scheme, r.totals.mutuelle),
+            (17000, 11500, 3500)
+        );
+        let open = store.list_periods("CNSS", "MUT-A").await.unwrap();
+        assert_eq!(open[0].claim_count, 1);
     }
 
     #[tokio::test]

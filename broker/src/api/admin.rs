@@ -1,0 +1,134 @@
+//! `passerelle.admin.v1.AdminService`: operators only.
+
+use std::sync::Arc;
+
+use passerelle_proto::admin::v1 as pb;
+use pb::admin_service_server::AdminService;
+use tonic::{Request, Response, Status};
+
+use super::{audited, parse::Violations, party};
+use crate::service::Broker;
+
+pub struct AdminApi {
+    broker: Arc<Broker>,
+}
+
+impl AdminApi {
+    pub fn new(broker: Arc<Broker>) -> Self {
+        AdminApi { broker }
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    async fn list_partners(
+        &self,
+        request: Request<pb::ListPartnersRequest>,
+    ) -> Result<Response<pb::ListPartnersResponse>, Status> {
+        let who = party(&request, "operator", "-");
+        let msg = request.into_inner();
+        audited(
+            &self.broker,
+            who,
+            "ListPartners",
+            "partners".into(),
+            msg,
+            |_| async move {
+                let mut partners: Vec<_> = self.broker.partners().collect();
+                partners.sort_by(|a, b| a.id.cmp(&b.id));
+                let mut out = Vec::with_capacity(partners.len());
+                for p in partners {
+                    let a = self.broker.store().partner_activity(&p.id).await?;
+                    out.push(pb::PartnerStatus {
+                        mutuelle_id: p.id.clone(),
+                        name: p.name.clone(),
+                        adapter: p.kind.as_str().to_string(),
+                        last_success_ms: a.last_success_ms,
+                        last_error_ms: a.last_error_ms,
+                        last_error: a.last_error,
+                        pending: a.pending,
+                        deadline_ms: p.deadline.as_millis() as u32,
+                    });
+                }
+                Ok(pb::ListPartnersResponse { partners: out })
+            },
+        )
+        .await
+    }
+
+    async fn retry_claim(
+        &self,
+        request: Request<pb::RetryClaimRequest>,
+    ) -> Result<Response<pb::RetryClaimResponse>, Status> {
+        let who = party(&request, "operator", "-");
+        let subject = format!(
+            "{}/{}",
+            request.get_ref().scheme_id,
+            request.get_ref().claim_id
+        );
+        let msg = request.into_inner();
+        audited(
+            &self.broker,
+            who,
+            "RetryClaim",
+            subject,
+            msg,
+            |msg| async move {
+                let mut v = Violations::new();
+                v.id("scheme_id", &msg.scheme_id);
+                v.id("claim_id", &msg.claim_id);
+                v.finish(())?;
+                let rec = self.broker.retry_now(&msg.scheme_id, &msg.claim_id).await?;
+                Ok(pb::RetryClaimResponse {
+                    state: rec.state.as_str().to_string(),
+                    last_error: rec.last_error,
+                })
+            },
+        )
+        .await
+    }
+
+    async fn get_claim_audit(
+        &self,
+        request: Request<pb::GetClaimAuditRequest>,
+    ) -> Result<Response<pb::GetClaimAuditResponse>, Status> {
+        let who = party(&request, "operator", "-");
+        let subject = format!(
+            "{}/{}",
+            request.get_ref().scheme_id,
+            request.get_ref().claim_id
+        );
+        let msg = request.into_inner();
+        audited(
+            &self.broker,
+            who,
+            "GetClaimAudit",
+            subject.clone(),
+            msg,
+            |msg| async move {
+                let mut v = Violations::new();
+                v.id("scheme_id", &msg.scheme_id);
+                v.id("claim_id", &msg.claim_id);
+                v.finish(())?;
+                self.broker.get(&msg.scheme_id, &msg.claim_id).await?;
+                // Rows queued by calls still in flight are written first.
+                self.broker.audit().flush().await;
+                let rows = self.broker.store().audit_of(&subject).await?;
+                Ok(pb::GetClaimAuditResponse {
+                    records: rows
+                        .into_iter()
+                        .map(|e| pb::AuditRecord {
+                            at_ms: e.at_ms,
+                            direction: e.direction.as_str().to_string(),
+                            party: e.party,
+                            method: e.method,
+                            request_hash: e.request_hash,
+                            outcome: e.outcome,
+                        })
+                        .collect(),
+                })
+            },
+        )
+        .await
+    }
+}

@@ -1,0 +1,226 @@
+//! `passerelle.product.v1.ProductService`.
+
+use std::sync::Arc;
+
+use passerelle_adapters::AdapterKind;
+use passerelle_domain::{CategoryRule, Product, date};
+use passerelle_proto::convert;
+use passerelle_proto::product::v1 as pb;
+use pb::product_service_server::ProductService;
+use tonic::{Request, Response, Status};
+
+use super::{audited, parse::Violations, party};
+use crate::service::Broker;
+use crate::store::PutProduct;
+
+/// Most products in one PutProducts call.
+const MAX_PRODUCTS: usize = 100;
+
+pub struct ProductApi {
+    broker: Arc<Broker>,
+}
+
+impl ProductApi {
+    pub fn new(broker: Arc<Broker>) -> Self {
+        ProductApi { broker }
+    }
+}
+
+pub(crate) fn product_from_pb(v: &mut Violations, i: usize, p: pb::Product) -> Product {
+    let f = |n: &str| format!("products[{i}].{n}");
+    let valid_from = v
+        .date(&f("valid_from"), &p.valid_from)
+        .unwrap_or(time::Date::MIN);
+    let valid_to = if p.valid_to.is_empty() {
+        None
+    } else {
+        v.date(&f("valid_to"), &p.valid_to)
+    };
+    let categories = p
+        .categories
+        .into_iter()
+        .enumerate()
+        .map(|(j, c)| CategoryRule {
+            category: convert::care_category(c.category).unwrap_or_else(|| {
+                v.add(
+                    format!("products[{i}].categories[{j}].category"),
+                    "must be a known care category",
+                );
+                passerelle_domain::CareCategory::Other
+            }),
+            tm_rate_bp: c.tm_rate_bp,
+            fixed_per_act: c.fixed_per_act,
+            overrun_rate_bp: c.overrun_rate_bp,
+            out_of_basket_rate_bp: c.out_of_basket_rate_bp,
+            per_act_limit: c.per_act_limit,
+            year_limit: c.year_limit,
+            year_count_limit: c.year_count_limit,
+            waiting_days: c.waiting_days,
+            excluded_diagnoses: c.excluded_diagnoses,
+        })
+        .collect();
+    let product = Product {
+        mutuelle_id: p.mutuelle_id,
+        id: p.product_id,
+        version: p.version,
+        name: p.name,
+        valid_from,
+        valid_to,
+        currency: p.currency,
+        categories,
+        stay_limit: p.stay_limit,
+        beneficiary_year_limit: p.beneficiary_year_limit,
+        household_year_limit: p.household_year_limit,
+        excluded_diagnoses: p.excluded_diagnoses,
+        excluded_acts: p.excluded_acts,
+    };
+    for (field, problem) in product.check() {
+        // Product::check names fields as the config does; the contract calls
+        // the id "product_id".
+        let field = if field == "id" {
+            "product_id".to_string()
+        } else {
+            field
+        };
+        v.add(f(&field), problem);
+    }
+    product
+}
+
+pub fn product_to_pb(p: &Product, used: bool) -> pb::Product {
+    pb::Product {
+        mutuelle_id: p.mutuelle_id.clone(),
+        product_id: p.id.clone(),
+        version: p.version,
+        name: p.name.clone(),
+        valid_from: date::format(p.valid_from),
+        valid_to: p.valid_to.map(date::format).unwrap_or_default(),
+        currency: p.currency.clone(),
+        categories: p
+            .categories
+            .iter()
+            .map(|c| pb::CategoryRule {
+                category: convert::care_category_to_pb(c.category),
+                tm_rate_bp: c.tm_rate_bp,
+                fixed_per_act: c.fixed_per_act,
+                overrun_rate_bp: c.overrun_rate_bp,
+                out_of_basket_rate_bp: c.out_of_basket_rate_bp,
+                per_act_limit: c.per_act_limit,
+                year_limit: c.year_limit,
+                year_count_limit: c.year_count_limit,
+                waiting_days: c.waiting_days,
+                excluded_diagnoses: c.excluded_diagnoses.clone(),
+            })
+            .collect(),
+        stay_limit: p.stay_limit,
+        beneficiary_year_limit: p.beneficiary_year_limit,
+        household_year_limit: p.household_year_limit,
+        excluded_diagnoses: p.excluded_diagnoses.clone(),
+        excluded_acts: p.excluded_acts.clone(),
+        used,
+    }
+}
+
+#[tonic::async_trait]
+impl ProductService for ProductApi {
+    async fn put_products(
+        &self,
+        request: Request<pb::PutProductsRequest>,
+    ) -> Result<Response<pb::PutProductsResponse>, Status> {
+        let first = request
+            .get_ref()
+            .products
+            .first()
+            .map(|p| p.mutuelle_id.clone())
+            .unwrap_or_default();
+        let who = party(&request, "mutuelle", &first);
+        let subject = format!("{first}/products");
+        let msg = request.into_inner();
+        audited(
+            &self.broker,
+            who,
+            "PutProducts",
+            subject,
+            msg,
+            |msg| async move {
+                let mut v = Violations::new();
+                if msg.products.is_empty() || msg.products.len() > MAX_PRODUCTS {
+                    v.add("products", format!("give 1 to {MAX_PRODUCTS} products"));
+                }
+                let mut products = Vec::with_capacity(msg.products.len());
+                for (i, p) in msg.products.into_iter().enumerate() {
+                    let p = product_from_pb(&mut v, i, p);
+                    match self.broker.partners().find(|x| x.id == p.mutuelle_id) {
+                        None => v.add(
+                            format!("products[{i}].mutuelle_id"),
+                            format!("unknown mutuelle {:?}", p.mutuelle_id),
+                        ),
+                        Some(x) if x.kind != AdapterKind::Rules => v.add(
+                            format!("products[{i}].mutuelle_id"),
+                            format!(
+                                "{} is a {} partner, which keeps its own products",
+                                p.mutuelle_id,
+                                x.kind.as_str()
+                            ),
+                        ),
+                        Some(_) => {}
+                    }
+                    if products.iter().any(|o: &Product| {
+                        o.mutuelle_id == p.mutuelle_id && o.id == p.id && o.version == p.version
+                    }) {
+                        v.add(
+                            format!("products[{i}].version"),
+                            "listed twice in this call",
+                        );
+                    }
+                    products.push(p);
+                }
+                v.finish(())?;
+                let results = self.broker.store().put_products(&products).await?;
+                Ok(pb::PutProductsResponse {
+                    results: results
+                        .into_iter()
+                        .map(|r| {
+                            match r {
+                                PutProduct::Inserted => "inserted",
+                                PutProduct::Replaced => "replaced",
+                                PutProduct::Unchanged => "unchanged",
+                            }
+                            .to_string()
+                        })
+                        .collect(),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn list_products(
+        &self,
+        request: Request<pb::ListProductsRequest>,
+    ) -> Result<Response<pb::ListProductsResponse>, Status> {
+        let who = party(&request, "mutuelle", &request.get_ref().mutuelle_id);
+        let subject = format!("{}/products", request.get_ref().mutuelle_id);
+        let msg = request.into_inner();
+        audited(
+            &self.broker,
+            who,
+            "ListProducts",
+            subject,
+            msg,
+            |msg| async move {
+                let mut v = Violations::new();
+                v.id("mutuelle_id", &msg.mutuelle_id);
+                v.finish(())?;
+                let products = self.broker.store().list_products(&msg.mutuelle_id).await?;
+                Ok(pb::ListProductsResponse {
+                    products: products
+                        .iter()
+                        .map(|(p, used)| product_to_pb(p, *used))
+                        .collect(),
+                })
+            },
+        )
+        .await
+    }
+}

@@ -1,0 +1,349 @@
+//! `passerelle.settlement.v1.SettlementService`: claim listings, periods and
+//! statements (bordereaux).
+
+use std::sync::Arc;
+
+use passerelle_domain::ClaimState;
+use passerelle_proto::settlement::v1 as pb;
+use pb::settlement_service_server::SettlementService;
+use tonic::{Request, Response, Status};
+
+use super::{audited, parse::Violations, party};
+use crate::audit::now_ms;
+use crate::service::{Broker, ServiceError};
+use crate::store::{ClaimFilter, PeriodRecord, PeriodState, StatementData, Totals};
+
+const MAX_PAGE: u32 = 500;
+const DEFAULT_PAGE: u32 = 50;
+
+pub struct SettlementApi {
+    broker: Arc<Broker>,
+}
+
+impl SettlementApi {
+    pub fn new(broker: Arc<Broker>) -> Self {
+        SettlementApi { broker }
+    }
+
+    fn check_pair(&self, v: &mut Violations, scheme_id: &str, mutuelle_id: &str) {
+        v.id("scheme_id", scheme_id);
+        v.id("mutuelle_id", mutuelle_id);
+        if !scheme_id.is_empty() && self.broker.scheme(scheme_id).is_err() {
+            v.add("scheme_id", format!("unknown scheme {scheme_id:?}"));
+        }
+        if !mutuelle_id.is_empty() && !self.broker.partners().any(|p| p.id == mutuelle_id) {
+            v.add("mutuelle_id", format!("unknown mutuelle {mutuelle_id:?}"));
+        }
+    }
+}
+
+pub fn totals_to_pb(t: &Totals) -> pb::Totals {
+    pb::Totals {
+        billed: t.billed,
+        scheme_share: t.scheme,
+        mutuelle_share: t.mutuelle,
+        patient_share: t.patient(),
+    }
+}
+
+pub fn period_to_pb(p: &PeriodRecord, currency: &str) -> pb::Period {
+    pb::Period {
+        scheme_id: p.scheme_id.clone(),
+        mutuelle_id: p.mutuelle_id.clone(),
+        number: p.number,
+        state: match p.state {
+            PeriodState::Open => pb::PeriodState::Open,
+            PeriodState::Closed => pb::PeriodState::Closed,
+            PeriodState::Settled => pb::PeriodState::Settled,
+        } as i32,
+        currency: currency.to_string(),
+        claim_count: p.claim_count,
+        totals: Some(totals_to_pb(&p.totals)),
+        recoveries: p.recoveries,
+        net_due: p.net_due(),
+        closed_at_ms: p.closed_ms,
+        settled_at_ms: p.settled_ms,
+        settlement_reference: p.reference.clone(),
+    }
+}
+
+/// Groups a statement's lines by payee, with totals per payee.
+pub fn statement_to_pb(d: &StatementData, currency: &str) -> pb::Statement {
+    let mut payees: Vec<pb::PayeeStatement> = Vec::new();
+    for l in &d.lines {
+        let same = payees
+            .last()
+            .is_some_and(|p| p.payee_type == l.payee_type && p.payee_id == l.payee_id);
+        if !same {
+            payees.push(pb::PayeeStatement {
+                payee_type: l.payee_type.clone(),
+                payee_id: l.payee_id.clone(),
+                lines: Vec::new(),
+                totals: Some(pb::Totals::default()),
+            });
+        }
+        let p = payees.last_mut().expect("pushed above");
+        let patient = l.billed - l.scheme - l.mutuelle;
+        let t = p.totals.get_or_insert_with(Default::default);
+        t.billed += l.billed;
+        t.scheme_share += l.scheme;
+        t.mutuelle_share += l.mutuelle;
+        t.patient_share += patient;
+        p.lines.push(pb::StatementLine {
+            claim_id: l.claim_id.clone(),
+            invoice_number: l.invoice_number.clone(),
+            date_of_care: l.date_of_care.clone(),
+            member_number: l.member_number.clone(),
+            sequence: l.sequence,
+            act_code: l.act_code.clone(),
+            billed: l.billed,
+            scheme_share: l.scheme,
+            mutuelle_share: l.mutuelle,
+            patient_share: patient,
+        });
+    }
+    pb::Statement {
+        period: Some(period_to_pb(&d.period, currency)),
+        payees,
+        recoveries: d
+            .recoveries
+            .iter()
+            .map(|r| pb::Recovery {
+                claim_id: r.claim_id.clone(),
+                invoice_number: r.invoice_number.clone(),
+                from_period: r.from_period,
+                amount: r.amount,
+                payee_type: r.payee_type.clone(),
+                payee_id: r.payee_id.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn caller<T>(req: &Request<T>, scheme_id: &str, mutuelle_id: &str) -> String {
+    let id = if scheme_id.is_empty() {
+        mutuelle_id
+    } else {
+        scheme_id
+    };
+    party(req, "party", id)
+}
+
+#[tonic::async_trait]
+impl SettlementService for SettlementApi {
+    async fn list_claims(
+        &self,
+        request: Request<pb::ListClaimsRequest>,
+    ) -> Result<Response<pb::ListClaimsResponse>, Status> {
+        let r = request.get_ref();
+        let who = caller(&request, &r.scheme_id, &r.mutuelle_id);
+        let subject = format!("{}/{}/claims", r.scheme_id, r.mutuelle_id);
+        let msg = request.into_inner();
+        audited(&self.broker, who, "ListClaims", subject, msg, |msg| async move {
+            let mut v = Violations::new();
+            if msg.scheme_id.is_empty() && msg.mutuelle_id.is_empty() {
+                v.add("scheme_id", "give scheme_id, mutuelle_id or both");
+            }
+            let state = if msg.state.is_empty() {
+                None
+            } else {
+                let s = ClaimState::parse(&msg.state);
+                if s.is_none() {
+                    v.add("state", "must be received, pending_partner, coordinated, rejected, cancel_pending or cancelled");
+                }
+                s
+            };
+            let care_from = (!msg.care_from.is_empty()).then(|| v.date("care_from", &msg.care_from)).flatten();
+            let care_to = (!msg.care_to.is_empty()).then(|| v.date("care_to", &msg.care_to)).flatten();
+            if let (Some(a), Some(b)) = (care_from, care_to)
+                && b < a
+            {
+                v.add("care_to", "must not be before care_from");
+            }
+            if msg.page_size > MAX_PAGE {
+                v.add("page_size", format!("must be at most {MAX_PAGE}"));
+            }
+            let after = if msg.page_token.is_empty() {
+                0
+            } else {
+                msg.page_token
+                    .strip_prefix('p')
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .unwrap_or_else(|| {
+                        v.add("page_token", "not a token returned by ListClaims");
+                        0
+                    })
+            };
+            v.finish(())?;
+            let limit = if msg.page_size == 0 { DEFAULT_PAGE } else { msg.page_size };
+            let filter = ClaimFilter {
+                scheme_id: Some(msg.scheme_id).filter(|s| !s.is_empty()),
+                mutuelle_id: Some(msg.mutuelle_id).filter(|s| !s.is_empty()),
+                state,
+                care_from,
+                care_to,
+            };
+            let page = self.broker.store().list_claims(&filter, after, limit).await?;
+            let next = if page.rows.len() as u32 == limit {
+                page.rows.last().map(|r| format!("p{}", r.pk)).unwrap_or_default()
+            } else {
+                String::new()
+            };
+            Ok(pb::ListClaimsResponse {
+                claims: page
+                    .rows
+                    .iter()
+                    .map(|c| pb::ClaimSummary {
+                        scheme_id: c.scheme_id.clone(),
+                        claim_id: c.claim_id.clone(),
+                        mutuelle_id: c.mutuelle_id.clone(),
+                        state: c.state.as_str().to_string(),
+                        provider_id: c.provider_id.clone(),
+                        invoice_number: c.invoice_number.clone(),
+                        date_of_care: c.date_of_care.clone(),
+                        currency: c.currency.clone(),
+                        totals: Some(totals_to_pb(&c.totals)),
+                        period: c.period,
+                        updated_at_ms: c.updated_ms,
+                    })
+                    .collect(),
+                totals: Some(totals_to_pb(&page.totals)),
+                total_count: page.total_count,
+                next_page_token: next,
+            })
+        })
+        .await
+    }
+
+    async fn list_periods(
+        &self,
+        request: Request<pb::ListPeriodsRequest>,
+    ) -> Result<Response<pb::ListPeriodsResponse>, Status> {
+        let r = request.get_ref();
+        let who = caller(&request, &r.scheme_id, &r.mutuelle_id);
+        let subject = format!("{}/{}/periods", r.scheme_id, r.mutuelle_id);
+        let msg = request.into_inner();
+        audited(
+            &self.broker,
+            who,
+            "ListPeriods",
+            subject,
+            msg,
+            |msg| async move {
+                let mut v = Violations::new();
+                self.check_pair(&mut v, &msg.scheme_id, &msg.mutuelle_id);
+                v.finish(())?;
+                let currency = self.broker.currency_of(&msg.scheme_id);
+                let periods = self
+                    .broker
+                    .store()
+                    .list_periods(&msg.scheme_id, &msg.mutuelle_id)
+                    .await?;
+                Ok(pb::ListPeriodsResponse {
+                    periods: periods.iter().map(|p| period_to_pb(p, &currency)).collect(),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn close_period(
+        &self,
+        request: Request<pb::ClosePeriodRequest>,
+    ) -> Result<Response<pb::Period>, Status> {
+        let r = request.get_ref();
+        let who = caller(&request, &r.scheme_id, &r.mutuelle_id);
+        let subject = format!("{}/{}/periods", r.scheme_id, r.mutuelle_id);
+        let msg = request.into_inner();
+        audited(
+            &self.broker,
+            who,
+            "ClosePeriod",
+            subject,
+            msg,
+            |msg| async move {
+                let mut v = Violations::new();
+                self.check_pair(&mut v, &msg.scheme_id, &msg.mutuelle_id);
+                v.finish(())?;
+                let p = self
+                    .broker
+                    .store()
+                    .close_period(&msg.scheme_id, &msg.mutuelle_id, now_ms())
+                    .await?;
+                Ok(period_to_pb(&p, &self.broker.currency_of(&msg.scheme_id)))
+            },
+        )
+        .await
+    }
+
+    async fn mark_settled(
+        &self,
+        request: Request<pb::MarkSettledRequest>,
+    ) -> Result<Response<pb::Period>, Status> {
+        let r = request.get_ref();
+        let who = caller(&request, &r.scheme_id, &r.mutuelle_id);
+        let subject = format!("{}/{}/periods", r.scheme_id, r.mutuelle_id);
+        let msg = request.into_inner();
+        audited(
+            &self.broker,
+            who,
+            "MarkSettled",
+            subject,
+            msg,
+            |msg| async move {
+                let mut v = Violations::new();
+                self.check_pair(&mut v, &msg.scheme_id, &msg.mutuelle_id);
+                v.id("reference", &msg.reference);
+                if msg.number == 0 {
+                    v.add("number", "must be the number of a closed period");
+                }
+                v.finish(())?;
+                let p = self
+                    .broker
+                    .store()
+                    .settle_period(
+                        &msg.scheme_id,
+                        &msg.mutuelle_id,
+                        msg.number,
+                        &msg.reference,
+                        now_ms(),
+                    )
+                    .await?;
+                Ok(period_to_pb(&p, &self.broker.currency_of(&msg.scheme_id)))
+            },
+        )
+        .await
+    }
+
+    async fn get_statement(
+        &self,
+        request: Request<pb::GetStatementRequest>,
+    ) -> Result<Response<pb::Statement>, Status> {
+        let r = request.get_ref();
+        let who = caller(&request, &r.scheme_id, &r.mutuelle_id);
+        let subject = format!("{}/{}/statement", r.scheme_id, r.mutuelle_id);
+        let msg = request.into_inner();
+        audited(
+            &self.broker,
+            who,
+            "GetStatement",
+            subject,
+            msg,
+            |msg| async move {
+                let mut v = Violations::new();
+                self.check_pair(&mut v, &msg.scheme_id, &msg.mutuelle_id);
+                v.finish(())?;
+                let d = self
+                    .broker
+                    .store()
+                    .statement(&msg.scheme_id, &msg.mutuelle_id, msg.number)
+                    .await?;
+                Ok::<_, ServiceError>(statement_to_pb(
+                    &d,
+                    &self.broker.currency_of(&msg.scheme_id),
+                ))
+            },
+        )
+        .await
+    }
+}

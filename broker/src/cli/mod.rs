@@ -1,0 +1,210 @@
+//! The client commands of the `passerelle` binary: what a mutuelle clerk, a
+//! scheme analyst or an operator runs against a broker. Tables by default,
+//! `--json` for scripts, `--lang fr|en` (or LANG) for the language.
+
+pub mod claim_file;
+pub mod commands;
+pub mod output;
+pub mod roster_csv;
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use output::Lang;
+
+/// Options every client command takes.
+#[derive(Args, Clone, Debug)]
+pub struct Client {
+    /// The broker's address.
+    #[arg(
+        long,
+        global = true,
+        env = "PASSERELLE_BROKER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub broker: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Language of tables and messages (default: from LANG).
+    #[arg(long, global = true, value_enum)]
+    pub lang: Option<Lang>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClaimCmd {
+    /// Submit a claim from a JSON or TOML file (see docs/cli.md).
+    Submit { file: PathBuf },
+    /// Show a claim with S, M and P per line.
+    Get {
+        #[arg(long)]
+        scheme: String,
+        claim_id: String,
+    },
+    /// List claims with their B, S, M and P totals.
+    List {
+        #[arg(long)]
+        scheme: Option<String>,
+        #[arg(long)]
+        mutuelle: Option<String>,
+        /// received, pending_partner, coordinated, rejected, cancel_pending, cancelled.
+        #[arg(long)]
+        state: Option<String>,
+        /// First date of care, YYYY-MM-DD.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last date of care, YYYY-MM-DD.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        page_size: u32,
+        /// A page token printed by the previous page.
+        #[arg(long)]
+        page: Option<String>,
+    },
+    /// Cancel a claim; ceilings it consumed are restored.
+    Cancel {
+        #[arg(long)]
+        scheme: String,
+        claim_id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RosterCmd {
+    /// Replace a mutuelle's roster with a CSV snapshot (see docs/cli.md):
+    /// members missing from the file are end-dated, never deleted.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        partner: String,
+        /// Print what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Date of the snapshot (default today), YYYY-MM-DD.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Import the good rows of a file that has bad ones (the members of
+        /// bad rows are left as they are).
+        #[arg(long)]
+        skip_bad_rows: bool,
+        /// Do not end-date members missing from the file.
+        #[arg(long)]
+        no_end_dating: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProductsCmd {
+    /// Declare product versions from a TOML or JSON file of [[products]].
+    Import { file: PathBuf },
+    /// List a mutuelle's product versions.
+    List {
+        #[arg(long)]
+        partner: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PeriodCmd {
+    /// Periods of a scheme x mutuelle, with totals.
+    List {
+        #[arg(long)]
+        scheme: String,
+        #[arg(long)]
+        partner: String,
+    },
+    /// Close the open period into a statement.
+    Close {
+        #[arg(long)]
+        scheme: String,
+        #[arg(long)]
+        partner: String,
+    },
+    /// Record that a closed period was paid.
+    Settle {
+        #[arg(long)]
+        scheme: String,
+        #[arg(long)]
+        partner: String,
+        number: u32,
+        /// The payment's reference.
+        #[arg(long)]
+        reference: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StatementCmd {
+    /// Show a period's statement (bordereau), by payee.
+    Show {
+        #[arg(long)]
+        scheme: String,
+        #[arg(long)]
+        partner: String,
+        /// The period; the open one (provisional) if left out.
+        number: Option<u32>,
+    },
+    /// Export a period's statement as CSV.
+    Export {
+        #[arg(long)]
+        scheme: String,
+        #[arg(long)]
+        partner: String,
+        number: Option<u32>,
+        /// Write to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCmd {
+    /// Mutuelles with their adapter, last success and error, pending claims.
+    Partners,
+    /// Retry a pending claim (or cancel) now.
+    Retry {
+        #[arg(long)]
+        scheme: String,
+        claim_id: String,
+    },
+    /// A claim's audit trail.
+    Audit {
+        #[arg(long)]
+        scheme: String,
+        claim_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientCmd {
+    /// Does a mutuelle cover this beneficiary? With ceilings left.
+    Eligibility {
+        #[arg(long)]
+        scheme: String,
+        #[arg(long)]
+        beneficiary: String,
+        /// Date of care, YYYY-MM-DD (default today).
+        #[arg(long)]
+        date: Option<String>,
+        #[arg(long)]
+        mutuelle: Option<String>,
+        #[arg(long)]
+        member: Option<String>,
+    },
+    #[command(subcommand)]
+    Claim(ClaimCmd),
+    #[command(subcommand)]
+    Roster(RosterCmd),
+    #[command(subcommand)]
+    Products(ProductsCmd),
+    #[command(subcommand)]
+    Period(PeriodCmd),
+    #[command(subcommand)]
+    Statement(StatementCmd),
+    #[command(subcommand)]
+    Admin(AdminCmd),
+}

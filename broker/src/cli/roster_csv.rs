@@ -1,0 +1,282 @@
+//! The roster spreadsheet of `passerelle roster import FILE.csv`.
+//!
+//! One row per member and product period, with a header row naming the
+//! columns (any order; separator "," or ";", as spreadsheets export):
+//!
+//! | column | required | meaning |
+//! |---|---|---|
+//! | scheme_id | yes | the scheme that knows the beneficiary (CNSS, INAM...) |
+//! | beneficiary_id | yes | the beneficiary's id in that scheme |
+//! | member_number | yes | the member number at the mutuelle |
+//! | household_id | no | the household (famille), for household ceilings |
+//! | paid_until | no | dues paid up to this date |
+//! | product_id | yes | a product the member holds |
+//! | product_start | yes | enrolment in that product |
+//! | product_end | no | last day covered by it |
+//!
+//! Dates are YYYY-MM-DD or DD/MM/YYYY. A member with several product periods
+//! has several rows; their member columns must agree.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use passerelle_domain::date;
+use passerelle_proto::roster::v1 as pb;
+
+/// One bad row: its line number in the file (the header is line 1), the
+/// column, and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadRow {
+    pub line: u64,
+    pub field: String,
+    pub problem: String,
+    /// The row's member number, when it could be read.
+    pub member_number: Option<String>,
+}
+
+/// What a roster file holds.
+#[derive(Debug, Default)]
+pub struct RosterFile {
+    /// Good members, in file order.
+    pub members: Vec<pb::Member>,
+    /// The first line of each good member, for errors from the broker.
+    pub first_line: Vec<u64>,
+    pub bad: Vec<BadRow>,
+}
+
+const REQUIRED: [&str; 5] = [
+    "scheme_id",
+    "beneficiary_id",
+    "member_number",
+    "product_id",
+    "product_start",
+];
+const KNOWN: [&str; 8] = [
+    "scheme_id",
+    "beneficiary_id",
+    "member_number",
+    "household_id",
+    "paid_until",
+    "product_id",
+    "product_start",
+    "product_end",
+];
+
+/// "YYYY-MM-DD" or "DD/MM/YYYY" to "YYYY-MM-DD".
+pub fn normalise_date(s: &str) -> Option<String> {
+    if let Some(d) = date::parse(s) {
+        return Some(date::format(d));
+    }
+    let parts: Vec<&str> = s.split('/').collect();
+    if let [d, m, y] = parts[..]
+        && y.len() == 4
+    {
+        return date::parse(&format!("{y}-{m:0>2}-{d:0>2}")).map(date::format);
+    }
+    None
+}
+
+impl RosterFile {
+    /// Reads and checks a roster file. An unreadable file or header is an
+    /// error; bad rows are collected in `bad`.
+    pub fn read(path: &Path) -> Result<RosterFile, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let first = text.lines().next().unwrap_or("");
+        let sep = if first.matches(';').count() > first.matches(',').count() {
+            b';'
+        } else {
+            b','
+        };
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(sep)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        let header: Vec<String> = reader
+            .headers()
+            .map_err(|e| format!("{}: header: {e}", path.display()))?
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        for r in REQUIRED {
+            if !header.iter().any(|h| h == r) {
+                return Err(format!(
+                    "{}: line 1: the header has no column {r:?}",
+                    path.display()
+                ));
+            }
+        }
+        if let Some(h) = header.iter().find(|h| !KNOWN.contains(&h.as_str())) {
+            return Err(format!(
+                "{}: line 1: unknown column {h:?} (known: {})",
+                path.display(),
+                KNOWN.join(", ")
+            ));
+        }
+        let col = |name: &str| header.iter().position(|h| h == name);
+
+        let mut out = RosterFile::default();
+        // member number -> index in out.members
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut bad_members: Vec<String> = Vec::new();
+        for rec in reader.records() {
+            let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
+            let line = rec.position().map(|p| p.line()).unwrap_or(0);
+            let get = |name: &str| col(name).and_then(|i| rec.get(i)).unwrap_or("").to_string();
+            if rec.iter().all(str::is_empty) {
+                continue;
+            }
+            let member_number = get("member_number");
+            let mut problems: Vec<(String, String)> = Vec::new();
+            for r in ["scheme_id", "beneficiary_id", "member_number", "product_id"] {
+                if get(r).is_empty() {
+                    problems.push((r.into(), "must not be empty".into()));
+                }
+            }
+            let mut date_col = |name: &str, required: bool| -> String {
+                let v = get(name);
+                if v.is_empty() {
+                    if required {
+                        problems.push((name.into(), "must not be empty".into()));
+                    }
+                    return String::new();
+                }
+                normalise_date(&v).unwrap_or_else(|| {
+                    problems.push((
+                        name.into(),
+                        format!("{v:?} is not a date (YYYY-MM-DD or DD/MM/YYYY)"),
+                    ));
+                    String::new()
+                })
+            };
+            let paid_until = date_col("paid_until", false);
+            let start = date_col("product_start", true);
+            let end = date_col("product_end", false);
+            if !start.is_empty() && !end.is_empty() && end < start {
+                problems.push(("product_end".into(), "is before product_start".into()));
+            }
+            let member = pb::Member {
+                scheme_id: get("scheme_id"),
+                beneficiary_id: get("beneficiary_id"),
+                member_number: member_number.clone(),
+                household_id: get("household_id"),
+                contribution_paid_until: paid_until,
+                products: Vec::new(),
+            };
+            if problems.is_empty()
+                && let Some(&i) = index.get(&member_number)
+            {
+                let m = &out.members[i];
+                for (field, a, b) in [
+                    ("scheme_id", &m.scheme_id, &member.scheme_id),
+                    ("beneficiary_id", &m.beneficiary_id, &member.beneficiary_id),
+                    ("household_id", &m.household_id, &member.household_id),
+                    (
+                        "paid_until",
+                        &m.contribution_paid_until,
+                        &member.contribution_paid_until,
+                    ),
+                ] {
+                    if a != b {
+                        problems.push((
+                            field.into(),
+                            format!(
+                                "differs from line {} of the same member ({a:?})",
+                                out.first_line[i]
+                            ),
+                        ));
+                    }
+                }
+            }
+            if !problems.is_empty() {
+                for (field, problem) in problems {
+                    out.bad.push(BadRow {
+                        line,
+                        field,
+                        problem,
+                        member_number: Some(member_number.clone()).filter(|m| !m.is_empty()),
+                    });
+                }
+                if !member_number.is_empty() {
+                    bad_members.push(member_number);
+                }
+                continue;
+            }
+            let period = pb::ProductPeriod {
+                product_id: get("product_id"),
+                start_date: start,
+                end_date: end,
+            };
+            match index.get(&member_number) {
+                Some(&i) => out.members[i].products.push(period),
+                None => {
+                    index.insert(member_number, out.members.len());
+                    let mut member = member;
+                    member.products.push(period);
+                    out.members.push(member);
+                    out.first_line.push(line);
+                }
+            }
+        }
+        // A member with any bad row is left out whole.
+        if !bad_members.is_empty() {
+            let keep: Vec<bool> = out
+                .members
+                .iter()
+                .map(|m| !bad_members.contains(&m.member_number))
+                .collect();
+            let mut k = keep.iter();
+            out.members.retain(|_| *k.next().unwrap_or(&true));
+            let mut k = keep.iter();
+            out.first_line.retain(|_| *k.next().unwrap_or(&true));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(s: &str) -> RosterFile {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.csv");
+        std::fs::write(&p, s).unwrap();
+        RosterFile::read(&p).unwrap()
+    }
+
+    #[test]
+    fn reads_semicolons_french_dates_and_product_history() {
+        let f = read(
+            "scheme_id;beneficiary_id;member_number;household_id;paid_until;product_id;product_start;product_end\n\
+             CNSS;TG-1;M-1;H-1;31/12/2026;ESS;01/01/2024;31/12/2024\n\
+             CNSS;TG-1;M-1;H-1;31/12/2026;PLUS;01/01/2025;\n",
+        );
+        assert!(f.bad.is_empty(), "{:?}", f.bad);
+        assert_eq!(f.members.len(), 1);
+        assert_eq!(f.members[0].contribution_paid_until, "2026-12-31");
+        assert_eq!(f.members[0].products.len(), 2);
+        assert_eq!(f.members[0].products[1].start_date, "2025-01-01");
+    }
+
+    #[test]
+    fn bad_rows_name_line_and_field_and_drop_the_member() {
+        let f = read(
+            "scheme_id,beneficiary_id,member_number,paid_until,product_id,product_start\n\
+             CNSS,TG-1,M-1,2026-12-31,ESS,2025-01-01\n\
+             CNSS,TG-2,M-2,2026-13-01,ESS,2025-01-01\n\
+             CNSS,,M-3,,ESS,2025-01-01\n\
+             CNSS,TG-4,M-4,2026-12-31,ESS,2025-01-01\n\
+             CNSS,TG-4,M-4,2027-12-31,ESS,2026-01-01\n",
+        );
+        let bad: Vec<(u64, &str)> = f.bad.iter().map(|b| (b.line, b.field.as_str())).collect();
+        assert_eq!(
+            bad,
+            vec![(3, "paid_until"), (4, "beneficiary_id"), (6, "paid_until")]
+        );
+        let good: Vec<&str> = f.members.iter().map(|m| m.member_number.as_str()).collect();
+        assert_eq!(good, vec!["M-1"], "M-4 has a bad row: left out whole");
+        assert_eq!(f.first_line, vec![2]);
+    }
+}

@@ -1,0 +1,801 @@
+//! The client commands end to end: the real `passerelle` binary against a
+//! running broker (rules mutuelle MUT-R, simulated gRPC mutuelle MUT-G).
+
+mod common;
+
+use common::*;
+use passerelle_adapters::sim::Mode;
+use passerelle_proto::roster::v1 as roster;
+use serde_json::Value;
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
+    }
+}
+
+async fn cli(h: &Harness, args: &[&str]) -> Out {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .args(args)
+        .env("PASSERELLE_BROKER", format!("http://{}", h.addr))
+        .env("LANG", "C")
+        .env_remove("LC_ALL")
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .expect("cli runs");
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+async fn ok(h: &Harness, args: &[&str]) -> Out {
+    let o = cli(h, args).await;
+    assert_eq!(
+        o.code, 0,
+        "{args:?}\nstdout: {}\nstderr: {}",
+        o.stdout, o.stderr
+    );
+    o
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+fn claim_toml(id: &str, beneficiary: &str, invoice: &str, payee: &str) -> String {
+    format!(
+        r#"scheme_id = "CNSS"
+claim_id = "{id}"
+provider_id = "CHU-SO"
+invoice_number = "{invoice}"
+payee = "{payee}"
+beneficiary_id = "{beneficiary}"
+date_of_care = "2026-11-20"
+currency = "XOF"
+
+[[lines]]
+act_code = "CS-GEN"
+care_category = "consultation"
+billed = 5000
+tariff_base = 5000
+scheme_share = 3500
+
+[[lines]]
+act_code = "HOSP"
+care_category = "hospitalisation"
+billed = 12000
+tariff_base = 10000
+scheme_share = 8000
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_commands_and_eligibility() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = write(
+        dir.path(),
+        "c1.toml",
+        &claim_toml("CLI-1", "R-OK", "INV-1", "provider"),
+    );
+    let out = ok(&h, &["claim", "submit", &toml]).await;
+    assert!(
+        out.stdout.contains("claim CNSS/CLI-1: coordinated"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("overrun covered at 50%"),
+        "{}",
+        out.stdout
+    );
+    // JSON file, JSON output.
+    let json_claim = r#"{"scheme_id":"CNSS","claim_id":"CLI-2","provider_id":"CHU-SO","invoice_number":"INV-2",
+        "beneficiary_id":"G-OK","date_of_care":"2026-11-20","currency":"XOF",
+        "lines":[{"act_code":"CS","care_category":"consultation","billed":5000,"tariff_base":5000,"scheme_share":3500}]}"#;
+    let jf = write(dir.path(), "c2.json", json_claim);
+    let j = ok(&h, &["--json", "claim", "submit", &jf]).await.json();
+    assert_eq!(j["state"], "coordinated");
+    assert_eq!(j["mutuelle_id"], "MUT-G");
+    assert_eq!(j["lines"][0]["mutuelle_share"], 1500);
+
+    let got = ok(&h, &["--json", "claim", "get", "--scheme", "CNSS", "CLI-1"])
+        .await
+        .json();
+    assert_eq!(got["totals"]["mutuelle_share"], 1500 + 3000);
+    assert_eq!(got["totals"]["patient_share"], 17000 - 11500 - 4500);
+
+    let list = ok(&h, &["--json", "claim", "list", "--scheme", "CNSS"])
+        .await
+        .json();
+    assert_eq!(list["total_count"], 2);
+    assert_eq!(list["totals"]["mutuelle_share"], 4500 + 1500);
+    assert_eq!(list["totals"]["billed"], 17000 + 5000);
+    let by_mutuelle = ok(
+        &h,
+        &[
+            "--json",
+            "claim",
+            "list",
+            "--mutuelle",
+            "MUT-G",
+            "--state",
+            "coordinated",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(by_mutuelle["total_count"], 1);
+    // Paging: one per page, then the token.
+    let p1 = ok(
+        &h,
+        &[
+            "--json",
+            "claim",
+            "list",
+            "--scheme",
+            "CNSS",
+            "--page-size",
+            "1",
+        ],
+    )
+    .await
+    .json();
+    let token = p1["next_page_token"].as_str().unwrap().to_string();
+    let p2 = ok(
+        &h,
+        &[
+            "--json",
+            "claim",
+            "list",
+            "--scheme",
+            "CNSS",
+            "--page-size",
+            "1",
+            "--page",
+            &token,
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(p2["claims"][0]["claim_id"], "CLI-2");
+    let table = ok(&h, &["claim", "list", "--scheme", "CNSS"]).await.stdout;
+    assert!(
+        table.contains("total (2)") && table.contains("22,000"),
+        "{table}"
+    );
+
+    let cancelled = ok(
+        &h,
+        &[
+            "--json", "claim", "cancel", "--scheme", "CNSS", "CLI-2", "--reason", "test",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(cancelled["state"], "cancelled");
+
+    let e = ok(
+        &h,
+        &[
+            "--json",
+            "eligibility",
+            "--scheme",
+            "CNSS",
+            "--beneficiary",
+            "R-OK",
+            "--date",
+            "2026-11-20",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(e["covered"], true);
+    let ceiling = e["ceilings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["scope"] == "beneficiary-year")
+        .unwrap();
+    assert_eq!(ceiling["remaining"], 10000 - 4500);
+    let fr = ok(
+        &h,
+        &[
+            "--lang",
+            "fr",
+            "eligibility",
+            "--scheme",
+            "CNSS",
+            "--beneficiary",
+            "R-UNPAID",
+            "--date",
+            "2026-11-20",
+        ],
+    )
+    .await;
+    assert!(fr.stdout.contains("couvert: non"), "{}", fr.stdout);
+
+    // Errors: the field is named, the exit code is 1.
+    let bad = write(
+        dir.path(),
+        "bad.toml",
+        &claim_toml("CLI-3", "R-OK", "INV-3", "provider")
+            .replace("scheme_share = 3500", "scheme_share = 6000"),
+    );
+    let o = cli(&h, &["claim", "submit", &bad]).await;
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("lines[0].scheme_share"), "{}", o.stderr);
+    let o = cli(&h, &["claim", "get", "--scheme", "CNSS", "NOPE"]).await;
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("NotFound"), "{}", o.stderr);
+}
+
+async fn member(h: &Harness, number: &str) -> Option<roster::Member> {
+    let mut r = roster::roster_service_client::RosterServiceClient::new(channel(h.addr).await);
+    r.get_member(roster::GetMemberRequest {
+        mutuelle_id: "MUT-R".into(),
+        member_number: number.into(),
+    })
+    .await
+    .ok()
+    .map(|m| m.into_inner())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roster_import_dry_run_snapshot_and_bad_rows() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // The harness roster of MUT-R: R-1 .. R-4. The file keeps R-1 and R-2
+    // (R-2 with new dues), adds R-9, and leaves out R-3 and R-4.
+    let good = "scheme_id;beneficiary_id;member_number;household_id;paid_until;product_id;product_start;product_end\n\
+                CNSS;R-OK;R-1;H-R-1;31/12/2026;BASE;01/01/2025;\n\
+                CNSS;R-NEW;R-2;H-R-2;31/12/2027;BASE;01/10/2026;\n\
+                CNSS;R-NINE;R-9;H-R-9;31/12/2026;BASE;01/11/2026;\n";
+    let f = write(dir.path(), "roster.csv", good);
+    let dry = ok(
+        &h,
+        &[
+            "--json",
+            "roster",
+            "import",
+            &f,
+            "--partner",
+            "MUT-R",
+            "--dry-run",
+            "--as-of",
+            "2026-11-23",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(
+        (
+            dry["added"].as_u64(),
+            dry["updated"].as_u64(),
+            dry["end_dated"].as_u64()
+        ),
+        (Some(1), Some(1), Some(2))
+    );
+    assert!(member(&h, "R-9").await.is_none(), "dry run wrote nothing");
+    assert_eq!(member(&h, "R-3").await.unwrap().products[0].end_date, "");
+
+    let table = ok(
+        &h,
+        &[
+            "roster",
+            "import",
+            &f,
+            "--partner",
+            "MUT-R",
+            "--as-of",
+            "2026-11-23",
+        ],
+    )
+    .await
+    .stdout;
+    assert!(
+        table.contains("R-9") && table.contains("end_dated"),
+        "{table}"
+    );
+    assert_eq!(
+        member(&h, "R-9").await.unwrap().contribution_paid_until,
+        "2026-12-31"
+    );
+    assert_eq!(
+        member(&h, "R-2").await.unwrap().contribution_paid_until,
+        "2027-12-31"
+    );
+    let ended = member(&h, "R-3").await.expect("end-dated, not deleted");
+    assert_eq!(ended.products[0].end_date, "2026-11-22");
+
+    // A file with a bad row changes nothing, and says where.
+    let bad = format!(
+        "{good}CNSS;R-TEN;R-10;H;2026-13-40;BASE;2026-01-01;\nCNSS;R-ELEVEN;R-11;H;;BASE;2026-01-01;\n"
+    );
+    let bf = write(dir.path(), "bad.csv", &bad);
+    let o = cli(
+        &h,
+        &[
+            "roster",
+            "import",
+            &bf,
+            "--partner",
+            "MUT-R",
+            "--as-of",
+            "2026-11-23",
+        ],
+    )
+    .await;
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("line 5: paid_until"), "{}", o.stderr);
+    assert!(o.stderr.contains("nothing imported"), "{}", o.stderr);
+    assert!(member(&h, "R-11").await.is_none());
+    // Asked to, it imports the good rows and leaves the bad member alone.
+    let j = ok(
+        &h,
+        &[
+            "--json",
+            "roster",
+            "import",
+            &bf,
+            "--partner",
+            "MUT-R",
+            "--skip-bad-rows",
+            "--as-of",
+            "2026-11-23",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(j["added"], 1);
+    assert_eq!(j["skipped_rows"], 1);
+    assert!(member(&h, "R-11").await.is_some());
+    assert!(member(&h, "R-10").await.is_none());
+    // A row the broker refuses (an unknown scheme) is reported by line.
+    let unknown = "scheme_id,beneficiary_id,member_number,product_id,product_start\nCNSS,R-OK,R-1,BASE,2025-01-01\nCNAMGS,X,R-12,BASE,2025-01-01\n";
+    let uf = write(dir.path(), "unknown.csv", unknown);
+    let o = cli(
+        &h,
+        &["roster", "import", &uf, "--partner", "MUT-R", "--dry-run"],
+    )
+    .await;
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("line 3: scheme_id"), "{}", o.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn products_import_versions_and_immutability() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let v2 = r#"
+[[products]]
+mutuelle_id = "MUT-R"
+id = "BASE"
+version = 2
+name = "Base 2027"
+valid_from = "2027-01-01"
+currency = "XOF"
+beneficiary_year_limit = 20000
+
+[[products.categories]]
+category = "consultation"
+tm_rate_bp = 10000
+"#;
+    let f = write(dir.path(), "p.toml", v2);
+    let out = ok(&h, &["--json", "products", "import", &f]).await.json();
+    assert_eq!(out["results"][0]["result"], "inserted");
+    assert_eq!(
+        ok(&h, &["--json", "products", "import", &f]).await.json()["results"][0]["result"],
+        "unchanged"
+    );
+    let list = ok(&h, &["--json", "products", "list", "--partner", "MUT-R"])
+        .await
+        .json();
+    let versions: Vec<_> = list["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, vec![1, 2]);
+    // Version 1 is used once a claim is coordinated with it.
+    let c = write(
+        dir.path(),
+        "c.toml",
+        &claim_toml("P-1", "R-OK", "INV-P1", "provider"),
+    );
+    ok(&h, &["claim", "submit", &c]).await;
+    let list = ok(&h, &["--json", "products", "list", "--partner", "MUT-R"])
+        .await
+        .json();
+    assert_eq!(list["products"][0]["used"], true);
+    let changed_v1 = write(
+        dir.path(),
+        "v1.toml",
+        &v2.replace("version = 2", "version = 1")
+            .replace("2027-01-01", "2025-01-01"),
+    );
+    let o = cli(&h, &["products", "import", &changed_v1]).await;
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("PRODUCT_IN_USE"), "{}", o.stderr);
+    // A grpc partner keeps its own products.
+    let o = cli(
+        &h,
+        &[
+            "products",
+            "import",
+            &write(dir.path(), "g.toml", &v2.replace("MUT-R", "MUT-G")),
+        ],
+    )
+    .await;
+    assert!(
+        o.code == 1 && o.stderr.contains("products[0].mutuelle_id"),
+        "{}",
+        o.stderr
+    );
+}
+
+fn csv_rows(text: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let headers: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    r.records()
+        .map(|rec| {
+            headers
+                .iter()
+                .cloned()
+                .zip(rec.unwrap().iter().map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
+fn sum(rows: &[std::collections::HashMap<String, String>], col: &str) -> i64 {
+    rows.iter().map(|r| r[col].parse::<i64>().unwrap()).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    for (id, who, payee) in [
+        ("S-1", "R-OK", "provider"),
+        ("S-2", "R-NEW", "member"),
+        ("S-3", "R-RACE", "provider"),
+    ] {
+        let f = write(
+            dir.path(),
+            &format!("{id}.toml"),
+            &claim_toml(id, who, &format!("INV-{id}"), payee),
+        );
+        ok(&h, &["claim", "submit", &f]).await;
+    }
+    let claims = ok(
+        &h,
+        &[
+            "--json",
+            "claim",
+            "list",
+            "--mutuelle",
+            "MUT-R",
+            "--state",
+            "coordinated",
+        ],
+    )
+    .await
+    .json();
+    let open = ok(
+        &h,
+        &[
+            "--json",
+            "period",
+            "list",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(open["periods"][0]["state"], "open");
+    assert_eq!(open["periods"][0]["claim_count"], 3);
+
+    let closed = ok(
+        &h,
+        &[
+            "--json",
+            "period",
+            "close",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+        ],
+    )
+    .await
+    .json();
+    let p1 = &closed["periods"][0];
+    assert_eq!(
+        (p1["number"].as_u64(), p1["state"].as_str()),
+        (Some(1), Some("closed"))
+    );
+    let csv_path = dir.path().join("p1.csv");
+    ok(
+        &h,
+        &[
+            "statement",
+            "export",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+            "1",
+            "-o",
+            csv_path.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let rows = csv_rows(&std::fs::read_to_string(&csv_path).unwrap());
+    // The statement's totals tie out to the claims.
+    for (col, key) in [
+        ("billed", "billed"),
+        ("scheme_share", "scheme_share"),
+        ("mutuelle_share", "mutuelle_share"),
+        ("patient_share", "patient_share"),
+    ] {
+        assert_eq!(
+            sum(&rows, col),
+            claims["totals"][key].as_i64().unwrap(),
+            "{col}"
+        );
+        assert_eq!(
+            sum(&rows, col),
+            p1["totals"][key].as_i64().unwrap(),
+            "{col}"
+        );
+    }
+    assert_eq!(
+        sum(&rows, "mutuelle_share"),
+        p1["net_due"].as_i64().unwrap()
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r["payee_type"] == "member" && r["payee_id"] == "R-2"),
+        "member paid back"
+    );
+    for r in &rows {
+        let (b, s, m, p): (i64, i64, i64, i64) = (
+            r["billed"].parse().unwrap(),
+            r["scheme_share"].parse().unwrap(),
+            r["mutuelle_share"].parse().unwrap(),
+            r["patient_share"].parse().unwrap(),
+        );
+        assert_eq!(s + m + p, b, "{r:?}");
+    }
+    let shown = ok(
+        &h,
+        &[
+            "statement",
+            "show",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+            "1",
+        ],
+    )
+    .await
+    .stdout;
+    assert!(
+        shown.contains("payee provider: CHU-SO") && shown.contains("net due"),
+        "{shown}"
+    );
+
+    let settled = ok(
+        &h,
+        &[
+            "--json",
+            "period",
+            "settle",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+            "1",
+            "--reference",
+            "VIR-001",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(settled["periods"][0]["state"], "settled");
+
+    // A cancel after settlement: a recovery (indu) in the next period.
+    let s1_m = claims["claims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["claim_id"] == "S-1")
+        .unwrap()["totals"]["mutuelle_share"]
+        .as_i64()
+        .unwrap();
+    ok(
+        &h,
+        &[
+            "claim",
+            "cancel",
+            "--scheme",
+            "CNSS",
+            "S-1",
+            "--reason",
+            "billed twice",
+        ],
+    )
+    .await;
+    let f = write(
+        dir.path(),
+        "S-4.toml",
+        &claim_toml("S-4", "R-1X", "INV-S-4", "provider").replace("R-1X", "R-OK"),
+    );
+    let s4 = ok(&h, &["--json", "claim", "submit", &f]).await.json();
+    let s4_m = s4["totals"]["mutuelle_share"].as_i64().unwrap();
+    // The settled statement did not change.
+    let again = std::fs::read_to_string(&csv_path).unwrap();
+    let out = ok(
+        &h,
+        &[
+            "statement",
+            "export",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+            "1",
+        ],
+    )
+    .await
+    .stdout;
+    assert_eq!(out, again);
+    let p2 = ok(
+        &h,
+        &[
+            "--json",
+            "period",
+            "close",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+        ],
+    )
+    .await
+    .json();
+    let p2 = &p2["periods"][0];
+    assert_eq!(p2["recoveries"].as_i64().unwrap(), s1_m);
+    assert_eq!(p2["net_due"].as_i64().unwrap(), s4_m - s1_m);
+    let rows = csv_rows(
+        &ok(
+            &h,
+            &[
+                "statement",
+                "export",
+                "--scheme",
+                "CNSS",
+                "--partner",
+                "MUT-R",
+                "2",
+            ],
+        )
+        .await
+        .stdout,
+    );
+    let recovery: Vec<_> = rows.iter().filter(|r| r["kind"] == "recovery").collect();
+    assert_eq!(recovery.len(), 1);
+    assert_eq!(recovery[0]["claim_id"], "S-1");
+    assert_eq!(recovery[0]["mutuelle_share"].parse::<i64>().unwrap(), -s1_m);
+    assert_eq!(
+        sum(&rows, "mutuelle_share"),
+        p2["net_due"].as_i64().unwrap()
+    );
+    // Nothing left to close.
+    let o = cli(
+        &h,
+        &["period", "close", "--scheme", "CNSS", "--partner", "MUT-R"],
+    )
+    .await;
+    assert!(
+        o.code == 1 && o.stderr.contains("nothing to close"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_partners_retry_and_audit() {
+    // A back-off of ten minutes: only the operator's retry finishes the claim.
+    let h = Harness::start_with(300, 600_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    h.set_partner_mode(Mode::Unavailable);
+    let f = write(
+        dir.path(),
+        "a.toml",
+        &claim_toml("A-1", "G-OK", "INV-A1", "provider"),
+    );
+    let pending = ok(&h, &["--json", "claim", "submit", &f]).await.json();
+    assert_eq!(pending["state"], "pending_partner");
+    let partners = ok(&h, &["--json", "admin", "partners"]).await.json();
+    let g = partners["partners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["mutuelle_id"] == "MUT-G")
+        .unwrap()
+        .clone();
+    assert_eq!(g["adapter"], "grpc");
+    assert_eq!(g["pending"], 1);
+    assert!(
+        g["last_error"].as_str().unwrap().contains("unavailable"),
+        "{g}"
+    );
+    let r = partners["partners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["mutuelle_id"] == "MUT-R")
+        .unwrap()
+        .clone();
+    assert_eq!(r["adapter"], "rules");
+    // The partner is back: retry now instead of waiting for the back-off.
+    h.set_partner_mode(Mode::Normal);
+    let retried = ok(&h, &["--json", "admin", "retry", "--scheme", "CNSS", "A-1"])
+        .await
+        .json();
+    assert_eq!(retried["state"], "coordinated");
+    let o = cli(&h, &["admin", "retry", "--scheme", "CNSS", "A-1"]).await;
+    assert!(
+        o.code == 1 && o.stderr.contains("not waiting"),
+        "{}",
+        o.stderr
+    );
+    let audit = ok(&h, &["--json", "admin", "audit", "--scheme", "CNSS", "A-1"])
+        .await
+        .json();
+    let rows = audit["records"].as_array().unwrap();
+    let methods: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["direction"].as_str().unwrap(),
+                r["method"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(methods.contains(&("in", "CoordinateClaim")), "{methods:?}");
+    assert!(
+        methods
+            .iter()
+            .filter(|m| **m == ("out", "AdjudicateRemainder"))
+            .count()
+            >= 2,
+        "{methods:?}"
+    );
+    assert!(methods.contains(&("in", "RetryClaim")), "{methods:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r["request_hash"].as_str().unwrap().len() == 64)
+    );
+    let table = ok(&h, &["admin", "partners"]).await.stdout;
+    assert!(table.contains("MUT-G") && table.contains("grpc"), "{table}");
+}
