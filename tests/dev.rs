@@ -173,3 +173,108 @@ fn serve_stops_gracefully_on_sigterm() {
         "the store is next to the config"
     );
 }
+
+/// The README's tour, command by command, with the files it names: a
+/// newcomer's dev broker, a roster imported from CSV, a claim submitted and
+/// listed, a period closed and its statement exported, tying out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_tour() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Child(
+        Command::new(env!("CARGO_BIN_EXE_passerelle"))
+            .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let first = BufReader::new(child.0.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    let addr = first
+        .strip_prefix("passerelle dev broker listening on ")
+        .unwrap()
+        .to_string();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples");
+    let run = |args: Vec<String>| {
+        let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+            .args(&args)
+            .env("PASSERELLE_BROKER", format!("http://{addr}"))
+            .env("LANG", "C")
+            .env_remove("LC_ALL")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let ex = |f: &str| examples.join(f).to_string_lossy().into_owned();
+    let args = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+
+    let dry = run([
+        args("roster import"),
+        vec![ex("roster.csv")],
+        args("--partner MUT-SOLIDARITE --dry-run"),
+    ]
+    .concat());
+    assert!(
+        dry.contains("SOL-0005  added") && dry.contains("dry run"),
+        "{dry}"
+    );
+    run([
+        args("roster import"),
+        vec![ex("roster.csv")],
+        args("--partner MUT-SOLIDARITE"),
+    ]
+    .concat());
+    let elig = run(args(
+        "eligibility --scheme CNSS --beneficiary TG-1005 --date 2026-11-20",
+    ));
+    assert!(
+        elig.contains("covered: yes") && elig.contains("SOL-0005"),
+        "{elig}"
+    );
+    let claim = run([args("claim submit"), vec![ex("claim.toml")]].concat());
+    assert!(claim.contains("coordinated"), "{claim}");
+    let list = run(args("--json claim list --scheme CNSS"));
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list["total_count"], 1);
+    run(args("period close --scheme CNSS --partner MUT-SOLIDARITE"));
+    let csv_path = dir.path().join("statement.csv");
+    run([
+        args("statement export --scheme CNSS --partner MUT-SOLIDARITE 1 -o"),
+        vec![csv_path.to_string_lossy().into_owned()],
+    ]
+    .concat());
+    let mut reader = csv::Reader::from_path(&csv_path).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (mut b, mut s, mut m, mut p) = (0i64, 0i64, 0i64, 0i64);
+    for r in reader.records() {
+        let r = r.unwrap();
+        let n = |c: &str| r[col(c)].parse::<i64>().unwrap();
+        b += n("billed");
+        s += n("scheme_share");
+        m += n("mutuelle_share");
+        p += n("patient_share");
+    }
+    let t = &list["totals"];
+    assert_eq!(
+        (b, s, m, p),
+        (
+            t["billed"].as_i64().unwrap(),
+            t["scheme_share"].as_i64().unwrap(),
+            t["mutuelle_share"].as_i64().unwrap(),
+            t["patient_share"].as_i64().unwrap()
+        )
+    );
+    assert_eq!((b, s, m, p), (23600, 6400, 1600, 15600));
+}
