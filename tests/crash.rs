@@ -26,6 +26,21 @@ impl Drop for Broker {
     }
 }
 
+/// `passerelle migrate --config FILE`, as an operator runs it before serve.
+pub fn migrate(config: &std::path::Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .args(["migrate", "--config"])
+        .arg(config)
+        .output()
+        .expect("migrate runs");
+    assert!(
+        out.status.success(),
+        "migrate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("schema at version "));
+}
+
 fn spawn(config: &std::path::Path, failpoint: Option<&str>) -> Broker {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_passerelle"));
     cmd.args(["serve", "--config"])
@@ -80,6 +95,7 @@ async fn kill_9_between_partner_answer_and_commit() {
     let config = dir.path().join("passerelle.toml");
     std::fs::write(&config, config_text(sim_addr, 500)).unwrap();
 
+    migrate(&config);
     // The roster is loaded through the API, as a mutuelle would.
     let mut first = spawn(&config, Some("after_partner_answer"));
     load_roster(first.addr).await;

@@ -137,7 +137,7 @@ fn serve_with_a_bad_config_names_the_file_and_the_key() {
 }
 
 #[test]
-fn serve_stops_gracefully_on_sigterm() {
+fn serve_refuses_an_old_schema_until_migrated_then_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("p.toml");
     std::fs::write(
@@ -145,6 +145,24 @@ fn serve_stops_gracefully_on_sigterm() {
         "listen = \"127.0.0.1:0\"\n[[schemes]]\nid = \"CNSS\"\ncurrency = \"XOF\"\n",
     )
     .unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("run `passerelle migrate`"), "{err}");
+    let migrated = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .args(["migrate", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_passerelle"))
         .args(["serve", "--config"])
         .arg(&cfg)

@@ -26,6 +26,8 @@ pub struct Config {
     pub retry: RetryConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub retention: RetentionConfig,
     /// The schemes (and delegates) allowed to call.
     pub schemes: Vec<SchemeConfig>,
     /// The mutuelles passerelle reaches.
@@ -45,9 +47,88 @@ fn default_listen() -> SocketAddr {
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// Path of the SQLite database file, relative to the config file's
-    /// folder. Default "passerelle.db".
+    /// folder. Default "passerelle.db". Ignored when [store.postgres] is set.
     #[serde(default)]
     pub sqlite: Option<PathBuf>,
+    /// PostgreSQL, the production store; several brokers may share it.
+    #[serde(default)]
+    pub postgres: Option<PostgresConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// Connection URL, "postgres://user:password@host:5432/database".
+    pub url: String,
+    /// Schema holding passerelle's tables. Default "public".
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Connections per broker. Default 16.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// Opening a connection, in ms. Default 2000.
+    #[serde(default = "default_pg_connect_ms")]
+    pub connect_timeout_ms: u64,
+    /// Waiting for a free pooled connection, in ms; past it the call fails
+    /// with UNAVAILABLE instead of queueing. Default 2000.
+    #[serde(default = "default_pg_wait_ms")]
+    pub wait_timeout_ms: u64,
+    /// Longest statement, in ms (PostgreSQL statement_timeout). Default 10000.
+    #[serde(default = "default_pg_statement_ms")]
+    pub statement_timeout_ms: u64,
+    /// TLS to the database (rustls, ring). Without it, plaintext.
+    #[serde(default)]
+    pub tls: Option<PostgresTls>,
+}
+
+fn default_pool_size() -> usize {
+    16
+}
+fn default_pg_connect_ms() -> u64 {
+    2000
+}
+fn default_pg_wait_ms() -> u64 {
+    2000
+}
+fn default_pg_statement_ms() -> u64 {
+    10_000
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresTls {
+    /// PEM file of the CA(s) that signed the database server's certificate,
+    /// relative to the config file's folder.
+    pub ca_file: PathBuf,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Audit rows older than this many days are deleted, except those of
+    /// claims not final yet (see docs/operations.md). 0 keeps everything.
+    /// Default 400.
+    #[serde(default = "default_audit_days")]
+    pub audit_days: u32,
+    /// How often the pruning job runs, in seconds. Default 3600.
+    #[serde(default = "default_retention_interval")]
+    pub interval_s: u64,
+}
+
+fn default_audit_days() -> u32 {
+    400
+}
+fn default_retention_interval() -> u64 {
+    3600
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            audit_days: default_audit_days(),
+            interval_s: default_retention_interval(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -252,6 +333,22 @@ impl Config {
             if let Some((field, problem)) = prod.check().into_iter().next() {
                 return Err(format!("products[{i}].{field}: {problem}"));
             }
+        }
+        if let Some(pg) = &self.store.postgres {
+            if !pg.url.starts_with("postgres://") && !pg.url.starts_with("postgresql://") {
+                return Err("store.postgres.url: must start with postgres://".into());
+            }
+            if pg.pool_size == 0 {
+                return Err("store.postgres.pool_size: must be 1 or more".into());
+            }
+            if let Some(s) = &pg.schema
+                && (s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            {
+                return Err("store.postgres.schema: letters, digits and _ only".into());
+            }
+        }
+        if self.retention.interval_s == 0 {
+            return Err("retention.interval_s: must be more than 0".into());
         }
         if self.retry.base_ms == 0 || self.retry.max_ms < self.retry.base_ms {
             return Err("retry: base_ms must be > 0 and max_ms >= base_ms".into());

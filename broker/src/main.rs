@@ -29,6 +29,13 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Apply the database migrations of this binary (safe to run from several
+    /// brokers at once), then exit.
+    Migrate {
+        /// The configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Run a development broker: embedded SQLite, a rules mutuelle and a
     /// simulated gRPC mutuelle, seeded members. Serves until Ctrl-C.
     Dev {
@@ -102,6 +109,28 @@ async fn main() -> ExitCode {
                 Ok(running) => {
                     println!("passerelle listening on {}", running.addr);
                     until_stopped(running).await;
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {}: {e}", config.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Migrate { config } => {
+            init_logs();
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let base = config.parent().map(PathBuf::from).unwrap_or_default();
+            match server::open_store(&cfg, &base, true).await {
+                Ok(store) => {
+                    let version = store.schema_status().await.map(|(v, _)| v).unwrap_or(0);
+                    println!("schema at version {version}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

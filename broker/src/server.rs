@@ -25,6 +25,7 @@ use crate::api::settlement::SettlementApi;
 use crate::audit::AuditSink;
 use crate::config::Config;
 use crate::service::{Broker, Failpoint, Partner, Scheme};
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{PutProduct, RulesDataStore, Store, StoreError};
 
@@ -127,10 +128,41 @@ pub async fn build_broker(cfg: &Config, store: Arc<dyn Store>) -> Result<Arc<Bro
     )))
 }
 
-/// Opens the configured SQLite store.
-pub fn open_store(cfg: &Config, base_dir: &Path) -> Result<Arc<dyn Store>, StartError> {
-    let path = cfg.sqlite_path(base_dir);
-    Ok(Arc::new(SqliteStore::open(&path)?))
+/// Opens the configured store (PostgreSQL when `[store.postgres]` is set,
+/// else SQLite). With `migrate`, applies pending migrations first; without,
+/// refuses a schema older than this binary, saying to run `passerelle migrate`.
+pub async fn open_store(
+    cfg: &Config,
+    base_dir: &Path,
+    migrate: bool,
+) -> Result<Arc<dyn Store>, StartError> {
+    let store: Arc<dyn Store> = match &cfg.store.postgres {
+        Some(pg) => {
+            let s = PgStore::new(pg, base_dir)?;
+            if migrate {
+                s.migrate().await?;
+            }
+            Arc::new(s)
+        }
+        None => {
+            let path = cfg.sqlite_path(base_dir);
+            if migrate {
+                Arc::new(SqliteStore::open(&path)?)
+            } else {
+                Arc::new(SqliteStore::open_existing(&path)?)
+            }
+        }
+    };
+    let (found, want) = store.schema_status().await?;
+    if found < want {
+        return Err(StoreError::SchemaTooOld { found, want }.into());
+    }
+    if found > want {
+        return Err(StartError::Config(format!(
+            "database schema version {found} is newer than this binary's {want}: upgrade passerelle"
+        )));
+    }
+    Ok(store)
 }
 
 /// Serves a broker built on `store` on `listener`.
@@ -144,6 +176,11 @@ pub async fn start_with_store(
     let (shutdown, rx) = watch::channel(false);
 
     let worker = tokio::spawn(broker.clone().run_worker(rx.clone()));
+    tokio::spawn(
+        broker
+            .clone()
+            .run_retention(cfg.retention.clone(), rx.clone()),
+    );
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -232,7 +269,7 @@ pub async fn start_with_store(
 
 /// Serves the configured broker on a socket bound to `cfg.listen`.
 pub async fn start(cfg: &Config, base_dir: &Path) -> Result<Running, StartError> {
-    let store = open_store(cfg, base_dir)?;
+    let store = open_store(cfg, base_dir, false).await?;
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| StartError::Config(format!("listen {}: {e}", cfg.listen)))?;

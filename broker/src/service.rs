@@ -37,6 +37,9 @@ use crate::store::{
 /// Extra time a caller holds a claim beyond twice its partner's deadline,
 /// before the retry worker may take it over.
 const LEASE_GRACE_MS: i64 = 1000;
+/// How often a broker waiting on a claim looks at the store for a change
+/// another broker made (changes in this process wake it at once).
+const CROSS_REPLICA_POLL: Duration = Duration::from_millis(50);
 /// How many times a claim is recomputed when a ceiling moved under it.
 const MAX_CEILING_RETRIES: usize = 8;
 
@@ -617,8 +620,8 @@ impl Broker {
                 return Ok(rows);
             }
             // Changes made by another replica do not wake this one: look again
-            // at least every second.
-            let step = until.min(tokio::time::Instant::now() + Duration::from_secs(1));
+            // at least every CROSS_REPLICA_POLL.
+            let step = until.min(tokio::time::Instant::now() + CROSS_REPLICA_POLL * 5);
             if tokio::time::timeout_at(step, rx.changed()).await.is_err()
                 && tokio::time::Instant::now() >= until
             {
@@ -774,6 +777,34 @@ impl Broker {
             let _ = t.await;
         }
         Ok(n)
+    }
+
+    /// The retention job: prunes the audit log every `interval_s`; with
+    /// several brokers, whichever takes the store's lock does it.
+    pub async fn run_retention(
+        self: Arc<Self>,
+        cfg: crate::config::RetentionConfig,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        if cfg.audit_days == 0 {
+            return;
+        }
+        let every = Duration::from_secs(cfg.interval_s);
+        loop {
+            let cutoff = now_ms() - cfg.audit_days as i64 * 86_400_000;
+            match self.store.prune_audit(cutoff).await {
+                Ok(Some(n)) if n > 0 => tracing::info!(rows = n, "audit log pruned"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "audit pruning failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
     }
 
     /// The retry worker: runs until `shutdown` turns true.

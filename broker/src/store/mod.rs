@@ -17,7 +17,9 @@
 //! [`conformance`] holds the suite every backend must pass.
 
 pub mod conformance;
+pub mod postgres;
 pub mod sqlite;
+pub mod testing;
 
 use async_trait::async_trait;
 use passerelle_domain::{
@@ -502,6 +504,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Audit rows about one subject (for a claim: "SCHEME/CLAIM"), oldest first.
     async fn audit_of(&self, subject: &str) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Deletes audit rows older than `before_ms`, except those of claims not
+    /// final yet (final: cancelled, rejected, or in a settled period).
+    /// `None` when another broker is pruning right now.
+    async fn prune_audit(&self, before_ms: i64) -> Result<Option<u64>, StoreError>;
+
+    /// (schema version found, schema version this binary writes).
+    async fn schema_status(&self) -> Result<(i64, i64), StoreError>;
 
     /// Appends to the audit log.
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError>;

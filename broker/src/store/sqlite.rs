@@ -198,27 +198,38 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file and applies migrations.
+    /// Opens (creating if needed) the database file and applies pending
+    /// migrations: what `passerelle migrate` and `dev` do.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::init(Self::connect(path)?, true)
+    }
+
+    /// Opens the database file as it is, without migrating: what `serve`
+    /// does before checking the schema version.
+    pub fn open_existing(path: &Path) -> Result<Self, StoreError> {
+        Self::init(Self::connect(path)?, false)
+    }
+
+    fn connect(path: &Path) -> Result<Connection, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| backend(format!("{}: {e}", dir.display())))?;
         }
-        let conn =
-            Connection::open(path).map_err(|e| backend(format!("{}: {e}", path.display())))?;
-        Self::init(conn)
+        Connection::open(path).map_err(|e| backend(format!("{}: {e}", path.display())))
     }
 
     /// A private in-memory database, for tests.
     pub fn open_in_memory() -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(Connection::open_in_memory()?, true)
     }
 
-    fn init(mut conn: Connection) -> Result<Self, StoreError> {
+    fn init(mut conn: Connection, migrate_now: bool) -> Result<Self, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        migrate(&mut conn)?;
+        if migrate_now {
+            migrate(&mut conn)?;
+        }
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -237,6 +248,23 @@ impl SqliteStore {
         .await
         .map_err(backend)?
     }
+}
+
+/// The schema version of a database, 0 when it has none.
+fn schema_version(c: &Connection) -> Result<i64, StoreError> {
+    let exists: bool = c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(0);
+    }
+    Ok(c.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 /// Applies pending migrations in one transaction; returns the version.
@@ -264,20 +292,20 @@ fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
     Ok(SCHEMA_VERSION)
 }
 
-const CLAIM_COLS: &str = "id, body, request_hash, state, mutuelle_id, member_number, \
+pub(super) const CLAIM_COLS: &str = "id, body, request_hash, state, mutuelle_id, member_number, \
     adjudication_key, cancel_key, cancel_reason, product_id, product_version, product_name, \
     partner_reference, rejection_code, rejection_message, attempts, next_attempt_ms, \
     last_error, change_seq, created_ms, updated_ms";
 
-fn json<T: serde::Serialize>(v: &T) -> String {
+pub(super) fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("serializable")
 }
 
-fn code_str(c: ReasonCode) -> String {
+pub(super) fn code_str(c: ReasonCode) -> String {
     json(&c).trim_matches('"').to_string()
 }
 
-fn code_parse(s: &str) -> ReasonCode {
+pub(super) fn code_parse(s: &str) -> ReasonCode {
     serde_json::from_str(&format!("\"{s}\"")).unwrap_or(ReasonCode::PartnerRule)
 }
 
@@ -519,7 +547,7 @@ fn open_period(c: &Connection, scheme: &str, mutuelle: &str) -> Result<PeriodRec
     })
 }
 
-const FILTER: &str = "(?1 IS NULL OR c.scheme_id = ?1) AND (?2 IS NULL OR c.mutuelle_id = ?2) \
+pub(super) const FILTER_SQLITE: &str = "(?1 IS NULL OR c.scheme_id = ?1) AND (?2 IS NULL OR c.mutuelle_id = ?2) \
     AND (?3 IS NULL OR c.state = ?3) AND (?4 IS NULL OR c.date_of_care >= ?4) \
     AND (?5 IS NULL OR c.date_of_care <= ?5)";
 
@@ -1092,7 +1120,7 @@ impl Store for SqliteStore {
                  c.date_of_care, c.currency, c.billed_total, c.scheme_total, c.mutuelle_total, \
                  COALESCE(p.number, 0), c.updated_ms \
                  FROM claims c LEFT JOIN periods p ON p.id = c.period_id \
-                 WHERE {FILTER} AND c.id > ?6 ORDER BY c.id LIMIT ?7"
+                 WHERE {FILTER_SQLITE} AND c.id > ?6 ORDER BY c.id LIMIT ?7"
             ))?;
             let rows = st
                 .query_map(params![args.0, args.1, args.2, args.3, args.4, after, limit], |r| {
@@ -1116,7 +1144,7 @@ impl Store for SqliteStore {
             let (count, totals) = c.query_row(
                 &format!(
                     "SELECT COUNT(*), COALESCE(SUM(c.billed_total), 0), COALESCE(SUM(c.scheme_total), 0), \
-                     COALESCE(SUM(c.mutuelle_total), 0) FROM claims c WHERE {FILTER}"
+                     COALESCE(SUM(c.mutuelle_total), 0) FROM claims c WHERE {FILTER_SQLITE}"
                 ),
                 params![args.0, args.1, args.2, args.3, args.4],
                 |r| Ok((r.get::<_, i64>(0)?, Totals { billed: r.get(1)?, scheme: r.get(2)?, mutuelle: r.get(3)? })),
@@ -1379,6 +1407,25 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn prune_audit(&self, before_ms: i64) -> Result<Option<u64>, StoreError> {
+        self.with(move |c| {
+            let n = c.execute(
+                "DELETE FROM audit_log WHERE at_ms < ?1 AND NOT EXISTS ( \
+                 SELECT 1 FROM claims c LEFT JOIN periods p ON p.id = c.period_id \
+                 WHERE c.scheme_id || '/' || c.claim_id = audit_log.subject \
+                 AND NOT (c.state IN ('cancelled', 'rejected') OR COALESCE(p.state, '') = 'settled'))",
+                [before_ms],
+            )?;
+            Ok(Some(n as u64))
+        })
+        .await
+    }
+
+    async fn schema_status(&self) -> Result<(i64, i64), StoreError> {
+        self.with(|c| Ok((schema_version(c)?, SCHEMA_VERSION)))
+            .await
+    }
+
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
         let entries = entries.to_vec();
         self.with(move |c| {
@@ -1436,7 +1483,8 @@ mod tests {
     use super::*;
 
     crate::store_conformance_suite!(|| async {
-        std::sync::Arc::new(SqliteStore::open_in_memory().unwrap()) as std::sync::Arc<dyn Store>
+        Some(std::sync::Arc::new(SqliteStore::open_in_memory().unwrap())
+            as std::sync::Arc<dyn Store>)
     });
 
     #[tokio::test]

@@ -1,0 +1,1664 @@
+//! The PostgreSQL store, for production: several broker replicas share one
+//! database, and everything that must hold across them is enforced here.
+//!
+//! - Idempotency: the unique key (scheme_id, claim_id); a racing insert fails
+//!   with a unique violation and is read back as the existing claim.
+//! - Duplicate invoices: checked under a transaction-scoped advisory lock on
+//!   (scheme, provider, invoice), so two replicas cannot both miss each other.
+//! - Ceilings: `used + amount <= limit` conditional updates; under READ
+//!   COMMITTED a second updater re-checks the row after the first commits.
+//! - State transitions: the claim row is locked (`FOR UPDATE`) first.
+//! - The change cursor: a one-row counter bumped as the last statement of
+//!   each transaction, so change numbers are taken in commit order and a
+//!   reader of ListChangedClaims never skips a change that commits late.
+//! - Work sharing: due claims are leased with `FOR UPDATE SKIP LOCKED`; the
+//!   pruning job takes a transaction advisory lock or skips its turn.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use passerelle_domain::{
+    CeilingKey, Claim, ClaimState, Date, LineShare, Member, Product, ProductRef, Reason,
+    ReasonCode, Usage, Used, date,
+};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use super::sqlite::{CLAIM_COLS, code_parse, code_str, json};
+use super::{
+    AuditEntry, Begin, ClaimFilter, ClaimPage, ClaimRecord, ClaimSummary, Direction, NewClaim,
+    Outcome, PartnerActivity, PeriodRecord, PeriodState, PutProduct, RecoveryLine, RosterDiff,
+    RosterImport, StatementData, StatementLine, Store, StoreError, Totals, Transition,
+};
+use crate::config::PostgresConfig;
+
+/// Schema migrations, in order; the schema version is their count. Never
+/// edit one that has shipped: append.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE periods (
+    id                    BIGSERIAL PRIMARY KEY,
+    scheme_id             TEXT NOT NULL,
+    mutuelle_id           TEXT NOT NULL,
+    number                BIGINT NOT NULL,
+    state                 TEXT NOT NULL CHECK (state IN ('closed', 'settled')),
+    closed_ms             BIGINT NOT NULL,
+    settled_ms            BIGINT NOT NULL DEFAULT 0,
+    settlement_reference  TEXT NOT NULL DEFAULT '',
+    UNIQUE (scheme_id, mutuelle_id, number)
+);
+
+CREATE TABLE claims (
+    id                BIGSERIAL PRIMARY KEY,
+    scheme_id         TEXT NOT NULL,
+    claim_id          TEXT NOT NULL,
+    request_hash      TEXT NOT NULL,
+    body              TEXT NOT NULL,
+    provider_id       TEXT NOT NULL,
+    invoice_number    TEXT NOT NULL,
+    mutuelle_id       TEXT NOT NULL,
+    member_number     TEXT NOT NULL,
+    state             TEXT NOT NULL,
+    adjudication_key  TEXT NOT NULL,
+    cancel_key        TEXT,
+    cancel_reason     TEXT NOT NULL DEFAULT '',
+    product_id        TEXT,
+    product_version   BIGINT,
+    product_name      TEXT,
+    partner_reference TEXT NOT NULL DEFAULT '',
+    rejection_code    TEXT,
+    rejection_message TEXT,
+    attempts          BIGINT NOT NULL DEFAULT 0,
+    next_attempt_ms   BIGINT,
+    last_error        TEXT NOT NULL DEFAULT '',
+    change_seq        BIGINT NOT NULL,
+    created_ms        BIGINT NOT NULL,
+    updated_ms        BIGINT NOT NULL,
+    date_of_care      TEXT NOT NULL,
+    currency          TEXT NOT NULL,
+    payee_type        TEXT NOT NULL,
+    billed_total      BIGINT NOT NULL,
+    scheme_total      BIGINT NOT NULL,
+    mutuelle_total    BIGINT NOT NULL DEFAULT 0,
+    period_id         BIGINT REFERENCES periods (id),
+    UNIQUE (scheme_id, claim_id)
+);
+CREATE UNIQUE INDEX claims_change_seq ON claims (change_seq);
+CREATE INDEX claims_scheme_change ON claims (scheme_id, change_seq);
+CREATE INDEX claims_invoice ON claims (scheme_id, provider_id, invoice_number);
+CREATE INDEX claims_due ON claims (next_attempt_ms) WHERE next_attempt_ms IS NOT NULL;
+CREATE INDEX claims_mutuelle_state ON claims (mutuelle_id, state);
+CREATE INDEX claims_settlement ON claims (scheme_id, mutuelle_id, period_id, state);
+
+CREATE TABLE change_counter (id INT PRIMARY KEY, v BIGINT NOT NULL);
+INSERT INTO change_counter VALUES (1, 0);
+
+CREATE TABLE claim_lines (
+    claim_pk        BIGINT NOT NULL REFERENCES claims (id),
+    sequence        BIGINT NOT NULL,
+    act_code        TEXT NOT NULL,
+    care_category   TEXT NOT NULL,
+    quantity        BIGINT NOT NULL,
+    billed          BIGINT NOT NULL,
+    tariff_base     BIGINT NOT NULL,
+    scheme_share    BIGINT NOT NULL,
+    mutuelle_share  BIGINT NOT NULL CHECK (mutuelle_share >= 0),
+    patient_share   BIGINT NOT NULL CHECK (patient_share >= 0),
+    reasons         TEXT NOT NULL,
+    PRIMARY KEY (claim_pk, sequence),
+    CHECK (scheme_share + mutuelle_share + patient_share = billed)
+);
+
+CREATE TABLE ceiling_usage (
+    mutuelle_id  TEXT NOT NULL,
+    ceiling_key  TEXT NOT NULL,
+    used_amount  BIGINT NOT NULL CHECK (used_amount >= 0),
+    used_count   BIGINT NOT NULL CHECK (used_count >= 0),
+    PRIMARY KEY (mutuelle_id, ceiling_key)
+);
+
+CREATE TABLE claim_consumption (
+    claim_pk     BIGINT NOT NULL REFERENCES claims (id),
+    ceiling_key  TEXT NOT NULL,
+    amount       BIGINT NOT NULL,
+    count        BIGINT NOT NULL,
+    PRIMARY KEY (claim_pk, ceiling_key)
+);
+
+CREATE TABLE members (
+    mutuelle_id     TEXT NOT NULL,
+    member_number   TEXT NOT NULL,
+    scheme_id       TEXT NOT NULL,
+    beneficiary_id  TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    updated_ms      BIGINT NOT NULL,
+    PRIMARY KEY (mutuelle_id, member_number)
+);
+CREATE INDEX members_beneficiary ON members (scheme_id, beneficiary_id);
+
+CREATE TABLE products (
+    mutuelle_id  TEXT NOT NULL,
+    product_id   TEXT NOT NULL,
+    version      BIGINT NOT NULL,
+    valid_from   TEXT NOT NULL,
+    valid_to     TEXT,
+    body         TEXT NOT NULL,
+    used         BOOLEAN NOT NULL DEFAULT FALSE,
+    PRIMARY KEY (mutuelle_id, product_id, version)
+);
+
+CREATE TABLE recoveries (
+    id           BIGSERIAL PRIMARY KEY,
+    claim_pk     BIGINT NOT NULL UNIQUE REFERENCES claims (id),
+    scheme_id    TEXT NOT NULL,
+    mutuelle_id  TEXT NOT NULL,
+    from_period  BIGINT NOT NULL,
+    amount       BIGINT NOT NULL CHECK (amount > 0),
+    period_id    BIGINT REFERENCES periods (id),
+    created_ms   BIGINT NOT NULL
+);
+CREATE INDEX recoveries_open ON recoveries (scheme_id, mutuelle_id, period_id);
+
+CREATE TABLE audit_log (
+    id            BIGSERIAL PRIMARY KEY,
+    at_ms         BIGINT NOT NULL,
+    direction     TEXT NOT NULL,
+    party         TEXT NOT NULL,
+    method        TEXT NOT NULL,
+    subject       TEXT NOT NULL,
+    request_hash  TEXT NOT NULL,
+    outcome       TEXT NOT NULL
+);
+CREATE INDEX audit_subject ON audit_log (subject, id);
+CREATE INDEX audit_party ON audit_log (party, outcome, id);
+CREATE INDEX audit_at ON audit_log (at_ms);
+CREATE FUNCTION audit_log_append_only() RETURNS trigger AS $$
+BEGIN RAISE EXCEPTION 'audit_log is append-only'; END
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+"#];
+
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Advisory lock keys (arbitrary, fixed).
+const MIGRATE_LOCK: i64 = 0x7061_7373_6d69_6772; // "passmigr"
+const RETENTION_LOCK: i64 = 0x7061_7373_7265_746e; // "passretn"
+
+pub struct PgStore {
+    pool: Pool,
+    schema: String,
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.as_db_error() {
+            Some(db) => StoreError::Backend(format!("database: {}", db.message())),
+            None => StoreError::Backend(format!("database: {e}")),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        StoreError::Backend(format!("database unavailable: {e}"))
+    }
+}
+
+fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+}
+
+type P<'a> = &'a (dyn ToSql + Sync);
+
+async fn q<C: GenericClient + Sync>(c: &C, sql: &str, p: &[P<'_>]) -> Result<Vec<Row>, StoreError> {
+    let st = c.prepare_cached(sql).await?;
+    Ok(c.query(&st, p).await?)
+}
+
+async fn q1<C: GenericClient + Sync>(
+    c: &C,
+    sql: &str,
+    p: &[P<'_>],
+) -> Result<Option<Row>, StoreError> {
+    let st = c.prepare_cached(sql).await?;
+    Ok(c.query_opt(&st, p).await?)
+}
+
+async fn x<C: GenericClient + Sync>(c: &C, sql: &str, p: &[P<'_>]) -> Result<u64, StoreError> {
+    let st = c.prepare_cached(sql).await?;
+    Ok(c.execute(&st, p).await?)
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// Builds the rustls client config for TLS to the database (ring only).
+fn tls_config(ca_file: &std::path::Path) -> Result<rustls::ClientConfig, StoreError> {
+    let pem = std::fs::read(ca_file).map_err(|e| backend(format!("{}: {e}", ca_file.display())))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        let cert = cert.map_err(|e| backend(format!("{}: {e}", ca_file.display())))?;
+        roots
+            .add(cert)
+            .map_err(|e| backend(format!("{}: {e}", ca_file.display())))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(backend)?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+impl PgStore {
+    /// Builds the pool; connections open on first use. `base` resolves a
+    /// relative TLS CA path.
+    pub fn new(cfg: &PostgresConfig, base: &std::path::Path) -> Result<PgStore, StoreError> {
+        let mut pg: tokio_postgres::Config = cfg
+            .url
+            .parse()
+            .map_err(|e| backend(format!("store.postgres.url: {e}")))?;
+        let schema = cfg.schema.clone().unwrap_or_else(|| "public".to_string());
+        pg.connect_timeout(Duration::from_millis(cfg.connect_timeout_ms));
+        pg.options(format!(
+            "-c search_path={schema} -c statement_timeout={}",
+            cfg.statement_timeout_ms
+        ));
+        pg.application_name("passerelle");
+        let mgr_cfg = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let mgr = match &cfg.tls {
+            None => Manager::from_config(pg, tokio_postgres::NoTls, mgr_cfg),
+            Some(t) => {
+                let path = if t.ca_file.is_absolute() {
+                    t.ca_file.clone()
+                } else {
+                    base.join(&t.ca_file)
+                };
+                let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(&path)?);
+                Manager::from_config(pg, tls, mgr_cfg)
+            }
+        };
+        let wait = Duration::from_millis(cfg.wait_timeout_ms);
+        let pool = Pool::builder(mgr)
+            .max_size(cfg.pool_size)
+            .wait_timeout(Some(wait))
+            .create_timeout(Some(Duration::from_millis(cfg.connect_timeout_ms)))
+            .recycle_timeout(Some(wait))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(backend)?;
+        Ok(PgStore { pool, schema })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Applies pending migrations; safe when several brokers run it at once
+    /// (an advisory lock makes them take turns). Returns the version.
+    pub async fn migrate(&self) -> Result<i64, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
+            .await?;
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS \"{}\"; CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)",
+            self.schema
+        ))
+        .await?;
+        let found = Self::version_in(&tx).await?;
+        if found > SCHEMA_VERSION {
+            return Err(backend(format!(
+                "database schema version {found} is newer than this binary's {SCHEMA_VERSION}"
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            tx.batch_execute(sql).await?;
+            tx.execute(
+                "INSERT INTO schema_version (version) VALUES ($1)",
+                &[&(i as i64 + 1)],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(SCHEMA_VERSION)
+    }
+
+    async fn version_in<C: GenericClient + Sync>(c: &C) -> Result<i64, StoreError> {
+        let row = c
+            .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_version", &[])
+            .await?;
+        Ok(row.get::<_, i64>(0))
+    }
+
+    /// The schema version found, 0 for an empty database.
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        let c = self.client().await?;
+        let exists = c
+            .query_one(
+                "SELECT to_regclass(current_schema() || '.schema_version') IS NOT NULL",
+                &[],
+            )
+            .await?
+            .get::<_, bool>(0);
+        if !exists {
+            return Ok(0);
+        }
+        Self::version_in(&c).await
+    }
+}
+
+fn record(r: &Row) -> Result<(i64, ClaimRecord), StoreError> {
+    let body: String = r.get(1);
+    let claim: Claim = serde_json::from_str(&body).map_err(backend)?;
+    let state: String = r.get(3);
+    let product_id: Option<String> = r.get(9);
+    let rejection_code: Option<String> = r.get(13);
+    Ok((
+        r.get(0),
+        ClaimRecord {
+            claim,
+            request_hash: r.get(2),
+            state: ClaimState::parse(&state).unwrap_or(ClaimState::Received),
+            mutuelle_id: r.get(4),
+            member_number: r.get(5),
+            adjudication_key: r.get(6),
+            cancel_key: r.get(7),
+            cancel_reason: r.get(8),
+            shares: None,
+            product: product_id.map(|id| ProductRef {
+                id,
+                version: r.get::<_, Option<i64>>(10).unwrap_or(0) as u32,
+                name: r.get::<_, Option<String>>(11).unwrap_or_default(),
+            }),
+            partner_reference: r.get(12),
+            rejection: rejection_code.map(|c| Reason {
+                code: code_parse(&c),
+                message: r.get::<_, Option<String>>(14).unwrap_or_default(),
+            }),
+            attempts: r.get::<_, i64>(15) as u32,
+            next_attempt_ms: r.get(16),
+            last_error: r.get(17),
+            change_seq: r.get::<_, i64>(18) as u64,
+            created_ms: r.get(19),
+            updated_ms: r.get(20),
+        },
+    ))
+}
+
+async fn lines_of<C: GenericClient + Sync>(
+    c: &C,
+    pk: i64,
+) -> Result<Option<Vec<LineShare>>, StoreError> {
+    let rows = q(
+        c,
+        "SELECT sequence, mutuelle_share, reasons FROM claim_lines WHERE claim_pk = $1 ORDER BY sequence",
+        &[&pk],
+    )
+    .await?;
+    let out: Vec<LineShare> = rows
+        .iter()
+        .map(|r| LineShare {
+            sequence: r.get::<_, i64>(0) as u32,
+            mutuelle_share: r.get(1),
+            reasons: serde_json::from_str(&r.get::<_, String>(2)).unwrap_or_default(),
+        })
+        .collect();
+    Ok((!out.is_empty()).then_some(out))
+}
+
+/// Loads a claim; with `lock`, takes its row lock for the transaction.
+async fn load<C: GenericClient + Sync>(
+    c: &C,
+    scheme: &str,
+    claim_id: &str,
+    lock: bool,
+) -> Result<Option<(i64, ClaimRecord)>, StoreError> {
+    let sql = format!(
+        "SELECT {CLAIM_COLS} FROM claims WHERE scheme_id = $1 AND claim_id = $2{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let Some(row) = q1(c, &sql, &[&scheme, &claim_id]).await? else {
+        return Ok(None);
+    };
+    let (pk, mut rec) = record(&row)?;
+    rec.shares = lines_of(c, pk).await?;
+    Ok(Some((pk, rec)))
+}
+
+async fn load_existing<C: GenericClient + Sync>(
+    c: &C,
+    scheme: &str,
+    claim_id: &str,
+    lock: bool,
+) -> Result<(i64, ClaimRecord), StoreError> {
+    load(c, scheme, claim_id, lock)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("claim {scheme}/{claim_id}")))
+}
+
+/// The next change number; hold its row lock to commit (see module doc).
+async fn next_seq<C: GenericClient + Sync>(c: &C) -> Result<i64, StoreError> {
+    let row = q1(
+        c,
+        "UPDATE change_counter SET v = v + 1 WHERE id = 1 RETURNING v",
+        &[],
+    )
+    .await?
+    .ok_or_else(|| backend("change_counter row missing"))?;
+    Ok(row.get(0))
+}
+
+async fn put_one<C: GenericClient + Sync>(c: &C, p: &Product) -> Result<PutProduct, StoreError> {
+    let body = json(p);
+    let version = p.version as i64;
+    let from = date::format(p.valid_from);
+    let to = p.valid_to.map(date::format);
+    let existing = q1(
+        c,
+        "SELECT body, used FROM products WHERE mutuelle_id = $1 AND product_id = $2 AND version = $3 FOR UPDATE",
+        &[&p.mutuelle_id, &p.id, &version],
+    )
+    .await?;
+    Ok(
+        match existing.map(|r| (r.get::<_, String>(0), r.get::<_, bool>(1))) {
+            Some((b, _)) if b == body => PutProduct::Unchanged,
+            Some((_, true)) => {
+                return Err(StoreError::ProductInUse(format!(
+                    "{}/{} version {}",
+                    p.mutuelle_id, p.id, p.version
+                )));
+            }
+            Some((_, false)) => {
+                x(
+                    c,
+                    "UPDATE products SET valid_from = $4, valid_to = $5, body = $6 \
+                 WHERE mutuelle_id = $1 AND product_id = $2 AND version = $3",
+                    &[&p.mutuelle_id, &p.id, &version, &from, &to, &body],
+                )
+                .await?;
+                PutProduct::Replaced
+            }
+            None => {
+                x(
+                c,
+                "INSERT INTO products (mutuelle_id, product_id, version, valid_from, valid_to, body) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&p.mutuelle_id, &p.id, &version, &from, &to, &body],
+            )
+            .await?;
+                PutProduct::Inserted
+            }
+        },
+    )
+}
+
+async fn period_totals<C: GenericClient + Sync>(
+    c: &C,
+    scheme: &str,
+    mutuelle: &str,
+    period_id: Option<i64>,
+) -> Result<(u32, Totals, i64), StoreError> {
+    let (claims_sql, rec_sql) = match period_id {
+        None => (
+            "SELECT COUNT(*), COALESCE(SUM(billed_total), 0)::BIGINT, COALESCE(SUM(scheme_total), 0)::BIGINT, \
+             COALESCE(SUM(mutuelle_total), 0)::BIGINT FROM claims \
+             WHERE scheme_id = $1 AND mutuelle_id = $2 AND period_id IS NULL AND state = 'coordinated' AND $3::BIGINT IS NULL",
+            "SELECT COALESCE(SUM(amount), 0)::BIGINT FROM recoveries \
+             WHERE scheme_id = $1 AND mutuelle_id = $2 AND period_id IS NULL AND $3::BIGINT IS NULL",
+        ),
+        Some(_) => (
+            "SELECT COUNT(*), COALESCE(SUM(billed_total), 0)::BIGINT, COALESCE(SUM(scheme_total), 0)::BIGINT, \
+             COALESCE(SUM(mutuelle_total), 0)::BIGINT FROM claims \
+             WHERE scheme_id = $1 AND mutuelle_id = $2 AND period_id = $3",
+            "SELECT COALESCE(SUM(amount), 0)::BIGINT FROM recoveries \
+             WHERE scheme_id = $1 AND mutuelle_id = $2 AND period_id = $3",
+        ),
+    };
+    let r = q1(c, claims_sql, &[&scheme, &mutuelle, &period_id])
+        .await?
+        .ok_or_else(|| backend("no row"))?;
+    let rec = q1(c, rec_sql, &[&scheme, &mutuelle, &period_id])
+        .await?
+        .ok_or_else(|| backend("no row"))?;
+    Ok((
+        r.get::<_, i64>(0) as u32,
+        Totals {
+            billed: r.get(1),
+            scheme: r.get(2),
+            mutuelle: r.get(3),
+        },
+        rec.get(0),
+    ))
+}
+
+async fn open_period<C: GenericClient + Sync>(
+    c: &C,
+    scheme: &str,
+    mutuelle: &str,
+) -> Result<PeriodRecord, StoreError> {
+    let number: i64 = q1(
+        c,
+        "SELECT COALESCE(MAX(number), 0) + 1 FROM periods WHERE scheme_id = $1 AND mutuelle_id = $2",
+        &[&scheme, &mutuelle],
+    )
+    .await?
+    .ok_or_else(|| backend("no row"))?
+    .get(0);
+    let (claim_count, totals, recoveries) = period_totals(c, scheme, mutuelle, None).await?;
+    Ok(PeriodRecord {
+        scheme_id: scheme.to_string(),
+        mutuelle_id: mutuelle.to_string(),
+        number: number as u32,
+        state: PeriodState::Open,
+        claim_count,
+        totals,
+        recoveries,
+        closed_ms: 0,
+        settled_ms: 0,
+        reference: String::new(),
+    })
+}
+
+async fn load_period<C: GenericClient + Sync>(
+    c: &C,
+    scheme: &str,
+    mutuelle: &str,
+    number: u32,
+) -> Result<Option<(i64, PeriodRecord)>, StoreError> {
+    let Some(r) = q1(
+        c,
+        "SELECT id, state, closed_ms, settled_ms, settlement_reference FROM periods \
+         WHERE scheme_id = $1 AND mutuelle_id = $2 AND number = $3",
+        &[&scheme, &mutuelle, &(number as i64)],
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    let id: i64 = r.get(0);
+    let (claim_count, totals, recoveries) = period_totals(c, scheme, mutuelle, Some(id)).await?;
+    let state: String = r.get(1);
+    Ok(Some((
+        id,
+        PeriodRecord {
+            scheme_id: scheme.to_string(),
+            mutuelle_id: mutuelle.to_string(),
+            number,
+            state: if state == "settled" {
+                PeriodState::Settled
+            } else {
+                PeriodState::Closed
+            },
+            claim_count,
+            totals,
+            recoveries,
+            closed_ms: r.get(2),
+            settled_ms: r.get(3),
+            reference: r.get(4),
+        },
+    )))
+}
+
+const FILTER_PG: &str = "($1::TEXT IS NULL OR c.scheme_id = $1) AND ($2::TEXT IS NULL OR c.mutuelle_id = $2) \
+    AND ($3::TEXT IS NULL OR c.state = $3) AND ($4::TEXT IS NULL OR c.date_of_care >= $4) \
+    AND ($5::TEXT IS NULL OR c.date_of_care <= $5)";
+
+#[async_trait]
+impl Store for PgStore {
+    async fn begin_claim(&self, new: NewClaim) -> Result<Begin, StoreError> {
+        let cl = &new.claim;
+        let mut c = self.client().await?;
+        // A racing insert of the same key fails once with a unique
+        // violation; the second attempt reads the winner's row.
+        for _ in 0..2 {
+            let tx = c.transaction().await?;
+            if let Some((_, rec)) = load(&tx, &cl.scheme_id, &cl.claim_id, false).await? {
+                return Ok(if rec.request_hash == new.request_hash {
+                    Begin::Existing(rec)
+                } else {
+                    Begin::Modified(rec)
+                });
+            }
+            let invoice_key = format!(
+                "{}\u{1f}{}\u{1f}{}",
+                cl.scheme_id, cl.provider_id, cl.invoice_number
+            );
+            x(
+                &tx,
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                &[&invoice_key],
+            )
+            .await?;
+            let dup: Option<String> = q1(
+                &tx,
+                "SELECT claim_id FROM claims WHERE scheme_id = $1 AND provider_id = $2 AND invoice_number = $3 \
+                 AND state IN ('received', 'pending_partner', 'coordinated', 'cancel_pending') LIMIT 1",
+                &[&cl.scheme_id, &cl.provider_id, &cl.invoice_number],
+            )
+            .await?
+            .map(|r| r.get(0));
+            let (state, next, rej_code, rej_msg) = match &dup {
+                None => (ClaimState::Received, Some(new.lease_until_ms), None, None),
+                Some(other) => (
+                    ClaimState::Rejected,
+                    None,
+                    Some(code_str(ReasonCode::DuplicateInvoice)),
+                    Some(format!(
+                        "invoice {} of provider {} is already on claim {other}",
+                        cl.invoice_number, cl.provider_id
+                    )),
+                ),
+            };
+            let payee = match cl.payee {
+                passerelle_domain::Payee::Provider => "provider",
+                passerelle_domain::Payee::Member => "member",
+            };
+            let billed: i64 = cl.lines.iter().map(|l| l.billed).sum();
+            let scheme_total: i64 = cl.lines.iter().map(|l| l.scheme_share).sum();
+            let seq = next_seq(&tx).await?;
+            let insert = tx
+                .prepare_cached(
+                    "INSERT INTO claims (scheme_id, claim_id, request_hash, body, provider_id, invoice_number, \
+                     mutuelle_id, member_number, state, adjudication_key, rejection_code, rejection_message, \
+                     next_attempt_ms, change_seq, created_ms, updated_ms, date_of_care, currency, payee_type, \
+                     billed_total, scheme_total) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17, $18, $19, $20)",
+                )
+                .await?;
+            let inserted = tx
+                .execute(
+                    &insert,
+                    &[
+                        &cl.scheme_id,
+                        &cl.claim_id,
+                        &new.request_hash,
+                        &json(cl),
+                        &cl.provider_id,
+                        &cl.invoice_number,
+                        &new.mutuelle_id,
+                        &new.member_number,
+                        &state.as_str(),
+                        &new.adjudication_key,
+                        &rej_code,
+                        &rej_msg,
+                        &next,
+                        &seq,
+                        &new.now_ms,
+                        &date::format(cl.date_of_care),
+                        &cl.currency,
+                        &payee,
+                        &billed,
+                        &scheme_total,
+                    ],
+                )
+                .await;
+            match inserted {
+                Ok(_) => {}
+                // Another broker inserted the same key first: read it back.
+                Err(e) if is_unique_violation(&e) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            match tx.commit().await {
+                Ok(()) => {}
+                Err(e) if is_unique_violation(&e) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let (_, rec) = load_existing(&c, &cl.scheme_id, &cl.claim_id, false).await?;
+            return Ok(if dup.is_some() {
+                Begin::DuplicateInvoice(rec)
+            } else {
+                Begin::Created(rec)
+            });
+        }
+        let (_, rec) = load_existing(&c, &cl.scheme_id, &cl.claim_id, false).await?;
+        Ok(if rec.request_hash == new.request_hash {
+            Begin::Existing(rec)
+        } else {
+            Begin::Modified(rec)
+        })
+    }
+
+    async fn get_claim(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+    ) -> Result<Option<ClaimRecord>, StoreError> {
+        let c = self.client().await?;
+        Ok(load(&c, scheme_id, claim_id, false).await?.map(|(_, r)| r))
+    }
+
+    async fn complete_claim(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+        outcome: Outcome,
+        now_ms: i64,
+    ) -> Result<Transition, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let (pk, rec) = load_existing(&tx, scheme_id, claim_id, true).await?;
+        if !rec.state.awaiting_partner() {
+            return Ok(Transition::Stale(rec));
+        }
+        match outcome {
+            Outcome::Coordinated {
+                shares,
+                product,
+                partner_reference,
+                consumption,
+            } => {
+                for u in consumption.iter().filter(|u| u.amount != 0 || u.count != 0) {
+                    let key = u.key.storage_key();
+                    x(
+                        &tx,
+                        "INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count) \
+                         VALUES ($1, $2, 0, 0) ON CONFLICT DO NOTHING",
+                        &[&rec.mutuelle_id, &key],
+                    )
+                    .await?;
+                    let (amount, count) = (u.amount, u.count as i64);
+                    let (la, lc) = (u.limit_amount, u.limit_count.map(|v| v as i64));
+                    let n = x(
+                        &tx,
+                        "UPDATE ceiling_usage SET used_amount = used_amount + $3, used_count = used_count + $4 \
+                         WHERE mutuelle_id = $1 AND ceiling_key = $2 \
+                         AND ($5::BIGINT IS NULL OR used_amount + $3 <= $5) \
+                         AND ($6::BIGINT IS NULL OR used_count + $4 <= $6)",
+                        &[&rec.mutuelle_id, &key, &amount, &count, &la, &lc],
+                    )
+                    .await?;
+                    if n == 0 {
+                        return Err(StoreError::CeilingConflict(key));
+                    }
+                    x(
+                        &tx,
+                        "INSERT INTO claim_consumption (claim_pk, ceiling_key, amount, count) VALUES ($1, $2, $3, $4)",
+                        &[&pk, &key, &amount, &count],
+                    )
+                    .await?;
+                }
+                let st = tx
+                    .prepare_cached(
+                        "INSERT INTO claim_lines (claim_pk, sequence, act_code, care_category, quantity, billed, \
+                         tariff_base, scheme_share, mutuelle_share, patient_share, reasons) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    )
+                    .await?;
+                for (line, share) in rec.claim.lines.iter().zip(&shares) {
+                    let patient = line.billed - line.scheme_share - share.mutuelle_share;
+                    tx.execute(
+                        &st,
+                        &[
+                            &pk,
+                            &(share.sequence as i64),
+                            &line.act_code,
+                            &line.category.as_str(),
+                            &(line.quantity as i64),
+                            &line.billed,
+                            &line.tariff_base,
+                            &line.scheme_share,
+                            &share.mutuelle_share,
+                            &patient,
+                            &json(&share.reasons),
+                        ],
+                    )
+                    .await?;
+                }
+                if let Some(p) = &product {
+                    x(
+                        &tx,
+                        "UPDATE products SET used = TRUE WHERE mutuelle_id = $1 AND product_id = $2 AND version = $3 AND NOT used",
+                        &[&rec.mutuelle_id, &p.id, &(p.version as i64)],
+                    )
+                    .await?;
+                }
+                let total: i64 = shares.iter().map(|s| s.mutuelle_share).sum();
+                let seq = next_seq(&tx).await?;
+                x(
+                    &tx,
+                    "UPDATE claims SET state = 'coordinated', product_id = $2, product_version = $3, \
+                     product_name = $4, partner_reference = $5, next_attempt_ms = NULL, last_error = '', \
+                     change_seq = $6, updated_ms = $7, mutuelle_total = $8 WHERE id = $1",
+                    &[
+                        &pk,
+                        &product.as_ref().map(|p| p.id.clone()),
+                        &product.as_ref().map(|p| p.version as i64),
+                        &product.as_ref().map(|p| p.name.clone()),
+                        &partner_reference,
+                        &seq,
+                        &now_ms,
+                        &total,
+                    ],
+                )
+                .await?;
+            }
+            Outcome::Rejected(reason) => {
+                let seq = next_seq(&tx).await?;
+                x(
+                    &tx,
+                    "UPDATE claims SET state = 'rejected', rejection_code = $2, rejection_message = $3, \
+                     next_attempt_ms = NULL, change_seq = $4, updated_ms = $5 WHERE id = $1",
+                    &[&pk, &code_str(reason.code), &reason.message, &seq, &now_ms],
+                )
+                .await?;
+            }
+        }
+        let (_, rec) = load_existing(&tx, scheme_id, claim_id, false).await?;
+        tx.commit().await?;
+        Ok(Transition::Applied(rec))
+    }
+
+    async fn defer(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+        next_attempt_ms: i64,
+        last_error: &str,
+        now_ms: i64,
+    ) -> Result<Transition, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let (pk, rec) = load_existing(&tx, scheme_id, claim_id, true).await?;
+        let new_state = match rec.state {
+            ClaimState::Received | ClaimState::PendingPartner => ClaimState::PendingPartner,
+            ClaimState::CancelPending => ClaimState::CancelPending,
+            _ => return Ok(Transition::Stale(rec)),
+        };
+        let seq = if new_state != rec.state {
+            next_seq(&tx).await?
+        } else {
+            rec.change_seq as i64
+        };
+        x(
+            &tx,
+            "UPDATE claims SET state = $2, next_attempt_ms = $3, last_error = $4, change_seq = $5, updated_ms = $6 \
+             WHERE id = $1",
+            &[&pk, &new_state.as_str(), &next_attempt_ms, &last_error, &seq, &now_ms],
+        )
+        .await?;
+        let (_, rec) = load_existing(&tx, scheme_id, claim_id, false).await?;
+        tx.commit().await?;
+        Ok(Transition::Applied(rec))
+    }
+
+    async fn lease_due(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ClaimRecord>, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let rows = q(
+            &tx,
+            "UPDATE claims SET next_attempt_ms = $2, attempts = attempts + 1 WHERE id IN ( \
+               SELECT id FROM claims WHERE next_attempt_ms IS NOT NULL AND next_attempt_ms <= $1 \
+               AND state IN ('received', 'pending_partner', 'cancel_pending') \
+               ORDER BY next_attempt_ms LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING scheme_id, claim_id",
+            &[&now_ms, &(now_ms + lease_ms), &(limit as i64)],
+        )
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let (s, cid): (String, String) = (r.get(0), r.get(1));
+            out.push(load_existing(&tx, &s, &cid, false).await?.1);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn begin_cancel(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+        cancel_key: &str,
+        reason: &str,
+        lease_until_ms: i64,
+        now_ms: i64,
+    ) -> Result<Transition, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let (pk, rec) = load_existing(&tx, scheme_id, claim_id, true).await?;
+        if matches!(rec.state, ClaimState::CancelPending | ClaimState::Cancelled) {
+            return Ok(Transition::Stale(rec));
+        }
+        let seq = next_seq(&tx).await?;
+        x(
+            &tx,
+            "UPDATE claims SET state = 'cancel_pending', cancel_key = $2, cancel_reason = $3, \
+             next_attempt_ms = $4, attempts = 0, change_seq = $5, updated_ms = $6 WHERE id = $1",
+            &[&pk, &cancel_key, &reason, &lease_until_ms, &seq, &now_ms],
+        )
+        .await?;
+        let (_, rec) = load_existing(&tx, scheme_id, claim_id, false).await?;
+        tx.commit().await?;
+        Ok(Transition::Applied(rec))
+    }
+
+    async fn complete_cancel(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+        now_ms: i64,
+    ) -> Result<Transition, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let (pk, rec) = load_existing(&tx, scheme_id, claim_id, true).await?;
+        if rec.state != ClaimState::CancelPending {
+            return Ok(Transition::Stale(rec));
+        }
+        x(
+            &tx,
+            "UPDATE ceiling_usage u SET used_amount = u.used_amount - c.amount, used_count = u.used_count - c.count \
+             FROM claim_consumption c WHERE c.claim_pk = $1 AND u.mutuelle_id = $2 AND u.ceiling_key = c.ceiling_key",
+            &[&pk, &rec.mutuelle_id],
+        )
+        .await?;
+        x(
+            &tx,
+            "DELETE FROM claim_consumption WHERE claim_pk = $1",
+            &[&pk],
+        )
+        .await?;
+        x(
+            &tx,
+            "INSERT INTO recoveries (claim_pk, scheme_id, mutuelle_id, from_period, amount, created_ms) \
+             SELECT c.id, c.scheme_id, c.mutuelle_id, p.number, c.mutuelle_total, $2 \
+             FROM claims c JOIN periods p ON p.id = c.period_id WHERE c.id = $1 AND c.mutuelle_total > 0",
+            &[&pk, &now_ms],
+        )
+        .await?;
+        let seq = next_seq(&tx).await?;
+        x(
+            &tx,
+            "UPDATE claims SET state = 'cancelled', next_attempt_ms = NULL, last_error = '', change_seq = $2, \
+             updated_ms = $3 WHERE id = $1",
+            &[&pk, &seq, &now_ms],
+        )
+        .await?;
+        let (_, rec) = load_existing(&tx, scheme_id, claim_id, false).await?;
+        tx.commit().await?;
+        Ok(Transition::Applied(rec))
+    }
+
+    async fn list_changed(
+        &self,
+        scheme_id: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<ClaimRecord>, StoreError> {
+        let c = self.client().await?;
+        let rows = q(
+            &c,
+            &format!(
+                "SELECT {CLAIM_COLS} FROM claims WHERE scheme_id = $1 AND change_seq > $2 ORDER BY change_seq LIMIT $3"
+            ),
+            &[&scheme_id, &(after_seq as i64), &(limit as i64)],
+        )
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let (pk, mut rec) = record(r)?;
+            rec.shares = lines_of(&c, pk).await?;
+            out.push(rec);
+        }
+        Ok(out)
+    }
+
+    async fn upsert_members(&self, members: &[Member], now_ms: i64) -> Result<(), StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        upsert(&tx, members, now_ms).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_member(
+        &self,
+        mutuelle_id: &str,
+        member_number: &str,
+    ) -> Result<Option<Member>, StoreError> {
+        let c = self.client().await?;
+        let row = q1(
+            &c,
+            "SELECT body FROM members WHERE mutuelle_id = $1 AND member_number = $2",
+            &[&mutuelle_id, &member_number],
+        )
+        .await?;
+        row.map(|r| serde_json::from_str(&r.get::<_, String>(0)).map_err(backend))
+            .transpose()
+    }
+
+    async fn find_members(
+        &self,
+        scheme_id: &str,
+        beneficiary_id: &str,
+    ) -> Result<Vec<Member>, StoreError> {
+        let c = self.client().await?;
+        let rows = q(
+            &c,
+            "SELECT body FROM members WHERE scheme_id = $1 AND beneficiary_id = $2 ORDER BY mutuelle_id, member_number",
+            &[&scheme_id, &beneficiary_id],
+        )
+        .await?;
+        rows.iter()
+            .map(|r| serde_json::from_str(&r.get::<_, String>(0)).map_err(backend))
+            .collect()
+    }
+
+    async fn put_products(&self, products: &[Product]) -> Result<Vec<PutProduct>, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let mut out = Vec::with_capacity(products.len());
+        for p in products {
+            out.push(put_one(&tx, p).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn list_products(&self, mutuelle_id: &str) -> Result<Vec<(Product, bool)>, StoreError> {
+        let c = self.client().await?;
+        let rows = q(
+            &c,
+            "SELECT body, used FROM products WHERE mutuelle_id = $1 ORDER BY product_id, version",
+            &[&mutuelle_id],
+        )
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    serde_json::from_str(&r.get::<_, String>(0)).map_err(backend)?,
+                    r.get::<_, bool>(1),
+                ))
+            })
+            .collect()
+    }
+
+    async fn product_on(
+        &self,
+        mutuelle_id: &str,
+        product_id: &str,
+        d: Date,
+    ) -> Result<Option<Product>, StoreError> {
+        let c = self.client().await?;
+        let day = date::format(d);
+        let row = q1(
+            &c,
+            "SELECT body FROM products WHERE mutuelle_id = $1 AND product_id = $2 \
+             AND valid_from <= $3 AND (valid_to IS NULL OR valid_to >= $3) \
+             ORDER BY valid_from DESC, version DESC LIMIT 1",
+            &[&mutuelle_id, &product_id, &day],
+        )
+        .await?;
+        row.map(|r| serde_json::from_str(&r.get::<_, String>(0)).map_err(backend))
+            .transpose()
+    }
+
+    async fn usage(&self, mutuelle_id: &str, keys: &[CeilingKey]) -> Result<Usage, StoreError> {
+        let c = self.client().await?;
+        let names: Vec<String> = keys.iter().map(CeilingKey::storage_key).collect();
+        let rows = q(
+            &c,
+            "SELECT ceiling_key, used_amount, used_count FROM ceiling_usage \
+             WHERE mutuelle_id = $1 AND ceiling_key = ANY($2)",
+            &[&mutuelle_id, &names],
+        )
+        .await?;
+        let mut usage = Usage::default();
+        for r in rows {
+            let name: String = r.get(0);
+            let (amount, count): (i64, i64) = (r.get(1), r.get(2));
+            if (amount != 0 || count != 0)
+                && let Some(i) = names.iter().position(|n| *n == name)
+            {
+                usage.0.insert(
+                    keys[i].clone(),
+                    Used {
+                        amount,
+                        count: count as u32,
+                    },
+                );
+            }
+        }
+        Ok(usage)
+    }
+
+    async fn import_roster(
+        &self,
+        mut import: RosterImport,
+        now_ms: i64,
+    ) -> Result<RosterDiff, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        // One import per mutuelle at a time.
+        let lock_key = format!("roster\u{1f}{}", import.mutuelle_id);
+        x(
+            &tx,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&lock_key],
+        )
+        .await?;
+        let rows = q(
+            &tx,
+            "SELECT body FROM members WHERE mutuelle_id = $1",
+            &[&import.mutuelle_id],
+        )
+        .await?;
+        let existing: Vec<Member> = rows
+            .iter()
+            .map(|r| serde_json::from_str(&r.get::<_, String>(0)).map_err(backend))
+            .collect::<Result<_, _>>()?;
+        let incoming = std::mem::take(&mut import.members);
+        let (diff, writes) = super::roster_diff(&existing, incoming, &import);
+        if !import.dry_run {
+            upsert(&tx, &writes, now_ms).await?;
+            tx.commit().await?;
+        }
+        Ok(diff)
+    }
+
+    async fn list_claims(
+        &self,
+        f: &ClaimFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<ClaimPage, StoreError> {
+        let c = self.client().await?;
+        let state = f.state.map(|s| s.as_str().to_string());
+        let from = f.care_from.map(date::format);
+        let to = f.care_to.map(date::format);
+        let rows = q(
+            &c,
+            &format!(
+                "SELECT c.id, c.scheme_id, c.claim_id, c.mutuelle_id, c.state, c.provider_id, c.invoice_number, \
+                 c.date_of_care, c.currency, c.billed_total, c.scheme_total, c.mutuelle_total, \
+                 COALESCE(p.number, 0), c.updated_ms \
+                 FROM claims c LEFT JOIN periods p ON p.id = c.period_id \
+                 WHERE {FILTER_PG} AND c.id > $6 ORDER BY c.id LIMIT $7"
+            ),
+            &[&f.scheme_id, &f.mutuelle_id, &state, &from, &to, &after, &(limit as i64)],
+        )
+        .await?;
+        let out = rows
+            .iter()
+            .map(|r| ClaimSummary {
+                pk: r.get(0),
+                scheme_id: r.get(1),
+                claim_id: r.get(2),
+                mutuelle_id: r.get(3),
+                state: ClaimState::parse(&r.get::<_, String>(4)).unwrap_or(ClaimState::Received),
+                provider_id: r.get(5),
+                invoice_number: r.get(6),
+                date_of_care: r.get(7),
+                currency: r.get(8),
+                totals: Totals {
+                    billed: r.get(9),
+                    scheme: r.get(10),
+                    mutuelle: r.get(11),
+                },
+                period: r.get::<_, i64>(12) as u32,
+                updated_ms: r.get(13),
+            })
+            .collect();
+        let t = q1(
+            &c,
+            &format!(
+                "SELECT COUNT(*), COALESCE(SUM(c.billed_total), 0)::BIGINT, COALESCE(SUM(c.scheme_total), 0)::BIGINT, \
+                 COALESCE(SUM(c.mutuelle_total), 0)::BIGINT FROM claims c WHERE {FILTER_PG}"
+            ),
+            &[&f.scheme_id, &f.mutuelle_id, &state, &from, &to],
+        )
+        .await?
+        .ok_or_else(|| backend("no row"))?;
+        Ok(ClaimPage {
+            rows: out,
+            totals: Totals {
+                billed: t.get(1),
+                scheme: t.get(2),
+                mutuelle: t.get(3),
+            },
+            total_count: t.get::<_, i64>(0) as u64,
+        })
+    }
+
+    async fn list_periods(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+    ) -> Result<Vec<PeriodRecord>, StoreError> {
+        let c = self.client().await?;
+        let open = open_period(&c, scheme_id, mutuelle_id).await?;
+        let mut out = vec![open.clone()];
+        for n in (1..open.number).rev() {
+            if let Some((_, p)) = load_period(&c, scheme_id, mutuelle_id, n).await? {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn close_period(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        now_ms: i64,
+    ) -> Result<PeriodRecord, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let lock_key = format!("period\u{1f}{scheme_id}\u{1f}{mutuelle_id}");
+        x(
+            &tx,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&lock_key],
+        )
+        .await?;
+        let number = open_period(&tx, scheme_id, mutuelle_id).await?.number;
+        let id: i64 = q1(
+            &tx,
+            "INSERT INTO periods (scheme_id, mutuelle_id, number, state, closed_ms) VALUES ($1, $2, $3, 'closed', $4) RETURNING id",
+            &[&scheme_id, &mutuelle_id, &(number as i64), &now_ms],
+        )
+        .await?
+        .ok_or_else(|| backend("no row"))?
+        .get(0);
+        let claims = x(
+            &tx,
+            "UPDATE claims SET period_id = $3 WHERE scheme_id = $1 AND mutuelle_id = $2 \
+             AND period_id IS NULL AND state = 'coordinated'",
+            &[&scheme_id, &mutuelle_id, &id],
+        )
+        .await?;
+        let recoveries = x(
+            &tx,
+            "UPDATE recoveries SET period_id = $3 WHERE scheme_id = $1 AND mutuelle_id = $2 AND period_id IS NULL",
+            &[&scheme_id, &mutuelle_id, &id],
+        )
+        .await?;
+        if claims + recoveries == 0 {
+            return Err(StoreError::Refused(format!(
+                "nothing to close: the open period of {scheme_id} x {mutuelle_id} has no claim and no recovery"
+            )));
+        }
+        let (_, p) = load_period(&tx, scheme_id, mutuelle_id, number)
+            .await?
+            .ok_or_else(|| backend("period vanished"))?;
+        tx.commit().await?;
+        Ok(p)
+    }
+
+    async fn settle_period(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        number: u32,
+        reference: &str,
+        now_ms: i64,
+    ) -> Result<PeriodRecord, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let lock_key = format!("period\u{1f}{scheme_id}\u{1f}{mutuelle_id}");
+        x(
+            &tx,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&lock_key],
+        )
+        .await?;
+        let Some((_, p)) = load_period(&tx, scheme_id, mutuelle_id, number).await? else {
+            let open = open_period(&tx, scheme_id, mutuelle_id).await?.number;
+            return Err(if number == open {
+                StoreError::Refused(format!("period {number} is still open: close it first"))
+            } else {
+                StoreError::NotFound(format!("period {number} of {scheme_id} x {mutuelle_id}"))
+            });
+        };
+        match p.state {
+            PeriodState::Settled if p.reference == reference => return Ok(p),
+            PeriodState::Settled => {
+                return Err(StoreError::Refused(format!(
+                    "period {number} is already settled with reference {:?}",
+                    p.reference
+                )));
+            }
+            _ => {}
+        }
+        x(
+            &tx,
+            "UPDATE periods SET state = 'settled', settled_ms = $4, settlement_reference = $5 \
+             WHERE scheme_id = $1 AND mutuelle_id = $2 AND number = $3",
+            &[
+                &scheme_id,
+                &mutuelle_id,
+                &(number as i64),
+                &now_ms,
+                &reference,
+            ],
+        )
+        .await?;
+        let (_, p) = load_period(&tx, scheme_id, mutuelle_id, number)
+            .await?
+            .ok_or_else(|| backend("period vanished"))?;
+        tx.commit().await?;
+        Ok(p)
+    }
+
+    async fn statement(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        number: u32,
+    ) -> Result<StatementData, StoreError> {
+        let c = self.client().await?;
+        let open = open_period(&c, scheme_id, mutuelle_id).await?;
+        let (period, id) = if number == 0 || number == open.number {
+            (open, None)
+        } else {
+            let (id, p) = load_period(&c, scheme_id, mutuelle_id, number)
+                .await?
+                .ok_or_else(|| {
+                    StoreError::NotFound(format!("period {number} of {scheme_id} x {mutuelle_id}"))
+                })?;
+            (p, Some(id))
+        };
+        let (claim_cond, rec_cond) = match id {
+            None => (
+                "c.period_id IS NULL AND c.state = 'coordinated' AND $3::BIGINT IS NULL",
+                "r.period_id IS NULL AND $3::BIGINT IS NULL",
+            ),
+            Some(_) => ("c.period_id = $3", "r.period_id = $3"),
+        };
+        let payee = "CASE c.payee_type WHEN 'member' THEN 'member' ELSE 'provider' END, \
+                     CASE c.payee_type WHEN 'member' THEN c.member_number ELSE c.provider_id END";
+        let rows = q(
+            &c,
+            &format!(
+                "SELECT {payee}, c.claim_id, c.invoice_number, c.date_of_care, c.member_number, \
+                 l.sequence, l.act_code, l.billed, l.scheme_share, l.mutuelle_share \
+                 FROM claims c JOIN claim_lines l ON l.claim_pk = c.id \
+                 WHERE c.scheme_id = $1 AND c.mutuelle_id = $2 AND {claim_cond} \
+                 ORDER BY 1, 2, c.id, l.sequence"
+            ),
+            &[&scheme_id, &mutuelle_id, &id],
+        )
+        .await?;
+        let lines = rows
+            .iter()
+            .map(|r| StatementLine {
+                payee_type: r.get(0),
+                payee_id: r.get(1),
+                claim_id: r.get(2),
+                invoice_number: r.get(3),
+                date_of_care: r.get(4),
+                member_number: r.get(5),
+                sequence: r.get::<_, i64>(6) as u32,
+                act_code: r.get(7),
+                billed: r.get(8),
+                scheme: r.get(9),
+                mutuelle: r.get(10),
+            })
+            .collect();
+        let rows = q(
+            &c,
+            &format!(
+                "SELECT c.claim_id, c.invoice_number, r.from_period, r.amount, {payee} \
+                 FROM recoveries r JOIN claims c ON c.id = r.claim_pk \
+                 WHERE r.scheme_id = $1 AND r.mutuelle_id = $2 AND {rec_cond} ORDER BY r.id"
+            ),
+            &[&scheme_id, &mutuelle_id, &id],
+        )
+        .await?;
+        let recoveries = rows
+            .iter()
+            .map(|r| RecoveryLine {
+                claim_id: r.get(0),
+                invoice_number: r.get(1),
+                from_period: r.get::<_, i64>(2) as u32,
+                amount: r.get(3),
+                payee_type: r.get(4),
+                payee_id: r.get(5),
+            })
+            .collect();
+        Ok(StatementData {
+            period,
+            lines,
+            recoveries,
+        })
+    }
+
+    async fn partner_activity(&self, mutuelle_id: &str) -> Result<PartnerActivity, StoreError> {
+        let c = self.client().await?;
+        let party = format!("mutuelle:{mutuelle_id}");
+        let ok = q1(
+            &c,
+            "SELECT at_ms FROM audit_log WHERE party = $1 AND outcome = 'ok' ORDER BY id DESC LIMIT 1",
+            &[&party],
+        )
+        .await?;
+        let err = q1(
+            &c,
+            "SELECT at_ms, outcome FROM audit_log WHERE party = $1 AND outcome <> 'ok' ORDER BY id DESC LIMIT 1",
+            &[&party],
+        )
+        .await?;
+        let pending = q1(
+            &c,
+            "SELECT COUNT(*) FROM claims WHERE mutuelle_id = $1 AND state IN ('received', 'pending_partner', 'cancel_pending')",
+            &[&mutuelle_id],
+        )
+        .await?
+        .map(|r| r.get::<_, i64>(0))
+        .unwrap_or(0);
+        Ok(PartnerActivity {
+            last_success_ms: ok.map(|r| r.get(0)).unwrap_or(0),
+            last_error_ms: err.as_ref().map(|r| r.get(0)).unwrap_or(0),
+            last_error: err.map(|r| r.get(1)).unwrap_or_default(),
+            pending: pending as u32,
+        })
+    }
+
+    async fn lease_now(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<ClaimRecord>, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let n = x(
+            &tx,
+            "UPDATE claims SET next_attempt_ms = $3, attempts = attempts + 1 WHERE scheme_id = $1 AND claim_id = $2 \
+             AND state IN ('received', 'pending_partner', 'cancel_pending')",
+            &[&scheme_id, &claim_id, &(now_ms + lease_ms)],
+        )
+        .await?;
+        let rec = if n == 1 {
+            Some(load_existing(&tx, scheme_id, claim_id, false).await?.1)
+        } else {
+            None
+        };
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn audit_of(&self, subject: &str) -> Result<Vec<AuditEntry>, StoreError> {
+        let c = self.client().await?;
+        let rows = q(
+            &c,
+            "SELECT at_ms, direction, party, method, subject, request_hash, outcome FROM audit_log \
+             WHERE subject = $1 ORDER BY id",
+            &[&subject],
+        )
+        .await?;
+        Ok(rows.iter().map(|r| audit_entry(r, 0)).collect())
+    }
+
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let c = self.client().await?;
+        // One multi-row INSERT: one round trip for the whole batch.
+        let mut sql = String::from(
+            "INSERT INTO audit_log (at_ms, direction, party, method, subject, request_hash, outcome) VALUES ",
+        );
+        let mut params: Vec<P<'_>> = Vec::with_capacity(entries.len() * 7);
+        let dirs: Vec<&str> = entries.iter().map(|e| e.direction.as_str()).collect();
+        for (i, e) in entries.iter().enumerate() {
+            let b = i * 7;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7
+            ));
+            params.extend_from_slice(&[
+                &e.at_ms,
+                &dirs[i],
+                &e.party,
+                &e.method,
+                &e.subject,
+                &e.request_hash,
+                &e.outcome,
+            ]);
+        }
+        c.execute(sql.as_str(), &params).await?;
+        Ok(())
+    }
+
+    async fn read_audit(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, AuditEntry)>, StoreError> {
+        let c = self.client().await?;
+        let rows = q(
+            &c,
+            "SELECT at_ms, direction, party, method, subject, request_hash, outcome, id FROM audit_log \
+             WHERE id > $1 ORDER BY id LIMIT $2",
+            &[&after_id, &(limit as i64)],
+        )
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, i64>(7), audit_entry(r, 0)))
+            .collect())
+    }
+
+    async fn prune_audit(&self, before_ms: i64) -> Result<Option<u64>, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let got: bool = q1(
+            &tx,
+            "SELECT pg_try_advisory_xact_lock($1)",
+            &[&RETENTION_LOCK],
+        )
+        .await?
+        .map(|r| r.get(0))
+        .unwrap_or(false);
+        if !got {
+            return Ok(None);
+        }
+        let n = x(&tx, PRUNE_PG, &[&before_ms]).await?;
+        tx.commit().await?;
+        Ok(Some(n))
+    }
+
+    async fn schema_status(&self) -> Result<(i64, i64), StoreError> {
+        Ok((self.schema_version().await?, SCHEMA_VERSION))
+    }
+}
+
+/// Audit rows older than the cutoff, except those of claims not final yet:
+/// a claim is final once cancelled, rejected, or in a settled period.
+const PRUNE_PG: &str = "DELETE FROM audit_log a WHERE a.at_ms < $1 AND NOT EXISTS ( \
+    SELECT 1 FROM claims c LEFT JOIN periods p ON p.id = c.period_id \
+    WHERE c.scheme_id || '/' || c.claim_id = a.subject \
+    AND NOT (c.state IN ('cancelled', 'rejected') OR COALESCE(p.state, '') = 'settled'))";
+
+fn audit_entry(r: &Row, base: usize) -> AuditEntry {
+    let dir: String = r.get(base + 1);
+    AuditEntry {
+        at_ms: r.get(base),
+        direction: if dir == "out" {
+            Direction::Out
+        } else {
+            Direction::In
+        },
+        party: r.get(base + 2),
+        method: r.get(base + 3),
+        subject: r.get(base + 4),
+        request_hash: r.get(base + 5),
+        outcome: r.get(base + 6),
+    }
+}
+
+async fn upsert<C: GenericClient + Sync>(
+    c: &C,
+    members: &[Member],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let st = c
+        .prepare_cached(
+            "INSERT INTO members (mutuelle_id, member_number, scheme_id, beneficiary_id, body, updated_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (mutuelle_id, member_number) DO UPDATE SET scheme_id = excluded.scheme_id, \
+             beneficiary_id = excluded.beneficiary_id, body = excluded.body, updated_ms = excluded.updated_ms",
+        )
+        .await?;
+    for m in members {
+        c.execute(
+            &st,
+            &[
+                &m.mutuelle_id,
+                &m.member_number,
+                &m.scheme_id,
+                &m.beneficiary_id,
+                &json(m),
+                &now_ms,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    crate::store_conformance_suite!(crate::store::testing::postgres_store);
+
+    #[tokio::test]
+    async fn migrate_twice_at_once_is_safe_and_serve_checks_the_version() {
+        let cfg = crate::store::testing::postgres_config();
+        let Ok(a) = super::PgStore::new(&cfg, std::path::Path::new(".")) else {
+            return;
+        };
+        let b = super::PgStore::new(&cfg, std::path::Path::new(".")).unwrap();
+        match a.schema_version().await {
+            Ok(v) => assert_eq!(v, 0, "a fresh schema has no version"),
+            Err(e) => {
+                crate::store::testing::unreachable(e);
+                return;
+            }
+        }
+        let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+        assert_eq!(ra.unwrap(), super::SCHEMA_VERSION);
+        assert_eq!(rb.unwrap(), super::SCHEMA_VERSION);
+        assert_eq!(a.schema_version().await.unwrap(), super::SCHEMA_VERSION);
+    }
+}
