@@ -478,12 +478,13 @@ impl Broker {
                 .get_claim(&rec.claim.scheme_id, &rec.claim.claim_id)
                 .await?
                 .ok_or_else(|| ServiceError::NotFound(format!("claim {}", rec.claim.claim_id)))?;
-            if cur.state != ClaimState::Received {
+            if cur.state != ClaimState::Received || tokio::time::Instant::now() >= until {
                 return Ok(cur);
             }
-            if tokio::time::timeout_at(until, rx.changed()).await.is_err() {
-                return Ok(cur);
-            }
+            // Woken by a change in this process, or after a short poll for a
+            // change made by another broker on the same database.
+            let step = until.min(tokio::time::Instant::now() + CROSS_REPLICA_POLL);
+            let _ = tokio::time::timeout_at(step, rx.changed()).await;
         }
     }
 

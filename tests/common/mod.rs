@@ -5,6 +5,9 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+pub mod proxy;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -393,4 +396,54 @@ pub async fn channel(addr: SocketAddr) -> Channel {
         .connect()
         .await
         .expect("connect")
+}
+
+/// The test config on PostgreSQL (a schema of its own), for processes.
+pub fn config_text_pg(
+    sim: SocketAddr,
+    deadline_ms: u64,
+    base_ms: u64,
+    pg: &passerelle_broker::config::PostgresConfig,
+) -> String {
+    format!(
+        "{}\n[store.postgres]\nurl = \"{}\"\nschema = \"{}\"\npool_size = 8\nwait_timeout_ms = 3000\n",
+        config_text_with_retry(sim, deadline_ms, base_ms),
+        pg.url,
+        pg.schema.clone().unwrap_or_default()
+    )
+}
+
+/// A fresh, migrated PostgreSQL schema for a test, or `None` (outside CI)
+/// when PostgreSQL is not reachable.
+pub async fn fresh_postgres() -> Option<passerelle_broker::config::PostgresConfig> {
+    let cfg = passerelle_broker::store::testing::postgres_config();
+    let store =
+        match passerelle_broker::store::postgres::PgStore::new(&cfg, std::path::Path::new(".")) {
+            Ok(s) => s,
+            Err(e) => {
+                passerelle_broker::store::testing::unreachable(e);
+                return None;
+            }
+        };
+    match store.migrate().await {
+        Ok(_) => Some(cfg),
+        Err(e) => {
+            passerelle_broker::store::testing::unreachable(e);
+            None
+        }
+    }
+}
+
+/// A simulated MUT-G with the test members and product.
+pub async fn start_sim() -> (passerelle_adapters::sim::SimMutuelle, SocketAddr) {
+    let sim = SimMutuelle::new(
+        "MUT-G",
+        members()
+            .into_iter()
+            .filter(|m| m.mutuelle_id == "MUT-G")
+            .collect(),
+        vec![product("MUT-G")],
+    );
+    let (addr, _task) = sim.clone().start().await.expect("sim starts");
+    (sim, addr)
 }

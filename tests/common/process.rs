@@ -1,0 +1,134 @@
+//! Real broker processes: `passerelle migrate` and `passerelle serve` of the
+//! built binary, killed with SIGKILL when dropped.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+pub struct Broker {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    /// Lines of the broker's stderr, drained on a thread.
+    pub stderr: Option<std::sync::mpsc::Receiver<String>>,
+}
+
+impl Broker {
+    /// kill -9, and reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `passerelle migrate --config FILE`.
+pub fn migrate(config: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .args(["migrate", "--config"])
+        .arg(config)
+        .output()
+        .expect("migrate runs");
+    assert!(
+        out.status.success(),
+        "migrate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("schema at version "));
+}
+
+/// `passerelle serve --config FILE`, optionally with a failpoint; returns
+/// once the broker printed its address.
+pub fn spawn(config: &Path, failpoint: Option<&str>) -> Broker {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_passerelle"));
+    cmd.args(["serve", "--config"])
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match failpoint {
+        Some(f) => cmd.env("PASSERELLE_FAILPOINT", f),
+        None => cmd.env_remove("PASSERELLE_FAILPOINT"),
+    };
+    let mut child = cmd.spawn().expect("broker starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let line = BufReader::new(stdout).lines().next();
+    let line = match line {
+        Some(Ok(l)) => l,
+        _ => {
+            let err: Vec<String> = rx.try_iter().collect();
+            panic!("broker did not start: {}", err.join("\n"));
+        }
+    };
+    let addr = line
+        .strip_prefix("passerelle listening on ")
+        .unwrap_or_else(|| panic!("unexpected {line:?}"))
+        .parse()
+        .unwrap();
+    Broker {
+        child,
+        addr,
+        stderr: Some(rx),
+    }
+}
+
+/// Waits (on a blocking thread) until the broker's stderr shows `needle`.
+pub async fn wait_stderr(b: &mut Broker, needle: &'static str) -> bool {
+    let rx = b.stderr.take().expect("stderr not taken yet");
+    tokio::task::spawn_blocking(move || rx.iter().any(|l| l.contains(needle)))
+        .await
+        .unwrap()
+}
+
+/// Loads the test roster of both mutuelles through the broker's API.
+pub async fn load_roster(addr: SocketAddr) {
+    use passerelle_proto::roster::v1 as r;
+    let mut roster = r::roster_service_client::RosterServiceClient::new(super::channel(addr).await);
+    for mutuelle in ["MUT-R", "MUT-G"] {
+        let members = super::members()
+            .into_iter()
+            .filter(|m| m.mutuelle_id == mutuelle)
+            .map(|m| r::Member {
+                scheme_id: m.scheme_id,
+                beneficiary_id: m.beneficiary_id,
+                member_number: m.member_number,
+                household_id: m.household_id,
+                contribution_paid_until: m
+                    .paid_until
+                    .map(passerelle_domain::date::format)
+                    .unwrap_or_default(),
+                products: m
+                    .products
+                    .iter()
+                    .map(|p| r::ProductPeriod {
+                        product_id: p.product_id.clone(),
+                        start_date: passerelle_domain::date::format(p.start),
+                        end_date: String::new(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        roster
+            .upsert_members(r::UpsertMembersRequest {
+                mutuelle_id: mutuelle.into(),
+                members,
+            })
+            .await
+            .unwrap();
+    }
+}
