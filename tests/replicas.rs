@@ -57,6 +57,39 @@ fn elig(beneficiary: &str) -> pb::CheckEligibilityRequest {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_started_together_both_come_up() {
+    let Some(pg) = fresh_postgres().await else {
+        return;
+    };
+    let (_sim, sim_addr) = start_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("passerelle.toml");
+    std::fs::write(&config, config_text_pg(sim_addr, 2000, 100, &pg)).unwrap();
+    // Both load the config's products into the fresh schema at the same time.
+    let (c1, c2) = (config.clone(), config.clone());
+    let a = std::thread::spawn(move || spawn(&c1, None));
+    let b = std::thread::spawn(move || spawn(&c2, None));
+    let (a, b) = (
+        a.join().expect("first replica starts"),
+        b.join().expect("second replica starts"),
+    );
+    load_roster(a.addr).await;
+    for broker in [&a, &b] {
+        let r = client(broker)
+            .await
+            .coordinate_claim(claim(
+                &format!("up-{}", broker.addr.port()),
+                "R-OK",
+                &[covered(C::Consultation, 5000, 5000, 3500)],
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(shares(&r), vec![1500]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_claim_sent_to_both_executes_once_with_one_answer() {
     let Some(p) = pair(2000, None).await else {
         return;

@@ -45,7 +45,7 @@ struct Ctx {
 
 impl Ctx {
     fn print_json(&self, v: Value) {
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     }
 }
 
@@ -210,17 +210,17 @@ async fn eligibility(
     }
     let l = ctx.lang;
     let yes_no = |b: bool| l.t(if b { "yes" } else { "no" }).to_string();
-    println!("{}: {}", l.t("covered"), yes_no(r.covered));
+    outln!("{}: {}", l.t("covered"), yes_no(r.covered));
     if let Some(reason) = &r.reason {
-        println!("  {} ({})", reason.message, reason_name(reason.code));
+        outln!("  {} ({})", reason.message, reason_name(reason.code));
     }
     if !r.mutuelle_id.is_empty() {
-        println!("{}: {}", l.t("mutuelle"), r.mutuelle_id);
-        println!("{}: {}", l.t("member"), r.member_number);
-        println!("{}: {}", l.t("household"), r.household_id);
+        outln!("{}: {}", l.t("mutuelle"), r.mutuelle_id);
+        outln!("{}: {}", l.t("member"), r.member_number);
+        outln!("{}: {}", l.t("household"), r.household_id);
     }
     if !product.product_id.is_empty() {
-        println!(
+        outln!(
             "{}: {} v{} ({})",
             l.t("product"),
             product.product_id,
@@ -229,10 +229,10 @@ async fn eligibility(
         );
     }
     if !contribution.paid_until.is_empty() {
-        println!("{}: {}", l.t("dues paid until"), contribution.paid_until);
+        outln!("{}: {}", l.t("dues paid until"), contribution.paid_until);
     }
     if !r.ceilings.is_empty() {
-        println!();
+        outln!();
         let mut t =
             Table::new(l, &["ceiling", "period", "limit", "used", "remaining"]).right(&[2, 3, 4]);
         for c in &r.ceilings {
@@ -264,7 +264,7 @@ async fn eligibility(
             };
             t.row(vec![scope, c.period.clone(), limit, used, left]);
         }
-        print!("{}", t.render());
+        out!("{}", t.render());
     }
     Ok(())
 }
@@ -296,7 +296,7 @@ fn print_claim(ctx: &Ctx, r: &scheme::ClaimResult) {
     }
     let l = ctx.lang;
     let cur = r.currency.as_str();
-    println!(
+    outln!(
         "{} {}/{}: {}",
         l.t("claim"),
         r.scheme_id,
@@ -304,7 +304,7 @@ fn print_claim(ctx: &Ctx, r: &scheme::ClaimResult) {
         l.state(claim_state_name(r.state))
     );
     if !r.mutuelle_id.is_empty() {
-        println!(
+        outln!(
             "{}: {} ({} {})",
             l.t("mutuelle"),
             r.mutuelle_id,
@@ -313,7 +313,7 @@ fn print_claim(ctx: &Ctx, r: &scheme::ClaimResult) {
         );
     }
     if let Some(x) = &r.rejection {
-        println!("  {} ({})", x.message, reason_name(x.code));
+        outln!("  {} ({})", x.message, reason_name(x.code));
     }
     let mut t = Table::new(
         l,
@@ -353,7 +353,7 @@ fn print_claim(ctx: &Ctx, r: &scheme::ClaimResult) {
         l.money(tot.patient_share, cur),
         String::new(),
     ]);
-    print!("{}", t.render());
+    out!("{}", t.render());
 }
 
 async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
@@ -491,9 +491,9 @@ async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
                 l.money(totals.patient_share, &cur),
                 String::new(),
             ]);
-            print!("{}", t.render());
+            out!("{}", t.render());
             if !r.next_page_token.is_empty() {
-                println!("{}: --page {}", l.t("next page"), r.next_page_token);
+                outln!("{}: --page {}", l.t("next page"), r.next_page_token);
             }
         }
     }
@@ -586,9 +586,9 @@ async fn roster_import(
             };
             t.row(vec![ch.member_number.clone(), change.to_string()]);
         }
-        print!("{}", t.render());
+        out!("{}", t.render());
     }
-    println!(
+    outln!(
         "{}: {}, {}: {}, {}: {}, {}: {}",
         l.t("added"),
         r.added,
@@ -600,7 +600,7 @@ async fn roster_import(
         r.unchanged
     );
     if r.dry_run {
-        println!("{}", l.t("dry run: nothing was written"));
+        outln!("{}", l.t("dry run: nothing was written"));
     }
     Ok(())
 }
@@ -651,7 +651,7 @@ async fn products(ctx: &Ctx, cmd: ProductsCmd) -> Out {
                     res.clone(),
                 ]);
             }
-            print!("{}", t.render());
+            out!("{}", t.render());
         }
         ProductsCmd::List { partner } => {
             let r = c
@@ -682,7 +682,7 @@ async fn products(ctx: &Ctx, cmd: ProductsCmd) -> Out {
                     l.t(if p.used { "yes" } else { "no" }).to_string(),
                 ]);
             }
-            print!("{}", t.render());
+            out!("{}", t.render());
         }
     }
     Ok(())
@@ -787,7 +787,7 @@ async fn period(ctx: &Ctx, cmd: PeriodCmd) -> Out {
     if ctx.json {
         ctx.print_json(json!({"periods": periods.iter().map(period_json).collect::<Vec<_>>()}));
     } else {
-        print!("{}", periods_table(ctx.lang, &periods));
+        out!("{}", periods_table(ctx.lang, &periods));
     }
     Ok(())
 }
@@ -895,7 +895,7 @@ async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
         match output {
             Some(path) => std::fs::write(&path, text)
                 .map_err(|e| Failure(format!("{}: {e}", path.display())))?,
-            None => print!("{text}"),
+            None => out!("{text}"),
         }
         return Ok(());
     }
@@ -922,7 +922,7 @@ async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
     }
     let l = ctx.lang;
     let cur = p.currency.as_str();
-    println!(
+    outln!(
         "{} {} x {}, {} {} ({})",
         l.t("scheme"),
         p.scheme_id,
@@ -932,7 +932,7 @@ async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
         l.state(period_state_name(p.state))
     );
     for payee in &s.payees {
-        println!(
+        outln!(
             "\n{} {}: {}",
             l.t("payee"),
             l.t(if payee.payee_type == "member" {
@@ -982,10 +982,10 @@ async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
             l.money(tot.mutuelle_share, cur),
             l.money(tot.patient_share, cur),
         ]);
-        print!("{}", t.render());
+        out!("{}", t.render());
     }
     if !s.recoveries.is_empty() {
-        println!("\n{}", l.t("recoveries"));
+        outln!("\n{}", l.t("recoveries"));
         let mut t =
             Table::new(l, &["claim", "invoice", "from period", "payee", "amount"]).right(&[2, 4]);
         for r in &s.recoveries {
@@ -997,10 +997,10 @@ async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
                 l.money(r.amount, cur),
             ]);
         }
-        print!("{}", t.render());
+        out!("{}", t.render());
     }
     let tot = p.totals.unwrap_or_default();
-    println!(
+    outln!(
         "\n{} (M): {}   {}: {}   {}: {} {}",
         l.t("total"),
         l.money(tot.mutuelle_share, cur),
@@ -1056,7 +1056,7 @@ async fn admin_cmd(ctx: &Ctx, cmd: AdminCmd) -> Out {
                     p.pending.to_string(),
                 ]);
             }
-            print!("{}", t.render());
+            out!("{}", t.render());
         }
         AdminCmd::Retry { scheme, claim_id } => {
             let r = c
@@ -1070,9 +1070,9 @@ async fn admin_cmd(ctx: &Ctx, cmd: AdminCmd) -> Out {
             if ctx.json {
                 ctx.print_json(json!({"state": r.state, "last_error": r.last_error}));
             } else {
-                println!("{}: {}", l.t("state"), l.state(&r.state));
+                outln!("{}: {}", l.t("state"), l.state(&r.state));
                 if !r.last_error.is_empty() {
-                    println!("{}: {}", l.t("last error"), r.last_error);
+                    outln!("{}: {}", l.t("last error"), r.last_error);
                 }
             }
         }
@@ -1102,7 +1102,7 @@ async fn admin_cmd(ctx: &Ctx, cmd: AdminCmd) -> Out {
                     a.outcome.clone(),
                 ]);
             }
-            print!("{}", t.render());
+            out!("{}", t.render());
         }
     }
     Ok(())

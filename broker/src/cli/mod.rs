@@ -2,6 +2,23 @@
 //! scheme analyst or an operator runs against a broker. Tables by default,
 //! `--json` for scripts, `--lang fr|en` (or LANG) for the language.
 
+/// `println!` that stops quietly when stdout is closed
+/// (`passerelle claim list | head`) instead of panicking.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// `print!`, likewise.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
 pub mod claim_file;
 pub mod commands;
 pub mod output;

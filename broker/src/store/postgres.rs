@@ -1057,6 +1057,13 @@ impl Store for PgStore {
     async fn put_products(&self, products: &[Product]) -> Result<Vec<PutProduct>, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
+        // Brokers starting together load the same products: one at a time.
+        x(
+            &tx,
+            "SELECT pg_advisory_xact_lock(hashtextextended('passerelle products', 0))",
+            &[],
+        )
+        .await?;
         let mut out = Vec::with_capacity(products.len());
         for p in products {
             out.push(put_one(&tx, p).await?);
