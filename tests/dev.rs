@@ -6,6 +6,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+use passerelle_broker::identity::Role;
 use passerelle_proto::common::v1::CareCategory as C;
 use passerelle_proto::scheme::v1::scheme_service_client::SchemeServiceClient;
 use passerelle_proto::scheme::v1::{self as pb, ClaimState};
@@ -47,7 +48,10 @@ async fn dev_serves_health_reflection_and_claims() {
         .unwrap();
     assert!(dir.path().join("passerelle.db").exists());
 
-    let ch = common::channel(addr).await;
+    let certs = dir.path().join("certs");
+    let ch = common::tls_channel(addr, &certs, Role::Scheme, "CNSS")
+        .await
+        .unwrap();
     let health = HealthClient::new(ch.clone())
         .check(tonic_health::pb::HealthCheckRequest {
             service: String::new(),
@@ -81,7 +85,8 @@ async fn dev_serves_health_reflection_and_claims() {
     }
 
     // The seeded members answer on both mutuelles.
-    let mut client = SchemeServiceClient::new(ch);
+    let client = SchemeServiceClient::new(ch);
+    let _ = &client;
     for (scheme, beneficiary, mutuelle) in [
         ("CNSS", "TG-1001", "MUT-SOLIDARITE"),
         ("INAM", "TG-2001", "MUT-ENSEIGNANTS"),
@@ -95,12 +100,22 @@ async fn dev_serves_health_reflection_and_claims() {
             ],
         );
         req.scheme_id = scheme.into();
+        let mut client = SchemeServiceClient::new(
+            common::tls_channel(addr, &certs, Role::Scheme, scheme)
+                .await
+                .unwrap(),
+        );
         let r = client.coordinate_claim(req).await.unwrap().into_inner();
         assert_eq!(r.state, ClaimState::Coordinated as i32, "{r:?}");
         assert_eq!(r.mutuelle_id, mutuelle);
         common::assert_balanced(&r);
         assert_eq!(r.lines[0].mutuelle_share, 1000);
     }
+    let mut client = SchemeServiceClient::new(
+        common::tls_channel(addr, &certs, Role::Scheme, "CNSS")
+            .await
+            .unwrap(),
+    );
     let elig = client
         .check_eligibility(pb::CheckEligibilityRequest {
             scheme_id: "CNSS".into(),
@@ -120,7 +135,7 @@ fn serve_with_a_bad_config_names_the_file_and_the_key() {
     let cfg = dir.path().join("broken.toml");
     std::fs::write(
         &cfg,
-        "listen = \"127.0.0.1:0\"\n[[schemes]]\nid = \"CNSS\"\ncurrency = \"XOF\"\ncurency = \"XOF\"\n",
+        "listen = \"127.0.0.1:0\"\nplaintext = true\n[[schemes]]\nid = \"CNSS\"\ncurrency = \"XOF\"\ncurency = \"XOF\"\n",
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
@@ -142,7 +157,7 @@ fn serve_refuses_an_old_schema_until_migrated_then_stops_on_sigterm() {
     let cfg = dir.path().join("p.toml");
     std::fs::write(
         &cfg,
-        "listen = \"127.0.0.1:0\"\n[[schemes]]\nid = \"CNSS\"\ncurrency = \"XOF\"\n",
+        "listen = \"127.0.0.1:0\"\nplaintext = true\n[[schemes]]\nid = \"CNSS\"\ncurrency = \"XOF\"\n",
     )
     .unwrap();
     let refused = Command::new(env!("CARGO_BIN_EXE_passerelle"))
@@ -220,7 +235,8 @@ async fn readme_tour() {
     let run = |args: Vec<String>| {
         let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
             .args(&args)
-            .env("PASSERELLE_BROKER", format!("http://{addr}"))
+            .env("PASSERELLE_BROKER", format!("https://{addr}"))
+            .env("PASSERELLE_CERTS", dir.path().join("certs"))
             .env("LANG", "C")
             .env_remove("LC_ALL")
             .env_remove("RUST_LOG")

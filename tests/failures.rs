@@ -163,7 +163,7 @@ async fn a_database_cut_fails_fast_with_unavailable_and_heals_by_itself() {
         .unwrap();
     store.upsert_members(&members(), 0).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let running = passerelle_broker::server::start_with_store(&cfg, store, listener)
+    let running = passerelle_broker::server::start_with_store(&cfg, dir.path(), store, listener)
         .await
         .unwrap();
     let mut c = SchemeServiceClient::new(channel(running.addr).await);

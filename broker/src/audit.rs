@@ -67,6 +67,15 @@ impl AuditSink {
         }
     }
 
+    /// Queues one row without waiting (for synchronous callers such as the
+    /// authentication interceptor); when the writer is far behind the row is
+    /// logged instead of blocking the call.
+    pub fn try_record(&self, e: AuditEntry) {
+        if let Err(e) = self.tx.try_send(Msg::Entry(e)) {
+            tracing::warn!("audit queue full, row not stored: {e}");
+        }
+    }
+
     /// Waits until every row queued before this call is stored.
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();

@@ -28,6 +28,17 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// Mutual TLS on the listener; required unless `plaintext = true`.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Serve without TLS, for development on a loopback address only: no
+    /// client identity, every request trusted as the party it names.
+    #[serde(default)]
+    pub plaintext: bool,
+    /// Operators allowed to call the administration methods, by the id in
+    /// their certificate (`urn:passerelle:operator:<id>`).
+    #[serde(default)]
+    pub operators: Vec<OperatorConfig>,
     /// The schemes (and delegates) allowed to call.
     pub schemes: Vec<SchemeConfig>,
     /// The mutuelles passerelle reaches.
@@ -176,21 +187,110 @@ impl Default for RetryConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Largest request message accepted, in bytes. Default 4 MiB.
+    /// Largest request message accepted, in bytes; larger ones get
+    /// RESOURCE_EXHAUSTED. Default 4 MiB.
     #[serde(default = "default_max_message")]
     pub max_message_bytes: usize,
+    /// Concurrent calls (HTTP/2 streams) on one connection. Default 100.
+    #[serde(default = "default_streams")]
+    pub max_concurrent_streams: u32,
+    /// Longest a call may take on the server, in ms; then it is cancelled.
+    /// Default 30000.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_ms: u64,
+    /// Largest request header block, in bytes. Default 16384.
+    #[serde(default = "default_header_bytes")]
+    pub max_header_bytes: u32,
+    /// Calls handled at once across all connections; past it a call is
+    /// answered RESOURCE_EXHAUSTED at once instead of queueing. Default 1024.
+    #[serde(default = "default_in_flight")]
+    pub max_in_flight: usize,
 }
 
 fn default_max_message() -> usize {
     4 * 1024 * 1024
+}
+fn default_streams() -> u32 {
+    100
+}
+fn default_request_timeout() -> u64 {
+    30_000
+}
+fn default_header_bytes() -> u32 {
+    16 * 1024
+}
+fn default_in_flight() -> usize {
+    1024
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_message_bytes: default_max_message(),
+            max_concurrent_streams: default_streams(),
+            request_timeout_ms: default_request_timeout(),
+            max_header_bytes: default_header_bytes(),
+            max_in_flight: default_in_flight(),
         }
     }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The broker's certificate chain (PEM), relative to the config's folder.
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// CA(s) whose client certificates are accepted (PEM).
+    pub client_ca: PathBuf,
+    /// Certificate revocation lists (PEM) honoured for client certificates.
+    #[serde(default)]
+    pub crls: Vec<PathBuf>,
+    /// How often the files are checked for changes, in seconds; a change
+    /// reloads them without a restart (so does SIGHUP). 0: SIGHUP only.
+    /// Default 10.
+    #[serde(default = "default_reload_s")]
+    pub reload_interval_s: u64,
+    /// Longest TLS handshake, in ms. Default 10000.
+    #[serde(default = "default_handshake_ms")]
+    pub handshake_timeout_ms: u64,
+}
+
+fn default_reload_s() -> u64 {
+    10
+}
+fn default_handshake_ms() -> u64 {
+    10_000
+}
+
+impl TlsConfig {
+    /// The files, resolved against the config's folder.
+    pub fn files(&self, base: &Path) -> crate::tls::TlsFiles {
+        let r = |p: &PathBuf| {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                base.join(p)
+            }
+        };
+        crate::tls::TlsFiles {
+            cert: r(&self.cert),
+            key: r(&self.key),
+            client_ca: r(&self.client_ca),
+            crls: self.crls.iter().map(r).collect(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorConfig {
+    /// The operator's id, as in its certificate.
+    pub id: String,
+    /// Who it is, for the record.
+    #[serde(default)]
+    pub name: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -272,6 +372,24 @@ impl Config {
 
     /// Cross-field checks; the message names the key.
     pub fn check(&self) -> Result<(), String> {
+        match (&self.tls, self.plaintext) {
+            (Some(_), true) => return Err("plaintext: cannot be true when [tls] is set".into()),
+            (None, false) => {
+                return Err("tls: a [tls] table is required (or plaintext = true, on a loopback address only)".into());
+            }
+            (None, true) if !self.listen.ip().is_loopback() => {
+                return Err(format!(
+                    "plaintext: only allowed on a loopback address, not {}",
+                    self.listen
+                ));
+            }
+            _ => {}
+        }
+        if self.limits.max_in_flight == 0 || self.limits.max_concurrent_streams == 0 {
+            return Err(
+                "limits: max_in_flight and max_concurrent_streams must be more than 0".into(),
+            );
+        }
         if self.schemes.is_empty() {
             return Err("schemes: at least one [[schemes]] entry is needed".into());
         }
@@ -378,20 +496,37 @@ mod tests {
     }
 
     #[test]
+    fn tls_is_required_and_plaintext_only_on_loopback() {
+        let e = load_str("[[schemes]]\nid=\"CNSS\"\ncurrency=\"XOF\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tls: a [tls] table is required"), "{e}");
+        let e = load_str("listen = \"0.0.0.0:50051\"\nplaintext = true\n[[schemes]]\nid=\"CNSS\"\ncurrency=\"XOF\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("plaintext: only allowed on a loopback address"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn semantic_errors_name_the_key() {
-        let e = load_str("[[schemes]]\nid=\"CNSS\"\ncurrency=\"xof\"\n")
+        let e = load_str("plaintext = true\n[[schemes]]\nid=\"CNSS\"\ncurrency=\"xof\"\n")
             .unwrap_err()
             .to_string();
         assert!(e.contains("schemes[0].currency"), "{e}");
         let e = load_str(
-            "[[schemes]]\nid=\"CNSS\"\ncurrency=\"XOF\"\n[[partners]]\nid=\"M\"\nadapter=\"grpc\"\n",
+            "plaintext = true\n[[schemes]]\nid=\"CNSS\"\ncurrency=\"XOF\"\n[[partners]]\nid=\"M\"\nadapter=\"grpc\"\n",
         )
         .unwrap_err()
         .to_string();
         assert!(e.contains("partners[0].grpc"), "{e}");
-        let e = load_str("[[schemes]]\nid=\"CMSS\"\ncurrency=\"XOF\"\nparent=\"CANAM\"\n")
-            .unwrap_err()
-            .to_string();
+        let e = load_str(
+            "plaintext = true\n[[schemes]]\nid=\"CMSS\"\ncurrency=\"XOF\"\nparent=\"CANAM\"\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("schemes[0].parent"), "{e}");
     }
 }

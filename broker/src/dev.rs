@@ -11,7 +11,9 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 
 use crate::audit::now_ms;
-use crate::config::Config;
+use crate::config::{Config, OperatorConfig, TlsConfig};
+use crate::identity::Role;
+use crate::pki::{Pki, PkiError};
 use crate::server::{self, Running, StartError};
 use crate::store::sqlite::SqliteStore;
 
@@ -29,13 +31,54 @@ struct Products {
     products: Vec<Product>,
 }
 
-/// The dev configuration with the simulated partner's endpoint filled in.
+/// The dev configuration with the simulated partner's endpoint filled in,
+/// served in plaintext (tests, `--plaintext`); [`start`] switches it to mTLS.
 pub fn config(listen: SocketAddr, sim: SocketAddr) -> Config {
     let text = CONFIG.replace("{SIM_ENDPOINT}", &format!("http://{sim}"));
     let mut cfg: Config = toml::from_str(&text).expect("dev config parses");
     cfg.listen = listen;
+    cfg.plaintext = true;
     cfg.check().expect("dev config is valid");
     cfg
+}
+
+/// The operator identity of the dev set-up.
+pub const DEV_OPERATOR: &str = "dev";
+
+/// Makes the dev certificates that are missing: a CA, the server's (for
+/// localhost and the listen address), one per scheme, one per mutuelle, and
+/// the operator's. Returns the TLS settings that use them.
+pub fn ensure_certs(dir: &Path, cfg: &Config) -> Result<TlsConfig, PkiError> {
+    let pki = Pki::new(dir);
+    let fresh = pki.init_ca()?;
+    if fresh || !dir.join("server.crt").exists() {
+        let mut ips: Vec<std::net::IpAddr> =
+            vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
+        if !cfg.listen.ip().is_unspecified() && !ips.contains(&cfg.listen.ip()) {
+            ips.push(cfg.listen.ip());
+        }
+        pki.issue_server(&["localhost".to_string()], &ips)?;
+    }
+    let mut wanted: Vec<(Role, String)> = cfg
+        .schemes
+        .iter()
+        .map(|s| (Role::Scheme, s.id.clone()))
+        .collect();
+    wanted.extend(cfg.partners.iter().map(|p| (Role::Mutuelle, p.id.clone())));
+    wanted.push((Role::Operator, DEV_OPERATOR.to_string()));
+    for (role, id) in wanted {
+        if !pki.client_paths(role, &id).0.exists() {
+            pki.issue_client(role, &id, 825)?;
+        }
+    }
+    Ok(TlsConfig {
+        cert: dir.join("server.crt"),
+        key: dir.join("server.key"),
+        client_ca: pki.ca_cert(),
+        crls: vec![pki.crl()],
+        reload_interval_s: 10,
+        handshake_timeout_ms: 10_000,
+    })
 }
 
 pub fn members() -> Vec<Member> {
@@ -64,16 +107,37 @@ pub async fn start_sim() -> std::io::Result<(SimMutuelle, SocketAddr)> {
     Ok((sim, addr))
 }
 
-/// Starts the dev broker: data in `data_dir`, serving on `listen`.
-pub async fn start(data_dir: &Path, listen: SocketAddr) -> Result<Running, StartError> {
+/// Starts the dev broker: data in `data_dir`, serving on `listen`, with
+/// mutual TLS (certificates in `data_dir/certs`), or in plaintext when asked
+/// (loopback only).
+pub async fn start(
+    data_dir: &Path,
+    listen: SocketAddr,
+    plaintext: bool,
+) -> Result<Running, StartError> {
+    if plaintext && !listen.ip().is_loopback() {
+        return Err(StartError::Config(format!(
+            "--plaintext is only allowed on a loopback address, not {listen}"
+        )));
+    }
     let (_sim, sim_addr) = start_sim().await?;
-    let cfg = config(listen, sim_addr);
+    let mut cfg = config(listen, sim_addr);
     std::fs::create_dir_all(data_dir)?;
+    if !plaintext {
+        let tls = ensure_certs(&data_dir.join("certs"), &cfg)
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        cfg.plaintext = false;
+        cfg.tls = Some(tls);
+        cfg.operators = vec![OperatorConfig {
+            id: DEV_OPERATOR.to_string(),
+            name: "dev operator".to_string(),
+        }];
+    }
     let store = std::sync::Arc::new(SqliteStore::open(&data_dir.join("passerelle.db"))?);
     let listener = TcpListener::bind(listen).await.map_err(|e| {
         StartError::Config(format!("listen {listen}: {e} (try --listen 127.0.0.1:0)"))
     })?;
-    let running = server::start_with_store(&cfg, store, listener).await?;
+    let running = server::start_with_store(&cfg, data_dir, store, listener).await?;
     running
         .broker
         .store()
@@ -83,20 +147,43 @@ pub async fn start(data_dir: &Path, listen: SocketAddr) -> Result<Running, Start
 }
 
 /// What `dev` prints once it serves.
-pub fn banner(addr: SocketAddr, data_dir: &Path) -> String {
+pub fn banner(addr: SocketAddr, data_dir: &Path, plaintext: bool) -> String {
+    let certs = data_dir.join("certs");
+    let c = certs.display();
+    let (scheme, grpcurl, client) = if plaintext {
+        ("http", "grpcurl -plaintext".to_string(), String::new())
+    } else {
+        (
+            "https",
+            format!(
+                "grpcurl -cacert {c}/ca.crt -cert {c}/scheme-CNSS.crt -key {c}/scheme-CNSS.key"
+            ),
+            format!(
+                "certificates: {c} (CA, server, one per scheme, mutuelle and operator \"dev\")\n\
+                 client commands pick the dev certificate of the party they act for\n"
+            ),
+        )
+    };
     format!(
         r#"passerelle dev broker listening on {addr}
-data: {data}/passerelle.db (SQLite)
-schemes: CNSS, INAM, CANAM (delegates CMSS, INPS)
+data: {data}/passerelle.db (SQLite), {tls}
+{client}schemes: CNSS, INAM, CANAM (delegates CMSS, INPS)
 mutuelles: MUT-SOLIDARITE (rules, adjudicated by passerelle), MUT-ENSEIGNANTS (grpc, simulated)
 members: CNSS TG-1001 and TG-1002 at MUT-SOLIDARITE; INAM TG-2001 and CMSS ML-3001 at MUT-ENSEIGNANTS
 
 try:
-  grpcurl -plaintext {addr} list
-  grpcurl -plaintext -d '{{"scheme_id":"CNSS","beneficiary_id":"TG-1001","date_of_care":"2026-11-20"}}' \
-    {addr} passerelle.scheme.v1.SchemeService/CheckEligibility
+  passerelle --broker {scheme}://{addr} eligibility --scheme CNSS --beneficiary TG-1001 --date 2026-11-20
+  {grpcurl} {addr} list
 
 Ctrl-C stops."#,
-        data = data_dir.display()
+        data = data_dir.display(),
+        tls = if plaintext {
+            "PLAINTEXT (no client identity)"
+        } else {
+            "mutual TLS"
+        },
     )
 }
+
+/// The warning printed when serving without TLS.
+pub const PLAINTEXT_WARNING: &str = "WARNING: serving PLAINTEXT gRPC: no encryption, no client identity; every request is trusted as the party it names. For development on this machine only.";

@@ -29,6 +29,9 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Make development certificates (CA, server, clients, CRL).
+    #[command(subcommand)]
+    Certs(cli::CertsCmd),
     /// Apply the database migrations of this binary (safe to run from several
     /// brokers at once), then exit.
     Migrate {
@@ -45,6 +48,9 @@ enum Command {
         /// Address to serve on (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:50051")]
         listen: SocketAddr,
+        /// Serve without TLS (loopback addresses only).
+        #[arg(long)]
+        plaintext: bool,
     },
     #[command(flatten)]
     Client(ClientCmd),
@@ -61,20 +67,27 @@ fn init_logs() {
 
 /// Serves until Ctrl-C or SIGTERM, then stops gracefully: calls in flight
 /// finish, the audit log is flushed. Claims left pending resume at the next
-/// start.
+/// start. SIGHUP reloads the TLS certificate, trusted CAs and CRLs.
 async fn until_stopped(running: server::Running) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+        let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            running.shutdown().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = hup.recv() => match running.reload_tls() {
+                    Ok(closed) => eprintln!("tls reloaded; {closed} connection(s) closed"),
+                    Err(e) => eprintln!("tls reload failed: {e}"),
+                },
             }
         }
     }
@@ -107,6 +120,9 @@ async fn main() -> ExitCode {
             let base = config.parent().map(PathBuf::from).unwrap_or_default();
             match server::start(&cfg, &base).await {
                 Ok(running) => {
+                    if cfg.plaintext {
+                        eprintln!("{}", dev::PLAINTEXT_WARNING);
+                    }
                     println!("passerelle listening on {}", running.addr);
                     until_stopped(running).await;
                     ExitCode::SUCCESS
@@ -117,6 +133,7 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Command::Certs(cmd) => cli::commands::certs(cmd),
         Command::Migrate { config } => {
             init_logs();
             let cfg = match Config::load(&config) {
@@ -139,11 +156,18 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Dev { data_dir, listen } => {
+        Command::Dev {
+            data_dir,
+            listen,
+            plaintext,
+        } => {
             init_logs();
-            match dev::start(&data_dir, listen).await {
+            match dev::start(&data_dir, listen, plaintext).await {
                 Ok(running) => {
-                    println!("{}", dev::banner(running.addr, &data_dir));
+                    if plaintext {
+                        eprintln!("{}", dev::PLAINTEXT_WARNING);
+                    }
+                    println!("{}", dev::banner(running.addr, &data_dir, plaintext));
                     until_stopped(running).await;
                     ExitCode::SUCCESS
                 }

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 
 use crate::api::admin::AdminApi;
+use crate::api::auth::Authenticate;
 use crate::api::product::ProductApi;
 use crate::api::roster::RosterApi;
 use crate::api::scheme::SchemeApi;
@@ -28,6 +29,8 @@ use crate::service::{Broker, Failpoint, Partner, Scheme};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{PutProduct, RulesDataStore, Store, StoreError};
+use crate::tls::TlsServer;
+use tonic::service::interceptor::InterceptedService;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -43,12 +46,23 @@ pub enum StartError {
 pub struct Running {
     pub addr: SocketAddr,
     pub broker: Arc<Broker>,
+    /// The TLS listener, to reload; `None` on a plaintext listener.
+    pub tls: Option<Arc<TlsServer>>,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     worker: JoinHandle<()>,
 }
 
 impl Running {
+    /// Reloads the TLS material now (what SIGHUP does); returns how many
+    /// connections were closed because their certificate no longer verifies.
+    pub fn reload_tls(&self) -> Result<usize, String> {
+        match &self.tls {
+            None => Err("plaintext listener: nothing to reload".into()),
+            Some(t) => t.reload().map_err(|e| e.to_string()),
+        }
+    }
+
     /// Stops accepting calls, lets calls in flight finish, stops the worker
     /// and flushes the audit log.
     pub async fn shutdown(self) {
@@ -122,7 +136,9 @@ pub async fn build_broker(cfg: &Config, store: Arc<dyn Store>) -> Result<Arc<Bro
         store,
         schemes,
         partners,
+        cfg.operators.iter().map(|o| o.id.clone()).collect(),
         cfg.retry.clone(),
+        cfg.limits.max_in_flight,
         audit,
         Failpoint::from_env(),
     )))
@@ -166,8 +182,10 @@ pub async fn open_store(
 }
 
 /// Serves a broker built on `store` on `listener`.
+/// `base_dir` resolves relative paths of the config (TLS files).
 pub async fn start_with_store(
     cfg: &Config,
+    base_dir: &Path,
     store: Arc<dyn Store>,
     listener: TcpListener,
 ) -> Result<Running, StartError> {
@@ -220,47 +238,97 @@ pub async fn start_with_store(
         .map_err(|e| StartError::Config(format!("reflection: {e}")))?;
 
     let max = cfg.limits.max_message_bytes;
-    let scheme = SchemeServiceServer::new(SchemeApi::new(broker.clone()))
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(4 * max);
-    let roster = RosterServiceServer::new(RosterApi::new(broker.clone()))
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(4 * max);
-
-    let settlement = SettlementServiceServer::new(SettlementApi::new(broker.clone()))
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(16 * max);
-    let product = ProductServiceServer::new(ProductApi::new(broker.clone()))
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(4 * max);
-    let admin = AdminServiceServer::new(AdminApi::new(broker.clone()))
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(4 * max);
-
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
-        if let Ok(s) = &s {
-            let _ = s.set_nodelay(true);
-        }
-        s
-    });
-    let mut stop = rx;
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(health)
-            .add_service(reflection)
-            .add_service(reflection_alpha)
-            .add_service(scheme)
-            .add_service(roster)
-            .add_service(settlement)
-            .add_service(product)
-            .add_service(admin)
-            .serve_with_incoming_shutdown(incoming, async move {
-                let _ = stop.wait_for(|v| *v).await;
-            }),
+    let authenticate = Authenticate {
+        directory: broker.directory().clone(),
+        plaintext: cfg.tls.is_none(),
+        audit: broker.audit().clone(),
+    };
+    let scheme = InterceptedService::new(
+        SchemeServiceServer::new(SchemeApi::new(broker.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(4 * max),
+        authenticate.clone(),
     );
+    let roster = InterceptedService::new(
+        RosterServiceServer::new(RosterApi::new(broker.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(4 * max),
+        authenticate.clone(),
+    );
+    let settlement = InterceptedService::new(
+        SettlementServiceServer::new(SettlementApi::new(broker.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(16 * max),
+        authenticate.clone(),
+    );
+    let product = InterceptedService::new(
+        ProductServiceServer::new(ProductApi::new(broker.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(4 * max),
+        authenticate.clone(),
+    );
+    let admin = InterceptedService::new(
+        AdminServiceServer::new(AdminApi::new(broker.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(4 * max),
+        authenticate.clone(),
+    );
+
+    let limits = &cfg.limits;
+    let router = tonic::transport::Server::builder()
+        .max_concurrent_streams(Some(limits.max_concurrent_streams))
+        .timeout(Duration::from_millis(limits.request_timeout_ms))
+        .http2_max_header_list_size(Some(limits.max_header_bytes))
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .add_service(scheme)
+        .add_service(roster)
+        .add_service(settlement)
+        .add_service(product)
+        .add_service(admin);
+    let mut stop = rx.clone();
+    let until_stopped = async move {
+        let _ = stop.wait_for(|v| *v).await;
+    };
+    let (server, tls) = match &cfg.tls {
+        None => {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
+                if let Ok(s) = &s {
+                    let _ = s.set_nodelay(true);
+                }
+                s
+            });
+            (
+                tokio::spawn(router.serve_with_incoming_shutdown(incoming, until_stopped)),
+                None,
+            )
+        }
+        Some(t) => {
+            let tls =
+                TlsServer::new(t.files(base_dir)).map_err(|e| StartError::Config(e.to_string()))?;
+            let incoming = tls.clone().incoming(
+                listener,
+                broker.audit().clone(),
+                Duration::from_millis(t.handshake_timeout_ms),
+            );
+            if t.reload_interval_s > 0 {
+                tokio::spawn(watch_tls_files(
+                    tls.clone(),
+                    Duration::from_secs(t.reload_interval_s),
+                    rx.clone(),
+                ));
+            }
+            (
+                tokio::spawn(router.serve_with_incoming_shutdown(incoming, until_stopped)),
+                Some(tls),
+            )
+        }
+    };
     Ok(Running {
         addr,
         broker,
+        tls,
         shutdown,
         server,
         worker,
@@ -273,5 +341,26 @@ pub async fn start(cfg: &Config, base_dir: &Path) -> Result<Running, StartError>
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| StartError::Config(format!("listen {}: {e}", cfg.listen)))?;
-    start_with_store(cfg, store, listener).await
+    start_with_store(cfg, base_dir, store, listener).await
+}
+
+/// Reloads the TLS files when they change on disk.
+async fn watch_tls_files(
+    tls: Arc<TlsServer>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        match tls.reload_if_changed() {
+            Ok(Some(closed)) => tracing::info!(closed, "tls material reloaded"),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "tls reload failed; keeping the previous material")
+            }
+        }
+    }
 }

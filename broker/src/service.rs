@@ -79,6 +79,12 @@ pub enum ServiceError {
     /// The request is valid but the state refuses it (FAILED_PRECONDITION).
     #[error("{0}")]
     Refused(String),
+    /// The caller may not do this (PERMISSION_DENIED).
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// Too many calls at once (RESOURCE_EXHAUSTED).
+    #[error("{0}")]
+    Overloaded(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -122,6 +128,8 @@ impl Failpoint {
 
 pub struct Broker {
     store: Arc<dyn Store>,
+    directory: Arc<crate::identity::Directory>,
+    in_flight: Arc<tokio::sync::Semaphore>,
     schemes: HashMap<String, Scheme>,
     partners: HashMap<String, Partner>,
     retry: RetryConfig,
@@ -159,14 +167,26 @@ pub fn cancel_key(scheme_id: &str, claim_id: &str) -> String {
 }
 
 impl Broker {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<dyn Store>,
         schemes: Vec<Scheme>,
         partners: Vec<Partner>,
+        operators: Vec<String>,
         retry: RetryConfig,
+        max_in_flight: usize,
         audit: AuditSink,
         failpoint: Option<Failpoint>,
     ) -> Self {
+        let directory = crate::identity::Directory {
+            schemes: schemes.iter().map(|s| s.id.clone()).collect(),
+            parents: schemes
+                .iter()
+                .filter_map(|s| s.parent.clone().map(|p| (s.id.clone(), p)))
+                .collect(),
+            mutuelles: partners.iter().map(|p| p.id.clone()).collect(),
+            operators: operators.into_iter().collect(),
+        };
         let max_deadline = partners
             .iter()
             .map(|p| p.deadline.as_millis() as i64)
@@ -174,6 +194,8 @@ impl Broker {
             .unwrap_or(2000);
         Broker {
             store,
+            directory: Arc::new(directory),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(max_in_flight.max(1))),
             schemes: schemes.into_iter().map(|s| (s.id.clone(), s)).collect(),
             partners: partners.into_iter().map(|p| (p.id.clone(), p)).collect(),
             retry,
@@ -186,6 +208,20 @@ impl Broker {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Who may call.
+    pub fn directory(&self) -> &Arc<crate::identity::Directory> {
+        &self.directory
+    }
+
+    /// A place among the calls handled at once, or RESOURCE_EXHAUSTED now:
+    /// excess load is shed, never queued without bound.
+    pub fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ServiceError> {
+        self.in_flight
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ServiceError::Overloaded("too many calls at once, retry shortly".into()))
     }
 
     pub fn audit(&self) -> &AuditSink {

@@ -133,6 +133,8 @@ pub fn config_text_with_retry(sim: SocketAddr, deadline_ms: u64, base_ms: u64) -
     format!(
         r#"
 listen = "127.0.0.1:0"
+plaintext = true
+
 
 [store]
 sqlite = "passerelle.db"
@@ -210,7 +212,7 @@ impl Harness {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        let running = server::start_with_store(&cfg, store, listener)
+        let running = server::start_with_store(&cfg, dir.path(), store, listener)
             .await
             .expect("broker starts");
         running
@@ -446,4 +448,37 @@ pub async fn start_sim() -> (passerelle_adapters::sim::SimMutuelle, SocketAddr) 
     );
     let (addr, _task) = sim.clone().start().await.expect("sim starts");
     (sim, addr)
+}
+
+/// A mutual TLS channel to a broker, as the party `role:id`, with the
+/// certificates in `certs` (as `passerelle certs` or `dev` name them).
+pub async fn tls_channel(
+    addr: SocketAddr,
+    certs: &std::path::Path,
+    role: passerelle_broker::identity::Role,
+    id: &str,
+) -> Result<Channel, tonic::transport::Error> {
+    let (cert, key) = passerelle_broker::pki::Pki::new(certs).client_paths(role, id);
+    tls_channel_with(addr, &certs.join("ca.crt"), &cert, &key).await
+}
+
+/// A TLS channel with explicit files.
+pub async fn tls_channel_with(
+    addr: SocketAddr,
+    ca: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Channel, tonic::transport::Error> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(std::fs::read(ca).unwrap()))
+        .identity(Identity::from_pem(
+            std::fs::read(cert).unwrap(),
+            std::fs::read(key).unwrap(),
+        ));
+    tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(tls)?
+        .connect()
+        .await
 }

@@ -6,7 +6,8 @@ use passerelle_proto::admin::v1 as pb;
 use pb::admin_service_server::AdminService;
 use tonic::{Request, Response, Status};
 
-use super::{audited, parse::Violations, party};
+use super::auth::{auth_of, operator_only, party_of};
+use super::{audited, parse::Violations};
 use crate::service::Broker;
 
 pub struct AdminApi {
@@ -25,7 +26,9 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::ListPartnersRequest>,
     ) -> Result<Response<pb::ListPartnersResponse>, Status> {
-        let who = party(&request, "operator", "-");
+        let auth = auth_of(&request);
+        let who = party_of(&request, &auth, "operator", "-");
+        let scope = operator_only(&auth);
         let msg = request.into_inner();
         audited(
             &self.broker,
@@ -34,6 +37,7 @@ impl AdminService for AdminApi {
             "partners".into(),
             msg,
             |_| async move {
+                scope?;
                 let mut partners: Vec<_> = self.broker.partners().collect();
                 partners.sort_by(|a, b| a.id.cmp(&b.id));
                 let mut out = Vec::with_capacity(partners.len());
@@ -60,7 +64,9 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::RetryClaimRequest>,
     ) -> Result<Response<pb::RetryClaimResponse>, Status> {
-        let who = party(&request, "operator", "-");
+        let auth = auth_of(&request);
+        let who = party_of(&request, &auth, "operator", "-");
+        let scope = operator_only(&auth);
         let subject = format!(
             "{}/{}",
             request.get_ref().scheme_id,
@@ -74,6 +80,7 @@ impl AdminService for AdminApi {
             subject,
             msg,
             |msg| async move {
+                scope?;
                 let mut v = Violations::new();
                 v.id("scheme_id", &msg.scheme_id);
                 v.id("claim_id", &msg.claim_id);
@@ -92,7 +99,9 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::GetClaimAuditRequest>,
     ) -> Result<Response<pb::GetClaimAuditResponse>, Status> {
-        let who = party(&request, "operator", "-");
+        let auth = auth_of(&request);
+        let who = party_of(&request, &auth, "operator", "-");
+        let scope = operator_only(&auth);
         let subject = format!(
             "{}/{}",
             request.get_ref().scheme_id,
@@ -106,6 +115,7 @@ impl AdminService for AdminApi {
             subject.clone(),
             msg,
             |msg| async move {
+                scope?;
                 let mut v = Violations::new();
                 v.id("scheme_id", &msg.scheme_id);
                 v.id("claim_id", &msg.claim_id);

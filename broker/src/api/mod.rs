@@ -4,6 +4,7 @@
 //! back. Every call leaves an audit row.
 
 pub mod admin;
+pub mod auth;
 pub mod parse;
 pub mod product;
 pub mod roster;
@@ -20,16 +21,6 @@ use crate::service::{Broker, ServiceError};
 
 use crate::audit::{hash, now_ms};
 use crate::store::{AuditEntry, Direction};
-
-/// The caller as far as this build knows it: the scheme or mutuelle id the
-/// request names, and the peer address. (Certificate identity replaces the
-/// named id once mutual TLS is on.)
-pub(crate) fn party<T>(req: &tonic::Request<T>, kind: &str, id: &str) -> String {
-    match req.remote_addr() {
-        Some(a) => format!("{kind}:{id}@{a}"),
-        None => format!("{kind}:{id}"),
-    }
-}
 
 /// SHA-256 of a request's protobuf encoding, for the audit row. Computed
 /// before the request is consumed, so that it is never copied.
@@ -74,7 +65,12 @@ where
     Fut: Future<Output = Result<T, ServiceError>>,
 {
     let hash = request_hash(&msg);
-    let result = f(msg).await.map_err(Status::from);
+    // Shed load at once rather than queue: a call past the limit is refused
+    // (and audited) without touching the store or a partner.
+    let result = match broker.admit() {
+        Ok(_permit) => f(msg).await.map_err(Status::from),
+        Err(e) => Err(Status::from(e)),
+    };
     broker
         .audit()
         .record(audit_in(who, method, subject, hash, &result))

@@ -9,7 +9,8 @@ use passerelle_proto::product::v1 as pb;
 use pb::product_service_server::ProductService;
 use tonic::{Request, Response, Status};
 
-use super::{audited, parse::Violations, party};
+use super::auth::{auth_of, mutuelle_scope, party_of};
+use super::{audited, parse::Violations};
 use crate::service::Broker;
 use crate::store::PutProduct;
 
@@ -133,9 +134,15 @@ impl ProductService for ProductApi {
             .first()
             .map(|p| p.mutuelle_id.clone())
             .unwrap_or_default();
-        let who = party(&request, "mutuelle", &first);
+        let auth = auth_of(&request);
+        let who = party_of(&request, &auth, "mutuelle", &first);
         let subject = format!("{first}/products");
         let msg = request.into_inner();
+        // Every product must belong to a mutuelle the caller acts for.
+        let scope: Result<(), crate::service::ServiceError> = msg
+            .products
+            .iter()
+            .try_for_each(|p| mutuelle_scope(&auth, &p.mutuelle_id).map(|_| ()));
         audited(
             &self.broker,
             who,
@@ -143,6 +150,7 @@ impl ProductService for ProductApi {
             subject,
             msg,
             |msg| async move {
+                scope?;
                 let mut v = Violations::new();
                 if msg.products.is_empty() || msg.products.len() > MAX_PRODUCTS {
                     v.add("products", format!("give 1 to {MAX_PRODUCTS} products"));
@@ -199,9 +207,11 @@ impl ProductService for ProductApi {
         &self,
         request: Request<pb::ListProductsRequest>,
     ) -> Result<Response<pb::ListProductsResponse>, Status> {
-        let who = party(&request, "mutuelle", &request.get_ref().mutuelle_id);
-        let subject = format!("{}/products", request.get_ref().mutuelle_id);
-        let msg = request.into_inner();
+        let auth = auth_of(&request);
+        let who = party_of(&request, &auth, "mutuelle", &request.get_ref().mutuelle_id);
+        let mut msg = request.into_inner();
+        let scope = mutuelle_scope(&auth, &msg.mutuelle_id).map(|m| msg.mutuelle_id = m);
+        let subject = format!("{}/products", msg.mutuelle_id);
         audited(
             &self.broker,
             who,
@@ -209,6 +219,7 @@ impl ProductService for ProductApi {
             subject,
             msg,
             |msg| async move {
+                scope?;
                 let mut v = Violations::new();
                 v.id("mutuelle_id", &msg.mutuelle_id);
                 v.finish(())?;

@@ -7,7 +7,8 @@ use passerelle_proto::roster::v1 as pb;
 use pb::roster_service_server::RosterService;
 use tonic::{Request, Response, Status};
 
-use super::{audited, parse::Violations, party};
+use super::auth::{auth_of, mutuelle_scope, party_of};
+use super::{audited, parse::Violations};
 use crate::audit::now_ms;
 use crate::service::{Broker, ServiceError};
 use crate::store::RosterImport;
@@ -123,8 +124,13 @@ impl RosterService for RosterApi {
         &self,
         request: Request<pb::UpsertMembersRequest>,
     ) -> Result<Response<pb::UpsertMembersResponse>, Status> {
-        let who = party(&request, "mutuelle", &request.get_ref().mutuelle_id);
-        let msg = request.into_inner();
+        let auth = auth_of(&request);
+        let who = party_of(&request, &auth, "mutuelle", &request.get_ref().mutuelle_id);
+        let mut msg = request.into_inner();
+        let scope = mutuelle_scope(&auth, &msg.mutuelle_id);
+        if let Ok(m) = &scope {
+            msg.mutuelle_id.clone_from(m);
+        }
         let subject = format!("{}/roster", msg.mutuelle_id);
         audited(
             &self.broker,
@@ -133,6 +139,7 @@ impl RosterService for RosterApi {
             subject,
             msg,
             |msg| async move {
+                scope?;
                 let mut v = Violations::new();
                 self.check_mutuelle(&mut v, &msg.mutuelle_id);
                 if msg.members.len() > MAX_MEMBERS {
@@ -171,7 +178,8 @@ impl RosterService for RosterApi {
         &self,
         request: Request<tonic::Streaming<pb::ImportRosterRequest>>,
     ) -> Result<Response<pb::ImportRosterResponse>, Status> {
-        let peer = request.remote_addr();
+        let auth = auth_of(&request);
+        let peer_req = request.remote_addr();
         let mut stream = request.into_inner();
         // The header comes first; its mutuelle names the caller for the audit.
         let header = match stream.message().await? {
@@ -186,9 +194,16 @@ impl RosterService for RosterApi {
                 .into());
             }
         };
-        let who = match peer {
-            Some(a) => format!("mutuelle:{}@{a}", header.mutuelle_id),
-            None => format!("mutuelle:{}", header.mutuelle_id),
+        let mut header = header;
+        let scope = mutuelle_scope(&auth, &header.mutuelle_id);
+        if let Ok(m) = &scope {
+            header.mutuelle_id.clone_from(m);
+        }
+        let who = match (&auth, peer_req) {
+            (crate::identity::Auth::Caller(c), Some(a)) => format!("{}@{a}", c.display()),
+            (crate::identity::Auth::Caller(c), None) => c.display(),
+            (_, Some(a)) => format!("plaintext:mutuelle:{}@{a}", header.mutuelle_id),
+            (_, None) => format!("plaintext:mutuelle:{}", header.mutuelle_id),
         };
         let subject = format!("{}/roster", header.mutuelle_id);
         let mut members = Vec::new();
@@ -248,6 +263,7 @@ impl RosterService for RosterApi {
             subject,
             hashed,
             |header| async move {
+                scope?;
                 v.finish(())?;
                 let dry_run = header.dry_run;
                 let import = RosterImport {
@@ -287,8 +303,13 @@ impl RosterService for RosterApi {
         &self,
         request: Request<pb::GetMemberRequest>,
     ) -> Result<Response<pb::Member>, Status> {
-        let who = party(&request, "mutuelle", &request.get_ref().mutuelle_id);
-        let msg = request.into_inner();
+        let auth = auth_of(&request);
+        let who = party_of(&request, &auth, "mutuelle", &request.get_ref().mutuelle_id);
+        let mut msg = request.into_inner();
+        let scope = mutuelle_scope(&auth, &msg.mutuelle_id);
+        if let Ok(m) = &scope {
+            msg.mutuelle_id.clone_from(m);
+        }
         let subject = format!("{}/roster", msg.mutuelle_id);
         audited(
             &self.broker,
@@ -297,6 +318,7 @@ impl RosterService for RosterApi {
             subject,
             msg,
             |msg| async move {
+                scope?;
                 let mut v = Violations::new();
                 self.check_mutuelle(&mut v, &msg.mutuelle_id);
                 v.id("member_number", &msg.member_number);

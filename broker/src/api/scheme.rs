@@ -10,7 +10,8 @@ use passerelle_proto::scheme::v1 as pb;
 use pb::scheme_service_server::SchemeService;
 use tonic::{Request, Response, Status};
 
-use super::{audited, parse, party};
+use super::auth::{auth_of, party_of, scheme_scope};
+use super::{audited, parse};
 use crate::service::{Broker, ServiceError};
 use crate::store::ClaimRecord;
 
@@ -112,8 +113,13 @@ impl SchemeService for SchemeApi {
         &self,
         request: Request<pb::CheckEligibilityRequest>,
     ) -> Result<Response<pb::CheckEligibilityResponse>, Status> {
-        let who = party(&request, "scheme", &request.get_ref().scheme_id);
-        let msg = request.into_inner();
+        let auth = auth_of(&request);
+        let who = party_of(&request, &auth, "scheme", &request.get_ref().scheme_id);
+        let mut msg = request.into_inner();
+        let scope = scheme_scope(&auth, self.broker.directory(), &msg.scheme_id);
+        if let Ok(s) = &scope {
+            msg.scheme_id.clone_from(s);
+        }
         let subject = format!("{}/eligibility", msg.scheme_id);
         audited(
             &self.broker,
@@ -122,6 +128,7 @@ impl SchemeService for SchemeApi {
             subject,
             msg,
             |msg| async move {
+                scope?;
                 let q = parse::eligibility(msg)?;
                 let day = q.date_of_care;
                 let lines = q.lines.clone();
@@ -161,8 +168,13 @@ impl SchemeService for SchemeApi {
         &self,
         request: Request<pb::CoordinateClaimRequest>,
     ) -> Result<Response<pb::ClaimResult>, Status> {
-        let who = party(&request, "scheme", &request.get_ref().scheme_id);
-        let msg = request.into_inner();
+        let auth = auth_of(&request);
+        let who = party_of(&request, &auth, "scheme", &request.get_ref().scheme_id);
+        let mut msg = request.into_inner();
+        let scope = scheme_scope(&auth, self.broker.directory(), &msg.scheme_id);
+        if let Ok(s) = &scope {
+            msg.scheme_id.clone_from(s);
+        }
         let subject = format!("{}/{}", msg.scheme_id, msg.claim_id);
         audited(
             &self.broker,
@@ -171,6 +183,7 @@ impl SchemeService for SchemeApi {
             subject,
             msg,
             |msg| async move {
+                scope?;
                 let claim = parse::claim(msg)?;
                 let rec = self.broker.coordinate(claim).await?;
                 Ok::<_, ServiceError>(claim_result(&rec))
@@ -183,8 +196,13 @@ impl SchemeService for SchemeApi {
         &self,
         request: Request<pb::GetClaimRequest>,
     ) -> Result<Response<pb::ClaimResult>, Status> {
-        let who = party(&request, "scheme", &request.get_ref().scheme_id);
-        let msg = request.into_inner();
+        let auth = auth_of(&request);
+        let who = party_of(&request, &auth, "scheme", &request.get_ref().scheme_id);
+        let mut msg = request.into_inner();
+        let scope = scheme_scope(&auth, self.broker.directory(), &msg.scheme_id);
+        if let Ok(s) = &scope {
+            msg.scheme_id.clone_from(s);
+        }
         let subject = format!("{}/{}", msg.scheme_id, msg.claim_id);
         audited(
             &self.broker,
@@ -193,6 +211,7 @@ impl SchemeService for SchemeApi {
             subject,
             msg,
             |msg| async move {
+                scope?;
                 let mut v = parse::Violations::new();
                 v.id("scheme_id", &msg.scheme_id);
                 v.id("claim_id", &msg.claim_id);
@@ -208,8 +227,13 @@ impl SchemeService for SchemeApi {
         &self,
         request: Request<pb::ListChangedClaimsRequest>,
     ) -> Result<Response<pb::ListChangedClaimsResponse>, Status> {
-        let who = party(&request, "scheme", &request.get_ref().scheme_id);
-        let msg = request.into_inner();
+        let auth = auth_of(&request);
+        let who = party_of(&request, &auth, "scheme", &request.get_ref().scheme_id);
+        let mut msg = request.into_inner();
+        let scope = scheme_scope(&auth, self.broker.directory(), &msg.scheme_id);
+        if let Ok(s) = &scope {
+            msg.scheme_id.clone_from(s);
+        }
         let subject = format!("{}/changes", msg.scheme_id);
         audited(
             &self.broker,
@@ -218,6 +242,7 @@ impl SchemeService for SchemeApi {
             subject,
             msg,
             |msg| async move {
+                scope?;
                 let mut v = parse::Violations::new();
                 v.id("scheme_id", &msg.scheme_id);
                 if msg.page_size > MAX_PAGE {
@@ -256,8 +281,13 @@ impl SchemeService for SchemeApi {
         &self,
         request: Request<pb::CancelClaimRequest>,
     ) -> Result<Response<pb::ClaimResult>, Status> {
-        let who = party(&request, "scheme", &request.get_ref().scheme_id);
-        let msg = request.into_inner();
+        let auth = auth_of(&request);
+        let who = party_of(&request, &auth, "scheme", &request.get_ref().scheme_id);
+        let mut msg = request.into_inner();
+        let scope = scheme_scope(&auth, self.broker.directory(), &msg.scheme_id);
+        if let Ok(s) = &scope {
+            msg.scheme_id.clone_from(s);
+        }
         let subject = format!("{}/{}", msg.scheme_id, msg.claim_id);
         audited(
             &self.broker,
@@ -266,6 +296,7 @@ impl SchemeService for SchemeApi {
             subject,
             msg,
             |msg| async move {
+                scope?;
                 let mut v = parse::Violations::new();
                 v.id("scheme_id", &msg.scheme_id);
                 v.id("claim_id", &msg.claim_id);

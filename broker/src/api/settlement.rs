@@ -8,8 +8,10 @@ use passerelle_proto::settlement::v1 as pb;
 use pb::settlement_service_server::SettlementService;
 use tonic::{Request, Response, Status};
 
-use super::{audited, parse::Violations, party};
+use super::auth::{auth_of, mutuelle_scope, pair_scope, party_of, scheme_scope};
+use super::{audited, parse::Violations};
 use crate::audit::now_ms;
+use crate::identity::{Auth, Role};
 use crate::service::{Broker, ServiceError};
 use crate::store::{ClaimFilter, PeriodRecord, PeriodState, StatementData, Totals};
 
@@ -120,13 +122,13 @@ pub fn statement_to_pb(d: &StatementData, currency: &str) -> pb::Statement {
     }
 }
 
-fn caller<T>(req: &Request<T>, scheme_id: &str, mutuelle_id: &str) -> String {
+fn caller<T>(req: &Request<T>, auth: &Auth, scheme_id: &str, mutuelle_id: &str) -> String {
     let id = if scheme_id.is_empty() {
         mutuelle_id
     } else {
         scheme_id
     };
-    party(req, "party", id)
+    party_of(req, auth, "party", id)
 }
 
 #[tonic::async_trait]
@@ -135,11 +137,31 @@ impl SettlementService for SettlementApi {
         &self,
         request: Request<pb::ListClaimsRequest>,
     ) -> Result<Response<pb::ListClaimsResponse>, Status> {
+        let auth = auth_of(&request);
         let r = request.get_ref();
-        let who = caller(&request, &r.scheme_id, &r.mutuelle_id);
-        let subject = format!("{}/{}/claims", r.scheme_id, r.mutuelle_id);
-        let msg = request.into_inner();
-        audited(&self.broker, who, "ListClaims", subject, msg, |msg| async move {
+        let who = caller(&request, &auth, &r.scheme_id, &r.mutuelle_id);
+        let mut msg = request.into_inner();
+        // A scheme sees its own claims (and its delegates'), a mutuelle its
+        // own; an operator any.
+        let scope = match &auth {
+            Auth::Caller(c) if c.role == Role::Scheme => {
+                scheme_scope(&auth, self.broker.directory(), &msg.scheme_id)
+                    .map(|s| msg.scheme_id = s)
+            }
+            Auth::Caller(c) if c.role == Role::Mutuelle => {
+                mutuelle_scope(&auth, &msg.mutuelle_id).map(|m| msg.mutuelle_id = m)
+            }
+            _ => pair_scope(
+                &auth,
+                self.broker.directory(),
+                &msg.scheme_id,
+                &msg.mutuelle_id,
+            )
+            .map(|_| ()),
+        };
+        let subject = format!("{}/{}/claims", msg.scheme_id, msg.mutuelle_id);
+        audited(&self.broker, who, "ListClaims", subject, msg, |mut msg| async move {
+                apply_scope(scope, &mut msg)?;
             let mut v = Violations::new();
             if msg.scheme_id.is_empty() && msg.mutuelle_id.is_empty() {
                 v.add("scheme_id", "give scheme_id, mutuelle_id or both");
@@ -219,8 +241,10 @@ impl SettlementService for SettlementApi {
         &self,
         request: Request<pb::ListPeriodsRequest>,
     ) -> Result<Response<pb::ListPeriodsResponse>, Status> {
+        let auth = auth_of(&request);
         let r = request.get_ref();
-        let who = caller(&request, &r.scheme_id, &r.mutuelle_id);
+        let who = caller(&request, &auth, &r.scheme_id, &r.mutuelle_id);
+        let scope = pair_scope(&auth, self.broker.directory(), &r.scheme_id, &r.mutuelle_id);
         let subject = format!("{}/{}/periods", r.scheme_id, r.mutuelle_id);
         let msg = request.into_inner();
         audited(
@@ -229,7 +253,8 @@ impl SettlementService for SettlementApi {
             "ListPeriods",
             subject,
             msg,
-            |msg| async move {
+            |mut msg| async move {
+                apply_scope(scope, &mut msg)?;
                 let mut v = Violations::new();
                 self.check_pair(&mut v, &msg.scheme_id, &msg.mutuelle_id);
                 v.finish(())?;
@@ -251,8 +276,10 @@ impl SettlementService for SettlementApi {
         &self,
         request: Request<pb::ClosePeriodRequest>,
     ) -> Result<Response<pb::Period>, Status> {
+        let auth = auth_of(&request);
         let r = request.get_ref();
-        let who = caller(&request, &r.scheme_id, &r.mutuelle_id);
+        let who = caller(&request, &auth, &r.scheme_id, &r.mutuelle_id);
+        let scope = pair_scope(&auth, self.broker.directory(), &r.scheme_id, &r.mutuelle_id);
         let subject = format!("{}/{}/periods", r.scheme_id, r.mutuelle_id);
         let msg = request.into_inner();
         audited(
@@ -261,7 +288,8 @@ impl SettlementService for SettlementApi {
             "ClosePeriod",
             subject,
             msg,
-            |msg| async move {
+            |mut msg| async move {
+                apply_scope(scope, &mut msg)?;
                 let mut v = Violations::new();
                 self.check_pair(&mut v, &msg.scheme_id, &msg.mutuelle_id);
                 v.finish(())?;
@@ -280,8 +308,10 @@ impl SettlementService for SettlementApi {
         &self,
         request: Request<pb::MarkSettledRequest>,
     ) -> Result<Response<pb::Period>, Status> {
+        let auth = auth_of(&request);
         let r = request.get_ref();
-        let who = caller(&request, &r.scheme_id, &r.mutuelle_id);
+        let who = caller(&request, &auth, &r.scheme_id, &r.mutuelle_id);
+        let scope = pair_scope(&auth, self.broker.directory(), &r.scheme_id, &r.mutuelle_id);
         let subject = format!("{}/{}/periods", r.scheme_id, r.mutuelle_id);
         let msg = request.into_inner();
         audited(
@@ -290,7 +320,8 @@ impl SettlementService for SettlementApi {
             "MarkSettled",
             subject,
             msg,
-            |msg| async move {
+            |mut msg| async move {
+                apply_scope(scope, &mut msg)?;
                 let mut v = Violations::new();
                 self.check_pair(&mut v, &msg.scheme_id, &msg.mutuelle_id);
                 v.id("reference", &msg.reference);
@@ -319,8 +350,10 @@ impl SettlementService for SettlementApi {
         &self,
         request: Request<pb::GetStatementRequest>,
     ) -> Result<Response<pb::Statement>, Status> {
+        let auth = auth_of(&request);
         let r = request.get_ref();
-        let who = caller(&request, &r.scheme_id, &r.mutuelle_id);
+        let who = caller(&request, &auth, &r.scheme_id, &r.mutuelle_id);
+        let scope = pair_scope(&auth, self.broker.directory(), &r.scheme_id, &r.mutuelle_id);
         let subject = format!("{}/{}/statement", r.scheme_id, r.mutuelle_id);
         let msg = request.into_inner();
         audited(
@@ -329,7 +362,8 @@ impl SettlementService for SettlementApi {
             "GetStatement",
             subject,
             msg,
-            |msg| async move {
+            |mut msg| async move {
+                apply_scope(scope, &mut msg)?;
                 let mut v = Violations::new();
                 self.check_pair(&mut v, &msg.scheme_id, &msg.mutuelle_id);
                 v.finish(())?;
@@ -346,4 +380,51 @@ impl SettlementService for SettlementApi {
         )
         .await
     }
+}
+
+/// Requests that name a scheme and a mutuelle.
+trait Pair {
+    fn set(&mut self, scheme: String, mutuelle: String);
+}
+
+macro_rules! pair {
+    ($($t:ty),*) => {$(
+        impl Pair for $t {
+            fn set(&mut self, scheme: String, mutuelle: String) {
+                self.scheme_id = scheme;
+                self.mutuelle_id = mutuelle;
+            }
+        }
+    )*};
+}
+
+pair!(
+    pb::ListPeriodsRequest,
+    pb::ClosePeriodRequest,
+    pb::MarkSettledRequest,
+    pb::GetStatementRequest
+);
+
+/// An authorization outcome applied to a request: a refusal, or the
+/// (scheme, mutuelle) pair the caller may act on.
+trait Scope<M> {
+    fn apply(self, msg: &mut M) -> Result<(), ServiceError>;
+}
+
+impl<M> Scope<M> for Result<(), ServiceError> {
+    fn apply(self, _msg: &mut M) -> Result<(), ServiceError> {
+        self
+    }
+}
+
+impl<M: Pair> Scope<M> for Result<(String, String), ServiceError> {
+    fn apply(self, msg: &mut M) -> Result<(), ServiceError> {
+        let (s, m) = self?;
+        msg.set(s, m);
+        Ok(())
+    }
+}
+
+fn apply_scope<M, S: Scope<M>>(scope: S, msg: &mut M) -> Result<(), ServiceError> {
+    scope.apply(msg)
 }

@@ -48,6 +48,10 @@ impl From<ServiceError> for Status {
             ServiceError::PartnerAnswerInvalid(m) => {
                 info(Code::FailedPrecondition, m, "PARTNER_ANSWER_INVALID")
             }
+            ServiceError::PermissionDenied(m) => {
+                info(Code::PermissionDenied, m, "PERMISSION_DENIED")
+            }
+            ServiceError::Overloaded(m) => info(Code::ResourceExhausted, m, "OVERLOADED"),
             ServiceError::Refused(m) | ServiceError::Store(StoreError::Refused(m)) => {
                 info(Code::FailedPrecondition, m, "REFUSED")
             }

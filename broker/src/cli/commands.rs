@@ -13,7 +13,9 @@ use passerelle_proto::roster::v1 as roster;
 use passerelle_proto::scheme::v1 as scheme;
 use passerelle_proto::settlement::v1 as settlement;
 use serde_json::{Value, json};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::identity::Role;
 use tonic_types::StatusExt;
 
 use super::output::{Lang, Table, when};
@@ -49,10 +51,92 @@ impl Ctx {
     }
 }
 
+/// The party a command acts for, which picks its dev certificate.
+fn acting_for(cmd: &ClientCmd) -> Result<(Role, String), Failure> {
+    Ok(match cmd {
+        ClientCmd::Eligibility { scheme, .. } => (Role::Scheme, scheme.clone()),
+        ClientCmd::Claim(ClaimCmd::Submit { file }) => {
+            let f = super::claim_file::ClaimFile::read(file).map_err(Failure)?;
+            (Role::Scheme, f.scheme_id)
+        }
+        ClientCmd::Claim(ClaimCmd::Get { scheme, .. })
+        | ClientCmd::Claim(ClaimCmd::Cancel { scheme, .. }) => (Role::Scheme, scheme.clone()),
+        ClientCmd::Claim(ClaimCmd::List {
+            scheme, mutuelle, ..
+        }) => match (scheme, mutuelle) {
+            (Some(s), _) => (Role::Scheme, s.clone()),
+            (None, Some(m)) => (Role::Mutuelle, m.clone()),
+            (None, None) => (Role::Operator, crate::dev::DEV_OPERATOR.to_string()),
+        },
+        ClientCmd::Roster(RosterCmd::Import { partner, .. }) => (Role::Mutuelle, partner.clone()),
+        ClientCmd::Products(ProductsCmd::List { partner }) => (Role::Mutuelle, partner.clone()),
+        ClientCmd::Products(ProductsCmd::Import { file }) => {
+            let first = read_products(file)?
+                .into_iter()
+                .next()
+                .map(|p| p.mutuelle_id)
+                .unwrap_or_default();
+            (Role::Mutuelle, first)
+        }
+        ClientCmd::Period(PeriodCmd::List { partner, .. })
+        | ClientCmd::Period(PeriodCmd::Close { partner, .. })
+        | ClientCmd::Period(PeriodCmd::Settle { partner, .. })
+        | ClientCmd::Statement(StatementCmd::Show { partner, .. })
+        | ClientCmd::Statement(StatementCmd::Export { partner, .. }) => {
+            (Role::Mutuelle, partner.clone())
+        }
+        ClientCmd::Admin(_) => (Role::Operator, crate::dev::DEV_OPERATOR.to_string()),
+    })
+}
+
+/// TLS material for an https:// broker: --cert/--key, else the certificate
+/// of the party the command acts for, from --certs.
+fn tls_for(client: &Client, cmd: &ClientCmd) -> Result<ClientTlsConfig, Failure> {
+    let ca_path = client
+        .ca
+        .clone()
+        .unwrap_or_else(|| client.certs.join("ca.crt"));
+    let (cert, key) = match (&client.cert, &client.key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(Failure("--cert and --key go together".into()));
+        }
+        (None, None) => {
+            let (role, id) = acting_for(cmd)?;
+            let (c, k) = crate::pki::Pki::new(&client.certs).client_paths(role, &id);
+            if !c.exists() {
+                return Err(Failure(format!(
+                    "no certificate for {}:{id} in {} (pass --cert and --key, or --certs)",
+                    role.as_str(),
+                    client.certs.display()
+                )));
+            }
+            (c, k)
+        }
+    };
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| Failure(format!("{}: {e}", p.display())))
+    };
+    Ok(ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(&ca_path)?))
+        .identity(Identity::from_pem(read(&cert)?, read(&key)?)))
+}
+
 /// Runs one client command.
 pub async fn run(client: Client, cmd: ClientCmd) -> ExitCode {
     let lang = Lang::detect(client.lang);
-    let channel = match connect(&client.broker).await {
+    let tls = if client.broker.starts_with("https://") {
+        match tls_for(&client, &cmd) {
+            Ok(t) => Some(t),
+            Err(Failure(m)) => {
+                eprintln!("error: {m}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    let channel = match connect(&client.broker, tls).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -106,10 +190,13 @@ pub async fn run(client: Client, cmd: ClientCmd) -> ExitCode {
     }
 }
 
-async fn connect(url: &str) -> Result<Channel, String> {
-    let endpoint = Endpoint::from_shared(url.to_string())
+async fn connect(url: &str, tls: Option<ClientTlsConfig>) -> Result<Channel, String> {
+    let mut endpoint = Endpoint::from_shared(url.to_string())
         .map_err(|e| format!("--broker {url:?}: {e}"))?
         .connect_timeout(Duration::from_secs(5));
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls).map_err(|e| format!("tls: {e}"))?;
+    }
     endpoint
         .connect()
         .await
@@ -611,21 +698,89 @@ struct ProductsFile {
     products: Vec<Product>,
 }
 
+fn read_products(file: &std::path::Path) -> Result<Vec<Product>, Failure> {
+    let text =
+        std::fs::read_to_string(file).map_err(|e| Failure(format!("{}: {e}", file.display())))?;
+    let parsed: ProductsFile = match file.extension().and_then(|e| e.to_str()) {
+        Some("json") => serde_json::from_str(&text).map_err(|e| e.to_string()),
+        Some("toml") => toml::from_str(&text).map_err(|e| e.to_string()),
+        _ => Err("the file must end in .toml or .json".into()),
+    }
+    .map_err(|e| Failure(format!("{}: {}", file.display(), e.trim_end())))?;
+    Ok(parsed.products)
+}
+
+/// `passerelle certs ...`: development certificates.
+pub fn certs(cmd: super::CertsCmd) -> ExitCode {
+    use super::CertsCmd;
+    use crate::pki::Pki;
+    let run = || -> Result<(), String> {
+        match cmd {
+            CertsCmd::Ca { dir } => {
+                let pki = Pki::new(&dir);
+                let created = pki.init_ca().map_err(|e| e.to_string())?;
+                outln!(
+                    "{} {}",
+                    if created { "created" } else { "already there:" },
+                    pki.ca_cert().display()
+                );
+            }
+            CertsCmd::Server { dir, dns, ip } => {
+                let issued = Pki::new(&dir)
+                    .issue_server(&dns, &ip)
+                    .map_err(|e| e.to_string())?;
+                outln!(
+                    "{}\n{}\nsha256 {}",
+                    issued.cert.display(),
+                    issued.key.display(),
+                    issued.fingerprint
+                );
+            }
+            CertsCmd::Client {
+                dir,
+                role,
+                id,
+                days,
+            } => {
+                let role =
+                    Role::parse(&role).ok_or("--role must be scheme, mutuelle or operator")?;
+                let issued = Pki::new(&dir)
+                    .issue_client(role, &id, days)
+                    .map_err(|e| e.to_string())?;
+                outln!(
+                    "{}\n{}\nidentity {}\nsha256 {}",
+                    issued.cert.display(),
+                    issued.key.display(),
+                    crate::identity::san_uri(role, &id),
+                    issued.fingerprint
+                );
+            }
+            CertsCmd::Revoke { dir, cert } => {
+                let crl = Pki::new(&dir).revoke(&cert).map_err(|e| e.to_string())?;
+                outln!(
+                    "{} revoked; {} rewritten (brokers reload it, or send SIGHUP)",
+                    cert.display(),
+                    crl.display()
+                );
+            }
+        }
+        Ok(())
+    };
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 async fn products(ctx: &Ctx, cmd: ProductsCmd) -> Out {
     let mut c = product::product_service_client::ProductServiceClient::new(ctx.channel.clone());
     let l = ctx.lang;
     match cmd {
         ProductsCmd::Import { file } => {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| Failure(format!("{}: {e}", file.display())))?;
-            let parsed: ProductsFile = match file.extension().and_then(|e| e.to_str()) {
-                Some("json") => serde_json::from_str(&text).map_err(|e| e.to_string()),
-                Some("toml") => toml::from_str(&text).map_err(|e| e.to_string()),
-                _ => Err("the file must end in .toml or .json".into()),
-            }
-            .map_err(|e| Failure(format!("{}: {}", file.display(), e.trim_end())))?;
-            let products: Vec<product::Product> = parsed
-                .products
+            let products: Vec<product::Product> = read_products(&file)?
                 .iter()
                 .map(|p| crate::api::product::product_to_pb(p, false))
                 .collect();

@@ -33,14 +33,34 @@ use output::Lang;
 /// Options every client command takes.
 #[derive(Args, Clone, Debug)]
 pub struct Client {
-    /// The broker's address.
+    /// The broker's address: https:// for mutual TLS, http:// for a
+    /// plaintext development broker.
     #[arg(
         long,
         global = true,
         env = "PASSERELLE_BROKER",
-        default_value = "http://127.0.0.1:50051"
+        default_value = "https://127.0.0.1:50051"
     )]
     pub broker: String,
+    /// Folder of certificates named as `passerelle certs` and `dev` make them:
+    /// the command picks the certificate of the party it acts for
+    /// (`scheme-CNSS.crt`, `mutuelle-MUT-X.crt`, `operator-dev.crt`).
+    #[arg(
+        long,
+        global = true,
+        env = "PASSERELLE_CERTS",
+        default_value = ".passerelle/certs"
+    )]
+    pub certs: PathBuf,
+    /// Client certificate (PEM), instead of the one picked from --certs.
+    #[arg(long, global = true, env = "PASSERELLE_CERT")]
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, global = true, env = "PASSERELLE_KEY")]
+    pub key: Option<PathBuf>,
+    /// CA that signed the broker's certificate (default: --certs/ca.crt).
+    #[arg(long, global = true, env = "PASSERELLE_CA")]
+    pub ca: Option<PathBuf>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -193,6 +213,45 @@ pub enum AdminCmd {
         #[arg(long)]
         scheme: String,
         claim_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CertsCmd {
+    /// Create a development CA (and an empty CRL) in --dir.
+    Ca {
+        #[arg(long, default_value = ".passerelle/certs")]
+        dir: PathBuf,
+    },
+    /// Issue the broker's server certificate.
+    Server {
+        #[arg(long, default_value = ".passerelle/certs")]
+        dir: PathBuf,
+        /// DNS names (repeatable).
+        #[arg(long, default_value = "localhost")]
+        dns: Vec<String>,
+        /// IP addresses (repeatable).
+        #[arg(long, default_values = ["127.0.0.1", "::1"])]
+        ip: Vec<std::net::IpAddr>,
+    },
+    /// Issue a client certificate carrying urn:passerelle:<role>:<id>.
+    Client {
+        #[arg(long, default_value = ".passerelle/certs")]
+        dir: PathBuf,
+        /// scheme, mutuelle or operator.
+        #[arg(long)]
+        role: String,
+        /// The scheme, mutuelle or operator id, as configured.
+        #[arg(long)]
+        id: String,
+        #[arg(long, default_value_t = 825)]
+        days: i64,
+    },
+    /// Revoke a certificate of this CA: rewrites crl.pem (brokers reload it).
+    Revoke {
+        #[arg(long, default_value = ".passerelle/certs")]
+        dir: PathBuf,
+        cert: PathBuf,
     },
 }
 
