@@ -42,11 +42,13 @@ pub struct Pki {
     dir: PathBuf,
 }
 
-fn ca_params() -> CertificateParams {
+/// The CA's parameters; its name is unique per CA (kept in `ca.name`), so
+/// that another development CA is an unknown issuer, not a lookalike.
+fn ca_params(name: &str) -> CertificateParams {
     let mut p = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, "passerelle");
-    dn.push(DnType::CommonName, "passerelle development CA");
+    dn.push(DnType::CommonName, name);
     p.distinguished_name = dn;
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.key_usages = vec![
@@ -133,10 +135,16 @@ impl Pki {
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| err(format!("{}: {e}", self.dir.display())))?;
         let key = KeyPair::generate().map_err(err)?;
-        let mut p = ca_params();
+        let serial = random_serial();
+        let name = format!(
+            "passerelle development CA {}",
+            hex::encode(&serial.as_ref()[..4])
+        );
+        std::fs::write(self.dir.join("ca.name"), &name).map_err(err)?;
+        let mut p = ca_params(&name);
         p.not_before = OffsetDateTime::now_utc() - Duration::days(1);
         p.not_after = OffsetDateTime::now_utc() + Duration::days(3650);
-        p.serial_number = Some(random_serial());
+        p.serial_number = Some(serial);
         let cert = p.self_signed(&key).map_err(err)?;
         std::fs::write(self.ca_cert(), cert.pem()).map_err(err)?;
         write_private(&self.ca_key(), &key.serialize_pem())?;
@@ -153,7 +161,8 @@ impl Pki {
             ))
         })?;
         let key = KeyPair::from_pem(&pem).map_err(err)?;
-        Ok(Issuer::new(ca_params(), key))
+        let name = std::fs::read_to_string(self.dir.join("ca.name")).map_err(err)?;
+        Ok(Issuer::new(ca_params(name.trim()), key))
     }
 
     fn issue(&self, mut p: CertificateParams, stem: &str) -> Result<Issued, PkiError> {

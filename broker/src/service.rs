@@ -577,7 +577,10 @@ impl Broker {
                             consumption: answer.consumption,
                         },
                         Err(msg) => {
-                            tracing::warn!(partner = %partner.id, claim = %subject, %msg, "partner answer refused");
+                            // The detail (with amounts) is in the claim's rejection
+                            // reason, not in the logs.
+                            tracing::warn!(partner = %partner.id, claim = %subject, "partner answer refused");
+                            tracing::debug!(partner = %partner.id, claim = %subject, %msg, "partner answer refused");
                             Outcome::Rejected(Reason::new(ReasonCode::PartnerAnswerInvalid, msg))
                         }
                     }

@@ -482,3 +482,124 @@ pub async fn tls_channel_with(
         .connect()
         .await
 }
+
+/// A broker on mutual TLS, with a development PKI in a temporary folder:
+/// clients for CNSS, INAM, CANAM and its delegates CMSS and INPS, both
+/// mutuelles, and the operator "ops".
+pub struct TlsHarness {
+    pub dir: tempfile::TempDir,
+    pub pki: passerelle_broker::pki::Pki,
+    pub running: Option<Running>,
+    pub addr: SocketAddr,
+    pub sim: SimMutuelle,
+}
+
+impl TlsHarness {
+    pub async fn start() -> TlsHarness {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(customize: impl FnOnce(&mut Config)) -> TlsHarness {
+        use passerelle_broker::config::{OperatorConfig, SchemeConfig, TlsConfig};
+        use passerelle_broker::identity::Role;
+        let (sim, sim_addr) = start_sim().await;
+        let dir = tempfile::tempdir().unwrap();
+        let pki = passerelle_broker::pki::Pki::new(dir.path().join("certs"));
+        pki.init_ca().unwrap();
+        pki.issue_server(&["localhost".into()], &["127.0.0.1".parse().unwrap()])
+            .unwrap();
+        for (role, id) in [
+            (Role::Scheme, "CNSS"),
+            (Role::Scheme, "INAM"),
+            (Role::Scheme, "CANAM"),
+            (Role::Scheme, "CMSS"),
+            (Role::Scheme, "INPS"),
+            (Role::Mutuelle, "MUT-R"),
+            (Role::Mutuelle, "MUT-G"),
+            (Role::Operator, "ops"),
+        ] {
+            pki.issue_client(role, id, 30).unwrap();
+        }
+        let mut cfg: Config = toml::from_str(&config_text(sim_addr, 2000)).unwrap();
+        cfg.plaintext = false;
+        cfg.tls = Some(TlsConfig {
+            cert: pki.dir().join("server.crt"),
+            key: pki.dir().join("server.key"),
+            client_ca: pki.ca_cert(),
+            crls: vec![pki.crl()],
+            reload_interval_s: 0,
+            handshake_timeout_ms: 5000,
+        });
+        for (id, parent) in [
+            ("CANAM", None),
+            ("CMSS", Some("CANAM")),
+            ("INPS", Some("CANAM")),
+        ] {
+            cfg.schemes.push(SchemeConfig {
+                id: id.into(),
+                name: String::new(),
+                currency: "XOF".into(),
+                parent: parent.map(String::from),
+            });
+        }
+        cfg.operators = vec![OperatorConfig {
+            id: "ops".into(),
+            name: String::new(),
+        }];
+        customize(&mut cfg);
+        cfg.check().expect("config valid");
+        let store: std::sync::Arc<dyn passerelle_broker::store::Store> =
+            std::sync::Arc::new(SqliteStore::open(&dir.path().join("p.db")).unwrap());
+        let mut roster = members();
+        let mut delegate = roster
+            .iter()
+            .find(|m| m.member_number == "R-1")
+            .unwrap()
+            .clone();
+        delegate.scheme_id = "CMSS".into();
+        delegate.beneficiary_id = "ML-CMSS-1".into();
+        delegate.member_number = "R-CMSS".into();
+        roster.push(delegate);
+        store.upsert_members(&roster, 0).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running = server::start_with_store(&cfg, dir.path(), store, listener)
+            .await
+            .expect("broker starts");
+        let addr = running.addr;
+        TlsHarness {
+            dir,
+            pki,
+            running: Some(running),
+            addr,
+            sim,
+        }
+    }
+
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().unwrap()
+    }
+
+    pub fn certs(&self) -> &std::path::Path {
+        self.pki.dir()
+    }
+
+    /// A channel as `role:id` (its certificate must exist).
+    pub async fn as_(&self, role: passerelle_broker::identity::Role, id: &str) -> Channel {
+        tls_channel(self.addr, self.certs(), role, id)
+            .await
+            .expect("tls channel")
+    }
+
+    /// The audit rows so far (after flushing the writer).
+    pub async fn audit(&self) -> Vec<passerelle_broker::store::AuditEntry> {
+        let b = &self.running().broker;
+        b.audit().flush().await;
+        b.store()
+            .read_audit(0, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect()
+    }
+}

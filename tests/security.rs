@@ -1,0 +1,517 @@
+//! Mutual TLS, identity, authorization, limits and audit, end to end over
+//! real TLS connections.
+
+mod common;
+
+use common::*;
+use passerelle_adapters::sim::Mode;
+use passerelle_broker::identity::Role;
+use passerelle_proto::admin::v1 as admin;
+use passerelle_proto::common::v1::CareCategory as C;
+use passerelle_proto::roster::v1 as roster;
+use passerelle_proto::scheme::v1 as pb;
+use passerelle_proto::settlement::v1 as st;
+use pb::scheme_service_client::SchemeServiceClient;
+use tonic::Code;
+
+fn get(scheme: &str, id: &str) -> pb::GetClaimRequest {
+    pb::GetClaimRequest {
+        scheme_id: scheme.into(),
+        claim_id: id.into(),
+    }
+}
+
+/// Connecting and making one call; TLS 1.3 client-certificate failures may
+/// surface on connect or on the first call.
+async fn try_call(
+    ch: Result<tonic::transport::Channel, tonic::transport::Error>,
+) -> Result<(), String> {
+    let ch = ch.map_err(|e| format!("connect: {e:?}"))?;
+    SchemeServiceClient::new(ch)
+        .get_claim(get("CNSS", "x"))
+        .await
+        .map(|_| ())
+        .or_else(|s| {
+            if s.code() == Code::NotFound {
+                Ok(())
+            } else {
+                Err(format!("{s:?}"))
+            }
+        })
+}
+
+async fn handshake_refusals(h: &TlsHarness) -> Vec<String> {
+    h.audit()
+        .await
+        .into_iter()
+        .filter(|e| e.method == "TlsHandshake")
+        .map(|e| e.outcome)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_certificate_gets_in() {
+    let h = TlsHarness::start().await;
+    assert!(
+        try_call(tls_channel(h.addr, h.certs(), Role::Scheme, "CNSS").await)
+            .await
+            .is_ok()
+    );
+    let rows = h.audit().await;
+    let row = rows
+        .iter()
+        .find(|e| e.method == "GetClaim")
+        .expect("audited");
+    assert!(
+        row.party.starts_with("scheme:CNSS@127.0.0.1:"),
+        "{}",
+        row.party
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_without_a_valid_certificate_fail_and_are_audited() {
+    let h = TlsHarness::start().await;
+    // 1. No client certificate at all.
+    let no_cert = {
+        use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+        let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(
+            std::fs::read(h.pki.ca_cert()).unwrap(),
+        ));
+        Endpoint::from_shared(format!("https://{}", h.addr))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await
+    };
+    assert!(try_call(no_cert).await.is_err());
+    // 2. A certificate from an unknown CA.
+    let other = passerelle_broker::pki::Pki::new(h.dir.path().join("other-ca"));
+    other.init_ca().unwrap();
+    let stranger = other.issue_client(Role::Scheme, "CNSS", 30).unwrap();
+    assert!(
+        try_call(tls_channel_with(h.addr, &h.pki.ca_cert(), &stranger.cert, &stranger.key).await)
+            .await
+            .is_err()
+    );
+    // 3. An expired certificate.
+    let now = time::OffsetDateTime::now_utc();
+    let expired = h
+        .pki
+        .issue_client_between(
+            Role::Scheme,
+            "INAM",
+            now - time::Duration::days(30),
+            now - time::Duration::days(1),
+        )
+        .unwrap();
+    assert!(
+        try_call(tls_channel_with(h.addr, &h.pki.ca_cert(), &expired.cert, &expired.key).await)
+            .await
+            .is_err()
+    );
+    // 4. A revoked certificate (after a reload).
+    let (cnss_cert, cnss_key) = h.pki.client_paths(Role::Scheme, "CNSS");
+    h.pki.revoke(&cnss_cert).unwrap();
+    h.running().reload_tls().unwrap();
+    assert!(
+        try_call(tls_channel_with(h.addr, &h.pki.ca_cert(), &cnss_cert, &cnss_key).await)
+            .await
+            .is_err()
+    );
+
+    // (A client may try a refused handshake twice: count reasons, not rows.)
+    let refusals = handshake_refusals(&h).await;
+    assert!(refusals.len() >= 4, "{refusals:?}");
+    let all = refusals.join(" | ").to_lowercase();
+    for needle in ["no certificate", "unknownissuer", "expired", "revoked"] {
+        assert!(all.contains(needle), "{needle} not in {all}");
+    }
+    let rows = h.audit().await;
+    assert!(
+        rows.iter()
+            .filter(|e| e.method == "TlsHandshake")
+            .all(|e| e.party.starts_with("tls:127.0.0.1:"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_certificate_with_an_unknown_identity_is_unauthenticated() {
+    let h = TlsHarness::start().await;
+    let ghost = h.pki.issue_client(Role::Mutuelle, "MUT-GHOST", 30).unwrap();
+    let ch = tls_channel_with(h.addr, &h.pki.ca_cert(), &ghost.cert, &ghost.key)
+        .await
+        .unwrap();
+    let err = SchemeServiceClient::new(ch)
+        .get_claim(get("CNSS", "x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert!(err.message().contains("MUT-GHOST"), "{}", err.message());
+    let rows = h.audit().await;
+    assert!(
+        rows.iter()
+            .any(|e| e.method == "Authenticate" && e.outcome.starts_with("Unauthenticated"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_party_sees_and_does_only_its_own() {
+    let h = TlsHarness::start().await;
+    let mut cnss = SchemeServiceClient::new(h.as_(Role::Scheme, "CNSS").await);
+    // The idempotency key uses the authenticated scheme: scheme_id may be left out.
+    let mut req = claim(
+        "sec-1",
+        "R-OK",
+        &[covered(C::Consultation, 5000, 5000, 3500)],
+    );
+    req.scheme_id = String::new();
+    let r = cnss.coordinate_claim(req).await.unwrap().into_inner();
+    assert_eq!(r.scheme_id, "CNSS");
+    // Another scheme cannot act for CNSS, nor read its claim.
+    let mut inam = SchemeServiceClient::new(h.as_(Role::Scheme, "INAM").await);
+    let err = inam.get_claim(get("CNSS", "sec-1")).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = inam
+        .coordinate_claim(claim(
+            "sec-2",
+            "R-OK",
+            &[covered(C::Consultation, 5000, 5000, 3500)],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::PermissionDenied,
+        "INAM may not submit as CNSS"
+    );
+    assert_eq!(
+        cnss.get_claim(get("CNSS", "sec-2"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound,
+        "nothing stored"
+    );
+
+    // A mutuelle calling a scheme method.
+    let mut as_mutuelle = SchemeServiceClient::new(h.as_(Role::Mutuelle, "MUT-R").await);
+    assert_eq!(
+        as_mutuelle
+            .get_claim(get("CNSS", "sec-1"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    // A mutuelle reading another's claims and statements.
+    let mut settle = st::settlement_service_client::SettlementServiceClient::new(
+        h.as_(Role::Mutuelle, "MUT-R").await,
+    );
+    let err = settle
+        .list_claims(st::ListClaimsRequest {
+            mutuelle_id: "MUT-G".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = settle
+        .get_statement(st::GetStatementRequest {
+            scheme_id: "CNSS".into(),
+            mutuelle_id: "MUT-G".into(),
+            number: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    // Its own: allowed, and filled in when left out.
+    let own = settle
+        .list_claims(st::ListClaimsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(own.claims.len(), 1);
+    assert_eq!(own.claims[0].mutuelle_id, "MUT-R");
+    // Another mutuelle's roster.
+    let mut r = roster::roster_service_client::RosterServiceClient::new(
+        h.as_(Role::Mutuelle, "MUT-R").await,
+    );
+    let err = r
+        .get_member(roster::GetMemberRequest {
+            mutuelle_id: "MUT-G".into(),
+            member_number: "G-1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(
+        r.get_member(roster::GetMemberRequest {
+            mutuelle_id: String::new(),
+            member_number: "R-1".into()
+        })
+        .await
+        .is_ok()
+    );
+    // Administration: operators only.
+    let mut a =
+        admin::admin_service_client::AdminServiceClient::new(h.as_(Role::Scheme, "CNSS").await);
+    assert_eq!(
+        a.list_partners(admin::ListPartnersRequest {})
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    let mut ops =
+        admin::admin_service_client::AdminServiceClient::new(h.as_(Role::Operator, "ops").await);
+    assert_eq!(
+        ops.list_partners(admin::ListPartnersRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .partners
+            .len(),
+        2
+    );
+    // Every refusal is in the audit log, with who asked.
+    let rows = h.audit().await;
+    let denied: Vec<_> = rows
+        .iter()
+        .filter(|e| e.outcome.starts_with("PermissionDenied"))
+        .collect();
+    assert!(denied.len() >= 7, "{denied:?}");
+    assert!(
+        denied
+            .iter()
+            .any(|e| e.party.starts_with("mutuelle:MUT-R@"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delegates_claim_is_seen_by_its_parent_and_not_by_the_other_delegate() {
+    let h = TlsHarness::start().await;
+    let mut cmss = SchemeServiceClient::new(h.as_(Role::Scheme, "CMSS").await);
+    let mut req = claim(
+        "del-1",
+        "ML-CMSS-1",
+        &[covered(C::Consultation, 5000, 5000, 4000)],
+    );
+    req.scheme_id = "CMSS".into();
+    let r = cmss.coordinate_claim(req).await.unwrap().into_inner();
+    assert_eq!(r.scheme_id, "CMSS");
+    let mut canam = SchemeServiceClient::new(h.as_(Role::Scheme, "CANAM").await);
+    let seen = canam
+        .get_claim(get("CMSS", "del-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(seen, r);
+    let mut inps = SchemeServiceClient::new(h.as_(Role::Scheme, "INPS").await);
+    assert_eq!(
+        inps.get_claim(get("CMSS", "del-1"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    // The parent lists its delegate's claims; the delegate cannot see the parent's.
+    let mut s = st::settlement_service_client::SettlementServiceClient::new(
+        h.as_(Role::Scheme, "CANAM").await,
+    );
+    let list = s
+        .list_claims(st::ListClaimsRequest {
+            scheme_id: "CMSS".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.total_count, 1);
+    assert_eq!(
+        cmss.get_claim(get("CANAM", "del-1"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crl_reload_closes_a_connected_client_at_once() {
+    let h = TlsHarness::start().await;
+    // MUT-R opens a roster import and keeps the stream open.
+    let ch = h.as_(Role::Mutuelle, "MUT-R").await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<roster::ImportRosterRequest>(4);
+    tx.send(roster::ImportRosterRequest {
+        part: Some(roster::import_roster_request::Part::Header(
+            roster::ImportRosterHeader {
+                mutuelle_id: "MUT-R".into(),
+                dry_run: true,
+                ..Default::default()
+            },
+        )),
+    })
+    .await
+    .unwrap();
+    let call = tokio::spawn(async move {
+        roster::roster_service_client::RosterServiceClient::new(ch)
+            .import_roster(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
+    // Wait until the connection is registered, then revoke and reload.
+    let tls = h.running().tls.clone().unwrap();
+    while tls.open_connections() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let (cert, _) = h.pki.client_paths(Role::Mutuelle, "MUT-R");
+    h.pki.revoke(&cert).unwrap();
+    let closed = h.running().reload_tls().unwrap();
+    assert_eq!(closed, 1);
+    // The call in flight ends with an error, though the client never finished it.
+    let result = call.await.unwrap();
+    assert!(result.is_err(), "{result:?}");
+    drop(tx);
+    // Other identities still get in.
+    assert!(
+        try_call(tls_channel(h.addr, h.certs(), Role::Scheme, "CNSS").await)
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_message_is_refused() {
+    let h = TlsHarness::start_with(|c| c.limits.max_message_bytes = 16 * 1024).await;
+    let mut cnss = SchemeServiceClient::new(h.as_(Role::Scheme, "CNSS").await);
+    let mut req = claim(
+        "big-1",
+        "R-OK",
+        &[covered(C::Consultation, 5000, 5000, 3500)],
+    );
+    req.beneficiary_category = "x".repeat(20 * 1024);
+    let err = cnss.coordinate_claim(req).await.unwrap_err();
+    // tonic's code for a message over the decoding limit.
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    assert!(err.message().contains("too large"), "{}", err.message());
+    assert_eq!(
+        cnss.get_claim(get("CNSS", "big-1"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_is_shed_at_once_past_max_in_flight() {
+    let h = TlsHarness::start_with(|c| c.limits.max_in_flight = 1).await;
+    h.sim.set_mode(Mode::Hang);
+    let mut seen = h.sim.seen();
+    let busy = tokio::spawn({
+        let ch = h.as_(Role::Scheme, "CNSS").await;
+        async move {
+            SchemeServiceClient::new(ch)
+                .coordinate_claim(claim(
+                    "shed-1",
+                    "G-OK",
+                    &[covered(C::Consultation, 5000, 5000, 3500)],
+                ))
+                .await
+        }
+    });
+    seen.wait_for(|s| s.adjudicate_calls == 1).await.unwrap();
+    let mut other = SchemeServiceClient::new(h.as_(Role::Scheme, "CNSS").await);
+    let err = other.get_claim(get("CNSS", "shed-1")).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    busy.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_the_server_timeout_is_cut() {
+    let h = TlsHarness::start_with(|c| {
+        c.limits.request_timeout_ms = 300;
+        c.partners
+            .iter_mut()
+            .for_each(|p| p.deadline_ms = Some(20_000));
+        c.partners
+            .iter_mut()
+            .filter_map(|p| p.grpc.as_mut())
+            .for_each(|g| g.timeout_ms = 20_000);
+    })
+    .await;
+    h.sim.set_mode(Mode::Hang);
+    let mut cnss = SchemeServiceClient::new(h.as_(Role::Scheme, "CNSS").await);
+    let err = cnss
+        .coordinate_claim(claim(
+            "slow-1",
+            "G-OK",
+            &[covered(C::Consultation, 5000, 5000, 3500)],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Cancelled, "{err:?}");
+    // The claim was stored before the partner call: a resend is answered.
+    h.sim.set_mode(Mode::Normal);
+    let again = cnss
+        .get_claim(get("CNSS", "slow-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.claim_id, "slow-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_streams_per_connection_are_capped() {
+    let h = TlsHarness::start_with(|c| c.limits.max_concurrent_streams = 1).await;
+    h.sim.set_mode(Mode::Hang);
+    let mut seen = h.sim.seen();
+    let ch = h.as_(Role::Scheme, "CNSS").await;
+    let first = tokio::spawn({
+        let ch = ch.clone();
+        async move {
+            SchemeServiceClient::new(ch)
+                .coordinate_claim(claim(
+                    "stream-1",
+                    "G-OK",
+                    &[covered(C::Consultation, 5000, 5000, 3500)],
+                ))
+                .await
+        }
+    });
+    seen.wait_for(|s| s.adjudicate_calls == 1).await.unwrap();
+    // A second call on the same connection cannot open a stream.
+    let mut r = tonic::Request::new(get("CNSS", "stream-1"));
+    r.set_timeout(std::time::Duration::from_millis(500));
+    let err = SchemeServiceClient::new(ch).get_claim(r).await.unwrap_err();
+    assert!(
+        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{err:?}"
+    );
+    // Another connection is served.
+    let mut other = SchemeServiceClient::new(h.as_(Role::Scheme, "CNSS").await);
+    assert!(other.get_claim(get("CNSS", "stream-1")).await.is_ok());
+    first.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_headers_are_refused() {
+    let h = TlsHarness::start_with(|c| c.limits.max_header_bytes = 4096).await;
+    let mut cnss = SchemeServiceClient::new(h.as_(Role::Scheme, "CNSS").await);
+    let mut r = tonic::Request::new(get("CNSS", "x"));
+    r.metadata_mut()
+        .insert("x-padding", "p".repeat(8192).parse().unwrap());
+    let err = cnss.get_claim(r).await.unwrap_err();
+    assert_ne!(
+        err.code(),
+        Code::NotFound,
+        "the call must not reach the handler: {err:?}"
+    );
+    // A normal call still works.
+    let mut cnss = SchemeServiceClient::new(h.as_(Role::Scheme, "CNSS").await);
+    assert_eq!(
+        cnss.get_claim(get("CNSS", "x")).await.unwrap_err().code(),
+        Code::NotFound
+    );
+}
