@@ -515,3 +515,179 @@ async fn oversized_headers_are_refused() {
         Code::NotFound
     );
 }
+
+// ---- outbound TLS to partners ----
+
+mod outbound {
+    use super::*;
+    use passerelle_adapters::grpc::{GrpcConfig, PartnerTls};
+    use passerelle_adapters::sim::SimMutuelle;
+    use passerelle_broker::config::Config;
+    use passerelle_broker::pki::Pki;
+    use std::sync::Arc;
+
+    struct Partner {
+        _dir: tempfile::TempDir,
+        pki: Pki,
+        client_cert: std::path::PathBuf,
+        client_key: std::path::PathBuf,
+        sim: SimMutuelle,
+        addr: std::net::SocketAddr,
+    }
+
+    /// A TLS partner with its own CA, requiring client certificates it
+    /// signed; TLS 1.2 only when asked.
+    async fn partner(tls12_only: bool) -> Partner {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::new(dir.path().join("partner"));
+        pki.init_ca().unwrap();
+        let server = pki
+            .issue_server(&["localhost".into()], &["127.0.0.1".parse().unwrap()])
+            .unwrap();
+        let client = pki
+            .issue_client(Role::Operator, "passerelle-broker", 30)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_pemfile::certs(&mut std::fs::read(pki.ca_cert()).unwrap().as_slice()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .unwrap();
+        let versions: &[&'static rustls::SupportedProtocolVersion] = if tls12_only {
+            &[&rustls::version::TLS12]
+        } else {
+            &[&rustls::version::TLS13]
+        };
+        let chain = rustls_pemfile::certs(&mut std::fs::read(&server.cert).unwrap().as_slice())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = rustls_pemfile::private_key(&mut std::fs::read(&server.key).unwrap().as_slice())
+            .unwrap()
+            .unwrap();
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)
+            .unwrap();
+        cfg.alpn_protocols = vec![b"h2".to_vec()];
+        let (sim, _) = start_sim().await;
+        let (addr, _task) = sim.clone().start_tls(Arc::new(cfg)).await.unwrap();
+        Partner {
+            _dir: dir,
+            pki,
+            client_cert: client.cert,
+            client_key: client.key,
+            sim,
+            addr,
+        }
+    }
+
+    /// A plaintext broker whose MUT-G is the given partner; returns the
+    /// state of one claim sent to it.
+    async fn claim_state(p: &Partner, grpc: GrpcConfig) -> (pb::ClaimState, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg: Config = toml::from_str(&config_text(p.addr, 1000)).unwrap();
+        let g = cfg.partners.iter_mut().find(|x| x.id == "MUT-G").unwrap();
+        g.grpc = Some(grpc);
+        g.deadline_ms = Some(1000);
+        let store: Arc<dyn passerelle_broker::store::Store> = Arc::new(
+            passerelle_broker::store::sqlite::SqliteStore::open(&dir.path().join("p.db")).unwrap(),
+        );
+        store.upsert_members(&members(), 0).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running =
+            passerelle_broker::server::start_with_store(&cfg, dir.path(), store, listener)
+                .await
+                .unwrap();
+        let mut c = SchemeServiceClient::new(channel(running.addr).await);
+        let r = c
+            .coordinate_claim(claim(
+                "out-1",
+                "G-OK",
+                &[covered(C::Consultation, 5000, 5000, 3500)],
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let audit = {
+            running.broker.audit().flush().await;
+            running.broker.store().read_audit(0, 100).await.unwrap()
+        };
+        let last_out = audit
+            .iter()
+            .rev()
+            .find(|(_, e)| e.method == "AdjudicateRemainder")
+            .map(|(_, e)| e.outcome.clone())
+            .unwrap_or_default();
+        running.shutdown().await;
+        (state(&r), last_out)
+    }
+
+    fn grpc(
+        p: &Partner,
+        client_cert: bool,
+        allow_tls12: bool,
+        token_file: Option<std::path::PathBuf>,
+    ) -> GrpcConfig {
+        GrpcConfig {
+            endpoint: format!("https://{}", p.addr),
+            timeout_ms: 1000,
+            connect_timeout_ms: 1000,
+            tls: Some(PartnerTls {
+                ca_file: p.pki.ca_cert(),
+                cert_file: client_cert.then(|| p.client_cert.clone()),
+                key_file: client_cert.then(|| p.client_key.clone()),
+                server_name: None,
+                allow_tls12,
+            }),
+            token_file,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_partner_over_mutual_tls() {
+        let p = partner(false).await;
+        let (st, _) = claim_state(&p, grpc(&p, true, false, None)).await;
+        assert_eq!(st, pb::ClaimState::Coordinated);
+        // Without the broker's client certificate the partner refuses: the
+        // claim waits, it is not lost.
+        let (st, err) = claim_state(&p, grpc(&p, false, false, None)).await;
+        assert_eq!(st, pb::ClaimState::PendingPartner, "{err}");
+        assert_eq!(p.sim.adjudication_keys().len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tls_1_2_only_where_allowed() {
+        let p = partner(true).await;
+        let (st, err) = claim_state(&p, grpc(&p, true, false, None)).await;
+        assert_eq!(
+            st,
+            pb::ClaimState::PendingPartner,
+            "TLS 1.3 only by default: {err}"
+        );
+        let (st, _) = claim_state(&p, grpc(&p, true, true, None)).await;
+        assert_eq!(st, pb::ClaimState::Coordinated);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bearer_token_from_a_file() {
+        let p = partner(false).await;
+        p.sim.require_token(Some("s3cret-token"));
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.token");
+        let bad = dir.path().join("bad.token");
+        std::fs::write(&good, "s3cret-token\n").unwrap();
+        std::fs::write(&bad, "nope").unwrap();
+        let (st, err) = claim_state(&p, grpc(&p, true, false, Some(bad))).await;
+        assert_eq!(st, pb::ClaimState::PendingPartner);
+        assert!(err.contains("Unauthenticated"), "{err}");
+        let (st, _) = claim_state(&p, grpc(&p, true, false, Some(good))).await;
+        assert_eq!(st, pb::ClaimState::Coordinated);
+    }
+}

@@ -10,6 +10,7 @@ use passerelle_proto::convert;
 use passerelle_proto::partner::v1 as pb;
 use pb::mutuelle_partner_client::MutuellePartnerClient;
 use serde::Deserialize;
+use std::sync::Arc;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
@@ -31,7 +32,116 @@ pub struct GrpcConfig {
     /// Deadline for opening a connection, in milliseconds. Default 1000.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// TLS to the partner (endpoint "https://..."). Without it, plaintext.
+    #[serde(default)]
+    pub tls: Option<PartnerTls>,
+    /// A file holding a bearer token, sent as "authorization: Bearer <token>"
+    /// on every call, for partners that authenticate callers by token rather
+    /// than by certificate. The token itself never goes in the config.
+    #[serde(default)]
+    pub token_file: Option<std::path::PathBuf>,
 }
+
+/// TLS settings towards one partner.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerTls {
+    /// CA(s) that signed the partner's server certificate (PEM).
+    pub ca_file: std::path::PathBuf,
+    /// The broker's client certificate (PEM), when the partner asks for one.
+    #[serde(default)]
+    pub cert_file: Option<std::path::PathBuf>,
+    /// Its private key (PEM).
+    #[serde(default)]
+    pub key_file: Option<std::path::PathBuf>,
+    /// The name to verify in the partner's certificate; default: the
+    /// endpoint's host.
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Also accept TLS 1.2, for a partner that cannot do 1.3. Default: 1.3 only.
+    #[serde(default)]
+    pub allow_tls12: bool,
+}
+
+impl GrpcConfig {
+    /// The same settings with relative file paths resolved against `base`.
+    pub fn resolved(&self, base: &std::path::Path) -> GrpcConfig {
+        let r = |p: &std::path::PathBuf| {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                base.join(p)
+            }
+        };
+        let mut c = self.clone();
+        if let Some(t) = &mut c.tls {
+            t.ca_file = r(&t.ca_file);
+            t.cert_file = t.cert_file.as_ref().map(r);
+            t.key_file = t.key_file.as_ref().map(r);
+        }
+        c.token_file = c.token_file.as_ref().map(r);
+        c
+    }
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The rustls client config for a partner: ring only, TLS 1.3 (and 1.2 if
+/// allowed), the partner's CA, and the broker's certificate if given.
+fn client_config(t: &PartnerTls) -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = read(&t.ca_file)?;
+    for c in rustls_pemfile::certs(&mut ca.as_slice()) {
+        roots
+            .add(c.map_err(|e| format!("{}: {e}", t.ca_file.display()))?)
+            .map_err(|e| format!("{}: {e}", t.ca_file.display()))?;
+    }
+    let versions: &[&'static rustls::SupportedProtocolVersion] = if t.allow_tls12 {
+        &[&rustls::version::TLS13, &rustls::version::TLS12]
+    } else {
+        &[&rustls::version::TLS13]
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    let mut cfg = match (&t.cert_file, &t.key_file) {
+        (Some(c), Some(k)) => {
+            let chain = rustls_pemfile::certs(&mut read(c)?.as_slice())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("{}: {e}", c.display()))?;
+            let key = rustls_pemfile::private_key(&mut read(k)?.as_slice())
+                .map_err(|e| format!("{}: {e}", k.display()))?
+                .ok_or_else(|| format!("{}: no private key", k.display()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| e.to_string())?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        _ => return Err("tls: cert_file and key_file go together".into()),
+    };
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// Adds the bearer token, when there is one.
+#[derive(Clone)]
+pub struct Token(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Token {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+type Client =
+    MutuellePartnerClient<tonic::service::interceptor::InterceptedService<Channel, Token>>;
 
 fn default_timeout_ms() -> u64 {
     2000
@@ -41,19 +151,75 @@ fn default_connect_timeout_ms() -> u64 {
 }
 
 pub struct GrpcAdapter {
-    client: MutuellePartnerClient<Channel>,
+    client: Client,
     timeout: Duration,
 }
 
 impl GrpcAdapter {
     /// Builds the adapter; the connection opens lazily on the first call.
+    /// Relative paths must be resolved first ([`GrpcConfig::resolved`]).
     pub fn new(cfg: &GrpcConfig) -> Result<Self, String> {
-        let endpoint = Endpoint::from_shared(cfg.endpoint.clone())
+        let uri: tonic::codegen::http::Uri = cfg
+            .endpoint
+            .parse()
+            .map_err(|e| format!("endpoint {:?}: {e}", cfg.endpoint))?;
+        let https = uri.scheme_str() == Some("https");
+        if https != cfg.tls.is_some() {
+            return Err(format!(
+                "endpoint {:?}: use https:// with a [tls] table, http:// without",
+                cfg.endpoint
+            ));
+        }
+        // tonic speaks HTTP/2 over whatever stream the connector gives it;
+        // the connector below does the TLS.
+        let plain = cfg.endpoint.replacen("https://", "http://", 1);
+        let endpoint = Endpoint::from_shared(plain)
             .map_err(|e| format!("endpoint {:?}: {e}", cfg.endpoint))?
             .connect_timeout(Duration::from_millis(cfg.connect_timeout_ms))
             .tcp_nodelay(true);
+        let channel = match &cfg.tls {
+            None => endpoint.connect_lazy(),
+            Some(t) => {
+                let tls = tokio_rustls::TlsConnector::from(client_config(t)?);
+                let host = uri
+                    .host()
+                    .unwrap_or("localhost")
+                    .trim_matches(['[', ']'])
+                    .to_string();
+                let name =
+                    rustls::pki_types::ServerName::try_from(t.server_name.clone().unwrap_or(host))
+                        .map_err(|e| format!("tls server name: {e}"))?;
+                let port = uri.port_u16().unwrap_or(443);
+                let addr_host = uri
+                    .host()
+                    .unwrap_or("localhost")
+                    .trim_matches(['[', ']'])
+                    .to_string();
+                let connector = tower::service_fn(move |_: tonic::codegen::http::Uri| {
+                    let (tls, name, host) = (tls.clone(), name.clone(), addr_host.clone());
+                    async move {
+                        let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+                        let _ = tcp.set_nodelay(true);
+                        let stream = tls.connect(name, tcp).await?;
+                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                    }
+                });
+                endpoint.connect_with_connector_lazy(connector)
+            }
+        };
+        let token = match &cfg.token_file {
+            None => None,
+            Some(f) => {
+                let t = String::from_utf8(read(f)?)
+                    .map_err(|_| format!("{}: not text", f.display()))?;
+                let v = format!("Bearer {}", t.trim())
+                    .parse()
+                    .map_err(|_| format!("{}: not a valid header value", f.display()))?;
+                Some(v)
+            }
+        };
         Ok(GrpcAdapter {
-            client: MutuellePartnerClient::new(endpoint.connect_lazy()),
+            client: MutuellePartnerClient::with_interceptor(channel, Token(token)),
             timeout: Duration::from_millis(cfg.timeout_ms),
         })
     }
@@ -84,8 +250,12 @@ fn status_to_error(s: Status, timeout: Duration) -> AdapterError {
         | Code::ResourceExhausted
         | Code::Aborted
         | Code::Internal
-        | Code::Unknown
-        | Code::Cancelled => AdapterError::Unavailable(format!("{:?}: {}", s.code(), s.message())),
+                | Code::Unknown
+        | Code::Cancelled
+        // A credential problem between the broker and the partner is fixed
+        // by operators; the claim waits for it rather than being rejected.
+        | Code::Unauthenticated
+        | Code::PermissionDenied => AdapterError::Unavailable(format!("{:?}: {}", s.code(), s.message())),
         _ => AdapterError::Rejected(Reason::new(
             ReasonCode::PartnerRejected,
             format!("{:?}: {}", s.code(), s.message()),

@@ -57,6 +57,7 @@ pub struct Seen {
 #[derive(Clone)]
 pub struct SimMutuelle {
     id: String,
+    token: Arc<Mutex<Option<String>>>,
     state: Arc<Mutex<State>>,
     mode: Arc<Mutex<Mode>>,
     seen: Arc<watch::Sender<Seen>>,
@@ -66,6 +67,7 @@ impl SimMutuelle {
     pub fn new(id: impl Into<String>, members: Vec<Member>, products: Vec<Product>) -> Self {
         SimMutuelle {
             id: id.into(),
+            token: Arc::new(Mutex::new(None)),
             state: Arc::new(Mutex::new(State {
                 members,
                 products,
@@ -112,6 +114,58 @@ impl SimMutuelle {
                 .serve_with_incoming(incoming)
                 .await;
         })
+    }
+
+    /// Requires "authorization: Bearer <token>" on every call (None: not).
+    pub fn require_token(&self, token: Option<&str>) {
+        *self.token.lock().unwrap() = token.map(String::from);
+    }
+
+    fn check_token<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let want = self.token.lock().unwrap().clone();
+        match want {
+            None => Ok(()),
+            Some(t) => {
+                let got = req
+                    .metadata()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok());
+                if got == Some(format!("Bearer {t}").as_str()) {
+                    Ok(())
+                } else {
+                    Err(Status::unauthenticated("bad or missing bearer token"))
+                }
+            }
+        }
+    }
+
+    /// Binds 127.0.0.1:0 and serves over TLS with this server config.
+    pub async fn start_tls(
+        self,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    if let Ok(s) = acceptor.accept(tcp).await {
+                        let _ = tx.send(Ok::<_, std::io::Error>(s)).await;
+                    }
+                });
+            }
+        });
+        let incoming = tokio_stream::wrappers::ReceiverStream::new(rx);
+        let task = tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(MutuellePartnerServer::new(self))
+                .serve_with_incoming(incoming)
+                .await;
+        });
+        Ok((addr, task))
     }
 
     /// Binds 127.0.0.1:0 and serves; returns the address.
@@ -165,6 +219,7 @@ impl MutuellePartner for SimMutuelle {
         &self,
         request: Request<pb::ComplementaryEligibilityRequest>,
     ) -> Result<Response<pb::ComplementaryEligibilityResponse>, Status> {
+        self.check_token(&request)?;
         match self.mode() {
             Mode::Hang => std::future::pending::<()>().await,
             Mode::Unavailable => return Err(Status::unavailable("simulated outage")),
@@ -218,6 +273,7 @@ impl MutuellePartner for SimMutuelle {
         request: Request<pb::AdjudicateRemainderRequest>,
     ) -> Result<Response<pb::AdjudicateRemainderResponse>, Status> {
         self.seen.send_modify(|s| s.adjudicate_calls += 1);
+        self.check_token(&request)?;
         let mode = self.mode();
         match mode {
             Mode::Hang => std::future::pending::<()>().await,

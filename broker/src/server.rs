@@ -101,14 +101,18 @@ pub async fn load_products(cfg: &Config, store: &dyn Store) -> Result<(), StartE
     }
 }
 
-/// Builds the broker on a store.
-pub async fn build_broker(cfg: &Config, store: Arc<dyn Store>) -> Result<Arc<Broker>, StartError> {
+/// Builds the broker on a store; `base_dir` resolves relative paths.
+pub async fn build_broker(
+    cfg: &Config,
+    base_dir: &Path,
+    store: Arc<dyn Store>,
+) -> Result<Arc<Broker>, StartError> {
     load_products(cfg, store.as_ref()).await?;
     let data: Arc<dyn passerelle_adapters::RulesData> = Arc::new(RulesDataStore(store.clone()));
     let mut partners = Vec::with_capacity(cfg.partners.len());
     for (i, p) in cfg.partners.iter().enumerate() {
         let settings = AdapterSettings {
-            grpc: p.grpc.clone(),
+            grpc: p.grpc.as_ref().map(|g| g.resolved(base_dir)),
             rules: p.rules.clone(),
         };
         let adapter = registry::build(&p.id, p.adapter, &settings, data.clone())
@@ -189,7 +193,7 @@ pub async fn start_with_store(
     store: Arc<dyn Store>,
     listener: TcpListener,
 ) -> Result<Running, StartError> {
-    let broker = build_broker(cfg, store).await?;
+    let broker = build_broker(cfg, base_dir, store).await?;
     let addr = listener.local_addr()?;
     let (shutdown, rx) = watch::channel(false);
 
