@@ -29,11 +29,18 @@ impl Drop for Child {
 
 #[tokio::test]
 async fn dev_serves_health_reflection_and_claims() {
+    // A relative data folder, as in the README (`./.passerelle`).
     let dir = tempfile::tempdir().unwrap();
     let mut child = Child(
         Command::new(env!("CARGO_BIN_EXE_passerelle"))
-            .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
+            .current_dir(dir.path())
+            .args([
+                "dev",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                ".passerelle",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -46,9 +53,9 @@ async fn dev_serves_health_reflection_and_claims() {
         .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
         .parse()
         .unwrap();
-    assert!(dir.path().join("passerelle.db").exists());
+    assert!(dir.path().join(".passerelle/passerelle.db").exists());
 
-    let certs = dir.path().join("certs");
+    let certs = dir.path().join(".passerelle/certs");
     let ch = common::tls_channel(addr, &certs, Role::Scheme, "CNSS")
         .await
         .unwrap();

@@ -137,7 +137,9 @@ pub async fn start(
     let listener = TcpListener::bind(listen).await.map_err(|e| {
         StartError::Config(format!("listen {listen}: {e} (try --listen 127.0.0.1:0)"))
     })?;
-    let running = server::start_with_store(&cfg, data_dir, store, listener).await?;
+    // The TLS paths above already start with data_dir: resolve them from
+    // the current directory, not again under data_dir.
+    let running = server::start_with_store(&cfg, Path::new("."), store, listener).await?;
     running
         .broker
         .store()

@@ -65,34 +65,64 @@ fn init_logs() {
         .init();
 }
 
+/// `println!` that never panics: a broker must keep serving when whoever
+/// started it stops reading its stdout (a closed pipe).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, $($t)*);
+        let _ = out.flush();
+    }};
+}
+
+/// The signals a broker reacts to, installed before it says it listens, so
+/// that a signal sent right after never meets the default action.
+struct Signals {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                int: signal(SignalKind::interrupt())?,
+                term: signal(SignalKind::terminate())?,
+                hup: signal(SignalKind::hangup())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+}
+
 /// Serves until Ctrl-C or SIGTERM, then stops gracefully: calls in flight
 /// finish, the audit log is flushed. Claims left pending resume at the next
 /// start. SIGHUP reloads the TLS certificate, trusted CAs and CRLs.
-async fn until_stopped(running: server::Running) {
+async fn until_stopped(running: server::Running, mut signals: Signals) {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut hup)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) else {
-            let _ = tokio::signal::ctrl_c().await;
-            running.shutdown().await;
-            return;
-        };
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => break,
-                _ = term.recv() => break,
-                _ = hup.recv() => match running.reload_tls() {
-                    Ok(closed) => eprintln!("tls reloaded; {closed} connection(s) closed"),
-                    Err(e) => eprintln!("tls reload failed: {e}"),
-                },
-            }
+    loop {
+        tokio::select! {
+            _ = signals.int.recv() => break,
+            _ = signals.term.recv() => break,
+            _ = signals.hup.recv() => match running.reload_tls() {
+                Ok(closed) => eprintln!("tls reloaded; {closed} connection(s) closed"),
+                Err(e) => eprintln!("tls reload failed: {e}"),
+            },
         }
     }
     #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+    {
+        let _ = &mut signals;
+        let _ = tokio::signal::ctrl_c().await;
+    }
     eprintln!("stopping");
     running.shutdown().await;
 }
@@ -100,6 +130,13 @@ async fn until_stopped(running: server::Running) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match cli.command {
         Command::Client(cmd) => {
             // Client commands print tables; logs stay quiet unless asked for.
@@ -123,8 +160,8 @@ async fn main() -> ExitCode {
                     if cfg.plaintext {
                         eprintln!("{}", dev::PLAINTEXT_WARNING);
                     }
-                    println!("passerelle listening on {}", running.addr);
-                    until_stopped(running).await;
+                    say!("passerelle listening on {}", running.addr);
+                    until_stopped(running, signals).await;
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -147,7 +184,7 @@ async fn main() -> ExitCode {
             match server::open_store(&cfg, &base, true).await {
                 Ok(store) => {
                     let version = store.schema_status().await.map(|(v, _)| v).unwrap_or(0);
-                    println!("schema at version {version}");
+                    say!("schema at version {version}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -167,8 +204,8 @@ async fn main() -> ExitCode {
                     if plaintext {
                         eprintln!("{}", dev::PLAINTEXT_WARNING);
                     }
-                    println!("{}", dev::banner(running.addr, &data_dir, plaintext));
-                    until_stopped(running).await;
+                    say!("{}", dev::banner(running.addr, &data_dir, plaintext));
+                    until_stopped(running, signals).await;
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
