@@ -238,6 +238,68 @@ async fn a_database_cut_fails_fast_with_unavailable_and_heals_by_itself() {
     running.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_reaches_postgres_over_tls_and_checks_its_certificate() {
+    use passerelle_broker::config::PostgresTls;
+    use passerelle_broker::store::postgres::PgStore;
+    let Some(mut pg) = fresh_postgres().await else {
+        return;
+    };
+    let url: tokio_postgres_url::Url = pg.url.parse().unwrap();
+    let upstream = tokio::net::lookup_host((url.host.as_str(), url.port))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    // The database's certificate, from a CA of its own.
+    let dir = tempfile::tempdir().unwrap();
+    let db_ca = passerelle_broker::pki::Pki::new(dir.path().join("db"));
+    db_ca.init_ca().unwrap();
+    let server = db_ca
+        .issue_server(&["localhost".into()], &["127.0.0.1".parse().unwrap()])
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let chain = rustls_pemfile::certs(&mut std::fs::read(&server.cert).unwrap().as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls_pemfile::private_key(&mut std::fs::read(&server.key).unwrap().as_slice())
+        .unwrap()
+        .unwrap();
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let term = common::proxy::PgTlsTerminator::start(upstream, std::sync::Arc::new(tls)).await;
+    pg.url = format!("{}?sslmode=require", url.with_address(term.addr));
+    pg.tls = Some(PostgresTls {
+        ca_file: db_ca.ca_cert(),
+    });
+    let store = PgStore::new(&pg, dir.path()).unwrap();
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        passerelle_broker::store::postgres::SCHEMA_VERSION,
+        "the migrated schema, read over TLS"
+    );
+    use passerelle_broker::store::Store;
+    store.upsert_members(&members(), 0).await.unwrap();
+    assert!(store.get_member("MUT-R", "R-1").await.unwrap().is_some());
+    assert!(term.handshakes.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    // A certificate from another CA is refused.
+    let other = passerelle_broker::pki::Pki::new(dir.path().join("other"));
+    other.init_ca().unwrap();
+    pg.tls = Some(PostgresTls {
+        ca_file: other.ca_cert(),
+    });
+    let wrong = PgStore::new(&pg, dir.path()).unwrap();
+    let err = wrong.schema_version().await.unwrap_err();
+    assert!(
+        err.to_string().contains("unavailable") || err.to_string().contains("database"),
+        "{err}"
+    );
+}
+
 /// Just enough URL handling for the proxy test: host, port, and the rest.
 mod tokio_postgres_url {
     pub struct Url {

@@ -691,3 +691,72 @@ mod outbound {
         assert_eq!(st, pb::ClaimState::Coordinated);
     }
 }
+
+/// `passerelle serve` on mTLS: SIGHUP reloads the CRL and closes the
+/// connection of a certificate revoked meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_crl_of_a_running_broker() {
+    use common::process::{migrate, spawn, wait_stderr};
+    let (_sim, sim_addr) = start_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = passerelle_broker::pki::Pki::new(dir.path().join("certs"));
+    pki.init_ca().unwrap();
+    pki.issue_server(&["localhost".into()], &["127.0.0.1".parse().unwrap()])
+        .unwrap();
+    pki.issue_client(Role::Mutuelle, "MUT-R", 30).unwrap();
+    let text = config_text(sim_addr, 2000).replace(
+        "plaintext = true",
+        "[tls]\ncert = \"certs/server.crt\"\nkey = \"certs/server.key\"\nclient_ca = \"certs/ca.crt\"\ncrls = [\"certs/crl.pem\"]\nreload_interval_s = 0\n",
+    );
+    // The [tls] table must come before the other tables: rebuild the order.
+    let (head, rest) = text.split_once("[store]").unwrap();
+    let (tls, top) = head
+        .split_once("[tls]")
+        .map(|(top, tls)| (format!("[tls]{tls}"), top.to_string()))
+        .unwrap();
+    let config = dir.path().join("passerelle.toml");
+    std::fs::write(&config, format!("{top}\n{tls}\n[store]{rest}")).unwrap();
+    migrate(&config);
+    let mut broker = spawn(&config, None);
+    let ch = tls_channel(broker.addr, pki.dir(), Role::Mutuelle, "MUT-R")
+        .await
+        .unwrap();
+    // A call served on this connection: the broker has registered it.
+    let served = roster::roster_service_client::RosterServiceClient::new(ch.clone())
+        .get_member(roster::GetMemberRequest {
+            mutuelle_id: String::new(),
+            member_number: "R-1".into(),
+        })
+        .await;
+    assert_eq!(served.unwrap_err().code(), Code::NotFound);
+    let (tx, rx) = tokio::sync::mpsc::channel::<roster::ImportRosterRequest>(4);
+    tx.send(roster::ImportRosterRequest {
+        part: Some(roster::import_roster_request::Part::Header(
+            roster::ImportRosterHeader {
+                mutuelle_id: "MUT-R".into(),
+                dry_run: true,
+                ..Default::default()
+            },
+        )),
+    })
+    .await
+    .unwrap();
+    let call = tokio::spawn(async move {
+        roster::roster_service_client::RosterServiceClient::new(ch)
+            .import_roster(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
+    let (cert, _) = pki.client_paths(Role::Mutuelle, "MUT-R");
+    pki.revoke(&cert).unwrap();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &broker.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    assert!(wait_stderr(&mut broker, "tls reloaded; 1 connection(s) closed").await);
+    assert!(
+        call.await.unwrap().is_err(),
+        "the revoked client's call was cut"
+    );
+    drop(tx);
+}

@@ -61,3 +61,52 @@ impl Proxy {
         self.cut.send_replace(false);
     }
 }
+
+/// Terminates PostgreSQL's TLS in the test: answers the client's SSLRequest
+/// with 'S', does the TLS handshake with `tls`, and forwards the plaintext to
+/// the real server (which thus sees an ordinary connection).
+pub struct PgTlsTerminator {
+    pub addr: SocketAddr,
+    pub handshakes: Arc<std::sync::atomic::AtomicUsize>,
+    _accept: JoinHandle<()>,
+}
+
+impl PgTlsTerminator {
+    pub async fn start(upstream: SocketAddr, tls: Arc<rustls::ServerConfig>) -> PgTlsTerminator {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handshakes: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let h2 = handshakes.clone();
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let accept = tokio::spawn(async move {
+            while let Ok((mut down, _)) = listener.accept().await {
+                let (acceptor, handshakes) = (acceptor.clone(), h2.clone());
+                tokio::spawn(async move {
+                    let mut req = [0u8; 8];
+                    if down.read_exact(&mut req).await.is_err() {
+                        return;
+                    }
+                    // SSLRequest: length 8, code 80877103.
+                    if req != [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]
+                        || down.write_all(b"S").await.is_err()
+                    {
+                        return;
+                    }
+                    let Ok(mut tls) = acceptor.accept(down).await else {
+                        return;
+                    };
+                    handshakes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if let Ok(mut up) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+                    }
+                });
+            }
+        });
+        PgTlsTerminator {
+            addr,
+            handshakes,
+            _accept: accept,
+        }
+    }
+}
