@@ -647,6 +647,7 @@ mod outbound {
                 allow_tls12,
             }),
             token_file,
+            codes: Default::default(),
         }
     }
 

@@ -40,6 +40,9 @@ pub struct GrpcConfig {
     /// than by certificate. The token itself never goes in the config.
     #[serde(default)]
     pub token_file: Option<std::path::PathBuf>,
+    /// Code mapping tables (empty: the broker's codes as they are).
+    #[serde(default)]
+    pub codes: crate::codes::CodeMaps,
 }
 
 /// TLS settings towards one partner.
@@ -84,13 +87,21 @@ impl GrpcConfig {
     }
 }
 
-fn read(path: &std::path::Path) -> Result<Vec<u8>, String> {
+pub(crate) fn read(path: &std::path::Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The rustls client config for a partner: ring only, TLS 1.3 (and 1.2 if
 /// allowed), the partner's CA, and the broker's certificate if given.
 fn client_config(t: &PartnerTls) -> Result<Arc<rustls::ClientConfig>, String> {
+    partner_tls_config(t, &[b"h2"])
+}
+
+/// The same, for any protocol (ALPN), shared by the HTTP adapters.
+pub(crate) fn partner_tls_config(
+    t: &PartnerTls,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     let ca = read(&t.ca_file)?;
@@ -123,7 +134,7 @@ fn client_config(t: &PartnerTls) -> Result<Arc<rustls::ClientConfig>, String> {
         (None, None) => builder.with_no_client_auth(),
         _ => return Err("tls: cert_file and key_file go together".into()),
     };
-    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(cfg))
 }
 
@@ -153,6 +164,7 @@ fn default_connect_timeout_ms() -> u64 {
 pub struct GrpcAdapter {
     client: Client,
     timeout: Duration,
+    codes: crate::codes::CodeMaps,
 }
 
 impl GrpcAdapter {
@@ -221,6 +233,7 @@ impl GrpcAdapter {
         Ok(GrpcAdapter {
             client: MutuellePartnerClient::with_interceptor(channel, Token(token)),
             timeout: Duration::from_millis(cfg.timeout_ms),
+            codes: cfg.codes.clone(),
         })
     }
 
@@ -360,17 +373,40 @@ impl Adapter for GrpcAdapter {
         &self,
         req: AdjudicationRequest<'_>,
     ) -> Result<PartnerAdjudication, AdapterError> {
-        let msg = adjudicate_request(req.idempotency_key, req.claim, req.member_number);
+        let mapped = self
+            .codes
+            .claim(req.claim, req.member_number)
+            .map_err(AdapterError::Rejected)?;
+        if mapped.lines.is_empty() {
+            return Ok(PartnerAdjudication {
+                lines: mapped.unmapped,
+                ..Default::default()
+            });
+        }
+        let mut msg = adjudicate_request(req.idempotency_key, req.claim, &mapped.member);
+        msg.provider_id = mapped.facility.clone();
+        msg.diagnoses = mapped.diagnoses.clone();
+        msg.lines = mapped
+            .lines
+            .iter()
+            .map(|m| {
+                let mut l = remainder_line(m.sequence, &m.line);
+                l.act_code = m.act.clone();
+                l
+            })
+            .collect();
         let mut client = self.client.clone();
         let r = self
             .call(client.adjudicate_remainder(self.request(msg)))
             .await?;
         Ok(PartnerAdjudication {
-            lines: r
-                .lines
-                .iter()
-                .map(convert::line_share_from_partner_pb)
-                .collect(),
+            lines: crate::codes::merge(
+                r.lines
+                    .iter()
+                    .map(convert::line_share_from_partner_pb)
+                    .collect(),
+                mapped.unmapped,
+            ),
             partner_reference: r.partner_reference,
             product: r.product.as_ref().and_then(convert::product_ref_from_pb),
             consumption: Vec::new(),

@@ -11,10 +11,16 @@
 //!
 //! Adding an adapter: see docs/adapters.md ("Adding an adapter").
 
+pub mod codes;
+pub mod decimal;
+pub mod fhir;
 pub mod grpc;
+pub mod http;
 pub mod registry;
 pub mod rules;
 pub mod sim;
+pub mod sim_http;
+pub mod xml;
 
 use async_trait::async_trait;
 use passerelle_domain::engine::CeilingView;
@@ -32,6 +38,10 @@ pub enum AdapterKind {
     Rules,
     /// A partner implementing `passerelle.partner.v1.MutuellePartner`.
     Grpc,
+    /// A FHIR R4 server (standard, or openIMIS's dialect).
+    FhirR4,
+    /// A legacy XML-over-HTTP system, mapped declaratively.
+    XmlHttp,
 }
 
 impl AdapterKind {
@@ -39,6 +49,8 @@ impl AdapterKind {
         match self {
             AdapterKind::Rules => "rules",
             AdapterKind::Grpc => "grpc",
+            AdapterKind::FhirR4 => "fhir-r4",
+            AdapterKind::XmlHttp => "xml-http",
         }
     }
 }

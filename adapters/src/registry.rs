@@ -20,6 +20,10 @@ pub struct AdapterSettings {
     pub grpc: Option<GrpcConfig>,
     #[serde(default)]
     pub rules: Option<RulesConfig>,
+    #[serde(default)]
+    pub fhir: Option<crate::fhir::FhirConfig>,
+    #[serde(default)]
+    pub xml: Option<crate::xml::XmlConfig>,
 }
 
 /// Builds the adapter of one partner.
@@ -32,10 +36,12 @@ pub fn build(
     let present: Vec<&str> = [
         settings.grpc.as_ref().map(|_| "grpc"),
         settings.rules.as_ref().map(|_| "rules"),
+        settings.fhir.as_ref().map(|_| "fhir"),
+        settings.xml.as_ref().map(|_| "xml"),
     ]
     .into_iter()
     .flatten()
-    .filter(|k| *k != kind.as_str())
+    .filter(|k| *k != table_of(kind))
     .collect();
     if let Some(other) = present.first() {
         return Err(format!(
@@ -52,5 +58,29 @@ pub fn build(
                 .ok_or("adapter \"grpc\" needs a [grpc] table with an endpoint")?;
             Ok(Arc::new(GrpcAdapter::new(cfg)?))
         }
+        AdapterKind::FhirR4 => {
+            let cfg = settings
+                .fhir
+                .as_ref()
+                .ok_or("adapter \"fhir-r4\" needs a [fhir] table with a base_url")?;
+            Ok(Arc::new(crate::fhir::FhirAdapter::new(mutuelle_id, cfg)?))
+        }
+        AdapterKind::XmlHttp => {
+            let cfg = settings
+                .xml
+                .as_ref()
+                .ok_or("adapter \"xml-http\" needs an [xml] table with the mapping")?;
+            Ok(Arc::new(crate::xml::XmlAdapter::new(cfg)?))
+        }
+    }
+}
+
+/// The settings table of each adapter type.
+pub fn table_of(kind: AdapterKind) -> &'static str {
+    match kind {
+        AdapterKind::Rules => "rules",
+        AdapterKind::Grpc => "grpc",
+        AdapterKind::FhirR4 => "fhir",
+        AdapterKind::XmlHttp => "xml",
     }
 }

@@ -32,6 +32,9 @@ pub enum Mode {
     Overpay,
     /// Answers, but leaves the last line out.
     DropLine,
+    /// Answers something that is not a valid answer (garbage for HTTP
+    /// partners; an unknown line for gRPC).
+    Garbage,
 }
 
 #[derive(Default)]
@@ -86,7 +89,7 @@ impl SimMutuelle {
         *self.mode.lock().unwrap() = m;
     }
 
-    fn mode(&self) -> Mode {
+    pub fn mode(&self) -> Mode {
         *self.mode.lock().unwrap()
     }
 
@@ -355,6 +358,13 @@ impl MutuellePartner for SimMutuelle {
             }
             Mode::DropLine => {
                 answer.lines.pop();
+            }
+            Mode::Garbage => {
+                answer.lines.push(pb::LineShare {
+                    sequence: 999,
+                    mutuelle_share: 0,
+                    reasons: vec![],
+                });
             }
             _ => {}
         }

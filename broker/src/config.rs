@@ -328,12 +328,20 @@ pub struct PartnerConfig {
     /// Settings of a rules partner.
     #[serde(default)]
     pub rules: Option<RulesConfig>,
+    /// Settings of a FHIR R4 partner.
+    #[serde(default)]
+    pub fhir: Option<passerelle_adapters::fhir::FhirConfig>,
+    /// Settings (the mapping) of an XML-over-HTTP partner.
+    #[serde(default)]
+    pub xml: Option<passerelle_adapters::xml::XmlConfig>,
 }
 
 impl PartnerConfig {
     pub fn deadline_ms(&self) -> u64 {
         self.deadline_ms
             .or(self.grpc.as_ref().map(|g| g.timeout_ms))
+            .or(self.fhir.as_ref().map(|f| f.timeout_ms))
+            .or(self.xml.as_ref().map(|x| x.timeout_ms))
             .unwrap_or(2000)
     }
 }
@@ -428,6 +436,16 @@ impl Config {
             if p.adapter == AdapterKind::Grpc && p.grpc.is_none() {
                 return Err(format!(
                     "partners[{i}].grpc: adapter \"grpc\" needs a [partners.grpc] table with an endpoint"
+                ));
+            }
+            if p.adapter == AdapterKind::FhirR4 && p.fhir.is_none() {
+                return Err(format!(
+                    "partners[{i}].fhir: adapter \"fhir-r4\" needs a [partners.fhir] table with a base_url"
+                ));
+            }
+            if p.adapter == AdapterKind::XmlHttp && p.xml.is_none() {
+                return Err(format!(
+                    "partners[{i}].xml: adapter \"xml-http\" needs a [partners.xml] table with the mapping"
                 ));
             }
             if p.deadline_ms() == 0 {

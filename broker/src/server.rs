@@ -114,6 +114,8 @@ pub async fn build_broker(
         let settings = AdapterSettings {
             grpc: p.grpc.as_ref().map(|g| g.resolved(base_dir)),
             rules: p.rules.clone(),
+            fhir: p.fhir.as_ref().map(|f| f.resolved(base_dir)),
+            xml: p.xml.as_ref().map(|x| x.resolved(base_dir)),
         };
         let adapter = registry::build(&p.id, p.adapter, &settings, data.clone())
             .map_err(|e| StartError::Config(format!("partners[{i}]: {e}")))?;

@@ -1,0 +1,115 @@
+//! Exact decimals to integer minor units and back: never through floats.
+//!
+//! "135.57" in a currency with 2 decimals is 13557; "12500" in XOF (0
+//! decimals) is 12500; "12500.5" in XOF is an error (finer than the currency
+//! allows), never rounded silently.
+
+/// Parses a decimal text into minor units of a currency with `digits`
+/// decimals. Accepts an optional sign, digits, and one decimal separator
+/// (`.`, or `,` when `comma` is true); spaces (including non-breaking ones)
+/// group thousands when `spaces` is true. Trailing zeros past the currency's
+/// decimals are fine ("10.00" in XOF); other digits there are an error.
+pub fn parse_minor(text: &str, digits: u32, comma: bool, spaces: bool) -> Result<i64, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("empty number".into());
+    }
+    let (neg, body) = match t.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let mut int = String::new();
+    let mut frac = String::new();
+    let mut seen_sep = false;
+    for ch in body.chars() {
+        match ch {
+            '0'..='9' if seen_sep => frac.push(ch),
+            '0'..='9' => int.push(ch),
+            '.' if !comma && !seen_sep => seen_sep = true,
+            ',' if comma && !seen_sep => seen_sep = true,
+            ' ' | '\u{a0}' | '\u{202f}' if spaces && !seen_sep => {}
+            'e' | 'E' => return Err(format!("{text:?}: exponents are not accepted in amounts")),
+            _ => return Err(format!("{text:?} is not a number in the expected format")),
+        }
+    }
+    if int.is_empty() && frac.is_empty() {
+        return Err(format!("{text:?} is not a number"));
+    }
+    let extra = frac.len().saturating_sub(digits as usize);
+    if frac[frac.len() - extra..].chars().any(|c| c != '0') {
+        return Err(format!(
+            "{text:?} is finer than the currency allows ({digits} decimals)"
+        ));
+    }
+    let frac = &frac[..frac.len() - extra];
+    let scaled = format!("{int}{frac:0<width$}", width = digits as usize);
+    let v: i64 = scaled
+        .trim_start_matches('0')
+        .parse::<i64>()
+        .or_else(|e| {
+            if scaled.chars().all(|c| c == '0') {
+                Ok(0)
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(|_| format!("{text:?} is too large"))?;
+    Ok(if neg { -v } else { v })
+}
+
+/// Formats minor units as a decimal text with `digits` decimals ("135.57",
+/// "12500").
+pub fn format_minor(v: i64, digits: u32) -> String {
+    if digits == 0 {
+        return v.to_string();
+    }
+    let scale = 10i64.pow(digits);
+    let sign = if v < 0 { "-" } else { "" };
+    let a = v.unsigned_abs();
+    format!(
+        "{sign}{}.{:0width$}",
+        a / scale as u64,
+        a % scale as u64,
+        width = digits as usize
+    )
+}
+
+/// Parses a plain decimal that must be a whole number ("10.0" -> 10): FHIR
+/// quantities.
+pub fn parse_whole(text: &str) -> Result<i64, String> {
+    parse_minor(text, 0, false, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_in_both_directions() {
+        assert_eq!(parse_minor("135.57", 2, false, false), Ok(13557));
+        assert_eq!(parse_minor("10.00", 0, false, false), Ok(10));
+        assert_eq!(parse_minor("21000.0", 0, false, false), Ok(21000));
+        assert_eq!(parse_minor("0.1", 2, false, false), Ok(10));
+        assert_eq!(parse_minor("-4.5", 2, false, false), Ok(-450));
+        assert_eq!(parse_minor("12 500", 0, false, true), Ok(12500));
+        assert_eq!(parse_minor("12\u{a0}500,00", 0, true, true), Ok(12500));
+        assert_eq!(parse_minor("1 234,56", 2, true, true), Ok(123456));
+        assert!(
+            parse_minor("12500.5", 0, false, false)
+                .unwrap_err()
+                .contains("finer")
+        );
+        assert!(parse_minor("1e3", 0, false, false).is_err());
+        assert!(
+            parse_minor("12.500,00", 0, true, true).is_err(),
+            "a dot is not a grouping we accept"
+        );
+        assert!(parse_minor("abc", 0, false, false).is_err());
+        assert_eq!(format_minor(13557, 2), "135.57");
+        assert_eq!(format_minor(5, 2), "0.05");
+        assert_eq!(format_minor(12500, 0), "12500");
+        assert_eq!(format_minor(-450, 2), "-4.50");
+        assert_eq!(parse_whole("10.0"), Ok(10));
+        assert!(parse_whole("2.5").is_err());
+    }
+}

@@ -1,0 +1,983 @@
+//! The fhir-r4 adapter: a mutuelle whose system speaks FHIR R4 (JSON over
+//! HTTP(S)), in the standard form or in openIMIS's dialect.
+//!
+//! Standard mapping (HL7 FHIR R4 financial module):
+//! - eligibility: POST `CoverageEligibilityRequest`, answer
+//!   `CoverageEligibilityResponse` (`insurance[].inforce`, benefits);
+//! - the remainder: POST a *secondary* `Claim`: the scheme is the non-focal
+//!   `insurance[0]` carrying its adjudication as a contained `ClaimResponse`
+//!   (per item: `submitted` = B, `eligible` = E, `eligpercent`, `benefit` = S);
+//!   the mutuelle is the focal `insurance[1]`. Its `ClaimResponse` gives the
+//!   mutuelle's `benefit` per item = M. The claim's identifier is the
+//!   passerelle idempotency key (system `urn:passerelle:adjudication`), and the
+//!   POST is a conditional create (`If-None-Exist: identifier=...`);
+//! - cancel: POST a `Task` with code `cancel` (financialtaskcode) whose focus
+//!   is the claim, by identifier.
+//!
+//! openIMIS dialect: the patient is its CHFID (member id mapping); codes go in
+//! `productOrService.text`; openIMIS has no secondary payer, so the claim
+//! carries one focal insurance and, per line, the remainder R as the claimed
+//! amount (quantity q and unit price R/q when exact, else 1 × R); its answer's
+//! adjudication uses claim-status codes (1 rejected, 2 entered, 4 checked,
+//! 8 processed, 16 valuated): a line is final when valuated (or rejected), its
+//! benefit is amount (unit price) × value (quantity), capped at R. Login: POST
+//! `login/` with a username and password for a JWT bearer token. Currency
+//! strings such as "$" are mapped by `currency_symbols`.
+//!
+//! Decimals are read exactly (serde_json with arbitrary precision) and
+//! converted to the currency's minor unit; a value finer than the currency
+//! allows is an error.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hyper::Method;
+use passerelle_domain::money::minor_unit_digits;
+use passerelle_domain::{
+    ClaimLine, LineShare, ProductRef, Reason, ReasonCode, SchemeOutcome, date,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use crate::codes::{CodeMaps, MappedLine};
+use crate::decimal::{format_minor, parse_minor, parse_whole};
+use crate::grpc::PartnerTls;
+use crate::http::HttpClient;
+use crate::{
+    Adapter, AdapterError, AdapterKind, AdjudicationRequest, CancelRequest, EligibilityAnswer,
+    EligibilityQuery, PartnerAdjudication,
+};
+
+/// Which flavour of FHIR the partner speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dialect {
+    /// HL7 FHIR R4 as published: secondary claims with a contained
+    /// adjudication of the earlier payer.
+    #[default]
+    Standard,
+    /// openIMIS's FHIR R4 module (openimis-be-api_fhir_r4_py).
+    Openimis,
+}
+
+/// Settings of a FHIR partner.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FhirConfig {
+    /// Base URL of the FHIR API, e.g. "https://imis.example/api/api_fhir_r4".
+    pub base_url: String,
+    /// "standard" (default) or "openimis".
+    #[serde(default)]
+    pub dialect: Dialect,
+    /// Deadline of one call, ms. Default 5000.
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+    /// Opening a connection, ms. Default 2000.
+    #[serde(default = "default_connect")]
+    pub connect_timeout_ms: u64,
+    /// TLS (with https://), as for grpc partners.
+    #[serde(default)]
+    pub tls: Option<PartnerTls>,
+    /// A file with a bearer token (standard servers).
+    #[serde(default)]
+    pub token_file: Option<std::path::PathBuf>,
+    /// openIMIS login: user name; the password is read from `password_file`.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<std::path::PathBuf>,
+    /// Currency strings the partner uses that are not ISO 4217 codes, e.g.
+    /// `{ "$" = "XOF" }` for openIMIS test servers.
+    #[serde(default)]
+    pub currency_symbols: HashMap<String, String>,
+    /// Code mapping tables.
+    #[serde(default)]
+    pub codes: CodeMaps,
+}
+
+fn default_timeout() -> u64 {
+    5000
+}
+fn default_connect() -> u64 {
+    2000
+}
+
+impl FhirConfig {
+    pub fn resolved(&self, base: &std::path::Path) -> FhirConfig {
+        let r = |p: &std::path::PathBuf| {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                base.join(p)
+            }
+        };
+        let mut c = self.clone();
+        if let Some(t) = &mut c.tls {
+            t.ca_file = r(&t.ca_file);
+            t.cert_file = t.cert_file.as_ref().map(r);
+            t.key_file = t.key_file.as_ref().map(r);
+        }
+        c.token_file = c.token_file.as_ref().map(r);
+        c.password_file = c.password_file.as_ref().map(r);
+        c
+    }
+}
+
+/// The system of passerelle's identifiers in FHIR resources.
+pub const KEY_SYSTEM: &str = "urn:passerelle:adjudication";
+/// The code system of the scheme's line outcome in the contained adjudication.
+pub const OUTCOME_SYSTEM: &str = "urn:passerelle:scheme-outcome";
+
+// ---------------------------------------------------------------- decimals
+
+/// A decimal as exact JSON (arbitrary precision), from minor units.
+pub fn decimal(v: i64, digits: u32) -> Value {
+    Value::Number(format_minor(v, digits).parse().expect("a decimal"))
+}
+
+fn money(v: i64, currency: &str) -> Value {
+    json!({ "value": decimal(v, minor_unit_digits(currency).unwrap_or(0)), "currency": currency })
+}
+
+/// Where a bad value is in a document: "ClaimResponse.item[0].adjudication[3].amount.value".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct PathError {
+    pub path: String,
+    pub message: String,
+}
+
+fn perr(path: &str, m: impl Into<String>) -> PathError {
+    PathError {
+        path: path.to_string(),
+        message: m.into(),
+    }
+}
+
+/// Resolves a currency string: an ISO code, or one mapped by config.
+pub fn currency(
+    raw: &str,
+    symbols: &HashMap<String, String>,
+    path: &str,
+) -> Result<(String, u32), PathError> {
+    let code = symbols.get(raw).cloned().unwrap_or_else(|| raw.to_string());
+    let digits = minor_unit_digits(&code).ok_or_else(|| {
+        perr(
+            path,
+            format!("{raw:?} is not a currency passerelle knows; map it in currency_symbols"),
+        )
+    })?;
+    Ok((code, digits))
+}
+
+/// Reads a FHIR Money into minor units, with the currency it carries (or
+/// `default` when it carries none).
+pub fn read_money(
+    v: &Value,
+    path: &str,
+    symbols: &HashMap<String, String>,
+    default: Option<&str>,
+) -> Result<(i64, String), PathError> {
+    let raw_cur = v
+        .get("currency")
+        .and_then(Value::as_str)
+        .or(default)
+        .ok_or_else(|| perr(path, "no currency"))?;
+    let (code, digits) = currency(raw_cur, symbols, &format!("{path}.currency"))?;
+    let value = v.get("value").ok_or_else(|| perr(path, "no value"))?;
+    let text = number_text(value, &format!("{path}.value"))?;
+    let minor =
+        parse_minor(&text, digits, false, false).map_err(|m| perr(&format!("{path}.value"), m))?;
+    Ok((minor, code))
+}
+
+fn number_text(v: &Value, path: &str) -> Result<String, PathError> {
+    match v {
+        Value::Number(n) => Ok(n.to_string()),
+        Value::String(s) => Ok(s.clone()),
+        _ => Err(perr(path, "not a number")),
+    }
+}
+
+fn code_of(v: &Value) -> Option<&str> {
+    v.pointer("/coding/0/code")
+        .and_then(Value::as_str)
+        .or_else(|| v.get("text").and_then(Value::as_str))
+}
+
+// ---------------------------------------------------------------- requests
+
+fn line_items(lines: &[MappedLine], dialect: Dialect, currency_code: &str) -> Vec<Value> {
+    lines
+        .iter()
+        .map(|m| {
+            let l = &m.line;
+            match dialect {
+                Dialect::Standard => json!({
+                    "sequence": m.sequence,
+                    "category": { "coding": [{ "system": "urn:passerelle:care-category", "code": m.category }] },
+                    "productOrService": { "coding": [{ "system": "urn:passerelle:act", "code": m.act }] },
+                    "quantity": { "value": l.quantity },
+                    "net": money(l.billed, currency_code),
+                }),
+                Dialect::Openimis => {
+                    // openIMIS has no secondary payer: claim the remainder.
+                    let r = l.remainder();
+                    let q = l.quantity.max(1) as i64;
+                    let (qty, unit) = if r % q == 0 { (q, r / q) } else { (1, r) };
+                    json!({
+                        "sequence": m.sequence,
+                        "category": { "text": m.category },
+                        "productOrService": { "text": m.act },
+                        "quantity": { "value": qty },
+                        "unitPrice": money(unit, currency_code),
+                    })
+                }
+            }
+        })
+        .collect()
+}
+
+/// The scheme's adjudication as a contained ClaimResponse (standard dialect).
+fn scheme_adjudication(c: &passerelle_domain::Claim, lines: &[MappedLine]) -> Value {
+    let cur = c.currency.as_str();
+    let items: Vec<Value> = lines
+        .iter()
+        .map(|m| {
+            let l = &m.line;
+            let base = l.billed.min(l.tariff_base);
+            let pct_bp = if base > 0 { (l.scheme_share as i128 * 10_000 / base as i128) as i64 } else { 0 };
+            let outcome = match l.outcome {
+                SchemeOutcome::Covered => "covered",
+                SchemeOutcome::OutOfBasket => "out_of_basket",
+                SchemeOutcome::Refused => "refused",
+            };
+            json!({
+                "itemSequence": m.sequence,
+                "adjudication": [
+                    { "category": { "coding": [{ "code": "submitted" }] }, "amount": money(l.billed, cur) },
+                    { "category": { "coding": [{ "code": "eligible" }] }, "amount": money(l.tariff_base, cur) },
+                    { "category": { "coding": [{ "code": "eligpercent" }] }, "value": decimal(pct_bp, 2) },
+                    { "category": { "coding": [{ "code": "benefit" }] },
+                      "reason": { "coding": [{ "system": OUTCOME_SYSTEM, "code": outcome, "display": l.scheme_reason }] },
+                      "amount": money(l.scheme_share, cur) }
+                ]
+            })
+        })
+        .collect();
+    json!({
+        "resourceType": "ClaimResponse",
+        "id": "scheme-adjudication",
+        "status": "active",
+        "use": "claim",
+        "outcome": "complete",
+        "insurer": { "identifier": { "value": c.scheme_id } },
+        "item": items,
+    })
+}
+
+/// The FHIR Claim for a remainder adjudication.
+pub fn claim_resource(
+    key: &str,
+    c: &passerelle_domain::Claim,
+    mapped: &crate::codes::MappedClaim,
+    dialect: Dialect,
+    mutuelle_id: &str,
+) -> Value {
+    let total: i64 = mapped
+        .lines
+        .iter()
+        .map(|m| {
+            if dialect == Dialect::Openimis {
+                m.line.remainder()
+            } else {
+                m.line.billed
+            }
+        })
+        .sum();
+    let patient = match dialect {
+        Dialect::Standard => {
+            json!({ "identifier": { "system": "urn:passerelle:member", "value": mapped.member } })
+        }
+        Dialect::Openimis => json!({
+            "reference": format!("Patient/{}", mapped.member),
+            "type": "Patient",
+            "identifier": { "type": { "coding": [{ "system": "https://openimis.github.io/openimis_fhir_r4_ig/CodeSystem/openimis-identifiers", "code": "Code" }] }, "value": mapped.member }
+        }),
+    };
+    let insurance = match dialect {
+        Dialect::Standard => json!([
+            { "sequence": 1, "focal": false,
+              "coverage": { "display": format!("{} (main scheme)", c.scheme_id) },
+              "claimResponse": { "reference": "#scheme-adjudication" } },
+            { "sequence": 2, "focal": true,
+              "coverage": { "identifier": { "system": "urn:passerelle:mutuelle", "value": mutuelle_id }, "display": mutuelle_id } }
+        ]),
+        Dialect::Openimis => {
+            json!([{ "sequence": 1, "focal": true, "coverage": { "reference": format!("Coverage/{}", mapped.member) } }])
+        }
+    };
+    let mut claim = json!({
+        "resourceType": "Claim",
+        "identifier": [{ "system": KEY_SYSTEM, "value": key }, { "system": "urn:passerelle:claim", "value": format!("{}/{}", c.scheme_id, c.claim_id) }],
+        "status": "active",
+        "type": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/claim-type",
+                              "code": if c.stay.is_some() { "institutional" } else { "professional" } }] },
+        "use": "claim",
+        "patient": patient,
+        "billablePeriod": { "start": date::format(c.date_of_care), "end": date::format(c.date_of_care) },
+        "created": date::format(c.date_of_care),
+        "provider": { "identifier": { "value": mapped.facility }, "display": mapped.facility },
+        "priority": { "coding": [{ "code": "normal" }] },
+        "insurance": insurance,
+        "diagnosis": mapped.diagnoses.iter().enumerate().map(|(i, d)| json!({
+            "sequence": i + 1,
+            "diagnosisCodeableConcept": { "coding": [{ "system": "http://hl7.org/fhir/sid/icd-10", "code": d }] }
+        })).collect::<Vec<_>>(),
+        "item": line_items(&mapped.lines, dialect, &c.currency),
+        "total": money(total, &c.currency),
+    });
+    if dialect == Dialect::Standard {
+        claim["contained"] = json!([scheme_adjudication(c, &mapped.lines)]);
+    }
+    claim
+}
+
+/// The CoverageEligibilityRequest for a question.
+pub fn eligibility_resource(
+    q: &EligibilityQuery,
+    member: &str,
+    lines: &[MappedLine],
+    dialect: Dialect,
+) -> Value {
+    let patient = match dialect {
+        Dialect::Standard => {
+            json!({ "identifier": { "system": "urn:passerelle:member", "value": member } })
+        }
+        Dialect::Openimis => json!({ "reference": format!("Patient/{member}") }),
+    };
+    json!({
+        "resourceType": "CoverageEligibilityRequest",
+        "identifier": [{ "system": KEY_SYSTEM, "value": q.idempotency_key }],
+        "status": "active",
+        "purpose": ["benefits"],
+        "patient": patient,
+        "servicedDate": date::format(q.date_of_care),
+        "created": date::format(q.date_of_care),
+        "insurer": { "display": "mutuelle" },
+        "item": lines.iter().map(|m| match dialect {
+            Dialect::Standard => json!({
+                "category": { "coding": [{ "code": m.category }] },
+                "productOrService": { "coding": [{ "system": "urn:passerelle:act", "code": m.act }] },
+                "quantity": { "value": m.line.quantity },
+                "unitPrice": money(m.line.remainder(), &q.currency),
+            }),
+            Dialect::Openimis => json!({
+                "category": { "coding": [{ "code": m.category }] },
+                "productOrService": { "text": m.act },
+            }),
+        }).collect::<Vec<_>>(),
+    })
+}
+
+/// The Task that cancels an adjudication.
+pub fn cancel_resource(r: &CancelRequest<'_>) -> Value {
+    json!({
+        "resourceType": "Task",
+        "identifier": [{ "system": KEY_SYSTEM, "value": r.idempotency_key }],
+        "status": "requested",
+        "intent": "order",
+        "code": { "coding": [{ "system": "http://hl7.org/fhir/CodeSystem/financialtaskcode", "code": "cancel" }] },
+        "focus": { "type": "Claim", "identifier": { "system": KEY_SYSTEM, "value": r.adjudication_key } },
+        "reasonCode": { "text": r.reason },
+    })
+}
+
+// ---------------------------------------------------------------- answers
+
+/// One line of a ClaimResponse as the broker understands it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseLine {
+    pub sequence: u32,
+    pub quantity: Option<i64>,
+    pub unit_price: Option<i64>,
+    pub line_total: Option<i64>,
+    /// The mutuelle's share (benefit), minor units.
+    pub benefit: i64,
+    /// openIMIS: the claim-status code of the line; standard: None.
+    pub status: Option<u32>,
+    pub reasons: Vec<Reason>,
+}
+
+/// A ClaimResponse as the broker understands it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParsedClaimResponse {
+    pub outcome: String,
+    pub currency: String,
+    pub lines: Vec<ResponseLine>,
+    pub reference: String,
+}
+
+const STATUS: [(u32, &str); 5] = [
+    (1, "rejected"),
+    (2, "entered"),
+    (4, "checked"),
+    (8, "processed"),
+    (16, "valuated"),
+];
+
+/// Reads a ClaimResponse (standard or openIMIS).
+pub fn parse_claim_response(
+    v: &Value,
+    dialect: Dialect,
+    symbols: &HashMap<String, String>,
+) -> Result<ParsedClaimResponse, PathError> {
+    if v.get("resourceType").and_then(Value::as_str) != Some("ClaimResponse") {
+        return Err(perr("resourceType", "not a ClaimResponse"));
+    }
+    let outcome = v
+        .get("outcome")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let reference = v
+        .pointer("/identifier/0/value")
+        .or_else(|| v.get("id"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let mut currency_code = String::new();
+    let mut lines = Vec::new();
+    let items = v
+        .get("item")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for (i, item) in items.iter().enumerate() {
+        let p = format!("ClaimResponse.item[{i}]");
+        let seq = item
+            .get("itemSequence")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| perr(&format!("{p}.itemSequence"), "missing"))? as u32;
+        let adj = item
+            .get("adjudication")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut line = ResponseLine {
+            sequence: seq,
+            quantity: None,
+            unit_price: None,
+            line_total: None,
+            benefit: 0,
+            status: None,
+            reasons: Vec::new(),
+        };
+        let mut seen_benefit = false;
+        for (j, a) in adj.iter().enumerate() {
+            let ap = format!("{p}.adjudication[{j}]");
+            let cat = a.get("category").and_then(code_of).unwrap_or("");
+            let reason = a.pointer("/reason/coding/0").map(|r| {
+                let code = r.get("code").and_then(Value::as_str).unwrap_or("");
+                let display = r.get("display").and_then(Value::as_str).unwrap_or(code);
+                Reason::new(ReasonCode::PartnerRule, display.to_string())
+            });
+            match dialect {
+                Dialect::Standard => {
+                    let amount = a
+                        .get("amount")
+                        .map(|m| read_money(m, &format!("{ap}.amount"), symbols, None))
+                        .transpose()?;
+                    if let Some((_, c)) = &amount {
+                        currency_code.clone_from(c);
+                    }
+                    match cat {
+                        "submitted" => line.line_total = amount.map(|(x, _)| x).or(line.line_total),
+                        "eligible" if line.line_total.is_none() => {
+                            line.line_total = amount.map(|(x, _)| x)
+                        }
+                        "benefit" => {
+                            line.benefit = amount.map(|(x, _)| x).ok_or_else(|| {
+                                perr(&format!("{ap}.amount"), "benefit without amount")
+                            })?;
+                            seen_benefit = true;
+                            line.reasons.extend(reason);
+                        }
+                        _ => {}
+                    }
+                }
+                Dialect::Openimis => {
+                    let status: Option<u32> = cat
+                        .parse()
+                        .ok()
+                        .or_else(|| STATUS.iter().find(|(_, t)| *t == cat).map(|(c, _)| *c));
+                    let Some(status) = status else { continue };
+                    line.status = Some(status);
+                    line.reasons.extend(reason);
+                    if let Some(m) = a.get("amount") {
+                        let (unit, c) = read_money(m, &format!("{ap}.amount"), symbols, None)?;
+                        currency_code = c;
+                        let qty = match a.get("value") {
+                            Some(q) => parse_whole(&number_text(q, &format!("{ap}.value"))?)
+                                .map_err(|m| perr(&format!("{ap}.value"), m))?,
+                            None => 1,
+                        };
+                        line.unit_price = Some(unit);
+                        line.quantity = Some(qty);
+                        let total = unit
+                            .checked_mul(qty)
+                            .ok_or_else(|| perr(&ap, "amount x value overflows"))?;
+                        line.line_total = Some(total);
+                        line.benefit = if status == 1 { 0 } else { total };
+                    }
+                    seen_benefit = true;
+                }
+            }
+        }
+        if !seen_benefit {
+            return Err(perr(&p, "no benefit adjudication for this item"));
+        }
+        lines.push(line);
+    }
+    Ok(ParsedClaimResponse {
+        outcome,
+        currency: currency_code,
+        lines,
+        reference,
+    })
+}
+
+/// A FHIR Claim as the broker understands it (for `translate`).
+pub fn parse_claim(
+    v: &Value,
+    symbols: &HashMap<String, String>,
+) -> Result<Vec<ResponseLine>, PathError> {
+    if v.get("resourceType").and_then(Value::as_str) != Some("Claim") {
+        return Err(perr("resourceType", "not a Claim"));
+    }
+    let items = v
+        .get("item")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let p = format!("Claim.item[{i}]");
+        let qty = match item.pointer("/quantity/value") {
+            Some(q) => parse_whole(&number_text(q, &format!("{p}.quantity.value"))?)
+                .map_err(|m| perr(&format!("{p}.quantity.value"), m))?,
+            None => 1,
+        };
+        let unit = item
+            .get("unitPrice")
+            .map(|m| read_money(m, &format!("{p}.unitPrice"), symbols, None))
+            .transpose()?;
+        let net = item
+            .get("net")
+            .map(|m| read_money(m, &format!("{p}.net"), symbols, None))
+            .transpose()?;
+        let total = match (net, &unit) {
+            (Some((n, _)), _) => Some(n),
+            (None, Some((u, _))) => Some(u.checked_mul(qty).ok_or_else(|| perr(&p, "overflow"))?),
+            (None, None) => None,
+        };
+        out.push(ResponseLine {
+            sequence: item
+                .get("sequence")
+                .and_then(Value::as_u64)
+                .unwrap_or(i as u64 + 1) as u32,
+            quantity: Some(qty),
+            unit_price: unit.map(|(u, _)| u),
+            line_total: total,
+            benefit: 0,
+            status: None,
+            reasons: Vec::new(),
+        });
+    }
+    Ok(out)
+}
+
+/// What an eligibility answer says.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ParsedEligibility {
+    pub covered: bool,
+    /// Benefits: (name, remaining amount in minor units or count).
+    pub amounts: Vec<(String, i64, String)>,
+    pub counts: Vec<(String, u64)>,
+}
+
+/// Reads a CoverageEligibilityResponse (standard or openIMIS).
+pub fn parse_eligibility(
+    v: &Value,
+    symbols: &HashMap<String, String>,
+    default_currency: Option<&str>,
+) -> Result<ParsedEligibility, PathError> {
+    if v.get("resourceType").and_then(Value::as_str) != Some("CoverageEligibilityResponse") {
+        return Err(perr("resourceType", "not a CoverageEligibilityResponse"));
+    }
+    let mut out = ParsedEligibility::default();
+    let insurance = v
+        .get("insurance")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let outcome_ok = v.get("outcome").and_then(Value::as_str) == Some("complete");
+    for (i, ins) in insurance.iter().enumerate() {
+        // Standard: inforce; openIMIS sends no inforce: an insurance entry
+        // with a complete outcome means a policy in force.
+        let inforce = ins
+            .get("inforce")
+            .and_then(Value::as_bool)
+            .unwrap_or(outcome_ok);
+        out.covered |= inforce;
+        for (j, item) in ins
+            .get("item")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let name = item
+                .get("category")
+                .and_then(code_of)
+                .unwrap_or("benefit")
+                .to_string();
+            for (k, b) in item
+                .get("benefit")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+            {
+                let p =
+                    format!("CoverageEligibilityResponse.insurance[{i}].item[{j}].benefit[{k}]");
+                if let Some(n) = b.get("allowedUnsignedInt").and_then(Value::as_u64) {
+                    out.counts.push((name.clone(), n));
+                }
+                if let Some(m) = b.get("allowedMoney") {
+                    let (amount, cur) =
+                        read_money(m, &format!("{p}.allowedMoney"), symbols, default_currency)?;
+                    out.amounts.push((name.clone(), amount, cur));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- adapter
+
+pub struct FhirAdapter {
+    mutuelle_id: String,
+    cfg: FhirConfig,
+    http: HttpClient,
+    token: Option<String>,
+    password: Option<String>,
+    jwt: Arc<Mutex<Option<String>>>,
+    timeout: Duration,
+}
+
+fn status_error(status: hyper::StatusCode, body: &[u8]) -> AdapterError {
+    let text = String::from_utf8_lossy(body);
+    let msg = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/issue/0/diagnostics")
+                .and_then(Value::as_str)
+                .map(String::from)
+        })
+        .unwrap_or_else(|| text.chars().take(200).collect());
+    if status.is_server_error()
+        || status == hyper::StatusCode::TOO_MANY_REQUESTS
+        || status == hyper::StatusCode::UNAUTHORIZED
+        || status == hyper::StatusCode::FORBIDDEN
+    {
+        AdapterError::Unavailable(format!("HTTP {status}: {msg}"))
+    } else {
+        AdapterError::Rejected(Reason::new(
+            ReasonCode::PartnerRejected,
+            format!("HTTP {status}: {msg}"),
+        ))
+    }
+}
+
+impl FhirAdapter {
+    /// Relative paths must be resolved first ([`FhirConfig::resolved`]).
+    pub fn new(mutuelle_id: &str, cfg: &FhirConfig) -> Result<FhirAdapter, String> {
+        let http = HttpClient::new(
+            &cfg.base_url,
+            cfg.tls.as_ref(),
+            Duration::from_millis(cfg.connect_timeout_ms),
+        )?;
+        let read = |p: &Option<std::path::PathBuf>| -> Result<Option<String>, String> {
+            p.as_ref()
+                .map(|p| {
+                    crate::grpc::read(p).map(|b| String::from_utf8_lossy(&b).trim().to_string())
+                })
+                .transpose()
+        };
+        if cfg.dialect == Dialect::Openimis && cfg.username.is_some() != cfg.password_file.is_some()
+        {
+            return Err("username and password_file go together".into());
+        }
+        Ok(FhirAdapter {
+            mutuelle_id: mutuelle_id.to_string(),
+            http,
+            token: read(&cfg.token_file)?,
+            password: read(&cfg.password_file)?,
+            jwt: Arc::new(Mutex::new(None)),
+            timeout: Duration::from_millis(cfg.timeout_ms),
+            cfg: cfg.clone(),
+        })
+    }
+
+    async fn bearer(&self) -> Result<Option<String>, AdapterError> {
+        if let Some(t) = &self.token {
+            return Ok(Some(t.clone()));
+        }
+        let (Some(user), Some(pass)) = (&self.cfg.username, &self.password) else {
+            return Ok(None);
+        };
+        let mut jwt = self.jwt.lock().await;
+        if let Some(t) = jwt.as_ref() {
+            return Ok(Some(t.clone()));
+        }
+        let body =
+            serde_json::to_vec(&json!({ "username": user, "password": pass })).expect("json");
+        let a = self
+            .http
+            .send(
+                Method::POST,
+                "/login/",
+                &[("content-type", "application/json".into())],
+                body,
+            )
+            .await?;
+        if !a.status.is_success() {
+            return Err(AdapterError::Unavailable(format!(
+                "login: HTTP {}",
+                a.status
+            )));
+        }
+        let v: Value = serde_json::from_slice(&a.body)
+            .map_err(|e| AdapterError::Malformed(format!("login answer: {e}")))?;
+        let t = v
+            .get("token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| AdapterError::Malformed("login answer: no token".into()))?;
+        *jwt = Some(t.to_string());
+        Ok(Some(t.to_string()))
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        resource: &Value,
+        if_none_exist: Option<&str>,
+    ) -> Result<Value, AdapterError> {
+        let call = async {
+            let mut headers = vec![
+                ("content-type", "application/fhir+json".to_string()),
+                ("accept", "application/fhir+json".to_string()),
+            ];
+            if let Some(key) = if_none_exist {
+                headers.push(("if-none-exist", format!("identifier={KEY_SYSTEM}|{key}")));
+            }
+            if let Some(t) = self.bearer().await? {
+                headers.push(("authorization", format!("Bearer {t}")));
+            }
+            let body = serde_json::to_vec(resource).expect("json");
+            let a = self.http.send(Method::POST, path, &headers, body).await?;
+            if a.status == hyper::StatusCode::UNAUTHORIZED {
+                // An expired JWT: log in again at the next attempt.
+                *self.jwt.lock().await = None;
+            }
+            if !a.status.is_success() {
+                return Err(status_error(a.status, &a.body));
+            }
+            if a.body.is_empty() {
+                return Ok(Value::Null);
+            }
+            serde_json::from_slice(&a.body)
+                .map_err(|e| AdapterError::Malformed(format!("{path}: not JSON: {e}")))
+        };
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .unwrap_or(Err(AdapterError::Timeout(self.timeout.as_millis() as u64)))
+    }
+}
+
+fn malformed(e: PathError) -> AdapterError {
+    AdapterError::Malformed(e.to_string())
+}
+
+#[async_trait]
+impl Adapter for FhirAdapter {
+    fn kind(&self) -> AdapterKind {
+        AdapterKind::FhirR4
+    }
+
+    async fn eligibility(&self, q: &EligibilityQuery) -> Result<EligibilityAnswer, AdapterError> {
+        let member = match self
+            .cfg
+            .codes
+            .member(q.member_number.as_deref().unwrap_or(""), &q.beneficiary_id)
+        {
+            Ok(m) => m,
+            Err(r) => return Ok(EligibilityAnswer::not_covered(r)),
+        };
+        let (lines, local) = self.cfg.codes.lines(&q.lines);
+        let req = eligibility_resource(q, &member, &lines, self.cfg.dialect);
+        let v = self.post("/CoverageEligibilityRequest", &req, None).await?;
+        let parsed = parse_eligibility(&v, &self.cfg.currency_symbols, Some(&q.currency))
+            .map_err(malformed)?;
+        let mut answer = EligibilityAnswer {
+            covered: parsed.covered,
+            member_number: member,
+            ..Default::default()
+        };
+        if !parsed.covered {
+            answer.reason = Some(Reason::new(
+                ReasonCode::PartnerRule,
+                "the mutuelle reports no cover in force",
+            ));
+        }
+        answer.ceilings =
+            parsed
+                .amounts
+                .iter()
+                .map(|(name, amount, _)| passerelle_domain::engine::CeilingView {
+                    scope: name.clone(),
+                    category: None,
+                    period: String::new(),
+                    limit_amount: Some(*amount),
+                    used_amount: 0,
+                    limit_count: None,
+                    used_count: 0,
+                })
+                .chain(parsed.counts.iter().map(|(name, n)| {
+                    passerelle_domain::engine::CeilingView {
+                        scope: name.clone(),
+                        category: None,
+                        period: String::new(),
+                        limit_amount: None,
+                        used_amount: 0,
+                        limit_count: Some(*n as u32),
+                        used_count: 0,
+                    }
+                }))
+                .collect();
+        // FHIR eligibility carries no per-line estimate: lines answered
+        // locally (unmapped) are reported; the others have none.
+        if !local.is_empty() && local.len() == q.lines.len() {
+            answer.lines = local;
+        }
+        Ok(answer)
+    }
+
+    async fn adjudicate(
+        &self,
+        req: AdjudicationRequest<'_>,
+    ) -> Result<PartnerAdjudication, AdapterError> {
+        let c = req.claim;
+        let mapped = self
+            .cfg
+            .codes
+            .claim(c, req.member_number)
+            .map_err(AdapterError::Rejected)?;
+        if mapped.lines.is_empty() {
+            return Ok(PartnerAdjudication {
+                lines: mapped.unmapped,
+                ..Default::default()
+            });
+        }
+        let claim = claim_resource(
+            req.idempotency_key,
+            c,
+            &mapped,
+            self.cfg.dialect,
+            &self.mutuelle_id,
+        );
+        let v = self
+            .post("/Claim", &claim, Some(req.idempotency_key))
+            .await?;
+        let parsed = parse_claim_response(&v, self.cfg.dialect, &self.cfg.currency_symbols)
+            .map_err(malformed)?;
+        if !parsed.currency.is_empty() && parsed.currency != c.currency {
+            return Err(AdapterError::Malformed(format!(
+                "ClaimResponse: currency {} where the claim is in {}",
+                parsed.currency, c.currency
+            )));
+        }
+        match parsed.outcome.as_str() {
+            "complete" | "partial" => {}
+            "queued" => {
+                return Err(AdapterError::Unavailable(
+                    "the mutuelle queued the claim; asking again later".into(),
+                ));
+            }
+            "error" => {
+                return Err(AdapterError::Rejected(Reason::new(
+                    ReasonCode::PartnerRejected,
+                    "the mutuelle answered outcome=error",
+                )));
+            }
+            other => {
+                return Err(AdapterError::Malformed(format!(
+                    "ClaimResponse.outcome: {other:?}"
+                )));
+            }
+        }
+        let by_seq: HashMap<u32, &MappedLine> =
+            mapped.lines.iter().map(|m| (m.sequence, m)).collect();
+        let mut shares = Vec::with_capacity(parsed.lines.len());
+        for l in &parsed.lines {
+            if self.cfg.dialect == Dialect::Openimis && !matches!(l.status, Some(1) | Some(16)) {
+                return Err(AdapterError::Unavailable(format!(
+                    "line {} not valuated yet (status {:?}); asking again later",
+                    l.sequence, l.status
+                )));
+            }
+            let mut m = l.benefit;
+            let mut reasons = l.reasons.clone();
+            if self.cfg.dialect == Dialect::Openimis
+                && let Some(line) = by_seq.get(&l.sequence)
+                && m > line.line.remainder()
+            {
+                // openIMIS valued the claimed amount by its own tariff: cap at R.
+                m = line.line.remainder();
+                reasons.push(Reason::new(
+                    ReasonCode::PartnerRule,
+                    "capped at the remainder",
+                ));
+            }
+            shares.push(LineShare {
+                sequence: l.sequence,
+                mutuelle_share: m,
+                reasons,
+            });
+        }
+        Ok(PartnerAdjudication {
+            lines: crate::codes::merge(shares, mapped.unmapped),
+            partner_reference: parsed.reference,
+            product: None::<ProductRef>,
+            consumption: Vec::new(),
+        })
+    }
+
+    async fn cancel(&self, req: CancelRequest<'_>) -> Result<(), AdapterError> {
+        self.post("/Task", &cancel_resource(&req), Some(req.idempotency_key))
+            .await?;
+        Ok(())
+    }
+}
+
+/// The line total a remainder claim line carries (for tests and docs).
+pub fn claimed(l: &ClaimLine) -> i64 {
+    l.remainder()
+}

@@ -1,0 +1,722 @@
+//! Simulated HTTP partners for `dev` and the tests: a FHIR R4 server (either
+//! dialect, openIMIS-like login included) and XML mutuelles of two shapes.
+//! Each wraps a [`SimMutuelle`], so that products, ceilings, idempotency and
+//! failure modes are the same as for the simulated gRPC partner.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use passerelle_domain::money::minor_unit_digits;
+use passerelle_proto::convert;
+use passerelle_proto::partner::v1 as pb;
+use pb::mutuelle_partner_server::MutuellePartner;
+use serde_json::{Value, json};
+use tonic::Request;
+
+use crate::decimal::{format_minor, parse_minor, parse_whole};
+use crate::fhir::{Dialect, KEY_SYSTEM, OUTCOME_SYSTEM, decimal};
+use crate::http::{Incoming, Outgoing, serve};
+use crate::sim::{Mode, SimMutuelle};
+use crate::xml::{Node, format_date, parse_date, parse_xml};
+
+fn outcome(status: tonic::Status) -> Outgoing {
+    let code = match status.code() {
+        tonic::Code::Unavailable => 503,
+        tonic::Code::Unauthenticated => 401,
+        tonic::Code::InvalidArgument => 400,
+        _ => 422,
+    };
+    let body = json!({ "resourceType": "OperationOutcome",
+        "issue": [{ "severity": "error", "code": "processing", "diagnostics": status.message() }] });
+    (
+        code,
+        "application/fhir+json",
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
+}
+
+fn category(code: &str) -> i32 {
+    passerelle_domain::CareCategory::ALL
+        .iter()
+        .find(|c| c.as_str() == code)
+        .map(|c| convert::care_category_to_pb(*c))
+        .unwrap_or(convert::care_category_to_pb(
+            passerelle_domain::CareCategory::Other,
+        ))
+}
+
+fn money(v: &Value, digits: u32) -> i64 {
+    let text = match v.get("value") {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s.clone(),
+        _ => "0".into(),
+    };
+    parse_minor(&text, digits, false, false).unwrap_or(0)
+}
+
+/// A FHIR server in front of a simulated mutuelle.
+#[derive(Clone)]
+pub struct SimFhir {
+    pub sim: SimMutuelle,
+    pub dialect: Dialect,
+    /// The currency string it writes ("$" like openIMIS test servers, or an
+    /// ISO code) and the ISO code it means.
+    pub currency_text: String,
+    pub currency: String,
+    /// openIMIS login: (username, password); None: no login needed.
+    pub login: Option<(String, String)>,
+}
+
+impl SimFhir {
+    pub async fn start(self) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let me = Arc::new(self);
+        let task = serve(
+            listener,
+            Arc::new(move |req| {
+                let me = me.clone();
+                Box::pin(async move { me.handle(req).await })
+            }),
+        );
+        Ok((addr, task))
+    }
+
+    async fn handle(&self, req: Incoming) -> Outgoing {
+        if req.path.ends_with("/login/") {
+            let v: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+            return match &self.login {
+                Some((u, p)) if v["username"] == *u && v["password"] == *p => (
+                    200,
+                    "application/json",
+                    serde_json::to_vec(&json!({ "token": "sim-jwt-token" })).unwrap(),
+                ),
+                _ => (
+                    401,
+                    "application/json",
+                    b"{\"error\":\"bad credentials\"}".to_vec(),
+                ),
+            };
+        }
+        if self.login.is_some() {
+            let auth = req
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok());
+            if auth != Some("Bearer sim-jwt-token") {
+                return outcome(tonic::Status::unauthenticated("login first"));
+            }
+        }
+        if self.sim.mode() == Mode::Garbage && req.path.ends_with("/Claim") {
+            return (
+                200,
+                "application/fhir+json",
+                b"{\"resourceType\": \"ClaimResponse\", \"item\": [{\"itemSequence\": ".to_vec(),
+            );
+        }
+        let Ok(v) = serde_json::from_slice::<Value>(&req.body) else {
+            return outcome(tonic::Status::invalid_argument("not JSON"));
+        };
+        let r = if req.path.ends_with("/Claim") {
+            self.claim(&v).await
+        } else if req.path.ends_with("/CoverageEligibilityRequest") {
+            self.eligibility(&v).await
+        } else if req.path.ends_with("/Task") {
+            self.task(&v).await
+        } else {
+            Err(tonic::Status::not_found("no such resource"))
+        };
+        match r {
+            Ok(v) => (
+                200,
+                "application/fhir+json",
+                serde_json::to_vec(&v).unwrap_or_default(),
+            ),
+            Err(s) => outcome(s),
+        }
+    }
+
+    fn member(&self, v: &Value) -> String {
+        v.pointer("/patient/identifier/value")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .or_else(|| {
+                v.pointer("/patient/reference")
+                    .and_then(Value::as_str)
+                    .map(|r| r.trim_start_matches("Patient/").to_string())
+            })
+            .unwrap_or_default()
+    }
+
+    async fn claim(&self, v: &Value) -> Result<Value, tonic::Status> {
+        let digits = minor_unit_digits(&self.currency).unwrap_or(0);
+        let key = v["identifier"]
+            .as_array()
+            .and_then(|ids| ids.iter().find(|i| i["system"] == KEY_SYSTEM))
+            .and_then(|i| i["value"].as_str())
+            .ok_or_else(|| tonic::Status::invalid_argument("no identifier"))?
+            .to_string();
+        let scheme = v
+            .pointer("/contained/0/item")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let items = v["item"].as_array().cloned().unwrap_or_default();
+        let mut lines = Vec::new();
+        for item in &items {
+            let seq = item["sequence"].as_u64().unwrap_or(0) as u32;
+            let qty = item
+                .pointer("/quantity/value")
+                .map(|q| parse_whole(&q.to_string()).unwrap_or(1))
+                .unwrap_or(1);
+            let (act, cat) = match self.dialect {
+                Dialect::Standard => (
+                    item.pointer("/productOrService/coding/0/code")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    item.pointer("/category/coding/0/code")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                ),
+                Dialect::Openimis => (
+                    item.pointer("/productOrService/text")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    item.pointer("/category/text")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                ),
+            };
+            let (billed, tariff, share, outcome) = match self.dialect {
+                Dialect::Standard => {
+                    let adj = scheme
+                        .iter()
+                        .find(|s| s["itemSequence"].as_u64() == Some(seq as u64))
+                        .and_then(|s| s["adjudication"].as_array().cloned())
+                        .unwrap_or_default();
+                    let get = |c: &str| {
+                        adj.iter().find(|a| {
+                            a.pointer("/category/coding/0/code").and_then(Value::as_str) == Some(c)
+                        })
+                    };
+                    let b = get("submitted")
+                        .map(|a| money(&a["amount"], digits))
+                        .unwrap_or(0);
+                    let e = get("eligible")
+                        .map(|a| money(&a["amount"], digits))
+                        .unwrap_or(0);
+                    let benefit = get("benefit");
+                    let s = benefit.map(|a| money(&a["amount"], digits)).unwrap_or(0);
+                    let o = benefit
+                        .and_then(|a| {
+                            a.pointer("/reason/coding/0")
+                                .filter(|c| c["system"] == OUTCOME_SYSTEM)
+                        })
+                        .and_then(|c| c["code"].as_str())
+                        .unwrap_or("covered");
+                    let o = match o {
+                        "out_of_basket" => passerelle_domain::SchemeOutcome::OutOfBasket,
+                        "refused" => passerelle_domain::SchemeOutcome::Refused,
+                        _ => passerelle_domain::SchemeOutcome::Covered,
+                    };
+                    (b, e, s, o)
+                }
+                Dialect::Openimis => {
+                    // openIMIS sees only the claimed amount (the remainder).
+                    let unit = money(&item["unitPrice"], digits);
+                    let total = unit * qty;
+                    (total, total, 0, passerelle_domain::SchemeOutcome::Covered)
+                }
+            };
+            let l = passerelle_domain::ClaimLine {
+                act_code: act.clone(),
+                category: passerelle_domain::CareCategory::Other,
+                quantity: qty as u32,
+                billed,
+                tariff_base: tariff,
+                scheme_share: share,
+                outcome,
+                scheme_reason: String::new(),
+            };
+            let mut rl = crate::grpc::remainder_line(seq, &l);
+            rl.care_category = category(&cat);
+            lines.push(rl);
+        }
+        let req = pb::AdjudicateRemainderRequest {
+            idempotency_key: key,
+            member_number: self.member(v),
+            date_of_care: v["created"].as_str().unwrap_or("").to_string(),
+            currency: self.currency.clone(),
+            lines: lines.clone(),
+            diagnoses: v["diagnosis"]
+                .as_array()
+                .map(|d| {
+                    d.iter()
+                        .filter_map(|x| {
+                            x.pointer("/diagnosisCodeableConcept/coding/0/code")
+                                .and_then(Value::as_str)
+                                .map(String::from)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            ..Default::default()
+        };
+        let answer = self
+            .sim
+            .adjudicate_remainder(Request::new(req))
+            .await?
+            .into_inner();
+        let items: Vec<Value> = answer
+            .lines
+            .iter()
+            .map(|s| {
+                let reasons: Vec<Value> = s
+                    .reasons
+                    .iter()
+                    .map(|r| json!({ "coding": [{ "system": "urn:sim", "code": r.code.to_string(), "display": r.message }] }))
+                    .collect();
+                match self.dialect {
+                    Dialect::Standard => {
+                        let mut adj = json!({ "category": { "coding": [{ "code": "benefit" }] },
+                            "amount": { "value": decimal(s.mutuelle_share, digits), "currency": self.currency_text } });
+                        if let Some(r) = reasons.first() {
+                            adj["reason"] = r.clone();
+                        }
+                        json!({ "itemSequence": s.sequence, "adjudication": [adj] })
+                    }
+                    Dialect::Openimis => {
+                        let mut adj = json!({ "category": { "coding": [{ "code": "16" }], "text": "valuated" },
+                            "amount": { "value": decimal(s.mutuelle_share, digits), "currency": self.currency_text },
+                            "value": 1 });
+                        if let Some(r) = reasons.first() {
+                            adj["reason"] = r.clone();
+                        }
+                        json!({ "itemSequence": s.sequence, "adjudication": [adj] })
+                    }
+                }
+            })
+            .collect();
+        Ok(json!({
+            "resourceType": "ClaimResponse",
+            "id": answer.partner_reference,
+            "identifier": [{ "value": answer.partner_reference }],
+            "status": "active",
+            "use": "claim",
+            "outcome": "complete",
+            "item": items,
+        }))
+    }
+
+    async fn eligibility(&self, v: &Value) -> Result<Value, tonic::Status> {
+        let req = pb::ComplementaryEligibilityRequest {
+            idempotency_key: v
+                .pointer("/identifier/0/value")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            member_number: self.member(v),
+            date_of_care: v["created"].as_str().unwrap_or("").to_string(),
+            currency: self.currency.clone(),
+            ..Default::default()
+        };
+        let a = self
+            .sim
+            .check_complementary_eligibility(Request::new(req))
+            .await?
+            .into_inner();
+        let digits = minor_unit_digits(&self.currency).unwrap_or(0);
+        let items: Vec<Value> = a
+            .ceilings
+            .iter()
+            .map(|c| {
+                let benefit = if c.count_limit > 0 {
+                    json!({ "type": { "coding": [{ "code": "benefit" }] }, "allowedUnsignedInt": c.count_remaining })
+                } else {
+                    json!({ "type": { "coding": [{ "code": "benefit" }] },
+                            "allowedMoney": { "value": decimal(c.remaining, digits), "currency": self.currency_text } })
+                };
+                json!({ "category": { "text": c.scope }, "benefit": [benefit] })
+            })
+            .collect();
+        let insurance = match self.dialect {
+            Dialect::Standard => json!([{ "inforce": a.covered, "item": items }]),
+            Dialect::Openimis if a.covered => json!([{ "item": items }]),
+            Dialect::Openimis => json!([]),
+        };
+        Ok(
+            json!({ "resourceType": "CoverageEligibilityResponse", "status": "active", "purpose": ["benefits"],
+                   "outcome": "complete", "insurance": insurance }),
+        )
+    }
+
+    async fn task(&self, v: &Value) -> Result<Value, tonic::Status> {
+        let req = pb::CancelAdjudicationRequest {
+            idempotency_key: v
+                .pointer("/identifier/0/value")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            adjudication_key: v
+                .pointer("/focus/identifier/value")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            ..Default::default()
+        };
+        self.sim.cancel_adjudication(Request::new(req)).await?;
+        Ok(json!({ "resourceType": "Task", "status": "completed", "intent": "order" }))
+    }
+}
+
+/// The two XML shapes the simulated legacy mutuelles speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XmlShape {
+    /// Plain XML, French names, attributes, "12 500", dd/mm/yyyy, basic auth.
+    A,
+    /// SOAP 1.1, namespaces, "12500,00", yyyymmdd, a header token.
+    B,
+}
+
+#[derive(Clone)]
+pub struct SimXml {
+    pub sim: SimMutuelle,
+    pub shape: XmlShape,
+    pub currency: String,
+    /// Shape A: "Basic ..." value expected; shape B: the X-Api-Key token.
+    pub credential: String,
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+impl SimXml {
+    pub async fn start(self) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let me = Arc::new(self);
+        let task = serve(
+            listener,
+            Arc::new(move |req| {
+                let me = me.clone();
+                Box::pin(async move { me.handle(req).await })
+            }),
+        );
+        Ok((addr, task))
+    }
+
+    fn number(&self, v: i64) -> String {
+        let digits = minor_unit_digits(&self.currency).unwrap_or(0);
+        match self.shape {
+            XmlShape::A => {
+                let s = format_minor(v, digits);
+                let mut g = String::new();
+                for (i, ch) in s.chars().enumerate() {
+                    if i > 0 && (s.len() - i).is_multiple_of(3) {
+                        g.push(' ');
+                    }
+                    g.push(ch);
+                }
+                g
+            }
+            XmlShape::B => format!("{},00", format_minor(v, digits)),
+        }
+    }
+
+    fn read(&self, s: &str) -> i64 {
+        let digits = minor_unit_digits(&self.currency).unwrap_or(0);
+        match self.shape {
+            XmlShape::A => parse_minor(s, digits, false, true).unwrap_or(0),
+            XmlShape::B => parse_minor(s, digits, true, true).unwrap_or(0),
+        }
+    }
+
+    fn reply(&self, body: String) -> Outgoing {
+        match self.shape {
+            XmlShape::A => (200, "application/xml", body.into_bytes()),
+            XmlShape::B => (
+                200,
+                "text/xml",
+                format!("<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>{body}</soap:Body></soap:Envelope>").into_bytes(),
+            ),
+        }
+    }
+
+    fn fault(&self, status: tonic::Status) -> Outgoing {
+        match self.shape {
+            XmlShape::A => {
+                let code = if status.code() == tonic::Code::Unavailable {
+                    503
+                } else {
+                    200
+                };
+                (
+                    code,
+                    "application/xml",
+                    format!(
+                        "<Reponse><Erreur>{}</Erreur></Reponse>",
+                        xml_escape(status.message())
+                    )
+                    .into_bytes(),
+                )
+            }
+            XmlShape::B => {
+                let code = if status.code() == tonic::Code::Unavailable {
+                    "soap:Server"
+                } else {
+                    "soap:Client"
+                };
+                (500, "text/xml", format!(
+                    "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><soap:Fault><faultcode>{code}</faultcode><faultstring>{}</faultstring></soap:Fault></soap:Body></soap:Envelope>",
+                    xml_escape(status.message())
+                ).into_bytes())
+            }
+        }
+    }
+
+    async fn handle(&self, req: Incoming) -> Outgoing {
+        let cred = match self.shape {
+            XmlShape::A => req.headers.get("authorization"),
+            XmlShape::B => req.headers.get("x-api-key"),
+        };
+        if cred.and_then(|v| v.to_str().ok()) != Some(self.credential.as_str()) {
+            return (401, "text/plain", b"who are you".to_vec());
+        }
+        if self.sim.mode() == Mode::Garbage {
+            return (
+                200,
+                "application/xml",
+                b"<Reponse><Ligne no=\"1\"><Part>12 500".to_vec(),
+            );
+        }
+        let root = match parse_xml(&req.body, 1 << 20, 32) {
+            Ok(r) => r,
+            Err(e) => return self.fault(tonic::Status::invalid_argument(e)),
+        };
+        let root = if root.name == "Envelope" {
+            match root
+                .all("Body")
+                .next()
+                .and_then(|b| b.children.first())
+                .cloned()
+            {
+                Some(n) => n,
+                None => return self.fault(tonic::Status::invalid_argument("empty body")),
+            }
+        } else {
+            root
+        };
+        let r = match root.name.as_str() {
+            "Demande" | "AdjudicationRequest" => self.adjudicate(&root).await,
+            "Droits" | "EligibilityRequest" => self.eligibility(&root).await,
+            "Annulation" | "CancelRequest" => self.cancel(&root).await,
+            other => Err(tonic::Status::invalid_argument(format!(
+                "unknown request {other}"
+            ))),
+        };
+        match r {
+            Ok(body) => self.reply(body),
+            Err(s) => self.fault(s),
+        }
+    }
+
+    fn date(&self, s: &str) -> String {
+        let fmt = if self.shape == XmlShape::A {
+            "%d/%m/%Y"
+        } else {
+            "%Y%m%d"
+        };
+        parse_date(s, fmt)
+            .map(passerelle_domain::date::format)
+            .unwrap_or_default()
+    }
+
+    async fn adjudicate(&self, root: &Node) -> Result<String, tonic::Status> {
+        let v = |n: &Node, p: &str| n.value(p).unwrap_or_default();
+        let (key, member, day, items): (String, String, String, Vec<&Node>) = match self.shape {
+            XmlShape::A => (
+                v(root, "@cle"),
+                v(root, "Adherent"),
+                self.date(&v(root, "DateSoins")),
+                root.all("Ligne").collect(),
+            ),
+            XmlShape::B => (
+                v(root, "Key"),
+                v(root, "MemberId"),
+                self.date(&v(root, "ServiceDate")),
+                root.all("Items")
+                    .next()
+                    .map(|i| i.all("Item").collect())
+                    .unwrap_or_default(),
+            ),
+        };
+        let mut lines = Vec::new();
+        for it in items {
+            let (seq, act, cat, qty, b, e, s, o) = match self.shape {
+                XmlShape::A => (
+                    v(it, "@no"),
+                    v(it, "@acte"),
+                    v(it, "@categorie"),
+                    v(it, "@quantite"),
+                    v(it, "Facture"),
+                    v(it, "Tarif"),
+                    v(it, "PartRegime"),
+                    v(it, "Issue"),
+                ),
+                XmlShape::B => (
+                    v(it, "Seq"),
+                    v(it, "Code"),
+                    v(it, "Kind"),
+                    v(it, "Qty"),
+                    v(it, "Billed"),
+                    v(it, "Tariff"),
+                    v(it, "SchemePaid"),
+                    v(it, "SchemeOutcome"),
+                ),
+            };
+            let outcome = match o.as_str() {
+                "out_of_basket" => passerelle_domain::SchemeOutcome::OutOfBasket,
+                "refused" => passerelle_domain::SchemeOutcome::Refused,
+                _ => passerelle_domain::SchemeOutcome::Covered,
+            };
+            let l = passerelle_domain::ClaimLine {
+                act_code: act,
+                category: passerelle_domain::CareCategory::Other,
+                quantity: qty.parse().unwrap_or(1),
+                billed: self.read(&b),
+                tariff_base: self.read(&e),
+                scheme_share: self.read(&s),
+                outcome,
+                scheme_reason: String::new(),
+            };
+            let mut rl = crate::grpc::remainder_line(seq.parse().unwrap_or(0), &l);
+            rl.care_category = category(&cat);
+            lines.push(rl);
+        }
+        let req = pb::AdjudicateRemainderRequest {
+            idempotency_key: key,
+            member_number: member,
+            date_of_care: day,
+            currency: self.currency.clone(),
+            lines,
+            ..Default::default()
+        };
+        let a = self
+            .sim
+            .adjudicate_remainder(Request::new(req))
+            .await?
+            .into_inner();
+        let mut out = String::new();
+        match self.shape {
+            XmlShape::A => {
+                out.push_str(&format!(
+                    "<Reponse><Reference>{}</Reference>",
+                    xml_escape(&a.partner_reference)
+                ));
+                for l in &a.lines {
+                    let motif = l
+                        .reasons
+                        .first()
+                        .map(|r| r.message.clone())
+                        .unwrap_or_default();
+                    out.push_str(&format!(
+                        "<Ligne no=\"{}\"><Part>{}</Part><Motif>{}</Motif></Ligne>",
+                        l.sequence,
+                        self.number(l.mutuelle_share),
+                        xml_escape(&motif)
+                    ));
+                }
+                out.push_str("</Reponse>");
+            }
+            XmlShape::B => {
+                out.push_str(&format!("<m:AdjudicationResponse xmlns:m=\"urn:mutuelle:v2\"><m:Ref>{}</m:Ref><m:Items>", xml_escape(&a.partner_reference)));
+                for l in &a.lines {
+                    let note = l
+                        .reasons
+                        .first()
+                        .map(|r| r.message.clone())
+                        .unwrap_or_default();
+                    out.push_str(&format!("<m:Item><m:Seq>{}</m:Seq><m:Covered>{}</m:Covered><m:Note>{}</m:Note></m:Item>", l.sequence, self.number(l.mutuelle_share), xml_escape(&note)));
+                }
+                out.push_str("</m:Items></m:AdjudicationResponse>");
+            }
+        }
+        Ok(out)
+    }
+
+    async fn eligibility(&self, root: &Node) -> Result<String, tonic::Status> {
+        let member = root
+            .value(if self.shape == XmlShape::A {
+                "Adherent"
+            } else {
+                "MemberId"
+            })
+            .unwrap_or_default();
+        let day = self.date(
+            &root
+                .value(if self.shape == XmlShape::A {
+                    "Date"
+                } else {
+                    "ServiceDate"
+                })
+                .unwrap_or_default(),
+        );
+        let a = self
+            .sim
+            .check_complementary_eligibility(Request::new(pb::ComplementaryEligibilityRequest {
+                member_number: member,
+                date_of_care: day,
+                currency: self.currency.clone(),
+                ..Default::default()
+            }))
+            .await?
+            .into_inner();
+        Ok(match self.shape {
+            XmlShape::A => format!(
+                "<Reponse><Couvert>{}</Couvert></Reponse>",
+                if a.covered { "oui" } else { "non" }
+            ),
+            XmlShape::B => format!(
+                "<m:EligibilityResponse xmlns:m=\"urn:mutuelle:v2\"><m:Active>{}</m:Active></m:EligibilityResponse>",
+                a.covered
+            ),
+        })
+    }
+
+    async fn cancel(&self, root: &Node) -> Result<String, tonic::Status> {
+        let (key, adj) = match self.shape {
+            XmlShape::A => (root.value("@cle"), root.value("@demande")),
+            XmlShape::B => (root.value("Key"), root.value("AdjudicationKey")),
+        };
+        self.sim
+            .cancel_adjudication(Request::new(pb::CancelAdjudicationRequest {
+                idempotency_key: key.unwrap_or_default(),
+                adjudication_key: adj.unwrap_or_default(),
+                ..Default::default()
+            }))
+            .await?;
+        Ok(match self.shape {
+            XmlShape::A => "<Reponse><Statut>OK</Statut></Reponse>".to_string(),
+            XmlShape::B => "<m:CancelResponse xmlns:m=\"urn:mutuelle:v2\"><m:Status>DONE</m:Status></m:CancelResponse>".to_string(),
+        })
+    }
+}
+
+/// Formats a date as the shape writes it (for configs and tests).
+pub fn shape_date(shape: XmlShape, d: passerelle_domain::Date) -> String {
+    format_date(
+        d,
+        if shape == XmlShape::A {
+            "%d/%m/%Y"
+        } else {
+            "%Y%m%d"
+        },
+    )
+}

@@ -1,0 +1,1034 @@
+//! The xml-http adapter: a legacy system that takes and returns XML over HTTP
+//! with element names and codes of its own, described entirely by a
+//! declarative mapping in the config: request templates, paths to read the
+//! answer, number and date formats, SOAP 1.1, authentication. A new XML
+//! partner needs no Rust.
+//!
+//! Safety: the answer is capped in size before it is parsed, nesting depth is
+//! capped, a DOCTYPE is refused (no entity expansion), and a bad document is
+//! reported with the path of the offending element
+//! (`Reponse/Lignes/Ligne[2]/Part`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine;
+use hyper::Method;
+use passerelle_domain::money::minor_unit_digits;
+use passerelle_domain::{LineShare, Reason, ReasonCode, SchemeOutcome, date};
+use quick_xml::events::Event;
+use serde::Deserialize;
+
+use crate::codes::CodeMaps;
+use crate::decimal::{format_minor, parse_minor};
+use crate::grpc::PartnerTls;
+use crate::http::HttpClient;
+use crate::{
+    Adapter, AdapterError, AdapterKind, AdjudicationRequest, CancelRequest, EligibilityAnswer,
+    EligibilityQuery, PartnerAdjudication,
+};
+
+// ---------------------------------------------------------------- config
+
+/// How the partner writes numbers.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumberFormat {
+    /// "," as the decimal separator ("12500,00"). Default ".".
+    #[serde(default)]
+    pub decimal_comma: bool,
+    /// Spaces group thousands ("12 500"). Default: no grouping.
+    #[serde(default)]
+    pub group_spaces: bool,
+    /// Decimals written in requests (e.g. 2 for "12500,00"); default: the
+    /// currency's.
+    #[serde(default)]
+    pub write_decimals: Option<u32>,
+}
+
+/// HTTP authentication.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum XmlAuth {
+    /// HTTP basic: the password is read from a file.
+    Basic {
+        username: String,
+        password_file: std::path::PathBuf,
+    },
+    /// A header whose value (a token) is read from a file.
+    Header {
+        name: String,
+        value_file: std::path::PathBuf,
+    },
+}
+
+/// One operation: where to POST, the request template, how to read the answer.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Operation {
+    /// Path appended to the partner's URL. Default "".
+    #[serde(default)]
+    pub path: String,
+    /// SOAPAction for SOAP 1.1; when set, the request is wrapped in a SOAP
+    /// envelope and the answer read from its Body.
+    #[serde(default)]
+    pub soap_action: Option<String>,
+    /// The request body, with {{variables}} and {{#lines}}...{{/lines}}
+    /// sections (see docs/adapters.md for the variables).
+    pub template: String,
+    /// Paths to read the answer.
+    #[serde(default)]
+    pub answer: AnswerPaths,
+}
+
+/// Paths into the answer. The first segment is the root element (inside the
+/// SOAP Body); "@name" reads an attribute; names match local names
+/// (namespace prefixes are ignored).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerPaths {
+    /// The repeated line elements (adjudicate).
+    #[serde(default)]
+    pub lines: Option<String>,
+    /// Relative to a line: its sequence (e.g. "@no").
+    #[serde(default)]
+    pub sequence: Option<String>,
+    /// Relative to a line: the mutuelle share.
+    #[serde(default)]
+    pub share: Option<String>,
+    /// Relative to a line: the mutuelle's reason, when M < R.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The partner's reference of the adjudication.
+    #[serde(default)]
+    pub reference: Option<String>,
+    /// An element whose presence means the request was refused; its text is
+    /// the reason.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Eligibility: the element saying whether the member is covered ...
+    #[serde(default)]
+    pub covered: Option<String>,
+    /// ... and the values that mean yes (default "true", "1", "yes", "oui").
+    #[serde(default)]
+    pub covered_values: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XmlConfig {
+    /// The partner's URL, http:// or https://.
+    pub url: String,
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_connect")]
+    pub connect_timeout_ms: u64,
+    #[serde(default)]
+    pub tls: Option<PartnerTls>,
+    #[serde(default)]
+    pub auth: Option<XmlAuth>,
+    /// Date format, with %Y %m %d (e.g. "%d/%m/%Y"). Default "%Y-%m-%d".
+    #[serde(default = "default_date")]
+    pub date_format: String,
+    #[serde(default)]
+    pub numbers: NumberFormat,
+    /// Largest answer parsed, bytes. Default 1 MiB.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: usize,
+    /// Deepest nesting accepted. Default 32.
+    #[serde(default = "default_max_depth")]
+    pub max_depth: usize,
+    pub adjudicate: Operation,
+    /// Optional: without it, eligibility answers from the roster only.
+    #[serde(default)]
+    pub eligibility: Option<Operation>,
+    pub cancel: Operation,
+    #[serde(default)]
+    pub codes: CodeMaps,
+}
+
+fn default_timeout() -> u64 {
+    5000
+}
+fn default_connect() -> u64 {
+    2000
+}
+fn default_date() -> String {
+    "%Y-%m-%d".into()
+}
+fn default_max_bytes() -> usize {
+    1024 * 1024
+}
+fn default_max_depth() -> usize {
+    32
+}
+
+impl XmlConfig {
+    pub fn resolved(&self, base: &std::path::Path) -> XmlConfig {
+        let r = |p: &std::path::PathBuf| {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                base.join(p)
+            }
+        };
+        let mut c = self.clone();
+        if let Some(t) = &mut c.tls {
+            t.ca_file = r(&t.ca_file);
+            t.cert_file = t.cert_file.as_ref().map(r);
+            t.key_file = t.key_file.as_ref().map(r);
+        }
+        c.auth = match c.auth {
+            Some(XmlAuth::Basic {
+                username,
+                password_file,
+            }) => Some(XmlAuth::Basic {
+                username,
+                password_file: r(&password_file),
+            }),
+            Some(XmlAuth::Header { name, value_file }) => Some(XmlAuth::Header {
+                name,
+                value_file: r(&value_file),
+            }),
+            None => None,
+        };
+        c
+    }
+}
+
+// ---------------------------------------------------------------- dates
+
+/// Formats a date with %Y %m %d.
+pub fn format_date(d: date::Date, fmt: &str) -> String {
+    fmt.replace("%Y", &format!("{:04}", d.year()))
+        .replace("%m", &format!("{:02}", d.month() as u8))
+        .replace("%d", &format!("{:02}", d.day()))
+}
+
+/// Parses a date with %Y %m %d.
+pub fn parse_date(s: &str, fmt: &str) -> Option<date::Date> {
+    let (mut y, mut m, mut d) = (None, None, None);
+    let (mut si, mut fi) = (s.trim(), fmt);
+    while !fi.is_empty() {
+        if let Some(rest) = fi.strip_prefix("%Y") {
+            y = si.get(..4)?.parse::<i32>().ok();
+            si = si.get(4..)?;
+            fi = rest;
+        } else if let Some(rest) = fi.strip_prefix("%m") {
+            m = si.get(..2)?.parse::<u8>().ok();
+            si = si.get(2..)?;
+            fi = rest;
+        } else if let Some(rest) = fi.strip_prefix("%d") {
+            d = si.get(..2)?.parse::<u8>().ok();
+            si = si.get(2..)?;
+            fi = rest;
+        } else {
+            let c = fi.chars().next()?;
+            si = si.strip_prefix(c)?;
+            fi = &fi[c.len_utf8()..];
+        }
+    }
+    if !si.is_empty() {
+        return None;
+    }
+    date::parse(&format!("{:04}-{:02}-{:02}", y?, m?, d?))
+}
+
+// ---------------------------------------------------------------- templates
+
+/// A template value: text, or a list of records for a section.
+#[derive(Clone, Debug)]
+pub enum Val {
+    Text(String),
+    List(Vec<HashMap<String, Val>>),
+}
+
+pub type Ctx = HashMap<String, Val>;
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+/// Renders {{name}} (XML-escaped) and {{#list}}...{{/list}} sections.
+pub fn render(template: &str, ctx: &Ctx) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len() + 256);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find("}}").ok_or("template: unclosed {{")?;
+        let tag = after[..end].trim();
+        rest = &after[end + 2..];
+        if let Some(name) = tag.strip_prefix('#') {
+            let close = format!("{{{{/{name}}}}}");
+            let body_end = rest
+                .find(&close)
+                .ok_or_else(|| format!("template: {{{{#{name}}}}} is never closed"))?;
+            let body = &rest[..body_end];
+            rest = &rest[body_end + close.len()..];
+            match ctx.get(name) {
+                Some(Val::List(items)) => {
+                    for item in items {
+                        let mut inner = ctx.clone();
+                        inner.extend(item.clone());
+                        out.push_str(&render(body, &inner)?);
+                    }
+                }
+                _ => return Err(format!("template: {name} is not a list")),
+            }
+        } else {
+            match ctx.get(tag) {
+                Some(Val::Text(t)) => out.push_str(&escape(t)),
+                Some(Val::List(_)) => {
+                    return Err(format!("template: {tag} is a list, use {{{{#{tag}}}}}"));
+                }
+                None => return Err(format!("template: unknown variable {tag}")),
+            }
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- documents
+
+/// A parsed XML element: local name, attributes, text and children.
+#[derive(Clone, Debug, Default)]
+pub struct Node {
+    pub name: String,
+    pub attrs: Vec<(String, String)>,
+    pub text: String,
+    pub children: Vec<Node>,
+}
+
+fn local(name: &str) -> String {
+    match name.rsplit_once(':') {
+        Some((_, l)) => l.to_string(),
+        None => name.to_string(),
+    }
+}
+
+/// Parses a document with the caps; refuses DOCTYPE.
+pub fn parse_xml(bytes: &[u8], max_bytes: usize, max_depth: usize) -> Result<Node, String> {
+    if bytes.len() > max_bytes {
+        return Err(format!(
+            "document of {} bytes, more than the {max_bytes} accepted",
+            bytes.len()
+        ));
+    }
+    let mut reader = quick_xml::Reader::from_reader(bytes);
+    // Text is trimmed when read (Node::value), not per event: entity
+    // references split text into several events.
+    reader.config_mut().trim_text(false);
+    let mut stack: Vec<Node> = Vec::new();
+    let mut root: Option<Node> = None;
+    let path = |stack: &Vec<Node>| {
+        stack
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    loop {
+        let ev = reader
+            .read_event()
+            .map_err(|e| format!("{}: {e}", path(&stack)))?;
+        match ev {
+            Event::DocType(_) => return Err("DOCTYPE is not accepted".into()),
+            Event::Start(e) | Event::Empty(e) if root.is_some() => {
+                return Err(format!(
+                    "content after the root element: {}",
+                    local(e.name().as_ref())
+                ));
+            }
+            Event::Start(e) => {
+                if stack.len() >= max_depth {
+                    return Err(format!("{}: nested deeper than {max_depth}", path(&stack)));
+                }
+                stack.push(element(&e, &stack)?);
+            }
+            Event::Empty(e) => {
+                if stack.len() >= max_depth {
+                    return Err(format!("{}: nested deeper than {max_depth}", path(&stack)));
+                }
+                let n = element(&e, &stack)?;
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(n),
+                    None => root = Some(n),
+                }
+            }
+            Event::End(_) => {
+                let n = stack.pop().ok_or("unbalanced end tag")?;
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(n),
+                    None => root = Some(n),
+                }
+            }
+            Event::Text(t) => {
+                // Entity references arrive as their own events (below).
+                if let Some(n) = stack.last_mut() {
+                    n.text.push_str(&t);
+                }
+            }
+            Event::CData(t) => {
+                if let Some(n) = stack.last_mut() {
+                    n.text.push_str(&t);
+                }
+            }
+            Event::GeneralRef(r) => {
+                // Only the five predefined entities and character references.
+                let name = r.to_string();
+                let ch = match name.as_str() {
+                    "lt" => "<".to_string(),
+                    "gt" => ">".to_string(),
+                    "amp" => "&".to_string(),
+                    "apos" => "'".to_string(),
+                    "quot" => "\"".to_string(),
+                    n if n.starts_with('#') => {
+                        let code = if let Some(h) = n.strip_prefix("#x") {
+                            u32::from_str_radix(h, 16).ok()
+                        } else {
+                            n[1..].parse().ok()
+                        };
+                        code.and_then(char::from_u32)
+                            .map(String::from)
+                            .ok_or_else(|| {
+                                format!("{}: bad character reference &{n};", path(&stack))
+                            })?
+                    }
+                    n => return Err(format!("{}: unknown entity &{n};", path(&stack))),
+                };
+                if let Some(node) = stack.last_mut() {
+                    node.text.push_str(&ch);
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !stack.is_empty() {
+        return Err(format!("{}: not closed", path(&stack)));
+    }
+    root.ok_or_else(|| "no root element".to_string())
+}
+
+fn element(e: &quick_xml::events::BytesStart<'_>, stack: &[Node]) -> Result<Node, String> {
+    let mut n = Node {
+        name: local(e.name().as_ref()),
+        ..Default::default()
+    };
+    for a in e.attributes() {
+        let a = a.map_err(|err| {
+            format!(
+                "{}: {err}",
+                stack
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            )
+        })?;
+        let v = a
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map_err(|err| format!("{}: {err}", n.name))?;
+        n.attrs.push((local(a.key.as_ref()), v.into_owned()));
+    }
+    Ok(n)
+}
+
+impl Node {
+    /// Children with this local name.
+    pub fn all<'a, 'b: 'a>(&'a self, name: &'b str) -> impl Iterator<Item = &'a Node> + 'a {
+        self.children.iter().filter(move |c| c.name == name)
+    }
+
+    /// The text at a relative path ("Part", "Detail/Part", "@no", ".").
+    pub fn value(&self, path: &str) -> Option<String> {
+        if path == "." {
+            return Some(self.text.trim().to_string());
+        }
+        let mut node = self;
+        let mut segs = path.split('/').peekable();
+        while let Some(seg) = segs.next() {
+            if let Some(attr) = seg.strip_prefix('@') {
+                return node
+                    .attrs
+                    .iter()
+                    .find(|(k, _)| k == attr)
+                    .map(|(_, v)| v.clone());
+            }
+            node = node.all(seg).next()?;
+            if segs.peek().is_none() {
+                return Some(node.text.trim().to_string());
+            }
+        }
+        None
+    }
+
+    /// Nodes at an absolute path from this root: the first segment must be
+    /// this node's name; the last may match several; each comes with its path.
+    pub fn select<'a>(&'a self, path: &str) -> Vec<(String, &'a Node)> {
+        let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        if segs.first() != Some(&self.name.as_str()) {
+            return Vec::new();
+        }
+        let mut current: Vec<(String, &Node)> = vec![(self.name.clone(), self)];
+        for seg in &segs[1..] {
+            let mut next = Vec::new();
+            for (p, n) in &current {
+                for (i, c) in n.children.iter().filter(|c| c.name == *seg).enumerate() {
+                    next.push((format!("{p}/{seg}[{}]", i + 1), c));
+                }
+            }
+            current = next;
+        }
+        current
+    }
+}
+
+/// The answer's payload: the root, or the first child of a SOAP Body. A SOAP
+/// Fault is an error: "Server" faults are transient, others final.
+pub fn unwrap_soap(root: Node) -> Result<Node, AdapterError> {
+    if root.name != "Envelope" {
+        return Ok(root);
+    }
+    let body = root
+        .all("Body")
+        .next()
+        .cloned()
+        .ok_or_else(|| AdapterError::Malformed("Envelope: no Body".into()))?;
+    let first = body
+        .children
+        .into_iter()
+        .next()
+        .ok_or_else(|| AdapterError::Malformed("Envelope/Body: empty".into()))?;
+    if first.name == "Fault" {
+        let code = first.value("faultcode").unwrap_or_default();
+        let text = first.value("faultstring").unwrap_or_default();
+        return Err(if code.ends_with("Server") {
+            AdapterError::Unavailable(format!("SOAP fault {code}: {text}"))
+        } else {
+            AdapterError::Rejected(Reason::new(
+                ReasonCode::PartnerRejected,
+                format!("SOAP fault {code}: {text}"),
+            ))
+        });
+    }
+    Ok(first)
+}
+
+fn soap(body: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>{body}</soap:Body></soap:Envelope>"
+    )
+}
+
+// ---------------------------------------------------------------- adapter
+
+pub struct XmlAdapter {
+    cfg: XmlConfig,
+    http: HttpClient,
+    auth_header: Option<(String, String)>,
+    timeout: Duration,
+}
+
+impl XmlAdapter {
+    pub fn new(cfg: &XmlConfig) -> Result<XmlAdapter, String> {
+        let http = HttpClient::new(
+            &cfg.url,
+            cfg.tls.as_ref(),
+            Duration::from_millis(cfg.connect_timeout_ms),
+        )?;
+        let auth_header = match &cfg.auth {
+            None => None,
+            Some(XmlAuth::Basic {
+                username,
+                password_file,
+            }) => {
+                let pass = String::from_utf8_lossy(&crate::grpc::read(password_file)?)
+                    .trim()
+                    .to_string();
+                let token =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{username}:{pass}"));
+                Some(("authorization".to_string(), format!("Basic {token}")))
+            }
+            Some(XmlAuth::Header { name, value_file }) => {
+                let v = String::from_utf8_lossy(&crate::grpc::read(value_file)?)
+                    .trim()
+                    .to_string();
+                Some((name.to_ascii_lowercase(), v))
+            }
+        };
+        for (what, t) in [
+            ("adjudicate", Some(&cfg.adjudicate)),
+            ("eligibility", cfg.eligibility.as_ref()),
+            ("cancel", Some(&cfg.cancel)),
+        ] {
+            if let Some(op) = t {
+                check_template(&op.template).map_err(|e| format!("{what}.template: {e}"))?;
+            }
+        }
+        if cfg.adjudicate.answer.lines.is_none()
+            || cfg.adjudicate.answer.share.is_none()
+            || cfg.adjudicate.answer.sequence.is_none()
+        {
+            return Err("adjudicate.answer: lines, sequence and share are required".into());
+        }
+        Ok(XmlAdapter {
+            http,
+            auth_header,
+            timeout: Duration::from_millis(cfg.timeout_ms),
+            cfg: cfg.clone(),
+        })
+    }
+
+    fn number(&self, v: i64, currency: &str) -> String {
+        let digits = self
+            .cfg
+            .numbers
+            .write_decimals
+            .unwrap_or_else(|| minor_unit_digits(currency).unwrap_or(0));
+        let cur_digits = minor_unit_digits(currency).unwrap_or(0);
+        // Scale minor units to the written decimals.
+        let scaled = if digits >= cur_digits {
+            v * 10i64.pow(digits - cur_digits)
+        } else {
+            v / 10i64.pow(cur_digits - digits)
+        };
+        let mut s = format_minor(scaled, digits);
+        if self.cfg.numbers.decimal_comma {
+            s = s.replace('.', ",");
+        }
+        if self.cfg.numbers.group_spaces {
+            let (int, frac) = match s.find([',', '.']) {
+                Some(i) => (s[..i].to_string(), s[i..].to_string()),
+                None => (s.clone(), String::new()),
+            };
+            let neg = int.starts_with('-');
+            let digits_only = int.trim_start_matches('-');
+            let mut g = String::new();
+            for (i, ch) in digits_only.chars().enumerate() {
+                if i > 0 && (digits_only.len() - i).is_multiple_of(3) {
+                    g.push(' ');
+                }
+                g.push(ch);
+            }
+            s = format!("{}{g}{frac}", if neg { "-" } else { "" });
+        }
+        s
+    }
+
+    /// Reads an amount written in the partner's number format.
+    pub fn read_amount(&self, text: &str, currency: &str, path: &str) -> Result<i64, AdapterError> {
+        parse_minor(
+            text,
+            minor_unit_digits(currency).unwrap_or(0),
+            self.cfg.numbers.decimal_comma,
+            self.cfg.numbers.group_spaces,
+        )
+        .map_err(|m| AdapterError::Malformed(format!("{path}: {m}")))
+    }
+
+    async fn call(&self, op: &Operation, body: String) -> Result<Node, AdapterError> {
+        let fut = async {
+            let (payload, mut headers) = match &op.soap_action {
+                Some(action) => (
+                    soap(&body),
+                    vec![
+                        ("content-type", "text/xml; charset=utf-8".to_string()),
+                        ("soapaction", format!("\"{action}\"")),
+                    ],
+                ),
+                None => (
+                    body,
+                    vec![("content-type", "application/xml; charset=utf-8".to_string())],
+                ),
+            };
+            if let Some((k, v)) = &self.auth_header {
+                headers.push((k.as_str(), v.clone()));
+            }
+            let a = self
+                .http
+                .send(Method::POST, &op.path, &headers, payload.into_bytes())
+                .await?;
+            let parsed = parse_xml(&a.body, self.cfg.max_bytes, self.cfg.max_depth);
+            match (a.status.as_u16(), parsed) {
+                // A SOAP fault comes with HTTP 500: read it for its code.
+                (_, Ok(root)) if root.name == "Envelope" => unwrap_soap(root),
+                (s, _) if s >= 500 || s == 429 || s == 401 || s == 403 => {
+                    Err(AdapterError::Unavailable(format!("HTTP {}", a.status)))
+                }
+                (s, _) if s >= 400 => Err(AdapterError::Rejected(Reason::new(
+                    ReasonCode::PartnerRejected,
+                    format!("HTTP {}", a.status),
+                ))),
+                (_, Ok(root)) => Ok(root),
+                (_, Err(e)) => Err(AdapterError::Malformed(e)),
+            }
+        };
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .unwrap_or(Err(AdapterError::Timeout(self.timeout.as_millis() as u64)))
+    }
+
+    fn refused(&self, op: &Operation, root: &Node) -> Option<AdapterError> {
+        let p = op.answer.error.as_ref()?;
+        let (path, n) = root.select(p).into_iter().next()?;
+        Some(AdapterError::Rejected(Reason::new(
+            ReasonCode::PartnerRejected,
+            format!("{path}: {}", n.text.trim()),
+        )))
+    }
+}
+
+fn t(s: impl Into<String>) -> Val {
+    Val::Text(s.into())
+}
+
+fn check_template(template: &str) -> Result<(), String> {
+    // Renders with every variable present, to catch typos at start-up.
+    let line: HashMap<String, Val> = LINE_VARS.iter().map(|k| (k.to_string(), t("0"))).collect();
+    let mut ctx: Ctx = CLAIM_VARS.iter().map(|k| (k.to_string(), t("0"))).collect();
+    ctx.insert("lines".into(), Val::List(vec![line]));
+    ctx.insert(
+        "diagnoses".into(),
+        Val::List(vec![HashMap::from([("code".to_string(), t("A00"))])]),
+    );
+    render(template, &ctx).map(|_| ())
+}
+
+/// Variables of every template (those an operation lacks render empty).
+pub const CLAIM_VARS: &[&str] = &[
+    "key",
+    "adjudication_key",
+    "scheme_id",
+    "claim_id",
+    "member",
+    "beneficiary_id",
+    "facility",
+    "invoice_number",
+    "date_of_care",
+    "currency",
+    "total_billed",
+    "total_remainder",
+    "reason",
+];
+/// Variables inside {{#lines}}.
+pub const LINE_VARS: &[&str] = &[
+    "sequence",
+    "act",
+    "category",
+    "quantity",
+    "billed",
+    "tariff_base",
+    "scheme_share",
+    "ticket_moderateur",
+    "overrun",
+    "remainder",
+    "outcome",
+];
+
+#[async_trait]
+impl Adapter for XmlAdapter {
+    fn kind(&self) -> AdapterKind {
+        AdapterKind::XmlHttp
+    }
+
+    async fn eligibility(&self, q: &EligibilityQuery) -> Result<EligibilityAnswer, AdapterError> {
+        let member = match self
+            .cfg
+            .codes
+            .member(q.member_number.as_deref().unwrap_or(""), &q.beneficiary_id)
+        {
+            Ok(m) => m,
+            Err(r) => return Ok(EligibilityAnswer::not_covered(r)),
+        };
+        let Some(op) = &self.cfg.eligibility else {
+            // No eligibility call at this partner: the roster answers.
+            return Ok(EligibilityAnswer {
+                covered: true,
+                member_number: member,
+                ..Default::default()
+            });
+        };
+        let mut ctx: Ctx = CLAIM_VARS.iter().map(|k| (k.to_string(), t(""))).collect();
+        ctx.insert("key".into(), t(&q.idempotency_key));
+        ctx.insert("scheme_id".into(), t(&q.scheme_id));
+        ctx.insert("member".into(), t(&member));
+        ctx.insert("beneficiary_id".into(), t(&q.beneficiary_id));
+        ctx.insert(
+            "date_of_care".into(),
+            t(format_date(q.date_of_care, &self.cfg.date_format)),
+        );
+        ctx.insert("currency".into(), t(&q.currency));
+        ctx.insert("lines".into(), Val::List(vec![]));
+        ctx.insert("diagnoses".into(), Val::List(vec![]));
+        let body = render(&op.template, &ctx).map_err(AdapterError::Malformed)?;
+        let root = self.call(op, body).await?;
+        if let Some(e) = self.refused(op, &root) {
+            return Err(e);
+        }
+        let path = op.answer.covered.as_deref().ok_or_else(|| {
+            AdapterError::Malformed("eligibility.answer.covered is not set".into())
+        })?;
+        let (p, n) = root
+            .select(path)
+            .into_iter()
+            .next()
+            .ok_or_else(|| AdapterError::Malformed(format!("{path}: missing")))?;
+        let yes = if op.answer.covered_values.is_empty() {
+            vec!["true".to_string(), "1".into(), "yes".into(), "oui".into()]
+        } else {
+            op.answer.covered_values.clone()
+        };
+        let covered = yes.iter().any(|y| y.eq_ignore_ascii_case(n.text.trim()));
+        let _ = p;
+        Ok(EligibilityAnswer {
+            covered,
+            reason: (!covered)
+                .then(|| Reason::new(ReasonCode::PartnerRule, "the mutuelle reports no cover")),
+            member_number: member,
+            ..Default::default()
+        })
+    }
+
+    async fn adjudicate(
+        &self,
+        req: AdjudicationRequest<'_>,
+    ) -> Result<PartnerAdjudication, AdapterError> {
+        let c = req.claim;
+        let mapped = self
+            .cfg
+            .codes
+            .claim(c, req.member_number)
+            .map_err(AdapterError::Rejected)?;
+        if mapped.lines.is_empty() {
+            return Ok(PartnerAdjudication {
+                lines: mapped.unmapped,
+                ..Default::default()
+            });
+        }
+        let cur = c.currency.as_str();
+        let lines: Vec<HashMap<String, Val>> = mapped
+            .lines
+            .iter()
+            .map(|m| {
+                let l = &m.line;
+                HashMap::from([
+                    ("sequence".to_string(), t(m.sequence.to_string())),
+                    ("act".to_string(), t(&m.act)),
+                    ("category".to_string(), t(&m.category)),
+                    ("quantity".to_string(), t(l.quantity.to_string())),
+                    ("billed".to_string(), t(self.number(l.billed, cur))),
+                    (
+                        "tariff_base".to_string(),
+                        t(self.number(l.tariff_base, cur)),
+                    ),
+                    (
+                        "scheme_share".to_string(),
+                        t(self.number(l.scheme_share, cur)),
+                    ),
+                    (
+                        "ticket_moderateur".to_string(),
+                        t(self.number(l.ticket_moderateur(), cur)),
+                    ),
+                    ("overrun".to_string(), t(self.number(l.overrun(), cur))),
+                    ("remainder".to_string(), t(self.number(l.remainder(), cur))),
+                    (
+                        "outcome".to_string(),
+                        t(match l.outcome {
+                            SchemeOutcome::Covered => "covered",
+                            SchemeOutcome::OutOfBasket => "out_of_basket",
+                            SchemeOutcome::Refused => "refused",
+                        }),
+                    ),
+                ])
+            })
+            .collect();
+        let mut ctx: Ctx = CLAIM_VARS.iter().map(|k| (k.to_string(), t(""))).collect();
+        for (k, v) in [
+            ("key", req.idempotency_key.to_string()),
+            ("scheme_id", c.scheme_id.clone()),
+            ("claim_id", c.claim_id.clone()),
+            ("member", mapped.member.clone()),
+            ("beneficiary_id", c.beneficiary_id.clone()),
+            ("facility", mapped.facility.clone()),
+            ("invoice_number", c.invoice_number.clone()),
+            (
+                "date_of_care",
+                format_date(c.date_of_care, &self.cfg.date_format),
+            ),
+            ("currency", c.currency.clone()),
+            (
+                "total_billed",
+                self.number(mapped.lines.iter().map(|m| m.line.billed).sum(), cur),
+            ),
+            (
+                "total_remainder",
+                self.number(mapped.lines.iter().map(|m| m.line.remainder()).sum(), cur),
+            ),
+        ] {
+            ctx.insert(k.into(), t(v));
+        }
+        ctx.insert("lines".into(), Val::List(lines));
+        ctx.insert(
+            "diagnoses".into(),
+            Val::List(
+                mapped
+                    .diagnoses
+                    .iter()
+                    .map(|d| HashMap::from([("code".to_string(), t(d))]))
+                    .collect(),
+            ),
+        );
+        let op = &self.cfg.adjudicate;
+        let body = render(&op.template, &ctx).map_err(AdapterError::Malformed)?;
+        let root = self.call(op, body).await?;
+        if let Some(e) = self.refused(op, &root) {
+            return Err(e);
+        }
+        let a = &op.answer;
+        let lines_path = a.lines.as_deref().unwrap_or_default();
+        let mut shares = Vec::new();
+        for (path, n) in root.select(lines_path) {
+            let seq_path = a.sequence.as_deref().unwrap_or("@sequence");
+            let seq_text = n
+                .value(seq_path)
+                .ok_or_else(|| AdapterError::Malformed(format!("{path}/{seq_path}: missing")))?;
+            let sequence: u32 = seq_text.trim().parse().map_err(|_| {
+                AdapterError::Malformed(format!(
+                    "{path}/{seq_path}: {seq_text:?} is not a line number"
+                ))
+            })?;
+            let share_path = a.share.as_deref().unwrap_or("share");
+            let share_text = n
+                .value(share_path)
+                .ok_or_else(|| AdapterError::Malformed(format!("{path}/{share_path}: missing")))?;
+            let m = self.read_amount(&share_text, cur, &format!("{path}/{share_path}"))?;
+            let reasons = a
+                .reason
+                .as_deref()
+                .and_then(|r| n.value(r))
+                .filter(|s| !s.is_empty())
+                .map(|s| vec![Reason::new(ReasonCode::PartnerRule, s)])
+                .unwrap_or_default();
+            shares.push(LineShare {
+                sequence,
+                mutuelle_share: m,
+                reasons,
+            });
+        }
+        if shares.is_empty() {
+            return Err(AdapterError::Malformed(format!(
+                "{lines_path}: no line in the answer"
+            )));
+        }
+        let reference = a
+            .reference
+            .as_deref()
+            .and_then(|p| {
+                root.select(p)
+                    .into_iter()
+                    .next()
+                    .map(|(_, n)| n.text.trim().to_string())
+            })
+            .unwrap_or_default();
+        Ok(PartnerAdjudication {
+            lines: crate::codes::merge(shares, mapped.unmapped),
+            partner_reference: reference,
+            product: None,
+            consumption: Vec::new(),
+        })
+    }
+
+    async fn cancel(&self, req: CancelRequest<'_>) -> Result<(), AdapterError> {
+        let mut ctx: Ctx = CLAIM_VARS.iter().map(|k| (k.to_string(), t(""))).collect();
+        ctx.insert("key".into(), t(req.idempotency_key));
+        ctx.insert("adjudication_key".into(), t(req.adjudication_key));
+        ctx.insert("scheme_id".into(), t(req.scheme_id));
+        ctx.insert("claim_id".into(), t(req.claim_id));
+        ctx.insert("reason".into(), t(req.reason));
+        ctx.insert("lines".into(), Val::List(vec![]));
+        ctx.insert("diagnoses".into(), Val::List(vec![]));
+        let op = &self.cfg.cancel;
+        let body = render(&op.template, &ctx).map_err(AdapterError::Malformed)?;
+        let root = self.call(op, body).await?;
+        if let Some(e) = self.refused(op, &root) {
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_are_capped_and_paths_reported() {
+        assert!(
+            parse_xml(b"<!DOCTYPE x [<!ENTITY a \"b\">]><x>&a;</x>", 1000, 10)
+                .unwrap_err()
+                .contains("DOCTYPE")
+        );
+        let deep = format!("{}{}", "<a>".repeat(40), "</a>".repeat(40));
+        assert!(
+            parse_xml(deep.as_bytes(), 10_000, 32)
+                .unwrap_err()
+                .contains("deeper")
+        );
+        assert!(
+            parse_xml(&vec![b' '; 2000], 1000, 10)
+                .unwrap_err()
+                .contains("more than")
+        );
+        let doc = parse_xml(
+            br#"<r:Reponse xmlns:r="urn:x"><r:Lignes><r:Ligne no="1"><r:Part>1 500</r:Part></r:Ligne><r:Ligne no="2"><r:Part>&#49;2 &amp; 3</r:Part></r:Ligne></r:Lignes></r:Reponse>"#,
+            10_000,
+            10,
+        )
+        .unwrap();
+        let lines = doc.select("Reponse/Lignes/Ligne");
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1].0, "Reponse/Lignes[1]/Ligne[2]");
+        assert_eq!(lines[0].1.value("@no").as_deref(), Some("1"));
+        assert_eq!(lines[1].1.value("Part").as_deref(), Some("12 & 3"));
+        assert!(parse_xml(b"<a><b></a>", 100, 10).is_err());
+    }
+
+    #[test]
+    fn templates_and_dates() {
+        let mut ctx: Ctx = HashMap::from([("key".to_string(), t("k<1>"))]);
+        ctx.insert(
+            "lines".into(),
+            Val::List(vec![
+                HashMap::from([("n".to_string(), t("1"))]),
+                HashMap::from([("n".to_string(), t("2"))]),
+            ]),
+        );
+        assert_eq!(
+            render(
+                "<K>{{key}}</K>{{#lines}}<L>{{n}}{{key}}</L>{{/lines}}",
+                &ctx
+            )
+            .unwrap(),
+            "<K>k&lt;1&gt;</K><L>1k&lt;1&gt;</L><L>2k&lt;1&gt;</L>"
+        );
+        assert!(
+            render("{{nope}}", &ctx)
+                .unwrap_err()
+                .contains("unknown variable")
+        );
+        let d = date::parse("2026-11-20").unwrap();
+        assert_eq!(format_date(d, "%d/%m/%Y"), "20/11/2026");
+        assert_eq!(format_date(d, "%Y%m%d"), "20261120");
+        assert_eq!(parse_date("20/11/2026", "%d/%m/%Y"), Some(d));
+        assert_eq!(parse_date("20261120", "%Y%m%d"), Some(d));
+        assert_eq!(parse_date("2026-11-20x", "%Y-%m-%d"), None);
+    }
+}
