@@ -16,6 +16,7 @@ pub mod decimal;
 pub mod fhir;
 pub mod grpc;
 pub mod http;
+pub mod kit;
 pub mod registry;
 pub mod rules;
 pub mod sim;
