@@ -94,9 +94,12 @@ async fn dev_serves_health_reflection_and_claims() {
     // The seeded members answer on both mutuelles.
     let client = SchemeServiceClient::new(ch);
     let _ = &client;
+    // One claim through each of the four kinds of partner.
     for (scheme, beneficiary, mutuelle) in [
         ("CNSS", "TG-1001", "MUT-SOLIDARITE"),
         ("INAM", "TG-2001", "MUT-ENSEIGNANTS"),
+        ("CNSS", "TG-3001", "MUT-IMIS"),
+        ("INAM", "TG-4001", "MUT-LEGACY"),
     ] {
         let mut req = common::claim(
             &format!("dev-{beneficiary}"),

@@ -5,7 +5,9 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use passerelle_adapters::fhir::Dialect;
 use passerelle_adapters::sim::SimMutuelle;
+use passerelle_adapters::sim_http::{SimFhir, SimXml, XmlShape};
 use passerelle_domain::{Member, Product};
 use serde::Deserialize;
 use tokio::net::TcpListener;
@@ -31,10 +33,26 @@ struct Products {
     products: Vec<Product>,
 }
 
-/// The dev configuration with the simulated partner's endpoint filled in,
-/// served in plaintext (tests, `--plaintext`); [`start`] switches it to mTLS.
-pub fn config(listen: SocketAddr, sim: SocketAddr) -> Config {
-    let text = CONFIG.replace("{SIM_ENDPOINT}", &format!("http://{sim}"));
+/// Where the simulated partners of the dev set-up listen.
+#[derive(Clone, Copy, Debug)]
+pub struct SimAddrs {
+    pub grpc: SocketAddr,
+    pub fhir: SocketAddr,
+    pub xml: SocketAddr,
+}
+
+/// The dev configuration with the simulated partners' addresses and the
+/// secrets folder filled in, served in plaintext (tests, `--plaintext`);
+/// [`start`] switches it to mTLS.
+pub fn config(listen: SocketAddr, sims: SimAddrs, secrets: &Path) -> Config {
+    let text = CONFIG
+        .replace("{SIM_ENDPOINT}", &format!("http://{}", sims.grpc))
+        .replace(
+            "{FHIR_URL}",
+            &format!("http://{}/api/api_fhir_r4", sims.fhir),
+        )
+        .replace("{XML_URL}", &format!("http://{}", sims.xml))
+        .replace("{SECRETS}", &secrets.display().to_string());
     let mut cfg: Config = toml::from_str(&text).expect("dev config parses");
     cfg.listen = listen;
     cfg.plaintext = true;
@@ -93,18 +111,51 @@ pub fn sim_products() -> Vec<Product> {
         .products
 }
 
-/// Starts the simulated gRPC mutuelle of the dev setup.
-pub async fn start_sim() -> std::io::Result<(SimMutuelle, SocketAddr)> {
-    let sim = SimMutuelle::new(
-        "MUT-ENSEIGNANTS",
+fn sim_of(id: &str) -> SimMutuelle {
+    SimMutuelle::new(
+        id,
         members()
             .into_iter()
-            .filter(|m| m.mutuelle_id == "MUT-ENSEIGNANTS")
+            .filter(|m| m.mutuelle_id == id)
             .collect(),
         sim_products(),
-    );
-    let (addr, _task) = sim.clone().start().await?;
-    Ok((sim, addr))
+    )
+}
+
+/// The password of the simulated openIMIS and of the legacy XML mutuelle.
+const DEV_SECRET: &str = "dev-secret";
+
+/// Starts the simulated partners of the dev set-up: a native gRPC mutuelle,
+/// an openIMIS-like FHIR server, and a legacy XML mutuelle; writes their
+/// secrets in `secrets`.
+pub async fn start_sims(secrets: &Path) -> std::io::Result<SimAddrs> {
+    use base64::Engine;
+    std::fs::create_dir_all(secrets)?;
+    for f in ["imis-password", "legacy-password"] {
+        std::fs::write(secrets.join(f), DEV_SECRET)?;
+    }
+    let (grpc, _) = sim_of("MUT-ENSEIGNANTS").start().await?;
+    let (fhir, _) = SimFhir {
+        sim: sim_of("MUT-IMIS"),
+        dialect: Dialect::Openimis,
+        currency_text: "$".into(),
+        currency: "XOF".into(),
+        login: Some(("passerelle".into(), DEV_SECRET.into())),
+    }
+    .start()
+    .await?;
+    let (xml, _) = SimXml {
+        sim: sim_of("MUT-LEGACY"),
+        shape: XmlShape::A,
+        currency: "XOF".into(),
+        credential: format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("passerelle:{DEV_SECRET}"))
+        ),
+    }
+    .start()
+    .await?;
+    Ok(SimAddrs { grpc, fhir, xml })
 }
 
 /// Starts the dev broker: data in `data_dir`, serving on `listen`, with
@@ -120,9 +171,10 @@ pub async fn start(
             "--plaintext is only allowed on a loopback address, not {listen}"
         )));
     }
-    let (_sim, sim_addr) = start_sim().await?;
-    let mut cfg = config(listen, sim_addr);
     std::fs::create_dir_all(data_dir)?;
+    let secrets = data_dir.join("secrets");
+    let sims = start_sims(&secrets).await?;
+    let mut cfg = config(listen, sims, &secrets);
     if !plaintext {
         let tls = ensure_certs(&data_dir.join("certs"), &cfg)
             .map_err(|e| StartError::Config(e.to_string()))?;
@@ -170,8 +222,10 @@ pub fn banner(addr: SocketAddr, data_dir: &Path, plaintext: bool) -> String {
         r#"passerelle dev broker listening on {addr}
 data: {data}/passerelle.db (SQLite), {tls}
 {client}schemes: CNSS, INAM, CANAM (delegates CMSS, INPS)
-mutuelles: MUT-SOLIDARITE (rules, adjudicated by passerelle), MUT-ENSEIGNANTS (grpc, simulated)
-members: CNSS TG-1001 and TG-1002 at MUT-SOLIDARITE; INAM TG-2001 and CMSS ML-3001 at MUT-ENSEIGNANTS
+mutuelles: MUT-SOLIDARITE (rules, adjudicated by passerelle), MUT-ENSEIGNANTS (grpc),
+           MUT-IMIS (fhir-r4, openIMIS dialect), MUT-LEGACY (xml-http): the last three simulated
+members: CNSS TG-1001, TG-1002 (MUT-SOLIDARITE) and TG-3001 (MUT-IMIS);
+         INAM TG-2001 (MUT-ENSEIGNANTS) and TG-4001 (MUT-LEGACY); CMSS ML-3001 (MUT-ENSEIGNANTS)
 
 try:
   passerelle --broker {scheme}://{addr} eligibility --scheme CNSS --beneficiary TG-1001 --date 2026-11-20

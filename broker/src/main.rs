@@ -29,6 +29,24 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Show what the broker understands from one partner payload (FHIR JSON
+    /// or XML), as JSON; or the error with its path.
+    Translate {
+        /// fhir-r4 or xml-http.
+        #[arg(long)]
+        adapter: String,
+        /// FHIR dialect: standard or openimis.
+        #[arg(long, value_parser = ["standard", "openimis"])]
+        dialect: Option<String>,
+        /// The partner's adapter table (TOML): currency symbols, XML paths
+        /// and number formats.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Currency when the payload names none. Default XOF.
+        #[arg(long, default_value = "XOF")]
+        currency: String,
+        file: PathBuf,
+    },
     /// Make development certificates (CA, server, clients, CRL).
     #[command(subcommand)]
     Certs(cli::CertsCmd),
@@ -171,6 +189,32 @@ async fn main() -> ExitCode {
             }
         }
         Command::Certs(cmd) => cli::commands::certs(cmd),
+        Command::Translate {
+            adapter,
+            dialect,
+            config,
+            currency,
+            file,
+        } => {
+            let dialect = dialect.map(|d| {
+                if d == "openimis" {
+                    passerelle_adapters::fhir::Dialect::Openimis
+                } else {
+                    passerelle_adapters::fhir::Dialect::Standard
+                }
+            });
+            match cli::translate::translate(&adapter, dialect, config.as_deref(), &file, &currency)
+            {
+                Ok(v) => {
+                    say!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    say!("{}", serde_json::json!({ "error": e }));
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Migrate { config } => {
             init_logs();
             let cfg = match Config::load(&config) {

@@ -23,6 +23,7 @@ pub mod claim_file;
 pub mod commands;
 pub mod output;
 pub mod roster_csv;
+pub mod translate;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,163 @@
+//! `passerelle translate` on FHIR and XML payloads: the right amounts, or the
+//! error with its path.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/fhir")
+        .join(name)
+}
+
+fn translate(args: &[&str]) -> (bool, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .arg("translate")
+        .args(args)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    (out.status.success(), v)
+}
+
+#[test]
+fn the_hl7_example_claim_response_reads_exactly() {
+    let f = fixture("ClaimResponse-R3500.json");
+    let (ok, v) = translate(&["--adapter", "fhir-r4", f.to_str().unwrap()]);
+    assert!(ok, "{v}");
+    assert_eq!(v["currency"], "USD");
+    let l = &v["lines"][0];
+    assert_eq!(l["line_total"]["minor"], 13557);
+    assert_eq!(l["line_total"]["value"], "135.57");
+    assert_eq!(l["mutuelle_share"]["minor"], 9047);
+    assert_eq!(l["reasons"][0], "Plan Limit Reached");
+}
+
+#[test]
+fn openimis_payloads_read_with_amount_times_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("imis.toml");
+    std::fs::write(
+        &cfg,
+        "dialect = \"openimis\"\ncurrency_symbols = { \"$\" = \"XOF\" }\n",
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    let (ok, v) = translate(&[
+        "--adapter",
+        "fhir-r4",
+        "--config",
+        c,
+        fixture("openimis-claim.json").to_str().unwrap(),
+    ]);
+    assert!(ok, "{v}");
+    assert_eq!(v["lines"][0]["quantity"], 12);
+    assert_eq!(v["lines"][0]["unit_price"]["minor"], 250);
+    assert_eq!(v["lines"][0]["line_total"]["minor"], 3000);
+    assert_eq!(v["total"]["minor"], 15500);
+    assert_eq!(v["lines_add_up"], true);
+    let (ok, v) = translate(&[
+        "--adapter",
+        "fhir-r4",
+        "--config",
+        c,
+        fixture("openimis-claimresponse.json").to_str().unwrap(),
+    ]);
+    assert!(ok, "{v}");
+    assert_eq!(v["lines"][0]["status"], 16);
+    assert_eq!(v["lines"][0]["line_total"]["minor"], 2400, "amount x value");
+    assert_eq!(v["lines"][0]["mutuelle_share"]["minor"], 2400);
+    assert_eq!(v["lines"][1]["status"], 1);
+    assert_eq!(v["lines"][1]["mutuelle_share"]["minor"], 0, "rejected line");
+    assert_eq!(v["total_mutuelle_share"]["value"], "2400");
+    let (ok, v) = translate(&[
+        "--adapter",
+        "fhir-r4",
+        "--config",
+        c,
+        fixture("openimis-eligibility-response.json")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert!(ok, "{v}");
+    assert_eq!(v["covered"], true);
+    assert_eq!(v["counts_left"][0]["count"], 23);
+    assert_eq!(v["amounts_left"][0]["amount"]["minor"], 45000);
+}
+
+#[test]
+fn errors_name_their_path() {
+    // Without the currency mapping, "$" is refused with its path.
+    let (ok, v) = translate(&[
+        "--adapter",
+        "fhir-r4",
+        fixture("openimis-claim.json").to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Claim.item[0].unitPrice.currency"),
+        "{v}"
+    );
+    // A value finer than the currency allows is an error, never rounded.
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("r.json");
+    std::fs::write(&f, r#"{"resourceType":"ClaimResponse","outcome":"complete","item":[{"itemSequence":1,"adjudication":[{"category":{"coding":[{"code":"benefit"}]},"amount":{"value":1500.5,"currency":"XOF"}}]}]}"#).unwrap();
+    let (ok, v) = translate(&["--adapter", "fhir-r4", f.to_str().unwrap()]);
+    assert!(!ok);
+    let e = v["error"].as_str().unwrap();
+    assert!(
+        e.contains("ClaimResponse.item[0].adjudication[0].amount.value") && e.contains("finer"),
+        "{e}"
+    );
+    // XML: the element at fault, by path.
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../adapters/kit/xml-a.toml");
+    let x = dir.path().join("a.xml");
+    std::fs::write(&x, "<Reponse><Ligne no=\"1\"><Part>1 500</Part></Ligne><Ligne no=\"2\"><Part>12,5x</Part></Ligne></Reponse>").unwrap();
+    let (ok, v) = translate(&[
+        "--adapter",
+        "xml-http",
+        "--config",
+        cfg.to_str().unwrap(),
+        x.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Reponse/Ligne[2]/Part"),
+        "{v}"
+    );
+    std::fs::write(&x, "<Reponse><Ligne no=\"1\"><Part>1 500</Part></Ligne><Ligne no=\"2\"><Part>12 500</Part></Ligne></Reponse>").unwrap();
+    let (ok, v) = translate(&[
+        "--adapter",
+        "xml-http",
+        "--config",
+        cfg.to_str().unwrap(),
+        x.to_str().unwrap(),
+    ]);
+    assert!(ok, "{v}");
+    assert_eq!(v["lines"][1]["mutuelle_share"]["minor"], 12500);
+    std::fs::write(
+        &x,
+        "<!DOCTYPE x [<!ENTITY e \"boom\">]><Reponse>&e;</Reponse>",
+    )
+    .unwrap();
+    let (ok, v) = translate(&[
+        "--adapter",
+        "xml-http",
+        "--config",
+        cfg.to_str().unwrap(),
+        x.to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && v["error"].as_str().unwrap().contains("DOCTYPE"),
+        "{v}"
+    );
+}
