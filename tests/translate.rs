@@ -1,5 +1,6 @@
-//! `passerelle translate` on FHIR and XML payloads: the right amounts, or the
-//! error with its path.
+//! Adapter tooling from the command line: `passerelle translate` on FHIR and
+//! XML payloads (the right amounts, or the error with its path), and
+//! `passerelle conformance` against a configured partner.
 
 use std::path::Path;
 use std::process::Command;
@@ -160,4 +161,66 @@ fn errors_name_their_path() {
         !ok && v["error"].as_str().unwrap().contains("DOCTYPE"),
         "{v}"
     );
+}
+
+/// `passerelle conformance` against a configured partner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_runs_the_live_checks_against_a_configured_partner() {
+    let sim = passerelle_adapters::kit::sim();
+    let (addr, _task) = sim.clone().start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("p.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:0\"\nplaintext = true\n[[schemes]]\nid = \"CNSS\"\ncurrency = \"XOF\"\n\
+             [[partners]]\nid = \"MUT-KIT\"\nadapter = \"grpc\"\n[partners.grpc]\nendpoint = \"http://{addr}\"\n\
+             [partners.grpc.codes.acts]\nC-CONS = \"CONSULT\"\n"
+        ),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .args(["conformance", "--config"])
+        .arg(&cfg)
+        .args([
+            "--partner",
+            "MUT-KIT",
+            "--scheme",
+            "CNSS",
+            "--beneficiary",
+            "TG-KIT-1",
+            "--member",
+            "K-1",
+            "--act",
+            "C-CONS",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for check in [
+        "eligibility",
+        "golden path",
+        "duplicate",
+        "cancel",
+        "unmapped code",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("pass") && l.contains(check)),
+            "{check}: {text}"
+        );
+    }
+    assert!(text.contains("answered UNMAPPED_CODE"), "{text}");
+    assert_eq!(
+        sim.adjudication_keys().len(),
+        1,
+        "one adjudication for the golden path and its duplicate"
+    );
+    assert_eq!(sim.cancel_keys().len(), 1);
 }

@@ -453,3 +453,25 @@ fn base64_basic(user: &str, pass: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
 }
+
+/// The template adapter against its simulated partner.
+pub async fn template_env() -> KitEnv {
+    use crate::template::{SimTemplate, TemplateAdapter, TemplateConfig};
+    let sim = sim();
+    let (addr, task) = SimTemplate { sim: sim.clone() }
+        .start()
+        .await
+        .expect("template sim");
+    let cfg = |a: std::net::SocketAddr| TemplateConfig {
+        url: format!("http://{a}"),
+        timeout_ms: 400,
+        codes: codes(),
+    };
+    KitEnv {
+        adapter: Arc::new(TemplateAdapter::new(&cfg(addr)).expect("adapter")),
+        down: Arc::new(TemplateAdapter::new(&cfg(closed_port().await)).expect("adapter")),
+        sim,
+        caps_at_remainder: false,
+        keep: vec![Box::new(task)],
+    }
+}

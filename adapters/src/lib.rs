@@ -21,6 +21,7 @@ pub mod registry;
 pub mod rules;
 pub mod sim;
 pub mod sim_http;
+pub mod template;
 pub mod xml;
 
 use async_trait::async_trait;

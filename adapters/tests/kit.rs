@@ -31,3 +31,7 @@ mod xml_shape_b {
     }
     passerelle_adapters::adapter_conformance!(env);
 }
+
+mod template {
+    passerelle_adapters::adapter_conformance!(passerelle_adapters::kit::template_env);
+}

@@ -47,6 +47,25 @@ enum Command {
         currency: String,
         file: PathBuf,
     },
+    /// Run the adapter conformance checks a live partner allows against a
+    /// configured partner (use its test environment).
+    Conformance {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The partner (mutuelle) id in the config.
+        #[arg(long)]
+        partner: String,
+        /// A test member at the partner: scheme, beneficiary id, member number.
+        #[arg(long)]
+        scheme: String,
+        #[arg(long)]
+        beneficiary: String,
+        #[arg(long)]
+        member: String,
+        /// An act code the partner knows (mapped if it has an act table).
+        #[arg(long)]
+        act: String,
+    },
     /// Make development certificates (CA, server, clients, CRL).
     #[command(subcommand)]
     Certs(cli::CertsCmd),
@@ -189,6 +208,55 @@ async fn main() -> ExitCode {
             }
         }
         Command::Certs(cmd) => cli::commands::certs(cmd),
+        Command::Conformance {
+            config,
+            partner,
+            scheme,
+            beneficiary,
+            member,
+            act,
+        } => {
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let base = config.parent().map(PathBuf::from).unwrap_or_default();
+            let m = cli::conformance::Member {
+                scheme,
+                beneficiary,
+                number: member,
+                act,
+            };
+            match cli::conformance::run(&cfg, &base, &partner, &m).await {
+                Ok(checks) => {
+                    let mut failed = false;
+                    for c in &checks {
+                        match &c.outcome {
+                            Ok(m) => say!("pass  {:<14} {m}", c.name),
+                            Err(e) => {
+                                failed = true;
+                                say!("FAIL  {:<14} {e}", c.name)
+                            }
+                        }
+                    }
+                    say!(
+                        "(partner down, slow, malformed and share above R are checked in CI against the simulated partners)"
+                    );
+                    if failed {
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Translate {
             adapter,
             dialect,

@@ -21,6 +21,7 @@ macro_rules! out {
 
 pub mod claim_file;
 pub mod commands;
+pub mod conformance;
 pub mod output;
 pub mod roster_csv;
 pub mod translate;
