@@ -35,8 +35,8 @@ struct Args {
     /// Seconds per measurement at saturation and at fixed load.
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
-    /// Concurrent callers at saturation (each on its own HTTP/2 connection
-    /// shared round-robin).
+    /// Concurrent callers at saturation; they share the connections below
+    /// round-robin.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
     /// HTTP/2 connections the callers share.
