@@ -1,27 +1,38 @@
 //! `passerelle-bench`: how fast the broker is against the limit of its own
-//! stack on this machine.
+//! stack on this machine, in one run.
 //!
 //! B is a bare tonic unary server (the standard health check) built here;
-//! every other figure is printed as a ratio to it. Each scenario is run at
-//! saturation (closed loop, `--concurrency` callers) and at a fixed offered
-//! load of 0.25 B (open loop: latency counts from the intended send time, so
-//! a stalled server cannot hide its queue). The broker runs in this process
-//! (the `passerelle dev` set-up on SQLite), so "peak RSS" is that of broker
-//! and load generator together: an upper bound for the broker.
+//! every broker figure is printed as a ratio to it. Each scenario is run at
+//! saturation (closed loop, `--concurrency` callers), then open loop at a
+//! fixed offered load of 0.25 B and at half the scenario's own saturation
+//! (latency counts from the intended send time, so a stalled server cannot
+//! hide its queue). Claims on PostgreSQL are also a ratio to P, the same
+//! database work run by pgbench (`bench/pgbench/claim.sql`). The catch-up
+//! scenario takes a partner down while claims arrive, brings it back, and
+//! times the delivery of the backlog under live eligibility traffic.
+//!
+//! The brokers run in this process (the `passerelle dev` set-up), so a
+//! scenario's peak RSS is that of broker, simulated partners and load
+//! generator together: an upper bound for the broker.
 //!
 //! `--smoke` runs every scenario for a fraction of a second: it proves the
 //! harness works (CI), its figures mean nothing.
 
+mod catchup;
+mod load;
+mod postgres;
+
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 use clap::Parser;
-use hdrhistogram::Histogram;
+use load::{Latency, Until, open_loop, peak_rss_kib, reset_peak_rss, saturate};
 use passerelle_broker::identity::Role;
 use passerelle_broker::pki::Pki;
+use passerelle_broker::server::Running;
+use passerelle_domain::date;
+use passerelle_domain::{Member, ProductPeriod};
 use passerelle_proto::common::v1::{CareCategory, Payee, SchemeLineOutcome};
 use passerelle_proto::scheme::v1 as pb;
 use pb::scheme_service_client::SchemeServiceClient;
@@ -30,9 +41,9 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
 #[derive(Parser, Debug)]
-#[command(about = "Benchmark passerelle against a bare tonic server")]
+#[command(about = "Benchmark passerelle against a bare tonic server and pgbench")]
 struct Args {
-    /// Seconds per measurement at saturation and at fixed load.
+    /// Seconds per measurement (saturation, and each fixed load).
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
     /// Concurrent callers at saturation; they share the connections below
@@ -42,95 +53,56 @@ struct Args {
     /// HTTP/2 connections the callers share.
     #[arg(long, default_value_t = 4)]
     connections: usize,
+    /// Claims that arrive while the partner is down in the catch-up.
+    #[arg(long, default_value_t = 100_000)]
+    catchup_claims: u64,
+    /// PostgreSQL for the PostgreSQL scenarios (a schema of its own is made
+    /// and dropped); default PASSERELLE_TEST_POSTGRES, else the local server.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// The pgbench to run for P.
+    #[arg(long, default_value = "pgbench")]
+    pgbench: String,
     /// Short run that only proves the harness works (CI).
     #[arg(long)]
     smoke: bool,
     /// Print only the JSON.
     #[arg(long)]
     json: bool,
+    /// Run only the scenarios whose name contains this text (B is always
+    /// measured: every figure is a ratio to it). For profiling one path.
+    #[arg(long)]
+    only: Option<String>,
+}
+
+impl Args {
+    fn wants(&self, name: &str) -> bool {
+        self.only.as_deref().is_none_or(|o| name.contains(o))
+    }
+
+    fn secs(&self) -> f64 {
+        if self.smoke { 0.3 } else { self.seconds }
+    }
 }
 
 /// One measured scenario.
 struct Row {
     name: &'static str,
     saturation_rps: f64,
-    p50_us: u64,
-    p99_us: u64,
-    p999_us: u64,
-    offered_rps: f64,
     errors: u64,
+    /// At 0.25 B.
+    quarter_b: Latency,
+    /// At half of this scenario's own saturation: a load it sustains.
+    sustained: Latency,
+    peak_rss_kib: u64,
 }
 
-/// Closed loop: `concurrency` callers, each calling as fast as answers come.
-async fn saturate<F, Fut>(concurrency: usize, secs: f64, call: F) -> (f64, u64)
-where
-    F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = bool> + Send,
-{
-    let call = Arc::new(call);
-    let seq = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let end = Instant::now() + Duration::from_secs_f64(secs);
-    let start = Instant::now();
-    let mut tasks = Vec::with_capacity(concurrency);
-    for _ in 0..concurrency {
-        let (call, seq, errors) = (call.clone(), seq.clone(), errors.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut done = 0u64;
-            while Instant::now() < end {
-                let n = seq.fetch_add(1, Ordering::Relaxed);
-                if !call(n).await {
-                    errors.fetch_add(1, Ordering::Relaxed);
-                }
-                done += 1;
-            }
-            done
-        }));
-    }
-    let mut total = 0;
-    for t in tasks {
-        total += t.await.expect("caller");
-    }
-    let rps = total as f64 / start.elapsed().as_secs_f64();
-    (rps, errors.load(Ordering::Relaxed))
-}
-
-/// Open loop at `rate` calls per second; latency from the intended start.
-async fn fixed_load<F, Fut>(rate: f64, secs: f64, first: u64, call: F) -> (Histogram<u64>, u64)
-where
-    F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = bool> + Send + 'static,
-{
-    let call = Arc::new(call);
-    let total = (rate * secs).max(1.0) as u64;
-    let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
-    let start = tokio::time::Instant::now();
-    let mut tasks = Vec::with_capacity(total as usize);
-    for i in 0..total {
-        let intended = start + interval * i as u32;
-        tokio::time::sleep_until(intended).await;
-        let fut = call(first + i);
-        tasks.push(tokio::spawn(async move {
-            let ok = fut.await;
-            (intended.elapsed().as_micros() as u64, ok)
-        }));
-    }
-    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
-    let mut errors = 0;
-    for t in tasks {
-        let (us, ok) = t.await.expect("call");
-        h.saturating_record(us.max(1));
-        if !ok {
-            errors += 1;
-        }
-    }
-    (h, errors)
-}
-
+/// Saturation, then the two fixed loads (`quarter_b`: None for B itself,
+/// which uses a quarter of its own saturation).
 async fn measure<F, Fut>(
     name: &'static str,
     args: &Args,
-    rate: Option<f64>,
+    quarter_b: Option<f64>,
     first: u64,
     call: F,
 ) -> Row
@@ -138,24 +110,31 @@ where
     F: Fn(u64) -> Fut + Send + Sync + Clone + 'static,
     Fut: Future<Output = bool> + Send + 'static,
 {
-    let secs = if args.smoke { 0.3 } else { args.seconds };
-    let (rps, mut errors) = saturate(args.concurrency, secs, {
+    let secs = args.secs();
+    reset_peak_rss();
+    let (rps, errors) = saturate(args.concurrency, secs, {
         let call = call.clone();
         move |n| call(first + n)
     })
     .await;
-    // Fixed load at 0.25 B (or of this scenario's own saturation for B).
-    let offered = rate.unwrap_or(rps * 0.25);
-    let (h, e) = fixed_load(offered, secs, first + 1_000_000_000, call).await;
-    errors += e;
+    let at = |rate: f64, offset: u64| {
+        let calls = ((rate * secs) as u64).max(1);
+        open_loop(rate, Until::Calls(calls), first + offset, call.clone())
+    };
+    let mut quarter_rate = quarter_b.unwrap_or(rps * 0.25);
+    if args.smoke {
+        // Smoke runs only prove the harness: no overload to drain.
+        quarter_rate = quarter_rate.min(rps * 0.5);
+    }
+    let quarter_b = at(quarter_rate, 1_000_000_000).await;
+    let sustained = at(rps * 0.5, 2_000_000_000).await;
     Row {
         name,
         saturation_rps: rps,
-        p50_us: h.value_at_quantile(0.50),
-        p99_us: h.value_at_quantile(0.99),
-        p999_us: h.value_at_quantile(0.999),
-        offered_rps: offered,
-        errors,
+        errors: errors + quarter_b.errors + sustained.errors,
+        quarter_b,
+        sustained,
+        peak_rss_kib: peak_rss_kib(),
     }
 }
 
@@ -190,15 +169,53 @@ fn eligibility(scheme: &str, beneficiary: &str) -> pb::CheckEligibilityRequest {
     }
 }
 
-/// A one-line consultation of 5,000 XOF, scheme paying 70% of it.
+/// Members the claims are spread over, so that no member's ceilings run out
+/// during a run (a member with an exhausted ceiling costs the store less).
+const BENCH_MEMBERS: u64 = 10_000;
+
+/// CNSS beneficiaries BN-0.. of MUT-SOLIDARITE (the rules mutuelle), each
+/// their own household, on its dev product.
+fn bench_members() -> Vec<Member> {
+    (0..BENCH_MEMBERS)
+        .map(|i| Member {
+            mutuelle_id: "MUT-SOLIDARITE".into(),
+            scheme_id: "CNSS".into(),
+            beneficiary_id: format!("BN-{i}"),
+            member_number: format!("BSOL-{i}"),
+            household_id: format!("BSOL-H{i}"),
+            paid_until: date::parse("2026-12-31"),
+            products: vec![ProductPeriod {
+                product_id: "SOLIDARITE-ESSENTIEL".into(),
+                start: date::parse("2025-01-01").expect("date"),
+                end: None,
+            }],
+        })
+        .collect()
+}
+
+async fn seed(broker: &Running) {
+    broker
+        .broker
+        .store()
+        .upsert_members(&bench_members(), passerelle_broker::audit::now_ms())
+        .await
+        .expect("seed bench members");
+}
+
+/// Claim `n`: one consultation line of 5,000 XOF, the scheme paying 70%,
+/// for one of the bench members in turn.
 fn claim(n: u64) -> pb::CoordinateClaimRequest {
+    claim_for(n, &format!("BN-{}", n % BENCH_MEMBERS))
+}
+
+fn claim_for(n: u64, beneficiary: &str) -> pb::CoordinateClaimRequest {
     pb::CoordinateClaimRequest {
         scheme_id: "CNSS".into(),
         claim_id: format!("BENCH-{n}"),
         provider_id: "CHU-SO".into(),
         invoice_number: format!("INV-BENCH-{n}"),
         payee: Payee::Provider as i32,
-        beneficiary_id: "TG-1001".into(),
+        beneficiary_id: beneficiary.into(),
         date_of_care: "2026-11-20".into(),
         currency: "XOF".into(),
         lines: vec![pb::ClaimLine {
@@ -219,18 +236,6 @@ fn pick<T: Clone>(v: &[T], n: u64) -> T {
     v[(n as usize) % v.len()].clone()
 }
 
-/// Peak resident set of this process (broker and load generator), KiB.
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 async fn bare_server() -> std::net::SocketAddr {
     let (_reporter, service) = tonic_health::server::health_reporter();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -248,7 +253,9 @@ async fn bare_server() -> std::net::SocketAddr {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    let secs = args.secs();
     let mut rows = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
 
     // B: the limit of the stack.
     let bare = channels(
@@ -265,19 +272,29 @@ async fn main() {
     let quarter_b = b.saturation_rps * 0.25;
     rows.push(b);
 
-    // The dev broker, once in plaintext and once with mutual TLS.
+    // The dev broker on SQLite, once in plaintext and once with mutual TLS.
     let dir = tempfile::tempdir().expect("tempdir");
     let any = "127.0.0.1:0".parse().expect("addr");
-    let plain = passerelle_broker::dev::start(&dir.path().join("plain"), any, true)
-        .await
-        .expect("broker (plaintext)");
+    let sqlite = |name: &str| {
+        passerelle_broker::store::sqlite::SqliteStore::open(
+            &dir.path().join(name).join("passerelle.db"),
+        )
+        .map(|s| Arc::new(s) as Arc<dyn passerelle_broker::store::Store>)
+        .expect("SQLite store")
+    };
+    let (plain, sims) =
+        passerelle_broker::dev::start_on(&dir.path().join("plain"), any, true, sqlite("plain"))
+            .await
+            .expect("broker (plaintext)");
     let tls_dir = dir.path().join("tls");
-    let tls = passerelle_broker::dev::start(&tls_dir, any, false)
+    let (tls, _) = passerelle_broker::dev::start_on(&tls_dir, any, false, sqlite("tls"))
         .await
         .expect("broker (mTLS)");
+    seed(&plain).await;
+    seed(&tls).await;
     let plain_ch = channels(&format!("http://{}", plain.addr), None, args.connections).await;
-    let tls_url = format!("https://{}", tls.addr);
     let certs = tls_dir.join("certs");
+    let tls_url = format!("https://{}", tls.addr);
     let tls_ch = channels(&tls_url, Some(scheme_tls(&certs, "CNSS")), args.connections).await;
     let tls_inam = channels(&tls_url, Some(scheme_tls(&certs, "INAM")), args.connections).await;
 
@@ -293,6 +310,9 @@ async fn main() {
         ),
     ];
     for (name, ch, scheme, who) in scenarios {
+        if !args.wants(name) {
+            continue;
+        }
         let (ch, req) = (ch.clone(), eligibility(scheme, who));
         rows.push(
             measure(name, &args, Some(quarter_b), 0, move |n| {
@@ -305,96 +325,241 @@ async fn main() {
     }
 
     // Claims: every call a new claim id, then resends of stored ones.
-    let mut first = 0;
-    for (name, ch) in [
+    let claims = |ch: &Vec<Channel>| {
+        let ch = ch.clone();
+        move |n| {
+            let mut c = SchemeServiceClient::new(pick(&ch, n));
+            async move { c.coordinate_claim(claim(n)).await.is_ok() }
+        }
+    };
+    for (i, (name, ch)) in [
         ("claims SQLite", &plain_ch),
         ("claims SQLite mTLS", &tls_ch),
-    ] {
-        let ch = ch.clone();
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if args.wants(name) {
+            let first = i as u64 * 10_000_000_000;
+            rows.push(measure(name, &args, Some(quarter_b), first, claims(ch)).await);
+        }
+    }
+    // Claims 0..100 are stored by the run above (or by the first calls
+    // here, when it was left out): resend them.
+    if args.wants("duplicate resends SQLite") {
+        let ch = plain_ch.clone();
         rows.push(
-            measure(name, &args, Some(quarter_b), first, move |n| {
-                let mut c = SchemeServiceClient::new(pick(&ch, n));
-                async move { c.coordinate_claim(claim(n)).await.is_ok() }
-            })
+            measure(
+                "duplicate resends SQLite",
+                &args,
+                Some(quarter_b),
+                0,
+                move |n| {
+                    let mut c = SchemeServiceClient::new(pick(&ch, n));
+                    async move { c.coordinate_claim(claim(n % 100)).await.is_ok() }
+                },
+            )
             .await,
         );
-        first += 10_000_000_000;
     }
-    let ch = plain_ch.clone();
-    // Claims 0..100 are stored by the run above: resend them.
-    rows.push(
-        measure(
-            "duplicate resends SQLite",
-            &args,
-            Some(quarter_b),
-            0,
-            move |n| {
-                let mut c = SchemeServiceClient::new(pick(&ch, n));
-                async move { c.coordinate_claim(claim(n % 100)).await.is_ok() }
-            },
-        )
-        .await,
-    );
 
-    let rss_kib = peak_rss_kib();
+    // Claims on PostgreSQL, and P.
+    let mut limit = None;
+    if args.wants("PostgreSQL") {
+        let url = args.postgres.clone().unwrap_or_else(|| {
+            std::env::var("PASSERELLE_TEST_POSTGRES")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+        });
+        if let Some(db) = postgres::open(&url).await {
+            let pg_dir = dir.path().join("pg");
+            let (pg_plain, _) =
+                passerelle_broker::dev::start_on(&pg_dir, any, true, db.store.clone())
+                    .await
+                    .expect("broker (PostgreSQL)");
+            let pg_tls_dir = dir.path().join("pg-tls");
+            let (pg_tls, _) =
+                passerelle_broker::dev::start_on(&pg_tls_dir, any, false, db.store.clone())
+                    .await
+                    .expect("broker (PostgreSQL, mTLS)");
+            seed(&pg_plain).await;
+            let ch = channels(&format!("http://{}", pg_plain.addr), None, args.connections).await;
+            let tls_ch = channels(
+                &format!("https://{}", pg_tls.addr),
+                Some(scheme_tls(&pg_tls_dir.join("certs"), "CNSS")),
+                args.connections,
+            )
+            .await;
+            rows.push(measure("claims PostgreSQL", &args, Some(quarter_b), 0, claims(&ch)).await);
+            rows.push(
+                measure(
+                    "claims PostgreSQL mTLS",
+                    &args,
+                    Some(quarter_b),
+                    10_000_000_000,
+                    claims(&tls_ch),
+                )
+                .await,
+            );
+            pg_plain.shutdown().await;
+            pg_tls.shutdown().await;
+            let p = postgres::pgbench(&db, dir.path(), &args.pgbench, secs, args.smoke).await;
+            if let Some(f) = &p.failed {
+                failures.push(f.clone());
+            }
+            postgres::drop(&db).await;
+            limit = Some(p);
+        }
+    }
+
+    // Catch-up after an outage, on the default (SQLite) broker.
+    let mut catch_up = None;
+    if args.wants("catch-up") {
+        let n = if args.smoke { 300 } else { args.catchup_claims };
+        // Live traffic at a load the rules path sustains.
+        let live = rows
+            .iter()
+            .find(|r| r.name == "eligibility rules")
+            .map(|r| r.saturation_rps * 0.25)
+            .unwrap_or(1_000.0);
+        reset_peak_rss();
+        let c = catchup::run(&plain, &sims, &plain_ch, n, args.concurrency, live, secs).await;
+        catch_up = Some((c, peak_rss_kib()));
+    }
+
     plain.shutdown().await;
     tls.shutdown().await;
-    report(&args, &rows, rss_kib);
+    report(&args, &rows, limit.as_ref(), catch_up.as_ref());
     // A figure with failed calls in it is not a figure.
-    let failed: Vec<_> = rows
-        .iter()
-        .filter(|r| r.errors > 0)
-        .map(|r| r.name)
-        .collect();
-    if !failed.is_empty() {
-        eprintln!("error: calls failed in: {}", failed.join(", "));
+    failures.extend(
+        rows.iter()
+            .filter(|r| r.errors > 0)
+            .map(|r| format!("{}: {} calls failed", r.name, r.errors)),
+    );
+    if let Some((c, _)) = &catch_up
+        && c.errors > 0
+    {
+        failures.push(format!("catch-up: {} calls failed", c.errors));
+    }
+    if !failures.is_empty() {
+        eprintln!("error: {}", failures.join("; "));
         std::process::exit(1);
     }
 }
 
-fn report(args: &Args, rows: &[Row], rss_kib: u64) {
+fn lat_json(l: &Latency) -> serde_json::Value {
+    serde_json::json!({
+        "offered_rps": l.offered_rps.round(),
+        "p50_us": l.p50_us,
+        "p99_us": l.p99_us,
+        "p999_us": l.p999_us,
+        "shed": l.shed,
+    })
+}
+
+fn report(
+    args: &Args,
+    rows: &[Row],
+    limit: Option<&postgres::Limit>,
+    catch_up: Option<&(catchup::CatchUp, u64)>,
+) {
     let b = rows[0].saturation_rps.max(1.0);
+    let p = limit.map(|l| l.tps).filter(|t| *t > 0.0);
+    let mib = |kib: u64| (kib as f64 / 102.4).round() / 10.0;
     let json = serde_json::json!({
         "smoke": args.smoke,
-        "seconds": if args.smoke { 0.3 } else { args.seconds },
+        "seconds": args.secs(),
         "concurrency": args.concurrency,
         "connections": args.connections,
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        "b_rps": b,
-        "peak_rss_kib": rss_kib,
+        "b_rps": b.round(),
+        "p_tps": p.map(f64::round),
+        "pgbench_clients": limit.map(|l| l.clients),
         "scenarios": rows.iter().map(|r| serde_json::json!({
             "name": r.name,
             "saturation_rps": r.saturation_rps.round(),
             "ratio_to_b": (r.saturation_rps / b * 1000.0).round() / 1000.0,
-            "offered_rps": r.offered_rps.round(),
-            "p50_us": r.p50_us,
-            "p99_us": r.p99_us,
-            "p999_us": r.p999_us,
+            "ratio_to_p": p.filter(|_| r.name.contains("PostgreSQL"))
+                .map(|p| (r.saturation_rps / p * 1000.0).round() / 1000.0),
+            "at_quarter_b": lat_json(&r.quarter_b),
+            "at_half_own_saturation": lat_json(&r.sustained),
+            "peak_rss_mib": mib(r.peak_rss_kib),
             "errors": r.errors,
         })).collect::<Vec<_>>(),
+        "catch_up": catch_up.map(|(c, rss)| serde_json::json!({
+            "claims": c.claims,
+            "arrival_secs": (c.arrival_secs * 100.0).round() / 100.0,
+            "drain_secs": (c.drain_secs * 100.0).round() / 100.0,
+            "delivery_rps": c.delivery_rps().round(),
+            "live_eligibility_idle": lat_json(&c.idle),
+            "live_eligibility_draining": lat_json(&c.draining),
+            "p99_ratio": (c.draining.p99_us as f64 / c.idle.p99_us.max(1) as f64 * 100.0).round() / 100.0,
+            "peak_rss_mib": mib(*rss),
+            "errors": c.errors,
+        })),
     });
     if !args.json {
         println!(
-            "{:<32} {:>10} {:>7} {:>9} {:>8} {:>8} {:>8} {:>6}",
-            "scenario", "sat. rps", "x B", "offered", "p50 us", "p99 us", "p99.9 us", "errors"
+            "{:<30} {:>8} {:>6} | {:>7} {:>7} {:>8} {:>5} | {:>7} {:>7} {:>8} | {:>5}",
+            "scenario",
+            "sat. rps",
+            "x B",
+            "0.25 B",
+            "p50 us",
+            "p99 us",
+            "shed",
+            "0.5 own",
+            "p50 us",
+            "p99 us",
+            "MiB"
         );
         for r in rows {
+            let (q, s) = (&r.quarter_b, &r.sustained);
             println!(
-                "{:<32} {:>10.0} {:>7.3} {:>9.0} {:>8} {:>8} {:>8} {:>6}",
+                "{:<30} {:>8.0} {:>6.3} | {:>7.0} {:>7} {:>8} {:>5} | {:>7.0} {:>7} {:>8} | {:>5.0}",
                 r.name,
                 r.saturation_rps,
                 r.saturation_rps / b,
-                r.offered_rps,
-                r.p50_us,
-                r.p99_us,
-                r.p999_us,
-                r.errors
+                q.offered_rps,
+                q.p50_us,
+                q.p99_us,
+                q.shed,
+                s.offered_rps,
+                s.p50_us,
+                s.p99_us,
+                mib(r.peak_rss_kib)
             );
         }
-        println!(
-            "peak RSS (broker + load generator): {:.1} MiB",
-            rss_kib as f64 / 1024.0
-        );
+        match (limit, p) {
+            (Some(l), Some(p)) => {
+                println!(
+                    "P (pgbench, {} clients, bench/pgbench/claim.sql): {p:.0} claims/s",
+                    l.clients
+                );
+                for r in rows.iter().filter(|r| r.name.contains("PostgreSQL")) {
+                    println!("  {}: {:.3} P", r.name, r.saturation_rps / p);
+                }
+            }
+            (Some(l), None) => println!("P: {}", l.failed.as_deref().unwrap_or("no figure")),
+            (None, _) => {}
+        }
+        if let Some((c, rss)) = catch_up {
+            println!(
+                "catch-up: {} claims arrived in {:.1} s while MUT-ENSEIGNANTS was down; \
+                 delivered {:.1} s after it came back: {:.0} claims/s (peak RSS {:.0} MiB)",
+                c.claims,
+                c.arrival_secs,
+                c.drain_secs,
+                c.delivery_rps(),
+                mib(*rss)
+            );
+            println!(
+                "  eligibility (rules) at {:.0} rps: p99 {} us idle, {} us while draining ({:.2}x)",
+                c.idle.offered_rps,
+                c.idle.p99_us,
+                c.draining.p99_us,
+                c.draining.p99_us as f64 / c.idle.p99_us.max(1) as f64
+            );
+        }
     }
     println!("{json}");
 }

@@ -41,6 +41,15 @@ pub struct SimAddrs {
     pub xml: SocketAddr,
 }
 
+/// The simulated partners of a running dev set-up, for a harness that needs
+/// to take one down and bring it back (the benchmark's catch-up).
+#[derive(Clone)]
+pub struct Sims {
+    pub addrs: SimAddrs,
+    /// MUT-ENSEIGNANTS, the native gRPC mutuelle.
+    pub grpc: SimMutuelle,
+}
+
 /// The dev configuration with the simulated partners' addresses and the
 /// secrets folder filled in, served in plaintext (tests, `--plaintext`);
 /// [`start`] switches it to mTLS.
@@ -128,13 +137,14 @@ const DEV_SECRET: &str = "dev-secret";
 /// Starts the simulated partners of the dev set-up: a native gRPC mutuelle,
 /// an openIMIS-like FHIR server, and a legacy XML mutuelle; writes their
 /// secrets in `secrets`.
-pub async fn start_sims(secrets: &Path) -> std::io::Result<SimAddrs> {
+pub async fn start_sims(secrets: &Path) -> std::io::Result<Sims> {
     use base64::Engine;
     std::fs::create_dir_all(secrets)?;
     for f in ["imis-password", "legacy-password"] {
         std::fs::write(secrets.join(f), DEV_SECRET)?;
     }
-    let (grpc, _) = sim_of("MUT-ENSEIGNANTS").start().await?;
+    let grpc_sim = sim_of("MUT-ENSEIGNANTS");
+    let (grpc, _) = grpc_sim.clone().start().await?;
     let (fhir, _) = SimFhir {
         sim: sim_of("MUT-IMIS"),
         dialect: Dialect::Openimis,
@@ -155,7 +165,10 @@ pub async fn start_sims(secrets: &Path) -> std::io::Result<SimAddrs> {
     }
     .start()
     .await?;
-    Ok(SimAddrs { grpc, fhir, xml })
+    Ok(Sims {
+        addrs: SimAddrs { grpc, fhir, xml },
+        grpc: grpc_sim,
+    })
 }
 
 /// Starts the dev broker: data in `data_dir`, serving on `listen`, with
@@ -166,6 +179,18 @@ pub async fn start(
     listen: SocketAddr,
     plaintext: bool,
 ) -> Result<Running, StartError> {
+    let store = std::sync::Arc::new(SqliteStore::open(&data_dir.join("passerelle.db"))?);
+    Ok(start_on(data_dir, listen, plaintext, store).await?.0)
+}
+
+/// [`start`] on a store of the caller's choosing (migrated), also returning
+/// the simulated partners.
+pub async fn start_on(
+    data_dir: &Path,
+    listen: SocketAddr,
+    plaintext: bool,
+    store: std::sync::Arc<dyn crate::store::Store>,
+) -> Result<(Running, Sims), StartError> {
     if plaintext && !listen.ip().is_loopback() {
         return Err(StartError::Config(format!(
             "--plaintext is only allowed on a loopback address, not {listen}"
@@ -174,7 +199,7 @@ pub async fn start(
     std::fs::create_dir_all(data_dir)?;
     let secrets = data_dir.join("secrets");
     let sims = start_sims(&secrets).await?;
-    let mut cfg = config(listen, sims, &secrets);
+    let mut cfg = config(listen, sims.addrs, &secrets);
     if !plaintext {
         let tls = ensure_certs(&data_dir.join("certs"), &cfg)
             .map_err(|e| StartError::Config(e.to_string()))?;
@@ -185,7 +210,6 @@ pub async fn start(
             name: "dev operator".to_string(),
         }];
     }
-    let store = std::sync::Arc::new(SqliteStore::open(&data_dir.join("passerelle.db"))?);
     let listener = TcpListener::bind(listen).await.map_err(|e| {
         StartError::Config(format!("listen {listen}: {e} (try --listen 127.0.0.1:0)"))
     })?;
@@ -197,7 +221,7 @@ pub async fn start(
         .store()
         .upsert_members(&members(), now_ms())
         .await?;
-    Ok(running)
+    Ok((running, sims))
 }
 
 /// What `dev` prints once it serves.

@@ -137,6 +137,9 @@ pub struct Broker {
     audit: AuditSink,
     failpoint: Option<Failpoint>,
     worker_lease_ms: i64,
+    /// Partners whose last call failed transiently. The first answer after
+    /// that makes their waiting claims due at once (see [`Broker::answered`]).
+    down: HashMap<String, std::sync::atomic::AtomicBool>,
 }
 
 /// Runs a partner call under its deadline; a missed deadline is a transient
@@ -197,6 +200,10 @@ impl Broker {
             directory: Arc::new(directory),
             in_flight: Arc::new(tokio::sync::Semaphore::new(max_in_flight.max(1))),
             schemes: schemes.into_iter().map(|s| (s.id.clone(), s)).collect(),
+            down: partners
+                .iter()
+                .map(|p| (p.id.clone(), Default::default()))
+                .collect(),
             partners: partners.into_iter().map(|p| (p.id.clone(), p)).collect(),
             retry,
             changes: watch::channel(0).0,
@@ -283,6 +290,45 @@ impl Broker {
                 outcome: outcome.to_string(),
             })
             .await;
+    }
+
+    /// A partner's call failed transiently: it is (or may be) down.
+    fn failed(&self, partner: &str) {
+        if let Some(d) = self.down.get(partner) {
+            d.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// A partner answered. If it was down, the claims and cancels waiting
+    /// for it are made due now rather than at the end of their back-off
+    /// (up to `retry.max_ms`): a mutuelle back after days offline gets its
+    /// backlog at once, and the retry worker drains it.
+    async fn answered(&self, partner: &str) {
+        let Some(d) = self.down.get(partner) else {
+            return;
+        };
+        if !d.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        match self
+            .store
+            .expedite(partner, now_ms(), self.worker_lease_ms)
+            .await
+        {
+            Ok(n) => {
+                tracing::info!(
+                    partner,
+                    claims = n,
+                    "mutuelle answers again; its waiting claims are due now"
+                );
+                self.notify();
+            }
+            Err(e) => {
+                // Not lost: the claims stay due at the end of their back-off.
+                d.store(true, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(partner, error = %e, "cannot expedite the backlog");
+            }
+        }
     }
 
     /// Which mutuelle covers the beneficiary, and the member number there.
@@ -390,19 +436,28 @@ impl Broker {
             diagnoses: q.diagnoses,
         };
         let res = with_deadline(partner.deadline, partner.adapter.eligibility(&query)).await;
-        let subject = format!("{}/eligibility", query.scheme_id);
-        let outcome = match &res {
-            Ok(_) => "ok".to_string(),
-            Err(e) => e.to_string(),
-        };
-        self.audit_out(
-            &mid,
-            "CheckComplementaryEligibility",
-            &subject,
-            &query.idempotency_key,
-            &outcome,
-        )
-        .await;
+        // The outbound row records a message to a partner's system; a rules
+        // partner is adjudicated in this process and no message leaves (the
+        // inbound row already records the call).
+        if partner.kind != AdapterKind::Rules {
+            let subject = format!("{}/eligibility", query.scheme_id);
+            let outcome = match &res {
+                Ok(_) => "ok".to_string(),
+                Err(e) => e.to_string(),
+            };
+            self.audit_out(
+                &mid,
+                "CheckComplementaryEligibility",
+                &subject,
+                &query.idempotency_key,
+                &outcome,
+            )
+            .await;
+        }
+        match &res {
+            Err(e) if e.is_transient() => self.failed(&mid),
+            _ => self.answered(&mid).await,
+        }
         let mut answer = match res {
             Ok(a) => a,
             Err(e) if e.is_transient() => {
@@ -563,6 +618,10 @@ impl Broker {
                 &outcome_text,
             )
             .await;
+            match &res {
+                Err(e) if e.is_transient() => self.failed(&partner.id),
+                _ => self.answered(&partner.id).await,
+            }
             let outcome = match res {
                 Ok(answer) => {
                     if self.failpoint == Some(Failpoint::AfterPartnerAnswer) {
@@ -737,6 +796,10 @@ impl Broker {
             &outcome,
         )
         .await;
+        match &res {
+            Err(e) if e.is_transient() => self.failed(&rec.mutuelle_id),
+            _ => self.answered(&rec.mutuelle_id).await,
+        }
         let now = now_ms();
         let t = match res {
             Ok(()) => self.store.complete_cancel(scheme_id, claim_id, now).await?,

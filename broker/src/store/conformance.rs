@@ -29,6 +29,7 @@ macro_rules! store_conformance_suite {
             ceilings_are_enforced_by_the_store,
             cancel_restores_what_the_claim_consumed,
             lease_due_hands_a_claim_to_one_worker,
+            expedite_makes_a_partners_backlog_due,
             defer_moves_to_pending_and_schedules,
             list_changed_pages_in_change_order,
             roster_upsert_get_find,
@@ -372,6 +373,34 @@ pub async fn lease_due_hands_a_claim_to_one_worker(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(store.lease_due(99_000, 5_000, 10).await.unwrap().is_empty());
+}
+
+pub async fn expedite_makes_a_partners_backlog_due(store: Arc<dyn Store>) {
+    for (id, next) in [("X1", 500_000), ("X2", 12_500)] {
+        begin(&store, sample_claim("CNSS", id, id)).await;
+        store.defer("CNSS", id, next, "down", 2_000).await.unwrap();
+    }
+    // A claim still asking the partner (RECEIVED, leased) is left alone.
+    begin(&store, sample_claim("CNSS", "X3", "X3")).await;
+    assert_eq!(store.expedite("MUT-OTHER", 10_000, 5_000).await.unwrap(), 0);
+    // X2 is due within the lease: it may be leased right now, it stays.
+    assert_eq!(store.expedite("MUT-A", 10_000, 5_000).await.unwrap(), 1);
+    let due = store.lease_due(10_000, 5_000, 10).await.unwrap();
+    let ids: Vec<&str> = due.iter().map(|r| r.claim.claim_id.as_str()).collect();
+    // X3's own lease ends at 10_000: due as before; X1 moved from 500_000.
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids.contains(&"X1") && ids.contains(&"X3"), "{ids:?}");
+    assert_eq!(
+        store
+            .get_claim("CNSS", "X2")
+            .await
+            .unwrap()
+            .unwrap()
+            .next_attempt_ms,
+        Some(12_500)
+    );
+    // Leased just now (next attempt = 15_000): not moved again.
+    assert_eq!(store.expedite("MUT-A", 10_000, 5_000).await.unwrap(), 0);
 }
 
 pub async fn defer_moves_to_pending_and_schedules(store: Arc<dyn Store>) {

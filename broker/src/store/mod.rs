@@ -379,6 +379,17 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<ClaimRecord>, StoreError>;
 
+    /// Makes due at `now_ms` every claim and cancel waiting for `mutuelle_id`
+    /// (PENDING_PARTNER, CANCEL_PENDING) whose next attempt is more than
+    /// `lease_ms` away: nearer ones may be leased by a worker at this moment
+    /// and are due soon anyway. Returns how many it moved.
+    async fn expedite(
+        &self,
+        mutuelle_id: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<u64, StoreError>;
+
     /// Any live state -> CANCEL_PENDING (kept if already there or cancelled).
     async fn begin_cancel(
         &self,
@@ -583,6 +594,49 @@ pub fn roster_diff(
     diff.updated.sort();
     diff.end_dated.sort();
     (diff, writes)
+}
+
+/// Parsed product bodies. Eligibility through the rules adapter reads the
+/// member's product on every call, and parsing its JSON body was the largest
+/// part of that call's cost. A product version can still be replaced until
+/// a claim uses it, so an entry is only used when the stored body is
+/// byte-for-byte the one it was parsed from: a hit costs a string compare
+/// and a clone, never a stale product.
+#[derive(Default)]
+pub(crate) struct ProductCache {
+    map: std::sync::Mutex<std::collections::HashMap<ProductKey, (Box<str>, Product)>>,
+}
+
+/// (mutuelle, product, version).
+type ProductKey = (String, String, i64);
+
+/// Enough for every product of every partner of a deployment; past it the
+/// cache starts again rather than grow without bound.
+const PRODUCT_CACHE_MAX: usize = 4096;
+
+impl ProductCache {
+    pub(crate) fn get_or_parse(
+        &self,
+        mutuelle_id: &str,
+        product_id: &str,
+        version: i64,
+        body: &str,
+    ) -> Result<Product, StoreError> {
+        let key = (mutuelle_id.to_string(), product_id.to_string(), version);
+        if let Some((b, p)) = self.map.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
+            && **b == *body
+        {
+            return Ok(p.clone());
+        }
+        let p: Product =
+            serde_json::from_str(body).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= PRODUCT_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(key, (body.into(), p.clone()));
+        Ok(p)
+    }
 }
 
 /// The store seen by the rules adapter.

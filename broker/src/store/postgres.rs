@@ -190,6 +190,7 @@ const RETENTION_LOCK: i64 = 0x7061_7373_7265_746e; // "passretn"
 pub struct PgStore {
     pool: Pool,
     schema: String,
+    products: super::ProductCache,
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -293,7 +294,11 @@ impl PgStore {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(backend)?;
-        Ok(PgStore { pool, schema })
+        Ok(PgStore {
+            pool,
+            schema,
+            products: Default::default(),
+        })
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -915,6 +920,22 @@ impl Store for PgStore {
         Ok(out)
     }
 
+    async fn expedite(
+        &self,
+        mutuelle_id: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let c = self.client().await?;
+        x(
+            &c,
+            "UPDATE claims SET next_attempt_ms = $2 WHERE mutuelle_id = $1 \
+             AND state IN ('pending_partner', 'cancel_pending') AND next_attempt_ms > $2::BIGINT + $3::BIGINT",
+            &[&mutuelle_id, &now_ms, &lease_ms],
+        )
+        .await
+    }
+
     async fn begin_cancel(
         &self,
         scheme_id: &str,
@@ -1100,14 +1121,21 @@ impl Store for PgStore {
         let day = date::format(d);
         let row = q1(
             &c,
-            "SELECT body FROM products WHERE mutuelle_id = $1 AND product_id = $2 \
+            "SELECT version, body FROM products WHERE mutuelle_id = $1 AND product_id = $2 \
              AND valid_from <= $3 AND (valid_to IS NULL OR valid_to >= $3) \
              ORDER BY valid_from DESC, version DESC LIMIT 1",
             &[&mutuelle_id, &product_id, &day],
         )
         .await?;
-        row.map(|r| serde_json::from_str(&r.get::<_, String>(0)).map_err(backend))
-            .transpose()
+        row.map(|r| {
+            self.products.get_or_parse(
+                mutuelle_id,
+                product_id,
+                r.get::<_, i64>(0),
+                r.get::<_, &str>(1),
+            )
+        })
+        .transpose()
     }
 
     async fn usage(&self, mutuelle_id: &str, keys: &[CeilingKey]) -> Result<Usage, StoreError> {

@@ -1,9 +1,16 @@
 //! The embedded SQLite store, the default: nothing else to install.
 //!
 //! WAL journal with `synchronous=FULL`, so that an acknowledged claim survives
-//! a power cut. One connection serves every call on a blocking thread; SQLite
-//! serialises writers anyway, and every write is an IMMEDIATE transaction so
-//! that a read-then-write never upgrades a lock half-way.
+//! a power cut. One writer connection serves every write on a blocking thread;
+//! SQLite serialises writers anyway, and every write is an IMMEDIATE
+//! transaction so that a read-then-write never upgrades a lock half-way.
+//!
+//! Point reads on the hot paths (member, product, ceiling usage, one claim)
+//! run inline on the calling task, on a pool of read connections: in WAL mode
+//! a reader sees the last committed snapshot and never waits for the writer,
+//! and an indexed lookup in the page cache takes microseconds, less than the
+//! two thread switches a blocking task would cost. Scans (lists, statements)
+//! stay on blocking threads.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -185,6 +192,32 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Read connections of a database file; `None` for an in-memory
+    /// database, whose reads use the writer connection.
+    readers: Option<ReadPool>,
+    products: super::ProductCache,
+}
+
+/// Read connections, opened on demand: at most one per thread that reads at
+/// once, since an inline read never awaits while it holds one.
+struct ReadPool {
+    path: std::path::PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    fn open(path: &Path) -> Result<Connection, StoreError> {
+        let c = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(|e| backend(format!("{}: {e}", path.display())))?;
+        c.busy_timeout(std::time::Duration::from_secs(5))?;
+        c.pragma_update(None, "query_only", "ON")?;
+        Ok(c)
+    }
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -201,13 +234,23 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending
     /// migrations: what `passerelle migrate` and `dev` do.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::init(Self::connect(path)?, true)
+        Self::init(Self::connect(path)?, true)?.with_readers(path)
     }
 
     /// Opens the database file as it is, without migrating: what `serve`
     /// does before checking the schema version.
     pub fn open_existing(path: &Path) -> Result<Self, StoreError> {
-        Self::init(Self::connect(path)?, false)
+        Self::init(Self::connect(path)?, false)?.with_readers(path)
+    }
+
+    fn with_readers(mut self, path: &Path) -> Result<Self, StoreError> {
+        // Open one now so that a bad path fails at start, not on a read.
+        let first = ReadPool::open(path)?;
+        self.readers = Some(ReadPool {
+            path: path.to_path_buf(),
+            idle: Mutex::new(vec![first]),
+        });
+        Ok(self)
     }
 
     fn connect(path: &Path) -> Result<Connection, StoreError> {
@@ -232,7 +275,31 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            readers: None,
+            products: Default::default(),
         })
+    }
+
+    /// A point read, inline: see the module documentation.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let Some(pool) = &self.readers else {
+            let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+            return f(&c);
+        };
+        let taken = pool.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match taken {
+            Some(c) => c,
+            None => ReadPool::open(&pool.path)?,
+        };
+        let out = f(&conn);
+        pool.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(conn);
+        out
     }
 
     async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -296,6 +363,13 @@ pub(super) const CLAIM_COLS: &str = "id, body, request_hash, state, mutuelle_id,
     adjudication_key, cancel_key, cancel_reason, product_id, product_version, product_name, \
     partner_reference, rejection_code, rejection_message, attempts, next_attempt_ms, \
     last_error, change_seq, created_ms, updated_ms";
+
+/// Parses a JSON body column without copying it out of SQLite first.
+fn from_json_ref<T: serde::de::DeserializeOwned>(
+    v: rusqlite::types::ValueRef<'_>,
+) -> Result<T, StoreError> {
+    serde_json::from_slice(v.as_bytes().map_err(backend)?).map_err(backend)
+}
 
 pub(super) fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("serializable")
@@ -665,9 +739,7 @@ impl Store for SqliteStore {
         scheme_id: &str,
         claim_id: &str,
     ) -> Result<Option<ClaimRecord>, StoreError> {
-        let (s, c) = (scheme_id.to_string(), claim_id.to_string());
-        self.with(move |conn| Ok(load_by_key(conn, &s, &c)?.map(|(_, r)| r)))
-            .await
+        self.read(|conn| Ok(load_by_key(conn, scheme_id, claim_id)?.map(|(_, r)| r)))
     }
 
     async fn complete_claim(
@@ -828,6 +900,24 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn expedite(
+        &self,
+        mutuelle_id: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let m = mutuelle_id.to_string();
+        self.with(move |c| {
+            let n = c.execute(
+                "UPDATE claims SET next_attempt_ms = ?2 WHERE mutuelle_id = ?1 \
+                 AND state IN ('pending_partner', 'cancel_pending') AND next_attempt_ms > ?2 + ?3",
+                params![m, now_ms, lease_ms],
+            )?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
     async fn begin_cancel(
         &self,
         scheme_id: &str,
@@ -958,18 +1048,16 @@ impl Store for SqliteStore {
         mutuelle_id: &str,
         member_number: &str,
     ) -> Result<Option<Member>, StoreError> {
-        let (m, n) = (mutuelle_id.to_string(), member_number.to_string());
-        self.with(move |c| {
-            let body: Option<String> = c
-                .prepare_cached(
-                    "SELECT body FROM members WHERE mutuelle_id = ?1 AND member_number = ?2",
-                )?
-                .query_row(params![m, n], |r| r.get(0))
-                .optional()?;
-            body.map(|b| serde_json::from_str(&b).map_err(backend))
-                .transpose()
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT body FROM members WHERE mutuelle_id = ?1 AND member_number = ?2",
+            )?;
+            let mut rows = st.query(params![mutuelle_id, member_number])?;
+            match rows.next()? {
+                Some(r) => Ok(Some(from_json_ref(r.get_ref(0)?)?)),
+                None => Ok(None),
+            }
         })
-        .await
     }
 
     async fn find_members(
@@ -977,15 +1065,17 @@ impl Store for SqliteStore {
         scheme_id: &str,
         beneficiary_id: &str,
     ) -> Result<Vec<Member>, StoreError> {
-        let (s, b) = (scheme_id.to_string(), beneficiary_id.to_string());
-        self.with(move |c| {
+        self.read(|c| {
             let mut st = c.prepare_cached(
                 "SELECT body FROM members WHERE scheme_id = ?1 AND beneficiary_id = ?2 ORDER BY mutuelle_id, member_number",
             )?;
-            let bodies = st.query_map(params![s, b], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
-            bodies.iter().map(|b| serde_json::from_str(b).map_err(backend)).collect()
+            let mut rows = st.query(params![scheme_id, beneficiary_id])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push(from_json_ref(r.get_ref(0)?)?);
+            }
+            Ok(out)
         })
-        .await
     }
 
     async fn put_products(&self, products: &[Product]) -> Result<Vec<PutProduct>, StoreError> {
@@ -1024,45 +1114,43 @@ impl Store for SqliteStore {
         product_id: &str,
         d: Date,
     ) -> Result<Option<Product>, StoreError> {
-        let (m, p, day) = (
-            mutuelle_id.to_string(),
-            product_id.to_string(),
-            date::format(d),
-        );
-        self.with(move |c| {
-            let body: Option<String> = c
-                .prepare_cached(
-                    "SELECT body FROM products WHERE mutuelle_id = ?1 AND product_id = ?2 \
-                     AND valid_from <= ?3 AND (valid_to IS NULL OR valid_to >= ?3) \
-                     ORDER BY valid_from DESC, version DESC LIMIT 1",
-                )?
-                .query_row(params![m, p, day], |r| r.get(0))
-                .optional()?;
-            body.map(|b| serde_json::from_str(&b).map_err(backend))
-                .transpose()
+        let day = date::format(d);
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT version, body FROM products WHERE mutuelle_id = ?1 AND product_id = ?2 \
+                 AND valid_from <= ?3 AND (valid_to IS NULL OR valid_to >= ?3) \
+                 ORDER BY valid_from DESC, version DESC LIMIT 1",
+            )?;
+            let mut rows = st.query(params![mutuelle_id, product_id, day])?;
+            let Some(r) = rows.next()? else {
+                return Ok(None);
+            };
+            let body = r.get_ref(1)?.as_str().map_err(backend)?;
+            self.products
+                .get_or_parse(mutuelle_id, product_id, r.get(0)?, body)
+                .map(Some)
         })
-        .await
     }
 
     async fn usage(&self, mutuelle_id: &str, keys: &[CeilingKey]) -> Result<Usage, StoreError> {
-        let (m, keys) = (mutuelle_id.to_string(), keys.to_vec());
-        self.with(move |c| {
-            let mut st = c.prepare_cached(
+        self.read(|c| {
+            // One snapshot for every key (and one lock taken, not one per key).
+            let tx = c.unchecked_transaction()?;
+            let mut st = tx.prepare_cached(
                 "SELECT used_amount, used_count FROM ceiling_usage WHERE mutuelle_id = ?1 AND ceiling_key = ?2",
             )?;
             let mut usage = Usage::default();
             for k in keys {
                 if let Some((amount, count)) = st
-                    .query_row(params![m, k.storage_key()], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .query_row(params![mutuelle_id, k.storage_key()], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?
                     .filter(|(a, n): &(i64, u32)| *a != 0 || *n != 0)
                 {
-                    usage.0.insert(k, Used { amount, count });
+                    usage.0.insert(k.clone(), Used { amount, count });
                 }
             }
             Ok(usage)
         })
-        .await
     }
 
     async fn import_roster(

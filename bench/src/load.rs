@@ -1,0 +1,182 @@
+//! The two ways of loading a server: closed loop (how much it can do) and
+//! open loop (how long an answer takes at a given offered load).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// Most calls the open loop keeps waiting at once. Past it the server is
+/// far behind the offered load: a further call is counted as shed rather
+/// than queued, so that an overload measures as such instead of filling
+/// memory with waiting calls.
+const MAX_OUTSTANDING: usize = 4096;
+
+/// Closed loop: `concurrency` callers, each calling as fast as answers come.
+/// Returns calls per second and failed calls.
+pub async fn saturate<F, Fut>(concurrency: usize, secs: f64, call: F) -> (f64, u64)
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    let call = Arc::new(call);
+    let seq = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let end = start + Duration::from_secs_f64(secs);
+    let mut tasks = JoinSet::new();
+    for _ in 0..concurrency {
+        let (call, seq, errors) = (call.clone(), seq.clone(), errors.clone());
+        tasks.spawn(async move {
+            let mut done = 0u64;
+            while Instant::now() < end {
+                let n = seq.fetch_add(1, Ordering::Relaxed);
+                if !call(n).await {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+                done += 1;
+            }
+            done
+        });
+    }
+    let mut total = 0;
+    while let Some(done) = tasks.join_next().await {
+        total += done.expect("caller");
+    }
+    let rps = total as f64 / start.elapsed().as_secs_f64();
+    (rps, errors.load(Ordering::Relaxed))
+}
+
+/// Latency at one offered load.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Latency {
+    pub offered_rps: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    /// Calls not sent because `MAX_OUTSTANDING` were already waiting.
+    pub shed: u64,
+    pub errors: u64,
+}
+
+/// When an open loop stops.
+pub enum Until {
+    Calls(u64),
+    Signal(watch::Receiver<bool>),
+}
+
+/// Open loop at `rate` calls per second from call number `first`: each call
+/// starts at its intended time whatever the earlier ones are doing, and its
+/// latency counts from that intended time (no coordinated omission).
+pub async fn open_loop<F, Fut>(rate: f64, mut until: Until, first: u64, call: F) -> Latency
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send + 'static,
+{
+    let rate = rate.max(1.0);
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let hist = Arc::new(Mutex::new(
+        Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("histogram"),
+    ));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut shed = 0;
+    let mut waiting = JoinSet::new();
+    let start = tokio::time::Instant::now();
+    let mut i: u64 = 0;
+    loop {
+        let intended = start + interval.mul_f64(i as f64);
+        match &mut until {
+            Until::Calls(n) => {
+                if i >= *n {
+                    break;
+                }
+                tokio::time::sleep_until(intended).await;
+            }
+            Until::Signal(stop) => {
+                if *stop.borrow() {
+                    break;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep_until(intended) => {}
+                    _ = stop.changed() => continue,
+                }
+            }
+        }
+        while waiting.try_join_next().is_some() {}
+        if waiting.len() >= MAX_OUTSTANDING {
+            shed += 1;
+        } else {
+            let fut = call(first + i);
+            let (hist, errors) = (hist.clone(), errors.clone());
+            waiting.spawn(async move {
+                let ok = fut.await;
+                let us = intended.elapsed().as_micros() as u64;
+                hist.lock().unwrap().saturating_record(us.max(1));
+                if !ok {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        i += 1;
+    }
+    while waiting.join_next().await.is_some() {}
+    let h = hist.lock().unwrap();
+    Latency {
+        offered_rps: rate,
+        p50_us: h.value_at_quantile(0.50),
+        p99_us: h.value_at_quantile(0.99),
+        p999_us: h.value_at_quantile(0.999),
+        shed,
+        errors: errors.load(Ordering::Relaxed),
+    }
+}
+
+/// Sends `n` calls with `concurrency` callers; returns the failed ones.
+pub async fn run_n<F, Fut>(n: u64, concurrency: usize, call: F) -> u64
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    let call = Arc::new(call);
+    let next = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut tasks = JoinSet::new();
+    for _ in 0..concurrency {
+        let (call, next, errors) = (call.clone(), next.clone(), errors.clone());
+        tasks.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return;
+                }
+                if !call(i).await {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    errors.load(Ordering::Relaxed)
+}
+
+/// Peak resident set of this process since the last [`reset_peak_rss`], KiB.
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Starts a new peak-RSS window (Linux: "5" to clear_refs resets VmHWM to
+/// the current RSS), so that each scenario gets its own peak.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}

@@ -1,0 +1,132 @@
+//! Claims on PostgreSQL, and the limit P: the same database work run by
+//! pgbench (bench/pgbench/claim.sql) on the same server, in the same run.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use passerelle_broker::config::PostgresConfig;
+use passerelle_broker::store::Store;
+use passerelle_broker::store::postgres::PgStore;
+
+/// The pgbench script, written next to the run's data.
+const SCRIPT: &str = include_str!("../pgbench/claim.sql");
+
+/// A migrated store in a fresh schema of its own.
+pub struct BenchDb {
+    pub store: Arc<dyn Store>,
+    pub url: String,
+    pub schema: String,
+    pub pool_size: usize,
+}
+
+/// `None` when PostgreSQL cannot be reached (outside CI only: under
+/// CI=true that is an error, never a skip).
+pub async fn open(url: &str) -> Option<BenchDb> {
+    let schema = format!(
+        "bench_{}_{}",
+        std::process::id(),
+        passerelle_broker::audit::now_ms() % 1_000_000
+    );
+    let cfg = PostgresConfig {
+        url: url.to_string(),
+        schema: Some(schema.clone()),
+        pool_size: 16,
+        connect_timeout_ms: 2_000,
+        wait_timeout_ms: 10_000,
+        statement_timeout_ms: 30_000,
+        tls: None,
+    };
+    let migrated = match PgStore::new(&cfg, Path::new(".")) {
+        Ok(s) => s.migrate().await.map(|_| s),
+        Err(e) => Err(e),
+    };
+    match migrated {
+        Ok(store) => Some(BenchDb {
+            store: Arc::new(store),
+            url: url.to_string(),
+            schema,
+            pool_size: cfg.pool_size,
+        }),
+        Err(e) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "PostgreSQL is required under CI=true: {e} ({url})"
+            );
+            eprintln!("PostgreSQL scenarios skipped: {url} not reachable: {e}");
+            None
+        }
+    }
+}
+
+/// pgbench's figure: transactions (one claim each) per second.
+pub struct Limit {
+    pub tps: f64,
+    pub clients: usize,
+    pub failed: Option<String>,
+}
+
+/// Runs the claim script with as many clients as the broker has pooled
+/// connections, for `secs` (or a few transactions per client in smoke runs).
+pub async fn pgbench(db: &BenchDb, dir: &Path, pgbench: &str, secs: f64, smoke: bool) -> Limit {
+    let script = dir.join("claim.sql");
+    std::fs::write(&script, SCRIPT).expect("write pgbench script");
+    let clients = db.pool_size;
+    let mut cmd = tokio::process::Command::new(pgbench);
+    cmd.env("PGOPTIONS", format!("-c search_path={}", db.schema))
+        .args(["-n", "-M", "prepared", "-j", "2", "-c"])
+        .arg(clients.to_string())
+        .arg("-f")
+        .arg(&script);
+    if smoke {
+        cmd.args(["-t", "10"]);
+    } else {
+        cmd.arg("-T").arg((secs.ceil() as u64).max(1).to_string());
+    }
+    cmd.arg(&db.url);
+    let out = match cmd.output().await {
+        Ok(o) => o,
+        Err(e) => {
+            return Limit {
+                tps: 0.0,
+                clients,
+                failed: Some(format!("{pgbench}: {e}")),
+            };
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let tps = stdout
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l["tps = ".len()..].split_whitespace().next()?.parse().ok());
+    match (out.status.success(), tps) {
+        (true, Some(tps)) => Limit {
+            tps,
+            clients,
+            failed: None,
+        },
+        _ => Limit {
+            tps: 0.0,
+            clients,
+            failed: Some(format!(
+                "pgbench failed ({}): {}{}",
+                out.status,
+                stdout.trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+        },
+    }
+}
+
+/// Drops the run's schema.
+pub async fn drop(db: &BenchDb) {
+    match tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await {
+        Ok((client, conn)) => {
+            tokio::spawn(conn);
+            let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", db.schema);
+            if let Err(e) = client.batch_execute(&sql).await {
+                eprintln!("could not drop schema {}: {e}", db.schema);
+            }
+        }
+        Err(e) => eprintln!("could not drop schema {}: {e}", db.schema),
+    }
+}
