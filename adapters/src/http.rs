@@ -177,6 +177,7 @@ pub type Handler =
 pub fn serve(listener: tokio::net::TcpListener, handler: Handler) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
+            let _ = tcp.set_nodelay(true);
             let handler = handler.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {

@@ -110,7 +110,15 @@ impl SimMutuelle {
 
     /// Serves on a listener until the returned task is aborted.
     pub fn spawn(self, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        use tokio_stream::StreamExt;
+        // Small answers must leave at once: without TCP_NODELAY each one
+        // waits for the peer's delayed ACK (about 40 ms).
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
+            if let Ok(s) = &s {
+                let _ = s.set_nodelay(true);
+            }
+            s
+        });
         tokio::spawn(async move {
             let _ = tonic::transport::Server::builder()
                 .add_service(MutuellePartnerServer::new(self))
@@ -153,6 +161,7 @@ impl SimMutuelle {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
+                let _ = tcp.set_nodelay(true);
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     if let Ok(s) = acceptor.accept(tcp).await {

@@ -245,7 +245,18 @@ async fn bare_server() -> std::net::SocketAddr {
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+            .serve_with_incoming(
+                // As the broker does: answers leave without waiting for an ACK.
+                tokio_stream::StreamExt::map(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    |s| {
+                        if let Ok(s) = &s {
+                            let _ = s.set_nodelay(true);
+                        }
+                        s
+                    },
+                ),
+            ),
     );
     addr
 }
