@@ -30,6 +30,7 @@ macro_rules! store_conformance_suite {
             cancel_restores_what_the_claim_consumed,
             lease_due_hands_a_claim_to_one_worker,
             expedite_makes_a_partners_backlog_due,
+            concurrent_writes_fail_alone,
             defer_moves_to_pending_and_schedules,
             list_changed_pages_in_change_order,
             roster_upsert_get_find,
@@ -373,6 +374,64 @@ pub async fn lease_due_hands_a_claim_to_one_worker(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(store.lease_due(99_000, 5_000, 10).await.unwrap().is_empty());
+}
+
+/// Writes arriving together (SQLite commits them as one group): a refused
+/// one undoes only its own changes, the others are all stored.
+pub async fn concurrent_writes_fail_alone(store: Arc<dyn Store>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let id = format!("G{i}");
+            begin(&store, sample_claim("CNSS", &id, &id)).await;
+            // Odd claims ask for more than the ceiling allows.
+            let amount = if i % 2 == 0 { 100 } else { 2_000_000 };
+            let used = CeilingUse {
+                key: year_key("M-1"),
+                amount,
+                count: 1,
+                limit_amount: Some(1_000_000),
+                limit_count: None,
+            };
+            let r = store
+                .complete_claim("CNSS", &id, coordinated(&[0, 100], vec![used]), 5_000)
+                .await;
+            (i, r)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (i, r) = done.unwrap();
+        if i % 2 == 0 {
+            assert!(matches!(r, Ok(Transition::Applied(_))), "G{i}: {r:?}");
+        } else {
+            assert!(
+                matches!(r, Err(StoreError::CeilingConflict(_))),
+                "G{i}: {r:?}"
+            );
+        }
+    }
+    for i in 0..40 {
+        let rec = store
+            .get_claim("CNSS", &format!("G{i}"))
+            .await
+            .unwrap()
+            .unwrap();
+        let want = if i % 2 == 0 {
+            ClaimState::Coordinated
+        } else {
+            ClaimState::Received
+        };
+        assert_eq!(rec.state, want, "G{i}");
+        assert_eq!(
+            rec.shares.is_some(),
+            i % 2 == 0,
+            "G{i}: lines of a refused write"
+        );
+    }
+    let usage = store.usage("MUT-A", &[year_key("M-1")]).await.unwrap();
+    assert_eq!(usage.get(&year_key("M-1")).amount, 20 * 100);
+    assert_eq!(usage.get(&year_key("M-1")).count, 20);
 }
 
 pub async fn expedite_makes_a_partners_backlog_due(store: Arc<dyn Store>) {

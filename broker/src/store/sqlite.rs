@@ -1658,6 +1658,21 @@ mod tests {
             as std::sync::Arc<dyn Store>)
     });
 
+    /// The default deployment: a database file, point reads on the read
+    /// pool, writes in groups.
+    mod file_backed {
+        use super::*;
+
+        crate::store_conformance_suite!(|| async {
+            // Kept for the test's life: the store outlives this closure.
+            let dir = tempfile::tempdir().unwrap().keep();
+            Some(
+                std::sync::Arc::new(SqliteStore::open(&dir.join("passerelle.db")).unwrap())
+                    as std::sync::Arc<dyn Store>,
+            )
+        });
+    }
+
     #[tokio::test]
     async fn audit_log_refuses_updates() {
         let s = SqliteStore::open_in_memory().unwrap();
