@@ -61,6 +61,8 @@ pub struct Latency {
     /// Calls not sent because `MAX_OUTSTANDING` were already waiting.
     pub shed: u64,
     pub errors: u64,
+    /// Not run: the offered load is above the scenario's saturation.
+    pub over_capacity: bool,
 }
 
 /// When an open loop stops.
@@ -132,6 +134,7 @@ where
         p999_us: h.value_at_quantile(0.999),
         shed,
         errors: errors.load(Ordering::Relaxed),
+        over_capacity: false,
     }
 }
 

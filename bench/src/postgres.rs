@@ -63,6 +63,19 @@ pub struct Limit {
     pub tps: f64,
     pub clients: usize,
     pub failed: Option<String>,
+    /// The two runs `tps` is the mean of (before, after).
+    pub runs: [f64; 2],
+}
+
+impl Limit {
+    pub fn mean(a: Limit, b: Limit) -> Limit {
+        Limit {
+            tps: (a.tps + b.tps) / 2.0,
+            clients: a.clients,
+            runs: [a.tps, b.tps],
+            failed: a.failed.or(b.failed),
+        }
+    }
 }
 
 /// Runs the claim script with as many clients as the broker has pooled
@@ -90,6 +103,7 @@ pub async fn pgbench(db: &BenchDb, dir: &Path, pgbench: &str, secs: f64, smoke: 
                 tps: 0.0,
                 clients,
                 failed: Some(format!("{pgbench}: {e}")),
+                runs: [0.0; 2],
             };
         }
     };
@@ -103,10 +117,12 @@ pub async fn pgbench(db: &BenchDb, dir: &Path, pgbench: &str, secs: f64, smoke: 
             tps,
             clients,
             failed: None,
+            runs: [tps; 2],
         },
         _ => Limit {
             tps: 0.0,
             clients,
+            runs: [0.0; 2],
             failed: Some(format!(
                 "pgbench failed ({}): {}{}",
                 out.status,
@@ -119,14 +135,35 @@ pub async fn pgbench(db: &BenchDb, dir: &Path, pgbench: &str, secs: f64, smoke: 
 
 /// Drops the run's schema.
 pub async fn drop(db: &BenchDb) {
+    let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", db.schema);
+    admin(db, &sql).await;
+}
+
+/// Vacuums the run's tables (dead rows of earlier measurements).
+pub async fn vacuum(db: &BenchDb) {
+    let tables = [
+        "change_counter",
+        "claims",
+        "claim_lines",
+        "ceiling_usage",
+        "claim_consumption",
+        "audit_log",
+    ];
+    let sql: String = tables
+        .iter()
+        .map(|t| format!("VACUUM ANALYZE \"{}\".{t};", db.schema))
+        .collect();
+    admin(db, &sql).await;
+}
+
+async fn admin(db: &BenchDb, sql: &str) {
     match tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await {
         Ok((client, conn)) => {
             tokio::spawn(conn);
-            let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", db.schema);
-            if let Err(e) = client.batch_execute(&sql).await {
-                eprintln!("could not drop schema {}: {e}", db.schema);
+            if let Err(e) = client.batch_execute(sql).await {
+                eprintln!("{sql}: {e}");
             }
         }
-        Err(e) => eprintln!("could not drop schema {}: {e}", db.schema),
+        Err(e) => eprintln!("{sql}: {e}"),
     }
 }

@@ -667,14 +667,16 @@ impl Store for PgStore {
             };
             let billed: i64 = cl.lines.iter().map(|l| l.billed).sum();
             let scheme_total: i64 = cl.lines.iter().map(|l| l.scheme_share).sum();
-            let seq = next_seq(&tx).await?;
+            // The change number in the insert itself: the counter's row lock
+            // is held from here to the commit, one round trip.
             let insert = tx
                 .prepare_cached(
-                    "INSERT INTO claims (scheme_id, claim_id, request_hash, body, provider_id, invoice_number, \
+                    "WITH s AS (UPDATE change_counter SET v = v + 1 WHERE id = 1 RETURNING v) \
+                     INSERT INTO claims (scheme_id, claim_id, request_hash, body, provider_id, invoice_number, \
                      mutuelle_id, member_number, state, adjudication_key, rejection_code, rejection_message, \
                      next_attempt_ms, change_seq, created_ms, updated_ms, date_of_care, currency, payee_type, \
                      billed_total, scheme_total) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17, $18, $19, $20)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, (SELECT v FROM s), $14, $14, $15, $16, $17, $18, $19)",
                 )
                 .await?;
             let inserted = tx
@@ -694,7 +696,6 @@ impl Store for PgStore {
                         &rej_code,
                         &rej_msg,
                         &next,
-                        &seq,
                         &new.now_ms,
                         &date::format(cl.date_of_care),
                         &cl.currency,
@@ -825,19 +826,20 @@ impl Store for PgStore {
                     .await?;
                 }
                 let total: i64 = shares.iter().map(|s| s.mutuelle_share).sum();
-                let seq = next_seq(&tx).await?;
+                // The change number in the same statement, last before the
+                // commit: the counter's row lock is held one round trip.
                 x(
                     &tx,
-                    "UPDATE claims SET state = 'coordinated', product_id = $2, product_version = $3, \
+                    "WITH s AS (UPDATE change_counter SET v = v + 1 WHERE id = 1 RETURNING v) \
+                     UPDATE claims SET state = 'coordinated', product_id = $2, product_version = $3, \
                      product_name = $4, partner_reference = $5, next_attempt_ms = NULL, last_error = '', \
-                     change_seq = $6, updated_ms = $7, mutuelle_total = $8 WHERE id = $1",
+                     change_seq = (SELECT v FROM s), updated_ms = $6, mutuelle_total = $7 WHERE id = $1",
                     &[
                         &pk,
                         &product.as_ref().map(|p| p.id.clone()),
                         &product.as_ref().map(|p| p.version as i64),
                         &product.as_ref().map(|p| p.name.clone()),
                         &partner_reference,
-                        &seq,
                         &now_ms,
                         &total,
                     ],
@@ -845,18 +847,19 @@ impl Store for PgStore {
                 .await?;
             }
             Outcome::Rejected(reason) => {
-                let seq = next_seq(&tx).await?;
                 x(
                     &tx,
-                    "UPDATE claims SET state = 'rejected', rejection_code = $2, rejection_message = $3, \
-                     next_attempt_ms = NULL, change_seq = $4, updated_ms = $5 WHERE id = $1",
-                    &[&pk, &code_str(reason.code), &reason.message, &seq, &now_ms],
+                    "WITH s AS (UPDATE change_counter SET v = v + 1 WHERE id = 1 RETURNING v) \
+                     UPDATE claims SET state = 'rejected', rejection_code = $2, rejection_message = $3, \
+                     next_attempt_ms = NULL, change_seq = (SELECT v FROM s), updated_ms = $4 WHERE id = $1",
+                    &[&pk, &code_str(reason.code), &reason.message, &now_ms],
                 )
                 .await?;
             }
         }
-        let (_, rec) = load_existing(&tx, scheme_id, claim_id, false).await?;
         tx.commit().await?;
+        // Read back after the commit, not under the counter's lock.
+        let (_, rec) = load_existing(&c, scheme_id, claim_id, false).await?;
         Ok(Transition::Applied(rec))
     }
 
