@@ -135,8 +135,11 @@ pub async fn pgbench(db: &BenchDb, dir: &Path, pgbench: &str, secs: f64, smoke: 
 
 /// Drops the run's schema.
 pub async fn drop(db: &BenchDb) {
-    let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", db.schema);
-    admin(db, &sql).await;
+    admin(
+        db,
+        &[format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", db.schema)],
+    )
+    .await;
 }
 
 /// Vacuums the run's tables (dead rows of earlier measurements).
@@ -149,21 +152,25 @@ pub async fn vacuum(db: &BenchDb) {
         "claim_consumption",
         "audit_log",
     ];
-    let sql: String = tables
+    // One statement each: VACUUM cannot run inside a transaction block.
+    let sql: Vec<String> = tables
         .iter()
-        .map(|t| format!("VACUUM ANALYZE \"{}\".{t};", db.schema))
+        .map(|t| format!("VACUUM ANALYZE \"{}\".{t}", db.schema))
         .collect();
     admin(db, &sql).await;
 }
 
-async fn admin(db: &BenchDb, sql: &str) {
+async fn admin(db: &BenchDb, statements: &[String]) {
     match tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await {
         Ok((client, conn)) => {
             tokio::spawn(conn);
-            if let Err(e) = client.batch_execute(sql).await {
-                eprintln!("{sql}: {e}");
+            for sql in statements {
+                if let Err(e) = client.batch_execute(sql).await {
+                    let detail = e.as_db_error().map(|d| d.message().to_string());
+                    eprintln!("{sql}: {}", detail.unwrap_or_else(|| e.to_string()));
+                }
             }
         }
-        Err(e) => eprintln!("{sql}: {e}"),
+        Err(e) => eprintln!("PostgreSQL: {e}"),
     }
 }
