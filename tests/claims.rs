@@ -434,6 +434,32 @@ async fn a_partner_that_never_answers_leaves_the_claim_pending_until_it_does() {
 }
 
 #[tokio::test]
+async fn a_partner_back_from_an_outage_gets_its_backlog_at_once() {
+    // A first back-off of ten minutes: without the catch-up, the claim below
+    // would wait that long after the partner is back (wait_state gives up
+    // after 30 s).
+    let h = Harness::start_with(2000, 600_000).await;
+    h.set_partner_mode(Mode::Unavailable);
+    let lines = [covered(C::Consultation, 5000, 5000, 3500)];
+    let r = h.coordinate(claim("out-1", "G-OK", &lines)).await.unwrap();
+    assert_eq!(state(&r), St::PendingPartner);
+    let waiting = h.get("out-1").await.unwrap();
+    assert_eq!(state(&waiting), St::PendingPartner, "still waiting");
+    // Back: the next call to it succeeds and its backlog becomes due now.
+    h.set_partner_mode(Mode::Normal);
+    let live = h.coordinate(claim("out-2", "G-OK", &lines)).await.unwrap();
+    assert_eq!(state(&live), St::Coordinated);
+    let done = h.wait_state("out-1", St::Coordinated).await;
+    assert_eq!(shares(&done), vec![1500]);
+    assert_balanced(&done);
+    assert_eq!(
+        h.sim.adjudication_keys().len(),
+        2,
+        "each claim adjudicated once"
+    );
+}
+
+#[tokio::test]
 async fn unknown_member_is_no_cover_for_eligibility_and_a_failed_precondition_for_claims() {
     let h = Harness::start().await;
     let mut client = h.client.clone();

@@ -189,6 +189,13 @@ CREATE INDEX recoveries_open ON recoveries (scheme_id, mutuelle_id, period_id);
 CREATE INDEX audit_subject ON audit_log (subject, id);
 CREATE INDEX audit_party ON audit_log (party, outcome, id);
 "#,
+    // 3: indexes in the order the eligibility lookups read, so that neither
+    // sorts (they ran on every eligibility check with a temporary B-tree).
+    r#"
+CREATE INDEX members_beneficiary_order ON members (scheme_id, beneficiary_id, mutuelle_id, member_number);
+DROP INDEX members_beneficiary;
+CREATE INDEX products_validity ON products (mutuelle_id, product_id, valid_from, version);
+"#,
 ];
 
 /// The schema version this binary writes.
