@@ -547,7 +547,13 @@ pub async fn roster_upsert_get_find(store: Arc<dyn Store>) {
         .upsert_members(std::slice::from_ref(&a2), 2_000)
         .await
         .unwrap();
-    assert_eq!(store.get_member("MUT-A", "M-1").await.unwrap(), Some(a2));
+    assert_eq!(
+        store.get_member("MUT-A", "M-1").await.unwrap(),
+        Some(a2.clone())
+    );
+    // A lookup made before the change never answers with the old member.
+    let found = store.find_members("CNSS", "TG-1").await.unwrap();
+    assert_eq!(found[0], a2);
     assert!(store.find_members("INAM", "TG-1").await.unwrap().is_empty());
 }
 

@@ -15,6 +15,11 @@
 //! and an indexed lookup in the page cache takes microseconds, less than the
 //! two thread switches a blocking task would cost. Scans (lists, statements)
 //! stay on blocking threads.
+//!
+//! The roster and product lookups that every eligibility check makes are
+//! also kept in memory ([`GenCache`]): a SQLite file has one broker (replicas
+//! need PostgreSQL), every write of the roster or of products goes through
+//! this store, and each committed write moves its cache to a new generation.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -210,6 +215,70 @@ pub struct SqliteStore {
     /// database, whose reads use the writer connection.
     readers: Option<ReadPool>,
     products: super::ProductCache,
+    /// `find_members` answers, by (scheme, beneficiary).
+    by_beneficiary: GenCache<(String, String), Vec<Member>>,
+    /// `get_member` answers, by (mutuelle, member number).
+    by_number: GenCache<(String, String), Option<Member>>,
+    /// `product_on` answers, by (mutuelle, product, day).
+    product_days: GenCache<(String, String, Date), Option<Product>>,
+}
+
+/// Answers of point reads, valid until the next committed write of their
+/// kind. An entry is tagged with the generation read *before* its query, so
+/// an answer that raced a write (read before, stored after) is never served:
+/// the write moved the generation once committed.
+struct GenCache<K, V> {
+    generation: std::sync::atomic::AtomicU64,
+    map: Mutex<std::collections::HashMap<K, (u64, V)>>,
+}
+
+/// Entries per cache; past it the cache starts again, so that memory stays
+/// bounded whatever the roster's size.
+const GEN_CACHE_MAX: usize = 20_000;
+
+impl<K: std::hash::Hash + Eq, V: Clone> GenCache<K, V> {
+    fn new() -> Self {
+        GenCache {
+            generation: Default::default(),
+            map: Mutex::new(Default::default()),
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn get(&self, k: &K) -> Option<V> {
+        let g = self.generation();
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(k).filter(|(t, _)| *t == g).map(|(_, v)| v.clone())
+    }
+
+    fn put(&self, k: K, generation: u64, v: V) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= GEN_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(k, (generation, v));
+    }
+
+    /// After a write of this kind, committed or not.
+    fn invalidate(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// The cached answer, or `read`'s, cached.
+    fn get_or(&self, k: K, read: impl FnOnce() -> Result<V, StoreError>) -> Result<V, StoreError> {
+        if let Some(v) = self.get(&k) {
+            return Ok(v);
+        }
+        let g = self.generation();
+        let v = read()?;
+        self.put(k, g, v.clone());
+        Ok(v)
+    }
 }
 
 /// Read connections, opened on demand: at most one per thread that reads at
@@ -299,7 +368,16 @@ impl SqliteStore {
             writer,
             readers: None,
             products: Default::default(),
+            by_beneficiary: GenCache::new(),
+            by_number: GenCache::new(),
+            product_days: GenCache::new(),
         })
+    }
+
+    /// After a write of the roster: cached member lookups are stale.
+    fn roster_changed(&self) {
+        self.by_beneficiary.invalidate();
+        self.by_number.invalidate();
     }
 
     /// A point read, inline: see the module documentation.
@@ -1113,7 +1191,7 @@ impl Store for SqliteStore {
 
     async fn upsert_members(&self, members: &[Member], now_ms: i64) -> Result<(), StoreError> {
         let members = members.to_vec();
-        self.with(move |c| {
+        let out = self.with(move |c| {
             let tx = c.savepoint()?;
             {
                 let mut st = tx.prepare_cached(
@@ -1130,7 +1208,9 @@ impl Store for SqliteStore {
             tx.commit()?;
             Ok(())
         })
-        .await
+        .await;
+        self.roster_changed();
+        out
     }
 
     async fn get_member(
@@ -1138,15 +1218,18 @@ impl Store for SqliteStore {
         mutuelle_id: &str,
         member_number: &str,
     ) -> Result<Option<Member>, StoreError> {
-        self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT body FROM members WHERE mutuelle_id = ?1 AND member_number = ?2",
-            )?;
-            let mut rows = st.query(params![mutuelle_id, member_number])?;
-            match rows.next()? {
-                Some(r) => Ok(Some(from_json_ref(r.get_ref(0)?)?)),
-                None => Ok(None),
-            }
+        let key = (mutuelle_id.to_string(), member_number.to_string());
+        self.by_number.get_or(key, || {
+            self.read(|c| {
+                let mut st = c.prepare_cached(
+                    "SELECT body FROM members WHERE mutuelle_id = ?1 AND member_number = ?2",
+                )?;
+                let mut rows = st.query(params![mutuelle_id, member_number])?;
+                match rows.next()? {
+                    Some(r) => Ok(Some(from_json_ref(r.get_ref(0)?)?)),
+                    None => Ok(None),
+                }
+            })
         })
     }
 
@@ -1155,31 +1238,37 @@ impl Store for SqliteStore {
         scheme_id: &str,
         beneficiary_id: &str,
     ) -> Result<Vec<Member>, StoreError> {
-        self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT body FROM members WHERE scheme_id = ?1 AND beneficiary_id = ?2 ORDER BY mutuelle_id, member_number",
-            )?;
-            let mut rows = st.query(params![scheme_id, beneficiary_id])?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next()? {
-                out.push(from_json_ref(r.get_ref(0)?)?);
-            }
-            Ok(out)
+        let key = (scheme_id.to_string(), beneficiary_id.to_string());
+        self.by_beneficiary.get_or(key, || {
+            self.read(|c| {
+                let mut st = c.prepare_cached(
+                    "SELECT body FROM members WHERE scheme_id = ?1 AND beneficiary_id = ?2 ORDER BY mutuelle_id, member_number",
+                )?;
+                let mut rows = st.query(params![scheme_id, beneficiary_id])?;
+                let mut out = Vec::new();
+                while let Some(r) = rows.next()? {
+                    out.push(from_json_ref(r.get_ref(0)?)?);
+                }
+                Ok(out)
+            })
         })
     }
 
     async fn put_products(&self, products: &[Product]) -> Result<Vec<PutProduct>, StoreError> {
         let products = products.to_vec();
-        self.with(move |c| {
-            let tx = c.savepoint()?;
-            let results = products
-                .iter()
-                .map(|p| put_one(&tx, p))
-                .collect::<Result<Vec<_>, _>>()?;
-            tx.commit()?;
-            Ok(results)
-        })
-        .await
+        let out = self
+            .with(move |c| {
+                let tx = c.savepoint()?;
+                let results = products
+                    .iter()
+                    .map(|p| put_one(&tx, p))
+                    .collect::<Result<Vec<_>, _>>()?;
+                tx.commit()?;
+                Ok(results)
+            })
+            .await;
+        self.product_days.invalidate();
+        out
     }
 
     async fn list_products(&self, mutuelle_id: &str) -> Result<Vec<(Product, bool)>, StoreError> {
@@ -1204,21 +1293,24 @@ impl Store for SqliteStore {
         product_id: &str,
         d: Date,
     ) -> Result<Option<Product>, StoreError> {
-        let day = date::format(d);
-        self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT version, body FROM products WHERE mutuelle_id = ?1 AND product_id = ?2 \
-                 AND valid_from <= ?3 AND (valid_to IS NULL OR valid_to >= ?3) \
-                 ORDER BY valid_from DESC, version DESC LIMIT 1",
-            )?;
-            let mut rows = st.query(params![mutuelle_id, product_id, day])?;
-            let Some(r) = rows.next()? else {
-                return Ok(None);
-            };
-            let body = r.get_ref(1)?.as_str().map_err(backend)?;
-            self.products
-                .get_or_parse(mutuelle_id, product_id, r.get(0)?, body)
-                .map(Some)
+        let key = (mutuelle_id.to_string(), product_id.to_string(), d);
+        self.product_days.get_or(key, || {
+            let day = date::format(d);
+            self.read(|c| {
+                let mut st = c.prepare_cached(
+                    "SELECT version, body FROM products WHERE mutuelle_id = ?1 AND product_id = ?2 \
+                     AND valid_from <= ?3 AND (valid_to IS NULL OR valid_to >= ?3) \
+                     ORDER BY valid_from DESC, version DESC LIMIT 1",
+                )?;
+                let mut rows = st.query(params![mutuelle_id, product_id, day])?;
+                let Some(r) = rows.next()? else {
+                    return Ok(None);
+                };
+                let body = r.get_ref(1)?.as_str().map_err(backend)?;
+                self.products
+                    .get_or_parse(mutuelle_id, product_id, r.get(0)?, body)
+                    .map(Some)
+            })
         })
     }
 
@@ -1248,7 +1340,7 @@ impl Store for SqliteStore {
         mut import: RosterImport,
         now_ms: i64,
     ) -> Result<RosterDiff, StoreError> {
-        self.with(move |c| {
+        let out = self.with(move |c| {
             let tx = c.savepoint()?;
             let existing: Vec<Member> = {
                 let mut st = tx.prepare_cached("SELECT body FROM members WHERE mutuelle_id = ?1")?;
@@ -1275,7 +1367,9 @@ impl Store for SqliteStore {
             }
             Ok(diff)
         })
-        .await
+        .await;
+        self.roster_changed();
+        out
     }
 
     async fn list_claims(
