@@ -38,6 +38,9 @@ impl AdminService for AdminApi {
             msg,
             |_| async move {
                 scope?;
+                // Last success and error come from the audit trail: write
+                // what is queued first, so the answer is up to date.
+                self.broker.audit().flush().await;
                 let mut partners: Vec<_> = self.broker.partners().collect();
                 partners.sort_by(|a, b| a.id.cmp(&b.id));
                 let mut out = Vec::with_capacity(partners.len());

@@ -221,6 +221,10 @@ pub struct SqliteStore {
     by_number: GenCache<(String, String), Option<Member>>,
     /// `product_on` answers, by (mutuelle, product, day).
     product_days: GenCache<(String, String, Date), Option<Product>>,
+    /// `usage` answers, by (mutuelle, keys): moved by every completion and
+    /// cancel. Serving one a moment stale is safe: consumption is applied
+    /// conditionally on the stored usage, never on this.
+    usages: GenCache<(String, Vec<CeilingKey>), Usage>,
 }
 
 /// Answers of point reads, valid until the next committed write of their
@@ -371,6 +375,7 @@ impl SqliteStore {
             by_beneficiary: GenCache::new(),
             by_number: GenCache::new(),
             product_days: GenCache::new(),
+            usages: GenCache::new(),
         })
     }
 
@@ -918,7 +923,7 @@ impl Store for SqliteStore {
         now_ms: i64,
     ) -> Result<Transition, StoreError> {
         let (s, cid) = (scheme_id.to_string(), claim_id.to_string());
-        self.with(move |c| {
+        let out = self.with(move |c| {
             let tx = c.savepoint()?;
             let (pk, rec) = load_existing(&tx, &s, &cid)?;
             if !rec.state.awaiting_partner() {
@@ -990,7 +995,9 @@ impl Store for SqliteStore {
             tx.commit()?;
             Ok(Transition::Applied(rec))
         })
-        .await
+        .await;
+        self.usages.invalidate();
+        out
     }
 
     async fn defer(
@@ -1127,7 +1134,7 @@ impl Store for SqliteStore {
         now_ms: i64,
     ) -> Result<Transition, StoreError> {
         let (s, cid) = (scheme_id.to_string(), claim_id.to_string());
-        self.with(move |c| {
+        let out = self.with(move |c| {
             let tx = c.savepoint()?;
             let (pk, rec) = load_existing(&tx, &s, &cid)?;
             if rec.state != ClaimState::CancelPending {
@@ -1161,7 +1168,9 @@ impl Store for SqliteStore {
             tx.commit()?;
             Ok(Transition::Applied(rec))
         })
-        .await
+        .await;
+        self.usages.invalidate();
+        out
     }
 
     async fn list_changed(
@@ -1315,7 +1324,9 @@ impl Store for SqliteStore {
     }
 
     async fn usage(&self, mutuelle_id: &str, keys: &[CeilingKey]) -> Result<Usage, StoreError> {
-        self.read(|c| {
+        let key = (mutuelle_id.to_string(), keys.to_vec());
+        self.usages.get_or(key, || {
+            self.read(|c| {
             // One snapshot for every key (and one lock taken, not one per key).
             let tx = c.unchecked_transaction()?;
             let mut st = tx.prepare_cached(
@@ -1332,6 +1343,7 @@ impl Store for SqliteStore {
                 }
             }
             Ok(usage)
+        })
         })
     }
 
