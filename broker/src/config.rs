@@ -158,6 +158,15 @@ pub struct RetryConfig {
     /// Claims the worker takes at once. Default 32.
     #[serde(default = "default_batch")]
     pub batch: u32,
+    /// Most claims the worker resumes per second (0: no limit). Default
+    /// 2000. A backlog after a mutuelle's outage drains at this pace, so
+    /// that eligibility checks at the counter keep their latency meanwhile.
+    #[serde(default = "default_max_per_second")]
+    pub max_per_second: u32,
+}
+
+fn default_max_per_second() -> u32 {
+    2000
 }
 
 fn default_base_ms() -> u64 {
@@ -180,6 +189,7 @@ impl Default for RetryConfig {
             max_ms: default_max_ms(),
             poll_ms: default_poll_ms(),
             batch: default_batch(),
+            max_per_second: default_max_per_second(),
         }
     }
 }

@@ -914,8 +914,21 @@ impl Broker {
     pub async fn run_worker(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let poll = Duration::from_millis(self.retry.poll_ms);
         loop {
+            let round = tokio::time::Instant::now();
             match self.retry_due().await {
-                Ok(n) if n > 0 => continue,
+                Ok(n) if n > 0 => {
+                    // Pace a backlog: n claims take at least n / max_per_second.
+                    if self.retry.max_per_second > 0 {
+                        let pace = Duration::from_secs_f64(
+                            n as f64 / f64::from(self.retry.max_per_second),
+                        );
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(round + pace) => {}
+                            _ = shutdown.changed() => return,
+                        }
+                    }
+                    continue;
+                }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "retry worker cannot read the store"),
             }
