@@ -56,6 +56,11 @@ struct Args {
     /// Claims that arrive while the partner is down in the catch-up.
     #[arg(long, default_value_t = 100_000)]
     catchup_claims: u64,
+    /// Live eligibility checks per second during the catch-up (a busy
+    /// national scheme's counters; 0: a quarter of the rules path's
+    /// saturation, a stress test).
+    #[arg(long, default_value_t = 1000.0)]
+    catchup_live_rps: f64,
     /// PostgreSQL for the PostgreSQL scenarios (a schema of its own is made
     /// and dropped); default PASSERELLE_TEST_POSTGRES, else the local server.
     #[arg(long)]
@@ -460,12 +465,14 @@ async fn main() {
     let mut catch_up = None;
     if args.wants("catch-up") {
         let n = if args.smoke { 300 } else { args.catchup_claims };
-        // Live traffic at a load the rules path sustains.
-        let live = rows
-            .iter()
-            .find(|r| r.name == "eligibility rules")
-            .map(|r| r.saturation_rps * 0.25)
-            .unwrap_or(1_000.0);
+        let live = if args.catchup_live_rps > 0.0 {
+            args.catchup_live_rps
+        } else {
+            rows.iter()
+                .find(|r| r.name == "eligibility rules")
+                .map(|r| r.saturation_rps * 0.25)
+                .unwrap_or(1_000.0)
+        };
         reset_peak_rss();
         let c = catchup::run(&plain, &sims, &plain_ch, n, args.concurrency, live, secs).await;
         catch_up = Some((c, peak_rss_kib()));
