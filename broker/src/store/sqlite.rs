@@ -13,8 +13,9 @@
 //! run inline on the calling task, on a pool of read connections: in WAL mode
 //! a reader sees the last committed snapshot and never waits for the writer,
 //! and an indexed lookup in the page cache takes microseconds, less than the
-//! two thread switches a blocking task would cost. Scans (lists, statements)
-//! stay on blocking threads.
+//! two thread switches a blocking task would cost. Scans (lists, statements,
+//! the audit trail) run on blocking threads, on read connections too, each in
+//! one read transaction ([`SqliteStore::scan`]): never on the writer thread.
 //!
 //! The roster and product lookups that every eligibility check makes are
 //! also kept in memory ([`GenCache`]): a SQLite file has one broker (replicas
@@ -213,7 +214,7 @@ pub struct SqliteStore {
     writer: std::sync::mpsc::Sender<Job>,
     /// Read connections of a database file; `None` for an in-memory
     /// database, whose reads use the writer connection.
-    readers: Option<ReadPool>,
+    readers: Option<Arc<ReadPool>>,
     products: super::ProductCache,
     /// `find_members` answers, by (scheme, beneficiary).
     by_beneficiary: GenCache<(String, String), Vec<Member>>,
@@ -305,6 +306,18 @@ impl ReadPool {
         c.pragma_update(None, "query_only", "ON")?;
         Ok(c)
     }
+
+    fn take(&self) -> Result<Connection, StoreError> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(c) => Ok(c),
+            None => Self::open(&self.path),
+        }
+    }
+
+    fn put(&self, c: Connection) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+    }
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -333,10 +346,10 @@ impl SqliteStore {
     fn with_readers(mut self, path: &Path) -> Result<Self, StoreError> {
         // Open one now so that a bad path fails at start, not on a read.
         let first = ReadPool::open(path)?;
-        self.readers = Some(ReadPool {
+        self.readers = Some(Arc::new(ReadPool {
             path: path.to_path_buf(),
             idle: Mutex::new(vec![first]),
-        });
+        }));
         Ok(self)
     }
 
@@ -394,17 +407,35 @@ impl SqliteStore {
             let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
             return f(&c);
         };
-        let taken = pool.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let conn = match taken {
-            Some(c) => c,
-            None => ReadPool::open(&pool.path)?,
-        };
+        let conn = pool.take()?;
         let out = f(&conn);
-        pool.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(conn);
+        pool.put(conn);
         out
+    }
+
+    /// A read that scans (lists, statements, the audit trail): on a blocking
+    /// thread and a read connection, in one read transaction (one snapshot),
+    /// never on the writer thread, where it would hold up every write. An
+    /// in-memory database has no read connections: there it runs as a write.
+    async fn scan<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let Some(pool) = self.readers.clone() else {
+            return self.with(f).await;
+        };
+        tokio::task::spawn_blocking(move || {
+            let mut c = pool.take()?;
+            c.execute_batch("BEGIN")?;
+            let out = f(&mut c);
+            let end = c.execute_batch(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
+            pool.put(c);
+            end?;
+            out
+        })
+        .await
+        .map_err(backend)?
     }
 
     /// Runs `f` on the writer thread, in the next group; answers once the
@@ -1180,7 +1211,7 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<ClaimRecord>, StoreError> {
         let s = scheme_id.to_string();
-        self.with(move |c| {
+        self.scan(move |c| {
             let mut st = c.prepare_cached(&format!(
                 "SELECT {CLAIM_COLS} FROM claims WHERE scheme_id = ?1 AND change_seq > ?2 \
                  ORDER BY change_seq LIMIT ?3"
@@ -1282,7 +1313,7 @@ impl Store for SqliteStore {
 
     async fn list_products(&self, mutuelle_id: &str) -> Result<Vec<(Product, bool)>, StoreError> {
         let m = mutuelle_id.to_string();
-        self.with(move |c| {
+        self.scan(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT body, used FROM products WHERE mutuelle_id = ?1 ORDER BY product_id, version",
             )?;
@@ -1391,7 +1422,7 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<ClaimPage, StoreError> {
         let f = f.clone();
-        self.with(move |c| {
+        self.scan(move |c| {
             let args = (
                 f.scheme_id.clone(),
                 f.mutuelle_id.clone(),
@@ -1444,7 +1475,7 @@ impl Store for SqliteStore {
         mutuelle_id: &str,
     ) -> Result<Vec<PeriodRecord>, StoreError> {
         let (s, m) = (scheme_id.to_string(), mutuelle_id.to_string());
-        self.with(move |c| {
+        self.scan(move |c| {
             let open = open_period(c, &s, &m)?;
             let mut out = vec![open.clone()];
             for n in (1..open.number).rev() {
@@ -1545,7 +1576,7 @@ impl Store for SqliteStore {
         number: u32,
     ) -> Result<StatementData, StoreError> {
         let (s, m) = (scheme_id.to_string(), mutuelle_id.to_string());
-        self.with(move |c| {
+        self.scan(move |c| {
             let open = open_period(c, &s, &m)?;
             let (period, id) = if number == 0 || number == open.number {
                 (open, None)
@@ -1614,7 +1645,7 @@ impl Store for SqliteStore {
 
     async fn partner_activity(&self, mutuelle_id: &str) -> Result<PartnerActivity, StoreError> {
         let m = mutuelle_id.to_string();
-        self.with(move |c| {
+        self.scan(move |c| {
             let party = format!("mutuelle:{m}");
             let last_success_ms: Option<i64> = c.query_row(
                 "SELECT at_ms FROM audit_log WHERE party = ?1 AND outcome = 'ok' ORDER BY id DESC LIMIT 1",
@@ -1667,7 +1698,7 @@ impl Store for SqliteStore {
 
     async fn audit_of(&self, subject: &str) -> Result<Vec<AuditEntry>, StoreError> {
         let subject = subject.to_string();
-        self.with(move |c| {
+        self.scan(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT at_ms, direction, party, method, subject, request_hash, outcome FROM audit_log \
                  WHERE subject = ?1 ORDER BY id",
@@ -1706,7 +1737,7 @@ impl Store for SqliteStore {
     }
 
     async fn schema_status(&self) -> Result<(i64, i64), StoreError> {
-        self.with(|c| Ok((schema_version(c)?, SCHEMA_VERSION)))
+        self.scan(|c| Ok((schema_version(c)?, SCHEMA_VERSION)))
             .await
     }
 
@@ -1734,7 +1765,7 @@ impl Store for SqliteStore {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<(i64, AuditEntry)>, StoreError> {
-        self.with(move |c| {
+        self.scan(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT id, at_ms, direction, party, method, subject, request_hash, outcome FROM audit_log \
                  WHERE id > ?1 ORDER BY id LIMIT ?2",
