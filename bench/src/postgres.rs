@@ -49,7 +49,7 @@ pub async fn open(url: &str) -> Option<BenchDb> {
         }),
         Err(e) => {
             assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
+                !passerelle_broker::store::testing::in_ci(),
                 "PostgreSQL is required under CI=true: {e} ({url})"
             );
             eprintln!("PostgreSQL scenarios skipped: {url} not reachable: {e}");

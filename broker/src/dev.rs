@@ -179,8 +179,19 @@ pub async fn start(
     listen: SocketAddr,
     plaintext: bool,
 ) -> Result<Running, StartError> {
+    check_listen(listen, plaintext)?;
     let store = std::sync::Arc::new(SqliteStore::open(&data_dir.join("passerelle.db"))?);
     Ok(start_on(data_dir, listen, plaintext, store).await?.0)
+}
+
+/// Plaintext only on loopback; checked before anything is created.
+fn check_listen(listen: SocketAddr, plaintext: bool) -> Result<(), StartError> {
+    if plaintext && !listen.ip().is_loopback() {
+        return Err(StartError::Config(format!(
+            "--plaintext is only allowed on a loopback address, not {listen}"
+        )));
+    }
+    Ok(())
 }
 
 /// [`start`] on a store of the caller's choosing (migrated), also returning
@@ -191,11 +202,7 @@ pub async fn start_on(
     plaintext: bool,
     store: std::sync::Arc<dyn crate::store::Store>,
 ) -> Result<(Running, Sims), StartError> {
-    if plaintext && !listen.ip().is_loopback() {
-        return Err(StartError::Config(format!(
-            "--plaintext is only allowed on a loopback address, not {listen}"
-        )));
-    }
+    check_listen(listen, plaintext)?;
     std::fs::create_dir_all(data_dir)?;
     let secrets = data_dir.join("secrets");
     let sims = start_sims(&secrets).await?;
