@@ -518,6 +518,7 @@ fn lat_json(l: &Latency) -> serde_json::Value {
         "p50_us": l.p50_us,
         "p99_us": l.p99_us,
         "p999_us": l.p999_us,
+        "send_late_p99_us": l.send_late_p99_us,
         "shed": l.shed,
     })
 }
@@ -567,13 +568,14 @@ fn report(
     });
     if !args.json {
         println!(
-            "{:<30} {:>8} {:>6} | {:>7} {:>7} {:>8} {:>5} | {:>7} {:>7} {:>8} | {:>5}",
+            "{:<30} {:>8} {:>6} | {:>7} {:>7} {:>8} {:>5} {:>5} | {:>7} {:>7} {:>8} | {:>5}",
             "scenario",
             "sat. rps",
             "x B",
             "0.25 B",
             "p50 us",
             "p99 us",
+            "late",
             "shed",
             "0.5 own",
             "p50 us",
@@ -582,23 +584,30 @@ fn report(
         );
         for r in rows {
             let (q, s) = (&r.quarter_b, &r.sustained);
-            let (p50, p99, shed) = if q.over_capacity {
-                ("over".to_string(), "capacity".to_string(), "-".to_string())
+            let (p50, p99, late, shed) = if q.over_capacity {
+                (
+                    "over".to_string(),
+                    "capacity".to_string(),
+                    "-".to_string(),
+                    "-".to_string(),
+                )
             } else {
                 (
                     q.p50_us.to_string(),
                     q.p99_us.to_string(),
+                    q.send_late_p99_us.to_string(),
                     q.shed.to_string(),
                 )
             };
             println!(
-                "{:<30} {:>8.0} {:>6.3} | {:>7.0} {:>7} {:>8} {:>5} | {:>7.0} {:>7} {:>8} | {:>5.0}",
+                "{:<30} {:>8.0} {:>6.3} | {:>7.0} {:>7} {:>8} {:>5} {:>5} | {:>7.0} {:>7} {:>8} | {:>5.0}",
                 r.name,
                 r.saturation_rps,
                 r.saturation_rps / b,
                 q.offered_rps,
                 p50,
                 p99,
+                late,
                 shed,
                 s.offered_rps,
                 s.p50_us,
