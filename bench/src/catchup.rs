@@ -3,18 +3,20 @@
 //! the backlog, and the eligibility latency of another partner (the rules
 //! mutuelle) meanwhile, against its latency when the broker is idle.
 
-use std::time::Instant;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use passerelle_adapters::sim::Mode;
-use passerelle_broker::dev::Sims;
-use passerelle_broker::server::Running;
+use passerelle_proto::admin::v1::ListPartnersRequest;
+use passerelle_proto::admin::v1::admin_service_client::AdminServiceClient;
 use passerelle_proto::scheme::v1 as pb;
 use pb::scheme_service_client::SchemeServiceClient;
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
-use crate::load::{Latency, Until, open_loop, run_n};
-use crate::{claim_for, eligibility, pick};
+use crate::child::ChildBroker;
+use crate::load::{Latency, Until, open_loop, peak_rss_kib, reset_peak_rss, run_n};
+use crate::{channels, claim_for, eligibility, pick};
 
 pub struct CatchUp {
     pub claims: u64,
@@ -25,6 +27,12 @@ pub struct CatchUp {
     pub errors: u64,
     pub idle: Latency,
     pub draining: Latency,
+    /// Peak RSS of the broker's process, from before the outage to the end
+    /// of the drain, KiB.
+    pub broker_rss_kib: u64,
+    /// Peak RSS of the benchmark's process meanwhile (load generator and
+    /// simulated partners), KiB.
+    pub bench_rss_kib: u64,
 }
 
 impl CatchUp {
@@ -33,19 +41,41 @@ impl CatchUp {
     }
 }
 
-/// The backlog goes to MUT-ENSEIGNANTS (INAM, the simulated gRPC mutuelle);
-/// the live traffic is eligibility of CNSS members of MUT-SOLIDARITE.
+/// Claims still waiting for MUT-ENSEIGNANTS, as the broker's operators see
+/// them (AdminService.ListPartners).
+async fn pending(admin: &mut AdminServiceClient<Channel>) -> u32 {
+    admin
+        .list_partners(ListPartnersRequest {})
+        .await
+        .expect("ListPartners")
+        .into_inner()
+        .partners
+        .into_iter()
+        .find(|p| p.mutuelle_id == "MUT-ENSEIGNANTS")
+        .expect("MUT-ENSEIGNANTS is a partner")
+        .pending
+}
+
+/// On a fresh dev broker (SQLite, plaintext) in a process of its own, data
+/// in `dir`; the simulated partners run here. The backlog goes to
+/// MUT-ENSEIGNANTS (INAM, the simulated gRPC mutuelle); the live traffic is
+/// eligibility of CNSS members of MUT-SOLIDARITE.
 pub async fn run(
-    broker: &Running,
-    sims: &Sims,
-    ch: &[Channel],
+    dir: &Path,
     claims: u64,
     concurrency: usize,
+    connections: usize,
     live_rps: f64,
     secs: f64,
 ) -> CatchUp {
+    let sims = passerelle_broker::dev::start_sims(&dir.join("secrets"))
+        .await
+        .expect("simulated partners");
+    let broker = ChildBroker::start(dir, sims.addrs).await;
+    let ch = channels(&format!("http://{}", broker.addr), None, connections).await;
+    let mut admin = AdminServiceClient::new(ch[0].clone());
     let live = {
-        let ch = ch.to_vec();
+        let ch = ch.clone();
         let req = eligibility("CNSS", "TG-1001");
         move |n: u64| {
             let mut c = SchemeServiceClient::new(pick(&ch, n));
@@ -53,19 +83,24 @@ pub async fn run(
             async move { c.check_eligibility(req).await.is_ok() }
         }
     };
+    // A fresh process: its first calls fill caches and connections. Warmed
+    // up first, not recorded, so that the idle reference is not a cold one.
+    open_loop(live_rps, Until::Calls(live_rps as u64), 0, live.clone()).await;
     let idle = open_loop(
         live_rps,
         Until::Calls((live_rps * secs) as u64),
-        0,
+        500_000_000,
         live.clone(),
     )
     .await;
 
     // The outage: every claim is stored and answered PENDING_PARTNER.
+    reset_peak_rss(Some(broker.pid));
+    reset_peak_rss(None);
     sims.grpc.set_mode(Mode::Unavailable);
     let arrival = Instant::now();
     let mut errors = run_n(claims, concurrency, {
-        let ch = ch.to_vec();
+        let ch = ch.clone();
         move |n| {
             let mut c = SchemeServiceClient::new(pick(&ch, n));
             async move {
@@ -83,7 +118,6 @@ pub async fn run(
     // within a second, the claims that arrived last) and drains.
     let mut seen = sims.grpc.seen();
     let before = seen.borrow().adjudications;
-    let mut changes = broker.broker.subscribe();
     let (stop, stopped) = watch::channel(false);
     let back = Instant::now();
     sims.grpc.set_mode(Mode::Normal);
@@ -96,24 +130,18 @@ pub async fn run(
     while seen.borrow_and_update().adjudications < before + claims {
         seen.changed().await.expect("simulated partner");
     }
-    // Its answers are asked for; wait until the broker has stored them all.
-    loop {
-        let left = broker
-            .broker
-            .store()
-            .partner_activity("MUT-ENSEIGNANTS")
-            .await
-            .expect("store")
-            .pending;
-        if left == 0 {
-            break;
-        }
-        changes.changed().await.expect("broker");
+    // Every answer is given; the broker stores the last ones. It is in
+    // another process: asked every 5 ms (a few ms on a drain of seconds).
+    while pending(&mut admin).await > 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let drain_secs = back.elapsed().as_secs_f64();
     stop.send(true).expect("live load");
     let draining = during.await.expect("live load");
+    let broker_rss_kib = peak_rss_kib(Some(broker.pid));
+    let bench_rss_kib = peak_rss_kib(None);
     errors += idle.errors + draining.errors;
+    broker.stop().await;
     CatchUp {
         claims,
         arrival_secs,
@@ -121,6 +149,8 @@ pub async fn run(
         errors,
         idle,
         draining,
+        broker_rss_kib,
+        bench_rss_kib,
     }
 }
 

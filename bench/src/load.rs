@@ -212,9 +212,15 @@ where
     errors.load(Ordering::Relaxed)
 }
 
-/// Peak resident set of this process since the last [`reset_peak_rss`], KiB.
-pub fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+/// `/proc` entry of process `pid`, or of this process.
+fn proc_of(pid: Option<u32>) -> String {
+    pid.map_or_else(|| "/proc/self".to_string(), |p| format!("/proc/{p}"))
+}
+
+/// Peak resident set of process `pid` (None: this one) since the last
+/// [`reset_peak_rss`], KiB.
+pub fn peak_rss_kib(pid: Option<u32>) -> u64 {
+    std::fs::read_to_string(format!("{}/status", proc_of(pid)))
         .ok()
         .and_then(|s| {
             s.lines()
@@ -224,8 +230,9 @@ pub fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Starts a new peak-RSS window (Linux: "5" to clear_refs resets VmHWM to
-/// the current RSS), so that each scenario gets its own peak.
-pub fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
+/// Starts a new peak-RSS window for process `pid` (None: this one). Linux:
+/// "5" to clear_refs resets VmHWM to the current RSS, so that each scenario
+/// gets its own peak.
+pub fn reset_peak_rss(pid: Option<u32>) {
+    let _ = std::fs::write(format!("{}/clear_refs", proc_of(pid)), "5");
 }

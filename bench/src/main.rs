@@ -11,14 +11,18 @@
 //! scenario takes a partner down while claims arrive, brings it back, and
 //! times the delivery of the backlog under live eligibility traffic.
 //!
-//! The brokers run in this process (the `passerelle dev` set-up), so a
-//! scenario's peak RSS is that of broker, simulated partners and load
-//! generator together: an upper bound for the broker.
+//! The brokers of the load scenarios run in this process (the `passerelle
+//! dev` set-up), so their peak RSS is that of broker, simulated partners and
+//! load generator together: an upper bound for the broker. The catch-up's
+//! broker runs in a process of its own ([`child`]): 100,000 claims make the
+//! simulated partner's memory of its answers large, and the broker's own
+//! figure is the one that counts.
 //!
 //! `--smoke` runs every scenario for a fraction of a second: it proves the
 //! harness works (CI), its figures mean nothing.
 
 mod catchup;
+mod child;
 mod load;
 mod postgres;
 
@@ -78,6 +82,14 @@ struct Args {
     /// measured: every figure is a ratio to it). For profiling one path.
     #[arg(long)]
     only: Option<String>,
+    /// Internal: serve a dev broker with data in this folder (the catch-up's
+    /// broker, in a process of its own) until stdin closes.
+    #[arg(long, hide = true, requires = "sims")]
+    serve_broker: Option<std::path::PathBuf>,
+    /// Internal: the simulated partners' addresses for --serve-broker,
+    /// GRPC,FHIR,XML.
+    #[arg(long, hide = true)]
+    sims: Option<String>,
 }
 
 impl Args {
@@ -118,7 +130,7 @@ where
     Fut: Future<Output = bool> + Send + 'static,
 {
     let secs = args.secs();
-    reset_peak_rss();
+    reset_peak_rss(None);
     let (rps, errors) = saturate(args.concurrency, secs, {
         let call = call.clone();
         move |n| call(first + n)
@@ -153,9 +165,83 @@ where
         errors: errors + quarter_b.errors + sustained.errors,
         quarter_b,
         sustained,
-        peak_rss_kib: peak_rss_kib(),
+        peak_rss_kib: peak_rss_kib(None),
         b_end_rps: None,
     }
+}
+
+/// What mutual TLS costs on one path, from alternating saturation rounds.
+struct MtlsCost {
+    name: &'static str,
+    /// 1 - mTLS rps / plaintext rps, per round.
+    rounds: Vec<f64>,
+    errors: u64,
+}
+
+impl MtlsCost {
+    fn median(&self) -> f64 {
+        let mut r = self.rounds.clone();
+        r.sort_by(f64::total_cmp);
+        match r.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => r[n / 2],
+            n => (r[n / 2 - 1] + r[n / 2]) / 2.0,
+        }
+    }
+}
+
+/// Rounds of [`mtls_cost`] (each one plaintext and one mTLS measurement).
+const MTLS_ROUNDS: u64 = 4;
+
+/// The cost of mutual TLS on one path. On two shared cores the machine's
+/// speed drifts within a run by more than that cost, so two rows measured a
+/// minute apart cannot show it: short saturations of the same path in
+/// plaintext and in mTLS alternate (A B, B A, A B, ...: a drift favours
+/// neither), and the cost is the median over the rounds. Call `n` of
+/// measurement `k` is `first + k * 10^8 + n` (claims need fresh ids).
+async fn mtls_cost<F, Fut, G, Gut>(
+    name: &'static str,
+    args: &Args,
+    first: u64,
+    plain: F,
+    tls: G,
+) -> MtlsCost
+where
+    F: Fn(u64) -> Fut + Send + Sync + Clone + 'static,
+    Fut: Future<Output = bool> + Send,
+    G: Fn(u64) -> Gut + Send + Sync + Clone + 'static,
+    Gut: Future<Output = bool> + Send,
+{
+    let (rounds, secs) = if args.smoke {
+        (1, 0.3)
+    } else {
+        (MTLS_ROUNDS, args.seconds.min(2.0))
+    };
+    let mut out = MtlsCost {
+        name,
+        rounds: Vec::new(),
+        errors: 0,
+    };
+    let mut k = 0;
+    for round in 0..rounds {
+        let mut rps = [0.0; 2];
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for which in order {
+            let base = first + k * 100_000_000;
+            k += 1;
+            let (r, e) = if which == 0 {
+                let c = plain.clone();
+                saturate(args.concurrency, secs, move |n| c(base + n)).await
+            } else {
+                let c = tls.clone();
+                saturate(args.concurrency, secs, move |n| c(base + n)).await
+            };
+            rps[which] = r;
+            out.errors += e;
+        }
+        out.rounds.push(1.0 - rps[1] / rps[0].max(1e-9));
+    }
+    out
 }
 
 async fn channels(url: &str, tls: Option<ClientTlsConfig>, n: usize) -> Vec<Channel> {
@@ -284,6 +370,10 @@ async fn bare_server() -> std::net::SocketAddr {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    if let (Some(dir), Some(sims)) = (&args.serve_broker, &args.sims) {
+        child::serve(dir, child::parse_sims(sims)).await;
+        return;
+    }
     let secs = args.secs();
     let mut rows = Vec::new();
     let mut failures: Vec<String> = Vec::new();
@@ -317,7 +407,7 @@ async fn main() {
         .map(|s| Arc::new(s) as Arc<dyn passerelle_broker::store::Store>)
         .expect("SQLite store")
     };
-    let (plain, sims) =
+    let (plain, _) =
         passerelle_broker::dev::start_on(&dir.path().join("plain"), any, true, sqlite("plain"))
             .await
             .expect("broker (plaintext)");
@@ -367,6 +457,30 @@ async fn main() {
         );
     }
 
+    let elig = |ch: &Vec<Channel>, scheme: &str, who: &str| {
+        let (ch, req) = (ch.clone(), eligibility(scheme, who));
+        move |n| {
+            let mut c = SchemeServiceClient::new(pick(&ch, n));
+            let req = req.clone();
+            async move { c.check_eligibility(req).await.is_ok() }
+        }
+    };
+    let mut mtls = Vec::new();
+    if args.wants("eligibility rules mTLS") && args.wants("eligibility rules") {
+        let (plain, tls) = (
+            elig(&plain_ch, "CNSS", "TG-1001"),
+            elig(&tls_ch, "CNSS", "TG-1001"),
+        );
+        mtls.push(mtls_cost("eligibility rules", &args, 0, plain, tls).await);
+    }
+    if args.wants("eligibility grpc partner mTLS") && args.wants("eligibility grpc partner") {
+        let (plain, tls) = (
+            elig(&plain_ch, "INAM", "TG-2001"),
+            elig(&tls_inam, "INAM", "TG-2001"),
+        );
+        mtls.push(mtls_cost("eligibility grpc partner", &args, 0, plain, tls).await);
+    }
+
     // Claims: every call a new claim id, then resends of stored ones.
     let claims = |ch: &Vec<Channel>| {
         let ch = ch.clone();
@@ -386,6 +500,10 @@ async fn main() {
             let first = i as u64 * 10_000_000_000;
             rows.push(measure(name, &args, Some(quarter_b), first, claims(ch)).await);
         }
+    }
+    if args.wants("claims SQLite mTLS") && args.wants("claims SQLite") {
+        let (plain, tls) = (claims(&plain_ch), claims(&tls_ch));
+        mtls.push(mtls_cost("claims SQLite", &args, 30_000_000_000, plain, tls).await);
     }
     // Claims 0..100 are stored by the run above (or by the first calls
     // here, when it was left out): resend them.
@@ -448,6 +566,11 @@ async fn main() {
                     rows.push(measure(name, &args, Some(quarter_b), first, claims(ch)).await);
                 }
             }
+            if pg_rows.iter().all(|n| args.wants(n)) {
+                postgres::vacuum(&db).await;
+                let (plain, tls) = (claims(&ch), claims(&tls_ch));
+                mtls.push(mtls_cost("claims PostgreSQL", &args, 30_000_000_000, plain, tls).await);
+            }
             pg_plain.shutdown().await;
             pg_tls.shutdown().await;
             postgres::vacuum(&db).await;
@@ -461,7 +584,11 @@ async fn main() {
         }
     }
 
-    // Catch-up after an outage, on the default (SQLite) broker.
+    plain.shutdown().await;
+    tls.shutdown().await;
+
+    // Catch-up after an outage, on a fresh default (SQLite) broker in a
+    // process of its own.
     let mut catch_up = None;
     if args.wants("catch-up") {
         let n = if args.smoke { 300 } else { args.catchup_claims };
@@ -473,13 +600,10 @@ async fn main() {
                 .map(|r| r.saturation_rps * 0.25)
                 .unwrap_or(1_000.0)
         };
-        reset_peak_rss();
-        let c = catchup::run(&plain, &sims, &plain_ch, n, args.concurrency, live, secs).await;
-        catch_up = Some((c, peak_rss_kib()));
+        let dir = dir.path().join("catch-up");
+        catch_up =
+            Some(catchup::run(&dir, n, args.concurrency, args.connections, live, secs).await);
     }
-
-    plain.shutdown().await;
-    tls.shutdown().await;
     // B again, after everything: the ratios use the higher of the two, so
     // that a slow moment of the machine during the first never inflates
     // them. (0.25 B above used the first.)
@@ -488,14 +612,19 @@ async fn main() {
     if b_end > rows[0].saturation_rps {
         rows[0].saturation_rps = b_end;
     }
-    report(&args, &rows, limit.as_ref(), catch_up.as_ref());
+    report(&args, &rows, &mtls, limit.as_ref(), catch_up.as_ref());
     // A figure with failed calls in it is not a figure.
     failures.extend(
         rows.iter()
             .filter(|r| r.errors > 0)
             .map(|r| format!("{}: {} calls failed", r.name, r.errors)),
     );
-    if let Some((c, _)) = &catch_up
+    failures.extend(
+        mtls.iter()
+            .filter(|m| m.errors > 0)
+            .map(|m| format!("mTLS cost of {}: {} calls failed", m.name, m.errors)),
+    );
+    if let Some(c) = &catch_up
         && c.errors > 0
     {
         failures.push(format!("catch-up: {} calls failed", c.errors));
@@ -526,8 +655,9 @@ fn lat_json(l: &Latency) -> serde_json::Value {
 fn report(
     args: &Args,
     rows: &[Row],
+    mtls: &[MtlsCost],
     limit: Option<&postgres::Limit>,
-    catch_up: Option<&(catchup::CatchUp, u64)>,
+    catch_up: Option<&catchup::CatchUp>,
 ) {
     let b = rows[0].saturation_rps.max(1.0);
     let p = limit.map(|l| l.tps).filter(|t| *t > 0.0);
@@ -554,7 +684,12 @@ fn report(
             "peak_rss_mib": mib(r.peak_rss_kib),
             "errors": r.errors,
         })).collect::<Vec<_>>(),
-        "catch_up": catch_up.map(|(c, rss)| serde_json::json!({
+        "mtls_cost": mtls.iter().map(|m| serde_json::json!({
+            "path": m.name,
+            "median": (m.median() * 1000.0).round() / 1000.0,
+            "rounds": m.rounds.iter().map(|r| (r * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "catch_up": catch_up.map(|c| serde_json::json!({
             "claims": c.claims,
             "arrival_secs": (c.arrival_secs * 100.0).round() / 100.0,
             "drain_secs": (c.drain_secs * 100.0).round() / 100.0,
@@ -562,7 +697,8 @@ fn report(
             "live_eligibility_idle": lat_json(&c.idle),
             "live_eligibility_draining": lat_json(&c.draining),
             "p99_ratio": (c.draining.p99_us as f64 / c.idle.p99_us.max(1) as f64 * 100.0).round() / 100.0,
-            "peak_rss_mib": mib(*rss),
+            "broker_peak_rss_mib": mib(c.broker_rss_kib),
+            "bench_process_peak_rss_mib": mib(c.bench_rss_kib),
             "errors": c.errors,
         })),
     });
@@ -615,6 +751,21 @@ fn report(
                 mib(r.peak_rss_kib)
             );
         }
+        for m in mtls {
+            let (lo, hi) = m
+                .rounds
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+            println!(
+                "mTLS cost, {}: {:.1}% fewer calls/s than plaintext (median of {} alternating \
+                 rounds; {:.1}% to {:.1}%)",
+                m.name,
+                m.median() * 100.0,
+                m.rounds.len(),
+                lo * 100.0,
+                hi * 100.0
+            );
+        }
         if let Some(end) = rows[0].b_end_rps {
             println!("B measured again at the end: {end:.0} rps; ratios use the higher, {b:.0}");
         }
@@ -632,15 +783,20 @@ fn report(
             (Some(l), None) => println!("P: {}", l.failed.as_deref().unwrap_or("no figure")),
             (None, _) => {}
         }
-        if let Some((c, rss)) = catch_up {
+        if let Some(c) = catch_up {
             println!(
                 "catch-up: {} claims arrived in {:.1} s while MUT-ENSEIGNANTS was down; \
-                 delivered {:.1} s after it came back: {:.0} claims/s (peak RSS {:.0} MiB)",
+                 delivered {:.1} s after it came back: {:.0} claims/s",
                 c.claims,
                 c.arrival_secs,
                 c.drain_secs,
                 c.delivery_rps(),
-                mib(*rss)
+            );
+            println!(
+                "  peak RSS: broker {:.0} MiB (its own process); load generator and simulated \
+                 partners {:.0} MiB",
+                mib(c.broker_rss_kib),
+                mib(c.bench_rss_kib)
             );
             println!(
                 "  eligibility (rules) at {:.0} rps: p99 {} us idle, {} us while draining ({:.2}x)",

@@ -206,7 +206,24 @@ pub async fn start_on(
     std::fs::create_dir_all(data_dir)?;
     let secrets = data_dir.join("secrets");
     let sims = start_sims(&secrets).await?;
-    let mut cfg = config(listen, sims.addrs, &secrets);
+    let running = start_with_sims(data_dir, listen, plaintext, store, sims.addrs, &secrets).await?;
+    Ok((running, sims))
+}
+
+/// [`start_on`] with simulated partners that already run elsewhere (another
+/// process: the benchmark measures a broker's memory apart from theirs),
+/// their secrets in `secrets`.
+pub async fn start_with_sims(
+    data_dir: &Path,
+    listen: SocketAddr,
+    plaintext: bool,
+    store: std::sync::Arc<dyn crate::store::Store>,
+    sims: SimAddrs,
+    secrets: &Path,
+) -> Result<Running, StartError> {
+    check_listen(listen, plaintext)?;
+    std::fs::create_dir_all(data_dir)?;
+    let mut cfg = config(listen, sims, secrets);
     if !plaintext {
         let tls = ensure_certs(&data_dir.join("certs"), &cfg)
             .map_err(|e| StartError::Config(e.to_string()))?;
@@ -228,7 +245,7 @@ pub async fn start_on(
         .store()
         .upsert_members(&members(), now_ms())
         .await?;
-    Ok((running, sims))
+    Ok(running)
 }
 
 /// What `dev` prints once it serves.

@@ -1,0 +1,93 @@
+//! A broker in a process of its own: this binary again, started with the
+//! hidden `--serve-broker` option. The catch-up runs on one so that the
+//! broker's peak RSS is its own, not that of the simulated partner (which
+//! keeps an answer per claim for its idempotency) and of the load generator
+//! besides, which stay in the benchmark's process.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+
+use passerelle_broker::dev::{self, SimAddrs};
+use passerelle_broker::store::sqlite::SqliteStore;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+
+/// The child's side: serves the dev broker (plaintext, SQLite in `dir`)
+/// with the simulated partners at `sims` (their secrets in `dir/secrets`),
+/// prints its address on one line, and stops when its stdin closes (so it
+/// never outlives the benchmark).
+pub async fn serve(dir: &Path, sims: SimAddrs) {
+    let store = SqliteStore::open(&dir.join("passerelle.db")).expect("SQLite store");
+    let any = "127.0.0.1:0".parse().expect("addr");
+    let running = dev::start_with_sims(dir, any, true, Arc::new(store), sims, &dir.join("secrets"))
+        .await
+        .expect("broker");
+    println!("{}", running.addr);
+    let _ =
+        tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink()))
+            .await;
+    running.shutdown().await;
+}
+
+/// The benchmark's side of a child broker.
+pub struct ChildBroker {
+    pub addr: std::net::SocketAddr,
+    pub pid: u32,
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl ChildBroker {
+    /// Starts the child and waits for its address.
+    pub async fn start(dir: &Path, sims: SimAddrs) -> ChildBroker {
+        let exe: PathBuf = std::env::current_exe().expect("own executable");
+        let mut child = Command::new(exe)
+            .arg("--serve-broker")
+            .arg(dir)
+            .arg("--sims")
+            .arg(format!("{},{},{}", sims.grpc, sims.fhir, sims.xml))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the child broker");
+        let pid = child.id().expect("child pid");
+        let stdout = child.stdout.take().expect("child stdout");
+        let line = BufReader::new(stdout)
+            .lines()
+            .next_line()
+            .await
+            .expect("child stdout")
+            .expect("the child broker exited before serving");
+        let addr = line.trim().parse().expect("child broker address");
+        let stdin = child.stdin.take();
+        ChildBroker {
+            addr,
+            pid,
+            child,
+            stdin,
+        }
+    }
+
+    /// Closes its stdin and waits for it to shut down.
+    pub async fn stop(mut self) {
+        drop(self.stdin.take());
+        let status = self.child.wait().await.expect("child broker");
+        assert!(status.success(), "child broker: {status}");
+    }
+}
+
+/// `--sims GRPC,FHIR,XML` as the parent passes it.
+pub fn parse_sims(s: &str) -> SimAddrs {
+    let a: Vec<std::net::SocketAddr> = s
+        .split(',')
+        .map(|a| a.parse().expect("--sims: three addresses"))
+        .collect();
+    assert_eq!(a.len(), 3, "--sims: three addresses");
+    SimAddrs {
+        grpc: a[0],
+        fhir: a[1],
+        xml: a[2],
+    }
+}
