@@ -460,6 +460,57 @@ async fn a_partner_back_from_an_outage_gets_its_backlog_at_once() {
 }
 
 #[tokio::test]
+async fn a_backlog_reaches_its_partner_at_the_configured_pace_not_in_one_burst() {
+    // Five claims a second: the backlog's claims start 200 ms apart. Started
+    // all at once (as a pass of the worker once did), they would reach the
+    // partner within milliseconds and hold up live traffic meanwhile.
+    let h = Harness::start_paced(2000, 600_000, 5).await;
+    h.set_partner_mode(Mode::Unavailable);
+    let lines = [covered(C::Consultation, 5000, 5000, 3500)];
+    let ids = ["pace-1", "pace-2", "pace-3"];
+    for id in ids {
+        let r = h.coordinate(claim(id, "G-OK", &lines)).await.unwrap();
+        assert_eq!(state(&r), St::PendingPartner);
+    }
+    h.set_partner_mode(Mode::Normal);
+    let mut seen = h.sim.seen();
+    // Back: a live claim succeeds and the backlog becomes due at once.
+    let live = h
+        .coordinate(claim("pace-live", "G-OK", &lines))
+        .await
+        .unwrap();
+    assert_eq!(state(&live), St::Coordinated);
+    let mut count = seen.borrow_and_update().adjudications;
+    let mut at = Vec::new();
+    while at.len() < ids.len() {
+        seen.changed().await.expect("simulated partner");
+        let now = seen.borrow_and_update().adjudications;
+        // Two adjudications seen together are recorded at the same instant.
+        for _ in count..now {
+            at.push(std::time::Instant::now());
+        }
+        count = now;
+    }
+    for pair in at.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= std::time::Duration::from_millis(100),
+            "backlog claims reached the partner {gap:?} apart, not about 200 ms"
+        );
+    }
+    for id in ids {
+        let done = h.wait_state(id, St::Coordinated).await;
+        assert_eq!(shares(&done), vec![1500]);
+        assert_balanced(&done);
+    }
+    assert_eq!(
+        h.sim.adjudication_keys().len(),
+        4,
+        "each claim adjudicated once"
+    );
+}
+
+#[tokio::test]
 async fn unknown_member_is_no_cover_for_eligibility_and_a_failed_precondition_for_claims() {
     let h = Harness::start().await;
     let mut client = h.client.clone();

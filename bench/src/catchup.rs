@@ -67,11 +67,12 @@ pub async fn run(
     connections: usize,
     live_rps: f64,
     secs: f64,
+    retry_per_second: Option<u32>,
 ) -> CatchUp {
     let sims = passerelle_broker::dev::start_sims(&dir.join("secrets"))
         .await
         .expect("simulated partners");
-    let broker = ChildBroker::start(dir, sims.addrs).await;
+    let broker = ChildBroker::start(dir, sims.addrs, retry_per_second).await;
     let ch = channels(&format!("http://{}", broker.addr), None, connections).await;
     let mut admin = AdminServiceClient::new(ch[0].clone());
     let live = {

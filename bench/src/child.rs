@@ -14,13 +14,17 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 
 /// The child's side: serves the dev broker (plaintext, SQLite in `dir`)
-/// with the simulated partners at `sims` (their secrets in `dir/secrets`),
-/// prints its address on one line, and stops when its stdin closes (so it
-/// never outlives the benchmark).
-pub async fn serve(dir: &Path, sims: SimAddrs) {
+/// with the simulated partners at `sims` (their secrets in `dir/secrets`)
+/// and, if given, `[retry] max_per_second`; prints its address on one line,
+/// and stops when its stdin closes (so it never outlives the benchmark).
+pub async fn serve(dir: &Path, sims: SimAddrs, retry_per_second: Option<u32>) {
     let store = SqliteStore::open(&dir.join("passerelle.db")).expect("SQLite store");
     let any = "127.0.0.1:0".parse().expect("addr");
-    let running = dev::start_with_sims(dir, any, true, Arc::new(store), sims, &dir.join("secrets"))
+    let mut cfg = dev::config(any, sims, &dir.join("secrets"));
+    if let Some(pace) = retry_per_second {
+        cfg.retry.max_per_second = pace;
+    }
+    let running = dev::start_with_config(dir, cfg, true, Arc::new(store))
         .await
         .expect("broker");
     println!("{}", running.addr);
@@ -40,13 +44,17 @@ pub struct ChildBroker {
 
 impl ChildBroker {
     /// Starts the child and waits for its address.
-    pub async fn start(dir: &Path, sims: SimAddrs) -> ChildBroker {
+    pub async fn start(dir: &Path, sims: SimAddrs, retry_per_second: Option<u32>) -> ChildBroker {
         let exe: PathBuf = std::env::current_exe().expect("own executable");
-        let mut child = Command::new(exe)
-            .arg("--serve-broker")
+        let mut cmd = Command::new(exe);
+        cmd.arg("--serve-broker")
             .arg(dir)
             .arg("--sims")
-            .arg(format!("{},{},{}", sims.grpc, sims.fhir, sims.xml))
+            .arg(format!("{},{},{}", sims.grpc, sims.fhir, sims.xml));
+        if let Some(pace) = retry_per_second {
+            cmd.arg("--catchup-pace").arg(pace.to_string());
+        }
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)

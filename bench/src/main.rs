@@ -65,6 +65,10 @@ struct Args {
     /// saturation, a stress test).
     #[arg(long, default_value_t = 1000.0)]
     catchup_live_rps: f64,
+    /// The catch-up broker's `[retry] max_per_second`, the pace of a
+    /// backlog's drain (default: the broker's default).
+    #[arg(long)]
+    catchup_pace: Option<u32>,
     /// PostgreSQL for the PostgreSQL scenarios (a schema of its own is made
     /// and dropped); default PASSERELLE_TEST_POSTGRES, else the local server.
     #[arg(long)]
@@ -371,7 +375,7 @@ async fn bare_server() -> std::net::SocketAddr {
 async fn main() {
     let args = Args::parse();
     if let (Some(dir), Some(sims)) = (&args.serve_broker, &args.sims) {
-        child::serve(dir, child::parse_sims(sims)).await;
+        child::serve(dir, child::parse_sims(sims), args.catchup_pace).await;
         return;
     }
     let secs = args.secs();
@@ -635,8 +639,18 @@ async fn main() {
                 .unwrap_or(1_000.0)
         };
         let dir = dir.path().join("catch-up");
-        catch_up =
-            Some(catchup::run(&dir, n, args.concurrency, args.connections, live, secs).await);
+        catch_up = Some(
+            catchup::run(
+                &dir,
+                n,
+                args.concurrency,
+                args.connections,
+                live,
+                secs,
+                args.catchup_pace,
+            )
+            .await,
+        );
     }
     // B again, after everything: the ratios use the higher of the two, so
     // that a slow moment of the machine during the first never inflates

@@ -206,24 +206,23 @@ pub async fn start_on(
     std::fs::create_dir_all(data_dir)?;
     let secrets = data_dir.join("secrets");
     let sims = start_sims(&secrets).await?;
-    let running = start_with_sims(data_dir, listen, plaintext, store, sims.addrs, &secrets).await?;
+    let cfg = config(listen, sims.addrs, &secrets);
+    let running = start_with_config(data_dir, cfg, plaintext, store).await?;
     Ok((running, sims))
 }
 
-/// [`start_on`] with simulated partners that already run elsewhere (another
-/// process: the benchmark measures a broker's memory apart from theirs),
-/// their secrets in `secrets`.
-pub async fn start_with_sims(
+/// [`start_on`] with a dev configuration of the caller's ([`config`], maybe
+/// changed), whose simulated partners may run elsewhere: in another process,
+/// the benchmark measures a broker's memory apart from theirs.
+pub async fn start_with_config(
     data_dir: &Path,
-    listen: SocketAddr,
+    mut cfg: Config,
     plaintext: bool,
     store: std::sync::Arc<dyn crate::store::Store>,
-    sims: SimAddrs,
-    secrets: &Path,
 ) -> Result<Running, StartError> {
+    let listen = cfg.listen;
     check_listen(listen, plaintext)?;
     std::fs::create_dir_all(data_dir)?;
-    let mut cfg = config(listen, sims, secrets);
     if !plaintext {
         let tls = ensure_certs(&data_dir.join("certs"), &cfg)
             .map_err(|e| StartError::Config(e.to_string()))?;

@@ -853,29 +853,46 @@ impl Broker {
 
     /// One pass of the retry worker: leases due claims and resumes them.
     /// Returns how many it took.
+    ///
+    /// With `[retry] max_per_second`, the claims of a pass start one every
+    /// `1 / max_per_second`, not all at once: a backlog's batch started
+    /// together took both cores for its length, and eligibility checks
+    /// arriving meanwhile waited behind it (p99 several times its idle value
+    /// whatever the pace).
     pub async fn retry_due(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let spacing = (self.retry.max_per_second > 0)
+            .then(|| Duration::from_secs_f64(1.0 / f64::from(self.retry.max_per_second)));
+        // The lease covers each claim's wait for its turn as well as its
+        // processing, so that no other worker takes it meanwhile.
+        let spread = spacing.map_or(0, |s| {
+            (s * self.retry.batch.saturating_sub(1)).as_millis() as i64 + 1
+        });
         let due = self
             .store
-            .lease_due(now_ms(), self.worker_lease_ms, self.retry.batch)
+            .lease_due(now_ms(), self.worker_lease_ms + spread, self.retry.batch)
             .await?;
         let n = due.len();
-        let tasks: Vec<_> = due
-            .into_iter()
-            .map(|rec| {
-                let me = self.clone();
-                tokio::spawn(async move {
-                    let subject = format!("{}/{}", rec.claim.scheme_id, rec.claim.claim_id);
-                    let r = match rec.state {
-                        ClaimState::CancelPending => me.process_cancel(rec).await,
-                        s if s.awaiting_partner() => me.process(rec).await,
-                        _ => return,
-                    };
-                    if let Err(e) = r {
-                        tracing::warn!(claim = %subject, error = %e, "retry failed");
-                    }
-                })
-            })
-            .collect();
+        let start = tokio::time::Instant::now();
+        let mut tasks = Vec::with_capacity(n);
+        for (i, rec) in due.into_iter().enumerate() {
+            if let Some(spacing) = spacing
+                && i > 0
+            {
+                tokio::time::sleep_until(start + spacing * i as u32).await;
+            }
+            let me = self.clone();
+            tasks.push(tokio::spawn(async move {
+                let subject = format!("{}/{}", rec.claim.scheme_id, rec.claim.claim_id);
+                let r = match rec.state {
+                    ClaimState::CancelPending => me.process_cancel(rec).await,
+                    s if s.awaiting_partner() => me.process(rec).await,
+                    _ => return,
+                };
+                if let Err(e) = r {
+                    tracing::warn!(claim = %subject, error = %e, "retry failed");
+                }
+            }));
+        }
         for t in tasks {
             let _ = t.await;
         }

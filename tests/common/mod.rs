@@ -126,6 +126,11 @@ pub fn config_text(sim: SocketAddr, deadline_ms: u64) -> String {
 
 /// The test config with a given first back-off (the cap is four times it).
 pub fn config_text_with_retry(sim: SocketAddr, deadline_ms: u64, base_ms: u64) -> String {
+    config_text_paced(sim, deadline_ms, base_ms, 2000)
+}
+
+/// [`config_text_with_retry`] with `[retry] max_per_second`.
+pub fn config_text_paced(sim: SocketAddr, deadline_ms: u64, base_ms: u64, pace: u32) -> String {
     let max_ms = base_ms * 4;
     let product_r = PRODUCT
         .replace("{MUT}", "MUT-R")
@@ -143,6 +148,7 @@ sqlite = "passerelle.db"
 base_ms = {base_ms}
 max_ms = {max_ms}
 poll_ms = 50
+max_per_second = {pace}
 
 [[schemes]]
 id = "CNSS"
@@ -190,6 +196,11 @@ impl Harness {
 
     /// A partner deadline and a first retry back-off, in ms.
     pub async fn start_with(deadline_ms: u64, retry_base_ms: u64) -> Harness {
+        Self::start_paced(deadline_ms, retry_base_ms, 2000).await
+    }
+
+    /// [`Harness::start_with`] with the retry worker's pace, claims/s.
+    pub async fn start_paced(deadline_ms: u64, retry_base_ms: u64, pace: u32) -> Harness {
         let sim = SimMutuelle::new(
             "MUT-G",
             members()
@@ -200,10 +211,11 @@ impl Harness {
         );
         let (sim_addr, _task) = sim.clone().start().await.expect("sim starts");
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg: Config = toml::from_str(&config_text_with_retry(
+        let cfg: Config = toml::from_str(&config_text_paced(
             sim_addr,
             deadline_ms,
             retry_base_ms,
+            pace,
         ))
         .expect("config");
         cfg.check().expect("config valid");
