@@ -511,6 +511,43 @@ async fn a_backlog_reaches_its_partner_at_the_configured_pace_not_in_one_burst()
 }
 
 #[tokio::test]
+async fn a_slow_pace_does_not_hold_up_shutdown() {
+    // One claim a second: a batch of 30 would take 29 s to start. Stopping
+    // after the first leaves the others leased (resumed when the lease ends)
+    // rather than waiting for their turn.
+    let mut h = Harness::start_paced(2000, 600_000, 1).await;
+    h.set_partner_mode(Mode::Unavailable);
+    let lines = [covered(C::Consultation, 5000, 5000, 3500)];
+    for i in 0..30 {
+        let r = h
+            .coordinate(claim(&format!("slow-{i}"), "G-OK", &lines))
+            .await
+            .unwrap();
+        assert_eq!(state(&r), St::PendingPartner);
+    }
+    h.set_partner_mode(Mode::Normal);
+    let mut seen = h.sim.seen();
+    let live = h
+        .coordinate(claim("slow-live", "G-OK", &lines))
+        .await
+        .unwrap();
+    assert_eq!(state(&live), St::Coordinated);
+    let after_live = seen.borrow_and_update().adjudications;
+    // The backlog's first claim reaches the partner: the worker is pacing.
+    seen.wait_for(|s| s.adjudications > after_live)
+        .await
+        .expect("simulated partner");
+    let running = h.running.take().expect("running");
+    tokio::time::timeout(std::time::Duration::from_secs(10), running.shutdown())
+        .await
+        .expect("shutdown within 10 s, not after the batch's 29 s");
+    assert!(
+        h.sim.adjudication_keys().len() < 31,
+        "the backlog was not all delivered before the stop"
+    );
+}
+
+#[tokio::test]
 async fn unknown_member_is_no_cover_for_eligibility_and_a_failed_precondition_for_claims() {
     let h = Harness::start().await;
     let mut client = h.client.clone();

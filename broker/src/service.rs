@@ -858,8 +858,13 @@ impl Broker {
     /// `1 / max_per_second`, not all at once: a backlog's batch started
     /// together took both cores for its length, and eligibility checks
     /// arriving meanwhile waited behind it (p99 several times its idle value
-    /// whatever the pace).
-    pub async fn retry_due(self: &Arc<Self>) -> Result<usize, StoreError> {
+    /// whatever the pace). When `stop` turns true the claims not started yet
+    /// are left leased: they are resumed once their lease ends (after a
+    /// restart, or by another replica); those started are finished.
+    pub async fn retry_due(
+        self: &Arc<Self>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<usize, StoreError> {
         let spacing = (self.retry.max_per_second > 0)
             .then(|| Duration::from_secs_f64(1.0 / f64::from(self.retry.max_per_second)));
         // The lease covers each claim's wait for its turn as well as its
@@ -878,7 +883,10 @@ impl Broker {
             if let Some(spacing) = spacing
                 && i > 0
             {
-                tokio::time::sleep_until(start + spacing * i as u32).await;
+                tokio::select! {
+                    _ = tokio::time::sleep_until(start + spacing * i as u32) => {}
+                    _ = stop.wait_for(|s| *s) => break,
+                }
             }
             let me = self.clone();
             tasks.push(tokio::spawn(async move {
@@ -932,7 +940,7 @@ impl Broker {
         let poll = Duration::from_millis(self.retry.poll_ms);
         loop {
             let round = tokio::time::Instant::now();
-            match self.retry_due().await {
+            match self.retry_due(shutdown.clone()).await {
                 Ok(n) if n > 0 => {
                     // Pace a backlog: n claims take at least n / max_per_second.
                     if self.retry.max_per_second > 0 {
