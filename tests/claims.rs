@@ -459,28 +459,39 @@ async fn a_partner_back_from_an_outage_gets_its_backlog_at_once() {
     );
 }
 
-#[tokio::test]
-async fn a_backlog_reaches_its_partner_at_the_configured_pace_not_in_one_burst() {
-    // Five claims a second: the backlog's claims start 200 ms apart. Started
-    // all at once (as a pass of the worker once did), they would reach the
-    // partner within milliseconds and hold up live traffic meanwhile.
-    let h = Harness::start_paced(2000, 600_000, 5).await;
+/// Claims `ids` of MUT-G stored while it is down, then it comes back and
+/// the live claim `live` (answered at once) makes that backlog due. Returns
+/// a watch on the partner and its adjudications so far.
+async fn backlog_then_back(
+    h: &Harness,
+    ids: &[String],
+    live: &str,
+) -> (
+    tokio::sync::watch::Receiver<passerelle_adapters::sim::Seen>,
+    u64,
+) {
     h.set_partner_mode(Mode::Unavailable);
     let lines = [covered(C::Consultation, 5000, 5000, 3500)];
-    let ids = ["pace-1", "pace-2", "pace-3"];
     for id in ids {
         let r = h.coordinate(claim(id, "G-OK", &lines)).await.unwrap();
         assert_eq!(state(&r), St::PendingPartner);
     }
     h.set_partner_mode(Mode::Normal);
     let mut seen = h.sim.seen();
-    // Back: a live claim succeeds and the backlog becomes due at once.
-    let live = h
-        .coordinate(claim("pace-live", "G-OK", &lines))
-        .await
-        .unwrap();
-    assert_eq!(state(&live), St::Coordinated);
-    let mut count = seen.borrow_and_update().adjudications;
+    let r = h.coordinate(claim(live, "G-OK", &lines)).await.unwrap();
+    assert_eq!(state(&r), St::Coordinated);
+    let count = seen.borrow_and_update().adjudications;
+    (seen, count)
+}
+
+#[tokio::test]
+async fn a_backlog_reaches_its_partner_at_the_configured_pace_not_in_one_burst() {
+    // Five claims a second: the backlog's claims start 200 ms apart. Started
+    // all at once (as a pass of the worker once did), they would reach the
+    // partner within milliseconds and hold up live traffic meanwhile.
+    let h = Harness::start_paced(2000, 600_000, 5).await;
+    let ids: Vec<String> = (1..=3).map(|i| format!("pace-{i}")).collect();
+    let (mut seen, mut count) = backlog_then_back(&h, &ids, "pace-live").await;
     let mut at = Vec::new();
     while at.len() < ids.len() {
         seen.changed().await.expect("simulated partner");
@@ -498,7 +509,7 @@ async fn a_backlog_reaches_its_partner_at_the_configured_pace_not_in_one_burst()
             "backlog claims reached the partner {gap:?} apart, not about 200 ms"
         );
     }
-    for id in ids {
+    for id in &ids {
         let done = h.wait_state(id, St::Coordinated).await;
         assert_eq!(shares(&done), vec![1500]);
         assert_balanced(&done);
@@ -516,23 +527,8 @@ async fn a_slow_pace_does_not_hold_up_shutdown() {
     // after the first leaves the others leased (resumed when the lease ends)
     // rather than waiting for their turn.
     let mut h = Harness::start_paced(2000, 600_000, 1).await;
-    h.set_partner_mode(Mode::Unavailable);
-    let lines = [covered(C::Consultation, 5000, 5000, 3500)];
-    for i in 0..30 {
-        let r = h
-            .coordinate(claim(&format!("slow-{i}"), "G-OK", &lines))
-            .await
-            .unwrap();
-        assert_eq!(state(&r), St::PendingPartner);
-    }
-    h.set_partner_mode(Mode::Normal);
-    let mut seen = h.sim.seen();
-    let live = h
-        .coordinate(claim("slow-live", "G-OK", &lines))
-        .await
-        .unwrap();
-    assert_eq!(state(&live), St::Coordinated);
-    let after_live = seen.borrow_and_update().adjudications;
+    let ids: Vec<String> = (0..30).map(|i| format!("slow-{i}")).collect();
+    let (mut seen, after_live) = backlog_then_back(&h, &ids, "slow-live").await;
     // The backlog's first claim reaches the partner: the worker is pacing.
     seen.wait_for(|s| s.adjudications > after_live)
         .await
