@@ -82,8 +82,9 @@ struct Args {
     /// Print only the JSON.
     #[arg(long)]
     json: bool,
-    /// Run only the scenarios whose name contains this text (B is always
-    /// measured: every figure is a ratio to it). For profiling one path.
+    /// Run only the scenarios whose name contains this text, or one of
+    /// several texts separated by commas (B is always measured: every
+    /// figure is a ratio to it). For profiling one path.
     #[arg(long)]
     only: Option<String>,
     /// Internal: serve a dev broker with data in this folder (the catch-up's
@@ -98,7 +99,9 @@ struct Args {
 
 impl Args {
     fn wants(&self, name: &str) -> bool {
-        self.only.as_deref().is_none_or(|o| name.contains(o))
+        self.only
+            .as_deref()
+            .is_none_or(|o| o.split(',').any(|o| name.contains(o)))
     }
 
     fn secs(&self) -> f64 {
@@ -179,6 +182,9 @@ struct MtlsCost {
     name: &'static str,
     /// 1 - mTLS rps / plaintext rps, per round.
     rounds: Vec<f64>,
+    /// Calls/s of each round, [plaintext, mTLS]: a cost that moves because
+    /// one broker slowed down shows here.
+    rounds_rps: Vec<[f64; 2]>,
     errors: u64,
 }
 
@@ -224,6 +230,7 @@ where
     let mut out = MtlsCost {
         name,
         rounds: Vec::new(),
+        rounds_rps: Vec::new(),
         errors: 0,
     };
     let mut k = 0;
@@ -244,6 +251,7 @@ where
             out.errors += e;
         }
         out.rounds.push(1.0 - rps[1] / rps[0].max(1e-9));
+        out.rounds_rps.push(rps);
     }
     out
 }
@@ -736,6 +744,7 @@ fn report(
             "path": m.name,
             "median": (m.median() * 1000.0).round() / 1000.0,
             "rounds": m.rounds.iter().map(|r| (r * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
+            "rounds_rps": m.rounds_rps.iter().map(|r| r.map(f64::round)).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "catch_up": catch_up.map(|c| serde_json::json!({
             "claims": c.claims,
