@@ -484,6 +484,36 @@ async fn backlog_then_back(
     (seen, count)
 }
 
+/// Niceness of this process's threads named `name`, from /proc.
+fn nice_of_threads(name: &str) -> Vec<i64> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the command's closing parenthesis: state is the 3rd
+        // field of the line, niceness the 19th.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        out.push(after.split(' ').nth(16).unwrap().parse().unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_retry_worker_runs_below_live_calls_priority() {
+    // The default `[retry] nice = 10`: a backlog's delivery takes the cores
+    // live calls leave. Brokers of other tests may run alongside, at the
+    // same default; without the worker's own thread there is none at all.
+    let _h = Harness::start().await;
+    let nice = nice_of_threads("retry-worker");
+    assert!(
+        nice.contains(&10),
+        "retry-worker threads' niceness: {nice:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_backlog_reaches_its_partner_at_the_configured_pace_not_in_one_burst() {
     // Five claims a second: the backlog's claims start 200 ms apart. Started

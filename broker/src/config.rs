@@ -163,6 +163,15 @@ pub struct RetryConfig {
     /// that eligibility checks at the counter keep their latency meanwhile.
     #[serde(default = "default_max_per_second")]
     pub max_per_second: u32,
+    /// Niceness of the worker's thread (0 to 19; 0: the same priority as
+    /// live calls). Default 10: on a busy machine the kernel serves live
+    /// calls first and the backlog with what they leave.
+    #[serde(default = "default_nice")]
+    pub nice: i32,
+}
+
+fn default_nice() -> i32 {
+    10
 }
 
 fn default_max_per_second() -> u32 {
@@ -190,6 +199,7 @@ impl Default for RetryConfig {
             poll_ms: default_poll_ms(),
             batch: default_batch(),
             max_per_second: default_max_per_second(),
+            nice: default_nice(),
         }
     }
 }
@@ -499,6 +509,12 @@ impl Config {
         if self.retry.base_ms == 0 || self.retry.max_ms < self.retry.base_ms {
             return Err("retry: base_ms must be > 0 and max_ms >= base_ms".into());
         }
+        if !(0..=19).contains(&self.retry.nice) {
+            return Err(format!(
+                "retry.nice: {} is not a niceness from 0 to 19 (a broker may lower its worker's priority, not raise it)",
+                self.retry.nice
+            ));
+        }
         Ok(())
     }
 }
@@ -521,6 +537,22 @@ mod tests {
             .to_string();
         assert!(e.contains("bad.toml"), "{e}");
         assert!(e.contains("listen_port"), "{e}");
+    }
+
+    #[test]
+    fn the_retry_worker_may_only_lower_its_priority() {
+        for bad in ["-5", "20"] {
+            let e = load_str(&format!(
+                "plaintext = true\n[retry]\nnice = {bad}\n[[schemes]]\nid=\"CNSS\"\ncurrency=\"XOF\"\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("retry.nice"), "{e}");
+        }
+        let ok = load_str(
+            "plaintext = true\n[retry]\nnice = 0\n[[schemes]]\nid=\"CNSS\"\ncurrency=\"XOF\"\n",
+        );
+        assert_eq!(ok.unwrap().retry.nice, 0);
     }
 
     #[test]

@@ -210,6 +210,46 @@ impl From<tokio_postgres::Error> for StoreError {
     }
 }
 
+/// Opens pooled connections and drives each on the runtime `rt`.
+struct SpawnOn<T> {
+    tls: T,
+    rt: tokio::runtime::Handle,
+}
+
+impl<T> deadpool_postgres::Connect for SpawnOn<T>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket> + Clone + Sync + Send + 'static,
+    T::Stream: Sync + Send,
+    T::TlsConnect: Sync + Send,
+    <T::TlsConnect as tokio_postgres::tls::TlsConnect<tokio_postgres::Socket>>::Future: Send,
+{
+    fn connect(
+        &self,
+        pg: &tokio_postgres::Config,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<
+                        (tokio_postgres::Client, tokio::task::JoinHandle<()>),
+                        tokio_postgres::Error,
+                    >,
+                > + Send
+                + '_,
+        >,
+    > {
+        let (pg, tls) = (pg.clone(), self.tls.clone());
+        Box::pin(async move {
+            let (client, conn) = pg.connect(tls).await?;
+            let task = self.rt.spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::warn!(error = %e, "PostgreSQL connection ended");
+                }
+            });
+            Ok((client, task))
+        })
+    }
+}
+
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         StoreError::Backend(format!("database unavailable: {e}"))
@@ -281,8 +321,21 @@ impl PgStore {
         let mgr_cfg = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
+        // Connections are driven by a task on the runtime that opened the
+        // store, whichever task first needs one: the retry worker runs on a
+        // thread of lower priority (`server::spawn_worker`), and a pooled
+        // connection opened there would have served live calls at that
+        // priority.
+        let rt = tokio::runtime::Handle::current();
         let mgr = match &cfg.tls {
-            None => Manager::from_config(pg, tokio_postgres::NoTls, mgr_cfg),
+            None => Manager::from_connect(
+                pg,
+                SpawnOn {
+                    tls: tokio_postgres::NoTls,
+                    rt,
+                },
+                mgr_cfg,
+            ),
             Some(t) => {
                 let path = if t.ca_file.is_absolute() {
                     t.ca_file.clone()
@@ -290,7 +343,7 @@ impl PgStore {
                     base.join(&t.ca_file)
                 };
                 let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(&path)?);
-                Manager::from_config(pg, tls, mgr_cfg)
+                Manager::from_connect(pg, SpawnOn { tls, rt }, mgr_cfg)
             }
         };
         let wait = Duration::from_millis(cfg.wait_timeout_ms);
