@@ -326,7 +326,8 @@ impl PgStore {
         // thread of lower priority (`server::spawn_worker`), and a pooled
         // connection opened there would have served live calls at that
         // priority.
-        let rt = tokio::runtime::Handle::current();
+        let rt = tokio::runtime::Handle::try_current()
+            .map_err(|_| backend("the PostgreSQL store is opened within a tokio runtime"))?;
         let mgr = match &cfg.tls {
             None => Manager::from_connect(
                 pg,
