@@ -375,6 +375,53 @@ async fn roster_import_dry_run_snapshot_and_bad_rows() {
     assert!(o.stderr.contains("line 3: scheme_id"), "{}", o.stderr);
 }
 
+/// A row naming a product the mutuelle never declared (a typo), or a
+/// beneficiary another mutuelle covers on those dates, is a bad row of the
+/// dry run and of the import, named by line and column; nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roster_rows_are_checked_against_products_and_coverage() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let typo = "scheme_id;beneficiary_id;member_number;product_id;product_start\n\
+                CNSS;R-OK;R-1;BASE;01/01/2025\n\
+                CNSS;R-TYPO;R-20;BASEE;01/11/2026\n";
+    let f = write(dir.path(), "typo.csv", typo);
+    for dry in [true, false] {
+        let mut args = vec!["roster", "import", &f, "--partner", "MUT-R"];
+        if dry {
+            args.push("--dry-run");
+        }
+        let o = cli(&h, &args).await;
+        assert_eq!(o.code, 1, "{}", o.stdout);
+        assert!(
+            o.stderr
+                .contains("line 3: product_id: unknown product \"BASEE\""),
+            "{}",
+            o.stderr
+        );
+    }
+    assert!(member(&h, "R-20").await.is_none());
+    // G-OK is MUT-G's member since 2025: MUT-R cannot declare it too.
+    let capture = "scheme_id;beneficiary_id;member_number;product_id;product_start\n\
+                   CNSS;R-OK;R-1;BASE;01/01/2025\n\
+                   CNSS;G-OK;R-21;BASE;01/09/2026\n";
+    let f = write(dir.path(), "capture.csv", capture);
+    let o = cli(
+        &h,
+        &["roster", "import", &f, "--partner", "MUT-R", "--dry-run"],
+    )
+    .await;
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(
+        o.stderr.contains(
+            "line 3: product_start: another mutuelle covers this beneficiary from 2026-09-01"
+        ),
+        "{}",
+        o.stderr
+    );
+    assert!(member(&h, "R-21").await.is_none());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn products_import_versions_and_immutability() {
     let h = Harness::start().await;

@@ -76,7 +76,7 @@ impl AuditSink {
 
     /// Queues one row.
     pub async fn record(&self, e: AuditEntry) {
-        if self.tx.send(Msg::Entry(e)).await.is_err() {
+        if self.tx.send(Msg::Entry(bounded(e))).await.is_err() {
             tracing::error!("audit writer stopped; row lost");
         }
     }
@@ -85,7 +85,7 @@ impl AuditSink {
     /// authentication interceptor); when the writer is far behind the row is
     /// logged instead of blocking the call.
     pub fn try_record(&self, e: AuditEntry) {
-        if let Err(e) = self.tx.try_send(Msg::Entry(e)) {
+        if let Err(e) = self.tx.try_send(Msg::Entry(bounded(e))) {
             tracing::warn!("audit queue full, row not stored: {e}");
         }
     }
@@ -97,6 +97,21 @@ impl AuditSink {
             let _ = rx.await;
         }
     }
+}
+
+/// Most characters of one audit field (party, method, subject, outcome):
+/// an outcome may carry a partner's error text, a party a name the caller
+/// claimed; neither grows the log past this.
+pub const MAX_AUDIT_FIELD: usize = passerelle_domain::validate::MAX_PARTNER_TEXT;
+
+fn bounded(mut e: AuditEntry) -> AuditEntry {
+    use passerelle_domain::validate::truncate_text;
+    for f in [&mut e.party, &mut e.method, &mut e.subject, &mut e.outcome] {
+        if f.chars().count() > MAX_AUDIT_FIELD {
+            *f = truncate_text(f, MAX_AUDIT_FIELD);
+        }
+    }
+    e
 }
 
 /// SHA-256 (hex) of some bytes.

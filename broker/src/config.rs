@@ -225,6 +225,38 @@ pub struct LimitsConfig {
     /// answered RESOURCE_EXHAUSTED at once instead of queueing. Default 1024.
     #[serde(default = "default_in_flight")]
     pub max_in_flight: usize,
+    /// Of those, calls of one caller identity at once (a scheme, a mutuelle,
+    /// an operator), so that one caller's burst never takes every place.
+    /// Default 256, a quarter of `max_in_flight`.
+    #[serde(default = "default_in_flight_per_caller")]
+    pub max_in_flight_per_caller: usize,
+    /// Long polls (ListChangedClaims with a wait) at once, in a pool of their
+    /// own that takes none of `max_in_flight`. Default 256.
+    #[serde(default = "default_long_polls")]
+    pub max_long_polls: usize,
+    /// Long polls of one caller at once. Default 8.
+    #[serde(default = "default_long_polls_per_caller")]
+    pub max_long_polls_per_caller: usize,
+    /// Calls waiting on one remote mutuelle at once (eligibility, claims,
+    /// cancels, retries): a hung partner ties up at most this many; past it,
+    /// eligibility answers UNAVAILABLE and a claim is stored for the retry
+    /// worker. Not applied to `rules` mutuelles (answered in this process).
+    /// Default 128.
+    #[serde(default = "default_calls_per_partner")]
+    pub max_calls_per_partner: usize,
+}
+
+fn default_in_flight_per_caller() -> usize {
+    256
+}
+fn default_long_polls() -> usize {
+    256
+}
+fn default_long_polls_per_caller() -> usize {
+    8
+}
+fn default_calls_per_partner() -> usize {
+    128
 }
 
 fn default_max_message() -> usize {
@@ -251,6 +283,10 @@ impl Default for LimitsConfig {
             request_timeout_ms: default_request_timeout(),
             max_header_bytes: default_header_bytes(),
             max_in_flight: default_in_flight(),
+            max_in_flight_per_caller: default_in_flight_per_caller(),
+            max_long_polls: default_long_polls(),
+            max_long_polls_per_caller: default_long_polls_per_caller(),
+            max_calls_per_partner: default_calls_per_partner(),
         }
     }
 }
@@ -413,10 +449,18 @@ impl Config {
             }
             _ => {}
         }
-        if self.limits.max_in_flight == 0 || self.limits.max_concurrent_streams == 0 {
-            return Err(
-                "limits: max_in_flight and max_concurrent_streams must be more than 0".into(),
-            );
+        let l = &self.limits;
+        for (name, v) in [
+            ("max_in_flight", l.max_in_flight),
+            ("max_concurrent_streams", l.max_concurrent_streams as usize),
+            ("max_in_flight_per_caller", l.max_in_flight_per_caller),
+            ("max_long_polls", l.max_long_polls),
+            ("max_long_polls_per_caller", l.max_long_polls_per_caller),
+            ("max_calls_per_partner", l.max_calls_per_partner),
+        ] {
+            if v == 0 {
+                return Err(format!("limits: {name} must be more than 0"));
+            }
         }
         if self.schemes.is_empty() {
             return Err("schemes: at least one [[schemes]] entry is needed".into());

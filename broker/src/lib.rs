@@ -1,6 +1,7 @@
 //! The passerelle broker: configuration, storage, the claim lifecycle, the
 //! gRPC API and the command line. See docs/ARCHITECTURE.md.
 
+pub mod admission;
 pub mod api;
 pub mod audit;
 pub mod cli;

@@ -119,12 +119,16 @@ pub async fn build_broker(
         };
         let adapter = registry::build(&p.id, p.adapter, &settings, data.clone())
             .map_err(|e| StartError::Config(format!("partners[{i}]: {e}")))?;
+        // A rules mutuelle is answered in this process: no bulkhead.
+        let slots = (p.adapter != passerelle_adapters::AdapterKind::Rules)
+            .then_some(cfg.limits.max_calls_per_partner);
         partners.push(Partner {
             id: p.id.clone(),
             name: p.name.clone(),
             kind: p.adapter,
             adapter,
             deadline: Duration::from_millis(p.deadline_ms()),
+            slots: crate::admission::PartnerSlots::new(slots),
         });
     }
     let schemes = cfg
@@ -144,7 +148,7 @@ pub async fn build_broker(
         partners,
         cfg.operators.iter().map(|o| o.id.clone()).collect(),
         cfg.retry.clone(),
-        cfg.limits.max_in_flight,
+        &cfg.limits,
         audit,
         Failpoint::from_env(),
     )))
@@ -330,6 +334,13 @@ pub async fn start_with_store(
         .max_concurrent_streams(Some(limits.max_concurrent_streams))
         .timeout(Duration::from_millis(limits.request_timeout_ms))
         .http2_max_header_list_size(Some(limits.max_header_bytes))
+        // Calls refused before their handler (undecodable or oversized
+        // bodies) are answered INVALID_ARGUMENT / OUT_OF_RANGE and audited.
+        .layer(crate::api::edge::RefusedLayer {
+            audit: broker.audit().clone(),
+            directory: broker.directory().clone(),
+            plaintext: cfg.tls.is_none(),
+        })
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)

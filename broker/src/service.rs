@@ -24,14 +24,18 @@ use passerelle_adapters::{
     Adapter, AdapterError, AdapterKind, AdjudicationRequest, CancelRequest, EligibilityAnswer,
     EligibilityQuery,
 };
-use passerelle_domain::validate::{FieldViolation, check_answer};
-use passerelle_domain::{Claim, ClaimLine, ClaimState, Date, Reason, ReasonCode};
+use passerelle_domain::validate::{
+    FieldViolation, MAX_ID_LEN, MAX_PARTNER_TEXT, MAX_TEXT_LEN, check_answer, truncate_text,
+};
+use passerelle_domain::{Claim, ClaimLine, ClaimState, Date, Member, Reason, ReasonCode};
 use tokio::sync::watch;
 
+use crate::admission::{Admission, PartnerSlots, Permit, Pool};
 use crate::audit::{AuditSink, hash, now_ms};
 use crate::config::RetryConfig;
 use crate::store::{
-    AuditEntry, Begin, ClaimRecord, Direction, NewClaim, Outcome, Store, StoreError,
+    AuditEntry, Begin, ClaimRecord, CoverageConflict, Direction, NewClaim, Outcome, RosterDiff,
+    RosterImport, Store, StoreError,
 };
 
 /// Extra time a caller holds a claim beyond twice its partner's deadline,
@@ -59,6 +63,8 @@ pub struct Partner {
     pub kind: AdapterKind,
     pub adapter: Arc<dyn Adapter>,
     pub deadline: Duration,
+    /// Its places for calls waiting on it (see [`crate::admission`]).
+    pub slots: PartnerSlots,
 }
 
 /// Why a call failed; mapped to a gRPC status in `api::status`.
@@ -85,6 +91,10 @@ pub enum ServiceError {
     /// Too many calls at once (RESOURCE_EXHAUSTED).
     #[error("{0}")]
     Overloaded(String),
+    /// Two mutuelles declare the beneficiary on the date (FAILED_PRECONDITION,
+    /// reason COVERAGE_CONFLICT).
+    #[error("{0}")]
+    CoverageConflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -129,7 +139,9 @@ impl Failpoint {
 pub struct Broker {
     store: Arc<dyn Store>,
     directory: Arc<crate::identity::Directory>,
-    in_flight: Arc<tokio::sync::Semaphore>,
+    admission: Admission,
+    /// The server's own limit on a call (`request_timeout_ms`).
+    request_timeout: Duration,
     schemes: HashMap<String, Scheme>,
     partners: HashMap<String, Partner>,
     retry: RetryConfig,
@@ -151,6 +163,57 @@ async fn with_deadline<T>(
     tokio::time::timeout(deadline, call)
         .await
         .unwrap_or(Err(AdapterError::Timeout(deadline.as_millis() as u64)))
+}
+
+/// Why a call did not reach a mutuelle whose places are all taken.
+fn busy(mutuelle: &str) -> String {
+    format!("mutuelle {mutuelle} is busy: too many calls are waiting on it, retry shortly")
+}
+
+/// Most reasons kept per line of a partner's answer.
+pub const MAX_REASONS_PER_LINE: usize = 8;
+
+/// A partner's text as it is stored: cut to `MAX_PARTNER_TEXT` characters
+/// on a character boundary (a 100 KB error body is not kept whole).
+fn partner_text(s: &str) -> String {
+    truncate_text(s, MAX_PARTNER_TEXT)
+}
+
+fn bounded_reason(r: Reason) -> Reason {
+    Reason {
+        code: r.code,
+        message: partner_text(&r.message),
+    }
+}
+
+/// What a partner answered, bounded before it is stored (docs/security.md,
+/// "Limits"): reason texts and count, its reference and product label.
+fn bounded_outcome(o: Outcome) -> Outcome {
+    match o {
+        Outcome::Coordinated {
+            shares,
+            product,
+            partner_reference,
+            consumption,
+        } => Outcome::Coordinated {
+            shares: shares
+                .into_iter()
+                .map(|mut s| {
+                    s.reasons.truncate(MAX_REASONS_PER_LINE);
+                    s.reasons = s.reasons.into_iter().map(bounded_reason).collect();
+                    s
+                })
+                .collect(),
+            product: product.map(|p| passerelle_domain::ProductRef {
+                id: truncate_text(&p.id, MAX_ID_LEN),
+                version: p.version,
+                name: truncate_text(&p.name, MAX_TEXT_LEN),
+            }),
+            partner_reference: truncate_text(&partner_reference, MAX_ID_LEN),
+            consumption,
+        },
+        Outcome::Rejected(r) => Outcome::Rejected(bounded_reason(r)),
+    }
 }
 
 fn key_digest(parts: &[&str]) -> String {
@@ -177,7 +240,7 @@ impl Broker {
         partners: Vec<Partner>,
         operators: Vec<String>,
         retry: RetryConfig,
-        max_in_flight: usize,
+        limits: &crate::config::LimitsConfig,
         audit: AuditSink,
         failpoint: Option<Failpoint>,
     ) -> Self {
@@ -198,7 +261,8 @@ impl Broker {
         Broker {
             store,
             directory: Arc::new(directory),
-            in_flight: Arc::new(tokio::sync::Semaphore::new(max_in_flight.max(1))),
+            admission: Admission::new(limits),
+            request_timeout: Duration::from_millis(limits.request_timeout_ms),
             schemes: schemes.into_iter().map(|s| (s.id.clone(), s)).collect(),
             down: partners
                 .iter()
@@ -222,13 +286,16 @@ impl Broker {
         &self.directory
     }
 
-    /// A place among the calls handled at once, or RESOURCE_EXHAUSTED now:
-    /// excess load is shed, never queued without bound.
-    pub fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ServiceError> {
-        self.in_flight
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| ServiceError::Overloaded("too many calls at once, retry shortly".into()))
+    /// A place for a call of `caller` (its identity) in `pool`, or
+    /// RESOURCE_EXHAUSTED now: excess load is shed, never queued without
+    /// bound (see [`crate::admission`]).
+    pub fn admit(&self, caller: &str, pool: Pool) -> Result<Permit, ServiceError> {
+        self.admission.admit(caller, pool)
+    }
+
+    /// The server's limit on one call (`[limits] request_timeout_ms`).
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     pub fn audit(&self) -> &AuditSink {
@@ -373,14 +440,116 @@ impl Broker {
             });
         }
         let members = self.store.find_members(scheme_id, beneficiary_id).await?;
-        let known = members
+        let known: Vec<&Member> = members
             .iter()
-            .filter(|m| self.partners.contains_key(&m.mutuelle_id));
-        let chosen = known
-            .clone()
-            .find(|m| m.product_on(date).is_some())
-            .or_else(|| known.clone().next());
-        Ok(chosen.map(|m| (m.mutuelle_id.clone(), m.member_number.clone())))
+            .filter(|m| self.partners.contains_key(&m.mutuelle_id))
+            .collect();
+        Ok(choose_member(&known, date)?.map(|m| (m.mutuelle_id.clone(), m.member_number.clone())))
+    }
+
+    /// Every product a member names must be declared, for a mutuelle the
+    /// broker adjudicates for (adapter `rules`): a typo would otherwise be
+    /// stored and eligibility answer NO_PRODUCT. A mutuelle with its own
+    /// system owns its product ids, passed through as they are.
+    async fn check_products(
+        &self,
+        mutuelle_id: &str,
+        members: &[Member],
+    ) -> Result<(), ServiceError> {
+        if self.partners.get(mutuelle_id).map(|p| p.kind) != Some(AdapterKind::Rules) {
+            return Ok(());
+        }
+        let declared: std::collections::HashSet<String> = self
+            .store
+            .list_products(mutuelle_id)
+            .await?
+            .into_iter()
+            .map(|(p, _)| p.id)
+            .collect();
+        let mut v = Vec::new();
+        for (i, m) in members.iter().enumerate() {
+            for (j, p) in m.products.iter().enumerate() {
+                if !declared.contains(&p.product_id) {
+                    v.push(FieldViolation::new(
+                        format!("members[{i}].products[{j}].product_id"),
+                        format!(
+                            "unknown product {:?} for mutuelle {mutuelle_id}",
+                            p.product_id
+                        ),
+                    ));
+                }
+            }
+        }
+        if v.is_empty() {
+            Ok(())
+        } else {
+            Err(ServiceError::Invalid(v))
+        }
+    }
+
+    /// Creates or replaces members of one mutuelle (UpsertMembers): products
+    /// checked, then the coverage rule in the store (see
+    /// [`crate::store::coverage_overlaps`]).
+    pub async fn upsert_members(
+        &self,
+        mutuelle_id: &str,
+        members: Vec<Member>,
+    ) -> Result<usize, ServiceError> {
+        self.check_products(mutuelle_id, &members).await?;
+        self.store.upsert_members(&members, now_ms()).await?;
+        Ok(members.len())
+    }
+
+    /// Applies (or, dry, computes) a roster snapshot (ImportRoster), with the
+    /// same checks as [`Broker::upsert_members`].
+    pub async fn import_roster(&self, import: RosterImport) -> Result<RosterDiff, ServiceError> {
+        self.check_products(&import.mutuelle_id, &import.members)
+            .await?;
+        Ok(self.store.import_roster(import, now_ms()).await?)
+    }
+
+    /// Beneficiaries declared by two mutuelles on the same dates.
+    pub async fn coverage_conflicts(
+        &self,
+        scheme_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CoverageConflict>, ServiceError> {
+        if let Some(s) = scheme_id {
+            self.scheme(s)?;
+        }
+        Ok(self.store.coverage_conflicts(scheme_id, limit).await?)
+    }
+
+    /// Resolves a beneficiary's coverage conflict in favour of `keep`: the
+    /// other mutuelles' overlapping periods are ended or removed.
+    pub async fn resolve_coverage(
+        &self,
+        scheme_id: &str,
+        beneficiary_id: &str,
+        keep: &str,
+    ) -> Result<Vec<Member>, ServiceError> {
+        self.scheme(scheme_id)?;
+        if !self.partners.contains_key(keep) {
+            return Err(ServiceError::invalid(
+                "keep_mutuelle_id",
+                format!("unknown mutuelle {keep:?}"),
+            ));
+        }
+        let changed = self
+            .store
+            .resolve_coverage(scheme_id, beneficiary_id, keep, now_ms())
+            .await?;
+        for m in &changed {
+            tracing::info!(
+                scheme = scheme_id,
+                beneficiary = %mask(beneficiary_id),
+                kept = keep,
+                mutuelle = %m.mutuelle_id,
+                member = %m.member_number,
+                "coverage conflict resolved: membership end-dated"
+            );
+        }
+        Ok(changed)
     }
 
     fn partner(&self, id: &str) -> Result<&Partner, ServiceError> {
@@ -434,6 +603,9 @@ impl Broker {
             currency: q.currency,
             lines: q.lines,
             diagnoses: q.diagnoses,
+        };
+        let Some(_slot) = partner.slots.try_take() else {
+            return Err(ServiceError::PartnerUnavailable(busy(&mid)));
         };
         let res = with_deadline(partner.deadline, partner.adapter.eligibility(&query)).await;
         // The outbound row records a message to a partner's system; a rules
@@ -599,6 +771,24 @@ impl Broker {
             self.notify();
             return Ok(t.into_record());
         };
+        // A place among the calls waiting on this mutuelle; when all are
+        // taken (it hangs, or is flooded) the claim stays stored and the
+        // retry worker takes it later, without holding a place meanwhile.
+        let Some(_slot) = partner.slots.try_take() else {
+            let now = now_ms();
+            let t = self
+                .store
+                .defer(
+                    &scheme_id,
+                    &claim_id,
+                    now + self.backoff_ms(rec.attempts),
+                    &busy(&partner.id),
+                    now,
+                )
+                .await?;
+            self.notify();
+            return Ok(t.into_record());
+        };
         for _ in 0..MAX_CEILING_RETRIES {
             let req = AdjudicationRequest {
                 idempotency_key: &rec.adjudication_key,
@@ -652,7 +842,7 @@ impl Broker {
                             &scheme_id,
                             &claim_id,
                             now + self.backoff_ms(rec.attempts),
-                            &e.to_string(),
+                            &partner_text(&e.to_string()),
                             now,
                         )
                         .await?;
@@ -663,7 +853,7 @@ impl Broker {
             };
             match self
                 .store
-                .complete_claim(&scheme_id, &claim_id, outcome, now_ms())
+                .complete_claim(&scheme_id, &claim_id, bounded_outcome(outcome), now_ms())
                 .await
             {
                 Ok(t) => {
@@ -771,6 +961,25 @@ impl Broker {
             .cancel_key
             .clone()
             .unwrap_or_else(|| cancel_key(scheme_id, claim_id));
+        let slot = self
+            .partners
+            .get(&rec.mutuelle_id)
+            .map(|p| p.slots.try_take());
+        if let Some(None) = slot {
+            let now = now_ms();
+            let t = self
+                .store
+                .defer(
+                    scheme_id,
+                    claim_id,
+                    now + self.backoff_ms(rec.attempts),
+                    &busy(&rec.mutuelle_id),
+                    now,
+                )
+                .await?;
+            self.notify();
+            return Ok(t.into_record());
+        }
         let res = match self.partners.get(&rec.mutuelle_id) {
             None => Err(AdapterError::Unavailable("mutuelle not configured".into())),
             Some(p) => {
@@ -811,7 +1020,7 @@ impl Broker {
                         scheme_id,
                         claim_id,
                         now + self.backoff_ms(rec.attempts),
-                        &e.to_string(),
+                        &partner_text(&e.to_string()),
                         now,
                     )
                     .await?
@@ -966,6 +1175,51 @@ impl Broker {
             }
         }
     }
+}
+
+/// Routing without a card, from the roster: the one mutuelle whose
+/// membership is in force on the date; else, when every record is of one
+/// mutuelle, that one (it answers why it does not cover: ended, not yet
+/// started). Never the order of ids: two mutuelles in force on one date (a
+/// conflict stored before the coverage rule) is refused until an operator
+/// resolves it; records of several mutuelles none in force route nowhere.
+fn choose_member<'a>(known: &[&'a Member], date: Date) -> Result<Option<&'a Member>, ServiceError> {
+    let in_force: Vec<&Member> = known
+        .iter()
+        .copied()
+        .filter(|m| m.product_on(date).is_some())
+        .collect();
+    let mut mutuelles: Vec<&str> = in_force.iter().map(|m| m.mutuelle_id.as_str()).collect();
+    mutuelles.sort_unstable();
+    mutuelles.dedup();
+    match mutuelles.len() {
+        0 => {}
+        1 => {
+            // One mutuelle: if it holds two records in force (renumbered), the
+            // latest enrolment.
+            return Ok(in_force
+                .into_iter()
+                .max_by_key(|m| (m.product_on(date).map(|p| p.start), m.member_number.clone())));
+        }
+        _ => {
+            return Err(ServiceError::CoverageConflict(format!(
+                "more than one mutuelle declares this beneficiary on {}: an operator must resolve it (passerelle admin coverage-conflicts)",
+                passerelle_domain::date::format(date)
+            )));
+        }
+    }
+    let mut all: Vec<&str> = known.iter().map(|m| m.mutuelle_id.as_str()).collect();
+    all.sort_unstable();
+    all.dedup();
+    Ok(match all.len() {
+        1 => known.iter().copied().max_by_key(|m| {
+            (
+                m.products.iter().map(|p| p.start).max(),
+                m.member_number.clone(),
+            )
+        }),
+        _ => None,
+    })
 }
 
 fn next_nonce() -> String {

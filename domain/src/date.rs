@@ -7,9 +7,28 @@ use time::macros::format_description;
 
 const ISO: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]");
 
-/// Parses "YYYY-MM-DD".
+/// First year a date may have (documented in docs/security.md, "Limits").
+pub const MIN_YEAR: i32 = 1900;
+/// Last year a date may have: 9999-12-31 is the "no end" of many
+/// spreadsheets, and is accepted.
+pub const MAX_YEAR: i32 = 9999;
+
+/// Parses "YYYY-MM-DD": exactly ten characters, four-digit year from
+/// [`MIN_YEAR`] to [`MAX_YEAR`], no sign (the ISO 8601 expanded form
+/// "+02024-01-01" is refused).
 pub fn parse(s: &str) -> Option<Date> {
-    Date::parse(s, ISO).ok()
+    let b = s.as_bytes();
+    let shape = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    if !shape {
+        return None;
+    }
+    let d = Date::parse(s, ISO).ok()?;
+    (MIN_YEAR..=MAX_YEAR).contains(&d.year()).then_some(d)
 }
 
 /// Formats as "YYYY-MM-DD".
@@ -65,5 +84,18 @@ mod tests {
         assert_eq!(super::format(d), "2026-02-28");
         assert!(super::parse("2026-02-30").is_none());
         assert!(super::parse("28/02/2026").is_none());
+        for bad in [
+            "+2026-02-28",
+            "+02026-02-28",
+            "-2026-02-28",
+            "1899-12-31",
+            "2026-2-28",
+            " 2026-02-28",
+            "２０２６-02-28",
+        ] {
+            assert!(super::parse(bad).is_none(), "{bad}");
+        }
+        assert!(super::parse("1900-01-01").is_some());
+        assert!(super::parse("9999-12-31").is_some());
     }
 }

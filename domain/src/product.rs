@@ -51,6 +51,10 @@ pub struct CategoryRule {
     pub excluded_diagnoses: Vec<String>,
 }
 
+/// Most entries in one exclusion list of a product (diagnosis prefixes, act
+/// codes).
+pub const MAX_EXCLUSIONS: usize = 500;
+
 /// One version of a product.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,10 +125,51 @@ impl Product {
             ("beneficiary_year_limit", self.beneficiary_year_limit),
             ("household_year_limit", self.household_year_limit),
         ];
+        let max = crate::validate::MAX_PRODUCT_AMOUNT;
+        let amount = |v: Option<i64>| match v {
+            Some(v) if v < 0 => Some("must not be negative".to_string()),
+            Some(v) if v > max => Some(format!("must be at most {max} (minor units)")),
+            _ => None,
+        };
         for (name, v) in limits {
-            if v.is_some_and(|v| v < 0) {
-                bad.push((name.into(), "must not be negative".into()));
+            if let Some(problem) = amount(v) {
+                bad.push((name.into(), problem));
             }
+        }
+        let mut lists: Vec<(String, &Vec<String>)> = vec![
+            ("excluded_diagnoses".into(), &self.excluded_diagnoses),
+            ("excluded_acts".into(), &self.excluded_acts),
+        ];
+        for (i, r) in self.categories.iter().enumerate() {
+            lists.push((
+                format!("categories[{i}].excluded_diagnoses"),
+                &r.excluded_diagnoses,
+            ));
+        }
+        for (name, list) in lists {
+            if list.len() > MAX_EXCLUSIONS {
+                bad.push((name, format!("at most {MAX_EXCLUSIONS} entries")));
+            } else if list
+                .iter()
+                .any(|c| c.chars().count() > crate::validate::MAX_ID_LEN)
+            {
+                bad.push((
+                    name,
+                    format!(
+                        "each entry must be at most {} characters",
+                        crate::validate::MAX_ID_LEN
+                    ),
+                ));
+            }
+        }
+        if self.name.chars().count() > crate::validate::MAX_TEXT_LEN {
+            bad.push((
+                "name".into(),
+                format!(
+                    "must be at most {} characters",
+                    crate::validate::MAX_TEXT_LEN
+                ),
+            ));
         }
         for (i, r) in self.categories.iter().enumerate() {
             for (name, bp) in [
@@ -144,11 +189,8 @@ impl Product {
                 ("per_act_limit", r.per_act_limit),
                 ("year_limit", r.year_limit),
             ] {
-                if v.is_some_and(|v| v < 0) {
-                    bad.push((
-                        format!("categories[{i}].{name}"),
-                        "must not be negative".into(),
-                    ));
+                if let Some(problem) = amount(v) {
+                    bad.push((format!("categories[{i}].{name}"), problem));
                 }
             }
             if self.categories[..i]

@@ -4,12 +4,82 @@
 use crate::claim::{Claim, ClaimLine, SchemeOutcome};
 use crate::money::is_currency_code;
 
+// Every bound below is listed in docs/security.md ("Limits"). Amounts are
+// in the currency's minor unit. With these bounds no sum passerelle makes
+// can overflow an i64 below 92 million claims at the maximum in one total,
+// and the store sums in i128 anyway (see `store::Totals`).
+
 /// Most lines in one claim or eligibility request.
 pub const MAX_LINES: usize = 200;
-/// Most characters in an identifier.
+/// Most characters in an identifier (claim, beneficiary, act code...).
 pub const MAX_ID_LEN: usize = 128;
 /// Most diagnoses on one claim.
 pub const MAX_DIAGNOSES: usize = 50;
+/// Largest amount on one line (billed, tariff base, scheme share):
+/// 10,000,000,000 minor units, ten billion F CFA (about 15 million euros),
+/// or 100 million in a currency with cents. No act comes near it.
+pub const MAX_LINE_AMOUNT: i64 = 10_000_000_000;
+/// Largest billed total of one claim: 100,000,000,000 minor units.
+pub const MAX_CLAIM_AMOUNT: i64 = 100_000_000_000;
+/// Largest amount in a product (a ceiling, a fixed amount per act):
+/// 1,000,000,000,000 minor units.
+pub const MAX_PRODUCT_AMOUNT: i64 = 1_000_000_000_000;
+/// Most product periods on one member.
+pub const MAX_PRODUCT_PERIODS: usize = 50;
+/// Largest quantity on one line.
+pub const MAX_QUANTITY: u32 = 10_000;
+/// Most characters in a short label (beneficiary category).
+pub const MAX_LABEL_LEN: usize = 64;
+/// Most characters in a free text (a scheme's reason, a cancel reason, a
+/// product name).
+pub const MAX_TEXT_LEN: usize = 500;
+/// Most characters kept of a text a partner sends (an error body, a reason
+/// message, a reference): longer texts are cut, on a character boundary,
+/// before they are stored.
+pub const MAX_PARTNER_TEXT: usize = 1_000;
+
+/// `s` cut to at most `max` characters, on a character boundary (French
+/// text has accents: a byte cut could split one), with "…" marking the cut.
+pub fn truncate_text(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some(_) => {
+            let keep: String = s.chars().take(max.saturating_sub(1)).collect();
+            format!("{keep}…")
+        }
+    }
+}
+
+/// Checks an optional free text: bounded, no control characters but line
+/// breaks and tabs.
+pub fn check_text(field: &str, v: &str, max: usize, out: &mut Vec<FieldViolation>) {
+    if v.chars().count() > max {
+        out.push(FieldViolation::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    } else if v
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        out.push(FieldViolation::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+}
+
+/// Checks an amount: not negative, at most `max`.
+pub fn check_amount(field: &str, v: i64, max: i64, out: &mut Vec<FieldViolation>) {
+    if v < 0 {
+        out.push(FieldViolation::new(field, "must not be negative"));
+    } else if v > max {
+        out.push(FieldViolation::new(
+            field,
+            format!("must be at most {max} (minor units)"),
+        ));
+    }
+}
 
 /// One wrong field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,7 +101,7 @@ impl FieldViolation {
 pub fn check_id(field: &str, v: &str, out: &mut Vec<FieldViolation>) {
     if v.trim().is_empty() {
         out.push(FieldViolation::new(field, "must not be empty"));
-    } else if v.len() > MAX_ID_LEN {
+    } else if v.chars().count() > MAX_ID_LEN {
         out.push(FieldViolation::new(
             field,
             format!("must be at most {MAX_ID_LEN} characters"),
@@ -50,21 +120,17 @@ pub fn check_line(prefix: &str, line: &ClaimLine, out: &mut Vec<FieldViolation>)
     check_id(&f("act_code"), &line.act_code, out);
     if line.quantity == 0 {
         out.push(FieldViolation::new(f("quantity"), "must be 1 or more"));
-    }
-    if line.billed < 0 {
-        out.push(FieldViolation::new(f("billed"), "must not be negative"));
-    }
-    if line.tariff_base < 0 {
+    } else if line.quantity > MAX_QUANTITY {
         out.push(FieldViolation::new(
-            f("tariff_base"),
-            "must not be negative",
+            f("quantity"),
+            format!("must be at most {MAX_QUANTITY}"),
         ));
     }
-    if line.scheme_share < 0 {
-        out.push(FieldViolation::new(
-            f("scheme_share"),
-            "must not be negative",
-        ));
+    check_text(&f("scheme_reason"), &line.scheme_reason, MAX_TEXT_LEN, out);
+    check_amount(&f("billed"), line.billed, MAX_LINE_AMOUNT, out);
+    check_amount(&f("tariff_base"), line.tariff_base, MAX_LINE_AMOUNT, out);
+    if line.scheme_share < 0 || line.scheme_share > MAX_LINE_AMOUNT {
+        check_amount(&f("scheme_share"), line.scheme_share, MAX_LINE_AMOUNT, out);
     } else if line.billed >= 0 && line.tariff_base >= 0 {
         let max = line.billed.min(line.tariff_base);
         if line.scheme_share > max {
@@ -89,6 +155,12 @@ pub fn check_claim(claim: &Claim, out: &mut Vec<FieldViolation>) {
     check_id("provider_id", &claim.provider_id, out);
     check_id("invoice_number", &claim.invoice_number, out);
     check_id("beneficiary_id", &claim.beneficiary_id, out);
+    check_text(
+        "beneficiary_category",
+        &claim.beneficiary_category,
+        MAX_LABEL_LEN,
+        out,
+    );
     if let Some(m) = &claim.mutuelle_id {
         check_id("mutuelle_id", m, out);
     }
@@ -138,12 +210,17 @@ pub fn check_claim(claim: &Claim, out: &mut Vec<FieldViolation>) {
         for (i, l) in claim.lines.iter().enumerate() {
             check_line(&format!("lines[{i}]"), l, out);
         }
-        let total = claim
+        // i128: each line was checked above, but a sum must never wrap.
+        let total: i128 = claim
             .lines
             .iter()
-            .try_fold(0i64, |acc, l| acc.checked_add(l.billed.max(0)));
-        if total.is_none() {
-            out.push(FieldViolation::new("lines", "billed total overflows"));
+            .map(|l| i128::from(l.billed.max(0)))
+            .sum();
+        if total > i128::from(MAX_CLAIM_AMOUNT) {
+            out.push(FieldViolation::new(
+                "lines",
+                format!("the billed total must be at most {MAX_CLAIM_AMOUNT} (minor units)"),
+            ));
         }
     }
 }

@@ -316,6 +316,7 @@ pub async fn wait_state(
     }
 }
 
+#[derive(Clone)]
 pub struct L {
     pub category: CareCategory,
     pub b: i64,

@@ -9,6 +9,10 @@ use tonic::{Request, Response, Status};
 use super::auth::{auth_of, operator_only, party_of};
 use super::{audited, parse::Violations};
 use crate::service::Broker;
+use passerelle_domain::date;
+
+/// Most coverage conflicts in one answer.
+const MAX_CONFLICTS: u32 = 1000;
 
 pub struct AdminApi {
     broker: Arc<Broker>,
@@ -137,6 +141,98 @@ impl AdminService for AdminApi {
                             method: e.method,
                             request_hash: e.request_hash,
                             outcome: e.outcome,
+                        })
+                        .collect(),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn list_coverage_conflicts(
+        &self,
+        request: Request<pb::ListCoverageConflictsRequest>,
+    ) -> Result<Response<pb::ListCoverageConflictsResponse>, Status> {
+        let auth = auth_of(&request);
+        let who = party_of(&request, &auth, "operator", "-");
+        let scope = operator_only(&auth);
+        let msg = request.into_inner();
+        let subject = format!("{}/coverage", msg.scheme_id);
+        audited(
+            &self.broker,
+            who,
+            "ListCoverageConflicts",
+            subject,
+            msg,
+            |msg| async move {
+                scope?;
+                let mut v = Violations::new();
+                if !msg.scheme_id.is_empty() {
+                    v.id("scheme_id", &msg.scheme_id);
+                }
+                if msg.limit > MAX_CONFLICTS {
+                    v.add("limit", format!("must be at most {MAX_CONFLICTS}"));
+                }
+                v.finish(())?;
+                let limit = if msg.limit == 0 {
+                    MAX_CONFLICTS
+                } else {
+                    msg.limit
+                };
+                let scheme = (!msg.scheme_id.is_empty()).then_some(msg.scheme_id.as_str());
+                let rows = self.broker.coverage_conflicts(scheme, limit).await?;
+                Ok(pb::ListCoverageConflictsResponse {
+                    conflicts: rows
+                        .into_iter()
+                        .map(|c| pb::CoverageConflict {
+                            scheme_id: c.scheme_id,
+                            beneficiary_id: c.beneficiary_id,
+                            first_mutuelle_id: c.first.0,
+                            first_member_number: c.first.1,
+                            second_mutuelle_id: c.second.0,
+                            second_member_number: c.second.1,
+                            from_date: date::format(c.from),
+                            to_date: c.to.map(date::format).unwrap_or_default(),
+                        })
+                        .collect(),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn resolve_coverage_conflict(
+        &self,
+        request: Request<pb::ResolveCoverageConflictRequest>,
+    ) -> Result<Response<pb::ResolveCoverageConflictResponse>, Status> {
+        let auth = auth_of(&request);
+        let who = party_of(&request, &auth, "operator", "-");
+        let scope = operator_only(&auth);
+        let msg = request.into_inner();
+        let subject = format!("{}/coverage", msg.scheme_id);
+        audited(
+            &self.broker,
+            who,
+            "ResolveCoverageConflict",
+            subject,
+            msg,
+            |msg| async move {
+                scope?;
+                let mut v = Violations::new();
+                v.id("scheme_id", &msg.scheme_id);
+                v.id("beneficiary_id", &msg.beneficiary_id);
+                v.id("keep_mutuelle_id", &msg.keep_mutuelle_id);
+                v.finish(())?;
+                let changed = self
+                    .broker
+                    .resolve_coverage(&msg.scheme_id, &msg.beneficiary_id, &msg.keep_mutuelle_id)
+                    .await?;
+                Ok(pb::ResolveCoverageConflictResponse {
+                    changed: changed
+                        .into_iter()
+                        .map(|m| pb::ChangedMembership {
+                            mutuelle_id: m.mutuelle_id,
+                            member_number: m.member_number,
                         })
                         .collect(),
                 })

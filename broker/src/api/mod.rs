@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod edge;
 pub mod parse;
 pub mod product;
 pub mod roster;
@@ -13,10 +14,12 @@ pub mod settlement;
 pub mod status;
 
 use std::future::Future;
+use std::time::Duration;
 
 use prost::Message;
 use tonic::{Response, Status};
 
+use crate::admission::Pool;
 use crate::service::{Broker, ServiceError};
 
 use crate::audit::{hash, now_ms};
@@ -64,10 +67,73 @@ where
     F: FnOnce(M) -> Fut,
     Fut: Future<Output = Result<T, ServiceError>>,
 {
+    audited_in(broker, Pool::Calls, who, method, subject, msg, f).await
+}
+
+/// How long a call may run: the server's `request_timeout_ms`, or the
+/// client's own deadline (the `grpc-timeout` header) when shorter.
+pub(crate) fn call_budget<T>(req: &tonic::Request<T>, server: Duration) -> Duration {
+    let client = req
+        .metadata()
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_grpc_timeout);
+    client.map_or(server, |c| c.min(server))
+}
+
+/// The `grpc-timeout` header: up to 8 digits and a unit (H, M, S, m, u, n).
+fn parse_grpc_timeout(v: &str) -> Option<Duration> {
+    let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// A long poll's wait, shortened to end before the call's budget with a
+/// margin (a tenth of it, at least 500 ms) for the answer to leave: at the
+/// documented maximum wait (30 s, as long as the default request timeout)
+/// the poll answers after 27 s instead of racing the timeout and ending
+/// CANCELLED.
+pub(crate) fn wait_within(wait: Duration, budget: Duration) -> Duration {
+    let margin = (budget / 10).max(Duration::from_millis(500));
+    wait.min(budget.saturating_sub(margin))
+}
+
+/// The bulkhead key of a caller: its audit party without the peer address
+/// (`scheme:CNSS@10.0.0.5:51234` is `scheme:CNSS`).
+fn caller_key(who: &str) -> &str {
+    who.rsplit_once('@').map_or(who, |(w, _)| w)
+}
+
+/// [`audited`] in a given admission pool (long polls have their own).
+pub(crate) async fn audited_in<M, T, F, Fut>(
+    broker: &Broker,
+    pool: Pool,
+    who: String,
+    method: &str,
+    subject: String,
+    msg: M,
+    f: F,
+) -> Result<Response<T>, Status>
+where
+    M: Message,
+    F: FnOnce(M) -> Fut,
+    Fut: Future<Output = Result<T, ServiceError>>,
+{
     let hash = request_hash(&msg);
     // Shed load at once rather than queue: a call past the limit is refused
     // (and audited) without touching the store or a partner.
-    let result = match broker.admit() {
+    let result = match broker.admit(caller_key(&who), pool) {
         Ok(_permit) => f(msg).await.map_err(Status::from),
         Err(e) => Err(Status::from(e)),
     };
@@ -76,4 +142,28 @@ where
         .record(audit_in(who, method, subject, hash, &result))
         .await;
     result.map(Response::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_poll_ends_before_the_call_deadline() {
+        let s = Duration::from_secs;
+        assert_eq!(wait_within(s(30), s(30)), s(27));
+        assert_eq!(wait_within(s(5), s(30)), s(5));
+        assert_eq!(
+            wait_within(s(30), Duration::from_millis(400)),
+            Duration::ZERO
+        );
+        assert_eq!(
+            parse_grpc_timeout("2500m"),
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(parse_grpc_timeout("3S"), Some(s(3)));
+        assert_eq!(parse_grpc_timeout("123456789S"), None);
+        assert_eq!(parse_grpc_timeout("S"), None);
+        assert_eq!(caller_key("scheme:CNSS@10.0.0.5:51234"), "scheme:CNSS");
+    }
 }

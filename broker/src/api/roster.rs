@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use passerelle_domain::validate::MAX_PRODUCT_PERIODS;
 use passerelle_domain::{Member, ProductPeriod, date};
 use passerelle_proto::roster::v1 as pb;
 use pb::roster_service_server::RosterService;
@@ -9,7 +10,6 @@ use tonic::{Request, Response, Status};
 
 use super::auth::{auth_of, mutuelle_scope, party_of};
 use super::{audited, parse::Violations};
-use crate::audit::now_ms;
 use crate::service::{Broker, ServiceError};
 use crate::store::RosterImport;
 
@@ -57,6 +57,13 @@ fn member_from_pb(
     } else {
         v.date(&f("contribution_paid_until"), &m.contribution_paid_until)
     };
+    if m.products.len() > MAX_PRODUCT_PERIODS {
+        v.add(
+            f("products"),
+            format!("at most {MAX_PRODUCT_PERIODS} product periods"),
+        );
+        return None;
+    }
     let mut products = Vec::with_capacity(m.products.len());
     for (j, p) in m.products.iter().enumerate() {
         let pf = |name: &str| format!("members[{i}].products[{j}].{name}");
@@ -162,12 +169,12 @@ impl RosterService for RosterApi {
                     }
                 }
                 v.finish(())?;
-                self.broker
-                    .store()
-                    .upsert_members(&members, now_ms())
+                let upserted = self
+                    .broker
+                    .upsert_members(&msg.mutuelle_id, members)
                     .await?;
                 Ok::<_, ServiceError>(pb::UpsertMembersResponse {
-                    upserted: members.len() as u32,
+                    upserted: upserted as u32,
                 })
             },
         )
@@ -274,7 +281,7 @@ impl RosterService for RosterApi {
                     end_missing: !header.no_end_dating,
                     dry_run,
                 };
-                let d = broker.store().import_roster(import, now_ms()).await?;
+                let d = broker.import_roster(import).await?;
                 let changes = d
                     .added
                     .iter()

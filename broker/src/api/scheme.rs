@@ -11,7 +11,8 @@ use pb::scheme_service_server::SchemeService;
 use tonic::{Request, Response, Status};
 
 use super::auth::{auth_of, party_of, scheme_scope};
-use super::{audited, parse};
+use super::{audited, audited_in, parse};
+use crate::admission::Pool;
 use crate::service::{Broker, ServiceError};
 use crate::store::ClaimRecord;
 
@@ -89,6 +90,7 @@ pub fn claim_result(rec: &ClaimRecord) -> pb::ClaimResult {
         updated_at_ms: rec.updated_ms,
         change_seq: rec.change_seq,
         product: rec.product.as_ref().map(convert::product_ref_to_pb),
+        duplicate_of_claim_id: rec.duplicate_of.clone().unwrap_or_default(),
     }
 }
 
@@ -229,14 +231,22 @@ impl SchemeService for SchemeApi {
     ) -> Result<Response<pb::ListChangedClaimsResponse>, Status> {
         let auth = auth_of(&request);
         let who = party_of(&request, &auth, "scheme", &request.get_ref().scheme_id);
+        let budget = super::call_budget(&request, self.broker.request_timeout());
         let mut msg = request.into_inner();
         let scope = scheme_scope(&auth, self.broker.directory(), &msg.scheme_id);
         if let Ok(s) = &scope {
             msg.scheme_id.clone_from(s);
         }
         let subject = format!("{}/changes", msg.scheme_id);
-        audited(
+        // Long polls have a pool of their own (see crate::admission).
+        let pool = if msg.wait_ms > 0 {
+            Pool::LongPoll
+        } else {
+            Pool::Calls
+        };
+        audited_in(
             &self.broker,
+            pool,
             who,
             "ListChangedClaims",
             subject,
@@ -264,7 +274,9 @@ impl SchemeService for SchemeApi {
                         &msg.scheme_id,
                         after,
                         limit,
-                        Duration::from_millis(msg.wait_ms as u64),
+                        // A wait ends before the call's deadline, so that a
+                        // long poll answers (possibly empty), never CANCELLED.
+                        super::wait_within(Duration::from_millis(msg.wait_ms as u64), budget),
                     )
                     .await?;
                 let next = rows.last().map(|r| r.change_seq).unwrap_or(after);
@@ -300,9 +312,12 @@ impl SchemeService for SchemeApi {
                 let mut v = parse::Violations::new();
                 v.id("scheme_id", &msg.scheme_id);
                 v.id("claim_id", &msg.claim_id);
-                if msg.reason.len() > 1000 {
-                    v.add("reason", "at most 1000 characters");
-                }
+                passerelle_domain::validate::check_text(
+                    "reason",
+                    &msg.reason,
+                    passerelle_domain::validate::MAX_TEXT_LEN,
+                    &mut v.0,
+                );
                 v.finish(())?;
                 let rec = self
                     .broker

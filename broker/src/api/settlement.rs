@@ -85,12 +85,14 @@ pub fn statement_to_pb(d: &StatementData, currency: &str) -> pb::Statement {
             });
         }
         let p = payees.last_mut().expect("pushed above");
-        let patient = l.billed - l.scheme - l.mutuelle;
+        // Saturating: a stored row must never make a statement fail (the
+        // inputs are bounded, see validate::MAX_LINE_AMOUNT).
+        let patient = l.billed.saturating_sub(l.scheme).saturating_sub(l.mutuelle);
         let t = p.totals.get_or_insert_with(Default::default);
-        t.billed += l.billed;
-        t.scheme_share += l.scheme;
-        t.mutuelle_share += l.mutuelle;
-        t.patient_share += patient;
+        t.billed = t.billed.saturating_add(l.billed);
+        t.scheme_share = t.scheme_share.saturating_add(l.scheme);
+        t.mutuelle_share = t.mutuelle_share.saturating_add(l.mutuelle);
+        t.patient_share = t.patient_share.saturating_add(patient);
         p.lines.push(pb::StatementLine {
             claim_id: l.claim_id.clone(),
             invoice_number: l.invoice_number.clone(),

@@ -14,8 +14,43 @@ use crate::store::StoreError;
 pub const DOMAIN: &str = "passerelle";
 
 fn info(code: Code, message: String, reason: &str) -> Status {
+    // A message may quote a partner's error text: bounded like it.
+    let message = passerelle_domain::validate::truncate_text(
+        &message,
+        passerelle_domain::validate::MAX_PARTNER_TEXT,
+    );
     let details = ErrorDetails::with_error_info(reason, DOMAIN, HashMap::<String, String>::new());
     Status::with_error_details(code, message, details)
+}
+
+/// FAILED_PRECONDITION for memberships that overlap another mutuelle's
+/// coverage: one PreconditionFailure violation per period (subject
+/// `members[i].products[j]`), naming the dates of the overlap and nothing
+/// else of the other mutuelle.
+fn coverage_overlap(overlaps: Vec<crate::store::CoverageOverlap>) -> Status {
+    use crate::store::MAX_REPORTED_OVERLAPS;
+    let mut d =
+        ErrorDetails::with_error_info("COVERAGE_OVERLAP", DOMAIN, HashMap::<String, String>::new());
+    let mut lines = Vec::new();
+    for o in overlaps.iter().take(MAX_REPORTED_OVERLAPS) {
+        let subject = format!("members[{}].products[{}]", o.member, o.period);
+        let to =
+            o.to.map(passerelle_domain::date::format)
+                .unwrap_or_else(|| "with no end".into());
+        let description = format!(
+            "another mutuelle covers this beneficiary from {} to {to}: that membership must end before this one starts",
+            passerelle_domain::date::format(o.from)
+        );
+        lines.push(format!("{subject}: {description}"));
+        d.add_precondition_failure_violation("COVERAGE_OVERLAP", subject, description);
+    }
+    if overlaps.len() > MAX_REPORTED_OVERLAPS {
+        lines.push(format!(
+            "and {} more",
+            overlaps.len() - MAX_REPORTED_OVERLAPS
+        ));
+    }
+    Status::with_error_details(Code::FailedPrecondition, lines.join("; "), d)
 }
 
 impl From<ServiceError> for Status {
@@ -52,6 +87,12 @@ impl From<ServiceError> for Status {
                 info(Code::PermissionDenied, m, "PERMISSION_DENIED")
             }
             ServiceError::Overloaded(m) => info(Code::ResourceExhausted, m, "OVERLOADED"),
+            ServiceError::CoverageConflict(m) => {
+                info(Code::FailedPrecondition, m, "COVERAGE_CONFLICT")
+            }
+            ServiceError::Store(StoreError::CoverageOverlap(overlaps)) => {
+                coverage_overlap(overlaps)
+            }
             ServiceError::Refused(m) | ServiceError::Store(StoreError::Refused(m)) => {
                 info(Code::FailedPrecondition, m, "REFUSED")
             }

@@ -203,25 +203,59 @@ async fn connect(url: &str, tls: Option<ClientTlsConfig>) -> Result<Channel, Str
         .map_err(|e| format!("cannot reach the broker at {url}: {e}"))
 }
 
-/// Prints the field violations of an INVALID_ARGUMENT, mapping
-/// "members[i]..." to lines of a file when a map is given.
+/// Prints the field violations of an INVALID_ARGUMENT (and the violations
+/// of a FAILED_PRECONDITION), mapping "members[i]..." to lines of a file,
+/// and a product period's fields to the file's columns, when a map is given.
 fn violations(s: &tonic::Status, lines: Option<&[u64]>) -> String {
-    let Some(br) = s.get_details_bad_request() else {
-        return String::new();
-    };
+    let mut found: Vec<(String, String)> = Vec::new();
+    if let Some(br) = s.get_details_bad_request() {
+        found.extend(
+            br.field_violations
+                .into_iter()
+                .map(|v| (v.field, v.description)),
+        );
+    }
+    if let Some(pf) = s.get_details_precondition_failure() {
+        found.extend(
+            pf.violations
+                .into_iter()
+                .map(|v| (v.subject, v.description)),
+        );
+    }
     let mut out = String::new();
-    for v in br.field_violations {
-        let mut field = v.field.clone();
-        if let (Some(lines), Some(rest)) = (lines, v.field.strip_prefix("members["))
+    for (f, description) in found {
+        let mut field = f.clone();
+        if let (Some(lines), Some(rest)) = (lines, f.strip_prefix("members["))
             && let Some((i, tail)) = rest.split_once(']')
             && let Ok(i) = i.parse::<usize>()
             && let Some(line) = lines.get(i)
         {
-            field = format!("line {line}: {}", tail.trim_start_matches('.'));
+            field = format!("line {line}: {}", file_column(tail.trim_start_matches('.')));
         }
-        out.push_str(&format!("\n  {field}: {}", v.description));
+        out.push_str(&format!("\n  {field}: {description}"));
     }
     out
+}
+
+/// A member field path as the roster file's column: "products[1].start_date"
+/// is column product_start of the member's second product row.
+fn file_column(tail: &str) -> String {
+    let Some(rest) = tail.strip_prefix("products[") else {
+        return tail.to_string();
+    };
+    let Some((j, field)) = rest.split_once(']') else {
+        return tail.to_string();
+    };
+    let column = match field.trim_start_matches('.') {
+        "product_id" => "product_id",
+        "" | "start_date" => "product_start",
+        "end_date" => "product_end",
+        other => other,
+    };
+    match j.parse::<usize>() {
+        Ok(0) | Err(_) => column.to_string(),
+        Ok(j) => format!("{column} (product row {} of this member)", j + 1),
+    }
 }
 
 fn status_failure(s: tonic::Status, lines: Option<&[u64]>) -> Failure {
@@ -1255,6 +1289,93 @@ async fn admin_cmd(ctx: &Ctx, cmd: AdminCmd) -> Out {
                     a.party.clone(),
                     a.method.clone(),
                     a.outcome.clone(),
+                ]);
+            }
+            out!("{}", t.render());
+        }
+        AdminCmd::CoverageConflicts { scheme } => {
+            let r = c
+                .list_coverage_conflicts(admin::ListCoverageConflictsRequest {
+                    scheme_id: scheme.unwrap_or_default(),
+                    limit: 0,
+                })
+                .await
+                .map_err(|s| status_failure(s, None))?
+                .into_inner();
+            if ctx.json {
+                ctx.print_json(json!({"conflicts": r.conflicts.iter().map(|c| json!({
+                    "scheme_id": c.scheme_id, "beneficiary_id": c.beneficiary_id,
+                    "first_mutuelle_id": c.first_mutuelle_id, "first_member_number": c.first_member_number,
+                    "second_mutuelle_id": c.second_mutuelle_id, "second_member_number": c.second_member_number,
+                    "from_date": c.from_date, "to_date": c.to_date,
+                })).collect::<Vec<_>>()}));
+                return Ok(());
+            }
+            if r.conflicts.is_empty() {
+                outln!("{}", l.t("no coverage conflict"));
+                return Ok(());
+            }
+            let mut t = Table::new(
+                l,
+                &[
+                    "scheme",
+                    "beneficiary",
+                    "mutuelle",
+                    "member",
+                    "mutuelle",
+                    "member",
+                    "from",
+                    "to",
+                ],
+            );
+            for c in &r.conflicts {
+                t.row(vec![
+                    c.scheme_id.clone(),
+                    c.beneficiary_id.clone(),
+                    c.first_mutuelle_id.clone(),
+                    c.first_member_number.clone(),
+                    c.second_mutuelle_id.clone(),
+                    c.second_member_number.clone(),
+                    c.from_date.clone(),
+                    if c.to_date.is_empty() {
+                        "-".into()
+                    } else {
+                        c.to_date.clone()
+                    },
+                ]);
+            }
+            out!("{}", t.render());
+        }
+        AdminCmd::ResolveCoverage {
+            scheme,
+            beneficiary,
+            keep,
+        } => {
+            let r = c
+                .resolve_coverage_conflict(admin::ResolveCoverageConflictRequest {
+                    scheme_id: scheme,
+                    beneficiary_id: beneficiary,
+                    keep_mutuelle_id: keep,
+                })
+                .await
+                .map_err(|s| status_failure(s, None))?
+                .into_inner();
+            if ctx.json {
+                ctx.print_json(json!({"changed": r.changed.iter().map(|m| json!({
+                    "mutuelle_id": m.mutuelle_id, "member_number": m.member_number,
+                })).collect::<Vec<_>>()}));
+                return Ok(());
+            }
+            if r.changed.is_empty() {
+                outln!("{}", l.t("nothing to change"));
+                return Ok(());
+            }
+            let mut t = Table::new(l, &["mutuelle", "member", "change"]);
+            for m in &r.changed {
+                t.row(vec![
+                    m.mutuelle_id.clone(),
+                    m.member_number.clone(),
+                    l.t("end_dated").to_string(),
                 ]);
             }
             out!("{}", t.render());

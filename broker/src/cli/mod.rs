@@ -216,6 +216,23 @@ pub enum AdminCmd {
         scheme: String,
         claim_id: String,
     },
+    /// Beneficiaries that two mutuelles declare on the same dates.
+    CoverageConflicts {
+        /// Only this scheme.
+        #[arg(long)]
+        scheme: Option<String>,
+    },
+    /// Resolve a beneficiary's coverage conflict in favour of one mutuelle:
+    /// the other mutuelles' overlapping periods are ended or removed.
+    ResolveCoverage {
+        #[arg(long)]
+        scheme: String,
+        #[arg(long)]
+        beneficiary: String,
+        /// The mutuelle that keeps the beneficiary.
+        #[arg(long)]
+        keep: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -154,6 +154,11 @@ const FR: &[(&str, &str)] = &[
     ("result", "résultat"),
     ("next page", "page suivante"),
     ("never", "jamais"),
+    ("beneficiary", "assuré"),
+    ("from", "du"),
+    ("to", "au"),
+    ("no coverage conflict", "aucun conflit de couverture"),
+    ("nothing to change", "rien à changer"),
 ];
 
 /// A plain table: a header row and rows, numbers right-aligned.

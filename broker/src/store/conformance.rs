@@ -34,9 +34,12 @@ macro_rules! store_conformance_suite {
             defer_moves_to_pending_and_schedules,
             list_changed_pages_in_change_order,
             roster_upsert_get_find,
+            coverage_one_mutuelle_per_beneficiary_and_date,
+            coverage_race_between_two_mutuelles_lets_one_win,
             products_are_versioned_and_immutable_once_used,
             audit_is_appended_and_read_back,
             list_claims_filters_pages_and_totals,
+            extreme_amounts_never_break_a_listing,
             roster_import_is_a_snapshot,
             settlement_ties_out_and_recovers_after_settlement,
             partner_activity_and_claim_audit,
@@ -529,7 +532,10 @@ pub fn sample_member(mutuelle: &str, number: &str, beneficiary: &str) -> Member 
 
 pub async fn roster_upsert_get_find(store: Arc<dyn Store>) {
     let a = sample_member("MUT-A", "M-1", "TG-1");
-    let b = sample_member("MUT-B", "B-9", "TG-1");
+    // Another mutuelle covered TG-1 before MUT-A: no overlap.
+    let mut b = sample_member("MUT-B", "B-9", "TG-1");
+    b.products[0].start = d("2023-01-01");
+    b.products[0].end = Some(d("2024-12-31"));
     store
         .upsert_members(&[a.clone(), b.clone()], 1_000)
         .await
@@ -555,6 +561,180 @@ pub async fn roster_upsert_get_find(store: Arc<dyn Store>) {
     let found = store.find_members("CNSS", "TG-1").await.unwrap();
     assert_eq!(found[0], a2);
     assert!(store.find_members("INAM", "TG-1").await.unwrap().is_empty());
+}
+
+/// The reproduction of the capture: MUT-B declares a beneficiary MUT-A
+/// covers, from a date within MUT-A's coverage.
+pub async fn coverage_one_mutuelle_per_beneficiary_and_date(store: Arc<dyn Store>) {
+    let a = sample_member("MUT-A", "A-1", "TG-1002");
+    store
+        .upsert_members(std::slice::from_ref(&a), 1)
+        .await
+        .unwrap();
+    let mut hijack = sample_member("MUT-B", "B-HIJACK", "TG-1002");
+    hijack.products[0].start = d("2025-09-01");
+    let other = sample_member("MUT-B", "B-2", "TG-2000");
+    match store
+        .upsert_members(&[other.clone(), hijack.clone()], 2)
+        .await
+    {
+        Err(StoreError::CoverageOverlap(o)) => assert_eq!(
+            o,
+            vec![super::CoverageOverlap {
+                member: 1,
+                period: 0,
+                from: d("2025-09-01"),
+                to: None
+            }]
+        ),
+        other => panic!("overlap accepted: {other:?}"),
+    }
+    // Nothing of the refused call was written, and routing data is intact.
+    assert_eq!(store.get_member("MUT-B", "B-2").await.unwrap(), None);
+    assert_eq!(store.get_member("MUT-B", "B-HIJACK").await.unwrap(), None);
+    assert_eq!(
+        store.find_members("CNSS", "TG-1002").await.unwrap(),
+        vec![a.clone()]
+    );
+    // A snapshot import is held to the same rule, dry run included.
+    let import = |dry_run| RosterImport {
+        mutuelle_id: "MUT-B".into(),
+        members: vec![other.clone(), hijack.clone()],
+        as_of: d("2026-11-01"),
+        keep: vec![],
+        end_missing: true,
+        dry_run,
+    };
+    for dry in [true, false] {
+        assert!(
+            matches!(
+                store.import_roster(import(dry), 3).await,
+                Err(StoreError::CoverageOverlap(ref o)) if o.len() == 1 && o[0].member == 1
+            ),
+            "import (dry run {dry}) must refuse the overlap"
+        );
+    }
+    assert_eq!(store.get_member("MUT-B", "B-2").await.unwrap(), None);
+    // Another scheme's beneficiary with the same id is someone else.
+    let mut inam = hijack.clone();
+    inam.scheme_id = "INAM".into();
+    store.upsert_members(&[inam], 4).await.unwrap();
+    // The same mutuelle may renumber its own member.
+    let mut renumbered = a.clone();
+    renumbered.member_number = "A-1-BIS".into();
+    store.upsert_members(&[renumbered], 5).await.unwrap();
+    // A transfer: once MUT-A's memberships end, MUT-B may start the day after.
+    let mut ended = a.clone();
+    ended.products[0].end = Some(d("2025-08-31"));
+    let mut ended_bis = ended.clone();
+    ended_bis.member_number = "A-1-BIS".into();
+    store.upsert_members(&[ended, ended_bis], 6).await.unwrap();
+    store.upsert_members(&[hijack.clone()], 7).await.unwrap();
+    // ... and MUT-A cannot take it back over MUT-B's coverage.
+    let mut back = a.clone();
+    back.products[0].start = d("2026-01-01");
+    back.products[0].end = None;
+    assert!(matches!(
+        store.upsert_members(&[back], 8).await,
+        Err(StoreError::CoverageOverlap(_))
+    ));
+    assert!(
+        store
+            .coverage_conflicts(None, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the rule leaves nothing to resolve"
+    );
+}
+
+/// Members of a conflict stored before the coverage rule (each backend's
+/// test writes them with raw SQL, as an older version did).
+pub fn legacy_conflict_members() -> Vec<Member> {
+    let a = sample_member("MUT-A", "A-1", "TG-1002");
+    let mut b = sample_member("MUT-B", "B-1", "TG-1002");
+    b.products[0].start = d("2025-09-01");
+    vec![a, b]
+}
+
+/// The operator's view of such a conflict, and its resolution in favour of
+/// the first mutuelle: MUT-B's overlapping period is removed (it started
+/// within MUT-A's coverage); after that, nothing is left to list.
+pub async fn legacy_conflicts_listed_and_resolved(store: Arc<dyn Store>) {
+    let conflicts = store.coverage_conflicts(None, 100).await.unwrap();
+    assert_eq!(
+        conflicts,
+        vec![super::CoverageConflict {
+            scheme_id: "CNSS".into(),
+            beneficiary_id: "TG-1002".into(),
+            first: ("MUT-A".into(), "A-1".into()),
+            second: ("MUT-B".into(), "B-1".into()),
+            from: d("2025-09-01"),
+            to: None,
+        }]
+    );
+    assert!(
+        store
+            .coverage_conflicts(Some("INAM"), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        store.resolve_coverage("CNSS", "TG-1002", "MUT-Z", 2).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let changed = store
+        .resolve_coverage("CNSS", "TG-1002", "MUT-A", 2)
+        .await
+        .unwrap();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].member_number, "B-1");
+    assert!(changed[0].products.is_empty());
+    assert_eq!(
+        store.get_member("MUT-B", "B-1").await.unwrap(),
+        Some(changed[0].clone())
+    );
+    assert!(
+        store
+            .coverage_conflicts(None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Resolving again changes nothing.
+    assert!(
+        store
+            .resolve_coverage("CNSS", "TG-1002", "MUT-A", 3)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Two mutuelles declaring the same beneficiaries at the same moment: for
+/// each beneficiary exactly one wins, whatever the interleaving.
+pub async fn coverage_race_between_two_mutuelles_lets_one_win(store: Arc<dyn Store>) {
+    for round in 0..20 {
+        let ben = format!("TG-R{round}");
+        let a = sample_member("MUT-A", &format!("A-{round}"), &ben);
+        let b = sample_member("MUT-B", &format!("B-{round}"), &ben);
+        let (s1, s2) = (store.clone(), store.clone());
+        let ta = tokio::spawn(async move { s1.upsert_members(&[a], 1).await });
+        let tb = tokio::spawn(async move { s2.upsert_members(&[b], 1).await });
+        let (ra, rb) = (ta.await.unwrap(), tb.await.unwrap());
+        assert!(
+            ra.is_ok() != rb.is_ok(),
+            "round {round}: exactly one must win: {ra:?} / {rb:?}"
+        );
+        for r in [&ra, &rb] {
+            if let Err(e) = r {
+                assert!(matches!(e, StoreError::CoverageOverlap(_)), "{e:?}");
+            }
+        }
+        let found = store.find_members("CNSS", &ben).await.unwrap();
+        assert_eq!(found.len(), 1, "round {round}: {found:?}");
+    }
 }
 
 pub fn sample_product(mutuelle: &str, version: u32, from: &str) -> Product {
@@ -685,6 +865,51 @@ async fn coordinate(store: &Arc<dyn Store>, c: Claim, ms: &[i64]) {
     begin(store, c).await;
     store
         .complete_claim(&scheme, &id, coordinated(ms, vec![]), 2_000)
+        .await
+        .unwrap();
+}
+
+/// A stored row at the edge of i64 (written before the input bounds, or by
+/// any path that missed them) never makes a listing, a statement or a
+/// period close fail: sums are made in i128 and clamped.
+pub async fn extreme_amounts_never_break_a_listing(store: Arc<dyn Store>) {
+    coordinate(&store, sample_claim("CNSS", "N1", "I1"), &[1500, 3000]).await;
+    let mut huge = sample_claim("CNSS", "H1", "I2");
+    huge.lines.truncate(1);
+    huge.lines[0].billed = i64::MAX;
+    huge.lines[0].tariff_base = i64::MAX;
+    huge.lines[0].scheme_share = i64::MAX - 10;
+    coordinate(&store, huge, &[10]).await;
+    let all = ClaimFilter {
+        scheme_id: Some("CNSS".into()),
+        ..Default::default()
+    };
+    let check = |page: super::ClaimPage| {
+        assert_eq!(page.total_count, 2);
+        assert_eq!(page.totals.billed, i64::MAX, "clamped, not wrapped");
+    };
+    check(store.list_claims(&all, 0, 10).await.unwrap());
+    let periods = store.list_periods("CNSS", "MUT-A").await.unwrap();
+    assert_eq!(periods[0].claim_count, 2);
+    assert_eq!(periods[0].totals.mutuelle, 4510);
+    store.statement("CNSS", "MUT-A", 0).await.unwrap();
+    let closed = store.close_period("CNSS", "MUT-A", 3_000).await.unwrap();
+    assert_eq!(closed.totals.mutuelle, 4510);
+    store
+        .statement("CNSS", "MUT-A", closed.number)
+        .await
+        .unwrap();
+    // Cancelled after the close: a recovery is raised; nothing fails.
+    store
+        .begin_cancel("CNSS", "H1", "cxl-H1", "error", 30_000, 4_000)
+        .await
+        .unwrap();
+    store.complete_cancel("CNSS", "H1", 5_000).await.unwrap();
+    check(store.list_claims(&all, 0, 10).await.unwrap());
+    store.list_periods("CNSS", "MUT-A").await.unwrap();
+    store.statement("CNSS", "MUT-A", 0).await.unwrap();
+    store
+        .statement("CNSS", "MUT-A", closed.number)
         .await
         .unwrap();
 }

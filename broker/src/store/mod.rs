@@ -55,6 +55,9 @@ pub struct ClaimRecord {
     pub change_seq: u64,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// For a claim rejected as a duplicate invoice: the claim id that held
+    /// the invoice then, so that the scheme can reconcile.
+    pub duplicate_of: Option<String>,
 }
 
 /// A claim to store before its partner is called.
@@ -207,8 +210,28 @@ pub struct Totals {
 
 impl Totals {
     pub fn patient(&self) -> i64 {
-        self.billed - self.scheme - self.mutuelle
+        self.billed
+            .saturating_sub(self.scheme)
+            .saturating_sub(self.mutuelle)
     }
+}
+
+/// Sums amounts in i128 and clamps (see [`clamp_total`]): never wraps, never
+/// panics, whatever a claim holds.
+pub fn sum_amounts(amounts: impl Iterator<Item = i64>) -> i64 {
+    clamp_total(amounts.map(i128::from).sum())
+}
+
+/// A total summed in i128 (the backends never sum in i64, so that a stored
+/// row can never make a listing fail), as the i64 the contracts carry. With
+/// the input bounds (`validate::MAX_CLAIM_AMOUNT`) a total past i64 needs 92
+/// million claims at the maximum in one listing; should one happen, it is
+/// clamped and logged rather than refused.
+pub fn clamp_total(v: i128) -> i64 {
+    i64::try_from(v).unwrap_or_else(|_| {
+        tracing::error!(total = %v, "a total is past the i64 range; clamped");
+        if v < 0 { i64::MIN } else { i64::MAX }
+    })
 }
 
 /// One claim in a listing.
@@ -263,7 +286,7 @@ pub struct PeriodRecord {
 impl PeriodRecord {
     /// What the mutuelle pays for the period.
     pub fn net_due(&self) -> i64 {
-        self.totals.mutuelle - self.recoveries
+        self.totals.mutuelle.saturating_sub(self.recoveries)
     }
 }
 
@@ -328,6 +351,10 @@ pub enum StoreError {
     /// settling the open one...).
     #[error("{0}")]
     Refused(String),
+    /// Memberships that would overlap another mutuelle's coverage of the
+    /// same scheme beneficiary (see [`coverage_overlaps`]): nothing written.
+    #[error("{} membership period(s) overlap another mutuelle's coverage", .0.len())]
+    CoverageOverlap(Vec<CoverageOverlap>),
     #[error("schema version {found} is older than this binary's {want}: run `passerelle migrate`")]
     SchemaTooOld { found: i64, want: i64 },
     #[error("store: {0}")]
@@ -417,8 +444,28 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<ClaimRecord>, StoreError>;
 
-    /// Creates or replaces members, all or none.
+    /// Creates or replaces members, all or none. Refuses with
+    /// `CoverageOverlap` (nothing written) a membership that overlaps another
+    /// mutuelle's coverage of the same scheme beneficiary.
     async fn upsert_members(&self, members: &[Member], now_ms: i64) -> Result<(), StoreError>;
+
+    /// Scheme beneficiaries covered by two mutuelles on the same dates, at
+    /// most `limit` (stored before the coverage rule, or by an operator).
+    async fn coverage_conflicts(
+        &self,
+        scheme_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CoverageConflict>, StoreError>;
+
+    /// Resolves a beneficiary's conflicts in favour of the mutuelle `keep`
+    /// (see [`resolve_plan`]); returns the member records it changed.
+    async fn resolve_coverage(
+        &self,
+        scheme_id: &str,
+        beneficiary_id: &str,
+        keep: &str,
+        now_ms: i64,
+    ) -> Result<Vec<Member>, StoreError>;
 
     async fn get_member(
         &self,
@@ -451,7 +498,9 @@ pub trait Store: Send + Sync + 'static {
     /// Current usage of ceilings of a mutuelle.
     async fn usage(&self, mutuelle_id: &str, keys: &[CeilingKey]) -> Result<Usage, StoreError>;
 
-    /// Replaces a mutuelle's roster with a snapshot (see [`RosterImport`]).
+    /// Replaces a mutuelle's roster with a snapshot (see [`RosterImport`]);
+    /// the coverage rule as in `upsert_members`, on the members it adds or
+    /// changes (a dry run reports the same refusal).
     async fn import_roster(
         &self,
         import: RosterImport,
@@ -533,6 +582,197 @@ pub trait Store: Send + Sync + 'static {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<(i64, AuditEntry)>, StoreError>;
+}
+
+/// A product period of an incoming member that overlaps a membership of
+/// another mutuelle for the same scheme beneficiary. It names the dates of
+/// the overlap and nothing else of the other mutuelle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoverageOverlap {
+    /// Index of the member in the request (UpsertMembers' `members`, or the
+    /// order of ImportRoster's members).
+    pub member: usize,
+    /// Index of the product period in that member.
+    pub period: usize,
+    /// First day both cover.
+    pub from: Date,
+    /// Last day both cover; `None`: both run on.
+    pub to: Option<Date>,
+}
+
+/// Most overlaps one refusal lists (the rest are counted in the message).
+pub const MAX_REPORTED_OVERLAPS: usize = 100;
+
+/// The intersection of two inclusive date ranges (`None` end: open).
+fn intersect(a: (Date, Option<Date>), b: (Date, Option<Date>)) -> Option<(Date, Option<Date>)> {
+    let from = a.0.max(b.0);
+    let to = match (a.1, b.1) {
+        (None, None) => None,
+        (Some(x), None) | (None, Some(x)) => Some(x),
+        (Some(x), Some(y)) => Some(x.min(y)),
+    };
+    to.is_none_or(|t| from <= t).then_some((from, to))
+}
+
+/// The coverage rule: on a given date, one scheme beneficiary is covered by
+/// at most one mutuelle. Checks `incoming` (members about to be written,
+/// with their index in the request) against `others`: every stored member
+/// of the same scheme beneficiaries, whatever their mutuelle. Stored records
+/// that an incoming member replaces (same mutuelle and member number) do not
+/// count; incoming members are checked against each other too. Members of
+/// the same mutuelle never conflict here (a mutuelle may renumber a member).
+///
+/// Both backends call this inside the transaction that writes, after taking
+/// the roster lock of every scheme involved, so that two mutuelles racing
+/// for one beneficiary cannot both pass.
+pub fn coverage_overlaps(incoming: &[(usize, &Member)], others: &[Member]) -> Vec<CoverageOverlap> {
+    use std::collections::HashSet;
+    let replaced: HashSet<(&str, &str)> = incoming
+        .iter()
+        .map(|(_, m)| (m.mutuelle_id.as_str(), m.member_number.as_str()))
+        .collect();
+    let stored = others
+        .iter()
+        .filter(|o| !replaced.contains(&(o.mutuelle_id.as_str(), o.member_number.as_str())));
+    let all: Vec<&Member> = stored.chain(incoming.iter().map(|(_, m)| *m)).collect();
+    let mut out = Vec::new();
+    for (i, m) in incoming {
+        for o in &all {
+            if o.mutuelle_id == m.mutuelle_id
+                || o.scheme_id != m.scheme_id
+                || o.beneficiary_id != m.beneficiary_id
+            {
+                continue;
+            }
+            for (j, p) in m.products.iter().enumerate() {
+                for q in &o.products {
+                    if let Some((from, to)) = intersect((p.start, p.end), (q.start, q.end)) {
+                        out.push(CoverageOverlap {
+                            member: *i,
+                            period: j,
+                            from,
+                            to,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out.sort_by_key(|o| (o.member, o.period, o.from));
+    out.dedup();
+    out
+}
+
+/// Two mutuelles covering one scheme beneficiary on the same dates (data
+/// stored before the coverage rule, or written around it): for operators.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoverageConflict {
+    pub scheme_id: String,
+    pub beneficiary_id: String,
+    /// (mutuelle, member number) of each side, the first mutuelle id lower.
+    pub first: (String, String),
+    pub second: (String, String),
+    pub from: Date,
+    pub to: Option<Date>,
+}
+
+/// Every conflict among the members of one scheme beneficiary (any number of
+/// mutuelles), each pair once.
+pub fn conflicts_among(members: &[Member]) -> Vec<CoverageConflict> {
+    let mut out = Vec::new();
+    for (i, a) in members.iter().enumerate() {
+        for b in &members[i + 1..] {
+            if a.mutuelle_id == b.mutuelle_id
+                || a.scheme_id != b.scheme_id
+                || a.beneficiary_id != b.beneficiary_id
+            {
+                continue;
+            }
+            let (a, b) = if a.mutuelle_id < b.mutuelle_id {
+                (a, b)
+            } else {
+                (b, a)
+            };
+            for p in &a.products {
+                for q in &b.products {
+                    if let Some((from, to)) = intersect((p.start, p.end), (q.start, q.end)) {
+                        out.push(CoverageConflict {
+                            scheme_id: a.scheme_id.clone(),
+                            beneficiary_id: a.beneficiary_id.clone(),
+                            first: (a.mutuelle_id.clone(), a.member_number.clone()),
+                            second: (b.mutuelle_id.clone(), b.member_number.clone()),
+                            from,
+                            to,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// How an operator resolves a conflict in favour of `keep`: every period of
+/// another mutuelle that overlaps `keep`'s coverage ends the day before the
+/// first overlapping period of `keep` starts, or is removed when it starts
+/// within it. Returns the member records to write (only those that change).
+pub fn resolve_plan(members: &[Member], keep: &str) -> Vec<Member> {
+    let mut kept: Vec<(Date, Option<Date>)> = members
+        .iter()
+        .filter(|m| m.mutuelle_id == keep)
+        .flat_map(|m| m.products.iter().map(|p| (p.start, p.end)))
+        .collect();
+    kept.sort();
+    let mut writes = Vec::new();
+    for m in members.iter().filter(|m| m.mutuelle_id != keep) {
+        let mut changed = m.clone();
+        changed.products.retain_mut(|p| {
+            let Some(k) = kept
+                .iter()
+                .find(|k| intersect((p.start, p.end), **k).is_some())
+            else {
+                return true;
+            };
+            match k.0.previous_day() {
+                Some(last) if p.start <= last => {
+                    p.end = Some(last);
+                    true
+                }
+                _ => false,
+            }
+        });
+        if changed != *m {
+            writes.push(changed);
+        }
+    }
+    writes
+}
+
+/// [`roster_diff`], plus the members to check against the coverage rule:
+/// those the snapshot adds or changes, with their index in the snapshot.
+pub fn roster_diff_checked(
+    existing: &[Member],
+    incoming: Vec<Member>,
+    import: &RosterImport,
+) -> (RosterDiff, Vec<Member>, Vec<(usize, Member)>) {
+    let index: std::collections::HashMap<String, usize> = incoming
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.member_number.clone(), i))
+        .collect();
+    let (diff, writes) = roster_diff(existing, incoming, import);
+    let changed: std::collections::HashSet<&str> = diff
+        .added
+        .iter()
+        .chain(diff.updated.iter())
+        .map(String::as_str)
+        .collect();
+    let checked = writes
+        .iter()
+        .filter(|m| changed.contains(m.member_number.as_str()))
+        .filter_map(|m| index.get(&m.member_number).map(|i| (*i, m.clone())))
+        .collect();
+    (diff, writes, checked)
 }
 
 /// Computes a roster snapshot's changes against the stored members, and the
@@ -685,5 +925,57 @@ impl passerelle_adapters::RulesData for RulesDataStore {
             .usage(mutuelle_id, keys)
             .await
             .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::conformance::{d, sample_member};
+    use super::*;
+
+    #[test]
+    fn resolve_ends_the_others_before_the_kept_coverage() {
+        let mut keep = sample_member("MUT-A", "A-1", "TG-1");
+        keep.products[0].start = d("2025-06-01");
+        keep.products[0].end = Some(d("2025-12-31"));
+        let mut other = sample_member("MUT-B", "B-1", "TG-1");
+        // Began before the kept coverage: ends the day before it.
+        other.products[0].start = d("2025-01-01");
+        other.products[0].end = None;
+        // Began within it: removed. After it: kept as it is.
+        other.products.push(passerelle_domain::ProductPeriod {
+            product_id: "ESS".into(),
+            start: d("2026-01-01"),
+            end: None,
+        });
+        let writes = resolve_plan(&[keep.clone(), other.clone()], "MUT-A");
+        assert_eq!(writes.len(), 1);
+        assert_eq!(writes[0].products[0].end, Some(d("2025-05-31")));
+        assert_eq!(writes[0].products[1].start, d("2026-01-01"));
+        // Nothing overlaps any more; nothing to write the second time.
+        let after = [keep, writes[0].clone()];
+        assert!(conflicts_among(&after).is_empty());
+        assert!(resolve_plan(&after, "MUT-A").is_empty());
+    }
+
+    #[test]
+    fn overlaps_name_the_shared_dates_only() {
+        let mut a = sample_member("MUT-A", "A-1", "TG-1");
+        a.products[0].end = Some(d("2025-12-31"));
+        let mut b = sample_member("MUT-B", "B-1", "TG-1");
+        b.products[0].start = d("2025-11-01");
+        let o = coverage_overlaps(&[(3, &b)], std::slice::from_ref(&a));
+        assert_eq!(
+            o,
+            vec![CoverageOverlap {
+                member: 3,
+                period: 0,
+                from: d("2025-11-01"),
+                to: Some(d("2025-12-31")),
+            }]
+        );
+        // Touching, not overlapping: a transfer on 1 January.
+        b.products[0].start = d("2026-01-01");
+        assert!(coverage_overlaps(&[(0, &b)], &[a]).is_empty());
     }
 }

@@ -28,9 +28,10 @@ use tokio_postgres::types::ToSql;
 
 use super::sqlite::{CLAIM_COLS, code_parse, code_str, json};
 use super::{
-    AuditEntry, Begin, ClaimFilter, ClaimPage, ClaimRecord, ClaimSummary, Direction, NewClaim,
-    Outcome, PartnerActivity, PeriodRecord, PeriodState, PutProduct, RecoveryLine, RosterDiff,
-    RosterImport, StatementData, StatementLine, Store, StoreError, Totals, Transition,
+    AuditEntry, Begin, ClaimFilter, ClaimPage, ClaimRecord, ClaimSummary, CoverageConflict,
+    Direction, NewClaim, Outcome, PartnerActivity, PeriodRecord, PeriodState, PutProduct,
+    RecoveryLine, RosterDiff, RosterImport, StatementData, StatementLine, Store, StoreError,
+    Totals, Transition,
 };
 use crate::config::PostgresConfig;
 
@@ -185,6 +186,10 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
 CREATE INDEX members_beneficiary_order ON members (scheme_id, beneficiary_id, mutuelle_id, member_number);
 DROP INDEX members_beneficiary;
 CREATE INDEX products_validity ON products (mutuelle_id, product_id, valid_from, version);
+"#,
+    // 3: the claim that holds the invoice of a claim rejected as a duplicate.
+    r#"
+ALTER TABLE claims ADD COLUMN duplicate_of TEXT;
 "#,
 ];
 
@@ -455,6 +460,7 @@ fn record(r: &Row) -> Result<(i64, ClaimRecord), StoreError> {
             change_seq: r.get::<_, i64>(18) as u64,
             created_ms: r.get(19),
             updated_ms: r.get(20),
+            duplicate_of: r.get(21),
         },
     ))
 }
@@ -572,19 +578,21 @@ async fn period_totals<C: GenericClient + Sync>(
     mutuelle: &str,
     period_id: Option<i64>,
 ) -> Result<(u32, Totals, i64), StoreError> {
+    // Sums as text, read in i128 (`sum_at`): SUM(BIGINT) is NUMERIC and
+    // never overflows, but a cast back to BIGINT would.
     let (claims_sql, rec_sql) = match period_id {
         None => (
-            "SELECT COUNT(*), COALESCE(SUM(billed_total), 0)::BIGINT, COALESCE(SUM(scheme_total), 0)::BIGINT, \
-             COALESCE(SUM(mutuelle_total), 0)::BIGINT FROM claims \
+            "SELECT COUNT(*), COALESCE(SUM(billed_total), 0)::TEXT, COALESCE(SUM(scheme_total), 0)::TEXT, \
+             COALESCE(SUM(mutuelle_total), 0)::TEXT FROM claims \
              WHERE scheme_id = $1 AND mutuelle_id = $2 AND period_id IS NULL AND state = 'coordinated' AND $3::BIGINT IS NULL",
-            "SELECT COALESCE(SUM(amount), 0)::BIGINT FROM recoveries \
+            "SELECT COALESCE(SUM(amount), 0)::TEXT FROM recoveries \
              WHERE scheme_id = $1 AND mutuelle_id = $2 AND period_id IS NULL AND $3::BIGINT IS NULL",
         ),
         Some(_) => (
-            "SELECT COUNT(*), COALESCE(SUM(billed_total), 0)::BIGINT, COALESCE(SUM(scheme_total), 0)::BIGINT, \
-             COALESCE(SUM(mutuelle_total), 0)::BIGINT FROM claims \
+            "SELECT COUNT(*), COALESCE(SUM(billed_total), 0)::TEXT, COALESCE(SUM(scheme_total), 0)::TEXT, \
+             COALESCE(SUM(mutuelle_total), 0)::TEXT FROM claims \
              WHERE scheme_id = $1 AND mutuelle_id = $2 AND period_id = $3",
-            "SELECT COALESCE(SUM(amount), 0)::BIGINT FROM recoveries \
+            "SELECT COALESCE(SUM(amount), 0)::TEXT FROM recoveries \
              WHERE scheme_id = $1 AND mutuelle_id = $2 AND period_id = $3",
         ),
     };
@@ -597,12 +605,22 @@ async fn period_totals<C: GenericClient + Sync>(
     Ok((
         r.get::<_, i64>(0) as u32,
         Totals {
-            billed: r.get(1),
-            scheme: r.get(2),
-            mutuelle: r.get(3),
+            billed: sum_at(&r, 1)?,
+            scheme: sum_at(&r, 2)?,
+            mutuelle: sum_at(&r, 3)?,
         },
-        rec.get(0),
+        sum_at(&rec, 0)?,
     ))
+}
+
+/// A sum read as text (NUMERIC), in i128, clamped to i64 (see
+/// [`super::clamp_total`]).
+fn sum_at(r: &Row, i: usize) -> Result<i64, StoreError> {
+    let text: String = r.get(i);
+    let v: i128 = text
+        .parse()
+        .map_err(|e| backend(format!("sum {text:?}: {e}")))?;
+    Ok(super::clamp_total(v))
 }
 
 async fn open_period<C: GenericClient + Sync>(
@@ -727,8 +745,8 @@ impl Store for PgStore {
                 passerelle_domain::Payee::Provider => "provider",
                 passerelle_domain::Payee::Member => "member",
             };
-            let billed: i64 = cl.lines.iter().map(|l| l.billed).sum();
-            let scheme_total: i64 = cl.lines.iter().map(|l| l.scheme_share).sum();
+            let billed = super::sum_amounts(cl.lines.iter().map(|l| l.billed));
+            let scheme_total = super::sum_amounts(cl.lines.iter().map(|l| l.scheme_share));
             // The change number in the insert itself: the counter's row lock
             // is held from here to the commit, one round trip.
             let insert = tx
@@ -737,8 +755,8 @@ impl Store for PgStore {
                      INSERT INTO claims (scheme_id, claim_id, request_hash, body, provider_id, invoice_number, \
                      mutuelle_id, member_number, state, adjudication_key, rejection_code, rejection_message, \
                      next_attempt_ms, change_seq, created_ms, updated_ms, date_of_care, currency, payee_type, \
-                     billed_total, scheme_total) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, (SELECT v FROM s), $14, $14, $15, $16, $17, $18, $19)",
+                     billed_total, scheme_total, duplicate_of) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, (SELECT v FROM s), $14, $14, $15, $16, $17, $18, $19, $20)",
                 )
                 .await?;
             let inserted = tx
@@ -764,6 +782,7 @@ impl Store for PgStore {
                         &payee,
                         &billed,
                         &scheme_total,
+                        &dup,
                     ],
                 )
                 .await;
@@ -887,7 +906,7 @@ impl Store for PgStore {
                     )
                     .await?;
                 }
-                let total: i64 = shares.iter().map(|s| s.mutuelle_share).sum();
+                let total = super::sum_amounts(shares.iter().map(|s| s.mutuelle_share));
                 // The change number in the same statement, last before the
                 // commit: the counter's row lock is held one round trip.
                 x(
@@ -1102,9 +1121,61 @@ impl Store for PgStore {
     async fn upsert_members(&self, members: &[Member], now_ms: i64) -> Result<(), StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
+        let incoming: Vec<(usize, &Member)> = members.iter().enumerate().collect();
+        check_coverage(&tx, &incoming).await?;
         upsert(&tx, members, now_ms).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn coverage_conflicts(
+        &self,
+        scheme_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CoverageConflict>, StoreError> {
+        let c = self.client().await?;
+        let pairs = q(
+            &c,
+            "SELECT scheme_id, beneficiary_id FROM members \
+             WHERE $1::TEXT IS NULL OR scheme_id = $1 \
+             GROUP BY scheme_id, beneficiary_id HAVING COUNT(DISTINCT mutuelle_id) > 1 \
+             ORDER BY scheme_id, beneficiary_id",
+            &[&scheme_id],
+        )
+        .await?;
+        let mut out = Vec::new();
+        for r in pairs {
+            let (s, b): (String, String) = (r.get(0), r.get(1));
+            let members = beneficiary_members(&c, &s, &b).await?;
+            out.extend(super::conflicts_among(&members));
+            if out.len() >= limit as usize {
+                out.truncate(limit as usize);
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn resolve_coverage(
+        &self,
+        scheme_id: &str,
+        beneficiary_id: &str,
+        keep: &str,
+        now_ms: i64,
+    ) -> Result<Vec<Member>, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        lock_coverage(&tx, [scheme_id]).await?;
+        let members = beneficiary_members(&tx, scheme_id, beneficiary_id).await?;
+        if !members.iter().any(|m| m.mutuelle_id == keep) {
+            return Err(StoreError::NotFound(format!(
+                "membership of {keep} for this beneficiary"
+            )));
+        }
+        let writes = super::resolve_plan(&members, keep);
+        upsert(&tx, &writes, now_ms).await?;
+        tx.commit().await?;
+        Ok(writes)
     }
 
     async fn get_member(
@@ -1129,15 +1200,7 @@ impl Store for PgStore {
         beneficiary_id: &str,
     ) -> Result<Vec<Member>, StoreError> {
         let c = self.client().await?;
-        let rows = q(
-            &c,
-            "SELECT body FROM members WHERE scheme_id = $1 AND beneficiary_id = $2 ORDER BY mutuelle_id, member_number",
-            &[&scheme_id, &beneficiary_id],
-        )
-        .await?;
-        rows.iter()
-            .map(|r| serde_json::from_str(&r.get::<_, String>(0)).map_err(backend))
-            .collect()
+        beneficiary_members(&c, scheme_id, beneficiary_id).await
     }
 
     async fn put_products(&self, products: &[Product]) -> Result<Vec<PutProduct>, StoreError> {
@@ -1258,7 +1321,9 @@ impl Store for PgStore {
             .map(|r| serde_json::from_str(&r.get::<_, String>(0)).map_err(backend))
             .collect::<Result<_, _>>()?;
         let incoming = std::mem::take(&mut import.members);
-        let (diff, writes) = super::roster_diff(&existing, incoming, &import);
+        let (diff, writes, checked) = super::roster_diff_checked(&existing, incoming, &import);
+        let checked: Vec<(usize, &Member)> = checked.iter().map(|(i, m)| (*i, m)).collect();
+        check_coverage(&tx, &checked).await?;
         if !import.dry_run {
             upsert(&tx, &writes, now_ms).await?;
             tx.commit().await?;
@@ -1312,8 +1377,8 @@ impl Store for PgStore {
         let t = q1(
             &c,
             &format!(
-                "SELECT COUNT(*), COALESCE(SUM(c.billed_total), 0)::BIGINT, COALESCE(SUM(c.scheme_total), 0)::BIGINT, \
-                 COALESCE(SUM(c.mutuelle_total), 0)::BIGINT FROM claims c WHERE {FILTER_PG}"
+                "SELECT COUNT(*), COALESCE(SUM(c.billed_total), 0)::TEXT, COALESCE(SUM(c.scheme_total), 0)::TEXT, \
+                 COALESCE(SUM(c.mutuelle_total), 0)::TEXT FROM claims c WHERE {FILTER_PG}"
             ),
             &[&f.scheme_id, &f.mutuelle_id, &state, &from, &to],
         )
@@ -1322,9 +1387,9 @@ impl Store for PgStore {
         Ok(ClaimPage {
             rows: out,
             totals: Totals {
-                billed: t.get(1),
-                scheme: t.get(2),
-                mutuelle: t.get(3),
+                billed: sum_at(&t, 1)?,
+                scheme: sum_at(&t, 2)?,
+                mutuelle: sum_at(&t, 3)?,
             },
             total_count: t.get::<_, i64>(0) as u64,
         })
@@ -1708,6 +1773,85 @@ fn audit_entry(r: &Row, base: usize) -> AuditEntry {
     }
 }
 
+/// Every stored member of one scheme beneficiary, any mutuelle.
+async fn beneficiary_members<C: GenericClient + Sync>(
+    c: &C,
+    scheme: &str,
+    beneficiary: &str,
+) -> Result<Vec<Member>, StoreError> {
+    q(
+        c,
+        "SELECT body FROM members WHERE scheme_id = $1 AND beneficiary_id = $2 ORDER BY mutuelle_id, member_number",
+        &[&scheme, &beneficiary],
+    )
+    .await?
+    .iter()
+    .map(|r| serde_json::from_str(&r.get::<_, String>(0)).map_err(backend))
+    .collect()
+}
+
+/// Takes the coverage lock of each scheme, in one order (no deadlock): the
+/// roster writes of one scheme run one at a time across replicas, so that
+/// the coverage check and the write cannot interleave with another
+/// mutuelle's. Roster writes are rare; claims never take this lock.
+async fn lock_coverage<'a, C: GenericClient + Sync>(
+    c: &C,
+    schemes: impl IntoIterator<Item = &'a str>,
+) -> Result<(), StoreError> {
+    let mut schemes: Vec<&str> = schemes.into_iter().collect();
+    schemes.sort_unstable();
+    schemes.dedup();
+    for s in schemes {
+        let key = format!("coverage\u{1f}{s}");
+        x(
+            c,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&key],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The coverage rule ([`super::coverage_overlaps`]) against what is stored,
+/// under the schemes' coverage locks (held until the transaction ends).
+async fn check_coverage<C: GenericClient + Sync>(
+    c: &C,
+    incoming: &[(usize, &Member)],
+) -> Result<(), StoreError> {
+    lock_coverage(c, incoming.iter().map(|(_, m)| m.scheme_id.as_str())).await?;
+    let mut schemes: Vec<String> = Vec::new();
+    let mut beneficiaries: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (_, m) in incoming {
+        if seen.insert((m.scheme_id.as_str(), m.beneficiary_id.as_str())) {
+            schemes.push(m.scheme_id.clone());
+            beneficiaries.push(m.beneficiary_id.clone());
+        }
+    }
+    if schemes.is_empty() {
+        return Ok(());
+    }
+    // One query for the whole batch (an import may hold 500,000 members).
+    let others: Vec<Member> = q(
+        c,
+        "SELECT m.body FROM members m \
+         JOIN UNNEST($1::TEXT[], $2::TEXT[]) AS w (scheme_id, beneficiary_id) \
+         ON m.scheme_id = w.scheme_id AND m.beneficiary_id = w.beneficiary_id",
+        &[&schemes, &beneficiaries],
+    )
+    .await?
+    .iter()
+    .map(|r| serde_json::from_str(&r.get::<_, String>(0)).map_err(backend))
+    .collect::<Result<_, _>>()?;
+    let overlaps = super::coverage_overlaps(incoming, &others);
+    if overlaps.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::CoverageOverlap(overlaps))
+    }
+}
+
 async fn upsert<C: GenericClient + Sync>(
     c: &C,
     members: &[Member],
@@ -1741,6 +1885,26 @@ async fn upsert<C: GenericClient + Sync>(
 #[cfg(test)]
 mod tests {
     crate::store_conformance_suite!(crate::store::testing::postgres_store);
+
+    /// A conflict written before the coverage rule is listed and resolved.
+    #[tokio::test]
+    async fn legacy_coverage_conflicts() {
+        let cfg = crate::store::testing::postgres_config();
+        let Ok(s) = super::PgStore::new(&cfg, std::path::Path::new(".")) else {
+            return;
+        };
+        if let Err(e) = s.migrate().await {
+            crate::store::testing::unreachable(e);
+            return;
+        }
+        let c = s.client().await.unwrap();
+        super::upsert(&c, &crate::store::conformance::legacy_conflict_members(), 1)
+            .await
+            .unwrap();
+        drop(c);
+        crate::store::conformance::legacy_conflicts_listed_and_resolved(std::sync::Arc::new(s))
+            .await;
+    }
 
     #[tokio::test]
     async fn migrate_twice_at_once_is_safe_and_serve_checks_the_version() {

@@ -34,9 +34,10 @@ use passerelle_domain::{
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    AuditEntry, Begin, ClaimFilter, ClaimPage, ClaimRecord, ClaimSummary, Direction, NewClaim,
-    Outcome, PartnerActivity, PeriodRecord, PeriodState, PutProduct, RecoveryLine, RosterDiff,
-    RosterImport, StatementData, StatementLine, Store, StoreError, Totals, Transition,
+    AuditEntry, Begin, ClaimFilter, ClaimPage, ClaimRecord, ClaimSummary, CoverageConflict,
+    Direction, NewClaim, Outcome, PartnerActivity, PeriodRecord, PeriodState, PutProduct,
+    RecoveryLine, RosterDiff, RosterImport, StatementData, StatementLine, Store, StoreError,
+    Totals, Transition,
 };
 
 /// Schema migrations, applied in order; the schema version is their count.
@@ -202,6 +203,11 @@ CREATE INDEX audit_party ON audit_log (party, outcome, id);
 CREATE INDEX members_beneficiary_order ON members (scheme_id, beneficiary_id, mutuelle_id, member_number);
 DROP INDEX members_beneficiary;
 CREATE INDEX products_validity ON products (mutuelle_id, product_id, valid_from, version);
+"#,
+    // 4: the claim that holds the invoice of a claim rejected as a duplicate,
+    // for the scheme to reconcile.
+    r#"
+ALTER TABLE claims ADD COLUMN duplicate_of TEXT;
 "#,
 ];
 
@@ -586,13 +592,91 @@ fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
 pub(super) const CLAIM_COLS: &str = "id, body, request_hash, state, mutuelle_id, member_number, \
     adjudication_key, cancel_key, cancel_reason, product_id, product_version, product_name, \
     partner_reference, rejection_code, rejection_message, attempts, next_attempt_ms, \
-    last_error, change_seq, created_ms, updated_ms";
+    last_error, change_seq, created_ms, updated_ms, duplicate_of";
 
 /// Parses a JSON body column without copying it out of SQLite first.
 fn from_json_ref<T: serde::de::DeserializeOwned>(
     v: rusqlite::types::ValueRef<'_>,
 ) -> Result<T, StoreError> {
     serde_json::from_slice(v.as_bytes().map_err(backend)?).map_err(backend)
+}
+
+/// `SUM(col)` that never overflows, whatever is stored: SQLite's SUM fails
+/// with "integer overflow" past an i64, and one such row made a mutuelle's
+/// listings, statements and period close fail for good. The high and low 32
+/// bits are summed apart (each sum fits an i64 up to 2^31 rows) and joined
+/// in i128 by [`joined`]. Two result columns.
+fn split_sum(col: &str) -> String {
+    format!("COALESCE(SUM(({col}) >> 32), 0), COALESCE(SUM(({col}) & 4294967295), 0)")
+}
+
+/// The two columns of a [`split_sum`] at `i`, joined.
+fn joined(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<i128> {
+    Ok((i128::from(r.get::<_, i64>(i)?) << 32) + i128::from(r.get::<_, i64>(i + 1)?))
+}
+
+/// B, S, M from three [`split_sum`]s starting at column `i`.
+fn totals_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Totals> {
+    Ok(Totals {
+        billed: super::clamp_total(joined(r, i)?),
+        scheme: super::clamp_total(joined(r, i + 2)?),
+        mutuelle: super::clamp_total(joined(r, i + 4)?),
+    })
+}
+
+/// Every stored member of one scheme beneficiary, any mutuelle.
+fn beneficiary_members(
+    c: &Connection,
+    scheme: &str,
+    beneficiary: &str,
+) -> Result<Vec<Member>, StoreError> {
+    let mut st = c.prepare_cached(
+        "SELECT body FROM members WHERE scheme_id = ?1 AND beneficiary_id = ?2 ORDER BY mutuelle_id, member_number",
+    )?;
+    let mut rows = st.query(params![scheme, beneficiary])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(from_json_ref(r.get_ref(0)?)?);
+    }
+    Ok(out)
+}
+
+/// The coverage rule ([`super::coverage_overlaps`]) against what is stored.
+fn check_coverage(c: &Connection, incoming: &[(usize, &Member)]) -> Result<(), StoreError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut others = Vec::new();
+    for (_, m) in incoming {
+        if seen.insert((m.scheme_id.as_str(), m.beneficiary_id.as_str())) {
+            others.extend(beneficiary_members(c, &m.scheme_id, &m.beneficiary_id)?);
+        }
+    }
+    let overlaps = super::coverage_overlaps(incoming, &others);
+    if overlaps.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::CoverageOverlap(overlaps))
+    }
+}
+
+fn write_members(c: &Connection, members: &[Member], now_ms: i64) -> Result<(), StoreError> {
+    let mut st = c.prepare_cached(
+        "INSERT INTO members (mutuelle_id, member_number, scheme_id, beneficiary_id, body, updated_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+         ON CONFLICT (mutuelle_id, member_number) DO UPDATE SET \
+         scheme_id = excluded.scheme_id, beneficiary_id = excluded.beneficiary_id, \
+         body = excluded.body, updated_ms = excluded.updated_ms",
+    )?;
+    for m in members {
+        st.execute(params![
+            m.mutuelle_id,
+            m.member_number,
+            m.scheme_id,
+            m.beneficiary_id,
+            json(m),
+            now_ms
+        ])?;
+    }
+    Ok(())
 }
 
 pub(super) fn json<T: serde::Serialize>(v: &T) -> String {
@@ -650,6 +734,7 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, ClaimRecord)> 
             attempts: r.get(15)?,
             next_attempt_ms: r.get(16)?,
             last_error: r.get(17)?,
+            duplicate_of: r.get(21)?,
             change_seq: r.get::<_, i64>(18)? as u64,
             created_ms: r.get(19)?,
             updated_ms: r.get(20)?,
@@ -774,9 +859,9 @@ fn load_period(
         return Ok(None);
     };
     let (count, totals) = period_totals(c, "period_id = ?3", params![scheme, mutuelle, id])?;
-    let recoveries: i64 = c.prepare_cached("SELECT COALESCE(SUM(amount), 0) FROM recoveries WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND period_id = ?3")?.query_row(params![scheme, mutuelle, id],
-        |r| r.get(0),
-    )?;
+    let recoveries = super::clamp_total(c.prepare_cached(&format!("SELECT {} FROM recoveries WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND period_id = ?3", split_sum("amount")))?.query_row(params![scheme, mutuelle, id],
+        |r| joined(r, 0),
+    )?);
     Ok(Some(PeriodRecord {
         scheme_id: scheme.to_string(),
         mutuelle_id: mutuelle.to_string(),
@@ -798,11 +883,11 @@ fn period_totals(
 ) -> Result<(u32, Totals), StoreError> {
     Ok(c.query_row(
         &format!(
-            "SELECT COUNT(*), COALESCE(SUM(billed_total), 0), COALESCE(SUM(scheme_total), 0), \
-             COALESCE(SUM(mutuelle_total), 0) FROM claims WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND {cond}"
+            "SELECT COUNT(*), {}, {}, {} FROM claims WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND {cond}",
+            split_sum("billed_total"), split_sum("scheme_total"), split_sum("mutuelle_total")
         ),
         p,
-        |r| Ok((r.get(0)?, Totals { billed: r.get(1)?, scheme: r.get(2)?, mutuelle: r.get(3)? })),
+        |r| Ok((r.get(0)?, totals_at(r, 1)?)),
     )?)
 }
 
@@ -816,9 +901,9 @@ fn open_period(c: &Connection, scheme: &str, mutuelle: &str) -> Result<PeriodRec
         "period_id IS NULL AND state = 'coordinated'",
         params![scheme, mutuelle],
     )?;
-    let recoveries: i64 = c.prepare_cached("SELECT COALESCE(SUM(amount), 0) FROM recoveries WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND period_id IS NULL")?.query_row(params![scheme, mutuelle],
-        |r| r.get(0),
-    )?;
+    let recoveries = super::clamp_total(c.prepare_cached(&format!("SELECT {} FROM recoveries WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND period_id IS NULL", split_sum("amount")))?.query_row(params![scheme, mutuelle],
+        |r| joined(r, 0),
+    )?);
     Ok(PeriodRecord {
         scheme_id: scheme.to_string(),
         mutuelle_id: mutuelle.to_string(),
@@ -903,9 +988,9 @@ impl Store for SqliteStore {
             tx.prepare_cached("INSERT INTO claims (scheme_id, claim_id, request_hash, body, provider_id, \
                  invoice_number, mutuelle_id, member_number, state, adjudication_key, \
                  rejection_code, rejection_message, next_attempt_ms, change_seq, created_ms, updated_ms, \
-                 date_of_care, currency, payee_type, billed_total, scheme_total) \
+                 date_of_care, currency, payee_type, billed_total, scheme_total, duplicate_of) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, \
-                 ?16, ?17, ?18, ?19, ?20)")?.execute(params![
+                 ?16, ?17, ?18, ?19, ?20, ?21)")?.execute(params![
                     cl.scheme_id,
                     cl.claim_id,
                     new.request_hash,
@@ -927,8 +1012,9 @@ impl Store for SqliteStore {
                         passerelle_domain::Payee::Provider => "provider",
                         passerelle_domain::Payee::Member => "member",
                     },
-                    cl.lines.iter().map(|l| l.billed).sum::<i64>(),
-                    cl.lines.iter().map(|l| l.scheme_share).sum::<i64>(),
+                    super::sum_amounts(cl.lines.iter().map(|l| l.billed)),
+                    super::sum_amounts(cl.lines.iter().map(|l| l.scheme_share)),
+                    dup,
                 ],
             )?;
             let (_, rec) = load_existing(&tx, &cl.scheme_id, &cl.claim_id)?;
@@ -1004,7 +1090,7 @@ impl Store for SqliteStore {
                             partner_reference,
                             seq,
                             now_ms,
-                            shares.iter().map(|s| s.mutuelle_share).sum::<i64>(),
+                            super::sum_amounts(shares.iter().map(|s| s.mutuelle_share)),
                         ],
                     )?;
                 }
@@ -1215,24 +1301,82 @@ impl Store for SqliteStore {
 
     async fn upsert_members(&self, members: &[Member], now_ms: i64) -> Result<(), StoreError> {
         let members = members.to_vec();
-        let out = self.with(move |c| {
-            let tx = c.savepoint()?;
-            {
-                let mut st = tx.prepare_cached(
-                    "INSERT INTO members (mutuelle_id, member_number, scheme_id, beneficiary_id, body, updated_ms) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-                     ON CONFLICT (mutuelle_id, member_number) DO UPDATE SET \
-                     scheme_id = excluded.scheme_id, beneficiary_id = excluded.beneficiary_id, \
-                     body = excluded.body, updated_ms = excluded.updated_ms",
-                )?;
-                for m in &members {
-                    st.execute(params![m.mutuelle_id, m.member_number, m.scheme_id, m.beneficiary_id, json(m), now_ms])?;
+        let out = self
+            .with(move |c| {
+                let tx = c.savepoint()?;
+                // The writer thread runs one write at a time: the check and the
+                // write below cannot interleave with another mutuelle's.
+                let incoming: Vec<(usize, &Member)> = members.iter().enumerate().collect();
+                check_coverage(&tx, &incoming)?;
+                write_members(&tx, &members, now_ms)?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await;
+        self.roster_changed();
+        out
+    }
+
+    async fn coverage_conflicts(
+        &self,
+        scheme_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CoverageConflict>, StoreError> {
+        let scheme = scheme_id.map(str::to_string);
+        self.scan(move |c| {
+            // Beneficiaries held by more than one mutuelle, then their members.
+            let mut st = c.prepare_cached(
+                "SELECT scheme_id, beneficiary_id FROM members \
+                 WHERE ?1 IS NULL OR scheme_id = ?1 \
+                 GROUP BY scheme_id, beneficiary_id HAVING COUNT(DISTINCT mutuelle_id) > 1 \
+                 ORDER BY scheme_id, beneficiary_id",
+            )?;
+            let pairs = st
+                .query_map(params![scheme], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut out = Vec::new();
+            for (s, b) in pairs {
+                let members = beneficiary_members(c, &s, &b)?;
+                out.extend(super::conflicts_among(&members));
+                if out.len() >= limit as usize {
+                    out.truncate(limit as usize);
+                    break;
                 }
             }
-            tx.commit()?;
-            Ok(())
+            Ok(out)
         })
-        .await;
+        .await
+    }
+
+    async fn resolve_coverage(
+        &self,
+        scheme_id: &str,
+        beneficiary_id: &str,
+        keep: &str,
+        now_ms: i64,
+    ) -> Result<Vec<Member>, StoreError> {
+        let (s, b, k) = (
+            scheme_id.to_string(),
+            beneficiary_id.to_string(),
+            keep.to_string(),
+        );
+        let out = self
+            .with(move |c| {
+                let tx = c.savepoint()?;
+                let members = beneficiary_members(&tx, &s, &b)?;
+                if !members.iter().any(|m| m.mutuelle_id == k) {
+                    return Err(StoreError::NotFound(format!(
+                        "membership of {k} for this beneficiary"
+                    )));
+                }
+                let writes = super::resolve_plan(&members, &k);
+                write_members(&tx, &writes, now_ms)?;
+                tx.commit()?;
+                Ok(writes)
+            })
+            .await;
         self.roster_changed();
         out
     }
@@ -1264,17 +1408,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Member>, StoreError> {
         let key = (scheme_id.to_string(), beneficiary_id.to_string());
         self.by_beneficiary.get_or(key, || {
-            self.read(|c| {
-                let mut st = c.prepare_cached(
-                    "SELECT body FROM members WHERE scheme_id = ?1 AND beneficiary_id = ?2 ORDER BY mutuelle_id, member_number",
-                )?;
-                let mut rows = st.query(params![scheme_id, beneficiary_id])?;
-                let mut out = Vec::new();
-                while let Some(r) = rows.next()? {
-                    out.push(from_json_ref(r.get_ref(0)?)?);
-                }
-                Ok(out)
-            })
+            self.read(|c| beneficiary_members(c, scheme_id, beneficiary_id))
         })
     }
 
@@ -1367,34 +1501,32 @@ impl Store for SqliteStore {
         mut import: RosterImport,
         now_ms: i64,
     ) -> Result<RosterDiff, StoreError> {
-        let out = self.with(move |c| {
-            let tx = c.savepoint()?;
-            let existing: Vec<Member> = {
-                let mut st = tx.prepare_cached("SELECT body FROM members WHERE mutuelle_id = ?1")?;
-                let bodies = st
-                    .query_map([&import.mutuelle_id], |r| r.get::<_, String>(0))?
-                    .collect::<Result<Vec<_>, _>>()?;
-                bodies.iter().map(|b| serde_json::from_str(b).map_err(backend)).collect::<Result<_, _>>()?
-            };
-            let incoming = std::mem::take(&mut import.members);
-            let (diff, writes) = super::roster_diff(&existing, incoming, &import);
-            if !import.dry_run {
-                let mut st = tx.prepare_cached(
-                    "INSERT INTO members (mutuelle_id, member_number, scheme_id, beneficiary_id, body, updated_ms) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-                     ON CONFLICT (mutuelle_id, member_number) DO UPDATE SET \
-                     scheme_id = excluded.scheme_id, beneficiary_id = excluded.beneficiary_id, \
-                     body = excluded.body, updated_ms = excluded.updated_ms",
-                )?;
-                for m in &writes {
-                    st.execute(params![m.mutuelle_id, m.member_number, m.scheme_id, m.beneficiary_id, json(m), now_ms])?;
+        let out = self
+            .with(move |c| {
+                let tx = c.savepoint()?;
+                let existing: Vec<Member> = {
+                    let mut st =
+                        tx.prepare_cached("SELECT body FROM members WHERE mutuelle_id = ?1")?;
+                    let bodies = st
+                        .query_map([&import.mutuelle_id], |r| r.get::<_, String>(0))?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    bodies
+                        .iter()
+                        .map(|b| serde_json::from_str(b).map_err(backend))
+                        .collect::<Result<_, _>>()?
+                };
+                let incoming = std::mem::take(&mut import.members);
+                let (diff, writes, checked) =
+                    super::roster_diff_checked(&existing, incoming, &import);
+                let checked: Vec<(usize, &Member)> = checked.iter().map(|(i, m)| (*i, m)).collect();
+                check_coverage(&tx, &checked)?;
+                if !import.dry_run {
+                    write_members(&tx, &writes, now_ms)?;
+                    tx.commit()?;
                 }
-                drop(st);
-                tx.commit()?;
-            }
-            Ok(diff)
-        })
-        .await;
+                Ok(diff)
+            })
+            .await;
         self.roster_changed();
         out
     }
@@ -1442,11 +1574,11 @@ impl Store for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()?;
             let (count, totals) = c.query_row(
                 &format!(
-                    "SELECT COUNT(*), COALESCE(SUM(c.billed_total), 0), COALESCE(SUM(c.scheme_total), 0), \
-                     COALESCE(SUM(c.mutuelle_total), 0) FROM claims c WHERE {FILTER_SQLITE}"
+                    "SELECT COUNT(*), {}, {}, {} FROM claims c WHERE {FILTER_SQLITE}",
+                    split_sum("c.billed_total"), split_sum("c.scheme_total"), split_sum("c.mutuelle_total")
                 ),
                 params![args.0, args.1, args.2, args.3, args.4],
-                |r| Ok((r.get::<_, i64>(0)?, Totals { billed: r.get(1)?, scheme: r.get(2)?, mutuelle: r.get(3)? })),
+                |r| Ok((r.get::<_, i64>(0)?, totals_at(r, 1)?)),
             )?;
             Ok(ClaimPage { rows, totals, total_count: count as u64 })
         })
@@ -1784,6 +1916,18 @@ mod tests {
                     as std::sync::Arc<dyn Store>,
             )
         });
+    }
+
+    /// A conflict written before the coverage rule is listed and resolved.
+    #[tokio::test]
+    async fn legacy_coverage_conflicts() {
+        let s = std::sync::Arc::new(SqliteStore::open_in_memory().unwrap());
+        let members = crate::store::conformance::legacy_conflict_members();
+        s.with(move |c| write_members(c, &members, 1))
+            .await
+            .unwrap();
+        s.roster_changed();
+        crate::store::conformance::legacy_conflicts_listed_and_resolved(s).await;
     }
 
     /// The writer keeps its larger page cache, and the bundled SQLite is

@@ -1,0 +1,192 @@
+//! The one layer in front of every service: calls refused before their
+//! handler runs.
+//!
+//! tonic decodes a request's protobuf body after the authentication
+//! interceptor and before the handler. A body that does not decode (invalid
+//! UTF-8 in a string, a bad varint, a wrong wire type) came back as
+//! INTERNAL, and one over `max_message_bytes` as OUT_OF_RANGE, both without
+//! an audit row: the handler, which audits, never ran. This layer sees the
+//! answer of every call; the only INTERNAL and OUT_OF_RANGE answers are
+//! those of the decoder (the service's own errors map to a closed set
+//! without them, `api/status.rs`). It answers INVALID_ARGUMENT with the
+//! field path prost names (google.rpc.BadRequest) for the first, keeps
+//! OUT_OF_RANGE for the second, and records both in the audit log like any
+//! other refused call.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tonic::body::Body;
+use tonic::codegen::http;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::audit::{AuditSink, hash, now_ms};
+use crate::identity::Directory;
+use crate::store::{AuditEntry, Direction};
+
+/// Wraps the router (see `server.rs`).
+#[derive(Clone)]
+pub struct RefusedLayer {
+    pub audit: AuditSink,
+    pub directory: Arc<Directory>,
+    pub plaintext: bool,
+}
+
+impl<S> tower::Layer<S> for RefusedLayer {
+    type Service = Refused<S>;
+
+    fn layer(&self, inner: S) -> Refused<S> {
+        Refused {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Refused<S> {
+    inner: S,
+    layer: RefusedLayer,
+}
+
+/// Who called, for the audit row: the certificate's identity when the
+/// directory knows it, else the peer address alone.
+fn party(layer: &RefusedLayer, req: &http::Request<Body>) -> String {
+    let ext = req.extensions();
+    if let Some(tls) = ext.get::<TlsConnectInfo<TcpConnectInfo>>() {
+        let addr = tls
+            .get_ref()
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let who = tls
+            .peer_certs()
+            .and_then(|c| c.first().map(|ee| layer.directory.caller(ee.as_ref())))
+            .and_then(Result::ok)
+            .map(|c| c.display())
+            .unwrap_or_else(|| "unauthenticated".into());
+        return format!("{who}@{addr}");
+    }
+    let addr = ext
+        .get::<TcpConnectInfo>()
+        .and_then(|c| c.remote_addr())
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let who = if layer.plaintext {
+        "plaintext"
+    } else {
+        "unauthenticated"
+    };
+    format!("{who}@{addr}")
+}
+
+/// A prost decode error as a field path and a description: "failed to
+/// decode Protobuf message: CoordinateClaimRequest.lines: ClaimLine.act_code:
+/// invalid string value: data is not UTF-8 encoded" names `lines.act_code`.
+pub fn decode_violation(message: &str) -> (String, String) {
+    let rest = message
+        .strip_prefix("failed to decode Protobuf message: ")
+        .unwrap_or(message);
+    let mut path = Vec::new();
+    let mut tail = rest;
+    while let Some((segment, after)) = tail.split_once(": ") {
+        let Some((msg, field)) = segment.split_once('.') else {
+            break;
+        };
+        let word =
+            |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !word(msg) || !word(field) {
+            break;
+        }
+        path.push(field);
+        tail = after;
+    }
+    let field = if path.is_empty() {
+        "body".to_string()
+    } else {
+        path.join(".")
+    };
+    (field, format!("not a valid protobuf message: {tail}"))
+}
+
+impl<S> tower::Service<http::Request<Body>> for Refused<S>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let method = req
+            .uri()
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let party = party(&self.layer, &req);
+        let audit = self.layer.audit.clone();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let resp = fut.await?;
+            let Some(status) = Status::from_header_map(resp.headers()) else {
+                return Ok(resp);
+            };
+            let refused = match status.code() {
+                Code::Internal => {
+                    let (field, description) = decode_violation(status.message());
+                    let mut d = ErrorDetails::new();
+                    d.add_bad_request_violation(field.clone(), description.clone());
+                    Status::with_error_details(
+                        Code::InvalidArgument,
+                        format!("{field}: {description}"),
+                        d,
+                    )
+                }
+                Code::OutOfRange => status,
+                _ => return Ok(resp),
+            };
+            audit
+                .record(AuditEntry {
+                    at_ms: now_ms(),
+                    direction: Direction::In,
+                    party: party.clone(),
+                    method,
+                    subject: "request".into(),
+                    request_hash: hash(party.as_bytes()),
+                    outcome: format!("{:?}: {}", refused.code(), refused.message()),
+                })
+                .await;
+            Ok(refused.into_http())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_violation;
+
+    #[test]
+    fn the_field_path_of_a_decode_error() {
+        let (f, d) = decode_violation(
+            "failed to decode Protobuf message: CoordinateClaimRequest.lines: ClaimLine.act_code: invalid string value: data is not UTF-8 encoded",
+        );
+        assert_eq!(f, "lines.act_code");
+        assert_eq!(
+            d,
+            "not a valid protobuf message: invalid string value: data is not UTF-8 encoded"
+        );
+        let (f, _) = decode_violation("failed to decode Protobuf message: invalid varint");
+        assert_eq!(f, "body");
+    }
+}
