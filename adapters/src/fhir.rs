@@ -458,10 +458,13 @@ pub fn parse_claim_response(
         .unwrap_or_default();
     for (i, item) in items.iter().enumerate() {
         let p = format!("ClaimResponse.item[{i}]");
+        // A sequence past u32 is refused, never wrapped onto a real line.
         let seq = item
             .get("itemSequence")
             .and_then(Value::as_u64)
-            .ok_or_else(|| perr(&format!("{p}.itemSequence"), "missing"))? as u32;
+            .ok_or_else(|| perr(&format!("{p}.itemSequence"), "missing"))?;
+        let seq =
+            u32::try_from(seq).map_err(|_| perr(&format!("{p}.itemSequence"), "out of range"))?;
         let adj = item
             .get("adjudication")
             .and_then(Value::as_array)
@@ -585,10 +588,13 @@ pub fn parse_claim(
             (None, None) => None,
         };
         out.push(ResponseLine {
-            sequence: item
-                .get("sequence")
-                .and_then(Value::as_u64)
-                .unwrap_or(i as u64 + 1) as u32,
+            sequence: match item.get("sequence") {
+                None => u32::try_from(i + 1).map_err(|_| perr(&p, "too many items"))?,
+                Some(v) => v
+                    .as_u64()
+                    .and_then(|s| u32::try_from(s).ok())
+                    .ok_or_else(|| perr(&format!("{p}.sequence"), "out of range"))?,
+            },
             quantity: Some(qty),
             unit_price: unit.map(|(u, _)| u),
             line_total: total,
@@ -980,4 +986,23 @@ impl Adapter for FhirAdapter {
 /// The line total a remainder claim line carries (for tests and docs).
 pub fn claimed(l: &ClaimLine) -> i64 {
     l.remainder()
+}
+
+#[cfg(test)]
+mod sequence_tests {
+    use super::*;
+
+    /// 4294967297 is 2^32 + 1: cast to u32 it was line 1.
+    #[test]
+    fn a_sequence_past_u32_is_refused_not_wrapped() {
+        let answer = serde_json::json!({
+            "resourceType": "ClaimResponse",
+            "outcome": "complete",
+            "item": [{ "itemSequence": 4294967297u64, "adjudication": [] }],
+        });
+        let err = parse_claim_response(&answer, Dialect::Standard, &HashMap::new())
+            .map(|_| ())
+            .expect_err("refused");
+        assert!(err.to_string().contains("itemSequence"), "{err}");
+    }
 }

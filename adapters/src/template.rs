@@ -159,8 +159,8 @@ impl Adapter for TemplateAdapter {
         for (i, l) in lines.iter().enumerate() {
             let sequence = l["sequence"]
                 .as_u64()
-                .ok_or_else(|| AdapterError::Malformed(format!("lines[{i}].sequence")))?
-                as u32;
+                .and_then(|s| u32::try_from(s).ok())
+                .ok_or_else(|| AdapterError::Malformed(format!("lines[{i}].sequence")))?;
             let share = l["share"]
                 .as_i64()
                 .ok_or_else(|| AdapterError::Malformed(format!("lines[{i}].share")))?;
