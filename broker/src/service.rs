@@ -1237,3 +1237,41 @@ pub fn mask(id: &str) -> String {
     let tail: String = id.chars().skip(n - 3).collect();
     format!("***{tail}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance::{d, sample_member};
+
+    /// Routing without a card never depends on the order of ids.
+    #[test]
+    fn routing_is_the_one_mutuelle_in_force() {
+        let mut a = sample_member("MUT-A", "A-1", "TG-1");
+        a.products[0].end = Some(d("2025-12-31"));
+        let mut b = sample_member("MUT-B", "B-1", "TG-1");
+        b.products[0].start = d("2026-01-01");
+        let on = |ms: &[&Member], day: &str| {
+            choose_member(ms, d(day)).map(|m| m.map(|m| m.mutuelle_id.clone()))
+        };
+        // Whatever the order the store lists them in.
+        for ms in [[&a, &b], [&b, &a]] {
+            assert_eq!(on(&ms, "2025-06-01").unwrap().as_deref(), Some("MUT-A"));
+            assert_eq!(on(&ms, "2026-06-01").unwrap().as_deref(), Some("MUT-B"));
+            // Before either: records of two mutuelles, none in force.
+            assert_eq!(on(&ms, "2024-06-01").unwrap(), None);
+        }
+        // One mutuelle's records, none in force: it answers why.
+        assert_eq!(on(&[&a], "2026-06-01").unwrap().as_deref(), Some("MUT-A"));
+        // Two in force on one date (stored before the coverage rule): refused.
+        let mut c = sample_member("MUT-C", "C-1", "TG-1");
+        c.products[0].start = d("2025-06-01");
+        assert!(matches!(
+            on(&[&a, &c], "2025-07-01"),
+            Err(ServiceError::CoverageConflict(_))
+        ));
+        assert!(matches!(
+            on(&[&c, &a], "2025-07-01"),
+            Err(ServiceError::CoverageConflict(_))
+        ));
+    }
+}

@@ -19,6 +19,9 @@ use crate::store::ClaimRecord;
 /// Most claims per ListChangedClaims page, and the default.
 const MAX_PAGE: u32 = 500;
 const DEFAULT_PAGE: u32 = 100;
+/// Most bytes of claims in one ListChangedClaims page (the page stops
+/// before; at least one claim is always sent).
+const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Longest ListChangedClaims wait.
 const MAX_WAIT_MS: u32 = 30_000;
 
@@ -92,6 +95,26 @@ pub fn claim_result(rec: &ClaimRecord) -> pb::ClaimResult {
         product: rec.product.as_ref().map(convert::product_ref_to_pb),
         duplicate_of_claim_id: rec.duplicate_of.clone().unwrap_or_default(),
     }
+}
+
+/// The claims of a page of changes, stopping before `budget` bytes (the
+/// claims after come on the next page; at least one is sent), and the
+/// change number the next page starts after.
+fn page_within(rows: &[ClaimRecord], after: u64, budget: usize) -> (Vec<pb::ClaimResult>, u64) {
+    let mut next = after;
+    let mut bytes = 0;
+    let mut claims = Vec::with_capacity(rows.len());
+    for r in rows {
+        let c = claim_result(r);
+        let n = prost::Message::encoded_len(&c);
+        if !claims.is_empty() && bytes + n > budget {
+            break;
+        }
+        bytes += n;
+        next = r.change_seq;
+        claims.push(c);
+    }
+    (claims, next)
 }
 
 fn parse_cursor(c: &str) -> Result<u64, ServiceError> {
@@ -279,9 +302,9 @@ impl SchemeService for SchemeApi {
                         super::wait_within(Duration::from_millis(msg.wait_ms as u64), budget),
                     )
                     .await?;
-                let next = rows.last().map(|r| r.change_seq).unwrap_or(after);
+                let (claims, next) = page_within(&rows, after, MAX_PAGE_BYTES);
                 Ok::<_, ServiceError>(pb::ListChangedClaimsResponse {
-                    claims: rows.iter().map(claim_result).collect(),
+                    claims,
                     next_cursor: cursor(next),
                 })
             },
@@ -327,5 +350,51 @@ impl SchemeService for SchemeApi {
             },
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ClaimRecord;
+
+    fn record(seq: u64) -> ClaimRecord {
+        let claim = crate::store::conformance::sample_claim("CNSS", &format!("C-{seq}"), "I");
+        ClaimRecord {
+            claim,
+            request_hash: String::new(),
+            state: passerelle_domain::ClaimState::Received,
+            mutuelle_id: "MUT-A".into(),
+            member_number: "M-1".into(),
+            adjudication_key: String::new(),
+            cancel_key: None,
+            cancel_reason: String::new(),
+            shares: None,
+            product: None,
+            partner_reference: String::new(),
+            rejection: None,
+            attempts: 0,
+            next_attempt_ms: None,
+            last_error: String::new(),
+            change_seq: seq,
+            created_ms: 0,
+            updated_ms: 0,
+            duplicate_of: None,
+        }
+    }
+
+    #[test]
+    fn a_page_of_changes_stops_before_its_byte_budget() {
+        let rows: Vec<ClaimRecord> = (1..=10).map(record).collect();
+        let one = prost::Message::encoded_len(&claim_result(&rows[0]));
+        let (page, next) = page_within(&rows, 0, one * 3 + one / 2);
+        assert_eq!(page.len(), 3);
+        assert_eq!(next, 3);
+        // The rest follows from the cursor.
+        let (rest, next) = page_within(&rows[3..], next, usize::MAX);
+        assert_eq!((rest.len(), next), (7, 10));
+        // At least one claim, whatever its size.
+        let (page, next) = page_within(&rows, 0, 1);
+        assert_eq!((page.len(), next), (1, 1));
     }
 }
