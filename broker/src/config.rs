@@ -225,6 +225,34 @@ pub struct LimitsConfig {
     /// answered RESOURCE_EXHAUSTED at once instead of queueing. Default 1024.
     #[serde(default = "default_in_flight")]
     pub max_in_flight: usize,
+    /// Open connections from one peer IP address, TLS handshakes in
+    /// progress included; past it a new connection is closed at once and
+    /// counted among refusals. Schemes and mutuelles may sit behind one NAT
+    /// address: a tonic or grpc client keeps one to a few connections, so
+    /// 64 leaves room for a dozen partners behind one address while one
+    /// address cannot hold the broker's descriptors. Default 64.
+    #[serde(default = "default_per_peer")]
+    pub max_connections_per_peer: usize,
+    /// TLS handshakes in progress at once, across all peers; past it a new
+    /// connection is closed at once and counted among refusals. Default 256.
+    #[serde(default = "default_handshakes")]
+    pub max_handshakes: usize,
+    /// Refused handshakes, connections over a cap and unknown identities
+    /// are counted per (peer address, reason) over this many seconds: the
+    /// first of each is audited and logged at once, the rest as one row and
+    /// one line with their count at the end of the interval. Default 60.
+    #[serde(default = "default_refusal_interval")]
+    pub refusal_interval_s: u64,
+    /// (peer address, reason) pairs counted apart in one interval; refusals
+    /// past it share one "other-peers" row per reason, so that churn from
+    /// many addresses stays bounded too. Default 256.
+    #[serde(default = "default_refusal_peers")]
+    pub refusal_peers: usize,
+    /// At most one warning per this many seconds when accepting a
+    /// connection fails (out of file descriptors, of memory...), with the
+    /// count of the failures left unsaid. Default 10.
+    #[serde(default = "default_accept_warn")]
+    pub accept_warn_interval_s: u64,
 }
 
 fn default_max_message() -> usize {
@@ -242,6 +270,21 @@ fn default_header_bytes() -> u32 {
 fn default_in_flight() -> usize {
     1024
 }
+fn default_per_peer() -> usize {
+    64
+}
+fn default_handshakes() -> usize {
+    256
+}
+fn default_refusal_interval() -> u64 {
+    60
+}
+fn default_refusal_peers() -> usize {
+    256
+}
+fn default_accept_warn() -> u64 {
+    10
+}
 
 impl Default for LimitsConfig {
     fn default() -> Self {
@@ -251,6 +294,11 @@ impl Default for LimitsConfig {
             request_timeout_ms: default_request_timeout(),
             max_header_bytes: default_header_bytes(),
             max_in_flight: default_in_flight(),
+            max_connections_per_peer: default_per_peer(),
+            max_handshakes: default_handshakes(),
+            refusal_interval_s: default_refusal_interval(),
+            refusal_peers: default_refusal_peers(),
+            accept_warn_interval_s: default_accept_warn(),
         }
     }
 }
@@ -417,6 +465,15 @@ impl Config {
             return Err(
                 "limits: max_in_flight and max_concurrent_streams must be more than 0".into(),
             );
+        }
+        let l = &self.limits;
+        if l.max_connections_per_peer == 0
+            || l.max_handshakes == 0
+            || l.refusal_interval_s == 0
+            || l.refusal_peers == 0
+            || l.accept_warn_interval_s == 0
+        {
+            return Err("limits: max_connections_per_peer, max_handshakes, refusal_interval_s, refusal_peers and accept_warn_interval_s must be more than 0".into());
         }
         if self.schemes.is_empty() {
             return Err("schemes: at least one [[schemes]] entry is needed".into());
