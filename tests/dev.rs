@@ -217,6 +217,19 @@ fn serve_refuses_an_old_schema_until_migrated_then_stops_on_sigterm() {
     );
 }
 
+/// Runs a command to its end, 60 s at most: a second broker that did start
+/// would serve for ever, and the test fails instead of hanging.
+async fn output_within(mut cmd: tokio::process::Command) -> std::process::Output {
+    cmd.kill_on_drop(true)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the command ended (a second broker would serve for ever)")
+        .unwrap()
+}
+
 /// One broker per SQLite file: a second `dev` on the same data folder exits
 /// non-zero saying another passerelle uses it, and the first keeps serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,9 +265,7 @@ async fn a_second_dev_on_the_same_data_dir_refuses_and_the_first_keeps_serving()
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .parse()
         .unwrap();
-    let second = tokio::task::spawn_blocking(move || dev().output().unwrap())
-        .await
-        .unwrap();
+    let second = output_within(dev().into()).await;
     assert!(!second.status.success());
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(
@@ -278,8 +289,8 @@ async fn a_second_dev_on_the_same_data_dir_refuses_and_the_first_keeps_serving()
 /// Two `serve` on one SQLite file: the second refuses to start, and so
 /// does `migrate` while the first runs; after the first stops, the file is
 /// free.
-#[test]
-fn a_second_broker_on_the_same_database_refuses_to_start() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_broker_on_the_same_database_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("p.toml");
     std::fs::write(
@@ -288,13 +299,11 @@ fn a_second_broker_on_the_same_database_refuses_to_start() {
     )
     .unwrap();
     let run = |what: &str| {
-        Command::new(env!("CARGO_BIN_EXE_passerelle"))
-            .args([what, "--config"])
-            .arg(&cfg)
-            .output()
-            .unwrap()
+        let mut c = Command::new(env!("CARGO_BIN_EXE_passerelle"));
+        c.args([what, "--config"]).arg(&cfg);
+        output_within(c.into())
     };
-    assert!(run("migrate").status.success());
+    assert!(run("migrate").await.status.success());
     let mut first = Child(
         Command::new(env!("CARGO_BIN_EXE_passerelle"))
             .args(["serve", "--config"])
@@ -311,7 +320,7 @@ fn a_second_broker_on_the_same_database_refuses_to_start() {
         .unwrap();
     assert!(line.starts_with("passerelle listening on"), "{line}");
     for what in ["serve", "migrate"] {
-        let out = run(what);
+        let out = run(what).await;
         assert!(!out.status.success(), "{what} ran beside a broker");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -322,7 +331,7 @@ fn a_second_broker_on_the_same_database_refuses_to_start() {
     // kill -9 leaves no stale lock: the kernel drops it with the process.
     let _ = first.0.kill();
     let _ = first.0.wait();
-    assert!(run("migrate").status.success());
+    assert!(run("migrate").await.status.success());
 }
 
 /// The README's tour, command by command, with the files it names: a
