@@ -1193,3 +1193,36 @@ async fn connect_and_close_churn_does_not_flood_the_log() {
     // connection.
     assert!(!refused.is_empty() && refused.len() <= 8, "{refused:?}");
 }
+
+/// Calls with a valid certificate of an unknown identity: UNAUTHENTICATED
+/// each time, audited as one row at once and one row with the count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_identity_churn_is_audited_in_aggregate() {
+    let mut h = TlsHarness::start().await;
+    let ghost = h.pki.issue_client(Role::Mutuelle, "MUT-GHOST", 30).unwrap();
+    let ch = tls_channel_with(h.addr, &h.pki.ca_cert(), &ghost.cert, &ghost.key)
+        .await
+        .unwrap();
+    let mut c = SchemeServiceClient::new(ch);
+    for _ in 0..200 {
+        let e = c.get_claim(get("CNSS", "x")).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated);
+    }
+    let broker = h.running().broker.clone();
+    h.running.take().unwrap().shutdown().await;
+    let rows: Vec<_> = broker
+        .store()
+        .read_audit(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e)
+        .filter(|e| e.method == "Authenticate")
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows[0].outcome.contains("MUT-GHOST"), "{rows:?}");
+    assert_eq!(
+        rows[1].outcome,
+        "refused: unknown identity x 199 more in 60 s"
+    );
+}

@@ -57,9 +57,6 @@ pub enum Reason {
     Other,
 }
 
-/// How many reasons there are (the bound of the "other peers" buckets).
-pub const REASONS: usize = 12;
-
 impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
