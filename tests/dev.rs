@@ -217,6 +217,22 @@ fn serve_refuses_an_old_schema_until_migrated_then_stops_on_sigterm() {
     );
 }
 
+/// Starts a broker and returns it with the first line it prints.
+fn started(mut cmd: Command) -> (Child, String) {
+    let mut child = Child(
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let line = BufReader::new(child.0.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    (child, line)
+}
+
 /// Runs a command to its end, 60 s at most: a second broker that did start
 /// would serve for ever, and the test fails instead of hanging.
 async fn output_within(mut cmd: tokio::process::Command) -> std::process::Output {
@@ -248,18 +264,7 @@ async fn a_second_dev_on_the_same_data_dir_refuses_and_the_first_keeps_serving()
         ]);
         c
     };
-    let mut first = Child(
-        dev()
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let line = BufReader::new(first.0.stdout.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
+    let (_first, line) = started(dev());
     let addr: std::net::SocketAddr = line
         .strip_prefix("passerelle dev broker listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
@@ -304,20 +309,9 @@ async fn a_second_broker_on_the_same_database_refuses_to_start() {
         output_within(c.into())
     };
     assert!(run("migrate").await.status.success());
-    let mut first = Child(
-        Command::new(env!("CARGO_BIN_EXE_passerelle"))
-            .args(["serve", "--config"])
-            .arg(&cfg)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let line = BufReader::new(first.0.stdout.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_passerelle"));
+    serve.args(["serve", "--config"]).arg(&cfg);
+    let (mut first, line) = started(serve);
     assert!(line.starts_with("passerelle listening on"), "{line}");
     for what in ["serve", "migrate"] {
         let out = run(what).await;
