@@ -217,6 +217,117 @@ fn serve_refuses_an_old_schema_until_migrated_then_stops_on_sigterm() {
     );
 }
 
+/// Starts a broker and returns it with the first line it prints.
+fn started(mut cmd: Command) -> (Child, String) {
+    let mut child = Child(
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let line = BufReader::new(child.0.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    (child, line)
+}
+
+/// Runs a command to its end, 60 s at most: a second broker that did start
+/// would serve for ever, and the test fails instead of hanging.
+async fn output_within(mut cmd: tokio::process::Command) -> std::process::Output {
+    cmd.kill_on_drop(true)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the command ended (a second broker would serve for ever)")
+        .unwrap()
+}
+
+/// One broker per SQLite file: a second `dev` on the same data folder exits
+/// non-zero saying another passerelle uses it, and the first keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_dev_on_the_same_data_dir_refuses_and_the_first_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = dir.path().to_path_buf();
+    let dev = move || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_passerelle"));
+        c.current_dir(&at).args([
+            "dev",
+            "--plaintext",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            "data",
+        ]);
+        c
+    };
+    let (_first, line) = started(dev());
+    let addr: std::net::SocketAddr = line
+        .strip_prefix("passerelle dev broker listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+    let second = output_within(dev().into()).await;
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("another passerelle is using this database") && err.contains("passerelle.db"),
+        "{err}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&second.stdout).contains("listening"),
+        "the second never served"
+    );
+    let health = HealthClient::new(common::channel(addr).await)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(health.status, ServingStatus::Serving as i32);
+}
+
+/// Two `serve` on one SQLite file: the second refuses to start, and so
+/// does `migrate` while the first runs; after the first stops, the file is
+/// free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_broker_on_the_same_database_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("p.toml");
+    std::fs::write(
+        &cfg,
+        "listen = \"127.0.0.1:0\"\nplaintext = true\n[[schemes]]\nid = \"CNSS\"\ncurrency = \"XOF\"\n",
+    )
+    .unwrap();
+    let run = |what: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_passerelle"));
+        c.args([what, "--config"]).arg(&cfg);
+        output_within(c.into())
+    };
+    assert!(run("migrate").await.status.success());
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_passerelle"));
+    serve.args(["serve", "--config"]).arg(&cfg);
+    let (mut first, line) = started(serve);
+    assert!(line.starts_with("passerelle listening on"), "{line}");
+    for what in ["serve", "migrate"] {
+        let out = run(what).await;
+        assert!(!out.status.success(), "{what} ran beside a broker");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("another passerelle is using this database"),
+            "{what}: {err}"
+        );
+    }
+    // kill -9 leaves no stale lock: the kernel drops it with the process.
+    let _ = first.0.kill();
+    let _ = first.0.wait();
+    assert!(run("migrate").await.status.success());
+}
+
 /// The README's tour, command by command, with the files it names: a
 /// newcomer's dev broker, a roster imported from CSV, a claim submitted and
 /// listed, a period closed and its statement exported, tying out.

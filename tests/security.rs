@@ -773,3 +773,453 @@ async fn sighup_reloads_the_crl_of_a_running_broker() {
     );
     drop(tx);
 }
+
+// ---- fail-closed security inputs (CRLs) ----
+
+/// `scheme` gets in: authenticated, it is refused CNSS's claim (unless it
+/// is CNSS) instead of its handshake.
+async fn assert_authenticated(h: &TlsHarness, scheme: &str, context: &str) {
+    let r = try_call(tls_channel(h.addr, h.certs(), Role::Scheme, scheme).await).await;
+    assert!(
+        r.as_ref()
+            .map_or_else(|e| e.contains("PermissionDenied"), |_| true),
+        "{context}: {scheme} must still get in: {r:?}"
+    );
+}
+
+/// Stops the broker (flushing aggregated refusals and the audit writer) and
+/// returns the audit rows for which `keep` holds.
+async fn audit_after_shutdown(
+    h: &mut TlsHarness,
+    keep: impl Fn(&passerelle_broker::store::AuditEntry) -> bool,
+) -> Vec<passerelle_broker::store::AuditEntry> {
+    let broker = h.running().broker.clone();
+    h.running.take().unwrap().shutdown().await;
+    broker
+        .store()
+        .read_audit(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e)
+        .filter(|e| keep(e))
+        .collect()
+}
+
+/// Every shape of a CRL file that yields no valid CRL: start-up refuses
+/// naming the file, and a reload of a running broker fails, keeps the old
+/// material, and a revoked client stays refused over a real TLS socket. A
+/// DER CRL is honoured like a PEM one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crl_file_without_a_valid_crl_refuses_start_up_and_reload() {
+    let h = TlsHarness::start().await;
+    let (cnss_cert, cnss_key) = h.pki.client_paths(Role::Scheme, "CNSS");
+    h.pki.revoke(&cnss_cert).unwrap();
+    h.running().reload_tls().unwrap();
+    let ca = h.pki.ca_cert();
+    let revoked = || tls_channel_with(h.addr, &ca, &cnss_cert, &cnss_key);
+    assert!(try_call(revoked().await).await.is_err(), "revoked");
+
+    let crl_path = h.pki.crl();
+    let good = std::fs::read_to_string(&crl_path).unwrap();
+    let der = rustls_pemfile::crls(&mut good.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec();
+    let lines: Vec<&str> = good.lines().collect();
+    // The body without one of its base64 lines: still base64, DER cut short.
+    let cut_body = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, l)| format!("{l}\n"))
+        .collect::<String>();
+    let bad: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", Vec::new()),
+        ("whitespace", b"  \n\t\n  ".to_vec()),
+        ("garbage", b"this is not a crl\n".to_vec()),
+        ("binary garbage", vec![0x30, 0x03, 0x01, 0x02, 0x03]),
+        ("truncated pem", good.as_bytes()[..good.len() / 2].to_vec()),
+        ("pem with a line cut out", cut_body.into_bytes()),
+        ("a certificate", std::fs::read(h.pki.ca_cert()).unwrap()),
+        (
+            "a crl and garbage",
+            format!("{good}\nnot part of any block\n").into_bytes(),
+        ),
+    ];
+    for (shape, bytes) in bad {
+        std::fs::write(&crl_path, &bytes).unwrap();
+        // Start-up refuses, naming the file.
+        let store: std::sync::Arc<dyn passerelle_broker::store::Store> = std::sync::Arc::new(
+            passerelle_broker::store::sqlite::SqliteStore::open(
+                &h.dir
+                    .path()
+                    .join(format!("start-{}.db", shape.replace(' ', "-"))),
+            )
+            .unwrap(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let started =
+            passerelle_broker::server::start_with_store(&h.cfg, h.dir.path(), store, listener)
+                .await;
+        let e = started.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            e.contains("crl.pem"),
+            "{shape}: start-up must refuse: {e:?}"
+        );
+        // A reload fails and keeps the old verifier.
+        let e = h.running().reload_tls().unwrap_err();
+        assert!(e.contains("crl.pem"), "{shape}: {e}");
+        assert!(
+            try_call(revoked().await).await.is_err(),
+            "{shape}: the revoked client got in after a failed reload"
+        );
+        assert_authenticated(&h, "INAM", shape).await;
+    }
+    // A DER CRL is read as well.
+    std::fs::write(&crl_path, &der).unwrap();
+    h.running().reload_tls().unwrap();
+    assert!(
+        try_call(revoked().await).await.is_err(),
+        "revoked (der crl)"
+    );
+    assert_authenticated(&h, "INAM", "der crl").await;
+}
+
+// ---- unauthenticated callers: aggregated refusals, per-peer cap ----
+
+/// Raw TCP connections, held open, from `local`.
+async fn idle_connections(
+    to: std::net::SocketAddr,
+    local: &str,
+    n: usize,
+) -> Vec<tokio::net::TcpStream> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.bind(format!("{local}:0").parse().unwrap()).unwrap();
+        out.push(s.connect(to).await.unwrap());
+    }
+    out
+}
+
+/// Polls `cond` until it holds, 10 s at most.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The count an aggregated refusal row stands for: 1, or 1 + "x N more".
+fn refusals_in(outcome: &str) -> u64 {
+    outcome
+        .split(" x ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_and_close_churn_is_audited_in_aggregate() {
+    let mut h = TlsHarness::start().await;
+    for _ in 0..500 {
+        drop(tokio::net::TcpStream::connect(h.addr).await.unwrap());
+    }
+    let refusals = h.running().refusals.clone();
+    until("500 refusals counted", || refusals.counted() >= 500).await;
+    let rows = audit_after_shutdown(&mut h, |e| e.party.starts_with("tls:127.0.0.1")).await;
+    assert!(rows.len() <= 6, "{} rows: {rows:?}", rows.len());
+    let total: u64 = rows.iter().map(|e| refusals_in(&e.outcome)).sum();
+    assert_eq!(total, 500, "{rows:?}");
+    assert!(
+        rows.iter().any(|e| e.outcome.contains(" more in 60 s")),
+        "{rows:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_over_its_connection_cap_is_refused_while_another_peer_connects() {
+    let h = TlsHarness::start_with(|c| {
+        c.limits.max_connections_per_peer = 4;
+        c.tls.as_mut().unwrap().handshake_timeout_ms = 60_000;
+    })
+    .await;
+    let conns = h.running().connections.clone();
+    let one: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let idle = idle_connections(h.addr, "127.0.0.1", 4).await;
+    until("4 connections open", || conns.open_from(one) == 4).await;
+    // A fifth connection from 127.0.0.1 is closed at once.
+    assert!(
+        try_call(tls_channel(h.addr, h.certs(), Role::Scheme, "CNSS").await)
+            .await
+            .is_err()
+    );
+    // Another address is served meanwhile.
+    let other: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    assert!(
+        try_call(tls_channel_from(h.addr, h.certs(), Role::Scheme, "CNSS", other).await)
+            .await
+            .is_ok()
+    );
+    let rows = h.audit().await;
+    assert!(
+        rows.iter()
+            .any(|e| e.method == "Connect" && e.outcome.contains("too many connections from peer")),
+        "{rows:?}"
+    );
+    // Once the idle connections close, 127.0.0.1 gets in again.
+    drop(idle);
+    until("idle connections gone", || conns.open_from(one) == 0).await;
+    assert!(
+        try_call(tls_channel(h.addr, h.certs(), Role::Scheme, "CNSS").await)
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_in_progress_are_capped() {
+    let h = TlsHarness::start_with(|c| {
+        c.limits.max_handshakes = 2;
+        c.tls.as_mut().unwrap().handshake_timeout_ms = 60_000;
+    })
+    .await;
+    let conns = h.running().connections.clone();
+    let one: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let idle = idle_connections(h.addr, "127.0.0.1", 2).await;
+    until("2 handshakes open", || conns.open_from(one) == 2).await;
+    let other: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    assert!(
+        try_call(tls_channel_from(h.addr, h.certs(), Role::Scheme, "CNSS", other).await)
+            .await
+            .is_err()
+    );
+    let rows = h.audit().await;
+    assert!(
+        rows.iter()
+            .any(|e| e.outcome.contains("too many handshakes")),
+        "{rows:?}"
+    );
+    drop(idle);
+    until("idle connections gone", || conns.open_from(one) == 0).await;
+    assert!(
+        try_call(tls_channel_from(h.addr, h.certs(), Role::Scheme, "CNSS", other).await)
+            .await
+            .is_ok()
+    );
+}
+
+// ---- real broker processes: descriptors exhausted, log bounded ----
+
+/// `[limits]` lines added to the test config (before its first table).
+fn with_limits(text: &str, limits: &str) -> String {
+    text.replacen("[store]", &format!("[limits]\n{limits}\n\n[store]"), 1)
+}
+
+/// A config file serving mutual TLS with a fresh development PKI in `dir`.
+fn tls_config_file(
+    dir: &std::path::Path,
+    sim: std::net::SocketAddr,
+    limits: &str,
+) -> (std::path::PathBuf, passerelle_broker::pki::Pki) {
+    let pki = passerelle_broker::pki::Pki::new(dir.join("certs"));
+    pki.init_ca().unwrap();
+    pki.issue_server(&["localhost".into()], &["127.0.0.1".parse().unwrap()])
+        .unwrap();
+    pki.issue_client(Role::Scheme, "CNSS", 30).unwrap();
+    let text = with_limits(&config_text(sim, 2000), limits).replace("plaintext = true", "");
+    let tls = "[tls]\ncert = \"certs/server.crt\"\nkey = \"certs/server.key\"\nclient_ca = \"certs/ca.crt\"\ncrls = [\"certs/crl.pem\"]\nreload_interval_s = 0\n\n";
+    let text = text.replacen("[limits]", &format!("{tls}[limits]"), 1);
+    let config = dir.join("passerelle.toml");
+    std::fs::write(&config, text).unwrap();
+    (config, pki)
+}
+
+/// CPU time (user + system) of a process so far, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    // Fields 14 and 15 of stat(5), counted from the state (field 3).
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let out = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .unwrap();
+    let hz: f64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(100.0);
+    ticks as f64 / hz
+}
+
+/// Lines of a broker's stderr until one contains `needle` (all of them,
+/// that one included), 20 s at most.
+async fn lines_until(
+    rx: std::sync::mpsc::Receiver<String>,
+    needle: &'static str,
+) -> (Vec<String>, std::sync::mpsc::Receiver<String>) {
+    tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) => {
+                    let hit = l.contains(needle);
+                    seen.push(l);
+                    if hit {
+                        return (seen, rx);
+                    }
+                }
+                Err(_) => panic!("no line with {needle:?} in 20 s: {seen:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap()
+}
+
+/// With a low open-file limit and more idle connections than descriptors,
+/// the accept loop backs off instead of spinning (CPU time of the broker
+/// process measured from /proc), warns a bounded number of times, and
+/// serves again once descriptors free up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
+    use common::process::{migrate, spawn_under};
+    const LIMIT: u64 = 256;
+    let (_sim, sim_addr) = start_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("passerelle.toml");
+    // No per-peer cap in the way: every connection is accepted, to run out.
+    std::fs::write(
+        &config,
+        with_limits(
+            &config_text(sim_addr, 2000),
+            "max_connections_per_peer = 100000",
+        ),
+    )
+    .unwrap();
+    migrate(&config);
+    let nofile = format!("--nofile={LIMIT}:{LIMIT}");
+    let mut broker = spawn_under(&["prlimit", nofile.as_str(), "--"], &config, None);
+    let pid = broker.child.id();
+    let mut stderr = broker.stderr.take().unwrap();
+    let start_up: Vec<String> = stderr.try_iter().collect();
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as u64;
+    // Enough to use every descriptor left, and some waiting in the backlog.
+    let idle = idle_connections(broker.addr, "127.0.0.1", (LIMIT - open + 100) as usize).await;
+    let (before, rest) = lines_until(stderr, "accept failed").await;
+    stderr = rest;
+    let all: Vec<String> = start_up.into_iter().chain(before).collect();
+    assert!(
+        all.iter().any(|l| l.contains("open file limit below")),
+        "the start-up check warns: {all:?}"
+    );
+    // The broker is out of descriptors now: measure it over a window.
+    let window = std::time::Duration::from_secs(2);
+    let (cpu0, t0) = (cpu_seconds(pid), std::time::Instant::now());
+    tokio::time::sleep(window).await;
+    let (cpu1, wall) = (cpu_seconds(pid), t0.elapsed().as_secs_f64());
+    let busy = (cpu1 - cpu0) / wall;
+    let logged: Vec<String> = stderr.try_iter().collect();
+    eprintln!(
+        "out of descriptors: broker cpu {:.1}% of a core over {wall:.1} s, {} log lines",
+        busy * 100.0,
+        logged.len()
+    );
+    assert!(busy < 0.2, "the broker used {:.0}% of a core", busy * 100.0);
+    assert!(logged.len() <= 3, "log flood: {} lines", logged.len());
+    // Descriptors free up: a legitimate call is served.
+    drop(idle);
+    let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", broker.addr))
+        .unwrap()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .timeout(std::time::Duration::from_secs(10))
+        .connect()
+        .await
+        .unwrap();
+    let r = SchemeServiceClient::new(ch)
+        .get_claim(get("CNSS", "x"))
+        .await;
+    assert_eq!(r.unwrap_err().code(), Code::NotFound);
+}
+
+/// 500 connect-and-close on a real mTLS broker: a handful of log lines,
+/// not one per connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_and_close_churn_does_not_flood_the_log() {
+    use common::process::{migrate, spawn};
+    let (_sim, sim_addr) = start_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (config, pki) = tls_config_file(dir.path(), sim_addr, "");
+    migrate(&config);
+    let mut broker = spawn(&config, None);
+    for _ in 0..500 {
+        drop(tokio::net::TcpStream::connect(broker.addr).await.unwrap());
+    }
+    // A legitimate call (from another address: 127.0.0.1 may still be at
+    // its cap while the churn's handshakes end) gets in.
+    let other: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    assert!(
+        try_call(tls_channel_from(broker.addr, pki.dir(), Role::Scheme, "CNSS", other).await)
+            .await
+            .is_ok()
+    );
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &broker.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let rx = broker.stderr.take().unwrap();
+    let status = tokio::task::spawn_blocking(move || {
+        let s = broker.child.wait().unwrap();
+        (s, rx.iter().collect::<Vec<_>>())
+    })
+    .await
+    .unwrap();
+    let (status, lines) = status;
+    assert!(status.success(), "{lines:?}");
+    let refused: Vec<&String> = lines.iter().filter(|l| l.contains("refused")).collect();
+    eprintln!(
+        "500 connect-and-close: {} log lines about refusals",
+        refused.len()
+    );
+    // A first line and a count line per reason seen (closed during
+    // handshake; maybe too many connections from peer): not one per
+    // connection.
+    assert!(!refused.is_empty() && refused.len() <= 8, "{refused:?}");
+}
+
+/// Calls with a valid certificate of an unknown identity: UNAUTHENTICATED
+/// each time, audited as one row at once and one row with the count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_identity_churn_is_audited_in_aggregate() {
+    let mut h = TlsHarness::start().await;
+    let ghost = h.pki.issue_client(Role::Mutuelle, "MUT-GHOST", 30).unwrap();
+    let ch = tls_channel_with(h.addr, &h.pki.ca_cert(), &ghost.cert, &ghost.key)
+        .await
+        .unwrap();
+    let mut c = SchemeServiceClient::new(ch);
+    for _ in 0..200 {
+        let e = c.get_claim(get("CNSS", "x")).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated);
+    }
+    let rows = audit_after_shutdown(&mut h, |e| e.method == "Authenticate").await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows[0].outcome.contains("MUT-GHOST"), "{rows:?}");
+    assert_eq!(
+        rows[1].outcome,
+        "refused: unknown identity x 199 more in 60 s"
+    );
+}

@@ -244,6 +244,34 @@ pub struct LimitsConfig {
     /// Default 128.
     #[serde(default = "default_calls_per_partner")]
     pub max_calls_per_partner: usize,
+    /// Open connections from one peer IP address, TLS handshakes in
+    /// progress included; past it a new connection is closed at once and
+    /// counted among refusals. Schemes and mutuelles may sit behind one NAT
+    /// address: a tonic or grpc client keeps one to a few connections, so
+    /// 64 leaves room for a dozen partners behind one address while one
+    /// address cannot hold the broker's descriptors. Default 64.
+    #[serde(default = "default_per_peer")]
+    pub max_connections_per_peer: usize,
+    /// TLS handshakes in progress at once, across all peers; past it a new
+    /// connection is closed at once and counted among refusals. Default 256.
+    #[serde(default = "default_handshakes")]
+    pub max_handshakes: usize,
+    /// Refused handshakes, connections over a cap and unknown identities
+    /// are counted per (peer address, reason) over this many seconds: the
+    /// first of each is audited and logged at once, the rest as one row and
+    /// one line with their count at the end of the interval. Default 60.
+    #[serde(default = "default_refusal_interval")]
+    pub refusal_interval_s: u64,
+    /// (peer address, reason) pairs counted apart in one interval; refusals
+    /// past it share one "other-peers" row per reason, so that churn from
+    /// many addresses stays bounded too. Default 256.
+    #[serde(default = "default_refusal_peers")]
+    pub refusal_peers: usize,
+    /// At most one warning per this many seconds when accepting a
+    /// connection fails (out of file descriptors, of memory...), with the
+    /// count of the failures left unsaid. Default 10.
+    #[serde(default = "default_accept_warn")]
+    pub accept_warn_interval_s: u64,
 }
 
 fn default_in_flight_per_caller() -> usize {
@@ -274,6 +302,21 @@ fn default_header_bytes() -> u32 {
 fn default_in_flight() -> usize {
     1024
 }
+fn default_per_peer() -> usize {
+    64
+}
+fn default_handshakes() -> usize {
+    256
+}
+fn default_refusal_interval() -> u64 {
+    60
+}
+fn default_refusal_peers() -> usize {
+    256
+}
+fn default_accept_warn() -> u64 {
+    10
+}
 
 impl Default for LimitsConfig {
     fn default() -> Self {
@@ -287,6 +330,11 @@ impl Default for LimitsConfig {
             max_long_polls: default_long_polls(),
             max_long_polls_per_caller: default_long_polls_per_caller(),
             max_calls_per_partner: default_calls_per_partner(),
+            max_connections_per_peer: default_per_peer(),
+            max_handshakes: default_handshakes(),
+            refusal_interval_s: default_refusal_interval(),
+            refusal_peers: default_refusal_peers(),
+            accept_warn_interval_s: default_accept_warn(),
         }
     }
 }
@@ -461,6 +509,15 @@ impl Config {
             if v == 0 {
                 return Err(format!("limits: {name} must be more than 0"));
             }
+        }
+        let l = &self.limits;
+        if l.max_connections_per_peer == 0
+            || l.max_handshakes == 0
+            || l.refusal_interval_s == 0
+            || l.refusal_peers == 0
+            || l.accept_warn_interval_s == 0
+        {
+            return Err("limits: max_connections_per_peer, max_handshakes, refusal_interval_s, refusal_peers and accept_warn_interval_s must be more than 0".into());
         }
         if self.schemes.is_empty() {
             return Err("schemes: at least one [[schemes]] entry is needed".into());

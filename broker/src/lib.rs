@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod identity;
+pub mod net;
 pub mod pki;
 pub mod server;
 pub mod service;

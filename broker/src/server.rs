@@ -15,7 +15,6 @@ use passerelle_proto::settlement::v1::settlement_service_server::SettlementServi
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::StreamExt;
 
 use crate::api::admin::AdminApi;
 use crate::api::auth::Authenticate;
@@ -25,6 +24,7 @@ use crate::api::scheme::SchemeApi;
 use crate::api::settlement::SettlementApi;
 use crate::audit::AuditSink;
 use crate::config::Config;
+use crate::net::{ConnLimits, Listener, Refusals};
 use crate::service::{Broker, Failpoint, Partner, Scheme};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
@@ -48,6 +48,10 @@ pub struct Running {
     pub broker: Arc<Broker>,
     /// The TLS listener, to reload; `None` on a plaintext listener.
     pub tls: Option<Arc<TlsServer>>,
+    /// Refusals of unauthenticated callers, aggregated per interval.
+    pub refusals: Arc<Refusals>,
+    /// Open connections per peer address.
+    pub connections: Arc<ConnLimits>,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     worker: JoinHandle<()>,
@@ -69,6 +73,7 @@ impl Running {
         let _ = self.shutdown.send(true);
         let _ = self.server.await;
         let _ = self.worker.await;
+        self.refusals.flush();
         self.broker.audit().flush().await;
     }
 }
@@ -244,9 +249,35 @@ pub async fn start_with_store(
     store: Arc<dyn Store>,
     listener: TcpListener,
 ) -> Result<Running, StartError> {
+    crate::net::check_open_files(crate::net::files_needed(cfg));
+    // The TLS material first: a bad file refuses before anything starts.
+    let tls = match &cfg.tls {
+        None => None,
+        Some(t) => {
+            Some(TlsServer::new(t.files(base_dir)).map_err(|e| StartError::Config(e.to_string()))?)
+        }
+    };
     let broker = build_broker(cfg, base_dir, store).await?;
     let addr = listener.local_addr()?;
     let (shutdown, rx) = watch::channel(false);
+    let limits = &cfg.limits;
+    let refusals = {
+        let audit = broker.audit().clone();
+        Refusals::new(
+            Box::new(move |row| audit.try_record(row)),
+            Duration::from_secs(limits.refusal_interval_s),
+            limits.refusal_peers,
+            if cfg.tls.is_some() { "tls" } else { "tcp" },
+        )
+    };
+    tokio::spawn(refusals.clone().run(rx.clone()));
+    let connections = ConnLimits::new(limits.max_connections_per_peer);
+    let listener = Listener::new(
+        listener,
+        connections.clone(),
+        refusals.clone(),
+        Duration::from_secs(limits.accept_warn_interval_s),
+    );
 
     let worker = spawn_worker(broker.clone(), cfg.retry.nice, rx.clone()).await?;
     tokio::spawn(
@@ -296,7 +327,7 @@ pub async fn start_with_store(
     let authenticate = Authenticate {
         directory: broker.directory().clone(),
         plaintext: cfg.tls.is_none(),
-        audit: broker.audit().clone(),
+        refusals: refusals.clone(),
     };
     let scheme = InterceptedService::new(
         SchemeServiceServer::new(SchemeApi::new(broker.clone()))
@@ -329,7 +360,6 @@ pub async fn start_with_store(
         authenticate.clone(),
     );
 
-    let limits = &cfg.limits;
     let router = tonic::transport::Server::builder()
         .max_concurrent_streams(Some(limits.max_concurrent_streams))
         .timeout(Duration::from_millis(limits.request_timeout_ms))
@@ -353,26 +383,13 @@ pub async fn start_with_store(
     let until_stopped = async move {
         let _ = stop.wait_for(|v| *v).await;
     };
-    let (server, tls) = match &cfg.tls {
-        None => {
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
-                if let Ok(s) = &s {
-                    let _ = s.set_nodelay(true);
-                }
-                s
-            });
-            (
-                tokio::spawn(router.serve_with_incoming_shutdown(incoming, until_stopped)),
-                None,
-            )
-        }
-        Some(t) => {
-            let tls =
-                TlsServer::new(t.files(base_dir)).map_err(|e| StartError::Config(e.to_string()))?;
+    let server = match (&cfg.tls, &tls) {
+        (Some(t), Some(tls)) => {
             let incoming = tls.clone().incoming(
                 listener,
-                broker.audit().clone(),
+                refusals.clone(),
                 Duration::from_millis(t.handshake_timeout_ms),
+                limits.max_handshakes,
             );
             if t.reload_interval_s > 0 {
                 tokio::spawn(watch_tls_files(
@@ -381,16 +398,19 @@ pub async fn start_with_store(
                     rx.clone(),
                 ));
             }
-            (
-                tokio::spawn(router.serve_with_incoming_shutdown(incoming, until_stopped)),
-                Some(tls),
-            )
+            tokio::spawn(router.serve_with_incoming_shutdown(incoming, until_stopped))
+        }
+        _ => {
+            let incoming = listener.plaintext();
+            tokio::spawn(router.serve_with_incoming_shutdown(incoming, until_stopped))
         }
     };
     Ok(Running {
         addr,
         broker,
         tls,
+        refusals,
+        connections,
         shutdown,
         server,
         worker,

@@ -26,15 +26,14 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-use crate::audit::{AuditSink, hash, now_ms};
-use crate::store::{AuditEntry, Direction};
+use crate::net::{Accepted, Listener, PeerPermit, Reason, Refusals};
 
 /// Where the TLS material is (see `[tls]` in the config).
 #[derive(Clone, Debug)]
@@ -57,31 +56,154 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|e| err(format!("{}: {e}", path.display())))
 }
 
-fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = read(path)?;
-    let out: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
-        .collect::<Result<_, _>>()
-        .map_err(|e| err(format!("{}: {e}", path.display())))?;
-    if out.is_empty() {
-        return Err(err(format!("{}: no certificate", path.display())));
+/// The blocks of a PEM file, read strictly: outside blocks only blank lines
+/// and `#` comments; every block ends, decodes, and has one of `labels`.
+/// Anything else is an error naming the file and the line, so that a
+/// damaged security input refuses instead of being half read.
+fn pem_blocks(
+    path: &Path,
+    bytes: &[u8],
+    labels: &[&str],
+) -> Result<Vec<(String, Vec<u8>)>, TlsError> {
+    use base64::Engine;
+    let at = |line: usize, what: String| err(format!("{}: line {line}: {what}", path.display()));
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| err(format!("{}: not a pem file (not text)", path.display())))?;
+    let mut out = Vec::new();
+    let mut open: Option<(String, String, usize)> = None;
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        let l = line.trim();
+        let marker = |prefix: &str| {
+            l.strip_prefix(prefix)
+                .and_then(|r| r.strip_suffix("-----"))
+                .map(str::to_string)
+        };
+        match open.take() {
+            None => {
+                if let Some(label) = marker("-----BEGIN ") {
+                    open = Some((label, String::new(), n));
+                } else if !(l.is_empty() || l.starts_with('#')) {
+                    return Err(at(n, "unexpected text outside a pem block".into()));
+                }
+            }
+            Some((label, mut body, start)) => {
+                if let Some(end) = marker("-----END ") {
+                    if end != label {
+                        return Err(at(n, format!("{label} block ends as {end}")));
+                    }
+                    if !labels.contains(&label.as_str()) {
+                        return Err(at(
+                            start,
+                            format!("found a {label} block, expected {}", labels.join(" or ")),
+                        ));
+                    }
+                    let der = base64::engine::general_purpose::STANDARD
+                        .decode(&body)
+                        .map_err(|e| at(start, format!("{label} block: {e}")))?;
+                    if der.is_empty() {
+                        return Err(at(start, format!("{label} block is empty")));
+                    }
+                    out.push((label, der));
+                } else if l.starts_with("-----") || l.contains(':') {
+                    return Err(at(n, format!("unexpected line in a {label} block")));
+                } else {
+                    body.push_str(l);
+                    open = Some((label, body, start));
+                }
+            }
+        }
+    }
+    if let Some((label, _, start)) = open {
+        return Err(at(start, format!("{label} block has no end (truncated)")));
     }
     Ok(out)
 }
 
-fn key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let pem = read(path)?;
-    rustls_pemfile::private_key(&mut pem.as_slice())
-        .map_err(|e| err(format!("{}: {e}", path.display())))?
-        .ok_or_else(|| err(format!("{}: no private key", path.display())))
+/// The certificates of a PEM file: at least one, each a parseable X.509
+/// certificate, nothing else in the file.
+fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    use x509_cert::der::Decode;
+    let blocks = pem_blocks(path, &read(path)?, &["CERTIFICATE"])?;
+    if blocks.is_empty() {
+        return Err(err(format!("{}: no certificate", path.display())));
+    }
+    blocks
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, der))| {
+            x509_cert::Certificate::from_der(&der)
+                .map_err(|e| err(format!("{}: certificate {}: {e}", path.display(), i + 1)))?;
+            Ok(CertificateDer::from(der))
+        })
+        .collect()
 }
 
-fn crls(paths: &[PathBuf]) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+/// The private key of a PEM file: exactly one, nothing else in the file.
+fn key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    use rustls::pki_types::{PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer};
+    let mut blocks = pem_blocks(
+        path,
+        &read(path)?,
+        &["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"],
+    )?;
+    if blocks.len() != 1 {
+        return Err(err(format!(
+            "{}: {} private keys, expected one",
+            path.display(),
+            blocks.len()
+        )));
+    }
+    let (label, der) = blocks.remove(0);
+    Ok(match label.as_str() {
+        "RSA PRIVATE KEY" => PrivatePkcs1KeyDer::from(der).into(),
+        "EC PRIVATE KEY" => PrivateSec1KeyDer::from(der).into(),
+        _ => PrivatePkcs8KeyDer::from(der).into(),
+    })
+}
+
+/// The CRLs of one file, PEM (one or more `X509 CRL` blocks) or DER (one
+/// CRL). A file that yields no CRL is an error, never "no revocation".
+fn crl_file(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    let bytes = read(path)?;
+    let Some(start) = bytes.iter().position(|b| !b.is_ascii_whitespace()) else {
+        return Err(err(format!("{}: empty, no crl", path.display())));
+    };
+    let crls: Vec<_> = if bytes[start..].starts_with(b"-----BEGIN ") || bytes[start] == b'#' {
+        pem_blocks(path, &bytes, &["X509 CRL"])?
+            .into_iter()
+            .map(|(_, der)| CertificateRevocationListDer::from(der))
+            .collect()
+    } else if bytes[start] == 0x30 {
+        // A DER SEQUENCE: one CRL, parsed with the others below.
+        vec![CertificateRevocationListDer::from(bytes)]
+    } else {
+        return Err(err(format!(
+            "{}: not a crl (neither pem nor der)",
+            path.display()
+        )));
+    };
+    if crls.is_empty() {
+        return Err(err(format!("{}: no crl", path.display())));
+    }
+    Ok(crls)
+}
+
+/// Every configured CRL file's CRLs; each file must yield at least one CRL
+/// that parses (checked here, file by file, so that the error names it).
+fn crls(
+    paths: &[PathBuf],
+    roots: &Arc<RootCertStore>,
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
     let mut out = Vec::new();
     for p in paths {
-        let pem = read(p)?;
-        for crl in rustls_pemfile::crls(&mut pem.as_slice()) {
-            out.push(crl.map_err(|e| err(format!("{}: {e}", p.display())))?);
-        }
+        let file = crl_file(p)?;
+        WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .with_crls(file.clone())
+            .build()
+            .map_err(|e| err(format!("{}: {e}", p.display())))?;
+        out.extend(file);
     }
     Ok(out)
 }
@@ -99,10 +221,12 @@ fn load(files: &TlsFiles) -> Result<Loaded, TlsError> {
             .add(ca)
             .map_err(|e| err(format!("{}: {e}", files.client_ca.display())))?;
     }
-    let crls = crls(&files.crls)?;
-    let mut builder =
-        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-    if !crls.is_empty() {
+    let roots = Arc::new(roots);
+    let crls = crls(&files.crls, &roots, &provider)?;
+    // Every configured file yielded a CRL (`crls` refuses otherwise): with
+    // CRLs configured, revocation is never silently off.
+    let mut builder = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
+    if !files.crls.is_empty() {
         builder = builder.with_crls(crls);
     }
     let verifier = builder.build().map_err(err)?;
@@ -111,7 +235,13 @@ fn load(files: &TlsFiles) -> Result<Loaded, TlsError> {
         .map_err(err)?
         .with_client_cert_verifier(verifier.clone())
         .with_single_cert(certs(&files.cert)?, key(&files.key)?)
-        .map_err(err)?;
+        .map_err(|e| {
+            err(format!(
+                "{} with {}: {e}",
+                files.cert.display(),
+                files.key.display()
+            ))
+        })?;
     cfg.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Loaded {
         acceptor: TlsAcceptor::from(Arc::new(cfg)),
@@ -188,32 +318,34 @@ impl TlsServer {
         self.reload().map(Some)
     }
 
-    /// Accepts TCP connections and yields the TLS streams that complete a
-    /// handshake within `handshake_timeout`. Failed handshakes are logged and
-    /// audited with the peer address and the reason.
+    /// Accepts TCP connections (through the shared accept loop: back-off,
+    /// per-peer cap) and yields the TLS streams that complete a handshake
+    /// within `handshake_timeout`. At most `max_handshakes` run at once;
+    /// past it a connection is closed at once. Refusals are counted in
+    /// `refusals` (audited and logged in aggregate).
     pub fn incoming(
         self: Arc<Self>,
-        listener: TcpListener,
-        audit: AuditSink,
+        mut listener: Listener,
+        refusals: Arc<Refusals>,
         handshake_timeout: Duration,
+        max_handshakes: usize,
     ) -> tokio_stream::wrappers::ReceiverStream<io::Result<TlsStream<Killable>>> {
         let (tx, rx) = mpsc::channel(64);
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(max_handshakes));
         tokio::spawn(async move {
             loop {
-                let (tcp, peer) = match listener.accept().await {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        continue;
-                    }
-                };
+                let Accepted { tcp, peer, permit } = listener.accept().await;
                 if tx.is_closed() {
                     return;
                 }
-                let _ = tcp.set_nodelay(true);
+                let Ok(handshake) = handshakes.clone().try_acquire_owned() else {
+                    drop(tcp);
+                    refusals.record(Some(peer), Reason::TooManyHandshakes, "");
+                    continue;
+                };
                 let me = self.clone();
                 let tx = tx.clone();
-                let audit = audit.clone();
+                let refusals = refusals.clone();
                 tokio::spawn(async move {
                     let acceptor = me
                         .current
@@ -222,12 +354,21 @@ impl TlsServer {
                         .acceptor
                         .clone();
                     let kill = CancellationToken::new();
-                    let io = Killable::new(tcp, kill.clone());
+                    let io = Killable::new(tcp, kill.clone(), permit);
                     let result = tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await;
+                    drop(handshake);
                     let mut stream = match result {
                         Ok(Ok(s)) => s,
-                        Ok(Err(e)) => return refuse(&audit, peer, &e.to_string()).await,
-                        Err(_) => return refuse(&audit, peer, "handshake timed out").await,
+                        Ok(Err(e)) => {
+                            return refusals.record(
+                                Some(peer),
+                                Reason::of_tls_error(&e),
+                                &e.to_string(),
+                            );
+                        }
+                        Err(_) => {
+                            return refusals.record(Some(peer), Reason::HandshakeTimeout, "");
+                        }
                     };
                     let chain: Vec<CertificateDer<'static>> = stream
                         .get_ref()
@@ -264,21 +405,6 @@ fn stamps(files: &TlsFiles) -> Vec<Option<SystemTime>> {
         .collect()
 }
 
-async fn refuse(audit: &AuditSink, peer: SocketAddr, reason: &str) {
-    tracing::info!(%peer, %reason, "tls handshake refused");
-    audit
-        .record(AuditEntry {
-            at_ms: now_ms(),
-            direction: Direction::In,
-            party: format!("tls:{peer}"),
-            method: "TlsHandshake".into(),
-            subject: "tls".into(),
-            request_hash: hash(peer.to_string().as_bytes()),
-            outcome: format!("refused: {reason}"),
-        })
-        .await;
-}
-
 /// Removes a connection from the registry when it ends.
 pub struct Guard {
     server: Arc<TlsServer>,
@@ -301,14 +427,17 @@ pub struct Killable {
     inner: TcpStream,
     killed: Pin<Box<WaitForCancellationFutureOwned>>,
     guard: Option<Guard>,
+    /// The connection's place under its peer's cap, handshake included.
+    _permit: PeerPermit,
 }
 
 impl Killable {
-    fn new(inner: TcpStream, token: CancellationToken) -> Killable {
+    fn new(inner: TcpStream, token: CancellationToken, permit: PeerPermit) -> Killable {
         Killable {
             inner,
             killed: Box::pin(token.cancelled_owned()),
             guard: None,
+            _permit: permit,
         }
     }
 
@@ -364,5 +493,104 @@ impl Connected for Killable {
 
     fn connect_info(&self) -> Self::ConnectInfo {
         self.inner.connect_info()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Role;
+    use crate::pki::Pki;
+
+    /// A development PKI and the files of a broker serving with it.
+    fn material(dir: &Path) -> TlsFiles {
+        let pki = Pki::new(dir);
+        pki.init_ca().unwrap();
+        pki.issue_server(&["localhost".into()], &[]).unwrap();
+        pki.issue_client(Role::Scheme, "CNSS", 30).unwrap();
+        TlsFiles {
+            cert: dir.join("server.crt"),
+            key: dir.join("server.key"),
+            client_ca: pki.ca_cert(),
+            crls: vec![pki.crl()],
+        }
+    }
+
+    fn refused(files: &TlsFiles, file: &Path) -> String {
+        let e = match load(files) {
+            Ok(_) => panic!("{} accepted", file.display()),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains(&file.display().to_string()), "{e}");
+        e
+    }
+
+    #[test]
+    fn good_material_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        load(&material(dir.path())).unwrap();
+    }
+
+    #[test]
+    fn a_ca_file_with_garbage_beside_its_certificate_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = material(dir.path());
+        let good = std::fs::read_to_string(&files.client_ca).unwrap();
+        for bad in [
+            format!("{good}garbage after the certificate\n"),
+            format!("garbage before\n{good}"),
+            String::new(),
+            "   \n".to_string(),
+            good[..good.len() / 2].to_string(),
+            good.replace("CERTIFICATE", "X509 CRL"),
+        ] {
+            std::fs::write(&files.client_ca, &bad).unwrap();
+            refused(&files, &files.client_ca);
+        }
+        // `#` comments and blank lines around blocks are fine.
+        std::fs::write(&files.client_ca, format!("# our CA\n\n{good}\n")).unwrap();
+        load(&files).unwrap();
+    }
+
+    #[test]
+    fn key_and_certificate_files_are_read_strictly() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = material(dir.path());
+        let key = std::fs::read_to_string(&files.key).unwrap();
+        let cert = std::fs::read_to_string(&files.cert).unwrap();
+        for bad in [
+            String::new(),
+            "not a key".to_string(),
+            format!("{key}{key}"),
+            format!("{key}trailing garbage\n"),
+            key[..key.len() - 40].to_string(),
+            cert.clone(),
+        ] {
+            std::fs::write(&files.key, &bad).unwrap();
+            let e = refused(&files, &files.key);
+            assert!(!e.is_empty());
+        }
+        std::fs::write(&files.key, &key).unwrap();
+        for bad in [String::new(), format!("{cert}\x00\x01"), key.clone()] {
+            std::fs::write(&files.cert, &bad).unwrap();
+            refused(&files, &files.cert);
+        }
+        // Another key than the certificate's.
+        let other = tempfile::tempdir().unwrap();
+        let other = material(other.path());
+        std::fs::write(&files.cert, &cert).unwrap();
+        std::fs::copy(&other.key, &files.key).unwrap();
+        refused(&files, &files.key);
+    }
+
+    #[test]
+    fn each_crl_file_must_yield_a_crl() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = material(dir.path());
+        let second = dir.path().join("second.pem");
+        std::fs::write(&second, "").unwrap();
+        files.crls.push(second.clone());
+        // One good file does not excuse an empty one.
+        refused(&files, &second);
     }
 }

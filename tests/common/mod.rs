@@ -475,6 +475,33 @@ pub async fn tls_channel(
     tls_channel_with(addr, &certs.join("ca.crt"), &cert, &key).await
 }
 
+/// [`tls_channel`] from a given local address (another loopback address
+/// such as 127.0.0.2 is another peer to the broker).
+pub async fn tls_channel_from(
+    addr: SocketAddr,
+    certs: &std::path::Path,
+    role: passerelle_broker::identity::Role,
+    id: &str,
+    local: std::net::IpAddr,
+) -> Result<Channel, tonic::transport::Error> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let (cert, key) = passerelle_broker::pki::Pki::new(certs).client_paths(role, id);
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(
+            std::fs::read(certs.join("ca.crt")).unwrap(),
+        ))
+        .identity(Identity::from_pem(
+            std::fs::read(cert).unwrap(),
+            std::fs::read(key).unwrap(),
+        ));
+    tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .local_address(Some(local))
+        .tls_config(tls)?
+        .connect()
+        .await
+}
+
 /// A TLS channel with explicit files.
 pub async fn tls_channel_with(
     addr: SocketAddr,
@@ -505,6 +532,8 @@ pub struct TlsHarness {
     pub running: Option<Running>,
     pub addr: SocketAddr,
     pub sim: SimMutuelle,
+    /// The broker's configuration.
+    pub cfg: Config,
 }
 
 impl TlsHarness {
@@ -585,6 +614,7 @@ impl TlsHarness {
             running: Some(running),
             addr,
             sim,
+            cfg,
         }
     }
 

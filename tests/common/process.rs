@@ -47,7 +47,20 @@ pub fn migrate(config: &Path) {
 /// `passerelle serve --config FILE`, optionally with a failpoint; returns
 /// once the broker printed its address.
 pub fn spawn(config: &Path, failpoint: Option<&str>) -> Broker {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_passerelle"));
+    spawn_under(&[], config, failpoint)
+}
+
+/// [`spawn`] under a wrapper command that execs the broker (for example
+/// `prlimit --nofile=256:256 --`): the child's pid is the broker's.
+pub fn spawn_under(wrapper: &[&str], config: &Path, failpoint: Option<&str>) -> Broker {
+    let mut cmd = match wrapper.split_first() {
+        None => Command::new(env!("CARGO_BIN_EXE_passerelle")),
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(env!("CARGO_BIN_EXE_passerelle"));
+            c
+        }
+    };
     cmd.args(["serve", "--config"])
         .arg(config)
         .stdout(Stdio::piped())

@@ -17,17 +17,17 @@ use std::sync::Arc;
 
 use tonic::{Request, Status};
 
-use crate::audit::{AuditSink, hash, now_ms};
 use crate::identity::{Auth, Directory, Role};
+use crate::net::{Reason, Refusals};
 use crate::service::ServiceError;
-use crate::store::{AuditEntry, Direction};
 
 /// The interceptor: authenticates every call of the broker's services.
 #[derive(Clone)]
 pub struct Authenticate {
     pub directory: Arc<Directory>,
     pub plaintext: bool,
-    pub audit: AuditSink,
+    /// Unknown identities are counted there (audited in aggregate).
+    pub refusals: Arc<Refusals>,
 }
 
 impl tonic::service::Interceptor for Authenticate {
@@ -36,7 +36,6 @@ impl tonic::service::Interceptor for Authenticate {
             req.extensions_mut().insert(Auth::Plaintext);
             return Ok(req);
         }
-        let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
         let result = match req.peer_certs() {
             None => Err("no client certificate".to_string()),
             Some(certs) => match certs.first() {
@@ -50,15 +49,8 @@ impl tonic::service::Interceptor for Authenticate {
                 Ok(req)
             }
             Err(why) => {
-                self.audit.try_record(AuditEntry {
-                    at_ms: now_ms(),
-                    direction: Direction::In,
-                    party: format!("unknown@{peer}"),
-                    method: "Authenticate".into(),
-                    subject: "auth".into(),
-                    request_hash: hash(peer.as_bytes()),
-                    outcome: format!("Unauthenticated: {why}"),
-                });
+                self.refusals
+                    .record(req.remote_addr(), Reason::UnknownIdentity, &why);
                 Err(Status::unauthenticated(why))
             }
         }

@@ -233,6 +233,38 @@ pub struct SqliteStore {
     /// cancel. Serving one a moment stale is safe: consumption is applied
     /// conditionally on the stored usage, never on this.
     usages: GenCache<(String, Vec<CeilingKey>), Usage>,
+    /// The exclusive lock on `<database>.lock`, held for the store's
+    /// lifetime (`None` in memory): one broker per database file.
+    _lock: Option<DbLock>,
+}
+
+/// An exclusive, non-blocking `flock` on the file beside the database
+/// (`passerelle.db.lock`): a second store on the same file, in this process
+/// or another, is refused. The kernel drops it when the file is closed, so
+/// a broker killed with -9 leaves no stale lock behind.
+struct DbLock(#[allow(dead_code)] std::fs::File);
+
+impl DbLock {
+    fn take(db: &Path) -> Result<DbLock, StoreError> {
+        let mut name = db.as_os_str().to_owned();
+        name.push(".lock");
+        let path = std::path::PathBuf::from(name);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| backend(format!("{}: {e}", path.display())))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(DbLock(file)),
+            Err(rustix::io::Errno::WOULDBLOCK) => Err(StoreError::Refused(format!(
+                "{}: another passerelle is using this database (lock held on {})",
+                db.display(),
+                path.display()
+            ))),
+            Err(e) => Err(backend(format!("{}: cannot lock: {e}", path.display()))),
+        }
+    }
 }
 
 /// Answers of point reads, valid until the next committed write of their
@@ -341,17 +373,31 @@ impl From<rusqlite::Error> for StoreError {
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending
     /// migrations: what `passerelle migrate` and `dev` do.
+    /// Refused while another store (in any process) has the file open.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::init(Self::connect(path)?, true)?.with_readers(path)
+        let lock = Self::lock(path)?;
+        Self::init(Self::connect(path)?, true)?.with_readers(path, lock)
     }
 
     /// Opens the database file as it is, without migrating: what `serve`
     /// does before checking the schema version.
+    /// Refused while another store has the file open.
     pub fn open_existing(path: &Path) -> Result<Self, StoreError> {
-        Self::init(Self::connect(path)?, false)?.with_readers(path)
+        let lock = Self::lock(path)?;
+        Self::init(Self::connect(path)?, false)?.with_readers(path, lock)
     }
 
-    fn with_readers(mut self, path: &Path) -> Result<Self, StoreError> {
+    /// Takes the database's lock (creating its folder first), before the
+    /// database itself is opened, so that a second broker touches nothing.
+    fn lock(path: &Path) -> Result<DbLock, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| backend(format!("{}: {e}", dir.display())))?;
+        }
+        DbLock::take(path)
+    }
+
+    fn with_readers(mut self, path: &Path, lock: DbLock) -> Result<Self, StoreError> {
+        self._lock = Some(lock);
         // Open one now so that a bad path fails at start, not on a read.
         let first = ReadPool::open(path)?;
         self.readers = Some(Arc::new(ReadPool {
@@ -399,6 +445,7 @@ impl SqliteStore {
             by_number: GenCache::new(),
             product_days: GenCache::new(),
             usages: GenCache::new(),
+            _lock: None,
         })
     }
 
@@ -2066,5 +2113,31 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(v, SCHEMA_VERSION);
+    }
+
+    /// One store per database file: a second open (here in the same
+    /// process; another process is refused alike) fails naming the file,
+    /// and the file is free again once the first store is dropped.
+    #[tokio::test]
+    async fn a_second_store_on_the_same_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        let first = SqliteStore::open(&path).unwrap();
+        for second in [SqliteStore::open(&path), SqliteStore::open_existing(&path)] {
+            let e = second.err().expect("second store refused").to_string();
+            assert!(e.contains("another passerelle is using"), "{e}");
+            assert!(e.contains(&path.display().to_string()), "{e}");
+        }
+        // The first still works.
+        first
+            .upsert_members(
+                &[crate::store::conformance::sample_member("M", "1", "B")],
+                1,
+            )
+            .await
+            .unwrap();
+        drop(first);
+        let again = SqliteStore::open(&path).unwrap();
+        assert!(again.get_member("M", "1").await.unwrap().is_some());
     }
 }
