@@ -254,3 +254,55 @@ async fn a_claim_left_pending_by_a_killed_replica_is_finished_by_the_other() {
     );
     let _ = &p.config;
 }
+
+/// The capture race across replicas: MUT-R declares new beneficiaries
+/// through one broker while MUT-G declares the same ones through the other,
+/// at the same moment. For each beneficiary exactly one mutuelle wins, and
+/// eligibility through either broker names the winner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_mutuelles_racing_for_one_beneficiary_on_two_replicas() {
+    use passerelle_proto::roster::v1 as roster;
+    use roster::roster_service_client::RosterServiceClient;
+    let Some(p) = pair(2000, None).await else {
+        return;
+    };
+    let upsert = |addr: std::net::SocketAddr, mutuelle: &'static str, ben: String| async move {
+        let member = roster::Member {
+            scheme_id: "CNSS".into(),
+            beneficiary_id: ben.clone(),
+            member_number: format!("{mutuelle}-{ben}"),
+            products: vec![roster::ProductPeriod {
+                product_id: "BASE".into(),
+                start_date: "2026-01-01".into(),
+                end_date: String::new(),
+            }],
+            ..Default::default()
+        };
+        RosterServiceClient::new(channel(addr).await)
+            .upsert_members(roster::UpsertMembersRequest {
+                mutuelle_id: mutuelle.into(),
+                members: vec![member],
+            })
+            .await
+    };
+    for i in 0..10 {
+        let ben = format!("RACE-{i}");
+        let (r, g) = tokio::join!(
+            upsert(p.a.addr, "MUT-R", ben.clone()),
+            upsert(p.b.addr, "MUT-G", ben.clone())
+        );
+        assert!(r.is_ok() != g.is_ok(), "{ben}: {r:?} / {g:?}");
+        let loser = r.as_ref().err().or(g.as_ref().err()).unwrap();
+        assert_eq!(loser.code(), tonic::Code::FailedPrecondition, "{loser:?}");
+        let winner = if r.is_ok() { "MUT-R" } else { "MUT-G" };
+        for b in [&p.a, &p.b] {
+            let e = client(b)
+                .await
+                .check_eligibility(elig(&ben))
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(e.mutuelle_id, winner, "{ben}");
+        }
+    }
+}
