@@ -846,3 +846,108 @@ async fn admin_partners_retry_and_audit() {
     let table = ok(&h, &["admin", "partners"]).await.stdout;
     assert!(table.contains("MUT-G") && table.contains("grpc"), "{table}");
 }
+
+/// A conflict stored before the one-mutuelle rule (written here with raw
+/// SQL, as an older version did): routing refuses the beneficiary, the
+/// operator lists the conflict (in French too) and resolves it, and
+/// routing names the kept mutuelle again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_lists_and_resolves_coverage_conflicts() {
+    let h = Harness::start().await;
+    let mut legacy = members()
+        .into_iter()
+        .find(|m| m.member_number == "G-1")
+        .unwrap();
+    legacy.member_number = "G-9".into();
+    legacy.beneficiary_id = "R-OK".into();
+    legacy.products[0].start = passerelle_domain::date::parse("2026-01-01").unwrap();
+    {
+        let c = rusqlite::Connection::open(h.dir.path().join("p.db")).unwrap();
+        c.execute(
+            "INSERT INTO members (mutuelle_id, member_number, scheme_id, beneficiary_id, body, updated_ms) \
+             VALUES ('MUT-G', 'G-9', 'CNSS', 'R-OK', ?1, 0)",
+            [serde_json::to_string(&legacy).unwrap()],
+        )
+        .unwrap();
+    }
+    let elig = [
+        "eligibility",
+        "--scheme",
+        "CNSS",
+        "--beneficiary",
+        "R-OK",
+        "--date",
+        "2026-11-20",
+    ];
+    let o = cli(&h, &elig).await;
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(o.stderr.contains("more than one mutuelle"), "{}", o.stderr);
+    let j = ok(&h, &["--json", "admin", "coverage-conflicts"])
+        .await
+        .json();
+    let c = &j["conflicts"][0];
+    assert_eq!(
+        (
+            c["first_mutuelle_id"].as_str(),
+            c["second_mutuelle_id"].as_str(),
+            c["from_date"].as_str()
+        ),
+        (Some("MUT-G"), Some("MUT-R"), Some("2026-01-01"))
+    );
+    let fr = ok(
+        &h,
+        &[
+            "--lang",
+            "fr",
+            "admin",
+            "coverage-conflicts",
+            "--scheme",
+            "CNSS",
+        ],
+    )
+    .await;
+    assert!(
+        fr.stdout.contains("assuré") && fr.stdout.contains("R-OK"),
+        "{}",
+        fr.stdout
+    );
+    let r = ok(
+        &h,
+        &[
+            "--json",
+            "admin",
+            "resolve-coverage",
+            "--scheme",
+            "CNSS",
+            "--beneficiary",
+            "R-OK",
+            "--keep",
+            "MUT-R",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(r["changed"][0]["member_number"], "G-9");
+    let none = ok(&h, &["admin", "coverage-conflicts"]).await;
+    assert!(
+        none.stdout.contains("no coverage conflict"),
+        "{}",
+        none.stdout
+    );
+    let e = ok(
+        &h,
+        &[
+            "--json",
+            "eligibility",
+            "--scheme",
+            "CNSS",
+            "--beneficiary",
+            "R-OK",
+            "--date",
+            "2026-11-20",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(e["mutuelle_id"], "MUT-R", "{e}");
+}
