@@ -277,6 +277,30 @@ impl Broker {
         }
     }
 
+    /// Hands a claim (or a cancel) to the retry worker: due after the
+    /// back-off of its attempts, with why it waits.
+    async fn defer_after(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+        attempts: u32,
+        why: &str,
+    ) -> Result<ClaimRecord, ServiceError> {
+        let now = now_ms();
+        let t = self
+            .store
+            .defer(
+                scheme_id,
+                claim_id,
+                now + self.backoff_ms(attempts),
+                why,
+                now,
+            )
+            .await?;
+        self.notify();
+        Ok(t.into_record())
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
@@ -757,37 +781,22 @@ impl Broker {
         let (scheme_id, claim_id) = (rec.claim.scheme_id.clone(), rec.claim.claim_id.clone());
         let subject = format!("{scheme_id}/{claim_id}");
         let Some(partner) = self.partners.get(&rec.mutuelle_id) else {
-            let next = now_ms() + self.backoff_ms(rec.attempts);
-            let t = self
-                .store
-                .defer(
+            return self
+                .defer_after(
                     &scheme_id,
                     &claim_id,
-                    next,
+                    rec.attempts,
                     "mutuelle not configured",
-                    now_ms(),
                 )
-                .await?;
-            self.notify();
-            return Ok(t.into_record());
+                .await;
         };
         // A place among the calls waiting on this mutuelle; when all are
         // taken (it hangs, or is flooded) the claim stays stored and the
         // retry worker takes it later, without holding a place meanwhile.
         let Some(_slot) = partner.slots.try_take() else {
-            let now = now_ms();
-            let t = self
-                .store
-                .defer(
-                    &scheme_id,
-                    &claim_id,
-                    now + self.backoff_ms(rec.attempts),
-                    &busy(&partner.id),
-                    now,
-                )
-                .await?;
-            self.notify();
-            return Ok(t.into_record());
+            return self
+                .defer_after(&scheme_id, &claim_id, rec.attempts, &busy(&partner.id))
+                .await;
         };
         for _ in 0..MAX_CEILING_RETRIES {
             let req = AdjudicationRequest {
@@ -835,19 +844,14 @@ impl Broker {
                     }
                 }
                 Err(e) if e.is_transient() => {
-                    let now = now_ms();
-                    let t = self
-                        .store
-                        .defer(
+                    return self
+                        .defer_after(
                             &scheme_id,
                             &claim_id,
-                            now + self.backoff_ms(rec.attempts),
+                            rec.attempts,
                             &partner_text(&e.to_string()),
-                            now,
                         )
-                        .await?;
-                    self.notify();
-                    return Ok(t.into_record());
+                        .await;
                 }
                 Err(e) => Outcome::Rejected(e.final_reason()),
             };
@@ -867,19 +871,8 @@ impl Broker {
                 Err(e) => return Err(e.into()),
             }
         }
-        let now = now_ms();
-        let t = self
-            .store
-            .defer(
-                &scheme_id,
-                &claim_id,
-                now + self.backoff_ms(0),
-                "ceiling contention",
-                now,
-            )
-            .await?;
-        self.notify();
-        Ok(t.into_record())
+        self.defer_after(&scheme_id, &claim_id, 0, "ceiling contention")
+            .await
     }
 
     pub async fn get(&self, scheme_id: &str, claim_id: &str) -> Result<ClaimRecord, ServiceError> {
@@ -966,19 +959,9 @@ impl Broker {
             .get(&rec.mutuelle_id)
             .map(|p| p.slots.try_take());
         if let Some(None) = slot {
-            let now = now_ms();
-            let t = self
-                .store
-                .defer(
-                    scheme_id,
-                    claim_id,
-                    now + self.backoff_ms(rec.attempts),
-                    &busy(&rec.mutuelle_id),
-                    now,
-                )
-                .await?;
-            self.notify();
-            return Ok(t.into_record());
+            return self
+                .defer_after(scheme_id, claim_id, rec.attempts, &busy(&rec.mutuelle_id))
+                .await;
         }
         let res = match self.partners.get(&rec.mutuelle_id) {
             None => Err(AdapterError::Unavailable("mutuelle not configured".into())),
@@ -1009,25 +992,27 @@ impl Broker {
             Err(e) if e.is_transient() => self.failed(&rec.mutuelle_id),
             _ => self.answered(&rec.mutuelle_id).await,
         }
-        let now = now_ms();
-        let t = match res {
-            Ok(()) => self.store.complete_cancel(scheme_id, claim_id, now).await?,
-            Err(e) => {
-                // Final refusals are retried too (with back-off): a cancel must
-                // reach the mutuelle; operators see last_error meanwhile.
-                self.store
-                    .defer(
-                        scheme_id,
-                        claim_id,
-                        now + self.backoff_ms(rec.attempts),
-                        &partner_text(&e.to_string()),
-                        now,
-                    )
-                    .await?
+        match res {
+            Ok(()) => {
+                let t = self
+                    .store
+                    .complete_cancel(scheme_id, claim_id, now_ms())
+                    .await?;
+                self.notify();
+                Ok(t.into_record())
             }
-        };
-        self.notify();
-        Ok(t.into_record())
+            // Final refusals are retried too (with back-off): a cancel must
+            // reach the mutuelle; operators see last_error meanwhile.
+            Err(e) => {
+                self.defer_after(
+                    scheme_id,
+                    claim_id,
+                    rec.attempts,
+                    &partner_text(&e.to_string()),
+                )
+                .await
+            }
+        }
     }
 
     /// Retries a claim waiting on its partner (or a pending cancel) now.

@@ -712,6 +712,16 @@ pub fn conflicts_among(members: &[Member]) -> Vec<CoverageConflict> {
     out
 }
 
+/// Adds the conflicts among one beneficiary's members to `out`; true once
+/// `limit` is reached (`out` is then cut to it). Both backends list
+/// conflicts with this, one beneficiary at a time.
+pub fn gather_conflicts(out: &mut Vec<CoverageConflict>, members: &[Member], limit: u32) -> bool {
+    out.extend(conflicts_among(members));
+    let full = out.len() >= limit as usize;
+    out.truncate(limit as usize);
+    full
+}
+
 /// How an operator resolves a conflict in favour of `keep`: every period of
 /// another mutuelle that overlaps `keep`'s coverage ends the day before the
 /// first overlapping period of `keep` starts, or is removed when it starts

@@ -1147,9 +1147,7 @@ impl Store for PgStore {
         for r in pairs {
             let (s, b): (String, String) = (r.get(0), r.get(1));
             let members = beneficiary_members(&c, &s, &b).await?;
-            out.extend(super::conflicts_among(&members));
-            if out.len() >= limit as usize {
-                out.truncate(limit as usize);
+            if super::gather_conflicts(&mut out, &members, limit) {
                 break;
             }
         }

@@ -1386,9 +1386,7 @@ impl Store for SqliteStore {
             let mut out = Vec::new();
             for (s, b) in pairs {
                 let members = beneficiary_members(c, &s, &b)?;
-                out.extend(super::conflicts_among(&members));
-                if out.len() >= limit as usize {
-                    out.truncate(limit as usize);
+                if super::gather_conflicts(&mut out, &members, limit) {
                     break;
                 }
             }
