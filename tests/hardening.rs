@@ -165,6 +165,37 @@ async fn texts_and_dates_are_bounded() {
     far.date_of_care = "1850-01-01".into();
     let err = c.coordinate_claim(far).await.unwrap_err();
     assert_eq!(field_violations(&err), vec!["date_of_care".to_string()]);
+    assert!(
+        err.message().contains("from 1900 to 9999"),
+        "{}",
+        err.message()
+    );
+    // Eligibility's diagnoses are bounded like a claim's.
+    let mut e = eligibility("R-OK");
+    e.diagnoses = (0..51).map(|i| format!("A{i}")).collect();
+    let err = c.check_eligibility(e.clone()).await.unwrap_err();
+    assert_eq!(field_violations(&err), vec!["diagnoses".to_string()]);
+    e.diagnoses = vec!["x".repeat(129)];
+    let err = c.check_eligibility(e).await.unwrap_err();
+    assert_eq!(field_violations(&err), vec!["diagnoses[0]".to_string()]);
+    // A request with thousands of wrong fields gets a short answer.
+    let mut many = claim(
+        "many-1",
+        "R-OK",
+        &[covered(C::Consultation, 5000, 5000, 3500)],
+    );
+    many.diagnoses = vec![String::new(); 50];
+    many.lines = (0..200)
+        .map(|_| pb::ClaimLine {
+            act_code: String::new(),
+            quantity: 0,
+            billed: -1,
+            ..Default::default()
+        })
+        .collect();
+    let err = c.coordinate_claim(many).await.unwrap_err();
+    assert_eq!(field_violations(&err).len(), 20, "{err:?}");
+    assert!(err.message().ends_with("more"), "{}", err.message());
 }
 
 /// Raw bytes for one gRPC call: a codec that sends what it is given and

@@ -464,6 +464,14 @@ async fn a_request_past_the_server_timeout_is_cut() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Cancelled, "{err:?}");
+    // The handler never answered: the edge audits the cut call.
+    let rows = h.audit().await;
+    assert!(
+        rows.iter().any(|r| r.method == "CoordinateClaim"
+            && r.party.starts_with("scheme:CNSS@")
+            && r.outcome.starts_with("Cancelled")),
+        "{rows:?}"
+    );
     // The claim was stored before the partner call: a resend is answered.
     h.sim.set_mode(Mode::Normal);
     let again = cnss

@@ -239,12 +239,23 @@ pub async fn start_with_config(
     // The TLS paths above already start with data_dir: resolve them from
     // the current directory, not again under data_dir.
     let running = server::start_with_store(&cfg, Path::new("."), store, listener).await?;
-    running
+    match running
         .broker
         .store()
         .upsert_members(&members(), now_ms())
-        .await?;
-    Ok(running)
+        .await
+    {
+        Ok(()) => Ok(running),
+        // A data directory written before the one-mutuelle rule may hold a
+        // membership that overlaps a seeded member.
+        Err(crate::store::StoreError::CoverageOverlap(o)) => Err(StartError::Config(format!(
+            "the data directory {} holds memberships that overlap {} seeded member period(s) of another mutuelle: \
+             start with a fresh --data-dir, or serve it and resolve with `passerelle admin coverage-conflicts` / `resolve-coverage`",
+            data_dir.display(),
+            o.len()
+        ))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// What `dev` prints once it serves.

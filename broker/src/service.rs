@@ -170,6 +170,10 @@ fn busy(mutuelle: &str) -> String {
     format!("mutuelle {mutuelle} is busy: too many calls are waiting on it, retry shortly")
 }
 
+/// Most characters of reason texts kept for one claim's answer, all lines
+/// together (past it, texts are cut to "…").
+pub const MAX_REASON_TEXT_PER_CLAIM: usize = 16_000;
+
 /// Most reasons kept per line of a partner's answer.
 pub const MAX_REASONS_PER_LINE: usize = 8;
 
@@ -195,23 +199,41 @@ fn bounded_outcome(o: Outcome) -> Outcome {
             product,
             partner_reference,
             consumption,
-        } => Outcome::Coordinated {
-            shares: shares
+        } => {
+            // The reasons' texts of a whole claim share one budget, so that a
+            // claim's answer stays far below a client's 4 MiB message limit.
+            let mut budget = MAX_REASON_TEXT_PER_CLAIM;
+            let shares = shares
                 .into_iter()
                 .map(|mut s| {
                     s.reasons.truncate(MAX_REASONS_PER_LINE);
-                    s.reasons = s.reasons.into_iter().map(bounded_reason).collect();
+                    s.reasons = s
+                        .reasons
+                        .into_iter()
+                        .map(|r| {
+                            let mut r = bounded_reason(r);
+                            let n = r.message.chars().count();
+                            if n > budget {
+                                r.message = truncate_text(&r.message, budget.max(1));
+                            }
+                            budget = budget.saturating_sub(n);
+                            r
+                        })
+                        .collect();
                     s
                 })
-                .collect(),
-            product: product.map(|p| passerelle_domain::ProductRef {
-                id: truncate_text(&p.id, MAX_ID_LEN),
-                version: p.version,
-                name: truncate_text(&p.name, MAX_TEXT_LEN),
-            }),
-            partner_reference: truncate_text(&partner_reference, MAX_ID_LEN),
-            consumption,
-        },
+                .collect();
+            Outcome::Coordinated {
+                shares,
+                product: product.map(|p| passerelle_domain::ProductRef {
+                    id: truncate_text(&p.id, MAX_ID_LEN),
+                    version: p.version,
+                    name: truncate_text(&p.name, MAX_TEXT_LEN),
+                }),
+                partner_reference: truncate_text(&partner_reference, MAX_ID_LEN),
+                consumption,
+            }
+        }
         Outcome::Rejected(r) => Outcome::Rejected(bounded_reason(r)),
     }
 }

@@ -31,6 +31,14 @@ pub fn parse(s: &str) -> Option<Date> {
     (MIN_YEAR..=MAX_YEAR).contains(&d.year()).then_some(d)
 }
 
+/// Parses a date passerelle stored itself (a JSON body written by any
+/// version): "YYYY-MM-DD" without the range of [`parse`], which checks what
+/// callers send. A row an older version accepted (0001-01-01, the "no date"
+/// of many spreadsheets) must never make a read fail.
+pub fn parse_stored(s: &str) -> Option<Date> {
+    Date::parse(s, ISO).ok()
+}
+
 /// Formats as "YYYY-MM-DD".
 pub fn format(d: Date) -> String {
     d.format(ISO).unwrap_or_default()
@@ -47,7 +55,7 @@ pub mod serde_iso {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Date, D::Error> {
         let s = String::deserialize(d)?;
-        super::parse(&s)
+        super::parse_stored(&s)
             .ok_or_else(|| serde::de::Error::custom(format!("invalid date {s:?}, want YYYY-MM-DD")))
     }
 
@@ -68,7 +76,7 @@ pub mod serde_iso {
             match s {
                 None => Ok(None),
                 Some(s) if s.is_empty() => Ok(None),
-                Some(s) => super::super::parse(&s).map(Some).ok_or_else(|| {
+                Some(s) => super::super::parse_stored(&s).map(Some).ok_or_else(|| {
                     serde::de::Error::custom(format!("invalid date {s:?}, want YYYY-MM-DD"))
                 }),
             }
@@ -97,5 +105,13 @@ mod tests {
         }
         assert!(super::parse("1900-01-01").is_some());
         assert!(super::parse("9999-12-31").is_some());
+        // What an older version stored is still read.
+        #[derive(serde::Deserialize)]
+        struct Row {
+            #[serde(with = "super::serde_iso")]
+            d: super::Date,
+        }
+        let row: Row = serde_json::from_str(r#"{"d": "0001-01-01"}"#).unwrap();
+        assert_eq!(row.d.year(), 1);
     }
 }

@@ -11,7 +11,9 @@
 //! without them, `api/status.rs`). It answers INVALID_ARGUMENT with the
 //! field path prost names (google.rpc.BadRequest) for the first, keeps
 //! OUT_OF_RANGE for the second, and records both in the audit log like any
-//! other refused call.
+//! other refused call. A call cut before its handler answered (the
+//! request timeout, the client's deadline, the client gone) is audited here
+//! too, since its handler's row is never written.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -84,6 +86,39 @@ fn party(layer: &RefusedLayer, req: &http::Request<Body>) -> String {
     format!("{who}@{addr}")
 }
 
+/// A call whose handler never answered: the server's request timeout or
+/// the client's deadline cut it, or the client left. Dropped with the
+/// call's future, it records the audit row the handler could not.
+struct Unfinished {
+    audit: Option<AuditSink>,
+    party: String,
+    method: String,
+}
+
+impl Unfinished {
+    fn disarm(&mut self) {
+        self.audit = None;
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(audit) = self.audit.take() {
+            audit.try_record(AuditEntry {
+                at_ms: now_ms(),
+                direction: Direction::In,
+                party: std::mem::take(&mut self.party),
+                method: std::mem::take(&mut self.method),
+                subject: "request".into(),
+                request_hash: hash(b"unfinished"),
+                outcome:
+                    "Cancelled: the call ended before its answer (deadline, or the client left)"
+                        .into(),
+            });
+        }
+    }
+}
+
 /// A prost decode error as a field path and a description: "failed to
 /// decode Protobuf message: CoordinateClaimRequest.lines: ClaimLine.act_code:
 /// invalid string value: data is not UTF-8 encoded" names `lines.act_code`.
@@ -137,13 +172,21 @@ where
         let party = party(&self.layer, &req);
         let audit = self.layer.audit.clone();
         let fut = self.inner.call(req);
+        let mut unfinished = Unfinished {
+            audit: Some(audit.clone()),
+            party: party.clone(),
+            method: method.clone(),
+        };
         Box::pin(async move {
-            let resp = fut.await?;
+            let resp = fut.await;
+            // The handler answered (and audited): nothing left to record.
+            unfinished.disarm();
+            let resp = resp?;
             let Some(status) = Status::from_header_map(resp.headers()) else {
                 return Ok(resp);
             };
             let refused = match status.code() {
-                Code::Internal => {
+                Code::Internal if status.message().starts_with("failed to decode Protobuf") => {
                     let (field, description) = decode_violation(status.message());
                     let mut d = ErrorDetails::new();
                     d.add_bad_request_violation(field.clone(), description.clone());
@@ -153,7 +196,9 @@ where
                         d,
                     )
                 }
-                Code::OutOfRange => status,
+                // Other transport failures (a stream reset...) keep their code
+                // and are audited as well.
+                Code::OutOfRange | Code::Internal => status,
                 _ => return Ok(resp),
             };
             audit
@@ -163,7 +208,9 @@ where
                     party: party.clone(),
                     method,
                     subject: "request".into(),
-                    request_hash: hash(party.as_bytes()),
+                    // The body was never decoded: the hash is of who called
+                    // what, not of a request.
+                    request_hash: hash(format!("{party} {}", refused.code() as i32).as_bytes()),
                     outcome: format!("{:?}: {}", refused.code(), refused.message()),
                 })
                 .await;

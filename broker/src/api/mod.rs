@@ -67,7 +67,26 @@ where
     F: FnOnce(M) -> Fut,
     Fut: Future<Output = Result<T, ServiceError>>,
 {
-    audited_in(broker, Pool::Calls, who, method, subject, msg, f).await
+    audited_in(
+        broker,
+        Admit::Take(Pool::Calls),
+        who,
+        method,
+        subject,
+        msg,
+        f,
+    )
+    .await
+}
+
+/// How a call gets its place among the calls handled at once.
+pub(crate) enum Admit {
+    /// Takes one now in this pool (or is refused at once).
+    Take(Pool),
+    /// Took one already (ImportRoster, before reading its stream).
+    Held(crate::admission::Permit),
+    /// Was refused already; the refusal is audited like any other.
+    Refused(ServiceError),
 }
 
 /// How long a call may run: the server's `request_timeout_ms`, or the
@@ -111,14 +130,14 @@ pub(crate) fn wait_within(wait: Duration, budget: Duration) -> Duration {
 
 /// The bulkhead key of a caller: its audit party without the peer address
 /// (`scheme:CNSS@10.0.0.5:51234` is `scheme:CNSS`).
-fn caller_key(who: &str) -> &str {
+pub(crate) fn caller_key(who: &str) -> &str {
     who.rsplit_once('@').map_or(who, |(w, _)| w)
 }
 
 /// [`audited`] in a given admission pool (long polls have their own).
 pub(crate) async fn audited_in<M, T, F, Fut>(
     broker: &Broker,
-    pool: Pool,
+    admit: Admit,
     who: String,
     method: &str,
     subject: String,
@@ -133,7 +152,12 @@ where
     let hash = request_hash(&msg);
     // Shed load at once rather than queue: a call past the limit is refused
     // (and audited) without touching the store or a partner.
-    let result = match broker.admit(caller_key(&who), pool) {
+    let admitted = match admit {
+        Admit::Take(pool) => broker.admit(caller_key(&who), pool),
+        Admit::Held(p) => Ok(p),
+        Admit::Refused(e) => Err(e),
+    };
+    let result = match admitted {
         Ok(_permit) => f(msg).await.map_err(Status::from),
         Err(e) => Err(Status::from(e)),
     };

@@ -1,7 +1,9 @@
 //! Protobuf requests to domain values. Every wrong field is collected, so a
 //! caller learns all its mistakes in one answer.
 
-use passerelle_domain::validate::{FieldViolation, MAX_LINES, check_claim, check_id, check_line};
+use passerelle_domain::validate::{
+    FieldViolation, MAX_DIAGNOSES, MAX_LINES, check_claim, check_id, check_line,
+};
 use passerelle_domain::{CareCategory, Claim, ClaimLine, Date, Payee, SchemeOutcome, Stay, date};
 use passerelle_proto::convert;
 use passerelle_proto::scheme::v1 as pb;
@@ -26,7 +28,18 @@ impl Violations {
         }
         let d = date::parse(s);
         if d.is_none() {
-            self.add(field, format!("{s:?} is not a date YYYY-MM-DD"));
+            if date::parse_stored(s).is_some() {
+                self.add(
+                    field,
+                    format!(
+                        "{s:?}: the year must be from {} to {}",
+                        date::MIN_YEAR,
+                        date::MAX_YEAR
+                    ),
+                );
+            } else {
+                self.add(field, format!("{s:?} is not a date YYYY-MM-DD"));
+            }
         }
         d
     }
@@ -171,6 +184,13 @@ pub(crate) fn eligibility(
     }
     if r.planned_lines.len() > MAX_LINES {
         v.add("planned_lines", format!("at most {MAX_LINES} lines"));
+    }
+    if r.diagnoses.len() > MAX_DIAGNOSES {
+        v.add("diagnoses", format!("at most {MAX_DIAGNOSES} diagnoses"));
+    } else {
+        for (i, d) in r.diagnoses.iter().enumerate() {
+            v.id(&format!("diagnoses[{i}]"), d);
+        }
     }
     if !r.planned_lines.is_empty() && !passerelle_domain::money::is_currency_code(&r.currency) {
         v.add(

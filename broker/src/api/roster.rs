@@ -9,14 +9,17 @@ use pb::roster_service_server::RosterService;
 use tonic::{Request, Response, Status};
 
 use super::auth::{auth_of, mutuelle_scope, party_of};
-use super::{audited, parse::Violations};
+use super::{Admit, audited, audited_in, parse::Violations};
+use crate::admission::Pool;
 use crate::service::{Broker, ServiceError};
 use crate::store::RosterImport;
 
 /// Most members in one UpsertMembers call or ImportRoster message.
 pub const MAX_MEMBERS: usize = 1000;
-/// Most members in one ImportRoster snapshot.
+/// Most members in one ImportRoster snapshot (and messages in its stream).
 pub const MAX_IMPORT: usize = 500_000;
+/// Past this many wrong fields an import stops reading its stream.
+pub const MAX_IMPORT_VIOLATIONS: usize = 1000;
 
 pub struct RosterApi {
     broker: Arc<Broker>,
@@ -213,9 +216,37 @@ impl RosterService for RosterApi {
             (_, None) => format!("plaintext:mutuelle:{}", header.mutuelle_id),
         };
         let subject = format!("{}/roster", header.mutuelle_id);
+        // The place is taken before the stream is read: an import over the
+        // limit reads nothing (its members would fill memory first).
+        let admit = match self.broker.admit(super::caller_key(&who), Pool::Calls) {
+            Ok(p) => Admit::Held(p),
+            Err(e) => {
+                let hashed = header.clone();
+                return audited_in(
+                    &self.broker,
+                    Admit::Refused(e),
+                    who,
+                    "ImportRoster",
+                    subject,
+                    hashed,
+                    |_| async { Ok::<pb::ImportRosterResponse, ServiceError>(Default::default()) },
+                )
+                .await;
+            }
+        };
         let mut members = Vec::new();
         let mut v = Violations::new();
         self.check_mutuelle(&mut v, &header.mutuelle_id);
+        if header.keep_member_numbers.len() > MAX_IMPORT {
+            v.add(
+                "header.keep_member_numbers",
+                format!("at most {MAX_IMPORT} member numbers"),
+            );
+        } else {
+            for (i, n) in header.keep_member_numbers.iter().enumerate() {
+                v.id(&format!("header.keep_member_numbers[{i}]"), n);
+            }
+        }
         let as_of = if header.as_of.is_empty() {
             time::OffsetDateTime::now_utc().date()
         } else {
@@ -223,7 +254,18 @@ impl RosterService for RosterApi {
                 .unwrap_or(time::Date::MIN)
         };
         let mut count = 0usize;
+        let mut messages = 0usize;
         while let Some(msg) = stream.message().await? {
+            // Past a bound, stop reading: the answer lists what is wrong so
+            // far, and memory stays bounded.
+            messages += 1;
+            if messages > MAX_IMPORT || v.0.len() >= MAX_IMPORT_VIOLATIONS {
+                v.add(
+                    "members",
+                    "too many messages or errors: the import stops here",
+                );
+                break;
+            }
             match msg.part {
                 Some(pb::import_roster_request::Part::Members(batch)) => {
                     if batch.members.len() > MAX_MEMBERS {
@@ -238,6 +280,7 @@ impl RosterService for RosterApi {
                                 "members",
                                 format!("at most {MAX_IMPORT} members per import"),
                             );
+                            messages = MAX_IMPORT;
                             break;
                         }
                         if let Some(m) =
@@ -263,8 +306,9 @@ impl RosterService for RosterApi {
         let broker = self.broker.clone();
         // The audit hash covers the header; members are counted in the outcome.
         let hashed = header.clone();
-        audited(
+        audited_in(
             &self.broker,
+            admit,
             who,
             "ImportRoster",
             subject,

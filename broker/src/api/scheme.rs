@@ -106,7 +106,10 @@ fn page_within(rows: &[ClaimRecord], after: u64, budget: usize) -> (Vec<pb::Clai
     let mut claims = Vec::with_capacity(rows.len());
     for r in rows {
         let c = claim_result(r);
-        let n = prost::Message::encoded_len(&c);
+        // The claim as a field of the response: its bytes, its tag and
+        // its length.
+        let len = prost::Message::encoded_len(&c);
+        let n = 1 + prost::length_delimiter_len(len) + len;
         if !claims.is_empty() && bytes + n > budget {
             break;
         }
@@ -269,7 +272,7 @@ impl SchemeService for SchemeApi {
         };
         audited_in(
             &self.broker,
-            pool,
+            super::Admit::Take(pool),
             who,
             "ListChangedClaims",
             subject,

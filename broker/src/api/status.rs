@@ -10,6 +10,14 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::service::ServiceError;
 use crate::store::StoreError;
 
+/// Most violations listed in one error (the rest are counted): an error
+/// travels in HTTP/2 headers, and a client refuses a header block past 16
+/// KiB (tonic, grpc-java), so that a longer list broke the answer itself.
+pub const MAX_VIOLATIONS: usize = 20;
+/// Most characters of an error's message (its violations are in the
+/// details as well).
+pub const MAX_MESSAGE: usize = 1_000;
+
 /// The ErrorInfo domain of every passerelle error.
 pub const DOMAIN: &str = "passerelle";
 
@@ -28,18 +36,19 @@ fn info(code: Code, message: String, reason: &str) -> Status {
 /// `members[i].products[j]`), naming the dates of the overlap and nothing
 /// else of the other mutuelle.
 fn coverage_overlap(overlaps: Vec<crate::store::CoverageOverlap>) -> Status {
-    use crate::store::MAX_REPORTED_OVERLAPS;
+    const MAX_REPORTED_OVERLAPS: usize = MAX_VIOLATIONS;
     let mut d =
         ErrorDetails::with_error_info("COVERAGE_OVERLAP", DOMAIN, HashMap::<String, String>::new());
     let mut lines = Vec::new();
     for o in overlaps.iter().take(MAX_REPORTED_OVERLAPS) {
         let subject = format!("members[{}].products[{}]", o.member, o.period);
-        let to =
-            o.to.map(passerelle_domain::date::format)
-                .unwrap_or_else(|| "with no end".into());
+        let from = passerelle_domain::date::format(o.from);
+        let dates = match o.to {
+            Some(to) => format!("from {from} to {}", passerelle_domain::date::format(to)),
+            None => format!("from {from}, with no end"),
+        };
         let description = format!(
-            "another mutuelle covers this beneficiary from {} to {to}: that membership must end before this one starts",
-            passerelle_domain::date::format(o.from)
+            "another mutuelle covers this beneficiary {dates}: that membership must end before this one starts"
         );
         lines.push(format!("{subject}: {description}"));
         d.add_precondition_failure_violation("COVERAGE_OVERLAP", subject, description);
@@ -50,20 +59,29 @@ fn coverage_overlap(overlaps: Vec<crate::store::CoverageOverlap>) -> Status {
             overlaps.len() - MAX_REPORTED_OVERLAPS
         ));
     }
-    Status::with_error_details(Code::FailedPrecondition, lines.join("; "), d)
+    let message = passerelle_domain::validate::truncate_text(&lines.join("; "), MAX_MESSAGE);
+    Status::with_error_details(Code::FailedPrecondition, message, d)
 }
 
 impl From<ServiceError> for Status {
     fn from(e: ServiceError) -> Status {
         match e {
             ServiceError::Invalid(v) => {
-                let summary = v
+                // At most MAX_VIOLATIONS listed: a request with 20,000 wrong
+                // fields gets a short answer, the rest counted.
+                let more = v.len().saturating_sub(MAX_VIOLATIONS);
+                let mut summary = v
                     .iter()
+                    .take(MAX_VIOLATIONS)
                     .map(|f| format!("{}: {}", f.field, f.description))
                     .collect::<Vec<_>>()
                     .join("; ");
+                summary = passerelle_domain::validate::truncate_text(&summary, MAX_MESSAGE);
+                if more > 0 {
+                    summary.push_str(&format!("; and {more} more"));
+                }
                 let mut d = ErrorDetails::new();
-                for f in v {
+                for f in v.into_iter().take(MAX_VIOLATIONS) {
                     d.add_bad_request_violation(f.field, f.description);
                 }
                 Status::with_error_details(Code::InvalidArgument, summary, d)

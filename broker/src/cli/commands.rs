@@ -400,6 +400,7 @@ fn claim_json(r: &scheme::ClaimResult) -> Value {
         "member_number": r.member_number,
         "currency": r.currency,
         "rejection": r.rejection.as_ref().map(|x| json!({"code": reason_name(x.code), "message": x.message})),
+        "duplicate_of_claim_id": (!r.duplicate_of_claim_id.is_empty()).then_some(&r.duplicate_of_claim_id),
         "lines": r.lines.iter().map(|l| json!({
             "sequence": l.sequence, "act_code": l.act_code, "billed": l.billed, "tariff_base": l.tariff_base,
             "scheme_share": l.scheme_share, "ticket_moderateur": l.ticket_moderateur, "overrun": l.overrun,
@@ -1375,7 +1376,7 @@ async fn admin_cmd(ctx: &Ctx, cmd: AdminCmd) -> Out {
                 t.row(vec![
                     m.mutuelle_id.clone(),
                     m.member_number.clone(),
-                    l.t("end_dated").to_string(),
+                    l.t("updated").to_string(),
                 ]);
             }
             out!("{}", t.render());

@@ -600,9 +600,6 @@ pub struct CoverageOverlap {
     pub to: Option<Date>,
 }
 
-/// Most overlaps one refusal lists (the rest are counted in the message).
-pub const MAX_REPORTED_OVERLAPS: usize = 100;
-
 /// The intersection of two inclusive date ranges (`None` end: open).
 fn intersect(a: (Date, Option<Date>), b: (Date, Option<Date>)) -> Option<(Date, Option<Date>)> {
     let from = a.0.max(b.0);
@@ -626,24 +623,35 @@ fn intersect(a: (Date, Option<Date>), b: (Date, Option<Date>)) -> Option<(Date, 
 /// the roster lock of every scheme involved, so that two mutuelles racing
 /// for one beneficiary cannot both pass.
 pub fn coverage_overlaps(incoming: &[(usize, &Member)], others: &[Member]) -> Vec<CoverageOverlap> {
-    use std::collections::HashSet;
+    use std::collections::{HashMap, HashSet};
     let replaced: HashSet<(&str, &str)> = incoming
         .iter()
         .map(|(_, m)| (m.mutuelle_id.as_str(), m.member_number.as_str()))
         .collect();
+    // Members by scheme beneficiary: each incoming member is compared with
+    // its own beneficiary's records only (an import of 500,000 members is
+    // linear, not quadratic).
+    type Key<'a> = (&'a str, &'a str);
+    let mut by_beneficiary: HashMap<Key<'_>, HashMap<&str, Vec<&Member>>> = HashMap::new();
     let stored = others
         .iter()
         .filter(|o| !replaced.contains(&(o.mutuelle_id.as_str(), o.member_number.as_str())));
-    let all: Vec<&Member> = stored.chain(incoming.iter().map(|(_, m)| *m)).collect();
+    for m in stored.chain(incoming.iter().map(|(_, m)| *m)) {
+        by_beneficiary
+            .entry((m.scheme_id.as_str(), m.beneficiary_id.as_str()))
+            .or_default()
+            .entry(m.mutuelle_id.as_str())
+            .or_default()
+            .push(m);
+    }
     let mut out = Vec::new();
     for (i, m) in incoming {
-        for o in &all {
-            if o.mutuelle_id == m.mutuelle_id
-                || o.scheme_id != m.scheme_id
-                || o.beneficiary_id != m.beneficiary_id
-            {
-                continue;
-            }
+        let same = &by_beneficiary[&(m.scheme_id.as_str(), m.beneficiary_id.as_str())];
+        let of_others = same
+            .iter()
+            .filter(|(mutuelle, _)| **mutuelle != m.mutuelle_id.as_str())
+            .flat_map(|(_, ms)| ms.iter());
+        for o in of_others {
             for (j, p) in m.products.iter().enumerate() {
                 for q in &o.products {
                     if let Some((from, to)) = intersect((p.start, p.end), (q.start, q.end)) {
@@ -723,9 +731,10 @@ pub fn gather_conflicts(out: &mut Vec<CoverageConflict>, members: &[Member], lim
 }
 
 /// How an operator resolves a conflict in favour of `keep`: every period of
-/// another mutuelle that overlaps `keep`'s coverage ends the day before the
-/// first overlapping period of `keep` starts, or is removed when it starts
-/// within it. Returns the member records to write (only those that change).
+/// another mutuelle loses the days `keep` covers. What it covered before
+/// `keep`'s coverage stays (ending the day before), what it covered after
+/// stays (starting the day after); a period within it is removed. Returns
+/// the member records to write (only those that change).
 pub fn resolve_plan(members: &[Member], keep: &str) -> Vec<Member> {
     let mut kept: Vec<(Date, Option<Date>)> = members
         .iter()
@@ -736,26 +745,48 @@ pub fn resolve_plan(members: &[Member], keep: &str) -> Vec<Member> {
     let mut writes = Vec::new();
     for m in members.iter().filter(|m| m.mutuelle_id != keep) {
         let mut changed = m.clone();
-        changed.products.retain_mut(|p| {
-            let Some(k) = kept
-                .iter()
-                .find(|k| intersect((p.start, p.end), **k).is_some())
-            else {
-                return true;
-            };
-            match k.0.previous_day() {
-                Some(last) if p.start <= last => {
-                    p.end = Some(last);
-                    true
+        changed.products = m
+            .products
+            .iter()
+            .flat_map(|p| {
+                // `p` minus every kept period, in date order.
+                let mut pieces = vec![p.clone()];
+                for k in &kept {
+                    pieces = pieces.into_iter().flat_map(|q| subtract(q, *k)).collect();
                 }
-                _ => false,
-            }
-        });
+                pieces
+            })
+            .collect();
         if changed != *m {
             writes.push(changed);
         }
     }
     writes
+}
+
+/// A product period without the days of `k`: none, one or two pieces.
+fn subtract(
+    p: passerelle_domain::ProductPeriod,
+    k: (Date, Option<Date>),
+) -> Vec<passerelle_domain::ProductPeriod> {
+    if intersect((p.start, p.end), k).is_none() {
+        return vec![p];
+    }
+    let mut out = Vec::new();
+    if let Some(last) = k.0.previous_day()
+        && p.start <= last
+    {
+        out.push(passerelle_domain::ProductPeriod {
+            end: Some(last),
+            ..p.clone()
+        });
+    }
+    if let Some(first) = k.1.and_then(|e| e.next_day())
+        && p.end.is_none_or(|e| first <= e)
+    {
+        out.push(passerelle_domain::ProductPeriod { start: first, ..p });
+    }
+    out
 }
 
 /// [`roster_diff`], plus the members to check against the coverage rule:
@@ -949,19 +980,36 @@ mod tests {
         keep.products[0].start = d("2025-06-01");
         keep.products[0].end = Some(d("2025-12-31"));
         let mut other = sample_member("MUT-B", "B-1", "TG-1");
-        // Began before the kept coverage: ends the day before it.
+        // Began before the kept coverage and runs past it: the days before
+        // and the days after stay, in two pieces.
         other.products[0].start = d("2025-01-01");
-        other.products[0].end = None;
-        // Began within it: removed. After it: kept as it is.
+        other.products[0].end = Some(d("2026-03-31"));
+        // Within it: removed. After it: kept as it is.
         other.products.push(passerelle_domain::ProductPeriod {
             product_id: "ESS".into(),
-            start: d("2026-01-01"),
+            start: d("2025-07-01"),
+            end: Some(d("2025-08-31")),
+        });
+        other.products.push(passerelle_domain::ProductPeriod {
+            product_id: "ESS".into(),
+            start: d("2026-06-01"),
             end: None,
         });
         let writes = resolve_plan(&[keep.clone(), other.clone()], "MUT-A");
         assert_eq!(writes.len(), 1);
-        assert_eq!(writes[0].products[0].end, Some(d("2025-05-31")));
-        assert_eq!(writes[0].products[1].start, d("2026-01-01"));
+        let spans: Vec<_> = writes[0]
+            .products
+            .iter()
+            .map(|p| (p.start, p.end))
+            .collect();
+        assert_eq!(
+            spans,
+            vec![
+                (d("2025-01-01"), Some(d("2025-05-31"))),
+                (d("2026-01-01"), Some(d("2026-03-31"))),
+                (d("2026-06-01"), None),
+            ]
+        );
         // Nothing overlaps any more; nothing to write the second time.
         let after = [keep, writes[0].clone()];
         assert!(conflicts_among(&after).is_empty());

@@ -504,9 +504,18 @@ impl SqliteStore {
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |c| {
+            // A caller gone before its turn (its call timed out or was
+            // cancelled) writes nothing.
+            if tx.is_closed() {
+                let gone: Done = Box::new(|_| {});
+                return (false, gone);
+            }
             let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c)))
                 .unwrap_or_else(|_| Err(backend("store call panicked")));
-            let ok = out.is_ok();
+            // Gone meanwhile (a long import past the request timeout): rolled
+            // back, so that a call answered CANCELLED wrote nothing, as on
+            // PostgreSQL where the dropped transaction rolls back.
+            let ok = out.is_ok() && !tx.is_closed();
             let done: Done = Box::new(move |commit| {
                 let _ = tx.send(match commit {
                     Some(e) if ok => Err(e.clone()),
@@ -1961,6 +1970,37 @@ mod tests {
                     as std::sync::Arc<dyn Store>,
             )
         });
+    }
+
+    /// A write whose caller is gone before it ends (a long import past the
+    /// request timeout) is rolled back: the call answered CANCELLED and
+    /// wrote nothing, as on PostgreSQL.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_whose_caller_is_gone_is_rolled_back() {
+        let s = std::sync::Arc::new(SqliteStore::open_in_memory().unwrap());
+        let (started, wait_started) = std::sync::mpsc::channel();
+        let (go, wait_go) = std::sync::mpsc::channel::<()>();
+        let member = crate::store::conformance::sample_member("MUT-A", "GONE-1", "TG-GONE");
+        let s2 = s.clone();
+        let call = tokio::spawn(async move {
+            s2.with(move |c| {
+                write_members(c, &[member], 1)?;
+                let _ = started.send(());
+                let _ = wait_go.recv();
+                Ok(())
+            })
+            .await
+        });
+        tokio::task::spawn_blocking(move || wait_started.recv().unwrap())
+            .await
+            .unwrap();
+        call.abort();
+        assert!(call.await.unwrap_err().is_cancelled());
+        go.send(()).unwrap();
+        // The next write runs after the abandoned one.
+        s.with(|_| Ok(())).await.unwrap();
+        s.roster_changed();
+        assert_eq!(s.get_member("MUT-A", "GONE-1").await.unwrap(), None);
     }
 
     /// A conflict written before the coverage rule is listed and resolved.
