@@ -420,6 +420,37 @@ async fn roster_rows_are_checked_against_products_and_coverage() {
         o.stderr
     );
     assert!(member(&h, "R-21").await.is_none());
+    // Asked to, the import skips the rows the broker refuses too, says
+    // which, and imports the others.
+    let both = "scheme_id;beneficiary_id;member_number;product_id;product_start\n\
+                CNSS;R-OK;R-1;BASE;01/01/2025\n\
+                CNSS;R-TYPO;R-20;BASEE;01/11/2026\n\
+                CNSS;G-OK;R-21;BASE;01/09/2026\n\
+                CNSS;R-NEW2;R-22;BASE;01/11/2026\n";
+    let f = write(dir.path(), "both.csv", both);
+    let o = cli(
+        &h,
+        &[
+            "--json",
+            "roster",
+            "import",
+            &f,
+            "--partner",
+            "MUT-R",
+            "--skip-bad-rows",
+            "--no-end-dating",
+        ],
+    )
+    .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("line 3: product_id") && o.stderr.contains("line 4: product_start"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(o.json()["skipped_rows"], 2);
+    assert!(member(&h, "R-22").await.is_some());
+    assert!(member(&h, "R-20").await.is_none() && member(&h, "R-21").await.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

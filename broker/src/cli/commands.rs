@@ -237,6 +237,23 @@ fn violations(s: &tonic::Status, lines: Option<&[u64]>) -> String {
     out
 }
 
+/// The members (by index) an error from the broker names: "members[i]..."
+/// in its field violations or precondition failures.
+fn refused_members(s: &tonic::Status, count: usize) -> std::collections::BTreeSet<usize> {
+    let mut fields: Vec<String> = Vec::new();
+    if let Some(br) = s.get_details_bad_request() {
+        fields.extend(br.field_violations.into_iter().map(|v| v.field));
+    }
+    if let Some(pf) = s.get_details_precondition_failure() {
+        fields.extend(pf.violations.into_iter().map(|v| v.subject));
+    }
+    fields
+        .iter()
+        .filter_map(|f| f.strip_prefix("members[")?.split_once(']')?.0.parse().ok())
+        .filter(|i| *i < count)
+        .collect()
+}
+
 /// A member field path as the roster file's column: "products[1].start_date"
 /// is column product_start of the member's second product row.
 fn file_column(tail: &str) -> String {
@@ -660,38 +677,75 @@ async fn roster_import(
             "warning: a skipped row has no member number: no member is end-dated by this import"
         );
     }
-    let header = roster::ImportRosterRequest {
-        part: Some(roster::import_roster_request::Part::Header(
-            roster::ImportRosterHeader {
-                mutuelle_id: partner,
-                as_of: as_of.unwrap_or_default(),
-                dry_run,
-                keep_member_numbers: keep,
-                no_end_dating: no_end_dating || unknown_member,
-            },
-        )),
-    };
-    let batches = f
-        .members
-        .chunks(1000)
-        .map(|chunk| roster::ImportRosterRequest {
-            part: Some(roster::import_roster_request::Part::Members(
-                roster::MemberBatch {
-                    members: chunk.to_vec(),
+    let send = |members: Vec<roster::Member>, keep: Vec<String>| {
+        let header = roster::ImportRosterRequest {
+            part: Some(roster::import_roster_request::Part::Header(
+                roster::ImportRosterHeader {
+                    mutuelle_id: partner.clone(),
+                    as_of: as_of.clone().unwrap_or_default(),
+                    dry_run,
+                    keep_member_numbers: keep,
+                    no_end_dating: no_end_dating || unknown_member,
                 },
             )),
-        });
-    let stream: Vec<_> = std::iter::once(header).chain(batches).collect();
-    let mut c = roster::roster_service_client::RosterServiceClient::new(ctx.channel.clone());
-    let r = c
-        .import_roster(tokio_stream::iter(stream))
-        .await
-        .map_err(|s| status_failure(s, Some(&f.first_line)))?
-        .into_inner();
+        };
+        let batches: Vec<_> = members
+            .chunks(1000)
+            .map(|chunk| roster::ImportRosterRequest {
+                part: Some(roster::import_roster_request::Part::Members(
+                    roster::MemberBatch {
+                        members: chunk.to_vec(),
+                    },
+                )),
+            })
+            .collect();
+        let stream: Vec<_> = std::iter::once(header).chain(batches).collect();
+        let mut c = roster::roster_service_client::RosterServiceClient::new(ctx.channel.clone());
+        async move { c.import_roster(tokio_stream::iter(stream)).await }
+    };
+    // Rows the broker refuses (an unknown product, a beneficiary another
+    // mutuelle covers) are bad rows too: with --skip-bad-rows they are
+    // reported, left as they are (kept, never end-dated), and the others
+    // imported. An error lists at most 20 rows: it is sent again without
+    // them until it passes or a round removes nothing.
+    let mut members = f.members.clone();
+    let mut lines = f.first_line.clone();
+    let mut skipped_by_broker = 0;
+    let r = loop {
+        let s = match send(members.clone(), keep.clone()).await {
+            Ok(r) => break r.into_inner(),
+            Err(s) => s,
+        };
+        let refused = if skip_bad_rows {
+            refused_members(&s, members.len())
+        } else {
+            Default::default()
+        };
+        if refused.is_empty() {
+            return Err(status_failure(s, Some(&lines)));
+        }
+        eprintln!(
+            "{}: {}",
+            file.display(),
+            violations(&s, Some(&lines)).trim_start()
+        );
+        let (mut kept_members, mut kept_lines) = (Vec::new(), Vec::new());
+        for (i, (m, line)) in members.into_iter().zip(lines).enumerate() {
+            if refused.contains(&i) {
+                keep.push(m.member_number);
+                skipped_by_broker += 1;
+            } else {
+                kept_members.push(m);
+                kept_lines.push(line);
+            }
+        }
+        members = kept_members;
+        lines = kept_lines;
+    };
     if ctx.json {
         ctx.print_json(json!({
             "dry_run": r.dry_run, "added": r.added, "updated": r.updated, "end_dated": r.end_dated,
-            "unchanged": r.unchanged, "skipped_rows": f.bad.len(),
+            "unchanged": r.unchanged, "skipped_rows": f.bad.len() + skipped_by_broker,
             "changes": r.changes.iter().map(|c| json!({"member_number": c.member_number, "change": c.change})).collect::<Vec<_>>(),
         }));
         return Ok(());
