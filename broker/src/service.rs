@@ -573,6 +573,7 @@ impl Broker {
         scheme_id: &str,
         beneficiary_id: &str,
         keep: &str,
+        from: Option<Date>,
     ) -> Result<Vec<Member>, ServiceError> {
         self.scheme(scheme_id)?;
         if !self.partners.contains_key(keep) {
@@ -583,7 +584,7 @@ impl Broker {
         }
         let changed = self
             .store
-            .resolve_coverage(scheme_id, beneficiary_id, keep, now_ms())
+            .resolve_coverage(scheme_id, beneficiary_id, keep, from, now_ms())
             .await?;
         for m in &changed {
             tracing::info!(

@@ -222,10 +222,20 @@ impl AdminService for AdminApi {
                 v.id("scheme_id", &msg.scheme_id);
                 v.id("beneficiary_id", &msg.beneficiary_id);
                 v.id("keep_mutuelle_id", &msg.keep_mutuelle_id);
+                let from = if msg.from_date.is_empty() {
+                    None
+                } else {
+                    v.date("from_date", &msg.from_date)
+                };
                 v.finish(())?;
                 let changed = self
                     .broker
-                    .resolve_coverage(&msg.scheme_id, &msg.beneficiary_id, &msg.keep_mutuelle_id)
+                    .resolve_coverage(
+                        &msg.scheme_id,
+                        &msg.beneficiary_id,
+                        &msg.keep_mutuelle_id,
+                        from,
+                    )
                     .await?;
                 Ok(pb::ResolveCoverageConflictResponse {
                     changed: changed

@@ -1405,12 +1405,14 @@ async fn admin_cmd(ctx: &Ctx, cmd: AdminCmd) -> Out {
             scheme,
             beneficiary,
             keep,
+            from,
         } => {
             let r = c
                 .resolve_coverage_conflict(admin::ResolveCoverageConflictRequest {
                     scheme_id: scheme,
                     beneficiary_id: beneficiary,
                     keep_mutuelle_id: keep,
+                    from_date: from.unwrap_or_default(),
                 })
                 .await
                 .map_err(|s| status_failure(s, None))?

@@ -232,6 +232,11 @@ pub enum AdminCmd {
         /// The mutuelle that keeps the beneficiary.
         #[arg(long)]
         keep: String,
+        /// Keep it with that mutuelle from this date (YYYY-MM-DD) on, even
+        /// before it declares the member: a transfer away from a mutuelle
+        /// that no longer runs.
+        #[arg(long)]
+        from: Option<String>,
     },
 }
 

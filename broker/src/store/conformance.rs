@@ -681,11 +681,13 @@ pub async fn legacy_conflicts_listed_and_resolved(store: Arc<dyn Store>) {
             .is_empty()
     );
     assert!(matches!(
-        store.resolve_coverage("CNSS", "TG-1002", "MUT-Z", 2).await,
+        store
+            .resolve_coverage("CNSS", "TG-1002", "MUT-Z", None, 2)
+            .await,
         Err(StoreError::NotFound(_))
     ));
     let changed = store
-        .resolve_coverage("CNSS", "TG-1002", "MUT-A", 2)
+        .resolve_coverage("CNSS", "TG-1002", "MUT-A", None, 2)
         .await
         .unwrap();
     assert_eq!(changed.len(), 1);
@@ -702,10 +704,21 @@ pub async fn legacy_conflicts_listed_and_resolved(store: Arc<dyn Store>) {
             .unwrap()
             .is_empty()
     );
+    // A transfer ordered by the operator: MUT-A's coverage ends before
+    // 2027-01-01 and MUT-C (no membership yet) may then declare it.
+    let moved = store
+        .resolve_coverage("CNSS", "TG-1002", "MUT-C", Some(d("2027-01-01")), 3)
+        .await
+        .unwrap();
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0].products[0].end, Some(d("2026-12-31")));
+    let mut c = sample_member("MUT-C", "C-1", "TG-1002");
+    c.products[0].start = d("2027-01-01");
+    store.upsert_members(&[c], 4).await.unwrap();
     // Resolving again changes nothing.
     assert!(
         store
-            .resolve_coverage("CNSS", "TG-1002", "MUT-A", 3)
+            .resolve_coverage("CNSS", "TG-1002", "MUT-C", Some(d("2027-01-01")), 5)
             .await
             .unwrap()
             .is_empty()

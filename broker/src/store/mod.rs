@@ -459,11 +459,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Resolves a beneficiary's conflicts in favour of the mutuelle `keep`
     /// (see [`resolve_plan`]); returns the member records it changed.
+    /// With `from`, `keep` holds the beneficiary from that day on, whether
+    /// or not it holds a membership yet; without, `keep` must hold one.
     async fn resolve_coverage(
         &self,
         scheme_id: &str,
         beneficiary_id: &str,
         keep: &str,
+        from: Option<Date>,
         now_ms: i64,
     ) -> Result<Vec<Member>, StoreError>;
 
@@ -734,13 +737,18 @@ pub fn gather_conflicts(out: &mut Vec<CoverageConflict>, members: &[Member], lim
 /// another mutuelle loses the days `keep` covers. What it covered before
 /// `keep`'s coverage stays (ending the day before), what it covered after
 /// stays (starting the day after); a period within it is removed. Returns
-/// the member records to write (only those that change).
-pub fn resolve_plan(members: &[Member], keep: &str) -> Vec<Member> {
-    let mut kept: Vec<(Date, Option<Date>)> = members
-        .iter()
-        .filter(|m| m.mutuelle_id == keep)
-        .flat_map(|m| m.products.iter().map(|p| (p.start, p.end)))
-        .collect();
+/// the member records to write (only those that change). With `from`, what
+/// `keep` covers is every day from `from` on (a transfer away from a
+/// mutuelle that no longer runs, before `keep` declares the member).
+pub fn resolve_plan(members: &[Member], keep: &str, from: Option<Date>) -> Vec<Member> {
+    let mut kept: Vec<(Date, Option<Date>)> = match from {
+        Some(d) => vec![(d, None)],
+        None => members
+            .iter()
+            .filter(|m| m.mutuelle_id == keep)
+            .flat_map(|m| m.products.iter().map(|p| (p.start, p.end)))
+            .collect(),
+    };
     kept.sort();
     let mut writes = Vec::new();
     for m in members.iter().filter(|m| m.mutuelle_id != keep) {
@@ -995,7 +1003,7 @@ mod tests {
             start: d("2026-06-01"),
             end: None,
         });
-        let writes = resolve_plan(&[keep.clone(), other.clone()], "MUT-A");
+        let writes = resolve_plan(&[keep.clone(), other.clone()], "MUT-A", None);
         assert_eq!(writes.len(), 1);
         let spans: Vec<_> = writes[0]
             .products
@@ -1013,7 +1021,7 @@ mod tests {
         // Nothing overlaps any more; nothing to write the second time.
         let after = [keep, writes[0].clone()];
         assert!(conflicts_among(&after).is_empty());
-        assert!(resolve_plan(&after, "MUT-A").is_empty());
+        assert!(resolve_plan(&after, "MUT-A", None).is_empty());
     }
 
     #[test]

@@ -1159,18 +1159,19 @@ impl Store for PgStore {
         scheme_id: &str,
         beneficiary_id: &str,
         keep: &str,
+        from: Option<Date>,
         now_ms: i64,
     ) -> Result<Vec<Member>, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         lock_coverage(&tx, [scheme_id]).await?;
         let members = beneficiary_members(&tx, scheme_id, beneficiary_id).await?;
-        if !members.iter().any(|m| m.mutuelle_id == keep) {
+        if from.is_none() && !members.iter().any(|m| m.mutuelle_id == keep) {
             return Err(StoreError::NotFound(format!(
                 "membership of {keep} for this beneficiary"
             )));
         }
-        let writes = super::resolve_plan(&members, keep);
+        let writes = super::resolve_plan(&members, keep, from);
         upsert(&tx, &writes, now_ms).await?;
         tx.commit().await?;
         Ok(writes)

@@ -1409,6 +1409,7 @@ impl Store for SqliteStore {
         scheme_id: &str,
         beneficiary_id: &str,
         keep: &str,
+        from: Option<Date>,
         now_ms: i64,
     ) -> Result<Vec<Member>, StoreError> {
         let (s, b, k) = (
@@ -1420,12 +1421,12 @@ impl Store for SqliteStore {
             .with(move |c| {
                 let tx = c.savepoint()?;
                 let members = beneficiary_members(&tx, &s, &b)?;
-                if !members.iter().any(|m| m.mutuelle_id == k) {
+                if from.is_none() && !members.iter().any(|m| m.mutuelle_id == k) {
                     return Err(StoreError::NotFound(format!(
                         "membership of {k} for this beneficiary"
                     )));
                 }
-                let writes = super::resolve_plan(&members, &k);
+                let writes = super::resolve_plan(&members, &k, from);
                 write_members(&tx, &writes, now_ms)?;
                 tx.commit()?;
                 Ok(writes)
