@@ -25,7 +25,7 @@ use passerelle_adapters::{
     EligibilityQuery,
 };
 use passerelle_domain::validate::{FieldViolation, check_answer};
-use passerelle_domain::{Claim, ClaimLine, ClaimState, Date, Reason, ReasonCode};
+use passerelle_domain::{Claim, ClaimState, Date, Reason, ReasonCode};
 use tokio::sync::watch;
 
 use crate::audit::{AuditSink, hash, now_ms};
@@ -95,18 +95,8 @@ impl ServiceError {
     }
 }
 
-/// An eligibility question in domain form.
-#[derive(Clone, Debug)]
-pub struct EligibilityInput {
-    pub scheme_id: String,
-    pub beneficiary_id: String,
-    pub date_of_care: Date,
-    pub mutuelle_id: Option<String>,
-    pub member_number: Option<String>,
-    pub currency: String,
-    pub lines: Vec<ClaimLine>,
-    pub diagnoses: Vec<String>,
-}
+/// An eligibility question in domain form (parsed by `passerelle_proto::parse`).
+pub use passerelle_domain::EligibilityInput;
 
 /// Test and operations hooks, set from the PASSERELLE_FAILPOINT variable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

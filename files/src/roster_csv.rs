@@ -81,7 +81,13 @@ impl RosterFile {
     /// error; bad rows are collected in `bad`.
     pub fn read(path: &Path) -> Result<RosterFile, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        RosterFile::parse(&text, &path.display().to_string())
+    }
+
+    /// Reads and checks a roster's text; `file` (its name) begins every
+    /// error.
+    pub fn parse(text: &str, file: &str) -> Result<RosterFile, String> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let first = text.lines().next().unwrap_or("");
         let sep = if first.matches(';').count() > first.matches(',').count() {
             b';'
@@ -95,22 +101,18 @@ impl RosterFile {
             .from_reader(text.as_bytes());
         let header: Vec<String> = reader
             .headers()
-            .map_err(|e| format!("{}: header: {e}", path.display()))?
+            .map_err(|e| format!("{file}: header: {e}"))?
             .iter()
             .map(|h| h.to_ascii_lowercase())
             .collect();
         for r in REQUIRED {
             if !header.iter().any(|h| h == r) {
-                return Err(format!(
-                    "{}: line 1: the header has no column {r:?}",
-                    path.display()
-                ));
+                return Err(format!("{file}: line 1: the header has no column {r:?}"));
             }
         }
         if let Some(h) = header.iter().find(|h| !KNOWN.contains(&h.as_str())) {
             return Err(format!(
-                "{}: line 1: unknown column {h:?} (known: {})",
-                path.display(),
+                "{file}: line 1: unknown column {h:?} (known: {})",
                 KNOWN.join(", ")
             ));
         }
@@ -121,7 +123,7 @@ impl RosterFile {
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut bad_members: Vec<String> = Vec::new();
         for rec in reader.records() {
-            let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
+            let rec = rec.map_err(|e| format!("{file}: {e}"))?;
             let line = rec.position().map(|p| p.line()).unwrap_or(0);
             let get = |name: &str| col(name).and_then(|i| rec.get(i)).unwrap_or("").to_string();
             if rec.iter().all(str::is_empty) {
