@@ -76,6 +76,24 @@ pub fn normalise_date(s: &str) -> Option<String> {
     None
 }
 
+/// The line a record starts on, the header being line 1, as a spreadsheet
+/// shows it. Counted here, not by csv: its count is one short on every row
+/// after a CRLF line end (spreadsheets' exports), where it places a record at
+/// the "\n" ending the line before. A line ends at "\r\n", "\n" or "\r".
+fn line_of(text: &str, byte: usize) -> u64 {
+    let b = text.as_bytes();
+    let mut start = byte.min(b.len());
+    while start < b.len() && (b[start] == b'\n' || b[start] == b'\r') {
+        start += 1;
+    }
+    let ends = b[..start]
+        .iter()
+        .enumerate()
+        .filter(|&(i, &c)| c == b'\n' || (c == b'\r' && b.get(i + 1) != Some(&b'\n')))
+        .count();
+    1 + ends as u64
+}
+
 impl RosterFile {
     /// Reads and checks a roster file. An unreadable file or header is an
     /// error; bad rows are collected in `bad`.
@@ -124,7 +142,7 @@ impl RosterFile {
         let mut bad_members: Vec<String> = Vec::new();
         for rec in reader.records() {
             let rec = rec.map_err(|e| format!("{file}: {e}"))?;
-            let line = rec.position().map(|p| p.line()).unwrap_or(0);
+            let line = line_of(text, rec.position().map_or(0, |p| p.byte() as usize));
             let get = |name: &str| col(name).and_then(|i| rec.get(i)).unwrap_or("").to_string();
             if rec.iter().all(str::is_empty) {
                 continue;
@@ -260,6 +278,28 @@ mod tests {
         assert_eq!(f.members[0].contribution_paid_until, "2026-12-31");
         assert_eq!(f.members[0].products.len(), 2);
         assert_eq!(f.members[0].products[1].start_date, "2025-01-01");
+    }
+
+    /// Found by the fuzz target roster_csv (fuzz/regressions/roster_csv/):
+    /// after a CRLF line end every row was reported one line early, the
+    /// first data row as line 1 (the header's).
+    #[test]
+    fn crlf_line_ends_number_rows_as_the_spreadsheet_does() {
+        let rows = [
+            "scheme_id,beneficiary_id,member_number,paid_until,product_id,product_start",
+            "CNSS,TG-1,M-1,x,ESS,2025-01-01",
+            "",
+            "CNSS,TG-2,M-2,y,ESS,2025-01-01",
+            "CNSS,TG-3,M-3,2026-01-01,ESS,\"2025-01-01\"",
+            "CNSS,TG-4,\"M-4\nbis\",z,ESS,2025-01-01",
+            "CNSS,TG-5,M-5,w,ESS,2025-01-01",
+        ];
+        for end in ["\r\n", "\n", "\r"] {
+            let f = read(&rows.join(end));
+            let lines: Vec<u64> = f.bad.iter().map(|b| b.line).collect();
+            assert_eq!(lines, vec![2, 4, 6, 8], "line ends {end:?}");
+            assert_eq!(f.first_line, vec![5], "line ends {end:?}");
+        }
     }
 
     #[test]
