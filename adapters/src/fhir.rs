@@ -429,6 +429,20 @@ const STATUS: [(u32, &str); 5] = [
     (16, "valuated"),
 ];
 
+/// One currency per answer: the first amount's; another is an error (never
+/// amounts in two currencies read as one).
+fn same_currency(seen: &mut String, c: &str, path: &str) -> Result<(), PathError> {
+    if seen.is_empty() {
+        *seen = c.to_string();
+    } else if seen != c {
+        return Err(perr(
+            path,
+            format!("{c} where the answer's earlier amounts are in {seen}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Reads a ClaimResponse (standard or openIMIS).
 pub fn parse_claim_response(
     v: &Value,
@@ -499,7 +513,7 @@ pub fn parse_claim_response(
                         .map(|m| read_money(m, &format!("{ap}.amount"), symbols, None))
                         .transpose()?;
                     if let Some((_, c)) = &amount {
-                        currency_code.clone_from(c);
+                        same_currency(&mut currency_code, c, &format!("{ap}.amount.currency"))?;
                     }
                     match cat {
                         "submitted" => line.line_total = amount.map(|(x, _)| x).or(line.line_total),
@@ -526,7 +540,7 @@ pub fn parse_claim_response(
                     line.reasons.extend(reason);
                     if let Some(m) = a.get("amount") {
                         let (unit, c) = read_money(m, &format!("{ap}.amount"), symbols, None)?;
-                        currency_code = c;
+                        same_currency(&mut currency_code, &c, &format!("{ap}.amount.currency"))?;
                         let qty = match a.get("value") {
                             Some(q) => parse_whole(&number_text(q, &format!("{ap}.value"))?)
                                 .map_err(|m| perr(&format!("{ap}.value"), m))?,
@@ -1046,6 +1060,27 @@ mod tests {
         let e = parse_claim_response(&v, Dialect::Standard, &HashMap::new()).unwrap_err();
         assert_eq!(e.path, "ClaimResponse.item[0].itemSequence");
         assert!(e.message.contains("not a line number"), "{e}");
+    }
+
+    #[test]
+    fn amounts_in_two_currencies_are_refused_not_read_as_the_last() {
+        let adj = |code: &str, value: &str, cur: &str| json!({"category": {"coding": [{"code": code}]}, "amount": {"value": value, "currency": cur}});
+        let v = json!({"resourceType": "ClaimResponse", "outcome": "complete", "item": [
+            {"itemSequence": 1, "adjudication": [adj("benefit", "12.50", "EUR"), adj("submitted", "20000", "XOF")]}]});
+        let e = parse_claim_response(&v, Dialect::Standard, &HashMap::new()).unwrap_err();
+        assert_eq!(
+            e.path,
+            "ClaimResponse.item[0].adjudication[1].amount.currency"
+        );
+        let v = json!({"resourceType": "ClaimResponse", "outcome": "complete", "item": [
+            {"itemSequence": 1, "adjudication": [adj("16", "100", "$")]},
+            {"itemSequence": 2, "adjudication": [adj("16", "100", "XOF")]}]});
+        let syms = HashMap::from([("$".to_string(), "XOF".to_string())]);
+        let r = parse_claim_response(&v, Dialect::Openimis, &syms).unwrap();
+        assert_eq!(
+            r.currency, "XOF",
+            "a symbol mapped to the same code is the same currency"
+        );
     }
 
     #[test]

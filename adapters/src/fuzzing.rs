@@ -184,6 +184,21 @@ pub fn fhir_claim_response(data: &[u8]) {
                 "a known currency"
             );
         }
+        if dialect == Dialect::Standard {
+            // Every amount (the standard dialect reads them all) is in the
+            // answer's one currency.
+            for item in v["item"].as_array().into_iter().flatten() {
+                for a in item["adjudication"].as_array().into_iter().flatten() {
+                    if let Some(c) = a.pointer("/amount/currency").and_then(Value::as_str) {
+                        let code = symbols().get(c).cloned().unwrap_or_else(|| c.to_string());
+                        assert_eq!(
+                            code, parsed.currency,
+                            "amounts in two currencies read as one"
+                        );
+                    }
+                }
+            }
+        }
         for (l, item) in parsed
             .lines
             .iter()
