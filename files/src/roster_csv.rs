@@ -294,11 +294,13 @@ mod tests {
             "CNSS,TG-4,\"M-4\nbis\",z,ESS,2025-01-01",
             "CNSS,TG-5,M-5,w,ESS,2025-01-01",
         ];
-        for end in ["\r\n", "\n", "\r"] {
-            let f = read(&rows.join(end));
-            let lines: Vec<u64> = f.bad.iter().map(|b| b.line).collect();
-            assert_eq!(lines, vec![2, 4, 6, 8], "line ends {end:?}");
-            assert_eq!(f.first_line, vec![5], "line ends {end:?}");
+        for bom in ["", "\u{feff}"] {
+            for end in ["\r\n", "\n", "\r"] {
+                let f = read(&format!("{bom}{}", rows.join(end)));
+                let lines: Vec<u64> = f.bad.iter().map(|b| b.line).collect();
+                assert_eq!(lines, vec![2, 4, 6, 8], "line ends {end:?}, BOM {bom:?}");
+                assert_eq!(f.first_line, vec![5], "line ends {end:?}, BOM {bom:?}");
+            }
         }
     }
 
