@@ -429,6 +429,20 @@ const STATUS: [(u32, &str); 5] = [
     (16, "valuated"),
 ];
 
+/// One currency per answer: the first amount's; another is an error (never
+/// amounts in two currencies read as one).
+fn same_currency(seen: &mut String, c: &str, path: &str) -> Result<(), PathError> {
+    if seen.is_empty() {
+        *seen = c.to_string();
+    } else if seen != c {
+        return Err(perr(
+            path,
+            format!("{c} where the answer's earlier amounts are in {seen}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Reads a ClaimResponse (standard or openIMIS).
 pub fn parse_claim_response(
     v: &Value,
@@ -458,13 +472,17 @@ pub fn parse_claim_response(
         .unwrap_or_default();
     for (i, item) in items.iter().enumerate() {
         let p = format!("ClaimResponse.item[{i}]");
-        // A sequence past u32 is refused, never wrapped onto a real line.
         let seq = item
             .get("itemSequence")
             .and_then(Value::as_u64)
             .ok_or_else(|| perr(&format!("{p}.itemSequence"), "missing"))?;
-        let seq =
-            u32::try_from(seq).map_err(|_| perr(&format!("{p}.itemSequence"), "out of range"))?;
+        // Never truncated: 4294967297 is no line, not line 1.
+        let seq = u32::try_from(seq).map_err(|_| {
+            perr(
+                &format!("{p}.itemSequence"),
+                format!("{seq} is not a line number"),
+            )
+        })?;
         let adj = item
             .get("adjudication")
             .and_then(Value::as_array)
@@ -495,7 +513,7 @@ pub fn parse_claim_response(
                         .map(|m| read_money(m, &format!("{ap}.amount"), symbols, None))
                         .transpose()?;
                     if let Some((_, c)) = &amount {
-                        currency_code.clone_from(c);
+                        same_currency(&mut currency_code, c, &format!("{ap}.amount.currency"))?;
                     }
                     match cat {
                         "submitted" => line.line_total = amount.map(|(x, _)| x).or(line.line_total),
@@ -522,7 +540,7 @@ pub fn parse_claim_response(
                     line.reasons.extend(reason);
                     if let Some(m) = a.get("amount") {
                         let (unit, c) = read_money(m, &format!("{ap}.amount"), symbols, None)?;
-                        currency_code = c;
+                        same_currency(&mut currency_code, &c, &format!("{ap}.amount.currency"))?;
                         let qty = match a.get("value") {
                             Some(q) => parse_whole(&number_text(q, &format!("{ap}.value"))?)
                                 .map_err(|m| perr(&format!("{ap}.value"), m))?,
@@ -587,14 +605,22 @@ pub fn parse_claim(
             (None, Some((u, _))) => Some(u.checked_mul(qty).ok_or_else(|| perr(&p, "overflow"))?),
             (None, None) => None,
         };
+        // Absent: the item's position; present, a line number (never
+        // truncated: 4294967297 is no line, not line 1).
+        let sequence = match item.get("sequence") {
+            None => i as u32 + 1,
+            Some(s) => s
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| {
+                    perr(
+                        &format!("{p}.sequence"),
+                        format!("{s} is not a line number"),
+                    )
+                })?,
+        };
         out.push(ResponseLine {
-            sequence: match item.get("sequence") {
-                None => u32::try_from(i + 1).map_err(|_| perr(&p, "too many items"))?,
-                Some(v) => v
-                    .as_u64()
-                    .and_then(|s| u32::try_from(s).ok())
-                    .ok_or_else(|| perr(&format!("{p}.sequence"), "out of range"))?,
-            },
+            sequence,
             quantity: Some(qty),
             unit_price: unit.map(|(u, _)| u),
             line_total: total,
@@ -674,6 +700,130 @@ pub fn parse_eligibility(
         }
     }
     Ok(out)
+}
+
+/// The shares a ClaimResponse gives for the lines asked about, and the
+/// partner's reference: its currency must be the claim's and its outcome
+/// final; openIMIS lines must be valuated (or rejected) and are capped at the
+/// remainder. The answer is checked against the claim afterwards
+/// (`check_answer`), as every partner's.
+pub fn shares_from_response(
+    parsed: ParsedClaimResponse,
+    dialect: Dialect,
+    lines: &[MappedLine],
+    currency: &str,
+) -> Result<(Vec<LineShare>, String), AdapterError> {
+    if !parsed.currency.is_empty() && parsed.currency != currency {
+        return Err(AdapterError::Malformed(format!(
+            "ClaimResponse: currency {} where the claim is in {}",
+            parsed.currency, currency
+        )));
+    }
+    match parsed.outcome.as_str() {
+        "complete" | "partial" => {}
+        "queued" => {
+            return Err(AdapterError::Unavailable(
+                "the mutuelle queued the claim; asking again later".into(),
+            ));
+        }
+        "error" => {
+            return Err(AdapterError::Rejected(Reason::new(
+                ReasonCode::PartnerRejected,
+                "the mutuelle answered outcome=error",
+            )));
+        }
+        other => {
+            return Err(AdapterError::Malformed(format!(
+                "ClaimResponse.outcome: {other:?}"
+            )));
+        }
+    }
+    let by_seq: HashMap<u32, &MappedLine> = lines.iter().map(|m| (m.sequence, m)).collect();
+    let mut shares = Vec::with_capacity(parsed.lines.len());
+    for l in &parsed.lines {
+        if dialect == Dialect::Openimis && !matches!(l.status, Some(1) | Some(16)) {
+            return Err(AdapterError::Unavailable(format!(
+                "line {} not valuated yet (status {:?}); asking again later",
+                l.sequence, l.status
+            )));
+        }
+        let mut m = l.benefit;
+        let mut reasons = l.reasons.clone();
+        if dialect == Dialect::Openimis
+            && let Some(line) = by_seq.get(&l.sequence)
+            && m > line.line.remainder()
+        {
+            // openIMIS valued the claimed amount by its own tariff: cap at R.
+            m = line.line.remainder();
+            reasons.push(Reason::new(
+                ReasonCode::PartnerRule,
+                "capped at the remainder",
+            ));
+        }
+        shares.push(LineShare {
+            sequence: l.sequence,
+            mutuelle_share: m,
+            reasons,
+        });
+    }
+    Ok((shares, parsed.reference))
+}
+
+/// The broker's eligibility answer from a parsed CoverageEligibilityResponse:
+/// the amounts and counts left become ceilings; lines answered locally
+/// (unmapped) are reported when every one of the `planned` lines was.
+pub fn eligibility_answer(
+    parsed: &ParsedEligibility,
+    member: String,
+    local: Vec<LineShare>,
+    planned: usize,
+) -> EligibilityAnswer {
+    let mut answer = EligibilityAnswer {
+        covered: parsed.covered,
+        member_number: member,
+        ..Default::default()
+    };
+    if !parsed.covered {
+        answer.reason = Some(Reason::new(
+            ReasonCode::PartnerRule,
+            "the mutuelle reports no cover in force",
+        ));
+    }
+    answer.ceilings = parsed
+        .amounts
+        .iter()
+        .map(|(name, amount, _)| passerelle_domain::engine::CeilingView {
+            scope: name.clone(),
+            category: None,
+            period: String::new(),
+            limit_amount: Some(*amount),
+            used_amount: 0,
+            limit_count: None,
+            used_count: 0,
+        })
+        .chain(
+            parsed
+                .counts
+                .iter()
+                .map(|(name, n)| passerelle_domain::engine::CeilingView {
+                    scope: name.clone(),
+                    category: None,
+                    period: String::new(),
+                    limit_amount: None,
+                    used_amount: 0,
+                    // More than a ceiling can count is no limit in practice;
+                    // never truncated (4294967296 left is not 0 left).
+                    limit_count: Some(u32::try_from(*n).unwrap_or(u32::MAX)),
+                    used_count: 0,
+                }),
+        )
+        .collect();
+    // FHIR eligibility carries no per-line estimate: lines answered
+    // locally (unmapped) are reported; the others have none.
+    if !local.is_empty() && local.len() == planned {
+        answer.lines = local;
+    }
+    answer
 }
 
 // ---------------------------------------------------------------- adapter
@@ -842,48 +992,7 @@ impl Adapter for FhirAdapter {
         let v = self.post("/CoverageEligibilityRequest", &req, None).await?;
         let parsed = parse_eligibility(&v, &self.cfg.currency_symbols, Some(&q.currency))
             .map_err(malformed)?;
-        let mut answer = EligibilityAnswer {
-            covered: parsed.covered,
-            member_number: member,
-            ..Default::default()
-        };
-        if !parsed.covered {
-            answer.reason = Some(Reason::new(
-                ReasonCode::PartnerRule,
-                "the mutuelle reports no cover in force",
-            ));
-        }
-        answer.ceilings =
-            parsed
-                .amounts
-                .iter()
-                .map(|(name, amount, _)| passerelle_domain::engine::CeilingView {
-                    scope: name.clone(),
-                    category: None,
-                    period: String::new(),
-                    limit_amount: Some(*amount),
-                    used_amount: 0,
-                    limit_count: None,
-                    used_count: 0,
-                })
-                .chain(parsed.counts.iter().map(|(name, n)| {
-                    passerelle_domain::engine::CeilingView {
-                        scope: name.clone(),
-                        category: None,
-                        period: String::new(),
-                        limit_amount: None,
-                        used_amount: 0,
-                        limit_count: Some(*n as u32),
-                        used_count: 0,
-                    }
-                }))
-                .collect();
-        // FHIR eligibility carries no per-line estimate: lines answered
-        // locally (unmapped) are reported; the others have none.
-        if !local.is_empty() && local.len() == q.lines.len() {
-            answer.lines = local;
-        }
-        Ok(answer)
+        Ok(eligibility_answer(&parsed, member, local, q.lines.len()))
     }
 
     async fn adjudicate(
@@ -914,63 +1023,11 @@ impl Adapter for FhirAdapter {
             .await?;
         let parsed = parse_claim_response(&v, self.cfg.dialect, &self.cfg.currency_symbols)
             .map_err(malformed)?;
-        if !parsed.currency.is_empty() && parsed.currency != c.currency {
-            return Err(AdapterError::Malformed(format!(
-                "ClaimResponse: currency {} where the claim is in {}",
-                parsed.currency, c.currency
-            )));
-        }
-        match parsed.outcome.as_str() {
-            "complete" | "partial" => {}
-            "queued" => {
-                return Err(AdapterError::Unavailable(
-                    "the mutuelle queued the claim; asking again later".into(),
-                ));
-            }
-            "error" => {
-                return Err(AdapterError::Rejected(Reason::new(
-                    ReasonCode::PartnerRejected,
-                    "the mutuelle answered outcome=error",
-                )));
-            }
-            other => {
-                return Err(AdapterError::Malformed(format!(
-                    "ClaimResponse.outcome: {other:?}"
-                )));
-            }
-        }
-        let by_seq: HashMap<u32, &MappedLine> =
-            mapped.lines.iter().map(|m| (m.sequence, m)).collect();
-        let mut shares = Vec::with_capacity(parsed.lines.len());
-        for l in &parsed.lines {
-            if self.cfg.dialect == Dialect::Openimis && !matches!(l.status, Some(1) | Some(16)) {
-                return Err(AdapterError::Unavailable(format!(
-                    "line {} not valuated yet (status {:?}); asking again later",
-                    l.sequence, l.status
-                )));
-            }
-            let mut m = l.benefit;
-            let mut reasons = l.reasons.clone();
-            if self.cfg.dialect == Dialect::Openimis
-                && let Some(line) = by_seq.get(&l.sequence)
-                && m > line.line.remainder()
-            {
-                // openIMIS valued the claimed amount by its own tariff: cap at R.
-                m = line.line.remainder();
-                reasons.push(Reason::new(
-                    ReasonCode::PartnerRule,
-                    "capped at the remainder",
-                ));
-            }
-            shares.push(LineShare {
-                sequence: l.sequence,
-                mutuelle_share: m,
-                reasons,
-            });
-        }
+        let (shares, reference) =
+            shares_from_response(parsed, self.cfg.dialect, &mapped.lines, &c.currency)?;
         Ok(PartnerAdjudication {
             lines: crate::codes::merge(shares, mapped.unmapped),
-            partner_reference: parsed.reference,
+            partner_reference: reference,
             product: None::<ProductRef>,
             consumption: Vec::new(),
         })
@@ -989,20 +1046,65 @@ pub fn claimed(l: &ClaimLine) -> i64 {
 }
 
 #[cfg(test)]
-mod sequence_tests {
+mod tests {
     use super::*;
 
-    /// 4294967297 is 2^32 + 1: cast to u32 it was line 1.
+    // Regressions found by the fuzz targets' properties (docs/fuzzing.md);
+    // the inputs are also in fuzz/regressions/.
+
     #[test]
-    fn a_sequence_past_u32_is_refused_not_wrapped() {
-        let answer = serde_json::json!({
-            "resourceType": "ClaimResponse",
-            "outcome": "complete",
-            "item": [{ "itemSequence": 4294967297u64, "adjudication": [] }],
-        });
-        let err = parse_claim_response(&answer, Dialect::Standard, &HashMap::new())
-            .map(|_| ())
-            .expect_err("refused");
-        assert!(err.to_string().contains("itemSequence"), "{err}");
+    fn item_sequence_beyond_u32_is_refused_not_read_as_line_1() {
+        let v = json!({"resourceType": "ClaimResponse", "outcome": "complete", "item": [
+            {"itemSequence": 4_294_967_297_u64, "adjudication": [
+                {"category": {"coding": [{"code": "benefit"}]}, "amount": {"value": 100, "currency": "XOF"}}]}]});
+        let e = parse_claim_response(&v, Dialect::Standard, &HashMap::new()).unwrap_err();
+        assert_eq!(e.path, "ClaimResponse.item[0].itemSequence");
+        assert!(e.message.contains("not a line number"), "{e}");
+    }
+
+    #[test]
+    fn amounts_in_two_currencies_are_refused_not_read_as_the_last() {
+        let adj = |code: &str, value: &str, cur: &str| json!({"category": {"coding": [{"code": code}]}, "amount": {"value": value, "currency": cur}});
+        let v = json!({"resourceType": "ClaimResponse", "outcome": "complete", "item": [
+            {"itemSequence": 1, "adjudication": [adj("benefit", "12.50", "EUR"), adj("submitted", "20000", "XOF")]}]});
+        let e = parse_claim_response(&v, Dialect::Standard, &HashMap::new()).unwrap_err();
+        assert_eq!(
+            e.path,
+            "ClaimResponse.item[0].adjudication[1].amount.currency"
+        );
+        let v = json!({"resourceType": "ClaimResponse", "outcome": "complete", "item": [
+            {"itemSequence": 1, "adjudication": [adj("16", "100", "$")]},
+            {"itemSequence": 2, "adjudication": [adj("16", "100", "XOF")]}]});
+        let syms = HashMap::from([("$".to_string(), "XOF".to_string())]);
+        let r = parse_claim_response(&v, Dialect::Openimis, &syms).unwrap();
+        assert_eq!(
+            r.currency, "XOF",
+            "a symbol mapped to the same code is the same currency"
+        );
+    }
+
+    #[test]
+    fn claim_sequence_beyond_u32_is_refused_not_read_as_line_1() {
+        let v = json!({"resourceType": "Claim", "item": [
+            {"sequence": 4_294_967_297_u64, "net": {"value": "10", "currency": "XOF"}}]});
+        let e = parse_claim(&v, &HashMap::new()).unwrap_err();
+        assert_eq!(e.path, "Claim.item[0].sequence");
+        let v = json!({"resourceType": "Claim", "item": [{"net": {"value": "10", "currency": "XOF"}}, {"sequence": 7}]});
+        let lines = parse_claim(&v, &HashMap::new()).unwrap();
+        assert_eq!(
+            lines.iter().map(|l| l.sequence).collect::<Vec<_>>(),
+            vec![1, 7]
+        );
+    }
+
+    #[test]
+    fn a_count_left_beyond_u32_is_not_read_as_none_left() {
+        let v = json!({"resourceType": "CoverageEligibilityResponse", "outcome": "complete", "insurance": [
+            {"inforce": true, "item": [{"category": {"text": "visits"}, "benefit": [
+                {"allowedUnsignedInt": 4_294_967_296_u64}, {"allowedUnsignedInt": 23}]}]}]});
+        let parsed = parse_eligibility(&v, &HashMap::new(), Some("XOF")).unwrap();
+        let a = eligibility_answer(&parsed, "M-1".into(), Vec::new(), 0);
+        let counts: Vec<Option<u32>> = a.ceilings.iter().map(|c| c.limit_count).collect();
+        assert_eq!(counts, vec![Some(u32::MAX), Some(23)]);
     }
 }

@@ -14,6 +14,7 @@
 pub mod codes;
 pub mod decimal;
 pub mod fhir;
+pub mod fuzzing;
 pub mod grpc;
 pub mod http;
 pub mod kit;

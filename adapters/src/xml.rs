@@ -528,6 +528,134 @@ fn soap(body: &str) -> String {
     )
 }
 
+// ---------------------------------------------------------------- answers
+
+/// An answer's body as a document: a SOAP fault is read for its code (it
+/// comes with HTTP 500); otherwise an HTTP error by its class; otherwise the
+/// document, or why it cannot be read.
+pub fn answer_root(
+    status: hyper::StatusCode,
+    body: &[u8],
+    max_bytes: usize,
+    max_depth: usize,
+) -> Result<Node, AdapterError> {
+    let parsed = parse_xml(body, max_bytes, max_depth);
+    match (status.as_u16(), parsed) {
+        (_, Ok(root)) if root.name == "Envelope" => unwrap_soap(root),
+        (s, _) if s >= 500 || s == 429 || s == 401 || s == 403 => {
+            Err(AdapterError::Unavailable(format!("HTTP {status}")))
+        }
+        (s, _) if s >= 400 => Err(AdapterError::Rejected(Reason::new(
+            ReasonCode::PartnerRejected,
+            format!("HTTP {status}"),
+        ))),
+        (_, Ok(root)) => Ok(root),
+        (_, Err(e)) => Err(AdapterError::Malformed(e)),
+    }
+}
+
+/// The refusal an answer carries at `answer.error`, if any.
+pub fn refusal(answer: &AnswerPaths, root: &Node) -> Option<AdapterError> {
+    let p = answer.error.as_ref()?;
+    let (path, n) = root.select(p).into_iter().next()?;
+    Some(AdapterError::Rejected(Reason::new(
+        ReasonCode::PartnerRejected,
+        format!("{path}: {}", n.text.trim()),
+    )))
+}
+
+/// Whether an eligibility answer says the member is covered.
+pub fn read_covered(answer: &AnswerPaths, root: &Node) -> Result<bool, AdapterError> {
+    let path = answer
+        .covered
+        .as_deref()
+        .ok_or_else(|| AdapterError::Malformed("eligibility.answer.covered is not set".into()))?;
+    let (_, n) = root
+        .select(path)
+        .into_iter()
+        .next()
+        .ok_or_else(|| AdapterError::Malformed(format!("{path}: missing")))?;
+    let yes = if answer.covered_values.is_empty() {
+        vec!["true".to_string(), "1".into(), "yes".into(), "oui".into()]
+    } else {
+        answer.covered_values.clone()
+    };
+    Ok(yes.iter().any(|y| y.eq_ignore_ascii_case(n.text.trim())))
+}
+
+/// One line of an adjudication answer, as read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnswerLine {
+    /// Where it is in the document ("Reponse/Ligne[2]").
+    pub path: String,
+    pub sequence: u32,
+    /// The mutuelle's share, minor units of the claim's currency.
+    pub share: i64,
+    /// The text at `answer.reason`, when that path is set and present.
+    pub reason: Option<String>,
+}
+
+/// What an adjudication answer says: its lines (none when `answer.lines`
+/// matches nothing) and the partner's reference ("" when absent).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AdjudicationAnswer {
+    pub lines: Vec<AnswerLine>,
+    pub reference: String,
+}
+
+/// Reads an adjudication answer at the paths of `answer`, amounts in the
+/// partner's number format, in minor units of `currency`. An error names the
+/// element at fault (`Reponse/Ligne[2]/Part: ...`).
+pub fn read_adjudication(
+    root: &Node,
+    answer: &AnswerPaths,
+    numbers: &NumberFormat,
+    currency: &str,
+) -> Result<AdjudicationAnswer, String> {
+    let lines_path = answer.lines.as_deref().unwrap_or_default();
+    let seq_path = answer.sequence.as_deref().unwrap_or("@sequence");
+    let share_path = answer.share.as_deref().unwrap_or("share");
+    let digits = minor_unit_digits(currency).unwrap_or(0);
+    let mut lines = Vec::new();
+    for (path, n) in root.select(lines_path) {
+        let seq_text = n
+            .value(seq_path)
+            .ok_or_else(|| format!("{path}/{seq_path}: missing"))?;
+        let sequence: u32 = seq_text
+            .trim()
+            .parse()
+            .map_err(|_| format!("{path}/{seq_path}: {seq_text:?} is not a line number"))?;
+        let share_text = n
+            .value(share_path)
+            .ok_or_else(|| format!("{path}/{share_path}: missing"))?;
+        let share = parse_minor(
+            &share_text,
+            digits,
+            numbers.decimal_comma,
+            numbers.group_spaces,
+        )
+        .map_err(|m| format!("{path}/{share_path}: {m}"))?;
+        let reason = answer.reason.as_deref().and_then(|r| n.value(r));
+        lines.push(AnswerLine {
+            path,
+            sequence,
+            share,
+            reason,
+        });
+    }
+    let reference = answer
+        .reference
+        .as_deref()
+        .and_then(|p| {
+            root.select(p)
+                .into_iter()
+                .next()
+                .map(|(_, n)| n.text.trim().to_string())
+        })
+        .unwrap_or_default();
+    Ok(AdjudicationAnswer { lines, reference })
+}
+
 // ---------------------------------------------------------------- adapter
 
 pub struct XmlAdapter {
@@ -623,17 +751,6 @@ impl XmlAdapter {
         s
     }
 
-    /// Reads an amount written in the partner's number format.
-    pub fn read_amount(&self, text: &str, currency: &str, path: &str) -> Result<i64, AdapterError> {
-        parse_minor(
-            text,
-            minor_unit_digits(currency).unwrap_or(0),
-            self.cfg.numbers.decimal_comma,
-            self.cfg.numbers.group_spaces,
-        )
-        .map_err(|m| AdapterError::Malformed(format!("{path}: {m}")))
-    }
-
     async fn call(&self, op: &Operation, body: String) -> Result<Node, AdapterError> {
         let fut = async {
             let (payload, mut headers) = match &op.soap_action {
@@ -656,33 +773,11 @@ impl XmlAdapter {
                 .http
                 .send(Method::POST, &op.path, &headers, payload.into_bytes())
                 .await?;
-            let parsed = parse_xml(&a.body, self.cfg.max_bytes, self.cfg.max_depth);
-            match (a.status.as_u16(), parsed) {
-                // A SOAP fault comes with HTTP 500: read it for its code.
-                (_, Ok(root)) if root.name == "Envelope" => unwrap_soap(root),
-                (s, _) if s >= 500 || s == 429 || s == 401 || s == 403 => {
-                    Err(AdapterError::Unavailable(format!("HTTP {}", a.status)))
-                }
-                (s, _) if s >= 400 => Err(AdapterError::Rejected(Reason::new(
-                    ReasonCode::PartnerRejected,
-                    format!("HTTP {}", a.status),
-                ))),
-                (_, Ok(root)) => Ok(root),
-                (_, Err(e)) => Err(AdapterError::Malformed(e)),
-            }
+            answer_root(a.status, &a.body, self.cfg.max_bytes, self.cfg.max_depth)
         };
         tokio::time::timeout(self.timeout, fut)
             .await
             .unwrap_or(Err(AdapterError::Timeout(self.timeout.as_millis() as u64)))
-    }
-
-    fn refused(&self, op: &Operation, root: &Node) -> Option<AdapterError> {
-        let p = op.answer.error.as_ref()?;
-        let (path, n) = root.select(p).into_iter().next()?;
-        Some(AdapterError::Rejected(Reason::new(
-            ReasonCode::PartnerRejected,
-            format!("{path}: {}", n.text.trim()),
-        )))
     }
 }
 
@@ -770,24 +865,10 @@ impl Adapter for XmlAdapter {
         ctx.insert("diagnoses".into(), Val::List(vec![]));
         let body = render(&op.template, &ctx).map_err(AdapterError::Malformed)?;
         let root = self.call(op, body).await?;
-        if let Some(e) = self.refused(op, &root) {
+        if let Some(e) = refusal(&op.answer, &root) {
             return Err(e);
         }
-        let path = op.answer.covered.as_deref().ok_or_else(|| {
-            AdapterError::Malformed("eligibility.answer.covered is not set".into())
-        })?;
-        let (p, n) = root
-            .select(path)
-            .into_iter()
-            .next()
-            .ok_or_else(|| AdapterError::Malformed(format!("{path}: missing")))?;
-        let yes = if op.answer.covered_values.is_empty() {
-            vec!["true".to_string(), "1".into(), "yes".into(), "oui".into()]
-        } else {
-            op.answer.covered_values.clone()
-        };
-        let covered = yes.iter().any(|y| y.eq_ignore_ascii_case(n.text.trim()));
-        let _ = p;
+        let covered = read_covered(&op.answer, &root)?;
         Ok(EligibilityAnswer {
             covered,
             reason: (!covered)
@@ -889,55 +970,31 @@ impl Adapter for XmlAdapter {
         let op = &self.cfg.adjudicate;
         let body = render(&op.template, &ctx).map_err(AdapterError::Malformed)?;
         let root = self.call(op, body).await?;
-        if let Some(e) = self.refused(op, &root) {
+        if let Some(e) = refusal(&op.answer, &root) {
             return Err(e);
         }
-        let a = &op.answer;
-        let lines_path = a.lines.as_deref().unwrap_or_default();
-        let mut shares = Vec::new();
-        for (path, n) in root.select(lines_path) {
-            let seq_path = a.sequence.as_deref().unwrap_or("@sequence");
-            let seq_text = n
-                .value(seq_path)
-                .ok_or_else(|| AdapterError::Malformed(format!("{path}/{seq_path}: missing")))?;
-            let sequence: u32 = seq_text.trim().parse().map_err(|_| {
-                AdapterError::Malformed(format!(
-                    "{path}/{seq_path}: {seq_text:?} is not a line number"
-                ))
-            })?;
-            let share_path = a.share.as_deref().unwrap_or("share");
-            let share_text = n
-                .value(share_path)
-                .ok_or_else(|| AdapterError::Malformed(format!("{path}/{share_path}: missing")))?;
-            let m = self.read_amount(&share_text, cur, &format!("{path}/{share_path}"))?;
-            let reasons = a
-                .reason
-                .as_deref()
-                .and_then(|r| n.value(r))
-                .filter(|s| !s.is_empty())
-                .map(|s| vec![Reason::new(ReasonCode::PartnerRule, s)])
-                .unwrap_or_default();
-            shares.push(LineShare {
-                sequence,
-                mutuelle_share: m,
-                reasons,
-            });
-        }
-        if shares.is_empty() {
+        let answer = read_adjudication(&root, &op.answer, &self.cfg.numbers, cur)
+            .map_err(AdapterError::Malformed)?;
+        if answer.lines.is_empty() {
             return Err(AdapterError::Malformed(format!(
-                "{lines_path}: no line in the answer"
+                "{}: no line in the answer",
+                op.answer.lines.as_deref().unwrap_or_default()
             )));
         }
-        let reference = a
-            .reference
-            .as_deref()
-            .and_then(|p| {
-                root.select(p)
-                    .into_iter()
-                    .next()
-                    .map(|(_, n)| n.text.trim().to_string())
+        let shares = answer
+            .lines
+            .into_iter()
+            .map(|l| LineShare {
+                sequence: l.sequence,
+                mutuelle_share: l.share,
+                reasons: l
+                    .reason
+                    .filter(|s| !s.is_empty())
+                    .map(|s| vec![Reason::new(ReasonCode::PartnerRule, s)])
+                    .unwrap_or_default(),
             })
-            .unwrap_or_default();
+            .collect();
+        let reference = answer.reference;
         Ok(PartnerAdjudication {
             lines: crate::codes::merge(shares, mapped.unmapped),
             partner_reference: reference,
@@ -958,7 +1015,7 @@ impl Adapter for XmlAdapter {
         let op = &self.cfg.cancel;
         let body = render(&op.template, &ctx).map_err(AdapterError::Malformed)?;
         let root = self.call(op, body).await?;
-        if let Some(e) = self.refused(op, &root) {
+        if let Some(e) = refusal(&op.answer, &root) {
             return Err(e);
         }
         Ok(())

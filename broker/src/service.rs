@@ -27,7 +27,7 @@ use passerelle_adapters::{
 use passerelle_domain::validate::{
     FieldViolation, MAX_ID_LEN, MAX_PARTNER_TEXT, MAX_TEXT_LEN, check_answer, truncate_text,
 };
-use passerelle_domain::{Claim, ClaimLine, ClaimState, Date, Member, Reason, ReasonCode};
+use passerelle_domain::{Claim, ClaimState, Date, Member, Reason, ReasonCode};
 use tokio::sync::watch;
 
 use crate::admission::{Admission, PartnerSlots, Permit, Pool};
@@ -105,18 +105,8 @@ impl ServiceError {
     }
 }
 
-/// An eligibility question in domain form.
-#[derive(Clone, Debug)]
-pub struct EligibilityInput {
-    pub scheme_id: String,
-    pub beneficiary_id: String,
-    pub date_of_care: Date,
-    pub mutuelle_id: Option<String>,
-    pub member_number: Option<String>,
-    pub currency: String,
-    pub lines: Vec<ClaimLine>,
-    pub diagnoses: Vec<String>,
-}
+/// An eligibility question in domain form (parsed by `passerelle_proto::parse`).
+pub use passerelle_domain::EligibilityInput;
 
 /// Test and operations hooks, set from the PASSERELLE_FAILPOINT variable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

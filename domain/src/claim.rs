@@ -198,3 +198,17 @@ impl ClaimState {
         matches!(self, ClaimState::Received | ClaimState::PendingPartner)
     }
 }
+
+/// An eligibility question in domain form: who, on which date, and
+/// optionally the lines the provider plans (for an estimate).
+#[derive(Clone, Debug)]
+pub struct EligibilityInput {
+    pub scheme_id: String,
+    pub beneficiary_id: String,
+    pub date_of_care: Date,
+    pub mutuelle_id: Option<String>,
+    pub member_number: Option<String>,
+    pub currency: String,
+    pub lines: Vec<ClaimLine>,
+    pub diagnoses: Vec<String>,
+}

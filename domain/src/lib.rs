@@ -17,7 +17,8 @@ pub mod reason;
 pub mod validate;
 
 pub use claim::{
-    CareCategory, Claim, ClaimLine, ClaimState, LineShare, Payee, SchemeOutcome, Stay,
+    CareCategory, Claim, ClaimLine, ClaimState, EligibilityInput, LineShare, Payee, SchemeOutcome,
+    Stay,
 };
 pub use date::Date;
 pub use engine::{

@@ -43,6 +43,8 @@ pub mod admin {
 }
 
 pub mod convert;
+pub mod fuzzing;
+pub mod parse;
 
 /// Encoded `FileDescriptorSet` of every passerelle proto, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -151,34 +151,24 @@ pub fn translate(
             let root = passerelle_adapters::xml::unwrap_soap(root).map_err(|e| e.to_string())?;
             let a = loose.adjudicate.map(|o| o.answer).unwrap_or_default();
             let numbers = loose.numbers.unwrap_or_default();
-            let digits = minor_unit_digits(currency).unwrap_or(0);
-            let lines_path = a
-                .lines
-                .as_deref()
-                .ok_or("the config's adjudicate.answer.lines is needed to read an answer")?;
-            let mut lines = Vec::new();
-            for (path, n) in root.select(lines_path) {
-                let seq_path = a.sequence.as_deref().unwrap_or("@sequence");
-                let share_path = a.share.as_deref().unwrap_or("share");
-                let seq = n
-                    .value(seq_path)
-                    .ok_or_else(|| format!("{path}/{seq_path}: missing"))?;
-                let share = n
-                    .value(share_path)
-                    .ok_or_else(|| format!("{path}/{share_path}: missing"))?;
-                let minor = passerelle_adapters::decimal::parse_minor(
-                    &share,
-                    digits,
-                    numbers.decimal_comma,
-                    numbers.group_spaces,
-                )
-                .map_err(|m| format!("{path}/{share_path}: {m}"))?;
-                lines.push(json!({
-                    "sequence": seq.parse::<u32>().map_err(|_| format!("{path}/{seq_path}: {seq:?} is not a line number"))?,
-                    "mutuelle_share": amount(minor, currency),
-                    "reason": a.reason.as_deref().and_then(|r| n.value(r)),
-                }));
+            if a.lines.is_none() {
+                return Err(
+                    "the config's adjudicate.answer.lines is needed to read an answer".into(),
+                );
             }
+            let answer =
+                passerelle_adapters::xml::read_adjudication(&root, &a, &numbers, currency)?;
+            let lines: Vec<Value> = answer
+                .lines
+                .iter()
+                .map(|l| {
+                    json!({
+                        "sequence": l.sequence,
+                        "mutuelle_share": amount(l.share, currency),
+                        "reason": l.reason,
+                    })
+                })
+                .collect();
             Ok(json!({ "document": root.name, "currency": currency, "lines": lines }))
         }
         other => Err(format!("--adapter {other:?}: fhir-r4 or xml-http")),

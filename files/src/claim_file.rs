@@ -80,11 +80,21 @@ impl ClaimFile {
     pub fn read(path: &Path) -> Result<ClaimFile, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let parsed = match path.extension().and_then(|e| e.to_str()) {
-            Some("json") => serde_json::from_str(&text).map_err(|e| e.to_string()),
-            Some("toml") => toml::from_str(&text).map_err(|e| e.to_string()),
+            Some("json") => ClaimFile::from_json(&text),
+            Some("toml") => ClaimFile::from_toml(&text),
             _ => Err("the file must end in .json or .toml".to_string()),
         };
         parsed.map_err(|e| format!("{}: {}", path.display(), e.trim_end()))
+    }
+
+    /// A claim file's text in JSON.
+    pub fn from_json(text: &str) -> Result<ClaimFile, String> {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// A claim file's text in TOML.
+    pub fn from_toml(text: &str) -> Result<ClaimFile, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
     }
 
     pub fn into_request(self) -> pb::CoordinateClaimRequest {

@@ -76,12 +76,36 @@ pub fn normalise_date(s: &str) -> Option<String> {
     None
 }
 
+/// The line a record starts on, the header being line 1, as a spreadsheet
+/// shows it. Counted here, not by csv: its count is one short on every row
+/// after a CRLF line end (spreadsheets' exports), where it places a record at
+/// the "\n" ending the line before. A line ends at "\r\n", "\n" or "\r".
+fn line_of(text: &str, byte: usize) -> u64 {
+    let b = text.as_bytes();
+    let mut start = byte.min(b.len());
+    while start < b.len() && (b[start] == b'\n' || b[start] == b'\r') {
+        start += 1;
+    }
+    let ends = b[..start]
+        .iter()
+        .enumerate()
+        .filter(|&(i, &c)| c == b'\n' || (c == b'\r' && b.get(i + 1) != Some(&b'\n')))
+        .count();
+    1 + ends as u64
+}
+
 impl RosterFile {
     /// Reads and checks a roster file. An unreadable file or header is an
     /// error; bad rows are collected in `bad`.
     pub fn read(path: &Path) -> Result<RosterFile, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        RosterFile::parse(&text, &path.display().to_string())
+    }
+
+    /// Reads and checks a roster's text; `file` (its name) begins every
+    /// error.
+    pub fn parse(text: &str, file: &str) -> Result<RosterFile, String> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let first = text.lines().next().unwrap_or("");
         let sep = if first.matches(';').count() > first.matches(',').count() {
             b';'
@@ -95,22 +119,18 @@ impl RosterFile {
             .from_reader(text.as_bytes());
         let header: Vec<String> = reader
             .headers()
-            .map_err(|e| format!("{}: header: {e}", path.display()))?
+            .map_err(|e| format!("{file}: header: {e}"))?
             .iter()
             .map(|h| h.to_ascii_lowercase())
             .collect();
         for r in REQUIRED {
             if !header.iter().any(|h| h == r) {
-                return Err(format!(
-                    "{}: line 1: the header has no column {r:?}",
-                    path.display()
-                ));
+                return Err(format!("{file}: line 1: the header has no column {r:?}"));
             }
         }
         if let Some(h) = header.iter().find(|h| !KNOWN.contains(&h.as_str())) {
             return Err(format!(
-                "{}: line 1: unknown column {h:?} (known: {})",
-                path.display(),
+                "{file}: line 1: unknown column {h:?} (known: {})",
                 KNOWN.join(", ")
             ));
         }
@@ -121,8 +141,8 @@ impl RosterFile {
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut bad_members: Vec<String> = Vec::new();
         for rec in reader.records() {
-            let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
-            let line = rec.position().map(|p| p.line()).unwrap_or(0);
+            let rec = rec.map_err(|e| format!("{file}: {e}"))?;
+            let line = line_of(text, rec.position().map_or(0, |p| p.byte() as usize));
             let get = |name: &str| col(name).and_then(|i| rec.get(i)).unwrap_or("").to_string();
             if rec.iter().all(str::is_empty) {
                 continue;
@@ -258,6 +278,30 @@ mod tests {
         assert_eq!(f.members[0].contribution_paid_until, "2026-12-31");
         assert_eq!(f.members[0].products.len(), 2);
         assert_eq!(f.members[0].products[1].start_date, "2025-01-01");
+    }
+
+    /// Found by the fuzz target roster_csv (fuzz/regressions/roster_csv/):
+    /// after a CRLF line end every row was reported one line early, the
+    /// first data row as line 1 (the header's).
+    #[test]
+    fn crlf_line_ends_number_rows_as_the_spreadsheet_does() {
+        let rows = [
+            "scheme_id,beneficiary_id,member_number,paid_until,product_id,product_start",
+            "CNSS,TG-1,M-1,x,ESS,2025-01-01",
+            "",
+            "CNSS,TG-2,M-2,y,ESS,2025-01-01",
+            "CNSS,TG-3,M-3,2026-01-01,ESS,\"2025-01-01\"",
+            "CNSS,TG-4,\"M-4\nbis\",z,ESS,2025-01-01",
+            "CNSS,TG-5,M-5,w,ESS,2025-01-01",
+        ];
+        for bom in ["", "\u{feff}"] {
+            for end in ["\r\n", "\n", "\r"] {
+                let f = read(&format!("{bom}{}", rows.join(end)));
+                let lines: Vec<u64> = f.bad.iter().map(|b| b.line).collect();
+                assert_eq!(lines, vec![2, 4, 6, 8], "line ends {end:?}, BOM {bom:?}");
+                assert_eq!(f.first_line, vec![5], "line ends {end:?}, BOM {bom:?}");
+            }
+        }
     }
 
     #[test]

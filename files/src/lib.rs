@@ -1,0 +1,8 @@
+//! The spreadsheet and file formats people hand to passerelle, read into the
+//! requests the broker takes: the roster spreadsheet (`roster_csv`) and the
+//! claim file (`claim_file`). Used by the `passerelle` client commands; no
+//! I/O beyond reading the file, no network.
+
+pub mod claim_file;
+pub mod fuzzing;
+pub mod roster_csv;

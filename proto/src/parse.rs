@@ -1,0 +1,237 @@
+//! Protobuf requests to domain values. Every wrong field is collected, so a
+//! caller learns all its mistakes in one answer; the broker answers them as
+//! INVALID_ARGUMENT (`passerelle_broker::api::parse`).
+
+use passerelle_domain::validate::{
+    FieldViolation, MAX_DIAGNOSES, MAX_LINES, check_claim, check_id, check_line,
+};
+use passerelle_domain::{
+    CareCategory, Claim, ClaimLine, Date, EligibilityInput, Payee, SchemeOutcome, Stay, date,
+};
+
+use crate::convert;
+use crate::scheme::v1 as pb;
+
+/// The wrong fields of one request, collected.
+#[derive(Debug, Default)]
+pub struct Violations(pub Vec<FieldViolation>);
+
+impl Violations {
+    pub fn new() -> Self {
+        Violations(Vec::new())
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+
+    pub fn date(&mut self, field: &str, s: &str) -> Option<Date> {
+        if s.is_empty() {
+            self.add(field, "must not be empty (YYYY-MM-DD)");
+            return None;
+        }
+        let d = date::parse(s);
+        if d.is_none() {
+            if date::parse_stored(s).is_some() {
+                self.add(
+                    field,
+                    format!(
+                        "{s:?}: the year must be from {} to {}",
+                        date::MIN_YEAR,
+                        date::MAX_YEAR
+                    ),
+                );
+            } else {
+                self.add(field, format!("{s:?} is not a date YYYY-MM-DD"));
+            }
+        }
+        d
+    }
+
+    pub fn id(&mut self, field: &str, v: &str) {
+        check_id(field, v, &mut self.0);
+    }
+
+    /// `v`, or every wrong field.
+    pub fn finish<T>(self, v: T) -> Result<T, Vec<FieldViolation>> {
+        if self.0.is_empty() {
+            Ok(v)
+        } else {
+            Err(self.0)
+        }
+    }
+}
+
+fn optional(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+/// A line from its protobuf fields. Unset enums are reported and replaced by
+/// placeholders, so that the amounts are still checked in the same answer.
+#[allow(clippy::too_many_arguments)]
+fn line(
+    v: &mut Violations,
+    prefix: &str,
+    act_code: &str,
+    care_category: i32,
+    quantity: u32,
+    billed: i64,
+    tariff_base: i64,
+    scheme_share: i64,
+    scheme_outcome: i32,
+    scheme_reason: &str,
+) -> ClaimLine {
+    let category = convert::care_category(care_category).unwrap_or_else(|| {
+        v.add(
+            format!("{prefix}.care_category"),
+            "must be set to a known care category",
+        );
+        CareCategory::Other
+    });
+    let outcome = convert::scheme_outcome(scheme_outcome).unwrap_or_else(|| {
+        v.add(
+            format!("{prefix}.scheme_outcome"),
+            "must be COVERED, OUT_OF_BASKET or REFUSED",
+        );
+        SchemeOutcome::Covered
+    });
+    ClaimLine {
+        act_code: act_code.to_string(),
+        category,
+        quantity,
+        billed,
+        tariff_base,
+        scheme_share,
+        outcome,
+        scheme_reason: scheme_reason.to_string(),
+    }
+}
+
+/// A CoordinateClaimRequest as a domain claim, or every wrong field.
+pub fn claim(r: pb::CoordinateClaimRequest) -> Result<Claim, Vec<FieldViolation>> {
+    let mut v = Violations::new();
+    // Placeholders keep the other checks running when a field is unusable.
+    let placeholder = Date::MIN;
+    let date_of_care = v
+        .date("date_of_care", &r.date_of_care)
+        .unwrap_or(placeholder);
+    let payee = convert::payee(r.payee).unwrap_or_else(|| {
+        v.add("payee", "must be PROVIDER or MEMBER");
+        Payee::Provider
+    });
+    let stay = r.stay.as_ref().map(|s| Stay {
+        stay_id: s.stay_id.clone(),
+        admission: v
+            .date("stay.admission_date", &s.admission_date)
+            .unwrap_or(placeholder),
+        discharge: if s.discharge_date.is_empty() {
+            None
+        } else {
+            v.date("stay.discharge_date", &s.discharge_date)
+        },
+    });
+    if r.lines.len() > MAX_LINES {
+        v.add("lines", format!("at most {MAX_LINES} lines"));
+        return Err(v.0);
+    }
+    let lines = r
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            line(
+                &mut v,
+                &format!("lines[{i}]"),
+                &l.act_code,
+                l.care_category,
+                l.quantity,
+                l.billed,
+                l.tariff_base,
+                l.scheme_share,
+                l.scheme_outcome,
+                &l.scheme_reason,
+            )
+        })
+        .collect();
+    let claim = Claim {
+        scheme_id: r.scheme_id,
+        claim_id: r.claim_id,
+        provider_id: r.provider_id,
+        invoice_number: r.invoice_number,
+        payee,
+        beneficiary_id: r.beneficiary_id,
+        beneficiary_category: r.beneficiary_category,
+        mutuelle_id: optional(&r.mutuelle_id),
+        member_number: optional(&r.member_number),
+        date_of_care,
+        stay,
+        diagnoses: r.diagnoses,
+        currency: r.currency,
+        lines,
+    };
+    check_claim(&claim, &mut v.0);
+    v.finish(claim)
+}
+
+/// A CheckEligibilityRequest in domain form.
+pub fn eligibility(
+    r: pb::CheckEligibilityRequest,
+) -> Result<EligibilityInput, Vec<FieldViolation>> {
+    let mut v = Violations::new();
+    v.id("scheme_id", &r.scheme_id);
+    v.id("beneficiary_id", &r.beneficiary_id);
+    let d = v.date("date_of_care", &r.date_of_care);
+    if !r.mutuelle_id.is_empty() {
+        v.id("mutuelle_id", &r.mutuelle_id);
+    }
+    if !r.member_number.is_empty() {
+        v.id("member_number", &r.member_number);
+    }
+    if r.planned_lines.len() > MAX_LINES {
+        v.add("planned_lines", format!("at most {MAX_LINES} lines"));
+    }
+    if r.diagnoses.len() > MAX_DIAGNOSES {
+        v.add("diagnoses", format!("at most {MAX_DIAGNOSES} diagnoses"));
+    } else {
+        for (i, d) in r.diagnoses.iter().enumerate() {
+            v.id(&format!("diagnoses[{i}]"), d);
+        }
+    }
+    if !r.planned_lines.is_empty() && !passerelle_domain::money::is_currency_code(&r.currency) {
+        v.add(
+            "currency",
+            "must be an ISO 4217 code such as XOF when lines are given",
+        );
+    }
+    let mut lines = Vec::with_capacity(r.planned_lines.len());
+    for (i, l) in r.planned_lines.iter().take(MAX_LINES).enumerate() {
+        let prefix = format!("planned_lines[{i}]");
+        let cl = line(
+            &mut v,
+            &prefix,
+            &l.act_code,
+            l.care_category,
+            l.quantity,
+            l.billed,
+            l.tariff_base,
+            l.scheme_share,
+            l.scheme_outcome,
+            "",
+        );
+        check_line(&prefix, &cl, &mut v.0);
+        lines.push(cl);
+    }
+    let Some(date_of_care) = d else {
+        return Err(v.0);
+    };
+    v.finish(EligibilityInput {
+        scheme_id: r.scheme_id,
+        beneficiary_id: r.beneficiary_id,
+        date_of_care,
+        mutuelle_id: optional(&r.mutuelle_id),
+        member_number: optional(&r.member_number),
+        currency: r.currency,
+        lines,
+        diagnoses: r.diagnoses,
+    })
+}
