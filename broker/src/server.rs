@@ -335,10 +335,11 @@ pub async fn start_with_store(
             .max_encoding_message_size(4 * max),
         authenticate.clone(),
     );
+    // An import's answer lists every member that changes (500,000 at most).
     let roster = InterceptedService::new(
         RosterServiceServer::new(RosterApi::new(broker.clone()))
             .max_decoding_message_size(max)
-            .max_encoding_message_size(4 * max),
+            .max_encoding_message_size(16 * max),
         authenticate.clone(),
     );
     let settlement = InterceptedService::new(

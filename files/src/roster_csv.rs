@@ -80,18 +80,38 @@ pub fn normalise_date(s: &str) -> Option<String> {
 /// shows it. Counted here, not by csv: its count is one short on every row
 /// after a CRLF line end (spreadsheets' exports), where it places a record at
 /// the "\n" ending the line before. A line ends at "\r\n", "\n" or "\r".
-fn line_of(text: &str, byte: usize) -> u64 {
-    let b = text.as_bytes();
-    let mut start = byte.min(b.len());
-    while start < b.len() && (b[start] == b'\n' || b[start] == b'\r') {
-        start += 1;
+/// Lines are counted as records go by, from where the last record was:
+/// records come in file order, so the file is read once (counting from the
+/// start for every record took minutes on a 300,000-row roster).
+#[derive(Default)]
+struct LineCounter {
+    /// Bytes counted so far.
+    pos: usize,
+    /// Line ends before `pos`.
+    ends: u64,
+}
+
+impl LineCounter {
+    fn line_of(&mut self, text: &str, byte: usize) -> u64 {
+        let b = text.as_bytes();
+        let mut start = byte.min(b.len());
+        while start < b.len() && (b[start] == b'\n' || b[start] == b'\r') {
+            start += 1;
+        }
+        if start < self.pos {
+            // Never happens with records in order; count again from the start.
+            *self = LineCounter::default();
+        }
+        self.ends += b[self.pos..start]
+            .iter()
+            .enumerate()
+            .filter(|&(i, &c)| {
+                c == b'\n' || (c == b'\r' && b.get(self.pos + i + 1) != Some(&b'\n'))
+            })
+            .count() as u64;
+        self.pos = start;
+        1 + self.ends
     }
-    let ends = b[..start]
-        .iter()
-        .enumerate()
-        .filter(|&(i, &c)| c == b'\n' || (c == b'\r' && b.get(i + 1) != Some(&b'\n')))
-        .count();
-    1 + ends as u64
 }
 
 impl RosterFile {
@@ -139,10 +159,11 @@ impl RosterFile {
         let mut out = RosterFile::default();
         // member number -> index in out.members
         let mut index: HashMap<String, usize> = HashMap::new();
-        let mut bad_members: Vec<String> = Vec::new();
+        let mut bad_members: std::collections::HashSet<String> = Default::default();
+        let mut lines = LineCounter::default();
         for rec in reader.records() {
             let rec = rec.map_err(|e| format!("{file}: {e}"))?;
-            let line = line_of(text, rec.position().map_or(0, |p| p.byte() as usize));
+            let line = lines.line_of(text, rec.position().map_or(0, |p| p.byte() as usize));
             let get = |name: &str| col(name).and_then(|i| rec.get(i)).unwrap_or("").to_string();
             if rec.iter().all(str::is_empty) {
                 continue;
@@ -219,7 +240,7 @@ impl RosterFile {
                     });
                 }
                 if !member_number.is_empty() {
-                    bad_members.push(member_number);
+                    bad_members.insert(member_number);
                 }
                 continue;
             }

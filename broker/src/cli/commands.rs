@@ -39,6 +39,10 @@ impl From<tonic::Status> for Failure {
 
 type Out = Result<(), Failure>;
 
+/// Largest answer the client reads (a roster import's list of changes):
+/// what the broker may send for its largest import.
+const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
 struct Ctx {
     channel: Channel,
     json: bool,
@@ -700,7 +704,10 @@ async fn roster_import(
             })
             .collect();
         let stream: Vec<_> = std::iter::once(header).chain(batches).collect();
-        let mut c = roster::roster_service_client::RosterServiceClient::new(ctx.channel.clone());
+        // The answer lists every member that changes: 500,000 at most,
+        // past the default 4 MiB a message.
+        let mut c = roster::roster_service_client::RosterServiceClient::new(ctx.channel.clone())
+            .max_decoding_message_size(MAX_ANSWER_BYTES);
         async move { c.import_roster(tokio_stream::iter(stream)).await }
     };
     // Rows the broker refuses (an unknown product, a beneficiary another

@@ -697,6 +697,29 @@ fn beneficiary_members(
     Ok(out)
 }
 
+/// What a roster snapshot changes (and the records to write), after the
+/// coverage rule: reads only.
+fn import_plan(
+    c: &Connection,
+    import: &mut RosterImport,
+) -> Result<(RosterDiff, Vec<Member>), StoreError> {
+    let existing: Vec<Member> = {
+        let mut st = c.prepare_cached("SELECT body FROM members WHERE mutuelle_id = ?1")?;
+        let bodies = st
+            .query_map([&import.mutuelle_id], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        bodies
+            .iter()
+            .map(|b| serde_json::from_str(b).map_err(backend))
+            .collect::<Result<_, _>>()?
+    };
+    let incoming = std::mem::take(&mut import.members);
+    let (diff, writes, checked) = super::roster_diff_checked(&existing, incoming, import);
+    let checked: Vec<(usize, &Member)> = checked.iter().map(|(i, m)| (*i, m)).collect();
+    check_coverage(c, &checked)?;
+    Ok((diff, writes))
+}
+
 /// The coverage rule ([`super::coverage_overlaps`]) against what is stored.
 fn check_coverage(c: &Connection, incoming: &[(usize, &Member)]) -> Result<(), StoreError> {
     let mut seen = std::collections::HashSet::new();
@@ -1556,29 +1579,17 @@ impl Store for SqliteStore {
         mut import: RosterImport,
         now_ms: i64,
     ) -> Result<RosterDiff, StoreError> {
+        // A dry run only reads: on a read connection, so that a large one
+        // never holds up the writer (claims keep being stored meanwhile).
+        if import.dry_run {
+            return self.scan(move |c| Ok(import_plan(c, &mut import)?.0)).await;
+        }
         let out = self
             .with(move |c| {
                 let tx = c.savepoint()?;
-                let existing: Vec<Member> = {
-                    let mut st =
-                        tx.prepare_cached("SELECT body FROM members WHERE mutuelle_id = ?1")?;
-                    let bodies = st
-                        .query_map([&import.mutuelle_id], |r| r.get::<_, String>(0))?
-                        .collect::<Result<Vec<_>, _>>()?;
-                    bodies
-                        .iter()
-                        .map(|b| serde_json::from_str(b).map_err(backend))
-                        .collect::<Result<_, _>>()?
-                };
-                let incoming = std::mem::take(&mut import.members);
-                let (diff, writes, checked) =
-                    super::roster_diff_checked(&existing, incoming, &import);
-                let checked: Vec<(usize, &Member)> = checked.iter().map(|(i, m)| (*i, m)).collect();
-                check_coverage(&tx, &checked)?;
-                if !import.dry_run {
-                    write_members(&tx, &writes, now_ms)?;
-                    tx.commit()?;
-                }
+                let (diff, writes) = import_plan(&tx, &mut import)?;
+                write_members(&tx, &writes, now_ms)?;
+                tx.commit()?;
                 Ok(diff)
             })
             .await;
