@@ -25,15 +25,6 @@ fn field_violations(s: &tonic::Status) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn eligibility(beneficiary: &str) -> pb::CheckEligibilityRequest {
-    pb::CheckEligibilityRequest {
-        scheme_id: "CNSS".into(),
-        beneficiary_id: beneficiary.into(),
-        date_of_care: "2026-11-20".into(),
-        ..Default::default()
-    }
-}
-
 /// The reproduction: a mutuelle declares another mutuelle's beneficiary for
 /// the same scheme and dates. Refused, naming the dates and nothing else;
 /// eligibility still names the first mutuelle.
@@ -74,7 +65,7 @@ async fn a_mutuelle_cannot_capture_another_mutuelles_beneficiary() {
     assert!(!err.message().contains("MUT-R") && !err.message().contains("R-1"));
     let mut cnss = SchemeServiceClient::new(h.as_(Role::Scheme, "CNSS").await);
     let e = cnss
-        .check_eligibility(eligibility("R-OK"))
+        .check_eligibility(elig("R-OK"))
         .await
         .unwrap()
         .into_inner();
@@ -171,7 +162,7 @@ async fn texts_and_dates_are_bounded() {
         err.message()
     );
     // Eligibility's diagnoses are bounded like a claim's.
-    let mut e = eligibility("R-OK");
+    let mut e = elig("R-OK");
     e.diagnoses = (0..51).map(|i| format!("A{i}")).collect();
     let err = c.check_eligibility(e.clone()).await.unwrap_err();
     assert_eq!(field_violations(&err), vec!["diagnoses".to_string()]);
@@ -341,7 +332,7 @@ async fn long_polls_have_their_own_pool() {
     // Live calls of every caller still get in (max_in_flight is 2).
     let mut cnss = SchemeServiceClient::new(h.as_(Role::Scheme, "CNSS").await);
     for _ in 0..3 {
-        cnss.check_eligibility(eligibility("R-OK")).await.unwrap();
+        cnss.check_eligibility(elig("R-OK")).await.unwrap();
     }
     assert!(
         tokio::time::timeout(Duration::from_millis(200), polls.join_next())
@@ -382,7 +373,7 @@ async fn a_hung_partner_holds_only_its_own_places() {
     seen.wait_for(|s| s.adjudicate_calls == 2).await.unwrap();
     let mut c = SchemeServiceClient::new(cnss.clone());
     let t = Instant::now();
-    let err = c.check_eligibility(eligibility("G-OK")).await.unwrap_err();
+    let err = c.check_eligibility(elig("G-OK")).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     assert!(err.message().contains("busy"), "{}", err.message());
     // A third claim is stored and handed to the retry worker at once.
@@ -403,7 +394,7 @@ async fn a_hung_partner_holds_only_its_own_places() {
     );
     assert_eq!(h.sim.seen().borrow().adjudicate_calls, 2);
     let e = c
-        .check_eligibility(eligibility("R-OK"))
+        .check_eligibility(elig("R-OK"))
         .await
         .unwrap()
         .into_inner();

@@ -47,15 +47,6 @@ fn remaining(e: &pb::CheckEligibilityResponse) -> i64 {
         .unwrap()
 }
 
-fn elig(beneficiary: &str) -> pb::CheckEligibilityRequest {
-    pb::CheckEligibilityRequest {
-        scheme_id: "CNSS".into(),
-        beneficiary_id: beneficiary.into(),
-        date_of_care: "2026-11-20".into(),
-        ..Default::default()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_started_together_both_come_up() {
     let Some(pg) = fresh_postgres().await else {

@@ -364,6 +364,16 @@ pub fn claim(claim_id: &str, beneficiary: &str, lines: &[L]) -> pb::CoordinateCl
     }
 }
 
+/// CNSS's eligibility question for a beneficiary on 2026-11-20.
+pub fn elig(beneficiary: &str) -> pb::CheckEligibilityRequest {
+    pb::CheckEligibilityRequest {
+        scheme_id: "CNSS".into(),
+        beneficiary_id: beneficiary.into(),
+        date_of_care: "2026-11-20".into(),
+        ..Default::default()
+    }
+}
+
 pub fn shares(r: &pb::ClaimResult) -> Vec<i64> {
     r.lines.iter().map(|l| l.mutuelle_share).collect()
 }

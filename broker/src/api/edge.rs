@@ -55,35 +55,58 @@ pub struct Refused<S> {
     layer: RefusedLayer,
 }
 
-/// Who called, for the audit row: the certificate's identity when the
-/// directory knows it, else the peer address alone.
-fn party(layer: &RefusedLayer, req: &http::Request<Body>) -> String {
-    let ext = req.extensions();
-    if let Some(tls) = ext.get::<TlsConnectInfo<TcpConnectInfo>>() {
-        let addr = tls
-            .get_ref()
-            .remote_addr()
+/// Who called, as the connection tells: copied from the request (two
+/// `Arc`s and an address), read only when a row is written, so that the
+/// certificate is not parsed again on every call that goes well.
+#[derive(Clone)]
+struct Peer {
+    tls: Option<TlsConnectInfo<TcpConnectInfo>>,
+    tcp: Option<TcpConnectInfo>,
+    directory: Arc<Directory>,
+    plaintext: bool,
+}
+
+impl Peer {
+    fn of(layer: &RefusedLayer, req: &http::Request<Body>) -> Peer {
+        let ext = req.extensions();
+        Peer {
+            tls: ext.get::<TlsConnectInfo<TcpConnectInfo>>().cloned(),
+            tcp: ext.get::<TcpConnectInfo>().cloned(),
+            directory: layer.directory.clone(),
+            plaintext: layer.plaintext,
+        }
+    }
+
+    /// The audit party: the certificate's identity when the directory knows
+    /// it, else the peer address alone.
+    fn party(&self) -> String {
+        if let Some(tls) = &self.tls {
+            let addr = tls
+                .get_ref()
+                .remote_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            let who = tls
+                .peer_certs()
+                .and_then(|c| c.first().map(|ee| self.directory.caller(ee.as_ref())))
+                .and_then(Result::ok)
+                .map(|c| c.display())
+                .unwrap_or_else(|| "unauthenticated".into());
+            return format!("{who}@{addr}");
+        }
+        let addr = self
+            .tcp
+            .as_ref()
+            .and_then(|c| c.remote_addr())
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let who = tls
-            .peer_certs()
-            .and_then(|c| c.first().map(|ee| layer.directory.caller(ee.as_ref())))
-            .and_then(Result::ok)
-            .map(|c| c.display())
-            .unwrap_or_else(|| "unauthenticated".into());
-        return format!("{who}@{addr}");
+        let who = if self.plaintext {
+            "plaintext"
+        } else {
+            "unauthenticated"
+        };
+        format!("{who}@{addr}")
     }
-    let addr = ext
-        .get::<TcpConnectInfo>()
-        .and_then(|c| c.remote_addr())
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let who = if layer.plaintext {
-        "plaintext"
-    } else {
-        "unauthenticated"
-    };
-    format!("{who}@{addr}")
 }
 
 /// A call whose handler never answered: the server's request timeout or
@@ -91,7 +114,7 @@ fn party(layer: &RefusedLayer, req: &http::Request<Body>) -> String {
 /// call's future, it records the audit row the handler could not.
 struct Unfinished {
     audit: Option<AuditSink>,
-    party: String,
+    peer: Peer,
     method: String,
 }
 
@@ -107,7 +130,7 @@ impl Drop for Unfinished {
             audit.try_record(AuditEntry {
                 at_ms: now_ms(),
                 direction: Direction::In,
-                party: std::mem::take(&mut self.party),
+                party: self.peer.party(),
                 method: std::mem::take(&mut self.method),
                 subject: "request".into(),
                 request_hash: hash(b"unfinished"),
@@ -169,12 +192,12 @@ where
             .next()
             .unwrap_or_default()
             .to_string();
-        let party = party(&self.layer, &req);
+        let peer = Peer::of(&self.layer, &req);
         let audit = self.layer.audit.clone();
         let fut = self.inner.call(req);
         let mut unfinished = Unfinished {
             audit: Some(audit.clone()),
-            party: party.clone(),
+            peer: peer.clone(),
             method: method.clone(),
         };
         Box::pin(async move {
@@ -201,6 +224,7 @@ where
                 Code::OutOfRange | Code::Internal => status,
                 _ => return Ok(resp),
             };
+            let party = peer.party();
             audit
                 .record(AuditEntry {
                     at_ms: now_ms(),

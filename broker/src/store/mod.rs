@@ -740,7 +740,18 @@ pub fn gather_conflicts(out: &mut Vec<CoverageConflict>, members: &[Member], lim
 /// the member records to write (only those that change). With `from`, what
 /// `keep` covers is every day from `from` on (a transfer away from a
 /// mutuelle that no longer runs, before `keep` declares the member).
-pub fn resolve_plan(members: &[Member], keep: &str, from: Option<Date>) -> Vec<Member> {
+///
+/// Without `from`, `keep` must hold a membership of the beneficiary.
+pub fn resolve_plan(
+    members: &[Member],
+    keep: &str,
+    from: Option<Date>,
+) -> Result<Vec<Member>, StoreError> {
+    if from.is_none() && !members.iter().any(|m| m.mutuelle_id == keep) {
+        return Err(StoreError::NotFound(format!(
+            "membership of {keep} for this beneficiary"
+        )));
+    }
     let mut kept: Vec<(Date, Option<Date>)> = match from {
         Some(d) => vec![(d, None)],
         None => members
@@ -769,7 +780,7 @@ pub fn resolve_plan(members: &[Member], keep: &str, from: Option<Date>) -> Vec<M
             writes.push(changed);
         }
     }
-    writes
+    Ok(writes)
 }
 
 /// A product period without the days of `k`: none, one or two pieces.
@@ -1003,7 +1014,7 @@ mod tests {
             start: d("2026-06-01"),
             end: None,
         });
-        let writes = resolve_plan(&[keep.clone(), other.clone()], "MUT-A", None);
+        let writes = resolve_plan(&[keep.clone(), other.clone()], "MUT-A", None).unwrap();
         assert_eq!(writes.len(), 1);
         let spans: Vec<_> = writes[0]
             .products
@@ -1021,7 +1032,7 @@ mod tests {
         // Nothing overlaps any more; nothing to write the second time.
         let after = [keep, writes[0].clone()];
         assert!(conflicts_among(&after).is_empty());
-        assert!(resolve_plan(&after, "MUT-A", None).is_empty());
+        assert!(resolve_plan(&after, "MUT-A", None).unwrap().is_empty());
     }
 
     #[test]

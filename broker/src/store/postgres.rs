@@ -1166,12 +1166,7 @@ impl Store for PgStore {
         let tx = c.transaction().await?;
         lock_coverage(&tx, [scheme_id]).await?;
         let members = beneficiary_members(&tx, scheme_id, beneficiary_id).await?;
-        if from.is_none() && !members.iter().any(|m| m.mutuelle_id == keep) {
-            return Err(StoreError::NotFound(format!(
-                "membership of {keep} for this beneficiary"
-            )));
-        }
-        let writes = super::resolve_plan(&members, keep, from);
+        let writes = super::resolve_plan(&members, keep, from)?;
         upsert(&tx, &writes, now_ms).await?;
         tx.commit().await?;
         Ok(writes)

@@ -1444,12 +1444,7 @@ impl Store for SqliteStore {
             .with(move |c| {
                 let tx = c.savepoint()?;
                 let members = beneficiary_members(&tx, &s, &b)?;
-                if from.is_none() && !members.iter().any(|m| m.mutuelle_id == k) {
-                    return Err(StoreError::NotFound(format!(
-                        "membership of {k} for this beneficiary"
-                    )));
-                }
-                let writes = super::resolve_plan(&members, &k, from);
+                let writes = super::resolve_plan(&members, &k, from)?;
                 write_members(&tx, &writes, now_ms)?;
                 tx.commit()?;
                 Ok(writes)
