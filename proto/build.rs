@@ -3,6 +3,10 @@
 
 use std::path::PathBuf;
 
+#[allow(
+    clippy::print_stdout,
+    reason = "cargo reads a build script's directives on stdout"
+)]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "passerelle/common/v1/common.proto",

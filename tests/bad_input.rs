@@ -1,9 +1,7 @@
 //! Bad input gets INVALID_ARGUMENT with google.rpc.BadRequest naming the
 //! field, and nothing changes but the audit record.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use passerelle_proto::common::v1::{CareCategory as C, Stay};
 use passerelle_proto::roster::v1 as roster;
 use passerelle_proto::scheme::v1 as pb;

@@ -2,9 +2,7 @@
 //! (MUT-R, adjudicated and ceilinged by the broker) and a simulated native
 //! gRPC mutuelle (MUT-G, keeping its own ceilings), same product on both.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use passerelle_adapters::sim::Mode;
 use passerelle_proto::common::v1::{CareCategory as C, ReasonCode as R, SchemeLineOutcome};
 use passerelle_proto::scheme::v1 as pb;

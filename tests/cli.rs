@@ -1,9 +1,7 @@
 //! The client commands end to end: the real `passerelle` binary against a
 //! running broker (rules mutuelle MUT-R, simulated gRPC mutuelle MUT-G).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use passerelle_adapters::sim::Mode;
 use passerelle_proto::roster::v1 as roster;
 use serde_json::Value;

@@ -2,10 +2,8 @@
 //! restart on the same database the claim completes, and the partner saw one
 //! adjudication key.
 
-mod common;
-
-use common::process::{load_roster, migrate, spawn, wait_stderr};
-use common::*;
+use crate::common::process::{load_roster, migrate, spawn, wait_stderr};
+use crate::common::*;
 use passerelle_proto::common::v1::CareCategory as C;
 use passerelle_proto::scheme::v1::ClaimState;
 use passerelle_proto::scheme::v1::scheme_service_client::SchemeServiceClient;

@@ -1,11 +1,10 @@
 //! `passerelle dev` as a user runs it: the binary starts, prints its address,
 //! serves health and reflection, and answers a claim with S, M and P per line.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+use crate::common;
 use passerelle_broker::identity::Role;
 use passerelle_proto::common::v1::CareCategory as C;
 use passerelle_proto::scheme::v1::scheme_service_client::SchemeServiceClient;

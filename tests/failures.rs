@@ -1,13 +1,11 @@
 //! Failure behaviour on PostgreSQL: a broker killed under a stream of claims,
 //! and the database connection cut and restored.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
-use common::process::{load_roster, spawn};
-use common::proxy::Proxy;
-use common::*;
+use crate::common::process::{load_roster, spawn};
+use crate::common::proxy::Proxy;
+use crate::common::*;
 use passerelle_broker::config::Config;
 use passerelle_proto::common::v1::CareCategory as C;
 use passerelle_proto::scheme::v1 as pb;
@@ -271,7 +269,8 @@ async fn the_store_reaches_postgres_over_tls_and_checks_its_certificate() {
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .unwrap();
-    let term = common::proxy::PgTlsTerminator::start(upstream, std::sync::Arc::new(tls)).await;
+    let term =
+        crate::common::proxy::PgTlsTerminator::start(upstream, std::sync::Arc::new(tls)).await;
     pg.url = format!("{}?sslmode=require", url.with_address(term.addr));
     pg.tls = Some(PostgresTls {
         ca_file: db_ca.ca_cert(),

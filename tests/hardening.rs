@@ -4,11 +4,9 @@
 //! duplicate invoice's claim id, and partner texts cut before they are
 //! stored.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use passerelle_adapters::sim::Mode;
 use passerelle_broker::identity::Role;
 use passerelle_proto::common::v1::CareCategory as C;

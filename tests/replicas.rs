@@ -1,10 +1,8 @@
 //! Two real broker processes on one PostgreSQL database: correctness across
 //! replicas. Each test has its own schema.
 
-mod common;
-
-use common::process::{Broker, load_roster, spawn, wait_stderr};
-use common::*;
+use crate::common::process::{Broker, load_roster, spawn, wait_stderr};
+use crate::common::*;
 use passerelle_proto::common::v1::CareCategory as C;
 use passerelle_proto::scheme::v1 as pb;
 use pb::scheme_service_client::SchemeServiceClient;

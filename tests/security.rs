@@ -1,9 +1,8 @@
 //! Mutual TLS, identity, authorization, limits and audit, end to end over
 //! real TLS connections.
 
-mod common;
-
-use common::*;
+use crate::common::*;
+use passerelle_adapters::AdapterConfig;
 use passerelle_adapters::sim::Mode;
 use passerelle_broker::identity::Role;
 use passerelle_proto::admin::v1 as admin;
@@ -96,6 +95,10 @@ async fn handshakes_without_a_valid_certificate_fail_and_are_audited() {
             .is_err()
     );
     // 3. An expired certificate.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "certificate validity is real time"
+    )]
     let now = time::OffsetDateTime::now_utc();
     let expired = h
         .pki
@@ -449,7 +452,10 @@ async fn a_request_past_the_server_timeout_is_cut() {
             .for_each(|p| p.deadline_ms = Some(20_000));
         c.partners
             .iter_mut()
-            .filter_map(|p| p.grpc.as_mut())
+            .filter_map(|p| match &mut p.adapter {
+                AdapterConfig::Grpc(g) => Some(g),
+                _ => None,
+            })
             .for_each(|g| g.timeout_ms = 20_000);
     })
     .await;
@@ -614,7 +620,7 @@ mod outbound {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg: Config = toml::from_str(&config_text(p.addr, 1000)).unwrap();
         let g = cfg.partners.iter_mut().find(|x| x.id == "MUT-G").unwrap();
-        g.grpc = Some(grpc);
+        g.adapter = AdapterConfig::Grpc(grpc);
         g.deadline_ms = Some(1000);
         let store: Arc<dyn passerelle_broker::store::Store> = Arc::new(
             passerelle_broker::store::sqlite::SqliteStore::open(&dir.path().join("p.db")).unwrap(),
@@ -717,7 +723,7 @@ mod outbound {
 /// connection of a certificate revoked meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_crl_of_a_running_broker() {
-    use common::process::{migrate, spawn, wait_stderr};
+    use crate::common::process::{migrate, spawn, wait_stderr};
     let (_sim, sim_addr) = start_sim().await;
     let dir = tempfile::tempdir().unwrap();
     let pki = passerelle_broker::pki::Pki::new(dir.path().join("certs"));
@@ -1048,6 +1054,7 @@ fn tls_config_file(
 }
 
 /// CPU time (user + system) of a process so far, in seconds.
+#[allow(clippy::disallowed_types, reason = "a measurement, not money")]
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let fields: Vec<&str> = stat
@@ -1102,7 +1109,7 @@ async fn lines_until(
 /// serves again once descriptors free up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
-    use common::process::{migrate, spawn_under};
+    use crate::common::process::{migrate, spawn_under};
     const LIMIT: u64 = 256;
     let (_sim, sim_addr) = start_sim().await;
     let dir = tempfile::tempdir().unwrap();
@@ -1167,7 +1174,7 @@ async fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
 /// not one per connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_and_close_churn_does_not_flood_the_log() {
-    use common::process::{migrate, spawn};
+    use crate::common::process::{migrate, spawn};
     let (_sim, sim_addr) = start_sim().await;
     let dir = tempfile::tempdir().unwrap();
     let (config, pki) = tls_config_file(dir.path(), sim_addr, "");

@@ -80,6 +80,19 @@ pub fn parse_whole(text: &str) -> Result<i64, String> {
     parse_minor(text, 0, false, false)
 }
 
+/// An amount both ways, as `passerelle translate` shows it: the decimal in
+/// the currency's major unit and the minor-unit count, with the currency.
+pub fn amount_json(minor: i64, currency: &str) -> serde_json::Value {
+    let digits = passerelle_domain::money::minor_unit_digits(currency).unwrap_or(0);
+    serde_json::json!({ "value": format_minor(minor, digits), "minor": minor, "currency": currency })
+}
+
+/// [`amount_json`], or null.
+pub fn opt_amount_json(v: Option<i64>, currency: &str) -> serde_json::Value {
+    v.map(|m| amount_json(m, currency))
+        .unwrap_or(serde_json::Value::Null)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,7 +28,10 @@
 //! converted to the currency's minor unit; a value finer than the currency
 //! allows is an error.
 
+pub mod translate;
+
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,9 +49,10 @@ use crate::codes::{CodeMaps, MappedLine};
 use crate::decimal::{format_minor, parse_minor, parse_whole};
 use crate::grpc::PartnerTls;
 use crate::http::HttpClient;
+use crate::registry::{PartnerContext, PartnerSettings};
 use crate::{
-    Adapter, AdapterError, AdapterKind, AdjudicationRequest, CancelRequest, EligibilityAnswer,
-    EligibilityQuery, PartnerAdjudication,
+    Adapter, AdapterError, AdjudicationRequest, CancelRequest, EligibilityAnswer, EligibilityQuery,
+    PartnerAdjudication,
 };
 
 /// Which flavour of FHIR the partner speaks.
@@ -73,22 +77,22 @@ pub struct FhirConfig {
     #[serde(default)]
     pub dialect: Dialect,
     /// Deadline of one call, ms. Default 5000.
-    #[serde(default = "default_timeout")]
+    #[serde(default = "crate::http::default_timeout_ms")]
     pub timeout_ms: u64,
     /// Opening a connection, ms. Default 2000.
-    #[serde(default = "default_connect")]
+    #[serde(default = "crate::http::default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
     /// TLS (with https://), as for grpc partners.
     #[serde(default)]
     pub tls: Option<PartnerTls>,
     /// A file with a bearer token (standard servers).
     #[serde(default)]
-    pub token_file: Option<std::path::PathBuf>,
+    pub token_file: Option<PathBuf>,
     /// openIMIS login: user name; the password is read from `password_file`.
     #[serde(default)]
     pub username: Option<String>,
     #[serde(default)]
-    pub password_file: Option<std::path::PathBuf>,
+    pub password_file: Option<PathBuf>,
     /// Currency strings the partner uses that are not ISO 4217 codes, e.g.
     /// `{ "$" = "XOF" }` for openIMIS test servers.
     #[serde(default)]
@@ -98,31 +102,21 @@ pub struct FhirConfig {
     pub codes: CodeMaps,
 }
 
-fn default_timeout() -> u64 {
-    5000
-}
-fn default_connect() -> u64 {
-    2000
-}
+impl PartnerSettings for FhirConfig {
+    fn timeout_ms(&self) -> Option<u64> {
+        Some(self.timeout_ms)
+    }
 
-impl FhirConfig {
-    pub fn resolved(&self, base: &std::path::Path) -> FhirConfig {
-        let r = |p: &std::path::PathBuf| {
-            if p.is_absolute() {
-                p.clone()
-            } else {
-                base.join(p)
-            }
-        };
-        let mut c = self.clone();
-        if let Some(t) = &mut c.tls {
-            t.ca_file = r(&t.ca_file);
-            t.cert_file = t.cert_file.as_ref().map(r);
-            t.key_file = t.key_file.as_ref().map(r);
-        }
-        c.token_file = c.token_file.as_ref().map(r);
-        c.password_file = c.password_file.as_ref().map(r);
-        c
+    fn files(&mut self) -> Vec<&mut PathBuf> {
+        let mut files: Vec<&mut PathBuf> =
+            self.tls.iter_mut().flat_map(PartnerTls::files).collect();
+        files.extend(self.token_file.as_mut());
+        files.extend(self.password_file.as_mut());
+        files
+    }
+
+    fn build(&self, partner: &PartnerContext) -> Result<Arc<dyn Adapter>, String> {
+        Ok(Arc::new(FhirAdapter::new(&partner.mutuelle_id, self)?))
     }
 }
 
@@ -863,7 +857,7 @@ fn status_error(status: hyper::StatusCode, body: &[u8]) -> AdapterError {
 }
 
 impl FhirAdapter {
-    /// Relative paths must be resolved first ([`FhirConfig::resolved`]).
+    /// Relative paths must be resolved first (the registry does it).
     pub fn new(mutuelle_id: &str, cfg: &FhirConfig) -> Result<FhirAdapter, String> {
         let http = HttpClient::new(
             &cfg.base_url,
@@ -974,10 +968,6 @@ fn malformed(e: PathError) -> AdapterError {
 
 #[async_trait]
 impl Adapter for FhirAdapter {
-    fn kind(&self) -> AdapterKind {
-        AdapterKind::FhirR4
-    }
-
     async fn eligibility(&self, q: &EligibilityQuery) -> Result<EligibilityAnswer, AdapterError> {
         let member = match self
             .cfg

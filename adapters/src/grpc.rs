@@ -2,6 +2,7 @@
 //! `passerelle.partner.v1.MutuellePartner`. The partner keeps its own members,
 //! products and ceilings; passerelle only checks its answers.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,9 +15,10 @@ use std::sync::Arc;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
+use crate::registry::{PartnerContext, PartnerSettings};
 use crate::{
-    Adapter, AdapterError, AdapterKind, AdjudicationRequest, CancelRequest, EligibilityAnswer,
-    EligibilityQuery, PartnerAdjudication,
+    Adapter, AdapterError, AdjudicationRequest, CancelRequest, EligibilityAnswer, EligibilityQuery,
+    PartnerAdjudication,
 };
 
 /// Settings of a native gRPC partner.
@@ -39,7 +41,7 @@ pub struct GrpcConfig {
     /// on every call, for partners that authenticate callers by token rather
     /// than by certificate. The token itself never goes in the config.
     #[serde(default)]
-    pub token_file: Option<std::path::PathBuf>,
+    pub token_file: Option<PathBuf>,
     /// Code mapping tables (empty: the broker's codes as they are).
     #[serde(default)]
     pub codes: crate::codes::CodeMaps,
@@ -50,13 +52,13 @@ pub struct GrpcConfig {
 #[serde(deny_unknown_fields)]
 pub struct PartnerTls {
     /// CA(s) that signed the partner's server certificate (PEM).
-    pub ca_file: std::path::PathBuf,
+    pub ca_file: PathBuf,
     /// The broker's client certificate (PEM), when the partner asks for one.
     #[serde(default)]
-    pub cert_file: Option<std::path::PathBuf>,
+    pub cert_file: Option<PathBuf>,
     /// Its private key (PEM).
     #[serde(default)]
-    pub key_file: Option<std::path::PathBuf>,
+    pub key_file: Option<PathBuf>,
     /// The name to verify in the partner's certificate; default: the
     /// endpoint's host.
     #[serde(default)]
@@ -66,24 +68,36 @@ pub struct PartnerTls {
     pub allow_tls12: bool,
 }
 
-impl GrpcConfig {
-    /// The same settings with relative file paths resolved against `base`.
-    pub fn resolved(&self, base: &std::path::Path) -> GrpcConfig {
-        let r = |p: &std::path::PathBuf| {
-            if p.is_absolute() {
-                p.clone()
-            } else {
-                base.join(p)
-            }
-        };
-        let mut c = self.clone();
-        if let Some(t) = &mut c.tls {
-            t.ca_file = r(&t.ca_file);
-            t.cert_file = t.cert_file.as_ref().map(r);
-            t.key_file = t.key_file.as_ref().map(r);
-        }
-        c.token_file = c.token_file.as_ref().map(r);
-        c
+fn default_timeout_ms() -> u64 {
+    2000
+}
+fn default_connect_timeout_ms() -> u64 {
+    1000
+}
+
+impl PartnerSettings for GrpcConfig {
+    fn timeout_ms(&self) -> Option<u64> {
+        Some(self.timeout_ms)
+    }
+
+    fn files(&mut self) -> Vec<&mut PathBuf> {
+        let mut files: Vec<&mut PathBuf> =
+            self.tls.iter_mut().flat_map(PartnerTls::files).collect();
+        files.extend(self.token_file.as_mut());
+        files
+    }
+
+    fn build(&self, _: &PartnerContext) -> Result<Arc<dyn Adapter>, String> {
+        Ok(Arc::new(GrpcAdapter::new(self)?))
+    }
+}
+
+impl PartnerTls {
+    /// Its file paths, for [`PartnerSettings::files`].
+    pub fn files(&mut self) -> impl Iterator<Item = &mut PathBuf> {
+        std::iter::once(&mut self.ca_file)
+            .chain(self.cert_file.as_mut())
+            .chain(self.key_file.as_mut())
     }
 }
 
@@ -154,13 +168,6 @@ impl tonic::service::Interceptor for Token {
 type Client =
     MutuellePartnerClient<tonic::service::interceptor::InterceptedService<Channel, Token>>;
 
-fn default_timeout_ms() -> u64 {
-    2000
-}
-fn default_connect_timeout_ms() -> u64 {
-    1000
-}
-
 pub struct GrpcAdapter {
     client: Client,
     timeout: Duration,
@@ -169,7 +176,7 @@ pub struct GrpcAdapter {
 
 impl GrpcAdapter {
     /// Builds the adapter; the connection opens lazily on the first call.
-    /// Relative paths must be resolved first ([`GrpcConfig::resolved`]).
+    /// Relative paths must be resolved first (the registry does it).
     pub fn new(cfg: &GrpcConfig) -> Result<Self, String> {
         let uri: tonic::codegen::http::Uri = cfg
             .endpoint
@@ -328,10 +335,6 @@ pub fn adjudicate_request(
 
 #[async_trait]
 impl Adapter for GrpcAdapter {
-    fn kind(&self) -> AdapterKind {
-        AdapterKind::Grpc
-    }
-
     async fn eligibility(&self, q: &EligibilityQuery) -> Result<EligibilityAnswer, AdapterError> {
         let req = pb::ComplementaryEligibilityRequest {
             idempotency_key: q.idempotency_key.clone(),

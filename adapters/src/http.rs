@@ -18,6 +18,16 @@ use hyper_util::rt::TokioIo;
 use crate::AdapterError;
 use crate::grpc::PartnerTls;
 
+/// Default deadline of one call of an HTTP adapter (`timeout_ms`), ms.
+pub fn default_timeout_ms() -> u64 {
+    5000
+}
+
+/// Default deadline for opening a connection (`connect_timeout_ms`), ms.
+pub fn default_connect_timeout_ms() -> u64 {
+    2000
+}
+
 /// Largest answer read from a partner.
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
 

@@ -454,22 +454,33 @@ fn base64_basic(user: &str, pass: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
 }
 
-/// The template adapter against its simulated partner.
+/// The template adapter against its simulated partner, built by the registry
+/// from a partner entry as a broker config would write it.
 pub async fn template_env() -> KitEnv {
-    use crate::template::{SimTemplate, TemplateAdapter, TemplateConfig};
+    use crate::template::SimTemplate;
     let sim = sim();
     let (addr, task) = SimTemplate { sim: sim.clone() }
         .start()
         .await
         .expect("template sim");
-    let cfg = |a: std::net::SocketAddr| TemplateConfig {
-        url: format!("http://{a}"),
-        timeout_ms: 400,
-        codes: codes(),
+    let build = |a: std::net::SocketAddr| {
+        let entry = format!(
+            "adapter = \"template\"\n\
+             [template]\nurl = \"http://{a}\"\ntimeout_ms = 400\n\
+             [template.codes.acts]\nC-CONS = \"CONSULT\"\nL-LAB = \"LABO\"\n"
+        );
+        crate::AdapterConfig::from_entry(toml::from_str(&entry).expect("toml"))
+            .expect("template entry")
+            .build(
+                "MUT-KIT",
+                std::path::Path::new("."),
+                Arc::new(crate::rules::NoStore),
+            )
+            .expect("adapter")
     };
     KitEnv {
-        adapter: Arc::new(TemplateAdapter::new(&cfg(addr)).expect("adapter")),
-        down: Arc::new(TemplateAdapter::new(&cfg(closed_port().await)).expect("adapter")),
+        adapter: build(addr),
+        down: build(closed_port().await),
         sim,
         caps_at_remainder: false,
         keep: vec![Box::new(task)],

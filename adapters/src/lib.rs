@@ -1,9 +1,16 @@
 //! Per-partner adapters: how passerelle reaches one mutuelle.
 //!
-//! One trait, [`Adapter`]; one explicit registry, [`registry::build`]. Every
+//! One trait, [`Adapter`]; one explicit registry, [`registry`]: the tagged
+//! enum [`AdapterConfig`] and the match that builds each adapter. Every
 //! adapter module has the same inner shape: a config struct
-//! (`deny_unknown_fields`, a doc comment per field), the translation to and
-//! from the partner's format, the transport, and its tests.
+//! (`deny_unknown_fields`, a doc comment per field) with its
+//! [`registry::PartnerSettings`] impl, the translation to and from the
+//! partner's format, the transport, and its tests.
+//!
+//! Test support (the conformance kit [`kit`], the template adapter and its
+//! simulated partner) is compiled only for tests and with the `test-util`
+//! feature. The simulated partners ([`sim`], [`sim_http`]) stay in every
+//! build: `passerelle dev` runs them.
 //!
 //! Adapters do not store anything. The broker stores the claim before it
 //! calls an adapter, checks the answer (see
@@ -17,13 +24,17 @@ pub mod fhir;
 pub mod fuzzing;
 pub mod grpc;
 pub mod http;
+#[cfg(any(test, feature = "test-util"))]
 pub mod kit;
 pub mod registry;
 pub mod rules;
 pub mod sim;
 pub mod sim_http;
+#[cfg(any(test, feature = "test-util"))]
 pub mod template;
 pub mod xml;
+
+pub use registry::{AdapterConfig, AdapterKind};
 
 use async_trait::async_trait;
 use passerelle_domain::engine::CeilingView;
@@ -31,32 +42,6 @@ use passerelle_domain::{
     CeilingKey, CeilingUse, Claim, ClaimLine, Date, LineShare, Member, Product, ProductRef, Reason,
     ReasonCode, Usage,
 };
-
-/// The kinds of adapter this build knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AdapterKind {
-    /// The broker adjudicates on the mutuelle's declared products and keeps
-    /// its ceilings (a mutuelle with no system).
-    Rules,
-    /// A partner implementing `passerelle.partner.v1.MutuellePartner`.
-    Grpc,
-    /// A FHIR R4 server (standard, or openIMIS's dialect).
-    FhirR4,
-    /// A legacy XML-over-HTTP system, mapped declaratively.
-    XmlHttp,
-}
-
-impl AdapterKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AdapterKind::Rules => "rules",
-            AdapterKind::Grpc => "grpc",
-            AdapterKind::FhirR4 => "fhir-r4",
-            AdapterKind::XmlHttp => "xml-http",
-        }
-    }
-}
 
 /// A complementary eligibility question, as the broker puts it to a partner.
 #[derive(Clone, Debug)]
@@ -167,8 +152,6 @@ impl AdapterError {
 /// How the broker reaches one mutuelle.
 #[async_trait]
 pub trait Adapter: Send + Sync + 'static {
-    fn kind(&self) -> AdapterKind;
-
     /// Complementary eligibility; nothing is consumed.
     async fn eligibility(&self, q: &EligibilityQuery) -> Result<EligibilityAnswer, AdapterError>;
 

@@ -1,86 +1,339 @@
-//! The one place that knows every adapter type. Adding an adapter means a
-//! variant in [`crate::AdapterKind`], a settings field in [`AdapterSettings`]
-//! and an arm in [`build`]; the compiler finds the rest.
+//! The one place that knows every adapter type.
+//!
+//! A partner entry of the broker's config names its adapter and holds that
+//! adapter's settings in a table of the same entry:
+//!
+//! ```toml
+//! [[partners]]
+//! id = "MUT-X"
+//! adapter = "grpc"          # an AdapterKind
+//! [partners.grpc]           # its table: the GrpcConfig
+//! endpoint = "http://10.0.0.5:50061"
+//! ```
+//!
+//! [`AdapterConfig`] is that pair read as one tagged enum; every adapter
+//! module gives its config struct a [`PartnerSettings`] impl. The matches of
+//! this file are the only code that lists the adapter types: adding an
+//! adapter is one module and its arm here (docs/adapters.md, "Adding an
+//! adapter"); the compiler points at each match that lacks it.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 
-use crate::grpc::{GrpcAdapter, GrpcConfig};
-use crate::rules::{RulesAdapter, RulesConfig};
-use crate::{Adapter, AdapterKind, RulesData};
+use crate::fhir::FhirConfig;
+use crate::grpc::GrpcConfig;
+use crate::rules::RulesConfig;
+#[cfg(any(test, feature = "test-util"))]
+use crate::template::TemplateConfig;
+use crate::xml::XmlConfig;
+use crate::{Adapter, RulesData};
 
-/// Per-adapter settings of one partner, as tables of its config entry
-/// (`[partners.grpc]`, `[partners.rules]`). Only the table of the partner's
-/// adapter type may be present.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdapterSettings {
-    #[serde(default)]
-    pub grpc: Option<GrpcConfig>,
-    #[serde(default)]
-    pub rules: Option<RulesConfig>,
-    #[serde(default)]
-    pub fhir: Option<crate::fhir::FhirConfig>,
-    #[serde(default)]
-    pub xml: Option<crate::xml::XmlConfig>,
+/// The value of a partner's `adapter` key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdapterKind {
+    /// The broker adjudicates on the mutuelle's declared products and keeps
+    /// its ceilings (a mutuelle with no system).
+    Rules,
+    /// A partner implementing `passerelle.partner.v1.MutuellePartner`.
+    Grpc,
+    /// A FHIR R4 server (standard, or openIMIS's dialect).
+    FhirR4,
+    /// A legacy XML-over-HTTP system, mapped declaratively.
+    XmlHttp,
+    /// The template adapter (adapters/src/template.rs), registered as a new
+    /// adapter would be; test builds only.
+    #[cfg(any(test, feature = "test-util"))]
+    Template,
 }
 
-/// Builds the adapter of one partner.
-pub fn build(
-    mutuelle_id: &str,
-    kind: AdapterKind,
-    settings: &AdapterSettings,
-    data: Arc<dyn RulesData>,
-) -> Result<Arc<dyn Adapter>, String> {
-    let present: Vec<&str> = [
-        settings.grpc.as_ref().map(|_| "grpc"),
-        settings.rules.as_ref().map(|_| "rules"),
-        settings.fhir.as_ref().map(|_| "fhir"),
-        settings.xml.as_ref().map(|_| "xml"),
-    ]
-    .into_iter()
-    .flatten()
-    .filter(|k| *k != table_of(kind))
-    .collect();
-    if let Some(other) = present.first() {
-        return Err(format!(
-            "table [{other}] given for a partner whose adapter is {:?}",
-            kind.as_str()
-        ));
+/// The settings of one partner's adapter: its `adapter` key and the table of
+/// that adapter (`[partners.grpc]`, `[partners.fhir]`...).
+#[derive(Clone, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per partner, read once at start-up"
+)]
+pub enum AdapterConfig {
+    Rules(RulesConfig),
+    Grpc(GrpcConfig),
+    FhirR4(FhirConfig),
+    XmlHttp(XmlConfig),
+    #[cfg(any(test, feature = "test-util"))]
+    Template(TemplateConfig),
+}
+
+/// What the registry needs of each adapter's config struct; implemented
+/// beside the struct, in the adapter's module.
+pub trait PartnerSettings {
+    /// The deadline of one call, when the settings have one: the partner's
+    /// deadline unless its entry sets `deadline_ms`.
+    fn timeout_ms(&self) -> Option<u64> {
+        None
     }
-    match kind {
-        AdapterKind::Rules => Ok(Arc::new(RulesAdapter::new(mutuelle_id, data))),
-        AdapterKind::Grpc => {
-            let cfg = settings
-                .grpc
-                .as_ref()
-                .ok_or("adapter \"grpc\" needs a [grpc] table with an endpoint")?;
-            Ok(Arc::new(GrpcAdapter::new(cfg)?))
+
+    /// Every file path of the settings (TLS material, secrets): relative
+    /// ones are resolved against the config file's folder before `build`.
+    fn files(&mut self) -> Vec<&mut PathBuf> {
+        Vec::new()
+    }
+
+    /// Builds the adapter (files already resolved).
+    fn build(&self, partner: &PartnerContext) -> Result<Arc<dyn Adapter>, String>;
+}
+
+/// What an adapter may need besides its settings.
+pub struct PartnerContext {
+    /// The mutuelle this adapter reaches.
+    pub mutuelle_id: String,
+    /// The broker's store, for the rules adapter.
+    pub data: Arc<dyn RulesData>,
+}
+
+/// The registration of one adapter type.
+struct Entry {
+    /// The value of `adapter`.
+    name: &'static str,
+    /// The settings table, `[partners.<table>]`.
+    table: &'static str,
+    /// Reads the settings from that table (an empty one when it is absent).
+    read: fn(toml::Table) -> Result<AdapterConfig, String>,
+    /// `passerelle translate`: what the broker reads from one payload of
+    /// such a partner (settings table, payload, its file name, currency).
+    translate: Option<Translate>,
+}
+
+type Translate = fn(toml::Table, &[u8], &str, &str) -> Result<serde_json::Value, String>;
+
+impl AdapterKind {
+    /// The registry: each adapter type's name, table and settings.
+    fn entry(self) -> Entry {
+        match self {
+            AdapterKind::Rules => Entry {
+                name: "rules",
+                table: "rules",
+                read: |t| read(t).map(AdapterConfig::Rules),
+                translate: None,
+            },
+            AdapterKind::Grpc => Entry {
+                name: "grpc",
+                table: "grpc",
+                read: |t| read(t).map(AdapterConfig::Grpc),
+                translate: None,
+            },
+            AdapterKind::FhirR4 => Entry {
+                name: "fhir-r4",
+                table: "fhir",
+                read: |t| read(t).map(AdapterConfig::FhirR4),
+                translate: Some(crate::fhir::translate::translate),
+            },
+            AdapterKind::XmlHttp => Entry {
+                name: "xml-http",
+                table: "xml",
+                read: |t| read(t).map(AdapterConfig::XmlHttp),
+                translate: Some(crate::xml::translate::translate),
+            },
+            #[cfg(any(test, feature = "test-util"))]
+            AdapterKind::Template => Entry {
+                name: "template",
+                table: "template",
+                read: |t| read(t).map(AdapterConfig::Template),
+                translate: None,
+            },
         }
-        AdapterKind::FhirR4 => {
-            let cfg = settings
-                .fhir
-                .as_ref()
-                .ok_or("adapter \"fhir-r4\" needs a [fhir] table with a base_url")?;
-            Ok(Arc::new(crate::fhir::FhirAdapter::new(mutuelle_id, cfg)?))
-        }
-        AdapterKind::XmlHttp => {
-            let cfg = settings
-                .xml
-                .as_ref()
-                .ok_or("adapter \"xml-http\" needs an [xml] table with the mapping")?;
-            Ok(Arc::new(crate::xml::XmlAdapter::new(cfg)?))
-        }
+    }
+
+    /// The name written in a config (`adapter = "fhir-r4"`).
+    pub fn as_str(self) -> &'static str {
+        self.entry().name
+    }
+
+    /// The partner entry's table holding this adapter's settings.
+    pub fn table(self) -> &'static str {
+        self.entry().table
     }
 }
 
-/// The settings table of each adapter type.
-pub fn table_of(kind: AdapterKind) -> &'static str {
-    match kind {
-        AdapterKind::Rules => "rules",
-        AdapterKind::Grpc => "grpc",
-        AdapterKind::FhirR4 => "fhir",
-        AdapterKind::XmlHttp => "xml",
+/// `passerelle translate --adapter NAME`: reads one payload of a partner of
+/// that adapter, with the partner's settings table (other keys of it are
+/// ignored), as JSON; `Err` is the message, with the path at fault.
+pub fn translate(
+    adapter: &str,
+    settings: toml::Table,
+    payload: &[u8],
+    file: &str,
+    currency: &str,
+) -> Result<serde_json::Value, String> {
+    let kind: AdapterKind = toml::Value::String(adapter.to_string())
+        .try_into()
+        .map_err(|e: toml::de::Error| format!("--adapter {adapter:?}: {}", e.message()))?;
+    let translate = kind.entry().translate.ok_or_else(|| {
+        format!("--adapter {adapter:?}: this adapter has no partner payload to read")
+    })?;
+    translate(settings, payload, file, currency)
+}
+
+impl AdapterConfig {
+    pub fn kind(&self) -> AdapterKind {
+        match self {
+            AdapterConfig::Rules(_) => AdapterKind::Rules,
+            AdapterConfig::Grpc(_) => AdapterKind::Grpc,
+            AdapterConfig::FhirR4(_) => AdapterKind::FhirR4,
+            AdapterConfig::XmlHttp(_) => AdapterKind::XmlHttp,
+            #[cfg(any(test, feature = "test-util"))]
+            AdapterConfig::Template(_) => AdapterKind::Template,
+        }
+    }
+
+    fn settings(&self) -> &dyn PartnerSettings {
+        match self {
+            AdapterConfig::Rules(c) => c,
+            AdapterConfig::Grpc(c) => c,
+            AdapterConfig::FhirR4(c) => c,
+            AdapterConfig::XmlHttp(c) => c,
+            #[cfg(any(test, feature = "test-util"))]
+            AdapterConfig::Template(c) => c,
+        }
+    }
+
+    fn settings_mut(&mut self) -> &mut dyn PartnerSettings {
+        match self {
+            AdapterConfig::Rules(c) => c,
+            AdapterConfig::Grpc(c) => c,
+            AdapterConfig::FhirR4(c) => c,
+            AdapterConfig::XmlHttp(c) => c,
+            #[cfg(any(test, feature = "test-util"))]
+            AdapterConfig::Template(c) => c,
+        }
+    }
+
+    /// Reads a partner entry's adapter: `adapter` and that adapter's table,
+    /// from the keys of the entry the broker did not take. Another key (the
+    /// table of another adapter, a typo) is an error naming it.
+    pub fn from_entry(mut entry: toml::Table) -> Result<AdapterConfig, String> {
+        let kind: AdapterKind = entry
+            .remove("adapter")
+            .ok_or("missing field `adapter`")?
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("adapter: {}", e.message()))?;
+        let Entry {
+            name, table, read, ..
+        } = kind.entry();
+        let settings = match entry.remove(table) {
+            None => toml::Table::new(),
+            Some(toml::Value::Table(t)) => t,
+            Some(_) => return Err(format!("{table}: must be a table, [partners.{table}]")),
+        };
+        if let Some(other) = entry.keys().next() {
+            return Err(format!(
+                "{other}: unknown field for a partner whose adapter is {name:?}, which takes a [partners.{table}] table"
+            ));
+        }
+        let present = !settings.is_empty();
+        read(settings).map_err(|e| {
+            if present {
+                format!("{table}: {e}")
+            } else {
+                format!("{table}: adapter {name:?} needs a [partners.{table}] table ({e})")
+            }
+        })
+    }
+
+    /// The deadline the adapter's settings give a call, if any.
+    pub fn timeout_ms(&self) -> Option<u64> {
+        self.settings().timeout_ms()
+    }
+
+    /// Builds the adapter of one partner; `base` resolves relative paths.
+    pub fn build(
+        &self,
+        mutuelle_id: &str,
+        base: &Path,
+        data: Arc<dyn RulesData>,
+    ) -> Result<Arc<dyn Adapter>, String> {
+        let mut resolved = self.clone();
+        for f in resolved.settings_mut().files() {
+            if f.is_relative() {
+                *f = base.join(&*f);
+            }
+        }
+        resolved.settings().build(&PartnerContext {
+            mutuelle_id: mutuelle_id.to_string(),
+            data,
+        })
+    }
+}
+
+/// Reads one adapter's table into its config struct.
+fn read<T: DeserializeOwned>(t: toml::Table) -> Result<T, String> {
+    T::deserialize(t).map_err(|e| e.message().to_string())
+}
+
+/// Read from the keys of a partner entry that the broker's own fields did
+/// not take (the entry flattens it).
+impl<'de> Deserialize<'de> for AdapterConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let entry = toml::Table::deserialize(d)?;
+        AdapterConfig::from_entry(entry).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(text: &str) -> Result<AdapterConfig, String> {
+        AdapterConfig::from_entry(toml::from_str(text).unwrap())
+    }
+
+    #[test]
+    fn an_entry_reads_as_its_adapter() {
+        let c = entry(
+            "adapter = \"grpc\"\n[grpc]\nendpoint = \"http://127.0.0.1:1\"\ntimeout_ms = 700\n",
+        )
+        .unwrap();
+        assert_eq!(c.kind(), AdapterKind::Grpc);
+        assert_eq!(c.timeout_ms(), Some(700));
+        let c = entry("adapter = \"rules\"\n").unwrap();
+        assert_eq!(c.kind(), AdapterKind::Rules);
+        assert_eq!(c.timeout_ms(), None);
+        assert_eq!(AdapterKind::FhirR4.as_str(), "fhir-r4");
+        assert_eq!(AdapterKind::XmlHttp.table(), "xml");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = entry("adapter = \"grpc\"\n").unwrap_err();
+        assert!(
+            e.starts_with("grpc: adapter \"grpc\" needs a [partners.grpc] table"),
+            "{e}"
+        );
+        assert!(e.contains("endpoint"), "{e}");
+        let e = entry("adapter = \"grpc\"\n[grpc]\nendpont = \"x\"\n").unwrap_err();
+        assert!(e.starts_with("grpc: unknown field `endpont`"), "{e}");
+        let e = entry("adapter = \"rules\"\n[grpc]\nendpoint = \"x\"\n").unwrap_err();
+        assert!(e.starts_with("grpc: unknown field"), "{e}");
+        assert!(e.contains("[partners.rules]"), "{e}");
+        let e = entry("adapter = \"grcp\"\n").unwrap_err();
+        assert!(e.starts_with("adapter: unknown variant `grcp`"), "{e}");
+        let e = entry("name = \"x\"\n").unwrap_err();
+        assert!(e.contains("adapter"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn relative_files_resolve_against_the_config_folder() {
+        let c = entry(
+            "adapter = \"grpc\"\n[grpc]\nendpoint = \"http://127.0.0.1:1\"\ntoken_file = \"no-such-token\"\n",
+        )
+        .unwrap();
+        let data: Arc<dyn RulesData> = Arc::new(crate::rules::NoStore);
+        let e = c
+            .build("MUT-X", Path::new("/no-such-folder"), data)
+            .err()
+            .expect("the token file is missing");
+        assert!(e.contains("/no-such-folder/no-such-token"), "{e}");
     }
 }

@@ -8,13 +8,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use passerelle_domain::engine::{self, Context};
 use passerelle_domain::{
-    CareCategory, ClaimLine, Date, Member, Product, ProductRef, Reason, ReasonCode, Usage,
+    CareCategory, CeilingKey, ClaimLine, Date, Member, Product, ProductRef, Reason, ReasonCode,
+    Usage,
 };
 use serde::Deserialize;
 
+use crate::registry::{PartnerContext, PartnerSettings};
 use crate::{
-    Adapter, AdapterError, AdapterKind, AdjudicationRequest, CancelRequest, EligibilityAnswer,
-    EligibilityQuery, PartnerAdjudication, RulesData,
+    Adapter, AdapterError, AdjudicationRequest, CancelRequest, EligibilityAnswer, EligibilityQuery,
+    PartnerAdjudication, RulesData,
 };
 
 /// Settings of a rules partner. Its products are declared in the config's
@@ -22,6 +24,40 @@ use crate::{
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RulesConfig {}
+
+impl PartnerSettings for RulesConfig {
+    fn build(&self, partner: &PartnerContext) -> Result<Arc<dyn Adapter>, String> {
+        Ok(Arc::new(RulesAdapter::new(
+            partner.mutuelle_id.clone(),
+            partner.data.clone(),
+        )))
+    }
+}
+
+/// [`RulesData`] without a store (`passerelle conformance`, which checks
+/// remote partners only): every read fails.
+pub struct NoStore;
+
+#[async_trait]
+impl RulesData for NoStore {
+    async fn find_member(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: Option<&str>,
+    ) -> Result<Option<Member>, String> {
+        Err("the rules adapter has no remote partner to check".into())
+    }
+
+    async fn product_on(&self, _: &str, _: &str, _: Date) -> Result<Option<Product>, String> {
+        Err("no store".into())
+    }
+
+    async fn usage(&self, _: &str, _: &[CeilingKey]) -> Result<Usage, String> {
+        Err("no store".into())
+    }
+}
 
 pub struct RulesAdapter {
     mutuelle_id: String,
@@ -96,10 +132,6 @@ fn unknown_member() -> Reason {
 
 #[async_trait]
 impl Adapter for RulesAdapter {
-    fn kind(&self) -> AdapterKind {
-        AdapterKind::Rules
-    }
-
     async fn eligibility(&self, q: &EligibilityQuery) -> Result<EligibilityAnswer, AdapterError> {
         let Some((member, product)) = self
             .load(

@@ -1,8 +1,12 @@
 //! The template adapter: start here to write an adapter for one more kind of
-//! partner (docs/adapters.md walks through it). It speaks a minimal
-//! JSON-over-HTTP protocol and passes the conformance kit against its own
-//! simulated partner ([`SimTemplate`]). Copy this file, rename, and change
-//! the three marked parts: the config, the translation, the transport.
+//! partner (docs/adapters.md, "Adding an adapter", walks through it). It
+//! speaks a minimal JSON-over-HTTP protocol, is registered like any adapter
+//! (`adapter = "template"` with a `[partners.template]` table, in test
+//! builds only: it is an example, not a partner), and passes the conformance
+//! kit against its own simulated partner ([`SimTemplate`]), built through the
+//! registry from such a table. Copy this file, rename, change the three
+//! marked parts (the config and its `PartnerSettings`, the translation, the
+//! transport), and add its arm to the matches of `registry.rs`.
 //!
 //! The protocol (an example, not a standard):
 //! - POST {url}/adjudicate `{"key", "member", "date", "currency", "lines":
@@ -24,29 +28,39 @@ use serde_json::{Value, json};
 
 use crate::codes::CodeMaps;
 use crate::http::HttpClient;
+use crate::registry::{PartnerContext, PartnerSettings};
 use crate::{
-    Adapter, AdapterError, AdapterKind, AdjudicationRequest, CancelRequest, EligibilityAnswer,
-    EligibilityQuery, PartnerAdjudication,
+    Adapter, AdapterError, AdjudicationRequest, CancelRequest, EligibilityAnswer, EligibilityQuery,
+    PartnerAdjudication,
 };
 
-// 1. The config: one struct, every field documented, unknown keys refused.
+// 1. The config: one struct, every field documented, unknown keys refused;
+// its PartnerSettings tell the registry its deadline, its files (none here;
+// a `tls: Option<PartnerTls>` would list `PartnerTls::files`) and how to
+// build the adapter.
 
-/// Settings of a template partner.
+/// Settings of a template partner: the `[partners.template]` table.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateConfig {
     /// The partner's base URL.
     pub url: String,
-    /// Deadline of one call, ms.
-    #[serde(default = "default_timeout")]
+    /// Deadline of one call, ms. Default 5000.
+    #[serde(default = "crate::http::default_timeout_ms")]
     pub timeout_ms: u64,
     /// Code mapping tables.
     #[serde(default)]
     pub codes: CodeMaps,
 }
 
-fn default_timeout() -> u64 {
-    2000
+impl PartnerSettings for TemplateConfig {
+    fn timeout_ms(&self) -> Option<u64> {
+        Some(self.timeout_ms)
+    }
+
+    fn build(&self, _: &PartnerContext) -> Result<Arc<dyn Adapter>, String> {
+        Ok(Arc::new(TemplateAdapter::new(self)?))
+    }
 }
 
 pub struct TemplateAdapter {
@@ -97,11 +111,6 @@ impl TemplateAdapter {
 
 #[async_trait]
 impl Adapter for TemplateAdapter {
-    fn kind(&self) -> AdapterKind {
-        // A real adapter gets its own variant (and registry arm).
-        AdapterKind::Grpc
-    }
-
     async fn eligibility(&self, q: &EligibilityQuery) -> Result<EligibilityAnswer, AdapterError> {
         let member = match self
             .cfg

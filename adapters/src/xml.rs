@@ -9,7 +9,11 @@
 //! reported with the path of the offending element
 //! (`Reponse/Lignes/Ligne[2]/Part`).
 
+pub mod translate;
+
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -24,9 +28,10 @@ use crate::codes::CodeMaps;
 use crate::decimal::{format_minor, parse_minor};
 use crate::grpc::PartnerTls;
 use crate::http::HttpClient;
+use crate::registry::{PartnerContext, PartnerSettings};
 use crate::{
-    Adapter, AdapterError, AdapterKind, AdjudicationRequest, CancelRequest, EligibilityAnswer,
-    EligibilityQuery, PartnerAdjudication,
+    Adapter, AdapterError, AdjudicationRequest, CancelRequest, EligibilityAnswer, EligibilityQuery,
+    PartnerAdjudication,
 };
 
 // ---------------------------------------------------------------- config
@@ -54,13 +59,10 @@ pub enum XmlAuth {
     /// HTTP basic: the password is read from a file.
     Basic {
         username: String,
-        password_file: std::path::PathBuf,
+        password_file: PathBuf,
     },
     /// A header whose value (a token) is read from a file.
-    Header {
-        name: String,
-        value_file: std::path::PathBuf,
-    },
+    Header { name: String, value_file: PathBuf },
 }
 
 /// One operation: where to POST, the request template, how to read the answer.
@@ -120,9 +122,9 @@ pub struct AnswerPaths {
 pub struct XmlConfig {
     /// The partner's URL, http:// or https://.
     pub url: String,
-    #[serde(default = "default_timeout")]
+    #[serde(default = "crate::http::default_timeout_ms")]
     pub timeout_ms: u64,
-    #[serde(default = "default_connect")]
+    #[serde(default = "crate::http::default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
     #[serde(default)]
     pub tls: Option<PartnerTls>,
@@ -148,12 +150,6 @@ pub struct XmlConfig {
     pub codes: CodeMaps,
 }
 
-fn default_timeout() -> u64 {
-    5000
-}
-fn default_connect() -> u64 {
-    2000
-}
 fn default_date() -> String {
     "%Y-%m-%d".into()
 }
@@ -164,36 +160,24 @@ fn default_max_depth() -> usize {
     32
 }
 
-impl XmlConfig {
-    pub fn resolved(&self, base: &std::path::Path) -> XmlConfig {
-        let r = |p: &std::path::PathBuf| {
-            if p.is_absolute() {
-                p.clone()
-            } else {
-                base.join(p)
-            }
-        };
-        let mut c = self.clone();
-        if let Some(t) = &mut c.tls {
-            t.ca_file = r(&t.ca_file);
-            t.cert_file = t.cert_file.as_ref().map(r);
-            t.key_file = t.key_file.as_ref().map(r);
+impl PartnerSettings for XmlConfig {
+    fn timeout_ms(&self) -> Option<u64> {
+        Some(self.timeout_ms)
+    }
+
+    fn files(&mut self) -> Vec<&mut PathBuf> {
+        let mut files: Vec<&mut PathBuf> =
+            self.tls.iter_mut().flat_map(PartnerTls::files).collect();
+        match &mut self.auth {
+            Some(XmlAuth::Basic { password_file, .. }) => files.push(password_file),
+            Some(XmlAuth::Header { value_file, .. }) => files.push(value_file),
+            None => {}
         }
-        c.auth = match c.auth {
-            Some(XmlAuth::Basic {
-                username,
-                password_file,
-            }) => Some(XmlAuth::Basic {
-                username,
-                password_file: r(&password_file),
-            }),
-            Some(XmlAuth::Header { name, value_file }) => Some(XmlAuth::Header {
-                name,
-                value_file: r(&value_file),
-            }),
-            None => None,
-        };
-        c
+        files
+    }
+
+    fn build(&self, _: &PartnerContext) -> Result<Arc<dyn Adapter>, String> {
+        Ok(Arc::new(XmlAdapter::new(self)?))
     }
 }
 
@@ -830,10 +814,6 @@ pub const LINE_VARS: &[&str] = &[
 
 #[async_trait]
 impl Adapter for XmlAdapter {
-    fn kind(&self) -> AdapterKind {
-        AdapterKind::XmlHttp
-    }
-
     async fn eligibility(&self, q: &EligibilityQuery) -> Result<EligibilityAnswer, AdapterError> {
         let member = match self
             .cfg

@@ -21,6 +21,13 @@
 //! `--smoke` runs every scenario for a fraction of a second: it proves the
 //! harness works (CI), its figures mean nothing.
 
+#![allow(
+    clippy::disallowed_types,
+    clippy::disallowed_methods,
+    clippy::print_stdout,
+    reason = "a measuring tool: rates and percentiles in floats, a pacing thread that sleeps, a report on stdout"
+)]
+
 mod catchup;
 mod child;
 mod load;

@@ -7,9 +7,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use passerelle_adapters::AdapterKind;
-use passerelle_adapters::grpc::GrpcConfig;
-use passerelle_adapters::rules::RulesConfig;
+use passerelle_adapters::{AdapterConfig, AdapterKind};
 use passerelle_domain::Product;
 use serde::Deserialize;
 
@@ -42,7 +40,7 @@ pub struct Config {
     /// The schemes (and delegates) allowed to call.
     pub schemes: Vec<SchemeConfig>,
     /// The mutuelles passerelle reaches.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "partners")]
     pub partners: Vec<PartnerConfig>,
     /// Products of rules partners (mutuelles with no system), loaded into the
     /// store at start-up. A version already used by a claim cannot change.
@@ -412,42 +410,103 @@ pub struct SchemeConfig {
     pub parent: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One `[[partners]]` entry. Its keys other than `id`, `name` and
+/// `deadline_ms` are the adapter's: `adapter` and that adapter's table
+/// (`[partners.grpc]`...), read by the adapters' registry, which refuses any
+/// other key.
+#[derive(Clone, Debug)]
 pub struct PartnerConfig {
     /// Mutuelle id, for example "MUT-SOLIDARITE".
     pub id: String,
     /// Display name.
-    #[serde(default)]
     pub name: String,
-    /// Adapter type: "rules" or "grpc".
-    pub adapter: AdapterKind,
     /// How long the broker waits for this partner before answering PENDING,
-    /// in ms. Default: the grpc table's timeout_ms, or 2000.
-    #[serde(default)]
+    /// in ms. Default: the adapter table's timeout_ms, or 2000.
     pub deadline_ms: Option<u64>,
-    /// Settings of a grpc partner.
-    #[serde(default)]
-    pub grpc: Option<GrpcConfig>,
-    /// Settings of a rules partner.
-    #[serde(default)]
-    pub rules: Option<RulesConfig>,
-    /// Settings of a FHIR R4 partner.
-    #[serde(default)]
-    pub fhir: Option<passerelle_adapters::fhir::FhirConfig>,
-    /// Settings (the mapping) of an XML-over-HTTP partner.
-    #[serde(default)]
-    pub xml: Option<passerelle_adapters::xml::XmlConfig>,
+    /// `adapter = "rules" | "grpc" | "fhir-r4" | "xml-http"` and its table.
+    pub adapter: AdapterConfig,
+}
+
+impl<'de> Deserialize<'de> for PartnerConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        fn field<T: serde::de::DeserializeOwned, E: Error>(
+            key: &str,
+            v: toml::Value,
+        ) -> Result<T, E> {
+            v.try_into()
+                .map_err(|e: toml::de::Error| E::custom(format!("{key}: {}", e.message())))
+        }
+        let mut entry = toml::Table::deserialize(d)?;
+        let id: String = match entry.remove("id") {
+            Some(v) => field("id", v)?,
+            None => return Err(D::Error::missing_field("id")),
+        };
+        let name = match entry.remove("name") {
+            Some(v) => field("name", v)?,
+            None => String::new(),
+        };
+        let deadline_ms = match entry.remove("deadline_ms") {
+            Some(v) => Some(field("deadline_ms", v)?),
+            None => None,
+        };
+        let adapter = AdapterConfig::from_entry(entry).map_err(D::Error::custom)?;
+        Ok(PartnerConfig {
+            id,
+            name,
+            deadline_ms,
+            adapter,
+        })
+    }
 }
 
 impl PartnerConfig {
     pub fn deadline_ms(&self) -> u64 {
         self.deadline_ms
-            .or(self.grpc.as_ref().map(|g| g.timeout_ms))
-            .or(self.fhir.as_ref().map(|f| f.timeout_ms))
-            .or(self.xml.as_ref().map(|x| x.timeout_ms))
+            .or(self.adapter.timeout_ms())
             .unwrap_or(2000)
     }
+}
+
+/// `[[partners]]`, with an entry's error prefixed by its index
+/// (`partners[1].grpc: adapter "grpc" needs a [partners.grpc] table ...`).
+fn partners<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PartnerConfig>, D::Error> {
+    struct Entries;
+    impl<'de> serde::de::Visitor<'de> for Entries {
+        type Value = Vec<PartnerConfig>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("[[partners]] entries")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            loop {
+                match seq.next_element::<PartnerConfig>() {
+                    Ok(Some(p)) => out.push(p),
+                    Ok(None) => return Ok(out),
+                    Err(e) => {
+                        let e = e.to_string();
+                        let e = e.trim_end();
+                        // "grpc: ..." names a key of the entry; serde's own
+                        // messages ("missing field `id`") do not.
+                        let key = e.split_once(": ").is_some_and(|(k, _)| {
+                            !k.is_empty()
+                                && k.chars()
+                                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                        });
+                        let sep = if key { "." } else { ": " };
+                        return Err(serde::de::Error::custom(format!(
+                            "partners[{}]{sep}{e}",
+                            out.len()
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    d.deserialize_seq(Entries)
 }
 
 /// A configuration error, naming the file and the key.
@@ -554,21 +613,6 @@ impl Config {
             if !pids.insert(p.id.as_str()) {
                 return Err(format!("partners[{i}].id: {:?} is listed twice", p.id));
             }
-            if p.adapter == AdapterKind::Grpc && p.grpc.is_none() {
-                return Err(format!(
-                    "partners[{i}].grpc: adapter \"grpc\" needs a [partners.grpc] table with an endpoint"
-                ));
-            }
-            if p.adapter == AdapterKind::FhirR4 && p.fhir.is_none() {
-                return Err(format!(
-                    "partners[{i}].fhir: adapter \"fhir-r4\" needs a [partners.fhir] table with a base_url"
-                ));
-            }
-            if p.adapter == AdapterKind::XmlHttp && p.xml.is_none() {
-                return Err(format!(
-                    "partners[{i}].xml: adapter \"xml-http\" needs a [partners.xml] table with the mapping"
-                ));
-            }
             if p.deadline_ms() == 0 {
                 return Err(format!("partners[{i}].deadline_ms: must be more than 0"));
             }
@@ -580,11 +624,11 @@ impl Config {
                     prod.mutuelle_id
                 ));
             };
-            if partner.adapter != AdapterKind::Rules {
+            if partner.adapter.kind() != AdapterKind::Rules {
                 return Err(format!(
                     "products[{i}].mutuelle_id: {:?} is a {} partner, which keeps its own products",
                     prod.mutuelle_id,
-                    partner.adapter.as_str()
+                    partner.adapter.kind().as_str()
                 ));
             }
             if let Some((field, problem)) = prod.check().into_iter().next() {

@@ -264,15 +264,13 @@ async fn main() -> ExitCode {
             currency,
             file,
         } => {
-            let dialect = dialect.map(|d| {
-                if d == "openimis" {
-                    passerelle_adapters::fhir::Dialect::Openimis
-                } else {
-                    passerelle_adapters::fhir::Dialect::Standard
-                }
-            });
-            match cli::translate::translate(&adapter, dialect, config.as_deref(), &file, &currency)
-            {
+            match cli::translate::translate(
+                &adapter,
+                dialect.as_deref(),
+                config.as_deref(),
+                &file,
+                &currency,
+            ) {
                 Ok(v) => {
                     say!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
                     ExitCode::SUCCESS

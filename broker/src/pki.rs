@@ -7,6 +7,11 @@
 //! `urn:passerelle:<role>:<id>`, role `scheme`, `mutuelle` or `operator`
 //! (for example `urn:passerelle:scheme:CNSS`).
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "certificate validity and serials are real time, not the broker's clock"
+)]
+
 use std::path::{Path, PathBuf};
 
 use rcgen::{

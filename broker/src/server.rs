@@ -6,7 +6,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use passerelle_adapters::registry::{self, AdapterSettings};
 use passerelle_proto::admin::v1::admin_service_server::AdminServiceServer;
 use passerelle_proto::product::v1::product_service_server::ProductServiceServer;
 use passerelle_proto::roster::v1::roster_service_server::RosterServiceServer;
@@ -116,21 +115,18 @@ pub async fn build_broker(
     let data: Arc<dyn passerelle_adapters::RulesData> = Arc::new(RulesDataStore(store.clone()));
     let mut partners = Vec::with_capacity(cfg.partners.len());
     for (i, p) in cfg.partners.iter().enumerate() {
-        let settings = AdapterSettings {
-            grpc: p.grpc.as_ref().map(|g| g.resolved(base_dir)),
-            rules: p.rules.clone(),
-            fhir: p.fhir.as_ref().map(|f| f.resolved(base_dir)),
-            xml: p.xml.as_ref().map(|x| x.resolved(base_dir)),
-        };
-        let adapter = registry::build(&p.id, p.adapter, &settings, data.clone())
+        let adapter = p
+            .adapter
+            .build(&p.id, base_dir, data.clone())
             .map_err(|e| StartError::Config(format!("partners[{i}]: {e}")))?;
+        let kind = p.adapter.kind();
         // A rules mutuelle is answered in this process: no bulkhead.
-        let slots = (p.adapter != passerelle_adapters::AdapterKind::Rules)
+        let slots = (kind != passerelle_adapters::AdapterKind::Rules)
             .then_some(cfg.limits.max_calls_per_partner);
         partners.push(Partner {
             id: p.id.clone(),
             name: p.name.clone(),
-            kind: p.adapter,
+            kind,
             adapter,
             deadline: Duration::from_millis(p.deadline_ms()),
             slots: crate::admission::PartnerSlots::new(slots),

@@ -1072,6 +1072,7 @@ impl Broker {
         self: &Arc<Self>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<usize, StoreError> {
+        #[allow(clippy::disallowed_types, reason = "a pacing interval, not money")]
         let spacing = (self.retry.max_per_second > 0)
             .then(|| Duration::from_secs_f64(1.0 / f64::from(self.retry.max_per_second)));
         // The lease covers each claim's wait for its turn as well as its
@@ -1151,6 +1152,7 @@ impl Broker {
                 Ok(n) if n > 0 => {
                     // Pace a backlog: n claims take at least n / max_per_second.
                     if self.retry.max_per_second > 0 {
+                        #[allow(clippy::disallowed_types, reason = "a pacing interval, not money")]
                         let pace = Duration::from_secs_f64(
                             n as f64 / f64::from(self.retry.max_per_second),
                         );

@@ -247,6 +247,10 @@ impl RosterService for RosterApi {
                 v.id(&format!("header.keep_member_numbers[{i}]"), n);
             }
         }
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the one wall-clock read until the broker has an injected clock (issue 14, item 3)"
+        )]
         let as_of = if header.as_of.is_empty() {
             time::OffsetDateTime::now_utc().date()
         } else {

@@ -307,6 +307,10 @@ fn claim_state_name(s: i32) -> &'static str {
     }
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the client's today (a command's default date), not the broker's clock"
+)]
 fn today() -> String {
     passerelle_domain::date::format(time::OffsetDateTime::now_utc().date())
 }

@@ -8,10 +8,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use passerelle_adapters::registry::{self, AdapterSettings};
+use passerelle_adapters::rules::NoStore;
 use passerelle_adapters::{AdjudicationRequest, CancelRequest, EligibilityQuery};
 use passerelle_domain::validate::check_answer;
-use passerelle_domain::{CareCategory, Claim, ClaimLine, Payee, ReasonCode, SchemeOutcome, date};
+use passerelle_domain::{CareCategory, Claim, ClaimLine, Payee, ReasonCode, SchemeOutcome};
 
 use crate::config::Config;
 
@@ -28,36 +28,6 @@ pub struct Check {
     pub outcome: Result<String, String>,
 }
 
-struct NoData;
-
-#[async_trait::async_trait]
-impl passerelle_adapters::RulesData for NoData {
-    async fn find_member(
-        &self,
-        _: &str,
-        _: &str,
-        _: &str,
-        _: Option<&str>,
-    ) -> Result<Option<passerelle_domain::Member>, String> {
-        Err("the rules adapter has no remote partner to check".into())
-    }
-    async fn product_on(
-        &self,
-        _: &str,
-        _: &str,
-        _: date::Date,
-    ) -> Result<Option<passerelle_domain::Product>, String> {
-        Err("no store".into())
-    }
-    async fn usage(
-        &self,
-        _: &str,
-        _: &[passerelle_domain::CeilingKey],
-    ) -> Result<passerelle_domain::Usage, String> {
-        Err("no store".into())
-    }
-}
-
 /// Runs the live checks against the partner `id` of a config.
 pub async fn run(cfg: &Config, base: &Path, id: &str, m: &Member) -> Result<Vec<Check>, String> {
     let p = cfg
@@ -65,19 +35,17 @@ pub async fn run(cfg: &Config, base: &Path, id: &str, m: &Member) -> Result<Vec<
         .iter()
         .find(|p| p.id == id)
         .ok_or_else(|| format!("no partner {id:?} in the config"))?;
-    let settings = AdapterSettings {
-        grpc: p.grpc.as_ref().map(|g| g.resolved(base)),
-        rules: p.rules.clone(),
-        fhir: p.fhir.as_ref().map(|f| f.resolved(base)),
-        xml: p.xml.as_ref().map(|x| x.resolved(base)),
-    };
-    let adapter = registry::build(&p.id, p.adapter, &settings, Arc::new(NoData))?;
+    let adapter = p.adapter.build(&p.id, base, Arc::new(NoStore))?;
     let currency = cfg
         .schemes
         .iter()
         .find(|s| s.id == m.scheme)
         .map(|s| s.currency.clone())
         .unwrap_or_else(|| "XOF".into());
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the live check's claim is dated today, on the client"
+    )]
     let today = time::OffsetDateTime::now_utc().date();
     let stamp = crate::audit::now_ms();
     let key = format!("conformance-{id}-{stamp}");

@@ -16,9 +16,11 @@
 //!
 //! [`conformance`] holds the suite every backend must pass.
 
+#[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
 pub mod postgres;
 pub mod sqlite;
+#[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 
 use async_trait::async_trait;
