@@ -4,10 +4,11 @@
 //! answer, number and date formats, SOAP 1.1, authentication. A new XML
 //! partner needs no Rust.
 //!
-//! Safety: the answer is capped in size before it is parsed, nesting depth is
-//! capped, a DOCTYPE is refused (no entity expansion), and a bad document is
-//! reported with the path of the offending element
-//! (`Reponse/Lignes/Ligne[2]/Part`).
+//! Safety: the answer is capped in size before it is parsed (by roxmltree),
+//! nesting depth is capped, a DOCTYPE is refused (no entity expansion), and
+//! a bad document is reported with the path of the offending element
+//! (`Reponse/Lignes/Ligne[2]/Part`). Request templates escape values with
+//! quick-xml.
 
 pub mod translate;
 
@@ -21,7 +22,6 @@ use base64::Engine;
 use hyper::Method;
 use passerelle_domain::money::minor_unit_digits;
 use passerelle_domain::{LineShare, Reason, ReasonCode, SchemeOutcome, date};
-use quick_xml::events::Event;
 use serde::Deserialize;
 
 use crate::codes::CodeMaps;
@@ -231,11 +231,7 @@ pub enum Val {
 pub type Ctx = HashMap<String, Val>;
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
+    quick_xml::escape::escape(s).into_owned()
 }
 
 /// Renders {{name}} (XML-escaped) and {{#list}}...{{/list}} sections.
@@ -290,14 +286,9 @@ pub struct Node {
     pub children: Vec<Node>,
 }
 
-fn local(name: &str) -> String {
-    match name.rsplit_once(':') {
-        Some((_, l)) => l.to_string(),
-        None => name.to_string(),
-    }
-}
-
-/// Parses a document with the caps; refuses DOCTYPE.
+/// Parses a document with the caps: roxmltree reads it (well-formedness,
+/// entity and character references, CDATA, namespaces) and refuses a DTD;
+/// the tree kept is local names, attributes, direct text and child elements.
 pub fn parse_xml(bytes: &[u8], max_bytes: usize, max_depth: usize) -> Result<Node, String> {
     if bytes.len() > max_bytes {
         return Err(format!(
@@ -305,123 +296,49 @@ pub fn parse_xml(bytes: &[u8], max_bytes: usize, max_depth: usize) -> Result<Nod
             bytes.len()
         ));
     }
-    let mut reader = quick_xml::Reader::from_reader(bytes);
-    // Text is trimmed when read (Node::value), not per event: entity
-    // references split text into several events.
-    reader.config_mut().trim_text(false);
-    let mut stack: Vec<Node> = Vec::new();
-    let mut root: Option<Node> = None;
-    let path = |stack: &Vec<Node>| {
-        stack
-            .iter()
-            .map(|n| n.name.as_str())
-            .collect::<Vec<_>>()
-            .join("/")
-    };
-    loop {
-        let ev = reader
-            .read_event()
-            .map_err(|e| format!("{}: {e}", path(&stack)))?;
-        match ev {
-            Event::DocType(_) => return Err("DOCTYPE is not accepted".into()),
-            Event::Start(e) | Event::Empty(e) if root.is_some() => {
-                return Err(format!(
-                    "content after the root element: {}",
-                    local(e.name().as_ref())
-                ));
-            }
-            Event::Start(e) => {
-                if stack.len() >= max_depth {
-                    return Err(format!("{}: nested deeper than {max_depth}", path(&stack)));
-                }
-                stack.push(element(&e, &stack)?);
-            }
-            Event::Empty(e) => {
-                if stack.len() >= max_depth {
-                    return Err(format!("{}: nested deeper than {max_depth}", path(&stack)));
-                }
-                let n = element(&e, &stack)?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(n),
-                    None => root = Some(n),
-                }
-            }
-            Event::End(_) => {
-                let n = stack.pop().ok_or("unbalanced end tag")?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(n),
-                    None => root = Some(n),
-                }
-            }
-            Event::Text(t) => {
-                // Entity references arrive as their own events (below).
-                if let Some(n) = stack.last_mut() {
-                    n.text.push_str(&t);
-                }
-            }
-            Event::CData(t) => {
-                if let Some(n) = stack.last_mut() {
-                    n.text.push_str(&t);
-                }
-            }
-            Event::GeneralRef(r) => {
-                // Only the five predefined entities and character references.
-                let name = r.to_string();
-                let ch = match name.as_str() {
-                    "lt" => "<".to_string(),
-                    "gt" => ">".to_string(),
-                    "amp" => "&".to_string(),
-                    "apos" => "'".to_string(),
-                    "quot" => "\"".to_string(),
-                    n if n.starts_with('#') => {
-                        let code = if let Some(h) = n.strip_prefix("#x") {
-                            u32::from_str_radix(h, 16).ok()
-                        } else {
-                            n[1..].parse().ok()
-                        };
-                        code.and_then(char::from_u32)
-                            .map(String::from)
-                            .ok_or_else(|| {
-                                format!("{}: bad character reference &{n};", path(&stack))
-                            })?
-                    }
-                    n => return Err(format!("{}: unknown entity &{n};", path(&stack))),
-                };
-                if let Some(node) = stack.last_mut() {
-                    node.text.push_str(&ch);
-                }
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-    }
-    if !stack.is_empty() {
-        return Err(format!("{}: not closed", path(&stack)));
-    }
-    root.ok_or_else(|| "no root element".to_string())
-}
-
-fn element(e: &quick_xml::events::BytesStart<'_>, stack: &[Node]) -> Result<Node, String> {
-    let mut n = Node {
-        name: local(e.name().as_ref()),
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: false,
         ..Default::default()
     };
-    for a in e.attributes() {
-        let a = a.map_err(|err| {
-            format!(
-                "{}: {err}",
-                stack
-                    .iter()
-                    .map(|n| n.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join("/")
-            )
-        })?;
-        let v = a
-            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-            .map_err(|err| format!("{}: {err}", n.name))?;
-        n.attrs.push((local(a.key.as_ref()), v.into_owned()));
+    let doc = roxmltree::Document::parse_with_options(text, options).map_err(|e| match e {
+        roxmltree::Error::DtdDetected => "DOCTYPE is not accepted".to_string(),
+        e => e.to_string(),
+    })?;
+    element(doc.root_element(), max_depth, &mut Vec::new())
+}
+
+/// One element and its descendants; `path` holds the names of its
+/// ancestors, for messages and the depth cap.
+fn element(
+    e: roxmltree::Node<'_, '_>,
+    max_depth: usize,
+    path: &mut Vec<String>,
+) -> Result<Node, String> {
+    if path.len() >= max_depth {
+        return Err(format!(
+            "{}: nested deeper than {max_depth}",
+            path.join("/")
+        ));
     }
+    let mut n = Node {
+        name: e.tag_name().name().to_string(),
+        attrs: e
+            .attributes()
+            .map(|a| (a.name().to_string(), a.value().to_string()))
+            .collect(),
+        ..Default::default()
+    };
+    path.push(n.name.clone());
+    for c in e.children() {
+        if c.is_element() {
+            n.children.push(element(c, max_depth, path)?);
+        } else if c.is_text() {
+            n.text.push_str(c.text().unwrap_or_default());
+        }
+    }
+    path.pop();
     Ok(n)
 }
 
@@ -1036,6 +953,29 @@ mod tests {
         assert_eq!(lines[0].1.value("@no").as_deref(), Some("1"));
         assert_eq!(lines[1].1.value("Part").as_deref(), Some("12 & 3"));
         assert!(parse_xml(b"<a><b></a>", 100, 10).is_err());
+    }
+
+    #[test]
+    fn the_deepest_document_the_size_cap_allows_is_refused_without_overflow() {
+        let levels = (1 << 20) / 7;
+        let deep = format!("{}{}", "<a>".repeat(levels), "</a>".repeat(levels));
+        assert!(deep.len() <= 1 << 20);
+        let e = parse_xml(deep.as_bytes(), 1 << 20, 32).unwrap_err();
+        assert!(e.contains("deeper") || e.contains("depth"), "{e}");
+    }
+
+    #[test]
+    fn text_joins_cdata_and_references_and_attributes_are_normalized() {
+        let doc = parse_xml(
+            b"<r a=\"x&#10;y\">1<![CDATA[2<]]>&amp;3<!-- c --><?pi x?>4<c/></r>",
+            1000,
+            10,
+        )
+        .unwrap();
+        assert_eq!(doc.value(".").as_deref(), Some("12<&34"));
+        assert_eq!(doc.value("@a").as_deref(), Some("x\ny"));
+        assert!(parse_xml(b"<a>&nope;</a>", 100, 10).is_err());
+        assert!(parse_xml(b"<a/><b/>", 100, 10).is_err());
     }
 
     #[test]
