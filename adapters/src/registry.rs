@@ -31,9 +31,12 @@ use crate::template::TemplateConfig;
 use crate::xml::XmlConfig;
 use crate::{Adapter, RulesData};
 
-/// The value of a partner's `adapter` key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// The value of a partner's `adapter` key. Its names come from the derive
+/// (`FhirR4` is `"fhir-r4"`), for reading and writing alike.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, strum::EnumIter, strum::EnumString, strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "kebab-case")]
 pub enum AdapterKind {
     /// The broker adjudicates on the mutuelle's declared products and keeps
     /// its ceilings (a mutuelle with no system).
@@ -48,6 +51,21 @@ pub enum AdapterKind {
     /// adapter would be; test builds only.
     #[cfg(any(test, feature = "test-util"))]
     Template,
+}
+
+impl<'de> Deserialize<'de> for AdapterKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(|_| {
+            let known: Vec<String> = <AdapterKind as strum::IntoEnumIterator>::iter()
+                .map(|k| format!("`{}`", k.as_str()))
+                .collect();
+            serde::de::Error::custom(format!(
+                "unknown variant `{name}`, expected one of {}",
+                known.join(", ")
+            ))
+        })
+    }
 }
 
 /// The settings of one partner's adapter: its `adapter` key and the table of
@@ -95,8 +113,6 @@ pub struct PartnerContext {
 
 /// The registration of one adapter type.
 struct Entry {
-    /// The value of `adapter`.
-    name: &'static str,
     /// The settings table, `[partners.<table>]`.
     table: &'static str,
     /// Reads the settings from that table (an empty one when it is absent).
@@ -109,36 +125,31 @@ struct Entry {
 type Translate = fn(toml::Table, &[u8], &str, &str) -> Result<serde_json::Value, String>;
 
 impl AdapterKind {
-    /// The registry: each adapter type's name, table and settings.
+    /// The registry: each adapter type's table, settings and payload reader.
     fn entry(self) -> Entry {
         match self {
             AdapterKind::Rules => Entry {
-                name: "rules",
                 table: "rules",
                 read: |t| read(t).map(AdapterConfig::Rules),
                 translate: None,
             },
             AdapterKind::Grpc => Entry {
-                name: "grpc",
                 table: "grpc",
                 read: |t| read(t).map(AdapterConfig::Grpc),
                 translate: None,
             },
             AdapterKind::FhirR4 => Entry {
-                name: "fhir-r4",
                 table: "fhir",
                 read: |t| read(t).map(AdapterConfig::FhirR4),
                 translate: Some(crate::fhir::translate::translate),
             },
             AdapterKind::XmlHttp => Entry {
-                name: "xml-http",
                 table: "xml",
                 read: |t| read(t).map(AdapterConfig::XmlHttp),
                 translate: Some(crate::xml::translate::translate),
             },
             #[cfg(any(test, feature = "test-util"))]
             AdapterKind::Template => Entry {
-                name: "template",
                 table: "template",
                 read: |t| read(t).map(AdapterConfig::Template),
                 translate: None,
@@ -148,7 +159,7 @@ impl AdapterKind {
 
     /// The name written in a config (`adapter = "fhir-r4"`).
     pub fn as_str(self) -> &'static str {
-        self.entry().name
+        self.into()
     }
 
     /// The partner entry's table holding this adapter's settings.
@@ -219,9 +230,8 @@ impl AdapterConfig {
             .ok_or("missing field `adapter`")?
             .try_into()
             .map_err(|e: toml::de::Error| format!("adapter: {}", e.message()))?;
-        let Entry {
-            name, table, read, ..
-        } = kind.entry();
+        let name = kind.as_str();
+        let Entry { table, read, .. } = kind.entry();
         let settings = match entry.remove(table) {
             None => toml::Table::new(),
             Some(toml::Value::Table(t)) => t,
@@ -302,6 +312,15 @@ mod tests {
         assert_eq!(c.timeout_ms(), None);
         assert_eq!(AdapterKind::FhirR4.as_str(), "fhir-r4");
         assert_eq!(AdapterKind::XmlHttp.table(), "xml");
+    }
+
+    #[test]
+    fn every_kind_reads_back_from_its_name() {
+        for k in <AdapterKind as strum::IntoEnumIterator>::iter() {
+            let v = toml::Value::String(k.as_str().into());
+            assert_eq!(v.try_into::<AdapterKind>().unwrap(), k);
+        }
+        assert_eq!(AdapterKind::XmlHttp.as_str(), "xml-http");
     }
 
     #[test]
