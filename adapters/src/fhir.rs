@@ -38,9 +38,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hyper::Method;
 use passerelle_domain::money::minor_unit_digits;
-use passerelle_domain::{
-    ClaimLine, LineShare, ProductRef, Reason, ReasonCode, SchemeOutcome, date,
-};
+use passerelle_domain::{ClaimLine, LineShare, ProductRef, Reason, ReasonCode, date};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -244,11 +242,7 @@ fn scheme_adjudication(c: &passerelle_domain::Claim, lines: &[MappedLine]) -> Va
             let l = &m.line;
             let base = l.billed.min(l.tariff_base);
             let pct_bp = if base > 0 { (l.scheme_share as i128 * 10_000 / base as i128) as i64 } else { 0 };
-            let outcome = match l.outcome {
-                SchemeOutcome::Covered => "covered",
-                SchemeOutcome::OutOfBasket => "out_of_basket",
-                SchemeOutcome::Refused => "refused",
-            };
+            let outcome = l.outcome.as_str();
             json!({
                 "itemSequence": m.sequence,
                 "adjudication": [

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use hyper::Method;
 use passerelle_domain::money::minor_unit_digits;
-use passerelle_domain::{LineShare, Reason, ReasonCode, SchemeOutcome, date};
+use passerelle_domain::{LineShare, Reason, ReasonCode, date};
 use serde::Deserialize;
 
 use crate::codes::CodeMaps;
@@ -817,14 +817,7 @@ impl Adapter for XmlAdapter {
                     ),
                     ("overrun".to_string(), t(self.number(l.overrun(), cur))),
                     ("remainder".to_string(), t(self.number(l.remainder(), cur))),
-                    (
-                        "outcome".to_string(),
-                        t(match l.outcome {
-                            SchemeOutcome::Covered => "covered",
-                            SchemeOutcome::OutOfBasket => "out_of_basket",
-                            SchemeOutcome::Refused => "refused",
-                        }),
-                    ),
+                    ("outcome".to_string(), t(l.outcome.as_str())),
                 ])
             })
             .collect();

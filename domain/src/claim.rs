@@ -51,12 +51,20 @@ impl CareCategory {
 }
 
 /// The scheme's outcome for a line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum SchemeOutcome {
     Covered,
     OutOfBasket,
     Refused,
+}
+
+impl SchemeOutcome {
+    /// Its name, as serde writes it ("out_of_basket").
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
 }
 
 /// Who is paid.
@@ -211,4 +219,23 @@ pub struct EligibilityInput {
     pub currency: String,
     pub lines: Vec<ClaimLine>,
     pub diagnoses: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_names_are_serde_s() {
+        for o in [
+            SchemeOutcome::Covered,
+            SchemeOutcome::OutOfBasket,
+            SchemeOutcome::Refused,
+        ] {
+            assert_eq!(
+                serde_json::to_value(o).unwrap(),
+                serde_json::Value::String(o.as_str().into())
+            );
+        }
+    }
 }
