@@ -112,135 +112,90 @@ pub struct PostgresTls {
 }
 
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RetentionConfig {
     /// Audit rows older than this many days are deleted, except those of
     /// claims not final yet (see docs/operations.md). 0 keeps everything.
     /// Default 400.
-    #[serde(default = "default_audit_days")]
     pub audit_days: u32,
     /// How often the pruning job runs, in seconds. Default 3600.
-    #[serde(default = "default_retention_interval")]
     pub interval_s: u64,
-}
-
-fn default_audit_days() -> u32 {
-    400
-}
-fn default_retention_interval() -> u64 {
-    3600
 }
 
 impl Default for RetentionConfig {
     fn default() -> Self {
         RetentionConfig {
-            audit_days: default_audit_days(),
-            interval_s: default_retention_interval(),
+            audit_days: 400,
+            interval_s: 3600,
         }
     }
 }
 
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RetryConfig {
     /// First back-off after a partner missed its deadline, in ms. Doubles
     /// at each attempt. Default 1000.
-    #[serde(default = "default_base_ms")]
     pub base_ms: u64,
     /// Longest back-off, in ms. Default 300000 (5 minutes).
-    #[serde(default = "default_max_ms")]
     pub max_ms: u64,
     /// How often the retry worker looks for due claims, in ms. Default 500.
-    #[serde(default = "default_poll_ms")]
     pub poll_ms: u64,
     /// Claims the worker takes at once. Default 32.
-    #[serde(default = "default_batch")]
     pub batch: u32,
     /// Most claims the worker resumes per second (0: no limit). Default
     /// 2000. A backlog after a mutuelle's outage drains at this pace, so
     /// that eligibility checks at the counter keep their latency meanwhile.
-    #[serde(default = "default_max_per_second")]
     pub max_per_second: u32,
     /// Niceness of the worker's thread (0 to 19; 0: the same priority as
     /// live calls). Default 10: on a busy machine the kernel serves live
     /// calls first and the backlog with what they leave.
-    #[serde(default = "default_nice")]
     pub nice: i32,
-}
-
-fn default_nice() -> i32 {
-    10
-}
-
-fn default_max_per_second() -> u32 {
-    2000
-}
-
-fn default_base_ms() -> u64 {
-    1000
-}
-fn default_max_ms() -> u64 {
-    300_000
-}
-fn default_poll_ms() -> u64 {
-    500
-}
-fn default_batch() -> u32 {
-    32
 }
 
 impl Default for RetryConfig {
     fn default() -> Self {
         RetryConfig {
-            base_ms: default_base_ms(),
-            max_ms: default_max_ms(),
-            poll_ms: default_poll_ms(),
-            batch: default_batch(),
-            max_per_second: default_max_per_second(),
-            nice: default_nice(),
+            base_ms: 1000,
+            max_ms: 300_000,
+            poll_ms: 500,
+            batch: 32,
+            max_per_second: 2000,
+            nice: 10,
         }
     }
 }
 
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Largest request message accepted, in bytes; larger ones get
     /// RESOURCE_EXHAUSTED. Default 4 MiB.
-    #[serde(default = "default_max_message")]
     pub max_message_bytes: usize,
     /// Concurrent calls (HTTP/2 streams) on one connection. Default 100.
-    #[serde(default = "default_streams")]
     pub max_concurrent_streams: u32,
     /// Longest a call may take on the server, in ms; then it is cancelled.
     /// Default 30000.
-    #[serde(default = "default_request_timeout")]
     pub request_timeout_ms: u64,
     /// Largest request header block, in bytes. Default 16384.
-    #[serde(default = "default_header_bytes")]
     pub max_header_bytes: u32,
     /// Calls handled at once across all connections; past it a call is
     /// answered RESOURCE_EXHAUSTED at once instead of queueing. Default 1024.
-    #[serde(default = "default_in_flight")]
     pub max_in_flight: usize,
     /// Of those, calls of one caller identity at once (a scheme, a mutuelle,
     /// an operator), so that one caller's burst never takes every place.
     /// Default 256, a quarter of `max_in_flight`.
-    #[serde(default = "default_in_flight_per_caller")]
     pub max_in_flight_per_caller: usize,
     /// Long polls (ListChangedClaims with a wait) at once, in a pool of their
     /// own that takes none of `max_in_flight`. Default 256.
-    #[serde(default = "default_long_polls")]
     pub max_long_polls: usize,
     /// Long polls of one caller at once. Default 8.
-    #[serde(default = "default_long_polls_per_caller")]
     pub max_long_polls_per_caller: usize,
     /// Calls waiting on one remote mutuelle at once (eligibility, claims,
     /// cancels, retries): a hung partner ties up at most this many; past it,
     /// eligibility answers UNAVAILABLE and a claim is stored for the retry
     /// worker. Not applied to `rules` mutuelles (answered in this process).
     /// Default 128.
-    #[serde(default = "default_calls_per_partner")]
     pub max_calls_per_partner: usize,
     /// Open connections from one peer IP address, TLS handshakes in
     /// progress included; past it a new connection is closed at once and
@@ -248,91 +203,42 @@ pub struct LimitsConfig {
     /// address: a tonic or grpc client keeps one to a few connections, so
     /// 64 leaves room for a dozen partners behind one address while one
     /// address cannot hold the broker's descriptors. Default 64.
-    #[serde(default = "default_per_peer")]
     pub max_connections_per_peer: usize,
     /// TLS handshakes in progress at once, across all peers; past it a new
     /// connection is closed at once and counted among refusals. Default 256.
-    #[serde(default = "default_handshakes")]
     pub max_handshakes: usize,
     /// Refused handshakes, connections over a cap and unknown identities
     /// are counted per (peer address, reason) over this many seconds: the
     /// first of each is audited and logged at once, the rest as one row and
     /// one line with their count at the end of the interval. Default 60.
-    #[serde(default = "default_refusal_interval")]
     pub refusal_interval_s: u64,
     /// (peer address, reason) pairs counted apart in one interval; refusals
     /// past it share one "other-peers" row per reason, so that churn from
     /// many addresses stays bounded too. Default 256.
-    #[serde(default = "default_refusal_peers")]
     pub refusal_peers: usize,
     /// At most one warning per this many seconds when accepting a
     /// connection fails (out of file descriptors, of memory...), with the
     /// count of the failures left unsaid. Default 10.
-    #[serde(default = "default_accept_warn")]
     pub accept_warn_interval_s: u64,
-}
-
-fn default_in_flight_per_caller() -> usize {
-    256
-}
-fn default_long_polls() -> usize {
-    256
-}
-fn default_long_polls_per_caller() -> usize {
-    8
-}
-fn default_calls_per_partner() -> usize {
-    128
-}
-
-fn default_max_message() -> usize {
-    4 * 1024 * 1024
-}
-fn default_streams() -> u32 {
-    100
-}
-fn default_request_timeout() -> u64 {
-    30_000
-}
-fn default_header_bytes() -> u32 {
-    16 * 1024
-}
-fn default_in_flight() -> usize {
-    1024
-}
-fn default_per_peer() -> usize {
-    64
-}
-fn default_handshakes() -> usize {
-    256
-}
-fn default_refusal_interval() -> u64 {
-    60
-}
-fn default_refusal_peers() -> usize {
-    256
-}
-fn default_accept_warn() -> u64 {
-    10
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
-            max_message_bytes: default_max_message(),
-            max_concurrent_streams: default_streams(),
-            request_timeout_ms: default_request_timeout(),
-            max_header_bytes: default_header_bytes(),
-            max_in_flight: default_in_flight(),
-            max_in_flight_per_caller: default_in_flight_per_caller(),
-            max_long_polls: default_long_polls(),
-            max_long_polls_per_caller: default_long_polls_per_caller(),
-            max_calls_per_partner: default_calls_per_partner(),
-            max_connections_per_peer: default_per_peer(),
-            max_handshakes: default_handshakes(),
-            refusal_interval_s: default_refusal_interval(),
-            refusal_peers: default_refusal_peers(),
-            accept_warn_interval_s: default_accept_warn(),
+            max_message_bytes: 4 * 1024 * 1024,
+            max_concurrent_streams: 100,
+            request_timeout_ms: 30_000,
+            max_header_bytes: 16 * 1024,
+            max_in_flight: 1024,
+            max_in_flight_per_caller: 256,
+            max_long_polls: 256,
+            max_long_polls_per_caller: 8,
+            max_calls_per_partner: 128,
+            max_connections_per_peer: 64,
+            max_handshakes: 256,
+            refusal_interval_s: 60,
+            refusal_peers: 256,
+            accept_warn_interval_s: 10,
         }
     }
 }
@@ -698,6 +604,22 @@ mod tests {
             "plaintext = true\n[retry]\nnice = 0\n[[schemes]]\nid=\"CNSS\"\ncurrency=\"XOF\"\n",
         );
         assert_eq!(ok.unwrap().retry.nice, 0);
+    }
+
+    #[test]
+    fn a_table_given_in_part_keeps_the_other_defaults() {
+        let c = load_str(
+            "plaintext = true\n[limits]\nmax_in_flight = 7\n[retry]\nbatch = 3\n[retention]\naudit_days = 0\n[[schemes]]\nid=\"CNSS\"\ncurrency=\"XOF\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.limits.max_in_flight, 7);
+        assert_eq!(c.limits.max_message_bytes, 4 * 1024 * 1024);
+        assert_eq!(c.limits.refusal_peers, 256);
+        assert_eq!(
+            (c.retry.batch, c.retry.base_ms, c.retry.nice),
+            (3, 1000, 10)
+        );
+        assert_eq!((c.retention.audit_days, c.retention.interval_s), (0, 3600));
     }
 
     #[test]
