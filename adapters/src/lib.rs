@@ -21,6 +21,7 @@
 pub mod codes;
 pub mod decimal;
 pub mod fhir;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod grpc;
 pub mod http;

@@ -4,5 +4,6 @@
 //! I/O beyond reading the file, no network.
 
 pub mod claim_file;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod roster_csv;

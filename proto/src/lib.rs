@@ -43,6 +43,7 @@ pub mod admin {
 }
 
 pub mod convert;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod parse;
 
