@@ -21,7 +21,7 @@ use super::{
 #[macro_export]
 macro_rules! store_conformance_suite {
     ($make:expr) => {
-        $crate::store_conformance_suite!(@tests $make;
+        $crate::store_conformance_suite!(@section claims $make;
             begin_claim_is_idempotent_on_scheme_and_claim_id,
             concurrent_duplicates_insert_once,
             duplicate_invoice_is_flagged_until_cancelled,
@@ -33,30 +33,43 @@ macro_rules! store_conformance_suite {
             concurrent_writes_fail_alone,
             defer_moves_to_pending_and_schedules,
             list_changed_pages_in_change_order,
+            list_claims_filters_pages_and_totals,
+            extreme_amounts_never_break_a_listing,
+            lease_now_takes_only_waiting_claims,
+        );
+        $crate::store_conformance_suite!(@section roster $make;
             roster_upsert_get_find,
             coverage_one_mutuelle_per_beneficiary_and_date,
             coverage_race_between_two_mutuelles_lets_one_win,
-            products_are_versioned_and_immutable_once_used,
-            audit_is_appended_and_read_back,
-            list_claims_filters_pages_and_totals,
-            extreme_amounts_never_break_a_listing,
             roster_import_is_a_snapshot,
+        );
+        $crate::store_conformance_suite!(@section products $make;
+            products_are_versioned_and_immutable_once_used,
+        );
+        $crate::store_conformance_suite!(@section settlement $make;
             settlement_ties_out_and_recovers_after_settlement,
+        );
+        $crate::store_conformance_suite!(@section audit $make;
+            audit_is_appended_and_read_back,
             partner_activity_and_claim_audit,
-            lease_now_takes_only_waiting_claims,
             retention_prunes_only_final_claims,
         );
     };
-    (@tests $make:expr; $($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let store: Option<std::sync::Arc<dyn $crate::store::Store>> = ($make)().await;
-                if let Some(store) = store {
-                    $crate::store::conformance::$name(store).await;
+    // One module per sub-trait of `Store` (ClaimStore, RosterStore, ...).
+    (@section $section:ident $make:expr; $($name:ident),* $(,)?) => {
+        mod $section {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let store: Option<std::sync::Arc<dyn $crate::store::Store>> = ($make)().await;
+                    if let Some(store) = store {
+                        $crate::store::conformance::$name(store).await;
+                    }
                 }
-            }
-        )*
+            )*
+        }
     };
 }
 
@@ -1343,4 +1356,109 @@ pub async fn retention_prunes_only_final_claims(store: Arc<dyn Store>) {
     );
     assert_eq!(left.len(), 6);
     assert_eq!(store.prune_audit(5_000).await.unwrap(), Some(0));
+}
+
+/// Raw SQL on a backend's own connection, for the checks that must write
+/// what the trait never writes (rows of another version).
+pub type RawSql = Box<
+    dyn Fn(&'static str) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
+fn assert_corrupt<T: std::fmt::Debug>(got: Result<T, StoreError>, what: &str, value: &str) {
+    match got {
+        Err(StoreError::Corrupt(m)) => {
+            assert!(m.contains(what) && m.contains(value), "{m}");
+            assert!(m.contains("newer version"), "{m}");
+        }
+        other => panic!("{what} {value:?}: want a corruption error, got {other:?}"),
+    }
+}
+
+/// Strict decoding: a state, reason code, line reasons or period state this
+/// version does not know (a newer replica may have written it) is an error
+/// that names the value, on every read path, never a default; once the row
+/// is readable again, so is the claim, unchanged. `raw` runs SQL on the
+/// backend (the SQLite and PostgreSQL statements below are the same); the
+/// period state's CHECK must be off (`periods_check_off`, per backend).
+pub async fn unknown_stored_values_are_corruption(
+    store: Arc<dyn Store>,
+    raw: RawSql,
+    periods_check_off: &'static str,
+) {
+    coordinate(&store, sample_claim("CNSS", "X1", "I1"), &[1500, 3000]).await;
+    let before = store.get_claim("CNSS", "X1").await.unwrap().unwrap();
+    let all = ClaimFilter {
+        scheme_id: Some("CNSS".into()),
+        ..Default::default()
+    };
+
+    raw("UPDATE claims SET state = 'on_hold' WHERE claim_id = 'X1'").await;
+    assert_corrupt(
+        store.get_claim("CNSS", "X1").await,
+        "claim state",
+        "on_hold",
+    );
+    assert_corrupt(
+        store.list_changed("CNSS", 0, 10).await,
+        "claim state",
+        "on_hold",
+    );
+    assert_corrupt(
+        store.list_claims(&all, 0, 10).await,
+        "claim state",
+        "on_hold",
+    );
+    raw("UPDATE claims SET state = 'coordinated' WHERE claim_id = 'X1'").await;
+
+    raw("UPDATE claims SET rejection_code = 'HOLD_EXPIRED' WHERE claim_id = 'X1'").await;
+    assert_corrupt(
+        store.get_claim("CNSS", "X1").await,
+        "reason code",
+        "HOLD_EXPIRED",
+    );
+    raw("UPDATE claims SET rejection_code = NULL WHERE claim_id = 'X1'").await;
+
+    raw("UPDATE claim_lines SET reasons = '[{\"code\":\"HOLD_EXPIRED\",\"message\":\"\"}]'").await;
+    assert_corrupt(
+        store.get_claim("CNSS", "X1").await,
+        "line reasons",
+        "HOLD_EXPIRED",
+    );
+    raw("UPDATE claim_lines SET reasons = 'not json'").await;
+    assert_corrupt(
+        store.get_claim("CNSS", "X1").await,
+        "line reasons",
+        "not json",
+    );
+    raw("UPDATE claim_lines SET reasons = '[]'").await;
+    assert_eq!(
+        store.get_claim("CNSS", "X1").await.unwrap().unwrap(),
+        before
+    );
+
+    store.close_period("CNSS", "MUT-A", 5_000).await.unwrap();
+    raw(periods_check_off).await;
+    raw("UPDATE periods SET state = 'reopened'").await;
+    assert_corrupt(
+        store.list_periods("CNSS", "MUT-A").await,
+        "period state",
+        "reopened",
+    );
+    assert_corrupt(
+        store.statement("CNSS", "MUT-A", 1).await,
+        "period state",
+        "reopened",
+    );
+    assert_corrupt(
+        store
+            .settle_period("CNSS", "MUT-A", 1, "VIR-1", 6_000)
+            .await,
+        "period state",
+        "reopened",
+    );
+    raw("UPDATE periods SET state = 'closed'").await;
+    let periods = store.list_periods("CNSS", "MUT-A").await.unwrap();
+    assert_eq!(periods[1].state, PeriodState::Closed, "nothing was changed");
 }

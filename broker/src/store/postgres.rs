@@ -19,18 +19,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use passerelle_domain::{
-    CeilingKey, Claim, ClaimState, Date, LineShare, Member, Product, ProductRef, Reason,
-    ReasonCode, Usage, Used, date,
-};
+use passerelle_domain::{CeilingKey, Date, LineShare, Member, Product, Usage, Used, date};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use super::sqlite::{CLAIM_COLS, code_parse, code_str, json};
+use super::core::{self, json};
 use super::{
-    AuditEntry, Begin, ClaimFilter, ClaimPage, ClaimRecord, ClaimSummary, CoverageConflict,
-    Direction, NewClaim, Outcome, PartnerActivity, PeriodRecord, PeriodState, PutProduct,
-    RecoveryLine, RosterDiff, RosterImport, StatementData, StatementLine, Store, StoreError,
+    AuditEntry, AuditStore, Begin, ClaimFilter, ClaimPage, ClaimRecord, ClaimStore,
+    CoverageConflict, NewClaim, Outcome, PartnerActivity, PeriodRecord, ProductStore, PutProduct,
+    RosterDiff, RosterImport, RosterStore, SettlementStore, StatementData, Store, StoreError,
     Totals, Transition,
 };
 use crate::config::PostgresConfig;
@@ -426,43 +423,32 @@ impl PgStore {
     }
 }
 
-fn record(r: &Row) -> Result<(i64, ClaimRecord), StoreError> {
-    let body: String = r.get(1);
-    let claim: Claim = serde_json::from_str(&body).map_err(backend)?;
-    let state: String = r.get(3);
-    let product_id: Option<String> = r.get(9);
-    let rejection_code: Option<String> = r.get(13);
-    Ok((
-        r.get(0),
-        ClaimRecord {
-            claim,
-            request_hash: r.get(2),
-            state: ClaimState::parse(&state).unwrap_or(ClaimState::Received),
-            mutuelle_id: r.get(4),
-            member_number: r.get(5),
-            adjudication_key: r.get(6),
-            cancel_key: r.get(7),
-            cancel_reason: r.get(8),
-            shares: None,
-            product: product_id.map(|id| ProductRef {
-                id,
-                version: r.get::<_, Option<i64>>(10).unwrap_or(0) as u32,
-                name: r.get::<_, Option<String>>(11).unwrap_or_default(),
-            }),
-            partner_reference: r.get(12),
-            rejection: rejection_code.map(|c| Reason {
-                code: code_parse(&c),
-                message: r.get::<_, Option<String>>(14).unwrap_or_default(),
-            }),
-            attempts: r.get::<_, i64>(15) as u32,
-            next_attempt_ms: r.get(16),
-            last_error: r.get(17),
-            change_seq: r.get::<_, i64>(18) as u64,
-            created_ms: r.get(19),
-            updated_ms: r.get(20),
-            duplicate_of: r.get(21),
-        },
-    ))
+impl core::Row for Row {
+    fn text(&self, i: usize) -> Result<String, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn int(&self, i: usize) -> Result<i64, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+}
+
+/// The JSON body in the first column of a row.
+fn body<T: serde::de::DeserializeOwned>(r: &Row, what: &str) -> Result<T, StoreError> {
+    core::from_json(what, r.try_get::<_, &str>(0)?.as_bytes())
+}
+
+/// Every row, each decoded by `f` (a [`core`] decoder).
+fn decode<T>(
+    rows: &[Row],
+    f: impl Fn(&dyn core::Row) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    rows.iter().map(|r| f(r)).collect()
 }
 
 async fn lines_of<C: GenericClient + Sync>(
@@ -471,18 +457,14 @@ async fn lines_of<C: GenericClient + Sync>(
 ) -> Result<Option<Vec<LineShare>>, StoreError> {
     let rows = q(
         c,
-        "SELECT sequence, mutuelle_share, reasons FROM claim_lines WHERE claim_pk = $1 ORDER BY sequence",
+        &format!(
+            "SELECT {} FROM claim_lines WHERE claim_pk = $1 ORDER BY sequence",
+            core::LINE_SHARE_COLS
+        ),
         &[&pk],
     )
     .await?;
-    let out: Vec<LineShare> = rows
-        .iter()
-        .map(|r| LineShare {
-            sequence: r.get::<_, i64>(0) as u32,
-            mutuelle_share: r.get(1),
-            reasons: serde_json::from_str(&r.get::<_, String>(2)).unwrap_or_default(),
-        })
-        .collect();
+    let out = decode(&rows, core::line_share)?;
     Ok((!out.is_empty()).then_some(out))
 }
 
@@ -494,13 +476,14 @@ async fn load<C: GenericClient + Sync>(
     lock: bool,
 ) -> Result<Option<(i64, ClaimRecord)>, StoreError> {
     let sql = format!(
-        "SELECT {CLAIM_COLS} FROM claims WHERE scheme_id = $1 AND claim_id = $2{}",
+        "SELECT {} FROM claims WHERE scheme_id = $1 AND claim_id = $2{}",
+        core::CLAIM_COLS,
         if lock { " FOR UPDATE" } else { "" }
     );
     let Some(row) = q1(c, &sql, &[&scheme, &claim_id]).await? else {
         return Ok(None);
     };
-    let (pk, mut rec) = record(&row)?;
+    let (pk, mut rec) = core::claim(&row)?;
     rec.shares = lines_of(c, pk).await?;
     Ok(Some((pk, rec)))
 }
@@ -513,7 +496,7 @@ async fn load_existing<C: GenericClient + Sync>(
 ) -> Result<(i64, ClaimRecord), StoreError> {
     load(c, scheme, claim_id, lock)
         .await?
-        .ok_or_else(|| StoreError::NotFound(format!("claim {scheme}/{claim_id}")))
+        .ok_or_else(|| core::not_found_claim(scheme, claim_id))
 }
 
 /// The next change number; hold its row lock to commit (see module doc).
@@ -637,18 +620,14 @@ async fn open_period<C: GenericClient + Sync>(
     .ok_or_else(|| backend("no row"))?
     .get(0);
     let (claim_count, totals, recoveries) = period_totals(c, scheme, mutuelle, None).await?;
-    Ok(PeriodRecord {
-        scheme_id: scheme.to_string(),
-        mutuelle_id: mutuelle.to_string(),
-        number: number as u32,
-        state: PeriodState::Open,
+    Ok(core::open_period(
+        scheme,
+        mutuelle,
+        number as u32,
         claim_count,
         totals,
         recoveries,
-        closed_ms: 0,
-        settled_ms: 0,
-        reference: String::new(),
-    })
+    ))
 }
 
 async fn load_period<C: GenericClient + Sync>(
@@ -659,36 +638,19 @@ async fn load_period<C: GenericClient + Sync>(
 ) -> Result<Option<(i64, PeriodRecord)>, StoreError> {
     let Some(r) = q1(
         c,
-        "SELECT id, state, closed_ms, settled_ms, settlement_reference FROM periods \
-         WHERE scheme_id = $1 AND mutuelle_id = $2 AND number = $3",
+        &format!(
+            "SELECT {} FROM periods WHERE scheme_id = $1 AND mutuelle_id = $2 AND number = $3",
+            core::PERIOD_COLS
+        ),
         &[&scheme, &mutuelle, &(number as i64)],
     )
     .await?
     else {
         return Ok(None);
     };
-    let id: i64 = r.get(0);
-    let (claim_count, totals, recoveries) = period_totals(c, scheme, mutuelle, Some(id)).await?;
-    let state: String = r.get(1);
-    Ok(Some((
-        id,
-        PeriodRecord {
-            scheme_id: scheme.to_string(),
-            mutuelle_id: mutuelle.to_string(),
-            number,
-            state: if state == "settled" {
-                PeriodState::Settled
-            } else {
-                PeriodState::Closed
-            },
-            claim_count,
-            totals,
-            recoveries,
-            closed_ms: r.get(2),
-            settled_ms: r.get(3),
-            reference: r.get(4),
-        },
-    )))
+    let (id, mut p) = core::period(&r, scheme, mutuelle, number)?;
+    (p.claim_count, p.totals, p.recoveries) = period_totals(c, scheme, mutuelle, Some(id)).await?;
+    Ok(Some((id, p)))
 }
 
 const FILTER_PG: &str = "($1::TEXT IS NULL OR c.scheme_id = $1) AND ($2::TEXT IS NULL OR c.mutuelle_id = $2) \
@@ -696,7 +658,7 @@ const FILTER_PG: &str = "($1::TEXT IS NULL OR c.scheme_id = $1) AND ($2::TEXT IS
     AND ($5::TEXT IS NULL OR c.date_of_care <= $5)";
 
 #[async_trait]
-impl Store for PgStore {
+impl ClaimStore for PgStore {
     async fn begin_claim(&self, new: NewClaim) -> Result<Begin, StoreError> {
         let cl = &new.claim;
         let mut c = self.client().await?;
@@ -705,11 +667,7 @@ impl Store for PgStore {
         for _ in 0..2 {
             let tx = c.transaction().await?;
             if let Some((_, rec)) = load(&tx, &cl.scheme_id, &cl.claim_id, false).await? {
-                return Ok(if rec.request_hash == new.request_hash {
-                    Begin::Existing(rec)
-                } else {
-                    Begin::Modified(rec)
-                });
+                return Ok(core::existing(rec, &new.request_hash));
             }
             let invoice_key = format!(
                 "{}\u{1f}{}\u{1f}{}",
@@ -723,30 +681,16 @@ impl Store for PgStore {
             .await?;
             let dup: Option<String> = q1(
                 &tx,
-                "SELECT claim_id FROM claims WHERE scheme_id = $1 AND provider_id = $2 AND invoice_number = $3 \
-                 AND state IN ('received', 'pending_partner', 'coordinated', 'cancel_pending') LIMIT 1",
+                &format!(
+                    "SELECT claim_id FROM claims WHERE scheme_id = $1 AND provider_id = $2 \
+                     AND invoice_number = $3 AND state IN {} LIMIT 1",
+                    core::SQL_HOLDS_INVOICE
+                ),
                 &[&cl.scheme_id, &cl.provider_id, &cl.invoice_number],
             )
             .await?
             .map(|r| r.get(0));
-            let (state, next, rej_code, rej_msg) = match &dup {
-                None => (ClaimState::Received, Some(new.lease_until_ms), None, None),
-                Some(other) => (
-                    ClaimState::Rejected,
-                    None,
-                    Some(code_str(ReasonCode::DuplicateInvoice)),
-                    Some(format!(
-                        "invoice {} of provider {} is already on claim {other}",
-                        cl.invoice_number, cl.provider_id
-                    )),
-                ),
-            };
-            let payee = match cl.payee {
-                passerelle_domain::Payee::Provider => "provider",
-                passerelle_domain::Payee::Member => "member",
-            };
-            let billed = super::sum_amounts(cl.lines.iter().map(|l| l.billed));
-            let scheme_total = super::sum_amounts(cl.lines.iter().map(|l| l.scheme_share));
+            let row = core::new_claim_row(&new, dup);
             // The change number in the insert itself: the counter's row lock
             // is held from here to the commit, one round trip.
             let insert = tx
@@ -766,23 +710,23 @@ impl Store for PgStore {
                         &cl.scheme_id,
                         &cl.claim_id,
                         &new.request_hash,
-                        &json(cl),
+                        &row.body,
                         &cl.provider_id,
                         &cl.invoice_number,
                         &new.mutuelle_id,
                         &new.member_number,
-                        &state.as_str(),
+                        &row.state.as_str(),
                         &new.adjudication_key,
-                        &rej_code,
-                        &rej_msg,
-                        &next,
+                        &row.rejection_code,
+                        &row.rejection_message,
+                        &row.next_attempt_ms,
                         &new.now_ms,
-                        &date::format(cl.date_of_care),
+                        &row.date_of_care,
                         &cl.currency,
-                        &payee,
-                        &billed,
-                        &scheme_total,
-                        &dup,
+                        &row.payee,
+                        &row.billed_total,
+                        &row.scheme_total,
+                        &row.duplicate_of,
                     ],
                 )
                 .await;
@@ -798,18 +742,10 @@ impl Store for PgStore {
                 Err(e) => return Err(e.into()),
             }
             let (_, rec) = load_existing(&c, &cl.scheme_id, &cl.claim_id, false).await?;
-            return Ok(if dup.is_some() {
-                Begin::DuplicateInvoice(rec)
-            } else {
-                Begin::Created(rec)
-            });
+            return Ok(core::created(rec));
         }
         let (_, rec) = load_existing(&c, &cl.scheme_id, &cl.claim_id, false).await?;
-        Ok(if rec.request_hash == new.request_hash {
-            Begin::Existing(rec)
-        } else {
-            Begin::Modified(rec)
-        })
+        Ok(core::existing(rec, &new.request_hash))
     }
 
     async fn get_claim(
@@ -831,7 +767,7 @@ impl Store for PgStore {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         let (pk, rec) = load_existing(&tx, scheme_id, claim_id, true).await?;
-        if !rec.state.awaiting_partner() {
+        if !core::may_complete(rec.state) {
             return Ok(Transition::Stale(rec));
         }
         match outcome {
@@ -878,22 +814,21 @@ impl Store for PgStore {
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                     )
                     .await?;
-                for (line, share) in rec.claim.lines.iter().zip(&shares) {
-                    let patient = line.billed - line.scheme_share - share.mutuelle_share;
+                for l in core::line_rows(&rec.claim, &shares) {
                     tx.execute(
                         &st,
                         &[
                             &pk,
-                            &(share.sequence as i64),
-                            &line.act_code,
-                            &line.category.as_str(),
-                            &(line.quantity as i64),
-                            &line.billed,
-                            &line.tariff_base,
-                            &line.scheme_share,
-                            &share.mutuelle_share,
-                            &patient,
-                            &json(&share.reasons),
+                            &i64::from(l.sequence),
+                            &l.act_code,
+                            &l.category,
+                            &i64::from(l.quantity),
+                            &l.billed,
+                            &l.tariff_base,
+                            &l.scheme_share,
+                            &l.mutuelle_share,
+                            &l.patient_share,
+                            &l.reasons,
                         ],
                     )
                     .await?;
@@ -906,7 +841,7 @@ impl Store for PgStore {
                     )
                     .await?;
                 }
-                let total = super::sum_amounts(shares.iter().map(|s| s.mutuelle_share));
+                let total = core::mutuelle_total(&shares);
                 // The change number in the same statement, last before the
                 // commit: the counter's row lock is held one round trip.
                 x(
@@ -933,7 +868,7 @@ impl Store for PgStore {
                     "WITH s AS (UPDATE change_counter SET v = v + 1 WHERE id = 1 RETURNING v) \
                      UPDATE claims SET state = 'rejected', rejection_code = $2, rejection_message = $3, \
                      next_attempt_ms = NULL, change_seq = (SELECT v FROM s), updated_ms = $4 WHERE id = $1",
-                    &[&pk, &code_str(reason.code), &reason.message, &now_ms],
+                    &[&pk, &core::code_str(reason.code), &reason.message, &now_ms],
                 )
                 .await?;
             }
@@ -955,10 +890,8 @@ impl Store for PgStore {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         let (pk, rec) = load_existing(&tx, scheme_id, claim_id, true).await?;
-        let new_state = match rec.state {
-            ClaimState::Received | ClaimState::PendingPartner => ClaimState::PendingPartner,
-            ClaimState::CancelPending => ClaimState::CancelPending,
-            _ => return Ok(Transition::Stale(rec)),
+        let Some(new_state) = core::deferred_state(rec.state) else {
+            return Ok(Transition::Stale(rec));
         };
         let seq = if new_state != rec.state {
             next_seq(&tx).await?
@@ -987,11 +920,13 @@ impl Store for PgStore {
         let tx = c.transaction().await?;
         let rows = q(
             &tx,
-            "UPDATE claims SET next_attempt_ms = $2, attempts = attempts + 1 WHERE id IN ( \
-               SELECT id FROM claims WHERE next_attempt_ms IS NOT NULL AND next_attempt_ms <= $1 \
-               AND state IN ('received', 'pending_partner', 'cancel_pending') \
-               ORDER BY next_attempt_ms LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             RETURNING scheme_id, claim_id",
+            &format!(
+                "UPDATE claims SET next_attempt_ms = $2, attempts = attempts + 1 WHERE id IN ( \
+                 SELECT id FROM claims WHERE next_attempt_ms IS NOT NULL AND next_attempt_ms <= $1 \
+                 AND state IN {} ORDER BY next_attempt_ms LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                 RETURNING scheme_id, claim_id",
+                core::SQL_WAITING
+            ),
             &[&now_ms, &(now_ms + lease_ms), &(limit as i64)],
         )
         .await?;
@@ -1032,7 +967,7 @@ impl Store for PgStore {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         let (pk, rec) = load_existing(&tx, scheme_id, claim_id, true).await?;
-        if matches!(rec.state, ClaimState::CancelPending | ClaimState::Cancelled) {
+        if !core::may_begin_cancel(rec.state) {
             return Ok(Transition::Stale(rec));
         }
         let seq = next_seq(&tx).await?;
@@ -1057,7 +992,7 @@ impl Store for PgStore {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         let (pk, rec) = load_existing(&tx, scheme_id, claim_id, true).await?;
-        if rec.state != ClaimState::CancelPending {
+        if !core::may_complete_cancel(rec.state) {
             return Ok(Transition::Stale(rec));
         }
         x(
@@ -1104,20 +1039,102 @@ impl Store for PgStore {
         let rows = q(
             &c,
             &format!(
-                "SELECT {CLAIM_COLS} FROM claims WHERE scheme_id = $1 AND change_seq > $2 ORDER BY change_seq LIMIT $3"
+                "SELECT {} FROM claims WHERE scheme_id = $1 AND change_seq > $2 ORDER BY change_seq LIMIT $3",
+                core::CLAIM_COLS
             ),
             &[&scheme_id, &(after_seq as i64), &(limit as i64)],
         )
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
-            let (pk, mut rec) = record(r)?;
+            let (pk, mut rec) = core::claim(r)?;
             rec.shares = lines_of(&c, pk).await?;
             out.push(rec);
         }
         Ok(out)
     }
 
+    async fn list_claims(
+        &self,
+        f: &ClaimFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<ClaimPage, StoreError> {
+        let c = self.client().await?;
+        let state = f.state.map(|s| s.as_str().to_string());
+        let from = f.care_from.map(date::format);
+        let to = f.care_to.map(date::format);
+        let rows = q(
+            &c,
+            &format!(
+                "SELECT {} FROM claims c LEFT JOIN periods p ON p.id = c.period_id \
+                 WHERE {FILTER_PG} AND c.id > $6 ORDER BY c.id LIMIT $7",
+                core::SUMMARY_COLS
+            ),
+            &[
+                &f.scheme_id,
+                &f.mutuelle_id,
+                &state,
+                &from,
+                &to,
+                &after,
+                &(limit as i64),
+            ],
+        )
+        .await?;
+        let out = decode(&rows, core::summary)?;
+        let t = q1(
+            &c,
+            &format!(
+                "SELECT COUNT(*), COALESCE(SUM(c.billed_total), 0)::TEXT, COALESCE(SUM(c.scheme_total), 0)::TEXT, \
+                 COALESCE(SUM(c.mutuelle_total), 0)::TEXT FROM claims c WHERE {FILTER_PG}"
+            ),
+            &[&f.scheme_id, &f.mutuelle_id, &state, &from, &to],
+        )
+        .await?
+        .ok_or_else(|| backend("no row"))?;
+        Ok(ClaimPage {
+            rows: out,
+            totals: Totals {
+                billed: sum_at(&t, 1)?,
+                scheme: sum_at(&t, 2)?,
+                mutuelle: sum_at(&t, 3)?,
+            },
+            total_count: t.get::<_, i64>(0) as u64,
+        })
+    }
+
+    async fn lease_now(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<ClaimRecord>, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let n = x(
+            &tx,
+            &format!(
+                "UPDATE claims SET next_attempt_ms = $3, attempts = attempts + 1 \
+                 WHERE scheme_id = $1 AND claim_id = $2 AND state IN {}",
+                core::SQL_WAITING
+            ),
+            &[&scheme_id, &claim_id, &(now_ms + lease_ms)],
+        )
+        .await?;
+        let rec = if n == 1 {
+            Some(load_existing(&tx, scheme_id, claim_id, false).await?.1)
+        } else {
+            None
+        };
+        tx.commit().await?;
+        Ok(rec)
+    }
+}
+
+#[async_trait]
+impl RosterStore for PgStore {
     async fn upsert_members(&self, members: &[Member], now_ms: i64) -> Result<(), StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
@@ -1184,8 +1201,7 @@ impl Store for PgStore {
             &[&mutuelle_id, &member_number],
         )
         .await?;
-        row.map(|r| serde_json::from_str(&r.get::<_, String>(0)).map_err(backend))
-            .transpose()
+        row.map(|r| body(&r, "member body")).transpose()
     }
 
     async fn find_members(
@@ -1197,6 +1213,45 @@ impl Store for PgStore {
         beneficiary_members(&c, scheme_id, beneficiary_id).await
     }
 
+    async fn import_roster(
+        &self,
+        mut import: RosterImport,
+        now_ms: i64,
+    ) -> Result<RosterDiff, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        // One import per mutuelle at a time.
+        let lock_key = format!("roster\u{1f}{}", import.mutuelle_id);
+        x(
+            &tx,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&lock_key],
+        )
+        .await?;
+        let rows = q(
+            &tx,
+            "SELECT body FROM members WHERE mutuelle_id = $1",
+            &[&import.mutuelle_id],
+        )
+        .await?;
+        let existing: Vec<Member> = rows
+            .iter()
+            .map(|r| body(r, "member body"))
+            .collect::<Result<_, _>>()?;
+        let incoming = std::mem::take(&mut import.members);
+        let (diff, writes, checked) = super::roster_diff_checked(&existing, incoming, &import);
+        let checked: Vec<(usize, &Member)> = checked.iter().map(|(i, m)| (*i, m)).collect();
+        check_coverage(&tx, &checked).await?;
+        if !import.dry_run {
+            upsert(&tx, &writes, now_ms).await?;
+            tx.commit().await?;
+        }
+        Ok(diff)
+    }
+}
+
+#[async_trait]
+impl ProductStore for PgStore {
     async fn put_products(&self, products: &[Product]) -> Result<Vec<PutProduct>, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
@@ -1224,12 +1279,7 @@ impl Store for PgStore {
         )
         .await?;
         rows.iter()
-            .map(|r| {
-                Ok((
-                    serde_json::from_str(&r.get::<_, String>(0)).map_err(backend)?,
-                    r.get::<_, bool>(1),
-                ))
-            })
+            .map(|r| Ok((body(r, "product body")?, r.get::<_, bool>(1))))
             .collect()
     }
 
@@ -1288,107 +1338,10 @@ impl Store for PgStore {
         }
         Ok(usage)
     }
+}
 
-    async fn import_roster(
-        &self,
-        mut import: RosterImport,
-        now_ms: i64,
-    ) -> Result<RosterDiff, StoreError> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await?;
-        // One import per mutuelle at a time.
-        let lock_key = format!("roster\u{1f}{}", import.mutuelle_id);
-        x(
-            &tx,
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            &[&lock_key],
-        )
-        .await?;
-        let rows = q(
-            &tx,
-            "SELECT body FROM members WHERE mutuelle_id = $1",
-            &[&import.mutuelle_id],
-        )
-        .await?;
-        let existing: Vec<Member> = rows
-            .iter()
-            .map(|r| serde_json::from_str(&r.get::<_, String>(0)).map_err(backend))
-            .collect::<Result<_, _>>()?;
-        let incoming = std::mem::take(&mut import.members);
-        let (diff, writes, checked) = super::roster_diff_checked(&existing, incoming, &import);
-        let checked: Vec<(usize, &Member)> = checked.iter().map(|(i, m)| (*i, m)).collect();
-        check_coverage(&tx, &checked).await?;
-        if !import.dry_run {
-            upsert(&tx, &writes, now_ms).await?;
-            tx.commit().await?;
-        }
-        Ok(diff)
-    }
-
-    async fn list_claims(
-        &self,
-        f: &ClaimFilter,
-        after: i64,
-        limit: u32,
-    ) -> Result<ClaimPage, StoreError> {
-        let c = self.client().await?;
-        let state = f.state.map(|s| s.as_str().to_string());
-        let from = f.care_from.map(date::format);
-        let to = f.care_to.map(date::format);
-        let rows = q(
-            &c,
-            &format!(
-                "SELECT c.id, c.scheme_id, c.claim_id, c.mutuelle_id, c.state, c.provider_id, c.invoice_number, \
-                 c.date_of_care, c.currency, c.billed_total, c.scheme_total, c.mutuelle_total, \
-                 COALESCE(p.number, 0), c.updated_ms \
-                 FROM claims c LEFT JOIN periods p ON p.id = c.period_id \
-                 WHERE {FILTER_PG} AND c.id > $6 ORDER BY c.id LIMIT $7"
-            ),
-            &[&f.scheme_id, &f.mutuelle_id, &state, &from, &to, &after, &(limit as i64)],
-        )
-        .await?;
-        let out = rows
-            .iter()
-            .map(|r| ClaimSummary {
-                pk: r.get(0),
-                scheme_id: r.get(1),
-                claim_id: r.get(2),
-                mutuelle_id: r.get(3),
-                state: ClaimState::parse(&r.get::<_, String>(4)).unwrap_or(ClaimState::Received),
-                provider_id: r.get(5),
-                invoice_number: r.get(6),
-                date_of_care: r.get(7),
-                currency: r.get(8),
-                totals: Totals {
-                    billed: r.get(9),
-                    scheme: r.get(10),
-                    mutuelle: r.get(11),
-                },
-                period: r.get::<_, i64>(12) as u32,
-                updated_ms: r.get(13),
-            })
-            .collect();
-        let t = q1(
-            &c,
-            &format!(
-                "SELECT COUNT(*), COALESCE(SUM(c.billed_total), 0)::TEXT, COALESCE(SUM(c.scheme_total), 0)::TEXT, \
-                 COALESCE(SUM(c.mutuelle_total), 0)::TEXT FROM claims c WHERE {FILTER_PG}"
-            ),
-            &[&f.scheme_id, &f.mutuelle_id, &state, &from, &to],
-        )
-        .await?
-        .ok_or_else(|| backend("no row"))?;
-        Ok(ClaimPage {
-            rows: out,
-            totals: Totals {
-                billed: sum_at(&t, 1)?,
-                scheme: sum_at(&t, 2)?,
-                mutuelle: sum_at(&t, 3)?,
-            },
-            total_count: t.get::<_, i64>(0) as u64,
-        })
-    }
-
+#[async_trait]
+impl SettlementStore for PgStore {
     async fn list_periods(
         &self,
         scheme_id: &str,
@@ -1443,9 +1396,7 @@ impl Store for PgStore {
         )
         .await?;
         if claims + recoveries == 0 {
-            return Err(StoreError::Refused(format!(
-                "nothing to close: the open period of {scheme_id} x {mutuelle_id} has no claim and no recovery"
-            )));
+            return Err(core::nothing_to_close(scheme_id, mutuelle_id));
         }
         let (_, p) = load_period(&tx, scheme_id, mutuelle_id, number)
             .await?
@@ -1473,21 +1424,15 @@ impl Store for PgStore {
         .await?;
         let Some((_, p)) = load_period(&tx, scheme_id, mutuelle_id, number).await? else {
             let open = open_period(&tx, scheme_id, mutuelle_id).await?.number;
-            return Err(if number == open {
-                StoreError::Refused(format!("period {number} is still open: close it first"))
-            } else {
-                StoreError::NotFound(format!("period {number} of {scheme_id} x {mutuelle_id}"))
-            });
+            return Err(core::no_period_to_settle(
+                scheme_id,
+                mutuelle_id,
+                number,
+                open,
+            ));
         };
-        match p.state {
-            PeriodState::Settled if p.reference == reference => return Ok(p),
-            PeriodState::Settled => {
-                return Err(StoreError::Refused(format!(
-                    "period {number} is already settled with reference {:?}",
-                    p.reference
-                )));
-            }
-            _ => {}
+        if !core::settle_applies(&p, reference)? {
+            return Ok(p);
         }
         x(
             &tx,
@@ -1517,14 +1462,12 @@ impl Store for PgStore {
     ) -> Result<StatementData, StoreError> {
         let c = self.client().await?;
         let open = open_period(&c, scheme_id, mutuelle_id).await?;
-        let (period, id) = if number == 0 || number == open.number {
+        let (period, id) = if core::statement_of_open(number, open.number) {
             (open, None)
         } else {
             let (id, p) = load_period(&c, scheme_id, mutuelle_id, number)
                 .await?
-                .ok_or_else(|| {
-                    StoreError::NotFound(format!("period {number} of {scheme_id} x {mutuelle_id}"))
-                })?;
+                .ok_or_else(|| core::no_such_period(scheme_id, mutuelle_id, number))?;
             (p, Some(id))
         };
         let (claim_cond, rec_cond) = match id {
@@ -1534,130 +1477,70 @@ impl Store for PgStore {
             ),
             Some(_) => ("c.period_id = $3", "r.period_id = $3"),
         };
-        let payee = "CASE c.payee_type WHEN 'member' THEN 'member' ELSE 'provider' END, \
-                     CASE c.payee_type WHEN 'member' THEN c.member_number ELSE c.provider_id END";
         let rows = q(
             &c,
             &format!(
-                "SELECT {payee}, c.claim_id, c.invoice_number, c.date_of_care, c.member_number, \
-                 l.sequence, l.act_code, l.billed, l.scheme_share, l.mutuelle_share \
-                 FROM claims c JOIN claim_lines l ON l.claim_pk = c.id \
+                "SELECT {} FROM claims c JOIN claim_lines l ON l.claim_pk = c.id \
                  WHERE c.scheme_id = $1 AND c.mutuelle_id = $2 AND {claim_cond} \
-                 ORDER BY 1, 2, c.id, l.sequence"
+                 ORDER BY 1, 2, c.id, l.sequence",
+                core::statement_line_cols()
             ),
             &[&scheme_id, &mutuelle_id, &id],
         )
         .await?;
-        let lines = rows
-            .iter()
-            .map(|r| StatementLine {
-                payee_type: r.get(0),
-                payee_id: r.get(1),
-                claim_id: r.get(2),
-                invoice_number: r.get(3),
-                date_of_care: r.get(4),
-                member_number: r.get(5),
-                sequence: r.get::<_, i64>(6) as u32,
-                act_code: r.get(7),
-                billed: r.get(8),
-                scheme: r.get(9),
-                mutuelle: r.get(10),
-            })
-            .collect();
+        let lines = decode(&rows, core::statement_line)?;
         let rows = q(
             &c,
             &format!(
-                "SELECT c.claim_id, c.invoice_number, r.from_period, r.amount, {payee} \
-                 FROM recoveries r JOIN claims c ON c.id = r.claim_pk \
-                 WHERE r.scheme_id = $1 AND r.mutuelle_id = $2 AND {rec_cond} ORDER BY r.id"
+                "SELECT {} FROM recoveries r JOIN claims c ON c.id = r.claim_pk \
+                 WHERE r.scheme_id = $1 AND r.mutuelle_id = $2 AND {rec_cond} ORDER BY r.id",
+                core::recovery_cols()
             ),
             &[&scheme_id, &mutuelle_id, &id],
         )
         .await?;
-        let recoveries = rows
-            .iter()
-            .map(|r| RecoveryLine {
-                claim_id: r.get(0),
-                invoice_number: r.get(1),
-                from_period: r.get::<_, i64>(2) as u32,
-                amount: r.get(3),
-                payee_type: r.get(4),
-                payee_id: r.get(5),
-            })
-            .collect();
+        let recoveries = decode(&rows, core::recovery)?;
         Ok(StatementData {
             period,
             lines,
             recoveries,
         })
     }
+}
 
-    async fn partner_activity(&self, mutuelle_id: &str) -> Result<PartnerActivity, StoreError> {
-        let c = self.client().await?;
-        let party = format!("mutuelle:{mutuelle_id}");
-        let ok = q1(
-            &c,
-            "SELECT at_ms FROM audit_log WHERE party = $1 AND outcome = 'ok' ORDER BY id DESC LIMIT 1",
-            &[&party],
-        )
-        .await?;
-        let err = q1(
-            &c,
-            "SELECT at_ms, outcome FROM audit_log WHERE party = $1 AND outcome <> 'ok' ORDER BY id DESC LIMIT 1",
-            &[&party],
-        )
-        .await?;
-        let pending = q1(
-            &c,
-            "SELECT COUNT(*) FROM claims WHERE mutuelle_id = $1 AND state IN ('received', 'pending_partner', 'cancel_pending')",
-            &[&mutuelle_id],
-        )
-        .await?
-        .map(|r| r.get::<_, i64>(0))
-        .unwrap_or(0);
-        Ok(PartnerActivity {
-            last_success_ms: ok.map(|r| r.get(0)).unwrap_or(0),
-            last_error_ms: err.as_ref().map(|r| r.get(0)).unwrap_or(0),
-            last_error: err.map(|r| r.get(1)).unwrap_or_default(),
-            pending: pending as u32,
-        })
-    }
-
-    async fn lease_now(
-        &self,
-        scheme_id: &str,
-        claim_id: &str,
-        now_ms: i64,
-        lease_ms: i64,
-    ) -> Result<Option<ClaimRecord>, StoreError> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await?;
-        let n = x(
-            &tx,
-            "UPDATE claims SET next_attempt_ms = $3, attempts = attempts + 1 WHERE scheme_id = $1 AND claim_id = $2 \
-             AND state IN ('received', 'pending_partner', 'cancel_pending')",
-            &[&scheme_id, &claim_id, &(now_ms + lease_ms)],
-        )
-        .await?;
-        let rec = if n == 1 {
-            Some(load_existing(&tx, scheme_id, claim_id, false).await?.1)
-        } else {
-            None
-        };
-        tx.commit().await?;
-        Ok(rec)
-    }
-
+#[async_trait]
+impl AuditStore for PgStore {
     async fn audit_of(&self, subject: &str) -> Result<Vec<AuditEntry>, StoreError> {
         let c = self.client().await?;
         let rows = q(
             &c,
-            "SELECT at_ms, direction, party, method, subject, request_hash, outcome FROM audit_log \
-             WHERE subject = $1 ORDER BY id",
+            &format!(
+                "SELECT {} FROM audit_log WHERE subject = $1 ORDER BY id",
+                core::AUDIT_COLS
+            ),
             &[&subject],
         )
         .await?;
-        Ok(rows.iter().map(|r| audit_entry(r, 0)).collect())
+        decode(&rows, core::audit)
+    }
+
+    async fn prune_audit(&self, before_ms: i64) -> Result<Option<u64>, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let got: bool = q1(
+            &tx,
+            "SELECT pg_try_advisory_xact_lock($1)",
+            &[&RETENTION_LOCK],
+        )
+        .await?
+        .map(|r| r.get(0))
+        .unwrap_or(false);
+        if !got {
+            return Ok(None);
+        }
+        let n = x(&tx, PRUNE_PG, &[&before_ms]).await?;
+        tx.commit().await?;
+        Ok(Some(n))
     }
 
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
@@ -1708,36 +1591,53 @@ impl Store for PgStore {
         let c = self.client().await?;
         let rows = q(
             &c,
-            "SELECT at_ms, direction, party, method, subject, request_hash, outcome, id FROM audit_log \
-             WHERE id > $1 ORDER BY id LIMIT $2",
+            &format!(
+                "SELECT {}, id FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
+                core::AUDIT_COLS
+            ),
             &[&after_id, &(limit as i64)],
         )
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get::<_, i64>(7), audit_entry(r, 0)))
-            .collect())
+        decode(&rows, |r| Ok((r.int(7)?, core::audit(r)?)))
     }
 
-    async fn prune_audit(&self, before_ms: i64) -> Result<Option<u64>, StoreError> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await?;
-        let got: bool = q1(
-            &tx,
-            "SELECT pg_try_advisory_xact_lock($1)",
-            &[&RETENTION_LOCK],
+    async fn partner_activity(&self, mutuelle_id: &str) -> Result<PartnerActivity, StoreError> {
+        let c = self.client().await?;
+        let party = format!("mutuelle:{mutuelle_id}");
+        let ok = q1(
+            &c,
+            "SELECT at_ms FROM audit_log WHERE party = $1 AND outcome = 'ok' ORDER BY id DESC LIMIT 1",
+            &[&party],
+        )
+        .await?;
+        let err = q1(
+            &c,
+            "SELECT at_ms, outcome FROM audit_log WHERE party = $1 AND outcome <> 'ok' ORDER BY id DESC LIMIT 1",
+            &[&party],
+        )
+        .await?;
+        let pending = q1(
+            &c,
+            &format!(
+                "SELECT COUNT(*) FROM claims WHERE mutuelle_id = $1 AND state IN {}",
+                core::SQL_WAITING
+            ),
+            &[&mutuelle_id],
         )
         .await?
-        .map(|r| r.get(0))
-        .unwrap_or(false);
-        if !got {
-            return Ok(None);
-        }
-        let n = x(&tx, PRUNE_PG, &[&before_ms]).await?;
-        tx.commit().await?;
-        Ok(Some(n))
+        .map(|r| r.get::<_, i64>(0))
+        .unwrap_or(0);
+        Ok(PartnerActivity {
+            last_success_ms: ok.map(|r| r.get(0)).unwrap_or(0),
+            last_error_ms: err.as_ref().map(|r| r.get(0)).unwrap_or(0),
+            last_error: err.map(|r| r.get(1)).unwrap_or_default(),
+            pending: pending as u32,
+        })
     }
+}
 
+#[async_trait]
+impl Store for PgStore {
     async fn schema_status(&self) -> Result<(i64, i64), StoreError> {
         Ok((self.schema_version().await?, SCHEMA_VERSION))
     }
@@ -1749,23 +1649,6 @@ const PRUNE_PG: &str = "DELETE FROM audit_log a WHERE a.at_ms < $1 AND NOT EXIST
     SELECT 1 FROM claims c LEFT JOIN periods p ON p.id = c.period_id \
     WHERE c.scheme_id || '/' || c.claim_id = a.subject \
     AND NOT (c.state IN ('cancelled', 'rejected') OR COALESCE(p.state, '') = 'settled'))";
-
-fn audit_entry(r: &Row, base: usize) -> AuditEntry {
-    let dir: String = r.get(base + 1);
-    AuditEntry {
-        at_ms: r.get(base),
-        direction: if dir == "out" {
-            Direction::Out
-        } else {
-            Direction::In
-        },
-        party: r.get(base + 2),
-        method: r.get(base + 3),
-        subject: r.get(base + 4),
-        request_hash: r.get(base + 5),
-        outcome: r.get(base + 6),
-    }
-}
 
 /// Every stored member of one scheme beneficiary, any mutuelle.
 async fn beneficiary_members<C: GenericClient + Sync>(
@@ -1780,7 +1663,7 @@ async fn beneficiary_members<C: GenericClient + Sync>(
     )
     .await?
     .iter()
-    .map(|r| serde_json::from_str(&r.get::<_, String>(0)).map_err(backend))
+    .map(|r| body(r, "member body"))
     .collect()
 }
 
@@ -1836,7 +1719,7 @@ async fn check_coverage<C: GenericClient + Sync>(
     )
     .await?
     .iter()
-    .map(|r| serde_json::from_str(&r.get::<_, String>(0)).map_err(backend))
+    .map(|r| body(r, "member body"))
     .collect::<Result<_, _>>()?;
     let overlaps = super::coverage_overlaps(incoming, &others);
     if overlaps.is_empty() {
@@ -1898,6 +1781,31 @@ mod tests {
         drop(c);
         crate::store::conformance::legacy_conflicts_listed_and_resolved(std::sync::Arc::new(s))
             .await;
+    }
+
+    #[tokio::test]
+    async fn unknown_stored_values_are_corruption() {
+        let cfg = crate::store::testing::postgres_config();
+        let Ok(s) = super::PgStore::new(&cfg, std::path::Path::new(".")) else {
+            return;
+        };
+        if let Err(e) = s.migrate().await {
+            crate::store::testing::unreachable(e);
+            return;
+        }
+        let s = std::sync::Arc::new(s);
+        let raw = s.clone();
+        crate::store::conformance::unknown_stored_values_are_corruption(
+            s,
+            Box::new(move |sql| {
+                let s = raw.clone();
+                Box::pin(async move {
+                    s.client().await.unwrap().batch_execute(sql).await.unwrap();
+                })
+            }),
+            "ALTER TABLE periods DROP CONSTRAINT periods_state_check",
+        )
+        .await;
     }
 
     #[tokio::test]

@@ -27,16 +27,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use passerelle_domain::{
-    CeilingKey, Claim, ClaimState, Date, LineShare, Member, Product, ProductRef, Reason,
-    ReasonCode, Usage, Used, date,
-};
+use passerelle_domain::{CeilingKey, Claim, Date, LineShare, Member, Product, Usage, Used, date};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::core;
 use super::{
-    AuditEntry, Begin, ClaimFilter, ClaimPage, ClaimRecord, ClaimSummary, CoverageConflict,
-    Direction, NewClaim, Outcome, PartnerActivity, PeriodRecord, PeriodState, PutProduct,
-    RecoveryLine, RosterDiff, RosterImport, StatementData, StatementLine, Store, StoreError,
+    AuditEntry, AuditStore, Begin, ClaimFilter, ClaimPage, ClaimRecord, ClaimStore,
+    CoverageConflict, NewClaim, Outcome, PartnerActivity, PeriodRecord, ProductStore, PutProduct,
+    RosterDiff, RosterImport, RosterStore, SettlementStore, StatementData, Store, StoreError,
     Totals, Transition,
 };
 
@@ -645,16 +643,51 @@ fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
     Ok(SCHEMA_VERSION)
 }
 
-pub(super) const CLAIM_COLS: &str = "id, body, request_hash, state, mutuelle_id, member_number, \
-    adjudication_key, cancel_key, cancel_reason, product_id, product_version, product_name, \
-    partner_reference, rejection_code, rejection_message, attempts, next_attempt_ms, \
-    last_error, change_seq, created_ms, updated_ms, duplicate_of";
+impl core::Row for rusqlite::Row<'_> {
+    fn text(&self, i: usize) -> Result<String, StoreError> {
+        Ok(self.get(i)?)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        Ok(self.get(i)?)
+    }
+    fn int(&self, i: usize) -> Result<i64, StoreError> {
+        Ok(self.get(i)?)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.get(i)?)
+    }
+}
+
+/// Every row of a query, each decoded by `f` (a [`core`] decoder).
+fn rows_of<T>(
+    st: &mut rusqlite::CachedStatement<'_>,
+    p: impl rusqlite::Params,
+    f: impl Fn(&dyn core::Row) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut rows = st.query(p)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(f(r)?);
+    }
+    Ok(out)
+}
+
+/// The first row of a query, decoded by `f`, if any.
+fn row_of<T>(
+    st: &mut rusqlite::CachedStatement<'_>,
+    p: impl rusqlite::Params,
+    f: impl Fn(&dyn core::Row) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    let mut rows = st.query(p)?;
+    rows.next()?.map(|r| f(r)).transpose()
+}
 
 /// Parses a JSON body column without copying it out of SQLite first.
 fn from_json_ref<T: serde::de::DeserializeOwned>(
+    what: &str,
     v: rusqlite::types::ValueRef<'_>,
 ) -> Result<T, StoreError> {
-    serde_json::from_slice(v.as_bytes().map_err(backend)?).map_err(backend)
+    core::from_json(what, v.as_bytes().map_err(backend)?)
 }
 
 /// `SUM(col)` that never overflows, whatever is stored: SQLite's SUM fails
@@ -692,7 +725,7 @@ fn beneficiary_members(
     let mut rows = st.query(params![scheme, beneficiary])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
-        out.push(from_json_ref(r.get_ref(0)?)?);
+        out.push(from_json_ref("member body", r.get_ref(0)?)?);
     }
     Ok(out)
 }
@@ -751,90 +784,19 @@ fn write_members(c: &Connection, members: &[Member], now_ms: i64) -> Result<(), 
             m.member_number,
             m.scheme_id,
             m.beneficiary_id,
-            json(m),
+            core::json(m),
             now_ms
         ])?;
     }
     Ok(())
 }
 
-pub(super) fn json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).expect("serializable")
-}
-
-pub(super) fn code_str(c: ReasonCode) -> String {
-    json(&c).trim_matches('"').to_string()
-}
-
-pub(super) fn code_parse(s: &str) -> ReasonCode {
-    serde_json::from_str(&format!("\"{s}\"")).unwrap_or(ReasonCode::PartnerRule)
-}
-
-/// Reads a claim row (without its lines).
-fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, ClaimRecord)> {
-    let pk: i64 = r.get(0)?;
-    let body: String = r.get(1)?;
-    let claim: Claim = serde_json::from_str(&body).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
-    })?;
-    let state: String = r.get(3)?;
-    let product_id: Option<String> = r.get(9)?;
-    let rejection_code: Option<String> = r.get(13)?;
-    Ok((
-        pk,
-        ClaimRecord {
-            claim,
-            request_hash: r.get(2)?,
-            state: ClaimState::parse(&state).unwrap_or(ClaimState::Received),
-            mutuelle_id: r.get(4)?,
-            member_number: r.get(5)?,
-            adjudication_key: r.get(6)?,
-            cancel_key: r.get(7)?,
-            cancel_reason: r.get(8)?,
-            shares: None,
-            product: product_id.map(|id| ProductRef {
-                id,
-                version: r.get::<_, Option<u32>>(10).ok().flatten().unwrap_or(0),
-                name: r
-                    .get::<_, Option<String>>(11)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default(),
-            }),
-            partner_reference: r.get(12)?,
-            rejection: rejection_code.map(|c| Reason {
-                code: code_parse(&c),
-                message: r
-                    .get::<_, Option<String>>(14)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default(),
-            }),
-            attempts: r.get(15)?,
-            next_attempt_ms: r.get(16)?,
-            last_error: r.get(17)?,
-            duplicate_of: r.get(21)?,
-            change_seq: r.get::<_, i64>(18)? as u64,
-            created_ms: r.get(19)?,
-            updated_ms: r.get(20)?,
-        },
-    ))
-}
-
 fn load_lines(c: &Connection, pk: i64) -> Result<Option<Vec<LineShare>>, StoreError> {
-    let mut st = c.prepare_cached(
-        "SELECT sequence, mutuelle_share, reasons FROM claim_lines WHERE claim_pk = ?1 ORDER BY sequence",
-    )?;
-    let rows = st
-        .query_map([pk], |r| {
-            let reasons: String = r.get(2)?;
-            Ok(LineShare {
-                sequence: r.get(0)?,
-                mutuelle_share: r.get(1)?,
-                reasons: serde_json::from_str(&reasons).unwrap_or_default(),
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {} FROM claim_lines WHERE claim_pk = ?1 ORDER BY sequence",
+        core::LINE_SHARE_COLS
+    ))?;
+    let rows = rows_of(&mut st, [pk], core::line_share)?;
     Ok((!rows.is_empty()).then_some(rows))
 }
 
@@ -844,12 +806,10 @@ fn load_by_key(
     claim_id: &str,
 ) -> Result<Option<(i64, ClaimRecord)>, StoreError> {
     let mut st = c.prepare_cached(&format!(
-        "SELECT {CLAIM_COLS} FROM claims WHERE scheme_id = ?1 AND claim_id = ?2"
+        "SELECT {} FROM claims WHERE scheme_id = ?1 AND claim_id = ?2",
+        core::CLAIM_COLS
     ))?;
-    let Some((pk, mut rec)) = st
-        .query_row(params![scheme_id, claim_id], row_to_record)
-        .optional()?
-    else {
+    let Some((pk, mut rec)) = row_of(&mut st, params![scheme_id, claim_id], core::claim)? else {
         return Ok(None);
     };
     rec.shares = load_lines(c, pk)?;
@@ -861,8 +821,7 @@ fn load_existing(
     scheme_id: &str,
     claim_id: &str,
 ) -> Result<(i64, ClaimRecord), StoreError> {
-    load_by_key(c, scheme_id, claim_id)?
-        .ok_or_else(|| StoreError::NotFound(format!("claim {scheme_id}/{claim_id}")))
+    load_by_key(c, scheme_id, claim_id)?.ok_or_else(|| core::not_found_claim(scheme_id, claim_id))
 }
 
 fn next_seq(tx: &Connection) -> Result<i64, StoreError> {
@@ -872,7 +831,7 @@ fn next_seq(tx: &Connection) -> Result<i64, StoreError> {
 }
 
 fn put_one(tx: &Connection, p: &Product) -> Result<PutProduct, StoreError> {
-    let body = json(p);
+    let body = core::json(p);
     let existing: Option<(String, bool)> = tx
         .prepare_cached("SELECT body, used FROM products WHERE mutuelle_id = ?1 AND product_id = ?2 AND version = ?3")?.query_row(params![p.mutuelle_id, p.id, p.version],
             |r| Ok((r.get(0)?, r.get(1)?)),
@@ -910,49 +869,28 @@ fn put_one(tx: &Connection, p: &Product) -> Result<PutProduct, StoreError> {
     })
 }
 
-fn period_state(s: &str) -> PeriodState {
-    if s == "settled" {
-        PeriodState::Settled
-    } else {
-        PeriodState::Closed
-    }
-}
-
 /// A closed or settled period with its totals.
 fn load_period(
     c: &Connection,
     scheme: &str,
     mutuelle: &str,
     number: u32,
-) -> Result<Option<PeriodRecord>, StoreError> {
-    let row: Option<(i64, String, i64, i64, String)> = c
-        .prepare_cached(
-            "SELECT id, state, closed_ms, settled_ms, settlement_reference FROM periods \
-             WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND number = ?3",
-        )?
-        .query_row(params![scheme, mutuelle, number], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
-        .optional()?;
-    let Some((id, state, closed_ms, settled_ms, reference)) = row else {
+) -> Result<Option<(i64, PeriodRecord)>, StoreError> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {} FROM periods WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND number = ?3",
+        core::PERIOD_COLS
+    ))?;
+    let Some((id, mut p)) = row_of(&mut st, params![scheme, mutuelle, number], |r| {
+        core::period(r, scheme, mutuelle, number)
+    })?
+    else {
         return Ok(None);
     };
-    let (count, totals) = period_totals(c, "period_id = ?3", params![scheme, mutuelle, id])?;
-    let recoveries = super::clamp_total(c.prepare_cached(&format!("SELECT {} FROM recoveries WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND period_id = ?3", split_sum("amount")))?.query_row(params![scheme, mutuelle, id],
+    (p.claim_count, p.totals) = period_totals(c, "period_id = ?3", params![scheme, mutuelle, id])?;
+    p.recoveries = super::clamp_total(c.prepare_cached(&format!("SELECT {} FROM recoveries WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND period_id = ?3", split_sum("amount")))?.query_row(params![scheme, mutuelle, id],
         |r| joined(r, 0),
     )?);
-    Ok(Some(PeriodRecord {
-        scheme_id: scheme.to_string(),
-        mutuelle_id: mutuelle.to_string(),
-        number,
-        state: period_state(&state),
-        claim_count: count,
-        totals,
-        recoveries,
-        closed_ms,
-        settled_ms,
-        reference,
-    }))
+    Ok(Some((id, p)))
 }
 
 fn period_totals(
@@ -983,18 +921,9 @@ fn open_period(c: &Connection, scheme: &str, mutuelle: &str) -> Result<PeriodRec
     let recoveries = super::clamp_total(c.prepare_cached(&format!("SELECT {} FROM recoveries WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND period_id IS NULL", split_sum("amount")))?.query_row(params![scheme, mutuelle],
         |r| joined(r, 0),
     )?);
-    Ok(PeriodRecord {
-        scheme_id: scheme.to_string(),
-        mutuelle_id: mutuelle.to_string(),
-        number,
-        state: PeriodState::Open,
-        claim_count: count,
-        totals,
-        recoveries,
-        closed_ms: 0,
-        settled_ms: 0,
-        reference: String::new(),
-    })
+    Ok(core::open_period(
+        scheme, mutuelle, number, count, totals, recoveries,
+    ))
 }
 
 pub(super) const FILTER_SQLITE: &str = "(?1 IS NULL OR c.scheme_id = ?1) AND (?2 IS NULL OR c.mutuelle_id = ?2) \
@@ -1012,58 +941,40 @@ fn write_lines(
          tariff_base, scheme_share, mutuelle_share, patient_share, reasons) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
-    for (line, share) in claim.lines.iter().zip(shares) {
+    for l in core::line_rows(claim, shares) {
         st.execute(params![
             pk,
-            share.sequence,
-            line.act_code,
-            line.category.as_str(),
-            line.quantity,
-            line.billed,
-            line.tariff_base,
-            line.scheme_share,
-            share.mutuelle_share,
-            line.billed - line.scheme_share - share.mutuelle_share,
-            json(&share.reasons),
+            l.sequence,
+            l.act_code,
+            l.category,
+            l.quantity,
+            l.billed,
+            l.tariff_base,
+            l.scheme_share,
+            l.mutuelle_share,
+            l.patient_share,
+            l.reasons,
         ])?;
     }
     Ok(())
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl ClaimStore for SqliteStore {
     async fn begin_claim(&self, new: NewClaim) -> Result<Begin, StoreError> {
         self.with(move |c| {
             let tx = c.savepoint()?;
             let cl = &new.claim;
             if let Some((_, rec)) = load_by_key(&tx, &cl.scheme_id, &cl.claim_id)? {
-                return Ok(if rec.request_hash == new.request_hash {
-                    Begin::Existing(rec)
-                } else {
-                    Begin::Modified(rec)
-                });
+                return Ok(core::existing(rec, &new.request_hash));
             }
             let dup: Option<String> = tx
-                .prepare_cached("SELECT claim_id FROM claims WHERE scheme_id = ?1 AND provider_id = ?2 \
-                     AND invoice_number = ?3 \
-                     AND state IN ('received', 'pending_partner', 'coordinated', 'cancel_pending') \
-                     LIMIT 1")?.query_row(params![cl.scheme_id, cl.provider_id, cl.invoice_number],
-                    |r| r.get(0),
-                )
+                .prepare_cached(&format!("SELECT claim_id FROM claims WHERE scheme_id = ?1 AND provider_id = ?2 \
+                     AND invoice_number = ?3 AND state IN {} LIMIT 1", core::SQL_HOLDS_INVOICE))?
+                .query_row(params![cl.scheme_id, cl.provider_id, cl.invoice_number], |r| r.get(0))
                 .optional()?;
             let seq = next_seq(&tx)?;
-            let (state, next, rej_code, rej_msg) = match &dup {
-                None => (ClaimState::Received, Some(new.lease_until_ms), None, None),
-                Some(other) => (
-                    ClaimState::Rejected,
-                    None,
-                    Some(code_str(ReasonCode::DuplicateInvoice)),
-                    Some(format!(
-                        "invoice {} of provider {} is already on claim {other}",
-                        cl.invoice_number, cl.provider_id
-                    )),
-                ),
-            };
+            let row = core::new_claim_row(&new, dup);
             tx.prepare_cached("INSERT INTO claims (scheme_id, claim_id, request_hash, body, provider_id, \
                  invoice_number, mutuelle_id, member_number, state, adjudication_key, \
                  rejection_code, rejection_message, next_attempt_ms, change_seq, created_ms, updated_ms, \
@@ -1073,36 +984,29 @@ impl Store for SqliteStore {
                     cl.scheme_id,
                     cl.claim_id,
                     new.request_hash,
-                    json(cl),
+                    row.body,
                     cl.provider_id,
                     cl.invoice_number,
                     new.mutuelle_id,
                     new.member_number,
-                    state.as_str(),
+                    row.state.as_str(),
                     new.adjudication_key,
-                    rej_code,
-                    rej_msg,
-                    next,
+                    row.rejection_code,
+                    row.rejection_message,
+                    row.next_attempt_ms,
                     seq,
                     new.now_ms,
-                    date::format(cl.date_of_care),
+                    row.date_of_care,
                     cl.currency,
-                    match cl.payee {
-                        passerelle_domain::Payee::Provider => "provider",
-                        passerelle_domain::Payee::Member => "member",
-                    },
-                    super::sum_amounts(cl.lines.iter().map(|l| l.billed)),
-                    super::sum_amounts(cl.lines.iter().map(|l| l.scheme_share)),
-                    dup,
+                    row.payee,
+                    row.billed_total,
+                    row.scheme_total,
+                    row.duplicate_of,
                 ],
             )?;
             let (_, rec) = load_existing(&tx, &cl.scheme_id, &cl.claim_id)?;
             tx.commit()?;
-            Ok(if dup.is_some() {
-                Begin::DuplicateInvoice(rec)
-            } else {
-                Begin::Created(rec)
-            })
+            Ok(core::created(rec))
         })
         .await
     }
@@ -1126,7 +1030,7 @@ impl Store for SqliteStore {
         let out = self.with(move |c| {
             let tx = c.savepoint()?;
             let (pk, rec) = load_existing(&tx, &s, &cid)?;
-            if !rec.state.awaiting_partner() {
+            if !core::may_complete(rec.state) {
                 return Ok(Transition::Stale(rec));
             }
             let seq = next_seq(&tx)?;
@@ -1169,13 +1073,13 @@ impl Store for SqliteStore {
                             partner_reference,
                             seq,
                             now_ms,
-                            super::sum_amounts(shares.iter().map(|s| s.mutuelle_share)),
+                            core::mutuelle_total(&shares),
                         ],
                     )?;
                 }
                 Outcome::Rejected(reason) => {
                     tx.prepare_cached("UPDATE claims SET state = 'rejected', rejection_code = ?2, rejection_message = ?3, \
-                         next_attempt_ms = NULL, change_seq = ?4, updated_ms = ?5 WHERE id = ?1")?.execute(params![pk, code_str(reason.code), reason.message, seq, now_ms],
+                         next_attempt_ms = NULL, change_seq = ?4, updated_ms = ?5 WHERE id = ?1")?.execute(params![pk, core::code_str(reason.code), reason.message, seq, now_ms],
                     )?;
                 }
             }
@@ -1204,10 +1108,8 @@ impl Store for SqliteStore {
         self.with(move |c| {
             let tx = c.savepoint()?;
             let (pk, rec) = load_existing(&tx, &s, &cid)?;
-            let new_state = match rec.state {
-                ClaimState::Received | ClaimState::PendingPartner => ClaimState::PendingPartner,
-                ClaimState::CancelPending => ClaimState::CancelPending,
-                _ => return Ok(Transition::Stale(rec)),
+            let Some(new_state) = core::deferred_state(rec.state) else {
+                return Ok(Transition::Stale(rec));
             };
             let seq = if new_state != rec.state {
                 next_seq(&tx)?
@@ -1233,12 +1135,12 @@ impl Store for SqliteStore {
         self.with(move |c| {
             let tx = c.savepoint()?;
             let due: Vec<(i64, i64, String, String)> = {
-                let mut st = tx.prepare_cached(
+                let mut st = tx.prepare_cached(&format!(
                     "SELECT id, next_attempt_ms, scheme_id, claim_id FROM claims \
                      WHERE next_attempt_ms IS NOT NULL AND next_attempt_ms <= ?1 \
-                     AND state IN ('received', 'pending_partner', 'cancel_pending') \
-                     ORDER BY next_attempt_ms LIMIT ?2",
-                )?;
+                     AND state IN {} ORDER BY next_attempt_ms LIMIT ?2",
+                    core::SQL_WAITING
+                ))?;
                 st.query_map(params![now_ms, limit], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })?
@@ -1299,7 +1201,7 @@ impl Store for SqliteStore {
         self.with(move |c| {
             let tx = c.savepoint()?;
             let (pk, rec) = load_existing(&tx, &s, &cid)?;
-            if matches!(rec.state, ClaimState::CancelPending | ClaimState::Cancelled) {
+            if !core::may_begin_cancel(rec.state) {
                 return Ok(Transition::Stale(rec));
             }
             let seq = next_seq(&tx)?;
@@ -1323,7 +1225,7 @@ impl Store for SqliteStore {
         let out = self.with(move |c| {
             let tx = c.savepoint()?;
             let (pk, rec) = load_existing(&tx, &s, &cid)?;
-            if rec.state != ClaimState::CancelPending {
+            if !core::may_complete_cancel(rec.state) {
                 return Ok(Transition::Stale(rec));
             }
             tx.prepare_cached("UPDATE ceiling_usage SET \
@@ -1362,12 +1264,11 @@ impl Store for SqliteStore {
         let s = scheme_id.to_string();
         self.scan(move |c| {
             let mut st = c.prepare_cached(&format!(
-                "SELECT {CLAIM_COLS} FROM claims WHERE scheme_id = ?1 AND change_seq > ?2 \
-                 ORDER BY change_seq LIMIT ?3"
+                "SELECT {} FROM claims WHERE scheme_id = ?1 AND change_seq > ?2 \
+                 ORDER BY change_seq LIMIT ?3",
+                core::CLAIM_COLS
             ))?;
-            let rows = st
-                .query_map(params![s, after_seq as i64, limit], row_to_record)?
-                .collect::<Result<Vec<_>, _>>()?;
+            let rows = rows_of(&mut st, params![s, after_seq as i64, limit], core::claim)?;
             rows.into_iter()
                 .map(|(pk, mut rec)| {
                     rec.shares = load_lines(c, pk)?;
@@ -1378,6 +1279,81 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn list_claims(
+        &self,
+        f: &ClaimFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<ClaimPage, StoreError> {
+        let f = f.clone();
+        self.scan(move |c| {
+            let args = (
+                f.scheme_id.clone(),
+                f.mutuelle_id.clone(),
+                f.state.map(|s| s.as_str()),
+                f.care_from.map(date::format),
+                f.care_to.map(date::format),
+            );
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {} FROM claims c LEFT JOIN periods p ON p.id = c.period_id \
+                 WHERE {FILTER_SQLITE} AND c.id > ?6 ORDER BY c.id LIMIT ?7",
+                core::SUMMARY_COLS
+            ))?;
+            let rows = rows_of(
+                &mut st,
+                params![args.0, args.1, args.2, args.3, args.4, after, limit],
+                core::summary,
+            )?;
+            let (count, totals) = c.query_row(
+                &format!(
+                    "SELECT COUNT(*), {}, {}, {} FROM claims c WHERE {FILTER_SQLITE}",
+                    split_sum("c.billed_total"),
+                    split_sum("c.scheme_total"),
+                    split_sum("c.mutuelle_total")
+                ),
+                params![args.0, args.1, args.2, args.3, args.4],
+                |r| Ok((r.get::<_, i64>(0)?, totals_at(r, 1)?)),
+            )?;
+            Ok(ClaimPage {
+                rows,
+                totals,
+                total_count: count as u64,
+            })
+        })
+        .await
+    }
+
+    async fn lease_now(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<ClaimRecord>, StoreError> {
+        let (s, cid) = (scheme_id.to_string(), claim_id.to_string());
+        self.with(move |c| {
+            let tx = c.savepoint()?;
+            let n = tx
+                .prepare_cached(&format!(
+                    "UPDATE claims SET next_attempt_ms = ?3, attempts = attempts + 1 \
+                     WHERE scheme_id = ?1 AND claim_id = ?2 AND state IN {}",
+                    core::SQL_WAITING
+                ))?
+                .execute(params![s, cid, now_ms + lease_ms])?;
+            let rec = if n == 1 {
+                Some(load_existing(&tx, &s, &cid)?.1)
+            } else {
+                None
+            };
+            tx.commit()?;
+            Ok(rec)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl RosterStore for SqliteStore {
     async fn upsert_members(&self, members: &[Member], now_ms: i64) -> Result<(), StoreError> {
         let members = members.to_vec();
         let out = self
@@ -1467,7 +1443,7 @@ impl Store for SqliteStore {
                 )?;
                 let mut rows = st.query(params![mutuelle_id, member_number])?;
                 match rows.next()? {
-                    Some(r) => Ok(Some(from_json_ref(r.get_ref(0)?)?)),
+                    Some(r) => Ok(Some(from_json_ref("member body", r.get_ref(0)?)?)),
                     None => Ok(None),
                 }
             })
@@ -1485,6 +1461,32 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn import_roster(
+        &self,
+        mut import: RosterImport,
+        now_ms: i64,
+    ) -> Result<RosterDiff, StoreError> {
+        // A dry run only reads: on a read connection, so that a large one
+        // never holds up the writer (claims keep being stored meanwhile).
+        if import.dry_run {
+            return self.scan(move |c| Ok(import_plan(c, &mut import)?.0)).await;
+        }
+        let out = self
+            .with(move |c| {
+                let tx = c.savepoint()?;
+                let (diff, writes) = import_plan(&tx, &mut import)?;
+                write_members(&tx, &writes, now_ms)?;
+                tx.commit()?;
+                Ok(diff)
+            })
+            .await;
+        self.roster_changed();
+        out
+    }
+}
+
+#[async_trait]
+impl ProductStore for SqliteStore {
     async fn put_products(&self, products: &[Product]) -> Result<Vec<PutProduct>, StoreError> {
         let products = products.to_vec();
         let out = self
@@ -1568,84 +1570,10 @@ impl Store for SqliteStore {
         })
         })
     }
+}
 
-    async fn import_roster(
-        &self,
-        mut import: RosterImport,
-        now_ms: i64,
-    ) -> Result<RosterDiff, StoreError> {
-        // A dry run only reads: on a read connection, so that a large one
-        // never holds up the writer (claims keep being stored meanwhile).
-        if import.dry_run {
-            return self.scan(move |c| Ok(import_plan(c, &mut import)?.0)).await;
-        }
-        let out = self
-            .with(move |c| {
-                let tx = c.savepoint()?;
-                let (diff, writes) = import_plan(&tx, &mut import)?;
-                write_members(&tx, &writes, now_ms)?;
-                tx.commit()?;
-                Ok(diff)
-            })
-            .await;
-        self.roster_changed();
-        out
-    }
-
-    async fn list_claims(
-        &self,
-        f: &ClaimFilter,
-        after: i64,
-        limit: u32,
-    ) -> Result<ClaimPage, StoreError> {
-        let f = f.clone();
-        self.scan(move |c| {
-            let args = (
-                f.scheme_id.clone(),
-                f.mutuelle_id.clone(),
-                f.state.map(|s| s.as_str()),
-                f.care_from.map(date::format),
-                f.care_to.map(date::format),
-            );
-            let mut st = c.prepare_cached(&format!(
-                "SELECT c.id, c.scheme_id, c.claim_id, c.mutuelle_id, c.state, c.provider_id, c.invoice_number, \
-                 c.date_of_care, c.currency, c.billed_total, c.scheme_total, c.mutuelle_total, \
-                 COALESCE(p.number, 0), c.updated_ms \
-                 FROM claims c LEFT JOIN periods p ON p.id = c.period_id \
-                 WHERE {FILTER_SQLITE} AND c.id > ?6 ORDER BY c.id LIMIT ?7"
-            ))?;
-            let rows = st
-                .query_map(params![args.0, args.1, args.2, args.3, args.4, after, limit], |r| {
-                    let state: String = r.get(4)?;
-                    Ok(ClaimSummary {
-                        pk: r.get(0)?,
-                        scheme_id: r.get(1)?,
-                        claim_id: r.get(2)?,
-                        mutuelle_id: r.get(3)?,
-                        state: ClaimState::parse(&state).unwrap_or(ClaimState::Received),
-                        provider_id: r.get(5)?,
-                        invoice_number: r.get(6)?,
-                        date_of_care: r.get(7)?,
-                        currency: r.get(8)?,
-                        totals: Totals { billed: r.get(9)?, scheme: r.get(10)?, mutuelle: r.get(11)? },
-                        period: r.get(12)?,
-                        updated_ms: r.get(13)?,
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            let (count, totals) = c.query_row(
-                &format!(
-                    "SELECT COUNT(*), {}, {}, {} FROM claims c WHERE {FILTER_SQLITE}",
-                    split_sum("c.billed_total"), split_sum("c.scheme_total"), split_sum("c.mutuelle_total")
-                ),
-                params![args.0, args.1, args.2, args.3, args.4],
-                |r| Ok((r.get::<_, i64>(0)?, totals_at(r, 1)?)),
-            )?;
-            Ok(ClaimPage { rows, totals, total_count: count as u64 })
-        })
-        .await
-    }
-
+#[async_trait]
+impl SettlementStore for SqliteStore {
     async fn list_periods(
         &self,
         scheme_id: &str,
@@ -1656,7 +1584,7 @@ impl Store for SqliteStore {
             let open = open_period(c, &s, &m)?;
             let mut out = vec![open.clone()];
             for n in (1..open.number).rev() {
-                if let Some(p) = load_period(c, &s, &m, n)? {
+                if let Some((_, p)) = load_period(c, &s, &m, n)? {
                     out.push(p);
                 }
             }
@@ -1684,11 +1612,9 @@ impl Store for SqliteStore {
             let recoveries = tx.prepare_cached("UPDATE recoveries SET period_id = ?3 WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND period_id IS NULL")?.execute(params![s, m, id],
             )?;
             if claims + recoveries == 0 {
-                return Err(StoreError::Refused(format!(
-                    "nothing to close: the open period of {s} x {m} has no claim and no recovery"
-                )));
+                return Err(core::nothing_to_close(&s, &m));
             }
-            let p = load_period(&tx, &s, &m, number)?.ok_or_else(|| backend("period vanished"))?;
+            let (_, p) = load_period(&tx, &s, &m, number)?.ok_or_else(|| backend("period vanished"))?;
             tx.commit()?;
             Ok(p)
         })
@@ -1710,30 +1636,20 @@ impl Store for SqliteStore {
         );
         self.with(move |c| {
             let tx = c.savepoint()?;
-            let Some(p) = load_period(&tx, &s, &m, number)? else {
+            let Some((_, p)) = load_period(&tx, &s, &m, number)? else {
                 let open = open_period(&tx, &s, &m)?.number;
-                return Err(if number == open {
-                    StoreError::Refused(format!("period {number} is still open: close it first"))
-                } else {
-                    StoreError::NotFound(format!("period {number} of {s} x {m}"))
-                });
+                return Err(core::no_period_to_settle(&s, &m, number, open));
             };
-            match p.state {
-                PeriodState::Settled if p.reference == reference => return Ok(p),
-                PeriodState::Settled => {
-                    return Err(StoreError::Refused(format!(
-                        "period {number} is already settled with reference {:?}",
-                        p.reference
-                    )));
-                }
-                _ => {}
+            if !core::settle_applies(&p, &reference)? {
+                return Ok(p);
             }
             tx.prepare_cached(
                 "UPDATE periods SET state = 'settled', settled_ms = ?4, settlement_reference = ?5 \
                  WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND number = ?3",
             )?
             .execute(params![s, m, number, now_ms, reference])?;
-            let p = load_period(&tx, &s, &m, number)?.ok_or_else(|| backend("period vanished"))?;
+            let (_, p) =
+                load_period(&tx, &s, &m, number)?.ok_or_else(|| backend("period vanished"))?;
             tx.commit()?;
             Ok(p)
         })
@@ -1749,139 +1665,47 @@ impl Store for SqliteStore {
         let (s, m) = (scheme_id.to_string(), mutuelle_id.to_string());
         self.scan(move |c| {
             let open = open_period(c, &s, &m)?;
-            let (period, id) = if number == 0 || number == open.number {
+            let (period, id) = if core::statement_of_open(number, open.number) {
                 (open, None)
             } else {
-                let p = load_period(c, &s, &m, number)?
-                    .ok_or_else(|| StoreError::NotFound(format!("period {number} of {s} x {m}")))?;
-                let id: i64 = c.prepare_cached("SELECT id FROM periods WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND number = ?3")?.query_row(params![s, m, number],
-                    |r| r.get(0),
-                )?;
+                let (id, p) = load_period(c, &s, &m, number)?
+                    .ok_or_else(|| core::no_such_period(&s, &m, number))?;
                 (p, Some(id))
             };
             let (claim_cond, rec_cond) = match id {
                 None => ("c.period_id IS NULL AND c.state = 'coordinated'", "r.period_id IS NULL"),
                 Some(_) => ("c.period_id = ?3", "r.period_id = ?3"),
             };
-            let payee = "CASE c.payee_type WHEN 'member' THEN 'member' ELSE 'provider' END, \
-                         CASE c.payee_type WHEN 'member' THEN c.member_number ELSE c.provider_id END";
-            let mut st = c.prepare(&format!(
-                "SELECT {payee}, c.claim_id, c.invoice_number, c.date_of_care, c.member_number, \
-                 l.sequence, l.act_code, l.billed, l.scheme_share, l.mutuelle_share \
-                 FROM claims c JOIN claim_lines l ON l.claim_pk = c.id \
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {} FROM claims c JOIN claim_lines l ON l.claim_pk = c.id \
                  WHERE c.scheme_id = ?1 AND c.mutuelle_id = ?2 AND {claim_cond} AND (?3 IS NULL OR ?3 = ?3) \
-                 ORDER BY 1, 2, c.id, l.sequence"
+                 ORDER BY 1, 2, c.id, l.sequence",
+                core::statement_line_cols()
             ))?;
-            let lines = st
-                .query_map(params![s, m, id], |r| {
-                    Ok(StatementLine {
-                        payee_type: r.get(0)?,
-                        payee_id: r.get(1)?,
-                        claim_id: r.get(2)?,
-                        invoice_number: r.get(3)?,
-                        date_of_care: r.get(4)?,
-                        member_number: r.get(5)?,
-                        sequence: r.get(6)?,
-                        act_code: r.get(7)?,
-                        billed: r.get(8)?,
-                        scheme: r.get(9)?,
-                        mutuelle: r.get(10)?,
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut st = c.prepare(&format!(
-                "SELECT c.claim_id, c.invoice_number, r.from_period, r.amount, {payee} \
-                 FROM recoveries r JOIN claims c ON c.id = r.claim_pk \
+            let lines = rows_of(&mut st, params![s, m, id], core::statement_line)?;
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {} FROM recoveries r JOIN claims c ON c.id = r.claim_pk \
                  WHERE r.scheme_id = ?1 AND r.mutuelle_id = ?2 AND {rec_cond} AND (?3 IS NULL OR ?3 = ?3) \
-                 ORDER BY r.id"
+                 ORDER BY r.id",
+                core::recovery_cols()
             ))?;
-            let recoveries = st
-                .query_map(params![s, m, id], |r| {
-                    Ok(RecoveryLine {
-                        claim_id: r.get(0)?,
-                        invoice_number: r.get(1)?,
-                        from_period: r.get(2)?,
-                        amount: r.get(3)?,
-                        payee_type: r.get(4)?,
-                        payee_id: r.get(5)?,
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
+            let recoveries = rows_of(&mut st, params![s, m, id], core::recovery)?;
             Ok(StatementData { period, lines, recoveries })
         })
         .await
     }
+}
 
-    async fn partner_activity(&self, mutuelle_id: &str) -> Result<PartnerActivity, StoreError> {
-        let m = mutuelle_id.to_string();
-        self.scan(move |c| {
-            let party = format!("mutuelle:{m}");
-            let last_success_ms: Option<i64> = c.prepare_cached("SELECT at_ms FROM audit_log WHERE party = ?1 AND outcome = 'ok' ORDER BY id DESC LIMIT 1")?.query_row([&party],
-                |r| r.get(0),
-            ).optional()?;
-            let last_error: Option<(i64, String)> = c.prepare_cached("SELECT at_ms, outcome FROM audit_log WHERE party = ?1 AND outcome <> 'ok' ORDER BY id DESC LIMIT 1")?.query_row([&party],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            ).optional()?;
-            let pending: u32 = c.prepare_cached("SELECT COUNT(*) FROM claims WHERE mutuelle_id = ?1 \
-                 AND state IN ('received', 'pending_partner', 'cancel_pending')")?.query_row([&m],
-                |r| r.get(0),
-            )?;
-            let (last_error_ms, last_error) = last_error.unwrap_or_default();
-            Ok(PartnerActivity { last_success_ms: last_success_ms.unwrap_or(0), last_error_ms, last_error, pending })
-        })
-        .await
-    }
-
-    async fn lease_now(
-        &self,
-        scheme_id: &str,
-        claim_id: &str,
-        now_ms: i64,
-        lease_ms: i64,
-    ) -> Result<Option<ClaimRecord>, StoreError> {
-        let (s, cid) = (scheme_id.to_string(), claim_id.to_string());
-        self.with(move |c| {
-            let tx = c.savepoint()?;
-            let n = tx
-                .prepare_cached(
-                    "UPDATE claims SET next_attempt_ms = ?3, attempts = attempts + 1 \
-                 WHERE scheme_id = ?1 AND claim_id = ?2 \
-                 AND state IN ('received', 'pending_partner', 'cancel_pending')",
-                )?
-                .execute(params![s, cid, now_ms + lease_ms])?;
-            let rec = if n == 1 {
-                Some(load_existing(&tx, &s, &cid)?.1)
-            } else {
-                None
-            };
-            tx.commit()?;
-            Ok(rec)
-        })
-        .await
-    }
-
+#[async_trait]
+impl AuditStore for SqliteStore {
     async fn audit_of(&self, subject: &str) -> Result<Vec<AuditEntry>, StoreError> {
         let subject = subject.to_string();
         self.scan(move |c| {
-            let mut st = c.prepare_cached(
-                "SELECT at_ms, direction, party, method, subject, request_hash, outcome FROM audit_log \
-                 WHERE subject = ?1 ORDER BY id",
-            )?;
-            let rows = st
-                .query_map([subject], |r| {
-                    let dir: String = r.get(1)?;
-                    Ok(AuditEntry {
-                        at_ms: r.get(0)?,
-                        direction: if dir == "out" { Direction::Out } else { Direction::In },
-                        party: r.get(2)?,
-                        method: r.get(3)?,
-                        subject: r.get(4)?,
-                        request_hash: r.get(5)?,
-                        outcome: r.get(6)?,
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {} FROM audit_log WHERE subject = ?1 ORDER BY id",
+                core::AUDIT_COLS
+            ))?;
+            rows_of(&mut st, [subject], core::audit)
         })
         .await
     }
@@ -1896,11 +1720,6 @@ impl Store for SqliteStore {
             Ok(Some(n as u64))
         })
         .await
-    }
-
-    async fn schema_status(&self) -> Result<(i64, i64), StoreError> {
-        self.scan(|c| Ok((schema_version(c)?, SCHEMA_VERSION)))
-            .await
     }
 
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
@@ -1928,30 +1747,43 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<(i64, AuditEntry)>, StoreError> {
         self.scan(move |c| {
-            let mut st = c.prepare_cached(
-                "SELECT id, at_ms, direction, party, method, subject, request_hash, outcome FROM audit_log \
-                 WHERE id > ?1 ORDER BY id LIMIT ?2",
-            )?;
-            let rows = st
-                .query_map(params![after_id, limit], |r| {
-                    let dir: String = r.get(2)?;
-                    Ok((
-                        r.get(0)?,
-                        AuditEntry {
-                            at_ms: r.get(1)?,
-                            direction: if dir == "out" { Direction::Out } else { Direction::In },
-                            party: r.get(3)?,
-                            method: r.get(4)?,
-                            subject: r.get(5)?,
-                            request_hash: r.get(6)?,
-                            outcome: r.get(7)?,
-                        },
-                    ))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {}, id FROM audit_log WHERE id > ?1 ORDER BY id LIMIT ?2",
+                core::AUDIT_COLS
+            ))?;
+            rows_of(&mut st, params![after_id, limit], |r| {
+                Ok((r.int(7)?, core::audit(r)?))
+            })
         })
         .await
+    }
+
+    async fn partner_activity(&self, mutuelle_id: &str) -> Result<PartnerActivity, StoreError> {
+        let m = mutuelle_id.to_string();
+        self.scan(move |c| {
+            let party = format!("mutuelle:{m}");
+            let last_success_ms: Option<i64> = c.prepare_cached("SELECT at_ms FROM audit_log WHERE party = ?1 AND outcome = 'ok' ORDER BY id DESC LIMIT 1")?.query_row([&party],
+                |r| r.get(0),
+            ).optional()?;
+            let last_error: Option<(i64, String)> = c.prepare_cached("SELECT at_ms, outcome FROM audit_log WHERE party = ?1 AND outcome <> 'ok' ORDER BY id DESC LIMIT 1")?.query_row([&party],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            ).optional()?;
+            let pending: u32 = c.prepare_cached(&format!("SELECT COUNT(*) FROM claims WHERE mutuelle_id = ?1 \
+                 AND state IN {}", core::SQL_WAITING))?.query_row([&m],
+                |r| r.get(0),
+            )?;
+            let (last_error_ms, last_error) = last_error.unwrap_or_default();
+            Ok(PartnerActivity { last_success_ms: last_success_ms.unwrap_or(0), last_error_ms, last_error, pending })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn schema_status(&self) -> Result<(i64, i64), StoreError> {
+        self.scan(|c| Ok((schema_version(c)?, SCHEMA_VERSION)))
+            .await
     }
 }
 
@@ -2022,6 +1854,23 @@ mod tests {
         crate::store::conformance::legacy_conflicts_listed_and_resolved(s).await;
     }
 
+    #[tokio::test]
+    async fn unknown_stored_values_are_corruption() {
+        let s = std::sync::Arc::new(SqliteStore::open_in_memory().unwrap());
+        let raw = s.clone();
+        crate::store::conformance::unknown_stored_values_are_corruption(
+            s,
+            Box::new(move |sql| {
+                let s = raw.clone();
+                Box::pin(async move {
+                    s.with(move |c| Ok(c.execute_batch(sql)?)).await.unwrap();
+                })
+            }),
+            "PRAGMA ignore_check_constraints = ON",
+        )
+        .await;
+    }
+
     /// The writer keeps its larger page cache, and the bundled SQLite is
     /// built without global memory statistics (.cargo/config.toml): with
     /// them, every allocation of every connection took one process-wide
@@ -2064,7 +1913,7 @@ mod tests {
         let s = SqliteStore::open_in_memory().unwrap();
         s.append_audit(&[AuditEntry {
             at_ms: 1,
-            direction: Direction::In,
+            direction: crate::store::Direction::In,
             party: "p".into(),
             method: "m".into(),
             subject: "s".into(),
@@ -2098,7 +1947,7 @@ mod tests {
                 "INSERT INTO claims (scheme_id, claim_id, request_hash, body, provider_id, invoice_number, \
                  mutuelle_id, member_number, state, adjudication_key, change_seq, created_ms, updated_ms) \
                  VALUES ('CNSS', 'OLD-1', 'h', ?1, 'CHU-TOKOIN', 'INV-OLD', 'MUT-A', 'M-1', 'coordinated', 'k', 1, 1, 1)",
-                [json(&claim)],
+                [core::json(&claim)],
             )
             .unwrap();
             for (seq, (b, s, m)) in [(5000, 3500, 1500), (12000, 8000, 2000)]
