@@ -11,12 +11,12 @@
 //!   backends decide the same way by construction.
 
 use passerelle_domain::{
-    Claim, ClaimState, LineShare, Payee, ProductRef, Reason, ReasonCode, date,
+    Claim, ClaimState, LineShare, Payee, Product, ProductRef, Reason, ReasonCode, date,
 };
 
 use super::{
     AuditEntry, Begin, ClaimRecord, ClaimSummary, Direction, NewClaim, PeriodRecord, PeriodState,
-    RecoveryLine, StatementLine, StoreError, Totals,
+    PutProduct, RecoveryLine, StatementLine, StoreError, Totals,
 };
 
 /// Column access by position, the little the decoders need. A NULL read
@@ -467,6 +467,26 @@ pub(super) fn line_rows<'a>(
 /// M of a claim, for its row.
 pub(super) fn mutuelle_total(shares: &[LineShare]) -> i64 {
     super::sum_amounts(shares.iter().map(|s| s.mutuelle_share))
+}
+
+/// Storing a product version over what the key holds (`existing`: its
+/// stored body and whether a claim used it): `Unchanged` writes nothing,
+/// `Replaced` updates the row, `Inserted` inserts it; a used version that
+/// would change is refused.
+pub(super) fn put_product_plan(
+    p: &Product,
+    body: &str,
+    existing: Option<(String, bool)>,
+) -> Result<PutProduct, StoreError> {
+    match existing {
+        Some((b, _)) if b == body => Ok(PutProduct::Unchanged),
+        Some((_, true)) => Err(StoreError::ProductInUse(format!(
+            "{}/{} version {}",
+            p.mutuelle_id, p.id, p.version
+        ))),
+        Some((_, false)) => Ok(PutProduct::Replaced),
+        None => Ok(PutProduct::Inserted),
+    }
 }
 
 /// Closing a period that holds nothing is refused.

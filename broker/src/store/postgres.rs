@@ -522,37 +522,26 @@ async fn put_one<C: GenericClient + Sync>(c: &C, p: &Product) -> Result<PutProdu
         &[&p.mutuelle_id, &p.id, &version],
     )
     .await?;
-    Ok(
-        match existing.map(|r| (r.get::<_, String>(0), r.get::<_, bool>(1))) {
-            Some((b, _)) if b == body => PutProduct::Unchanged,
-            Some((_, true)) => {
-                return Err(StoreError::ProductInUse(format!(
-                    "{}/{} version {}",
-                    p.mutuelle_id, p.id, p.version
-                )));
-            }
-            Some((_, false)) => {
-                x(
-                    c,
-                    "UPDATE products SET valid_from = $4, valid_to = $5, body = $6 \
-                 WHERE mutuelle_id = $1 AND product_id = $2 AND version = $3",
-                    &[&p.mutuelle_id, &p.id, &version, &from, &to, &body],
-                )
-                .await?;
-                PutProduct::Replaced
-            }
-            None => {
-                x(
-                c,
-                "INSERT INTO products (mutuelle_id, product_id, version, valid_from, valid_to, body) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&p.mutuelle_id, &p.id, &version, &from, &to, &body],
-            )
-            .await?;
-                PutProduct::Inserted
-            }
-        },
+    let existing = existing.map(|r| (r.get::<_, String>(0), r.get::<_, bool>(1)));
+    let plan = core::put_product_plan(p, &body, existing)?;
+    let sql = match plan {
+        PutProduct::Unchanged => return Ok(plan),
+        PutProduct::Replaced => {
+            "UPDATE products SET valid_from = $4, valid_to = $5, body = $6 \
+             WHERE mutuelle_id = $1 AND product_id = $2 AND version = $3"
+        }
+        PutProduct::Inserted => {
+            "INSERT INTO products (mutuelle_id, product_id, version, valid_from, valid_to, body) \
+             VALUES ($1, $2, $3, $4, $5, $6)"
+        }
+    };
+    x(
+        c,
+        sql,
+        &[&p.mutuelle_id, &p.id, &version, &from, &to, &body],
     )
+    .await?;
+    Ok(plan)
 }
 
 async fn period_totals<C: GenericClient + Sync>(

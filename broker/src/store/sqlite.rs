@@ -837,36 +837,22 @@ fn put_one(tx: &Connection, p: &Product) -> Result<PutProduct, StoreError> {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    Ok(match existing {
-        Some((b, _)) if b == body => PutProduct::Unchanged,
-        Some((_, true)) => {
-            return Err(StoreError::ProductInUse(format!(
-                "{}/{} version {}",
-                p.mutuelle_id, p.id, p.version
-            )));
+    let plan = core::put_product_plan(p, &body, existing)?;
+    let (from, to) = (date::format(p.valid_from), p.valid_to.map(date::format));
+    let sql = match plan {
+        PutProduct::Unchanged => return Ok(plan),
+        PutProduct::Replaced => {
+            "UPDATE products SET valid_from = ?4, valid_to = ?5, body = ?6 \
+             WHERE mutuelle_id = ?1 AND product_id = ?2 AND version = ?3"
         }
-        Some((_, false)) => {
-            tx.prepare_cached(
-                "UPDATE products SET valid_from = ?4, valid_to = ?5, body = ?6 \
-                 WHERE mutuelle_id = ?1 AND product_id = ?2 AND version = ?3",
-            )?
-            .execute(params![
-                p.mutuelle_id,
-                p.id,
-                p.version,
-                date::format(p.valid_from),
-                p.valid_to.map(date::format),
-                body
-            ])?;
-            PutProduct::Replaced
+        PutProduct::Inserted => {
+            "INSERT INTO products (mutuelle_id, product_id, version, valid_from, valid_to, body) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
         }
-        None => {
-            tx.prepare_cached("INSERT INTO products (mutuelle_id, product_id, version, valid_from, valid_to, body) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(params![p.mutuelle_id, p.id, p.version, date::format(p.valid_from), p.valid_to.map(date::format), body],
-            )?;
-            PutProduct::Inserted
-        }
-    })
+    };
+    tx.prepare_cached(sql)?
+        .execute(params![p.mutuelle_id, p.id, p.version, from, to, body])?;
+    Ok(plan)
 }
 
 /// A closed or settled period with its totals.
