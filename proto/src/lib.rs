@@ -44,6 +44,7 @@ pub mod admin {
 
 pub mod convert;
 pub mod fuzzing;
+pub mod json;
 pub mod parse;
 
 /// Encoded `FileDescriptorSet` of every passerelle proto, for server reflection.
