@@ -11,7 +11,7 @@
 //!   backends decide the same way by construction.
 
 use passerelle_domain::{
-    Claim, ClaimState, LineShare, Payee, Product, ProductRef, Reason, ReasonCode, date,
+    CeilingUse, Claim, ClaimState, LineShare, Payee, Product, ProductRef, Reason, ReasonCode, date,
 };
 
 use super::{
@@ -463,6 +463,24 @@ pub(super) fn line_rows<'a>(
         reasons: json(&share.reasons),
     })
 }
+
+/// The ceiling uses a claim applies (those that move nothing are skipped),
+/// with the ceiling's storage key.
+pub(super) fn consumed(
+    consumption: &[CeilingUse],
+) -> impl Iterator<Item = (String, &CeilingUse)> + '_ {
+    consumption
+        .iter()
+        .filter(|u| u.amount != 0 || u.count != 0)
+        .map(|u| (u.key.storage_key(), u))
+}
+
+/// The columns a new claim row is inserted with, in the order both
+/// backends bind them (created_ms and updated_ms take the same value).
+pub(super) const CLAIM_INSERT_COLS: &str = "scheme_id, claim_id, request_hash, body, provider_id, \
+    invoice_number, mutuelle_id, member_number, state, adjudication_key, rejection_code, \
+    rejection_message, next_attempt_ms, change_seq, created_ms, updated_ms, date_of_care, \
+    currency, payee_type, billed_total, scheme_total, duplicate_of";
 
 /// M of a claim, for its row.
 pub(super) fn mutuelle_total(shares: &[LineShare]) -> i64 {

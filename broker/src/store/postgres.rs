@@ -683,14 +683,12 @@ impl ClaimStore for PgStore {
             // The change number in the insert itself: the counter's row lock
             // is held from here to the commit, one round trip.
             let insert = tx
-                .prepare_cached(
+                .prepare_cached(&format!(
                     "WITH s AS (UPDATE change_counter SET v = v + 1 WHERE id = 1 RETURNING v) \
-                     INSERT INTO claims (scheme_id, claim_id, request_hash, body, provider_id, invoice_number, \
-                     mutuelle_id, member_number, state, adjudication_key, rejection_code, rejection_message, \
-                     next_attempt_ms, change_seq, created_ms, updated_ms, date_of_care, currency, payee_type, \
-                     billed_total, scheme_total, duplicate_of) \
+                     INSERT INTO claims ({}) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, (SELECT v FROM s), $14, $14, $15, $16, $17, $18, $19, $20)",
-                )
+                    core::CLAIM_INSERT_COLS
+                ))
                 .await?;
             let inserted = tx
                 .execute(
@@ -766,8 +764,7 @@ impl ClaimStore for PgStore {
                 partner_reference,
                 consumption,
             } => {
-                for u in consumption.iter().filter(|u| u.amount != 0 || u.count != 0) {
-                    let key = u.key.storage_key();
+                for (key, u) in core::consumed(&consumption) {
                     x(
                         &tx,
                         "INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count) \

@@ -961,12 +961,8 @@ impl ClaimStore for SqliteStore {
                 .optional()?;
             let seq = next_seq(&tx)?;
             let row = core::new_claim_row(&new, dup);
-            tx.prepare_cached("INSERT INTO claims (scheme_id, claim_id, request_hash, body, provider_id, \
-                 invoice_number, mutuelle_id, member_number, state, adjudication_key, \
-                 rejection_code, rejection_message, next_attempt_ms, change_seq, created_ms, updated_ms, \
-                 date_of_care, currency, payee_type, billed_total, scheme_total, duplicate_of) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, \
-                 ?16, ?17, ?18, ?19, ?20, ?21)")?.execute(params![
+            tx.prepare_cached(&format!("INSERT INTO claims ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, \
+                 ?16, ?17, ?18, ?19, ?20, ?21)", core::CLAIM_INSERT_COLS))?.execute(params![
                     cl.scheme_id,
                     cl.claim_id,
                     new.request_hash,
@@ -1027,8 +1023,7 @@ impl ClaimStore for SqliteStore {
                     partner_reference,
                     consumption,
                 } => {
-                    for u in consumption.iter().filter(|u| u.amount != 0 || u.count != 0) {
-                        let key = u.key.storage_key();
+                    for (key, u) in core::consumed(&consumption) {
                         tx.prepare_cached("INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count) \
                              VALUES (?1, ?2, 0, 0) ON CONFLICT DO NOTHING")?.execute(params![rec.mutuelle_id, key],
                         )?;
