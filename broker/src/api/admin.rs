@@ -42,14 +42,9 @@ impl AdminService for AdminApi {
             msg,
             |_| async move {
                 scope?;
-                // Last success and error come from the audit trail: write
-                // what is queued first, so the answer is up to date.
-                self.broker.audit().flush().await;
-                let mut partners: Vec<_> = self.broker.partners().collect();
-                partners.sort_by(|a, b| a.id.cmp(&b.id));
-                let mut out = Vec::with_capacity(partners.len());
-                for p in partners {
-                    let a = self.broker.store().partner_activity(&p.id).await?;
+                let statuses = self.broker.partner_statuses().await?;
+                let mut out = Vec::with_capacity(statuses.len());
+                for (p, a) in statuses {
                     out.push(pb::PartnerStatus {
                         mutuelle_id: p.id.clone(),
                         name: p.name.clone(),
@@ -119,7 +114,7 @@ impl AdminService for AdminApi {
             &self.broker,
             who,
             "GetClaimAudit",
-            subject.clone(),
+            subject,
             msg,
             |msg| async move {
                 scope?;
@@ -127,10 +122,10 @@ impl AdminService for AdminApi {
                 v.id("scheme_id", &msg.scheme_id);
                 v.id("claim_id", &msg.claim_id);
                 v.finish(())?;
-                self.broker.get(&msg.scheme_id, &msg.claim_id).await?;
-                // Rows queued by calls still in flight are written first.
-                self.broker.audit().flush().await;
-                let rows = self.broker.store().audit_of(&subject).await?;
+                let rows = self
+                    .broker
+                    .claim_audit(&msg.scheme_id, &msg.claim_id)
+                    .await?;
                 Ok(pb::GetClaimAuditResponse {
                     records: rows
                         .into_iter()

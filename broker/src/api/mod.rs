@@ -22,7 +22,7 @@ use tonic::{Response, Status};
 use crate::admission::Pool;
 use crate::service::{Broker, ServiceError};
 
-use crate::audit::{hash, now_ms};
+use crate::audit::hash;
 use crate::store::{AuditEntry, Direction};
 
 /// SHA-256 of a request's protobuf encoding, for the audit row. Computed
@@ -32,6 +32,7 @@ pub(crate) fn request_hash<M: Message>(msg: &M) -> String {
 }
 
 pub(crate) fn audit_in(
+    at_ms: i64,
     party: String,
     method: &str,
     subject: String,
@@ -39,7 +40,7 @@ pub(crate) fn audit_in(
     result: &Result<impl Sized, tonic::Status>,
 ) -> AuditEntry {
     AuditEntry {
-        at_ms: now_ms(),
+        at_ms,
         direction: Direction::In,
         party,
         method: method.to_string(),
@@ -163,7 +164,14 @@ where
     };
     broker
         .audit()
-        .record(audit_in(who, method, subject, hash, &result))
+        .record(audit_in(
+            broker.clock().now_ms(),
+            who,
+            method,
+            subject,
+            hash,
+            &result,
+        ))
         .await;
     result.map(Response::new)
 }
@@ -189,5 +197,29 @@ mod tests {
         assert_eq!(parse_grpc_timeout("123456789S"), None);
         assert_eq!(parse_grpc_timeout("S"), None);
         assert_eq!(caller_key("scheme:CNSS@10.0.0.5:51234"), "scheme:CNSS");
+    }
+
+    /// The edge converts and maps errors; every call reaches the store
+    /// through the service (`crate::service`), which owns the clock too.
+    #[test]
+    fn the_edge_never_reads_the_store_or_the_clock() {
+        let files = [
+            ("admin.rs", include_str!("admin.rs")),
+            ("auth.rs", include_str!("auth.rs")),
+            ("edge.rs", include_str!("edge.rs")),
+            ("mod.rs", include_str!("mod.rs")),
+            ("parse.rs", include_str!("parse.rs")),
+            ("product.rs", include_str!("product.rs")),
+            ("roster.rs", include_str!("roster.rs")),
+            ("scheme.rs", include_str!("scheme.rs")),
+            ("settlement.rs", include_str!("settlement.rs")),
+            ("status.rs", include_str!("status.rs")),
+        ];
+        let store = [".", "store()"].concat();
+        let clock = ["now", "_utc()"].concat();
+        for (name, src) in files {
+            assert!(!src.contains(&store), "api/{name} calls the store");
+            assert!(!src.contains(&clock), "api/{name} reads the clock");
+        }
     }
 }

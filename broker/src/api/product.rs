@@ -184,7 +184,7 @@ impl ProductService for ProductApi {
                     products.push(p);
                 }
                 v.finish(())?;
-                let results = self.broker.store().put_products(&products).await?;
+                let results = self.broker.put_products(&products).await?;
                 Ok(pb::PutProductsResponse {
                     results: results
                         .into_iter()
@@ -223,7 +223,7 @@ impl ProductService for ProductApi {
                 let mut v = Violations::new();
                 v.id("mutuelle_id", &msg.mutuelle_id);
                 v.finish(())?;
-                let products = self.broker.store().list_products(&msg.mutuelle_id).await?;
+                let products = self.broker.list_products(&msg.mutuelle_id).await?;
                 Ok(pb::ListProductsResponse {
                     products: products
                         .iter()

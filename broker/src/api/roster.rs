@@ -11,8 +11,8 @@ use tonic::{Request, Response, Status};
 use super::auth::{auth_of, mutuelle_scope, party_of};
 use super::{Admit, audited, audited_in, parse::Violations};
 use crate::admission::Pool;
+use crate::service::RosterSnapshot;
 use crate::service::{Broker, ServiceError};
-use crate::store::RosterImport;
 
 /// Most members in one UpsertMembers call or ImportRoster message.
 pub const MAX_MEMBERS: usize = 1000;
@@ -247,12 +247,11 @@ impl RosterService for RosterApi {
                 v.id(&format!("header.keep_member_numbers[{i}]"), n);
             }
         }
-        let as_of = if header.as_of.is_empty() {
-            time::OffsetDateTime::now_utc().date()
-        } else {
+        // Empty: today, on the service's clock.
+        let as_of = (!header.as_of.is_empty()).then(|| {
             v.date("header.as_of", &header.as_of)
                 .unwrap_or(time::Date::MIN)
-        };
+        });
         let mut count = 0usize;
         let mut messages = 0usize;
         while let Some(msg) = stream.message().await? {
@@ -317,7 +316,7 @@ impl RosterService for RosterApi {
                 scope?;
                 v.finish(())?;
                 let dry_run = header.dry_run;
-                let import = RosterImport {
+                let import = RosterSnapshot {
                     mutuelle_id: header.mutuelle_id,
                     members,
                     as_of,
@@ -376,12 +375,8 @@ impl RosterService for RosterApi {
                 v.finish(())?;
                 let m = self
                     .broker
-                    .store()
                     .get_member(&msg.mutuelle_id, &msg.member_number)
-                    .await?
-                    .ok_or_else(|| {
-                        ServiceError::NotFound(format!("member {}", msg.member_number))
-                    })?;
+                    .await?;
                 Ok::<_, ServiceError>(member_to_pb(&m))
             },
         )

@@ -10,7 +10,6 @@ use tonic::{Request, Response, Status};
 
 use super::auth::{auth_of, mutuelle_scope, pair_scope, party_of, scheme_scope};
 use super::{audited, parse::Violations};
-use crate::audit::now_ms;
 use crate::identity::{Auth, Role};
 use crate::service::{Broker, ServiceError};
 use crate::store::{ClaimFilter, PeriodRecord, PeriodState, StatementData, Totals};
@@ -207,7 +206,7 @@ impl SettlementService for SettlementApi {
                 care_from,
                 care_to,
             };
-            let page = self.broker.store().list_claims(&filter, after, limit).await?;
+            let page = self.broker.list_claims(&filter, after, limit).await?;
             let next = if page.rows.len() as u32 == limit {
                 page.rows.last().map(|r| format!("p{}", r.pk)).unwrap_or_default()
             } else {
@@ -263,7 +262,6 @@ impl SettlementService for SettlementApi {
                 let currency = self.broker.currency_of(&msg.scheme_id);
                 let periods = self
                     .broker
-                    .store()
                     .list_periods(&msg.scheme_id, &msg.mutuelle_id)
                     .await?;
                 Ok(pb::ListPeriodsResponse {
@@ -297,8 +295,7 @@ impl SettlementService for SettlementApi {
                 v.finish(())?;
                 let p = self
                     .broker
-                    .store()
-                    .close_period(&msg.scheme_id, &msg.mutuelle_id, now_ms())
+                    .close_period(&msg.scheme_id, &msg.mutuelle_id)
                     .await?;
                 Ok(period_to_pb(&p, &self.broker.currency_of(&msg.scheme_id)))
             },
@@ -333,14 +330,7 @@ impl SettlementService for SettlementApi {
                 v.finish(())?;
                 let p = self
                     .broker
-                    .store()
-                    .settle_period(
-                        &msg.scheme_id,
-                        &msg.mutuelle_id,
-                        msg.number,
-                        &msg.reference,
-                        now_ms(),
-                    )
+                    .settle_period(&msg.scheme_id, &msg.mutuelle_id, msg.number, &msg.reference)
                     .await?;
                 Ok(period_to_pb(&p, &self.broker.currency_of(&msg.scheme_id)))
             },
@@ -371,7 +361,6 @@ impl SettlementService for SettlementApi {
                 v.finish(())?;
                 let d = self
                     .broker
-                    .store()
                     .statement(&msg.scheme_id, &msg.mutuelle_id, msg.number)
                     .await?;
                 Ok::<_, ServiceError>(statement_to_pb(
