@@ -8,10 +8,11 @@ use passerelle_proto::settlement::v1 as pb;
 use pb::settlement_service_server::SettlementService;
 use tonic::{Request, Response, Status};
 
-use super::auth::{auth_of, mutuelle_scope, pair_scope, party_of, scheme_scope};
-use super::{audited, parse::Violations};
+use super::auth::{mutuelle_scope, pair_scope, scheme_scope};
+use super::call::serve;
+use super::parse::Violations;
 use crate::identity::{Auth, Role};
-use crate::service::{Broker, ServiceError};
+use crate::service::Broker;
 use crate::store::{ClaimFilter, PeriodRecord, PeriodState, StatementData, Totals};
 
 const MAX_PAGE: u32 = 500;
@@ -123,14 +124,52 @@ pub fn statement_to_pb(d: &StatementData, currency: &str) -> pb::Statement {
     }
 }
 
-fn caller<T>(req: &Request<T>, auth: &Auth, scheme_id: &str, mutuelle_id: &str) -> String {
-    let id = if scheme_id.is_empty() {
+/// Settlement's party: the scheme the request names, else its mutuelle.
+fn claimed<'a>(scheme_id: &'a str, mutuelle_id: &'a str) -> &'a str {
+    if scheme_id.is_empty() {
         mutuelle_id
     } else {
         scheme_id
-    };
-    party_of(req, auth, "party", id)
+    }
 }
+
+// A scheme sees its own claims (and its delegates'), a mutuelle its own; an
+// operator any.
+call!(pb::ListClaimsRequest, "ListClaims", "party",
+    |m| claimed: claimed(&m.scheme_id, &m.mutuelle_id),
+    scope(auth, dir) -> (): {
+        match auth {
+            Auth::Caller(c) if c.role == Role::Scheme => {
+                m.scheme_id = scheme_scope(auth, dir, &m.scheme_id)?;
+            }
+            Auth::Caller(c) if c.role == Role::Mutuelle => {
+                m.mutuelle_id = mutuelle_scope(auth, &m.mutuelle_id)?;
+            }
+            _ => {
+                pair_scope(auth, dir, &m.scheme_id, &m.mutuelle_id)?;
+            }
+        }
+        Ok(())
+    },
+    subject: format!("{}/{}/claims", m.scheme_id, m.mutuelle_id));
+
+/// [`call!`] for a request on one scheme × mutuelle: either party or an
+/// operator; the body gets the pair with its empty parts filled from the
+/// caller (the request is audited as it came).
+macro_rules! pair_call {
+    ($t:ty, $method:literal, $what:literal) => {
+        call!($t, $method, "party",
+            |m| claimed: claimed(&m.scheme_id, &m.mutuelle_id),
+            scope(auth, dir) -> (String, String):
+                pair_scope(auth, dir, &m.scheme_id, &m.mutuelle_id),
+            subject: format!("{}/{}/{}", m.scheme_id, m.mutuelle_id, $what));
+    };
+}
+
+pair_call!(pb::ListPeriodsRequest, "ListPeriods", "periods");
+pair_call!(pb::ClosePeriodRequest, "ClosePeriod", "periods");
+pair_call!(pb::MarkSettledRequest, "MarkSettled", "periods");
+pair_call!(pb::GetStatementRequest, "GetStatement", "statement");
 
 #[tonic::async_trait]
 impl SettlementService for SettlementApi {
@@ -138,31 +177,7 @@ impl SettlementService for SettlementApi {
         &self,
         request: Request<pb::ListClaimsRequest>,
     ) -> Result<Response<pb::ListClaimsResponse>, Status> {
-        let auth = auth_of(&request);
-        let r = request.get_ref();
-        let who = caller(&request, &auth, &r.scheme_id, &r.mutuelle_id);
-        let mut msg = request.into_inner();
-        // A scheme sees its own claims (and its delegates'), a mutuelle its
-        // own; an operator any.
-        let scope = match &auth {
-            Auth::Caller(c) if c.role == Role::Scheme => {
-                scheme_scope(&auth, self.broker.directory(), &msg.scheme_id)
-                    .map(|s| msg.scheme_id = s)
-            }
-            Auth::Caller(c) if c.role == Role::Mutuelle => {
-                mutuelle_scope(&auth, &msg.mutuelle_id).map(|m| msg.mutuelle_id = m)
-            }
-            _ => pair_scope(
-                &auth,
-                self.broker.directory(),
-                &msg.scheme_id,
-                &msg.mutuelle_id,
-            )
-            .map(|_| ()),
-        };
-        let subject = format!("{}/{}/claims", msg.scheme_id, msg.mutuelle_id);
-        audited(&self.broker, who, "ListClaims", subject, msg, |mut msg| async move {
-                apply_scope(scope, &mut msg)?;
+        serve(&self.broker, request, |msg, ()| async move {
             let mut v = Violations::new();
             if msg.scheme_id.is_empty() && msg.mutuelle_id.is_empty() {
                 v.add("scheme_id", "give scheme_id, mutuelle_id or both");
@@ -242,28 +257,15 @@ impl SettlementService for SettlementApi {
         &self,
         request: Request<pb::ListPeriodsRequest>,
     ) -> Result<Response<pb::ListPeriodsResponse>, Status> {
-        let auth = auth_of(&request);
-        let r = request.get_ref();
-        let who = caller(&request, &auth, &r.scheme_id, &r.mutuelle_id);
-        let scope = pair_scope(&auth, self.broker.directory(), &r.scheme_id, &r.mutuelle_id);
-        let subject = format!("{}/{}/periods", r.scheme_id, r.mutuelle_id);
-        let msg = request.into_inner();
-        audited(
+        serve(
             &self.broker,
-            who,
-            "ListPeriods",
-            subject,
-            msg,
-            |mut msg| async move {
-                apply_scope(scope, &mut msg)?;
+            request,
+            |_, (scheme_id, mutuelle_id)| async move {
                 let mut v = Violations::new();
-                self.check_pair(&mut v, &msg.scheme_id, &msg.mutuelle_id);
+                self.check_pair(&mut v, &scheme_id, &mutuelle_id);
                 v.finish(())?;
-                let currency = self.broker.currency_of(&msg.scheme_id);
-                let periods = self
-                    .broker
-                    .list_periods(&msg.scheme_id, &msg.mutuelle_id)
-                    .await?;
+                let currency = self.broker.currency_of(&scheme_id);
+                let periods = self.broker.list_periods(&scheme_id, &mutuelle_id).await?;
                 Ok(pb::ListPeriodsResponse {
                     periods: periods.iter().map(|p| period_to_pb(p, &currency)).collect(),
                 })
@@ -276,28 +278,15 @@ impl SettlementService for SettlementApi {
         &self,
         request: Request<pb::ClosePeriodRequest>,
     ) -> Result<Response<pb::Period>, Status> {
-        let auth = auth_of(&request);
-        let r = request.get_ref();
-        let who = caller(&request, &auth, &r.scheme_id, &r.mutuelle_id);
-        let scope = pair_scope(&auth, self.broker.directory(), &r.scheme_id, &r.mutuelle_id);
-        let subject = format!("{}/{}/periods", r.scheme_id, r.mutuelle_id);
-        let msg = request.into_inner();
-        audited(
+        serve(
             &self.broker,
-            who,
-            "ClosePeriod",
-            subject,
-            msg,
-            |mut msg| async move {
-                apply_scope(scope, &mut msg)?;
+            request,
+            |_, (scheme_id, mutuelle_id)| async move {
                 let mut v = Violations::new();
-                self.check_pair(&mut v, &msg.scheme_id, &msg.mutuelle_id);
+                self.check_pair(&mut v, &scheme_id, &mutuelle_id);
                 v.finish(())?;
-                let p = self
-                    .broker
-                    .close_period(&msg.scheme_id, &msg.mutuelle_id)
-                    .await?;
-                Ok(period_to_pb(&p, &self.broker.currency_of(&msg.scheme_id)))
+                let p = self.broker.close_period(&scheme_id, &mutuelle_id).await?;
+                Ok(period_to_pb(&p, &self.broker.currency_of(&scheme_id)))
             },
         )
         .await
@@ -307,22 +296,12 @@ impl SettlementService for SettlementApi {
         &self,
         request: Request<pb::MarkSettledRequest>,
     ) -> Result<Response<pb::Period>, Status> {
-        let auth = auth_of(&request);
-        let r = request.get_ref();
-        let who = caller(&request, &auth, &r.scheme_id, &r.mutuelle_id);
-        let scope = pair_scope(&auth, self.broker.directory(), &r.scheme_id, &r.mutuelle_id);
-        let subject = format!("{}/{}/periods", r.scheme_id, r.mutuelle_id);
-        let msg = request.into_inner();
-        audited(
+        serve(
             &self.broker,
-            who,
-            "MarkSettled",
-            subject,
-            msg,
-            |mut msg| async move {
-                apply_scope(scope, &mut msg)?;
+            request,
+            |msg, (scheme_id, mutuelle_id)| async move {
                 let mut v = Violations::new();
-                self.check_pair(&mut v, &msg.scheme_id, &msg.mutuelle_id);
+                self.check_pair(&mut v, &scheme_id, &mutuelle_id);
                 v.id("reference", &msg.reference);
                 if msg.number == 0 {
                     v.add("number", "must be the number of a closed period");
@@ -330,9 +309,9 @@ impl SettlementService for SettlementApi {
                 v.finish(())?;
                 let p = self
                     .broker
-                    .settle_period(&msg.scheme_id, &msg.mutuelle_id, msg.number, &msg.reference)
+                    .settle_period(&scheme_id, &mutuelle_id, msg.number, &msg.reference)
                     .await?;
-                Ok(period_to_pb(&p, &self.broker.currency_of(&msg.scheme_id)))
+                Ok(period_to_pb(&p, &self.broker.currency_of(&scheme_id)))
             },
         )
         .await
@@ -342,80 +321,20 @@ impl SettlementService for SettlementApi {
         &self,
         request: Request<pb::GetStatementRequest>,
     ) -> Result<Response<pb::Statement>, Status> {
-        let auth = auth_of(&request);
-        let r = request.get_ref();
-        let who = caller(&request, &auth, &r.scheme_id, &r.mutuelle_id);
-        let scope = pair_scope(&auth, self.broker.directory(), &r.scheme_id, &r.mutuelle_id);
-        let subject = format!("{}/{}/statement", r.scheme_id, r.mutuelle_id);
-        let msg = request.into_inner();
-        audited(
+        serve(
             &self.broker,
-            who,
-            "GetStatement",
-            subject,
-            msg,
-            |mut msg| async move {
-                apply_scope(scope, &mut msg)?;
+            request,
+            |msg, (scheme_id, mutuelle_id)| async move {
                 let mut v = Violations::new();
-                self.check_pair(&mut v, &msg.scheme_id, &msg.mutuelle_id);
+                self.check_pair(&mut v, &scheme_id, &mutuelle_id);
                 v.finish(())?;
                 let d = self
                     .broker
-                    .statement(&msg.scheme_id, &msg.mutuelle_id, msg.number)
+                    .statement(&scheme_id, &mutuelle_id, msg.number)
                     .await?;
-                Ok::<_, ServiceError>(statement_to_pb(
-                    &d,
-                    &self.broker.currency_of(&msg.scheme_id),
-                ))
+                Ok(statement_to_pb(&d, &self.broker.currency_of(&scheme_id)))
             },
         )
         .await
     }
-}
-
-/// Requests that name a scheme and a mutuelle.
-trait Pair {
-    fn set(&mut self, scheme: String, mutuelle: String);
-}
-
-macro_rules! pair {
-    ($($t:ty),*) => {$(
-        impl Pair for $t {
-            fn set(&mut self, scheme: String, mutuelle: String) {
-                self.scheme_id = scheme;
-                self.mutuelle_id = mutuelle;
-            }
-        }
-    )*};
-}
-
-pair!(
-    pb::ListPeriodsRequest,
-    pb::ClosePeriodRequest,
-    pb::MarkSettledRequest,
-    pb::GetStatementRequest
-);
-
-/// An authorization outcome applied to a request: a refusal, or the
-/// (scheme, mutuelle) pair the caller may act on.
-trait Scope<M> {
-    fn apply(self, msg: &mut M) -> Result<(), ServiceError>;
-}
-
-impl<M> Scope<M> for Result<(), ServiceError> {
-    fn apply(self, _msg: &mut M) -> Result<(), ServiceError> {
-        self
-    }
-}
-
-impl<M: Pair> Scope<M> for Result<(String, String), ServiceError> {
-    fn apply(self, msg: &mut M) -> Result<(), ServiceError> {
-        let (s, m) = self?;
-        msg.set(s, m);
-        Ok(())
-    }
-}
-
-fn apply_scope<M, S: Scope<M>>(scope: S, msg: &mut M) -> Result<(), ServiceError> {
-    scope.apply(msg)
 }

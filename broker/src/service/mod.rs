@@ -37,6 +37,8 @@ pub mod products;
 pub mod roster;
 pub mod routing;
 pub mod settlement;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod worker;
 
 use std::collections::HashMap;

@@ -145,101 +145,11 @@ impl Broker {
 /// retention run in virtual time, and the tests assert on the stored state.
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    use passerelle_adapters::{
-        Adapter, AdapterError, AdapterKind, AdjudicationRequest, CancelRequest, EligibilityAnswer,
-        EligibilityQuery, PartnerAdjudication,
-    };
-    use passerelle_domain::LineShare;
-
     use super::*;
-    use crate::admission::PartnerSlots;
-    use crate::audit::AuditSink;
-    use crate::config::{LimitsConfig, RetryConfig};
-    use crate::service::{BrokerParts, Clock, Partner, Scheme};
+    use crate::service::testing::{BACK_OFF, broker};
+    use crate::store::AuditEntry;
+    use crate::store::Direction;
     use crate::store::conformance::sample_claim;
-    use crate::store::sqlite::SqliteStore;
-    use crate::store::{AuditEntry, Direction, Store};
-
-    /// 2026-03-10T00:00:00Z.
-    const T0: i64 = 1_773_100_800_000;
-    const BACK_OFF: Duration = Duration::from_secs(60);
-
-    /// A mutuelle whose first call hangs past its deadline; later calls pay
-    /// every line's remainder.
-    struct HangsOnce(AtomicU32);
-
-    #[async_trait::async_trait]
-    impl Adapter for HangsOnce {
-        fn kind(&self) -> AdapterKind {
-            AdapterKind::Grpc
-        }
-
-        async fn eligibility(
-            &self,
-            _q: &EligibilityQuery,
-        ) -> Result<EligibilityAnswer, AdapterError> {
-            Err(AdapterError::Unavailable("not asked in these tests".into()))
-        }
-
-        async fn adjudicate(
-            &self,
-            req: AdjudicationRequest<'_>,
-        ) -> Result<PartnerAdjudication, AdapterError> {
-            if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
-                std::future::pending::<()>().await;
-            }
-            let lines = req.claim.lines.iter().enumerate();
-            Ok(PartnerAdjudication {
-                lines: lines
-                    .map(|(i, l)| LineShare {
-                        sequence: i as u32 + 1,
-                        mutuelle_share: l.remainder(),
-                        reasons: vec![],
-                    })
-                    .collect(),
-                partner_reference: "R-1".into(),
-                ..Default::default()
-            })
-        }
-
-        async fn cancel(&self, _req: CancelRequest<'_>) -> Result<(), AdapterError> {
-            Ok(())
-        }
-    }
-
-    fn broker(dir: &std::path::Path) -> Arc<Broker> {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("t.db")).unwrap());
-        let (audit, _task) = AuditSink::start(store.clone());
-        Arc::new(Broker::new(BrokerParts {
-            store,
-            schemes: vec![Scheme {
-                id: "CNSS".into(),
-                name: "CNSS".into(),
-                currency: "XOF".into(),
-                parent: None,
-            }],
-            partners: vec![Partner {
-                id: "MUT-X".into(),
-                name: "MUT-X".into(),
-                kind: AdapterKind::Grpc,
-                adapter: Arc::new(HangsOnce(AtomicU32::new(0))),
-                deadline: Duration::from_secs(2),
-                slots: PartnerSlots::new(Some(4)),
-            }],
-            operators: vec![],
-            retry: RetryConfig {
-                base_ms: BACK_OFF.as_millis() as u64,
-                max_ms: 10 * BACK_OFF.as_millis() as u64,
-                max_per_second: 0,
-                ..Default::default()
-            },
-            limits: LimitsConfig::default(),
-            audit,
-            clock: Clock::following_tokio(T0),
-        }))
-    }
 
     async fn coordinate(b: &Broker, claim_id: &str) -> crate::store::ClaimRecord {
         let mut claim = sample_claim("CNSS", claim_id, claim_id);
