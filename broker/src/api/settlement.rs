@@ -12,8 +12,8 @@ use super::auth::{mutuelle_scope, pair_scope, scheme_scope};
 use super::call::serve;
 use super::parse::Violations;
 use crate::identity::{Auth, Role};
-use crate::service::Broker;
-use crate::store::{ClaimFilter, PeriodRecord, PeriodState, StatementData, Totals};
+use crate::service::{Broker, ServiceError};
+use crate::store::{ClaimFilter, ClaimPage, PeriodRecord, PeriodState, StatementData, Totals};
 
 const MAX_PAGE: u32 = 500;
 const DEFAULT_PAGE: u32 = 50;
@@ -27,7 +27,9 @@ impl SettlementApi {
         SettlementApi { broker }
     }
 
-    fn check_pair(&self, v: &mut Violations, scheme_id: &str, mutuelle_id: &str) {
+    /// What is wrong with a scheme × mutuelle pair.
+    fn check_pair(&self, scheme_id: &str, mutuelle_id: &str) -> Violations {
+        let mut v = Violations::new();
         v.id("scheme_id", scheme_id);
         v.id("mutuelle_id", mutuelle_id);
         if !scheme_id.is_empty() && self.broker.scheme(scheme_id).is_err() {
@@ -36,6 +38,7 @@ impl SettlementApi {
         if !mutuelle_id.is_empty() && !self.broker.partners().any(|p| p.id == mutuelle_id) {
             v.add("mutuelle_id", format!("unknown mutuelle {mutuelle_id:?}"));
         }
+        v
     }
 }
 
@@ -124,6 +127,96 @@ pub fn statement_to_pb(d: &StatementData, currency: &str) -> pb::Statement {
     }
 }
 
+/// A ListClaims request as a store filter, the row it starts after and the
+/// page size; every wrong field collected.
+fn claims_query(msg: pb::ListClaimsRequest) -> Result<(ClaimFilter, i64, u32), ServiceError> {
+    let mut v = Violations::new();
+    if msg.scheme_id.is_empty() && msg.mutuelle_id.is_empty() {
+        v.add("scheme_id", "give scheme_id, mutuelle_id or both");
+    }
+    let state = if msg.state.is_empty() {
+        None
+    } else {
+        let s = ClaimState::parse(&msg.state);
+        if s.is_none() {
+            v.add("state", "must be received, pending_partner, coordinated, rejected, cancel_pending or cancelled");
+        }
+        s
+    };
+    let care_from = (!msg.care_from.is_empty())
+        .then(|| v.date("care_from", &msg.care_from))
+        .flatten();
+    let care_to = (!msg.care_to.is_empty())
+        .then(|| v.date("care_to", &msg.care_to))
+        .flatten();
+    if let (Some(a), Some(b)) = (care_from, care_to)
+        && b < a
+    {
+        v.add("care_to", "must not be before care_from");
+    }
+    if msg.page_size > MAX_PAGE {
+        v.add("page_size", format!("must be at most {MAX_PAGE}"));
+    }
+    let after = if msg.page_token.is_empty() {
+        0
+    } else {
+        msg.page_token
+            .strip_prefix('p')
+            .and_then(|n| n.parse::<i64>().ok())
+            .unwrap_or_else(|| {
+                v.add("page_token", "not a token returned by ListClaims");
+                0
+            })
+    };
+    v.finish(()).map_err(ServiceError::Invalid)?;
+    let limit = if msg.page_size == 0 {
+        DEFAULT_PAGE
+    } else {
+        msg.page_size
+    };
+    let filter = ClaimFilter {
+        scheme_id: Some(msg.scheme_id).filter(|s| !s.is_empty()),
+        mutuelle_id: Some(msg.mutuelle_id).filter(|s| !s.is_empty()),
+        state,
+        care_from,
+        care_to,
+    };
+    Ok((filter, after, limit))
+}
+
+fn claims_page_to_pb(page: &ClaimPage, limit: u32) -> pb::ListClaimsResponse {
+    let next = if page.rows.len() as u32 == limit {
+        page.rows
+            .last()
+            .map(|r| format!("p{}", r.pk))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    pb::ListClaimsResponse {
+        claims: page
+            .rows
+            .iter()
+            .map(|c| pb::ClaimSummary {
+                scheme_id: c.scheme_id.clone(),
+                claim_id: c.claim_id.clone(),
+                mutuelle_id: c.mutuelle_id.clone(),
+                state: c.state.as_str().to_string(),
+                provider_id: c.provider_id.clone(),
+                invoice_number: c.invoice_number.clone(),
+                date_of_care: c.date_of_care.clone(),
+                currency: c.currency.clone(),
+                totals: Some(totals_to_pb(&c.totals)),
+                period: c.period,
+                updated_at_ms: c.updated_ms,
+            })
+            .collect(),
+        totals: Some(totals_to_pb(&page.totals)),
+        total_count: page.total_count,
+        next_page_token: next,
+    }
+}
+
 /// Settlement's party: the scheme the request names, else its mutuelle.
 fn claimed<'a>(scheme_id: &'a str, mutuelle_id: &'a str) -> &'a str {
     if scheme_id.is_empty() {
@@ -178,77 +271,9 @@ impl SettlementService for SettlementApi {
         request: Request<pb::ListClaimsRequest>,
     ) -> Result<Response<pb::ListClaimsResponse>, Status> {
         serve(&self.broker, request, |msg, ()| async move {
-            let mut v = Violations::new();
-            if msg.scheme_id.is_empty() && msg.mutuelle_id.is_empty() {
-                v.add("scheme_id", "give scheme_id, mutuelle_id or both");
-            }
-            let state = if msg.state.is_empty() {
-                None
-            } else {
-                let s = ClaimState::parse(&msg.state);
-                if s.is_none() {
-                    v.add("state", "must be received, pending_partner, coordinated, rejected, cancel_pending or cancelled");
-                }
-                s
-            };
-            let care_from = (!msg.care_from.is_empty()).then(|| v.date("care_from", &msg.care_from)).flatten();
-            let care_to = (!msg.care_to.is_empty()).then(|| v.date("care_to", &msg.care_to)).flatten();
-            if let (Some(a), Some(b)) = (care_from, care_to)
-                && b < a
-            {
-                v.add("care_to", "must not be before care_from");
-            }
-            if msg.page_size > MAX_PAGE {
-                v.add("page_size", format!("must be at most {MAX_PAGE}"));
-            }
-            let after = if msg.page_token.is_empty() {
-                0
-            } else {
-                msg.page_token
-                    .strip_prefix('p')
-                    .and_then(|n| n.parse::<i64>().ok())
-                    .unwrap_or_else(|| {
-                        v.add("page_token", "not a token returned by ListClaims");
-                        0
-                    })
-            };
-            v.finish(())?;
-            let limit = if msg.page_size == 0 { DEFAULT_PAGE } else { msg.page_size };
-            let filter = ClaimFilter {
-                scheme_id: Some(msg.scheme_id).filter(|s| !s.is_empty()),
-                mutuelle_id: Some(msg.mutuelle_id).filter(|s| !s.is_empty()),
-                state,
-                care_from,
-                care_to,
-            };
+            let (filter, after, limit) = claims_query(msg)?;
             let page = self.broker.list_claims(&filter, after, limit).await?;
-            let next = if page.rows.len() as u32 == limit {
-                page.rows.last().map(|r| format!("p{}", r.pk)).unwrap_or_default()
-            } else {
-                String::new()
-            };
-            Ok(pb::ListClaimsResponse {
-                claims: page
-                    .rows
-                    .iter()
-                    .map(|c| pb::ClaimSummary {
-                        scheme_id: c.scheme_id.clone(),
-                        claim_id: c.claim_id.clone(),
-                        mutuelle_id: c.mutuelle_id.clone(),
-                        state: c.state.as_str().to_string(),
-                        provider_id: c.provider_id.clone(),
-                        invoice_number: c.invoice_number.clone(),
-                        date_of_care: c.date_of_care.clone(),
-                        currency: c.currency.clone(),
-                        totals: Some(totals_to_pb(&c.totals)),
-                        period: c.period,
-                        updated_at_ms: c.updated_ms,
-                    })
-                    .collect(),
-                totals: Some(totals_to_pb(&page.totals)),
-                total_count: page.total_count,
-                next_page_token: next,
-            })
+            Ok(claims_page_to_pb(&page, limit))
         })
         .await
     }
@@ -261,9 +286,7 @@ impl SettlementService for SettlementApi {
             &self.broker,
             request,
             |_, (scheme_id, mutuelle_id)| async move {
-                let mut v = Violations::new();
-                self.check_pair(&mut v, &scheme_id, &mutuelle_id);
-                v.finish(())?;
+                self.check_pair(&scheme_id, &mutuelle_id).finish(())?;
                 let currency = self.broker.currency_of(&scheme_id);
                 let periods = self.broker.list_periods(&scheme_id, &mutuelle_id).await?;
                 Ok(pb::ListPeriodsResponse {
@@ -282,9 +305,7 @@ impl SettlementService for SettlementApi {
             &self.broker,
             request,
             |_, (scheme_id, mutuelle_id)| async move {
-                let mut v = Violations::new();
-                self.check_pair(&mut v, &scheme_id, &mutuelle_id);
-                v.finish(())?;
+                self.check_pair(&scheme_id, &mutuelle_id).finish(())?;
                 let p = self.broker.close_period(&scheme_id, &mutuelle_id).await?;
                 Ok(period_to_pb(&p, &self.broker.currency_of(&scheme_id)))
             },
@@ -300,8 +321,7 @@ impl SettlementService for SettlementApi {
             &self.broker,
             request,
             |msg, (scheme_id, mutuelle_id)| async move {
-                let mut v = Violations::new();
-                self.check_pair(&mut v, &scheme_id, &mutuelle_id);
+                let mut v = self.check_pair(&scheme_id, &mutuelle_id);
                 v.id("reference", &msg.reference);
                 if msg.number == 0 {
                     v.add("number", "must be the number of a closed period");
@@ -325,9 +345,7 @@ impl SettlementService for SettlementApi {
             &self.broker,
             request,
             |msg, (scheme_id, mutuelle_id)| async move {
-                let mut v = Violations::new();
-                self.check_pair(&mut v, &scheme_id, &mutuelle_id);
-                v.finish(())?;
+                self.check_pair(&scheme_id, &mutuelle_id).finish(())?;
                 let d = self
                     .broker
                     .statement(&scheme_id, &mutuelle_id, msg.number)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use passerelle_adapters::{
     AdapterError, AdapterKind, AdjudicationRequest, CancelRequest, EligibilityAnswer,
-    EligibilityQuery,
+    EligibilityQuery, PartnerAdjudication,
 };
 use passerelle_domain::validate::{
     MAX_ID_LEN, MAX_PARTNER_TEXT, MAX_TEXT_LEN, check_answer, truncate_text,
@@ -91,6 +91,31 @@ fn bounded_outcome(o: Outcome) -> Outcome {
             }
         }
         Outcome::Rejected(r) => Outcome::Rejected(bounded_reason(r)),
+    }
+}
+
+/// A partner's answer to an adjudication, checked against the claim: its
+/// shares, or a rejection saying why the answer cannot be stored.
+fn checked_outcome(
+    rec: &ClaimRecord,
+    answer: PartnerAdjudication,
+    partner: &str,
+    subject: &str,
+) -> Outcome {
+    match check_answer(&rec.claim.lines, answer.lines) {
+        Ok(shares) => Outcome::Coordinated {
+            shares,
+            product: answer.product,
+            partner_reference: answer.partner_reference,
+            consumption: answer.consumption,
+        },
+        Err(msg) => {
+            // The detail (with amounts) is in the claim's rejection reason,
+            // not in the logs.
+            tracing::warn!(partner = %partner, claim = %subject, "partner answer refused");
+            tracing::debug!(partner = %partner, claim = %subject, %msg, "partner answer refused");
+            Outcome::Rejected(Reason::new(ReasonCode::PartnerAnswerInvalid, msg))
+        }
     }
 }
 
@@ -351,21 +376,7 @@ impl Broker {
                 Ok(answer) => {
                     #[cfg(feature = "failpoints")]
                     super::failpoint::after_partner_answer().await;
-                    match check_answer(&rec.claim.lines, answer.lines) {
-                        Ok(shares) => Outcome::Coordinated {
-                            shares,
-                            product: answer.product,
-                            partner_reference: answer.partner_reference,
-                            consumption: answer.consumption,
-                        },
-                        Err(msg) => {
-                            // The detail (with amounts) is in the claim's rejection
-                            // reason, not in the logs.
-                            tracing::warn!(partner = %partner.id, claim = %subject, "partner answer refused");
-                            tracing::debug!(partner = %partner.id, claim = %subject, %msg, "partner answer refused");
-                            Outcome::Rejected(Reason::new(ReasonCode::PartnerAnswerInvalid, msg))
-                        }
-                    }
+                    checked_outcome(&rec, answer, &partner.id, &subject)
                 }
                 Err(e) if e.is_transient() => {
                     return self

@@ -65,11 +65,20 @@ impl Adapter for HangsOnce {
 /// and one remote mutuelle (MUT-X, [`HangsOnce`], a 2 s deadline), on a
 /// clock that follows tokio's from [`T0`].
 pub(crate) fn broker(dir: &std::path::Path) -> Arc<Broker> {
-    broker_with(dir, LimitsConfig::default())
+    build(dir, LimitsConfig::default(), 0)
+}
+
+/// [`broker`] whose mutuelle answers its first call too.
+pub(crate) fn answering_broker(dir: &std::path::Path) -> Arc<Broker> {
+    build(dir, LimitsConfig::default(), 1)
 }
 
 /// [`broker`] with other limits.
 pub(crate) fn broker_with(dir: &std::path::Path, limits: LimitsConfig) -> Arc<Broker> {
+    build(dir, limits, 0)
+}
+
+fn build(dir: &std::path::Path, limits: LimitsConfig, calls_before: u32) -> Arc<Broker> {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("t.db")).unwrap());
     let (audit, _task) = AuditSink::start(store.clone());
     Arc::new(Broker::new(BrokerParts {
@@ -84,7 +93,7 @@ pub(crate) fn broker_with(dir: &std::path::Path, limits: LimitsConfig) -> Arc<Br
             id: "MUT-X".into(),
             name: "MUT-X".into(),
             kind: AdapterKind::Grpc,
-            adapter: Arc::new(HangsOnce(AtomicU32::new(0))),
+            adapter: Arc::new(HangsOnce(AtomicU32::new(calls_before))),
             deadline: Duration::from_secs(2),
             slots: PartnerSlots::new(Some(4)),
         }],

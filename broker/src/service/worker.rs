@@ -146,9 +146,11 @@ impl Broker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::testing::{BACK_OFF, broker};
+    use crate::service::adjudication_key;
+    use crate::service::testing::{BACK_OFF, answering_broker, broker};
     use crate::store::AuditEntry;
     use crate::store::Direction;
+    use crate::store::NewClaim;
     use crate::store::conformance::sample_claim;
 
     async fn coordinate(b: &Broker, claim_id: &str) -> crate::store::ClaimRecord {
@@ -234,5 +236,44 @@ mod tests {
         assert_eq!(b.prune_audit_once(30).await.unwrap(), Some(1));
         let left = subjects(b.store().read_audit(0, 100).await.unwrap());
         assert_eq!(left, vec!["CNSS/C-2", "CNSS/C-2"]);
+    }
+
+    /// A claim whose caller died holding its lease (RECEIVED, partner not
+    /// asked yet) is left alone until the lease ends, then resumed.
+    #[tokio::test(start_paused = true)]
+    async fn a_claim_held_by_a_dead_caller_is_resumed_when_its_lease_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = answering_broker(dir.path());
+        let (_stop_tx, stop) = watch::channel(false);
+        let mut claim = sample_claim("CNSS", "C-3", "C-3");
+        claim.mutuelle_id = Some("MUT-X".into());
+        let now = b.clock().now_ms();
+        b.store()
+            .begin_claim(NewClaim {
+                adjudication_key: adjudication_key("CNSS", "C-3"),
+                request_hash: claim.canonical_hash(),
+                mutuelle_id: "MUT-X".into(),
+                member_number: String::new(),
+                claim,
+                lease_until_ms: now + 5_000,
+                now_ms: now,
+            })
+            .await
+            .unwrap();
+
+        assert_eq!(b.retry_due(stop.clone()).await.unwrap(), 0);
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert_eq!(b.retry_due(stop.clone()).await.unwrap(), 0);
+        assert_eq!(
+            b.get("CNSS", "C-3").await.unwrap().state,
+            ClaimState::Received
+        );
+
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(b.retry_due(stop).await.unwrap(), 1);
+        assert_eq!(
+            b.get("CNSS", "C-3").await.unwrap().state,
+            ClaimState::Coordinated
+        );
     }
 }
