@@ -371,6 +371,7 @@ pub async fn start_with_store(
             audit: broker.audit().clone(),
             directory: broker.directory().clone(),
             plaintext: cfg.tls.is_none(),
+            clock: *broker.clock(),
         })
         .add_service(health)
         .add_service(reflection)

@@ -106,6 +106,12 @@ mod tests {
             let src = src.split("#[cfg(test)]").next().unwrap_or_default();
             assert!(!src.contains(&store), "api/{name} calls the store");
             assert!(!src.contains(&clock), "api/{name} reads the clock");
+            let system_ms = ["now", "_ms()"].concat();
+            assert!(
+                src.match_indices(&system_ms)
+                    .all(|(i, _)| src[..i].ends_with('.')),
+                "api/{name} reads the system clock, not the broker's"
+            );
         }
     }
 }
