@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use passerelle_adapters::AdapterKind;
-use passerelle_domain::{CategoryRule, Product, date};
+use passerelle_domain::{CategoryRule, Product};
 use passerelle_proto::convert;
 use passerelle_proto::product::v1 as pb;
 use pb::product_service_server::ProductService;
@@ -86,40 +86,6 @@ pub(crate) fn product_from_pb(v: &mut Violations, i: usize, p: pb::Product) -> P
         v.add(f(&field), problem);
     }
     product
-}
-
-pub fn product_to_pb(p: &Product, used: bool) -> pb::Product {
-    pb::Product {
-        mutuelle_id: p.mutuelle_id.clone(),
-        product_id: p.id.clone(),
-        version: p.version,
-        name: p.name.clone(),
-        valid_from: date::format(p.valid_from),
-        valid_to: p.valid_to.map(date::format).unwrap_or_default(),
-        currency: p.currency.clone(),
-        categories: p
-            .categories
-            .iter()
-            .map(|c| pb::CategoryRule {
-                category: convert::care_category_to_pb(c.category),
-                tm_rate_bp: c.tm_rate_bp,
-                fixed_per_act: c.fixed_per_act,
-                overrun_rate_bp: c.overrun_rate_bp,
-                out_of_basket_rate_bp: c.out_of_basket_rate_bp,
-                per_act_limit: c.per_act_limit,
-                year_limit: c.year_limit,
-                year_count_limit: c.year_count_limit,
-                waiting_days: c.waiting_days,
-                excluded_diagnoses: c.excluded_diagnoses.clone(),
-            })
-            .collect(),
-        stay_limit: p.stay_limit,
-        beneficiary_year_limit: p.beneficiary_year_limit,
-        household_year_limit: p.household_year_limit,
-        excluded_diagnoses: p.excluded_diagnoses.clone(),
-        excluded_acts: p.excluded_acts.clone(),
-        used,
-    }
 }
 
 // Every product must belong to a mutuelle the caller acts for; the call is
@@ -206,7 +172,7 @@ impl ProductService for ProductApi {
             Ok(pb::ListProductsResponse {
                 products: products
                     .iter()
-                    .map(|(p, used)| product_to_pb(p, *used))
+                    .map(|(p, used)| convert::product_to_pb(p, *used))
                     .collect(),
             })
         })

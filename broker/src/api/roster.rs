@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use passerelle_domain::validate::MAX_PRODUCT_PERIODS;
-use passerelle_domain::{Member, ProductPeriod, date};
+use passerelle_domain::{Member, ProductPeriod};
 use passerelle_proto::roster::v1 as pb;
 use pb::roster_service_server::RosterService;
 use tonic::{Request, Response, Status};
@@ -197,25 +197,6 @@ impl RosterApi {
     }
 }
 
-fn member_to_pb(m: &Member) -> pb::Member {
-    pb::Member {
-        scheme_id: m.scheme_id.clone(),
-        beneficiary_id: m.beneficiary_id.clone(),
-        member_number: m.member_number.clone(),
-        household_id: m.household_id.clone(),
-        contribution_paid_until: m.paid_until.map(date::format).unwrap_or_default(),
-        products: m
-            .products
-            .iter()
-            .map(|p| pb::ProductPeriod {
-                product_id: p.product_id.clone(),
-                start_date: date::format(p.start),
-                end_date: p.end.map(date::format).unwrap_or_default(),
-            })
-            .collect(),
-    }
-}
-
 mutuelle_call!(pb::UpsertMembersRequest, "UpsertMembers", |m| format!(
     "{}/roster",
     m.mutuelle_id
@@ -342,7 +323,7 @@ impl RosterService for RosterApi {
                 .broker
                 .get_member(&msg.mutuelle_id, &msg.member_number)
                 .await?;
-            Ok(member_to_pb(&m))
+            Ok(pb::Member::from(&m))
         })
         .await
     }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use passerelle_domain::{ClaimState, date};
+use passerelle_domain::date;
 use passerelle_proto::common::v1 as common;
 use passerelle_proto::convert;
 use passerelle_proto::scheme::v1 as pb;
@@ -33,18 +33,6 @@ impl SchemeApi {
     pub fn new(broker: Arc<Broker>) -> Self {
         SchemeApi { broker }
     }
-}
-
-pub fn state_to_pb(s: ClaimState) -> i32 {
-    use pb::ClaimState as P;
-    (match s {
-        ClaimState::Received => P::Received,
-        ClaimState::PendingPartner => P::PendingPartner,
-        ClaimState::Coordinated => P::Coordinated,
-        ClaimState::Rejected => P::Rejected,
-        ClaimState::CancelPending => P::CancelPending,
-        ClaimState::Cancelled => P::Cancelled,
-    }) as i32
 }
 
 /// A stored claim as the scheme contract shows it.
@@ -83,7 +71,7 @@ pub fn claim_result(rec: &ClaimRecord) -> pb::ClaimResult {
     pb::ClaimResult {
         scheme_id: c.scheme_id.clone(),
         claim_id: c.claim_id.clone(),
-        state: state_to_pb(rec.state),
+        state: pb::ClaimState::from(rec.state) as i32,
         mutuelle_id: rec.mutuelle_id.clone(),
         member_number: rec.member_number.clone(),
         currency: c.currency.clone(),
