@@ -26,9 +26,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("passerelle_descriptor.bin"),
         prost::Message::encode_to_vec(&fds),
     )?;
+    // Type names (`prost::Name`): the JSON mapping (`json.rs`) finds each
+    // message's descriptor by its full name.
+    let mut config = tonic_prost_build::Config::new();
+    config.enable_type_names();
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .compile_fds(fds)?;
+        .compile_fds_with_config(fds, config)?;
     Ok(())
 }

@@ -281,7 +281,7 @@ async fn the_store_reaches_postgres_over_tls_and_checks_its_certificate() {
         passerelle_broker::store::postgres::SCHEMA_VERSION,
         "the migrated schema, read over TLS"
     );
-    use passerelle_broker::store::Store;
+    use passerelle_broker::store::RosterStore;
     store.upsert_members(&members(), 0).await.unwrap();
     assert!(store.get_member("MUT-R", "R-1").await.unwrap().is_some());
     assert!(term.handshakes.load(std::sync::atomic::Ordering::SeqCst) >= 1);

@@ -122,7 +122,7 @@ pub fn hash(bytes: &[u8]) -> String {
 /// Milliseconds since the Unix epoch.
 #[allow(
     clippy::disallowed_methods,
-    reason = "the one wall-clock read until the broker has an injected clock (issue 14, item 3)"
+    reason = "the wall clock itself: the broker reads it through service::clock::Clock"
 )]
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -24,7 +24,7 @@ use crate::api::settlement::SettlementApi;
 use crate::audit::AuditSink;
 use crate::config::Config;
 use crate::net::{ConnLimits, Listener, Refusals};
-use crate::service::{Broker, Failpoint, Partner, Scheme};
+use crate::service::{Broker, BrokerParts, Clock, Partner, Scheme};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{PutProduct, RulesDataStore, Store, StoreError};
@@ -143,16 +143,16 @@ pub async fn build_broker(
         })
         .collect();
     let (audit, _task) = AuditSink::start(store.clone());
-    Ok(Arc::new(Broker::new(
+    Ok(Arc::new(Broker::new(BrokerParts {
         store,
         schemes,
         partners,
-        cfg.operators.iter().map(|o| o.id.clone()).collect(),
-        cfg.retry.clone(),
-        &cfg.limits,
+        operators: cfg.operators.iter().map(|o| o.id.clone()).collect(),
+        retry: cfg.retry.clone(),
+        limits: cfg.limits.clone(),
         audit,
-        Failpoint::from_env(),
-    )))
+        clock: Clock::system(),
+    })))
 }
 
 /// Opens the configured store (PostgreSQL when `[store.postgres]` is set,
@@ -367,6 +367,7 @@ pub async fn start_with_store(
             audit: broker.audit().clone(),
             directory: broker.directory().clone(),
             plaintext: cfg.tls.is_none(),
+            clock: *broker.clock(),
         })
         .add_service(health)
         .add_service(reflection)

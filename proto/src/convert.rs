@@ -4,10 +4,14 @@
 
 use passerelle_domain::engine::CeilingView;
 use passerelle_domain::{
-    CareCategory, LineShare, Payee, ProductRef, Reason, ReasonCode, SchemeOutcome, date,
+    CareCategory, ClaimState, LineShare, Member, Payee, Product, ProductRef, Reason, ReasonCode,
+    SchemeOutcome, date,
 };
 
 use crate::common::v1 as pb;
+use crate::product::v1 as product;
+use crate::roster::v1 as roster;
+use crate::scheme::v1 as scheme;
 
 pub fn care_category(v: i32) -> Option<CareCategory> {
     use pb::CareCategory as P;
@@ -232,5 +236,78 @@ mod tests {
         }
         assert_eq!(care_category(0), None);
         assert_eq!(care_category(99), None);
+    }
+}
+
+/// A claim state as the scheme contract names it.
+impl From<ClaimState> for scheme::ClaimState {
+    fn from(s: ClaimState) -> Self {
+        use scheme::ClaimState as P;
+        match s {
+            ClaimState::Received => P::Received,
+            ClaimState::PendingPartner => P::PendingPartner,
+            ClaimState::Coordinated => P::Coordinated,
+            ClaimState::Rejected => P::Rejected,
+            ClaimState::CancelPending => P::CancelPending,
+            ClaimState::Cancelled => P::Cancelled,
+        }
+    }
+}
+
+/// A member record as the roster contract shows it.
+impl From<&Member> for roster::Member {
+    fn from(m: &Member) -> Self {
+        roster::Member {
+            scheme_id: m.scheme_id.clone(),
+            beneficiary_id: m.beneficiary_id.clone(),
+            member_number: m.member_number.clone(),
+            household_id: m.household_id.clone(),
+            contribution_paid_until: m.paid_until.map(date::format).unwrap_or_default(),
+            products: m
+                .products
+                .iter()
+                .map(|p| roster::ProductPeriod {
+                    product_id: p.product_id.clone(),
+                    start_date: date::format(p.start),
+                    end_date: p.end.map(date::format).unwrap_or_default(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A product version as the product contract shows it (`used`: a claim
+/// used it, so it can no longer change).
+pub fn product_to_pb(p: &Product, used: bool) -> product::Product {
+    product::Product {
+        mutuelle_id: p.mutuelle_id.clone(),
+        product_id: p.id.clone(),
+        version: p.version,
+        name: p.name.clone(),
+        valid_from: date::format(p.valid_from),
+        valid_to: p.valid_to.map(date::format).unwrap_or_default(),
+        currency: p.currency.clone(),
+        categories: p
+            .categories
+            .iter()
+            .map(|c| product::CategoryRule {
+                category: care_category_to_pb(c.category),
+                tm_rate_bp: c.tm_rate_bp,
+                fixed_per_act: c.fixed_per_act,
+                overrun_rate_bp: c.overrun_rate_bp,
+                out_of_basket_rate_bp: c.out_of_basket_rate_bp,
+                per_act_limit: c.per_act_limit,
+                year_limit: c.year_limit,
+                year_count_limit: c.year_count_limit,
+                waiting_days: c.waiting_days,
+                excluded_diagnoses: c.excluded_diagnoses.clone(),
+            })
+            .collect(),
+        stay_limit: p.stay_limit,
+        beneficiary_year_limit: p.beneficiary_year_limit,
+        household_year_limit: p.household_year_limit,
+        excluded_diagnoses: p.excluded_diagnoses.clone(),
+        excluded_acts: p.excluded_acts.clone(),
+        used,
     }
 }

@@ -45,6 +45,7 @@ pub mod admin {
 pub mod convert;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+pub mod json;
 pub mod parse;
 
 /// Encoded `FileDescriptorSet` of every passerelle proto, for server reflection.

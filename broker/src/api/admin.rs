@@ -6,8 +6,8 @@ use passerelle_proto::admin::v1 as pb;
 use pb::admin_service_server::AdminService;
 use tonic::{Request, Response, Status};
 
-use super::auth::{auth_of, operator_only, party_of};
-use super::{audited, parse::Violations};
+use super::call::serve;
+use super::parse::Violations;
 use crate::service::Broker;
 use passerelle_domain::date;
 
@@ -24,46 +24,50 @@ impl AdminApi {
     }
 }
 
+operator_call!(pb::ListPartnersRequest, "ListPartners", |m| "partners"
+    .into());
+operator_call!(pb::RetryClaimRequest, "RetryClaim", |m| format!(
+    "{}/{}",
+    m.scheme_id, m.claim_id
+));
+operator_call!(pb::GetClaimAuditRequest, "GetClaimAudit", |m| format!(
+    "{}/{}",
+    m.scheme_id, m.claim_id
+));
+operator_call!(
+    pb::ListCoverageConflictsRequest,
+    "ListCoverageConflicts",
+    |m| format!("{}/coverage", m.scheme_id)
+);
+operator_call!(
+    pb::ResolveCoverageConflictRequest,
+    "ResolveCoverageConflict",
+    |m| format!("{}/coverage", m.scheme_id)
+);
+
 #[tonic::async_trait]
 impl AdminService for AdminApi {
     async fn list_partners(
         &self,
         request: Request<pb::ListPartnersRequest>,
     ) -> Result<Response<pb::ListPartnersResponse>, Status> {
-        let auth = auth_of(&request);
-        let who = party_of(&request, &auth, "operator", "-");
-        let scope = operator_only(&auth);
-        let msg = request.into_inner();
-        audited(
-            &self.broker,
-            who,
-            "ListPartners",
-            "partners".into(),
-            msg,
-            |_| async move {
-                scope?;
-                // Last success and error come from the audit trail: write
-                // what is queued first, so the answer is up to date.
-                self.broker.audit().flush().await;
-                let mut partners: Vec<_> = self.broker.partners().collect();
-                partners.sort_by(|a, b| a.id.cmp(&b.id));
-                let mut out = Vec::with_capacity(partners.len());
-                for p in partners {
-                    let a = self.broker.store().partner_activity(&p.id).await?;
-                    out.push(pb::PartnerStatus {
-                        mutuelle_id: p.id.clone(),
-                        name: p.name.clone(),
-                        adapter: p.kind.as_str().to_string(),
-                        last_success_ms: a.last_success_ms,
-                        last_error_ms: a.last_error_ms,
-                        last_error: a.last_error,
-                        pending: a.pending,
-                        deadline_ms: p.deadline.as_millis() as u32,
-                    });
-                }
-                Ok(pb::ListPartnersResponse { partners: out })
-            },
-        )
+        serve(&self.broker, request, |_, ()| async move {
+            let statuses = self.broker.partner_statuses().await?;
+            let mut out = Vec::with_capacity(statuses.len());
+            for (p, a) in statuses {
+                out.push(pb::PartnerStatus {
+                    mutuelle_id: p.id.clone(),
+                    name: p.name.clone(),
+                    adapter: p.kind.as_str().to_string(),
+                    last_success_ms: a.last_success_ms,
+                    last_error_ms: a.last_error_ms,
+                    last_error: a.last_error,
+                    pending: a.pending,
+                    deadline_ms: p.deadline.as_millis() as u32,
+                });
+            }
+            Ok(pb::ListPartnersResponse { partners: out })
+        })
         .await
     }
 
@@ -71,34 +75,17 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::RetryClaimRequest>,
     ) -> Result<Response<pb::RetryClaimResponse>, Status> {
-        let auth = auth_of(&request);
-        let who = party_of(&request, &auth, "operator", "-");
-        let scope = operator_only(&auth);
-        let subject = format!(
-            "{}/{}",
-            request.get_ref().scheme_id,
-            request.get_ref().claim_id
-        );
-        let msg = request.into_inner();
-        audited(
-            &self.broker,
-            who,
-            "RetryClaim",
-            subject,
-            msg,
-            |msg| async move {
-                scope?;
-                let mut v = Violations::new();
-                v.id("scheme_id", &msg.scheme_id);
-                v.id("claim_id", &msg.claim_id);
-                v.finish(())?;
-                let rec = self.broker.retry_now(&msg.scheme_id, &msg.claim_id).await?;
-                Ok(pb::RetryClaimResponse {
-                    state: rec.state.as_str().to_string(),
-                    last_error: rec.last_error,
-                })
-            },
-        )
+        serve(&self.broker, request, |msg, ()| async move {
+            let mut v = Violations::new();
+            v.id("scheme_id", &msg.scheme_id);
+            v.id("claim_id", &msg.claim_id);
+            v.finish(())?;
+            let rec = self.broker.retry_now(&msg.scheme_id, &msg.claim_id).await?;
+            Ok(pb::RetryClaimResponse {
+                state: rec.state.as_str().to_string(),
+                last_error: rec.last_error,
+            })
+        })
         .await
     }
 
@@ -106,46 +93,29 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::GetClaimAuditRequest>,
     ) -> Result<Response<pb::GetClaimAuditResponse>, Status> {
-        let auth = auth_of(&request);
-        let who = party_of(&request, &auth, "operator", "-");
-        let scope = operator_only(&auth);
-        let subject = format!(
-            "{}/{}",
-            request.get_ref().scheme_id,
-            request.get_ref().claim_id
-        );
-        let msg = request.into_inner();
-        audited(
-            &self.broker,
-            who,
-            "GetClaimAudit",
-            subject.clone(),
-            msg,
-            |msg| async move {
-                scope?;
-                let mut v = Violations::new();
-                v.id("scheme_id", &msg.scheme_id);
-                v.id("claim_id", &msg.claim_id);
-                v.finish(())?;
-                self.broker.get(&msg.scheme_id, &msg.claim_id).await?;
-                // Rows queued by calls still in flight are written first.
-                self.broker.audit().flush().await;
-                let rows = self.broker.store().audit_of(&subject).await?;
-                Ok(pb::GetClaimAuditResponse {
-                    records: rows
-                        .into_iter()
-                        .map(|e| pb::AuditRecord {
-                            at_ms: e.at_ms,
-                            direction: e.direction.as_str().to_string(),
-                            party: e.party,
-                            method: e.method,
-                            request_hash: e.request_hash,
-                            outcome: e.outcome,
-                        })
-                        .collect(),
-                })
-            },
-        )
+        serve(&self.broker, request, |msg, ()| async move {
+            let mut v = Violations::new();
+            v.id("scheme_id", &msg.scheme_id);
+            v.id("claim_id", &msg.claim_id);
+            v.finish(())?;
+            let rows = self
+                .broker
+                .claim_audit(&msg.scheme_id, &msg.claim_id)
+                .await?;
+            Ok(pb::GetClaimAuditResponse {
+                records: rows
+                    .into_iter()
+                    .map(|e| pb::AuditRecord {
+                        at_ms: e.at_ms,
+                        direction: e.direction.as_str().to_string(),
+                        party: e.party,
+                        method: e.method,
+                        request_hash: e.request_hash,
+                        outcome: e.outcome,
+                    })
+                    .collect(),
+            })
+        })
         .await
     }
 
@@ -153,51 +123,38 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::ListCoverageConflictsRequest>,
     ) -> Result<Response<pb::ListCoverageConflictsResponse>, Status> {
-        let auth = auth_of(&request);
-        let who = party_of(&request, &auth, "operator", "-");
-        let scope = operator_only(&auth);
-        let msg = request.into_inner();
-        let subject = format!("{}/coverage", msg.scheme_id);
-        audited(
-            &self.broker,
-            who,
-            "ListCoverageConflicts",
-            subject,
-            msg,
-            |msg| async move {
-                scope?;
-                let mut v = Violations::new();
-                if !msg.scheme_id.is_empty() {
-                    v.id("scheme_id", &msg.scheme_id);
-                }
-                if msg.limit > MAX_CONFLICTS {
-                    v.add("limit", format!("must be at most {MAX_CONFLICTS}"));
-                }
-                v.finish(())?;
-                let limit = if msg.limit == 0 {
-                    MAX_CONFLICTS
-                } else {
-                    msg.limit
-                };
-                let scheme = (!msg.scheme_id.is_empty()).then_some(msg.scheme_id.as_str());
-                let rows = self.broker.coverage_conflicts(scheme, limit).await?;
-                Ok(pb::ListCoverageConflictsResponse {
-                    conflicts: rows
-                        .into_iter()
-                        .map(|c| pb::CoverageConflict {
-                            scheme_id: c.scheme_id,
-                            beneficiary_id: c.beneficiary_id,
-                            first_mutuelle_id: c.first.0,
-                            first_member_number: c.first.1,
-                            second_mutuelle_id: c.second.0,
-                            second_member_number: c.second.1,
-                            from_date: date::format(c.from),
-                            to_date: c.to.map(date::format).unwrap_or_default(),
-                        })
-                        .collect(),
-                })
-            },
-        )
+        serve(&self.broker, request, |msg, ()| async move {
+            let mut v = Violations::new();
+            if !msg.scheme_id.is_empty() {
+                v.id("scheme_id", &msg.scheme_id);
+            }
+            if msg.limit > MAX_CONFLICTS {
+                v.add("limit", format!("must be at most {MAX_CONFLICTS}"));
+            }
+            v.finish(())?;
+            let limit = if msg.limit == 0 {
+                MAX_CONFLICTS
+            } else {
+                msg.limit
+            };
+            let scheme = (!msg.scheme_id.is_empty()).then_some(msg.scheme_id.as_str());
+            let rows = self.broker.coverage_conflicts(scheme, limit).await?;
+            Ok(pb::ListCoverageConflictsResponse {
+                conflicts: rows
+                    .into_iter()
+                    .map(|c| pb::CoverageConflict {
+                        scheme_id: c.scheme_id,
+                        beneficiary_id: c.beneficiary_id,
+                        first_mutuelle_id: c.first.0,
+                        first_member_number: c.first.1,
+                        second_mutuelle_id: c.second.0,
+                        second_member_number: c.second.1,
+                        from_date: date::format(c.from),
+                        to_date: c.to.map(date::format).unwrap_or_default(),
+                    })
+                    .collect(),
+            })
+        })
         .await
     }
 
@@ -205,49 +162,36 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::ResolveCoverageConflictRequest>,
     ) -> Result<Response<pb::ResolveCoverageConflictResponse>, Status> {
-        let auth = auth_of(&request);
-        let who = party_of(&request, &auth, "operator", "-");
-        let scope = operator_only(&auth);
-        let msg = request.into_inner();
-        let subject = format!("{}/coverage", msg.scheme_id);
-        audited(
-            &self.broker,
-            who,
-            "ResolveCoverageConflict",
-            subject,
-            msg,
-            |msg| async move {
-                scope?;
-                let mut v = Violations::new();
-                v.id("scheme_id", &msg.scheme_id);
-                v.id("beneficiary_id", &msg.beneficiary_id);
-                v.id("keep_mutuelle_id", &msg.keep_mutuelle_id);
-                let from = if msg.from_date.is_empty() {
-                    None
-                } else {
-                    v.date("from_date", &msg.from_date)
-                };
-                v.finish(())?;
-                let changed = self
-                    .broker
-                    .resolve_coverage(
-                        &msg.scheme_id,
-                        &msg.beneficiary_id,
-                        &msg.keep_mutuelle_id,
-                        from,
-                    )
-                    .await?;
-                Ok(pb::ResolveCoverageConflictResponse {
-                    changed: changed
-                        .into_iter()
-                        .map(|m| pb::ChangedMembership {
-                            mutuelle_id: m.mutuelle_id,
-                            member_number: m.member_number,
-                        })
-                        .collect(),
-                })
-            },
-        )
+        serve(&self.broker, request, |msg, ()| async move {
+            let mut v = Violations::new();
+            v.id("scheme_id", &msg.scheme_id);
+            v.id("beneficiary_id", &msg.beneficiary_id);
+            v.id("keep_mutuelle_id", &msg.keep_mutuelle_id);
+            let from = if msg.from_date.is_empty() {
+                None
+            } else {
+                v.date("from_date", &msg.from_date)
+            };
+            v.finish(())?;
+            let changed = self
+                .broker
+                .resolve_coverage(
+                    &msg.scheme_id,
+                    &msg.beneficiary_id,
+                    &msg.keep_mutuelle_id,
+                    from,
+                )
+                .await?;
+            Ok(pb::ResolveCoverageConflictResponse {
+                changed: changed
+                    .into_iter()
+                    .map(|m| pb::ChangedMembership {
+                        mutuelle_id: m.mutuelle_id,
+                        member_number: m.member_number,
+                    })
+                    .collect(),
+            })
+        })
         .await
     }
 }

@@ -67,9 +67,9 @@ pub(crate) fn auth_of<T>(req: &Request<T>) -> Auth {
 
 /// The audit party: the authenticated identity, or the claimed one on a
 /// plaintext listener, with the peer address.
-pub(crate) fn party_of<T>(
-    req: &Request<T>,
+pub(crate) fn party(
     auth: &Auth,
+    peer: Option<std::net::SocketAddr>,
     claimed_kind: &str,
     claimed_id: &str,
 ) -> String {
@@ -78,7 +78,7 @@ pub(crate) fn party_of<T>(
         Auth::Plaintext => format!("plaintext:{claimed_kind}:{claimed_id}"),
         Auth::Missing => "unauthenticated".to_string(),
     };
-    match req.remote_addr() {
+    match peer {
         Some(a) => format!("{who}@{a}"),
         None => who,
     }

@@ -26,8 +26,9 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::audit::{AuditSink, hash, now_ms};
+use crate::audit::{AuditSink, hash};
 use crate::identity::Directory;
+use crate::service::Clock;
 use crate::store::{AuditEntry, Direction};
 
 /// Wraps the router (see `server.rs`).
@@ -36,6 +37,8 @@ pub struct RefusedLayer {
     pub audit: AuditSink,
     pub directory: Arc<Directory>,
     pub plaintext: bool,
+    /// The time of the rows (the broker's clock).
+    pub clock: Clock,
 }
 
 impl<S> tower::Layer<S> for RefusedLayer {
@@ -114,6 +117,7 @@ impl Peer {
 /// call's future, it records the audit row the handler could not.
 struct Unfinished {
     audit: Option<AuditSink>,
+    clock: Clock,
     peer: Peer,
     method: String,
 }
@@ -128,7 +132,7 @@ impl Drop for Unfinished {
     fn drop(&mut self) {
         if let Some(audit) = self.audit.take() {
             audit.try_record(AuditEntry {
-                at_ms: now_ms(),
+                at_ms: self.clock.now_ms(),
                 direction: Direction::In,
                 party: self.peer.party(),
                 method: std::mem::take(&mut self.method),
@@ -195,8 +199,10 @@ where
         let peer = Peer::of(&self.layer, &req);
         let audit = self.layer.audit.clone();
         let fut = self.inner.call(req);
+        let clock = self.layer.clock;
         let mut unfinished = Unfinished {
             audit: Some(audit.clone()),
+            clock,
             peer: peer.clone(),
             method: method.clone(),
         };
@@ -227,7 +233,7 @@ where
             let party = peer.party();
             audit
                 .record(AuditEntry {
-                    at_ms: now_ms(),
+                    at_ms: clock.now_ms(),
                     direction: Direction::In,
                     party: party.clone(),
                     method,

@@ -1,7 +1,11 @@
 //! The gRPC edge: the only place in the broker that knows prost types.
 //! Requests are converted to domain values (collecting every field
 //! violation), handed to [`crate::service::Broker`], and the answers converted
-//! back. Every call leaves an audit row.
+//! back. Every call leaves an audit row: handlers have one shape, see
+//! [`call`].
+
+#[macro_use]
+pub(crate) mod call;
 
 pub mod admin;
 pub mod auth;
@@ -13,81 +17,7 @@ pub mod scheme;
 pub mod settlement;
 pub mod status;
 
-use std::future::Future;
 use std::time::Duration;
-
-use prost::Message;
-use tonic::{Response, Status};
-
-use crate::admission::Pool;
-use crate::service::{Broker, ServiceError};
-
-use crate::audit::{hash, now_ms};
-use crate::store::{AuditEntry, Direction};
-
-/// SHA-256 of a request's protobuf encoding, for the audit row. Computed
-/// before the request is consumed, so that it is never copied.
-pub(crate) fn request_hash<M: Message>(msg: &M) -> String {
-    hash(&msg.encode_to_vec())
-}
-
-pub(crate) fn audit_in(
-    party: String,
-    method: &str,
-    subject: String,
-    request_hash: String,
-    result: &Result<impl Sized, tonic::Status>,
-) -> AuditEntry {
-    AuditEntry {
-        at_ms: now_ms(),
-        direction: Direction::In,
-        party,
-        method: method.to_string(),
-        subject,
-        request_hash,
-        outcome: match result {
-            Ok(_) => "ok".to_string(),
-            Err(s) => format!("{:?}: {}", s.code(), s.message()),
-        },
-    }
-}
-
-/// Runs one call: hashes the request, runs `f`, maps its error to a status
-/// and records the audit row, whatever the outcome.
-pub(crate) async fn audited<M, T, F, Fut>(
-    broker: &Broker,
-    who: String,
-    method: &str,
-    subject: String,
-    msg: M,
-    f: F,
-) -> Result<Response<T>, Status>
-where
-    M: Message,
-    F: FnOnce(M) -> Fut,
-    Fut: Future<Output = Result<T, ServiceError>>,
-{
-    audited_in(
-        broker,
-        Admit::Take(Pool::Calls),
-        who,
-        method,
-        subject,
-        msg,
-        f,
-    )
-    .await
-}
-
-/// How a call gets its place among the calls handled at once.
-pub(crate) enum Admit {
-    /// Takes one now in this pool (or is refused at once).
-    Take(Pool),
-    /// Took one already (ImportRoster, before reading its stream).
-    Held(crate::admission::Permit),
-    /// Was refused already; the refusal is audited like any other.
-    Refused(ServiceError),
-}
 
 /// How long a call may run: the server's `request_timeout_ms`, or the
 /// client's own deadline (the `grpc-timeout` header) when shorter.
@@ -128,48 +58,9 @@ pub(crate) fn wait_within(wait: Duration, budget: Duration) -> Duration {
     wait.min(budget.saturating_sub(margin))
 }
 
-/// The bulkhead key of a caller: its audit party without the peer address
-/// (`scheme:CNSS@10.0.0.5:51234` is `scheme:CNSS`).
-pub(crate) fn caller_key(who: &str) -> &str {
-    who.rsplit_once('@').map_or(who, |(w, _)| w)
-}
-
-/// [`audited`] in a given admission pool (long polls have their own).
-pub(crate) async fn audited_in<M, T, F, Fut>(
-    broker: &Broker,
-    admit: Admit,
-    who: String,
-    method: &str,
-    subject: String,
-    msg: M,
-    f: F,
-) -> Result<Response<T>, Status>
-where
-    M: Message,
-    F: FnOnce(M) -> Fut,
-    Fut: Future<Output = Result<T, ServiceError>>,
-{
-    let hash = request_hash(&msg);
-    // Shed load at once rather than queue: a call past the limit is refused
-    // (and audited) without touching the store or a partner.
-    let admitted = match admit {
-        Admit::Take(pool) => broker.admit(caller_key(&who), pool),
-        Admit::Held(p) => Ok(p),
-        Admit::Refused(e) => Err(e),
-    };
-    let result = match admitted {
-        Ok(_permit) => f(msg).await.map_err(Status::from),
-        Err(e) => Err(Status::from(e)),
-    };
-    broker
-        .audit()
-        .record(audit_in(who, method, subject, hash, &result))
-        .await;
-    result.map(Response::new)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::call::caller_key;
     use super::*;
 
     #[test]
@@ -189,5 +80,38 @@ mod tests {
         assert_eq!(parse_grpc_timeout("123456789S"), None);
         assert_eq!(parse_grpc_timeout("S"), None);
         assert_eq!(caller_key("scheme:CNSS@10.0.0.5:51234"), "scheme:CNSS");
+    }
+
+    /// The edge converts and maps errors; every call reaches the store
+    /// through the service (`crate::service`), which owns the clock too.
+    #[test]
+    fn the_edge_never_reads_the_store_or_the_clock() {
+        let files = [
+            ("admin.rs", include_str!("admin.rs")),
+            ("auth.rs", include_str!("auth.rs")),
+            ("edge.rs", include_str!("edge.rs")),
+            ("call.rs", include_str!("call.rs")),
+            ("mod.rs", include_str!("mod.rs")),
+            ("parse.rs", include_str!("parse.rs")),
+            ("product.rs", include_str!("product.rs")),
+            ("roster.rs", include_str!("roster.rs")),
+            ("scheme.rs", include_str!("scheme.rs")),
+            ("settlement.rs", include_str!("settlement.rs")),
+            ("status.rs", include_str!("status.rs")),
+        ];
+        let store = [".", "store()"].concat();
+        let clock = ["now", "_utc()"].concat();
+        for (name, src) in files {
+            // Tests may look at the store.
+            let src = src.split("#[cfg(test)]").next().unwrap_or_default();
+            assert!(!src.contains(&store), "api/{name} calls the store");
+            assert!(!src.contains(&clock), "api/{name} reads the clock");
+            let system_ms = ["now", "_ms()"].concat();
+            assert!(
+                src.match_indices(&system_ms)
+                    .all(|(i, _)| src[..i].ends_with('.')),
+                "api/{name} reads the system clock, not the broker's"
+            );
+        }
     }
 }

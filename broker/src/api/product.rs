@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use passerelle_adapters::AdapterKind;
-use passerelle_domain::{CategoryRule, Product, date};
+use passerelle_domain::{CategoryRule, Product};
 use passerelle_proto::convert;
 use passerelle_proto::product::v1 as pb;
 use pb::product_service_server::ProductService;
 use tonic::{Request, Response, Status};
 
-use super::auth::{auth_of, mutuelle_scope, party_of};
-use super::{audited, parse::Violations};
+use super::call::serve;
+use super::parse::Violations;
 use crate::service::Broker;
 use crate::store::PutProduct;
 
@@ -88,39 +88,19 @@ pub(crate) fn product_from_pb(v: &mut Violations, i: usize, p: pb::Product) -> P
     product
 }
 
-pub fn product_to_pb(p: &Product, used: bool) -> pb::Product {
-    pb::Product {
-        mutuelle_id: p.mutuelle_id.clone(),
-        product_id: p.id.clone(),
-        version: p.version,
-        name: p.name.clone(),
-        valid_from: date::format(p.valid_from),
-        valid_to: p.valid_to.map(date::format).unwrap_or_default(),
-        currency: p.currency.clone(),
-        categories: p
-            .categories
-            .iter()
-            .map(|c| pb::CategoryRule {
-                category: convert::care_category_to_pb(c.category),
-                tm_rate_bp: c.tm_rate_bp,
-                fixed_per_act: c.fixed_per_act,
-                overrun_rate_bp: c.overrun_rate_bp,
-                out_of_basket_rate_bp: c.out_of_basket_rate_bp,
-                per_act_limit: c.per_act_limit,
-                year_limit: c.year_limit,
-                year_count_limit: c.year_count_limit,
-                waiting_days: c.waiting_days,
-                excluded_diagnoses: c.excluded_diagnoses.clone(),
-            })
-            .collect(),
-        stay_limit: p.stay_limit,
-        beneficiary_year_limit: p.beneficiary_year_limit,
-        household_year_limit: p.household_year_limit,
-        excluded_diagnoses: p.excluded_diagnoses.clone(),
-        excluded_acts: p.excluded_acts.clone(),
-        used,
-    }
-}
+// Every product must belong to a mutuelle the caller acts for; the call is
+// audited under the first one's.
+call!(pb::PutProductsRequest, "PutProducts", "mutuelle",
+    |m| claimed: m.products.first().map_or("", |p| p.mutuelle_id.as_str()),
+    scope(auth, dir) -> (): m
+        .products
+        .iter()
+        .try_for_each(|p| super::auth::mutuelle_scope(auth, &p.mutuelle_id).map(|_| ())),
+    subject: format!("{}/products", m.claimed()));
+mutuelle_call!(pb::ListProductsRequest, "ListProducts", |m| format!(
+    "{}/products",
+    m.mutuelle_id
+));
 
 #[tonic::async_trait]
 impl ProductService for ProductApi {
@@ -128,78 +108,55 @@ impl ProductService for ProductApi {
         &self,
         request: Request<pb::PutProductsRequest>,
     ) -> Result<Response<pb::PutProductsResponse>, Status> {
-        let first = request
-            .get_ref()
-            .products
-            .first()
-            .map(|p| p.mutuelle_id.clone())
-            .unwrap_or_default();
-        let auth = auth_of(&request);
-        let who = party_of(&request, &auth, "mutuelle", &first);
-        let subject = format!("{first}/products");
-        let msg = request.into_inner();
-        // Every product must belong to a mutuelle the caller acts for.
-        let scope: Result<(), crate::service::ServiceError> = msg
-            .products
-            .iter()
-            .try_for_each(|p| mutuelle_scope(&auth, &p.mutuelle_id).map(|_| ()));
-        audited(
-            &self.broker,
-            who,
-            "PutProducts",
-            subject,
-            msg,
-            |msg| async move {
-                scope?;
-                let mut v = Violations::new();
-                if msg.products.is_empty() || msg.products.len() > MAX_PRODUCTS {
-                    v.add("products", format!("give 1 to {MAX_PRODUCTS} products"));
-                }
-                let mut products = Vec::with_capacity(msg.products.len());
-                for (i, p) in msg.products.into_iter().enumerate() {
-                    let p = product_from_pb(&mut v, i, p);
-                    match self.broker.partners().find(|x| x.id == p.mutuelle_id) {
-                        None => v.add(
-                            format!("products[{i}].mutuelle_id"),
-                            format!("unknown mutuelle {:?}", p.mutuelle_id),
+        serve(&self.broker, request, |msg, ()| async move {
+            let mut v = Violations::new();
+            if msg.products.is_empty() || msg.products.len() > MAX_PRODUCTS {
+                v.add("products", format!("give 1 to {MAX_PRODUCTS} products"));
+            }
+            let mut products = Vec::with_capacity(msg.products.len());
+            for (i, p) in msg.products.into_iter().enumerate() {
+                let p = product_from_pb(&mut v, i, p);
+                match self.broker.partners().find(|x| x.id == p.mutuelle_id) {
+                    None => v.add(
+                        format!("products[{i}].mutuelle_id"),
+                        format!("unknown mutuelle {:?}", p.mutuelle_id),
+                    ),
+                    Some(x) if x.kind != AdapterKind::Rules => v.add(
+                        format!("products[{i}].mutuelle_id"),
+                        format!(
+                            "{} is a {} partner, which keeps its own products",
+                            p.mutuelle_id,
+                            x.kind.as_str()
                         ),
-                        Some(x) if x.kind != AdapterKind::Rules => v.add(
-                            format!("products[{i}].mutuelle_id"),
-                            format!(
-                                "{} is a {} partner, which keeps its own products",
-                                p.mutuelle_id,
-                                x.kind.as_str()
-                            ),
-                        ),
-                        Some(_) => {}
-                    }
-                    if products.iter().any(|o: &Product| {
-                        o.mutuelle_id == p.mutuelle_id && o.id == p.id && o.version == p.version
-                    }) {
-                        v.add(
-                            format!("products[{i}].version"),
-                            "listed twice in this call",
-                        );
-                    }
-                    products.push(p);
+                    ),
+                    Some(_) => {}
                 }
-                v.finish(())?;
-                let results = self.broker.store().put_products(&products).await?;
-                Ok(pb::PutProductsResponse {
-                    results: results
-                        .into_iter()
-                        .map(|r| {
-                            match r {
-                                PutProduct::Inserted => "inserted",
-                                PutProduct::Replaced => "replaced",
-                                PutProduct::Unchanged => "unchanged",
-                            }
-                            .to_string()
-                        })
-                        .collect(),
-                })
-            },
-        )
+                if products.iter().any(|o: &Product| {
+                    o.mutuelle_id == p.mutuelle_id && o.id == p.id && o.version == p.version
+                }) {
+                    v.add(
+                        format!("products[{i}].version"),
+                        "listed twice in this call",
+                    );
+                }
+                products.push(p);
+            }
+            v.finish(())?;
+            let results = self.broker.put_products(&products).await?;
+            Ok(pb::PutProductsResponse {
+                results: results
+                    .into_iter()
+                    .map(|r| {
+                        match r {
+                            PutProduct::Inserted => "inserted",
+                            PutProduct::Replaced => "replaced",
+                            PutProduct::Unchanged => "unchanged",
+                        }
+                        .to_string()
+                    })
+                    .collect(),
+            })
+        })
         .await
     }
 
@@ -207,31 +164,18 @@ impl ProductService for ProductApi {
         &self,
         request: Request<pb::ListProductsRequest>,
     ) -> Result<Response<pb::ListProductsResponse>, Status> {
-        let auth = auth_of(&request);
-        let who = party_of(&request, &auth, "mutuelle", &request.get_ref().mutuelle_id);
-        let mut msg = request.into_inner();
-        let scope = mutuelle_scope(&auth, &msg.mutuelle_id).map(|m| msg.mutuelle_id = m);
-        let subject = format!("{}/products", msg.mutuelle_id);
-        audited(
-            &self.broker,
-            who,
-            "ListProducts",
-            subject,
-            msg,
-            |msg| async move {
-                scope?;
-                let mut v = Violations::new();
-                v.id("mutuelle_id", &msg.mutuelle_id);
-                v.finish(())?;
-                let products = self.broker.store().list_products(&msg.mutuelle_id).await?;
-                Ok(pb::ListProductsResponse {
-                    products: products
-                        .iter()
-                        .map(|(p, used)| product_to_pb(p, *used))
-                        .collect(),
-                })
-            },
-        )
+        serve(&self.broker, request, |msg, ()| async move {
+            let mut v = Violations::new();
+            v.id("mutuelle_id", &msg.mutuelle_id);
+            v.finish(())?;
+            let products = self.broker.list_products(&msg.mutuelle_id).await?;
+            Ok(pb::ListProductsResponse {
+                products: products
+                    .iter()
+                    .map(|(p, used)| convert::product_to_pb(p, *used))
+                    .collect(),
+            })
+        })
         .await
     }
 }

@@ -3,16 +3,15 @@
 use std::sync::Arc;
 
 use passerelle_domain::validate::MAX_PRODUCT_PERIODS;
-use passerelle_domain::{Member, ProductPeriod, date};
+use passerelle_domain::{Member, ProductPeriod};
 use passerelle_proto::roster::v1 as pb;
 use pb::roster_service_server::RosterService;
 use tonic::{Request, Response, Status};
 
-use super::auth::{auth_of, mutuelle_scope, party_of};
-use super::{Admit, audited, audited_in, parse::Violations};
-use crate::admission::Pool;
+use super::call::{Incoming, serve, serve_incoming};
+use super::parse::Violations;
+use crate::service::RosterSnapshot;
 use crate::service::{Broker, ServiceError};
-use crate::store::RosterImport;
 
 /// Most members in one UpsertMembers call or ImportRoster message.
 pub const MAX_MEMBERS: usize = 1000;
@@ -109,131 +108,15 @@ fn member_from_pb(
     })
 }
 
-fn member_to_pb(m: &Member) -> pb::Member {
-    pb::Member {
-        scheme_id: m.scheme_id.clone(),
-        beneficiary_id: m.beneficiary_id.clone(),
-        member_number: m.member_number.clone(),
-        household_id: m.household_id.clone(),
-        contribution_paid_until: m.paid_until.map(date::format).unwrap_or_default(),
-        products: m
-            .products
-            .iter()
-            .map(|p| pb::ProductPeriod {
-                product_id: p.product_id.clone(),
-                start_date: date::format(p.start),
-                end_date: p.end.map(date::format).unwrap_or_default(),
-            })
-            .collect(),
-    }
-}
-
-#[tonic::async_trait]
-impl RosterService for RosterApi {
-    async fn upsert_members(
+impl RosterApi {
+    /// Reads an import's members after its header, every wrong field
+    /// collected (up to [`MAX_IMPORT_VIOLATIONS`]); a stream the client
+    /// cut is its error.
+    async fn read_import(
         &self,
-        request: Request<pb::UpsertMembersRequest>,
-    ) -> Result<Response<pb::UpsertMembersResponse>, Status> {
-        let auth = auth_of(&request);
-        let who = party_of(&request, &auth, "mutuelle", &request.get_ref().mutuelle_id);
-        let mut msg = request.into_inner();
-        let scope = mutuelle_scope(&auth, &msg.mutuelle_id);
-        if let Ok(m) = &scope {
-            msg.mutuelle_id.clone_from(m);
-        }
-        let subject = format!("{}/roster", msg.mutuelle_id);
-        audited(
-            &self.broker,
-            who,
-            "UpsertMembers",
-            subject,
-            msg,
-            |msg| async move {
-                scope?;
-                let mut v = Violations::new();
-                self.check_mutuelle(&mut v, &msg.mutuelle_id);
-                if msg.members.len() > MAX_MEMBERS {
-                    v.add("members", format!("at most {MAX_MEMBERS} members per call"));
-                    return Err(ServiceError::Invalid(v.0));
-                }
-                let mut members = Vec::with_capacity(msg.members.len());
-                for (i, m) in msg.members.iter().cloned().enumerate() {
-                    if let Some(m) = member_from_pb(&mut v, i, &msg.mutuelle_id, m, &self.broker) {
-                        if members
-                            .iter()
-                            .any(|o: &Member| o.member_number == m.member_number)
-                        {
-                            v.add(
-                                format!("members[{i}].member_number"),
-                                "listed twice in this call",
-                            );
-                        }
-                        members.push(m);
-                    }
-                }
-                v.finish(())?;
-                let upserted = self
-                    .broker
-                    .upsert_members(&msg.mutuelle_id, members)
-                    .await?;
-                Ok::<_, ServiceError>(pb::UpsertMembersResponse {
-                    upserted: upserted as u32,
-                })
-            },
-        )
-        .await
-    }
-
-    async fn import_roster(
-        &self,
-        request: Request<tonic::Streaming<pb::ImportRosterRequest>>,
-    ) -> Result<Response<pb::ImportRosterResponse>, Status> {
-        let auth = auth_of(&request);
-        let peer_req = request.remote_addr();
-        let mut stream = request.into_inner();
-        // The header comes first; its mutuelle names the caller for the audit.
-        let header = match stream.message().await? {
-            Some(pb::ImportRosterRequest {
-                part: Some(pb::import_roster_request::Part::Header(h)),
-            }) => h,
-            _ => {
-                return Err(ServiceError::invalid(
-                    "header",
-                    "the first message must carry the header",
-                )
-                .into());
-            }
-        };
-        let mut header = header;
-        let scope = mutuelle_scope(&auth, &header.mutuelle_id);
-        if let Ok(m) = &scope {
-            header.mutuelle_id.clone_from(m);
-        }
-        let who = match (&auth, peer_req) {
-            (crate::identity::Auth::Caller(c), Some(a)) => format!("{}@{a}", c.display()),
-            (crate::identity::Auth::Caller(c), None) => c.display(),
-            (_, Some(a)) => format!("plaintext:mutuelle:{}@{a}", header.mutuelle_id),
-            (_, None) => format!("plaintext:mutuelle:{}", header.mutuelle_id),
-        };
-        let subject = format!("{}/roster", header.mutuelle_id);
-        // The place is taken before the stream is read: an import over the
-        // limit reads nothing (its members would fill memory first).
-        let admit = match self.broker.admit(super::caller_key(&who), Pool::Calls) {
-            Ok(p) => Admit::Held(p),
-            Err(e) => {
-                let hashed = header.clone();
-                return audited_in(
-                    &self.broker,
-                    Admit::Refused(e),
-                    who,
-                    "ImportRoster",
-                    subject,
-                    hashed,
-                    |_| async { Ok::<pb::ImportRosterResponse, ServiceError>(Default::default()) },
-                )
-                .await;
-            }
-        };
+        header: pb::ImportRosterHeader,
+        stream: &mut tonic::Streaming<pb::ImportRosterRequest>,
+    ) -> Result<RosterSnapshot, Status> {
         let mut members = Vec::new();
         let mut v = Violations::new();
         self.check_mutuelle(&mut v, &header.mutuelle_id);
@@ -247,16 +130,11 @@ impl RosterService for RosterApi {
                 v.id(&format!("header.keep_member_numbers[{i}]"), n);
             }
         }
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the one wall-clock read until the broker has an injected clock (issue 14, item 3)"
-        )]
-        let as_of = if header.as_of.is_empty() {
-            time::OffsetDateTime::now_utc().date()
-        } else {
+        // Empty: today, on the service's clock.
+        let as_of = (!header.as_of.is_empty()).then(|| {
             v.date("header.as_of", &header.as_of)
                 .unwrap_or(time::Date::MIN)
-        };
+        });
         let mut count = 0usize;
         let mut messages = 0usize;
         while let Some(msg) = stream.message().await? {
@@ -307,50 +185,128 @@ impl RosterService for RosterApi {
                 );
             }
         }
-        let broker = self.broker.clone();
-        // The audit hash covers the header; members are counted in the outcome.
-        let hashed = header.clone();
-        audited_in(
-            &self.broker,
-            admit,
-            who,
-            "ImportRoster",
-            subject,
-            hashed,
-            |header| async move {
-                scope?;
-                v.finish(())?;
-                let dry_run = header.dry_run;
-                let import = RosterImport {
-                    mutuelle_id: header.mutuelle_id,
-                    members,
-                    as_of,
-                    keep: header.keep_member_numbers,
-                    end_missing: !header.no_end_dating,
-                    dry_run,
-                };
-                let d = broker.import_roster(import).await?;
-                let changes = d
-                    .added
-                    .iter()
-                    .map(|n| (n, "added"))
-                    .chain(d.updated.iter().map(|n| (n, "updated")))
-                    .chain(d.end_dated.iter().map(|n| (n, "end_dated")))
-                    .map(|(n, c)| pb::RosterChange {
-                        member_number: n.clone(),
-                        change: c.to_string(),
-                    })
-                    .collect();
-                Ok(pb::ImportRosterResponse {
-                    added: d.added.len() as u32,
-                    updated: d.updated.len() as u32,
-                    end_dated: d.end_dated.len() as u32,
-                    unchanged: d.unchanged,
-                    changes,
-                    dry_run,
+        v.finish(()).map_err(ServiceError::Invalid)?;
+        Ok(RosterSnapshot {
+            mutuelle_id: header.mutuelle_id,
+            members,
+            as_of,
+            keep: header.keep_member_numbers,
+            end_missing: !header.no_end_dating,
+            dry_run: header.dry_run,
+        })
+    }
+}
+
+mutuelle_call!(pb::UpsertMembersRequest, "UpsertMembers", |m| format!(
+    "{}/roster",
+    m.mutuelle_id
+));
+mutuelle_call!(pb::GetMemberRequest, "GetMember", |m| format!(
+    "{}/roster",
+    m.mutuelle_id
+));
+// An import is audited under its header (the first message); members are
+// counted in the outcome.
+mutuelle_call!(pb::ImportRosterHeader, "ImportRoster", |m| format!(
+    "{}/roster",
+    m.mutuelle_id
+));
+
+#[tonic::async_trait]
+impl RosterService for RosterApi {
+    async fn upsert_members(
+        &self,
+        request: Request<pb::UpsertMembersRequest>,
+    ) -> Result<Response<pb::UpsertMembersResponse>, Status> {
+        serve(&self.broker, request, |msg, ()| async move {
+            let mut v = Violations::new();
+            self.check_mutuelle(&mut v, &msg.mutuelle_id);
+            if msg.members.len() > MAX_MEMBERS {
+                v.add("members", format!("at most {MAX_MEMBERS} members per call"));
+                return Err(ServiceError::Invalid(v.0));
+            }
+            let mut members = Vec::with_capacity(msg.members.len());
+            for (i, m) in msg.members.iter().cloned().enumerate() {
+                if let Some(m) = member_from_pb(&mut v, i, &msg.mutuelle_id, m, &self.broker) {
+                    if members
+                        .iter()
+                        .any(|o: &Member| o.member_number == m.member_number)
+                    {
+                        v.add(
+                            format!("members[{i}].member_number"),
+                            "listed twice in this call",
+                        );
+                    }
+                    members.push(m);
+                }
+            }
+            v.finish(())?;
+            let upserted = self
+                .broker
+                .upsert_members(&msg.mutuelle_id, members)
+                .await?;
+            Ok(pb::UpsertMembersResponse {
+                upserted: upserted as u32,
+            })
+        })
+        .await
+    }
+
+    async fn import_roster(
+        &self,
+        request: Request<tonic::Streaming<pb::ImportRosterRequest>>,
+    ) -> Result<Response<pb::ImportRosterResponse>, Status> {
+        let Incoming {
+            auth,
+            peer,
+            msg: mut stream,
+        } = Incoming::of(request);
+        // The header comes first; its mutuelle names the caller for the
+        // audit. An import without one is refused, and audited all the same.
+        let (header, refused) = match stream.message().await {
+            Ok(Some(pb::ImportRosterRequest {
+                part: Some(pb::import_roster_request::Part::Header(h)),
+            })) => (h, None),
+            Ok(_) => (
+                pb::ImportRosterHeader::default(),
+                Some(
+                    ServiceError::invalid("header", "the first message must carry the header")
+                        .into(),
+                ),
+            ),
+            Err(status) => (pb::ImportRosterHeader::default(), Some(status)),
+        };
+        let incoming = Incoming {
+            auth,
+            peer,
+            msg: header,
+        };
+        // The place is taken before the stream is read: an import over the
+        // limit reads nothing (its members would fill memory first).
+        serve_incoming(&self.broker, incoming, refused, |header, ()| async move {
+            let dry_run = header.dry_run;
+            let snapshot = self.read_import(header, &mut stream).await?;
+            let d = self.broker.import_roster(snapshot).await?;
+            let changes = d
+                .added
+                .iter()
+                .map(|n| (n, "added"))
+                .chain(d.updated.iter().map(|n| (n, "updated")))
+                .chain(d.end_dated.iter().map(|n| (n, "end_dated")))
+                .map(|(n, c)| pb::RosterChange {
+                    member_number: n.clone(),
+                    change: c.to_string(),
                 })
-            },
-        )
+                .collect();
+            Ok::<_, Status>(pb::ImportRosterResponse {
+                added: d.added.len() as u32,
+                updated: d.updated.len() as u32,
+                end_dated: d.end_dated.len() as u32,
+                unchanged: d.unchanged,
+                changes,
+                dry_run,
+            })
+        })
         .await
     }
 
@@ -358,37 +314,141 @@ impl RosterService for RosterApi {
         &self,
         request: Request<pb::GetMemberRequest>,
     ) -> Result<Response<pb::Member>, Status> {
-        let auth = auth_of(&request);
-        let who = party_of(&request, &auth, "mutuelle", &request.get_ref().mutuelle_id);
-        let mut msg = request.into_inner();
-        let scope = mutuelle_scope(&auth, &msg.mutuelle_id);
-        if let Ok(m) = &scope {
-            msg.mutuelle_id.clone_from(m);
-        }
-        let subject = format!("{}/roster", msg.mutuelle_id);
-        audited(
-            &self.broker,
-            who,
-            "GetMember",
-            subject,
-            msg,
-            |msg| async move {
-                scope?;
-                let mut v = Violations::new();
-                self.check_mutuelle(&mut v, &msg.mutuelle_id);
-                v.id("member_number", &msg.member_number);
-                v.finish(())?;
-                let m = self
-                    .broker
-                    .store()
-                    .get_member(&msg.mutuelle_id, &msg.member_number)
-                    .await?
-                    .ok_or_else(|| {
-                        ServiceError::NotFound(format!("member {}", msg.member_number))
-                    })?;
-                Ok::<_, ServiceError>(member_to_pb(&m))
-            },
-        )
+        serve(&self.broker, request, |msg, ()| async move {
+            let mut v = Violations::new();
+            self.check_mutuelle(&mut v, &msg.mutuelle_id);
+            v.id("member_number", &msg.member_number);
+            v.finish(())?;
+            let m = self
+                .broker
+                .get_member(&msg.mutuelle_id, &msg.member_number)
+                .await?;
+            Ok(pb::Member::from(&m))
+        })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use passerelle_proto::roster::v1::import_roster_request::Part;
+    use passerelle_proto::roster::v1::roster_service_client::RosterServiceClient;
+    use passerelle_proto::roster::v1::roster_service_server::RosterServiceServer;
+    use tonic::Code;
+    use tonic::transport::Channel;
+
+    use super::*;
+    use crate::admission::Pool;
+    use crate::config::LimitsConfig;
+    use crate::identity::Auth;
+    use crate::service::testing::broker_with;
+
+    /// The roster service alone on a plaintext socket of its own.
+    async fn roster_client(broker: Arc<Broker>) -> RosterServiceClient<Channel> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let service = tonic::service::interceptor::InterceptedService::new(
+            RosterServiceServer::new(RosterApi::new(broker)),
+            |mut r: Request<()>| {
+                r.extensions_mut().insert(Auth::Plaintext);
+                Ok(r)
+            },
+        );
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        RosterServiceClient::new(channel)
+    }
+
+    fn header(mutuelle_id: &str) -> pb::ImportRosterRequest {
+        pb::ImportRosterRequest {
+            part: Some(Part::Header(pb::ImportRosterHeader {
+                mutuelle_id: mutuelle_id.into(),
+                dry_run: true,
+                ..Default::default()
+            })),
+        }
+    }
+
+    /// An import refused before its members are read (no header, no place)
+    /// leaves its audit row like any other call.
+    #[tokio::test]
+    async fn a_refused_import_is_audited() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = LimitsConfig {
+            max_in_flight_per_caller: 1,
+            ..Default::default()
+        };
+        let broker = broker_with(dir.path(), limits);
+        let mut client = roster_client(broker.clone()).await;
+
+        // The first message is not the header.
+        let members = pb::ImportRosterRequest {
+            part: Some(Part::Members(pb::MemberBatch { members: vec![] })),
+        };
+        let err = client
+            .import_roster(tokio_stream::iter(vec![members]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+
+        // The caller's one place is taken: refused before its stream is read.
+        let held = broker
+            .admit("plaintext:mutuelle:MUT-X", Pool::Calls)
+            .unwrap();
+        let err = client
+            .import_roster(tokio_stream::iter(vec![header("MUT-X")]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted);
+        drop(held);
+
+        // Admitted: an empty dry run answers.
+        let ok = client
+            .import_roster(tokio_stream::iter(vec![header("MUT-X")]))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(ok.dry_run);
+
+        broker.audit().flush().await;
+        let rows: Vec<_> = broker
+            .store()
+            .read_audit(0, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e)
+            .filter(|e| e.method == "ImportRoster")
+            .collect();
+        let seen: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|e| (e.subject.as_str(), e.outcome.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (
+                    "/roster",
+                    "InvalidArgument: header: the first message must carry the header"
+                ),
+                ("MUT-X/roster", seen[1].1),
+                ("MUT-X/roster", "ok"),
+            ]
+        );
+        assert!(
+            seen[1].1.starts_with("ResourceExhausted: "),
+            "{}",
+            seen[1].1
+        );
+        assert!(rows[0].party.starts_with("plaintext:mutuelle:@127.0.0.1:"));
+        assert!(rows.iter().all(|e| e.request_hash.len() == 64));
     }
 }

@@ -3,15 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use passerelle_domain::{ClaimState, date};
+use passerelle_domain::date;
 use passerelle_proto::common::v1 as common;
 use passerelle_proto::convert;
 use passerelle_proto::scheme::v1 as pb;
 use pb::scheme_service_server::SchemeService;
 use tonic::{Request, Response, Status};
 
-use super::auth::{auth_of, party_of, scheme_scope};
-use super::{audited, audited_in, parse};
+use super::call::serve;
+use super::parse;
 use crate::admission::Pool;
 use crate::service::{Broker, ServiceError};
 use crate::store::ClaimRecord;
@@ -33,18 +33,6 @@ impl SchemeApi {
     pub fn new(broker: Arc<Broker>) -> Self {
         SchemeApi { broker }
     }
-}
-
-pub fn state_to_pb(s: ClaimState) -> i32 {
-    use pb::ClaimState as P;
-    (match s {
-        ClaimState::Received => P::Received,
-        ClaimState::PendingPartner => P::PendingPartner,
-        ClaimState::Coordinated => P::Coordinated,
-        ClaimState::Rejected => P::Rejected,
-        ClaimState::CancelPending => P::CancelPending,
-        ClaimState::Cancelled => P::Cancelled,
-    }) as i32
 }
 
 /// A stored claim as the scheme contract shows it.
@@ -83,7 +71,7 @@ pub fn claim_result(rec: &ClaimRecord) -> pb::ClaimResult {
     pb::ClaimResult {
         scheme_id: c.scheme_id.clone(),
         claim_id: c.claim_id.clone(),
-        state: state_to_pb(rec.state),
+        state: pb::ClaimState::from(rec.state) as i32,
         mutuelle_id: rec.mutuelle_id.clone(),
         member_number: rec.member_number.clone(),
         currency: c.currency.clone(),
@@ -135,60 +123,66 @@ fn cursor(seq: u64) -> String {
     format!("c{seq}")
 }
 
+scheme_call!(
+    pb::CheckEligibilityRequest,
+    "CheckEligibility",
+    |m| format!("{}/eligibility", m.scheme_id)
+);
+scheme_call!(pb::CoordinateClaimRequest, "CoordinateClaim", |m| format!(
+    "{}/{}",
+    m.scheme_id, m.claim_id
+));
+scheme_call!(pb::GetClaimRequest, "GetClaim", |m| format!(
+    "{}/{}",
+    m.scheme_id, m.claim_id
+));
+// Long polls have a pool of their own (see crate::admission).
+scheme_call!(pb::ListChangedClaimsRequest, "ListChangedClaims",
+    |m| format!("{}/changes", m.scheme_id),
+    pool: if m.wait_ms > 0 { Pool::LongPoll } else { Pool::Calls });
+scheme_call!(pb::CancelClaimRequest, "CancelClaim", |m| format!(
+    "{}/{}",
+    m.scheme_id, m.claim_id
+));
+
 #[tonic::async_trait]
 impl SchemeService for SchemeApi {
     async fn check_eligibility(
         &self,
         request: Request<pb::CheckEligibilityRequest>,
     ) -> Result<Response<pb::CheckEligibilityResponse>, Status> {
-        let auth = auth_of(&request);
-        let who = party_of(&request, &auth, "scheme", &request.get_ref().scheme_id);
-        let mut msg = request.into_inner();
-        let scope = scheme_scope(&auth, self.broker.directory(), &msg.scheme_id);
-        if let Ok(s) = &scope {
-            msg.scheme_id.clone_from(s);
-        }
-        let subject = format!("{}/eligibility", msg.scheme_id);
-        audited(
-            &self.broker,
-            who,
-            "CheckEligibility",
-            subject,
-            msg,
-            |msg| async move {
-                scope?;
-                let q = parse::eligibility(msg)?;
-                let day = q.date_of_care;
-                let lines = q.lines.clone();
-                let (mutuelle_id, a) = self.broker.eligibility(q).await?;
-                let estimates = a
-                    .lines
-                    .iter()
-                    .zip(&lines)
-                    .map(|(s, l)| pb::LineEstimate {
-                        sequence: s.sequence,
-                        remainder: l.remainder(),
-                        mutuelle_share: s.mutuelle_share,
-                        patient_share: l.billed - l.scheme_share - s.mutuelle_share,
-                        reasons: s.reasons.iter().map(convert::reason_to_pb).collect(),
-                    })
-                    .collect();
-                Ok::<_, ServiceError>(pb::CheckEligibilityResponse {
-                    covered: a.covered,
-                    reason: a.reason.as_ref().map(convert::reason_to_pb),
-                    mutuelle_id,
-                    member_number: a.member_number,
-                    household_id: a.household_id,
-                    product: a.product.as_ref().map(convert::product_ref_to_pb),
-                    contribution: Some(common::ContributionStatus {
-                        paid_until: a.paid_until.map(date::format).unwrap_or_default(),
-                        up_to_date: a.paid_until.is_some_and(|p| p >= day),
-                    }),
-                    ceilings: a.ceilings.iter().map(convert::ceiling_to_pb).collect(),
-                    line_estimates: estimates,
+        serve(&self.broker, request, |msg, ()| async move {
+            let q = parse::eligibility(msg)?;
+            let day = q.date_of_care;
+            let lines = q.lines.clone();
+            let (mutuelle_id, a) = self.broker.eligibility(q).await?;
+            let estimates = a
+                .lines
+                .iter()
+                .zip(&lines)
+                .map(|(s, l)| pb::LineEstimate {
+                    sequence: s.sequence,
+                    remainder: l.remainder(),
+                    mutuelle_share: s.mutuelle_share,
+                    patient_share: l.billed - l.scheme_share - s.mutuelle_share,
+                    reasons: s.reasons.iter().map(convert::reason_to_pb).collect(),
                 })
-            },
-        )
+                .collect();
+            Ok(pb::CheckEligibilityResponse {
+                covered: a.covered,
+                reason: a.reason.as_ref().map(convert::reason_to_pb),
+                mutuelle_id,
+                member_number: a.member_number,
+                household_id: a.household_id,
+                product: a.product.as_ref().map(convert::product_ref_to_pb),
+                contribution: Some(common::ContributionStatus {
+                    paid_until: a.paid_until.map(date::format).unwrap_or_default(),
+                    up_to_date: a.paid_until.is_some_and(|p| p >= day),
+                }),
+                ceilings: a.ceilings.iter().map(convert::ceiling_to_pb).collect(),
+                line_estimates: estimates,
+            })
+        })
         .await
     }
 
@@ -196,27 +190,11 @@ impl SchemeService for SchemeApi {
         &self,
         request: Request<pb::CoordinateClaimRequest>,
     ) -> Result<Response<pb::ClaimResult>, Status> {
-        let auth = auth_of(&request);
-        let who = party_of(&request, &auth, "scheme", &request.get_ref().scheme_id);
-        let mut msg = request.into_inner();
-        let scope = scheme_scope(&auth, self.broker.directory(), &msg.scheme_id);
-        if let Ok(s) = &scope {
-            msg.scheme_id.clone_from(s);
-        }
-        let subject = format!("{}/{}", msg.scheme_id, msg.claim_id);
-        audited(
-            &self.broker,
-            who,
-            "CoordinateClaim",
-            subject,
-            msg,
-            |msg| async move {
-                scope?;
-                let claim = parse::claim(msg)?;
-                let rec = self.broker.coordinate(claim).await?;
-                Ok::<_, ServiceError>(claim_result(&rec))
-            },
-        )
+        serve(&self.broker, request, |msg, ()| async move {
+            let claim = parse::claim(msg)?;
+            let rec = self.broker.coordinate(claim).await?;
+            Ok(claim_result(&rec))
+        })
         .await
     }
 
@@ -224,30 +202,14 @@ impl SchemeService for SchemeApi {
         &self,
         request: Request<pb::GetClaimRequest>,
     ) -> Result<Response<pb::ClaimResult>, Status> {
-        let auth = auth_of(&request);
-        let who = party_of(&request, &auth, "scheme", &request.get_ref().scheme_id);
-        let mut msg = request.into_inner();
-        let scope = scheme_scope(&auth, self.broker.directory(), &msg.scheme_id);
-        if let Ok(s) = &scope {
-            msg.scheme_id.clone_from(s);
-        }
-        let subject = format!("{}/{}", msg.scheme_id, msg.claim_id);
-        audited(
-            &self.broker,
-            who,
-            "GetClaim",
-            subject,
-            msg,
-            |msg| async move {
-                scope?;
-                let mut v = parse::Violations::new();
-                v.id("scheme_id", &msg.scheme_id);
-                v.id("claim_id", &msg.claim_id);
-                v.finish(())?;
-                let rec = self.broker.get(&msg.scheme_id, &msg.claim_id).await?;
-                Ok::<_, ServiceError>(claim_result(&rec))
-            },
-        )
+        serve(&self.broker, request, |msg, ()| async move {
+            let mut v = parse::Violations::new();
+            v.id("scheme_id", &msg.scheme_id);
+            v.id("claim_id", &msg.claim_id);
+            v.finish(())?;
+            let rec = self.broker.get(&msg.scheme_id, &msg.claim_id).await?;
+            Ok(claim_result(&rec))
+        })
         .await
     }
 
@@ -255,63 +217,36 @@ impl SchemeService for SchemeApi {
         &self,
         request: Request<pb::ListChangedClaimsRequest>,
     ) -> Result<Response<pb::ListChangedClaimsResponse>, Status> {
-        let auth = auth_of(&request);
-        let who = party_of(&request, &auth, "scheme", &request.get_ref().scheme_id);
         let budget = super::call_budget(&request, self.broker.request_timeout());
-        let mut msg = request.into_inner();
-        let scope = scheme_scope(&auth, self.broker.directory(), &msg.scheme_id);
-        if let Ok(s) = &scope {
-            msg.scheme_id.clone_from(s);
-        }
-        let subject = format!("{}/changes", msg.scheme_id);
-        // Long polls have a pool of their own (see crate::admission).
-        let pool = if msg.wait_ms > 0 {
-            Pool::LongPoll
-        } else {
-            Pool::Calls
-        };
-        audited_in(
-            &self.broker,
-            super::Admit::Take(pool),
-            who,
-            "ListChangedClaims",
-            subject,
-            msg,
-            |msg| async move {
-                scope?;
-                let mut v = parse::Violations::new();
-                v.id("scheme_id", &msg.scheme_id);
-                if msg.page_size > MAX_PAGE {
-                    v.add("page_size", format!("must be at most {MAX_PAGE}"));
-                }
-                if msg.wait_ms > MAX_WAIT_MS {
-                    v.add("wait_ms", format!("must be at most {MAX_WAIT_MS}"));
-                }
-                v.finish(())?;
-                let after = parse_cursor(&msg.cursor)?;
-                let limit = if msg.page_size == 0 {
-                    DEFAULT_PAGE
-                } else {
-                    msg.page_size
-                };
-                let rows = self
-                    .broker
-                    .list_changed(
-                        &msg.scheme_id,
-                        after,
-                        limit,
-                        // A wait ends before the call's deadline, so that a
-                        // long poll answers (possibly empty), never CANCELLED.
-                        super::wait_within(Duration::from_millis(msg.wait_ms as u64), budget),
-                    )
-                    .await?;
-                let (claims, next) = page_within(&rows, after, MAX_PAGE_BYTES);
-                Ok::<_, ServiceError>(pb::ListChangedClaimsResponse {
-                    claims,
-                    next_cursor: cursor(next),
-                })
-            },
-        )
+        serve(&self.broker, request, |msg, ()| async move {
+            let mut v = parse::Violations::new();
+            v.id("scheme_id", &msg.scheme_id);
+            if msg.page_size > MAX_PAGE {
+                v.add("page_size", format!("must be at most {MAX_PAGE}"));
+            }
+            if msg.wait_ms > MAX_WAIT_MS {
+                v.add("wait_ms", format!("must be at most {MAX_WAIT_MS}"));
+            }
+            v.finish(())?;
+            let after = parse_cursor(&msg.cursor)?;
+            let limit = if msg.page_size == 0 {
+                DEFAULT_PAGE
+            } else {
+                msg.page_size
+            };
+            // A wait ends before the call's deadline, so that a long poll
+            // answers (possibly empty), never CANCELLED.
+            let wait = super::wait_within(Duration::from_millis(msg.wait_ms as u64), budget);
+            let rows = self
+                .broker
+                .list_changed(&msg.scheme_id, after, limit, wait)
+                .await?;
+            let (claims, next) = page_within(&rows, after, MAX_PAGE_BYTES);
+            Ok(pb::ListChangedClaimsResponse {
+                claims,
+                next_cursor: cursor(next),
+            })
+        })
         .await
     }
 
@@ -319,39 +254,23 @@ impl SchemeService for SchemeApi {
         &self,
         request: Request<pb::CancelClaimRequest>,
     ) -> Result<Response<pb::ClaimResult>, Status> {
-        let auth = auth_of(&request);
-        let who = party_of(&request, &auth, "scheme", &request.get_ref().scheme_id);
-        let mut msg = request.into_inner();
-        let scope = scheme_scope(&auth, self.broker.directory(), &msg.scheme_id);
-        if let Ok(s) = &scope {
-            msg.scheme_id.clone_from(s);
-        }
-        let subject = format!("{}/{}", msg.scheme_id, msg.claim_id);
-        audited(
-            &self.broker,
-            who,
-            "CancelClaim",
-            subject,
-            msg,
-            |msg| async move {
-                scope?;
-                let mut v = parse::Violations::new();
-                v.id("scheme_id", &msg.scheme_id);
-                v.id("claim_id", &msg.claim_id);
-                passerelle_domain::validate::check_text(
-                    "reason",
-                    &msg.reason,
-                    passerelle_domain::validate::MAX_TEXT_LEN,
-                    &mut v.0,
-                );
-                v.finish(())?;
-                let rec = self
-                    .broker
-                    .cancel(&msg.scheme_id, &msg.claim_id, &msg.reason)
-                    .await?;
-                Ok::<_, ServiceError>(claim_result(&rec))
-            },
-        )
+        serve(&self.broker, request, |msg, ()| async move {
+            let mut v = parse::Violations::new();
+            v.id("scheme_id", &msg.scheme_id);
+            v.id("claim_id", &msg.claim_id);
+            passerelle_domain::validate::check_text(
+                "reason",
+                &msg.reason,
+                passerelle_domain::validate::MAX_TEXT_LEN,
+                &mut v.0,
+            );
+            v.finish(())?;
+            let rec = self
+                .broker
+                .cancel(&msg.scheme_id, &msg.claim_id, &msg.reason)
+                .await?;
+            Ok(claim_result(&rec))
+        })
         .await
     }
 }

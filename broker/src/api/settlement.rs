@@ -8,12 +8,12 @@ use passerelle_proto::settlement::v1 as pb;
 use pb::settlement_service_server::SettlementService;
 use tonic::{Request, Response, Status};
 
-use super::auth::{auth_of, mutuelle_scope, pair_scope, party_of, scheme_scope};
-use super::{audited, parse::Violations};
-use crate::audit::now_ms;
+use super::auth::{mutuelle_scope, pair_scope, scheme_scope};
+use super::call::serve;
+use super::parse::Violations;
 use crate::identity::{Auth, Role};
 use crate::service::{Broker, ServiceError};
-use crate::store::{ClaimFilter, PeriodRecord, PeriodState, StatementData, Totals};
+use crate::store::{ClaimFilter, ClaimPage, PeriodRecord, PeriodState, StatementData, Totals};
 
 const MAX_PAGE: u32 = 500;
 const DEFAULT_PAGE: u32 = 50;
@@ -27,7 +27,9 @@ impl SettlementApi {
         SettlementApi { broker }
     }
 
-    fn check_pair(&self, v: &mut Violations, scheme_id: &str, mutuelle_id: &str) {
+    /// What is wrong with a scheme × mutuelle pair.
+    fn check_pair(&self, scheme_id: &str, mutuelle_id: &str) -> Violations {
+        let mut v = Violations::new();
         v.id("scheme_id", scheme_id);
         v.id("mutuelle_id", mutuelle_id);
         if !scheme_id.is_empty() && self.broker.scheme(scheme_id).is_err() {
@@ -36,6 +38,7 @@ impl SettlementApi {
         if !mutuelle_id.is_empty() && !self.broker.partners().any(|p| p.id == mutuelle_id) {
             v.add("mutuelle_id", format!("unknown mutuelle {mutuelle_id:?}"));
         }
+        v
     }
 }
 
@@ -124,14 +127,142 @@ pub fn statement_to_pb(d: &StatementData, currency: &str) -> pb::Statement {
     }
 }
 
-fn caller<T>(req: &Request<T>, auth: &Auth, scheme_id: &str, mutuelle_id: &str) -> String {
-    let id = if scheme_id.is_empty() {
+/// A ListClaims request as a store filter, the row it starts after and the
+/// page size; every wrong field collected.
+fn claims_query(msg: pb::ListClaimsRequest) -> Result<(ClaimFilter, i64, u32), ServiceError> {
+    let mut v = Violations::new();
+    if msg.scheme_id.is_empty() && msg.mutuelle_id.is_empty() {
+        v.add("scheme_id", "give scheme_id, mutuelle_id or both");
+    }
+    let state = if msg.state.is_empty() {
+        None
+    } else {
+        let s = ClaimState::parse(&msg.state);
+        if s.is_none() {
+            v.add("state", "must be received, pending_partner, coordinated, rejected, cancel_pending or cancelled");
+        }
+        s
+    };
+    let care_from = (!msg.care_from.is_empty())
+        .then(|| v.date("care_from", &msg.care_from))
+        .flatten();
+    let care_to = (!msg.care_to.is_empty())
+        .then(|| v.date("care_to", &msg.care_to))
+        .flatten();
+    if let (Some(a), Some(b)) = (care_from, care_to)
+        && b < a
+    {
+        v.add("care_to", "must not be before care_from");
+    }
+    if msg.page_size > MAX_PAGE {
+        v.add("page_size", format!("must be at most {MAX_PAGE}"));
+    }
+    let after = if msg.page_token.is_empty() {
+        0
+    } else {
+        msg.page_token
+            .strip_prefix('p')
+            .and_then(|n| n.parse::<i64>().ok())
+            .unwrap_or_else(|| {
+                v.add("page_token", "not a token returned by ListClaims");
+                0
+            })
+    };
+    v.finish(()).map_err(ServiceError::Invalid)?;
+    let limit = if msg.page_size == 0 {
+        DEFAULT_PAGE
+    } else {
+        msg.page_size
+    };
+    let filter = ClaimFilter {
+        scheme_id: Some(msg.scheme_id).filter(|s| !s.is_empty()),
+        mutuelle_id: Some(msg.mutuelle_id).filter(|s| !s.is_empty()),
+        state,
+        care_from,
+        care_to,
+    };
+    Ok((filter, after, limit))
+}
+
+fn claims_page_to_pb(page: &ClaimPage, limit: u32) -> pb::ListClaimsResponse {
+    let next = if page.rows.len() as u32 == limit {
+        page.rows
+            .last()
+            .map(|r| format!("p{}", r.pk))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    pb::ListClaimsResponse {
+        claims: page
+            .rows
+            .iter()
+            .map(|c| pb::ClaimSummary {
+                scheme_id: c.scheme_id.clone(),
+                claim_id: c.claim_id.clone(),
+                mutuelle_id: c.mutuelle_id.clone(),
+                state: c.state.as_str().to_string(),
+                provider_id: c.provider_id.clone(),
+                invoice_number: c.invoice_number.clone(),
+                date_of_care: c.date_of_care.clone(),
+                currency: c.currency.clone(),
+                totals: Some(totals_to_pb(&c.totals)),
+                period: c.period,
+                updated_at_ms: c.updated_ms,
+            })
+            .collect(),
+        totals: Some(totals_to_pb(&page.totals)),
+        total_count: page.total_count,
+        next_page_token: next,
+    }
+}
+
+/// Settlement's party: the scheme the request names, else its mutuelle.
+fn claimed<'a>(scheme_id: &'a str, mutuelle_id: &'a str) -> &'a str {
+    if scheme_id.is_empty() {
         mutuelle_id
     } else {
         scheme_id
-    };
-    party_of(req, auth, "party", id)
+    }
 }
+
+// A scheme sees its own claims (and its delegates'), a mutuelle its own; an
+// operator any.
+call!(pb::ListClaimsRequest, "ListClaims", "party",
+    |m| claimed: claimed(&m.scheme_id, &m.mutuelle_id),
+    scope(auth, dir) -> (): {
+        match auth {
+            Auth::Caller(c) if c.role == Role::Scheme => {
+                m.scheme_id = scheme_scope(auth, dir, &m.scheme_id)?;
+            }
+            Auth::Caller(c) if c.role == Role::Mutuelle => {
+                m.mutuelle_id = mutuelle_scope(auth, &m.mutuelle_id)?;
+            }
+            _ => {
+                pair_scope(auth, dir, &m.scheme_id, &m.mutuelle_id)?;
+            }
+        }
+        Ok(())
+    },
+    subject: format!("{}/{}/claims", m.scheme_id, m.mutuelle_id));
+
+/// [`call!`] for a request on one scheme × mutuelle: either party or an
+/// operator; the body gets the pair with its empty parts filled from the
+/// caller (the request is audited as it came).
+macro_rules! pair_call {
+    ($t:ty, $method:literal, $what:literal) => {
+        call!($t, $method, "party",
+            |m| claimed: claimed(&m.scheme_id, &m.mutuelle_id),
+            scope(auth, dir) -> (String, String):
+                pair_scope(auth, dir, &m.scheme_id, &m.mutuelle_id),
+            subject: format!("{}/{}/{}", m.scheme_id, m.mutuelle_id, $what));
+    };
+}
+
+pair_call!(pb::ListPeriodsRequest, "ListPeriods", "periods");
+pair_call!(pb::ClosePeriodRequest, "ClosePeriod", "periods");
+pair_call!(pb::MarkSettledRequest, "MarkSettled", "periods");
+pair_call!(pb::GetStatementRequest, "GetStatement", "statement");
 
 #[tonic::async_trait]
 impl SettlementService for SettlementApi {
@@ -139,102 +270,10 @@ impl SettlementService for SettlementApi {
         &self,
         request: Request<pb::ListClaimsRequest>,
     ) -> Result<Response<pb::ListClaimsResponse>, Status> {
-        let auth = auth_of(&request);
-        let r = request.get_ref();
-        let who = caller(&request, &auth, &r.scheme_id, &r.mutuelle_id);
-        let mut msg = request.into_inner();
-        // A scheme sees its own claims (and its delegates'), a mutuelle its
-        // own; an operator any.
-        let scope = match &auth {
-            Auth::Caller(c) if c.role == Role::Scheme => {
-                scheme_scope(&auth, self.broker.directory(), &msg.scheme_id)
-                    .map(|s| msg.scheme_id = s)
-            }
-            Auth::Caller(c) if c.role == Role::Mutuelle => {
-                mutuelle_scope(&auth, &msg.mutuelle_id).map(|m| msg.mutuelle_id = m)
-            }
-            _ => pair_scope(
-                &auth,
-                self.broker.directory(),
-                &msg.scheme_id,
-                &msg.mutuelle_id,
-            )
-            .map(|_| ()),
-        };
-        let subject = format!("{}/{}/claims", msg.scheme_id, msg.mutuelle_id);
-        audited(&self.broker, who, "ListClaims", subject, msg, |mut msg| async move {
-                apply_scope(scope, &mut msg)?;
-            let mut v = Violations::new();
-            if msg.scheme_id.is_empty() && msg.mutuelle_id.is_empty() {
-                v.add("scheme_id", "give scheme_id, mutuelle_id or both");
-            }
-            let state = if msg.state.is_empty() {
-                None
-            } else {
-                let s = ClaimState::parse(&msg.state);
-                if s.is_none() {
-                    v.add("state", "must be received, pending_partner, coordinated, rejected, cancel_pending or cancelled");
-                }
-                s
-            };
-            let care_from = (!msg.care_from.is_empty()).then(|| v.date("care_from", &msg.care_from)).flatten();
-            let care_to = (!msg.care_to.is_empty()).then(|| v.date("care_to", &msg.care_to)).flatten();
-            if let (Some(a), Some(b)) = (care_from, care_to)
-                && b < a
-            {
-                v.add("care_to", "must not be before care_from");
-            }
-            if msg.page_size > MAX_PAGE {
-                v.add("page_size", format!("must be at most {MAX_PAGE}"));
-            }
-            let after = if msg.page_token.is_empty() {
-                0
-            } else {
-                msg.page_token
-                    .strip_prefix('p')
-                    .and_then(|n| n.parse::<i64>().ok())
-                    .unwrap_or_else(|| {
-                        v.add("page_token", "not a token returned by ListClaims");
-                        0
-                    })
-            };
-            v.finish(())?;
-            let limit = if msg.page_size == 0 { DEFAULT_PAGE } else { msg.page_size };
-            let filter = ClaimFilter {
-                scheme_id: Some(msg.scheme_id).filter(|s| !s.is_empty()),
-                mutuelle_id: Some(msg.mutuelle_id).filter(|s| !s.is_empty()),
-                state,
-                care_from,
-                care_to,
-            };
-            let page = self.broker.store().list_claims(&filter, after, limit).await?;
-            let next = if page.rows.len() as u32 == limit {
-                page.rows.last().map(|r| format!("p{}", r.pk)).unwrap_or_default()
-            } else {
-                String::new()
-            };
-            Ok(pb::ListClaimsResponse {
-                claims: page
-                    .rows
-                    .iter()
-                    .map(|c| pb::ClaimSummary {
-                        scheme_id: c.scheme_id.clone(),
-                        claim_id: c.claim_id.clone(),
-                        mutuelle_id: c.mutuelle_id.clone(),
-                        state: c.state.as_str().to_string(),
-                        provider_id: c.provider_id.clone(),
-                        invoice_number: c.invoice_number.clone(),
-                        date_of_care: c.date_of_care.clone(),
-                        currency: c.currency.clone(),
-                        totals: Some(totals_to_pb(&c.totals)),
-                        period: c.period,
-                        updated_at_ms: c.updated_ms,
-                    })
-                    .collect(),
-                totals: Some(totals_to_pb(&page.totals)),
-                total_count: page.total_count,
-                next_page_token: next,
-            })
+        serve(&self.broker, request, |msg, ()| async move {
+            let (filter, after, limit) = claims_query(msg)?;
+            let page = self.broker.list_claims(&filter, after, limit).await?;
+            Ok(claims_page_to_pb(&page, limit))
         })
         .await
     }
@@ -243,29 +282,13 @@ impl SettlementService for SettlementApi {
         &self,
         request: Request<pb::ListPeriodsRequest>,
     ) -> Result<Response<pb::ListPeriodsResponse>, Status> {
-        let auth = auth_of(&request);
-        let r = request.get_ref();
-        let who = caller(&request, &auth, &r.scheme_id, &r.mutuelle_id);
-        let scope = pair_scope(&auth, self.broker.directory(), &r.scheme_id, &r.mutuelle_id);
-        let subject = format!("{}/{}/periods", r.scheme_id, r.mutuelle_id);
-        let msg = request.into_inner();
-        audited(
+        serve(
             &self.broker,
-            who,
-            "ListPeriods",
-            subject,
-            msg,
-            |mut msg| async move {
-                apply_scope(scope, &mut msg)?;
-                let mut v = Violations::new();
-                self.check_pair(&mut v, &msg.scheme_id, &msg.mutuelle_id);
-                v.finish(())?;
-                let currency = self.broker.currency_of(&msg.scheme_id);
-                let periods = self
-                    .broker
-                    .store()
-                    .list_periods(&msg.scheme_id, &msg.mutuelle_id)
-                    .await?;
+            request,
+            |_, (scheme_id, mutuelle_id)| async move {
+                self.check_pair(&scheme_id, &mutuelle_id).finish(())?;
+                let currency = self.broker.currency_of(&scheme_id);
+                let periods = self.broker.list_periods(&scheme_id, &mutuelle_id).await?;
                 Ok(pb::ListPeriodsResponse {
                     periods: periods.iter().map(|p| period_to_pb(p, &currency)).collect(),
                 })
@@ -278,29 +301,13 @@ impl SettlementService for SettlementApi {
         &self,
         request: Request<pb::ClosePeriodRequest>,
     ) -> Result<Response<pb::Period>, Status> {
-        let auth = auth_of(&request);
-        let r = request.get_ref();
-        let who = caller(&request, &auth, &r.scheme_id, &r.mutuelle_id);
-        let scope = pair_scope(&auth, self.broker.directory(), &r.scheme_id, &r.mutuelle_id);
-        let subject = format!("{}/{}/periods", r.scheme_id, r.mutuelle_id);
-        let msg = request.into_inner();
-        audited(
+        serve(
             &self.broker,
-            who,
-            "ClosePeriod",
-            subject,
-            msg,
-            |mut msg| async move {
-                apply_scope(scope, &mut msg)?;
-                let mut v = Violations::new();
-                self.check_pair(&mut v, &msg.scheme_id, &msg.mutuelle_id);
-                v.finish(())?;
-                let p = self
-                    .broker
-                    .store()
-                    .close_period(&msg.scheme_id, &msg.mutuelle_id, now_ms())
-                    .await?;
-                Ok(period_to_pb(&p, &self.broker.currency_of(&msg.scheme_id)))
+            request,
+            |_, (scheme_id, mutuelle_id)| async move {
+                self.check_pair(&scheme_id, &mutuelle_id).finish(())?;
+                let p = self.broker.close_period(&scheme_id, &mutuelle_id).await?;
+                Ok(period_to_pb(&p, &self.broker.currency_of(&scheme_id)))
             },
         )
         .await
@@ -310,22 +317,11 @@ impl SettlementService for SettlementApi {
         &self,
         request: Request<pb::MarkSettledRequest>,
     ) -> Result<Response<pb::Period>, Status> {
-        let auth = auth_of(&request);
-        let r = request.get_ref();
-        let who = caller(&request, &auth, &r.scheme_id, &r.mutuelle_id);
-        let scope = pair_scope(&auth, self.broker.directory(), &r.scheme_id, &r.mutuelle_id);
-        let subject = format!("{}/{}/periods", r.scheme_id, r.mutuelle_id);
-        let msg = request.into_inner();
-        audited(
+        serve(
             &self.broker,
-            who,
-            "MarkSettled",
-            subject,
-            msg,
-            |mut msg| async move {
-                apply_scope(scope, &mut msg)?;
-                let mut v = Violations::new();
-                self.check_pair(&mut v, &msg.scheme_id, &msg.mutuelle_id);
+            request,
+            |msg, (scheme_id, mutuelle_id)| async move {
+                let mut v = self.check_pair(&scheme_id, &mutuelle_id);
                 v.id("reference", &msg.reference);
                 if msg.number == 0 {
                     v.add("number", "must be the number of a closed period");
@@ -333,16 +329,9 @@ impl SettlementService for SettlementApi {
                 v.finish(())?;
                 let p = self
                     .broker
-                    .store()
-                    .settle_period(
-                        &msg.scheme_id,
-                        &msg.mutuelle_id,
-                        msg.number,
-                        &msg.reference,
-                        now_ms(),
-                    )
+                    .settle_period(&scheme_id, &mutuelle_id, msg.number, &msg.reference)
                     .await?;
-                Ok(period_to_pb(&p, &self.broker.currency_of(&msg.scheme_id)))
+                Ok(period_to_pb(&p, &self.broker.currency_of(&scheme_id)))
             },
         )
         .await
@@ -352,81 +341,18 @@ impl SettlementService for SettlementApi {
         &self,
         request: Request<pb::GetStatementRequest>,
     ) -> Result<Response<pb::Statement>, Status> {
-        let auth = auth_of(&request);
-        let r = request.get_ref();
-        let who = caller(&request, &auth, &r.scheme_id, &r.mutuelle_id);
-        let scope = pair_scope(&auth, self.broker.directory(), &r.scheme_id, &r.mutuelle_id);
-        let subject = format!("{}/{}/statement", r.scheme_id, r.mutuelle_id);
-        let msg = request.into_inner();
-        audited(
+        serve(
             &self.broker,
-            who,
-            "GetStatement",
-            subject,
-            msg,
-            |mut msg| async move {
-                apply_scope(scope, &mut msg)?;
-                let mut v = Violations::new();
-                self.check_pair(&mut v, &msg.scheme_id, &msg.mutuelle_id);
-                v.finish(())?;
+            request,
+            |msg, (scheme_id, mutuelle_id)| async move {
+                self.check_pair(&scheme_id, &mutuelle_id).finish(())?;
                 let d = self
                     .broker
-                    .store()
-                    .statement(&msg.scheme_id, &msg.mutuelle_id, msg.number)
+                    .statement(&scheme_id, &mutuelle_id, msg.number)
                     .await?;
-                Ok::<_, ServiceError>(statement_to_pb(
-                    &d,
-                    &self.broker.currency_of(&msg.scheme_id),
-                ))
+                Ok(statement_to_pb(&d, &self.broker.currency_of(&scheme_id)))
             },
         )
         .await
     }
-}
-
-/// Requests that name a scheme and a mutuelle.
-trait Pair {
-    fn set(&mut self, scheme: String, mutuelle: String);
-}
-
-macro_rules! pair {
-    ($($t:ty),*) => {$(
-        impl Pair for $t {
-            fn set(&mut self, scheme: String, mutuelle: String) {
-                self.scheme_id = scheme;
-                self.mutuelle_id = mutuelle;
-            }
-        }
-    )*};
-}
-
-pair!(
-    pb::ListPeriodsRequest,
-    pb::ClosePeriodRequest,
-    pb::MarkSettledRequest,
-    pb::GetStatementRequest
-);
-
-/// An authorization outcome applied to a request: a refusal, or the
-/// (scheme, mutuelle) pair the caller may act on.
-trait Scope<M> {
-    fn apply(self, msg: &mut M) -> Result<(), ServiceError>;
-}
-
-impl<M> Scope<M> for Result<(), ServiceError> {
-    fn apply(self, _msg: &mut M) -> Result<(), ServiceError> {
-        self
-    }
-}
-
-impl<M: Pair> Scope<M> for Result<(String, String), ServiceError> {
-    fn apply(self, msg: &mut M) -> Result<(), ServiceError> {
-        let (s, m) = self?;
-        msg.set(s, m);
-        Ok(())
-    }
-}
-
-fn apply_scope<M, S: Scope<M>>(scope: S, msg: &mut M) -> Result<(), ServiceError> {
-    scope.apply(msg)
 }

@@ -122,6 +122,14 @@ impl From<ServiceError> for Status {
                 format!("product {m} is used by claims"),
                 "PRODUCT_IN_USE",
             ),
+            ServiceError::Store(StoreError::Corrupt(m)) => {
+                tracing::error!(error = %m, "unreadable stored data");
+                info(
+                    Code::Internal,
+                    format!("unreadable stored data: {m}"),
+                    "STORE_CORRUPT",
+                )
+            }
             ServiceError::Store(e) => {
                 tracing::error!(error = %e, "store unavailable");
                 info(

@@ -882,7 +882,7 @@ async fn products(ctx: &Ctx, cmd: ProductsCmd) -> Out {
         ProductsCmd::Import { file } => {
             let products: Vec<product::Product> = read_products(&file)?
                 .iter()
-                .map(|p| crate::api::product::product_to_pb(p, false))
+                .map(|p| passerelle_proto::convert::product_to_pb(p, false))
                 .collect();
             let r = c
                 .put_products(product::PutProductsRequest {

@@ -1,0 +1,580 @@
+//! Claims: complementary eligibility, coordination, the claim's lifecycle
+//! (see the module documentation of [`crate::service`]), cancel and the
+//! operator's retry.
+
+use std::time::Duration;
+
+use passerelle_adapters::{
+    AdapterError, AdapterKind, AdjudicationRequest, CancelRequest, EligibilityAnswer,
+    EligibilityQuery, PartnerAdjudication,
+};
+use passerelle_domain::validate::{
+    MAX_ID_LEN, MAX_PARTNER_TEXT, MAX_TEXT_LEN, check_answer, truncate_text,
+};
+use passerelle_domain::{Claim, ClaimState, Reason, ReasonCode};
+
+use super::partner::{Outbound, busy};
+use super::{
+    Broker, EligibilityInput, LEASE_GRACE_MS, ServiceError, adjudication_key, cancel_key,
+    key_digest, mask, next_nonce,
+};
+use crate::store::{Begin, ClaimRecord, NewClaim, Outcome, StoreError};
+
+/// How often a broker waiting on a claim looks at the store for a change
+/// another broker made (changes in this process wake it at once).
+const CROSS_REPLICA_POLL: Duration = Duration::from_millis(50);
+/// How many times a claim is recomputed when a ceiling moved under it.
+const MAX_CEILING_RETRIES: usize = 8;
+
+/// Most characters of reason texts kept for one claim's answer, all lines
+/// together (past it, texts are cut to "…").
+pub const MAX_REASON_TEXT_PER_CLAIM: usize = 16_000;
+
+/// Most reasons kept per line of a partner's answer.
+pub const MAX_REASONS_PER_LINE: usize = 8;
+
+/// A partner's text as it is stored: cut to `MAX_PARTNER_TEXT` characters
+/// on a character boundary (a 100 KB error body is not kept whole).
+fn partner_text(s: &str) -> String {
+    truncate_text(s, MAX_PARTNER_TEXT)
+}
+
+fn bounded_reason(r: Reason) -> Reason {
+    Reason {
+        code: r.code,
+        message: partner_text(&r.message),
+    }
+}
+
+/// What a partner answered, bounded before it is stored (docs/security.md,
+/// "Limits"): reason texts and count, its reference and product label.
+fn bounded_outcome(o: Outcome) -> Outcome {
+    match o {
+        Outcome::Coordinated {
+            shares,
+            product,
+            partner_reference,
+            consumption,
+        } => {
+            // The reasons' texts of a whole claim share one budget, so that a
+            // claim's answer stays far below a client's 4 MiB message limit.
+            let mut budget = MAX_REASON_TEXT_PER_CLAIM;
+            let shares = shares
+                .into_iter()
+                .map(|mut s| {
+                    s.reasons.truncate(MAX_REASONS_PER_LINE);
+                    s.reasons = s
+                        .reasons
+                        .into_iter()
+                        .map(|r| {
+                            let mut r = bounded_reason(r);
+                            let n = r.message.chars().count();
+                            if n > budget {
+                                r.message = truncate_text(&r.message, budget.max(1));
+                            }
+                            budget = budget.saturating_sub(n);
+                            r
+                        })
+                        .collect();
+                    s
+                })
+                .collect();
+            Outcome::Coordinated {
+                shares,
+                product: product.map(|p| passerelle_domain::ProductRef {
+                    id: truncate_text(&p.id, MAX_ID_LEN),
+                    version: p.version,
+                    name: truncate_text(&p.name, MAX_TEXT_LEN),
+                }),
+                partner_reference: truncate_text(&partner_reference, MAX_ID_LEN),
+                consumption,
+            }
+        }
+        Outcome::Rejected(r) => Outcome::Rejected(bounded_reason(r)),
+    }
+}
+
+/// A partner's answer to an adjudication, checked against the claim: its
+/// shares, or a rejection saying why the answer cannot be stored.
+fn checked_outcome(
+    rec: &ClaimRecord,
+    answer: PartnerAdjudication,
+    partner: &str,
+    subject: &str,
+) -> Outcome {
+    match check_answer(&rec.claim.lines, answer.lines) {
+        Ok(shares) => Outcome::Coordinated {
+            shares,
+            product: answer.product,
+            partner_reference: answer.partner_reference,
+            consumption: answer.consumption,
+        },
+        Err(msg) => {
+            // The detail (with amounts) is in the claim's rejection reason,
+            // not in the logs.
+            tracing::warn!(partner = %partner, claim = %subject, "partner answer refused");
+            tracing::debug!(partner = %partner, claim = %subject, %msg, "partner answer refused");
+            Outcome::Rejected(Reason::new(ReasonCode::PartnerAnswerInvalid, msg))
+        }
+    }
+}
+
+impl Broker {
+    /// Hands a claim (or a cancel) to the retry worker: due after the
+    /// back-off of its attempts, with why it waits.
+    async fn defer_after(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+        attempts: u32,
+        why: &str,
+    ) -> Result<ClaimRecord, ServiceError> {
+        let now = self.clock.now_ms();
+        let t = self
+            .store
+            .defer(
+                scheme_id,
+                claim_id,
+                now + self.backoff_ms(attempts),
+                why,
+                now,
+            )
+            .await?;
+        self.notify();
+        Ok(t.into_record())
+    }
+
+    fn backoff_ms(&self, attempts: u32) -> i64 {
+        let exp = 1u64 << attempts.min(20);
+        self.retry
+            .base_ms
+            .saturating_mul(exp)
+            .min(self.retry.max_ms) as i64
+    }
+
+    /// Complementary eligibility. Nothing is stored but the audit rows.
+    pub async fn eligibility(
+        &self,
+        q: EligibilityInput,
+    ) -> Result<(String, EligibilityAnswer), ServiceError> {
+        let scheme = self.scheme(&q.scheme_id)?;
+        if !q.lines.is_empty() {
+            self.check_currency(scheme, &q.currency)?;
+        }
+        let route = self
+            .route(
+                &q.scheme_id,
+                &q.beneficiary_id,
+                q.date_of_care,
+                q.mutuelle_id.as_deref(),
+                q.member_number.as_deref(),
+            )
+            .await?;
+        let Some((mid, member_number)) = route else {
+            return Ok((
+                String::new(),
+                EligibilityAnswer::not_covered(Reason::new(
+                    ReasonCode::UnknownMember,
+                    "no mutuelle known to passerelle covers this beneficiary",
+                )),
+            ));
+        };
+        let partner = self.partner(&mid)?;
+        let query = EligibilityQuery {
+            idempotency_key: format!(
+                "elg-{}",
+                key_digest(&[
+                    &q.scheme_id,
+                    &q.beneficiary_id,
+                    &self.clock.now_ms().to_string(),
+                    &next_nonce()
+                ])
+            ),
+            scheme_id: q.scheme_id,
+            beneficiary_id: q.beneficiary_id,
+            member_number: Some(member_number).filter(|n| !n.is_empty()),
+            date_of_care: q.date_of_care,
+            currency: q.currency,
+            lines: q.lines,
+            diagnoses: q.diagnoses,
+        };
+        let Some(_slot) = partner.slots.try_take() else {
+            return Err(ServiceError::PartnerUnavailable(busy(&mid)));
+        };
+        let out = Outbound {
+            method: "CheckComplementaryEligibility",
+            subject: format!("{}/eligibility", query.scheme_id),
+            key: &query.idempotency_key,
+            // The outbound row records a message to a partner's system; a
+            // rules partner is adjudicated in this process and no message
+            // leaves (the inbound row already records the call).
+            audited: partner.kind != AdapterKind::Rules,
+        };
+        let res = self
+            .call_partner(&mid, out, partner.adapter.eligibility(&query))
+            .await;
+        let mut answer = match res {
+            Ok(a) => a,
+            Err(e) if e.is_transient() => {
+                return Err(ServiceError::PartnerUnavailable(format!(
+                    "mutuelle {mid}: {e}"
+                )));
+            }
+            Err(AdapterError::Rejected(r)) => EligibilityAnswer::not_covered(r),
+            Err(e) => {
+                return Err(ServiceError::PartnerAnswerInvalid(format!(
+                    "mutuelle {mid}: {e}"
+                )));
+            }
+        };
+        if !query.lines.is_empty() && !answer.lines.is_empty() {
+            answer.lines = check_answer(&query.lines, std::mem::take(&mut answer.lines))
+                .map_err(|m| ServiceError::PartnerAnswerInvalid(format!("mutuelle {mid}: {m}")))?;
+        }
+        Ok((mid, answer))
+    }
+
+    /// Coordinates a claim: see the module documentation.
+    pub async fn coordinate(&self, claim: Claim) -> Result<ClaimRecord, ServiceError> {
+        let scheme = self.scheme(&claim.scheme_id)?;
+        self.check_currency(scheme, &claim.currency)?;
+        let request_hash = claim.canonical_hash();
+        let route = self
+            .route(
+                &claim.scheme_id,
+                &claim.beneficiary_id,
+                claim.date_of_care,
+                claim.mutuelle_id.as_deref(),
+                claim.member_number.as_deref(),
+            )
+            .await?;
+        let Some((mid, member_number)) = route else {
+            // A resend of a claim stored before the roster changed still gets
+            // its stored answer.
+            if let Some(rec) = self
+                .store
+                .get_claim(&claim.scheme_id, &claim.claim_id)
+                .await?
+            {
+                return self.resend(rec, &request_hash).await;
+            }
+            return Err(ServiceError::UnknownMember(format!(
+                "beneficiary {} is not a member of any mutuelle known to passerelle",
+                mask(&claim.beneficiary_id)
+            )));
+        };
+        let deadline = self.partner(&mid)?.deadline;
+        let now = self.clock.now_ms();
+        let new = NewClaim {
+            adjudication_key: adjudication_key(&claim.scheme_id, &claim.claim_id),
+            claim,
+            request_hash: request_hash.clone(),
+            mutuelle_id: mid,
+            member_number,
+            lease_until_ms: now + 2 * deadline.as_millis() as i64 + LEASE_GRACE_MS,
+            now_ms: now,
+        };
+        match self.store.begin_claim(new).await? {
+            Begin::Created(rec) => {
+                self.notify();
+                self.process(rec).await
+            }
+            Begin::DuplicateInvoice(rec) => {
+                self.notify();
+                Ok(rec)
+            }
+            Begin::Existing(rec) => self.await_settled(rec, deadline).await,
+            Begin::Modified(rec) => Err(ServiceError::ModifiedRequest(rec.claim.claim_id)),
+        }
+    }
+
+    async fn resend(
+        &self,
+        rec: ClaimRecord,
+        request_hash: &str,
+    ) -> Result<ClaimRecord, ServiceError> {
+        if rec.request_hash != request_hash {
+            return Err(ServiceError::ModifiedRequest(rec.claim.claim_id));
+        }
+        let deadline = self
+            .partners
+            .get(&rec.mutuelle_id)
+            .map(|p| p.deadline)
+            .unwrap_or(Duration::from_secs(2));
+        self.await_settled(rec, deadline).await
+    }
+
+    /// A resend while the first request is still asking the partner waits for
+    /// its answer (up to the partner's deadline), so that both callers get
+    /// the same answer; the partner is never asked twice.
+    async fn await_settled(
+        &self,
+        rec: ClaimRecord,
+        deadline: Duration,
+    ) -> Result<ClaimRecord, ServiceError> {
+        if rec.state != ClaimState::Received {
+            return Ok(rec);
+        }
+        let mut rx = self.subscribe();
+        let until =
+            tokio::time::Instant::now() + deadline + Duration::from_millis(LEASE_GRACE_MS as u64);
+        loop {
+            let cur = self
+                .store
+                .get_claim(&rec.claim.scheme_id, &rec.claim.claim_id)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound(format!("claim {}", rec.claim.claim_id)))?;
+            if cur.state != ClaimState::Received || tokio::time::Instant::now() >= until {
+                return Ok(cur);
+            }
+            // Woken by a change in this process, or after a short poll for a
+            // change made by another broker on the same database.
+            let step = until.min(tokio::time::Instant::now() + CROSS_REPLICA_POLL);
+            let _ = tokio::time::timeout_at(step, rx.changed()).await;
+        }
+    }
+
+    /// Asks the partner and stores the outcome. Used by the first request and
+    /// by the retry worker alike.
+    pub(super) async fn process(&self, rec: ClaimRecord) -> Result<ClaimRecord, ServiceError> {
+        let (scheme_id, claim_id) = (rec.claim.scheme_id.clone(), rec.claim.claim_id.clone());
+        let subject = format!("{scheme_id}/{claim_id}");
+        let Some(partner) = self.partners.get(&rec.mutuelle_id) else {
+            return self
+                .defer_after(
+                    &scheme_id,
+                    &claim_id,
+                    rec.attempts,
+                    "mutuelle not configured",
+                )
+                .await;
+        };
+        // A place among the calls waiting on this mutuelle; when all are
+        // taken (it hangs, or is flooded) the claim stays stored and the
+        // retry worker takes it later, without holding a place meanwhile.
+        let Some(_slot) = partner.slots.try_take() else {
+            return self
+                .defer_after(&scheme_id, &claim_id, rec.attempts, &busy(&partner.id))
+                .await;
+        };
+        for _ in 0..MAX_CEILING_RETRIES {
+            let req = AdjudicationRequest {
+                idempotency_key: &rec.adjudication_key,
+                claim: &rec.claim,
+                member_number: &rec.member_number,
+            };
+            let out = Outbound {
+                method: "AdjudicateRemainder",
+                subject: subject.clone(),
+                key: &rec.adjudication_key,
+                audited: true,
+            };
+            let res = self
+                .call_partner(&partner.id, out, partner.adapter.adjudicate(req))
+                .await;
+            let outcome = match res {
+                Ok(answer) => {
+                    #[cfg(feature = "failpoints")]
+                    super::failpoint::after_partner_answer().await;
+                    checked_outcome(&rec, answer, &partner.id, &subject)
+                }
+                Err(e) if e.is_transient() => {
+                    return self
+                        .defer_after(
+                            &scheme_id,
+                            &claim_id,
+                            rec.attempts,
+                            &partner_text(&e.to_string()),
+                        )
+                        .await;
+                }
+                Err(e) => Outcome::Rejected(e.final_reason()),
+            };
+            match self
+                .store
+                .complete_claim(
+                    &scheme_id,
+                    &claim_id,
+                    bounded_outcome(outcome),
+                    self.clock.now_ms(),
+                )
+                .await
+            {
+                Ok(t) => {
+                    self.notify();
+                    return Ok(t.into_record());
+                }
+                Err(StoreError::CeilingConflict(k)) => {
+                    tracing::debug!(claim = %subject, ceiling = %k, "ceiling moved; recomputing");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.defer_after(&scheme_id, &claim_id, 0, "ceiling contention")
+            .await
+    }
+
+    pub async fn get(&self, scheme_id: &str, claim_id: &str) -> Result<ClaimRecord, ServiceError> {
+        self.scheme(scheme_id)?;
+        self.store
+            .get_claim(scheme_id, claim_id)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!("claim {claim_id} of scheme {scheme_id}"))
+            })
+    }
+
+    /// Changes after a cursor; with `wait`, long-polls for the first change.
+    pub async fn list_changed(
+        &self,
+        scheme_id: &str,
+        after_seq: u64,
+        limit: u32,
+        wait: Duration,
+    ) -> Result<Vec<ClaimRecord>, ServiceError> {
+        self.scheme(scheme_id)?;
+        let mut rx = self.subscribe();
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let rows = self.store.list_changed(scheme_id, after_seq, limit).await?;
+            if !rows.is_empty() || wait.is_zero() {
+                return Ok(rows);
+            }
+            // Changes made by another replica do not wake this one: look again
+            // at least every CROSS_REPLICA_POLL.
+            let step = until.min(tokio::time::Instant::now() + CROSS_REPLICA_POLL * 5);
+            if tokio::time::timeout_at(step, rx.changed()).await.is_err()
+                && tokio::time::Instant::now() >= until
+            {
+                return Ok(rows);
+            }
+        }
+    }
+
+    /// Cancels a claim; see `CancelClaim` in the scheme contract.
+    pub async fn cancel(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+        reason: &str,
+    ) -> Result<ClaimRecord, ServiceError> {
+        let rec = self.get(scheme_id, claim_id).await?;
+        if matches!(rec.state, ClaimState::Cancelled | ClaimState::CancelPending) {
+            return Ok(rec);
+        }
+        let deadline = self
+            .partners
+            .get(&rec.mutuelle_id)
+            .map(|p| p.deadline)
+            .unwrap_or(Duration::from_secs(2));
+        let now = self.clock.now_ms();
+        let t = self
+            .store
+            .begin_cancel(
+                scheme_id,
+                claim_id,
+                &cancel_key(scheme_id, claim_id),
+                reason,
+                now + 2 * deadline.as_millis() as i64 + LEASE_GRACE_MS,
+                now,
+            )
+            .await?;
+        self.notify();
+        let rec = t.into_record();
+        if rec.state == ClaimState::CancelPending {
+            return self.process_cancel(rec).await;
+        }
+        Ok(rec)
+    }
+
+    pub(super) async fn process_cancel(
+        &self,
+        rec: ClaimRecord,
+    ) -> Result<ClaimRecord, ServiceError> {
+        let (scheme_id, claim_id) = (rec.claim.scheme_id.as_str(), rec.claim.claim_id.as_str());
+        let key = rec
+            .cancel_key
+            .clone()
+            .unwrap_or_else(|| cancel_key(scheme_id, claim_id));
+        let partner = self.partners.get(&rec.mutuelle_id);
+        // A place among the calls waiting on this mutuelle, held until the
+        // call ends.
+        let _slot = match partner.map(|p| p.slots.try_take()) {
+            Some(None) => {
+                return self
+                    .defer_after(scheme_id, claim_id, rec.attempts, &busy(&rec.mutuelle_id))
+                    .await;
+            }
+            slot => slot,
+        };
+        let req = CancelRequest {
+            idempotency_key: &key,
+            adjudication_key: &rec.adjudication_key,
+            scheme_id,
+            claim_id,
+            reason: &rec.cancel_reason,
+        };
+        let call = async {
+            match partner {
+                Some(p) => p.adapter.cancel(req).await,
+                None => Err(AdapterError::Unavailable("mutuelle not configured".into())),
+            }
+        };
+        let out = Outbound {
+            method: "CancelAdjudication",
+            subject: format!("{scheme_id}/{claim_id}"),
+            key: &key,
+            audited: true,
+        };
+        let res = self.call_partner(&rec.mutuelle_id, out, call).await;
+        match res {
+            Ok(()) => {
+                let t = self
+                    .store
+                    .complete_cancel(scheme_id, claim_id, self.clock.now_ms())
+                    .await?;
+                self.notify();
+                Ok(t.into_record())
+            }
+            // Final refusals are retried too (with back-off): a cancel must
+            // reach the mutuelle; operators see last_error meanwhile.
+            Err(e) => {
+                self.defer_after(
+                    scheme_id,
+                    claim_id,
+                    rec.attempts,
+                    &partner_text(&e.to_string()),
+                )
+                .await
+            }
+        }
+    }
+
+    /// Retries a claim waiting on its partner (or a pending cancel) now.
+    pub async fn retry_now(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+    ) -> Result<ClaimRecord, ServiceError> {
+        self.get(scheme_id, claim_id).await?;
+        let Some(rec) = self
+            .store
+            .lease_now(
+                scheme_id,
+                claim_id,
+                self.clock.now_ms(),
+                self.worker_lease_ms,
+            )
+            .await?
+        else {
+            return Err(ServiceError::Refused(format!(
+                "claim {claim_id} is not waiting on its mutuelle"
+            )));
+        };
+        match rec.state {
+            ClaimState::CancelPending => self.process_cancel(rec).await,
+            _ => self.process(rec).await,
+        }
+    }
+}

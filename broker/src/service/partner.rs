@@ -1,0 +1,189 @@
+//! The one way a partner is called: [`PartnerClient::call`] runs the call
+//! under the partner's deadline, writes its outbound audit row and keeps the
+//! partner's up/down state; [`Broker::call_partner`] adds what the store
+//! does when a partner answers again (its backlog is due now). Eligibility,
+//! adjudication and cancel all go through it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use passerelle_adapters::{Adapter, AdapterError, AdapterKind};
+
+use super::{Broker, Clock, ServiceError};
+use crate::admission::PartnerSlots;
+use crate::audit::{AuditSink, hash};
+use crate::store::{AuditEntry, Direction};
+
+/// A mutuelle and how to reach it.
+pub struct Partner {
+    pub id: String,
+    pub name: String,
+    pub kind: AdapterKind,
+    pub adapter: Arc<dyn Adapter>,
+    pub deadline: Duration,
+    /// Its places for calls waiting on it (see [`crate::admission`]).
+    pub slots: PartnerSlots,
+}
+
+/// One call to a partner, as its outbound audit row names it.
+pub(super) struct Outbound<'a> {
+    /// The partner contract's method.
+    pub method: &'static str,
+    pub subject: String,
+    /// The call's idempotency key (the row holds its hash).
+    pub key: &'a str,
+    /// False when no message leaves this process (a rules partner's
+    /// eligibility: the inbound row already records the call).
+    pub audited: bool,
+}
+
+/// What a call says of its partner.
+#[derive(Debug, PartialEq, Eq)]
+enum Health {
+    /// Nothing new.
+    Same,
+    /// It was down and answered: its waiting claims may go now.
+    BackUp,
+}
+
+/// The configured partners and the one way to call them.
+pub struct PartnerClient {
+    partners: HashMap<String, Partner>,
+    /// Partners whose last call failed transiently. The first answer after
+    /// that makes their waiting claims due at once (see
+    /// [`Broker::call_partner`]).
+    down: HashMap<String, AtomicBool>,
+    audit: AuditSink,
+    clock: Clock,
+}
+
+/// Why a call did not reach a mutuelle whose places are all taken.
+pub(super) fn busy(mutuelle: &str) -> String {
+    format!("mutuelle {mutuelle} is busy: too many calls are waiting on it, retry shortly")
+}
+
+impl PartnerClient {
+    pub(super) fn new(partners: Vec<Partner>, audit: AuditSink, clock: Clock) -> Self {
+        PartnerClient {
+            down: partners
+                .iter()
+                .map(|p| (p.id.clone(), AtomicBool::default()))
+                .collect(),
+            partners: partners.into_iter().map(|p| (p.id.clone(), p)).collect(),
+            audit,
+            clock,
+        }
+    }
+
+    pub(super) fn get(&self, id: &str) -> Option<&Partner> {
+        self.partners.get(id)
+    }
+
+    pub(super) fn all(&self) -> impl Iterator<Item = &Partner> {
+        self.partners.values()
+    }
+
+    /// Runs `call` to partner `mutuelle_id` under its deadline (a missed
+    /// deadline is a transient `Timeout`, like the partner's own
+    /// DEADLINE_EXCEEDED), writes the outbound audit row, and marks the
+    /// partner down (a transient failure) or up (anything else).
+    async fn call<T>(
+        &self,
+        mutuelle_id: &str,
+        out: Outbound<'_>,
+        call: impl Future<Output = Result<T, AdapterError>>,
+    ) -> (Result<T, AdapterError>, Health) {
+        let res = match self.partners.get(mutuelle_id) {
+            Some(p) => tokio::time::timeout(p.deadline, call)
+                .await
+                .unwrap_or(Err(AdapterError::Timeout(p.deadline.as_millis() as u64))),
+            None => call.await,
+        };
+        if out.audited {
+            self.audit
+                .record(AuditEntry {
+                    at_ms: self.clock.now_ms(),
+                    direction: Direction::Out,
+                    party: format!("mutuelle:{mutuelle_id}"),
+                    method: out.method.to_string(),
+                    subject: out.subject,
+                    request_hash: hash(out.key.as_bytes()),
+                    outcome: match &res {
+                        Ok(_) => "ok".to_string(),
+                        Err(e) => e.to_string(),
+                    },
+                })
+                .await;
+        }
+        let health = match &res {
+            Err(e) if e.is_transient() => {
+                self.mark_down(mutuelle_id);
+                Health::Same
+            }
+            _ => match self.down.get(mutuelle_id) {
+                Some(d) if d.swap(false, Ordering::Relaxed) => Health::BackUp,
+                _ => Health::Same,
+            },
+        };
+        (res, health)
+    }
+
+    /// A partner's call failed transiently: it is (or may be) down.
+    fn mark_down(&self, mutuelle_id: &str) {
+        if let Some(d) = self.down.get(mutuelle_id) {
+            d.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Broker {
+    /// Calls a partner through [`PartnerClient`]. A partner that answers
+    /// after being down gets the claims and cancels waiting for it made due
+    /// now rather than at the end of their back-off (up to `retry.max_ms`):
+    /// a mutuelle back after days offline gets its backlog at once, and the
+    /// retry worker drains it.
+    pub(super) async fn call_partner<T>(
+        &self,
+        mutuelle_id: &str,
+        out: Outbound<'_>,
+        call: impl Future<Output = Result<T, AdapterError>>,
+    ) -> Result<T, AdapterError> {
+        let (res, health) = self.partners.call(mutuelle_id, out, call).await;
+        if health == Health::BackUp {
+            self.expedite(mutuelle_id).await;
+        }
+        res
+    }
+
+    async fn expedite(&self, partner: &str) {
+        match self
+            .store
+            .expedite(partner, self.clock.now_ms(), self.worker_lease_ms)
+            .await
+        {
+            Ok(n) => {
+                tracing::info!(
+                    partner,
+                    claims = n,
+                    "mutuelle answers again; its waiting claims are due now"
+                );
+                self.notify();
+            }
+            Err(e) => {
+                // Not lost: the claims stay due at the end of their back-off.
+                self.partners.mark_down(partner);
+                tracing::warn!(partner, error = %e, "cannot expedite the backlog");
+            }
+        }
+    }
+
+    /// A configured partner, or PartnerUnavailable.
+    pub(super) fn partner(&self, id: &str) -> Result<&Partner, ServiceError> {
+        self.partners.get(id).ok_or_else(|| {
+            ServiceError::PartnerUnavailable(format!("mutuelle {id} is not configured"))
+        })
+    }
+}

@@ -1,0 +1,25 @@
+//! Products: the rule sets a rules mutuelle declares (versioned; a version
+//! used by claims never changes, the store refuses it).
+
+use passerelle_domain::Product;
+
+use super::{Broker, ServiceError};
+use crate::store::PutProduct;
+
+impl Broker {
+    /// Stores products, all or none (PutProducts).
+    pub async fn put_products(
+        &self,
+        products: &[Product],
+    ) -> Result<Vec<PutProduct>, ServiceError> {
+        Ok(self.store.put_products(products).await?)
+    }
+
+    /// A mutuelle's products, each with whether claims use it.
+    pub async fn list_products(
+        &self,
+        mutuelle_id: &str,
+    ) -> Result<Vec<(Product, bool)>, ServiceError> {
+        Ok(self.store.list_products(mutuelle_id).await?)
+    }
+}

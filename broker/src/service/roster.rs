@@ -1,0 +1,158 @@
+//! The roster: what mutuelles declare of their members (UpsertMembers,
+//! ImportRoster, GetMember) and the coverage conflicts operators resolve.
+//! Products named must be declared (rules mutuelles); the coverage rule
+//! itself is the store's (see [`crate::store::coverage_overlaps`]).
+
+use passerelle_adapters::AdapterKind;
+use passerelle_domain::validate::FieldViolation;
+use passerelle_domain::{Date, Member};
+
+use super::{Broker, ServiceError, mask};
+use crate::store::{CoverageConflict, RosterDiff, RosterImport};
+
+/// A roster snapshot of one mutuelle (ImportRoster), as the edge read it.
+#[derive(Debug)]
+pub struct RosterSnapshot {
+    pub mutuelle_id: String,
+    pub members: Vec<Member>,
+    /// Members absent from the snapshot end the day before this date
+    /// (`None`: today, on the service's clock).
+    pub as_of: Option<Date>,
+    /// Never end-date these member numbers (rows the client skipped).
+    pub keep: Vec<String>,
+    /// End-date absent members (false: leave them as they are).
+    pub end_missing: bool,
+    pub dry_run: bool,
+}
+
+impl Broker {
+    /// Every product a member names must be declared, for a mutuelle the
+    /// broker adjudicates for (adapter `rules`): a typo would otherwise be
+    /// stored and eligibility answer NO_PRODUCT. A mutuelle with its own
+    /// system owns its product ids, passed through as they are.
+    async fn check_products(
+        &self,
+        mutuelle_id: &str,
+        members: &[Member],
+    ) -> Result<(), ServiceError> {
+        if self.partners.get(mutuelle_id).map(|p| p.kind) != Some(AdapterKind::Rules) {
+            return Ok(());
+        }
+        let declared: std::collections::HashSet<String> = self
+            .store
+            .list_products(mutuelle_id)
+            .await?
+            .into_iter()
+            .map(|(p, _)| p.id)
+            .collect();
+        let mut v = Vec::new();
+        for (i, m) in members.iter().enumerate() {
+            for (j, p) in m.products.iter().enumerate() {
+                if !declared.contains(&p.product_id) {
+                    v.push(FieldViolation::new(
+                        format!("members[{i}].products[{j}].product_id"),
+                        format!(
+                            "unknown product {:?} for mutuelle {mutuelle_id}",
+                            p.product_id
+                        ),
+                    ));
+                }
+            }
+        }
+        if v.is_empty() {
+            Ok(())
+        } else {
+            Err(ServiceError::Invalid(v))
+        }
+    }
+
+    /// Creates or replaces members of one mutuelle (UpsertMembers): products
+    /// checked, then the coverage rule in the store (see
+    /// [`crate::store::coverage_overlaps`]).
+    pub async fn upsert_members(
+        &self,
+        mutuelle_id: &str,
+        members: Vec<Member>,
+    ) -> Result<usize, ServiceError> {
+        self.check_products(mutuelle_id, &members).await?;
+        self.store
+            .upsert_members(&members, self.clock.now_ms())
+            .await?;
+        Ok(members.len())
+    }
+
+    /// Applies (or, dry, computes) a roster snapshot (ImportRoster), with the
+    /// same checks as [`Broker::upsert_members`].
+    pub async fn import_roster(&self, s: RosterSnapshot) -> Result<RosterDiff, ServiceError> {
+        self.check_products(&s.mutuelle_id, &s.members).await?;
+        let import = RosterImport {
+            mutuelle_id: s.mutuelle_id,
+            members: s.members,
+            as_of: s.as_of.unwrap_or_else(|| self.clock.today()),
+            keep: s.keep,
+            end_missing: s.end_missing,
+            dry_run: s.dry_run,
+        };
+        Ok(self
+            .store
+            .import_roster(import, self.clock.now_ms())
+            .await?)
+    }
+
+    /// A member of a mutuelle, by member number.
+    pub async fn get_member(
+        &self,
+        mutuelle_id: &str,
+        member_number: &str,
+    ) -> Result<Member, ServiceError> {
+        self.store
+            .get_member(mutuelle_id, member_number)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("member {member_number}")))
+    }
+
+    /// Beneficiaries declared by two mutuelles on the same dates.
+    pub async fn coverage_conflicts(
+        &self,
+        scheme_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CoverageConflict>, ServiceError> {
+        if let Some(s) = scheme_id {
+            self.scheme(s)?;
+        }
+        Ok(self.store.coverage_conflicts(scheme_id, limit).await?)
+    }
+
+    /// Resolves a beneficiary's coverage conflict in favour of `keep`: the
+    /// other mutuelles' overlapping periods are ended or removed.
+    pub async fn resolve_coverage(
+        &self,
+        scheme_id: &str,
+        beneficiary_id: &str,
+        keep: &str,
+        from: Option<Date>,
+    ) -> Result<Vec<Member>, ServiceError> {
+        self.scheme(scheme_id)?;
+        if self.partners.get(keep).is_none() {
+            return Err(ServiceError::invalid(
+                "keep_mutuelle_id",
+                format!("unknown mutuelle {keep:?}"),
+            ));
+        }
+        let changed = self
+            .store
+            .resolve_coverage(scheme_id, beneficiary_id, keep, from, self.clock.now_ms())
+            .await?;
+        for m in &changed {
+            tracing::info!(
+                scheme = scheme_id,
+                beneficiary = %mask(beneficiary_id),
+                kept = keep,
+                mutuelle = %m.mutuelle_id,
+                member = %m.member_number,
+                "coverage conflict resolved: membership end-dated"
+            );
+        }
+        Ok(changed)
+    }
+}

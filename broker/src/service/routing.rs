@@ -1,0 +1,142 @@
+//! Routing: which mutuelle covers a beneficiary on a date, and the member
+//! number there (the card's mutuelle, else the one in force on the date,
+//! never the order of ids).
+
+use passerelle_adapters::AdapterKind;
+use passerelle_domain::{Date, Member};
+
+use super::{Broker, ServiceError};
+
+impl Broker {
+    /// Which mutuelle covers the beneficiary, and the member number there.
+    /// `None`: no mutuelle known to passerelle covers them.
+    pub(super) async fn route(
+        &self,
+        scheme_id: &str,
+        beneficiary_id: &str,
+        date: Date,
+        mutuelle_id: Option<&str>,
+        member_number: Option<&str>,
+    ) -> Result<Option<(String, String)>, ServiceError> {
+        if let Some(mid) = mutuelle_id {
+            let Some(partner) = self.partners.get(mid) else {
+                return Err(ServiceError::invalid(
+                    "mutuelle_id",
+                    format!("unknown mutuelle {mid:?}"),
+                ));
+            };
+            let member = match member_number {
+                Some(n) => self
+                    .store
+                    .get_member(mid, n)
+                    .await?
+                    .filter(|m| m.scheme_id == scheme_id && m.beneficiary_id == beneficiary_id),
+                None => self
+                    .store
+                    .find_members(scheme_id, beneficiary_id)
+                    .await?
+                    .into_iter()
+                    .find(|m| m.mutuelle_id == mid),
+            };
+            return Ok(match (member, partner.kind) {
+                (Some(m), _) => Some((mid.to_string(), m.member_number)),
+                // The broker adjudicates for rules partners: it must know the member.
+                (None, AdapterKind::Rules) => None,
+                // A remote partner knows its own members.
+                (None, _) => Some((
+                    mid.to_string(),
+                    member_number.unwrap_or_default().to_string(),
+                )),
+            });
+        }
+        let members = self.store.find_members(scheme_id, beneficiary_id).await?;
+        let known: Vec<&Member> = members
+            .iter()
+            .filter(|m| self.partners.get(&m.mutuelle_id).is_some())
+            .collect();
+        Ok(choose_member(&known, date)?.map(|m| (m.mutuelle_id.clone(), m.member_number.clone())))
+    }
+}
+
+/// Routing without a card, from the roster: the one mutuelle whose
+/// membership is in force on the date; else, when every record is of one
+/// mutuelle, that one (it answers why it does not cover: ended, not yet
+/// started). Never the order of ids: two mutuelles in force on one date (a
+/// conflict stored before the coverage rule) is refused until an operator
+/// resolves it; records of several mutuelles none in force route nowhere.
+fn choose_member<'a>(known: &[&'a Member], date: Date) -> Result<Option<&'a Member>, ServiceError> {
+    let in_force: Vec<&Member> = known
+        .iter()
+        .copied()
+        .filter(|m| m.product_on(date).is_some())
+        .collect();
+    let mut mutuelles: Vec<&str> = in_force.iter().map(|m| m.mutuelle_id.as_str()).collect();
+    mutuelles.sort_unstable();
+    mutuelles.dedup();
+    match mutuelles.len() {
+        0 => {}
+        1 => {
+            // One mutuelle: if it holds two records in force (renumbered), the
+            // latest enrolment.
+            return Ok(in_force
+                .into_iter()
+                .max_by_key(|m| (m.product_on(date).map(|p| p.start), m.member_number.clone())));
+        }
+        _ => {
+            return Err(ServiceError::CoverageConflict(format!(
+                "more than one mutuelle declares this beneficiary on {}: an operator must resolve it (passerelle admin coverage-conflicts)",
+                passerelle_domain::date::format(date)
+            )));
+        }
+    }
+    let mut all: Vec<&str> = known.iter().map(|m| m.mutuelle_id.as_str()).collect();
+    all.sort_unstable();
+    all.dedup();
+    Ok(match all.len() {
+        1 => known.iter().copied().max_by_key(|m| {
+            (
+                m.products.iter().map(|p| p.start).max(),
+                m.member_number.clone(),
+            )
+        }),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance::{d, sample_member};
+
+    /// Routing without a card never depends on the order of ids.
+    #[test]
+    fn routing_is_the_one_mutuelle_in_force() {
+        let mut a = sample_member("MUT-A", "A-1", "TG-1");
+        a.products[0].end = Some(d("2025-12-31"));
+        let mut b = sample_member("MUT-B", "B-1", "TG-1");
+        b.products[0].start = d("2026-01-01");
+        let on = |ms: &[&Member], day: &str| {
+            choose_member(ms, d(day)).map(|m| m.map(|m| m.mutuelle_id.clone()))
+        };
+        // Whatever the order the store lists them in.
+        for ms in [[&a, &b], [&b, &a]] {
+            assert_eq!(on(&ms, "2025-06-01").unwrap().as_deref(), Some("MUT-A"));
+            assert_eq!(on(&ms, "2026-06-01").unwrap().as_deref(), Some("MUT-B"));
+            // Before either: records of two mutuelles, none in force.
+            assert_eq!(on(&ms, "2024-06-01").unwrap(), None);
+        }
+        // One mutuelle's records, none in force: it answers why.
+        assert_eq!(on(&[&a], "2026-06-01").unwrap().as_deref(), Some("MUT-A"));
+        // Two in force on one date (stored before the coverage rule): refused.
+        let mut c = sample_member("MUT-C", "C-1", "TG-1");
+        c.products[0].start = d("2025-06-01");
+        assert!(matches!(
+            on(&[&a, &c], "2025-07-01"),
+            Err(ServiceError::CoverageConflict(_))
+        ));
+        assert!(matches!(
+            on(&[&c, &a], "2025-07-01"),
+            Err(ServiceError::CoverageConflict(_))
+        ));
+    }
+}

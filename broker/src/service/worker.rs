@@ -1,0 +1,281 @@
+//! The background loops: the retry worker (`run_worker`, `retry_due`:
+//! claims and cancels waiting on their partner, leased from the store) and
+//! the retention job (`run_retention`). Both read the time from the
+//! service's clock and wait on tokio's, so that tests drive them under a
+//! paused clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use passerelle_domain::ClaimState;
+use tokio::sync::watch;
+
+use super::Broker;
+use crate::store::StoreError;
+
+impl Broker {
+    /// One pass of the retry worker: leases due claims and resumes them.
+    /// Returns how many it took.
+    ///
+    /// With `[retry] max_per_second`, the claims of a pass start one every
+    /// `1 / max_per_second`, not all at once: a backlog's batch started
+    /// together took both cores for its length, and eligibility checks
+    /// arriving meanwhile waited behind it (p99 several times its idle value
+    /// whatever the pace). When `stop` turns true the claims not started yet
+    /// are left leased: they are resumed once their lease ends (after a
+    /// restart, or by another replica); those started are finished.
+    pub async fn retry_due(
+        self: &Arc<Self>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<usize, StoreError> {
+        #[allow(clippy::disallowed_types, reason = "a pacing interval, not money")]
+        let spacing = (self.retry.max_per_second > 0)
+            .then(|| Duration::from_secs_f64(1.0 / f64::from(self.retry.max_per_second)));
+        // The lease covers each claim's wait for its turn as well as its
+        // processing, so that no other worker takes it meanwhile.
+        let spread = spacing.map_or(0, |s| {
+            (s * self.retry.batch.saturating_sub(1)).as_millis() as i64 + 1
+        });
+        let due = self
+            .store
+            .lease_due(
+                self.clock.now_ms(),
+                self.worker_lease_ms + spread,
+                self.retry.batch,
+            )
+            .await?;
+        let n = due.len();
+        let start = tokio::time::Instant::now();
+        let mut tasks = Vec::with_capacity(n);
+        for (i, rec) in due.into_iter().enumerate() {
+            if let Some(spacing) = spacing
+                && i > 0
+            {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(start + spacing * i as u32) => {}
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+            }
+            let me = self.clone();
+            tasks.push(tokio::spawn(async move {
+                let subject = format!("{}/{}", rec.claim.scheme_id, rec.claim.claim_id);
+                let r = match rec.state {
+                    ClaimState::CancelPending => me.process_cancel(rec).await,
+                    s if s.awaiting_partner() => me.process(rec).await,
+                    _ => return,
+                };
+                if let Err(e) = r {
+                    tracing::warn!(claim = %subject, error = %e, "retry failed");
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        Ok(n)
+    }
+
+    /// The retention job: prunes the audit log every `interval_s`; with
+    /// several brokers, whichever takes the store's lock does it.
+    pub async fn run_retention(
+        self: Arc<Self>,
+        cfg: crate::config::RetentionConfig,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        if cfg.audit_days == 0 {
+            return;
+        }
+        let every = Duration::from_secs(cfg.interval_s);
+        loop {
+            match self.prune_audit_once(cfg.audit_days).await {
+                Ok(Some(n)) if n > 0 => tracing::info!(rows = n, "audit log pruned"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "audit pruning failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// The retry worker: runs until `shutdown` turns true.
+    pub async fn run_worker(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let poll = Duration::from_millis(self.retry.poll_ms);
+        loop {
+            let round = tokio::time::Instant::now();
+            match self.retry_due(shutdown.clone()).await {
+                Ok(n) if n > 0 => {
+                    // Pace a backlog: n claims take at least n / max_per_second.
+                    if self.retry.max_per_second > 0 {
+                        #[allow(clippy::disallowed_types, reason = "a pacing interval, not money")]
+                        let pace = Duration::from_secs_f64(
+                            n as f64 / f64::from(self.retry.max_per_second),
+                        );
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(round + pace) => {}
+                            _ = shutdown.changed() => return,
+                        }
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "retry worker cannot read the store"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(poll) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// One pass of the retention job: removes the audit rows older than
+    /// `audit_days`. `None`: another broker holds the store's lock and does it.
+    pub async fn prune_audit_once(&self, audit_days: u32) -> Result<Option<u64>, StoreError> {
+        let cutoff = self.clock.now_ms() - audit_days as i64 * 86_400_000;
+        self.store.prune_audit(cutoff).await
+    }
+}
+
+/// The lifecycle under tokio's paused clock: deadlines, back-off and
+/// retention run in virtual time, and the tests assert on the stored state.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::adjudication_key;
+    use crate::service::testing::{BACK_OFF, answering_broker, broker};
+    use crate::store::AuditEntry;
+    use crate::store::Direction;
+    use crate::store::NewClaim;
+    use crate::store::conformance::sample_claim;
+
+    async fn coordinate(b: &Broker, claim_id: &str) -> crate::store::ClaimRecord {
+        let mut claim = sample_claim("CNSS", claim_id, claim_id);
+        claim.mutuelle_id = Some("MUT-X".into());
+        b.coordinate(claim).await.unwrap()
+    }
+
+    /// A partner that misses its deadline leaves the claim PENDING_PARTNER
+    /// with a back-off; the worker leaves it alone until the back-off has
+    /// passed, then completes it with the same key.
+    #[tokio::test(start_paused = true)]
+    async fn a_claim_past_its_deadline_is_retried_after_its_back_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = broker(dir.path());
+        let (_stop_tx, stop) = watch::channel(false);
+
+        let rec = coordinate(&b, "C-1").await;
+        assert_eq!(rec.state, ClaimState::PendingPartner);
+        assert!(rec.last_error.contains("deadline"), "{}", rec.last_error);
+        let due = rec.next_attempt_ms.expect("a next attempt");
+        let now = b.clock().now_ms();
+        assert!(
+            due - now > BACK_OFF.as_millis() as i64 - 1000,
+            "{due} {now}"
+        );
+
+        // Not due yet.
+        assert_eq!(b.retry_due(stop.clone()).await.unwrap(), 0);
+        tokio::time::advance(BACK_OFF - Duration::from_secs(5)).await;
+        assert_eq!(b.retry_due(stop.clone()).await.unwrap(), 0);
+        assert_eq!(
+            b.get("CNSS", "C-1").await.unwrap().state,
+            ClaimState::PendingPartner
+        );
+
+        // Due: resumed and completed.
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(b.retry_due(stop).await.unwrap(), 1);
+        let done = b.get("CNSS", "C-1").await.unwrap();
+        assert_eq!(done.state, ClaimState::Coordinated);
+        let shares: Vec<i64> = done
+            .shares
+            .unwrap()
+            .iter()
+            .map(|s| s.mutuelle_share)
+            .collect();
+        assert_eq!(shares, vec![1500, 4000]);
+        assert!(done.updated_ms >= due);
+    }
+
+    /// Retention removes audit rows older than its period, but keeps those
+    /// of a claim still open.
+    #[tokio::test(start_paused = true)]
+    async fn retention_prunes_rows_older_than_its_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = broker(dir.path());
+        b.audit()
+            .record(AuditEntry {
+                at_ms: b.clock().now_ms(),
+                direction: Direction::In,
+                party: "operator:ops".into(),
+                method: "ListPartners".into(),
+                subject: "partners".into(),
+                request_hash: crate::audit::hash(b"x"),
+                outcome: "ok".into(),
+            })
+            .await;
+        // An open claim: its rows stay whatever their age.
+        let (_stop_tx, stop) = watch::channel(false);
+        coordinate(&b, "C-2").await;
+        tokio::time::advance(BACK_OFF * 2).await;
+        assert_eq!(b.retry_due(stop).await.unwrap(), 1);
+        b.audit().flush().await;
+        let subjects = |rows: Vec<(i64, AuditEntry)>| -> Vec<String> {
+            rows.into_iter().map(|(_, e)| e.subject).collect()
+        };
+
+        assert_eq!(b.prune_audit_once(30).await.unwrap(), Some(0));
+        tokio::time::advance(Duration::from_secs(29 * 86_400)).await;
+        assert_eq!(b.prune_audit_once(30).await.unwrap(), Some(0));
+        tokio::time::advance(Duration::from_secs(86_400)).await;
+        assert_eq!(b.prune_audit_once(30).await.unwrap(), Some(1));
+        let left = subjects(b.store().read_audit(0, 100).await.unwrap());
+        assert_eq!(left, vec!["CNSS/C-2", "CNSS/C-2"]);
+    }
+
+    /// A claim whose caller died holding its lease (RECEIVED, partner not
+    /// asked yet) is left alone until the lease ends, then resumed.
+    #[tokio::test(start_paused = true)]
+    async fn a_claim_held_by_a_dead_caller_is_resumed_when_its_lease_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = answering_broker(dir.path());
+        let (_stop_tx, stop) = watch::channel(false);
+        let mut claim = sample_claim("CNSS", "C-3", "C-3");
+        claim.mutuelle_id = Some("MUT-X".into());
+        let now = b.clock().now_ms();
+        b.store()
+            .begin_claim(NewClaim {
+                adjudication_key: adjudication_key("CNSS", "C-3"),
+                request_hash: claim.canonical_hash(),
+                mutuelle_id: "MUT-X".into(),
+                member_number: String::new(),
+                claim,
+                lease_until_ms: now + 5_000,
+                now_ms: now,
+            })
+            .await
+            .unwrap();
+
+        assert_eq!(b.retry_due(stop.clone()).await.unwrap(), 0);
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert_eq!(b.retry_due(stop.clone()).await.unwrap(), 0);
+        assert_eq!(
+            b.get("CNSS", "C-3").await.unwrap().state,
+            ClaimState::Received
+        );
+
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(b.retry_due(stop).await.unwrap(), 1);
+        assert_eq!(
+            b.get("CNSS", "C-3").await.unwrap().state,
+            ClaimState::Coordinated
+        );
+    }
+}

@@ -1,0 +1,135 @@
+//! Conformance of `AuditStore`.
+
+#[allow(unused_imports)]
+use super::*;
+
+pub async fn audit_is_appended_and_read_back(store: Arc<dyn Store>) {
+    let e = |m: &str| AuditEntry {
+        at_ms: 1,
+        direction: Direction::In,
+        party: "scheme:CNSS".into(),
+        method: m.into(),
+        subject: "CNSS/CLM-1".into(),
+        request_hash: "ab".into(),
+        outcome: "ok".into(),
+    };
+    store.append_audit(&[e("a"), e("b")]).await.unwrap();
+    store.append_audit(&[e("c")]).await.unwrap();
+    let rows = store.read_audit(0, 10).await.unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|(_, e)| e.method.as_str())
+            .collect::<Vec<_>>(),
+        vec!["a", "b", "c"]
+    );
+    let tail = store.read_audit(rows[1].0, 10).await.unwrap();
+    assert_eq!(tail.len(), 1);
+}
+
+pub async fn partner_activity_and_claim_audit(store: Arc<dyn Store>) {
+    let e = |at, party: &str, subject: &str, outcome: &str| AuditEntry {
+        at_ms: at,
+        direction: Direction::Out,
+        party: party.into(),
+        method: "AdjudicateRemainder".into(),
+        subject: subject.into(),
+        request_hash: "h".into(),
+        outcome: outcome.into(),
+    };
+    store
+        .append_audit(&[
+            e(10, "mutuelle:MUT-A", "CNSS/C1", "ok"),
+            e(
+                20,
+                "mutuelle:MUT-A",
+                "CNSS/C2",
+                "partner missed its deadline",
+            ),
+            e(30, "mutuelle:MUT-B", "CNSS/C1", "ok"),
+        ])
+        .await
+        .unwrap();
+    begin(&store, sample_claim("CNSS", "C2", "I2")).await;
+    let a = store.partner_activity("MUT-A").await.unwrap();
+    assert_eq!((a.last_success_ms, a.last_error_ms, a.pending), (10, 20, 1));
+    assert_eq!(a.last_error, "partner missed its deadline");
+    let trail = store.audit_of("CNSS/C1").await.unwrap();
+    assert_eq!(
+        trail.iter().map(|e| e.at_ms).collect::<Vec<_>>(),
+        vec![10, 30]
+    );
+}
+
+pub async fn retention_prunes_only_final_claims(store: Arc<dyn Store>) {
+    let (found, want) = store.schema_status().await.unwrap();
+    assert_eq!(found, want, "a fresh store is migrated");
+    // Claims: open (coordinated, not settled), cancelled, rejected, settled.
+    coordinate(&store, sample_claim("CNSS", "R-OPEN", "I1"), &[100, 0]).await;
+    coordinate(&store, sample_claim("CNSS", "R-SETTLED", "I2"), &[100, 0]).await;
+    store.close_period("CNSS", "MUT-A", 3_000).await.unwrap();
+    store
+        .settle_period("CNSS", "MUT-A", 1, "VIR", 3_000)
+        .await
+        .unwrap();
+    coordinate(&store, sample_claim("CNSS", "R-OPEN2", "I3"), &[100, 0]).await;
+    coordinate(&store, sample_claim("CNSS", "R-CANCELLED", "I4"), &[100, 0]).await;
+    store
+        .begin_cancel("CNSS", "R-CANCELLED", "c", "", 4_000, 4_000)
+        .await
+        .unwrap();
+    store
+        .complete_cancel("CNSS", "R-CANCELLED", 4_000)
+        .await
+        .unwrap();
+    begin(&store, sample_claim("CNSS", "R-REJECTED", "I5")).await;
+    store
+        .complete_claim(
+            "CNSS",
+            "R-REJECTED",
+            Outcome::Rejected(Reason::new(ReasonCode::PartnerRejected, "no")),
+            4_000,
+        )
+        .await
+        .unwrap();
+    let row = |at, subject: &str| AuditEntry {
+        at_ms: at,
+        direction: Direction::In,
+        party: "scheme:CNSS".into(),
+        method: "CoordinateClaim".into(),
+        subject: subject.into(),
+        request_hash: "h".into(),
+        outcome: "ok".into(),
+    };
+    // R-OPEN was settled with period 1; R-OPEN2 is coordinated, not settled.
+    let subjects = [
+        "CNSS/R-OPEN2",
+        "CNSS/R-SETTLED",
+        "CNSS/R-CANCELLED",
+        "CNSS/R-REJECTED",
+        "CNSS/eligibility",
+    ];
+    let old: Vec<_> = subjects.iter().map(|s| row(1_000, s)).collect();
+    let recent: Vec<_> = subjects.iter().map(|s| row(9_000, s)).collect();
+    store.append_audit(&old).await.unwrap();
+    store.append_audit(&recent).await.unwrap();
+    let deleted = store.prune_audit(5_000).await.unwrap().expect("not busy");
+    assert_eq!(deleted, 4, "old rows of final claims and of other subjects");
+    let left: Vec<(i64, String)> = store
+        .read_audit(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| (e.at_ms, e.subject))
+        .collect();
+    assert!(
+        left.contains(&(1_000, "CNSS/R-OPEN2".to_string())),
+        "an open claim keeps its rows: {left:?}"
+    );
+    assert_eq!(
+        left.iter().filter(|(at, _)| *at == 9_000).count(),
+        5,
+        "recent rows stay"
+    );
+    assert_eq!(left.len(), 6);
+    assert_eq!(store.prune_audit(5_000).await.unwrap(), Some(0));
+}

@@ -1,0 +1,534 @@
+//! Conformance of `ClaimStore`.
+
+#[allow(unused_imports)]
+use super::*;
+
+pub async fn begin_claim_is_idempotent_on_scheme_and_claim_id(store: Arc<dyn Store>) {
+    let c = sample_claim("CNSS", "CLM-1", "INV-1");
+    let Begin::Created(rec) = begin(&store, c.clone()).await else {
+        panic!("first insert creates")
+    };
+    assert_eq!(rec.state, ClaimState::Received);
+    assert_eq!(rec.claim, c);
+    assert_eq!(rec.next_attempt_ms, Some(10_000));
+    let Begin::Existing(again) = begin(&store, c.clone()).await else {
+        panic!("resend is existing")
+    };
+    assert_eq!(again, rec);
+    let mut modified = c.clone();
+    modified.lines[0].billed += 1;
+    assert!(matches!(begin(&store, modified).await, Begin::Modified(_)));
+    // The same claim id under another scheme is another claim.
+    let other = sample_claim("INAM", "CLM-1", "INV-9");
+    assert!(matches!(begin(&store, other).await, Begin::Created(_)));
+    // Nothing changed by the modified resend.
+    let stored = store.get_claim("CNSS", "CLM-1").await.unwrap().unwrap();
+    assert_eq!(stored.claim, c);
+}
+
+pub async fn concurrent_duplicates_insert_once(store: Arc<dyn Store>) {
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.begin_claim(new_claim(sample_claim("CNSS", "CLM-RACE", "INV-R")))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Begin::Created(_) => created += 1,
+            Begin::Existing(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(created, 1);
+}
+
+pub async fn duplicate_invoice_is_flagged_until_cancelled(store: Arc<dyn Store>) {
+    assert!(matches!(
+        begin(&store, sample_claim("CNSS", "A", "INV-7")).await,
+        Begin::Created(_)
+    ));
+    let Begin::DuplicateInvoice(rec) = begin(&store, sample_claim("CNSS", "B", "INV-7")).await
+    else {
+        panic!("same invoice under another id is a duplicate")
+    };
+    assert_eq!(rec.state, ClaimState::Rejected);
+    let why = rec.rejection.unwrap();
+    assert_eq!(why.code, ReasonCode::DuplicateInvoice);
+    assert!(why.message.contains("A"), "{}", why.message);
+    // Cancel A: the invoice is free again.
+    store
+        .begin_cancel("CNSS", "A", "cxl-A", "wrong member", 20_000, 2_000)
+        .await
+        .unwrap();
+    store.complete_cancel("CNSS", "A", 3_000).await.unwrap();
+    assert!(matches!(
+        begin(&store, sample_claim("CNSS", "C", "INV-7")).await,
+        Begin::Created(_)
+    ));
+}
+
+pub async fn completion_is_conditional_and_stores_shares(store: Arc<dyn Store>) {
+    begin(&store, sample_claim("CNSS", "CLM-2", "INV-2")).await;
+    let t = store
+        .complete_claim("CNSS", "CLM-2", coordinated(&[1500, 3000], vec![]), 2_000)
+        .await
+        .unwrap();
+    let Transition::Applied(rec) = t else {
+        panic!("applied")
+    };
+    assert_eq!(rec.state, ClaimState::Coordinated);
+    assert_eq!(
+        rec.shares
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|s| s.mutuelle_share)
+            .collect::<Vec<_>>(),
+        vec![1500, 3000]
+    );
+    assert_eq!(rec.next_attempt_ms, None);
+    // A second completion (another worker) changes nothing.
+    let t = store
+        .complete_claim(
+            "CNSS",
+            "CLM-2",
+            Outcome::Rejected(Reason::new(ReasonCode::PartnerRejected, "late")),
+            3_000,
+        )
+        .await
+        .unwrap();
+    let Transition::Stale(rec2) = t else {
+        panic!("stale")
+    };
+    assert_eq!(rec2, rec);
+}
+
+pub async fn ceilings_are_enforced_by_the_store(store: Arc<dyn Store>) {
+    let limit = Some(2_000);
+    let use_of = |amount| CeilingUse {
+        key: year_key("M-1"),
+        amount,
+        count: 0,
+        limit_amount: limit,
+        limit_count: None,
+    };
+    begin(&store, sample_claim("CNSS", "X1", "I1")).await;
+    begin(&store, sample_claim("CNSS", "X2", "I2")).await;
+    // Both computed on an empty snapshot: 1500 each; only one fits under 2000.
+    store
+        .complete_claim(
+            "CNSS",
+            "X1",
+            coordinated(&[1500, 0], vec![use_of(1500)]),
+            2_000,
+        )
+        .await
+        .unwrap();
+    let err = store
+        .complete_claim(
+            "CNSS",
+            "X2",
+            coordinated(&[1500, 0], vec![use_of(1500)]),
+            2_000,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::CeilingConflict(_)), "{err:?}");
+    // Nothing of X2 was stored: still awaiting its partner, no shares.
+    let x2 = store.get_claim("CNSS", "X2").await.unwrap().unwrap();
+    assert_eq!(x2.state, ClaimState::Received);
+    assert!(x2.shares.is_none());
+    let u = store.usage("MUT-A", &[year_key("M-1")]).await.unwrap();
+    assert_eq!(u.get(&year_key("M-1")).amount, 1500);
+    // Recomputed on a fresh snapshot: 500 left.
+    store
+        .complete_claim(
+            "CNSS",
+            "X2",
+            coordinated(&[500, 0], vec![use_of(500)]),
+            2_000,
+        )
+        .await
+        .unwrap();
+    let u = store.usage("MUT-A", &[year_key("M-1")]).await.unwrap();
+    assert_eq!(u.get(&year_key("M-1")).amount, 2000);
+}
+
+pub async fn cancel_restores_what_the_claim_consumed(store: Arc<dyn Store>) {
+    let k = year_key("M-1");
+    let c = |amount, count| CeilingUse {
+        key: k.clone(),
+        amount,
+        count,
+        limit_amount: Some(50_000),
+        limit_count: Some(10),
+    };
+    begin(&store, sample_claim("CNSS", "K1", "I1")).await;
+    begin(&store, sample_claim("CNSS", "K2", "I2")).await;
+    store
+        .complete_claim(
+            "CNSS",
+            "K1",
+            coordinated(&[1000, 0], vec![c(1000, 1)]),
+            2_000,
+        )
+        .await
+        .unwrap();
+    store
+        .complete_claim("CNSS", "K2", coordinated(&[700, 0], vec![c(700, 2)]), 2_000)
+        .await
+        .unwrap();
+    let before = store
+        .usage("MUT-A", std::slice::from_ref(&k))
+        .await
+        .unwrap()
+        .get(&k);
+    assert_eq!((before.amount, before.count), (1700, 3));
+    let t = store
+        .begin_cancel("CNSS", "K1", "cxl-K1", "duplicate", 30_000, 3_000)
+        .await
+        .unwrap();
+    assert_eq!(t.record().state, ClaimState::CancelPending);
+    assert_eq!(t.record().cancel_key.as_deref(), Some("cxl-K1"));
+    // Asking again changes nothing.
+    assert!(matches!(
+        store
+            .begin_cancel("CNSS", "K1", "cxl-other", "again", 30_000, 3_000)
+            .await
+            .unwrap(),
+        Transition::Stale(_)
+    ));
+    let t = store.complete_cancel("CNSS", "K1", 4_000).await.unwrap();
+    assert_eq!(t.record().state, ClaimState::Cancelled);
+    let after = store
+        .usage("MUT-A", std::slice::from_ref(&k))
+        .await
+        .unwrap()
+        .get(&k);
+    assert_eq!((after.amount, after.count), (700, 2));
+    // A second completion restores nothing more.
+    assert!(matches!(
+        store.complete_cancel("CNSS", "K1", 5_000).await.unwrap(),
+        Transition::Stale(_)
+    ));
+    let again = store
+        .usage("MUT-A", std::slice::from_ref(&k))
+        .await
+        .unwrap()
+        .get(&k);
+    assert_eq!(again, after);
+}
+
+pub async fn lease_due_hands_a_claim_to_one_worker(store: Arc<dyn Store>) {
+    begin(&store, sample_claim("CNSS", "L1", "I1")).await; // lease until 10_000
+    assert!(store.lease_due(9_999, 5_000, 10).await.unwrap().is_empty());
+    let (a, b) = tokio::join!(
+        store.lease_due(10_000, 5_000, 10),
+        store.lease_due(10_000, 5_000, 10)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.len() + b.len(), 1, "one worker gets it");
+    let rec = a.into_iter().chain(b).next().unwrap();
+    assert_eq!(rec.attempts, 1);
+    assert_eq!(rec.next_attempt_ms, Some(15_000));
+    // Completed claims are never due.
+    store
+        .complete_claim("CNSS", "L1", coordinated(&[0, 0], vec![]), 11_000)
+        .await
+        .unwrap();
+    assert!(store.lease_due(99_000, 5_000, 10).await.unwrap().is_empty());
+}
+
+pub async fn expedite_makes_a_partners_backlog_due(store: Arc<dyn Store>) {
+    for (id, next) in [("X1", 500_000), ("X2", 12_500)] {
+        begin(&store, sample_claim("CNSS", id, id)).await;
+        store.defer("CNSS", id, next, "down", 2_000).await.unwrap();
+    }
+    // A claim still asking the partner (RECEIVED, leased) is left alone.
+    begin(&store, sample_claim("CNSS", "X3", "X3")).await;
+    assert_eq!(store.expedite("MUT-OTHER", 10_000, 5_000).await.unwrap(), 0);
+    // X2 is due within the lease: it may be leased right now, it stays.
+    assert_eq!(store.expedite("MUT-A", 10_000, 5_000).await.unwrap(), 1);
+    let due = store.lease_due(10_000, 5_000, 10).await.unwrap();
+    let ids: Vec<&str> = due.iter().map(|r| r.claim.claim_id.as_str()).collect();
+    // X3's own lease ends at 10_000: due as before; X1 moved from 500_000.
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids.contains(&"X1") && ids.contains(&"X3"), "{ids:?}");
+    assert_eq!(
+        store
+            .get_claim("CNSS", "X2")
+            .await
+            .unwrap()
+            .unwrap()
+            .next_attempt_ms,
+        Some(12_500)
+    );
+    // Leased just now (next attempt = 15_000): not moved again.
+    assert_eq!(store.expedite("MUT-A", 10_000, 5_000).await.unwrap(), 0);
+}
+
+/// Writes arriving together (SQLite commits them as one group): a refused
+/// one undoes only its own changes, the others are all stored.
+pub async fn concurrent_writes_fail_alone(store: Arc<dyn Store>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let id = format!("G{i}");
+            begin(&store, sample_claim("CNSS", &id, &id)).await;
+            // Odd claims ask for more than the ceiling allows.
+            let amount = if i % 2 == 0 { 100 } else { 2_000_000 };
+            let used = CeilingUse {
+                key: year_key("M-1"),
+                amount,
+                count: 1,
+                limit_amount: Some(1_000_000),
+                limit_count: None,
+            };
+            let r = store
+                .complete_claim("CNSS", &id, coordinated(&[0, 100], vec![used]), 5_000)
+                .await;
+            (i, r)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (i, r) = done.unwrap();
+        if i % 2 == 0 {
+            assert!(matches!(r, Ok(Transition::Applied(_))), "G{i}: {r:?}");
+        } else {
+            assert!(
+                matches!(r, Err(StoreError::CeilingConflict(_))),
+                "G{i}: {r:?}"
+            );
+        }
+    }
+    for i in 0..40 {
+        let rec = store
+            .get_claim("CNSS", &format!("G{i}"))
+            .await
+            .unwrap()
+            .unwrap();
+        let want = if i % 2 == 0 {
+            ClaimState::Coordinated
+        } else {
+            ClaimState::Received
+        };
+        assert_eq!(rec.state, want, "G{i}");
+        assert_eq!(
+            rec.shares.is_some(),
+            i % 2 == 0,
+            "G{i}: lines of a refused write"
+        );
+    }
+    let usage = store.usage("MUT-A", &[year_key("M-1")]).await.unwrap();
+    assert_eq!(usage.get(&year_key("M-1")).amount, 20 * 100);
+    assert_eq!(usage.get(&year_key("M-1")).count, 20);
+}
+
+pub async fn defer_moves_to_pending_and_schedules(store: Arc<dyn Store>) {
+    let Begin::Created(rec) = begin(&store, sample_claim("CNSS", "P1", "I1")).await else {
+        panic!()
+    };
+    let t = store
+        .defer("CNSS", "P1", 50_000, "partner missed its deadline", 2_000)
+        .await
+        .unwrap();
+    let pending = t.into_record();
+    assert_eq!(pending.state, ClaimState::PendingPartner);
+    assert_eq!(pending.next_attempt_ms, Some(50_000));
+    assert_eq!(pending.last_error, "partner missed its deadline");
+    assert!(pending.change_seq > rec.change_seq, "a visible change");
+    assert!(store.lease_due(49_999, 1_000, 10).await.unwrap().is_empty());
+    assert_eq!(store.lease_due(50_000, 1_000, 10).await.unwrap().len(), 1);
+}
+
+pub async fn list_changed_pages_in_change_order(store: Arc<dyn Store>) {
+    for i in 0..5 {
+        begin(
+            &store,
+            sample_claim("CNSS", &format!("C{i}"), &format!("I{i}")),
+        )
+        .await;
+    }
+    begin(&store, sample_claim("INAM", "OTHER", "IX")).await;
+    store
+        .complete_claim("CNSS", "C0", coordinated(&[0, 0], vec![]), 2_000)
+        .await
+        .unwrap();
+    let page1 = store.list_changed("CNSS", 0, 3).await.unwrap();
+    let ids: Vec<_> = page1.iter().map(|r| r.claim.claim_id.as_str()).collect();
+    assert_eq!(ids, vec!["C1", "C2", "C3"]);
+    let page2 = store
+        .list_changed("CNSS", page1[2].change_seq, 10)
+        .await
+        .unwrap();
+    let ids: Vec<_> = page2.iter().map(|r| r.claim.claim_id.as_str()).collect();
+    assert_eq!(ids, vec!["C4", "C0"], "C0 moved to the end when it changed");
+    assert_eq!(page2[1].state, ClaimState::Coordinated);
+    assert!(
+        store
+            .list_changed("CNSS", page2[1].change_seq, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn list_claims_filters_pages_and_totals(store: Arc<dyn Store>) {
+    // sample_claim: B = 5000 + 12000, S = 3500 + 8000.
+    for i in 0..5 {
+        coordinate(
+            &store,
+            sample_claim("CNSS", &format!("L{i}"), &format!("I{i}")),
+            &[1500, 3000],
+        )
+        .await;
+    }
+    begin(&store, sample_claim("CNSS", "L-PENDING", "IP")).await;
+    let mut other = sample_claim("CNSS", "L-OLD", "IO");
+    other.date_of_care = d("2025-06-01");
+    begin(&store, other).await;
+    begin(&store, sample_claim("INAM", "L-INAM", "IN")).await;
+
+    let all = ClaimFilter {
+        scheme_id: Some("CNSS".into()),
+        ..Default::default()
+    };
+    let page = store.list_claims(&all, 0, 3).await.unwrap();
+    assert_eq!(page.total_count, 7);
+    assert_eq!(page.rows.len(), 3);
+    assert_eq!(page.totals.billed, 7 * 17_000);
+    assert_eq!(page.totals.scheme, 7 * 11_500);
+    assert_eq!(page.totals.mutuelle, 5 * 4_500);
+    assert_eq!(
+        page.totals.patient(),
+        page.totals.billed - page.totals.scheme - page.totals.mutuelle
+    );
+    let next = store.list_claims(&all, page.rows[2].pk, 10).await.unwrap();
+    let ids: Vec<_> = page
+        .rows
+        .iter()
+        .chain(&next.rows)
+        .map(|r| r.claim_id.as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        vec!["L0", "L1", "L2", "L3", "L4", "L-PENDING", "L-OLD"]
+    );
+
+    let coordinated_only = ClaimFilter {
+        state: Some(ClaimState::Coordinated),
+        ..all.clone()
+    };
+    assert_eq!(
+        store
+            .list_claims(&coordinated_only, 0, 100)
+            .await
+            .unwrap()
+            .total_count,
+        5
+    );
+    let in_2025 = ClaimFilter {
+        care_from: Some(d("2025-01-01")),
+        care_to: Some(d("2025-12-31")),
+        ..all.clone()
+    };
+    let p = store.list_claims(&in_2025, 0, 100).await.unwrap();
+    assert_eq!(
+        p.rows
+            .iter()
+            .map(|r| r.claim_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["L-OLD"]
+    );
+    let by_mutuelle = ClaimFilter {
+        mutuelle_id: Some("MUT-A".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .list_claims(&by_mutuelle, 0, 100)
+            .await
+            .unwrap()
+            .total_count,
+        8
+    );
+}
+
+/// A stored row at the edge of i64 (written before the input bounds, or by
+/// any path that missed them) never makes a listing, a statement or a
+/// period close fail: sums are made in i128 and clamped.
+pub async fn extreme_amounts_never_break_a_listing(store: Arc<dyn Store>) {
+    coordinate(&store, sample_claim("CNSS", "N1", "I1"), &[1500, 3000]).await;
+    let mut huge = sample_claim("CNSS", "H1", "I2");
+    huge.lines.truncate(1);
+    huge.lines[0].billed = i64::MAX;
+    huge.lines[0].tariff_base = i64::MAX;
+    huge.lines[0].scheme_share = i64::MAX - 10;
+    coordinate(&store, huge, &[10]).await;
+    let all = ClaimFilter {
+        scheme_id: Some("CNSS".into()),
+        ..Default::default()
+    };
+    let check = |page: crate::store::ClaimPage| {
+        assert_eq!(page.total_count, 2);
+        assert_eq!(page.totals.billed, i64::MAX, "clamped, not wrapped");
+    };
+    check(store.list_claims(&all, 0, 10).await.unwrap());
+    let periods = store.list_periods("CNSS", "MUT-A").await.unwrap();
+    assert_eq!(periods[0].claim_count, 2);
+    assert_eq!(periods[0].totals.mutuelle, 4510);
+    store.statement("CNSS", "MUT-A", 0).await.unwrap();
+    let closed = store.close_period("CNSS", "MUT-A", 3_000).await.unwrap();
+    assert_eq!(closed.totals.mutuelle, 4510);
+    store
+        .statement("CNSS", "MUT-A", closed.number)
+        .await
+        .unwrap();
+    // Cancelled after the close: a recovery is raised; nothing fails.
+    store
+        .begin_cancel("CNSS", "H1", "cxl-H1", "error", 30_000, 4_000)
+        .await
+        .unwrap();
+    store.complete_cancel("CNSS", "H1", 5_000).await.unwrap();
+    check(store.list_claims(&all, 0, 10).await.unwrap());
+    store.list_periods("CNSS", "MUT-A").await.unwrap();
+    store.statement("CNSS", "MUT-A", 0).await.unwrap();
+    store
+        .statement("CNSS", "MUT-A", closed.number)
+        .await
+        .unwrap();
+}
+
+pub async fn lease_now_takes_only_waiting_claims(store: Arc<dyn Store>) {
+    begin(&store, sample_claim("CNSS", "W1", "I1")).await;
+    let r = store
+        .lease_now("CNSS", "W1", 5_000, 1_000)
+        .await
+        .unwrap()
+        .expect("waiting");
+    assert_eq!((r.attempts, r.next_attempt_ms), (1, Some(6_000)));
+    store
+        .complete_claim("CNSS", "W1", coordinated(&[0, 0], vec![]), 5_500)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .lease_now("CNSS", "W1", 7_000, 1_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .lease_now("CNSS", "NOPE", 7_000, 1_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -1,0 +1,228 @@
+//! The storage conformance suite: every backend runs these, through
+//! [`store_conformance_suite!`](crate::store_conformance_suite). Each check
+//! takes a fresh, empty store.
+
+mod audit;
+mod claims;
+mod decoding;
+mod products;
+mod roster;
+mod settlement;
+
+pub use audit::*;
+pub use claims::*;
+pub use decoding::*;
+pub use products::*;
+pub use roster::*;
+pub use settlement::*;
+
+use std::sync::Arc;
+
+use passerelle_domain::{
+    CareCategory, CeilingKey, CeilingScope, CeilingUse, Claim, ClaimLine, ClaimState, LineShare,
+    Member, Payee, Product, ProductPeriod, ProductRef, Reason, ReasonCode, SchemeOutcome, date,
+};
+
+use super::{
+    AuditEntry, Begin, ClaimFilter, Direction, NewClaim, Outcome, PeriodState, PutProduct,
+    RosterImport, Store, StoreError, Transition,
+};
+
+/// Runs every conformance check against stores made by `$make`: a closure
+/// returning a future of `Option<Arc<dyn Store>>`, called once a test, each
+/// time a fresh empty store. `None` means the backend is not reachable here
+/// (a PostgreSQL test outside CI); under CI=true the maker panics instead.
+#[macro_export]
+macro_rules! store_conformance_suite {
+    ($make:expr) => {
+        $crate::store_conformance_suite!(@section claims $make;
+            begin_claim_is_idempotent_on_scheme_and_claim_id,
+            concurrent_duplicates_insert_once,
+            duplicate_invoice_is_flagged_until_cancelled,
+            completion_is_conditional_and_stores_shares,
+            ceilings_are_enforced_by_the_store,
+            cancel_restores_what_the_claim_consumed,
+            lease_due_hands_a_claim_to_one_worker,
+            expedite_makes_a_partners_backlog_due,
+            concurrent_writes_fail_alone,
+            defer_moves_to_pending_and_schedules,
+            list_changed_pages_in_change_order,
+            list_claims_filters_pages_and_totals,
+            extreme_amounts_never_break_a_listing,
+            lease_now_takes_only_waiting_claims,
+        );
+        $crate::store_conformance_suite!(@section roster $make;
+            roster_upsert_get_find,
+            coverage_one_mutuelle_per_beneficiary_and_date,
+            coverage_race_between_two_mutuelles_lets_one_win,
+            roster_import_is_a_snapshot,
+        );
+        $crate::store_conformance_suite!(@section products $make;
+            products_are_versioned_and_immutable_once_used,
+        );
+        $crate::store_conformance_suite!(@section settlement $make;
+            settlement_ties_out_and_recovers_after_settlement,
+        );
+        $crate::store_conformance_suite!(@section audit $make;
+            audit_is_appended_and_read_back,
+            partner_activity_and_claim_audit,
+            retention_prunes_only_final_claims,
+        );
+    };
+    // One module per sub-trait of `Store` (ClaimStore, RosterStore, ...).
+    (@section $section:ident $make:expr; $($name:ident),* $(,)?) => {
+        mod $section {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let store: Option<std::sync::Arc<dyn $crate::store::Store>> = ($make)().await;
+                    if let Some(store) = store {
+                        $crate::store::conformance::$name(store).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+pub fn d(s: &str) -> date::Date {
+    date::parse(s).expect("valid date")
+}
+
+/// A two-line claim for tests.
+pub fn sample_claim(scheme: &str, claim_id: &str, invoice: &str) -> Claim {
+    let line = |b, e, s| ClaimLine {
+        act_code: "C1".into(),
+        category: CareCategory::Consultation,
+        quantity: 1,
+        billed: b,
+        tariff_base: e,
+        scheme_share: s,
+        outcome: SchemeOutcome::Covered,
+        scheme_reason: String::new(),
+    };
+    Claim {
+        scheme_id: scheme.into(),
+        claim_id: claim_id.into(),
+        provider_id: "CHU-TOKOIN".into(),
+        invoice_number: invoice.into(),
+        payee: Payee::Provider,
+        beneficiary_id: "TG-0001".into(),
+        beneficiary_category: String::new(),
+        mutuelle_id: None,
+        member_number: None,
+        date_of_care: d("2026-03-10"),
+        stay: None,
+        diagnoses: vec![],
+        currency: "XOF".into(),
+        lines: vec![line(5000, 5000, 3500), line(12000, 10000, 8000)],
+    }
+}
+
+fn new_claim(claim: Claim) -> NewClaim {
+    NewClaim {
+        request_hash: claim.canonical_hash(),
+        adjudication_key: format!("adj-{}", claim.claim_id),
+        mutuelle_id: "MUT-A".into(),
+        member_number: "M-1".into(),
+        claim,
+        lease_until_ms: 10_000,
+        now_ms: 1_000,
+    }
+}
+
+fn shares(ms: &[i64]) -> Vec<LineShare> {
+    ms.iter()
+        .enumerate()
+        .map(|(i, m)| LineShare {
+            sequence: i as u32 + 1,
+            mutuelle_share: *m,
+            reasons: vec![],
+        })
+        .collect()
+}
+
+fn year_key(subject: &str) -> CeilingKey {
+    CeilingKey {
+        scope: CeilingScope::BeneficiaryYear,
+        subject: subject.into(),
+        period: "2026".into(),
+    }
+}
+
+fn coordinated(ms: &[i64], consumption: Vec<CeilingUse>) -> Outcome {
+    Outcome::Coordinated {
+        shares: shares(ms),
+        product: None,
+        partner_reference: "ref".into(),
+        consumption,
+    }
+}
+
+async fn begin(store: &Arc<dyn Store>, c: Claim) -> Begin {
+    store.begin_claim(new_claim(c)).await.expect("begin_claim")
+}
+
+pub fn sample_member(mutuelle: &str, number: &str, beneficiary: &str) -> Member {
+    Member {
+        mutuelle_id: mutuelle.into(),
+        scheme_id: "CNSS".into(),
+        beneficiary_id: beneficiary.into(),
+        member_number: number.into(),
+        household_id: "H-1".into(),
+        paid_until: Some(d("2026-12-31")),
+        products: vec![ProductPeriod {
+            product_id: "ESS".into(),
+            start: d("2025-01-01"),
+            end: None,
+        }],
+    }
+}
+
+pub fn sample_product(mutuelle: &str, version: u32, from: &str) -> Product {
+    Product {
+        mutuelle_id: mutuelle.into(),
+        id: "ESS".into(),
+        version,
+        name: "Essentiel".into(),
+        valid_from: d(from),
+        valid_to: None,
+        currency: "XOF".into(),
+        categories: vec![passerelle_domain::CategoryRule {
+            category: CareCategory::Consultation,
+            tm_rate_bp: 10_000,
+            fixed_per_act: None,
+            overrun_rate_bp: 0,
+            out_of_basket_rate_bp: 0,
+            per_act_limit: None,
+            year_limit: None,
+            year_count_limit: None,
+            waiting_days: 0,
+            excluded_diagnoses: vec![],
+        }],
+        stay_limit: None,
+        beneficiary_year_limit: Some(100_000),
+        household_year_limit: None,
+        excluded_diagnoses: vec![],
+        excluded_acts: vec![],
+    }
+}
+
+async fn put(store: &Arc<dyn Store>, p: &Product) -> Result<PutProduct, StoreError> {
+    store
+        .put_products(std::slice::from_ref(p))
+        .await
+        .map(|r| r[0])
+}
+
+async fn coordinate(store: &Arc<dyn Store>, c: Claim, ms: &[i64]) {
+    let id = c.claim_id.clone();
+    let scheme = c.scheme_id.clone();
+    begin(store, c).await;
+    store
+        .complete_claim(&scheme, &id, coordinated(ms, vec![]), 2_000)
+        .await
+        .unwrap();
+}

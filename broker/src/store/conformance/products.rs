@@ -1,0 +1,67 @@
+//! Conformance of `ProductStore`.
+
+#[allow(unused_imports)]
+use super::*;
+
+pub async fn products_are_versioned_and_immutable_once_used(store: Arc<dyn Store>) {
+    let v1 = sample_product("MUT-A", 1, "2025-01-01");
+    let v2 = sample_product("MUT-A", 2, "2026-07-01");
+    assert_eq!(put(&store, &v1).await.unwrap(), PutProduct::Inserted);
+    assert_eq!(put(&store, &v1).await.unwrap(), PutProduct::Unchanged);
+    assert_eq!(put(&store, &v2).await.unwrap(), PutProduct::Inserted);
+    assert_eq!(
+        store
+            .product_on("MUT-A", "ESS", d("2026-03-10"))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
+    assert_eq!(
+        store
+            .product_on("MUT-A", "ESS", d("2026-07-01"))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+    assert!(
+        store
+            .product_on("MUT-A", "ESS", d("2024-12-31"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Unused: may be corrected in place.
+    let mut v1b = v1.clone();
+    v1b.name = "Essentiel (corrigé)".into();
+    assert_eq!(put(&store, &v1b).await.unwrap(), PutProduct::Replaced);
+    // Used by a claim: immutable.
+    begin(&store, sample_claim("CNSS", "U1", "I1")).await;
+    let out = Outcome::Coordinated {
+        shares: shares(&[0, 0]),
+        product: Some(ProductRef {
+            id: "ESS".into(),
+            version: 1,
+            name: "Essentiel".into(),
+        }),
+        partner_reference: String::new(),
+        consumption: vec![],
+    };
+    store
+        .complete_claim("CNSS", "U1", out, 2_000)
+        .await
+        .unwrap();
+    let err = put(&store, &v1).await.unwrap_err();
+    assert!(matches!(err, StoreError::ProductInUse(_)), "{err:?}");
+    assert_eq!(
+        store
+            .product_on("MUT-A", "ESS", d("2026-03-10"))
+            .await
+            .unwrap()
+            .unwrap(),
+        v1b
+    );
+}

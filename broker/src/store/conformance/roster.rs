@@ -1,0 +1,294 @@
+//! Conformance of `RosterStore`.
+
+#[allow(unused_imports)]
+use super::*;
+
+pub async fn roster_upsert_get_find(store: Arc<dyn Store>) {
+    let a = sample_member("MUT-A", "M-1", "TG-1");
+    // Another mutuelle covered TG-1 before MUT-A: no overlap.
+    let mut b = sample_member("MUT-B", "B-9", "TG-1");
+    b.products[0].start = d("2023-01-01");
+    b.products[0].end = Some(d("2024-12-31"));
+    store
+        .upsert_members(&[a.clone(), b.clone()], 1_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_member("MUT-A", "M-1").await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(store.get_member("MUT-A", "B-9").await.unwrap(), None);
+    let found = store.find_members("CNSS", "TG-1").await.unwrap();
+    assert_eq!(found, vec![a.clone(), b]);
+    let mut a2 = a.clone();
+    a2.paid_until = Some(d("2027-06-30"));
+    store
+        .upsert_members(std::slice::from_ref(&a2), 2_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_member("MUT-A", "M-1").await.unwrap(),
+        Some(a2.clone())
+    );
+    // A lookup made before the change never answers with the old member.
+    let found = store.find_members("CNSS", "TG-1").await.unwrap();
+    assert_eq!(found[0], a2);
+    assert!(store.find_members("INAM", "TG-1").await.unwrap().is_empty());
+}
+
+/// The reproduction of the capture: MUT-B declares a beneficiary MUT-A
+/// covers, from a date within MUT-A's coverage.
+pub async fn coverage_one_mutuelle_per_beneficiary_and_date(store: Arc<dyn Store>) {
+    let a = sample_member("MUT-A", "A-1", "TG-1002");
+    store
+        .upsert_members(std::slice::from_ref(&a), 1)
+        .await
+        .unwrap();
+    let mut hijack = sample_member("MUT-B", "B-HIJACK", "TG-1002");
+    hijack.products[0].start = d("2025-09-01");
+    let other = sample_member("MUT-B", "B-2", "TG-2000");
+    match store
+        .upsert_members(&[other.clone(), hijack.clone()], 2)
+        .await
+    {
+        Err(StoreError::CoverageOverlap(o)) => assert_eq!(
+            o,
+            vec![crate::store::CoverageOverlap {
+                member: 1,
+                period: 0,
+                from: d("2025-09-01"),
+                to: None
+            }]
+        ),
+        other => panic!("overlap accepted: {other:?}"),
+    }
+    // Nothing of the refused call was written, and routing data is intact.
+    assert_eq!(store.get_member("MUT-B", "B-2").await.unwrap(), None);
+    assert_eq!(store.get_member("MUT-B", "B-HIJACK").await.unwrap(), None);
+    assert_eq!(
+        store.find_members("CNSS", "TG-1002").await.unwrap(),
+        vec![a.clone()]
+    );
+    // A snapshot import is held to the same rule, dry run included.
+    let import = |dry_run| RosterImport {
+        mutuelle_id: "MUT-B".into(),
+        members: vec![other.clone(), hijack.clone()],
+        as_of: d("2026-11-01"),
+        keep: vec![],
+        end_missing: true,
+        dry_run,
+    };
+    for dry in [true, false] {
+        assert!(
+            matches!(
+                store.import_roster(import(dry), 3).await,
+                Err(StoreError::CoverageOverlap(ref o)) if o.len() == 1 && o[0].member == 1
+            ),
+            "import (dry run {dry}) must refuse the overlap"
+        );
+    }
+    assert_eq!(store.get_member("MUT-B", "B-2").await.unwrap(), None);
+    // Another scheme's beneficiary with the same id is someone else.
+    let mut inam = hijack.clone();
+    inam.scheme_id = "INAM".into();
+    store.upsert_members(&[inam], 4).await.unwrap();
+    // The same mutuelle may renumber its own member.
+    let mut renumbered = a.clone();
+    renumbered.member_number = "A-1-BIS".into();
+    store.upsert_members(&[renumbered], 5).await.unwrap();
+    // A transfer: once MUT-A's memberships end, MUT-B may start the day after.
+    let mut ended = a.clone();
+    ended.products[0].end = Some(d("2025-08-31"));
+    let mut ended_bis = ended.clone();
+    ended_bis.member_number = "A-1-BIS".into();
+    store.upsert_members(&[ended, ended_bis], 6).await.unwrap();
+    store.upsert_members(&[hijack.clone()], 7).await.unwrap();
+    // ... and MUT-A cannot take it back over MUT-B's coverage.
+    let mut back = a.clone();
+    back.products[0].start = d("2026-01-01");
+    back.products[0].end = None;
+    assert!(matches!(
+        store.upsert_members(&[back], 8).await,
+        Err(StoreError::CoverageOverlap(_))
+    ));
+    assert!(
+        store
+            .coverage_conflicts(None, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the rule leaves nothing to resolve"
+    );
+}
+
+/// Two mutuelles declaring the same beneficiaries at the same moment: for
+/// each beneficiary exactly one wins, whatever the interleaving.
+pub async fn coverage_race_between_two_mutuelles_lets_one_win(store: Arc<dyn Store>) {
+    for round in 0..20 {
+        let ben = format!("TG-R{round}");
+        let a = sample_member("MUT-A", &format!("A-{round}"), &ben);
+        let b = sample_member("MUT-B", &format!("B-{round}"), &ben);
+        let (s1, s2) = (store.clone(), store.clone());
+        let ta = tokio::spawn(async move { s1.upsert_members(&[a], 1).await });
+        let tb = tokio::spawn(async move { s2.upsert_members(&[b], 1).await });
+        let (ra, rb) = (ta.await.unwrap(), tb.await.unwrap());
+        assert!(
+            ra.is_ok() != rb.is_ok(),
+            "round {round}: exactly one must win: {ra:?} / {rb:?}"
+        );
+        for r in [&ra, &rb] {
+            if let Err(e) = r {
+                assert!(matches!(e, StoreError::CoverageOverlap(_)), "{e:?}");
+            }
+        }
+        let found = store.find_members("CNSS", &ben).await.unwrap();
+        assert_eq!(found.len(), 1, "round {round}: {found:?}");
+    }
+}
+
+pub async fn roster_import_is_a_snapshot(store: Arc<dyn Store>) {
+    let a = sample_member("MUT-A", "M-1", "TG-1");
+    let b = sample_member("MUT-A", "M-2", "TG-2");
+    let c = sample_member("MUT-A", "M-3", "TG-3");
+    store
+        .upsert_members(&[a.clone(), b.clone(), c.clone()], 1)
+        .await
+        .unwrap();
+    let mut b2 = b.clone();
+    b2.paid_until = Some(d("2027-12-31"));
+    let new = sample_member("MUT-A", "M-9", "TG-9");
+    let import = |dry_run| RosterImport {
+        mutuelle_id: "MUT-A".into(),
+        members: vec![a.clone(), b2.clone(), new.clone()],
+        as_of: d("2026-11-01"),
+        keep: vec![],
+        end_missing: true,
+        dry_run,
+    };
+    let dry = store.import_roster(import(true), 2).await.unwrap();
+    assert_eq!(dry.added, vec!["M-9"]);
+    assert_eq!(dry.updated, vec!["M-2"]);
+    assert_eq!(dry.end_dated, vec!["M-3"]);
+    assert_eq!(dry.unchanged, 1);
+    assert!(
+        store.get_member("MUT-A", "M-9").await.unwrap().is_none(),
+        "a dry run writes nothing"
+    );
+    assert_eq!(
+        store.get_member("MUT-A", "M-3").await.unwrap(),
+        Some(c.clone())
+    );
+
+    let done = store.import_roster(import(false), 2).await.unwrap();
+    assert_eq!(done, dry);
+    let ended = store
+        .get_member("MUT-A", "M-3")
+        .await
+        .unwrap()
+        .expect("end-dated, never deleted");
+    assert_eq!(ended.products[0].end, Some(d("2026-10-31")));
+    assert!(ended.product_on(d("2026-11-01")).is_none());
+    assert!(ended.product_on(d("2026-10-31")).is_some());
+    assert_eq!(
+        store.get_member("MUT-A", "M-2").await.unwrap(),
+        Some(b2.clone())
+    );
+    // Importing the same snapshot again changes nothing (M-3 is already ended).
+    let again = store.import_roster(import(false), 3).await.unwrap();
+    assert!(again.added.is_empty() && again.updated.is_empty() && again.end_dated.is_empty());
+    // Kept member numbers are never end-dated.
+    let keep = RosterImport {
+        members: vec![a.clone()],
+        keep: vec!["M-2".into()],
+        ..import(false)
+    };
+    let d2 = store.import_roster(keep, 4).await.unwrap();
+    assert_eq!(d2.end_dated, vec!["M-9"]);
+    assert!(
+        store
+            .get_member("MUT-A", "M-2")
+            .await
+            .unwrap()
+            .unwrap()
+            .products[0]
+            .end
+            .is_none()
+    );
+}
+
+/// Members of a conflict stored before the coverage rule (each backend's
+/// test writes them with raw SQL, as an older version did).
+pub fn legacy_conflict_members() -> Vec<Member> {
+    let a = sample_member("MUT-A", "A-1", "TG-1002");
+    let mut b = sample_member("MUT-B", "B-1", "TG-1002");
+    b.products[0].start = d("2025-09-01");
+    vec![a, b]
+}
+
+/// The operator's view of such a conflict, and its resolution in favour of
+/// the first mutuelle: MUT-B's overlapping period is removed (it started
+/// within MUT-A's coverage); after that, nothing is left to list.
+pub async fn legacy_conflicts_listed_and_resolved(store: Arc<dyn Store>) {
+    let conflicts = store.coverage_conflicts(None, 100).await.unwrap();
+    assert_eq!(
+        conflicts,
+        vec![crate::store::CoverageConflict {
+            scheme_id: "CNSS".into(),
+            beneficiary_id: "TG-1002".into(),
+            first: ("MUT-A".into(), "A-1".into()),
+            second: ("MUT-B".into(), "B-1".into()),
+            from: d("2025-09-01"),
+            to: None,
+        }]
+    );
+    assert!(
+        store
+            .coverage_conflicts(Some("INAM"), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        store
+            .resolve_coverage("CNSS", "TG-1002", "MUT-Z", None, 2)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let changed = store
+        .resolve_coverage("CNSS", "TG-1002", "MUT-A", None, 2)
+        .await
+        .unwrap();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].member_number, "B-1");
+    assert!(changed[0].products.is_empty());
+    assert_eq!(
+        store.get_member("MUT-B", "B-1").await.unwrap(),
+        Some(changed[0].clone())
+    );
+    assert!(
+        store
+            .coverage_conflicts(None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A transfer ordered by the operator: MUT-A's coverage ends before
+    // 2027-01-01 and MUT-C (no membership yet) may then declare it.
+    let moved = store
+        .resolve_coverage("CNSS", "TG-1002", "MUT-C", Some(d("2027-01-01")), 3)
+        .await
+        .unwrap();
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0].products[0].end, Some(d("2026-12-31")));
+    let mut c = sample_member("MUT-C", "C-1", "TG-1002");
+    c.products[0].start = d("2027-01-01");
+    store.upsert_members(&[c], 4).await.unwrap();
+    // Resolving again changes nothing.
+    assert!(
+        store
+            .resolve_coverage("CNSS", "TG-1002", "MUT-C", Some(d("2027-01-01")), 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

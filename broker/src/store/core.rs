@@ -1,0 +1,632 @@
+//! The shared core of the store backends. SQLite and PostgreSQL differ in
+//! their SQL and their transactions; everything else lives here once:
+//! - the column lists and the decoding of rows, over [`Row`] (each backend
+//!   implements it for its own row type);
+//! - the codecs of the enum strings stored in rows, strict: a value this
+//!   version does not know is a [`StoreError::Corrupt`] naming it, never a
+//!   default (a newer replica may have written it: docs/operations.md,
+//!   "Upgrading replicas");
+//! - pure plans of the decisions a write makes (what a new claim row holds,
+//!   whether a transition applies, what a settlement does), so that both
+//!   backends decide the same way by construction.
+
+use passerelle_domain::{
+    CeilingUse, Claim, ClaimState, LineShare, Payee, Product, ProductRef, Reason, ReasonCode, date,
+};
+
+use super::{
+    AuditEntry, Begin, ClaimRecord, ClaimSummary, Direction, NewClaim, PeriodRecord, PeriodState,
+    PutProduct, RecoveryLine, StatementLine, StoreError, Totals,
+};
+
+/// Column access by position, the little the decoders need. A NULL read
+/// where a value is required, or a value of another type, is an error.
+pub(super) trait Row {
+    fn text(&self, i: usize) -> Result<String, StoreError>;
+    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError>;
+    fn int(&self, i: usize) -> Result<i64, StoreError>;
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError>;
+}
+
+// ---------------------------------------------------------------------------
+// Codecs of stored strings.
+
+/// The error of a stored value this version cannot read.
+pub(super) fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!(
+        "{what} {value:?} is unknown to passerelle {}: it may have been written by a newer \
+         version (see docs/operations.md, \"Upgrading replicas\")",
+        env!("CARGO_PKG_VERSION")
+    ))
+}
+
+/// A JSON column (a claim, a member, a product, a line's reasons).
+pub(super) fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("domain values always serialize")
+}
+
+/// Reads a JSON column; a body this version cannot read is corrupt, never
+/// skipped.
+pub(super) fn from_json<T: serde::de::DeserializeOwned>(
+    what: &str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(120)]).into_owned();
+        corrupt(what, &format!("{shown} ({e})"))
+    })
+}
+
+/// A unit enum variant by its serde name (`ReasonCode::DuplicateInvoice` is
+/// "DUPLICATE_INVOICE", `Payee::Member` is "member").
+fn variant_str<T: serde::Serialize>(v: T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        other => unreachable!("not a unit variant: {other:?}"),
+    }
+}
+
+fn variant_parse<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, StoreError> {
+    use serde::de::IntoDeserializer;
+    let de: serde::de::value::StrDeserializer<'_, serde::de::value::Error> = s.into_deserializer();
+    T::deserialize(de).map_err(|_| corrupt(what, s))
+}
+
+pub(super) fn code_str(c: ReasonCode) -> String {
+    variant_str(c)
+}
+
+pub(super) fn code_parse(s: &str) -> Result<ReasonCode, StoreError> {
+    variant_parse("reason code", s)
+}
+
+pub(super) fn payee_str(p: Payee) -> String {
+    variant_str(p)
+}
+
+pub(super) fn state_parse(s: &str) -> Result<ClaimState, StoreError> {
+    ClaimState::parse(s).ok_or_else(|| corrupt("claim state", s))
+}
+
+/// A stored period is closed or settled; the open period is never a row.
+pub(super) fn period_state_parse(s: &str) -> Result<PeriodState, StoreError> {
+    match s {
+        "closed" => Ok(PeriodState::Closed),
+        "settled" => Ok(PeriodState::Settled),
+        _ => Err(corrupt("period state", s)),
+    }
+}
+
+pub(super) fn direction_parse(s: &str) -> Result<Direction, StoreError> {
+    match s {
+        "in" => Ok(Direction::In),
+        "out" => Ok(Direction::Out),
+        _ => Err(corrupt("audit direction", s)),
+    }
+}
+
+/// The states in SQL, for the conditions that both backends write the same
+/// way (the test below ties each list to the domain's own predicate).
+pub(super) const SQL_WAITING: &str = "('received', 'pending_partner', 'cancel_pending')";
+/// States that hold a provider's invoice: a second claim with the same
+/// invoice is a duplicate while one of these holds it.
+pub(super) const SQL_HOLDS_INVOICE: &str =
+    "('received', 'pending_partner', 'coordinated', 'cancel_pending')";
+
+/// A claim waits on its partner (or on a cancel): the retry worker takes it.
+#[cfg(test)]
+fn is_waiting(s: ClaimState) -> bool {
+    s.awaiting_partner() || s == ClaimState::CancelPending
+}
+
+#[cfg(test)]
+fn holds_invoice(s: ClaimState) -> bool {
+    !matches!(s, ClaimState::Rejected | ClaimState::Cancelled)
+}
+
+// ---------------------------------------------------------------------------
+// Decoding rows.
+
+/// The columns of a claim row, in the order [`claim`] reads them.
+pub(super) const CLAIM_COLS: &str = "id, body, request_hash, state, mutuelle_id, member_number, \
+    adjudication_key, cancel_key, cancel_reason, product_id, product_version, product_name, \
+    partner_reference, rejection_code, rejection_message, attempts, next_attempt_ms, \
+    last_error, change_seq, created_ms, updated_ms, duplicate_of";
+
+fn u32_at(r: &dyn Row, i: usize, what: &str) -> Result<u32, StoreError> {
+    let v = r.int(i)?;
+    u32::try_from(v).map_err(|_| corrupt(what, &v.to_string()))
+}
+
+/// A claim row of [`CLAIM_COLS`] (without its lines), with its key.
+pub(super) fn claim(r: &dyn Row) -> Result<(i64, ClaimRecord), StoreError> {
+    let claim: Claim = from_json("claim body", r.text(1)?.as_bytes())?;
+    let product = match r.opt_text(9)? {
+        None => None,
+        Some(id) => Some(ProductRef {
+            id,
+            version: match r.opt_int(10)? {
+                None => 0,
+                Some(v) => {
+                    u32::try_from(v).map_err(|_| corrupt("product version", &v.to_string()))?
+                }
+            },
+            name: r.opt_text(11)?.unwrap_or_default(),
+        }),
+    };
+    let rejection = match r.opt_text(13)? {
+        None => None,
+        Some(code) => Some(Reason {
+            code: code_parse(&code)?,
+            message: r.opt_text(14)?.unwrap_or_default(),
+        }),
+    };
+    let seq = r.int(18)?;
+    Ok((
+        r.int(0)?,
+        ClaimRecord {
+            claim,
+            request_hash: r.text(2)?,
+            state: state_parse(&r.text(3)?)?,
+            mutuelle_id: r.text(4)?,
+            member_number: r.text(5)?,
+            adjudication_key: r.text(6)?,
+            cancel_key: r.opt_text(7)?,
+            cancel_reason: r.text(8)?,
+            shares: None,
+            product,
+            partner_reference: r.text(12)?,
+            rejection,
+            attempts: u32_at(r, 15, "attempt count")?,
+            next_attempt_ms: r.opt_int(16)?,
+            last_error: r.text(17)?,
+            change_seq: u64::try_from(seq)
+                .map_err(|_| corrupt("change number", &seq.to_string()))?,
+            created_ms: r.int(19)?,
+            updated_ms: r.int(20)?,
+            duplicate_of: r.opt_text(21)?,
+        },
+    ))
+}
+
+/// `sequence, mutuelle_share, reasons` of a claim line.
+pub(super) const LINE_SHARE_COLS: &str = "sequence, mutuelle_share, reasons";
+
+pub(super) fn line_share(r: &dyn Row) -> Result<LineShare, StoreError> {
+    Ok(LineShare {
+        sequence: u32_at(r, 0, "line sequence")?,
+        mutuelle_share: r.int(1)?,
+        reasons: from_json("line reasons", r.text(2)?.as_bytes())?,
+    })
+}
+
+/// The columns of a claim listing row (`c`: claims, `p`: its period).
+pub(super) const SUMMARY_COLS: &str = "c.id, c.scheme_id, c.claim_id, c.mutuelle_id, c.state, \
+    c.provider_id, c.invoice_number, c.date_of_care, c.currency, c.billed_total, c.scheme_total, \
+    c.mutuelle_total, COALESCE(p.number, 0), c.updated_ms";
+
+pub(super) fn summary(r: &dyn Row) -> Result<ClaimSummary, StoreError> {
+    Ok(ClaimSummary {
+        pk: r.int(0)?,
+        scheme_id: r.text(1)?,
+        claim_id: r.text(2)?,
+        mutuelle_id: r.text(3)?,
+        state: state_parse(&r.text(4)?)?,
+        provider_id: r.text(5)?,
+        invoice_number: r.text(6)?,
+        date_of_care: r.text(7)?,
+        currency: r.text(8)?,
+        totals: Totals {
+            billed: r.int(9)?,
+            scheme: r.int(10)?,
+            mutuelle: r.int(11)?,
+        },
+        period: u32_at(r, 12, "period number")?,
+        updated_ms: r.int(13)?,
+    })
+}
+
+/// Who a statement line pays: the provider, or the member when the member
+/// paid the provider (`c`: claims). Two columns.
+pub(super) const PAYEE_COLS: &str = "CASE c.payee_type WHEN 'member' THEN 'member' ELSE 'provider' END, \
+    CASE c.payee_type WHEN 'member' THEN c.member_number ELSE c.provider_id END";
+
+/// The columns of a statement line (`c`: claims, `l`: claim_lines).
+pub(super) fn statement_line_cols() -> String {
+    format!(
+        "{PAYEE_COLS}, c.claim_id, c.invoice_number, c.date_of_care, c.member_number, \
+         l.sequence, l.act_code, l.billed, l.scheme_share, l.mutuelle_share"
+    )
+}
+
+pub(super) fn statement_line(r: &dyn Row) -> Result<StatementLine, StoreError> {
+    Ok(StatementLine {
+        payee_type: r.text(0)?,
+        payee_id: r.text(1)?,
+        claim_id: r.text(2)?,
+        invoice_number: r.text(3)?,
+        date_of_care: r.text(4)?,
+        member_number: r.text(5)?,
+        sequence: u32_at(r, 6, "line sequence")?,
+        act_code: r.text(7)?,
+        billed: r.int(8)?,
+        scheme: r.int(9)?,
+        mutuelle: r.int(10)?,
+    })
+}
+
+/// The columns of a recovery line (`r`: recoveries, `c`: its claim).
+pub(super) fn recovery_cols() -> String {
+    format!("c.claim_id, c.invoice_number, r.from_period, r.amount, {PAYEE_COLS}")
+}
+
+pub(super) fn recovery(r: &dyn Row) -> Result<RecoveryLine, StoreError> {
+    Ok(RecoveryLine {
+        claim_id: r.text(0)?,
+        invoice_number: r.text(1)?,
+        from_period: u32_at(r, 2, "period number")?,
+        amount: r.int(3)?,
+        payee_type: r.text(4)?,
+        payee_id: r.text(5)?,
+    })
+}
+
+/// The columns of an audit row, in the order [`audit`] reads them.
+pub(super) const AUDIT_COLS: &str =
+    "at_ms, direction, party, method, subject, request_hash, outcome";
+
+pub(super) fn audit(r: &dyn Row) -> Result<AuditEntry, StoreError> {
+    Ok(AuditEntry {
+        at_ms: r.int(0)?,
+        direction: direction_parse(&r.text(1)?)?,
+        party: r.text(2)?,
+        method: r.text(3)?,
+        subject: r.text(4)?,
+        request_hash: r.text(5)?,
+        outcome: r.text(6)?,
+    })
+}
+
+/// The columns of a period row, in the order [`period`] reads them.
+pub(super) const PERIOD_COLS: &str = "id, state, closed_ms, settled_ms, settlement_reference";
+
+/// The stored part of a closed or settled period: (row id, a record whose
+/// totals the caller fills in).
+pub(super) fn period(
+    r: &dyn Row,
+    scheme: &str,
+    mutuelle: &str,
+    number: u32,
+) -> Result<(i64, PeriodRecord), StoreError> {
+    Ok((
+        r.int(0)?,
+        PeriodRecord {
+            scheme_id: scheme.to_string(),
+            mutuelle_id: mutuelle.to_string(),
+            number,
+            state: period_state_parse(&r.text(1)?)?,
+            claim_count: 0,
+            totals: Totals::default(),
+            recoveries: 0,
+            closed_ms: r.int(2)?,
+            settled_ms: r.int(3)?,
+            reference: r.text(4)?,
+        },
+    ))
+}
+
+/// The open period (never a row): the claims and recoveries not in a
+/// closed one.
+pub(super) fn open_period(
+    scheme: &str,
+    mutuelle: &str,
+    number: u32,
+    claim_count: u32,
+    totals: Totals,
+    recoveries: i64,
+) -> PeriodRecord {
+    PeriodRecord {
+        scheme_id: scheme.to_string(),
+        mutuelle_id: mutuelle.to_string(),
+        number,
+        state: PeriodState::Open,
+        claim_count,
+        totals,
+        recoveries,
+        closed_ms: 0,
+        settled_ms: 0,
+        reference: String::new(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Plans: the decisions of a write, pure.
+
+/// What the row of a new claim holds besides the request itself.
+#[derive(Debug)]
+pub(super) struct NewClaimRow {
+    pub state: ClaimState,
+    pub next_attempt_ms: Option<i64>,
+    pub rejection_code: Option<String>,
+    pub rejection_message: Option<String>,
+    pub body: String,
+    pub date_of_care: String,
+    pub payee: String,
+    pub billed_total: i64,
+    pub scheme_total: i64,
+    pub duplicate_of: Option<String>,
+}
+
+/// A new claim: RECEIVED and leased to the caller, or REJECTED at once when
+/// `duplicate_of` (a live claim holding the same provider invoice).
+pub(super) fn new_claim_row(new: &NewClaim, duplicate_of: Option<String>) -> NewClaimRow {
+    let cl = &new.claim;
+    let (state, next, code, message) = match &duplicate_of {
+        None => (ClaimState::Received, Some(new.lease_until_ms), None, None),
+        Some(other) => (
+            ClaimState::Rejected,
+            None,
+            Some(code_str(ReasonCode::DuplicateInvoice)),
+            Some(format!(
+                "invoice {} of provider {} is already on claim {other}",
+                cl.invoice_number, cl.provider_id
+            )),
+        ),
+    };
+    NewClaimRow {
+        state,
+        next_attempt_ms: next,
+        rejection_code: code,
+        rejection_message: message,
+        body: json(cl),
+        date_of_care: date::format(cl.date_of_care),
+        payee: payee_str(cl.payee),
+        billed_total: super::sum_amounts(cl.lines.iter().map(|l| l.billed)),
+        scheme_total: super::sum_amounts(cl.lines.iter().map(|l| l.scheme_share)),
+        duplicate_of,
+    }
+}
+
+/// The answer for a new claim once its row is stored.
+pub(super) fn created(rec: ClaimRecord) -> Begin {
+    if rec.duplicate_of.is_some() && rec.state == ClaimState::Rejected {
+        Begin::DuplicateInvoice(rec)
+    } else {
+        Begin::Created(rec)
+    }
+}
+
+/// The answer when the key already holds a claim: the same request again,
+/// or another request under the same key.
+pub(super) fn existing(rec: ClaimRecord, request_hash: &str) -> Begin {
+    if rec.request_hash == request_hash {
+        Begin::Existing(rec)
+    } else {
+        Begin::Modified(rec)
+    }
+}
+
+/// A completion applies only to a claim still awaiting its partner.
+pub(super) fn may_complete(s: ClaimState) -> bool {
+    s.awaiting_partner()
+}
+
+/// The state a deferral leaves the claim in, `None` when it does not apply.
+pub(super) fn deferred_state(s: ClaimState) -> Option<ClaimState> {
+    match s {
+        ClaimState::Received | ClaimState::PendingPartner => Some(ClaimState::PendingPartner),
+        ClaimState::CancelPending => Some(ClaimState::CancelPending),
+        _ => None,
+    }
+}
+
+/// A cancel starts from any state but a cancel already begun or done.
+pub(super) fn may_begin_cancel(s: ClaimState) -> bool {
+    !matches!(s, ClaimState::CancelPending | ClaimState::Cancelled)
+}
+
+/// A cancel completes only from CANCEL_PENDING.
+pub(super) fn may_complete_cancel(s: ClaimState) -> bool {
+    s == ClaimState::CancelPending
+}
+
+/// One row of `claim_lines`: the claim's line and the mutuelle's share, P
+/// the rest (S + M + P = B).
+#[derive(Debug)]
+pub(super) struct LineRow<'a> {
+    pub sequence: u32,
+    pub act_code: &'a str,
+    pub category: &'static str,
+    pub quantity: u32,
+    pub billed: i64,
+    pub tariff_base: i64,
+    pub scheme_share: i64,
+    pub mutuelle_share: i64,
+    pub patient_share: i64,
+    pub reasons: String,
+}
+
+pub(super) fn line_rows<'a>(
+    claim: &'a Claim,
+    shares: &'a [LineShare],
+) -> impl Iterator<Item = LineRow<'a>> + 'a {
+    claim.lines.iter().zip(shares).map(|(line, share)| LineRow {
+        sequence: share.sequence,
+        act_code: &line.act_code,
+        category: line.category.as_str(),
+        quantity: line.quantity,
+        billed: line.billed,
+        tariff_base: line.tariff_base,
+        scheme_share: line.scheme_share,
+        mutuelle_share: share.mutuelle_share,
+        patient_share: line.billed - line.scheme_share - share.mutuelle_share,
+        reasons: json(&share.reasons),
+    })
+}
+
+/// The ceiling uses a claim applies (those that move nothing are skipped),
+/// with the ceiling's storage key.
+pub(super) fn consumed(
+    consumption: &[CeilingUse],
+) -> impl Iterator<Item = (String, &CeilingUse)> + '_ {
+    consumption
+        .iter()
+        .filter(|u| u.amount != 0 || u.count != 0)
+        .map(|u| (u.key.storage_key(), u))
+}
+
+/// The columns a new claim row is inserted with, in the order both
+/// backends bind them (created_ms and updated_ms take the same value).
+pub(super) const CLAIM_INSERT_COLS: &str = "scheme_id, claim_id, request_hash, body, provider_id, \
+    invoice_number, mutuelle_id, member_number, state, adjudication_key, rejection_code, \
+    rejection_message, next_attempt_ms, change_seq, created_ms, updated_ms, date_of_care, \
+    currency, payee_type, billed_total, scheme_total, duplicate_of";
+
+/// M of a claim, for its row.
+pub(super) fn mutuelle_total(shares: &[LineShare]) -> i64 {
+    super::sum_amounts(shares.iter().map(|s| s.mutuelle_share))
+}
+
+/// Storing a product version over what the key holds (`existing`: its
+/// stored body and whether a claim used it): `Unchanged` writes nothing,
+/// `Replaced` updates the row, `Inserted` inserts it; a used version that
+/// would change is refused.
+pub(super) fn put_product_plan(
+    p: &Product,
+    body: &str,
+    existing: Option<(String, bool)>,
+) -> Result<PutProduct, StoreError> {
+    match existing {
+        Some((b, _)) if b == body => Ok(PutProduct::Unchanged),
+        Some((_, true)) => Err(StoreError::ProductInUse(format!(
+            "{}/{} version {}",
+            p.mutuelle_id, p.id, p.version
+        ))),
+        Some((_, false)) => Ok(PutProduct::Replaced),
+        None => Ok(PutProduct::Inserted),
+    }
+}
+
+/// Closing a period that holds nothing is refused.
+pub(super) fn nothing_to_close(scheme: &str, mutuelle: &str) -> StoreError {
+    StoreError::Refused(format!(
+        "nothing to close: the open period of {scheme} x {mutuelle} has no claim and no recovery"
+    ))
+}
+
+/// Settling a period that is not stored: still open, or unknown.
+pub(super) fn no_period_to_settle(
+    scheme: &str,
+    mutuelle: &str,
+    number: u32,
+    open: u32,
+) -> StoreError {
+    if number == open {
+        StoreError::Refused(format!("period {number} is still open: close it first"))
+    } else {
+        StoreError::NotFound(format!("period {number} of {scheme} x {mutuelle}"))
+    }
+}
+
+pub(super) fn no_such_period(scheme: &str, mutuelle: &str, number: u32) -> StoreError {
+    StoreError::NotFound(format!("period {number} of {scheme} x {mutuelle}"))
+}
+
+/// Settling a stored period: `Ok(true)` to write it settled, `Ok(false)`
+/// when it is settled already with this reference (a resend).
+pub(super) fn settle_applies(p: &PeriodRecord, reference: &str) -> Result<bool, StoreError> {
+    match p.state {
+        PeriodState::Settled if p.reference == reference => Ok(false),
+        PeriodState::Settled => Err(StoreError::Refused(format!(
+            "period {} is already settled with reference {:?}",
+            p.number, p.reference
+        ))),
+        _ => Ok(true),
+    }
+}
+
+/// A statement is of the open period for 0 or the open period's number.
+pub(super) fn statement_of_open(number: u32, open: u32) -> bool {
+    number == 0 || number == open
+}
+
+pub(super) fn not_found_claim(scheme: &str, claim_id: &str) -> StoreError {
+    StoreError::NotFound(format!("claim {scheme}/{claim_id}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [ClaimState; 6] = [
+        ClaimState::Received,
+        ClaimState::PendingPartner,
+        ClaimState::Coordinated,
+        ClaimState::Rejected,
+        ClaimState::CancelPending,
+        ClaimState::Cancelled,
+    ];
+
+    fn sql_list(states: impl Iterator<Item = ClaimState>) -> String {
+        let names: Vec<String> = states.map(|s| format!("'{}'", s.as_str())).collect();
+        format!("({})", names.join(", "))
+    }
+
+    #[test]
+    fn the_sql_state_lists_are_the_domain_predicates() {
+        assert_eq!(
+            SQL_WAITING,
+            sql_list(ALL.into_iter().filter(|s| is_waiting(*s)))
+        );
+        assert_eq!(
+            SQL_HOLDS_INVOICE,
+            sql_list(ALL.into_iter().filter(|s| holds_invoice(*s)))
+        );
+    }
+
+    #[test]
+    fn codecs_round_trip_and_refuse_what_they_do_not_know() {
+        for s in ALL {
+            assert_eq!(state_parse(s.as_str()).unwrap(), s);
+        }
+        assert_eq!(code_str(ReasonCode::DuplicateInvoice), "DUPLICATE_INVOICE");
+        assert_eq!(
+            code_parse("DUPLICATE_INVOICE").unwrap(),
+            ReasonCode::DuplicateInvoice
+        );
+        assert_eq!(payee_str(Payee::Member), "member");
+        for (what, err) in [
+            ("claim state", state_parse("on_hold").unwrap_err()),
+            ("reason code", code_parse("HOLD_EXPIRED").unwrap_err()),
+            ("period state", period_state_parse("reopened").unwrap_err()),
+            ("period state", period_state_parse("").unwrap_err()),
+            ("audit direction", direction_parse("both").unwrap_err()),
+        ] {
+            let StoreError::Corrupt(m) = &err else {
+                panic!("{err:?}")
+            };
+            assert!(m.starts_with(what), "{m}");
+            assert!(m.contains("newer version"), "{m}");
+        }
+        let err =
+            from_json::<Vec<Reason>>("line reasons", br#"[{"code":"NEW_CODE","message":""}]"#)
+                .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Corrupt(ref m) if m.contains("NEW_CODE")),
+            "{err:?}"
+        );
+        assert!(from_json::<Vec<Reason>>("line reasons", b"").is_err());
+    }
+
+    #[test]
+    fn transitions_apply_from_the_states_they_leave() {
+        for s in ALL {
+            assert_eq!(may_complete(s), s.awaiting_partner());
+            assert_eq!(deferred_state(s).is_some(), is_waiting(s));
+            assert_eq!(
+                may_begin_cancel(s),
+                !matches!(s, ClaimState::CancelPending | ClaimState::Cancelled)
+            );
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The audit log and partner activity.
+
+use super::*;
+
+#[async_trait]
+impl AuditStore for PgStore {
+    async fn audit_of(&self, subject: &str) -> Result<Vec<AuditEntry>, StoreError> {
+        let c = self.client().await?;
+        let rows = q(
+            &c,
+            &format!(
+                "SELECT {} FROM audit_log WHERE subject = $1 ORDER BY id",
+                core::AUDIT_COLS
+            ),
+            &[&subject],
+        )
+        .await?;
+        decode(&rows, core::audit)
+    }
+
+    async fn prune_audit(&self, before_ms: i64) -> Result<Option<u64>, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let got: bool = q1(
+            &tx,
+            "SELECT pg_try_advisory_xact_lock($1)",
+            &[&RETENTION_LOCK],
+        )
+        .await?
+        .map(|r| r.get(0))
+        .unwrap_or(false);
+        if !got {
+            return Ok(None);
+        }
+        let n = x(&tx, PRUNE_PG, &[&before_ms]).await?;
+        tx.commit().await?;
+        Ok(Some(n))
+    }
+
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let c = self.client().await?;
+        // One multi-row INSERT: one round trip for the whole batch.
+        let mut sql = String::from(
+            "INSERT INTO audit_log (at_ms, direction, party, method, subject, request_hash, outcome) VALUES ",
+        );
+        let mut params: Vec<P<'_>> = Vec::with_capacity(entries.len() * 7);
+        let dirs: Vec<&str> = entries.iter().map(|e| e.direction.as_str()).collect();
+        for (i, e) in entries.iter().enumerate() {
+            let b = i * 7;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7
+            ));
+            params.extend_from_slice(&[
+                &e.at_ms,
+                &dirs[i],
+                &e.party,
+                &e.method,
+                &e.subject,
+                &e.request_hash,
+                &e.outcome,
+            ]);
+        }
+        c.execute(sql.as_str(), &params).await?;
+        Ok(())
+    }
+
+    async fn read_audit(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, AuditEntry)>, StoreError> {
+        let c = self.client().await?;
+        let rows = q(
+            &c,
+            &format!(
+                "SELECT {}, id FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
+                core::AUDIT_COLS
+            ),
+            &[&after_id, &(limit as i64)],
+        )
+        .await?;
+        decode(&rows, |r| Ok((r.int(7)?, core::audit(r)?)))
+    }
+
+    async fn partner_activity(&self, mutuelle_id: &str) -> Result<PartnerActivity, StoreError> {
+        let c = self.client().await?;
+        let party = format!("mutuelle:{mutuelle_id}");
+        let ok = q1(
+            &c,
+            "SELECT at_ms FROM audit_log WHERE party = $1 AND outcome = 'ok' ORDER BY id DESC LIMIT 1",
+            &[&party],
+        )
+        .await?;
+        let err = q1(
+            &c,
+            "SELECT at_ms, outcome FROM audit_log WHERE party = $1 AND outcome <> 'ok' ORDER BY id DESC LIMIT 1",
+            &[&party],
+        )
+        .await?;
+        let pending = q1(
+            &c,
+            &format!(
+                "SELECT COUNT(*) FROM claims WHERE mutuelle_id = $1 AND state IN {}",
+                core::SQL_WAITING
+            ),
+            &[&mutuelle_id],
+        )
+        .await?
+        .map(|r| r.get::<_, i64>(0))
+        .unwrap_or(0);
+        Ok(PartnerActivity {
+            last_success_ms: ok.map(|r| r.get(0)).unwrap_or(0),
+            last_error_ms: err.as_ref().map(|r| r.get(0)).unwrap_or(0),
+            last_error: err.map(|r| r.get(1)).unwrap_or_default(),
+            pending: pending as u32,
+        })
+    }
+}

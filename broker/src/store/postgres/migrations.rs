@@ -1,0 +1,159 @@
+//! The schema migrations of this backend.
+
+/// Schema migrations, in order; the schema version is their count. Never
+/// edit one that has shipped: append.
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE periods (
+    id                    BIGSERIAL PRIMARY KEY,
+    scheme_id             TEXT NOT NULL,
+    mutuelle_id           TEXT NOT NULL,
+    number                BIGINT NOT NULL,
+    state                 TEXT NOT NULL CHECK (state IN ('closed', 'settled')),
+    closed_ms             BIGINT NOT NULL,
+    settled_ms            BIGINT NOT NULL DEFAULT 0,
+    settlement_reference  TEXT NOT NULL DEFAULT '',
+    UNIQUE (scheme_id, mutuelle_id, number)
+);
+
+CREATE TABLE claims (
+    id                BIGSERIAL PRIMARY KEY,
+    scheme_id         TEXT NOT NULL,
+    claim_id          TEXT NOT NULL,
+    request_hash      TEXT NOT NULL,
+    body              TEXT NOT NULL,
+    provider_id       TEXT NOT NULL,
+    invoice_number    TEXT NOT NULL,
+    mutuelle_id       TEXT NOT NULL,
+    member_number     TEXT NOT NULL,
+    state             TEXT NOT NULL,
+    adjudication_key  TEXT NOT NULL,
+    cancel_key        TEXT,
+    cancel_reason     TEXT NOT NULL DEFAULT '',
+    product_id        TEXT,
+    product_version   BIGINT,
+    product_name      TEXT,
+    partner_reference TEXT NOT NULL DEFAULT '',
+    rejection_code    TEXT,
+    rejection_message TEXT,
+    attempts          BIGINT NOT NULL DEFAULT 0,
+    next_attempt_ms   BIGINT,
+    last_error        TEXT NOT NULL DEFAULT '',
+    change_seq        BIGINT NOT NULL,
+    created_ms        BIGINT NOT NULL,
+    updated_ms        BIGINT NOT NULL,
+    date_of_care      TEXT NOT NULL,
+    currency          TEXT NOT NULL,
+    payee_type        TEXT NOT NULL,
+    billed_total      BIGINT NOT NULL,
+    scheme_total      BIGINT NOT NULL,
+    mutuelle_total    BIGINT NOT NULL DEFAULT 0,
+    period_id         BIGINT REFERENCES periods (id),
+    UNIQUE (scheme_id, claim_id)
+);
+CREATE UNIQUE INDEX claims_change_seq ON claims (change_seq);
+CREATE INDEX claims_scheme_change ON claims (scheme_id, change_seq);
+CREATE INDEX claims_invoice ON claims (scheme_id, provider_id, invoice_number);
+CREATE INDEX claims_due ON claims (next_attempt_ms) WHERE next_attempt_ms IS NOT NULL;
+CREATE INDEX claims_mutuelle_state ON claims (mutuelle_id, state);
+CREATE INDEX claims_settlement ON claims (scheme_id, mutuelle_id, period_id, state);
+
+CREATE TABLE change_counter (id INT PRIMARY KEY, v BIGINT NOT NULL);
+INSERT INTO change_counter VALUES (1, 0);
+
+CREATE TABLE claim_lines (
+    claim_pk        BIGINT NOT NULL REFERENCES claims (id),
+    sequence        BIGINT NOT NULL,
+    act_code        TEXT NOT NULL,
+    care_category   TEXT NOT NULL,
+    quantity        BIGINT NOT NULL,
+    billed          BIGINT NOT NULL,
+    tariff_base     BIGINT NOT NULL,
+    scheme_share    BIGINT NOT NULL,
+    mutuelle_share  BIGINT NOT NULL CHECK (mutuelle_share >= 0),
+    patient_share   BIGINT NOT NULL CHECK (patient_share >= 0),
+    reasons         TEXT NOT NULL,
+    PRIMARY KEY (claim_pk, sequence),
+    CHECK (scheme_share + mutuelle_share + patient_share = billed)
+);
+
+CREATE TABLE ceiling_usage (
+    mutuelle_id  TEXT NOT NULL,
+    ceiling_key  TEXT NOT NULL,
+    used_amount  BIGINT NOT NULL CHECK (used_amount >= 0),
+    used_count   BIGINT NOT NULL CHECK (used_count >= 0),
+    PRIMARY KEY (mutuelle_id, ceiling_key)
+);
+
+CREATE TABLE claim_consumption (
+    claim_pk     BIGINT NOT NULL REFERENCES claims (id),
+    ceiling_key  TEXT NOT NULL,
+    amount       BIGINT NOT NULL,
+    count        BIGINT NOT NULL,
+    PRIMARY KEY (claim_pk, ceiling_key)
+);
+
+CREATE TABLE members (
+    mutuelle_id     TEXT NOT NULL,
+    member_number   TEXT NOT NULL,
+    scheme_id       TEXT NOT NULL,
+    beneficiary_id  TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    updated_ms      BIGINT NOT NULL,
+    PRIMARY KEY (mutuelle_id, member_number)
+);
+CREATE INDEX members_beneficiary ON members (scheme_id, beneficiary_id);
+
+CREATE TABLE products (
+    mutuelle_id  TEXT NOT NULL,
+    product_id   TEXT NOT NULL,
+    version      BIGINT NOT NULL,
+    valid_from   TEXT NOT NULL,
+    valid_to     TEXT,
+    body         TEXT NOT NULL,
+    used         BOOLEAN NOT NULL DEFAULT FALSE,
+    PRIMARY KEY (mutuelle_id, product_id, version)
+);
+
+CREATE TABLE recoveries (
+    id           BIGSERIAL PRIMARY KEY,
+    claim_pk     BIGINT NOT NULL UNIQUE REFERENCES claims (id),
+    scheme_id    TEXT NOT NULL,
+    mutuelle_id  TEXT NOT NULL,
+    from_period  BIGINT NOT NULL,
+    amount       BIGINT NOT NULL CHECK (amount > 0),
+    period_id    BIGINT REFERENCES periods (id),
+    created_ms   BIGINT NOT NULL
+);
+CREATE INDEX recoveries_open ON recoveries (scheme_id, mutuelle_id, period_id);
+
+CREATE TABLE audit_log (
+    id            BIGSERIAL PRIMARY KEY,
+    at_ms         BIGINT NOT NULL,
+    direction     TEXT NOT NULL,
+    party         TEXT NOT NULL,
+    method        TEXT NOT NULL,
+    subject       TEXT NOT NULL,
+    request_hash  TEXT NOT NULL,
+    outcome       TEXT NOT NULL
+);
+CREATE INDEX audit_subject ON audit_log (subject, id);
+CREATE INDEX audit_party ON audit_log (party, outcome, id);
+CREATE INDEX audit_at ON audit_log (at_ms);
+CREATE FUNCTION audit_log_append_only() RETURNS trigger AS $$
+BEGIN RAISE EXCEPTION 'audit_log is append-only'; END
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+"#,
+    // 2: indexes in the order the eligibility lookups read (no sort).
+    r#"
+CREATE INDEX members_beneficiary_order ON members (scheme_id, beneficiary_id, mutuelle_id, member_number);
+DROP INDEX members_beneficiary;
+CREATE INDEX products_validity ON products (mutuelle_id, product_id, valid_from, version);
+"#,
+    // 3: the claim that holds the invoice of a claim rejected as a duplicate.
+    r#"
+ALTER TABLE claims ADD COLUMN duplicate_of TEXT;
+"#,
+];

@@ -1,0 +1,623 @@
+//! The PostgreSQL store, for production: several broker replicas share one
+//! database, and everything that must hold across them is enforced here.
+//!
+//! - Idempotency: the unique key (scheme_id, claim_id); a racing insert fails
+//!   with a unique violation and is read back as the existing claim.
+//! - Duplicate invoices: checked under a transaction-scoped advisory lock on
+//!   (scheme, provider, invoice), so two replicas cannot both miss each other.
+//! - Ceilings: `used + amount <= limit` conditional updates; under READ
+//!   COMMITTED a second updater re-checks the row after the first commits.
+//! - State transitions: the claim row is locked (`FOR UPDATE`) first.
+//! - The change cursor: a one-row counter bumped as the last statement of
+//!   each transaction, so change numbers are taken in commit order and a
+//!   reader of ListChangedClaims never skips a change that commits late.
+//! - Work sharing: due claims are leased with `FOR UPDATE SKIP LOCKED`; the
+//!   pruning job takes a transaction advisory lock or skips its turn.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use passerelle_domain::{CeilingKey, Date, LineShare, Member, Product, Usage, Used, date};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use super::core::{self, json};
+use super::{
+    AuditEntry, AuditStore, Begin, ClaimFilter, ClaimPage, ClaimRecord, ClaimStore,
+    CoverageConflict, NewClaim, Outcome, PartnerActivity, PeriodRecord, ProductStore, PutProduct,
+    RosterDiff, RosterImport, RosterStore, SettlementStore, StatementData, Store, StoreError,
+    Totals, Transition,
+};
+use crate::config::PostgresConfig;
+
+/// The schema version this binary writes.
+mod audit;
+mod claims;
+mod migrations;
+mod products;
+mod roster;
+mod settlement;
+#[cfg(test)]
+mod tests;
+
+use migrations::MIGRATIONS;
+
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Advisory lock keys (arbitrary, fixed).
+const MIGRATE_LOCK: i64 = 0x7061_7373_6d69_6772; // "passmigr"
+const RETENTION_LOCK: i64 = 0x7061_7373_7265_746e; // "passretn"
+
+pub struct PgStore {
+    pool: Pool,
+    schema: String,
+    products: super::ProductCache,
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.as_db_error() {
+            Some(db) => StoreError::Backend(format!("database: {}", db.message())),
+            None => StoreError::Backend(format!("database: {e}")),
+        }
+    }
+}
+
+/// Opens pooled connections and drives each on the runtime `rt`.
+struct SpawnOn<T> {
+    tls: T,
+    rt: tokio::runtime::Handle,
+}
+
+impl<T> deadpool_postgres::Connect for SpawnOn<T>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket> + Clone + Sync + Send + 'static,
+    T::Stream: Sync + Send,
+    T::TlsConnect: Sync + Send,
+    <T::TlsConnect as tokio_postgres::tls::TlsConnect<tokio_postgres::Socket>>::Future: Send,
+{
+    fn connect(
+        &self,
+        pg: &tokio_postgres::Config,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<
+                        (tokio_postgres::Client, tokio::task::JoinHandle<()>),
+                        tokio_postgres::Error,
+                    >,
+                > + Send
+                + '_,
+        >,
+    > {
+        let (pg, tls) = (pg.clone(), self.tls.clone());
+        Box::pin(async move {
+            let (client, conn) = pg.connect(tls).await?;
+            let task = self.rt.spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::warn!(error = %e, "PostgreSQL connection ended");
+                }
+            });
+            Ok((client, task))
+        })
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        StoreError::Backend(format!("database unavailable: {e}"))
+    }
+}
+
+fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+}
+
+type P<'a> = &'a (dyn ToSql + Sync);
+
+async fn q<C: GenericClient + Sync>(c: &C, sql: &str, p: &[P<'_>]) -> Result<Vec<Row>, StoreError> {
+    let st = c.prepare_cached(sql).await?;
+    Ok(c.query(&st, p).await?)
+}
+
+async fn q1<C: GenericClient + Sync>(
+    c: &C,
+    sql: &str,
+    p: &[P<'_>],
+) -> Result<Option<Row>, StoreError> {
+    let st = c.prepare_cached(sql).await?;
+    Ok(c.query_opt(&st, p).await?)
+}
+
+async fn x<C: GenericClient + Sync>(c: &C, sql: &str, p: &[P<'_>]) -> Result<u64, StoreError> {
+    let st = c.prepare_cached(sql).await?;
+    Ok(c.execute(&st, p).await?)
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// Builds the rustls client config for TLS to the database (ring only).
+fn tls_config(ca_file: &std::path::Path) -> Result<rustls::ClientConfig, StoreError> {
+    let pem = std::fs::read(ca_file).map_err(|e| backend(format!("{}: {e}", ca_file.display())))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        let cert = cert.map_err(|e| backend(format!("{}: {e}", ca_file.display())))?;
+        roots
+            .add(cert)
+            .map_err(|e| backend(format!("{}: {e}", ca_file.display())))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(backend)?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+impl PgStore {
+    /// Builds the pool; connections open on first use. `base` resolves a
+    /// relative TLS CA path.
+    pub fn new(cfg: &PostgresConfig, base: &std::path::Path) -> Result<PgStore, StoreError> {
+        let mut pg: tokio_postgres::Config = cfg
+            .url
+            .parse()
+            .map_err(|e| backend(format!("store.postgres.url: {e}")))?;
+        let schema = cfg.schema.clone().unwrap_or_else(|| "public".to_string());
+        pg.connect_timeout(Duration::from_millis(cfg.connect_timeout_ms));
+        pg.options(format!(
+            "-c search_path={schema} -c statement_timeout={}",
+            cfg.statement_timeout_ms
+        ));
+        pg.application_name("passerelle");
+        let mgr_cfg = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        // Connections are driven by a task on the runtime that opened the
+        // store, whichever task first needs one: the retry worker runs on a
+        // thread of lower priority (`server::spawn_worker`), and a pooled
+        // connection opened there would have served live calls at that
+        // priority.
+        let rt = tokio::runtime::Handle::try_current()
+            .map_err(|_| backend("the PostgreSQL store is opened within a tokio runtime"))?;
+        let mgr = match &cfg.tls {
+            None => Manager::from_connect(
+                pg,
+                SpawnOn {
+                    tls: tokio_postgres::NoTls,
+                    rt,
+                },
+                mgr_cfg,
+            ),
+            Some(t) => {
+                let path = if t.ca_file.is_absolute() {
+                    t.ca_file.clone()
+                } else {
+                    base.join(&t.ca_file)
+                };
+                let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(&path)?);
+                Manager::from_connect(pg, SpawnOn { tls, rt }, mgr_cfg)
+            }
+        };
+        let wait = Duration::from_millis(cfg.wait_timeout_ms);
+        let pool = Pool::builder(mgr)
+            .max_size(cfg.pool_size)
+            .wait_timeout(Some(wait))
+            .create_timeout(Some(Duration::from_millis(cfg.connect_timeout_ms)))
+            .recycle_timeout(Some(wait))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(backend)?;
+        Ok(PgStore {
+            pool,
+            schema,
+            products: Default::default(),
+        })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Applies pending migrations; safe when several brokers run it at once
+    /// (an advisory lock makes them take turns). Returns the version.
+    pub async fn migrate(&self) -> Result<i64, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
+            .await?;
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS \"{}\"; CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)",
+            self.schema
+        ))
+        .await?;
+        let found = Self::version_in(&tx).await?;
+        if found > SCHEMA_VERSION {
+            return Err(backend(format!(
+                "database schema version {found} is newer than this binary's {SCHEMA_VERSION}"
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            tx.batch_execute(sql).await?;
+            tx.execute(
+                "INSERT INTO schema_version (version) VALUES ($1)",
+                &[&(i as i64 + 1)],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(SCHEMA_VERSION)
+    }
+
+    async fn version_in<C: GenericClient + Sync>(c: &C) -> Result<i64, StoreError> {
+        let row = c
+            .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_version", &[])
+            .await?;
+        Ok(row.get::<_, i64>(0))
+    }
+
+    /// The schema version found, 0 for an empty database.
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        let c = self.client().await?;
+        let exists = c
+            .query_one(
+                "SELECT to_regclass(current_schema() || '.schema_version') IS NOT NULL",
+                &[],
+            )
+            .await?
+            .get::<_, bool>(0);
+        if !exists {
+            return Ok(0);
+        }
+        Self::version_in(&c).await
+    }
+}
+
+impl core::Row for Row {
+    fn text(&self, i: usize) -> Result<String, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn int(&self, i: usize) -> Result<i64, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+}
+
+/// The JSON body in the first column of a row.
+fn body<T: serde::de::DeserializeOwned>(r: &Row, what: &str) -> Result<T, StoreError> {
+    core::from_json(what, r.try_get::<_, &str>(0)?.as_bytes())
+}
+
+/// Every row, each decoded by `f` (a [`core`] decoder).
+fn decode<T>(
+    rows: &[Row],
+    f: impl Fn(&dyn core::Row) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    rows.iter().map(|r| f(r)).collect()
+}
+
+async fn lines_of<C: GenericClient + Sync>(
+    c: &C,
+    pk: i64,
+) -> Result<Option<Vec<LineShare>>, StoreError> {
+    let rows = q(
+        c,
+        &format!(
+            "SELECT {} FROM claim_lines WHERE claim_pk = $1 ORDER BY sequence",
+            core::LINE_SHARE_COLS
+        ),
+        &[&pk],
+    )
+    .await?;
+    let out = decode(&rows, core::line_share)?;
+    Ok((!out.is_empty()).then_some(out))
+}
+
+/// Loads a claim; with `lock`, takes its row lock for the transaction.
+async fn load<C: GenericClient + Sync>(
+    c: &C,
+    scheme: &str,
+    claim_id: &str,
+    lock: bool,
+) -> Result<Option<(i64, ClaimRecord)>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM claims WHERE scheme_id = $1 AND claim_id = $2{}",
+        core::CLAIM_COLS,
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let Some(row) = q1(c, &sql, &[&scheme, &claim_id]).await? else {
+        return Ok(None);
+    };
+    let (pk, mut rec) = core::claim(&row)?;
+    rec.shares = lines_of(c, pk).await?;
+    Ok(Some((pk, rec)))
+}
+
+async fn load_existing<C: GenericClient + Sync>(
+    c: &C,
+    scheme: &str,
+    claim_id: &str,
+    lock: bool,
+) -> Result<(i64, ClaimRecord), StoreError> {
+    load(c, scheme, claim_id, lock)
+        .await?
+        .ok_or_else(|| core::not_found_claim(scheme, claim_id))
+}
+
+/// The next change number; hold its row lock to commit (see module doc).
+async fn next_seq<C: GenericClient + Sync>(c: &C) -> Result<i64, StoreError> {
+    let row = q1(
+        c,
+        "UPDATE change_counter SET v = v + 1 WHERE id = 1 RETURNING v",
+        &[],
+    )
+    .await?
+    .ok_or_else(|| backend("change_counter row missing"))?;
+    Ok(row.get(0))
+}
+
+async fn put_one<C: GenericClient + Sync>(c: &C, p: &Product) -> Result<PutProduct, StoreError> {
+    let body = json(p);
+    let version = p.version as i64;
+    let from = date::format(p.valid_from);
+    let to = p.valid_to.map(date::format);
+    let existing = q1(
+        c,
+        "SELECT body, used FROM products WHERE mutuelle_id = $1 AND product_id = $2 AND version = $3 FOR UPDATE",
+        &[&p.mutuelle_id, &p.id, &version],
+    )
+    .await?;
+    let existing = existing.map(|r| (r.get::<_, String>(0), r.get::<_, bool>(1)));
+    let plan = core::put_product_plan(p, &body, existing)?;
+    let sql = match plan {
+        PutProduct::Unchanged => return Ok(plan),
+        PutProduct::Replaced => {
+            "UPDATE products SET valid_from = $4, valid_to = $5, body = $6 \
+             WHERE mutuelle_id = $1 AND product_id = $2 AND version = $3"
+        }
+        PutProduct::Inserted => {
+            "INSERT INTO products (mutuelle_id, product_id, version, valid_from, valid_to, body) \
+             VALUES ($1, $2, $3, $4, $5, $6)"
+        }
+    };
+    x(
+        c,
+        sql,
+        &[&p.mutuelle_id, &p.id, &version, &from, &to, &body],
+    )
+    .await?;
+    Ok(plan)
+}
+
+async fn period_totals<C: GenericClient + Sync>(
+    c: &C,
+    scheme: &str,
+    mutuelle: &str,
+    period_id: Option<i64>,
+) -> Result<(u32, Totals, i64), StoreError> {
+    // Sums as text, read in i128 (`sum_at`): SUM(BIGINT) is NUMERIC and
+    // never overflows, but a cast back to BIGINT would.
+    let (claims_sql, rec_sql) = match period_id {
+        None => (
+            "SELECT COUNT(*), COALESCE(SUM(billed_total), 0)::TEXT, COALESCE(SUM(scheme_total), 0)::TEXT, \
+             COALESCE(SUM(mutuelle_total), 0)::TEXT FROM claims \
+             WHERE scheme_id = $1 AND mutuelle_id = $2 AND period_id IS NULL AND state = 'coordinated' AND $3::BIGINT IS NULL",
+            "SELECT COALESCE(SUM(amount), 0)::TEXT FROM recoveries \
+             WHERE scheme_id = $1 AND mutuelle_id = $2 AND period_id IS NULL AND $3::BIGINT IS NULL",
+        ),
+        Some(_) => (
+            "SELECT COUNT(*), COALESCE(SUM(billed_total), 0)::TEXT, COALESCE(SUM(scheme_total), 0)::TEXT, \
+             COALESCE(SUM(mutuelle_total), 0)::TEXT FROM claims \
+             WHERE scheme_id = $1 AND mutuelle_id = $2 AND period_id = $3",
+            "SELECT COALESCE(SUM(amount), 0)::TEXT FROM recoveries \
+             WHERE scheme_id = $1 AND mutuelle_id = $2 AND period_id = $3",
+        ),
+    };
+    let r = q1(c, claims_sql, &[&scheme, &mutuelle, &period_id])
+        .await?
+        .ok_or_else(|| backend("no row"))?;
+    let rec = q1(c, rec_sql, &[&scheme, &mutuelle, &period_id])
+        .await?
+        .ok_or_else(|| backend("no row"))?;
+    Ok((
+        r.get::<_, i64>(0) as u32,
+        Totals {
+            billed: sum_at(&r, 1)?,
+            scheme: sum_at(&r, 2)?,
+            mutuelle: sum_at(&r, 3)?,
+        },
+        sum_at(&rec, 0)?,
+    ))
+}
+
+/// A sum read as text (NUMERIC), in i128, clamped to i64 (see
+/// [`super::clamp_total`]).
+fn sum_at(r: &Row, i: usize) -> Result<i64, StoreError> {
+    let text: String = r.get(i);
+    let v: i128 = text
+        .parse()
+        .map_err(|e| backend(format!("sum {text:?}: {e}")))?;
+    Ok(super::clamp_total(v))
+}
+
+async fn open_period<C: GenericClient + Sync>(
+    c: &C,
+    scheme: &str,
+    mutuelle: &str,
+) -> Result<PeriodRecord, StoreError> {
+    let number: i64 = q1(
+        c,
+        "SELECT COALESCE(MAX(number), 0) + 1 FROM periods WHERE scheme_id = $1 AND mutuelle_id = $2",
+        &[&scheme, &mutuelle],
+    )
+    .await?
+    .ok_or_else(|| backend("no row"))?
+    .get(0);
+    let (claim_count, totals, recoveries) = period_totals(c, scheme, mutuelle, None).await?;
+    Ok(core::open_period(
+        scheme,
+        mutuelle,
+        number as u32,
+        claim_count,
+        totals,
+        recoveries,
+    ))
+}
+
+async fn load_period<C: GenericClient + Sync>(
+    c: &C,
+    scheme: &str,
+    mutuelle: &str,
+    number: u32,
+) -> Result<Option<(i64, PeriodRecord)>, StoreError> {
+    let Some(r) = q1(
+        c,
+        &format!(
+            "SELECT {} FROM periods WHERE scheme_id = $1 AND mutuelle_id = $2 AND number = $3",
+            core::PERIOD_COLS
+        ),
+        &[&scheme, &mutuelle, &(number as i64)],
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    let (id, mut p) = core::period(&r, scheme, mutuelle, number)?;
+    (p.claim_count, p.totals, p.recoveries) = period_totals(c, scheme, mutuelle, Some(id)).await?;
+    Ok(Some((id, p)))
+}
+
+const FILTER_PG: &str = "($1::TEXT IS NULL OR c.scheme_id = $1) AND ($2::TEXT IS NULL OR c.mutuelle_id = $2) \
+    AND ($3::TEXT IS NULL OR c.state = $3) AND ($4::TEXT IS NULL OR c.date_of_care >= $4) \
+    AND ($5::TEXT IS NULL OR c.date_of_care <= $5)";
+
+#[async_trait]
+impl Store for PgStore {
+    async fn schema_status(&self) -> Result<(i64, i64), StoreError> {
+        Ok((self.schema_version().await?, SCHEMA_VERSION))
+    }
+}
+
+/// Audit rows older than the cutoff, except those of claims not final yet:
+/// a claim is final once cancelled, rejected, or in a settled period.
+const PRUNE_PG: &str = "DELETE FROM audit_log a WHERE a.at_ms < $1 AND NOT EXISTS ( \
+    SELECT 1 FROM claims c LEFT JOIN periods p ON p.id = c.period_id \
+    WHERE c.scheme_id || '/' || c.claim_id = a.subject \
+    AND NOT (c.state IN ('cancelled', 'rejected') OR COALESCE(p.state, '') = 'settled'))";
+
+/// Every stored member of one scheme beneficiary, any mutuelle.
+async fn beneficiary_members<C: GenericClient + Sync>(
+    c: &C,
+    scheme: &str,
+    beneficiary: &str,
+) -> Result<Vec<Member>, StoreError> {
+    q(
+        c,
+        "SELECT body FROM members WHERE scheme_id = $1 AND beneficiary_id = $2 ORDER BY mutuelle_id, member_number",
+        &[&scheme, &beneficiary],
+    )
+    .await?
+    .iter()
+    .map(|r| body(r, "member body"))
+    .collect()
+}
+
+/// Takes the coverage lock of each scheme, in one order (no deadlock): the
+/// roster writes of one scheme run one at a time across replicas, so that
+/// the coverage check and the write cannot interleave with another
+/// mutuelle's. Roster writes are rare; claims never take this lock.
+async fn lock_coverage<'a, C: GenericClient + Sync>(
+    c: &C,
+    schemes: impl IntoIterator<Item = &'a str>,
+) -> Result<(), StoreError> {
+    let mut schemes: Vec<&str> = schemes.into_iter().collect();
+    schemes.sort_unstable();
+    schemes.dedup();
+    for s in schemes {
+        let key = format!("coverage\u{1f}{s}");
+        x(
+            c,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&key],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The coverage rule ([`super::coverage_overlaps`]) against what is stored,
+/// under the schemes' coverage locks (held until the transaction ends).
+async fn check_coverage<C: GenericClient + Sync>(
+    c: &C,
+    incoming: &[(usize, &Member)],
+) -> Result<(), StoreError> {
+    lock_coverage(c, incoming.iter().map(|(_, m)| m.scheme_id.as_str())).await?;
+    let mut schemes: Vec<String> = Vec::new();
+    let mut beneficiaries: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (_, m) in incoming {
+        if seen.insert((m.scheme_id.as_str(), m.beneficiary_id.as_str())) {
+            schemes.push(m.scheme_id.clone());
+            beneficiaries.push(m.beneficiary_id.clone());
+        }
+    }
+    if schemes.is_empty() {
+        return Ok(());
+    }
+    // One query for the whole batch (an import may hold 500,000 members).
+    let others: Vec<Member> = q(
+        c,
+        "SELECT m.body FROM members m \
+         JOIN UNNEST($1::TEXT[], $2::TEXT[]) AS w (scheme_id, beneficiary_id) \
+         ON m.scheme_id = w.scheme_id AND m.beneficiary_id = w.beneficiary_id",
+        &[&schemes, &beneficiaries],
+    )
+    .await?
+    .iter()
+    .map(|r| body(r, "member body"))
+    .collect::<Result<_, _>>()?;
+    let overlaps = super::coverage_overlaps(incoming, &others);
+    if overlaps.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::CoverageOverlap(overlaps))
+    }
+}
+
+async fn upsert<C: GenericClient + Sync>(
+    c: &C,
+    members: &[Member],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let st = c
+        .prepare_cached(
+            "INSERT INTO members (mutuelle_id, member_number, scheme_id, beneficiary_id, body, updated_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (mutuelle_id, member_number) DO UPDATE SET scheme_id = excluded.scheme_id, \
+             beneficiary_id = excluded.beneficiary_id, body = excluded.body, updated_ms = excluded.updated_ms",
+        )
+        .await?;
+    for m in members {
+        c.execute(
+            &st,
+            &[
+                &m.mutuelle_id,
+                &m.member_number,
+                &m.scheme_id,
+                &m.beneficiary_id,
+                &json(m),
+                &now_ms,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! Periods, settlement and statements.
+
+use super::*;
+
+#[async_trait]
+impl SettlementStore for PgStore {
+    async fn list_periods(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+    ) -> Result<Vec<PeriodRecord>, StoreError> {
+        let c = self.client().await?;
+        let open = open_period(&c, scheme_id, mutuelle_id).await?;
+        let mut out = vec![open.clone()];
+        for n in (1..open.number).rev() {
+            if let Some((_, p)) = load_period(&c, scheme_id, mutuelle_id, n).await? {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn close_period(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        now_ms: i64,
+    ) -> Result<PeriodRecord, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let lock_key = format!("period\u{1f}{scheme_id}\u{1f}{mutuelle_id}");
+        x(
+            &tx,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&lock_key],
+        )
+        .await?;
+        let number = open_period(&tx, scheme_id, mutuelle_id).await?.number;
+        let id: i64 = q1(
+            &tx,
+            "INSERT INTO periods (scheme_id, mutuelle_id, number, state, closed_ms) VALUES ($1, $2, $3, 'closed', $4) RETURNING id",
+            &[&scheme_id, &mutuelle_id, &(number as i64), &now_ms],
+        )
+        .await?
+        .ok_or_else(|| backend("no row"))?
+        .get(0);
+        let claims = x(
+            &tx,
+            "UPDATE claims SET period_id = $3 WHERE scheme_id = $1 AND mutuelle_id = $2 \
+             AND period_id IS NULL AND state = 'coordinated'",
+            &[&scheme_id, &mutuelle_id, &id],
+        )
+        .await?;
+        let recoveries = x(
+            &tx,
+            "UPDATE recoveries SET period_id = $3 WHERE scheme_id = $1 AND mutuelle_id = $2 AND period_id IS NULL",
+            &[&scheme_id, &mutuelle_id, &id],
+        )
+        .await?;
+        if claims + recoveries == 0 {
+            return Err(core::nothing_to_close(scheme_id, mutuelle_id));
+        }
+        let (_, p) = load_period(&tx, scheme_id, mutuelle_id, number)
+            .await?
+            .ok_or_else(|| backend("period vanished"))?;
+        tx.commit().await?;
+        Ok(p)
+    }
+
+    async fn settle_period(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        number: u32,
+        reference: &str,
+        now_ms: i64,
+    ) -> Result<PeriodRecord, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let lock_key = format!("period\u{1f}{scheme_id}\u{1f}{mutuelle_id}");
+        x(
+            &tx,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&lock_key],
+        )
+        .await?;
+        let Some((_, p)) = load_period(&tx, scheme_id, mutuelle_id, number).await? else {
+            let open = open_period(&tx, scheme_id, mutuelle_id).await?.number;
+            return Err(core::no_period_to_settle(
+                scheme_id,
+                mutuelle_id,
+                number,
+                open,
+            ));
+        };
+        if !core::settle_applies(&p, reference)? {
+            return Ok(p);
+        }
+        x(
+            &tx,
+            "UPDATE periods SET state = 'settled', settled_ms = $4, settlement_reference = $5 \
+             WHERE scheme_id = $1 AND mutuelle_id = $2 AND number = $3",
+            &[
+                &scheme_id,
+                &mutuelle_id,
+                &(number as i64),
+                &now_ms,
+                &reference,
+            ],
+        )
+        .await?;
+        let (_, p) = load_period(&tx, scheme_id, mutuelle_id, number)
+            .await?
+            .ok_or_else(|| backend("period vanished"))?;
+        tx.commit().await?;
+        Ok(p)
+    }
+
+    async fn statement(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        number: u32,
+    ) -> Result<StatementData, StoreError> {
+        let c = self.client().await?;
+        let open = open_period(&c, scheme_id, mutuelle_id).await?;
+        let (period, id) = if core::statement_of_open(number, open.number) {
+            (open, None)
+        } else {
+            let (id, p) = load_period(&c, scheme_id, mutuelle_id, number)
+                .await?
+                .ok_or_else(|| core::no_such_period(scheme_id, mutuelle_id, number))?;
+            (p, Some(id))
+        };
+        let (claim_cond, rec_cond) = match id {
+            None => (
+                "c.period_id IS NULL AND c.state = 'coordinated' AND $3::BIGINT IS NULL",
+                "r.period_id IS NULL AND $3::BIGINT IS NULL",
+            ),
+            Some(_) => ("c.period_id = $3", "r.period_id = $3"),
+        };
+        let rows = q(
+            &c,
+            &format!(
+                "SELECT {} FROM claims c JOIN claim_lines l ON l.claim_pk = c.id \
+                 WHERE c.scheme_id = $1 AND c.mutuelle_id = $2 AND {claim_cond} \
+                 ORDER BY 1, 2, c.id, l.sequence",
+                core::statement_line_cols()
+            ),
+            &[&scheme_id, &mutuelle_id, &id],
+        )
+        .await?;
+        let lines = decode(&rows, core::statement_line)?;
+        let rows = q(
+            &c,
+            &format!(
+                "SELECT {} FROM recoveries r JOIN claims c ON c.id = r.claim_pk \
+                 WHERE r.scheme_id = $1 AND r.mutuelle_id = $2 AND {rec_cond} ORDER BY r.id",
+                core::recovery_cols()
+            ),
+            &[&scheme_id, &mutuelle_id, &id],
+        )
+        .await?;
+        let recoveries = decode(&rows, core::recovery)?;
+        Ok(StatementData {
+            period,
+            lines,
+            recoveries,
+        })
+    }
+}

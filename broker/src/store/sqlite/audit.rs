@@ -1,0 +1,86 @@
+//! The audit log and partner activity.
+
+use super::*;
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn audit_of(&self, subject: &str) -> Result<Vec<AuditEntry>, StoreError> {
+        let subject = subject.to_string();
+        self.scan(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {} FROM audit_log WHERE subject = ?1 ORDER BY id",
+                core::AUDIT_COLS
+            ))?;
+            rows_of(&mut st, [subject], core::audit)
+        })
+        .await
+    }
+
+    async fn prune_audit(&self, before_ms: i64) -> Result<Option<u64>, StoreError> {
+        self.with(move |c| {
+            let n = c.prepare_cached("DELETE FROM audit_log WHERE at_ms < ?1 AND NOT EXISTS ( \
+                 SELECT 1 FROM claims c LEFT JOIN periods p ON p.id = c.period_id \
+                 WHERE c.scheme_id || '/' || c.claim_id = audit_log.subject \
+                 AND NOT (c.state IN ('cancelled', 'rejected') OR COALESCE(p.state, '') = 'settled'))")?.execute([before_ms],
+            )?;
+            Ok(Some(n as u64))
+        })
+        .await
+    }
+
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        let entries = entries.to_vec();
+        self.with(move |c| {
+            let tx = c.savepoint()?;
+            {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO audit_log (at_ms, direction, party, method, subject, request_hash, outcome) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?;
+                for e in &entries {
+                    st.execute(params![e.at_ms, e.direction.as_str(), e.party, e.method, e.subject, e.request_hash, e.outcome])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn read_audit(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, AuditEntry)>, StoreError> {
+        self.scan(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {}, id FROM audit_log WHERE id > ?1 ORDER BY id LIMIT ?2",
+                core::AUDIT_COLS
+            ))?;
+            rows_of(&mut st, params![after_id, limit], |r| {
+                Ok((r.int(7)?, core::audit(r)?))
+            })
+        })
+        .await
+    }
+
+    async fn partner_activity(&self, mutuelle_id: &str) -> Result<PartnerActivity, StoreError> {
+        let m = mutuelle_id.to_string();
+        self.scan(move |c| {
+            let party = format!("mutuelle:{m}");
+            let last_success_ms: Option<i64> = c.prepare_cached("SELECT at_ms FROM audit_log WHERE party = ?1 AND outcome = 'ok' ORDER BY id DESC LIMIT 1")?.query_row([&party],
+                |r| r.get(0),
+            ).optional()?;
+            let last_error: Option<(i64, String)> = c.prepare_cached("SELECT at_ms, outcome FROM audit_log WHERE party = ?1 AND outcome <> 'ok' ORDER BY id DESC LIMIT 1")?.query_row([&party],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            ).optional()?;
+            let pending: u32 = c.prepare_cached(&format!("SELECT COUNT(*) FROM claims WHERE mutuelle_id = ?1 \
+                 AND state IN {}", core::SQL_WAITING))?.query_row([&m],
+                |r| r.get(0),
+            )?;
+            let (last_error_ms, last_error) = last_error.unwrap_or_default();
+            Ok(PartnerActivity { last_success_ms: last_success_ms.unwrap_or(0), last_error_ms, last_error, pending })
+        })
+        .await
+    }
+}

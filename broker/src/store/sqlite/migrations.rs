@@ -1,0 +1,172 @@
+//! The schema migrations of this backend.
+
+/// Schema migrations, applied in order; the schema version is their count.
+/// Never edit a migration that has shipped: append a new one.
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: claims, lines, ceilings, roster, products, audit.
+    r#"
+CREATE TABLE claims (
+    id                INTEGER PRIMARY KEY,
+    scheme_id         TEXT NOT NULL,
+    claim_id          TEXT NOT NULL,
+    request_hash      TEXT NOT NULL,
+    body              TEXT NOT NULL,
+    provider_id       TEXT NOT NULL,
+    invoice_number    TEXT NOT NULL,
+    mutuelle_id       TEXT NOT NULL,
+    member_number     TEXT NOT NULL,
+    state             TEXT NOT NULL,
+    adjudication_key  TEXT NOT NULL,
+    cancel_key        TEXT,
+    cancel_reason     TEXT NOT NULL DEFAULT '',
+    product_id        TEXT,
+    product_version   INTEGER,
+    product_name      TEXT,
+    partner_reference TEXT NOT NULL DEFAULT '',
+    rejection_code    TEXT,
+    rejection_message TEXT,
+    attempts          INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms   INTEGER,
+    last_error        TEXT NOT NULL DEFAULT '',
+    change_seq        INTEGER NOT NULL,
+    created_ms        INTEGER NOT NULL,
+    updated_ms        INTEGER NOT NULL,
+    UNIQUE (scheme_id, claim_id)
+);
+CREATE UNIQUE INDEX claims_change_seq ON claims (change_seq);
+CREATE INDEX claims_scheme_change ON claims (scheme_id, change_seq);
+CREATE INDEX claims_invoice ON claims (scheme_id, provider_id, invoice_number);
+CREATE INDEX claims_due ON claims (next_attempt_ms) WHERE next_attempt_ms IS NOT NULL;
+
+-- The accounting of every coordinated line: S + M + P = B.
+CREATE TABLE claim_lines (
+    claim_pk        INTEGER NOT NULL REFERENCES claims (id),
+    sequence        INTEGER NOT NULL,
+    act_code        TEXT NOT NULL,
+    care_category   TEXT NOT NULL,
+    quantity        INTEGER NOT NULL,
+    billed          INTEGER NOT NULL,
+    tariff_base     INTEGER NOT NULL,
+    scheme_share    INTEGER NOT NULL,
+    mutuelle_share  INTEGER NOT NULL CHECK (mutuelle_share >= 0),
+    patient_share   INTEGER NOT NULL CHECK (patient_share >= 0),
+    reasons         TEXT NOT NULL,
+    PRIMARY KEY (claim_pk, sequence),
+    CHECK (scheme_share + mutuelle_share + patient_share = billed)
+);
+
+CREATE TABLE ceiling_usage (
+    mutuelle_id  TEXT NOT NULL,
+    ceiling_key  TEXT NOT NULL,
+    used_amount  INTEGER NOT NULL CHECK (used_amount >= 0),
+    used_count   INTEGER NOT NULL CHECK (used_count >= 0),
+    PRIMARY KEY (mutuelle_id, ceiling_key)
+);
+
+-- What each claim consumed, so that a cancel restores exactly that.
+CREATE TABLE claim_consumption (
+    claim_pk     INTEGER NOT NULL REFERENCES claims (id),
+    ceiling_key  TEXT NOT NULL,
+    amount       INTEGER NOT NULL,
+    count        INTEGER NOT NULL,
+    PRIMARY KEY (claim_pk, ceiling_key)
+);
+
+CREATE TABLE members (
+    mutuelle_id     TEXT NOT NULL,
+    member_number   TEXT NOT NULL,
+    scheme_id       TEXT NOT NULL,
+    beneficiary_id  TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    updated_ms      INTEGER NOT NULL,
+    PRIMARY KEY (mutuelle_id, member_number)
+);
+CREATE INDEX members_beneficiary ON members (scheme_id, beneficiary_id);
+
+CREATE TABLE products (
+    mutuelle_id  TEXT NOT NULL,
+    product_id   TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    valid_from   TEXT NOT NULL,
+    valid_to     TEXT,
+    body         TEXT NOT NULL,
+    used         INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (mutuelle_id, product_id, version)
+);
+
+CREATE TABLE audit_log (
+    id            INTEGER PRIMARY KEY,
+    at_ms         INTEGER NOT NULL,
+    direction     TEXT NOT NULL,
+    party         TEXT NOT NULL,
+    method        TEXT NOT NULL,
+    subject       TEXT NOT NULL,
+    request_hash  TEXT NOT NULL,
+    outcome       TEXT NOT NULL
+);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+"#,
+    // 2: settlement periods and recoveries; per-claim totals for listings.
+    r#"
+CREATE TABLE periods (
+    id                    INTEGER PRIMARY KEY,
+    scheme_id             TEXT NOT NULL,
+    mutuelle_id           TEXT NOT NULL,
+    number                INTEGER NOT NULL,
+    state                 TEXT NOT NULL CHECK (state IN ('closed', 'settled')),
+    closed_ms             INTEGER NOT NULL,
+    settled_ms            INTEGER NOT NULL DEFAULT 0,
+    settlement_reference  TEXT NOT NULL DEFAULT '',
+    UNIQUE (scheme_id, mutuelle_id, number)
+);
+
+ALTER TABLE claims ADD COLUMN date_of_care TEXT NOT NULL DEFAULT '';
+ALTER TABLE claims ADD COLUMN currency TEXT NOT NULL DEFAULT '';
+ALTER TABLE claims ADD COLUMN payee_type TEXT NOT NULL DEFAULT 'provider';
+ALTER TABLE claims ADD COLUMN billed_total INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE claims ADD COLUMN scheme_total INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE claims ADD COLUMN mutuelle_total INTEGER NOT NULL DEFAULT 0;
+-- The closed period the claim is owed in; NULL while in the open period.
+ALTER TABLE claims ADD COLUMN period_id INTEGER REFERENCES periods (id);
+
+UPDATE claims SET
+    date_of_care = json_extract(body, '$.date_of_care'),
+    currency = json_extract(body, '$.currency'),
+    payee_type = json_extract(body, '$.payee'),
+    billed_total = (SELECT COALESCE(SUM(json_extract(l.value, '$.billed')), 0) FROM json_each(claims.body, '$.lines') AS l),
+    scheme_total = (SELECT COALESCE(SUM(json_extract(l.value, '$.scheme_share')), 0) FROM json_each(claims.body, '$.lines') AS l),
+    mutuelle_total = (SELECT COALESCE(SUM(mutuelle_share), 0) FROM claim_lines WHERE claim_pk = claims.id);
+
+CREATE INDEX claims_mutuelle_state ON claims (mutuelle_id, state);
+CREATE INDEX claims_settlement ON claims (scheme_id, mutuelle_id, period_id, state);
+
+-- A claim cancelled after its period closed: what the mutuelle recovers.
+CREATE TABLE recoveries (
+    id           INTEGER PRIMARY KEY,
+    claim_pk     INTEGER NOT NULL UNIQUE REFERENCES claims (id),
+    scheme_id    TEXT NOT NULL,
+    mutuelle_id  TEXT NOT NULL,
+    from_period  INTEGER NOT NULL,
+    amount       INTEGER NOT NULL CHECK (amount > 0),
+    period_id    INTEGER REFERENCES periods (id),
+    created_ms   INTEGER NOT NULL
+);
+CREATE INDEX recoveries_open ON recoveries (scheme_id, mutuelle_id, period_id);
+
+CREATE INDEX audit_subject ON audit_log (subject, id);
+CREATE INDEX audit_party ON audit_log (party, outcome, id);
+"#,
+    // 3: indexes in the order the eligibility lookups read, so that neither
+    // sorts (they ran on every eligibility check with a temporary B-tree).
+    r#"
+CREATE INDEX members_beneficiary_order ON members (scheme_id, beneficiary_id, mutuelle_id, member_number);
+DROP INDEX members_beneficiary;
+CREATE INDEX products_validity ON products (mutuelle_id, product_id, valid_from, version);
+"#,
+    // 4: the claim that holds the invoice of a claim rejected as a duplicate,
+    // for the scheme to reconcile.
+    r#"
+ALTER TABLE claims ADD COLUMN duplicate_of TEXT;
+"#,
+];

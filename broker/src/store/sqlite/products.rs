@@ -1,0 +1,90 @@
+//! Products and ceiling usage.
+
+use super::*;
+
+#[async_trait]
+impl ProductStore for SqliteStore {
+    async fn put_products(&self, products: &[Product]) -> Result<Vec<PutProduct>, StoreError> {
+        let products = products.to_vec();
+        let out = self
+            .with(move |c| {
+                let tx = c.savepoint()?;
+                let results = products
+                    .iter()
+                    .map(|p| put_one(&tx, p))
+                    .collect::<Result<Vec<_>, _>>()?;
+                tx.commit()?;
+                Ok(results)
+            })
+            .await;
+        self.product_days.invalidate();
+        out
+    }
+
+    async fn list_products(&self, mutuelle_id: &str) -> Result<Vec<(Product, bool)>, StoreError> {
+        let m = mutuelle_id.to_string();
+        self.scan(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT body, used FROM products WHERE mutuelle_id = ?1 ORDER BY product_id, version",
+            )?;
+            let rows = st
+                .query_map([m], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(b, used)| Ok((serde_json::from_str(&b).map_err(backend)?, used)))
+                .collect()
+        })
+        .await
+    }
+
+    async fn product_on(
+        &self,
+        mutuelle_id: &str,
+        product_id: &str,
+        d: Date,
+    ) -> Result<Option<Product>, StoreError> {
+        let key = (mutuelle_id.to_string(), product_id.to_string(), d);
+        self.product_days.get_or(key, || {
+            let day = date::format(d);
+            self.read(|c| {
+                let mut st = c.prepare_cached(
+                    "SELECT version, body FROM products WHERE mutuelle_id = ?1 AND product_id = ?2 \
+                     AND valid_from <= ?3 AND (valid_to IS NULL OR valid_to >= ?3) \
+                     ORDER BY valid_from DESC, version DESC LIMIT 1",
+                )?;
+                let mut rows = st.query(params![mutuelle_id, product_id, day])?;
+                let Some(r) = rows.next()? else {
+                    return Ok(None);
+                };
+                let body = r.get_ref(1)?.as_str().map_err(backend)?;
+                self.products
+                    .get_or_parse(mutuelle_id, product_id, r.get(0)?, body)
+                    .map(Some)
+            })
+        })
+    }
+
+    async fn usage(&self, mutuelle_id: &str, keys: &[CeilingKey]) -> Result<Usage, StoreError> {
+        let key = (mutuelle_id.to_string(), keys.to_vec());
+        self.usages.get_or(key, || {
+            self.read(|c| {
+            // One snapshot for every key (and one lock taken, not one per key).
+            let tx = c.unchecked_transaction()?;
+            let mut st = tx.prepare_cached(
+                "SELECT used_amount, used_count FROM ceiling_usage WHERE mutuelle_id = ?1 AND ceiling_key = ?2",
+            )?;
+            let mut usage = Usage::default();
+            for k in keys {
+                if let Some((amount, count)) = st
+                    .query_row(params![mutuelle_id, k.storage_key()], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?
+                    .filter(|(a, n): &(i64, u32)| *a != 0 || *n != 0)
+                {
+                    usage.0.insert(k.clone(), Used { amount, count });
+                }
+            }
+            Ok(usage)
+        })
+        })
+    }
+}

@@ -1,0 +1,127 @@
+//! Periods, settlement and statements.
+
+use super::*;
+
+#[async_trait]
+impl SettlementStore for SqliteStore {
+    async fn list_periods(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+    ) -> Result<Vec<PeriodRecord>, StoreError> {
+        let (s, m) = (scheme_id.to_string(), mutuelle_id.to_string());
+        self.scan(move |c| {
+            let open = open_period(c, &s, &m)?;
+            let mut out = vec![open.clone()];
+            for n in (1..open.number).rev() {
+                if let Some((_, p)) = load_period(c, &s, &m, n)? {
+                    out.push(p);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn close_period(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        now_ms: i64,
+    ) -> Result<PeriodRecord, StoreError> {
+        let (s, m) = (scheme_id.to_string(), mutuelle_id.to_string());
+        self.with(move |c| {
+            let tx = c.savepoint()?;
+            let number = open_period(&tx, &s, &m)?.number;
+            tx.prepare_cached("INSERT INTO periods (scheme_id, mutuelle_id, number, state, closed_ms) VALUES (?1, ?2, ?3, 'closed', ?4)")?.execute(params![s, m, number, now_ms],
+            )?;
+            let id = tx.last_insert_rowid();
+            let claims = tx.prepare_cached("UPDATE claims SET period_id = ?3 WHERE scheme_id = ?1 AND mutuelle_id = ?2 \
+                 AND period_id IS NULL AND state = 'coordinated'")?.execute(params![s, m, id],
+            )?;
+            let recoveries = tx.prepare_cached("UPDATE recoveries SET period_id = ?3 WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND period_id IS NULL")?.execute(params![s, m, id],
+            )?;
+            if claims + recoveries == 0 {
+                return Err(core::nothing_to_close(&s, &m));
+            }
+            let (_, p) = load_period(&tx, &s, &m, number)?.ok_or_else(|| backend("period vanished"))?;
+            tx.commit()?;
+            Ok(p)
+        })
+        .await
+    }
+
+    async fn settle_period(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        number: u32,
+        reference: &str,
+        now_ms: i64,
+    ) -> Result<PeriodRecord, StoreError> {
+        let (s, m, reference) = (
+            scheme_id.to_string(),
+            mutuelle_id.to_string(),
+            reference.to_string(),
+        );
+        self.with(move |c| {
+            let tx = c.savepoint()?;
+            let Some((_, p)) = load_period(&tx, &s, &m, number)? else {
+                let open = open_period(&tx, &s, &m)?.number;
+                return Err(core::no_period_to_settle(&s, &m, number, open));
+            };
+            if !core::settle_applies(&p, &reference)? {
+                return Ok(p);
+            }
+            tx.prepare_cached(
+                "UPDATE periods SET state = 'settled', settled_ms = ?4, settlement_reference = ?5 \
+                 WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND number = ?3",
+            )?
+            .execute(params![s, m, number, now_ms, reference])?;
+            let (_, p) =
+                load_period(&tx, &s, &m, number)?.ok_or_else(|| backend("period vanished"))?;
+            tx.commit()?;
+            Ok(p)
+        })
+        .await
+    }
+
+    async fn statement(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        number: u32,
+    ) -> Result<StatementData, StoreError> {
+        let (s, m) = (scheme_id.to_string(), mutuelle_id.to_string());
+        self.scan(move |c| {
+            let open = open_period(c, &s, &m)?;
+            let (period, id) = if core::statement_of_open(number, open.number) {
+                (open, None)
+            } else {
+                let (id, p) = load_period(c, &s, &m, number)?
+                    .ok_or_else(|| core::no_such_period(&s, &m, number))?;
+                (p, Some(id))
+            };
+            let (claim_cond, rec_cond) = match id {
+                None => ("c.period_id IS NULL AND c.state = 'coordinated'", "r.period_id IS NULL"),
+                Some(_) => ("c.period_id = ?3", "r.period_id = ?3"),
+            };
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {} FROM claims c JOIN claim_lines l ON l.claim_pk = c.id \
+                 WHERE c.scheme_id = ?1 AND c.mutuelle_id = ?2 AND {claim_cond} AND (?3 IS NULL OR ?3 = ?3) \
+                 ORDER BY 1, 2, c.id, l.sequence",
+                core::statement_line_cols()
+            ))?;
+            let lines = rows_of(&mut st, params![s, m, id], core::statement_line)?;
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {} FROM recoveries r JOIN claims c ON c.id = r.claim_pk \
+                 WHERE r.scheme_id = ?1 AND r.mutuelle_id = ?2 AND {rec_cond} AND (?3 IS NULL OR ?3 = ?3) \
+                 ORDER BY r.id",
+                core::recovery_cols()
+            ))?;
+            let recoveries = rows_of(&mut st, params![s, m, id], core::recovery)?;
+            Ok(StatementData { period, lines, recoveries })
+        })
+        .await
+    }
+}

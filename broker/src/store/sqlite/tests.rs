@@ -1,0 +1,252 @@
+use super::*;
+
+crate::store_conformance_suite!(|| async {
+    Some(std::sync::Arc::new(SqliteStore::open_in_memory().unwrap()) as std::sync::Arc<dyn Store>)
+});
+
+/// The default deployment: a database file, point reads on the read
+/// pool, writes in groups.
+mod file_backed {
+    use super::*;
+
+    crate::store_conformance_suite!(|| async {
+        // Kept for the test's life: the store outlives this closure.
+        let dir = tempfile::tempdir().unwrap().keep();
+        Some(
+            std::sync::Arc::new(SqliteStore::open(&dir.join("passerelle.db")).unwrap())
+                as std::sync::Arc<dyn Store>,
+        )
+    });
+}
+
+/// A write whose caller is gone before it ends (a long import past the
+/// request timeout) is rolled back: the call answered CANCELLED and
+/// wrote nothing, as on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_caller_is_gone_is_rolled_back() {
+    let s = std::sync::Arc::new(SqliteStore::open_in_memory().unwrap());
+    let (started, wait_started) = std::sync::mpsc::channel();
+    let (go, wait_go) = std::sync::mpsc::channel::<()>();
+    let member = crate::store::conformance::sample_member("MUT-A", "GONE-1", "TG-GONE");
+    let s2 = s.clone();
+    let call = tokio::spawn(async move {
+        s2.with(move |c| {
+            write_members(c, &[member], 1)?;
+            let _ = started.send(());
+            let _ = wait_go.recv();
+            Ok(())
+        })
+        .await
+    });
+    tokio::task::spawn_blocking(move || wait_started.recv().unwrap())
+        .await
+        .unwrap();
+    call.abort();
+    assert!(call.await.unwrap_err().is_cancelled());
+    go.send(()).unwrap();
+    // The next write runs after the abandoned one.
+    s.with(|_| Ok(())).await.unwrap();
+    s.roster_changed();
+    assert_eq!(s.get_member("MUT-A", "GONE-1").await.unwrap(), None);
+}
+
+/// A conflict written before the coverage rule is listed and resolved.
+#[tokio::test]
+async fn legacy_coverage_conflicts() {
+    let s = std::sync::Arc::new(SqliteStore::open_in_memory().unwrap());
+    let members = crate::store::conformance::legacy_conflict_members();
+    s.with(move |c| write_members(c, &members, 1))
+        .await
+        .unwrap();
+    s.roster_changed();
+    crate::store::conformance::legacy_conflicts_listed_and_resolved(s).await;
+}
+
+#[tokio::test]
+async fn unknown_stored_values_are_corruption() {
+    let s = std::sync::Arc::new(SqliteStore::open_in_memory().unwrap());
+    let raw = s.clone();
+    crate::store::conformance::unknown_stored_values_are_corruption(
+        s,
+        Box::new(move |sql| {
+            let s = raw.clone();
+            Box::pin(async move {
+                s.with(move |c| Ok(c.execute_batch(sql)?)).await.unwrap();
+            })
+        }),
+        "PRAGMA ignore_check_constraints = ON",
+    )
+    .await;
+}
+
+/// The writer keeps its larger page cache, and the bundled SQLite is
+/// built without global memory statistics (.cargo/config.toml): with
+/// them, every allocation of every connection took one process-wide
+/// mutex, contended between the writer thread and the read pool.
+#[tokio::test]
+async fn writer_cache_and_build_options() {
+    let s = SqliteStore::open_in_memory().unwrap();
+    let (cache, options) = s
+        .with(|c| {
+            let cache: i64 = c.pragma_query_value(None, "cache_size", |r| r.get(0))?;
+            let mut st = c.prepare("PRAGMA compile_options")?;
+            let options = st
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((cache, options))
+        })
+        .await
+        .unwrap();
+    assert_eq!(cache, -WRITER_CACHE_KIB);
+    assert!(
+        options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+        "{options:?}"
+    );
+}
+
+/// Every statement of the store fits in a connection's statement cache
+/// at once: past its capacity the least recently used statement is
+/// dropped and parsed again on its next use, the cost the cache is for.
+#[test]
+fn the_statement_cache_holds_every_statement() {
+    let sites: usize = [
+        include_str!("mod.rs"),
+        include_str!("claims.rs"),
+        include_str!("roster.rs"),
+        include_str!("products.rs"),
+        include_str!("settlement.rs"),
+        include_str!("audit.rs"),
+    ]
+    .iter()
+    .map(|src| src.matches(".prepare_cached(").count())
+    .sum();
+    assert!(sites > 40, "{sites}");
+    assert!(sites < STATEMENT_CACHE, "{sites} statements");
+}
+
+#[tokio::test]
+async fn audit_log_refuses_updates() {
+    let s = SqliteStore::open_in_memory().unwrap();
+    s.append_audit(&[AuditEntry {
+        at_ms: 1,
+        direction: crate::store::Direction::In,
+        party: "p".into(),
+        method: "m".into(),
+        subject: "s".into(),
+        request_hash: "h".into(),
+        outcome: "ok".into(),
+    }])
+    .await
+    .unwrap();
+    let err = s
+        .with(|c| Ok(c.execute("UPDATE audit_log SET outcome = 'x'", [])?))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+}
+
+/// A database written by schema version 1 gets the settlement columns
+/// filled from the stored claims.
+#[tokio::test]
+async fn migration_2_backfills_claims_of_version_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    {
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            .unwrap();
+        c.execute_batch(MIGRATIONS[0]).unwrap();
+        c.execute("INSERT INTO schema_version (version) VALUES (1)", [])
+            .unwrap();
+        let claim = crate::store::conformance::sample_claim("CNSS", "OLD-1", "INV-OLD");
+        c.execute(
+            "INSERT INTO claims (scheme_id, claim_id, request_hash, body, provider_id, invoice_number, \
+             mutuelle_id, member_number, state, adjudication_key, change_seq, created_ms, updated_ms) \
+             VALUES ('CNSS', 'OLD-1', 'h', ?1, 'CHU-TOKOIN', 'INV-OLD', 'MUT-A', 'M-1', 'coordinated', 'k', 1, 1, 1)",
+            [core::json(&claim)],
+        )
+        .unwrap();
+        for (seq, (b, s, m)) in [(5000, 3500, 1500), (12000, 8000, 2000)]
+            .into_iter()
+            .enumerate()
+        {
+            c.execute(
+                "INSERT INTO claim_lines VALUES (1, ?1, 'C1', 'consultation', 1, ?2, ?2, ?3, ?4, ?5, '[]')",
+                params![seq as i64 + 1, b, s, m, b - s - m],
+            )
+            .unwrap();
+        }
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let page = store
+        .list_claims(
+            &ClaimFilter {
+                scheme_id: Some("CNSS".into()),
+                ..Default::default()
+            },
+            0,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.rows.len(), 1);
+    let r = &page.rows[0];
+    assert_eq!(
+        (r.date_of_care.as_str(), r.currency.as_str()),
+        ("2026-03-10", "XOF")
+    );
+    assert_eq!(
+        (r.totals.billed, r.totals.scheme, r.totals.mutuelle),
+        (17000, 11500, 3500)
+    );
+    let open = store.list_periods("CNSS", "MUT-A").await.unwrap();
+    assert_eq!(open[0].claim_count, 1);
+}
+
+#[tokio::test]
+async fn reopening_keeps_data_and_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    {
+        let s = SqliteStore::open(&path).unwrap();
+        s.upsert_members(
+            &[crate::store::conformance::sample_member("M", "1", "B")],
+            1,
+        )
+        .await
+        .unwrap();
+    }
+    let s = SqliteStore::open(&path).unwrap();
+    assert!(s.get_member("M", "1").await.unwrap().is_some());
+    let v: i64 = s
+        .with(|c| Ok(c.query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))?))
+        .await
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+}
+
+/// One store per database file: a second open (here in the same
+/// process; another process is refused alike) fails naming the file,
+/// and the file is free again once the first store is dropped.
+#[tokio::test]
+async fn a_second_store_on_the_same_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let first = SqliteStore::open(&path).unwrap();
+    for second in [SqliteStore::open(&path), SqliteStore::open_existing(&path)] {
+        let e = second.err().expect("second store refused").to_string();
+        assert!(e.contains("another passerelle is using"), "{e}");
+        assert!(e.contains(&path.display().to_string()), "{e}");
+    }
+    // The first still works.
+    first
+        .upsert_members(
+            &[crate::store::conformance::sample_member("M", "1", "B")],
+            1,
+        )
+        .await
+        .unwrap();
+    drop(first);
+    let again = SqliteStore::open(&path).unwrap();
+    assert!(again.get_member("M", "1").await.unwrap().is_some());
+}
