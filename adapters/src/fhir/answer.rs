@@ -1,0 +1,522 @@
+//! Reading what a FHIR partner answers, as pure functions of the JSON:
+//! ClaimResponse (either dialect), CoverageEligibilityResponse, the Claim
+//! (for `passerelle translate`), and the exact decimals and currencies in
+//! them; every error names its path. The fuzz targets call these.
+
+use std::collections::HashMap;
+
+use passerelle_domain::money::minor_unit_digits;
+use passerelle_domain::{LineShare, Reason, ReasonCode};
+use serde_json::{Value, json};
+
+use super::Dialect;
+use crate::codes::MappedLine;
+use crate::decimal::{format_minor, parse_minor, parse_whole};
+use crate::{AdapterError, EligibilityAnswer};
+
+// ---------------------------------------------------------------- decimals
+
+/// A decimal as exact JSON (arbitrary precision), from minor units.
+pub fn decimal(v: i64, digits: u32) -> Value {
+    Value::Number(format_minor(v, digits).parse().expect("a decimal"))
+}
+
+pub(super) fn money(v: i64, currency: &str) -> Value {
+    json!({ "value": decimal(v, minor_unit_digits(currency).unwrap_or(0)), "currency": currency })
+}
+
+/// Where a bad value is in a document: "ClaimResponse.item[0].adjudication[3].amount.value".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct PathError {
+    pub path: String,
+    pub message: String,
+}
+
+fn perr(path: &str, m: impl Into<String>) -> PathError {
+    PathError {
+        path: path.to_string(),
+        message: m.into(),
+    }
+}
+
+/// Resolves a currency string: an ISO code, or one mapped by config.
+pub fn currency(
+    raw: &str,
+    symbols: &HashMap<String, String>,
+    path: &str,
+) -> Result<(String, u32), PathError> {
+    let code = symbols.get(raw).cloned().unwrap_or_else(|| raw.to_string());
+    let digits = minor_unit_digits(&code).ok_or_else(|| {
+        perr(
+            path,
+            format!("{raw:?} is not a currency passerelle knows; map it in currency_symbols"),
+        )
+    })?;
+    Ok((code, digits))
+}
+
+/// Reads a FHIR Money into minor units, with the currency it carries (or
+/// `default` when it carries none).
+pub fn read_money(
+    v: &Value,
+    path: &str,
+    symbols: &HashMap<String, String>,
+    default: Option<&str>,
+) -> Result<(i64, String), PathError> {
+    let raw_cur = v
+        .get("currency")
+        .and_then(Value::as_str)
+        .or(default)
+        .ok_or_else(|| perr(path, "no currency"))?;
+    let (code, digits) = currency(raw_cur, symbols, &format!("{path}.currency"))?;
+    let value = v.get("value").ok_or_else(|| perr(path, "no value"))?;
+    let text = number_text(value, &format!("{path}.value"))?;
+    let minor =
+        parse_minor(&text, digits, false, false).map_err(|m| perr(&format!("{path}.value"), m))?;
+    Ok((minor, code))
+}
+
+fn number_text(v: &Value, path: &str) -> Result<String, PathError> {
+    match v {
+        Value::Number(n) => Ok(n.to_string()),
+        Value::String(s) => Ok(s.clone()),
+        _ => Err(perr(path, "not a number")),
+    }
+}
+
+fn code_of(v: &Value) -> Option<&str> {
+    v.pointer("/coding/0/code")
+        .and_then(Value::as_str)
+        .or_else(|| v.get("text").and_then(Value::as_str))
+}
+
+// ---------------------------------------------------------------- answers
+
+/// One line of a ClaimResponse as the broker understands it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseLine {
+    pub sequence: u32,
+    pub quantity: Option<i64>,
+    pub unit_price: Option<i64>,
+    pub line_total: Option<i64>,
+    /// The mutuelle's share (benefit), minor units.
+    pub benefit: i64,
+    /// openIMIS: the claim-status code of the line; standard: None.
+    pub status: Option<u32>,
+    pub reasons: Vec<Reason>,
+}
+
+/// A ClaimResponse as the broker understands it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParsedClaimResponse {
+    pub outcome: String,
+    pub currency: String,
+    pub lines: Vec<ResponseLine>,
+    pub reference: String,
+}
+
+const STATUS: [(u32, &str); 5] = [
+    (1, "rejected"),
+    (2, "entered"),
+    (4, "checked"),
+    (8, "processed"),
+    (16, "valuated"),
+];
+
+/// One currency per answer: the first amount's; another is an error (never
+/// amounts in two currencies read as one).
+fn same_currency(seen: &mut String, c: &str, path: &str) -> Result<(), PathError> {
+    if seen.is_empty() {
+        *seen = c.to_string();
+    } else if seen != c {
+        return Err(perr(
+            path,
+            format!("{c} where the answer's earlier amounts are in {seen}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a ClaimResponse (standard or openIMIS).
+pub fn parse_claim_response(
+    v: &Value,
+    dialect: Dialect,
+    symbols: &HashMap<String, String>,
+) -> Result<ParsedClaimResponse, PathError> {
+    if v.get("resourceType").and_then(Value::as_str) != Some("ClaimResponse") {
+        return Err(perr("resourceType", "not a ClaimResponse"));
+    }
+    let outcome = v
+        .get("outcome")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let reference = v
+        .pointer("/identifier/0/value")
+        .or_else(|| v.get("id"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let mut currency_code = String::new();
+    let mut lines = Vec::new();
+    let items = v
+        .get("item")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for (i, item) in items.iter().enumerate() {
+        let p = format!("ClaimResponse.item[{i}]");
+        let seq = item
+            .get("itemSequence")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| perr(&format!("{p}.itemSequence"), "missing"))?;
+        // Never truncated: 4294967297 is no line, not line 1.
+        let seq = u32::try_from(seq).map_err(|_| {
+            perr(
+                &format!("{p}.itemSequence"),
+                format!("{seq} is not a line number"),
+            )
+        })?;
+        let adj = item
+            .get("adjudication")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut line = ResponseLine {
+            sequence: seq,
+            quantity: None,
+            unit_price: None,
+            line_total: None,
+            benefit: 0,
+            status: None,
+            reasons: Vec::new(),
+        };
+        let mut seen_benefit = false;
+        for (j, a) in adj.iter().enumerate() {
+            let ap = format!("{p}.adjudication[{j}]");
+            let cat = a.get("category").and_then(code_of).unwrap_or("");
+            let reason = a.pointer("/reason/coding/0").map(|r| {
+                let code = r.get("code").and_then(Value::as_str).unwrap_or("");
+                let display = r.get("display").and_then(Value::as_str).unwrap_or(code);
+                Reason::new(ReasonCode::PartnerRule, display.to_string())
+            });
+            match dialect {
+                Dialect::Standard => {
+                    let amount = a
+                        .get("amount")
+                        .map(|m| read_money(m, &format!("{ap}.amount"), symbols, None))
+                        .transpose()?;
+                    if let Some((_, c)) = &amount {
+                        same_currency(&mut currency_code, c, &format!("{ap}.amount.currency"))?;
+                    }
+                    match cat {
+                        "submitted" => line.line_total = amount.map(|(x, _)| x).or(line.line_total),
+                        "eligible" if line.line_total.is_none() => {
+                            line.line_total = amount.map(|(x, _)| x)
+                        }
+                        "benefit" => {
+                            line.benefit = amount.map(|(x, _)| x).ok_or_else(|| {
+                                perr(&format!("{ap}.amount"), "benefit without amount")
+                            })?;
+                            seen_benefit = true;
+                            line.reasons.extend(reason);
+                        }
+                        _ => {}
+                    }
+                }
+                Dialect::Openimis => {
+                    let status: Option<u32> = cat
+                        .parse()
+                        .ok()
+                        .or_else(|| STATUS.iter().find(|(_, t)| *t == cat).map(|(c, _)| *c));
+                    let Some(status) = status else { continue };
+                    line.status = Some(status);
+                    line.reasons.extend(reason);
+                    if let Some(m) = a.get("amount") {
+                        let (unit, c) = read_money(m, &format!("{ap}.amount"), symbols, None)?;
+                        same_currency(&mut currency_code, &c, &format!("{ap}.amount.currency"))?;
+                        let qty = match a.get("value") {
+                            Some(q) => parse_whole(&number_text(q, &format!("{ap}.value"))?)
+                                .map_err(|m| perr(&format!("{ap}.value"), m))?,
+                            None => 1,
+                        };
+                        line.unit_price = Some(unit);
+                        line.quantity = Some(qty);
+                        let total = unit
+                            .checked_mul(qty)
+                            .ok_or_else(|| perr(&ap, "amount x value overflows"))?;
+                        line.line_total = Some(total);
+                        line.benefit = if status == 1 { 0 } else { total };
+                    }
+                    seen_benefit = true;
+                }
+            }
+        }
+        if !seen_benefit {
+            return Err(perr(&p, "no benefit adjudication for this item"));
+        }
+        lines.push(line);
+    }
+    Ok(ParsedClaimResponse {
+        outcome,
+        currency: currency_code,
+        lines,
+        reference,
+    })
+}
+
+/// A FHIR Claim as the broker understands it (for `translate`).
+pub fn parse_claim(
+    v: &Value,
+    symbols: &HashMap<String, String>,
+) -> Result<Vec<ResponseLine>, PathError> {
+    if v.get("resourceType").and_then(Value::as_str) != Some("Claim") {
+        return Err(perr("resourceType", "not a Claim"));
+    }
+    let items = v
+        .get("item")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let p = format!("Claim.item[{i}]");
+        let qty = match item.pointer("/quantity/value") {
+            Some(q) => parse_whole(&number_text(q, &format!("{p}.quantity.value"))?)
+                .map_err(|m| perr(&format!("{p}.quantity.value"), m))?,
+            None => 1,
+        };
+        let unit = item
+            .get("unitPrice")
+            .map(|m| read_money(m, &format!("{p}.unitPrice"), symbols, None))
+            .transpose()?;
+        let net = item
+            .get("net")
+            .map(|m| read_money(m, &format!("{p}.net"), symbols, None))
+            .transpose()?;
+        let total = match (net, &unit) {
+            (Some((n, _)), _) => Some(n),
+            (None, Some((u, _))) => Some(u.checked_mul(qty).ok_or_else(|| perr(&p, "overflow"))?),
+            (None, None) => None,
+        };
+        // Absent: the item's position; present, a line number (never
+        // truncated: 4294967297 is no line, not line 1).
+        let sequence = match item.get("sequence") {
+            None => i as u32 + 1,
+            Some(s) => s
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| {
+                    perr(
+                        &format!("{p}.sequence"),
+                        format!("{s} is not a line number"),
+                    )
+                })?,
+        };
+        out.push(ResponseLine {
+            sequence,
+            quantity: Some(qty),
+            unit_price: unit.map(|(u, _)| u),
+            line_total: total,
+            benefit: 0,
+            status: None,
+            reasons: Vec::new(),
+        });
+    }
+    Ok(out)
+}
+
+/// What an eligibility answer says.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ParsedEligibility {
+    pub covered: bool,
+    /// Benefits: (name, remaining amount in minor units or count).
+    pub amounts: Vec<(String, i64, String)>,
+    pub counts: Vec<(String, u64)>,
+}
+
+/// Reads a CoverageEligibilityResponse (standard or openIMIS).
+pub fn parse_eligibility(
+    v: &Value,
+    symbols: &HashMap<String, String>,
+    default_currency: Option<&str>,
+) -> Result<ParsedEligibility, PathError> {
+    if v.get("resourceType").and_then(Value::as_str) != Some("CoverageEligibilityResponse") {
+        return Err(perr("resourceType", "not a CoverageEligibilityResponse"));
+    }
+    let mut out = ParsedEligibility::default();
+    let insurance = v
+        .get("insurance")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let outcome_ok = v.get("outcome").and_then(Value::as_str) == Some("complete");
+    for (i, ins) in insurance.iter().enumerate() {
+        // Standard: inforce; openIMIS sends no inforce: an insurance entry
+        // with a complete outcome means a policy in force.
+        let inforce = ins
+            .get("inforce")
+            .and_then(Value::as_bool)
+            .unwrap_or(outcome_ok);
+        out.covered |= inforce;
+        for (j, item) in ins
+            .get("item")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let name = item
+                .get("category")
+                .and_then(code_of)
+                .unwrap_or("benefit")
+                .to_string();
+            for (k, b) in item
+                .get("benefit")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+            {
+                let p =
+                    format!("CoverageEligibilityResponse.insurance[{i}].item[{j}].benefit[{k}]");
+                if let Some(n) = b.get("allowedUnsignedInt").and_then(Value::as_u64) {
+                    out.counts.push((name.clone(), n));
+                }
+                if let Some(m) = b.get("allowedMoney") {
+                    let (amount, cur) =
+                        read_money(m, &format!("{p}.allowedMoney"), symbols, default_currency)?;
+                    out.amounts.push((name.clone(), amount, cur));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The shares a ClaimResponse gives for the lines asked about, and the
+/// partner's reference: its currency must be the claim's and its outcome
+/// final; openIMIS lines must be valuated (or rejected) and are capped at the
+/// remainder. The answer is checked against the claim afterwards
+/// (`check_answer`), as every partner's.
+pub fn shares_from_response(
+    parsed: ParsedClaimResponse,
+    dialect: Dialect,
+    lines: &[MappedLine],
+    currency: &str,
+) -> Result<(Vec<LineShare>, String), AdapterError> {
+    if !parsed.currency.is_empty() && parsed.currency != currency {
+        return Err(AdapterError::Malformed(format!(
+            "ClaimResponse: currency {} where the claim is in {}",
+            parsed.currency, currency
+        )));
+    }
+    match parsed.outcome.as_str() {
+        "complete" | "partial" => {}
+        "queued" => {
+            return Err(AdapterError::Unavailable(
+                "the mutuelle queued the claim; asking again later".into(),
+            ));
+        }
+        "error" => {
+            return Err(AdapterError::Rejected(Reason::new(
+                ReasonCode::PartnerRejected,
+                "the mutuelle answered outcome=error",
+            )));
+        }
+        other => {
+            return Err(AdapterError::Malformed(format!(
+                "ClaimResponse.outcome: {other:?}"
+            )));
+        }
+    }
+    let by_seq: HashMap<u32, &MappedLine> = lines.iter().map(|m| (m.sequence, m)).collect();
+    let mut shares = Vec::with_capacity(parsed.lines.len());
+    for l in &parsed.lines {
+        if dialect == Dialect::Openimis && !matches!(l.status, Some(1) | Some(16)) {
+            return Err(AdapterError::Unavailable(format!(
+                "line {} not valuated yet (status {:?}); asking again later",
+                l.sequence, l.status
+            )));
+        }
+        let mut m = l.benefit;
+        let mut reasons = l.reasons.clone();
+        if dialect == Dialect::Openimis
+            && let Some(line) = by_seq.get(&l.sequence)
+            && m > line.line.remainder()
+        {
+            // openIMIS valued the claimed amount by its own tariff: cap at R.
+            m = line.line.remainder();
+            reasons.push(Reason::new(
+                ReasonCode::PartnerRule,
+                "capped at the remainder",
+            ));
+        }
+        shares.push(LineShare {
+            sequence: l.sequence,
+            mutuelle_share: m,
+            reasons,
+        });
+    }
+    Ok((shares, parsed.reference))
+}
+
+/// The broker's eligibility answer from a parsed CoverageEligibilityResponse:
+/// the amounts and counts left become ceilings; lines answered locally
+/// (unmapped) are reported when every one of the `planned` lines was.
+pub fn eligibility_answer(
+    parsed: &ParsedEligibility,
+    member: String,
+    local: Vec<LineShare>,
+    planned: usize,
+) -> EligibilityAnswer {
+    let mut answer = EligibilityAnswer {
+        covered: parsed.covered,
+        member_number: member,
+        ..Default::default()
+    };
+    if !parsed.covered {
+        answer.reason = Some(Reason::new(
+            ReasonCode::PartnerRule,
+            "the mutuelle reports no cover in force",
+        ));
+    }
+    answer.ceilings = parsed
+        .amounts
+        .iter()
+        .map(|(name, amount, _)| passerelle_domain::engine::CeilingView {
+            scope: name.clone(),
+            category: None,
+            period: String::new(),
+            limit_amount: Some(*amount),
+            used_amount: 0,
+            limit_count: None,
+            used_count: 0,
+        })
+        .chain(
+            parsed
+                .counts
+                .iter()
+                .map(|(name, n)| passerelle_domain::engine::CeilingView {
+                    scope: name.clone(),
+                    category: None,
+                    period: String::new(),
+                    limit_amount: None,
+                    used_amount: 0,
+                    // More than a ceiling can count is no limit in practice;
+                    // never truncated (4294967296 left is not 0 left).
+                    limit_count: Some(u32::try_from(*n).unwrap_or(u32::MAX)),
+                    used_count: 0,
+                }),
+        )
+        .collect();
+    // FHIR eligibility carries no per-line estimate: lines answered
+    // locally (unmapped) are reported; the others have none.
+    if !local.is_empty() && local.len() == planned {
+        answer.lines = local;
+    }
+    answer
+}
