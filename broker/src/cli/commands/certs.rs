@@ -1,0 +1,68 @@
+//! `passerelle certs`: development certificates.
+
+use super::*;
+
+/// `passerelle certs ...`: development certificates.
+pub fn certs(cmd: crate::cli::CertsCmd) -> ExitCode {
+    use crate::cli::CertsCmd;
+    use crate::pki::Pki;
+    let run = || -> Result<(), String> {
+        match cmd {
+            CertsCmd::Ca { dir } => {
+                let pki = Pki::new(&dir);
+                let created = pki.init_ca().map_err(|e| e.to_string())?;
+                outln!(
+                    "{} {}",
+                    if created { "created" } else { "already there:" },
+                    pki.ca_cert().display()
+                );
+            }
+            CertsCmd::Server { dir, dns, ip } => {
+                let issued = Pki::new(&dir)
+                    .issue_server(&dns, &ip)
+                    .map_err(|e| e.to_string())?;
+                outln!(
+                    "{}\n{}\nsha256 {}",
+                    issued.cert.display(),
+                    issued.key.display(),
+                    issued.fingerprint
+                );
+            }
+            CertsCmd::Client {
+                dir,
+                role,
+                id,
+                days,
+            } => {
+                let role =
+                    Role::parse(&role).ok_or("--role must be scheme, mutuelle or operator")?;
+                let issued = Pki::new(&dir)
+                    .issue_client(role, &id, days)
+                    .map_err(|e| e.to_string())?;
+                outln!(
+                    "{}\n{}\nidentity {}\nsha256 {}",
+                    issued.cert.display(),
+                    issued.key.display(),
+                    crate::identity::san_uri(role, &id),
+                    issued.fingerprint
+                );
+            }
+            CertsCmd::Revoke { dir, cert } => {
+                let crl = Pki::new(&dir).revoke(&cert).map_err(|e| e.to_string())?;
+                outln!(
+                    "{} revoked; {} rewritten (brokers reload it, or send SIGHUP)",
+                    cert.display(),
+                    crl.display()
+                );
+            }
+        }
+        Ok(())
+    };
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! `passerelle eligibility` and `passerelle claim ...`.
+
+use super::*;
+
+pub(super) async fn eligibility(
+    ctx: &Ctx,
+    scheme_id: String,
+    beneficiary: String,
+    date: Option<String>,
+    mutuelle: Option<String>,
+    member: Option<String>,
+) -> Out {
+    let mut c = scheme::scheme_service_client::SchemeServiceClient::new(ctx.channel.clone());
+    let r = c
+        .check_eligibility(scheme::CheckEligibilityRequest {
+            scheme_id,
+            beneficiary_id: beneficiary,
+            date_of_care: date.unwrap_or_else(today),
+            mutuelle_id: mutuelle.unwrap_or_default(),
+            member_number: member.unwrap_or_default(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|s| status_failure(s, None))?
+        .into_inner();
+    let product = r.product.clone().unwrap_or_default();
+    let contribution = r.contribution.clone().unwrap_or_default();
+    if ctx.json {
+        ctx.print_json(json!({
+            "covered": r.covered,
+            "reason": r.reason.as_ref().map(|x| json!({"code": reason_name(x.code), "message": x.message})),
+            "mutuelle_id": r.mutuelle_id,
+            "member_number": r.member_number,
+            "household_id": r.household_id,
+            "product": {"id": product.product_id, "version": product.version, "name": product.name},
+            "paid_until": contribution.paid_until,
+            "ceilings": r.ceilings.iter().map(|c| json!({
+                "scope": c.scope, "period": c.period, "limit": c.limit, "used": c.used, "remaining": c.remaining,
+                "count_limit": c.count_limit, "count_used": c.count_used, "count_remaining": c.count_remaining,
+            })).collect::<Vec<_>>(),
+        }));
+        return Ok(());
+    }
+    let l = ctx.lang;
+    let yes_no = |b: bool| l.t(if b { "yes" } else { "no" }).to_string();
+    outln!("{}: {}", l.t("covered"), yes_no(r.covered));
+    if let Some(reason) = &r.reason {
+        outln!("  {} ({})", reason.message, reason_name(reason.code));
+    }
+    if !r.mutuelle_id.is_empty() {
+        outln!("{}: {}", l.t("mutuelle"), r.mutuelle_id);
+        outln!("{}: {}", l.t("member"), r.member_number);
+        outln!("{}: {}", l.t("household"), r.household_id);
+    }
+    if !product.product_id.is_empty() {
+        outln!(
+            "{}: {} v{} ({})",
+            l.t("product"),
+            product.product_id,
+            product.version,
+            product.name
+        );
+    }
+    if !contribution.paid_until.is_empty() {
+        outln!("{}: {}", l.t("dues paid until"), contribution.paid_until);
+    }
+    if !r.ceilings.is_empty() {
+        outln!();
+        let mut t =
+            Table::new(l, &["ceiling", "period", "limit", "used", "remaining"]).right(&[2, 3, 4]);
+        for c in &r.ceilings {
+            let (limit, used, left) = if c.scope == "count" {
+                (
+                    c.count_limit.to_string(),
+                    c.count_used.to_string(),
+                    c.count_remaining.to_string(),
+                )
+            } else {
+                (
+                    l.money(c.limit, "XOF"),
+                    l.money(c.used, "XOF"),
+                    l.money(c.remaining, "XOF"),
+                )
+            };
+            let scope = match passerelle_proto::common::v1::CareCategory::try_from(c.care_category)
+            {
+                Ok(cat) if c.care_category != 0 => {
+                    format!(
+                        "{} {}",
+                        c.scope,
+                        cat.as_str_name()
+                            .trim_start_matches("CARE_CATEGORY_")
+                            .to_lowercase()
+                    )
+                }
+                _ => c.scope.clone(),
+            };
+            t.row(vec![scope, c.period.clone(), limit, used, left]);
+        }
+        out!("{}", t.render());
+    }
+    Ok(())
+}
+
+fn claim_json(r: &scheme::ClaimResult) -> Value {
+    let t = r.totals.unwrap_or_default();
+    json!({
+        "scheme_id": r.scheme_id,
+        "claim_id": r.claim_id,
+        "state": claim_state_name(r.state),
+        "mutuelle_id": r.mutuelle_id,
+        "member_number": r.member_number,
+        "currency": r.currency,
+        "rejection": r.rejection.as_ref().map(|x| json!({"code": reason_name(x.code), "message": x.message})),
+        "duplicate_of_claim_id": (!r.duplicate_of_claim_id.is_empty()).then_some(&r.duplicate_of_claim_id),
+        "lines": r.lines.iter().map(|l| json!({
+            "sequence": l.sequence, "act_code": l.act_code, "billed": l.billed, "tariff_base": l.tariff_base,
+            "scheme_share": l.scheme_share, "ticket_moderateur": l.ticket_moderateur, "overrun": l.overrun,
+            "remainder": l.remainder, "mutuelle_share": l.mutuelle_share, "patient_share": l.patient_share,
+            "reasons": l.reasons.iter().map(|x| json!({"code": reason_name(x.code), "message": x.message})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "totals": {"billed": t.billed, "scheme_share": t.scheme_share, "mutuelle_share": t.mutuelle_share, "patient_share": t.patient_share},
+    })
+}
+
+fn print_claim(ctx: &Ctx, r: &scheme::ClaimResult) {
+    if ctx.json {
+        ctx.print_json(claim_json(r));
+        return;
+    }
+    let l = ctx.lang;
+    let cur = r.currency.as_str();
+    outln!(
+        "{} {}/{}: {}",
+        l.t("claim"),
+        r.scheme_id,
+        r.claim_id,
+        l.state(claim_state_name(r.state))
+    );
+    if !r.mutuelle_id.is_empty() {
+        outln!(
+            "{}: {} ({} {})",
+            l.t("mutuelle"),
+            r.mutuelle_id,
+            l.t("member"),
+            r.member_number
+        );
+    }
+    if let Some(x) = &r.rejection {
+        outln!("  {} ({})", x.message, reason_name(x.code));
+    }
+    let mut t = Table::new(
+        l,
+        &[
+            "line",
+            "act",
+            "billed (B)",
+            "scheme (S)",
+            "remainder (R)",
+            "mutuelle (M)",
+            "patient (P)",
+            "reasons",
+        ],
+    )
+    .right(&[0, 2, 3, 4, 5, 6]);
+    for line in &r.lines {
+        let reasons: Vec<String> = line.reasons.iter().map(|x| x.message.clone()).collect();
+        t.row(vec![
+            line.sequence.to_string(),
+            line.act_code.clone(),
+            l.money(line.billed, cur),
+            l.money(line.scheme_share, cur),
+            l.money(line.remainder, cur),
+            l.money(line.mutuelle_share, cur),
+            l.money(line.patient_share, cur),
+            reasons.join("; "),
+        ]);
+    }
+    let tot = r.totals.unwrap_or_default();
+    t.row(vec![
+        String::new(),
+        l.t("total").to_string(),
+        l.money(tot.billed, cur),
+        l.money(tot.scheme_share, cur),
+        l.money(tot.billed - tot.scheme_share, cur),
+        l.money(tot.mutuelle_share, cur),
+        l.money(tot.patient_share, cur),
+        String::new(),
+    ]);
+    out!("{}", t.render());
+}
+
+pub(super) async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
+    let mut c = scheme::scheme_service_client::SchemeServiceClient::new(ctx.channel.clone());
+    match cmd {
+        ClaimCmd::Submit { file } => {
+            let req = crate::cli::claim_file::ClaimFile::read(&file)
+                .map_err(Failure)?
+                .into_request();
+            let r = c
+                .coordinate_claim(req)
+                .await
+                .map_err(|s| status_failure(s, None))?
+                .into_inner();
+            print_claim(ctx, &r);
+        }
+        ClaimCmd::Get { scheme, claim_id } => {
+            let r = c
+                .get_claim(scheme::GetClaimRequest {
+                    scheme_id: scheme,
+                    claim_id,
+                })
+                .await
+                .map_err(|s| status_failure(s, None))?
+                .into_inner();
+            print_claim(ctx, &r);
+        }
+        ClaimCmd::Cancel {
+            scheme,
+            claim_id,
+            reason,
+        } => {
+            let r = c
+                .cancel_claim(scheme::CancelClaimRequest {
+                    scheme_id: scheme,
+                    claim_id,
+                    reason,
+                })
+                .await
+                .map_err(|s| status_failure(s, None))?
+                .into_inner();
+            print_claim(ctx, &r);
+        }
+        ClaimCmd::List {
+            scheme,
+            mutuelle,
+            state,
+            from,
+            to,
+            page_size,
+            page,
+        } => {
+            let mut s = settlement::settlement_service_client::SettlementServiceClient::new(
+                ctx.channel.clone(),
+            );
+            let r = s
+                .list_claims(settlement::ListClaimsRequest {
+                    scheme_id: scheme.unwrap_or_default(),
+                    mutuelle_id: mutuelle.unwrap_or_default(),
+                    state: state.unwrap_or_default(),
+                    care_from: from.unwrap_or_default(),
+                    care_to: to.unwrap_or_default(),
+                    page_size,
+                    page_token: page.unwrap_or_default(),
+                })
+                .await
+                .map_err(|s| status_failure(s, None))?
+                .into_inner();
+            let totals = r.totals.unwrap_or_default();
+            if ctx.json {
+                let t = |t: &settlement::Totals| json!({"billed": t.billed, "scheme_share": t.scheme_share, "mutuelle_share": t.mutuelle_share, "patient_share": t.patient_share});
+                ctx.print_json(json!({
+                    "claims": r.claims.iter().map(|c| json!({
+                        "scheme_id": c.scheme_id, "claim_id": c.claim_id, "mutuelle_id": c.mutuelle_id,
+                        "state": c.state, "provider_id": c.provider_id, "invoice_number": c.invoice_number,
+                        "date_of_care": c.date_of_care, "currency": c.currency,
+                        "totals": t(&c.totals.unwrap_or_default()), "period": c.period,
+                    })).collect::<Vec<_>>(),
+                    "totals": t(&totals),
+                    "total_count": r.total_count,
+                    "next_page_token": r.next_page_token,
+                }));
+                return Ok(());
+            }
+            let l = ctx.lang;
+            let cur = r
+                .claims
+                .first()
+                .map(|c| c.currency.clone())
+                .unwrap_or_else(|| "XOF".into());
+            let mut t = Table::new(
+                l,
+                &[
+                    "claim",
+                    "scheme",
+                    "mutuelle",
+                    "state",
+                    "date of care",
+                    "billed (B)",
+                    "scheme (S)",
+                    "mutuelle (M)",
+                    "patient (P)",
+                    "period",
+                ],
+            )
+            .right(&[5, 6, 7, 8, 9]);
+            for c in &r.claims {
+                let ct = c.totals.unwrap_or_default();
+                t.row(vec![
+                    c.claim_id.clone(),
+                    c.scheme_id.clone(),
+                    c.mutuelle_id.clone(),
+                    l.state(&c.state).to_string(),
+                    c.date_of_care.clone(),
+                    l.money(ct.billed, &c.currency),
+                    l.money(ct.scheme_share, &c.currency),
+                    l.money(ct.mutuelle_share, &c.currency),
+                    l.money(ct.patient_share, &c.currency),
+                    if c.period == 0 {
+                        String::new()
+                    } else {
+                        c.period.to_string()
+                    },
+                ]);
+            }
+            t.row(vec![
+                format!("{} ({})", l.t("total"), r.total_count),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                l.money(totals.billed, &cur),
+                l.money(totals.scheme_share, &cur),
+                l.money(totals.mutuelle_share, &cur),
+                l.money(totals.patient_share, &cur),
+                String::new(),
+            ]);
+            out!("{}", t.render());
+            if !r.next_page_token.is_empty() {
+                outln!("{}: --page {}", l.t("next page"), r.next_page_token);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! `passerelle roster import`: the roster spreadsheet, streamed in chunks.
+
+use super::*;
+
+pub(super) async fn roster_import(
+    ctx: &Ctx,
+    file: &Path,
+    partner: String,
+    dry_run: bool,
+    as_of: Option<String>,
+    skip_bad_rows: bool,
+    no_end_dating: bool,
+) -> Out {
+    let f = RosterFile::read(file).map_err(Failure)?;
+    for b in &f.bad {
+        eprintln!(
+            "{}: line {}: {}: {}",
+            file.display(),
+            b.line,
+            b.field,
+            b.problem
+        );
+    }
+    if !f.bad.is_empty() && !skip_bad_rows {
+        return Err(Failure(format!(
+            "{} bad row(s): nothing imported (fix them, or pass --skip-bad-rows to import the good rows)",
+            f.bad.len()
+        )));
+    }
+    let mut keep: Vec<String> = f
+        .bad
+        .iter()
+        .filter_map(|b| b.member_number.clone())
+        .collect();
+    keep.sort();
+    keep.dedup();
+    let unknown_member = f.bad.iter().any(|b| b.member_number.is_none());
+    if unknown_member && !no_end_dating {
+        eprintln!(
+            "warning: a skipped row has no member number: no member is end-dated by this import"
+        );
+    }
+    let send = |members: Vec<roster::Member>, keep: Vec<String>| {
+        let header = roster::ImportRosterRequest {
+            part: Some(roster::import_roster_request::Part::Header(
+                roster::ImportRosterHeader {
+                    mutuelle_id: partner.clone(),
+                    as_of: as_of.clone().unwrap_or_default(),
+                    dry_run,
+                    keep_member_numbers: keep,
+                    no_end_dating: no_end_dating || unknown_member,
+                },
+            )),
+        };
+        let batches: Vec<_> = members
+            .chunks(1000)
+            .map(|chunk| roster::ImportRosterRequest {
+                part: Some(roster::import_roster_request::Part::Members(
+                    roster::MemberBatch {
+                        members: chunk.to_vec(),
+                    },
+                )),
+            })
+            .collect();
+        let stream: Vec<_> = std::iter::once(header).chain(batches).collect();
+        // The answer lists every member that changes: 500,000 at most,
+        // past the default 4 MiB a message.
+        let mut c = roster::roster_service_client::RosterServiceClient::new(ctx.channel.clone())
+            .max_decoding_message_size(MAX_ANSWER_BYTES);
+        async move { c.import_roster(tokio_stream::iter(stream)).await }
+    };
+    // Rows the broker refuses (an unknown product, a beneficiary another
+    // mutuelle covers) are bad rows too: with --skip-bad-rows they are
+    // reported, left as they are (kept, never end-dated), and the others
+    // imported. An error lists at most 20 rows: it is sent again without
+    // them until it passes or a round removes nothing.
+    let mut members = f.members.clone();
+    let mut lines = f.first_line.clone();
+    let mut skipped_by_broker = 0;
+    let r = loop {
+        let s = match send(members.clone(), keep.clone()).await {
+            Ok(r) => break r.into_inner(),
+            Err(s) => s,
+        };
+        let refused = if skip_bad_rows {
+            refused_members(&s, members.len())
+        } else {
+            Default::default()
+        };
+        if refused.is_empty() {
+            return Err(status_failure(s, Some(&lines)));
+        }
+        eprintln!(
+            "{}: {}",
+            file.display(),
+            violations(&s, Some(&lines)).trim_start()
+        );
+        let (mut kept_members, mut kept_lines) = (Vec::new(), Vec::new());
+        for (i, (m, line)) in members.into_iter().zip(lines).enumerate() {
+            if refused.contains(&i) {
+                keep.push(m.member_number);
+                skipped_by_broker += 1;
+            } else {
+                kept_members.push(m);
+                kept_lines.push(line);
+            }
+        }
+        members = kept_members;
+        lines = kept_lines;
+    };
+    if ctx.json {
+        ctx.print_json(json!({
+            "dry_run": r.dry_run, "added": r.added, "updated": r.updated, "end_dated": r.end_dated,
+            "unchanged": r.unchanged, "skipped_rows": f.bad.len() + skipped_by_broker,
+            "changes": r.changes.iter().map(|c| json!({"member_number": c.member_number, "change": c.change})).collect::<Vec<_>>(),
+        }));
+        return Ok(());
+    }
+    let l = ctx.lang;
+    if !r.changes.is_empty() {
+        let mut t = Table::new(l, &["member", "change"]);
+        for ch in &r.changes {
+            let change = match ch.change.as_str() {
+                "added" => l.t("added"),
+                "updated" => l.t("updated"),
+                "end_dated" => l.t("end_dated"),
+                _ => "?",
+            };
+            t.row(vec![ch.member_number.clone(), change.to_string()]);
+        }
+        out!("{}", t.render());
+    }
+    outln!(
+        "{}: {}, {}: {}, {}: {}, {}: {}",
+        l.t("added"),
+        r.added,
+        l.t("updated"),
+        r.updated,
+        l.t("end_dated"),
+        r.end_dated,
+        l.t("unchanged"),
+        r.unchanged
+    );
+    if r.dry_run {
+        outln!("{}", l.t("dry run: nothing was written"));
+    }
+    Ok(())
+}

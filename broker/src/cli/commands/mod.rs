@@ -1,0 +1,333 @@
+//! What each client command does: one gRPC call (or a stream), then a table
+//! or JSON on stdout. Errors go to stderr, with every wrong field. This file
+//! holds what they share (the connection, the caller's certificate, error
+//! wording); one module per group of commands.
+
+mod certs;
+mod claims;
+mod members;
+mod operator;
+mod periods;
+mod products;
+
+pub use certs::certs;
+use claims::{claim, eligibility};
+use members::roster_import;
+use operator::admin_cmd;
+pub use periods::statement_csv;
+use periods::{period, statement};
+use products::{products, read_products};
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use passerelle_domain::Product;
+use passerelle_proto::admin::v1 as admin;
+use passerelle_proto::common::v1::ReasonCode;
+use passerelle_proto::product::v1 as product;
+use passerelle_proto::roster::v1 as roster;
+use passerelle_proto::scheme::v1 as scheme;
+use passerelle_proto::settlement::v1 as settlement;
+use serde_json::{Value, json};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::identity::Role;
+use tonic_types::StatusExt;
+
+use crate::cli::output::{Lang, Table, when};
+use crate::cli::roster_csv::RosterFile;
+use crate::cli::{
+    AdminCmd, ClaimCmd, Client, ClientCmd, PeriodCmd, ProductsCmd, RosterCmd, StatementCmd,
+};
+
+/// A command's failure, already worded for the user.
+pub struct Failure(pub String);
+
+impl From<tonic::Status> for Failure {
+    fn from(s: tonic::Status) -> Self {
+        let mut msg = format!("{:?}: {}", s.code(), s.message());
+        if let Some(info) = s.get_details_error_info() {
+            msg.push_str(&format!(" [{}]", info.reason));
+        }
+        Failure(msg)
+    }
+}
+
+type Out = Result<(), Failure>;
+
+/// Largest answer the client reads (a roster import's list of changes):
+/// what the broker may send for its largest import.
+const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
+struct Ctx {
+    channel: Channel,
+    json: bool,
+    lang: Lang,
+}
+
+impl Ctx {
+    fn print_json(&self, v: Value) {
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    }
+}
+
+/// The party a command acts for, which picks its dev certificate.
+fn acting_for(cmd: &ClientCmd) -> Result<(Role, String), Failure> {
+    Ok(match cmd {
+        ClientCmd::Eligibility { scheme, .. } => (Role::Scheme, scheme.clone()),
+        ClientCmd::Claim(ClaimCmd::Submit { file }) => {
+            let f = crate::cli::claim_file::ClaimFile::read(file).map_err(Failure)?;
+            (Role::Scheme, f.scheme_id)
+        }
+        ClientCmd::Claim(ClaimCmd::Get { scheme, .. })
+        | ClientCmd::Claim(ClaimCmd::Cancel { scheme, .. }) => (Role::Scheme, scheme.clone()),
+        ClientCmd::Claim(ClaimCmd::List {
+            scheme, mutuelle, ..
+        }) => match (scheme, mutuelle) {
+            (Some(s), _) => (Role::Scheme, s.clone()),
+            (None, Some(m)) => (Role::Mutuelle, m.clone()),
+            (None, None) => (Role::Operator, crate::dev::DEV_OPERATOR.to_string()),
+        },
+        ClientCmd::Roster(RosterCmd::Import { partner, .. }) => (Role::Mutuelle, partner.clone()),
+        ClientCmd::Products(ProductsCmd::List { partner }) => (Role::Mutuelle, partner.clone()),
+        ClientCmd::Products(ProductsCmd::Import { file }) => {
+            let first = read_products(file)?
+                .into_iter()
+                .next()
+                .map(|p| p.mutuelle_id)
+                .unwrap_or_default();
+            (Role::Mutuelle, first)
+        }
+        ClientCmd::Period(PeriodCmd::List { partner, .. })
+        | ClientCmd::Period(PeriodCmd::Close { partner, .. })
+        | ClientCmd::Period(PeriodCmd::Settle { partner, .. })
+        | ClientCmd::Statement(StatementCmd::Show { partner, .. })
+        | ClientCmd::Statement(StatementCmd::Export { partner, .. }) => {
+            (Role::Mutuelle, partner.clone())
+        }
+        ClientCmd::Admin(_) => (Role::Operator, crate::dev::DEV_OPERATOR.to_string()),
+    })
+}
+
+/// TLS material for an https:// broker: --cert/--key, else the certificate
+/// of the party the command acts for, from --certs.
+fn tls_for(client: &Client, cmd: &ClientCmd) -> Result<ClientTlsConfig, Failure> {
+    let ca_path = client
+        .ca
+        .clone()
+        .unwrap_or_else(|| client.certs.join("ca.crt"));
+    let (cert, key) = match (&client.cert, &client.key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(Failure("--cert and --key go together".into()));
+        }
+        (None, None) => {
+            let (role, id) = acting_for(cmd)?;
+            let (c, k) = crate::pki::Pki::new(&client.certs).client_paths(role, &id);
+            if !c.exists() {
+                return Err(Failure(format!(
+                    "no certificate for {}:{id} in {} (pass --cert and --key, or --certs)",
+                    role.as_str(),
+                    client.certs.display()
+                )));
+            }
+            (c, k)
+        }
+    };
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| Failure(format!("{}: {e}", p.display())))
+    };
+    Ok(ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(&ca_path)?))
+        .identity(Identity::from_pem(read(&cert)?, read(&key)?)))
+}
+
+/// Runs one client command.
+pub async fn run(client: Client, cmd: ClientCmd) -> ExitCode {
+    let lang = Lang::detect(client.lang);
+    let tls = if client.broker.starts_with("https://") {
+        match tls_for(&client, &cmd) {
+            Ok(t) => Some(t),
+            Err(Failure(m)) => {
+                eprintln!("error: {m}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    let channel = match connect(&client.broker, tls).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ctx = Ctx {
+        channel,
+        json: client.json,
+        lang,
+    };
+    let result = match cmd {
+        ClientCmd::Eligibility {
+            scheme,
+            beneficiary,
+            date,
+            mutuelle,
+            member,
+        } => eligibility(&ctx, scheme, beneficiary, date, mutuelle, member).await,
+        ClientCmd::Claim(c) => claim(&ctx, c).await,
+        ClientCmd::Roster(RosterCmd::Import {
+            file,
+            partner,
+            dry_run,
+            as_of,
+            skip_bad_rows,
+            no_end_dating,
+        }) => {
+            roster_import(
+                &ctx,
+                &file,
+                partner,
+                dry_run,
+                as_of,
+                skip_bad_rows,
+                no_end_dating,
+            )
+            .await
+        }
+        ClientCmd::Products(c) => products(&ctx, c).await,
+        ClientCmd::Period(c) => period(&ctx, c).await,
+        ClientCmd::Statement(c) => statement(&ctx, c).await,
+        ClientCmd::Admin(c) => admin_cmd(&ctx, c).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(m)) => {
+            eprintln!("error: {m}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn connect(url: &str, tls: Option<ClientTlsConfig>) -> Result<Channel, String> {
+    let mut endpoint = Endpoint::from_shared(url.to_string())
+        .map_err(|e| format!("--broker {url:?}: {e}"))?
+        .connect_timeout(Duration::from_secs(5));
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls).map_err(|e| format!("tls: {e}"))?;
+    }
+    endpoint
+        .connect()
+        .await
+        .map_err(|e| format!("cannot reach the broker at {url}: {e}"))
+}
+
+/// Prints the field violations of an INVALID_ARGUMENT (and the violations
+/// of a FAILED_PRECONDITION), mapping "members[i]..." to lines of a file,
+/// and a product period's fields to the file's columns, when a map is given.
+fn violations(s: &tonic::Status, lines: Option<&[u64]>) -> String {
+    let mut found: Vec<(String, String)> = Vec::new();
+    if let Some(br) = s.get_details_bad_request() {
+        found.extend(
+            br.field_violations
+                .into_iter()
+                .map(|v| (v.field, v.description)),
+        );
+    }
+    if let Some(pf) = s.get_details_precondition_failure() {
+        found.extend(
+            pf.violations
+                .into_iter()
+                .map(|v| (v.subject, v.description)),
+        );
+    }
+    let mut out = String::new();
+    for (f, description) in found {
+        let mut field = f.clone();
+        if let (Some(lines), Some(rest)) = (lines, f.strip_prefix("members["))
+            && let Some((i, tail)) = rest.split_once(']')
+            && let Ok(i) = i.parse::<usize>()
+            && let Some(line) = lines.get(i)
+        {
+            field = format!("line {line}: {}", file_column(tail.trim_start_matches('.')));
+        }
+        out.push_str(&format!("\n  {field}: {description}"));
+    }
+    out
+}
+
+/// The members (by index) an error from the broker names: "members[i]..."
+/// in its field violations or precondition failures.
+fn refused_members(s: &tonic::Status, count: usize) -> std::collections::BTreeSet<usize> {
+    let mut fields: Vec<String> = Vec::new();
+    if let Some(br) = s.get_details_bad_request() {
+        fields.extend(br.field_violations.into_iter().map(|v| v.field));
+    }
+    if let Some(pf) = s.get_details_precondition_failure() {
+        fields.extend(pf.violations.into_iter().map(|v| v.subject));
+    }
+    fields
+        .iter()
+        .filter_map(|f| f.strip_prefix("members[")?.split_once(']')?.0.parse().ok())
+        .filter(|i| *i < count)
+        .collect()
+}
+
+/// A member field path as the roster file's column: "products[1].start_date"
+/// is column product_start of the member's second product row.
+fn file_column(tail: &str) -> String {
+    let Some(rest) = tail.strip_prefix("products[") else {
+        return tail.to_string();
+    };
+    let Some((j, field)) = rest.split_once(']') else {
+        return tail.to_string();
+    };
+    let column = match field.trim_start_matches('.') {
+        "product_id" => "product_id",
+        "" | "start_date" => "product_start",
+        "end_date" => "product_end",
+        other => other,
+    };
+    match j.parse::<usize>() {
+        Ok(0) | Err(_) => column.to_string(),
+        Ok(j) => format!("{column} (product row {} of this member)", j + 1),
+    }
+}
+
+fn status_failure(s: tonic::Status, lines: Option<&[u64]>) -> Failure {
+    let details = violations(&s, lines);
+    let Failure(m) = Failure::from(s);
+    Failure(format!("{m}{details}"))
+}
+
+fn reason_name(code: i32) -> String {
+    ReasonCode::try_from(code)
+        .map(|c| {
+            c.as_str_name()
+                .trim_start_matches("REASON_CODE_")
+                .to_string()
+        })
+        .unwrap_or_else(|_| code.to_string())
+}
+
+fn claim_state_name(s: i32) -> &'static str {
+    match scheme::ClaimState::try_from(s) {
+        Ok(scheme::ClaimState::Received) => "received",
+        Ok(scheme::ClaimState::PendingPartner) => "pending_partner",
+        Ok(scheme::ClaimState::Coordinated) => "coordinated",
+        Ok(scheme::ClaimState::Rejected) => "rejected",
+        Ok(scheme::ClaimState::CancelPending) => "cancel_pending",
+        Ok(scheme::ClaimState::Cancelled) => "cancelled",
+        _ => "unknown",
+    }
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the client's today (a command's default date), not the broker's clock"
+)]
+fn today() -> String {
+    passerelle_domain::date::format(time::OffsetDateTime::now_utc().date())
+}

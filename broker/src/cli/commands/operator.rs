@@ -1,0 +1,187 @@
+//! `passerelle admin ...`: the operators' commands.
+
+use super::*;
+
+pub(super) async fn admin_cmd(ctx: &Ctx, cmd: AdminCmd) -> Out {
+    let mut c = admin::admin_service_client::AdminServiceClient::new(ctx.channel.clone());
+    let l = ctx.lang;
+    match cmd {
+        AdminCmd::Partners => {
+            let r = c
+                .list_partners(admin::ListPartnersRequest {})
+                .await
+                .map_err(|s| status_failure(s, None))?
+                .into_inner();
+            if ctx.json {
+                ctx.print_json(json!({"partners": r.partners.iter().map(|p| json!({
+                    "mutuelle_id": p.mutuelle_id, "name": p.name, "adapter": p.adapter,
+                    "last_success_ms": p.last_success_ms, "last_error_ms": p.last_error_ms,
+                    "last_error": p.last_error, "pending": p.pending, "deadline_ms": p.deadline_ms,
+                })).collect::<Vec<_>>()}));
+                return Ok(());
+            }
+            let mut t = Table::new(
+                l,
+                &[
+                    "mutuelle",
+                    "adapter",
+                    "last success",
+                    "last error",
+                    "pending",
+                ],
+            )
+            .right(&[4]);
+            for p in &r.partners {
+                let err = if p.last_error_ms > 0 {
+                    format!("{} {}", when(l, p.last_error_ms), p.last_error)
+                } else {
+                    when(l, 0)
+                };
+                t.row(vec![
+                    p.mutuelle_id.clone(),
+                    p.adapter.clone(),
+                    when(l, p.last_success_ms),
+                    err,
+                    p.pending.to_string(),
+                ]);
+            }
+            out!("{}", t.render());
+        }
+        AdminCmd::Retry { scheme, claim_id } => {
+            let r = c
+                .retry_claim(admin::RetryClaimRequest {
+                    scheme_id: scheme,
+                    claim_id,
+                })
+                .await
+                .map_err(|s| status_failure(s, None))?
+                .into_inner();
+            if ctx.json {
+                ctx.print_json(json!({"state": r.state, "last_error": r.last_error}));
+            } else {
+                outln!("{}: {}", l.t("state"), l.state(&r.state));
+                if !r.last_error.is_empty() {
+                    outln!("{}: {}", l.t("last error"), r.last_error);
+                }
+            }
+        }
+        AdminCmd::Audit { scheme, claim_id } => {
+            let r = c
+                .get_claim_audit(admin::GetClaimAuditRequest {
+                    scheme_id: scheme,
+                    claim_id,
+                })
+                .await
+                .map_err(|s| status_failure(s, None))?
+                .into_inner();
+            if ctx.json {
+                ctx.print_json(json!({"records": r.records.iter().map(|a| json!({
+                    "at_ms": a.at_ms, "direction": a.direction, "party": a.party, "method": a.method,
+                    "request_hash": a.request_hash, "outcome": a.outcome,
+                })).collect::<Vec<_>>()}));
+                return Ok(());
+            }
+            let mut t = Table::new(l, &["when", "direction", "party", "method", "outcome"]);
+            for a in &r.records {
+                t.row(vec![
+                    when(l, a.at_ms),
+                    a.direction.clone(),
+                    a.party.clone(),
+                    a.method.clone(),
+                    a.outcome.clone(),
+                ]);
+            }
+            out!("{}", t.render());
+        }
+        AdminCmd::CoverageConflicts { scheme } => {
+            let r = c
+                .list_coverage_conflicts(admin::ListCoverageConflictsRequest {
+                    scheme_id: scheme.unwrap_or_default(),
+                    limit: 0,
+                })
+                .await
+                .map_err(|s| status_failure(s, None))?
+                .into_inner();
+            if ctx.json {
+                ctx.print_json(json!({"conflicts": r.conflicts.iter().map(|c| json!({
+                    "scheme_id": c.scheme_id, "beneficiary_id": c.beneficiary_id,
+                    "first_mutuelle_id": c.first_mutuelle_id, "first_member_number": c.first_member_number,
+                    "second_mutuelle_id": c.second_mutuelle_id, "second_member_number": c.second_member_number,
+                    "from_date": c.from_date, "to_date": c.to_date,
+                })).collect::<Vec<_>>()}));
+                return Ok(());
+            }
+            if r.conflicts.is_empty() {
+                outln!("{}", l.t("no coverage conflict"));
+                return Ok(());
+            }
+            let mut t = Table::new(
+                l,
+                &[
+                    "scheme",
+                    "beneficiary",
+                    "mutuelle",
+                    "member",
+                    "mutuelle",
+                    "member",
+                    "from",
+                    "to",
+                ],
+            );
+            for c in &r.conflicts {
+                t.row(vec![
+                    c.scheme_id.clone(),
+                    c.beneficiary_id.clone(),
+                    c.first_mutuelle_id.clone(),
+                    c.first_member_number.clone(),
+                    c.second_mutuelle_id.clone(),
+                    c.second_member_number.clone(),
+                    c.from_date.clone(),
+                    if c.to_date.is_empty() {
+                        "-".into()
+                    } else {
+                        c.to_date.clone()
+                    },
+                ]);
+            }
+            out!("{}", t.render());
+        }
+        AdminCmd::ResolveCoverage {
+            scheme,
+            beneficiary,
+            keep,
+            from,
+        } => {
+            let r = c
+                .resolve_coverage_conflict(admin::ResolveCoverageConflictRequest {
+                    scheme_id: scheme,
+                    beneficiary_id: beneficiary,
+                    keep_mutuelle_id: keep,
+                    from_date: from.unwrap_or_default(),
+                })
+                .await
+                .map_err(|s| status_failure(s, None))?
+                .into_inner();
+            if ctx.json {
+                ctx.print_json(json!({"changed": r.changed.iter().map(|m| json!({
+                    "mutuelle_id": m.mutuelle_id, "member_number": m.member_number,
+                })).collect::<Vec<_>>()}));
+                return Ok(());
+            }
+            if r.changed.is_empty() {
+                outln!("{}", l.t("nothing to change"));
+                return Ok(());
+            }
+            let mut t = Table::new(l, &["mutuelle", "member", "change"]);
+            for m in &r.changed {
+                t.row(vec![
+                    m.mutuelle_id.clone(),
+                    m.member_number.clone(),
+                    l.t("updated").to_string(),
+                ]);
+            }
+            out!("{}", t.render());
+        }
+    }
+    Ok(())
+}
