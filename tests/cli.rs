@@ -12,6 +12,15 @@ struct Out {
     stderr: String,
 }
 
+/// A number of the CLI's JSON (the proto3 mapping: 64-bit integers such
+/// as amounts are strings, 32-bit ones numbers).
+fn n(v: &Value) -> i64 {
+    match v {
+        Value::String(s) => s.parse().unwrap_or_else(|e| panic!("{v}: {e}")),
+        _ => v.as_i64().unwrap_or_else(|| panic!("{v} is not a number")),
+    }
+}
+
 impl Out {
     fn json(&self) -> Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
@@ -105,22 +114,22 @@ async fn claim_commands_and_eligibility() {
         "lines":[{"act_code":"CS","care_category":"consultation","billed":5000,"tariff_base":5000,"scheme_share":3500}]}"#;
     let jf = write(dir.path(), "c2.json", json_claim);
     let j = ok(&h, &["--json", "claim", "submit", &jf]).await.json();
-    assert_eq!(j["state"], "coordinated");
-    assert_eq!(j["mutuelle_id"], "MUT-G");
-    assert_eq!(j["lines"][0]["mutuelle_share"], 1500);
+    assert_eq!(j["state"], "CLAIM_STATE_COORDINATED");
+    assert_eq!(j["mutuelleId"], "MUT-G");
+    assert_eq!(n(&j["lines"][0]["mutuelleShare"]), 1500);
 
     let got = ok(&h, &["--json", "claim", "get", "--scheme", "CNSS", "CLI-1"])
         .await
         .json();
-    assert_eq!(got["totals"]["mutuelle_share"], 1500 + 3000);
-    assert_eq!(got["totals"]["patient_share"], 17000 - 11500 - 4500);
+    assert_eq!(n(&got["totals"]["mutuelleShare"]), 1500 + 3000);
+    assert_eq!(n(&got["totals"]["patientShare"]), 17000 - 11500 - 4500);
 
     let list = ok(&h, &["--json", "claim", "list", "--scheme", "CNSS"])
         .await
         .json();
-    assert_eq!(list["total_count"], 2);
-    assert_eq!(list["totals"]["mutuelle_share"], 4500 + 1500);
-    assert_eq!(list["totals"]["billed"], 17000 + 5000);
+    assert_eq!(n(&list["totalCount"]), 2);
+    assert_eq!(n(&list["totals"]["mutuelleShare"]), 4500 + 1500);
+    assert_eq!(n(&list["totals"]["billed"]), 17000 + 5000);
     let by_mutuelle = ok(
         &h,
         &[
@@ -135,7 +144,7 @@ async fn claim_commands_and_eligibility() {
     )
     .await
     .json();
-    assert_eq!(by_mutuelle["total_count"], 1);
+    assert_eq!(n(&by_mutuelle["totalCount"]), 1);
     // Paging: one per page, then the token.
     let p1 = ok(
         &h,
@@ -151,7 +160,7 @@ async fn claim_commands_and_eligibility() {
     )
     .await
     .json();
-    let token = p1["next_page_token"].as_str().unwrap().to_string();
+    let token = p1["nextPageToken"].as_str().unwrap().to_string();
     let p2 = ok(
         &h,
         &[
@@ -168,7 +177,7 @@ async fn claim_commands_and_eligibility() {
     )
     .await
     .json();
-    assert_eq!(p2["claims"][0]["claim_id"], "CLI-2");
+    assert_eq!(p2["claims"][0]["claimId"], "CLI-2");
     let table = ok(&h, &["claim", "list", "--scheme", "CNSS"]).await.stdout;
     assert!(
         table.contains("total (2)") && table.contains("22,000"),
@@ -183,7 +192,7 @@ async fn claim_commands_and_eligibility() {
     )
     .await
     .json();
-    assert_eq!(cancelled["state"], "cancelled");
+    assert_eq!(cancelled["state"], "CLAIM_STATE_CANCELLED");
 
     let e = ok(
         &h,
@@ -207,7 +216,7 @@ async fn claim_commands_and_eligibility() {
         .iter()
         .find(|c| c["scope"] == "beneficiary-year")
         .unwrap();
-    assert_eq!(ceiling["remaining"], 10000 - 4500);
+    assert_eq!(n(&ceiling["remaining"]), 10000 - 4500);
     let fr = ok(
         &h,
         &[
@@ -282,7 +291,7 @@ async fn roster_import_dry_run_snapshot_and_bad_rows() {
         (
             dry["added"].as_u64(),
             dry["updated"].as_u64(),
-            dry["end_dated"].as_u64()
+            dry["endDated"].as_u64()
         ),
         (Some(1), Some(1), Some(2))
     );
@@ -358,7 +367,7 @@ async fn roster_import_dry_run_snapshot_and_bad_rows() {
     .await
     .json();
     assert_eq!(j["added"], 1);
-    assert_eq!(j["skipped_rows"], 1);
+    assert_eq!(j["skippedRows"], 1);
     assert!(member(&h, "R-11").await.is_some());
     assert!(member(&h, "R-10").await.is_none());
     // A row the broker refuses (an unknown scheme) is reported by line.
@@ -446,7 +455,7 @@ async fn roster_rows_are_checked_against_products_and_coverage() {
         "{}",
         o.stderr
     );
-    assert_eq!(o.json()["skipped_rows"], 2);
+    assert_eq!(o.json()["skippedRows"], 2);
     assert!(member(&h, "R-22").await.is_some());
     assert!(member(&h, "R-20").await.is_none() && member(&h, "R-21").await.is_none());
 }
@@ -471,9 +480,10 @@ tm_rate_bp = 10000
 "#;
     let f = write(dir.path(), "p.toml", v2);
     let out = ok(&h, &["--json", "products", "import", &f]).await.json();
-    assert_eq!(out["results"][0]["result"], "inserted");
+    assert_eq!(out["results"][0], "inserted");
+    assert_eq!(out["products"][0]["productId"], "BASE");
     assert_eq!(
-        ok(&h, &["--json", "products", "import", &f]).await.json()["results"][0]["result"],
+        ok(&h, &["--json", "products", "import", &f]).await.json()["results"][0],
         "unchanged"
     );
     let list = ok(&h, &["--json", "products", "list", "--partner", "MUT-R"])
@@ -585,8 +595,8 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     )
     .await
     .json();
-    assert_eq!(open["periods"][0]["state"], "open");
-    assert_eq!(open["periods"][0]["claim_count"], 3);
+    assert_eq!(open["periods"][0]["state"], "PERIOD_STATE_OPEN");
+    assert_eq!(open["periods"][0]["claimCount"], 3);
 
     let closed = ok(
         &h,
@@ -605,7 +615,7 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     let p1 = &closed["periods"][0];
     assert_eq!(
         (p1["number"].as_u64(), p1["state"].as_str()),
-        (Some(1), Some("closed"))
+        (Some(1), Some("PERIOD_STATE_CLOSED"))
     );
     let csv_path = dir.path().join("p1.csv");
     ok(
@@ -627,25 +637,14 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     // The statement's totals tie out to the claims.
     for (col, key) in [
         ("billed", "billed"),
-        ("scheme_share", "scheme_share"),
-        ("mutuelle_share", "mutuelle_share"),
-        ("patient_share", "patient_share"),
+        ("scheme_share", "schemeShare"),
+        ("mutuelle_share", "mutuelleShare"),
+        ("patient_share", "patientShare"),
     ] {
-        assert_eq!(
-            sum(&rows, col),
-            claims["totals"][key].as_i64().unwrap(),
-            "{col}"
-        );
-        assert_eq!(
-            sum(&rows, col),
-            p1["totals"][key].as_i64().unwrap(),
-            "{col}"
-        );
+        assert_eq!(sum(&rows, col), n(&claims["totals"][key]), "{col}");
+        assert_eq!(sum(&rows, col), n(&p1["totals"][key]), "{col}");
     }
-    assert_eq!(
-        sum(&rows, "mutuelle_share"),
-        p1["net_due"].as_i64().unwrap()
-    );
+    assert_eq!(sum(&rows, "mutuelle_share"), n(&p1["netDue"]));
     assert!(
         rows.iter()
             .any(|r| r["payee_type"] == "member" && r["payee_id"] == "R-2"),
@@ -696,17 +695,15 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     )
     .await
     .json();
-    assert_eq!(settled["periods"][0]["state"], "settled");
+    assert_eq!(settled["periods"][0]["state"], "PERIOD_STATE_SETTLED");
 
     // A cancel after settlement: a recovery (indu) in the next period.
-    let s1_m = claims["claims"]
+    let s1_m = n(&claims["claims"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["claim_id"] == "S-1")
-        .unwrap()["totals"]["mutuelle_share"]
-        .as_i64()
-        .unwrap();
+        .find(|c| c["claimId"] == "S-1")
+        .unwrap()["totals"]["mutuelleShare"]);
     ok(
         &h,
         &[
@@ -726,7 +723,7 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
         &claim_toml("S-4", "R-1X", "INV-S-4", "provider").replace("R-1X", "R-OK"),
     );
     let s4 = ok(&h, &["--json", "claim", "submit", &f]).await.json();
-    let s4_m = s4["totals"]["mutuelle_share"].as_i64().unwrap();
+    let s4_m = n(&s4["totals"]["mutuelleShare"]);
     // The settled statement did not change.
     let again = std::fs::read_to_string(&csv_path).unwrap();
     let out = ok(
@@ -759,8 +756,8 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     .await
     .json();
     let p2 = &p2["periods"][0];
-    assert_eq!(p2["recoveries"].as_i64().unwrap(), s1_m);
-    assert_eq!(p2["net_due"].as_i64().unwrap(), s4_m - s1_m);
+    assert_eq!(n(&p2["recoveries"]), s1_m);
+    assert_eq!(n(&p2["netDue"]), s4_m - s1_m);
     let rows = csv_rows(
         &ok(
             &h,
@@ -781,10 +778,7 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     assert_eq!(recovery.len(), 1);
     assert_eq!(recovery[0]["claim_id"], "S-1");
     assert_eq!(recovery[0]["mutuelle_share"].parse::<i64>().unwrap(), -s1_m);
-    assert_eq!(
-        sum(&rows, "mutuelle_share"),
-        p2["net_due"].as_i64().unwrap()
-    );
+    assert_eq!(sum(&rows, "mutuelle_share"), n(&p2["netDue"]));
     // Nothing left to close.
     let o = cli(
         &h,
@@ -810,26 +804,26 @@ async fn admin_partners_retry_and_audit() {
         &claim_toml("A-1", "G-OK", "INV-A1", "provider"),
     );
     let pending = ok(&h, &["--json", "claim", "submit", &f]).await.json();
-    assert_eq!(pending["state"], "pending_partner");
+    assert_eq!(pending["state"], "CLAIM_STATE_PENDING_PARTNER");
     let partners = ok(&h, &["--json", "admin", "partners"]).await.json();
     let g = partners["partners"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["mutuelle_id"] == "MUT-G")
+        .find(|p| p["mutuelleId"] == "MUT-G")
         .unwrap()
         .clone();
     assert_eq!(g["adapter"], "grpc");
     assert_eq!(g["pending"], 1);
     assert!(
-        g["last_error"].as_str().unwrap().contains("unavailable"),
+        g["lastError"].as_str().unwrap().contains("unavailable"),
         "{g}"
     );
     let r = partners["partners"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["mutuelle_id"] == "MUT-R")
+        .find(|p| p["mutuelleId"] == "MUT-R")
         .unwrap()
         .clone();
     assert_eq!(r["adapter"], "rules");
@@ -870,7 +864,7 @@ async fn admin_partners_retry_and_audit() {
     assert!(methods.contains(&("in", "RetryClaim")), "{methods:?}");
     assert!(
         rows.iter()
-            .all(|r| r["request_hash"].as_str().unwrap().len() == 64)
+            .all(|r| r["requestHash"].as_str().unwrap().len() == 64)
     );
     let table = ok(&h, &["admin", "partners"]).await.stdout;
     assert!(table.contains("MUT-G") && table.contains("grpc"), "{table}");
@@ -917,9 +911,9 @@ async fn admin_lists_and_resolves_coverage_conflicts() {
     let c = &j["conflicts"][0];
     assert_eq!(
         (
-            c["first_mutuelle_id"].as_str(),
-            c["second_mutuelle_id"].as_str(),
-            c["from_date"].as_str()
+            c["firstMutuelleId"].as_str(),
+            c["secondMutuelleId"].as_str(),
+            c["fromDate"].as_str()
         ),
         (Some("MUT-G"), Some("MUT-R"), Some("2026-01-01"))
     );
@@ -956,7 +950,7 @@ async fn admin_lists_and_resolves_coverage_conflicts() {
     )
     .await
     .json();
-    assert_eq!(r["changed"][0]["member_number"], "G-9");
+    assert_eq!(r["changed"][0]["memberNumber"], "G-9");
     let none = ok(&h, &["admin", "coverage-conflicts"]).await;
     assert!(
         none.stdout.contains("no coverage conflict"),
@@ -978,5 +972,5 @@ async fn admin_lists_and_resolves_coverage_conflicts() {
     )
     .await
     .json();
-    assert_eq!(e["mutuelle_id"], "MUT-R", "{e}");
+    assert_eq!(e["mutuelleId"], "MUT-R", "{e}");
 }

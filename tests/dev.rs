@@ -400,7 +400,10 @@ async fn readme_tour() {
     assert!(claim.contains("coordinated"), "{claim}");
     let list = run(args("--json claim list --scheme CNSS"));
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();
-    assert_eq!(list["total_count"], 1);
+    assert_eq!(
+        list["totalCount"], "1",
+        "uint64: a string in the proto3 JSON mapping"
+    );
     run(args("period close --scheme CNSS --partner MUT-SOLIDARITE"));
     let csv_path = dir.path().join("statement.csv");
     run([
@@ -421,13 +424,15 @@ async fn readme_tour() {
         p += n("patient_share");
     }
     let t = &list["totals"];
+    // int64 amounts are strings in the proto3 JSON mapping.
+    let amount = |v: &serde_json::Value| v.as_str().unwrap().parse::<i64>().unwrap();
     assert_eq!(
         (b, s, m, p),
         (
-            t["billed"].as_i64().unwrap(),
-            t["scheme_share"].as_i64().unwrap(),
-            t["mutuelle_share"].as_i64().unwrap(),
-            t["patient_share"].as_i64().unwrap()
+            amount(&t["billed"]),
+            amount(&t["schemeShare"]),
+            amount(&t["mutuelleShare"]),
+            amount(&t["patientShare"])
         )
     );
     assert_eq!((b, s, m, p), (23600, 6400, 1600, 15600));

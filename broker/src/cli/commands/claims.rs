@@ -26,19 +26,7 @@ pub(super) async fn eligibility(
     let product = r.product.clone().unwrap_or_default();
     let contribution = r.contribution.clone().unwrap_or_default();
     if ctx.json {
-        ctx.print_json(json!({
-            "covered": r.covered,
-            "reason": r.reason.as_ref().map(|x| json!({"code": reason_name(x.code), "message": x.message})),
-            "mutuelle_id": r.mutuelle_id,
-            "member_number": r.member_number,
-            "household_id": r.household_id,
-            "product": {"id": product.product_id, "version": product.version, "name": product.name},
-            "paid_until": contribution.paid_until,
-            "ceilings": r.ceilings.iter().map(|c| json!({
-                "scope": c.scope, "period": c.period, "limit": c.limit, "used": c.used, "remaining": c.remaining,
-                "count_limit": c.count_limit, "count_used": c.count_used, "count_remaining": c.count_remaining,
-            })).collect::<Vec<_>>(),
-        }));
+        ctx.print(&r);
         return Ok(());
     }
     let l = ctx.lang;
@@ -102,30 +90,9 @@ pub(super) async fn eligibility(
     Ok(())
 }
 
-fn claim_json(r: &scheme::ClaimResult) -> Value {
-    let t = r.totals.unwrap_or_default();
-    json!({
-        "scheme_id": r.scheme_id,
-        "claim_id": r.claim_id,
-        "state": claim_state_name(r.state),
-        "mutuelle_id": r.mutuelle_id,
-        "member_number": r.member_number,
-        "currency": r.currency,
-        "rejection": r.rejection.as_ref().map(|x| json!({"code": reason_name(x.code), "message": x.message})),
-        "duplicate_of_claim_id": (!r.duplicate_of_claim_id.is_empty()).then_some(&r.duplicate_of_claim_id),
-        "lines": r.lines.iter().map(|l| json!({
-            "sequence": l.sequence, "act_code": l.act_code, "billed": l.billed, "tariff_base": l.tariff_base,
-            "scheme_share": l.scheme_share, "ticket_moderateur": l.ticket_moderateur, "overrun": l.overrun,
-            "remainder": l.remainder, "mutuelle_share": l.mutuelle_share, "patient_share": l.patient_share,
-            "reasons": l.reasons.iter().map(|x| json!({"code": reason_name(x.code), "message": x.message})).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-        "totals": {"billed": t.billed, "scheme_share": t.scheme_share, "mutuelle_share": t.mutuelle_share, "patient_share": t.patient_share},
-    })
-}
-
 fn print_claim(ctx: &Ctx, r: &scheme::ClaimResult) {
     if ctx.json {
-        ctx.print_json(claim_json(r));
+        ctx.print(r);
         return;
     }
     let l = ctx.lang;
@@ -135,7 +102,7 @@ fn print_claim(ctx: &Ctx, r: &scheme::ClaimResult) {
         l.t("claim"),
         r.scheme_id,
         r.claim_id,
-        l.state(claim_state_name(r.state))
+        l.state(&claim_state_name(r.state))
     );
     if !r.mutuelle_id.is_empty() {
         outln!(
@@ -258,18 +225,7 @@ pub(super) async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
                 .into_inner();
             let totals = r.totals.unwrap_or_default();
             if ctx.json {
-                let t = |t: &settlement::Totals| json!({"billed": t.billed, "scheme_share": t.scheme_share, "mutuelle_share": t.mutuelle_share, "patient_share": t.patient_share});
-                ctx.print_json(json!({
-                    "claims": r.claims.iter().map(|c| json!({
-                        "scheme_id": c.scheme_id, "claim_id": c.claim_id, "mutuelle_id": c.mutuelle_id,
-                        "state": c.state, "provider_id": c.provider_id, "invoice_number": c.invoice_number,
-                        "date_of_care": c.date_of_care, "currency": c.currency,
-                        "totals": t(&c.totals.unwrap_or_default()), "period": c.period,
-                    })).collect::<Vec<_>>(),
-                    "totals": t(&totals),
-                    "total_count": r.total_count,
-                    "next_page_token": r.next_page_token,
-                }));
+                ctx.print(&r);
                 return Ok(());
             }
             let l = ctx.lang;

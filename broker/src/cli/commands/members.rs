@@ -109,11 +109,7 @@ pub(super) async fn roster_import(
         lines = kept_lines;
     };
     if ctx.json {
-        ctx.print_json(json!({
-            "dry_run": r.dry_run, "added": r.added, "updated": r.updated, "end_dated": r.end_dated,
-            "unchanged": r.unchanged, "skipped_rows": f.bad.len() + skipped_by_broker,
-            "changes": r.changes.iter().map(|c| json!({"member_number": c.member_number, "change": c.change})).collect::<Vec<_>>(),
-        }));
+        ctx.print_with(&r, "skippedRows", (f.bad.len() + skipped_by_broker).into());
         return Ok(());
     }
     let l = ctx.lang;

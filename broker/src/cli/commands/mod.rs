@@ -29,7 +29,7 @@ use passerelle_proto::product::v1 as product;
 use passerelle_proto::roster::v1 as roster;
 use passerelle_proto::scheme::v1 as scheme;
 use passerelle_proto::settlement::v1 as settlement;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::identity::Role;
@@ -67,7 +67,25 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn print_json(&self, v: Value) {
+    /// `--json`: the answer of the call as it is, in the proto3 canonical
+    /// JSON mapping (`passerelle_proto::json`): lowerCamelCase names,
+    /// 64-bit integers (amounts, times) as strings, enums by name. The same
+    /// form as the JSON door; docs/cli.md.
+    fn print<M: prost::Message + prost::Name>(&self, m: &M) {
+        self.print_value(passerelle_proto::json::to_json(m));
+    }
+
+    /// [`Ctx::print`] with one field the command adds to the answer (what
+    /// the client itself did, such as the rows it skipped).
+    fn print_with<M: prost::Message + prost::Name>(&self, m: &M, key: &str, extra: Value) {
+        let mut v = passerelle_proto::json::to_json(m);
+        if let Value::Object(o) = &mut v {
+            o.insert(key.to_string(), extra);
+        }
+        self.print_value(v);
+    }
+
+    fn print_value(&self, v: Value) {
         outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     }
 }
@@ -312,16 +330,21 @@ fn reason_name(code: i32) -> String {
         .unwrap_or_else(|_| code.to_string())
 }
 
-fn claim_state_name(s: i32) -> &'static str {
-    match scheme::ClaimState::try_from(s) {
-        Ok(scheme::ClaimState::Received) => "received",
-        Ok(scheme::ClaimState::PendingPartner) => "pending_partner",
-        Ok(scheme::ClaimState::Coordinated) => "coordinated",
-        Ok(scheme::ClaimState::Rejected) => "rejected",
-        Ok(scheme::ClaimState::CancelPending) => "cancel_pending",
-        Ok(scheme::ClaimState::Cancelled) => "cancelled",
-        _ => "unknown",
-    }
+/// An enum value's proto name without its prefix, in lower case
+/// (`CLAIM_STATE_PENDING_PARTNER` is "pending_partner"): the words the
+/// tables translate (`Lang::state`). One source, the contract's own names.
+fn enum_word(proto_name: Option<&str>, prefix: &str) -> String {
+    proto_name.map_or_else(
+        || "unknown".to_string(),
+        |n| n.trim_start_matches(prefix).to_lowercase(),
+    )
+}
+
+fn claim_state_name(s: i32) -> String {
+    let name = scheme::ClaimState::try_from(s)
+        .ok()
+        .filter(|s| *s != scheme::ClaimState::Unspecified);
+    enum_word(name.map(|s| s.as_str_name()), "CLAIM_STATE_")
 }
 
 #[allow(

@@ -13,11 +13,7 @@ pub(super) async fn admin_cmd(ctx: &Ctx, cmd: AdminCmd) -> Out {
                 .map_err(|s| status_failure(s, None))?
                 .into_inner();
             if ctx.json {
-                ctx.print_json(json!({"partners": r.partners.iter().map(|p| json!({
-                    "mutuelle_id": p.mutuelle_id, "name": p.name, "adapter": p.adapter,
-                    "last_success_ms": p.last_success_ms, "last_error_ms": p.last_error_ms,
-                    "last_error": p.last_error, "pending": p.pending, "deadline_ms": p.deadline_ms,
-                })).collect::<Vec<_>>()}));
+                ctx.print(&r);
                 return Ok(());
             }
             let mut t = Table::new(
@@ -57,7 +53,7 @@ pub(super) async fn admin_cmd(ctx: &Ctx, cmd: AdminCmd) -> Out {
                 .map_err(|s| status_failure(s, None))?
                 .into_inner();
             if ctx.json {
-                ctx.print_json(json!({"state": r.state, "last_error": r.last_error}));
+                ctx.print(&r);
             } else {
                 outln!("{}: {}", l.t("state"), l.state(&r.state));
                 if !r.last_error.is_empty() {
@@ -75,10 +71,7 @@ pub(super) async fn admin_cmd(ctx: &Ctx, cmd: AdminCmd) -> Out {
                 .map_err(|s| status_failure(s, None))?
                 .into_inner();
             if ctx.json {
-                ctx.print_json(json!({"records": r.records.iter().map(|a| json!({
-                    "at_ms": a.at_ms, "direction": a.direction, "party": a.party, "method": a.method,
-                    "request_hash": a.request_hash, "outcome": a.outcome,
-                })).collect::<Vec<_>>()}));
+                ctx.print(&r);
                 return Ok(());
             }
             let mut t = Table::new(l, &["when", "direction", "party", "method", "outcome"]);
@@ -103,12 +96,7 @@ pub(super) async fn admin_cmd(ctx: &Ctx, cmd: AdminCmd) -> Out {
                 .map_err(|s| status_failure(s, None))?
                 .into_inner();
             if ctx.json {
-                ctx.print_json(json!({"conflicts": r.conflicts.iter().map(|c| json!({
-                    "scheme_id": c.scheme_id, "beneficiary_id": c.beneficiary_id,
-                    "first_mutuelle_id": c.first_mutuelle_id, "first_member_number": c.first_member_number,
-                    "second_mutuelle_id": c.second_mutuelle_id, "second_member_number": c.second_member_number,
-                    "from_date": c.from_date, "to_date": c.to_date,
-                })).collect::<Vec<_>>()}));
+                ctx.print(&r);
                 return Ok(());
             }
             if r.conflicts.is_empty() {
@@ -163,9 +151,7 @@ pub(super) async fn admin_cmd(ctx: &Ctx, cmd: AdminCmd) -> Out {
                 .map_err(|s| status_failure(s, None))?
                 .into_inner();
             if ctx.json {
-                ctx.print_json(json!({"changed": r.changed.iter().map(|m| json!({
-                    "mutuelle_id": m.mutuelle_id, "member_number": m.member_number,
-                })).collect::<Vec<_>>()}));
+                ctx.print(&r);
                 return Ok(());
             }
             if r.changed.is_empty() {

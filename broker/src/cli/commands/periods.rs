@@ -2,24 +2,11 @@
 
 use super::*;
 
-fn period_state_name(s: i32) -> &'static str {
-    match settlement::PeriodState::try_from(s) {
-        Ok(settlement::PeriodState::Open) => "open",
-        Ok(settlement::PeriodState::Closed) => "closed",
-        Ok(settlement::PeriodState::Settled) => "settled",
-        _ => "unknown",
-    }
-}
-
-fn period_json(p: &settlement::Period) -> Value {
-    let t = p.totals.unwrap_or_default();
-    json!({
-        "scheme_id": p.scheme_id, "mutuelle_id": p.mutuelle_id, "number": p.number,
-        "state": period_state_name(p.state), "currency": p.currency, "claim_count": p.claim_count,
-        "totals": {"billed": t.billed, "scheme_share": t.scheme_share, "mutuelle_share": t.mutuelle_share, "patient_share": t.patient_share},
-        "recoveries": p.recoveries, "net_due": p.net_due,
-        "closed_at_ms": p.closed_at_ms, "settled_at_ms": p.settled_at_ms, "settlement_reference": p.settlement_reference,
-    })
+fn period_state_name(s: i32) -> String {
+    let name = settlement::PeriodState::try_from(s)
+        .ok()
+        .filter(|s| *s != settlement::PeriodState::Unspecified);
+    enum_word(name.map(|s| s.as_str_name()), "PERIOD_STATE_")
 }
 
 fn periods_table(l: Lang, periods: &[settlement::Period]) -> String {
@@ -44,7 +31,7 @@ fn periods_table(l: Lang, periods: &[settlement::Period]) -> String {
         let c = p.currency.as_str();
         t.row(vec![
             p.number.to_string(),
-            l.state(period_state_name(p.state)).to_string(),
+            l.state(&period_state_name(p.state)).to_string(),
             p.claim_count.to_string(),
             l.money(tot.billed, c),
             l.money(tot.scheme_share, c),
@@ -99,7 +86,7 @@ pub(super) async fn period(ctx: &Ctx, cmd: PeriodCmd) -> Out {
         ],
     };
     if ctx.json {
-        ctx.print_json(json!({"periods": periods.iter().map(period_json).collect::<Vec<_>>()}));
+        ctx.print(&settlement::ListPeriodsResponse { periods });
     } else {
         out!("{}", periods_table(ctx.lang, &periods));
     }
@@ -215,23 +202,7 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
     }
     let p = s.period.clone().unwrap_or_default();
     if ctx.json {
-        ctx.print_json(json!({
-            "period": period_json(&p),
-            "payees": s.payees.iter().map(|py| json!({
-                "payee_type": py.payee_type, "payee_id": py.payee_id,
-                "mutuelle_share": py.totals.unwrap_or_default().mutuelle_share,
-                "lines": py.lines.iter().map(|l| json!({
-                    "claim_id": l.claim_id, "invoice_number": l.invoice_number, "date_of_care": l.date_of_care,
-                    "member_number": l.member_number, "line": l.sequence, "act_code": l.act_code,
-                    "billed": l.billed, "scheme_share": l.scheme_share, "mutuelle_share": l.mutuelle_share,
-                    "patient_share": l.patient_share,
-                })).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-            "recoveries": s.recoveries.iter().map(|r| json!({
-                "claim_id": r.claim_id, "from_period": r.from_period, "amount": r.amount,
-                "payee_type": r.payee_type, "payee_id": r.payee_id,
-            })).collect::<Vec<_>>(),
-        }));
+        ctx.print(&s);
         return Ok(());
     }
     let l = ctx.lang;
@@ -243,7 +214,7 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
         p.mutuelle_id,
         l.t("period"),
         p.number,
-        l.state(period_state_name(p.state))
+        l.state(&period_state_name(p.state))
     );
     for payee in &s.payees {
         outln!(

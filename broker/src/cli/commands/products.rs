@@ -37,9 +37,11 @@ pub(super) async fn products(ctx: &Ctx, cmd: ProductsCmd) -> Out {
                 .map_err(|s| status_failure(s, None))?
                 .into_inner();
             if ctx.json {
-                ctx.print_json(json!({"results": products.iter().zip(&r.results).map(|(p, r)| json!({
-                    "mutuelle_id": p.mutuelle_id, "product_id": p.product_id, "version": p.version, "result": r,
-                })).collect::<Vec<_>>()}));
+                ctx.print_with(
+                    &r,
+                    "products",
+                    passerelle_proto::json::to_json(&product::PutProductsRequest { products })["products"].take(),
+                );
                 return Ok(());
             }
             let mut t = Table::new(l, &["mutuelle", "product", "version", "result"]).right(&[2]);
@@ -62,10 +64,7 @@ pub(super) async fn products(ctx: &Ctx, cmd: ProductsCmd) -> Out {
                 .map_err(|s| status_failure(s, None))?
                 .into_inner();
             if ctx.json {
-                ctx.print_json(json!({"products": r.products.iter().map(|p| json!({
-                    "mutuelle_id": p.mutuelle_id, "product_id": p.product_id, "version": p.version, "name": p.name,
-                    "valid_from": p.valid_from, "valid_to": p.valid_to, "used": p.used,
-                })).collect::<Vec<_>>()}));
+                ctx.print(&r);
                 return Ok(());
             }
             let mut t = Table::new(
