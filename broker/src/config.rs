@@ -627,46 +627,25 @@ mod tests {
     /// no adapter's settings; it goes through `AdapterConfig`.
     #[test]
     fn the_broker_names_no_adapter_type() {
-        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut seen = 0;
-        let mut dirs = vec![src];
-        while let Some(dir) = dirs.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    dirs.push(path);
-                    continue;
-                }
-                // Test modules (this test's own needles are past the first).
-                if path.ends_with("testing.rs") || path.ends_with("tests.rs") {
-                    continue;
-                }
-                let text = std::fs::read_to_string(&path).unwrap();
-                let text = text.split("#[cfg(test)]").next().unwrap_or_default();
-                for needle in [
-                    "AdapterKind::Grpc",
-                    "AdapterKind::FhirR4",
-                    "AdapterKind::XmlHttp",
-                    "AdapterConfig::Rules",
-                    "AdapterConfig::Grpc",
-                    "AdapterConfig::FhirR4",
-                    "AdapterConfig::XmlHttp",
-                    "GrpcConfig",
-                    "FhirConfig",
-                    "XmlConfig",
-                    "RulesConfig",
-                ] {
-                    let code = text.lines().filter(|l| !l.trim_start().starts_with("//"));
-                    assert!(
-                        !code.clone().any(|l| l.contains(needle)),
-                        "{} names {needle}",
-                        path.display()
-                    );
-                }
-                seen += 1;
+        let files = crate::source_guard::production_files("");
+        assert!(files.len() > 40, "{} files read", files.len());
+        for (path, code) in files {
+            for needle in [
+                "AdapterKind::Grpc",
+                "AdapterKind::FhirR4",
+                "AdapterKind::XmlHttp",
+                "AdapterConfig::Rules",
+                "AdapterConfig::Grpc",
+                "AdapterConfig::FhirR4",
+                "AdapterConfig::XmlHttp",
+                "GrpcConfig",
+                "FhirConfig",
+                "XmlConfig",
+                "RulesConfig",
+            ] {
+                assert!(!code.contains(needle), "{} names {needle}", path.display());
             }
         }
-        assert!(seen > 40, "{seen} files read");
     }
 
     #[test]

@@ -12,5 +12,7 @@ pub mod net;
 pub mod pki;
 pub mod server;
 pub mod service;
+#[cfg(test)]
+mod source_guard;
 pub mod store;
 pub mod tls;

@@ -46,14 +46,27 @@ pub(super) fn json<T: serde::Serialize>(v: &T) -> String {
 }
 
 /// Reads a JSON column; a body this version cannot read is corrupt, never
-/// skipped.
+/// skipped. The error names the column and where in the body it failed,
+/// never the body's content (claim and member bodies hold beneficiary ids,
+/// and the message reaches the caller and the audit log); an unknown enum
+/// name in it (a reason code, a care category) is named, since a newer
+/// version may have written it and it holds nothing personal.
 pub(super) fn from_json<T: serde::de::DeserializeOwned>(
     what: &str,
     bytes: &[u8],
 ) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| {
-        let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(120)]).into_owned();
-        corrupt(what, &format!("{shown} ({e})"))
+        let text = e.to_string();
+        let variant = text
+            .strip_prefix("unknown variant `")
+            .and_then(|r| r.split_once('`'))
+            .map(|(v, _)| v)
+            .filter(|v| v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        let at = format!("line {} column {}", e.line(), e.column());
+        match variant {
+            Some(v) => corrupt(what, &format!("{v} ({at})")),
+            None => corrupt(what, &format!("{:?} error at {at}", e.classify())),
+        }
     })
 }
 

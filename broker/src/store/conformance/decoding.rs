@@ -75,13 +75,28 @@ pub async fn unknown_stored_values_are_corruption(
     assert_corrupt(
         store.get_claim("CNSS", "X1").await,
         "line reasons",
-        "not json",
+        "line 1 column",
     );
     raw("UPDATE claim_lines SET reasons = '[]'").await;
     assert_eq!(
         store.get_claim("CNSS", "X1").await.unwrap().unwrap(),
         before
     );
+
+    // Member and product bodies, on their first read (the SQLite caches
+    // have not seen them).
+    let member = sample_member("MUT-A", "A-9", "TG-9");
+    store.upsert_members(&[member], 1).await.unwrap();
+    raw("UPDATE members SET body = '{\"beneficiary_id\": 12}' WHERE member_number = 'A-9'").await;
+    assert_corrupt(
+        store.get_member("MUT-A", "A-9").await,
+        "member body",
+        "line 1",
+    );
+    let product = sample_product("MUT-A", 1, "2025-01-01");
+    store.put_products(&[product]).await.unwrap();
+    raw("UPDATE products SET body = 'not json' WHERE mutuelle_id = 'MUT-A'").await;
+    assert_corrupt(store.list_products("MUT-A").await, "product body", "line 1");
 
     store.close_period("CNSS", "MUT-A", 5_000).await.unwrap();
     raw(periods_check_off).await;

@@ -18,12 +18,7 @@ impl ClaimStore for PgStore {
                 "{}\u{1f}{}\u{1f}{}",
                 cl.scheme_id, cl.provider_id, cl.invoice_number
             );
-            x(
-                &tx,
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                &[&invoice_key],
-            )
-            .await?;
+            advisory_lock(&tx, &invoice_key).await?;
             let dup: Option<String> = q1(
                 &tx,
                 &format!(

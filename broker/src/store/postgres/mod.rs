@@ -136,6 +136,19 @@ async fn x<C: GenericClient + Sync>(c: &C, sql: &str, p: &[P<'_>]) -> Result<u64
     Ok(c.execute(&st, p).await?)
 }
 
+/// Takes the transaction-scoped advisory lock named `key` (held until the
+/// transaction ends): the writes it guards run one at a time across
+/// replicas.
+async fn advisory_lock<C: GenericClient + Sync>(c: &C, key: &str) -> Result<(), StoreError> {
+    x(
+        c,
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        &[&key],
+    )
+    .await?;
+    Ok(())
+}
+
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
@@ -542,13 +555,7 @@ async fn lock_coverage<'a, C: GenericClient + Sync>(
     schemes.sort_unstable();
     schemes.dedup();
     for s in schemes {
-        let key = format!("coverage\u{1f}{s}");
-        x(
-            c,
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            &[&key],
-        )
-        .await?;
+        advisory_lock(c, &format!("coverage\u{1f}{s}")).await?;
     }
     Ok(())
 }

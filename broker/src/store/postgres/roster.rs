@@ -90,13 +90,7 @@ impl RosterStore for PgStore {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         // One import per mutuelle at a time.
-        let lock_key = format!("roster\u{1f}{}", import.mutuelle_id);
-        x(
-            &tx,
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            &[&lock_key],
-        )
-        .await?;
+        advisory_lock(&tx, &format!("roster\u{1f}{}", import.mutuelle_id)).await?;
         let rows = q(
             &tx,
             "SELECT body FROM members WHERE mutuelle_id = $1",

@@ -28,13 +28,7 @@ impl SettlementStore for PgStore {
     ) -> Result<PeriodRecord, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        let lock_key = format!("period\u{1f}{scheme_id}\u{1f}{mutuelle_id}");
-        x(
-            &tx,
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            &[&lock_key],
-        )
-        .await?;
+        advisory_lock(&tx, &format!("period\u{1f}{scheme_id}\u{1f}{mutuelle_id}")).await?;
         let number = open_period(&tx, scheme_id, mutuelle_id).await?.number;
         let id: i64 = q1(
             &tx,
@@ -77,13 +71,7 @@ impl SettlementStore for PgStore {
     ) -> Result<PeriodRecord, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        let lock_key = format!("period\u{1f}{scheme_id}\u{1f}{mutuelle_id}");
-        x(
-            &tx,
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            &[&lock_key],
-        )
-        .await?;
+        advisory_lock(&tx, &format!("period\u{1f}{scheme_id}\u{1f}{mutuelle_id}")).await?;
         let Some((_, p)) = load_period(&tx, scheme_id, mutuelle_id, number).await? else {
             let open = open_period(&tx, scheme_id, mutuelle_id).await?.number;
             return Err(core::no_period_to_settle(

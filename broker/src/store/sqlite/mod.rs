@@ -583,7 +583,7 @@ fn import_plan(
             .collect::<Result<Vec<_>, _>>()?;
         bodies
             .iter()
-            .map(|b| serde_json::from_str(b).map_err(backend))
+            .map(|b| core::from_json("member body", b.as_bytes()))
             .collect::<Result<_, _>>()?
     };
     let incoming = std::mem::take(&mut import.members);

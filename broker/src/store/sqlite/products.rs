@@ -31,7 +31,7 @@ impl ProductStore for SqliteStore {
                 .query_map([m], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))?
                 .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter()
-                .map(|(b, used)| Ok((serde_json::from_str(&b).map_err(backend)?, used)))
+                .map(|(b, used)| Ok((core::from_json("product body", b.as_bytes())?, used)))
                 .collect()
         })
         .await
