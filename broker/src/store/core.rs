@@ -563,6 +563,17 @@ pub(super) fn statement_of_open(number: u32, open: u32) -> bool {
     number == 0 || number == open
 }
 
+/// Migrating refuses a database a newer binary migrated (downgrade by
+/// restoring a backup, docs/operations.md).
+pub(super) fn migrations_to_apply(found: i64, want: i64) -> Result<(), StoreError> {
+    if found > want {
+        return Err(StoreError::Backend(format!(
+            "database schema version {found} is newer than this binary's {want}"
+        )));
+    }
+    Ok(())
+}
+
 pub(super) fn not_found_claim(scheme: &str, claim_id: &str) -> StoreError {
     StoreError::NotFound(format!("claim {scheme}/{claim_id}"))
 }

@@ -248,11 +248,7 @@ impl PgStore {
         ))
         .await?;
         let found = Self::version_in(&tx).await?;
-        if found > SCHEMA_VERSION {
-            return Err(backend(format!(
-                "database schema version {found} is newer than this binary's {SCHEMA_VERSION}"
-            )));
-        }
+        core::migrations_to_apply(found, SCHEMA_VERSION)?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
             tx.batch_execute(sql).await?;
             tx.execute(

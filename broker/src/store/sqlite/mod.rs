@@ -469,11 +469,7 @@ fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
         .optional()?
         .flatten();
     let found = found.unwrap_or(0);
-    if found > SCHEMA_VERSION {
-        return Err(backend(format!(
-            "database schema version {found} is newer than this binary's {SCHEMA_VERSION}"
-        )));
-    }
+    core::migrations_to_apply(found, SCHEMA_VERSION)?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         tx.execute_batch(sql)?;
         tx.prepare_cached("INSERT INTO schema_version (version) VALUES (?1)")?
