@@ -6,7 +6,8 @@ use passerelle_domain::validate::{
     FieldViolation, MAX_DIAGNOSES, MAX_LINES, check_claim, check_id, check_line,
 };
 use passerelle_domain::{
-    CareCategory, Claim, ClaimLine, Date, EligibilityInput, Payee, SchemeOutcome, Stay, date,
+    CareCategory, Claim, ClaimLine, Date, EligibilityInput, Payee, Product, SchemeOutcome, Stay,
+    date,
 };
 
 use crate::convert;
@@ -234,4 +235,65 @@ pub fn eligibility(
         lines,
         diagnoses: r.diagnoses,
     })
+}
+
+/// The `i`-th product of a PutProducts request, its bad fields added to `v`
+/// (paths `products[i]....`).
+pub fn product(v: &mut Violations, i: usize, p: crate::product::v1::Product) -> Product {
+    let f = |n: &str| format!("products[{i}].{n}");
+    let valid_from = v.date(&f("valid_from"), &p.valid_from).unwrap_or(Date::MIN);
+    let valid_to = if p.valid_to.is_empty() {
+        None
+    } else {
+        v.date(&f("valid_to"), &p.valid_to)
+    };
+    let categories = p
+        .categories
+        .into_iter()
+        .enumerate()
+        .map(|(j, c)| passerelle_domain::CategoryRule {
+            category: convert::care_category(c.category).unwrap_or_else(|| {
+                v.add(
+                    format!("products[{i}].categories[{j}].category"),
+                    "must be a known care category",
+                );
+                passerelle_domain::CareCategory::Other
+            }),
+            tm_rate_bp: c.tm_rate_bp,
+            fixed_per_act: c.fixed_per_act,
+            overrun_rate_bp: c.overrun_rate_bp,
+            out_of_basket_rate_bp: c.out_of_basket_rate_bp,
+            per_act_limit: c.per_act_limit,
+            year_limit: c.year_limit,
+            year_count_limit: c.year_count_limit,
+            waiting_days: c.waiting_days,
+            excluded_diagnoses: c.excluded_diagnoses,
+        })
+        .collect();
+    let product = Product {
+        mutuelle_id: p.mutuelle_id,
+        id: p.product_id,
+        version: p.version,
+        name: p.name,
+        valid_from,
+        valid_to,
+        currency: p.currency,
+        categories,
+        stay_limit: p.stay_limit,
+        beneficiary_year_limit: p.beneficiary_year_limit,
+        household_year_limit: p.household_year_limit,
+        excluded_diagnoses: p.excluded_diagnoses,
+        excluded_acts: p.excluded_acts,
+    };
+    for (field, problem) in product.check() {
+        // Product::check names fields as the config does; the contract calls
+        // the id "product_id".
+        let field = if field == "id" {
+            "product_id".to_string()
+        } else {
+            field
+        };
+        v.add(f(&field), problem);
+    }
+    product
 }

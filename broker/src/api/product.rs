@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use passerelle_adapters::AdapterKind;
-use passerelle_domain::{CategoryRule, Product};
+use passerelle_domain::Product;
 use passerelle_proto::convert;
 use passerelle_proto::product::v1 as pb;
 use pb::product_service_server::ProductService;
@@ -25,67 +25,6 @@ impl ProductApi {
     pub fn new(broker: Arc<Broker>) -> Self {
         ProductApi { broker }
     }
-}
-
-pub(crate) fn product_from_pb(v: &mut Violations, i: usize, p: pb::Product) -> Product {
-    let f = |n: &str| format!("products[{i}].{n}");
-    let valid_from = v
-        .date(&f("valid_from"), &p.valid_from)
-        .unwrap_or(time::Date::MIN);
-    let valid_to = if p.valid_to.is_empty() {
-        None
-    } else {
-        v.date(&f("valid_to"), &p.valid_to)
-    };
-    let categories = p
-        .categories
-        .into_iter()
-        .enumerate()
-        .map(|(j, c)| CategoryRule {
-            category: convert::care_category(c.category).unwrap_or_else(|| {
-                v.add(
-                    format!("products[{i}].categories[{j}].category"),
-                    "must be a known care category",
-                );
-                passerelle_domain::CareCategory::Other
-            }),
-            tm_rate_bp: c.tm_rate_bp,
-            fixed_per_act: c.fixed_per_act,
-            overrun_rate_bp: c.overrun_rate_bp,
-            out_of_basket_rate_bp: c.out_of_basket_rate_bp,
-            per_act_limit: c.per_act_limit,
-            year_limit: c.year_limit,
-            year_count_limit: c.year_count_limit,
-            waiting_days: c.waiting_days,
-            excluded_diagnoses: c.excluded_diagnoses,
-        })
-        .collect();
-    let product = Product {
-        mutuelle_id: p.mutuelle_id,
-        id: p.product_id,
-        version: p.version,
-        name: p.name,
-        valid_from,
-        valid_to,
-        currency: p.currency,
-        categories,
-        stay_limit: p.stay_limit,
-        beneficiary_year_limit: p.beneficiary_year_limit,
-        household_year_limit: p.household_year_limit,
-        excluded_diagnoses: p.excluded_diagnoses,
-        excluded_acts: p.excluded_acts,
-    };
-    for (field, problem) in product.check() {
-        // Product::check names fields as the config does; the contract calls
-        // the id "product_id".
-        let field = if field == "id" {
-            "product_id".to_string()
-        } else {
-            field
-        };
-        v.add(f(&field), problem);
-    }
-    product
 }
 
 // Every product must belong to a mutuelle the caller acts for; the call is
@@ -115,7 +54,7 @@ impl ProductService for ProductApi {
             }
             let mut products = Vec::with_capacity(msg.products.len());
             for (i, p) in msg.products.into_iter().enumerate() {
-                let p = product_from_pb(&mut v, i, p);
+                let p = passerelle_proto::parse::product(&mut v, i, p);
                 match self.broker.partners().find(|x| x.id == p.mutuelle_id) {
                     None => v.add(
                         format!("products[{i}].mutuelle_id"),
