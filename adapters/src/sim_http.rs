@@ -1,33 +1,34 @@
 //! Simulated HTTP partners for `dev` and the tests: a FHIR R4 server (either
 //! dialect, openIMIS-like login included) and XML mutuelles of two shapes.
-//! Each wraps a [`SimMutuelle`], so that products, ceilings, idempotency and
-//! failure modes are the same as for the simulated gRPC partner.
+//! Each is a thin translator in front of a [`SimMutuelle`]'s core (requests
+//! read into a [`Care`], domain answers written back), so that products,
+//! ceilings, idempotency and failure modes are the same as for the simulated
+//! gRPC partner.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use passerelle_domain::money::minor_unit_digits;
+use passerelle_domain::{ClaimLine, SchemeOutcome, date};
+// Only for the contract's number of a reason code, which the FHIR answer shows.
 use passerelle_proto::convert;
-use passerelle_proto::partner::v1 as pb;
-use pb::mutuelle_partner_server::MutuellePartner;
 use serde_json::{Value, json};
-use tonic::Request;
 
 use crate::decimal::{format_minor, parse_minor, parse_whole};
 use crate::fhir::{Dialect, KEY_SYSTEM, OUTCOME_SYSTEM, decimal};
 use crate::http::{Incoming, Outgoing, serve};
-use crate::sim::{Mode, SimMutuelle};
+use crate::sim::{Call, Care, Mode, SimError, SimMutuelle, care_category};
 use crate::xml::{Node, format_date, parse_date, parse_xml};
 
-fn outcome(status: tonic::Status) -> Outgoing {
-    let code = match status.code() {
-        tonic::Code::Unavailable => 503,
-        tonic::Code::Unauthenticated => 401,
-        tonic::Code::InvalidArgument => 400,
-        _ => 422,
+fn outcome(e: SimError) -> Outgoing {
+    let code = match e {
+        SimError::Unavailable => 503,
+        SimError::Unauthenticated(_) => 401,
+        SimError::InvalidArgument(_) => 400,
+        SimError::NotMember | SimError::NotFound(_) => 422,
     };
     let body = json!({ "resourceType": "OperationOutcome",
-        "issue": [{ "severity": "error", "code": "processing", "diagnostics": status.message() }] });
+        "issue": [{ "severity": "error", "code": "processing", "diagnostics": e.to_string() }] });
     (
         code,
         "application/fhir+json",
@@ -35,14 +36,14 @@ fn outcome(status: tonic::Status) -> Outgoing {
     )
 }
 
-fn category(code: &str) -> i32 {
-    passerelle_domain::CareCategory::ALL
-        .iter()
-        .find(|c| c.as_str() == code)
-        .map(|c| convert::care_category_to_pb(*c))
-        .unwrap_or(convert::care_category_to_pb(
-            passerelle_domain::CareCategory::Other,
-        ))
+/// A scheme outcome by its name in the simulated formats; anything else
+/// reads as covered.
+fn scheme_outcome(s: &str) -> SchemeOutcome {
+    match s {
+        "out_of_basket" => SchemeOutcome::OutOfBasket,
+        "refused" => SchemeOutcome::Refused,
+        _ => SchemeOutcome::Covered,
+    }
 }
 
 fn money(v: &Value, digits: u32) -> i64 {
@@ -104,7 +105,7 @@ impl SimFhir {
                 .get("authorization")
                 .and_then(|v| v.to_str().ok());
             if auth != Some("Bearer sim-jwt-token") {
-                return outcome(tonic::Status::unauthenticated("login first"));
+                return outcome(SimError::Unauthenticated("login first".into()));
             }
         }
         if self.sim.mode() == Mode::Garbage && req.path.ends_with("/Claim") {
@@ -115,7 +116,7 @@ impl SimFhir {
             );
         }
         let Ok(v) = serde_json::from_slice::<Value>(&req.body) else {
-            return outcome(tonic::Status::invalid_argument("not JSON"));
+            return outcome(SimError::InvalidArgument("not JSON".into()));
         };
         let r = if req.path.ends_with("/Claim") {
             self.claim(&v).await
@@ -124,7 +125,7 @@ impl SimFhir {
         } else if req.path.ends_with("/Task") {
             self.task(&v).await
         } else {
-            Err(tonic::Status::not_found("no such resource"))
+            Err(SimError::NotFound("no such resource".into()))
         };
         match r {
             Ok(v) => (
@@ -148,21 +149,38 @@ impl SimFhir {
             .unwrap_or_default()
     }
 
-    async fn claim(&self, v: &Value) -> Result<Value, tonic::Status> {
+    async fn claim(&self, v: &Value) -> Result<Value, SimError> {
         let digits = minor_unit_digits(&self.currency).unwrap_or(0);
         let key = v["identifier"]
             .as_array()
             .and_then(|ids| ids.iter().find(|i| i["system"] == KEY_SYSTEM))
             .and_then(|i| i["value"].as_str())
-            .ok_or_else(|| tonic::Status::invalid_argument("no identifier"))?
+            .ok_or_else(|| SimError::InvalidArgument("no identifier".into()))?
             .to_string();
+        let mode = self.sim.open(Call::Adjudicate, None).await?;
+        SimError::key(&key)?;
+        let mut care = Care::new(
+            self.member(v),
+            SimError::date(v["created"].as_str().unwrap_or(""))?,
+        );
+        care.diagnoses = v["diagnosis"]
+            .as_array()
+            .map(|d| {
+                d.iter()
+                    .filter_map(|x| {
+                        x.pointer("/diagnosisCodeableConcept/coding/0/code")
+                            .and_then(Value::as_str)
+                            .map(String::from)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let scheme = v
             .pointer("/contained/0/item")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
         let items = v["item"].as_array().cloned().unwrap_or_default();
-        let mut lines = Vec::new();
         for item in &items {
             let seq = item["sequence"].as_u64().unwrap_or(0) as u32;
             let qty = item
@@ -218,59 +236,27 @@ impl SimFhir {
                         })
                         .and_then(|c| c["code"].as_str())
                         .unwrap_or("covered");
-                    let o = match o {
-                        "out_of_basket" => passerelle_domain::SchemeOutcome::OutOfBasket,
-                        "refused" => passerelle_domain::SchemeOutcome::Refused,
-                        _ => passerelle_domain::SchemeOutcome::Covered,
-                    };
-                    (b, e, s, o)
+                    (b, e, s, scheme_outcome(o))
                 }
                 Dialect::Openimis => {
                     // openIMIS sees only the claimed amount (the remainder).
                     let unit = money(&item["unitPrice"], digits);
                     let total = unit * qty;
-                    (total, total, 0, passerelle_domain::SchemeOutcome::Covered)
+                    (total, total, 0, SchemeOutcome::Covered)
                 }
             };
-            let l = passerelle_domain::ClaimLine {
-                act_code: act.clone(),
-                category: passerelle_domain::CareCategory::Other,
+            care.lines.push(ClaimLine {
+                act_code: act,
+                category: care_category(&cat),
                 quantity: qty as u32,
                 billed,
                 tariff_base: tariff,
                 scheme_share: share,
                 outcome,
                 scheme_reason: String::new(),
-            };
-            let mut rl = crate::grpc::remainder_line(seq, &l);
-            rl.care_category = category(&cat);
-            lines.push(rl);
+            });
         }
-        let req = pb::AdjudicateRemainderRequest {
-            idempotency_key: key,
-            member_number: self.member(v),
-            date_of_care: v["created"].as_str().unwrap_or("").to_string(),
-            currency: self.currency.clone(),
-            lines: lines.clone(),
-            diagnoses: v["diagnosis"]
-                .as_array()
-                .map(|d| {
-                    d.iter()
-                        .filter_map(|x| {
-                            x.pointer("/diagnosisCodeableConcept/coding/0/code")
-                                .and_then(Value::as_str)
-                                .map(String::from)
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-            ..Default::default()
-        };
-        let answer = self
-            .sim
-            .adjudicate_remainder(Request::new(req))
-            .await?
-            .into_inner();
+        let answer = self.sim.adjudicate(mode, &key, &care)?;
         let items: Vec<Value> = answer
             .lines
             .iter()
@@ -278,7 +264,7 @@ impl SimFhir {
                 let reasons: Vec<Value> = s
                     .reasons
                     .iter()
-                    .map(|r| json!({ "coding": [{ "system": "urn:sim", "code": r.code.to_string(), "display": r.message }] }))
+                    .map(|r| json!({ "coding": [{ "system": "urn:sim", "code": convert::reason_to_pb(r).code.to_string(), "display": r.message }] }))
                     .collect();
                 match self.dialect {
                     Dialect::Standard => {
@@ -312,33 +298,26 @@ impl SimFhir {
         }))
     }
 
-    async fn eligibility(&self, v: &Value) -> Result<Value, tonic::Status> {
-        let req = pb::ComplementaryEligibilityRequest {
-            idempotency_key: v
-                .pointer("/identifier/0/value")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            member_number: self.member(v),
-            date_of_care: v["created"].as_str().unwrap_or("").to_string(),
-            currency: self.currency.clone(),
-            ..Default::default()
-        };
-        let a = self
-            .sim
-            .check_complementary_eligibility(Request::new(req))
-            .await?
-            .into_inner();
+    async fn eligibility(&self, v: &Value) -> Result<Value, SimError> {
+        self.sim.open(Call::Eligibility, None).await?;
+        let care = Care::new(
+            self.member(v),
+            SimError::date(v["created"].as_str().unwrap_or(""))?,
+        );
+        let a = self.sim.eligibility(&care);
         let digits = minor_unit_digits(&self.currency).unwrap_or(0);
         let items: Vec<Value> = a
             .ceilings
             .iter()
             .map(|c| {
-                let benefit = if c.count_limit > 0 {
-                    json!({ "type": { "coding": [{ "code": "benefit" }] }, "allowedUnsignedInt": c.count_remaining })
-                } else {
+                let count_limit = c.limit_count.unwrap_or(0);
+                let benefit = if count_limit > 0 {
                     json!({ "type": { "coding": [{ "code": "benefit" }] },
-                            "allowedMoney": { "value": decimal(c.remaining, digits), "currency": self.currency_text } })
+                            "allowedUnsignedInt": count_limit.saturating_sub(c.used_count) })
+                } else {
+                    let remaining = c.limit_amount.map_or(0, |l| (l - c.used_amount).max(0));
+                    json!({ "type": { "coding": [{ "code": "benefit" }] },
+                            "allowedMoney": { "value": decimal(remaining, digits), "currency": self.currency_text } })
                 };
                 json!({ "category": { "text": c.scope }, "benefit": [benefit] })
             })
@@ -354,21 +333,12 @@ impl SimFhir {
         )
     }
 
-    async fn task(&self, v: &Value) -> Result<Value, tonic::Status> {
-        let req = pb::CancelAdjudicationRequest {
-            idempotency_key: v
-                .pointer("/identifier/0/value")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            adjudication_key: v
-                .pointer("/focus/identifier/value")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            ..Default::default()
-        };
-        self.sim.cancel_adjudication(Request::new(req)).await?;
+    async fn task(&self, v: &Value) -> Result<Value, SimError> {
+        self.sim.open(Call::Cancel, None).await?;
+        let key = v.pointer("/identifier/0/value").and_then(Value::as_str);
+        let adjudication_key = v.pointer("/focus/identifier/value").and_then(Value::as_str);
+        self.sim
+            .cancel(key.unwrap_or(""), adjudication_key.unwrap_or(""));
         Ok(json!({ "resourceType": "Task", "status": "completed", "intent": "order" }))
     }
 }
@@ -449,33 +419,29 @@ impl SimXml {
         }
     }
 
-    fn fault(&self, status: tonic::Status) -> Outgoing {
+    fn fault(&self, e: SimError) -> Outgoing {
         match self.shape {
             XmlShape::A => {
-                let code = if status.code() == tonic::Code::Unavailable {
-                    503
-                } else {
-                    200
-                };
+                let code = if e == SimError::Unavailable { 503 } else { 200 };
                 (
                     code,
                     "application/xml",
                     format!(
                         "<Reponse><Erreur>{}</Erreur></Reponse>",
-                        xml_escape(status.message())
+                        xml_escape(&e.to_string())
                     )
                     .into_bytes(),
                 )
             }
             XmlShape::B => {
-                let code = if status.code() == tonic::Code::Unavailable {
+                let code = if e == SimError::Unavailable {
                     "soap:Server"
                 } else {
                     "soap:Client"
                 };
                 (500, "text/xml", format!(
                     "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><soap:Fault><faultcode>{code}</faultcode><faultstring>{}</faultstring></soap:Fault></soap:Body></soap:Envelope>",
-                    xml_escape(status.message())
+                    xml_escape(&e.to_string())
                 ).into_bytes())
             }
         }
@@ -498,7 +464,7 @@ impl SimXml {
         }
         let root = match parse_xml(&req.body, 1 << 20, 32) {
             Ok(r) => r,
-            Err(e) => return self.fault(tonic::Status::invalid_argument(e)),
+            Err(e) => return self.fault(SimError::InvalidArgument(e.to_string())),
         };
         let root = if root.name == "Envelope" {
             match root
@@ -508,7 +474,7 @@ impl SimXml {
                 .cloned()
             {
                 Some(n) => n,
-                None => return self.fault(tonic::Status::invalid_argument("empty body")),
+                None => return self.fault(SimError::InvalidArgument("empty body".into())),
             }
         } else {
             root
@@ -517,7 +483,7 @@ impl SimXml {
             "Demande" | "AdjudicationRequest" => self.adjudicate(&root).await,
             "Droits" | "EligibilityRequest" => self.eligibility(&root).await,
             "Annulation" | "CancelRequest" => self.cancel(&root).await,
-            other => Err(tonic::Status::invalid_argument(format!(
+            other => Err(SimError::InvalidArgument(format!(
                 "unknown request {other}"
             ))),
         };
@@ -527,41 +493,41 @@ impl SimXml {
         }
     }
 
-    fn date(&self, s: &str) -> String {
+    /// The date of care as the shape writes it.
+    fn date(&self, s: &str) -> Result<date::Date, SimError> {
         let fmt = if self.shape == XmlShape::A {
             "%d/%m/%Y"
         } else {
             "%Y%m%d"
         };
-        parse_date(s, fmt)
-            .map(passerelle_domain::date::format)
-            .unwrap_or_default()
+        SimError::date(&parse_date(s, fmt).map(date::format).unwrap_or_default())
     }
 
-    async fn adjudicate(&self, root: &Node) -> Result<String, tonic::Status> {
+    async fn adjudicate(&self, root: &Node) -> Result<String, SimError> {
         let v = |n: &Node, p: &str| n.value(p).unwrap_or_default();
         let (key, member, day, items): (String, String, String, Vec<&Node>) = match self.shape {
             XmlShape::A => (
                 v(root, "@cle"),
                 v(root, "Adherent"),
-                self.date(&v(root, "DateSoins")),
+                v(root, "DateSoins"),
                 root.all("Ligne").collect(),
             ),
             XmlShape::B => (
                 v(root, "Key"),
                 v(root, "MemberId"),
-                self.date(&v(root, "ServiceDate")),
+                v(root, "ServiceDate"),
                 root.all("Items")
                     .next()
                     .map(|i| i.all("Item").collect())
                     .unwrap_or_default(),
             ),
         };
-        let mut lines = Vec::new();
+        let mode = self.sim.open(Call::Adjudicate, None).await?;
+        SimError::key(&key)?;
+        let mut care = Care::new(member, self.date(&day)?);
         for it in items {
-            let (seq, act, cat, qty, b, e, s, o) = match self.shape {
+            let (act, cat, qty, b, e, s, o) = match self.shape {
                 XmlShape::A => (
-                    v(it, "@no"),
                     v(it, "@acte"),
                     v(it, "@categorie"),
                     v(it, "@quantite"),
@@ -571,7 +537,6 @@ impl SimXml {
                     v(it, "Issue"),
                 ),
                 XmlShape::B => (
-                    v(it, "Seq"),
                     v(it, "Code"),
                     v(it, "Kind"),
                     v(it, "Qty"),
@@ -581,38 +546,18 @@ impl SimXml {
                     v(it, "SchemeOutcome"),
                 ),
             };
-            let outcome = match o.as_str() {
-                "out_of_basket" => passerelle_domain::SchemeOutcome::OutOfBasket,
-                "refused" => passerelle_domain::SchemeOutcome::Refused,
-                _ => passerelle_domain::SchemeOutcome::Covered,
-            };
-            let l = passerelle_domain::ClaimLine {
+            care.lines.push(ClaimLine {
                 act_code: act,
-                category: passerelle_domain::CareCategory::Other,
+                category: care_category(&cat),
                 quantity: qty.parse().unwrap_or(1),
                 billed: self.read(&b),
                 tariff_base: self.read(&e),
                 scheme_share: self.read(&s),
-                outcome,
+                outcome: scheme_outcome(&o),
                 scheme_reason: String::new(),
-            };
-            let mut rl = crate::grpc::remainder_line(seq.parse().unwrap_or(0), &l);
-            rl.care_category = category(&cat);
-            lines.push(rl);
+            });
         }
-        let req = pb::AdjudicateRemainderRequest {
-            idempotency_key: key,
-            member_number: member,
-            date_of_care: day,
-            currency: self.currency.clone(),
-            lines,
-            ..Default::default()
-        };
-        let a = self
-            .sim
-            .adjudicate_remainder(Request::new(req))
-            .await?
-            .into_inner();
+        let a = self.sim.adjudicate(mode, &key, &care)?;
         let mut out = String::new();
         match self.shape {
             XmlShape::A => {
@@ -651,7 +596,7 @@ impl SimXml {
         Ok(out)
     }
 
-    async fn eligibility(&self, root: &Node) -> Result<String, tonic::Status> {
+    async fn eligibility(&self, root: &Node) -> Result<String, SimError> {
         let member = root
             .value(if self.shape == XmlShape::A {
                 "Adherent"
@@ -659,25 +604,15 @@ impl SimXml {
                 "MemberId"
             })
             .unwrap_or_default();
-        let day = self.date(
-            &root
-                .value(if self.shape == XmlShape::A {
-                    "Date"
-                } else {
-                    "ServiceDate"
-                })
-                .unwrap_or_default(),
-        );
-        let a = self
-            .sim
-            .check_complementary_eligibility(Request::new(pb::ComplementaryEligibilityRequest {
-                member_number: member,
-                date_of_care: day,
-                currency: self.currency.clone(),
-                ..Default::default()
-            }))
-            .await?
-            .into_inner();
+        let day = root
+            .value(if self.shape == XmlShape::A {
+                "Date"
+            } else {
+                "ServiceDate"
+            })
+            .unwrap_or_default();
+        self.sim.open(Call::Eligibility, None).await?;
+        let a = self.sim.eligibility(&Care::new(member, self.date(&day)?));
         Ok(match self.shape {
             XmlShape::A => format!(
                 "<Reponse><Couvert>{}</Couvert></Reponse>",
@@ -690,18 +625,14 @@ impl SimXml {
         })
     }
 
-    async fn cancel(&self, root: &Node) -> Result<String, tonic::Status> {
+    async fn cancel(&self, root: &Node) -> Result<String, SimError> {
         let (key, adj) = match self.shape {
             XmlShape::A => (root.value("@cle"), root.value("@demande")),
             XmlShape::B => (root.value("Key"), root.value("AdjudicationKey")),
         };
+        self.sim.open(Call::Cancel, None).await?;
         self.sim
-            .cancel_adjudication(Request::new(pb::CancelAdjudicationRequest {
-                idempotency_key: key.unwrap_or_default(),
-                adjudication_key: adj.unwrap_or_default(),
-                ..Default::default()
-            }))
-            .await?;
+            .cancel(&key.unwrap_or_default(), &adj.unwrap_or_default());
         Ok(match self.shape {
             XmlShape::A => "<Reponse><Statut>OK</Statut></Reponse>".to_string(),
             XmlShape::B => "<m:CancelResponse xmlns:m=\"urn:mutuelle:v2\"><m:Status>DONE</m:Status></m:CancelResponse>".to_string(),

@@ -22,13 +22,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hyper::Method;
-use passerelle_domain::{LineShare, Reason, ReasonCode, date};
+use passerelle_domain::{ClaimLine, LineShare, Reason, ReasonCode, SchemeOutcome, date};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::codes::CodeMaps;
 use crate::http::HttpClient;
 use crate::registry::{PartnerContext, PartnerSettings};
+use crate::sim::{Call, Care, Mode, SimError, SimMutuelle, care_category};
 use crate::{
     Adapter, AdapterError, AdjudicationRequest, CancelRequest, EligibilityAnswer, EligibilityQuery,
     PartnerAdjudication,
@@ -202,18 +203,17 @@ impl Adapter for TemplateAdapter {
     }
 }
 
-/// The template's simulated partner, in front of a [`crate::sim::SimMutuelle`].
+/// The template's simulated partner: a thin translator in front of a
+/// [`SimMutuelle`]'s core (JSON to a [`Care`], the domain answer to JSON).
 #[derive(Clone)]
 pub struct SimTemplate {
-    pub sim: crate::sim::SimMutuelle,
+    pub sim: SimMutuelle,
 }
 
 impl SimTemplate {
     pub async fn start(
         self,
     ) -> std::io::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
-        use passerelle_proto::partner::v1 as pb;
-        use pb::mutuelle_partner_server::MutuellePartner;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let me = Arc::new(self);
@@ -222,92 +222,66 @@ impl SimTemplate {
             Arc::new(move |req| {
                 let me = me.clone();
                 Box::pin(async move {
-                    if me.sim.mode() == crate::sim::Mode::Garbage {
+                    if me.sim.mode() == Mode::Garbage {
                         return (200, "application/json", b"{\"lines\": [".to_vec());
                     }
                     let v: Value = serde_json::from_slice(&req.body).unwrap_or_default();
-                    let str_of = |k: &str| v[k].as_str().unwrap_or("").to_string();
-                    let r: Result<Value, tonic::Status> = match req.path.as_str() {
-                        "/adjudicate" => {
-                            let lines = v["lines"]
-                                .as_array()
-                                .cloned()
-                                .unwrap_or_default()
-                                .iter()
-                                .map(|l| {
-                                    let r = l["remainder"].as_i64().unwrap_or(0);
-                                    let line = passerelle_domain::ClaimLine {
-                                        act_code: l["act"].as_str().unwrap_or("").into(),
-                                        category: passerelle_domain::CareCategory::Other,
-                                        quantity: 1,
-                                        billed: r,
-                                        tariff_base: r,
-                                        scheme_share: 0,
-                                        outcome: passerelle_domain::SchemeOutcome::Covered,
-                                        scheme_reason: String::new(),
-                                    };
-                                    let mut rl = crate::grpc::remainder_line(
-                                        l["sequence"].as_u64().unwrap_or(0) as u32,
-                                        &line,
-                                    );
-                                    let cat = l["category"].as_str().unwrap_or("");
-                                    rl.care_category = passerelle_domain::CareCategory::ALL
-                                        .iter()
-                                        .find(|c| c.as_str() == cat)
-                                        .map(|c| passerelle_proto::convert::care_category_to_pb(*c))
-                                        .unwrap_or(0);
-                                    rl
-                                })
-                                .collect();
-                            me.sim
-                                .adjudicate_remainder(tonic::Request::new(pb::AdjudicateRemainderRequest {
-                                    idempotency_key: str_of("key"),
-                                    member_number: str_of("member"),
-                                    date_of_care: str_of("date"),
-                                    currency: str_of("currency"),
-                                    lines,
-                                    ..Default::default()
-                                }))
-                                .await
-                                .map(|a| json!({ "lines": a.into_inner().lines.iter().map(|l| json!({
-                                    "sequence": l.sequence, "share": l.mutuelle_share,
-                                    "reason": l.reasons.first().map(|r| r.message.clone()).unwrap_or_default(),
-                                })).collect::<Vec<_>>() }))
-                        }
-                        "/eligibility" => me
-                            .sim
-                            .check_complementary_eligibility(tonic::Request::new(
-                                pb::ComplementaryEligibilityRequest {
-                                    member_number: str_of("member"),
-                                    date_of_care: str_of("date"),
-                                    ..Default::default()
-                                },
-                            ))
-                            .await
-                            .map(|a| json!({ "covered": a.into_inner().covered })),
-                        "/cancel" => me
-                            .sim
-                            .cancel_adjudication(tonic::Request::new(
-                                pb::CancelAdjudicationRequest {
-                                    idempotency_key: str_of("key"),
-                                    adjudication_key: str_of("adjudication_key"),
-                                    ..Default::default()
-                                },
-                            ))
-                            .await
-                            .map(|_| json!({})),
-                        _ => Err(tonic::Status::not_found("no such path")),
-                    };
-                    match r {
+                    match me.answer(&req.path, &v).await {
                         Ok(v) => (200, "application/json", v.to_string().into_bytes()),
-                        Err(s) if s.code() == tonic::Code::Unavailable => {
-                            (503, "text/plain", s.message().as_bytes().to_vec())
+                        Err(e @ SimError::Unavailable) => {
+                            (503, "text/plain", e.to_string().into_bytes())
                         }
-                        Err(s) => (422, "text/plain", s.message().as_bytes().to_vec()),
+                        Err(e) => (422, "text/plain", e.to_string().into_bytes()),
                     }
                 })
             }),
         );
         Ok((addr, task))
+    }
+
+    async fn answer(&self, path: &str, v: &Value) -> Result<Value, SimError> {
+        let str_of = |k: &str| v[k].as_str().unwrap_or("");
+        match path {
+            "/adjudicate" => {
+                let mode = self.sim.open(Call::Adjudicate, None).await?;
+                let key = SimError::key(str_of("key"))?;
+                let mut care = Care::new(str_of("member"), SimError::date(str_of("date"))?);
+                care.lines = v["lines"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|l| {
+                        let r = l["remainder"].as_i64().unwrap_or(0);
+                        ClaimLine {
+                            act_code: l["act"].as_str().unwrap_or("").into(),
+                            category: care_category(l["category"].as_str().unwrap_or("")),
+                            quantity: 1,
+                            billed: r,
+                            tariff_base: r,
+                            scheme_share: 0,
+                            outcome: SchemeOutcome::Covered,
+                            scheme_reason: String::new(),
+                        }
+                    })
+                    .collect();
+                let a = self.sim.adjudicate(mode, key, &care)?;
+                Ok(json!({ "lines": a.lines.iter().map(|l| json!({
+                    "sequence": l.sequence, "share": l.mutuelle_share,
+                    "reason": l.reasons.first().map(|r| r.message.clone()).unwrap_or_default(),
+                })).collect::<Vec<_>>() }))
+            }
+            "/eligibility" => {
+                self.sim.open(Call::Eligibility, None).await?;
+                let care = Care::new(str_of("member"), SimError::date(str_of("date"))?);
+                Ok(json!({ "covered": self.sim.eligibility(&care).covered }))
+            }
+            "/cancel" => {
+                self.sim.open(Call::Cancel, None).await?;
+                self.sim.cancel(str_of("key"), str_of("adjudication_key"));
+                Ok(json!({}))
+            }
+            _ => Err(SimError::NotFound("no such path".into())),
+        }
     }
 }

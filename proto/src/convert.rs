@@ -3,9 +3,10 @@
 //! convert to `None`; callers report them as a field violation.
 
 use passerelle_domain::engine::CeilingView;
+use passerelle_domain::validate::FieldViolation;
 use passerelle_domain::{
-    CareCategory, ClaimState, LineShare, Member, Payee, Product, ProductRef, Reason, ReasonCode,
-    SchemeOutcome, date,
+    CareCategory, ClaimLine, ClaimState, LineShare, Member, Payee, Product, ProductRef, Reason,
+    ReasonCode, SchemeOutcome, date,
 };
 
 use crate::common::v1 as pb;
@@ -220,6 +221,33 @@ pub fn line_share_from_partner_pb(s: &crate::partner::v1::LineShare) -> LineShar
     }
 }
 
+/// A line of a partner request as the partner reads it. A care category it
+/// does not know (unset, or from a newer contract) reads as OTHER, so that
+/// every line it is sent still gets an answer; a line without a known scheme
+/// outcome is refused (the violation names `scheme_outcome`). The sequence
+/// and the derived amounts (TM, D, R) are not kept: the line recomputes them.
+impl TryFrom<&crate::partner::v1::RemainderLine> for ClaimLine {
+    type Error = FieldViolation;
+
+    fn try_from(l: &crate::partner::v1::RemainderLine) -> Result<Self, Self::Error> {
+        Ok(ClaimLine {
+            act_code: l.act_code.clone(),
+            category: care_category(l.care_category).unwrap_or(CareCategory::Other),
+            quantity: l.quantity,
+            billed: l.billed,
+            tariff_base: l.tariff_base,
+            scheme_share: l.scheme_share,
+            outcome: scheme_outcome(l.scheme_outcome).ok_or_else(|| {
+                FieldViolation::new(
+                    "scheme_outcome",
+                    "must be COVERED, OUT_OF_BASKET or REFUSED",
+                )
+            })?,
+            scheme_reason: l.scheme_reason.clone(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +264,31 @@ mod tests {
         }
         assert_eq!(care_category(0), None);
         assert_eq!(care_category(99), None);
+    }
+
+    #[test]
+    fn a_partner_reads_a_remainder_line() {
+        let mut l = crate::partner::v1::RemainderLine {
+            sequence: 3,
+            act_code: "C1".into(),
+            care_category: care_category_to_pb(CareCategory::Pharmacy),
+            quantity: 2,
+            billed: 1000,
+            tariff_base: 800,
+            scheme_share: 600,
+            scheme_outcome: scheme_outcome_to_pb(SchemeOutcome::Covered),
+            ..Default::default()
+        };
+        let line = ClaimLine::try_from(&l).unwrap();
+        assert_eq!(line.category, CareCategory::Pharmacy);
+        assert_eq!((line.quantity, line.remainder()), (2, 400));
+        l.care_category = 0;
+        assert_eq!(
+            ClaimLine::try_from(&l).unwrap().category,
+            CareCategory::Other
+        );
+        l.scheme_outcome = 0;
+        assert_eq!(ClaimLine::try_from(&l).unwrap_err().field, "scheme_outcome");
     }
 }
 
