@@ -582,10 +582,7 @@ async fn main() {
     let mut limit = None;
     let pg_rows = ["claims PostgreSQL", "claims PostgreSQL mTLS"];
     if pg_rows.iter().any(|n| args.wants(n)) {
-        let url = args
-            .postgres
-            .clone()
-            .unwrap_or_else(passerelle_broker::store::testing::postgres_url);
+        let url = args.postgres.clone().unwrap_or_else(postgres::default_url);
         if let Some(db) = postgres::open(&url).await {
             // P before and after the broker's runs: the ratio uses their
             // mean, so that the database's own drift (checkpoints, table

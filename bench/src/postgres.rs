@@ -49,7 +49,7 @@ pub async fn open(url: &str) -> Option<BenchDb> {
         }),
         Err(e) => {
             assert!(
-                !passerelle_broker::store::testing::in_ci(),
+                !std::env::var("CI").is_ok_and(|v| v == "true"),
                 "PostgreSQL is required under CI=true: {e} ({url})"
             );
             eprintln!("PostgreSQL scenarios skipped: {url} not reachable: {e}");
@@ -173,4 +173,13 @@ async fn admin(db: &BenchDb, statements: &[String]) {
         }
         Err(e) => eprintln!("PostgreSQL: {e}"),
     }
+}
+
+/// The database of the PostgreSQL scenarios: PASSERELLE_TEST_POSTGRES (as
+/// the tests), else the local default. The bench does not take the broker's
+/// test support (`test-util`), so that a `--workspace` release build keeps
+/// it out of the broker.
+pub fn default_url() -> String {
+    std::env::var("PASSERELLE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
 }
