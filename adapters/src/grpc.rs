@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use passerelle_domain::{Claim, ClaimLine, Reason, ReasonCode, date};
+use passerelle_domain::{Reason, ReasonCode, date};
 use passerelle_proto::convert;
 use passerelle_proto::partner::v1 as pb;
 use pb::mutuelle_partner_client::MutuellePartnerClient;
@@ -283,55 +283,7 @@ fn status_to_error(s: Status, timeout: Duration) -> AdapterError {
     }
 }
 
-/// A claim line as the partner contract carries it.
-pub fn remainder_line(sequence: u32, l: &ClaimLine) -> pb::RemainderLine {
-    pb::RemainderLine {
-        sequence,
-        act_code: l.act_code.clone(),
-        care_category: convert::care_category_to_pb(l.category),
-        quantity: l.quantity,
-        billed: l.billed,
-        tariff_base: l.tariff_base,
-        scheme_share: l.scheme_share,
-        scheme_outcome: convert::scheme_outcome_to_pb(l.outcome),
-        scheme_reason: l.scheme_reason.clone(),
-        ticket_moderateur: l.ticket_moderateur(),
-        overrun: l.overrun(),
-        remainder: l.remainder(),
-    }
-}
-
-fn lines_pb(lines: &[ClaimLine]) -> Vec<pb::RemainderLine> {
-    lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| remainder_line(i as u32 + 1, l))
-        .collect()
-}
-
-/// The AdjudicateRemainder request for a claim.
-pub fn adjudicate_request(
-    key: &str,
-    c: &Claim,
-    member_number: &str,
-) -> pb::AdjudicateRemainderRequest {
-    pb::AdjudicateRemainderRequest {
-        idempotency_key: key.to_string(),
-        scheme_id: c.scheme_id.clone(),
-        claim_id: c.claim_id.clone(),
-        beneficiary_id: c.beneficiary_id.clone(),
-        beneficiary_category: c.beneficiary_category.clone(),
-        member_number: member_number.to_string(),
-        provider_id: c.provider_id.clone(),
-        invoice_number: c.invoice_number.clone(),
-        payee: convert::payee_to_pb(c.payee),
-        date_of_care: date::format(c.date_of_care),
-        stay: c.stay.as_ref().map(convert::stay_to_pb),
-        diagnoses: c.diagnoses.clone(),
-        currency: c.currency.clone(),
-        lines: lines_pb(&c.lines),
-    }
-}
+use passerelle_proto::convert::{adjudicate_request, lines_pb, remainder_line};
 
 #[async_trait]
 impl Adapter for GrpcAdapter {

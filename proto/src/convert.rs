@@ -5,11 +5,12 @@
 use passerelle_domain::engine::CeilingView;
 use passerelle_domain::validate::FieldViolation;
 use passerelle_domain::{
-    CareCategory, ClaimLine, ClaimState, LineShare, Member, Payee, Product, ProductRef, Reason,
-    ReasonCode, SchemeOutcome, date,
+    CareCategory, Claim, ClaimLine, ClaimState, LineShare, Member, Payee, Product, ProductRef,
+    Reason, ReasonCode, SchemeOutcome, date,
 };
 
 use crate::common::v1 as pb;
+use crate::partner::v1 as partner;
 use crate::product::v1 as product;
 use crate::roster::v1 as roster;
 use crate::scheme::v1 as scheme;
@@ -245,6 +246,57 @@ impl TryFrom<&crate::partner::v1::RemainderLine> for ClaimLine {
             })?,
             scheme_reason: l.scheme_reason.clone(),
         })
+    }
+}
+
+/// A claim line as the partner contract carries it.
+pub fn remainder_line(sequence: u32, l: &ClaimLine) -> partner::RemainderLine {
+    partner::RemainderLine {
+        sequence,
+        act_code: l.act_code.clone(),
+        care_category: care_category_to_pb(l.category),
+        quantity: l.quantity,
+        billed: l.billed,
+        tariff_base: l.tariff_base,
+        scheme_share: l.scheme_share,
+        scheme_outcome: scheme_outcome_to_pb(l.outcome),
+        scheme_reason: l.scheme_reason.clone(),
+        ticket_moderateur: l.ticket_moderateur(),
+        overrun: l.overrun(),
+        remainder: l.remainder(),
+    }
+}
+
+/// The lines of a claim as the partner contract carries them, numbered from 1.
+pub fn lines_pb(lines: &[ClaimLine]) -> Vec<partner::RemainderLine> {
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| remainder_line(i as u32 + 1, l))
+        .collect()
+}
+
+/// The AdjudicateRemainder request for a claim.
+pub fn adjudicate_request(
+    key: &str,
+    c: &Claim,
+    member_number: &str,
+) -> partner::AdjudicateRemainderRequest {
+    partner::AdjudicateRemainderRequest {
+        idempotency_key: key.to_string(),
+        scheme_id: c.scheme_id.clone(),
+        claim_id: c.claim_id.clone(),
+        beneficiary_id: c.beneficiary_id.clone(),
+        beneficiary_category: c.beneficiary_category.clone(),
+        member_number: member_number.to_string(),
+        provider_id: c.provider_id.clone(),
+        invoice_number: c.invoice_number.clone(),
+        payee: payee_to_pb(c.payee),
+        date_of_care: date::format(c.date_of_care),
+        stay: c.stay.as_ref().map(stay_to_pb),
+        diagnoses: c.diagnoses.clone(),
+        currency: c.currency.clone(),
+        lines: lines_pb(&c.lines),
     }
 }
 
