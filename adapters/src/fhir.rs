@@ -500,8 +500,13 @@ impl Adapter for FhirAdapter {
         let v = self
             .post("/Claim", &claim, Some(req.idempotency_key))
             .await?;
-        let parsed = parse_claim_response(&v, self.cfg.dialect, &self.cfg.currency_symbols)
-            .map_err(malformed)?;
+        let parsed = parse_claim_response(
+            &v,
+            self.cfg.dialect,
+            &self.cfg.currency_symbols,
+            Some(&c.currency),
+        )
+        .map_err(malformed)?;
         let (shares, reference) =
             shares_from_response(parsed, self.cfg.dialect, &mapped.lines, &c.currency)?;
         Ok(PartnerAdjudication {
@@ -536,7 +541,7 @@ mod tests {
         let v = json!({"resourceType": "ClaimResponse", "outcome": "complete", "item": [
             {"itemSequence": 4_294_967_297_u64, "adjudication": [
                 {"category": {"coding": [{"code": "benefit"}]}, "amount": {"value": 100, "currency": "XOF"}}]}]});
-        let e = parse_claim_response(&v, Dialect::Standard, &HashMap::new()).unwrap_err();
+        let e = parse_claim_response(&v, Dialect::Standard, &HashMap::new(), None).unwrap_err();
         assert_eq!(e.path, "ClaimResponse.item[0].itemSequence");
         assert!(e.message.contains("not a line number"), "{e}");
     }
@@ -546,7 +551,7 @@ mod tests {
         let adj = |code: &str, value: &str, cur: &str| json!({"category": {"coding": [{"code": code}]}, "amount": {"value": value, "currency": cur}});
         let v = json!({"resourceType": "ClaimResponse", "outcome": "complete", "item": [
             {"itemSequence": 1, "adjudication": [adj("benefit", "12.50", "EUR"), adj("submitted", "20000", "XOF")]}]});
-        let e = parse_claim_response(&v, Dialect::Standard, &HashMap::new()).unwrap_err();
+        let e = parse_claim_response(&v, Dialect::Standard, &HashMap::new(), None).unwrap_err();
         assert_eq!(
             e.path,
             "ClaimResponse.item[0].adjudication[1].amount.currency"
@@ -555,11 +560,30 @@ mod tests {
             {"itemSequence": 1, "adjudication": [adj("16", "100", "$")]},
             {"itemSequence": 2, "adjudication": [adj("16", "100", "XOF")]}]});
         let syms = HashMap::from([("$".to_string(), "XOF".to_string())]);
-        let r = parse_claim_response(&v, Dialect::Openimis, &syms).unwrap();
+        let r = parse_claim_response(&v, Dialect::Openimis, &syms, None).unwrap();
         assert_eq!(
             r.currency, "XOF",
             "a symbol mapped to the same code is the same currency"
         );
+    }
+
+    /// Issue 15, currencies: every ISO 4217 code is known with its minor
+    /// unit, and an amount without a currency (as openIMIS's guide
+    /// publishes them) is in the claim's currency, never refused outright.
+    #[test]
+    fn any_iso_currency_and_an_amount_without_one() {
+        let v = json!({"resourceType": "ClaimResponse", "outcome": "complete", "item": [
+            {"itemSequence": 1, "adjudication": [
+                {"category": {"coding": [{"code": "benefit"}]}, "amount": {"value": "12.50", "currency": "SAR"}}]}]});
+        let r = parse_claim_response(&v, Dialect::Standard, &HashMap::new(), None).unwrap();
+        assert_eq!((r.currency.as_str(), r.lines[0].benefit), ("SAR", 1250));
+        let v = json!({"resourceType": "ClaimResponse", "outcome": "complete", "item": [
+            {"itemSequence": 1, "adjudication": [
+                {"category": {"coding": [{"code": "benefit"}]}, "amount": {"value": "1.250"}}]}]});
+        let e = parse_claim_response(&v, Dialect::Standard, &HashMap::new(), None).unwrap_err();
+        assert_eq!(e.path, "ClaimResponse.item[0].adjudication[0].amount");
+        let r = parse_claim_response(&v, Dialect::Standard, &HashMap::new(), Some("TND")).unwrap();
+        assert_eq!((r.currency.as_str(), r.lines[0].benefit), ("TND", 1250));
     }
 
     #[test]

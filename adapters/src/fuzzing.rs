@@ -175,7 +175,7 @@ pub fn fhir_claim_response(data: &[u8]) {
         unreachable!("empty tables map every code")
     };
     for dialect in [Dialect::Standard, Dialect::Openimis] {
-        let Ok(parsed) = fhir::parse_claim_response(&v, dialect, &symbols()) else {
+        let Ok(parsed) = fhir::parse_claim_response(&v, dialect, &symbols(), None) else {
             continue;
         };
         if !parsed.currency.is_empty() {

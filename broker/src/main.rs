@@ -42,7 +42,11 @@ enum Command {
         /// and number formats.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Currency when the payload names none. Default XOF.
+        /// The currency of an amount that names none (FHIR Money without
+        /// `currency`, XML amounts): as the partner's answers are read for a
+        /// claim in that currency. Any ISO 4217 code; a symbol a payload
+        /// uses instead of a code is mapped in the --config table
+        /// (`currency_symbols`).
         #[arg(long, default_value = "XOF")]
         currency: String,
         file: PathBuf,

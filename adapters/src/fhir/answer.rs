@@ -50,7 +50,9 @@ pub fn currency(
     let digits = minor_unit_digits(&code).ok_or_else(|| {
         perr(
             path,
-            format!("{raw:?} is not a currency passerelle knows; map it in currency_symbols"),
+            format!(
+                "{raw:?} is not an ISO 4217 currency in use; a symbol (such as \"$\" or \"FCFA\") is mapped to a code in the partner's currency_symbols"
+            ),
         )
     })?;
     Ok((code, digits))
@@ -139,10 +141,15 @@ fn same_currency(seen: &mut String, c: &str, path: &str) -> Result<(), PathError
 }
 
 /// Reads a ClaimResponse (standard or openIMIS).
+///
+/// `default_currency` is the currency of an amount that names none (the
+/// claim's, which the partner answers in): openIMIS's implementation guide
+/// publishes answers whose Money carries no currency.
 pub fn parse_claim_response(
     v: &Value,
     dialect: Dialect,
     symbols: &HashMap<String, String>,
+    default_currency: Option<&str>,
 ) -> Result<ParsedClaimResponse, PathError> {
     if v.get("resourceType").and_then(Value::as_str) != Some("ClaimResponse") {
         return Err(perr("resourceType", "not a ClaimResponse"));
@@ -205,7 +212,7 @@ pub fn parse_claim_response(
                 Dialect::Standard => {
                     let amount = a
                         .get("amount")
-                        .map(|m| read_money(m, &format!("{ap}.amount"), symbols, None))
+                        .map(|m| read_money(m, &format!("{ap}.amount"), symbols, default_currency))
                         .transpose()?;
                     if let Some((_, c)) = &amount {
                         same_currency(&mut currency_code, c, &format!("{ap}.amount.currency"))?;
@@ -234,7 +241,8 @@ pub fn parse_claim_response(
                     line.status = Some(status);
                     line.reasons.extend(reason);
                     if let Some(m) = a.get("amount") {
-                        let (unit, c) = read_money(m, &format!("{ap}.amount"), symbols, None)?;
+                        let (unit, c) =
+                            read_money(m, &format!("{ap}.amount"), symbols, default_currency)?;
                         same_currency(&mut currency_code, &c, &format!("{ap}.amount.currency"))?;
                         let qty = match a.get("value") {
                             Some(q) => parse_whole(&number_text(q, &format!("{ap}.value"))?)

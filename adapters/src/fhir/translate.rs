@@ -35,7 +35,8 @@ pub fn translate(
     let syms = &loose.currency_symbols;
     match kind {
         "ClaimResponse" => {
-            let r = super::parse_claim_response(&v, dialect, syms).map_err(|e| e.to_string())?;
+            let r = super::parse_claim_response(&v, dialect, syms, Some(currency))
+                .map_err(|e| e.to_string())?;
             let cur = if r.currency.is_empty() {
                 currency.to_string()
             } else {
