@@ -1,22 +1,27 @@
 //! `passerelle translate --adapter fhir-r4`: what the broker reads from one
 //! FHIR resource, as JSON.
 
-use std::collections::HashMap;
-
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::Dialect;
 use crate::decimal::{amount_json as amount, opt_amount_json as opt_amount};
 
-/// What translate needs of a `[partners.fhir]` table; its other keys are
-/// accepted and ignored.
-#[derive(Debug, Default, Deserialize)]
-struct Loose {
-    #[serde(default)]
-    dialect: Dialect,
-    #[serde(default)]
-    currency_symbols: HashMap<String, String>,
+/// The partner's `[partners.fhir]` table, read as the broker reads it
+/// (unknown keys refused, named): translate needs only its dialect and
+/// currency symbols, so `base_url` may be left out.
+fn settings_of(mut table: toml::Table) -> Result<super::FhirConfig, String> {
+    if table.contains_key("partners") {
+        return Err(
+            "give the adapter's table itself: the keys of [partners.fhir] at the top of \
+                    the file, without the [partners.fhir] header"
+                .into(),
+        );
+    }
+    table
+        .entry("base_url")
+        .or_insert_with(|| "http://translate.invalid".into());
+    table
+        .try_into()
+        .map_err(|e: toml::de::Error| e.message().to_string())
 }
 
 /// Reads a ClaimResponse, Claim, CoverageEligibilityResponse or
@@ -28,11 +33,11 @@ pub fn translate(
     file: &str,
     currency: &str,
 ) -> Result<Value, String> {
-    let loose: Loose = settings.try_into().map_err(|e| e.message().to_string())?;
-    let dialect = loose.dialect;
+    let cfg = settings_of(settings)?;
+    let dialect = cfg.dialect;
     let v: Value = serde_json::from_slice(payload).map_err(|e| format!("{file}: not JSON: {e}"))?;
     let kind = v.get("resourceType").and_then(Value::as_str).unwrap_or("");
-    let syms = &loose.currency_symbols;
+    let syms = &cfg.currency_symbols;
     match kind {
         "ClaimResponse" => {
             let r = super::parse_claim_response(&v, dialect, syms, Some(currency))
@@ -110,5 +115,32 @@ pub fn translate(
         other => Err(format!(
             "resourceType: {other:?} is not a resource passerelle reads"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(text: &str) -> toml::Table {
+        text.parse().unwrap()
+    }
+
+    /// Issue 15, item 5: the partner's table is read as the broker reads it.
+    #[test]
+    fn the_partner_table_refuses_what_the_broker_refuses() {
+        let full = "base_url = \"https://imis.example/api_fhir_r4\"\ndialect = \"openimis\"\n\
+                    timeout_ms = 5000\ncurrency_symbols = { \"$\" = \"XOF\" }\n";
+        let cfg = settings_of(table(full)).unwrap();
+        assert_eq!(cfg.currency_symbols["$"], "XOF");
+        let cfg = settings_of(table("dialect = \"openimis\"")).unwrap();
+        assert!(cfg.currency_symbols.is_empty(), "base_url may be left out");
+        let e = settings_of(table("currency_symbol = { \"$\" = \"XOF\" }")).unwrap_err();
+        assert!(e.contains("currency_symbol"), "{e}");
+        let e = settings_of(table(
+            "[partners.fhir]\ncurrency_symbols = { \"$\" = \"XOF\" }",
+        ))
+        .unwrap_err();
+        assert!(e.contains("[partners.fhir]"), "{e}");
     }
 }

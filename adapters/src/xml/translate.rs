@@ -1,26 +1,35 @@
 //! `passerelle translate --adapter xml-http`: what the broker reads from one
 //! XML answer with a partner's mapping, as JSON.
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AnswerPaths, NumberFormat};
 use crate::decimal::amount_json as amount;
 
-/// What translate needs of a `[partners.xml]` table; its other keys are
-/// accepted and ignored.
-#[derive(Debug, Default, Deserialize)]
-struct Loose {
-    #[serde(default)]
-    numbers: NumberFormat,
-    #[serde(default)]
-    adjudicate: Option<LooseOp>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct LooseOp {
-    #[serde(default)]
-    answer: AnswerPaths,
+/// The partner's `[partners.xml]` table, read as the broker reads it
+/// (unknown keys refused, named): translate needs only its number format
+/// and answer paths, so `url`, `cancel` and the request templates may be left out.
+fn settings_of(mut table: toml::Table) -> Result<super::XmlConfig, String> {
+    if table.contains_key("partners") {
+        return Err(
+            "give the adapter's table itself: the keys of [partners.xml] at the top of \
+                    the file, without the [partners.xml] header"
+                .into(),
+        );
+    }
+    table
+        .entry("url")
+        .or_insert_with(|| "http://translate.invalid".into());
+    for name in ["adjudicate", "cancel"] {
+        let op = table
+            .entry(name)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(op) = op {
+            op.entry("template").or_insert_with(|| "".into());
+        }
+    }
+    table
+        .try_into()
+        .map_err(|e: toml::de::Error| e.message().to_string())
 }
 
 /// Reads an adjudication answer with the mapping's paths and number format.
@@ -30,14 +39,14 @@ pub fn translate(
     _file: &str,
     currency: &str,
 ) -> Result<Value, String> {
-    let loose: Loose = settings.try_into().map_err(|e| e.message().to_string())?;
+    let cfg = settings_of(settings)?;
     let root = super::parse_xml(payload, 1 << 20, 32)?;
     let root = super::unwrap_soap(root).map_err(|e| e.to_string())?;
-    let a = loose.adjudicate.map(|o| o.answer).unwrap_or_default();
+    let a = cfg.adjudicate.answer;
     if a.lines.is_none() {
         return Err("the config's adjudicate.answer.lines is needed to read an answer".into());
     }
-    let answer = super::read_adjudication(&root, &a, &loose.numbers, currency)?;
+    let answer = super::read_adjudication(&root, &a, &cfg.numbers, currency)?;
     let lines: Vec<Value> = answer
         .lines
         .iter()
@@ -50,4 +59,22 @@ pub fn translate(
         })
         .collect();
     Ok(json!({ "document": root.name, "currency": currency, "lines": lines }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_partner_table_refuses_what_the_broker_refuses() {
+        let t = |text: &str| settings_of(text.parse().unwrap());
+        let cfg =
+            t("[numbers]\ndecimal_comma = true\n[adjudicate.answer]\nlines = \"Lignes/Ligne\"\n")
+                .unwrap();
+        assert_eq!(cfg.adjudicate.answer.lines.as_deref(), Some("Lignes/Ligne"));
+        let e = t("[adjudicate.answers]\nlines = \"L\"\n").unwrap_err();
+        assert!(e.contains("answers"), "{e}");
+        let e = t("[partners.xml]\nurl = \"http://x\"\n").unwrap_err();
+        assert!(e.contains("[partners.xml]"), "{e}");
+    }
 }
