@@ -586,6 +586,53 @@ mod tests {
         assert_eq!((r.currency.as_str(), r.lines[0].benefit), ("TND", 1250));
     }
 
+    /// Issue 15, item 1: services the payer adds are paid on the claim line
+    /// they belong to, and the answer's benefit total must tie out.
+    #[test]
+    fn added_items_are_read_and_totals_tie_out() {
+        let benefit = |v: i64| json!([{"category": {"coding": [{"code": "benefit"}]}, "amount": {"value": v, "currency": "XOF"}}]);
+        let answer = |add: Value, total: Option<i64>| {
+            let mut v = json!({"resourceType": "ClaimResponse", "outcome": "complete",
+                "item": [{"itemSequence": 1, "adjudication": benefit(1000)},
+                         {"itemSequence": 2, "adjudication": benefit(0)}],
+                "addItem": add});
+            if let Some(t) = total {
+                v["total"] = json!([{"category": {"coding": [{"code": "benefit"}]},
+                                     "amount": {"value": t, "currency": "XOF"}}]);
+            }
+            v
+        };
+        let read = |v: &Value| parse_claim_response(v, Dialect::Standard, &HashMap::new(), None);
+        // An added service tied to line 2: paid on line 2; the total ties out.
+        let r = read(&answer(
+            json!([{"itemSequence": [2], "adjudication": benefit(700)}]),
+            Some(1700),
+        ))
+        .unwrap();
+        assert_eq!(
+            r.lines.iter().map(|l| l.benefit).collect::<Vec<_>>(),
+            vec![1000, 700]
+        );
+        // Dropping it (as before) leaves the total untied: refused, named.
+        let e = read(&answer(json!([]), Some(1700))).unwrap_err();
+        assert_eq!(e.path, "ClaimResponse.total[0].amount");
+        assert!(e.message.contains("does not tie out"), "{e}");
+        // An added service tied to no line, or to two, cannot be paid per line.
+        for add in [
+            json!([{"adjudication": benefit(5)}]),
+            json!([{"itemSequence": [1, 2], "adjudication": benefit(5)}]),
+        ] {
+            let e = read(&answer(add, None)).unwrap_err();
+            assert_eq!(e.path, "ClaimResponse.addItem[0].itemSequence", "{e}");
+        }
+        let e = read(&answer(
+            json!([{"itemSequence": [9], "adjudication": benefit(5)}]),
+            None,
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("line 9"), "{e}");
+    }
+
     #[test]
     fn claim_sequence_beyond_u32_is_refused_not_read_as_line_1() {
         let v = json!({"resourceType": "Claim", "item": [

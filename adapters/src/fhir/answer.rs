@@ -266,12 +266,136 @@ pub fn parse_claim_response(
         }
         lines.push(line);
     }
+    if dialect == Dialect::Standard {
+        let money = |m: &Value, path: &str| read_money(m, path, symbols, default_currency);
+        add_items(v, &mut lines, &mut currency_code, &money)?;
+        check_total(v, &lines, &mut currency_code, &money)?;
+    }
     Ok(ParsedClaimResponse {
         outcome,
         currency: currency_code,
         lines,
         reference,
     })
+}
+
+/// Reads a Money at a path: minor units and currency code.
+type ReadMoney<'a> = dyn Fn(&Value, &str) -> Result<(i64, String), PathError> + 'a;
+
+/// The benefit of one adjudication list (category `benefit`), if any.
+fn benefit_of(
+    adjudication: Option<&Value>,
+    path: &str,
+    currency: &mut String,
+    money: &ReadMoney<'_>,
+) -> Result<(Option<i64>, Vec<Reason>), PathError> {
+    let mut benefit = None;
+    let mut reasons = Vec::new();
+    for (j, a) in adjudication
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if a.get("category").and_then(code_of) != Some("benefit") {
+            continue;
+        }
+        let ap = format!("{path}.adjudication[{j}].amount");
+        let m = a
+            .get("amount")
+            .ok_or_else(|| perr(&ap, "benefit without amount"))?;
+        let (amount, c) = money(m, &ap)?;
+        same_currency(currency, &c, &format!("{ap}.currency"))?;
+        benefit = Some(amount);
+        if let Some(r) = a.pointer("/reason/coding/0") {
+            let code = r.get("code").and_then(Value::as_str).unwrap_or("");
+            let display = r.get("display").and_then(Value::as_str).unwrap_or(code);
+            reasons.push(Reason::new(ReasonCode::PartnerRule, display.to_string()));
+        }
+    }
+    Ok((benefit, reasons))
+}
+
+/// `ClaimResponse.addItem`: services the payer adds, each tied to the claim
+/// line it belongs to (`itemSequence`, one line). Its benefit is paid on
+/// that line, beside the line's own (a payer that substitutes a service
+/// for the one billed answers so). An added item tied to no line, or to
+/// several, cannot be paid per claim line: refused, named.
+fn add_items(
+    v: &Value,
+    lines: &mut [ResponseLine],
+    currency: &mut String,
+    money: &ReadMoney<'_>,
+) -> Result<(), PathError> {
+    let Some(added) = v.get("addItem").and_then(Value::as_array) else {
+        return Ok(());
+    };
+    for (k, add) in added.iter().enumerate() {
+        let p = format!("ClaimResponse.addItem[{k}]");
+        let seqs: Vec<u64> = add
+            .get("itemSequence")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default();
+        let [seq] = seqs.as_slice() else {
+            return Err(perr(
+                &format!("{p}.itemSequence"),
+                "a service the payer adds must name the one claim line it belongs to: \
+                 passerelle pays per claim line",
+            ));
+        };
+        let line = lines
+            .iter_mut()
+            .find(|l| u64::from(l.sequence) == *seq)
+            .ok_or_else(|| {
+                perr(
+                    &format!("{p}.itemSequence"),
+                    format!("line {seq} is not adjudicated in this answer's items"),
+                )
+            })?;
+        let (benefit, reasons) = benefit_of(add.get("adjudication"), &p, currency, money)?;
+        let benefit = benefit.ok_or_else(|| perr(&p, "no benefit adjudication for this item"))?;
+        line.benefit = line
+            .benefit
+            .checked_add(benefit)
+            .ok_or_else(|| perr(&p, "benefit overflows"))?;
+        line.reasons.extend(reasons);
+    }
+    Ok(())
+}
+
+/// `ClaimResponse.total` (category `benefit`) must equal the benefits read
+/// from the items and added items: an answer whose totals do not tie out is
+/// refused, never paid on either figure.
+fn check_total(
+    v: &Value,
+    lines: &[ResponseLine],
+    currency: &mut String,
+    money: &ReadMoney<'_>,
+) -> Result<(), PathError> {
+    let Some(totals) = v.get("total").and_then(Value::as_array) else {
+        return Ok(());
+    };
+    let read: i128 = lines.iter().map(|l| i128::from(l.benefit)).sum();
+    for (i, t) in totals.iter().enumerate() {
+        if t.get("category").and_then(code_of) != Some("benefit") {
+            continue;
+        }
+        let p = format!("ClaimResponse.total[{i}].amount");
+        let m = t.get("amount").ok_or_else(|| perr(&p, "missing"))?;
+        let (total, c) = money(m, &p)?;
+        same_currency(currency, &c, &format!("{p}.currency"))?;
+        if i128::from(total) != read {
+            return Err(perr(
+                &p,
+                format!(
+                    "the benefit total is {total} (minor units) but its items and added items \
+                     sum to {read}: the answer does not tie out"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A FHIR Claim as the broker understands it (for `translate`).
