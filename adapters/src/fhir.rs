@@ -633,6 +633,46 @@ mod tests {
         assert!(e.message.contains("line 9"), "{e}");
     }
 
+    /// Issue 15, item 4: the payer's disposition, errors and notes are read
+    /// and reach the claim's reasons (an error outcome's rejection, the line
+    /// an error names), and `translate` shows them.
+    #[test]
+    fn disposition_errors_and_notes_are_surfaced() {
+        let v = json!({"resourceType": "ClaimResponse", "outcome": "error",
+            "disposition": "Claim could not be processed",
+            "error": [{"code": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/adjudication-error", "code": "a002", "display": "Missing Identifier"}]}}],
+            "processNote": [{"text": "Resubmit with the member's card number"}]});
+        let r = parse_claim_response(&v, Dialect::Standard, &HashMap::new(), None).unwrap();
+        assert_eq!(
+            r.notes,
+            vec!["Resubmit with the member's card number".to_string()]
+        );
+        let Err(AdapterError::Rejected(reason)) =
+            shares_from_response(r, Dialect::Standard, &[], "XOF")
+        else {
+            panic!("an error outcome is a rejection")
+        };
+        assert!(
+            reason.message.contains("Claim could not be processed")
+                && reason.message.contains("Missing Identifier"),
+            "{}",
+            reason.message
+        );
+        let v = json!({"resourceType": "ClaimResponse", "outcome": "partial",
+            "item": [{"itemSequence": 1, "adjudication": [{"category": {"coding": [{"code": "benefit"}]}, "amount": {"value": 0, "currency": "XOF"}}]}],
+            "error": [{"itemSequence": 1, "code": {"text": "service not covered"}}]});
+        let r = parse_claim_response(&v, Dialect::Standard, &HashMap::new(), None).unwrap();
+        let (shares, _) = shares_from_response(r, Dialect::Standard, &[], "XOF").unwrap();
+        assert!(
+            shares[0]
+                .reasons
+                .iter()
+                .any(|x| x.message == "service not covered"),
+            "{:?}",
+            shares[0].reasons
+        );
+    }
+
     #[test]
     fn claim_sequence_beyond_u32_is_refused_not_read_as_line_1() {
         let v = json!({"resourceType": "Claim", "item": [

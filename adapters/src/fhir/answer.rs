@@ -116,6 +116,69 @@ pub struct ParsedClaimResponse {
     pub currency: String,
     pub lines: Vec<ResponseLine>,
     pub reference: String,
+    /// `disposition`: the payer's words on the outcome.
+    pub disposition: String,
+    /// `error[]`: each error's code (display when given), with the line it
+    /// names (`itemSequence`) if any.
+    pub errors: Vec<PayerError>,
+    /// `processNote[].text`: notes for the provider.
+    pub notes: Vec<String>,
+}
+
+/// One `error[]` of a ClaimResponse: the line it names, and its words.
+pub type PayerError = (Option<u32>, String);
+
+/// `disposition`, `error[]` and `processNote[]` of a ClaimResponse.
+fn payer_words(v: &Value) -> (String, Vec<PayerError>, Vec<String>) {
+    let text = |x: Option<&Value>| x.and_then(Value::as_str).unwrap_or("").to_string();
+    let disposition = text(v.get("disposition"));
+    let errors = v
+        .get("error")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let line = e
+                .get("itemSequence")
+                .and_then(Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok());
+            let coding = e.pointer("/code/coding/0");
+            let word = coding
+                .and_then(|c| c.get("display").or_else(|| c.get("code")))
+                .or_else(|| e.pointer("/code/text"))
+                .and_then(Value::as_str)
+                .unwrap_or("unspecified error")
+                .to_string();
+            (line, word)
+        })
+        .collect();
+    let notes = v
+        .get("processNote")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.get("text").and_then(Value::as_str))
+        .map(String::from)
+        .collect();
+    (disposition, errors, notes)
+}
+
+impl ParsedClaimResponse {
+    /// The payer's own words on an answer it did not complete: its
+    /// disposition and the errors it names, for the claim's reason.
+    pub fn explanation(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.disposition.is_empty() {
+            parts.push(self.disposition.clone());
+        }
+        for (line, e) in &self.errors {
+            parts.push(match line {
+                Some(n) => format!("line {n}: {e}"),
+                None => e.clone(),
+            });
+        }
+        parts.join("; ")
+    }
 }
 
 const STATUS: [(u32, &str); 5] = [
@@ -271,11 +334,15 @@ pub fn parse_claim_response(
         add_items(v, &mut lines, &mut currency_code, &money)?;
         check_total(v, &lines, &mut currency_code, &money)?;
     }
+    let (disposition, errors, notes) = payer_words(v);
     Ok(ParsedClaimResponse {
         outcome,
         currency: currency_code,
         lines,
         reference,
+        disposition,
+        errors,
+        notes,
     })
 }
 
@@ -549,14 +616,22 @@ pub fn shares_from_response(
     match parsed.outcome.as_str() {
         "complete" | "partial" => {}
         "queued" => {
-            return Err(AdapterError::Unavailable(
-                "the mutuelle queued the claim; asking again later".into(),
-            ));
+            let why = parsed.explanation();
+            return Err(AdapterError::Unavailable(if why.is_empty() {
+                "the mutuelle queued the claim; asking again later".into()
+            } else {
+                format!("the mutuelle queued the claim ({why}); asking again later")
+            }));
         }
         "error" => {
+            let why = parsed.explanation();
             return Err(AdapterError::Rejected(Reason::new(
                 ReasonCode::PartnerRejected,
-                "the mutuelle answered outcome=error",
+                if why.is_empty() {
+                    "the mutuelle answered outcome=error".to_string()
+                } else {
+                    format!("the mutuelle answered outcome=error: {why}")
+                },
             )));
         }
         other => {
@@ -576,6 +651,13 @@ pub fn shares_from_response(
         }
         let mut m = l.benefit;
         let mut reasons = l.reasons.clone();
+        reasons.extend(
+            parsed
+                .errors
+                .iter()
+                .filter(|(line, _)| *line == Some(l.sequence))
+                .map(|(_, e)| Reason::new(ReasonCode::PartnerRule, e.clone())),
+        );
         if dialect == Dialect::Openimis
             && let Some(line) = by_seq.get(&l.sequence)
             && m > line.line.remainder()

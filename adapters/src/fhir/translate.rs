@@ -51,6 +51,9 @@ pub fn translate(
                 "resource": "ClaimResponse",
                 "dialect": format!("{dialect:?}").to_lowercase(),
                 "outcome": r.outcome,
+                "disposition": r.disposition,
+                "errors": r.errors.iter().map(|(line, e)| json!({"line": line, "error": e})).collect::<Vec<_>>(),
+                "process_notes": r.notes,
                 "reference": r.reference,
                 "currency": cur,
                 "lines": r.lines.iter().map(|l| json!({
