@@ -85,8 +85,9 @@ fn openimis_payloads_read_with_amount_times_value() {
     ]);
     assert!(ok, "{v}");
     assert_eq!(v["covered"], true);
-    assert_eq!(v["counts_left"][0]["count"], 23);
-    assert_eq!(v["amounts_left"][0]["amount"]["minor"], 45000);
+    // allowed, used (none stated) and left, per benefit (issue 15).
+    assert_eq!(v["counts"][0]["left"], 23);
+    assert_eq!(v["amounts"][0]["left"]["minor"], 45000);
 }
 
 #[test]

@@ -673,6 +673,54 @@ mod tests {
         );
     }
 
+    /// Issue 15, item 2: benefits by their FHIR type. A ceiling's left is
+    /// allowed minus used; a 20% copay is a term, not "20 acts left"; an
+    /// excluded category is no ceiling; a type with no mapping is refused.
+    #[test]
+    fn eligibility_benefits_are_read_by_their_type() {
+        let bt = |code: &str| json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/benefit-type", "code": code}]});
+        let v = json!({"resourceType": "CoverageEligibilityResponse", "outcome": "complete",
+            "insurance": [{"inforce": true, "item": [
+                {"category": {"coding": [{"code": "medical"}]}, "benefit": [
+                    {"type": bt("benefit"), "allowedMoney": {"value": 100000, "currency": "XOF"}, "usedMoney": {"value": 35000, "currency": "XOF"}},
+                    {"type": bt("visit"), "allowedUnsignedInt": 10, "usedUnsignedInt": 4},
+                    {"type": bt("copay-percent"), "allowedUnsignedInt": 20},
+                    {"type": bt("deductible"), "allowedMoney": {"value": 5000, "currency": "XOF"}}]},
+                {"category": {"coding": [{"code": "dental"}]}, "excluded": true, "benefit": [
+                    {"type": bt("benefit"), "allowedMoney": {"value": 1, "currency": "XOF"}}]}]}]});
+        let e = parse_eligibility(&v, &HashMap::new(), None).unwrap();
+        assert_eq!(
+            e.amounts,
+            vec![("medical".to_string(), 100000, 35000, "XOF".to_string())]
+        );
+        assert_eq!(e.counts, vec![("medical".to_string(), 10, 4)]);
+        assert_eq!(
+            e.terms,
+            vec![
+                "medical: copay-percent 20%".to_string(),
+                "medical: deductible 5000 XOF (minor units)".to_string(),
+                "dental: excluded".to_string(),
+            ]
+        );
+        let a = eligibility_answer(&e, "M-1".into(), Vec::new(), 0);
+        let money = &a.ceilings[0];
+        assert_eq!(
+            (money.limit_amount, money.used_amount),
+            (Some(100000), 35000)
+        );
+        assert_eq!(
+            (a.ceilings[1].limit_count, a.ceilings[1].used_count),
+            (Some(10), 4)
+        );
+        let mut bad = v.clone();
+        bad["insurance"][0]["item"][0]["benefit"][0]["type"] = bt("lodging");
+        let err = parse_eligibility(&bad, &HashMap::new(), None).unwrap_err();
+        assert!(
+            err.path.ends_with("benefit[0].type") && err.message.contains("lodging"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn claim_sequence_beyond_u32_is_refused_not_read_as_line_1() {
         let v = json!({"resourceType": "Claim", "item": [

@@ -235,13 +235,13 @@ pub fn fhir_eligibility_response(data: &[u8]) {
         let Ok(e) = fhir::parse_eligibility(&v, &symbols(), default) else {
             continue;
         };
-        for (_, _, currency) in &e.amounts {
+        for (_, _, _, currency) in &e.amounts {
             assert!(minor_unit_digits(currency).is_some(), "a known currency");
         }
         let a = fhir::eligibility_answer(&e, "M-1".into(), Vec::new(), 0);
         assert_eq!(a.covered, e.covered);
         assert_eq!(a.ceilings.len(), e.amounts.len() + e.counts.len());
-        for (c, (_, n)) in a.ceilings[e.amounts.len()..].iter().zip(&e.counts) {
+        for (c, (_, n, _)) in a.ceilings[e.amounts.len()..].iter().zip(&e.counts) {
             let left = c.limit_count.map(u64::from);
             assert!(
                 left == Some(*n) || (left == Some(u64::from(u32::MAX)) && *n > u64::from(u32::MAX)),

@@ -530,9 +530,55 @@ pub fn parse_claim(
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ParsedEligibility {
     pub covered: bool,
-    /// Benefits: (name, remaining amount in minor units or count).
-    pub amounts: Vec<(String, i64, String)>,
-    pub counts: Vec<(String, u64)>,
+    /// Money ceilings: (name, allowed, used, currency), minor units.
+    pub amounts: Vec<(String, i64, i64, String)>,
+    /// Count ceilings: (name, allowed, used).
+    pub counts: Vec<(String, u64, u64)>,
+    /// What the payer states that is no ceiling, in words: co-payments and
+    /// deductibles (benefit types copay, copay-percent, copay-maximum,
+    /// deductible) and the categories it excludes.
+    pub terms: Vec<String>,
+}
+
+/// FHIR's benefit-type code system.
+const BENEFIT_TYPE: &str = "http://terminology.hl7.org/CodeSystem/benefit-type";
+
+/// What a benefit's type makes of it.
+enum BenefitKind {
+    /// A maximum the payer pays (or counts): a ceiling, limit and used.
+    Ceiling,
+    /// A share or threshold the patient bears: a term, never a ceiling.
+    Term,
+}
+
+/// `benefit.type` by its code system: the maxima (`benefit`, `visit`,
+/// `room`, `vision-*`, `medical-primarycare`, `pharmacy-dispense`, and a
+/// partner's own codes without the FHIR system, as openIMIS sends) are
+/// ceilings; `copay`, `copay-percent`, `copay-maximum` and `deductible` are
+/// terms. Another code of the FHIR system has no mapping: refused, named.
+fn benefit_kind(b: &Value, path: &str) -> Result<(String, BenefitKind), PathError> {
+    let coding = b.pointer("/type/coding/0");
+    let code = b.get("type").and_then(code_of).unwrap_or("benefit");
+    let system = coding.and_then(|c| c.get("system")).and_then(Value::as_str);
+    let kind = match code {
+        "copay" | "copay-percent" | "copay-maximum" | "deductible" => BenefitKind::Term,
+        "benefit"
+        | "visit"
+        | "room"
+        | "vision-exam"
+        | "vision-glasses"
+        | "vision-contacts"
+        | "medical-primarycare"
+        | "pharmacy-dispense" => BenefitKind::Ceiling,
+        other if system == Some(BENEFIT_TYPE) => {
+            return Err(perr(
+                &format!("{path}.type"),
+                format!("benefit type {other:?} has no mapping in passerelle"),
+            ));
+        }
+        _ => BenefitKind::Ceiling,
+    };
+    Ok((code.to_string(), kind))
 }
 
 /// Reads a CoverageEligibilityResponse (standard or openIMIS).
@@ -572,6 +618,10 @@ pub fn parse_eligibility(
                 .and_then(code_of)
                 .unwrap_or("benefit")
                 .to_string();
+            if item.get("excluded").and_then(Value::as_bool) == Some(true) {
+                out.terms.push(format!("{name}: excluded"));
+                continue;
+            }
             for (k, b) in item
                 .get("benefit")
                 .and_then(Value::as_array)
@@ -582,13 +632,43 @@ pub fn parse_eligibility(
             {
                 let p =
                     format!("CoverageEligibilityResponse.insurance[{i}].item[{j}].benefit[{k}]");
-                if let Some(n) = b.get("allowedUnsignedInt").and_then(Value::as_u64) {
-                    out.counts.push((name.clone(), n));
-                }
-                if let Some(m) = b.get("allowedMoney") {
-                    let (amount, cur) =
-                        read_money(m, &format!("{p}.allowedMoney"), symbols, default_currency)?;
-                    out.amounts.push((name.clone(), amount, cur));
+                let (code, kind) = benefit_kind(b, &p)?;
+                let money = |field: &str| {
+                    b.get(field)
+                        .map(|m| read_money(m, &format!("{p}.{field}"), symbols, default_currency))
+                        .transpose()
+                };
+                let count = |field: &str| b.get(field).and_then(Value::as_u64);
+                let (allowed_money, used_money) = (money("allowedMoney")?, money("usedMoney")?);
+                let (allowed_n, used_n) = (count("allowedUnsignedInt"), count("usedUnsignedInt"));
+                match kind {
+                    BenefitKind::Ceiling => {
+                        if let Some(n) = allowed_n {
+                            out.counts.push((name.clone(), n, used_n.unwrap_or(0)));
+                        }
+                        if let Some((amount, cur)) = allowed_money {
+                            let used = match used_money {
+                                Some((u, c)) if c == cur => u,
+                                Some((_, c)) => {
+                                    return Err(perr(
+                                        &format!("{p}.usedMoney.currency"),
+                                        format!("{c} where the allowed amount is in {cur}"),
+                                    ));
+                                }
+                                None => 0,
+                            };
+                            out.amounts.push((name.clone(), amount, used, cur));
+                        }
+                    }
+                    BenefitKind::Term => {
+                        let value = match (allowed_money, allowed_n) {
+                            (Some((m, c)), _) => format!("{m} {c} (minor units)"),
+                            (None, Some(n)) if code == "copay-percent" => format!("{n}%"),
+                            (None, Some(n)) => n.to_string(),
+                            (None, None) => "stated without a value".to_string(),
+                        };
+                        out.terms.push(format!("{name}: {code} {value}"));
+                    }
                 }
             }
         }
@@ -701,31 +781,30 @@ pub fn eligibility_answer(
     answer.ceilings = parsed
         .amounts
         .iter()
-        .map(|(name, amount, _)| passerelle_domain::engine::CeilingView {
-            scope: name.clone(),
-            category: None,
-            period: String::new(),
-            limit_amount: Some(*amount),
-            used_amount: 0,
-            limit_count: None,
-            used_count: 0,
-        })
-        .chain(
-            parsed
-                .counts
-                .iter()
-                .map(|(name, n)| passerelle_domain::engine::CeilingView {
-                    scope: name.clone(),
-                    category: None,
-                    period: String::new(),
-                    limit_amount: None,
-                    used_amount: 0,
-                    // More than a ceiling can count is no limit in practice;
-                    // never truncated (4294967296 left is not 0 left).
-                    limit_count: Some(u32::try_from(*n).unwrap_or(u32::MAX)),
-                    used_count: 0,
-                }),
+        .map(
+            |(name, amount, used, _)| passerelle_domain::engine::CeilingView {
+                scope: name.clone(),
+                category: None,
+                period: String::new(),
+                limit_amount: Some(*amount),
+                used_amount: *used,
+                limit_count: None,
+                used_count: 0,
+            },
         )
+        .chain(parsed.counts.iter().map(|(name, n, used)| {
+            passerelle_domain::engine::CeilingView {
+                scope: name.clone(),
+                category: None,
+                period: String::new(),
+                limit_amount: None,
+                used_amount: 0,
+                // More than a ceiling can count is no limit in practice;
+                // never truncated (4294967296 left is not 0 left).
+                limit_count: Some(u32::try_from(*n).unwrap_or(u32::MAX)),
+                used_count: u32::try_from(*used).unwrap_or(u32::MAX),
+            }
+        }))
         .collect();
     // FHIR eligibility carries no per-line estimate: lines answered
     // locally (unmapped) are reported; the others have none.

@@ -103,8 +103,9 @@ pub fn translate(
             Ok(json!({
                 "resource": "CoverageEligibilityResponse",
                 "covered": e.covered,
-                "amounts_left": e.amounts.iter().map(|(n, a, c)| json!({ "benefit": n, "amount": amount(*a, c) })).collect::<Vec<_>>(),
-                "counts_left": e.counts.iter().map(|(n, c)| json!({ "benefit": n, "count": c })).collect::<Vec<_>>(),
+                "amounts": e.amounts.iter().map(|(n, a, u, c)| json!({ "benefit": n, "allowed": amount(*a, c), "used": amount(*u, c), "left": amount(a.saturating_sub(*u), c) })).collect::<Vec<_>>(),
+                "counts": e.counts.iter().map(|(n, a, u)| json!({ "benefit": n, "allowed": a, "used": u, "left": a.saturating_sub(*u) })).collect::<Vec<_>>(),
+                "terms": e.terms,
             }))
         }
         "CoverageEligibilityRequest" => Ok(json!({
