@@ -78,6 +78,16 @@ impl CodeMaps {
 
     /// The partner's member id for a member number (or, failing that, the
     /// scheme beneficiary id).
+    /// The member number an answer shows the scheme: the broker's own when
+    /// it has one, never the partner's identifier it was mapped to (that
+    /// is an internal mapping); else the one the partner was asked with.
+    pub fn shown_member(broker_number: Option<&str>, asked: String) -> String {
+        match broker_number {
+            Some(n) if !n.is_empty() => n.to_string(),
+            _ => asked,
+        }
+    }
+
     pub fn member(&self, member_number: &str, beneficiary_id: &str) -> Result<String, Reason> {
         if self.members.is_empty() {
             return Ok(if member_number.is_empty() {

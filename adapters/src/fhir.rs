@@ -471,7 +471,8 @@ impl Adapter for FhirAdapter {
         let v = self.post("/CoverageEligibilityRequest", &req, None).await?;
         let parsed = parse_eligibility(&v, &self.cfg.currency_symbols, Some(&q.currency))
             .map_err(malformed)?;
-        Ok(eligibility_answer(&parsed, member, local, q.lines.len()))
+        let shown = crate::codes::CodeMaps::shown_member(q.member_number.as_deref(), member);
+        Ok(eligibility_answer(&parsed, shown, local, q.lines.len()))
     }
 
     async fn adjudicate(
@@ -719,6 +720,56 @@ mod tests {
             err.path.ends_with("benefit[0].type") && err.message.contains("lodging"),
             "{err}"
         );
+    }
+
+    /// Issue 15, item 9: a partner that knows the member by its own
+    /// identifier (openIMIS: the chfid) answers eligibility; the scheme is
+    /// shown the broker's member number, as a claim shows it, never the
+    /// partner's identifier (an internal mapping).
+    #[tokio::test]
+    async fn eligibility_shows_the_brokers_member_number() {
+        let mut member = crate::kit::member();
+        member.member_number = "CHF-K1".into();
+        let sim =
+            crate::sim::SimMutuelle::new("MUT-KIT", vec![member], vec![crate::kit::product()]);
+        let front = crate::sim_http::SimFhir {
+            sim,
+            dialect: Dialect::Standard,
+            currency_text: "XOF".into(),
+            currency: "XOF".into(),
+            login: None,
+        };
+        let (addr, _task) = front.start().await.unwrap();
+        let mut codes = crate::codes::CodeMaps::default();
+        codes.members.insert("K-1".into(), "CHF-K1".into());
+        let cfg = FhirConfig {
+            base_url: format!("http://{addr}/api/api_fhir_r4"),
+            dialect: Dialect::Standard,
+            timeout_ms: 2000,
+            connect_timeout_ms: 2000,
+            tls: None,
+            token_file: None,
+            username: None,
+            password_file: None,
+            currency_symbols: Default::default(),
+            codes,
+        };
+        let adapter = FhirAdapter::new("MUT-KIT", &cfg).unwrap();
+        let e = adapter
+            .eligibility(&crate::EligibilityQuery {
+                idempotency_key: "k".into(),
+                scheme_id: "CNSS".into(),
+                beneficiary_id: "TG-KIT-1".into(),
+                member_number: Some("K-1".into()),
+                date_of_care: passerelle_domain::date::parse("2026-03-10").unwrap(),
+                currency: "XOF".into(),
+                lines: vec![],
+                diagnoses: vec![],
+            })
+            .await
+            .unwrap();
+        assert!(e.covered, "{e:?}");
+        assert_eq!(e.member_number, "K-1");
     }
 
     #[test]

@@ -129,7 +129,7 @@ impl Adapter for TemplateAdapter {
             .ok_or_else(|| AdapterError::Malformed("eligibility: no covered".into()))?;
         Ok(EligibilityAnswer {
             covered,
-            member_number: member,
+            member_number: crate::codes::CodeMaps::shown_member(q.member_number.as_deref(), member),
             ..Default::default()
         })
     }

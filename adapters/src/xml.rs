@@ -472,7 +472,10 @@ impl Adapter for XmlAdapter {
             // No eligibility call at this partner: the roster answers.
             return Ok(EligibilityAnswer {
                 covered: true,
-                member_number: member,
+                member_number: crate::codes::CodeMaps::shown_member(
+                    q.member_number.as_deref(),
+                    member,
+                ),
                 ..Default::default()
             });
         };
@@ -498,7 +501,7 @@ impl Adapter for XmlAdapter {
             covered,
             reason: (!covered)
                 .then(|| Reason::new(ReasonCode::PartnerRule, "the mutuelle reports no cover")),
-            member_number: member,
+            member_number: crate::codes::CodeMaps::shown_member(q.member_number.as_deref(), member),
             ..Default::default()
         })
     }
