@@ -11,7 +11,7 @@
 //!   mutuelle's `benefit` per item = M. The claim's identifier is the
 //!   passerelle idempotency key (system `urn:passerelle:adjudication`), and the
 //!   POST is a conditional create (`If-None-Exist: identifier=...`);
-//! - cancel: POST a `Task` with code `cancel` (financialtaskcode) whose focus
+//! - cancel: POST a `Task` with code `cancel` (R4's financialtaskcode) whose focus
 //!   is the claim, by identifier.
 //!
 //! openIMIS dialect: the patient is its CHFID (member id mapping); codes go in
@@ -158,24 +158,50 @@ fn line_items(lines: &[MappedLine], dialect: Dialect, currency_code: &str) -> Ve
         .collect()
 }
 
-/// The scheme's adjudication as a contained ClaimResponse (standard dialect).
-fn scheme_adjudication(c: &passerelle_domain::Claim, lines: &[MappedLine]) -> Value {
+/// FHIR's adjudication category codes.
+const ADJUDICATION_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/adjudication";
+
+/// The claim type a claim is sent with (and its contained ClaimResponse).
+fn claim_type(c: &passerelle_domain::Claim) -> Value {
+    json!({ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/claim-type",
+                         "code": if c.stay.is_some() { "institutional" } else { "professional" } }] })
+}
+
+/// The scheme's adjudication as a contained ClaimResponse (standard
+/// dialect), with what FHIR R4 requires of a ClaimResponse (status, type,
+/// use, patient, created, insurer, outcome).
+fn scheme_adjudication(
+    c: &passerelle_domain::Claim,
+    lines: &[MappedLine],
+    patient: &Value,
+) -> Value {
     let cur = c.currency.as_str();
     let items: Vec<Value> = lines
         .iter()
         .map(|m| {
             let l = &m.line;
             let base = l.billed.min(l.tariff_base);
-            let pct_bp = if base > 0 { (l.scheme_share as i128 * 10_000 / base as i128) as i64 } else { 0 };
+            let pct_bp = if base > 0 {
+                (l.scheme_share as i128 * 10_000 / base as i128) as i64
+            } else {
+                0
+            };
             let outcome = l.outcome.as_str();
+            let category =
+                |code: &str| json!({ "coding": [{ "system": ADJUDICATION_SYSTEM, "code": code }] });
+            // FHIR strings may not be empty: no display without a reason.
+            let mut reason = json!({ "system": OUTCOME_SYSTEM, "code": outcome });
+            if !l.scheme_reason.is_empty() {
+                reason["display"] = json!(l.scheme_reason);
+            }
             json!({
                 "itemSequence": m.sequence,
                 "adjudication": [
-                    { "category": { "coding": [{ "code": "submitted" }] }, "amount": money(l.billed, cur) },
-                    { "category": { "coding": [{ "code": "eligible" }] }, "amount": money(l.tariff_base, cur) },
-                    { "category": { "coding": [{ "code": "eligpercent" }] }, "value": decimal(pct_bp, 2) },
-                    { "category": { "coding": [{ "code": "benefit" }] },
-                      "reason": { "coding": [{ "system": OUTCOME_SYSTEM, "code": outcome, "display": l.scheme_reason }] },
+                    { "category": category("submitted"), "amount": money(l.billed, cur) },
+                    { "category": category("eligible"), "amount": money(l.tariff_base, cur) },
+                    { "category": category("eligpercent"), "value": decimal(pct_bp, 2) },
+                    { "category": category("benefit"),
+                      "reason": { "coding": [reason] },
                       "amount": money(l.scheme_share, cur) }
                 ]
             })
@@ -185,9 +211,12 @@ fn scheme_adjudication(c: &passerelle_domain::Claim, lines: &[MappedLine]) -> Va
         "resourceType": "ClaimResponse",
         "id": "scheme-adjudication",
         "status": "active",
+        "type": claim_type(c),
         "use": "claim",
+        "patient": patient,
+        "created": date::format(c.date_of_care),
         "outcome": "complete",
-        "insurer": { "identifier": { "value": c.scheme_id } },
+        "insurer": { "identifier": { "system": "urn:passerelle:scheme", "value": c.scheme_id } },
         "item": items,
     })
 }
@@ -237,14 +266,13 @@ pub fn claim_resource(
         "resourceType": "Claim",
         "identifier": [{ "system": KEY_SYSTEM, "value": key }, { "system": "urn:passerelle:claim", "value": format!("{}/{}", c.scheme_id, c.claim_id) }],
         "status": "active",
-        "type": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/claim-type",
-                              "code": if c.stay.is_some() { "institutional" } else { "professional" } }] },
+        "type": claim_type(c),
         "use": "claim",
         "patient": patient,
         "billablePeriod": { "start": date::format(c.date_of_care), "end": date::format(c.date_of_care) },
         "created": date::format(c.date_of_care),
         "provider": { "identifier": { "value": mapped.facility }, "display": mapped.facility },
-        "priority": { "coding": [{ "code": "normal" }] },
+        "priority": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/processpriority", "code": "normal" }] },
         "insurance": insurance,
         "diagnosis": mapped.diagnoses.iter().enumerate().map(|(i, d)| json!({
             "sequence": i + 1,
@@ -254,7 +282,8 @@ pub fn claim_resource(
         "total": money(total, &c.currency),
     });
     if dialect == Dialect::Standard {
-        claim["contained"] = json!([scheme_adjudication(c, &mapped.lines)]);
+        let patient = claim["patient"].clone();
+        claim["contained"] = json!([scheme_adjudication(c, &mapped.lines, &patient)]);
     }
     claim
 }
@@ -265,6 +294,7 @@ pub fn eligibility_resource(
     member: &str,
     lines: &[MappedLine],
     dialect: Dialect,
+    mutuelle_id: &str,
 ) -> Value {
     let patient = match dialect {
         Dialect::Standard => {
@@ -280,14 +310,22 @@ pub fn eligibility_resource(
         "patient": patient,
         "servicedDate": date::format(q.date_of_care),
         "created": date::format(q.date_of_care),
-        "insurer": { "display": "mutuelle" },
+        "insurer": { "identifier": { "system": "urn:passerelle:mutuelle", "value": mutuelle_id } },
         "item": lines.iter().map(|m| match dialect {
-            Dialect::Standard => json!({
-                "category": { "coding": [{ "code": m.category }] },
-                "productOrService": { "coding": [{ "system": "urn:passerelle:act", "code": m.act }] },
-                "quantity": { "value": m.line.quantity },
-                "unitPrice": money(m.line.remainder(), &q.currency),
-            }),
+            Dialect::Standard => {
+                // A price per unit: the remainder split over the quantity
+                // when it divides exactly, else one unit of the remainder
+                // (never the remainder per unit, which reads as quantity
+                // times too much).
+                let (r, q_units) = (m.line.remainder(), i64::from(m.line.quantity.max(1)));
+                let (qty, unit) = if r % q_units == 0 { (q_units, r / q_units) } else { (1, r) };
+                json!({
+                    "category": { "coding": [{ "system": "urn:passerelle:care-category", "code": m.category }] },
+                    "productOrService": { "coding": [{ "system": "urn:passerelle:act", "code": m.act }] },
+                    "quantity": { "value": qty },
+                    "unitPrice": money(unit, &q.currency),
+                })
+            }
             Dialect::Openimis => json!({
                 "category": { "coding": [{ "code": m.category }] },
                 "productOrService": { "text": m.act },
@@ -303,7 +341,7 @@ pub fn cancel_resource(r: &CancelRequest<'_>) -> Value {
         "identifier": [{ "system": KEY_SYSTEM, "value": r.idempotency_key }],
         "status": "requested",
         "intent": "order",
-        "code": { "coding": [{ "system": "http://hl7.org/fhir/CodeSystem/financialtaskcode", "code": "cancel" }] },
+        "code": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/financialtaskcode", "code": "cancel" }] },
         "focus": { "type": "Claim", "identifier": { "system": KEY_SYSTEM, "value": r.adjudication_key } },
         "reasonCode": { "text": r.reason },
     })
@@ -467,7 +505,7 @@ impl Adapter for FhirAdapter {
             Err(r) => return Ok(EligibilityAnswer::not_covered(r)),
         };
         let (lines, local) = self.cfg.codes.lines(&q.lines);
-        let req = eligibility_resource(q, &member, &lines, self.cfg.dialect);
+        let req = eligibility_resource(q, &member, &lines, self.cfg.dialect, &self.mutuelle_id);
         let v = self.post("/CoverageEligibilityRequest", &req, None).await?;
         let parsed = parse_eligibility(&v, &self.cfg.currency_symbols, Some(&q.currency))
             .map_err(malformed)?;
@@ -770,6 +808,87 @@ mod tests {
             .unwrap();
         assert!(e.covered, "{e:?}");
         assert_eq!(e.member_number, "K-1");
+    }
+
+    /// Every string, coding and required element of what the standard
+    /// dialect sends (issue 15, item 7; without the full R4 schema check,
+    /// which is still to come): no empty string, every coding with its
+    /// system, the contained ClaimResponse with created, patient and type,
+    /// the R4 task code system, an eligibility price per unit, the mutuelle
+    /// as insurer.
+    #[test]
+    fn what_the_standard_dialect_sends_is_well_formed_fhir() {
+        fn walk(v: &Value, path: &str, problems: &mut Vec<String>) {
+            match v {
+                Value::String(s) if s.is_empty() => problems.push(format!("{path}: empty string")),
+                Value::Object(o) => {
+                    if path.ends_with(".coding[]") && !o.contains_key("system") {
+                        problems.push(format!("{path}: coding without system"));
+                    }
+                    for (k, x) in o {
+                        walk(x, &format!("{path}.{k}"), problems);
+                    }
+                }
+                Value::Array(a) => a
+                    .iter()
+                    .for_each(|x| walk(x, &format!("{path}[]"), problems)),
+                _ => {}
+            }
+        }
+        let mut c = crate::kit::claim("wf-1");
+        c.lines[1].quantity = 2;
+        let codes = crate::codes::CodeMaps::default();
+        let mapped = codes.claim(&c, "K-1").unwrap();
+        let claim = claim_resource("key-1", &c, &mapped, Dialect::Standard, "MUT-KIT");
+        let (lines, _) = codes.lines(&c.lines);
+        let q = crate::EligibilityQuery {
+            idempotency_key: "key-2".into(),
+            scheme_id: "CNSS".into(),
+            beneficiary_id: "TG-KIT-1".into(),
+            member_number: Some("K-1".into()),
+            date_of_care: c.date_of_care,
+            currency: "XOF".into(),
+            lines: c.lines.clone(),
+            diagnoses: vec![],
+        };
+        let elig = eligibility_resource(&q, "K-1", &lines, Dialect::Standard, "MUT-KIT");
+        let task = cancel_resource(&CancelRequest {
+            idempotency_key: "key-3",
+            adjudication_key: "key-1",
+            scheme_id: "CNSS",
+            claim_id: "wf-1",
+            reason: "sent twice",
+        });
+        let mut problems = Vec::new();
+        for (name, v) in [
+            ("Claim", &claim),
+            ("CoverageEligibilityRequest", &elig),
+            ("Task", &task),
+        ] {
+            walk(v, name, &mut problems);
+        }
+        assert!(problems.is_empty(), "{problems:#?}");
+        let contained = &claim["contained"][0];
+        for field in ["created", "patient", "type", "insurer", "outcome"] {
+            assert!(
+                !contained[field].is_null(),
+                "contained ClaimResponse lacks {field}"
+            );
+        }
+        assert_eq!(
+            task["code"]["coding"][0]["system"],
+            "http://terminology.hl7.org/CodeSystem/financialtaskcode"
+        );
+        assert_eq!(elig["insurer"]["identifier"]["value"], "MUT-KIT");
+        // Line 2: remainder 400 over quantity 2 is 200 a unit.
+        let item = &elig["item"][1];
+        assert_eq!(
+            (
+                item["quantity"]["value"].clone(),
+                item["unitPrice"]["value"].clone()
+            ),
+            (json!(2), json!(200))
+        );
     }
 
     #[test]
