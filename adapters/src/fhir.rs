@@ -891,6 +891,35 @@ mod tests {
         );
     }
 
+    /// Issue 15, item 6: an ExplanationOfBenefit (what some payers return
+    /// instead of a ClaimResponse) is read the same way, its items by
+    /// `sequence`; payment and coverage resources are refused with what
+    /// they are.
+    #[test]
+    fn an_explanation_of_benefit_is_read_like_a_claim_response() {
+        let v = json!({"resourceType": "ExplanationOfBenefit", "outcome": "complete",
+            "item": [{"sequence": 1, "adjudication": [{"category": {"coding": [{"code": "benefit"}]}, "amount": {"value": 1500, "currency": "XOF"}}]}],
+            "total": [{"category": {"coding": [{"code": "benefit"}]}, "amount": {"value": 1500, "currency": "XOF"}}]});
+        let r = parse_claim_response(&v, Dialect::Standard, &HashMap::new(), None).unwrap();
+        assert_eq!((r.lines[0].sequence, r.lines[0].benefit), (1, 1500));
+        let mut bad = v.clone();
+        bad["total"][0]["amount"]["value"] = json!(2000);
+        let e = parse_claim_response(&bad, Dialect::Standard, &HashMap::new(), None).unwrap_err();
+        assert_eq!(e.path, "ExplanationOfBenefit.total[0].amount");
+        let e = parse_claim_response(
+            &json!({"resourceType": "PaymentReconciliation"}),
+            Dialect::Standard,
+            &HashMap::new(),
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("PaymentReconciliation is no adjudication"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn claim_sequence_beyond_u32_is_refused_not_read_as_line_1() {
         let v = json!({"resourceType": "Claim", "item": [

@@ -214,9 +214,27 @@ pub fn parse_claim_response(
     symbols: &HashMap<String, String>,
     default_currency: Option<&str>,
 ) -> Result<ParsedClaimResponse, PathError> {
-    if v.get("resourceType").and_then(Value::as_str) != Some("ClaimResponse") {
-        return Err(perr("resourceType", "not a ClaimResponse"));
-    }
+    // A payer may answer with an ExplanationOfBenefit instead: the same
+    // items, adjudications, added items and totals, its items numbered by
+    // `sequence` rather than `itemSequence`.
+    let res = match v.get("resourceType").and_then(Value::as_str) {
+        Some("ClaimResponse") => "ClaimResponse",
+        Some("ExplanationOfBenefit") if dialect == Dialect::Standard => "ExplanationOfBenefit",
+        Some(other @ ("PaymentReconciliation" | "PaymentNotice" | "Coverage")) => {
+            return Err(perr(
+                "resourceType",
+                format!(
+                    "a {other} is no adjudication: passerelle reads the shares of a ClaimResponse or an ExplanationOfBenefit"
+                ),
+            ));
+        }
+        _ => return Err(perr("resourceType", "not a ClaimResponse")),
+    };
+    let seq_field = if res == "ClaimResponse" {
+        "itemSequence"
+    } else {
+        "sequence"
+    };
     let outcome = v
         .get("outcome")
         .and_then(Value::as_str)
@@ -236,15 +254,15 @@ pub fn parse_claim_response(
         .cloned()
         .unwrap_or_default();
     for (i, item) in items.iter().enumerate() {
-        let p = format!("ClaimResponse.item[{i}]");
+        let p = format!("{res}.item[{i}]");
         let seq = item
-            .get("itemSequence")
+            .get(seq_field)
             .and_then(Value::as_u64)
-            .ok_or_else(|| perr(&format!("{p}.itemSequence"), "missing"))?;
+            .ok_or_else(|| perr(&format!("{p}.{seq_field}"), "missing"))?;
         // Never truncated: 4294967297 is no line, not line 1.
         let seq = u32::try_from(seq).map_err(|_| {
             perr(
-                &format!("{p}.itemSequence"),
+                &format!("{p}.{seq_field}"),
                 format!("{seq} is not a line number"),
             )
         })?;
@@ -331,8 +349,8 @@ pub fn parse_claim_response(
     }
     if dialect == Dialect::Standard {
         let money = |m: &Value, path: &str| read_money(m, path, symbols, default_currency);
-        add_items(v, &mut lines, &mut currency_code, &money)?;
-        check_total(v, &lines, &mut currency_code, &money)?;
+        add_items(v, res, &mut lines, &mut currency_code, &money)?;
+        check_total(v, res, &lines, &mut currency_code, &money)?;
     }
     let (disposition, errors, notes) = payer_words(v);
     Ok(ParsedClaimResponse {
@@ -390,6 +408,7 @@ fn benefit_of(
 /// several, cannot be paid per claim line: refused, named.
 fn add_items(
     v: &Value,
+    res: &str,
     lines: &mut [ResponseLine],
     currency: &mut String,
     money: &ReadMoney<'_>,
@@ -398,7 +417,7 @@ fn add_items(
         return Ok(());
     };
     for (k, add) in added.iter().enumerate() {
-        let p = format!("ClaimResponse.addItem[{k}]");
+        let p = format!("{res}.addItem[{k}]");
         let seqs: Vec<u64> = add
             .get("itemSequence")
             .and_then(Value::as_array)
@@ -436,6 +455,7 @@ fn add_items(
 /// refused, never paid on either figure.
 fn check_total(
     v: &Value,
+    res: &str,
     lines: &[ResponseLine],
     currency: &mut String,
     money: &ReadMoney<'_>,
@@ -448,7 +468,7 @@ fn check_total(
         if t.get("category").and_then(code_of) != Some("benefit") {
             continue;
         }
-        let p = format!("ClaimResponse.total[{i}].amount");
+        let p = format!("{res}.total[{i}].amount");
         let m = t.get("amount").ok_or_else(|| perr(&p, "missing"))?;
         let (total, c) = money(m, &p)?;
         same_currency(currency, &c, &format!("{p}.currency"))?;

@@ -39,7 +39,11 @@ pub fn translate(
     let kind = v.get("resourceType").and_then(Value::as_str).unwrap_or("");
     let syms = &cfg.currency_symbols;
     match kind {
-        "ClaimResponse" => {
+        "ClaimResponse"
+        | "ExplanationOfBenefit"
+        | "PaymentReconciliation"
+        | "PaymentNotice"
+        | "Coverage" => {
             let r = super::parse_claim_response(&v, dialect, syms, Some(currency))
                 .map_err(|e| e.to_string())?;
             let cur = if r.currency.is_empty() {
@@ -48,7 +52,7 @@ pub fn translate(
                 r.currency.clone()
             };
             Ok(json!({
-                "resource": "ClaimResponse",
+                "resource": kind,
                 "dialect": format!("{dialect:?}").to_lowercase(),
                 "outcome": r.outcome,
                 "disposition": r.disposition,
