@@ -168,6 +168,27 @@ impl AdapterKind {
     }
 }
 
+/// A partner's adapter table given to `passerelle translate --config`, read
+/// as the broker reads it (the adapter's own config: unknown keys refused,
+/// named). `fill` puts in what translate does not need and the config
+/// requires (an endpoint, a request template), where the file left it out.
+pub(crate) fn translate_settings<T: serde::de::DeserializeOwned>(
+    mut table: toml::Table,
+    header: &str,
+    fill: impl FnOnce(&mut toml::Table),
+) -> Result<T, String> {
+    if table.contains_key("partners") {
+        return Err(format!(
+            "give the adapter's table itself: the keys of [{header}] at the top of the file, \
+             without the [{header}] header"
+        ));
+    }
+    fill(&mut table);
+    table
+        .try_into()
+        .map_err(|e: toml::de::Error| e.message().to_string())
+}
+
 /// `passerelle translate --adapter NAME`: reads one payload of a partner of
 /// that adapter, with the partner's settings table (other keys of it are
 /// ignored), as JSON; `Err` is the message, with the path at fault.

@@ -8,20 +8,11 @@ use crate::decimal::{amount_json as amount, opt_amount_json as opt_amount};
 /// The partner's `[partners.fhir]` table, read as the broker reads it
 /// (unknown keys refused, named): translate needs only its dialect and
 /// currency symbols, so `base_url` may be left out.
-fn settings_of(mut table: toml::Table) -> Result<super::FhirConfig, String> {
-    if table.contains_key("partners") {
-        return Err(
-            "give the adapter's table itself: the keys of [partners.fhir] at the top of \
-                    the file, without the [partners.fhir] header"
-                .into(),
-        );
-    }
-    table
-        .entry("base_url")
-        .or_insert_with(|| "http://translate.invalid".into());
-    table
-        .try_into()
-        .map_err(|e: toml::de::Error| e.message().to_string())
+fn settings_of(table: toml::Table) -> Result<super::FhirConfig, String> {
+    crate::registry::translate_settings(table, "partners.fhir", |t| {
+        t.entry("base_url")
+            .or_insert_with(|| "http://translate.invalid".into());
+    })
 }
 
 /// Reads a ClaimResponse, Claim, CoverageEligibilityResponse or

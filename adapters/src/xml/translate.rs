@@ -8,28 +8,19 @@ use crate::decimal::amount_json as amount;
 /// The partner's `[partners.xml]` table, read as the broker reads it
 /// (unknown keys refused, named): translate needs only its number format
 /// and answer paths, so `url`, `cancel` and the request templates may be left out.
-fn settings_of(mut table: toml::Table) -> Result<super::XmlConfig, String> {
-    if table.contains_key("partners") {
-        return Err(
-            "give the adapter's table itself: the keys of [partners.xml] at the top of \
-                    the file, without the [partners.xml] header"
-                .into(),
-        );
-    }
-    table
-        .entry("url")
-        .or_insert_with(|| "http://translate.invalid".into());
-    for name in ["adjudicate", "cancel"] {
-        let op = table
-            .entry(name)
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        if let toml::Value::Table(op) = op {
-            op.entry("template").or_insert_with(|| "".into());
+fn settings_of(table: toml::Table) -> Result<super::XmlConfig, String> {
+    crate::registry::translate_settings(table, "partners.xml", |t| {
+        t.entry("url")
+            .or_insert_with(|| "http://translate.invalid".into());
+        for name in ["adjudicate", "cancel"] {
+            let op = t
+                .entry(name)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(op) = op {
+                op.entry("template").or_insert_with(|| "".into());
+            }
         }
-    }
-    table
-        .try_into()
-        .map_err(|e: toml::de::Error| e.message().to_string())
+    })
 }
 
 /// Reads an adjudication answer with the mapping's paths and number format.
