@@ -67,63 +67,61 @@ impl ClaimStore for SqliteStore {
     ) -> Result<Transition, StoreError> {
         let (s, cid) = (scheme_id.to_string(), claim_id.to_string());
         let out = self.with(move |c| {
-            let tx = c.savepoint()?;
-            let (pk, rec) = load_existing(&tx, &s, &cid)?;
-            if !core::may_complete(rec.state) {
-                return Ok(Transition::Stale(rec));
-            }
-            let seq = next_seq(&tx)?;
-            match outcome {
-                Outcome::Coordinated {
-                    shares,
-                    product,
-                    partner_reference,
-                    consumption,
-                } => {
-                    for (key, u) in core::consumed(&consumption) {
-                        tx.prepare_cached("INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count) \
-                             VALUES (?1, ?2, 0, 0) ON CONFLICT DO NOTHING")?.execute(params![rec.mutuelle_id, key],
-                        )?;
-                        let n = tx.prepare_cached("UPDATE ceiling_usage SET used_amount = used_amount + ?3, used_count = used_count + ?4 \
-                             WHERE mutuelle_id = ?1 AND ceiling_key = ?2 \
-                             AND (?5 IS NULL OR used_amount + ?3 <= ?5) \
-                             AND (?6 IS NULL OR used_count + ?4 <= ?6)")?.execute(params![rec.mutuelle_id, key, u.amount, u.count, u.limit_amount, u.limit_count],
-                        )?;
-                        if n == 0 {
-                            // Dropping the transaction rolls everything back.
-                            return Err(StoreError::CeilingConflict(key));
+            transition(c, &s, &cid, |tx, pk, rec| {
+                if !core::may_complete(rec.state) {
+                    return Ok(false);
+                }
+                let seq = next_seq(tx)?;
+                match outcome {
+                    Outcome::Coordinated {
+                        shares,
+                        product,
+                        partner_reference,
+                        consumption,
+                    } => {
+                        for (key, u) in core::consumed(&consumption) {
+                            tx.prepare_cached("INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count) \
+                                 VALUES (?1, ?2, 0, 0) ON CONFLICT DO NOTHING")?.execute(params![rec.mutuelle_id, key],
+                            )?;
+                            let n = tx.prepare_cached("UPDATE ceiling_usage SET used_amount = used_amount + ?3, used_count = used_count + ?4 \
+                                 WHERE mutuelle_id = ?1 AND ceiling_key = ?2 \
+                                 AND (?5 IS NULL OR used_amount + ?3 <= ?5) \
+                                 AND (?6 IS NULL OR used_count + ?4 <= ?6)")?.execute(params![rec.mutuelle_id, key, u.amount, u.count, u.limit_amount, u.limit_count],
+                            )?;
+                            if n == 0 {
+                                // Dropping the transaction rolls everything back.
+                                return Err(StoreError::CeilingConflict(key));
+                            }
+                            tx.prepare_cached("INSERT INTO claim_consumption (claim_pk, ceiling_key, amount, count) VALUES (?1, ?2, ?3, ?4)")?.execute(params![pk, key, u.amount, u.count],
+                            )?;
                         }
-                        tx.prepare_cached("INSERT INTO claim_consumption (claim_pk, ceiling_key, amount, count) VALUES (?1, ?2, ?3, ?4)")?.execute(params![pk, key, u.amount, u.count],
+                        write_lines(tx, pk, &rec.claim, &shares)?;
+                        if let Some(p) = &product {
+                            tx.prepare_cached("UPDATE products SET used = 1 WHERE mutuelle_id = ?1 AND product_id = ?2 AND version = ?3")?.execute(params![rec.mutuelle_id, p.id, p.version],
+                            )?;
+                        }
+                        tx.prepare_cached("UPDATE claims SET state = 'coordinated', product_id = ?2, product_version = ?3, \
+                             product_name = ?4, partner_reference = ?5, next_attempt_ms = NULL, last_error = '', \
+                             change_seq = ?6, updated_ms = ?7, mutuelle_total = ?8 WHERE id = ?1")?.execute(params![
+                                pk,
+                                product.as_ref().map(|p| p.id.clone()),
+                                product.as_ref().map(|p| p.version),
+                                product.as_ref().map(|p| p.name.clone()),
+                                partner_reference,
+                                seq,
+                                now_ms,
+                                core::mutuelle_total(&shares),
+                            ],
                         )?;
                     }
-                    write_lines(&tx, pk, &rec.claim, &shares)?;
-                    if let Some(p) = &product {
-                        tx.prepare_cached("UPDATE products SET used = 1 WHERE mutuelle_id = ?1 AND product_id = ?2 AND version = ?3")?.execute(params![rec.mutuelle_id, p.id, p.version],
+                    Outcome::Rejected(reason) => {
+                        tx.prepare_cached("UPDATE claims SET state = 'rejected', rejection_code = ?2, rejection_message = ?3, \
+                             next_attempt_ms = NULL, change_seq = ?4, updated_ms = ?5 WHERE id = ?1")?.execute(params![pk, core::code_str(reason.code), reason.message, seq, now_ms],
                         )?;
                     }
-                    tx.prepare_cached("UPDATE claims SET state = 'coordinated', product_id = ?2, product_version = ?3, \
-                         product_name = ?4, partner_reference = ?5, next_attempt_ms = NULL, last_error = '', \
-                         change_seq = ?6, updated_ms = ?7, mutuelle_total = ?8 WHERE id = ?1")?.execute(params![
-                            pk,
-                            product.as_ref().map(|p| p.id.clone()),
-                            product.as_ref().map(|p| p.version),
-                            product.as_ref().map(|p| p.name.clone()),
-                            partner_reference,
-                            seq,
-                            now_ms,
-                            core::mutuelle_total(&shares),
-                        ],
-                    )?;
                 }
-                Outcome::Rejected(reason) => {
-                    tx.prepare_cached("UPDATE claims SET state = 'rejected', rejection_code = ?2, rejection_message = ?3, \
-                         next_attempt_ms = NULL, change_seq = ?4, updated_ms = ?5 WHERE id = ?1")?.execute(params![pk, core::code_str(reason.code), reason.message, seq, now_ms],
-                    )?;
-                }
-            }
-            let (_, rec) = load_existing(&tx, &s, &cid)?;
-            tx.commit()?;
-            Ok(Transition::Applied(rec))
+                Ok(true)
+            })
         })
         .await;
         self.usages.invalidate();
@@ -144,22 +142,20 @@ impl ClaimStore for SqliteStore {
             last_error.to_string(),
         );
         self.with(move |c| {
-            let tx = c.savepoint()?;
-            let (pk, rec) = load_existing(&tx, &s, &cid)?;
-            let Some(new_state) = core::deferred_state(rec.state) else {
-                return Ok(Transition::Stale(rec));
-            };
-            let seq = if new_state != rec.state {
-                next_seq(&tx)?
-            } else {
-                rec.change_seq as i64
-            };
-            tx.prepare_cached("UPDATE claims SET state = ?2, next_attempt_ms = ?3, last_error = ?4, change_seq = ?5, \
-                 updated_ms = ?6 WHERE id = ?1")?.execute(params![pk, new_state.as_str(), next_attempt_ms, err, seq, now_ms],
-            )?;
-            let (_, rec) = load_existing(&tx, &s, &cid)?;
-            tx.commit()?;
-            Ok(Transition::Applied(rec))
+            transition(c, &s, &cid, |tx, pk, rec| {
+                let Some(new_state) = core::deferred_state(rec.state) else {
+                    return Ok(false);
+                };
+                let seq = if new_state != rec.state {
+                    next_seq(tx)?
+                } else {
+                    rec.change_seq as i64
+                };
+                tx.prepare_cached("UPDATE claims SET state = ?2, next_attempt_ms = ?3, last_error = ?4, change_seq = ?5, \
+                     updated_ms = ?6 WHERE id = ?1")?.execute(params![pk, new_state.as_str(), next_attempt_ms, err, seq, now_ms],
+                )?;
+                Ok(true)
+            })
         })
         .await
     }
@@ -237,18 +233,16 @@ impl ClaimStore for SqliteStore {
             reason.to_string(),
         );
         self.with(move |c| {
-            let tx = c.savepoint()?;
-            let (pk, rec) = load_existing(&tx, &s, &cid)?;
-            if !core::may_begin_cancel(rec.state) {
-                return Ok(Transition::Stale(rec));
-            }
-            let seq = next_seq(&tx)?;
-            tx.prepare_cached("UPDATE claims SET state = 'cancel_pending', cancel_key = ?2, cancel_reason = ?3, \
-                 next_attempt_ms = ?4, attempts = 0, change_seq = ?5, updated_ms = ?6 WHERE id = ?1")?.execute(params![pk, key, why, lease_until_ms, seq, now_ms],
-            )?;
-            let (_, rec) = load_existing(&tx, &s, &cid)?;
-            tx.commit()?;
-            Ok(Transition::Applied(rec))
+            transition(c, &s, &cid, |tx, pk, rec| {
+                if !core::may_begin_cancel(rec.state) {
+                    return Ok(false);
+                }
+                let seq = next_seq(tx)?;
+                tx.prepare_cached("UPDATE claims SET state = 'cancel_pending', cancel_key = ?2, cancel_reason = ?3, \
+                     next_attempt_ms = ?4, attempts = 0, change_seq = ?5, updated_ms = ?6 WHERE id = ?1")?.execute(params![pk, key, why, lease_until_ms, seq, now_ms],
+                )?;
+                Ok(true)
+            })
         })
         .await
     }
@@ -261,32 +255,30 @@ impl ClaimStore for SqliteStore {
     ) -> Result<Transition, StoreError> {
         let (s, cid) = (scheme_id.to_string(), claim_id.to_string());
         let out = self.with(move |c| {
-            let tx = c.savepoint()?;
-            let (pk, rec) = load_existing(&tx, &s, &cid)?;
-            if !core::may_complete_cancel(rec.state) {
-                return Ok(Transition::Stale(rec));
-            }
-            tx.prepare_cached("UPDATE ceiling_usage SET \
-                   used_amount = used_amount - (SELECT amount FROM claim_consumption c WHERE c.claim_pk = ?1 AND c.ceiling_key = ceiling_usage.ceiling_key), \
-                   used_count = used_count - (SELECT count FROM claim_consumption c WHERE c.claim_pk = ?1 AND c.ceiling_key = ceiling_usage.ceiling_key) \
-                 WHERE mutuelle_id = ?2 AND ceiling_key IN (SELECT ceiling_key FROM claim_consumption WHERE claim_pk = ?1)")?.execute(params![pk, rec.mutuelle_id],
-            )?;
-            tx.prepare_cached("DELETE FROM claim_consumption WHERE claim_pk = ?1")?.execute([pk])?;
-            // Cancelled after its period closed: the mutuelle recovers what it
-            // owed, in the next open period (an indu), instead of the closed
-            // statement changing.
-            tx.prepare_cached("INSERT INTO recoveries (claim_pk, scheme_id, mutuelle_id, from_period, amount, created_ms) \
-                 SELECT c.id, c.scheme_id, c.mutuelle_id, p.number, c.mutuelle_total, ?2 \
-                 FROM claims c JOIN periods p ON p.id = c.period_id \
-                 WHERE c.id = ?1 AND c.mutuelle_total > 0")?.execute(params![pk, now_ms],
-            )?;
-            let seq = next_seq(&tx)?;
-            tx.prepare_cached("UPDATE claims SET state = 'cancelled', next_attempt_ms = NULL, last_error = '', \
-                 change_seq = ?2, updated_ms = ?3 WHERE id = ?1")?.execute(params![pk, seq, now_ms],
-            )?;
-            let (_, rec) = load_existing(&tx, &s, &cid)?;
-            tx.commit()?;
-            Ok(Transition::Applied(rec))
+            transition(c, &s, &cid, |tx, pk, rec| {
+                if !core::may_complete_cancel(rec.state) {
+                    return Ok(false);
+                }
+                tx.prepare_cached("UPDATE ceiling_usage SET \
+                       used_amount = used_amount - (SELECT amount FROM claim_consumption c WHERE c.claim_pk = ?1 AND c.ceiling_key = ceiling_usage.ceiling_key), \
+                       used_count = used_count - (SELECT count FROM claim_consumption c WHERE c.claim_pk = ?1 AND c.ceiling_key = ceiling_usage.ceiling_key) \
+                     WHERE mutuelle_id = ?2 AND ceiling_key IN (SELECT ceiling_key FROM claim_consumption WHERE claim_pk = ?1)")?.execute(params![pk, rec.mutuelle_id],
+                )?;
+                tx.prepare_cached("DELETE FROM claim_consumption WHERE claim_pk = ?1")?.execute([pk])?;
+                // Cancelled after its period closed: the mutuelle recovers what it
+                // owed, in the next open period (an indu), instead of the closed
+                // statement changing.
+                tx.prepare_cached("INSERT INTO recoveries (claim_pk, scheme_id, mutuelle_id, from_period, amount, created_ms) \
+                     SELECT c.id, c.scheme_id, c.mutuelle_id, p.number, c.mutuelle_total, ?2 \
+                     FROM claims c JOIN periods p ON p.id = c.period_id \
+                     WHERE c.id = ?1 AND c.mutuelle_total > 0")?.execute(params![pk, now_ms],
+                )?;
+                let seq = next_seq(tx)?;
+                tx.prepare_cached("UPDATE claims SET state = 'cancelled', next_attempt_ms = NULL, last_error = '', \
+                     change_seq = ?2, updated_ms = ?3 WHERE id = ?1")?.execute(params![pk, seq, now_ms],
+                )?;
+                Ok(true)
+            })
         })
         .await;
         self.usages.invalidate();

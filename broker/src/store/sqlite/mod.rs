@@ -652,6 +652,26 @@ fn load_by_key(
     Ok(Some((pk, rec)))
 }
 
+/// One claim transition, in a savepoint: loads the claim, `apply` writes
+/// the change and says whether it applied (`false`: the claim is not in a
+/// state it leaves, `Stale`, nothing written), then the claim is read back
+/// and committed. An error rolls everything back.
+fn transition(
+    c: &mut Connection,
+    scheme_id: &str,
+    claim_id: &str,
+    apply: impl FnOnce(&Connection, i64, &ClaimRecord) -> Result<bool, StoreError>,
+) -> Result<Transition, StoreError> {
+    let tx = c.savepoint()?;
+    let (pk, rec) = load_existing(&tx, scheme_id, claim_id)?;
+    if !apply(&tx, pk, &rec)? {
+        return Ok(Transition::Stale(rec));
+    }
+    let (_, rec) = load_existing(&tx, scheme_id, claim_id)?;
+    tx.commit()?;
+    Ok(Transition::Applied(rec))
+}
+
 fn load_existing(
     c: &Connection,
     scheme_id: &str,
