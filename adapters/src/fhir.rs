@@ -82,6 +82,9 @@ pub struct FhirConfig {
     /// Opening a connection, ms. Default 2000.
     #[serde(default = "crate::http::default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// The pool of kept-alive connections to this partner.
+    #[serde(default)]
+    pub pool: crate::http::PoolSettings,
     /// TLS (with https://), as for grpc partners.
     #[serde(default)]
     pub tls: Option<PartnerTls>,
@@ -390,6 +393,7 @@ impl FhirAdapter {
             &cfg.base_url,
             cfg.tls.as_ref(),
             Duration::from_millis(cfg.connect_timeout_ms),
+            &cfg.pool,
         )?;
         let read = |p: &Option<std::path::PathBuf>| -> Result<Option<String>, String> {
             p.as_ref()
@@ -785,6 +789,7 @@ mod tests {
             dialect: Dialect::Standard,
             timeout_ms: 2000,
             connect_timeout_ms: 2000,
+            pool: Default::default(),
             tls: None,
             token_file: None,
             username: None,

@@ -105,6 +105,23 @@ pub(crate) fn read(path: &std::path::Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// The certificates of a PEM file: at least one, and nothing unreadable.
+fn pem_certs(
+    path: &std::path::Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    let bytes = read(path)?;
+    let certs = rustls_pemfile::certs(&mut bytes.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{}: no PEM certificate in this file",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
 /// The rustls client config for a partner: ring only, TLS 1.3 (and 1.2 if
 /// allowed), the partner's CA, and the broker's certificate if given.
 fn client_config(t: &PartnerTls) -> Result<Arc<rustls::ClientConfig>, String> {
@@ -118,10 +135,11 @@ pub(crate) fn partner_tls_config(
 ) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
-    let ca = read(&t.ca_file)?;
-    for c in rustls_pemfile::certs(&mut ca.as_slice()) {
+    // Fail closed: a CA file that holds no certificate is refused here,
+    // rather than accepted as an empty trust store.
+    for c in pem_certs(&t.ca_file)? {
         roots
-            .add(c.map_err(|e| format!("{}: {e}", t.ca_file.display()))?)
+            .add(c)
             .map_err(|e| format!("{}: {e}", t.ca_file.display()))?;
     }
     let versions: &[&'static rustls::SupportedProtocolVersion] = if t.allow_tls12 {
@@ -135,9 +153,7 @@ pub(crate) fn partner_tls_config(
         .with_root_certificates(roots);
     let mut cfg = match (&t.cert_file, &t.key_file) {
         (Some(c), Some(k)) => {
-            let chain = rustls_pemfile::certs(&mut read(c)?.as_slice())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("{}: {e}", c.display()))?;
+            let chain = pem_certs(c)?;
             let key = rustls_pemfile::private_key(&mut read(k)?.as_slice())
                 .map_err(|e| format!("{}: {e}", k.display()))?
                 .ok_or_else(|| format!("{}: no private key", k.display()))?;

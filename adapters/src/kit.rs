@@ -384,6 +384,7 @@ pub async fn fhir_env(dialect: crate::fhir::Dialect) -> KitEnv {
         dialect,
         timeout_ms: 400,
         connect_timeout_ms: 400,
+        pool: Default::default(),
         tls: None,
         token_file: None,
         username: openimis.then(|| "passerelle".to_string()),

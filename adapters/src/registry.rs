@@ -18,7 +18,7 @@
 //! adapter"); the compiler points at each match that lacks it.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
@@ -285,16 +285,132 @@ impl AdapterConfig {
         base: &Path,
         data: Arc<dyn RulesData>,
     ) -> Result<Arc<dyn Adapter>, String> {
+        self.resolved(base).settings().build(&PartnerContext {
+            mutuelle_id: mutuelle_id.to_string(),
+            data,
+        })
+    }
+
+    /// Builds the adapter of one partner as the broker holds it: rebuilt
+    /// when the files of its settings change ([`LiveAdapter`]).
+    pub fn live(
+        &self,
+        mutuelle_id: &str,
+        base: &Path,
+        data: Arc<dyn RulesData>,
+    ) -> Result<LiveAdapter, String> {
+        let config = self.resolved(base);
+        let context = PartnerContext {
+            mutuelle_id: mutuelle_id.to_string(),
+            data,
+        };
+        // The stamp is taken before the build: a file that changes between
+        // the two is read again at the next check.
+        let stamp = stamp(&config);
+        let adapter = config.settings().build(&context)?;
+        Ok(LiveAdapter {
+            settings: Some((config, context)),
+            current: RwLock::new((adapter, stamp)),
+        })
+    }
+
+    /// A copy whose relative file paths are resolved against `base`.
+    fn resolved(&self, base: &Path) -> AdapterConfig {
         let mut resolved = self.clone();
         for f in resolved.settings_mut().files() {
             if f.is_relative() {
                 *f = base.join(&*f);
             }
         }
-        resolved.settings().build(&PartnerContext {
-            mutuelle_id: mutuelle_id.to_string(),
-            data,
+        resolved
+    }
+
+    /// The files its settings name (TLS material, secrets).
+    fn paths(&self) -> Vec<PathBuf> {
+        let mut copy = self.clone();
+        copy.settings_mut()
+            .files()
+            .into_iter()
+            .map(|p| p.clone())
+            .collect()
+    }
+}
+
+/// What the files of a partner's settings hold now: a digest per file
+/// (`None`: unreadable).
+type Stamp = Vec<Option<[u8; 32]>>;
+
+fn stamp(config: &AdapterConfig) -> Stamp {
+    use sha2::Digest;
+    config
+        .paths()
+        .iter()
+        .map(|p| {
+            std::fs::read(p)
+                .ok()
+                .map(|b| sha2::Sha256::digest(b).into())
         })
+        .collect()
+}
+
+/// A partner's adapter as the broker holds it. When the files its settings
+/// name change (CA, client certificate and key, token or password files),
+/// or when the broker reloads its TLS material (SIGHUP), the adapter is
+/// built again from the same settings and replaces the old one. The old one
+/// goes when its calls in flight end, and with it its connections (the
+/// HTTP adapters' pools, the grpc adapter's channel): no connection made
+/// with old settings is used for a new call. A rebuild that fails (a file
+/// missing, unreadable or invalid) keeps the adapter in force and reports
+/// the error, as the broker's own TLS reload does: a bad file never
+/// weakens the connection.
+pub struct LiveAdapter {
+    /// What it is built from; `None`: an adapter given as is (never
+    /// rebuilt).
+    settings: Option<(AdapterConfig, PartnerContext)>,
+    current: RwLock<(Arc<dyn Adapter>, Stamp)>,
+}
+
+impl From<Arc<dyn Adapter>> for LiveAdapter {
+    /// An adapter that is never rebuilt (tests, tools).
+    fn from(adapter: Arc<dyn Adapter>) -> Self {
+        LiveAdapter {
+            settings: None,
+            current: RwLock::new((adapter, Vec::new())),
+        }
+    }
+}
+
+impl LiveAdapter {
+    /// The adapter in force; a call holds it until it ends.
+    pub fn get(&self) -> Arc<dyn Adapter> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone()
+    }
+
+    /// Rebuilds the adapter if its files changed, or always with `force`
+    /// (settings that name no file are never rebuilt: nothing can have
+    /// changed). `Ok(true)`: rebuilt.
+    pub fn reload(&self, force: bool) -> Result<bool, String> {
+        let Some((config, context)) = &self.settings else {
+            return Ok(false);
+        };
+        let now = stamp(config);
+        if now.is_empty() {
+            return Ok(false);
+        }
+        let changed = {
+            let current = self.current.read().unwrap_or_else(|p| p.into_inner());
+            current.1 != now
+        };
+        if !changed && !force {
+            return Ok(false);
+        }
+        let adapter = config.settings().build(context)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = (adapter, now);
+        Ok(true)
     }
 }
 

@@ -71,7 +71,12 @@ pub struct TemplateAdapter {
 
 impl TemplateAdapter {
     pub fn new(cfg: &TemplateConfig) -> Result<TemplateAdapter, String> {
-        let http = HttpClient::new(&cfg.url, None, Duration::from_millis(cfg.timeout_ms))?;
+        let http = HttpClient::new(
+            &cfg.url,
+            None,
+            Duration::from_millis(cfg.timeout_ms),
+            &crate::http::PoolSettings::default(),
+        )?;
         Ok(TemplateAdapter {
             cfg: cfg.clone(),
             http,

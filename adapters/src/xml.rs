@@ -129,6 +129,9 @@ pub struct XmlConfig {
     pub timeout_ms: u64,
     #[serde(default = "crate::http::default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// The pool of kept-alive connections to this partner.
+    #[serde(default)]
+    pub pool: crate::http::PoolSettings,
     #[serde(default)]
     pub tls: Option<PartnerTls>,
     #[serde(default)]
@@ -300,6 +303,7 @@ impl XmlAdapter {
             &cfg.url,
             cfg.tls.as_ref(),
             Duration::from_millis(cfg.connect_timeout_ms),
+            &cfg.pool,
         )?;
         let auth_header = match &cfg.auth {
             None => None,

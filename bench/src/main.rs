@@ -30,6 +30,7 @@
 
 mod catchup;
 mod child;
+mod http_partners;
 mod load;
 mod postgres;
 mod report;
@@ -451,7 +452,7 @@ async fn main() {
             async move { c.check_eligibility(req).await.is_ok() }
         }
     };
-    let scenarios: [(&'static str, &Vec<Channel>, &'static str, &'static str); 5] = [
+    let scenarios: [(&'static str, &Vec<Channel>, &'static str, &'static str); 7] = [
         // The floor: the gRPC edge, routing (one roster read, no member)
         // and the audit row, without an adapter.
         (
@@ -469,11 +470,47 @@ async fn main() {
             "INAM",
             "TG-2001",
         ),
+        // The HTTP partners of `dev`: MUT-IMIS (fhir-r4, openIMIS dialect)
+        // and MUT-LEGACY (xml-http), simulated on loopback.
+        ("eligibility fhir partner", &plain_ch, "CNSS", "TG-3001"),
+        ("eligibility xml partner", &plain_ch, "INAM", "TG-4001"),
     ];
     for (name, ch, scheme, who) in scenarios {
         if args.wants(name) {
             rows.push(measure(name, &args, Some(quarter_b), 0, elig(ch, scheme, who)).await);
         }
+    }
+    // The HTTP path's own limit, then the HTTP partners beside it and beside
+    // the gRPC partner at one fixed load.
+    const ECHO: &str = "HTTP/1.1 echo (keep-alive)";
+    if args.wants(ECHO) {
+        rows.push(measure(ECHO, &args, Some(quarter_b), 0, http_partners::echo().await).await);
+    }
+    let comparison = {
+        let find = |name: &str| rows.iter().find(|r| r.name == name);
+        match (find(ECHO), find("eligibility grpc partner")) {
+            (Some(echo), Some(grpc)) => {
+                let mut calls = vec![(grpc, elig(&plain_ch, "INAM", "TG-2001"))];
+                for (name, scheme, who) in [
+                    ("eligibility fhir partner", "CNSS", "TG-3001"),
+                    ("eligibility xml partner", "INAM", "TG-4001"),
+                ] {
+                    if let Some(r) = find(name) {
+                        calls.push((r, elig(&plain_ch, scheme, who)));
+                    }
+                }
+                http_partners::compare(&args, echo, calls).await
+            }
+            _ => None,
+        }
+    };
+    if let Some(c) = &comparison
+        && c.errors > 0
+    {
+        failures.push(format!(
+            "HTTP partners at a fixed load: {} calls failed",
+            c.errors
+        ));
     }
 
     let mut mtls = Vec::new();
@@ -673,7 +710,14 @@ async fn main() {
     if b_end > rows[0].saturation_rps {
         rows[0].saturation_rps = b_end;
     }
-    report::report(&args, &rows, &mtls, limit.as_ref(), catch_up.as_ref());
+    report::report(
+        &args,
+        &rows,
+        &mtls,
+        limit.as_ref(),
+        catch_up.as_ref(),
+        comparison.as_ref(),
+    );
     // A figure with failed calls in it is not a figure.
     failures.extend(
         rows.iter()

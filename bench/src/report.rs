@@ -2,7 +2,7 @@
 //! reads (`--json`), every figure beside its limit.
 
 use crate::load::Latency;
-use crate::{Args, MtlsCost, Row, catchup, postgres};
+use crate::{Args, MtlsCost, Row, catchup, http_partners, postgres};
 
 fn lat_json(l: &Latency) -> serde_json::Value {
     if l.over_capacity {
@@ -27,6 +27,7 @@ pub(crate) fn report(
     mtls: &[MtlsCost],
     limit: Option<&postgres::Limit>,
     catch_up: Option<&catchup::CatchUp>,
+    http: Option<&http_partners::Comparison>,
 ) {
     let b = rows[0].saturation_rps.max(1.0);
     let p = limit.map(|l| l.tps).filter(|t| *t > 0.0);
@@ -59,6 +60,7 @@ pub(crate) fn report(
             "rounds": m.rounds.iter().map(|r| (r * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
             "rounds_rps": m.rounds_rps.iter().map(|r| r.map(f64::round)).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
+        "http_partners": http.map(http_partners::Comparison::json),
         "catch_up": catch_up.map(|c| serde_json::json!({
             "claims": c.claims,
             "arrival_secs": (c.arrival_secs * 100.0).round() / 100.0,
@@ -135,6 +137,9 @@ pub(crate) fn report(
                 lo * 100.0,
                 hi * 100.0
             );
+        }
+        if let Some(h) = http {
+            h.print();
         }
         if let Some(end) = rows[0].b_end_rps {
             println!("B measured again at the end: {end:.0} rps; ratios use the higher, {b:.0}");

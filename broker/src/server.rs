@@ -41,6 +41,11 @@ pub enum StartError {
     Io(#[from] std::io::Error),
 }
 
+/// How often partners' TLS material and secrets are checked for changes
+/// when the broker has no `[tls]` table (with one, its
+/// `reload_interval_s`).
+pub const PARTNER_FILES_CHECK: Duration = Duration::from_secs(10);
+
 /// A broker serving on a socket.
 pub struct Running {
     pub addr: SocketAddr,
@@ -57,12 +62,28 @@ pub struct Running {
 }
 
 impl Running {
-    /// Reloads the TLS material now (what SIGHUP does); returns how many
+    /// Reloads the TLS material now (what SIGHUP does): the listener's
+    /// certificate, key, CAs and CRLs, then every partner's TLS material and
+    /// secrets (each adapter rebuilt, so that no pooled connection made with
+    /// the old material serves another call). Returns how many inbound
     /// connections were closed because their certificate no longer verifies.
+    /// On error the old material stays in force: the listener's when its
+    /// files are bad (partners then untouched), a partner's when its are.
     pub fn reload_tls(&self) -> Result<usize, String> {
-        match &self.tls {
-            None => Err("plaintext listener: nothing to reload".into()),
-            Some(t) => t.reload().map_err(|e| e.to_string()),
+        let closed = match &self.tls {
+            None => 0,
+            Some(t) => t.reload().map_err(|e| e.to_string())?,
+        };
+        let partners = self.broker.reload_partners(true);
+        if partners.failed.is_empty() {
+            Ok(closed)
+        } else {
+            Err(partners
+                .failed
+                .iter()
+                .map(|(id, e)| format!("partner {id}: {e}"))
+                .collect::<Vec<_>>()
+                .join("; "))
         }
     }
 
@@ -117,7 +138,7 @@ pub async fn build_broker(
     for (i, p) in cfg.partners.iter().enumerate() {
         let adapter = p
             .adapter
-            .build(&p.id, base_dir, data.clone())
+            .live(&p.id, base_dir, data.clone())
             .map_err(|e| StartError::Config(format!("partners[{i}]: {e}")))?;
         let kind = p.adapter.kind();
         // A rules mutuelle is answered in this process: no bulkhead.
@@ -381,6 +402,20 @@ pub async fn start_with_store(
     let until_stopped = async move {
         let _ = stop.wait_for(|v| *v).await;
     };
+    // Without a [tls] table, partners' files are still watched, every
+    // PARTNER_FILES_CHECK.
+    let every = match &cfg.tls {
+        Some(t) => Duration::from_secs(t.reload_interval_s),
+        None => PARTNER_FILES_CHECK,
+    };
+    if !every.is_zero() {
+        tokio::spawn(watch_tls_files(
+            tls.clone(),
+            broker.clone(),
+            every,
+            rx.clone(),
+        ));
+    }
     let server = match (&cfg.tls, &tls) {
         (Some(t), Some(tls)) => {
             let incoming = tls.clone().incoming(
@@ -389,13 +424,6 @@ pub async fn start_with_store(
                 Duration::from_millis(t.handshake_timeout_ms),
                 limits.max_handshakes,
             );
-            if t.reload_interval_s > 0 {
-                tokio::spawn(watch_tls_files(
-                    tls.clone(),
-                    Duration::from_secs(t.reload_interval_s),
-                    rx.clone(),
-                ));
-            }
             tokio::spawn(router.serve_with_incoming_shutdown(incoming, until_stopped))
         }
         _ => {
@@ -424,9 +452,12 @@ pub async fn start(cfg: &Config, base_dir: &Path) -> Result<Running, StartError>
     start_with_store(cfg, base_dir, store, listener).await
 }
 
-/// Reloads the TLS files when they change on disk.
+/// Reloads the TLS files when they change on disk: the listener's, then
+/// the partners' (all of them when the listener's changed, so that no
+/// partner connection outlives a reload of the broker's material).
 async fn watch_tls_files(
-    tls: Arc<TlsServer>,
+    tls: Option<Arc<TlsServer>>,
+    broker: Arc<Broker>,
     every: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -435,12 +466,18 @@ async fn watch_tls_files(
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.changed() => return,
         }
-        match tls.reload_if_changed() {
-            Ok(Some(closed)) => tracing::info!(closed, "tls material reloaded"),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "tls reload failed; keeping the previous material")
+        let listener = match tls.as_ref().map(|t| t.reload_if_changed()) {
+            None | Some(Ok(None)) => false,
+            Some(Ok(Some(closed))) => {
+                tracing::info!(closed, "tls material reloaded");
+                true
             }
-        }
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "tls reload failed; keeping the previous material");
+                false
+            }
+        };
+        // Logged by reload_partners, partner by partner.
+        let _ = broker.reload_partners(listener);
     }
 }

@@ -211,7 +211,7 @@ impl Broker {
             audited: partner.kind != AdapterKind::Rules,
         };
         let res = self
-            .call_partner(&mid, out, partner.adapter.eligibility(&query))
+            .call_partner(&mid, out, partner.adapter.get().eligibility(&query))
             .await;
         let mut answer = match res {
             Ok(a) => a,
@@ -370,7 +370,7 @@ impl Broker {
                 audited: true,
             };
             let res = self
-                .call_partner(&partner.id, out, partner.adapter.adjudicate(req))
+                .call_partner(&partner.id, out, partner.adapter.get().adjudicate(req))
                 .await;
             let outcome = match res {
                 Ok(answer) => {
@@ -517,7 +517,7 @@ impl Broker {
         };
         let call = async {
             match partner {
-                Some(p) => p.adapter.cancel(req).await,
+                Some(p) => p.adapter.get().cancel(req).await,
                 None => Err(AdapterError::Unavailable("mutuelle not configured".into())),
             }
         };

@@ -6,11 +6,11 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use passerelle_adapters::{Adapter, AdapterError, AdapterKind};
+use passerelle_adapters::registry::LiveAdapter;
+use passerelle_adapters::{AdapterError, AdapterKind};
 
 use super::{Broker, Clock, ServiceError};
 use crate::admission::PartnerSlots;
@@ -22,10 +22,19 @@ pub struct Partner {
     pub id: String,
     pub name: String,
     pub kind: AdapterKind,
-    pub adapter: Arc<dyn Adapter>,
+    /// Its adapter, rebuilt when its TLS material or secrets change.
+    pub adapter: LiveAdapter,
     pub deadline: Duration,
     /// Its places for calls waiting on it (see [`crate::admission`]).
     pub slots: PartnerSlots,
+}
+
+/// What [`Broker::reload_partners`] did.
+#[derive(Debug, Default)]
+pub struct PartnerReload {
+    pub rebuilt: Vec<String>,
+    /// Partners whose files could not be read or used, with why.
+    pub failed: Vec<(String, String)>,
 }
 
 /// One call to a partner, as its outbound audit row names it.
@@ -140,6 +149,28 @@ impl PartnerClient {
 }
 
 impl Broker {
+    /// Rebuilds the adapter of each partner whose TLS material or secrets
+    /// changed on disk (every partner that names files, with `force`); see
+    /// [`LiveAdapter`]. Returns the partners rebuilt and, for each that
+    /// could not be, the error (its adapter stays in force).
+    pub fn reload_partners(&self, force: bool) -> PartnerReload {
+        let mut out = PartnerReload::default();
+        for p in self.partners() {
+            match p.adapter.reload(force) {
+                Ok(true) => {
+                    tracing::info!(partner = %p.id, "partner adapter rebuilt with its new files; old connections close");
+                    out.rebuilt.push(p.id.clone());
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(partner = %p.id, error = %e, "partner reload failed; keeping its previous settings");
+                    out.failed.push((p.id.clone(), e));
+                }
+            }
+        }
+        out
+    }
+
     /// Calls a partner through [`PartnerClient`]. A partner that answers
     /// after being down gets the claims and cancels waiting for it made due
     /// now rather than at the end of their back-off (up to `retry.max_ms`):

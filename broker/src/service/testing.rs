@@ -89,7 +89,7 @@ fn build(dir: &std::path::Path, limits: LimitsConfig, calls_before: u32) -> Arc<
             id: "MUT-X".into(),
             name: "MUT-X".into(),
             kind: AdapterKind::Grpc,
-            adapter: Arc::new(HangsOnce(AtomicU32::new(calls_before))),
+            adapter: (Arc::new(HangsOnce(AtomicU32::new(calls_before))) as Arc<dyn Adapter>).into(),
             deadline: Duration::from_secs(2),
             slots: PartnerSlots::new(Some(4)),
         }],
