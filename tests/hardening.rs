@@ -77,6 +77,45 @@ async fn a_mutuelle_cannot_capture_another_mutuelles_beneficiary() {
     );
 }
 
+/// UpsertMembers (not only the roster import) refuses a product the rules
+/// mutuelle never declared (a typo), naming the field; nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upsert_members_refuses_an_unknown_product() {
+    let h = TlsHarness::start().await;
+    let mut r = RosterServiceClient::new(h.as_(Role::Mutuelle, "MUT-R").await);
+    let typo = roster::Member {
+        scheme_id: "CNSS".into(),
+        beneficiary_id: "R-TYPO".into(),
+        member_number: "R-TYPO-1".into(),
+        products: vec![roster::ProductPeriod {
+            product_id: "BASSE".into(),
+            start_date: "2026-01-01".into(),
+            end_date: String::new(),
+        }],
+        ..Default::default()
+    };
+    let err = r
+        .upsert_members(roster::UpsertMembersRequest {
+            mutuelle_id: String::new(),
+            members: vec![typo],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(
+        field_violations(&err),
+        vec!["members[0].products[0].product_id".to_string()]
+    );
+    assert!(err.message().contains("BASSE"), "{}", err.message());
+    let mut cnss = SchemeServiceClient::new(h.as_(Role::Scheme, "CNSS").await);
+    let e = cnss
+        .check_eligibility(elig("R-TYPO"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!e.covered && e.member_number.is_empty(), "{e:?}");
+}
+
 /// A line at i64::MAX is refused, naming the field; so is a claim whose
 /// lines add up past the claim's bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,6 +330,50 @@ async fn undecodable_requests_are_invalid_argument_and_audited() {
     );
     assert!(refused[3].outcome.starts_with("OutOfRange"), "{refused:?}");
     assert!(refused.iter().all(|r| r.party.starts_with("scheme:CNSS@")));
+}
+
+/// The roster import's stream too: a message that does not decode (the
+/// header's mutuelle_id not UTF-8, or a later batch) is INVALID_ARGUMENT
+/// naming the field, audited once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_import_message_is_invalid_argument_audited_once() {
+    let h = TlsHarness::start().await;
+    const IMPORT: &str = "/passerelle.roster.v1.RosterService/ImportRoster";
+    // header (field 1) { mutuelle_id (field 1): 0xff 0xfe }
+    let bad_header = vec![0x0a, 0x04, 0x0a, 0x02, 0xff, 0xfe];
+    // header { mutuelle_id: "MUT-R" }, then members (field 2) holding a
+    // varint that never ends.
+    let good_header = vec![0x0a, 0x07, 0x0a, 0x05, b'M', b'U', b'T', b'-', b'R'];
+    let bad_batch = vec![0x12, 0x03, 0x0a, 0x01, 0xff];
+    for (messages, field) in [
+        (vec![bad_header], "mutuelle_id"),
+        (vec![good_header, bad_batch], "members"),
+    ] {
+        let before = h.audit().await.len();
+        let mut g = tonic::client::Grpc::new(h.as_(Role::Mutuelle, "MUT-R").await);
+        g.ready().await.unwrap();
+        let err = g
+            .client_streaming(
+                tonic::Request::new(tokio_stream::iter(messages)),
+                tonic::codegen::http::uri::PathAndQuery::from_static(IMPORT),
+                RawCodec,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        let fields = field_violations(&err);
+        assert!(
+            fields.len() == 1 && fields[0].contains(field),
+            "{field}: {fields:?}"
+        );
+        let rows = h.audit().await;
+        let new: Vec<_> = rows[before..]
+            .iter()
+            .filter(|r| r.method == "ImportRoster")
+            .collect();
+        assert_eq!(new.len(), 1, "{new:?}");
+        assert!(new[0].outcome.starts_with("InvalidArgument"), "{new:?}");
+    }
 }
 
 /// One scheme's long polls take none of the places of live calls, and a

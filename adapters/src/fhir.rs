@@ -29,6 +29,7 @@
 //! allows is an error.
 
 mod answer;
+pub mod openimis;
 pub mod translate;
 
 use answer::money;
@@ -103,6 +104,10 @@ pub struct FhirConfig {
     /// Code mapping tables.
     #[serde(default)]
     pub codes: CodeMaps,
+    /// openIMIS's own settings (`[partners.fhir.openimis]`), required with
+    /// `dialect = "openimis"` and refused otherwise.
+    #[serde(default)]
+    pub openimis: Option<openimis::OpenimisSettings>,
 }
 
 impl PartnerSettings for FhirConfig {
@@ -130,33 +135,18 @@ pub const OUTCOME_SYSTEM: &str = "urn:passerelle:scheme-outcome";
 
 // ---------------------------------------------------------------- requests
 
-fn line_items(lines: &[MappedLine], dialect: Dialect, currency_code: &str) -> Vec<Value> {
+fn line_items(lines: &[MappedLine], currency_code: &str) -> Vec<Value> {
     lines
         .iter()
         .map(|m| {
             let l = &m.line;
-            match dialect {
-                Dialect::Standard => json!({
-                    "sequence": m.sequence,
-                    "category": { "coding": [{ "system": "urn:passerelle:care-category", "code": m.category }] },
-                    "productOrService": { "coding": [{ "system": "urn:passerelle:act", "code": m.act }] },
-                    "quantity": { "value": l.quantity },
-                    "net": money(l.billed, currency_code),
-                }),
-                Dialect::Openimis => {
-                    // openIMIS has no secondary payer: claim the remainder.
-                    let r = l.remainder();
-                    let q = l.quantity.max(1) as i64;
-                    let (qty, unit) = if r % q == 0 { (q, r / q) } else { (1, r) };
-                    json!({
-                        "sequence": m.sequence,
-                        "category": { "text": m.category },
-                        "productOrService": { "text": m.act },
-                        "quantity": { "value": qty },
-                        "unitPrice": money(unit, currency_code),
-                    })
-                }
-            }
+            json!({
+                "sequence": m.sequence,
+                "category": { "coding": [{ "system": "urn:passerelle:care-category", "code": m.category }] },
+                "productOrService": { "coding": [{ "system": "urn:passerelle:act", "code": m.act }] },
+                "quantity": { "value": l.quantity },
+                "net": money(l.billed, currency_code),
+            })
         })
         .collect()
 }
@@ -224,47 +214,17 @@ fn scheme_adjudication(
     })
 }
 
-/// The FHIR Claim for a remainder adjudication.
+/// The FHIR Claim for a remainder adjudication (standard dialect; openIMIS's
+/// is [`openimis::claim`]).
 pub fn claim_resource(
     key: &str,
     c: &passerelle_domain::Claim,
     mapped: &crate::codes::MappedClaim,
-    dialect: Dialect,
     mutuelle_id: &str,
 ) -> Value {
-    let total: i64 = mapped
-        .lines
-        .iter()
-        .map(|m| {
-            if dialect == Dialect::Openimis {
-                m.line.remainder()
-            } else {
-                m.line.billed
-            }
-        })
-        .sum();
-    let patient = match dialect {
-        Dialect::Standard => {
-            json!({ "identifier": { "system": "urn:passerelle:member", "value": mapped.member } })
-        }
-        Dialect::Openimis => json!({
-            "reference": format!("Patient/{}", mapped.member),
-            "type": "Patient",
-            "identifier": { "type": { "coding": [{ "system": "https://openimis.github.io/openimis_fhir_r4_ig/CodeSystem/openimis-identifiers", "code": "Code" }] }, "value": mapped.member }
-        }),
-    };
-    let insurance = match dialect {
-        Dialect::Standard => json!([
-            { "sequence": 1, "focal": false,
-              "coverage": { "display": format!("{} (main scheme)", c.scheme_id) },
-              "claimResponse": { "reference": "#scheme-adjudication" } },
-            { "sequence": 2, "focal": true,
-              "coverage": { "identifier": { "system": "urn:passerelle:mutuelle", "value": mutuelle_id }, "display": mutuelle_id } }
-        ]),
-        Dialect::Openimis => {
-            json!([{ "sequence": 1, "focal": true, "coverage": { "reference": format!("Coverage/{}", mapped.member) } }])
-        }
-    };
+    let total: i64 = mapped.lines.iter().map(|m| m.line.billed).sum();
+    let patient =
+        json!({ "identifier": { "system": "urn:passerelle:member", "value": mapped.member } });
     let mut claim = json!({
         "resourceType": "Claim",
         "identifier": [{ "system": KEY_SYSTEM, "value": key }, { "system": "urn:passerelle:claim", "value": format!("{}/{}", c.scheme_id, c.claim_id) }],
@@ -274,65 +234,55 @@ pub fn claim_resource(
         "patient": patient,
         "billablePeriod": { "start": date::format(c.date_of_care), "end": date::format(c.date_of_care) },
         "created": date::format(c.date_of_care),
-        "provider": { "identifier": { "value": mapped.facility }, "display": mapped.facility },
+        "provider": { "identifier": { "system": "urn:passerelle:facility", "value": mapped.facility }, "display": mapped.facility },
         "priority": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/processpriority", "code": "normal" }] },
-        "insurance": insurance,
+        "insurance": [
+            { "sequence": 1, "focal": false,
+              "coverage": { "display": format!("{} (main scheme)", c.scheme_id) },
+              "claimResponse": { "reference": "#scheme-adjudication" } },
+            { "sequence": 2, "focal": true,
+              "coverage": { "identifier": { "system": "urn:passerelle:mutuelle", "value": mutuelle_id }, "display": mutuelle_id } }
+        ],
         "diagnosis": mapped.diagnoses.iter().enumerate().map(|(i, d)| json!({
             "sequence": i + 1,
             "diagnosisCodeableConcept": { "coding": [{ "system": "http://hl7.org/fhir/sid/icd-10", "code": d }] }
         })).collect::<Vec<_>>(),
-        "item": line_items(&mapped.lines, dialect, &c.currency),
+        "item": line_items(&mapped.lines, &c.currency),
         "total": money(total, &c.currency),
     });
-    if dialect == Dialect::Standard {
-        let patient = claim["patient"].clone();
-        claim["contained"] = json!([scheme_adjudication(c, &mapped.lines, &patient)]);
-    }
+    let patient = claim["patient"].clone();
+    claim["contained"] = json!([scheme_adjudication(c, &mapped.lines, &patient)]);
     claim
 }
 
-/// The CoverageEligibilityRequest for a question.
+/// The CoverageEligibilityRequest for a question (standard dialect;
+/// openIMIS's is [`openimis::eligibility`]).
 pub fn eligibility_resource(
     q: &EligibilityQuery,
     member: &str,
     lines: &[MappedLine],
-    dialect: Dialect,
     mutuelle_id: &str,
 ) -> Value {
-    let patient = match dialect {
-        Dialect::Standard => {
-            json!({ "identifier": { "system": "urn:passerelle:member", "value": member } })
-        }
-        Dialect::Openimis => json!({ "reference": format!("Patient/{member}") }),
-    };
     json!({
         "resourceType": "CoverageEligibilityRequest",
         "identifier": [{ "system": KEY_SYSTEM, "value": q.idempotency_key }],
         "status": "active",
         "purpose": ["benefits"],
-        "patient": patient,
+        "patient": { "identifier": { "system": "urn:passerelle:member", "value": member } },
         "servicedDate": date::format(q.date_of_care),
         "created": date::format(q.date_of_care),
         "insurer": { "identifier": { "system": "urn:passerelle:mutuelle", "value": mutuelle_id } },
-        "item": lines.iter().map(|m| match dialect {
-            Dialect::Standard => {
-                // A price per unit: the remainder split over the quantity
-                // when it divides exactly, else one unit of the remainder
-                // (never the remainder per unit, which reads as quantity
-                // times too much).
-                let (r, q_units) = (m.line.remainder(), i64::from(m.line.quantity.max(1)));
-                let (qty, unit) = if r % q_units == 0 { (q_units, r / q_units) } else { (1, r) };
-                json!({
-                    "category": { "coding": [{ "system": "urn:passerelle:care-category", "code": m.category }] },
-                    "productOrService": { "coding": [{ "system": "urn:passerelle:act", "code": m.act }] },
-                    "quantity": { "value": qty },
-                    "unitPrice": money(unit, &q.currency),
-                })
-            }
-            Dialect::Openimis => json!({
-                "category": { "coding": [{ "code": m.category }] },
-                "productOrService": { "text": m.act },
-            }),
+        "item": lines.iter().map(|m| {
+            // A price per unit: the remainder split over the quantity when
+            // it divides exactly, else one unit of the remainder (never the
+            // remainder per unit, which reads as quantity times too much).
+            let (qty, unit) = openimis::claimed_units(&m.line);
+            json!({
+                "category": { "coding": [{ "system": "urn:passerelle:care-category", "code": m.category }] },
+                "productOrService": { "coding": [{ "system": "urn:passerelle:act", "code": m.act }] },
+                "quantity": { "value": qty },
+                "unitPrice": money(unit, &q.currency),
+            })
         }).collect::<Vec<_>>(),
     })
 }
@@ -406,6 +356,19 @@ impl FhirAdapter {
         {
             return Err("username and password_file go together".into());
         }
+        match (cfg.dialect, &cfg.openimis) {
+            (Dialect::Openimis, Some(o)) => o.check()?,
+            (Dialect::Openimis, None) => {
+                return Err(
+                    "dialect \"openimis\" needs an [openimis] table with claim_admin (the claim administrator's code)"
+                        .into(),
+                );
+            }
+            (Dialect::Standard, Some(_)) => {
+                return Err("an [openimis] table goes with dialect = \"openimis\"".into());
+            }
+            (Dialect::Standard, None) => {}
+        }
         Ok(FhirAdapter {
             mutuelle_id: mutuelle_id.to_string(),
             http,
@@ -455,25 +418,31 @@ impl FhirAdapter {
         Ok(Some(t.to_string()))
     }
 
-    async fn post(
+    /// Sends one request (a resource to POST, or none for a GET) and
+    /// returns the answer as it came, status and JSON body, within the
+    /// partner's deadline.
+    async fn exchange(
         &self,
+        method: Method,
         path: &str,
-        resource: &Value,
+        resource: Option<&Value>,
         if_none_exist: Option<&str>,
-    ) -> Result<Value, AdapterError> {
+    ) -> Result<(hyper::StatusCode, Value), AdapterError> {
         let call = async {
-            let mut headers = vec![
-                ("content-type", "application/fhir+json".to_string()),
-                ("accept", "application/fhir+json".to_string()),
-            ];
+            let mut headers = vec![("accept", "application/fhir+json".to_string())];
+            if resource.is_some() {
+                headers.push(("content-type", "application/fhir+json".to_string()));
+            }
             if let Some(key) = if_none_exist {
                 headers.push(("if-none-exist", format!("identifier={KEY_SYSTEM}|{key}")));
             }
             if let Some(t) = self.bearer().await? {
                 headers.push(("authorization", format!("Bearer {t}")));
             }
-            let body = serde_json::to_vec(resource).expect("json");
-            let a = self.http.send(Method::POST, path, &headers, body).await?;
+            let body = resource
+                .map(|r| serde_json::to_vec(r).expect("json"))
+                .unwrap_or_default();
+            let a = self.http.send(method, path, &headers, body).await?;
             if a.status == hyper::StatusCode::UNAUTHORIZED {
                 // An expired JWT: log in again at the next attempt.
                 *self.jwt.lock().await = None;
@@ -482,14 +451,48 @@ impl FhirAdapter {
                 return Err(status_error(a.status, &a.body));
             }
             if a.body.is_empty() {
-                return Ok(Value::Null);
+                return Ok((a.status, Value::Null));
             }
             serde_json::from_slice(&a.body)
+                .map(|v| (a.status, v))
                 .map_err(|e| AdapterError::Malformed(format!("{path}: not JSON: {e}")))
         };
         tokio::time::timeout(self.timeout, call)
             .await
             .unwrap_or(Err(AdapterError::Timeout(self.timeout.as_millis() as u64)))
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        resource: &Value,
+        if_none_exist: Option<&str>,
+    ) -> Result<Value, AdapterError> {
+        self.exchange(Method::POST, path, Some(resource), if_none_exist)
+            .await
+            .map(|(_, v)| v)
+    }
+
+    /// openIMIS: POSTs the claim; when that fails with an answer (a resend
+    /// is refused: its code exists), reads the claim's answer back by its
+    /// code. A claim openIMIS never stored gives the POST's error.
+    async fn post_openimis_claim(&self, claim: &Value, code: &str) -> Result<Value, AdapterError> {
+        match self
+            .exchange(Method::POST, "/Claim", Some(claim), None)
+            .await
+        {
+            Ok((_, v)) => Ok(v),
+            Err(e @ (AdapterError::Unavailable(_) | AdapterError::Rejected(_))) => {
+                match self
+                    .exchange(Method::GET, &format!("/ClaimResponse/{code}"), None, None)
+                    .await
+                {
+                    Ok((_, v)) if v.get("resourceType") == Some(&json!("ClaimResponse")) => Ok(v),
+                    _ => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -509,7 +512,10 @@ impl Adapter for FhirAdapter {
             Err(r) => return Ok(EligibilityAnswer::not_covered(r)),
         };
         let (lines, local) = self.cfg.codes.lines(&q.lines);
-        let req = eligibility_resource(q, &member, &lines, self.cfg.dialect, &self.mutuelle_id);
+        let req = match self.cfg.dialect {
+            Dialect::Standard => eligibility_resource(q, &member, &lines, &self.mutuelle_id),
+            Dialect::Openimis => openimis::eligibility(q, &member, &lines),
+        };
         let v = self.post("/CoverageEligibilityRequest", &req, None).await?;
         let parsed = parse_eligibility(&v, &self.cfg.currency_symbols, Some(&q.currency))
             .map_err(malformed)?;
@@ -533,16 +539,24 @@ impl Adapter for FhirAdapter {
                 ..Default::default()
             });
         }
-        let claim = claim_resource(
-            req.idempotency_key,
-            c,
-            &mapped,
-            self.cfg.dialect,
-            &self.mutuelle_id,
-        );
-        let v = self
-            .post("/Claim", &claim, Some(req.idempotency_key))
-            .await?;
+        let v = match (self.cfg.dialect, &self.cfg.openimis) {
+            (Dialect::Openimis, Some(o)) => {
+                let currency = self.written_currency(&c.currency);
+                let claim = openimis::claim(req.idempotency_key, c, &mapped, o, &currency)
+                    .map_err(|m| {
+                        AdapterError::Rejected(Reason::new(ReasonCode::PartnerRejected, m))
+                    })?;
+                let code = openimis::claim_code(req.idempotency_key);
+                let mut v = self.post_openimis_claim(&claim, &code).await?;
+                openimis::renumber(&mut v, &mapped.lines).map_err(AdapterError::Malformed)?;
+                v
+            }
+            _ => {
+                let claim = claim_resource(req.idempotency_key, c, &mapped, &self.mutuelle_id);
+                self.post("/Claim", &claim, Some(req.idempotency_key))
+                    .await?
+            }
+        };
         let parsed = parse_claim_response(
             &v,
             self.cfg.dialect,
@@ -561,9 +575,35 @@ impl Adapter for FhirAdapter {
     }
 
     async fn cancel(&self, req: CancelRequest<'_>) -> Result<(), AdapterError> {
+        if self.cfg.dialect == Dialect::Openimis {
+            // openIMIS has no Task, no $cancel, and neither DELETE nor PUT
+            // of a Claim over FHIR: nothing can carry a cancellation.
+            return Err(AdapterError::Unsupported(format!(
+                "openIMIS offers no cancellation over FHIR: reject claim {} in openIMIS by hand",
+                openimis::claim_code(req.adjudication_key)
+            )));
+        }
         self.post("/Task", &cancel_resource(&req), Some(req.idempotency_key))
             .await?;
         Ok(())
+    }
+}
+
+impl FhirAdapter {
+    /// The currency string the partner writes for an ISO code: its own
+    /// symbol when `currency_symbols` maps one to it (openIMIS's "$"), else
+    /// the code.
+    fn written_currency(&self, iso: &str) -> String {
+        let mut mine: Vec<&String> = self
+            .cfg
+            .currency_symbols
+            .iter()
+            .filter(|(_, v)| v.as_str() == iso)
+            .map(|(k, _)| k)
+            .collect();
+        mine.sort();
+        mine.first()
+            .map_or_else(|| iso.to_string(), |s| s.to_string())
     }
 }
 
@@ -780,6 +820,7 @@ mod tests {
             currency_text: "XOF".into(),
             currency: "XOF".into(),
             login: None,
+            answers: Default::default(),
         };
         let (addr, _task) = front.start().await.unwrap();
         let mut codes = crate::codes::CodeMaps::default();
@@ -796,6 +837,7 @@ mod tests {
             password_file: None,
             currency_symbols: Default::default(),
             codes,
+            openimis: None,
         };
         let adapter = FhirAdapter::new("MUT-KIT", &cfg).unwrap();
         let e = adapter
@@ -844,7 +886,7 @@ mod tests {
         c.lines[1].quantity = 2;
         let codes = crate::codes::CodeMaps::default();
         let mapped = codes.claim(&c, "K-1").unwrap();
-        let claim = claim_resource("key-1", &c, &mapped, Dialect::Standard, "MUT-KIT");
+        let claim = claim_resource("key-1", &c, &mapped, "MUT-KIT");
         let (lines, _) = codes.lines(&c.lines);
         let q = crate::EligibilityQuery {
             idempotency_key: "key-2".into(),
@@ -856,7 +898,7 @@ mod tests {
             lines: c.lines.clone(),
             diagnoses: vec![],
         };
-        let elig = eligibility_resource(&q, "K-1", &lines, Dialect::Standard, "MUT-KIT");
+        let elig = eligibility_resource(&q, "K-1", &lines, "MUT-KIT");
         let task = cancel_resource(&CancelRequest {
             idempotency_key: "key-3",
             adjudication_key: "key-1",
@@ -894,6 +936,121 @@ mod tests {
             ),
             (json!(2), json!(200))
         );
+    }
+
+    /// Issue 15, item 7: every resource the adapter sends, in both dialects
+    /// and for every request kind, validates against the FHIR R4 (4.0.1)
+    /// definitions, checked by `tools/fhir-validate.py` (fhir.resources'
+    /// R4 models, from PyPI; .ci/run installs it and sets
+    /// PASSERELLE_FHIR_VALIDATOR to its Python). Under CI=true the
+    /// validator is required; elsewhere, without it, the test says it
+    /// skips.
+    #[test]
+    fn every_resource_sent_validates_against_fhir_r4() {
+        let python = match std::env::var_os("PASSERELLE_FHIR_VALIDATOR") {
+            Some(p) => p,
+            None => {
+                assert!(
+                    std::env::var_os("CI").is_none_or(|v| v != "true"),
+                    "PASSERELLE_FHIR_VALIDATOR must name the Python with fhir.resources under CI=true"
+                );
+                eprintln!("skipping: PASSERELLE_FHIR_VALIDATOR not set (see .ci/run)");
+                return;
+            }
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut n = 0;
+        let mut write = |name: &str, v: &Value| {
+            n += 1;
+            std::fs::write(
+                dir.path().join(format!("{n:02}-{name}.json")),
+                serde_json::to_vec_pretty(v).unwrap(),
+            )
+            .unwrap();
+        };
+        let codes = crate::codes::CodeMaps::default();
+        // Claims: the kit's (two lines, one partly covered), one with a
+        // quantity of 2, a scheme reason, diagnoses and a hospital stay,
+        // and one with a pharmacy line (an openIMIS item).
+        let mut busy = crate::kit::claim("r4-2");
+        busy.lines[1].quantity = 2;
+        busy.lines[1].scheme_reason = "plafond de l'acte atteint".into();
+        busy.lines[1].outcome = passerelle_domain::SchemeOutcome::OutOfBasket;
+        busy.diagnoses = vec!["A09".into(), "B50.9".into()];
+        busy.stay = Some(passerelle_domain::Stay {
+            stay_id: "SEJ-1".into(),
+            admission: busy.date_of_care,
+            discharge: None,
+        });
+        let mut medicine = crate::kit::claim("r4-3");
+        medicine.lines[1].category = passerelle_domain::CareCategory::Pharmacy;
+        let claims = [crate::kit::claim("r4-1"), busy, medicine];
+        let oi = openimis::OpenimisSettings {
+            claim_admin: "ADM-1".into(),
+            claim_code_type: "Code".into(),
+            visit_type: "O".into(),
+            default_diagnosis: Some("Z00".into()),
+        };
+        for (i, c) in claims.iter().enumerate() {
+            let mapped = codes.claim(c, "K-1").unwrap();
+            let key = format!("key-{i}");
+            write(
+                "standard-Claim",
+                &claim_resource(&key, c, &mapped, "MUT-KIT"),
+            );
+            write(
+                "openimis-Claim",
+                &openimis::claim(&key, c, &mapped, &oi, "$").unwrap(),
+            );
+            write(
+                "openimis-Claim-iso",
+                &openimis::claim(&key, c, &mapped, &oi, "XOF").unwrap(),
+            );
+            let (lines, _) = codes.lines(&c.lines);
+            for planned in [&lines[..], &[]] {
+                let q = EligibilityQuery {
+                    idempotency_key: format!("elig-{i}"),
+                    scheme_id: "CNSS".into(),
+                    beneficiary_id: "TG-KIT-1".into(),
+                    member_number: Some("K-1".into()),
+                    date_of_care: c.date_of_care,
+                    currency: "XOF".into(),
+                    lines: c.lines.clone(),
+                    diagnoses: vec![],
+                };
+                write(
+                    "standard-CoverageEligibilityRequest",
+                    &eligibility_resource(&q, "K-1", planned, "MUT-KIT"),
+                );
+                write(
+                    "openimis-CoverageEligibilityRequest",
+                    &openimis::eligibility(&q, "CHF-1", planned),
+                );
+            }
+        }
+        write(
+            "standard-Task",
+            &cancel_resource(&CancelRequest {
+                idempotency_key: "cxl-1",
+                adjudication_key: "key-0",
+                scheme_id: "CNSS",
+                claim_id: "r4-1",
+                reason: "envoyée deux fois",
+            }),
+        );
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tools/fhir-validate.py");
+        let out = std::process::Command::new(&python)
+            .arg(script)
+            .arg(dir.path())
+            .output()
+            .expect("the FHIR validator runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains(&format!("{n} valid, 0 invalid")), "{text}");
     }
 
     /// Issue 15, item 6: an ExplanationOfBenefit (what some payers return

@@ -46,7 +46,10 @@ pub const MAX_BODY: usize = 8 * 1024 * 1024;
 #[serde(deny_unknown_fields)]
 pub struct PoolSettings {
     /// Idle connections kept open for reuse, at most (0..=1024; 0 closes
-    /// each connection after its call). Default 32.
+    /// each connection after its call). Default 128, the default of
+    /// `limits.max_calls_per_partner`: every connection a partner's calls
+    /// may hold at once is kept for the next ones, so that a burst does not
+    /// end in connections closed and opened again.
     #[serde(default = "default_max_idle")]
     pub max_idle: usize,
     /// An idle connection is closed after this long, in milliseconds
@@ -58,7 +61,7 @@ pub struct PoolSettings {
 }
 
 fn default_max_idle() -> usize {
-    32
+    128
 }
 fn default_idle_timeout_ms() -> u64 {
     30_000

@@ -30,6 +30,10 @@ pub struct KitEnv {
     /// openIMIS dialect, whose partner values the claimed amount by its own
     /// tariff) instead of passing it on to be refused.
     pub caps_at_remainder: bool,
+    /// The partner can cancel an adjudication; when it cannot (openIMIS
+    /// over FHIR), a cancel must be refused as unsupported, saying what a
+    /// person must do, and never reach the partner.
+    pub cancels: bool,
     /// Keeps temporary files and servers alive.
     pub keep: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
@@ -287,7 +291,8 @@ pub async fn cancel(env: &KitEnv) {
         .await
         .expect("adjudicated");
     let before = env.sim.cancel_keys().len();
-    env.adapter
+    let r = env
+        .adapter
         .cancel(CancelRequest {
             idempotency_key: "kit-cancel-cxl",
             adjudication_key: "kit-cancel-key",
@@ -295,8 +300,22 @@ pub async fn cancel(env: &KitEnv) {
             claim_id: "kit-cancel",
             reason: "kit",
         })
-        .await
-        .expect("cancel accepted");
+        .await;
+    if !env.cancels {
+        match r {
+            Err(crate::AdapterError::Unsupported(m)) => {
+                assert!(m.contains("by hand"), "{m}")
+            }
+            other => panic!("an unsupported cancel must say so: {other:?}"),
+        }
+        assert_eq!(
+            env.sim.cancel_keys().len(),
+            before,
+            "nothing reached the partner"
+        );
+        return;
+    }
+    r.expect("cancel accepted");
     assert_eq!(
         env.sim.cancel_keys().len(),
         before + 1,
@@ -359,6 +378,7 @@ pub async fn grpc_env() -> KitEnv {
         down: Arc::new(crate::grpc::GrpcAdapter::new(&cfg(closed_port().await)).expect("adapter")),
         sim,
         caps_at_remainder: false,
+        cancels: true,
         keep: vec![Box::new(task)],
     }
 }
@@ -374,6 +394,7 @@ pub async fn fhir_env(dialect: crate::fhir::Dialect) -> KitEnv {
         currency_text: if openimis { "$".into() } else { "XOF".into() },
         currency: "XOF".into(),
         login: openimis.then(|| ("passerelle".to_string(), "kit-secret".to_string())),
+        answers: Default::default(),
     };
     let (addr, task) = front.start().await.expect("fhir sim");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -395,12 +416,19 @@ pub async fn fhir_env(dialect: crate::fhir::Dialect) -> KitEnv {
             Default::default()
         },
         codes: codes(),
+        openimis: openimis.then(|| crate::fhir::openimis::OpenimisSettings {
+            claim_admin: "KIT-ADMIN".into(),
+            claim_code_type: "Code".into(),
+            visit_type: "O".into(),
+            default_diagnosis: Some("Z00".into()),
+        }),
     };
     KitEnv {
         adapter: Arc::new(FhirAdapter::new("MUT-KIT", &cfg(addr)).expect("adapter")),
         down: Arc::new(FhirAdapter::new("MUT-KIT", &cfg(closed_port().await)).expect("adapter")),
         sim,
         caps_at_remainder: openimis,
+        cancels: !openimis,
         keep: vec![Box::new(task), Box::new(dir)],
     }
 }
@@ -446,6 +474,7 @@ pub async fn xml_env(shape: crate::sim_http::XmlShape) -> KitEnv {
         down: Arc::new(XmlAdapter::new(&cfg(closed_port().await)).expect("adapter")),
         sim,
         caps_at_remainder: false,
+        cancels: true,
         keep: vec![Box::new(task), Box::new(dir)],
     }
 }
@@ -484,6 +513,7 @@ pub async fn template_env() -> KitEnv {
         down: build(closed_port().await),
         sim,
         caps_at_remainder: false,
+        cancels: true,
         keep: vec![Box::new(task)],
     }
 }

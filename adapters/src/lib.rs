@@ -129,6 +129,10 @@ pub enum AdapterError {
     /// The partner answered something that cannot be understood.
     #[error("malformed partner answer: {0}")]
     Malformed(String),
+    /// The partner cannot do this at all (openIMIS cannot cancel a claim
+    /// over FHIR): never retried; the message says what a person must do.
+    #[error("not supported by this partner: {0}")]
+    Unsupported(String),
 }
 
 impl AdapterError {

@@ -20,12 +20,22 @@ use crate::http::{Incoming, Outgoing, serve};
 use crate::sim::{Call, Care, Mode, SimError, SimMutuelle, care_category};
 use crate::xml::{Node, format_date, parse_date, parse_xml};
 
+mod openimis;
+pub use openimis::Answers as OpenimisAnswers;
+
+/// openIMIS's reading of a Claim (for tests): its code, the insuree's CHFID
+/// and the number of lines, or why openIMIS would refuse it.
+pub fn openimis_read_claim(v: &Value) -> Result<(String, String, usize), String> {
+    openimis::read_claim(v, "Code").map(|c| (c.code, c.chfid, c.items.len()))
+}
+
 fn outcome(e: SimError) -> Outgoing {
     let code = match e {
         SimError::Unavailable => 503,
         SimError::Unauthenticated(_) => 401,
         SimError::InvalidArgument(_) => 400,
-        SimError::NotMember | SimError::NotFound(_) => 422,
+        SimError::NotMember => 422,
+        SimError::NotFound(_) => 404,
     };
     let body = json!({ "resourceType": "OperationOutcome",
         "issue": [{ "severity": "error", "code": "processing", "diagnostics": e.to_string() }] });
@@ -66,6 +76,9 @@ pub struct SimFhir {
     pub currency: String,
     /// openIMIS login: (username, password); None: no login needed.
     pub login: Option<(String, String)>,
+    /// openIMIS: the answers given, by claim code (a second claim with the
+    /// same code is refused; `GET ClaimResponse/<code>` reads it back).
+    pub answers: OpenimisAnswers,
 }
 
 impl SimFhir {
@@ -115,14 +128,31 @@ impl SimFhir {
                 b"{\"resourceType\": \"ClaimResponse\", \"item\": [{\"itemSequence\": ".to_vec(),
             );
         }
+        if self.dialect == Dialect::Openimis && req.method == hyper::Method::GET {
+            // GET ClaimResponse/<code>: the answer to an earlier claim.
+            let code = req.path.rsplit_once("/ClaimResponse/").map(|(_, c)| c);
+            return match code.and_then(|c| self.answers.get(c)) {
+                Some(v) => (
+                    200,
+                    "application/fhir+json",
+                    serde_json::to_vec(&v).unwrap_or_default(),
+                ),
+                None => outcome(SimError::NotFound("no such claim".into())),
+            };
+        }
         let Ok(v) = serde_json::from_slice::<Value>(&req.body) else {
             return outcome(SimError::InvalidArgument("not JSON".into()));
         };
-        let r = if req.path.ends_with("/Claim") {
+        let r = if req.path.ends_with("/Claim") && self.dialect == Dialect::Openimis {
+            match self.openimis_claim(&v).await {
+                Ok(v) => Ok(v),
+                Err(refused) => return refused,
+            }
+        } else if req.path.ends_with("/Claim") {
             self.claim(&v).await
         } else if req.path.ends_with("/CoverageEligibilityRequest") {
             self.eligibility(&v).await
-        } else if req.path.ends_with("/Task") {
+        } else if req.path.ends_with("/Task") && self.dialect == Dialect::Standard {
             self.task(&v).await
         } else {
             Err(SimError::NotFound("no such resource".into()))
@@ -296,6 +326,86 @@ impl SimFhir {
             "outcome": "complete",
             "item": items,
         }))
+    }
+
+    /// A claim to the simulated openIMIS: read with openIMIS's rules (what
+    /// it cannot convert is answered 400 with an OperationOutcome, as
+    /// openIMIS does), a duplicate code refused (500: openIMIS's claim
+    /// service raises it), the answer kept by code.
+    async fn openimis_claim(&self, v: &Value) -> Result<Value, Outgoing> {
+        let claim =
+            openimis::read_claim(v, "Code").map_err(|m| outcome(SimError::InvalidArgument(m)))?;
+        if self.answers.get(&claim.code).is_some() {
+            let (_, ctype, body) = outcome(SimError::InvalidArgument(format!(
+                "Claim with code '{}' already exists.",
+                claim.code
+            )));
+            return Err((500, ctype, body));
+        }
+        let digits = minor_unit_digits(&self.currency).unwrap_or(0);
+        let mode = self
+            .sim
+            .open(Call::Adjudicate, None)
+            .await
+            .map_err(outcome)?;
+        let mut care = Care::new(
+            claim.chfid.clone(),
+            SimError::date(&claim.created).map_err(outcome)?,
+        );
+        care.diagnoses = claim.diagnoses.clone();
+        for item in &claim.items {
+            // openIMIS sees only the claimed amount (the remainder).
+            let total =
+                money(&json!({ "value": item.unit["value"] }), digits) * item.quantity as i64;
+            care.lines.push(ClaimLine {
+                act_code: item.code.clone(),
+                category: care_category(&item.category),
+                quantity: item.quantity as u32,
+                billed: total,
+                tariff_base: total,
+                scheme_share: 0,
+                outcome: SchemeOutcome::Covered,
+                scheme_reason: String::new(),
+            });
+        }
+        let answer = self
+            .sim
+            .adjudicate(mode, &claim.code, &care)
+            .map_err(outcome)?;
+        let share_of = |seq: u32| answer.lines.iter().find(|s| s.sequence == seq);
+        let items: Vec<Value> = openimis::answer_order(&claim.items)
+            .into_iter()
+            .enumerate()
+            .map(|(n, i)| {
+                let item = &claim.items[i];
+                // The core numbers care lines from 1 in the claim's order.
+                let share = share_of(i as u32 + 1);
+                let m = share.map_or(0, |s| s.mutuelle_share);
+                let mut adj = json!({
+                    "category": { "coding": [{ "system": "https://openimis.github.io/openimis_fhir_r4_ig/CodeSystem/claim-status", "code": "16", "display": "valuated" }] },
+                    "amount": { "value": decimal(m, digits), "currency": self.currency_text },
+                    "value": 1 });
+                if let Some(r) = share.and_then(|s| s.reasons.first()) {
+                    adj["reason"] = json!({ "coding": [{ "system": "urn:sim", "code": convert::reason_to_pb(r).code.to_string(), "display": r.message }] });
+                }
+                json!({
+                    "extension": openimis::item_reference(item),
+                    "itemSequence": n + 1,
+                    "adjudication": [adj]
+                })
+            })
+            .collect();
+        let response = json!({
+            "resourceType": "ClaimResponse",
+            "id": answer.partner_reference,
+            "identifier": [{ "type": { "coding": [{ "code": "Code" }] }, "value": claim.code }],
+            "status": "active",
+            "use": "claim",
+            "outcome": "complete",
+            "item": items,
+        });
+        self.answers.put(&claim.code, response.clone());
+        Ok(response)
     }
 
     async fn eligibility(&self, v: &Value) -> Result<Value, SimError> {

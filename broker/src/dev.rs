@@ -151,6 +151,7 @@ pub async fn start_sims(secrets: &Path) -> std::io::Result<Sims> {
         currency_text: "$".into(),
         currency: "XOF".into(),
         login: Some(("passerelle".into(), DEV_SECRET.into())),
+        answers: Default::default(),
     }
     .start()
     .await?;

@@ -106,9 +106,11 @@ impl Product {
     /// Checks the product's own consistency; returns (field, problem) pairs.
     pub fn check(&self) -> Vec<(String, String)> {
         let mut bad = Vec::new();
-        if self.id.trim().is_empty() {
-            bad.push(("id".into(), "must not be empty".into()));
-        }
+        // The same rule as every identifier (128 characters, no blanks
+        // around, no control characters).
+        let mut id = Vec::new();
+        crate::validate::check_id("id", &self.id, &mut id);
+        bad.extend(id.into_iter().map(|v| (v.field, v.description)));
         if self.version == 0 {
             bad.push(("version".into(), "must be 1 or more".into()));
         }

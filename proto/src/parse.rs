@@ -297,3 +297,44 @@ pub fn product(v: &mut Violations, i: usize, p: crate::product::v1::Product) -> 
     }
     product
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A product id is an identifier like any other: 128 characters, no
+    /// blanks around it, no control characters (it was only checked for
+    /// emptiness, and a product id of megabytes was stored).
+    #[test]
+    fn a_product_id_is_bounded_like_every_identifier() {
+        for (id, ok) in [
+            ("ESSENTIEL".to_string(), true),
+            ("x".repeat(128), true),
+            ("x".repeat(129), false),
+            (" ESSENTIEL".to_string(), false),
+            ("ESS\nENTIEL".to_string(), false),
+            (String::new(), false),
+        ] {
+            let mut v = Violations::new();
+            product(
+                &mut v,
+                0,
+                crate::product::v1::Product {
+                    mutuelle_id: "MUT-X".into(),
+                    product_id: id.clone(),
+                    version: 1,
+                    name: "Essentiel".into(),
+                    valid_from: "2026-01-01".into(),
+                    currency: "XOF".into(),
+                    ..Default::default()
+                },
+            );
+            let fields: Vec<&str> = v.0.iter().map(|f| f.field.as_str()).collect();
+            assert_eq!(
+                fields.contains(&"products[0].product_id"),
+                !ok,
+                "{id:?}: {fields:?}"
+            );
+        }
+    }
+}

@@ -146,6 +146,23 @@ impl Drop for Unfinished {
     }
 }
 
+/// tonic's answer to a body it cannot decode (INTERNAL "failed to decode
+/// Protobuf message: ...") as the caller's error it is: INVALID_ARGUMENT
+/// naming the field. Any other status is kept. Also used by the roster
+/// import for the messages of its stream, so that its handler answers and
+/// audits the same refusal (one audit row, not the handler's and this
+/// layer's).
+pub fn decode_refusal(status: Status) -> Status {
+    if status.code() != Code::Internal || !status.message().starts_with("failed to decode Protobuf")
+    {
+        return status;
+    }
+    let (field, description) = decode_violation(status.message());
+    let mut d = ErrorDetails::new();
+    d.add_bad_request_violation(field.clone(), description.clone());
+    Status::with_error_details(Code::InvalidArgument, format!("{field}: {description}"), d)
+}
+
 /// A prost decode error as a field path and a description: "failed to
 /// decode Protobuf message: CoordinateClaimRequest.lines: ClaimLine.act_code:
 /// invalid string value: data is not UTF-8 encoded" names `lines.act_code`.
@@ -215,19 +232,9 @@ where
                 return Ok(resp);
             };
             let refused = match status.code() {
-                Code::Internal if status.message().starts_with("failed to decode Protobuf") => {
-                    let (field, description) = decode_violation(status.message());
-                    let mut d = ErrorDetails::new();
-                    d.add_bad_request_violation(field.clone(), description.clone());
-                    Status::with_error_details(
-                        Code::InvalidArgument,
-                        format!("{field}: {description}"),
-                        d,
-                    )
-                }
+                Code::Internal | Code::OutOfRange => decode_refusal(status),
                 // Other transport failures (a stream reset...) keep their code
                 // and are audited as well.
-                Code::OutOfRange | Code::Internal => status,
                 _ => return Ok(resp),
             };
             let party = peer.party();

@@ -137,7 +137,11 @@ impl RosterApi {
         });
         let mut count = 0usize;
         let mut messages = 0usize;
-        while let Some(msg) = stream.message().await? {
+        while let Some(msg) = stream
+            .message()
+            .await
+            .map_err(crate::api::edge::decode_refusal)?
+        {
             // Past a bound, stop reading: the answer lists what is wrong so
             // far, and memory stays bounded.
             messages += 1;
@@ -274,7 +278,10 @@ impl RosterService for RosterApi {
                         .into(),
                 ),
             ),
-            Err(status) => (pb::ImportRosterHeader::default(), Some(status)),
+            Err(status) => (
+                pb::ImportRosterHeader::default(),
+                Some(crate::api::edge::decode_refusal(status)),
+            ),
         };
         let incoming = Incoming {
             auth,

@@ -537,6 +537,24 @@ impl Broker {
                 self.notify();
                 Ok(t.into_record())
             }
+            // The partner cannot cancel at all (openIMIS over FHIR): the
+            // cancel stands in the broker's accounts, and a person must
+            // cancel the claim in the mutuelle's system. Said at warn level
+            // and in the outbound audit row (the partner's last error, in
+            // `admin partners`), never retried in a loop.
+            Err(AdapterError::Unsupported(what)) => {
+                tracing::warn!(
+                    partner = %rec.mutuelle_id,
+                    claim = %format!("{scheme_id}/{claim_id}"),
+                    "cancel not delivered, to do by hand: {what}"
+                );
+                let t = self
+                    .store
+                    .complete_cancel(scheme_id, claim_id, self.clock.now_ms())
+                    .await?;
+                self.notify();
+                Ok(t.into_record())
+            }
             // Final refusals are retried too (with back-off): a cancel must
             // reach the mutuelle; operators see last_error meanwhile.
             Err(e) => {

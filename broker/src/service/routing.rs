@@ -31,12 +31,14 @@ impl Broker {
                     .get_member(mid, n)
                     .await?
                     .filter(|m| m.scheme_id == scheme_id && m.beneficiary_id == beneficiary_id),
-                None => self
-                    .store
-                    .find_members(scheme_id, beneficiary_id)
-                    .await?
-                    .into_iter()
-                    .find(|m| m.mutuelle_id == mid),
+                // The mutuelle's record in force on the date (the latest
+                // enrolment if renumbered), as for any routing: never the
+                // first by member number.
+                None => {
+                    let all = self.store.find_members(scheme_id, beneficiary_id).await?;
+                    let ours: Vec<&Member> = all.iter().filter(|m| m.mutuelle_id == mid).collect();
+                    choose_member(&ours, date)?.cloned()
+                }
             };
             return Ok(match (member, partner.kind) {
                 (Some(m), _) => Some((mid.to_string(), m.member_number)),
@@ -138,5 +140,31 @@ mod tests {
             on(&[&c, &a], "2025-07-01"),
             Err(ServiceError::CoverageConflict(_))
         ));
+    }
+
+    /// A card that names the mutuelle but no member number routes to that
+    /// mutuelle's record in force on the date, not to its first member
+    /// number (a renumbered member: A-1 ended, A-2 in force).
+    #[tokio::test(start_paused = true)]
+    async fn a_card_without_member_number_routes_to_the_record_in_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = crate::service::testing::broker(dir.path());
+        let mut old = sample_member("MUT-X", "A-1", "TG-1");
+        old.products[0].end = Some(d("2025-12-31"));
+        let mut new = sample_member("MUT-X", "A-2", "TG-1");
+        new.products[0].start = d("2026-01-01");
+        broker.store().upsert_members(&[old, new], 0).await.unwrap();
+        let routed = |day: &'static str| {
+            let broker = broker.clone();
+            async move {
+                broker
+                    .route("CNSS", "TG-1", d(day), Some("MUT-X"), None)
+                    .await
+                    .unwrap()
+                    .map(|(_, n)| n)
+            }
+        };
+        assert_eq!(routed("2026-06-01").await.as_deref(), Some("A-2"));
+        assert_eq!(routed("2025-06-01").await.as_deref(), Some("A-1"));
     }
 }
