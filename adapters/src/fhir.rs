@@ -777,15 +777,23 @@ mod tests {
             vec![("medical".to_string(), 100000, 35000, "XOF".to_string())]
         );
         assert_eq!(e.counts, vec![("medical".to_string(), 10, 4)]);
+        use passerelle_domain::engine::CostShareKind as K;
+        let shares: Vec<_> = e
+            .cost_shares
+            .iter()
+            .map(|c| (c.kind, c.applies_to.as_str(), c.amount, c.rate_bp))
+            .collect();
         assert_eq!(
-            e.terms,
+            shares,
             vec![
-                "medical: copay-percent 20%".to_string(),
-                "medical: deductible 5000 XOF (minor units)".to_string(),
-                "dental: excluded".to_string(),
+                (K::CopayPercent, "medical", None, Some(2000)),
+                (K::Deductible, "medical", Some(5000), None),
+                (K::Excluded, "dental", None, None),
             ]
         );
         let a = eligibility_answer(&e, "M-1".into(), Vec::new(), 0);
+        // The scheme's answer carries them as such.
+        assert_eq!(a.cost_shares, e.cost_shares);
         let money = &a.ceilings[0];
         assert_eq!(
             (money.limit_amount, money.used_amount),
@@ -802,6 +810,61 @@ mod tests {
             err.path.ends_with("benefit[0].type") && err.message.contains("lodging"),
             "{err}"
         );
+    }
+
+    /// Issue 15, item 2: `network`, `unit` and `term` by their FHIR code
+    /// systems: a family ceiling and an out-of-network one say so in their
+    /// scope, the term is the ceiling's period, and co-payments keep all
+    /// three; a code of those systems with no meaning here is refused,
+    /// named.
+    #[test]
+    fn network_unit_and_term_qualify_ceilings_and_cost_shares() {
+        let cc = |system: &str, code: &str| json!({"coding": [{"system": format!("http://terminology.hl7.org/CodeSystem/{system}"), "code": code}]});
+        let bt = |code: &str| cc("benefit-type", code);
+        let v = json!({"resourceType": "CoverageEligibilityResponse", "outcome": "complete",
+            "insurance": [{"inforce": true, "item": [
+                {"category": {"text": "hospital"}, "network": cc("benefit-network", "in"), "unit": cc("benefit-unit", "family"), "term": cc("benefit-term", "annual"),
+                 "benefit": [{"type": bt("benefit"), "allowedMoney": {"value": 500000, "currency": "XOF"}, "usedMoney": {"value": 100000, "currency": "XOF"}}]},
+                {"category": {"text": "hospital"}, "network": cc("benefit-network", "out"), "unit": cc("benefit-unit", "individual"), "term": cc("benefit-term", "lifetime"),
+                 "benefit": [{"type": bt("visit"), "allowedUnsignedInt": 3},
+                             {"type": bt("copay"), "allowedMoney": {"value": 1000, "currency": "XOF"}}]}]}]});
+        let e = parse_eligibility(&v, &HashMap::new(), None).unwrap();
+        let a = eligibility_answer(&e, "M-1".into(), Vec::new(), 0);
+        let ceilings: Vec<_> = a
+            .ceilings
+            .iter()
+            .map(|c| (c.scope.as_str(), c.period.as_str()))
+            .collect();
+        assert_eq!(
+            ceilings,
+            vec![
+                ("hospital (family)", "annual"),
+                ("hospital (out of network)", "lifetime")
+            ]
+        );
+        let copay = &a.cost_shares[0];
+        assert_eq!(
+            (
+                copay.amount,
+                copay.network.as_str(),
+                copay.unit.as_str(),
+                copay.term.as_str()
+            ),
+            (Some(1000), "out", "individual", "lifetime")
+        );
+        for (field, system, code) in [
+            ("network", "benefit-network", "elsewhere"),
+            ("unit", "benefit-unit", "village"),
+            ("term", "benefit-term", "weekly"),
+        ] {
+            let mut bad = v.clone();
+            bad["insurance"][0]["item"][0][field] = cc(system, code);
+            let err = parse_eligibility(&bad, &HashMap::new(), None).unwrap_err();
+            assert!(
+                err.path.ends_with(&format!("item[0].{field}")) && err.message.contains(code),
+                "{err}"
+            );
+        }
     }
 
     /// Issue 15, item 9: a partner that knows the member by its own
@@ -935,6 +998,60 @@ mod tests {
                 item["unitPrice"]["value"].clone()
             ),
             (json!(2), json!(200))
+        );
+    }
+
+    /// Issue 15, item 4: FHIR's four outcome codes map to the claim's
+    /// lifecycle as docs/adapters.md says, in the adapter and in
+    /// `translate` alike (one mapping); `partial` is final, `queued` is not.
+    #[test]
+    fn outcome_codes_map_to_the_claim_lifecycle() {
+        use answer::OutcomeEffect as E;
+        for (outcome, effect) in [
+            ("complete", E::Final),
+            ("partial", E::Final),
+            ("queued", E::Pending),
+            ("error", E::Rejected),
+            ("done", E::Refused),
+        ] {
+            assert_eq!(outcome_effect(outcome), effect, "{outcome}");
+        }
+        let answer = |outcome: &str| {
+            json!({"resourceType": "ClaimResponse", "outcome": outcome, "disposition": "en cours d'examen",
+                   "item": [{"itemSequence": 1, "adjudication": [{"category": {"coding": [{"code": "benefit"}]}, "amount": {"value": 100, "currency": "XOF"}}]}]})
+        };
+        let lines = {
+            let c = crate::kit::claim("oc-1");
+            crate::codes::CodeMaps::default()
+                .claim(&c, "K-1")
+                .unwrap()
+                .lines
+        };
+        let shares = |outcome: &str| {
+            let parsed =
+                parse_claim_response(&answer(outcome), Dialect::Standard, &HashMap::new(), None)
+                    .unwrap();
+            shares_from_response(parsed, Dialect::Standard, &lines[..1], "XOF")
+        };
+        assert!(shares("partial").is_ok());
+        assert!(
+            matches!(shares("queued"), Err(AdapterError::Unavailable(m)) if m.contains("en cours d'examen"))
+        );
+        assert!(
+            matches!(shares("error"), Err(AdapterError::Rejected(r)) if r.message.contains("en cours d'examen"))
+        );
+        assert!(matches!(shares("done"), Err(AdapterError::Malformed(_))));
+        let shown = translate::translate(
+            toml::Table::new(),
+            &serde_json::to_vec(&answer("queued")).unwrap(),
+            "answer.json",
+            "XOF",
+        );
+        assert!(
+            shown.as_ref().is_ok_and(|v| v["claim_lifecycle"]
+                .as_str()
+                .is_some_and(|w| w.starts_with("pending"))),
+            "{shown:?}"
         );
     }
 

@@ -175,7 +175,28 @@ pub fn fhir_claim_response(data: &[u8]) {
         unreachable!("empty tables map every code")
     };
     for dialect in [Dialect::Standard, Dialect::Openimis] {
-        let Ok(parsed) = fhir::parse_claim_response(&v, dialect, &symbols(), None) else {
+        // openIMIS numbers its answer anew: the adapter matches its lines
+        // back to the claim's by kind and code before reading it.
+        let mut doc = v.clone();
+        if dialect == Dialect::Openimis {
+            if fhir::openimis::renumber(&mut doc, &mapped.lines).is_err() {
+                continue;
+            }
+            let mut matched = std::collections::HashSet::new();
+            for item in doc["item"].as_array().into_iter().flatten() {
+                if let Some(seq) = item["itemSequence"].as_u64()
+                    && item.pointer("/extension/0/valueReference").is_some()
+                    && mapped.lines.iter().any(|m| u64::from(m.sequence) == seq)
+                {
+                    assert!(
+                        matched.insert(seq),
+                        "two answer lines matched to one claim line"
+                    );
+                }
+            }
+        }
+        let v = &doc;
+        let Ok(parsed) = fhir::parse_claim_response(v, dialect, &symbols(), None) else {
             continue;
         };
         if !parsed.currency.is_empty() {
@@ -238,8 +259,15 @@ pub fn fhir_eligibility_response(data: &[u8]) {
         for (_, _, _, currency) in &e.amounts {
             assert!(minor_unit_digits(currency).is_some(), "a known currency");
         }
+        for c in &e.cost_shares {
+            assert!(
+                c.rate_bp.is_none_or(|r| r <= 10_000),
+                "a rate is at most 100%"
+            );
+        }
         let a = fhir::eligibility_answer(&e, "M-1".into(), Vec::new(), 0);
         assert_eq!(a.covered, e.covered);
+        assert_eq!(a.cost_shares, e.cost_shares);
         assert_eq!(a.ceilings.len(), e.amounts.len() + e.counts.len());
         for (c, (_, n, _)) in a.ceilings[e.amounts.len()..].iter().zip(&e.counts) {
             let left = c.limit_count.map(u64::from);

@@ -332,6 +332,8 @@ impl Adapter for GrpcAdapter {
             product: r.product.as_ref().and_then(convert::product_ref_from_pb),
             paid_until,
             ceilings: r.ceilings.iter().map(convert::ceiling_from_pb).collect(),
+            // The partner contract carries no cost shares (yet).
+            cost_shares: Vec::new(),
             lines: r
                 .lines
                 .iter()

@@ -69,6 +69,9 @@ pub struct EligibilityAnswer {
     pub product: Option<ProductRef>,
     pub paid_until: Option<Date>,
     pub ceilings: Vec<CeilingView>,
+    /// What the patient bears beside the ceilings, or the mutuelle
+    /// excludes (FHIR partners).
+    pub cost_shares: Vec<passerelle_domain::engine::CostShare>,
     /// One estimate per planned line.
     pub lines: Vec<LineShare>,
 }

@@ -38,6 +38,7 @@ mod report;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::Parser;
 use load::{Latency, Until, open_loop, peak_rss_kib, reset_peak_rss, saturate};
@@ -118,6 +119,35 @@ impl Args {
     }
 }
 
+/// Calls the broker refused by one of its documented bounds (a partner
+/// "busy": `max_calls_per_partner`; RESOURCE_EXHAUSTED: the in-flight
+/// limits) rather than failed. On two cores shared by the load generator,
+/// the brokers and the simulated partners, a stall of a few milliseconds
+/// under an open loop queues past those bounds: such refusals are the
+/// broker working as documented. They are counted apart and reported; any
+/// other error fails the run.
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+
+fn refused_so_far() -> u64 {
+    REFUSED.load(Ordering::Relaxed)
+}
+
+/// True when the call was answered; a refusal by the broker's bounds is
+/// counted in [`REFUSED`] (and is no answer).
+fn answered<T>(r: Result<T, tonic::Status>) -> bool {
+    match r {
+        Ok(_) => true,
+        Err(s) => {
+            let bound = s.code() == tonic::Code::ResourceExhausted
+                || (s.code() == tonic::Code::Unavailable && s.message().contains(" is busy"));
+            if bound {
+                REFUSED.fetch_add(1, Ordering::Relaxed);
+            }
+            false
+        }
+    }
+}
+
 /// One measured scenario.
 pub(crate) struct Row {
     name: &'static str,
@@ -130,6 +160,8 @@ pub(crate) struct Row {
     peak_rss_kib: u64,
     /// For B only: its saturation measured again at the end of the run.
     b_end_rps: Option<f64>,
+    /// Calls refused by the broker's bounds (not in `errors`).
+    refused: u64,
 }
 
 /// Saturation, then the two fixed loads (`quarter_b`: None for B itself,
@@ -147,6 +179,7 @@ where
 {
     let secs = args.secs();
     reset_peak_rss(None);
+    let refused_before = refused_so_far();
     let (rps, errors) = saturate(args.concurrency, secs, {
         let call = call.clone();
         move |n| call(first + n)
@@ -161,11 +194,13 @@ where
         // Smoke runs only prove the harness: no overload to drain.
         quarter_rate = quarter_rate.min(rps * 0.5);
     }
-    // A scenario that saturates below 1.25 x 0.25 B cannot take it (above
-    // 80% of its capacity the queue, not the service, is what an open loop
-    // measures, and it fills memory for the scenarios after it): reported as
-    // over capacity instead of run.
-    let quarter_b = if rps < quarter_rate * 1.25 {
+    // A scenario that saturates below 2 x 0.25 B cannot take it: above half
+    // its capacity, on two cores shared by the load generator, the broker
+    // and the simulated partners, a stall of a few milliseconds queues
+    // hundreds of calls, and the open loop measures that queue and the
+    // broker's bounds refusing it (a partner's `max_calls_per_partner`:
+    // "busy"), not the service. Reported as over capacity instead of run.
+    let quarter_b = if rps < quarter_rate * 2.0 {
         Latency {
             offered_rps: quarter_rate,
             over_capacity: true,
@@ -175,14 +210,16 @@ where
         at(quarter_rate, 1_000_000_000).await
     };
     let sustained = at(rps * 0.5, 2_000_000_000).await;
+    let refused = refused_so_far() - refused_before;
     Row {
         name,
         saturation_rps: rps,
-        errors: errors + quarter_b.errors + sustained.errors,
+        errors: errors + quarter_b.errors + sustained.errors - refused,
         quarter_b,
         sustained,
         peak_rss_kib: peak_rss_kib(None),
         b_end_rps: None,
+        refused,
     }
 }
 
@@ -243,6 +280,7 @@ where
         errors: 0,
     };
     let mut k = 0;
+    let refused_before = refused_so_far();
     for round in 0..rounds {
         let mut rps = [0.0; 2];
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
@@ -262,6 +300,7 @@ where
         out.rounds.push(1.0 - rps[1] / rps[0].max(1e-9));
         out.rounds_rps.push(rps);
     }
+    out.errors -= refused_so_far() - refused_before;
     out
 }
 
@@ -449,7 +488,7 @@ async fn main() {
         move |n| {
             let mut c = SchemeServiceClient::new(pick(&ch, n));
             let req = req.clone();
-            async move { c.check_eligibility(req).await.is_ok() }
+            async move { answered(c.check_eligibility(req).await) }
         }
     };
     let scenarios: [(&'static str, &Vec<Channel>, &'static str, &'static str); 7] = [
@@ -480,29 +519,33 @@ async fn main() {
             rows.push(measure(name, &args, Some(quarter_b), 0, elig(ch, scheme, who)).await);
         }
     }
-    // The HTTP path's own limit, then the HTTP partners beside it and beside
-    // the gRPC partner at one fixed load.
+    // The HTTP path's own limit, then each HTTP partner beside it and beside
+    // the gRPC partner, in alternating rounds.
     const ECHO: &str = "HTTP/1.1 echo (keep-alive)";
+    let echo = http_partners::echo().await;
     if args.wants(ECHO) {
-        rows.push(measure(ECHO, &args, Some(quarter_b), 0, http_partners::echo().await).await);
+        rows.push(measure(ECHO, &args, Some(quarter_b), 0, echo.clone()).await);
     }
-    let comparison = {
-        let find = |name: &str| rows.iter().find(|r| r.name == name);
-        match (find(ECHO), find("eligibility grpc partner")) {
-            (Some(echo), Some(grpc)) => {
-                let mut calls = vec![(grpc, elig(&plain_ch, "INAM", "TG-2001"))];
-                for (name, scheme, who) in [
-                    ("eligibility fhir partner", "CNSS", "TG-3001"),
-                    ("eligibility xml partner", "INAM", "TG-4001"),
-                ] {
-                    if let Some(r) = find(name) {
-                        calls.push((r, elig(&plain_ch, scheme, who)));
-                    }
-                }
-                http_partners::compare(&args, echo, calls).await
-            }
-            _ => None,
-        }
+    let comparison = if args.wants(ECHO) && args.wants("eligibility grpc partner") {
+        let partners = [
+            ("eligibility fhir partner", "CNSS", "TG-3001"),
+            ("eligibility xml partner", "INAM", "TG-4001"),
+        ]
+        .into_iter()
+        .filter(|(name, _, _)| args.wants(name))
+        .map(|(name, scheme, who)| (name, http_partners::boxed(elig(&plain_ch, scheme, who))))
+        .collect();
+        Some(
+            http_partners::compare(
+                &args,
+                http_partners::boxed(elig(&plain_ch, "INAM", "TG-2001")),
+                http_partners::boxed(echo),
+                partners,
+            )
+            .await,
+        )
+    } else {
+        None
     };
     if let Some(c) = &comparison
         && c.errors > 0
@@ -519,7 +562,7 @@ async fn main() {
         let ch = ch.clone();
         move |n| {
             let mut c = SchemeServiceClient::new(pick(&ch, n));
-            async move { c.coordinate_claim(claim(n)).await.is_ok() }
+            async move { answered(c.coordinate_claim(claim(n)).await) }
         }
     };
     for (i, (name, ch)) in [
@@ -608,7 +651,7 @@ async fn main() {
                 0,
                 move |n| {
                     let mut c = SchemeServiceClient::new(pick(&ch, n));
-                    async move { c.coordinate_claim(claim(n % 100)).await.is_ok() }
+                    async move { answered(c.coordinate_claim(claim(n % 100)).await) }
                 },
             )
             .await,

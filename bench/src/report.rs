@@ -53,6 +53,7 @@ pub(crate) fn report(
             "at_half_own_saturation": lat_json(&r.sustained),
             "peak_rss_mib": mib(r.peak_rss_kib),
             "errors": r.errors,
+            "refused_by_bounds": r.refused,
         })).collect::<Vec<_>>(),
         "mtls_cost": mtls.iter().map(|m| serde_json::json!({
             "path": m.name,
@@ -61,6 +62,7 @@ pub(crate) fn report(
             "rounds_rps": m.rounds_rps.iter().map(|r| r.map(f64::round)).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "http_partners": http.map(http_partners::Comparison::json),
+        "http_partners_refused_by_bounds": http.map(|h| h.refused),
         "catch_up": catch_up.map(|c| serde_json::json!({
             "claims": c.claims,
             "arrival_secs": (c.arrival_secs * 100.0).round() / 100.0,
@@ -121,6 +123,13 @@ pub(crate) fn report(
                 s.p50_us,
                 s.p99_us,
                 mib(r.peak_rss_kib)
+            );
+        }
+        for r in rows.iter().filter(|r| r.refused > 0) {
+            println!(
+                "{}: {} calls refused by the broker's bounds (partner busy, in-flight limits) \
+                 during the open loops, not counted as answers",
+                r.name, r.refused
             );
         }
         for m in mtls {

@@ -161,6 +161,42 @@ pub struct Adjudication {
     pub consumption: Vec<CeilingUse>,
 }
 
+/// What a mutuelle states that the patient bears, or excludes, beside its
+/// ceilings (FHIR's benefit types copay, copay-percent, copay-maximum and
+/// deductible, and an item it excludes), for eligibility answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CostShare {
+    pub kind: CostShareKind,
+    /// What it applies to, in the mutuelle's words (its benefit category).
+    pub applies_to: String,
+    /// An amount in minor units (a co-payment, its maximum, a deductible).
+    pub amount: Option<Amount>,
+    /// A rate in basis points (a co-payment percentage: 2000 = 20%).
+    pub rate_bp: Option<u32>,
+    /// A number the mutuelle gives without money or rate.
+    pub count: Option<u32>,
+    /// FHIR's `network` ("in", "out"), `unit` ("individual", "family") and
+    /// `term` ("annual", "day", "lifetime"); empty when not stated.
+    pub network: String,
+    pub unit: String,
+    pub term: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CostShareKind {
+    /// A fixed amount the patient pays per act.
+    Copay,
+    /// A share of the cost the patient pays.
+    CopayPercent,
+    /// The most the patient pays in co-payments over the term.
+    CopayMaximum,
+    /// What the patient pays before the mutuelle pays.
+    Deductible,
+    /// Care the mutuelle does not cover.
+    Excluded,
+}
+
 /// A ceiling's limit and what it has used, for eligibility answers. Remote
 /// partners report theirs in the same shape.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

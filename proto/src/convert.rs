@@ -165,6 +165,26 @@ pub fn product_ref_from_pb(p: &pb::ProductRef) -> Option<ProductRef> {
     })
 }
 
+pub fn cost_share_to_pb(c: &passerelle_domain::engine::CostShare) -> pb::CostShare {
+    use passerelle_domain::engine::CostShareKind as K;
+    pb::CostShare {
+        kind: match c.kind {
+            K::Copay => pb::CostShareKind::Copay,
+            K::CopayPercent => pb::CostShareKind::CopayPercent,
+            K::CopayMaximum => pb::CostShareKind::CopayMaximum,
+            K::Deductible => pb::CostShareKind::Deductible,
+            K::Excluded => pb::CostShareKind::Excluded,
+        } as i32,
+        applies_to: c.applies_to.clone(),
+        amount: c.amount.unwrap_or(0),
+        rate_bp: c.rate_bp.unwrap_or(0),
+        count: c.count.unwrap_or(0),
+        network: c.network.clone(),
+        unit: c.unit.clone(),
+        term: c.term.clone(),
+    }
+}
+
 pub fn ceiling_to_pb(c: &CeilingView) -> pb::CeilingRemaining {
     let limit = c.limit_amount.unwrap_or(0);
     let count_limit = c.limit_count.unwrap_or(0);
@@ -303,6 +323,35 @@ pub fn adjudicate_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cost share reaches the scheme's contract with its kind, value and
+    /// qualifiers (a rate in basis points, an absent amount as 0).
+    #[test]
+    fn cost_shares_reach_the_contract() {
+        use passerelle_domain::engine::{CostShare, CostShareKind};
+        let c = CostShare {
+            kind: CostShareKind::CopayPercent,
+            applies_to: "medical".into(),
+            amount: None,
+            rate_bp: Some(2000),
+            count: None,
+            network: "in".into(),
+            unit: "individual".into(),
+            term: "annual".into(),
+        };
+        let pb = cost_share_to_pb(&c);
+        assert_eq!(pb.kind, pb::CostShareKind::CopayPercent as i32);
+        assert_eq!((pb.rate_bp, pb.amount), (2000, 0));
+        assert_eq!(
+            (pb.network.as_str(), pb.unit.as_str(), pb.term.as_str()),
+            ("in", "individual", "annual")
+        );
+        let excluded = cost_share_to_pb(&CostShare {
+            kind: CostShareKind::Excluded,
+            ..c
+        });
+        assert_eq!(excluded.kind, pb::CostShareKind::Excluded as i32);
+    }
 
     #[test]
     fn every_reason_code_round_trips() {

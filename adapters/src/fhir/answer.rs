@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use passerelle_domain::engine::CostShareKind;
 use passerelle_domain::money::minor_unit_digits;
 use passerelle_domain::{LineShare, Reason, ReasonCode};
 use serde_json::{Value, json};
@@ -554,10 +555,54 @@ pub struct ParsedEligibility {
     pub amounts: Vec<(String, i64, i64, String)>,
     /// Count ceilings: (name, allowed, used).
     pub counts: Vec<(String, u64, u64)>,
-    /// What the payer states that is no ceiling, in words: co-payments and
+    /// Each ceiling's period (its item's `term`: annual, day, lifetime, or
+    /// empty), by index in `amounts` then `counts`.
+    pub periods: Vec<String>,
+    /// What the payer states that is no ceiling: co-payments and
     /// deductibles (benefit types copay, copay-percent, copay-maximum,
     /// deductible) and the categories it excludes.
-    pub terms: Vec<String>,
+    pub cost_shares: Vec<passerelle_domain::engine::CostShare>,
+}
+
+/// An item's `network`, `unit` and `term`, read by their FHIR code systems
+/// (benefit-network: in, out; benefit-unit: individual, family;
+/// benefit-term: annual, day, lifetime). A code of those systems that is
+/// not one of these has no mapping: refused, named. A partner's own code
+/// (another system, or none) is kept as it is written.
+fn qualifiers(item: &Value, path: &str) -> Result<[String; 3], PathError> {
+    const SYSTEMS: [(&str, &str, &[&str]); 3] = [
+        (
+            "network",
+            "http://terminology.hl7.org/CodeSystem/benefit-network",
+            &["in", "out"],
+        ),
+        (
+            "unit",
+            "http://terminology.hl7.org/CodeSystem/benefit-unit",
+            &["individual", "family"],
+        ),
+        (
+            "term",
+            "http://terminology.hl7.org/CodeSystem/benefit-term",
+            &["annual", "day", "lifetime"],
+        ),
+    ];
+    let mut out: [String; 3] = Default::default();
+    for (i, (field, system, codes)) in SYSTEMS.iter().enumerate() {
+        let Some(v) = item.get(*field) else { continue };
+        let coding = v.pointer("/coding/0");
+        let code = code_of(v).unwrap_or("");
+        let in_system =
+            coding.and_then(|c| c.get("system")).and_then(Value::as_str) == Some(*system);
+        if in_system && !codes.contains(&code) {
+            return Err(perr(
+                &format!("{path}.{field}"),
+                format!("{field} {code:?} has no mapping in passerelle"),
+            ));
+        }
+        out[i] = code.to_string();
+    }
+    Ok(out)
 }
 
 /// FHIR's benefit-type code system.
@@ -611,6 +656,8 @@ pub fn parse_eligibility(
         return Err(perr("resourceType", "not a CoverageEligibilityResponse"));
     }
     let mut out = ParsedEligibility::default();
+    // The term (period) of each amount and count ceiling, in order.
+    let (mut amount_terms, mut count_terms) = (Vec::new(), Vec::new());
     let insurance = v
         .get("insurance")
         .and_then(Value::as_array)
@@ -638,8 +685,30 @@ pub fn parse_eligibility(
                 .and_then(code_of)
                 .unwrap_or("benefit")
                 .to_string();
+            let ip = format!("CoverageEligibilityResponse.insurance[{i}].item[{j}]");
+            let [network, unit, term] = qualifiers(item, &ip)?;
+            let share = |kind, amount, rate_bp, count| passerelle_domain::engine::CostShare {
+                kind,
+                applies_to: name.clone(),
+                amount,
+                rate_bp,
+                count,
+                network: network.clone(),
+                unit: unit.clone(),
+                term: term.clone(),
+            };
+            // A ceiling's scope says whom and where it applies to when the
+            // payer says it; its period is the term.
+            let mut scope = name.clone();
+            if unit == "family" {
+                scope.push_str(" (family)");
+            }
+            if network == "out" {
+                scope.push_str(" (out of network)");
+            }
             if item.get("excluded").and_then(Value::as_bool) == Some(true) {
-                out.terms.push(format!("{name}: excluded"));
+                out.cost_shares
+                    .push(share(CostShareKind::Excluded, None, None, None));
                 continue;
             }
             for (k, b) in item
@@ -664,7 +733,8 @@ pub fn parse_eligibility(
                 match kind {
                     BenefitKind::Ceiling => {
                         if let Some(n) = allowed_n {
-                            out.counts.push((name.clone(), n, used_n.unwrap_or(0)));
+                            out.counts.push((scope.clone(), n, used_n.unwrap_or(0)));
+                            count_terms.push(term.clone());
                         }
                         if let Some((amount, cur)) = allowed_money {
                             let used = match used_money {
@@ -677,23 +747,85 @@ pub fn parse_eligibility(
                                 }
                                 None => 0,
                             };
-                            out.amounts.push((name.clone(), amount, used, cur));
+                            out.amounts.push((scope.clone(), amount, used, cur));
+                            amount_terms.push(term.clone());
                         }
                     }
                     BenefitKind::Term => {
-                        let value = match (allowed_money, allowed_n) {
-                            (Some((m, c)), _) => format!("{m} {c} (minor units)"),
-                            (None, Some(n)) if code == "copay-percent" => format!("{n}%"),
-                            (None, Some(n)) => n.to_string(),
-                            (None, None) => "stated without a value".to_string(),
+                        let kind = match code.as_str() {
+                            "copay" => CostShareKind::Copay,
+                            "copay-percent" => CostShareKind::CopayPercent,
+                            "copay-maximum" => CostShareKind::CopayMaximum,
+                            _ => CostShareKind::Deductible,
                         };
-                        out.terms.push(format!("{name}: {code} {value}"));
+                        let count = allowed_n.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+                        let (rate_bp, count) = if kind == CostShareKind::CopayPercent {
+                            // A percentage: 20 is 2000 basis points; past
+                            // 100% it is no rate.
+                            match count {
+                                Some(pct) if pct <= 100 => (Some(pct * 100), None),
+                                Some(pct) => {
+                                    return Err(perr(
+                                        &format!("{p}.allowedUnsignedInt"),
+                                        format!("{pct}% is no co-payment rate"),
+                                    ));
+                                }
+                                None => (None, None),
+                            }
+                        } else {
+                            (None, count)
+                        };
+                        out.cost_shares.push(share(
+                            kind,
+                            allowed_money.map(|(m, _)| m),
+                            rate_bp,
+                            count,
+                        ));
                     }
                 }
             }
         }
     }
+    out.periods = amount_terms.into_iter().chain(count_terms).collect();
     Ok(out)
+}
+
+/// What a ClaimResponse's `outcome` (FHIR's RemittanceOutcome) makes of
+/// the claim (docs/adapters.md, "FHIR outcome → claim lifecycle").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutcomeEffect {
+    /// `complete`, `partial`: the shares are final (each line must still
+    /// be answered).
+    Final,
+    /// `queued`: the claim stays pending and is asked again, same key.
+    Pending,
+    /// `error`: the claim is rejected with the payer's disposition.
+    Rejected,
+    /// Anything else: the answer is refused as malformed.
+    Refused,
+}
+
+pub fn outcome_effect(outcome: &str) -> OutcomeEffect {
+    match outcome {
+        "complete" | "partial" => OutcomeEffect::Final,
+        "queued" => OutcomeEffect::Pending,
+        "error" => OutcomeEffect::Rejected,
+        _ => OutcomeEffect::Refused,
+    }
+}
+
+impl OutcomeEffect {
+    /// In words, for `passerelle translate`.
+    pub fn words(self) -> &'static str {
+        match self {
+            OutcomeEffect::Final => "final: the claim is coordinated with these shares",
+            OutcomeEffect::Pending => {
+                "pending: the claim waits and the mutuelle is asked again, same key"
+            }
+            OutcomeEffect::Rejected => "rejected: the claim ends with the payer's disposition",
+            OutcomeEffect::Refused => "refused: an outcome FHIR R4 does not define",
+        }
+    }
 }
 
 /// The shares a ClaimResponse gives for the lines asked about, and the
@@ -713,9 +845,9 @@ pub fn shares_from_response(
             parsed.currency, currency
         )));
     }
-    match parsed.outcome.as_str() {
-        "complete" | "partial" => {}
-        "queued" => {
+    match outcome_effect(&parsed.outcome) {
+        OutcomeEffect::Final => {}
+        OutcomeEffect::Pending => {
             let why = parsed.explanation();
             return Err(AdapterError::Unavailable(if why.is_empty() {
                 "the mutuelle queued the claim; asking again later".into()
@@ -723,7 +855,7 @@ pub fn shares_from_response(
                 format!("the mutuelle queued the claim ({why}); asking again later")
             }));
         }
-        "error" => {
+        OutcomeEffect::Rejected => {
             let why = parsed.explanation();
             return Err(AdapterError::Rejected(Reason::new(
                 ReasonCode::PartnerRejected,
@@ -734,9 +866,10 @@ pub fn shares_from_response(
                 },
             )));
         }
-        other => {
+        OutcomeEffect::Refused => {
             return Err(AdapterError::Malformed(format!(
-                "ClaimResponse.outcome: {other:?}"
+                "ClaimResponse.outcome: {:?}",
+                parsed.outcome
             )));
         }
     }
@@ -798,33 +931,42 @@ pub fn eligibility_answer(
             "the mutuelle reports no cover in force",
         ));
     }
+    let period = |i: usize| parsed.periods.get(i).cloned().unwrap_or_default();
+    answer.cost_shares = parsed.cost_shares.clone();
     answer.ceilings = parsed
         .amounts
         .iter()
+        .enumerate()
         .map(
-            |(name, amount, used, _)| passerelle_domain::engine::CeilingView {
+            |(i, (name, amount, used, _))| passerelle_domain::engine::CeilingView {
                 scope: name.clone(),
                 category: None,
-                period: String::new(),
+                period: period(i),
                 limit_amount: Some(*amount),
                 used_amount: *used,
                 limit_count: None,
                 used_count: 0,
             },
         )
-        .chain(parsed.counts.iter().map(|(name, n, used)| {
-            passerelle_domain::engine::CeilingView {
-                scope: name.clone(),
-                category: None,
-                period: String::new(),
-                limit_amount: None,
-                used_amount: 0,
-                // More than a ceiling can count is no limit in practice;
-                // never truncated (4294967296 left is not 0 left).
-                limit_count: Some(u32::try_from(*n).unwrap_or(u32::MAX)),
-                used_count: u32::try_from(*used).unwrap_or(u32::MAX),
-            }
-        }))
+        .chain(
+            parsed
+                .counts
+                .iter()
+                .enumerate()
+                .map(|(i, (name, n, used))| {
+                    passerelle_domain::engine::CeilingView {
+                        scope: name.clone(),
+                        category: None,
+                        period: period(parsed.amounts.len() + i),
+                        limit_amount: None,
+                        used_amount: 0,
+                        // More than a ceiling can count is no limit in practice;
+                        // never truncated (4294967296 left is not 0 left).
+                        limit_count: Some(u32::try_from(*n).unwrap_or(u32::MAX)),
+                        used_count: u32::try_from(*used).unwrap_or(u32::MAX),
+                    }
+                }),
+        )
         .collect();
     // FHIR eligibility carries no per-line estimate: lines answered
     // locally (unmapped) are reported; the others have none.

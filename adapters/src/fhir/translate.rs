@@ -46,6 +46,7 @@ pub fn translate(
                 "resource": kind,
                 "dialect": format!("{dialect:?}").to_lowercase(),
                 "outcome": r.outcome,
+                "claim_lifecycle": super::outcome_effect(&r.outcome).words(),
                 "disposition": r.disposition,
                 "errors": r.errors.iter().map(|(line, e)| json!({"line": line, "error": e})).collect::<Vec<_>>(),
                 "process_notes": r.notes,
@@ -100,7 +101,7 @@ pub fn translate(
                 "covered": e.covered,
                 "amounts": e.amounts.iter().map(|(n, a, u, c)| json!({ "benefit": n, "allowed": amount(*a, c), "used": amount(*u, c), "left": amount(a.saturating_sub(*u), c) })).collect::<Vec<_>>(),
                 "counts": e.counts.iter().map(|(n, a, u)| json!({ "benefit": n, "allowed": a, "used": u, "left": a.saturating_sub(*u) })).collect::<Vec<_>>(),
-                "terms": e.terms,
+                "cost_shares": e.cost_shares,
             }))
         }
         "CoverageEligibilityRequest" => Ok(json!({

@@ -181,6 +181,11 @@ impl SchemeService for SchemeApi {
                 }),
                 ceilings: a.ceilings.iter().map(convert::ceiling_to_pb).collect(),
                 line_estimates: estimates,
+                cost_shares: a
+                    .cost_shares
+                    .iter()
+                    .map(convert::cost_share_to_pb)
+                    .collect(),
             })
         })
         .await

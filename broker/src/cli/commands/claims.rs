@@ -57,7 +57,9 @@ pub(super) async fn eligibility(
         let mut t =
             Table::new(l, &["ceiling", "period", "limit", "used", "remaining"]).right(&[2, 3, 4]);
         for c in &r.ceilings {
-            let (limit, used, left) = if c.scope == "count" {
+            // A count ceiling (rules: scope "count"; a partner's: a count
+            // and no amount).
+            let (limit, used, left) = if c.scope == "count" || (c.count_limit > 0 && c.limit == 0) {
                 (
                     c.count_limit.to_string(),
                     c.count_used.to_string(),
@@ -84,6 +86,48 @@ pub(super) async fn eligibility(
                 _ => c.scope.clone(),
             };
             t.row(vec![scope, c.period.clone(), limit, used, left]);
+        }
+        out!("{}", t.render());
+    }
+    if !r.cost_shares.is_empty() {
+        use passerelle_proto::common::v1::CostShareKind as K;
+        outln!();
+        let mut t = Table::new(l, &["patient bears", "applies to", "value", "period"]).right(&[2]);
+        for c in &r.cost_shares {
+            let kind = K::try_from(c.kind).unwrap_or(K::Unspecified);
+            let (what, value) = match kind {
+                K::CopayPercent => {
+                    let (whole, hundredths) = (c.rate_bp / 100, c.rate_bp % 100);
+                    let comma = if l.t("value") == "value" { '.' } else { ',' };
+                    let rate = if hundredths == 0 {
+                        format!("{whole} %")
+                    } else {
+                        format!("{whole}{comma}{hundredths:02} %")
+                    };
+                    ("co-payment rate", rate)
+                }
+                K::Excluded => ("excluded", String::new()),
+                other => (
+                    match other {
+                        K::CopayMaximum => "co-payment maximum",
+                        K::Deductible => "deductible",
+                        _ => "co-payment",
+                    },
+                    if c.amount > 0 {
+                        l.money(c.amount, "XOF")
+                    } else if c.count > 0 {
+                        c.count.to_string()
+                    } else {
+                        String::new()
+                    },
+                ),
+            };
+            t.row(vec![
+                l.t(what).to_string(),
+                c.applies_to.clone(),
+                value,
+                c.term.clone(),
+            ]);
         }
         out!("{}", t.render());
     }
