@@ -218,3 +218,46 @@ impl Broker {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    /// What SIGHUP and the file watcher do: a partner whose secret changed
+    /// on disk gets its adapter rebuilt (and the old one, with its
+    /// connections, dropped once its calls end); nothing changed, nothing
+    /// rebuilt unless forced; a file gone keeps the adapter in force and
+    /// says which partner failed.
+    #[tokio::test(start_paused = true)]
+    async fn partners_are_rebuilt_when_their_files_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "first").unwrap();
+        let entry: toml::Table = toml::from_str(&format!(
+            "adapter = \"grpc\"\n[grpc]\nendpoint = \"http://127.0.0.1:1\"\ntoken_file = {:?}\n",
+            token.display().to_string()
+        ))
+        .unwrap();
+        let cfg = passerelle_adapters::AdapterConfig::from_entry(entry).unwrap();
+        let broker = super::super::testing::broker_with_partner(dir.path(), &cfg);
+        let first = broker.partners().next().unwrap().adapter.get();
+        let r = broker.reload_partners(false);
+        assert!(r.rebuilt.is_empty() && r.failed.is_empty(), "{r:?}");
+        std::fs::write(&token, "second").unwrap();
+        let r = broker.reload_partners(false);
+        assert_eq!(r.rebuilt, vec!["MUT-X".to_string()]);
+        let second = broker.partners().next().unwrap().adapter.get();
+        assert!(!Arc::ptr_eq(&first, &second), "a new adapter");
+        assert_eq!(
+            broker.reload_partners(true).rebuilt,
+            vec!["MUT-X".to_string()]
+        );
+        std::fs::remove_file(&token).unwrap();
+        let r = broker.reload_partners(false);
+        assert_eq!(r.failed.len(), 1, "{r:?}");
+        assert!(r.failed[0].1.contains("token"), "{r:?}");
+        let kept = broker.partners().next().unwrap().adapter.get();
+        let third = broker.partners().next().unwrap().adapter.get();
+        assert!(Arc::ptr_eq(&kept, &third), "the adapter in force stays");
+    }
+}

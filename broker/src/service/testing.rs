@@ -74,6 +74,35 @@ pub(crate) fn broker_with(dir: &std::path::Path, limits: LimitsConfig) -> Arc<Br
     build(dir, limits, 0)
 }
 
+/// A broker whose one partner (MUT-X, a grpc partner that is never
+/// called) is built from `adapter`'s settings, as `serve` builds them.
+pub(crate) fn broker_with_partner(
+    dir: &std::path::Path,
+    adapter: &passerelle_adapters::AdapterConfig,
+) -> Arc<Broker> {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("t.db")).unwrap());
+    let (audit, _task) = AuditSink::start(store.clone());
+    let data: Arc<dyn passerelle_adapters::RulesData> =
+        Arc::new(crate::store::RulesDataStore(store.clone()));
+    Arc::new(Broker::new(BrokerParts {
+        store,
+        schemes: vec![],
+        partners: vec![Partner {
+            id: "MUT-X".into(),
+            name: "MUT-X".into(),
+            kind: adapter.kind(),
+            adapter: adapter.live("MUT-X", dir, data).unwrap(),
+            deadline: Duration::from_secs(2),
+            slots: PartnerSlots::new(Some(4)),
+        }],
+        operators: vec![],
+        retry: RetryConfig::default(),
+        limits: LimitsConfig::default(),
+        audit,
+        clock: Clock::following_tokio(T0),
+    }))
+}
+
 fn build(dir: &std::path::Path, limits: LimitsConfig, calls_before: u32) -> Arc<Broker> {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("t.db")).unwrap());
     let (audit, _task) = AuditSink::start(store.clone());
