@@ -297,6 +297,18 @@ async fn the_store_reaches_postgres_over_tls_and_checks_its_certificate() {
         err.to_string().contains("unavailable") || err.to_string().contains("database"),
         "{err}"
     );
+    // A CA file that holds no certificate is refused when the store is
+    // built (fail closed), never read as an empty trust store.
+    for bad in ["", "not a certificate\n"] {
+        let path = dir.path().join("empty-ca.pem");
+        std::fs::write(&path, bad).unwrap();
+        pg.tls = Some(PostgresTls { ca_file: path });
+        let e = PgStore::new(&pg, dir.path()).err().map(|e| e.to_string());
+        assert!(
+            e.as_deref().is_some_and(|e| e.contains("empty-ca.pem")),
+            "{bad:?}: {e:?}"
+        );
+    }
 }
 
 /// Just enough URL handling for the proxy test: host, port, and the rest.

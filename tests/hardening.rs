@@ -337,7 +337,7 @@ async fn undecodable_requests_are_invalid_argument_and_audited() {
 /// naming the field, audited once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undecodable_import_message_is_invalid_argument_audited_once() {
-    let h = TlsHarness::start().await;
+    let h = TlsHarness::start_with(|c| c.limits.max_message_bytes = 16 * 1024).await;
     const IMPORT: &str = "/passerelle.roster.v1.RosterService/ImportRoster";
     // header (field 1) { mutuelle_id (field 1): 0xff 0xfe }
     let bad_header = vec![0x0a, 0x04, 0x0a, 0x02, 0xff, 0xfe];
@@ -374,6 +374,32 @@ async fn an_undecodable_import_message_is_invalid_argument_audited_once() {
         assert_eq!(new.len(), 1, "{new:?}");
         assert!(new[0].outcome.starts_with("InvalidArgument"), "{new:?}");
     }
+    // A message above the size limit: OUT_OF_RANGE, audited once too (the
+    // import's handler writes the row; the edge, which audits what tonic
+    // refuses before a handler runs, writes none).
+    let good_header = vec![0x0a, 0x07, 0x0a, 0x05, b'M', b'U', b'T', b'-', b'R'];
+    let big: Vec<u8> = vec![0x12, 0x80, 0x80, 0x02]
+        .into_iter()
+        .chain(std::iter::repeat_n(0u8, 32 * 1024))
+        .collect();
+    let before = h.audit().await.len();
+    let mut g = tonic::client::Grpc::new(h.as_(Role::Mutuelle, "MUT-R").await);
+    g.ready().await.unwrap();
+    let err = g
+        .client_streaming(
+            tonic::Request::new(tokio_stream::iter(vec![good_header, big])),
+            tonic::codegen::http::uri::PathAndQuery::from_static(IMPORT),
+            RawCodec,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    let rows = h.audit().await;
+    let new: Vec<_> = rows[before..]
+        .iter()
+        .filter(|r| r.method == "ImportRoster")
+        .collect();
+    assert_eq!(new.len(), 1, "{new:?}");
 }
 
 /// One scheme's long polls take none of the places of live calls, and a

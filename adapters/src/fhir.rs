@@ -346,11 +346,7 @@ impl FhirAdapter {
             &cfg.pool,
         )?;
         let read = |p: &Option<std::path::PathBuf>| -> Result<Option<String>, String> {
-            p.as_ref()
-                .map(|p| {
-                    crate::grpc::read(p).map(|b| String::from_utf8_lossy(&b).trim().to_string())
-                })
-                .transpose()
+            p.as_ref().map(|p| crate::grpc::read_secret(p)).transpose()
         };
         if cfg.dialect == Dialect::Openimis && cfg.username.is_some() != cfg.password_file.is_some()
         {
@@ -768,7 +764,7 @@ mod tests {
                     {"type": bt("benefit"), "allowedMoney": {"value": 100000, "currency": "XOF"}, "usedMoney": {"value": 35000, "currency": "XOF"}},
                     {"type": bt("visit"), "allowedUnsignedInt": 10, "usedUnsignedInt": 4},
                     {"type": bt("copay-percent"), "allowedUnsignedInt": 20},
-                    {"type": bt("deductible"), "allowedMoney": {"value": 5000, "currency": "XOF"}}]},
+                    {"type": bt("deductible"), "allowedMoney": {"value": 5000, "currency": "XOF"}, "usedMoney": {"value": 2000, "currency": "XOF"}}]},
                 {"category": {"coding": [{"code": "dental"}]}, "excluded": true, "benefit": [
                     {"type": bt("benefit"), "allowedMoney": {"value": 1, "currency": "XOF"}}]}]}]});
         let e = parse_eligibility(&v, &HashMap::new(), None).unwrap();
@@ -790,6 +786,12 @@ mod tests {
                 (K::Deductible, "medical", Some(5000), None),
                 (K::Excluded, "dental", None, None),
             ]
+        );
+        // A deductible partly met says how much, in its currency.
+        let deductible = &e.cost_shares[1];
+        assert_eq!(
+            (deductible.used_amount, deductible.currency.as_str()),
+            (Some(2000), "XOF")
         );
         let a = eligibility_answer(&e, "M-1".into(), Vec::new(), 0);
         // The scheme's answer carries them as such.

@@ -105,6 +105,23 @@ pub(crate) fn read(path: &std::path::Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// A secret file (token, password, API key): text, its blanks around
+/// trimmed, never empty. An empty file (one being rewritten, say) is
+/// refused rather than sent as an empty credential; on a reload the
+/// secret in force stays.
+pub(crate) fn read_secret(path: &std::path::Path) -> Result<String, String> {
+    let text =
+        String::from_utf8(read(path)?).map_err(|_| format!("{}: not text", path.display()))?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(format!(
+            "{}: empty: the file must hold the secret",
+            path.display()
+        ));
+    }
+    Ok(secret.to_string())
+}
+
 /// The certificates of a PEM file: at least one, and nothing unreadable.
 fn pem_certs(
     path: &std::path::Path,
@@ -245,9 +262,7 @@ impl GrpcAdapter {
         let token = match &cfg.token_file {
             None => None,
             Some(f) => {
-                let t = String::from_utf8(read(f)?)
-                    .map_err(|_| format!("{}: not text", f.display()))?;
-                let v = format!("Bearer {}", t.trim())
+                let v = format!("Bearer {}", read_secret(f)?)
                     .parse()
                     .map_err(|_| format!("{}: not a valid header value", f.display()))?;
                 Some(v)

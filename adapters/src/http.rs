@@ -53,9 +53,11 @@ pub struct PoolSettings {
     #[serde(default = "default_max_idle")]
     pub max_idle: usize,
     /// An idle connection is closed after this long, in milliseconds
-    /// (1,000..=600,000). Default 30,000: below the keep-alive timeout of
-    /// common servers (nginx 75 s, IIS 120 s), so that the broker, not the
-    /// partner, closes idle connections.
+    /// (1,000..=600,000). Default 4,000: below the keep-alive timeout of
+    /// common servers (Apache httpd and Node.js 5 s, nginx 75 s, IIS
+    /// 120 s), so that the broker, not the partner, closes idle connections
+    /// and no call is sent on one the partner is closing. Raise it for a
+    /// partner known to keep connections longer.
     #[serde(default = "default_idle_timeout_ms")]
     pub idle_timeout_ms: u64,
 }
@@ -64,7 +66,7 @@ fn default_max_idle() -> usize {
     128
 }
 fn default_idle_timeout_ms() -> u64 {
-    30_000
+    4_000
 }
 
 impl Default for PoolSettings {
@@ -235,7 +237,18 @@ impl HttpClient {
         let body = Limited::new(resp.into_body(), MAX_BODY)
             .collect()
             .await
-            .map_err(|e| AdapterError::Malformed(format!("answer body: {e}")))?
+            .map_err(|e| {
+                // Too large is the partner's answer, and final; a connection
+                // that broke while the answer was read is transient (the
+                // call is retried with the same key).
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    AdapterError::Malformed(format!("answer body: {e}"))
+                } else {
+                    unavailable(format!("reading the answer from {}: {e}", self.origin))
+                }
+            })?
             .to_bytes();
         Ok(Answer { status, body })
     }

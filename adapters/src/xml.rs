@@ -311,17 +311,13 @@ impl XmlAdapter {
                 username,
                 password_file,
             }) => {
-                let pass = String::from_utf8_lossy(&crate::grpc::read(password_file)?)
-                    .trim()
-                    .to_string();
+                let pass = crate::grpc::read_secret(password_file)?;
                 let token =
                     base64::engine::general_purpose::STANDARD.encode(format!("{username}:{pass}"));
                 Some(("authorization".to_string(), format!("Basic {token}")))
             }
             Some(XmlAuth::Header { name, value_file }) => {
-                let v = String::from_utf8_lossy(&crate::grpc::read(value_file)?)
-                    .trim()
-                    .to_string();
+                let v = crate::grpc::read_secret(value_file)?;
                 Some((name.to_ascii_lowercase(), v))
             }
         };

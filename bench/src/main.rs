@@ -139,7 +139,9 @@ fn answered<T>(r: Result<T, tonic::Status>) -> bool {
         Ok(_) => true,
         Err(s) => {
             let bound = s.code() == tonic::Code::ResourceExhausted
-                || (s.code() == tonic::Code::Unavailable && s.message().contains(" is busy"));
+                || (s.code() == tonic::Code::Unavailable
+                    && s.message()
+                        .contains(" is busy: too many calls are waiting on it"));
             if bound {
                 REFUSED.fetch_add(1, Ordering::Relaxed);
             }

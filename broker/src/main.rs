@@ -154,8 +154,13 @@ async fn until_stopped(running: server::Running, mut signals: Signals) {
             _ = signals.int.recv() => break,
             _ = signals.term.recv() => break,
             _ = signals.hup.recv() => match running.reload_tls() {
-                Ok(closed) => eprintln!("tls reloaded; {closed} connection(s) closed"),
-                Err(e) => eprintln!("tls reload failed: {e}"),
+                Ok((closed, failed)) => {
+                    eprintln!("tls reloaded; {closed} connection(s) closed");
+                    for (partner, e) in failed {
+                        eprintln!("partner {partner}: files not reloaded, the previous ones stay: {e}");
+                    }
+                }
+                Err(e) => eprintln!("tls reload failed, the previous material stays: {e}"),
             },
         }
     }

@@ -66,25 +66,16 @@ impl Running {
     /// certificate, key, CAs and CRLs, then every partner's TLS material and
     /// secrets (each adapter rebuilt, so that no pooled connection made with
     /// the old material serves another call). Returns how many inbound
-    /// connections were closed because their certificate no longer verifies.
-    /// On error the old material stays in force: the listener's when its
-    /// files are bad (partners then untouched), a partner's when its are.
-    pub fn reload_tls(&self) -> Result<usize, String> {
+    /// connections were closed because their certificate no longer verifies,
+    /// and the partners whose files could not be used (each logged; its
+    /// adapter in force stays). An error is the listener's: its old
+    /// material stays in force, and partners are left untouched.
+    pub fn reload_tls(&self) -> Result<(usize, Vec<(String, String)>), String> {
         let closed = match &self.tls {
             None => 0,
             Some(t) => t.reload().map_err(|e| e.to_string())?,
         };
-        let partners = self.broker.reload_partners(true);
-        if partners.failed.is_empty() {
-            Ok(closed)
-        } else {
-            Err(partners
-                .failed
-                .iter()
-                .map(|(id, e)| format!("partner {id}: {e}"))
-                .collect::<Vec<_>>()
-                .join("; "))
-        }
+        Ok((closed, self.broker.reload_partners(true).failed))
     }
 
     /// Stops accepting calls, lets calls in flight finish, stops the worker

@@ -122,7 +122,10 @@ fn pem_blocks(
 
 /// The certificates of a PEM file: at least one, each a parseable X.509
 /// certificate, nothing else in the file.
-fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+/// The certificates of a PEM file, read strictly: at least one, each a
+/// valid X.509 certificate, nothing else but blank lines and comments. Also
+/// the PostgreSQL store's CA file (fail closed: never an empty trust store).
+pub(crate) fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     use x509_cert::der::Decode;
     let blocks = pem_blocks(path, &read(path)?, &["CERTIFICATE"])?;
     if blocks.is_empty() {

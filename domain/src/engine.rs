@@ -175,6 +175,12 @@ pub struct CostShare {
     pub rate_bp: Option<u32>,
     /// A number the mutuelle gives without money or rate.
     pub count: Option<u32>,
+    /// What the patient has already borne of it (FHIR `usedMoney`, in
+    /// minor units; `usedUnsignedInt`), when the mutuelle says.
+    pub used_amount: Option<Amount>,
+    pub used_count: Option<u32>,
+    /// The currency of `amount` and `used_amount`; empty without money.
+    pub currency: String,
     /// FHIR's `network` ("in", "out"), `unit` ("individual", "family") and
     /// `term` ("annual", "day", "lifetime"); empty when not stated.
     pub network: String,

@@ -182,6 +182,9 @@ pub fn cost_share_to_pb(c: &passerelle_domain::engine::CostShare) -> pb::CostSha
         network: c.network.clone(),
         unit: c.unit.clone(),
         term: c.term.clone(),
+        used_amount: c.used_amount.unwrap_or(0),
+        used_count: c.used_count.unwrap_or(0),
+        currency: c.currency.clone(),
     }
 }
 
@@ -338,6 +341,9 @@ mod tests {
             network: "in".into(),
             unit: "individual".into(),
             term: "annual".into(),
+            used_amount: None,
+            used_count: None,
+            currency: String::new(),
         };
         let pb = cost_share_to_pb(&c);
         assert_eq!(pb.kind, pb::CostShareKind::CopayPercent as i32);

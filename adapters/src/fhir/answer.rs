@@ -687,12 +687,15 @@ pub fn parse_eligibility(
                 .to_string();
             let ip = format!("CoverageEligibilityResponse.insurance[{i}].item[{j}]");
             let [network, unit, term] = qualifiers(item, &ip)?;
-            let share = |kind, amount, rate_bp, count| passerelle_domain::engine::CostShare {
+            let share = |kind| passerelle_domain::engine::CostShare {
                 kind,
                 applies_to: name.clone(),
-                amount,
-                rate_bp,
-                count,
+                amount: None,
+                rate_bp: None,
+                count: None,
+                used_amount: None,
+                used_count: None,
+                currency: String::new(),
                 network: network.clone(),
                 unit: unit.clone(),
                 term: term.clone(),
@@ -707,8 +710,7 @@ pub fn parse_eligibility(
                 scope.push_str(" (out of network)");
             }
             if item.get("excluded").and_then(Value::as_bool) == Some(true) {
-                out.cost_shares
-                    .push(share(CostShareKind::Excluded, None, None, None));
+                out.cost_shares.push(share(CostShareKind::Excluded));
                 continue;
             }
             for (k, b) in item
@@ -775,12 +777,25 @@ pub fn parse_eligibility(
                         } else {
                             (None, count)
                         };
-                        out.cost_shares.push(share(
-                            kind,
-                            allowed_money.map(|(m, _)| m),
-                            rate_bp,
-                            count,
-                        ));
+                        // Allowed and used in one currency, as for ceilings.
+                        let currency = match (&allowed_money, &used_money) {
+                            (Some((_, a)), Some((_, u))) if a != u => {
+                                return Err(perr(
+                                    &format!("{p}.usedMoney.currency"),
+                                    format!("{u} where the allowed amount is in {a}"),
+                                ));
+                            }
+                            (Some((_, c)), _) | (None, Some((_, c))) => c.clone(),
+                            (None, None) => String::new(),
+                        };
+                        let mut cs = share(kind);
+                        cs.amount = allowed_money.map(|(m, _)| m);
+                        cs.rate_bp = rate_bp;
+                        cs.count = count;
+                        cs.used_amount = used_money.map(|(m, _)| m);
+                        cs.used_count = used_n.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+                        cs.currency = currency;
+                        out.cost_shares.push(cs);
                     }
                 }
             }

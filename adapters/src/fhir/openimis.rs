@@ -279,25 +279,29 @@ pub fn eligibility(q: &crate::EligibilityQuery, member: &str, lines: &[MappedLin
 /// answers. openIMIS numbers its answer anew (items, then services), and
 /// names each line's Medication or ActivityDefinition in the first
 /// extension (`valueReference.display`, or its identifier): lines are
-/// matched by kind and code, in order when a code repeats. An answer line
-/// that names nothing keeps its number (older versions echo it); one that
-/// names a code the claim does not hold is refused.
+/// matched by kind and code (letter case aside, as openIMIS looks codes
+/// up), in order when a code repeats. A line that names no code cannot be
+/// placed (its number is openIMIS's, not the claim's): the answer is
+/// refused, as is one naming a code the claim does not hold.
 pub fn renumber(answer: &mut Value, lines: &[MappedLine]) -> Result<(), String> {
     let Some(items) = answer.get_mut("item").and_then(Value::as_array_mut) else {
         return Ok(());
     };
     let mut taken = vec![false; lines.len()];
     for (i, item) in items.iter_mut().enumerate() {
-        let Some(r) = item.pointer("/extension/0/valueReference") else {
-            continue;
+        let unplaced = || {
+            format!(
+                "ClaimResponse.item[{i}]: names no Medication or ActivityDefinition code (extension[0].valueReference): it cannot be matched to a claim line"
+            )
         };
+        let r = item
+            .pointer("/extension/0/valueReference")
+            .ok_or_else(unplaced)?;
         let code = r
             .get("display")
             .or_else(|| r.pointer("/identifier/value"))
-            .and_then(Value::as_str);
-        let Some(code) = code else {
-            continue;
-        };
+            .and_then(Value::as_str)
+            .ok_or_else(unplaced)?;
         let kind = match r.get("type").and_then(Value::as_str).or_else(|| {
             r.get("reference")
                 .and_then(Value::as_str)
@@ -308,7 +312,7 @@ pub fn renumber(answer: &mut Value, lines: &[MappedLine]) -> Result<(), String> 
             _ => None,
         };
         let found = lines.iter().enumerate().position(|(j, m)| {
-            !taken[j] && m.act == code && kind.is_none_or(|k| k == self::kind(m))
+            !taken[j] && m.act.eq_ignore_ascii_case(code) && kind.is_none_or(|k| k == self::kind(m))
         });
         let Some(j) = found else {
             return Err(format!(
@@ -567,6 +571,52 @@ mod tests {
             sim.seen().borrow().adjudications,
             1,
             "openIMIS adjudicated once"
+        );
+    }
+
+    /// Matching openIMIS's renumbered answer back to the claim: by kind
+    /// and code, repeated codes in order, letter case aside; a line naming
+    /// no code, or a code the claim does not hold, is refused.
+    #[test]
+    fn renumbering_matches_kind_and_code() {
+        let mut c = claim_with_medicine("rn-1");
+        // Lines: 1 service CONSULT, 2 item PARA500, 3 service CONSULT.
+        c.lines.push(c.lines[0].clone());
+        let lines = codes().claim(&c, "K-1").unwrap().lines;
+        let item = |kind: &str, code: &str, seq: u32| json!({ "itemSequence": seq, "extension": [{ "url": ITEM_REFERENCE, "valueReference": { "type": kind, "display": code } }] });
+        let mut answer = json!({ "item": [
+            item("Medication", "para500", 1),
+            item("ActivityDefinition", "CONSULT", 2),
+            item("ActivityDefinition", "CONSULT", 3)
+        ] });
+        renumber(&mut answer, &lines).unwrap();
+        let seqs: Vec<u64> = answer["item"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["itemSequence"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seqs, vec![2, 1, 3]);
+        // A fourth CONSULT: no line left to match.
+        let mut extra = answer.clone();
+        extra["item"]
+            .as_array_mut()
+            .unwrap()
+            .push(item("ActivityDefinition", "CONSULT", 4));
+        assert!(
+            renumber(&mut extra, &lines)
+                .unwrap_err()
+                .contains("item[3]")
+        );
+        // The kind counts: PARA500 as a service is no claim line.
+        let mut wrong_kind = json!({ "item": [item("ActivityDefinition", "PARA500", 1)] });
+        assert!(renumber(&mut wrong_kind, &lines).is_err());
+        // A line without its code reference cannot be placed.
+        let mut bare = json!({ "item": [{ "itemSequence": 1 }] });
+        assert!(
+            renumber(&mut bare, &lines)
+                .unwrap_err()
+                .contains("cannot be matched")
         );
     }
 

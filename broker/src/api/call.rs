@@ -49,6 +49,9 @@ pub(crate) struct Incoming<M> {
     pub auth: Auth,
     pub peer: Option<SocketAddr>,
     pub msg: M,
+    /// The edge's mark, set once this call's audit row is written (so that
+    /// the edge never writes a second one).
+    pub audited: Option<super::edge::Audited>,
 }
 
 impl<M> Incoming<M> {
@@ -56,6 +59,7 @@ impl<M> Incoming<M> {
         Incoming {
             auth: auth_of(&request),
             peer: request.remote_addr(),
+            audited: request.extensions().get::<super::edge::Audited>().cloned(),
             msg: request.into_inner(),
         }
     }
@@ -94,6 +98,7 @@ where
         auth,
         peer,
         mut msg,
+        audited,
     } = incoming;
     let who = party(&auth, peer, M::PARTY, msg.claimed());
     let scope = msg.scope(&auth, broker.directory());
@@ -126,6 +131,9 @@ where
             },
         })
         .await;
+    if let Some(a) = audited {
+        a.mark();
+    }
     result.map(Response::new)
 }
 

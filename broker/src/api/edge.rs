@@ -146,6 +146,22 @@ impl Drop for Unfinished {
     }
 }
 
+/// The mark a handler leaves once it has written its call's audit row
+/// ([`super::call::serve`] sets it): the edge then rewrites the answer if it
+/// must, but writes no second row. It travels in the request's extensions.
+#[derive(Clone, Default)]
+pub struct Audited(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Audited {
+    pub fn mark(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// tonic's answer to a body it cannot decode (INTERNAL "failed to decode
 /// Protobuf message: ...") as the caller's error it is: INVALID_ARGUMENT
 /// naming the field. Any other status is kept. Also used by the roster
@@ -205,7 +221,9 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
+        let audited = Audited::default();
+        req.extensions_mut().insert(audited.clone());
         let method = req
             .uri()
             .path()
@@ -237,6 +255,12 @@ where
                 // and are audited as well.
                 _ => return Ok(resp),
             };
+            // The handler ran and wrote its row (a streaming call refused
+            // mid-stream, a corrupt stored value answered INTERNAL): no
+            // second one.
+            if audited.is_set() {
+                return Ok(refused.into_http());
+            }
             let party = peer.party();
             audit
                 .record(AuditEntry {

@@ -264,6 +264,7 @@ impl RosterService for RosterApi {
             auth,
             peer,
             msg: mut stream,
+            audited,
         } = Incoming::of(request);
         // The header comes first; its mutuelle names the caller for the
         // audit. An import without one is refused, and audited all the same.
@@ -287,6 +288,7 @@ impl RosterService for RosterApi {
             auth,
             peer,
             msg: header,
+            audited,
         };
         // The place is taken before the stream is read: an import over the
         // limit reads nothing (its members would fill memory first).

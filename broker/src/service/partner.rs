@@ -252,6 +252,13 @@ mod tests {
             broker.reload_partners(true).rebuilt,
             vec!["MUT-X".to_string()]
         );
+        // An empty token file (one being rewritten) is refused too.
+        std::fs::write(&token, "  \n").unwrap();
+        let r = broker.reload_partners(false);
+        assert!(
+            r.failed.len() == 1 && r.failed[0].1.contains("empty"),
+            "{r:?}"
+        );
         std::fs::remove_file(&token).unwrap();
         let r = broker.reload_partners(false);
         assert_eq!(r.failed.len(), 1, "{r:?}");

@@ -85,14 +85,30 @@ pub(super) async fn eligibility(
                 }
                 _ => c.scope.clone(),
             };
-            t.row(vec![scope, c.period.clone(), limit, used, left]);
+            t.row(vec![
+                words(l, &scope),
+                words(l, &c.period),
+                limit,
+                used,
+                left,
+            ]);
         }
         out!("{}", t.render());
     }
     if !r.cost_shares.is_empty() {
         use passerelle_proto::common::v1::CostShareKind as K;
         outln!();
-        let mut t = Table::new(l, &["patient bears", "applies to", "value", "period"]).right(&[2]);
+        let mut t = Table::new(
+            l,
+            &[
+                "patient bears",
+                "applies to",
+                "value",
+                "already borne",
+                "period",
+            ],
+        )
+        .right(&[2, 3]);
         for c in &r.cost_shares {
             let kind = K::try_from(c.kind).unwrap_or(K::Unspecified);
             let (what, value) = match kind {
@@ -114,7 +130,7 @@ pub(super) async fn eligibility(
                         _ => "co-payment",
                     },
                     if c.amount > 0 {
-                        l.money(c.amount, "XOF")
+                        format!("{} {}", l.money(c.amount, &c.currency), c.currency)
                     } else if c.count > 0 {
                         c.count.to_string()
                     } else {
@@ -122,16 +138,45 @@ pub(super) async fn eligibility(
                     },
                 ),
             };
+            let used = if c.used_amount > 0 {
+                format!("{} {}", l.money(c.used_amount, &c.currency), c.currency)
+            } else if c.used_count > 0 {
+                c.used_count.to_string()
+            } else {
+                String::new()
+            };
             t.row(vec![
                 l.t(what).to_string(),
-                c.applies_to.clone(),
+                words(l, &c.applies_to),
                 value,
-                c.term.clone(),
+                used,
+                words(l, &c.term),
             ]);
         }
         out!("{}", t.render());
     }
     Ok(())
+}
+
+/// A partner's ceiling or cost-share wording in the reader's language: the
+/// qualifiers the FHIR adapter adds ("(family)", "(out of network)") and
+/// FHIR's terms (annual, day, lifetime); the partner's own words as they
+/// are.
+fn words(l: crate::cli::output::Lang, text: &str) -> String {
+    for (suffix, word) in [
+        (" (family)", "family"),
+        (" (out of network)", "out of network"),
+    ] {
+        if let Some(head) = text.strip_suffix(suffix) {
+            return format!("{} ({})", words(l, head), l.t(word));
+        }
+    }
+    match text {
+        "annual" => l.t("annual").to_string(),
+        "day" => l.t("day").to_string(),
+        "lifetime" => l.t("lifetime").to_string(),
+        other => other.to_string(),
+    }
 }
 
 fn print_claim(ctx: &Ctx, r: &scheme::ClaimResult) {
@@ -332,4 +377,23 @@ pub(super) async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod words_tests {
+    use super::words;
+    use crate::cli::output::Lang;
+
+    /// A FHIR partner's qualifiers and terms read in French; its own words
+    /// stay as written.
+    #[test]
+    fn partner_wording_in_french() {
+        assert_eq!(
+            words(Lang::Fr, "hospital (family) (out of network)"),
+            "hospital (famille) (hors réseau)"
+        );
+        assert_eq!(words(Lang::Fr, "lifetime"), "à vie");
+        assert_eq!(words(Lang::En, "annual"), "annual");
+        assert_eq!(words(Lang::Fr, "consultations_left"), "consultations_left");
+    }
 }

@@ -155,10 +155,10 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 
 /// Builds the rustls client config for TLS to the database (ring only).
 fn tls_config(ca_file: &std::path::Path) -> Result<rustls::ClientConfig, StoreError> {
-    let pem = std::fs::read(ca_file).map_err(|e| backend(format!("{}: {e}", ca_file.display())))?;
+    // Read as strictly as the listener's CA: an empty or unreadable file is
+    // refused at start-up, never taken as an empty trust store.
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        let cert = cert.map_err(|e| backend(format!("{}: {e}", ca_file.display())))?;
+    for cert in crate::tls::certs(ca_file).map_err(|e| backend(e.to_string()))? {
         roots
             .add(cert)
             .map_err(|e| backend(format!("{}: {e}", ca_file.display())))?;
