@@ -3,11 +3,12 @@
 //! INVALID_ARGUMENT (`passerelle_broker::api::parse`).
 
 use passerelle_domain::validate::{
-    FieldViolation, MAX_DIAGNOSES, MAX_LINES, check_claim, check_id, check_line,
+    FieldViolation, MAX_DIAGNOSES, MAX_LINES, MAX_PRODUCT_PERIODS, check_claim, check_id,
+    check_line,
 };
 use passerelle_domain::{
-    CareCategory, Claim, ClaimLine, Date, EligibilityInput, Payee, Product, SchemeOutcome, Stay,
-    date,
+    CareCategory, Claim, ClaimLine, Date, EligibilityInput, Member, Payee, Product, SchemeOutcome,
+    Stay, date,
 };
 
 use crate::convert;
@@ -296,6 +297,81 @@ pub fn product(v: &mut Violations, i: usize, p: crate::product::v1::Product) -> 
         v.add(f(&field), problem);
     }
     product
+}
+
+/// A roster member (UpsertMembers, ImportRoster) of `mutuelle_id`, at
+/// position `i`: every wrong field named in `v` as `members[i].<field>`;
+/// `None` when it cannot be read at all. `known_scheme` says which schemes
+/// the broker serves.
+pub fn member(
+    v: &mut Violations,
+    i: usize,
+    mutuelle_id: &str,
+    m: crate::roster::v1::Member,
+    known_scheme: &dyn Fn(&str) -> bool,
+) -> Option<Member> {
+    let f = |name: &str| format!("members[{i}].{name}");
+    v.id(&f("scheme_id"), &m.scheme_id);
+    if !m.scheme_id.is_empty() && !known_scheme(&m.scheme_id) {
+        v.add(f("scheme_id"), format!("unknown scheme {:?}", m.scheme_id));
+    }
+    v.id(&f("beneficiary_id"), &m.beneficiary_id);
+    v.id(&f("member_number"), &m.member_number);
+    if !m.household_id.is_empty() {
+        v.id(&f("household_id"), &m.household_id);
+    }
+    let paid_until = if m.contribution_paid_until.is_empty() {
+        None
+    } else {
+        v.date(&f("contribution_paid_until"), &m.contribution_paid_until)
+    };
+    if m.products.len() > MAX_PRODUCT_PERIODS {
+        v.add(
+            f("products"),
+            format!("at most {MAX_PRODUCT_PERIODS} product periods"),
+        );
+        return None;
+    }
+    let mut products = Vec::with_capacity(m.products.len());
+    for (j, p) in m.products.iter().enumerate() {
+        let pf = |name: &str| format!("members[{i}].products[{j}].{name}");
+        v.id(&pf("product_id"), &p.product_id);
+        let start = v.date(&pf("start_date"), &p.start_date);
+        let end = if p.end_date.is_empty() {
+            None
+        } else {
+            v.date(&pf("end_date"), &p.end_date)
+        };
+        if let (Some(s), Some(e)) = (start, end)
+            && e < s
+        {
+            v.add(pf("end_date"), "must not be before start_date");
+        }
+        if let Some(start) = start {
+            products.push(passerelle_domain::ProductPeriod {
+                product_id: p.product_id.clone(),
+                start,
+                end,
+            });
+        }
+    }
+    let mut sorted: Vec<&passerelle_domain::ProductPeriod> = products.iter().collect();
+    sorted.sort_by_key(|p| p.start);
+    for w in sorted.windows(2) {
+        if w[0].end.is_none_or(|e| e >= w[1].start) {
+            v.add(f("products"), "product periods must not overlap");
+            break;
+        }
+    }
+    Some(Member {
+        mutuelle_id: mutuelle_id.to_string(),
+        scheme_id: m.scheme_id,
+        beneficiary_id: m.beneficiary_id,
+        member_number: m.member_number,
+        household_id: m.household_id,
+        paid_until,
+        products,
+    })
 }
 
 #[cfg(test)]

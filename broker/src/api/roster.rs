@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use passerelle_domain::validate::MAX_PRODUCT_PERIODS;
-use passerelle_domain::{Member, ProductPeriod};
+use passerelle_domain::Member;
 use passerelle_proto::roster::v1 as pb;
 use pb::roster_service_server::RosterService;
 use tonic::{Request, Response, Status};
@@ -37,6 +36,8 @@ impl RosterApi {
     }
 }
 
+/// A member of an upsert or an import: `passerelle_proto::parse::member`,
+/// with the schemes this broker serves.
 fn member_from_pb(
     v: &mut Violations,
     i: usize,
@@ -44,68 +45,7 @@ fn member_from_pb(
     m: pb::Member,
     broker: &Broker,
 ) -> Option<Member> {
-    let f = |name: &str| format!("members[{i}].{name}");
-    v.id(&f("scheme_id"), &m.scheme_id);
-    if !m.scheme_id.is_empty() && broker.scheme(&m.scheme_id).is_err() {
-        v.add(f("scheme_id"), format!("unknown scheme {:?}", m.scheme_id));
-    }
-    v.id(&f("beneficiary_id"), &m.beneficiary_id);
-    v.id(&f("member_number"), &m.member_number);
-    if !m.household_id.is_empty() {
-        v.id(&f("household_id"), &m.household_id);
-    }
-    let paid_until = if m.contribution_paid_until.is_empty() {
-        None
-    } else {
-        v.date(&f("contribution_paid_until"), &m.contribution_paid_until)
-    };
-    if m.products.len() > MAX_PRODUCT_PERIODS {
-        v.add(
-            f("products"),
-            format!("at most {MAX_PRODUCT_PERIODS} product periods"),
-        );
-        return None;
-    }
-    let mut products = Vec::with_capacity(m.products.len());
-    for (j, p) in m.products.iter().enumerate() {
-        let pf = |name: &str| format!("members[{i}].products[{j}].{name}");
-        v.id(&pf("product_id"), &p.product_id);
-        let start = v.date(&pf("start_date"), &p.start_date);
-        let end = if p.end_date.is_empty() {
-            None
-        } else {
-            v.date(&pf("end_date"), &p.end_date)
-        };
-        if let (Some(s), Some(e)) = (start, end)
-            && e < s
-        {
-            v.add(pf("end_date"), "must not be before start_date");
-        }
-        if let Some(start) = start {
-            products.push(ProductPeriod {
-                product_id: p.product_id.clone(),
-                start,
-                end,
-            });
-        }
-    }
-    let mut sorted: Vec<&ProductPeriod> = products.iter().collect();
-    sorted.sort_by_key(|p| p.start);
-    for w in sorted.windows(2) {
-        if w[0].end.is_none_or(|e| e >= w[1].start) {
-            v.add(f("products"), "product periods must not overlap");
-            break;
-        }
-    }
-    Some(Member {
-        mutuelle_id: mutuelle_id.to_string(),
-        scheme_id: m.scheme_id,
-        beneficiary_id: m.beneficiary_id,
-        member_number: m.member_number,
-        household_id: m.household_id,
-        paid_until,
-        products,
-    })
+    passerelle_proto::parse::member(v, i, mutuelle_id, m, &|s| broker.scheme(s).is_ok())
 }
 
 impl RosterApi {
