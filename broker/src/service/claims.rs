@@ -532,7 +532,7 @@ impl Broker {
             Ok(()) => {
                 let t = self
                     .store
-                    .complete_cancel(scheme_id, claim_id, self.clock.now_ms())
+                    .complete_cancel(scheme_id, claim_id, "", self.clock.now_ms())
                     .await?;
                 self.notify();
                 Ok(t.into_record())
@@ -548,9 +548,10 @@ impl Broker {
                     claim = %format!("{scheme_id}/{claim_id}"),
                     "cancel not delivered, to do by hand: {what}"
                 );
+                let note = partner_text(&format!("cancel not delivered: {what}"));
                 let t = self
                     .store
-                    .complete_cancel(scheme_id, claim_id, self.clock.now_ms())
+                    .complete_cancel(scheme_id, claim_id, &note, self.clock.now_ms())
                     .await?;
                 self.notify();
                 Ok(t.into_record())

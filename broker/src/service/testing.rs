@@ -57,6 +57,35 @@ impl Adapter for HangsOnce {
     }
 }
 
+/// A mutuelle that pays every line's remainder and cannot cancel at all
+/// (as openIMIS over FHIR).
+pub(crate) struct CannotCancel;
+
+#[async_trait::async_trait]
+impl Adapter for CannotCancel {
+    async fn eligibility(&self, _q: &EligibilityQuery) -> Result<EligibilityAnswer, AdapterError> {
+        Err(AdapterError::Unavailable("not asked in these tests".into()))
+    }
+
+    async fn adjudicate(
+        &self,
+        req: AdjudicationRequest<'_>,
+    ) -> Result<PartnerAdjudication, AdapterError> {
+        HangsOnce(AtomicU32::new(1)).adjudicate(req).await
+    }
+
+    async fn cancel(&self, _req: CancelRequest<'_>) -> Result<(), AdapterError> {
+        Err(AdapterError::Unsupported(
+            "reject claim PS0001 in the partner's system by hand".into(),
+        ))
+    }
+}
+
+/// [`broker`] whose mutuelle is [`CannotCancel`].
+pub(crate) fn broker_that_cannot_cancel(dir: &std::path::Path) -> Arc<Broker> {
+    build_with(dir, LimitsConfig::default(), Arc::new(CannotCancel))
+}
+
 /// A broker on a fresh SQLite store in `dir`, with one scheme (CNSS, XOF)
 /// and one remote mutuelle (MUT-X, [`HangsOnce`], a 2 s deadline), on a
 /// clock that follows tokio's from [`T0`].
@@ -104,6 +133,18 @@ pub(crate) fn broker_with_partner(
 }
 
 fn build(dir: &std::path::Path, limits: LimitsConfig, calls_before: u32) -> Arc<Broker> {
+    build_with(
+        dir,
+        limits,
+        Arc::new(HangsOnce(AtomicU32::new(calls_before))),
+    )
+}
+
+fn build_with(
+    dir: &std::path::Path,
+    limits: LimitsConfig,
+    adapter: Arc<dyn Adapter>,
+) -> Arc<Broker> {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("t.db")).unwrap());
     let (audit, _task) = AuditSink::start(store.clone());
     Arc::new(Broker::new(BrokerParts {
@@ -118,7 +159,7 @@ fn build(dir: &std::path::Path, limits: LimitsConfig, calls_before: u32) -> Arc<
             id: "MUT-X".into(),
             name: "MUT-X".into(),
             kind: AdapterKind::Grpc,
-            adapter: (Arc::new(HangsOnce(AtomicU32::new(calls_before))) as Arc<dyn Adapter>).into(),
+            adapter: adapter.into(),
             deadline: Duration::from_secs(2),
             slots: PartnerSlots::new(Some(4)),
         }],

@@ -240,6 +240,47 @@ mod tests {
         assert_eq!(left, vec!["CNSS/C-2", "CNSS/C-2"]);
     }
 
+    /// A cancel the partner cannot carry (openIMIS over FHIR) stands in the
+    /// broker at once, never retried in a loop, and the claim keeps what a
+    /// person must still do.
+    #[tokio::test(start_paused = true)]
+    async fn a_cancel_the_partner_cannot_carry_stands_and_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = crate::service::testing::broker_that_cannot_cancel(dir.path());
+        let (_stop_tx, stop) = watch::channel(false);
+        let mut claim = sample_claim("CNSS", "C-4", "C-4");
+        claim.mutuelle_id = Some("MUT-X".into());
+        let now = b.clock().now_ms();
+        b.store()
+            .begin_claim(NewClaim {
+                adjudication_key: adjudication_key("CNSS", "C-4"),
+                request_hash: claim.canonical_hash(),
+                mutuelle_id: "MUT-X".into(),
+                member_number: String::new(),
+                claim,
+                lease_until_ms: now,
+                now_ms: now,
+            })
+            .await
+            .unwrap();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(b.retry_due(stop.clone()).await.unwrap(), 1);
+        assert_eq!(
+            b.get("CNSS", "C-4").await.unwrap().state,
+            ClaimState::Coordinated
+        );
+        let rec = b.cancel("CNSS", "C-4", "sent twice").await.unwrap();
+        assert_eq!(rec.state, ClaimState::Cancelled);
+        assert!(
+            rec.last_error.contains("by hand") && rec.last_error.contains("PS0001"),
+            "{}",
+            rec.last_error
+        );
+        // Nothing left for the worker to retry.
+        tokio::time::advance(Duration::from_secs(600)).await;
+        assert_eq!(b.retry_due(stop).await.unwrap(), 0);
+    }
+
     /// A claim whose caller died holding its lease (RECEIVED, partner not
     /// asked yet) is left alone until the lease ends, then resumed.
     #[tokio::test(start_paused = true)]

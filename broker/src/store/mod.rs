@@ -446,10 +446,13 @@ pub trait ClaimStore: Send + Sync + 'static {
     ) -> Result<Transition, StoreError>;
 
     /// CANCEL_PENDING -> CANCELLED, restoring exactly what the claim consumed.
+    /// `note` stays on the claim as its last error: what a person must
+    /// still do (a partner that cannot cancel), or empty.
     async fn complete_cancel(
         &self,
         scheme_id: &str,
         claim_id: &str,
+        note: &str,
         now_ms: i64,
     ) -> Result<Transition, StoreError>;
 

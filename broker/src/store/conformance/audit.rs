@@ -78,7 +78,7 @@ pub async fn retention_prunes_only_final_claims(store: Arc<dyn Store>) {
         .await
         .unwrap();
     store
-        .complete_cancel("CNSS", "R-CANCELLED", 4_000)
+        .complete_cancel("CNSS", "R-CANCELLED", "", 4_000)
         .await
         .unwrap();
     begin(&store, sample_claim("CNSS", "R-REJECTED", "I5")).await;

@@ -65,7 +65,7 @@ pub async fn duplicate_invoice_is_flagged_until_cancelled(store: Arc<dyn Store>)
         .begin_cancel("CNSS", "A", "cxl-A", "wrong member", 20_000, 2_000)
         .await
         .unwrap();
-    store.complete_cancel("CNSS", "A", 3_000).await.unwrap();
+    store.complete_cancel("CNSS", "A", "", 3_000).await.unwrap();
     assert!(matches!(
         begin(&store, sample_claim("CNSS", "C", "INV-7")).await,
         Begin::Created(_)
@@ -203,8 +203,21 @@ pub async fn cancel_restores_what_the_claim_consumed(store: Arc<dyn Store>) {
             .unwrap(),
         Transition::Stale(_)
     ));
-    let t = store.complete_cancel("CNSS", "K1", 4_000).await.unwrap();
+    let t = store
+        .complete_cancel(
+            "CNSS",
+            "K1",
+            "reject it in the partner's system by hand",
+            4_000,
+        )
+        .await
+        .unwrap();
     assert_eq!(t.record().state, ClaimState::Cancelled);
+    // What a person must still do stays on the claim.
+    assert_eq!(
+        t.record().last_error,
+        "reject it in the partner's system by hand"
+    );
     let after = store
         .usage("MUT-A", std::slice::from_ref(&k))
         .await
@@ -213,7 +226,10 @@ pub async fn cancel_restores_what_the_claim_consumed(store: Arc<dyn Store>) {
     assert_eq!((after.amount, after.count), (700, 2));
     // A second completion restores nothing more.
     assert!(matches!(
-        store.complete_cancel("CNSS", "K1", 5_000).await.unwrap(),
+        store
+            .complete_cancel("CNSS", "K1", "", 5_000)
+            .await
+            .unwrap(),
         Transition::Stale(_)
     ));
     let again = store
@@ -495,7 +511,10 @@ pub async fn extreme_amounts_never_break_a_listing(store: Arc<dyn Store>) {
         .begin_cancel("CNSS", "H1", "cxl-H1", "error", 30_000, 4_000)
         .await
         .unwrap();
-    store.complete_cancel("CNSS", "H1", 5_000).await.unwrap();
+    store
+        .complete_cancel("CNSS", "H1", "", 5_000)
+        .await
+        .unwrap();
     check(store.list_claims(&all, 0, 10).await.unwrap());
     store.list_periods("CNSS", "MUT-A").await.unwrap();
     store.statement("CNSS", "MUT-A", 0).await.unwrap();

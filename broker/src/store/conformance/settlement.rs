@@ -91,7 +91,10 @@ pub async fn settlement_ties_out_and_recovers_after_settlement(store: Arc<dyn St
         .begin_cancel("CNSS", "S1", "cxl", "duplicate", 9_000, 9_000)
         .await
         .unwrap();
-    store.complete_cancel("CNSS", "S1", 9_500).await.unwrap();
+    store
+        .complete_cancel("CNSS", "S1", "", 9_500)
+        .await
+        .unwrap();
     assert_eq!(
         store.statement("CNSS", "MUT-A", 1).await.unwrap().lines,
         st.lines
@@ -120,7 +123,10 @@ pub async fn settlement_ties_out_and_recovers_after_settlement(store: Arc<dyn St
         .begin_cancel("CNSS", "S4", "cxl4", "", 11_000, 11_000)
         .await
         .unwrap();
-    store.complete_cancel("CNSS", "S4", 11_500).await.unwrap();
+    store
+        .complete_cancel("CNSS", "S4", "", 11_500)
+        .await
+        .unwrap();
     let open = store.statement("CNSS", "MUT-A", 0).await.unwrap();
     assert!(open.lines.is_empty() && open.recoveries.is_empty());
     let all = store.list_periods("CNSS", "MUT-A").await.unwrap();

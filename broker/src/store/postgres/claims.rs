@@ -324,6 +324,7 @@ impl ClaimStore for PgStore {
         &self,
         scheme_id: &str,
         claim_id: &str,
+        note: &str,
         now_ms: i64,
     ) -> Result<Transition, StoreError> {
         let mut c = self.client().await?;
@@ -356,9 +357,9 @@ impl ClaimStore for PgStore {
         let seq = next_seq(&tx).await?;
         x(
             &tx,
-            "UPDATE claims SET state = 'cancelled', next_attempt_ms = NULL, last_error = '', change_seq = $2, \
+            "UPDATE claims SET state = 'cancelled', next_attempt_ms = NULL, last_error = $4, change_seq = $2, \
              updated_ms = $3 WHERE id = $1",
-            &[&pk, &seq, &now_ms],
+            &[&pk, &seq, &now_ms, &note],
         )
         .await?;
         let (_, rec) = load_existing(&tx, scheme_id, claim_id, false).await?;

@@ -251,9 +251,14 @@ impl ClaimStore for SqliteStore {
         &self,
         scheme_id: &str,
         claim_id: &str,
+        note: &str,
         now_ms: i64,
     ) -> Result<Transition, StoreError> {
-        let (s, cid) = (scheme_id.to_string(), claim_id.to_string());
+        let (s, cid, note) = (
+            scheme_id.to_string(),
+            claim_id.to_string(),
+            note.to_string(),
+        );
         let out = self.with(move |c| {
             transition(c, &s, &cid, |tx, pk, rec| {
                 if !core::may_complete_cancel(rec.state) {
@@ -274,8 +279,8 @@ impl ClaimStore for SqliteStore {
                      WHERE c.id = ?1 AND c.mutuelle_total > 0")?.execute(params![pk, now_ms],
                 )?;
                 let seq = next_seq(tx)?;
-                tx.prepare_cached("UPDATE claims SET state = 'cancelled', next_attempt_ms = NULL, last_error = '', \
-                     change_seq = ?2, updated_ms = ?3 WHERE id = ?1")?.execute(params![pk, seq, now_ms],
+                tx.prepare_cached("UPDATE claims SET state = 'cancelled', next_attempt_ms = NULL, last_error = ?4, \
+                     change_seq = ?2, updated_ms = ?3 WHERE id = ?1")?.execute(params![pk, seq, now_ms, note],
                 )?;
                 Ok(true)
             })
