@@ -23,6 +23,20 @@ use crate::xml::{Node, format_date, parse_date, parse_xml};
 mod openimis;
 pub use openimis::Answers as OpenimisAnswers;
 
+/// A FHIR Claim's diagnosis codes (the first coding of each), in order.
+fn claim_diagnoses(v: &Value) -> Vec<String> {
+    v["diagnosis"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| {
+            x.pointer("/diagnosisCodeableConcept/coding/0/code")
+                .and_then(Value::as_str)
+                .map(String::from)
+        })
+        .collect()
+}
+
 /// openIMIS's reading of a Claim (for tests): its code, the insuree's CHFID
 /// and the number of lines, or why openIMIS would refuse it.
 pub fn openimis_read_claim(v: &Value) -> Result<(String, String, usize), String> {
@@ -193,18 +207,7 @@ impl SimFhir {
             self.member(v),
             SimError::date(v["created"].as_str().unwrap_or(""))?,
         );
-        care.diagnoses = v["diagnosis"]
-            .as_array()
-            .map(|d| {
-                d.iter()
-                    .filter_map(|x| {
-                        x.pointer("/diagnosisCodeableConcept/coding/0/code")
-                            .and_then(Value::as_str)
-                            .map(String::from)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        care.diagnoses = claim_diagnoses(v);
         let scheme = v
             .pointer("/contained/0/item")
             .and_then(Value::as_array)

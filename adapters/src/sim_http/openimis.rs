@@ -127,19 +127,9 @@ pub fn read_claim(v: &Value, claim_code_type: &str) -> Result<ClaimIn, String> {
     if total.is_none_or(|t| zero(&t)) {
         return Err("Missing `total` attribute".into());
     }
-    let diagnoses: Vec<String> = v["diagnosis"]
-        .as_array()
-        .map(|d| {
-            d.iter()
-                .take(MAX_DIAGNOSES)
-                .filter_map(|x| {
-                    x.pointer("/diagnosisCodeableConcept/coding/0/code")
-                        .and_then(Value::as_str)
-                        .map(String::from)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    // openIMIS keeps the first five (icd, icd_1 .. icd_4).
+    let mut diagnoses = super::claim_diagnoses(v);
+    diagnoses.truncate(MAX_DIAGNOSES);
     if diagnoses.is_empty() {
         return Err("Missing or invalid `diagnosis` attribute".into());
     }
