@@ -1239,3 +1239,55 @@ async fn unknown_identity_churn_is_audited_in_aggregate() {
         "refused: unknown identity x 199 more in 60 s"
     );
 }
+
+/// Reloading the broker's TLS material (what SIGHUP does: a new CRL here)
+/// also rebuilds every partner whose settings name files, so that no
+/// partner connection made before the reload serves a call after it; calls
+/// through the partner go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_reload_rebuilds_partners_that_name_files() {
+    let secrets = tempfile::tempdir().unwrap();
+    let token = secrets.path().join("mut-g.token");
+    std::fs::write(&token, "g-token").unwrap();
+    let h = TlsHarness::start_with(|c| {
+        let g = c.partners.iter_mut().find(|p| p.id == "MUT-G").unwrap();
+        match &mut g.adapter {
+            AdapterConfig::Grpc(grpc) => grpc.token_file = Some(token.clone()),
+            other => panic!("MUT-G is a grpc partner: {other:?}"),
+        }
+    })
+    .await;
+    let adapter = || {
+        h.running()
+            .broker
+            .partners()
+            .find(|p| p.id == "MUT-G")
+            .unwrap()
+            .adapter
+            .get()
+    };
+    let mut cnss = SchemeServiceClient::new(h.as_(Role::Scheme, "CNSS").await);
+    assert!(
+        cnss.check_eligibility(elig("G-OK"))
+            .await
+            .unwrap()
+            .into_inner()
+            .covered
+    );
+    let before = adapter();
+    let (cert, _) = h.pki.client_paths(Role::Scheme, "INAM");
+    h.pki.revoke(&cert).unwrap();
+    let (_, failed) = h.running().reload_tls().unwrap();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(
+        !std::sync::Arc::ptr_eq(&before, &adapter()),
+        "MUT-G rebuilt"
+    );
+    assert!(
+        cnss.check_eligibility(elig("G-OK"))
+            .await
+            .unwrap()
+            .into_inner()
+            .covered
+    );
+}
