@@ -358,12 +358,12 @@ impl SimFhir {
         care.diagnoses = claim.diagnoses.clone();
         for item in &claim.items {
             // openIMIS sees only the claimed amount (the remainder).
-            let total =
-                money(&json!({ "value": item.unit["value"] }), digits) * item.quantity as i64;
+            let total = money(&json!({ "value": item.unit["value"] }), digits)
+                .saturating_mul(i64::try_from(item.quantity).unwrap_or(i64::MAX));
             care.lines.push(ClaimLine {
                 act_code: item.code.clone(),
                 category: care_category(&item.category),
-                quantity: item.quantity as u32,
+                quantity: u32::try_from(item.quantity).unwrap_or(u32::MAX),
                 billed: total,
                 tariff_base: total,
                 scheme_share: 0,
