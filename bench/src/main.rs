@@ -660,8 +660,9 @@ async fn main() {
         );
     }
 
-    // Claims on PostgreSQL, and P.
+    // Claims on PostgreSQL, P0 and P.
     let mut limit = None;
+    let mut limit0 = None;
     let pg_rows = ["claims PostgreSQL", "claims PostgreSQL mTLS"];
     if pg_rows.iter().any(|n| args.wants(n)) {
         let url = args.postgres.clone().unwrap_or_else(postgres::default_url);
@@ -669,6 +670,11 @@ async fn main() {
             // P before and after the broker's runs: the ratio uses their
             // mean, so that the database's own drift (checkpoints, table
             // growth) does not favour either side.
+            postgres::vacuum(&db).await;
+            // P0, the least work a claim needs (the limit the ratio is to),
+            // and P, the broker's own transactions replayed: both before and
+            // after the broker's runs.
+            let p0_before = postgres::p0(&db, dir.path(), &args.pgbench, secs, args.smoke).await;
             postgres::vacuum(&db).await;
             let before = postgres::pgbench(&db, dir.path(), &args.pgbench, secs, args.smoke).await;
             let pg_dir = dir.path().join("pg");
@@ -708,12 +714,16 @@ async fn main() {
             pg_tls.shutdown().await;
             postgres::vacuum(&db).await;
             let after = postgres::pgbench(&db, dir.path(), &args.pgbench, secs, args.smoke).await;
+            postgres::vacuum(&db).await;
+            let p0_after = postgres::p0(&db, dir.path(), &args.pgbench, secs, args.smoke).await;
             let p = postgres::Limit::mean(before, after);
-            if let Some(f) = &p.failed {
+            let p0 = postgres::Limit::mean(p0_before, p0_after);
+            for f in [&p.failed, &p0.failed].into_iter().flatten() {
                 failures.push(f.clone());
             }
             postgres::drop(&db).await;
             limit = Some(p);
+            limit0 = Some(p0);
         }
     }
 
@@ -760,6 +770,7 @@ async fn main() {
         &rows,
         &mtls,
         limit.as_ref(),
+        limit0.as_ref(),
         catch_up.as_ref(),
         comparison.as_ref(),
     );

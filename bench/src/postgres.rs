@@ -8,8 +8,13 @@ use passerelle_broker::config::PostgresConfig;
 use passerelle_broker::store::Store;
 use passerelle_broker::store::postgres::PgStore;
 
-/// The pgbench script, written next to the run's data.
+/// The pgbench script of P (the broker's own database work), written next
+/// to the run's data.
 const SCRIPT: &str = include_str!("../pgbench/claim.sql");
+/// P0: the least database work a claim needs (bench/pgbench/p0.sql), and
+/// its tables.
+const P0_SCRIPT: &str = include_str!("../pgbench/p0.sql");
+const P0_SCHEMA: &str = include_str!("../pgbench/p0-schema.sql");
 
 /// A migrated store in a fresh schema of its own.
 pub struct BenchDb {
@@ -78,11 +83,38 @@ impl Limit {
     }
 }
 
-/// Runs the claim script with as many clients as the broker has pooled
-/// connections, for `secs` (or a few transactions per client in smoke runs).
+/// P: the broker's own claim transactions replayed by pgbench.
 pub async fn pgbench(db: &BenchDb, dir: &Path, pgbench: &str, secs: f64, smoke: bool) -> Limit {
-    let script = dir.join("claim.sql");
-    std::fs::write(&script, SCRIPT).expect("write pgbench script");
+    run_script(db, dir, "claim.sql", SCRIPT, pgbench, secs, smoke).await
+}
+
+/// P0: the least database work a claim needs, on tables of its own made in
+/// the run's schema (the first time).
+pub async fn p0(db: &BenchDb, dir: &Path, pgbench: &str, secs: f64, smoke: bool) -> Limit {
+    admin(
+        db,
+        &[format!(
+            "SET search_path TO \"{}\";\n{P0_SCHEMA}",
+            db.schema
+        )],
+    )
+    .await;
+    run_script(db, dir, "p0.sql", P0_SCRIPT, pgbench, secs, smoke).await
+}
+
+/// Runs a pgbench script with as many clients as the broker has pooled
+/// connections, for `secs` (or a few transactions per client in smoke runs).
+async fn run_script(
+    db: &BenchDb,
+    dir: &Path,
+    name: &str,
+    text: &str,
+    pgbench: &str,
+    secs: f64,
+    smoke: bool,
+) -> Limit {
+    let script = dir.join(name);
+    std::fs::write(&script, text).expect("write pgbench script");
     let clients = db.pool_size;
     let mut cmd = tokio::process::Command::new(pgbench);
     cmd.env("PGOPTIONS", format!("-c search_path={}", db.schema))
@@ -146,6 +178,8 @@ pub async fn drop(db: &BenchDb) {
 pub async fn vacuum(db: &BenchDb) {
     let tables = [
         "change_counter",
+        "p0_claims",
+        "p0_ceiling_usage",
         "claims",
         "claim_lines",
         "ceiling_usage",

@@ -26,11 +26,13 @@ pub(crate) fn report(
     rows: &[Row],
     mtls: &[MtlsCost],
     limit: Option<&postgres::Limit>,
+    limit0: Option<&postgres::Limit>,
     catch_up: Option<&catchup::CatchUp>,
     http: Option<&http_partners::Comparison>,
 ) {
     let b = rows[0].saturation_rps.max(1.0);
     let p = limit.map(|l| l.tps).filter(|t| *t > 0.0);
+    let p0 = limit0.map(|l| l.tps).filter(|t| *t > 0.0);
     let mib = |kib: u64| (kib as f64 / 102.4).round() / 10.0;
     let json = serde_json::json!({
         "smoke": args.smoke,
@@ -42,6 +44,8 @@ pub(crate) fn report(
         "b_end_rps": rows[0].b_end_rps.map(f64::round),
         "p_tps": p.map(f64::round),
         "p_runs_tps": limit.map(|l| l.runs.map(f64::round)),
+        "p0_tps": p0.map(f64::round),
+        "p0_runs_tps": limit0.map(|l| l.runs.map(f64::round)),
         "pgbench_clients": limit.map(|l| l.clients),
         "scenarios": rows.iter().map(|r| serde_json::json!({
             "name": r.name,
@@ -49,6 +53,8 @@ pub(crate) fn report(
             "ratio_to_b": (r.saturation_rps / b * 1000.0).round() / 1000.0,
             "ratio_to_p": p.filter(|_| r.name.contains("PostgreSQL"))
                 .map(|p| (r.saturation_rps / p * 1000.0).round() / 1000.0),
+            "ratio_to_p0": p0.filter(|_| r.name.contains("PostgreSQL"))
+                .map(|p0| (r.saturation_rps / p0 * 1000.0).round() / 1000.0),
             "at_quarter_b": lat_json(&r.quarter_b),
             "at_half_own_saturation": lat_json(&r.sustained),
             "peak_rss_mib": mib(r.peak_rss_kib),
@@ -152,6 +158,16 @@ pub(crate) fn report(
         }
         if let Some(end) = rows[0].b_end_rps {
             println!("B measured again at the end: {end:.0} rps; ratios use the higher, {b:.0}");
+        }
+        if let (Some(l), Some(p0)) = (limit0, p0) {
+            println!(
+                "P0 (pgbench, {} clients, bench/pgbench/p0.sql: the least database work a claim \
+                 needs): {p0:.0} claims/s (mean of {:.0} before and {:.0} after the broker's runs)",
+                l.clients, l.runs[0], l.runs[1]
+            );
+            for r in rows.iter().filter(|r| r.name.contains("PostgreSQL")) {
+                println!("  {}: {:.3} P0", r.name, r.saturation_rps / p0);
+            }
         }
         match (limit, p) {
             (Some(l), Some(p)) => {
