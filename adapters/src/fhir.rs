@@ -14,15 +14,14 @@
 //! - cancel: POST a `Task` with code `cancel` (R4's financialtaskcode) whose focus
 //!   is the claim, by identifier.
 //!
-//! openIMIS dialect: the patient is its CHFID (member id mapping); codes go in
-//! `productOrService.text`; openIMIS has no secondary payer, so the claim
-//! carries one focal insurance and, per line, the remainder R as the claimed
-//! amount (quantity q and unit price R/q when exact, else 1 × R); its answer's
-//! adjudication uses claim-status codes (1 rejected, 2 entered, 4 checked,
-//! 8 processed, 16 valuated): a line is final when valuated (or rejected), its
-//! benefit is amount (unit price) × value (quantity), capped at R. Login: POST
-//! `login/` with a username and password for a JWT bearer token. Currency
-//! strings such as "$" are mapped by `currency_symbols`.
+//! openIMIS dialect ([`openimis`]): references by typed code (the insuree's
+//! CHFID, the facility, the claim administrator, each item's definition),
+//! openIMIS's visit type and item kinds, the remainder R as the claimed
+//! amount (openIMIS has no secondary payer); its answers are matched back to
+//! the claim's lines by kind and code, a line is final when valuated (or
+//! rejected), its benefit capped at R; cancel is unsupported. Login: POST
+//! `login/` for a JWT bearer token. Currency strings such as "$" are mapped
+//! by `currency_symbols`.
 //!
 //! Decimals are read exactly (serde_json with arbitrary precision) and
 //! converted to the currency's minor unit; a value finer than the currency
@@ -273,10 +272,7 @@ pub fn eligibility_resource(
         "created": date::format(q.date_of_care),
         "insurer": { "identifier": { "system": "urn:passerelle:mutuelle", "value": mutuelle_id } },
         "item": lines.iter().map(|m| {
-            // A price per unit: the remainder split over the quantity when
-            // it divides exactly, else one unit of the remainder (never the
-            // remainder per unit, which reads as quantity times too much).
-            let (qty, unit) = openimis::claimed_units(&m.line);
+            let (qty, unit) = remainder_units(&m.line);
             json!({
                 "category": { "coding": [{ "system": "urn:passerelle:care-category", "code": m.category }] },
                 "productOrService": { "coding": [{ "system": "urn:passerelle:act", "code": m.act }] },
@@ -603,14 +599,32 @@ impl FhirAdapter {
     }
 }
 
-/// The line total a remainder claim line carries (for tests and docs).
-pub fn claimed(l: &ClaimLine) -> i64 {
-    l.remainder()
+/// A line's remainder R as quantity × price per unit, for both dialects:
+/// q and R ÷ q when it divides exactly, else 1 × R (never R per unit, which
+/// reads as q times too much).
+pub fn remainder_units(l: &ClaimLine) -> (i64, i64) {
+    let r = l.remainder();
+    let q = i64::from(l.quantity.max(1));
+    if r % q == 0 { (q, r / q) } else { (1, r) }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The eligibility question for the kit's member about claim `c`'s lines.
+    fn kit_query(key: &str, c: &passerelle_domain::Claim) -> EligibilityQuery {
+        EligibilityQuery {
+            idempotency_key: key.into(),
+            scheme_id: "CNSS".into(),
+            beneficiary_id: "TG-KIT-1".into(),
+            member_number: Some("K-1".into()),
+            date_of_care: c.date_of_care,
+            currency: "XOF".into(),
+            lines: c.lines.clone(),
+            diagnoses: vec![],
+        }
+    }
 
     // Regressions found by the fuzz targets' properties (docs/fuzzing.md);
     // the inputs are also in fuzz/regressions/.
@@ -953,16 +967,7 @@ mod tests {
         let mapped = codes.claim(&c, "K-1").unwrap();
         let claim = claim_resource("key-1", &c, &mapped, "MUT-KIT");
         let (lines, _) = codes.lines(&c.lines);
-        let q = crate::EligibilityQuery {
-            idempotency_key: "key-2".into(),
-            scheme_id: "CNSS".into(),
-            beneficiary_id: "TG-KIT-1".into(),
-            member_number: Some("K-1".into()),
-            date_of_care: c.date_of_care,
-            currency: "XOF".into(),
-            lines: c.lines.clone(),
-            diagnoses: vec![],
-        };
+        let q = kit_query("key-2", &c);
         let elig = eligibility_resource(&q, "K-1", &lines, "MUT-KIT");
         let task = cancel_resource(&CancelRequest {
             idempotency_key: "key-3",
@@ -1127,16 +1132,7 @@ mod tests {
             );
             let (lines, _) = codes.lines(&c.lines);
             for planned in [&lines[..], &[]] {
-                let q = EligibilityQuery {
-                    idempotency_key: format!("elig-{i}"),
-                    scheme_id: "CNSS".into(),
-                    beneficiary_id: "TG-KIT-1".into(),
-                    member_number: Some("K-1".into()),
-                    date_of_care: c.date_of_care,
-                    currency: "XOF".into(),
-                    lines: c.lines.clone(),
-                    diagnoses: vec![],
-                };
+                let q = kit_query(&format!("elig-{i}"), c);
                 write(
                     "standard-CoverageEligibilityRequest",
                     &eligibility_resource(&q, "K-1", planned, "MUT-KIT"),

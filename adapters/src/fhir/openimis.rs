@@ -150,14 +150,6 @@ pub fn kind(m: &MappedLine) -> &'static str {
     }
 }
 
-/// A line's claimed amount (the remainder R) as quantity × unit price: q
-/// and R ÷ q when exact, else 1 × R.
-pub fn claimed_units(l: &passerelle_domain::ClaimLine) -> (i64, i64) {
-    let r = l.remainder();
-    let q = i64::from(l.quantity.max(1));
-    if r % q == 0 { (q, r / q) } else { (1, r) }
-}
-
 /// The Claim of a remainder adjudication. Refused before sending when
 /// openIMIS would refuse it: no diagnosis, or nothing to claim.
 pub fn claim(
@@ -190,7 +182,7 @@ pub fn claim(
         .iter()
         .map(|m| {
             let kind = kind(m);
-            let (qty, unit) = claimed_units(&m.line);
+            let (qty, unit) = super::remainder_units(&m.line);
             let definition = if kind == "item" {
                 "Medication"
             } else {
