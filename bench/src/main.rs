@@ -698,8 +698,8 @@ async fn main() {
             for (i, (name, ch)) in pg_rows.into_iter().zip([&ch, &tls_ch]).enumerate() {
                 if args.wants(name) {
                     // Each PostgreSQL figure starts from the same state: the
-                    // one-row change counter, updated twice per claim, is
-                    // vacuumed between measurements as autovacuum would.
+                    // dead rows of the last measurement vacuumed, as
+                    // autovacuum would.
                     postgres::vacuum(&db).await;
                     let first = i as u64 * 10_000_000_000;
                     rows.push(measure(name, &args, Some(quarter_b), first, claims(ch)).await);

@@ -46,12 +46,24 @@ pub async fn open(url: &str) -> Option<BenchDb> {
         Err(e) => Err(e),
     };
     match migrated {
-        Ok(store) => Some(BenchDb {
-            store: Arc::new(store),
-            url: url.to_string(),
-            schema,
-            pool_size: cfg.pool_size,
-        }),
+        Ok(store) => {
+            let db = BenchDb {
+                store: Arc::new(store),
+                url: url.to_string(),
+                schema,
+                pool_size: cfg.pool_size,
+            };
+            // P0's tables, beside the broker's.
+            admin(
+                &db,
+                &[format!(
+                    "SET search_path TO \"{}\";\n{P0_SCHEMA}",
+                    db.schema
+                )],
+            )
+            .await;
+            Some(db)
+        }
         Err(e) => {
             assert!(
                 !std::env::var("CI").is_ok_and(|v| v == "true"),
@@ -88,17 +100,9 @@ pub async fn pgbench(db: &BenchDb, dir: &Path, pgbench: &str, secs: f64, smoke: 
     run_script(db, dir, "claim.sql", SCRIPT, pgbench, secs, smoke).await
 }
 
-/// P0: the least database work a claim needs, on tables of its own made in
-/// the run's schema (the first time).
+/// P0: the least database work a claim needs, on tables of its own in the
+/// run's schema (made by [`open`]).
 pub async fn p0(db: &BenchDb, dir: &Path, pgbench: &str, secs: f64, smoke: bool) -> Limit {
-    admin(
-        db,
-        &[format!(
-            "SET search_path TO \"{}\";\n{P0_SCHEMA}",
-            db.schema
-        )],
-    )
-    .await;
     run_script(db, dir, "p0.sql", P0_SCRIPT, pgbench, secs, smoke).await
 }
 
@@ -177,7 +181,6 @@ pub async fn drop(db: &BenchDb) {
 /// Vacuums the run's tables (dead rows of earlier measurements).
 pub async fn vacuum(db: &BenchDb) {
     let tables = [
-        "change_counter",
         "p0_claims",
         "p0_ceiling_usage",
         "claims",

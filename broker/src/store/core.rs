@@ -477,6 +477,23 @@ pub(super) fn line_rows<'a>(
     })
 }
 
+/// The shares a claim's stored lines read back as (what [`line_rows`]
+/// writes, in sequence order), `None` when it has no line.
+pub(super) fn stored_shares(claim: &Claim, shares: &[LineShare]) -> Option<Vec<LineShare>> {
+    let mut out: Vec<LineShare> = shares.iter().take(claim.lines.len()).cloned().collect();
+    out.sort_by_key(|s| s.sequence);
+    (!out.is_empty()).then_some(out)
+}
+
+/// Only a claim that was coordinated has lines stored: the others are read
+/// without looking for them.
+pub(super) fn may_have_lines(s: ClaimState) -> bool {
+    matches!(
+        s,
+        ClaimState::Coordinated | ClaimState::CancelPending | ClaimState::Cancelled
+    )
+}
+
 /// The ceiling uses a claim applies (those that move nothing are skipped),
 /// with the ceiling's storage key.
 pub(super) fn consumed(

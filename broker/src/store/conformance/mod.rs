@@ -161,7 +161,7 @@ fn coordinated(ms: &[i64], consumption: Vec<CeilingUse>) -> Outcome {
     }
 }
 
-async fn begin(store: &Arc<dyn Store>, c: Claim) -> Begin {
+pub(crate) async fn begin(store: &Arc<dyn Store>, c: Claim) -> Begin {
     store.begin_claim(new_claim(c)).await.expect("begin_claim")
 }
 
@@ -217,7 +217,7 @@ async fn put(store: &Arc<dyn Store>, p: &Product) -> Result<PutProduct, StoreErr
         .map(|r| r[0])
 }
 
-async fn coordinate(store: &Arc<dyn Store>, c: Claim, ms: &[i64]) {
+pub(crate) async fn coordinate(store: &Arc<dyn Store>, c: Claim, ms: &[i64]) {
     let id = c.claim_id.clone();
     let scheme = c.scheme_id.clone();
     begin(store, c).await;

@@ -42,38 +42,27 @@ impl AuditStore for PgStore {
             return Ok(());
         }
         let c = self.client().await?;
-        // One multi-row INSERT: one round trip for the whole batch.
-        let mut sql = String::from(
-            "INSERT INTO audit_log (at_ms, direction, party, method, subject, request_hash, outcome) VALUES ",
-        );
-        let mut params: Vec<P<'_>> = Vec::with_capacity(entries.len() * 7);
-        let dirs: Vec<&str> = entries.iter().map(|e| e.direction.as_str()).collect();
-        for (i, e) in entries.iter().enumerate() {
-            let b = i * 7;
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7
-            ));
-            params.extend_from_slice(&[
-                &e.at_ms,
-                &dirs[i],
-                &e.party,
-                &e.method,
-                &e.subject,
-                &e.request_hash,
-                &e.outcome,
-            ]);
-        }
-        c.execute(sql.as_str(), &params).await?;
+        // One statement for the whole batch, prepared once: the columns as
+        // arrays (a VALUES list would be a new statement to parse and plan
+        // for every batch size).
+        let col =
+            |f: &dyn Fn(&AuditEntry) -> &str| -> Vec<&str> { entries.iter().map(f).collect() };
+        let at: Vec<i64> = entries.iter().map(|e| e.at_ms).collect();
+        x(
+            &c,
+            "INSERT INTO audit_log (at_ms, direction, party, method, subject, request_hash, outcome) \
+             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[])",
+            &[
+                &at,
+                &col(&|e| e.direction.as_str()),
+                &col(&|e| e.party.as_str()),
+                &col(&|e| e.method.as_str()),
+                &col(&|e| e.subject.as_str()),
+                &col(&|e| e.request_hash.as_str()),
+                &col(&|e| e.outcome.as_str()),
+            ],
+        )
+        .await?;
         Ok(())
     }
 

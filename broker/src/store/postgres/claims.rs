@@ -2,25 +2,73 @@
 
 use super::*;
 
+impl PgStore {
+    /// How a transaction that changes a claim reads it first.
+    pub(super) fn for_change(&self) -> Read {
+        Read::ForChange { mark: self.mark }
+    }
+}
+
 #[async_trait]
 impl ClaimStore for PgStore {
     async fn begin_claim(&self, new: NewClaim) -> Result<Begin, StoreError> {
         let cl = &new.claim;
-        let mut c = self.client().await?;
-        // A racing insert of the same key fails once with a unique
-        // violation; the second attempt reads the winner's row.
-        for _ in 0..2 {
-            let tx = c.transaction().await?;
-            if let Some((_, rec)) = load(&tx, &cl.scheme_id, &cl.claim_id, false).await? {
+        let c = self.client().await?;
+        // The claim holding the invoice, once an insert found one: the next
+        // insert stores this claim as its duplicate.
+        let mut dup: Option<String> = None;
+        // A new claim is one statement, its own transaction. The unique
+        // keys decide between racing replicas: (scheme, claim id), and
+        // (scheme, provider, invoice) among the claims that hold their
+        // invoice (a partial index). Each lost race costs one more turn.
+        for _ in 0..4 {
+            let row = core::new_claim_row(&new, dup.take());
+            let insert = format!(
+                "INSERT INTO claims ({}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, {}, $14, $14, $15, $16, $17, $18, $19, $20) \
+                 ON CONFLICT DO NOTHING RETURNING {}",
+                core::CLAIM_INSERT_COLS,
+                changes::marked_change_seq(self.mark),
+                core::CLAIM_COLS
+            );
+            let inserted = q1(
+                &c,
+                &insert,
+                &[
+                    &cl.scheme_id,
+                    &cl.claim_id,
+                    &new.request_hash,
+                    &row.body,
+                    &cl.provider_id,
+                    &cl.invoice_number,
+                    &new.mutuelle_id,
+                    &new.member_number,
+                    &row.state.as_str(),
+                    &new.adjudication_key,
+                    &row.rejection_code,
+                    &row.rejection_message,
+                    &row.next_attempt_ms,
+                    &new.now_ms,
+                    &row.date_of_care,
+                    &cl.currency,
+                    &row.payee,
+                    &row.billed_total,
+                    &row.scheme_total,
+                    &row.duplicate_of,
+                ],
+            )
+            .await?;
+            if let Some(r) = inserted {
+                // A new claim has no lines yet.
+                return Ok(core::created(core::claim(&r)?.1));
+            }
+            if let Some((_, rec)) = load(&c, &cl.scheme_id, &cl.claim_id, Read::Plain).await? {
                 return Ok(core::existing(rec, &new.request_hash));
             }
-            let invoice_key = format!(
-                "{}\u{1f}{}\u{1f}{}",
-                cl.scheme_id, cl.provider_id, cl.invoice_number
-            );
-            advisory_lock(&tx, &invoice_key).await?;
-            let dup: Option<String> = q1(
-                &tx,
+            // Another claim holds the invoice (or did, and was cancelled
+            // since: then the next turn inserts this one as new).
+            dup = q1(
+                &c,
                 &format!(
                     "SELECT claim_id FROM claims WHERE scheme_id = $1 AND provider_id = $2 \
                      AND invoice_number = $3 AND state IN {} LIMIT 1",
@@ -30,60 +78,11 @@ impl ClaimStore for PgStore {
             )
             .await?
             .map(|r| r.get(0));
-            let row = core::new_claim_row(&new, dup);
-            // The change number in the insert itself: the counter's row lock
-            // is held from here to the commit, one round trip.
-            let insert = tx
-                .prepare_cached(&format!(
-                    "WITH s AS (UPDATE change_counter SET v = v + 1 WHERE id = 1 RETURNING v) \
-                     INSERT INTO claims ({}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, (SELECT v FROM s), $14, $14, $15, $16, $17, $18, $19, $20)",
-                    core::CLAIM_INSERT_COLS
-                ))
-                .await?;
-            let inserted = tx
-                .execute(
-                    &insert,
-                    &[
-                        &cl.scheme_id,
-                        &cl.claim_id,
-                        &new.request_hash,
-                        &row.body,
-                        &cl.provider_id,
-                        &cl.invoice_number,
-                        &new.mutuelle_id,
-                        &new.member_number,
-                        &row.state.as_str(),
-                        &new.adjudication_key,
-                        &row.rejection_code,
-                        &row.rejection_message,
-                        &row.next_attempt_ms,
-                        &new.now_ms,
-                        &row.date_of_care,
-                        &cl.currency,
-                        &row.payee,
-                        &row.billed_total,
-                        &row.scheme_total,
-                        &row.duplicate_of,
-                    ],
-                )
-                .await;
-            match inserted {
-                Ok(_) => {}
-                // Another broker inserted the same key first: read it back.
-                Err(e) if is_unique_violation(&e) => continue,
-                Err(e) => return Err(e.into()),
-            }
-            match tx.commit().await {
-                Ok(()) => {}
-                Err(e) if is_unique_violation(&e) => continue,
-                Err(e) => return Err(e.into()),
-            }
-            let (_, rec) = load_existing(&c, &cl.scheme_id, &cl.claim_id, false).await?;
-            return Ok(core::created(rec));
         }
-        let (_, rec) = load_existing(&c, &cl.scheme_id, &cl.claim_id, false).await?;
-        Ok(core::existing(rec, &new.request_hash))
+        Err(StoreError::Backend(format!(
+            "claim {}: its insert kept meeting concurrent changes of the same keys; send it again",
+            cl.claim_id
+        )))
     }
 
     async fn get_claim(
@@ -92,7 +91,9 @@ impl ClaimStore for PgStore {
         claim_id: &str,
     ) -> Result<Option<ClaimRecord>, StoreError> {
         let c = self.client().await?;
-        Ok(load(&c, scheme_id, claim_id, false).await?.map(|(_, r)| r))
+        Ok(load(&c, scheme_id, claim_id, Read::Plain)
+            .await?
+            .map(|(_, r)| r))
     }
 
     async fn complete_claim(
@@ -104,89 +105,81 @@ impl ClaimStore for PgStore {
     ) -> Result<Transition, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        let (pk, rec) = load_existing(&tx, scheme_id, claim_id, true).await?;
+        let (pk, rec) = load_existing(&tx, scheme_id, claim_id, self.for_change()).await?;
         if !core::may_complete(rec.state) {
             return Ok(Transition::Stale(rec));
         }
-        match outcome {
+        let row = match outcome {
             Outcome::Coordinated {
                 shares,
                 product,
                 partner_reference,
                 consumption,
             } => {
-                for (key, u) in core::consumed(&consumption) {
-                    x(
-                        &tx,
-                        "INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count) \
-                         VALUES ($1, $2, 0, 0) ON CONFLICT DO NOTHING",
-                        &[&rec.mutuelle_id, &key],
-                    )
-                    .await?;
+                // Each ceiling: one conditional statement on its own row
+                // (used + amount within the limit; the first use creates
+                // it), in key order across writers (no deadlock). Under
+                // READ COMMITTED a second writer re-checks the row the first
+                // committed.
+                let mut used: Vec<_> = core::consumed(&consumption).collect();
+                used.sort_by(|a, b| a.0.cmp(&b.0));
+                for (key, u) in &used {
                     let (amount, count) = (u.amount, u.count as i64);
                     let (la, lc) = (u.limit_amount, u.limit_count.map(|v| v as i64));
                     let n = x(
                         &tx,
-                        "UPDATE ceiling_usage SET used_amount = used_amount + $3, used_count = used_count + $4 \
-                         WHERE mutuelle_id = $1 AND ceiling_key = $2 \
-                         AND ($5::BIGINT IS NULL OR used_amount + $3 <= $5) \
-                         AND ($6::BIGINT IS NULL OR used_count + $4 <= $6)",
-                        &[&rec.mutuelle_id, &key, &amount, &count, &la, &lc],
+                        "INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count) \
+                         SELECT $1::TEXT, $2::TEXT, $3::BIGINT, $4::BIGINT \
+                         WHERE ($5::BIGINT IS NULL OR $3 <= $5) AND ($6::BIGINT IS NULL OR $4 <= $6) \
+                         ON CONFLICT (mutuelle_id, ceiling_key) DO UPDATE \
+                         SET used_amount = ceiling_usage.used_amount + excluded.used_amount, \
+                         used_count = ceiling_usage.used_count + excluded.used_count \
+                         WHERE ($5::BIGINT IS NULL OR ceiling_usage.used_amount + excluded.used_amount <= $5) \
+                         AND ($6::BIGINT IS NULL OR ceiling_usage.used_count + excluded.used_count <= $6)",
+                        &[&rec.mutuelle_id, key, &amount, &count, &la, &lc],
                     )
                     .await?;
                     if n == 0 {
-                        return Err(StoreError::CeilingConflict(key));
+                        return Err(StoreError::CeilingConflict(key.clone()));
                     }
-                    x(
-                        &tx,
-                        "INSERT INTO claim_consumption (claim_pk, ceiling_key, amount, count) VALUES ($1, $2, $3, $4)",
-                        &[&pk, &key, &amount, &count],
-                    )
-                    .await?;
                 }
-                let st = tx
-                    .prepare_cached(
-                        "INSERT INTO claim_lines (claim_pk, sequence, act_code, care_category, quantity, billed, \
-                         tariff_base, scheme_share, mutuelle_share, patient_share, reasons) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                    )
-                    .await?;
-                for l in core::line_rows(&rec.claim, &shares) {
-                    tx.execute(
-                        &st,
-                        &[
-                            &pk,
-                            &i64::from(l.sequence),
-                            &l.act_code,
-                            &l.category,
-                            &i64::from(l.quantity),
-                            &l.billed,
-                            &l.tariff_base,
-                            &l.scheme_share,
-                            &l.mutuelle_share,
-                            &l.patient_share,
-                            &l.reasons,
-                        ],
-                    )
-                    .await?;
-                }
-                if let Some(p) = &product {
-                    x(
-                        &tx,
-                        "UPDATE products SET used = TRUE WHERE mutuelle_id = $1 AND product_id = $2 AND version = $3 AND NOT used",
-                        &[&rec.mutuelle_id, &p.id, &(p.version as i64)],
-                    )
-                    .await?;
-                }
+                // Then in one statement: what the claim consumed (so that a
+                // cancel gives back exactly that), its lines (S + M + P = B,
+                // checked by the table), its product version marked used,
+                // and its state with a new change number.
+                let lines: Vec<_> = core::line_rows(&rec.claim, &shares).collect();
+                let col = |f: &dyn Fn(&core::LineRow) -> i64| -> Vec<i64> { lines.iter().map(f).collect() };
+                let (seqs, quantities) = (col(&|l| i64::from(l.sequence)), col(&|l| i64::from(l.quantity)));
+                let (billed, tariff) = (col(&|l| l.billed), col(&|l| l.tariff_base));
+                let (scheme, mutuelle, patient) = (
+                    col(&|l| l.scheme_share),
+                    col(&|l| l.mutuelle_share),
+                    col(&|l| l.patient_share),
+                );
+                let acts: Vec<&str> = lines.iter().map(|l| l.act_code).collect();
+                let categories: Vec<&str> = lines.iter().map(|l| l.category).collect();
+                let reasons: Vec<&str> = lines.iter().map(|l| l.reasons.as_str()).collect();
+                let keys: Vec<&str> = used.iter().map(|(k, _)| k.as_str()).collect();
+                let amounts: Vec<i64> = used.iter().map(|(_, u)| u.amount).collect();
+                let counts: Vec<i64> = used.iter().map(|(_, u)| u.count as i64).collect();
                 let total = core::mutuelle_total(&shares);
-                // The change number in the same statement, last before the
-                // commit: the counter's row lock is held one round trip.
-                x(
+                let row = q1(
                     &tx,
-                    "WITH s AS (UPDATE change_counter SET v = v + 1 WHERE id = 1 RETURNING v) \
-                     UPDATE claims SET state = 'coordinated', product_id = $2, product_version = $3, \
-                     product_name = $4, partner_reference = $5, next_attempt_ms = NULL, last_error = '', \
-                     change_seq = (SELECT v FROM s), updated_ms = $6, mutuelle_total = $7 WHERE id = $1",
+                    &format!(
+                        "WITH used AS (INSERT INTO claim_consumption (claim_pk, ceiling_key, amount, count) \
+                           SELECT $1, * FROM UNNEST($8::TEXT[], $9::BIGINT[], $10::BIGINT[])), \
+                         lines AS (INSERT INTO claim_lines (claim_pk, sequence, act_code, care_category, quantity, \
+                           billed, tariff_base, scheme_share, mutuelle_share, patient_share, reasons) \
+                           SELECT $1, * FROM UNNEST($11::BIGINT[], $12::TEXT[], $13::TEXT[], $14::BIGINT[], \
+                           $15::BIGINT[], $16::BIGINT[], $17::BIGINT[], $18::BIGINT[], $19::BIGINT[], $20::TEXT[])), \
+                         product AS (UPDATE products SET used = TRUE WHERE mutuelle_id = $21 AND product_id = $2 \
+                           AND version = $3 AND NOT used) \
+                         UPDATE claims SET state = 'coordinated', product_id = $2, product_version = $3, \
+                         product_name = $4, partner_reference = $5, next_attempt_ms = NULL, last_error = '', \
+                         change_seq = {}, updated_ms = $6, mutuelle_total = $7 WHERE id = $1 RETURNING {}",
+                        changes::CHANGE_SEQ,
+                        core::CLAIM_COLS
+                    ),
                     &[
                         &pk,
                         &product.as_ref().map(|p| p.id.clone()),
@@ -195,24 +188,42 @@ impl ClaimStore for PgStore {
                         &partner_reference,
                         &now_ms,
                         &total,
+                        &keys,
+                        &amounts,
+                        &counts,
+                        &seqs,
+                        &acts,
+                        &categories,
+                        &quantities,
+                        &billed,
+                        &tariff,
+                        &scheme,
+                        &mutuelle,
+                        &patient,
+                        &reasons,
+                        &rec.mutuelle_id,
                     ],
                 )
                 .await?;
+                row.map(|r| (r, core::stored_shares(&rec.claim, &shares)))
             }
-            Outcome::Rejected(reason) => {
-                x(
-                    &tx,
-                    "WITH s AS (UPDATE change_counter SET v = v + 1 WHERE id = 1 RETURNING v) \
-                     UPDATE claims SET state = 'rejected', rejection_code = $2, rejection_message = $3, \
-                     next_attempt_ms = NULL, change_seq = (SELECT v FROM s), updated_ms = $4 WHERE id = $1",
-                    &[&pk, &core::code_str(reason.code), &reason.message, &now_ms],
-                )
-                .await?;
-            }
-        }
+            Outcome::Rejected(reason) => q1(
+                &tx,
+                &format!(
+                    "UPDATE claims SET state = 'rejected', rejection_code = $2, rejection_message = $3, \
+                     next_attempt_ms = NULL, change_seq = {}, updated_ms = $4 WHERE id = $1 RETURNING {}",
+                    changes::CHANGE_SEQ,
+                    core::CLAIM_COLS
+                ),
+                &[&pk, &core::code_str(reason.code), &reason.message, &now_ms],
+            )
+            .await?
+            .map(|r| (r, None)),
+        };
+        let (row, shares) = row.ok_or_else(|| core::not_found_claim(scheme_id, claim_id))?;
+        let (_, mut rec) = core::claim(&row)?;
+        rec.shares = shares;
         tx.commit().await?;
-        // Read back after the commit, not under the counter's lock.
-        let (_, rec) = load_existing(&c, scheme_id, claim_id, false).await?;
         Ok(Transition::Applied(rec))
     }
 
@@ -226,23 +237,26 @@ impl ClaimStore for PgStore {
     ) -> Result<Transition, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        let (pk, rec) = load_existing(&tx, scheme_id, claim_id, true).await?;
+        let (pk, rec) = load_existing(&tx, scheme_id, claim_id, self.for_change()).await?;
         let Some(new_state) = core::deferred_state(rec.state) else {
             return Ok(Transition::Stale(rec));
         };
+        // A new change number only when the state changes.
         let seq = if new_state != rec.state {
-            next_seq(&tx).await?
+            changes::CHANGE_SEQ
         } else {
-            rec.change_seq as i64
+            "change_seq"
         };
         x(
             &tx,
-            "UPDATE claims SET state = $2, next_attempt_ms = $3, last_error = $4, change_seq = $5, updated_ms = $6 \
-             WHERE id = $1",
-            &[&pk, &new_state.as_str(), &next_attempt_ms, &last_error, &seq, &now_ms],
+            &format!(
+                "UPDATE claims SET state = $2, next_attempt_ms = $3, last_error = $4, change_seq = {seq}, \
+                 updated_ms = $5 WHERE id = $1"
+            ),
+            &[&pk, &new_state.as_str(), &next_attempt_ms, &last_error, &now_ms],
         )
         .await?;
-        let (_, rec) = load_existing(&tx, scheme_id, claim_id, false).await?;
+        let (_, rec) = load_existing(&tx, scheme_id, claim_id, Read::Plain).await?;
         tx.commit().await?;
         Ok(Transition::Applied(rec))
     }
@@ -270,7 +284,7 @@ impl ClaimStore for PgStore {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let (s, cid): (String, String) = (r.get(0), r.get(1));
-            out.push(load_existing(&tx, &s, &cid, false).await?.1);
+            out.push(load_existing(&tx, &s, &cid, Read::Plain).await?.1);
         }
         tx.commit().await?;
         Ok(out)
@@ -303,19 +317,21 @@ impl ClaimStore for PgStore {
     ) -> Result<Transition, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        let (pk, rec) = load_existing(&tx, scheme_id, claim_id, true).await?;
+        let (pk, rec) = load_existing(&tx, scheme_id, claim_id, self.for_change()).await?;
         if !core::may_begin_cancel(rec.state) {
             return Ok(Transition::Stale(rec));
         }
-        let seq = next_seq(&tx).await?;
         x(
             &tx,
-            "UPDATE claims SET state = 'cancel_pending', cancel_key = $2, cancel_reason = $3, \
-             next_attempt_ms = $4, attempts = 0, change_seq = $5, updated_ms = $6 WHERE id = $1",
-            &[&pk, &cancel_key, &reason, &lease_until_ms, &seq, &now_ms],
+            &format!(
+                "UPDATE claims SET state = 'cancel_pending', cancel_key = $2, cancel_reason = $3, \
+                 next_attempt_ms = $4, attempts = 0, change_seq = {}, updated_ms = $5 WHERE id = $1",
+                changes::CHANGE_SEQ
+            ),
+            &[&pk, &cancel_key, &reason, &lease_until_ms, &now_ms],
         )
         .await?;
-        let (_, rec) = load_existing(&tx, scheme_id, claim_id, false).await?;
+        let (_, rec) = load_existing(&tx, scheme_id, claim_id, Read::Plain).await?;
         tx.commit().await?;
         Ok(Transition::Applied(rec))
     }
@@ -329,7 +345,7 @@ impl ClaimStore for PgStore {
     ) -> Result<Transition, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        let (pk, rec) = load_existing(&tx, scheme_id, claim_id, true).await?;
+        let (pk, rec) = load_existing(&tx, scheme_id, claim_id, self.for_change()).await?;
         if !core::may_complete_cancel(rec.state) {
             return Ok(Transition::Stale(rec));
         }
@@ -354,15 +370,17 @@ impl ClaimStore for PgStore {
             &[&pk, &now_ms],
         )
         .await?;
-        let seq = next_seq(&tx).await?;
         x(
             &tx,
-            "UPDATE claims SET state = 'cancelled', next_attempt_ms = NULL, last_error = $4, change_seq = $2, \
-             updated_ms = $3 WHERE id = $1",
-            &[&pk, &seq, &now_ms, &note],
+            &format!(
+                "UPDATE claims SET state = 'cancelled', next_attempt_ms = NULL, last_error = $3, change_seq = {}, \
+                 updated_ms = $2 WHERE id = $1",
+                changes::CHANGE_SEQ
+            ),
+            &[&pk, &now_ms, &note],
         )
         .await?;
-        let (_, rec) = load_existing(&tx, scheme_id, claim_id, false).await?;
+        let (_, rec) = load_existing(&tx, scheme_id, claim_id, Read::Plain).await?;
         tx.commit().await?;
         Ok(Transition::Applied(rec))
     }
@@ -374,19 +392,25 @@ impl ClaimStore for PgStore {
         limit: u32,
     ) -> Result<Vec<ClaimRecord>, StoreError> {
         let c = self.client().await?;
+        // Two statements: the second's snapshot sees every change below the
+        // horizon the first read (changes.rs).
+        let horizon = changes::horizon(&c, self.mark).await?;
         let rows = q(
             &c,
             &format!(
-                "SELECT {} FROM claims WHERE scheme_id = $1 AND change_seq > $2 ORDER BY change_seq LIMIT $3",
+                "SELECT {} FROM claims WHERE scheme_id = $1 AND change_seq > $2 AND change_seq < $4 \
+                 ORDER BY change_seq LIMIT $3",
                 core::CLAIM_COLS
             ),
-            &[&scheme_id, &(after_seq as i64), &(limit as i64)],
+            &[&scheme_id, &(after_seq as i64), &(limit as i64), &horizon],
         )
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let (pk, mut rec) = core::claim(r)?;
-            rec.shares = lines_of(&c, pk).await?;
+            if core::may_have_lines(rec.state) {
+                rec.shares = lines_of(&c, pk).await?;
+            }
             out.push(rec);
         }
         Ok(out)
@@ -462,7 +486,11 @@ impl ClaimStore for PgStore {
         )
         .await?;
         let rec = if n == 1 {
-            Some(load_existing(&tx, scheme_id, claim_id, false).await?.1)
+            Some(
+                load_existing(&tx, scheme_id, claim_id, Read::Plain)
+                    .await?
+                    .1,
+            )
         } else {
             None
         };

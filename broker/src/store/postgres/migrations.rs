@@ -156,4 +156,48 @@ CREATE INDEX products_validity ON products (mutuelle_id, product_id, valid_from,
     r#"
 ALTER TABLE claims ADD COLUMN duplicate_of TEXT;
 "#,
+    // 4: change numbers from transaction ids, without a global row (see
+    // changes.rs); the base keeps them above every number the counter gave.
+    r#"
+CREATE TABLE change_base (
+    one                BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
+    base               BIGINT NOT NULL,
+    system_identifier  BIGINT
+);
+INSERT INTO change_base (base) SELECT GREATEST(0, GREATEST(
+    (SELECT COALESCE(MAX(change_seq), 0) FROM claims),
+    (SELECT v FROM change_counter)) - pg_current_xact_id()::text::bigint) + 1;
+DROP TABLE change_counter;
+"#,
+    // 5: at most one claim holds an invoice (core::SQL_HOLDS_INVOICE), by
+    // a unique key rather than a lock: a new claim is one statement. Fewer
+    // index entries per claim: the change feed's one index is unique per
+    // scheme (no global one), the invoice index is the partial one, and the
+    // mutuelle index holds only the claims waiting on it (core::SQL_WAITING).
+    r#"
+CREATE UNIQUE INDEX claims_invoice_held ON claims (scheme_id, provider_id, invoice_number)
+    WHERE state IN ('received', 'pending_partner', 'coordinated', 'cancel_pending');
+DROP INDEX claims_invoice;
+CREATE UNIQUE INDEX claims_scheme_change_unique ON claims (scheme_id, change_seq);
+DROP INDEX claims_scheme_change;
+DROP INDEX claims_change_seq;
+CREATE INDEX claims_waiting ON claims (mutuelle_id)
+    WHERE state IN ('received', 'pending_partner', 'cancel_pending');
+DROP INDEX claims_mutuelle_state;
+"#,
 ];
+
+#[cfg(test)]
+mod unit {
+    #[test]
+    fn partial_indexes_are_on_the_states_of_their_queries() {
+        assert!(super::MIGRATIONS[4].contains(&format!(
+            "WHERE state IN {};",
+            super::super::core::SQL_HOLDS_INVOICE
+        )));
+        assert!(super::MIGRATIONS[4].contains(&format!(
+            "WHERE state IN {};",
+            super::super::core::SQL_WAITING
+        )));
+    }
+}

@@ -8,9 +8,10 @@
 //! - Ceilings: `used + amount <= limit` conditional updates; under READ
 //!   COMMITTED a second updater re-checks the row after the first commits.
 //! - State transitions: the claim row is locked (`FOR UPDATE`) first.
-//! - The change cursor: a one-row counter bumped as the last statement of
-//!   each transaction, so change numbers are taken in commit order and a
-//!   reader of ListChangedClaims never skips a change that commits late.
+//! - The change cursor: change numbers from transaction ids, read only
+//!   below a horizon that in-flight claim writers hold back, so a reader of
+//!   ListChangedClaims never skips a change that commits late and no
+//!   writer waits on another for a number ([`changes`]).
 //! - Work sharing: due claims are leased with `FOR UPDATE SKIP LOCKED`; the
 //!   pruning job takes a transaction advisory lock or skips its turn.
 
@@ -34,6 +35,7 @@ use crate::config::PostgresConfig;
 
 /// The schema version this binary writes.
 mod audit;
+mod changes;
 mod claims;
 mod migrations;
 mod products;
@@ -53,6 +55,8 @@ const RETENTION_LOCK: i64 = 0x7061_7373_7265_746e; // "passretn"
 pub struct PgStore {
     pool: Pool,
     schema: String,
+    /// The second key of this schema's writer mark ([`changes`]).
+    mark: i64,
     products: super::ProductCache,
 }
 
@@ -109,10 +113,6 @@ impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         StoreError::Backend(format!("database unavailable: {e}"))
     }
-}
-
-fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
-    e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
 }
 
 type P<'a> = &'a (dyn ToSql + Sync);
@@ -226,6 +226,7 @@ impl PgStore {
             .map_err(backend)?;
         Ok(PgStore {
             pool,
+            mark: changes::mark_key(&schema),
             schema,
             products: Default::default(),
         })
@@ -257,6 +258,7 @@ impl PgStore {
             )
             .await?;
         }
+        changes::rebase_if_restored(&tx).await?;
         tx.commit().await?;
         Ok(SCHEMA_VERSION)
     }
@@ -330,23 +332,44 @@ async fn lines_of<C: GenericClient + Sync>(
     Ok((!out.is_empty()).then_some(out))
 }
 
-/// Loads a claim; with `lock`, takes its row lock for the transaction.
+/// How [`load`] reads a claim.
+#[derive(Clone, Copy)]
+enum Read {
+    Plain,
+    /// To change it: the writer mark of the schema `mark` is taken, then
+    /// the claim's row lock, both held until the transaction ends.
+    ForChange {
+        mark: i64,
+    },
+}
+
+/// Loads a claim, with its lines.
 async fn load<C: GenericClient + Sync>(
     c: &C,
     scheme: &str,
     claim_id: &str,
-    lock: bool,
+    how: Read,
 ) -> Result<Option<(i64, ClaimRecord)>, StoreError> {
-    let sql = format!(
-        "SELECT {} FROM claims WHERE scheme_id = $1 AND claim_id = $2{}",
-        core::CLAIM_COLS,
-        if lock { " FOR UPDATE" } else { "" }
-    );
+    let sql = match how {
+        Read::Plain => format!(
+            "SELECT {} FROM claims WHERE scheme_id = $1 AND claim_id = $2",
+            core::CLAIM_COLS
+        ),
+        // The mark is a FROM item: it is taken before any row is locked,
+        // so before the row lock gives the transaction its id.
+        Read::ForChange { mark } => format!(
+            "SELECT {} FROM claims, {} WHERE scheme_id = $1 AND claim_id = $2 FOR UPDATE OF claims",
+            core::CLAIM_COLS,
+            changes::mark_from(mark)
+        ),
+    };
     let Some(row) = q1(c, &sql, &[&scheme, &claim_id]).await? else {
         return Ok(None);
     };
     let (pk, mut rec) = core::claim(&row)?;
-    rec.shares = lines_of(c, pk).await?;
+    if core::may_have_lines(rec.state) {
+        rec.shares = lines_of(c, pk).await?;
+    }
     Ok(Some((pk, rec)))
 }
 
@@ -354,23 +377,11 @@ async fn load_existing<C: GenericClient + Sync>(
     c: &C,
     scheme: &str,
     claim_id: &str,
-    lock: bool,
+    how: Read,
 ) -> Result<(i64, ClaimRecord), StoreError> {
-    load(c, scheme, claim_id, lock)
+    load(c, scheme, claim_id, how)
         .await?
         .ok_or_else(|| core::not_found_claim(scheme, claim_id))
-}
-
-/// The next change number; hold its row lock to commit (see module doc).
-async fn next_seq<C: GenericClient + Sync>(c: &C) -> Result<i64, StoreError> {
-    let row = q1(
-        c,
-        "UPDATE change_counter SET v = v + 1 WHERE id = 1 RETURNING v",
-        &[],
-    )
-    .await?
-    .ok_or_else(|| backend("change_counter row missing"))?;
-    Ok(row.get(0))
 }
 
 async fn put_one<C: GenericClient + Sync>(c: &C, p: &Product) -> Result<PutProduct, StoreError> {

@@ -78,3 +78,192 @@ async fn migrate_twice_at_once_is_safe_and_serve_checks_the_version() {
     assert_eq!(rb.unwrap(), super::SCHEMA_VERSION);
     assert_eq!(a.schema_version().await.unwrap(), super::SCHEMA_VERSION);
 }
+
+/// A migrated store on a fresh schema, or `None` (outside CI) when
+/// PostgreSQL cannot be reached; a second store on the same schema is a
+/// second replica.
+async fn migrated(cfg: &crate::config::PostgresConfig) -> Option<super::PgStore> {
+    let s = match super::PgStore::new(cfg, std::path::Path::new(".")) {
+        Ok(s) => s,
+        Err(e) => {
+            crate::store::testing::unreachable(e);
+            return None;
+        }
+    };
+    match s.migrate().await {
+        Ok(_) => Some(s),
+        Err(e) => {
+            crate::store::testing::unreachable(e);
+            None
+        }
+    }
+}
+
+use crate::store::conformance::{begin, sample_claim};
+use crate::store::{Begin, Store};
+use std::sync::Arc;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_and_a_reader_see_every_change_once() {
+    let cfg = crate::store::testing::postgres_config();
+    let Some(a) = migrated(&cfg).await else {
+        return;
+    };
+    let b = migrated(&cfg).await.expect("second replica");
+    crate::store::conformance::changes_are_seen_once_across_writers(Arc::new(a), Arc::new(b)).await;
+}
+
+/// A change whose transaction is still open holds the cursor back: a later
+/// change that committed first is not listed until the earlier one commits,
+/// then both come, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_committed_late_is_never_passed_over() {
+    let cfg = crate::store::testing::postgres_config();
+    let Some(s) = migrated(&cfg).await else {
+        return;
+    };
+    let s = Arc::new(s);
+    let store: Arc<dyn Store> = s.clone();
+    begin(&store, sample_claim("CNSS", "C1", "I1")).await;
+    let first = store.list_changed("CNSS", 0, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let c0 = first[0].change_seq;
+    // A writer changes C1 the way the store does (mark, row lock, new
+    // number) and does not commit yet.
+    let mut raw = s.client().await.unwrap();
+    let tx = raw.transaction().await.unwrap();
+    super::load(&tx, "CNSS", "C1", s.for_change())
+        .await
+        .unwrap()
+        .unwrap();
+    tx.execute(
+        &format!(
+            "UPDATE claims SET change_seq = {}, updated_ms = 5 WHERE scheme_id = 'CNSS' AND claim_id = 'C1'",
+            super::changes::CHANGE_SEQ
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
+    // C2 commits after it, with a higher number.
+    let Begin::Created(c2) = begin(&store, sample_claim("CNSS", "C2", "I2")).await else {
+        panic!("C2 is new")
+    };
+    assert!(
+        store.list_changed("CNSS", c0, 10).await.unwrap().is_empty(),
+        "C2 is held back behind the open change of C1"
+    );
+    tx.commit().await.unwrap();
+    let page = store.list_changed("CNSS", c0, 10).await.unwrap();
+    let ids: Vec<_> = page.iter().map(|r| r.claim.claim_id.as_str()).collect();
+    assert_eq!(ids, ["C1", "C2"], "the late change first, then C2");
+    assert_eq!(page[1].change_seq, c2.change_seq);
+    assert_eq!(page[0].updated_ms, 5);
+}
+
+/// Only writers of claim changes hold the cursor: a long read (an export's
+/// snapshot) and a long write that is no claim change (retention pruning,
+/// left open) do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_reads_and_pruning_do_not_hold_the_cursor_back() {
+    let cfg = crate::store::testing::postgres_config();
+    let Some(s) = migrated(&cfg).await else {
+        return;
+    };
+    let s = Arc::new(s);
+    let store: Arc<dyn Store> = s.clone();
+    begin(&store, sample_claim("CNSS", "C1", "I1")).await;
+    let c0 = store.list_changed("CNSS", 0, 10).await.unwrap()[0].change_seq;
+    let mut reader = s.client().await.unwrap();
+    let read = reader
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .await
+        .unwrap();
+    let n: i64 = read
+        .query_one("SELECT COUNT(*) FROM claims", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    let mut pruner = s.client().await.unwrap();
+    let prune = pruner.transaction().await.unwrap();
+    prune.execute(super::PRUNE_PG, &[&i64::MAX]).await.unwrap();
+    // It holds a transaction id, as a real pruning run does.
+    prune
+        .query_one("SELECT pg_current_xact_id()::text", &[])
+        .await
+        .unwrap();
+    begin(&store, sample_claim("CNSS", "C2", "I2")).await;
+    let page = store.list_changed("CNSS", c0, 10).await.unwrap();
+    let ids: Vec<_> = page.iter().map(|r| r.claim.claim_id.as_str()).collect();
+    assert_eq!(ids, ["C2"], "the open read and pruning do not hold C2 back");
+    prune.rollback().await.unwrap();
+    read.rollback().await.unwrap();
+}
+
+/// A database restored into another cluster may find transaction ids lower
+/// than the change numbers it holds: start-up raises the base, so new
+/// changes still come after every stored one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_into_another_cluster_keeps_change_numbers_rising() {
+    let cfg = crate::store::testing::postgres_config();
+    let Some(s) = migrated(&cfg).await else {
+        return;
+    };
+    let s = Arc::new(s);
+    let store: Arc<dyn Store> = s.clone();
+    begin(&store, sample_claim("CNSS", "C1", "I1")).await;
+    // As restored from a cluster far ahead in transaction ids.
+    let ahead: i64 = 1 << 50;
+    s.client()
+        .await
+        .unwrap()
+        .batch_execute(&format!(
+            "UPDATE claims SET change_seq = {ahead}; UPDATE change_base SET system_identifier = 1"
+        ))
+        .await
+        .unwrap();
+    s.migrate().await.unwrap();
+    let Begin::Created(c2) = begin(&store, sample_claim("CNSS", "C2", "I2")).await else {
+        panic!("C2 is new")
+    };
+    assert!(c2.change_seq > ahead as u64, "{} > {ahead}", c2.change_seq);
+    let page = store.list_changed("CNSS", ahead as u64, 10).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].claim.claim_id, "C2");
+}
+
+/// The change number of a new claim's insert takes the writer mark with
+/// the transaction's id: while such a statement's transaction is open, the
+/// changes committed after it wait behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_claims_change_number_takes_the_writer_mark() {
+    let cfg = crate::store::testing::postgres_config();
+    let Some(s) = migrated(&cfg).await else {
+        return;
+    };
+    let s = Arc::new(s);
+    let store: Arc<dyn Store> = s.clone();
+    let mut raw = s.client().await.unwrap();
+    let tx = raw.transaction().await.unwrap();
+    let held: i64 = tx
+        .query_one(
+            &format!("SELECT {}", super::changes::marked_change_seq(s.mark)),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let Begin::Created(c1) = begin(&store, sample_claim("CNSS", "C1", "I1")).await else {
+        panic!("C1 is new")
+    };
+    assert!(c1.change_seq as i64 > held);
+    assert!(
+        store.list_changed("CNSS", 0, 10).await.unwrap().is_empty(),
+        "C1 waits behind the open transaction's number"
+    );
+    tx.rollback().await.unwrap();
+    assert_eq!(store.list_changed("CNSS", 0, 10).await.unwrap().len(), 1);
+}
