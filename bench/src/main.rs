@@ -664,7 +664,8 @@ async fn main() {
     let mut limit = None;
     let mut limit0 = None;
     let pg_rows = ["claims PostgreSQL", "claims PostgreSQL mTLS"];
-    if pg_rows.iter().any(|n| args.wants(n)) {
+    let replicas_row = "claims PostgreSQL 2 replicas";
+    if pg_rows.iter().any(|n| args.wants(n)) || args.wants(replicas_row) {
         let url = args.postgres.clone().unwrap_or_else(postgres::default_url);
         if let Some(db) = postgres::open(&url).await {
             // P before and after the broker's runs: the ratio uses their
@@ -709,6 +710,38 @@ async fn main() {
                 postgres::vacuum(&db).await;
                 let (plain, tls) = (claims(&ch), claims(&tls_ch));
                 mtls.push(mtls_cost("claims PostgreSQL", &args, 30_000_000_000, plain, tls).await);
+            }
+            if args.wants(replicas_row) {
+                // A second replica: a broker with a pool of its own on the
+                // same schema; the callers' connections alternate between
+                // the two, so claims are spread over both.
+                let (second, _) = passerelle_broker::dev::start_on(
+                    &dir.path().join("pg-2"),
+                    any,
+                    true,
+                    postgres::replica(&db).await,
+                )
+                .await
+                .expect("broker (PostgreSQL, second replica)");
+                let other =
+                    channels(&format!("http://{}", second.addr), None, args.connections).await;
+                let both: Vec<Channel> = ch
+                    .iter()
+                    .zip(&other)
+                    .flat_map(|(a, b)| [a.clone(), b.clone()])
+                    .collect();
+                postgres::vacuum(&db).await;
+                rows.push(
+                    measure(
+                        replicas_row,
+                        &args,
+                        Some(quarter_b),
+                        40_000_000_000,
+                        claims(&both),
+                    )
+                    .await,
+                );
+                second.shutdown().await;
             }
             pg_plain.shutdown().await;
             pg_tls.shutdown().await;

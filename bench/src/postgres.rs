@@ -32,15 +32,7 @@ pub async fn open(url: &str) -> Option<BenchDb> {
         std::process::id(),
         passerelle_broker::audit::now_ms() % 1_000_000
     );
-    let cfg = PostgresConfig {
-        url: url.to_string(),
-        schema: Some(schema.clone()),
-        pool_size: 16,
-        connect_timeout_ms: 2_000,
-        wait_timeout_ms: 10_000,
-        statement_timeout_ms: 30_000,
-        tls: None,
-    };
+    let cfg = config(url, &schema);
     let migrated = match PgStore::new(&cfg, Path::new(".")) {
         Ok(s) => s.migrate().await.map(|_| s),
         Err(e) => Err(e),
@@ -72,6 +64,27 @@ pub async fn open(url: &str) -> Option<BenchDb> {
             eprintln!("PostgreSQL scenarios skipped: {url} not reachable: {e}");
             None
         }
+    }
+}
+
+/// Another replica's store: a pool of its own on the run's schema.
+pub async fn replica(db: &BenchDb) -> Arc<dyn Store> {
+    let cfg = config(&db.url, &db.schema);
+    let store = PgStore::new(&cfg, Path::new(".")).expect("second replica's store");
+    store.migrate().await.expect("second replica's store");
+    Arc::new(store)
+}
+
+/// The store settings of the benchmark's brokers.
+fn config(url: &str, schema: &str) -> PostgresConfig {
+    PostgresConfig {
+        url: url.to_string(),
+        schema: Some(schema.to_string()),
+        pool_size: 16,
+        connect_timeout_ms: 2_000,
+        wait_timeout_ms: 10_000,
+        statement_timeout_ms: 30_000,
+        tls: None,
     }
 }
 

@@ -545,8 +545,24 @@ impl Config {
             if !pg.url.starts_with("postgres://") && !pg.url.starts_with("postgresql://") {
                 return Err("store.postgres.url: must start with postgres://".into());
             }
-            if pg.pool_size == 0 {
-                return Err("store.postgres.pool_size: must be 1 or more".into());
+            // Bounds (docs/configuration.md): a pool of 1 to 256 connections
+            // per broker (replicas × pool_size stays under the server's
+            // max_connections); every wait ends, and 0, which PostgreSQL
+            // takes as "no timeout", is refused.
+            if !(1..=256).contains(&pg.pool_size) {
+                return Err(format!(
+                    "store.postgres.pool_size: {} is not from 1 to 256",
+                    pg.pool_size
+                ));
+            }
+            for (key, v, max) in [
+                ("connect_timeout_ms", pg.connect_timeout_ms, 60_000),
+                ("wait_timeout_ms", pg.wait_timeout_ms, 60_000),
+                ("statement_timeout_ms", pg.statement_timeout_ms, 3_600_000),
+            ] {
+                if !(1..=max).contains(&v) {
+                    return Err(format!("store.postgres.{key}: {v} is not from 1 to {max}"));
+                }
             }
             if let Some(s) = &pg.schema
                 && (s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
@@ -681,5 +697,30 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("schemes[0].parent"), "{e}");
+    }
+
+    #[test]
+    fn postgres_pool_and_timeouts_are_bounded() {
+        let base = "plaintext = true\n[[schemes]]\nid=\"CNSS\"\ncurrency=\"XOF\"\n\
+                    [store.postgres]\nurl=\"postgres://x@127.0.0.1/db\"\n";
+        assert!(load_str(base).is_ok());
+        for (line, key) in [
+            ("pool_size = 0", "store.postgres.pool_size"),
+            ("pool_size = 257", "store.postgres.pool_size"),
+            ("wait_timeout_ms = 0", "store.postgres.wait_timeout_ms"),
+            (
+                "connect_timeout_ms = 60001",
+                "store.postgres.connect_timeout_ms",
+            ),
+            (
+                "statement_timeout_ms = 0",
+                "store.postgres.statement_timeout_ms",
+            ),
+        ] {
+            let e = load_str(&format!("{base}{line}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{line}: {e}");
+        }
     }
 }

@@ -100,7 +100,7 @@ async fn migrated(cfg: &crate::config::PostgresConfig) -> Option<super::PgStore>
 }
 
 use crate::store::conformance::{begin, sample_claim};
-use crate::store::{Begin, Store};
+use crate::store::{Begin, ClaimStore, Store};
 use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,4 +266,35 @@ async fn a_new_claims_change_number_takes_the_writer_mark() {
     );
     tx.rollback().await.unwrap();
     assert_eq!(store.list_changed("CNSS", 0, 10).await.unwrap().len(), 1);
+}
+
+/// With every pooled connection busy, a call waits `wait_timeout_ms` and
+/// then fails as the store being unavailable (UNAVAILABLE at the edge),
+/// instead of queueing without bound; the pool serves again once one is
+/// free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_pool_answers_unavailable_after_its_wait() {
+    let mut cfg = crate::store::testing::postgres_config();
+    cfg.pool_size = 1;
+    cfg.wait_timeout_ms = 300;
+    let Some(s) = migrated(&cfg).await else {
+        return;
+    };
+    let held = s.client().await.unwrap();
+    let t0 = std::time::Instant::now();
+    let e = s.get_claim("CNSS", "X").await.unwrap_err();
+    let waited = t0.elapsed();
+    assert!(
+        matches!(&e, crate::store::StoreError::Backend(m) if m.contains("unavailable")),
+        "{e}"
+    );
+    assert!(
+        waited >= std::time::Duration::from_millis(300)
+            && waited < std::time::Duration::from_secs(3),
+        "waited {waited:?}"
+    );
+    let status = tonic::Status::from(crate::service::ServiceError::Store(e));
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    drop(held);
+    assert!(s.get_claim("CNSS", "X").await.unwrap().is_none());
 }
