@@ -132,4 +132,14 @@ pub async fn retention_prunes_only_final_claims(store: Arc<dyn Store>) {
     );
     assert_eq!(left.len(), 6);
     assert_eq!(store.prune_audit(5_000).await.unwrap(), Some(0));
+    // More than one batch: all of it goes, a batch at a time.
+    let many: Vec<_> = (0..super::super::core::PRUNE_BATCH + 7)
+        .map(|i| row(2_000 + i % 100, "CNSS/eligibility"))
+        .collect();
+    store.append_audit(&many).await.unwrap();
+    assert_eq!(
+        store.prune_audit(5_000).await.unwrap(),
+        Some(many.len() as u64)
+    );
+    assert_eq!(store.read_audit(0, 100).await.unwrap().len(), 6);
 }

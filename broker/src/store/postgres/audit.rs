@@ -20,21 +20,30 @@ impl AuditStore for PgStore {
 
     async fn prune_audit(&self, before_ms: i64) -> Result<Option<u64>, StoreError> {
         let mut c = self.client().await?;
-        let tx = c.transaction().await?;
-        let got: bool = q1(
-            &tx,
-            "SELECT pg_try_advisory_xact_lock($1)",
-            &[&RETENTION_LOCK],
-        )
-        .await?
-        .map(|r| r.get(0))
-        .unwrap_or(false);
-        if !got {
-            return Ok(None);
+        let sql = core::prune_audit_sql("strpos", "$1", "$2");
+        let mut total = 0;
+        // One batch per transaction, each under the retention lock: the
+        // replica that holds it prunes, the others skip their turn.
+        loop {
+            let tx = c.transaction().await?;
+            let got: bool = q1(
+                &tx,
+                "SELECT pg_try_advisory_xact_lock($1)",
+                &[&RETENTION_LOCK],
+            )
+            .await?
+            .map(|r| r.get(0))
+            .unwrap_or(false);
+            if !got {
+                return Ok((total > 0).then_some(total));
+            }
+            let n = x(&tx, &sql, &[&before_ms, &core::PRUNE_BATCH]).await?;
+            tx.commit().await?;
+            total += n;
+            if n < core::PRUNE_BATCH as u64 {
+                return Ok(Some(total));
+            }
         }
-        let n = x(&tx, PRUNE_PG, &[&before_ms]).await?;
-        tx.commit().await?;
-        Ok(Some(n))
     }
 
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {

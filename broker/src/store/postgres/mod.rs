@@ -526,13 +526,6 @@ impl Store for PgStore {
     }
 }
 
-/// Audit rows older than the cutoff, except those of claims not final yet:
-/// a claim is final once cancelled, rejected, or in a settled period.
-const PRUNE_PG: &str = "DELETE FROM audit_log a WHERE a.at_ms < $1 AND NOT EXISTS ( \
-    SELECT 1 FROM claims c LEFT JOIN periods p ON p.id = c.period_id \
-    WHERE c.scheme_id || '/' || c.claim_id = a.subject \
-    AND NOT (c.state IN ('cancelled', 'rejected') OR COALESCE(p.state, '') = 'settled'))";
-
 /// Every stored member of one scheme beneficiary, any mutuelle.
 async fn beneficiary_members<C: GenericClient + Sync>(
     c: &C,

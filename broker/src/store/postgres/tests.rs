@@ -189,7 +189,13 @@ async fn long_reads_and_pruning_do_not_hold_the_cursor_back() {
     assert_eq!(n, 1);
     let mut pruner = s.client().await.unwrap();
     let prune = pruner.transaction().await.unwrap();
-    prune.execute(super::PRUNE_PG, &[&i64::MAX]).await.unwrap();
+    prune
+        .execute(
+            &crate::store::core::prune_audit_sql("strpos", "$1", "$2"),
+            &[&i64::MAX, &crate::store::core::PRUNE_BATCH],
+        )
+        .await
+        .unwrap();
     // It holds a transaction id, as a real pruning run does.
     prune
         .query_one("SELECT pg_current_xact_id()::text", &[])
@@ -297,4 +303,155 @@ async fn an_exhausted_pool_answers_unavailable_after_its_wait() {
     assert_eq!(status.code(), tonic::Code::Unavailable);
     drop(held);
     assert!(s.get_claim("CNSS", "X").await.unwrap().is_none());
+}
+
+/// At scale, the hot and listing paths read through indexes: on a store
+/// seeded with 60,000 claims and their lines, 20,000 members and ceilings
+/// and 100,000 audit rows, no store call on those paths reads a large table
+/// sequentially. The counters are PostgreSQL's own (`pg_stat_user_tables`),
+/// read from the one pooled connection that made the calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
+    use crate::store::conformance::{coordinate, sample_member};
+    use passerelle_domain::{CeilingKey, CeilingScope};
+    let mut cfg = crate::store::testing::postgres_config();
+    cfg.pool_size = 1;
+    let Some(s) = migrated(&cfg).await else {
+        return;
+    };
+    let s = Arc::new(s);
+    let store: Arc<dyn Store> = s.clone();
+    coordinate(&store, sample_claim("CNSS", "C0", "I0"), &[100, 0]).await;
+    store
+        .upsert_members(&[sample_member("MUT-A", "M-0", "TG-0")], 1)
+        .await
+        .unwrap();
+    s.client()
+        .await
+        .unwrap()
+        .batch_execute(
+            "INSERT INTO claims (scheme_id, claim_id, request_hash, body, provider_id, invoice_number, \
+               mutuelle_id, member_number, state, adjudication_key, change_seq, created_ms, updated_ms, \
+               date_of_care, currency, payee_type, billed_total, scheme_total, mutuelle_total) \
+             SELECT 'CNSS', 'S' || g, request_hash, body, 'P' || (g % 50), 'IS' || g, 'MUT-' || (g % 200), \
+               'M-' || (g % 20000), CASE WHEN g % 10 = 0 THEN 'pending_partner' ELSE 'coordinated' END, \
+               'k' || g, g, 1, 1, '2026-03-10', 'XOF', 'provider', 17000, 11500, 100 \
+             FROM claims, generate_series(1, 60000) g WHERE claim_id = 'C0'; \
+             UPDATE claims SET next_attempt_ms = 1000000 + id WHERE state = 'pending_partner'; \
+             INSERT INTO claim_lines SELECT c.id, l.sequence, l.act_code, l.care_category, l.quantity, l.billed, \
+               l.tariff_base, l.scheme_share, l.mutuelle_share, l.patient_share, l.reasons \
+             FROM claims c, claim_lines l WHERE c.claim_id LIKE 'S%' AND l.claim_pk = (SELECT id FROM claims WHERE claim_id = 'C0'); \
+             INSERT INTO members SELECT 'MUT-' || (g % 200), 'M-' || g, 'CNSS', 'TG-' || g, body, 1 \
+             FROM members, generate_series(1, 20000) g WHERE member_number = 'M-0'; \
+             INSERT INTO ceiling_usage SELECT 'MUT-' || (g % 200), 'beneficiary-year|-|M-' || g || '|2026', 100, 1 \
+             FROM generate_series(1, 20000) g; \
+             INSERT INTO audit_log (at_ms, direction, party, method, subject, request_hash, outcome) \
+             SELECT g, 'in', 'scheme:CNSS', 'CoordinateClaim', 'CNSS/S' || (g % 60000), 'h', 'ok' \
+             FROM generate_series(1, 100000) g; \
+             ANALYZE",
+        )
+        .await
+        .unwrap();
+    let big = [
+        "claims",
+        "claim_lines",
+        "members",
+        "ceiling_usage",
+        "claim_consumption",
+        "audit_log",
+    ];
+    let scans = || {
+        let s = s.clone();
+        async move {
+            let c = s.client().await.unwrap();
+            // The calls' counters are flushed when the connection is idle.
+            c.batch_execute("SELECT pg_stat_force_next_flush()")
+                .await
+                .unwrap();
+            let rows = c
+                .query(
+                    "SELECT relname::text, seq_scan FROM pg_stat_user_tables WHERE schemaname = current_schema()",
+                    &[],
+                )
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
+                .collect::<std::collections::HashMap<_, _>>()
+        }
+    };
+    let key = CeilingKey {
+        scope: CeilingScope::BeneficiaryYear,
+        subject: "M-77".into(),
+        period: "2026".into(),
+    };
+    let filter = crate::store::ClaimFilter {
+        scheme_id: Some("CNSS".into()),
+        mutuelle_id: Some("MUT-7".into()),
+        state: None,
+        care_from: None,
+        care_to: None,
+    };
+    for what in [
+        "new claim and its outcome",
+        "get_claim",
+        "list_changed",
+        "lease_due",
+        "expedite",
+        "partner_activity",
+        "find_members",
+        "get_member",
+        "usage",
+        "audit_of",
+        "prune_audit",
+        "list_claims",
+        "statement",
+    ] {
+        let before = scans().await;
+        match what {
+            "new claim and its outcome" => {
+                coordinate(&store, sample_claim("CNSS", "C1", "I1"), &[100, 0]).await
+            }
+            "get_claim" => assert!(store.get_claim("CNSS", "S5").await.unwrap().is_some()),
+            "list_changed" => {
+                store.list_changed("CNSS", 59_990, 20).await.unwrap();
+            }
+            "lease_due" => {
+                store.lease_due(1_000_100, 1_000, 10).await.unwrap();
+            }
+            "expedite" => {
+                store.expedite("MUT-7", 1_000_000, 1_000).await.unwrap();
+            }
+            "partner_activity" => {
+                store.partner_activity("MUT-7").await.unwrap();
+            }
+            "find_members" => {
+                store.find_members("CNSS", "TG-77").await.unwrap();
+            }
+            "get_member" => {
+                store.get_member("MUT-77", "M-77").await.unwrap();
+            }
+            "usage" => {
+                store.usage("MUT-77", std::slice::from_ref(&key)).await.unwrap();
+            }
+            "audit_of" => assert!(!store.audit_of("CNSS/S77").await.unwrap().is_empty()),
+            "prune_audit" => {
+                store.prune_audit(200).await.unwrap();
+            }
+            "list_claims" => {
+                store.list_claims(&filter, 0, 50).await.unwrap();
+            }
+            _ => {
+                store.statement("CNSS", "MUT-7", 1).await.unwrap();
+            }
+        }
+        let after = scans().await;
+        for t in big {
+            assert_eq!(
+                after.get(t),
+                before.get(t),
+                "{what}: a sequential scan of {t}"
+            );
+        }
+    }
 }

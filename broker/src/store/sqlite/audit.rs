@@ -17,15 +17,22 @@ impl AuditStore for SqliteStore {
     }
 
     async fn prune_audit(&self, before_ms: i64) -> Result<Option<u64>, StoreError> {
-        self.with(move |c| {
-            let n = c.prepare_cached("DELETE FROM audit_log WHERE at_ms < ?1 AND NOT EXISTS ( \
-                 SELECT 1 FROM claims c LEFT JOIN periods p ON p.id = c.period_id \
-                 WHERE c.scheme_id || '/' || c.claim_id = audit_log.subject \
-                 AND NOT (c.state IN ('cancelled', 'rejected') OR COALESCE(p.state, '') = 'settled'))")?.execute([before_ms],
-            )?;
-            Ok(Some(n as u64))
-        })
-        .await
+        let mut total = 0;
+        // One batch per turn of the writer: claims wait at most one batch.
+        loop {
+            let n = self
+                .with(move |c| {
+                    let sql = core::prune_audit_sql("instr", "?1", "?2");
+                    Ok(c.prepare_cached(&sql)?
+                        .execute(params![before_ms, core::PRUNE_BATCH])?
+                        as u64)
+                })
+                .await?;
+            total += n;
+            if n < core::PRUNE_BATCH as u64 {
+                return Ok(Some(total));
+            }
+        }
     }
 
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
