@@ -180,6 +180,8 @@ pub async fn open_store(
             let s = PgStore::new(pg, base_dir)?;
             if migrate {
                 s.migrate().await?;
+            } else {
+                s.check_restored().await?;
             }
             Arc::new(s)
         }

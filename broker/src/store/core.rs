@@ -485,14 +485,17 @@ pub(super) const PRUNE_BATCH: i64 = 5_000;
 /// first, except those of claims not final yet (a claim is final once
 /// cancelled, rejected, or in a settled period). A subject `SCHEME/CLAIM`
 /// is split at its first `/` so that the claim is found by its key, not by
-/// reading every claim. `pos` is the backend's "position of a substring"
+/// reading every claim (a subject without `/` splits to an empty scheme:
+/// PostgreSQL refuses a negative `substr` length, and may compute the key
+/// before it checks the `/`). `pos` is the backend's "position of a substring"
 /// function (`strpos`, `instr`); `cutoff` and `limit` its parameters.
 pub(super) fn prune_audit_sql(pos: &str, cutoff: &str, limit: &str) -> String {
     format!(
         "DELETE FROM audit_log WHERE id IN (SELECT a.id FROM audit_log a WHERE a.at_ms < {cutoff} \
          AND NOT EXISTS (SELECT 1 FROM claims c LEFT JOIN periods p ON p.id = c.period_id \
          WHERE {pos}(a.subject, '/') > 0 \
-         AND c.scheme_id = substr(a.subject, 1, {pos}(a.subject, '/') - 1) \
+         AND c.scheme_id = substr(a.subject, 1, CASE WHEN {pos}(a.subject, '/') > 0 \
+           THEN {pos}(a.subject, '/') - 1 ELSE 0 END) \
          AND c.claim_id = substr(a.subject, {pos}(a.subject, '/') + 1) \
          AND NOT (c.state IN ('cancelled', 'rejected') OR COALESCE(p.state, '') = 'settled')) \
          ORDER BY a.at_ms LIMIT {limit})"

@@ -107,13 +107,14 @@ pub async fn retention_prunes_only_final_claims(store: Arc<dyn Store>) {
         "CNSS/R-CANCELLED",
         "CNSS/R-REJECTED",
         "CNSS/eligibility",
+        "partners",
     ];
     let old: Vec<_> = subjects.iter().map(|s| row(1_000, s)).collect();
     let recent: Vec<_> = subjects.iter().map(|s| row(9_000, s)).collect();
     store.append_audit(&old).await.unwrap();
     store.append_audit(&recent).await.unwrap();
     let deleted = store.prune_audit(5_000).await.unwrap().expect("not busy");
-    assert_eq!(deleted, 4, "old rows of final claims and of other subjects");
+    assert_eq!(deleted, 5, "old rows of final claims and of other subjects");
     let left: Vec<(i64, String)> = store
         .read_audit(0, 100)
         .await
@@ -127,10 +128,10 @@ pub async fn retention_prunes_only_final_claims(store: Arc<dyn Store>) {
     );
     assert_eq!(
         left.iter().filter(|(at, _)| *at == 9_000).count(),
-        5,
+        6,
         "recent rows stay"
     );
-    assert_eq!(left.len(), 6);
+    assert_eq!(left.len(), 7);
     assert_eq!(store.prune_audit(5_000).await.unwrap(), Some(0));
     // More than one batch: all of it goes, a batch at a time.
     let many: Vec<_> = (0..super::super::core::PRUNE_BATCH + 7)
@@ -141,5 +142,5 @@ pub async fn retention_prunes_only_final_claims(store: Arc<dyn Store>) {
         store.prune_audit(5_000).await.unwrap(),
         Some(many.len() as u64)
     );
-    assert_eq!(store.read_audit(0, 100).await.unwrap().len(), 6);
+    assert_eq!(store.read_audit(0, 100).await.unwrap().len(), 7);
 }

@@ -164,9 +164,10 @@ CREATE TABLE change_base (
     base               BIGINT NOT NULL,
     system_identifier  BIGINT
 );
-INSERT INTO change_base (base) SELECT GREATEST(0, GREATEST(
+INSERT INTO change_base (base, system_identifier) SELECT GREATEST(0, GREATEST(
     (SELECT COALESCE(MAX(change_seq), 0) FROM claims),
-    (SELECT v FROM change_counter)) - pg_current_xact_id()::text::bigint) + 1;
+    (SELECT v FROM change_counter)) - pg_current_xact_id()::text::bigint) + 1,
+    (SELECT system_identifier FROM pg_control_system());
 DROP TABLE change_counter;
 "#,
     // 5: at most one claim holds an invoice (core::SQL_HOLDS_INVOICE), by

@@ -243,6 +243,9 @@ impl PgStore {
         let tx = c.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
             .await?;
+        // A migration builds indexes over every claim: it is not cut short
+        // by the statement timeout meant for live calls.
+        tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
         tx.batch_execute(&format!(
             "CREATE SCHEMA IF NOT EXISTS \"{}\"; CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)",
             self.schema
@@ -261,6 +264,22 @@ impl PgStore {
         changes::rebase_if_restored(&tx).await?;
         tx.commit().await?;
         Ok(SCHEMA_VERSION)
+    }
+
+    /// At start-up without migrating (`serve`): the restore check of
+    /// [`changes`], under the migration lock, once the schema is current
+    /// (an older or newer schema is refused by the caller).
+    pub async fn check_restored(&self) -> Result<(), StoreError> {
+        if self.schema_version().await? != SCHEMA_VERSION {
+            return Ok(());
+        }
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
+            .await?;
+        changes::rebase_if_restored(&tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn version_in<C: GenericClient + Sync>(c: &C) -> Result<i64, StoreError> {
