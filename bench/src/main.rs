@@ -34,6 +34,7 @@ mod http_partners;
 mod load;
 mod postgres;
 mod report;
+mod scale;
 
 use std::future::Future;
 use std::path::Path;
@@ -86,6 +87,11 @@ struct Args {
     /// The pgbench to run for P.
     #[arg(long, default_value = "pgbench")]
     pgbench: String,
+    /// Claims seeded on PostgreSQL for "claims PostgreSQL at scale" (a
+    /// year of a country, scaled: see bench/src/scale.rs); 20,000 in smoke
+    /// runs.
+    #[arg(long, default_value_t = 200_000)]
+    scale: u64,
     /// Short run that only proves the harness works (CI).
     #[arg(long)]
     smoke: bool,
@@ -665,7 +671,9 @@ async fn main() {
     let mut limit0 = None;
     let pg_rows = ["claims PostgreSQL", "claims PostgreSQL mTLS"];
     let replicas_row = "claims PostgreSQL 2 replicas";
-    if pg_rows.iter().any(|n| args.wants(n)) || args.wants(replicas_row) {
+    let scale_row = "claims PostgreSQL at scale";
+    let mut scale_figures = None;
+    if pg_rows.iter().any(|n| args.wants(n)) || args.wants(replicas_row) || args.wants(scale_row) {
         let url = args.postgres.clone().unwrap_or_else(postgres::default_url);
         if let Some(db) = postgres::open(&url).await {
             // P before and after the broker's runs: the ratio uses their
@@ -743,6 +751,30 @@ async fn main() {
                 );
                 second.shutdown().await;
             }
+            if args.wants(scale_row) {
+                // Last: the seeded rows stay in the schema.
+                let n = if args.smoke { 20_000 } else { args.scale };
+                // One claim through the broker: its stored body is the seeded
+                // claims' body.
+                assert!(claims(&ch)(60_000_000_000).await, "a claim to seed from");
+                let seeded = scale::seed(&db, n).await;
+                failures.extend(seeded.errors.iter().map(|e| format!("seeding: {e}")));
+                postgres::vacuum(&db).await;
+                rows.push(
+                    measure(
+                        scale_row,
+                        &args,
+                        Some(quarter_b),
+                        50_000_000_000,
+                        claims(&ch),
+                    )
+                    .await,
+                );
+                let paged =
+                    scale::page_changes(&db.store, seeded.first_cursor, n.min(100_000)).await;
+                let pruned = scale::prune_month(&db.store).await;
+                scale_figures = Some((seeded, paged, pruned));
+            }
             pg_plain.shutdown().await;
             pg_tls.shutdown().await;
             postgres::vacuum(&db).await;
@@ -807,6 +839,38 @@ async fn main() {
         catch_up.as_ref(),
         comparison.as_ref(),
     );
+    if let Some((seeded, (read, page_secs), (pruned, prune_secs))) = &scale_figures
+        && !args.json
+    {
+        let rate = |name: &str| {
+            rows.iter()
+                .find(|r| r.name == name)
+                .map(|r| r.saturation_rps)
+        };
+        println!(
+            "scale (bench/src/scale.rs): {} claims seeded in {:.1} s ({:.0}/s); database {:.0} MiB for {} claims = {:.0} MiB per million claims",
+            seeded.claims,
+            seeded.seed_secs,
+            seeded.claims as f64 / seeded.seed_secs.max(1e-9),
+            seeded.database_bytes as f64 / (1 << 20) as f64,
+            seeded.claims_in_database,
+            seeded.mib_per_million()
+        );
+        if let (Some(at_scale), Some(empty)) = (rate(scale_row), rate("claims PostgreSQL")) {
+            println!(
+                "  claims on the seeded store: {at_scale:.0}/s = {:.2} x the nearly empty store's {empty:.0}/s (target >= 0.8)",
+                at_scale / empty
+            );
+        }
+        println!(
+            "  ListChangedClaims: {read} changes paged (500 a page) in {:.2} s = {:.0} changes/s",
+            page_secs,
+            *read as f64 / page_secs.max(1e-9)
+        );
+        println!(
+            "  retention: the seeded year's first month pruned, {pruned} audit rows in {prune_secs:.2} s"
+        );
+    }
     // A figure with failed calls in it is not a figure.
     failures.extend(
         rows.iter()

@@ -210,19 +210,28 @@ pub async fn vacuum(db: &BenchDb) {
     admin(db, &sql).await;
 }
 
-async fn admin(db: &BenchDb, statements: &[String]) {
+/// Runs each statement on a connection of its own; the errors, each
+/// printed.
+pub(crate) async fn admin(db: &BenchDb, statements: &[String]) -> Vec<String> {
+    let mut errors = Vec::new();
     match tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await {
         Ok((client, conn)) => {
             tokio::spawn(conn);
             for sql in statements {
                 if let Err(e) = client.batch_execute(sql).await {
                     let detail = e.as_db_error().map(|d| d.message().to_string());
-                    eprintln!("{sql}: {}", detail.unwrap_or_else(|| e.to_string()));
+                    let detail = detail.unwrap_or_else(|| e.to_string());
+                    eprintln!("{sql}: {detail}");
+                    errors.push(detail);
                 }
             }
         }
-        Err(e) => eprintln!("PostgreSQL: {e}"),
+        Err(e) => {
+            eprintln!("PostgreSQL: {e}");
+            errors.push(e.to_string());
+        }
     }
+    errors
 }
 
 /// The database of the PostgreSQL scenarios: PASSERELLE_TEST_POSTGRES (as

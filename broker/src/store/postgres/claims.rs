@@ -406,14 +406,40 @@ impl ClaimStore for PgStore {
         )
         .await?;
         let mut out = Vec::with_capacity(rows.len());
+        let mut with_lines: Vec<i64> = Vec::new();
         for r in &rows {
-            let (pk, mut rec) = core::claim(r)?;
+            let (pk, rec) = core::claim(r)?;
             if core::may_have_lines(rec.state) {
-                rec.shares = lines_of(&c, pk).await?;
+                with_lines.push(pk);
             }
-            out.push(rec);
+            out.push((pk, rec));
         }
-        Ok(out)
+        // The page's lines in one query (not one per claim).
+        let mut lines: std::collections::HashMap<i64, Vec<LineShare>> = Default::default();
+        if !with_lines.is_empty() {
+            let rows = q(
+                &c,
+                &format!(
+                    "SELECT {}, claim_pk FROM claim_lines WHERE claim_pk = ANY($1) ORDER BY claim_pk, sequence",
+                    core::LINE_SHARE_COLS
+                ),
+                &[&with_lines],
+            )
+            .await?;
+            for r in &rows {
+                lines
+                    .entry(r.get(3))
+                    .or_default()
+                    .push(core::line_share(r)?);
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|(pk, mut rec)| {
+                rec.shares = lines.remove(&pk);
+                rec
+            })
+            .collect())
     }
 
     async fn list_claims(

@@ -1,0 +1,157 @@
+//! A year of a country, scaled down: the seeding tool (bulk `INSERT ...
+//! SELECT` over `generate_series`, server-side, the same bulk path as COPY
+//! without a client round trip per row) and what is measured on the seeded
+//! PostgreSQL store: database size per million claims, claims against the
+//! same figure on the nearly empty store, ListChangedClaims paging through
+//! the seeded changes, and retention pruning a month of audit rows.
+//!
+//! Seeded per run with `--scale N` claims (default 200,000; 20,000 in smoke
+//! runs): N/5 members over 200 mutuelles, each claim one coordinated
+//! consultation line with its ceiling consumption, and two audit rows per
+//! claim over one year (half of them eligibility checks, which retention
+//! may prune; the others belong to claims not final, which it keeps).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use passerelle_broker::store::Store;
+
+use crate::postgres::{BenchDb, admin};
+
+/// One year in milliseconds, the span of the seeded claims and audit rows.
+const YEAR_MS: i64 = 365 * 24 * 3_600_000;
+/// The seeded year starts here (1 January 2025, UTC).
+const YEAR_START_MS: i64 = 1_735_689_600_000;
+
+pub struct Seeded {
+    pub claims: u64,
+    /// The change number the seeded changes come after.
+    pub first_cursor: u64,
+    /// What PostgreSQL refused while seeding (the figures are then void).
+    pub errors: Vec<String>,
+    pub seed_secs: f64,
+    pub database_bytes: i64,
+    pub claims_in_database: i64,
+}
+
+impl Seeded {
+    /// Database size per million claims, in MiB.
+    pub fn mib_per_million(&self) -> f64 {
+        self.database_bytes as f64 / (1 << 20) as f64 * 1e6 / self.claims_in_database.max(1) as f64
+    }
+}
+
+/// Loads `n` claims (and their members, lines, ceilings, consumption and
+/// audit rows) into the run's schema; a claim the broker stored lends its
+/// body.
+pub async fn seed(db: &BenchDb, n: u64) -> Seeded {
+    let m = (n / 5).max(1);
+    let step = YEAR_MS / n as i64;
+    let audit_step = YEAR_MS / (2 * n as i64);
+    let sql = format!(
+        "SET search_path TO \"{schema}\";
+INSERT INTO members (mutuelle_id, member_number, scheme_id, beneficiary_id, body, updated_ms)
+  SELECT 'SCALE-' || (g % 200), 'SM-' || g, 'CNSS', 'SB-' || g, (SELECT body FROM members LIMIT 1), 1
+  FROM generate_series(1::BIGINT, {m}) g;
+INSERT INTO claims (scheme_id, claim_id, request_hash, body, provider_id, invoice_number, mutuelle_id,
+    member_number, state, adjudication_key, change_seq, created_ms, updated_ms, date_of_care, currency,
+    payee_type, billed_total, scheme_total, mutuelle_total)
+  SELECT 'CNSS', 'SC-' || g, t.request_hash, t.body, 'SP-' || (g % 500), 'SI-' || g, 'SCALE-' || (g % 200),
+    'SM-' || (g % {m}), 'coordinated', 'sk-' || g, t.seq + g, {YEAR_START_MS} + g * {step},
+    {YEAR_START_MS} + g * {step}, '2025-06-01', 'XOF', 'provider', 5000, 3500, 1500
+  FROM (SELECT request_hash, body, (SELECT MAX(change_seq) FROM claims) AS seq FROM claims
+    WHERE claim_id LIKE 'BENCH-%' LIMIT 1) t,
+    generate_series(1::BIGINT, {n}) g;
+UPDATE change_base SET base = base + {n} + 1;
+INSERT INTO claim_lines (claim_pk, sequence, act_code, care_category, quantity, billed, tariff_base,
+    scheme_share, mutuelle_share, patient_share, reasons)
+  SELECT id, 1, 'C', 'consultation', 1, 5000, 5000, 3500, 1500, 0, '[]' FROM claims WHERE claim_id LIKE 'SC-%';
+INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count)
+  SELECT mutuelle_id, 'beneficiary-year|-|' || member_number || '|2025', SUM(1500), COUNT(*)
+  FROM claims WHERE claim_id LIKE 'SC-%' GROUP BY mutuelle_id, member_number
+  ON CONFLICT DO NOTHING;
+INSERT INTO claim_consumption (claim_pk, ceiling_key, amount, count)
+  SELECT id, 'beneficiary-year|-|' || member_number || '|2025', 1500, 1 FROM claims WHERE claim_id LIKE 'SC-%';
+INSERT INTO audit_log (at_ms, direction, party, method, subject, request_hash, outcome)
+  SELECT {YEAR_START_MS} + g * {audit_step}, 'in', 'scheme:CNSS',
+    CASE WHEN g % 2 = 0 THEN 'CoordinateClaim' ELSE 'CheckEligibility' END,
+    CASE WHEN g % 2 = 0 THEN 'CNSS/SC-' || (g / 2) ELSE 'CNSS/eligibility' END, 'h', 'ok'
+  FROM generate_series(1::BIGINT, {two_n}) g;
+ANALYZE;",
+        schema = db.schema,
+        two_n = 2 * n,
+    );
+    // The seeded changes come after every change stored so far (P's rows,
+    // whose bodies the broker does not read, among them).
+    let first_cursor = size(db).await.2;
+    let t0 = Instant::now();
+    let errors = admin(db, &[sql]).await;
+    let seed_secs = t0.elapsed().as_secs_f64();
+    let (database_bytes, claims_in_database, _) = size(db).await;
+    Seeded {
+        first_cursor,
+        claims: n,
+        errors,
+        seed_secs,
+        database_bytes,
+        claims_in_database,
+    }
+}
+
+/// The schema's tables and indexes, in bytes, its claims, and its last
+/// change number.
+async fn size(db: &BenchDb) -> (i64, i64, u64) {
+    let Ok((client, conn)) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await else {
+        return (0, 0, 0);
+    };
+    tokio::spawn(conn);
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::BIGINT, \
+                 (SELECT COUNT(*) FROM \"{0}\".claims), \
+                 (SELECT COALESCE(MAX(change_seq), 0) FROM \"{0}\".claims) \
+                 FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace \
+                 WHERE s.nspname = '{0}' AND c.relkind = 'r' AND c.relname NOT LIKE 'p0\\_%'",
+                db.schema
+            ),
+            &[],
+        )
+        .await;
+    match row {
+        Ok(r) => (r.get(0), r.get(1), r.get::<_, i64>(2).max(0) as u64),
+        Err(e) => {
+            eprintln!("database size: {e}");
+            (0, 0, 0)
+        }
+    }
+}
+
+/// ListChangedClaims through the store, pages of 500 from `from`, until
+/// `changes` have been read: (changes read, seconds).
+pub async fn page_changes(store: &Arc<dyn Store>, from: u64, changes: u64) -> (u64, f64) {
+    let t0 = Instant::now();
+    let (mut read, mut cursor) = (0u64, from);
+    while read < changes {
+        let page = store
+            .list_changed("CNSS", cursor, 500)
+            .await
+            .expect("list_changed on the seeded store");
+        let Some(last) = page.last() else { break };
+        cursor = last.change_seq;
+        read += page.len() as u64;
+    }
+    (read, t0.elapsed().as_secs_f64())
+}
+
+/// Retention pruning the seeded year's first month: (rows deleted,
+/// seconds).
+pub async fn prune_month(store: &Arc<dyn Store>) -> (u64, f64) {
+    let t0 = Instant::now();
+    let n = store
+        .prune_audit(YEAR_START_MS + YEAR_MS / 12)
+        .await
+        .expect("prune on the seeded store")
+        .unwrap_or(0);
+    (n, t0.elapsed().as_secs_f64())
+}
