@@ -830,14 +830,33 @@ async fn main() {
     if b_end > rows[0].saturation_rps {
         rows[0].saturation_rps = b_end;
     }
+    let scale_json =
+        scale_figures
+            .as_ref()
+            .map(|(seeded, (read, page_secs), (pruned, prune_secs))| {
+                serde_json::json!({
+                    "claims_seeded": seeded.claims,
+                    "seed_secs": (seeded.seed_secs * 10.0).round() / 10.0,
+                    "database_bytes": seeded.database_bytes,
+                    "claims_in_database": seeded.claims_in_database,
+                    "mib_per_million_claims": seeded.mib_per_million().round(),
+                    "changes_paged": read,
+                    "paging_secs": (page_secs * 100.0).round() / 100.0,
+                    "audit_rows_pruned": pruned,
+                    "pruning_secs": (prune_secs * 100.0).round() / 100.0,
+                })
+            });
     report::report(
         &args,
         &rows,
         &mtls,
         limit.as_ref(),
         limit0.as_ref(),
-        catch_up.as_ref(),
-        comparison.as_ref(),
+        report::Sections {
+            catch_up: catch_up.as_ref(),
+            http: comparison.as_ref(),
+            scale: scale_json,
+        },
     );
     if let Some((seeded, (read, page_secs), (pruned, prune_secs))) = &scale_figures
         && !args.json

@@ -21,15 +21,27 @@ fn lat_json(l: &Latency) -> serde_json::Value {
     })
 }
 
+/// The report's sections that only some runs have.
+pub(crate) struct Sections<'a> {
+    pub catch_up: Option<&'a catchup::CatchUp>,
+    pub http: Option<&'a http_partners::Comparison>,
+    /// The scale figures (bench/src/scale.rs), as JSON.
+    pub scale: Option<serde_json::Value>,
+}
+
 pub(crate) fn report(
     args: &Args,
     rows: &[Row],
     mtls: &[MtlsCost],
     limit: Option<&postgres::Limit>,
     limit0: Option<&postgres::Limit>,
-    catch_up: Option<&catchup::CatchUp>,
-    http: Option<&http_partners::Comparison>,
+    sections: Sections<'_>,
 ) {
+    let Sections {
+        catch_up,
+        http,
+        scale,
+    } = sections;
     let b = rows[0].saturation_rps.max(1.0);
     let p = limit.map(|l| l.tps).filter(|t| *t > 0.0);
     let p0 = limit0.map(|l| l.tps).filter(|t| *t > 0.0);
@@ -69,6 +81,7 @@ pub(crate) fn report(
         })).collect::<Vec<_>>(),
         "http_partners": http.map(http_partners::Comparison::json),
         "http_partners_refused_by_bounds": http.map(|h| h.refused),
+        "scale": scale,
         "catch_up": catch_up.map(|c| serde_json::json!({
             "claims": c.claims,
             "arrival_secs": (c.arrival_secs * 100.0).round() / 100.0,

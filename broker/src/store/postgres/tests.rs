@@ -99,6 +99,12 @@ async fn migrated(cfg: &crate::config::PostgresConfig) -> Option<super::PgStore>
     }
 }
 
+/// A migrated store on a fresh schema, as itself and as a `Store`.
+async fn fresh() -> Option<(Arc<super::PgStore>, Arc<dyn Store>)> {
+    let s = Arc::new(migrated(&crate::store::testing::postgres_config()).await?);
+    Some((s.clone(), s))
+}
+
 use crate::store::conformance::{begin, sample_claim};
 use crate::store::{Begin, ClaimStore, Store};
 use std::sync::Arc;
@@ -118,12 +124,9 @@ async fn two_replicas_and_a_reader_see_every_change_once() {
 /// then both come, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_committed_late_is_never_passed_over() {
-    let cfg = crate::store::testing::postgres_config();
-    let Some(s) = migrated(&cfg).await else {
+    let Some((s, store)) = fresh().await else {
         return;
     };
-    let s = Arc::new(s);
-    let store: Arc<dyn Store> = s.clone();
     begin(&store, sample_claim("CNSS", "C1", "I1")).await;
     let first = store.list_changed("CNSS", 0, 10).await.unwrap();
     assert_eq!(first.len(), 1);
@@ -166,12 +169,9 @@ async fn a_change_committed_late_is_never_passed_over() {
 /// left open) do not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_reads_and_pruning_do_not_hold_the_cursor_back() {
-    let cfg = crate::store::testing::postgres_config();
-    let Some(s) = migrated(&cfg).await else {
+    let Some((s, store)) = fresh().await else {
         return;
     };
-    let s = Arc::new(s);
-    let store: Arc<dyn Store> = s.clone();
     begin(&store, sample_claim("CNSS", "C1", "I1")).await;
     let c0 = store.list_changed("CNSS", 0, 10).await.unwrap()[0].change_seq;
     let mut reader = s.client().await.unwrap();
@@ -214,12 +214,9 @@ async fn long_reads_and_pruning_do_not_hold_the_cursor_back() {
 /// changes still come after every stored one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_into_another_cluster_keeps_change_numbers_rising() {
-    let cfg = crate::store::testing::postgres_config();
-    let Some(s) = migrated(&cfg).await else {
+    let Some((s, store)) = fresh().await else {
         return;
     };
-    let s = Arc::new(s);
-    let store: Arc<dyn Store> = s.clone();
     begin(&store, sample_claim("CNSS", "C1", "I1")).await;
     // As restored from a cluster far ahead in transaction ids.
     let ahead: i64 = 1 << 50;
@@ -247,12 +244,9 @@ async fn a_restore_into_another_cluster_keeps_change_numbers_rising() {
 /// changes committed after it wait behind it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_claims_change_number_takes_the_writer_mark() {
-    let cfg = crate::store::testing::postgres_config();
-    let Some(s) = migrated(&cfg).await else {
+    let Some((s, store)) = fresh().await else {
         return;
     };
-    let s = Arc::new(s);
-    let store: Arc<dyn Store> = s.clone();
     let mut raw = s.client().await.unwrap();
     let tx = raw.transaction().await.unwrap();
     let held: i64 = tx
