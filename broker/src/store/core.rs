@@ -15,8 +15,8 @@ use passerelle_domain::{
 };
 
 use super::{
-    AuditEntry, Begin, ClaimRecord, ClaimSummary, Direction, NewClaim, PeriodRecord, PeriodState,
-    PutProduct, RecoveryLine, StatementLine, StoreError, Totals,
+    AuditEntry, Begin, ClaimFilter, ClaimRecord, ClaimSummary, Direction, NewClaim, PeriodRecord,
+    PeriodState, PutProduct, RecoveryLine, StatementLine, StoreError, Totals,
 };
 
 /// Column access by position, the little the decoders need. A NULL read
@@ -475,6 +475,41 @@ pub(super) fn line_rows<'a>(
         patient_share: line.billed - line.scheme_share - share.mutuelle_share,
         reasons: json(&share.reasons),
     })
+}
+
+/// The WHERE of a claims listing (`c`: claims) for the filters given, with
+/// parameters 1 to 5 bound to scheme, mutuelle, state, care from, care to
+/// (`ph`: `$` or `?`). A filter not given is a constant test of its
+/// (null) parameter, not an `OR` on the column, which would keep the
+/// planner from any index on the others.
+pub(super) fn claim_filter_sql(f: &ClaimFilter, ph: char) -> String {
+    let given = [
+        f.scheme_id.is_some(),
+        f.mutuelle_id.is_some(),
+        f.state.is_some(),
+        f.care_from.is_some(),
+        f.care_to.is_some(),
+    ];
+    let tests = [
+        "c.scheme_id =",
+        "c.mutuelle_id =",
+        "c.state =",
+        "c.date_of_care >=",
+        "c.date_of_care <=",
+    ];
+    given
+        .iter()
+        .zip(tests)
+        .enumerate()
+        .map(|(i, (given, test))| {
+            if *given {
+                format!("{test} {ph}{}", i + 1)
+            } else {
+                format!("CAST({ph}{} AS TEXT) IS NULL", i + 1)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ")
 }
 
 /// Audit rows pruned per transaction: retention never holds the audit

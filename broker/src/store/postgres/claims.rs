@@ -449,6 +449,7 @@ impl ClaimStore for PgStore {
         limit: u32,
     ) -> Result<ClaimPage, StoreError> {
         let c = self.client().await?;
+        let filter = core::claim_filter_sql(f, '$');
         let state = f.state.map(|s| s.as_str().to_string());
         let from = f.care_from.map(date::format);
         let to = f.care_to.map(date::format);
@@ -456,7 +457,7 @@ impl ClaimStore for PgStore {
             &c,
             &format!(
                 "SELECT {} FROM claims c LEFT JOIN periods p ON p.id = c.period_id \
-                 WHERE {FILTER_PG} AND c.id > $6 ORDER BY c.id LIMIT $7",
+                 WHERE {filter} AND c.id > $6 ORDER BY c.id LIMIT $7",
                 core::SUMMARY_COLS
             ),
             &[
@@ -475,7 +476,7 @@ impl ClaimStore for PgStore {
             &c,
             &format!(
                 "SELECT COUNT(*), COALESCE(SUM(c.billed_total), 0)::TEXT, COALESCE(SUM(c.scheme_total), 0)::TEXT, \
-                 COALESCE(SUM(c.mutuelle_total), 0)::TEXT FROM claims c WHERE {FILTER_PG}"
+                 COALESCE(SUM(c.mutuelle_total), 0)::TEXT FROM claims c WHERE {filter}"
             ),
             &[&f.scheme_id, &f.mutuelle_id, &state, &from, &to],
         )

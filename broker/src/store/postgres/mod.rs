@@ -534,10 +534,6 @@ async fn load_period<C: GenericClient + Sync>(
     Ok(Some((id, p)))
 }
 
-const FILTER_PG: &str = "($1::TEXT IS NULL OR c.scheme_id = $1) AND ($2::TEXT IS NULL OR c.mutuelle_id = $2) \
-    AND ($3::TEXT IS NULL OR c.state = $3) AND ($4::TEXT IS NULL OR c.date_of_care >= $4) \
-    AND ($5::TEXT IS NULL OR c.date_of_care <= $5)";
-
 #[async_trait]
 impl Store for PgStore {
     async fn schema_status(&self) -> Result<(i64, i64), StoreError> {

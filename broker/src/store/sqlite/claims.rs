@@ -322,6 +322,7 @@ impl ClaimStore for SqliteStore {
     ) -> Result<ClaimPage, StoreError> {
         let f = f.clone();
         self.scan(move |c| {
+            let filter = core::claim_filter_sql(&f, '?');
             let args = (
                 f.scheme_id.clone(),
                 f.mutuelle_id.clone(),
@@ -331,7 +332,7 @@ impl ClaimStore for SqliteStore {
             );
             let mut st = c.prepare_cached(&format!(
                 "SELECT {} FROM claims c LEFT JOIN periods p ON p.id = c.period_id \
-                 WHERE {FILTER_SQLITE} AND c.id > ?6 ORDER BY c.id LIMIT ?7",
+                 WHERE {filter} AND c.id > ?6 ORDER BY c.id LIMIT ?7",
                 core::SUMMARY_COLS
             ))?;
             let rows = rows_of(
@@ -341,7 +342,7 @@ impl ClaimStore for SqliteStore {
             )?;
             let (count, totals) = c.query_row(
                 &format!(
-                    "SELECT COUNT(*), {}, {}, {} FROM claims c WHERE {FILTER_SQLITE}",
+                    "SELECT COUNT(*), {}, {}, {} FROM claims c WHERE {filter}",
                     split_sum("c.billed_total"),
                     split_sum("c.scheme_total"),
                     split_sum("c.mutuelle_total")

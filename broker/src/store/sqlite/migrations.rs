@@ -169,4 +169,9 @@ CREATE INDEX products_validity ON products (mutuelle_id, product_id, valid_from,
     r#"
 ALTER TABLE claims ADD COLUMN duplicate_of TEXT;
 "#,
+    // 5: retention reads the oldest audit rows first (issue 16: without
+    // this index every pruning batch read the whole log).
+    r#"
+CREATE INDEX audit_at ON audit_log (at_ms);
+"#,
 ];

@@ -768,10 +768,6 @@ fn open_period(c: &Connection, scheme: &str, mutuelle: &str) -> Result<PeriodRec
     ))
 }
 
-pub(super) const FILTER_SQLITE: &str = "(?1 IS NULL OR c.scheme_id = ?1) AND (?2 IS NULL OR c.mutuelle_id = ?2) \
-    AND (?3 IS NULL OR c.state = ?3) AND (?4 IS NULL OR c.date_of_care >= ?4) \
-    AND (?5 IS NULL OR c.date_of_care <= ?5)";
-
 fn write_lines(
     tx: &Connection,
     pk: i64,
