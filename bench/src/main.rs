@@ -90,7 +90,7 @@ struct Args {
     /// Claims seeded on PostgreSQL for "claims PostgreSQL at scale" (a
     /// year of a country, scaled: see bench/src/scale.rs); 20,000 in smoke
     /// runs.
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..))]
     scale: u64,
     /// Short run that only proves the harness works (CI).
     #[arg(long)]
