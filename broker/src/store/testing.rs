@@ -59,13 +59,24 @@ pub fn unreachable(e: impl std::fmt::Display) -> Option<Arc<dyn Store>> {
 /// A migrated store in a fresh schema, or `None` outside CI when PostgreSQL
 /// is not reachable.
 pub async fn postgres_store() -> Option<Arc<dyn Store>> {
-    let cfg = postgres_config();
-    let store = match PgStore::new(&cfg, std::path::Path::new(".")) {
+    Some(Arc::new(migrated_postgres(&postgres_config()).await?))
+}
+
+/// The store of `cfg`, migrated, or `None` outside CI when PostgreSQL is
+/// not reachable; a second one on the same config is a second replica.
+pub async fn migrated_postgres(cfg: &PostgresConfig) -> Option<PgStore> {
+    let store = match PgStore::new(cfg, std::path::Path::new(".")) {
         Ok(s) => s,
-        Err(e) => return unreachable(e),
+        Err(e) => {
+            unreachable(e);
+            return None;
+        }
     };
     match store.migrate().await {
-        Ok(_) => Some(Arc::new(store)),
-        Err(e) => unreachable(e),
+        Ok(_) => Some(store),
+        Err(e) => {
+            unreachable(e);
+            None
+        }
     }
 }

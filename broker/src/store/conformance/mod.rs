@@ -226,3 +226,72 @@ pub(crate) async fn coordinate(store: &Arc<dyn Store>, c: Claim, ms: &[i64]) {
         .await
         .unwrap();
 }
+
+/// The calls on the hot and listing paths whose plans each backend checks
+/// on a store it seeded (claims `S1`.. of CNSS, mutuelles `MUT-0`..,
+/// members `M-1`.. of beneficiaries `TG-1`..., audit rows of `CNSS/S..`):
+/// see the backends' `hot_and_listing_paths_use_indexes_on_a_seeded_store`.
+pub const HOT_CALLS: [&str; 13] = [
+    "new claim and its outcome",
+    "get_claim",
+    "list_changed",
+    "lease_due",
+    "expedite",
+    "partner_activity",
+    "find_members",
+    "get_member",
+    "usage",
+    "audit_of",
+    "prune_audit",
+    "list_claims",
+    "statement",
+];
+
+/// Makes the call `what` of [`HOT_CALLS`] on a seeded store.
+pub async fn hot_call(store: &Arc<dyn Store>, what: &str) {
+    match what {
+        "new claim and its outcome" => {
+            coordinate(store, sample_claim("CNSS", "C1", "I1"), &[100, 0]).await
+        }
+        "get_claim" => assert!(store.get_claim("CNSS", "S5").await.unwrap().is_some()),
+        "list_changed" => {
+            assert_eq!(store.list_changed("CNSS", 0, 20).await.unwrap().len(), 20);
+        }
+        "lease_due" => {
+            store.lease_due(1_000_100, 1_000, 10).await.unwrap();
+        }
+        "expedite" => {
+            store.expedite("MUT-7", 1_000_000, 1_000).await.unwrap();
+        }
+        "partner_activity" => {
+            store.partner_activity("MUT-7").await.unwrap();
+        }
+        "find_members" => {
+            store.find_members("CNSS", "TG-77").await.unwrap();
+        }
+        "get_member" => {
+            store.get_member("MUT-77", "M-77").await.unwrap();
+        }
+        "usage" => {
+            store.usage("MUT-77", &[year_key("M-77")]).await.unwrap();
+        }
+        "audit_of" => assert!(!store.audit_of("CNSS/S77").await.unwrap().is_empty()),
+        "prune_audit" => {
+            store.prune_audit(200).await.unwrap();
+        }
+        "list_claims" => {
+            let filter = ClaimFilter {
+                scheme_id: Some("CNSS".into()),
+                mutuelle_id: Some("MUT-7".into()),
+                state: None,
+                care_from: None,
+                care_to: None,
+            };
+            store.list_claims(&filter, 0, 50).await.unwrap();
+        }
+        "statement" => {
+            store.statement("CNSS", "MUT-7", 1).await.unwrap();
+        }
+        other => panic!("no hot call named {other}"),
+    }
+}

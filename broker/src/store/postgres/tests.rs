@@ -4,18 +4,11 @@ crate::store_conformance_suite!(crate::store::testing::postgres_store);
 #[tokio::test]
 async fn legacy_coverage_conflicts() {
     let cfg = crate::store::testing::postgres_config();
-    let s = match super::PgStore::new(&cfg, std::path::Path::new(".")) {
-        Ok(s) => s,
-        // Fails under CI=true; says it skips otherwise.
-        Err(e) => {
-            crate::store::testing::unreachable(e);
-            return;
-        }
-    };
-    if let Err(e) = s.migrate().await {
-        crate::store::testing::unreachable(e);
+    // Fails under CI=true when PostgreSQL cannot be reached; says it skips
+    // otherwise.
+    let Some(s) = crate::store::testing::migrated_postgres(&cfg).await else {
         return;
-    }
+    };
     let c = s.client().await.unwrap();
     super::upsert(&c, &crate::store::conformance::legacy_conflict_members(), 1)
         .await
@@ -27,18 +20,11 @@ async fn legacy_coverage_conflicts() {
 #[tokio::test]
 async fn unknown_stored_values_are_corruption() {
     let cfg = crate::store::testing::postgres_config();
-    let s = match super::PgStore::new(&cfg, std::path::Path::new(".")) {
-        Ok(s) => s,
-        // Fails under CI=true; says it skips otherwise.
-        Err(e) => {
-            crate::store::testing::unreachable(e);
-            return;
-        }
-    };
-    if let Err(e) = s.migrate().await {
-        crate::store::testing::unreachable(e);
+    // Fails under CI=true when PostgreSQL cannot be reached; says it skips
+    // otherwise.
+    let Some(s) = crate::store::testing::migrated_postgres(&cfg).await else {
         return;
-    }
+    };
     let s = std::sync::Arc::new(s);
     let raw = s.clone();
     crate::store::conformance::unknown_stored_values_are_corruption(
@@ -79,29 +65,11 @@ async fn migrate_twice_at_once_is_safe_and_serve_checks_the_version() {
     assert_eq!(a.schema_version().await.unwrap(), super::SCHEMA_VERSION);
 }
 
-/// A migrated store on a fresh schema, or `None` (outside CI) when
-/// PostgreSQL cannot be reached; a second store on the same schema is a
-/// second replica.
-async fn migrated(cfg: &crate::config::PostgresConfig) -> Option<super::PgStore> {
-    let s = match super::PgStore::new(cfg, std::path::Path::new(".")) {
-        Ok(s) => s,
-        Err(e) => {
-            crate::store::testing::unreachable(e);
-            return None;
-        }
-    };
-    match s.migrate().await {
-        Ok(_) => Some(s),
-        Err(e) => {
-            crate::store::testing::unreachable(e);
-            None
-        }
-    }
-}
-
 /// A migrated store on a fresh schema, as itself and as a `Store`.
 async fn fresh() -> Option<(Arc<super::PgStore>, Arc<dyn Store>)> {
-    let s = Arc::new(migrated(&crate::store::testing::postgres_config()).await?);
+    let s = Arc::new(
+        crate::store::testing::migrated_postgres(&crate::store::testing::postgres_config()).await?,
+    );
     Some((s.clone(), s))
 }
 
@@ -112,10 +80,12 @@ use std::sync::Arc;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_and_a_reader_see_every_change_once() {
     let cfg = crate::store::testing::postgres_config();
-    let Some(a) = migrated(&cfg).await else {
+    let Some(a) = crate::store::testing::migrated_postgres(&cfg).await else {
         return;
     };
-    let b = migrated(&cfg).await.expect("second replica");
+    let b = crate::store::testing::migrated_postgres(&cfg)
+        .await
+        .expect("second replica");
     crate::store::conformance::changes_are_seen_once_across_writers(Arc::new(a), Arc::new(b)).await;
 }
 
@@ -278,7 +248,7 @@ async fn an_exhausted_pool_answers_unavailable_after_its_wait() {
     let mut cfg = crate::store::testing::postgres_config();
     cfg.pool_size = 1;
     cfg.wait_timeout_ms = 300;
-    let Some(s) = migrated(&cfg).await else {
+    let Some(s) = crate::store::testing::migrated_postgres(&cfg).await else {
         return;
     };
     let held = s.client().await.unwrap();
@@ -308,10 +278,9 @@ async fn an_exhausted_pool_answers_unavailable_after_its_wait() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
     use crate::store::conformance::{coordinate, sample_member};
-    use passerelle_domain::{CeilingKey, CeilingScope};
     let mut cfg = crate::store::testing::postgres_config();
     cfg.pool_size = 1;
-    let Some(s) = migrated(&cfg).await else {
+    let Some(s) = crate::store::testing::migrated_postgres(&cfg).await else {
         return;
     };
     let s = Arc::new(s);
@@ -376,74 +345,9 @@ async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
                 .collect::<std::collections::HashMap<_, _>>()
         }
     };
-    let key = CeilingKey {
-        scope: CeilingScope::BeneficiaryYear,
-        subject: "M-77".into(),
-        period: "2026".into(),
-    };
-    let filter = crate::store::ClaimFilter {
-        scheme_id: Some("CNSS".into()),
-        mutuelle_id: Some("MUT-7".into()),
-        state: None,
-        care_from: None,
-        care_to: None,
-    };
-    for what in [
-        "new claim and its outcome",
-        "get_claim",
-        "list_changed",
-        "lease_due",
-        "expedite",
-        "partner_activity",
-        "find_members",
-        "get_member",
-        "usage",
-        "audit_of",
-        "prune_audit",
-        "list_claims",
-        "statement",
-    ] {
+    for what in crate::store::conformance::HOT_CALLS {
         let before = scans().await;
-        match what {
-            "new claim and its outcome" => {
-                coordinate(&store, sample_claim("CNSS", "C1", "I1"), &[100, 0]).await
-            }
-            "get_claim" => assert!(store.get_claim("CNSS", "S5").await.unwrap().is_some()),
-            "list_changed" => {
-                assert_eq!(store.list_changed("CNSS", 0, 20).await.unwrap().len(), 20);
-            }
-            "lease_due" => {
-                store.lease_due(1_000_100, 1_000, 10).await.unwrap();
-            }
-            "expedite" => {
-                store.expedite("MUT-7", 1_000_000, 1_000).await.unwrap();
-            }
-            "partner_activity" => {
-                store.partner_activity("MUT-7").await.unwrap();
-            }
-            "find_members" => {
-                store.find_members("CNSS", "TG-77").await.unwrap();
-            }
-            "get_member" => {
-                store.get_member("MUT-77", "M-77").await.unwrap();
-            }
-            "usage" => {
-                store
-                    .usage("MUT-77", std::slice::from_ref(&key))
-                    .await
-                    .unwrap();
-            }
-            "audit_of" => assert!(!store.audit_of("CNSS/S77").await.unwrap().is_empty()),
-            "prune_audit" => {
-                store.prune_audit(200).await.unwrap();
-            }
-            "list_claims" => {
-                store.list_claims(&filter, 0, 50).await.unwrap();
-            }
-            _ => {
-                store.statement("CNSS", "MUT-7", 1).await.unwrap();
-            }
-        }
+        crate::store::conformance::hot_call(&store, what).await;
         let after = scans().await;
         for t in big {
             assert_eq!(

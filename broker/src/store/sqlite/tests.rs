@@ -259,7 +259,6 @@ async fn a_second_store_on_the_same_file_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
     use crate::store::conformance::{coordinate, sample_claim, sample_member};
-    use passerelle_domain::{CeilingKey, CeilingScope};
     use std::sync::Mutex;
     static TRACED: Mutex<Vec<String>> = Mutex::new(Vec::new());
     fn traced(sql: &str) {
@@ -307,34 +306,9 @@ async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
     })
     .await
     .unwrap();
-    let key = CeilingKey {
-        scope: CeilingScope::BeneficiaryYear,
-        subject: "M-77".into(),
-        period: "2026".into(),
-    };
-    let filter = crate::store::ClaimFilter {
-        scheme_id: Some("CNSS".into()),
-        mutuelle_id: Some("MUT-7".into()),
-        state: None,
-        care_from: None,
-        care_to: None,
-    };
-    coordinate(&store, sample_claim("CNSS", "C1", "I1"), &[100, 0]).await;
-    assert!(store.get_claim("CNSS", "S5").await.unwrap().is_some());
-    assert_eq!(store.list_changed("CNSS", 0, 20).await.unwrap().len(), 20);
-    store.lease_due(1_000_100, 1_000, 10).await.unwrap();
-    store.expedite("MUT-7", 1_000_000, 1_000).await.unwrap();
-    store.partner_activity("MUT-7").await.unwrap();
-    store.find_members("CNSS", "TG-77").await.unwrap();
-    store.get_member("MUT-77", "M-77").await.unwrap();
-    store
-        .usage("MUT-77", std::slice::from_ref(&key))
-        .await
-        .unwrap();
-    assert!(!store.audit_of("CNSS/S77").await.unwrap().is_empty());
-    store.prune_audit(200).await.unwrap();
-    store.list_claims(&filter, 0, 50).await.unwrap();
-    store.statement("CNSS", "MUT-7", 1).await.unwrap();
+    for what in crate::store::conformance::HOT_CALLS {
+        crate::store::conformance::hot_call(&store, what).await;
+    }
     let statements: Vec<String> = std::mem::take(&mut *TRACED.lock().unwrap());
     let plans = s
         .with(move |c| {
