@@ -37,6 +37,8 @@ async fn dev_serves_health_reflection_and_claims() {
                 "dev",
                 "--listen",
                 "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
                 "--data-dir",
                 ".passerelle",
             ])
@@ -258,6 +260,8 @@ async fn a_second_dev_on_the_same_data_dir_refuses_and_the_first_keeps_serving()
             "--plaintext",
             "--listen",
             "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--data-dir",
             "data",
         ]);
@@ -335,7 +339,14 @@ async fn readme_tour() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Child(
         Command::new(env!("CARGO_BIN_EXE_passerelle"))
-            .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "dev",
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -781,7 +781,7 @@ async fn sighup_reloads_the_crl_of_a_running_broker() {
         .status()
         .unwrap();
     assert!(hup.success());
-    assert!(wait_stderr(&mut broker, "tls reloaded; 1 connection(s) closed").await);
+    assert!(wait_stderr(&mut broker, "tls reloaded (SIGHUP) closed=1").await);
     assert!(
         call.await.unwrap().is_err(),
         "the revoked client's call was cut"

@@ -381,6 +381,15 @@ impl From<Arc<dyn Adapter>> for LiveAdapter {
 }
 
 impl LiveAdapter {
+    /// The files its settings name (TLS material, secrets), resolved: for
+    /// the broker's certificate expiry metrics.
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.settings
+            .as_ref()
+            .map(|(config, _)| config.paths())
+            .unwrap_or_default()
+    }
+
     /// The adapter in force; a call holds it until it ends.
     pub fn get(&self) -> Arc<dyn Adapter> {
         self.current

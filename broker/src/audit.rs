@@ -23,7 +23,21 @@ enum Msg {
 #[derive(Clone)]
 pub struct AuditSink {
     tx: mpsc::Sender<Msg>,
+    counters: AuditCounters,
 }
+
+/// The audit writer's counters, shared with the metrics
+/// (`passerelle_audit_rows_dropped_total`,
+/// `passerelle_audit_append_failures_total`).
+#[derive(Clone, Debug, Default)]
+pub struct AuditCounters {
+    pub dropped: prometheus_client::metrics::counter::Counter,
+    pub failures: prometheus_client::metrics::counter::Counter,
+}
+
+/// Most rows queued for the writer (then [`AuditSink::record`] waits and
+/// [`AuditSink::try_record`] drops, counted).
+pub const QUEUE: usize = 8192;
 
 const BATCH: usize = 512;
 /// How long a batch waits for more rows after its first.
@@ -32,7 +46,9 @@ const LINGER: Duration = Duration::from_millis(10);
 impl AuditSink {
     /// Starts the writer task.
     pub fn start(store: Arc<dyn Store>) -> (AuditSink, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::channel::<Msg>(8192);
+        let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
+        let counters = AuditCounters::default();
+        let failures = counters.failures.clone();
         let task = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             let mut waiters = Vec::new();
@@ -60,6 +76,7 @@ impl AuditSink {
                     match store.append_audit(&batch).await {
                         Ok(()) => batch.clear(),
                         Err(e) => {
+                            failures.inc();
                             tracing::warn!(error = %e, rows = batch.len(), "audit append failed; retrying");
                             tokio::time::sleep(delay).await;
                             delay = (delay * 2).min(Duration::from_secs(5));
@@ -71,7 +88,17 @@ impl AuditSink {
                 }
             }
         });
-        (AuditSink { tx }, task)
+        (AuditSink { tx, counters }, task)
+    }
+
+    /// The writer's counters, for the metrics.
+    pub fn counters(&self) -> AuditCounters {
+        self.counters.clone()
+    }
+
+    /// Rows queued and not yet taken by the writer.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
     }
 
     /// Queues one row.
@@ -86,6 +113,7 @@ impl AuditSink {
     /// logged instead of blocking the call.
     pub fn try_record(&self, e: AuditEntry) {
         if let Err(e) = self.tx.try_send(Msg::Entry(bounded(e))) {
+            self.counters.dropped.inc();
             tracing::warn!("audit queue full, row not stored: {e}");
         }
     }

@@ -46,6 +46,96 @@ pub struct Config {
     /// store at start-up. A version already used by a claim cannot change.
     #[serde(default)]
     pub products: Vec<Product>,
+    /// The operations listener: /metrics, /healthz, /readyz. Without this
+    /// table there is none.
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
+    /// The broker's log lines.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// The partners' circuit breakers.
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+}
+
+/// `[breaker]`: when a partner's circuit opens, and for how long
+/// (docs/operations.md, "Partner health"). While open, calls to the partner
+/// are not made: claims answer PENDING at once and wait; the retry worker
+/// leaves them alone. When `open_ms` has passed, one call (the partner's
+/// probe, or the next claim) is let through: an answer closes the circuit,
+/// a failure opens it again.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Consecutive transient failures (missed deadlines, unreachable) that
+    /// open the circuit; 0 never opens it. Default 5, at most 1000.
+    pub failures: u32,
+    /// How long the circuit stays open before a trial call, in ms. Default
+    /// 30000; 1000 to 3600000.
+    pub open_ms: u64,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            failures: 5,
+            open_ms: 30_000,
+        }
+    }
+}
+
+/// A partner's active probe (`[partners.probe]`): an eligibility question
+/// about a test member, asked every `interval_s`, so that a partner that
+/// goes down is seen before claims wait on it, and an open circuit is
+/// tried again without waiting for a claim.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// The scheme and beneficiary of a test member the partner knows.
+    pub scheme: String,
+    pub beneficiary: String,
+    /// Its member number at the partner, when the adapter needs one.
+    #[serde(default)]
+    pub member_number: Option<String>,
+    /// Seconds between probes. Default 30; 1 to 3600.
+    #[serde(default = "default_probe_interval")]
+    pub interval_s: u64,
+}
+
+fn default_probe_interval() -> u64 {
+    30
+}
+
+/// `[metrics]`: the operations listener (docs/operations.md, "Metrics").
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Its address, separate from the gRPC listener's. On a loopback
+    /// address it serves plain HTTP; on any other it serves HTTPS with the
+    /// broker's `[tls]` certificate and requires a client certificate from
+    /// the broker's client CA (CRLs checked), so `[tls]` is then required.
+    /// Port 0 picks a free port (printed at start).
+    pub listen: SocketAddr,
+}
+
+/// `[log]`: how log lines are written (stderr; `RUST_LOG` filters them).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// "text" (default) or "json" (one JSON object per line). The command
+    /// line's `--log-format` wins.
+    pub format: LogFormat,
+}
+
+/// A log format.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines; colours only on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line (timestamp, level, target, fields).
+    Json,
 }
 
 fn default_listen() -> SocketAddr {
@@ -331,6 +421,8 @@ pub struct PartnerConfig {
     pub deadline_ms: Option<u64>,
     /// `adapter = "rules" | "grpc" | "fhir-r4" | "xml-http"` and its table.
     pub adapter: AdapterConfig,
+    /// Its active probe, if any.
+    pub probe: Option<ProbeConfig>,
 }
 
 impl<'de> Deserialize<'de> for PartnerConfig {
@@ -356,12 +448,25 @@ impl<'de> Deserialize<'de> for PartnerConfig {
             Some(v) => Some(field("deadline_ms", v)?),
             None => None,
         };
+        let probe: Option<ProbeConfig> = match entry.remove("probe") {
+            Some(v) => Some(field("probe", v)?),
+            None => None,
+        };
+        if let Some(p) = &probe
+            && !(1..=3600).contains(&p.interval_s)
+        {
+            return Err(D::Error::custom(format!(
+                "probe.interval_s: {} is out of range 1 to 3600",
+                p.interval_s
+            )));
+        }
         let adapter = AdapterConfig::from_entry(entry).map_err(D::Error::custom)?;
         Ok(PartnerConfig {
             id,
             name,
             deadline_ms,
             adapter,
+            probe,
         })
     }
 }
@@ -461,6 +566,42 @@ impl Config {
                 ));
             }
             _ => {}
+        }
+        if self.breaker.failures > 1000 {
+            return Err(format!(
+                "breaker.failures: {} is out of range 0 to 1000",
+                self.breaker.failures
+            ));
+        }
+        if !(1000..=3_600_000).contains(&self.breaker.open_ms) {
+            return Err(format!(
+                "breaker.open_ms: {} is out of range 1000 to 3600000",
+                self.breaker.open_ms
+            ));
+        }
+        for (i, p) in self.partners.iter().enumerate() {
+            if let Some(probe) = &p.probe
+                && !self.schemes.iter().any(|s| s.id == probe.scheme)
+            {
+                return Err(format!(
+                    "partners[{i}].probe.scheme: {:?} is not a configured scheme",
+                    probe.scheme
+                ));
+            }
+        }
+        if let Some(m) = &self.metrics {
+            if m.listen == self.listen && m.listen.port() != 0 {
+                return Err(format!(
+                    "metrics.listen: {} is the gRPC listener's address; give the operations listener its own",
+                    m.listen
+                ));
+            }
+            if !m.listen.ip().is_loopback() && self.tls.is_none() {
+                return Err(format!(
+                    "metrics.listen: {} is not a loopback address: it is served over TLS, which needs a [tls] table",
+                    m.listen
+                ));
+            }
         }
         let l = &self.limits;
         for (name, v) in [

@@ -179,10 +179,23 @@ pub async fn start(
     data_dir: &Path,
     listen: SocketAddr,
     plaintext: bool,
+    metrics: Option<SocketAddr>,
 ) -> Result<Running, StartError> {
     check_listen(listen, plaintext)?;
+    if let Some(m) = metrics
+        && !m.ip().is_loopback()
+    {
+        return Err(StartError::Config(format!(
+            "--metrics-listen: the dev broker serves its metrics on a loopback address only, not {m}"
+        )));
+    }
     let store = std::sync::Arc::new(SqliteStore::open(&data_dir.join("passerelle.db"))?);
-    Ok(start_on(data_dir, listen, plaintext, store).await?.0)
+    std::fs::create_dir_all(data_dir)?;
+    let secrets = data_dir.join("secrets");
+    let sims = start_sims(&secrets).await?;
+    let mut cfg = config(listen, sims.addrs, &secrets);
+    cfg.metrics = metrics.map(|listen| crate::config::MetricsConfig { listen });
+    start_with_config(data_dir, cfg, plaintext, store).await
 }
 
 /// Plaintext only on loopback; checked before anything is created.
@@ -260,7 +273,12 @@ pub async fn start_with_config(
 }
 
 /// What `dev` prints once it serves.
-pub fn banner(addr: SocketAddr, data_dir: &Path, plaintext: bool) -> String {
+pub fn banner(running: &Running, data_dir: &Path, plaintext: bool) -> String {
+    let addr = running.addr;
+    let ops = match running.ops_addr {
+        Some(a) => format!("metrics: http://{a}/metrics (probes /healthz, /readyz)\n"),
+        None => String::new(),
+    };
     let certs = data_dir.join("certs");
     let c = certs.display();
     let (scheme, grpcurl, client) = if plaintext {
@@ -280,7 +298,7 @@ pub fn banner(addr: SocketAddr, data_dir: &Path, plaintext: bool) -> String {
     format!(
         r#"passerelle dev broker listening on {addr}
 data: {data}/passerelle.db (SQLite), {tls}
-{client}schemes: CNSS, INAM, CANAM (delegates CMSS, INPS)
+{client}{ops}schemes: CNSS, INAM, CANAM (delegates CMSS, INPS)
 mutuelles: MUT-SOLIDARITE (rules, adjudicated by passerelle), MUT-ENSEIGNANTS (grpc),
            MUT-IMIS (fhir-r4, openIMIS dialect), MUT-LEGACY (xml-http): the last three simulated
 members: CNSS TG-1001, TG-1002 (MUT-SOLIDARITE) and TG-3001 (MUT-IMIS);

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use passerelle_broker::cli::{self, Client, ClientCmd};
-use passerelle_broker::{config::Config, dev, server};
+use passerelle_broker::config::{Config, LogFormat};
+use passerelle_broker::{dev, server};
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +29,10 @@ enum Command {
         /// The configuration file.
         #[arg(long, short)]
         config: PathBuf,
+        /// Log lines as text (default) or JSON, one object per line; the
+        /// config's [log] format otherwise. RUST_LOG filters them.
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
     },
     /// Show what the broker understands from one partner payload (FHIR JSON
     /// or XML), as JSON; or the error with its path.
@@ -92,18 +97,35 @@ enum Command {
         /// Serve without TLS (loopback addresses only).
         #[arg(long)]
         plaintext: bool,
+        /// Where to serve /metrics, /healthz and /readyz (loopback only;
+        /// port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        metrics_listen: SocketAddr,
+        /// Log lines as text (default) or JSON, one object per line.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
     },
     #[command(flatten)]
     Client(ClientCmd),
 }
 
-fn init_logs() {
+/// Log lines on stderr, filtered by RUST_LOG (default `info`): text, with
+/// colours only when stderr is a terminal, or one JSON object per line.
+fn init_logs(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 /// `println!` that never panics: a broker must keep serving when whoever
@@ -155,12 +177,12 @@ async fn until_stopped(running: server::Running, mut signals: Signals) {
             _ = signals.term.recv() => break,
             _ = signals.hup.recv() => match running.reload_tls() {
                 Ok((closed, failed)) => {
-                    eprintln!("tls reloaded; {closed} connection(s) closed");
+                    tracing::info!(closed, "tls reloaded (SIGHUP)");
                     for (partner, e) in failed {
-                        eprintln!("partner {partner}: files not reloaded, the previous ones stay: {e}");
+                        tracing::error!(partner, error = %e, "partner files not reloaded, the previous ones stay");
                     }
                 }
-                Err(e) => eprintln!("tls reload failed, the previous material stays: {e}"),
+                Err(e) => tracing::error!(error = %e, "tls reload failed, the previous material stays"),
             },
         }
     }
@@ -169,8 +191,9 @@ async fn until_stopped(running: server::Running, mut signals: Signals) {
         let _ = &mut signals;
         let _ = tokio::signal::ctrl_c().await;
     }
-    eprintln!("stopping");
+    tracing::info!("stopping: calls in flight finish, the audit log is flushed");
     running.shutdown().await;
+    tracing::info!("stopped");
 }
 
 #[tokio::main]
@@ -187,12 +210,11 @@ async fn main() -> ExitCode {
         Command::Client(cmd) => {
             // Client commands print tables; logs stay quiet unless asked for.
             if std::env::var_os("RUST_LOG").is_some() {
-                init_logs();
+                init_logs(LogFormat::Text);
             }
             cli::commands::run(cli.client, cmd).await
         }
-        Command::Serve { config } => {
-            init_logs();
+        Command::Serve { config, log_format } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
@@ -200,13 +222,17 @@ async fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            init_logs(log_format.unwrap_or(cfg.log.format));
             let base = config.parent().map(PathBuf::from).unwrap_or_default();
             match server::start(&cfg, &base).await {
                 Ok(running) => {
                     if cfg.plaintext {
-                        eprintln!("{}", dev::PLAINTEXT_WARNING);
+                        tracing::warn!("{}", dev::PLAINTEXT_WARNING);
                     }
                     say!("passerelle listening on {}", running.addr);
+                    if let Some(a) = running.ops_addr {
+                        say!("metrics on {a} (/metrics, /healthz, /readyz)");
+                    }
                     until_stopped(running, signals).await;
                     ExitCode::SUCCESS
                 }
@@ -291,7 +317,7 @@ async fn main() -> ExitCode {
             }
         }
         Command::Migrate { config } => {
-            init_logs();
+            init_logs(LogFormat::Text);
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
@@ -316,14 +342,16 @@ async fn main() -> ExitCode {
             data_dir,
             listen,
             plaintext,
+            metrics_listen,
+            log_format,
         } => {
-            init_logs();
-            match dev::start(&data_dir, listen, plaintext).await {
+            init_logs(log_format);
+            match dev::start(&data_dir, listen, plaintext, Some(metrics_listen)).await {
                 Ok(running) => {
                     if plaintext {
                         eprintln!("{}", dev::PLAINTEXT_WARNING);
                     }
-                    say!("{}", dev::banner(running.addr, &data_dir, plaintext));
+                    say!("{}", dev::banner(&running, &data_dir, plaintext));
                     until_stopped(running, signals).await;
                     ExitCode::SUCCESS
                 }

@@ -58,6 +58,22 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason (the metrics count each from zero).
+    pub const ALL: [Reason; 12] = [
+        Reason::NoClientCertificate,
+        Reason::UnknownCa,
+        Reason::Revoked,
+        Reason::Expired,
+        Reason::BadCertificate,
+        Reason::HandshakeTimeout,
+        Reason::ProtocolError,
+        Reason::Closed,
+        Reason::TooManyFromPeer,
+        Reason::TooManyHandshakes,
+        Reason::UnknownIdentity,
+        Reason::Other,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::NoClientCertificate => "no client certificate",
@@ -71,6 +87,24 @@ impl Reason {
             Reason::TooManyFromPeer => "too many connections from peer",
             Reason::TooManyHandshakes => "too many handshakes",
             Reason::UnknownIdentity => "unknown identity",
+            Reason::Other => "other",
+        }
+    }
+
+    /// The metrics' label: the reason in snake case.
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::NoClientCertificate => "no_client_certificate",
+            Reason::UnknownCa => "unknown_ca",
+            Reason::Revoked => "revoked",
+            Reason::Expired => "expired",
+            Reason::BadCertificate => "bad_certificate",
+            Reason::HandshakeTimeout => "handshake_timeout",
+            Reason::ProtocolError => "protocol_error",
+            Reason::Closed => "closed",
+            Reason::TooManyFromPeer => "too_many_from_peer",
+            Reason::TooManyHandshakes => "too_many_handshakes",
+            Reason::UnknownIdentity => "unknown_identity",
             Reason::Other => "other",
         }
     }
@@ -180,6 +214,8 @@ pub struct Refusals {
     listener: &'static str,
     /// Refusals counted since start.
     total: std::sync::atomic::AtomicU64,
+    /// The same, by reason, for the metrics.
+    by_reason: crate::metrics::Counters,
 }
 
 impl Refusals {
@@ -188,13 +224,18 @@ impl Refusals {
         interval: Duration,
         max_peers: usize,
         listener: &'static str,
+        by_reason: crate::metrics::Counters,
     ) -> Arc<Refusals> {
+        for r in Reason::ALL {
+            let _ = by_reason.get_or_create(&vec![("reason", r.label().to_string())]);
+        }
         Arc::new(Refusals {
             window: Mutex::new(Window::new(max_peers)),
             sink,
             interval,
             listener,
             total: Default::default(),
+            by_reason,
         })
     }
 
@@ -227,6 +268,9 @@ impl Refusals {
     pub fn record(&self, peer: Option<SocketAddr>, reason: Reason, detail: &str) {
         self.total
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.by_reason
+            .get_or_create(&vec![("reason", reason.label().to_string())])
+            .inc();
         let ip = peer.map(|p| p.ip().to_canonical());
         let first = self
             .window
@@ -619,6 +663,7 @@ mod tests {
             interval,
             max_peers,
             "tls",
+            Default::default(),
         );
         (r, rows)
     }

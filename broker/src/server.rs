@@ -56,6 +56,8 @@ pub struct Running {
     pub refusals: Arc<Refusals>,
     /// Open connections per peer address.
     pub connections: Arc<ConnLimits>,
+    /// The operations listener's address (`[metrics]`), if any.
+    pub ops_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     worker: JoinHandle<()>,
@@ -142,6 +144,7 @@ pub async fn build_broker(
             adapter,
             deadline: Duration::from_millis(p.deadline_ms()),
             slots: crate::admission::PartnerSlots::new(slots),
+            probe: p.probe.clone(),
         });
     }
     let schemes = cfg
@@ -162,6 +165,7 @@ pub async fn build_broker(
         operators: cfg.operators.iter().map(|o| o.id.clone()).collect(),
         retry: cfg.retry.clone(),
         limits: cfg.limits.clone(),
+        breaker: cfg.breaker.clone(),
         audit,
         clock: Clock::system(),
     })))
@@ -278,6 +282,7 @@ pub async fn start_with_store(
             Duration::from_secs(limits.refusal_interval_s),
             limits.refusal_peers,
             if cfg.tls.is_some() { "tls" } else { "tcp" },
+            broker.metrics().refused(),
         )
     };
     tokio::spawn(refusals.clone().run(rx.clone()));
@@ -295,6 +300,12 @@ pub async fn start_with_store(
             .clone()
             .run_retention(cfg.retention.clone(), rx.clone()),
     );
+    // Pauses and open circuits stored by an earlier run or another broker
+    // are in force before the first call.
+    if let Err(e) = broker.refresh_controls().await {
+        tracing::warn!(error = %e, "cannot read the partners' controls; the retry worker tries again");
+    }
+    tokio::spawn(broker.clone().run_probes(rx.clone()));
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -382,6 +393,7 @@ pub async fn start_with_store(
             directory: broker.directory().clone(),
             plaintext: cfg.tls.is_none(),
             clock: *broker.clock(),
+            metrics: broker.metrics().clone(),
         })
         .add_service(health)
         .add_service(reflection)
@@ -424,12 +436,38 @@ pub async fn start_with_store(
             tokio::spawn(router.serve_with_incoming_shutdown(incoming, until_stopped))
         }
     };
+    let ops_addr = match &cfg.metrics {
+        None => None,
+        Some(m) => {
+            let l = TcpListener::bind(m.listen)
+                .await
+                .map_err(|e| StartError::Config(format!("metrics.listen {}: {e}", m.listen)))?;
+            // Plain HTTP on loopback only (checked with the config).
+            let accept = match &cfg.tls {
+                Some(t) if !m.listen.ip().is_loopback() => crate::ops::Accept::Tls(
+                    Duration::from_millis(t.handshake_timeout_ms),
+                    limits.max_handshakes,
+                ),
+                _ => crate::ops::Accept::Plain,
+            };
+            let (a, _task) = crate::ops::start(
+                l,
+                broker.clone(),
+                tls.clone(),
+                accept,
+                refusals.clone(),
+                rx.clone(),
+            )?;
+            Some(a)
+        }
+    };
     Ok(Running {
         addr,
         broker,
         tls,
         refusals,
         connections,
+        ops_addr,
         shutdown,
         server,
         worker,

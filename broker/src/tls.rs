@@ -213,7 +213,11 @@ fn crls(
 
 struct Loaded {
     acceptor: TlsAcceptor,
+    /// The same material, offering HTTP/1.1 as well as h2 (the operations
+    /// listener).
+    ops_acceptor: TlsAcceptor,
     verifier: Arc<dyn ClientCertVerifier>,
+    dates: Vec<(&'static str, String, i64)>,
 }
 
 fn load(files: &TlsFiles) -> Result<Loaded, TlsError> {
@@ -245,11 +249,59 @@ fn load(files: &TlsFiles) -> Result<Loaded, TlsError> {
                 files.key.display()
             ))
         })?;
+    // The operations listener speaks HTTP/1.1 too (Prometheus, curl).
+    let mut ops = cfg.clone();
+    ops.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     cfg.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Loaded {
         acceptor: TlsAcceptor::from(Arc::new(cfg)),
+        ops_acceptor: TlsAcceptor::from(Arc::new(ops)),
         verifier,
+        dates: dates(files),
     })
+}
+
+/// When each certificate stops being valid and when each CRL is due to be
+/// replaced, as Unix times, for the metrics
+/// (`passerelle_certificate_expiry_timestamp_seconds`): (kind, file, time).
+/// Read from files that [`load`] has just accepted.
+fn dates(files: &TlsFiles) -> Vec<(&'static str, String, i64)> {
+    let mut out = Vec::new();
+    for (kind, path) in [("server", &files.cert), ("client_ca", &files.client_ca)] {
+        for (_, t) in file_dates(path) {
+            out.push((kind, path.display().to_string(), t));
+        }
+    }
+    for path in &files.crls {
+        for (kind, t) in file_dates(path) {
+            out.push((kind, path.display().to_string(), t));
+        }
+    }
+    out
+}
+
+/// The dates of one file: each certificate's end of validity
+/// (`certificate`), or each CRL's next update (`crl_next_update`); nothing
+/// for a file that holds neither (a token).
+pub fn file_dates(path: &Path) -> Vec<(&'static str, i64)> {
+    use x509_cert::der::Decode;
+    if let Ok(certs) = certs(path) {
+        return certs
+            .iter()
+            .filter_map(|c| x509_cert::Certificate::from_der(c.as_ref()).ok())
+            .map(|c| {
+                let t = c.tbs_certificate.validity.not_after.to_unix_duration();
+                ("certificate", t.as_secs() as i64)
+            })
+            .collect();
+    }
+    crl_file(path)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|crl| x509_cert::crl::CertificateList::from_der(crl.as_ref()).ok())
+        .filter_map(|l| l.tbs_cert_list.next_update)
+        .map(|t| ("crl_next_update", t.to_unix_duration().as_secs() as i64))
+        .collect()
 }
 
 struct LiveConn {
@@ -278,6 +330,15 @@ impl TlsServer {
             next: AtomicU64::new(1),
             stamp,
         }))
+    }
+
+    /// The material's dates in force: see [`dates`].
+    pub fn dates(&self) -> Vec<(&'static str, String, i64)> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .dates
+            .clone()
     }
 
     /// Connections open now.
@@ -328,10 +389,33 @@ impl TlsServer {
     /// `refusals` (audited and logged in aggregate).
     pub fn incoming(
         self: Arc<Self>,
+        listener: Listener,
+        refusals: Arc<Refusals>,
+        handshake_timeout: Duration,
+        max_handshakes: usize,
+    ) -> tokio_stream::wrappers::ReceiverStream<io::Result<TlsStream<Killable>>> {
+        self.accept(listener, refusals, handshake_timeout, max_handshakes, false)
+    }
+
+    /// [`TlsServer::incoming`] for the operations listener: the same
+    /// certificate, CAs and CRLs, offering HTTP/1.1 as well as h2.
+    pub fn incoming_ops(
+        self: Arc<Self>,
+        listener: Listener,
+        refusals: Arc<Refusals>,
+        handshake_timeout: Duration,
+        max_handshakes: usize,
+    ) -> tokio_stream::wrappers::ReceiverStream<io::Result<TlsStream<Killable>>> {
+        self.accept(listener, refusals, handshake_timeout, max_handshakes, true)
+    }
+
+    fn accept(
+        self: Arc<Self>,
         mut listener: Listener,
         refusals: Arc<Refusals>,
         handshake_timeout: Duration,
         max_handshakes: usize,
+        ops: bool,
     ) -> tokio_stream::wrappers::ReceiverStream<io::Result<TlsStream<Killable>>> {
         let (tx, rx) = mpsc::channel(64);
         let handshakes = Arc::new(tokio::sync::Semaphore::new(max_handshakes));
@@ -350,12 +434,14 @@ impl TlsServer {
                 let tx = tx.clone();
                 let refusals = refusals.clone();
                 tokio::spawn(async move {
-                    let acceptor = me
-                        .current
-                        .read()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .acceptor
-                        .clone();
+                    let acceptor = {
+                        let current = me.current.read().unwrap_or_else(|p| p.into_inner());
+                        if ops {
+                            current.ops_acceptor.clone()
+                        } else {
+                            current.acceptor.clone()
+                        }
+                    };
                     let kill = CancellationToken::new();
                     let io = Killable::new(tcp, kill.clone(), permit);
                     let result = tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await;

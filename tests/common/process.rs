@@ -50,9 +50,18 @@ pub fn spawn(config: &Path, failpoint: Option<&str>) -> Broker {
     spawn_under(&[], config, failpoint)
 }
 
+/// [`spawn`] with more arguments to `serve` (`--log-format json`).
+pub fn spawn_with(config: &Path, args: &[&str]) -> Broker {
+    spawn_full(&[], config, None, args)
+}
+
 /// [`spawn`] under a wrapper command that execs the broker (for example
 /// `prlimit --nofile=256:256 --`): the child's pid is the broker's.
 pub fn spawn_under(wrapper: &[&str], config: &Path, failpoint: Option<&str>) -> Broker {
+    spawn_full(wrapper, config, failpoint, &[])
+}
+
+fn spawn_full(wrapper: &[&str], config: &Path, failpoint: Option<&str>, args: &[&str]) -> Broker {
     let mut cmd = match wrapper.split_first() {
         None => Command::new(env!("CARGO_BIN_EXE_passerelle")),
         Some((first, rest)) => {
@@ -63,6 +72,7 @@ pub fn spawn_under(wrapper: &[&str], config: &Path, failpoint: Option<&str>) -> 
     };
     cmd.args(["serve", "--config"])
         .arg(config)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     match failpoint {

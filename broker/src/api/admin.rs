@@ -26,6 +26,44 @@ impl AdminApi {
 
 operator_call!(pb::ListPartnersRequest, "ListPartners", |m| "partners"
     .into());
+/// A pause or resume: operators only; the scope is the operator's identity
+/// (who paused, stored with the pause).
+macro_rules! pause_call {
+    ($t:ty, $method:literal) => {
+        call!($t, $method, "operator", |m| claimed: "-",
+            scope(auth, dir) -> String: {
+                super::auth::operator_only(auth)?;
+                Ok(match auth {
+                    crate::identity::Auth::Caller(c) => c.display(),
+                    _ => "operator:plaintext".to_string(),
+                })
+            },
+            subject: format!("partner/{}", m.mutuelle_id));
+    };
+}
+pause_call!(pb::PausePartnerRequest, "PausePartner");
+pause_call!(pb::ResumePartnerRequest, "ResumePartner");
+
+/// A partner's state as the contract carries it.
+fn partner_status(v: crate::service::admin::PartnerView<'_>) -> pb::PartnerStatus {
+    let (p, a, c) = (v.partner, v.activity, v.control);
+    pb::PartnerStatus {
+        mutuelle_id: p.id.clone(),
+        name: p.name.clone(),
+        adapter: p.kind.as_str().to_string(),
+        last_success_ms: a.last_success_ms,
+        last_error_ms: a.last_error_ms,
+        last_error: a.last_error,
+        pending: a.pending,
+        deadline_ms: p.deadline.as_millis() as u32,
+        oldest_pending_ms: a.oldest_waiting_ms,
+        circuit: v.circuit.to_string(),
+        circuit_open_until_ms: c.breaker_open_until_ms,
+        paused_ms: c.paused_ms,
+        paused_by: c.paused_by,
+    }
+}
+
 operator_call!(pb::RetryClaimRequest, "RetryClaim", |m| format!(
     "{}/{}",
     m.scheme_id, m.claim_id
@@ -53,20 +91,9 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::ListPartnersResponse>, Status> {
         serve(&self.broker, request, |_, ()| async move {
             let statuses = self.broker.partner_statuses().await?;
-            let mut out = Vec::with_capacity(statuses.len());
-            for (p, a) in statuses {
-                out.push(pb::PartnerStatus {
-                    mutuelle_id: p.id.clone(),
-                    name: p.name.clone(),
-                    adapter: p.kind.as_str().to_string(),
-                    last_success_ms: a.last_success_ms,
-                    last_error_ms: a.last_error_ms,
-                    last_error: a.last_error,
-                    pending: a.pending,
-                    deadline_ms: p.deadline.as_millis() as u32,
-                });
-            }
-            Ok(pb::ListPartnersResponse { partners: out })
+            Ok(pb::ListPartnersResponse {
+                partners: statuses.into_iter().map(partner_status).collect(),
+            })
         })
         .await
     }
@@ -85,6 +112,40 @@ impl AdminService for AdminApi {
                 state: rec.state.as_str().to_string(),
                 last_error: rec.last_error,
             })
+        })
+        .await
+    }
+
+    async fn pause_partner(
+        &self,
+        request: Request<pb::PausePartnerRequest>,
+    ) -> Result<Response<pb::PartnerStatus>, Status> {
+        serve(&self.broker, request, |msg, by: String| async move {
+            let mut v = Violations::new();
+            v.id("mutuelle_id", &msg.mutuelle_id);
+            v.finish(())?;
+            self.broker
+                .pause_partner(&msg.mutuelle_id, Some(&by))
+                .await?;
+            Ok(partner_status(
+                self.broker.partner_status(&msg.mutuelle_id).await?,
+            ))
+        })
+        .await
+    }
+
+    async fn resume_partner(
+        &self,
+        request: Request<pb::ResumePartnerRequest>,
+    ) -> Result<Response<pb::PartnerStatus>, Status> {
+        serve(&self.broker, request, |msg, _: String| async move {
+            let mut v = Violations::new();
+            v.id("mutuelle_id", &msg.mutuelle_id);
+            v.finish(())?;
+            self.broker.pause_partner(&msg.mutuelle_id, None).await?;
+            Ok(partner_status(
+                self.broker.partner_status(&msg.mutuelle_id).await?,
+            ))
         })
         .await
     }

@@ -100,6 +100,8 @@ where
         mut msg,
         audited,
     } = incoming;
+    let started = std::time::Instant::now();
+    let role = crate::metrics::role(&auth);
     let who = party(&auth, peer, M::PARTY, msg.claimed());
     let scope = msg.scope(&auth, broker.directory());
     let subject = msg.subject();
@@ -134,6 +136,13 @@ where
     if let Some(a) = audited {
         a.mark();
     }
+    let code = match &result {
+        Ok(_) => tonic::Code::Ok,
+        Err(s) => s.code(),
+    };
+    broker
+        .metrics()
+        .grpc_call(M::METHOD, role, code, started.elapsed());
     result.map(Response::new)
 }
 

@@ -39,6 +39,7 @@ pub struct RefusedLayer {
     pub plaintext: bool,
     /// The time of the rows (the broker's clock).
     pub clock: Clock,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl<S> tower::Layer<S> for RefusedLayer {
@@ -120,6 +121,8 @@ struct Unfinished {
     clock: Clock,
     peer: Peer,
     method: String,
+    metrics: Arc<crate::metrics::Metrics>,
+    started: std::time::Instant,
 }
 
 impl Unfinished {
@@ -131,10 +134,17 @@ impl Unfinished {
 impl Drop for Unfinished {
     fn drop(&mut self) {
         if let Some(audit) = self.audit.take() {
+            let party = self.peer.party();
+            self.metrics.grpc_call(
+                &self.method,
+                crate::metrics::role_of_party(&party),
+                Code::Cancelled,
+                self.started.elapsed(),
+            );
             audit.try_record(AuditEntry {
                 at_ms: self.clock.now_ms(),
                 direction: Direction::In,
-                party: self.peer.party(),
+                party,
                 method: std::mem::take(&mut self.method),
                 subject: "request".into(),
                 request_hash: hash(b"unfinished"),
@@ -235,11 +245,15 @@ where
         let audit = self.layer.audit.clone();
         let fut = self.inner.call(req);
         let clock = self.layer.clock;
+        let metrics = self.layer.metrics.clone();
+        let started = std::time::Instant::now();
         let mut unfinished = Unfinished {
             audit: Some(audit.clone()),
             clock,
             peer: peer.clone(),
             method: method.clone(),
+            metrics: metrics.clone(),
+            started,
         };
         Box::pin(async move {
             let resp = fut.await;
@@ -262,6 +276,12 @@ where
                 return Ok(refused.into_http());
             }
             let party = peer.party();
+            metrics.grpc_call(
+                &method,
+                crate::metrics::role_of_party(&party),
+                refused.code(),
+                started.elapsed(),
+            );
             audit
                 .record(AuditEntry {
                     at_ms: clock.now_ms(),

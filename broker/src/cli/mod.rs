@@ -203,8 +203,20 @@ pub enum StatementCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum AdminCmd {
-    /// Mutuelles with their adapter, last success and error, pending claims.
+    /// Mutuelles with their adapter, circuit or pause, last success and
+    /// error, pending claims and the oldest one.
     Partners,
+    /// Pause a mutuelle: its claims are accepted and wait, no call and no
+    /// retry goes to it until `admin resume` (every broker, across restarts).
+    Pause {
+        /// The mutuelle id.
+        mutuelle: String,
+    },
+    /// Resume a paused mutuelle: its waiting claims go at once.
+    Resume {
+        /// The mutuelle id.
+        mutuelle: String,
+    },
     /// Retry a pending claim (or cancel) now.
     Retry {
         #[arg(long)]

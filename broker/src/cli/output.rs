@@ -173,6 +173,15 @@ const FR: &[(&str, &str)] = &[
     ("to", "au"),
     ("no coverage conflict", "aucun conflit de couverture"),
     ("nothing to change", "rien à changer"),
+    ("calls", "appels"),
+    ("paused", "en pause"),
+    ("circuit open until", "circuit ouvert jusqu'au"),
+    (
+        "circuit half-open (trial call)",
+        "circuit semi-ouvert (appel d'essai)",
+    ),
+    ("going", "en service"),
+    ("oldest pending", "plus ancienne en attente"),
 ];
 
 /// A plain table: a header row and rows, numbers right-aligned.

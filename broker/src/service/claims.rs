@@ -18,7 +18,7 @@ use super::{
     Broker, EligibilityInput, LEASE_GRACE_MS, ServiceError, adjudication_key, cancel_key,
     key_digest, mask, next_nonce,
 };
-use crate::store::{Begin, ClaimRecord, NewClaim, Outcome, StoreError};
+use crate::store::{Begin, ClaimRecord, NewClaim, Outcome, StoreError, Transition};
 
 /// How often a broker waiting on a claim looks at the store for a change
 /// another broker made (changes in this process wake it at once).
@@ -119,6 +119,26 @@ fn checked_outcome(
     }
 }
 
+/// The store operations timed on the claim path (the `operation` label).
+pub(super) const TIMED_OPERATIONS: [&str; 5] = [
+    "begin_claim",
+    "complete_claim",
+    "defer",
+    "find_members",
+    "lease_due",
+];
+
+/// The info line of a claim's new state.
+fn log_state(r: &ClaimRecord) {
+    tracing::info!(
+        scheme = %r.claim.scheme_id,
+        claim = %r.claim.claim_id,
+        partner = %r.mutuelle_id,
+        state = r.state.as_str(),
+        "claim state"
+    );
+}
+
 impl Broker {
     /// Hands a claim (or a cancel) to the retry worker: due after the
     /// back-off of its attempts, with why it waits.
@@ -131,20 +151,46 @@ impl Broker {
     ) -> Result<ClaimRecord, ServiceError> {
         let now = self.clock.now_ms();
         let t = self
-            .store
-            .defer(
-                scheme_id,
-                claim_id,
-                now + self.backoff_ms(attempts),
-                why,
-                now,
+            .timed(
+                "defer",
+                self.store.defer(
+                    scheme_id,
+                    claim_id,
+                    now + self.backoff_ms(attempts),
+                    why,
+                    now,
+                ),
             )
             .await?;
-        self.notify();
+        self.changed(&t);
         Ok(t.into_record())
     }
 
-    fn backoff_ms(&self, attempts: u32) -> i64 {
+    /// After a claim's transition: one info line when its state changed
+    /// (scheme, claim id, partner, state; never the beneficiary), and the
+    /// long pollers woken.
+    fn changed(&self, t: &Transition) {
+        if let Transition::Applied(r) = t {
+            log_state(r);
+        }
+        self.notify();
+    }
+
+    /// A store operation of the claim path, timed for the metrics
+    /// (`passerelle_store_operation_duration_seconds`).
+    pub(super) async fn timed<T>(
+        &self,
+        operation: &'static str,
+        call: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let started = std::time::Instant::now();
+        let r = call.await;
+        self.metrics
+            .store_call(operation, r.is_ok(), started.elapsed());
+        r
+    }
+
+    pub(super) fn backoff_ms(&self, attempts: u32) -> i64 {
         let exp = 1u64 << attempts.min(20);
         self.retry
             .base_ms
@@ -274,12 +320,17 @@ impl Broker {
             lease_until_ms: now + 2 * deadline.as_millis() as i64 + LEASE_GRACE_MS,
             now_ms: now,
         };
-        match self.store.begin_claim(new).await? {
+        match self
+            .timed("begin_claim", self.store.begin_claim(new))
+            .await?
+        {
             Begin::Created(rec) => {
+                log_state(&rec);
                 self.notify();
                 self.process(rec).await
             }
             Begin::DuplicateInvoice(rec) => {
+                log_state(&rec);
                 self.notify();
                 Ok(rec)
             }
@@ -391,17 +442,19 @@ impl Broker {
                 Err(e) => Outcome::Rejected(e.final_reason()),
             };
             match self
-                .store
-                .complete_claim(
-                    &scheme_id,
-                    &claim_id,
-                    bounded_outcome(outcome),
-                    self.clock.now_ms(),
+                .timed(
+                    "complete_claim",
+                    self.store.complete_claim(
+                        &scheme_id,
+                        &claim_id,
+                        bounded_outcome(outcome),
+                        self.clock.now_ms(),
+                    ),
                 )
                 .await
             {
                 Ok(t) => {
-                    self.notify();
+                    self.changed(&t);
                     return Ok(t.into_record());
                 }
                 Err(StoreError::CeilingConflict(k)) => {
@@ -480,7 +533,7 @@ impl Broker {
                 now,
             )
             .await?;
-        self.notify();
+        self.changed(&t);
         let rec = t.into_record();
         if rec.state == ClaimState::CancelPending {
             return self.process_cancel(rec).await;
@@ -534,7 +587,7 @@ impl Broker {
                     .store
                     .complete_cancel(scheme_id, claim_id, "", self.clock.now_ms())
                     .await?;
-                self.notify();
+                self.changed(&t);
                 Ok(t.into_record())
             }
             // The partner cannot cancel at all (openIMIS over FHIR): the
@@ -553,7 +606,7 @@ impl Broker {
                     .store
                     .complete_cancel(scheme_id, claim_id, &note, self.clock.now_ms())
                     .await?;
-                self.notify();
+                self.changed(&t);
                 Ok(t.into_record())
             }
             // Final refusals are retried too (with back-off): a cancel must

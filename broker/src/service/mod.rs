@@ -120,6 +120,8 @@ pub struct BrokerParts {
     pub operators: Vec<String>,
     pub retry: RetryConfig,
     pub limits: LimitsConfig,
+    /// The partners' circuit breakers.
+    pub breaker: crate::config::BreakerConfig,
     pub audit: AuditSink,
     /// Where the service reads the time: [`Clock::system`] but in tests.
     pub clock: Clock,
@@ -139,6 +141,7 @@ pub struct Broker {
     audit: AuditSink,
     clock: Clock,
     worker_lease_ms: i64,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 fn key_digest(parts: &[&str]) -> String {
@@ -166,6 +169,7 @@ impl Broker {
             operators,
             retry,
             limits,
+            breaker,
             audit,
             clock,
         } = parts;
@@ -178,6 +182,11 @@ impl Broker {
             mutuelles: partners.iter().map(|p| p.id.clone()).collect(),
             operators: operators.into_iter().collect(),
         };
+        let metrics = Arc::new(crate::metrics::Metrics::new(audit.counters()));
+        for p in &partners {
+            metrics.init_partner(&p.id);
+        }
+        metrics.init_store(&claims::TIMED_OPERATIONS);
         let max_deadline = partners
             .iter()
             .map(|p| p.deadline.as_millis() as i64)
@@ -189,13 +198,19 @@ impl Broker {
             admission: Admission::new(&limits),
             request_timeout: Duration::from_millis(limits.request_timeout_ms),
             schemes: schemes.into_iter().map(|s| (s.id.clone(), s)).collect(),
-            partners: PartnerClient::new(partners, audit.clone(), clock),
+            partners: PartnerClient::new(partners, audit.clone(), clock, metrics.clone(), breaker),
             retry,
             changes: watch::channel(0).0,
             audit,
             clock,
             worker_lease_ms: 2 * max_deadline + LEASE_GRACE_MS,
+            metrics,
         }
+    }
+
+    /// The broker's metrics (served by [`crate::ops`]).
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     /// The store, for tests, `passerelle dev`'s seeding and the benchmark;

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -27,6 +28,68 @@ pub struct Partner {
     pub deadline: Duration,
     /// Its places for calls waiting on it (see [`crate::admission`]).
     pub slots: PartnerSlots,
+    /// Its active probe, if configured.
+    pub probe: Option<crate::config::ProbeConfig>,
+}
+
+/// A partner's circuit and pause, as this broker holds them (the store
+/// holds them for every broker: [`crate::store::PartnerStore`]).
+#[derive(Debug, Default)]
+struct Circuit {
+    /// Transient failures in a row.
+    failures: u32,
+    /// Open until then (ms); 0: closed.
+    open_until_ms: i64,
+    /// When this broker opened it (ms), to tell its own recent opening from
+    /// a close another broker stored.
+    opened_ms: i64,
+    /// A trial call (half-open) is in flight.
+    trial: bool,
+    paused: bool,
+}
+
+/// Whether a call may go to a partner.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Gate {
+    /// Yes; `trial`: the one call of a half-open circuit.
+    Go { trial: bool },
+    /// No: an operator paused it.
+    Paused,
+    /// No: its circuit is open (or half-open with its trial in flight).
+    Open,
+}
+
+/// Frees a half-open circuit's trial when its call is dropped unfinished.
+struct TrialGuard<'a> {
+    client: &'a PartnerClient,
+    id: &'a str,
+    armed: bool,
+}
+
+impl Drop for TrialGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed
+            && let Some(mut c) = self.client.circuit(self.id)
+        {
+            c.trial = false;
+        }
+    }
+}
+
+/// What a call's outcome did to the circuit, for the store to hold.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum CircuitChange {
+    Opened(i64),
+    Closed,
+}
+
+/// The state label of a circuit (metrics, `admin partners`).
+pub fn circuit_label(open_until_ms: i64, now_ms: i64) -> &'static str {
+    match open_until_ms {
+        0 => "closed",
+        t if now_ms < t => "open",
+        _ => "half_open",
+    }
 }
 
 /// What [`Broker::reload_partners`] did.
@@ -65,8 +128,12 @@ pub struct PartnerClient {
     /// that makes their waiting claims due at once (see
     /// [`Broker::call_partner`]).
     down: HashMap<String, AtomicBool>,
+    /// Each partner's circuit and pause.
+    circuits: HashMap<String, Mutex<Circuit>>,
+    breaker: crate::config::BreakerConfig,
     audit: AuditSink,
     clock: Clock,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// Why a call did not reach a mutuelle whose places are all taken.
@@ -75,16 +142,130 @@ pub(super) fn busy(mutuelle: &str) -> String {
 }
 
 impl PartnerClient {
-    pub(super) fn new(partners: Vec<Partner>, audit: AuditSink, clock: Clock) -> Self {
+    pub(super) fn new(
+        partners: Vec<Partner>,
+        audit: AuditSink,
+        clock: Clock,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+        breaker: crate::config::BreakerConfig,
+    ) -> Self {
         PartnerClient {
             down: partners
                 .iter()
                 .map(|p| (p.id.clone(), AtomicBool::default()))
                 .collect(),
+            circuits: partners
+                .iter()
+                .map(|p| (p.id.clone(), Mutex::default()))
+                .collect(),
+            breaker,
             partners: partners.into_iter().map(|p| (p.id.clone(), p)).collect(),
             audit,
             clock,
+            metrics,
         }
+    }
+
+    fn circuit(&self, id: &str) -> Option<std::sync::MutexGuard<'_, Circuit>> {
+        self.circuits
+            .get(id)
+            .map(|c| c.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Whether a call may go to the partner now; a half-open circuit lets
+    /// one trial through at a time.
+    pub(super) fn gate(&self, id: &str, now_ms: i64) -> Gate {
+        let Some(mut c) = self.circuit(id) else {
+            return Gate::Go { trial: false };
+        };
+        if c.paused {
+            Gate::Paused
+        } else if c.open_until_ms == 0 {
+            Gate::Go { trial: false }
+        } else if now_ms < c.open_until_ms || c.trial {
+            Gate::Open
+        } else {
+            c.trial = true;
+            Gate::Go { trial: true }
+        }
+    }
+
+    /// Counts a call's outcome: `failed` a transient failure. Returns the
+    /// circuit's change, if any, for the store.
+    pub(super) fn settle(
+        &self,
+        id: &str,
+        trial: bool,
+        failed: bool,
+        now_ms: i64,
+    ) -> Option<CircuitChange> {
+        let mut c = self.circuit(id)?;
+        if trial {
+            c.trial = false;
+        }
+        if failed {
+            c.failures = c.failures.saturating_add(1);
+            let threshold = self.breaker.failures;
+            let opens = trial || (threshold > 0 && c.failures >= threshold && c.open_until_ms == 0);
+            if opens {
+                c.open_until_ms = now_ms + self.breaker.open_ms as i64;
+                c.opened_ms = now_ms;
+                return Some(CircuitChange::Opened(c.open_until_ms));
+            }
+            None
+        } else {
+            c.failures = 0;
+            if c.open_until_ms != 0 {
+                c.open_until_ms = 0;
+                return Some(CircuitChange::Closed);
+            }
+            None
+        }
+    }
+
+    /// Takes the store's controls (every broker's pauses and circuits),
+    /// read from `read_at_ms` on. A circuit this broker opened since then is
+    /// kept: its row may have been read before it was written.
+    pub(super) fn adopt(&self, rows: &[crate::store::PartnerControl], read_at_ms: i64) {
+        for (id, circuit) in &self.circuits {
+            let row = rows.iter().find(|r| &r.partner_id == id);
+            let mut c = circuit.lock().unwrap_or_else(|p| p.into_inner());
+            c.paused = row.is_some_and(|r| r.paused_ms > 0);
+            let stored = row.map_or(0, |r| r.breaker_open_until_ms);
+            if c.trial || (c.open_until_ms != 0 && c.opened_ms >= read_at_ms) {
+                continue;
+            }
+            if stored != c.open_until_ms {
+                c.open_until_ms = stored;
+                if stored == 0 {
+                    c.failures = 0;
+                }
+            }
+        }
+    }
+
+    /// Pauses or resumes a partner in this broker (the store holds it for
+    /// the others).
+    pub(super) fn set_paused(&self, id: &str, paused: bool) {
+        if let Some(mut c) = self.circuit(id) {
+            c.paused = paused;
+        }
+    }
+
+    /// Whether an operator paused the partner.
+    pub fn is_paused(&self, id: &str) -> bool {
+        self.circuit(id).is_some_and(|c| c.paused)
+    }
+
+    /// The partner's circuit: "closed", "open" or "half_open".
+    pub fn circuit_state(&self, id: &str) -> &'static str {
+        let open_until = self.circuit(id).map_or(0, |c| c.open_until_ms);
+        circuit_label(open_until, self.clock.now_ms())
+    }
+
+    /// Whether the partner's last call failed transiently.
+    pub(super) fn is_down(&self, id: &str) -> bool {
+        self.down.get(id).is_some_and(|d| d.load(Ordering::Relaxed))
     }
 
     pub(super) fn get(&self, id: &str) -> Option<&Partner> {
@@ -105,12 +286,21 @@ impl PartnerClient {
         out: Outbound<'_>,
         call: impl Future<Output = Result<T, AdapterError>>,
     ) -> (Result<T, AdapterError>, Health) {
+        let started = std::time::Instant::now();
         let res = match self.partners.get(mutuelle_id) {
             Some(p) => tokio::time::timeout(p.deadline, call)
                 .await
                 .unwrap_or(Err(AdapterError::Timeout(p.deadline.as_millis() as u64))),
             None => call.await,
         };
+        {
+            self.metrics.partner_call(
+                mutuelle_id,
+                out.method,
+                crate::metrics::partner_outcome(&res.as_ref().map(|_| ())),
+                started.elapsed(),
+            );
+        }
         if out.audited {
             self.audit
                 .record(AuditEntry {
@@ -176,17 +366,123 @@ impl Broker {
     /// now rather than at the end of their back-off (up to `retry.max_ms`):
     /// a mutuelle back after days offline gets its backlog at once, and the
     /// retry worker drains it.
+    ///
+    /// A paused partner, or one whose circuit is open, is not called: the
+    /// answer is a transient `Unavailable` at once (the claim waits,
+    /// PENDING), counted in the metrics, with no outbound audit row (no
+    /// message left). A circuit that opens or closes is written to the
+    /// store, for the other brokers and the retry worker; one that closes
+    /// makes the partner's backlog due now.
     pub(super) async fn call_partner<T>(
         &self,
         mutuelle_id: &str,
         out: Outbound<'_>,
         call: impl Future<Output = Result<T, AdapterError>>,
     ) -> Result<T, AdapterError> {
+        let trial = match self.partners.gate(mutuelle_id, self.clock.now_ms()) {
+            Gate::Go { trial } => trial,
+            held => {
+                let (outcome, why) = if held == Gate::Paused {
+                    (
+                        "paused",
+                        format!("mutuelle {mutuelle_id} is paused by an operator"),
+                    )
+                } else {
+                    (
+                        "breaker_open",
+                        format!(
+                            "mutuelle {mutuelle_id} is failing: its circuit is open, calls wait until it answers again"
+                        ),
+                    )
+                };
+                self.metrics
+                    .partner_call(mutuelle_id, out.method, outcome, Duration::ZERO);
+                return Err(AdapterError::Unavailable(why));
+            }
+        };
+        // A trial whose caller goes away before its outcome frees the
+        // half-open circuit for the next call.
+        let mut pending_trial = TrialGuard {
+            client: &self.partners,
+            id: mutuelle_id,
+            armed: trial,
+        };
         let (res, health) = self.partners.call(mutuelle_id, out, call).await;
-        if health == Health::BackUp {
+        pending_trial.armed = false;
+        let failed = matches!(&res, Err(e) if e.is_transient());
+        let change = self
+            .partners
+            .settle(mutuelle_id, trial, failed, self.clock.now_ms());
+        match change {
+            Some(CircuitChange::Opened(until)) => {
+                tracing::warn!(
+                    partner = mutuelle_id,
+                    open_ms = until - self.clock.now_ms(),
+                    "circuit opened: calls to this mutuelle wait until it answers again"
+                );
+                self.store_circuit(mutuelle_id, until).await;
+            }
+            Some(CircuitChange::Closed) => {
+                tracing::info!(
+                    partner = mutuelle_id,
+                    "circuit closed: the mutuelle answers again"
+                );
+                self.store_circuit(mutuelle_id, 0).await;
+            }
+            None => {}
+        }
+        if health == Health::BackUp || change == Some(CircuitChange::Closed) {
             self.expedite(mutuelle_id).await;
         }
         res
+    }
+
+    /// Writes a circuit's change to the store. A store out of reach leaves
+    /// it in this broker only (logged): the others open their own on their
+    /// own failures.
+    async fn store_circuit(&self, partner: &str, open_until_ms: i64) {
+        if let Err(e) = self.store.set_breaker(partner, open_until_ms).await {
+            tracing::warn!(partner, error = %e, "cannot store the circuit's state");
+        }
+    }
+
+    /// Reads every broker's pauses and circuits from the store (the retry
+    /// worker does, each pass).
+    pub async fn refresh_controls(&self) -> Result<(), crate::store::StoreError> {
+        let at = self.clock.now_ms();
+        let rows = self.store.partner_controls().await?;
+        self.partners.adopt(&rows, at);
+        Ok(())
+    }
+
+    /// Pauses a partner (`by`: the operator) or resumes it (`None`): stored
+    /// for every broker, in force here at once. While paused, claims are
+    /// accepted and wait (PENDING), no call and no retry goes to it; on
+    /// resume, its backlog is due now.
+    pub async fn pause_partner(
+        &self,
+        partner: &str,
+        by: Option<&str>,
+    ) -> Result<crate::store::PartnerControl, ServiceError> {
+        self.partner(partner).map_err(|_| {
+            ServiceError::invalid(
+                "mutuelle_id",
+                format!("{partner:?} is not a configured mutuelle"),
+            )
+        })?;
+        let row = self
+            .store
+            .set_paused(partner, by, self.clock.now_ms())
+            .await?;
+        self.partners.set_paused(partner, by.is_some());
+        match by {
+            Some(who) => tracing::warn!(partner, by = who, "partner paused by an operator"),
+            None => {
+                tracing::info!(partner, "partner resumed by an operator");
+                self.expedite(partner).await;
+            }
+        }
+        Ok(row)
     }
 
     async fn expedite(&self, partner: &str) {
@@ -222,6 +518,93 @@ impl Broker {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    use super::{CircuitChange, Gate};
+    use crate::store::PartnerControl;
+
+    /// The circuit of one partner (defaults: 5 failures, 30 s open): it
+    /// opens after 5 transient failures in a row (an answer in between
+    /// starts the count again), refuses calls while open, lets exactly one
+    /// trial through once the time is up (a dropped trial frees the place),
+    /// closes on the trial's answer and opens again on its failure. A
+    /// pause holds every call, whatever the circuit. What the store says
+    /// (another broker's circuit, a pause) is adopted, except a circuit
+    /// this broker opened after the store was read.
+    #[tokio::test(start_paused = true)]
+    async fn the_circuit_opens_tries_once_and_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = super::super::testing::broker(dir.path());
+        let p = &b.partners;
+        let go = Gate::Go { trial: false };
+        for _ in 0..4 {
+            assert_eq!(p.gate("MUT-X", 0), go);
+            assert_eq!(p.settle("MUT-X", false, true, 0), None);
+        }
+        // An answer resets the count.
+        assert_eq!(p.settle("MUT-X", false, false, 0), None);
+        for _ in 0..4 {
+            assert_eq!(p.settle("MUT-X", false, true, 0), None);
+        }
+        assert_eq!(
+            p.settle("MUT-X", false, true, 1_000),
+            Some(CircuitChange::Opened(31_000))
+        );
+        assert_eq!(p.gate("MUT-X", 30_999), Gate::Open);
+        assert_eq!(p.gate("MUT-X", 31_000), Gate::Go { trial: true });
+        assert_eq!(p.gate("MUT-X", 31_001), Gate::Open, "one trial at a time");
+        // The trial fails: open again for 30 s.
+        assert_eq!(
+            p.settle("MUT-X", true, true, 31_500),
+            Some(CircuitChange::Opened(61_500))
+        );
+        // A trial dropped before its outcome frees the half-open circuit.
+        assert_eq!(p.gate("MUT-X", 61_500), Gate::Go { trial: true });
+        drop(super::TrialGuard {
+            client: p,
+            id: "MUT-X",
+            armed: true,
+        });
+        assert_eq!(p.gate("MUT-X", 61_501), Gate::Go { trial: true });
+        assert_eq!(
+            p.settle("MUT-X", true, false, 61_600),
+            Some(CircuitChange::Closed)
+        );
+        assert_eq!(p.gate("MUT-X", 61_601), go);
+
+        // Paused: nothing goes, whatever the circuit.
+        p.set_paused("MUT-X", true);
+        assert_eq!(p.gate("MUT-X", 70_000), Gate::Paused);
+        p.set_paused("MUT-X", false);
+
+        // Another broker opened it (stored): adopted.
+        let row = |until| PartnerControl {
+            partner_id: "MUT-X".into(),
+            breaker_open_until_ms: until,
+            ..Default::default()
+        };
+        p.adopt(&[row(100_000)], 80_000);
+        assert_eq!(p.gate("MUT-X", 90_000), Gate::Open);
+        // ... and closed: adopted too.
+        p.adopt(&[], 95_000);
+        assert_eq!(p.gate("MUT-X", 96_000), go);
+        // A circuit opened here after the store was read stays open.
+        for _ in 0..5 {
+            p.settle("MUT-X", false, true, 97_000);
+        }
+        p.adopt(&[], 96_500);
+        assert_eq!(p.gate("MUT-X", 97_001), Gate::Open);
+        // A pause stored by another broker is adopted.
+        p.adopt(
+            &[PartnerControl {
+                partner_id: "MUT-X".into(),
+                paused_ms: 1,
+                ..row(127_000)
+            }],
+            98_000,
+        );
+        assert_eq!(p.gate("MUT-X", 200_000), Gate::Paused);
+        assert!(p.is_paused("MUT-X"));
+    }
 
     /// What SIGHUP and the file watcher do: a partner whose secret changed
     /// on disk gets its adapter rebuilt (and the old one, with its

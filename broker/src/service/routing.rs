@@ -35,7 +35,12 @@ impl Broker {
                 // enrolment if renumbered), as for any routing: never the
                 // first by member number.
                 None => {
-                    let all = self.store.find_members(scheme_id, beneficiary_id).await?;
+                    let all = self
+                        .timed(
+                            "find_members",
+                            self.store.find_members(scheme_id, beneficiary_id),
+                        )
+                        .await?;
                     let ours: Vec<&Member> = all.iter().filter(|m| m.mutuelle_id == mid).collect();
                     choose_member(&ours, date)?.cloned()
                 }
@@ -51,7 +56,12 @@ impl Broker {
                 )),
             });
         }
-        let members = self.store.find_members(scheme_id, beneficiary_id).await?;
+        let members = self
+            .timed(
+                "find_members",
+                self.store.find_members(scheme_id, beneficiary_id),
+            )
+            .await?;
         let known: Vec<&Member> = members
             .iter()
             .filter(|m| self.partners.get(&m.mutuelle_id).is_some())

@@ -123,10 +123,12 @@ pub(crate) fn broker_with_partner(
             adapter: adapter.live("MUT-X", dir, data).unwrap(),
             deadline: Duration::from_secs(2),
             slots: PartnerSlots::new(Some(4)),
+            probe: None,
         }],
         operators: vec![],
         retry: RetryConfig::default(),
         limits: LimitsConfig::default(),
+        breaker: Default::default(),
         audit,
         clock: Clock::following_tokio(T0),
     }))
@@ -162,6 +164,7 @@ fn build_with(
             adapter: adapter.into(),
             deadline: Duration::from_secs(2),
             slots: PartnerSlots::new(Some(4)),
+            probe: None,
         }],
         operators: vec![],
         retry: RetryConfig {
@@ -171,6 +174,7 @@ fn build_with(
             ..Default::default()
         },
         limits,
+        breaker: Default::default(),
         audit,
         clock: Clock::following_tokio(T0),
     }))

@@ -37,11 +37,13 @@ impl Broker {
             (s * self.retry.batch.saturating_sub(1)).as_millis() as i64 + 1
         });
         let due = self
-            .store
-            .lease_due(
-                self.clock.now_ms(),
-                self.worker_lease_ms + spread,
-                self.retry.batch,
+            .timed(
+                "lease_due",
+                self.store.lease_due(
+                    self.clock.now_ms(),
+                    self.worker_lease_ms + spread,
+                    self.retry.batch,
+                ),
             )
             .await?;
         let n = due.len();
@@ -56,6 +58,10 @@ impl Broker {
                     _ = stop.wait_for(|s| *s) => break,
                 }
             }
+            self.metrics.partner_retry(
+                &rec.mutuelle_id,
+                self.backoff_ms(rec.attempts) >= self.retry.max_ms as i64,
+            );
             let me = self.clone();
             tasks.push(tokio::spawn(async move {
                 let subject = format!("{}/{}", rec.claim.scheme_id, rec.claim.claim_id);
@@ -107,6 +113,10 @@ impl Broker {
         let poll = Duration::from_millis(self.retry.poll_ms);
         loop {
             let round = tokio::time::Instant::now();
+            // Other brokers' pauses and circuits, before leasing.
+            if let Err(e) = self.refresh_controls().await {
+                tracing::warn!(error = %e, "cannot read the partners' controls");
+            }
             match self.retry_due(shutdown.clone()).await {
                 Ok(n) if n > 0 => {
                     // Pace a backlog: n claims take at least n / max_per_second.
@@ -132,6 +142,62 @@ impl Broker {
             if *shutdown.borrow() {
                 return;
             }
+        }
+    }
+
+    /// The partners' active probes (`[partners.probe]`), one task each,
+    /// until `shutdown`: an eligibility question about the test member
+    /// every `interval_s`, through [`Broker::call_partner`] like any call
+    /// (the circuit and the metrics see it; it is the trial call of a
+    /// half-open circuit). Not audited: it carries no one's data and would
+    /// fill the log.
+    pub async fn run_probes(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        let mut tasks = Vec::new();
+        for p in self.partners() {
+            let Some(probe) = p.probe.clone() else {
+                continue;
+            };
+            let (me, id, mut stop) = (self.clone(), p.id.clone(), shutdown.clone());
+            tasks.push(tokio::spawn(async move {
+                let every = Duration::from_secs(probe.interval_s);
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                    me.probe_once(&id, &probe).await;
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// One probe of partner `id`.
+    pub async fn probe_once(&self, id: &str, probe: &crate::config::ProbeConfig) {
+        let Ok(partner) = self.partner(id) else {
+            return;
+        };
+        let q = passerelle_adapters::EligibilityQuery {
+            idempotency_key: format!("probe-{}", super::next_nonce()),
+            scheme_id: probe.scheme.clone(),
+            beneficiary_id: probe.beneficiary.clone(),
+            member_number: probe.member_number.clone(),
+            date_of_care: self.clock.today(),
+            currency: self.currency_of(&probe.scheme),
+            lines: vec![],
+            diagnoses: vec![],
+        };
+        let out = super::partner::Outbound {
+            method: "Probe",
+            subject: "probe".into(),
+            key: &q.idempotency_key,
+            audited: false,
+        };
+        let adapter = partner.adapter.get();
+        if let Err(e) = self.call_partner(id, out, adapter.eligibility(&q)).await {
+            tracing::debug!(partner = id, error = %e, "probe failed");
         }
     }
 

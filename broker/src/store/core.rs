@@ -655,6 +655,48 @@ pub(super) fn not_found_claim(scheme: &str, claim_id: &str) -> StoreError {
     StoreError::NotFound(format!("claim {scheme}/{claim_id}"))
 }
 
+/// The partners whose claims the retry worker leaves alone at `now` (the
+/// statement's parameter `now`): paused, or breaker open.
+pub(super) fn sql_held_partners(now: &str) -> String {
+    format!(
+        "mutuelle_id NOT IN (SELECT partner_id FROM partner_controls \
+         WHERE paused_ms > 0 OR breaker_open_until_ms > {now})"
+    )
+}
+
+/// The columns of a partner control row, in [`partner_control`]'s order.
+pub(super) const CONTROL_COLS: &str = "partner_id, paused_ms, paused_by, breaker_open_until_ms";
+
+/// A partner control row.
+pub(super) fn partner_control(r: &dyn Row) -> Result<super::PartnerControl, StoreError> {
+    Ok(super::PartnerControl {
+        partner_id: r.text(0)?,
+        paused_ms: r.int(1)?,
+        paused_by: r.text(2)?,
+        breaker_open_until_ms: r.int(3)?,
+    })
+}
+
+/// Pauses or resumes a partner (parameters: partner, paused_ms, paused_by),
+/// returning its row; placeholders `$n` or `?n` after `ph`.
+pub(super) fn set_paused_sql(ph: char) -> String {
+    format!(
+        "INSERT INTO partner_controls (partner_id, paused_ms, paused_by, breaker_open_until_ms) \
+         VALUES ({ph}1, {ph}2, {ph}3, 0) ON CONFLICT (partner_id) DO UPDATE \
+         SET paused_ms = excluded.paused_ms, paused_by = excluded.paused_by \
+         RETURNING {CONTROL_COLS}"
+    )
+}
+
+/// Opens or closes a partner's breaker (parameters: partner, open until).
+pub(super) fn set_breaker_sql(ph: char) -> String {
+    format!(
+        "INSERT INTO partner_controls (partner_id, paused_ms, paused_by, breaker_open_until_ms) \
+         VALUES ({ph}1, 0, '', {ph}2) ON CONFLICT (partner_id) DO UPDATE \
+         SET breaker_open_until_ms = excluded.breaker_open_until_ms"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -342,6 +342,19 @@ pub struct PartnerActivity {
     pub last_error_ms: i64,
     pub last_error: String,
     pub pending: u32,
+    /// When the oldest of them was received (0 when none wait).
+    pub oldest_waiting_ms: i64,
+}
+
+/// A connection pool's use, for the metrics (`passerelle_store_connections`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolUse {
+    /// Connections open.
+    pub size: usize,
+    /// Of those, idle.
+    pub available: usize,
+    /// Calls waiting for a connection.
+    pub waiting: usize,
 }
 
 /// Storage failure. `Backend` and `SchemaTooOld` mean "the store is
@@ -595,6 +608,40 @@ pub trait SettlementStore: Send + Sync + 'static {
     ) -> Result<StatementData, StoreError>;
 }
 
+/// What operators and the circuit breaker decided about a partner, shared
+/// by every broker on the store and kept across restarts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PartnerControl {
+    pub partner_id: String,
+    /// When an operator paused it; 0: not paused.
+    pub paused_ms: i64,
+    /// Who paused it (the operator's identity).
+    pub paused_by: String,
+    /// Until when its circuit breaker is open; 0: closed.
+    pub breaker_open_until_ms: i64,
+}
+
+/// Partners' pauses and circuit breakers. The retry worker's `lease_due`
+/// leaves alone the claims of a paused partner and of one whose breaker is
+/// open.
+#[async_trait]
+pub trait PartnerStore: Send + Sync + 'static {
+    /// Every partner with a control row, by id.
+    async fn partner_controls(&self) -> Result<Vec<PartnerControl>, StoreError>;
+
+    /// Pauses a partner (`by`: the operator) or resumes it (`None`);
+    /// returns its row.
+    async fn set_paused(
+        &self,
+        partner_id: &str,
+        by: Option<&str>,
+        now_ms: i64,
+    ) -> Result<PartnerControl, StoreError>;
+
+    /// Opens the partner's breaker until `open_until_ms`, or closes it (0).
+    async fn set_breaker(&self, partner_id: &str, open_until_ms: i64) -> Result<(), StoreError>;
+}
+
 /// The audit log and what it tells of partners.
 #[async_trait]
 pub trait AuditStore: Send + Sync + 'static {
@@ -624,10 +671,23 @@ pub trait AuditStore: Send + Sync + 'static {
 /// conformance suite. Every method is one transaction.
 #[async_trait]
 pub trait Store:
-    ClaimStore + RosterStore + ProductStore + SettlementStore + AuditStore + Send + Sync + 'static
+    ClaimStore
+    + RosterStore
+    + ProductStore
+    + SettlementStore
+    + AuditStore
+    + PartnerStore
+    + Send
+    + Sync
+    + 'static
 {
     /// (schema version found, schema version this binary writes).
     async fn schema_status(&self) -> Result<(i64, i64), StoreError>;
+
+    /// The connection pool's use, where the backend has one to report.
+    fn pool_use(&self) -> Option<PoolUse> {
+        None
+    }
 }
 
 /// Parsed product bodies. Eligibility through the rules adapter reads the

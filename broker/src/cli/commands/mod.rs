@@ -128,6 +128,34 @@ fn acting_for(cmd: &ClientCmd) -> Result<(Role, String), Failure> {
     })
 }
 
+/// The operator certificate to use from `certs` when the dev operator's is
+/// not there: the one `operator-*.crt` the folder holds. Several: an error
+/// naming them.
+fn only_operator(certs: &std::path::Path) -> Result<Option<String>, Failure> {
+    let Ok(entries) = std::fs::read_dir(certs) else {
+        return Ok(None);
+    };
+    let mut ids: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            name.strip_prefix("operator-")?
+                .strip_suffix(".crt")
+                .map(str::to_string)
+        })
+        .collect();
+    ids.sort();
+    match ids.len() {
+        0 => Ok(None),
+        1 => Ok(ids.pop()),
+        _ => Err(Failure(format!(
+            "several operator certificates in {} ({}): pass --cert and --key",
+            certs.display(),
+            ids.join(", ")
+        ))),
+    }
+}
+
 /// TLS material for an https:// broker: --cert/--key, else the certificate
 /// of the party the command acts for, from --certs.
 fn tls_for(client: &Client, cmd: &ClientCmd) -> Result<ClientTlsConfig, Failure> {
@@ -141,8 +169,15 @@ fn tls_for(client: &Client, cmd: &ClientCmd) -> Result<ClientTlsConfig, Failure>
             return Err(Failure("--cert and --key go together".into()));
         }
         (None, None) => {
-            let (role, id) = acting_for(cmd)?;
-            let (c, k) = crate::pki::Pki::new(&client.certs).client_paths(role, &id);
+            let (role, mut id) = acting_for(cmd)?;
+            let pki = crate::pki::Pki::new(&client.certs);
+            if role == Role::Operator
+                && !pki.client_paths(role, &id).0.exists()
+                && let Some(other) = only_operator(&client.certs)?
+            {
+                id = other;
+            }
+            let (c, k) = pki.client_paths(role, &id);
             if !c.exists() {
                 return Err(Failure(format!(
                     "no certificate for {}:{id} in {} (pass --cert and --key, or --certs)",
@@ -229,7 +264,38 @@ pub async fn run(client: Client, cmd: ClientCmd) -> ExitCode {
     }
 }
 
+/// Whether the server at `url` (http://) answers plaintext HTTP/2: the
+/// client preface and an empty SETTINGS frame, answered by the server's
+/// SETTINGS. A TLS broker closes (or sends a TLS alert) instead. `None`:
+/// no TCP connection at all (the normal error says why).
+async fn speaks_plaintext_h2(url: &str) -> Option<bool> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let uri: tonic::transport::Uri = url.parse().ok()?;
+    let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(80);
+    let probe = async {
+        let mut s = tokio::net::TcpStream::connect((host, port)).await.ok()?;
+        let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        hello.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        if s.write_all(&hello).await.is_err() {
+            return Some(false);
+        }
+        let mut head = [0u8; 9];
+        Some(s.read_exact(&mut head).await.is_ok() && head[3] == 4)
+    };
+    tokio::time::timeout(Duration::from_secs(5), probe)
+        .await
+        .ok()
+        .flatten()
+}
+
 async fn connect(url: &str, tls: Option<ClientTlsConfig>) -> Result<Channel, String> {
+    if tls.is_none() && speaks_plaintext_h2(url).await == Some(false) {
+        let https = url.replacen("http://", "https://", 1);
+        return Err(format!(
+            "{url} does not answer plaintext gRPC: this broker requires https (TLS); use --broker {https} with a client certificate (--certs, or --cert and --key)"
+        ));
+    }
     let mut endpoint = Endpoint::from_shared(url.to_string())
         .map_err(|e| format!("--broker {url:?}: {e}"))?
         .connect_timeout(Duration::from_secs(5));

@@ -16,32 +16,35 @@ pub(super) async fn admin_cmd(ctx: &Ctx, cmd: AdminCmd) -> Out {
                 ctx.print(&r);
                 return Ok(());
             }
-            let mut t = Table::new(
-                l,
-                &[
-                    "mutuelle",
-                    "adapter",
-                    "last success",
-                    "last error",
-                    "pending",
-                ],
-            )
-            .right(&[4]);
-            for p in &r.partners {
-                let err = if p.last_error_ms > 0 {
-                    format!("{} {}", when(l, p.last_error_ms), p.last_error)
-                } else {
-                    when(l, 0)
-                };
-                t.row(vec![
-                    p.mutuelle_id.clone(),
-                    p.adapter.clone(),
-                    when(l, p.last_success_ms),
-                    err,
-                    p.pending.to_string(),
-                ]);
+            out!("{}", partners_table(l, &r.partners));
+        }
+        AdminCmd::Pause { mutuelle } => {
+            let r = c
+                .pause_partner(admin::PausePartnerRequest {
+                    mutuelle_id: mutuelle,
+                })
+                .await
+                .map_err(|s| status_failure(s, None))?
+                .into_inner();
+            if ctx.json {
+                ctx.print(&r);
+                return Ok(());
             }
-            out!("{}", t.render());
+            out!("{}", partners_table(l, std::slice::from_ref(&r)));
+        }
+        AdminCmd::Resume { mutuelle } => {
+            let r = c
+                .resume_partner(admin::ResumePartnerRequest {
+                    mutuelle_id: mutuelle,
+                })
+                .await
+                .map_err(|s| status_failure(s, None))?
+                .into_inner();
+            if ctx.json {
+                ctx.print(&r);
+                return Ok(());
+            }
+            out!("{}", partners_table(l, std::slice::from_ref(&r)));
         }
         AdminCmd::Retry { scheme, claim_id } => {
             let r = c
@@ -170,4 +173,56 @@ pub(super) async fn admin_cmd(ctx: &Ctx, cmd: AdminCmd) -> Out {
         }
     }
     Ok(())
+}
+
+/// The partners' table of `admin partners`, `pause` and `resume`.
+fn partners_table(l: Lang, partners: &[admin::PartnerStatus]) -> String {
+    let mut t = Table::new(
+        l,
+        &[
+            "mutuelle",
+            "adapter",
+            "calls",
+            "last success",
+            "last error",
+            "pending",
+            "oldest pending",
+        ],
+    )
+    .right(&[5]);
+    for p in partners {
+        let err = if p.last_error_ms > 0 {
+            format!("{} {}", when(l, p.last_error_ms), p.last_error)
+        } else {
+            when(l, 0)
+        };
+        let calls = if p.paused_ms > 0 {
+            format!("{} ({})", l.t("paused"), p.paused_by)
+        } else {
+            match p.circuit.as_str() {
+                "open" => format!(
+                    "{} {}",
+                    l.t("circuit open until"),
+                    when(l, p.circuit_open_until_ms)
+                ),
+                "half_open" => l.t("circuit half-open (trial call)").to_string(),
+                _ => l.t("going").to_string(),
+            }
+        };
+        let oldest = if p.oldest_pending_ms > 0 {
+            when(l, p.oldest_pending_ms)
+        } else {
+            "-".to_string()
+        };
+        t.row(vec![
+            p.mutuelle_id.clone(),
+            p.adapter.clone(),
+            calls,
+            when(l, p.last_success_ms),
+            err,
+            p.pending.to_string(),
+            oldest,
+        ]);
+    }
+    t.render()
 }

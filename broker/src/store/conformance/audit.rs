@@ -52,6 +52,10 @@ pub async fn partner_activity_and_claim_audit(store: Arc<dyn Store>) {
     begin(&store, sample_claim("CNSS", "C2", "I2")).await;
     let a = store.partner_activity("MUT-A").await.unwrap();
     assert_eq!((a.last_success_ms, a.last_error_ms, a.pending), (10, 20, 1));
+    // The oldest claim waiting is the metrics' "oldest pending" age.
+    assert_eq!(a.oldest_waiting_ms, 1_000);
+    let b = store.partner_activity("MUT-B").await.unwrap();
+    assert_eq!((b.pending, b.oldest_waiting_ms), (0, 0), "none waits");
     assert_eq!(a.last_error, "partner missed its deadline");
     let trail = store.audit_of("CNSS/C1").await.unwrap();
     assert_eq!(

@@ -5,6 +5,7 @@
 mod audit;
 mod claims;
 mod decoding;
+mod partners;
 mod products;
 mod roster;
 mod settlement;
@@ -12,6 +13,7 @@ mod settlement;
 pub use audit::*;
 pub use claims::*;
 pub use decoding::*;
+pub use partners::*;
 pub use products::*;
 pub use roster::*;
 pub use settlement::*;
@@ -67,6 +69,9 @@ macro_rules! store_conformance_suite {
             audit_is_appended_and_read_back,
             partner_activity_and_claim_audit,
             retention_prunes_only_final_claims,
+        );
+        $crate::store_conformance_suite!(@section partners $make;
+            pauses_and_breakers_hold_the_worker,
         );
     };
     // One module per sub-trait of `Store` (ClaimStore, RosterStore, ...).

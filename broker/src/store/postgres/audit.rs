@@ -108,22 +108,23 @@ impl AuditStore for PgStore {
             &[&party],
         )
         .await?;
-        let pending = q1(
+        let (pending, oldest) = q1(
             &c,
             &format!(
-                "SELECT COUNT(*) FROM claims WHERE mutuelle_id = $1 AND state IN {}",
+                "SELECT COUNT(*), MIN(created_ms) FROM claims WHERE mutuelle_id = $1 AND state IN {}",
                 core::SQL_WAITING
             ),
             &[&mutuelle_id],
         )
         .await?
-        .map(|r| r.get::<_, i64>(0))
-        .unwrap_or(0);
+        .map(|r| (r.get::<_, i64>(0), r.get::<_, Option<i64>>(1)))
+        .unwrap_or((0, None));
         Ok(PartnerActivity {
             last_success_ms: ok.map(|r| r.get(0)).unwrap_or(0),
             last_error_ms: err.as_ref().map(|r| r.get(0)).unwrap_or(0),
             last_error: err.map(|r| r.get(1)).unwrap_or_default(),
             pending: pending as u32,
+            oldest_waiting_ms: oldest.unwrap_or(0),
         })
     }
 }

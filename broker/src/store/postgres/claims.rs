@@ -274,9 +274,10 @@ impl ClaimStore for PgStore {
             &format!(
                 "UPDATE claims SET next_attempt_ms = $2, attempts = attempts + 1 WHERE id IN ( \
                  SELECT id FROM claims WHERE next_attempt_ms IS NOT NULL AND next_attempt_ms <= $1 \
-                 AND state IN {} ORDER BY next_attempt_ms LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                 AND state IN {} AND {} ORDER BY next_attempt_ms LIMIT $3 FOR UPDATE OF claims SKIP LOCKED) \
                  RETURNING scheme_id, claim_id",
-                core::SQL_WAITING
+                core::SQL_WAITING,
+                core::sql_held_partners("$1")
             ),
             &[&now_ms, &(now_ms + lease_ms), &(limit as i64)],
         )

@@ -186,6 +186,16 @@ CREATE INDEX claims_waiting ON claims (mutuelle_id)
     WHERE state IN ('received', 'pending_partner', 'cancel_pending');
 DROP INDEX claims_mutuelle_state;
 "#,
+    // 6: operators' pauses and the partners' circuit breakers (issue 17),
+    // shared by every replica and kept across restarts.
+    r#"
+CREATE TABLE partner_controls (
+    partner_id             TEXT PRIMARY KEY,
+    paused_ms              BIGINT NOT NULL DEFAULT 0,
+    paused_by              TEXT NOT NULL DEFAULT '',
+    breaker_open_until_ms  BIGINT NOT NULL DEFAULT 0
+);
+"#,
 ];
 
 #[cfg(test)]

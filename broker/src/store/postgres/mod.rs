@@ -38,6 +38,7 @@ mod audit;
 mod changes;
 mod claims;
 mod migrations;
+mod partners;
 mod products;
 mod roster;
 mod settlement;
@@ -538,6 +539,15 @@ async fn load_period<C: GenericClient + Sync>(
 impl Store for PgStore {
     async fn schema_status(&self) -> Result<(i64, i64), StoreError> {
         Ok((self.schema_version().await?, SCHEMA_VERSION))
+    }
+
+    fn pool_use(&self) -> Option<super::PoolUse> {
+        let s = self.pool.status();
+        Some(super::PoolUse {
+            size: s.size,
+            available: s.available,
+            waiting: s.waiting,
+        })
     }
 }
 

@@ -172,8 +172,9 @@ impl ClaimStore for SqliteStore {
                 let mut st = tx.prepare_cached(&format!(
                     "SELECT id, next_attempt_ms, scheme_id, claim_id FROM claims \
                      WHERE next_attempt_ms IS NOT NULL AND next_attempt_ms <= ?1 \
-                     AND state IN {} ORDER BY next_attempt_ms LIMIT ?2",
-                    core::SQL_WAITING
+                     AND state IN {} AND {} ORDER BY next_attempt_ms LIMIT ?2",
+                    core::SQL_WAITING,
+                    core::sql_held_partners("?1")
                 ))?;
                 st.query_map(params![now_ms, limit], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))

@@ -174,4 +174,14 @@ ALTER TABLE claims ADD COLUMN duplicate_of TEXT;
     r#"
 CREATE INDEX audit_at ON audit_log (at_ms);
 "#,
+    // 6: operators' pauses and the partners' circuit breakers (issue 17),
+    // shared by every broker and kept across restarts.
+    r#"
+CREATE TABLE partner_controls (
+    partner_id             TEXT PRIMARY KEY,
+    paused_ms              INTEGER NOT NULL DEFAULT 0,
+    paused_by              TEXT NOT NULL DEFAULT '',
+    breaker_open_until_ms  INTEGER NOT NULL DEFAULT 0
+);
+"#,
 ];

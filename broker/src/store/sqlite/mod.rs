@@ -42,6 +42,7 @@ use super::{
 mod audit;
 mod claims;
 mod migrations;
+mod partners;
 mod products;
 mod roster;
 mod settlement;
@@ -168,6 +169,8 @@ impl<K: std::hash::Hash + Eq, V: Clone> GenCache<K, V> {
 struct ReadPool {
     path: std::path::PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Connections taken and not yet put back (for the metrics).
+    in_use: std::sync::atomic::AtomicUsize,
 }
 
 impl ReadPool {
@@ -187,13 +190,25 @@ impl ReadPool {
 
     fn take(&self) -> Result<Connection, StoreError> {
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        match idle {
-            Some(c) => Ok(c),
-            None => Self::open(&self.path),
-        }
+        let c = match idle {
+            Some(c) => c,
+            None => Self::open(&self.path)?,
+        };
+        self.in_use
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(c)
+    }
+
+    /// Drops a connection taken from the pool (one that failed).
+    fn discard(&self, c: Connection) {
+        self.in_use
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        drop(c);
     }
 
     fn put(&self, c: Connection) {
+        self.in_use
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(c);
     }
 }
@@ -241,6 +256,7 @@ impl SqliteStore {
         self.readers = Some(Arc::new(ReadPool {
             path: path.to_path_buf(),
             idle: Mutex::new(vec![first]),
+            in_use: Default::default(),
         }));
         Ok(self)
     }
@@ -322,7 +338,10 @@ impl SqliteStore {
         };
         tokio::task::spawn_blocking(move || {
             let mut c = pool.take()?;
-            c.execute_batch("BEGIN")?;
+            if let Err(e) = c.execute_batch("BEGIN") {
+                pool.discard(c);
+                return Err(e.into());
+            }
             let out = f(&mut c);
             let end = c.execute_batch(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
             pool.put(c);
@@ -802,5 +821,18 @@ impl Store for SqliteStore {
     async fn schema_status(&self) -> Result<(i64, i64), StoreError> {
         self.scan(|c| Ok((schema_version(c)?, SCHEMA_VERSION)))
             .await
+    }
+
+    /// The read connections (a reader that finds none idle opens one: no
+    /// caller waits) and the one writer.
+    fn pool_use(&self) -> Option<super::PoolUse> {
+        let r = self.readers.as_ref()?;
+        let idle = r.idle.lock().unwrap_or_else(|p| p.into_inner()).len();
+        let in_use = r.in_use.load(std::sync::atomic::Ordering::Relaxed);
+        Some(super::PoolUse {
+            size: idle + in_use + 1,
+            available: idle,
+            waiting: 0,
+        })
     }
 }

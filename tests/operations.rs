@@ -1,0 +1,734 @@
+//! Operating a broker (docs/operations.md, issue 17): the operations
+//! listener (/metrics, /healthz, /readyz), the partners' circuit breakers
+//! and pauses, JSON log lines, and the shipped alert rules and dashboard
+//! checked against what a running broker exports.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use passerelle_adapters::sim::Mode;
+use passerelle_proto::admin::v1 as admin;
+use passerelle_proto::common::v1::CareCategory as C;
+use passerelle_proto::scheme::v1 as pb;
+
+use crate::common::*;
+
+/// GET `path` over HTTP/1.1 on a connection of its own: (status, body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8(buf).expect("utf-8");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
+}
+
+/// The exposition of a broker's /metrics.
+pub async fn scrape(addr: SocketAddr) -> String {
+    let (status, body) = http_get(addr, "/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The value of the sample `name` whose labels include every `labels` pair
+/// (an integer sample; `None` when absent).
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<i64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?;
+        let (labelset, value) = match rest.strip_prefix('{') {
+            Some(r) => r.split_once("} ")?,
+            None => ("", rest.strip_prefix(' ')?),
+        };
+        labels
+            .iter()
+            .all(|(k, v)| labelset.split(',').any(|kv| kv == format!("{k}=\"{v}\"")))
+            .then(|| value.split('.').next().unwrap_or(value).parse().ok())
+            .flatten()
+    })
+}
+
+/// The common test config's `[breaker]` table (circuit off).
+const BREAKER_OFF: &str = "[breaker]\nfailures = 0\n";
+
+fn with_metrics(base: String) -> String {
+    format!("{base}\n[metrics]\nlisten = \"127.0.0.1:0\"\n")
+}
+
+/// Metrics move as real calls happen over a socket: gRPC calls by method,
+/// role and code with their latency histogram, partner calls by outcome,
+/// claims waiting and the age of the oldest, the partner's health; and no
+/// label carries a claim or beneficiary id. /healthz and /readyz answer.
+#[tokio::test]
+async fn metrics_move_as_calls_happen() {
+    let h = Harness::start_config(|sim| with_metrics(config_text(sim, 300))).await;
+    let ops = h.running().ops_addr.expect("an operations listener");
+    assert_eq!(http_get(ops, "/healthz").await, (200, "ok\n".into()));
+    assert_eq!(http_get(ops, "/readyz").await, (200, "ready\n".into()));
+    assert_eq!(http_get(ops, "/nothing").await.0, 404);
+
+    let before = scrape(ops).await;
+    assert!(
+        before.contains("passerelle_build_info{version=\""),
+        "{before}"
+    );
+    let handled = |t: &str, method: &str, code: &str| {
+        sample(
+            t,
+            "passerelle_grpc_server_handled_total",
+            &[
+                ("grpc_method", method),
+                ("role", "plaintext"),
+                ("grpc_code", code),
+            ],
+        )
+        .unwrap_or(0)
+    };
+    let seconds = |t: &str, method: &str| {
+        sample(
+            t,
+            "passerelle_grpc_server_handling_seconds_count",
+            &[("grpc_method", method), ("role", "plaintext")],
+        )
+        .unwrap_or(0)
+    };
+    let r = h
+        .coordinate(claim(
+            "MET-1",
+            "G-OK",
+            &[covered(C::Consultation, 5000, 5000, 3500)],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(state(&r), pb::ClaimState::Coordinated);
+    let bad = h
+        .coordinate(claim(
+            "MET-2",
+            "G-OK",
+            &[covered(C::Consultation, 5000, 5000, 6000)],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+
+    let after = scrape(ops).await;
+    assert_eq!(
+        handled(&after, "CoordinateClaim", "Ok") - handled(&before, "CoordinateClaim", "Ok"),
+        1
+    );
+    assert_eq!(
+        handled(&after, "CoordinateClaim", "InvalidArgument")
+            - handled(&before, "CoordinateClaim", "InvalidArgument"),
+        1
+    );
+    assert_eq!(
+        seconds(&after, "CoordinateClaim") - seconds(&before, "CoordinateClaim"),
+        2,
+        "both calls are in the latency histogram"
+    );
+    let ok_calls = |t: &str| {
+        sample(
+            t,
+            "passerelle_partner_calls_total",
+            &[
+                ("partner", "MUT-G"),
+                ("method", "AdjudicateRemainder"),
+                ("outcome", "ok"),
+            ],
+        )
+        .unwrap_or(0)
+    };
+    assert_eq!(ok_calls(&after) - ok_calls(&before), 1);
+    assert_eq!(
+        sample(
+            &after,
+            "passerelle_partner_pending_claims",
+            &[("partner", "MUT-G")]
+        ),
+        Some(0)
+    );
+    assert_eq!(
+        sample(&after, "passerelle_partner_up", &[("partner", "MUT-G")]),
+        Some(1)
+    );
+    assert_eq!(sample(&after, "passerelle_store_up", &[]), Some(1));
+    assert!(
+        sample(
+            &after,
+            "passerelle_store_operation_duration_seconds_count",
+            &[("operation", "begin_claim")]
+        )
+        .unwrap_or(0)
+            >= 1
+    );
+
+    // A partner that hangs: the claim waits (PENDING), the partner is down,
+    // the timeout is counted, and the claim is counted as waiting.
+    h.sim.set_mode(Mode::Hang);
+    let r = h
+        .coordinate(claim(
+            "MET-3",
+            "G-OK",
+            &[covered(C::Consultation, 5000, 5000, 3500)],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(state(&r), pb::ClaimState::PendingPartner);
+    let hung = scrape(ops).await;
+    let failed = |outcome| {
+        sample(
+            &hung,
+            "passerelle_partner_calls_total",
+            &[("partner", "MUT-G"), ("outcome", outcome)],
+        )
+        .unwrap_or(0)
+    };
+    // The deadline or the channel's own timeout, whichever ends first.
+    assert_eq!(failed("timeout") + failed("unavailable"), 1, "{hung}");
+    assert_eq!(
+        sample(&hung, "passerelle_partner_up", &[("partner", "MUT-G")]),
+        Some(0)
+    );
+    assert_eq!(
+        sample(
+            &hung,
+            "passerelle_partner_pending_claims",
+            &[("partner", "MUT-G")]
+        ),
+        Some(1)
+    );
+    assert!(
+        sample(
+            &hung,
+            "passerelle_partner_oldest_pending_age_seconds",
+            &[("partner", "MUT-G")]
+        )
+        .is_some()
+    );
+    for id in ["MET-1", "MET-2", "MET-3", "G-OK"] {
+        assert!(!hung.contains(id), "{id} in the metrics");
+    }
+}
+
+/// A dead partner opens its circuit after `[breaker] failures` missed
+/// deadlines; the next claim for it answers PENDING at once (well under the
+/// deadline), while another partner's claims stay fast; the circuit is
+/// stored (every broker, the retry worker) and shown in metrics and
+/// `ListPartners`.
+#[tokio::test]
+async fn a_dead_partner_opens_its_circuit_and_others_stay_fast() {
+    let deadline = Duration::from_millis(800);
+    let h = Harness::start_config(|sim| {
+        with_metrics(
+            config_text(sim, deadline.as_millis() as u64)
+                .replace(BREAKER_OFF, "[breaker]\nfailures = 2\nopen_ms = 600000\n"),
+        )
+    })
+    .await;
+    let ops = h.running().ops_addr.unwrap();
+    h.sim.set_mode(Mode::Hang);
+    for i in 0..2 {
+        let r = h
+            .coordinate(claim(
+                &format!("CB-{i}"),
+                "G-OK",
+                &[covered(C::Consultation, 5000, 5000, 3500)],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(state(&r), pb::ClaimState::PendingPartner);
+    }
+    let started = Instant::now();
+    let r = h
+        .coordinate(claim(
+            "CB-OPEN",
+            "G-OK",
+            &[covered(C::Consultation, 5000, 5000, 3500)],
+        ))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(state(&r), pb::ClaimState::PendingPartner);
+    assert!(
+        took < deadline / 4,
+        "PENDING at once, not after the deadline: {took:?}"
+    );
+    let stored = h
+        .running()
+        .broker
+        .store()
+        .get_claim("CNSS", "CB-OPEN")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        stored.last_error.contains("circuit is open"),
+        "{}",
+        stored.last_error
+    );
+    // Another partner is unaffected.
+    let started = Instant::now();
+    let r = h
+        .coordinate(claim(
+            "CB-R",
+            "R-OK",
+            &[covered(C::Consultation, 5000, 5000, 3500)],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(state(&r), pb::ClaimState::Coordinated);
+    assert!(started.elapsed() < deadline / 4, "{:?}", started.elapsed());
+
+    let m = scrape(ops).await;
+    let breaker = |s| {
+        sample(
+            &m,
+            "passerelle_partner_breaker_state",
+            &[("partner", "MUT-G"), ("state", s)],
+        )
+    };
+    assert_eq!((breaker("open"), breaker("closed")), (Some(1), Some(0)));
+    assert_eq!(
+        sample(
+            &m,
+            "passerelle_partner_breaker_state",
+            &[("partner", "MUT-R"), ("state", "closed")]
+        ),
+        Some(1)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "passerelle_partner_calls_total",
+            &[("partner", "MUT-G"), ("outcome", "breaker_open")]
+        ),
+        Some(1)
+    );
+    let stored = h.running().broker.store().partner_controls().await.unwrap();
+    assert!(
+        stored
+            .iter()
+            .any(|c| c.partner_id == "MUT-G" && c.breaker_open_until_ms > 0),
+        "{stored:?}"
+    );
+    let mut a = admin::admin_service_client::AdminServiceClient::new(channel(h.addr).await);
+    let partners = a
+        .list_partners(admin::ListPartnersRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .partners;
+    let g = partners.iter().find(|p| p.mutuelle_id == "MUT-G").unwrap();
+    assert_eq!((g.circuit.as_str(), g.pending), ("open", 3));
+    assert!(g.oldest_pending_ms > 0);
+}
+
+/// A pause holds a partner's claims (accepted, PENDING, no call) on every
+/// broker of a database and across a restart; a resume sends its backlog.
+/// Two brokers on one PostgreSQL schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_and_resume_across_replicas_and_a_restart() {
+    let Some(pg) = fresh_postgres().await else {
+        return;
+    };
+    let (sim, sim_addr) = start_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg: passerelle_broker::config::Config = toml::from_str(&format!(
+        "{}\n[store.postgres]\nurl = \"{}\"\nschema = \"{}\"\npool_size = 4\n",
+        config_text(sim_addr, 2000),
+        pg.url,
+        pg.schema.clone().unwrap_or_default()
+    ))
+    .unwrap();
+    let start = || async {
+        let store = passerelle_broker::server::open_store(&cfg, dir.path(), false)
+            .await
+            .unwrap();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        passerelle_broker::server::start_with_store(&cfg, dir.path(), store, l)
+            .await
+            .unwrap()
+    };
+    let a = start().await;
+    let b = start().await;
+    a.broker
+        .store()
+        .upsert_members(&members(), 0)
+        .await
+        .unwrap();
+    let mut admin_a = admin::admin_service_client::AdminServiceClient::new(channel(a.addr).await);
+    let paused = admin_a
+        .pause_partner(admin::PausePartnerRequest {
+            mutuelle_id: "MUT-G".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(paused.paused_ms > 0);
+    assert!(paused.paused_by.starts_with("operator:"), "{paused:?}");
+    // An unknown mutuelle is refused, naming the field.
+    let e = admin_a
+        .pause_partner(admin::PausePartnerRequest {
+            mutuelle_id: "MUT-NONE".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+
+    // Broker B takes the pause at its worker's next pass (here at once).
+    b.broker.refresh_controls().await.unwrap();
+    let mut scheme_b = pb::scheme_service_client::SchemeServiceClient::new(channel(b.addr).await);
+    let before = sim.adjudication_keys().len();
+    let r = scheme_b
+        .coordinate_claim(claim(
+            "PAUSE-1",
+            "G-OK",
+            &[covered(C::Consultation, 5000, 5000, 3500)],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(state(&r), pb::ClaimState::PendingPartner);
+    let stored = b
+        .broker
+        .store()
+        .get_claim("CNSS", "PAUSE-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        stored.last_error.contains("paused"),
+        "{}",
+        stored.last_error
+    );
+    assert_eq!(
+        sim.adjudication_keys().len(),
+        before,
+        "no call while paused"
+    );
+
+    // A restart of A: the pause is still in force.
+    a.shutdown().await;
+    let a = start().await;
+    let mut scheme_a = pb::scheme_service_client::SchemeServiceClient::new(channel(a.addr).await);
+    let r = scheme_a
+        .coordinate_claim(claim(
+            "PAUSE-2",
+            "G-OK",
+            &[covered(C::Consultation, 5000, 5000, 3500)],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(state(&r), pb::ClaimState::PendingPartner);
+    assert_eq!(sim.adjudication_keys().len(), before);
+    // The retry worker leaves them alone: none leased while paused.
+    assert!(
+        a.broker
+            .store()
+            .lease_due(i64::MAX / 2, 1_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Resume on B: the backlog goes (the workers deliver both claims).
+    let mut admin_b = admin::admin_service_client::AdminServiceClient::new(channel(b.addr).await);
+    let resumed = admin_b
+        .resume_partner(admin::ResumePartnerRequest {
+            mutuelle_id: "MUT-G".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resumed.paused_ms, 0);
+    a.broker.refresh_controls().await.unwrap();
+    for id in ["PAUSE-1", "PAUSE-2"] {
+        let r = wait_state(&mut scheme_b, "CNSS", id, pb::ClaimState::Coordinated).await;
+        assert_balanced(&r);
+    }
+    assert_eq!(sim.adjudication_keys().len(), before + 2);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// /readyz says not ready while the store is out of reach (PostgreSQL
+/// behind a proxy that is cut), and ready again once it is back; /healthz
+/// stays up meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_while_the_store_is_down() {
+    let Some(pg) = fresh_postgres().await else {
+        return;
+    };
+    let upstream: SocketAddr = "127.0.0.1:5432".parse().unwrap();
+    let proxy = crate::common::proxy::Proxy::start(upstream).await;
+    let url = pg
+        .url
+        .replace("127.0.0.1:5432", &proxy.addr.to_string())
+        .replace("localhost:5432", &proxy.addr.to_string());
+    assert_ne!(
+        url, pg.url,
+        "the test database is reached through the proxy"
+    );
+    let (_sim, sim_addr) = start_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg: passerelle_broker::config::Config = toml::from_str(&with_metrics(format!(
+        "{}\n[store.postgres]\nurl = \"{url}\"\nschema = \"{}\"\npool_size = 2\nconnect_timeout_ms = 500\nwait_timeout_ms = 500\n",
+        config_text(sim_addr, 2000),
+        pg.schema.clone().unwrap_or_default()
+    )))
+    .unwrap();
+    let store = passerelle_broker::server::open_store(&cfg, dir.path(), false)
+        .await
+        .unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = passerelle_broker::server::start_with_store(&cfg, dir.path(), store, l)
+        .await
+        .unwrap();
+    let ops = running.ops_addr.unwrap();
+    assert_eq!(http_get(ops, "/readyz").await.0, 200);
+    proxy.cut();
+    let (status, body) = http_get(ops, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.starts_with("store:"), "{body}");
+    assert_eq!(http_get(ops, "/healthz").await.0, 200);
+    assert_eq!(
+        sample(&scrape(ops).await, "passerelle_store_up", &[]),
+        Some(0)
+    );
+    proxy.restore();
+    let (status, body) = http_get(ops, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    running.shutdown().await;
+}
+
+/// `serve --log-format json`: every line is one JSON object; a claim's
+/// state changes are info lines with scheme, claim id, partner and state,
+/// and never the beneficiary.
+#[tokio::test]
+async fn json_log_lines_parse() {
+    let (_sim, sim_addr) = start_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broker.toml");
+    std::fs::write(&path, config_text(sim_addr, 2000)).unwrap();
+    crate::common::process::migrate(&path);
+    let mut b = crate::common::process::spawn_with(&path, &["--log-format", "json"]);
+    crate::common::process::load_roster(b.addr).await;
+    let mut client = pb::scheme_service_client::SchemeServiceClient::new(channel(b.addr).await);
+    let r = client
+        .coordinate_claim(claim(
+            "LOG-1",
+            "G-OK",
+            &[covered(C::Consultation, 5000, 5000, 3500)],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(state(&r), pb::ClaimState::Coordinated);
+    drop(client);
+    // SIGTERM drains and ends the process: its stderr is then complete.
+    let pid = b.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Waited for off the runtime: the client's connections, driven by this
+    // runtime, must see the broker's goodbye for it to finish draining.
+    let (status, mut b) = tokio::task::spawn_blocking(move || (b.child.wait(), b))
+        .await
+        .unwrap();
+    let status = status.unwrap();
+    assert!(status.success(), "{status:?}");
+    let lines: Vec<String> = b.stderr.take().unwrap().try_iter().collect();
+    assert!(!lines.is_empty());
+    let mut states = Vec::new();
+    for l in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l:?}"));
+        assert!(v["level"].is_string() && v["timestamp"].is_string(), "{l}");
+        assert!(!l.contains("G-OK"), "a beneficiary id in the log: {l}");
+        assert!(!l.contains('\u{1b}'), "an ANSI code in the log: {l}");
+        if v["fields"]["message"] == "claim state" && v["fields"]["claim"] == "LOG-1" {
+            assert_eq!(v["fields"]["scheme"], "CNSS");
+            assert_eq!(v["fields"]["partner"], "MUT-G");
+            states.push(v["fields"]["state"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(states, vec!["received", "coordinated"], "{lines:#?}");
+}
+
+/// Every metric the shipped alert rules and Grafana dashboard name is one
+/// a running broker exports (after a few calls, so that each family has
+/// samples), and every alert rule's file names them by their full name.
+#[tokio::test]
+async fn the_shipped_alerts_and_dashboard_use_exported_metrics() {
+    // Over mTLS, so that the certificate and CRL dates are exported too.
+    let h = TlsHarness::start_with(|cfg| {
+        cfg.metrics = Some(passerelle_broker::config::MetricsConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+        })
+    })
+    .await;
+    let ops = h.running().ops_addr.unwrap();
+    let mut scheme = pb::scheme_service_client::SchemeServiceClient::new(
+        h.as_(passerelle_broker::identity::Role::Scheme, "CNSS")
+            .await,
+    );
+    scheme
+        .coordinate_claim(claim(
+            "DASH-1",
+            "G-OK",
+            &[covered(C::Consultation, 5000, 5000, 3500)],
+        ))
+        .await
+        .unwrap();
+    // The samples, and the sample names of every family the broker
+    // declares (a family with no sample yet, such as the certificate dates
+    // of a plaintext broker, is declared all the same).
+    let text = scrape(ops).await;
+    let mut exported: BTreeSet<String> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_string)
+        .collect();
+    for l in text.lines() {
+        let Some(t) = l.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let Some((name, kind)) = t.split_once(' ') else {
+            continue;
+        };
+        match kind {
+            "counter" => {
+                exported.insert(format!("{name}_total"));
+            }
+            "histogram" => {
+                for s in ["_bucket", "_sum", "_count"] {
+                    exported.insert(format!("{name}{s}"));
+                }
+            }
+            _ => {
+                exported.insert(name.to_string());
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut checked = 0;
+    for file in [
+        "deploy/prometheus/passerelle-alerts.yml",
+        "deploy/grafana/passerelle-dashboard.json",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let named = metric_names(&text);
+        assert!(named.len() >= 5, "{file}: {named:?}");
+        for m in named {
+            assert!(
+                exported.contains(&m),
+                "{file} uses {m}, which the broker does not export; exported: {exported:#?}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 10);
+}
+
+/// The metric names a text uses (words starting `passerelle_`).
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("passerelle_") {
+        let word: String = rest[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[i + word.len()..];
+        out.insert(word);
+    }
+    out
+}
+
+/// The operator's command line against an mTLS broker: `http://` says the
+/// broker requires https instead of an h2 protocol error, and `admin`
+/// commands use the one operator certificate of --certs whatever its id
+/// (not only the dev broker's `operator-dev`).
+#[tokio::test]
+async fn operators_reach_an_mtls_broker_with_their_own_certificate() {
+    let h = TlsHarness::start().await;
+    let addr = h.running().addr;
+    let run = |args: Vec<String>| async move {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
+                .args(&args)
+                .env("LANG", "en")
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let out = run(vec![
+        "--broker".into(),
+        format!("http://{addr}"),
+        "admin".into(),
+        "partners".into(),
+    ])
+    .await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("this broker requires https (TLS)"), "{err}");
+    assert!(err.contains(&format!("https://{addr}")), "{err}");
+
+    // A folder with the CA and one operator's certificate, "ops".
+    let certs = tempfile::tempdir().unwrap();
+    for f in ["ca.crt", "operator-ops.crt", "operator-ops.key"] {
+        std::fs::copy(h.certs().join(f), certs.path().join(f)).unwrap();
+    }
+    let out = run(vec![
+        "--broker".into(),
+        format!("https://{addr}"),
+        "--certs".into(),
+        certs.path().display().to_string(),
+        "admin".into(),
+        "partners".into(),
+    ])
+    .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("MUT-G") && text.contains("calls"), "{text}");
+    // Two operators' certificates: the command asks which.
+    std::fs::copy(
+        h.certs().join("operator-ops.crt"),
+        certs.path().join("operator-other.crt"),
+    )
+    .unwrap();
+    let out = run(vec![
+        "--broker".into(),
+        format!("https://{addr}"),
+        "--certs".into(),
+        certs.path().display().to_string(),
+        "admin".into(),
+        "partners".into(),
+    ])
+    .await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("several operator certificates") && err.contains("ops, other"),
+        "{err}"
+    );
+}
