@@ -328,6 +328,31 @@ async fn a_dead_partner_opens_its_circuit_and_others_stay_fast() {
     let g = partners.iter().find(|p| p.mutuelle_id == "MUT-G").unwrap();
     assert_eq!((g.circuit.as_str(), g.pending), ("open", 3));
     assert!(g.oldest_pending_ms > 0);
+
+    // An operator lists the claims waiting across every scheme.
+    use passerelle_proto::settlement::v1 as st;
+    let mut s = st::settlement_service_client::SettlementServiceClient::new(channel(h.addr).await);
+    let page = s
+        .list_claims(st::ListClaimsRequest {
+            state: "pending_partner".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut ids: Vec<&str> = page.claims.iter().map(|c| c.claim_id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, vec!["CB-0", "CB-1", "CB-OPEN"]);
+    // Not every claim of every scheme, though: a waiting state, or a scheme.
+    let e = s
+        .list_claims(st::ListClaimsRequest {
+            state: "coordinated".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("scheme_id") || format!("{e:?}").contains("scheme_id"));
 }
 
 /// A pause holds a partner's claims (accepted, PENDING, no call) on every

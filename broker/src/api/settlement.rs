@@ -131,9 +131,6 @@ pub fn statement_to_pb(d: &StatementData, currency: &str) -> pb::Statement {
 /// page size; every wrong field collected.
 fn claims_query(msg: pb::ListClaimsRequest) -> Result<(ClaimFilter, i64, u32), ServiceError> {
     let mut v = Violations::new();
-    if msg.scheme_id.is_empty() && msg.mutuelle_id.is_empty() {
-        v.add("scheme_id", "give scheme_id, mutuelle_id or both");
-    }
     let state = if msg.state.is_empty() {
         None
     } else {
@@ -143,6 +140,18 @@ fn claims_query(msg: pb::ListClaimsRequest) -> Result<(ClaimFilter, i64, u32), S
         }
         s
     };
+    // Scheme and mutuelle callers have theirs filled in by the scope: both
+    // empty is an operator's listing, across schemes, of the claims waiting.
+    let waiting = matches!(
+        state,
+        Some(ClaimState::Received | ClaimState::PendingPartner | ClaimState::CancelPending)
+    );
+    if msg.scheme_id.is_empty() && msg.mutuelle_id.is_empty() && !waiting {
+        v.add(
+            "scheme_id",
+            "give scheme_id, mutuelle_id or both (an operator may list every scheme's claims in one waiting state: received, pending_partner or cancel_pending)",
+        );
+    }
     let care_from = (!msg.care_from.is_empty())
         .then(|| v.date("care_from", &msg.care_from))
         .flatten();

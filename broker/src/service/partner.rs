@@ -432,7 +432,7 @@ impl Broker {
             None => {}
         }
         if health == Health::BackUp || change == Some(CircuitChange::Closed) {
-            self.expedite(mutuelle_id).await;
+            self.expedite(mutuelle_id, "mutuelle answers again").await;
         }
         res
     }
@@ -479,24 +479,21 @@ impl Broker {
             Some(who) => tracing::warn!(partner, by = who, "partner paused by an operator"),
             None => {
                 tracing::info!(partner, "partner resumed by an operator");
-                self.expedite(partner).await;
+                self.expedite(partner, "partner resumed").await;
             }
         }
         Ok(row)
     }
 
-    async fn expedite(&self, partner: &str) {
+    /// Makes the partner's waiting claims due now; `why` heads the log line.
+    async fn expedite(&self, partner: &str, why: &str) {
         match self
             .store
             .expedite(partner, self.clock.now_ms(), self.worker_lease_ms)
             .await
         {
             Ok(n) => {
-                tracing::info!(
-                    partner,
-                    claims = n,
-                    "mutuelle answers again; its waiting claims are due now"
-                );
+                tracing::info!(partner, claims = n, "{why}; its waiting claims are due now");
                 self.notify();
             }
             Err(e) => {

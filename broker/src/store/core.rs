@@ -127,7 +127,6 @@ pub(super) const SQL_HOLDS_INVOICE: &str =
     "('received', 'pending_partner', 'coordinated', 'cancel_pending')";
 
 /// A claim waits on its partner (or on a cancel): the retry worker takes it.
-#[cfg(test)]
 fn is_waiting(s: ClaimState) -> bool {
     s.awaiting_partner() || s == ClaimState::CancelPending
 }
@@ -510,6 +509,21 @@ pub(super) fn claim_filter_sql(f: &ClaimFilter, ph: char) -> String {
         })
         .collect::<Vec<_>>()
         .join(" AND ")
+        + &every_scheme_waiting(f)
+}
+
+/// An operator's listing of every scheme's claims in one waiting state
+/// (neither scheme nor mutuelle given): the waiting states' test written out,
+/// so that both backends read the small partial index `claims_waiting`
+/// instead of every claim (its condition, not the bound state, is what
+/// the planners match).
+fn every_scheme_waiting(f: &ClaimFilter) -> String {
+    match (&f.scheme_id, &f.mutuelle_id, f.state) {
+        (None, None, Some(s)) if is_waiting(s) => {
+            format!(" AND c.state IN {SQL_WAITING}")
+        }
+        _ => String::new(),
+    }
 }
 
 /// Audit rows pruned per transaction: retention never holds the audit

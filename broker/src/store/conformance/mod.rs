@@ -236,7 +236,7 @@ pub(crate) async fn coordinate(store: &Arc<dyn Store>, c: Claim, ms: &[i64]) {
 /// on a store it seeded (claims `S1`.. of CNSS, mutuelles `MUT-0`..,
 /// members `M-1`.. of beneficiaries `TG-1`..., audit rows of `CNSS/S..`):
 /// see the backends' `hot_and_listing_paths_use_indexes_on_a_seeded_store`.
-pub const HOT_CALLS: [&str; 13] = [
+pub const HOT_CALLS: [&str; 14] = [
     "new claim and its outcome",
     "get_claim",
     "list_changed",
@@ -249,6 +249,7 @@ pub const HOT_CALLS: [&str; 13] = [
     "audit_of",
     "prune_audit",
     "list_claims",
+    "list_claims waiting, every scheme",
     "statement",
 ];
 
@@ -289,6 +290,16 @@ pub async fn hot_call(store: &Arc<dyn Store>, what: &str) {
                 scheme_id: Some("CNSS".into()),
                 mutuelle_id: Some("MUT-7".into()),
                 state: None,
+                care_from: None,
+                care_to: None,
+            };
+            store.list_claims(&filter, 0, 50).await.unwrap();
+        }
+        "list_claims waiting, every scheme" => {
+            let filter = ClaimFilter {
+                scheme_id: None,
+                mutuelle_id: None,
+                state: Some(ClaimState::PendingPartner),
                 care_from: None,
                 care_to: None,
             };

@@ -184,4 +184,11 @@ CREATE TABLE partner_controls (
     breaker_open_until_ms  INTEGER NOT NULL DEFAULT 0
 );
 "#,
+    // 7: the claims waiting on their mutuelle, as PostgreSQL has them
+    // (its migration 5): what an operator lists across schemes, and the
+    // metrics' waiting counts.
+    r#"
+CREATE INDEX claims_waiting ON claims (mutuelle_id)
+    WHERE state IN ('received', 'pending_partner', 'cancel_pending');
+"#,
 ];
