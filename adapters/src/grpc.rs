@@ -185,7 +185,7 @@ pub(crate) fn partner_tls_config(
     Ok(Arc::new(cfg))
 }
 
-/// Adds the bearer token, when there is one.
+/// Adds the bearer token, when there is one, and the call's `traceparent`.
 #[derive(Clone)]
 pub struct Token(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
 
@@ -193,6 +193,12 @@ impl tonic::service::Interceptor for Token {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
         if let Some(v) = &self.0 {
             req.metadata_mut().insert("authorization", v.clone());
+        }
+        // The call's trace, as a child span (crate::trace).
+        if let Some(t) = crate::trace::outgoing()
+            && let Ok(v) = t.parse()
+        {
+            req.metadata_mut().insert("traceparent", v);
         }
         Ok(req)
     }

@@ -211,6 +211,10 @@ impl HttpClient {
         for (k, v) in headers {
             req = req.header(*k, v);
         }
+        // The call's trace, as a child span (crate::trace).
+        if let Some(t) = crate::trace::outgoing() {
+            req = req.header("traceparent", t);
+        }
         let req = req
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| AdapterError::Malformed(e.to_string()))?;
@@ -437,6 +441,47 @@ mod tests {
             .unwrap()
             .live("MUT-KIT", dir, Arc::new(crate::rules::NoStore))
             .unwrap()
+    }
+
+    /// A call made inside a trace carries a child `traceparent` (same trace
+    /// id, another span); outside one, none.
+    #[tokio::test]
+    async fn calls_carry_the_trace() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let handler: Handler = {
+            let seen = seen.clone();
+            Arc::new(move |req: Incoming| {
+                let seen = seen.clone();
+                Box::pin(async move {
+                    seen.lock().unwrap().push(
+                        req.headers
+                            .get("traceparent")
+                            .map(|v| v.to_str().unwrap().to_string()),
+                    );
+                    (200, "text/plain", b"ok".to_vec())
+                })
+            })
+        };
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let _server = serve(l, handler);
+        let client = HttpClient::new(
+            &format!("http://{addr}/fhir"),
+            None,
+            Duration::from_secs(2),
+            &PoolSettings::default(),
+        )
+        .unwrap();
+        let t = crate::trace::TraceParent::root();
+        crate::trace::scope(t, client.send(Method::GET, "/x", &[], vec![]))
+            .await
+            .unwrap();
+        client.send(Method::GET, "/y", &[], vec![]).await.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        let sent = crate::trace::TraceParent::parse(seen[0].as_deref().unwrap()).unwrap();
+        assert_eq!(sent.trace_id(), t.trace_id());
+        assert_ne!(sent.header(), t.header());
+        assert_eq!(seen[1], None);
     }
 
     #[tokio::test]

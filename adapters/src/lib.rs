@@ -33,6 +33,7 @@ pub mod sim;
 pub mod sim_http;
 #[cfg(any(test, feature = "test-util"))]
 pub mod template;
+pub mod trace;
 pub mod xml;
 
 pub use registry::{AdapterConfig, AdapterKind};

@@ -269,7 +269,7 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// One call to a partner (or one kept from it: `breaker_open`, `paused`).
+    /// One call to a partner.
     pub fn partner_call(&self, partner: &str, method: &str, outcome: &str, took: Duration) {
         self.partner_calls
             .get_or_create(&vec![
@@ -284,6 +284,18 @@ impl Metrics {
                 ("method", method.to_string()),
             ])
             .observe(took.as_secs_f64());
+    }
+
+    /// A call not made: the partner is paused or its circuit open
+    /// (`outcome`); counted, not timed (it would pull the latency down).
+    pub fn partner_held(&self, partner: &str, method: &str, outcome: &str) {
+        self.partner_calls
+            .get_or_create(&vec![
+                ("partner", partner.to_string()),
+                ("method", method.to_string()),
+                ("outcome", outcome.to_string()),
+            ])
+            .inc();
     }
 
     /// The retry worker sent a claim or cancel again; `at_max`: its back-off
@@ -412,12 +424,23 @@ pub fn role_of_party(party: &str) -> &'static str {
     }
 }
 
-/// A method name as a label: the methods are the contracts' (the edge reads
-/// it from the request's path, where only a served method gets this far);
-/// anything else is "other", so that no caller can grow the label set.
+/// A method name as a label: one of the contracts' methods (the edge reads
+/// it from the request's path, which a caller chooses), else "other", so
+/// that no caller can grow the label set.
 fn method_label(method: &str) -> &str {
-    if !method.is_empty() && method.len() <= 64 && method.bytes().all(|b| b.is_ascii_alphanumeric())
-    {
+    static METHODS: std::sync::OnceLock<std::collections::HashSet<String>> =
+        std::sync::OnceLock::new();
+    let known = METHODS.get_or_init(|| {
+        passerelle_proto::json::pool()
+            .services()
+            .flat_map(|s| {
+                s.methods()
+                    .map(|m| m.name().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    });
+    if known.contains(method) {
         method
     } else {
         "other"

@@ -260,6 +260,7 @@ impl Refusals {
                 "tls".into()
             },
             outcome,
+            trace_id: String::new(),
         }
     }
 

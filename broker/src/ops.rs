@@ -56,15 +56,21 @@ fn router(state: Ops) -> axum::Router {
 
 async fn metrics(State(s): State<Ops>) -> impl IntoResponse {
     s.broker.observe().await;
-    if let Some(tls) = &s.tls {
-        for (kind, file, at) in tls.dates() {
-            s.broker.metrics().expiry(kind, &file, at);
-        }
+    // One date per file and kind: the earliest (a chain file's leaf or
+    // intermediate, whichever ends first).
+    let mut dates: std::collections::BTreeMap<(&'static str, String), i64> = Default::default();
+    let tls = s.tls.as_ref().map(|t| t.dates()).unwrap_or_default();
+    let partners = s.broker.partner_dates();
+    for (kind, file, at) in tls.into_iter().chain(
+        partners
+            .into_iter()
+            .map(|(p, k, f, at)| (k, format!("{p}:{f}"), at)),
+    ) {
+        let d = dates.entry((kind, file)).or_insert(at);
+        *d = (*d).min(at);
     }
-    for (partner, kind, file, at) in s.broker.partner_dates() {
-        s.broker
-            .metrics()
-            .expiry(kind, &format!("{partner}:{file}"), at);
+    for ((kind, file), at) in dates {
+        s.broker.metrics().expiry(kind, &file, at);
     }
     (
         [(header::CONTENT_TYPE, CONTENT_TYPE)],

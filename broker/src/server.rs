@@ -271,6 +271,16 @@ pub async fn start_with_store(
             Some(TlsServer::new(t.files(base_dir)).map_err(|e| StartError::Config(e.to_string()))?)
         }
     };
+    // The operations listener's address next: a port taken refuses start-up
+    // before anything runs.
+    let ops_listener = match &cfg.metrics {
+        None => None,
+        Some(m) => Some(
+            TcpListener::bind(m.listen)
+                .await
+                .map_err(|e| StartError::Config(format!("metrics.listen {}: {e}", m.listen)))?,
+        ),
+    };
     let broker = build_broker(cfg, base_dir, store).await?;
     let addr = listener.local_addr()?;
     let (shutdown, rx) = watch::channel(false);
@@ -436,12 +446,8 @@ pub async fn start_with_store(
             tokio::spawn(router.serve_with_incoming_shutdown(incoming, until_stopped))
         }
     };
-    let ops_addr = match &cfg.metrics {
-        None => None,
-        Some(m) => {
-            let l = TcpListener::bind(m.listen)
-                .await
-                .map_err(|e| StartError::Config(format!("metrics.listen {}: {e}", m.listen)))?;
+    let ops_addr = match (&cfg.metrics, ops_listener) {
+        (Some(m), Some(l)) => {
             // Plain HTTP on loopback only (checked with the config).
             let accept = match &cfg.tls {
                 Some(t) if !m.listen.ip().is_loopback() => crate::ops::Accept::Tls(
@@ -460,6 +466,7 @@ pub async fn start_with_store(
             )?;
             Some(a)
         }
+        _ => None,
     };
     Ok(Running {
         addr,

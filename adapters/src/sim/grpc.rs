@@ -182,6 +182,12 @@ impl MutuellePartner for SimMutuelle {
         &self,
         request: Request<pb::AdjudicateRemainderRequest>,
     ) -> Result<Response<pb::AdjudicateRemainderResponse>, Status> {
+        self.record_trace(
+            request
+                .metadata()
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok()),
+        );
         let mode = self.open(Call::Adjudicate, authorization(&request)).await?;
         let q = request.into_inner();
         SimError::key(&q.idempotency_key)?;

@@ -151,6 +151,8 @@ pub struct SimMutuelle {
     state: Arc<Mutex<State>>,
     mode: Arc<Mutex<Mode>>,
     seen: Arc<watch::Sender<Seen>>,
+    /// The `traceparent` of each adjudication call, in order ("" if none).
+    traces: Arc<Mutex<Vec<String>>>,
 }
 
 impl SimMutuelle {
@@ -165,6 +167,7 @@ impl SimMutuelle {
             })),
             mode: Arc::new(Mutex::new(Mode::Normal)),
             seen: Arc::new(watch::channel(Seen::default()).0),
+            traces: Arc::default(),
         }
     }
 
@@ -183,6 +186,19 @@ impl SimMutuelle {
     /// Distinct adjudication keys adjudicated so far.
     pub fn adjudication_keys(&self) -> Vec<String> {
         self.state.lock().unwrap().adjudication_keys.clone()
+    }
+
+    /// The `traceparent` each adjudication call carried ("" if none).
+    pub fn traceparents(&self) -> Vec<String> {
+        self.traces.lock().unwrap().clone()
+    }
+
+    /// Records an adjudication call's `traceparent` (the fronts call it).
+    pub fn record_trace(&self, traceparent: Option<&str>) {
+        self.traces
+            .lock()
+            .unwrap()
+            .push(traceparent.unwrap_or_default().to_string());
     }
 
     /// Cancel keys received so far.

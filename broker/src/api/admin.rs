@@ -173,6 +173,7 @@ impl AdminService for AdminApi {
                         method: e.method,
                         request_hash: e.request_hash,
                         outcome: e.outcome,
+                        trace_id: e.trace_id,
                     })
                     .collect(),
             })

@@ -16,6 +16,7 @@ use crate::admission::Pool;
 use crate::identity::{Auth, Directory};
 use crate::service::{Broker, ServiceError};
 use crate::store::{AuditEntry, Direction};
+use passerelle_adapters::trace::TraceParent;
 
 /// What the edge needs to know of a request type.
 pub(crate) trait Call: Message + Sized {
@@ -52,6 +53,8 @@ pub(crate) struct Incoming<M> {
     /// The edge's mark, set once this call's audit row is written (so that
     /// the edge never writes a second one).
     pub audited: Option<super::edge::Audited>,
+    /// The caller's W3C `traceparent`, or a new trace.
+    pub trace: TraceParent,
 }
 
 impl<M> Incoming<M> {
@@ -59,6 +62,7 @@ impl<M> Incoming<M> {
         Incoming {
             auth: auth_of(&request),
             peer: request.remote_addr(),
+            trace: trace_of(request.metadata()),
             audited: request.extensions().get::<super::edge::Audited>().cloned(),
             msg: request.into_inner(),
         }
@@ -99,6 +103,7 @@ where
         peer,
         mut msg,
         audited,
+        trace,
     } = incoming;
     let started = std::time::Instant::now();
     let role = crate::metrics::role(&auth);
@@ -114,7 +119,10 @@ where
             Err(e) => Err(refusal(e)),
             Ok(_permit) => match scope {
                 Err(e) => Err(refusal(e)),
-                Ok(scope) => run(msg, scope).await.map_err(Status::from),
+                // Partner calls made by the service carry the trace.
+                Ok(scope) => passerelle_adapters::trace::scope(trace, run(msg, scope))
+                    .await
+                    .map_err(Status::from),
             },
         },
     };
@@ -131,6 +139,7 @@ where
                 Ok(_) => "ok".to_string(),
                 Err(s) => format!("{:?}: {}", s.code(), s.message()),
             },
+            trace_id: trace.trace_id(),
         })
         .await;
     if let Some(a) = audited {
@@ -144,6 +153,15 @@ where
         .metrics()
         .grpc_call(M::METHOD, role, code, started.elapsed());
     result.map(Response::new)
+}
+
+/// The caller's trace (`traceparent` metadata), or a new one when it has
+/// none or one that is not valid (W3C: start a new trace then).
+pub(crate) fn trace_of(m: &tonic::metadata::MetadataMap) -> TraceParent {
+    m.get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceParent::parse)
+        .unwrap_or_else(TraceParent::root)
 }
 
 fn refusal(e: ServiceError) -> Status {

@@ -123,6 +123,8 @@ struct Unfinished {
     method: String,
     metrics: Arc<crate::metrics::Metrics>,
     started: std::time::Instant,
+    /// The caller's trace id, if it sent one.
+    trace: String,
 }
 
 impl Unfinished {
@@ -148,6 +150,7 @@ impl Drop for Unfinished {
                 method: std::mem::take(&mut self.method),
                 subject: "request".into(),
                 request_hash: hash(b"unfinished"),
+                trace_id: self.trace.clone(),
                 outcome:
                     "Cancelled: the call ended before its answer (deadline, or the client left)"
                         .into(),
@@ -242,6 +245,13 @@ where
             .unwrap_or_default()
             .to_string();
         let peer = Peer::of(&self.layer, &req);
+        let trace = req
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(passerelle_adapters::trace::TraceParent::parse)
+            .map(|t| t.trace_id())
+            .unwrap_or_default();
         let audit = self.layer.audit.clone();
         let fut = self.inner.call(req);
         let clock = self.layer.clock;
@@ -254,6 +264,7 @@ where
             method: method.clone(),
             metrics: metrics.clone(),
             started,
+            trace: trace.clone(),
         };
         Box::pin(async move {
             let resp = fut.await;
@@ -293,6 +304,7 @@ where
                     // what, not of a request.
                     request_hash: hash(format!("{party} {}", refused.code() as i32).as_bytes()),
                     outcome: format!("{:?}: {}", refused.code(), refused.message()),
+                    trace_id: trace,
                 })
                 .await;
             Ok(refused.into_http())

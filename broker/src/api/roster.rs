@@ -205,6 +205,7 @@ impl RosterService for RosterApi {
             peer,
             msg: mut stream,
             audited,
+            trace,
         } = Incoming::of(request);
         // The header comes first; its mutuelle names the caller for the
         // audit. An import without one is refused, and audited all the same.
@@ -229,6 +230,7 @@ impl RosterService for RosterApi {
             peer,
             msg: header,
             audited,
+            trace,
         };
         // The place is taken before the stream is read: an import over the
         // limit reads nothing (its members would fill memory first).

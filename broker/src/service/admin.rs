@@ -120,21 +120,32 @@ impl Broker {
                 self.partners.circuit_state(&p.id),
                 self.partners.is_paused(&p.id),
             );
-            if !up {
-                continue;
-            }
-            match tokio::time::timeout(SCRAPE_STORE_TIMEOUT, self.store.partner_activity(&p.id))
-                .await
-            {
-                Ok(Ok(a)) => {
-                    let age_s = if a.oldest_waiting_ms > 0 {
-                        (now - a.oldest_waiting_ms).max(0) / 1000
-                    } else {
-                        0
-                    };
-                    m.partner_waiting(&p.id, a.pending, age_s);
+        }
+        if up {
+            // Every partner's count at once, under one deadline: a scrape
+            // takes at most twice SCRAPE_STORE_TIMEOUT whatever the number
+            // of partners.
+            let reads =
+                futures::future::join_all(self.partners.all().map(|p| async move {
+                    (p.id.as_str(), self.store.partner_activity(&p.id).await)
+                }));
+            match tokio::time::timeout(SCRAPE_STORE_TIMEOUT, reads).await {
+                Ok(all) => {
+                    for (id, a) in all {
+                        match a {
+                            Ok(a) => {
+                                let age_s = if a.oldest_waiting_ms > 0 {
+                                    (now - a.oldest_waiting_ms).max(0) / 1000
+                                } else {
+                                    0
+                                };
+                                m.partner_waiting(id, a.pending, age_s);
+                            }
+                            Err(_) => m.scrape_error(),
+                        }
+                    }
                 }
-                _ => m.scrape_error(),
+                Err(_) => m.scrape_error(),
             }
         }
         if !up {

@@ -135,6 +135,7 @@ fn log_state(r: &ClaimRecord) {
         claim = %r.claim.claim_id,
         partner = %r.mutuelle_id,
         state = r.state.as_str(),
+        trace_id = %passerelle_adapters::trace::current().map(|t| t.trace_id()).unwrap_or_default(),
         "claim state"
     );
 }

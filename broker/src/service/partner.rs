@@ -231,7 +231,11 @@ impl PartnerClient {
             let row = rows.iter().find(|r| &r.partner_id == id);
             let mut c = circuit.lock().unwrap_or_else(|p| p.into_inner());
             c.paused = row.is_some_and(|r| r.paused_ms > 0);
-            let stored = row.map_or(0, |r| r.breaker_open_until_ms);
+            // Another broker's clock: never longer than this broker's own
+            // open period from now.
+            let stored = row
+                .map_or(0, |r| r.breaker_open_until_ms)
+                .min(read_at_ms + self.breaker.open_ms as i64);
             if c.trial || (c.open_until_ms != 0 && c.opened_ms >= read_at_ms) {
                 continue;
             }
@@ -245,10 +249,15 @@ impl PartnerClient {
     }
 
     /// Pauses or resumes a partner in this broker (the store holds it for
-    /// the others).
+    /// the others). A resume also closes its circuit: the operator says it
+    /// is back.
     pub(super) fn set_paused(&self, id: &str, paused: bool) {
         if let Some(mut c) = self.circuit(id) {
             c.paused = paused;
+            if !paused {
+                c.open_until_ms = 0;
+                c.failures = 0;
+            }
         }
     }
 
@@ -314,6 +323,9 @@ impl PartnerClient {
                         Ok(_) => "ok".to_string(),
                         Err(e) => e.to_string(),
                     },
+                    trace_id: passerelle_adapters::trace::current()
+                        .map(|t| t.trace_id())
+                        .unwrap_or_default(),
                 })
                 .await;
         }
@@ -395,8 +407,7 @@ impl Broker {
                         ),
                     )
                 };
-                self.metrics
-                    .partner_call(mutuelle_id, out.method, outcome, Duration::ZERO);
+                self.metrics.partner_held(mutuelle_id, out.method, outcome);
                 return Err(AdapterError::Unavailable(why));
             }
         };
@@ -479,6 +490,7 @@ impl Broker {
             Some(who) => tracing::warn!(partner, by = who, "partner paused by an operator"),
             None => {
                 tracing::info!(partner, "partner resumed by an operator");
+                self.store_circuit(partner, 0).await;
                 self.expedite(partner, "partner resumed").await;
             }
         }

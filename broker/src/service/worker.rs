@@ -47,6 +47,13 @@ impl Broker {
             )
             .await?;
         let n = due.len();
+        // The controls as of this lease at least: a resume stored by another
+        // broker since this pass began is in force here before its claims go.
+        if n > 0
+            && let Err(e) = self.refresh_controls().await
+        {
+            tracing::warn!(error = %e, "cannot read the partners' controls");
+        }
         let start = tokio::time::Instant::now();
         let mut tasks = Vec::with_capacity(n);
         for (i, rec) in due.into_iter().enumerate() {
@@ -65,9 +72,16 @@ impl Broker {
             let me = self.clone();
             tasks.push(tokio::spawn(async move {
                 let subject = format!("{}/{}", rec.claim.scheme_id, rec.claim.claim_id);
+                // A retry is a trace of its own (the claim's audit rows and
+                // log lines tie it to the first attempt).
+                let trace = passerelle_adapters::trace::TraceParent::root();
                 let r = match rec.state {
-                    ClaimState::CancelPending => me.process_cancel(rec).await,
-                    s if s.awaiting_partner() => me.process(rec).await,
+                    ClaimState::CancelPending => {
+                        passerelle_adapters::trace::scope(trace, me.process_cancel(rec)).await
+                    }
+                    s if s.awaiting_partner() => {
+                        passerelle_adapters::trace::scope(trace, me.process(rec)).await
+                    }
                     _ => return,
                 };
                 if let Err(e) = r {
@@ -285,6 +299,7 @@ mod tests {
                 subject: "partners".into(),
                 request_hash: crate::audit::hash(b"x"),
                 outcome: "ok".into(),
+                trace_id: String::new(),
             })
             .await;
         // An open claim: its rows stay whatever their age.

@@ -285,7 +285,7 @@ pub(super) fn recovery(r: &dyn Row) -> Result<RecoveryLine, StoreError> {
 
 /// The columns of an audit row, in the order [`audit`] reads them.
 pub(super) const AUDIT_COLS: &str =
-    "at_ms, direction, party, method, subject, request_hash, outcome";
+    "at_ms, direction, party, method, subject, request_hash, outcome, trace_id";
 
 pub(super) fn audit(r: &dyn Row) -> Result<AuditEntry, StoreError> {
     Ok(AuditEntry {
@@ -296,6 +296,7 @@ pub(super) fn audit(r: &dyn Row) -> Result<AuditEntry, StoreError> {
         subject: r.text(4)?,
         request_hash: r.text(5)?,
         outcome: r.text(6)?,
+        trace_id: r.text(7)?,
     })
 }
 

@@ -174,6 +174,8 @@ pub struct AuditEntry {
     pub request_hash: String,
     /// "ok", or the status code and a short message.
     pub outcome: String,
+    /// The W3C trace id of the call (32 hex digits), "" when none.
+    pub trace_id: String,
 }
 
 /// A roster snapshot to apply.

@@ -12,6 +12,8 @@ pub async fn audit_is_appended_and_read_back(store: Arc<dyn Store>) {
         subject: "CNSS/CLM-1".into(),
         request_hash: "ab".into(),
         outcome: "ok".into(),
+        // Read back as written.
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
     };
     store.append_audit(&[e("a"), e("b")]).await.unwrap();
     store.append_audit(&[e("c")]).await.unwrap();
@@ -22,6 +24,7 @@ pub async fn audit_is_appended_and_read_back(store: Arc<dyn Store>) {
             .collect::<Vec<_>>(),
         vec!["a", "b", "c"]
     );
+    assert_eq!(rows[2].1, e("c"), "every field read back");
     let tail = store.read_audit(rows[1].0, 10).await.unwrap();
     assert_eq!(tail.len(), 1);
 }
@@ -35,6 +38,7 @@ pub async fn partner_activity_and_claim_audit(store: Arc<dyn Store>) {
         subject: subject.into(),
         request_hash: "h".into(),
         outcome: outcome.into(),
+        trace_id: String::new(),
     };
     store
         .append_audit(&[
@@ -103,6 +107,7 @@ pub async fn retention_prunes_only_final_claims(store: Arc<dyn Store>) {
         subject: subject.into(),
         request_hash: "h".into(),
         outcome: "ok".into(),
+        trace_id: String::new(),
     };
     // R-OPEN was settled with period 1; R-OPEN2 is coordinated, not settled.
     let subjects = [

@@ -59,8 +59,8 @@ impl AuditStore for PgStore {
         let at: Vec<i64> = entries.iter().map(|e| e.at_ms).collect();
         x(
             &c,
-            "INSERT INTO audit_log (at_ms, direction, party, method, subject, request_hash, outcome) \
-             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[])",
+            "INSERT INTO audit_log (at_ms, direction, party, method, subject, request_hash, outcome, trace_id) \
+             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[])",
             &[
                 &at,
                 &col(&|e| e.direction.as_str()),
@@ -69,6 +69,7 @@ impl AuditStore for PgStore {
                 &col(&|e| e.subject.as_str()),
                 &col(&|e| e.request_hash.as_str()),
                 &col(&|e| e.outcome.as_str()),
+                &col(&|e| e.trace_id.as_str()),
             ],
         )
         .await?;
@@ -90,7 +91,7 @@ impl AuditStore for PgStore {
             &[&after_id, &(limit as i64)],
         )
         .await?;
-        decode(&rows, |r| Ok((r.int(7)?, core::audit(r)?)))
+        decode(&rows, |r| Ok((r.int(8)?, core::audit(r)?)))
     }
 
     async fn partner_activity(&self, mutuelle_id: &str) -> Result<PartnerActivity, StoreError> {

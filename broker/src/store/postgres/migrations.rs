@@ -196,6 +196,10 @@ CREATE TABLE partner_controls (
     breaker_open_until_ms  BIGINT NOT NULL DEFAULT 0
 );
 "#,
+    // 7: the W3C trace id of each audited call (issue 17).
+    r#"
+ALTER TABLE audit_log ADD COLUMN trace_id TEXT NOT NULL DEFAULT '';
+"#,
 ];
 
 #[cfg(test)]

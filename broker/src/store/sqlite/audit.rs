@@ -41,11 +41,11 @@ impl AuditStore for SqliteStore {
             let tx = c.savepoint()?;
             {
                 let mut st = tx.prepare_cached(
-                    "INSERT INTO audit_log (at_ms, direction, party, method, subject, request_hash, outcome) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO audit_log (at_ms, direction, party, method, subject, request_hash, outcome, trace_id) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )?;
                 for e in &entries {
-                    st.execute(params![e.at_ms, e.direction.as_str(), e.party, e.method, e.subject, e.request_hash, e.outcome])?;
+                    st.execute(params![e.at_ms, e.direction.as_str(), e.party, e.method, e.subject, e.request_hash, e.outcome, e.trace_id])?;
                 }
             }
             tx.commit()?;
@@ -65,7 +65,7 @@ impl AuditStore for SqliteStore {
                 core::AUDIT_COLS
             ))?;
             rows_of(&mut st, params![after_id, limit], |r| {
-                Ok((r.int(7)?, core::audit(r)?))
+                Ok((r.int(8)?, core::audit(r)?))
             })
         })
         .await

@@ -191,4 +191,8 @@ CREATE TABLE partner_controls (
 CREATE INDEX claims_waiting ON claims (mutuelle_id)
     WHERE state IN ('received', 'pending_partner', 'cancel_pending');
 "#,
+    // 8: the W3C trace id of each audited call (issue 17).
+    r#"
+ALTER TABLE audit_log ADD COLUMN trace_id TEXT NOT NULL DEFAULT '';
+"#,
 ];

@@ -135,6 +135,7 @@ async fn audit_log_refuses_updates() {
         subject: "s".into(),
         request_hash: "h".into(),
         outcome: "ok".into(),
+        trace_id: String::new(),
     }])
     .await
     .unwrap();
