@@ -603,6 +603,7 @@ async fn the_shipped_alerts_and_dashboard_use_exported_metrics() {
     let h = TlsHarness::start_with(|cfg| {
         cfg.metrics = Some(passerelle_broker::config::MetricsConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
+            tls: None,
         })
     })
     .await;
@@ -817,4 +818,63 @@ async fn a_trace_follows_the_claim_to_the_mutuelle_and_the_audit() {
     let own = passerelle_adapters::trace::TraceParent::parse(h.sim.traceparents().last().unwrap())
         .unwrap();
     assert_ne!(own.trace_id(), trace);
+}
+
+/// The operations listener over HTTPS (`[metrics] tls = true`, as on any
+/// non-loopback address): through the broker's own TLS acceptor, HTTP/1.1
+/// by ALPN, a client certificate from the broker's CA required; without
+/// one the handshake fails and is counted as a refusal.
+#[tokio::test]
+async fn the_operations_listener_over_tls_requires_a_client_certificate() {
+    let h = TlsHarness::start_with(|cfg| {
+        cfg.metrics = Some(passerelle_broker::config::MetricsConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            tls: Some(true),
+        })
+    })
+    .await;
+    let ops = h.running().ops_addr.unwrap();
+    let curl = |with_cert: bool| {
+        let mut c = std::process::Command::new("curl");
+        c.args(["-sS", "--http1.1", "--cacert"])
+            .arg(h.certs().join("ca.crt"))
+            .arg(format!("https://localhost:{}/readyz", ops.port()))
+            .args(["--resolve", &format!("localhost:{}:127.0.0.1", ops.port())]);
+        if with_cert {
+            c.arg("--cert")
+                .arg(h.certs().join("operator-ops.crt"))
+                .arg("--key")
+                .arg(h.certs().join("operator-ops.key"));
+        }
+        c
+    };
+    let (mut with, mut without) = (curl(true), curl(false));
+    let (ok, refused) =
+        tokio::task::spawn_blocking(move || (with.output().unwrap(), without.output().unwrap()))
+            .await
+            .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&ok.stdout), "ready\n");
+    assert!(
+        !refused.status.success(),
+        "no client certificate, no answer"
+    );
+    // Plain HTTP to it gets nothing either.
+    let plain = tokio::time::timeout(Duration::from_secs(5), async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(ops).await.unwrap();
+        let _ = s
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await;
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf).await;
+        buf
+    })
+    .await
+    .unwrap();
+    assert!(!String::from_utf8_lossy(&plain).contains("passerelle_"));
 }

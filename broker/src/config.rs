@@ -116,6 +116,17 @@ pub struct MetricsConfig {
     /// the broker's client CA (CRLs checked), so `[tls]` is then required.
     /// Port 0 picks a free port (printed at start).
     pub listen: SocketAddr,
+    /// HTTPS on a loopback address too (`true`); `false` is refused on any
+    /// other address. Default: HTTPS exactly when not on loopback.
+    #[serde(default)]
+    pub tls: Option<bool>,
+}
+
+impl MetricsConfig {
+    /// Whether the operations listener serves HTTPS.
+    pub fn over_tls(&self) -> bool {
+        self.tls.unwrap_or(!self.listen.ip().is_loopback())
+    }
 }
 
 /// `[log]`: how log lines are written (stderr; `RUST_LOG` filters them).
@@ -596,9 +607,15 @@ impl Config {
                     m.listen
                 ));
             }
-            if !m.listen.ip().is_loopback() && self.tls.is_none() {
+            if !m.listen.ip().is_loopback() && m.tls == Some(false) {
                 return Err(format!(
-                    "metrics.listen: {} is not a loopback address: it is served over TLS, which needs a [tls] table",
+                    "metrics.tls: false is only allowed on a loopback address, not {}",
+                    m.listen
+                ));
+            }
+            if m.over_tls() && self.tls.is_none() {
+                return Err(format!(
+                    "metrics.listen: {} is served over TLS (not a loopback address, or metrics.tls = true), which needs a [tls] table",
                     m.listen
                 ));
             }

@@ -194,7 +194,7 @@ pub async fn start(
     let secrets = data_dir.join("secrets");
     let sims = start_sims(&secrets).await?;
     let mut cfg = config(listen, sims.addrs, &secrets);
-    cfg.metrics = metrics.map(|listen| crate::config::MetricsConfig { listen });
+    cfg.metrics = metrics.map(|listen| crate::config::MetricsConfig { listen, tls: None });
     start_with_config(data_dir, cfg, plaintext, store).await
 }
 

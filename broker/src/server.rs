@@ -450,7 +450,7 @@ pub async fn start_with_store(
         (Some(m), Some(l)) => {
             // Plain HTTP on loopback only (checked with the config).
             let accept = match &cfg.tls {
-                Some(t) if !m.listen.ip().is_loopback() => crate::ops::Accept::Tls(
+                Some(t) if m.over_tls() => crate::ops::Accept::Tls(
                     Duration::from_millis(t.handshake_timeout_ms),
                     limits.max_handshakes,
                 ),
