@@ -61,10 +61,12 @@ impl TraceParent {
         }
     }
 
-    /// The same trace, a new span id: what an outgoing call carries.
+    /// The same trace, a new span id: what an outgoing call carries. Of
+    /// the flags only "sampled" is passed on (version 00 defines no other).
     pub fn child(&self) -> TraceParent {
         TraceParent {
             span_id: random_span(),
+            flags: self.flags & 0x01,
             ..*self
         }
     }

@@ -81,6 +81,10 @@ impl Broker {
     }
 }
 
+/// Partners whose counts a scrape reads at once (each read holds one store
+/// connection).
+pub const SCRAPE_READS: usize = 2;
+
 /// How long a scrape waits for the store, per question; past it the store
 /// counts as down for that scrape (`passerelle_store_up` 0).
 pub const SCRAPE_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -122,13 +126,22 @@ impl Broker {
             );
         }
         if up {
-            // Every partner's count at once, under one deadline: a scrape
+            // The partners' counts, SCRAPE_READS at a time (never more of
+            // the pool, which claims need), under one deadline: a scrape
             // takes at most twice SCRAPE_STORE_TIMEOUT whatever the number
             // of partners.
-            let reads =
-                futures::future::join_all(self.partners.all().map(|p| async move {
-                    (p.id.as_str(), self.store.partner_activity(&p.id).await)
-                }));
+            use futures::StreamExt;
+            let ids: Vec<String> = self.partners.all().map(|p| p.id.clone()).collect();
+            let reads = futures::stream::iter(ids)
+                .map(|id| {
+                    let store = self.store.clone();
+                    async move {
+                        let a = store.partner_activity(&id).await;
+                        (id, a)
+                    }
+                })
+                .buffer_unordered(SCRAPE_READS)
+                .collect::<Vec<_>>();
             match tokio::time::timeout(SCRAPE_STORE_TIMEOUT, reads).await {
                 Ok(all) => {
                     for (id, a) in all {
@@ -139,7 +152,7 @@ impl Broker {
                                 } else {
                                     0
                                 };
-                                m.partner_waiting(id, a.pending, age_s);
+                                m.partner_waiting(&id, a.pending, age_s);
                             }
                             Err(_) => m.scrape_error(),
                         }

@@ -46,6 +46,9 @@ struct Circuit {
     /// A trial call (half-open) is in flight.
     trial: bool,
     paused: bool,
+    /// The stored open-until last adopted: a stored value is adopted once,
+    /// when it changes, so that the cap below holds.
+    seen_stored: i64,
 }
 
 /// Whether a call may go to a partner.
@@ -210,6 +213,7 @@ impl PartnerClient {
             if opens {
                 c.open_until_ms = now_ms + self.breaker.open_ms as i64;
                 c.opened_ms = now_ms;
+                c.seen_stored = c.open_until_ms;
                 return Some(CircuitChange::Opened(c.open_until_ms));
             }
             None
@@ -217,6 +221,7 @@ impl PartnerClient {
             c.failures = 0;
             if c.open_until_ms != 0 {
                 c.open_until_ms = 0;
+                c.seen_stored = 0;
                 return Some(CircuitChange::Closed);
             }
             None
@@ -231,16 +236,16 @@ impl PartnerClient {
             let row = rows.iter().find(|r| &r.partner_id == id);
             let mut c = circuit.lock().unwrap_or_else(|p| p.into_inner());
             c.paused = row.is_some_and(|r| r.paused_ms > 0);
-            // Another broker's clock: never longer than this broker's own
-            // open period from now.
-            let stored = row
-                .map_or(0, |r| r.breaker_open_until_ms)
-                .min(read_at_ms + self.breaker.open_ms as i64);
+            let stored = row.map_or(0, |r| r.breaker_open_until_ms);
             if c.trial || (c.open_until_ms != 0 && c.opened_ms >= read_at_ms) {
                 continue;
             }
-            if stored != c.open_until_ms {
-                c.open_until_ms = stored;
+            // What another broker stored, once (what this broker opened or
+            // closed since stays): never open longer than this broker's own
+            // open period from now, whatever the other's clock says.
+            if stored != c.seen_stored {
+                c.seen_stored = stored;
+                c.open_until_ms = stored.min(read_at_ms + self.breaker.open_ms as i64);
                 if stored == 0 {
                     c.failures = 0;
                 }
@@ -256,6 +261,7 @@ impl PartnerClient {
             c.paused = paused;
             if !paused {
                 c.open_until_ms = 0;
+                c.seen_stored = 0;
                 c.failures = 0;
             }
         }
@@ -613,6 +619,15 @@ mod tests {
         );
         assert_eq!(p.gate("MUT-X", 200_000), Gate::Paused);
         assert!(p.is_paused("MUT-X"));
+
+        // A far-future time stored by a broker whose clock runs ahead: open
+        // for this broker's own period at most, however often it is read.
+        p.set_paused("MUT-X", false);
+        let far = row(10_000_000);
+        p.adopt(std::slice::from_ref(&far), 300_000);
+        assert_eq!(p.gate("MUT-X", 329_999), Gate::Open);
+        p.adopt(std::slice::from_ref(&far), 320_000);
+        assert_eq!(p.gate("MUT-X", 330_000), Gate::Go { trial: true });
     }
 
     /// What SIGHUP and the file watcher do: a partner whose secret changed

@@ -196,8 +196,12 @@ CREATE TABLE partner_controls (
     breaker_open_until_ms  BIGINT NOT NULL DEFAULT 0
 );
 "#,
-    // 7: the W3C trace id of each audited call (issue 17).
+    // 7: the W3C trace id of each audited call (issue 17). No rewrite (a
+    // constant default), but a brief exclusive lock on the audit log: given
+    // up after 10 s behind a long reader rather than holding up every audit
+    // insert (run the migration again).
     r#"
+SET LOCAL lock_timeout = '10s';
 ALTER TABLE audit_log ADD COLUMN trace_id TEXT NOT NULL DEFAULT '';
 "#,
 ];
