@@ -36,10 +36,13 @@ fn latency() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
-type Latency = Family<Vec<(&'static str, String)>, Histogram, fn() -> Histogram>;
-/// A counter family with labels.
-pub type Counters = Family<Vec<(&'static str, String)>, Counter>;
-type Gauges = Family<Vec<(&'static str, String)>, Gauge>;
+/// N labels, every name and value a `&'static str` (the code's words, the
+/// configured partners, interned once): recording allocates nothing.
+type Labels<const N: usize> = [(&'static str, &'static str); N];
+type Latency<const N: usize> = Family<Labels<N>, Histogram, fn() -> Histogram>;
+/// A counter family with N labels.
+pub type Counters<const N: usize> = Family<Labels<N>, Counter>;
+type Gauges<const N: usize> = Family<Labels<N>, Gauge>;
 type FloatGauges = Family<Vec<(&'static str, String)>, Gauge<f64, AtomicU64>>;
 
 /// What a partner call came to, as the `outcome` label says it.
@@ -58,35 +61,39 @@ pub fn partner_outcome(res: &Result<(), &passerelle_adapters::AdapterError>) -> 
 /// The broker's metric families.
 pub struct Metrics {
     registry: Registry,
-    grpc_handled: Counters,
-    grpc_seconds: Latency,
-    partner_calls: Counters,
-    partner_seconds: Latency,
-    partner_retries: Counters,
-    partner_retries_at_max: Counters,
-    partner_pending: Gauges,
-    partner_oldest: Gauges,
-    partner_up: Gauges,
-    partner_breaker: Gauges,
-    partner_paused: Gauges,
-    store_seconds: Latency,
-    store_errors: Counters,
-    store_pool: Gauges,
+    /// The configured partners' ids as label values (interned once: the
+    /// config bounds them); any other id is "other".
+    partners: std::collections::HashMap<String, &'static str>,
+    grpc_handled: Counters<3>,
+    grpc_seconds: Latency<2>,
+    partner_calls: Counters<3>,
+    partner_seconds: Latency<2>,
+    partner_retries: Counters<1>,
+    partner_retries_at_max: Counters<1>,
+    partner_pending: Gauges<1>,
+    partner_oldest: Gauges<1>,
+    partner_up: Gauges<1>,
+    partner_breaker: Gauges<2>,
+    partner_paused: Gauges<1>,
+    store_seconds: Latency<1>,
+    store_errors: Counters<1>,
+    store_pool: Gauges<1>,
     store_up: Gauge,
     audit_queue: Gauge,
     audit_capacity: Gauge,
     audit_dropped: Counter,
     audit_failures: Counter,
-    refused: Counters,
+    refused: Counters<1>,
     expiry: FloatGauges,
     scrape_errors: Counter,
 }
 
 impl Metrics {
-    /// The broker's metrics; `audit` are the audit writer's own counters.
-    pub fn new(audit: crate::audit::AuditCounters) -> Metrics {
+    /// The broker's metrics; `audit` are the audit writer's own counters,
+    /// `partners` the configured partners' ids.
+    pub fn new(audit: crate::audit::AuditCounters, partners: &[String]) -> Metrics {
         let mut r = Registry::default();
-        let build: Gauges = Family::default();
+        let build: Family<Vec<(&'static str, String)>, Gauge> = Family::default();
         build
             .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_string())])
             .set(1);
@@ -96,6 +103,10 @@ impl Metrics {
             build,
         );
         let m = Metrics {
+            partners: partners
+                .iter()
+                .map(|p| (p.clone(), &*Box::leak(p.clone().into_boxed_str())))
+                .collect(),
             grpc_handled: Family::default(),
             grpc_seconds: Family::new_with_constructor(latency),
             partner_calls: Family::default(),
@@ -230,70 +241,71 @@ impl Metrics {
             "Scrapes that could not read part of the state (the store, a file)",
             m.scrape_errors.clone(),
         );
-        Metrics { registry: r, ..m }
+        let m = Metrics { registry: r, ..m };
+        for p in partners {
+            let l = [("partner", m.partner(p))];
+            let _ = m.partner_retries.get_or_create(&l);
+            let _ = m.partner_retries_at_max.get_or_create(&l);
+        }
+        m
     }
 
-    /// Makes a partner's counters exist at zero, so that rates and alerts
-    /// see them before the first event (Prometheus' advice: no missing
-    /// series).
-    pub fn init_partner(&self, partner: &str) {
-        let l = vec![("partner", partner.to_string())];
-        let _ = self.partner_retries.get_or_create(&l);
-        let _ = self.partner_retries_at_max.get_or_create(&l);
+    /// A partner's id as a label value.
+    fn partner(&self, id: &str) -> &'static str {
+        self.partners.get(id).copied().unwrap_or("other")
     }
 
     /// Makes the store's error counters exist at zero, per operation.
     pub fn init_store(&self, operations: &[&'static str]) {
         for op in operations {
-            let _ = self
-                .store_errors
-                .get_or_create(&vec![("operation", op.to_string())]);
+            let _ = self.store_errors.get_or_create(&[("operation", *op)]);
         }
     }
 
     /// One call answered at the gRPC edge.
-    pub fn grpc_call(&self, method: &str, role: &str, code: tonic::Code, took: Duration) {
+    pub fn grpc_call(&self, method: &str, role: &'static str, code: tonic::Code, took: Duration) {
         let method = method_label(method);
         self.grpc_handled
-            .get_or_create(&vec![
-                ("grpc_method", method.to_string()),
-                ("role", role.to_string()),
-                ("grpc_code", format!("{code:?}")),
+            .get_or_create(&[
+                ("grpc_method", method),
+                ("role", role),
+                ("grpc_code", code_label(code)),
             ])
             .inc();
         self.grpc_seconds
-            .get_or_create(&vec![
-                ("grpc_method", method.to_string()),
-                ("role", role.to_string()),
-            ])
+            .get_or_create(&[("grpc_method", method), ("role", role)])
             .observe(took.as_secs_f64());
     }
 
     /// One call to a partner.
-    pub fn partner_call(&self, partner: &str, method: &str, outcome: &str, took: Duration) {
+    pub fn partner_call(
+        &self,
+        partner: &str,
+        method: &'static str,
+        outcome: &'static str,
+        took: Duration,
+    ) {
+        let partner = self.partner(partner);
         self.partner_calls
-            .get_or_create(&vec![
-                ("partner", partner.to_string()),
-                ("method", method.to_string()),
-                ("outcome", outcome.to_string()),
+            .get_or_create(&[
+                ("partner", partner),
+                ("method", method),
+                ("outcome", outcome),
             ])
             .inc();
         self.partner_seconds
-            .get_or_create(&vec![
-                ("partner", partner.to_string()),
-                ("method", method.to_string()),
-            ])
+            .get_or_create(&[("partner", partner), ("method", method)])
             .observe(took.as_secs_f64());
     }
 
     /// A call not made: the partner is paused or its circuit open
     /// (`outcome`); counted, not timed (it would pull the latency down).
-    pub fn partner_held(&self, partner: &str, method: &str, outcome: &str) {
+    pub fn partner_held(&self, partner: &str, method: &'static str, outcome: &'static str) {
         self.partner_calls
-            .get_or_create(&vec![
-                ("partner", partner.to_string()),
-                ("method", method.to_string()),
-                ("outcome", outcome.to_string()),
+            .get_or_create(&[
+                ("partner", self.partner(partner)),
+                ("method", method),
+                ("outcome", outcome),
             ])
             .inc();
     }
@@ -301,7 +313,7 @@ impl Metrics {
     /// The retry worker sent a claim or cancel again; `at_max`: its back-off
     /// had reached `retry.max_ms`.
     pub fn partner_retry(&self, partner: &str, at_max: bool) {
-        let l = vec![("partner", partner.to_string())];
+        let l = [("partner", self.partner(partner))];
         self.partner_retries.get_or_create(&l).inc();
         if at_max {
             self.partner_retries_at_max.get_or_create(&l).inc();
@@ -310,7 +322,7 @@ impl Metrics {
 
     /// Claims waiting on a partner, as a scrape reads them.
     pub fn partner_waiting(&self, partner: &str, pending: u32, oldest_age_s: i64) {
-        let l = vec![("partner", partner.to_string())];
+        let l = [("partner", self.partner(partner))];
         self.partner_pending
             .get_or_create(&l)
             .set(i64::from(pending));
@@ -319,29 +331,27 @@ impl Metrics {
 
     /// A partner's circuit ("closed", "open", "half_open") and pause.
     pub fn partner_control(&self, partner: &str, circuit: &str, paused: bool) {
+        let partner = self.partner(partner);
         for s in ["closed", "open", "half_open"] {
             self.partner_breaker
-                .get_or_create(&vec![
-                    ("partner", partner.to_string()),
-                    ("state", s.to_string()),
-                ])
+                .get_or_create(&[("partner", partner), ("state", s)])
                 .set(i64::from(s == circuit));
         }
         self.partner_paused
-            .get_or_create(&vec![("partner", partner.to_string())])
+            .get_or_create(&[("partner", partner)])
             .set(i64::from(paused));
     }
 
     /// Whether a partner's last call went through.
     pub fn partner_health(&self, partner: &str, up: bool) {
         self.partner_up
-            .get_or_create(&vec![("partner", partner.to_string())])
+            .get_or_create(&[("partner", self.partner(partner))])
             .set(i64::from(up));
     }
 
     /// One store operation of the claim path.
     pub fn store_call(&self, operation: &'static str, ok: bool, took: Duration) {
-        let l = vec![("operation", operation.to_string())];
+        let l = [("operation", operation)];
         self.store_seconds
             .get_or_create(&l)
             .observe(took.as_secs_f64());
@@ -360,7 +370,7 @@ impl Metrics {
                 ("waiting", p.waiting),
             ] {
                 self.store_pool
-                    .get_or_create(&vec![("state", state.to_string())])
+                    .get_or_create(&[("state", state)])
                     .set(v as i64);
             }
         }
@@ -373,7 +383,7 @@ impl Metrics {
     }
 
     /// Counts connections refused by reason (shared with [`crate::net`]).
-    pub fn refused(&self) -> Counters {
+    pub fn refused(&self) -> Counters<1> {
         self.refused.clone()
     }
 
@@ -427,10 +437,11 @@ pub fn role_of_party(party: &str) -> &'static str {
 /// A method name as a label: one of the contracts' methods (the edge reads
 /// it from the request's path, which a caller chooses), else "other", so
 /// that no caller can grow the label set.
-fn method_label(method: &str) -> &str {
-    static METHODS: std::sync::OnceLock<std::collections::HashSet<String>> =
+fn method_label(method: &str) -> &'static str {
+    static METHODS: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
         std::sync::OnceLock::new();
     let known = METHODS.get_or_init(|| {
+        // Interned once: the contracts' method names, a few dozen.
         passerelle_proto::json::pool()
             .services()
             .flat_map(|s| {
@@ -438,11 +449,33 @@ fn method_label(method: &str) -> &str {
                     .map(|m| m.name().to_string())
                     .collect::<Vec<_>>()
             })
+            .map(|n| &*Box::leak(n.into_boxed_str()))
             .collect()
     });
-    if known.contains(method) {
-        method
-    } else {
-        "other"
+    known.get(method).copied().unwrap_or("other")
+}
+
+/// A status code as its label value (tonic's names, as go-grpc-prometheus
+/// writes them).
+fn code_label(code: tonic::Code) -> &'static str {
+    use tonic::Code as C;
+    match code {
+        C::Ok => "Ok",
+        C::Cancelled => "Cancelled",
+        C::Unknown => "Unknown",
+        C::InvalidArgument => "InvalidArgument",
+        C::DeadlineExceeded => "DeadlineExceeded",
+        C::NotFound => "NotFound",
+        C::AlreadyExists => "AlreadyExists",
+        C::PermissionDenied => "PermissionDenied",
+        C::ResourceExhausted => "ResourceExhausted",
+        C::FailedPrecondition => "FailedPrecondition",
+        C::Aborted => "Aborted",
+        C::OutOfRange => "OutOfRange",
+        C::Unimplemented => "Unimplemented",
+        C::Internal => "Internal",
+        C::Unavailable => "Unavailable",
+        C::DataLoss => "DataLoss",
+        C::Unauthenticated => "Unauthenticated",
     }
 }

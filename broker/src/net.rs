@@ -215,7 +215,7 @@ pub struct Refusals {
     /// Refusals counted since start.
     total: std::sync::atomic::AtomicU64,
     /// The same, by reason, for the metrics.
-    by_reason: crate::metrics::Counters,
+    by_reason: crate::metrics::Counters<1>,
 }
 
 impl Refusals {
@@ -224,10 +224,10 @@ impl Refusals {
         interval: Duration,
         max_peers: usize,
         listener: &'static str,
-        by_reason: crate::metrics::Counters,
+        by_reason: crate::metrics::Counters<1>,
     ) -> Arc<Refusals> {
         for r in Reason::ALL {
-            let _ = by_reason.get_or_create(&vec![("reason", r.label().to_string())]);
+            let _ = by_reason.get_or_create(&[("reason", r.label())]);
         }
         Arc::new(Refusals {
             window: Mutex::new(Window::new(max_peers)),
@@ -270,7 +270,7 @@ impl Refusals {
         self.total
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.by_reason
-            .get_or_create(&vec![("reason", reason.label().to_string())])
+            .get_or_create(&[("reason", reason.label())])
             .inc();
         let ip = peer.map(|p| p.ip().to_canonical());
         let first = self

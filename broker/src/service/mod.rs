@@ -182,10 +182,8 @@ impl Broker {
             mutuelles: partners.iter().map(|p| p.id.clone()).collect(),
             operators: operators.into_iter().collect(),
         };
-        let metrics = Arc::new(crate::metrics::Metrics::new(audit.counters()));
-        for p in &partners {
-            metrics.init_partner(&p.id);
-        }
+        let ids: Vec<String> = partners.iter().map(|p| p.id.clone()).collect();
+        let metrics = Arc::new(crate::metrics::Metrics::new(audit.counters(), &ids));
         metrics.init_store(&claims::TIMED_OPERATIONS);
         let max_deadline = partners
             .iter()
