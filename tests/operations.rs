@@ -878,3 +878,86 @@ async fn the_operations_listener_over_tls_requires_a_client_certificate() {
     .unwrap();
     assert!(!String::from_utf8_lossy(&plain).contains("passerelle_"));
 }
+
+/// With the `otlp` feature and `[traces] otlp_endpoint`, the broker exports
+/// its spans: a server span under the scheme's span, a client span under it
+/// for the call to the mutuelle, whose `traceparent` names that client span.
+#[cfg(feature = "otlp")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_are_exported_over_otlp() {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+        TraceService, TraceServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+    struct Collector(tokio::sync::mpsc::UnboundedSender<ExportTraceServiceRequest>);
+    #[tonic::async_trait]
+    impl TraceService for Collector {
+        async fn export(
+            &self,
+            r: tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            let _ = self.0.send(r.into_inner());
+            Ok(tonic::Response::new(ExportTraceServiceResponse {
+                partial_success: None,
+            }))
+        }
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector = l.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(Collector(tx)))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l)),
+    );
+    let mut h = Harness::start_config(|sim| {
+        format!(
+            "{}\n[traces]\notlp_endpoint = \"http://{collector}\"\n",
+            config_text(sim, 2000)
+        )
+    })
+    .await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller_span = "00f067aa0ba902b7";
+    let mut req = tonic::Request::new(claim(
+        "OTLP-1",
+        "G-OK",
+        &[covered(C::Consultation, 5000, 5000, 3500)],
+    ));
+    req.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace}-{caller_span}-01").parse().unwrap(),
+    );
+    h.client.clone().coordinate_claim(req).await.unwrap();
+    // Stopping flushes the spans still queued.
+    h.running.take().unwrap().shutdown().await;
+    let mut spans = Vec::new();
+    while let Ok(r) = rx.try_recv() {
+        for rs in r.resource_spans {
+            for ss in rs.scope_spans {
+                spans.extend(ss.spans);
+            }
+        }
+    }
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let server = spans
+        .iter()
+        .find(|s| s.name == "CoordinateClaim")
+        .unwrap_or_else(|| panic!("no server span in {spans:?}"));
+    assert_eq!(hex(&server.trace_id), trace);
+    assert_eq!(hex(&server.parent_span_id), caller_span);
+    let client = spans
+        .iter()
+        .find(|s| s.name == "AdjudicateRemainder")
+        .unwrap_or_else(|| panic!("no client span in {spans:?}"));
+    assert_eq!(hex(&client.trace_id), trace);
+    assert_eq!(client.parent_span_id, server.span_id);
+    let sent = h.sim.traceparents();
+    assert_eq!(
+        sent.last().unwrap(),
+        &format!("00-{trace}-{}-01", hex(&client.span_id)),
+        "the mutuelle is told the client span"
+    );
+}

@@ -194,7 +194,7 @@ impl tonic::service::Interceptor for Token {
         if let Some(v) = &self.0 {
             req.metadata_mut().insert("authorization", v.clone());
         }
-        // The call's trace, as a child span (crate::trace).
+        // The call's client span (crate::trace).
         if let Some(t) = crate::trace::outgoing()
             && let Ok(v) = t.parse()
         {

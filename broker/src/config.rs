@@ -56,6 +56,17 @@ pub struct Config {
     /// The partners' circuit breakers.
     #[serde(default)]
     pub breaker: BreakerConfig,
+    /// Spans exported over OTLP (a build with the `otlp` feature).
+    #[serde(default)]
+    pub traces: Option<TracesConfig>,
+}
+
+/// `[traces]`: where the broker's spans go (docs/operations.md, "Traces").
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracesConfig {
+    /// An OTLP/gRPC collector, for example "http://127.0.0.1:4317".
+    pub otlp_endpoint: String,
 }
 
 /// `[breaker]`: when a partner's circuit opens, and for how long
@@ -577,6 +588,9 @@ impl Config {
                 ));
             }
             _ => {}
+        }
+        if self.traces.is_some() && !cfg!(feature = "otlp") {
+            return Err("traces.otlp_endpoint: this passerelle was built without OTLP export; install it with `cargo install --path broker --features otlp`".into());
         }
         if self.breaker.failures > 1000 {
             return Err(format!(

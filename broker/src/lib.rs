@@ -11,6 +11,7 @@ pub mod identity;
 pub mod metrics;
 pub mod net;
 pub mod ops;
+pub mod otel;
 pub mod pki;
 pub mod server;
 pub mod service;

@@ -88,6 +88,7 @@ impl Running {
         let _ = self.worker.await;
         self.refusals.flush();
         self.broker.audit().flush().await;
+        self.broker.spans().shutdown();
     }
 }
 
@@ -116,6 +117,19 @@ pub async fn load_products(cfg: &Config, store: &dyn Store) -> Result<(), StartE
             "products: product {m} is used by claims and cannot change: declare a new version with a later valid_from"
         ))),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Where the broker's spans go (`[traces]`).
+fn spans(cfg: &Config) -> Result<crate::otel::Spans, StartError> {
+    match &cfg.traces {
+        None => Ok(crate::otel::Spans::off()),
+        #[cfg(feature = "otlp")]
+        Some(t) => crate::otel::Spans::otlp(&t.otlp_endpoint).map_err(StartError::Config),
+        #[cfg(not(feature = "otlp"))]
+        Some(_) => Err(StartError::Config(
+            "traces.otlp_endpoint: this passerelle was built without OTLP export".into(),
+        )),
     }
 }
 
@@ -166,6 +180,7 @@ pub async fn build_broker(
         retry: cfg.retry.clone(),
         limits: cfg.limits.clone(),
         breaker: cfg.breaker.clone(),
+        spans: Arc::new(spans(cfg)?),
         audit,
         clock: Clock::system(),
     })))

@@ -53,8 +53,8 @@ pub(crate) struct Incoming<M> {
     /// The edge's mark, set once this call's audit row is written (so that
     /// the edge never writes a second one).
     pub audited: Option<super::edge::Audited>,
-    /// The caller's W3C `traceparent`, or a new trace.
-    pub trace: TraceParent,
+    /// The caller's W3C `traceparent`, if it sent a valid one.
+    pub trace: Option<TraceParent>,
 }
 
 impl<M> Incoming<M> {
@@ -108,6 +108,7 @@ where
     let started = std::time::Instant::now();
     let role = crate::metrics::role(&auth);
     let who = party(&auth, peer, M::PARTY, msg.claimed());
+    let (span, trace) = broker.spans().server(M::METHOD, trace.as_ref());
     let scope = msg.scope(&auth, broker.directory());
     let subject = msg.subject();
     let hash = request_hash(&msg);
@@ -119,7 +120,7 @@ where
             Err(e) => Err(refusal(e)),
             Ok(_permit) => match scope {
                 Err(e) => Err(refusal(e)),
-                // Partner calls made by the service carry the trace.
+                // The call's work and partner calls run in its span.
                 Ok(scope) => passerelle_adapters::trace::scope(trace, run(msg, scope))
                     .await
                     .map_err(Status::from),
@@ -149,19 +150,24 @@ where
         Ok(_) => tonic::Code::Ok,
         Err(s) => s.code(),
     };
+    span.end(
+        result
+            .as_ref()
+            .err()
+            .map(|s| format!("{:?}: {}", s.code(), s.message())),
+    );
     broker
         .metrics()
         .grpc_call(M::METHOD, role, code, started.elapsed());
     result.map(Response::new)
 }
 
-/// The caller's trace (`traceparent` metadata), or a new one when it has
-/// none or one that is not valid (W3C: start a new trace then).
-pub(crate) fn trace_of(m: &tonic::metadata::MetadataMap) -> TraceParent {
+/// The caller's trace (`traceparent` metadata); `None` when it has none or
+/// one that is not valid (W3C: a new trace is started then).
+pub(crate) fn trace_of(m: &tonic::metadata::MetadataMap) -> Option<TraceParent> {
     m.get("traceparent")
         .and_then(|v| v.to_str().ok())
         .and_then(TraceParent::parse)
-        .unwrap_or_else(TraceParent::root)
 }
 
 fn refusal(e: ServiceError) -> Status {

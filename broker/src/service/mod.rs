@@ -122,6 +122,8 @@ pub struct BrokerParts {
     pub limits: LimitsConfig,
     /// The partners' circuit breakers.
     pub breaker: crate::config::BreakerConfig,
+    /// Where spans go.
+    pub spans: Arc<crate::otel::Spans>,
     pub audit: AuditSink,
     /// Where the service reads the time: [`Clock::system`] but in tests.
     pub clock: Clock,
@@ -142,6 +144,7 @@ pub struct Broker {
     clock: Clock,
     worker_lease_ms: i64,
     metrics: Arc<crate::metrics::Metrics>,
+    spans: Arc<crate::otel::Spans>,
 }
 
 fn key_digest(parts: &[&str]) -> String {
@@ -170,6 +173,7 @@ impl Broker {
             retry,
             limits,
             breaker,
+            spans,
             audit,
             clock,
         } = parts;
@@ -196,14 +200,27 @@ impl Broker {
             admission: Admission::new(&limits),
             request_timeout: Duration::from_millis(limits.request_timeout_ms),
             schemes: schemes.into_iter().map(|s| (s.id.clone(), s)).collect(),
-            partners: PartnerClient::new(partners, audit.clone(), clock, metrics.clone(), breaker),
+            partners: PartnerClient::new(
+                partners,
+                audit.clone(),
+                clock,
+                metrics.clone(),
+                breaker,
+                spans.clone(),
+            ),
             retry,
             changes: watch::channel(0).0,
             audit,
             clock,
             worker_lease_ms: 2 * max_deadline + LEASE_GRACE_MS,
             metrics,
+            spans,
         }
+    }
+
+    /// Where spans go.
+    pub fn spans(&self) -> &Arc<crate::otel::Spans> {
+        &self.spans
     }
 
     /// The broker's metrics (served by [`crate::ops`]).

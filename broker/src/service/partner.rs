@@ -134,6 +134,7 @@ pub struct PartnerClient {
     /// Each partner's circuit and pause.
     circuits: HashMap<String, Mutex<Circuit>>,
     breaker: crate::config::BreakerConfig,
+    spans: std::sync::Arc<crate::otel::Spans>,
     audit: AuditSink,
     clock: Clock,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
@@ -151,6 +152,7 @@ impl PartnerClient {
         clock: Clock,
         metrics: std::sync::Arc<crate::metrics::Metrics>,
         breaker: crate::config::BreakerConfig,
+        spans: std::sync::Arc<crate::otel::Spans>,
     ) -> Self {
         PartnerClient {
             down: partners
@@ -162,6 +164,7 @@ impl PartnerClient {
                 .map(|p| (p.id.clone(), Mutex::default()))
                 .collect(),
             breaker,
+            spans,
             partners: partners.into_iter().map(|p| (p.id.clone(), p)).collect(),
             audit,
             clock,
@@ -302,11 +305,23 @@ impl PartnerClient {
         call: impl Future<Output = Result<T, AdapterError>>,
     ) -> (Result<T, AdapterError>, Health) {
         let started = std::time::Instant::now();
-        let res = match self.partners.get(mutuelle_id) {
-            Some(p) => tokio::time::timeout(p.deadline, call)
-                .await
-                .unwrap_or(Err(AdapterError::Timeout(p.deadline.as_millis() as u64))),
-            None => call.await,
+        let bounded = async {
+            match self.partners.get(mutuelle_id) {
+                Some(p) => tokio::time::timeout(p.deadline, call)
+                    .await
+                    .unwrap_or(Err(AdapterError::Timeout(p.deadline.as_millis() as u64))),
+                None => call.await,
+            }
+        };
+        // A client span under the running call's (a probe runs in none).
+        let res = match passerelle_adapters::trace::current() {
+            Some(parent) => {
+                let (span, t) = self.spans.client(out.method, &parent);
+                let res = passerelle_adapters::trace::scope(t, bounded).await;
+                span.end(res.as_ref().err().map(|e| e.to_string()));
+                res
+            }
+            None => bounded.await,
         };
         {
             self.metrics.partner_call(

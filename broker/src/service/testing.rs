@@ -129,6 +129,7 @@ pub(crate) fn broker_with_partner(
         retry: RetryConfig::default(),
         limits: LimitsConfig::default(),
         breaker: Default::default(),
+        spans: Arc::new(crate::otel::Spans::off()),
         audit,
         clock: Clock::following_tokio(T0),
     }))
@@ -175,6 +176,7 @@ fn build_with(
         },
         limits,
         breaker: Default::default(),
+        spans: Arc::new(crate::otel::Spans::off()),
         audit,
         clock: Clock::following_tokio(T0),
     }))

@@ -74,7 +74,7 @@ impl Broker {
                 let subject = format!("{}/{}", rec.claim.scheme_id, rec.claim.claim_id);
                 // A retry is a trace of its own (the claim's audit rows and
                 // log lines tie it to the first attempt).
-                let trace = passerelle_adapters::trace::TraceParent::root();
+                let (span, trace) = me.spans().server("Retry", None);
                 let r = match rec.state {
                     ClaimState::CancelPending => {
                         passerelle_adapters::trace::scope(trace, me.process_cancel(rec)).await
@@ -82,8 +82,9 @@ impl Broker {
                     s if s.awaiting_partner() => {
                         passerelle_adapters::trace::scope(trace, me.process(rec)).await
                     }
-                    _ => return,
+                    _ => return span.end(None),
                 };
+                span.end(r.as_ref().err().map(|e| e.to_string()));
                 if let Err(e) = r {
                     tracing::warn!(claim = %subject, error = %e, "retry failed");
                 }
