@@ -3,9 +3,9 @@
 //! the scheme's system, the broker and the mutuelle's.
 //!
 //! The broker takes a caller's `traceparent` (or starts a trace) and runs
-//! the call inside [`scope`]; every partner call made inside it carries a
-//! child `traceparent` (a new span id, the same trace id): the grpc adapter
-//! as metadata, the HTTP adapters as a header ([`outgoing`]). The audit rows
+//! the call inside [`scope`], under a span of its own (`broker/src/otel.rs`);
+//! each partner call runs under a client span, which it carries ([`outgoing`]):
+//! the grpc adapter as metadata, the HTTP adapters as a header. The audit rows
 //! and the claim's log lines name the trace id.
 
 use std::future::Future;

@@ -81,6 +81,11 @@ impl Adapter for CannotCancel {
     }
 }
 
+/// [`broker`] whose mutuelle (MUT-X) is `adapter`.
+pub(crate) fn broker_with_adapter(dir: &std::path::Path, adapter: Arc<dyn Adapter>) -> Arc<Broker> {
+    build_with(dir, LimitsConfig::default(), adapter)
+}
+
 /// [`broker`] whose mutuelle is [`CannotCancel`].
 pub(crate) fn broker_that_cannot_cancel(dir: &std::path::Path) -> Arc<Broker> {
     build_with(dir, LimitsConfig::default(), Arc::new(CannotCancel))

@@ -401,4 +401,74 @@ mod tests {
             ClaimState::Coordinated
         );
     }
+
+    /// A probe sees a dead partner: after `[breaker] failures` (5) failed
+    /// probes its circuit opens (stored for every broker); a probe while it
+    /// is open calls nothing; once `open_ms` (30 s) has passed, the next
+    /// probe is the trial call, and its answer closes the circuit.
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_opens_a_dead_partners_circuit_and_its_trial_closes_it() {
+        use passerelle_adapters::{
+            Adapter, AdapterError, AdjudicationRequest, CancelRequest, EligibilityAnswer,
+            EligibilityQuery, PartnerAdjudication,
+        };
+        use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+        struct Toggle {
+            up: AtomicBool,
+            asked: AtomicU32,
+        }
+        #[async_trait::async_trait]
+        impl Adapter for Toggle {
+            async fn eligibility(
+                &self,
+                _q: &EligibilityQuery,
+            ) -> Result<EligibilityAnswer, AdapterError> {
+                self.asked.fetch_add(1, Ordering::SeqCst);
+                if self.up.load(Ordering::SeqCst) {
+                    Ok(EligibilityAnswer::default())
+                } else {
+                    Err(AdapterError::Unavailable("connection refused".into()))
+                }
+            }
+            async fn adjudicate(
+                &self,
+                _req: AdjudicationRequest<'_>,
+            ) -> Result<PartnerAdjudication, AdapterError> {
+                Err(AdapterError::Unavailable("down".into()))
+            }
+            async fn cancel(&self, _req: CancelRequest<'_>) -> Result<(), AdapterError> {
+                Ok(())
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let toggle = Arc::new(Toggle {
+            up: AtomicBool::new(false),
+            asked: AtomicU32::new(0),
+        });
+        let b = super::super::testing::broker_with_adapter(dir.path(), toggle.clone());
+        let probe = crate::config::ProbeConfig {
+            scheme: "CNSS".into(),
+            beneficiary: "TG-1".into(),
+            member_number: None,
+            interval_s: 30,
+        };
+        for _ in 0..5 {
+            b.probe_once("MUT-X", &probe).await;
+        }
+        assert_eq!(b.partners.circuit_state("MUT-X"), "open");
+        assert!(b.partners.is_down("MUT-X"));
+        let stored = b.store().partner_controls().await.unwrap();
+        assert!(stored[0].breaker_open_until_ms > 0, "{stored:?}");
+        toggle.up.store(true, Ordering::SeqCst);
+        b.probe_once("MUT-X", &probe).await;
+        assert_eq!(toggle.asked.load(Ordering::SeqCst), 5, "no call while open");
+        assert_eq!(b.partners.circuit_state("MUT-X"), "open");
+        tokio::time::advance(Duration::from_secs(30)).await;
+        b.probe_once("MUT-X", &probe).await;
+        assert_eq!(toggle.asked.load(Ordering::SeqCst), 6, "the trial call");
+        assert_eq!(b.partners.circuit_state("MUT-X"), "closed");
+        assert!(!b.partners.is_down("MUT-X"));
+        let stored = b.store().partner_controls().await.unwrap();
+        assert_eq!(stored[0].breaker_open_until_ms, 0);
+    }
 }
