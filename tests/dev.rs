@@ -353,15 +353,21 @@ async fn readme_tour() {
             .spawn()
             .unwrap(),
     );
-    let first = BufReader::new(child.0.stdout.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
+    let mut banner = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let first = banner.next().unwrap().unwrap();
     let addr = first
         .strip_prefix("passerelle dev broker listening on ")
         .unwrap()
         .to_string();
+    // The banner names the operations listener.
+    let metrics: std::net::SocketAddr = banner
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("metrics: http://")
+                .and_then(|r| r.split_once("/metrics"))
+                .map(|(a, _)| a.parse().unwrap())
+        })
+        .expect("the banner names the metrics address");
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples");
     let run = |args: Vec<String>| {
         let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
@@ -447,4 +453,27 @@ async fn readme_tour() {
         )
     );
     assert_eq!((b, s, m, p), (23600, 6400, 1600, 15600));
+
+    // The dev broker exposes what the shipped alert rules and dashboard
+    // use (operations::the_shipped_alerts_... checks every name on an mTLS
+    // broker; here, the names whose families have samples after the tour).
+    let text = crate::operations::scrape(metrics).await;
+    for m in [
+        "passerelle_grpc_server_handled_total",
+        "passerelle_grpc_server_handling_seconds_bucket",
+        "passerelle_partner_calls_total",
+        "passerelle_partner_pending_claims",
+        "passerelle_partner_oldest_pending_age_seconds",
+        "passerelle_partner_up",
+        "passerelle_partner_breaker_state",
+        "passerelle_partner_paused",
+        "passerelle_store_up",
+        "passerelle_certificate_expiry_timestamp_seconds",
+        "passerelle_audit_rows_dropped_total",
+    ] {
+        assert!(
+            text.contains(&format!("\n{m}{{")) || text.contains(&format!("\n{m} ")),
+            "{m} missing from the dev broker's /metrics"
+        );
+    }
 }
