@@ -961,3 +961,64 @@ async fn spans_are_exported_over_otlp() {
         "the mutuelle is told the client span"
     );
 }
+
+/// While SIGTERM's drain runs (a call still waits on its partner), the
+/// operations listener stays up and `/readyz` answers 503 "stopping", so
+/// that a load balancer sends nothing more; it closes once the drain ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_says_stopping_while_calls_drain() {
+    let mut h = Harness::start_config(|sim| with_metrics(config_text(sim, 2000))).await;
+    let ops = h.running().ops_addr.unwrap();
+    h.sim.set_mode(Mode::Hang);
+    let mut seen = h.sim.seen();
+    let client = h.client.clone();
+    let call = tokio::spawn(async move {
+        client
+            .clone()
+            .coordinate_claim(claim(
+                "DRAIN-1",
+                "G-OK",
+                &[covered(C::Consultation, 5000, 5000, 3500)],
+            ))
+            .await
+    });
+    // The call is with the partner: the drain must wait for it.
+    seen.wait_for(|s| s.adjudicate_calls >= 1).await.unwrap();
+    let running = h.running.take().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let stopping = tokio::spawn(async move {
+        let stop = running.shutdown();
+        let _ = tx.send(());
+        stop.await
+    });
+    rx.await.unwrap();
+    let mut answer = None;
+    while answer.is_none() && !stopping.is_finished() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut s) = tokio::net::TcpStream::connect(ops).await else {
+            break;
+        };
+        let _ = s
+            .write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await;
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf).await;
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if text.starts_with("HTTP/1.1 503") {
+            answer = Some(text);
+        }
+    }
+    let answer = answer.expect("503 while draining");
+    assert!(answer.ends_with("stopping\n"), "{answer}");
+    stopping.await.unwrap();
+    let r = call.await.unwrap().unwrap().into_inner();
+    assert_eq!(
+        state(&r),
+        pb::ClaimState::PendingPartner,
+        "the call finished"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(ops).await.is_err(),
+        "closed once drained"
+    );
+}

@@ -101,22 +101,24 @@ pub enum Accept {
     Tls(Duration, usize),
 }
 
-/// Serves the operations listener on `listener` until `shutdown` turns true.
-/// `tls`: the broker's TLS material (its dates are exported), which
-/// [`Accept::Tls`] also serves with.
+/// Serves the operations listener on `listener` until `shutdown` turns true;
+/// from when `stopping` turns true (SIGTERM: calls drain), `/readyz`
+/// answers 503 "stopping". `tls`: the broker's TLS material (its dates are
+/// exported), which [`Accept::Tls`] also serves with.
 pub fn start(
     listener: TcpListener,
     broker: Arc<Broker>,
     tls: Option<Arc<TlsServer>>,
     accept: Accept,
     refusals: Arc<Refusals>,
+    stopping: watch::Receiver<bool>,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let addr = listener.local_addr()?;
     let state = Ops {
         broker,
         tls: tls.clone(),
-        stopping: shutdown.clone(),
+        stopping,
     };
     let app = router(state);
     let listener = Listener::new(

@@ -59,6 +59,9 @@ pub struct Running {
     /// The operations listener's address (`[metrics]`), if any.
     pub ops_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
+    /// Stops the operations listener, once calls have drained (until then
+    /// `/readyz` answers 503 "stopping").
+    ops_shutdown: watch::Sender<bool>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     worker: JoinHandle<()>,
 }
@@ -89,6 +92,7 @@ impl Running {
         self.refusals.flush();
         self.broker.audit().flush().await;
         self.broker.spans().shutdown();
+        let _ = self.ops_shutdown.send(true);
     }
 }
 
@@ -299,6 +303,7 @@ pub async fn start_with_store(
     let broker = build_broker(cfg, base_dir, store).await?;
     let addr = listener.local_addr()?;
     let (shutdown, rx) = watch::channel(false);
+    let (ops_shutdown, ops_rx) = watch::channel(false);
     let limits = &cfg.limits;
     let refusals = {
         let audit = broker.audit().clone();
@@ -478,6 +483,7 @@ pub async fn start_with_store(
                 accept,
                 refusals.clone(),
                 rx.clone(),
+                ops_rx,
             )?;
             Some(a)
         }
@@ -490,6 +496,7 @@ pub async fn start_with_store(
         refusals,
         connections,
         ops_addr,
+        ops_shutdown,
         shutdown,
         server,
         worker,
