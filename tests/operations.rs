@@ -58,6 +58,11 @@ pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<i64> {
 /// The common test config's `[breaker]` table (circuit off).
 const BREAKER_OFF: &str = "[breaker]\nfailures = 0\n";
 
+/// A one-line claim of MUT-G's member G-OK (B 5000, S 3500).
+fn g_claim(id: &str) -> pb::CoordinateClaimRequest {
+    claim(id, "G-OK", &[covered(C::Consultation, 5000, 5000, 3500)])
+}
+
 fn with_metrics(base: String) -> String {
     format!("{base}\n[metrics]\nlisten = \"127.0.0.1:0\"\n")
 }
@@ -99,14 +104,7 @@ async fn metrics_move_as_calls_happen() {
         )
         .unwrap_or(0)
     };
-    let r = h
-        .coordinate(claim(
-            "MET-1",
-            "G-OK",
-            &[covered(C::Consultation, 5000, 5000, 3500)],
-        ))
-        .await
-        .unwrap();
+    let r = h.coordinate(g_claim("MET-1")).await.unwrap();
     assert_eq!(state(&r), pb::ClaimState::Coordinated);
     let bad = h
         .coordinate(claim(
@@ -172,14 +170,7 @@ async fn metrics_move_as_calls_happen() {
     // A partner that hangs: the claim waits (PENDING), the partner is down,
     // the timeout is counted, and the claim is counted as waiting.
     h.sim.set_mode(Mode::Hang);
-    let r = h
-        .coordinate(claim(
-            "MET-3",
-            "G-OK",
-            &[covered(C::Consultation, 5000, 5000, 3500)],
-        ))
-        .await
-        .unwrap();
+    let r = h.coordinate(g_claim("MET-3")).await.unwrap();
     assert_eq!(state(&r), pb::ClaimState::PendingPartner);
     let hung = scrape(ops).await;
     let failed = |outcome| {
@@ -236,25 +227,11 @@ async fn a_dead_partner_opens_its_circuit_and_others_stay_fast() {
     let ops = h.running().ops_addr.unwrap();
     h.sim.set_mode(Mode::Hang);
     for i in 0..2 {
-        let r = h
-            .coordinate(claim(
-                &format!("CB-{i}"),
-                "G-OK",
-                &[covered(C::Consultation, 5000, 5000, 3500)],
-            ))
-            .await
-            .unwrap();
+        let r = h.coordinate(g_claim(&format!("CB-{i}"))).await.unwrap();
         assert_eq!(state(&r), pb::ClaimState::PendingPartner);
     }
     let started = Instant::now();
-    let r = h
-        .coordinate(claim(
-            "CB-OPEN",
-            "G-OK",
-            &[covered(C::Consultation, 5000, 5000, 3500)],
-        ))
-        .await
-        .unwrap();
+    let r = h.coordinate(g_claim("CB-OPEN")).await.unwrap();
     let took = started.elapsed();
     assert_eq!(state(&r), pb::ClaimState::PendingPartner);
     assert!(
@@ -413,11 +390,7 @@ async fn pause_and_resume_across_replicas_and_a_restart() {
     let mut scheme_b = pb::scheme_service_client::SchemeServiceClient::new(channel(b.addr).await);
     let before = sim.adjudication_keys().len();
     let r = scheme_b
-        .coordinate_claim(claim(
-            "PAUSE-1",
-            "G-OK",
-            &[covered(C::Consultation, 5000, 5000, 3500)],
-        ))
+        .coordinate_claim(g_claim("PAUSE-1"))
         .await
         .unwrap()
         .into_inner();
@@ -445,11 +418,7 @@ async fn pause_and_resume_across_replicas_and_a_restart() {
     let a = start().await;
     let mut scheme_a = pb::scheme_service_client::SchemeServiceClient::new(channel(a.addr).await);
     let r = scheme_a
-        .coordinate_claim(claim(
-            "PAUSE-2",
-            "G-OK",
-            &[covered(C::Consultation, 5000, 5000, 3500)],
-        ))
+        .coordinate_claim(g_claim("PAUSE-2"))
         .await
         .unwrap()
         .into_inner();
@@ -549,11 +518,7 @@ async fn json_log_lines_parse() {
     crate::common::process::load_roster(b.addr).await;
     let mut client = pb::scheme_service_client::SchemeServiceClient::new(channel(b.addr).await);
     let r = client
-        .coordinate_claim(claim(
-            "LOG-1",
-            "G-OK",
-            &[covered(C::Consultation, 5000, 5000, 3500)],
-        ))
+        .coordinate_claim(g_claim("LOG-1"))
         .await
         .unwrap()
         .into_inner();
@@ -612,14 +577,7 @@ async fn the_shipped_alerts_and_dashboard_use_exported_metrics() {
         h.as_(passerelle_broker::identity::Role::Scheme, "CNSS")
             .await,
     );
-    scheme
-        .coordinate_claim(claim(
-            "DASH-1",
-            "G-OK",
-            &[covered(C::Consultation, 5000, 5000, 3500)],
-        ))
-        .await
-        .unwrap();
+    scheme.coordinate_claim(g_claim("DASH-1")).await.unwrap();
     // The samples, and the sample names of every family the broker
     // declares (a family with no sample yet, such as the certificate dates
     // of a plaintext broker, is declared all the same).
@@ -768,11 +726,7 @@ async fn operators_reach_an_mtls_broker_with_their_own_certificate() {
 async fn a_trace_follows_the_claim_to_the_mutuelle_and_the_audit() {
     let h = Harness::start().await;
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let mut req = tonic::Request::new(claim(
-        "TRACE-1",
-        "G-OK",
-        &[covered(C::Consultation, 5000, 5000, 3500)],
-    ));
+    let mut req = tonic::Request::new(g_claim("TRACE-1"));
     req.metadata_mut().insert(
         "traceparent",
         format!("00-{trace}-00f067aa0ba902b7-01").parse().unwrap(),
@@ -808,13 +762,7 @@ async fn a_trace_follows_the_claim_to_the_mutuelle_and_the_audit() {
         assert_eq!(row.trace_id, trace, "{row:?}");
     }
     // Without a traceparent: a trace of its own, passed on all the same.
-    h.coordinate(claim(
-        "TRACE-2",
-        "G-OK",
-        &[covered(C::Consultation, 5000, 5000, 3500)],
-    ))
-    .await
-    .unwrap();
+    h.coordinate(g_claim("TRACE-2")).await.unwrap();
     let own = passerelle_adapters::trace::TraceParent::parse(h.sim.traceparents().last().unwrap())
         .unwrap();
     assert_ne!(own.trace_id(), trace);
@@ -921,11 +869,7 @@ async fn spans_are_exported_over_otlp() {
     .await;
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let caller_span = "00f067aa0ba902b7";
-    let mut req = tonic::Request::new(claim(
-        "OTLP-1",
-        "G-OK",
-        &[covered(C::Consultation, 5000, 5000, 3500)],
-    ));
+    let mut req = tonic::Request::new(g_claim("OTLP-1"));
     req.metadata_mut().insert(
         "traceparent",
         format!("00-{trace}-{caller_span}-01").parse().unwrap(),
@@ -972,16 +916,8 @@ async fn readyz_says_stopping_while_calls_drain() {
     h.sim.set_mode(Mode::Hang);
     let mut seen = h.sim.seen();
     let client = h.client.clone();
-    let call = tokio::spawn(async move {
-        client
-            .clone()
-            .coordinate_claim(claim(
-                "DRAIN-1",
-                "G-OK",
-                &[covered(C::Consultation, 5000, 5000, 3500)],
-            ))
-            .await
-    });
+    let call =
+        tokio::spawn(async move { client.clone().coordinate_claim(g_claim("DRAIN-1")).await });
     // The call is with the partner: the drain must wait for it.
     seen.wait_for(|s| s.adjudicate_calls >= 1).await.unwrap();
     let running = h.running.take().unwrap();

@@ -123,30 +123,34 @@ fn hex_array<const N: usize>(s: &str) -> Option<[u8; N]> {
     hex::decode(s).ok()?.try_into().ok()
 }
 
-/// 128 bits unique to this process and call: SHA-256 of a per-process
-/// random key (std's hash seed), the time and a counter. Trace ids need
-/// uniqueness, not secrecy.
-fn random_u128() -> u128 {
-    use sha2::Digest;
+/// 64 bits, unique to this process and call: SplitMix64 over a counter
+/// from a per-process random seed (std's hash keys and the time). Its mix
+/// is a bijection, so no two calls of one process get the same value; the
+/// seed keeps processes apart. Trace ids need uniqueness, not secrecy, and
+/// this runs on every call (two multiplications, no allocation).
+fn next_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(N.fetch_add(1, Ordering::Relaxed));
-    let seed = h.finish();
-    let now = std::time::Instant::now();
-    let d = sha2::Sha256::new()
-        .chain_update(seed.to_be_bytes())
-        .chain_update(format!("{now:?}").as_bytes())
-        .chain_update(N.load(Ordering::Relaxed).to_be_bytes())
-        .finalize();
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&d[..16]);
-    u128::from_be_bytes(b).max(1)
+    const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static N: AtomicU64 = AtomicU64::new(1);
+    let seed = *SEED.get_or_init(|| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.write(format!("{:?}", std::time::Instant::now()).as_bytes());
+        h.finish()
+    });
+    let mut z = seed.wrapping_add(N.fetch_add(1, Ordering::Relaxed).wrapping_mul(GOLDEN));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn random_u128() -> u128 {
+    ((u128::from(next_u64()) << 64) | u128::from(next_u64())).max(1)
 }
 
 fn random_span() -> [u8; 8] {
-    let v = (random_u128() as u64).max(1);
-    v.to_be_bytes()
+    next_u64().max(1).to_be_bytes()
 }
 
 /// Runs `f` as part of trace `t`.
@@ -197,6 +201,9 @@ mod tests {
         );
         let (a, b) = (TraceParent::root(), TraceParent::root());
         assert_ne!(a.trace_id(), b.trace_id());
+        let spans: std::collections::HashSet<String> =
+            (0..10_000).map(|_| a.child().header()).collect();
+        assert_eq!(spans.len(), 10_000, "span ids do not repeat");
         assert!(TraceParent::parse(&a.header()).is_some());
     }
 

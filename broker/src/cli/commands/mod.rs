@@ -131,7 +131,7 @@ fn acting_for(cmd: &ClientCmd) -> Result<(Role, String), Failure> {
 /// The operator certificate to use from `certs` when the dev operator's is
 /// not there: the one `operator-*.crt` the folder holds. Several: an error
 /// naming them.
-fn only_operator(certs: &std::path::Path) -> Result<Option<String>, Failure> {
+fn only_operator(certs: &std::path::Path, lang: Lang) -> Result<Option<String>, Failure> {
     let Ok(entries) = std::fs::read_dir(certs) else {
         return Ok(None);
     };
@@ -148,17 +148,24 @@ fn only_operator(certs: &std::path::Path) -> Result<Option<String>, Failure> {
     match ids.len() {
         0 => Ok(None),
         1 => Ok(ids.pop()),
-        _ => Err(Failure(format!(
-            "several operator certificates in {} ({}): pass --cert and --key",
-            certs.display(),
-            ids.join(", ")
-        ))),
+        _ => Err(Failure(match lang {
+            Lang::Fr => format!(
+                "plusieurs certificats d'opérateur dans {} ({}) : indiquez --cert et --key",
+                certs.display(),
+                ids.join(", ")
+            ),
+            Lang::En => format!(
+                "several operator certificates in {} ({}): pass --cert and --key",
+                certs.display(),
+                ids.join(", ")
+            ),
+        })),
     }
 }
 
 /// TLS material for an https:// broker: --cert/--key, else the certificate
 /// of the party the command acts for, from --certs.
-fn tls_for(client: &Client, cmd: &ClientCmd) -> Result<ClientTlsConfig, Failure> {
+fn tls_for(client: &Client, cmd: &ClientCmd, lang: Lang) -> Result<ClientTlsConfig, Failure> {
     let ca_path = client
         .ca
         .clone()
@@ -173,7 +180,7 @@ fn tls_for(client: &Client, cmd: &ClientCmd) -> Result<ClientTlsConfig, Failure>
             let pki = crate::pki::Pki::new(&client.certs);
             if role == Role::Operator
                 && !pki.client_paths(role, &id).0.exists()
-                && let Some(other) = only_operator(&client.certs)?
+                && let Some(other) = only_operator(&client.certs, lang)?
             {
                 id = other;
             }
@@ -200,7 +207,7 @@ fn tls_for(client: &Client, cmd: &ClientCmd) -> Result<ClientTlsConfig, Failure>
 pub async fn run(client: Client, cmd: ClientCmd) -> ExitCode {
     let lang = Lang::detect(client.lang);
     let tls = if client.broker.starts_with("https://") {
-        match tls_for(&client, &cmd) {
+        match tls_for(&client, &cmd, lang) {
             Ok(t) => Some(t),
             Err(Failure(m)) => {
                 eprintln!("error: {m}");
@@ -210,7 +217,7 @@ pub async fn run(client: Client, cmd: ClientCmd) -> ExitCode {
     } else {
         None
     };
-    let channel = match connect(&client.broker, tls).await {
+    let channel = match connect(&client.broker, tls, lang).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -289,12 +296,17 @@ async fn speaks_plaintext_h2(url: &str) -> Option<bool> {
         .flatten()
 }
 
-async fn connect(url: &str, tls: Option<ClientTlsConfig>) -> Result<Channel, String> {
+async fn connect(url: &str, tls: Option<ClientTlsConfig>, lang: Lang) -> Result<Channel, String> {
     if tls.is_none() && speaks_plaintext_h2(url).await == Some(false) {
         let https = url.replacen("http://", "https://", 1);
-        return Err(format!(
-            "{url} does not answer plaintext gRPC: this broker requires https (TLS); use --broker {https} with a client certificate (--certs, or --cert and --key)"
-        ));
+        return Err(match lang {
+            Lang::Fr => format!(
+                "{url} ne répond pas en gRPC sans chiffrement : ce broker exige https (TLS) ; utilisez --broker {https} avec un certificat client (--certs, ou --cert et --key)"
+            ),
+            Lang::En => format!(
+                "{url} does not answer plaintext gRPC: this broker requires https (TLS); use --broker {https} with a client certificate (--certs, or --cert and --key)"
+            ),
+        });
     }
     let mut endpoint = Endpoint::from_shared(url.to_string())
         .map_err(|e| format!("--broker {url:?}: {e}"))?

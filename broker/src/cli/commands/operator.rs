@@ -23,28 +23,16 @@ pub(super) async fn admin_cmd(ctx: &Ctx, cmd: AdminCmd) -> Out {
                 .pause_partner(admin::PausePartnerRequest {
                     mutuelle_id: mutuelle,
                 })
-                .await
-                .map_err(|s| status_failure(s, None))?
-                .into_inner();
-            if ctx.json {
-                ctx.print(&r);
-                return Ok(());
-            }
-            out!("{}", partners_table(l, std::slice::from_ref(&r)));
+                .await;
+            one_partner(ctx, r)?;
         }
         AdminCmd::Resume { mutuelle } => {
             let r = c
                 .resume_partner(admin::ResumePartnerRequest {
                     mutuelle_id: mutuelle,
                 })
-                .await
-                .map_err(|s| status_failure(s, None))?
-                .into_inner();
-            if ctx.json {
-                ctx.print(&r);
-                return Ok(());
-            }
-            out!("{}", partners_table(l, std::slice::from_ref(&r)));
+                .await;
+            one_partner(ctx, r)?;
         }
         AdminCmd::Retry { scheme, claim_id } => {
             let r = c
@@ -171,6 +159,17 @@ pub(super) async fn admin_cmd(ctx: &Ctx, cmd: AdminCmd) -> Out {
             }
             out!("{}", t.render());
         }
+    }
+    Ok(())
+}
+
+/// The answer of `pause` or `resume`: the partner's state.
+fn one_partner(ctx: &Ctx, r: Result<tonic::Response<admin::PartnerStatus>, tonic::Status>) -> Out {
+    let r = r.map_err(|s| status_failure(s, None))?.into_inner();
+    if ctx.json {
+        ctx.print(&r);
+    } else {
+        out!("{}", partners_table(ctx.lang, std::slice::from_ref(&r)));
     }
     Ok(())
 }
