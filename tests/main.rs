@@ -11,6 +11,7 @@ mod crash;
 mod dev;
 mod failures;
 mod hardening;
+mod json_door;
 mod operations;
 mod replicas;
 mod security;

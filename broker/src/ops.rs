@@ -129,7 +129,7 @@ pub fn start(
     );
     let task = match (accept, tls) {
         (Accept::Tls(handshake, max), Some(server)) => tokio::spawn(serve(
-            server.incoming_ops(listener, refusals, handshake, max),
+            server.incoming(listener, refusals, handshake, max),
             app,
             shutdown,
         )),

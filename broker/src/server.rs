@@ -62,6 +62,8 @@ pub struct Running {
     /// Stops the operations listener, once calls have drained (until then
     /// `/readyz` answers 503 "stopping").
     ops_shutdown: watch::Sender<bool>,
+    /// The operations listener's task: it ends once it has closed.
+    ops_task: Option<JoinHandle<()>>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     worker: JoinHandle<()>,
 }
@@ -93,6 +95,9 @@ impl Running {
         self.broker.audit().flush().await;
         self.broker.spans().shutdown();
         let _ = self.ops_shutdown.send(true);
+        if let Some(task) = self.ops_task {
+            let _ = task.await;
+        }
     }
 }
 
@@ -355,17 +360,18 @@ pub async fn start_with_store(
         .await;
     // Both reflection versions: grpcurl and older tools still ask v1alpha.
     let reflection_builder = || {
-        tonic_reflection::server::Builder::configure()
+        let mut b = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(passerelle_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            // List what this server serves, not every contract it knows
-            // (MutuellePartner is implemented by mutuelles, not the broker).
-            .with_service_name("passerelle.scheme.v1.SchemeService")
-            .with_service_name("passerelle.roster.v1.RosterService")
-            .with_service_name("passerelle.settlement.v1.SettlementService")
-            .with_service_name("passerelle.product.v1.ProductService")
-            .with_service_name("passerelle.admin.v1.AdminService")
-            .with_service_name("grpc.health.v1.Health")
+            // google.rpc's error details: grpcurl decodes an error's
+            // ErrorInfo and BadRequest through reflection.
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET);
+        // List what this server serves, not every contract it knows
+        // (MutuellePartner is implemented by mutuelles, not the broker).
+        for name in passerelle_proto::json::BROKER_SERVICES {
+            b = b.with_service_name(name);
+        }
+        b.with_service_name("grpc.health.v1.Health")
     };
     let reflection = reflection_builder()
         .build_v1()
@@ -412,19 +418,29 @@ pub async fn start_with_store(
         authenticate.clone(),
     );
 
+    let edge = crate::api::edge::RefusedLayer {
+        audit: broker.audit().clone(),
+        directory: broker.directory().clone(),
+        plaintext: cfg.tls.is_none(),
+        clock: *broker.clock(),
+        metrics: broker.metrics().clone(),
+    };
     let router = tonic::transport::Server::builder()
         .max_concurrent_streams(Some(limits.max_concurrent_streams))
-        .timeout(Duration::from_millis(limits.request_timeout_ms))
         .http2_max_header_list_size(Some(limits.max_header_bytes))
+        // HTTP/1.1 for the JSON door (curl, PHP); gRPC needs HTTP/2.
+        .accept_http1(true)
+        // The JSON door (Connect protocol) turns its calls into gRPC calls
+        // of this same router; it also owns every call's deadline
+        // (request_timeout_ms, or the client's shorter one).
+        .layer(crate::api::connect::ConnectLayer {
+            max_message_bytes: max,
+            request_timeout: Duration::from_millis(limits.request_timeout_ms),
+            edge: edge.clone(),
+        })
         // Calls refused before their handler (undecodable or oversized
         // bodies) are answered INVALID_ARGUMENT / OUT_OF_RANGE and audited.
-        .layer(crate::api::edge::RefusedLayer {
-            audit: broker.audit().clone(),
-            directory: broker.directory().clone(),
-            plaintext: cfg.tls.is_none(),
-            clock: *broker.clock(),
-            metrics: broker.metrics().clone(),
-        })
+        .layer(edge)
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)
@@ -466,7 +482,7 @@ pub async fn start_with_store(
             tokio::spawn(router.serve_with_incoming_shutdown(incoming, until_stopped))
         }
     };
-    let ops_addr = match (&cfg.metrics, ops_listener) {
+    let (ops_addr, ops_task) = match (&cfg.metrics, ops_listener) {
         (Some(m), Some(l)) => {
             // Plain HTTP on loopback only (checked with the config).
             let accept = match &cfg.tls {
@@ -476,7 +492,7 @@ pub async fn start_with_store(
                 ),
                 _ => crate::ops::Accept::Plain,
             };
-            let (a, _task) = crate::ops::start(
+            let (a, task) = crate::ops::start(
                 l,
                 broker.clone(),
                 tls.clone(),
@@ -485,9 +501,9 @@ pub async fn start_with_store(
                 rx.clone(),
                 ops_rx,
             )?;
-            Some(a)
+            (Some(a), Some(task))
         }
-        _ => None,
+        _ => (None, None),
     };
     Ok(Running {
         addr,
@@ -497,6 +513,7 @@ pub async fn start_with_store(
         connections,
         ops_addr,
         ops_shutdown,
+        ops_task,
         shutdown,
         server,
         worker,

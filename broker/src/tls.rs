@@ -213,9 +213,6 @@ fn crls(
 
 struct Loaded {
     acceptor: TlsAcceptor,
-    /// The same material, offering HTTP/1.1 as well as h2 (the operations
-    /// listener).
-    ops_acceptor: TlsAcceptor,
     verifier: Arc<dyn ClientCertVerifier>,
     dates: Vec<(&'static str, String, i64)>,
 }
@@ -249,13 +246,11 @@ fn load(files: &TlsFiles) -> Result<Loaded, TlsError> {
                 files.key.display()
             ))
         })?;
-    // The operations listener speaks HTTP/1.1 too (Prometheus, curl).
-    let mut ops = cfg.clone();
-    ops.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    // HTTP/1.1 as well as h2: the JSON door (curl, PHP) and the operations
+    // listener (Prometheus) speak it; gRPC clients choose h2.
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Loaded {
         acceptor: TlsAcceptor::from(Arc::new(cfg)),
-        ops_acceptor: TlsAcceptor::from(Arc::new(ops)),
         verifier,
         dates: dates(files),
     })
@@ -394,19 +389,7 @@ impl TlsServer {
         handshake_timeout: Duration,
         max_handshakes: usize,
     ) -> tokio_stream::wrappers::ReceiverStream<io::Result<TlsStream<Killable>>> {
-        self.accept(listener, refusals, handshake_timeout, max_handshakes, false)
-    }
-
-    /// [`TlsServer::incoming`] for the operations listener: the same
-    /// certificate, CAs and CRLs, offering HTTP/1.1 as well as h2.
-    pub fn incoming_ops(
-        self: Arc<Self>,
-        listener: Listener,
-        refusals: Arc<Refusals>,
-        handshake_timeout: Duration,
-        max_handshakes: usize,
-    ) -> tokio_stream::wrappers::ReceiverStream<io::Result<TlsStream<Killable>>> {
-        self.accept(listener, refusals, handshake_timeout, max_handshakes, true)
+        self.accept(listener, refusals, handshake_timeout, max_handshakes)
     }
 
     fn accept(
@@ -415,7 +398,6 @@ impl TlsServer {
         refusals: Arc<Refusals>,
         handshake_timeout: Duration,
         max_handshakes: usize,
-        ops: bool,
     ) -> tokio_stream::wrappers::ReceiverStream<io::Result<TlsStream<Killable>>> {
         let (tx, rx) = mpsc::channel(64);
         let handshakes = Arc::new(tokio::sync::Semaphore::new(max_handshakes));
@@ -434,14 +416,12 @@ impl TlsServer {
                 let tx = tx.clone();
                 let refusals = refusals.clone();
                 tokio::spawn(async move {
-                    let acceptor = {
-                        let current = me.current.read().unwrap_or_else(|p| p.into_inner());
-                        if ops {
-                            current.ops_acceptor.clone()
-                        } else {
-                            current.acceptor.clone()
-                        }
-                    };
+                    let acceptor = me
+                        .current
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .acceptor
+                        .clone();
                     let kill = CancellationToken::new();
                     let io = Killable::new(tcp, kill.clone(), permit);
                     let result = tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await;

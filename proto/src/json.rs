@@ -9,15 +9,185 @@
 
 use std::sync::OnceLock;
 
-use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, SerializeOptions};
+use prost::Message as _;
+use prost_reflect::{
+    DescriptorPool, DeserializeOptions, DynamicMessage, Kind, SerializeOptions, Value,
+};
+pub use prost_reflect::{MessageDescriptor, MethodDescriptor};
 
-/// Every passerelle message's descriptor.
+/// Every passerelle message's descriptor, and google.rpc's error details
+/// (tonic-types' descriptor set) so that an error's details can be read as
+/// JSON.
 pub fn pool() -> &'static DescriptorPool {
     static POOL: OnceLock<DescriptorPool> = OnceLock::new();
     POOL.get_or_init(|| {
-        DescriptorPool::decode(crate::FILE_DESCRIPTOR_SET)
-            .expect("the descriptor set compiled into this crate decodes")
+        let mut pool = DescriptorPool::decode(crate::FILE_DESCRIPTOR_SET)
+            .expect("the descriptor set compiled into this crate decodes");
+        pool.decode_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .expect("google.rpc's descriptor set decodes");
+        pool
     })
+}
+
+/// The services the broker serves, on both doors (gRPC and JSON), in the
+/// order the documentation lists them. MutuellePartner is not one: the
+/// mutuelles serve it.
+pub const BROKER_SERVICES: [&str; 5] = [
+    "passerelle.scheme.v1.SchemeService",
+    "passerelle.roster.v1.RosterService",
+    "passerelle.settlement.v1.SettlementService",
+    "passerelle.product.v1.ProductService",
+    "passerelle.admin.v1.AdminService",
+];
+
+/// The method an HTTP path names (`/passerelle.scheme.v1.SchemeService/
+/// CheckEligibility`), among the broker's services.
+pub fn broker_method(path: &str) -> Option<MethodDescriptor> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    if !BROKER_SERVICES.contains(&service) {
+        return None;
+    }
+    pool()
+        .get_service_by_name(service)?
+        .methods()
+        .find(|m| m.name() == method)
+}
+
+/// What is wrong in a JSON body: the field (its path with proto field
+/// names, `lines[0].act_code`, as the service's own violations name it;
+/// `body` when the JSON itself is broken) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonViolation {
+    pub field: String,
+    pub description: String,
+}
+
+/// A JSON body (canonical mapping; proto field names are accepted too) as
+/// the protobuf encoding of `desc`. An unknown field is refused, named.
+pub fn json_to_proto(desc: &MessageDescriptor, body: &[u8]) -> Result<Vec<u8>, JsonViolation> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let mut track = serde_path_to_error::Track::new();
+    let options = DeserializeOptions::new().deny_unknown_fields(true);
+    let decoded = DynamicMessage::deserialize_with_options(
+        desc.clone(),
+        serde_path_to_error::Deserializer::new(&mut de, &mut track),
+        &options,
+    );
+    let msg = decoded.map_err(|e| {
+        let description = e.to_string();
+        JsonViolation {
+            field: proto_path(desc, &track.path(), &description),
+            description,
+        }
+    })?;
+    de.end().map_err(|e| JsonViolation {
+        field: "body".into(),
+        description: e.to_string(),
+    })?;
+    Ok(msg.encode_to_vec())
+}
+
+/// serde's path of a JSON error (`lines[0].actCode`) with proto field
+/// names (`lines[0].act_code`); an unknown field's own name is added from
+/// prost-reflect's error (`unrecognized field name 'x'`).
+fn proto_path(desc: &MessageDescriptor, path: &serde_path_to_error::Path, error: &str) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    let mut current = Some(desc.clone());
+    let push = |out: &mut String, name: &str| {
+        if !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(name);
+    };
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } => {
+                let field = current.as_ref().and_then(|m| {
+                    m.get_field_by_json_name(key)
+                        .or_else(|| m.get_field_by_name(key))
+                });
+                match field {
+                    Some(f) => {
+                        push(&mut out, f.name());
+                        current = match f.kind() {
+                            Kind::Message(m) if !f.is_map() => Some(m),
+                            _ => None,
+                        };
+                    }
+                    None => {
+                        push(&mut out, key);
+                        current = None;
+                    }
+                }
+            }
+            Segment::Enum { .. } | Segment::Unknown => {}
+        }
+    }
+    if let Some(name) = error
+        .strip_prefix("unrecognized field name '")
+        .and_then(|r| r.split_once('\''))
+        .map(|(n, _)| n)
+        && !out.ends_with(name)
+    {
+        push(&mut out, name);
+    }
+    if out.is_empty() { "body".into() } else { out }
+}
+
+/// The protobuf encoding of a `desc` message as canonical JSON, every field
+/// shown (defaults too).
+pub fn proto_to_json(desc: &MessageDescriptor, bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let msg = DynamicMessage::decode(desc.clone(), bytes).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    let options = SerializeOptions::new().skip_default_fields(false);
+    msg.serialize_with_options(&mut serde_json::Serializer::new(&mut out), &options)
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// One detail of an error (a `google.rpc.Status`'s `details`): its type's
+/// full name (`google.rpc.BadRequest`), its protobuf bytes, and its JSON
+/// form when the type is known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorDetail {
+    pub type_name: String,
+    pub value: Vec<u8>,
+    pub debug: Option<serde_json::Value>,
+}
+
+/// The details of an encoded `google.rpc.Status` (gRPC's
+/// `grpc-status-details-bin`); empty when it does not decode.
+pub fn error_details(status: &[u8]) -> Vec<ErrorDetail> {
+    let Some(desc) = pool().get_message_by_name("google.rpc.Status") else {
+        return Vec::new();
+    };
+    let Ok(status) = DynamicMessage::decode(desc, status) else {
+        return Vec::new();
+    };
+    let Some(Value::List(details)) = status.get_field_by_name("details").map(|v| v.into_owned())
+    else {
+        return Vec::new();
+    };
+    details
+        .iter()
+        .filter_map(|d| {
+            let any = d.as_message()?;
+            let url = any.get_field_by_name("type_url")?.as_str()?.to_string();
+            let value = any.get_field_by_name("value")?.as_bytes()?.to_vec();
+            let type_name = url.rsplit('/').next().unwrap_or(&url).to_string();
+            let debug = pool()
+                .get_message_by_name(&type_name)
+                .and_then(|desc| DynamicMessage::decode(desc, value.as_slice()).ok())
+                .and_then(|m| serde::Serialize::serialize(&m, serde_json::value::Serializer).ok());
+            Some(ErrorDetail {
+                type_name,
+                value,
+                debug,
+            })
+        })
+        .collect()
 }
 
 fn dynamic<M: prost::Message + prost::Name>(m: &M) -> DynamicMessage {
@@ -78,5 +248,85 @@ mod tests {
         let err =
             from_json::<scheme::ClaimResult>(r#"{"claimId":"C-1","amountt":"1"}"#).unwrap_err();
         assert!(err.contains("amountt"), "{err}");
+    }
+
+    fn coordinate() -> MessageDescriptor {
+        broker_method("/passerelle.scheme.v1.SchemeService/CoordinateClaim")
+            .unwrap()
+            .input()
+    }
+
+    #[test]
+    fn a_json_body_is_the_protobuf_of_the_same_request() {
+        let body =
+            br#"{"schemeId":"CNSS","claimId":"C-1","lines":[{"actCode":"CONS","quantity":1}]}"#;
+        let bytes = json_to_proto(&coordinate(), body).unwrap();
+        let req: scheme::CoordinateClaimRequest = prost::Message::decode(bytes.as_slice()).unwrap();
+        assert_eq!(req.claim_id, "C-1");
+        assert_eq!(req.lines[0].act_code, "CONS");
+        // Proto field names are accepted too (the canonical mapping).
+        let snake = json_to_proto(&coordinate(), br#"{"claim_id":"C-1"}"#).unwrap();
+        assert!(!snake.is_empty());
+        let json = proto_to_json(&coordinate(), &bytes).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v["lines"][0]["actCode"], "CONS");
+        assert!(
+            broker_method("/passerelle.partner.v1.MutuellePartner/AdjudicateRemainder").is_none(),
+            "the mutuelles serve their contract, not the broker"
+        );
+        assert!(broker_method("/passerelle.scheme.v1.SchemeService/Nope").is_none());
+        assert!(broker_method("passerelle.scheme.v1.SchemeService/CoordinateClaim").is_none());
+    }
+
+    #[test]
+    fn a_json_violation_names_the_field_as_the_service_does() {
+        let v = json_to_proto(
+            &coordinate(),
+            br#"{"lines":[{"quantity":1},{"actCoed":"X"}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(v.field, "lines[1].actCoed");
+        assert!(
+            v.description.contains("unrecognized field name"),
+            "{}",
+            v.description
+        );
+        let v = json_to_proto(&coordinate(), br#"{"lines":[{"actCode":12}]}"#).unwrap_err();
+        assert_eq!(v.field, "lines[0].act_code");
+        let v = json_to_proto(&coordinate(), br#"{"claimId":"C-1""#).unwrap_err();
+        assert_eq!(v.field, "body", "a truncated body");
+        let v = json_to_proto(&coordinate(), b"[]").unwrap_err();
+        assert_eq!(v.field, "body");
+        let v = json_to_proto(&coordinate(), br#"{"claimId":"C-1"} x"#).unwrap_err();
+        assert_eq!(v.field, "body");
+    }
+
+    #[test]
+    fn error_details_read_as_json() {
+        use tonic_types::{ErrorDetails, StatusExt};
+        let mut d = ErrorDetails::with_error_info(
+            "MODIFIED_REQUEST",
+            "passerelle",
+            std::collections::HashMap::<String, String>::new(),
+        );
+        d.add_bad_request_violation("lines[0].act_code", "empty");
+        let status = tonic::Status::with_error_details(tonic::Code::InvalidArgument, "x", d);
+        let details = error_details(status.details());
+        assert_eq!(details.len(), 2, "{details:?}");
+        let info = details
+            .iter()
+            .find(|d| d.type_name == "google.rpc.ErrorInfo")
+            .unwrap();
+        assert_eq!(info.debug.as_ref().unwrap()["reason"], "MODIFIED_REQUEST");
+        let bad = details
+            .iter()
+            .find(|d| d.type_name == "google.rpc.BadRequest")
+            .unwrap();
+        assert_eq!(
+            bad.debug.as_ref().unwrap()["fieldViolations"][0]["field"],
+            "lines[0].act_code"
+        );
+        assert!(!bad.value.is_empty());
+        assert!(error_details(b"\xff\xff").is_empty());
     }
 }

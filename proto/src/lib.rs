@@ -46,6 +46,7 @@ pub mod convert;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod json;
+pub mod openapi;
 pub mod parse;
 
 /// Encoded `FileDescriptorSet` of every passerelle proto, for server reflection.

@@ -63,7 +63,7 @@ pub struct Refused<S> {
 /// `Arc`s and an address), read only when a row is written, so that the
 /// certificate is not parsed again on every call that goes well.
 #[derive(Clone)]
-struct Peer {
+pub(crate) struct Peer {
     tls: Option<TlsConnectInfo<TcpConnectInfo>>,
     tcp: Option<TcpConnectInfo>,
     directory: Arc<Directory>,
@@ -71,8 +71,7 @@ struct Peer {
 }
 
 impl Peer {
-    fn of(layer: &RefusedLayer, req: &http::Request<Body>) -> Peer {
-        let ext = req.extensions();
+    pub(crate) fn of(layer: &RefusedLayer, ext: &http::Extensions) -> Peer {
         Peer {
             tls: ext.get::<TlsConnectInfo<TcpConnectInfo>>().cloned(),
             tcp: ext.get::<TcpConnectInfo>().cloned(),
@@ -244,25 +243,17 @@ where
             .next()
             .unwrap_or_default()
             .to_string();
-        let peer = Peer::of(&self.layer, &req);
-        let trace = req
-            .headers()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .and_then(passerelle_adapters::trace::TraceParent::parse)
-            .map(|t| t.trace_id())
-            .unwrap_or_default();
-        let audit = self.layer.audit.clone();
+        let peer = Peer::of(&self.layer, req.extensions());
+        let trace = trace_id(req.headers());
+        let layer = self.layer.clone();
         let fut = self.inner.call(req);
-        let clock = self.layer.clock;
-        let metrics = self.layer.metrics.clone();
         let started = std::time::Instant::now();
         let mut unfinished = Unfinished {
-            audit: Some(audit.clone()),
-            clock,
+            audit: Some(layer.audit.clone()),
+            clock: layer.clock,
             peer: peer.clone(),
             method: method.clone(),
-            metrics: metrics.clone(),
+            metrics: layer.metrics.clone(),
             started,
             trace: trace.clone(),
         };
@@ -286,30 +277,55 @@ where
             if audited.is_set() {
                 return Ok(refused.into_http());
             }
-            let party = peer.party();
-            metrics.grpc_call(
-                &method,
-                crate::metrics::role_of_party(&party),
-                refused.code(),
-                started.elapsed(),
-            );
-            audit
-                .record(AuditEntry {
-                    at_ms: clock.now_ms(),
-                    direction: Direction::In,
-                    party: party.clone(),
-                    method,
-                    subject: "request".into(),
-                    // The body was never decoded: the hash is of who called
-                    // what, not of a request.
-                    request_hash: hash(format!("{party} {}", refused.code() as i32).as_bytes()),
-                    outcome: format!("{:?}: {}", refused.code(), refused.message()),
-                    trace_id: trace,
-                })
-                .await;
+            layer.record(&peer, method, trace, &refused, started).await;
             Ok(refused.into_http())
         })
     }
+}
+
+impl RefusedLayer {
+    /// Audits and counts a call refused before its handler ran (a body
+    /// that does not decode, or too large), on either door.
+    pub(crate) async fn record(
+        &self,
+        peer: &Peer,
+        method: String,
+        trace: String,
+        refused: &Status,
+        started: std::time::Instant,
+    ) {
+        let party = peer.party();
+        self.metrics.grpc_call(
+            &method,
+            crate::metrics::role_of_party(&party),
+            refused.code(),
+            started.elapsed(),
+        );
+        self.audit
+            .record(AuditEntry {
+                at_ms: self.clock.now_ms(),
+                direction: Direction::In,
+                party: party.clone(),
+                method,
+                subject: "request".into(),
+                // The body was never decoded: the hash is of who called
+                // what, not of a request.
+                request_hash: hash(format!("{party} {}", refused.code() as i32).as_bytes()),
+                outcome: format!("{:?}: {}", refused.code(), refused.message()),
+                trace_id: trace,
+            })
+            .await;
+    }
+}
+
+/// The trace id of a request's valid W3C `traceparent`, or "".
+pub(crate) fn trace_id(headers: &http::HeaderMap) -> String {
+    headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(passerelle_adapters::trace::TraceParent::parse)
+        .map(|t| t.trace_id())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub(crate) mod call;
 
 pub mod admin;
 pub mod auth;
+pub mod connect;
 pub mod edge;
 pub mod parse;
 pub mod product;

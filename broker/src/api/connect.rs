@@ -1,0 +1,581 @@
+//! The JSON door: the Connect protocol (<https://connectrpc.com/docs/protocol/>),
+//! unary calls, on the broker's own listener beside gRPC.
+//!
+//! `POST /passerelle.scheme.v1.SchemeService/CheckEligibility` with
+//! `Content-Type: application/json` (the proto3 canonical JSON mapping) or
+//! `application/proto` (the protobuf bytes), over HTTP/1.1 or HTTP/2. There
+//! is no handler per method: this layer, the outermost of the router, reads
+//! the method from the descriptors, turns the body into the gRPC request it
+//! stands for (the protobuf bytes in a gRPC frame, `Connect-Timeout-Ms` as
+//! `grpc-timeout`, the connection's TLS identity in the extensions) and
+//! hands it to the same router as a gRPC call. Authentication, scope,
+//! admission, bulkheads, the audit row and the idempotency hash (over the
+//! decoded request, never the JSON bytes) are therefore those of gRPC, and a
+//! method added to a `.proto` appears on both doors at once. The gRPC answer
+//! is turned back: the message as JSON (every field shown) or bytes, or a
+//! Connect error (`{"code": "invalid_argument", "message": ..., "details":
+//! [{"type": "google.rpc.BadRequest", "value": base64, "debug": {...}}]}`)
+//! with the HTTP status of its code.
+//!
+//! This layer also owns every call's deadline (both doors): the server's
+//! `request_timeout_ms`, or the client's shorter `grpc-timeout` /
+//! `Connect-Timeout-Ms`. A call cut by it is dropped, and the edge
+//! ([`super::edge`]) audits it as cancelled.
+//!
+//! Streaming methods (ImportRoster) stay gRPC-only: over JSON they answer
+//! `unimplemented`, naming gRPC. No CORS headers are ever sent (the door is
+//! for back offices, not browsers); identity comes only from the TLS
+//! client certificate.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::{BufMut, Bytes, BytesMut};
+use http_body_util::{BodyExt, Full, Limited};
+use passerelle_proto::json::MethodDescriptor;
+use tonic::body::Body;
+use tonic::codegen::http::{self, HeaderMap, HeaderValue, StatusCode, header};
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use super::edge::{Peer, RefusedLayer, trace_id};
+
+/// Wraps the router, outside the edge (see `server.rs`).
+#[derive(Clone)]
+pub struct ConnectLayer {
+    /// The largest request body, either encoding (`limits.max_message_bytes`).
+    pub max_message_bytes: usize,
+    /// The server's deadline for any call (`limits.request_timeout_ms`).
+    pub request_timeout: Duration,
+    /// Audits the refusals made here, as the edge does its own.
+    pub edge: RefusedLayer,
+}
+
+impl<S> tower::Layer<S> for ConnectLayer {
+    type Service = Connect<S>;
+
+    fn layer(&self, inner: S) -> Connect<S> {
+        Connect {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Connect<S> {
+    inner: S,
+    layer: ConnectLayer,
+}
+
+/// How a JSON-door body is encoded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Codec {
+    Json,
+    Proto,
+}
+
+impl Codec {
+    fn content_type(self) -> &'static str {
+        match self {
+            Codec::Json => "application/json",
+            Codec::Proto => "application/proto",
+        }
+    }
+
+    /// The codec a `Content-Type` names; `None` for any other type.
+    fn of(content_type: &str) -> Option<Codec> {
+        let mut parts = content_type.split(';').map(str::trim);
+        let codec = match parts.next()?.to_ascii_lowercase().as_str() {
+            "application/json" => Codec::Json,
+            "application/proto" => Codec::Proto,
+            _ => return None,
+        };
+        // JSON is UTF-8: a charset parameter may say so, and nothing else.
+        for p in parts {
+            let ok = codec == Codec::Json
+                && p.split_once('=').is_some_and(|(k, v)| {
+                    k.trim().eq_ignore_ascii_case("charset")
+                        && v.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+                });
+            if !ok {
+                return None;
+            }
+        }
+        Some(codec)
+    }
+}
+
+/// A gRPC request (`application/grpc`, `+proto` and the like).
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"))
+}
+
+impl<S> tower::Service<http::Request<Body>> for Connect<S>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let server = self.layer.request_timeout;
+        if is_grpc(req.headers()) {
+            let budget = req
+                .headers()
+                .get("grpc-timeout")
+                .and_then(|v| v.to_str().ok())
+                .and_then(super::parse_grpc_timeout)
+                .map_or(server, |c| c.min(server));
+            let fut = self.inner.call(req);
+            return Box::pin(async move {
+                match tokio::time::timeout(budget, fut).await {
+                    Ok(answer) => answer,
+                    // What tonic's own timeout answers.
+                    Err(_) => Ok(Status::cancelled("Timeout expired").into_http()),
+                }
+            });
+        }
+        // The service made ready by poll_ready serves this call; a clone
+        // takes its place.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let layer = self.layer.clone();
+        Box::pin(async move { Ok(serve(layer, inner, req).await) })
+    }
+}
+
+/// The answer to a request the door refuses outright (no method, a wrong
+/// content type or HTTP method): not audited, like gRPC's own
+/// UNIMPLEMENTED for an unknown path.
+fn rejected(http: StatusCode, message: String) -> http::Response<Body> {
+    let mut answer = error_answer(&Status::new(code_of_http(http), message));
+    *answer.status_mut() = http;
+    if http == StatusCode::METHOD_NOT_ALLOWED {
+        answer
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    }
+    if http == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        answer.headers_mut().insert(
+            "accept-post",
+            HeaderValue::from_static("application/json, application/proto"),
+        );
+    }
+    answer
+}
+
+fn code_of_http(http: StatusCode) -> Code {
+    match http {
+        StatusCode::NOT_FOUND => Code::NotFound,
+        _ => Code::Unimplemented,
+    }
+}
+
+/// Serves one JSON-door call: see the module documentation.
+async fn serve<S>(
+    layer: ConnectLayer,
+    mut inner: S,
+    req: http::Request<Body>,
+) -> http::Response<Body>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>>,
+{
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let Some(method) = passerelle_proto::json::broker_method(parts.uri.path()) else {
+        return rejected(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no method {}: a call is POST /<package>.<Service>/<Method> (docs/openapi/passerelle.openapi.json lists them)",
+                parts.uri.path()
+            ),
+        );
+    };
+    if parts.method != http::Method::POST {
+        return rejected(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} {}: calls are POST", parts.method, parts.uri.path()),
+        );
+    }
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(codec) = Codec::of(content_type) else {
+        return rejected(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "content type {content_type:?} is not served: send application/json or application/proto (or gRPC)"
+            ),
+        );
+    };
+    if method.is_client_streaming() || method.is_server_streaming() {
+        return error_answer(&Status::unimplemented(format!(
+            "{} streams: call it over gRPC (the JSON door serves unary methods)",
+            method.name()
+        )));
+    }
+    let trace = trace_id(&parts.headers);
+    // From here on a refusal is the caller's mistake in a call it meant to
+    // make: audited like gRPC's refused bodies.
+    let refuse = |status: Status| {
+        let layer = layer.edge.clone();
+        let peer = Peer::of(&layer, &parts.extensions);
+        let name = method.name().to_string();
+        let trace = trace.clone();
+        async move {
+            layer.record(&peer, name, trace, &status, started).await;
+            error_answer(&status)
+        }
+    };
+    let timeout = match headers_in_force(&parts.headers) {
+        Ok(t) => t,
+        Err(status) => return refuse(status).await,
+    };
+    let max = layer.max_message_bytes;
+    let too_large = || {
+        Status::out_of_range(format!(
+            "the request body is larger than the limit of {max} bytes (limits.max_message_bytes)"
+        ))
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return refuse(too_large()).await;
+    }
+    let body = match Limited::new(body, max).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return refuse(too_large()).await,
+        Err(e) => {
+            return refuse(Status::cancelled(format!(
+                "the request body could not be read: {e}"
+            )))
+            .await;
+        }
+    };
+    let message = match codec {
+        Codec::Proto => body,
+        Codec::Json => match passerelle_proto::json::json_to_proto(&method.input(), &body) {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(v) => {
+                let mut d = ErrorDetails::new();
+                d.add_bad_request_violation(v.field.clone(), v.description.clone());
+                return refuse(Status::with_error_details(
+                    Code::InvalidArgument,
+                    format!("{}: {}", v.field, v.description),
+                    d,
+                ))
+                .await;
+            }
+        },
+    };
+    let budget = timeout.map_or(layer.request_timeout, |t| t.min(layer.request_timeout));
+    let grpc = grpc_request(parts, &message, budget);
+    let answer = match tokio::time::timeout(budget, inner.call(grpc)).await {
+        Err(_) => {
+            // The call's future is dropped: the edge audits it as cancelled.
+            return error_answer(&Status::deadline_exceeded(format!(
+                "the call did not answer within {} ms",
+                budget.as_millis()
+            )));
+        }
+        Ok(Err(_)) => return error_answer(&Status::internal("the call failed in the server")),
+        Ok(Ok(answer)) => answer,
+    };
+    json_door_answer(answer, &method, codec).await
+}
+
+/// The Connect headers of a request: its deadline (`Connect-Timeout-Ms`, at
+/// most 10 digits), a protocol version of 1 if given, no compression.
+fn headers_in_force(h: &HeaderMap) -> Result<Option<Duration>, Status> {
+    let bad = |field: &str, description: &str| {
+        let mut d = ErrorDetails::new();
+        d.add_bad_request_violation(field, description);
+        Status::with_error_details(Code::InvalidArgument, format!("{field}: {description}"), d)
+    };
+    if let Some(v) = h.get("connect-protocol-version")
+        && v.as_bytes() != b"1"
+    {
+        return Err(bad(
+            "Connect-Protocol-Version",
+            "this server speaks version 1 of the Connect protocol",
+        ));
+    }
+    if let Some(v) = h.get(header::CONTENT_ENCODING)
+        && !v.as_bytes().eq_ignore_ascii_case(b"identity")
+    {
+        return Err(Status::unimplemented(
+            "Content-Encoding: request bodies are not compressed on this door (identity only)",
+        ));
+    }
+    match h.get("connect-timeout-ms") {
+        None => Ok(None),
+        Some(v) => {
+            let text = v.to_str().unwrap_or("");
+            match text.parse::<u64>() {
+                Ok(ms) if !text.is_empty() && text.len() <= 10 => {
+                    Ok(Some(Duration::from_millis(ms)))
+                }
+                _ => Err(bad(
+                    "Connect-Timeout-Ms",
+                    "a deadline in milliseconds: 1 to 10 digits",
+                )),
+            }
+        }
+    }
+}
+
+/// The gRPC request a JSON-door call stands for: the same path, the
+/// connection's extensions (its TLS identity), the caller's headers but
+/// the content type, and the message in one uncompressed gRPC frame.
+fn grpc_request(
+    parts: http::request::Parts,
+    message: &[u8],
+    budget: Duration,
+) -> http::Request<Body> {
+    let mut frame = BytesMut::with_capacity(5 + message.len());
+    frame.put_u8(0);
+    frame.put_u32(message.len() as u32);
+    frame.put_slice(message);
+    let mut headers = parts.headers;
+    for name in [
+        header::CONTENT_TYPE,
+        header::CONTENT_LENGTH,
+        header::CONTENT_ENCODING,
+        header::ACCEPT_ENCODING,
+        header::TE,
+        header::CONNECTION,
+        header::HOST,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("connect-protocol-version");
+    headers.remove("connect-timeout-ms");
+    headers.remove("grpc-timeout");
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    if let Ok(v) = HeaderValue::from_str(&format!("{}m", budget.as_millis().min(99_999_999))) {
+        headers.insert("grpc-timeout", v);
+    }
+    let mut req = http::Request::new(Body::new(Full::new(frame.freeze())));
+    *req.method_mut() = http::Method::POST;
+    *req.uri_mut() = parts.uri;
+    *req.version_mut() = http::Version::HTTP_2;
+    *req.headers_mut() = headers;
+    *req.extensions_mut() = parts.extensions;
+    req
+}
+
+/// The gRPC answer as the JSON door's: the message (200) or the error.
+async fn json_door_answer(
+    answer: http::Response<Body>,
+    method: &MethodDescriptor,
+    codec: Codec,
+) -> http::Response<Body> {
+    let (parts, body) = answer.into_parts();
+    if let Some(status) = Status::from_header_map(&parts.headers)
+        && status.code() != Code::Ok
+    {
+        return error_answer(&status);
+    }
+    let collected = match body.collect().await {
+        Ok(c) => c,
+        Err(status) => return error_answer(&status),
+    };
+    if let Some(status) = collected.trailers().and_then(Status::from_header_map)
+        && status.code() != Code::Ok
+    {
+        return error_answer(&status);
+    }
+    let data = collected.to_bytes();
+    let message = match data.get(..5) {
+        Some([0, len @ ..]) => {
+            let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            match data.get(5..5 + len) {
+                Some(m) => data.slice(5..5 + m.len()),
+                None => return error_answer(&Status::internal("a truncated answer")),
+            }
+        }
+        _ => return error_answer(&Status::internal("an answer without its message")),
+    };
+    let body = match codec {
+        Codec::Proto => message,
+        Codec::Json => match passerelle_proto::json::proto_to_json(&method.output(), &message) {
+            Ok(json) => Bytes::from(json),
+            Err(e) => return error_answer(&Status::internal(format!("the answer as JSON: {e}"))),
+        },
+    };
+    let mut out = http::Response::new(Body::new(Full::new(body)));
+    out.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(codec.content_type()),
+    );
+    out
+}
+
+/// A Connect error (always JSON) with the HTTP status of its code. Each
+/// google.rpc detail carries its type, its protobuf bytes (base64, standard
+/// alphabet, no padding, as Connect writes them) and `debug`, the same
+/// detail as JSON, for clients without a protobuf library.
+pub(crate) fn error_answer(status: &Status) -> http::Response<Body> {
+    let mut body = serde_json::json!({
+        "code": code_name(status.code()),
+        "message": status.message(),
+    });
+    let details = passerelle_proto::json::error_details(status.details());
+    if !details.is_empty() {
+        body["details"] = details
+            .into_iter()
+            .map(|d| {
+                let mut v = serde_json::json!({
+                    "type": d.type_name,
+                    "value": base64::engine::general_purpose::STANDARD_NO_PAD.encode(&d.value),
+                });
+                if let Some(debug) = d.debug {
+                    v["debug"] = debug;
+                }
+                v
+            })
+            .collect();
+    }
+    let mut out = http::Response::new(Body::new(Full::new(Bytes::from(body.to_string()))));
+    *out.status_mut() = http_status(status.code());
+    out.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    out
+}
+
+/// Connect's name of a code (`canceled` has one L there).
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "ok",
+        Code::Cancelled => "canceled",
+        Code::Unknown => "unknown",
+        Code::InvalidArgument => "invalid_argument",
+        Code::DeadlineExceeded => "deadline_exceeded",
+        Code::NotFound => "not_found",
+        Code::AlreadyExists => "already_exists",
+        Code::PermissionDenied => "permission_denied",
+        Code::ResourceExhausted => "resource_exhausted",
+        Code::FailedPrecondition => "failed_precondition",
+        Code::Aborted => "aborted",
+        Code::OutOfRange => "out_of_range",
+        Code::Unimplemented => "unimplemented",
+        Code::Internal => "internal",
+        Code::Unavailable => "unavailable",
+        Code::DataLoss => "data_loss",
+        Code::Unauthenticated => "unauthenticated",
+    }
+}
+
+/// The HTTP status of a Connect error code (the protocol's table).
+pub fn http_status(code: Code) -> StatusCode {
+    let n = match code {
+        Code::Ok => 200,
+        Code::Cancelled => 499,
+        Code::Unknown | Code::Internal | Code::DataLoss => 500,
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => 400,
+        Code::DeadlineExceeded => 504,
+        Code::NotFound => 404,
+        Code::AlreadyExists | Code::Aborted => 409,
+        Code::PermissionDenied => 403,
+        Code::ResourceExhausted => 429,
+        Code::Unimplemented => 501,
+        Code::Unavailable => 503,
+        Code::Unauthenticated => 401,
+    };
+    StatusCode::from_u16(n).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_of_the_json_door() {
+        assert!(Codec::of("application/json") == Some(Codec::Json));
+        assert!(Codec::of("application/json; charset=utf-8") == Some(Codec::Json));
+        assert!(Codec::of("Application/JSON;charset=\"UTF-8\"") == Some(Codec::Json));
+        assert!(Codec::of("application/proto") == Some(Codec::Proto));
+        assert!(Codec::of("application/json; charset=latin1").is_none());
+        assert!(Codec::of("application/proto; charset=utf-8").is_none());
+        assert!(Codec::of("text/plain").is_none());
+        assert!(Codec::of("application/x-www-form-urlencoded").is_none());
+        assert!(Codec::of("").is_none());
+    }
+
+    #[test]
+    fn connect_headers() {
+        let mut h = HeaderMap::new();
+        assert_eq!(headers_in_force(&h).unwrap(), None);
+        h.insert("connect-timeout-ms", HeaderValue::from_static("2500"));
+        h.insert("connect-protocol-version", HeaderValue::from_static("1"));
+        assert_eq!(
+            headers_in_force(&h).unwrap(),
+            Some(Duration::from_millis(2500))
+        );
+        h.insert(
+            "connect-timeout-ms",
+            HeaderValue::from_static("12345678901"),
+        );
+        let e = headers_in_force(&h).unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+        assert!(
+            e.message().starts_with("Connect-Timeout-Ms"),
+            "{}",
+            e.message()
+        );
+        h.insert("connect-timeout-ms", HeaderValue::from_static("-1"));
+        assert!(headers_in_force(&h).is_err());
+        h.remove("connect-timeout-ms");
+        h.insert("connect-protocol-version", HeaderValue::from_static("2"));
+        assert_eq!(
+            headers_in_force(&h).unwrap_err().code(),
+            Code::InvalidArgument
+        );
+        h.remove("connect-protocol-version");
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        assert_eq!(
+            headers_in_force(&h).unwrap_err().code(),
+            Code::Unimplemented
+        );
+    }
+
+    #[test]
+    fn codes_and_http_statuses_follow_the_protocol() {
+        assert_eq!(code_name(Code::Cancelled), "canceled");
+        assert_eq!(http_status(Code::Cancelled).as_u16(), 499);
+        assert_eq!(http_status(Code::InvalidArgument).as_u16(), 400);
+        assert_eq!(http_status(Code::FailedPrecondition).as_u16(), 400);
+        assert_eq!(http_status(Code::ResourceExhausted).as_u16(), 429);
+        assert_eq!(http_status(Code::Unauthenticated).as_u16(), 401);
+        assert_eq!(http_status(Code::Unavailable).as_u16(), 503);
+        assert_eq!(http_status(Code::DeadlineExceeded).as_u16(), 504);
+    }
+}

@@ -1,0 +1,429 @@
+//! The JSON door (Connect protocol, unary): every public method over
+//! HTTP/1.1 and HTTP/2 with JSON or protobuf bodies, through the same
+//! identities, scope, audit, limits and errors as gRPC.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use passerelle_broker::identity::Role;
+use passerelle_proto::json::{BROKER_SERVICES, from_json, pool, to_json};
+use passerelle_proto::scheme::v1 as pb;
+use passerelle_proto::scheme::v1::scheme_service_client::SchemeServiceClient;
+use tokio_rustls::TlsConnector;
+
+use crate::common::*;
+use passerelle_proto::common::v1::CareCategory as C;
+
+/// An HTTPS client of the JSON door with one party's certificate.
+pub struct JsonDoor {
+    addr: std::net::SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+/// An answer: HTTP status, headers and body.
+pub struct Answer {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+impl JsonDoor {
+    /// As `role:id`, offering `alpn` (`http/1.1` or `h2`).
+    pub fn new(
+        addr: std::net::SocketAddr,
+        certs: &std::path::Path,
+        role: Role,
+        id: &str,
+        alpn: &[u8],
+    ) -> JsonDoor {
+        let (cert, key) = passerelle_broker::pki::Pki::new(certs).client_paths(role, id);
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_pemfile::certs(&mut &std::fs::read(certs.join("ca.crt")).unwrap()[..]) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let chain = rustls_pemfile::certs(&mut &std::fs::read(cert).unwrap()[..])
+            .map(Result::unwrap)
+            .collect();
+        let key = rustls_pemfile::private_key(&mut &std::fs::read(key).unwrap()[..])
+            .unwrap()
+            .unwrap();
+        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+        tls.alpn_protocols = vec![alpn.to_vec()];
+        JsonDoor {
+            addr,
+            tls: Arc::new(tls),
+        }
+    }
+
+    /// A request on a connection of its own.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Answer {
+        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = TlsConnector::from(self.tls.clone())
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("https://localhost:{}{path}", self.addr.port()));
+        if !h2 {
+            req = req.header("host", format!("localhost:{}", self.addr.port()));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(Bytes::from(body))).unwrap();
+        let resp = if h2 {
+            let (mut send, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                    .await
+                    .unwrap();
+            tokio::spawn(conn);
+            send.send_request(req).await.unwrap()
+        } else {
+            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            send.send_request(req).await.unwrap()
+        };
+        let (parts, body) = resp.into_parts();
+        Answer {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body: body.collect().await.unwrap().to_bytes(),
+        }
+    }
+
+    /// POST a JSON body to `/<service>/<method>`.
+    pub async fn call(&self, path: &str, body: &serde_json::Value) -> Answer {
+        self.send(
+            "POST",
+            path,
+            &[("content-type", "application/json")],
+            body.to_string().into_bytes(),
+        )
+        .await
+    }
+}
+
+const ELIGIBILITY: &str = "/passerelle.scheme.v1.SchemeService/CheckEligibility";
+const COORDINATE: &str = "/passerelle.scheme.v1.SchemeService/CoordinateClaim";
+
+/// A claim for a member of MUT-G (the simulated gRPC mutuelle).
+fn one_line_claim(id: &str) -> pb::CoordinateClaimRequest {
+    claim(id, "G-OK", &[covered(C::Consultation, 5000, 5000, 3500)])
+}
+
+/// The "done when": eligibility, a claim and a modified resend's
+/// error details, in JSON, over HTTP/1.1 with a scheme's certificate; the
+/// same claim sent again over gRPC is a resend (the idempotency hash is of
+/// the decoded request, not of the JSON bytes).
+#[tokio::test]
+async fn eligibility_a_claim_and_a_modified_resend_over_json() {
+    let h = TlsHarness::start().await;
+    let door = JsonDoor::new(h.addr, h.certs(), Role::Scheme, "CNSS", b"http/1.1");
+
+    let a = door.call(ELIGIBILITY, &to_json(&elig("G-OK"))).await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(a.headers["content-type"], "application/json");
+    assert!(
+        a.headers
+            .keys()
+            .all(|k| !k.as_str().starts_with("access-control-")),
+        "no CORS headers"
+    );
+    let v = a.json();
+    let answer: pb::CheckEligibilityResponse = from_json(&v.to_string()).unwrap();
+    assert!(answer.covered, "{v}");
+
+    let req = one_line_claim("json-1");
+    let a = door.call(COORDINATE, &to_json(&req)).await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let v = a.json();
+    // int64 amounts are strings, enums names, every field shown.
+    assert_eq!(v["lines"][0]["billed"], "5000");
+    assert_eq!(v["lines"][0]["schemeShare"], "3500");
+    assert_eq!(v["state"], "CLAIM_STATE_COORDINATED");
+    let first: pb::ClaimResult = from_json(&v.to_string()).unwrap();
+    assert_balanced(&first);
+
+    // The same claim over gRPC: a resend, answered with the same result.
+    let mut grpc = SchemeServiceClient::new(h.as_(Role::Scheme, "CNSS").await);
+    let again = grpc
+        .coordinate_claim(req.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again, first);
+    assert_eq!(h.sim.seen().borrow().adjudicate_calls, 1, "paid once");
+
+    // Modified: a Connect error a JSON client reads without protobuf.
+    let mut changed = req.clone();
+    changed.lines[0].billed = 6000;
+    changed.lines[0].tariff_base = 6000;
+    let a = door.call(COORDINATE, &to_json(&changed)).await;
+    assert_eq!(a.status, 409, "{}", String::from_utf8_lossy(&a.body));
+    let e = a.json();
+    assert_eq!(e["code"], "already_exists");
+    assert!(e["message"].as_str().unwrap().contains("json-1"), "{e}");
+    let info = e["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["type"] == "google.rpc.ErrorInfo")
+        .expect("an ErrorInfo detail");
+    assert_eq!(info["debug"]["reason"], "MODIFIED_REQUEST");
+    assert_eq!(info["debug"]["domain"], "passerelle");
+    assert!(
+        !info["value"].as_str().unwrap().ends_with('='),
+        "no padding"
+    );
+
+    let audit = h.audit().await;
+    let rows: Vec<_> = audit
+        .iter()
+        .filter(|r| r.method == "CoordinateClaim" && r.party.starts_with("scheme:CNSS@"))
+        .collect();
+    assert_eq!(rows.len(), 3, "JSON, gRPC, JSON: one row each");
+    assert_eq!(rows[0].request_hash, rows[1].request_hash, "same request");
+    assert!(
+        rows[2].outcome.starts_with("AlreadyExists"),
+        "{}",
+        rows[2].outcome
+    );
+}
+
+/// Every unary method of every public service answers over JSON (none
+/// UNIMPLEMENTED) and leaves an audit row, as gRPC calls do; the streaming
+/// ImportRoster answers unimplemented, naming gRPC.
+#[tokio::test]
+async fn every_method_of_every_public_service_answers_over_json() {
+    let h = TlsHarness::start().await;
+    let ops = JsonDoor::new(h.addr, h.certs(), Role::Operator, "ops", b"h2");
+    let mut unary = Vec::new();
+    for service in BROKER_SERVICES {
+        let s = pool().get_service_by_name(service).unwrap();
+        for m in s.methods() {
+            let path = format!("/{service}/{}", m.name());
+            let a = ops.call(&path, &serde_json::json!({})).await;
+            let v = a.json();
+            if m.is_client_streaming() || m.is_server_streaming() {
+                assert_eq!(v["code"], "unimplemented", "{path}");
+                assert!(v["message"].as_str().unwrap().contains("gRPC"), "{v}");
+                continue;
+            }
+            assert_ne!(v["code"], "unimplemented", "{path}: {v}");
+            assert!(a.status == 200 || v["code"].is_string(), "{path}: {v}");
+            unary.push(m.name().to_string());
+        }
+    }
+    assert!(unary.len() >= 20, "{unary:?}");
+    let audit = h.audit().await;
+    for m in &unary {
+        assert!(
+            audit
+                .iter()
+                .any(|r| &r.method == m && r.party.starts_with("operator:ops@")),
+            "{m} has no audit row"
+        );
+    }
+}
+
+/// Refusals: a field the contract does not have (named, audited), a scope
+/// the certificate does not give (audited), a body over the limit, other
+/// content types and HTTP methods, an unknown path.
+#[tokio::test]
+async fn json_refusals_name_the_field_and_are_audited() {
+    let h = TlsHarness::start().await;
+    let door = JsonDoor::new(h.addr, h.certs(), Role::Scheme, "CNSS", b"http/1.1");
+
+    let mut body = to_json(&one_line_claim("json-bad"));
+    body["lines"][0]["amountt"] = "1".into();
+    let a = door.call(COORDINATE, &body).await;
+    assert_eq!(a.status, 400);
+    let e = a.json();
+    assert_eq!(e["code"], "invalid_argument");
+    let bad = e["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["type"] == "google.rpc.BadRequest")
+        .expect("a BadRequest detail");
+    assert_eq!(
+        bad["debug"]["fieldViolations"][0]["field"],
+        "lines[0].amountt"
+    );
+
+    // A service-level violation: the same field names as over gRPC.
+    let mut empty = one_line_claim("json-empty");
+    empty.lines[0].act_code.clear();
+    let e = door.call(COORDINATE, &to_json(&empty)).await.json();
+    assert_eq!(e["code"], "invalid_argument", "{e}");
+    assert!(e.to_string().contains("lines[0].act_code"), "{e}");
+
+    // CNSS acting for INAM: refused from its certificate, not a header.
+    let mut other = elig("G-OK");
+    other.scheme_id = "INAM".into();
+    let a = door
+        .send(
+            "POST",
+            ELIGIBILITY,
+            &[
+                ("content-type", "application/json"),
+                ("x-passerelle-scheme", "INAM"),
+            ],
+            to_json(&other).to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(a.status, 403, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(a.json()["code"], "permission_denied");
+
+    let max = h.cfg.limits.max_message_bytes;
+    let a = door
+        .send(
+            "POST",
+            COORDINATE,
+            &[("content-type", "application/json")],
+            vec![b' '; max + 1],
+        )
+        .await;
+    assert_eq!(a.json()["code"], "out_of_range");
+
+    for (ct, status) in [
+        ("text/plain", 415),
+        ("application/x-www-form-urlencoded", 415),
+    ] {
+        let a = door
+            .send("POST", ELIGIBILITY, &[("content-type", ct)], b"{}".to_vec())
+            .await;
+        assert_eq!(a.status, status, "{ct}");
+        assert!(
+            a.json()["message"]
+                .as_str()
+                .unwrap()
+                .contains("application/json")
+        );
+    }
+    let a = door.send("GET", ELIGIBILITY, &[], Vec::new()).await;
+    assert_eq!(a.status, 405);
+    assert_eq!(a.headers["allow"], "POST");
+    let a = door
+        .call(
+            "/passerelle.partner.v1.MutuellePartner/AdjudicateRemainder",
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(a.status, 404);
+
+    let audit = h.audit().await;
+    let refused: Vec<_> = audit
+        .iter()
+        .filter(|r| r.party.starts_with("scheme:CNSS@"))
+        .map(|r| (r.method.as_str(), r.outcome.as_str()))
+        .collect();
+    assert!(
+        refused
+            .iter()
+            .any(|(m, o)| *m == "CoordinateClaim" && o.contains("lines[0].amountt")),
+        "{refused:?}"
+    );
+    assert!(
+        refused
+            .iter()
+            .any(|(m, o)| *m == "CheckEligibility" && o.starts_with("PermissionDenied")),
+        "{refused:?}"
+    );
+    assert!(
+        refused
+            .iter()
+            .any(|(m, o)| *m == "CoordinateClaim" && o.starts_with("OutOfRange")),
+        "{refused:?}"
+    );
+    // Nothing stored for the refused claims.
+    let mut grpc = SchemeServiceClient::new(h.as_(Role::Scheme, "CNSS").await);
+    for id in ["json-bad", "json-empty"] {
+        let err = grpc
+            .get_claim(pb::GetClaimRequest {
+                scheme_id: "CNSS".into(),
+                claim_id: id.into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::NotFound);
+    }
+}
+
+/// `application/proto` bodies, and the deadline a client sets with
+/// Connect-Timeout-Ms: a call held by its partner ends deadline_exceeded
+/// and is audited as cancelled.
+#[tokio::test]
+async fn binary_bodies_and_the_connect_deadline() {
+    let h = TlsHarness::start().await;
+    let door = JsonDoor::new(h.addr, h.certs(), Role::Scheme, "CNSS", b"h2");
+    let a = door
+        .send(
+            "POST",
+            ELIGIBILITY,
+            &[("content-type", "application/proto")],
+            prost::Message::encode_to_vec(&elig("G-OK")),
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.headers["content-type"], "application/proto");
+    let answer: pb::CheckEligibilityResponse = prost::Message::decode(a.body).unwrap();
+    assert!(answer.covered);
+
+    h.sim.set_mode(passerelle_adapters::sim::Mode::Hang);
+    let started = std::time::Instant::now();
+    let a = door
+        .send(
+            "POST",
+            ELIGIBILITY,
+            &[
+                ("content-type", "application/json"),
+                ("connect-timeout-ms", "300"),
+                ("connect-protocol-version", "1"),
+            ],
+            to_json(&elig("G-OK")).to_string().into_bytes(),
+        )
+        .await;
+    let took = started.elapsed();
+    // The partner's own deadline is 2000 ms: the client's 300 ms rules.
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    assert_eq!(a.status, 504, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(a.json()["code"], "deadline_exceeded");
+    let audit = h.audit().await;
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.method == "CheckEligibility" && r.outcome.starts_with("Cancelled")),
+        "{:?}",
+        audit.iter().map(|r| &r.outcome).collect::<Vec<_>>()
+    );
+}
