@@ -7,6 +7,7 @@ mod common;
 mod bad_input;
 mod claims;
 mod cli;
+mod clients;
 mod crash;
 mod dev;
 mod failures;

@@ -281,13 +281,21 @@ pub fn banner(running: &Running, data_dir: &Path, plaintext: bool) -> String {
     };
     let certs = data_dir.join("certs");
     let c = certs.display();
-    let (scheme, grpcurl, client) = if plaintext {
-        ("http", "grpcurl -plaintext".to_string(), String::new())
+    let (scheme, grpcurl, curl, client) = if plaintext {
+        (
+            "http",
+            "grpcurl -plaintext".to_string(),
+            "curl".to_string(),
+            String::new(),
+        )
     } else {
         (
             "https",
             format!(
                 "grpcurl -cacert {c}/ca.crt -cert {c}/scheme-CNSS.crt -key {c}/scheme-CNSS.key"
+            ),
+            format!(
+                "curl --cacert {c}/ca.crt --cert {c}/scheme-CNSS.crt --key {c}/scheme-CNSS.key"
             ),
             format!(
                 "certificates: {c} (CA, server, one per scheme, mutuelle and operator \"dev\")\n\
@@ -307,6 +315,9 @@ members: CNSS TG-1001, TG-1002 (MUT-SOLIDARITE) and TG-3001 (MUT-IMIS);
 try:
   passerelle --broker {scheme}://{addr} eligibility --scheme CNSS --beneficiary TG-1001 --date 2026-11-20
   {grpcurl} {addr} list
+  {curl} -H 'Content-Type: application/json' \
+    -d '{{"schemeId":"CNSS","beneficiaryId":"TG-1001","dateOfCare":"2026-11-20"}}' \
+    {scheme}://{addr}/passerelle.scheme.v1.SchemeService/CheckEligibility
 
 Ctrl-C stops."#,
         data = data_dir.display(),

@@ -23,7 +23,12 @@ fn comments(file: &FileDescriptor, path: &[i32]) -> Option<String> {
     let info = file.file_descriptor_proto().source_code_info.as_ref()?;
     let loc = info.location.iter().find(|l| l.path == path)?;
     let text = loc.leading_comments.as_deref()?;
-    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    // buf's lint exceptions are for buf, not for readers.
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with("buf:lint:ignore"))
+        .collect();
     let text = lines.join("\n").trim().to_string();
     (!text.is_empty()).then_some(text)
 }

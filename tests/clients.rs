@@ -1,0 +1,218 @@
+//! The client examples of docs/examples/clients (curl, Python over gRPC and
+//! over JSON, PHP, Java), each run against a `passerelle dev` broker over
+//! mutual TLS, their output checked.
+//!
+//! Each needs its language: `curl`; `PASSERELLE_CLIENTS_PYTHON` (a Python
+//! with grpcio, grpcio-tools, grpcio-status, googleapis-common-protos and
+//! requests; default `python3`); `php` with its curl extension; `java` 17
+//! or later. A missing one is skipped with a note, except under `CI=true`,
+//! where it fails (`.ci/run` installs them).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Kills the dev broker when the test ends, pass or fail.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/clients")
+}
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Whether `cmd` runs and exits 0 (a language is there, with what it needs).
+fn works(cmd: &mut Command) -> bool {
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The examples' Python.
+fn python() -> String {
+    std::env::var("PASSERELLE_CLIENTS_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// One example: the command that runs it, whether its language is there,
+/// and lines its output must hold.
+struct Example {
+    name: &'static str,
+    present: bool,
+    run: Command,
+    expect: Vec<String>,
+}
+
+#[test]
+fn every_client_example_runs_against_a_dev_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Child(
+        Command::new(env!("CARGO_BIN_EXE_passerelle"))
+            .args([
+                "dev",
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let first = BufReader::new(child.0.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    let addr = first
+        .strip_prefix("passerelle dev broker listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_string();
+    let certs = dir.path().join("certs");
+    let url = format!("https://{addr}");
+    let env = |c: &mut Command| {
+        c.env("PASSERELLE_URL", &url)
+            .env("PASSERELLE_ADDR", &addr)
+            .env("PASSERELLE_CERTS", &certs)
+            .current_dir(examples());
+    };
+    let lines = |id: &str, resend: &str| {
+        vec![
+            "eligibility TG-1001: covered=True by MUT-SOLIDARITE (product SOLIDARITE-ESSENTIEL)"
+                .to_string(),
+            format!("claim {id}: CLAIM_STATE_COORDINATED"),
+            "  line 1 CS-GEN: B 5000 = S 4000 + M ".to_string(),
+            format!("modified resend: {resend}"),
+        ]
+    };
+    let json_resend = "HTTP 409 already_exists MODIFIED_REQUEST";
+
+    let mut list = Vec::new();
+
+    let mut run = Command::new("bash");
+    run.arg("curl.sh");
+    env(&mut run);
+    list.push(Example {
+        name: "curl",
+        present: works(Command::new("curl").arg("--version")),
+        run,
+        expect: vec![
+            r#""covered":true"#.into(),
+            r#""mutuelleId":"MUT-SOLIDARITE""#.into(),
+            r#""state":"CLAIM_STATE_COORDINATED""#.into(),
+            "HTTP 409".into(),
+            r#""reason":"MODIFIED_REQUEST""#.into(),
+        ],
+    });
+
+    let py = python();
+    let mut run = Command::new(&py);
+    run.arg("python_json.py");
+    env(&mut run);
+    list.push(Example {
+        name: "Python over JSON (requests)",
+        present: works(Command::new(&py).args(["-c", "import requests"])),
+        run,
+        expect: lines("EX-PYJSON-1", json_resend),
+    });
+
+    // Python over gRPC: the classes are generated from the contracts first,
+    // as the example's docstring says.
+    let generated = dir.path().join("python-gen");
+    std::fs::create_dir_all(&generated).unwrap();
+    let grpc_ready = works(Command::new(&py).args([
+        "-c",
+        "import grpc, grpc_tools, grpc_status, google.rpc.error_details_pb2",
+    ])) && works(
+        Command::new(&py)
+            .args(["-m", "grpc_tools.protoc", "-I", "proto"])
+            .arg(format!("--python_out={}", generated.display()))
+            .arg(format!("--grpc_python_out={}", generated.display()))
+            .args([
+                "proto/passerelle/common/v1/common.proto",
+                "proto/passerelle/scheme/v1/scheme.proto",
+            ])
+            .current_dir(repository()),
+    );
+    let mut run = Command::new(&py);
+    run.arg("python_grpc.py").env("PYTHONPATH", &generated);
+    env(&mut run);
+    list.push(Example {
+        name: "Python over gRPC (grpcio)",
+        present: grpc_ready,
+        run,
+        expect: lines("EX-PYGRPC-1", "ALREADY_EXISTS MODIFIED_REQUEST"),
+    });
+
+    let mut run = Command::new("php");
+    run.arg("php_json.php");
+    env(&mut run);
+    list.push(Example {
+        name: "PHP over JSON (curl extension)",
+        present: works(
+            Command::new("php").args(["-r", "exit(function_exists('curl_init') ? 0 : 1);"]),
+        ),
+        run,
+        expect: lines("EX-PHP-1", json_resend),
+    });
+
+    let mut run = Command::new("java");
+    run.arg("Example.java");
+    env(&mut run);
+    list.push(Example {
+        name: "Java over JSON (JDK HttpClient)",
+        present: works(Command::new("java").arg("-version")),
+        run,
+        expect: lines("EX-JAVA-1", json_resend),
+    });
+
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for mut e in list {
+        if !e.present {
+            if ci {
+                failures.push(format!(
+                    "{}: its language or libraries are missing (.ci/run installs them)",
+                    e.name
+                ));
+            } else {
+                eprintln!(
+                    "skipped {}: its language or libraries are missing (CI=true makes this a failure)",
+                    e.name
+                );
+            }
+            continue;
+        }
+        ran += 1;
+        let out = e.run.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            failures.push(format!(
+                "{}: exit {}\n{stdout}\n{stderr}",
+                e.name, out.status
+            ));
+            continue;
+        }
+        for want in &e.expect {
+            if !stdout.contains(want.as_str()) {
+                failures.push(format!("{}: no {want:?} in\n{stdout}", e.name));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert!(ran >= 1, "curl at least runs everywhere");
+}
