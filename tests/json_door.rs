@@ -427,3 +427,40 @@ async fn binary_bodies_and_the_connect_deadline() {
         audit.iter().map(|r| &r.outcome).collect::<Vec<_>>()
     );
 }
+
+/// Server reflection describes google.rpc's error details, so that grpcurl
+/// decodes an error's ErrorInfo and BadRequest.
+#[tokio::test]
+async fn reflection_describes_the_error_details() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let h = TlsHarness::start().await;
+    let ch = h.as_(Role::Scheme, "CNSS").await;
+    for symbol in ["google.rpc.ErrorInfo", "google.rpc.BadRequest"] {
+        let req = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(symbol.into())),
+        };
+        let mut stream = ServerReflectionClient::new(ch.clone())
+            .server_reflection_info(tokio_stream::iter(vec![req]))
+            .await
+            .unwrap()
+            .into_inner();
+        let answer = stream.message().await.unwrap().unwrap();
+        let Some(MessageResponse::FileDescriptorResponse(files)) = answer.message_response else {
+            panic!("{symbol}: {:?}", answer.message_response);
+        };
+        // A FileDescriptorProto starts with its name (field 1);
+        // tonic-types names it without a folder.
+        let name = b"error_details.proto";
+        assert!(
+            files
+                .file_descriptor_proto
+                .iter()
+                .any(|b| b.windows(name.len()).any(|w| w == name)),
+            "{symbol}: no error_details.proto"
+        );
+    }
+}

@@ -110,3 +110,33 @@ fn products(bytes: &[u8]) {
         }
     }
 }
+
+/// The entry point of the fuzz target `json_request`: a JSON-door body.
+/// The first byte picks a unary method of the broker's services (modulo
+/// their number, in [`crate::json::BROKER_SERVICES`] order); the rest is
+/// the JSON body. Never a panic; a refusal names a field (or `body`); a
+/// body that reads is a valid protobuf of the method's input, and its
+/// canonical JSON reads back to the same bytes.
+pub fn json_request(data: &[u8]) {
+    let Some((&pick, body)) = data.split_first() else {
+        return;
+    };
+    let methods: Vec<_> = crate::json::BROKER_SERVICES
+        .iter()
+        .filter_map(|s| crate::json::pool().get_service_by_name(s))
+        .flat_map(|s| s.methods().collect::<Vec<_>>())
+        .filter(|m| !m.is_client_streaming() && !m.is_server_streaming())
+        .collect();
+    let method = &methods[usize::from(pick) % methods.len()];
+    let input = method.input();
+    match crate::json::json_to_proto(&input, body) {
+        Ok(bytes) => {
+            let json = crate::json::proto_to_json(&input, &bytes)
+                .expect("what was read writes back as JSON");
+            let again = crate::json::json_to_proto(&input, &json)
+                .expect("the canonical JSON of a message reads back");
+            assert_eq!(again, bytes, "canonical JSON round-trips");
+        }
+        Err(v) => assert!(!v.field.is_empty(), "a refusal names a field"),
+    }
+}
