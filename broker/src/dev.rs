@@ -281,9 +281,10 @@ pub fn banner(running: &Running, data_dir: &Path, plaintext: bool) -> String {
     };
     let certs = data_dir.join("certs");
     let c = certs.display();
-    let (scheme, grpcurl, curl, client) = if plaintext {
+    let (scheme, certs_flag, grpcurl, curl, client) = if plaintext {
         (
             "http",
+            String::new(),
             "grpcurl -plaintext".to_string(),
             "curl".to_string(),
             String::new(),
@@ -291,6 +292,8 @@ pub fn banner(running: &Running, data_dir: &Path, plaintext: bool) -> String {
     } else {
         (
             "https",
+            // The client commands look in ./.passerelle/certs by default.
+            format!(" --certs {c}"),
             format!(
                 "grpcurl -cacert {c}/ca.crt -cert {c}/scheme-CNSS.crt -key {c}/scheme-CNSS.key"
             ),
@@ -313,7 +316,7 @@ members: CNSS TG-1001, TG-1002 (MUT-SOLIDARITE) and TG-3001 (MUT-IMIS);
          INAM TG-2001 (MUT-ENSEIGNANTS) and TG-4001 (MUT-LEGACY); CMSS ML-3001 (MUT-ENSEIGNANTS)
 
 try:
-  passerelle --broker {scheme}://{addr} eligibility --scheme CNSS --beneficiary TG-1001 --date 2026-11-20
+  passerelle --broker {scheme}://{addr}{certs_flag} eligibility --scheme CNSS --beneficiary TG-1001 --date 2026-11-20
   {grpcurl} {addr} list
   {curl} -H 'Content-Type: application/json' \
     -d '{{"schemeId":"CNSS","beneficiaryId":"TG-1001","dateOfCare":"2026-11-20"}}' \

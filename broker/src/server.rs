@@ -437,6 +437,7 @@ pub async fn start_with_store(
             max_message_bytes: max,
             request_timeout: Duration::from_millis(limits.request_timeout_ms),
             edge: edge.clone(),
+            authenticate: authenticate.clone(),
         })
         // Calls refused before their handler (undecodable or oversized
         // bodies) are answered INVALID_ARGUMENT / OUT_OF_RANGE and audited.

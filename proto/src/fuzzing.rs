@@ -121,12 +121,7 @@ pub fn json_request(data: &[u8]) {
     let Some((&pick, body)) = data.split_first() else {
         return;
     };
-    let methods: Vec<_> = crate::json::BROKER_SERVICES
-        .iter()
-        .filter_map(|s| crate::json::pool().get_service_by_name(s))
-        .flat_map(|s| s.methods().collect::<Vec<_>>())
-        .filter(|m| !m.is_client_streaming() && !m.is_server_streaming())
-        .collect();
+    let methods = crate::json::unary_methods();
     let method = &methods[usize::from(pick) % methods.len()];
     let input = method.input();
     match crate::json::json_to_proto(&input, body) {

@@ -53,6 +53,23 @@ pub fn broker_method(path: &str) -> Option<MethodDescriptor> {
         .find(|m| m.name() == method)
 }
 
+/// A method that takes one message and answers one (the JSON door serves
+/// only those).
+pub fn is_unary(m: &MethodDescriptor) -> bool {
+    !m.is_client_streaming() && !m.is_server_streaming()
+}
+
+/// The unary methods of the broker's services, in [`BROKER_SERVICES`]
+/// order, then the `.proto` order.
+pub fn unary_methods() -> Vec<MethodDescriptor> {
+    BROKER_SERVICES
+        .iter()
+        .filter_map(|s| pool().get_service_by_name(s))
+        .flat_map(|s| s.methods().collect::<Vec<_>>())
+        .filter(is_unary)
+        .collect()
+}
+
 /// What is wrong in a JSON body: the field (its path with proto field
 /// names, `lines[0].act_code`, as the service's own violations name it;
 /// `body` when the JSON itself is broken) and why.
@@ -74,11 +91,19 @@ pub fn json_to_proto(desc: &MessageDescriptor, body: &[u8]) -> Result<Vec<u8>, J
         &options,
     );
     let msg = decoded.map_err(|e| {
-        let description = e.to_string();
-        JsonViolation {
-            field: proto_path(desc, &track.path(), &description),
-            description,
+        // serde_json reads every number exactly (arbitrary_precision), and
+        // hands one that is no 64-bit integer (5000.5, 1e3, too large) over
+        // as a map: say what is wrong instead.
+        let mut description = e.to_string().replace(
+            "invalid type: map, expected",
+            "not a whole number in range: expected",
+        );
+        let (field, last) = proto_path(desc, &track.path(), &description);
+        if let Some(Kind::Enum(e)) = last.map(|f| f.kind()) {
+            let names: Vec<String> = e.values().map(|v| v.name().to_string()).collect();
+            description = format!("{description}; one of {}", names.join(", "));
         }
+        JsonViolation { field, description }
     })?;
     de.end().map_err(|e| JsonViolation {
         field: "body".into(),
@@ -88,12 +113,18 @@ pub fn json_to_proto(desc: &MessageDescriptor, body: &[u8]) -> Result<Vec<u8>, J
 }
 
 /// serde's path of a JSON error (`lines[0].actCode`) with proto field
-/// names (`lines[0].act_code`); an unknown field's own name is added from
-/// prost-reflect's error (`unrecognized field name 'x'`).
-fn proto_path(desc: &MessageDescriptor, path: &serde_path_to_error::Path, error: &str) -> String {
+/// names (`lines[0].act_code`), and the field it ends on; an unknown
+/// field's own name, as sent, is added from prost-reflect's error
+/// (`unrecognized field name 'x'`).
+fn proto_path(
+    desc: &MessageDescriptor,
+    path: &serde_path_to_error::Path,
+    error: &str,
+) -> (String, Option<prost_reflect::FieldDescriptor>) {
     use serde_path_to_error::Segment;
     let mut out = String::new();
     let mut current = Some(desc.clone());
+    let mut last = None;
     let push = |out: &mut String, name: &str| {
         if !out.is_empty() {
             out.push('.');
@@ -115,10 +146,12 @@ fn proto_path(desc: &MessageDescriptor, path: &serde_path_to_error::Path, error:
                             Kind::Message(m) if !f.is_map() => Some(m),
                             _ => None,
                         };
+                        last = Some(f);
                     }
                     None => {
                         push(&mut out, key);
                         current = None;
+                        last = None;
                     }
                 }
             }
@@ -132,8 +165,13 @@ fn proto_path(desc: &MessageDescriptor, path: &serde_path_to_error::Path, error:
         && !out.ends_with(name)
     {
         push(&mut out, name);
+        last = None;
     }
-    if out.is_empty() { "body".into() } else { out }
+    if out.is_empty() {
+        ("body".into(), None)
+    } else {
+        (out, last)
+    }
 }
 
 /// The protobuf encoding of a `desc` message as canonical JSON, every field
@@ -293,6 +331,24 @@ mod tests {
         );
         let v = json_to_proto(&coordinate(), br#"{"lines":[{"actCode":12}]}"#).unwrap_err();
         assert_eq!(v.field, "lines[0].act_code");
+        for amount in ["5000.5", "1e3", "99999999999999999999"] {
+            let body = format!(r#"{{"lines":[{{"billed":{amount}}}]}}"#);
+            let v = json_to_proto(&coordinate(), body.as_bytes()).unwrap_err();
+            assert_eq!(v.field, "lines[0].billed");
+            assert!(
+                v.description.starts_with("not a whole number in range"),
+                "{amount}: {}",
+                v.description
+            );
+        }
+        let v = json_to_proto(&coordinate(), br#"{"payee":"PROVIDER"}"#).unwrap_err();
+        assert_eq!(v.field, "payee");
+        assert!(
+            v.description
+                .contains("one of PAYEE_UNSPECIFIED, PAYEE_PROVIDER, PAYEE_MEMBER"),
+            "{}",
+            v.description
+        );
         let v = json_to_proto(&coordinate(), br#"{"claimId":"C-1""#).unwrap_err();
         assert_eq!(v.field, "body", "a truncated body");
         let v = json_to_proto(&coordinate(), b"[]").unwrap_err();

@@ -42,6 +42,7 @@ pub mod admin {
     }
 }
 
+pub mod connect;
 pub mod convert;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;

@@ -113,13 +113,13 @@ impl Schemas {
                 json!({ "type": "integer", "minimum": 0, "maximum": 4_294_967_295u64 })
             }
             // The canonical mapping writes 64-bit integers as strings (a
-            // JavaScript or PHP number cannot hold them all); numbers are
-            // accepted on input.
+            // JavaScript number cannot hold them all); numbers are accepted
+            // on input.
             Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
-                json!({ "type": "string", "format": "int64", "pattern": "^-?[0-9]+$" })
+                json!({ "type": ["string", "integer"], "format": "int64", "pattern": "^-?[0-9]+$" })
             }
             Kind::Uint64 | Kind::Fixed64 => {
-                json!({ "type": "string", "format": "uint64", "pattern": "^[0-9]+$" })
+                json!({ "type": ["string", "integer"], "format": "uint64", "minimum": 0, "pattern": "^[0-9]+$" })
             }
             Kind::Bool => json!({ "type": "boolean" }),
             Kind::String => json!({ "type": "string" }),
@@ -140,32 +140,19 @@ fn error_schemas(schemas: &mut Schemas) {
     .iter()
     .map(|n| schemas.message(&pool().get_message_by_name(n).expect("google.rpc type")))
     .collect();
-    let codes: Vec<Value> = [
-        "canceled",
-        "unknown",
-        "invalid_argument",
-        "deadline_exceeded",
-        "not_found",
-        "already_exists",
-        "permission_denied",
-        "resource_exhausted",
-        "failed_precondition",
-        "aborted",
-        "out_of_range",
-        "unimplemented",
-        "internal",
-        "unavailable",
-        "data_loss",
-        "unauthenticated",
-    ]
-    .into_iter()
-    .map(Value::from)
-    .collect();
+    let codes: Vec<Value> = crate::connect::CODES
+        .iter()
+        .map(|(_, name, _)| Value::from(*name))
+        .collect();
+    let statuses: Vec<String> = crate::connect::CODES
+        .iter()
+        .map(|(_, name, http)| format!("{name} {http}"))
+        .collect();
     schemas.0.insert(
         "connect.Error".into(),
         json!({
             "type": "object",
-            "description": "A Connect protocol error, always JSON, with the HTTP status of its code (invalid_argument 400, permission_denied 403, not_found 404, already_exists 409, resource_exhausted 429, unavailable 503, deadline_exceeded 504...).",
+            "description": format!("A Connect protocol error, always JSON, with the HTTP status of its code: {}.", statuses.join(", ")),
             "required": ["code"],
             "properties": {
                 "code": { "type": "string", "enum": codes },
@@ -202,10 +189,7 @@ pub fn document() -> Value {
             json!({ "name": s.full_name() }),
             comments(&s.parent_file(), s.path()),
         ));
-        for m in s.methods() {
-            if m.is_client_streaming() || m.is_server_streaming() {
-                continue;
-            }
+        for m in s.methods().filter(crate::json::is_unary) {
             let input = schemas.message(&m.input());
             let output = schemas.message(&m.output());
             let description = comments(&m.parent_file(), m.path());
@@ -253,7 +237,7 @@ pub fn document() -> Value {
             "title": "passerelle: the JSON door",
             "version": "v1",
             "license": { "name": "Apache-2.0", "identifier": "Apache-2.0" },
-            "description": "Every unary method of passerelle's public services, called with JSON over HTTPS (the Connect protocol, https://connectrpc.com/docs/protocol/): POST /<package>.<Service>/<Method> with Content-Type application/json (or application/proto for protobuf bytes). The caller is identified by its TLS client certificate only, as over gRPC; authorization, limits, audit and errors are those of gRPC. Streaming methods (RosterService.ImportRoster) are served over gRPC only. Generated from the .proto files: do not edit by hand.",
+            "description": "Every unary method of passerelle's public services, called with JSON over HTTPS (the Connect protocol, https://connectrpc.com/docs/protocol/): POST /<package>.<Service>/<Method> with Content-Type application/json (or application/proto for protobuf bytes). The caller is identified by its TLS client certificate only, as over gRPC; authorization, limits, audit and errors are those of gRPC. JSON follows the proto3 canonical mapping: the schemas name fields in lowerCamelCase (the .proto snake_case names are accepted too), 64-bit integers (every amount, in the currency's minor unit: F CFA has none) are strings in answers and strings or numbers in requests, enums by name, and a field a schema does not list is refused. Streaming methods (RosterService.ImportRoster) are served over gRPC only. Generated from the .proto files: do not edit by hand.",
         },
         "servers": [{ "url": "https://localhost:50051", "description": "passerelle dev" }],
         "security": [{ "mutualTLS": [] }],
@@ -312,21 +296,14 @@ mod tests {
             "{eligibility}"
         );
         assert!(!paths.contains_key("/passerelle.roster.v1.RosterService/ImportRoster"));
-        let unary: usize = BROKER_SERVICES
-            .iter()
-            .map(|s| {
-                pool()
-                    .get_service_by_name(s)
-                    .unwrap()
-                    .methods()
-                    .filter(|m| !m.is_client_streaming() && !m.is_server_streaming())
-                    .count()
-            })
-            .sum();
-        assert_eq!(paths.len(), unary);
+        assert_eq!(paths.len(), crate::json::unary_methods().len());
         let schemas = d["components"]["schemas"].as_object().unwrap();
         let line = &schemas["passerelle.scheme.v1.ClaimLine"]["properties"];
-        assert_eq!(line["billed"]["type"], "string", "int64 as a string");
+        assert_eq!(
+            line["billed"]["type"],
+            json!(["string", "integer"]),
+            "int64: a string, or a number on input"
+        );
         assert_eq!(line["actCode"]["type"], "string");
         assert!(schemas.values().all(|s| !s.is_null()));
         assert!(schemas.contains_key("google.rpc.BadRequest"));

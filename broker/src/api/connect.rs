@@ -52,6 +52,9 @@ pub struct ConnectLayer {
     pub request_timeout: Duration,
     /// Audits the refusals made here, as the edge does its own.
     pub edge: RefusedLayer,
+    /// The interceptor of every service: an unknown identity is answered
+    /// before its body is read.
+    pub authenticate: super::auth::Authenticate,
 }
 
 impl<S> tower::Layer<S> for ConnectLayer {
@@ -137,12 +140,12 @@ where
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         let server = self.layer.request_timeout;
         if is_grpc(req.headers()) {
-            let budget = req
-                .headers()
-                .get("grpc-timeout")
-                .and_then(|v| v.to_str().ok())
-                .and_then(super::parse_grpc_timeout)
-                .map_or(server, |c| c.min(server));
+            let budget = super::grpc_budget(
+                req.headers()
+                    .get("grpc-timeout")
+                    .and_then(|v| v.to_str().ok()),
+                server,
+            );
             let fut = self.inner.call(req);
             return Box::pin(async move {
                 match tokio::time::timeout(budget, fut).await {
@@ -161,11 +164,16 @@ where
     }
 }
 
-/// The answer to a request the door refuses outright (no method, a wrong
-/// content type or HTTP method): not audited, like gRPC's own
+/// The answer to a request the door refuses outright (no method of ours, a
+/// wrong content type or HTTP method): not audited, like gRPC's own
 /// UNIMPLEMENTED for an unknown path.
 fn rejected(http: StatusCode, message: String) -> http::Response<Body> {
-    let mut answer = error_answer(&Status::new(code_of_http(http), message));
+    let code = if http == StatusCode::NOT_FOUND {
+        Code::NotFound
+    } else {
+        Code::Unimplemented
+    };
+    let mut answer = error_answer(&Status::new(code, message));
     *answer.status_mut() = http;
     if http == StatusCode::METHOD_NOT_ALLOWED {
         answer
@@ -181,11 +189,74 @@ fn rejected(http: StatusCode, message: String) -> http::Response<Body> {
     answer
 }
 
-fn code_of_http(http: StatusCode) -> Code {
-    match http {
-        StatusCode::NOT_FOUND => Code::NotFound,
-        _ => Code::Unimplemented,
+/// What the door decides from a request's head, before reading its body.
+enum Head {
+    /// A call to serve: its method, codec and budget.
+    Serve(MethodDescriptor, Codec, Duration),
+    /// Not a call of ours, or a caller the directory does not know: answered
+    /// without an audit row (an unknown identity is counted with the
+    /// connections refused, as the gRPC door counts it).
+    Answer(http::Response<Body>),
+    /// A call of ours that cannot be made as sent: audited, like gRPC's
+    /// refused bodies.
+    Refuse(MethodDescriptor, Status),
+}
+
+fn head(layer: &ConnectLayer, parts: &http::request::Parts) -> Head {
+    let Some(method) = passerelle_proto::json::broker_method(parts.uri.path()) else {
+        return Head::Answer(rejected(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no method {}: a call is POST /<package>.<Service>/<Method> (docs/openapi/passerelle.openapi.json lists them)",
+                parts.uri.path()
+            ),
+        ));
+    };
+    if parts.method != http::Method::POST {
+        return Head::Answer(rejected(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} {}: calls are POST", parts.method, parts.uri.path()),
+        ));
     }
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(codec) = Codec::of(content_type) else {
+        return Head::Answer(rejected(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "content type {content_type:?} is not served: send application/json or application/proto (or gRPC)"
+            ),
+        ));
+    };
+    // Who calls, before anything of the body is read: the interceptor's own
+    // check, on the connection's certificate.
+    let mut probe = tonic::Request::new(());
+    *probe.extensions_mut() = parts.extensions.clone();
+    let mut authenticate = layer.authenticate.clone();
+    if let Err(status) = tonic::service::Interceptor::call(&mut authenticate, probe) {
+        return Head::Answer(error_answer(&status));
+    }
+    if !passerelle_proto::json::is_unary(&method) {
+        let status = Status::unimplemented(format!(
+            "{} streams: call it over gRPC (the JSON door serves unary methods)",
+            method.name()
+        ));
+        return Head::Refuse(method, status);
+    }
+    match headers_in_force(&parts.headers) {
+        Ok(timeout) => Head::Serve(method, codec, super::within(timeout, layer.request_timeout)),
+        Err(status) => Head::Refuse(method, status),
+    }
+}
+
+/// Reads and drops what the client still sends (within the size bound and
+/// the deadline) before an early answer: an HTTP/2 client whose stream is
+/// answered mid-body would otherwise see a stream reset, not the answer.
+async fn drain(body: Body, max: usize, deadline: tokio::time::Instant) {
+    let _ = tokio::time::timeout_at(deadline, Limited::new(body, max).collect()).await;
 }
 
 /// Serves one JSON-door call: see the module documentation.
@@ -198,59 +269,35 @@ where
     S: tower::Service<http::Request<Body>, Response = http::Response<Body>>,
 {
     let started = Instant::now();
+    let opened = tokio::time::Instant::now();
     let (parts, body) = req.into_parts();
-    let Some(method) = passerelle_proto::json::broker_method(parts.uri.path()) else {
-        return rejected(
-            StatusCode::NOT_FOUND,
-            format!(
-                "no method {}: a call is POST /<package>.<Service>/<Method> (docs/openapi/passerelle.openapi.json lists them)",
-                parts.uri.path()
-            ),
-        );
-    };
-    if parts.method != http::Method::POST {
-        return rejected(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("{} {}: calls are POST", parts.method, parts.uri.path()),
-        );
-    }
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let Some(codec) = Codec::of(content_type) else {
-        return rejected(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!(
-                "content type {content_type:?} is not served: send application/json or application/proto (or gRPC)"
-            ),
-        );
-    };
-    if method.is_client_streaming() || method.is_server_streaming() {
-        return error_answer(&Status::unimplemented(format!(
-            "{} streams: call it over gRPC (the JSON door serves unary methods)",
-            method.name()
-        )));
-    }
+    let max = layer.max_message_bytes;
     let trace = trace_id(&parts.headers);
-    // From here on a refusal is the caller's mistake in a call it meant to
-    // make: audited like gRPC's refused bodies.
-    let refuse = |status: Status| {
-        let layer = layer.edge.clone();
-        let peer = Peer::of(&layer, &parts.extensions);
+    let peer = Peer::of(&layer.edge, &parts.extensions);
+    let record = |method: &MethodDescriptor, status: Status| {
+        let edge = layer.edge.clone();
+        let peer = peer.clone();
         let name = method.name().to_string();
         let trace = trace.clone();
         async move {
-            layer.record(&peer, name, trace, &status, started).await;
+            edge.record(&peer, name, trace, &status, started).await;
             error_answer(&status)
         }
     };
-    let timeout = match headers_in_force(&parts.headers) {
-        Ok(t) => t,
-        Err(status) => return refuse(status).await,
+    let (method, codec, budget) = match head(&layer, &parts) {
+        Head::Serve(m, c, b) => (m, c, b),
+        Head::Answer(answer) => {
+            drain(body, max, opened + layer.request_timeout).await;
+            return answer;
+        }
+        Head::Refuse(method, status) => {
+            drain(body, max, opened + layer.request_timeout).await;
+            return record(&method, status).await;
+        }
     };
-    let max = layer.max_message_bytes;
+    // One deadline from the moment the request arrived: reading the body
+    // counts, as it does for a gRPC call.
+    let deadline = opened + budget;
     let too_large = || {
         Status::out_of_range(format!(
             "the request body is larger than the limit of {max} bytes (limits.max_message_bytes)"
@@ -262,16 +309,24 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
-        return refuse(too_large()).await;
+        drain(body, max, deadline).await;
+        return record(&method, too_large()).await;
     }
-    let body = match Limited::new(body, max).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return refuse(too_large()).await,
-        Err(e) => {
-            return refuse(Status::cancelled(format!(
-                "the request body could not be read: {e}"
-            )))
-            .await;
+    let body = match tokio::time::timeout_at(deadline, Limited::new(body, max).collect()).await {
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return record(&method, too_large()).await;
+        }
+        Ok(Err(e)) => {
+            let status = Status::cancelled(format!("the request body could not be read: {e}"));
+            return record(&method, status).await;
+        }
+        Err(_) => {
+            let status = Status::deadline_exceeded(format!(
+                "the request body did not arrive within the call's {} ms",
+                budget.as_millis()
+            ));
+            return record(&method, status).await;
         }
     };
     let message = match codec {
@@ -281,18 +336,20 @@ where
             Err(v) => {
                 let mut d = ErrorDetails::new();
                 d.add_bad_request_violation(v.field.clone(), v.description.clone());
-                return refuse(Status::with_error_details(
+                let status = Status::with_error_details(
                     Code::InvalidArgument,
                     format!("{}: {}", v.field, v.description),
                     d,
-                ))
-                .await;
+                );
+                return record(&method, status).await;
             }
         },
     };
-    let budget = timeout.map_or(layer.request_timeout, |t| t.min(layer.request_timeout));
-    let grpc = grpc_request(parts, &message, budget);
-    let answer = match tokio::time::timeout(budget, inner.call(grpc)).await {
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let Some(grpc) = grpc_request(parts, &message, left) else {
+        return record(&method, too_large()).await;
+    };
+    let answer = match tokio::time::timeout_at(deadline, inner.call(grpc)).await {
         Err(_) => {
             // The call's future is dropped: the edge audits it as cancelled.
             return error_answer(&Status::deadline_exceeded(format!(
@@ -306,14 +363,22 @@ where
     json_door_answer(answer, &method, codec).await
 }
 
-/// The Connect headers of a request: its deadline (`Connect-Timeout-Ms`, at
-/// most 10 digits), a protocol version of 1 if given, no compression.
+/// The Connect headers of a request: its deadline (`Connect-Timeout-Ms`, 1
+/// to 10 digits, not 0), a protocol version of 1 if given, no compression,
+/// and no gRPC header (its `grpc-timeout` would be read by the gRPC server
+/// beneath, and answered in gRPC's form).
 fn headers_in_force(h: &HeaderMap) -> Result<Option<Duration>, Status> {
     let bad = |field: &str, description: &str| {
         let mut d = ErrorDetails::new();
         d.add_bad_request_violation(field, description);
         Status::with_error_details(Code::InvalidArgument, format!("{field}: {description}"), d)
     };
+    if let Some(name) = h.keys().find(|k| k.as_str().starts_with("grpc-")) {
+        return Err(bad(
+            name.as_str(),
+            "a gRPC header on a JSON call: set the deadline with Connect-Timeout-Ms",
+        ));
+    }
     if let Some(v) = h.get("connect-protocol-version")
         && v.as_bytes() != b"1"
     {
@@ -329,34 +394,36 @@ fn headers_in_force(h: &HeaderMap) -> Result<Option<Duration>, Status> {
             "Content-Encoding: request bodies are not compressed on this door (identity only)",
         ));
     }
-    match h.get("connect-timeout-ms") {
-        None => Ok(None),
-        Some(v) => {
-            let text = v.to_str().unwrap_or("");
-            match text.parse::<u64>() {
-                Ok(ms) if !text.is_empty() && text.len() <= 10 => {
-                    Ok(Some(Duration::from_millis(ms)))
-                }
-                _ => Err(bad(
-                    "Connect-Timeout-Ms",
-                    "a deadline in milliseconds: 1 to 10 digits",
-                )),
-            }
-        }
+    let Some(v) = h.get("connect-timeout-ms") else {
+        return Ok(None);
+    };
+    let digits = v.as_bytes();
+    let ms = (!digits.is_empty() && digits.len() <= 10 && digits.iter().all(u8::is_ascii_digit))
+        .then(|| v.to_str().ok()?.parse::<u64>().ok())
+        .flatten()
+        .filter(|ms| *ms > 0);
+    match ms {
+        Some(ms) => Ok(Some(Duration::from_millis(ms))),
+        None => Err(bad(
+            "Connect-Timeout-Ms",
+            "a deadline in milliseconds: 1 to 10 digits, more than 0",
+        )),
     }
 }
 
 /// The gRPC request a JSON-door call stands for: the same path, the
 /// connection's extensions (its TLS identity), the caller's headers but
-/// the content type, and the message in one uncompressed gRPC frame.
+/// the content type, and the message in one uncompressed gRPC frame;
+/// `None` for a message a frame cannot carry (4 GiB or more).
 fn grpc_request(
     parts: http::request::Parts,
     message: &[u8],
     budget: Duration,
-) -> http::Request<Body> {
+) -> Option<http::Request<Body>> {
+    let len = u32::try_from(message.len()).ok()?;
     let mut frame = BytesMut::with_capacity(5 + message.len());
     frame.put_u8(0);
-    frame.put_u32(message.len() as u32);
+    frame.put_u32(len);
     frame.put_slice(message);
     let mut headers = parts.headers;
     for name in [
@@ -372,7 +439,15 @@ fn grpc_request(
     }
     headers.remove("connect-protocol-version");
     headers.remove("connect-timeout-ms");
-    headers.remove("grpc-timeout");
+    // Refused before this (`headers_in_force`); never forwarded.
+    let grpc: Vec<_> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("grpc-"))
+        .cloned()
+        .collect();
+    for name in grpc {
+        headers.remove(name);
+    }
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/grpc"),
@@ -387,7 +462,7 @@ fn grpc_request(
     *req.version_mut() = http::Version::HTTP_2;
     *req.headers_mut() = headers;
     *req.extensions_mut() = parts.extensions;
-    req
+    Some(req)
 }
 
 /// The gRPC answer as the JSON door's: the message (200) or the error.
@@ -412,14 +487,16 @@ async fn json_door_answer(
         return error_answer(&status);
     }
     let data = collected.to_bytes();
+    // One uncompressed frame: the broker never compresses its answers.
     let message = match data.get(..5) {
         Some([0, len @ ..]) => {
             let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-            match data.get(5..5 + len) {
+            match 5usize.checked_add(len).and_then(|end| data.get(5..end)) {
                 Some(m) => data.slice(5..5 + m.len()),
                 None => return error_answer(&Status::internal("a truncated answer")),
             }
         }
+        Some([_, ..]) => return error_answer(&Status::internal("a compressed answer")),
         _ => return error_answer(&Status::internal("an answer without its message")),
     };
     let body = match codec {
@@ -471,46 +548,16 @@ pub(crate) fn error_answer(status: &Status) -> http::Response<Body> {
     out
 }
 
-/// Connect's name of a code (`canceled` has one L there).
+/// Connect's name of a code (`canceled` has one L there), from the one
+/// table (`passerelle_proto::connect::CODES`).
 pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "ok",
-        Code::Cancelled => "canceled",
-        Code::Unknown => "unknown",
-        Code::InvalidArgument => "invalid_argument",
-        Code::DeadlineExceeded => "deadline_exceeded",
-        Code::NotFound => "not_found",
-        Code::AlreadyExists => "already_exists",
-        Code::PermissionDenied => "permission_denied",
-        Code::ResourceExhausted => "resource_exhausted",
-        Code::FailedPrecondition => "failed_precondition",
-        Code::Aborted => "aborted",
-        Code::OutOfRange => "out_of_range",
-        Code::Unimplemented => "unimplemented",
-        Code::Internal => "internal",
-        Code::Unavailable => "unavailable",
-        Code::DataLoss => "data_loss",
-        Code::Unauthenticated => "unauthenticated",
-    }
+    passerelle_proto::connect::code(code as i32).0
 }
 
 /// The HTTP status of a Connect error code (the protocol's table).
 pub fn http_status(code: Code) -> StatusCode {
-    let n = match code {
-        Code::Ok => 200,
-        Code::Cancelled => 499,
-        Code::Unknown | Code::Internal | Code::DataLoss => 500,
-        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => 400,
-        Code::DeadlineExceeded => 504,
-        Code::NotFound => 404,
-        Code::AlreadyExists | Code::Aborted => 409,
-        Code::PermissionDenied => 403,
-        Code::ResourceExhausted => 429,
-        Code::Unimplemented => 501,
-        Code::Unavailable => 503,
-        Code::Unauthenticated => 401,
-    };
-    StatusCode::from_u16(n).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    let http = passerelle_proto::connect::code(code as i32).1;
+    StatusCode::from_u16(http).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 #[cfg(test)]
@@ -551,8 +598,15 @@ mod tests {
             "{}",
             e.message()
         );
-        h.insert("connect-timeout-ms", HeaderValue::from_static("-1"));
-        assert!(headers_in_force(&h).is_err());
+        for bad in ["-1", "+5", "0", "", "1.5"] {
+            h.insert("connect-timeout-ms", HeaderValue::from_static(bad));
+            assert!(headers_in_force(&h).is_err(), "{bad:?}");
+        }
+        h.remove("connect-timeout-ms");
+        h.insert("grpc-timeout", HeaderValue::from_static("1S"));
+        let e = headers_in_force(&h).unwrap_err();
+        assert!(e.message().starts_with("grpc-timeout"), "{}", e.message());
+        h.remove("grpc-timeout");
         h.remove("connect-timeout-ms");
         h.insert("connect-protocol-version", HeaderValue::from_static("2"));
         assert_eq!(

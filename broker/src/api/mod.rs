@@ -23,11 +23,21 @@ use std::time::Duration;
 /// How long a call may run: the server's `request_timeout_ms`, or the
 /// client's own deadline (the `grpc-timeout` header) when shorter.
 pub(crate) fn call_budget<T>(req: &tonic::Request<T>, server: Duration) -> Duration {
-    let client = req
-        .metadata()
-        .get("grpc-timeout")
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_grpc_timeout);
+    grpc_budget(
+        req.metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok()),
+        server,
+    )
+}
+
+/// [`call_budget`] from a `grpc-timeout` header's value.
+pub(crate) fn grpc_budget(grpc_timeout: Option<&str>, server: Duration) -> Duration {
+    within(grpc_timeout.and_then(parse_grpc_timeout), server)
+}
+
+/// The shorter of the client's deadline, if it set one, and the server's.
+pub(crate) fn within(client: Option<Duration>, server: Duration) -> Duration {
     client.map_or(server, |c| c.min(server))
 }
 

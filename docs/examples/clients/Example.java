@@ -112,7 +112,8 @@ public class Example {
             first(e[1], "covered").equals("true") ? "True" : "False",
             first(e[1], "mutuelleId"), first(e[1], "productId"));
 
-        // Amounts: integers in minor units; 64-bit integers come back as strings.
+        // Amounts: whole numbers in the currency's minor unit (F CFA has none:
+        // 5000 is 5,000 F CFA); 64-bit integers come back as strings.
         String claim = """
             {"schemeId": "CNSS", "claimId": "EX-JAVA-1", "providerId": "CHU-SYLVANUS-OLYMPIO",
              "invoiceNumber": "F-EX-JAVA-1", "payee": "PAYEE_PROVIDER",

@@ -22,7 +22,8 @@ call() {
 echo "== CheckEligibility"
 call CheckEligibility '{"schemeId": "CNSS", "beneficiaryId": "TG-1001", "dateOfCare": "2026-11-20"}'
 
-# Amounts are integers in minor units (F CFA has none); 64-bit integers may
+# Amounts are whole numbers in the currency's minor unit (F CFA has none:
+# 5000 is 5,000 F CFA); 64-bit integers may
 # be sent as numbers or strings and always come back as strings.
 CLAIM='{
   "schemeId": "CNSS", "claimId": "EX-CURL-1", "providerId": "CHU-SYLVANUS-OLYMPIO",

@@ -3,6 +3,7 @@ resend whose google.rpc details are read.
 
     pip install grpcio grpcio-tools grpcio-status googleapis-common-protos
     # Python classes from the contracts (once, from the repository's root):
+    mkdir -p gen
     python -m grpc_tools.protoc -I proto --python_out=gen --grpc_python_out=gen \
         proto/passerelle/common/v1/common.proto proto/passerelle/scheme/v1/scheme.proto
     PYTHONPATH=gen PASSERELLE_ADDR=localhost:50051 PASSERELLE_CERTS=.passerelle/certs \

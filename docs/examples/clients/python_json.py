@@ -37,7 +37,8 @@ claim = {
     "schemeId": "CNSS", "claimId": "EX-PYJSON-1", "providerId": "CHU-SYLVANUS-OLYMPIO",
     "invoiceNumber": "F-EX-PYJSON-1", "payee": "PAYEE_PROVIDER",
     "beneficiaryId": "TG-1001", "dateOfCare": "2026-11-20", "currency": "XOF",
-    # Amounts: integers in minor units; 64-bit integers come back as strings.
+    # Amounts: whole numbers in the currency's minor unit (F CFA has none:
+    # 5000 is 5,000 F CFA); 64-bit integers come back as strings.
     "lines": [{"actCode": "CS-GEN", "careCategory": "CARE_CATEGORY_CONSULTATION",
                "quantity": 1, "billed": 5000, "tariffBase": 5000, "schemeShare": 4000,
                "schemeOutcome": "SCHEME_LINE_OUTCOME_COVERED"}],
