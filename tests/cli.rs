@@ -634,6 +634,47 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     )
     .await;
     let rows = csv_rows(&std::fs::read_to_string(&csv_path).unwrap());
+    // Read by pages of one line, the export is the same file.
+    let paged_path = dir.path().join("p1-paged.csv");
+    ok(
+        &h,
+        &[
+            "statement",
+            "export",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+            "1",
+            "--page-size",
+            "1",
+            "-o",
+            paged_path.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(&paged_path).unwrap(),
+        std::fs::read_to_string(&csv_path).unwrap()
+    );
+    assert!(rows.len() > 2, "several pages: {}", rows.len());
+    // Whole, a statement is bounded: above the bound it is refused, naming
+    // the way (pages).
+    let broker = &h.running().broker;
+    let lines = rows.iter().filter(|r| r["kind"] == "line").count() as u32;
+    let refused = broker
+        .statement_within("CNSS", "MUT-R", 1, None, lines - 1)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("read it by pages"),
+        "{refused}"
+    );
+    let whole = broker
+        .statement_within("CNSS", "MUT-R", 1, None, lines)
+        .await
+        .unwrap();
+    assert_eq!(whole.lines.len() as u32, lines);
     // The statement's totals tie out to the claims.
     for (col, key) in [
         ("billed", "billed"),

@@ -237,6 +237,7 @@ async fn each_party_sees_and_does_only_its_own() {
             scheme_id: "CNSS".into(),
             mutuelle_id: "MUT-G".into(),
             number: 0,
+            ..Default::default()
         })
         .await
         .unwrap_err();

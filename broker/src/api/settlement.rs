@@ -12,8 +12,12 @@ use super::auth::{mutuelle_scope, pair_scope, scheme_scope};
 use super::call::serve;
 use super::parse::Violations;
 use crate::identity::{Auth, Role};
+use crate::service::settlement::MAX_PAGE_LINES;
 use crate::service::{Broker, ServiceError};
-use crate::store::{ClaimFilter, ClaimPage, PeriodRecord, PeriodState, StatementData, Totals};
+use crate::store::{
+    ClaimFilter, ClaimPage, LineKey, PeriodRecord, PeriodState, StatementData, StatementPage,
+    Totals,
+};
 
 const MAX_PAGE: u32 = 500;
 const DEFAULT_PAGE: u32 = 50;
@@ -72,6 +76,74 @@ pub fn period_to_pb(p: &PeriodRecord, currency: &str) -> pb::Period {
     }
 }
 
+/// The page a GetStatement asks for (`None`: the whole statement), its
+/// mistakes added to `v`.
+fn statement_page(msg: &pb::GetStatementRequest, v: &mut Violations) -> Option<StatementPage> {
+    if msg.page_size == 0 {
+        if !msg.page_token.is_empty() {
+            v.add("page_size", "a page_token needs the page_size of its pages");
+        }
+        return None;
+    }
+    if msg.page_size > MAX_PAGE_LINES {
+        v.add(
+            "page_size",
+            format!("at most {MAX_PAGE_LINES} lines per page"),
+        );
+    }
+    let after = match msg.page_token.as_str() {
+        "" => None,
+        token => {
+            let k = read_page_token(msg.number, token);
+            if k.is_none() {
+                v.add(
+                    "page_token",
+                    "not a next_page_token of this statement: start again without one",
+                );
+            }
+            k
+        }
+    };
+    Some(StatementPage {
+        after,
+        size: msg.page_size,
+    })
+}
+
+/// A statement's next_page_token: the period asked for and the last line
+/// sent, opaque to clients (base64url).
+fn page_token(number: u32, k: &LineKey) -> String {
+    use base64::Engine as _;
+    let text = format!(
+        "{number}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        k.payee_type, k.payee_id, k.claim_id, k.sequence
+    );
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+/// The line a page_token names, if it is one of this statement's (the same
+/// period number asked).
+fn read_page_token(number: u32, token: &str) -> Option<LineKey> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let parts: Vec<&str> = text.split('\u{1f}').collect();
+    let [n, payee_type, payee_id, claim_id, sequence] = parts.as_slice() else {
+        return None;
+    };
+    if n.parse::<u32>().ok()? != number || !matches!(*payee_type, "provider" | "member") {
+        return None;
+    }
+    Some(LineKey {
+        payee_type: payee_type.to_string(),
+        payee_id: payee_id.to_string(),
+        claim_id: claim_id.to_string(),
+        sequence: sequence.parse().ok()?,
+    })
+}
+
 /// Groups a statement's lines by payee, with totals per payee.
 pub fn statement_to_pb(d: &StatementData, currency: &str) -> pb::Statement {
     let mut payees: Vec<pb::PayeeStatement> = Vec::new();
@@ -110,6 +182,7 @@ pub fn statement_to_pb(d: &StatementData, currency: &str) -> pb::Statement {
         });
     }
     pb::Statement {
+        next_page_token: String::new(),
         period: Some(period_to_pb(&d.period, currency)),
         payees,
         recoveries: d
@@ -354,14 +427,76 @@ impl SettlementService for SettlementApi {
             &self.broker,
             request,
             |msg, (scheme_id, mutuelle_id)| async move {
-                self.check_pair(&scheme_id, &mutuelle_id).finish(())?;
+                let mut v = self.check_pair(&scheme_id, &mutuelle_id);
+                let page = statement_page(&msg, &mut v);
+                let page = v.finish(page)?;
                 let d = self
                     .broker
-                    .statement(&scheme_id, &mutuelle_id, msg.number)
+                    .statement(&scheme_id, &mutuelle_id, msg.number, page)
                     .await?;
-                Ok(statement_to_pb(&d, &self.broker.currency_of(&scheme_id)))
+                let mut s = statement_to_pb(&d, &self.broker.currency_of(&scheme_id));
+                s.next_page_token = d
+                    .next
+                    .map(|k| page_token(msg.number, &k))
+                    .unwrap_or_default();
+                Ok(s)
             },
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(number: u32, page_size: u32, page_token: &str) -> pb::GetStatementRequest {
+        pb::GetStatementRequest {
+            scheme_id: "CNSS".into(),
+            mutuelle_id: "MUT-A".into(),
+            number,
+            page_size,
+            page_token: page_token.into(),
+        }
+    }
+
+    #[test]
+    fn a_page_token_names_its_statement_and_line() {
+        let k = LineKey {
+            payee_type: "provider".into(),
+            payee_id: "CHU-SO".into(),
+            claim_id: "C-7".into(),
+            sequence: 3,
+        };
+        let token = page_token(4, &k);
+        assert_eq!(read_page_token(4, &token), Some(k.clone()));
+        assert_eq!(read_page_token(5, &token), None, "another period's");
+        assert_eq!(read_page_token(4, "not a token"), None);
+        assert_eq!(read_page_token(4, ""), None);
+
+        let mut v = Violations::new();
+        let page = statement_page(&request(4, 100, &token), &mut v);
+        assert!(v.0.is_empty());
+        assert_eq!(
+            page,
+            Some(StatementPage {
+                after: Some(k),
+                size: 100
+            })
+        );
+        let mut v = Violations::new();
+        assert_eq!(statement_page(&request(4, 0, ""), &mut v), None, "whole");
+        assert!(v.0.is_empty());
+        for (r, field) in [
+            (request(4, 0, &token), "page_size"),
+            (request(4, MAX_PAGE_LINES + 1, ""), "page_size"),
+            (request(5, 10, &token), "page_token"),
+            (request(4, 10, "@@@"), "page_token"),
+        ] {
+            let mut v = Violations::new();
+            statement_page(&r, &mut v);
+            assert_eq!(v.0.len(), 1, "{r:?}");
+            assert_eq!(v.0[0].field, field, "{r:?}");
+        }
     }
 }

@@ -187,8 +187,12 @@ pub enum StatementCmd {
         partner: String,
         /// The period; the open one (provisional) if left out.
         number: Option<u32>,
+        /// Lines asked of the broker per request (1 to 10,000).
+        #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        page_size: u32,
     },
-    /// Export a period's statement as CSV.
+    /// Export a period's statement as CSV, written as its pages arrive (a
+    /// statement of any size, in bounded memory).
     Export {
         #[arg(long)]
         scheme: String,
@@ -198,6 +202,9 @@ pub enum StatementCmd {
         /// Write to this file instead of stdout.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// Lines asked of the broker per request (1 to 10,000).
+        #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        page_size: u32,
     },
 }
 

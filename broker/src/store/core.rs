@@ -650,6 +650,41 @@ pub(super) fn settle_applies(p: &PeriodRecord, reference: &str) -> Result<bool, 
     }
 }
 
+/// The order of a statement's lines: payee type, payee, claim id, line.
+pub(super) const STATEMENT_ORDER: &str = "ORDER BY 1, 2, c.claim_id, l.sequence";
+
+/// The condition of a page of a statement that starts after a line key,
+/// with the backend's four placeholders (payee type, payee, claim id,
+/// line), in [`STATEMENT_ORDER`].
+pub(super) fn statement_after(p: [&str; 4]) -> String {
+    format!(
+        "({PAYEE_COLS}, c.claim_id, l.sequence) > ({}, {}, {}, {})",
+        p[0], p[1], p[2], p[3]
+    )
+}
+
+/// How many rows a statement read asks for: a page's size and one more
+/// (whether more follow), or all of them.
+pub(super) fn statement_limit(page: Option<&crate::store::StatementPage>) -> i64 {
+    page.map_or(i64::MAX, |p| i64::from(p.size) + 1)
+}
+
+/// A page's rows, read with [`statement_limit`], as the page and where the
+/// next one starts.
+pub(super) fn statement_split(
+    mut lines: Vec<StatementLine>,
+    page: Option<&crate::store::StatementPage>,
+) -> (Vec<StatementLine>, Option<crate::store::LineKey>) {
+    match page {
+        Some(p) if lines.len() > p.size as usize => {
+            lines.truncate(p.size as usize);
+            let next = lines.last().map(crate::store::LineKey::of);
+            (lines, next)
+        }
+        _ => (lines, None),
+    }
+}
+
 /// A statement is of the open period for 0 or the open period's number.
 pub(super) fn statement_of_open(number: u32, open: u32) -> bool {
     number == 0 || number == open

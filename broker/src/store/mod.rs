@@ -335,6 +335,38 @@ pub struct StatementData {
     pub period: PeriodRecord,
     pub lines: Vec<StatementLine>,
     pub recoveries: Vec<RecoveryLine>,
+    /// Where the next page starts, when a page was asked and more lines
+    /// follow.
+    pub next: Option<LineKey>,
+}
+
+/// A statement line's place in the statement's order (payee type, payee,
+/// claim id, line): a page starts after one.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LineKey {
+    pub payee_type: String,
+    pub payee_id: String,
+    pub claim_id: String,
+    pub sequence: u32,
+}
+
+impl LineKey {
+    pub fn of(l: &StatementLine) -> LineKey {
+        LineKey {
+            payee_type: l.payee_type.clone(),
+            payee_id: l.payee_id.clone(),
+            claim_id: l.claim_id.clone(),
+            sequence: l.sequence,
+        }
+    }
+}
+
+/// A page of a statement: the lines after `after` (from the first when
+/// `None`), at most `size`. Recoveries come with the first page only.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StatementPage {
+    pub after: Option<LineKey>,
+    pub size: u32,
 }
 
 /// Recent activity of a partner.
@@ -607,6 +639,19 @@ pub trait SettlementStore: Send + Sync + 'static {
         scheme_id: &str,
         mutuelle_id: &str,
         number: u32,
+    ) -> Result<StatementData, StoreError> {
+        self.statement_page(scheme_id, mutuelle_id, number, None)
+            .await
+    }
+
+    /// A page of a statement (`None`: all of it), in the statement's order
+    /// (payee type, payee, claim id, line).
+    async fn statement_page(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        number: u32,
+        page: Option<&StatementPage>,
     ) -> Result<StatementData, StoreError>;
 }
 

@@ -93,112 +93,212 @@ pub(super) async fn period(ctx: &Ctx, cmd: PeriodCmd) -> Out {
     Ok(())
 }
 
-/// The statement as CSV: one row per line owed, one per recovery (as a
-/// negative mutuelle share), so that the mutuelle_share column sums to the
-/// net amount due.
-pub fn statement_csv(s: &settlement::Statement) -> String {
-    let p = s.period.clone().unwrap_or_default();
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record([
-        "kind",
-        "scheme_id",
-        "mutuelle_id",
-        "period",
-        "payee_type",
-        "payee_id",
-        "claim_id",
-        "invoice_number",
-        "date_of_care",
-        "member_number",
-        "line",
-        "act_code",
-        "billed",
-        "scheme_share",
-        "mutuelle_share",
-        "patient_share",
-        "currency",
-    ]);
-    let period = p.number.to_string();
-    for payee in &s.payees {
-        for l in &payee.lines {
-            let _ = w.write_record([
-                "line",
+/// The statement as CSV, written page by page: one row per line owed, one
+/// per recovery (as a negative mutuelle share), so that the mutuelle_share
+/// column sums to the net amount due.
+pub struct StatementCsv<W: std::io::Write> {
+    w: csv::Writer<W>,
+}
+
+impl<W: std::io::Write> StatementCsv<W> {
+    /// The header row.
+    pub fn new(out: W) -> std::io::Result<Self> {
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record([
+            "kind",
+            "scheme_id",
+            "mutuelle_id",
+            "period",
+            "payee_type",
+            "payee_id",
+            "claim_id",
+            "invoice_number",
+            "date_of_care",
+            "member_number",
+            "line",
+            "act_code",
+            "billed",
+            "scheme_share",
+            "mutuelle_share",
+            "patient_share",
+            "currency",
+        ])?;
+        Ok(StatementCsv { w })
+    }
+
+    /// The lines of one page.
+    pub fn lines(&mut self, s: &settlement::Statement) -> std::io::Result<()> {
+        let p = s.period.clone().unwrap_or_default();
+        let period = p.number.to_string();
+        for payee in &s.payees {
+            for l in &payee.lines {
+                self.w.write_record([
+                    "line",
+                    &p.scheme_id,
+                    &p.mutuelle_id,
+                    &period,
+                    &payee.payee_type,
+                    &payee.payee_id,
+                    &l.claim_id,
+                    &l.invoice_number,
+                    &l.date_of_care,
+                    &l.member_number,
+                    &l.sequence.to_string(),
+                    &l.act_code,
+                    &l.billed.to_string(),
+                    &l.scheme_share.to_string(),
+                    &l.mutuelle_share.to_string(),
+                    &l.patient_share.to_string(),
+                    &p.currency,
+                ])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The recoveries (of the first page), after every line.
+    pub fn recoveries(
+        &mut self,
+        p: &settlement::Period,
+        recoveries: &[settlement::Recovery],
+    ) -> std::io::Result<()> {
+        let period = p.number.to_string();
+        for r in recoveries {
+            self.w.write_record([
+                "recovery",
                 &p.scheme_id,
                 &p.mutuelle_id,
                 &period,
-                &payee.payee_type,
-                &payee.payee_id,
-                &l.claim_id,
-                &l.invoice_number,
-                &l.date_of_care,
-                &l.member_number,
-                &l.sequence.to_string(),
-                &l.act_code,
-                &l.billed.to_string(),
-                &l.scheme_share.to_string(),
-                &l.mutuelle_share.to_string(),
-                &l.patient_share.to_string(),
+                &r.payee_type,
+                &r.payee_id,
+                &r.claim_id,
+                &r.invoice_number,
+                "",
+                "",
+                "",
+                "",
+                "0",
+                "0",
+                &(-r.amount).to_string(),
+                "0",
                 &p.currency,
-            ]);
+            ])?;
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> std::io::Result<W> {
+        self.w.into_inner().map_err(|e| e.into_error())
+    }
+}
+
+/// A whole statement as CSV (one page).
+pub fn statement_csv(s: &settlement::Statement) -> String {
+    let write = || -> std::io::Result<Vec<u8>> {
+        let mut w = StatementCsv::new(Vec::new())?;
+        w.lines(s)?;
+        w.recoveries(&s.period.clone().unwrap_or_default(), &s.recoveries)?;
+        w.finish()
+    };
+    String::from_utf8(write().unwrap_or_default()).unwrap_or_default()
+}
+
+/// Adds a page to the statement read so far (a payee split across pages
+/// becomes one, its totals summed).
+fn merge_page(whole: &mut settlement::Statement, page: settlement::Statement) {
+    for payee in page.payees {
+        match whole.payees.last_mut() {
+            Some(last)
+                if last.payee_type == payee.payee_type && last.payee_id == payee.payee_id =>
+            {
+                let (t, add) = (
+                    last.totals.get_or_insert_with(Default::default),
+                    payee.totals.unwrap_or_default(),
+                );
+                t.billed = t.billed.saturating_add(add.billed);
+                t.scheme_share = t.scheme_share.saturating_add(add.scheme_share);
+                t.mutuelle_share = t.mutuelle_share.saturating_add(add.mutuelle_share);
+                t.patient_share = t.patient_share.saturating_add(add.patient_share);
+                last.lines.extend(payee.lines);
+            }
+            _ => whole.payees.push(payee),
         }
     }
-    for r in &s.recoveries {
-        let _ = w.write_record([
-            "recovery",
-            &p.scheme_id,
-            &p.mutuelle_id,
-            &period,
-            &r.payee_type,
-            &r.payee_id,
-            &r.claim_id,
-            &r.invoice_number,
-            "",
-            "",
-            "",
-            "",
-            "0",
-            "0",
-            &(-r.amount).to_string(),
-            "0",
-            &p.currency,
-        ]);
-    }
-    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
 pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
     let mut c =
         settlement::settlement_service_client::SettlementServiceClient::new(ctx.channel.clone());
-    let (scheme, partner, number, output, export) = match cmd {
+    // A large statement is read page by page (`--page-size` lines a
+    // request), never whole, by the broker or by this command.
+    let (scheme, partner, number, output, export, page_size) = match cmd {
         StatementCmd::Show {
             scheme,
             partner,
             number,
-        } => (scheme, partner, number, None, false),
+            page_size,
+        } => (scheme, partner, number, None, false, page_size),
         StatementCmd::Export {
             scheme,
             partner,
             number,
             output,
-        } => (scheme, partner, number, output, true),
+            page_size,
+        } => (scheme, partner, number, output, true, page_size),
     };
-    let s = c
-        .get_statement(settlement::GetStatementRequest {
-            scheme_id: scheme,
-            mutuelle_id: partner,
-            number: number.unwrap_or(0),
-        })
+    let mut request = settlement::GetStatementRequest {
+        scheme_id: scheme,
+        mutuelle_id: partner,
+        number: number.unwrap_or(0),
+        page_size,
+        page_token: String::new(),
+    };
+    let mut first = c
+        .get_statement(request.clone())
         .await
         .map_err(|s| status_failure(s, None))?
         .into_inner();
+    let mut next = std::mem::take(&mut first.next_page_token);
     if export {
-        let text = statement_csv(&s);
-        match output {
-            Some(path) => std::fs::write(&path, text)
-                .map_err(|e| Failure(format!("{}: {e}", path.display())))?,
-            None => out!("{text}"),
+        let io = |e: std::io::Error| {
+            Failure(match &output {
+                Some(path) => format!("{}: {e}", path.display()),
+                None => e.to_string(),
+            })
+        };
+        let out: Box<dyn std::io::Write> = match &output {
+            Some(path) => Box::new(std::io::BufWriter::new(
+                std::fs::File::create(path).map_err(io)?,
+            )),
+            None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+        };
+        let mut w = StatementCsv::new(out).map_err(io)?;
+        w.lines(&first).map_err(io)?;
+        while !next.is_empty() {
+            request.page_token = next;
+            let mut page = c
+                .get_statement(request.clone())
+                .await
+                .map_err(|s| status_failure(s, None))?
+                .into_inner();
+            next = std::mem::take(&mut page.next_page_token);
+            w.lines(&page).map_err(io)?;
         }
+        w.recoveries(&first.period.clone().unwrap_or_default(), &first.recoveries)
+            .map_err(io)?;
+        w.finish().map_err(io)?.flush().map_err(io)?;
         return Ok(());
+    }
+    let mut s = first;
+    while !next.is_empty() {
+        request.page_token = next;
+        let mut page = c
+            .get_statement(request.clone())
+            .await
+            .map_err(|s| status_failure(s, None))?
+            .into_inner();
+        next = std::mem::take(&mut page.next_page_token);
+        merge_page(&mut s, page);
     }
     let p = s.period.clone().unwrap_or_default();
     if ctx.json {

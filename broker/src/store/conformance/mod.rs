@@ -26,8 +26,8 @@ use passerelle_domain::{
 };
 
 use super::{
-    AuditEntry, Begin, ClaimFilter, Direction, NewClaim, Outcome, PeriodState, PutProduct,
-    RosterImport, Store, StoreError, Transition,
+    AuditEntry, Begin, ClaimFilter, Direction, LineKey, NewClaim, Outcome, PeriodState, PutProduct,
+    RosterImport, StatementPage, Store, StoreError, Transition,
 };
 
 /// Runs every conformance check against stores made by `$make`: a closure
@@ -64,6 +64,7 @@ macro_rules! store_conformance_suite {
         );
         $crate::store_conformance_suite!(@section settlement $make;
             settlement_ties_out_and_recovers_after_settlement,
+            a_statement_reads_by_pages,
         );
         $crate::store_conformance_suite!(@section audit $make;
             audit_is_appended_and_read_back,

@@ -112,6 +112,24 @@ pub async fn settlement_ties_out_and_recovers_after_settlement(store: Arc<dyn St
         ("S1", 4500, 1)
     );
     assert_eq!(open.period.net_due(), 500 - 4500);
+    // By pages of one line: the recovery comes with the first page only.
+    let page = |after| StatementPage { after, size: 1 };
+    let first = store
+        .statement_page("CNSS", "MUT-A", 0, Some(&page(None)))
+        .await
+        .unwrap();
+    assert_eq!((first.lines.len(), first.recoveries.len()), (1, 1));
+    let second = store
+        .statement_page("CNSS", "MUT-A", 0, Some(&page(first.next.clone())))
+        .await
+        .unwrap();
+    assert_eq!((second.lines.len(), second.recoveries.len()), (1, 0));
+    assert_eq!(second.next, None, "two lines, two pages");
+    assert_eq!(
+        [first.lines, second.lines].concat(),
+        open.lines,
+        "the pages are the statement"
+    );
     let p2 = store.close_period("CNSS", "MUT-A", 10_000).await.unwrap();
     assert_eq!(
         (p2.claim_count, p2.recoveries, p2.net_due()),
@@ -138,4 +156,70 @@ pub async fn settlement_ties_out_and_recovers_after_settlement(store: Arc<dyn St
             (1, PeriodState::Settled)
         ]
     );
+}
+
+/// A statement read by pages is the whole statement, in its order (payee
+/// type, payee, claim id, line), each line once, whatever the page size.
+pub async fn a_statement_reads_by_pages(store: Arc<dyn Store>) {
+    for i in 0..7 {
+        let mut c = sample_claim("CNSS", &format!("PG-{i}"), &format!("IPG-{i}"));
+        if i % 3 == 0 {
+            c.payee = Payee::Member;
+        }
+        coordinate(&store, c, &[100 + i, 0]).await;
+    }
+    store.close_period("CNSS", "MUT-A", 5_000).await.unwrap();
+    let whole = store.statement("CNSS", "MUT-A", 1).await.unwrap();
+    assert_eq!(whole.lines.len(), 14);
+    assert_eq!(whole.next, None);
+    let keys: Vec<LineKey> = whole.lines.iter().map(LineKey::of).collect();
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "in order: {keys:?}");
+    for size in [1, 3, 5, 14, 15] {
+        let mut lines = Vec::new();
+        let mut after = None;
+        let mut pages = 0;
+        loop {
+            let p = store
+                .statement_page(
+                    "CNSS",
+                    "MUT-A",
+                    1,
+                    Some(&StatementPage {
+                        after: after.clone(),
+                        size,
+                    }),
+                )
+                .await
+                .unwrap();
+            assert!(p.lines.len() <= size as usize);
+            assert_eq!(p.period, whole.period);
+            pages += 1;
+            lines.extend(p.lines);
+            match p.next {
+                Some(k) => after = Some(k),
+                None => break,
+            }
+        }
+        assert_eq!(lines, whole.lines, "pages of {size}");
+        assert_eq!(
+            pages,
+            14usize.div_ceil(size as usize).max(1),
+            "pages of {size}"
+        );
+    }
+    // After the last line: an empty page.
+    let last = keys.last().cloned();
+    let empty = store
+        .statement_page(
+            "CNSS",
+            "MUT-A",
+            1,
+            Some(&StatementPage {
+                after: last,
+                size: 5,
+            }),
+        )
+        .await
+        .unwrap();
+    assert!(empty.lines.is_empty() && empty.next.is_none());
 }

@@ -28,8 +28,8 @@ use super::core::{self, json};
 use super::{
     AuditEntry, AuditStore, Begin, ClaimFilter, ClaimPage, ClaimRecord, ClaimStore,
     CoverageConflict, NewClaim, Outcome, PartnerActivity, PeriodRecord, ProductStore, PutProduct,
-    RosterDiff, RosterImport, RosterStore, SettlementStore, StatementData, Store, StoreError,
-    Totals, Transition,
+    RosterDiff, RosterImport, RosterStore, SettlementStore, StatementData, StatementPage, Store,
+    StoreError, Totals, Transition,
 };
 use crate::config::PostgresConfig;
 

@@ -104,11 +104,12 @@ impl SettlementStore for PgStore {
         Ok(p)
     }
 
-    async fn statement(
+    async fn statement_page(
         &self,
         scheme_id: &str,
         mutuelle_id: &str,
         number: u32,
+        page: Option<&StatementPage>,
     ) -> Result<StatementData, StoreError> {
         let c = self.client().await?;
         let open = open_period(&c, scheme_id, mutuelle_id).await?;
@@ -127,33 +128,71 @@ impl SettlementStore for PgStore {
             ),
             Some(_) => ("c.period_id = $3", "r.period_id = $3"),
         };
-        let rows = q(
-            &c,
-            &format!(
-                "SELECT {} FROM claims c JOIN claim_lines l ON l.claim_pk = c.id \
-                 WHERE c.scheme_id = $1 AND c.mutuelle_id = $2 AND {claim_cond} \
-                 ORDER BY 1, 2, c.id, l.sequence",
-                core::statement_line_cols()
-            ),
-            &[&scheme_id, &mutuelle_id, &id],
-        )
-        .await?;
-        let lines = decode(&rows, core::statement_line)?;
-        let rows = q(
-            &c,
-            &format!(
-                "SELECT {} FROM recoveries r JOIN claims c ON c.id = r.claim_pk \
-                 WHERE r.scheme_id = $1 AND r.mutuelle_id = $2 AND {rec_cond} ORDER BY r.id",
-                core::recovery_cols()
-            ),
-            &[&scheme_id, &mutuelle_id, &id],
-        )
-        .await?;
-        let recoveries = decode(&rows, core::recovery)?;
+        let after = page.and_then(|p| p.after.as_ref());
+        let limit = core::statement_limit(page);
+        let rows = match after {
+            None => {
+                q(
+                    &c,
+                    &format!(
+                        "SELECT {} FROM claims c JOIN claim_lines l ON l.claim_pk = c.id \
+                         WHERE c.scheme_id = $1 AND c.mutuelle_id = $2 AND {claim_cond} \
+                         {} LIMIT $4",
+                        core::statement_line_cols(),
+                        core::STATEMENT_ORDER
+                    ),
+                    &[&scheme_id, &mutuelle_id, &id, &limit],
+                )
+                .await?
+            }
+            Some(k) => {
+                let sequence = i64::from(k.sequence);
+                q(
+                    &c,
+                    &format!(
+                        "SELECT {} FROM claims c JOIN claim_lines l ON l.claim_pk = c.id \
+                         WHERE c.scheme_id = $1 AND c.mutuelle_id = $2 AND {claim_cond} AND {} \
+                         {} LIMIT $4",
+                        core::statement_line_cols(),
+                        core::statement_after(["$5", "$6", "$7", "$8"]),
+                        core::STATEMENT_ORDER
+                    ),
+                    &[
+                        &scheme_id,
+                        &mutuelle_id,
+                        &id,
+                        &limit,
+                        &k.payee_type,
+                        &k.payee_id,
+                        &k.claim_id,
+                        &sequence,
+                    ],
+                )
+                .await?
+            }
+        };
+        let (lines, next) = core::statement_split(decode(&rows, core::statement_line)?, page);
+        // Recoveries come with the first page.
+        let recoveries = if after.is_some() {
+            Vec::new()
+        } else {
+            let rows = q(
+                &c,
+                &format!(
+                    "SELECT {} FROM recoveries r JOIN claims c ON c.id = r.claim_pk \
+                     WHERE r.scheme_id = $1 AND r.mutuelle_id = $2 AND {rec_cond} ORDER BY r.id",
+                    core::recovery_cols()
+                ),
+                &[&scheme_id, &mutuelle_id, &id],
+            )
+            .await?;
+            decode(&rows, core::recovery)?
+        };
         Ok(StatementData {
             period,
             lines,
             recoveries,
+            next,
         })
     }
 }

@@ -34,8 +34,8 @@ use super::core;
 use super::{
     AuditEntry, AuditStore, Begin, ClaimFilter, ClaimPage, ClaimRecord, ClaimStore,
     CoverageConflict, NewClaim, Outcome, PartnerActivity, PeriodRecord, ProductStore, PutProduct,
-    RosterDiff, RosterImport, RosterStore, SettlementStore, StatementData, Store, StoreError,
-    Totals, Transition,
+    RosterDiff, RosterImport, RosterStore, SettlementStore, StatementData, StatementPage, Store,
+    StoreError, Totals, Transition,
 };
 
 /// The schema version this binary writes.

@@ -86,13 +86,15 @@ impl SettlementStore for SqliteStore {
         .await
     }
 
-    async fn statement(
+    async fn statement_page(
         &self,
         scheme_id: &str,
         mutuelle_id: &str,
         number: u32,
+        page: Option<&StatementPage>,
     ) -> Result<StatementData, StoreError> {
         let (s, m) = (scheme_id.to_string(), mutuelle_id.to_string());
+        let page = page.cloned();
         self.scan(move |c| {
             let open = open_period(c, &s, &m)?;
             let (period, id) = if core::statement_of_open(number, open.number) {
@@ -106,21 +108,50 @@ impl SettlementStore for SqliteStore {
                 None => ("c.period_id IS NULL AND c.state = 'coordinated'", "r.period_id IS NULL"),
                 Some(_) => ("c.period_id = ?3", "r.period_id = ?3"),
             };
-            let mut st = c.prepare_cached(&format!(
-                "SELECT {} FROM claims c JOIN claim_lines l ON l.claim_pk = c.id \
-                 WHERE c.scheme_id = ?1 AND c.mutuelle_id = ?2 AND {claim_cond} AND (?3 IS NULL OR ?3 = ?3) \
-                 ORDER BY 1, 2, c.id, l.sequence",
-                core::statement_line_cols()
-            ))?;
-            let lines = rows_of(&mut st, params![s, m, id], core::statement_line)?;
-            let mut st = c.prepare_cached(&format!(
-                "SELECT {} FROM recoveries r JOIN claims c ON c.id = r.claim_pk \
-                 WHERE r.scheme_id = ?1 AND r.mutuelle_id = ?2 AND {rec_cond} AND (?3 IS NULL OR ?3 = ?3) \
-                 ORDER BY r.id",
-                core::recovery_cols()
-            ))?;
-            let recoveries = rows_of(&mut st, params![s, m, id], core::recovery)?;
-            Ok(StatementData { period, lines, recoveries })
+            let page = page.as_ref();
+            let after = page.and_then(|p| p.after.as_ref());
+            let limit = core::statement_limit(page);
+            let rows = match after {
+                None => {
+                    let mut st = c.prepare_cached(&format!(
+                        "SELECT {} FROM claims c JOIN claim_lines l ON l.claim_pk = c.id \
+                         WHERE c.scheme_id = ?1 AND c.mutuelle_id = ?2 AND {claim_cond} AND (?3 IS NULL OR ?3 = ?3) \
+                         {} LIMIT ?4",
+                        core::statement_line_cols(),
+                        core::STATEMENT_ORDER
+                    ))?;
+                    rows_of(&mut st, params![s, m, id, limit], core::statement_line)?
+                }
+                Some(k) => {
+                    let mut st = c.prepare_cached(&format!(
+                        "SELECT {} FROM claims c JOIN claim_lines l ON l.claim_pk = c.id \
+                         WHERE c.scheme_id = ?1 AND c.mutuelle_id = ?2 AND {claim_cond} AND (?3 IS NULL OR ?3 = ?3) \
+                         AND {} {} LIMIT ?4",
+                        core::statement_line_cols(),
+                        core::statement_after(["?5", "?6", "?7", "?8"]),
+                        core::STATEMENT_ORDER
+                    ))?;
+                    rows_of(
+                        &mut st,
+                        params![s, m, id, limit, k.payee_type, k.payee_id, k.claim_id, k.sequence],
+                        core::statement_line,
+                    )?
+                }
+            };
+            let (lines, next) = core::statement_split(rows, page);
+            // Recoveries come with the first page.
+            let recoveries = if after.is_some() {
+                Vec::new()
+            } else {
+                let mut st = c.prepare_cached(&format!(
+                    "SELECT {} FROM recoveries r JOIN claims c ON c.id = r.claim_pk \
+                     WHERE r.scheme_id = ?1 AND r.mutuelle_id = ?2 AND {rec_cond} AND (?3 IS NULL OR ?3 = ?3) \
+                     ORDER BY r.id",
+                    core::recovery_cols()
+                ))?;
+                rows_of(&mut st, params![s, m, id], core::recovery)?
+            };
+            Ok(StatementData { period, lines, recoveries, next })
         })
         .await
     }
