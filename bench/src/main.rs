@@ -772,8 +772,36 @@ async fn main() {
                 );
                 let paged =
                     scale::page_changes(&db.store, seeded.first_cursor, n.min(100_000)).await;
-                let pruned = scale::prune_month(&db.store).await;
-                scale_figures = Some((seeded, paged, pruned));
+                // Live claims at a quarter of the seeded store's saturation,
+                // while retention prunes a month, then as many calls idle.
+                let live_rate = (rows.last().map_or(0.0, |r| r.saturation_rps) * 0.25).max(20.0);
+                let (done, until) = tokio::sync::watch::channel(false);
+                let store = db.store.clone();
+                let t_prune = std::time::Instant::now();
+                let pruning = tokio::spawn(async move {
+                    let r = scale::prune_month(&store).await;
+                    let _ = done.send(true);
+                    r
+                });
+                let during =
+                    open_loop(live_rate, Until::Signal(until), 71_000_000_000, claims(&ch)).await;
+                let pruned = pruning.await.expect("pruning");
+                let sent = ((live_rate * t_prune.elapsed().as_secs_f64()) as u64).max(1);
+                let idle = open_loop(
+                    live_rate,
+                    Until::Calls(sent.max(200)),
+                    70_000_000_000,
+                    claims(&ch),
+                )
+                .await;
+                let live = scale::LiveDuringPruning {
+                    rate: live_rate,
+                    calls: sent,
+                    idle,
+                    during,
+                };
+                let export = scale::export_statement(ch[0].clone(), &db.store).await;
+                scale_figures = Some((seeded, paged, pruned, export, live));
             }
             pg_plain.shutdown().await;
             pg_tls.shutdown().await;
@@ -830,22 +858,29 @@ async fn main() {
     if b_end > rows[0].saturation_rps {
         rows[0].saturation_rps = b_end;
     }
-    let scale_json =
-        scale_figures
-            .as_ref()
-            .map(|(seeded, (read, page_secs), (pruned, prune_secs))| {
-                serde_json::json!({
-                    "claims_seeded": seeded.claims,
-                    "seed_secs": (seeded.seed_secs * 10.0).round() / 10.0,
-                    "database_bytes": seeded.database_bytes,
-                    "claims_in_database": seeded.claims_in_database,
-                    "mib_per_million_claims": seeded.mib_per_million().round(),
-                    "changes_paged": read,
-                    "paging_secs": (page_secs * 100.0).round() / 100.0,
-                    "audit_rows_pruned": pruned,
-                    "pruning_secs": (prune_secs * 100.0).round() / 100.0,
-                })
-            });
+    let scale_json = scale_figures.as_ref().map(
+        |(seeded, (read, page_secs), (pruned, prune_secs), export, live)| {
+            serde_json::json!({
+                "live_claims_rps_while_pruning": live.rate.round(),
+                "live_calls_while_pruning": live.calls,
+                "live_p99_us_idle": live.idle.p99_us,
+                "live_p99_us_while_pruning": live.during.p99_us,
+                "statement_lines_exported": export.lines,
+                "statement_export_secs": (export.secs * 100.0).round() / 100.0,
+                "statement_export_peak_rss_mib": export.peak_mib.round(),
+                "statement_whole_peak_rss_mib": export.whole_peak_mib.round(),
+                "claims_seeded": seeded.claims,
+                "seed_secs": (seeded.seed_secs * 10.0).round() / 10.0,
+                "database_bytes": seeded.database_bytes,
+                "claims_in_database": seeded.claims_in_database,
+                "mib_per_million_claims": seeded.mib_per_million().round(),
+                "changes_paged": read,
+                "paging_secs": (page_secs * 100.0).round() / 100.0,
+                "audit_rows_pruned": pruned,
+                "pruning_secs": (prune_secs * 100.0).round() / 100.0,
+            })
+        },
+    );
     report::report(
         &args,
         &rows,
@@ -858,7 +893,7 @@ async fn main() {
             scale: scale_json,
         },
     );
-    if let Some((seeded, (read, page_secs), (pruned, prune_secs))) = &scale_figures
+    if let Some((seeded, (read, page_secs), (pruned, prune_secs), export, live)) = &scale_figures
         && !args.json
     {
         let rate = |name: &str| {
@@ -887,7 +922,24 @@ async fn main() {
             *read as f64 / page_secs.max(1e-9)
         );
         println!(
-            "  retention: the seeded year's first month pruned, {pruned} audit rows in {prune_secs:.2} s"
+            "  retention: the seeded year's first month pruned, {pruned} audit rows in {prune_secs:.2} s; live claims at {:.0}/s meanwhile ({} calls): p99 {} us against {} us idle = {:.2} x (limit 2)",
+            live.rate,
+            live.calls,
+            live.during.p99_us,
+            live.idle.p99_us,
+            live.during.p99_us as f64 / live.idle.p99_us.max(1) as f64
+        );
+        println!(
+            "  statement: {} lines of {}'s open period exported by {} pages of 5,000 through the broker in {:.2} s ({:.0} lines/s); this process (broker, client and load generator) {:.0} MiB before, peak {:.0} MiB = {:.2} x the 100 MiB limit; read whole from the store instead (as before pages), peak {:.0} MiB",
+            export.lines,
+            scale::LARGE,
+            export.pages,
+            export.secs,
+            export.lines as f64 / export.secs.max(1e-9),
+            export.rss_before_mib,
+            export.peak_mib,
+            export.peak_mib / 100.0,
+            export.whole_peak_mib
         );
     }
     // A figure with failed calls in it is not a figure.

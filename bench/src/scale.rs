@@ -3,13 +3,16 @@
 //! without a client round trip per row) and what is measured on the seeded
 //! PostgreSQL store: database size per million claims, claims against the
 //! same figure on the nearly empty store, ListChangedClaims paging through
-//! the seeded changes, and retention pruning a month of audit rows.
+//! the seeded changes, retention pruning a month of audit rows, and a large
+//! mutuelle's statement exported by pages with the process's memory.
 //!
 //! Seeded per run with `--scale N` claims (default 200,000; 20,000 in smoke
 //! runs): N/5 members over 200 mutuelles, each claim one coordinated
 //! consultation line with its ceiling consumption, and two audit rows per
 //! claim over one year (half of them eligibility checks, which retention
-//! may prune; the others belong to claims not final, which it keeps).
+//! may prune; the others belong to claims not final, which it keeps). Half
+//! the claims go to one large mutuelle, the dev broker's MUT-SOLIDARITE,
+//! whose open statement then holds N/2 lines.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,6 +20,9 @@ use std::time::Instant;
 use passerelle_broker::store::Store;
 
 use crate::postgres::{BenchDb, admin};
+
+/// The large mutuelle: half the seeded claims, all in its open period.
+pub const LARGE: &str = "MUT-SOLIDARITE";
 
 /// One year in milliseconds, the span of the seeded claims and audit rows.
 const YEAR_MS: i64 = 365 * 24 * 3_600_000;
@@ -56,7 +62,8 @@ INSERT INTO members (mutuelle_id, member_number, scheme_id, beneficiary_id, body
 INSERT INTO claims (scheme_id, claim_id, request_hash, body, provider_id, invoice_number, mutuelle_id,
     member_number, state, adjudication_key, change_seq, created_ms, updated_ms, date_of_care, currency,
     payee_type, billed_total, scheme_total, mutuelle_total)
-  SELECT 'CNSS', 'SC-' || g, t.request_hash, t.body, 'SP-' || (g % 500), 'SI-' || g, 'SCALE-' || (g % 200),
+  SELECT 'CNSS', 'SC-' || g, t.request_hash, t.body, 'SP-' || (g % 500), 'SI-' || g,
+    CASE WHEN g % 2 = 0 THEN '{LARGE}' ELSE 'SCALE-' || (g % 200) END,
     'SM-' || (g % {m}), 'coordinated', 'sk-' || g, t.seq + g, {YEAR_START_MS} + g * {step},
     {YEAR_START_MS} + g * {step}, '2025-06-01', 'XOF', 'provider', 5000, 3500, 1500
   FROM (SELECT request_hash, body, (SELECT MAX(change_seq) FROM claims) AS seq FROM claims
@@ -158,4 +165,96 @@ pub async fn prune_month(store: &Arc<dyn Store>) -> (u64, f64) {
         .expect("prune on the seeded store")
         .unwrap_or(0);
     (n, t0.elapsed().as_secs_f64())
+}
+
+/// A large statement exported by pages through the broker (gRPC, as
+/// `passerelle statement export` reads it), and the same statement read
+/// whole from the store as before pages, each with the process's memory.
+pub struct Export {
+    pub lines: u64,
+    pub pages: u64,
+    pub secs: f64,
+    /// The process's RSS before the export, and its peak during it.
+    pub rss_before_mib: f64,
+    pub peak_mib: f64,
+    /// The peak while the store read the whole statement at once.
+    pub whole_peak_mib: f64,
+}
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// Exports [`LARGE`]'s open statement through `channel` by pages of 5,000
+/// lines (each page encoded as the CLI's CSV would be, then dropped), then
+/// reads it whole from `store`.
+pub async fn export_statement(
+    channel: tonic::transport::Channel,
+    store: &Arc<dyn Store>,
+) -> Export {
+    use passerelle_proto::settlement::v1 as pb;
+    let mut client = pb::settlement_service_client::SettlementServiceClient::new(channel);
+    let rss_before_mib = rss_mib();
+    crate::load::reset_peak_rss(None);
+    let t0 = Instant::now();
+    let mut request = pb::GetStatementRequest {
+        scheme_id: "CNSS".into(),
+        mutuelle_id: LARGE.into(),
+        number: 0,
+        page_size: 5_000,
+        page_token: String::new(),
+    };
+    let (mut lines, mut pages) = (0u64, 0u64);
+    loop {
+        let page = client
+            .get_statement(request.clone())
+            .await
+            .expect("a statement page")
+            .into_inner();
+        pages += 1;
+        lines += page
+            .payees
+            .iter()
+            .map(|p| p.lines.len() as u64)
+            .sum::<u64>();
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        request.page_token = page.next_page_token;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let peak_mib = crate::load::peak_rss_kib(None) as f64 / 1024.0;
+    crate::load::reset_peak_rss(None);
+    let whole = store
+        .statement("CNSS", LARGE, 0)
+        .await
+        .expect("the whole statement");
+    let whole_peak_mib = crate::load::peak_rss_kib(None) as f64 / 1024.0;
+    drop(whole);
+    Export {
+        lines,
+        pages,
+        secs,
+        rss_before_mib,
+        peak_mib,
+        whole_peak_mib,
+    }
+}
+
+/// Live claims while retention prunes, and as many when it does not.
+pub struct LiveDuringPruning {
+    /// Claims per second offered (open loop).
+    pub rate: f64,
+    /// Calls sent while pruning ran (as many are sent idle, at least 200).
+    pub calls: u64,
+    pub idle: crate::load::Latency,
+    pub during: crate::load::Latency,
 }

@@ -25,6 +25,7 @@ impl AuditStore for PgStore {
         // One batch per transaction, each under the retention lock: the
         // replica that holds it prunes, the others skip their turn.
         loop {
+            let began = tokio::time::Instant::now();
             let tx = c.transaction().await?;
             let got: bool = q1(
                 &tx,
@@ -43,6 +44,7 @@ impl AuditStore for PgStore {
             if n < core::PRUNE_BATCH as u64 {
                 return Ok(Some(total));
             }
+            core::rest_after_batch(began).await;
         }
     }
 

@@ -20,6 +20,7 @@ impl AuditStore for SqliteStore {
         let mut total = 0;
         // One batch per turn of the writer: claims wait at most one batch.
         loop {
+            let began = tokio::time::Instant::now();
             let n = self
                 .with(move |c| {
                     let sql = core::prune_audit_sql("instr", "?1", "?2");
@@ -32,6 +33,7 @@ impl AuditStore for SqliteStore {
             if n < core::PRUNE_BATCH as u64 {
                 return Ok(Some(total));
             }
+            core::rest_after_batch(began).await;
         }
     }
 
