@@ -406,6 +406,22 @@ fn claim_for(n: u64, beneficiary: &str) -> pb::CoordinateClaimRequest {
     }
 }
 
+/// Eligibility checks of CNSS for the beneficiary `who(n)` of call `n`.
+fn eligibility_calls<W>(
+    ch: &[Channel],
+    who: W,
+) -> impl Fn(u64) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync + Clone + 'static
+where
+    W: Fn(u64) -> String + Send + Sync + Clone + 'static,
+{
+    let ch = ch.to_vec();
+    move |n| {
+        let mut c = SchemeServiceClient::new(pick(&ch, n));
+        let req = eligibility("CNSS", &who(n));
+        Box::pin(async move { answered(c.check_eligibility(req).await) })
+    }
+}
+
 fn pick<T: Clone>(v: &[T], n: u64) -> T {
     v[(n as usize) % v.len()].clone()
 }
@@ -757,6 +773,20 @@ async fn main() {
                 // One claim through the broker: its stored body is the seeded
                 // claims' body.
                 assert!(claims(&ch)(60_000_000_000).await, "a claim to seed from");
+                // Eligibility on the nearly empty store: its saturation, and
+                // its latency at half of it (the rate the seeded store is
+                // then asked to hold).
+                // The same start as the seeded store's (vacuumed after its load).
+                postgres::vacuum(&db).await;
+                let empty_calls = eligibility_calls(&ch, |_| scale::MEMBER.to_string());
+                // Warm: the pool's connections prepare their statements.
+                let _ = saturate(args.concurrency, secs.min(1.0), empty_calls.clone()).await;
+                let (elig_empty_rps, elig_empty_errors) =
+                    saturate(args.concurrency, secs, empty_calls.clone()).await;
+                let elig_rate = (elig_empty_rps * 0.5).max(1.0);
+                let elig_calls = ((elig_rate * secs) as u64).max(200);
+                let elig_empty =
+                    open_loop(elig_rate, Until::Calls(elig_calls), 0, empty_calls).await;
                 let seeded = scale::seed(&db, n).await;
                 failures.extend(seeded.errors.iter().map(|e| format!("seeding: {e}")));
                 postgres::vacuum(&db).await;
@@ -770,11 +800,59 @@ async fn main() {
                     )
                     .await,
                 );
+                // Eligibility on the seeded store: any of its members, each
+                // call another one (cold index pages), at the same rate.
+                let members = (n / 5).max(1);
+                let seeded_calls =
+                    eligibility_calls(&ch, move |k| format!("SB-{}", k % members + 1));
+                // Both figures are of a covered member (the rules' whole
+                // work), never of a refusal.
+                for who in [scale::MEMBER, "SB-1"] {
+                    let answer = SchemeServiceClient::new(ch[0].clone())
+                        .check_eligibility(eligibility("CNSS", who))
+                        .await;
+                    if !answer.is_ok_and(|a| a.into_inner().covered) {
+                        failures.push(format!(
+                            "eligibility at scale: {who} is not covered, the figure would be a refusal's"
+                        ));
+                    }
+                }
+                let (elig_scale_rps, elig_scale_errors) =
+                    saturate(args.concurrency, secs, seeded_calls.clone()).await;
+                let elig_scale =
+                    open_loop(elig_rate, Until::Calls(elig_calls), 0, seeded_calls).await;
+                if elig_empty_errors + elig_scale_errors + elig_empty.errors + elig_scale.errors > 0
+                {
+                    failures.push(format!(
+                        "eligibility at scale: {} calls failed",
+                        elig_empty_errors
+                            + elig_scale_errors
+                            + elig_empty.errors
+                            + elig_scale.errors
+                    ));
+                }
+                let eligibility = scale::EligibilityAtScale {
+                    empty_rps: elig_empty_rps,
+                    scale_rps: elig_scale_rps,
+                    rate: elig_rate,
+                    empty: elig_empty,
+                    scale: elig_scale,
+                };
                 let paged =
                     scale::page_changes(&db.store, seeded.first_cursor, n.min(100_000)).await;
-                // Live claims at a quarter of the seeded store's saturation,
-                // while retention prunes a month, then as many calls idle.
+                // Live claims at a quarter of the seeded store's saturation:
+                // idle first (after pruning, autovacuum would clean the
+                // deleted rows in the idle window), then while retention
+                // prunes a month.
                 let live_rate = (rows.last().map_or(0.0, |r| r.saturation_rps) * 0.25).max(20.0);
+                let idle_calls = ((live_rate * secs) as u64).max(200);
+                let idle = open_loop(
+                    live_rate,
+                    Until::Calls(idle_calls),
+                    70_000_000_000,
+                    claims(&ch),
+                )
+                .await;
                 let (done, until) = tokio::sync::watch::channel(false);
                 let store = db.store.clone();
                 let t_prune = std::time::Instant::now();
@@ -787,13 +865,6 @@ async fn main() {
                     open_loop(live_rate, Until::Signal(until), 71_000_000_000, claims(&ch)).await;
                 let pruned = pruning.await.expect("pruning");
                 let sent = ((live_rate * t_prune.elapsed().as_secs_f64()) as u64).max(1);
-                let idle = open_loop(
-                    live_rate,
-                    Until::Calls(sent.max(200)),
-                    70_000_000_000,
-                    claims(&ch),
-                )
-                .await;
                 let live = scale::LiveDuringPruning {
                     rate: live_rate,
                     calls: sent,
@@ -801,7 +872,7 @@ async fn main() {
                     during,
                 };
                 let export = scale::export_statement(ch[0].clone(), &db.store).await;
-                scale_figures = Some((seeded, paged, pruned, export, live));
+                scale_figures = Some((seeded, paged, pruned, export, live, eligibility));
             }
             pg_plain.shutdown().await;
             pg_tls.shutdown().await;
@@ -859,8 +930,13 @@ async fn main() {
         rows[0].saturation_rps = b_end;
     }
     let scale_json = scale_figures.as_ref().map(
-        |(seeded, (read, page_secs), (pruned, prune_secs), export, live)| {
+        |(seeded, (read, page_secs), (pruned, prune_secs), export, live, elig)| {
             serde_json::json!({
+                "eligibility_empty_rps": elig.empty_rps.round(),
+                "eligibility_scale_rps": elig.scale_rps.round(),
+                "eligibility_rate": elig.rate.round(),
+                "eligibility_p99_us_empty": elig.empty.p99_us,
+                "eligibility_p99_us_scale": elig.scale.p99_us,
                 "live_claims_rps_while_pruning": live.rate.round(),
                 "live_calls_while_pruning": live.calls,
                 "live_p99_us_idle": live.idle.p99_us,
@@ -893,7 +969,8 @@ async fn main() {
             scale: scale_json,
         },
     );
-    if let Some((seeded, (read, page_secs), (pruned, prune_secs), export, live)) = &scale_figures
+    if let Some((seeded, (read, page_secs), (pruned, prune_secs), export, live, elig)) =
+        &scale_figures
         && !args.json
     {
         let rate = |name: &str| {
@@ -916,6 +993,16 @@ async fn main() {
                 at_scale / empty
             );
         }
+        println!(
+            "  eligibility on the seeded store (a different seeded member each call): {:.0}/s = {:.2} x the nearly empty store's {:.0}/s (target >= 0.8); at {:.0}/s, p99 {} us against {} us = {:.2} (empty p99 / seeded p99, target >= 0.8)",
+            elig.scale_rps,
+            elig.scale_rps / elig.empty_rps.max(1e-9),
+            elig.empty_rps,
+            elig.rate,
+            elig.scale.p99_us,
+            elig.empty.p99_us,
+            elig.empty.p99_us as f64 / elig.scale.p99_us.max(1) as f64
+        );
         println!(
             "  ListChangedClaims: {read} changes paged (500 a page) in {:.2} s = {:.0} changes/s",
             page_secs,

@@ -7,7 +7,9 @@
 //! mutuelle's statement exported by pages with the process's memory.
 //!
 //! Seeded per run with `--scale N` claims (default 200,000; 20,000 in smoke
-//! runs): N/5 members over 200 mutuelles, each claim one coordinated
+//! runs): N/5 members of the large mutuelle (each with the record of one
+//! of its members, [`MEMBER`], so that an eligibility check of any of them
+//! does that member's work), claims over 200 mutuelles, each claim one coordinated
 //! consultation line with its ceiling consumption, and two audit rows per
 //! claim over one year (half of them eligibility checks, which retention
 //! may prune; the others belong to claims not final, which it keeps). Half
@@ -23,6 +25,11 @@ use crate::postgres::{BenchDb, admin};
 
 /// The large mutuelle: half the seeded claims, all in its open period.
 pub const LARGE: &str = "MUT-SOLIDARITE";
+
+/// The dev member whose record every seeded member carries (covered, dues
+/// paid): an eligibility check of a seeded member does the same work as one
+/// of this member, on a store that holds the seeded ones.
+pub const MEMBER: &str = "TG-1001";
 
 /// One year in milliseconds, the span of the seeded claims and audit rows.
 const YEAR_MS: i64 = 365 * 24 * 3_600_000;
@@ -57,8 +64,10 @@ pub async fn seed(db: &BenchDb, n: u64) -> Seeded {
     let sql = format!(
         "SET search_path TO \"{schema}\";
 INSERT INTO members (mutuelle_id, member_number, scheme_id, beneficiary_id, body, updated_ms)
-  SELECT 'SCALE-' || (g % 200), 'SM-' || g, 'CNSS', 'SB-' || g, (SELECT body FROM members LIMIT 1), 1
-  FROM generate_series(1::BIGINT, {m}) g;
+  SELECT '{LARGE}', 'SM-' || g, 'CNSS', 'SB-' || g,
+    replace(replace(t.body, '\"{MEMBER}\"', '\"SB-' || g || '\"'), '\"' || t.member_number || '\"', '\"SM-' || g || '\"'), 1
+  FROM (SELECT body, member_number FROM members WHERE mutuelle_id = '{LARGE}' AND beneficiary_id = '{MEMBER}') t,
+    generate_series(1::BIGINT, {m}) g;
 INSERT INTO claims (scheme_id, claim_id, request_hash, body, provider_id, invoice_number, mutuelle_id,
     member_number, state, adjudication_key, change_seq, created_ms, updated_ms, date_of_care, currency,
     payee_type, billed_total, scheme_total, mutuelle_total)
@@ -253,8 +262,19 @@ pub async fn export_statement(
 pub struct LiveDuringPruning {
     /// Claims per second offered (open loop).
     pub rate: f64,
-    /// Calls sent while pruning ran (as many are sent idle, at least 200).
+    /// Calls sent while pruning ran (idle: the bench's seconds' worth, at
+    /// least 200, before).
     pub calls: u64,
     pub idle: crate::load::Latency,
     pub during: crate::load::Latency,
+}
+
+/// Eligibility on the nearly empty store and on the seeded one: saturation,
+/// and latency at the same rate (half the empty store's saturation).
+pub struct EligibilityAtScale {
+    pub empty_rps: f64,
+    pub scale_rps: f64,
+    pub rate: f64,
+    pub empty: crate::load::Latency,
+    pub scale: crate::load::Latency,
 }

@@ -533,7 +533,8 @@ pub(super) const PRUNE_BATCH: i64 = 1_000;
 
 /// Between two batches, retention rests as long as the batch took: it takes
 /// at most half of the database's time from live calls, however large the
-/// backlog (measured: `bench`, "retention ... live claims meanwhile").
+/// backlog (measured: `bench`, "retention ... live claims meanwhile";
+/// docs/PERFORMANCE.md).
 pub(super) async fn rest_after_batch(began: tokio::time::Instant) {
     tokio::time::sleep(began.elapsed()).await;
 }
