@@ -658,6 +658,10 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
         std::fs::read_to_string(&csv_path).unwrap()
     );
     assert!(rows.len() > 2, "several pages: {}", rows.len());
+    assert!(
+        !dir.path().join("p1-paged.csv.partial").exists(),
+        "written beside, then renamed"
+    );
     // Whole, a statement is bounded: above the bound it is refused, naming
     // the way (pages).
     let broker = &h.running().broker;

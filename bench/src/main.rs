@@ -821,7 +821,13 @@ async fn main() {
                     saturate(args.concurrency, secs, seeded_calls.clone()).await;
                 let elig_scale =
                     open_loop(elig_rate, Until::Calls(elig_calls), 0, seeded_calls).await;
-                if elig_empty_errors + elig_scale_errors + elig_empty.errors + elig_scale.errors > 0
+                if elig_empty_errors
+                    + elig_scale_errors
+                    + elig_empty.errors
+                    + elig_scale.errors
+                    + elig_empty.shed
+                    + elig_scale.shed
+                    > 0
                 {
                     failures.push(format!(
                         "eligibility at scale: {} calls failed",

@@ -76,14 +76,19 @@ pub fn period_to_pb(p: &PeriodRecord, currency: &str) -> pb::Period {
     }
 }
 
-/// The page a GetStatement asks for (`None`: the whole statement), its
-/// mistakes added to `v`.
-fn statement_page(msg: &pb::GetStatementRequest, v: &mut Violations) -> Option<StatementPage> {
+/// The period and page a GetStatement asks for (`None`: the whole
+/// statement), its mistakes added to `v`. A page after the first reads the
+/// period its token names: the open period asked as 0 stays the same period
+/// to its last page, even if it is closed meanwhile.
+fn statement_page(
+    msg: &pb::GetStatementRequest,
+    v: &mut Violations,
+) -> (u32, Option<StatementPage>) {
     if msg.page_size == 0 {
         if !msg.page_token.is_empty() {
             v.add("page_size", "a page_token needs the page_size of its pages");
         }
-        return None;
+        return (msg.number, None);
     }
     if msg.page_size > MAX_PAGE_LINES {
         v.add(
@@ -91,27 +96,30 @@ fn statement_page(msg: &pb::GetStatementRequest, v: &mut Violations) -> Option<S
             format!("at most {MAX_PAGE_LINES} lines per page"),
         );
     }
-    let after = match msg.page_token.as_str() {
-        "" => None,
-        token => {
-            let k = read_page_token(msg.number, token);
-            if k.is_none() {
+    let (number, after) = match msg.page_token.as_str() {
+        "" => (msg.number, None),
+        token => match read_page_token(msg.number, token) {
+            Some((number, k)) => (number, Some(k)),
+            None => {
                 v.add(
                     "page_token",
                     "not a next_page_token of this statement: start again without one",
                 );
+                (msg.number, None)
             }
-            k
-        }
+        },
     };
-    Some(StatementPage {
-        after,
-        size: msg.page_size,
-    })
+    (
+        number,
+        Some(StatementPage {
+            after,
+            size: msg.page_size,
+        }),
+    )
 }
 
-/// A statement's next_page_token: the period asked for and the last line
-/// sent, opaque to clients (base64url).
+/// A statement's next_page_token: the period read and the last line sent,
+/// opaque to clients (base64url).
 fn page_token(number: u32, k: &LineKey) -> String {
     use base64::Engine as _;
     let text = format!(
@@ -121,9 +129,9 @@ fn page_token(number: u32, k: &LineKey) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
 }
 
-/// The line a page_token names, if it is one of this statement's (the same
-/// period number asked).
-fn read_page_token(number: u32, token: &str) -> Option<LineKey> {
+/// The period and line a page_token names, if it is one of this
+/// statement's: the period asked, or any when the open one was asked (0).
+fn read_page_token(number: u32, token: &str) -> Option<(u32, LineKey)> {
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
@@ -133,15 +141,19 @@ fn read_page_token(number: u32, token: &str) -> Option<LineKey> {
     let [n, payee_type, payee_id, claim_id, sequence] = parts.as_slice() else {
         return None;
     };
-    if n.parse::<u32>().ok()? != number || !matches!(*payee_type, "provider" | "member") {
+    let period = n.parse::<u32>().ok()?;
+    if (number != 0 && period != number) || !matches!(*payee_type, "provider" | "member") {
         return None;
     }
-    Some(LineKey {
-        payee_type: payee_type.to_string(),
-        payee_id: payee_id.to_string(),
-        claim_id: claim_id.to_string(),
-        sequence: sequence.parse().ok()?,
-    })
+    Some((
+        period,
+        LineKey {
+            payee_type: payee_type.to_string(),
+            payee_id: payee_id.to_string(),
+            claim_id: claim_id.to_string(),
+            sequence: sequence.parse().ok()?,
+        },
+    ))
 }
 
 /// Groups a statement's lines by payee, with totals per payee.
@@ -428,16 +440,16 @@ impl SettlementService for SettlementApi {
             request,
             |msg, (scheme_id, mutuelle_id)| async move {
                 let mut v = self.check_pair(&scheme_id, &mutuelle_id);
-                let page = statement_page(&msg, &mut v);
+                let (number, page) = statement_page(&msg, &mut v);
                 let page = v.finish(page)?;
                 let d = self
                     .broker
-                    .statement(&scheme_id, &mutuelle_id, msg.number, page)
+                    .statement(&scheme_id, &mutuelle_id, number, page)
                     .await?;
                 let mut s = statement_to_pb(&d, &self.broker.currency_of(&scheme_id));
                 s.next_page_token = d
                     .next
-                    .map(|k| page_token(msg.number, &k))
+                    .map(|k| page_token(d.period.number, &k))
                     .unwrap_or_default();
                 Ok(s)
             },
@@ -469,23 +481,26 @@ mod tests {
             sequence: 3,
         };
         let token = page_token(4, &k);
-        assert_eq!(read_page_token(4, &token), Some(k.clone()));
+        assert_eq!(read_page_token(4, &token), Some((4, k.clone())));
         assert_eq!(read_page_token(5, &token), None, "another period's");
+        assert_eq!(
+            read_page_token(0, &token),
+            Some((4, k.clone())),
+            "the open period, as read on the first page"
+        );
         assert_eq!(read_page_token(4, "not a token"), None);
         assert_eq!(read_page_token(4, ""), None);
 
         let mut v = Violations::new();
         let page = statement_page(&request(4, 100, &token), &mut v);
         assert!(v.0.is_empty());
-        assert_eq!(
-            page,
-            Some(StatementPage {
-                after: Some(k),
-                size: 100
-            })
-        );
+        let after = Some(k.clone());
+        assert_eq!(page, (4, Some(StatementPage { after, size: 100 })));
+        // Asked as the open period: the next pages stay in period 4.
         let mut v = Violations::new();
-        assert_eq!(statement_page(&request(4, 0, ""), &mut v), None, "whole");
+        assert_eq!(statement_page(&request(0, 100, &token), &mut v).0, 4);
+        let mut v = Violations::new();
+        assert_eq!(statement_page(&request(4, 0, ""), &mut v), (4, None));
         assert!(v.0.is_empty());
         for (r, field) in [
             (request(4, 0, &token), "page_size"),

@@ -240,8 +240,17 @@ pub(super) fn summary(r: &dyn Row) -> Result<ClaimSummary, StoreError> {
 
 /// Who a statement line pays: the provider, or the member when the member
 /// paid the provider (`c`: claims). Two columns.
-pub(super) const PAYEE_COLS: &str = "CASE c.payee_type WHEN 'member' THEN 'member' ELSE 'provider' END, \
-    CASE c.payee_type WHEN 'member' THEN c.member_number ELSE c.provider_id END";
+macro_rules! payee_type {
+    () => {
+        "CASE c.payee_type WHEN 'member' THEN 'member' ELSE 'provider' END"
+    };
+}
+macro_rules! payee_id {
+    () => {
+        "CASE c.payee_type WHEN 'member' THEN c.member_number ELSE c.provider_id END"
+    };
+}
+pub(super) const PAYEE_COLS: &str = concat!(payee_type!(), ", ", payee_id!());
 
 /// The columns of a statement line (`c`: claims, `l`: claim_lines).
 pub(super) fn statement_line_cols() -> String {
@@ -658,16 +667,30 @@ pub(super) fn settle_applies(p: &PeriodRecord, reference: &str) -> Result<bool, 
     }
 }
 
-/// The order of a statement's lines: payee type, payee, claim id, line.
-pub(super) const STATEMENT_ORDER: &str = "ORDER BY 1, 2, c.claim_id, l.sequence";
+/// The order of a statement's lines: payee type, payee, claim id, line,
+/// text compared byte by byte (`collate`: the backend's byte collation,
+/// `COLLATE "C"` on PostgreSQL, empty on SQLite where it is the default), as
+/// [`crate::store::LineKey`] orders them, whatever the database's locale.
+pub(super) fn statement_order(collate: &str) -> String {
+    format!(
+        "ORDER BY ({}){collate}, ({}){collate}, c.claim_id{collate}, l.sequence",
+        payee_type!(),
+        payee_id!()
+    )
+}
 
 /// The condition of a page of a statement that starts after a line key,
 /// with the backend's four placeholders (payee type, payee, claim id,
-/// line), in [`STATEMENT_ORDER`].
-pub(super) fn statement_after(p: [&str; 4]) -> String {
+/// line), in [`statement_order`]'s order.
+pub(super) fn statement_after(p: [&str; 4], collate: &str) -> String {
     format!(
-        "({PAYEE_COLS}, c.claim_id, l.sequence) > ({}, {}, {}, {})",
-        p[0], p[1], p[2], p[3]
+        "(({}){collate}, ({}){collate}, c.claim_id{collate}, l.sequence) > ({}{collate}, {}{collate}, {}{collate}, {})",
+        payee_type!(),
+        payee_id!(),
+        p[0],
+        p[1],
+        p[2],
+        p[3]
     )
 }
 

@@ -266,28 +266,46 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
                 None => e.to_string(),
             })
         };
-        let out: Box<dyn std::io::Write> = match &output {
+        // A file is written beside its place and renamed once whole: a
+        // failure half way never leaves a partial statement under its name.
+        let partial = output.as_ref().map(|path| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(".partial");
+            std::path::PathBuf::from(name)
+        });
+        let out: Box<dyn std::io::Write> = match &partial {
             Some(path) => Box::new(std::io::BufWriter::new(
                 std::fs::File::create(path).map_err(io)?,
             )),
             None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
         };
-        let mut w = StatementCsv::new(out).map_err(io)?;
-        w.lines(&first).map_err(io)?;
-        while !next.is_empty() {
-            request.page_token = next;
-            let mut page = c
-                .get_statement(request.clone())
-                .await
-                .map_err(|s| status_failure(s, None))?
-                .into_inner();
-            next = std::mem::take(&mut page.next_page_token);
-            w.lines(&page).map_err(io)?;
+        let written = async {
+            let mut w = StatementCsv::new(out).map_err(io)?;
+            w.lines(&first).map_err(io)?;
+            while !next.is_empty() {
+                request.page_token = std::mem::take(&mut next);
+                let mut page = c
+                    .get_statement(request.clone())
+                    .await
+                    .map_err(|s| status_failure(s, None))?
+                    .into_inner();
+                next = std::mem::take(&mut page.next_page_token);
+                w.lines(&page).map_err(io)?;
+            }
+            w.recoveries(&first.period.clone().unwrap_or_default(), &first.recoveries)
+                .map_err(io)?;
+            w.finish().map_err(io)?.flush().map_err(io)
         }
-        w.recoveries(&first.period.clone().unwrap_or_default(), &first.recoveries)
-            .map_err(io)?;
-        w.finish().map_err(io)?.flush().map_err(io)?;
-        return Ok(());
+        .await;
+        return match (written, &partial, &output) {
+            (Ok(()), Some(from), Some(to)) => std::fs::rename(from, to).map_err(io),
+            (Ok(()), _, _) => Ok(()),
+            (Err(e), Some(from), _) => {
+                let _ = std::fs::remove_file(from);
+                Err(e)
+            }
+            (Err(e), None, _) => Err(e),
+        };
     }
     let mut s = first;
     while !next.is_empty() {

@@ -19,13 +19,14 @@ impl AuditStore for PgStore {
     }
 
     async fn prune_audit(&self, before_ms: i64) -> Result<Option<u64>, StoreError> {
-        let mut c = self.client().await?;
         let sql = core::prune_audit_sql("strpos", "$1", "$2");
         let mut total = 0;
         // One batch per transaction, each under the retention lock: the
-        // replica that holds it prunes, the others skip their turn.
+        // replica that holds it prunes, the others skip their turn. A pooled
+        // connection per batch, given back before the rest.
         loop {
             let began = tokio::time::Instant::now();
+            let mut c = self.client().await?;
             let tx = c.transaction().await?;
             let got: bool = q1(
                 &tx,
@@ -44,6 +45,7 @@ impl AuditStore for PgStore {
             if n < core::PRUNE_BATCH as u64 {
                 return Ok(Some(total));
             }
+            drop(c);
             core::rest_after_batch(began).await;
         }
     }

@@ -139,7 +139,7 @@ impl SettlementStore for PgStore {
                          WHERE c.scheme_id = $1 AND c.mutuelle_id = $2 AND {claim_cond} \
                          {} LIMIT $4",
                         core::statement_line_cols(),
-                        core::STATEMENT_ORDER
+                        core::statement_order(BYTES)
                     ),
                     &[&scheme_id, &mutuelle_id, &id, &limit],
                 )
@@ -154,8 +154,8 @@ impl SettlementStore for PgStore {
                          WHERE c.scheme_id = $1 AND c.mutuelle_id = $2 AND {claim_cond} AND {} \
                          {} LIMIT $4",
                         core::statement_line_cols(),
-                        core::statement_after(["$5", "$6", "$7", "$8"]),
-                        core::STATEMENT_ORDER
+                        core::statement_after(["$5", "$6", "$7", "$8"], BYTES),
+                        core::statement_order(BYTES)
                     ),
                     &[
                         &scheme_id,
@@ -196,3 +196,6 @@ impl SettlementStore for PgStore {
         })
     }
 }
+
+/// Text compared byte by byte in a statement's order (`core::statement_order`).
+const BYTES: &str = " COLLATE \"C\"";

@@ -118,7 +118,7 @@ impl SettlementStore for SqliteStore {
                          WHERE c.scheme_id = ?1 AND c.mutuelle_id = ?2 AND {claim_cond} AND (?3 IS NULL OR ?3 = ?3) \
                          {} LIMIT ?4",
                         core::statement_line_cols(),
-                        core::STATEMENT_ORDER
+                        core::statement_order(BYTES)
                     ))?;
                     rows_of(&mut st, params![s, m, id, limit], core::statement_line)?
                 }
@@ -128,8 +128,8 @@ impl SettlementStore for SqliteStore {
                          WHERE c.scheme_id = ?1 AND c.mutuelle_id = ?2 AND {claim_cond} AND (?3 IS NULL OR ?3 = ?3) \
                          AND {} {} LIMIT ?4",
                         core::statement_line_cols(),
-                        core::statement_after(["?5", "?6", "?7", "?8"]),
-                        core::STATEMENT_ORDER
+                        core::statement_after(["?5", "?6", "?7", "?8"], BYTES),
+                        core::statement_order(BYTES)
                     ))?;
                     rows_of(
                         &mut st,
@@ -156,3 +156,6 @@ impl SettlementStore for SqliteStore {
         .await
     }
 }
+
+/// Text compared byte by byte in a statement's order (`core::statement_order`).
+const BYTES: &str = "";
