@@ -8,19 +8,8 @@
 //! or later. A missing one is skipped with a note, except under `CI=true`,
 //! where it fails (`.ci/run` installs them).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-/// Kills the dev broker when the test ends, pass or fail.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/clients")
@@ -55,31 +44,8 @@ struct Example {
 #[test]
 fn every_client_example_runs_against_a_dev_broker() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Child(
-        Command::new(env!("CARGO_BIN_EXE_passerelle"))
-            .args([
-                "dev",
-                "--listen",
-                "127.0.0.1:0",
-                "--metrics-listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let first = BufReader::new(child.0.stdout.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
-    let addr = first
-        .strip_prefix("passerelle dev broker listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_string();
+    let dev = crate::common::process::dev(dir.path(), dir.path());
+    let addr = dev.addr.to_string();
     let certs = dir.path().join("certs");
     let url = format!("https://{addr}");
     let env = |c: &mut Command| {

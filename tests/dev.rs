@@ -30,30 +30,8 @@ impl Drop for Child {
 async fn dev_serves_health_reflection_and_claims() {
     // A relative data folder, as in the README (`./.passerelle`).
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Child(
-        Command::new(env!("CARGO_BIN_EXE_passerelle"))
-            .current_dir(dir.path())
-            .args([
-                "dev",
-                "--listen",
-                "127.0.0.1:0",
-                "--metrics-listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                ".passerelle",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr: std::net::SocketAddr = first
-        .strip_prefix("passerelle dev broker listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .parse()
-        .unwrap();
+    let dev = common::process::dev(dir.path(), std::path::Path::new(".passerelle"));
+    let addr = dev.addr;
     assert!(dir.path().join(".passerelle/passerelle.db").exists());
 
     let certs = dir.path().join(".passerelle/certs");
@@ -337,30 +315,10 @@ async fn a_second_broker_on_the_same_database_refuses_to_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readme_tour() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Child(
-        Command::new(env!("CARGO_BIN_EXE_passerelle"))
-            .args([
-                "dev",
-                "--listen",
-                "127.0.0.1:0",
-                "--metrics-listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut banner = BufReader::new(child.0.stdout.take().unwrap()).lines();
-    let first = banner.next().unwrap().unwrap();
-    let addr = first
-        .strip_prefix("passerelle dev broker listening on ")
-        .unwrap()
-        .to_string();
+    let mut dev = common::process::dev(dir.path(), dir.path());
+    let addr = dev.addr.to_string();
     // The banner names the operations listener.
-    let metrics: std::net::SocketAddr = banner
+    let metrics: std::net::SocketAddr = (&mut dev.banner)
         .map_while(Result::ok)
         .find_map(|l| {
             l.strip_prefix("metrics: http://")

@@ -155,3 +155,53 @@ pub async fn load_roster(addr: SocketAddr) {
             .unwrap();
     }
 }
+
+/// A `passerelle dev` process (killed when dropped) and what its banner
+/// says.
+pub struct Dev {
+    child: std::process::Child,
+    /// Where it listens (the banner's first line).
+    pub addr: SocketAddr,
+    /// The rest of its banner.
+    pub banner: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `passerelle dev` on ephemeral ports (its metrics too), run in `cwd` with
+/// its data in `data_dir` (relative to `cwd`, as a newcomer writes it, or
+/// absolute); returns once its banner names its address.
+pub fn dev(cwd: &Path, data_dir: &Path) -> Dev {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .current_dir(cwd)
+        .args([
+            "dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut banner = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = banner.next().unwrap().unwrap();
+    let addr = first
+        .strip_prefix("passerelle dev broker listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .parse()
+        .unwrap();
+    Dev {
+        child,
+        addr,
+        banner,
+    }
+}

@@ -253,12 +253,19 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
         page_size,
         page_token: String::new(),
     };
-    let mut first = c
-        .get_statement(request.clone())
-        .await
-        .map_err(|s| status_failure(s, None))?
-        .into_inner();
-    let mut next = std::mem::take(&mut first.next_page_token);
+    // One page: the statement's lines from `token` on, and the token of
+    // the next page (empty after the last).
+    let mut page = async |token: String| {
+        request.page_token = token;
+        let mut s = c
+            .get_statement(request.clone())
+            .await
+            .map_err(|s| status_failure(s, None))?
+            .into_inner();
+        let next = std::mem::take(&mut s.next_page_token);
+        Ok::<_, Failure>((s, next))
+    };
+    let (first, mut next) = page(String::new()).await?;
     if export {
         let io = |e: std::io::Error| {
             Failure(match &output {
@@ -283,14 +290,9 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
             let mut w = StatementCsv::new(out).map_err(io)?;
             w.lines(&first).map_err(io)?;
             while !next.is_empty() {
-                request.page_token = std::mem::take(&mut next);
-                let mut page = c
-                    .get_statement(request.clone())
-                    .await
-                    .map_err(|s| status_failure(s, None))?
-                    .into_inner();
-                next = std::mem::take(&mut page.next_page_token);
-                w.lines(&page).map_err(io)?;
+                let (p, after) = page(std::mem::take(&mut next)).await?;
+                next = after;
+                w.lines(&p).map_err(io)?;
             }
             w.recoveries(&first.period.clone().unwrap_or_default(), &first.recoveries)
                 .map_err(io)?;
@@ -309,14 +311,9 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
     }
     let mut s = first;
     while !next.is_empty() {
-        request.page_token = next;
-        let mut page = c
-            .get_statement(request.clone())
-            .await
-            .map_err(|s| status_failure(s, None))?
-            .into_inner();
-        next = std::mem::take(&mut page.next_page_token);
-        merge_page(&mut s, page);
+        let (p, after) = page(std::mem::take(&mut next)).await?;
+        next = after;
+        merge_page(&mut s, p);
     }
     let p = s.period.clone().unwrap_or_default();
     if ctx.json {
