@@ -8,6 +8,7 @@ mod bad_input;
 mod claims;
 mod cli;
 mod clients;
+mod console;
 mod crash;
 mod dev;
 mod failures;

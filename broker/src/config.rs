@@ -50,6 +50,10 @@ pub struct Config {
     /// table there is none.
     #[serde(default)]
     pub metrics: Option<MetricsConfig>,
+    /// The console (docs/console.md): HTTPS with the `[tls]` certificate;
+    /// without this table there is none.
+    #[serde(default)]
+    pub console: Option<ConsoleConfig>,
     /// The broker's log lines.
     #[serde(default)]
     pub log: LogConfig,
@@ -115,6 +119,17 @@ pub struct ProbeConfig {
 
 fn default_probe_interval() -> u64 {
     30
+}
+
+/// `[console]`: the web console for people (docs/console.md).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Its address, apart from the gRPC and operations listeners. Always
+    /// HTTPS, with the broker's `[tls]` certificate and no client
+    /// certificate (people sign in with a password). Port 0 picks a free
+    /// port (printed at start).
+    pub listen: SocketAddr,
 }
 
 /// `[metrics]`: the operations listener (docs/operations.md, "Metrics").
@@ -632,6 +647,30 @@ impl Config {
                     "metrics.listen: {} is served over TLS (not a loopback address, or metrics.tls = true), which needs a [tls] table",
                     m.listen
                 ));
+            }
+        }
+        if let Some(c) = &self.console {
+            if c.listen == self.listen && c.listen.port() != 0 {
+                return Err(format!(
+                    "console.listen: {} is the gRPC listener's address; give the console its own",
+                    c.listen
+                ));
+            }
+            if self
+                .metrics
+                .as_ref()
+                .is_some_and(|m| m.listen == c.listen && c.listen.port() != 0)
+            {
+                return Err(format!(
+                    "console.listen: {} is the operations listener's address; give the console its own",
+                    c.listen
+                ));
+            }
+            if self.tls.is_none() {
+                return Err(
+                    "console.listen: the console is served over HTTPS only, which needs a [tls] table"
+                        .into(),
+                );
             }
         }
         let l = &self.limits;

@@ -18,6 +18,7 @@ use crate::identity::Role;
 use crate::pki::{Pki, PkiError};
 use crate::server::{self, Running, StartError};
 use crate::store::sqlite::SqliteStore;
+use crate::store::users::UserRole;
 
 const CONFIG: &str = include_str!("../dev/config.toml");
 const ROSTER: &str = include_str!("../dev/roster.toml");
@@ -180,8 +181,16 @@ pub async fn start(
     listen: SocketAddr,
     plaintext: bool,
     metrics: Option<SocketAddr>,
+    console: Option<SocketAddr>,
 ) -> Result<Running, StartError> {
     check_listen(listen, plaintext)?;
+    if let Some(c) = console
+        && !c.ip().is_loopback()
+    {
+        return Err(StartError::Config(format!(
+            "--console-listen: the dev broker serves its console on a loopback address only, not {c}"
+        )));
+    }
     if let Some(m) = metrics
         && !m.ip().is_loopback()
     {
@@ -195,7 +204,92 @@ pub async fn start(
     let sims = start_sims(&secrets).await?;
     let mut cfg = config(listen, sims.addrs, &secrets);
     cfg.metrics = metrics.map(|listen| crate::config::MetricsConfig { listen, tls: None });
+    cfg.console = console.map(|listen| crate::config::ConsoleConfig { listen });
     start_with_config(data_dir, cfg, plaintext, store).await
+}
+
+/// The dev broker's accounts for `passerelle users --data-dir`: the dev
+/// configuration on the data folder's store, nothing served.
+pub async fn broker_for_users(
+    data_dir: &Path,
+) -> Result<std::sync::Arc<crate::service::Broker>, StartError> {
+    let db = data_dir.join("passerelle.db");
+    if !db.exists() {
+        return Err(StartError::Config(format!(
+            "{}: no dev database here (run `passerelle dev --data-dir {}` first, or give --config)",
+            db.display(),
+            data_dir.display()
+        )));
+    }
+    let store = std::sync::Arc::new(SqliteStore::open(&db)?);
+    let unused = SocketAddr::from(([127, 0, 0, 1], 9));
+    let cfg = config(
+        unused,
+        SimAddrs {
+            grpc: unused,
+            fhir: unused,
+            xml: unused,
+        },
+        &data_dir.join("secrets"),
+    );
+    server::build_broker(&cfg, Path::new("."), store).await
+}
+
+/// The password of every demo account of `dev` (development only).
+pub const DEMO_PASSWORD: &str = "demo-passerelle";
+
+/// The demo accounts `dev` creates: (login, name, role, scope).
+pub const DEMO_USERS: &[(&str, &str, UserRole, &[&str])] = &[
+    (
+        "agent",
+        "Akosua Mensah",
+        UserRole::Clerk,
+        &["MUT-SOLIDARITE"],
+    ),
+    (
+        "gestion",
+        "Kodjo Agbeko",
+        UserRole::Manager,
+        &["MUT-SOLIDARITE"],
+    ),
+    (
+        "controle",
+        "Afi Lawson",
+        UserRole::Manager,
+        &["MUT-SOLIDARITE"],
+    ),
+    (
+        "federation",
+        "Mariam Traoré",
+        UserRole::Manager,
+        &["MUT-SOLIDARITE", "MUT-ENSEIGNANTS"],
+    ),
+    ("cnss", "Yawo Amegah", UserRole::SchemeStaff, &["CNSS"]),
+    ("ops", "Opérateur dev", UserRole::Operator, &[]),
+];
+
+/// Creates the demo accounts that are missing (dev only: never in `serve`).
+pub async fn ensure_demo_users(broker: &crate::service::Broker) -> Result<(), StartError> {
+    for (login, name, role, scope) in DEMO_USERS {
+        if broker.store().user(login).await?.is_some() {
+            continue;
+        }
+        broker
+            .add_user(
+                crate::service::users::NewUser {
+                    login: login.to_string(),
+                    display_name: name.to_string(),
+                    role: *role,
+                    scope: scope.iter().map(|s| s.to_string()).collect(),
+                    password: DEMO_PASSWORD.to_string(),
+                    lang: String::new(),
+                },
+                "dev",
+            )
+            .await
+            .map_err(|e| StartError::Config(format!("demo user {login}: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Plaintext only on loopback; checked before anything is created.
@@ -237,6 +331,10 @@ pub async fn start_with_config(
     let listen = cfg.listen;
     check_listen(listen, plaintext)?;
     std::fs::create_dir_all(data_dir)?;
+    if plaintext {
+        // The console is HTTPS only.
+        cfg.console = None;
+    }
     if !plaintext {
         let tls = ensure_certs(&data_dir.join("certs"), &cfg)
             .map_err(|e| StartError::Config(e.to_string()))?;
@@ -259,7 +357,10 @@ pub async fn start_with_config(
         .upsert_members(&members(), now_ms())
         .await
     {
-        Ok(()) => Ok(running),
+        Ok(()) => {
+            ensure_demo_users(&running.broker).await?;
+            Ok(running)
+        }
         // A data directory written before the one-mutuelle rule may hold a
         // membership that overlaps a seeded member.
         Err(crate::store::StoreError::CoverageOverlap(o)) => Err(StartError::Config(format!(
@@ -273,10 +374,33 @@ pub async fn start_with_config(
 }
 
 /// What `dev` prints once it serves.
-pub fn banner(running: &Running, data_dir: &Path, plaintext: bool) -> String {
+/// The second-factor secret of the demo operator `ops`, for the banner.
+pub async fn demo_operator_secret(running: &Running) -> Option<String> {
+    let u = running.broker.store().user("ops").await.ok()??;
+    Some(u.totp_secret)
+}
+
+pub fn banner(
+    running: &Running,
+    data_dir: &Path,
+    plaintext: bool,
+    ops_secret: Option<&str>,
+) -> String {
     let addr = running.addr;
     let ops = match running.ops_addr {
         Some(a) => format!("metrics: http://{a}/metrics (probes /healthz, /readyz)\n"),
+        None => String::new(),
+    };
+    let console = match running.console_addr {
+        Some(a) => format!(
+            "console: https://{a}/ (certificate from {certs}/ca.crt; your browser will ask to trust it)\n\
+                 \x20 demo accounts, password {DEMO_PASSWORD}: agent (clerk, MUT-SOLIDARITE), gestion and controle\n\
+                 \x20 (managers, MUT-SOLIDARITE), federation (manager of MUT-SOLIDARITE and MUT-ENSEIGNANTS),\n\
+                 \x20 cnss (scheme staff), ops (operator, with a 6-digit code from any authenticator app\n\
+                 \x20 given the TOTP secret {secret})\n",
+            certs = data_dir.join("certs").display(),
+            secret = ops_secret.unwrap_or("-"),
+        ),
         None => String::new(),
     };
     let certs = data_dir.join("certs");
@@ -309,7 +433,7 @@ pub fn banner(running: &Running, data_dir: &Path, plaintext: bool) -> String {
     format!(
         r#"passerelle dev broker listening on {addr}
 data: {data}/passerelle.db (SQLite), {tls}
-{client}{ops}schemes: CNSS, INAM, CANAM (delegates CMSS, INPS)
+{client}{ops}{console}schemes: CNSS, INAM, CANAM (delegates CMSS, INPS)
 mutuelles: MUT-SOLIDARITE (rules, adjudicated by passerelle), MUT-ENSEIGNANTS (grpc),
            MUT-IMIS (fhir-r4, openIMIS dialect), MUT-LEGACY (xml-http): the last three simulated
 members: CNSS TG-1001, TG-1002 (MUT-SOLIDARITE) and TG-3001 (MUT-IMIS);

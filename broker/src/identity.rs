@@ -49,11 +49,17 @@ pub fn san_uri(role: Role, id: &str) -> String {
 pub struct Caller {
     pub role: Role,
     pub id: String,
+    /// The person, when the call comes from the console (a signed-in
+    /// user acting as this identity); `None` for a certificate.
+    pub user: Option<String>,
 }
 
 impl Caller {
     pub fn display(&self) -> String {
-        format!("{}:{}", self.role.as_str(), self.id)
+        match &self.user {
+            None => format!("{}:{}", self.role.as_str(), self.id),
+            Some(u) => format!("{}:{}/user:{u}", self.role.as_str(), self.id),
+        }
     }
 }
 
@@ -99,7 +105,11 @@ impl Directory {
         if !known {
             return Err(format!("unknown identity {}", san_uri(role, &id)));
         }
-        Ok(Caller { role, id })
+        Ok(Caller {
+            role,
+            id,
+            user: None,
+        })
     }
 
     /// True when `caller_scheme` may act for `scheme`: itself, or its parent.

@@ -101,9 +101,28 @@ enum Command {
         /// port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:9464")]
         metrics_listen: SocketAddr,
+        /// Where to serve the web console (HTTPS, loopback only; port 0
+        /// picks a free port). Not with --plaintext.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        console_listen: SocketAddr,
         /// Log lines as text (default) or JSON, one object per line.
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
+    },
+    /// Console accounts (people who sign in to the web console), on the
+    /// broker's store: run on the broker's host.
+    Users {
+        /// The broker's configuration file.
+        #[arg(long, short, conflicts_with = "data_dir")]
+        config: Option<PathBuf>,
+        /// Or the folder of a `dev` broker.
+        #[arg(long, default_value = ".passerelle")]
+        data_dir: PathBuf,
+        /// Language of the messages (default: from LANG).
+        #[arg(long, value_enum)]
+        lang: Option<cli::output::Lang>,
+        #[command(subcommand)]
+        cmd: cli::users::UsersCmd,
     },
     #[command(flatten)]
     Client(ClientCmd),
@@ -338,20 +357,45 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Command::Users {
+            config,
+            data_dir,
+            lang,
+            cmd,
+        } => {
+            let lang = match cli::output::Lang::detect(lang) {
+                cli::output::Lang::Fr => passerelle_broker::console::i18n::Lang::Fr,
+                cli::output::Lang::En => passerelle_broker::console::i18n::Lang::En,
+            };
+            cli::users::run(cli::users::Target { config, data_dir }, cmd, lang).await
+        }
         Command::Dev {
             data_dir,
             listen,
             plaintext,
             metrics_listen,
+            console_listen,
             log_format,
         } => {
             init_logs(log_format);
-            match dev::start(&data_dir, listen, plaintext, Some(metrics_listen)).await {
+            match dev::start(
+                &data_dir,
+                listen,
+                plaintext,
+                Some(metrics_listen),
+                Some(console_listen),
+            )
+            .await
+            {
                 Ok(running) => {
                     if plaintext {
                         eprintln!("{}", dev::PLAINTEXT_WARNING);
                     }
-                    say!("{}", dev::banner(&running, &data_dir, plaintext));
+                    let secret = dev::demo_operator_secret(&running).await;
+                    say!(
+                        "{}",
+                        dev::banner(&running, &data_dir, plaintext, secret.as_deref())
+                    );
                     until_stopped(running, signals).await;
                     ExitCode::SUCCESS
                 }

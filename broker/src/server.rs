@@ -58,6 +58,8 @@ pub struct Running {
     pub connections: Arc<ConnLimits>,
     /// The operations listener's address (`[metrics]`), if any.
     pub ops_addr: Option<SocketAddr>,
+    /// The console's address (`[console]`), if any.
+    pub console_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     /// Stops the operations listener, once calls have drained (until then
     /// `/readyz` answers 503 "stopping").
@@ -305,6 +307,15 @@ pub async fn start_with_store(
                 .map_err(|e| StartError::Config(format!("metrics.listen {}: {e}", m.listen)))?,
         ),
     };
+    // The console's too.
+    let console_listener = match &cfg.console {
+        None => None,
+        Some(c) => Some(
+            TcpListener::bind(c.listen)
+                .await
+                .map_err(|e| StartError::Config(format!("console.listen {}: {e}", c.listen)))?,
+        ),
+    };
     let broker = build_broker(cfg, base_dir, store).await?;
     let addr = listener.local_addr()?;
     let (shutdown, rx) = watch::channel(false);
@@ -506,6 +517,23 @@ pub async fn start_with_store(
         }
         _ => (None, None),
     };
+    // HTTPS only (checked with the config: `[console]` needs `[tls]`); it
+    // stops with the gRPC listener.
+    let console_addr = match (console_listener, &cfg.tls, &tls) {
+        (Some(l), Some(t), Some(server)) => {
+            let (a, _task) = crate::console::start(
+                l,
+                broker.clone(),
+                server.clone(),
+                Duration::from_millis(t.handshake_timeout_ms),
+                limits.max_handshakes,
+                refusals.clone(),
+                rx.clone(),
+            )?;
+            Some(a)
+        }
+        _ => None,
+    };
     Ok(Running {
         addr,
         broker,
@@ -513,6 +541,7 @@ pub async fn start_with_store(
         refusals,
         connections,
         ops_addr,
+        console_addr,
         ops_shutdown,
         ops_task,
         shutdown,

@@ -213,6 +213,9 @@ fn crls(
 
 struct Loaded {
     acceptor: TlsAcceptor,
+    /// The console's: the same certificate and key, no client certificate
+    /// (people sign in with a password), TLS 1.2 too (older phones).
+    web: TlsAcceptor,
     verifier: Arc<dyn ClientCertVerifier>,
     dates: Vec<(&'static str, String, i64)>,
 }
@@ -234,7 +237,7 @@ fn load(files: &TlsFiles) -> Result<Loaded, TlsError> {
         builder = builder.with_crls(crls);
     }
     let verifier = builder.build().map_err(err)?;
-    let mut cfg = ServerConfig::builder_with_provider(provider)
+    let mut cfg = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(err)?
         .with_client_cert_verifier(verifier.clone())
@@ -249,8 +252,16 @@ fn load(files: &TlsFiles) -> Result<Loaded, TlsError> {
     // HTTP/1.1 as well as h2: the JSON door (curl, PHP) and the operations
     // listener (Prometheus) speak it; gRPC clients choose h2.
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let mut web = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(err)?
+        .with_no_client_auth()
+        .with_single_cert(certs(&files.cert)?, key(&files.key)?)
+        .map_err(err)?;
+    web.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Loaded {
         acceptor: TlsAcceptor::from(Arc::new(cfg)),
+        web: TlsAcceptor::from(Arc::new(web)),
         verifier,
         dates: dates(files),
     })
@@ -389,7 +400,19 @@ impl TlsServer {
         handshake_timeout: Duration,
         max_handshakes: usize,
     ) -> tokio_stream::wrappers::ReceiverStream<io::Result<TlsStream<Killable>>> {
-        self.accept(listener, refusals, handshake_timeout, max_handshakes)
+        self.accept(listener, refusals, handshake_timeout, max_handshakes, false)
+    }
+
+    /// [`incoming`](Self::incoming) for the console: the same certificate,
+    /// no client certificate asked.
+    pub fn incoming_web(
+        self: Arc<Self>,
+        listener: Listener,
+        refusals: Arc<Refusals>,
+        handshake_timeout: Duration,
+        max_handshakes: usize,
+    ) -> tokio_stream::wrappers::ReceiverStream<io::Result<TlsStream<Killable>>> {
+        self.accept(listener, refusals, handshake_timeout, max_handshakes, true)
     }
 
     fn accept(
@@ -398,6 +421,7 @@ impl TlsServer {
         refusals: Arc<Refusals>,
         handshake_timeout: Duration,
         max_handshakes: usize,
+        web: bool,
     ) -> tokio_stream::wrappers::ReceiverStream<io::Result<TlsStream<Killable>>> {
         let (tx, rx) = mpsc::channel(64);
         let handshakes = Arc::new(tokio::sync::Semaphore::new(max_handshakes));
@@ -416,12 +440,14 @@ impl TlsServer {
                 let tx = tx.clone();
                 let refusals = refusals.clone();
                 tokio::spawn(async move {
-                    let acceptor = me
-                        .current
-                        .read()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .acceptor
-                        .clone();
+                    let acceptor = {
+                        let current = me.current.read().unwrap_or_else(|p| p.into_inner());
+                        if web {
+                            current.web.clone()
+                        } else {
+                            current.acceptor.clone()
+                        }
+                    };
                     let kill = CancellationToken::new();
                     let io = Killable::new(tcp, kill.clone(), permit);
                     let result = tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await;

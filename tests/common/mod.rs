@@ -7,6 +7,7 @@
 
 pub mod process;
 pub mod proxy;
+pub mod webdriver;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -168,8 +168,36 @@ pub struct Dev {
 
 impl Drop for Dev {
     fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl Dev {
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// The console's address, from the banner (read up to its line).
+    pub fn console_url(&mut self) -> String {
+        let line = self.banner_line("console: ");
+        let rest = line.split("console: ").nth(1).unwrap();
+        rest.split(' ')
+            .next()
+            .unwrap()
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// The banner's next line that holds `text` (those before it are read).
+    pub fn banner_line(&mut self, text: &str) -> String {
+        for line in self.banner.by_ref() {
+            let line = line.unwrap();
+            if line.contains(text) {
+                return line;
+            }
+        }
+        panic!("the dev banner has no line with {text:?}")
     }
 }
 
@@ -184,6 +212,8 @@ pub fn dev(cwd: &Path, data_dir: &Path) -> Dev {
             "--listen",
             "127.0.0.1:0",
             "--metrics-listen",
+            "127.0.0.1:0",
+            "--console-listen",
             "127.0.0.1:0",
             "--data-dir",
         ])

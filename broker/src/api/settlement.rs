@@ -353,6 +353,17 @@ macro_rules! pair_call {
     };
 }
 
+// Either party of the claim or an operator: who the parties are is known
+// once the claim is read, so the body checks them (a refusal is audited
+// like any other).
+call!(pb::GetClaimRequest, "GetClaim", "party",
+    |m| claimed: &m.scheme_id,
+    scope(auth, _dir) -> Auth: match auth {
+        Auth::Missing => Err(ServiceError::PermissionDenied("the call was not authenticated".into())),
+        _ => Ok(auth.clone()),
+    },
+    subject: format!("{}/{}", m.scheme_id, m.claim_id));
+
 pair_call!(pb::ListPeriodsRequest, "ListPeriods", "periods");
 pair_call!(pb::ClosePeriodRequest, "ClosePeriod", "periods");
 pair_call!(pb::MarkSettledRequest, "MarkSettled", "periods");
@@ -360,6 +371,33 @@ pair_call!(pb::GetStatementRequest, "GetStatement", "statement");
 
 #[tonic::async_trait]
 impl SettlementService for SettlementApi {
+    async fn get_claim(
+        &self,
+        request: Request<pb::GetClaimRequest>,
+    ) -> Result<Response<pb::ClaimDetail>, Status> {
+        serve(&self.broker, request, |msg, auth| async move {
+            let mut v = Violations::new();
+            v.id("scheme_id", &msg.scheme_id);
+            v.id("claim_id", &msg.claim_id);
+            v.finish(())?;
+            let rec = self.broker.get(&msg.scheme_id, &msg.claim_id).await?;
+            pair_scope(
+                &auth,
+                self.broker.directory(),
+                &rec.claim.scheme_id,
+                &rec.mutuelle_id,
+            )?;
+            Ok(pb::ClaimDetail {
+                result: Some(super::scheme::claim_result(&rec)),
+                beneficiary_id: rec.claim.beneficiary_id.clone(),
+                provider_id: rec.claim.provider_id.clone(),
+                invoice_number: rec.claim.invoice_number.clone(),
+                date_of_care: passerelle_domain::date::format(rec.claim.date_of_care),
+            })
+        })
+        .await
+    }
+
     async fn list_claims(
         &self,
         request: Request<pb::ListClaimsRequest>,

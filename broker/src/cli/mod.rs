@@ -23,6 +23,7 @@ pub mod commands;
 pub mod conformance;
 pub mod output;
 pub mod translate;
+pub mod users;
 
 // The file formats live in passerelle-files (fuzzed on their own).
 pub use passerelle_files::{claim_file, roster_csv};

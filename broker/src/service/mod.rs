@@ -39,6 +39,7 @@ pub mod routing;
 pub mod settlement;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod users;
 pub mod worker;
 
 use std::collections::HashMap;

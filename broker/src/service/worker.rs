@@ -103,15 +103,18 @@ impl Broker {
         cfg: crate::config::RetentionConfig,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        if cfg.audit_days == 0 {
-            return;
-        }
         let every = Duration::from_secs(cfg.interval_s);
         loop {
-            match self.prune_audit_once(cfg.audit_days).await {
-                Ok(Some(n)) if n > 0 => tracing::info!(rows = n, "audit log pruned"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "audit pruning failed"),
+            if cfg.audit_days > 0 {
+                match self.prune_audit_once(cfg.audit_days).await {
+                    Ok(Some(n)) if n > 0 => tracing::info!(rows = n, "audit log pruned"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "audit pruning failed"),
+                }
+            }
+            // Expired console sessions and forgotten sign-in throttle rows.
+            if let Err(e) = self.prune_console().await {
+                tracing::warn!(error = %e, "console sessions not pruned");
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}

@@ -24,6 +24,7 @@ mod rules;
 pub mod sqlite;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+pub mod users;
 
 pub use rules::{
     CoverageConflict, CoverageOverlap, conflicts_among, coverage_overlaps, gather_conflicts,
@@ -724,6 +725,7 @@ pub trait Store:
     + SettlementStore
     + AuditStore
     + PartnerStore
+    + users::UserStore
     + Send
     + Sync
     + 'static

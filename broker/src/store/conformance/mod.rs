@@ -9,6 +9,7 @@ mod partners;
 mod products;
 mod roster;
 mod settlement;
+mod users;
 
 pub use audit::*;
 pub use claims::*;
@@ -17,6 +18,7 @@ pub use partners::*;
 pub use products::*;
 pub use roster::*;
 pub use settlement::*;
+pub use users::*;
 
 use std::sync::Arc;
 
@@ -73,6 +75,10 @@ macro_rules! store_conformance_suite {
         );
         $crate::store_conformance_suite!(@section partners $make;
             pauses_and_breakers_hold_the_worker,
+        );
+        $crate::store_conformance_suite!(@section users $make;
+            users_sessions_and_their_end,
+            the_throttle_counts_across_replicas_and_resets,
         );
     };
     // One module per sub-trait of `Store` (ClaimStore, RosterStore, ...).

@@ -44,6 +44,7 @@ mod roster;
 mod settlement;
 #[cfg(test)]
 mod tests;
+mod users;
 
 use migrations::MIGRATIONS;
 

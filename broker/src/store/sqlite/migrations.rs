@@ -195,4 +195,38 @@ CREATE INDEX claims_waiting ON claims (mutuelle_id)
     r#"
 ALTER TABLE audit_log ADD COLUMN trace_id TEXT NOT NULL DEFAULT '';
 "#,
+    // 9: the console's accounts, sessions and sign-in throttle (issue 19).
+    r#"
+CREATE TABLE users (
+    login          TEXT PRIMARY KEY,
+    display_name   TEXT NOT NULL,
+    role           TEXT NOT NULL,
+    scope          TEXT NOT NULL,
+    password_hash  TEXT NOT NULL,
+    totp_secret    TEXT NOT NULL DEFAULT '',
+    lang           TEXT NOT NULL DEFAULT '',
+    totp_step      INTEGER NOT NULL DEFAULT 0,
+    disabled_ms    INTEGER NOT NULL DEFAULT 0,
+    created_ms     INTEGER NOT NULL,
+    updated_ms     INTEGER NOT NULL
+);
+CREATE TABLE sessions (
+    id_hash      TEXT PRIMARY KEY,
+    login        TEXT NOT NULL REFERENCES users (login),
+    csrf_secret  TEXT NOT NULL,
+    mutuelle_id  TEXT NOT NULL DEFAULT '',
+    created_ms   INTEGER NOT NULL,
+    seen_ms      INTEGER NOT NULL,
+    address      TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX sessions_login ON sessions (login);
+CREATE INDEX sessions_seen ON sessions (seen_ms);
+CREATE TABLE signin_throttle (
+    key       TEXT PRIMARY KEY,
+    failures  INTEGER NOT NULL,
+    last_ms   INTEGER NOT NULL,
+    next_ms   INTEGER NOT NULL
+);
+CREATE INDEX signin_throttle_last ON signin_throttle (last_ms);
+"#,
 ];

@@ -48,6 +48,7 @@ mod roster;
 mod settlement;
 #[cfg(test)]
 mod tests;
+mod users;
 
 use migrations::MIGRATIONS;
 

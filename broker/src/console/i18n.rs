@@ -1,0 +1,330 @@
+//! What a person reads in the console, in French or English: the message
+//! catalogue (`broker/locales/*.ftl`, Fluent), amounts with the language's
+//! grouping, and dates as people write them (day first, never month first).
+
+use std::sync::OnceLock;
+
+use fluent_bundle::concurrent::FluentBundle;
+use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
+use passerelle_domain::Date;
+
+/// The languages of the console.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    Fr,
+    En,
+}
+
+const FR: &str = include_str!("../../locales/fr.ftl");
+const EN: &str = include_str!("../../locales/en.ftl");
+
+fn bundle(lang: Lang) -> &'static FluentBundle<FluentResource> {
+    static FR_B: OnceLock<FluentBundle<FluentResource>> = OnceLock::new();
+    static EN_B: OnceLock<FluentBundle<FluentResource>> = OnceLock::new();
+    let (cell, src, tag) = match lang {
+        Lang::Fr => (&FR_B, FR, "fr"),
+        Lang::En => (&EN_B, EN, "en"),
+    };
+    cell.get_or_init(|| {
+        let res = FluentResource::try_new(src.to_string()).unwrap_or_else(|(r, _)| r);
+        let mut b = FluentBundle::new_concurrent(vec![tag.parse().expect("a language tag")]);
+        // No Unicode isolation marks around arguments: they would show in
+        // HTML and in CSV cells.
+        b.set_use_isolating(false);
+        let _ = b.add_resource(res);
+        b
+    })
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Fr => "fr",
+            Lang::En => "en",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Lang> {
+        match s {
+            "fr" => Some(Lang::Fr),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    pub fn other(self) -> Lang {
+        match self {
+            Lang::Fr => Lang::En,
+            Lang::En => Lang::Fr,
+        }
+    }
+
+    /// The first of French and English in an Accept-Language header, by
+    /// order of preference; French when it names neither (the users are
+    /// francophone first).
+    pub fn from_accept(header: &str) -> Lang {
+        // q-values in thousandths (RFC 9110: at most three decimals).
+        let mut best: Option<(u16, Lang)> = None;
+        for part in header.split(',') {
+            let mut it = part.split(';');
+            let tag = it.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = it
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .map_or(1000, thousandths);
+            let lang = match tag.split('-').next() {
+                Some("fr") => Lang::Fr,
+                Some("en") => Lang::En,
+                _ => continue,
+            };
+            if q > 0 && best.is_none_or(|(bq, _)| q > bq) {
+                best = Some((q, lang));
+            }
+        }
+        best.map_or(Lang::Fr, |(_, l)| l)
+    }
+
+    /// The message `key`; the key itself when the catalogue lacks it (a
+    /// test checks that both catalogues hold every key the code uses).
+    pub fn t(self, key: &str) -> String {
+        self.format(key, None)
+    }
+
+    /// The message `key` with arguments.
+    pub fn t_args(self, key: &str, args: &[(&str, &str)]) -> String {
+        let mut a = FluentArgs::new();
+        for (k, v) in args {
+            a.set(*k, FluentValue::from(*v));
+        }
+        self.format(key, Some(&a))
+    }
+
+    fn format(self, key: &str, args: Option<&FluentArgs>) -> String {
+        let b = bundle(self);
+        let Some(pattern) = b.get_message(key).and_then(|m| m.value()) else {
+            return key.to_string();
+        };
+        let mut errors = Vec::new();
+        b.format_pattern(pattern, args, &mut errors).into_owned()
+    }
+
+    /// An amount in minor units with the language's grouping ("12 500" with
+    /// a narrow no-break space, or "12,500"); a currency with decimals shows
+    /// them (XOF has none).
+    pub fn amount(self, minor: i64, currency: &str) -> String {
+        let digits = passerelle_domain::money::minor_unit_digits(currency).unwrap_or(0);
+        let scale = 10u64.pow(digits);
+        let abs = minor.unsigned_abs();
+        let (int, frac) = (abs / scale, abs % scale);
+        let sep = match self {
+            Lang::Fr => '\u{202f}',
+            Lang::En => ',',
+        };
+        let raw = int.to_string();
+        let mut out = String::new();
+        if minor < 0 {
+            out.push('-');
+        }
+        for (i, ch) in raw.chars().enumerate() {
+            if i > 0 && (raw.len() - i) % 3 == 0 {
+                out.push(sep);
+            }
+            out.push(ch);
+        }
+        if digits > 0 {
+            let dot = if self == Lang::Fr { ',' } else { '.' };
+            out.push(dot);
+            out.push_str(&format!("{frac:0width$}", width = digits as usize));
+        }
+        out
+    }
+
+    /// An amount with its currency: "12 500 XOF".
+    pub fn money(self, minor: i64, currency: &str) -> String {
+        format!("{}\u{a0}{currency}", self.amount(minor, currency))
+    }
+
+    /// A date as people write it here, day first: "31/12/2026".
+    pub fn date(self, d: Date) -> String {
+        format!("{:02}/{:02}/{:04}", d.day(), u8::from(d.month()), d.year())
+    }
+
+    /// A date stored as "YYYY-MM-DD", shown day first; as it is if it does
+    /// not read.
+    pub fn iso_date(self, s: &str) -> String {
+        passerelle_domain::date::parse(s)
+            .map(|d| self.date(d))
+            .unwrap_or_else(|| s.to_string())
+    }
+
+    /// A time in ms since the epoch, as "31/12/2026 14:05 UTC"; "–" for 0.
+    pub fn time(self, ms: i64) -> String {
+        if ms <= 0 {
+            return "–".into();
+        }
+        match time::OffsetDateTime::from_unix_timestamp(ms / 1000) {
+            Ok(t) => format!(
+                "{} {:02}:{:02} UTC",
+                self.date(t.date()),
+                t.hour(),
+                t.minute()
+            ),
+            Err(_) => ms.to_string(),
+        }
+    }
+}
+
+/// "0.8" as 800, "1" as 1000; anything else as 0 (not acceptable).
+fn thousandths(q: &str) -> u16 {
+    let (int, frac) = q.trim().split_once('.').unwrap_or((q.trim(), ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return 0;
+    }
+    let frac: u16 = format!("{frac:0<3}").parse().unwrap_or(0);
+    match int {
+        "0" => frac,
+        "1" if frac == 0 => 1000,
+        _ => 0,
+    }
+}
+
+/// A date as typed by a person: "31/12/2026" (also "31-12-2026",
+/// "31.12.2026", one-digit day or month) or "2026-12-31". Never month
+/// first: "12/31/2026" is refused, not read as the 31st of December.
+pub fn parse_date(s: &str) -> Option<Date> {
+    let s = s.trim();
+    if let Some(d) = passerelle_domain::date::parse(s) {
+        return Some(d);
+    }
+    let parts: Vec<&str> = s.split(['/', '-', '.']).collect();
+    let [d, m, y] = parts.as_slice() else {
+        return None;
+    };
+    if y.len() != 4 || d.is_empty() || d.len() > 2 || m.is_empty() || m.len() > 2 {
+        return None;
+    }
+    let (d, m, y): (u8, u8, i32) = (d.parse().ok()?, m.parse().ok()?, y.parse().ok()?);
+    let month = time::Month::try_from(m).ok()?;
+    let date = Date::from_calendar_date(y, month, d).ok()?;
+    // The same range of years as every date passerelle reads.
+    passerelle_domain::date::parse(&passerelle_domain::date::format(date))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `key = ` of one catalogue.
+    fn keys(src: &str) -> std::collections::BTreeSet<String> {
+        src.lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with(' ') && l.contains(" = "))
+            .map(|l| l.split(" = ").next().unwrap().trim().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn both_catalogues_hold_the_same_keys_and_parse() {
+        assert_eq!(keys(FR), keys(EN));
+        assert!(keys(FR).len() > 100);
+        for src in [FR, EN] {
+            FluentResource::try_new(src.to_string()).expect("a catalogue parses");
+        }
+        assert_eq!(
+            Lang::Fr.t_args("signin-wait", &[("seconds", "8")]),
+            "Trop d'essais. Réessayez dans 8 secondes."
+        );
+        assert_eq!(Lang::En.t("nav-claims"), "Claims");
+        assert_eq!(
+            Lang::Fr.t("state-pending_partner"),
+            "en attente de la mutuelle"
+        );
+    }
+
+    #[test]
+    fn every_key_the_code_and_templates_use_is_in_the_catalogue() {
+        let known = keys(FR);
+        let mut sources: Vec<String> = Vec::new();
+        for dir in ["src/console", "templates/console"] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+            for e in std::fs::read_dir(dir).unwrap() {
+                sources.push(std::fs::read_to_string(e.unwrap().path()).unwrap());
+            }
+        }
+        let mut used = 0;
+        for src in &sources {
+            let calls = src
+                .match_indices(".t(\"")
+                .map(|(i, _)| i + 4)
+                .chain(src.match_indices(".t_args(\"").map(|(i, _)| i + 9));
+            for i in calls {
+                let rest = &src[i..];
+                let key = &rest[..rest.find('"').unwrap()];
+                used += 1;
+                assert!(known.contains(key), "{key} is not in the catalogue");
+            }
+        }
+        assert!(used > 50, "{used} keys found in use");
+    }
+
+    #[test]
+    fn every_reason_code_and_claim_state_has_words() {
+        let known = keys(FR);
+        for code in 0..64 {
+            if let Ok(c) = passerelle_proto::common::v1::ReasonCode::try_from(code) {
+                let key = format!(
+                    "reason-{}",
+                    c.as_str_name().trim_start_matches("REASON_CODE_")
+                );
+                assert!(known.contains(&key), "{key}");
+            }
+        }
+        for s in [
+            "received",
+            "pending_partner",
+            "coordinated",
+            "rejected",
+            "cancel_pending",
+            "cancelled",
+            "open",
+            "closed",
+            "settled",
+        ] {
+            assert!(known.contains(&format!("state-{s}")), "{s}");
+        }
+        for c in ["closed", "open", "half_open"] {
+            assert!(known.contains(&format!("circuit-{c}")), "{c}");
+        }
+    }
+
+    #[test]
+    fn accept_language_picks_the_preferred_of_french_and_english() {
+        assert_eq!(Lang::from_accept("en-GB,en;q=0.9,fr;q=0.8"), Lang::En);
+        assert_eq!(Lang::from_accept("fr-FR,fr;q=0.9,en;q=0.8"), Lang::Fr);
+        assert_eq!(Lang::from_accept("de-DE,en;q=0.5"), Lang::En);
+        assert_eq!(Lang::from_accept("de"), Lang::Fr);
+        assert_eq!(Lang::from_accept(""), Lang::Fr);
+    }
+
+    #[test]
+    fn amounts_are_grouped_as_each_language_writes_them() {
+        assert_eq!(Lang::Fr.amount(1_234_567, "XOF"), "1\u{202f}234\u{202f}567");
+        assert_eq!(Lang::En.amount(1_234_567, "XOF"), "1,234,567");
+        assert_eq!(Lang::Fr.amount(-500, "XOF"), "-500");
+        assert_eq!(Lang::Fr.amount(123_456, "EUR"), "1\u{202f}234,56");
+        assert_eq!(Lang::Fr.money(12_500, "XOF"), "12\u{202f}500\u{a0}XOF");
+    }
+
+    #[test]
+    fn dates_are_read_day_first_and_never_month_first() {
+        let d = |y, m, day| {
+            Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), day).unwrap()
+        };
+        assert_eq!(parse_date("31/12/2026"), Some(d(2026, 12, 31)));
+        assert_eq!(parse_date(" 1/2/2026 "), Some(d(2026, 2, 1)));
+        assert_eq!(parse_date("01-02-2026"), Some(d(2026, 2, 1)));
+        assert_eq!(parse_date("2026-12-31"), Some(d(2026, 12, 31)));
+        assert_eq!(parse_date("12/31/2026"), None, "month first is refused");
+        assert_eq!(parse_date("31/12/26"), None);
+        assert_eq!(parse_date("30/02/2026"), None);
+        assert_eq!(Lang::Fr.date(d(2026, 2, 1)), "01/02/2026");
+    }
+}

@@ -1,0 +1,257 @@
+//! The console: a web interface in French and English for mutuelle clerks
+//! and managers, scheme staff and operators (docs/console.md).
+//!
+//! - Its own listener (`[console] listen`), HTTPS through the broker's TLS
+//!   acceptor with the same certificate and no client certificate
+//!   (`TlsServer::incoming_web`); connections through the shared accept loop.
+//! - Server-rendered pages (askama templates, checked at compile time,
+//!   under `broker/templates/console`), one stylesheet, no JavaScript:
+//!   every page works in any browser, on a phone, over a slow link.
+//! - People sign in (`service::users`): a session cookie, `__Host-` prefixed,
+//!   Secure, HttpOnly, SameSite=Lax; every form carries a CSRF token masked
+//!   anew in each response (`csrf`).
+//! - Every page that reads or changes data calls the broker's own gRPC
+//!   service implementations in-process ([`Console::call`]) as the person's
+//!   identity (`Person::caller`): the same authorization, admission and
+//!   audit rows as a call from a scheme's system, no second path to the
+//!   store.
+
+mod csrf;
+pub mod i18n;
+mod pages;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::transport::server::{Connected, TcpConnectInfo};
+
+use crate::api::{admin::AdminApi, roster::RosterApi, settlement::SettlementApi};
+use crate::identity::Auth;
+use crate::net::{ConnLimits, Listener, Refusals};
+use crate::service::Broker;
+use crate::service::users::Person;
+use crate::tls::TlsServer;
+use i18n::Lang;
+
+/// Connections from one address at once (a browser opens up to six).
+pub const MAX_CONNECTIONS_PER_PEER: usize = 16;
+/// A connection is closed after this long, whatever it does (a browser
+/// opens another).
+pub const CONNECTION_LIMIT: Duration = Duration::from_secs(300);
+/// The largest request body: a form (the roster upload will have its own).
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+
+const SESSION_COOKIE: &str = "__Host-passerelle-session";
+const PRE_COOKIE: &str = "__Host-passerelle-pre";
+const LANG_COOKIE: &str = "passerelle-lang";
+
+/// What every handler shares.
+pub struct Console {
+    broker: Arc<Broker>,
+    settlement: SettlementApi,
+    roster: RosterApi,
+    admin: AdminApi,
+}
+
+/// The peer of a connection, put in each of its requests.
+#[derive(Clone, Copy, Debug)]
+struct Peer(SocketAddr);
+
+impl Console {
+    pub fn new(broker: Arc<Broker>) -> Arc<Console> {
+        Arc::new(Console {
+            settlement: SettlementApi::new(broker.clone()),
+            roster: RosterApi::new(broker.clone()),
+            admin: AdminApi::new(broker.clone()),
+            broker,
+        })
+    }
+
+    /// Calls one of the broker's service implementations as `person`, from
+    /// `peer`: the call is authorized, admitted and audited exactly as the
+    /// same call over gRPC or the JSON door.
+    async fn call<M, R, F, Fut>(
+        &self,
+        person: &Person,
+        peer: SocketAddr,
+        msg: M,
+        f: F,
+    ) -> Result<R, tonic::Status>
+    where
+        F: FnOnce(tonic::Request<M>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+    {
+        let mut req = tonic::Request::new(msg);
+        req.extensions_mut().insert(Auth::Caller(person.caller()));
+        req.extensions_mut().insert(TcpConnectInfo {
+            local_addr: None,
+            remote_addr: Some(peer),
+        });
+        f(req).await.map(tonic::Response::into_inner)
+    }
+}
+
+/// The language of a request: the person's explicit choice (the switch in
+/// the page's header, a cookie), else their account's, else the browser's.
+fn lang_of(headers: &HeaderMap, person: Option<&Person>) -> Lang {
+    if let Some(l) = cookie(headers, LANG_COOKIE).and_then(|v| Lang::parse(&v)) {
+        return l;
+    }
+    if let Some(l) = person.and_then(|p| Lang::parse(&p.user.lang)) {
+        return l;
+    }
+    let accept = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    Lang::from_accept(accept)
+}
+
+/// A cookie's value.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// A `Set-Cookie` for a secret (session, pre-session): host-only, HTTPS
+/// only, out of scripts' reach, not sent on cross-site subrequests.
+fn secret_cookie(name: &str, value: &str, max_age_s: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age_s}"
+    ))
+    .expect("a cookie of base64url characters")
+}
+
+/// Headers on every answer: no framing, no sniffing, nothing loaded from
+/// elsewhere, HTTPS only from now on.
+fn secure(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+             form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    r
+}
+
+/// Serves the console on `listener` until `shutdown` turns true.
+pub fn start(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    tls: Arc<TlsServer>,
+    handshake_timeout: Duration,
+    max_handshakes: usize,
+    refusals: Arc<Refusals>,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let addr = listener.local_addr()?;
+    let app = pages::router(Console::new(broker))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(axum::middleware::map_response(async |r: Response| {
+            secure(r)
+        }));
+    let listener = Listener::new(
+        listener,
+        ConnLimits::new(MAX_CONNECTIONS_PER_PEER),
+        refusals.clone(),
+        Duration::from_secs(60),
+    );
+    let incoming = tls.incoming_web(listener, refusals, handshake_timeout, max_handshakes);
+    Ok((addr, tokio::spawn(serve(incoming, app, shutdown))))
+}
+
+async fn serve<S>(mut incoming: S, app: axum::Router, mut shutdown: watch::Receiver<bool>)
+where
+    S: futures::Stream<
+            Item = std::io::Result<tokio_rustls::server::TlsStream<crate::tls::Killable>>,
+        > + Unpin,
+{
+    loop {
+        let io = tokio::select! {
+            next = incoming.next() => match next {
+                Some(Ok(io)) => io,
+                Some(Err(_)) => continue,
+                None => return,
+            },
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        let peer = io
+            .get_ref()
+            .0
+            .connect_info()
+            .remote_addr()
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        let service = TowerToHyperService::new(app.clone().layer(axum::Extension(Peer(peer))));
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(io), service);
+            tokio::select! {
+                _ = conn => {}
+                _ = tokio::time::sleep(CONNECTION_LIMIT) => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        });
+    }
+}
+
+/// An answer that is not a page: a redirect, or an error page in the
+/// person's language.
+pub(crate) enum Reply {
+    Redirect(String, Vec<(header::HeaderName, HeaderValue)>),
+    Error(StatusCode, String),
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        match self {
+            Reply::Redirect(to, headers) => {
+                let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
+                for (k, v) in headers {
+                    r.headers_mut().append(k, v);
+                }
+                r
+            }
+            Reply::Error(code, html) => (
+                code,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                html,
+            )
+                .into_response(),
+        }
+    }
+}

@@ -1,0 +1,1921 @@
+//! The console's pages: one handler per page, each the same shape (who is
+//! signed in, what they asked, the service calls as them, the page in their
+//! language). Templates are under `broker/templates/console`.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Extension, Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use passerelle_proto::admin::v1 as admin;
+use passerelle_proto::roster::v1 as roster;
+use passerelle_proto::settlement::v1 as settlement;
+use serde::Deserialize;
+
+use super::i18n::{Lang, parse_date};
+use super::{Console, LANG_COOKIE, PRE_COOKIE, Peer, Reply, SESSION_COOKIE, cookie, csrf};
+use crate::service::users::{ABSOLUTE_MS, Person, SignInError, random_token};
+use crate::store::users::UserRole;
+use admin::admin_service_server::AdminService;
+use roster::roster_service_server::RosterService;
+use settlement::settlement_service_server::SettlementService;
+
+const CSS: &str = include_str!("../../console/console.css");
+
+/// Lines of a statement shown on one page of the console.
+const STATEMENT_PAGE: u32 = 500;
+/// The most lines a CSV export reads (pages of 5,000); a larger statement
+/// is exported with `passerelle statement export`.
+const MAX_EXPORT_LINES: usize = 200_000;
+
+pub fn router(c: Arc<Console>) -> Router {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/sign-in", get(sign_in_page).post(sign_in))
+        .route("/sign-out", post(sign_out))
+        .route("/lang/{code}", get(set_lang))
+        .route("/mutuelle", post(switch_mutuelle))
+        .route("/claims", get(claims))
+        .route("/claims/{scheme}/{claim}", get(claim))
+        .route("/members", get(members))
+        .route("/periods", get(periods))
+        .route("/periods/{scheme}/{mutuelle}/{number}", get(statement))
+        .route(
+            "/periods/{scheme}/{mutuelle}/{number}/statement.csv",
+            get(statement_csv),
+        )
+        .route("/partners", get(partners))
+        .route("/partners/{id}/{action}", post(partner_action))
+        .route("/users", get(users))
+        .route("/users/{login}/revoke", post(revoke))
+        .route("/static/console.css", get(css))
+        .fallback(not_found)
+        .with_state(c)
+}
+
+// ---------------------------------------------------------------- the frame
+
+/// What the page frame shows of the person.
+pub struct PersonView {
+    signed_in_as: String,
+    mutuelle: bool,
+    operator: bool,
+    mutuelles: Vec<String>,
+    current: String,
+}
+
+/// What every page's frame needs.
+pub struct Ui {
+    lang: Lang,
+    title: String,
+    nav: &'static str,
+    csrf: String,
+    person: Option<PersonView>,
+    notice: String,
+    css_version: &'static str,
+}
+
+impl Ui {
+    pub fn t(&self, key: &str) -> String {
+        self.lang.t(key)
+    }
+}
+
+fn css_version() -> &'static str {
+    static V: OnceLock<String> = OnceLock::new();
+    V.get_or_init(|| crate::audit::hash(CSS.as_bytes())[..12].to_string())
+}
+
+fn role_key(r: UserRole) -> &'static str {
+    match r {
+        UserRole::Clerk => "role-clerk",
+        UserRole::Manager => "role-manager",
+        UserRole::SchemeStaff => "role-scheme",
+        UserRole::Operator => "role-operator",
+    }
+}
+
+/// One signed-in request: who, from where, in which language.
+struct Ctx {
+    person: Person,
+    peer: SocketAddr,
+    lang: Lang,
+}
+
+impl Ctx {
+    fn ui(&self, title: String, nav: &'static str) -> Ui {
+        let p = &self.person;
+        let role = self.lang.t(role_key(p.user.role));
+        Ui {
+            lang: self.lang,
+            title,
+            nav,
+            csrf: csrf::mask(&p.session.csrf_secret),
+            person: Some(PersonView {
+                signed_in_as: self.lang.t_args(
+                    "signed-in-as",
+                    &[("name", &p.user.display_name), ("role", &role)],
+                ),
+                mutuelle: p.user.role.is_mutuelle(),
+                operator: p.user.role == UserRole::Operator,
+                mutuelles: if p.user.role.is_mutuelle() {
+                    p.user.scope.clone()
+                } else {
+                    Vec::new()
+                },
+                current: match p.user.role {
+                    UserRole::SchemeStaff => p.user.scope.first().cloned().unwrap_or_default(),
+                    _ => p.mutuelle().unwrap_or_default().to_string(),
+                },
+            }),
+            notice: String::new(),
+            css_version: css_version(),
+        }
+    }
+
+    fn t(&self, key: &str) -> String {
+        self.lang.t(key)
+    }
+
+    /// An error page for a service call's refusal.
+    fn status(&self, s: tonic::Status) -> Reply {
+        let (code, message) = match s.code() {
+            tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => {
+                (StatusCode::FORBIDDEN, self.t("error-forbidden"))
+            }
+            tonic::Code::NotFound => (StatusCode::NOT_FOUND, self.t("error-not-found")),
+            tonic::Code::InvalidArgument
+            | tonic::Code::FailedPrecondition
+            | tonic::Code::OutOfRange => (
+                StatusCode::BAD_REQUEST,
+                self.lang
+                    .t_args("error-invalid", &[("detail", &detail(&s))]),
+            ),
+            tonic::Code::Unavailable
+            | tonic::Code::ResourceExhausted
+            | tonic::Code::DeadlineExceeded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                self.lang
+                    .t_args("error-unavailable", &[("detail", s.message())]),
+            ),
+            _ => {
+                tracing::error!(code = ?s.code(), message = s.message(), "console: a service call failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, self.t("error-internal"))
+            }
+        };
+        self.error(code, message)
+    }
+
+    fn error(&self, code: StatusCode, message: String) -> Reply {
+        error_page(self.ui(self.t("error-title"), ""), code, message)
+    }
+
+    fn forbidden(&self) -> Reply {
+        self.error(StatusCode::FORBIDDEN, self.t("error-forbidden"))
+    }
+}
+
+/// The field violations of an INVALID_ARGUMENT, else its message.
+fn detail(s: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    let v: Vec<String> = s
+        .get_details_bad_request()
+        .map(|b| {
+            b.field_violations
+                .iter()
+                .map(|f| format!("{}: {}", f.field, f.description))
+                .collect()
+        })
+        .unwrap_or_default();
+    if v.is_empty() {
+        s.message().to_string()
+    } else {
+        v.join("; ")
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/error.html")]
+struct ErrorPage {
+    ui: Ui,
+    code: u16,
+    message: String,
+}
+
+fn error_page(ui: Ui, code: StatusCode, message: String) -> Reply {
+    let html = ErrorPage {
+        ui,
+        code: code.as_u16(),
+        message,
+    }
+    .render()
+    .unwrap_or_else(|e| format!("error {code}: {e}"));
+    Reply::Error(code, html)
+}
+
+fn page(t: impl Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "console: a page did not render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "page error").into_response()
+        }
+    }
+}
+
+fn to_sign_in() -> Reply {
+    Reply::Redirect("/sign-in".into(), Vec::new())
+}
+
+/// The signed-in person of a request, or the way to the sign-in page. A
+/// session the store cannot read refuses (503): never signed in by default.
+async fn signed_in(c: &Console, headers: &HeaderMap, peer: SocketAddr) -> Result<Ctx, Reply> {
+    let Some(id) = cookie(headers, SESSION_COOKIE) else {
+        return Err(to_sign_in());
+    };
+    match c.broker.person(&id).await {
+        Ok(Some(person)) => {
+            let lang = super::lang_of(headers, Some(&person));
+            Ok(Ctx { person, peer, lang })
+        }
+        Ok(None) => Err(Reply::Redirect(
+            "/sign-in?expired=1".into(),
+            vec![(
+                header::SET_COOKIE,
+                super::secret_cookie(SESSION_COOKIE, "", 0),
+            )],
+        )),
+        Err(e) => {
+            let lang = super::lang_of(headers, None);
+            // The store's words are for the log, not for a visitor.
+            tracing::warn!(error = %e, "console: a session could not be read");
+            Err(error_page(
+                anonymous_ui(lang, String::new()),
+                StatusCode::SERVICE_UNAVAILABLE,
+                lang.t("signin-unavailable"),
+            ))
+        }
+    }
+}
+
+/// A form's CSRF token, checked against the session's secret; a mismatch is
+/// refused and audited.
+async fn check_csrf(c: &Console, ctx: &Ctx, token: &str) -> Result<(), Reply> {
+    if csrf::check(&ctx.person.session.csrf_secret, token) {
+        return Ok(());
+    }
+    c.broker
+        .console_audit(
+            &ctx.person,
+            &ctx.peer.ip().to_string(),
+            "ConsoleForm",
+            &ctx.person.user.login,
+            "refused: CSRF token missing or wrong",
+        )
+        .await;
+    Err(ctx.error(StatusCode::FORBIDDEN, ctx.t("error-csrf")))
+}
+
+fn anonymous_ui(lang: Lang, csrf: String) -> Ui {
+    Ui {
+        lang,
+        title: lang.t("signin-title"),
+        nav: "",
+        csrf,
+        person: None,
+        notice: String::new(),
+        css_version: css_version(),
+    }
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            // The page links it with its hash: a new version is a new URL.
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        CSS,
+    )
+}
+
+async fn not_found(headers: HeaderMap) -> Reply {
+    let lang = super::lang_of(&headers, None);
+    error_page(
+        anonymous_ui(lang, String::new()),
+        StatusCode::NOT_FOUND,
+        lang.t("error-not-found"),
+    )
+}
+
+async fn set_lang(Path(code): Path<String>, headers: HeaderMap) -> Reply {
+    let lang = Lang::parse(&code).unwrap_or(Lang::Fr);
+    // Back to the page it was chosen on (same origin only).
+    let back = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| r.split_once("://").map(|(_, rest)| rest))
+        .and_then(|rest| rest.find('/').map(|i| rest[i..].to_string()))
+        .filter(|p| p.starts_with('/') && !p.starts_with("//"))
+        .unwrap_or_else(|| "/".into());
+    Reply::Redirect(
+        back,
+        vec![(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&format!(
+                "{LANG_COOKIE}={}; Path=/; Secure; SameSite=Lax; Max-Age=31536000",
+                lang.code()
+            ))
+            .expect("a language code"),
+        )],
+    )
+}
+
+// ---------------------------------------------------------------- tables
+
+/// A table as the `table` macro renders it.
+#[derive(Default)]
+pub struct Table {
+    head: Vec<String>,
+    /// Per column: "num" (right-aligned figures) or "".
+    cls: Vec<&'static str>,
+    rows: Vec<TRow>,
+    foot: Vec<String>,
+}
+
+pub struct TRow {
+    /// The first cell links there when not empty.
+    href: String,
+    cells: Vec<String>,
+}
+
+impl Table {
+    /// Columns by catalogue key; those listed in `num` hold figures.
+    fn new(lang: Lang, keys: &[&str], num: &[usize]) -> Table {
+        Table {
+            head: keys.iter().map(|k| lang.t(k)).collect(),
+            cls: (0..keys.len())
+                .map(|i| if num.contains(&i) { "num" } else { "" })
+                .collect(),
+            rows: Vec::new(),
+            foot: Vec::new(),
+        }
+    }
+
+    fn row(&mut self, href: String, cells: Vec<String>) {
+        self.rows.push(TRow { href, cells });
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/list.html")]
+struct ListPage {
+    ui: Ui,
+    heading: String,
+    /// Trusted HTML built by [`Html`] helpers (every value escaped).
+    form: String,
+    summary: String,
+    tables: Vec<(String, Table)>,
+    empty: String,
+    after: String,
+}
+
+/// Escapes text for HTML.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes a path segment or query value.
+fn url(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A definition list of facts (escaped).
+fn facts(items: &[(String, String)]) -> String {
+    let mut out = String::from("<dl class=\"facts\">");
+    for (k, v) in items {
+        out.push_str(&format!("<dt>{}</dt><dd>{}</dd>", esc(k), esc(v)));
+    }
+    out.push_str("</dl>");
+    out
+}
+
+// ---------------------------------------------------------------- sign-in
+
+#[derive(Template)]
+#[template(path = "console/signin.html")]
+struct SignInPage {
+    ui: Ui,
+    error: String,
+    login: String,
+}
+
+#[derive(Deserialize)]
+struct SignInQuery {
+    #[serde(default)]
+    expired: Option<String>,
+}
+
+/// The sign-in page. Before sign-in, the form's CSRF token is masked from a
+/// pre-session secret in its own cookie.
+async fn sign_in_page(
+    State(c): State<Arc<Console>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    Query(q): Query<SignInQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if signed_in(&c, &headers, peer).await.is_ok() {
+        return Reply::Redirect("/".into(), Vec::new()).into_response();
+    }
+    let lang = super::lang_of(&headers, None);
+    let error = if q.expired.is_some() {
+        lang.t("signin-expired")
+    } else {
+        String::new()
+    };
+    sign_in_form(&headers, lang, error, String::new(), StatusCode::OK)
+}
+
+fn sign_in_form(
+    headers: &HeaderMap,
+    lang: Lang,
+    error: String,
+    login: String,
+    code: StatusCode,
+) -> Response {
+    let (secret, set) = match cookie(headers, PRE_COOKIE).filter(|s| !s.is_empty()) {
+        Some(s) => (s, false),
+        None => (random_token(), true),
+    };
+    let mut r = page(SignInPage {
+        ui: anonymous_ui(lang, csrf::mask(&secret)),
+        error,
+        login,
+    });
+    *r.status_mut() = code;
+    if set {
+        r.headers_mut().append(
+            header::SET_COOKIE,
+            super::secret_cookie(PRE_COOKIE, &secret, 3600),
+        );
+    }
+    r
+}
+
+#[derive(Deserialize)]
+struct SignInForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    code: String,
+}
+
+async fn sign_in(
+    State(c): State<Arc<Console>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    headers: HeaderMap,
+    Form(f): Form<SignInForm>,
+) -> Response {
+    let lang = super::lang_of(&headers, None);
+    let pre = cookie(&headers, PRE_COOKIE).unwrap_or_default();
+    if !csrf::check(&pre, &f.csrf) {
+        c.broker
+            .anonymous_audit(
+                &peer.ip().to_string(),
+                "SignIn",
+                "refused: CSRF token missing or wrong",
+            )
+            .await;
+        return sign_in_form(
+            &headers,
+            lang,
+            lang.t("error-csrf"),
+            f.login,
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let address = peer.ip().to_string();
+    match c
+        .broker
+        .sign_in(&f.login, &f.password, &f.code, &address)
+        .await
+    {
+        Ok((id, person)) => {
+            let lang_cookie = Lang::parse(&person.user.lang);
+            let mut headers = vec![
+                (
+                    header::SET_COOKIE,
+                    super::secret_cookie(SESSION_COOKIE, &id, ABSOLUTE_MS / 1000),
+                ),
+                (header::SET_COOKIE, super::secret_cookie(PRE_COOKIE, "", 0)),
+            ];
+            if let Some(l) = lang_cookie {
+                headers.push((
+                    header::SET_COOKIE,
+                    HeaderValue::from_str(&format!(
+                        "{LANG_COOKIE}={}; Path=/; Secure; SameSite=Lax; Max-Age=31536000",
+                        l.code()
+                    ))
+                    .expect("a language code"),
+                ));
+            }
+            Reply::Redirect("/".into(), headers).into_response()
+        }
+        Err(e) => {
+            let (msg, code) = match e {
+                SignInError::Refused => (lang.t("signin-refused"), StatusCode::UNAUTHORIZED),
+                SignInError::CodeNeeded => (lang.t("signin-code-needed"), StatusCode::UNAUTHORIZED),
+                SignInError::Wait(s) => (
+                    lang.t_args("signin-wait", &[("seconds", &s.to_string())]),
+                    StatusCode::TOO_MANY_REQUESTS,
+                ),
+                SignInError::Unavailable(why) => {
+                    tracing::warn!(error = %why, "console: sign-in unavailable");
+                    (
+                        lang.t("signin-unavailable"),
+                        StatusCode::SERVICE_UNAVAILABLE,
+                    )
+                }
+            };
+            sign_in_form(&headers, lang, msg, f.login, code)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn sign_out(
+    State(c): State<Arc<Console>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Reply {
+    let ctx = match signed_in(&c, &headers, peer).await {
+        Ok(ctx) => ctx,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_csrf(&c, &ctx, &f.csrf).await {
+        return r;
+    }
+    if let Err(e) = c.broker.sign_out(&ctx.person, &peer.ip().to_string()).await {
+        return ctx.error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ctx.lang
+                .t_args("error-unavailable", &[("detail", &e.to_string())]),
+        );
+    }
+    Reply::Redirect(
+        "/sign-in".into(),
+        vec![(
+            header::SET_COOKIE,
+            super::secret_cookie(SESSION_COOKIE, "", 0),
+        )],
+    )
+}
+
+#[derive(Deserialize)]
+struct SwitchForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    mutuelle: String,
+}
+
+/// A federation's manager switches to another of their mutuelles.
+async fn switch_mutuelle(
+    State(c): State<Arc<Console>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    headers: HeaderMap,
+    Form(f): Form<SwitchForm>,
+) -> Reply {
+    let ctx = match signed_in(&c, &headers, peer).await {
+        Ok(ctx) => ctx,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_csrf(&c, &ctx, &f.csrf).await {
+        return r;
+    }
+    match c.broker.switch_mutuelle(&ctx.person, &f.mutuelle).await {
+        Ok(()) => Reply::Redirect("/".into(), Vec::new()),
+        Err(_) => ctx.forbidden(),
+    }
+}
+
+// ---------------------------------------------------------------- dashboard
+
+#[derive(Template)]
+#[template(path = "console/dashboard.html")]
+struct DashboardPage {
+    ui: Ui,
+    cards: Vec<(String, String)>,
+    chart: String,
+    chart_caption: String,
+    tables: Vec<(String, Table)>,
+}
+
+/// Every configured scheme id, sorted.
+fn schemes(c: &Console) -> Vec<String> {
+    let mut s: Vec<String> = c.broker.directory().schemes.iter().cloned().collect();
+    s.sort();
+    s
+}
+
+async fn dashboard(
+    State(c): State<Arc<Console>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    headers: HeaderMap,
+) -> Response {
+    let ctx = match signed_in(&c, &headers, peer).await {
+        Ok(ctx) => ctx,
+        Err(r) => return r.into_response(),
+    };
+    let lang = ctx.lang;
+    let mut cards = Vec::new();
+    let mut tables = Vec::new();
+    match ctx.person.user.role {
+        UserRole::Clerk | UserRole::Manager => {
+            let mid = ctx.person.mutuelle().unwrap_or_default().to_string();
+            let (mut count, mut due, mut currency) = (0u64, 0i64, String::from("XOF"));
+            let mut t = Table::new(
+                lang,
+                &[
+                    "col-scheme",
+                    "periods-claims",
+                    "col-mutuelle-share",
+                    "periods-net",
+                ],
+                &[1, 2, 3],
+            );
+            for s in schemes(&c) {
+                let msg = settlement::ListPeriodsRequest {
+                    scheme_id: s.clone(),
+                    mutuelle_id: mid.clone(),
+                };
+                let r = match c
+                    .call(&ctx.person, peer, msg, |r| c.settlement.list_periods(r))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(e) => return ctx.status(e).into_response(),
+                };
+                let Some(open) = r
+                    .periods
+                    .iter()
+                    .find(|p| p.state == settlement::PeriodState::Open as i32)
+                else {
+                    continue;
+                };
+                if open.claim_count == 0 && open.net_due == 0 {
+                    continue;
+                }
+                count += u64::from(open.claim_count);
+                due = due.saturating_add(open.net_due);
+                currency = open.currency.clone();
+                let m = open.totals.as_ref().map_or(0, |t| t.mutuelle_share);
+                t.row(
+                    format!("/periods/{}/{}/0", url(&s), url(&mid)),
+                    vec![
+                        s.clone(),
+                        lang.amount(open.claim_count as i64, ""),
+                        lang.money(m, &open.currency),
+                        lang.money(open.net_due, &open.currency),
+                    ],
+                );
+            }
+            let pending = match count_claims(&c, &ctx, "", &mid, "pending_partner").await {
+                Ok(n) => n,
+                Err(e) => return ctx.status(e).into_response(),
+            };
+            cards.push((lang.t("dashboard-claims"), lang.amount(count as i64, "")));
+            cards.push((lang.t("dashboard-due"), lang.money(due, &currency)));
+            cards.push((lang.t("dashboard-pending"), lang.amount(pending as i64, "")));
+            tables.push((lang.t("dashboard-per-scheme"), t));
+        }
+        UserRole::SchemeStaff => {
+            let sid = ctx.person.user.scope.first().cloned().unwrap_or_default();
+            let mut t = Table::new(lang, &["col-mutuelle", "dashboard-pending"], &[1]);
+            let mut total = 0;
+            let mut mutuelles: Vec<String> =
+                c.broker.directory().mutuelles.iter().cloned().collect();
+            mutuelles.sort();
+            for m in mutuelles {
+                let n = match count_claims(&c, &ctx, &sid, &m, "pending_partner").await {
+                    Ok(n) => n,
+                    Err(e) => return ctx.status(e).into_response(),
+                };
+                total += n;
+                t.row(
+                    format!("/claims?mutuelle={}&state=pending_partner", url(&m)),
+                    vec![m, lang.amount(n as i64, "")],
+                );
+            }
+            cards.push((lang.t("dashboard-pending"), lang.amount(total as i64, "")));
+            tables.push((lang.t("dashboard-pending"), t));
+        }
+        UserRole::Operator => {
+            let r = match c
+                .call(&ctx.person, peer, admin::ListPartnersRequest {}, |r| {
+                    c.admin.list_partners(r)
+                })
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => return ctx.status(e).into_response(),
+            };
+            let pending: u64 = r.partners.iter().map(|p| p.pending as u64).sum();
+            cards.push((lang.t("dashboard-pending"), lang.amount(pending as i64, "")));
+            cards.push((
+                lang.t("dashboard-partners"),
+                lang.amount(r.partners.len() as i64, ""),
+            ));
+            tables.push((
+                lang.t("dashboard-partners"),
+                partners_table(&ctx, &r, false),
+            ));
+        }
+    }
+    page(DashboardPage {
+        ui: ctx.ui(lang.t("dashboard-title"), "dashboard"),
+        cards,
+        chart: String::new(),
+        chart_caption: String::new(),
+        tables,
+    })
+}
+
+/// How many claims match (ListClaims' total, one summary row read).
+async fn count_claims(
+    c: &Console,
+    ctx: &Ctx,
+    scheme: &str,
+    mutuelle: &str,
+    state: &str,
+) -> Result<u64, tonic::Status> {
+    let msg = settlement::ListClaimsRequest {
+        scheme_id: scheme.into(),
+        mutuelle_id: mutuelle.into(),
+        state: state.into(),
+        page_size: 1,
+        ..Default::default()
+    };
+    Ok(
+        c.call(&ctx.person, ctx.peer, msg, |r| c.settlement.list_claims(r))
+            .await?
+            .total_count,
+    )
+}
+
+// ---------------------------------------------------------------- claims
+
+#[derive(Deserialize, Default)]
+struct ClaimsQuery {
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    mutuelle: String,
+    #[serde(default)]
+    page: String,
+}
+
+const STATES: [&str; 6] = [
+    "received",
+    "pending_partner",
+    "coordinated",
+    "rejected",
+    "cancel_pending",
+    "cancelled",
+];
+
+async fn claims(
+    State(c): State<Arc<Console>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    Query(q): Query<ClaimsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let ctx = match signed_in(&c, &headers, peer).await {
+        Ok(ctx) => ctx,
+        Err(r) => return r.into_response(),
+    };
+    let lang = ctx.lang;
+    let mut dates = [String::new(), String::new()];
+    for (i, typed) in [&q.from, &q.to].into_iter().enumerate() {
+        if typed.trim().is_empty() {
+            continue;
+        }
+        match parse_date(typed) {
+            Some(d) => dates[i] = passerelle_domain::date::format(d),
+            None => {
+                return ctx
+                    .error(
+                        StatusCode::BAD_REQUEST,
+                        lang.t_args("date-invalid", &[("value", typed)]),
+                    )
+                    .into_response();
+            }
+        }
+    }
+    let role = ctx.person.user.role;
+    let (scheme, mutuelle) = match role {
+        UserRole::Clerk | UserRole::Manager => (
+            String::new(),
+            ctx.person.mutuelle().unwrap_or_default().to_string(),
+        ),
+        UserRole::SchemeStaff => (
+            ctx.person.user.scope.first().cloned().unwrap_or_default(),
+            q.mutuelle.clone(),
+        ),
+        UserRole::Operator => (String::new(), q.mutuelle.clone()),
+    };
+    // An operator lists one waiting state across every scheme, or one
+    // mutuelle's claims.
+    let state = if role == UserRole::Operator && q.mutuelle.is_empty() && q.state.is_empty() {
+        "pending_partner".to_string()
+    } else {
+        q.state.clone()
+    };
+    let msg = settlement::ListClaimsRequest {
+        scheme_id: scheme,
+        mutuelle_id: mutuelle,
+        state: state.clone(),
+        care_from: dates[0].clone(),
+        care_to: dates[1].clone(),
+        page_size: 50,
+        page_token: q.page.clone(),
+    };
+    let r = match c
+        .call(&ctx.person, peer, msg, |r| c.settlement.list_claims(r))
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return ctx.status(e).into_response(),
+    };
+    let show_mutuelle = !role.is_mutuelle();
+    let mut keys = vec!["col-claim", "col-scheme"];
+    if show_mutuelle {
+        keys.push("col-mutuelle");
+    }
+    keys.extend([
+        "col-state",
+        "col-provider",
+        "col-invoice",
+        "col-date",
+        "col-billed",
+        "col-scheme-share",
+        "col-mutuelle-share",
+        "col-patient-share",
+    ]);
+    let first_num = keys.len() - 4;
+    let mut t = Table::new(
+        lang,
+        &keys,
+        &[first_num, first_num + 1, first_num + 2, first_num + 3],
+    );
+    for s in &r.claims {
+        let totals = s.totals.unwrap_or_default();
+        let mut cells = vec![s.claim_id.clone(), s.scheme_id.clone()];
+        if show_mutuelle {
+            cells.push(s.mutuelle_id.clone());
+        }
+        cells.extend([
+            lang.t(&format!("state-{}", s.state)),
+            s.provider_id.clone(),
+            s.invoice_number.clone(),
+            lang.iso_date(&s.date_of_care),
+            lang.amount(totals.billed, &s.currency),
+            lang.amount(totals.scheme_share, &s.currency),
+            lang.amount(totals.mutuelle_share, &s.currency),
+            lang.amount(totals.patient_share, &s.currency),
+        ]);
+        t.row(
+            format!("/claims/{}/{}", url(&s.scheme_id), url(&s.claim_id)),
+            cells,
+        );
+    }
+    if let Some(tot) = &r.totals
+        && !r.claims.is_empty()
+    {
+        let cur = r.claims[0].currency.clone();
+        let mut foot = vec![lang.t("claims-total")];
+        foot.resize(first_num, String::new());
+        foot.extend([
+            lang.amount(tot.billed, &cur),
+            lang.amount(tot.scheme_share, &cur),
+            lang.amount(tot.mutuelle_share, &cur),
+            lang.amount(tot.patient_share, &cur),
+        ]);
+        t.foot = foot;
+    }
+    // The filters: a plain GET form, so that a filtered list is a link.
+    let mut form = String::from("<form method=\"get\" action=\"/claims\" class=\"filters\">");
+    form.push_str(&format!(
+        "<label>{}<select name=\"state\"><option value=\"\">{}</option>",
+        esc(&lang.t("claims-state")),
+        esc(&lang.t("claims-any"))
+    ));
+    for s in STATES {
+        form.push_str(&format!(
+            "<option value=\"{s}\"{}>{}</option>",
+            if s == state { " selected" } else { "" },
+            esc(&lang.t(&format!("state-{s}")))
+        ));
+    }
+    form.push_str("</select></label>");
+    form.push_str(&format!(
+        "<label>{}<input name=\"from\" value=\"{}\" placeholder=\"jj/mm/aaaa\" inputmode=\"numeric\" size=\"10\"></label>\
+         <label>{}<input name=\"to\" value=\"{}\" placeholder=\"jj/mm/aaaa\" inputmode=\"numeric\" size=\"10\"></label>",
+        esc(&lang.t("claims-from")),
+        esc(&q.from),
+        esc(&lang.t("claims-to")),
+        esc(&q.to)
+    ));
+    if !role.is_mutuelle() {
+        form.push_str(&format!(
+            "<label>{}<input name=\"mutuelle\" value=\"{}\" size=\"14\"></label>",
+            esc(&lang.t("claims-mutuelle")),
+            esc(&q.mutuelle)
+        ));
+    }
+    form.push_str(&format!(
+        "<button>{}</button></form>",
+        esc(&lang.t("claims-filter"))
+    ));
+    let after = if r.next_page_token.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<p><a href=\"/claims?state={}&amp;from={}&amp;to={}&amp;mutuelle={}&amp;page={}\">{}</a></p>",
+            url(&state),
+            url(&q.from),
+            url(&q.to),
+            url(&q.mutuelle),
+            url(&r.next_page_token),
+            esc(&lang.t("claims-next"))
+        )
+    };
+    page(ListPage {
+        ui: ctx.ui(lang.t("claims-title"), "claims"),
+        heading: lang.t("claims-title"),
+        form,
+        summary: lang.t_args("claims-count", &[("count", &r.total_count.to_string())]),
+        tables: vec![(String::new(), t)],
+        empty: lang.t("claims-none"),
+        after,
+    })
+}
+
+async fn claim(
+    State(c): State<Arc<Console>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    Path((scheme, claim_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let ctx = match signed_in(&c, &headers, peer).await {
+        Ok(ctx) => ctx,
+        Err(r) => return r.into_response(),
+    };
+    let lang = ctx.lang;
+    let msg = settlement::GetClaimRequest {
+        scheme_id: scheme,
+        claim_id,
+    };
+    let d = match c
+        .call(&ctx.person, peer, msg, |r| c.settlement.get_claim(r))
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => return ctx.status(e).into_response(),
+    };
+    let r = d.result.clone().unwrap_or_default();
+    let cur = r.currency.clone();
+    let state = passerelle_proto::scheme::v1::ClaimState::try_from(r.state)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("CLAIM_STATE_")
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let mut items = vec![
+        (lang.t("col-state"), lang.t(&format!("state-{state}"))),
+        (lang.t("col-scheme"), r.scheme_id.clone()),
+        (lang.t("col-mutuelle"), r.mutuelle_id.clone()),
+        (lang.t("col-member"), r.member_number.clone()),
+        (lang.t("col-beneficiary"), d.beneficiary_id.clone()),
+        (lang.t("col-provider"), d.provider_id.clone()),
+        (lang.t("col-invoice"), d.invoice_number.clone()),
+        (lang.t("col-date"), lang.iso_date(&d.date_of_care)),
+        (lang.t("claim-updated"), lang.time(r.updated_at_ms)),
+    ];
+    if let Some(p) = &r.product {
+        items.push((
+            lang.t("claim-product"),
+            format!("{} v{}", p.product_id, p.version),
+        ));
+    }
+    if !r.duplicate_of_claim_id.is_empty() {
+        items.push((
+            lang.t("claim-duplicate-of"),
+            r.duplicate_of_claim_id.clone(),
+        ));
+    }
+    let mut intro = facts(&items);
+    if let Some(rej) = &r.rejection {
+        intro.push_str(&format!(
+            "<p class=\"error\">{}</p>",
+            esc(&lang.t_args("claim-rejected", &[("reason", &reason(lang, rej))]))
+        ));
+    }
+    let mut t = Table::new(
+        lang,
+        &[
+            "col-line",
+            "col-act",
+            "col-billed",
+            "col-scheme-share",
+            "col-remainder",
+            "col-mutuelle-share",
+            "col-patient-share",
+            "col-reasons",
+        ],
+        &[2, 3, 4, 5, 6],
+    );
+    for l in &r.lines {
+        let reasons: Vec<String> = l.reasons.iter().map(|x| reason(lang, x)).collect();
+        t.row(
+            String::new(),
+            vec![
+                l.sequence.to_string(),
+                l.act_code.clone(),
+                lang.amount(l.billed, &cur),
+                lang.amount(l.scheme_share, &cur),
+                lang.amount(l.remainder, &cur),
+                lang.amount(l.mutuelle_share, &cur),
+                lang.amount(l.patient_share, &cur),
+                reasons.join(" ; "),
+            ],
+        );
+    }
+    if let Some(tot) = &r.totals {
+        t.foot = vec![
+            lang.t("claims-total"),
+            String::new(),
+            lang.amount(tot.billed, &cur),
+            lang.amount(tot.scheme_share, &cur),
+            String::new(),
+            lang.amount(tot.mutuelle_share, &cur),
+            lang.amount(tot.patient_share, &cur),
+            String::new(),
+        ];
+    }
+    let title = lang.t_args("claim-title", &[("id", &r.claim_id)]);
+    page(ListPage {
+        ui: ctx.ui(title.clone(), "claims"),
+        heading: title,
+        form: intro,
+        summary: String::new(),
+        tables: vec![(String::new(), t)],
+        empty: String::new(),
+        after: String::new(),
+    })
+}
+
+// ---------------------------------------------------------------- members
+
+#[derive(Deserialize, Default)]
+struct MembersQuery {
+    #[serde(default)]
+    number: String,
+}
+
+async fn members(
+    State(c): State<Arc<Console>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    Query(q): Query<MembersQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let ctx = match signed_in(&c, &headers, peer).await {
+        Ok(ctx) => ctx,
+        Err(r) => return r.into_response(),
+    };
+    let lang = ctx.lang;
+    let Some(mid) = ctx.person.mutuelle().map(str::to_string) else {
+        return ctx.forbidden().into_response();
+    };
+    let form = format!(
+        "<form method=\"get\" action=\"/members\" class=\"filters\"><label>{}<input name=\"number\" value=\"{}\" required></label><button>{}</button></form>",
+        esc(&lang.t("members-number")),
+        esc(&q.number),
+        esc(&lang.t("members-search"))
+    );
+    let mut intro = form;
+    let mut tables = Vec::new();
+    let mut empty = String::new();
+    let number = q.number.trim();
+    if !number.is_empty() {
+        let msg = roster::GetMemberRequest {
+            mutuelle_id: mid,
+            member_number: number.to_string(),
+        };
+        match c
+            .call(&ctx.person, peer, msg, |r| c.roster.get_member(r))
+            .await
+        {
+            Ok(m) => {
+                let dues = if m.contribution_paid_until.is_empty() {
+                    lang.t("member-dues-never")
+                } else {
+                    lang.iso_date(&m.contribution_paid_until)
+                };
+                intro.push_str(&facts(&[
+                    (lang.t("col-member"), m.member_number.clone()),
+                    (lang.t("col-scheme"), m.scheme_id.clone()),
+                    (lang.t("col-beneficiary"), m.beneficiary_id.clone()),
+                    (lang.t("member-household"), m.household_id.clone()),
+                    (lang.t("member-dues"), dues),
+                ]));
+                let mut t =
+                    Table::new(lang, &["member-product", "member-start", "member-end"], &[]);
+                for p in &m.products {
+                    t.row(
+                        String::new(),
+                        vec![
+                            p.product_id.clone(),
+                            lang.iso_date(&p.start_date),
+                            if p.end_date.is_empty() {
+                                lang.t("member-running")
+                            } else {
+                                lang.iso_date(&p.end_date)
+                            },
+                        ],
+                    );
+                }
+                tables.push((lang.t("member-products"), t));
+            }
+            Err(e) if e.code() == tonic::Code::NotFound => {
+                empty = lang.t("members-not-found");
+                tables.push((String::new(), Table::default()));
+            }
+            Err(e) => return ctx.status(e).into_response(),
+        }
+    }
+    page(ListPage {
+        ui: ctx.ui(lang.t("members-title"), "members"),
+        heading: lang.t("members-title"),
+        form: intro,
+        summary: String::new(),
+        tables,
+        empty,
+        after: String::new(),
+    })
+}
+
+// ---------------------------------------------------------------- periods
+
+/// The scheme × mutuelle pairs a person's statements are between.
+fn pairs(c: &Console, ctx: &Ctx) -> Vec<(String, String)> {
+    match ctx.person.user.role {
+        UserRole::Clerk | UserRole::Manager => {
+            let mid = ctx.person.mutuelle().unwrap_or_default().to_string();
+            schemes(c).into_iter().map(|s| (s, mid.clone())).collect()
+        }
+        UserRole::SchemeStaff => {
+            let sid = ctx.person.user.scope.first().cloned().unwrap_or_default();
+            let mut ms: Vec<String> = c.broker.directory().mutuelles.iter().cloned().collect();
+            ms.sort();
+            ms.into_iter().map(|m| (sid.clone(), m)).collect()
+        }
+        UserRole::Operator => Vec::new(),
+    }
+}
+
+async fn periods(
+    State(c): State<Arc<Console>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    headers: HeaderMap,
+) -> Response {
+    let ctx = match signed_in(&c, &headers, peer).await {
+        Ok(ctx) => ctx,
+        Err(r) => return r.into_response(),
+    };
+    let lang = ctx.lang;
+    if ctx.person.user.role == UserRole::Operator {
+        return ctx.forbidden().into_response();
+    }
+    let mut tables = Vec::new();
+    for (s, m) in pairs(&c, &ctx) {
+        let msg = settlement::ListPeriodsRequest {
+            scheme_id: s.clone(),
+            mutuelle_id: m.clone(),
+        };
+        let r = match c
+            .call(&ctx.person, peer, msg, |r| c.settlement.list_periods(r))
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return ctx.status(e).into_response(),
+        };
+        let mut t = Table::new(
+            lang,
+            &[
+                "periods-number",
+                "col-state",
+                "periods-claims",
+                "col-mutuelle-share",
+                "periods-recoveries",
+                "periods-net",
+                "periods-closed-at",
+                "periods-settled-at",
+                "periods-reference",
+            ],
+            &[2, 3, 4, 5],
+        );
+        for p in &r.periods {
+            let open = p.state == settlement::PeriodState::Open as i32;
+            if open && p.claim_count == 0 && p.recoveries == 0 {
+                continue;
+            }
+            let state = if open {
+                "open"
+            } else if p.state == settlement::PeriodState::Settled as i32 {
+                "settled"
+            } else {
+                "closed"
+            };
+            let m_share = p.totals.as_ref().map_or(0, |t| t.mutuelle_share);
+            t.row(
+                format!("/periods/{}/{}/{}", url(&s), url(&m), p.number),
+                vec![
+                    if open {
+                        lang.t("periods-open")
+                    } else {
+                        p.number.to_string()
+                    },
+                    lang.t(&format!("state-{state}")),
+                    lang.amount(p.claim_count as i64, ""),
+                    lang.money(m_share, &p.currency),
+                    lang.money(p.recoveries, &p.currency),
+                    lang.money(p.net_due, &p.currency),
+                    lang.time(p.closed_at_ms),
+                    lang.time(p.settled_at_ms),
+                    p.settlement_reference.clone(),
+                ],
+            );
+        }
+        if !t.rows.is_empty() {
+            tables.push((format!("{s} – {m}"), t));
+        }
+    }
+    let empty = if tables.is_empty() {
+        lang.t("claims-none")
+    } else {
+        String::new()
+    };
+    page(ListPage {
+        ui: ctx.ui(lang.t("periods-title"), "periods"),
+        heading: lang.t("periods-title"),
+        form: String::new(),
+        summary: empty,
+        tables,
+        empty: String::new(),
+        after: String::new(),
+    })
+}
+
+#[derive(Deserialize, Default)]
+struct PageQuery {
+    #[serde(default)]
+    page: String,
+}
+
+async fn statement(
+    State(c): State<Arc<Console>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    Path((scheme, mutuelle, number)): Path<(String, String, u32)>,
+    Query(q): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let ctx = match signed_in(&c, &headers, peer).await {
+        Ok(ctx) => ctx,
+        Err(r) => return r.into_response(),
+    };
+    let lang = ctx.lang;
+    let msg = settlement::GetStatementRequest {
+        scheme_id: scheme.clone(),
+        mutuelle_id: mutuelle.clone(),
+        number,
+        page_size: STATEMENT_PAGE,
+        page_token: q.page.clone(),
+    };
+    let s = match c
+        .call(&ctx.person, peer, msg, |r| c.settlement.get_statement(r))
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => return ctx.status(e).into_response(),
+    };
+    let p = s.period.clone().unwrap_or_default();
+    let cur = p.currency.clone();
+    let title = if number == 0 {
+        lang.t_args(
+            "statement-open-title",
+            &[("scheme", &scheme), ("mutuelle", &mutuelle)],
+        )
+    } else {
+        lang.t_args(
+            "statement-title",
+            &[
+                ("scheme", &scheme),
+                ("mutuelle", &mutuelle),
+                ("number", &number.to_string()),
+            ],
+        )
+    };
+    let mut tables = Vec::new();
+    for payee in &s.payees {
+        let mut t = Table::new(
+            lang,
+            &[
+                "col-claim",
+                "col-invoice",
+                "col-date",
+                "col-member",
+                "col-line",
+                "col-act",
+                "col-billed",
+                "col-scheme-share",
+                "col-mutuelle-share",
+                "col-patient-share",
+            ],
+            &[4, 6, 7, 8, 9],
+        );
+        for l in &payee.lines {
+            t.row(
+                format!("/claims/{}/{}", url(&scheme), url(&l.claim_id)),
+                vec![
+                    l.claim_id.clone(),
+                    l.invoice_number.clone(),
+                    lang.iso_date(&l.date_of_care),
+                    l.member_number.clone(),
+                    l.sequence.to_string(),
+                    l.act_code.clone(),
+                    lang.amount(l.billed, &cur),
+                    lang.amount(l.scheme_share, &cur),
+                    lang.amount(l.mutuelle_share, &cur),
+                    lang.amount(l.patient_share, &cur),
+                ],
+            );
+        }
+        if let Some(tot) = &payee.totals {
+            let mut foot = vec![lang.t("claims-total")];
+            foot.resize(6, String::new());
+            foot.extend([
+                lang.amount(tot.billed, &cur),
+                lang.amount(tot.scheme_share, &cur),
+                lang.amount(tot.mutuelle_share, &cur),
+                lang.amount(tot.patient_share, &cur),
+            ]);
+            t.foot = foot;
+        }
+        let who = if payee.payee_type == "member" {
+            lang.t_args("statement-payee-member", &[("id", &payee.payee_id)])
+        } else {
+            lang.t_args("statement-payee-provider", &[("id", &payee.payee_id)])
+        };
+        tables.push((format!("{} : {who}", lang.t("statement-payee")), t));
+    }
+    let totals = p.totals.unwrap_or_default();
+    let intro = facts(&[
+        (
+            lang.t("col-state"),
+            lang.t(match p.state {
+                x if x == settlement::PeriodState::Settled as i32 => "state-settled",
+                x if x == settlement::PeriodState::Closed as i32 => "state-closed",
+                _ => "state-open",
+            }),
+        ),
+        (
+            lang.t("periods-claims"),
+            lang.amount(p.claim_count as i64, ""),
+        ),
+        (lang.t("col-billed"), lang.money(totals.billed, &cur)),
+        (
+            lang.t("col-scheme-share"),
+            lang.money(totals.scheme_share, &cur),
+        ),
+        (
+            lang.t("col-mutuelle-share"),
+            lang.money(totals.mutuelle_share, &cur),
+        ),
+        (
+            lang.t("col-patient-share"),
+            lang.money(totals.patient_share, &cur),
+        ),
+        (lang.t("periods-recoveries"), lang.money(p.recoveries, &cur)),
+        (lang.t("periods-net"), lang.money(p.net_due, &cur)),
+    ]) + &format!(
+        "<p class=\"actions\"><a href=\"/periods/{}/{}/{}/statement.csv\" download>{}</a> <span>{} (Ctrl+P)</span></p>",
+        url(&scheme),
+        url(&mutuelle),
+        number,
+        esc(&lang.t("statement-export-csv")),
+        esc(&lang.t("statement-print"))
+    );
+    let mut after = String::new();
+    if !s.next_page_token.is_empty() {
+        after.push_str(&format!(
+            "<p>{} <a href=\"/periods/{}/{}/{}?page={}\">{}</a></p>",
+            esc(&lang.t("statement-more")),
+            url(&scheme),
+            url(&mutuelle),
+            number,
+            url(&s.next_page_token),
+            esc(&lang.t("claims-next"))
+        ));
+    }
+    after.push_str(&format!(
+        "<p class=\"signature\">{}</p>",
+        esc(&lang.t("statement-signature"))
+    ));
+    page(ListPage {
+        ui: ctx.ui(title.clone(), "periods"),
+        heading: title,
+        form: intro,
+        summary: String::new(),
+        tables,
+        empty: String::new(),
+        after,
+    })
+}
+
+/// The statement as a CSV file French Excel opens as it is: UTF-8 with a
+/// byte order mark, `;` between cells, CRLF, headers in the person's
+/// language, amounts as plain digits in minor units, and every text cell
+/// quoted, a leading `=`, `+`, `-`, `@`, tab or carriage return defused
+/// with an apostrophe (formula injection).
+async fn statement_csv(
+    State(c): State<Arc<Console>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    Path((scheme, mutuelle, number)): Path<(String, String, u32)>,
+    headers: HeaderMap,
+) -> Response {
+    let ctx = match signed_in(&c, &headers, peer).await {
+        Ok(ctx) => ctx,
+        Err(r) => return r.into_response(),
+    };
+    let lang = ctx.lang;
+    let mut out = String::from("\u{feff}");
+    let head: Vec<String> = [
+        "col-scheme",
+        "col-mutuelle",
+        "col-period",
+        "statement-payee",
+        "col-claim",
+        "col-invoice",
+        "col-date",
+        "col-member",
+        "col-line",
+        "col-act",
+        "col-billed",
+        "col-scheme-share",
+        "col-mutuelle-share",
+        "col-patient-share",
+    ]
+    .iter()
+    .map(|k| text_cell(&lang.t(k)))
+    .collect();
+    out.push_str(&head.join(";"));
+    out.push_str("\r\n");
+    let (mut token, mut lines) = (String::new(), 0usize);
+    let mut number_read: u32;
+    loop {
+        let msg = settlement::GetStatementRequest {
+            scheme_id: scheme.clone(),
+            mutuelle_id: mutuelle.clone(),
+            number,
+            page_size: 5_000,
+            page_token: token.clone(),
+        };
+        let s = match c
+            .call(&ctx.person, peer, msg, |r| c.settlement.get_statement(r))
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => return ctx.status(e).into_response(),
+        };
+        let p = s.period.clone().unwrap_or_default();
+        number_read = p.number;
+        for payee in &s.payees {
+            for l in &payee.lines {
+                let cells = [
+                    text_cell(&p.scheme_id),
+                    text_cell(&p.mutuelle_id),
+                    p.number.to_string(),
+                    text_cell(&format!("{} {}", payee.payee_type, payee.payee_id)),
+                    text_cell(&l.claim_id),
+                    text_cell(&l.invoice_number),
+                    text_cell(&lang.iso_date(&l.date_of_care)),
+                    text_cell(&l.member_number),
+                    l.sequence.to_string(),
+                    text_cell(&l.act_code),
+                    l.billed.to_string(),
+                    l.scheme_share.to_string(),
+                    l.mutuelle_share.to_string(),
+                    l.patient_share.to_string(),
+                ];
+                out.push_str(&cells.join(";"));
+                out.push_str("\r\n");
+                lines += 1;
+            }
+        }
+        if s.next_page_token.is_empty() {
+            break;
+        }
+        if lines >= MAX_EXPORT_LINES {
+            return ctx
+                .error(
+                    StatusCode::BAD_REQUEST,
+                    lang.t_args(
+                        "error-invalid",
+                        &[(
+                            "detail",
+                            &format!(
+                                "more than {MAX_EXPORT_LINES} lines: passerelle statement export"
+                            ),
+                        )],
+                    ),
+                )
+                .into_response();
+        }
+        token = s.next_page_token;
+    }
+    let name = format!(
+        "bordereau-{}-{}-{}.csv",
+        file_part(&scheme),
+        file_part(&mutuelle),
+        number_read
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        out,
+    )
+        .into_response()
+}
+
+/// A reason in the person's language: the catalogue's words for its code
+/// (`reason-CODE`); in English the broker's own detail, which names the
+/// ceiling and what is left.
+fn reason(lang: Lang, r: &passerelle_proto::common::v1::Reason) -> String {
+    let code = passerelle_proto::common::v1::ReasonCode::try_from(r.code)
+        .map(|c| {
+            c.as_str_name()
+                .trim_start_matches("REASON_CODE_")
+                .to_string()
+        })
+        .unwrap_or_else(|_| "UNSPECIFIED".into());
+    match lang {
+        Lang::En if !r.message.is_empty() => r.message.clone(),
+        _ => lang.t(&format!("reason-{code}")),
+    }
+}
+
+/// A CSV text cell: quoted, quotes doubled, a formula's first character
+/// defused.
+pub fn text_cell(s: &str) -> String {
+    let defused = match s.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
+        _ => s.to_string(),
+    };
+    format!("\"{}\"", defused.replace('"', "\"\""))
+}
+
+fn file_part(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- operators
+
+fn partners_table(ctx: &Ctx, r: &admin::ListPartnersResponse, actions: bool) -> Table {
+    let lang = ctx.lang;
+    let mut t = Table::new(
+        lang,
+        &[
+            "col-mutuelle",
+            "partners-adapter",
+            "partners-pending",
+            "partners-oldest",
+            "partners-circuit",
+            "partners-paused",
+            "partners-last-error",
+        ],
+        &[2],
+    );
+    for p in &r.partners {
+        t.row(
+            if actions {
+                String::new()
+            } else {
+                "/partners".into()
+            },
+            vec![
+                p.mutuelle_id.clone(),
+                p.adapter.clone(),
+                lang.amount(p.pending as i64, ""),
+                lang.time(p.oldest_pending_ms),
+                lang.t(&format!("circuit-{}", p.circuit)),
+                if p.paused_ms > 0 {
+                    format!("{} ({})", lang.t("yes"), p.paused_by)
+                } else {
+                    lang.t("no")
+                },
+                p.last_error.clone(),
+            ],
+        );
+    }
+    t
+}
+
+async fn partners(
+    State(c): State<Arc<Console>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    headers: HeaderMap,
+) -> Response {
+    let ctx = match signed_in(&c, &headers, peer).await {
+        Ok(ctx) => ctx,
+        Err(r) => return r.into_response(),
+    };
+    let lang = ctx.lang;
+    let r = match c
+        .call(&ctx.person, peer, admin::ListPartnersRequest {}, |r| {
+            c.admin.list_partners(r)
+        })
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return ctx.status(e).into_response(),
+    };
+    let ui = ctx.ui(lang.t("partners-title"), "partners");
+    let mut forms = String::new();
+    for p in &r.partners {
+        let (action, key) = if p.paused_ms > 0 {
+            ("resume", "partners-resume")
+        } else {
+            ("pause", "partners-pause")
+        };
+        forms.push_str(&format!(
+            "<form method=\"post\" action=\"/partners/{}/{action}\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button>{} {}</button></form> ",
+            url(&p.mutuelle_id),
+            esc(&ui.csrf),
+            esc(&lang.t(key)),
+            esc(&p.mutuelle_id)
+        ));
+    }
+    page(ListPage {
+        ui,
+        heading: lang.t("partners-title"),
+        form: String::new(),
+        summary: String::new(),
+        tables: vec![(String::new(), partners_table(&ctx, &r, true))],
+        empty: String::new(),
+        after: format!("<div class=\"actions\">{forms}</div>"),
+    })
+}
+
+async fn partner_action(
+    State(c): State<Arc<Console>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let ctx = match signed_in(&c, &headers, peer).await {
+        Ok(ctx) => ctx,
+        Err(r) => return r.into_response(),
+    };
+    if let Err(r) = check_csrf(&c, &ctx, &f.csrf).await {
+        return r.into_response();
+    }
+    let res = match action.as_str() {
+        "pause" => c
+            .call(
+                &ctx.person,
+                peer,
+                admin::PausePartnerRequest { mutuelle_id: id },
+                |r| c.admin.pause_partner(r),
+            )
+            .await
+            .map(|_| ()),
+        "resume" => c
+            .call(
+                &ctx.person,
+                peer,
+                admin::ResumePartnerRequest { mutuelle_id: id },
+                |r| c.admin.resume_partner(r),
+            )
+            .await
+            .map(|_| ()),
+        _ => {
+            return ctx
+                .error(StatusCode::NOT_FOUND, ctx.t("error-not-found"))
+                .into_response();
+        }
+    };
+    match res {
+        Ok(()) => Reply::Redirect("/partners".into(), Vec::new()).into_response(),
+        Err(e) => ctx.status(e).into_response(),
+    }
+}
+
+async fn users(
+    State(c): State<Arc<Console>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    headers: HeaderMap,
+) -> Response {
+    let ctx = match signed_in(&c, &headers, peer).await {
+        Ok(ctx) => ctx,
+        Err(r) => return r.into_response(),
+    };
+    if ctx.person.user.role != UserRole::Operator {
+        return forbidden_audited(&c, &ctx, "users").await.into_response();
+    }
+    let lang = ctx.lang;
+    let all = match c.broker.users().await {
+        Ok(u) => u,
+        Err(e) => {
+            return ctx
+                .error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    lang.t_args("error-unavailable", &[("detail", &e.to_string())]),
+                )
+                .into_response();
+        }
+    };
+    let ui = ctx.ui(lang.t("users-title"), "users");
+    let mut t = Table::new(
+        lang,
+        &[
+            "users-login",
+            "users-name",
+            "users-role",
+            "users-scope",
+            "users-state",
+        ],
+        &[],
+    );
+    let mut forms = String::new();
+    for u in &all {
+        t.row(
+            String::new(),
+            vec![
+                u.login.clone(),
+                u.display_name.clone(),
+                lang.t(role_key(u.role)),
+                u.scope.join(", "),
+                lang.t(if u.disabled_ms == 0 {
+                    "users-enabled"
+                } else {
+                    "users-disabled"
+                }),
+            ],
+        );
+        forms.push_str(&format!(
+            "<form method=\"post\" action=\"/users/{}/revoke\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button>{} : {}</button></form> ",
+            url(&u.login),
+            esc(&ui.csrf),
+            esc(&lang.t("users-revoke")),
+            esc(&u.login)
+        ));
+    }
+    let sessions = c.broker.recent_sessions().await.unwrap_or_default();
+    let mut s = Table::new(lang, &["users-login", "users-address", "users-seen"], &[]);
+    for x in sessions {
+        s.row(
+            String::new(),
+            vec![x.login, x.address, lang.time(x.seen_ms)],
+        );
+    }
+    page(ListPage {
+        ui,
+        heading: lang.t("users-title"),
+        form: String::new(),
+        summary: String::new(),
+        tables: vec![(String::new(), t), (lang.t("users-sessions"), s)],
+        empty: String::new(),
+        after: format!("<div class=\"actions\">{forms}</div>"),
+    })
+}
+
+/// A page refused by role (no service call behind it to audit the
+/// refusal): audited here.
+async fn forbidden_audited(c: &Console, ctx: &Ctx, what: &str) -> Reply {
+    c.broker
+        .console_audit(
+            &ctx.person,
+            &ctx.peer.ip().to_string(),
+            "ConsolePage",
+            what,
+            "PermissionDenied: not an operator",
+        )
+        .await;
+    ctx.forbidden()
+}
+
+async fn revoke(
+    State(c): State<Arc<Console>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    Path(login): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let ctx = match signed_in(&c, &headers, peer).await {
+        Ok(ctx) => ctx,
+        Err(r) => return r.into_response(),
+    };
+    if let Err(r) = check_csrf(&c, &ctx, &f.csrf).await {
+        return r.into_response();
+    }
+    if ctx.person.user.role != UserRole::Operator {
+        return forbidden_audited(&c, &ctx, "users").await.into_response();
+    }
+    let by = format!("{}@{}", ctx.person.caller().display(), peer.ip());
+    match c.broker.revoke_sessions(&login, &by).await {
+        Ok(_) => Reply::Redirect("/users".into(), Vec::new()).into_response(),
+        Err(e) => ctx
+            .error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ctx.lang
+                    .t_args("error-unavailable", &[("detail", &e.to_string())]),
+            )
+            .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_text_cells_are_quoted_and_formulas_defused() {
+        assert_eq!(text_cell("ABC"), "\"ABC\"");
+        assert_eq!(text_cell("=1+1"), "\"'=1+1\"");
+        assert_eq!(text_cell("@SUM(A1)"), "\"'@SUM(A1)\"");
+        assert_eq!(text_cell("-2"), "\"'-2\"");
+        assert_eq!(text_cell("a\"b"), "\"a\"\"b\"");
+    }
+
+    #[test]
+    fn html_and_urls_are_escaped() {
+        assert_eq!(
+            esc("<a href='x'>&</a>"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;"
+        );
+        assert_eq!(url("MUT A/é"), "MUT%20A%2F%C3%A9");
+    }
+}

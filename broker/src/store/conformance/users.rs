@@ -1,0 +1,247 @@
+//! UserStore: console accounts, sessions, and the throttle replicas share.
+
+use super::*;
+use crate::store::users::{Backoff, Session, User, UserChange, UserRole};
+
+fn user(login: &str, role: UserRole, scope: &[&str]) -> User {
+    User {
+        login: login.into(),
+        display_name: format!("Agent {login}"),
+        role,
+        scope: scope.iter().map(|s| s.to_string()).collect(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        totp_secret: String::new(),
+        lang: "fr".into(),
+        disabled_ms: 0,
+        created_ms: 10,
+        updated_ms: 10,
+    }
+}
+
+fn session(id: &str, login: &str, seen_ms: i64) -> Session {
+    Session {
+        id_hash: id.into(),
+        login: login.into(),
+        csrf_secret: format!("csrf-{id}"),
+        mutuelle_id: String::new(),
+        created_ms: seen_ms,
+        seen_ms,
+        address: "127.0.0.1".into(),
+    }
+}
+
+pub async fn users_sessions_and_their_end(store: Arc<dyn Store>) {
+    let ama = user("ama", UserRole::Manager, &["MUT-A", "MUT-B"]);
+    assert!(store.add_user(&ama).await.unwrap());
+    assert!(
+        !store
+            .add_user(&user("ama", UserRole::Operator, &[]))
+            .await
+            .unwrap(),
+        "a login is taken once"
+    );
+    assert!(
+        store
+            .add_user(&user("kofi", UserRole::Clerk, &["MUT-A"]))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.user("ama").await.unwrap(), Some(ama.clone()));
+    assert_eq!(store.user("nobody").await.unwrap(), None);
+    let all = store.users().await.unwrap();
+    assert_eq!(
+        all.iter().map(|u| u.login.as_str()).collect::<Vec<_>>(),
+        ["ama", "kofi"]
+    );
+
+    store
+        .create_session(&session("s1", "ama", 100))
+        .await
+        .unwrap();
+    store
+        .create_session(&session("s2", "ama", 200))
+        .await
+        .unwrap();
+    store
+        .create_session(&session("s3", "kofi", 300))
+        .await
+        .unwrap();
+    store.touch_session("s1", 400).await.unwrap();
+    store.set_session_mutuelle("s1", "MUT-B").await.unwrap();
+    let s1 = store.session("s1").await.unwrap().unwrap();
+    assert_eq!((s1.seen_ms, s1.mutuelle_id.as_str()), (400, "MUT-B"));
+    let recent = store.sessions(150, 10).await.unwrap();
+    assert_eq!(
+        recent
+            .iter()
+            .map(|s| s.id_hash.as_str())
+            .collect::<Vec<_>>(),
+        ["s1", "s3", "s2"],
+        "newest first, only those seen after the bound"
+    );
+
+    // A language change keeps the sessions; a new password ends them.
+    let lang = UserChange {
+        lang: Some("en".into()),
+        ..Default::default()
+    };
+    assert!(store.update_user("ama", &lang, 500).await.unwrap());
+    assert!(store.session("s1").await.unwrap().is_some());
+    let reset = UserChange {
+        password_hash: Some("$argon2id$new".into()),
+        ..Default::default()
+    };
+    assert!(store.update_user("ama", &reset, 600).await.unwrap());
+    let ama2 = store.user("ama").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            ama2.lang.as_str(),
+            ama2.password_hash.as_str(),
+            ama2.updated_ms
+        ),
+        ("en", "$argon2id$new", 600)
+    );
+    assert_eq!(store.session("s1").await.unwrap(), None);
+    assert_eq!(store.session("s2").await.unwrap(), None);
+    assert!(
+        store.session("s3").await.unwrap().is_some(),
+        "another account's session stays"
+    );
+    assert!(
+        !store.update_user("nobody", &lang, 700).await.unwrap(),
+        "no such account"
+    );
+
+    // Disabling ends the sessions too; revoking ends them alone.
+    store
+        .create_session(&session("s4", "kofi", 800))
+        .await
+        .unwrap();
+    assert_eq!(store.delete_sessions("kofi").await.unwrap(), 2);
+    store
+        .create_session(&session("s5", "kofi", 900))
+        .await
+        .unwrap();
+    let off = UserChange {
+        disabled_ms: Some(950),
+        ..Default::default()
+    };
+    assert!(store.update_user("kofi", &off, 950).await.unwrap());
+    assert_eq!(store.user("kofi").await.unwrap().unwrap().disabled_ms, 950);
+    assert_eq!(store.session("s5").await.unwrap(), None);
+
+    store
+        .create_session(&session("s6", "ama", 1_000))
+        .await
+        .unwrap();
+    store.delete_session("s6").await.unwrap();
+    assert_eq!(store.session("s6").await.unwrap(), None);
+}
+
+pub async fn the_throttle_counts_across_replicas_and_resets(store: Arc<dyn Store>) {
+    let b = Backoff {
+        free: 3,
+        max_wait_ms: 60_000,
+    };
+    let key = "pair:ama@10.0.0.1".to_string();
+    assert!(
+        store
+            .throttles(std::slice::from_ref(&key))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Three free attempts, then a wait of 1 s, doubling.
+    for f in 1..=3 {
+        let t = store
+            .throttle_attempt(&key, 1_000, 0, b)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((t.failures, t.last_ms), (f, 1_000));
+    }
+    let t = &store.throttles(std::slice::from_ref(&key)).await.unwrap()[0];
+    assert_eq!(t.next_ms, 2_000, "after the third, one second");
+    assert_eq!(
+        store.throttle_attempt(&key, 1_500, 0, b).await.unwrap(),
+        None,
+        "in its wait"
+    );
+    let t = store
+        .throttle_attempt(&key, 2_000, 0, b)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((t.failures, t.next_ms), (4, 4_000));
+    // The wait is capped.
+    let mut now = 4_000;
+    for _ in 0..12 {
+        let t = store
+            .throttle_attempt(&key, now, 0, b)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(t.next_ms - now <= b.max_wait_ms);
+        now = t.next_ms;
+    }
+    assert_eq!(
+        store.throttles(std::slice::from_ref(&key)).await.unwrap()[0].next_ms
+            - store.throttles(std::slice::from_ref(&key)).await.unwrap()[0].last_ms,
+        60_000
+    );
+    // A refund: one fewer, no wait. An attempt after the interval starts
+    // the count again.
+    store.throttle_refund(&key).await.unwrap();
+    let t = &store.throttles(std::slice::from_ref(&key)).await.unwrap()[0];
+    assert_eq!((t.failures, t.next_ms), (15, t.last_ms));
+    let t = store
+        .throttle_attempt(&key, now + 10_000_000, now + 1, b)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.failures, 1);
+
+    // Concurrent attempts on a fresh key (as from two replicas): exactly
+    // the free ones pass, whatever the interleaving.
+    let fresh = "address:10.0.0.2";
+    let tries = (0..8).map(|_| store.throttle_attempt(fresh, 5_000, 0, b));
+    let passed = futures::future::join_all(tries)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .filter(Option::is_some)
+        .count();
+    assert_eq!(passed, 3);
+    store.throttle_clear(fresh).await.unwrap();
+    assert!(
+        store
+            .throttles(&[fresh.to_string()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Pruning: old sessions and old throttle rows only.
+    store
+        .add_user(&user("ama", UserRole::Clerk, &["MUT-A"]))
+        .await
+        .unwrap();
+    store
+        .create_session(&session("old", "ama", 10))
+        .await
+        .unwrap();
+    store
+        .create_session(&session("new", "ama", 9_000))
+        .await
+        .unwrap();
+    assert_eq!(store.prune_console(1_000, i64::MAX).await.unwrap(), 2);
+    assert_eq!(store.session("old").await.unwrap(), None);
+    assert!(store.session("new").await.unwrap().is_some());
+    assert!(store.throttles(&[key]).await.unwrap().is_empty());
+
+    // A TOTP step is spent once, and never an earlier one after it.
+    assert!(store.use_totp_step("ama", 100).await.unwrap());
+    assert!(!store.use_totp_step("ama", 100).await.unwrap());
+    assert!(!store.use_totp_step("ama", 99).await.unwrap());
+    assert!(store.use_totp_step("ama", 101).await.unwrap());
+}

@@ -1,0 +1,233 @@
+//! Console accounts, sessions and the sign-in throttle.
+
+use super::*;
+use crate::store::users::{Backoff, Session, Throttle, User, UserChange, UserStore, sql};
+
+#[async_trait]
+impl UserStore for PgStore {
+    async fn add_user(&self, u: &User) -> Result<bool, StoreError> {
+        let c = self.client().await?;
+        let n = x(
+            &c,
+            &sql::add_user('$'),
+            &[
+                &u.login,
+                &u.display_name,
+                &u.role.as_str(),
+                &sql::scope_json(&u.scope),
+                &u.password_hash,
+                &u.totp_secret,
+                &u.lang,
+                &u.disabled_ms,
+                &u.created_ms,
+                &u.updated_ms,
+            ],
+        )
+        .await?;
+        Ok(n == 1)
+    }
+
+    async fn user(&self, login: &str) -> Result<Option<User>, StoreError> {
+        let c = self.client().await?;
+        let sql = format!("SELECT {} FROM users WHERE login = $1", sql::USER_COLS);
+        q1(&c, &sql, &[&login])
+            .await?
+            .map(|r| sql::user(&r))
+            .transpose()
+    }
+
+    async fn users(&self) -> Result<Vec<User>, StoreError> {
+        let c = self.client().await?;
+        let sql = format!("SELECT {} FROM users ORDER BY login", sql::USER_COLS);
+        decode(&q(&c, &sql, &[]).await?, sql::user)
+    }
+
+    async fn update_user(
+        &self,
+        login: &str,
+        ch: &UserChange,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let n = x(
+            &tx,
+            &sql::update_user('$'),
+            &[
+                &login,
+                &ch.password_hash,
+                &ch.totp_secret,
+                &ch.disabled_ms,
+                &ch.lang,
+                &now_ms,
+            ],
+        )
+        .await?;
+        if n == 1
+            && (ch.password_hash.is_some()
+                || ch.totp_secret.is_some()
+                || ch.disabled_ms.is_some_and(|d| d != 0))
+        {
+            x(&tx, "DELETE FROM sessions WHERE login = $1", &[&login]).await?;
+        }
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    async fn create_session(&self, s: &Session) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        x(
+            &c,
+            &sql::create_session('$'),
+            &[
+                &s.id_hash,
+                &s.login,
+                &s.csrf_secret,
+                &s.mutuelle_id,
+                &s.created_ms,
+                &s.seen_ms,
+                &s.address,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn session(&self, id_hash: &str) -> Result<Option<Session>, StoreError> {
+        let c = self.client().await?;
+        let sql = format!(
+            "SELECT {} FROM sessions WHERE id_hash = $1",
+            sql::SESSION_COLS
+        );
+        q1(&c, &sql, &[&id_hash])
+            .await?
+            .map(|r| sql::session(&r))
+            .transpose()
+    }
+
+    async fn touch_session(&self, id_hash: &str, seen_ms: i64) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        x(
+            &c,
+            "UPDATE sessions SET seen_ms = $2 WHERE id_hash = $1",
+            &[&id_hash, &seen_ms],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn set_session_mutuelle(
+        &self,
+        id_hash: &str,
+        mutuelle_id: &str,
+    ) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        x(
+            &c,
+            "UPDATE sessions SET mutuelle_id = $2 WHERE id_hash = $1",
+            &[&id_hash, &mutuelle_id],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn use_totp_step(&self, login: &str, step: i64) -> Result<bool, StoreError> {
+        let c = self.client().await?;
+        Ok(x(
+            &c,
+            "UPDATE users SET totp_step = $2 WHERE login = $1 AND totp_step < $2",
+            &[&login, &step],
+        )
+        .await?
+            == 1)
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        x(&c, "DELETE FROM sessions WHERE id_hash = $1", &[&id_hash]).await?;
+        Ok(())
+    }
+
+    async fn delete_sessions(&self, login: &str) -> Result<u64, StoreError> {
+        let c = self.client().await?;
+        x(&c, "DELETE FROM sessions WHERE login = $1", &[&login]).await
+    }
+
+    async fn sessions(&self, seen_after_ms: i64, limit: u32) -> Result<Vec<Session>, StoreError> {
+        let c = self.client().await?;
+        let sql = format!(
+            "SELECT {} FROM sessions WHERE seen_ms > $1 ORDER BY seen_ms DESC LIMIT $2",
+            sql::SESSION_COLS
+        );
+        decode(
+            &q(&c, &sql, &[&seen_after_ms, &(limit as i64)]).await?,
+            sql::session,
+        )
+    }
+
+    async fn throttles(&self, keys: &[String]) -> Result<Vec<Throttle>, StoreError> {
+        let c = self.client().await?;
+        let sql = format!(
+            "SELECT {} FROM signin_throttle WHERE key = ANY($1) ORDER BY key",
+            sql::THROTTLE_COLS
+        );
+        decode(&q(&c, &sql, &[&keys]).await?, sql::throttle)
+    }
+
+    async fn throttle_attempt(
+        &self,
+        key: &str,
+        now_ms: i64,
+        reset_before_ms: i64,
+        backoff: Backoff,
+    ) -> Result<Option<Throttle>, StoreError> {
+        let c = self.client().await?;
+        q1(
+            &c,
+            &sql::throttle_attempt('$', "LEAST"),
+            &[
+                &key,
+                &now_ms,
+                &reset_before_ms,
+                &i64::from(backoff.free),
+                &backoff.max_wait_ms,
+            ],
+        )
+        .await?
+        .map(|r| sql::throttle(&r))
+        .transpose()
+    }
+
+    async fn throttle_refund(&self, key: &str) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        x(&c, &sql::throttle_refund('$'), &[&key]).await?;
+        Ok(())
+    }
+
+    async fn throttle_clear(&self, key: &str) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        x(&c, "DELETE FROM signin_throttle WHERE key = $1", &[&key]).await?;
+        Ok(())
+    }
+
+    async fn prune_console(
+        &self,
+        sessions_before_ms: i64,
+        throttles_before_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let c = self.client().await?;
+        let a = x(
+            &c,
+            "DELETE FROM sessions WHERE seen_ms < $1",
+            &[&sessions_before_ms],
+        )
+        .await?;
+        let b = x(
+            &c,
+            "DELETE FROM signin_throttle WHERE last_ms < $1",
+            &[&throttles_before_ms],
+        )
+        .await?;
+        Ok(a + b)
+    }
+}

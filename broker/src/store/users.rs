@@ -1,0 +1,313 @@
+//! People who use the console: their accounts, their sessions, and the
+//! sign-in throttle that every replica shares. The rules (who may sign in,
+//! how long a session lasts, the back-off) live in `service::users`; the
+//! store keeps the rows, one transaction per method.
+
+use async_trait::async_trait;
+
+use super::StoreError;
+
+/// What a person does in the console. Each maps to one identity of the
+/// broker's authorization (`identity::Caller`): clerks and managers act as
+/// their mutuelle, scheme staff as their scheme, operators as operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UserRole {
+    /// A mutuelle's clerk: members, claims, statements.
+    Clerk,
+    /// A mutuelle's manager: what a clerk does, plus proposing and approving
+    /// product versions and period closings.
+    Manager,
+    /// A scheme's (or delegate's) staff: their claims and statements.
+    SchemeStaff,
+    /// An operator of the broker: partners, pending claims, users.
+    Operator,
+}
+
+impl UserRole {
+    pub const ALL: [UserRole; 4] = [
+        UserRole::Clerk,
+        UserRole::Manager,
+        UserRole::SchemeStaff,
+        UserRole::Operator,
+    ];
+
+    /// The name stored and typed (`passerelle users add --role`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserRole::Clerk => "clerk",
+            UserRole::Manager => "manager",
+            UserRole::SchemeStaff => "scheme",
+            UserRole::Operator => "operator",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<UserRole> {
+        UserRole::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Clerks and managers: scoped to mutuelles.
+    pub fn is_mutuelle(self) -> bool {
+        matches!(self, UserRole::Clerk | UserRole::Manager)
+    }
+}
+
+/// An account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    /// Unique, as typed at sign-in (lower case).
+    pub login: String,
+    pub display_name: String,
+    pub role: UserRole,
+    /// The mutuelles a clerk or manager works for (several: a federation),
+    /// or the one scheme of scheme staff; empty for operators.
+    pub scope: Vec<String>,
+    /// argon2id, PHC string.
+    pub password_hash: String,
+    /// TOTP secret (base32); empty: no second factor.
+    pub totp_secret: String,
+    /// "fr" or "en"; empty: the browser's.
+    pub lang: String,
+    /// When it was disabled; 0: enabled.
+    pub disabled_ms: i64,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+/// A change to an account. Any change of password or of the second factor,
+/// and disabling, end the account's sessions in the same transaction.
+#[derive(Clone, Debug, Default)]
+pub struct UserChange {
+    pub password_hash: Option<String>,
+    pub totp_secret: Option<String>,
+    /// `Some(0)`: enable again; `Some(t)`: disabled at t.
+    pub disabled_ms: Option<i64>,
+    pub lang: Option<String>,
+}
+
+/// A signed-in session. The cookie holds a random id; the store keeps only
+/// its SHA-256, so that a copy of the database signs no one in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub id_hash: String,
+    pub login: String,
+    /// The secret the session's CSRF tokens are masked from.
+    pub csrf_secret: String,
+    /// The mutuelle a federation's manager works on now (one of the
+    /// account's scope); empty otherwise.
+    pub mutuelle_id: String,
+    pub created_ms: i64,
+    /// Last request seen (written at most once a minute).
+    pub seen_ms: i64,
+    /// The peer address at sign-in, for the operator's page.
+    pub address: String,
+}
+
+/// Sign-in attempts under one key (an address, a login from an address, a
+/// login) not followed by a success, since the current interval began.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Throttle {
+    pub key: String,
+    pub failures: u32,
+    /// The last attempt.
+    pub last_ms: i64,
+    /// No attempt under this key before then.
+    pub next_ms: i64,
+}
+
+/// How a throttle key backs off: the first `free` attempts cost no wait,
+/// then each doubles it from one second up to `max_wait_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    pub free: u32,
+    pub max_wait_ms: i64,
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
+    /// Adds an account; `false` when the login is taken.
+    async fn add_user(&self, user: &User) -> Result<bool, StoreError>;
+
+    async fn user(&self, login: &str) -> Result<Option<User>, StoreError>;
+
+    /// Every account, by login.
+    async fn users(&self) -> Result<Vec<User>, StoreError>;
+
+    /// Changes an account; `false` when there is none. A new password or
+    /// second factor, or disabling, removes its sessions too.
+    async fn update_user(
+        &self,
+        login: &str,
+        change: &UserChange,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError>;
+
+    async fn session(&self, id_hash: &str) -> Result<Option<Session>, StoreError>;
+
+    /// Records activity.
+    async fn touch_session(&self, id_hash: &str, seen_ms: i64) -> Result<(), StoreError>;
+
+    /// The mutuelle a federation's manager switched to.
+    async fn set_session_mutuelle(
+        &self,
+        id_hash: &str,
+        mutuelle_id: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Spends a TOTP time step for an account: `false` when that step (or a
+    /// later one) was used already, so that a code is accepted once.
+    async fn use_totp_step(&self, login: &str, step: i64) -> Result<bool, StoreError>;
+
+    /// Ends one session (sign-out, expiry).
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError>;
+
+    /// Ends every session of an account (an operator revoking them);
+    /// returns how many.
+    async fn delete_sessions(&self, login: &str) -> Result<u64, StoreError>;
+
+    /// Sessions seen since `seen_after_ms`, newest first, at most `limit`.
+    async fn sessions(&self, seen_after_ms: i64, limit: u32) -> Result<Vec<Session>, StoreError>;
+
+    /// The throttle rows of these keys (absent: no failure).
+    async fn throttles(&self, keys: &[String]) -> Result<Vec<Throttle>, StoreError>;
+
+    /// Takes an attempt under `key` before any password is checked: counts
+    /// it (starting again at 1 when the last attempt is older than
+    /// `reset_before_ms`) and sets the key's next allowed time by
+    /// `backoff`, only if the key is not in its wait. `None`: it is. One
+    /// conditional upsert, so that concurrent attempts, on any replica,
+    /// each take their turn.
+    async fn throttle_attempt(
+        &self,
+        key: &str,
+        now_ms: i64,
+        reset_before_ms: i64,
+        backoff: Backoff,
+    ) -> Result<Option<Throttle>, StoreError>;
+
+    /// Gives back an attempt that was not a failure (a sign-in that
+    /// succeeded, or one never checked): one fewer, and no wait.
+    async fn throttle_refund(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Forgets a key.
+    async fn throttle_clear(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Removes sessions last seen before `sessions_before_ms` and throttle
+    /// rows older than `throttles_before_ms`; returns how many rows.
+    async fn prune_console(
+        &self,
+        sessions_before_ms: i64,
+        throttles_before_ms: i64,
+    ) -> Result<u64, StoreError>;
+}
+
+/// SQL shared by both backends (`ph`: the placeholder character).
+pub(super) mod sql {
+    use super::super::core::{self, Row};
+    use super::*;
+
+    pub const USER_COLS: &str = "login, display_name, role, scope, password_hash, totp_secret, \
+                                 lang, disabled_ms, created_ms, updated_ms";
+    pub const SESSION_COLS: &str =
+        "id_hash, login, csrf_secret, mutuelle_id, created_ms, seen_ms, address";
+    pub const THROTTLE_COLS: &str = "key, failures, last_ms, next_ms";
+
+    pub fn user(r: &dyn Row) -> Result<User, StoreError> {
+        let role = r.text(2)?;
+        Ok(User {
+            login: r.text(0)?,
+            display_name: r.text(1)?,
+            role: UserRole::parse(&role)
+                .ok_or_else(|| StoreError::Backend(format!("unknown user role {role:?}")))?,
+            scope: core::from_json("user scope", r.text(3)?.as_bytes())?,
+            password_hash: r.text(4)?,
+            totp_secret: r.text(5)?,
+            lang: r.text(6)?,
+            disabled_ms: r.int(7)?,
+            created_ms: r.int(8)?,
+            updated_ms: r.int(9)?,
+        })
+    }
+
+    pub fn session(r: &dyn Row) -> Result<Session, StoreError> {
+        Ok(Session {
+            id_hash: r.text(0)?,
+            login: r.text(1)?,
+            csrf_secret: r.text(2)?,
+            mutuelle_id: r.text(3)?,
+            created_ms: r.int(4)?,
+            seen_ms: r.int(5)?,
+            address: r.text(6)?,
+        })
+    }
+
+    pub fn throttle(r: &dyn Row) -> Result<Throttle, StoreError> {
+        Ok(Throttle {
+            key: r.text(0)?,
+            failures: r.int(1)?.clamp(0, u32::MAX as i64) as u32,
+            last_ms: r.int(2)?,
+            next_ms: r.int(3)?,
+        })
+    }
+
+    /// Gives back an attempt (parameter: key): one fewer, no wait.
+    pub fn throttle_refund(ph: char) -> String {
+        format!(
+            "UPDATE signin_throttle SET \
+             failures = CASE WHEN failures > 0 THEN failures - 1 ELSE 0 END, next_ms = last_ms \
+             WHERE key = {ph}1"
+        )
+    }
+
+    pub fn scope_json(scope: &[String]) -> String {
+        serde_json::to_string(scope).unwrap_or_else(|_| "[]".into())
+    }
+
+    pub fn add_user(ph: char) -> String {
+        format!(
+            "INSERT INTO users ({USER_COLS}) VALUES \
+             ({ph}1, {ph}2, {ph}3, {ph}4, {ph}5, {ph}6, {ph}7, {ph}8, {ph}9, {ph}10) \
+             ON CONFLICT (login) DO NOTHING"
+        )
+    }
+
+    /// Parameters: login, password hash, totp secret, disabled, lang, now
+    /// (NULL: unchanged).
+    pub fn update_user(ph: char) -> String {
+        format!(
+            "UPDATE users SET password_hash = COALESCE({ph}2, password_hash), \
+             totp_secret = COALESCE({ph}3, totp_secret), \
+             disabled_ms = COALESCE({ph}4, disabled_ms), \
+             lang = COALESCE({ph}5, lang), updated_ms = {ph}6 WHERE login = {ph}1"
+        )
+    }
+
+    pub fn create_session(ph: char) -> String {
+        format!(
+            "INSERT INTO sessions ({SESSION_COLS}) VALUES \
+             ({ph}1, {ph}2, {ph}3, {ph}4, {ph}5, {ph}6, {ph}7)"
+        )
+    }
+
+    /// The attempt upsert (parameters: key, now, reset before, free
+    /// attempts, longest wait). `least`: the backend's two-argument minimum
+    /// (`MIN` on SQLite, `LEAST` on PostgreSQL). The wait after `f`
+    /// attempts: 0 below `free`, else 1 s doubled `f - free` times (at most
+    /// 20), at most the longest wait.
+    pub fn throttle_attempt(ph: char, least: &str) -> String {
+        let f = format!(
+            "(CASE WHEN signin_throttle.last_ms < {ph}3 THEN 1 ELSE signin_throttle.failures + 1 END)"
+        );
+        format!(
+            "INSERT INTO signin_throttle ({THROTTLE_COLS}) VALUES ({ph}1, 1, {ph}2, {ph}2) \
+             ON CONFLICT (key) DO UPDATE SET \
+             failures = {f}, \
+             last_ms = excluded.last_ms, \
+             next_ms = excluded.last_ms + CASE WHEN {f} < {ph}4 THEN 0 ELSE \
+             {least}(CAST(1000 AS BIGINT) << CAST({least}({f} - {ph}4, 20) AS INTEGER), {ph}5) END \
+             WHERE signin_throttle.next_ms <= excluded.last_ms OR signin_throttle.last_ms < {ph}3 \
+             RETURNING {THROTTLE_COLS}"
+        )
+    }
+}

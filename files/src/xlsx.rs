@@ -1,0 +1,341 @@
+//! The first sheet of an XLSX workbook as rows of text, so that a roster
+//! saved from Excel or LibreOffice is read like its CSV export.
+//!
+//! An XLSX file is a ZIP of XML parts. Read here: the workbook (which sheet
+//! is first), its relationships (where that sheet is), the shared strings
+//! and the sheet. Every part is read with a bound on its size once
+//! decompressed, and the sum of them too ([`MAX_UNZIPPED`]): a small file
+//! that inflates to gigabytes (a ZIP bomb) is refused, never held in
+//! memory. XML is read by quick-xml's pull reader, which expands no
+//! entities.
+
+use std::io::Read;
+
+use quick_xml::events::Event;
+
+/// The largest upload read (the ZIP itself).
+pub const MAX_XLSX_BYTES: usize = 8 * 1024 * 1024;
+/// The most bytes the parts read may hold once decompressed, together.
+pub const MAX_UNZIPPED: u64 = 64 * 1024 * 1024;
+/// The most rows and columns read from the sheet.
+pub const MAX_ROWS: usize = 1_000_000;
+pub const MAX_COLUMNS: usize = 64;
+
+/// A cell, as the sheet holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    Empty,
+    Text(String),
+    /// A number as written in the sheet (dates are numbers: days since
+    /// 1899-12-30).
+    Number(String),
+}
+
+/// The first sheet's rows, each at its index (row 1 at index 0; rows the
+/// sheet leaves out are empty), each cell at its column.
+pub fn first_sheet(bytes: &[u8]) -> Result<Vec<Vec<Cell>>, String> {
+    if bytes.len() > MAX_XLSX_BYTES {
+        return Err(format!(
+            "the file is larger than {} MiB",
+            MAX_XLSX_BYTES / 1024 / 1024
+        ));
+    }
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| format!("not an XLSX workbook (ZIP): {e}"))?;
+    let mut budget = MAX_UNZIPPED;
+    let workbook = part(&mut zip, "xl/workbook.xml", &mut budget)?
+        .ok_or("not an XLSX workbook: no xl/workbook.xml")?;
+    let rid = first_sheet_rid(&workbook)?;
+    let rels = part(&mut zip, "xl/_rels/workbook.xml.rels", &mut budget)?
+        .ok_or("not an XLSX workbook: no xl/_rels/workbook.xml.rels")?;
+    let target = rel_target(&rels, &rid)?;
+    let path = match target.strip_prefix('/') {
+        Some(abs) => abs.to_string(),
+        None => format!("xl/{target}"),
+    };
+    let strings = match part(&mut zip, "xl/sharedStrings.xml", &mut budget)? {
+        Some(x) => shared_strings(&x)?,
+        None => Vec::new(),
+    };
+    let sheet = part(&mut zip, &path, &mut budget)?
+        .ok_or_else(|| format!("not an XLSX workbook: no {path}"))?;
+    rows(&sheet, &strings)
+}
+
+/// A part's bytes, read within the budget left; `None` when absent.
+fn part<R: Read + std::io::Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    name: &str,
+    budget: &mut u64,
+) -> Result<Option<Vec<u8>>, String> {
+    let f = match zip.by_name(name) {
+        Ok(f) => f,
+        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(e) => return Err(format!("{name}: {e}")),
+    };
+    let mut out = Vec::new();
+    // One byte past the budget tells that the part does not fit.
+    let read = f
+        .take(*budget + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("{name}: {e}"))? as u64;
+    if read > *budget {
+        return Err(format!(
+            "the workbook holds more than {} MiB once decompressed",
+            MAX_UNZIPPED / 1024 / 1024
+        ));
+    }
+    *budget -= read;
+    Ok(Some(out))
+}
+
+fn reader(xml: &[u8]) -> quick_xml::Reader<&[u8]> {
+    let mut r = quick_xml::Reader::from_reader(xml);
+    r.config_mut().trim_text(false);
+    r
+}
+
+fn attr(e: &quick_xml::events::BytesStart<'_>, name: &[u8]) -> Option<String> {
+    e.attributes()
+        .flatten()
+        .find(|a| a.key.as_ref() == name || a.key.local_name().as_ref() == name)
+        .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
+}
+
+/// The relationship id of the workbook's first `<sheet>`.
+fn first_sheet_rid(xml: &[u8]) -> Result<String, String> {
+    let mut r = reader(xml);
+    loop {
+        match r.read_event() {
+            Ok(Event::Start(e) | Event::Empty(e)) if e.local_name().as_ref() == b"sheet" => {
+                return attr(&e, b"r:id")
+                    .or_else(|| attr(&e, b"id"))
+                    .ok_or_else(|| "xl/workbook.xml: a sheet without r:id".to_string());
+            }
+            Ok(Event::Eof) => return Err("xl/workbook.xml: no sheet".into()),
+            Err(e) => return Err(format!("xl/workbook.xml: {e}")),
+            _ => {}
+        }
+    }
+}
+
+/// The target of relationship `rid`.
+fn rel_target(xml: &[u8], rid: &str) -> Result<String, String> {
+    let mut r = reader(xml);
+    loop {
+        match r.read_event() {
+            Ok(Event::Start(e) | Event::Empty(e))
+                if e.local_name().as_ref() == b"Relationship"
+                    && attr(&e, b"Id").as_deref() == Some(rid) =>
+            {
+                return attr(&e, b"Target")
+                    .ok_or_else(|| format!("relationship {rid} without a target"));
+            }
+            Ok(Event::Eof) => return Err(format!("no relationship {rid}")),
+            Err(e) => return Err(format!("xl/_rels/workbook.xml.rels: {e}")),
+            _ => {}
+        }
+    }
+}
+
+/// Every `<si>`'s text (the `<t>` runs of rich text joined).
+fn shared_strings(xml: &[u8]) -> Result<Vec<String>, String> {
+    let mut r = reader(xml);
+    let mut out = Vec::new();
+    let (mut cur, mut in_t) = (String::new(), false);
+    loop {
+        match r.read_event() {
+            Ok(Event::Start(e)) if e.local_name().as_ref() == b"si" => cur.clear(),
+            Ok(Event::End(e)) if e.local_name().as_ref() == b"si" => {
+                out.push(std::mem::take(&mut cur));
+            }
+            Ok(Event::Start(e)) if e.local_name().as_ref() == b"t" => in_t = true,
+            Ok(Event::End(e)) if e.local_name().as_ref() == b"t" => in_t = false,
+            Ok(Event::Text(t)) if in_t => cur.push_str(
+                &t.decode()
+                    .map_err(|e| format!("xl/sharedStrings.xml: {e}"))?,
+            ),
+            Ok(Event::GeneralRef(g)) if in_t => cur.push_str(&entity(&g)?),
+            Ok(Event::Eof) => return Ok(out),
+            Err(e) => return Err(format!("xl/sharedStrings.xml: {e}")),
+            _ => {}
+        }
+    }
+}
+
+/// A predefined or character entity (`&amp;`, `&#233;`); any other is
+/// refused (no DTD is read, so none can be defined).
+fn entity(g: &quick_xml::events::BytesRef<'_>) -> Result<String, String> {
+    if let Ok(Some(c)) = g.resolve_char_ref() {
+        return Ok(c.to_string());
+    }
+    let name = g.decode().map_err(|e| e.to_string())?;
+    quick_xml::escape::resolve_predefined_entity(&name)
+        .map(str::to_string)
+        .ok_or_else(|| format!("unknown entity &{name};"))
+}
+
+/// "C12" → (column 2, row 11), zero-based.
+fn cell_ref(r: &str) -> Option<(usize, usize)> {
+    let letters = r.bytes().take_while(u8::is_ascii_alphabetic).count();
+    if letters == 0 || letters > 3 {
+        return None;
+    }
+    let col = r[..letters]
+        .bytes()
+        .fold(0usize, |a, b| a * 26 + (b.to_ascii_uppercase() - b'A' + 1) as usize);
+    let row: usize = r[letters..].parse().ok()?;
+    (row >= 1).then_some((col - 1, row - 1))
+}
+
+fn rows(xml: &[u8], strings: &[String]) -> Result<Vec<Vec<Cell>>, String> {
+    let mut r = reader(xml);
+    let mut out: Vec<Vec<Cell>> = Vec::new();
+    // The cell being read: its position, type, and text so far.
+    let mut cell: Option<(usize, usize, String)> = None;
+    let mut text = String::new();
+    let mut in_value = false;
+    let (mut row, mut col) = (0usize, 0usize);
+    loop {
+        match r.read_event() {
+            Ok(Event::Start(e) | Event::Empty(e)) if e.local_name().as_ref() == b"row" => {
+                row = match attr(&e, b"r").and_then(|v| v.parse::<usize>().ok()) {
+                    Some(n) if n >= 1 => n - 1,
+                    _ => out.len(),
+                };
+                col = 0;
+                if row >= MAX_ROWS {
+                    return Err(format!("more than {MAX_ROWS} rows"));
+                }
+            }
+            Ok(Event::Start(e)) if e.local_name().as_ref() == b"c" => {
+                let (c, rw) = attr(&e, b"r")
+                    .and_then(|v| cell_ref(&v))
+                    .unwrap_or((col, row));
+                cell = Some((c, rw, attr(&e, b"t").unwrap_or_default()));
+                text.clear();
+            }
+            Ok(Event::Empty(e)) if e.local_name().as_ref() == b"c" => {
+                col = attr(&e, b"r").and_then(|v| cell_ref(&v)).map_or(col, |p| p.0) + 1;
+            }
+            Ok(Event::Start(e))
+                if matches!(e.local_name().as_ref(), b"v" | b"t") && cell.is_some() =>
+            {
+                in_value = true;
+            }
+            Ok(Event::End(e)) if matches!(e.local_name().as_ref(), b"v" | b"t") => {
+                in_value = false;
+            }
+            Ok(Event::Text(t)) if in_value => {
+                text.push_str(&t.decode().map_err(|e| format!("sheet: {e}"))?);
+            }
+            Ok(Event::GeneralRef(g)) if in_value => text.push_str(&entity(&g)?),
+            Ok(Event::End(e)) if e.local_name().as_ref() == b"c" => {
+                let Some((c, rw, t)) = cell.take() else {
+                    continue;
+                };
+                col = c + 1;
+                if c >= MAX_COLUMNS {
+                    continue;
+                }
+                let value = match t.as_str() {
+                    "s" => {
+                        let i: usize = text
+                            .trim()
+                            .parse()
+                            .map_err(|_| format!("a shared string index {text:?}"))?;
+                        Cell::Text(
+                            strings
+                                .get(i)
+                                .cloned()
+                                .ok_or_else(|| format!("no shared string {i}"))?,
+                        )
+                    }
+                    "inlineStr" | "str" => Cell::Text(text.clone()),
+                    "b" => Cell::Text(if text.trim() == "1" { "TRUE" } else { "FALSE" }.into()),
+                    "e" => Cell::Empty,
+                    _ if text.trim().is_empty() => Cell::Empty,
+                    _ => Cell::Number(text.trim().to_string()),
+                };
+                if out.len() <= rw {
+                    out.resize(rw + 1, Vec::new());
+                }
+                let cells = &mut out[rw];
+                if cells.len() <= c {
+                    cells.resize(c + 1, Cell::Empty);
+                }
+                cells[c] = value;
+            }
+            Ok(Event::Eof) => return Ok(out),
+            Err(e) => return Err(format!("sheet: {e}")),
+            _ => {}
+        }
+    }
+}
+
+/// A spreadsheet date serial ("45291", days since 1899-12-30, as Excel and
+/// LibreOffice count in the 1900 system) as "YYYY-MM-DD"; `None` when it is
+/// not a whole number of days in range.
+pub fn serial_date(n: &str) -> Option<String> {
+    let days: i64 = n.split('.').next()?.parse().ok()?;
+    if !(1..=2_958_465).contains(&days) {
+        return None;
+    }
+    let epoch = time::Date::from_calendar_date(1899, time::Month::December, 30).ok()?;
+    let d = epoch.checked_add(time::Duration::days(days))?;
+    Some(passerelle_domain::date::format(d))
+}
+
+/// The sheet as `;`-separated text, one line per row (rows left out of the
+/// sheet as empty lines, so that line numbers are the sheet's row
+/// numbers), numbers in the columns named in `date_columns` (by the first
+/// row's header) written as dates: what [`crate::roster_csv::RosterFile`]
+/// reads.
+pub fn to_csv(rows: &[Vec<Cell>], date_columns: &[&str]) -> String {
+    let header: Vec<String> = rows
+        .first()
+        .map(|r| {
+            r.iter()
+                .map(|c| match c {
+                    Cell::Text(t) | Cell::Number(t) => t.trim().to_ascii_lowercase(),
+                    Cell::Empty => String::new(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let is_date = |i: usize| header.get(i).is_some_and(|h| date_columns.contains(&h.as_str()));
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let v = match c {
+                    Cell::Empty => String::new(),
+                    Cell::Text(t) => t.clone(),
+                    Cell::Number(n) if is_date(i) => serial_date(n).unwrap_or_else(|| n.clone()),
+                    Cell::Number(n) => n.clone(),
+                };
+                format!("\"{}\"", v.replace('"', "\"\""))
+            })
+            .collect();
+        out.push_str(&cells.join(";"));
+        out.push('\n');
+    }
+    out
+}
+
+/// Text from a file people saved: UTF-8 (a byte order mark dropped), else
+/// Windows-1252, the encoding of Excel's CSV on French Windows.
+pub fn decode_text(bytes: &[u8]) -> String {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(_) => encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes).0.into_owned(),
+    }
+}
+
+/// Whether bytes are a ZIP (an XLSX workbook) rather than text.
+pub fn is_zip(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"PK\x03\x04")
+}

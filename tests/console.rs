@@ -1,0 +1,497 @@
+//! The console in a real browser: headless Chromium driven through
+//! chromedriver (WebDriver) against a `passerelle dev` process, clicking
+//! through the pages as a person would. Screenshots of each page, in
+//! French, are written to `target/console-screenshots/`.
+//!
+//! Needs `chromium` and `chromedriver` on the PATH (Debian's chromium and
+//! chromium-driver; `.ci/run` installs them). Outside CI a machine without
+//! them is told so and the test returns; under CI=true it fails.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::common::process;
+use crate::common::webdriver::{Client, Locator};
+
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// chromedriver on a port of its own choosing (it prints it).
+fn chromedriver() -> Option<Driver> {
+    let found = Command::new("chromedriver")
+        .arg("--version")
+        .output()
+        .is_ok()
+        && Command::new("chromium").arg("--version").output().is_ok();
+    if !found {
+        let msg = "chromium and chromedriver are needed for the console's browser tests \
+                   (apt-get install chromium chromium-driver)";
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{msg}");
+        }
+        eprintln!("{msg}: not run here");
+        return None;
+    }
+    let mut child = Command::new("chromedriver")
+        .args(["--port=0", "--allowed-ips=127.0.0.1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let port = loop {
+        let line = lines.next().expect("chromedriver prints its port").unwrap();
+        if let Some(rest) = line.split("started successfully on port ").nth(1) {
+            break rest.trim_end_matches('.').trim().to_string();
+        }
+    };
+    // Keep reading its output so that it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Some(Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    })
+}
+
+async fn browser(driver: &Driver, profile: &Path, width: u32, height: u32) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert("browserName".into(), "chrome".into());
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync",
+                // The dev broker's certificate comes from its own CA.
+                "--ignore-certificate-errors",
+                "--lang=fr-FR",
+                format!("--window-size={width},{height}"),
+                format!("--user-data-dir={}", profile.display()),
+            ],
+            "prefs": {"intl.accept_languages": "fr-FR,fr"},
+        }),
+    );
+    // Headless windows are at least 500 pixels wide: a phone's viewport
+    // is emulated.
+    if width < 500 {
+        caps["goog:chromeOptions"]["mobileEmulation"] = serde_json::json!({
+            "deviceMetrics": {"width": width, "height": height, "pixelRatio": 2.0},
+        });
+    }
+    Client::connect(&driver.url, serde_json::Value::Object(caps))
+        .await
+        .expect("a browser session")
+}
+
+fn shots_dir() -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("console-screenshots");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+async fn shot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "{name}: a PNG");
+    std::fs::write(shots_dir().join(format!("{name}.png")), png).unwrap();
+}
+
+/// The current document's identity: a new page (even of the same URL)
+/// has a new time origin.
+async fn document(c: &Client) -> String {
+    loop {
+        match c
+            .execute(
+                "return document.readyState === 'complete' ? String(performance.timeOrigin) : '';",
+                vec![],
+            )
+            .await
+        {
+            Ok(v) if v.as_str().is_some_and(|s| !s.is_empty()) => {
+                return v.as_str().unwrap().to_string();
+            }
+            // Between two documents: ask again.
+            _ => continue,
+        }
+    }
+}
+
+/// Clicks what `at` finds and returns once the page it leads to is loaded.
+async fn click(c: &Client, at: Locator<'_>) {
+    let before = document(c).await;
+    c.find(at).await.unwrap().click().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while document(c).await == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new page after the click"
+        );
+    }
+}
+
+/// The page's text as WebDriver renders it (no-break spaces as spaces).
+async fn text(c: &Client) -> String {
+    c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .replace(['\u{202f}', '\u{a0}'], " ")
+}
+
+async fn h1(c: &Client) -> String {
+    c.find(Locator::Css("h1"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn sign_in(c: &Client, base: &str, login: &str, password: &str, code: &str) {
+    c.goto(&format!("{base}/sign-in")).await.unwrap();
+    c.find(Locator::Css("input[name=login]"))
+        .await
+        .unwrap()
+        .send_keys(login)
+        .await
+        .unwrap();
+    c.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    if !code.is_empty() {
+        c.find(Locator::Css("input[name=code]"))
+            .await
+            .unwrap()
+            .send_keys(code)
+            .await
+            .unwrap();
+    }
+    click(c, Locator::Css("button.primary")).await;
+}
+
+/// Bytes transferred for the page now shown: the document and every
+/// resource it loaded, compressed as served (Resource Timing).
+async fn transferred(c: &Client) -> u64 {
+    let v = c
+        .execute(
+            "const n = performance.getEntriesByType('navigation')[0];\
+             const r = performance.getEntriesByType('resource');\
+             return [n.transferSize, r.length, r.reduce((a, e) => a + e.transferSize, 0)];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let a = v.as_array().unwrap();
+    let doc = a[0].as_u64().unwrap();
+    assert!(doc > 0, "the document's size is measured");
+    doc + a[2].as_u64().unwrap()
+}
+
+/// The passerelle CLI against the dev broker, as a scheme or mutuelle
+/// system would call it.
+fn cli(dev: &process::Dev, data: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .env("PASSERELLE_BROKER", format!("https://{}", dev.addr))
+        .env("PASSERELLE_CERTS", data.join("certs"))
+        .env("LANG", "C")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clerk_and_an_operator_work_in_the_browser() {
+    let Some(driver) = chromedriver() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut dev = process::dev(tmp.path(), &data);
+    let console = dev.console_url();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // A scheme's system sends two claims: one routed to MUT-SOLIDARITE
+    // (the clerk's), one to MUT-IMIS (another mutuelle's).
+    cli(
+        &dev,
+        &data,
+        &[
+            "roster",
+            "import",
+            root.join("docs/examples/roster.csv").to_str().unwrap(),
+            "--partner",
+            "MUT-SOLIDARITE",
+        ],
+    );
+    let claim = root.join("docs/examples/claim.toml");
+    cli(&dev, &data, &["claim", "submit", claim.to_str().unwrap()]);
+    let other = tmp.path().join("other.toml");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(&claim)
+            .unwrap()
+            .replace("TG-1005", "TG-3001")
+            .replace("CNSS-2026-000123", "CNSS-2026-000999")
+            .replace("F-88412", "F-99999"),
+    )
+    .unwrap();
+    cli(&dev, &data, &["claim", "submit", other.to_str().unwrap()]);
+
+    let c = browser(&driver, &tmp.path().join("profile-agent"), 1280, 900).await;
+    // Not signed in: the sign-in page, in French (the browser's language).
+    c.goto(&format!("{console}/claims")).await.unwrap();
+    assert!(c.current_url().await.unwrap().contains("/sign-in"));
+    assert_eq!(h1(&c).await, "Connexion");
+    shot(&c, "01-connexion").await;
+    let first_load = transferred(&c).await;
+
+    // A wrong password: refused, in French, nothing said of the account.
+    sign_in(&c, &console, "agent", "not-the-password", "").await;
+    assert!(
+        text(&c)
+            .await
+            .contains("Identifiant, mot de passe ou code incorrect.")
+    );
+
+    sign_in(&c, &console, "agent", "demo-passerelle", "").await;
+    assert_eq!(h1(&c).await, "Tableau de bord");
+    let body = text(&c).await;
+    assert!(
+        body.contains("Connecté : Akosua Mensah (agent de mutuelle)"),
+        "{body}"
+    );
+    assert!(body.contains("Montant dû par la mutuelle"));
+    // The open period holds the clerk's claim: M = 1 600 XOF.
+    assert!(
+        body.contains("Montant dû par la mutuelle\n1 600 XOF"),
+        "{body}"
+    );
+    shot(&c, "02-tableau-de-bord").await;
+    let dashboard = transferred(&c).await;
+
+    // Claims, then one claim, by clicking.
+    click(&c, Locator::LinkText("Demandes")).await;
+    assert_eq!(h1(&c).await, "Demandes");
+    let body = text(&c).await;
+    assert!(
+        body.contains("1 demande(s)"),
+        "only the clerk's mutuelle: {body}"
+    );
+    assert!(!body.contains("CNSS-2026-000999"));
+    shot(&c, "03-demandes").await;
+    click(&c, Locator::LinkText("CNSS-2026-000123")).await;
+    assert_eq!(h1(&c).await, "Demande CNSS-2026-000123");
+    let body = text(&c).await;
+    for expected in [
+        "coordonnée",
+        "20/11/2026",
+        "acte hors panier, non couvert par le produit",
+        "dépassement du tarif du régime non couvert",
+    ] {
+        assert!(body.contains(expected), "{expected}: {body}");
+    }
+    shot(&c, "04-demande").await;
+
+    // A filter with a date typed day first; month first is refused, in
+    // French.
+    c.goto(&format!("{console}/claims?from=21%2F11%2F2026"))
+        .await
+        .unwrap();
+    assert!(text(&c).await.contains("0 demande(s)"));
+    c.goto(&format!("{console}/claims?from=11%2F21%2F2026"))
+        .await
+        .unwrap();
+    assert!(
+        text(&c)
+            .await
+            .contains("date invalide « 11/21/2026 » : écrivez-la jj/mm/aaaa")
+    );
+
+    // Another mutuelle's claim by its URL: 403, and an audit row.
+    c.goto(&format!("{console}/claims/CNSS/CNSS-2026-000999"))
+        .await
+        .unwrap();
+    assert!(
+        text(&c)
+            .await
+            .contains("Vous n'avez pas accès à cette page.")
+    );
+    shot(&c, "05-refus").await;
+    let audit = cli(
+        &dev,
+        &data,
+        &[
+            "--json",
+            "admin",
+            "audit",
+            "--scheme",
+            "CNSS",
+            "CNSS-2026-000999",
+        ],
+    );
+    assert!(
+        audit.contains("mutuelle:MUT-SOLIDARITE/user:agent")
+            && audit.contains("GetClaim")
+            && audit.contains("PermissionDenied"),
+        "{audit}"
+    );
+
+    // The statement of the open period, and its CSV for French Excel,
+    // whose totals are the claim's.
+    click(&c, Locator::LinkText("Bordereaux")).await;
+    assert_eq!(h1(&c).await, "Bordereaux");
+    shot(&c, "06-bordereaux").await;
+    click(&c, Locator::LinkText("en cours")).await;
+    let body = text(&c).await;
+    assert!(body.contains("prestataire CHU-SYLVANUS-OLYMPIO"), "{body}");
+    shot(&c, "07-bordereau").await;
+    let csv = c
+        .execute(
+            "const a = document.querySelector('a[download]');\
+             return fetch(a.href).then(r => r.arrayBuffer()).then(b => Array.from(new Uint8Array(b)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let bytes: Vec<u8> = csv
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u8)
+        .collect();
+    assert!(bytes.starts_with(b"\xef\xbb\xbf"), "UTF-8 with a BOM");
+    let csv = String::from_utf8(bytes[3..].to_vec()).unwrap();
+    let mut rows = csv.split("\r\n").filter(|l| !l.is_empty());
+    let head = rows.next().unwrap();
+    assert!(
+        head.starts_with("\"Régime\";\"Mutuelle\";\"Période\""),
+        "{head}"
+    );
+    let (mut b, mut s, mut m, mut p) = (0i64, 0i64, 0i64, 0i64);
+    for r in rows {
+        let cells: Vec<&str> = r.split(';').collect();
+        let n = |i: usize| cells[i].parse::<i64>().unwrap();
+        b += n(10);
+        s += n(11);
+        m += n(12);
+        p += n(13);
+    }
+    assert_eq!((b, s, m, p), (23_600, 6_400, 1_600, 15_600));
+    assert_eq!(b, s + m + p, "S + M + P = B");
+
+    // CSRF: a form whose token was tampered with is refused.
+    c.execute(
+        "document.querySelectorAll('input[name=csrf]').forEach(i => i.value = 'forged');",
+        vec![],
+    )
+    .await
+    .unwrap();
+    click(&c, Locator::Css("header form[action='/sign-out'] button")).await;
+    assert!(
+        text(&c)
+            .await
+            .contains("Le formulaire a expiré. Rechargez la page et recommencez.")
+    );
+    // Still signed in: the forged sign-out did nothing.
+    c.goto(&console).await.unwrap();
+    assert_eq!(h1(&c).await, "Tableau de bord");
+
+    // An operator (password and second factor) ends the clerk's sessions.
+    let ops = browser(&driver, &tmp.path().join("profile-ops"), 1280, 900).await;
+    // The code an authenticator app shows, from the secret the banner gives.
+    let secret = dev.banner_line("given the TOTP secret ");
+    let secret = secret.rsplit(' ').next().unwrap().trim_end_matches(')');
+    // The dev broker's own clock is the wall clock: so is the app's.
+    #[allow(clippy::disallowed_methods)]
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let code = passerelle_broker::service::users::totp_code(secret, now_ms).unwrap();
+    sign_in(&ops, &console, "ops", "demo-passerelle", "").await;
+    assert!(
+        text(&ops)
+            .await
+            .contains("Ce compte demande le code de votre application d'authentification.")
+    );
+    sign_in(&ops, &console, "ops", "demo-passerelle", &code).await;
+    assert_eq!(h1(&ops).await, "Tableau de bord");
+    shot(&ops, "08-operateur").await;
+    click(&ops, Locator::LinkText("Partenaires")).await;
+    assert!(text(&ops).await.contains("MUT-IMIS"));
+    shot(&ops, "09-partenaires").await;
+    click(&ops, Locator::LinkText("Utilisateurs")).await;
+    shot(&ops, "10-utilisateurs").await;
+    click(
+        &ops,
+        Locator::XPath("//button[normalize-space()='Fermer ses sessions : agent']"),
+    )
+    .await;
+    assert_eq!(h1(&ops).await, "Utilisateurs");
+    // The clerk's next click finds the session gone.
+    c.goto(&format!("{console}/claims")).await.unwrap();
+    assert!(c.current_url().await.unwrap().contains("/sign-in"));
+    assert!(
+        text(&c)
+            .await
+            .contains("Votre session a expiré. Connectez-vous à nouveau.")
+    );
+
+    // The page-weight budget: under 100 KB on a first load, under 20 KB
+    // once the stylesheet is cached.
+    assert!(first_load < 100 * 1024, "first load {first_load} bytes");
+    assert!(dashboard < 20 * 1024, "later page {dashboard} bytes");
+
+    // On a 360-pixel-wide phone: nothing wider than the screen but the
+    // tables, which scroll in their own box.
+    let phone = browser(&driver, &tmp.path().join("profile-phone"), 360, 740).await;
+    sign_in(&phone, &console, "gestion", "demo-passerelle", "").await;
+    phone
+        .goto(&format!("{console}/claims/CNSS/CNSS-2026-000123"))
+        .await
+        .unwrap();
+    let width = phone
+        .execute(
+            "const wide = [...document.querySelectorAll('body *')]\
+               .filter(e => !e.closest('.scroll') && e.getBoundingClientRect().right > window.innerWidth)\
+               .map(e => e.tagName + '.' + e.className);\
+             return [window.innerWidth, document.documentElement.scrollWidth, wide];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        width[0].as_u64().unwrap() <= 360 && width[1] == width[0],
+        "viewport, page width, wider elements: {width}"
+    );
+    shot(&phone, "11-demande-telephone").await;
+
+    for b in [c, ops, phone] {
+        b.close().await.unwrap();
+    }
+    dev.kill();
+}
