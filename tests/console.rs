@@ -206,6 +206,40 @@ async fn transferred(c: &Client) -> u64 {
     doc + a[2].as_u64().unwrap()
 }
 
+/// Text as French Windows saves it (Windows-1252; the test's text has no
+/// character outside Latin-1).
+fn windows_1252(s: &str) -> Vec<u8> {
+    s.chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap())
+        .collect()
+}
+
+/// A roster CSV (`;`) as an Excel workbook, dates as date serials the way
+/// Excel stores them.
+fn roster_xlsx(csv: &str) -> Vec<u8> {
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    let date_format = rust_xlsxwriter::Format::new().set_num_format("dd/mm/yyyy");
+    for (r, line) in csv.lines().enumerate() {
+        for (col, cell) in line.split(';').enumerate() {
+            let date = cell.split('/').collect::<Vec<_>>();
+            if r > 0 && date.len() == 3 {
+                let d = rust_xlsxwriter::ExcelDateTime::from_ymd(
+                    date[2].parse().unwrap(),
+                    date[1].parse().unwrap(),
+                    date[0].parse().unwrap(),
+                )
+                .unwrap();
+                ws.write_datetime_with_format(r as u32, col as u16, &d, &date_format)
+                    .unwrap();
+            } else if !cell.is_empty() {
+                ws.write_string(r as u32, col as u16, cell).unwrap();
+            }
+        }
+    }
+    wb.save_to_buffer().unwrap()
+}
+
 /// The passerelle CLI against the dev broker, as a scheme or mutuelle
 /// system would call it.
 fn cli(dev: &process::Dev, data: &Path, args: &[&str]) -> String {
@@ -371,7 +405,7 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     shot(&c, "07-bordereau").await;
     let csv = c
         .execute(
-            "const a = document.querySelector('a[download]');\
+            "const a = document.querySelector('a[href$=\".csv\"]');\
              return fetch(a.href).then(r => r.arrayBuffer()).then(b => Array.from(new Uint8Array(b)));",
             vec![],
         )
@@ -402,6 +436,99 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     }
     assert_eq!((b, s, m, p), (23_600, 6_400, 1_600, 15_600));
     assert_eq!(b, s + m + p, "S + M + P = B");
+    // The same statement as an Excel workbook: its totals row too.
+    let xlsx = c
+        .execute(
+            "const a = document.querySelector('a[href$=\".xlsx\"]');\
+             return fetch(a.href).then(r => r.arrayBuffer()).then(b => Array.from(new Uint8Array(b)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let bytes: Vec<u8> = xlsx
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u8)
+        .collect();
+    let rows = passerelle_files::xlsx::first_sheet(&bytes).unwrap();
+    let header: Vec<String> = rows[0].iter().map(|c| format!("{c:?}")).collect();
+    assert!(header[0].contains("Régime"), "{header:?}");
+    let last = rows.last().unwrap();
+    assert!(matches!(&last[0], passerelle_files::xlsx::Cell::Text(t) if t == "Total"));
+    let figures: Vec<String> = last[10..14]
+        .iter()
+        .map(|c| match c {
+            passerelle_files::xlsx::Cell::Number(n) => n.clone(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(figures, ["23600", "6400", "1600", "15600"]);
+
+    // The members file: a CSV saved by French Excel (Windows-1252, `;`)
+    // with a bad date is checked, its bad row named in French by line and
+    // column; the corrected workbook (XLSX) is checked, then applied.
+    let roster = std::fs::read_to_string(root.join("docs/examples/roster.csv")).unwrap();
+    let bad = format!(
+        "{roster}CNSS;TG-1009;SOL-0009;SOL-H09;31/12/2026;SOLIDARITE-ESSENTIEL;32/13/2026;\n"
+    );
+    let bad_path = tmp.path().join("adhérents.csv");
+    std::fs::write(
+        &bad_path,
+        windows_1252(&bad.replace("SOL-H09", "SOL-H09 é")),
+    )
+    .unwrap();
+    click(&c, Locator::LinkText("Adhérents")).await;
+    click(&c, Locator::Css("a[href='/roster']")).await;
+    assert_eq!(h1(&c).await, "Fichier des adhérents");
+    c.find(Locator::Css("input[type=file]"))
+        .await
+        .unwrap()
+        .send_keys(bad_path.to_str().unwrap())
+        .await
+        .unwrap();
+    click(&c, Locator::Css("button[value=check]")).await;
+    let body = text(&c).await;
+    assert!(
+        body.contains("5 début du produit « 32/13/2026 » n'est pas une date (jj/mm/aaaa) SOL-0009"),
+        "{body}"
+    );
+    assert!(body.contains("Corrigez les lignes en erreur"));
+    shot(&c, "12-adherents-erreurs").await;
+    let good_path = tmp.path().join("adhérents.xlsx");
+    std::fs::write(
+        &good_path,
+        roster_xlsx(&bad.replace("32/13/2026", "01/12/2026")),
+    )
+    .unwrap();
+    c.find(Locator::Css("input[type=file]"))
+        .await
+        .unwrap()
+        .send_keys(good_path.to_str().unwrap())
+        .await
+        .unwrap();
+    click(&c, Locator::Css("button[value=check]")).await;
+    let body = text(&c).await;
+    assert!(
+        body.contains("Si vous appliquez : 1 ajouté(s), 0 modifié(s), 0 sorti(s), 3 inchangé(s)."),
+        "{body}"
+    );
+    shot(&c, "13-adherents-verification").await;
+    click(&c, Locator::Css("button[value=apply]")).await;
+    assert!(
+        text(&c)
+            .await
+            .contains("Appliqué : 1 ajouté(s), 0 modifié(s), 0 sorti(s), 3 inchangé(s).")
+    );
+    c.goto(&format!("{console}/members?number=SOL-0009"))
+        .await
+        .unwrap();
+    let body = text(&c).await;
+    assert!(
+        body.contains("TG-1009") && body.contains("01/12/2026"),
+        "{body}"
+    );
+    shot(&c, "14-adherent").await;
 
     // CSRF: a form whose token was tampered with is refused.
     c.execute(

@@ -12,6 +12,18 @@ use passerelle_proto::{convert, parse};
 use crate::claim_file::ClaimFile;
 use crate::roster_csv::RosterFile;
 
+/// Target `xlsx_roster`: an uploaded workbook. Any bytes give rows within
+/// the bounds or a clean error; the rows, as CSV, read as a roster does.
+pub fn xlsx_roster(data: &[u8]) {
+    let Ok(rows) = crate::xlsx::first_sheet(data) else {
+        return;
+    };
+    assert!(rows.len() <= crate::xlsx::MAX_ROWS);
+    assert!(rows.iter().all(|r| r.len() <= crate::xlsx::MAX_COLUMNS));
+    let csv = crate::xlsx::to_csv(&rows, &["product_start"]);
+    roster_csv(csv.as_bytes());
+}
+
 /// Target `roster_csv`: a roster spreadsheet. Good members are unique by
 /// member number, each with a product and normalised dates; bad rows name a
 /// line after the header.

@@ -29,9 +29,26 @@ use passerelle_proto::roster::v1 as pb;
 pub struct BadRow {
     pub line: u64,
     pub field: String,
+    /// What is wrong, in English (the CLI's words).
     pub problem: String,
+    /// The same, as a value a page puts in the reader's language.
+    pub kind: Problem,
     /// The row's member number, when it could be read.
     pub member_number: Option<String>,
+}
+
+/// What is wrong with a cell of a roster row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// A required cell is empty.
+    Empty,
+    /// Not a date: the cell's text.
+    NotADate(String),
+    /// product_end before product_start.
+    EndBeforeStart,
+    /// A member's value differs from its first row: that row's line and
+    /// value.
+    DiffersFromLine(u64, String),
 }
 
 /// What a roster file holds.
@@ -114,6 +131,20 @@ impl LineCounter {
     }
 }
 
+impl Problem {
+    /// In English, as the CLI prints it.
+    pub fn english(&self) -> String {
+        match self {
+            Problem::Empty => "must not be empty".into(),
+            Problem::NotADate(v) => format!("{v:?} is not a date (YYYY-MM-DD or DD/MM/YYYY)"),
+            Problem::EndBeforeStart => "is before product_start".into(),
+            Problem::DiffersFromLine(l, v) => {
+                format!("differs from line {l} of the same member ({v:?})")
+            }
+        }
+    }
+}
+
 impl RosterFile {
     /// Reads and checks a roster file. An unreadable file or header is an
     /// error; bad rows are collected in `bad`.
@@ -169,25 +200,22 @@ impl RosterFile {
                 continue;
             }
             let member_number = get("member_number");
-            let mut problems: Vec<(String, String)> = Vec::new();
+            let mut problems: Vec<(String, Problem)> = Vec::new();
             for r in ["scheme_id", "beneficiary_id", "member_number", "product_id"] {
                 if get(r).is_empty() {
-                    problems.push((r.into(), "must not be empty".into()));
+                    problems.push((r.into(), Problem::Empty));
                 }
             }
             let mut date_col = |name: &str, required: bool| -> String {
                 let v = get(name);
                 if v.is_empty() {
                     if required {
-                        problems.push((name.into(), "must not be empty".into()));
+                        problems.push((name.into(), Problem::Empty));
                     }
                     return String::new();
                 }
                 normalise_date(&v).unwrap_or_else(|| {
-                    problems.push((
-                        name.into(),
-                        format!("{v:?} is not a date (YYYY-MM-DD or DD/MM/YYYY)"),
-                    ));
+                    problems.push((name.into(), Problem::NotADate(v.clone())));
                     String::new()
                 })
             };
@@ -195,7 +223,7 @@ impl RosterFile {
             let start = date_col("product_start", true);
             let end = date_col("product_end", false);
             if !start.is_empty() && !end.is_empty() && end < start {
-                problems.push(("product_end".into(), "is before product_start".into()));
+                problems.push(("product_end".into(), Problem::EndBeforeStart));
             }
             let member = pb::Member {
                 scheme_id: get("scheme_id"),
@@ -222,20 +250,18 @@ impl RosterFile {
                     if a != b {
                         problems.push((
                             field.into(),
-                            format!(
-                                "differs from line {} of the same member ({a:?})",
-                                out.first_line[i]
-                            ),
+                            Problem::DiffersFromLine(out.first_line[i], a.clone()),
                         ));
                     }
                 }
             }
             if !problems.is_empty() {
-                for (field, problem) in problems {
+                for (field, kind) in problems {
                     out.bad.push(BadRow {
                         line,
                         field,
-                        problem,
+                        problem: kind.english(),
+                        kind,
                         member_number: Some(member_number.clone()).filter(|m| !m.is_empty()),
                     });
                 }

@@ -11,7 +11,11 @@
 
 use std::io::Read;
 
+use quick_xml::XmlVersion;
 use quick_xml::events::Event;
+
+/// The XML version of every part (Office writes 1.0).
+const V: XmlVersion = XmlVersion::Implicit1_0;
 
 /// The largest upload read (the ZIP itself).
 pub const MAX_XLSX_BYTES: usize = 8 * 1024 * 1024;
@@ -95,11 +99,11 @@ fn reader(xml: &[u8]) -> quick_xml::Reader<&[u8]> {
     r
 }
 
-fn attr(e: &quick_xml::events::BytesStart<'_>, name: &[u8]) -> Option<String> {
+fn attr(e: &quick_xml::events::BytesStart<'_>, name: &str) -> Option<String> {
     e.attributes()
         .flatten()
-        .find(|a| a.key.as_ref() == name || a.key.local_name().as_ref() == name)
-        .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
+        .find(|a| a.key.into_inner() == name || a.key.local_name().into_inner() == name)
+        .and_then(|a| a.normalized_value(V).ok().map(|v| v.into_owned()))
 }
 
 /// The relationship id of the workbook's first `<sheet>`.
@@ -107,9 +111,9 @@ fn first_sheet_rid(xml: &[u8]) -> Result<String, String> {
     let mut r = reader(xml);
     loop {
         match r.read_event() {
-            Ok(Event::Start(e) | Event::Empty(e)) if e.local_name().as_ref() == b"sheet" => {
-                return attr(&e, b"r:id")
-                    .or_else(|| attr(&e, b"id"))
+            Ok(Event::Start(e) | Event::Empty(e)) if e.local_name().into_inner() == "sheet" => {
+                return attr(&e, "r:id")
+                    .or_else(|| attr(&e, "id"))
                     .ok_or_else(|| "xl/workbook.xml: a sheet without r:id".to_string());
             }
             Ok(Event::Eof) => return Err("xl/workbook.xml: no sheet".into()),
@@ -125,10 +129,10 @@ fn rel_target(xml: &[u8], rid: &str) -> Result<String, String> {
     loop {
         match r.read_event() {
             Ok(Event::Start(e) | Event::Empty(e))
-                if e.local_name().as_ref() == b"Relationship"
-                    && attr(&e, b"Id").as_deref() == Some(rid) =>
+                if e.local_name().into_inner() == "Relationship"
+                    && attr(&e, "Id").as_deref() == Some(rid) =>
             {
-                return attr(&e, b"Target")
+                return attr(&e, "Target")
                     .ok_or_else(|| format!("relationship {rid} without a target"));
             }
             Ok(Event::Eof) => return Err(format!("no relationship {rid}")),
@@ -145,16 +149,13 @@ fn shared_strings(xml: &[u8]) -> Result<Vec<String>, String> {
     let (mut cur, mut in_t) = (String::new(), false);
     loop {
         match r.read_event() {
-            Ok(Event::Start(e)) if e.local_name().as_ref() == b"si" => cur.clear(),
-            Ok(Event::End(e)) if e.local_name().as_ref() == b"si" => {
+            Ok(Event::Start(e)) if e.local_name().into_inner() == "si" => cur.clear(),
+            Ok(Event::End(e)) if e.local_name().into_inner() == "si" => {
                 out.push(std::mem::take(&mut cur));
             }
-            Ok(Event::Start(e)) if e.local_name().as_ref() == b"t" => in_t = true,
-            Ok(Event::End(e)) if e.local_name().as_ref() == b"t" => in_t = false,
-            Ok(Event::Text(t)) if in_t => cur.push_str(
-                &t.decode()
-                    .map_err(|e| format!("xl/sharedStrings.xml: {e}"))?,
-            ),
+            Ok(Event::Start(e)) if e.local_name().into_inner() == "t" => in_t = true,
+            Ok(Event::End(e)) if e.local_name().into_inner() == "t" => in_t = false,
+            Ok(Event::Text(t)) if in_t => cur.push_str(&t.xml_content(V)),
             Ok(Event::GeneralRef(g)) if in_t => cur.push_str(&entity(&g)?),
             Ok(Event::Eof) => return Ok(out),
             Err(e) => return Err(format!("xl/sharedStrings.xml: {e}")),
@@ -169,7 +170,7 @@ fn entity(g: &quick_xml::events::BytesRef<'_>) -> Result<String, String> {
     if let Ok(Some(c)) = g.resolve_char_ref() {
         return Ok(c.to_string());
     }
-    let name = g.decode().map_err(|e| e.to_string())?;
+    let name = g.xml_content(V);
     quick_xml::escape::resolve_predefined_entity(&name)
         .map(str::to_string)
         .ok_or_else(|| format!("unknown entity &{name};"))
@@ -181,9 +182,9 @@ fn cell_ref(r: &str) -> Option<(usize, usize)> {
     if letters == 0 || letters > 3 {
         return None;
     }
-    let col = r[..letters]
-        .bytes()
-        .fold(0usize, |a, b| a * 26 + (b.to_ascii_uppercase() - b'A' + 1) as usize);
+    let col = r[..letters].bytes().fold(0usize, |a, b| {
+        a * 26 + (b.to_ascii_uppercase() - b'A' + 1) as usize
+    });
     let row: usize = r[letters..].parse().ok()?;
     (row >= 1).then_some((col - 1, row - 1))
 }
@@ -198,8 +199,8 @@ fn rows(xml: &[u8], strings: &[String]) -> Result<Vec<Vec<Cell>>, String> {
     let (mut row, mut col) = (0usize, 0usize);
     loop {
         match r.read_event() {
-            Ok(Event::Start(e) | Event::Empty(e)) if e.local_name().as_ref() == b"row" => {
-                row = match attr(&e, b"r").and_then(|v| v.parse::<usize>().ok()) {
+            Ok(Event::Start(e) | Event::Empty(e)) if e.local_name().into_inner() == "row" => {
+                row = match attr(&e, "r").and_then(|v| v.parse::<usize>().ok()) {
                     Some(n) if n >= 1 => n - 1,
                     _ => out.len(),
                 };
@@ -208,29 +209,32 @@ fn rows(xml: &[u8], strings: &[String]) -> Result<Vec<Vec<Cell>>, String> {
                     return Err(format!("more than {MAX_ROWS} rows"));
                 }
             }
-            Ok(Event::Start(e)) if e.local_name().as_ref() == b"c" => {
-                let (c, rw) = attr(&e, b"r")
+            Ok(Event::Start(e)) if e.local_name().into_inner() == "c" => {
+                let (c, rw) = attr(&e, "r")
                     .and_then(|v| cell_ref(&v))
                     .unwrap_or((col, row));
-                cell = Some((c, rw, attr(&e, b"t").unwrap_or_default()));
+                cell = Some((c, rw, attr(&e, "t").unwrap_or_default()));
                 text.clear();
             }
-            Ok(Event::Empty(e)) if e.local_name().as_ref() == b"c" => {
-                col = attr(&e, b"r").and_then(|v| cell_ref(&v)).map_or(col, |p| p.0) + 1;
+            Ok(Event::Empty(e)) if e.local_name().into_inner() == "c" => {
+                col = attr(&e, "r")
+                    .and_then(|v| cell_ref(&v))
+                    .map_or(col, |p| p.0)
+                    + 1;
             }
             Ok(Event::Start(e))
-                if matches!(e.local_name().as_ref(), b"v" | b"t") && cell.is_some() =>
+                if matches!(e.local_name().into_inner(), "v" | "t") && cell.is_some() =>
             {
                 in_value = true;
             }
-            Ok(Event::End(e)) if matches!(e.local_name().as_ref(), b"v" | b"t") => {
+            Ok(Event::End(e)) if matches!(e.local_name().into_inner(), "v" | "t") => {
                 in_value = false;
             }
             Ok(Event::Text(t)) if in_value => {
-                text.push_str(&t.decode().map_err(|e| format!("sheet: {e}"))?);
+                text.push_str(&t.xml_content(V));
             }
             Ok(Event::GeneralRef(g)) if in_value => text.push_str(&entity(&g)?),
-            Ok(Event::End(e)) if e.local_name().as_ref() == b"c" => {
+            Ok(Event::End(e)) if e.local_name().into_inner() == "c" => {
                 let Some((c, rw, t)) = cell.take() else {
                     continue;
                 };
@@ -303,7 +307,11 @@ pub fn to_csv(rows: &[Vec<Cell>], date_columns: &[&str]) -> String {
                 .collect()
         })
         .unwrap_or_default();
-    let is_date = |i: usize| header.get(i).is_some_and(|h| date_columns.contains(&h.as_str()));
+    let is_date = |i: usize| {
+        header
+            .get(i)
+            .is_some_and(|h| date_columns.contains(&h.as_str()))
+    };
     let mut out = String::new();
     for row in rows {
         let cells: Vec<String> = row
@@ -331,11 +339,119 @@ pub fn decode_text(bytes: &[u8]) -> String {
     let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     match std::str::from_utf8(bytes) {
         Ok(s) => s.to_string(),
-        Err(_) => encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes).0.into_owned(),
+        Err(_) => encoding_rs::WINDOWS_1252
+            .decode_without_bom_handling(bytes)
+            .0
+            .into_owned(),
     }
 }
 
 /// Whether bytes are a ZIP (an XLSX workbook) rather than text.
 pub fn is_zip(bytes: &[u8]) -> bool {
     bytes.starts_with(b"PK\x03\x04")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A workbook as Excel writes one: rust_xlsxwriter; `date_row`: a
+    /// number (a date serial) in one cell.
+    #[allow(
+        clippy::disallowed_types,
+        reason = "a workbook's numbers are doubles; a date serial is exact"
+    )]
+    fn workbook(rows: &[&[&str]], date_row: Option<(u32, u16, f64)>) -> Vec<u8> {
+        let mut wb = rust_xlsxwriter::Workbook::new();
+        let ws = wb.add_worksheet();
+        for (r, row) in rows.iter().enumerate() {
+            for (c, v) in row.iter().enumerate() {
+                ws.write_string(r as u32, c as u16, *v).unwrap();
+            }
+        }
+        if let Some((r, c, serial)) = date_row {
+            ws.write_number(r, c, serial).unwrap();
+        }
+        wb.save_to_buffer().unwrap()
+    }
+
+    #[test]
+    fn a_workbook_reads_as_the_csv_of_its_first_sheet() {
+        let bytes = workbook(
+            &[
+                &[
+                    "scheme_id",
+                    "beneficiary_id",
+                    "member_number",
+                    "product_id",
+                    "product_start",
+                ],
+                &["CNSS", "TG-1", "M-1", "P1", "01/01/2026"],
+                &["CNSS", "TG-2", "M-2", "P1"],
+            ],
+            // 46023: 2026-01-01 as a date serial.
+            Some((2, 4, 46023.0)),
+        );
+        assert!(is_zip(&bytes));
+        let rows = first_sheet(&bytes).unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[2][4], Cell::Number("46023".into()));
+        let csv = to_csv(&rows, &["product_start"]);
+        let f = crate::roster_csv::RosterFile::parse(&csv, "r.xlsx").unwrap();
+        assert!(f.bad.is_empty(), "{:?}", f.bad);
+        assert_eq!(f.members.len(), 2);
+        assert_eq!(f.members[1].products[0].start_date, "2026-01-01");
+        assert_eq!(f.first_line, [2, 3], "lines are the sheet's rows");
+    }
+
+    #[test]
+    fn a_zip_bomb_is_refused_within_the_bound() {
+        // 65 MiB of zeros in the shared strings: about 64 KiB once zipped.
+        let mut buf = std::io::Cursor::new(Vec::new());
+        let mut z = zip::ZipWriter::new(&mut buf);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        z.start_file("xl/workbook.xml", opts).unwrap();
+        z.write_all(br#"<workbook><sheets><sheet name="a" r:id="rId1"/></sheets></workbook>"#)
+            .unwrap();
+        z.start_file("xl/_rels/workbook.xml.rels", opts).unwrap();
+        z.write_all(br#"<Relationships><Relationship Id="rId1" Target="worksheets/sheet1.xml"/></Relationships>"#)
+            .unwrap();
+        z.start_file("xl/sharedStrings.xml", opts).unwrap();
+        let zeros = vec![b'0'; 1024 * 1024];
+        for _ in 0..65 {
+            z.write_all(&zeros).unwrap();
+        }
+        z.finish().unwrap();
+        let bytes = buf.into_inner();
+        assert!(bytes.len() < 1024 * 1024, "{} bytes zipped", bytes.len());
+        let err = first_sheet(&bytes).unwrap_err();
+        assert!(err.contains("more than 64 MiB once decompressed"), "{err}");
+    }
+
+    #[test]
+    fn garbage_and_wrong_files_are_clear_errors() {
+        assert!(
+            first_sheet(b"PK\x03\x04garbage")
+                .unwrap_err()
+                .contains("not an XLSX")
+        );
+        assert!(
+            first_sheet(b"scheme_id;member")
+                .unwrap_err()
+                .contains("not an XLSX")
+        );
+        assert_eq!(serial_date("46023"), Some("2026-01-01".into()));
+        assert_eq!(serial_date("-3"), None);
+        assert_eq!(serial_date("abc"), None);
+        assert_eq!(cell_ref("AB12"), Some((27, 11)));
+        assert_eq!(cell_ref("12"), None);
+    }
+
+    #[test]
+    fn text_is_utf8_or_windows_1252() {
+        assert_eq!(decode_text(b"\xef\xbb\xbfcaf\xc3\xa9"), "café");
+        assert_eq!(decode_text(b"caf\xe9 \x80"), "café €");
+    }
 }

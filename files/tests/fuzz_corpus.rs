@@ -15,3 +15,8 @@ fn roster_csv_corpus() {
 fn claim_file_corpus() {
     assert!(replay::replay("claim_file", fuzzing::claim_file) > 0);
 }
+
+#[test]
+fn xlsx_roster_corpus() {
+    assert!(replay::replay("xlsx_roster", fuzzing::xlsx_roster) > 0);
+}

@@ -52,11 +52,15 @@ impl RosterApi {
     /// Reads an import's members after its header, every wrong field
     /// collected (up to [`MAX_IMPORT_VIOLATIONS`]); a stream the client
     /// cut is its error.
-    async fn read_import(
+    async fn read_import<S>(
         &self,
         header: pb::ImportRosterHeader,
-        stream: &mut tonic::Streaming<pb::ImportRosterRequest>,
-    ) -> Result<RosterSnapshot, Status> {
+        stream: &mut S,
+    ) -> Result<RosterSnapshot, Status>
+    where
+        S: futures::Stream<Item = Result<pb::ImportRosterRequest, Status>> + Unpin + Send,
+    {
+        use futures::StreamExt;
         let mut members = Vec::new();
         let mut v = Violations::new();
         self.check_mutuelle(&mut v, &header.mutuelle_id);
@@ -78,8 +82,9 @@ impl RosterApi {
         let mut count = 0usize;
         let mut messages = 0usize;
         while let Some(msg) = stream
-            .message()
+            .next()
             .await
+            .transpose()
             .map_err(crate::api::edge::decode_refusal)?
         {
             // Past a bound, stop reading: the answer lists what is wrong so
@@ -138,6 +143,47 @@ impl RosterApi {
             end_missing: !header.no_end_dating,
             dry_run: header.dry_run,
         })
+    }
+
+    /// An import after its header: the gRPC stream's messages, or the
+    /// batches of a file the console read. Authorized, admitted and audited
+    /// as one call under its header (`serve_incoming`).
+    pub(crate) async fn import_from<S>(
+        &self,
+        incoming: Incoming<pb::ImportRosterHeader>,
+        refused: Option<Status>,
+        mut stream: S,
+    ) -> Result<Response<pb::ImportRosterResponse>, Status>
+    where
+        S: futures::Stream<Item = Result<pb::ImportRosterRequest, Status>> + Unpin + Send,
+    {
+        // The place is taken before the stream is read: an import over the
+        // limit reads nothing (its members would fill memory first).
+        serve_incoming(&self.broker, incoming, refused, |header, ()| async move {
+            let dry_run = header.dry_run;
+            let snapshot = self.read_import(header, &mut stream).await?;
+            let d = self.broker.import_roster(snapshot).await?;
+            let changes = d
+                .added
+                .iter()
+                .map(|n| (n, "added"))
+                .chain(d.updated.iter().map(|n| (n, "updated")))
+                .chain(d.end_dated.iter().map(|n| (n, "end_dated")))
+                .map(|(n, c)| pb::RosterChange {
+                    member_number: n.clone(),
+                    change: c.to_string(),
+                })
+                .collect();
+            Ok::<_, Status>(pb::ImportRosterResponse {
+                added: d.added.len() as u32,
+                updated: d.updated.len() as u32,
+                end_dated: d.end_dated.len() as u32,
+                unchanged: d.unchanged,
+                changes,
+                dry_run,
+            })
+        })
+        .await
     }
 }
 
@@ -232,33 +278,7 @@ impl RosterService for RosterApi {
             audited,
             trace,
         };
-        // The place is taken before the stream is read: an import over the
-        // limit reads nothing (its members would fill memory first).
-        serve_incoming(&self.broker, incoming, refused, |header, ()| async move {
-            let dry_run = header.dry_run;
-            let snapshot = self.read_import(header, &mut stream).await?;
-            let d = self.broker.import_roster(snapshot).await?;
-            let changes = d
-                .added
-                .iter()
-                .map(|n| (n, "added"))
-                .chain(d.updated.iter().map(|n| (n, "updated")))
-                .chain(d.end_dated.iter().map(|n| (n, "end_dated")))
-                .map(|(n, c)| pb::RosterChange {
-                    member_number: n.clone(),
-                    change: c.to_string(),
-                })
-                .collect();
-            Ok::<_, Status>(pb::ImportRosterResponse {
-                added: d.added.len() as u32,
-                updated: d.updated.len() as u32,
-                end_dated: d.end_dated.len() as u32,
-                unchanged: d.unchanged,
-                changes,
-                dry_run,
-            })
-        })
-        .await
+        self.import_from(incoming, refused, stream).await
     }
 
     async fn get_member(

@@ -26,6 +26,9 @@ use settlement::settlement_service_server::SettlementService;
 
 const CSS: &str = include_str!("../../console/console.css");
 
+/// The largest roster upload (the file and the form around it).
+const MAX_UPLOAD_BYTES: usize = passerelle_files::xlsx::MAX_XLSX_BYTES + 64 * 1024;
+
 /// Lines of a statement shown on one page of the console.
 const STATEMENT_PAGE: u32 = 500;
 /// The most lines a CSV export reads (pages of 5,000); a larger statement
@@ -42,11 +45,21 @@ pub fn router(c: Arc<Console>) -> Router {
         .route("/claims", get(claims))
         .route("/claims/{scheme}/{claim}", get(claim))
         .route("/members", get(members))
+        .route(
+            "/roster",
+            get(roster_page)
+                .post(roster_post)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
+        )
         .route("/periods", get(periods))
         .route("/periods/{scheme}/{mutuelle}/{number}", get(statement))
         .route(
             "/periods/{scheme}/{mutuelle}/{number}/statement.csv",
             get(statement_csv),
+        )
+        .route(
+            "/periods/{scheme}/{mutuelle}/{number}/statement.xlsx",
+            get(statement_xlsx),
         )
         .route("/partners", get(partners))
         .route("/partners/{id}/{action}", post(partner_action))
@@ -1141,7 +1154,10 @@ async fn members(
         esc(&q.number),
         esc(&lang.t("members-search"))
     );
-    let mut intro = form;
+    let mut intro = format!(
+        "{form}<p><a href=\"/roster\">{}</a></p>",
+        esc(&lang.t("roster-link"))
+    );
     let mut tables = Vec::new();
     let mut empty = String::new();
     let number = q.number.trim();
@@ -1200,6 +1216,318 @@ async fn members(
         tables,
         empty,
         after: String::new(),
+    })
+}
+
+// ---------------------------------------------------------------- roster
+
+/// The columns of the roster spreadsheet that hold dates (numbers in an
+/// XLSX sheet).
+const ROSTER_DATES: [&str; 3] = ["paid_until", "product_start", "product_end"];
+
+/// The roster upload: a CSV (UTF-8 or Windows-1252, `;` or `,`) or an XLSX
+/// file, read as `passerelle roster import` reads it, checked by a dry run
+/// of the broker's own ImportRoster, then applied.
+async fn roster_page(
+    State(c): State<Arc<Console>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    headers: HeaderMap,
+) -> Response {
+    let ctx = match signed_in(&c, &headers, peer).await {
+        Ok(ctx) => ctx,
+        Err(r) => return r.into_response(),
+    };
+    if ctx.person.mutuelle().is_none() {
+        return ctx.forbidden().into_response();
+    }
+    let ui = ctx.ui(ctx.t("roster-title"), "members");
+    let form = upload_form(&ui, ctx.lang);
+    page(ListPage {
+        ui,
+        heading: ctx.t("roster-title"),
+        form,
+        summary: ctx.t("roster-help"),
+        tables: Vec::new(),
+        empty: String::new(),
+        after: String::new(),
+    })
+}
+
+fn upload_form(ui: &Ui, lang: Lang) -> String {
+    format!(
+        "<form method=\"post\" action=\"/roster\" enctype=\"multipart/form-data\" class=\"filters\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <label>{}<input type=\"file\" name=\"file\" accept=\".csv,.xlsx,text/csv\" required></label>\
+         <button class=\"primary\" name=\"action\" value=\"check\">{}</button></form>",
+        esc(&ui.csrf),
+        esc(&lang.t("roster-file")),
+        esc(&lang.t("roster-check"))
+    )
+}
+
+/// The fields of the upload form: CSRF token, action, file name and bytes.
+async fn read_upload(
+    mut multipart: axum::extract::Multipart,
+) -> Result<(String, String, String, Vec<u8>), String> {
+    let (mut csrf, mut action, mut name, mut file) =
+        (String::new(), String::new(), String::new(), Vec::new());
+    while let Some(field) = multipart.next_field().await.map_err(|e| e.to_string())? {
+        let field_name = field.name().unwrap_or("").to_string();
+        if field_name == "file" {
+            name = field
+                .file_name()
+                .unwrap_or("roster")
+                .chars()
+                .take(200)
+                .collect();
+        }
+        let bytes = field.bytes().await.map_err(|e| e.to_string())?;
+        match field_name.as_str() {
+            "csrf" => csrf = String::from_utf8_lossy(&bytes).into_owned(),
+            "action" => action = String::from_utf8_lossy(&bytes).into_owned(),
+            "file" => file = bytes.to_vec(),
+            _ => {}
+        }
+    }
+    Ok((csrf, action, name, file))
+}
+
+/// The members of a roster file, or why it cannot be read, in the reader's
+/// language.
+fn read_roster(
+    lang: Lang,
+    name: &str,
+    bytes: &[u8],
+) -> Result<passerelle_files::roster_csv::RosterFile, String> {
+    use passerelle_files::xlsx;
+    let text = if xlsx::is_zip(bytes) {
+        let rows = xlsx::first_sheet(bytes)
+            .map_err(|e| lang.t_args("roster-unreadable", &[("detail", &e)]))?;
+        xlsx::to_csv(&rows, &ROSTER_DATES)
+    } else {
+        xlsx::decode_text(bytes)
+    };
+    passerelle_files::roster_csv::RosterFile::parse(&text, name).map_err(|e| {
+        // The header's problems, in words (the parser's are English).
+        let quoted = e.split('"').nth(1).unwrap_or("").to_string();
+        if e.contains("the header has no column") {
+            lang.t_args("roster-no-column", &[("column", &quoted)])
+        } else if e.contains("unknown column") {
+            lang.t_args("roster-unknown-column", &[("column", &quoted)])
+        } else {
+            lang.t_args("roster-unreadable", &[("detail", &e)])
+        }
+    })
+}
+
+fn problem_text(lang: Lang, p: &passerelle_files::roster_csv::Problem) -> String {
+    use passerelle_files::roster_csv::Problem;
+    match p {
+        Problem::Empty => lang.t("roster-empty"),
+        Problem::NotADate(v) => lang.t_args("roster-not-a-date", &[("value", v)]),
+        Problem::EndBeforeStart => lang.t("roster-end-before-start"),
+        Problem::DiffersFromLine(l, v) => {
+            lang.t_args("roster-differs", &[("line", &l.to_string()), ("value", v)])
+        }
+    }
+}
+
+/// A roster check or apply: the file read, its bad rows named, and the
+/// broker's ImportRoster (dry run or not) as the person.
+async fn roster_post(
+    State(c): State<Arc<Console>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    headers: HeaderMap,
+    multipart: axum::extract::Multipart,
+) -> Response {
+    let ctx = match signed_in(&c, &headers, peer).await {
+        Ok(ctx) => ctx,
+        Err(r) => return r.into_response(),
+    };
+    let lang = ctx.lang;
+    let Some(mid) = ctx.person.mutuelle().map(str::to_string) else {
+        return ctx.forbidden().into_response();
+    };
+    let (csrf_token, action, name, bytes) = match read_upload(multipart).await {
+        Ok(x) => x,
+        Err(e) => {
+            return ctx
+                .error(
+                    StatusCode::BAD_REQUEST,
+                    lang.t_args("roster-unreadable", &[("detail", &e)]),
+                )
+                .into_response();
+        }
+    };
+    if let Err(r) = check_csrf(&c, &ctx, &csrf_token).await {
+        return r.into_response();
+    }
+    let session = ctx.person.session.id_hash.clone();
+    let apply = action == "apply";
+    let (name, bytes) = if apply {
+        match c.broker.store().upload(&session).await {
+            Ok(Some((n, b, _))) => (n, b),
+            Ok(None) => {
+                return ctx
+                    .error(StatusCode::BAD_REQUEST, lang.t("roster-expired"))
+                    .into_response();
+            }
+            Err(e) => {
+                return ctx
+                    .status(tonic::Status::unavailable(e.to_string()))
+                    .into_response();
+            }
+        }
+    } else {
+        (name, bytes)
+    };
+    let ui = ctx.ui(lang.t("roster-title"), "members");
+    let file = match read_roster(lang, &name, &bytes) {
+        Ok(f) => f,
+        Err(msg) => {
+            let form = upload_form(&ui, lang);
+            return page(ListPage {
+                ui,
+                heading: lang.t("roster-title"),
+                form: format!("<p class=\"error\" role=\"alert\">{}</p>{form}", esc(&msg)),
+                summary: String::new(),
+                tables: Vec::new(),
+                empty: String::new(),
+                after: String::new(),
+            });
+        }
+    };
+    let mut tables = Vec::new();
+    if !file.bad.is_empty() {
+        let mut t = Table::new(
+            lang,
+            &[
+                "roster-line",
+                "roster-column",
+                "roster-problem",
+                "col-member",
+            ],
+            &[0],
+        );
+        for b in &file.bad {
+            t.row(
+                String::new(),
+                vec![
+                    b.line.to_string(),
+                    lang.t(&format!("roster-col-{}", b.field)),
+                    problem_text(lang, &b.kind),
+                    b.member_number.clone().unwrap_or_default(),
+                ],
+            );
+        }
+        tables.push((lang.t("roster-bad-rows"), t));
+    }
+    // The broker's own import, by batches as a gRPC client sends them.
+    let header = roster::ImportRosterHeader {
+        mutuelle_id: mid.clone(),
+        dry_run: !apply,
+        ..Default::default()
+    };
+    let mut messages = Vec::new();
+    for chunk in file.members.chunks(crate::api::roster::MAX_MEMBERS) {
+        messages.push(Ok(roster::ImportRosterRequest {
+            part: Some(roster::import_roster_request::Part::Members(
+                roster::MemberBatch {
+                    members: chunk.to_vec(),
+                },
+            )),
+        }));
+    }
+    let incoming = crate::api::call::Incoming {
+        auth: crate::identity::Auth::Caller(ctx.person.caller()),
+        peer: Some(peer),
+        msg: header,
+        audited: None,
+        trace: None,
+    };
+    let diff = if file.bad.is_empty() || !apply {
+        if file.members.is_empty() {
+            None
+        } else {
+            match c
+                .roster
+                .import_from(incoming, None, futures::stream::iter(messages))
+                .await
+            {
+                Ok(r) => Some(r.into_inner()),
+                Err(e) => return ctx.status(e).into_response(),
+            }
+        }
+    } else {
+        None
+    };
+    let mut summary = String::new();
+    let mut after = String::new();
+    if let Some(d) = &diff {
+        summary = lang.t_args(
+            if apply {
+                "roster-applied"
+            } else {
+                "roster-would"
+            },
+            &[
+                ("added", &d.added.to_string()),
+                ("updated", &d.updated.to_string()),
+                ("ended", &d.end_dated.to_string()),
+                ("unchanged", &d.unchanged.to_string()),
+            ],
+        );
+        let mut t = Table::new(lang, &["col-member", "roster-change"], &[]);
+        for ch in &d.changes {
+            t.row(
+                String::new(),
+                vec![
+                    ch.member_number.clone(),
+                    lang.t(&format!("roster-change-{}", ch.change)),
+                ],
+            );
+        }
+        if !t.rows.is_empty() {
+            tables.push((lang.t("roster-changes"), t));
+        }
+    }
+    if apply {
+        let _ = c.broker.store().delete_upload(&session).await;
+    } else if let Err(e) = c
+        .broker
+        .store()
+        .put_upload(&session, &name, &bytes, c.broker.clock().now_ms())
+        .await
+    {
+        return ctx
+            .status(tonic::Status::unavailable(e.to_string()))
+            .into_response();
+    }
+    if !apply {
+        if file.bad.is_empty() && diff.is_some() {
+            after = format!(
+                "<form method=\"post\" action=\"/roster\" enctype=\"multipart/form-data\" class=\"actions\">\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+                 <button class=\"primary\" name=\"action\" value=\"apply\">{}</button></form>",
+                esc(&ui.csrf),
+                esc(&lang.t_args("roster-apply", &[("file", &name)]))
+            );
+        } else {
+            after = format!(
+                "<p class=\"error\">{}</p>",
+                esc(&lang.t("roster-fix-first"))
+            );
+        }
+    }
+    let form = upload_form(&ui, lang);
+    page(ListPage {
+        ui,
+        heading: lang.t("roster-title"),
+        form,
+        summary,
+        tables,
+        empty: String::new(),
+        after,
     })
 }
 
@@ -1447,12 +1775,13 @@ async fn statement(
         (lang.t("periods-recoveries"), lang.money(p.recoveries, &cur)),
         (lang.t("periods-net"), lang.money(p.net_due, &cur)),
     ]) + &format!(
-        "<p class=\"actions\"><a href=\"/periods/{}/{}/{}/statement.csv\" download>{}</a> <span>{} (Ctrl+P)</span></p>",
-        url(&scheme),
-        url(&mutuelle),
-        number,
+        "<p class=\"actions\"><a href=\"/periods/{sch}/{mu}/{number}/statement.xlsx\" download>{}</a> \
+         <a href=\"/periods/{sch}/{mu}/{number}/statement.csv\" download>{}</a> <span>{} (Ctrl+P)</span></p>",
+        esc(&lang.t("statement-export-xlsx")),
         esc(&lang.t("statement-export-csv")),
-        esc(&lang.t("statement-print"))
+        esc(&lang.t("statement-print")),
+        sch = url(&scheme),
+        mu = url(&mutuelle),
     );
     let mut after = String::new();
     if !s.next_page_token.is_empty() {
@@ -1481,6 +1810,109 @@ async fn statement(
     })
 }
 
+/// The columns of a statement export, by catalogue key.
+const EXPORT_COLUMNS: [&str; 14] = [
+    "col-scheme",
+    "col-mutuelle",
+    "col-period",
+    "statement-payee",
+    "col-claim",
+    "col-invoice",
+    "col-date",
+    "col-member",
+    "col-line",
+    "col-act",
+    "col-billed",
+    "col-scheme-share",
+    "col-mutuelle-share",
+    "col-patient-share",
+];
+
+/// One line of a statement export: its text cells, then its figures.
+struct ExportLine {
+    text: [String; 8],
+    date: String,
+    line: u32,
+    amounts: [i64; 4],
+}
+
+/// Every line of a statement, read page by page as the person (at most
+/// [`MAX_EXPORT_LINES`]), and the period's number.
+async fn export_lines(
+    c: &Console,
+    ctx: &Ctx,
+    scheme: &str,
+    mutuelle: &str,
+    number: u32,
+) -> Result<(Vec<ExportLine>, u32), Reply> {
+    let (mut token, mut out) = (String::new(), Vec::new());
+    loop {
+        let msg = settlement::GetStatementRequest {
+            scheme_id: scheme.to_string(),
+            mutuelle_id: mutuelle.to_string(),
+            number,
+            page_size: 5_000,
+            page_token: token.clone(),
+        };
+        let s = c
+            .call(&ctx.person, ctx.peer, msg, |r| {
+                c.settlement.get_statement(r)
+            })
+            .await
+            .map_err(|e| ctx.status(e))?;
+        let p = s.period.clone().unwrap_or_default();
+        for payee in &s.payees {
+            for l in &payee.lines {
+                out.push(ExportLine {
+                    text: [
+                        p.scheme_id.clone(),
+                        p.mutuelle_id.clone(),
+                        p.number.to_string(),
+                        format!("{} {}", payee.payee_type, payee.payee_id),
+                        l.claim_id.clone(),
+                        l.invoice_number.clone(),
+                        l.member_number.clone(),
+                        l.act_code.clone(),
+                    ],
+                    date: l.date_of_care.clone(),
+                    line: l.sequence,
+                    amounts: [l.billed, l.scheme_share, l.mutuelle_share, l.patient_share],
+                });
+            }
+        }
+        if s.next_page_token.is_empty() {
+            return Ok((out, p.number));
+        }
+        if out.len() >= MAX_EXPORT_LINES {
+            return Err(ctx.error(
+                StatusCode::BAD_REQUEST,
+                ctx.lang.t_args(
+                    "error-invalid",
+                    &[(
+                        "detail",
+                        &format!("more than {MAX_EXPORT_LINES} lines: passerelle statement export"),
+                    )],
+                ),
+            ));
+        }
+        token = s.next_page_token;
+    }
+}
+
+fn attachment(content_type: &'static str, name: String, body: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 /// The statement as a CSV file French Excel opens as it is: UTF-8 with a
 /// byte order mark, `;` between cells, CRLF, headers in the person's
 /// language, amounts as plain digits in minor units, and every text cell
@@ -1497,90 +1929,34 @@ async fn statement_csv(
         Err(r) => return r.into_response(),
     };
     let lang = ctx.lang;
+    let (lines, number_read) = match export_lines(&c, &ctx, &scheme, &mutuelle, number).await {
+        Ok(x) => x,
+        Err(r) => return r.into_response(),
+    };
     let mut out = String::from("\u{feff}");
-    let head: Vec<String> = [
-        "col-scheme",
-        "col-mutuelle",
-        "col-period",
-        "statement-payee",
-        "col-claim",
-        "col-invoice",
-        "col-date",
-        "col-member",
-        "col-line",
-        "col-act",
-        "col-billed",
-        "col-scheme-share",
-        "col-mutuelle-share",
-        "col-patient-share",
-    ]
-    .iter()
-    .map(|k| text_cell(&lang.t(k)))
-    .collect();
+    let head: Vec<String> = EXPORT_COLUMNS
+        .iter()
+        .map(|k| text_cell(&lang.t(k)))
+        .collect();
     out.push_str(&head.join(";"));
     out.push_str("\r\n");
-    let (mut token, mut lines) = (String::new(), 0usize);
-    let mut number_read: u32;
-    loop {
-        let msg = settlement::GetStatementRequest {
-            scheme_id: scheme.clone(),
-            mutuelle_id: mutuelle.clone(),
-            number,
-            page_size: 5_000,
-            page_token: token.clone(),
-        };
-        let s = match c
-            .call(&ctx.person, peer, msg, |r| c.settlement.get_statement(r))
-            .await
-        {
-            Ok(s) => s,
-            Err(e) => return ctx.status(e).into_response(),
-        };
-        let p = s.period.clone().unwrap_or_default();
-        number_read = p.number;
-        for payee in &s.payees {
-            for l in &payee.lines {
-                let cells = [
-                    text_cell(&p.scheme_id),
-                    text_cell(&p.mutuelle_id),
-                    p.number.to_string(),
-                    text_cell(&format!("{} {}", payee.payee_type, payee.payee_id)),
-                    text_cell(&l.claim_id),
-                    text_cell(&l.invoice_number),
-                    text_cell(&lang.iso_date(&l.date_of_care)),
-                    text_cell(&l.member_number),
-                    l.sequence.to_string(),
-                    text_cell(&l.act_code),
-                    l.billed.to_string(),
-                    l.scheme_share.to_string(),
-                    l.mutuelle_share.to_string(),
-                    l.patient_share.to_string(),
-                ];
-                out.push_str(&cells.join(";"));
-                out.push_str("\r\n");
-                lines += 1;
-            }
-        }
-        if s.next_page_token.is_empty() {
-            break;
-        }
-        if lines >= MAX_EXPORT_LINES {
-            return ctx
-                .error(
-                    StatusCode::BAD_REQUEST,
-                    lang.t_args(
-                        "error-invalid",
-                        &[(
-                            "detail",
-                            &format!(
-                                "more than {MAX_EXPORT_LINES} lines: passerelle statement export"
-                            ),
-                        )],
-                    ),
-                )
-                .into_response();
-        }
-        token = s.next_page_token;
+    for l in &lines {
+        let [s, m, period, payee, claim, invoice, member, act] = &l.text;
+        let mut cells = vec![
+            text_cell(s),
+            text_cell(m),
+            period.clone(),
+            text_cell(payee),
+            text_cell(claim),
+            text_cell(invoice),
+            text_cell(&lang.iso_date(&l.date)),
+            text_cell(member),
+            l.line.to_string(),
+            text_cell(act),
+        ];
+        cells.extend(l.amounts.iter().map(i64::to_string));
+        out.push_str(&cells.join(";"));
+        out.push_str("\r\n");
     }
     let name = format!(
         "bordereau-{}-{}-{}.csv",
@@ -1588,17 +1964,104 @@ async fn statement_csv(
         file_part(&mutuelle),
         number_read
     );
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
+    attachment("text/csv; charset=utf-8", name, out.into_bytes())
+}
+
+/// The statement as an Excel workbook: the same columns, headers in the
+/// person's language, dates as dates (dd/mm/yyyy), amounts as numbers in
+/// minor units (XOF has no decimals), every text written as text (never a
+/// formula), a totals row.
+async fn statement_xlsx(
+    State(c): State<Arc<Console>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    Path((scheme, mutuelle, number)): Path<(String, String, u32)>,
+    headers: HeaderMap,
+) -> Response {
+    let ctx = match signed_in(&c, &headers, peer).await {
+        Ok(ctx) => ctx,
+        Err(r) => return r.into_response(),
+    };
+    let lang = ctx.lang;
+    let (lines, number_read) = match export_lines(&c, &ctx, &scheme, &mutuelle, number).await {
+        Ok(x) => x,
+        Err(r) => return r.into_response(),
+    };
+    match statement_workbook(lang, &lines) {
+        Ok(body) => attachment(
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            format!(
+                "bordereau-{}-{}-{}.xlsx",
+                file_part(&scheme),
+                file_part(&mutuelle),
+                number_read
             ),
-        ],
-        out,
-    )
-        .into_response()
+            body,
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "console: a workbook was not written");
+            ctx.error(StatusCode::INTERNAL_SERVER_ERROR, lang.t("error-internal"))
+                .into_response()
+        }
+    }
+}
+
+#[allow(
+    clippy::disallowed_types,
+    reason = "a workbook stores every number as a double: amounts below 2^53 minor units are exact"
+)]
+fn statement_workbook(
+    lang: Lang,
+    lines: &[ExportLine],
+) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.set_name(lang.t("nav-periods"))?;
+    let bold = Format::new().set_bold();
+    let date = Format::new().set_num_format("dd/mm/yyyy");
+    let amount = Format::new().set_num_format("#,##0");
+    let total = Format::new().set_bold().set_num_format("#,##0");
+    for (col, key) in EXPORT_COLUMNS.iter().enumerate() {
+        ws.write_string_with_format(0, col as u16, lang.t(key), &bold)?;
+    }
+    let mut sums = [0i64; 4];
+    for (i, l) in lines.iter().enumerate() {
+        let row = i as u32 + 1;
+        let [s, m, period, payee, claim, invoice, member, act] = &l.text;
+        for (col, v) in [
+            (0u16, s),
+            (1, m),
+            (3, payee),
+            (4, claim),
+            (5, invoice),
+            (7, member),
+            (9, act),
+        ] {
+            ws.write_string(row, col, v)?;
+        }
+        ws.write_number(row, 2, period.parse::<u32>().unwrap_or(0))?;
+        match passerelle_domain::date::parse_stored(&l.date) {
+            Some(d) => {
+                let dt = ExcelDateTime::from_ymd(d.year() as u16, u8::from(d.month()), d.day())?;
+                ws.write_datetime_with_format(row, 6, &dt, &date)?;
+            }
+            None => {
+                ws.write_string(row, 6, &l.date)?;
+            }
+        }
+        ws.write_number(row, 8, l.line)?;
+        for (k, a) in l.amounts.iter().enumerate() {
+            ws.write_number_with_format(row, 10 + k as u16, *a as f64, &amount)?;
+            sums[k] = sums[k].saturating_add(*a);
+        }
+    }
+    let last = lines.len() as u32 + 1;
+    ws.write_string_with_format(last, 0, lang.t("claims-total"), &bold)?;
+    for (k, v) in sums.iter().enumerate() {
+        ws.write_number_with_format(last, 10 + k as u16, *v as f64, &total)?;
+    }
+    ws.set_freeze_panes(1, 0)?;
+    wb.save_to_buffer()
 }
 
 /// A reason in the person's language: the catalogue's words for its code

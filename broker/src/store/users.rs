@@ -193,8 +193,27 @@ pub trait UserStore: Send + Sync + 'static {
     /// Forgets a key.
     async fn throttle_clear(&self, key: &str) -> Result<(), StoreError>;
 
-    /// Removes sessions last seen before `sessions_before_ms` and throttle
-    /// rows older than `throttles_before_ms`; returns how many rows.
+    /// Keeps a session's uploaded file (replacing the one it had), for the
+    /// step that applies it.
+    async fn put_upload(
+        &self,
+        session_hash: &str,
+        file_name: &str,
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// A session's uploaded file: (name, bytes, when).
+    async fn upload(
+        &self,
+        session_hash: &str,
+    ) -> Result<Option<(String, Vec<u8>, i64)>, StoreError>;
+
+    async fn delete_upload(&self, session_hash: &str) -> Result<(), StoreError>;
+
+    /// Removes sessions last seen before `sessions_before_ms` (and their
+    /// uploads) and throttle rows older than `throttles_before_ms`;
+    /// returns how many rows.
     async fn prune_console(
         &self,
         sessions_before_ms: i64,
@@ -258,6 +277,32 @@ pub(super) mod sql {
              failures = CASE WHEN failures > 0 THEN failures - 1 ELSE 0 END, next_ms = last_ms \
              WHERE key = {ph}1"
         )
+    }
+
+    /// Upserts a session's upload (parameters: session, name, body as
+    /// base64, now).
+    pub fn put_upload(ph: char) -> String {
+        format!(
+            "INSERT INTO console_uploads (session_hash, file_name, body, created_ms) \
+             VALUES ({ph}1, {ph}2, {ph}3, {ph}4) ON CONFLICT (session_hash) DO UPDATE SET \
+             file_name = excluded.file_name, body = excluded.body, created_ms = excluded.created_ms"
+        )
+    }
+
+    /// Uploads of sessions that are gone.
+    pub const PRUNE_UPLOADS: &str = "DELETE FROM console_uploads WHERE session_hash NOT IN \
+         (SELECT id_hash FROM sessions)";
+
+    pub fn encode_body(body: &[u8]) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(body)
+    }
+
+    pub fn decode_body(text: &str) -> Result<Vec<u8>, StoreError> {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|e| StoreError::Corrupt(format!("console upload: {e}")))
     }
 
     pub fn scope_json(scope: &[String]) -> String {

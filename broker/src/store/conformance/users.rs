@@ -136,6 +136,37 @@ pub async fn users_sessions_and_their_end(store: Arc<dyn Store>) {
         .unwrap();
     store.delete_session("s6").await.unwrap();
     assert_eq!(store.session("s6").await.unwrap(), None);
+
+    // A session's upload: one, replaced, read back byte for byte, and gone
+    // with its session.
+    store
+        .create_session(&session("s7", "ama", 2_000))
+        .await
+        .unwrap();
+    assert_eq!(store.upload("s7").await.unwrap(), None);
+    store
+        .put_upload("s7", "a.csv", b"one", 2_000)
+        .await
+        .unwrap();
+    let body: Vec<u8> = (0..=255u8).collect();
+    store
+        .put_upload("s7", "b.xlsx", &body, 2_001)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.upload("s7").await.unwrap(),
+        Some(("b.xlsx".to_string(), body, 2_001))
+    );
+    store.delete_upload("s7").await.unwrap();
+    assert_eq!(store.upload("s7").await.unwrap(), None);
+    store.put_upload("s7", "c.csv", b"x", 2_002).await.unwrap();
+    store.delete_session("s7").await.unwrap();
+    assert_eq!(
+        store.prune_console(0, 0).await.unwrap(),
+        1,
+        "the orphan upload"
+    );
+    assert_eq!(store.upload("s7").await.unwrap(), None);
 }
 
 pub async fn the_throttle_counts_across_replicas_and_resets(store: Arc<dyn Store>) {

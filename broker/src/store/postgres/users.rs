@@ -210,6 +210,52 @@ impl UserStore for PgStore {
         Ok(())
     }
 
+    async fn put_upload(
+        &self,
+        session_hash: &str,
+        file_name: &str,
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        x(
+            &c,
+            &sql::put_upload('$'),
+            &[&session_hash, &file_name, &sql::encode_body(body), &now_ms],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn upload(
+        &self,
+        session_hash: &str,
+    ) -> Result<Option<(String, Vec<u8>, i64)>, StoreError> {
+        let c = self.client().await?;
+        let row = q1(
+            &c,
+            "SELECT file_name, body, created_ms FROM console_uploads WHERE session_hash = $1",
+            &[&session_hash],
+        )
+        .await?;
+        row.map(|r| {
+            let body: &str = r.try_get(1)?;
+            Ok((r.try_get(0)?, sql::decode_body(body)?, r.try_get(2)?))
+        })
+        .transpose()
+    }
+
+    async fn delete_upload(&self, session_hash: &str) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        x(
+            &c,
+            "DELETE FROM console_uploads WHERE session_hash = $1",
+            &[&session_hash],
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn prune_console(
         &self,
         sessions_before_ms: i64,
@@ -228,6 +274,7 @@ impl UserStore for PgStore {
             &[&throttles_before_ms],
         )
         .await?;
-        Ok(a + b)
+        let u = x(&c, sql::PRUNE_UPLOADS, &[]).await?;
+        Ok(a + b + u)
     }
 }

@@ -229,4 +229,14 @@ CREATE TABLE signin_throttle (
 );
 CREATE INDEX signin_throttle_last ON signin_throttle (last_ms);
 "#,
+    // 10: a roster file uploaded in the console, kept between its check and
+    // its apply (one per session; issue 19).
+    r#"
+CREATE TABLE console_uploads (
+    session_hash  TEXT PRIMARY KEY,
+    file_name     TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    created_ms    INTEGER NOT NULL
+);
+"#,
 ];

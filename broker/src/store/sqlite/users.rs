@@ -236,6 +236,52 @@ impl UserStore for SqliteStore {
         .await
     }
 
+    async fn put_upload(
+        &self,
+        session_hash: &str,
+        file_name: &str,
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let (id, name, body) = (
+            session_hash.to_string(),
+            file_name.to_string(),
+            sql::encode_body(body),
+        );
+        self.with(move |c| {
+            c.prepare_cached(&sql::put_upload('?'))?
+                .execute(params![id, name, body, now_ms])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn upload(
+        &self,
+        session_hash: &str,
+    ) -> Result<Option<(String, Vec<u8>, i64)>, StoreError> {
+        let id = session_hash.to_string();
+        self.scan(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT file_name, body, created_ms FROM console_uploads WHERE session_hash = ?1",
+            )?;
+            let row = row_of(&mut st, [id], |r| Ok((r.text(0)?, r.text(1)?, r.int(2)?)))?;
+            row.map(|(n, b, t)| Ok((n, sql::decode_body(&b)?, t)))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn delete_upload(&self, session_hash: &str) -> Result<(), StoreError> {
+        let id = session_hash.to_string();
+        self.with(move |c| {
+            c.prepare_cached("DELETE FROM console_uploads WHERE session_hash = ?1")?
+                .execute([id])?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn prune_console(
         &self,
         sessions_before_ms: i64,
@@ -248,7 +294,8 @@ impl UserStore for SqliteStore {
             let b = c
                 .prepare_cached("DELETE FROM signin_throttle WHERE last_ms < ?1")?
                 .execute([throttles_before_ms])?;
-            Ok((a + b) as u64)
+            let u = c.prepare_cached(sql::PRUNE_UPLOADS)?.execute([])?;
+            Ok((a + b + u) as u64)
         })
         .await
     }
