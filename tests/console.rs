@@ -617,7 +617,36 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     );
     shot(&phone, "11-demande-telephone").await;
 
-    for b in [c, ops, phone] {
+    // A federation's manager checks a file for one mutuelle, switches to
+    // another (as in a second tab), then clicks Apply: refused, nothing is
+    // imported into the other mutuelle.
+    let fed = browser(&driver, &tmp.path().join("profile-fed"), 1280, 900).await;
+    sign_in(&fed, &console, "federation", "demo-passerelle", "").await;
+    fed.goto(&format!("{console}/roster")).await.unwrap();
+    fed.find(Locator::Css("input[type=file]"))
+        .await
+        .unwrap()
+        .send_keys(good_path.to_str().unwrap())
+        .await
+        .unwrap();
+    click(&fed, Locator::Css("button[value=check]")).await;
+    assert!(text(&fed).await.contains("Si vous appliquez"));
+    fed.execute(
+        "const f = new FormData(); f.append('csrf', document.querySelector('input[name=csrf]').value);\
+         f.append('mutuelle', 'MUT-ENSEIGNANTS');\
+         return fetch('/mutuelle', {method: 'POST', body: new URLSearchParams(f)}).then(r => r.status);",
+        vec![],
+    )
+    .await
+    .unwrap();
+    click(&fed, Locator::Css("button[value=apply]")).await;
+    assert!(
+        text(&fed)
+            .await
+            .contains("Le fichier vérifié n'est plus disponible pour cette mutuelle")
+    );
+
+    for b in [c, ops, phone, fed] {
         b.close().await.unwrap();
     }
     dev.kill();

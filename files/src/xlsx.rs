@@ -186,7 +186,7 @@ fn cell_ref(r: &str) -> Option<(usize, usize)> {
         a * 26 + (b.to_ascii_uppercase() - b'A' + 1) as usize
     });
     let row: usize = r[letters..].parse().ok()?;
-    (row >= 1).then_some((col - 1, row - 1))
+    (1..=MAX_ROWS).contains(&row).then_some((col - 1, row - 1))
 }
 
 fn rows(xml: &[u8], strings: &[String]) -> Result<Vec<Vec<Cell>>, String> {
@@ -194,6 +194,9 @@ fn rows(xml: &[u8], strings: &[String]) -> Result<Vec<Vec<Cell>>, String> {
     let mut out: Vec<Vec<Cell>> = Vec::new();
     // The cell being read: its position, type, and text so far.
     let mut cell: Option<(usize, usize, String)> = None;
+    // The text of every cell kept, together: a shared string repeated in
+    // many cells counts each time (within MAX_UNZIPPED, as the parts).
+    let mut kept: u64 = 0;
     let mut text = String::new();
     let mut in_value = false;
     let (mut row, mut col) = (0usize, 0usize);
@@ -210,9 +213,11 @@ fn rows(xml: &[u8], strings: &[String]) -> Result<Vec<Vec<Cell>>, String> {
                 }
             }
             Ok(Event::Start(e)) if e.local_name().into_inner() == "c" => {
-                let (c, rw) = attr(&e, "r")
-                    .and_then(|v| cell_ref(&v))
-                    .unwrap_or((col, row));
+                let (c, rw) = match attr(&e, "r") {
+                    Some(v) => cell_ref(&v)
+                        .ok_or_else(|| format!("a cell reference {v:?} outside {MAX_ROWS} rows"))?,
+                    None => (col, row),
+                };
                 cell = Some((c, rw, attr(&e, "t").unwrap_or_default()));
                 text.clear();
             }
@@ -261,6 +266,16 @@ fn rows(xml: &[u8], strings: &[String]) -> Result<Vec<Vec<Cell>>, String> {
                     _ if text.trim().is_empty() => Cell::Empty,
                     _ => Cell::Number(text.trim().to_string()),
                 };
+                kept += match &value {
+                    Cell::Text(t) | Cell::Number(t) => t.len() as u64,
+                    Cell::Empty => 0,
+                } + 8;
+                if kept > MAX_UNZIPPED {
+                    return Err(format!(
+                        "the sheet holds more than {} MiB of text",
+                        MAX_UNZIPPED / 1024 / 1024
+                    ));
+                }
                 if out.len() <= rw {
                     out.resize(rw + 1, Vec::new());
                 }
@@ -320,7 +335,9 @@ pub fn to_csv(rows: &[Vec<Cell>], date_columns: &[&str]) -> String {
             .map(|(i, c)| {
                 let v = match c {
                     Cell::Empty => String::new(),
-                    Cell::Text(t) => t.clone(),
+                    // A line break typed in a cell (Alt+Enter) would
+                    // shift the line numbers of every row after it.
+                    Cell::Text(t) => t.replace(['\r', '\n'], " "),
                     Cell::Number(n) if is_date(i) => serial_date(n).unwrap_or_else(|| n.clone()),
                     Cell::Number(n) => n.clone(),
                 };
@@ -428,6 +445,58 @@ mod tests {
         assert!(bytes.len() < 1024 * 1024, "{} bytes zipped", bytes.len());
         let err = first_sheet(&bytes).unwrap_err();
         assert!(err.contains("more than 64 MiB once decompressed"), "{err}");
+    }
+
+    /// A workbook of one sheet with these parts' contents.
+    fn raw(strings: &str, sheet: &str) -> Vec<u8> {
+        let mut buf = std::io::Cursor::new(Vec::new());
+        let mut z = zip::ZipWriter::new(&mut buf);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for (name, body) in [
+            (
+                "xl/workbook.xml",
+                r#"<workbook><sheets><sheet r:id="rId1"/></sheets></workbook>"#,
+            ),
+            (
+                "xl/_rels/workbook.xml.rels",
+                r#"<Relationships><Relationship Id="rId1" Target="worksheets/sheet1.xml"/></Relationships>"#,
+            ),
+            ("xl/sharedStrings.xml", strings),
+            ("xl/worksheets/sheet1.xml", sheet),
+        ] {
+            z.start_file(name, opts).unwrap();
+            z.write_all(body.as_bytes()).unwrap();
+        }
+        z.finish().unwrap();
+        buf.into_inner()
+    }
+
+    #[test]
+    fn rows_far_away_and_repeated_strings_stay_within_the_bounds() {
+        // A cell four billion rows down: refused, never a huge allocation.
+        let far = raw(
+            "<sst/>",
+            r#"<sheetData><row><c r="A4000000000"><v>1</v></c></row></sheetData>"#,
+        );
+        assert!(first_sheet(&far).unwrap_err().contains("outside"));
+        // One 1 MiB string in 100 cells: 100 MiB of text, refused.
+        let big = "x".repeat(1024 * 1024);
+        let cells: String = (1..=100)
+            .map(|r| format!(r#"<row r="{r}"><c r="A{r}" t="s"><v>0</v></c></row>"#))
+            .collect();
+        let many = raw(
+            &format!("<sst><si><t>{big}</t></si></sst>"),
+            &format!("<sheetData>{cells}</sheetData>"),
+        );
+        assert!(first_sheet(&many).unwrap_err().contains("MiB of text"));
+        // A line break typed in a cell keeps the rows' numbers.
+        let nl = raw(
+            "<sst><si><t>a\nb</t></si></sst>",
+            r#"<sheetData><row r="1"><c r="A1" t="s"><v>0</v></c></row><row r="2"><c r="A2" t="inlineStr"><is><t>z</t></is></c></row></sheetData>"#,
+        );
+        let csv = to_csv(&first_sheet(&nl).unwrap(), &[]);
+        assert_eq!(csv, "\"a b\"\n\"z\"\n");
     }
 
     #[test]

@@ -1265,12 +1265,18 @@ fn upload_form(ui: &Ui, lang: Lang) -> String {
     )
 }
 
-/// The fields of the upload form: CSRF token, action, file name and bytes.
+/// The fields of the upload form: CSRF token, action, file name and bytes,
+/// and (to apply) the hash of the file checked.
 async fn read_upload(
     mut multipart: axum::extract::Multipart,
-) -> Result<(String, String, String, Vec<u8>), String> {
-    let (mut csrf, mut action, mut name, mut file) =
-        (String::new(), String::new(), String::new(), Vec::new());
+) -> Result<(String, String, String, Vec<u8>, String), String> {
+    let (mut csrf, mut action, mut name, mut file, mut checked) = (
+        String::new(),
+        String::new(),
+        String::new(),
+        Vec::new(),
+        String::new(),
+    );
     while let Some(field) = multipart.next_field().await.map_err(|e| e.to_string())? {
         let field_name = field.name().unwrap_or("").to_string();
         if field_name == "file" {
@@ -1286,10 +1292,11 @@ async fn read_upload(
             "csrf" => csrf = String::from_utf8_lossy(&bytes).into_owned(),
             "action" => action = String::from_utf8_lossy(&bytes).into_owned(),
             "file" => file = bytes.to_vec(),
+            "checked" => checked = String::from_utf8_lossy(&bytes).into_owned(),
             _ => {}
         }
     }
-    Ok((csrf, action, name, file))
+    Ok((csrf, action, name, file, checked))
 }
 
 /// The members of a roster file, or why it cannot be read, in the reader's
@@ -1348,7 +1355,7 @@ async fn roster_post(
     let Some(mid) = ctx.person.mutuelle().map(str::to_string) else {
         return ctx.forbidden().into_response();
     };
-    let (csrf_token, action, name, bytes) = match read_upload(multipart).await {
+    let (csrf_token, action, name, bytes, checked) = match read_upload(multipart).await {
         Ok(x) => x,
         Err(e) => {
             return ctx
@@ -1366,8 +1373,12 @@ async fn roster_post(
     let apply = action == "apply";
     let (name, bytes) = if apply {
         match c.broker.store().upload(&session).await {
-            Ok(Some((n, b, _))) => (n, b),
-            Ok(None) => {
+            // Applied only to the mutuelle it was checked for, and only the
+            // file this page checked (not one checked since in another tab).
+            Ok(Some(u)) if u.mutuelle_id == mid && crate::audit::hash(&u.body) == checked => {
+                (u.file_name, u.body)
+            }
+            Ok(_) => {
                 return ctx
                     .error(StatusCode::BAD_REQUEST, lang.t("roster-expired"))
                     .into_response();
@@ -1423,9 +1434,19 @@ async fn roster_post(
         tables.push((lang.t("roster-bad-rows"), t));
     }
     // The broker's own import, by batches as a gRPC client sends them.
+    // Members whose rows are wrong are kept as they are, not ended, so that
+    // the differences shown are those of the file once corrected.
+    let mut keep: Vec<String> = file
+        .bad
+        .iter()
+        .filter_map(|b| b.member_number.clone())
+        .collect();
+    keep.sort();
+    keep.dedup();
     let header = roster::ImportRosterHeader {
         mutuelle_id: mid.clone(),
         dry_run: !apply,
+        keep_member_numbers: keep,
         ..Default::default()
     };
     let mut messages = Vec::new();
@@ -1491,25 +1512,32 @@ async fn roster_post(
             tables.push((lang.t("roster-changes"), t));
         }
     }
+    let appliable = !apply && file.bad.is_empty() && diff.is_some();
     if apply {
         let _ = c.broker.store().delete_upload(&session).await;
-    } else if let Err(e) = c
-        .broker
-        .store()
-        .put_upload(&session, &name, &bytes, c.broker.clock().now_ms())
-        .await
-    {
-        return ctx
-            .status(tonic::Status::unavailable(e.to_string()))
-            .into_response();
+    } else if appliable {
+        // Kept for the apply step (one per session, gone with it).
+        let upload = crate::store::users::Upload {
+            file_name: name.clone(),
+            mutuelle_id: mid.clone(),
+            body: bytes.clone(),
+            created_ms: c.broker.clock().now_ms(),
+        };
+        if let Err(e) = c.broker.store().put_upload(&session, &upload).await {
+            return ctx
+                .status(tonic::Status::unavailable(e.to_string()))
+                .into_response();
+        }
     }
     if !apply {
-        if file.bad.is_empty() && diff.is_some() {
+        if appliable {
             after = format!(
                 "<form method=\"post\" action=\"/roster\" enctype=\"multipart/form-data\" class=\"actions\">\
                  <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+                 <input type=\"hidden\" name=\"checked\" value=\"{}\">\
                  <button class=\"primary\" name=\"action\" value=\"apply\">{}</button></form>",
                 esc(&ui.csrf),
+                crate::audit::hash(&bytes),
                 esc(&lang.t_args("roster-apply", &[("file", &name)]))
             );
         } else {

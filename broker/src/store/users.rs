@@ -122,6 +122,17 @@ pub struct Backoff {
     pub max_wait_ms: i64,
 }
 
+/// A file a person uploaded in the console, kept between its check and its
+/// apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upload {
+    pub file_name: String,
+    /// The mutuelle it was checked for: it is applied there only.
+    pub mutuelle_id: String,
+    pub body: Vec<u8>,
+    pub created_ms: i64,
+}
+
 #[async_trait]
 pub trait UserStore: Send + Sync + 'static {
     /// Adds an account; `false` when the login is taken.
@@ -195,19 +206,10 @@ pub trait UserStore: Send + Sync + 'static {
 
     /// Keeps a session's uploaded file (replacing the one it had), for the
     /// step that applies it.
-    async fn put_upload(
-        &self,
-        session_hash: &str,
-        file_name: &str,
-        body: &[u8],
-        now_ms: i64,
-    ) -> Result<(), StoreError>;
+    async fn put_upload(&self, session_hash: &str, upload: &Upload) -> Result<(), StoreError>;
 
-    /// A session's uploaded file: (name, bytes, when).
-    async fn upload(
-        &self,
-        session_hash: &str,
-    ) -> Result<Option<(String, Vec<u8>, i64)>, StoreError>;
+    /// A session's uploaded file.
+    async fn upload(&self, session_hash: &str) -> Result<Option<Upload>, StoreError>;
 
     async fn delete_upload(&self, session_hash: &str) -> Result<(), StoreError>;
 
@@ -280,13 +282,26 @@ pub(super) mod sql {
     }
 
     /// Upserts a session's upload (parameters: session, name, body as
-    /// base64, now).
+    /// base64, when, mutuelle).
     pub fn put_upload(ph: char) -> String {
         format!(
-            "INSERT INTO console_uploads (session_hash, file_name, body, created_ms) \
-             VALUES ({ph}1, {ph}2, {ph}3, {ph}4) ON CONFLICT (session_hash) DO UPDATE SET \
-             file_name = excluded.file_name, body = excluded.body, created_ms = excluded.created_ms"
+            "INSERT INTO console_uploads (session_hash, file_name, body, created_ms, mutuelle_id) \
+             VALUES ({ph}1, {ph}2, {ph}3, {ph}4, {ph}5) ON CONFLICT (session_hash) DO UPDATE SET \
+             file_name = excluded.file_name, body = excluded.body, \
+             created_ms = excluded.created_ms, mutuelle_id = excluded.mutuelle_id"
         )
+    }
+
+    pub const UPLOAD: &str = "SELECT file_name, body, created_ms, mutuelle_id \
+                              FROM console_uploads WHERE session_hash = ";
+
+    pub fn upload(r: &dyn Row) -> Result<Upload, StoreError> {
+        Ok(Upload {
+            file_name: r.text(0)?,
+            body: decode_body(&r.text(1)?)?,
+            created_ms: r.int(2)?,
+            mutuelle_id: r.text(3)?,
+        })
     }
 
     /// Uploads of sessions that are gone.

@@ -144,22 +144,31 @@ pub async fn users_sessions_and_their_end(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(store.upload("s7").await.unwrap(), None);
+    let up = |name: &str, body: Vec<u8>, at: i64| crate::store::users::Upload {
+        file_name: name.into(),
+        mutuelle_id: "MUT-A".into(),
+        body,
+        created_ms: at,
+    };
     store
-        .put_upload("s7", "a.csv", b"one", 2_000)
+        .put_upload("s7", &up("a.csv", b"one".to_vec(), 2_000))
         .await
         .unwrap();
     let body: Vec<u8> = (0..=255u8).collect();
     store
-        .put_upload("s7", "b.xlsx", &body, 2_001)
+        .put_upload("s7", &up("b.xlsx", body.clone(), 2_001))
         .await
         .unwrap();
     assert_eq!(
         store.upload("s7").await.unwrap(),
-        Some(("b.xlsx".to_string(), body, 2_001))
+        Some(up("b.xlsx", body, 2_001))
     );
     store.delete_upload("s7").await.unwrap();
     assert_eq!(store.upload("s7").await.unwrap(), None);
-    store.put_upload("s7", "c.csv", b"x", 2_002).await.unwrap();
+    store
+        .put_upload("s7", &up("c.csv", b"x".to_vec(), 2_002))
+        .await
+        .unwrap();
     store.delete_session("s7").await.unwrap();
     assert_eq!(
         store.prune_console(0, 0).await.unwrap(),

@@ -1,7 +1,7 @@
 //! Console accounts, sessions and the sign-in throttle.
 
 use super::*;
-use crate::store::users::{Backoff, Session, Throttle, User, UserChange, UserStore, sql};
+use crate::store::users::{Backoff, Session, Throttle, Upload, User, UserChange, UserStore, sql};
 
 #[async_trait]
 impl UserStore for PgStore {
@@ -210,39 +210,29 @@ impl UserStore for PgStore {
         Ok(())
     }
 
-    async fn put_upload(
-        &self,
-        session_hash: &str,
-        file_name: &str,
-        body: &[u8],
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
+    async fn put_upload(&self, session_hash: &str, u: &Upload) -> Result<(), StoreError> {
         let c = self.client().await?;
         x(
             &c,
             &sql::put_upload('$'),
-            &[&session_hash, &file_name, &sql::encode_body(body), &now_ms],
+            &[
+                &session_hash,
+                &u.file_name,
+                &sql::encode_body(&u.body),
+                &u.created_ms,
+                &u.mutuelle_id,
+            ],
         )
         .await?;
         Ok(())
     }
 
-    async fn upload(
-        &self,
-        session_hash: &str,
-    ) -> Result<Option<(String, Vec<u8>, i64)>, StoreError> {
+    async fn upload(&self, session_hash: &str) -> Result<Option<Upload>, StoreError> {
         let c = self.client().await?;
-        let row = q1(
-            &c,
-            "SELECT file_name, body, created_ms FROM console_uploads WHERE session_hash = $1",
-            &[&session_hash],
-        )
-        .await?;
-        row.map(|r| {
-            let body: &str = r.try_get(1)?;
-            Ok((r.try_get(0)?, sql::decode_body(body)?, r.try_get(2)?))
-        })
-        .transpose()
+        q1(&c, &format!("{}$1", sql::UPLOAD), &[&session_hash])
+            .await?
+            .map(|r| sql::upload(&r))
+            .transpose()
     }
 
     async fn delete_upload(&self, session_hash: &str) -> Result<(), StoreError> {

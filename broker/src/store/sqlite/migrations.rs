@@ -238,5 +238,8 @@ CREATE TABLE console_uploads (
     body          TEXT NOT NULL,
     created_ms    INTEGER NOT NULL
 );
+"#, // 11: the mutuelle an upload was checked for: it is applied there only.
+    r#"
+ALTER TABLE console_uploads ADD COLUMN mutuelle_id TEXT NOT NULL DEFAULT '';
 "#,
 ];

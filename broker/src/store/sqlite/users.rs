@@ -1,7 +1,7 @@
 //! Console accounts, sessions and the sign-in throttle.
 
 use super::*;
-use crate::store::users::{Backoff, Session, Throttle, User, UserChange, UserStore, sql};
+use crate::store::users::{Backoff, Session, Throttle, Upload, User, UserChange, UserStore, sql};
 
 #[async_trait]
 impl UserStore for SqliteStore {
@@ -236,38 +236,26 @@ impl UserStore for SqliteStore {
         .await
     }
 
-    async fn put_upload(
-        &self,
-        session_hash: &str,
-        file_name: &str,
-        body: &[u8],
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        let (id, name, body) = (
-            session_hash.to_string(),
-            file_name.to_string(),
-            sql::encode_body(body),
-        );
+    async fn put_upload(&self, session_hash: &str, u: &Upload) -> Result<(), StoreError> {
+        let (id, u) = (session_hash.to_string(), u.clone());
         self.with(move |c| {
-            c.prepare_cached(&sql::put_upload('?'))?
-                .execute(params![id, name, body, now_ms])?;
+            c.prepare_cached(&sql::put_upload('?'))?.execute(params![
+                id,
+                u.file_name,
+                sql::encode_body(&u.body),
+                u.created_ms,
+                u.mutuelle_id
+            ])?;
             Ok(())
         })
         .await
     }
 
-    async fn upload(
-        &self,
-        session_hash: &str,
-    ) -> Result<Option<(String, Vec<u8>, i64)>, StoreError> {
+    async fn upload(&self, session_hash: &str) -> Result<Option<Upload>, StoreError> {
         let id = session_hash.to_string();
         self.scan(move |c| {
-            let mut st = c.prepare_cached(
-                "SELECT file_name, body, created_ms FROM console_uploads WHERE session_hash = ?1",
-            )?;
-            let row = row_of(&mut st, [id], |r| Ok((r.text(0)?, r.text(1)?, r.int(2)?)))?;
-            row.map(|(n, b, t)| Ok((n, sql::decode_body(&b)?, t)))
-                .transpose()
+            let mut st = c.prepare_cached(&format!("{}?1", sql::UPLOAD))?;
+            row_of(&mut st, [id], sql::upload)
         })
         .await
     }
