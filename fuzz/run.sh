@@ -11,7 +11,7 @@ secs="${1:-600}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(xml_answer fhir_claim_response fhir_eligibility_response fhir_claim roster_csv claim_file api_request json_request)
+    targets=(xml_answer fhir_claim_response fhir_eligibility_response fhir_claim roster_csv xlsx_roster claim_file api_request json_request)
 fi
 bin=target/x86_64-unknown-linux-gnu/release
 dict_of() {

@@ -567,7 +567,22 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     );
     sign_in(&ops, &console, "ops", "demo-passerelle", &code).await;
     assert_eq!(h1(&ops).await, "Tableau de bord");
+    assert!(
+        text(&ops)
+            .await
+            .contains("Demandes en attente par mutuelle")
+    );
     shot(&ops, "08-operateur").await;
+    // A claim's audit trail: the clerk's refused attempt is in it.
+    ops.goto(&format!("{console}/claims/CNSS/CNSS-2026-000999"))
+        .await
+        .unwrap();
+    let body = text(&ops).await;
+    assert!(
+        body.contains("Journal d'audit") && body.contains("mutuelle:MUT-SOLIDARITE/user:agent"),
+        "{body}"
+    );
+    shot(&ops, "15-journal").await;
     click(&ops, Locator::LinkText("Partenaires")).await;
     assert!(text(&ops).await.contains("MUT-IMIS"));
     shot(&ops, "09-partenaires").await;
@@ -622,6 +637,12 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     // imported into the other mutuelle.
     let fed = browser(&driver, &tmp.path().join("profile-fed"), 1280, 900).await;
     sign_in(&fed, &console, "federation", "demo-passerelle", "").await;
+    let body = text(&fed).await;
+    assert!(
+        body.contains("Total des mutuelles de la fédération") && body.contains("MUT-ENSEIGNANTS"),
+        "{body}"
+    );
+    shot(&fed, "16-federation").await;
     fed.goto(&format!("{console}/roster")).await.unwrap();
     fed.find(Locator::Css("input[type=file]"))
         .await

@@ -228,3 +228,17 @@ roster-col-paid_until = dues paid until
 roster-col-product_id = product
 roster-col-product_start = product start
 roster-col-product_end = product end
+
+# A claim's audit trail (operators).
+audit-title = Audit trail
+audit-when = When
+audit-direction = Direction
+audit-party = Party
+audit-method = Call
+audit-outcome = Outcome
+audit-in = received
+audit-out = sent
+claim-retry = Retry now
+chart-pending = Claims waiting per mutuelle
+chart-oldest = (the oldest for { $minutes } min)
+chart-due = Amount due per scheme, current period

@@ -228,3 +228,17 @@ roster-col-paid_until = cotisations payées jusqu'au
 roster-col-product_id = produit
 roster-col-product_start = début du produit
 roster-col-product_end = fin du produit
+
+# Le journal d'une demande (opérateurs).
+audit-title = Journal d'audit
+audit-when = Quand
+audit-direction = Sens
+audit-party = Partie
+audit-method = Appel
+audit-outcome = Résultat
+audit-in = reçu
+audit-out = envoyé
+claim-retry = Relancer maintenant
+chart-pending = Demandes en attente par mutuelle
+chart-oldest = (la plus ancienne depuis { $minutes } min)
+chart-due = Montant dû par régime, période en cours

@@ -44,6 +44,7 @@ pub fn router(c: Arc<Console>) -> Router {
         .route("/mutuelle", post(switch_mutuelle))
         .route("/claims", get(claims))
         .route("/claims/{scheme}/{claim}", get(claim))
+        .route("/claims/{scheme}/{claim}/retry", post(claim_retry))
         .route("/members", get(members))
         .route(
             "/roster",
@@ -676,10 +677,12 @@ async fn dashboard(
     let lang = ctx.lang;
     let mut cards = Vec::new();
     let mut tables = Vec::new();
+    let (mut chart, mut chart_caption) = (String::new(), String::new());
     match ctx.person.user.role {
         UserRole::Clerk | UserRole::Manager => {
             let mid = ctx.person.mutuelle().unwrap_or_default().to_string();
             let (mut count, mut due, mut currency) = (0u64, 0i64, String::from("XOF"));
+            let mut bars: Vec<(String, i64, String)> = Vec::new();
             let mut t = Table::new(
                 lang,
                 &[
@@ -715,6 +718,11 @@ async fn dashboard(
                 count += u64::from(open.claim_count);
                 due = due.saturating_add(open.net_due);
                 currency = open.currency.clone();
+                bars.push((
+                    s.clone(),
+                    open.net_due,
+                    lang.money(open.net_due, &open.currency),
+                ));
                 let m = open.totals.as_ref().map_or(0, |t| t.mutuelle_share);
                 t.row(
                     format!("/periods/{}/{}/0", url(&s), url(&mid)),
@@ -733,7 +741,74 @@ async fn dashboard(
             cards.push((lang.t("dashboard-claims"), lang.amount(count as i64, "")));
             cards.push((lang.t("dashboard-due"), lang.money(due, &currency)));
             cards.push((lang.t("dashboard-pending"), lang.amount(pending as i64, "")));
+            if !bars.is_empty() {
+                chart = bar_chart(&lang.t("chart-due"), &bars);
+                chart_caption = lang.t("chart-due");
+            }
             tables.push((lang.t("dashboard-per-scheme"), t));
+            // A federation's manager: the open periods of each of their
+            // mutuelles, and the total, each read as that mutuelle.
+            if ctx.person.user.scope.len() > 1 {
+                let mut f = Table::new(
+                    lang,
+                    &[
+                        "col-mutuelle",
+                        "periods-claims",
+                        "col-mutuelle-share",
+                        "periods-net",
+                    ],
+                    &[1, 2, 3],
+                );
+                let mut all = [0i64; 3];
+                for m in &ctx.person.user.scope {
+                    let mut as_m = ctx.person.clone();
+                    as_m.session.mutuelle_id = m.clone();
+                    let mut sums = [0i64; 3];
+                    for s in schemes(&c) {
+                        let msg = settlement::ListPeriodsRequest {
+                            scheme_id: s,
+                            mutuelle_id: m.clone(),
+                        };
+                        let r = match c
+                            .call(&as_m, peer, msg, |r| c.settlement.list_periods(r))
+                            .await
+                        {
+                            Ok(r) => r,
+                            Err(e) => return ctx.status(e).into_response(),
+                        };
+                        if let Some(open) = r
+                            .periods
+                            .iter()
+                            .find(|p| p.state == settlement::PeriodState::Open as i32)
+                        {
+                            sums[0] += i64::from(open.claim_count);
+                            sums[1] = sums[1].saturating_add(
+                                open.totals.as_ref().map_or(0, |t| t.mutuelle_share),
+                            );
+                            sums[2] = sums[2].saturating_add(open.net_due);
+                        }
+                    }
+                    for (a, v) in all.iter_mut().zip(sums) {
+                        *a = a.saturating_add(v);
+                    }
+                    f.row(
+                        String::new(),
+                        vec![
+                            m.clone(),
+                            lang.amount(sums[0], ""),
+                            lang.money(sums[1], &currency),
+                            lang.money(sums[2], &currency),
+                        ],
+                    );
+                }
+                f.foot = vec![
+                    lang.t("claims-total"),
+                    lang.amount(all[0], ""),
+                    lang.money(all[1], &currency),
+                    lang.money(all[2], &currency),
+                ];
+                tables.push((lang.t("dashboard-federation"), f));
+            }
         }
         UserRole::SchemeStaff => {
             let sid = ctx.person.user.scope.first().cloned().unwrap_or_default();
@@ -776,15 +851,67 @@ async fn dashboard(
                 lang.t("dashboard-partners"),
                 partners_table(&ctx, &r, false),
             ));
+            // Claims waiting per partner, with how long the oldest has.
+            let now = c.broker.clock().now_ms();
+            let items: Vec<(String, i64, String)> = r
+                .partners
+                .iter()
+                .map(|p| {
+                    let age = if p.oldest_pending_ms > 0 {
+                        let minutes = (now - p.oldest_pending_ms).max(0) / 60_000;
+                        lang.t_args("chart-oldest", &[("minutes", &minutes.to_string())])
+                    } else {
+                        String::new()
+                    };
+                    (
+                        p.mutuelle_id.clone(),
+                        i64::from(p.pending),
+                        format!("{} {age}", lang.amount(i64::from(p.pending), "")),
+                    )
+                })
+                .collect();
+            chart = bar_chart(&lang.t("chart-pending"), &items);
+            chart_caption = lang.t("chart-pending");
         }
     }
     page(DashboardPage {
         ui: ctx.ui(lang.t("dashboard-title"), "dashboard"),
         cards,
-        chart: String::new(),
-        chart_caption: String::new(),
+        chart,
+        chart_caption,
         tables,
     })
+}
+
+/// A small horizontal bar chart, inline SVG (no script, nothing loaded):
+/// one bar per item, its label and value written beside it.
+fn bar_chart(title: &str, items: &[(String, i64, String)]) -> String {
+    const ROW: i64 = 24;
+    const WIDTH: i64 = 320;
+    let max = items.iter().map(|(_, v, _)| *v).max().unwrap_or(0).max(1);
+    let height = ROW * items.len() as i64 + 8;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {height}\" width=\"{w}\" height=\"{height}\" role=\"img\" aria-label=\"{}\">",
+        esc(title),
+        w = WIDTH + 220,
+    );
+    for (i, (label, v, text)) in items.iter().enumerate() {
+        let y = 4 + ROW * i as i64;
+        let w = (WIDTH * (*v).max(0) / max).max(if *v > 0 { 2 } else { 0 });
+        svg.push_str(&format!(
+            "<text x=\"0\" y=\"{}\" font-size=\"12\">{}</text>\
+             <rect x=\"130\" y=\"{}\" width=\"{w}\" height=\"16\" fill=\"#0b5cad\"/>\
+             <text x=\"{}\" y=\"{}\" font-size=\"12\">{}</text>",
+            y + 13,
+            esc(label),
+            y,
+            136 + w,
+            y + 13,
+            esc(text)
+        ));
+    }
+    svg.push_str("</svg>");
+    svg
 }
 
 /// How many claims match (ListClaims' total, one summary row read).
@@ -1115,15 +1242,103 @@ async fn claim(
         ];
     }
     let title = lang.t_args("claim-title", &[("id", &r.claim_id)]);
+    let ui = ctx.ui(title.clone(), "claims");
+    let mut tables = vec![(String::new(), t)];
+    let mut after = String::new();
+    // An operator also sees the claim's audit trail, and may retry a claim
+    // waiting on its mutuelle.
+    if ctx.person.user.role == UserRole::Operator {
+        let msg = admin::GetClaimAuditRequest {
+            scheme_id: r.scheme_id.clone(),
+            claim_id: r.claim_id.clone(),
+        };
+        let audit = match c
+            .call(&ctx.person, peer, msg, |q| c.admin.get_claim_audit(q))
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => return ctx.status(e).into_response(),
+        };
+        let mut a = Table::new(
+            lang,
+            &[
+                "audit-when",
+                "audit-direction",
+                "audit-party",
+                "audit-method",
+                "audit-outcome",
+            ],
+            &[],
+        );
+        for rec in &audit.records {
+            a.row(
+                String::new(),
+                vec![
+                    lang.time(rec.at_ms),
+                    lang.t(&format!("audit-{}", rec.direction)),
+                    rec.party.clone(),
+                    rec.method.clone(),
+                    rec.outcome.clone(),
+                ],
+            );
+        }
+        tables.push((lang.t("audit-title"), a));
+        if matches!(
+            state.as_str(),
+            "received" | "pending_partner" | "cancel_pending"
+        ) {
+            after = format!(
+                "<form method=\"post\" action=\"/claims/{}/{}/retry\" class=\"actions\">\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+                 <button class=\"primary\">{}</button></form>",
+                url(&r.scheme_id),
+                url(&r.claim_id),
+                esc(&ui.csrf),
+                esc(&lang.t("claim-retry"))
+            );
+        }
+    }
     page(ListPage {
-        ui: ctx.ui(title.clone(), "claims"),
+        ui,
         heading: title,
         form: intro,
         summary: String::new(),
-        tables: vec![(String::new(), t)],
+        tables,
         empty: String::new(),
-        after: String::new(),
+        after,
     })
+}
+
+/// An operator retries a waiting claim now (AdminService.RetryClaim).
+async fn claim_retry(
+    State(c): State<Arc<Console>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    Path((scheme, claim_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let ctx = match signed_in(&c, &headers, peer).await {
+        Ok(ctx) => ctx,
+        Err(r) => return r.into_response(),
+    };
+    if let Err(r) = check_csrf(&c, &ctx, &f.csrf).await {
+        return r.into_response();
+    }
+    let msg = admin::RetryClaimRequest {
+        scheme_id: scheme.clone(),
+        claim_id: claim_id.clone(),
+    };
+    match c
+        .call(&ctx.person, peer, msg, |q| c.admin.retry_claim(q))
+        .await
+    {
+        Ok(_) => Reply::Redirect(
+            format!("/claims/{}/{}", url(&scheme), url(&claim_id)),
+            Vec::new(),
+        )
+        .into_response(),
+        Err(e) => ctx.status(e).into_response(),
+    }
 }
 
 // ---------------------------------------------------------------- members
