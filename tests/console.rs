@@ -465,6 +465,72 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
         .collect();
     assert_eq!(figures, ["23600", "6400", "1600", "15600"]);
 
+    // The period closed and paid, then the claim cancelled: the next
+    // statement carries the recovery (indu), on the page and in the CSV,
+    // whose M column sums to the net due.
+    for args in [
+        &[
+            "period",
+            "close",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-SOLIDARITE",
+        ][..],
+        &[
+            "period",
+            "settle",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-SOLIDARITE",
+            "1",
+            "--reference",
+            "VIR-2026-12",
+        ],
+        &[
+            "claim",
+            "cancel",
+            "--scheme",
+            "CNSS",
+            "CNSS-2026-000123",
+            "--reason",
+            "erreur de saisie",
+        ],
+    ] {
+        cli(&dev, &data, args);
+    }
+    c.goto(&format!("{console}/periods/CNSS/MUT-SOLIDARITE/0"))
+        .await
+        .unwrap();
+    let body = text(&c).await;
+    assert!(
+        body.contains("Indus") && body.contains("CNSS-2026-000123") && body.contains("-1 600"),
+        "{body}"
+    );
+    shot(&c, "17-indu").await;
+    let csv = c
+        .execute(
+            "const a = document.querySelector('a[href$=\".csv\"]');\
+             return fetch(a.href).then(r => r.text());",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let csv = csv.as_str().unwrap().to_string();
+    assert!(csv.contains("\"indu (période 1)\""), "{csv}");
+    assert!(
+        csv.contains("\"prestataire CHU-SYLVANUS-OLYMPIO\""),
+        "{csv}"
+    );
+    let m: i64 = csv
+        .split("\r\n")
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split(';').nth(12).unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(m, -1_600, "the M column sums to the net due");
+
     // The members file: a CSV saved by French Excel (Windows-1252, `;`)
     // with a bad date is checked, its bad row named in French by line and
     // column; the corrected workbook (XLSX) is checked, then applied.
@@ -563,7 +629,8 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     assert!(
         text(&ops)
             .await
-            .contains("Ce compte demande le code de votre application d'authentification.")
+            .contains("Identifiant, mot de passe ou code incorrect."),
+        "without its code, the right password is refused like a wrong one"
     );
     sign_in(&ops, &console, "ops", "demo-passerelle", &code).await;
     assert_eq!(h1(&ops).await, "Tableau de bord");
@@ -588,6 +655,46 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     shot(&ops, "09-partenaires").await;
     click(&ops, Locator::LinkText("Utilisateurs")).await;
     shot(&ops, "10-utilisateurs").await;
+    // A new clerk's account from the page: its temporary password is shown
+    // once, and it signs in.
+    ops.find(Locator::Css("input[name=login]"))
+        .await
+        .unwrap()
+        .send_keys("kossi")
+        .await
+        .unwrap();
+    ops.find(Locator::Css("input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys("Kossi Agbo")
+        .await
+        .unwrap();
+    ops.find(Locator::Css("input[name=scope]"))
+        .await
+        .unwrap()
+        .send_keys("MUT-SOLIDARITE")
+        .await
+        .unwrap();
+    click(&ops, Locator::XPath("//button[normalize-space()='Créer']")).await;
+    assert_eq!(h1(&ops).await, "Compte créé");
+    let password = ops
+        .find(Locator::XPath(
+            "//dt[text()='Mot de passe provisoire']/following-sibling::dd[1]",
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let kossi = browser(&driver, &tmp.path().join("profile-kossi"), 1280, 900).await;
+    sign_in(&kossi, &console, "kossi", &password, "").await;
+    assert!(
+        text(&kossi)
+            .await
+            .contains("Connecté : Kossi Agbo (agent de mutuelle)")
+    );
+    kossi.close().await.unwrap();
+    ops.goto(&format!("{console}/users")).await.unwrap();
     click(
         &ops,
         Locator::XPath("//button[normalize-space()='Fermer ses sessions : agent']"),

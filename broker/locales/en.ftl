@@ -24,8 +24,10 @@ signin-code = 6-digit code (authenticator app)
 signin-code-hint = Required for operators.
 signin-submit = Sign in
 signin-refused = Wrong login, password or code.
-signin-wait = Too many attempts. Try again in { $seconds } seconds.
-signin-code-needed = This account needs the code from your authenticator app.
+signin-wait = Too many attempts. Try again in { $seconds ->
+    [one] { $seconds } second
+   *[other] { $seconds } seconds
+}.
 signin-unavailable = Signing in is not possible right now. Try again in a moment.
 signin-expired = Your session has expired. Please sign in again.
 
@@ -142,6 +144,14 @@ users-state = State
 users-enabled = enabled
 users-disabled = disabled
 users-sessions = Recent sessions
+users-add = New account
+users-create = Create
+users-created = Account created
+users-password = Temporary password
+users-totp = Second-factor secret (authenticator app)
+users-shown-once = Write them down now: they will not be shown again. The person changes their password with an operator (passerelle users reset).
+users-disable = Disable
+users-enable = Enable again
 users-revoke = End their sessions
 users-revoked = { $count } session(s) ended for { $login }.
 users-address = Address
@@ -204,7 +214,7 @@ roster-fix-first = Correct the rows in error in the file, then upload it again.
 roster-expired = The checked file is no longer available for this mutuelle (another was checked since, or the mutuelle changed): upload it again.
 roster-unreadable = Unreadable file: { $detail }
 roster-no-column = The first row has no column "{ $column }".
-roster-unknown-column = Unknown column "{ $column }" in the first row.
+roster-unknown-column = Unknown column "{ $column }" in the first row. Possible columns: scheme_id, beneficiary_id, member_number, household_id, paid_until, product_id, product_start, product_end (remove the others).
 roster-bad-rows = Rows in error
 roster-line = Row
 roster-column = Column
@@ -242,3 +252,7 @@ claim-retry = Retry now
 chart-pending = Claims waiting per mutuelle
 chart-oldest = (the oldest for { $minutes } min)
 chart-due = Amount due per scheme, current period
+statement-recovery = recovery (period { $period })
+statement-from-period = From period
+claims-dates-order = The start date is after the end date: correct the filter.
+claims-operator-mutuelle = For this state, give a mutuelle (operators see the waiting claims of every mutuelle, the others per mutuelle).

@@ -24,8 +24,10 @@ signin-code = Code à 6 chiffres (application d'authentification)
 signin-code-hint = Obligatoire pour les opérateurs.
 signin-submit = Se connecter
 signin-refused = Identifiant, mot de passe ou code incorrect.
-signin-wait = Trop d'essais. Réessayez dans { $seconds } secondes.
-signin-code-needed = Ce compte demande le code de votre application d'authentification.
+signin-wait = Trop d'essais. Réessayez dans { $seconds ->
+    [one] { $seconds } seconde
+   *[other] { $seconds } secondes
+}.
 signin-unavailable = Connexion impossible pour le moment. Réessayez dans un instant.
 signin-expired = Votre session a expiré. Connectez-vous à nouveau.
 
@@ -142,6 +144,14 @@ users-state = État
 users-enabled = actif
 users-disabled = désactivé
 users-sessions = Sessions récentes
+users-add = Nouveau compte
+users-create = Créer
+users-created = Compte créé
+users-password = Mot de passe provisoire
+users-totp = Secret du second facteur (application d'authentification)
+users-shown-once = Notez-les maintenant : ils ne seront plus affichés. La personne changera son mot de passe avec un opérateur (passerelle users reset).
+users-disable = Désactiver
+users-enable = Réactiver
 users-revoke = Fermer ses sessions
 users-revoked = { $count } session(s) fermée(s) pour { $login }.
 users-address = Adresse
@@ -204,7 +214,7 @@ roster-fix-first = Corrigez les lignes en erreur dans le fichier puis déposez-l
 roster-expired = Le fichier vérifié n'est plus disponible pour cette mutuelle (déposé à nouveau ailleurs, ou mutuelle changée) : déposez-le à nouveau.
 roster-unreadable = Fichier illisible : { $detail }
 roster-no-column = La première ligne n'a pas de colonne « { $column } ».
-roster-unknown-column = Colonne inconnue « { $column } » dans la première ligne.
+roster-unknown-column = Colonne inconnue « { $column } » dans la première ligne. Colonnes possibles : scheme_id, beneficiary_id, member_number, household_id, paid_until, product_id, product_start, product_end (retirez les autres).
 roster-bad-rows = Lignes en erreur
 roster-line = Ligne
 roster-column = Colonne
@@ -242,3 +252,7 @@ claim-retry = Relancer maintenant
 chart-pending = Demandes en attente par mutuelle
 chart-oldest = (la plus ancienne depuis { $minutes } min)
 chart-due = Montant dû par régime, période en cours
+statement-recovery = indu (période { $period })
+statement-from-period = Période d'origine
+claims-dates-order = La date de début est après la date de fin : corrigez le filtre.
+claims-operator-mutuelle = Pour cet état, indiquez une mutuelle (les opérateurs voient les demandes en attente de toutes les mutuelles, les autres par mutuelle).

@@ -93,7 +93,11 @@ impl Lang {
     pub fn t_args(self, key: &str, args: &[(&str, &str)]) -> String {
         let mut a = FluentArgs::new();
         for (k, v) in args {
-            a.set(*k, FluentValue::from(*v));
+            // A whole number is a number, so that plurals select on it.
+            match v.parse::<i64>() {
+                Ok(n) => a.set(*k, FluentValue::from(n)),
+                Err(_) => a.set(*k, FluentValue::from(*v)),
+            }
         }
         self.format(key, Some(&a))
     }
@@ -233,6 +237,10 @@ mod tests {
             "Trop d'essais. Réessayez dans 8 secondes."
         );
         assert_eq!(Lang::En.t("nav-claims"), "Claims");
+        assert_eq!(
+            Lang::Fr.t_args("signin-wait", &[("seconds", "1")]),
+            "Trop d'essais. Réessayez dans 1 seconde."
+        );
         assert_eq!(
             Lang::Fr.t("state-pending_partner"),
             "en attente de la mutuelle"

@@ -64,8 +64,9 @@ pub fn router(c: Arc<Console>) -> Router {
         )
         .route("/partners", get(partners))
         .route("/partners/{id}/{action}", post(partner_action))
-        .route("/users", get(users))
+        .route("/users", get(users).post(user_add))
         .route("/users/{login}/revoke", post(revoke))
+        .route("/users/{login}/{action}", post(user_state))
         .route("/static/console.css", get(css))
         .fallback(not_found)
         .with_state(c)
@@ -565,7 +566,6 @@ async fn sign_in(
         Err(e) => {
             let (msg, code) = match e {
                 SignInError::Refused => (lang.t("signin-refused"), StatusCode::UNAUTHORIZED),
-                SignInError::CodeNeeded => (lang.t("signin-code-needed"), StatusCode::UNAUTHORIZED),
                 SignInError::Wait(s) => (
                     lang.t_args("signin-wait", &[("seconds", &s.to_string())]),
                     StatusCode::TOO_MANY_REQUESTS,
@@ -989,7 +989,21 @@ async fn claims(
             }
         }
     }
+    if !dates[0].is_empty() && !dates[1].is_empty() && dates[0] > dates[1] {
+        return ctx
+            .error(StatusCode::BAD_REQUEST, lang.t("claims-dates-order"))
+            .into_response();
+    }
     let role = ctx.person.user.role;
+    if role == UserRole::Operator
+        && q.mutuelle.trim().is_empty()
+        && !q.state.is_empty()
+        && !["received", "pending_partner", "cancel_pending"].contains(&q.state.as_str())
+    {
+        return ctx
+            .error(StatusCode::BAD_REQUEST, lang.t("claims-operator-mutuelle"))
+            .into_response();
+    }
     let (scheme, mutuelle) = match role {
         UserRole::Clerk | UserRole::Manager => (
             String::new(),
@@ -1981,12 +1995,34 @@ async fn statement(
             ]);
             t.foot = foot;
         }
-        let who = if payee.payee_type == "member" {
-            lang.t_args("statement-payee-member", &[("id", &payee.payee_id)])
-        } else {
-            lang.t_args("statement-payee-provider", &[("id", &payee.payee_id)])
-        };
+        let who = payee_words(lang, &payee.payee_type, &payee.payee_id);
         tables.push((format!("{} : {who}", lang.t("statement-payee")), t));
+    }
+    if !s.recoveries.is_empty() {
+        let mut t = Table::new(
+            lang,
+            &[
+                "col-claim",
+                "col-invoice",
+                "statement-from-period",
+                "statement-payee",
+                "col-mutuelle-share",
+            ],
+            &[2, 4],
+        );
+        for r in &s.recoveries {
+            t.row(
+                format!("/claims/{}/{}", url(&scheme), url(&r.claim_id)),
+                vec![
+                    r.claim_id.clone(),
+                    r.invoice_number.clone(),
+                    r.from_period.to_string(),
+                    payee_words(lang, &r.payee_type, &r.payee_id),
+                    lang.amount(r.amount.saturating_neg(), &cur),
+                ],
+            );
+        }
+        tables.push((lang.t("periods-recoveries"), t));
     }
     let totals = p.totals.unwrap_or_default();
     let intro = facts(&[
@@ -2111,7 +2147,7 @@ async fn export_lines(
                         p.scheme_id.clone(),
                         p.mutuelle_id.clone(),
                         p.number.to_string(),
-                        format!("{} {}", payee.payee_type, payee.payee_id),
+                        payee_words(ctx.lang, &payee.payee_type, &payee.payee_id),
                         l.claim_id.clone(),
                         l.invoice_number.clone(),
                         l.member_number.clone(),
@@ -2122,6 +2158,29 @@ async fn export_lines(
                     amounts: [l.billed, l.scheme_share, l.mutuelle_share, l.patient_share],
                 });
             }
+        }
+        // What the mutuelle recovers on claims cancelled after their period
+        // closed (the first page carries them): a negative M, as in
+        // `passerelle statement export`.
+        for r in &s.recoveries {
+            out.push(ExportLine {
+                text: [
+                    p.scheme_id.clone(),
+                    p.mutuelle_id.clone(),
+                    p.number.to_string(),
+                    payee_words(ctx.lang, &r.payee_type, &r.payee_id),
+                    r.claim_id.clone(),
+                    r.invoice_number.clone(),
+                    String::new(),
+                    ctx.lang.t_args(
+                        "statement-recovery",
+                        &[("period", &r.from_period.to_string())],
+                    ),
+                ],
+                date: String::new(),
+                line: 0,
+                amounts: [0, 0, r.amount.saturating_neg(), 0],
+            });
         }
         if s.next_page_token.is_empty() {
             return Ok((out, p.number));
@@ -2321,6 +2380,15 @@ fn reason(lang: Lang, r: &passerelle_proto::common::v1::Reason) -> String {
     match lang {
         Lang::En if !r.message.is_empty() => r.message.clone(),
         _ => lang.t(&format!("reason-{code}")),
+    }
+}
+
+/// Who a statement line pays, in words: "prestataire X" or "adhérent Y".
+fn payee_words(lang: Lang, payee_type: &str, payee_id: &str) -> String {
+    if payee_type == "member" {
+        lang.t_args("statement-payee-member", &[("id", payee_id)])
+    } else {
+        lang.t_args("statement-payee-provider", &[("id", payee_id)])
     }
 }
 
@@ -2538,7 +2606,46 @@ async fn users(
             esc(&lang.t("users-revoke")),
             esc(&u.login)
         ));
+        let (action, key) = if u.disabled_ms == 0 {
+            ("disable", "users-disable")
+        } else {
+            ("enable", "users-enable")
+        };
+        forms.push_str(&format!(
+            "<form method=\"post\" action=\"/users/{}/{action}\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button>{} : {}</button></form> ",
+            url(&u.login),
+            esc(&ui.csrf),
+            esc(&lang.t(key)),
+            esc(&u.login)
+        ));
     }
+    // A new account: its temporary password is shown once, on the next page.
+    let mut add = format!(
+        "<h2>{}</h2><form method=\"post\" action=\"/users\" class=\"filters\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <label>{}<input name=\"login\" required maxlength=\"64\"></label>\
+         <label>{}<input name=\"name\" required maxlength=\"100\"></label>\
+         <label>{}<select name=\"role\">",
+        esc(&lang.t("users-add")),
+        esc(&ui.csrf),
+        esc(&lang.t("users-login")),
+        esc(&lang.t("users-name")),
+        esc(&lang.t("users-role")),
+    );
+    for r in UserRole::ALL {
+        add.push_str(&format!(
+            "<option value=\"{}\">{}</option>",
+            r.as_str(),
+            esc(&lang.t(role_key(r)))
+        ));
+    }
+    add.push_str(&format!(
+        "</select></label><label>{}<input name=\"scope\" placeholder=\"MUT-A, MUT-B\"></label>\
+         <button class=\"primary\">{}</button></form>",
+        esc(&lang.t("users-scope")),
+        esc(&lang.t("users-create"))
+    ));
+    forms.push_str(&add);
     let sessions = c.broker.recent_sessions().await.unwrap_or_default();
     let mut s = Table::new(lang, &["users-login", "users-address", "users-seen"], &[]);
     for x in sessions {
@@ -2556,6 +2663,155 @@ async fn users(
         empty: String::new(),
         after: format!("<div class=\"actions\">{forms}</div>"),
     })
+}
+
+#[derive(Deserialize)]
+struct UserForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    scope: String,
+}
+
+/// An operator adds an account: its temporary password (and an operator's
+/// TOTP secret) are shown once.
+async fn user_add(
+    State(c): State<Arc<Console>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    headers: HeaderMap,
+    Form(f): Form<UserForm>,
+) -> Response {
+    let ctx = match signed_in(&c, &headers, peer).await {
+        Ok(ctx) => ctx,
+        Err(r) => return r.into_response(),
+    };
+    if let Err(r) = check_csrf(&c, &ctx, &f.csrf).await {
+        return r.into_response();
+    }
+    if ctx.person.user.role != UserRole::Operator {
+        return forbidden_audited(&c, &ctx, "users").await.into_response();
+    }
+    let lang = ctx.lang;
+    let Some(role) = UserRole::parse(&f.role) else {
+        return ctx
+            .error(
+                StatusCode::BAD_REQUEST,
+                lang.t_args(
+                    "error-invalid",
+                    &[("detail", &format!("role {:?}", f.role))],
+                ),
+            )
+            .into_response();
+    };
+    let password = random_token()[..16].to_string();
+    let by = format!("{}@{}", ctx.person.caller().display(), peer.ip());
+    let new = crate::service::users::NewUser {
+        login: f.login.trim().to_lowercase(),
+        display_name: f.name,
+        role,
+        scope: f
+            .scope
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        password: password.clone(),
+        lang: String::new(),
+    };
+    match c.broker.add_user(new, &by).await {
+        Ok(u) => {
+            let mut items = vec![
+                (lang.t("users-login"), u.login.clone()),
+                (lang.t("users-password"), password),
+            ];
+            if !u.totp_secret.is_empty() {
+                items.push((lang.t("users-totp"), u.totp_secret.clone()));
+            }
+            let title = lang.t("users-created");
+            page(ListPage {
+                ui: ctx.ui(title.clone(), "users"),
+                heading: title,
+                form: facts(&items),
+                summary: lang.t("users-shown-once"),
+                tables: Vec::new(),
+                empty: String::new(),
+                after: "<p><a href=\"/users\">&larr;</a></p>".into(),
+            })
+        }
+        Err(crate::service::ServiceError::Invalid(v)) => ctx
+            .error(
+                StatusCode::BAD_REQUEST,
+                lang.t_args(
+                    "error-invalid",
+                    &[(
+                        "detail",
+                        &v.iter()
+                            .map(|f| format!("{}: {}", f.field, f.description))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    )],
+                ),
+            )
+            .into_response(),
+        Err(e) => ctx
+            .error(
+                StatusCode::BAD_REQUEST,
+                lang.t_args("error-invalid", &[("detail", &e.to_string())]),
+            )
+            .into_response(),
+    }
+}
+
+/// An operator disables or enables an account (disabling ends its
+/// sessions).
+async fn user_state(
+    State(c): State<Arc<Console>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    Path((login, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let ctx = match signed_in(&c, &headers, peer).await {
+        Ok(ctx) => ctx,
+        Err(r) => return r.into_response(),
+    };
+    if let Err(r) = check_csrf(&c, &ctx, &f.csrf).await {
+        return r.into_response();
+    }
+    if ctx.person.user.role != UserRole::Operator {
+        return forbidden_audited(&c, &ctx, "users").await.into_response();
+    }
+    let disabled = match action.as_str() {
+        "disable" => true,
+        "enable" => false,
+        _ => {
+            return ctx
+                .error(StatusCode::NOT_FOUND, ctx.t("error-not-found"))
+                .into_response();
+        }
+    };
+    let by = format!("{}@{}", ctx.person.caller().display(), peer.ip());
+    match c
+        .broker
+        .change_user(&login, None, false, Some(disabled), &by)
+        .await
+    {
+        Ok(_) => Reply::Redirect("/users".into(), Vec::new()).into_response(),
+        Err(e) => ctx
+            .error(
+                StatusCode::BAD_REQUEST,
+                ctx.lang
+                    .t_args("error-invalid", &[("detail", &e.to_string())]),
+            )
+            .into_response(),
+    }
 }
 
 /// A page refused by role (no service call behind it to audit the

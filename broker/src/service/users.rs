@@ -173,8 +173,6 @@ pub enum SignInError {
     Refused,
     /// Too many failures: try again in this many seconds.
     Wait(i64),
-    /// The account needs a second factor and none was typed.
-    CodeNeeded,
     /// No hashing slot, or the store failed.
     Unavailable(String),
 }
@@ -582,12 +580,9 @@ impl Broker {
             }
         };
         if user.role == UserRole::Operator || !user.totp_secret.is_empty() {
-            // A missing code counts as a failure too: the answer says the
-            // password was right, so it is throttled like a wrong one.
+            // A missing code is refused like a wrong one (and counted), so
+            // that the answer never tells that the password was right.
             let code = code.trim();
-            if code.is_empty() {
-                return Err(SignInError::CodeNeeded);
-            }
             // A code is accepted once: its step is spent.
             let fresh = match totp_step(&user.totp_secret, code, now) {
                 Some(step) => self
@@ -1004,7 +999,8 @@ mod tests {
             b.sign_in("ops", "operator pass", "", "10.0.0.1")
                 .await
                 .unwrap_err(),
-            SignInError::CodeNeeded
+            SignInError::Refused,
+            "without its code, the right password says nothing"
         );
         let code = totp_code(&secret, b.clock().now_ms()).unwrap();
         let (_, p) = b
