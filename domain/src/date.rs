@@ -39,6 +39,35 @@ pub fn parse_stored(s: &str) -> Option<Date> {
     Date::parse(s, ISO).ok()
 }
 
+/// A date as typed by a person: "31/12/2026" (also "31-12-2026",
+/// "31.12.2026", one-digit day or month) or "2026-12-31". Never month
+/// first: "12/31/2026" is refused, not read as the 31st of December.
+pub fn parse_typed(s: &str) -> Option<Date> {
+    let s = s.trim();
+    if let Some(d) = parse(s) {
+        return Some(d);
+    }
+    let parts: Vec<&str> = s.split(['/', '-', '.']).collect();
+    let [d, m, y] = parts.as_slice() else {
+        return None;
+    };
+    if y.len() != 4 || d.is_empty() || d.len() > 2 || m.is_empty() || m.len() > 2 {
+        return None;
+    }
+    // Digits only, and one separator throughout ("31/12-2026" is a typo).
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    let mut seps = s.chars().filter(|c| !c.is_ascii_digit());
+    let first = seps.next()?;
+    if !(digits(d) && digits(m) && digits(y)) || seps.any(|c| c != first) {
+        return None;
+    }
+    let (d, m, y): (u8, u8, i32) = (d.parse().ok()?, m.parse().ok()?, y.parse().ok()?);
+    let month = time::Month::try_from(m).ok()?;
+    let date = Date::from_calendar_date(y, month, d).ok()?;
+    // The same range of years as every date passerelle reads.
+    parse(&format(date))
+}
+
 /// Formats as "YYYY-MM-DD".
 pub fn format(d: Date) -> String {
     d.format(ISO).unwrap_or_default()

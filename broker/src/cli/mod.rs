@@ -4,6 +4,20 @@
 
 /// `println!` that stops quietly when stdout is closed
 /// (`passerelle claim list | head`) instead of panicking.
+/// A date typed on the command line: day first (31/12/2026, 31-12-2026)
+/// or 2026-12-31, passed on as YYYY-MM-DD; month first is refused, never
+/// read as another day.
+pub fn typed_date(s: &str) -> Result<String, String> {
+    passerelle_domain::date::parse_typed(s)
+        .map(passerelle_domain::date::format)
+        .ok_or_else(|| {
+            format!(
+                "{s:?} is not a date: write it 31/12/2026 (day first) or 2026-12-31 \
+                 / ce n'est pas une date : écrivez-la 31/12/2026 (jour d'abord) ou 2026-12-31"
+            )
+        })
+}
+
 macro_rules! outln {
     ($($t:tt)*) => {{
         use std::io::Write as _;
@@ -92,11 +106,11 @@ pub enum ClaimCmd {
         /// received, pending_partner, coordinated, rejected, cancel_pending, cancelled.
         #[arg(long)]
         state: Option<String>,
-        /// First date of care, YYYY-MM-DD.
-        #[arg(long)]
+        /// First date of care, 31/12/2026 (day first) or 2026-12-31.
+        #[arg(long, value_parser = typed_date)]
         from: Option<String>,
-        /// Last date of care, YYYY-MM-DD.
-        #[arg(long)]
+        /// Last date of care, 31/12/2026 (day first) or 2026-12-31.
+        #[arg(long, value_parser = typed_date)]
         to: Option<String>,
         #[arg(long, default_value_t = 50)]
         page_size: u32,
@@ -253,10 +267,10 @@ pub enum AdminCmd {
         /// The mutuelle that keeps the beneficiary.
         #[arg(long)]
         keep: String,
-        /// Keep it with that mutuelle from this date (YYYY-MM-DD) on, even
+        /// Keep it with that mutuelle from this date (31/12/2026 (day first) or 2026-12-31) on, even
         /// before it declares the member: a transfer away from a mutuelle
         /// that no longer runs.
-        #[arg(long)]
+        #[arg(long, value_parser = typed_date)]
         from: Option<String>,
     },
 }
@@ -308,8 +322,8 @@ pub enum ClientCmd {
         scheme: String,
         #[arg(long)]
         beneficiary: String,
-        /// Date of care, YYYY-MM-DD (default today).
-        #[arg(long)]
+        /// Date of care, 31/12/2026 (day first) or 2026-12-31 (default today).
+        #[arg(long, value_parser = typed_date)]
         date: Option<String>,
         #[arg(long)]
         mutuelle: Option<String>,

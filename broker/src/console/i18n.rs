@@ -191,26 +191,9 @@ fn thousandths(q: &str) -> u16 {
     }
 }
 
-/// A date as typed by a person: "31/12/2026" (also "31-12-2026",
-/// "31.12.2026", one-digit day or month) or "2026-12-31". Never month
-/// first: "12/31/2026" is refused, not read as the 31st of December.
+/// A date as typed by a person: see [`passerelle_domain::date::parse_typed`].
 pub fn parse_date(s: &str) -> Option<Date> {
-    let s = s.trim();
-    if let Some(d) = passerelle_domain::date::parse(s) {
-        return Some(d);
-    }
-    let parts: Vec<&str> = s.split(['/', '-', '.']).collect();
-    let [d, m, y] = parts.as_slice() else {
-        return None;
-    };
-    if y.len() != 4 || d.is_empty() || d.len() > 2 || m.is_empty() || m.len() > 2 {
-        return None;
-    }
-    let (d, m, y): (u8, u8, i32) = (d.parse().ok()?, m.parse().ok()?, y.parse().ok()?);
-    let month = time::Month::try_from(m).ok()?;
-    let date = Date::from_calendar_date(y, month, d).ok()?;
-    // The same range of years as every date passerelle reads.
-    passerelle_domain::date::parse(&passerelle_domain::date::format(date))
+    passerelle_domain::date::parse_typed(s)
 }
 
 #[cfg(test)]
@@ -333,6 +316,14 @@ mod tests {
         assert_eq!(parse_date("12/31/2026"), None, "month first is refused");
         assert_eq!(parse_date("31/12/26"), None);
         assert_eq!(parse_date("30/02/2026"), None);
+        assert_eq!(parse_date("31/12-2026"), None, "one separator throughout");
+        assert_eq!(parse_date("+1/12/2026"), None, "digits only");
+        assert_eq!(crate::cli::typed_date("1/2/2026").unwrap(), "2026-02-01");
+        assert!(
+            crate::cli::typed_date("12/31/2026")
+                .unwrap_err()
+                .contains("day first")
+        );
         assert_eq!(Lang::Fr.date(d(2026, 2, 1)), "01/02/2026");
     }
 }
