@@ -324,6 +324,14 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
         body.contains("Montant dû par la mutuelle\n1 600 XOF"),
         "{body}"
     );
+    // The chart of the last 14 days: the claim's day of care (20/11/2026),
+    // with its count and the mutuelle's share.
+    assert!(
+        body.contains("Demandes coordonnées et part de la mutuelle par jour de soins")
+            && body.contains("20/11/2026")
+            && body.contains("1 · 1 600 XOF"),
+        "{body}"
+    );
     shot(&c, "02-tableau-de-bord").await;
     let dashboard = transferred(&c).await;
 

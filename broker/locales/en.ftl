@@ -256,3 +256,5 @@ statement-recovery = recovery (period { $period })
 statement-from-period = From period
 claims-dates-order = The start date is after the end date: correct the filter.
 claims-operator-mutuelle = For this state, give a mutuelle (operators see the waiting claims of every mutuelle, the others per mutuelle).
+chart-per-day = Coordinated claims and the mutuelle's share per day of care, last 14 days
+chart-partial = { " " }(the first { $count } only)

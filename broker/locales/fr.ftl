@@ -256,3 +256,5 @@ statement-recovery = indu (période { $period })
 statement-from-period = Période d'origine
 claims-dates-order = La date de début est après la date de fin : corrigez le filtre.
 claims-operator-mutuelle = Pour cet état, indiquez une mutuelle (les opérateurs voient les demandes en attente de toutes les mutuelles, les autres par mutuelle).
+chart-per-day = Demandes coordonnées et part de la mutuelle par jour de soins, 14 derniers jours
+chart-partial = { " " }(les { $count } premières seulement)

@@ -653,8 +653,9 @@ async fn switch_mutuelle(
 struct DashboardPage {
     ui: Ui,
     cards: Vec<(String, String)>,
-    chart: String,
-    chart_caption: String,
+    /// Inline SVG charts (built with every value escaped) and their
+    /// captions.
+    charts: Vec<(String, String)>,
     tables: Vec<(String, Table)>,
 }
 
@@ -677,7 +678,7 @@ async fn dashboard(
     let lang = ctx.lang;
     let mut cards = Vec::new();
     let mut tables = Vec::new();
-    let (mut chart, mut chart_caption) = (String::new(), String::new());
+    let mut charts: Vec<(String, String)> = Vec::new();
     match ctx.person.user.role {
         UserRole::Clerk | UserRole::Manager => {
             let mid = ctx.person.mutuelle().unwrap_or_default().to_string();
@@ -742,8 +743,12 @@ async fn dashboard(
             cards.push((lang.t("dashboard-due"), lang.money(due, &currency)));
             cards.push((lang.t("dashboard-pending"), lang.amount(pending as i64, "")));
             if !bars.is_empty() {
-                chart = bar_chart(&lang.t("chart-due"), &bars);
-                chart_caption = lang.t("chart-due");
+                charts.push((bar_chart(&lang.t("chart-due"), &bars), lang.t("chart-due")));
+            }
+            match claims_per_day(&c, &ctx, &mid).await {
+                Ok(Some(ch)) => charts.push(ch),
+                Ok(None) => {}
+                Err(e) => return ctx.status(e).into_response(),
             }
             tables.push((lang.t("dashboard-per-scheme"), t));
             // A federation's manager: the open periods of each of their
@@ -870,17 +875,91 @@ async fn dashboard(
                     )
                 })
                 .collect();
-            chart = bar_chart(&lang.t("chart-pending"), &items);
-            chart_caption = lang.t("chart-pending");
+            charts.push((
+                bar_chart(&lang.t("chart-pending"), &items),
+                lang.t("chart-pending"),
+            ));
         }
     }
     page(DashboardPage {
         ui: ctx.ui(lang.t("dashboard-title"), "dashboard"),
         cards,
-        chart,
-        chart_caption,
+        charts,
         tables,
     })
+}
+
+/// Days the per-day chart covers, and the most claims it reads for them
+/// (pages of 500 of the mutuelle's own ListClaims).
+const CHART_DAYS: i64 = 14;
+const CHART_MAX_CLAIMS: u64 = 5_000;
+
+/// Claims and the mutuelle's amounts per day of care over the last
+/// [`CHART_DAYS`] days, read as the person through ListClaims; `None` when
+/// there is none. Past [`CHART_MAX_CLAIMS`] the caption says the chart
+/// counts the first ones only.
+async fn claims_per_day(
+    c: &Console,
+    ctx: &Ctx,
+    mutuelle: &str,
+) -> Result<Option<(String, String)>, tonic::Status> {
+    let lang = ctx.lang;
+    let today = c.broker.clock().today();
+    let from = today - time::Duration::days(CHART_DAYS - 1);
+    let mut days: std::collections::BTreeMap<passerelle_domain::Date, (i64, i64)> = (0..CHART_DAYS)
+        .map(|i| (from + time::Duration::days(i), (0, 0)))
+        .collect();
+    let (mut token, mut read, mut currency) = (String::new(), 0u64, String::new());
+    let mut total: u64;
+    loop {
+        let msg = settlement::ListClaimsRequest {
+            mutuelle_id: mutuelle.to_string(),
+            state: "coordinated".into(),
+            care_from: passerelle_domain::date::format(from),
+            care_to: passerelle_domain::date::format(today),
+            page_size: 500,
+            page_token: token.clone(),
+            ..Default::default()
+        };
+        let page = c
+            .call(&ctx.person, ctx.peer, msg, |r| c.settlement.list_claims(r))
+            .await?;
+        total = page.total_count;
+        for s in &page.claims {
+            if let Some(d) = passerelle_domain::date::parse_stored(&s.date_of_care)
+                && let Some(day) = days.get_mut(&d)
+            {
+                day.0 += 1;
+                day.1 = day
+                    .1
+                    .saturating_add(s.totals.map_or(0, |t| t.mutuelle_share));
+                currency = s.currency.clone();
+            }
+        }
+        read += page.claims.len() as u64;
+        if page.next_page_token.is_empty() || read >= CHART_MAX_CLAIMS {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    if total == 0 {
+        return Ok(None);
+    }
+    let items: Vec<(String, i64, String)> = days
+        .iter()
+        .map(|(d, (n, m))| {
+            (
+                lang.date(*d),
+                *n,
+                format!("{} · {}", lang.amount(*n, ""), lang.money(*m, &currency)),
+            )
+        })
+        .collect();
+    let mut caption = lang.t("chart-per-day");
+    if read < total {
+        caption.push_str(&lang.t_args("chart-partial", &[("count", &read.to_string())]));
+    }
+    Ok(Some((bar_chart(&caption, &items), caption)))
 }
 
 /// A small horizontal bar chart, inline SVG (no script, nothing loaded):
