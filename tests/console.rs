@@ -709,6 +709,10 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     )
     .await;
     assert_eq!(h1(&ops).await, "Utilisateurs");
+    assert!(
+        text(&ops).await.contains("Sessions fermées."),
+        "a notice says what was done"
+    );
     // The clerk's next click finds the session gone.
     c.goto(&format!("{console}/claims")).await.unwrap();
     assert!(c.current_url().await.unwrap().contains("/sign-in"));

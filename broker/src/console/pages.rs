@@ -318,13 +318,42 @@ async fn css() -> impl IntoResponse {
     )
 }
 
-async fn not_found(headers: HeaderMap) -> Reply {
+async fn not_found(
+    State(c): State<Arc<Console>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    headers: HeaderMap,
+) -> Reply {
+    // Signed in: the page keeps its navigation.
+    if let Ok(ctx) = signed_in(&c, &headers, peer).await {
+        return ctx.error(StatusCode::NOT_FOUND, ctx.t("error-not-found"));
+    }
     let lang = super::lang_of(&headers, None);
     error_page(
         anonymous_ui(lang, String::new()),
         StatusCode::NOT_FOUND,
         lang.t("error-not-found"),
     )
+}
+
+/// What an action just did, shown once on the page it returns to
+/// (`?done=<key>`): only keys of the catalogue's `done-` family.
+#[derive(Deserialize, Default)]
+struct Done {
+    #[serde(default)]
+    done: String,
+}
+
+impl Done {
+    fn notice(&self, lang: Lang) -> String {
+        const KEYS: [&str; 6] = [
+            "paused", "resumed", "revoked", "disabled", "enabled", "retried",
+        ];
+        if KEYS.contains(&self.done.as_str()) {
+            lang.t(&format!("done-{}", self.done))
+        } else {
+            String::new()
+        }
+    }
 }
 
 async fn set_lang(Path(code): Path<String>, headers: HeaderMap) -> Reply {
@@ -1235,6 +1264,7 @@ async fn claim(
     State(c): State<Arc<Console>>,
     Extension(Peer(peer)): Extension<Peer>,
     Path((scheme, claim_id)): Path<(String, String)>,
+    Query(done): Query<Done>,
     headers: HeaderMap,
 ) -> Response {
     let ctx = match signed_in(&c, &headers, peer).await {
@@ -1335,7 +1365,8 @@ async fn claim(
         ];
     }
     let title = lang.t_args("claim-title", &[("id", &r.claim_id)]);
-    let ui = ctx.ui(title.clone(), "claims");
+    let mut ui = ctx.ui(title.clone(), "claims");
+    ui.notice = done.notice(lang);
     let mut tables = vec![(String::new(), t)];
     let mut after = String::new();
     // An operator also sees the claim's audit trail, and may retry a claim
@@ -1426,7 +1457,7 @@ async fn claim_retry(
         .await
     {
         Ok(_) => Reply::Redirect(
-            format!("/claims/{}/{}", url(&scheme), url(&claim_id)),
+            format!("/claims/{}/{}?done=retried", url(&scheme), url(&claim_id)),
             Vec::new(),
         )
         .into_response(),
@@ -2538,6 +2569,7 @@ fn partners_table(ctx: &Ctx, r: &admin::ListPartnersResponse, actions: bool) -> 
 async fn partners(
     State(c): State<Arc<Console>>,
     Extension(Peer(peer)): Extension<Peer>,
+    Query(done): Query<Done>,
     headers: HeaderMap,
 ) -> Response {
     let ctx = match signed_in(&c, &headers, peer).await {
@@ -2554,7 +2586,8 @@ async fn partners(
         Ok(r) => r,
         Err(e) => return ctx.status(e).into_response(),
     };
-    let ui = ctx.ui(lang.t("partners-title"), "partners");
+    let mut ui = ctx.ui(lang.t("partners-title"), "partners");
+    ui.notice = done.notice(lang);
     let mut forms = String::new();
     for p in &r.partners {
         let (action, key) = if p.paused_ms > 0 {
@@ -2621,7 +2654,18 @@ async fn partner_action(
         }
     };
     match res {
-        Ok(()) => Reply::Redirect("/partners".into(), Vec::new()).into_response(),
+        Ok(()) => Reply::Redirect(
+            format!(
+                "/partners?done={}",
+                if action == "pause" {
+                    "paused"
+                } else {
+                    "resumed"
+                }
+            ),
+            Vec::new(),
+        )
+        .into_response(),
         Err(e) => ctx.status(e).into_response(),
     }
 }
@@ -2629,6 +2673,7 @@ async fn partner_action(
 async fn users(
     State(c): State<Arc<Console>>,
     Extension(Peer(peer)): Extension<Peer>,
+    Query(done): Query<Done>,
     headers: HeaderMap,
 ) -> Response {
     let ctx = match signed_in(&c, &headers, peer).await {
@@ -2650,7 +2695,8 @@ async fn users(
                 .into_response();
         }
     };
-    let ui = ctx.ui(lang.t("users-title"), "users");
+    let mut ui = ctx.ui(lang.t("users-title"), "users");
+    ui.notice = done.notice(lang);
     let mut t = Table::new(
         lang,
         &[
@@ -2882,7 +2928,14 @@ async fn user_state(
         .change_user(&login, None, false, Some(disabled), &by)
         .await
     {
-        Ok(_) => Reply::Redirect("/users".into(), Vec::new()).into_response(),
+        Ok(_) => Reply::Redirect(
+            format!(
+                "/users?done={}",
+                if disabled { "disabled" } else { "enabled" }
+            ),
+            Vec::new(),
+        )
+        .into_response(),
         Err(e) => ctx
             .error(
                 StatusCode::BAD_REQUEST,
@@ -2927,7 +2980,7 @@ async fn revoke(
     }
     let by = format!("{}@{}", ctx.person.caller().display(), peer.ip());
     match c.broker.revoke_sessions(&login, &by).await {
-        Ok(_) => Reply::Redirect("/users".into(), Vec::new()).into_response(),
+        Ok(_) => Reply::Redirect("/users?done=revoked".into(), Vec::new()).into_response(),
         Err(e) => ctx
             .error(
                 StatusCode::SERVICE_UNAVAILABLE,
