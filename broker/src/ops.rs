@@ -130,7 +130,8 @@ pub fn start(
     let task = match (accept, tls) {
         (Accept::Tls(handshake, max), Some(server)) => tokio::spawn(serve(
             server.incoming(listener, refusals, handshake, max),
-            app,
+            move |_| app.clone(),
+            CONNECTION_LIMIT,
             shutdown,
         )),
         (Accept::Tls(..), None) => {
@@ -138,13 +139,26 @@ pub fn start(
                 "metrics.listen: TLS needs the broker's [tls] material",
             ));
         }
-        (Accept::Plain, _) => tokio::spawn(serve(Box::pin(listener.plaintext()), app, shutdown)),
+        (Accept::Plain, _) => tokio::spawn(serve(
+            Box::pin(listener.plaintext()),
+            move |_| app.clone(),
+            CONNECTION_LIMIT,
+            shutdown,
+        )),
     };
     Ok((addr, task))
 }
 
-async fn serve<S, IO>(mut incoming: S, app: axum::Router, mut shutdown: watch::Receiver<bool>)
-where
+/// Serves HTTP (1.1 or h2) on each connection of `incoming` with the
+/// router `app_for` gives for it, each connection closed after `limit`,
+/// until `shutdown` turns true: the operations listener's and the
+/// console's.
+pub(crate) async fn serve<S, IO>(
+    mut incoming: S,
+    app_for: impl Fn(&IO) -> axum::Router,
+    limit: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) where
     S: futures::Stream<Item = std::io::Result<IO>> + Unpin,
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -157,14 +171,14 @@ where
             },
             _ = shutdown.wait_for(|s| *s) => return,
         };
-        let service = TowerToHyperService::new(app.clone());
+        let service = TowerToHyperService::new(app_for(&io));
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection(TokioIo::new(io), service);
             tokio::select! {
                 _ = conn => {}
-                _ = tokio::time::sleep(CONNECTION_LIMIT) => {}
+                _ = tokio::time::sleep(limit) => {}
                 _ = stop.wait_for(|s| *s) => {}
             }
         });

@@ -146,6 +146,21 @@ impl Problem {
 }
 
 impl RosterFile {
+    /// What an import of the good rows must leave alone: the member
+    /// numbers of the bad rows (kept as they are, not ended), and whether a
+    /// bad row has no member number at all (then no member may be ended,
+    /// since it could be that one).
+    pub fn kept_on_import(&self) -> (Vec<String>, bool) {
+        let mut keep: Vec<String> = self
+            .bad
+            .iter()
+            .filter_map(|b| b.member_number.clone())
+            .collect();
+        keep.sort();
+        keep.dedup();
+        (keep, self.bad.iter().any(|b| b.member_number.is_none()))
+    }
+
     /// Reads and checks a roster file. An unreadable file or header is an
     /// error; bad rows are collected in `bad`.
     pub fn read(path: &Path) -> Result<RosterFile, String> {

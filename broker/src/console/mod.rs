@@ -26,9 +26,6 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -191,42 +188,26 @@ pub fn start(
         Duration::from_secs(60),
     );
     let incoming = tls.incoming_web(listener, refusals, handshake_timeout, max_handshakes);
-    Ok((addr, tokio::spawn(serve(incoming, app, shutdown))))
-}
-
-async fn serve<S>(mut incoming: S, app: axum::Router, mut shutdown: watch::Receiver<bool>)
-where
-    S: futures::Stream<
-            Item = std::io::Result<tokio_rustls::server::TlsStream<crate::tls::Killable>>,
-        > + Unpin,
-{
-    loop {
-        let io = tokio::select! {
-            next = incoming.next() => match next {
-                Some(Ok(io)) => io,
-                Some(Err(_)) => continue,
-                None => return,
-            },
-            _ = shutdown.wait_for(|s| *s) => return,
-        };
+    // Each connection's requests carry its peer (the throttle's address,
+    // audit rows).
+    let app_for = move |io: &tokio_rustls::server::TlsStream<crate::tls::Killable>| {
         let peer = io
             .get_ref()
             .0
             .connect_info()
             .remote_addr()
             .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-        let service = TowerToHyperService::new(app.clone().layer(axum::Extension(Peer(peer))));
-        let mut stop = shutdown.clone();
-        tokio::spawn(async move {
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection(TokioIo::new(io), service);
-            tokio::select! {
-                _ = conn => {}
-                _ = tokio::time::sleep(CONNECTION_LIMIT) => {}
-                _ = stop.wait_for(|s| *s) => {}
-            }
-        });
-    }
+        app.clone().layer(axum::Extension(Peer(peer)))
+    };
+    Ok((
+        addr,
+        tokio::spawn(crate::ops::serve(
+            incoming,
+            app_for,
+            CONNECTION_LIMIT,
+            shutdown,
+        )),
+    ))
 }
 
 /// An answer that is not a page: a redirect, or an error page in the

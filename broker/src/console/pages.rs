@@ -246,6 +246,23 @@ fn to_sign_in() -> Reply {
     Reply::Redirect("/sign-in".into(), Vec::new())
 }
 
+/// Every signed-in page's first argument: who is signed in, from where, in
+/// which language; without a current session, the way to the sign-in page.
+impl axum::extract::FromRequestParts<Arc<Console>> for Ctx {
+    type Rejection = Reply;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        c: &Arc<Console>,
+    ) -> Result<Self, Reply> {
+        let peer = parts
+            .extensions
+            .get::<Peer>()
+            .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |p| p.0);
+        signed_in(c, &parts.headers, peer).await
+    }
+}
+
 /// The signed-in person of a request, or the way to the sign-in page. A
 /// session the store cannot read refuses (503): never signed in by default.
 async fn signed_in(c: &Console, headers: &HeaderMap, peer: SocketAddr) -> Result<Ctx, Reply> {
@@ -618,20 +635,15 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn sign_out(
-    State(c): State<Arc<Console>>,
-    Extension(Peer(peer)): Extension<Peer>,
-    headers: HeaderMap,
-    Form(f): Form<CsrfForm>,
-) -> Reply {
-    let ctx = match signed_in(&c, &headers, peer).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
+async fn sign_out(State(c): State<Arc<Console>>, ctx: Ctx, Form(f): Form<CsrfForm>) -> Reply {
     if let Err(r) = check_csrf(&c, &ctx, &f.csrf).await {
         return r;
     }
-    if let Err(e) = c.broker.sign_out(&ctx.person, &peer.ip().to_string()).await {
+    if let Err(e) = c
+        .broker
+        .sign_out(&ctx.person, &ctx.peer.ip().to_string())
+        .await
+    {
         return ctx.error(
             StatusCode::SERVICE_UNAVAILABLE,
             ctx.lang
@@ -658,14 +670,9 @@ struct SwitchForm {
 /// A federation's manager switches to another of their mutuelles.
 async fn switch_mutuelle(
     State(c): State<Arc<Console>>,
-    Extension(Peer(peer)): Extension<Peer>,
-    headers: HeaderMap,
+    ctx: Ctx,
     Form(f): Form<SwitchForm>,
 ) -> Reply {
-    let ctx = match signed_in(&c, &headers, peer).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
     if let Err(r) = check_csrf(&c, &ctx, &f.csrf).await {
         return r;
     }
@@ -695,15 +702,7 @@ fn schemes(c: &Console) -> Vec<String> {
     s
 }
 
-async fn dashboard(
-    State(c): State<Arc<Console>>,
-    Extension(Peer(peer)): Extension<Peer>,
-    headers: HeaderMap,
-) -> Response {
-    let ctx = match signed_in(&c, &headers, peer).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r.into_response(),
-    };
+async fn dashboard(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
     let lang = ctx.lang;
     let mut cards = Vec::new();
     let mut tables = Vec::new();
@@ -729,7 +728,7 @@ async fn dashboard(
                     mutuelle_id: mid.clone(),
                 };
                 let r = match c
-                    .call(&ctx.person, peer, msg, |r| c.settlement.list_periods(r))
+                    .call(&ctx.person, ctx.peer, msg, |r| c.settlement.list_periods(r))
                     .await
                 {
                     Ok(r) => r,
@@ -804,7 +803,7 @@ async fn dashboard(
                             mutuelle_id: m.clone(),
                         };
                         let r = match c
-                            .call(&as_m, peer, msg, |r| c.settlement.list_periods(r))
+                            .call(&as_m, ctx.peer, msg, |r| c.settlement.list_periods(r))
                             .await
                         {
                             Ok(r) => r,
@@ -867,7 +866,7 @@ async fn dashboard(
         }
         UserRole::Operator => {
             let r = match c
-                .call(&ctx.person, peer, admin::ListPartnersRequest {}, |r| {
+                .call(&ctx.person, ctx.peer, admin::ListPartnersRequest {}, |r| {
                     c.admin.list_partners(r)
                 })
                 .await
@@ -1069,16 +1068,7 @@ const STATES: [&str; 6] = [
     "cancelled",
 ];
 
-async fn claims(
-    State(c): State<Arc<Console>>,
-    Extension(Peer(peer)): Extension<Peer>,
-    Query(q): Query<ClaimsQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let ctx = match signed_in(&c, &headers, peer).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r.into_response(),
-    };
+async fn claims(State(c): State<Arc<Console>>, ctx: Ctx, Query(q): Query<ClaimsQuery>) -> Response {
     let lang = ctx.lang;
     let mut dates = [String::new(), String::new()];
     for (i, typed) in [&q.from, &q.to].into_iter().enumerate() {
@@ -1140,7 +1130,7 @@ async fn claims(
         page_token: q.page.clone(),
     };
     let r = match c
-        .call(&ctx.person, peer, msg, |r| c.settlement.list_claims(r))
+        .call(&ctx.person, ctx.peer, msg, |r| c.settlement.list_claims(r))
         .await
     {
         Ok(r) => r,
@@ -1262,22 +1252,17 @@ async fn claims(
 
 async fn claim(
     State(c): State<Arc<Console>>,
-    Extension(Peer(peer)): Extension<Peer>,
+    ctx: Ctx,
     Path((scheme, claim_id)): Path<(String, String)>,
     Query(done): Query<Done>,
-    headers: HeaderMap,
 ) -> Response {
-    let ctx = match signed_in(&c, &headers, peer).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r.into_response(),
-    };
     let lang = ctx.lang;
     let msg = settlement::GetClaimRequest {
         scheme_id: scheme,
         claim_id,
     };
     let d = match c
-        .call(&ctx.person, peer, msg, |r| c.settlement.get_claim(r))
+        .call(&ctx.person, ctx.peer, msg, |r| c.settlement.get_claim(r))
         .await
     {
         Ok(d) => d,
@@ -1377,7 +1362,7 @@ async fn claim(
             claim_id: r.claim_id.clone(),
         };
         let audit = match c
-            .call(&ctx.person, peer, msg, |q| c.admin.get_claim_audit(q))
+            .call(&ctx.person, ctx.peer, msg, |q| c.admin.get_claim_audit(q))
             .await
         {
             Ok(a) => a,
@@ -1436,15 +1421,10 @@ async fn claim(
 /// An operator retries a waiting claim now (AdminService.RetryClaim).
 async fn claim_retry(
     State(c): State<Arc<Console>>,
-    Extension(Peer(peer)): Extension<Peer>,
+    ctx: Ctx,
     Path((scheme, claim_id)): Path<(String, String)>,
-    headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let ctx = match signed_in(&c, &headers, peer).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r.into_response(),
-    };
     if let Err(r) = check_csrf(&c, &ctx, &f.csrf).await {
         return r.into_response();
     }
@@ -1453,7 +1433,7 @@ async fn claim_retry(
         claim_id: claim_id.clone(),
     };
     match c
-        .call(&ctx.person, peer, msg, |q| c.admin.retry_claim(q))
+        .call(&ctx.person, ctx.peer, msg, |q| c.admin.retry_claim(q))
         .await
     {
         Ok(_) => Reply::Redirect(
@@ -1475,14 +1455,9 @@ struct MembersQuery {
 
 async fn members(
     State(c): State<Arc<Console>>,
-    Extension(Peer(peer)): Extension<Peer>,
+    ctx: Ctx,
     Query(q): Query<MembersQuery>,
-    headers: HeaderMap,
 ) -> Response {
-    let ctx = match signed_in(&c, &headers, peer).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r.into_response(),
-    };
     let lang = ctx.lang;
     let Some(mid) = ctx.person.mutuelle().map(str::to_string) else {
         return ctx.forbidden().into_response();
@@ -1506,7 +1481,7 @@ async fn members(
             member_number: number.to_string(),
         };
         match c
-            .call(&ctx.person, peer, msg, |r| c.roster.get_member(r))
+            .call(&ctx.person, ctx.peer, msg, |r| c.roster.get_member(r))
             .await
         {
             Ok(m) => {
@@ -1567,15 +1542,7 @@ const ROSTER_DATES: [&str; 3] = ["paid_until", "product_start", "product_end"];
 /// The roster upload: a CSV (UTF-8 or Windows-1252, `;` or `,`) or an XLSX
 /// file, read as `passerelle roster import` reads it, checked by a dry run
 /// of the broker's own ImportRoster, then applied.
-async fn roster_page(
-    State(c): State<Arc<Console>>,
-    Extension(Peer(peer)): Extension<Peer>,
-    headers: HeaderMap,
-) -> Response {
-    let ctx = match signed_in(&c, &headers, peer).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r.into_response(),
-    };
+async fn roster_page(ctx: Ctx) -> Response {
     if ctx.person.mutuelle().is_none() {
         return ctx.forbidden().into_response();
     }
@@ -1682,14 +1649,9 @@ fn problem_text(lang: Lang, p: &passerelle_files::roster_csv::Problem) -> String
 /// broker's ImportRoster (dry run or not) as the person.
 async fn roster_post(
     State(c): State<Arc<Console>>,
-    Extension(Peer(peer)): Extension<Peer>,
-    headers: HeaderMap,
+    ctx: Ctx,
     multipart: axum::extract::Multipart,
 ) -> Response {
-    let ctx = match signed_in(&c, &headers, peer).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r.into_response(),
-    };
     let lang = ctx.lang;
     let Some(mid) = ctx.person.mutuelle().map(str::to_string) else {
         return ctx.forbidden().into_response();
@@ -1775,17 +1737,12 @@ async fn roster_post(
     // The broker's own import, by batches as a gRPC client sends them.
     // Members whose rows are wrong are kept as they are, not ended, so that
     // the differences shown are those of the file once corrected.
-    let mut keep: Vec<String> = file
-        .bad
-        .iter()
-        .filter_map(|b| b.member_number.clone())
-        .collect();
-    keep.sort();
-    keep.dedup();
+    let (keep, unknown_member) = file.kept_on_import();
     let header = roster::ImportRosterHeader {
         mutuelle_id: mid.clone(),
         dry_run: !apply,
         keep_member_numbers: keep,
+        no_end_dating: unknown_member,
         ..Default::default()
     };
     let mut messages = Vec::new();
@@ -1800,7 +1757,7 @@ async fn roster_post(
     }
     let incoming = crate::api::call::Incoming {
         auth: crate::identity::Auth::Caller(ctx.person.caller()),
-        peer: Some(peer),
+        peer: Some(ctx.peer),
         msg: header,
         audited: None,
         trace: None,
@@ -1917,15 +1874,7 @@ fn pairs(c: &Console, ctx: &Ctx) -> Vec<(String, String)> {
     }
 }
 
-async fn periods(
-    State(c): State<Arc<Console>>,
-    Extension(Peer(peer)): Extension<Peer>,
-    headers: HeaderMap,
-) -> Response {
-    let ctx = match signed_in(&c, &headers, peer).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r.into_response(),
-    };
+async fn periods(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
     let lang = ctx.lang;
     if ctx.person.user.role == UserRole::Operator {
         return ctx.forbidden().into_response();
@@ -1937,7 +1886,7 @@ async fn periods(
             mutuelle_id: m.clone(),
         };
         let r = match c
-            .call(&ctx.person, peer, msg, |r| c.settlement.list_periods(r))
+            .call(&ctx.person, ctx.peer, msg, |r| c.settlement.list_periods(r))
             .await
         {
             Ok(r) => r,
@@ -2018,15 +1967,10 @@ struct PageQuery {
 
 async fn statement(
     State(c): State<Arc<Console>>,
-    Extension(Peer(peer)): Extension<Peer>,
+    ctx: Ctx,
     Path((scheme, mutuelle, number)): Path<(String, String, u32)>,
     Query(q): Query<PageQuery>,
-    headers: HeaderMap,
 ) -> Response {
-    let ctx = match signed_in(&c, &headers, peer).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r.into_response(),
-    };
     let lang = ctx.lang;
     let msg = settlement::GetStatementRequest {
         scheme_id: scheme.clone(),
@@ -2036,7 +1980,9 @@ async fn statement(
         page_token: q.page.clone(),
     };
     let s = match c
-        .call(&ctx.person, peer, msg, |r| c.settlement.get_statement(r))
+        .call(&ctx.person, ctx.peer, msg, |r| {
+            c.settlement.get_statement(r)
+        })
         .await
     {
         Ok(s) => s,
@@ -2332,14 +2278,9 @@ fn attachment(content_type: &'static str, name: String, body: Vec<u8>) -> Respon
 /// with an apostrophe (formula injection).
 async fn statement_csv(
     State(c): State<Arc<Console>>,
-    Extension(Peer(peer)): Extension<Peer>,
+    ctx: Ctx,
     Path((scheme, mutuelle, number)): Path<(String, String, u32)>,
-    headers: HeaderMap,
 ) -> Response {
-    let ctx = match signed_in(&c, &headers, peer).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r.into_response(),
-    };
     let lang = ctx.lang;
     let (lines, number_read) = match export_lines(&c, &ctx, &scheme, &mutuelle, number).await {
         Ok(x) => x,
@@ -2385,14 +2326,9 @@ async fn statement_csv(
 /// formula), a totals row.
 async fn statement_xlsx(
     State(c): State<Arc<Console>>,
-    Extension(Peer(peer)): Extension<Peer>,
+    ctx: Ctx,
     Path((scheme, mutuelle, number)): Path<(String, String, u32)>,
-    headers: HeaderMap,
 ) -> Response {
-    let ctx = match signed_in(&c, &headers, peer).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r.into_response(),
-    };
     let lang = ctx.lang;
     let (lines, number_read) = match export_lines(&c, &ctx, &scheme, &mutuelle, number).await {
         Ok(x) => x,
@@ -2566,19 +2502,10 @@ fn partners_table(ctx: &Ctx, r: &admin::ListPartnersResponse, actions: bool) -> 
     t
 }
 
-async fn partners(
-    State(c): State<Arc<Console>>,
-    Extension(Peer(peer)): Extension<Peer>,
-    Query(done): Query<Done>,
-    headers: HeaderMap,
-) -> Response {
-    let ctx = match signed_in(&c, &headers, peer).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r.into_response(),
-    };
+async fn partners(State(c): State<Arc<Console>>, ctx: Ctx, Query(done): Query<Done>) -> Response {
     let lang = ctx.lang;
     let r = match c
-        .call(&ctx.person, peer, admin::ListPartnersRequest {}, |r| {
+        .call(&ctx.person, ctx.peer, admin::ListPartnersRequest {}, |r| {
             c.admin.list_partners(r)
         })
         .await
@@ -2616,15 +2543,10 @@ async fn partners(
 
 async fn partner_action(
     State(c): State<Arc<Console>>,
-    Extension(Peer(peer)): Extension<Peer>,
+    ctx: Ctx,
     Path((id, action)): Path<(String, String)>,
-    headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let ctx = match signed_in(&c, &headers, peer).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r.into_response(),
-    };
     if let Err(r) = check_csrf(&c, &ctx, &f.csrf).await {
         return r.into_response();
     }
@@ -2632,7 +2554,7 @@ async fn partner_action(
         "pause" => c
             .call(
                 &ctx.person,
-                peer,
+                ctx.peer,
                 admin::PausePartnerRequest { mutuelle_id: id },
                 |r| c.admin.pause_partner(r),
             )
@@ -2641,7 +2563,7 @@ async fn partner_action(
         "resume" => c
             .call(
                 &ctx.person,
-                peer,
+                ctx.peer,
                 admin::ResumePartnerRequest { mutuelle_id: id },
                 |r| c.admin.resume_partner(r),
             )
@@ -2670,16 +2592,7 @@ async fn partner_action(
     }
 }
 
-async fn users(
-    State(c): State<Arc<Console>>,
-    Extension(Peer(peer)): Extension<Peer>,
-    Query(done): Query<Done>,
-    headers: HeaderMap,
-) -> Response {
-    let ctx = match signed_in(&c, &headers, peer).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r.into_response(),
-    };
+async fn users(State(c): State<Arc<Console>>, ctx: Ctx, Query(done): Query<Done>) -> Response {
     if ctx.person.user.role != UserRole::Operator {
         return forbidden_audited(&c, &ctx, "users").await.into_response();
     }
@@ -2806,16 +2719,7 @@ struct UserForm {
 
 /// An operator adds an account: its temporary password (and an operator's
 /// TOTP secret) are shown once.
-async fn user_add(
-    State(c): State<Arc<Console>>,
-    Extension(Peer(peer)): Extension<Peer>,
-    headers: HeaderMap,
-    Form(f): Form<UserForm>,
-) -> Response {
-    let ctx = match signed_in(&c, &headers, peer).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r.into_response(),
-    };
+async fn user_add(State(c): State<Arc<Console>>, ctx: Ctx, Form(f): Form<UserForm>) -> Response {
     if let Err(r) = check_csrf(&c, &ctx, &f.csrf).await {
         return r.into_response();
     }
@@ -2835,7 +2739,7 @@ async fn user_add(
             .into_response();
     };
     let password = random_token()[..16].to_string();
-    let by = format!("{}@{}", ctx.person.caller().display(), peer.ip());
+    let by = format!("{}@{}", ctx.person.caller().display(), ctx.peer.ip());
     let new = crate::service::users::NewUser {
         login: f.login.trim().to_lowercase(),
         display_name: f.name,
@@ -2898,15 +2802,10 @@ async fn user_add(
 /// sessions).
 async fn user_state(
     State(c): State<Arc<Console>>,
-    Extension(Peer(peer)): Extension<Peer>,
+    ctx: Ctx,
     Path((login, action)): Path<(String, String)>,
-    headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let ctx = match signed_in(&c, &headers, peer).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r.into_response(),
-    };
     if let Err(r) = check_csrf(&c, &ctx, &f.csrf).await {
         return r.into_response();
     }
@@ -2922,7 +2821,7 @@ async fn user_state(
                 .into_response();
         }
     };
-    let by = format!("{}@{}", ctx.person.caller().display(), peer.ip());
+    let by = format!("{}@{}", ctx.person.caller().display(), ctx.peer.ip());
     match c
         .broker
         .change_user(&login, None, false, Some(disabled), &by)
@@ -2963,22 +2862,17 @@ async fn forbidden_audited(c: &Console, ctx: &Ctx, what: &str) -> Reply {
 
 async fn revoke(
     State(c): State<Arc<Console>>,
-    Extension(Peer(peer)): Extension<Peer>,
+    ctx: Ctx,
     Path(login): Path<String>,
-    headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let ctx = match signed_in(&c, &headers, peer).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r.into_response(),
-    };
     if let Err(r) = check_csrf(&c, &ctx, &f.csrf).await {
         return r.into_response();
     }
     if ctx.person.user.role != UserRole::Operator {
         return forbidden_audited(&c, &ctx, "users").await.into_response();
     }
-    let by = format!("{}@{}", ctx.person.caller().display(), peer.ip());
+    let by = format!("{}@{}", ctx.person.caller().display(), ctx.peer.ip());
     match c.broker.revoke_sessions(&login, &by).await {
         Ok(_) => Reply::Redirect("/users?done=revoked".into(), Vec::new()).into_response(),
         Err(e) => ctx

@@ -27,14 +27,7 @@ pub(super) async fn roster_import(
             f.bad.len()
         )));
     }
-    let mut keep: Vec<String> = f
-        .bad
-        .iter()
-        .filter_map(|b| b.member_number.clone())
-        .collect();
-    keep.sort();
-    keep.dedup();
-    let unknown_member = f.bad.iter().any(|b| b.member_number.is_none());
+    let (mut keep, unknown_member) = f.kept_on_import();
     if unknown_member && !no_end_dating {
         eprintln!(
             "warning: a skipped row has no member number: no member is end-dated by this import"
