@@ -54,6 +54,49 @@ async fn ok(h: &Harness, args: &[&str]) -> Out {
     o
 }
 
+/// Approves what a command proposed (its `--json` answer) with the
+/// mutuelle's identity, and returns the proposal as it ends.
+async fn approve(h: &Harness, proposed: &Value) -> Value {
+    assert_eq!(proposed["state"], "PROPOSAL_STATE_PENDING", "{proposed}");
+    let id = n(&proposed["id"]).to_string();
+    let hash = proposed["hash"].as_str().unwrap();
+    let mutuelle = proposed["mutuelleId"].as_str().unwrap();
+    ok(
+        h,
+        &[
+            "--json",
+            "approvals",
+            "approve",
+            &id,
+            "--hash",
+            hash,
+            "--partner",
+            mutuelle,
+        ],
+    )
+    .await
+    .json()
+}
+
+/// The periods of CNSS x MUT-R, newest first.
+async fn periods(h: &Harness) -> Vec<Value> {
+    let list = ok(
+        h,
+        &[
+            "--json",
+            "period",
+            "list",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+        ],
+    )
+    .await
+    .json();
+    list["periods"].as_array().unwrap().clone()
+}
+
 fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
@@ -479,9 +522,43 @@ category = "consultation"
 tm_rate_bp = 10000
 "#;
     let f = write(dir.path(), "p.toml", v2);
-    let out = ok(&h, &["--json", "products", "import", &f]).await.json();
-    assert_eq!(out["results"][0], "inserted");
-    assert_eq!(out["products"][0]["productId"], "BASE");
+    // Publishing needs a second person: the import records a proposal,
+    // nothing is stored until it is approved.
+    let proposed = ok(&h, &["--json", "products", "import", &f]).await.json();
+    let before = ok(&h, &["--json", "products", "list", "--partner", "MUT-R"])
+        .await
+        .json();
+    assert_eq!(before["products"].as_array().unwrap().len(), 1);
+    let listed = ok(&h, &["approvals", "list", "--partner", "MUT-R"])
+        .await
+        .stdout;
+    assert!(
+        listed.contains("publish product versions") && listed.contains("waiting for approval"),
+        "{listed}"
+    );
+    // A wrong hash approves nothing.
+    let o = cli(
+        &h,
+        &[
+            "approvals",
+            "approve",
+            &n(&proposed["id"]).to_string(),
+            "--hash",
+            &"0".repeat(64),
+            "--partner",
+            "MUT-R",
+        ],
+    )
+    .await;
+    assert!(o.code == 1 && o.stderr.contains("hash"), "{}", o.stderr);
+    let done = approve(&h, &proposed).await;
+    assert_eq!(done["state"], "PROPOSAL_STATE_APPLIED", "{done}");
+    assert_eq!(done["kind"], "PROPOSAL_KIND_PUBLISH_PRODUCTS");
+    assert!(
+        done["body"].as_str().unwrap().contains("Base 2027"),
+        "{done}"
+    );
+    // The same versions again: nothing to approve.
     assert_eq!(
         ok(&h, &["--json", "products", "import", &f]).await.json()["results"][0],
         "unchanged"
@@ -513,9 +590,35 @@ tm_rate_bp = 10000
         &v2.replace("version = 2", "version = 1")
             .replace("2027-01-01", "2025-01-01"),
     );
-    let o = cli(&h, &["products", "import", &changed_v1]).await;
+    // Proposed, then refused when approved: the proposal ends failed.
+    let proposed = ok(&h, &["--json", "products", "import", &changed_v1])
+        .await
+        .json();
+    let o = cli(
+        &h,
+        &[
+            "approvals",
+            "approve",
+            &n(&proposed["id"]).to_string(),
+            "--hash",
+            proposed["hash"].as_str().unwrap(),
+            "--partner",
+            "MUT-R",
+        ],
+    )
+    .await;
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("PRODUCT_IN_USE"), "{}", o.stderr);
+    let all = ok(
+        &h,
+        &["--json", "approvals", "list", "--partner", "MUT-R", "--all"],
+    )
+    .await
+    .json();
+    assert_eq!(
+        all["proposals"][0]["state"], "PROPOSAL_STATE_FAILED",
+        "{all}"
+    );
     // A grpc partner keeps its own products.
     let o = cli(
         &h,
@@ -598,7 +701,7 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     assert_eq!(open["periods"][0]["state"], "PERIOD_STATE_OPEN");
     assert_eq!(open["periods"][0]["claimCount"], 3);
 
-    let closed = ok(
+    let proposed = ok(
         &h,
         &[
             "--json",
@@ -612,7 +715,15 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     )
     .await
     .json();
-    let p1 = &closed["periods"][0];
+    // Still open until another person approves.
+    assert_eq!(periods(&h).await[0]["state"], "PERIOD_STATE_OPEN");
+    let done = approve(&h, &proposed).await;
+    assert_eq!(
+        (done["state"].as_str(), done["outcome"].as_str()),
+        (Some("PROPOSAL_STATE_APPLIED"), Some("period 1 closed"))
+    );
+    let all = periods(&h).await;
+    let p1 = all.iter().find(|p| p["number"] == 1).unwrap();
     assert_eq!(
         (p1["number"].as_u64(), p1["state"].as_str()),
         (Some(1), Some("PERIOD_STATE_CLOSED"))
@@ -723,23 +834,22 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
         "{shown}"
     );
 
-    let settled = ok(
-        &h,
-        &[
-            "--json",
-            "period",
-            "settle",
-            "--scheme",
-            "CNSS",
-            "--partner",
-            "MUT-R",
-            "1",
-            "--reference",
-            "VIR-001",
-        ],
-    )
-    .await
-    .json();
+    let settle = [
+        "--json",
+        "period",
+        "settle",
+        "--scheme",
+        "CNSS",
+        "--partner",
+        "MUT-R",
+        "1",
+        "--reference",
+        "VIR-001",
+    ];
+    let proposed = ok(&h, &settle).await.json();
+    approve(&h, &proposed).await;
+    // Settling again with the same reference answers at once.
+    let settled = ok(&h, &settle).await.json();
     assert_eq!(settled["periods"][0]["state"], "PERIOD_STATE_SETTLED");
 
     // A cancel after settlement: a recovery (indu) in the next period.
@@ -786,7 +896,7 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     .await
     .stdout;
     assert_eq!(out, again);
-    let p2 = ok(
+    let proposed = ok(
         &h,
         &[
             "--json",
@@ -800,7 +910,9 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     )
     .await
     .json();
-    let p2 = &p2["periods"][0];
+    approve(&h, &proposed).await;
+    let all = periods(&h).await;
+    let p2 = all.iter().find(|p| p["number"] == 2).unwrap();
     assert_eq!(n(&p2["recoveries"]), s1_m);
     assert_eq!(n(&p2["netDue"]), s4_m - s1_m);
     let rows = csv_rows(

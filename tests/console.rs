@@ -473,29 +473,153 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
         .collect();
     assert_eq!(figures, ["23600", "6400", "1600", "15600"]);
 
-    // The period closed and paid, then the claim cancelled: the next
+    // The period closed and paid, each by one manager and approved by
+    // another (maker-checker), then the claim cancelled: the next
     // statement carries the recovery (indu), on the page and in the CSV,
     // whose M column sums to the net due.
-    for args in [
-        &[
-            "period",
-            "close",
-            "--scheme",
-            "CNSS",
-            "--partner",
-            "MUT-SOLIDARITE",
-        ][..],
-        &[
-            "period",
-            "settle",
-            "--scheme",
-            "CNSS",
-            "--partner",
-            "MUT-SOLIDARITE",
-            "1",
-            "--reference",
-            "VIR-2026-12",
-        ],
+    let gestion = browser(&driver, &tmp.path().join("profile-gestion"), 1280, 900).await;
+    sign_in(&gestion, &console, "gestion", "demo-passerelle", "").await;
+    let controle = browser(&driver, &tmp.path().join("profile-controle"), 1280, 900).await;
+    sign_in(&controle, &console, "controle", "demo-passerelle", "").await;
+    // A clerk sees no proposal form.
+    c.goto(&format!("{console}/periods")).await.unwrap();
+    assert!(
+        c.find(Locator::Css("form[action^='/proposals/']"))
+            .await
+            .is_err(),
+        "a clerk proposes nothing"
+    );
+    gestion.goto(&format!("{console}/periods")).await.unwrap();
+    click(
+        &gestion,
+        Locator::Css("form[action='/proposals/close/CNSS/MUT-SOLIDARITE'] button"),
+    )
+    .await;
+    let body = text(&gestion).await;
+    assert!(
+        body.contains("Proposition enregistrée")
+            && body
+                .contains("Clôturer la période en cours de CNSS – MUT-SOLIDARITE : 1 demande(s)"),
+        "{body}"
+    );
+    // Its author cannot approve it, and nothing is closed yet.
+    assert!(body.contains("Vous avez fait cette proposition"), "{body}");
+    assert!(
+        gestion
+            .find(Locator::Css("form[action$='/approve']"))
+            .await
+            .is_err(),
+        "no approve button for its author"
+    );
+    shot(&gestion, "18-proposition").await;
+    controle.goto(&format!("{console}/periods")).await.unwrap();
+    assert!(text(&controle).await.contains("en cours"));
+    // Another manager approves: the period is closed.
+    controle
+        .goto(&format!("{console}/approvals"))
+        .await
+        .unwrap();
+    shot(&controle, "19-approbation").await;
+    click(&controle, Locator::Css("form[action$='/approve'] button")).await;
+    let body = text(&controle).await;
+    assert!(
+        body.contains("Proposition approuvée et appliquée")
+            && body.contains("period 1 closed")
+            && body.contains("gestion")
+            && body.contains("controle"),
+        "{body}"
+    );
+    // The settlement: proposed by controle, approved by gestion.
+    controle.goto(&format!("{console}/periods")).await.unwrap();
+    controle
+        .find(Locator::Css(
+            "form[action='/proposals/settle/CNSS/MUT-SOLIDARITE/1'] input[name=reference]",
+        ))
+        .await
+        .unwrap()
+        .send_keys("VIR-2026-12")
+        .await
+        .unwrap();
+    click(
+        &controle,
+        Locator::Css("form[action='/proposals/settle/CNSS/MUT-SOLIDARITE/1'] button"),
+    )
+    .await;
+    gestion.goto(&format!("{console}/approvals")).await.unwrap();
+    assert!(
+        text(&gestion)
+            .await
+            .contains("référence VIR-2026-12, net dû 1 600 XOF")
+    );
+    click(&gestion, Locator::Css("form[action$='/approve'] button")).await;
+    assert!(text(&gestion).await.contains("period 1 settled"));
+    gestion.goto(&format!("{console}/periods")).await.unwrap();
+    let body = text(&gestion).await;
+    assert!(
+        body.contains("réglée") && body.contains("VIR-2026-12"),
+        "{body}"
+    );
+    // Products in words; a new version proposed by one manager, applied
+    // once the other approves it.
+    gestion.goto(&format!("{console}/products")).await.unwrap();
+    let body = text(&gestion).await;
+    assert!(
+        body.contains("SOLIDARITE-ESSENTIEL version 1") && body.contains("du ticket modérateur"),
+        "{body}"
+    );
+    shot(&gestion, "20-produits").await;
+    click(
+        &gestion,
+        Locator::Css("a[href='/products/SOLIDARITE-ESSENTIEL/new']"),
+    )
+    .await;
+    gestion
+        .find(Locator::Css("input[name=valid_from]"))
+        .await
+        .unwrap()
+        .send_keys("01/01/2027")
+        .await
+        .unwrap();
+    gestion
+        .execute(
+            "document.querySelector('input[name=rate_0]').value = '';",
+            vec![],
+        )
+        .await
+        .unwrap();
+    gestion
+        .find(Locator::Css("input[name=rate_0]"))
+        .await
+        .unwrap()
+        .send_keys("90,5")
+        .await
+        .unwrap();
+    shot(&gestion, "21-nouvelle-version").await;
+    click(&gestion, Locator::Css("form.stack button")).await;
+    let body = text(&gestion).await;
+    assert!(
+        body.contains("Proposition enregistrée")
+            && body.contains("SOLIDARITE-ESSENTIEL version 2")
+            && body.contains("applicable à partir du 01/01/2027"),
+        "{body}"
+    );
+    controle
+        .goto(&format!("{console}/approvals"))
+        .await
+        .unwrap();
+    click(&controle, Locator::Css("form[action$='/approve'] button")).await;
+    controle.goto(&format!("{console}/products")).await.unwrap();
+    let body = text(&controle).await;
+    assert!(
+        body.contains("SOLIDARITE-ESSENTIEL version 2")
+            && body.contains("90,5 % du ticket modérateur"),
+        "{body}"
+    );
+    gestion.close().await.unwrap();
+    controle.close().await.unwrap();
+    cli(
+        &dev,
+        &data,
         &[
             "claim",
             "cancel",
@@ -505,9 +629,7 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
             "--reason",
             "erreur de saisie",
         ],
-    ] {
-        cli(&dev, &data, args);
-    }
+    );
     c.goto(&format!("{console}/periods/CNSS/MUT-SOLIDARITE/0"))
         .await
         .unwrap();

@@ -52,6 +52,10 @@ pub struct Caller {
     /// The person, when the call comes from the console (a signed-in
     /// user acting as this identity); `None` for a certificate.
     pub user: Option<String>,
+    /// A mutuelle's clerk signed in to the console: reads, and works on
+    /// members, but neither proposes nor approves a change that needs two
+    /// people (`service::approvals`). `false` for a certificate.
+    pub clerk: bool,
 }
 
 impl Caller {
@@ -109,6 +113,7 @@ impl Directory {
             role,
             id,
             user: None,
+            clerk: false,
         })
     }
 

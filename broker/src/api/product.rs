@@ -11,7 +11,9 @@ use tonic::{Request, Response, Status};
 
 use super::call::serve;
 use super::parse::Violations;
-use crate::service::Broker;
+use crate::identity::Auth;
+use crate::service::approvals::Proposed;
+use crate::service::{Broker, ServiceError};
 use crate::store::PutProduct;
 
 /// Most products in one PutProducts call.
@@ -31,10 +33,12 @@ impl ProductApi {
 // audited under the first one's.
 call!(pb::PutProductsRequest, "PutProducts", "mutuelle",
     |m| claimed: m.products.first().map_or("", |p| p.mutuelle_id.as_str()),
-    scope(auth, dir) -> (): m
-        .products
-        .iter()
-        .try_for_each(|p| super::auth::mutuelle_scope(auth, &p.mutuelle_id).map(|_| ())),
+    scope(auth, dir) -> Auth: {
+        m.products
+            .iter()
+            .try_for_each(|p| super::auth::mutuelle_scope(auth, &p.mutuelle_id).map(|_| ()))?;
+        Ok(auth.clone())
+    },
     subject: format!("{}/products", m.claimed()));
 mutuelle_call!(pb::ListProductsRequest, "ListProducts", |m| format!(
     "{}/products",
@@ -47,7 +51,7 @@ impl ProductService for ProductApi {
         &self,
         request: Request<pb::PutProductsRequest>,
     ) -> Result<Response<pb::PutProductsResponse>, Status> {
-        serve(&self.broker, request, |msg, ()| async move {
+        serve(&self.broker, request, |msg, auth| async move {
             let mut v = Violations::new();
             if msg.products.is_empty() || msg.products.len() > MAX_PRODUCTS {
                 v.add("products", format!("give 1 to {MAX_PRODUCTS} products"));
@@ -80,8 +84,20 @@ impl ProductService for ProductApi {
                 }
                 products.push(p);
             }
+            if let Some(i) = products
+                .iter()
+                .position(|p| p.mutuelle_id != products[0].mutuelle_id)
+            {
+                v.add(
+                    format!("products[{i}].mutuelle_id"),
+                    "one mutuelle per call: each mutuelle approves its own products",
+                );
+            }
             v.finish(())?;
-            let results = self.broker.put_products(&products).await?;
+            let results = match self.broker.propose_products(&auth, products).await? {
+                Proposed::Done(r) => r,
+                Proposed::Waiting(p) => return Err(ServiceError::approval_required(&p)),
+            };
             Ok(pb::PutProductsResponse {
                 results: results
                     .into_iter()

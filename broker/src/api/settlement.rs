@@ -12,8 +12,10 @@ use super::auth::{mutuelle_scope, pair_scope, scheme_scope};
 use super::call::serve;
 use super::parse::Violations;
 use crate::identity::{Auth, Role};
+use crate::service::approvals::Proposed;
 use crate::service::settlement::MAX_PAGE_LINES;
 use crate::service::{Broker, ServiceError};
+use crate::store::approvals::{Proposal, ProposalState};
 use crate::store::{
     ClaimFilter, ClaimPage, LineKey, PeriodRecord, PeriodState, StatementData, StatementPage,
     Totals,
@@ -365,8 +367,78 @@ call!(pb::GetClaimRequest, "GetClaim", "party",
     subject: format!("{}/{}", m.scheme_id, m.claim_id));
 
 pair_call!(pb::ListPeriodsRequest, "ListPeriods", "periods");
-pair_call!(pb::ClosePeriodRequest, "ClosePeriod", "periods");
-pair_call!(pb::MarkSettledRequest, "MarkSettled", "periods");
+/// [`pair_call!`] for a change that needs two people: the body also gets
+/// who asks (the proposer, `service::approvals`).
+macro_rules! proposal_call {
+    ($t:ty, $method:literal) => {
+        call!($t, $method, "party",
+            |m| claimed: claimed(&m.scheme_id, &m.mutuelle_id),
+            scope(auth, dir) -> (String, String, Auth): {
+                let (s, m) = pair_scope(auth, dir, &m.scheme_id, &m.mutuelle_id)?;
+                Ok((s, m, auth.clone()))
+            },
+            subject: format!("{}/{}/periods", m.scheme_id, m.mutuelle_id));
+    };
+}
+
+proposal_call!(pb::ClosePeriodRequest, "ClosePeriod");
+proposal_call!(pb::MarkSettledRequest, "MarkSettled");
+
+// A proposal's scope (its mutuelle) is known once it is read: the service
+// checks who may read or decide it.
+macro_rules! decision_call {
+    ($t:ty, $method:literal) => {
+        call!($t, $method, "party",
+            |m| claimed: "-",
+            scope(auth, _dir) -> Auth: match auth {
+                Auth::Missing => Err(ServiceError::PermissionDenied("the call was not authenticated".into())),
+                _ => Ok(auth.clone()),
+            },
+            subject: format!("proposals/{}", m.id));
+    };
+}
+
+decision_call!(pb::ApproveProposalRequest, "ApproveProposal");
+decision_call!(pb::RejectProposalRequest, "RejectProposal");
+mutuelle_call!(pb::ListProposalsRequest, "ListProposals", |m| format!(
+    "{}/proposals",
+    m.mutuelle_id
+));
+
+/// A proposal on the wire.
+pub fn proposal_to_pb(p: &Proposal) -> pb::Proposal {
+    let kind = match p.kind.as_str() {
+        "close_period" => pb::ProposalKind::ClosePeriod,
+        "settle_period" => pb::ProposalKind::SettlePeriod,
+        "publish_products" => pb::ProposalKind::PublishProducts,
+        _ => pb::ProposalKind::Unspecified,
+    };
+    let state = match p.state {
+        ProposalState::Pending => pb::ProposalState::Pending,
+        ProposalState::Approved => pb::ProposalState::Approved,
+        ProposalState::Applied => pb::ProposalState::Applied,
+        ProposalState::Failed => pb::ProposalState::Failed,
+        ProposalState::Rejected => pb::ProposalState::Rejected,
+        ProposalState::Expired => pb::ProposalState::Expired,
+    };
+    pb::Proposal {
+        id: p.id,
+        mutuelle_id: p.mutuelle_id.clone(),
+        scheme_id: p.scheme_id.clone(),
+        kind: kind as i32,
+        body: p.body.clone(),
+        hash: p.hash.clone(),
+        proposed_by: p.proposed_by.clone(),
+        proposed_at_ms: p.proposed_ms,
+        state: state as i32,
+        decided_by: p.decided_by.clone(),
+        decided_at_ms: p.decided_ms,
+        outcome: p.outcome.clone(),
+    }
+}
+
+/// Most characters of a rejection's reason.
+pub const MAX_REASON: usize = 500;
 pair_call!(pb::GetStatementRequest, "GetStatement", "statement");
 
 #[tonic::async_trait]
@@ -436,10 +508,13 @@ impl SettlementService for SettlementApi {
         serve(
             &self.broker,
             request,
-            |_, (scheme_id, mutuelle_id)| async move {
+            |_, (scheme_id, mutuelle_id, auth)| async move {
                 self.check_pair(&scheme_id, &mutuelle_id).finish(())?;
-                let p = self.broker.close_period(&scheme_id, &mutuelle_id).await?;
-                Ok(period_to_pb(&p, &self.broker.currency_of(&scheme_id)))
+                let p = self
+                    .broker
+                    .propose_close(&auth, &scheme_id, &mutuelle_id)
+                    .await?;
+                Err::<pb::Period, _>(ServiceError::approval_required(&p))
             },
         )
         .await
@@ -452,20 +527,83 @@ impl SettlementService for SettlementApi {
         serve(
             &self.broker,
             request,
-            |msg, (scheme_id, mutuelle_id)| async move {
+            |msg, (scheme_id, mutuelle_id, auth)| async move {
                 let mut v = self.check_pair(&scheme_id, &mutuelle_id);
                 v.id("reference", &msg.reference);
                 if msg.number == 0 {
                     v.add("number", "must be the number of a closed period");
                 }
                 v.finish(())?;
-                let p = self
+                match self
                     .broker
-                    .settle_period(&scheme_id, &mutuelle_id, msg.number, &msg.reference)
-                    .await?;
-                Ok(period_to_pb(&p, &self.broker.currency_of(&scheme_id)))
+                    .propose_settle(&auth, &scheme_id, &mutuelle_id, msg.number, &msg.reference)
+                    .await?
+                {
+                    Proposed::Done(p) => Ok(period_to_pb(&p, &self.broker.currency_of(&scheme_id))),
+                    Proposed::Waiting(p) => Err(ServiceError::approval_required(&p)),
+                }
             },
         )
+        .await
+    }
+
+    async fn list_proposals(
+        &self,
+        request: Request<pb::ListProposalsRequest>,
+    ) -> Result<Response<pb::ListProposalsResponse>, Status> {
+        serve(&self.broker, request, |msg, ()| async move {
+            let mut v = Violations::new();
+            v.id("mutuelle_id", &msg.mutuelle_id);
+            v.finish(())?;
+            let list = self
+                .broker
+                .proposals(std::slice::from_ref(&msg.mutuelle_id), msg.pending_only)
+                .await?;
+            Ok(pb::ListProposalsResponse {
+                proposals: list.iter().map(proposal_to_pb).collect(),
+            })
+        })
+        .await
+    }
+
+    async fn approve_proposal(
+        &self,
+        request: Request<pb::ApproveProposalRequest>,
+    ) -> Result<Response<pb::Proposal>, Status> {
+        serve(&self.broker, request, |msg, auth| async move {
+            let mut v = Violations::new();
+            if msg.id <= 0 {
+                v.add("id", "must be a proposal's id");
+            }
+            if msg.hash.len() != 64 || !msg.hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                v.add(
+                    "hash",
+                    "must be the proposal's SHA-256, 64 hexadecimal digits",
+                );
+            }
+            v.finish(())?;
+            let p = self.broker.approve(&auth, msg.id, &msg.hash).await?;
+            Ok(proposal_to_pb(&p))
+        })
+        .await
+    }
+
+    async fn reject_proposal(
+        &self,
+        request: Request<pb::RejectProposalRequest>,
+    ) -> Result<Response<pb::Proposal>, Status> {
+        serve(&self.broker, request, |msg, auth| async move {
+            let mut v = Violations::new();
+            if msg.id <= 0 {
+                v.add("id", "must be a proposal's id");
+            }
+            if msg.reason.chars().count() > MAX_REASON {
+                v.add("reason", format!("at most {MAX_REASON} characters"));
+            }
+            v.finish(())?;
+            let p = self.broker.reject(&auth, msg.id, &msg.reason).await?;
+            Ok(proposal_to_pb(&p))
+        })
         .await
     }
 

@@ -104,6 +104,24 @@ impl From<ServiceError> for Status {
             ServiceError::PermissionDenied(m) => {
                 info(Code::PermissionDenied, m, "PERMISSION_DENIED")
             }
+            ServiceError::ApprovalRequired {
+                id,
+                hash,
+                mutuelle_id,
+            } => {
+                let message = ServiceError::ApprovalRequired {
+                    id,
+                    hash: hash.clone(),
+                    mutuelle_id,
+                }
+                .to_string();
+                let meta = HashMap::from([
+                    ("proposal_id".to_string(), id.to_string()),
+                    ("proposal_hash".to_string(), hash),
+                ]);
+                let details = ErrorDetails::with_error_info("APPROVAL_REQUIRED", DOMAIN, meta);
+                Status::with_error_details(Code::FailedPrecondition, message, details)
+            }
             ServiceError::Overloaded(m) => info(Code::ResourceExhausted, m, "OVERLOADED"),
             ServiceError::CoverageConflict(m) => {
                 info(Code::FailedPrecondition, m, "COVERAGE_CONFLICT")

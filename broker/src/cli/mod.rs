@@ -172,14 +172,16 @@ pub enum PeriodCmd {
         #[arg(long)]
         partner: String,
     },
-    /// Close the open period into a statement.
+    /// Propose closing the open period into a statement (another person
+    /// approves: `approvals`).
     Close {
         #[arg(long)]
         scheme: String,
         #[arg(long)]
         partner: String,
     },
-    /// Record that a closed period was paid.
+    /// Propose recording that a closed period was paid (another person
+    /// approves: `approvals`).
     Settle {
         #[arg(long)]
         scheme: String,
@@ -342,4 +344,36 @@ pub enum ClientCmd {
     Statement(StatementCmd),
     #[command(subcommand)]
     Admin(AdminCmd),
+    /// Changes that need two people: list, approve, reject.
+    #[command(subcommand)]
+    Approvals(ApprovalsCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ApprovalsCmd {
+    /// A mutuelle's proposals (those waiting, or --all).
+    List {
+        #[arg(long)]
+        partner: String,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Approve a proposal (another person than its author) and apply it.
+    Approve {
+        id: i64,
+        /// The proposal's hash, as `approvals list` shows it.
+        #[arg(long)]
+        hash: String,
+        /// The mutuelle whose certificate approves.
+        #[arg(long)]
+        partner: String,
+    },
+    /// Reject a proposal (or withdraw your own).
+    Reject {
+        id: i64,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        partner: String,
+    },
 }

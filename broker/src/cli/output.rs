@@ -82,6 +82,11 @@ impl Lang {
 }
 
 const FR: &[(&str, &str)] = &[
+    ("proposal", "proposition"),
+    ("change", "changement"),
+    ("proposed by", "proposée par"),
+    ("proposed at", "proposée le"),
+    ("hash", "empreinte"),
     ("claim", "demande"),
     ("state", "état"),
     ("scheme", "régime"),

@@ -31,7 +31,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-use crate::api::{admin::AdminApi, roster::RosterApi, settlement::SettlementApi};
+use crate::api::{
+    admin::AdminApi, product::ProductApi, roster::RosterApi, settlement::SettlementApi,
+};
 use crate::identity::Auth;
 use crate::net::{ConnLimits, Listener, Refusals};
 use crate::service::Broker;
@@ -55,6 +57,7 @@ const LANG_COOKIE: &str = "passerelle-lang";
 pub struct Console {
     broker: Arc<Broker>,
     settlement: SettlementApi,
+    product: ProductApi,
     roster: RosterApi,
     admin: AdminApi,
 }
@@ -67,6 +70,7 @@ impl Console {
     pub fn new(broker: Arc<Broker>) -> Arc<Console> {
         Arc::new(Console {
             settlement: SettlementApi::new(broker.clone()),
+            product: ProductApi::new(broker.clone()),
             roster: RosterApi::new(broker.clone()),
             admin: AdminApi::new(broker.clone()),
             broker,

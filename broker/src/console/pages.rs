@@ -24,6 +24,8 @@ use admin::admin_service_server::AdminService;
 use roster::roster_service_server::RosterService;
 use settlement::settlement_service_server::SettlementService;
 
+mod changes;
+
 const CSS: &str = include_str!("../../console/console.css");
 
 /// The largest roster upload (the file and the form around it).
@@ -61,6 +63,21 @@ pub fn router(c: Arc<Console>) -> Router {
         .route(
             "/periods/{scheme}/{mutuelle}/{number}/statement.xlsx",
             get(statement_xlsx),
+        )
+        .route("/products", get(changes::products))
+        .route(
+            "/products/{id}/new",
+            get(changes::new_version_form).post(changes::new_version),
+        )
+        .route("/approvals", get(changes::approvals))
+        .route("/approvals/{id}/{action}", post(changes::decide))
+        .route(
+            "/proposals/close/{scheme}/{mutuelle}",
+            post(changes::propose_close),
+        )
+        .route(
+            "/proposals/settle/{scheme}/{mutuelle}/{number}",
+            post(changes::propose_settle),
         )
         .route("/partners", get(partners))
         .route("/partners/{id}/{action}", post(partner_action))
@@ -362,8 +379,17 @@ struct Done {
 
 impl Done {
     fn notice(&self, lang: Lang) -> String {
-        const KEYS: [&str; 6] = [
-            "paused", "resumed", "revoked", "disabled", "enabled", "retried",
+        const KEYS: [&str; 10] = [
+            "paused",
+            "resumed",
+            "revoked",
+            "disabled",
+            "enabled",
+            "retried",
+            "proposed",
+            "unchanged",
+            "approved",
+            "rejected",
         ];
         if KEYS.contains(&self.done.as_str()) {
             lang.t(&format!("done-{}", self.done))
@@ -1880,6 +1906,8 @@ async fn periods(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
         return ctx.forbidden().into_response();
     }
     let mut tables = Vec::new();
+    let ui = ctx.ui(lang.t("periods-title"), "periods");
+    let mut forms = String::new();
     for (s, m) in pairs(&c, &ctx) {
         let msg = settlement::ListPeriodsRequest {
             scheme_id: s.clone(),
@@ -1892,6 +1920,7 @@ async fn periods(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
             Ok(r) => r,
             Err(e) => return ctx.status(e).into_response(),
         };
+        forms.push_str(&changes::period_forms(&ctx, &ui, &s, &m, &r.periods));
         let mut t = Table::new(
             lang,
             &[
@@ -1949,13 +1978,17 @@ async fn periods(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
         String::new()
     };
     page(ListPage {
-        ui: ctx.ui(lang.t("periods-title"), "periods"),
+        ui,
         heading: lang.t("periods-title"),
         form: String::new(),
         summary: empty,
         tables,
         empty: String::new(),
-        after: String::new(),
+        after: if forms.is_empty() {
+            String::new()
+        } else {
+            format!("<div class=\"actions\">{forms}</div>")
+        },
     })
 }
 

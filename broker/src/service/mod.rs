@@ -28,6 +28,7 @@
 //! - [`clock`]: the time the service reads (paused under tests).
 
 pub mod admin;
+pub mod approvals;
 pub mod claims;
 pub mod clock;
 #[cfg(feature = "failpoints")]
@@ -99,11 +100,31 @@ pub enum ServiceError {
     /// reason COVERAGE_CONFLICT).
     #[error("{0}")]
     CoverageConflict(String),
+    /// The change needs a second person: it was recorded as a proposal
+    /// (FAILED_PRECONDITION, reason APPROVAL_REQUIRED, with the proposal's
+    /// id and hash in the ErrorInfo's metadata).
+    #[error(
+        "approval required: proposal {id} was recorded; another person of {mutuelle_id} approves it (ApproveProposal with its id and hash {hash})"
+    )]
+    ApprovalRequired {
+        id: i64,
+        hash: String,
+        mutuelle_id: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 impl ServiceError {
+    /// The answer to a change recorded as a proposal.
+    pub fn approval_required(p: &crate::store::approvals::Proposal) -> Self {
+        ServiceError::ApprovalRequired {
+            id: p.id,
+            hash: p.hash.clone(),
+            mutuelle_id: p.mutuelle_id.clone(),
+        }
+    }
+
     pub fn invalid(field: &str, description: impl Into<String>) -> Self {
         ServiceError::Invalid(vec![FieldViolation::new(field, description)])
     }

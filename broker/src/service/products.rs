@@ -4,16 +4,10 @@
 use passerelle_domain::Product;
 
 use super::{Broker, ServiceError};
-use crate::store::PutProduct;
 
 impl Broker {
-    /// Stores products, all or none (PutProducts).
-    pub async fn put_products(
-        &self,
-        products: &[Product],
-    ) -> Result<Vec<PutProduct>, ServiceError> {
-        Ok(self.store.put_products(products).await?)
-    }
+    // Publishing product versions needs two people: see
+    // `service::approvals` (propose_products, approve).
 
     /// A mutuelle's products, each with whether claims use it.
     pub async fn list_products(

@@ -31,30 +31,8 @@ impl Broker {
         Ok(self.store.list_periods(scheme_id, mutuelle_id).await?)
     }
 
-    /// Closes the open period now.
-    pub async fn close_period(
-        &self,
-        scheme_id: &str,
-        mutuelle_id: &str,
-    ) -> Result<PeriodRecord, ServiceError> {
-        let now = self.clock.now_ms();
-        Ok(self.store.close_period(scheme_id, mutuelle_id, now).await?)
-    }
-
-    /// Marks a closed period settled, with the payment's reference.
-    pub async fn settle_period(
-        &self,
-        scheme_id: &str,
-        mutuelle_id: &str,
-        number: u32,
-        reference: &str,
-    ) -> Result<PeriodRecord, ServiceError> {
-        let now = self.clock.now_ms();
-        Ok(self
-            .store
-            .settle_period(scheme_id, mutuelle_id, number, reference, now)
-            .await?)
-    }
+    // Closing and settling a period need two people: see
+    // `service::approvals` (propose_close, propose_settle, approve).
 
     /// A period's statement (its lines by payee, and recoveries): a page of
     /// it, or the whole of it up to [`MAX_UNPAGED_LINES`] lines (a larger

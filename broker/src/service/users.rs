@@ -216,6 +216,7 @@ impl Person {
             role,
             id,
             user: Some(self.user.login.clone()),
+            clerk: self.user.role == UserRole::Clerk,
         }
     }
 }

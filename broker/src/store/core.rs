@@ -630,6 +630,20 @@ pub(super) fn put_product_plan(
 }
 
 /// Closing a period that holds nothing is refused.
+/// A close whose content is not the one it expects (see [`super::CloseUpTo`]).
+pub(super) fn check_close(
+    p: &super::PeriodRecord,
+    upto: &super::CloseUpTo,
+) -> Result<(), StoreError> {
+    match &upto.expect {
+        Some(e) if *e != super::PeriodContent::of(p) => Err(StoreError::Refused(format!(
+            "the open period of {} x {} changed since its close was proposed ({} claim(s) then, {} now, or their amounts): propose the close again",
+            p.scheme_id, p.mutuelle_id, e.claim_count, p.claim_count
+        ))),
+        _ => Ok(()),
+    }
+}
+
 pub(super) fn nothing_to_close(scheme: &str, mutuelle: &str) -> StoreError {
     StoreError::Refused(format!(
         "nothing to close: the open period of {scheme} x {mutuelle} has no claim and no recovery"

@@ -16,6 +16,7 @@
 //!
 //! [`conformance`] holds the suite every backend must pass.
 
+pub mod approvals;
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
 mod core;
@@ -277,6 +278,50 @@ pub enum PeriodState {
     Open,
     Closed,
     Settled,
+}
+
+/// What a close takes of the open period: claims that reached COORDINATED
+/// and recoveries raised up to `until_ms`. A close proposed by one person
+/// and approved by another (maker-checker) closes exactly what was
+/// proposed: claims coordinated since stay in the open period, and if what
+/// was proposed changed meanwhile (a claim cancelled), the close is refused
+/// and nothing is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloseUpTo {
+    pub until_ms: i64,
+    pub expect: Option<PeriodContent>,
+}
+
+impl CloseUpTo {
+    /// Everything in the open period now, whatever it is.
+    pub fn everything() -> CloseUpTo {
+        CloseUpTo {
+            until_ms: i64::MAX,
+            expect: None,
+        }
+    }
+}
+
+/// What a period holds: its claims, their totals, its recoveries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PeriodContent {
+    pub claim_count: u32,
+    pub billed: i64,
+    pub scheme: i64,
+    pub mutuelle: i64,
+    pub recoveries: i64,
+}
+
+impl PeriodContent {
+    pub fn of(p: &PeriodRecord) -> PeriodContent {
+        PeriodContent {
+            claim_count: p.claim_count,
+            billed: p.totals.billed,
+            scheme: p.totals.scheme,
+            mutuelle: p.totals.mutuelle,
+            recoveries: p.recoveries,
+        }
+    }
 }
 
 /// A settlement period of a scheme x mutuelle.
@@ -616,11 +661,14 @@ pub trait SettlementStore: Send + Sync + 'static {
         mutuelle_id: &str,
     ) -> Result<Vec<PeriodRecord>, StoreError>;
 
-    /// Closes the open period. `NothingToClose` when it holds nothing.
+    /// Closes the open period: what `upto` takes of it (claims coordinated
+    /// and recoveries raised up to its time), and only when that is what
+    /// `upto` expects. Refused when it holds nothing.
     async fn close_period(
         &self,
         scheme_id: &str,
         mutuelle_id: &str,
+        upto: &CloseUpTo,
         now_ms: i64,
     ) -> Result<PeriodRecord, StoreError>;
 
@@ -726,6 +774,7 @@ pub trait Store:
     + AuditStore
     + PartnerStore
     + users::UserStore
+    + approvals::ApprovalStore
     + Send
     + Sync
     + 'static

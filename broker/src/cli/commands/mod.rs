@@ -3,6 +3,7 @@
 //! holds what they share (the connection, the caller's certificate, error
 //! wording); one module per group of commands.
 
+mod approvals;
 mod certs;
 mod claims;
 mod members;
@@ -10,6 +11,7 @@ mod operator;
 mod periods;
 mod products;
 
+use approvals::{approvals, proposed};
 pub use certs::certs;
 use claims::{claim, eligibility};
 use members::roster_import;
@@ -38,7 +40,8 @@ use tonic_types::StatusExt;
 use crate::cli::output::{Lang, Table, when};
 use crate::cli::roster_csv::RosterFile;
 use crate::cli::{
-    AdminCmd, ClaimCmd, Client, ClientCmd, PeriodCmd, ProductsCmd, RosterCmd, StatementCmd,
+    AdminCmd, ApprovalsCmd, ClaimCmd, Client, ClientCmd, PeriodCmd, ProductsCmd, RosterCmd,
+    StatementCmd,
 };
 
 /// A command's failure, already worded for the user.
@@ -125,6 +128,11 @@ fn acting_for(cmd: &ClientCmd) -> Result<(Role, String), Failure> {
             (Role::Mutuelle, partner.clone())
         }
         ClientCmd::Admin(_) => (Role::Operator, crate::dev::DEV_OPERATOR.to_string()),
+        ClientCmd::Approvals(
+            ApprovalsCmd::List { partner, .. }
+            | ApprovalsCmd::Approve { partner, .. }
+            | ApprovalsCmd::Reject { partner, .. },
+        ) => (Role::Mutuelle, partner.clone()),
     })
 }
 
@@ -261,6 +269,7 @@ pub async fn run(client: Client, cmd: ClientCmd) -> ExitCode {
         ClientCmd::Period(c) => period(&ctx, c).await,
         ClientCmd::Statement(c) => statement(&ctx, c).await,
         ClientCmd::Admin(c) => admin_cmd(&ctx, c).await,
+        ClientCmd::Approvals(c) => approvals(&ctx, c).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

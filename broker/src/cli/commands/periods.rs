@@ -59,31 +59,37 @@ pub(super) async fn period(ctx: &Ctx, cmd: PeriodCmd) -> Out {
             .into_inner()
             .periods
         }
-        PeriodCmd::Close { scheme, partner } => vec![
-            c.close_period(settlement::ClosePeriodRequest {
-                scheme_id: scheme,
-                mutuelle_id: partner,
-            })
-            .await
-            .map_err(|s| status_failure(s, None))?
-            .into_inner(),
-        ],
+        PeriodCmd::Close { scheme, partner } => {
+            let r = c
+                .close_period(settlement::ClosePeriodRequest {
+                    scheme_id: scheme,
+                    mutuelle_id: partner.clone(),
+                })
+                .await;
+            match r {
+                Ok(p) => vec![p.into_inner()],
+                Err(s) => return proposed(ctx, &partner, s),
+            }
+        }
         PeriodCmd::Settle {
             scheme,
             partner,
             number,
             reference,
-        } => vec![
-            c.mark_settled(settlement::MarkSettledRequest {
-                scheme_id: scheme,
-                mutuelle_id: partner,
-                number,
-                reference,
-            })
-            .await
-            .map_err(|s| status_failure(s, None))?
-            .into_inner(),
-        ],
+        } => {
+            let r = c
+                .mark_settled(settlement::MarkSettledRequest {
+                    scheme_id: scheme,
+                    mutuelle_id: partner.clone(),
+                    number,
+                    reference,
+                })
+                .await;
+            match r {
+                Ok(p) => vec![p.into_inner()],
+                Err(s) => return proposed(ctx, &partner, s),
+            }
+        }
     };
     if ctx.json {
         ctx.print(&settlement::ListPeriodsResponse { periods });

@@ -29,13 +29,19 @@ pub(super) async fn products(ctx: &Ctx, cmd: ProductsCmd) -> Out {
                 .iter()
                 .map(|p| passerelle_proto::convert::product_to_pb(p, false))
                 .collect();
-            let r = c
+            let mutuelle = products
+                .first()
+                .map(|p| p.mutuelle_id.clone())
+                .unwrap_or_default();
+            let r = match c
                 .put_products(product::PutProductsRequest {
                     products: products.clone(),
                 })
                 .await
-                .map_err(|s| status_failure(s, None))?
-                .into_inner();
+            {
+                Ok(r) => r.into_inner(),
+                Err(s) => return proposed(ctx, &mutuelle, s),
+            };
             if ctx.json {
                 ctx.print_with(
                     &r,

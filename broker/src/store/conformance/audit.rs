@@ -74,7 +74,10 @@ pub async fn retention_prunes_only_final_claims(store: Arc<dyn Store>) {
     // Claims: open (coordinated, not settled), cancelled, rejected, settled.
     coordinate(&store, sample_claim("CNSS", "R-OPEN", "I1"), &[100, 0]).await;
     coordinate(&store, sample_claim("CNSS", "R-SETTLED", "I2"), &[100, 0]).await;
-    store.close_period("CNSS", "MUT-A", 3_000).await.unwrap();
+    store
+        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 3_000)
+        .await
+        .unwrap();
     store
         .settle_period("CNSS", "MUT-A", 1, "VIR", 3_000)
         .await

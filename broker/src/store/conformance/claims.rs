@@ -556,7 +556,10 @@ pub async fn extreme_amounts_never_break_a_listing(store: Arc<dyn Store>) {
     assert_eq!(periods[0].claim_count, 2);
     assert_eq!(periods[0].totals.mutuelle, 4510);
     store.statement("CNSS", "MUT-A", 0).await.unwrap();
-    let closed = store.close_period("CNSS", "MUT-A", 3_000).await.unwrap();
+    let closed = store
+        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 3_000)
+        .await
+        .unwrap();
     assert_eq!(closed.totals.mutuelle, 4510);
     store
         .statement("CNSS", "MUT-A", closed.number)

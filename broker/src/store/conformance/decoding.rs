@@ -98,7 +98,10 @@ pub async fn unknown_stored_values_are_corruption(
     raw("UPDATE products SET body = 'not json' WHERE mutuelle_id = 'MUT-A'").await;
     assert_corrupt(store.list_products("MUT-A").await, "product body", "line 1");
 
-    store.close_period("CNSS", "MUT-A", 5_000).await.unwrap();
+    store
+        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 5_000)
+        .await
+        .unwrap();
     raw(periods_check_off).await;
     raw("UPDATE periods SET state = 'reopened'").await;
     assert_corrupt(

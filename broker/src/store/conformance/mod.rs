@@ -2,6 +2,7 @@
 //! [`store_conformance_suite!`](crate::store_conformance_suite). Each check
 //! takes a fresh, empty store.
 
+mod approvals;
 mod audit;
 mod claims;
 mod decoding;
@@ -11,6 +12,7 @@ mod roster;
 mod settlement;
 mod users;
 
+pub use approvals::*;
 pub use audit::*;
 pub use claims::*;
 pub use decoding::*;
@@ -28,8 +30,8 @@ use passerelle_domain::{
 };
 
 use super::{
-    AuditEntry, Begin, ClaimFilter, Direction, LineKey, NewClaim, Outcome, PeriodState, PutProduct,
-    RosterImport, StatementPage, Store, StoreError, Transition,
+    AuditEntry, Begin, ClaimFilter, CloseUpTo, Direction, LineKey, NewClaim, Outcome, PeriodState,
+    PutProduct, RosterImport, StatementPage, Store, StoreError, Transition,
 };
 
 /// Runs every conformance check against stores made by `$make`: a closure
@@ -79,6 +81,10 @@ macro_rules! store_conformance_suite {
         $crate::store_conformance_suite!(@section users $make;
             users_sessions_and_their_end,
             the_throttle_counts_across_replicas_and_resets,
+        );
+        $crate::store_conformance_suite!(@section approvals $make;
+            proposals_are_decided_once,
+            a_close_takes_what_was_proposed,
         );
     };
     // One module per sub-trait of `Store` (ClaimStore, RosterStore, ...).

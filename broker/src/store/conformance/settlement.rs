@@ -19,7 +19,10 @@ pub async fn settlement_ties_out_and_recovers_after_settlement(store: Arc<dyn St
     );
     assert_eq!(open.totals.mutuelle, 5500);
 
-    let p1 = store.close_period("CNSS", "MUT-A", 5_000).await.unwrap();
+    let p1 = store
+        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 5_000)
+        .await
+        .unwrap();
     assert_eq!(
         (p1.number, p1.state, p1.claim_count, p1.net_due()),
         (1, PeriodState::Closed, 2, 5500)
@@ -49,7 +52,7 @@ pub async fn settlement_ties_out_and_recovers_after_settlement(store: Arc<dyn St
     // Nothing new: closing again is refused.
     assert!(matches!(
         store
-            .close_period("CNSS", "MUT-A", 6_000)
+            .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 6_000)
             .await
             .unwrap_err(),
         StoreError::Refused(_)
@@ -130,7 +133,10 @@ pub async fn settlement_ties_out_and_recovers_after_settlement(store: Arc<dyn St
         open.lines,
         "the pages are the statement"
     );
-    let p2 = store.close_period("CNSS", "MUT-A", 10_000).await.unwrap();
+    let p2 = store
+        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 10_000)
+        .await
+        .unwrap();
     assert_eq!(
         (p2.claim_count, p2.recoveries, p2.net_due()),
         (1, 4500, -4000)
@@ -168,7 +174,10 @@ pub async fn a_statement_reads_by_pages(store: Arc<dyn Store>) {
         }
         coordinate(&store, c, &[100 + i, 0]).await;
     }
-    store.close_period("CNSS", "MUT-A", 5_000).await.unwrap();
+    store
+        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 5_000)
+        .await
+        .unwrap();
     let whole = store.statement("CNSS", "MUT-A", 1).await.unwrap();
     assert_eq!(whole.lines.len(), 14);
     assert_eq!(whole.next, None);

@@ -26,13 +26,14 @@ use tokio_postgres::types::ToSql;
 
 use super::core::{self, json};
 use super::{
-    AuditEntry, AuditStore, Begin, ClaimFilter, ClaimPage, ClaimRecord, ClaimStore,
+    AuditEntry, AuditStore, Begin, ClaimFilter, ClaimPage, ClaimRecord, ClaimStore, CloseUpTo,
     CoverageConflict, NewClaim, Outcome, PartnerActivity, PeriodRecord, ProductStore, PutProduct,
     RosterDiff, RosterImport, RosterStore, SettlementStore, StatementData, StatementPage, Store,
     StoreError, Totals, Transition,
 };
 use crate::config::PostgresConfig;
 
+mod approvals;
 /// The schema version this binary writes.
 mod audit;
 mod changes;

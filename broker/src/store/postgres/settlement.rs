@@ -24,6 +24,7 @@ impl SettlementStore for PgStore {
         &self,
         scheme_id: &str,
         mutuelle_id: &str,
+        upto: &CloseUpTo,
         now_ms: i64,
     ) -> Result<PeriodRecord, StoreError> {
         let mut c = self.client().await?;
@@ -41,14 +42,14 @@ impl SettlementStore for PgStore {
         let claims = x(
             &tx,
             "UPDATE claims SET period_id = $3 WHERE scheme_id = $1 AND mutuelle_id = $2 \
-             AND period_id IS NULL AND state = 'coordinated'",
-            &[&scheme_id, &mutuelle_id, &id],
+             AND period_id IS NULL AND state = 'coordinated' AND updated_ms <= $4",
+            &[&scheme_id, &mutuelle_id, &id, &upto.until_ms],
         )
         .await?;
         let recoveries = x(
             &tx,
-            "UPDATE recoveries SET period_id = $3 WHERE scheme_id = $1 AND mutuelle_id = $2 AND period_id IS NULL",
-            &[&scheme_id, &mutuelle_id, &id],
+            "UPDATE recoveries SET period_id = $3 WHERE scheme_id = $1 AND mutuelle_id = $2 AND period_id IS NULL AND created_ms <= $4",
+            &[&scheme_id, &mutuelle_id, &id, &upto.until_ms],
         )
         .await?;
         if claims + recoveries == 0 {
@@ -57,6 +58,7 @@ impl SettlementStore for PgStore {
         let (_, p) = load_period(&tx, scheme_id, mutuelle_id, number)
             .await?
             .ok_or_else(|| backend("period vanished"))?;
+        core::check_close(&p, upto)?;
         tx.commit().await?;
         Ok(p)
     }

@@ -242,4 +242,23 @@ CREATE TABLE console_uploads (
     r#"
 ALTER TABLE console_uploads ADD COLUMN mutuelle_id TEXT NOT NULL DEFAULT '';
 "#,
+    // 12: changes that need two people: proposals and their decisions
+    // (maker-checker, issue 19).
+    r#"
+CREATE TABLE proposals (
+    id           INTEGER PRIMARY KEY,
+    mutuelle_id  TEXT NOT NULL,
+    scheme_id    TEXT NOT NULL DEFAULT '',
+    kind         TEXT NOT NULL,
+    body         TEXT NOT NULL,
+    hash         TEXT NOT NULL,
+    proposed_by  TEXT NOT NULL,
+    proposed_ms  INTEGER NOT NULL,
+    state        TEXT NOT NULL,
+    decided_by   TEXT NOT NULL DEFAULT '',
+    decided_ms   INTEGER NOT NULL DEFAULT 0,
+    outcome      TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX proposals_mutuelle ON proposals (mutuelle_id, state, id);
+"#,
 ];

@@ -32,12 +32,13 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::core;
 use super::{
-    AuditEntry, AuditStore, Begin, ClaimFilter, ClaimPage, ClaimRecord, ClaimStore,
+    AuditEntry, AuditStore, Begin, ClaimFilter, ClaimPage, ClaimRecord, ClaimStore, CloseUpTo,
     CoverageConflict, NewClaim, Outcome, PartnerActivity, PeriodRecord, ProductStore, PutProduct,
     RosterDiff, RosterImport, RosterStore, SettlementStore, StatementData, StatementPage, Store,
     StoreError, Totals, Transition,
 };
 
+mod approvals;
 /// The schema version this binary writes.
 mod audit;
 mod claims;

@@ -27,9 +27,11 @@ impl SettlementStore for SqliteStore {
         &self,
         scheme_id: &str,
         mutuelle_id: &str,
+        upto: &CloseUpTo,
         now_ms: i64,
     ) -> Result<PeriodRecord, StoreError> {
         let (s, m) = (scheme_id.to_string(), mutuelle_id.to_string());
+        let upto = upto.clone();
         self.with(move |c| {
             let tx = c.savepoint()?;
             let number = open_period(&tx, &s, &m)?.number;
@@ -37,14 +39,15 @@ impl SettlementStore for SqliteStore {
             )?;
             let id = tx.last_insert_rowid();
             let claims = tx.prepare_cached("UPDATE claims SET period_id = ?3 WHERE scheme_id = ?1 AND mutuelle_id = ?2 \
-                 AND period_id IS NULL AND state = 'coordinated'")?.execute(params![s, m, id],
+                 AND period_id IS NULL AND state = 'coordinated' AND updated_ms <= ?4")?.execute(params![s, m, id, upto.until_ms],
             )?;
-            let recoveries = tx.prepare_cached("UPDATE recoveries SET period_id = ?3 WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND period_id IS NULL")?.execute(params![s, m, id],
+            let recoveries = tx.prepare_cached("UPDATE recoveries SET period_id = ?3 WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND period_id IS NULL AND created_ms <= ?4")?.execute(params![s, m, id, upto.until_ms],
             )?;
             if claims + recoveries == 0 {
                 return Err(core::nothing_to_close(&s, &m));
             }
             let (_, p) = load_period(&tx, &s, &m, number)?.ok_or_else(|| backend("period vanished"))?;
+            core::check_close(&p, &upto)?;
             tx.commit()?;
             Ok(p)
         })

@@ -1,0 +1,857 @@
+//! Changes that need two people, in the console: a mutuelle's products read
+//! in words and a new version proposed, a period's close or settlement
+//! proposed, and the approvals page where another manager approves or
+//! rejects. Every action is a call of the service layer (ProductService,
+//! SettlementService), which records the proposal and checks the approver:
+//! the console only shows and asks.
+
+use passerelle_domain::Product;
+use passerelle_proto::product::v1 as product;
+use product::product_service_server::ProductService;
+
+use super::*;
+use crate::service::approvals::Change;
+
+/// Whether a refusal is "recorded as a proposal" (APPROVAL_REQUIRED).
+fn proposal_recorded(s: &tonic::Status) -> bool {
+    use tonic_types::StatusExt;
+    s.get_details_error_info()
+        .is_some_and(|i| i.reason == "APPROVAL_REQUIRED")
+}
+
+/// After asking for a change: to the approvals page when it was recorded,
+/// else the refusal.
+fn after_proposal<T>(ctx: &Ctx, r: Result<T, tonic::Status>) -> Response {
+    match r {
+        Err(s) if proposal_recorded(&s) => {
+            Reply::Redirect("/approvals?done=proposed".into(), Vec::new()).into_response()
+        }
+        // Nothing to approve: identical versions, the same settlement again.
+        Ok(_) => Reply::Redirect("/approvals?done=unchanged".into(), Vec::new()).into_response(),
+        Err(s) => ctx.status(s).into_response(),
+    }
+}
+
+fn manager(ctx: &Ctx) -> bool {
+    ctx.person.user.role == UserRole::Manager
+}
+
+fn csrf_input(ui: &Ui) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        esc(&ui.csrf)
+    )
+}
+
+// ---- products ----
+
+/// A percentage in basis points, in words ("80 %", "12,5 %").
+fn percent(lang: Lang, bp: u32) -> String {
+    let (whole, frac) = (bp / 100, bp % 100);
+    let sep = if lang == Lang::Fr { "," } else { "." };
+    let n = if frac == 0 {
+        whole.to_string()
+    } else {
+        format!("{whole}{sep}{}", format!("{frac:02}").trim_end_matches('0'))
+    };
+    if lang == Lang::Fr {
+        format!("{n}\u{a0}%")
+    } else {
+        format!("{n}%")
+    }
+}
+
+/// How a category is covered, in words.
+fn coverage_words(lang: Lang, r: &passerelle_domain::product::CategoryRule, cur: &str) -> String {
+    let mut parts = vec![match r.fixed_per_act {
+        Some(a) => lang.t_args("product-fixed", &[("amount", &lang.money(a, cur))]),
+        None => lang.t_args("product-rate", &[("rate", &percent(lang, r.tm_rate_bp))]),
+    }];
+    if r.overrun_rate_bp > 0 {
+        parts.push(lang.t_args(
+            "product-overrun",
+            &[("rate", &percent(lang, r.overrun_rate_bp))],
+        ));
+    }
+    if r.out_of_basket_rate_bp > 0 {
+        parts.push(lang.t_args(
+            "product-out-of-basket",
+            &[("rate", &percent(lang, r.out_of_basket_rate_bp))],
+        ));
+    }
+    parts.join(" ; ")
+}
+
+fn limits_words(lang: Lang, r: &passerelle_domain::product::CategoryRule, cur: &str) -> String {
+    let mut parts = Vec::new();
+    if let Some(a) = r.per_act_limit {
+        parts.push(lang.t_args("product-per-act", &[("amount", &lang.money(a, cur))]));
+    }
+    if let Some(a) = r.year_limit {
+        parts.push(lang.t_args("product-per-year", &[("amount", &lang.money(a, cur))]));
+    }
+    if let Some(n) = r.year_count_limit {
+        parts.push(lang.t_args("product-acts-per-year", &[("count", &n.to_string())]));
+    }
+    if parts.is_empty() {
+        lang.t("product-no-limit")
+    } else {
+        parts.join(" ; ")
+    }
+}
+
+async fn list_products(
+    c: &Console,
+    ctx: &Ctx,
+    mutuelle: &str,
+) -> Result<Vec<(Product, bool)>, Reply> {
+    let msg = product::ListProductsRequest {
+        mutuelle_id: mutuelle.to_string(),
+    };
+    let r = c
+        .call(&ctx.person, ctx.peer, msg, |r| c.product.list_products(r))
+        .await
+        .map_err(|e| ctx.status(e))?;
+    let mut out = Vec::new();
+    for p in r.products {
+        let used = p.used;
+        let mut v = passerelle_proto::parse::Violations::new();
+        let d = passerelle_proto::parse::product(&mut v, 0, p);
+        if v.0.is_empty() {
+            out.push((d, used));
+        }
+    }
+    Ok(out)
+}
+
+pub(super) async fn products(
+    State(c): State<Arc<Console>>,
+    ctx: Ctx,
+    Query(done): Query<Done>,
+) -> Response {
+    let lang = ctx.lang;
+    let Some(mutuelle) = ctx.person.mutuelle().map(str::to_string) else {
+        return ctx.forbidden().into_response();
+    };
+    let all = match list_products(&c, &ctx, &mutuelle).await {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    let mut ui = ctx.ui(lang.t("products-title"), "products");
+    ui.notice = done.notice(lang);
+    let mut tables = Vec::new();
+    let mut after = String::new();
+    for (p, used) in all.iter().rev() {
+        let to = match p.valid_to {
+            Some(t) => lang.t_args("product-to", &[("date", &lang.date(t))]),
+            None => lang.t("product-open-ended"),
+        };
+        let mut title = lang.t_args(
+            "product-heading",
+            &[
+                ("id", &p.id),
+                ("version", &p.version.to_string()),
+                ("name", &p.name),
+                ("from", &lang.date(p.valid_from)),
+                ("to", &to),
+            ],
+        );
+        if *used {
+            title.push_str(&format!(" · {}", lang.t("product-used")));
+        }
+        let mut t = Table::new(
+            lang,
+            &[
+                "product-category",
+                "product-coverage",
+                "product-limits",
+                "product-waiting",
+            ],
+            &[],
+        );
+        for r in &p.categories {
+            t.row(
+                String::new(),
+                vec![
+                    lang.t(&format!("category-{}", r.category.as_str())),
+                    coverage_words(lang, r, &p.currency),
+                    limits_words(lang, r, &p.currency),
+                    if r.waiting_days == 0 {
+                        lang.t("product-no-waiting")
+                    } else {
+                        lang.t_args("product-days", &[("days", &r.waiting_days.to_string())])
+                    },
+                ],
+            );
+        }
+        let mut overall = Vec::new();
+        if let Some(a) = p.beneficiary_year_limit {
+            overall.push(lang.t_args(
+                "product-beneficiary-year",
+                &[("amount", &lang.money(a, &p.currency))],
+            ));
+        }
+        if let Some(a) = p.household_year_limit {
+            overall.push(lang.t_args(
+                "product-household-year",
+                &[("amount", &lang.money(a, &p.currency))],
+            ));
+        }
+        if let Some(a) = p.stay_limit {
+            overall.push(lang.t_args("product-stay", &[("amount", &lang.money(a, &p.currency))]));
+        }
+        if !overall.is_empty() {
+            t.foot = vec![
+                lang.t("product-overall"),
+                overall.join(" ; "),
+                String::new(),
+                String::new(),
+            ];
+        }
+        tables.push((title, t));
+    }
+    if manager(&ctx) {
+        let mut ids: Vec<&str> = all.iter().map(|(p, _)| p.id.as_str()).collect();
+        ids.dedup();
+        for id in ids {
+            after.push_str(&format!(
+                "<p><a class=\"button\" href=\"/products/{}/new\">{} {}</a></p>",
+                url(id),
+                esc(&lang.t("products-new-version")),
+                esc(id)
+            ));
+        }
+    }
+    page(ListPage {
+        ui,
+        heading: lang.t("products-title"),
+        form: String::new(),
+        summary: if all.is_empty() {
+            lang.t("products-none")
+        } else {
+            String::new()
+        },
+        tables,
+        empty: String::new(),
+        after,
+    })
+}
+
+/// The latest version of a product of the person's mutuelle.
+async fn latest(c: &Console, ctx: &Ctx, id: &str) -> Result<Product, Reply> {
+    let Some(mutuelle) = ctx.person.mutuelle().map(str::to_string) else {
+        return Err(ctx.forbidden());
+    };
+    list_products(c, ctx, &mutuelle)
+        .await?
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| p.id == id)
+        .max_by_key(|p| p.version)
+        .ok_or_else(|| ctx.error(StatusCode::NOT_FOUND, ctx.t("error-not-found")))
+}
+
+fn field(name: &str, label: &str, value: &str, hint: &str) -> String {
+    format!(
+        "<label>{}<input name=\"{}\" value=\"{}\" inputmode=\"decimal\">{}</label>",
+        esc(label),
+        esc(name),
+        esc(value),
+        if hint.is_empty() {
+            String::new()
+        } else {
+            format!("<small>{}</small>", esc(hint))
+        }
+    )
+}
+
+fn amount_text(a: Option<i64>) -> String {
+    a.map(|a| a.to_string()).unwrap_or_default()
+}
+
+fn percent_text(bp: u32) -> String {
+    if bp.is_multiple_of(100) {
+        (bp / 100).to_string()
+    } else {
+        format!("{},{:02}", bp / 100, bp % 100)
+    }
+}
+
+pub(super) async fn new_version_form(
+    State(c): State<Arc<Console>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Response {
+    if !manager(&ctx) {
+        return ctx.forbidden().into_response();
+    }
+    let p = match latest(&c, &ctx, &id).await {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    let lang = ctx.lang;
+    let ui = ctx.ui(lang.t("products-new-version"), "products");
+    let mut form = format!(
+        "<form method=\"post\" action=\"/products/{}/new\" class=\"stack\">{}",
+        url(&id),
+        csrf_input(&ui)
+    );
+    form.push_str(&format!(
+        "<p>{}</p>",
+        esc(&lang.t_args(
+            "products-new-intro",
+            &[
+                ("id", &p.id),
+                ("version", &(p.version + 1).to_string()),
+                ("from", &p.version.to_string())
+            ]
+        ))
+    ));
+    form.push_str(&field("name", &lang.t("product-name"), &p.name, ""));
+    form.push_str(&field(
+        "valid_from",
+        &lang.t("product-valid-from"),
+        "",
+        &lang.t("date-hint"),
+    ));
+    form.push_str(&field(
+        "beneficiary_year_limit",
+        &lang.t("product-beneficiary-limit"),
+        &amount_text(p.beneficiary_year_limit),
+        &p.currency,
+    ));
+    for (i, r) in p.categories.iter().enumerate() {
+        form.push_str(&format!(
+            "<fieldset><legend>{}</legend>",
+            esc(&lang.t(&format!("category-{}", r.category.as_str())))
+        ));
+        form.push_str(&field(
+            &format!("rate_{i}"),
+            &lang.t("product-rate-field"),
+            &percent_text(r.tm_rate_bp),
+            "%",
+        ));
+        form.push_str(&field(
+            &format!("year_limit_{i}"),
+            &lang.t("product-year-limit-field"),
+            &amount_text(r.year_limit),
+            &p.currency,
+        ));
+        form.push_str(&field(
+            &format!("year_count_{i}"),
+            &lang.t("product-year-count-field"),
+            &r.year_count_limit
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+            "",
+        ));
+        form.push_str("</fieldset>");
+    }
+    form.push_str(&format!(
+        "<button>{}</button></form>",
+        esc(&lang.t("products-propose"))
+    ));
+    page(ListPage {
+        ui,
+        heading: lang.t_args("products-new-heading", &[("id", &p.id), ("name", &p.name)]),
+        form,
+        summary: String::new(),
+        tables: Vec::new(),
+        empty: String::new(),
+        after: String::new(),
+    })
+}
+
+/// "80", "80,5", "12.25" (percent) in basis points, at most 100 %.
+fn parse_percent(s: &str) -> Option<u32> {
+    let s = s.trim().trim_end_matches('%').trim();
+    let (whole, frac) = match s.split_once([',', '.']) {
+        Some((w, f)) => (w, f),
+        None => (s, ""),
+    };
+    if whole.is_empty()
+        || frac.len() > 2
+        || !(whole
+            .bytes()
+            .chain(frac.bytes())
+            .all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    let w: u32 = whole.parse().ok()?;
+    let f: u32 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<2}").parse().ok()?
+    };
+    let bp = w.checked_mul(100)?.checked_add(f)?;
+    (bp <= 10_000).then_some(bp)
+}
+
+/// An amount typed with or without grouping ("50 000", "50000"); empty:
+/// none. `Err` when it is not digits.
+fn parse_amount(s: &str) -> Result<Option<i64>, ()> {
+    let digits: String = s
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '\u{a0}' | '\u{202f}' | '.'))
+        .collect();
+    if digits.is_empty() {
+        return Ok(None);
+    }
+    if !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 15 {
+        return Err(());
+    }
+    digits.parse().map(Some).map_err(|_| ())
+}
+
+pub(super) async fn new_version(
+    State(c): State<Arc<Console>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(f): Form<Vec<(String, String)>>,
+) -> Response {
+    let get = |k: &str| {
+        f.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default()
+    };
+    if let Err(r) = check_csrf(&c, &ctx, get("csrf")).await {
+        return r.into_response();
+    }
+    if !manager(&ctx) {
+        return ctx.forbidden().into_response();
+    }
+    let mut p = match latest(&c, &ctx, &id).await {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    let lang = ctx.lang;
+    let mut bad = Vec::new();
+    p.version += 1;
+    p.valid_to = None;
+    p.name = get("name").trim().to_string();
+    match parse_date(get("valid_from")) {
+        Some(d) => p.valid_from = d,
+        None => bad.push(lang.t("product-valid-from")),
+    }
+    match parse_amount(get("beneficiary_year_limit")) {
+        Ok(a) => p.beneficiary_year_limit = a,
+        Err(()) => bad.push(lang.t("product-beneficiary-limit")),
+    }
+    for (i, r) in p.categories.iter_mut().enumerate() {
+        let cat = lang.t(&format!("category-{}", r.category.as_str()));
+        match parse_percent(get(&format!("rate_{i}"))) {
+            Some(bp) => r.tm_rate_bp = bp,
+            None => bad.push(format!("{cat} : {}", lang.t("product-rate-field"))),
+        }
+        match parse_amount(get(&format!("year_limit_{i}"))) {
+            Ok(a) => r.year_limit = a,
+            Err(()) => bad.push(format!("{cat} : {}", lang.t("product-year-limit-field"))),
+        }
+        match parse_amount(get(&format!("year_count_{i}"))) {
+            Ok(n) => r.year_count_limit = n.and_then(|n| u32::try_from(n).ok()),
+            Err(()) => bad.push(format!("{cat} : {}", lang.t("product-year-count-field"))),
+        }
+    }
+    if !bad.is_empty() {
+        return ctx
+            .error(
+                StatusCode::BAD_REQUEST,
+                lang.t_args("products-bad-fields", &[("fields", &bad.join(", "))]),
+            )
+            .into_response();
+    }
+    let msg = product::PutProductsRequest {
+        products: vec![passerelle_proto::convert::product_to_pb(&p, false)],
+    };
+    let r = c
+        .call(&ctx.person, ctx.peer, msg, |r| c.product.put_products(r))
+        .await;
+    after_proposal(&ctx, r)
+}
+
+// ---- periods ----
+
+/// The forms a manager proposes a close or a settlement with, for the
+/// periods page.
+pub(super) fn period_forms(
+    ctx: &Ctx,
+    ui: &Ui,
+    scheme: &str,
+    mutuelle: &str,
+    periods: &[settlement::Period],
+) -> String {
+    if !manager(ctx) {
+        return String::new();
+    }
+    let lang = ctx.lang;
+    let mut out = String::new();
+    for p in periods {
+        let open = p.state == settlement::PeriodState::Open as i32;
+        if open && (p.claim_count > 0 || p.recoveries != 0) {
+            out.push_str(&format!(
+                "<form method=\"post\" action=\"/proposals/close/{}/{}\" class=\"inline\">{}<button>{}</button></form> ",
+                url(scheme),
+                url(mutuelle),
+                csrf_input(ui),
+                esc(&lang.t_args("periods-propose-close", &[("pair", &format!("{scheme} – {mutuelle}"))]))
+            ));
+        } else if p.state == settlement::PeriodState::Closed as i32 {
+            out.push_str(&format!(
+                "<form method=\"post\" action=\"/proposals/settle/{}/{}/{}\" class=\"inline\">{}<label>{}<input name=\"reference\" required maxlength=\"128\"></label><button>{}</button></form> ",
+                url(scheme),
+                url(mutuelle),
+                p.number,
+                csrf_input(ui),
+                esc(&lang.t("periods-reference")),
+                esc(&lang.t_args("periods-propose-settle", &[("number", &p.number.to_string()), ("pair", &format!("{scheme} – {mutuelle}"))]))
+            ));
+        }
+    }
+    out
+}
+
+pub(super) async fn propose_close(
+    State(c): State<Arc<Console>>,
+    ctx: Ctx,
+    Path((scheme, mutuelle)): Path<(String, String)>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Err(r) = check_csrf(&c, &ctx, &f.csrf).await {
+        return r.into_response();
+    }
+    if !manager(&ctx) {
+        return ctx.forbidden().into_response();
+    }
+    let msg = settlement::ClosePeriodRequest {
+        scheme_id: scheme,
+        mutuelle_id: mutuelle,
+    };
+    let r = c
+        .call(&ctx.person, ctx.peer, msg, |r| c.settlement.close_period(r))
+        .await;
+    after_proposal(&ctx, r)
+}
+
+#[derive(Deserialize)]
+pub(super) struct SettleForm {
+    csrf: String,
+    #[serde(default)]
+    reference: String,
+}
+
+pub(super) async fn propose_settle(
+    State(c): State<Arc<Console>>,
+    ctx: Ctx,
+    Path((scheme, mutuelle, number)): Path<(String, String, u32)>,
+    Form(f): Form<SettleForm>,
+) -> Response {
+    if let Err(r) = check_csrf(&c, &ctx, &f.csrf).await {
+        return r.into_response();
+    }
+    if !manager(&ctx) {
+        return ctx.forbidden().into_response();
+    }
+    let msg = settlement::MarkSettledRequest {
+        scheme_id: scheme,
+        mutuelle_id: mutuelle,
+        number,
+        reference: f.reference.trim().to_string(),
+    };
+    let r = c
+        .call(&ctx.person, ctx.peer, msg, |r| c.settlement.mark_settled(r))
+        .await;
+    after_proposal(&ctx, r)
+}
+
+// ---- approvals ----
+
+/// What a proposal changes, in words.
+fn change_words(c: &Console, lang: Lang, p: &settlement::Proposal) -> String {
+    let Ok(change) = serde_json::from_str::<Change>(&p.body) else {
+        return lang.t("approvals-unreadable");
+    };
+    match change {
+        Change::ClosePeriod {
+            scheme_id,
+            mutuelle_id,
+            content,
+            ..
+        } => {
+            let cur = c.broker.currency_of(&scheme_id);
+            lang.t_args(
+                "approvals-close",
+                &[
+                    ("pair", &format!("{scheme_id} – {mutuelle_id}")),
+                    ("claims", &content.claim_count.to_string()),
+                    ("billed", &lang.money(content.billed, &cur)),
+                    ("mutuelle", &lang.money(content.mutuelle, &cur)),
+                    ("recoveries", &lang.money(content.recoveries, &cur)),
+                    (
+                        "net",
+                        &lang.money(content.mutuelle - content.recoveries, &cur),
+                    ),
+                ],
+            )
+        }
+        Change::SettlePeriod {
+            scheme_id,
+            mutuelle_id,
+            number,
+            reference,
+            content,
+        } => {
+            let cur = c.broker.currency_of(&scheme_id);
+            lang.t_args(
+                "approvals-settle",
+                &[
+                    ("pair", &format!("{scheme_id} – {mutuelle_id}")),
+                    ("number", &number.to_string()),
+                    ("reference", &reference),
+                    (
+                        "net",
+                        &lang.money(content.mutuelle - content.recoveries, &cur),
+                    ),
+                ],
+            )
+        }
+        Change::PublishProducts { products, .. } => products
+            .iter()
+            .map(|p| {
+                lang.t_args(
+                    "approvals-product",
+                    &[
+                        ("id", &p.id),
+                        ("version", &p.version.to_string()),
+                        ("name", &p.name),
+                        ("from", &lang.date(p.valid_from)),
+                    ],
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ; "),
+    }
+}
+
+fn kind_key(kind: i32) -> &'static str {
+    match settlement::ProposalKind::try_from(kind) {
+        Ok(settlement::ProposalKind::ClosePeriod) => "approvals-kind-close",
+        Ok(settlement::ProposalKind::SettlePeriod) => "approvals-kind-settle",
+        Ok(settlement::ProposalKind::PublishProducts) => "approvals-kind-products",
+        _ => "approvals-kind-unknown",
+    }
+}
+
+fn state_key(state: i32) -> &'static str {
+    match settlement::ProposalState::try_from(state) {
+        Ok(settlement::ProposalState::Pending) => "approvals-state-pending",
+        Ok(settlement::ProposalState::Approved) => "approvals-state-approved",
+        Ok(settlement::ProposalState::Applied) => "approvals-state-applied",
+        Ok(settlement::ProposalState::Failed) => "approvals-state-failed",
+        Ok(settlement::ProposalState::Rejected) => "approvals-state-rejected",
+        Ok(settlement::ProposalState::Expired) => "approvals-state-expired",
+        _ => "approvals-kind-unknown",
+    }
+}
+
+/// "mutuelle:MUT-X/user:awa" as a person reads it: "awa".
+fn who(identity: &str) -> String {
+    match identity.rsplit_once("/user:") {
+        Some((_, login)) => login.to_string(),
+        None => identity.to_string(),
+    }
+}
+
+pub(super) async fn approvals(
+    State(c): State<Arc<Console>>,
+    ctx: Ctx,
+    Query(done): Query<Done>,
+) -> Response {
+    let lang = ctx.lang;
+    let Some(mutuelle) = ctx.person.mutuelle().map(str::to_string) else {
+        return ctx.forbidden().into_response();
+    };
+    let msg = settlement::ListProposalsRequest {
+        mutuelle_id: mutuelle.clone(),
+        pending_only: false,
+    };
+    let r = match c
+        .call(&ctx.person, ctx.peer, msg, |r| {
+            c.settlement.list_proposals(r)
+        })
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return ctx.status(e).into_response(),
+    };
+    let mut ui = ctx.ui(lang.t("approvals-title"), "approvals");
+    ui.notice = done.notice(lang);
+    let me = ctx.person.caller().display();
+    let pending = settlement::ProposalState::Pending as i32;
+    let mut cards = String::new();
+    for p in r.proposals.iter().filter(|p| p.state == pending) {
+        cards.push_str(&format!(
+            "<section class=\"card\"><h2>{} {} · {}</h2><p>{}</p><p class=\"meta\">{}</p>",
+            esc(&lang.t("approvals-number")),
+            p.id,
+            esc(&lang.t(kind_key(p.kind))),
+            esc(&change_words(&c, lang, p)),
+            esc(&lang.t_args(
+                "approvals-proposed",
+                &[
+                    ("who", &who(&p.proposed_by)),
+                    ("when", &lang.time(p.proposed_at_ms)),
+                    ("hash", &p.hash[..p.hash.len().min(16)]),
+                ],
+            )),
+        ));
+        if !manager(&ctx) {
+            cards.push_str(&format!(
+                "<p>{}</p>",
+                esc(&lang.t("approvals-managers-only"))
+            ));
+        } else if p.proposed_by == me {
+            cards.push_str(&format!("<p>{}</p>", esc(&lang.t("approvals-yours"))));
+            cards.push_str(&format!(
+                "<form method=\"post\" action=\"/approvals/{}/reject\" class=\"inline\">{}<input type=\"hidden\" name=\"reason\" value=\"\"><button>{}</button></form>",
+                p.id,
+                csrf_input(&ui),
+                esc(&lang.t("approvals-withdraw"))
+            ));
+        } else {
+            cards.push_str(&format!(
+                "<form method=\"post\" action=\"/approvals/{id}/approve\" class=\"inline\">{csrf}<input type=\"hidden\" name=\"hash\" value=\"{hash}\"><button>{approve}</button></form> \
+                 <form method=\"post\" action=\"/approvals/{id}/reject\" class=\"inline\">{csrf}<label>{reason}<input name=\"reason\" maxlength=\"500\"></label><button>{reject}</button></form>",
+                id = p.id,
+                csrf = csrf_input(&ui),
+                hash = esc(&p.hash),
+                approve = esc(&lang.t("approvals-approve")),
+                reason = esc(&lang.t("approvals-reason")),
+                reject = esc(&lang.t("approvals-reject")),
+            ));
+        }
+        cards.push_str("</section>");
+    }
+    let mut t = Table::new(
+        lang,
+        &[
+            "approvals-number",
+            "approvals-change",
+            "col-state",
+            "approvals-proposed-by",
+            "approvals-decided-by",
+            "approvals-decided-at",
+            "approvals-outcome",
+        ],
+        &[0],
+    );
+    for p in r.proposals.iter().filter(|p| p.state != pending) {
+        t.row(
+            String::new(),
+            vec![
+                p.id.to_string(),
+                change_words(&c, lang, p),
+                lang.t(state_key(p.state)),
+                who(&p.proposed_by),
+                who(&p.decided_by),
+                lang.time(p.decided_at_ms),
+                p.outcome.clone(),
+            ],
+        );
+    }
+    page(ListPage {
+        ui,
+        heading: lang.t_args("approvals-heading", &[("mutuelle", &mutuelle)]),
+        form: if cards.is_empty() {
+            format!("<p class=\"empty\">{}</p>", esc(&lang.t("approvals-none")))
+        } else {
+            cards
+        },
+        summary: String::new(),
+        tables: vec![(lang.t("approvals-history"), t)],
+        empty: lang.t("approvals-no-history"),
+        after: String::new(),
+    })
+}
+
+#[derive(Deserialize)]
+pub(super) struct DecisionForm {
+    csrf: String,
+    #[serde(default)]
+    hash: String,
+    #[serde(default)]
+    reason: String,
+}
+
+pub(super) async fn decide(
+    State(c): State<Arc<Console>>,
+    ctx: Ctx,
+    Path((id, action)): Path<(i64, String)>,
+    Form(f): Form<DecisionForm>,
+) -> Response {
+    if let Err(r) = check_csrf(&c, &ctx, &f.csrf).await {
+        return r.into_response();
+    }
+    let r = match action.as_str() {
+        "approve" => {
+            let msg = settlement::ApproveProposalRequest { id, hash: f.hash };
+            c.call(&ctx.person, ctx.peer, msg, |r| {
+                c.settlement.approve_proposal(r)
+            })
+            .await
+            .map(|_| "approved")
+        }
+        "reject" => {
+            let msg = settlement::RejectProposalRequest {
+                id,
+                reason: f.reason,
+            };
+            c.call(&ctx.person, ctx.peer, msg, |r| {
+                c.settlement.reject_proposal(r)
+            })
+            .await
+            .map(|_| "rejected")
+        }
+        _ => {
+            return ctx
+                .error(StatusCode::NOT_FOUND, ctx.t("error-not-found"))
+                .into_response();
+        }
+    };
+    match r {
+        Ok(done) => Reply::Redirect(format!("/approvals?done={done}"), Vec::new()).into_response(),
+        Err(s) if s.code() == tonic::Code::PermissionDenied => ctx
+            .error(StatusCode::FORBIDDEN, ctx.t("approvals-not-yours"))
+            .into_response(),
+        Err(s) => ctx.status(s).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages_and_amounts_are_read_as_people_type_them() {
+        assert_eq!(parse_percent("80"), Some(8_000));
+        assert_eq!(parse_percent("80,5"), Some(8_050));
+        assert_eq!(parse_percent("12.25 %"), Some(1_225));
+        assert_eq!(parse_percent("100"), Some(10_000));
+        assert_eq!(parse_percent("100,01"), None);
+        assert_eq!(parse_percent("8,005"), None);
+        assert_eq!(parse_percent("-5"), None);
+        assert_eq!(parse_percent(""), None);
+        assert_eq!(parse_amount("50 000"), Ok(Some(50_000)));
+        assert_eq!(parse_amount("50\u{202f}000"), Ok(Some(50_000)));
+        assert_eq!(parse_amount(""), Ok(None));
+        assert_eq!(parse_amount("5e3"), Err(()));
+        assert_eq!(parse_amount("9999999999999999"), Err(()));
+        assert_eq!(percent(Lang::Fr, 8_050), "80,5\u{a0}%");
+        assert_eq!(percent(Lang::En, 10_000), "100%");
+        assert_eq!(percent_text(8_050), "80,50");
+        assert_eq!(parse_percent(&percent_text(8_050)), Some(8_050));
+        assert_eq!(who("mutuelle:MUT-A/user:awa"), "awa");
+        assert_eq!(who("mutuelle:MUT-A"), "mutuelle:MUT-A");
+    }
+}

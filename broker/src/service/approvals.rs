@@ -1,0 +1,590 @@
+//! Changes that need two people (maker-checker): publishing product
+//! versions, closing a period, settling one. Whoever asks for such a change
+//! (over gRPC, JSON, the CLI or the console: they all come here) records a
+//! proposal; another person of the mutuelle approves it by its id and the
+//! hash of its exact content, and only then is it applied. The approver is
+//! a mutuelle identity in the proposal's scope, not a clerk, not the
+//! proposer, and never an operator or a scheme. See "Approvals" in
+//! docs/ARCHITECTURE.md.
+
+use passerelle_domain::Product;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{Broker, ServiceError};
+use crate::identity::{Auth, Role};
+use crate::store::approvals::{Proposal, ProposalState};
+use crate::store::{CloseUpTo, PeriodContent, PeriodRecord, PeriodState, PutProduct};
+
+/// Most proposals of one mutuelle waiting at once: past it, a new one is
+/// refused until some are decided.
+pub const MAX_PENDING: u32 = 20;
+
+/// A proposal not decided within this time expires.
+pub const PROPOSAL_TTL_MS: i64 = 7 * 24 * 3_600 * 1_000;
+
+/// Most proposals listed in one answer.
+pub const MAX_LISTED: u32 = 100;
+
+/// What a proposal changes: exactly what its approver approves (its JSON is
+/// the proposal's body, whose SHA-256 is the proposal's hash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    /// Close the open period: what it held when proposed (claims
+    /// coordinated up to `until_ms`), and only if it still holds that.
+    ClosePeriod {
+        scheme_id: String,
+        mutuelle_id: String,
+        until_ms: i64,
+        content: PeriodContent,
+    },
+    /// Record that a closed period was paid.
+    SettlePeriod {
+        scheme_id: String,
+        mutuelle_id: String,
+        number: u32,
+        reference: String,
+        content: PeriodContent,
+    },
+    /// Store these product versions (all or none).
+    PublishProducts {
+        mutuelle_id: String,
+        products: Vec<Product>,
+    },
+}
+
+impl Change {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::ClosePeriod { .. } => "close_period",
+            Change::SettlePeriod { .. } => "settle_period",
+            Change::PublishProducts { .. } => "publish_products",
+        }
+    }
+
+    pub fn mutuelle_id(&self) -> &str {
+        match self {
+            Change::ClosePeriod { mutuelle_id, .. }
+            | Change::SettlePeriod { mutuelle_id, .. }
+            | Change::PublishProducts { mutuelle_id, .. } => mutuelle_id,
+        }
+    }
+
+    pub fn scheme_id(&self) -> &str {
+        match self {
+            Change::ClosePeriod { scheme_id, .. } | Change::SettlePeriod { scheme_id, .. } => {
+                scheme_id
+            }
+            Change::PublishProducts { .. } => "",
+        }
+    }
+
+    /// The change a stored proposal holds.
+    pub fn of(p: &Proposal) -> Result<Change, ServiceError> {
+        serde_json::from_str(&p.body).map_err(|e| {
+            crate::store::StoreError::Corrupt(format!("proposal {}: {e}", p.id)).into()
+        })
+    }
+}
+
+/// What asking for a change did: nothing was left to do (the same
+/// settlement again, products identical to the stored ones), or a proposal
+/// now waits for a second person.
+#[derive(Debug)]
+pub enum Proposed<T> {
+    Done(T),
+    Waiting(Box<Proposal>),
+}
+
+/// The SHA-256 (hex) of a proposal's body.
+pub fn hash_of(body: &str) -> String {
+    hex::encode(Sha256::digest(body.as_bytes()))
+}
+
+/// Who proposes: any authenticated identity the caller's handler already
+/// scoped to the mutuelle (its system, its manager, the scheme of the
+/// period, an operator acting for it), except a clerk.
+fn proposer(by: &Auth) -> Result<String, ServiceError> {
+    match by {
+        Auth::Caller(c) if c.clerk => Err(ServiceError::PermissionDenied(format!(
+            "{} is a clerk: a manager proposes this change",
+            c.display()
+        ))),
+        Auth::Caller(c) => Ok(c.display()),
+        Auth::Plaintext => Ok("plaintext".into()),
+        Auth::Missing => Err(ServiceError::PermissionDenied(
+            "the call was not authenticated".into(),
+        )),
+    }
+}
+
+/// Who decides: a mutuelle identity of the proposal's mutuelle that is not
+/// a clerk. Approving also needs someone other than the proposer. The
+/// plaintext development listener (loopback only) authenticates no one, so
+/// it cannot tell two people apart: there, the two steps are still needed,
+/// but both are "plaintext".
+fn decider(by: &Auth, p: &Proposal) -> Result<String, ServiceError> {
+    let denied = |m: String| Err(ServiceError::PermissionDenied(m));
+    match by {
+        Auth::Caller(c) if c.role == Role::Mutuelle && c.id == p.mutuelle_id && !c.clerk => {
+            Ok(c.display())
+        }
+        Auth::Caller(c) if c.role == Role::Mutuelle && c.id == p.mutuelle_id => denied(format!(
+            "{} is a clerk: a manager of {} decides",
+            c.display(),
+            p.mutuelle_id
+        )),
+        Auth::Caller(c) => denied(format!(
+            "{} may not decide proposal {}: only a person of {} does",
+            c.display(),
+            p.id,
+            p.mutuelle_id
+        )),
+        Auth::Plaintext => Ok("plaintext".into()),
+        Auth::Missing => denied("the call was not authenticated".into()),
+    }
+}
+
+fn open_of(periods: &[PeriodRecord]) -> Option<&PeriodRecord> {
+    periods.iter().find(|p| p.state == PeriodState::Open)
+}
+
+impl Broker {
+    async fn propose(&self, by: &Auth, change: Change) -> Result<Proposal, ServiceError> {
+        let who = proposer(by)?;
+        let body = serde_json::to_string(&change)
+            .map_err(|e| crate::store::StoreError::Backend(format!("proposal body: {e}")))?;
+        let p = Proposal {
+            id: 0,
+            mutuelle_id: change.mutuelle_id().to_string(),
+            scheme_id: change.scheme_id().to_string(),
+            kind: change.kind().to_string(),
+            hash: hash_of(&body),
+            body,
+            proposed_by: who,
+            proposed_ms: self.clock.now_ms(),
+            state: ProposalState::Pending,
+            decided_by: String::new(),
+            decided_ms: 0,
+            outcome: String::new(),
+        };
+        Ok(self.store.add_proposal(&p, MAX_PENDING).await?)
+    }
+
+    /// Proposes closing the open period with what it holds now.
+    pub async fn propose_close(
+        &self,
+        by: &Auth,
+        scheme_id: &str,
+        mutuelle_id: &str,
+    ) -> Result<Proposal, ServiceError> {
+        let until_ms = self.clock.now_ms();
+        let periods = self.store.list_periods(scheme_id, mutuelle_id).await?;
+        let content = open_of(&periods)
+            .map(PeriodContent::of)
+            .filter(|c| c.claim_count > 0 || c.recoveries != 0)
+            .ok_or_else(|| {
+                ServiceError::Refused(format!(
+                    "nothing to close: the open period of {scheme_id} x {mutuelle_id} has no claim and no recovery"
+                ))
+            })?;
+        self.propose(
+            by,
+            Change::ClosePeriod {
+                scheme_id: scheme_id.into(),
+                mutuelle_id: mutuelle_id.into(),
+                until_ms,
+                content,
+            },
+        )
+        .await
+    }
+
+    /// Proposes recording the payment of a closed period. The same
+    /// settlement again is done already; another reference for a settled
+    /// period, or a period that is open or unknown, is refused.
+    pub async fn propose_settle(
+        &self,
+        by: &Auth,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        number: u32,
+        reference: &str,
+    ) -> Result<Proposed<PeriodRecord>, ServiceError> {
+        let periods = self.store.list_periods(scheme_id, mutuelle_id).await?;
+        let Some(p) = periods.iter().find(|p| p.number == number) else {
+            return Err(ServiceError::Refused(format!(
+                "{scheme_id} x {mutuelle_id} has no closed period {number}"
+            )));
+        };
+        match p.state {
+            PeriodState::Open => Err(ServiceError::Refused(format!(
+                "period {number} of {scheme_id} x {mutuelle_id} is still open: close it first"
+            ))),
+            PeriodState::Settled if p.reference == reference => Ok(Proposed::Done(p.clone())),
+            PeriodState::Settled => Err(ServiceError::Refused(format!(
+                "period {number} of {scheme_id} x {mutuelle_id} was settled already, with reference {}",
+                p.reference
+            ))),
+            PeriodState::Closed => Ok(Proposed::Waiting(Box::new(
+                self.propose(
+                    by,
+                    Change::SettlePeriod {
+                        scheme_id: scheme_id.into(),
+                        mutuelle_id: mutuelle_id.into(),
+                        number,
+                        reference: reference.into(),
+                        content: PeriodContent::of(p),
+                    },
+                )
+                .await?,
+            ))),
+        }
+    }
+
+    /// Proposes publishing product versions of one mutuelle. Versions all
+    /// identical to the stored ones are done already (nothing to approve).
+    pub async fn propose_products(
+        &self,
+        by: &Auth,
+        products: Vec<Product>,
+    ) -> Result<Proposed<Vec<PutProduct>>, ServiceError> {
+        let Some(mutuelle_id) = products.first().map(|p| p.mutuelle_id.clone()) else {
+            return Err(ServiceError::invalid(
+                "products",
+                "give at least one product",
+            ));
+        };
+        if let Some(i) = products.iter().position(|p| p.mutuelle_id != mutuelle_id) {
+            return Err(ServiceError::invalid(
+                &format!("products[{i}].mutuelle_id"),
+                "one mutuelle per call: each mutuelle approves its own products",
+            ));
+        }
+        let stored = self.store.list_products(&mutuelle_id).await?;
+        if products.iter().all(|p| stored.iter().any(|(s, _)| s == p)) {
+            return Ok(Proposed::Done(vec![PutProduct::Unchanged; products.len()]));
+        }
+        Ok(Proposed::Waiting(Box::new(
+            self.propose(
+                by,
+                Change::PublishProducts {
+                    mutuelle_id,
+                    products,
+                },
+            )
+            .await?,
+        )))
+    }
+
+    /// A proposal, for a caller of its mutuelle (or an operator).
+    pub async fn proposal(&self, by: &Auth, id: i64) -> Result<Proposal, ServiceError> {
+        let p = self
+            .store
+            .proposal(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("proposal {id}")))?;
+        let reads = match by {
+            Auth::Caller(c) => match c.role {
+                Role::Mutuelle => c.id == p.mutuelle_id,
+                Role::Scheme => {
+                    !p.scheme_id.is_empty() && self.directory().scheme_covers(&c.id, &p.scheme_id)
+                }
+                Role::Operator => true,
+            },
+            Auth::Plaintext => true,
+            Auth::Missing => false,
+        };
+        if !reads {
+            return Err(ServiceError::PermissionDenied(format!(
+                "proposal {id} is not in the caller's scope"
+            )));
+        }
+        Ok(p)
+    }
+
+    /// The proposals of these mutuelles, newest first, at most
+    /// [`MAX_LISTED`].
+    pub async fn proposals(
+        &self,
+        mutuelle_ids: &[String],
+        pending_only: bool,
+    ) -> Result<Vec<Proposal>, ServiceError> {
+        let mut all = Vec::new();
+        for m in mutuelle_ids {
+            all.extend(self.store.proposals(m, pending_only, MAX_LISTED).await?);
+        }
+        all.sort_by_key(|p| std::cmp::Reverse(p.id));
+        all.truncate(MAX_LISTED as usize);
+        Ok(all)
+    }
+
+    /// Approves a proposal, given the hash of the content the approver saw,
+    /// and applies it. Returns the proposal as it ends (applied); when the
+    /// store refuses the change (the period changed meanwhile, a product
+    /// version is used by claims), the proposal ends failed and the refusal
+    /// is the answer.
+    pub async fn approve(&self, by: &Auth, id: i64, hash: &str) -> Result<Proposal, ServiceError> {
+        let p = self.proposal(by, id).await?;
+        let who = decider(by, &p)?;
+        if who == p.proposed_by && *by != Auth::Plaintext {
+            return Err(ServiceError::PermissionDenied(format!(
+                "{who} proposed {id}: another person of {} approves it",
+                p.mutuelle_id
+            )));
+        }
+        if hash != p.hash {
+            return Err(ServiceError::invalid(
+                "hash",
+                format!("is not the hash of proposal {id} as stored: read the proposal again"),
+            ));
+        }
+        self.still_pending(&p).await?;
+        let now = self.clock.now_ms();
+        let claimed = self
+            .store
+            .decide_proposal(
+                id,
+                ProposalState::Pending,
+                ProposalState::Approved,
+                &who,
+                now,
+                "",
+            )
+            .await?;
+        if !claimed {
+            return Err(ServiceError::Refused(format!(
+                "proposal {id} was decided by someone else meanwhile"
+            )));
+        }
+        let applied = self.apply(&Change::of(&p)?).await;
+        let (state, outcome) = match &applied {
+            Ok(o) => (ProposalState::Applied, o.clone()),
+            Err(e) => (ProposalState::Failed, e.to_string()),
+        };
+        self.store
+            .decide_proposal(id, ProposalState::Approved, state, &who, now, &outcome)
+            .await?;
+        applied?;
+        self.proposal(by, id).await
+    }
+
+    /// Rejects a proposal (or its author withdraws it), with a reason.
+    pub async fn reject(&self, by: &Auth, id: i64, reason: &str) -> Result<Proposal, ServiceError> {
+        let p = self.proposal(by, id).await?;
+        let who = match by {
+            Auth::Caller(c) if c.display() == p.proposed_by => c.display(),
+            _ => decider(by, &p)?,
+        };
+        self.still_pending(&p).await?;
+        let now = self.clock.now_ms();
+        if !self
+            .store
+            .decide_proposal(
+                id,
+                ProposalState::Pending,
+                ProposalState::Rejected,
+                &who,
+                now,
+                reason,
+            )
+            .await?
+        {
+            return Err(ServiceError::Refused(format!(
+                "proposal {id} was decided by someone else meanwhile"
+            )));
+        }
+        self.proposal(by, id).await
+    }
+
+    /// Refuses a proposal that is decided, or expired (marking it so).
+    async fn still_pending(&self, p: &Proposal) -> Result<(), ServiceError> {
+        if p.state != ProposalState::Pending {
+            return Err(ServiceError::Refused(format!(
+                "proposal {} is {} already",
+                p.id,
+                p.state.as_str()
+            )));
+        }
+        let now = self.clock.now_ms();
+        if now.saturating_sub(p.proposed_ms) > PROPOSAL_TTL_MS {
+            self.store
+                .decide_proposal(
+                    p.id,
+                    ProposalState::Pending,
+                    ProposalState::Expired,
+                    "",
+                    now,
+                    "",
+                )
+                .await?;
+            return Err(ServiceError::Refused(format!(
+                "proposal {} expired: it was not decided within 7 days; propose it again",
+                p.id
+            )));
+        }
+        Ok(())
+    }
+
+    /// Applies an approved change; returns what it did, in a few words.
+    async fn apply(&self, change: &Change) -> Result<String, ServiceError> {
+        let now = self.clock.now_ms();
+        match change {
+            Change::ClosePeriod {
+                scheme_id,
+                mutuelle_id,
+                until_ms,
+                content,
+            } => {
+                let upto = CloseUpTo {
+                    until_ms: *until_ms,
+                    expect: Some(*content),
+                };
+                let p = self
+                    .store
+                    .close_period(scheme_id, mutuelle_id, &upto, now)
+                    .await?;
+                Ok(format!("period {} closed", p.number))
+            }
+            Change::SettlePeriod {
+                scheme_id,
+                mutuelle_id,
+                number,
+                reference,
+                ..
+            } => {
+                let p = self
+                    .store
+                    .settle_period(scheme_id, mutuelle_id, *number, reference, now)
+                    .await?;
+                Ok(format!("period {} settled", p.number))
+            }
+            Change::PublishProducts { products, .. } => {
+                let r = self.store.put_products(products).await?;
+                let changed = r.iter().filter(|x| **x != PutProduct::Unchanged).count();
+                Ok(format!("{changed} product version(s) published"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance::sample_product;
+
+    fn caller(role: Role, id: &str, user: Option<&str>, clerk: bool) -> Auth {
+        Auth::Caller(crate::identity::Caller {
+            role,
+            id: id.into(),
+            user: user.map(str::to_string),
+            clerk,
+        })
+    }
+
+    fn denied<T: std::fmt::Debug>(r: Result<T, ServiceError>) -> bool {
+        matches!(r, Err(ServiceError::PermissionDenied(_)))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_is_applied_only_once_another_person_of_the_mutuelle_approves_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = crate::service::testing::broker(dir.path());
+        let system = caller(Role::Mutuelle, "MUT-X", None, false);
+        let awa = caller(Role::Mutuelle, "MUT-X", Some("awa"), false);
+        let kofi_clerk = caller(Role::Mutuelle, "MUT-X", Some("kofi"), true);
+        let other = caller(Role::Mutuelle, "MUT-Y", Some("yao"), false);
+        let ops = caller(Role::Operator, "ops", Some("ops"), false);
+        let scheme = caller(Role::Scheme, "CNSS", None, false);
+        let v1 = sample_product("MUT-X", 1, "2026-01-01");
+
+        // A clerk does not propose.
+        assert!(denied(
+            b.propose_products(&kofi_clerk, vec![v1.clone()]).await
+        ));
+        let Proposed::Waiting(p) = b.propose_products(&system, vec![v1.clone()]).await.unwrap()
+        else {
+            panic!("a new version waits for approval")
+        };
+        assert_eq!(
+            (p.state, p.proposed_by.as_str()),
+            (ProposalState::Pending, "mutuelle:MUT-X")
+        );
+        assert_eq!(p.hash, hash_of(&p.body));
+        assert!(
+            b.list_products("MUT-X").await.unwrap().is_empty(),
+            "nothing stored yet"
+        );
+
+        // Not its author, not a clerk, not an operator or a scheme, not
+        // another mutuelle.
+        for who in [&system, &kofi_clerk, &ops, &scheme, &other] {
+            assert!(denied(b.approve(who, p.id, &p.hash).await), "{who:?}");
+        }
+        assert!(denied(b.proposal(&other, p.id).await));
+        // The exact content: another hash approves nothing.
+        assert!(matches!(
+            b.approve(&awa, p.id, &"0".repeat(64)).await,
+            Err(ServiceError::Invalid(v)) if v[0].field == "hash"
+        ));
+        let done = b.approve(&awa, p.id, &p.hash).await.unwrap();
+        assert_eq!(
+            (done.state, done.decided_by.as_str(), done.outcome.as_str()),
+            (
+                ProposalState::Applied,
+                "mutuelle:MUT-X/user:awa",
+                "1 product version(s) published"
+            )
+        );
+        assert_eq!(b.list_products("MUT-X").await.unwrap()[0].0, v1);
+        // Once only.
+        assert!(matches!(
+            b.approve(&awa, p.id, &p.hash).await,
+            Err(ServiceError::Refused(_))
+        ));
+        // The same version again: nothing to approve.
+        assert!(matches!(
+            b.propose_products(&system, vec![v1.clone()]).await.unwrap(),
+            Proposed::Done(r) if r == vec![PutProduct::Unchanged]
+        ));
+
+        // Not decided within 7 days: expired, never applied.
+        let v2 = sample_product("MUT-X", 2, "2027-01-01");
+        let Proposed::Waiting(late) = b.propose_products(&awa, vec![v2.clone()]).await.unwrap()
+        else {
+            panic!("waits")
+        };
+        tokio::time::advance(std::time::Duration::from_millis(PROPOSAL_TTL_MS as u64 + 1)).await;
+        assert!(matches!(
+            b.approve(&system, late.id, &late.hash).await,
+            Err(ServiceError::Refused(_))
+        ));
+        assert_eq!(
+            b.proposal(&awa, late.id).await.unwrap().state,
+            ProposalState::Expired
+        );
+        assert_eq!(b.list_products("MUT-X").await.unwrap().len(), 1);
+
+        // Its author withdraws one; a clerk may not reject.
+        let Proposed::Waiting(w) = b.propose_products(&awa, vec![v2]).await.unwrap() else {
+            panic!("waits")
+        };
+        assert!(denied(b.reject(&kofi_clerk, w.id, "non").await));
+        let r = b.reject(&awa, w.id, "erreur de date").await.unwrap();
+        assert_eq!(
+            (r.state, r.outcome.as_str()),
+            (ProposalState::Rejected, "erreur de date")
+        );
+        assert_eq!(b.proposals(&["MUT-X".into()], true).await.unwrap().len(), 0);
+        assert_eq!(
+            b.proposals(&["MUT-X".into()], false).await.unwrap().len(),
+            3
+        );
+        // One mutuelle per proposal.
+        assert!(matches!(
+            b.propose_products(&ops, vec![sample_product("MUT-X", 3, "2028-01-01"), sample_product("MUT-Y", 1, "2028-01-01")]).await,
+            Err(ServiceError::Invalid(v)) if v[0].field == "products[1].mutuelle_id"
+        ));
+    }
+}

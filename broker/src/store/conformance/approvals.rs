@@ -1,0 +1,176 @@
+//! Conformance of `ApprovalStore`, and of a close that takes exactly what
+//! was proposed (maker-checker).
+
+#[allow(unused_imports)]
+use super::*;
+use crate::store::PeriodContent;
+use crate::store::approvals::{Proposal, ProposalState};
+
+fn proposal(mutuelle: &str, by: &str, at: i64) -> Proposal {
+    Proposal {
+        id: 0,
+        mutuelle_id: mutuelle.into(),
+        scheme_id: "CNSS".into(),
+        kind: "close_period".into(),
+        body: format!("{{\"at\":{at}}}"),
+        hash: format!("h{at}"),
+        proposed_by: by.into(),
+        proposed_ms: at,
+        state: ProposalState::Pending,
+        decided_by: String::new(),
+        decided_ms: 0,
+        outcome: String::new(),
+    }
+}
+
+pub async fn proposals_are_decided_once(store: Arc<dyn Store>) {
+    let a = store
+        .add_proposal(&proposal("MUT-A", "mutuelle:MUT-A/user:awa", 10), 2)
+        .await
+        .unwrap();
+    let b = store
+        .add_proposal(&proposal("MUT-A", "mutuelle:MUT-A", 20), 2)
+        .await
+        .unwrap();
+    assert!(b.id > a.id);
+    assert_eq!(
+        store.proposal(a.id).await.unwrap().unwrap(),
+        Proposal {
+            id: a.id,
+            ..proposal("MUT-A", "mutuelle:MUT-A/user:awa", 10)
+        }
+    );
+    // A third pending one for the same mutuelle is past the bound; another
+    // mutuelle has its own.
+    assert!(matches!(
+        store
+            .add_proposal(&proposal("MUT-A", "x", 30), 2)
+            .await
+            .unwrap_err(),
+        StoreError::Refused(_)
+    ));
+    store
+        .add_proposal(&proposal("MUT-B", "x", 30), 2)
+        .await
+        .unwrap();
+    let listed = store.proposals("MUT-A", true, 10).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|p| p.id).collect::<Vec<_>>(),
+        vec![b.id, a.id]
+    );
+
+    // Two approvers at once: one wins.
+    let mut tasks = Vec::new();
+    for who in ["kofi", "ama"] {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.decide_proposal(
+                a.id,
+                ProposalState::Pending,
+                ProposalState::Approved,
+                who,
+                40,
+                "",
+            )
+            .await
+            .unwrap()
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        won += usize::from(t.await.unwrap());
+    }
+    assert_eq!(won, 1);
+    // Rejecting what is approved does nothing.
+    assert!(
+        !store
+            .decide_proposal(
+                a.id,
+                ProposalState::Pending,
+                ProposalState::Rejected,
+                "z",
+                41,
+                "no"
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .decide_proposal(
+                a.id,
+                ProposalState::Approved,
+                ProposalState::Applied,
+                "kofi",
+                42,
+                "period 1"
+            )
+            .await
+            .unwrap()
+    );
+    let done = store.proposal(a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (done.state, done.decided_ms, done.outcome.as_str()),
+        (ProposalState::Applied, 42, "period 1")
+    );
+    assert!(["kofi", "ama"].contains(&done.decided_by.as_str()));
+    // Pending only: the other one; all: both, newest first.
+    assert_eq!(store.proposals("MUT-A", true, 10).await.unwrap().len(), 1);
+    assert_eq!(store.proposals("MUT-A", false, 10).await.unwrap().len(), 2);
+    assert_eq!(
+        store.proposals("MUT-A", false, 1).await.unwrap()[0].id,
+        b.id
+    );
+    assert!(store.proposal(9_999_999).await.unwrap().is_none());
+}
+
+pub async fn a_close_takes_what_was_proposed(store: Arc<dyn Store>) {
+    // S1 coordinated at 2,000; the close is proposed at 3,000.
+    coordinate(&store, sample_claim("CNSS", "S1", "I1"), &[1500, 3000]).await;
+    let open = store.list_periods("CNSS", "MUT-A").await.unwrap()[0].clone();
+    let proposed = PeriodContent::of(&open);
+    assert_eq!(proposed.claim_count, 1);
+    // S2 is coordinated after the proposal: it stays in the open period.
+    let s2 = sample_claim("CNSS", "S2", "I2");
+    begin(&store, s2).await;
+    store
+        .complete_claim("CNSS", "S2", coordinated(&[100, 200], vec![]), 4_000)
+        .await
+        .unwrap();
+    // Expecting something else (a claim cancelled since, say): refused,
+    // nothing written.
+    let wrong = CloseUpTo {
+        until_ms: 3_000,
+        expect: Some(PeriodContent {
+            claim_count: 2,
+            ..proposed
+        }),
+    };
+    assert!(matches!(
+        store
+            .close_period("CNSS", "MUT-A", &wrong, 5_000)
+            .await
+            .unwrap_err(),
+        StoreError::Refused(_)
+    ));
+    assert_eq!(
+        store.list_periods("CNSS", "MUT-A").await.unwrap()[0].claim_count,
+        2
+    );
+    let upto = CloseUpTo {
+        until_ms: 3_000,
+        expect: Some(proposed),
+    };
+    let p = store
+        .close_period("CNSS", "MUT-A", &upto, 5_000)
+        .await
+        .unwrap();
+    assert_eq!((p.number, p.claim_count), (1, 1));
+    assert_eq!(PeriodContent::of(&p), proposed);
+    let periods = store.list_periods("CNSS", "MUT-A").await.unwrap();
+    let open = periods
+        .iter()
+        .find(|p| p.state == PeriodState::Open)
+        .unwrap();
+    assert_eq!((open.number, open.claim_count), (2, 1));
+}

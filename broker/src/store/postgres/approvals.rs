@@ -1,0 +1,85 @@
+//! Proposals waiting for a second person (maker-checker).
+
+use super::*;
+use crate::store::approvals::{ApprovalStore, Proposal, ProposalState, sql};
+
+#[async_trait]
+impl ApprovalStore for PgStore {
+    async fn add_proposal(&self, p: &Proposal, max_pending: u32) -> Result<Proposal, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        // Two replicas counting at once would both see room: one at a time
+        // per mutuelle.
+        advisory_lock(&tx, &format!("proposals\u{1f}{}", p.mutuelle_id)).await?;
+        let pending: i64 = q1(&tx, &sql::count_pending('$'), &[&p.mutuelle_id])
+            .await?
+            .ok_or_else(|| backend("no row"))?
+            .get(0);
+        if pending >= i64::from(max_pending) {
+            return Err(sql::refused_too_many(&p.mutuelle_id, max_pending));
+        }
+        let row = q1(
+            &tx,
+            &sql::add('$'),
+            &[
+                &p.mutuelle_id,
+                &p.scheme_id,
+                &p.kind,
+                &p.body,
+                &p.hash,
+                &p.proposed_by,
+                &p.proposed_ms,
+            ],
+        )
+        .await?
+        .ok_or_else(|| backend("no row"))?;
+        let out = sql::proposal(&row)?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn proposal(&self, id: i64) -> Result<Option<Proposal>, StoreError> {
+        let c = self.client().await?;
+        q1(&c, &sql::one('$'), &[&id])
+            .await?
+            .map(|r| sql::proposal(&r))
+            .transpose()
+    }
+
+    async fn proposals(
+        &self,
+        mutuelle_id: &str,
+        pending_only: bool,
+        limit: u32,
+    ) -> Result<Vec<Proposal>, StoreError> {
+        let c = self.client().await?;
+        decode(
+            &q(
+                &c,
+                &sql::list('$'),
+                &[&mutuelle_id, &pending_only, &i64::from(limit)],
+            )
+            .await?,
+            sql::proposal,
+        )
+    }
+
+    async fn decide_proposal(
+        &self,
+        id: i64,
+        from: ProposalState,
+        to: ProposalState,
+        by: &str,
+        now_ms: i64,
+        outcome: &str,
+    ) -> Result<bool, StoreError> {
+        let c = self.client().await?;
+        let n = x(
+            &c,
+            &sql::decide('$'),
+            &[&id, &from.as_str(), &to.as_str(), &by, &now_ms, &outcome],
+        )
+        .await?;
+        Ok(n == 1)
+    }
+}
