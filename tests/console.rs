@@ -265,7 +265,10 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let mut dev = process::dev(tmp.path(), &data);
+    // The broker's clock starts on 2 December 2026, 10:00 UTC: the demo
+    // claim's day of care (20 November) is in the dashboard's last 14 days
+    // whatever day the test runs.
+    let mut dev = process::dev_at(tmp.path(), &data, 1_796_205_600_000);
     let console = dev.console_url();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     // A scheme's system sends two claims: one routed to MUT-SOLIDARITE
@@ -724,6 +727,15 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
         body.contains("TG-1009") && body.contains("01/12/2026"),
         "{body}"
     );
+    // Its ceilings today (the broker's clock: 2 December 2026), used and
+    // left.
+    assert!(
+        body.contains("Plafonds au 02/12/2026 (SOLIDARITE-ESSENTIEL v1)")
+            && body.contains("par an et par bénéficiaire")
+            && body.contains("300 000 XOF")
+            && body.contains("nombre d'actes par an · Maternité"),
+        "{body}"
+    );
     shot(&c, "14-adherent").await;
 
     // CSRF: a form whose token was tampered with is refused.
@@ -748,13 +760,8 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     // The code an authenticator app shows, from the secret the banner gives.
     let secret = dev.banner_line("given the TOTP secret ");
     let secret = secret.rsplit(' ').next().unwrap().trim_end_matches(')');
-    // The dev broker's own clock is the wall clock: so is the app's.
-    #[allow(clippy::disallowed_methods)]
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let code = passerelle_broker::service::users::totp_code(secret, now_ms).unwrap();
+    // The app's clock agrees with the broker's.
+    let code = passerelle_broker::service::users::totp_code(secret, dev.now_ms()).unwrap();
     sign_in(&ops, &console, "ops", "demo-passerelle", "").await;
     assert!(
         text(&ops)
@@ -783,6 +790,17 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     click(&ops, Locator::LinkText("Partenaires")).await;
     assert!(text(&ops).await.contains("MUT-IMIS"));
     shot(&ops, "09-partenaires").await;
+    // Certificates and CRLs with their end of validity (the dev ones: the
+    // broker's for 825 days, its CA for ten years).
+    click(&ops, Locator::LinkText("Certificats")).await;
+    let body = text(&ops).await;
+    assert!(
+        body.contains("certificat du broker")
+            && body.contains("Aucun certificat n'expire dans les 30 jours")
+            && body.contains("valide"),
+        "{body}"
+    );
+    shot(&ops, "22-certificats").await;
     click(&ops, Locator::LinkText("Utilisateurs")).await;
     shot(&ops, "10-utilisateurs").await;
     // A new clerk's account from the page: its temporary password is shown
@@ -908,7 +926,35 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
             .contains("Le fichier vérifié n'est plus disponible pour cette mutuelle")
     );
 
-    for b in [c, ops, phone, fed] {
+    // Scheme staff: the partners' health, read only (no pause or resume),
+    // and no certificates page.
+    let cnss = browser(&driver, &tmp.path().join("profile-cnss"), 1280, 900).await;
+    sign_in(&cnss, &console, "cnss", "demo-passerelle", "").await;
+    // Its dashboard: claims waiting per mutuelle and the scheme's claims
+    // per day of care, as charts.
+    let charts = cnss
+        .execute("return document.querySelectorAll('svg').length;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(charts.as_u64(), Some(2), "two charts");
+    shot(&cnss, "24-regime-tableau-de-bord").await;
+    click(&cnss, Locator::LinkText("Partenaires")).await;
+    let body = text(&cnss).await;
+    assert!(
+        body.contains("MUT-IMIS") && body.contains("MUT-SOLIDARITE"),
+        "{body}"
+    );
+    assert!(
+        cnss.find(Locator::Css("form[action^='/partners/']"))
+            .await
+            .is_err(),
+        "no pause or resume for scheme staff"
+    );
+    shot(&cnss, "23-regime-partenaires").await;
+    cnss.goto(&format!("{console}/certificates")).await.unwrap();
+    assert_eq!(h1(&cnss).await, "Erreur 403");
+
+    for b in [c, ops, phone, fed, cnss] {
         b.close().await.unwrap();
     }
     dev.kill();

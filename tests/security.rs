@@ -270,14 +270,34 @@ async fn each_party_sees_and_does_only_its_own() {
         .await
         .is_ok()
     );
-    // Administration: operators only.
+    // Administration: operators only; a scheme reads the partners' health
+    // (its claims wait on them), without who paused one; a mutuelle not.
     let mut a =
-        admin::admin_service_client::AdminServiceClient::new(h.as_(Role::Scheme, "CNSS").await);
+        admin::admin_service_client::AdminServiceClient::new(h.as_(Role::Mutuelle, "MUT-R").await);
     assert_eq!(
         a.list_partners(admin::ListPartnersRequest {})
             .await
             .unwrap_err()
             .code(),
+        Code::PermissionDenied
+    );
+    let mut a =
+        admin::admin_service_client::AdminServiceClient::new(h.as_(Role::Scheme, "CNSS").await);
+    let seen = a
+        .list_partners(admin::ListPartnersRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .partners;
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().all(|p| p.paused_by.is_empty()));
+    assert_eq!(
+        a.pause_partner(admin::PausePartnerRequest {
+            mutuelle_id: "MUT-R".into()
+        })
+        .await
+        .unwrap_err()
+        .code(),
         Code::PermissionDenied
     );
     let mut ops =

@@ -354,3 +354,38 @@ approvals-state-expired = expired (not decided within 7 days)
 approvals-close = Close the current period of { $pair }: { $claims } claim(s), billed { $billed }, mutuelle share { $mutuelle }, recoveries { $recoveries }, net due { $net }.
 approvals-settle = Record the payment of period { $number } of { $pair }, reference { $reference }, net due { $net }.
 approvals-product = { $id } version { $version } "{ $name }", applies from { $from }
+
+nav-certificates = Certificates
+certs-title = Certificates and revocation lists
+certs-kind = Kind
+certs-file = File
+certs-until = Valid until
+certs-days = Days left
+certs-ok = valid
+certs-soon = expires within 30 days: renew it
+certs-expired = expired
+certs-none = No certificate read (listening without TLS).
+certs-summary = { $soon ->
+    [0] No certificate expires within 30 days.
+    [one] One certificate or revocation list expires within 30 days.
+   *[other] { $soon } certificates or revocation lists expire within 30 days.
+}
+certs-kind-server = the broker's certificate
+certs-kind-client_ca = clients' authority
+certs-kind-crl_next_update = revocation list (next update)
+certs-kind-partner_certificate = a partner's certificate
+certs-kind-partner_crl_next_update = a partner's revocation list
+claim-other-mutuelle = This claim is not { $mutuelle }'s, the mutuelle you are working on. If it is another mutuelle's of yours, choose it in the header, then open the claim again.
+member-ceilings = Ceilings on { $date } ({ $product }): used and left
+member-no-product = No product in force on { $date }: no ceiling.
+ceiling-name = Ceiling
+ceiling-period = Period
+ceiling-limit = Limit
+ceiling-used = Used
+ceiling-left = Left
+ceiling-beneficiary-year = per year per beneficiary
+ceiling-household-year = per year per household
+ceiling-category-year = per year
+ceiling-stay = per stay
+ceiling-count = acts per year
+chart-per-day-scheme = The scheme's coordinated claims and the mutuelles' share per day of care, last 14 days

@@ -354,3 +354,38 @@ approvals-state-expired = expirée (non décidée en 7 jours)
 approvals-close = Clôturer la période en cours de { $pair } : { $claims } demande(s), facturé { $billed }, part mutuelle { $mutuelle }, indus { $recoveries }, net dû { $net }.
 approvals-settle = Enregistrer le règlement de la période { $number } de { $pair }, référence { $reference }, net dû { $net }.
 approvals-product = { $id } version { $version } « { $name } », applicable à partir du { $from }
+
+nav-certificates = Certificats
+certs-title = Certificats et listes de révocation
+certs-kind = Type
+certs-file = Fichier
+certs-until = Fin de validité
+certs-days = Jours restants
+certs-ok = valide
+certs-soon = expire dans moins de 30 jours : à renouveler
+certs-expired = expiré
+certs-none = Aucun certificat lu (écoute sans TLS).
+certs-summary = { $soon ->
+    [0] Aucun certificat n'expire dans les 30 jours.
+    [one] Un certificat ou une liste de révocation expire dans moins de 30 jours.
+   *[other] { $soon } certificats ou listes de révocation expirent dans moins de 30 jours.
+}
+certs-kind-server = certificat du broker
+certs-kind-client_ca = autorité des clients
+certs-kind-crl_next_update = liste de révocation (prochaine mise à jour)
+certs-kind-partner_certificate = certificat d'un partenaire
+certs-kind-partner_crl_next_update = liste de révocation d'un partenaire
+claim-other-mutuelle = Cette demande n'est pas de { $mutuelle }, la mutuelle sur laquelle vous travaillez. Si elle est d'une autre mutuelle de votre périmètre, choisissez-la dans l'en-tête puis rouvrez la demande.
+member-ceilings = Plafonds au { $date } ({ $product }) : utilisés et restants
+member-no-product = Aucun produit en vigueur le { $date } : pas de plafond.
+ceiling-name = Plafond
+ceiling-period = Période
+ceiling-limit = Limite
+ceiling-used = Utilisé
+ceiling-left = Reste
+ceiling-beneficiary-year = par an et par bénéficiaire
+ceiling-household-year = par an et par famille
+ceiling-category-year = par an
+ceiling-stay = par séjour
+ceiling-count = nombre d'actes par an
+chart-per-day-scheme = Demandes coordonnées du régime et part des mutuelles par jour de soins, 14 derniers jours

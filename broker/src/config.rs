@@ -18,6 +18,11 @@ pub struct Config {
     /// printed on stdout. Default "127.0.0.1:50051".
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Not a key of the file: where the broker's clock starts (ms since
+    /// the epoch) when a test gives one (`dev --clock-start-ms`); else the
+    /// system's clock.
+    #[serde(skip)]
+    pub clock_start_ms: Option<i64>,
     #[serde(default)]
     pub store: StoreConfig,
     #[serde(default)]

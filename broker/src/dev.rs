@@ -182,6 +182,7 @@ pub async fn start(
     plaintext: bool,
     metrics: Option<SocketAddr>,
     console: Option<SocketAddr>,
+    clock_start_ms: Option<i64>,
 ) -> Result<Running, StartError> {
     check_listen(listen, plaintext)?;
     if let Some(c) = console
@@ -205,6 +206,7 @@ pub async fn start(
     let mut cfg = config(listen, sims.addrs, &secrets);
     cfg.metrics = metrics.map(|listen| crate::config::MetricsConfig { listen, tls: None });
     cfg.console = console.map(|listen| crate::config::ConsoleConfig { listen });
+    cfg.clock_start_ms = clock_start_ms;
     start_with_config(data_dir, cfg, plaintext, store).await
 }
 

@@ -108,6 +108,10 @@ enum Command {
         /// Log lines as text (default) or JSON, one object per line.
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
+        /// Tests: the broker's clock starts at this time (ms since the
+        /// epoch) and runs from there.
+        #[arg(long, hide = true)]
+        clock_start_ms: Option<i64>,
     },
     /// Console accounts (people who sign in to the web console), on the
     /// broker's store: run on the broker's host.
@@ -376,6 +380,7 @@ async fn main() -> ExitCode {
             metrics_listen,
             console_listen,
             log_format,
+            clock_start_ms,
         } => {
             init_logs(log_format);
             match dev::start(
@@ -384,6 +389,7 @@ async fn main() -> ExitCode {
                 plaintext,
                 Some(metrics_listen),
                 Some(console_listen),
+                clock_start_ms,
             )
             .await
             {

@@ -54,14 +54,19 @@ fn router(state: Ops) -> axum::Router {
         .with_state(state)
 }
 
-async fn metrics(State(s): State<Ops>) -> impl IntoResponse {
-    s.broker.observe().await;
-    // One date per file and kind: the earliest (a chain file's leaf or
-    // intermediate, whichever ends first).
+/// When each certificate the broker holds stops being valid, and when each
+/// CRL is due to be replaced: its own TLS files and its partners', one date
+/// per kind and file, the earliest (a chain file's leaf or intermediate,
+/// whichever ends first); a partner's files are named `partner:file`. What
+/// `/metrics` exports and the console's certificates page shows.
+pub fn certificate_dates(
+    tls: Option<&TlsServer>,
+    broker: &Broker,
+) -> std::collections::BTreeMap<(&'static str, String), i64> {
     let mut dates: std::collections::BTreeMap<(&'static str, String), i64> = Default::default();
-    let tls = s.tls.as_ref().map(|t| t.dates()).unwrap_or_default();
-    let partners = s.broker.partner_dates();
-    for (kind, file, at) in tls.into_iter().chain(
+    let own = tls.map(|t| t.dates()).unwrap_or_default();
+    let partners = broker.partner_dates();
+    for (kind, file, at) in own.into_iter().chain(
         partners
             .into_iter()
             .map(|(p, k, f, at)| (k, format!("{p}:{f}"), at)),
@@ -69,7 +74,12 @@ async fn metrics(State(s): State<Ops>) -> impl IntoResponse {
         let d = dates.entry((kind, file)).or_insert(at);
         *d = (*d).min(at);
     }
-    for ((kind, file), at) in dates {
+    dates
+}
+
+async fn metrics(State(s): State<Ops>) -> impl IntoResponse {
+    s.broker.observe().await;
+    for ((kind, file), at) in certificate_dates(s.tls.as_deref(), &s.broker) {
         s.broker.metrics().expiry(kind, &file, at);
     }
     (

@@ -193,7 +193,9 @@ pub async fn build_broker(
         breaker: cfg.breaker.clone(),
         spans: Arc::new(spans(cfg)?),
         audit,
-        clock: Clock::system(),
+        clock: cfg
+            .clock_start_ms
+            .map_or_else(Clock::system, Clock::following_tokio),
     })))
 }
 

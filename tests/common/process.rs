@@ -164,6 +164,27 @@ pub struct Dev {
     pub addr: SocketAddr,
     /// The rest of its banner.
     pub banner: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    /// How far its clock is ahead of the wall clock (see [`dev_at`]).
+    pub skew_ms: i64,
+}
+
+/// The wall clock, in ms since the epoch.
+pub fn wall_ms() -> i64 {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a test process reads the wall clock to follow a broker's"
+    )]
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+impl Dev {
+    /// The dev broker's time now, as its clock reads it.
+    pub fn now_ms(&self) -> i64 {
+        wall_ms() + self.skew_ms
+    }
 }
 
 impl Drop for Dev {
@@ -205,10 +226,27 @@ impl Dev {
 /// its data in `data_dir` (relative to `cwd`, as a newcomer writes it, or
 /// absolute); returns once its banner names its address.
 pub fn dev(cwd: &Path, data_dir: &Path) -> Dev {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+    spawn_dev(cwd, data_dir, None)
+}
+
+/// [`dev`] whose clock starts at `start_ms` and runs from there (the
+/// hidden `--clock-start-ms`): what a page shows of "the last 14 days"
+/// does not depend on the day the test runs.
+pub fn dev_at(cwd: &Path, data_dir: &Path, start_ms: i64) -> Dev {
+    spawn_dev(cwd, data_dir, Some(start_ms))
+}
+
+fn spawn_dev(cwd: &Path, data_dir: &Path, start_ms: Option<i64>) -> Dev {
+    let skew_ms = start_ms.map_or(0, |s| s - wall_ms());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_passerelle"));
+    if let Some(s) = start_ms {
+        cmd.args(["dev", "--clock-start-ms", &s.to_string()]);
+    } else {
+        cmd.arg("dev");
+    }
+    let mut child = cmd
         .current_dir(cwd)
         .args([
-            "dev",
             "--listen",
             "127.0.0.1:0",
             "--metrics-listen",
@@ -233,5 +271,6 @@ pub fn dev(cwd: &Path, data_dir: &Path) -> Dev {
         child,
         addr,
         banner,
+        skew_ms,
     }
 }

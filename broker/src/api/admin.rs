@@ -1,4 +1,5 @@
-//! `passerelle.admin.v1.AdminService`: operators only.
+//! `passerelle.admin.v1.AdminService`: operators (and schemes, for
+//! ListPartners).
 
 use std::sync::Arc;
 
@@ -24,8 +25,15 @@ impl AdminApi {
     }
 }
 
-operator_call!(pb::ListPartnersRequest, "ListPartners", |m| "partners"
-    .into());
+// Operators, and schemes (read-only: their claims wait on these partners;
+// who paused one is an operator's business, left out).
+call!(pb::ListPartnersRequest, "ListPartners", "party",
+    |m| claimed: "-",
+    scope(auth, dir) -> bool: match auth {
+        crate::identity::Auth::Caller(c) if c.role == crate::identity::Role::Scheme => Ok(false),
+        _ => super::auth::operator_only(auth).map(|()| true),
+    },
+    subject: "partners".into());
 /// A pause or resume: operators only; the scope is the operator's identity
 /// (who paused, stored with the pause).
 macro_rules! pause_call {
@@ -89,11 +97,15 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::ListPartnersRequest>,
     ) -> Result<Response<pb::ListPartnersResponse>, Status> {
-        serve(&self.broker, request, |_, ()| async move {
+        serve(&self.broker, request, |_, operator: bool| async move {
             let statuses = self.broker.partner_statuses().await?;
-            Ok(pb::ListPartnersResponse {
-                partners: statuses.into_iter().map(partner_status).collect(),
-            })
+            let mut partners: Vec<_> = statuses.into_iter().map(partner_status).collect();
+            if !operator {
+                for p in &mut partners {
+                    p.paused_by.clear();
+                }
+            }
+            Ok(pb::ListPartnersResponse { partners })
         })
         .await
     }

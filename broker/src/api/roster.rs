@@ -195,6 +195,11 @@ mutuelle_call!(pb::GetMemberRequest, "GetMember", |m| format!(
     "{}/roster",
     m.mutuelle_id
 ));
+mutuelle_call!(
+    pb::GetMemberCeilingsRequest,
+    "GetMemberCeilings",
+    |m| format!("{}/roster", m.mutuelle_id)
+);
 // An import is audited under its header (the first message); members are
 // counted in the outcome.
 mutuelle_call!(pb::ImportRosterHeader, "ImportRoster", |m| format!(
@@ -295,6 +300,40 @@ impl RosterService for RosterApi {
                 .get_member(&msg.mutuelle_id, &msg.member_number)
                 .await?;
             Ok(pb::Member::from(&m))
+        })
+        .await
+    }
+
+    async fn get_member_ceilings(
+        &self,
+        request: Request<pb::GetMemberCeilingsRequest>,
+    ) -> Result<Response<pb::GetMemberCeilingsResponse>, Status> {
+        serve(&self.broker, request, |msg, ()| async move {
+            let mut v = Violations::new();
+            self.check_mutuelle(&mut v, &msg.mutuelle_id);
+            v.id("member_number", &msg.member_number);
+            let date = if msg.date.is_empty() {
+                None
+            } else {
+                v.date("date", &msg.date)
+            };
+            v.finish(())?;
+            let (product, date, ceilings) = self
+                .broker
+                .member_ceilings(&msg.mutuelle_id, &msg.member_number, date)
+                .await?;
+            Ok(pb::GetMemberCeilingsResponse {
+                product: product.as_ref().map(|p| {
+                    passerelle_proto::convert::product_ref_to_pb(
+                        &passerelle_domain::ProductRef::from(p),
+                    )
+                }),
+                date: passerelle_domain::date::format(date),
+                ceilings: ceilings
+                    .iter()
+                    .map(passerelle_proto::convert::ceiling_to_pb)
+                    .collect(),
+            })
         })
         .await
     }

@@ -234,10 +234,13 @@ mod tests {
     fn every_key_the_code_and_templates_use_is_in_the_catalogue() {
         let known = keys(FR);
         let mut sources: Vec<String> = Vec::new();
-        for dir in ["src/console", "templates/console"] {
+        for dir in ["src/console", "src/console/pages", "templates/console"] {
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
             for e in std::fs::read_dir(dir).unwrap() {
-                sources.push(std::fs::read_to_string(e.unwrap().path()).unwrap());
+                let path = e.unwrap().path();
+                if path.is_file() {
+                    sources.push(std::fs::read_to_string(path).unwrap());
+                }
             }
         }
         let mut used = 0;

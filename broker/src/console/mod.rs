@@ -60,6 +60,8 @@ pub struct Console {
     product: ProductApi,
     roster: RosterApi,
     admin: AdminApi,
+    /// The broker's TLS files, for the certificates page.
+    tls: Option<Arc<TlsServer>>,
 }
 
 /// The peer of a connection, put in each of its requests.
@@ -67,8 +69,9 @@ pub struct Console {
 struct Peer(SocketAddr);
 
 impl Console {
-    pub fn new(broker: Arc<Broker>) -> Arc<Console> {
+    pub fn new(broker: Arc<Broker>, tls: Option<Arc<TlsServer>>) -> Arc<Console> {
         Arc::new(Console {
+            tls,
             settlement: SettlementApi::new(broker.clone()),
             product: ProductApi::new(broker.clone()),
             roster: RosterApi::new(broker.clone()),
@@ -180,7 +183,7 @@ pub fn start(
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let addr = listener.local_addr()?;
-    let app = pages::router(Console::new(broker))
+    let app = pages::router(Console::new(broker, Some(tls.clone())))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(axum::middleware::map_response(async |r: Response| {
             secure(r)

@@ -80,6 +80,7 @@ pub fn router(c: Arc<Console>) -> Router {
             post(changes::propose_settle),
         )
         .route("/partners", get(partners))
+        .route("/certificates", get(certificates))
         .route("/partners/{id}/{action}", post(partner_action))
         .route("/users", get(users).post(user_add))
         .route("/users/{login}/revoke", post(revoke))
@@ -96,6 +97,7 @@ pub struct PersonView {
     signed_in_as: String,
     mutuelle: bool,
     operator: bool,
+    scheme: bool,
     mutuelles: Vec<String>,
     current: String,
 }
@@ -154,6 +156,7 @@ impl Ctx {
                 ),
                 mutuelle: p.user.role.is_mutuelle(),
                 operator: p.user.role == UserRole::Operator,
+                scheme: p.user.role == UserRole::SchemeStaff,
                 mutuelles: if p.user.role.is_mutuelle() {
                     p.user.scope.clone()
                 } else {
@@ -799,7 +802,7 @@ async fn dashboard(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
             if !bars.is_empty() {
                 charts.push((bar_chart(&lang.t("chart-due"), &bars), lang.t("chart-due")));
             }
-            match claims_per_day(&c, &ctx, &mid).await {
+            match claims_per_day(&c, &ctx, "", &mid).await {
                 Ok(Some(ch)) => charts.push(ch),
                 Ok(None) => {}
                 Err(e) => return ctx.status(e).into_response(),
@@ -876,19 +879,31 @@ async fn dashboard(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
             let mut mutuelles: Vec<String> =
                 c.broker.directory().mutuelles.iter().cloned().collect();
             mutuelles.sort();
+            let mut bars = Vec::new();
             for m in mutuelles {
                 let n = match count_claims(&c, &ctx, &sid, &m, "pending_partner").await {
                     Ok(n) => n,
                     Err(e) => return ctx.status(e).into_response(),
                 };
                 total += n;
+                let n = i64::try_from(n).unwrap_or(i64::MAX);
+                bars.push((m.clone(), n, lang.amount(n, "")));
                 t.row(
                     format!("/claims?mutuelle={}&state=pending_partner", url(&m)),
-                    vec![m, lang.amount(n as i64, "")],
+                    vec![m, lang.amount(n, "")],
                 );
             }
             cards.push((lang.t("dashboard-pending"), lang.amount(total as i64, "")));
             tables.push((lang.t("dashboard-pending"), t));
+            charts.push((
+                bar_chart(&lang.t("chart-pending"), &bars),
+                lang.t("chart-pending"),
+            ));
+            match claims_per_day(&c, &ctx, &sid, "").await {
+                Ok(Some(chart)) => charts.push(chart),
+                Ok(None) => {}
+                Err(e) => return ctx.status(e).into_response(),
+            }
         }
         UserRole::Operator => {
             let r = match c
@@ -955,6 +970,7 @@ const CHART_MAX_CLAIMS: u64 = 5_000;
 async fn claims_per_day(
     c: &Console,
     ctx: &Ctx,
+    scheme: &str,
     mutuelle: &str,
 ) -> Result<Option<(String, String)>, tonic::Status> {
     let lang = ctx.lang;
@@ -967,13 +983,13 @@ async fn claims_per_day(
     let mut total: u64;
     loop {
         let msg = settlement::ListClaimsRequest {
+            scheme_id: scheme.to_string(),
             mutuelle_id: mutuelle.to_string(),
             state: "coordinated".into(),
             care_from: passerelle_domain::date::format(from),
             care_to: passerelle_domain::date::format(today),
             page_size: 500,
             page_token: token.clone(),
-            ..Default::default()
         };
         let page = c
             .call(&ctx.person, ctx.peer, msg, |r| c.settlement.list_claims(r))
@@ -1009,7 +1025,11 @@ async fn claims_per_day(
             )
         })
         .collect();
-    let mut caption = lang.t("chart-per-day");
+    let mut caption = lang.t(if scheme.is_empty() {
+        "chart-per-day"
+    } else {
+        "chart-per-day-scheme"
+    });
     if read < total {
         caption.push_str(&lang.t_args("chart-partial", &[("count", &read.to_string())]));
     }
@@ -1292,6 +1312,19 @@ async fn claim(
         .await
     {
         Ok(d) => d,
+        // A federation's manager works on one mutuelle at a time: the
+        // claim may be another's of theirs (the refusal is audited as any).
+        Err(e) if e.code() == tonic::Code::PermissionDenied && ctx.person.user.scope.len() > 1 => {
+            return ctx
+                .error(
+                    StatusCode::FORBIDDEN,
+                    lang.t_args(
+                        "claim-other-mutuelle",
+                        &[("mutuelle", ctx.person.mutuelle().unwrap_or_default())],
+                    ),
+                )
+                .into_response();
+        }
         Err(e) => return ctx.status(e).into_response(),
     };
     let r = d.result.clone().unwrap_or_default();
@@ -1502,6 +1535,7 @@ async fn members(
     let mut empty = String::new();
     let number = q.number.trim();
     if !number.is_empty() {
+        let m_id = mid.clone();
         let msg = roster::GetMemberRequest {
             mutuelle_id: mid,
             member_number: number.to_string(),
@@ -1540,6 +1574,28 @@ async fn members(
                     );
                 }
                 tables.push((lang.t("member-products"), t));
+                let msg = roster::GetMemberCeilingsRequest {
+                    mutuelle_id: m_id.clone(),
+                    member_number: m.member_number.clone(),
+                    date: String::new(),
+                };
+                // A mutuelle with its own system keeps its ceilings: none
+                // shown (FAILED_PRECONDITION), anything else is the page's
+                // error.
+                match c
+                    .call(&ctx.person, ctx.peer, msg, |r| {
+                        c.roster.get_member_ceilings(r)
+                    })
+                    .await
+                {
+                    Ok(r) => tables.push(ceilings_table(
+                        lang,
+                        &r,
+                        &currency_of_mutuelle(&c, &m.scheme_id),
+                    )),
+                    Err(e) if e.code() == tonic::Code::FailedPrecondition => {}
+                    Err(e) => return ctx.status(e).into_response(),
+                }
             }
             Err(e) if e.code() == tonic::Code::NotFound => {
                 empty = lang.t("members-not-found");
@@ -1557,6 +1613,73 @@ async fn members(
         empty,
         after: String::new(),
     })
+}
+
+fn currency_of_mutuelle(c: &Console, scheme_id: &str) -> String {
+    c.broker.currency_of(scheme_id)
+}
+
+/// A member's ceilings: limit, used, left, per ceiling of the product in
+/// force today.
+fn ceilings_table(
+    lang: Lang,
+    r: &roster::GetMemberCeilingsResponse,
+    currency: &str,
+) -> (String, Table) {
+    let mut t = Table::new(
+        lang,
+        &[
+            "ceiling-name",
+            "ceiling-period",
+            "ceiling-limit",
+            "ceiling-used",
+            "ceiling-left",
+        ],
+        &[2, 3, 4],
+    );
+    for x in &r.ceilings {
+        let category = passerelle_proto::common::v1::CareCategory::try_from(x.care_category)
+            .ok()
+            .map(|c| {
+                c.as_str_name()
+                    .trim_start_matches("CARE_CATEGORY_")
+                    .to_ascii_lowercase()
+            })
+            .filter(|c| c != "unspecified");
+        let mut name = lang.t(&format!("ceiling-{}", x.scope));
+        if let Some(c) = category {
+            name = format!("{name} · {}", lang.t(&format!("category-{c}")));
+        }
+        let figures = if x.scope == "count" {
+            [
+                lang.amount(i64::from(x.count_limit), ""),
+                lang.amount(i64::from(x.count_used), ""),
+                lang.amount(i64::from(x.count_remaining), ""),
+            ]
+        } else {
+            [
+                lang.money(x.limit, currency),
+                lang.money(x.used, currency),
+                lang.money(x.remaining, currency),
+            ]
+        };
+        let [limit, used, left] = figures;
+        t.row(
+            String::new(),
+            vec![name, x.period.clone(), limit, used, left],
+        );
+    }
+    let title = match &r.product {
+        Some(p) => lang.t_args(
+            "member-ceilings",
+            &[
+                ("product", &format!("{} v{}", p.product_id, p.version)),
+                ("date", &lang.iso_date(&r.date)),
+            ],
+        ),
+        None => lang.t_args("member-no-product", &[("date", &lang.iso_date(&r.date))]),
+    };
+    (title, t)
 }
 
 // ---------------------------------------------------------------- roster
@@ -2549,7 +2672,8 @@ async fn partners(State(c): State<Arc<Console>>, ctx: Ctx, Query(done): Query<Do
     let mut ui = ctx.ui(lang.t("partners-title"), "partners");
     ui.notice = done.notice(lang);
     let mut forms = String::new();
-    for p in &r.partners {
+    let operator = ctx.person.user.role == UserRole::Operator;
+    for p in r.partners.iter().filter(|_| operator) {
         let (action, key) = if p.paused_ms > 0 {
             ("resume", "partners-resume")
         } else {
@@ -2571,6 +2695,72 @@ async fn partners(State(c): State<Arc<Console>>, ctx: Ctx, Query(done): Query<Do
         tables: vec![(String::new(), partners_table(&ctx, &r, true))],
         empty: String::new(),
         after: format!("<div class=\"actions\">{forms}</div>"),
+    })
+}
+
+/// Days left before a date (Unix seconds), rounded down; negative once
+/// past.
+fn days_left(now_ms: i64, at_s: i64) -> i64 {
+    (at_s.saturating_mul(1000) - now_ms).div_euclid(86_400_000)
+}
+
+/// Certificates and CRLs the broker holds, with when they end: operators
+/// only. The same dates as the metric
+/// `passerelle_certificate_expiry_timestamp_seconds`.
+async fn certificates(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
+    if ctx.person.user.role != UserRole::Operator {
+        return forbidden_audited(&c, &ctx, "certificates")
+            .await
+            .into_response();
+    }
+    let lang = ctx.lang;
+    let now = c.broker.clock().now_ms();
+    let dates = crate::ops::certificate_dates(c.tls.as_deref(), &c.broker);
+    let mut rows: Vec<_> = dates.into_iter().collect();
+    rows.sort_by_key(|(_, at)| *at);
+    let mut t = Table::new(
+        lang,
+        &[
+            "certs-kind",
+            "certs-file",
+            "certs-until",
+            "certs-days",
+            "col-state",
+        ],
+        &[3],
+    );
+    for ((kind, file), at) in &rows {
+        let days = days_left(now, *at);
+        let state = if days < 0 {
+            "certs-expired"
+        } else if days < 30 {
+            "certs-soon"
+        } else {
+            "certs-ok"
+        };
+        t.row(
+            String::new(),
+            vec![
+                lang.t(&format!("certs-kind-{kind}")),
+                file.clone(),
+                lang.time(at.saturating_mul(1000)),
+                days.to_string(),
+                lang.t(state),
+            ],
+        );
+    }
+    let soon = rows
+        .iter()
+        .filter(|(_, at)| days_left(now, *at) < 30)
+        .count();
+    page(ListPage {
+        ui: ctx.ui(lang.t("certs-title"), "certificates"),
+        heading: lang.t("certs-title"),
+        form: String::new(),
+        summary: lang.t_args("certs-summary", &[("soon", &soon.to_string())]),
+        tables: vec![(String::new(), t)],
+        empty: lang.t("certs-none"),
+        after: String::new(),
     })
 }
 

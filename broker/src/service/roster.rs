@@ -4,8 +4,9 @@
 //! itself is the store's (see [`crate::store::coverage_overlaps`]).
 
 use passerelle_adapters::AdapterKind;
+use passerelle_domain::engine::{self, CeilingView};
 use passerelle_domain::validate::FieldViolation;
-use passerelle_domain::{Date, Member};
+use passerelle_domain::{Date, Member, Product};
 
 use super::{Broker, ServiceError, mask};
 use crate::store::{CoverageConflict, RosterDiff, RosterImport};
@@ -109,6 +110,44 @@ impl Broker {
             .get_member(mutuelle_id, member_number)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("member {member_number}")))
+    }
+
+    /// A member's ceilings on a date, for a mutuelle the broker adjudicates
+    /// for: the product version in force and, for each of its ceilings,
+    /// the limit, what claims used and what is left (the figures an
+    /// eligibility answer gives, read from the same store).
+    pub async fn member_ceilings(
+        &self,
+        mutuelle_id: &str,
+        member_number: &str,
+        date: Option<Date>,
+    ) -> Result<(Option<Product>, Date, Vec<CeilingView>), ServiceError> {
+        if self.partners.get(mutuelle_id).map(|p| p.kind) != Some(AdapterKind::Rules) {
+            return Err(ServiceError::Refused(format!(
+                "{mutuelle_id} keeps its own ceilings in its own system: passerelle holds them only for mutuelles it adjudicates for"
+            )));
+        }
+        let date = date.unwrap_or_else(|| self.clock.today());
+        let member = self.get_member(mutuelle_id, member_number).await?;
+        let Some(period) = member.product_on(date) else {
+            return Ok((None, date, Vec::new()));
+        };
+        let Some(product) = self
+            .store
+            .product_on(mutuelle_id, &period.product_id, date)
+            .await?
+        else {
+            return Ok((None, date, Vec::new()));
+        };
+        let categories = product.categories.iter().map(|r| r.category);
+        let keys = engine::keys_for(&member, &product, date, None, categories);
+        let usage = if keys.is_empty() {
+            Default::default()
+        } else {
+            self.store.usage(mutuelle_id, &keys).await?
+        };
+        let ceilings = engine::ceilings(&member, &product, date, &usage);
+        Ok((Some(product), date, ceilings))
     }
 
     /// Beneficiaries declared by two mutuelles on the same dates.
