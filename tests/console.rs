@@ -606,10 +606,18 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
             && body.contains("applicable à partir du 01/01/2027"),
         "{body}"
     );
+    // The approver reads every rule of the version, not only its name.
     controle
         .goto(&format!("{console}/approvals"))
         .await
         .unwrap();
+    let body = text(&controle).await;
+    assert!(
+        body.contains("SOLIDARITE-ESSENTIEL version 2 « Essentiel » : du 01/01/2027")
+            && body.contains("90,5 % du ticket modérateur")
+            && body.contains("5 000 XOF par acte"),
+        "{body}"
+    );
     click(&controle, Locator::Css("form[action$='/approve'] button")).await;
     controle.goto(&format!("{console}/products")).await.unwrap();
     let body = text(&controle).await;

@@ -101,8 +101,11 @@ impl AdminService for AdminApi {
             let statuses = self.broker.partner_statuses().await?;
             let mut partners: Vec<_> = statuses.into_iter().map(partner_status).collect();
             if !operator {
+                // Who paused a partner, and its last error (which may
+                // name another scheme's claim), are the operators'.
                 for p in &mut partners {
                     p.paused_by.clear();
+                    p.last_error.clear();
                 }
             }
             Ok(pb::ListPartnersResponse { partners })

@@ -151,16 +151,43 @@ fn open_of(periods: &[PeriodRecord]) -> Option<&PeriodRecord> {
 }
 
 impl Broker {
+    /// Marks a mutuelle's proposals older than [`PROPOSAL_TTL_MS`] expired.
+    async fn expire_stale(&self, mutuelle_id: &str) -> Result<(), ServiceError> {
+        let now = self.clock.now_ms();
+        self.store
+            .expire_proposals(mutuelle_id, now.saturating_sub(PROPOSAL_TTL_MS), now)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a proposal, unless the same one is already waiting (a
+    /// resend, or a close of the same period proposed twice): then that
+    /// one.
     async fn propose(&self, by: &Auth, change: Change) -> Result<Proposal, ServiceError> {
         let who = proposer(by)?;
         let body = serde_json::to_string(&change)
             .map_err(|e| crate::store::StoreError::Backend(format!("proposal body: {e}")))?;
+        self.expire_stale(change.mutuelle_id()).await?;
+        let waiting = self
+            .store
+            .proposals(change.mutuelle_id(), true, MAX_PENDING)
+            .await?;
+        let hash = hash_of(&body);
+        let same = |p: &&Proposal| {
+            p.hash == hash
+                || (matches!(change, Change::ClosePeriod { .. })
+                    && p.kind == change.kind()
+                    && p.scheme_id == change.scheme_id())
+        };
+        if let Some(p) = waiting.iter().find(same) {
+            return Ok(p.clone());
+        }
         let p = Proposal {
             id: 0,
             mutuelle_id: change.mutuelle_id().to_string(),
             scheme_id: change.scheme_id().to_string(),
             kind: change.kind().to_string(),
-            hash: hash_of(&body),
+            hash,
             body,
             proposed_by: who,
             proposed_ms: self.clock.now_ms(),
@@ -296,10 +323,9 @@ impl Broker {
             Auth::Plaintext => true,
             Auth::Missing => false,
         };
+        // Out of scope reads as absent: ids cannot be probed.
         if !reads {
-            return Err(ServiceError::PermissionDenied(format!(
-                "proposal {id} is not in the caller's scope"
-            )));
+            return Err(ServiceError::NotFound(format!("proposal {id}")));
         }
         Ok(p)
     }
@@ -313,6 +339,7 @@ impl Broker {
     ) -> Result<Vec<Proposal>, ServiceError> {
         let mut all = Vec::new();
         for m in mutuelle_ids {
+            self.expire_stale(m).await?;
             all.extend(self.store.proposals(m, pending_only, MAX_LISTED).await?);
         }
         all.sort_by_key(|p| std::cmp::Reverse(p.id));
@@ -334,13 +361,15 @@ impl Broker {
                 p.mutuelle_id
             )));
         }
-        if hash != p.hash {
+        if !hash.eq_ignore_ascii_case(&p.hash) {
             return Err(ServiceError::invalid(
                 "hash",
                 format!("is not the hash of proposal {id} as stored: read the proposal again"),
             ));
         }
         self.still_pending(&p).await?;
+        // Read before it is claimed: an unreadable body is refused pending.
+        let change = Change::of(&p)?;
         let now = self.clock.now_ms();
         let claimed = self
             .store
@@ -358,7 +387,7 @@ impl Broker {
                 "proposal {id} was decided by someone else meanwhile"
             )));
         }
-        let applied = self.apply(&Change::of(&p)?).await;
+        let applied = self.apply(&change).await;
         let (state, outcome) = match &applied {
             Ok(o) => (ProposalState::Applied, o.clone()),
             Err(e) => (ProposalState::Failed, e.to_string()),
@@ -519,16 +548,29 @@ mod tests {
 
         // Not its author, not a clerk, not an operator or a scheme, not
         // another mutuelle.
-        for who in [&system, &kofi_clerk, &ops, &scheme, &other] {
+        for who in [&system, &kofi_clerk, &ops] {
             assert!(denied(b.approve(who, p.id, &p.hash).await), "{who:?}");
         }
-        assert!(denied(b.proposal(&other, p.id).await));
+        // Out of its scope, a proposal reads as absent (ids cannot be
+        // probed).
+        for who in [&scheme, &other] {
+            assert!(
+                matches!(
+                    b.approve(who, p.id, &p.hash).await,
+                    Err(ServiceError::NotFound(_))
+                ),
+                "{who:?}"
+            );
+        }
         // The exact content: another hash approves nothing.
         assert!(matches!(
             b.approve(&awa, p.id, &"0".repeat(64)).await,
             Err(ServiceError::Invalid(v)) if v[0].field == "hash"
         ));
-        let done = b.approve(&awa, p.id, &p.hash).await.unwrap();
+        let done = b
+            .approve(&awa, p.id, &p.hash.to_ascii_uppercase())
+            .await
+            .unwrap();
         assert_eq!(
             (done.state, done.decided_by.as_str(), done.outcome.as_str()),
             (
@@ -555,7 +597,20 @@ mod tests {
         else {
             panic!("waits")
         };
+        // The same again is the same proposal, not a second one.
+        let Proposed::Waiting(again) = b.propose_products(&system, vec![v2.clone()]).await.unwrap()
+        else {
+            panic!("waits")
+        };
+        assert_eq!(again.id, late.id);
         tokio::time::advance(std::time::Duration::from_millis(PROPOSAL_TTL_MS as u64 + 1)).await;
+        // Expired, it no longer shows as waiting (nor takes a place).
+        assert!(
+            b.proposals(&["MUT-X".into()], true)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert!(matches!(
             b.approve(&system, late.id, &late.hash).await,
             Err(ServiceError::Refused(_))

@@ -90,6 +90,16 @@ pub trait ApprovalStore: Send + Sync + 'static {
 
     async fn proposal(&self, id: i64) -> Result<Option<Proposal>, StoreError>;
 
+    /// Marks a mutuelle's proposals still pending but proposed before
+    /// `before_ms` expired (at `now_ms`), so that they neither take a place
+    /// nor show as waiting; returns how many.
+    async fn expire_proposals(
+        &self,
+        mutuelle_id: &str,
+        before_ms: i64,
+        now_ms: i64,
+    ) -> Result<u64, StoreError>;
+
     /// A mutuelle's proposals, newest first, at most `limit`; only those
     /// still pending when `pending_only`.
     async fn proposals(
@@ -173,6 +183,14 @@ pub(super) mod sql {
         format!(
             "UPDATE proposals SET state = {ph}3, decided_by = {ph}4, decided_ms = {ph}5, \
              outcome = {ph}6 WHERE id = {ph}1 AND state = {ph}2"
+        )
+    }
+
+    /// Parameters: mutuelle, before, now.
+    pub fn expire(ph: char) -> String {
+        format!(
+            "UPDATE proposals SET state = 'expired', decided_ms = {ph}3 \
+             WHERE mutuelle_id = {ph}1 AND state = 'pending' AND proposed_ms < {ph}2"
         )
     }
 

@@ -629,7 +629,6 @@ pub(super) fn put_product_plan(
     }
 }
 
-/// Closing a period that holds nothing is refused.
 /// A close whose content is not the one it expects (see [`super::CloseUpTo`]).
 pub(super) fn check_close(
     p: &super::PeriodRecord,
@@ -644,6 +643,7 @@ pub(super) fn check_close(
     }
 }
 
+/// Closing a period that holds nothing is refused.
 pub(super) fn nothing_to_close(scheme: &str, mutuelle: &str) -> StoreError {
     StoreError::Refused(format!(
         "nothing to close: the open period of {scheme} x {mutuelle} has no claim and no recovery"

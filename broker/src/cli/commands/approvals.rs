@@ -69,13 +69,14 @@ pub(super) fn proposed(ctx: &Ctx, mutuelle: &str, s: tonic::Status) -> Out {
         });
         return Ok(());
     }
-    let how = format!("passerelle approvals approve {id} --hash {hash} --partner {mutuelle}");
+    // The identity that proposed cannot approve: a manager does, in the
+    // console (`approvals approve` approves what someone else proposed).
     match ctx.lang {
         Lang::Fr => outln!(
-            "Proposition {id} enregistrée : une autre personne de {mutuelle} doit l'approuver avant qu'elle s'applique.\n  {how}"
+            "Proposition {id} enregistrée (empreinte {hash}) : elle s'appliquera quand un gestionnaire de {mutuelle} l'aura approuvée dans la console (Approbations)."
         ),
         Lang::En => outln!(
-            "Proposal {id} recorded: another person of {mutuelle} must approve it before it applies.\n  {how}"
+            "Proposal {id} recorded (hash {hash}): it applies once a manager of {mutuelle} approves it in the console (Approvals)."
         ),
     }
     Ok(())

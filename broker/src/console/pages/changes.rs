@@ -124,6 +124,78 @@ async fn list_products(
     Ok(out)
 }
 
+/// One product version in words: its heading and a table of its rules by
+/// category (the products page, and a proposal an approver reads).
+fn product_table(lang: Lang, p: &Product, used: bool) -> (String, Table) {
+    let to = match p.valid_to {
+        Some(t) => lang.t_args("product-to", &[("date", &lang.date(t))]),
+        None => lang.t("product-open-ended"),
+    };
+    let mut title = lang.t_args(
+        "product-heading",
+        &[
+            ("id", &p.id),
+            ("version", &p.version.to_string()),
+            ("name", &p.name),
+            ("from", &lang.date(p.valid_from)),
+            ("to", &to),
+        ],
+    );
+    if used {
+        title.push_str(&format!(" · {}", lang.t("product-used")));
+    }
+    let mut t = Table::new(
+        lang,
+        &[
+            "product-category",
+            "product-coverage",
+            "product-limits",
+            "product-waiting",
+        ],
+        &[],
+    );
+    for r in &p.categories {
+        t.row(
+            String::new(),
+            vec![
+                lang.t(&format!("category-{}", r.category.as_str())),
+                coverage_words(lang, r, &p.currency),
+                limits_words(lang, r, &p.currency),
+                if r.waiting_days == 0 {
+                    lang.t("product-no-waiting")
+                } else {
+                    lang.t_args("product-days", &[("days", &r.waiting_days.to_string())])
+                },
+            ],
+        );
+    }
+    let mut overall = Vec::new();
+    if let Some(a) = p.beneficiary_year_limit {
+        overall.push(lang.t_args(
+            "product-beneficiary-year",
+            &[("amount", &lang.money(a, &p.currency))],
+        ));
+    }
+    if let Some(a) = p.household_year_limit {
+        overall.push(lang.t_args(
+            "product-household-year",
+            &[("amount", &lang.money(a, &p.currency))],
+        ));
+    }
+    if let Some(a) = p.stay_limit {
+        overall.push(lang.t_args("product-stay", &[("amount", &lang.money(a, &p.currency))]));
+    }
+    if !overall.is_empty() {
+        t.foot = vec![
+            lang.t("product-overall"),
+            overall.join(" ; "),
+            String::new(),
+            String::new(),
+        ];
+    }
+    (title, t)
+}
+
 pub(super) async fn products(
     State(c): State<Arc<Console>>,
     ctx: Ctx,
@@ -142,73 +214,7 @@ pub(super) async fn products(
     let mut tables = Vec::new();
     let mut after = String::new();
     for (p, used) in all.iter().rev() {
-        let to = match p.valid_to {
-            Some(t) => lang.t_args("product-to", &[("date", &lang.date(t))]),
-            None => lang.t("product-open-ended"),
-        };
-        let mut title = lang.t_args(
-            "product-heading",
-            &[
-                ("id", &p.id),
-                ("version", &p.version.to_string()),
-                ("name", &p.name),
-                ("from", &lang.date(p.valid_from)),
-                ("to", &to),
-            ],
-        );
-        if *used {
-            title.push_str(&format!(" · {}", lang.t("product-used")));
-        }
-        let mut t = Table::new(
-            lang,
-            &[
-                "product-category",
-                "product-coverage",
-                "product-limits",
-                "product-waiting",
-            ],
-            &[],
-        );
-        for r in &p.categories {
-            t.row(
-                String::new(),
-                vec![
-                    lang.t(&format!("category-{}", r.category.as_str())),
-                    coverage_words(lang, r, &p.currency),
-                    limits_words(lang, r, &p.currency),
-                    if r.waiting_days == 0 {
-                        lang.t("product-no-waiting")
-                    } else {
-                        lang.t_args("product-days", &[("days", &r.waiting_days.to_string())])
-                    },
-                ],
-            );
-        }
-        let mut overall = Vec::new();
-        if let Some(a) = p.beneficiary_year_limit {
-            overall.push(lang.t_args(
-                "product-beneficiary-year",
-                &[("amount", &lang.money(a, &p.currency))],
-            ));
-        }
-        if let Some(a) = p.household_year_limit {
-            overall.push(lang.t_args(
-                "product-household-year",
-                &[("amount", &lang.money(a, &p.currency))],
-            ));
-        }
-        if let Some(a) = p.stay_limit {
-            overall.push(lang.t_args("product-stay", &[("amount", &lang.money(a, &p.currency))]));
-        }
-        if !overall.is_empty() {
-            t.foot = vec![
-                lang.t("product-overall"),
-                overall.join(" ; "),
-                String::new(),
-                String::new(),
-            ];
-        }
-        tables.push((title, t));
+        tables.push(product_table(lang, p, *used));
     }
     if manager(&ctx) {
         let mut ids: Vec<&str> = all.iter().map(|(p, _)| p.id.as_str()).collect();
@@ -450,7 +456,10 @@ pub(super) async fn new_version(
             Err(()) => bad.push(format!("{cat} : {}", lang.t("product-year-limit-field"))),
         }
         match parse_amount(get(&format!("year_count_{i}"))) {
-            Ok(n) => r.year_count_limit = n.and_then(|n| u32::try_from(n).ok()),
+            Ok(n) => match n.map(u32::try_from).transpose() {
+                Ok(n) => r.year_count_limit = n,
+                Err(_) => bad.push(format!("{cat} : {}", lang.t("product-year-count-field"))),
+            },
             Err(()) => bad.push(format!("{cat} : {}", lang.t("product-year-count-field"))),
         }
     }
@@ -672,25 +681,42 @@ pub(super) async fn approvals(
     let Some(mutuelle) = ctx.person.mutuelle().map(str::to_string) else {
         return ctx.forbidden().into_response();
     };
-    let msg = settlement::ListProposalsRequest {
-        mutuelle_id: mutuelle.clone(),
-        pending_only: false,
-    };
-    let r = match c
-        .call(&ctx.person, ctx.peer, msg, |r| {
-            c.settlement.list_proposals(r)
-        })
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => return ctx.status(e).into_response(),
-    };
+    // What waits (at most 20), then the latest decided (at most 100).
+    let mut lists = Vec::new();
+    for pending_only in [true, false] {
+        let msg = settlement::ListProposalsRequest {
+            mutuelle_id: mutuelle.clone(),
+            pending_only,
+        };
+        match c
+            .call(&ctx.person, ctx.peer, msg, |r| {
+                c.settlement.list_proposals(r)
+            })
+            .await
+        {
+            Ok(r) => lists.push(r.proposals),
+            Err(e) => return ctx.status(e).into_response(),
+        }
+    }
+    let history = lists.pop().unwrap_or_default();
+    let waiting = lists.pop().unwrap_or_default();
     let mut ui = ctx.ui(lang.t("approvals-title"), "approvals");
     ui.notice = done.notice(lang);
     let me = ctx.person.caller().display();
     let pending = settlement::ProposalState::Pending as i32;
     let mut cards = String::new();
-    for p in r.proposals.iter().filter(|p| p.state == pending) {
+    let mut tables = Vec::new();
+    for p in &waiting {
+        // A product version is approved as a whole: its every rule is shown.
+        if let Ok(Change::PublishProducts { products, .. }) = serde_json::from_str(&p.body) {
+            for v in &products {
+                let (title, t) = product_table(lang, v, false);
+                tables.push((
+                    format!("{} {} · {title}", lang.t("approvals-number"), p.id),
+                    t,
+                ));
+            }
+        }
         cards.push_str(&format!(
             "<section class=\"card\"><h2>{} {} · {}</h2><p>{}</p><p class=\"meta\">{}</p>",
             esc(&lang.t("approvals-number")),
@@ -702,7 +728,7 @@ pub(super) async fn approvals(
                 &[
                     ("who", &who(&p.proposed_by)),
                     ("when", &lang.time(p.proposed_at_ms)),
-                    ("hash", &p.hash[..p.hash.len().min(16)]),
+                    ("hash", p.hash.get(..16).unwrap_or(&p.hash)),
                 ],
             )),
         ));
@@ -746,7 +772,7 @@ pub(super) async fn approvals(
         ],
         &[0],
     );
-    for p in r.proposals.iter().filter(|p| p.state != pending) {
+    for p in history.iter().filter(|p| p.state != pending) {
         t.row(
             String::new(),
             vec![
@@ -769,7 +795,10 @@ pub(super) async fn approvals(
             cards
         },
         summary: String::new(),
-        tables: vec![(lang.t("approvals-history"), t)],
+        tables: {
+            tables.push((lang.t("approvals-history"), t));
+            tables
+        },
         empty: lang.t("approvals-no-history"),
         after: String::new(),
     })

@@ -46,6 +46,16 @@ impl ApprovalStore for PgStore {
             .transpose()
     }
 
+    async fn expire_proposals(
+        &self,
+        mutuelle_id: &str,
+        before_ms: i64,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let c = self.client().await?;
+        x(&c, &sql::expire('$'), &[&mutuelle_id, &before_ms, &now_ms]).await
+    }
+
     async fn proposals(
         &self,
         mutuelle_id: &str,

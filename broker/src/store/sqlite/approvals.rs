@@ -42,6 +42,22 @@ impl ApprovalStore for SqliteStore {
             .await
     }
 
+    async fn expire_proposals(
+        &self,
+        mutuelle_id: &str,
+        before_ms: i64,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let m = mutuelle_id.to_string();
+        self.with(move |c| {
+            let n = c
+                .prepare_cached(&sql::expire('?'))?
+                .execute(params![m, before_ms, now_ms])?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
     async fn proposals(
         &self,
         mutuelle_id: &str,
