@@ -276,6 +276,12 @@ async fn claim_commands_and_eligibility() {
     )
     .await;
     assert!(fr.stdout.contains("couvert: non"), "{}", fr.stdout);
+    // The reason in French, from the catalogue, with its code.
+    assert!(
+        fr.stdout.contains("cotisations non à jour (DUES_UNPAID)"),
+        "{}",
+        fr.stdout
+    );
 
     // Errors: the field is named, the exit code is 1.
     let bad = write(
@@ -290,6 +296,18 @@ async fn claim_commands_and_eligibility() {
     let o = cli(&h, &["claim", "get", "--scheme", "CNSS", "NOPE"]).await;
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("NotFound"), "{}", o.stderr);
+    let o = cli(
+        &h,
+        &["--lang", "fr", "claim", "get", "--scheme", "CNSS", "NOPE"],
+    )
+    .await;
+    assert!(
+        o.stderr
+            .starts_with("erreur : Introuvable. (le broker dit : « claim NOPE of scheme CNSS not found »)")
+            && o.stderr.contains("[NotFound, NOT_FOUND]"),
+        "{}",
+        o.stderr
+    );
 }
 
 async fn member(h: &Harness, number: &str) -> Option<roster::Member> {
@@ -946,6 +964,48 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
         o.code == 1 && o.stderr.contains("nothing to close"),
         "{}",
         o.stderr
+    );
+    // In French: what the refusal means from the catalogue, the broker's
+    // words as a detail, the code and reason as they are.
+    let o = cli(
+        &h,
+        &[
+            "--lang",
+            "fr",
+            "period",
+            "close",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+        ],
+    )
+    .await;
+    assert!(
+        o.code == 1
+            && o.stderr.starts_with("erreur : Refusé dans l'état actuel des données. (le broker dit : « nothing to close")
+            && o.stderr.contains("[FailedPrecondition, REFUSED]"),
+        "{}",
+        o.stderr
+    );
+    let o = cli(
+        &h,
+        &[
+            "--lang",
+            "fr",
+            "period",
+            "list",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+        ],
+    )
+    .await;
+    assert!(
+        o.stdout.contains("net à payer") && o.stdout.contains("réglée"),
+        "{}",
+        o.stdout
     );
 }
 

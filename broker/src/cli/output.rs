@@ -1,7 +1,9 @@
 //! Output of the client commands: aligned tables (the default) or JSON, in
 //! English or French, with money grouped by thousands.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::{Mutex, OnceLock};
 
 /// Language of the tables and messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -12,31 +14,62 @@ pub enum Lang {
 
 impl Lang {
     /// From `--lang`, else from LANG / LC_ALL (fr_* gives French).
+    /// Also the language of the process's messages from then on
+    /// ([`Lang::of_process`]): a command runs in one language.
     pub fn detect(flag: Option<Lang>) -> Lang {
-        if let Some(l) = flag {
-            return l;
-        }
-        let env = std::env::var("LC_ALL")
-            .ok()
-            .filter(|v| !v.is_empty())
-            .or_else(|| std::env::var("LANG").ok())
-            .unwrap_or_default();
-        if env.starts_with("fr") {
-            Lang::Fr
-        } else {
-            Lang::En
+        let l = flag.unwrap_or_else(|| {
+            let env = std::env::var("LC_ALL")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .or_else(|| std::env::var("LANG").ok())
+                .unwrap_or_default();
+            if env.starts_with("fr") {
+                Lang::Fr
+            } else {
+                Lang::En
+            }
+        });
+        let _ = PROCESS_LANG.set(l);
+        l
+    }
+
+    /// The language [`Lang::detect`] chose for this process (English
+    /// before it ran).
+    pub fn of_process() -> Lang {
+        PROCESS_LANG.get().copied().unwrap_or(Lang::En)
+    }
+
+    /// The console catalogue's language of the same name.
+    pub fn catalogue(self) -> crate::console::i18n::Lang {
+        match self {
+            Lang::Fr => crate::console::i18n::Lang::Fr,
+            Lang::En => crate::console::i18n::Lang::En,
         }
     }
 
-    /// Translates an English label; unknown labels are returned as they are.
+    /// A word or phrase of the tables and messages, given in English: its
+    /// text in this language, from the one message catalogue
+    /// (`broker/locales/*.ftl`, key `cli-` and the English text in lower
+    /// case with dashes; see [`catalogue_key`]). A phrase the catalogue
+    /// lacks is shown in English (a test checks every one used is there).
     pub fn t(self, en: &'static str) -> &'static str {
-        if self == Lang::En {
-            return en;
-        }
-        FR.iter()
-            .find(|(e, _)| *e == en)
-            .map(|(_, f)| *f)
-            .unwrap_or(en)
+        static CACHE: OnceLock<Mutex<HashMap<(bool, &'static str), &'static str>>> =
+            OnceLock::new();
+        let fr = self == Lang::Fr;
+        let cache = CACHE.get_or_init(Default::default);
+        let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: one entry per phrase of the code and language, each
+        // read once from the catalogue (and kept for the process).
+        let text: &'static str = map.entry((fr, en)).or_insert_with(|| {
+            let key = catalogue_key(en);
+            let text = self.catalogue().t(&key);
+            if text == key {
+                en
+            } else {
+                Box::leak(text.into_boxed_str())
+            }
+        });
+        text
     }
 
     /// An amount in minor units, grouped: "12,500" or "12 500" (XOF has no
@@ -81,113 +114,27 @@ impl Lang {
     }
 }
 
-const FR: &[(&str, &str)] = &[
-    ("proposal", "proposition"),
-    ("change", "changement"),
-    ("proposed by", "proposée par"),
-    ("proposed at", "proposée le"),
-    ("hash", "empreinte"),
-    ("claim", "demande"),
-    ("state", "état"),
-    ("scheme", "régime"),
-    ("mutuelle", "mutuelle"),
-    ("member", "adhérent"),
-    ("household", "famille"),
-    ("provider", "prestataire"),
-    ("invoice", "facture"),
-    ("date of care", "date des soins"),
-    ("line", "ligne"),
-    ("act", "acte"),
-    ("billed (B)", "facturé (B)"),
-    ("scheme (S)", "régime (S)"),
-    ("mutuelle (M)", "mutuelle (M)"),
-    ("patient (P)", "patient (P)"),
-    ("remainder (R)", "reste (R)"),
-    ("reasons", "motifs"),
-    ("total", "total"),
-    ("covered", "couvert"),
-    ("not covered", "non couvert"),
-    ("yes", "oui"),
-    ("no", "non"),
-    ("product", "produit"),
-    ("dues paid until", "cotisations payées jusqu'au"),
-    ("ceiling", "plafond"),
-    ("period", "période"),
-    ("limit", "limite"),
-    ("used", "consommé"),
-    ("remaining", "reste"),
-    ("patient bears", "à la charge du patient"),
-    ("applies to", "s'applique à"),
-    ("value", "valeur"),
-    ("co-payment", "participation forfaitaire"),
-    ("co-payment rate", "taux de participation"),
-    ("co-payment maximum", "plafond de participation"),
-    ("deductible", "franchise"),
-    ("excluded", "exclu"),
-    ("already borne", "déjà à sa charge"),
-    ("family", "famille"),
-    ("out of network", "hors réseau"),
-    ("annual", "annuel"),
-    ("day", "par jour"),
-    ("lifetime", "à vie"),
-    ("claims", "demandes"),
-    ("recoveries", "indus"),
-    ("net due", "net à payer"),
-    ("payee", "bénéficiaire du paiement"),
-    ("closed", "clôturée"),
-    ("settled", "réglée"),
-    ("open", "ouverte"),
-    ("reference", "référence"),
-    ("received", "reçue"),
-    ("pending at mutuelle", "en attente de la mutuelle"),
-    ("coordinated", "coordonnée"),
-    ("rejected", "rejetée"),
-    ("cancel pending", "annulation en cours"),
-    ("cancelled", "annulée"),
-    ("unknown", "inconnu"),
-    ("adapter", "adaptateur"),
-    ("last success", "dernier succès"),
-    ("last error", "dernière erreur"),
-    ("pending", "en attente"),
-    ("when", "quand"),
-    ("direction", "sens"),
-    ("party", "partie"),
-    ("method", "méthode"),
-    ("outcome", "résultat"),
-    ("change", "changement"),
-    ("added", "ajouté"),
-    ("updated", "modifié"),
-    ("end_dated", "clôturé"),
-    ("unchanged", "inchangés"),
-    (
-        "dry run: nothing was written",
-        "simulation : rien n'a été écrit",
-    ),
-    ("recovery", "indu"),
-    ("from period", "de la période"),
-    ("amount", "montant"),
-    ("version", "version"),
-    ("valid from", "valable du"),
-    ("valid to", "au"),
-    ("in use", "utilisé"),
-    ("result", "résultat"),
-    ("next page", "page suivante"),
-    ("never", "jamais"),
-    ("beneficiary", "assuré"),
-    ("from", "du"),
-    ("to", "au"),
-    ("no coverage conflict", "aucun conflit de couverture"),
-    ("nothing to change", "rien à changer"),
-    ("calls", "appels"),
-    ("paused", "en pause"),
-    ("circuit open until", "circuit ouvert jusqu'au"),
-    (
-        "circuit half-open (trial call)",
-        "circuit semi-ouvert (appel d'essai)",
-    ),
-    ("going", "en service"),
-    ("oldest pending", "plus ancienne en attente"),
-];
+static PROCESS_LANG: OnceLock<Lang> = OnceLock::new();
+
+/// The catalogue key of a phrase the code gives in English:
+/// `cli-` and the phrase in lower case, each run of other characters a dash
+/// ("billed (B)" is `cli-billed-b`).
+pub fn catalogue_key(en: &str) -> String {
+    let mut key = String::from("cli-");
+    let mut dash = false;
+    for c in en.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            if dash && !key.ends_with('-') {
+                key.push('-');
+            }
+            key.push(c);
+            dash = false;
+        } else {
+            dash = true;
+        }
+    }
+    key
+}
 
 /// A plain table: a header row and rows, numbers right-aligned.
 pub struct Table {
@@ -276,6 +223,61 @@ pub fn when(lang: Lang, ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every phrase the commands show through `t` (and every table
+    /// header) is in both catalogues.
+    #[test]
+    fn every_phrase_of_the_commands_is_in_the_catalogue() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cli");
+        let mut files = vec![];
+        for d in [dir.clone(), dir.join("commands")] {
+            for e in std::fs::read_dir(d).unwrap() {
+                let p = e.unwrap().path();
+                if p.extension().is_some_and(|x| x == "rs") {
+                    let text = std::fs::read_to_string(p).unwrap();
+                    // The code, not its tests (this one included).
+                    files.push(text.split("#[cfg(test)]").next().unwrap().to_string());
+                }
+            }
+        }
+        let mut phrases = Vec::new();
+        for src in &files {
+            for (i, _) in src.match_indices(".t(\"") {
+                let rest = &src[i + 4..];
+                phrases.push(rest[..rest.find('"').unwrap()].to_string());
+            }
+            for (i, _) in src.match_indices("Table::new(") {
+                let rest = &src[i..];
+                let Some(open) = rest.find("&[") else {
+                    continue;
+                };
+                let close = rest[open..].find(']').unwrap() + open;
+                for lit in rest[open..close].split('"').skip(1).step_by(2) {
+                    phrases.push(lit.to_string());
+                }
+            }
+        }
+        assert!(phrases.len() > 60, "{}", phrases.len());
+        for p in &phrases {
+            let key = catalogue_key(p);
+            for l in [
+                crate::console::i18n::Lang::Fr,
+                crate::console::i18n::Lang::En,
+            ] {
+                assert_ne!(
+                    l.t(&key),
+                    key,
+                    "{p:?} ({key}) is missing from the {l:?} catalogue"
+                );
+            }
+        }
+        assert_eq!(Lang::Fr.t("billed (B)"), "facturé (B)");
+        assert_eq!(Lang::En.t("billed (B)"), "billed (B)");
+        assert_eq!(
+            catalogue_key("circuit half-open (trial call)"),
+            "cli-circuit-half-open-trial-call"
+        );
+    }
 
     #[test]
     fn money_is_grouped_per_language() {

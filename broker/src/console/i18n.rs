@@ -111,6 +111,27 @@ impl Lang {
         b.format_pattern(pattern, args, &mut errors).into_owned()
     }
 
+    /// What a refusal of the broker means, in this language: the sentence
+    /// of its ErrorInfo reason (else of its code) from the catalogue, with
+    /// the broker's own words as the detail (the service speaks English;
+    /// fields and values are named as sent).
+    pub fn refusal(self, s: &tonic::Status) -> String {
+        use tonic_types::StatusExt;
+        let by_code = || self.t(&format!("error-code-{:?}", s.code()));
+        let said = match s.get_details_error_info() {
+            Some(i) => {
+                let key = format!("error-reason-{}", i.reason);
+                let t = self.t(&key);
+                if t == key { by_code() } else { t }
+            }
+            None => by_code(),
+        };
+        if s.message().is_empty() {
+            return said;
+        }
+        self.t_args("error-refusal", &[("said", &said), ("detail", s.message())])
+    }
+
     /// An amount in minor units with the language's grouping ("12 500" with
     /// a narrow no-break space, or "12,500"); a currency with decimals shows
     /// them (XOF has none).

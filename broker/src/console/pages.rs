@@ -183,9 +183,10 @@ impl Ctx {
                 (StatusCode::FORBIDDEN, self.t("error-forbidden"))
             }
             tonic::Code::NotFound => (StatusCode::NOT_FOUND, self.t("error-not-found")),
-            tonic::Code::InvalidArgument
-            | tonic::Code::FailedPrecondition
-            | tonic::Code::OutOfRange => (
+            // A refusal says what it means in the person's language, the
+            // broker's own words as a detail.
+            tonic::Code::FailedPrecondition => (StatusCode::BAD_REQUEST, self.lang.refusal(&s)),
+            tonic::Code::InvalidArgument | tonic::Code::OutOfRange => (
                 StatusCode::BAD_REQUEST,
                 self.lang
                     .t_args("error-invalid", &[("detail", &detail(&s))]),

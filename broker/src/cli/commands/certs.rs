@@ -61,7 +61,7 @@ pub fn certs(cmd: crate::cli::CertsCmd) -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("{} {e}", crate::cli::output::Lang::of_process().t("error:"));
             ExitCode::FAILURE
         }
     }

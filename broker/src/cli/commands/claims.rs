@@ -33,7 +33,7 @@ pub(super) async fn eligibility(
     let yes_no = |b: bool| l.t(if b { "yes" } else { "no" }).to_string();
     outln!("{}: {}", l.t("covered"), yes_no(r.covered));
     if let Some(reason) = &r.reason {
-        outln!("  {} ({})", reason.message, reason_name(reason.code));
+        outln!("  {}", reason_text(l, &reason.message, reason.code));
     }
     if !r.mutuelle_id.is_empty() {
         outln!("{}: {}", l.t("mutuelle"), r.mutuelle_id);
@@ -203,7 +203,7 @@ fn print_claim(ctx: &Ctx, r: &scheme::ClaimResult) {
         );
     }
     if let Some(x) = &r.rejection {
-        outln!("  {} ({})", x.message, reason_name(x.code));
+        outln!("  {}", reason_text(l, &x.message, x.code));
     }
     let mut t = Table::new(
         l,
@@ -220,7 +220,15 @@ fn print_claim(ctx: &Ctx, r: &scheme::ClaimResult) {
     )
     .right(&[0, 2, 3, 4, 5, 6]);
     for line in &r.lines {
-        let reasons: Vec<String> = line.reasons.iter().map(|x| x.message.clone()).collect();
+        let reasons: Vec<String> = line
+            .reasons
+            .iter()
+            .map(|x| match l {
+                // In French, the catalogue's words for each reason.
+                Lang::Fr => reason_text(l, &x.message, x.code),
+                Lang::En => x.message.clone(),
+            })
+            .collect();
         t.row(vec![
             line.sequence.to_string(),
             line.act_code.clone(),

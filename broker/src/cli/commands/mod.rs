@@ -47,12 +47,20 @@ use crate::cli::{
 /// A command's failure, already worded for the user.
 pub struct Failure(pub String);
 
+/// A refusal of the broker, in the process's language: what it means (from
+/// the catalogue, by its ErrorInfo reason, else its code), the broker's own
+/// words, and the code and reason as they are (for scripts and support).
 impl From<tonic::Status> for Failure {
     fn from(s: tonic::Status) -> Self {
-        let mut msg = format!("{:?}: {}", s.code(), s.message());
+        let mut msg = format!(
+            "{} [{:?}",
+            Lang::of_process().catalogue().refusal(&s),
+            s.code()
+        );
         if let Some(info) = s.get_details_error_info() {
-            msg.push_str(&format!(" [{}]", info.reason));
+            msg.push_str(&format!(", {}", info.reason));
         }
+        msg.push(']');
         Failure(msg)
     }
 }
@@ -218,7 +226,7 @@ pub async fn run(client: Client, cmd: ClientCmd) -> ExitCode {
         match tls_for(&client, &cmd, lang) {
             Ok(t) => Some(t),
             Err(Failure(m)) => {
-                eprintln!("error: {m}");
+                eprintln!("{} {m}", Lang::of_process().t("error:"));
                 return ExitCode::FAILURE;
             }
         }
@@ -228,7 +236,7 @@ pub async fn run(client: Client, cmd: ClientCmd) -> ExitCode {
     let channel = match connect(&client.broker, tls, lang).await {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("{} {e}", Lang::of_process().t("error:"));
             return ExitCode::FAILURE;
         }
     };
@@ -274,7 +282,7 @@ pub async fn run(client: Client, cmd: ClientCmd) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(m)) => {
-            eprintln!("error: {m}");
+            eprintln!("{} {m}", Lang::of_process().t("error:"));
             ExitCode::FAILURE
         }
     }
@@ -405,6 +413,25 @@ fn status_failure(s: tonic::Status, lines: Option<&[u64]>) -> Failure {
     let details = violations(&s, lines);
     let Failure(m) = Failure::from(s);
     Failure(format!("{m}{details}"))
+}
+
+/// A reason as a person reads it: in French, the catalogue's words for its
+/// code (the console's), then the code and the broker's own words; in
+/// English, the broker's words and the code.
+fn reason_text(l: Lang, message: &str, code: i32) -> String {
+    let name = reason_name(code);
+    match l {
+        Lang::Fr => {
+            let key = format!("reason-{name}");
+            let words = l.catalogue().t(&key);
+            if words == key || message.is_empty() {
+                format!("{message} ({name})")
+            } else {
+                format!("{words} ({name}) : {message}")
+            }
+        }
+        Lang::En => format!("{message} ({name})"),
+    }
 }
 
 fn reason_name(code: i32) -> String {
