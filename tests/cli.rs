@@ -282,6 +282,12 @@ async fn claim_commands_and_eligibility() {
         "{}",
         fr.stdout
     );
+    // Ceilings by their French names.
+    assert!(
+        fr.stdout.contains("par an et par bénéficiaire"),
+        "{}",
+        fr.stdout
+    );
 
     // Errors: the field is named, the exit code is 1.
     let bad = write(
@@ -302,9 +308,9 @@ async fn claim_commands_and_eligibility() {
     )
     .await;
     assert!(
-        o.stderr
-            .starts_with("erreur : Introuvable. (le broker dit : « claim NOPE of scheme CNSS not found »)")
-            && o.stderr.contains("[NotFound, NOT_FOUND]"),
+        o.stderr.starts_with(
+            "erreur : Introuvable. (le broker dit : « claim NOPE of scheme CNSS not found »)"
+        ) && o.stderr.contains("[NotFound, NOT_FOUND]"),
         "{}",
         o.stderr
     );

@@ -348,6 +348,18 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     );
     assert!(!body.contains("CNSS-2026-000999"));
     shot(&c, "03-demandes").await;
+    // Filtered by member and by provider (a plain GET form).
+    c.goto(&format!(
+        "{console}/claims?member=SOL-0005&provider=CHU-SYLVANUS-OLYMPIO"
+    ))
+    .await
+    .unwrap();
+    assert!(text(&c).await.contains("1 demande(s)"));
+    c.goto(&format!("{console}/claims?member=SOL-0001"))
+        .await
+        .unwrap();
+    assert!(text(&c).await.contains("0 demande(s)"));
+    c.goto(&format!("{console}/claims")).await.unwrap();
     click(&c, Locator::LinkText("CNSS-2026-000123")).await;
     assert_eq!(h1(&c).await, "Demande CNSS-2026-000123");
     let body = text(&c).await;

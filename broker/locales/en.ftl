@@ -527,3 +527,5 @@ error-code-Unknown = Unknown error.
 error-code-Aborted = Interrupted by another operation: try again.
 error-code-DataLoss = Data lost or corrupted.
 error-code-Ok = Succeeded.
+claims-member = Member no.
+claims-provider = Provider

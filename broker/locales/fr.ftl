@@ -527,3 +527,5 @@ error-code-Unknown = Erreur inconnue.
 error-code-Aborted = Opération interrompue par une autre : recommencez.
 error-code-DataLoss = Données perdues ou corrompues.
 error-code-Ok = Réussi.
+claims-member = N° d'adhérent
+claims-provider = Prestataire

@@ -218,6 +218,14 @@ pub fn statement_to_pb(d: &StatementData, currency: &str) -> pb::Statement {
 /// page size; every wrong field collected.
 fn claims_query(msg: pb::ListClaimsRequest) -> Result<(ClaimFilter, i64, u32), ServiceError> {
     let mut v = Violations::new();
+    for (field, value) in [
+        ("member_number", &msg.member_number),
+        ("provider_id", &msg.provider_id),
+    ] {
+        if !value.is_empty() {
+            v.id(field, value);
+        }
+    }
     let state = if msg.state.is_empty() {
         None
     } else {
@@ -276,6 +284,8 @@ fn claims_query(msg: pb::ListClaimsRequest) -> Result<(ClaimFilter, i64, u32), S
         state,
         care_from,
         care_to,
+        member_number: Some(msg.member_number).filter(|s| !s.is_empty()),
+        provider_id: Some(msg.provider_id).filter(|s| !s.is_empty()),
     };
     Ok((filter, after, limit))
 }

@@ -112,6 +112,12 @@ pub enum ClaimCmd {
         /// Last date of care, 31/12/2026 (day first) or 2026-12-31.
         #[arg(long, value_parser = typed_date)]
         to: Option<String>,
+        /// A member number at the mutuelle.
+        #[arg(long)]
+        member: Option<String>,
+        /// A provider, as the scheme names it.
+        #[arg(long)]
+        provider: Option<String>,
         #[arg(long, default_value_t = 50)]
         page_size: u32,
         /// A page token printed by the previous page.

@@ -991,6 +991,8 @@ async fn claims_per_day(
             care_to: passerelle_domain::date::format(today),
             page_size: 500,
             page_token: token.clone(),
+            member_number: String::new(),
+            provider_id: String::new(),
         };
         let page = c
             .call(&ctx.person, ctx.peer, msg, |r| c.settlement.list_claims(r))
@@ -1102,6 +1104,11 @@ struct ClaimsQuery {
     to: String,
     #[serde(default)]
     mutuelle: String,
+    /// A member number (mutuelles only).
+    #[serde(default)]
+    member: String,
+    #[serde(default)]
+    provider: String,
     #[serde(default)]
     page: String,
 }
@@ -1175,6 +1182,12 @@ async fn claims(State(c): State<Arc<Console>>, ctx: Ctx, Query(q): Query<ClaimsQ
         care_to: dates[1].clone(),
         page_size: 50,
         page_token: q.page.clone(),
+        member_number: if role.is_mutuelle() {
+            q.member.trim().to_string()
+        } else {
+            String::new()
+        },
+        provider_id: q.provider.trim().to_string(),
     };
     let r = match c
         .call(&ctx.person, ctx.peer, msg, |r| c.settlement.list_claims(r))
@@ -1268,7 +1281,18 @@ async fn claims(State(c): State<Arc<Console>>, ctx: Ctx, Query(q): Query<ClaimsQ
             esc(&lang.t("claims-mutuelle")),
             esc(&q.mutuelle)
         ));
+    } else {
+        form.push_str(&format!(
+            "<label>{}<input name=\"member\" value=\"{}\" size=\"12\"></label>",
+            esc(&lang.t("claims-member")),
+            esc(&q.member)
+        ));
     }
+    form.push_str(&format!(
+        "<label>{}<input name=\"provider\" value=\"{}\" size=\"14\"></label>",
+        esc(&lang.t("claims-provider")),
+        esc(&q.provider)
+    ));
     form.push_str(&format!(
         "<button>{}</button></form>",
         esc(&lang.t("claims-filter"))
@@ -1277,11 +1301,13 @@ async fn claims(State(c): State<Arc<Console>>, ctx: Ctx, Query(q): Query<ClaimsQ
         String::new()
     } else {
         format!(
-            "<p><a href=\"/claims?state={}&amp;from={}&amp;to={}&amp;mutuelle={}&amp;page={}\">{}</a></p>",
+            "<p><a href=\"/claims?state={}&amp;from={}&amp;to={}&amp;mutuelle={}&amp;member={}&amp;provider={}&amp;page={}\">{}</a></p>",
             url(&state),
             url(&q.from),
             url(&q.to),
             url(&q.mutuelle),
+            url(&q.member),
+            url(&q.provider),
             url(&r.next_page_token),
             esc(&lang.t("claims-next"))
         )

@@ -487,8 +487,8 @@ pub(super) fn line_rows<'a>(
 }
 
 /// The WHERE of a claims listing (`c`: claims) for the filters given, with
-/// parameters 1 to 5 bound to scheme, mutuelle, state, care from, care to
-/// (`ph`: `$` or `?`). A filter not given is a constant test of its
+/// parameters 1 to 7 bound to scheme, mutuelle, state, care from, care to,
+/// member number, provider (`ph`: `$` or `?`). A filter not given is a constant test of its
 /// (null) parameter, not an `OR` on the column, which would keep the
 /// planner from any index on the others.
 pub(super) fn claim_filter_sql(f: &ClaimFilter, ph: char) -> String {
@@ -498,6 +498,8 @@ pub(super) fn claim_filter_sql(f: &ClaimFilter, ph: char) -> String {
         f.state.is_some(),
         f.care_from.is_some(),
         f.care_to.is_some(),
+        f.member_number.is_some(),
+        f.provider_id.is_some(),
     ];
     let tests = [
         "c.scheme_id =",
@@ -505,6 +507,8 @@ pub(super) fn claim_filter_sql(f: &ClaimFilter, ph: char) -> String {
         "c.state =",
         "c.date_of_care >=",
         "c.date_of_care <=",
+        "c.member_number =",
+        "c.provider_id =",
     ];
     given
         .iter()

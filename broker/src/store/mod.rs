@@ -211,6 +211,9 @@ pub struct ClaimFilter {
     pub state: Option<ClaimState>,
     pub care_from: Option<Date>,
     pub care_to: Option<Date>,
+    /// The member number at the mutuelle.
+    pub member_number: Option<String>,
+    pub provider_id: Option<String>,
 }
 
 /// B, S, M, P summed.

@@ -72,21 +72,16 @@ pub(super) async fn eligibility(
                     l.money(c.remaining, "XOF"),
                 )
             };
-            let scope = match passerelle_proto::common::v1::CareCategory::try_from(c.care_category)
-            {
-                Ok(cat) if c.care_category != 0 => {
-                    format!(
-                        "{} {}",
-                        c.scope,
-                        cat.as_str_name()
-                            .trim_start_matches("CARE_CATEGORY_")
-                            .to_lowercase()
-                    )
-                }
-                _ => c.scope.clone(),
-            };
+            let category = passerelle_proto::common::v1::CareCategory::try_from(c.care_category)
+                .ok()
+                .filter(|_| c.care_category != 0)
+                .map(|cat| {
+                    cat.as_str_name()
+                        .trim_start_matches("CARE_CATEGORY_")
+                        .to_lowercase()
+                });
             t.row(vec![
-                words(l, &scope),
+                ceiling_words(l, &c.scope, category.as_deref()),
                 words(l, &c.period),
                 limit,
                 used,
@@ -162,6 +157,29 @@ pub(super) async fn eligibility(
 /// qualifiers the FHIR adapter adds ("(family)", "(out of network)") and
 /// FHIR's terms (annual, day, lifetime); the partner's own words as they
 /// are.
+/// A ceiling's name: in French, the catalogue's words for a rules
+/// mutuelle's scopes and categories (those of the console's member page);
+/// else, and for a partner's own scopes, as the broker names it.
+fn ceiling_words(l: crate::cli::output::Lang, scope: &str, category: Option<&str>) -> String {
+    let raw = match category {
+        Some(c) => format!("{scope} {c}"),
+        None => scope.to_string(),
+    };
+    if l != crate::cli::output::Lang::Fr {
+        return words(l, &raw);
+    }
+    let cat = l.catalogue();
+    let key = format!("ceiling-{scope}");
+    let name = cat.t(&key);
+    if name == key {
+        return words(l, &raw);
+    }
+    match category {
+        Some(c) => format!("{name} · {}", cat.t(&format!("category-{c}"))),
+        None => name,
+    }
+}
+
 fn words(l: crate::cli::output::Lang, text: &str) -> String {
     for (suffix, word) in [
         (" (family)", "family"),
@@ -301,6 +319,8 @@ pub(super) async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
             state,
             from,
             to,
+            member,
+            provider,
             page_size,
             page,
         } => {
@@ -316,6 +336,8 @@ pub(super) async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
                     care_to: to.unwrap_or_default(),
                     page_size,
                     page_token: page.unwrap_or_default(),
+                    member_number: member.unwrap_or_default(),
+                    provider_id: provider.unwrap_or_default(),
                 })
                 .await
                 .map_err(|s| status_failure(s, None))?

@@ -530,6 +530,31 @@ pub async fn list_claims_filters_pages_and_totals(store: Arc<dyn Store>) {
             .total_count,
         8
     );
+    // By member number and by provider.
+    let mut elsewhere = sample_claim("CNSS", "L-CMS", "IC");
+    elsewhere.provider_id = "CMS-BE".into();
+    begin(&store, elsewhere).await;
+    let count = |member: Option<&str>, provider: Option<&str>| {
+        let f = ClaimFilter {
+            mutuelle_id: Some("MUT-A".into()),
+            member_number: member.map(str::to_string),
+            provider_id: provider.map(str::to_string),
+            ..Default::default()
+        };
+        let store = store.clone();
+        async move { store.list_claims(&f, 0, 100).await.unwrap() }
+    };
+    let cms = count(None, Some("CMS-BE")).await;
+    assert_eq!(
+        cms.rows
+            .iter()
+            .map(|r| r.claim_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["L-CMS"]
+    );
+    assert_eq!(count(Some("M-1"), None).await.total_count, 9);
+    assert_eq!(count(Some("M-2"), None).await.total_count, 0);
+    assert_eq!(count(Some("M-1"), Some("CMS-BE")).await.total_count, 1);
 }
 
 /// A stored row at the edge of i64 (written before the input bounds, or by

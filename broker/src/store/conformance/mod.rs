@@ -305,6 +305,8 @@ pub async fn hot_call(store: &Arc<dyn Store>, what: &str) {
                 state: None,
                 care_from: None,
                 care_to: None,
+                member_number: None,
+                provider_id: None,
             };
             store.list_claims(&filter, 0, 50).await.unwrap();
         }
@@ -315,6 +317,8 @@ pub async fn hot_call(store: &Arc<dyn Store>, what: &str) {
                 state: Some(ClaimState::PendingPartner),
                 care_from: None,
                 care_to: None,
+                member_number: None,
+                provider_id: None,
             };
             store.list_claims(&filter, 0, 50).await.unwrap();
         }

@@ -458,7 +458,7 @@ impl ClaimStore for PgStore {
             &c,
             &format!(
                 "SELECT {} FROM claims c LEFT JOIN periods p ON p.id = c.period_id \
-                 WHERE {filter} AND c.id > $6 ORDER BY c.id LIMIT $7",
+                 WHERE {filter} AND c.id > $8 ORDER BY c.id LIMIT $9",
                 core::SUMMARY_COLS
             ),
             &[
@@ -467,6 +467,8 @@ impl ClaimStore for PgStore {
                 &state,
                 &from,
                 &to,
+                &f.member_number,
+                &f.provider_id,
                 &after,
                 &(limit as i64),
             ],
@@ -479,7 +481,15 @@ impl ClaimStore for PgStore {
                 "SELECT COUNT(*), COALESCE(SUM(c.billed_total), 0)::TEXT, COALESCE(SUM(c.scheme_total), 0)::TEXT, \
                  COALESCE(SUM(c.mutuelle_total), 0)::TEXT FROM claims c WHERE {filter}"
             ),
-            &[&f.scheme_id, &f.mutuelle_id, &state, &from, &to],
+            &[
+                &f.scheme_id,
+                &f.mutuelle_id,
+                &state,
+                &from,
+                &to,
+                &f.member_number,
+                &f.provider_id,
+            ],
         )
         .await?
         .ok_or_else(|| backend("no row"))?;

@@ -330,15 +330,19 @@ impl ClaimStore for SqliteStore {
                 f.state.map(|s| s.as_str()),
                 f.care_from.map(date::format),
                 f.care_to.map(date::format),
+                f.member_number.clone(),
+                f.provider_id.clone(),
             );
             let mut st = c.prepare_cached(&format!(
                 "SELECT {} FROM claims c LEFT JOIN periods p ON p.id = c.period_id \
-                 WHERE {filter} AND c.id > ?6 ORDER BY c.id LIMIT ?7",
+                 WHERE {filter} AND c.id > ?8 ORDER BY c.id LIMIT ?9",
                 core::SUMMARY_COLS
             ))?;
             let rows = rows_of(
                 &mut st,
-                params![args.0, args.1, args.2, args.3, args.4, after, limit],
+                params![
+                    args.0, args.1, args.2, args.3, args.4, args.5, args.6, after, limit
+                ],
                 core::summary,
             )?;
             let (count, totals) = c.query_row(
@@ -348,7 +352,7 @@ impl ClaimStore for SqliteStore {
                     split_sum("c.scheme_total"),
                     split_sum("c.mutuelle_total")
                 ),
-                params![args.0, args.1, args.2, args.3, args.4],
+                params![args.0, args.1, args.2, args.3, args.4, args.5, args.6],
                 |r| Ok((r.get::<_, i64>(0)?, totals_at(r, 1)?)),
             )?;
             Ok(ClaimPage {
