@@ -557,7 +557,7 @@ tm_rate_bp = 10000
         .await
         .stdout;
     assert!(
-        listed.contains("publish product versions") && listed.contains("waiting for approval"),
+        listed.contains("Product publication") && listed.contains("waiting"),
         "{listed}"
     );
     // A wrong hash approves nothing.
@@ -989,7 +989,9 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     .await;
     assert!(
         o.code == 1
-            && o.stderr.starts_with("erreur : Refusé dans l'état actuel des données. (le broker dit : « nothing to close")
+            && o.stderr.starts_with(
+                "erreur : Opération refusée en l'état. (le broker dit : « nothing to close"
+            )
             && o.stderr.contains("[FailedPrecondition, REFUSED]"),
         "{}",
         o.stderr
@@ -1009,7 +1011,7 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     )
     .await;
     assert!(
-        o.stdout.contains("net à payer") && o.stdout.contains("réglée"),
+        o.stdout.contains("net dû") && o.stdout.contains("réglée"),
         "{}",
         o.stdout
     );

@@ -539,9 +539,9 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     let body = text(&controle).await;
     assert!(
         body.contains("Proposition approuvée et appliquée")
-            && body.contains("period 1 closed")
-            && body.contains("gestion")
-            && body.contains("controle"),
+            && body.contains("période 1 clôturée")
+            && body.contains("Kodjo Agbeko")
+            && body.contains("Afi Lawson"),
         "{body}"
     );
     // The settlement: proposed by controle, approved by gestion.
@@ -567,7 +567,11 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
             .contains("référence VIR-2026-12, net dû 1 600 XOF")
     );
     click(&gestion, Locator::Css("form[action$='/approve'] button")).await;
-    assert!(text(&gestion).await.contains("period 1 settled"));
+    assert!(
+        text(&gestion)
+            .await
+            .contains("règlement de la période 1 enregistré")
+    );
     gestion.goto(&format!("{console}/periods")).await.unwrap();
     let body = text(&gestion).await;
     assert!(
@@ -816,7 +820,7 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     let body = text(&ops).await;
     assert!(
         body.contains("certificat du broker")
-            && body.contains("Aucun certificat n'expire dans les 30 jours")
+            && body.contains("Rien à renouveler")
             && body.contains("valide"),
         "{body}"
     );

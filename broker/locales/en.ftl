@@ -362,13 +362,13 @@ certs-file = File
 certs-until = Valid until
 certs-days = Days left
 certs-ok = valid
-certs-soon = expires within 30 days: renew it
+certs-soon = to renew soon
 certs-expired = expired
 certs-none = No certificate read (listening without TLS).
 certs-summary = { $soon ->
-    [0] No certificate expires within 30 days.
-    [one] One certificate or revocation list expires within 30 days.
-   *[other] { $soon } certificates or revocation lists expire within 30 days.
+    [0] Nothing to renew: no certificate ends within 30 days, no revocation list within 7 days.
+    [one] One certificate (under 30 days) or revocation list (under 7 days) is to renew.
+   *[other] { $soon } certificates (under 30 days) or revocation lists (under 7 days) are to renew.
 }
 certs-kind-server = the broker's certificate
 certs-kind-client_ca = clients' authority
@@ -529,3 +529,16 @@ error-code-DataLoss = Data lost or corrupted.
 error-code-Ok = Succeeded.
 claims-member = Member no.
 claims-provider = Provider
+approvals-state-withdrawn = withdrawn by its author
+approvals-outcome-closed = period { $number } closed
+approvals-outcome-settled = payment of period { $number } recorded
+approvals-outcome-published = { $count } product version(s) published
+identity-mutuelle-system = { $id }'s system (certificate)
+identity-scheme-system = scheme { $id }'s system (certificate)
+identity-operator = operator { $id }
+product-fixed-field = Fixed amount per act
+product-exclusions = excluded: { $list }
+product-excluded-acts = excluded acts: { $list }
+products-form-error = This form was not accepted: { $fields }. Correct it and propose again.
+cli-what = what
+cli-proposed-at-utc = proposed at (UTC)

@@ -132,6 +132,136 @@ impl Lang {
         self.t_args("error-refusal", &[("said", &said), ("detail", s.message())])
     }
 
+    /// What a proposal (maker-checker) changes, in words, from its body
+    /// (`service::approvals::Change`): the console's approvals page and
+    /// `passerelle approvals list` say it alike.
+    pub fn change_words(self, body: &str) -> String {
+        use crate::service::approvals::Change;
+        let Ok(change) = serde_json::from_str::<Change>(body) else {
+            return self.t("approvals-unreadable");
+        };
+        match change {
+            Change::ClosePeriod {
+                scheme_id,
+                mutuelle_id,
+                content,
+                currency,
+                ..
+            } => self.t_args(
+                "approvals-close",
+                &[
+                    ("pair", &format!("{scheme_id} – {mutuelle_id}")),
+                    ("claims", &content.claim_count.to_string()),
+                    ("billed", &self.money(content.billed, &currency)),
+                    ("mutuelle", &self.money(content.mutuelle, &currency)),
+                    ("recoveries", &self.money(content.recoveries, &currency)),
+                    (
+                        "net",
+                        &self.money(
+                            content.mutuelle.saturating_sub(content.recoveries),
+                            &currency,
+                        ),
+                    ),
+                ],
+            ),
+            Change::SettlePeriod {
+                scheme_id,
+                mutuelle_id,
+                number,
+                reference,
+                content,
+                currency,
+            } => self.t_args(
+                "approvals-settle",
+                &[
+                    ("pair", &format!("{scheme_id} – {mutuelle_id}")),
+                    ("number", &number.to_string()),
+                    ("reference", &reference),
+                    (
+                        "net",
+                        &self.money(
+                            content.mutuelle.saturating_sub(content.recoveries),
+                            &currency,
+                        ),
+                    ),
+                ],
+            ),
+            Change::PublishProducts { products, .. } => products
+                .iter()
+                .map(|p| {
+                    self.t_args(
+                        "approvals-product",
+                        &[
+                            ("id", &p.id),
+                            ("version", &p.version.to_string()),
+                            ("name", &p.name),
+                            ("from", &self.date(p.valid_from)),
+                        ],
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" ; "),
+        }
+    }
+
+    /// The kind of a proposal (its `kind`: "close_period", ...), in words.
+    pub fn proposal_kind(self, kind: &str) -> String {
+        self.t(match kind {
+            "close_period" => "approvals-kind-close",
+            "settle_period" => "approvals-kind-settle",
+            "publish_products" => "approvals-kind-products",
+            _ => "approvals-kind-unknown",
+        })
+    }
+
+    /// Where a proposal is (its state's name: "pending", ...), in words; a
+    /// rejection by its own author is a withdrawal.
+    pub fn proposal_state(self, state: &str, withdrawn: bool) -> String {
+        if withdrawn && state == "rejected" {
+            return self.t("approvals-state-withdrawn");
+        }
+        let key = format!("approvals-state-{state}");
+        let t = self.t(&key);
+        if t == key {
+            self.t("approvals-kind-unknown")
+        } else {
+            t
+        }
+    }
+
+    /// What applying a proposal did (the service's outcome, "period 3
+    /// closed", ...), in words; anything else (a refusal's text, a
+    /// rejection's reason) as it was written.
+    pub fn proposal_outcome(self, outcome: &str) -> String {
+        let words: Vec<&str> = outcome.split(' ').collect();
+        match words.as_slice() {
+            ["period", n, "closed"] => self.t_args("approvals-outcome-closed", &[("number", n)]),
+            ["period", n, "settled"] => self.t_args("approvals-outcome-settled", &[("number", n)]),
+            [n, "product", "version(s)", "published"] => {
+                self.t_args("approvals-outcome-published", &[("count", n)])
+            }
+            _ => outcome.to_string(),
+        }
+    }
+
+    /// An identity as the audit log names it ("mutuelle:MUT-X/user:awa"),
+    /// as a person reads it: the person's name when `name_of` knows the
+    /// login, else the login; a certificate as its system.
+    pub fn identity(self, identity: &str, name_of: impl Fn(&str) -> Option<String>) -> String {
+        if identity.is_empty() {
+            return String::new();
+        }
+        if let Some((_, login)) = identity.rsplit_once("/user:") {
+            return name_of(login).unwrap_or_else(|| login.to_string());
+        }
+        match identity.split_once(':') {
+            Some(("mutuelle", id)) => self.t_args("identity-mutuelle-system", &[("id", id)]),
+            Some(("scheme", id)) => self.t_args("identity-scheme-system", &[("id", id)]),
+            Some(("operator", id)) => self.t_args("identity-operator", &[("id", id)]),
+            _ => identity.to_string(),
+        }
+    }
+
     /// An amount in minor units with the language's grouping ("12 500" with
     /// a narrow no-break space, or "12,500"); a currency with decimals shows
     /// them (XOF has none).

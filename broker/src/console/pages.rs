@@ -2731,6 +2731,13 @@ fn days_left(now_ms: i64, at_s: i64) -> i64 {
     (at_s.saturating_mul(1000) - now_ms).div_euclid(86_400_000)
 }
 
+/// When a date is worth an operator's attention: a certificate 30 days
+/// before it ends (time to have another issued); a CRL, which its
+/// authority replaces routinely, 7 days before its next update.
+fn warn_days(kind: &str) -> i64 {
+    if kind.contains("crl") { 7 } else { 30 }
+}
+
 /// Certificates and CRLs the broker holds, with when they end: operators
 /// only. The same dates as the metric
 /// `passerelle_certificate_expiry_timestamp_seconds`.
@@ -2760,7 +2767,7 @@ async fn certificates(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
         let days = days_left(now, *at);
         let state = if days < 0 {
             "certs-expired"
-        } else if days < 30 {
+        } else if days < warn_days(kind) {
             "certs-soon"
         } else {
             "certs-ok"
@@ -2778,7 +2785,7 @@ async fn certificates(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
     }
     let soon = rows
         .iter()
-        .filter(|(_, at)| days_left(now, *at) < 30)
+        .filter(|((kind, _), at)| days_left(now, *at) < warn_days(kind))
         .count();
     page(ListPage {
         ui: ctx.ui(lang.t("certs-title"), "certificates"),

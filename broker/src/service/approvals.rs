@@ -38,6 +38,9 @@ pub enum Change {
         mutuelle_id: String,
         until_ms: i64,
         content: PeriodContent,
+        /// The scheme's currency, for whoever reads the amounts.
+        #[serde(default)]
+        currency: String,
     },
     /// Record that a closed period was paid.
     SettlePeriod {
@@ -46,6 +49,8 @@ pub enum Change {
         number: u32,
         reference: String,
         content: PeriodContent,
+        #[serde(default)]
+        currency: String,
     },
     /// Store these product versions (all or none).
     PublishProducts {
@@ -223,6 +228,7 @@ impl Broker {
                 mutuelle_id: mutuelle_id.into(),
                 until_ms,
                 content,
+                currency: self.currency_of(scheme_id),
             },
         )
         .await
@@ -263,6 +269,7 @@ impl Broker {
                         number,
                         reference: reference.into(),
                         content: PeriodContent::of(p),
+                        currency: self.currency_of(scheme_id),
                     },
                 )
                 .await?,
@@ -292,6 +299,70 @@ impl Broker {
         let stored = self.store.list_products(&mutuelle_id).await?;
         if products.iter().all(|p| stored.iter().any(|(s, _)| s == p)) {
             return Ok(Proposed::Done(vec![PutProduct::Unchanged; products.len()]));
+        }
+        // Versions follow their start dates: a version starts after every
+        // lower one of its product and before every higher one (stored or
+        // in this call), else two versions would be in force at once.
+        let mut bad = Vec::new();
+        for (i, p) in products.iter().enumerate() {
+            let others = stored
+                .iter()
+                .map(|(s, _)| s)
+                .chain(products.iter())
+                .filter(|o| o.id == p.id && o.version != p.version);
+            for o in others {
+                let wrong = (o.version < p.version && o.valid_from >= p.valid_from)
+                    || (o.version > p.version && o.valid_from <= p.valid_from);
+                if wrong {
+                    bad.push(passerelle_domain::validate::FieldViolation::new(
+                        format!("products[{i}].valid_from"),
+                        format!(
+                            "version {} of {} starts on {}: version {} must start {} it",
+                            o.version,
+                            p.id,
+                            passerelle_domain::date::format(o.valid_from),
+                            p.version,
+                            if o.version < p.version {
+                                "after"
+                            } else {
+                                "before"
+                            }
+                        ),
+                    ));
+                    break;
+                }
+            }
+        }
+        if !bad.is_empty() {
+            return Err(ServiceError::Invalid(bad));
+        }
+        // One proposal per version at a time: approving a second would
+        // silently replace what the first published.
+        self.expire_stale(&mutuelle_id).await?;
+        for other in self
+            .store
+            .proposals(&mutuelle_id, true, MAX_PENDING)
+            .await?
+        {
+            if let Ok(Change::PublishProducts {
+                products: theirs, ..
+            }) = Change::of(&other)
+            {
+                for (i, p) in products.iter().enumerate() {
+                    let same_version = theirs
+                        .iter()
+                        .any(|t| t.id == p.id && t.version == p.version);
+                    if same_version && !theirs.contains(p) {
+                        return Err(ServiceError::invalid(
+                            &format!("products[{i}].version"),
+                            format!(
+                                "version {} of {} is already proposed, differently (proposal {}): approve or reject that one first",
+                                p.version, p.id, other.id
+                            ),
+                        ));
+                    }
+                }
+            }
         }
         Ok(Proposed::Waiting(Box::new(
             self.propose(
@@ -355,6 +426,8 @@ impl Broker {
     pub async fn approve(&self, by: &Auth, id: i64, hash: &str) -> Result<Proposal, ServiceError> {
         let p = self.proposal(by, id).await?;
         let who = decider(by, &p)?;
+        // A decided one says so, whoever asks.
+        self.still_pending(&p).await?;
         if who == p.proposed_by && *by != Auth::Plaintext {
             return Err(ServiceError::PermissionDenied(format!(
                 "{who} proposed {id}: another person of {} approves it",
@@ -367,7 +440,6 @@ impl Broker {
                 format!("is not the hash of proposal {id} as stored: read the proposal again"),
             ));
         }
-        self.still_pending(&p).await?;
         // Read before it is claimed: an unreadable body is refused pending.
         let change = Change::of(&p)?;
         let now = self.clock.now_ms();
@@ -465,6 +537,7 @@ impl Broker {
                 mutuelle_id,
                 until_ms,
                 content,
+                ..
             } => {
                 let upto = CloseUpTo {
                     until_ms: *until_ms,
@@ -603,6 +676,20 @@ mod tests {
             panic!("waits")
         };
         assert_eq!(again.id, late.id);
+        // Another version 2 while this one waits: refused, it would replace
+        // it silently once both are approved.
+        let mut other_v2 = v2.clone();
+        other_v2.name = "Autre".into();
+        assert!(matches!(
+            b.propose_products(&system, vec![other_v2]).await,
+            Err(ServiceError::Invalid(v)) if v[0].field == "products[0].version"
+        ));
+        // A version starts after the versions below it.
+        let past = sample_product("MUT-X", 3, "2025-06-01");
+        assert!(matches!(
+            b.propose_products(&system, vec![past]).await,
+            Err(ServiceError::Invalid(v)) if v[0].field == "products[0].valid_from"
+        ));
         tokio::time::advance(std::time::Duration::from_millis(PROPOSAL_TTL_MS as u64 + 1)).await;
         // Expired, it no longer shows as waiting (nor takes a place).
         assert!(

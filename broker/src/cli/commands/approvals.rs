@@ -5,37 +5,29 @@
 use super::*;
 use crate::cli::output::when;
 
-fn kind_word(l: Lang, kind: i32) -> &'static str {
-    let (en, fr) = match settlement::ProposalKind::try_from(kind) {
-        Ok(settlement::ProposalKind::ClosePeriod) => ("close a period", "clôture de période"),
-        Ok(settlement::ProposalKind::SettlePeriod) => ("settle a period", "règlement de période"),
-        Ok(settlement::ProposalKind::PublishProducts) => {
-            ("publish product versions", "publication de produits")
-        }
-        _ => ("unknown", "inconnue"),
-    };
-    if l == Lang::Fr { fr } else { en }
+/// A proposal's kind and state in words, from the catalogue (the
+/// console's words).
+fn kind_words(l: Lang, kind: i32) -> String {
+    let name = settlement::ProposalKind::try_from(kind)
+        .map(|k| {
+            k.as_str_name()
+                .trim_start_matches("PROPOSAL_KIND_")
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    l.catalogue().proposal_kind(&name)
 }
 
-fn state_word(l: Lang, state: i32) -> &'static str {
-    let (en, fr) = match settlement::ProposalState::try_from(state) {
-        Ok(settlement::ProposalState::Pending) => {
-            ("waiting for approval", "en attente d'approbation")
-        }
-        Ok(settlement::ProposalState::Approved) => {
-            ("approved, not applied", "approuvée, non appliquée")
-        }
-        Ok(settlement::ProposalState::Applied) => {
-            ("approved and applied", "approuvée et appliquée")
-        }
-        Ok(settlement::ProposalState::Failed) => {
-            ("approved, refused by the store", "approuvée, refusée")
-        }
-        Ok(settlement::ProposalState::Rejected) => ("rejected", "rejetée"),
-        Ok(settlement::ProposalState::Expired) => ("expired", "expirée"),
-        _ => ("unknown", "inconnu"),
-    };
-    if l == Lang::Fr { fr } else { en }
+fn state_words(l: Lang, p: &settlement::Proposal) -> String {
+    let name = settlement::ProposalState::try_from(p.state)
+        .map(|k| {
+            k.as_str_name()
+                .trim_start_matches("PROPOSAL_STATE_")
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    l.catalogue()
+        .proposal_state(&name, p.decided_by == p.proposed_by)
 }
 
 /// What a command that asks for a change answers when the broker recorded
@@ -59,14 +51,14 @@ pub(super) fn proposed(ctx: &Ctx, mutuelle: &str, s: tonic::Status) -> Out {
         .get("proposal_hash")
         .cloned()
         .unwrap_or_default();
+    // Only what the answer tells (the whole proposal: `approvals list`).
     if ctx.json {
-        ctx.print(&settlement::Proposal {
-            id,
-            mutuelle_id: mutuelle.to_string(),
-            hash,
-            state: settlement::ProposalState::Pending as i32,
-            ..Default::default()
-        });
+        ctx.print_value(serde_json::json!({
+            "id": id.to_string(),
+            "mutuelleId": mutuelle,
+            "hash": hash,
+            "state": "PROPOSAL_STATE_PENDING",
+        }));
         return Ok(());
     }
     // The identity that proposed cannot approve: a manager does, in the
@@ -105,22 +97,23 @@ pub(super) async fn approvals(ctx: &Ctx, cmd: ApprovalsCmd) -> Out {
                 &[
                     "proposal",
                     "change",
-                    "scheme",
+                    "what",
                     "proposed by",
-                    "proposed at",
+                    "proposed at (UTC)",
                     "state",
                     "hash",
                 ],
             )
             .right(&[0]);
             for p in &r.proposals {
+                let cat = l.catalogue();
                 t.row(vec![
                     p.id.to_string(),
-                    kind_word(l, p.kind).to_string(),
-                    p.scheme_id.clone(),
-                    p.proposed_by.clone(),
+                    kind_words(l, p.kind),
+                    cat.change_words(&p.body),
+                    cat.identity(&p.proposed_by, |_| None),
                     when(l, p.proposed_at_ms),
-                    state_word(l, p.state).to_string(),
+                    state_words(l, p),
                     p.hash.clone(),
                 ]);
             }
@@ -148,12 +141,12 @@ pub(super) async fn approvals(ctx: &Ctx, cmd: ApprovalsCmd) -> Out {
             "{} {}: {} ({}){}",
             l.t("proposal"),
             decided.id,
-            kind_word(l, decided.kind),
-            state_word(l, decided.state),
+            kind_words(l, decided.kind),
+            state_words(l, &decided),
             if decided.outcome.is_empty() {
                 String::new()
             } else {
-                format!(": {}", decided.outcome)
+                format!(": {}", l.catalogue().proposal_outcome(&decided.outcome))
             }
         );
     }

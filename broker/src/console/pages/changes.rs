@@ -93,6 +93,12 @@ fn limits_words(lang: Lang, r: &passerelle_domain::product::CategoryRule, cur: &
     if let Some(n) = r.year_count_limit {
         parts.push(lang.t_args("product-acts-per-year", &[("count", &n.to_string())]));
     }
+    if !r.excluded_diagnoses.is_empty() {
+        parts.push(lang.t_args(
+            "product-exclusions",
+            &[("list", &r.excluded_diagnoses.join(", "))],
+        ));
+    }
     if parts.is_empty() {
         lang.t("product-no-limit")
     } else {
@@ -185,6 +191,18 @@ fn product_table(lang: Lang, p: &Product, used: bool) -> (String, Table) {
     if let Some(a) = p.stay_limit {
         overall.push(lang.t_args("product-stay", &[("amount", &lang.money(a, &p.currency))]));
     }
+    if !p.excluded_diagnoses.is_empty() {
+        overall.push(lang.t_args(
+            "product-exclusions",
+            &[("list", &p.excluded_diagnoses.join(", "))],
+        ));
+    }
+    if !p.excluded_acts.is_empty() {
+        overall.push(lang.t_args(
+            "product-excluded-acts",
+            &[("list", &p.excluded_acts.join(", "))],
+        ));
+    }
     if !overall.is_empty() {
         t.foot = vec![
             lang.t("product-overall"),
@@ -257,12 +275,18 @@ async fn latest(c: &Console, ctx: &Ctx, id: &str) -> Result<Product, Reply> {
         .ok_or_else(|| ctx.error(StatusCode::NOT_FOUND, ctx.t("error-not-found")))
 }
 
-fn field(name: &str, label: &str, value: &str, hint: &str) -> String {
+/// A labelled input; `numeric`: a phone shows its number pad.
+fn field(name: &str, label: &str, value: &str, hint: &str, numeric: bool) -> String {
     format!(
-        "<label>{}<input name=\"{}\" value=\"{}\" inputmode=\"decimal\">{}</label>",
+        "<label>{}<input name=\"{}\" value=\"{}\"{}>{}</label>",
         esc(label),
         esc(name),
         esc(value),
+        if numeric {
+            " inputmode=\"decimal\""
+        } else {
+            ""
+        },
         if hint.is_empty() {
             String::new()
         } else {
@@ -291,15 +315,34 @@ pub(super) async fn new_version_form(
     if !manager(&ctx) {
         return ctx.forbidden().into_response();
     }
-    let p = match latest(&c, &ctx, &id).await {
-        Ok(p) => p,
-        Err(r) => return r.into_response(),
-    };
+    match latest(&c, &ctx, &id).await {
+        Ok(p) => version_form(&ctx, &p, &[], None),
+        Err(r) => r.into_response(),
+    }
+}
+
+/// The form of a new version of `p` (the latest one), its fields as typed
+/// (`typed`) or else from `p`, with what was wrong in the last try.
+fn version_form(
+    ctx: &Ctx,
+    p: &Product,
+    typed: &[(String, String)],
+    error: Option<String>,
+) -> Response {
     let lang = ctx.lang;
-    let ui = ctx.ui(lang.t("products-new-version"), "products");
+    let value = |name: &str, default: String| {
+        typed
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(default, |(_, v)| v.clone())
+    };
+    let mut ui = ctx.ui(lang.t("products-new-version"), "products");
+    if let Some(e) = error {
+        ui.notice = e;
+    }
     let mut form = format!(
         "<form method=\"post\" action=\"/products/{}/new\" class=\"stack\">{}",
-        url(&id),
+        url(&p.id),
         csrf_input(&ui)
     );
     form.push_str(&format!(
@@ -313,43 +356,71 @@ pub(super) async fn new_version_form(
             ]
         ))
     ));
-    form.push_str(&field("name", &lang.t("product-name"), &p.name, ""));
+    form.push_str(&field(
+        "name",
+        &lang.t("product-name"),
+        &value("name", p.name.clone()),
+        "",
+        false,
+    ));
     form.push_str(&field(
         "valid_from",
         &lang.t("product-valid-from"),
-        "",
+        &value("valid_from", String::new()),
         &lang.t("date-hint"),
+        true,
     ));
     form.push_str(&field(
         "beneficiary_year_limit",
         &lang.t("product-beneficiary-limit"),
-        &amount_text(p.beneficiary_year_limit),
+        &value(
+            "beneficiary_year_limit",
+            amount_text(p.beneficiary_year_limit),
+        ),
         &p.currency,
+        true,
     ));
     for (i, r) in p.categories.iter().enumerate() {
         form.push_str(&format!(
             "<fieldset><legend>{}</legend>",
             esc(&lang.t(&format!("category-{}", r.category.as_str())))
         ));
-        form.push_str(&field(
-            &format!("rate_{i}"),
-            &lang.t("product-rate-field"),
-            &percent_text(r.tm_rate_bp),
-            "%",
-        ));
+        // A category paid by a fixed amount per act has that amount, not a
+        // rate (the rate would be ignored, and show nowhere).
+        match r.fixed_per_act {
+            Some(a) => form.push_str(&field(
+                &format!("fixed_{i}"),
+                &lang.t("product-fixed-field"),
+                &value(&format!("fixed_{i}"), a.to_string()),
+                &p.currency,
+                true,
+            )),
+            None => form.push_str(&field(
+                &format!("rate_{i}"),
+                &lang.t("product-rate-field"),
+                &value(&format!("rate_{i}"), percent_text(r.tm_rate_bp)),
+                "%",
+                true,
+            )),
+        }
         form.push_str(&field(
             &format!("year_limit_{i}"),
             &lang.t("product-year-limit-field"),
-            &amount_text(r.year_limit),
+            &value(&format!("year_limit_{i}"), amount_text(r.year_limit)),
             &p.currency,
+            true,
         ));
         form.push_str(&field(
             &format!("year_count_{i}"),
             &lang.t("product-year-count-field"),
-            &r.year_count_limit
-                .map(|n| n.to_string())
-                .unwrap_or_default(),
+            &value(
+                &format!("year_count_{i}"),
+                r.year_count_limit
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
+            ),
             "",
+            true,
         ));
         form.push_str("</fieldset>");
     }
@@ -357,7 +428,8 @@ pub(super) async fn new_version_form(
         "<button>{}</button></form>",
         esc(&lang.t("products-propose"))
     ));
-    page(ListPage {
+    let failed = !ui.notice.is_empty();
+    let mut r = page(ListPage {
         ui,
         heading: lang.t_args("products-new-heading", &[("id", &p.id), ("name", &p.name)]),
         form,
@@ -365,7 +437,11 @@ pub(super) async fn new_version_form(
         tables: Vec::new(),
         empty: String::new(),
         after: String::new(),
-    })
+    });
+    if failed {
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+    }
+    r
 }
 
 /// "80", "80,5", "12.25" (percent) in basis points, at most 100 %.
@@ -428,10 +504,11 @@ pub(super) async fn new_version(
     if !manager(&ctx) {
         return ctx.forbidden().into_response();
     }
-    let mut p = match latest(&c, &ctx, &id).await {
+    let latest = match latest(&c, &ctx, &id).await {
         Ok(p) => p,
         Err(r) => return r.into_response(),
     };
+    let mut p = latest.clone();
     let lang = ctx.lang;
     let mut bad = Vec::new();
     p.version += 1;
@@ -447,9 +524,16 @@ pub(super) async fn new_version(
     }
     for (i, r) in p.categories.iter_mut().enumerate() {
         let cat = lang.t(&format!("category-{}", r.category.as_str()));
-        match parse_percent(get(&format!("rate_{i}"))) {
-            Some(bp) => r.tm_rate_bp = bp,
-            None => bad.push(format!("{cat} : {}", lang.t("product-rate-field"))),
+        if r.fixed_per_act.is_some() {
+            match parse_amount(get(&format!("fixed_{i}"))) {
+                Ok(Some(a)) => r.fixed_per_act = Some(a),
+                _ => bad.push(format!("{cat} : {}", lang.t("product-fixed-field"))),
+            }
+        } else {
+            match parse_percent(get(&format!("rate_{i}"))) {
+                Some(bp) => r.tm_rate_bp = bp,
+                None => bad.push(format!("{cat} : {}", lang.t("product-rate-field"))),
+            }
         }
         match parse_amount(get(&format!("year_limit_{i}"))) {
             Ok(a) => r.year_limit = a,
@@ -463,13 +547,10 @@ pub(super) async fn new_version(
             Err(()) => bad.push(format!("{cat} : {}", lang.t("product-year-count-field"))),
         }
     }
+    // What was typed stays in the form, with what is wrong above it.
     if !bad.is_empty() {
-        return ctx
-            .error(
-                StatusCode::BAD_REQUEST,
-                lang.t_args("products-bad-fields", &[("fields", &bad.join(", "))]),
-            )
-            .into_response();
+        let error = lang.t_args("products-bad-fields", &[("fields", &bad.join(", "))]);
+        return version_form(&ctx, &latest, &f, Some(error));
     }
     let msg = product::PutProductsRequest {
         products: vec![passerelle_proto::convert::product_to_pb(&p, false)],
@@ -477,7 +558,13 @@ pub(super) async fn new_version(
     let r = c
         .call(&ctx.person, ctx.peer, msg, |r| c.product.put_products(r))
         .await;
-    after_proposal(&ctx, r)
+    match r {
+        Err(s) if s.code() == tonic::Code::InvalidArgument => {
+            let error = lang.t_args("products-form-error", &[("fields", &super::detail(&s))]);
+            version_form(&ctx, &latest, &f, Some(error))
+        }
+        r => after_proposal(&ctx, r),
+    }
 }
 
 // ---- periods ----
@@ -576,100 +663,53 @@ pub(super) async fn propose_settle(
 
 // ---- approvals ----
 
-/// What a proposal changes, in words.
-fn change_words(c: &Console, lang: Lang, p: &settlement::Proposal) -> String {
-    let Ok(change) = serde_json::from_str::<Change>(&p.body) else {
-        return lang.t("approvals-unreadable");
-    };
-    match change {
-        Change::ClosePeriod {
-            scheme_id,
-            mutuelle_id,
-            content,
-            ..
-        } => {
-            let cur = c.broker.currency_of(&scheme_id);
-            lang.t_args(
-                "approvals-close",
-                &[
-                    ("pair", &format!("{scheme_id} – {mutuelle_id}")),
-                    ("claims", &content.claim_count.to_string()),
-                    ("billed", &lang.money(content.billed, &cur)),
-                    ("mutuelle", &lang.money(content.mutuelle, &cur)),
-                    ("recoveries", &lang.money(content.recoveries, &cur)),
-                    (
-                        "net",
-                        &lang.money(content.mutuelle - content.recoveries, &cur),
-                    ),
-                ],
-            )
+/// A proposal's kind and state by the names the service gives them
+/// ("close_period", "pending"), from the contract's enums.
+fn kind_name(kind: i32) -> String {
+    settlement::ProposalKind::try_from(kind)
+        .map(|k| {
+            k.as_str_name()
+                .trim_start_matches("PROPOSAL_KIND_")
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+fn state_name(state: i32) -> String {
+    settlement::ProposalState::try_from(state)
+        .map(|k| {
+            k.as_str_name()
+                .trim_start_matches("PROPOSAL_STATE_")
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+/// A table as HTML, every value escaped (what `macros.html` renders), for
+/// a table inside a card.
+fn table_html(t: &Table) -> String {
+    let mut out = String::from("<div class=\"scroll\"><table><thead><tr>");
+    for (h, cls) in t.head.iter().zip(&t.cls) {
+        out.push_str(&format!("<th class=\"{cls}\">{}</th>", esc(h)));
+    }
+    out.push_str("</tr></thead><tbody>");
+    for r in &t.rows {
+        out.push_str("<tr>");
+        for (c, cls) in r.cells.iter().zip(&t.cls) {
+            out.push_str(&format!("<td class=\"{cls}\">{}</td>", esc(c)));
         }
-        Change::SettlePeriod {
-            scheme_id,
-            mutuelle_id,
-            number,
-            reference,
-            content,
-        } => {
-            let cur = c.broker.currency_of(&scheme_id);
-            lang.t_args(
-                "approvals-settle",
-                &[
-                    ("pair", &format!("{scheme_id} – {mutuelle_id}")),
-                    ("number", &number.to_string()),
-                    ("reference", &reference),
-                    (
-                        "net",
-                        &lang.money(content.mutuelle - content.recoveries, &cur),
-                    ),
-                ],
-            )
+        out.push_str("</tr>");
+    }
+    out.push_str("</tbody>");
+    if !t.foot.is_empty() {
+        out.push_str("<tfoot><tr>");
+        for (c, cls) in t.foot.iter().zip(&t.cls) {
+            out.push_str(&format!("<td class=\"{cls}\">{}</td>", esc(c)));
         }
-        Change::PublishProducts { products, .. } => products
-            .iter()
-            .map(|p| {
-                lang.t_args(
-                    "approvals-product",
-                    &[
-                        ("id", &p.id),
-                        ("version", &p.version.to_string()),
-                        ("name", &p.name),
-                        ("from", &lang.date(p.valid_from)),
-                    ],
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" ; "),
+        out.push_str("</tr></tfoot>");
     }
-}
-
-fn kind_key(kind: i32) -> &'static str {
-    match settlement::ProposalKind::try_from(kind) {
-        Ok(settlement::ProposalKind::ClosePeriod) => "approvals-kind-close",
-        Ok(settlement::ProposalKind::SettlePeriod) => "approvals-kind-settle",
-        Ok(settlement::ProposalKind::PublishProducts) => "approvals-kind-products",
-        _ => "approvals-kind-unknown",
-    }
-}
-
-fn state_key(state: i32) -> &'static str {
-    match settlement::ProposalState::try_from(state) {
-        Ok(settlement::ProposalState::Pending) => "approvals-state-pending",
-        Ok(settlement::ProposalState::Approved) => "approvals-state-approved",
-        Ok(settlement::ProposalState::Applied) => "approvals-state-applied",
-        Ok(settlement::ProposalState::Failed) => "approvals-state-failed",
-        Ok(settlement::ProposalState::Rejected) => "approvals-state-rejected",
-        Ok(settlement::ProposalState::Expired) => "approvals-state-expired",
-        _ => "approvals-kind-unknown",
-    }
-}
-
-/// "mutuelle:MUT-X/user:awa" as a person reads it: "awa".
-fn who(identity: &str) -> String {
-    match identity.rsplit_once("/user:") {
-        Some((_, login)) => login.to_string(),
-        None => identity.to_string(),
-    }
+    out.push_str("</table></div>");
+    out
 }
 
 pub(super) async fn approvals(
@@ -704,25 +744,36 @@ pub(super) async fn approvals(
     ui.notice = done.notice(lang);
     let me = ctx.person.caller().display();
     let pending = settlement::ProposalState::Pending as i32;
+    // People by their names (accounts are few; a certificate is its
+    // system).
+    let names: std::collections::HashMap<String, String> = c
+        .broker
+        .users()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|u| (u.login, u.display_name))
+        .collect();
+    let who = |id: &str| lang.identity(id, |login| names.get(login).cloned());
     let mut cards = String::new();
-    let mut tables = Vec::new();
     for p in &waiting {
-        // A product version is approved as a whole: its every rule is shown.
+        cards.push_str(&format!(
+            "<section class=\"card\"><h2>{} {} · {}</h2><p>{}</p>",
+            esc(&lang.t("approvals-number")),
+            p.id,
+            esc(&lang.proposal_kind(&kind_name(p.kind))),
+            esc(&lang.change_words(&p.body)),
+        ));
+        // A product version is approved as a whole: its every rule is
+        // shown, beside the buttons.
         if let Ok(Change::PublishProducts { products, .. }) = serde_json::from_str(&p.body) {
             for v in &products {
                 let (title, t) = product_table(lang, v, false);
-                tables.push((
-                    format!("{} {} · {title}", lang.t("approvals-number"), p.id),
-                    t,
-                ));
+                cards.push_str(&format!("<h3>{}</h3>{}", esc(&title), table_html(&t)));
             }
         }
         cards.push_str(&format!(
-            "<section class=\"card\"><h2>{} {} · {}</h2><p>{}</p><p class=\"meta\">{}</p>",
-            esc(&lang.t("approvals-number")),
-            p.id,
-            esc(&lang.t(kind_key(p.kind))),
-            esc(&change_words(&c, lang, p)),
+            "<p class=\"meta\">{}</p>",
             esc(&lang.t_args(
                 "approvals-proposed",
                 &[
@@ -777,12 +828,12 @@ pub(super) async fn approvals(
             String::new(),
             vec![
                 p.id.to_string(),
-                change_words(&c, lang, p),
-                lang.t(state_key(p.state)),
+                lang.change_words(&p.body),
+                lang.proposal_state(&state_name(p.state), p.decided_by == p.proposed_by),
                 who(&p.proposed_by),
                 who(&p.decided_by),
                 lang.time(p.decided_at_ms),
-                p.outcome.clone(),
+                lang.proposal_outcome(&p.outcome),
             ],
         );
     }
@@ -795,10 +846,7 @@ pub(super) async fn approvals(
             cards
         },
         summary: String::new(),
-        tables: {
-            tables.push((lang.t("approvals-history"), t));
-            tables
-        },
+        tables: vec![(lang.t("approvals-history"), t)],
         empty: lang.t("approvals-no-history"),
         after: String::new(),
     })
@@ -880,7 +928,20 @@ mod tests {
         assert_eq!(percent(Lang::En, 10_000), "100%");
         assert_eq!(percent_text(8_050), "80,50");
         assert_eq!(parse_percent(&percent_text(8_050)), Some(8_050));
-        assert_eq!(who("mutuelle:MUT-A/user:awa"), "awa");
-        assert_eq!(who("mutuelle:MUT-A"), "mutuelle:MUT-A");
+        let none = |_: &str| None;
+        assert_eq!(Lang::Fr.identity("mutuelle:MUT-A/user:awa", none), "awa");
+        assert_eq!(
+            Lang::Fr.identity("mutuelle:MUT-A/user:awa", |_| Some("Awa K.".into())),
+            "Awa K."
+        );
+        assert_eq!(
+            Lang::Fr.identity("mutuelle:MUT-A", none),
+            "le système de MUT-A (certificat)"
+        );
+        assert_eq!(
+            Lang::Fr.proposal_outcome("period 3 closed"),
+            "période 3 clôturée"
+        );
+        assert_eq!(Lang::Fr.proposal_outcome("erreur x"), "erreur x");
     }
 }
