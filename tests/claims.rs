@@ -643,3 +643,43 @@ async fn eligibility_gives_a_non_binding_estimate() {
         assert_eq!(again.line_estimates, e.line_estimates);
     }
 }
+
+/// A hospital claim sent without its stay is its own stay: the product's
+/// per-stay cap holds (issue 20: it used to be skipped), and a claim with
+/// its stay counts against that stay.
+#[tokio::test]
+async fn a_hospital_claim_without_a_stay_is_capped_as_its_own_stay() {
+    let h = Harness::start_config(|sim| {
+        config_text(sim, 2000).replacen(
+            "beneficiary_year_limit = 10000\n",
+            "beneficiary_year_limit = 10000\nstay_limit = 3000\n",
+            1,
+        )
+    })
+    .await;
+    // TM 4000 covered at 100 %: capped at the stay's 3000.
+    let hosp = [covered(C::Hospitalisation, 20000, 20000, 16000)];
+    let r = h
+        .coordinate(claim("stay-none", "R-OK", &hosp))
+        .await
+        .unwrap();
+    assert_eq!(shares(&r), vec![3000]);
+    assert_eq!(codes(&r, 0), vec![R::CeilingReached]);
+    assert_balanced(&r);
+    // Another claim without a stay is another stay (3000 more is within
+    // the year's 10000); a consultation touches no stay cap.
+    let r = h
+        .coordinate(claim("stay-none-2", "R-OK", &hosp))
+        .await
+        .unwrap();
+    assert_eq!(shares(&r), vec![3000]);
+    let r = h
+        .coordinate(claim(
+            "no-hosp",
+            "R-OK",
+            &[covered(C::Consultation, 5000, 5000, 3500)],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(shares(&r), vec![1500]);
+}

@@ -181,7 +181,12 @@ impl Adapter for RulesAdapter {
         else {
             return Err(AdapterError::Rejected(unknown_member()));
         };
-        let stay_id = c.stay.as_ref().map(|s| s.stay_id.as_str());
+        let stay = engine::stay_for(
+            c.stay.as_ref().map(|s| s.stay_id.as_str()),
+            &format!("{}/{}", c.scheme_id, c.claim_id),
+            &c.lines,
+        );
+        let stay_id = stay.as_deref();
         let usage = self
             .usage_for(
                 &member,

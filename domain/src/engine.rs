@@ -303,6 +303,25 @@ fn count_key(ctx: &Context<'_>, c: CareCategory) -> CeilingKey {
     }
 }
 
+/// The stay a claim counts against for a product's per-stay cap: the stay
+/// the claim names; else, when it has hospital lines, the claim itself
+/// (`claim:<key>`, `key` naming the claim), so that a hospital claim sent
+/// without its stay is capped like a one-claim stay and never escapes the
+/// cap; else none (a claim with no hospital line and no stay touches no
+/// stay cap).
+pub fn stay_for(named: Option<&str>, key: &str, lines: &[ClaimLine]) -> Option<String> {
+    match named.filter(|s| !s.is_empty()) {
+        Some(s) => Some(s.to_string()),
+        None if lines
+            .iter()
+            .any(|l| l.category == CareCategory::Hospitalisation) =>
+        {
+            Some(format!("claim:{key}"))
+        }
+        None => None,
+    }
+}
+
 /// Every ceiling key a claim with these lines could touch: what the store must
 /// read before calling [`adjudicate`].
 pub fn keys_for(

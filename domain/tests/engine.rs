@@ -476,3 +476,44 @@ proptest! {
         prop_assert_eq!(a, b);
     }
 }
+
+/// A hospital claim with no stay is its own stay: the per-stay cap holds
+/// (it used to be skipped); a claim with no hospital line touches no stay.
+#[test]
+fn a_hospital_claim_without_a_stay_is_its_own_stay() {
+    use passerelle_domain::engine::stay_for;
+    let hosp = line(CareCategory::Hospitalisation, 40000, 40000, 32000); // TM 8000
+    let consult = line(CareCategory::Consultation, 5000, 5000, 3500);
+    assert_eq!(
+        stay_for(None, "CNSS/C1", std::slice::from_ref(&hosp)).as_deref(),
+        Some("claim:CNSS/C1")
+    );
+    assert_eq!(
+        stay_for(Some("SEJ-9"), "CNSS/C1", std::slice::from_ref(&hosp)).as_deref(),
+        Some("SEJ-9")
+    );
+    assert_eq!(
+        stay_for(Some(""), "CNSS/C1", std::slice::from_ref(&consult)),
+        None
+    );
+    let mut p = product(vec![rule(CareCategory::Hospitalisation, 10_000)]);
+    p.stay_limit = Some(5000);
+    let stay = stay_for(None, "CNSS/C1", std::slice::from_ref(&hosp));
+    let ctx = Context {
+        member: &member(),
+        product: Some(&p),
+        date_of_care: d("2026-03-10"),
+        diagnoses: &[],
+        stay_id: stay.as_deref(),
+        usage: &Usage::default(),
+    };
+    let a = adjudicate(&ctx, std::slice::from_ref(&hosp));
+    assert_eq!(a.lines[0].mutuelle_share, 5000);
+    assert_eq!(codes(&a, 0), vec![ReasonCode::CeilingReached]);
+    // Its consumption is of its own stay.
+    assert!(
+        a.consumption
+            .iter()
+            .any(|u| u.key.period == "claim:CNSS/C1")
+    );
+}

@@ -292,12 +292,15 @@ impl SimMutuelle {
                 };
                 let product = product_for(st, &member, care.date_of_care).cloned();
                 let lines = normalised(&care.lines);
+                // A hospital claim without its stay is a stay of its own, as
+                // for the broker's rules (engine::stay_for).
+                let stay = engine::stay_for(care.stay_id.as_deref(), key, &lines);
                 let ctx = Context {
                     member: &member,
                     product: product.as_ref(),
                     date_of_care: care.date_of_care,
                     diagnoses: &care.diagnoses,
-                    stay_id: care.stay_id.as_deref().filter(|s| !s.is_empty()),
+                    stay_id: stay.as_deref(),
                     usage: &st.usage,
                 };
                 let a = engine::adjudicate(&ctx, &lines);
