@@ -683,3 +683,70 @@ async fn a_hospital_claim_without_a_stay_is_capped_as_its_own_stay() {
         .unwrap();
     assert_eq!(shares(&r), vec![1500]);
 }
+
+/// The patient's notice of a coordinated claim (issue 20): the amounts
+/// each paid and why the patient owes the rest, in French or English, and
+/// one SMS; refused for a claim not coordinated, and for another language.
+#[tokio::test]
+async fn a_coordinated_claim_has_a_notice_for_its_patient() {
+    let h = Harness::start().await;
+    // Consultation: R 1500 all covered; pharmacy: TM 1000 at 50 %.
+    let lines = [
+        covered(C::Consultation, 5000, 5000, 3500),
+        covered(C::Pharmacy, 3000, 3000, 2000),
+    ];
+    h.coordinate(claim("notice-1", "R-OK", &lines))
+        .await
+        .unwrap();
+    let mut c = h.client.clone();
+    let ask = |language: &str| pb::GetPatientNoticeRequest {
+        scheme_id: "CNSS".into(),
+        claim_id: "notice-1".into(),
+        language: language.into(),
+    };
+    let fr = c.get_patient_notice(ask("")).await.unwrap().into_inner();
+    assert_eq!(fr.language, "fr");
+    // Amounts grouped with a no-break space, as French writes them.
+    let text = fr.text.replace(['\u{202f}', '\u{a0}'], " ");
+    for part in [
+        "Demande notice-1 du 20/11/2026 (CHU-SO) : facturé 8 000 XOF.",
+        "Payé par le régime CNSS : 5 500 XOF.",
+        "Payé par la mutuelle MUT-R : 2 000 XOF.",
+        "Reste à votre charge : 500 XOF.",
+        "ligne 2 (ACT) : 500 XOF, taux de prise en charge partiel",
+    ] {
+        assert!(text.contains(part), "{part:?} in {text:?}");
+    }
+    assert!(
+        !text.contains("ligne 1"),
+        "a line fully covered is no reason: {}",
+        fr.text
+    );
+    assert!(fr.sms.chars().count() <= 160, "{}", fr.sms);
+    assert!(
+        fr.sms.contains("notice-1") && fr.sms.contains("500 XOF") && fr.sms.contains("2000 XOF"),
+        "{}",
+        fr.sms
+    );
+    let en = c.get_patient_notice(ask("en")).await.unwrap().into_inner();
+    assert!(
+        en.text
+            .replace('\u{a0}', " ")
+            .contains("Left for you to pay: 500 XOF."),
+        "{}",
+        en.text
+    );
+    let bad = c.get_patient_notice(ask("de")).await.unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    assert!(bad.message().contains("language"), "{}", bad.message());
+    // A claim cancelled has no notice.
+    c.cancel_claim(pb::CancelClaimRequest {
+        scheme_id: "CNSS".into(),
+        claim_id: "notice-1".into(),
+        reason: "test".into(),
+    })
+    .await
+    .unwrap();
+    let gone = c.get_patient_notice(ask("fr")).await.unwrap_err();
+    assert_eq!(gone.code(), tonic::Code::FailedPrecondition);
+}

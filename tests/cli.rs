@@ -276,6 +276,19 @@ async fn claim_commands_and_eligibility() {
     )
     .await;
     assert!(fr.stdout.contains("couvert: non"), "{}", fr.stdout);
+    // The patient's notice of a coordinated claim, in one SMS.
+    let sms = ok(
+        &h,
+        &[
+            "--lang", "fr", "claim", "notice", "--scheme", "CNSS", "CLI-1", "--sms",
+        ],
+    )
+    .await
+    .stdout;
+    assert!(
+        sms.starts_with("Demande CLI-1 : regime ") && sms.trim_end().chars().count() <= 160,
+        "{sms}"
+    );
     // The reason in French, from the catalogue, with its code.
     assert!(
         fr.stdout.contains("cotisations non à jour (DUES_UNPAID)"),

@@ -363,6 +363,13 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     click(&c, Locator::LinkText("CNSS-2026-000123")).await;
     assert_eq!(h1(&c).await, "Demande CNSS-2026-000123");
     let body = text(&c).await;
+    // The patient's notice, to print or send by SMS.
+    assert!(
+        body.contains("Avis au patient")
+            && body.contains("Reste à votre charge : 15 600 XOF.")
+            && body.contains("Par SMS : Demande CNSS-2026-000123"),
+        "{body}"
+    );
     for expected in [
         "coordonnée",
         "20/11/2026",

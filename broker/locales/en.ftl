@@ -542,3 +542,15 @@ product-excluded-acts = excluded acts: { $list }
 products-form-error = This form was not accepted: { $fields }. Correct it and propose again.
 cli-what = what
 cli-proposed-at-utc = proposed at (UTC)
+
+# The patient's notice of a coordinated claim (SchemeService.GetPatientNotice).
+notice-head = Claim { $claim } of { $date } ({ $provider }): billed { $billed }.
+notice-scheme = Paid by the scheme { $who }: { $amount }.
+notice-mutuelle = Paid by the mutuelle { $who }: { $amount }.
+notice-patient = Left for you to pay: { $amount }.
+notice-why = Why:
+notice-line = line { $n } ({ $act }): { $amount }, { $why }
+notice-uncovered = not covered
+notice-sms = Claim { $claim }: scheme { $scheme }, mutuelle { $mutuelle }, left to pay { $patient }.
+notice-title = Notice for the patient
+notice-sms-label = By SMS:

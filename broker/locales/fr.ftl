@@ -542,3 +542,15 @@ product-excluded-acts = actes exclus : { $list }
 products-form-error = Ce formulaire n'a pas été accepté : { $fields }. Corrigez et proposez à nouveau.
 cli-what = quoi
 cli-proposed-at-utc = proposée le (UTC)
+
+# The patient's notice of a coordinated claim (SchemeService.GetPatientNotice).
+notice-head = Demande { $claim } du { $date } ({ $provider }) : facturé { $billed }.
+notice-scheme = Payé par le régime { $who } : { $amount }.
+notice-mutuelle = Payé par la mutuelle { $who } : { $amount }.
+notice-patient = Reste à votre charge : { $amount }.
+notice-why = Pourquoi :
+notice-line = ligne { $n } ({ $act }) : { $amount }, { $why }
+notice-uncovered = non couvert
+notice-sms = Demande { $claim } : regime { $scheme }, mutuelle { $mutuelle }, reste a votre charge { $patient }.
+notice-title = Avis au patient
+notice-sms-label = Par SMS :

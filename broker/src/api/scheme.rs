@@ -136,6 +136,11 @@ scheme_call!(pb::GetClaimRequest, "GetClaim", |m| format!(
     "{}/{}",
     m.scheme_id, m.claim_id
 ));
+scheme_call!(
+    pb::GetPatientNoticeRequest,
+    "GetPatientNotice",
+    |m| format!("{}/{}", m.scheme_id, m.claim_id)
+);
 // Long polls have a pool of their own (see crate::admission).
 scheme_call!(pb::ListChangedClaimsRequest, "ListChangedClaims",
     |m| format!("{}/changes", m.scheme_id),
@@ -214,6 +219,46 @@ impl SchemeService for SchemeApi {
             v.finish(())?;
             let rec = self.broker.get(&msg.scheme_id, &msg.claim_id).await?;
             Ok(claim_result(&rec))
+        })
+        .await
+    }
+
+    async fn get_patient_notice(
+        &self,
+        request: Request<pb::GetPatientNoticeRequest>,
+    ) -> Result<Response<pb::GetPatientNoticeResponse>, Status> {
+        serve(&self.broker, request, |msg, ()| async move {
+            use crate::console::i18n::Lang;
+            let mut v = parse::Violations::new();
+            v.id("scheme_id", &msg.scheme_id);
+            v.id("claim_id", &msg.claim_id);
+            let lang = match msg.language.as_str() {
+                "" | "fr" => Lang::Fr,
+                "en" => Lang::En,
+                _ => {
+                    v.add("language", "must be fr or en");
+                    Lang::Fr
+                }
+            };
+            v.finish(())?;
+            let rec = self.broker.get(&msg.scheme_id, &msg.claim_id).await?;
+            if rec.state != passerelle_domain::ClaimState::Coordinated {
+                return Err(ServiceError::Refused(format!(
+                    "claim {} is {}: a notice is for a coordinated claim",
+                    msg.claim_id,
+                    rec.state.as_str()
+                )));
+            }
+            let (text, sms) = lang.patient_notice(
+                &claim_result(&rec),
+                &rec.claim.provider_id,
+                rec.claim.date_of_care,
+            );
+            Ok(pb::GetPatientNoticeResponse {
+                text,
+                sms,
+                language: lang.code().to_string(),
+            })
         })
         .await
     }

@@ -97,6 +97,16 @@ pub enum ClaimCmd {
         scheme: String,
         claim_id: String,
     },
+    /// The patient's notice of a coordinated claim, in the command's
+    /// language: to print, and (--sms) in one SMS.
+    Notice {
+        #[arg(long)]
+        scheme: String,
+        claim_id: String,
+        /// Only the SMS text (at most 160 characters).
+        #[arg(long)]
+        sms: bool,
+    },
     /// List claims with their B, S, M and P totals.
     List {
         #[arg(long)]

@@ -132,6 +132,104 @@ impl Lang {
         self.t_args("error-refusal", &[("said", &said), ("detail", s.message())])
     }
 
+    /// A claim line's reason in this language: the catalogue's words for
+    /// its code (`reason-CODE`); in English the broker's own detail, which
+    /// names the ceiling and what is left.
+    pub fn reason_words(self, r: &passerelle_proto::common::v1::Reason) -> String {
+        let code = passerelle_proto::common::v1::ReasonCode::try_from(r.code)
+            .map(|c| {
+                c.as_str_name()
+                    .trim_start_matches("REASON_CODE_")
+                    .to_string()
+            })
+            .unwrap_or_else(|_| "UNSPECIFIED".into());
+        match self {
+            Lang::En if !r.message.is_empty() => r.message.clone(),
+            _ => self.t(&format!("reason-{code}")),
+        }
+    }
+
+    /// The notice of a coordinated claim for its patient: a few lines to
+    /// print (what the scheme and the mutuelle paid, what the patient owes,
+    /// and why, line by line), and the same in one SMS (at most 160
+    /// characters). `provider` and `date_of_care` as the scheme sent them.
+    pub fn patient_notice(
+        self,
+        r: &passerelle_proto::scheme::v1::ClaimResult,
+        provider: &str,
+        date_of_care: Date,
+    ) -> (String, String) {
+        let t = r.totals.unwrap_or_default();
+        let cur = r.currency.as_str();
+        let mut text = self.t_args(
+            "notice-head",
+            &[
+                ("claim", &r.claim_id),
+                ("date", &self.date(date_of_care)),
+                ("provider", provider),
+                ("billed", &self.money(t.billed, cur)),
+            ],
+        );
+        for (key, who, amount) in [
+            ("notice-scheme", r.scheme_id.as_str(), t.scheme_share),
+            ("notice-mutuelle", r.mutuelle_id.as_str(), t.mutuelle_share),
+        ] {
+            text.push('\n');
+            text.push_str(&self.t_args(key, &[("who", who), ("amount", &self.money(amount, cur))]));
+        }
+        text.push('\n');
+        text.push_str(&self.t_args(
+            "notice-patient",
+            &[("amount", &self.money(t.patient_share, cur))],
+        ));
+        let why: Vec<String> = r
+            .lines
+            .iter()
+            .filter(|l| l.patient_share > 0)
+            .map(|l| {
+                let reasons: Vec<String> = l.reasons.iter().map(|x| self.reason_words(x)).collect();
+                let reasons = if reasons.is_empty() {
+                    self.t("notice-uncovered")
+                } else {
+                    reasons.join(", ")
+                };
+                self.t_args(
+                    "notice-line",
+                    &[
+                        ("n", &l.sequence.to_string()),
+                        ("act", &l.act_code),
+                        ("amount", &self.money(l.patient_share, cur)),
+                        ("why", &reasons),
+                    ],
+                )
+            })
+            .collect();
+        if !why.is_empty() {
+            text.push('\n');
+            text.push_str(&self.t("notice-why"));
+            for w in why {
+                text.push_str("\n- ");
+                text.push_str(&w);
+            }
+        }
+        // Digits without grouping in the SMS: a thin space may not survive
+        // a phone's alphabet.
+        let plain = |n: i64| format!("{n} {cur}");
+        let mut sms = self.t_args(
+            "notice-sms",
+            &[
+                ("claim", &r.claim_id),
+                ("scheme", &plain(t.scheme_share)),
+                ("mutuelle", &plain(t.mutuelle_share)),
+                ("patient", &plain(t.patient_share)),
+            ],
+        );
+        if sms.chars().count() > 160 {
+            sms = sms.chars().take(159).collect::<String>() + "…";
+        }
+        (text, sms)
+    }
+
     /// What a proposal (maker-checker) changes, in words, from its body
     /// (`service::approvals::Change`): the console's approvals page and
     /// `passerelle approvals list` say it alike.

@@ -1440,6 +1440,20 @@ async fn claim(
     ui.notice = done.notice(lang);
     let mut tables = vec![(String::new(), t)];
     let mut after = String::new();
+    // The patient's notice of a coordinated claim, to print or send: the
+    // words SchemeService.GetPatientNotice gives the scheme's provider.
+    if state == "coordinated"
+        && let Some(date) = passerelle_domain::date::parse_stored(&d.date_of_care)
+    {
+        let (text, sms) = lang.patient_notice(&r, &d.provider_id, date);
+        after.push_str(&format!(
+            "<section class=\"card notice-print\"><h2>{}</h2><p>{}</p><p class=\"meta\">{} {}</p></section>",
+            esc(&lang.t("notice-title")),
+            esc(&text).replace('\n', "<br>"),
+            esc(&lang.t("notice-sms-label")),
+            esc(&sms)
+        ));
+    }
     // An operator also sees the claim's audit trail, and may retry a claim
     // waiting on its mutuelle.
     if ctx.person.user.role == UserRole::Operator {
@@ -1482,7 +1496,7 @@ async fn claim(
             state.as_str(),
             "received" | "pending_partner" | "cancel_pending"
         ) {
-            after = format!(
+            after.push_str(&format!(
                 "<form method=\"post\" action=\"/claims/{}/{}/retry\" class=\"actions\">\
                  <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
                  <button class=\"primary\">{}</button></form>",
@@ -1490,7 +1504,7 @@ async fn claim(
                 url(&r.claim_id),
                 esc(&ui.csrf),
                 esc(&lang.t("claim-retry"))
-            );
+            ));
         }
     }
     page(ListPage {
@@ -2595,21 +2609,9 @@ fn statement_workbook(
     wb.save_to_buffer()
 }
 
-/// A reason in the person's language: the catalogue's words for its code
-/// (`reason-CODE`); in English the broker's own detail, which names the
-/// ceiling and what is left.
+/// A reason in the person's language (`Lang::reason_words`).
 fn reason(lang: Lang, r: &passerelle_proto::common::v1::Reason) -> String {
-    let code = passerelle_proto::common::v1::ReasonCode::try_from(r.code)
-        .map(|c| {
-            c.as_str_name()
-                .trim_start_matches("REASON_CODE_")
-                .to_string()
-        })
-        .unwrap_or_else(|_| "UNSPECIFIED".into());
-    match lang {
-        Lang::En if !r.message.is_empty() => r.message.clone(),
-        _ => lang.t(&format!("reason-{code}")),
-    }
+    lang.reason_words(r)
 }
 
 /// Who a statement line pays, in words: "prestataire X" or "adhérent Y".

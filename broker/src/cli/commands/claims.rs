@@ -297,6 +297,28 @@ pub(super) async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
                 .into_inner();
             print_claim(ctx, &r);
         }
+        ClaimCmd::Notice {
+            scheme,
+            claim_id,
+            sms,
+        } => {
+            let r = c
+                .get_patient_notice(scheme::GetPatientNoticeRequest {
+                    scheme_id: scheme,
+                    claim_id,
+                    language: ctx.lang.catalogue().code().to_string(),
+                })
+                .await
+                .map_err(|s| status_failure(s, None))?
+                .into_inner();
+            if ctx.json {
+                ctx.print(&r);
+            } else if sms {
+                outln!("{}", r.sms);
+            } else {
+                outln!("{}", r.text);
+            }
+        }
         ClaimCmd::Cancel {
             scheme,
             claim_id,

@@ -110,6 +110,7 @@ fn acting_for(cmd: &ClientCmd) -> Result<(Role, String), Failure> {
             (Role::Scheme, f.scheme_id)
         }
         ClientCmd::Claim(ClaimCmd::Get { scheme, .. })
+        | ClientCmd::Claim(ClaimCmd::Notice { scheme, .. })
         | ClientCmd::Claim(ClaimCmd::Cancel { scheme, .. }) => (Role::Scheme, scheme.clone()),
         ClientCmd::Claim(ClaimCmd::List {
             scheme, mutuelle, ..
