@@ -554,3 +554,4 @@ notice-uncovered = not covered
 notice-sms = Claim { $claim }: scheme { $scheme }, mutuelle { $mutuelle }, left to pay { $patient }.
 notice-title = Notice for the patient
 notice-sms-label = By SMS:
+product-waiting-all = waiting period of { $days } days for the whole product

@@ -554,3 +554,4 @@ notice-uncovered = non couvert
 notice-sms = Demande { $claim } : regime { $scheme }, mutuelle { $mutuelle }, reste a votre charge { $patient }.
 notice-title = Avis au patient
 notice-sms-label = Par SMS :
+product-waiting-all = délai de carence de { $days } jours pour tout le produit

@@ -486,8 +486,10 @@ fn line_share(
             format!("diagnosis {d} excluded"),
         ));
     }
-    if rule.waiting_days > 0 {
-        let covered_from = enrolled.saturating_add(time::Duration::days(rule.waiting_days as i64));
+    // The longer of the product's waiting period and the category's.
+    let waiting_days = rule.waiting_days.max(product.waiting_days);
+    if waiting_days > 0 {
+        let covered_from = enrolled.saturating_add(time::Duration::days(waiting_days as i64));
         if ctx.date_of_care < covered_from {
             return zero(Reason::new(
                 ReasonCode::WaitingPeriod,

@@ -92,6 +92,15 @@ pub struct Product {
     /// Act codes never covered.
     #[serde(default)]
     pub excluded_acts: Vec<String>,
+    /// Days from enrolment before anything is covered (a category's own
+    /// `waiting_days`, when longer, still applies to it). Not written when
+    /// 0, so that a product without one is stored as before.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub waiting_days: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Product {

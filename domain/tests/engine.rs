@@ -42,6 +42,7 @@ fn product(categories: Vec<CategoryRule>) -> Product {
         household_year_limit: None,
         excluded_diagnoses: vec![],
         excluded_acts: vec![],
+        waiting_days: 0,
     }
 }
 
@@ -241,6 +242,41 @@ fn waiting_period_per_category() {
     assert_eq!(a.lines[0].mutuelle_share, 0);
     assert_eq!(codes(&a, 0), vec![ReasonCode::WaitingPeriod]);
     assert_eq!(a.lines[1].mutuelle_share, 600);
+}
+
+/// A waiting period for the whole product (issue 20): nothing is covered
+/// before it ends; a category's own, when longer, still holds.
+#[test]
+fn waiting_period_for_the_whole_product() {
+    let mut maternity = rule(CareCategory::Maternity, 10_000);
+    maternity.waiting_days = 270;
+    let mut p = product(vec![maternity, rule(CareCategory::Consultation, 10_000)]);
+    p.waiting_days = 90;
+    let mut m = member();
+    // Care on 2026-03-10: 68 days after enrolment.
+    m.products[0].start = d("2026-01-01");
+    let lines = [
+        line(CareCategory::Maternity, 3000, 3000, 2400),
+        line(CareCategory::Consultation, 3000, 3000, 2400),
+    ];
+    let a = run(&p, &m, &lines, &Usage::default());
+    let shares =
+        |a: &engine::Adjudication| a.lines.iter().map(|l| l.mutuelle_share).collect::<Vec<_>>();
+    assert_eq!(shares(&a), vec![0, 0]);
+    assert_eq!(codes(&a, 1), vec![ReasonCode::WaitingPeriod]);
+    assert!(
+        a.lines[1].reasons[0].message.contains("2026-04-01"),
+        "{:?}",
+        a.lines[1].reasons
+    );
+    // 100 days after enrolment: the product's wait is over, maternity's not.
+    m.products[0].start = d("2025-12-01");
+    let a = run(&p, &m, &lines, &Usage::default());
+    assert_eq!(shares(&a), vec![0, 600]);
+    assert_eq!(codes(&a, 0), vec![ReasonCode::WaitingPeriod]);
+    // Without one, a product is stored exactly as before.
+    let json = serde_json::to_string(&product(vec![])).unwrap();
+    assert!(!json.contains("\"waiting_days\""), "{json}");
 }
 
 #[test]

@@ -469,5 +469,6 @@ pub fn product_to_pb(p: &Product, used: bool) -> product::Product {
         excluded_diagnoses: p.excluded_diagnoses.clone(),
         excluded_acts: p.excluded_acts.clone(),
         used,
+        waiting_days: p.waiting_days,
     }
 }

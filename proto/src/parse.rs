@@ -285,6 +285,7 @@ pub fn product(v: &mut Violations, i: usize, p: crate::product::v1::Product) -> 
         household_year_limit: p.household_year_limit,
         excluded_diagnoses: p.excluded_diagnoses,
         excluded_acts: p.excluded_acts,
+        waiting_days: p.waiting_days,
     };
     for (field, problem) in product.check() {
         // Product::check names fields as the config does; the contract calls

@@ -197,6 +197,12 @@ fn product_table(lang: Lang, p: &Product, used: bool) -> (String, Table) {
             &[("list", &p.excluded_diagnoses.join(", "))],
         ));
     }
+    if p.waiting_days > 0 {
+        overall.push(lang.t_args(
+            "product-waiting-all",
+            &[("days", &p.waiting_days.to_string())],
+        ));
+    }
     if !p.excluded_acts.is_empty() {
         overall.push(lang.t_args(
             "product-excluded-acts",

@@ -225,6 +225,7 @@ pub fn sample_product(mutuelle: &str, version: u32, from: &str) -> Product {
         household_year_limit: None,
         excluded_diagnoses: vec![],
         excluded_acts: vec![],
+        waiting_days: 0,
     }
 }
 
