@@ -888,6 +888,50 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     // Settling again with the same reference answers at once.
     let settled = ok(&h, &settle).await.json();
     assert_eq!(settled["periods"][0]["state"], "PERIOD_STATE_SETTLED");
+    // Its remittance advice: each payee's part of the transfer, which add
+    // up to the net due; and each as a FHIR PaymentReconciliation.
+    let advice = ok(
+        &h,
+        &[
+            "--json",
+            "statement",
+            "remittance",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+            "1",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(advice["transferReference"], "VIR-001");
+    let payees = advice["payees"].as_array().unwrap();
+    assert!(payees.len() >= 2, "a provider and a member: {advice}");
+    let paid: i64 = payees.iter().map(|p| n(&p["amount"])).sum();
+    assert_eq!(paid, n(&p1["netDue"]));
+    let fhir = ok(
+        &h,
+        &[
+            "statement",
+            "remittance",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+            "1",
+            "--payee-type",
+            "member",
+            "--payee",
+            "R-2",
+            "--fhir",
+        ],
+    )
+    .await
+    .stdout;
+    let pr: Value = serde_json::from_str(fhir.trim()).unwrap();
+    assert_eq!(pr["resourceType"], "PaymentReconciliation");
+    assert_eq!(pr["paymentIdentifier"]["value"], "VIR-001");
 
     // A cancel after settlement: a recovery (indu) in the next period.
     let s1_m = n(&claims["claims"]
@@ -973,6 +1017,25 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     assert_eq!(recovery[0]["claim_id"], "S-1");
     assert_eq!(recovery[0]["mutuelle_share"].parse::<i64>().unwrap(), -s1_m);
     assert_eq!(sum(&rows, "mutuelle_share"), n(&p2["netDue"]));
+    // A period not settled has no remittance advice yet.
+    let o = cli(
+        &h,
+        &[
+            "statement",
+            "remittance",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+            "2",
+        ],
+    )
+    .await;
+    assert!(
+        o.code == 1 && o.stderr.contains("not settled"),
+        "{}",
+        o.stderr
+    );
     // Nothing left to close.
     let o = cli(
         &h,

@@ -13,6 +13,7 @@ pub mod connect;
 pub mod edge;
 pub mod parse;
 pub mod product;
+pub mod remittance;
 pub mod roster;
 pub mod scheme;
 pub mod settlement;

@@ -450,6 +450,11 @@ pub fn proposal_to_pb(p: &Proposal) -> pb::Proposal {
 /// Most characters of a rejection's reason.
 pub const MAX_REASON: usize = 500;
 pair_call!(pb::GetStatementRequest, "GetStatement", "statement");
+pair_call!(
+    pb::GetRemittanceAdviceRequest,
+    "GetRemittanceAdvice",
+    "statement"
+);
 
 #[tonic::async_trait]
 impl SettlementService for SettlementApi {
@@ -614,6 +619,56 @@ impl SettlementService for SettlementApi {
             let p = self.broker.reject(&auth, msg.id, &msg.reason).await?;
             Ok(proposal_to_pb(&p))
         })
+        .await
+    }
+
+    async fn get_remittance_advice(
+        &self,
+        request: Request<pb::GetRemittanceAdviceRequest>,
+    ) -> Result<Response<pb::GetRemittanceAdviceResponse>, Status> {
+        serve(
+            &self.broker,
+            request,
+            |msg, (scheme_id, mutuelle_id)| async move {
+                let mut v = self.check_pair(&scheme_id, &mutuelle_id);
+                if msg.number == 0 {
+                    v.add("number", "must be the number of a settled period");
+                }
+                let payee = match (msg.payee_type.as_str(), msg.payee_id.as_str()) {
+                    ("", "") => None,
+                    ("provider" | "member", id) if !id.is_empty() => Some((msg.payee_type.clone(), msg.payee_id.clone())),
+                    _ => {
+                        v.add("payee_type", "must be provider or member, with payee_id; or both empty");
+                        None
+                    }
+                };
+                v.finish(())?;
+                let d = self
+                    .broker
+                    .statement(&scheme_id, &mutuelle_id, msg.number, None)
+                    .await?;
+                if d.period.state != PeriodState::Settled {
+                    return Err(ServiceError::Refused(format!(
+                        "period {} of {scheme_id} x {mutuelle_id} is not settled: its transfer is not known yet",
+                        msg.number
+                    )));
+                }
+                let s = statement_to_pb(&d, &self.broker.currency_of(&scheme_id));
+                let payees = super::remittance::advice(
+                    &s,
+                    payee.as_ref().map(|(t, id)| (t.as_str(), id.as_str())),
+                );
+                Ok(pb::GetRemittanceAdviceResponse {
+                    transfer_reference: s
+                        .period
+                        .as_ref()
+                        .map(|p| p.settlement_reference.clone())
+                        .unwrap_or_default(),
+                    period: s.period,
+                    payees,
+                })
+            },
+        )
         .await
     }
 

@@ -239,6 +239,24 @@ pub enum StatementCmd {
         #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         page_size: u32,
     },
+    /// The remittance advice of a settled period: what its transfer pays
+    /// each payee, claim by claim, recoveries netted.
+    Remittance {
+        #[arg(long)]
+        scheme: String,
+        #[arg(long)]
+        partner: String,
+        number: u32,
+        /// One payee: provider or member (with --payee).
+        #[arg(long, requires = "payee")]
+        payee_type: Option<String>,
+        #[arg(long, requires = "payee_type")]
+        payee: Option<String>,
+        /// Print each payee's FHIR R4 PaymentReconciliation (one JSON
+        /// resource per line).
+        #[arg(long)]
+        fhir: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -133,7 +133,8 @@ fn acting_for(cmd: &ClientCmd) -> Result<(Role, String), Failure> {
         | ClientCmd::Period(PeriodCmd::Close { partner, .. })
         | ClientCmd::Period(PeriodCmd::Settle { partner, .. })
         | ClientCmd::Statement(StatementCmd::Show { partner, .. })
-        | ClientCmd::Statement(StatementCmd::Export { partner, .. }) => {
+        | ClientCmd::Statement(StatementCmd::Export { partner, .. })
+        | ClientCmd::Statement(StatementCmd::Remittance { partner, .. }) => {
             (Role::Mutuelle, partner.clone())
         }
         ClientCmd::Admin(_) => (Role::Operator, crate::dev::DEV_OPERATOR.to_string()),

@@ -99,6 +99,72 @@ pub(super) async fn period(ctx: &Ctx, cmd: PeriodCmd) -> Out {
     Ok(())
 }
 
+/// A settled period's remittance advice: per payee, what the transfer pays
+/// it and for which claims; or each payee's PaymentReconciliation.
+fn remittance(ctx: &Ctx, r: &settlement::GetRemittanceAdviceResponse, fhir: bool) -> Out {
+    if fhir {
+        for a in &r.payees {
+            outln!("{}", a.fhir_payment_reconciliation);
+        }
+        return Ok(());
+    }
+    if ctx.json {
+        ctx.print(r);
+        return Ok(());
+    }
+    let l = ctx.lang;
+    let cur = r.period.as_ref().map_or("XOF", |p| p.currency.as_str());
+    for a in &r.payees {
+        outln!(
+            "{} {}: {}: {} {cur} ({}: {})",
+            l.t("payee"),
+            l.t(if a.payee_type == "member" {
+                "member"
+            } else {
+                "provider"
+            }),
+            a.payee_id,
+            l.money(a.amount, cur),
+            l.t("reference"),
+            r.transfer_reference
+        );
+        let mut t = Table::new(
+            l,
+            &[
+                "claim",
+                "invoice",
+                "date of care",
+                "line",
+                "act",
+                "mutuelle (M)",
+            ],
+        )
+        .right(&[3, 5]);
+        for line in &a.lines {
+            t.row(vec![
+                line.claim_id.clone(),
+                line.invoice_number.clone(),
+                line.date_of_care.clone(),
+                line.sequence.to_string(),
+                line.act_code.clone(),
+                l.money(line.mutuelle_share, cur),
+            ]);
+        }
+        for x in &a.recoveries {
+            t.row(vec![
+                x.claim_id.clone(),
+                x.invoice_number.clone(),
+                String::new(),
+                String::new(),
+                l.t("recovery").to_string(),
+                l.money(x.amount.saturating_neg(), cur),
+            ]);
+        }
+        out!("{}", t.render());
+    }
+    Ok(())
+}
+
 /// The statement as CSV, written page by page: one row per line owed, one
 /// per recovery (as a negative mutuelle share), so that the mutuelle_share
 /// column sums to the net amount due.
@@ -238,6 +304,27 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
     // A large statement is read page by page (`--page-size` lines a
     // request), never whole, by the broker or by this command.
     let (scheme, partner, number, output, export, page_size) = match cmd {
+        StatementCmd::Remittance {
+            scheme,
+            partner,
+            number,
+            payee_type,
+            payee,
+            fhir,
+        } => {
+            let r = c
+                .get_remittance_advice(settlement::GetRemittanceAdviceRequest {
+                    scheme_id: scheme,
+                    mutuelle_id: partner,
+                    number,
+                    payee_type: payee_type.unwrap_or_default(),
+                    payee_id: payee.unwrap_or_default(),
+                })
+                .await
+                .map_err(|s| status_failure(s, None))?
+                .into_inner();
+            return remittance(ctx, &r, fhir);
+        }
         StatementCmd::Show {
             scheme,
             partner,

@@ -1,0 +1,295 @@
+//! Remittance advice (avis de paiement): what a settled period's transfer
+//! covers for one payee, on the wire and as a FHIR R4 PaymentReconciliation,
+//! built from the statement the period already has. See
+//! `SettlementService.GetRemittanceAdvice`.
+
+use passerelle_proto::settlement::v1 as pb;
+use serde_json::{Value, json};
+
+/// The payees of a settled period's statement, each with its lines, its
+/// recoveries and the amount the transfer pays it; only `payee` when given
+/// (type, id).
+pub fn advice(s: &pb::Statement, payee: Option<(&str, &str)>) -> Vec<pb::RemittanceAdvice> {
+    let period = s.period.clone().unwrap_or_default();
+    let mut out: Vec<pb::RemittanceAdvice> = Vec::new();
+    fn entry<'a>(
+        out: &'a mut Vec<pb::RemittanceAdvice>,
+        t: &str,
+        id: &str,
+    ) -> &'a mut pb::RemittanceAdvice {
+        let i = match out
+            .iter()
+            .position(|a| a.payee_type == t && a.payee_id == id)
+        {
+            Some(i) => i,
+            None => {
+                out.push(pb::RemittanceAdvice {
+                    payee_type: t.to_string(),
+                    payee_id: id.to_string(),
+                    ..Default::default()
+                });
+                out.len() - 1
+            }
+        };
+        &mut out[i]
+    }
+    for p in &s.payees {
+        entry(&mut out, &p.payee_type, &p.payee_id)
+            .lines
+            .extend(p.lines.iter().cloned());
+    }
+    for r in &s.recoveries {
+        entry(&mut out, &r.payee_type, &r.payee_id)
+            .recoveries
+            .push(r.clone());
+    }
+    out.retain(|a| payee.is_none_or(|(t, id)| a.payee_type == t && a.payee_id == id));
+    for a in &mut out {
+        let paid = a
+            .lines
+            .iter()
+            .fold(0i64, |acc, l| acc.saturating_add(l.mutuelle_share));
+        let back = a
+            .recoveries
+            .iter()
+            .fold(0i64, |acc, r| acc.saturating_add(r.amount));
+        a.amount = paid.saturating_sub(back);
+        a.fhir_payment_reconciliation = payment_reconciliation(&period, a).to_string();
+    }
+    out
+}
+
+/// A minor-unit amount as a FHIR Money value (XOF has no decimals; a
+/// two-decimal currency gets its point).
+fn money(minor: i64, currency: &str) -> Value {
+    let digits = passerelle_domain::money::minor_unit_digits(currency).unwrap_or(0);
+    // Exact (serde_json with arbitrary precision), as the FHIR adapters
+    // write amounts: never a float.
+    json!({ "value": passerelle_adapters::fhir::decimal(minor, digits), "currency": currency })
+}
+
+/// Unix milliseconds as a FHIR dateTime (UTC) and date.
+fn when(ms: i64) -> (String, String) {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let date = format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day());
+    (
+        format!(
+            "{date}T{:02}:{:02}:{:02}Z",
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        date,
+    )
+}
+
+/// The PaymentReconciliation of one payee's part of a settled period's
+/// transfer: one detail per claim (its mutuelle shares, type `payment`) and
+/// per recovery (negative, type `adjustment`); paymentIdentifier the
+/// transfer's reference; identifiers in passerelle's systems, as the FHIR
+/// adapters name claims.
+pub fn payment_reconciliation(period: &pb::Period, a: &pb::RemittanceAdvice) -> Value {
+    let cur = period.currency.as_str();
+    let (created, date) = when(period.settled_at_ms);
+    let payee = json!({
+        "identifier": {
+            "system": format!("urn:passerelle:{}", a.payee_type),
+            "value": a.payee_id,
+        }
+    });
+    let payment_type = |code: &str| {
+        json!({"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/payment-type",
+            "code": code,
+        }]})
+    };
+    let mut claims: Vec<(String, i64)> = Vec::new();
+    for l in &a.lines {
+        match claims.iter_mut().find(|(c, _)| *c == l.claim_id) {
+            Some((_, m)) => *m = m.saturating_add(l.mutuelle_share),
+            None => claims.push((l.claim_id.clone(), l.mutuelle_share)),
+        }
+    }
+    let claim_ref = |claim_id: &str| {
+        json!({"identifier": {
+            "system": format!("urn:passerelle:claim:{}", period.scheme_id),
+            "value": claim_id,
+        }})
+    };
+    let mut detail: Vec<Value> = claims
+        .iter()
+        .map(|(claim_id, m)| {
+            json!({
+                "type": payment_type("payment"),
+                "request": claim_ref(claim_id),
+                "payee": payee,
+                "date": date,
+                "amount": money(*m, cur),
+            })
+        })
+        .collect();
+    for r in &a.recoveries {
+        detail.push(json!({
+            "type": payment_type("adjustment"),
+            "request": claim_ref(&r.claim_id),
+            "payee": payee,
+            "date": date,
+            "amount": money(r.amount.saturating_neg(), cur),
+        }));
+    }
+    json!({
+        "resourceType": "PaymentReconciliation",
+        "identifier": [{
+            "system": "urn:passerelle:remittance",
+            "value": format!(
+                "{}/{}/{}/{}:{}",
+                period.scheme_id, period.mutuelle_id, period.number, a.payee_type, a.payee_id
+            ),
+        }],
+        "status": "active",
+        "created": created,
+        "paymentIssuer": {"identifier": {
+            "system": "urn:passerelle:mutuelle",
+            "value": period.mutuelle_id,
+        }},
+        "outcome": "complete",
+        "disposition": format!(
+            "period {} of {} x {}",
+            period.number, period.scheme_id, period.mutuelle_id
+        ),
+        "paymentDate": date,
+        "paymentAmount": money(a.amount, cur),
+        "paymentIdentifier": {
+            "system": "urn:passerelle:transfer",
+            "value": period.settlement_reference,
+        },
+        "detail": detail,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(claim: &str, seq: u32, m: i64) -> pb::StatementLine {
+        pb::StatementLine {
+            claim_id: claim.into(),
+            invoice_number: format!("F-{claim}"),
+            date_of_care: "2026-11-20".into(),
+            member_number: "SOL-0005".into(),
+            sequence: seq,
+            act_code: "CS-GEN".into(),
+            billed: 5000,
+            scheme_share: 4000,
+            mutuelle_share: m,
+            patient_share: 1000 - m,
+        }
+    }
+
+    fn statement() -> pb::Statement {
+        pb::Statement {
+            period: Some(pb::Period {
+                scheme_id: "CNSS".into(),
+                mutuelle_id: "MUT-SOLIDARITE".into(),
+                number: 2,
+                state: pb::PeriodState::Settled as i32,
+                currency: "XOF".into(),
+                settled_at_ms: 1_796_205_600_000,
+                settlement_reference: "VIR-2026-12".into(),
+                ..Default::default()
+            }),
+            payees: vec![
+                pb::PayeeStatement {
+                    payee_type: "provider".into(),
+                    payee_id: "CHU-SO".into(),
+                    lines: vec![line("C1", 1, 1000), line("C1", 2, 600), line("C2", 1, 400)],
+                    totals: None,
+                },
+                pb::PayeeStatement {
+                    payee_type: "member".into(),
+                    payee_id: "SOL-0005".into(),
+                    lines: vec![line("C3", 1, 1000)],
+                    totals: None,
+                },
+            ],
+            recoveries: vec![pb::Recovery {
+                claim_id: "C0".into(),
+                invoice_number: "F-C0".into(),
+                from_period: 1,
+                amount: 500,
+                payee_type: "provider".into(),
+                payee_id: "CHU-SO".into(),
+            }],
+            next_page_token: String::new(),
+        }
+    }
+
+    #[test]
+    fn each_payee_gets_its_lines_less_its_recoveries() {
+        let all = advice(&statement(), None);
+        assert_eq!(all.len(), 2);
+        let chu = &all[0];
+        assert_eq!(
+            (chu.payee_id.as_str(), chu.amount),
+            ("CHU-SO", 1000 + 600 + 400 - 500)
+        );
+        assert_eq!(chu.recoveries.len(), 1);
+        assert_eq!(all[1].amount, 1000);
+        let one = advice(&statement(), Some(("member", "SOL-0005")));
+        assert_eq!(one.len(), 1);
+        let fhir: Value = serde_json::from_str(&chu.fhir_payment_reconciliation).unwrap();
+        assert_eq!(fhir["resourceType"], "PaymentReconciliation");
+        assert_eq!(fhir["paymentIdentifier"]["value"], "VIR-2026-12");
+        assert_eq!(fhir["paymentAmount"]["value"].to_string(), "1500");
+        assert_eq!(fhir["paymentDate"], "2026-12-02");
+        let detail = fhir["detail"].as_array().unwrap();
+        // One detail per claim (C1's two lines summed), one per recovery.
+        assert_eq!(detail.len(), 3);
+        assert_eq!(detail[0]["amount"]["value"].to_string(), "1600");
+        assert_eq!(detail[2]["type"]["coding"][0]["code"], "adjustment");
+        assert_eq!(detail[2]["amount"]["value"].to_string(), "-500");
+        // The details add up to the payment.
+        let sum: i64 = detail
+            .iter()
+            .map(|d| d["amount"]["value"].to_string().parse::<i64>().unwrap())
+            .sum();
+        assert_eq!(sum, chu.amount);
+    }
+
+    /// Every PaymentReconciliation validates against FHIR R4 (4.0.1), with
+    /// `tools/fhir-validate.py`; under CI=true the validator is required.
+    #[test]
+    fn a_payment_reconciliation_validates_against_fhir_r4() {
+        let Some(python) = std::env::var_os("PASSERELLE_FHIR_VALIDATOR") else {
+            assert!(
+                std::env::var_os("CI").is_none_or(|v| v != "true"),
+                "PASSERELLE_FHIR_VALIDATOR must name the Python with fhir.resources under CI=true"
+            );
+            eprintln!("skipping: PASSERELLE_FHIR_VALIDATOR not set (see .ci/run)");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let all = advice(&statement(), None);
+        for (i, a) in all.iter().enumerate() {
+            std::fs::write(
+                dir.path().join(format!("{i}.json")),
+                &a.fhir_payment_reconciliation,
+            )
+            .unwrap();
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tools/fhir-validate.py");
+        let out = std::process::Command::new(&python)
+            .arg(script)
+            .arg(dir.path())
+            .output()
+            .expect("the FHIR validator runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("2 valid, 0 invalid"), "{text}");
+    }
+}
