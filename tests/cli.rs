@@ -721,22 +721,9 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     )
     .await
     .json();
-    let open = ok(
-        &h,
-        &[
-            "--json",
-            "period",
-            "list",
-            "--scheme",
-            "CNSS",
-            "--partner",
-            "MUT-R",
-        ],
-    )
-    .await
-    .json();
-    assert_eq!(open["periods"][0]["state"], "PERIOD_STATE_OPEN");
-    assert_eq!(open["periods"][0]["claimCount"], 3);
+    let open = periods(&h).await;
+    assert_eq!(open[0]["state"], "PERIOD_STATE_OPEN");
+    assert_eq!(open[0]["claimCount"], 3);
 
     let proposed = ok(
         &h,

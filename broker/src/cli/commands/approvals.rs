@@ -8,24 +8,14 @@ use crate::cli::output::when;
 /// A proposal's kind and state in words, from the catalogue (the
 /// console's words).
 fn kind_words(l: Lang, kind: i32) -> String {
-    let name = settlement::ProposalKind::try_from(kind)
-        .map(|k| {
-            k.as_str_name()
-                .trim_start_matches("PROPOSAL_KIND_")
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default();
+    let k = settlement::ProposalKind::try_from(kind).ok();
+    let name = enum_word(k.map(|k| k.as_str_name()), "PROPOSAL_KIND_");
     l.catalogue().proposal_kind(&name)
 }
 
 fn state_words(l: Lang, p: &settlement::Proposal) -> String {
-    let name = settlement::ProposalState::try_from(p.state)
-        .map(|k| {
-            k.as_str_name()
-                .trim_start_matches("PROPOSAL_STATE_")
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default();
+    let s = settlement::ProposalState::try_from(p.state).ok();
+    let name = enum_word(s.map(|s| s.as_str_name()), "PROPOSAL_STATE_");
     l.catalogue()
         .proposal_state(&name, p.decided_by == p.proposed_by)
 }

@@ -671,24 +671,20 @@ pub(super) async fn propose_settle(
 
 /// A proposal's kind and state by the names the service gives them
 /// ("close_period", "pending"), from the contract's enums.
-fn kind_name(kind: i32) -> String {
-    settlement::ProposalKind::try_from(kind)
-        .map(|k| {
-            k.as_str_name()
-                .trim_start_matches("PROPOSAL_KIND_")
-                .to_ascii_lowercase()
-        })
+fn enum_name(proto_name: Option<&str>, prefix: &str) -> String {
+    proto_name
+        .map(|n| n.trim_start_matches(prefix).to_ascii_lowercase())
         .unwrap_or_default()
 }
 
+fn kind_name(kind: i32) -> String {
+    let k = settlement::ProposalKind::try_from(kind).ok();
+    enum_name(k.map(|k| k.as_str_name()), "PROPOSAL_KIND_")
+}
+
 fn state_name(state: i32) -> String {
-    settlement::ProposalState::try_from(state)
-        .map(|k| {
-            k.as_str_name()
-                .trim_start_matches("PROPOSAL_STATE_")
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default()
+    let s = settlement::ProposalState::try_from(state).ok();
+    enum_name(s.map(|s| s.as_str_name()), "PROPOSAL_STATE_")
 }
 
 /// A table as HTML, every value escaped (what `macros.html` renders), for
