@@ -286,7 +286,9 @@ async fn claim_commands_and_eligibility() {
     .await
     .stdout;
     assert!(
-        sms.starts_with("Demande CLI-1 : regime ") && sms.trim_end().chars().count() <= 160,
+        sms.starts_with("Régime ")
+            && sms.trim_end().ends_with("Demande CLI-1.")
+            && sms.trim_end().chars().count() <= 160,
         "{sms}"
     );
     // The reason in French, from the catalogue, with its code.

@@ -367,7 +367,7 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     assert!(
         body.contains("Avis au patient")
             && body.contains("Reste à votre charge : 15 600 XOF.")
-            && body.contains("Par SMS : Demande CNSS-2026-000123"),
+            && body.contains("Par SMS : Régime 6400 XOF, mutuelle 1600 XOF, reste à votre charge 15600 XOF. Demande CNSS-2026-000123."),
         "{body}"
     );
     for expected in [

@@ -93,10 +93,16 @@ impl Lang {
     pub fn t_args(self, key: &str, args: &[(&str, &str)]) -> String {
         let mut a = FluentArgs::new();
         for (k, v) in args {
-            // A whole number is a number, so that plurals select on it.
+            // A count is a number, so that plurals select on it; an
+            // identifier made of digits ("000123", a long reference) stays
+            // text as it was written (a Fluent number would drop its
+            // leading zeros, or round it past 2^53).
+            let count = v.len() <= 15
+                && v.bytes().all(|b| b.is_ascii_digit())
+                && (v.len() == 1 || !v.starts_with('0'));
             match v.parse::<i64>() {
-                Ok(n) => a.set(*k, FluentValue::from(n)),
-                Err(_) => a.set(*k, FluentValue::from(*v)),
+                Ok(n) if count => a.set(*k, FluentValue::from(n)),
+                _ => a.set(*k, FluentValue::from(*v)),
             }
         }
         self.format(key, Some(&a))
@@ -212,20 +218,35 @@ impl Lang {
                 text.push_str(&w);
             }
         }
-        // Digits without grouping in the SMS: a thin space may not survive
-        // a phone's alphabet.
-        let plain = |n: i64| format!("{n} {cur}");
-        let mut sms = self.t_args(
-            "notice-sms",
-            &[
-                ("claim", &r.claim_id),
-                ("scheme", &plain(t.scheme_share)),
-                ("mutuelle", &plain(t.mutuelle_share)),
-                ("patient", &plain(t.patient_share)),
-            ],
-        );
-        if sms.chars().count() > 160 {
-            sms = sms.chars().take(159).collect::<String>() + "…";
+        // The SMS: amounts first, without grouping (a thin space may not
+        // survive a phone's alphabet), in the currency's major unit; the
+        // claim's reference last, shortened (from its start) so that the
+        // whole fits in one SMS of 160 characters of the GSM alphabet.
+        let digits = passerelle_domain::money::minor_unit_digits(cur).unwrap_or(0);
+        let plain = |n: i64| {
+            let v = passerelle_adapters::decimal::format_minor(n, digits);
+            format!("{v} {cur}")
+        };
+        let sms_with = |claim: &str| {
+            self.t_args(
+                "notice-sms",
+                &[
+                    ("claim", claim),
+                    ("scheme", &plain(t.scheme_share)),
+                    ("mutuelle", &plain(t.mutuelle_share)),
+                    ("patient", &plain(t.patient_share)),
+                ],
+            )
+        };
+        let mut sms = sms_with(&r.claim_id);
+        let over = sms.chars().count().saturating_sub(160);
+        if over > 0 {
+            let id: Vec<char> = r.claim_id.chars().collect();
+            let keep = id.len().saturating_sub(over + 3);
+            let short: String = std::iter::once("...".to_string())
+                .chain(std::iter::once(id[id.len() - keep..].iter().collect()))
+                .collect();
+            sms = sms_with(&short);
         }
         (text, sms)
     }
@@ -448,6 +469,55 @@ pub fn parse_date(s: &str) -> Option<Date> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Identifiers stay as written (leading zeros, long references); the
+    /// SMS fits in 160 characters whatever the claim id, amounts first.
+    #[test]
+    fn a_notice_keeps_ids_as_written_and_its_sms_fits() {
+        use passerelle_proto::scheme::v1 as pb;
+        let r = |claim_id: &str| pb::ClaimResult {
+            scheme_id: "CNSS".into(),
+            claim_id: claim_id.into(),
+            mutuelle_id: "MUT-A".into(),
+            currency: "XOF".into(),
+            totals: Some(pb::ClaimTotals {
+                billed: 23_600,
+                scheme_share: 6_400,
+                mutuelle_share: 1_600,
+                patient_share: 15_600,
+            }),
+            ..Default::default()
+        };
+        let day = passerelle_domain::date::parse("2026-11-20").unwrap();
+        let (text, sms) = Lang::Fr.patient_notice(&r("000123"), "0042", day);
+        assert!(
+            text.starts_with("Demande 000123 du 20/11/2026 (0042)"),
+            "{text}"
+        );
+        assert!(sms.ends_with("Demande 000123."), "{sms}");
+        assert_eq!(
+            Lang::Fr.t_args(
+                "approvals-settle",
+                &[
+                    ("pair", "A – B"),
+                    ("number", "3"),
+                    ("reference", "0012345678901234567"),
+                    ("net", "1")
+                ]
+            ),
+            "Enregistrer le règlement de la période 3 de A – B, référence 0012345678901234567, net dû 1."
+        );
+        let long = "C".repeat(128);
+        for l in [Lang::Fr, Lang::En] {
+            let (_, sms) = l.patient_notice(&r(&long), "P", day);
+            assert!(sms.chars().count() <= 160, "{} {sms}", sms.chars().count());
+            assert!(sms.contains("15600 XOF") && sms.contains("..."), "{sms}");
+        }
+        let mut eur = r("E1");
+        eur.currency = "EUR".into();
+        let (_, sms) = Lang::En.patient_notice(&eur, "P", day);
+        assert!(sms.contains("left for you to pay 156.00 EUR"), "{sms}");
+    }
 
     /// Every `key = ` of one catalogue.
     fn keys(src: &str) -> std::collections::BTreeSet<String> {

@@ -300,15 +300,26 @@ impl Broker {
         if products.iter().all(|p| stored.iter().any(|(s, _)| s == p)) {
             return Ok(Proposed::Done(vec![PutProduct::Unchanged; products.len()]));
         }
-        // Versions follow their start dates: a version starts after every
-        // lower one of its product and before every higher one (stored or
-        // in this call), else two versions would be in force at once.
+        // Versions follow their start dates: a version this call changes
+        // starts after every lower one of its product and before every
+        // higher one, as they will stand once it is applied (this call's,
+        // else the stored ones), else two versions would be in force at
+        // once. Versions left as stored are not judged again.
+        let after: Vec<&Product> = products
+            .iter()
+            .chain(stored.iter().map(|(s, _)| s).filter(|s| {
+                !products
+                    .iter()
+                    .any(|p| p.id == s.id && p.version == s.version)
+            }))
+            .collect();
         let mut bad = Vec::new();
         for (i, p) in products.iter().enumerate() {
-            let others = stored
+            if stored.iter().any(|(s, _)| s == p) {
+                continue;
+            }
+            let others = after
                 .iter()
-                .map(|(s, _)| s)
-                .chain(products.iter())
                 .filter(|o| o.id == p.id && o.version != p.version);
             for o in others {
                 let wrong = (o.version < p.version && o.valid_from >= p.valid_from)
