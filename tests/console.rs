@@ -585,6 +585,48 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
         body.contains("réglée") && body.contains("VIR-2026-12"),
         "{body}"
     );
+    // The settled period's remittance advice, payee by payee, with each
+    // payee's part as a CSV for Excel and as FHIR.
+    gestion
+        .goto(&format!("{console}/periods/CNSS/MUT-SOLIDARITE/1"))
+        .await
+        .unwrap();
+    click(
+        &gestion,
+        Locator::LinkText("Avis de paiement par bénéficiaire"),
+    )
+    .await;
+    let body = text(&gestion).await;
+    assert!(
+        body.contains("virement VIR-2026-12")
+            && body.contains("prestataire CHU-SYLVANUS-OLYMPIO")
+            && body.contains("1 600 XOF"),
+        "{body}"
+    );
+    shot(&gestion, "25-avis-de-paiement").await;
+    let files = gestion
+        .execute(
+            "const a = Array.from(document.querySelectorAll('a[download]')).map(x => x.href);\
+             return Promise.all(a.map(h => fetch(h).then(r => r.text())));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let files: Vec<String> = files
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(files.len(), 2, "a CSV and a FHIR resource");
+    assert!(
+        files[0].contains("\"VIR-2026-12\"") && files[0].contains(";1000\r\n"),
+        "{}",
+        files[0]
+    );
+    let fhir: serde_json::Value = serde_json::from_str(&files[1]).unwrap();
+    assert_eq!(fhir["resourceType"], "PaymentReconciliation");
+    assert_eq!(fhir["paymentAmount"]["value"].to_string(), "1600");
     // Products in words; a new version proposed by one manager, applied
     // once the other approves it.
     gestion.goto(&format!("{console}/products")).await.unwrap();

@@ -25,6 +25,7 @@ use roster::roster_service_server::RosterService;
 use settlement::settlement_service_server::SettlementService;
 
 mod changes;
+mod remittance;
 
 const CSS: &str = include_str!("../../console/console.css");
 
@@ -63,6 +64,14 @@ pub fn router(c: Arc<Console>) -> Router {
         .route(
             "/periods/{scheme}/{mutuelle}/{number}/statement.xlsx",
             get(statement_xlsx),
+        )
+        .route(
+            "/periods/{scheme}/{mutuelle}/{number}/remittance",
+            get(remittance::page_of),
+        )
+        .route(
+            "/periods/{scheme}/{mutuelle}/{number}/remittance/{payee_type}/{file}",
+            get(remittance::file_of),
         )
         .route("/products", get(changes::products))
         .route(
@@ -2308,10 +2317,21 @@ async fn statement(
         (lang.t("periods-net"), lang.money(p.net_due, &cur)),
     ]) + &format!(
         "<p class=\"actions\"><a href=\"/periods/{sch}/{mu}/{number}/statement.xlsx\" download>{}</a> \
-         <a href=\"/periods/{sch}/{mu}/{number}/statement.csv\" download>{}</a> <span>{} (Ctrl+P)</span></p>",
+         <a href=\"/periods/{sch}/{mu}/{number}/statement.csv\" download>{}</a> <span>{} (Ctrl+P)</span>{}</p>",
         esc(&lang.t("statement-export-xlsx")),
         esc(&lang.t("statement-export-csv")),
         esc(&lang.t("statement-print")),
+        // A settled period's transfer, payee by payee.
+        if p.state == settlement::PeriodState::Settled as i32 {
+            format!(
+                " <a href=\"/periods/{}/{}/{number}/remittance\">{}</a>",
+                url(&scheme),
+                url(&mutuelle),
+                esc(&lang.t("remittance-title"))
+            )
+        } else {
+            String::new()
+        },
         sch = url(&scheme),
         mu = url(&mutuelle),
     );

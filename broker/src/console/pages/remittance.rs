@@ -1,0 +1,193 @@
+//! Remittance advice in the console (avis de paiement): for a settled
+//! period, what its transfer pays each payee, with each payee's part as a
+//! CSV that French Excel opens and as a FHIR R4 PaymentReconciliation, so
+//! that a hospital's accountant matches a bank transfer to claims. Read
+//! through `SettlementService.GetRemittanceAdvice`, as the person.
+
+use super::*;
+
+async fn advice(
+    c: &Console,
+    ctx: &Ctx,
+    scheme: &str,
+    mutuelle: &str,
+    number: u32,
+    payee: Option<(&str, &str)>,
+) -> Result<settlement::GetRemittanceAdviceResponse, Reply> {
+    let msg = settlement::GetRemittanceAdviceRequest {
+        scheme_id: scheme.to_string(),
+        mutuelle_id: mutuelle.to_string(),
+        number,
+        payee_type: payee.map(|p| p.0.to_string()).unwrap_or_default(),
+        payee_id: payee.map(|p| p.1.to_string()).unwrap_or_default(),
+    };
+    c.call(&ctx.person, ctx.peer, msg, |r| {
+        c.settlement.get_remittance_advice(r)
+    })
+    .await
+    .map_err(|e| ctx.status(e))
+}
+
+pub(super) async fn page_of(
+    State(c): State<Arc<Console>>,
+    ctx: Ctx,
+    Path((scheme, mutuelle, number)): Path<(String, String, u32)>,
+) -> Response {
+    let lang = ctx.lang;
+    let r = match advice(&c, &ctx, &scheme, &mutuelle, number, None).await {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let cur = r.period.as_ref().map_or("XOF", |p| p.currency.as_str());
+    let mut t = Table::new(
+        lang,
+        &["remittance-payee", "remittance-claims", "remittance-amount"],
+        &[1, 2],
+    );
+    let mut links = String::new();
+    for a in &r.payees {
+        let mut claims: Vec<&str> = a.lines.iter().map(|l| l.claim_id.as_str()).collect();
+        claims.dedup();
+        let base = format!(
+            "/periods/{}/{}/{number}/remittance/{}/{}",
+            url(&scheme),
+            url(&mutuelle),
+            url(&a.payee_type),
+            url(&a.payee_id)
+        );
+        t.row(
+            String::new(),
+            vec![
+                super::payee_words(lang, &a.payee_type, &a.payee_id),
+                claims.len().to_string(),
+                lang.money(a.amount, cur),
+            ],
+        );
+        links.push_str(&format!(
+            "<li>{} : <a href=\"{base}.csv\" download>{}</a> · <a href=\"{base}.json\" download>{}</a></li>",
+            esc(&super::payee_words(lang, &a.payee_type, &a.payee_id)),
+            esc(&lang.t("remittance-csv")),
+            esc(&lang.t("remittance-fhir")),
+        ));
+    }
+    page(ListPage {
+        ui: ctx.ui(lang.t("remittance-title"), "periods"),
+        heading: lang.t_args(
+            "remittance-heading",
+            &[
+                ("number", &number.to_string()),
+                ("pair", &format!("{scheme} – {mutuelle}")),
+                ("reference", &r.transfer_reference),
+            ],
+        ),
+        form: String::new(),
+        summary: String::new(),
+        tables: vec![(String::new(), t)],
+        empty: lang.t("claims-none"),
+        after: format!("<ul class=\"actions\">{links}</ul>"),
+    })
+}
+
+/// One payee's part: `<id>.csv` (French Excel: `;`, BOM, French headers,
+/// amounts as plain digits, text cells defused) or `<id>.json` (its
+/// PaymentReconciliation).
+pub(super) async fn file_of(
+    State(c): State<Arc<Console>>,
+    ctx: Ctx,
+    Path((scheme, mutuelle, number, payee_type, file)): Path<(String, String, u32, String, String)>,
+) -> Response {
+    let lang = ctx.lang;
+    let (id, kind) = match file.rsplit_once('.') {
+        Some((id, "csv")) => (id.to_string(), "csv"),
+        Some((id, "json")) => (id.to_string(), "json"),
+        _ => {
+            return ctx
+                .error(StatusCode::NOT_FOUND, ctx.t("error-not-found"))
+                .into_response();
+        }
+    };
+    let r = match advice(
+        &c,
+        &ctx,
+        &scheme,
+        &mutuelle,
+        number,
+        Some((&payee_type, &id)),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let Some(a) = r.payees.first() else {
+        return ctx
+            .error(StatusCode::NOT_FOUND, ctx.t("error-not-found"))
+            .into_response();
+    };
+    let name = format!(
+        "avis-{}-{}-{number}-{}",
+        super::file_part(&mutuelle),
+        super::file_part(&scheme),
+        super::file_part(&id)
+    );
+    if kind == "json" {
+        return super::attachment(
+            "application/fhir+json",
+            format!("{name}.json"),
+            a.fhir_payment_reconciliation.clone().into_bytes(),
+        );
+    }
+    let mut out = String::from("\u{feff}");
+    let head: Vec<String> = [
+        "remittance-reference",
+        "remittance-payee",
+        "col-claim",
+        "col-invoice",
+        "col-date",
+        "col-line",
+        "col-act",
+        "col-mutuelle-share",
+    ]
+    .iter()
+    .map(|k| text_cell(&lang.t(k)))
+    .collect();
+    out.push_str(&head.join(";"));
+    out.push_str("\r\n");
+    let payee = super::payee_words(lang, &a.payee_type, &a.payee_id);
+    for l in &a.lines {
+        let cells = [
+            text_cell(&r.transfer_reference),
+            text_cell(&payee),
+            text_cell(&l.claim_id),
+            text_cell(&l.invoice_number),
+            text_cell(&lang.iso_date(&l.date_of_care)),
+            l.sequence.to_string(),
+            text_cell(&l.act_code),
+            l.mutuelle_share.to_string(),
+        ];
+        out.push_str(&cells.join(";"));
+        out.push_str("\r\n");
+    }
+    for x in &a.recoveries {
+        let cells = [
+            text_cell(&r.transfer_reference),
+            text_cell(&payee),
+            text_cell(&x.claim_id),
+            text_cell(&x.invoice_number),
+            String::new(),
+            String::new(),
+            text_cell(&lang.t_args(
+                "statement-recovery",
+                &[("period", &x.from_period.to_string())],
+            )),
+            x.amount.saturating_neg().to_string(),
+        ];
+        out.push_str(&cells.join(";"));
+        out.push_str("\r\n");
+    }
+    super::attachment(
+        "text/csv; charset=utf-8",
+        format!("{name}.csv"),
+        out.into_bytes(),
+    )
+}
