@@ -53,14 +53,17 @@ pub(super) fn proposed(ctx: &Ctx, mutuelle: &str, s: tonic::Status) -> Out {
     }
     // The identity that proposed cannot approve: a manager does, in the
     // console (`approvals approve` approves what someone else proposed).
-    match ctx.lang {
-        Lang::Fr => outln!(
-            "Proposition {id} enregistrée (empreinte {hash}) : elle s'appliquera quand un gestionnaire de {mutuelle} l'aura approuvée dans la console (Approbations)."
-        ),
-        Lang::En => outln!(
-            "Proposal {id} recorded (hash {hash}): it applies once a manager of {mutuelle} approves it in the console (Approvals)."
-        ),
-    }
+    outln!(
+        "{}",
+        ctx.lang.catalogue().t_args(
+            "cli-proposal-recorded",
+            &[
+                ("id", &id.to_string()),
+                ("hash", &hash),
+                ("mutuelle", mutuelle)
+            ],
+        )
+    );
     Ok(())
 }
 

@@ -166,18 +166,13 @@ fn only_operator(certs: &std::path::Path, lang: Lang) -> Result<Option<String>, 
     match ids.len() {
         0 => Ok(None),
         1 => Ok(ids.pop()),
-        _ => Err(Failure(match lang {
-            Lang::Fr => format!(
-                "plusieurs certificats d'opérateur dans {} ({}) : indiquez --cert et --key",
-                certs.display(),
-                ids.join(", ")
-            ),
-            Lang::En => format!(
-                "several operator certificates in {} ({}): pass --cert and --key",
-                certs.display(),
-                ids.join(", ")
-            ),
-        })),
+        _ => Err(Failure(lang.catalogue().t_args(
+            "cli-several-operators",
+            &[
+                ("folder", &certs.display().to_string()),
+                ("ids", &ids.join(", ")),
+            ],
+        ))),
     }
 }
 
@@ -318,14 +313,9 @@ async fn speaks_plaintext_h2(url: &str) -> Option<bool> {
 async fn connect(url: &str, tls: Option<ClientTlsConfig>, lang: Lang) -> Result<Channel, String> {
     if tls.is_none() && speaks_plaintext_h2(url).await == Some(false) {
         let https = url.replacen("http://", "https://", 1);
-        return Err(match lang {
-            Lang::Fr => format!(
-                "{url} ne répond pas en gRPC sans chiffrement : ce broker exige https (TLS) ; utilisez --broker {https} avec un certificat client (--certs, ou --cert et --key)"
-            ),
-            Lang::En => format!(
-                "{url} does not answer plaintext gRPC: this broker requires https (TLS); use --broker {https} with a client certificate (--certs, or --cert and --key)"
-            ),
-        });
+        return Err(lang
+            .catalogue()
+            .t_args("cli-needs-tls", &[("url", url), ("https", &https)]));
     }
     let mut endpoint = Endpoint::from_shared(url.to_string())
         .map_err(|e| format!("--broker {url:?}: {e}"))?
