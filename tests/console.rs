@@ -606,7 +606,7 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     shot(&gestion, "25-avis-de-paiement").await;
     let files = gestion
         .execute(
-            "const a = Array.from(document.querySelectorAll('a[download]')).map(x => x.href);\
+            "const a = Array.from(document.querySelectorAll('a[href$=\".csv\"], a[href$=\".json\"]')).map(x => x.href);\
              return Promise.all(a.map(h => fetch(h).then(r => r.text())));",
             vec![],
         )
@@ -627,6 +627,28 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     let fhir: serde_json::Value = serde_json::from_str(&files[1]).unwrap();
     assert_eq!(fhir["resourceType"], "PaymentReconciliation");
     assert_eq!(fhir["paymentAmount"]["value"].to_string(), "1600");
+    // And as a workbook whose totals row is the amount paid.
+    let xlsx = gestion
+        .execute(
+            "const a = document.querySelector('a[href$=\".xlsx\"]');\
+             return fetch(a.href).then(r => r.arrayBuffer()).then(b => Array.from(new Uint8Array(b)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let bytes: Vec<u8> = xlsx
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u8)
+        .collect();
+    let rows = passerelle_files::xlsx::first_sheet(&bytes).unwrap();
+    let last = rows.last().unwrap();
+    assert!(matches!(&last[0], passerelle_files::xlsx::Cell::Text(t) if t == "Total"));
+    assert!(
+        matches!(&last[7], passerelle_files::xlsx::Cell::Number(n) if n == "1600"),
+        "{last:?}"
+    );
     // Products in words; a new version proposed by one manager, applied
     // once the other approves it.
     gestion.goto(&format!("{console}/products")).await.unwrap();

@@ -566,3 +566,5 @@ remittance-reference = Transfer reference
 cli-proposal-recorded = Proposal { $id } recorded (hash { $hash }): it applies once a manager of { $mutuelle } approves it in the console (Approvals).
 cli-several-operators = several operator certificates in { $folder } ({ $ids }): pass --cert and --key
 cli-needs-tls = { $url } does not answer plaintext gRPC: this broker requires https (TLS); use --broker { $https } with a client certificate (--certs, or --cert and --key)
+remittance-xlsx = Excel workbook
+remittance-sheet = Remittance advice

@@ -566,3 +566,5 @@ remittance-reference = Référence du virement
 cli-proposal-recorded = Proposition { $id } enregistrée (empreinte { $hash }) : elle s'appliquera quand un gestionnaire de { $mutuelle } l'aura approuvée dans la console (Approbations).
 cli-several-operators = plusieurs certificats d'opérateur dans { $folder } ({ $ids }) : indiquez --cert et --key
 cli-needs-tls = { $url } ne répond pas en gRPC sans chiffrement : ce broker exige https (TLS) ; utilisez --broker { $https } avec un certificat client (--certs, ou --cert et --key)
+remittance-xlsx = Classeur Excel
+remittance-sheet = Avis de paiement

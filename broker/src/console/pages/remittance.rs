@@ -6,6 +6,83 @@
 
 use super::*;
 
+/// The columns of a payee's part, CSV and workbook alike.
+const COLUMNS: [&str; 8] = [
+    "remittance-reference",
+    "remittance-payee",
+    "col-claim",
+    "col-invoice",
+    "col-date",
+    "col-line",
+    "col-act",
+    "col-mutuelle-share",
+];
+
+/// A payee's part as an Excel workbook: text as text (never a formula),
+/// dates as dates, amounts as numbers in minor units, a totals row that is
+/// the transfer's amount to this payee.
+#[allow(
+    clippy::disallowed_types,
+    reason = "a workbook stores every number as a double: amounts below 2^53 minor units are exact"
+)]
+fn workbook(
+    lang: Lang,
+    reference: &str,
+    a: &settlement::RemittanceAdvice,
+) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.set_name(lang.t("remittance-sheet"))?;
+    let bold = Format::new().set_bold();
+    let date = Format::new().set_num_format("dd/mm/yyyy");
+    let amount = Format::new().set_num_format("#,##0");
+    for (col, key) in COLUMNS.iter().enumerate() {
+        ws.write_string_with_format(0, col as u16, lang.t(key), &bold)?;
+    }
+    let payee = super::payee_words(lang, &a.payee_type, &a.payee_id);
+    let mut row = 1u32;
+    for l in &a.lines {
+        ws.write_string(row, 0, reference)?;
+        ws.write_string(row, 1, &payee)?;
+        ws.write_string(row, 2, &l.claim_id)?;
+        ws.write_string(row, 3, &l.invoice_number)?;
+        match passerelle_domain::date::parse_stored(&l.date_of_care) {
+            Some(d) => {
+                let dt = ExcelDateTime::from_ymd(d.year() as u16, u8::from(d.month()), d.day())?;
+                ws.write_datetime_with_format(row, 4, &dt, &date)?;
+            }
+            None => {
+                ws.write_string(row, 4, &l.date_of_care)?;
+            }
+        }
+        ws.write_number(row, 5, l.sequence)?;
+        ws.write_string(row, 6, &l.act_code)?;
+        ws.write_number_with_format(row, 7, l.mutuelle_share as f64, &amount)?;
+        row += 1;
+    }
+    for x in &a.recoveries {
+        ws.write_string(row, 0, reference)?;
+        ws.write_string(row, 1, &payee)?;
+        ws.write_string(row, 2, &x.claim_id)?;
+        ws.write_string(row, 3, &x.invoice_number)?;
+        ws.write_string(
+            row,
+            6,
+            lang.t_args(
+                "statement-recovery",
+                &[("period", &x.from_period.to_string())],
+            ),
+        )?;
+        ws.write_number_with_format(row, 7, x.amount.saturating_neg() as f64, &amount)?;
+        row += 1;
+    }
+    ws.write_string_with_format(row, 0, lang.t("claims-total"), &bold)?;
+    ws.write_number_with_format(row, 7, a.amount as f64, &amount.clone().set_bold())?;
+    ws.set_freeze_panes(1, 0)?;
+    wb.save_to_buffer()
+}
+
 async fn advice(
     c: &Console,
     ctx: &Ctx,
@@ -64,8 +141,9 @@ pub(super) async fn page_of(
             ],
         );
         links.push_str(&format!(
-            "<li>{} : <a href=\"{base}.csv\" download>{}</a> · <a href=\"{base}.json\" download>{}</a></li>",
+            "<li>{} : <a href=\"{base}.xlsx\" download>{}</a> · <a href=\"{base}.csv\" download>{}</a> · <a href=\"{base}.json\" download>{}</a></li>",
             esc(&super::payee_words(lang, &a.payee_type, &a.payee_id)),
+            esc(&lang.t("remittance-xlsx")),
             esc(&lang.t("remittance-csv")),
             esc(&lang.t("remittance-fhir")),
         ));
@@ -88,9 +166,9 @@ pub(super) async fn page_of(
     })
 }
 
-/// One payee's part: `<id>.csv` (French Excel: `;`, BOM, French headers,
-/// amounts as plain digits, text cells defused) or `<id>.json` (its
-/// PaymentReconciliation).
+/// One payee's part: `<id>.xlsx` (a workbook), `<id>.csv` (French Excel:
+/// `;`, BOM, French headers, amounts as plain digits, text cells defused)
+/// or `<id>.json` (its PaymentReconciliation).
 pub(super) async fn file_of(
     State(c): State<Arc<Console>>,
     ctx: Ctx,
@@ -100,6 +178,7 @@ pub(super) async fn file_of(
     let (id, kind) = match file.rsplit_once('.') {
         Some((id, "csv")) => (id.to_string(), "csv"),
         Some((id, "json")) => (id.to_string(), "json"),
+        Some((id, "xlsx")) => (id.to_string(), "xlsx"),
         _ => {
             return ctx
                 .error(StatusCode::NOT_FOUND, ctx.t("error-not-found"))
@@ -137,20 +216,20 @@ pub(super) async fn file_of(
             a.fhir_payment_reconciliation.clone().into_bytes(),
         );
     }
+    if kind == "xlsx" {
+        return match workbook(lang, &r.transfer_reference, a) {
+            Ok(body) => super::attachment(
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                format!("{name}.xlsx"),
+                body,
+            ),
+            Err(e) => ctx
+                .error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+                .into_response(),
+        };
+    }
     let mut out = String::from("\u{feff}");
-    let head: Vec<String> = [
-        "remittance-reference",
-        "remittance-payee",
-        "col-claim",
-        "col-invoice",
-        "col-date",
-        "col-line",
-        "col-act",
-        "col-mutuelle-share",
-    ]
-    .iter()
-    .map(|k| text_cell(&lang.t(k)))
-    .collect();
+    let head: Vec<String> = COLUMNS.iter().map(|k| text_cell(&lang.t(k))).collect();
     out.push_str(&head.join(";"));
     out.push_str("\r\n");
     let payee = super::payee_words(lang, &a.payee_type, &a.payee_id);
