@@ -643,10 +643,22 @@ impl SettlementService for SettlementApi {
                     }
                 };
                 v.finish(())?;
-                let d = self
+                // Read whole (bounded): a larger period is refused, and the
+                // statement is then the way, by pages.
+                let d = match self
                     .broker
                     .statement(&scheme_id, &mutuelle_id, msg.number, None)
-                    .await?;
+                    .await
+                {
+                    Err(ServiceError::Refused(_)) => {
+                        return Err(ServiceError::Refused(format!(
+                            "period {} has more than {} lines: its remittance advice is not served; read its statement by pages (GetStatement with page_size, or passerelle statement export)",
+                            msg.number,
+                            crate::service::settlement::MAX_UNPAGED_LINES
+                        )));
+                    }
+                    other => other?,
+                };
                 if d.period.state != PeriodState::Settled {
                     return Err(ServiceError::Refused(format!(
                         "period {} of {scheme_id} x {mutuelle_id} is not settled: its transfer is not known yet",
