@@ -750,3 +750,26 @@ async fn a_coordinated_claim_has_a_notice_for_its_patient() {
     let gone = c.get_patient_notice(ask("fr")).await.unwrap_err();
     assert_eq!(gone.code(), tonic::Code::FailedPrecondition);
 }
+
+/// Rules that depend on the beneficiary's category (issue 20): an indigent
+/// beneficiary, as the scheme declares on the claim, has pharmacy at 100 %
+/// where the product gives 50 %; anyone else the product's rate.
+#[tokio::test]
+async fn a_beneficiary_category_has_its_own_rate() {
+    let h = Harness::start_config(|sim| {
+        config_text(sim, 2000)
+            + "\n[[products.beneficiary_rules]]\nbeneficiary_category = \"indigent\"\ncategory = \"pharmacy\"\ntm_rate_bp = 10000\n"
+    })
+    .await;
+    let lines = [covered(C::Pharmacy, 3000, 3000, 2000)]; // TM 1000
+    let r = h
+        .coordinate(claim("cat-none", "R-OK", &lines))
+        .await
+        .unwrap();
+    assert_eq!(shares(&r), vec![500]);
+    let mut req = claim("cat-indigent", "R-OK", &lines);
+    req.beneficiary_category = "indigent".into();
+    let r = h.coordinate(req).await.unwrap();
+    assert_eq!(shares(&r), vec![1000]);
+    assert_balanced(&r);
+}

@@ -181,6 +181,9 @@ impl Adapter for RulesAdapter {
         else {
             return Err(AdapterError::Rejected(unknown_member()));
         };
+        // Rules for the beneficiary's category (indigent, child...), as the
+        // scheme declares it on the claim.
+        let product = product.map(|p| p.for_beneficiary(&c.beneficiary_category).into_owned());
         let stay = engine::stay_for(
             c.stay.as_ref().map(|s| s.stay_id.as_str()),
             &format!("{}/{}", c.scheme_id, c.claim_id),

@@ -568,3 +568,4 @@ cli-several-operators = several operator certificates in { $folder } ({ $ids }):
 cli-needs-tls = { $url } does not answer plaintext gRPC: this broker requires https (TLS); use --broker { $https } with a client certificate (--certs, or --cert and --key)
 remittance-xlsx = Excel workbook
 remittance-sheet = Remittance advice
+product-beneficiary-rule = for "{ $who }" beneficiaries, { $category }: { $what }

@@ -568,3 +568,4 @@ cli-several-operators = plusieurs certificats d'opérateur dans { $folder } ({ $
 cli-needs-tls = { $url } ne répond pas en gRPC sans chiffrement : ce broker exige https (TLS) ; utilisez --broker { $https } avec un certificat client (--certs, ou --cert et --key)
 remittance-xlsx = Classeur Excel
 remittance-sheet = Avis de paiement
+product-beneficiary-rule = pour les bénéficiaires « { $who } », { $category } : { $what }

@@ -26,6 +26,6 @@ pub use engine::{
 };
 pub use member::{Member, ProductPeriod};
 pub use money::{Amount, BasisPoints};
-pub use product::{CategoryRule, Product, ProductRef};
+pub use product::{BeneficiaryRule, CategoryRule, Product, ProductRef};
 pub use reason::{Reason, ReasonCode};
 pub use validate::FieldViolation;

@@ -97,6 +97,27 @@ pub struct Product {
     /// 0, so that a product without one is stored as before.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub waiting_days: u32,
+    /// Rules for beneficiaries of a category the scheme declares on the
+    /// claim (`beneficiary_category`: "indigent", "enfant",
+    /// "femme-enceinte"...): another rate, or another yearly ceiling, for a
+    /// care category. Not written when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub beneficiary_rules: Vec<BeneficiaryRule>,
+}
+
+/// Another rate or yearly ceiling of one care category, for beneficiaries
+/// of one category.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BeneficiaryRule {
+    pub beneficiary_category: String,
+    pub category: CareCategory,
+    /// Replaces the care category's `tm_rate_bp`.
+    #[serde(default)]
+    pub tm_rate_bp: Option<BasisPoints>,
+    /// Replaces the care category's `year_limit`.
+    #[serde(default)]
+    pub year_limit: Option<Amount>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -104,6 +125,35 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl Product {
+    /// The product as it applies to a beneficiary of this category (the
+    /// scheme's declaration on the claim): its beneficiary rules for that
+    /// category applied to their care categories; the product itself when
+    /// none applies.
+    pub fn for_beneficiary(&self, beneficiary_category: &str) -> std::borrow::Cow<'_, Product> {
+        let rules: Vec<&BeneficiaryRule> = self
+            .beneficiary_rules
+            .iter()
+            .filter(|b| {
+                !beneficiary_category.is_empty() && b.beneficiary_category == beneficiary_category
+            })
+            .collect();
+        if rules.is_empty() {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut p = self.clone();
+        for b in rules {
+            if let Some(r) = p.categories.iter_mut().find(|r| r.category == b.category) {
+                if let Some(rate) = b.tm_rate_bp {
+                    r.tm_rate_bp = rate;
+                }
+                if let Some(limit) = b.year_limit {
+                    r.year_limit = Some(limit);
+                }
+            }
+        }
+        std::borrow::Cow::Owned(p)
+    }
+
     pub fn rule(&self, c: CareCategory) -> Option<&CategoryRule> {
         self.categories.iter().find(|r| r.category == c)
     }
@@ -171,6 +221,29 @@ impl Product {
                         crate::validate::MAX_ID_LEN
                     ),
                 ));
+            }
+        }
+        for (i, b) in self.beneficiary_rules.iter().enumerate() {
+            let f = |name: &str| format!("beneficiary_rules[{i}].{name}");
+            if b.beneficiary_category.trim().is_empty()
+                || b.beneficiary_category.chars().count() > crate::validate::MAX_ID_LEN
+            {
+                bad.push((
+                    f("beneficiary_category"),
+                    "must be 1 to 128 characters".into(),
+                ));
+            }
+            if self.rule(b.category).is_none() {
+                bad.push((
+                    f("category"),
+                    "must be a care category of the product".into(),
+                ));
+            }
+            if b.tm_rate_bp.is_some_and(|bp| bp > crate::money::FULL) {
+                bad.push((f("tm_rate_bp"), "must be 0 to 10000".into()));
+            }
+            if b.year_limit.is_some_and(|a| a < 0) {
+                bad.push((f("year_limit"), "must not be negative".into()));
             }
         }
         if self.name.chars().count() > crate::validate::MAX_TEXT_LEN {

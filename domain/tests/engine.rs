@@ -43,6 +43,7 @@ fn product(categories: Vec<CategoryRule>) -> Product {
         excluded_diagnoses: vec![],
         excluded_acts: vec![],
         waiting_days: 0,
+        beneficiary_rules: vec![],
     }
 }
 
@@ -551,5 +552,43 @@ fn a_hospital_claim_without_a_stay_is_its_own_stay() {
         a.consumption
             .iter()
             .any(|u| u.key.period == "claim:CNSS/C1")
+    );
+}
+
+/// A beneficiary category's rules replace its care category's rate and
+/// yearly ceiling; a category the product lacks is refused by the check.
+#[test]
+fn a_beneficiary_category_has_its_own_rules() {
+    let mut p = product(vec![rule(CareCategory::Pharmacy, 5_000)]);
+    p.beneficiary_rules = vec![passerelle_domain::BeneficiaryRule {
+        beneficiary_category: "indigent".into(),
+        category: CareCategory::Pharmacy,
+        tm_rate_bp: Some(10_000),
+        year_limit: Some(700),
+    }];
+    assert!(p.check().is_empty(), "{:?}", p.check());
+    let l = [line(CareCategory::Pharmacy, 3000, 3000, 2000)]; // TM 1000
+    let shares = |p: &Product| run(p, &member(), &l, &Usage::default()).lines[0].mutuelle_share;
+    assert_eq!(shares(&p.for_beneficiary("")), 500);
+    assert_eq!(shares(&p.for_beneficiary("enfant")), 500);
+    // 100 %, capped by its own yearly ceiling.
+    assert_eq!(shares(&p.for_beneficiary("indigent")), 700);
+    let mut bad = p.clone();
+    bad.beneficiary_rules[0].category = CareCategory::Optical;
+    bad.beneficiary_rules[0].tm_rate_bp = Some(10_001);
+    let fields: Vec<String> = bad.check().into_iter().map(|(f, _)| f).collect();
+    assert!(
+        fields.contains(&"beneficiary_rules[0].category".to_string()),
+        "{fields:?}"
+    );
+    assert!(
+        fields.contains(&"beneficiary_rules[0].tm_rate_bp".to_string()),
+        "{fields:?}"
+    );
+    // Without rules, a product is stored as before.
+    assert!(
+        !serde_json::to_string(&product(vec![]))
+            .unwrap()
+            .contains("beneficiary_rules")
     );
 }

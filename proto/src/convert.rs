@@ -470,5 +470,15 @@ pub fn product_to_pb(p: &Product, used: bool) -> product::Product {
         excluded_acts: p.excluded_acts.clone(),
         used,
         waiting_days: p.waiting_days,
+        beneficiary_rules: p
+            .beneficiary_rules
+            .iter()
+            .map(|b| product::BeneficiaryRule {
+                beneficiary_category: b.beneficiary_category.clone(),
+                category: care_category_to_pb(b.category),
+                tm_rate_bp: b.tm_rate_bp,
+                year_limit: b.year_limit,
+            })
+            .collect(),
     }
 }

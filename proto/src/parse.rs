@@ -286,6 +286,23 @@ pub fn product(v: &mut Violations, i: usize, p: crate::product::v1::Product) -> 
         excluded_diagnoses: p.excluded_diagnoses,
         excluded_acts: p.excluded_acts,
         waiting_days: p.waiting_days,
+        beneficiary_rules: p
+            .beneficiary_rules
+            .into_iter()
+            .enumerate()
+            .map(|(j, b)| passerelle_domain::BeneficiaryRule {
+                beneficiary_category: b.beneficiary_category,
+                category: convert::care_category(b.category).unwrap_or_else(|| {
+                    v.add(
+                        format!("products[{i}].beneficiary_rules[{j}].category"),
+                        "must be a known care category",
+                    );
+                    passerelle_domain::CareCategory::Other
+                }),
+                tm_rate_bp: b.tm_rate_bp,
+                year_limit: b.year_limit,
+            })
+            .collect(),
     };
     for (field, problem) in product.check() {
         // Product::check names fields as the config does; the contract calls

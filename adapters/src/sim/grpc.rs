@@ -113,6 +113,7 @@ fn care(
         beneficiary_id: beneficiary_id.to_string(),
         date_of_care,
         stay_id: None,
+        beneficiary_category: String::new(),
         diagnoses: diagnoses.to_vec(),
         lines,
     })
@@ -199,6 +200,7 @@ impl MutuellePartner for SimMutuelle {
             &q.diagnoses,
         )?;
         care.stay_id = q.stay.map(|s| s.stay_id);
+        care.beneficiary_category = q.beneficiary_category;
         let a = self.adjudicate(mode, &q.idempotency_key, &care)?;
         Ok(Response::new(adjudication_to_pb(&a)))
     }

@@ -60,6 +60,9 @@ pub struct Care {
     pub beneficiary_id: String,
     pub date_of_care: Date,
     pub stay_id: Option<String>,
+    /// The beneficiary's category as the scheme declares it (the
+    /// product's beneficiary rules).
+    pub beneficiary_category: String,
     pub diagnoses: Vec<String>,
     pub lines: Vec<ClaimLine>,
 }
@@ -72,6 +75,7 @@ impl Care {
             beneficiary_id: String::new(),
             date_of_care,
             stay_id: None,
+            beneficiary_category: String::new(),
             diagnoses: Vec::new(),
             lines: Vec::new(),
         }
@@ -290,7 +294,8 @@ impl SimMutuelle {
                 else {
                     return Err(SimError::NotMember);
                 };
-                let product = product_for(st, &member, care.date_of_care).cloned();
+                let product = product_for(st, &member, care.date_of_care)
+                    .map(|p| p.for_beneficiary(&care.beneficiary_category).into_owned());
                 let lines = normalised(&care.lines);
                 // A hospital claim without its stay is a stay of its own, as
                 // for the broker's rules (engine::stay_for).

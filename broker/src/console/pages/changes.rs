@@ -197,6 +197,29 @@ fn product_table(lang: Lang, p: &Product, used: bool) -> (String, Table) {
             &[("list", &p.excluded_diagnoses.join(", "))],
         ));
     }
+    for b in &p.beneficiary_rules {
+        let mut what = Vec::new();
+        if let Some(bp) = b.tm_rate_bp {
+            what.push(lang.t_args("product-rate", &[("rate", &percent(lang, bp))]));
+        }
+        if let Some(a) = b.year_limit {
+            what.push(lang.t_args(
+                "product-per-year",
+                &[("amount", &lang.money(a, &p.currency))],
+            ));
+        }
+        overall.push(lang.t_args(
+            "product-beneficiary-rule",
+            &[
+                ("who", &b.beneficiary_category),
+                (
+                    "category",
+                    &lang.t(&format!("category-{}", b.category.as_str())),
+                ),
+                ("what", &what.join(", ")),
+            ],
+        ));
+    }
     if p.waiting_days > 0 {
         overall.push(lang.t_args(
             "product-waiting-all",

@@ -226,6 +226,7 @@ pub fn sample_product(mutuelle: &str, version: u32, from: &str) -> Product {
         excluded_diagnoses: vec![],
         excluded_acts: vec![],
         waiting_days: 0,
+        beneficiary_rules: vec![],
     }
 }
 
