@@ -154,6 +154,24 @@ async fn text(c: &Client) -> String {
         .replace(['\u{202f}', '\u{a0}'], " ")
 }
 
+/// The bytes of the file a link of the page (the first `css` finds) serves,
+/// fetched by the page itself (its session).
+async fn download(c: &Client, css: &str) -> Vec<u8> {
+    let v = c
+        .execute(
+            "const a = document.querySelector(arguments[0]);\
+             return fetch(a.href).then(r => r.arrayBuffer()).then(b => Array.from(new Uint8Array(b)));",
+            vec![serde_json::Value::String(css.to_string())],
+        )
+        .await
+        .unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u8)
+        .collect()
+}
+
 async fn h1(c: &Client) -> String {
     c.find(Locator::Css("h1"))
         .await
@@ -467,20 +485,7 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     assert_eq!((b, s, m, p), (23_600, 6_400, 1_600, 15_600));
     assert_eq!(b, s + m + p, "S + M + P = B");
     // The same statement as an Excel workbook: its totals row too.
-    let xlsx = c
-        .execute(
-            "const a = document.querySelector('a[href$=\".xlsx\"]');\
-             return fetch(a.href).then(r => r.arrayBuffer()).then(b => Array.from(new Uint8Array(b)));",
-            vec![],
-        )
-        .await
-        .unwrap();
-    let bytes: Vec<u8> = xlsx
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u8)
-        .collect();
+    let bytes = download(&c, "a[href$='.xlsx']").await;
     let rows = passerelle_files::xlsx::first_sheet(&bytes).unwrap();
     let header: Vec<String> = rows[0].iter().map(|c| format!("{c:?}")).collect();
     assert!(header[0].contains("Régime"), "{header:?}");
@@ -628,20 +633,7 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     assert_eq!(fhir["resourceType"], "PaymentReconciliation");
     assert_eq!(fhir["paymentAmount"]["value"].to_string(), "1600");
     // And as a workbook whose totals row is the amount paid.
-    let xlsx = gestion
-        .execute(
-            "const a = document.querySelector('a[href$=\".xlsx\"]');\
-             return fetch(a.href).then(r => r.arrayBuffer()).then(b => Array.from(new Uint8Array(b)));",
-            vec![],
-        )
-        .await
-        .unwrap();
-    let bytes: Vec<u8> = xlsx
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u8)
-        .collect();
+    let bytes = download(&gestion, "a[href$='.xlsx']").await;
     let rows = passerelle_files::xlsx::first_sheet(&bytes).unwrap();
     let last = rows.last().unwrap();
     assert!(matches!(&last[0], passerelle_files::xlsx::Cell::Text(t) if t == "Total"));

@@ -517,3 +517,36 @@ pub async fn template_env() -> KitEnv {
         keep: vec![Box::new(task)],
     }
 }
+
+/// Runs `tools/fhir-validate.py` (fhir.resources' FHIR R4 4.0.1 models) on
+/// every `.json` resource of `dir` and asserts they are `expected` valid
+/// ones. The validator is the Python PASSERELLE_FHIR_VALIDATOR names
+/// (.ci/run installs it); under CI=true it is required, elsewhere without
+/// it this returns `false` and the caller's test says it skipped.
+pub fn validate_fhir_r4(dir: &std::path::Path, expected: usize) -> bool {
+    let Some(python) = std::env::var_os("PASSERELLE_FHIR_VALIDATOR") else {
+        assert!(
+            std::env::var_os("CI").is_none_or(|v| v != "true"),
+            "PASSERELLE_FHIR_VALIDATOR must name the Python with fhir.resources under CI=true"
+        );
+        eprintln!("skipping: PASSERELLE_FHIR_VALIDATOR not set (see .ci/run)");
+        return false;
+    };
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tools/fhir-validate.py");
+    let out = std::process::Command::new(&python)
+        .arg(script)
+        .arg(dir)
+        .output()
+        .expect("the FHIR validator runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("{expected} valid, 0 invalid")),
+        "{text}"
+    );
+    true
+}

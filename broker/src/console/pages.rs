@@ -485,6 +485,16 @@ struct ListPage {
 }
 
 /// Escapes text for HTML.
+/// A one-button form that posts to `action` with the page's CSRF token.
+fn button_form(action: &str, csrf: &str, label: &str) -> String {
+    format!(
+        "<form method=\"post\" action=\"{}\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button>{}</button></form> ",
+        esc(action),
+        esc(csrf),
+        esc(label)
+    )
+}
+
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -2728,12 +2738,10 @@ async fn partners(State(c): State<Arc<Console>>, ctx: Ctx, Query(done): Query<Do
         } else {
             ("pause", "partners-pause")
         };
-        forms.push_str(&format!(
-            "<form method=\"post\" action=\"/partners/{}/{action}\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button>{} {}</button></form> ",
-            url(&p.mutuelle_id),
-            esc(&ui.csrf),
-            esc(&lang.t(key)),
-            esc(&p.mutuelle_id)
+        forms.push_str(&button_form(
+            &format!("/partners/{}/{action}", url(&p.mutuelle_id)),
+            &ui.csrf,
+            &format!("{} {}", lang.t(key), p.mutuelle_id),
         ));
     }
     page(ListPage {
@@ -2916,24 +2924,20 @@ async fn users(State(c): State<Arc<Console>>, ctx: Ctx, Query(done): Query<Done>
                 }),
             ],
         );
-        forms.push_str(&format!(
-            "<form method=\"post\" action=\"/users/{}/revoke\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button>{} : {}</button></form> ",
-            url(&u.login),
-            esc(&ui.csrf),
-            esc(&lang.t("users-revoke")),
-            esc(&u.login)
+        forms.push_str(&button_form(
+            &format!("/users/{}/revoke", url(&u.login)),
+            &ui.csrf,
+            &format!("{} : {}", lang.t("users-revoke"), u.login),
         ));
         let (action, key) = if u.disabled_ms == 0 {
             ("disable", "users-disable")
         } else {
             ("enable", "users-enable")
         };
-        forms.push_str(&format!(
-            "<form method=\"post\" action=\"/users/{}/{action}\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button>{} : {}</button></form> ",
-            url(&u.login),
-            esc(&ui.csrf),
-            esc(&lang.t(key)),
-            esc(&u.login)
+        forms.push_str(&button_form(
+            &format!("/users/{}/{action}", url(&u.login)),
+            &ui.csrf,
+            &format!("{} : {}", lang.t(key), u.login),
         ));
     }
     // A new account: its temporary password is shown once, on the next page.

@@ -36,6 +36,18 @@ fn manager(ctx: &Ctx) -> bool {
     ctx.person.user.role == UserRole::Manager
 }
 
+/// A manager's form: its CSRF token checked (a refusal audited), then the
+/// role; the refusal to answer, else nothing.
+async fn manager_form(c: &Console, ctx: &Ctx, csrf: &str) -> Result<(), Response> {
+    if let Err(r) = check_csrf(c, ctx, csrf).await {
+        return Err(r.into_response());
+    }
+    if !manager(ctx) {
+        return Err(ctx.forbidden().into_response());
+    }
+    Ok(())
+}
+
 fn csrf_input(ui: &Ui) -> String {
     format!(
         "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
@@ -527,11 +539,8 @@ pub(super) async fn new_version(
             .map(|(_, v)| v.as_str())
             .unwrap_or_default()
     };
-    if let Err(r) = check_csrf(&c, &ctx, get("csrf")).await {
-        return r.into_response();
-    }
-    if !manager(&ctx) {
-        return ctx.forbidden().into_response();
+    if let Err(r) = manager_form(&c, &ctx, get("csrf")).await {
+        return r;
     }
     let latest = match latest(&c, &ctx, &id).await {
         Ok(p) => p,
@@ -615,12 +624,13 @@ pub(super) fn period_forms(
     for p in periods {
         let open = p.state == settlement::PeriodState::Open as i32;
         if open && (p.claim_count > 0 || p.recoveries != 0) {
-            out.push_str(&format!(
-                "<form method=\"post\" action=\"/proposals/close/{}/{}\" class=\"inline\">{}<button>{}</button></form> ",
-                url(scheme),
-                url(mutuelle),
-                csrf_input(ui),
-                esc(&lang.t_args("periods-propose-close", &[("pair", &format!("{scheme} – {mutuelle}"))]))
+            out.push_str(&button_form(
+                &format!("/proposals/close/{}/{}", url(scheme), url(mutuelle)),
+                &ui.csrf,
+                &lang.t_args(
+                    "periods-propose-close",
+                    &[("pair", &format!("{scheme} – {mutuelle}"))],
+                ),
             ));
         } else if p.state == settlement::PeriodState::Closed as i32 {
             out.push_str(&format!(
@@ -643,11 +653,8 @@ pub(super) async fn propose_close(
     Path((scheme, mutuelle)): Path<(String, String)>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if let Err(r) = check_csrf(&c, &ctx, &f.csrf).await {
-        return r.into_response();
-    }
-    if !manager(&ctx) {
-        return ctx.forbidden().into_response();
+    if let Err(r) = manager_form(&c, &ctx, &f.csrf).await {
+        return r;
     }
     let msg = settlement::ClosePeriodRequest {
         scheme_id: scheme,
@@ -672,11 +679,8 @@ pub(super) async fn propose_settle(
     Path((scheme, mutuelle, number)): Path<(String, String, u32)>,
     Form(f): Form<SettleForm>,
 ) -> Response {
-    if let Err(r) = check_csrf(&c, &ctx, &f.csrf).await {
-        return r.into_response();
-    }
-    if !manager(&ctx) {
-        return ctx.forbidden().into_response();
+    if let Err(r) = manager_form(&c, &ctx, &f.csrf).await {
+        return r;
     }
     let msg = settlement::MarkSettledRequest {
         scheme_id: scheme,
