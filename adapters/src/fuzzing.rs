@@ -77,6 +77,7 @@ pub fn claim() -> Claim {
                 SchemeOutcome::Covered,
             ),
         ],
+        prior_authorization: None,
     }
 }
 

@@ -17,8 +17,8 @@ use tonic::{Code, Status};
 
 use crate::registry::{PartnerContext, PartnerSettings};
 use crate::{
-    Adapter, AdapterError, AdjudicationRequest, CancelRequest, EligibilityAnswer, EligibilityQuery,
-    PartnerAdjudication,
+    Adapter, AdapterError, AdjudicationRequest, CancelPreAuthorization, CancelRequest, Commitment,
+    EligibilityAnswer, EligibilityQuery, PartnerAdjudication, PreAuthorizationRequest,
 };
 
 /// Settings of a native gRPC partner.
@@ -313,6 +313,8 @@ fn status_to_error(s: Status, timeout: Duration) -> AdapterError {
         // by operators; the claim waits for it rather than being rejected.
         | Code::Unauthenticated
         | Code::PermissionDenied => AdapterError::Unavailable(format!("{:?}: {}", s.code(), s.message())),
+        // A method the partner does not offer (PreAuthorize is optional).
+        Code::Unimplemented => AdapterError::Unsupported(s.message().to_string()),
         _ => AdapterError::Rejected(Reason::new(
             ReasonCode::PartnerRejected,
             format!("{:?}: {}", s.code(), s.message()),
@@ -320,7 +322,9 @@ fn status_to_error(s: Status, timeout: Duration) -> AdapterError {
     }
 }
 
-use passerelle_proto::convert::{adjudicate_request, lines_pb, remainder_line};
+use passerelle_proto::convert::{
+    adjudicate_request, lines_pb, preauthorize_request, remainder_line,
+};
 
 #[async_trait]
 impl Adapter for GrpcAdapter {
@@ -378,6 +382,10 @@ impl Adapter for GrpcAdapter {
             });
         }
         let mut msg = adjudicate_request(req.idempotency_key, req.claim, &mapped.member);
+        msg.prior_authorization_reference = req
+            .prior
+            .map(|p| p.partner_reference.clone())
+            .unwrap_or_default();
         msg.provider_id = mapped.facility.clone();
         msg.diagnoses = mapped.diagnoses.clone();
         msg.lines = mapped
@@ -405,6 +413,72 @@ impl Adapter for GrpcAdapter {
             product: r.product.as_ref().and_then(convert::product_ref_from_pb),
             consumption: Vec::new(),
         })
+    }
+
+    async fn preauthorize(
+        &self,
+        req: PreAuthorizationRequest<'_>,
+    ) -> Result<Commitment, AdapterError> {
+        let mapped = self
+            .codes
+            .claim(req.planned, req.member_number)
+            .map_err(AdapterError::Rejected)?;
+        let extends = req
+            .replaces
+            .map(|p| p.partner_reference.as_str())
+            .unwrap_or_default();
+        let mut msg =
+            preauthorize_request(req.idempotency_key, req.planned, &mapped.member, extends);
+        msg.provider_id = mapped.facility.clone();
+        msg.diagnoses = mapped.diagnoses.clone();
+        msg.lines = mapped
+            .lines
+            .iter()
+            .map(|m| {
+                let mut l = remainder_line(m.sequence, &m.line);
+                l.act_code = m.act.clone();
+                l
+            })
+            .collect();
+        let mut client = self.client.clone();
+        let r = self.call(client.pre_authorize(self.request(msg))).await?;
+        let valid_until = match r.valid_until.as_str() {
+            "" => None,
+            s => Some(date::parse(s).ok_or_else(|| {
+                AdapterError::Malformed(format!("valid_until: invalid date {s:?}"))
+            })?),
+        };
+        Ok(Commitment {
+            lines: crate::codes::merge(
+                r.lines
+                    .iter()
+                    .map(convert::line_share_from_partner_pb)
+                    .collect(),
+                mapped.unmapped,
+            ),
+            partner_reference: r.partner_reference,
+            valid_until,
+            tolerance_bp: Some(r.tolerance_bp),
+            product: r.product.as_ref().and_then(convert::product_ref_from_pb),
+            hold: Vec::new(),
+        })
+    }
+
+    async fn cancel_preauthorization(
+        &self,
+        req: CancelPreAuthorization<'_>,
+    ) -> Result<(), AdapterError> {
+        let msg = pb::CancelPreAuthorizationRequest {
+            idempotency_key: req.idempotency_key.to_string(),
+            partner_reference: req.partner_reference.to_string(),
+            scheme_id: req.scheme_id.to_string(),
+            authorization_id: req.authorization_id.to_string(),
+            reason: req.reason.to_string(),
+        };
+        let mut client = self.client.clone();
+        self.call(client.cancel_pre_authorization(self.request(msg)))
+            .await?;
+        Ok(())
     }
 
     async fn cancel(&self, req: CancelRequest<'_>) -> Result<(), AdapterError> {

@@ -118,6 +118,7 @@ pub fn claim(id: &str) -> Claim {
             line("C-CONS", CareCategory::Consultation, 5000, 5000, 3500),
             line("L-LAB", CareCategory::Lab, 2000, 2000, 1600),
         ],
+        prior_authorization: None,
     }
 }
 
@@ -126,6 +127,7 @@ fn req<'a>(key: &'a str, c: &'a Claim) -> AdjudicationRequest<'a> {
         idempotency_key: key,
         claim: c,
         member_number: "K-1",
+        prior: None,
     }
 }
 

@@ -95,6 +95,67 @@ pub struct AdjudicationRequest<'a> {
     pub claim: &'a Claim,
     /// The member number at the partner.
     pub member_number: &'a str,
+    /// The prior authorization the claim is paid against, when it quotes
+    /// one in force.
+    pub prior: Option<&'a PriorTerms>,
+}
+
+/// A prior authorization as a claim paid against it carries it to the
+/// partner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PriorTerms {
+    /// The partner's reference (its preAuthRef); the broker's own for a
+    /// rules partner.
+    pub partner_reference: String,
+    /// What was authorized, line by line, and the tolerance.
+    pub granted: passerelle_domain::Granted,
+    /// What it holds on the ceilings the broker keeps (rules partners):
+    /// the claim may take it.
+    pub hold: Vec<CeilingUse>,
+    /// The stay it opened, which a claim naming none counts against.
+    pub stay_id: Option<String>,
+}
+
+/// A prior authorization asked of a partner: planned care, in the shape
+/// of a claim (`claim_id` is the scheme's authorization id). Binding:
+/// the partner commits to M per line and reserves it.
+#[derive(Clone, Copy, Debug)]
+pub struct PreAuthorizationRequest<'a> {
+    /// Issued by the broker; the same for every resend of this request.
+    pub idempotency_key: &'a str,
+    pub planned: &'a Claim,
+    pub member_number: &'a str,
+    /// For an extension: the commitment it replaces (its hold is
+    /// released as the new one is taken).
+    pub replaces: Option<&'a PriorTerms>,
+}
+
+/// What a partner commits to for planned care.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Commitment {
+    /// M committed per planned line.
+    pub lines: Vec<LineShare>,
+    /// The partner's own reference (FHIR preAuthRef); empty for a rules
+    /// partner.
+    pub partner_reference: String,
+    /// The last date of care it covers, when the partner says.
+    pub valid_until: Option<Date>,
+    /// The billing tolerance in basis points, when the partner says.
+    pub tolerance_bp: Option<u32>,
+    pub product: Option<ProductRef>,
+    /// Ceilings the broker keeps for this partner (rules adapter): what
+    /// the store holds, conditionally, with the authorization.
+    pub hold: Vec<CeilingUse>,
+}
+
+/// A release of a prior authorization not billed.
+#[derive(Clone, Copy, Debug)]
+pub struct CancelPreAuthorization<'a> {
+    pub idempotency_key: &'a str,
+    pub partner_reference: &'a str,
+    pub scheme_id: &'a str,
+    pub authorization_id: &'a str,
+    pub reason: &'a str,
 }
 
 /// A partner's adjudication, before the broker checks it.
@@ -173,6 +234,29 @@ pub trait Adapter: Send + Sync + 'static {
 
     /// Cancels an adjudication. Cancelling twice, or an unknown one, succeeds.
     async fn cancel(&self, req: CancelRequest<'_>) -> Result<(), AdapterError>;
+
+    /// A prior authorization: the partner's binding commitment for planned
+    /// care. Must honour `idempotency_key` as `adjudicate` does. A partner
+    /// that offers none answers `Unsupported` (the default).
+    async fn preauthorize(
+        &self,
+        _req: PreAuthorizationRequest<'_>,
+    ) -> Result<Commitment, AdapterError> {
+        Err(AdapterError::Unsupported(
+            "this mutuelle's system offers no prior authorization".into(),
+        ))
+    }
+
+    /// Releases a prior authorization not billed; an unknown or released
+    /// one succeeds.
+    async fn cancel_preauthorization(
+        &self,
+        _req: CancelPreAuthorization<'_>,
+    ) -> Result<(), AdapterError> {
+        Err(AdapterError::Unsupported(
+            "this mutuelle's system offers no prior authorization".into(),
+        ))
+    }
 }
 
 /// What the rules adapter reads from the broker's store. Implemented by the

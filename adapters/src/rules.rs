@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use passerelle_domain::engine::{self, Context};
+use passerelle_domain::engine::{self, Context, Prior};
 use passerelle_domain::{
     CareCategory, CeilingKey, ClaimLine, Date, Member, Product, ProductRef, Reason, ReasonCode,
     Usage,
@@ -15,8 +15,8 @@ use serde::Deserialize;
 
 use crate::registry::{PartnerContext, PartnerSettings};
 use crate::{
-    Adapter, AdapterError, AdjudicationRequest, CancelRequest, EligibilityAnswer, EligibilityQuery,
-    PartnerAdjudication, RulesData,
+    Adapter, AdapterError, AdjudicationRequest, CancelPreAuthorization, CancelRequest, Commitment,
+    EligibilityAnswer, EligibilityQuery, PartnerAdjudication, PreAuthorizationRequest, RulesData,
 };
 
 /// Settings of a rules partner. Its products are declared in the config's
@@ -184,13 +184,16 @@ impl Adapter for RulesAdapter {
         // Rules for the beneficiary's category (indigent, child...), as the
         // scheme declares it on the claim.
         let product = product.map(|p| p.for_beneficiary(&c.beneficiary_category).into_owned());
-        let stay = engine::stay_for(
-            c.stay.as_ref().map(|s| s.stay_id.as_str()),
-            &format!("{}/{}", c.scheme_id, c.claim_id),
-            &c.lines,
-        );
+        // A claim paid against a stay's authorization counts against its
+        // stay when it names none.
+        let named = c
+            .stay
+            .as_ref()
+            .map(|s| s.stay_id.as_str())
+            .or(req.prior.and_then(|p| p.stay_id.as_deref()));
+        let stay = engine::stay_for(named, &format!("{}/{}", c.scheme_id, c.claim_id), &c.lines);
         let stay_id = stay.as_deref();
-        let usage = self
+        let mut usage = self
             .usage_for(
                 &member,
                 product.as_ref(),
@@ -200,6 +203,10 @@ impl Adapter for RulesAdapter {
                 false,
             )
             .await?;
+        // The authorization's own hold is this claim's to take.
+        if let Some(p) = req.prior {
+            usage = usage.without_hold(&p.hold);
+        }
         let ctx = Context {
             member: &member,
             product: product.as_ref(),
@@ -208,7 +215,11 @@ impl Adapter for RulesAdapter {
             stay_id,
             usage: &usage,
         };
-        let a = engine::adjudicate(&ctx, &c.lines);
+        let prior = match req.prior {
+            Some(p) => Prior::Granted(&p.granted),
+            None => Prior::Absent,
+        };
+        let a = engine::adjudicate_with(&ctx, &c.lines, prior);
         Ok(PartnerAdjudication {
             lines: a.lines,
             partner_reference: String::new(),
@@ -217,10 +228,86 @@ impl Adapter for RulesAdapter {
         })
     }
 
+    async fn preauthorize(
+        &self,
+        req: PreAuthorizationRequest<'_>,
+    ) -> Result<Commitment, AdapterError> {
+        let c = req.planned;
+        let Some((member, product)) = self
+            .load(
+                &c.scheme_id,
+                &c.beneficiary_id,
+                Some(req.member_number).filter(|m| !m.is_empty()),
+                c.date_of_care,
+            )
+            .await?
+        else {
+            return Err(AdapterError::Rejected(unknown_member()));
+        };
+        let product = product.map(|p| p.for_beneficiary(&c.beneficiary_category).into_owned());
+        let stay_id = c.stay.as_ref().map(|s| s.stay_id.as_str());
+        let mut usage = self
+            .usage_for(
+                &member,
+                product.as_ref(),
+                c.date_of_care,
+                stay_id,
+                &c.lines,
+                false,
+            )
+            .await?;
+        if let Some(old) = req.replaces {
+            usage = usage.without_hold(&old.hold);
+        }
+        let ctx = Context {
+            member: &member,
+            product: product.as_ref(),
+            date_of_care: c.date_of_care,
+            diagnoses: &c.diagnoses,
+            stay_id,
+            usage: &usage,
+        };
+        let a = engine::adjudicate_with(&ctx, &c.lines, Prior::Requesting);
+        let (days, tolerance) = commitment_terms(product.as_ref());
+        Ok(Commitment {
+            lines: a.lines,
+            partner_reference: String::new(),
+            valid_until: Some(
+                c.date_of_care
+                    .saturating_add(time::Duration::days(i64::from(days))),
+            ),
+            tolerance_bp: Some(tolerance),
+            product: product.as_ref().map(ProductRef::from),
+            hold: a.consumption,
+        })
+    }
+
+    async fn cancel_preauthorization(
+        &self,
+        _req: CancelPreAuthorization<'_>,
+    ) -> Result<(), AdapterError> {
+        // The broker keeps this partner's ceilings: the store releases the
+        // hold in the transaction that ends the authorization.
+        Ok(())
+    }
+
     async fn cancel(&self, _req: CancelRequest<'_>) -> Result<(), AdapterError> {
         // The broker keeps this partner's ceilings: the store reverts the
         // claim's consumption in the transaction that cancels it.
         Ok(())
+    }
+}
+
+/// Days an authorization stays valid when the product says nothing.
+pub const DEFAULT_AUTHORIZATION_DAYS: u32 = 30;
+
+/// How long an authorization on this product stays valid and its billing
+/// tolerance: the product's prior-authorization rule, else 30 days and
+/// none. Shared with the simulated partners.
+pub fn commitment_terms(product: Option<&Product>) -> (u32, u32) {
+    match product.and_then(|p| p.prior_authorization.as_ref()) {
+        Some(r) => (r.validity_days, r.tolerance_bp),
+        None => (DEFAULT_AUTHORIZATION_DAYS, 0),
     }
 }
 

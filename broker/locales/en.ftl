@@ -202,6 +202,8 @@ reason-DUPLICATE_INVOICE = invoice already presented
 reason-PARTNER_ANSWER_INVALID = the mutuelle's answer was invalid
 reason-PARTNER_REJECTED = rejected by the mutuelle
 reason-UNMAPPED_CODE = code the mutuelle does not know
+reason-PRIOR_AUTHORIZATION_REQUIRED = prior authorization required
+reason-PRIOR_AUTHORIZATION_EXCEEDED = above the prior authorization
 
 # The roster file.
 roster-title = Members file
@@ -509,6 +511,10 @@ error-reason-PRODUCT_IN_USE = This product version is already used by claims: it
 error-reason-STORE_CORRUPT = A stored value cannot be read: tell the operator.
 error-reason-STORE_UNAVAILABLE = The database is unavailable: try again later.
 error-reason-APPROVAL_REQUIRED = Another person of the mutuelle must approve this change.
+error-reason-PRIOR_AUTHORIZATION_NOT_ACTIVE = This prior authorization is no longer in force (billed, cancelled or expired): ask for a new one, or bill without it.
+error-reason-PRIOR_AUTHORIZATION_CONSUMED = This prior authorization was billed already: cancel the claim first.
+error-reason-PRIOR_AUTHORIZATION_UNSUPPORTED = This mutuelle's system gives no prior authorization.
+error-reason-PRIOR_AUTHORIZATION_REFUSED = The mutuelle refused the prior authorization.
 error-reason-DEADLINE_EXCEEDED = Deadline exceeded: the outcome is unknown; send the same claim again, it will not be paid twice.
 error-code-InvalidArgument = Invalid request.
 error-code-FailedPrecondition = Refused in the current state of the data.

@@ -202,6 +202,8 @@ reason-DUPLICATE_INVOICE = facture déjà présentée
 reason-PARTNER_ANSWER_INVALID = réponse de la mutuelle invalide
 reason-PARTNER_REJECTED = refusé par la mutuelle
 reason-UNMAPPED_CODE = code inconnu de la mutuelle
+reason-PRIOR_AUTHORIZATION_REQUIRED = accord préalable requis
+reason-PRIOR_AUTHORIZATION_EXCEEDED = au-delà de l'accord préalable
 
 # Le fichier des adhérents.
 roster-title = Fichier des adhérents
@@ -509,6 +511,10 @@ error-reason-PRODUCT_IN_USE = Cette version du produit sert déjà à des demand
 error-reason-STORE_CORRUPT = Une donnée enregistrée est illisible : prévenez l'opérateur.
 error-reason-STORE_UNAVAILABLE = La base de données est indisponible : réessayez plus tard.
 error-reason-APPROVAL_REQUIRED = Une autre personne de la mutuelle doit approuver ce changement.
+error-reason-PRIOR_AUTHORIZATION_NOT_ACTIVE = Cet accord préalable n'est plus en vigueur (facturé, annulé ou expiré) : demandez-en un nouveau, ou facturez sans lui.
+error-reason-PRIOR_AUTHORIZATION_CONSUMED = Cet accord préalable a déjà été facturé : annulez d'abord la demande de remboursement.
+error-reason-PRIOR_AUTHORIZATION_UNSUPPORTED = Le système de cette mutuelle ne donne pas d'accord préalable.
+error-reason-PRIOR_AUTHORIZATION_REFUSED = La mutuelle a refusé l'accord préalable.
 error-reason-DEADLINE_EXCEEDED = Délai dépassé : le résultat n'est pas connu ; renvoyez la même demande, elle ne sera pas payée deux fois.
 error-code-InvalidArgument = Requête invalide.
 error-code-FailedPrecondition = Opération refusée en l'état.

@@ -142,6 +142,10 @@ pub struct Claim {
     pub diagnoses: Vec<String>,
     pub currency: String,
     pub lines: Vec<ClaimLine>,
+    /// The reference of the prior authorization the claim quotes. Not
+    /// written when absent, so that a claim without one hashes as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_authorization: Option<String>,
 }
 
 impl Claim {

@@ -92,11 +92,17 @@ impl CeilingKey {
     }
 }
 
-/// What a ceiling has used.
+/// What a ceiling has taken: used by claims plus held by prior
+/// authorizations (the engine counts both; `held_*` says how much of it is
+/// held, for eligibility answers).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Used {
     pub amount: Amount,
     pub count: u32,
+    #[serde(default)]
+    pub held_amount: Amount,
+    #[serde(default)]
+    pub held_count: u32,
 }
 
 /// A snapshot of ceiling usage.
@@ -115,6 +121,38 @@ impl Usage {
             e.amount += u.amount;
             e.count += u.count;
         }
+    }
+
+    /// The usage without an authorization's own hold: what a claim paid
+    /// against it may take.
+    pub fn without_hold(&self, hold: &[CeilingUse]) -> Usage {
+        let mut out = self.clone();
+        for h in hold {
+            if let Some(e) = out.0.get_mut(&h.key) {
+                e.amount -= h.amount;
+                e.count = e.count.saturating_sub(h.count);
+                e.held_amount -= h.amount;
+                e.held_count = e.held_count.saturating_sub(h.count);
+            }
+        }
+        out
+    }
+
+    /// Holds what an authorization commits: taken, and counted as held.
+    pub fn hold(&mut self, uses: &[CeilingUse]) {
+        for u in uses.iter().filter(|u| u.amount != 0 || u.count != 0) {
+            let e = self.0.entry(u.key.clone()).or_default();
+            e.amount += u.amount;
+            e.count += u.count;
+            e.held_amount += u.amount;
+            e.held_count += u.count;
+        }
+    }
+
+    /// Releases an authorization's hold.
+    pub fn release(&mut self, uses: &[CeilingUse]) {
+        *self = self.without_hold(uses);
+        self.0.retain(|_, u| *u != Used::default());
     }
 
     /// Takes a claim's consumption back (cancel).
@@ -152,6 +190,61 @@ pub struct Context<'a> {
     pub diagnoses: &'a [String],
     pub stay_id: Option<&'a str>,
     pub usage: &'a Usage,
+}
+
+/// What a prior authorization means to the engine.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum Prior<'a> {
+    /// A claim quoting no authorization: an act the product says needs one
+    /// gets M = 0 (PRIOR_AUTHORIZATION_REQUIRED).
+    #[default]
+    Absent,
+    /// The authorization itself is being computed: nothing is required.
+    Requesting,
+    /// A claim paid against a granted authorization.
+    Granted(&'a Granted),
+}
+
+/// The terms of a granted authorization a claim is paid against.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Granted {
+    pub lines: Vec<GrantedLine>,
+    /// Basis points of each authorized line's B (and M) a claim may go
+    /// above it and still be paid as billed.
+    pub tolerance_bp: u32,
+}
+
+/// One authorized line: its act, what was planned (B) and committed (M).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantedLine {
+    pub act_code: String,
+    pub billed: Amount,
+    pub mutuelle_share: Amount,
+}
+
+impl Granted {
+    /// Which authorized line each claim line is paid against: the first
+    /// line not yet taken with the same act code, in order.
+    pub fn matches(&self, lines: &[ClaimLine]) -> Vec<Option<usize>> {
+        let mut taken = vec![false; self.lines.len()];
+        lines
+            .iter()
+            .map(|l| {
+                let i = self
+                    .lines
+                    .iter()
+                    .enumerate()
+                    .position(|(i, g)| !taken[i] && g.act_code == l.act_code)?;
+                taken[i] = true;
+                Some(i)
+            })
+            .collect()
+    }
+
+    /// `amount` plus the tolerance, floored.
+    pub fn with_tolerance(&self, amount: Amount) -> Amount {
+        amount.saturating_add(apply_rate(amount.max(0), self.tolerance_bp))
+    }
 }
 
 /// The engine's answer.
@@ -218,6 +311,12 @@ pub struct CeilingView {
     /// Count ceilings: limit and used; `None` for amounts.
     pub limit_count: Option<u32>,
     pub used_count: u32,
+    /// Reserved by prior authorizations not yet billed, beside what is
+    /// used (never counted in `used_*`).
+    #[serde(default)]
+    pub held_amount: Amount,
+    #[serde(default)]
+    pub held_count: u32,
 }
 
 impl CeilingView {
@@ -232,9 +331,11 @@ impl CeilingView {
             category: key.scope.category(),
             period: key.period.clone(),
             limit_amount,
-            used_amount: used.amount,
+            used_amount: used.amount - used.held_amount,
             limit_count,
-            used_count: used.count,
+            used_count: used.count.saturating_sub(used.held_count),
+            held_amount: used.held_amount,
+            held_count: used.held_count,
         }
     }
 }
@@ -387,6 +488,22 @@ pub fn ceilings(member: &Member, product: &Product, date: Date, usage: &Usage) -
 
 /// Adjudicates the remainder of every line. See the module documentation.
 pub fn adjudicate(ctx: &Context<'_>, lines: &[ClaimLine]) -> Adjudication {
+    adjudicate_with(ctx, lines, Prior::Absent)
+}
+
+/// [`adjudicate`], for a prior authorization being computed or a claim
+/// paid against one. Against one, each claim line matched to an authorized
+/// line (same act code, in order; [`Granted::matches`]) is paid as the
+/// engine computes it up to the committed M plus the tolerance; a line
+/// billed above its authorized B plus the tolerance gets the committed M at
+/// most (PRIOR_AUTHORIZATION_EXCEEDED). The ceilings apply after, as to any
+/// line: the caller gives a usage that no longer counts the authorization's
+/// own hold.
+pub fn adjudicate_with(ctx: &Context<'_>, lines: &[ClaimLine], prior: Prior<'_>) -> Adjudication {
+    let matched = match prior {
+        Prior::Granted(g) => g.matches(lines),
+        _ => vec![None; lines.len()],
+    };
     let mut running = ctx.usage.clone();
     let mut consumption: BTreeMap<CeilingKey, CeilingUse> = BTreeMap::new();
     let mut out = Vec::with_capacity(lines.len());
@@ -414,11 +531,20 @@ pub fn adjudicate(ctx: &Context<'_>, lines: &[ClaimLine]) -> Adjudication {
 
     for (i, line) in lines.iter().enumerate() {
         let sequence = i as u32 + 1;
+        let authorized = match prior {
+            Prior::Absent => Authorized::Needed,
+            Prior::Requesting => Authorized::Requesting,
+            Prior::Granted(g) => match matched[i] {
+                Some(j) => Authorized::Line(g, &g.lines[j]),
+                None => Authorized::Needed,
+            },
+        };
         let (m, reasons) = line_share(
             ctx,
             line,
             blocker.as_ref(),
             enrolled,
+            authorized,
             &mut running,
             &mut consumption,
         );
@@ -435,6 +561,17 @@ pub fn adjudicate(ctx: &Context<'_>, lines: &[ClaimLine]) -> Adjudication {
     }
 }
 
+/// A line's standing against prior authorization.
+#[derive(Clone, Copy)]
+enum Authorized<'a> {
+    /// No authorized line: an act that needs one is not covered.
+    Needed,
+    /// The authorization is being computed.
+    Requesting,
+    /// Paid against this authorized line.
+    Line(&'a Granted, &'a GrantedLine),
+}
+
 fn zero(reason: Reason) -> (Amount, Vec<Reason>) {
     (0, vec![reason])
 }
@@ -444,6 +581,7 @@ fn line_share(
     line: &ClaimLine,
     blocker: Option<&Reason>,
     enrolled: Date,
+    authorized: Authorized<'_>,
     running: &mut Usage,
     consumption: &mut BTreeMap<CeilingKey, CeilingUse>,
 ) -> (Amount, Vec<Reason>) {
@@ -500,6 +638,18 @@ fn line_share(
                 ),
             ));
         }
+    }
+
+    if matches!(authorized, Authorized::Needed)
+        && product
+            .prior_authorization
+            .as_ref()
+            .is_some_and(|pa| pa.requires(&line.act_code, line.category))
+    {
+        return zero(Reason::new(
+            ReasonCode::PriorAuthorizationRequired,
+            format!("act {} needs a prior authorization", line.act_code),
+        ));
     }
 
     let mut reasons = Vec::new();
@@ -590,6 +740,32 @@ fn line_share(
                 format!(
                     "count limit of {limit} {} acts a year: {left} left",
                     line.category.as_str()
+                ),
+            ));
+        }
+    }
+
+    // Against an authorization: the committed M plus the tolerance at most,
+    // and the committed M alone when the line is billed above its tolerance.
+    if let Authorized::Line(g, a) = authorized {
+        if line.billed > g.with_tolerance(a.billed) {
+            if m > a.mutuelle_share {
+                m = a.mutuelle_share.max(0);
+                reasons.push(Reason::new(
+                    ReasonCode::PriorAuthorizationExceeded,
+                    format!(
+                        "billed {} above the authorized {} and its tolerance: the committed {} is paid",
+                        line.billed, a.billed, a.mutuelle_share
+                    ),
+                ));
+            }
+        } else if m > g.with_tolerance(a.mutuelle_share) {
+            m = g.with_tolerance(a.mutuelle_share).max(0);
+            reasons.push(Reason::new(
+                ReasonCode::PriorAuthorizationExceeded,
+                format!(
+                    "paid up to the committed {} and its tolerance",
+                    a.mutuelle_share
                 ),
             ));
         }

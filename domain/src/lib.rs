@@ -22,10 +22,11 @@ pub use claim::{
 };
 pub use date::Date;
 pub use engine::{
-    Adjudication, CeilingKey, CeilingScope, CeilingUse, CeilingView, Context, Usage, Used,
+    Adjudication, CeilingKey, CeilingScope, CeilingUse, CeilingView, Context, Granted, GrantedLine,
+    Prior, Usage, Used,
 };
 pub use member::{Member, ProductPeriod};
 pub use money::{Amount, BasisPoints};
-pub use product::{BeneficiaryRule, CategoryRule, Product, ProductRef};
+pub use product::{BeneficiaryRule, CategoryRule, PriorAuthorizationRule, Product, ProductRef};
 pub use reason::{Reason, ReasonCode};
 pub use validate::FieldViolation;

@@ -103,6 +103,41 @@ pub struct Product {
     /// care category. Not written when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub beneficiary_rules: Vec<BeneficiaryRule>,
+    /// Prior authorization (accord préalable): which acts need one, how
+    /// long one stays valid, the billing tolerance above it. Not written
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_authorization: Option<PriorAuthorizationRule>,
+}
+
+/// Most days a prior authorization may stay valid.
+pub const MAX_AUTHORIZATION_DAYS: u32 = 366;
+
+/// A product's prior-authorization rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriorAuthorizationRule {
+    /// Care categories whose every act needs a prior authorization.
+    #[serde(default)]
+    pub categories: Vec<CareCategory>,
+    /// Act codes that need one, whatever their category.
+    #[serde(default)]
+    pub acts: Vec<String>,
+    /// Days an authorization stays valid from the date of care it plans
+    /// (1 to 366).
+    pub validity_days: u32,
+    /// How much more than the authorized amount a claim may bill and still
+    /// be paid as billed, in basis points of the authorized amounts (1000 =
+    /// 10 %); above it the claim gets the committed amount.
+    #[serde(default)]
+    pub tolerance_bp: BasisPoints,
+}
+
+impl PriorAuthorizationRule {
+    /// True when an act of this code and category needs an authorization.
+    pub fn requires(&self, act_code: &str, category: CareCategory) -> bool {
+        self.categories.contains(&category) || self.acts.iter().any(|a| a == act_code)
+    }
 }
 
 /// Another rate or yearly ceiling of one care category, for beneficiaries
@@ -244,6 +279,26 @@ impl Product {
             }
             if b.year_limit.is_some_and(|a| a < 0) {
                 bad.push((f("year_limit"), "must not be negative".into()));
+            }
+        }
+        if let Some(pa) = &self.prior_authorization {
+            if pa.validity_days == 0 || pa.validity_days > MAX_AUTHORIZATION_DAYS {
+                bad.push((
+                    "prior_authorization.validity_days".into(),
+                    format!("must be 1 to {MAX_AUTHORIZATION_DAYS}"),
+                ));
+            }
+            if pa.tolerance_bp > crate::money::FULL {
+                bad.push((
+                    "prior_authorization.tolerance_bp".into(),
+                    "must be 0 to 10000".into(),
+                ));
+            }
+            if pa.acts.len() > MAX_EXCLUSIONS {
+                bad.push((
+                    "prior_authorization.acts".into(),
+                    format!("at most {MAX_EXCLUSIONS} entries"),
+                ));
             }
         }
         if self.name.chars().count() > crate::validate::MAX_TEXT_LEN {

@@ -26,6 +26,8 @@ pub enum ReasonCode {
     PartnerAnswerInvalid,
     PartnerRejected,
     UnmappedCode,
+    PriorAuthorizationRequired,
+    PriorAuthorizationExceeded,
 }
 
 /// A reason code with a short lowercase message.

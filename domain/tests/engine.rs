@@ -44,6 +44,7 @@ fn product(categories: Vec<CategoryRule>) -> Product {
         excluded_acts: vec![],
         waiting_days: 0,
         beneficiary_rules: vec![],
+        prior_authorization: None,
     }
 }
 

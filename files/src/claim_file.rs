@@ -34,6 +34,9 @@ pub struct ClaimFile {
     #[serde(default)]
     pub diagnoses: Vec<String>,
     pub currency: String,
+    /// The reference of a prior authorization the claim is paid against.
+    #[serde(default)]
+    pub prior_authorization_reference: String,
     pub lines: Vec<LineFile>,
 }
 
@@ -116,6 +119,7 @@ impl ClaimFile {
             }),
             diagnoses: self.diagnoses,
             currency: self.currency,
+            prior_authorization_reference: self.prior_authorization_reference,
             lines: self
                 .lines
                 .into_iter()

@@ -80,7 +80,7 @@ pub fn payee_to_pb(p: Payee) -> i32 {
     }) as i32
 }
 
-const CODES: [(ReasonCode, pb::ReasonCode); 20] = [
+const CODES: [(ReasonCode, pb::ReasonCode); 22] = [
     (ReasonCode::SchemeRefused, pb::ReasonCode::SchemeRefused),
     (
         ReasonCode::OutOfBasketNotCovered,
@@ -122,6 +122,14 @@ const CODES: [(ReasonCode, pb::ReasonCode); 20] = [
     ),
     (ReasonCode::PartnerRejected, pb::ReasonCode::PartnerRejected),
     (ReasonCode::UnmappedCode, pb::ReasonCode::UnmappedCode),
+    (
+        ReasonCode::PriorAuthorizationRequired,
+        pb::ReasonCode::PriorAuthorizationRequired,
+    ),
+    (
+        ReasonCode::PriorAuthorizationExceeded,
+        pb::ReasonCode::PriorAuthorizationExceeded,
+    ),
 ];
 
 pub fn reason_to_pb(r: &Reason) -> pb::Reason {
@@ -198,13 +206,15 @@ pub fn ceiling_to_pb(c: &CeilingView) -> pb::CeilingRemaining {
         limit,
         used: c.used_amount,
         remaining: if c.limit_amount.is_some() {
-            (limit - c.used_amount).max(0)
+            (limit - c.used_amount - c.held_amount).max(0)
         } else {
             0
         },
         count_limit,
         count_used: c.used_count,
-        count_remaining: count_limit.saturating_sub(c.used_count),
+        count_remaining: count_limit.saturating_sub(c.used_count.saturating_add(c.held_count)),
+        held: c.held_amount,
+        count_held: c.held_count,
     }
 }
 
@@ -218,6 +228,8 @@ pub fn ceiling_from_pb(c: &pb::CeilingRemaining) -> CeilingView {
         used_amount: c.used,
         limit_count: is_count.then_some(c.count_limit),
         used_count: c.count_used,
+        held_amount: c.held,
+        held_count: c.count_held,
     }
 }
 
@@ -320,6 +332,49 @@ pub fn adjudicate_request(
         diagnoses: c.diagnoses.clone(),
         currency: c.currency.clone(),
         lines: lines_pb(&c.lines),
+        prior_authorization_reference: String::new(),
+    }
+}
+
+/// The PreAuthorize request for planned care (`planned.claim_id` is the
+/// scheme's authorization id); `extends`: the partner reference of the
+/// commitment an extension replaces.
+pub fn preauthorize_request(
+    key: &str,
+    planned: &Claim,
+    member_number: &str,
+    extends: &str,
+) -> partner::PreAuthorizeRequest {
+    partner::PreAuthorizeRequest {
+        idempotency_key: key.to_string(),
+        scheme_id: planned.scheme_id.clone(),
+        authorization_id: planned.claim_id.clone(),
+        beneficiary_id: planned.beneficiary_id.clone(),
+        beneficiary_category: planned.beneficiary_category.clone(),
+        member_number: member_number.to_string(),
+        provider_id: planned.provider_id.clone(),
+        date_of_care: date::format(planned.date_of_care),
+        stay: planned.stay.as_ref().map(stay_to_pb),
+        diagnoses: planned.diagnoses.clone(),
+        currency: planned.currency.clone(),
+        lines: lines_pb(&planned.lines),
+        extends_reference: extends.to_string(),
+    }
+}
+
+/// A product's prior-authorization rule as the product contract shows it.
+pub fn prior_authorization_rule_to_pb(
+    r: &passerelle_domain::PriorAuthorizationRule,
+) -> product::PriorAuthorizationRule {
+    product::PriorAuthorizationRule {
+        categories: r
+            .categories
+            .iter()
+            .map(|c| care_category_to_pb(*c))
+            .collect(),
+        acts: r.acts.clone(),
+        validity_days: r.validity_days,
+        tolerance_bp: r.tolerance_bp,
     }
 }
 
@@ -480,5 +535,9 @@ pub fn product_to_pb(p: &Product, used: bool) -> product::Product {
                 year_limit: b.year_limit,
             })
             .collect(),
+        prior_authorization: p
+            .prior_authorization
+            .as_ref()
+            .map(prior_authorization_rule_to_pb),
     }
 }

@@ -170,9 +170,117 @@ pub fn claim(r: pb::CoordinateClaimRequest) -> Result<Claim, Vec<FieldViolation>
         diagnoses: r.diagnoses,
         currency: r.currency,
         lines,
+        prior_authorization: optional(&r.prior_authorization_reference),
     };
+    if claim
+        .prior_authorization
+        .as_ref()
+        .is_some_and(|p| p.chars().count() > passerelle_domain::validate::MAX_ID_LEN)
+    {
+        v.add(
+            "prior_authorization_reference",
+            format!(
+                "must be at most {} characters",
+                passerelle_domain::validate::MAX_ID_LEN
+            ),
+        );
+    }
     check_claim(&claim, &mut v.0);
     v.finish(claim)
+}
+
+/// A RequestPriorAuthorizationRequest as planned care in the shape of a
+/// claim (`claim_id`: the authorization id; no invoice, the provider
+/// paid), or every wrong field, named as the request names it.
+pub fn prior_authorization(
+    r: pb::RequestPriorAuthorizationRequest,
+) -> Result<Claim, Vec<FieldViolation>> {
+    let as_claim = pb::CoordinateClaimRequest {
+        scheme_id: r.scheme_id,
+        claim_id: r.authorization_id,
+        provider_id: r.provider_id,
+        invoice_number: PLANNED.to_string(),
+        payee: crate::common::v1::Payee::Provider as i32,
+        beneficiary_id: r.beneficiary_id,
+        beneficiary_category: r.beneficiary_category,
+        mutuelle_id: r.mutuelle_id,
+        member_number: r.member_number,
+        date_of_care: r.date_of_care,
+        stay: r.stay,
+        diagnoses: r.diagnoses,
+        currency: r.currency,
+        lines: r.lines,
+        prior_authorization_reference: String::new(),
+    };
+    claim(as_claim).map_err(|v| {
+        v.into_iter()
+            .map(|mut f| {
+                if f.field == "claim_id" {
+                    f.field = "authorization_id".into();
+                }
+                f
+            })
+            .collect()
+    })
+}
+
+/// The invoice number of planned care (an authorization has none).
+pub const PLANNED: &str = "planned";
+
+/// What an ExtendPriorAuthorizationRequest asks: its number, the stay
+/// as now planned and the whole new estimate, each field checked as a
+/// claim's (the service checks them against the authorization).
+pub struct Extension {
+    pub extension: u32,
+    pub stay: Option<Stay>,
+    pub lines: Vec<ClaimLine>,
+}
+
+pub fn extension(r: pb::ExtendPriorAuthorizationRequest) -> Result<Extension, Vec<FieldViolation>> {
+    // The lines and stay checked as a claim's, under a header that is
+    // valid by construction; only their own violations are kept.
+    let date_of_care = r
+        .stay
+        .as_ref()
+        .map(|s| s.admission_date.clone())
+        .filter(|d| date::parse(d).is_some())
+        .unwrap_or_else(|| "2000-01-01".into());
+    let as_claim = pb::CoordinateClaimRequest {
+        scheme_id: "x".into(),
+        claim_id: "x".into(),
+        provider_id: "x".into(),
+        invoice_number: PLANNED.to_string(),
+        payee: crate::common::v1::Payee::Provider as i32,
+        beneficiary_id: "x".into(),
+        date_of_care,
+        stay: r.stay,
+        currency: "XOF".into(),
+        lines: r.lines,
+        ..Default::default()
+    };
+    let mut v: Vec<FieldViolation> = match claim(as_claim) {
+        Ok(c) => {
+            if r.extension == 0 {
+                return Err(vec![FieldViolation::new("extension", "must be 1 or more")]);
+            }
+            return Ok(Extension {
+                extension: r.extension,
+                stay: c.stay,
+                lines: c.lines,
+            });
+        }
+        Err(v) => v
+            .into_iter()
+            .filter(|f| f.field.starts_with("lines") || f.field.starts_with("stay"))
+            .collect(),
+    };
+    if r.extension == 0 {
+        v.push(FieldViolation::new("extension", "must be 1 or more"));
+    }
+    if v.is_empty() {
+        v.push(FieldViolation::new("lines", "must be valid planned lines"));
+    }
+    Err(v)
 }
 
 /// A CheckEligibilityRequest in domain form.
@@ -303,6 +411,27 @@ pub fn product(v: &mut Violations, i: usize, p: crate::product::v1::Product) -> 
                 year_limit: b.year_limit,
             })
             .collect(),
+        prior_authorization: p.prior_authorization.map(|r| {
+            passerelle_domain::PriorAuthorizationRule {
+                categories: r
+                    .categories
+                    .iter()
+                    .enumerate()
+                    .map(|(j, c)| {
+                        convert::care_category(*c).unwrap_or_else(|| {
+                            v.add(
+                                format!("products[{i}].prior_authorization.categories[{j}]"),
+                                "must be a known care category",
+                            );
+                            passerelle_domain::CareCategory::Other
+                        })
+                    })
+                    .collect(),
+                acts: r.acts,
+                validity_days: r.validity_days,
+                tolerance_bp: r.tolerance_bp,
+            }
+        }),
     };
     for (field, problem) in product.check() {
         // Product::check names fields as the config does; the contract calls

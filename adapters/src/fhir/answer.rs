@@ -961,6 +961,8 @@ pub fn eligibility_answer(
                 used_amount: *used,
                 limit_count: None,
                 used_count: 0,
+                held_amount: 0,
+                held_count: 0,
             },
         )
         .chain(
@@ -979,6 +981,8 @@ pub fn eligibility_answer(
                         // never truncated (4294967296 left is not 0 left).
                         limit_count: Some(u32::try_from(*n).unwrap_or(u32::MAX)),
                         used_count: u32::try_from(*used).unwrap_or(u32::MAX),
+                        held_amount: 0,
+                        held_count: 0,
                     }
                 }),
         )

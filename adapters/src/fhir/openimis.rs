@@ -539,6 +539,7 @@ mod tests {
             idempotency_key: "oi-key-2",
             claim: &c,
             member_number: "K-1",
+            prior: None,
         };
         let a = adapter.adjudicate(req).await.unwrap();
         let share = |seq: u32| {
@@ -554,6 +555,7 @@ mod tests {
                 idempotency_key: "oi-key-2",
                 claim: &c,
                 member_number: "K-1",
+                prior: None,
             })
             .await
             .unwrap();

@@ -116,6 +116,7 @@ fn care(
         beneficiary_category: String::new(),
         diagnoses: diagnoses.to_vec(),
         lines,
+        prior_reference: String::new(),
     })
 }
 
@@ -201,8 +202,50 @@ impl MutuellePartner for SimMutuelle {
         )?;
         care.stay_id = q.stay.map(|s| s.stay_id);
         care.beneficiary_category = q.beneficiary_category;
+        care.prior_reference = q.prior_authorization_reference;
         let a = self.adjudicate(mode, &q.idempotency_key, &care)?;
         Ok(Response::new(adjudication_to_pb(&a)))
+    }
+
+    async fn pre_authorize(
+        &self,
+        request: Request<pb::PreAuthorizeRequest>,
+    ) -> Result<Response<pb::PreAuthorizeResponse>, Status> {
+        self.open(Call::Adjudicate, authorization(&request)).await?;
+        let q = request.into_inner();
+        SimError::key(&q.idempotency_key)?;
+        let mut care = care(
+            &q.member_number,
+            &q.beneficiary_id,
+            &q.date_of_care,
+            &q.lines,
+            &q.diagnoses,
+        )?;
+        care.stay_id = q.stay.map(|s| s.stay_id).filter(|s| !s.is_empty());
+        care.beneficiary_category = q.beneficiary_category;
+        care.prior_reference = q.extends_reference;
+        let c = self.preauthorize(&q.idempotency_key, &care)?;
+        Ok(Response::new(pb::PreAuthorizeResponse {
+            lines: c
+                .lines
+                .iter()
+                .map(convert::line_share_to_partner_pb)
+                .collect(),
+            partner_reference: c.partner_reference,
+            valid_until: c.valid_until.map(date::format).unwrap_or_default(),
+            tolerance_bp: c.tolerance_bp.unwrap_or(0),
+            product: c.product.as_ref().map(convert::product_ref_to_pb),
+        }))
+    }
+
+    async fn cancel_pre_authorization(
+        &self,
+        request: Request<pb::CancelPreAuthorizationRequest>,
+    ) -> Result<Response<pb::CancelPreAuthorizationResponse>, Status> {
+        self.open(Call::Cancel, None).await?;
+        let q = request.into_inner();
+        self.cancel_preauthorization(&q.partner_reference);
+        Ok(Response::new(pb::CancelPreAuthorizationResponse {}))
     }
 
     async fn cancel_adjudication(

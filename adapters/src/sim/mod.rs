@@ -15,14 +15,14 @@ mod grpc;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use passerelle_domain::engine::{self, Context};
+use passerelle_domain::engine::{self, Context, Granted, GrantedLine, Prior};
 use passerelle_domain::{
-    CareCategory, CeilingUse, ClaimLine, Date, LineShare, Member, Product, ProductRef, Reason,
-    ReasonCode, Usage, date,
+    Amount, CareCategory, CeilingUse, ClaimLine, Date, LineShare, Member, Product, ProductRef,
+    Reason, ReasonCode, Usage, date,
 };
 use tokio::sync::watch;
 
-use crate::{EligibilityAnswer, PartnerAdjudication};
+use crate::{Commitment, EligibilityAnswer, PartnerAdjudication};
 
 /// How the simulated partner behaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -65,6 +65,9 @@ pub struct Care {
     pub beneficiary_category: String,
     pub diagnoses: Vec<String>,
     pub lines: Vec<ClaimLine>,
+    /// The reference of the prior authorization a claim quotes, or of the
+    /// one an authorization extends; "" for none.
+    pub prior_reference: String,
 }
 
 impl Care {
@@ -78,8 +81,18 @@ impl Care {
             beneficiary_category: String::new(),
             diagnoses: Vec::new(),
             lines: Vec::new(),
+            prior_reference: String::new(),
         }
     }
+}
+
+/// A prior authorization the simulated mutuelle granted.
+#[derive(Clone, Debug)]
+struct Held {
+    granted: Granted,
+    hold: Vec<CeilingUse>,
+    stay_id: Option<String>,
+    active: bool,
 }
 
 /// Why the simulated mutuelle gives no answer. Each front writes it in its
@@ -138,6 +151,9 @@ struct State {
     cancelled: HashSet<String>,
     adjudication_keys: Vec<String>,
     cancel_keys: Vec<String>,
+    /// Prior authorizations by reference, and the answers by key.
+    authorizations: HashMap<String, Held>,
+    commitments: HashMap<String, Commitment>,
 }
 
 /// Counts of what the partner has seen, for tests to wait on.
@@ -297,18 +313,47 @@ impl SimMutuelle {
                 let product = product_for(st, &member, care.date_of_care)
                     .map(|p| p.for_beneficiary(&care.beneficiary_category).into_owned());
                 let lines = normalised(&care.lines);
+                // Paid against an authorization in force: its hold is the
+                // claim's to take, then released.
+                let prior = st
+                    .authorizations
+                    .get(&care.prior_reference)
+                    .filter(|h| h.active)
+                    .cloned();
                 // A hospital claim without its stay is a stay of its own, as
-                // for the broker's rules (engine::stay_for).
-                let stay = engine::stay_for(care.stay_id.as_deref(), key, &lines);
+                // for the broker's rules (engine::stay_for); one paid
+                // against a stay's authorization counts against that stay.
+                let named = care
+                    .stay_id
+                    .clone()
+                    .or(prior.as_ref().and_then(|p| p.stay_id.clone()));
+                let stay = engine::stay_for(named.as_deref(), key, &lines);
+                let usage = match &prior {
+                    Some(p) => st.usage.without_hold(&p.hold),
+                    None => st.usage.clone(),
+                };
                 let ctx = Context {
                     member: &member,
                     product: product.as_ref(),
                     date_of_care: care.date_of_care,
                     diagnoses: &care.diagnoses,
                     stay_id: stay.as_deref(),
-                    usage: &st.usage,
+                    usage: &usage,
                 };
-                let a = engine::adjudicate(&ctx, &lines);
+                let a = engine::adjudicate_with(
+                    &ctx,
+                    &lines,
+                    match &prior {
+                        Some(p) => Prior::Granted(&p.granted),
+                        None => Prior::Absent,
+                    },
+                );
+                if let Some(p) = &prior {
+                    st.usage.release(&p.hold);
+                    if let Some(h) = st.authorizations.get_mut(&care.prior_reference) {
+                        h.active = false;
+                    }
+                }
                 st.usage.apply(&a.consumption);
                 st.consumed.insert(key.to_string(), a.consumption);
                 st.adjudication_keys.push(key.to_string());
@@ -342,6 +387,123 @@ impl SimMutuelle {
             _ => {}
         }
         Ok(answer)
+    }
+
+    /// A prior authorization under the idempotency `key`: commits to M per
+    /// planned line by its products (as the broker's rules would) and holds
+    /// it on its ceilings; `care.prior_reference` names the one an
+    /// extension replaces (its hold released).
+    pub fn preauthorize(&self, key: &str, care: &Care) -> Result<Commitment, SimError> {
+        let key = SimError::key(key)?;
+        let mut guard = self.state.lock().unwrap();
+        let st = &mut *guard;
+        if let Some(c) = st.commitments.get(key) {
+            return Ok(c.clone());
+        }
+        let Some(member) = find_member(st, &care.member_number, &care.beneficiary_id).cloned()
+        else {
+            return Err(SimError::NotMember);
+        };
+        let product = product_for(st, &member, care.date_of_care)
+            .map(|p| p.for_beneficiary(&care.beneficiary_category).into_owned());
+        let lines = normalised(&care.lines);
+        let replaced = st
+            .authorizations
+            .get(&care.prior_reference)
+            .filter(|h| h.active)
+            .cloned();
+        let reference = format!("{}-PA-{}", self.id, st.commitments.len() + 1);
+        let stay = care
+            .stay_id
+            .clone()
+            .or(replaced.as_ref().and_then(|r| r.stay_id.clone()))
+            .or_else(|| {
+                lines
+                    .iter()
+                    .any(|l| l.category == CareCategory::Hospitalisation)
+                    .then(|| reference.clone())
+            });
+        let usage = match &replaced {
+            Some(r) => st.usage.without_hold(&r.hold),
+            None => st.usage.clone(),
+        };
+        let ctx = Context {
+            member: &member,
+            product: product.as_ref(),
+            date_of_care: care.date_of_care,
+            diagnoses: &care.diagnoses,
+            stay_id: stay.as_deref(),
+            usage: &usage,
+        };
+        let a = engine::adjudicate_with(&ctx, &lines, Prior::Requesting);
+        if let Some(r) = &replaced {
+            st.usage.release(&r.hold);
+            if let Some(h) = st.authorizations.get_mut(&care.prior_reference) {
+                h.active = false;
+            }
+        }
+        st.usage.hold(&a.consumption);
+        let (days, tolerance_bp) = crate::rules::commitment_terms(product.as_ref());
+        let granted = Granted {
+            lines: lines
+                .iter()
+                .zip(&a.lines)
+                .map(|(l, s)| GrantedLine {
+                    act_code: l.act_code.clone(),
+                    billed: l.billed,
+                    mutuelle_share: s.mutuelle_share,
+                })
+                .collect(),
+            tolerance_bp,
+        };
+        st.authorizations.insert(
+            reference.clone(),
+            Held {
+                granted,
+                hold: a.consumption,
+                stay_id: stay,
+                active: true,
+            },
+        );
+        let c = Commitment {
+            lines: a.lines,
+            partner_reference: reference,
+            valid_until: Some(
+                care.date_of_care
+                    .saturating_add(time::Duration::days(i64::from(days))),
+            ),
+            tolerance_bp: Some(tolerance_bp),
+            product: product.as_ref().map(ProductRef::from),
+            hold: Vec::new(),
+        };
+        st.commitments.insert(key.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Releases a prior authorization's hold; an unknown or released one
+    /// is fine.
+    pub fn cancel_preauthorization(&self, reference: &str) {
+        let mut guard = self.state.lock().unwrap();
+        let st = &mut *guard;
+        if let Some(h) = st.authorizations.get_mut(reference)
+            && h.active
+        {
+            h.active = false;
+            let hold = h.hold.clone();
+            st.usage.release(&hold);
+        }
+    }
+
+    /// What the simulated mutuelle holds now on its members' yearly
+    /// ceilings, all members together (for tests).
+    pub fn held(&self) -> Amount {
+        let st = self.state.lock().unwrap();
+        st.usage
+            .0
+            .iter()
+            .filter(|(k, _)| k.scope == engine::CeilingScope::BeneficiaryYear)
+            .map(|(_, u)| u.held_amount)
+            .sum()
     }
 
     /// Cancels the adjudication made under `adjudication_key` and restores

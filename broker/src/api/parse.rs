@@ -3,7 +3,9 @@
 //! violations are this crate's INVALID_ARGUMENT.
 
 use passerelle_domain::validate::FieldViolation;
-pub(crate) use passerelle_proto::parse::{Violations, claim, eligibility};
+pub(crate) use passerelle_proto::parse::{
+    Violations, claim, eligibility, extension, prior_authorization,
+};
 
 use crate::service::ServiceError;
 

@@ -15,6 +15,7 @@ use super::parse;
 use crate::admission::Pool;
 use crate::service::{Broker, ServiceError};
 use crate::store::ClaimRecord;
+use crate::store::authorizations::{AuthorizationRecord, AuthorizationState};
 
 /// Most claims per ListChangedClaims page, and the default.
 const MAX_PAGE: u32 = 500;
@@ -150,8 +151,163 @@ scheme_call!(pb::CancelClaimRequest, "CancelClaim", |m| format!(
     m.scheme_id, m.claim_id
 ));
 
+scheme_call!(
+    pb::RequestPriorAuthorizationRequest,
+    "RequestPriorAuthorization",
+    |m| format!("{}/{}", m.scheme_id, m.authorization_id)
+);
+scheme_call!(
+    pb::GetPriorAuthorizationRequest,
+    "GetPriorAuthorization",
+    |m| format!("{}/{}", m.scheme_id, m.authorization_id)
+);
+scheme_call!(
+    pb::ExtendPriorAuthorizationRequest,
+    "ExtendPriorAuthorization",
+    |m| format!("{}/{}", m.scheme_id, m.authorization_id)
+);
+scheme_call!(
+    pb::CancelPriorAuthorizationRequest,
+    "CancelPriorAuthorization",
+    |m| format!("{}/{}", m.scheme_id, m.authorization_id)
+);
+
+/// A stored prior authorization as the scheme contract shows it: per
+/// planned line, what the mutuelle committed (M) and the patient will owe
+/// (P) if billed as planned.
+pub fn authorization_result(rec: &AuthorizationRecord) -> pb::PriorAuthorization {
+    let t = &rec.terms;
+    let mut totals = pb::ClaimTotals::default();
+    let lines = t
+        .planned
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let share = t.shares.get(i);
+            let m = share.map(|s| s.mutuelle_share).unwrap_or(0);
+            let p = l.billed - l.scheme_share - m;
+            totals.billed += l.billed;
+            totals.scheme_share += l.scheme_share;
+            totals.mutuelle_share += m;
+            totals.patient_share += p;
+            pb::LineResult {
+                sequence: i as u32 + 1,
+                act_code: l.act_code.clone(),
+                billed: l.billed,
+                tariff_base: l.tariff_base,
+                scheme_share: l.scheme_share,
+                ticket_moderateur: l.ticket_moderateur(),
+                overrun: l.overrun(),
+                remainder: l.remainder(),
+                mutuelle_share: m,
+                patient_share: p,
+                reasons: share
+                    .map(|s| s.reasons.iter().map(convert::reason_to_pb).collect())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    let state = match rec.state {
+        AuthorizationState::Active => pb::PriorAuthorizationState::Active,
+        AuthorizationState::Consumed => pb::PriorAuthorizationState::Consumed,
+        AuthorizationState::Cancelled => pb::PriorAuthorizationState::Cancelled,
+        AuthorizationState::Expired => pb::PriorAuthorizationState::Expired,
+    };
+    pb::PriorAuthorization {
+        scheme_id: rec.scheme_id.clone(),
+        authorization_id: rec.authorization_id.clone(),
+        reference: rec.reference.clone(),
+        state: state as i32,
+        mutuelle_id: rec.mutuelle_id.clone(),
+        member_number: rec.member_number.clone(),
+        currency: t.planned.currency.clone(),
+        lines,
+        totals: Some(totals),
+        valid_until: date::format(rec.valid_until),
+        tolerance_bp: t.tolerance_bp,
+        stay: t.planned.stay.as_ref().map(convert::stay_to_pb),
+        extensions: rec.extensions,
+        claim_id: rec.claim_id.clone(),
+        product: t.product.as_ref().map(convert::product_ref_to_pb),
+        updated_at_ms: rec.updated_ms,
+        partner_reference: t.partner_reference.clone(),
+    }
+}
+
+/// The scheme and authorization ids of a request, checked.
+fn authorization_ids(scheme_id: &str, authorization_id: &str) -> Result<(), ServiceError> {
+    let mut v = parse::Violations::new();
+    v.id("scheme_id", scheme_id);
+    v.id("authorization_id", authorization_id);
+    Ok(v.finish(())?)
+}
+
 #[tonic::async_trait]
 impl SchemeService for SchemeApi {
+    async fn request_prior_authorization(
+        &self,
+        request: Request<pb::RequestPriorAuthorizationRequest>,
+    ) -> Result<Response<pb::PriorAuthorization>, Status> {
+        serve(&self.broker, request, |msg, ()| async move {
+            let planned = parse::prior_authorization(msg)?;
+            let rec = self.broker.request_authorization(planned).await?;
+            Ok(authorization_result(&rec))
+        })
+        .await
+    }
+
+    async fn get_prior_authorization(
+        &self,
+        request: Request<pb::GetPriorAuthorizationRequest>,
+    ) -> Result<Response<pb::PriorAuthorization>, Status> {
+        serve(&self.broker, request, |msg, ()| async move {
+            authorization_ids(&msg.scheme_id, &msg.authorization_id)?;
+            let rec = self
+                .broker
+                .get_authorization(&msg.scheme_id, &msg.authorization_id)
+                .await?;
+            Ok(authorization_result(&rec))
+        })
+        .await
+    }
+
+    async fn extend_prior_authorization(
+        &self,
+        request: Request<pb::ExtendPriorAuthorizationRequest>,
+    ) -> Result<Response<pb::PriorAuthorization>, Status> {
+        serve(&self.broker, request, |msg, ()| async move {
+            authorization_ids(&msg.scheme_id, &msg.authorization_id)?;
+            let (scheme_id, id) = (msg.scheme_id.clone(), msg.authorization_id.clone());
+            let e = parse::extension(msg)?;
+            let rec = self
+                .broker
+                .extend_authorization(&scheme_id, &id, e.extension, e.stay, e.lines)
+                .await?;
+            Ok(authorization_result(&rec))
+        })
+        .await
+    }
+
+    async fn cancel_prior_authorization(
+        &self,
+        request: Request<pb::CancelPriorAuthorizationRequest>,
+    ) -> Result<Response<pb::PriorAuthorization>, Status> {
+        serve(&self.broker, request, |msg, ()| async move {
+            authorization_ids(&msg.scheme_id, &msg.authorization_id)?;
+            let reason = passerelle_domain::validate::truncate_text(
+                &msg.reason,
+                passerelle_domain::validate::MAX_TEXT_LEN,
+            );
+            let rec = self
+                .broker
+                .cancel_authorization(&msg.scheme_id, &msg.authorization_id, &reason)
+                .await?;
+            Ok(authorization_result(&rec))
+        })
+        .await
+    }
+
     async fn check_eligibility(
         &self,
         request: Request<pb::CheckEligibilityRequest>,

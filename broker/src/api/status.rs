@@ -88,10 +88,13 @@ impl From<ServiceError> for Status {
             }
             ServiceError::ModifiedRequest(id) => info(
                 Code::AlreadyExists,
-                format!("claim {id} was already received with different content"),
+                format!("{id} was already received with different content"),
                 "MODIFIED_REQUEST",
             ),
             ServiceError::UnknownMember(m) => info(Code::FailedPrecondition, m, "UNKNOWN_MEMBER"),
+            ServiceError::Precondition { reason, message } => {
+                info(Code::FailedPrecondition, message, reason)
+            }
             ServiceError::NotFound(m) => {
                 info(Code::NotFound, format!("{m} not found"), "NOT_FOUND")
             }

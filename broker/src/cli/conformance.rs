@@ -74,6 +74,7 @@ pub async fn run(cfg: &Config, base: &Path, id: &str, m: &Member) -> Result<Vec<
         diagnoses: vec![],
         currency: currency.clone(),
         lines: vec![line(&m.act)],
+        prior_authorization: None,
     };
     let mut checks = Vec::new();
     let e = adapter
@@ -98,6 +99,7 @@ pub async fn run(cfg: &Config, base: &Path, id: &str, m: &Member) -> Result<Vec<
         idempotency_key: &key,
         claim: &claim,
         member_number: &m.number,
+        prior: None,
     };
     let first = adapter.adjudicate(req).await;
     let golden = match &first {
@@ -142,6 +144,7 @@ pub async fn run(cfg: &Config, base: &Path, id: &str, m: &Member) -> Result<Vec<
             idempotency_key: &format!("{key}-unmapped"),
             claim: &unmapped,
             member_number: &m.number,
+            prior: None,
         })
         .await;
     let u = match u {

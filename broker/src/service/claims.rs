@@ -55,6 +55,7 @@ fn bounded_outcome(o: Outcome) -> Outcome {
             product,
             partner_reference,
             consumption,
+            authorization,
         } => {
             // The reasons' texts of a whole claim share one budget, so that a
             // claim's answer stays far below a client's 4 MiB message limit.
@@ -88,6 +89,7 @@ fn bounded_outcome(o: Outcome) -> Outcome {
                 }),
                 partner_reference: truncate_text(&partner_reference, MAX_ID_LEN),
                 consumption,
+                authorization,
             }
         }
         Outcome::Rejected(r) => Outcome::Rejected(bounded_reason(r)),
@@ -101,6 +103,7 @@ fn checked_outcome(
     answer: PartnerAdjudication,
     partner: &str,
     subject: &str,
+    authorization: Option<String>,
 ) -> Outcome {
     match check_answer(&rec.claim.lines, answer.lines) {
         Ok(shares) => Outcome::Coordinated {
@@ -108,6 +111,7 @@ fn checked_outcome(
             product: answer.product,
             partner_reference: answer.partner_reference,
             consumption: answer.consumption,
+            authorization,
         },
         Err(msg) => {
             // The detail (with amounts) is in the claim's rejection reason,
@@ -311,6 +315,7 @@ impl Broker {
             )));
         };
         let deadline = self.partner(&mid)?.deadline;
+        self.quoted_authorization(&claim, &mid).await?;
         let now = self.clock.now_ms();
         let new = NewClaim {
             adjudication_key: adjudication_key(&claim.scheme_id, &claim.claim_id),
@@ -336,7 +341,10 @@ impl Broker {
                 Ok(rec)
             }
             Begin::Existing(rec) => self.await_settled(rec, deadline).await,
-            Begin::Modified(rec) => Err(ServiceError::ModifiedRequest(rec.claim.claim_id)),
+            Begin::Modified(rec) => Err(ServiceError::ModifiedRequest(format!(
+                "claim {}",
+                rec.claim.claim_id
+            ))),
         }
     }
 
@@ -346,7 +354,10 @@ impl Broker {
         request_hash: &str,
     ) -> Result<ClaimRecord, ServiceError> {
         if rec.request_hash != request_hash {
-            return Err(ServiceError::ModifiedRequest(rec.claim.claim_id));
+            return Err(ServiceError::ModifiedRequest(format!(
+                "claim {}",
+                rec.claim.claim_id
+            )));
         }
         let deadline = self
             .partners
@@ -410,10 +421,14 @@ impl Broker {
                 .await;
         };
         for _ in 0..MAX_CEILING_RETRIES {
+            // The authorization the claim quotes, while it is in force
+            // (read again at each attempt: it may have expired meanwhile).
+            let prior = self.prior_terms(&rec.claim).await?;
             let req = AdjudicationRequest {
                 idempotency_key: &rec.adjudication_key,
                 claim: &rec.claim,
                 member_number: &rec.member_number,
+                prior: prior.as_ref().map(|(_, t)| t),
             };
             let out = Outbound {
                 method: "AdjudicateRemainder",
@@ -428,7 +443,13 @@ impl Broker {
                 Ok(answer) => {
                     #[cfg(feature = "failpoints")]
                     super::failpoint::after_partner_answer().await;
-                    checked_outcome(&rec, answer, &partner.id, &subject)
+                    checked_outcome(
+                        &rec,
+                        answer,
+                        &partner.id,
+                        &subject,
+                        prior.as_ref().map(|(r, _)| r.clone()),
+                    )
                 }
                 Err(e) if e.is_transient() => {
                     return self

@@ -29,6 +29,7 @@
 
 pub mod admin;
 pub mod approvals;
+pub mod authorizations;
 pub mod claims;
 pub mod clock;
 #[cfg(feature = "failpoints")]
@@ -77,8 +78,16 @@ pub struct Scheme {
 pub enum ServiceError {
     #[error("invalid request")]
     Invalid(Vec<FieldViolation>),
-    #[error("claim {0} was already received with different content")]
+    /// What was received before ("claim C-1", "prior authorization PA-1").
+    #[error("{0} was already received with different content")]
     ModifiedRequest(String),
+    /// FAILED_PRECONDITION with this ErrorInfo reason (a stable
+    /// SCREAMING_SNAKE_CASE word) and message.
+    #[error("{message}")]
+    Precondition {
+        reason: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     UnknownMember(String),
     #[error("{0} not found")]

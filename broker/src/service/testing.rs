@@ -186,3 +186,119 @@ fn build_with(
         clock: Clock::following_tokio(T0),
     }))
 }
+
+/// The product both mutuelles of [`two_mutuelles`] declare: hospital care
+/// and optics need a prior authorization (valid 30 days, 10 % tolerance);
+/// 100,000 a year per beneficiary, 60,000 per stay.
+pub(crate) const AUTHORIZED_PRODUCT: &str = r#"
+mutuelle_id = "{MUT}"
+id = "BASE"
+version = 1
+name = "Base"
+valid_from = "2025-01-01"
+currency = "XOF"
+beneficiary_year_limit = 100000
+stay_limit = 60000
+
+[[categories]]
+category = "consultation"
+tm_rate_bp = 10000
+
+[[categories]]
+category = "hospitalisation"
+tm_rate_bp = 10000
+overrun_rate_bp = 5000
+
+[[categories]]
+category = "optical"
+tm_rate_bp = 10000
+
+[prior_authorization]
+categories = ["hospitalisation", "optical"]
+validity_days = 30
+tolerance_bp = 1000
+"#;
+
+/// Member `<p>-1` of MUT-`<p>`, scheme beneficiary `<p>-OK`.
+pub(crate) fn member_of(p: &str) -> passerelle_domain::Member {
+    toml::from_str(&format!(
+        r#"
+mutuelle_id = "MUT-{p}"
+scheme_id = "CNSS"
+beneficiary_id = "{p}-OK"
+member_number = "{p}-1"
+household_id = "H-{p}-1"
+paid_until = "2027-12-31"
+products = [{{ product_id = "BASE", start = "2025-01-01" }}]
+"#
+    ))
+    .expect("test member")
+}
+
+/// A broker on the paused clock from [`T0`] with a rules mutuelle (MUT-R,
+/// its product and ceilings in the broker's store) and a native gRPC one
+/// (MUT-G: `sim`, served on 127.0.0.1:0, keeping its own), both declaring
+/// [`AUTHORIZED_PRODUCT`], one member each (beneficiaries R-OK, G-OK).
+pub(crate) async fn two_mutuelles(
+    dir: &std::path::Path,
+) -> (
+    Arc<Broker>,
+    passerelle_adapters::sim::SimMutuelle,
+    tokio::task::JoinHandle<()>,
+) {
+    let product = |m: &str| -> passerelle_domain::Product {
+        toml::from_str(&AUTHORIZED_PRODUCT.replace("{MUT}", m)).expect("test product")
+    };
+    let sim = passerelle_adapters::sim::SimMutuelle::new(
+        "MUT-G",
+        vec![member_of("G")],
+        vec![product("MUT-G")],
+    );
+    let (addr, task) = sim.clone().start().await.expect("sim starts");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("t.db")).unwrap());
+    store
+        .upsert_members(&[member_of("R"), member_of("G")], 0)
+        .await
+        .unwrap();
+    store.put_products(&[product("MUT-R")]).await.unwrap();
+    let (audit, _task) = AuditSink::start(store.clone());
+    let data: Arc<dyn passerelle_adapters::RulesData> =
+        Arc::new(crate::store::RulesDataStore(store.clone()));
+    let live = |entry: &str, id: &str| {
+        let cfg =
+            passerelle_adapters::AdapterConfig::from_entry(toml::from_str(entry).unwrap()).unwrap();
+        (cfg.kind(), cfg.live(id, dir, data.clone()).unwrap())
+    };
+    let (rk, rules) = live(r#"adapter = "rules""#, "MUT-R");
+    let (gk, grpc) = live(
+        &format!("adapter = \"grpc\"\n[grpc]\nendpoint = \"http://{addr}\"\ntimeout_ms = 2000\n"),
+        "MUT-G",
+    );
+    let partner = |id: &str, kind, adapter| Partner {
+        id: id.into(),
+        name: id.into(),
+        kind,
+        adapter,
+        deadline: Duration::from_secs(2),
+        slots: PartnerSlots::new(Some(8)),
+        probe: None,
+    };
+    let broker = Arc::new(Broker::new(BrokerParts {
+        store,
+        schemes: vec![Scheme {
+            id: "CNSS".into(),
+            name: "CNSS".into(),
+            currency: "XOF".into(),
+            parent: None,
+        }],
+        partners: vec![partner("MUT-R", rk, rules), partner("MUT-G", gk, grpc)],
+        operators: vec![],
+        retry: RetryConfig::default(),
+        limits: LimitsConfig::default(),
+        breaker: Default::default(),
+        spans: Arc::new(crate::otel::Spans::off()),
+        audit,
+        clock: Clock::following_tokio(T0),
+    }));
+    (broker, sim, task)
+}

@@ -135,6 +135,12 @@ impl Broker {
             if let Err(e) = self.refresh_controls().await {
                 tracing::warn!(error = %e, "cannot read the partners' controls");
             }
+            // Prior authorizations past their date release their holds.
+            match self.expire_authorizations().await {
+                Ok(n) if n > 0 => tracing::info!(count = n, "prior authorizations expired"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot expire prior authorizations"),
+            }
             match self.retry_due(shutdown.clone()).await {
                 Ok(n) if n > 0 => {
                     // Pace a backlog: n claims take at least n / max_per_second.

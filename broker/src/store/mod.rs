@@ -17,6 +17,7 @@
 //! [`conformance`] holds the suite every backend must pass.
 
 pub mod approvals;
+pub mod authorizations;
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
 mod core;
@@ -107,6 +108,11 @@ pub enum Outcome {
         partner_reference: String,
         /// Ceilings the broker keeps for this partner; applied conditionally.
         consumption: Vec<CeilingUse>,
+        /// The prior authorization the claim was paid against: consumed in
+        /// the same transaction (active → consumed, its hold released
+        /// before the consumption is applied), or `CeilingConflict` when it
+        /// is no longer active.
+        authorization: Option<String>,
     },
     Rejected(Reason),
 }
@@ -778,6 +784,7 @@ pub trait Store:
     + PartnerStore
     + users::UserStore
     + approvals::ApprovalStore
+    + authorizations::AuthorizationStore
     + Send
     + Sync
     + 'static

@@ -4,6 +4,7 @@
 
 mod approvals;
 mod audit;
+mod authorizations;
 mod claims;
 mod decoding;
 mod partners;
@@ -14,6 +15,7 @@ mod users;
 
 pub use approvals::*;
 pub use audit::*;
+pub use authorizations::*;
 pub use claims::*;
 pub use decoding::*;
 pub use partners::*;
@@ -86,6 +88,12 @@ macro_rules! store_conformance_suite {
             proposals_are_decided_once,
             a_close_takes_what_was_proposed,
         );
+        $crate::store_conformance_suite!(@section authorizations $make;
+            holds_and_claims_never_pass_a_ceiling,
+            an_authorization_ends_once,
+            concurrent_holds_never_pass_a_ceiling,
+            an_extension_adjusts_the_hold,
+        );
     };
     // One module per sub-trait of `Store` (ClaimStore, RosterStore, ...).
     (@section $section:ident $make:expr; $($name:ident),* $(,)?) => {
@@ -136,6 +144,7 @@ pub fn sample_claim(scheme: &str, claim_id: &str, invoice: &str) -> Claim {
         diagnoses: vec![],
         currency: "XOF".into(),
         lines: vec![line(5000, 5000, 3500), line(12000, 10000, 8000)],
+        prior_authorization: None,
     }
 }
 
@@ -176,6 +185,7 @@ fn coordinated(ms: &[i64], consumption: Vec<CeilingUse>) -> Outcome {
         product: None,
         partner_reference: "ref".into(),
         consumption,
+        authorization: None,
     }
 }
 
@@ -227,6 +237,7 @@ pub fn sample_product(mutuelle: &str, version: u32, from: &str) -> Product {
         excluded_acts: vec![],
         waiting_days: 0,
         beneficiary_rules: vec![],
+        prior_authorization: None,
     }
 }
 

@@ -49,6 +49,7 @@ pub async fn products_are_versioned_and_immutable_once_used(store: Arc<dyn Store
         }),
         partner_reference: String::new(),
         consumption: vec![],
+        authorization: None,
     };
     store
         .complete_claim("CNSS", "U1", out, 2_000)

@@ -115,7 +115,14 @@ impl ClaimStore for PgStore {
                 product,
                 partner_reference,
                 consumption,
+                authorization,
             } => {
+                // The authorization first (its row, then the ceilings', the
+                // order of every writer): consumed, its hold released.
+                if let Some(reference) = &authorization {
+                    super::authorizations::consume(&tx, reference, &rec.claim.claim_id, now_ms)
+                        .await?;
+                }
                 // Each ceiling: one conditional statement on its own row
                 // (used + amount within the limit; the first use creates
                 // it), in key order across writers (no deadlock). Under
@@ -134,8 +141,8 @@ impl ClaimStore for PgStore {
                          ON CONFLICT (mutuelle_id, ceiling_key) DO UPDATE \
                          SET used_amount = ceiling_usage.used_amount + excluded.used_amount, \
                          used_count = ceiling_usage.used_count + excluded.used_count \
-                         WHERE ($5::BIGINT IS NULL OR ceiling_usage.used_amount + excluded.used_amount <= $5) \
-                         AND ($6::BIGINT IS NULL OR ceiling_usage.used_count + excluded.used_count <= $6)",
+                         WHERE ($5::BIGINT IS NULL OR ceiling_usage.used_amount + ceiling_usage.held_amount + excluded.used_amount <= $5) \
+                         AND ($6::BIGINT IS NULL OR ceiling_usage.used_count + ceiling_usage.held_count + excluded.used_count <= $6)",
                         &[&rec.mutuelle_id, key, &amount, &count, &la, &lc],
                     )
                     .await?;

@@ -270,6 +270,32 @@ CREATE TABLE proposals (
 );
 CREATE INDEX proposals_mutuelle ON proposals (mutuelle_id, state, id);
 "#,
+    // 12: prior authorizations and the holds they take on ceilings
+    // (issue 20).
+    r#"
+ALTER TABLE ceiling_usage ADD COLUMN held_amount BIGINT NOT NULL DEFAULT 0 CHECK (held_amount >= 0);
+ALTER TABLE ceiling_usage ADD COLUMN held_count BIGINT NOT NULL DEFAULT 0 CHECK (held_count >= 0);
+CREATE TABLE prior_authorizations (
+    scheme_id         TEXT NOT NULL,
+    authorization_id  TEXT NOT NULL,
+    reference         TEXT NOT NULL UNIQUE,
+    mutuelle_id       TEXT NOT NULL,
+    member_number     TEXT NOT NULL,
+    beneficiary_id    TEXT NOT NULL,
+    request_hash      TEXT NOT NULL,
+    state             TEXT NOT NULL,
+    body              TEXT NOT NULL,
+    valid_until       TEXT NOT NULL,
+    expires_ms        BIGINT NOT NULL,
+    extensions        BIGINT NOT NULL DEFAULT 0,
+    claim_id          TEXT NOT NULL DEFAULT '',
+    created_ms        BIGINT NOT NULL,
+    updated_ms        BIGINT NOT NULL,
+    PRIMARY KEY (scheme_id, authorization_id)
+);
+CREATE INDEX prior_authorizations_due ON prior_authorizations (expires_ms) WHERE state = 'active';
+CREATE INDEX prior_authorizations_mutuelle ON prior_authorizations (mutuelle_id, created_ms);
+"#,
 ];
 
 #[cfg(test)]

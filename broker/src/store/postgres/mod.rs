@@ -36,6 +36,7 @@ use crate::config::PostgresConfig;
 mod approvals;
 /// The schema version this binary writes.
 mod audit;
+mod authorizations;
 mod changes;
 mod claims;
 mod migrations;

@@ -67,7 +67,7 @@ impl ProductStore for PgStore {
         let names: Vec<String> = keys.iter().map(CeilingKey::storage_key).collect();
         let rows = q(
             &c,
-            "SELECT ceiling_key, used_amount, used_count FROM ceiling_usage \
+            "SELECT ceiling_key, used_amount + held_amount, used_count + held_count, held_amount, held_count FROM ceiling_usage \
              WHERE mutuelle_id = $1 AND ceiling_key = ANY($2)",
             &[&mutuelle_id, &names],
         )
@@ -76,6 +76,7 @@ impl ProductStore for PgStore {
         for r in rows {
             let name: String = r.get(0);
             let (amount, count): (i64, i64) = (r.get(1), r.get(2));
+            let (held_amount, held_count): (i64, i64) = (r.get(3), r.get(4));
             if (amount != 0 || count != 0)
                 && let Some(i) = names.iter().position(|n| *n == name)
             {
@@ -84,6 +85,8 @@ impl ProductStore for PgStore {
                     Used {
                         amount,
                         count: count as u32,
+                        held_amount,
+                        held_count: held_count as u32,
                     },
                 );
             }

@@ -308,7 +308,7 @@ async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
              FROM claims c, claim_lines l WHERE c.claim_id LIKE 'S%' AND l.claim_pk = (SELECT id FROM claims WHERE claim_id = 'C0'); \
              INSERT INTO members SELECT 'MUT-' || (g % 200), 'M-' || g, 'CNSS', 'TG-' || g, body, 1 \
              FROM members, generate_series(1, 20000) g WHERE member_number = 'M-0'; \
-             INSERT INTO ceiling_usage SELECT 'MUT-' || (g % 200), 'beneficiary-year|-|M-' || g || '|2026', 100, 1 \
+             INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count) SELECT 'MUT-' || (g % 200), 'beneficiary-year|-|M-' || g || '|2026', 100, 1 \
              FROM generate_series(1, 20000) g; \
              INSERT INTO audit_log (at_ms, direction, party, method, subject, request_hash, outcome) \
              SELECT g, 'in', 'scheme:CNSS', 'CoordinateClaim', 'CNSS/S' || (g % 60000), 'h', 'ok' \

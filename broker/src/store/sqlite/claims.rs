@@ -78,15 +78,19 @@ impl ClaimStore for SqliteStore {
                         product,
                         partner_reference,
                         consumption,
+                        authorization,
                     } => {
+                        if let Some(reference) = &authorization {
+                            super::authorizations::consume(tx, reference, &rec.claim.claim_id, now_ms)?;
+                        }
                         for (key, u) in core::consumed(&consumption) {
                             tx.prepare_cached("INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count) \
                                  VALUES (?1, ?2, 0, 0) ON CONFLICT DO NOTHING")?.execute(params![rec.mutuelle_id, key],
                             )?;
                             let n = tx.prepare_cached("UPDATE ceiling_usage SET used_amount = used_amount + ?3, used_count = used_count + ?4 \
                                  WHERE mutuelle_id = ?1 AND ceiling_key = ?2 \
-                                 AND (?5 IS NULL OR used_amount + ?3 <= ?5) \
-                                 AND (?6 IS NULL OR used_count + ?4 <= ?6)")?.execute(params![rec.mutuelle_id, key, u.amount, u.count, u.limit_amount, u.limit_count],
+                                 AND (?5 IS NULL OR used_amount + held_amount + ?3 <= ?5) \
+                                 AND (?6 IS NULL OR used_count + held_count + ?4 <= ?6)")?.execute(params![rec.mutuelle_id, key, u.amount, u.count, u.limit_amount, u.limit_count],
                             )?;
                             if n == 0 {
                                 // Dropping the transaction rolls everything back.

@@ -41,6 +41,7 @@ use super::{
 mod approvals;
 /// The schema version this binary writes.
 mod audit;
+mod authorizations;
 mod claims;
 mod migrations;
 mod partners;

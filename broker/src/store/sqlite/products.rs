@@ -71,16 +71,19 @@ impl ProductStore for SqliteStore {
             // One snapshot for every key (and one lock taken, not one per key).
             let tx = c.unchecked_transaction()?;
             let mut st = tx.prepare_cached(
-                "SELECT used_amount, used_count FROM ceiling_usage WHERE mutuelle_id = ?1 AND ceiling_key = ?2",
+                "SELECT used_amount + held_amount, used_count + held_count, held_amount, held_count \
+                 FROM ceiling_usage WHERE mutuelle_id = ?1 AND ceiling_key = ?2",
             )?;
             let mut usage = Usage::default();
             for k in keys {
-                if let Some((amount, count)) = st
-                    .query_row(params![mutuelle_id, k.storage_key()], |r| Ok((r.get(0)?, r.get(1)?)))
+                if let Some(used) = st
+                    .query_row(params![mutuelle_id, k.storage_key()], |r| {
+                        Ok(Used { amount: r.get(0)?, count: r.get(1)?, held_amount: r.get(2)?, held_count: r.get(3)? })
+                    })
                     .optional()?
-                    .filter(|(a, n): &(i64, u32)| *a != 0 || *n != 0)
+                    .filter(|u| u.amount != 0 || u.count != 0)
                 {
-                    usage.0.insert(k.clone(), Used { amount, count });
+                    usage.0.insert(k.clone(), used);
                 }
             }
             Ok(usage)

@@ -296,7 +296,7 @@ async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
              INSERT INTO members SELECT 'MUT-' || (x % 200), 'M-' || x, 'CNSS', 'TG-' || x, body, 1 \
              FROM members, g WHERE member_number = 'M-0'; \
              WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < 5000) \
-             INSERT INTO ceiling_usage SELECT 'MUT-' || (x % 200), 'beneficiary-year|-|M-' || x || '|2026', 100, 1 FROM g; \
+             INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count) SELECT 'MUT-' || (x % 200), 'beneficiary-year|-|M-' || x || '|2026', 100, 1 FROM g; \
              ANALYZE;",
         )?;
         // The legacy trace hands each statement with its values in place,

@@ -1,0 +1,597 @@
+//! Prior authorizations (accords préalables): a scheme asks, before the
+//! act, what the mutuelle commits to for planned care; the mutuelle's
+//! answer is binding and its amount reserved on the member's ceilings (a
+//! hold) until a claim quoting the authorization is paid against it, the
+//! scheme cancels it, or it expires (the retry worker, on the service's
+//! clock). The store keeps the rules that must hold across replicas
+//! (`store::authorizations`): holds and claims never pass a ceiling, and an
+//! authorization leaves `active` once.
+//!
+//! Through every adapter: the rules adapter computes the commitment on the
+//! mutuelle's declared product and the store holds it; a remote mutuelle
+//! commits and holds on its own system (PreAuthorize), and the broker keeps
+//! the authorization's state, so that one claim only is paid against it.
+
+use passerelle_adapters::{
+    AdapterError, AdapterKind, CancelPreAuthorization, Commitment, PreAuthorizationRequest,
+    PriorTerms,
+};
+use passerelle_domain::validate::check_answer;
+use passerelle_domain::{CareCategory, Claim, Date, Granted, GrantedLine, Stay};
+
+use super::partner::{Outbound, busy};
+use super::{Broker, ServiceError, key_digest, mask};
+use crate::store::StoreError;
+use crate::store::authorizations::{
+    AuthorizationRecord, AuthorizationState, AuthorizationTerms, Grant,
+};
+
+/// How far ahead care may be planned: the longest a hold may wait for its
+/// claim (a year and a day).
+pub const MAX_DAYS_AHEAD: i64 = 366;
+/// How many times an authorization is recomputed when a ceiling moved
+/// under it (another claim or hold took it first).
+const MAX_HOLD_RETRIES: usize = 8;
+/// Authorizations the retry worker expires per pass.
+pub const EXPIRY_BATCH: u32 = 500;
+/// Most authorizations a listing returns.
+pub const MAX_LISTED: u32 = 500;
+/// The most an authorization may be extended.
+pub const MAX_EXTENSIONS: u32 = 50;
+
+/// The reference a claim quotes: derived from (scheme, authorization id),
+/// so that two replicas answering one request give the same.
+pub fn reference_of(scheme_id: &str, authorization_id: &str) -> String {
+    format!(
+        "PA-{}",
+        key_digest(&[scheme_id, authorization_id])[..16].to_ascii_uppercase()
+    )
+}
+
+/// The partner idempotency key of an authorization (extension 0) or of
+/// one of its extensions.
+fn preauthorize_key(scheme_id: &str, authorization_id: &str, extension: u32) -> String {
+    format!(
+        "pa-{}",
+        key_digest(&[scheme_id, authorization_id, &extension.to_string()])
+    )
+}
+
+fn release_key(scheme_id: &str, authorization_id: &str) -> String {
+    format!("pax-{}", key_digest(&[scheme_id, authorization_id]))
+}
+
+/// The instant an authorization valid until `d` expires: the end of that
+/// day, UTC.
+fn end_of_day_ms(d: Date) -> i64 {
+    let next = d.saturating_add(time::Duration::days(1));
+    next.midnight().assume_utc().unix_timestamp() * 1000
+}
+
+/// What a claim paid against this authorization carries to its partner.
+pub fn terms_of(rec: &AuthorizationRecord) -> PriorTerms {
+    let t = &rec.terms;
+    PriorTerms {
+        partner_reference: if t.partner_reference.is_empty() {
+            rec.reference.clone()
+        } else {
+            t.partner_reference.clone()
+        },
+        granted: Granted {
+            lines: t
+                .planned
+                .lines
+                .iter()
+                .zip(&t.shares)
+                .map(|(l, s)| GrantedLine {
+                    act_code: l.act_code.clone(),
+                    billed: l.billed,
+                    mutuelle_share: s.mutuelle_share,
+                })
+                .collect(),
+            tolerance_bp: t.tolerance_bp,
+        },
+        hold: t.hold.clone(),
+        stay_id: t.planned.stay.as_ref().map(|s| s.stay_id.clone()),
+    }
+}
+
+/// Why an authorization can no longer be billed, in words.
+pub fn not_active(rec: &AuthorizationRecord) -> ServiceError {
+    let message = match rec.state {
+        AuthorizationState::Consumed => format!(
+            "prior authorization {} was billed by claim {}",
+            rec.reference, rec.claim_id
+        ),
+        AuthorizationState::Cancelled => {
+            format!("prior authorization {} was cancelled", rec.reference)
+        }
+        AuthorizationState::Expired => format!(
+            "prior authorization {} expired after {}",
+            rec.reference,
+            passerelle_domain::date::format(rec.valid_until)
+        ),
+        AuthorizationState::Active => format!("prior authorization {} is active", rec.reference),
+    };
+    ServiceError::Precondition {
+        reason: "PRIOR_AUTHORIZATION_NOT_ACTIVE",
+        message,
+    }
+}
+
+/// A partner's failure to commit, as the scheme is told.
+fn refused(mutuelle_id: &str, e: AdapterError) -> ServiceError {
+    match e {
+        AdapterError::Unsupported(m) => ServiceError::Precondition {
+            reason: "PRIOR_AUTHORIZATION_UNSUPPORTED",
+            message: format!("mutuelle {mutuelle_id}: {m}"),
+        },
+        e if e.is_transient() => ServiceError::PartnerUnavailable(format!(
+            "mutuelle {mutuelle_id}: {e}; nothing was stored, send the same request again"
+        )),
+        AdapterError::Rejected(r) => ServiceError::Precondition {
+            reason: "PRIOR_AUTHORIZATION_REFUSED",
+            message: format!("mutuelle {mutuelle_id} refused: {}", r.message),
+        },
+        e => ServiceError::PartnerAnswerInvalid(format!("mutuelle {mutuelle_id}: {e}")),
+    }
+}
+
+/// An authorization's terms from a partner's commitment, bounded: valid
+/// from the planned date for at most `MAX_DAYS_AHEAD` days (30 when the
+/// partner says nothing), a tolerance of at most 100 %.
+fn checked_commitment(
+    planned: &Claim,
+    c: Commitment,
+    mutuelle_id: &str,
+) -> Result<(AuthorizationTerms, Date), ServiceError> {
+    let shares = check_answer(&planned.lines, c.lines)
+        .map_err(|m| ServiceError::PartnerAnswerInvalid(format!("mutuelle {mutuelle_id}: {m}")))?;
+    let day = |n: i64| planned.date_of_care.saturating_add(time::Duration::days(n));
+    let valid_until = c
+        .valid_until
+        .unwrap_or(day(i64::from(
+            passerelle_adapters::rules::DEFAULT_AUTHORIZATION_DAYS,
+        )))
+        .clamp(planned.date_of_care, day(MAX_DAYS_AHEAD));
+    Ok((
+        AuthorizationTerms {
+            planned: planned.clone(),
+            shares,
+            hold: c.hold,
+            tolerance_bp: c
+                .tolerance_bp
+                .unwrap_or(0)
+                .min(passerelle_domain::money::FULL),
+            partner_reference: passerelle_domain::validate::truncate_text(
+                &c.partner_reference,
+                passerelle_domain::validate::MAX_ID_LEN,
+            ),
+            product: c.product,
+            extension_hashes: Vec::new(),
+        },
+        valid_until,
+    ))
+}
+
+impl Broker {
+    fn check_planned_date(&self, d: Date) -> Result<(), ServiceError> {
+        let today = self.clock.today();
+        if d < today.saturating_sub(time::Duration::days(1)) {
+            return Err(ServiceError::invalid(
+                "date_of_care",
+                "must not be in the past: care already given is billed as a claim",
+            ));
+        }
+        if d > today.saturating_add(time::Duration::days(MAX_DAYS_AHEAD)) {
+            return Err(ServiceError::invalid(
+                "date_of_care",
+                format!("must be at most {MAX_DAYS_AHEAD} days ahead"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Asks the mutuelle for a prior authorization and stores it with its
+    /// hold. See `RequestPriorAuthorization` in the scheme contract.
+    pub async fn request_authorization(
+        &self,
+        mut planned: Claim,
+    ) -> Result<AuthorizationRecord, ServiceError> {
+        let scheme = self.scheme(&planned.scheme_id)?;
+        self.check_currency(scheme, &planned.currency)?;
+        let request_hash = planned.canonical_hash();
+        let (scheme_id, id) = (planned.scheme_id.clone(), planned.claim_id.clone());
+        if let Some(rec) = self.store.authorization(&scheme_id, &id).await? {
+            return if rec.request_hash == request_hash {
+                Ok(rec)
+            } else {
+                Err(ServiceError::ModifiedRequest(format!(
+                    "prior authorization {id}"
+                )))
+            };
+        }
+        self.check_planned_date(planned.date_of_care)?;
+        let route = self
+            .route(
+                &scheme_id,
+                &planned.beneficiary_id,
+                planned.date_of_care,
+                planned.mutuelle_id.as_deref(),
+                planned.member_number.as_deref(),
+            )
+            .await?;
+        let Some((mid, member_number)) = route else {
+            return Err(ServiceError::UnknownMember(format!(
+                "beneficiary {} is not a member of any mutuelle known to passerelle",
+                mask(&planned.beneficiary_id)
+            )));
+        };
+        let reference = reference_of(&scheme_id, &id);
+        // Hospital care opens a stay: the request's, else one named by the
+        // reference, which the per-stay cap counts against.
+        if planned.stay.is_none()
+            && planned
+                .lines
+                .iter()
+                .any(|l| l.category == CareCategory::Hospitalisation)
+        {
+            planned.stay = Some(Stay {
+                stay_id: reference.clone(),
+                admission: planned.date_of_care,
+                discharge: None,
+            });
+        }
+        let partner = self.partner(&mid)?;
+        let Some(_slot) = partner.slots.try_take() else {
+            return Err(ServiceError::PartnerUnavailable(busy(&mid)));
+        };
+        let key = preauthorize_key(&scheme_id, &id, 0);
+        for _ in 0..MAX_HOLD_RETRIES {
+            let req = PreAuthorizationRequest {
+                idempotency_key: &key,
+                planned: &planned,
+                member_number: &member_number,
+                replaces: None,
+            };
+            let out = Outbound {
+                method: "PreAuthorize",
+                subject: format!("{scheme_id}/{id}"),
+                key: &key,
+                audited: partner.kind != AdapterKind::Rules,
+            };
+            let commitment = self
+                .call_partner(&mid, out, partner.adapter.get().preauthorize(req))
+                .await
+                .map_err(|e| refused(&mid, e))?;
+            let (terms, valid_until) = checked_commitment(&planned, commitment, &mid)?;
+            let now = self.clock.now_ms();
+            let rec = AuthorizationRecord {
+                scheme_id: scheme_id.clone(),
+                authorization_id: id.clone(),
+                reference: reference.clone(),
+                mutuelle_id: mid.clone(),
+                member_number: member_number.clone(),
+                beneficiary_id: planned.beneficiary_id.clone(),
+                request_hash: request_hash.clone(),
+                state: AuthorizationState::Active,
+                terms,
+                valid_until,
+                expires_ms: end_of_day_ms(valid_until),
+                extensions: 0,
+                claim_id: String::new(),
+                created_ms: now,
+                updated_ms: now,
+            };
+            match self.store.grant_authorization(&rec).await {
+                Ok(Grant::Created(r)) | Ok(Grant::Existing(r)) => return Ok(r),
+                Ok(Grant::Modified(_)) => {
+                    return Err(ServiceError::ModifiedRequest(format!(
+                        "prior authorization {id}"
+                    )));
+                }
+                Err(StoreError::CeilingConflict(k)) => {
+                    tracing::debug!(authorization = %id, ceiling = %k, "ceiling moved; recomputing");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::PartnerUnavailable(
+            "the member's ceilings are changing too fast; send the same request again".into(),
+        ))
+    }
+
+    pub async fn get_authorization(
+        &self,
+        scheme_id: &str,
+        authorization_id: &str,
+    ) -> Result<AuthorizationRecord, ServiceError> {
+        self.scheme(scheme_id)?;
+        self.store
+            .authorization(scheme_id, authorization_id)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!(
+                    "prior authorization {authorization_id} of scheme {scheme_id}"
+                ))
+            })
+    }
+
+    /// Extends an active authorization (a stay's): the new estimate
+    /// replaces the lines, the mutuelle commits anew, the hold is adjusted
+    /// in one transaction. `extension` numbers it from 1.
+    pub async fn extend_authorization(
+        &self,
+        scheme_id: &str,
+        authorization_id: &str,
+        extension: u32,
+        stay: Option<Stay>,
+        lines: Vec<passerelle_domain::ClaimLine>,
+    ) -> Result<AuthorizationRecord, ServiceError> {
+        let rec = self.get_authorization(scheme_id, authorization_id).await?;
+        let mut planned = rec.terms.planned.clone();
+        if let (Some(old), Some(new)) = (&planned.stay, &stay)
+            && old.stay_id != new.stay_id
+        {
+            return Err(ServiceError::invalid(
+                "stay.stay_id",
+                format!("must stay the authorization's stay {}", old.stay_id),
+            ));
+        }
+        if let Some(s) = stay {
+            planned.stay = Some(s);
+        }
+        planned.lines = lines;
+        let mut v = Vec::new();
+        passerelle_domain::validate::check_claim(&planned, &mut v);
+        if !v.is_empty() {
+            return Err(ServiceError::Invalid(v));
+        }
+        let hash = planned.canonical_hash();
+        if extension >= 1 && extension <= rec.extensions {
+            return match rec.terms.extension_hashes.get(extension as usize - 1) {
+                Some(h) if *h == hash => Ok(rec),
+                _ => Err(ServiceError::ModifiedRequest(format!(
+                    "extension {extension} of prior authorization {authorization_id}"
+                ))),
+            };
+        }
+        if extension != rec.extensions + 1 {
+            return Err(ServiceError::invalid(
+                "extension",
+                format!("must be {} (the next extension)", rec.extensions + 1),
+            ));
+        }
+        if extension > MAX_EXTENSIONS {
+            return Err(ServiceError::invalid(
+                "extension",
+                format!("at most {MAX_EXTENSIONS} extensions"),
+            ));
+        }
+        if rec.state != AuthorizationState::Active {
+            return Err(not_active(&rec));
+        }
+        let partner = self.partner(&rec.mutuelle_id)?;
+        let Some(_slot) = partner.slots.try_take() else {
+            return Err(ServiceError::PartnerUnavailable(busy(&rec.mutuelle_id)));
+        };
+        let key = preauthorize_key(scheme_id, authorization_id, extension);
+        let old = terms_of(&rec);
+        for _ in 0..MAX_HOLD_RETRIES {
+            let req = PreAuthorizationRequest {
+                idempotency_key: &key,
+                planned: &planned,
+                member_number: &rec.member_number,
+                replaces: Some(&old),
+            };
+            let out = Outbound {
+                method: "PreAuthorize",
+                subject: format!("{scheme_id}/{authorization_id}"),
+                key: &key,
+                audited: partner.kind != AdapterKind::Rules,
+            };
+            let commitment = self
+                .call_partner(
+                    &rec.mutuelle_id,
+                    out,
+                    partner.adapter.get().preauthorize(req),
+                )
+                .await
+                .map_err(|e| refused(&rec.mutuelle_id, e))?;
+            let (mut terms, valid_until) =
+                checked_commitment(&planned, commitment, &rec.mutuelle_id)?;
+            if terms.partner_reference.is_empty() {
+                terms.partner_reference = rec.terms.partner_reference.clone();
+            }
+            terms.extension_hashes = rec.terms.extension_hashes.clone();
+            terms.extension_hashes.push(hash.clone());
+            let next = AuthorizationRecord {
+                terms,
+                valid_until,
+                expires_ms: end_of_day_ms(valid_until),
+                extensions: extension,
+                updated_ms: self.clock.now_ms(),
+                ..rec.clone()
+            };
+            match self.store.extend_authorization(&next).await {
+                Ok(true) => return self.get_authorization(scheme_id, authorization_id).await,
+                Ok(false) => {
+                    // Another request came first: its answer if it was this
+                    // same extension.
+                    let now = self.get_authorization(scheme_id, authorization_id).await?;
+                    return match now.terms.extension_hashes.get(extension as usize - 1) {
+                        Some(h) if *h == hash => Ok(now),
+                        Some(_) => Err(ServiceError::ModifiedRequest(format!(
+                            "extension {extension} of prior authorization {authorization_id}"
+                        ))),
+                        None => Err(not_active(&now)),
+                    };
+                }
+                Err(StoreError::CeilingConflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::PartnerUnavailable(
+            "the member's ceilings are changing too fast; send the same request again".into(),
+        ))
+    }
+
+    /// Cancels an authorization not billed and releases its hold.
+    pub async fn cancel_authorization(
+        &self,
+        scheme_id: &str,
+        authorization_id: &str,
+        reason: &str,
+    ) -> Result<AuthorizationRecord, ServiceError> {
+        let rec = self.get_authorization(scheme_id, authorization_id).await?;
+        match rec.state {
+            AuthorizationState::Cancelled | AuthorizationState::Expired => return Ok(rec),
+            AuthorizationState::Consumed => {
+                return Err(ServiceError::Precondition {
+                    reason: "PRIOR_AUTHORIZATION_CONSUMED",
+                    message: format!(
+                        "prior authorization {} was billed by claim {}: cancel the claim instead",
+                        rec.reference, rec.claim_id
+                    ),
+                });
+            }
+            AuthorizationState::Active => {}
+        }
+        let partner = self.partner(&rec.mutuelle_id)?;
+        let key = release_key(scheme_id, authorization_id);
+        let terms = terms_of(&rec);
+        let req = CancelPreAuthorization {
+            idempotency_key: &key,
+            partner_reference: &terms.partner_reference,
+            scheme_id,
+            authorization_id,
+            reason,
+        };
+        let out = Outbound {
+            method: "CancelPreAuthorization",
+            subject: format!("{scheme_id}/{authorization_id}"),
+            key: &key,
+            audited: partner.kind != AdapterKind::Rules,
+        };
+        // The mutuelle first: if it cannot be told, nothing changes here
+        // and the scheme sends the cancel again.
+        self.call_partner(
+            &rec.mutuelle_id,
+            out,
+            partner.adapter.get().cancel_preauthorization(req),
+        )
+        .await
+        .map_err(|e| refused(&rec.mutuelle_id, e))?;
+        self.store
+            .end_authorization(
+                scheme_id,
+                authorization_id,
+                AuthorizationState::Cancelled,
+                self.clock.now_ms(),
+            )
+            .await?;
+        self.get_authorization(scheme_id, authorization_id).await
+    }
+
+    /// The retry worker's pass over authorizations past their date: each
+    /// expires, its hold released (a remote mutuelle expires its own).
+    /// Returns how many expired.
+    pub async fn expire_authorizations(&self) -> Result<u64, ServiceError> {
+        let now = self.clock.now_ms();
+        let due = self.store.due_authorizations(now, EXPIRY_BATCH).await?;
+        let mut n = 0;
+        for (scheme_id, id) in due {
+            if self
+                .store
+                .end_authorization(&scheme_id, &id, AuthorizationState::Expired, now)
+                .await?
+            {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// A mutuelle's authorizations, newest first (the console).
+    pub async fn authorizations_of(
+        &self,
+        mutuelle_id: &str,
+        limit: u32,
+    ) -> Result<Vec<AuthorizationRecord>, ServiceError> {
+        Ok(self
+            .store
+            .authorizations_of(mutuelle_id, limit.clamp(1, MAX_LISTED))
+            .await?)
+    }
+
+    /// The authorization a claim quotes, checked before the claim is
+    /// stored: the same scheme's and beneficiary's, routed to the same
+    /// mutuelle, in force on the date of care, not billed by another claim.
+    pub(super) async fn quoted_authorization(
+        &self,
+        claim: &Claim,
+        mutuelle_id: &str,
+    ) -> Result<(), ServiceError> {
+        let Some(reference) = &claim.prior_authorization else {
+            return Ok(());
+        };
+        let unknown = || {
+            ServiceError::invalid(
+                "prior_authorization_reference",
+                "no prior authorization with this reference for this scheme and beneficiary",
+            )
+        };
+        let rec = self
+            .store
+            .authorization_by_reference(reference)
+            .await?
+            .ok_or_else(unknown)?;
+        if rec.scheme_id != claim.scheme_id || rec.beneficiary_id != claim.beneficiary_id {
+            return Err(unknown());
+        }
+        if rec.mutuelle_id != mutuelle_id {
+            return Err(ServiceError::invalid(
+                "prior_authorization_reference",
+                "the authorization was given by another mutuelle than the one this claim goes to",
+            ));
+        }
+        match rec.state {
+            AuthorizationState::Active if claim.date_of_care > rec.valid_until => {
+                Err(ServiceError::Precondition {
+                    reason: "PRIOR_AUTHORIZATION_NOT_ACTIVE",
+                    message: format!(
+                        "prior authorization {} covers care up to {}",
+                        rec.reference,
+                        passerelle_domain::date::format(rec.valid_until)
+                    ),
+                })
+            }
+            AuthorizationState::Active => Ok(()),
+            AuthorizationState::Consumed if rec.claim_id == claim.claim_id => Ok(()),
+            _ => Err(not_active(&rec)),
+        }
+    }
+
+    /// The terms a claim is paid against at this attempt: the quoted
+    /// authorization's while it is active, else none (the claim is then
+    /// adjudicated as any claim).
+    pub(super) async fn prior_terms(
+        &self,
+        claim: &Claim,
+    ) -> Result<Option<(String, PriorTerms)>, ServiceError> {
+        let Some(reference) = &claim.prior_authorization else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .authorization_by_reference(reference)
+            .await?
+            .filter(|r| r.state == AuthorizationState::Active)
+            .map(|r| (r.reference.clone(), terms_of(&r))))
+    }
+}
+
+#[cfg(test)]
+#[path = "authorizations_tests.rs"]
+mod tests;

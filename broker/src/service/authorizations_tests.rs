@@ -1,0 +1,570 @@
+//! Prior authorizations end to end through the service: a rules mutuelle
+//! (the broker holds its ceilings) and a native gRPC one (the simulated
+//! partner holds its own), on the product of `testing::AUTHORIZED_PRODUCT`
+//! (hospital care and optics need one; 10 % tolerance; 30 days).
+
+use std::time::Duration;
+
+use passerelle_domain::{
+    CareCategory, Claim, ClaimLine, ClaimState, EligibilityInput, Payee, ReasonCode, SchemeOutcome,
+    Stay, date,
+};
+
+use super::super::testing::two_mutuelles;
+use super::*;
+
+fn day(s: &str) -> Date {
+    date::parse(s).unwrap()
+}
+
+fn hospital(b: i64) -> ClaimLine {
+    // The scheme pays 80 % of the tariff, which is the billed amount.
+    ClaimLine {
+        act_code: "HOSP-J".into(),
+        category: CareCategory::Hospitalisation,
+        quantity: 1,
+        billed: b,
+        tariff_base: b,
+        scheme_share: b * 8 / 10,
+        outcome: SchemeOutcome::Covered,
+        scheme_reason: String::new(),
+    }
+}
+
+fn consultation(b: i64) -> ClaimLine {
+    ClaimLine {
+        act_code: "CONS".into(),
+        category: CareCategory::Consultation,
+        quantity: 1,
+        billed: b,
+        tariff_base: b,
+        scheme_share: 0,
+        outcome: SchemeOutcome::Covered,
+        scheme_reason: String::new(),
+    }
+}
+
+/// Planned care (or a claim) of beneficiary `<p>-OK` on 2026-03-12.
+fn care(p: &str, id: &str, lines: Vec<ClaimLine>) -> Claim {
+    Claim {
+        scheme_id: "CNSS".into(),
+        claim_id: id.into(),
+        provider_id: "CHU".into(),
+        invoice_number: format!("INV-{id}"),
+        payee: Payee::Provider,
+        beneficiary_id: format!("{p}-OK"),
+        beneficiary_category: String::new(),
+        mutuelle_id: None,
+        member_number: None,
+        date_of_care: day("2026-03-12"),
+        stay: None,
+        diagnoses: vec![],
+        currency: "XOF".into(),
+        lines,
+        prior_authorization: None,
+    }
+}
+
+fn quoting(mut c: Claim, reference: &str) -> Claim {
+    c.prior_authorization = Some(reference.into());
+    c
+}
+
+fn m(rec: &crate::store::ClaimRecord) -> Vec<i64> {
+    rec.shares
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|s| s.mutuelle_share)
+        .collect()
+}
+
+fn codes(rec: &crate::store::ClaimRecord, line: usize) -> Vec<ReasonCode> {
+    rec.shares.as_ref().unwrap()[line]
+        .reasons
+        .iter()
+        .map(|r| r.code)
+        .collect()
+}
+
+/// (used, held) on the member's beneficiary-year ceiling, as eligibility
+/// shows it.
+async fn ceiling(b: &Broker, p: &str) -> (i64, i64) {
+    let (_, a) = b
+        .eligibility(EligibilityInput {
+            scheme_id: "CNSS".into(),
+            beneficiary_id: format!("{p}-OK"),
+            date_of_care: day("2026-03-12"),
+            mutuelle_id: None,
+            member_number: None,
+            currency: "XOF".into(),
+            lines: vec![],
+            diagnoses: vec![],
+        })
+        .await
+        .unwrap();
+    let c = a
+        .ceilings
+        .iter()
+        .find(|c| c.scope == "beneficiary-year")
+        .expect("beneficiary-year ceiling");
+    (c.used_amount, c.held_amount)
+}
+
+#[tokio::test]
+async fn a_claim_is_paid_against_its_authorization_within_at_and_above_tolerance() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, sim, _t) = two_mutuelles(dir.path()).await;
+    for p in ["R", "G"] {
+        // Planned: B 60,000, S 48,000: the mutuelle commits R = 12,000.
+        let mut refs = Vec::new();
+        for case in ["within", "at", "above"] {
+            let a = b
+                .request_authorization(care(p, &format!("PA-{p}-{case}"), vec![hospital(60_000)]))
+                .await
+                .unwrap();
+            assert_eq!(a.state, AuthorizationState::Active);
+            assert_eq!(a.mutuelle_id, format!("MUT-{p}"));
+            assert_eq!(a.terms.shares[0].mutuelle_share, 12_000, "{p}");
+            assert_eq!(
+                a.valid_until,
+                day("2026-04-11"),
+                "{p}: 30 days from the care"
+            );
+            assert_eq!(a.terms.tolerance_bp, 1000);
+            // The stay it opens is named by its reference.
+            assert_eq!(a.terms.planned.stay.as_ref().unwrap().stay_id, a.reference);
+            refs.push(a.reference);
+        }
+        if p == "R" {
+            assert_eq!(ceiling(&b, p).await, (0, 36_000), "three holds of 12,000");
+        } else {
+            assert_eq!(sim.held(), 36_000, "the remote mutuelle holds its own");
+        }
+        // Without an authorization, hospital care is not covered.
+        let none = b
+            .coordinate(care(p, &format!("C-{p}-none"), vec![hospital(60_000)]))
+            .await
+            .unwrap();
+        assert_eq!(m(&none), [0]);
+        assert_eq!(codes(&none, 0), [ReasonCode::PriorAuthorizationRequired]);
+        // Within the tolerance (B 63,000 <= 66,000): paid as billed.
+        let within = b
+            .coordinate(quoting(
+                care(p, &format!("C-{p}-w"), vec![hospital(63_000)]),
+                &refs[0],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(within.state, ClaimState::Coordinated);
+        assert_eq!(m(&within), [12_600], "{p}");
+        assert!(codes(&within, 0).is_empty());
+        // At it (66,000): the committed amount plus 10 %.
+        let at = b
+            .coordinate(quoting(
+                care(p, &format!("C-{p}-a"), vec![hospital(66_000)]),
+                &refs[1],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(m(&at), [13_200], "{p}");
+        // Above it (70,000): the committed amount, with the reason.
+        let above = b
+            .coordinate(quoting(
+                care(p, &format!("C-{p}-x"), vec![hospital(70_000)]),
+                &refs[2],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(m(&above), [12_000], "{p}");
+        assert_eq!(codes(&above, 0), [ReasonCode::PriorAuthorizationExceeded]);
+        for r in [&within, &at, &above] {
+            for (l, s) in r.claim.lines.iter().zip(r.shares.as_ref().unwrap()) {
+                assert!(s.mutuelle_share <= l.remainder());
+            }
+        }
+        // Each authorization consumed by its claim; the holds are uses now.
+        let a = b
+            .get_authorization("CNSS", &format!("PA-{p}-at"))
+            .await
+            .unwrap();
+        assert_eq!(a.state, AuthorizationState::Consumed);
+        assert_eq!(a.claim_id, format!("C-{p}-a"));
+        if p == "R" {
+            assert_eq!(ceiling(&b, p).await, (12_600 + 13_200 + 12_000, 0));
+        } else {
+            assert_eq!(sim.held(), 0);
+        }
+        // A second claim quoting a consumed one is refused, nothing stored.
+        let err = b
+            .coordinate(quoting(
+                care(p, &format!("C-{p}-again"), vec![hospital(60_000)]),
+                &refs[0],
+            ))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                ServiceError::Precondition {
+                    reason: "PRIOR_AUTHORIZATION_NOT_ACTIVE",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(b.get("CNSS", &format!("C-{p}-again")).await.is_err());
+        // The resend of a claim paid against it still gets its answer.
+        let again = b
+            .coordinate(quoting(
+                care(p, &format!("C-{p}-a"), vec![hospital(66_000)]),
+                &refs[1],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(m(&again), [13_200]);
+    }
+    // A reference is bound to its scheme's beneficiary.
+    let a = b
+        .request_authorization(care("R", "PA-bound", vec![hospital(60_000)]))
+        .await
+        .unwrap();
+    let err = b
+        .coordinate(quoting(
+            care("G", "C-other", vec![hospital(60_000)]),
+            &a.reference,
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ServiceError::Invalid(v) if v[0].field == "prior_authorization_reference"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn requests_are_idempotent_and_modified_ones_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+    let first = b
+        .request_authorization(care("R", "PA-1", vec![hospital(60_000)]))
+        .await
+        .unwrap();
+    let again = b
+        .request_authorization(care("R", "PA-1", vec![hospital(60_000)]))
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    assert_eq!(ceiling(&b, "R").await, (0, 12_000), "held once");
+    let err = b
+        .request_authorization(care("R", "PA-1", vec![hospital(61_000)]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ServiceError::ModifiedRequest(_)), "{err:?}");
+    // Planned in the past, or beyond a year: refused, naming the field.
+    let mut past = care("R", "PA-past", vec![hospital(60_000)]);
+    past.date_of_care = day("2026-01-02");
+    let err = b.request_authorization(past).await.unwrap_err();
+    assert!(
+        matches!(&err, ServiceError::Invalid(v) if v[0].field == "date_of_care"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_authorizations_share_a_ceiling_without_passing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+    // Each plans R = 60,000 (its own stay, capped at 60,000); the
+    // beneficiary's year holds 100,000: one gets 60,000, the other 40,000.
+    let (x, y) = tokio::join!(
+        b.request_authorization(care("R", "PA-x", vec![hospital(300_000)])),
+        b.request_authorization(care("R", "PA-y", vec![hospital(300_000)])),
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    let mut got = [
+        x.terms.shares[0].mutuelle_share,
+        y.terms.shares[0].mutuelle_share,
+    ];
+    got.sort();
+    assert_eq!(got, [40_000, 60_000]);
+    let partial = if x.terms.shares[0].mutuelle_share == 40_000 {
+        &x
+    } else {
+        &y
+    };
+    assert_eq!(
+        partial.terms.shares[0].reasons[0].code,
+        ReasonCode::CeilingReached
+    );
+    assert_eq!(ceiling(&b, "R").await, (0, 100_000));
+    // Nothing is left for a claim that needs no authorization.
+    let c = b
+        .coordinate(care("R", "C-cons", vec![consultation(5_000)]))
+        .await
+        .unwrap();
+    assert_eq!(m(&c), [0]);
+    assert_eq!(codes(&c, 0), [ReasonCode::CeilingReached]);
+    // An estimate shows what is held.
+    assert_eq!(ceiling(&b, "R").await, (0, 100_000));
+}
+
+#[tokio::test]
+async fn expiry_releases_the_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+    let a = b
+        .request_authorization(care("R", "PA-1", vec![hospital(60_000)]))
+        .await
+        .unwrap();
+    let g = b
+        .request_authorization(care("G", "PA-2", vec![hospital(60_000)]))
+        .await
+        .unwrap();
+    assert_eq!(ceiling(&b, "R").await, (0, 12_000));
+    assert_eq!(b.expire_authorizations().await.unwrap(), 0, "not yet");
+    // The last day covered is 2026-04-11; the clock moves past its end.
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(33 * 86_400)).await;
+    assert_eq!(b.expire_authorizations().await.unwrap(), 2);
+    assert_eq!(b.expire_authorizations().await.unwrap(), 0, "once");
+    assert_eq!(
+        b.get_authorization("CNSS", "PA-1").await.unwrap().state,
+        AuthorizationState::Expired
+    );
+    assert_eq!(ceiling(&b, "R").await, (0, 0));
+    assert_eq!(
+        b.get_authorization("CNSS", "PA-2").await.unwrap().state,
+        AuthorizationState::Expired
+    );
+    let _ = g;
+    // A claim quoting it is refused; it cannot be cancelled any more than
+    // it is (the same answer).
+    tokio::time::resume();
+    let err = b
+        .coordinate(quoting(
+            care("R", "C-1", vec![hospital(60_000)]),
+            &a.reference,
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ServiceError::Precondition {
+                reason: "PRIOR_AUTHORIZATION_NOT_ACTIVE",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        b.cancel_authorization("CNSS", "PA-1", "x")
+            .await
+            .unwrap()
+            .state,
+        AuthorizationState::Expired
+    );
+}
+
+#[tokio::test]
+async fn cancels_release_holds_and_a_cancelled_claim_gives_its_use_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, sim, _t) = two_mutuelles(dir.path()).await;
+    for p in ["R", "G"] {
+        let held = |b: &std::sync::Arc<Broker>| {
+            let (b, sim) = (b.clone(), sim.clone());
+            async move {
+                if p == "R" {
+                    ceiling(&b, "R").await.1
+                } else {
+                    sim.held()
+                }
+            }
+        };
+        b.request_authorization(care(p, &format!("PA-{p}-1"), vec![hospital(60_000)]))
+            .await
+            .unwrap();
+        assert_eq!(held(&b).await, 12_000);
+        let c = b
+            .cancel_authorization("CNSS", &format!("PA-{p}-1"), "plans changed")
+            .await
+            .unwrap();
+        assert_eq!(c.state, AuthorizationState::Cancelled);
+        assert_eq!(held(&b).await, 0, "{p}");
+        // Again: the same answer.
+        assert_eq!(
+            b.cancel_authorization("CNSS", &format!("PA-{p}-1"), "again")
+                .await
+                .unwrap(),
+            c
+        );
+        // Billed, then the claim cancelled: its use comes back; the
+        // authorization stays billed (a new one is asked to bill again).
+        let a = b
+            .request_authorization(care(p, &format!("PA-{p}-2"), vec![hospital(60_000)]))
+            .await
+            .unwrap();
+        let claim = b
+            .coordinate(quoting(
+                care(p, &format!("C-{p}-2"), vec![hospital(60_000)]),
+                &a.reference,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(m(&claim), [12_000]);
+        let err = b
+            .cancel_authorization("CNSS", &format!("PA-{p}-2"), "x")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                ServiceError::Precondition {
+                    reason: "PRIOR_AUTHORIZATION_CONSUMED",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let cancelled = b
+            .cancel("CNSS", &format!("C-{p}-2"), "error")
+            .await
+            .unwrap();
+        assert_eq!(cancelled.state, ClaimState::Cancelled);
+        if p == "R" {
+            assert_eq!(ceiling(&b, "R").await, (0, 0));
+        }
+        assert_eq!(held(&b).await, 0);
+    }
+}
+
+#[tokio::test]
+async fn a_stay_extended_twice_then_closed_keeps_its_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, sim, _t) = two_mutuelles(dir.path()).await;
+    for p in ["R", "G"] {
+        let id = format!("PA-{p}-stay");
+        let mut planned = care(p, &id, vec![hospital(60_000)]);
+        planned.stay = Some(Stay {
+            stay_id: format!("SEJ-{p}"),
+            admission: day("2026-03-12"),
+            discharge: Some(day("2026-03-15")),
+        });
+        let a = b.request_authorization(planned).await.unwrap();
+        assert_eq!(a.terms.shares[0].mutuelle_share, 12_000);
+        let stay = |to: &str| {
+            Some(Stay {
+                stay_id: format!("SEJ-{p}"),
+                admission: day("2026-03-12"),
+                discharge: Some(day(to)),
+            })
+        };
+        // Two more days, then three: 20,000 then 32,000 held.
+        let e1 = b
+            .extend_authorization("CNSS", &id, 1, stay("2026-03-17"), vec![hospital(100_000)])
+            .await
+            .unwrap();
+        assert_eq!(
+            (e1.extensions, e1.terms.shares[0].mutuelle_share),
+            (1, 20_000)
+        );
+        let e2 = b
+            .extend_authorization("CNSS", &id, 2, stay("2026-03-20"), vec![hospital(160_000)])
+            .await
+            .unwrap();
+        assert_eq!(
+            (e2.extensions, e2.terms.shares[0].mutuelle_share),
+            (2, 32_000)
+        );
+        if p == "R" {
+            assert_eq!(ceiling(&b, p).await, (0, 32_000), "the hold adjusted");
+        } else {
+            assert_eq!(sim.held(), 32_000);
+        }
+        // A resend of the first extension is recognised; a skipped number,
+        // another stay, are not.
+        assert_eq!(
+            b.extend_authorization("CNSS", &id, 1, stay("2026-03-17"), vec![hospital(100_000)])
+                .await
+                .unwrap()
+                .extensions,
+            2
+        );
+        let err = b
+            .extend_authorization("CNSS", &id, 4, stay("2026-03-25"), vec![hospital(200_000)])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, ServiceError::Invalid(v) if v[0].field == "extension"),
+            "{err:?}"
+        );
+        let mut other = stay("2026-03-25");
+        other.as_mut().unwrap().stay_id = "OTHER".into();
+        let err = b
+            .extend_authorization("CNSS", &id, 3, other, vec![hospital(200_000)])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, ServiceError::Invalid(v) if v[0].field == "stay.stay_id"),
+            "{err:?}"
+        );
+        // The final claim closes the stay: paid against the extended
+        // authorization, the hold consumed.
+        let mut last = quoting(
+            care(p, &format!("C-{p}-stay"), vec![hospital(160_000)]),
+            &e2.reference,
+        );
+        last.stay = stay("2026-03-20");
+        let claim = b.coordinate(last).await.unwrap();
+        assert_eq!(m(&claim), [32_000], "{p}");
+        assert_eq!(
+            b.get_authorization("CNSS", &id).await.unwrap().state,
+            AuthorizationState::Consumed
+        );
+        // No extension after the stay is closed.
+        let err = b
+            .extend_authorization("CNSS", &id, 3, stay("2026-03-25"), vec![hospital(200_000)])
+            .await
+            .unwrap_err();
+        assert!(matches!(&err, ServiceError::Precondition { .. }), "{err:?}");
+        // The per-stay cap (60,000) spans the stay's claims: a later claim
+        // on the same stay gets what is left of it, 28,000.
+        let mut after = care(p, &format!("C-{p}-after"), vec![consultation(40_000)]);
+        after.stay = stay("2026-03-20");
+        let after = b.coordinate(after).await.unwrap();
+        assert_eq!(m(&after), [28_000], "{p}");
+        assert_eq!(codes(&after, 0), [ReasonCode::CeilingReached]);
+    }
+}
+
+#[tokio::test]
+async fn a_mutuelle_without_prior_authorization_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = super::super::testing::answering_broker(dir.path());
+    b.store()
+        .upsert_members(&[super::super::testing::member_of("X")], 0)
+        .await
+        .unwrap();
+    let err = b
+        .request_authorization(care("X", "PA-1", vec![hospital(60_000)]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ServiceError::Precondition {
+                reason: "PRIOR_AUTHORIZATION_UNSUPPORTED",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        b.store()
+            .authorization("CNSS", "PA-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
