@@ -51,8 +51,8 @@ use crate::grpc::PartnerTls;
 use crate::http::HttpClient;
 use crate::registry::{PartnerContext, PartnerSettings};
 use crate::{
-    Adapter, AdapterError, AdjudicationRequest, CancelRequest, EligibilityAnswer, EligibilityQuery,
-    PartnerAdjudication,
+    Adapter, AdapterError, AdjudicationRequest, CancelPreAuthorization, CancelRequest, Commitment,
+    EligibilityAnswer, EligibilityQuery, PartnerAdjudication, PreAuthorizationRequest,
 };
 
 /// Which flavour of FHIR the partner speaks.
@@ -252,6 +252,66 @@ pub fn claim_resource(
     let patient = claim["patient"].clone();
     claim["contained"] = json!([scheme_adjudication(c, &mapped.lines, &patient)]);
     claim
+}
+
+/// The FHIR Claim of a prior authorization (`use = preauthorization`):
+/// the claim's shape for planned care; an extension names the
+/// preAuthRef it replaces in `related` (relationship `prior`).
+pub fn preauthorization_resource(
+    key: &str,
+    planned: &passerelle_domain::Claim,
+    mapped: &crate::codes::MappedClaim,
+    mutuelle_id: &str,
+    extends: Option<&str>,
+) -> Value {
+    let mut claim = claim_resource(key, planned, mapped, mutuelle_id);
+    claim["use"] = json!("preauthorization");
+    claim["identifier"][1] = json!({ "system": "urn:passerelle:authorization", "value": format!("{}/{}", planned.scheme_id, planned.claim_id) });
+    if let Some(r) = extends {
+        claim["related"] = json!([{
+            "relationship": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/ex-relatedclaimrelationship", "code": "prior" }] },
+            "reference": { "system": PREAUTH_SYSTEM, "value": r }
+        }]);
+    }
+    claim
+}
+
+/// The identifier system of a mutuelle's preAuthRef in what passerelle
+/// sends (an extension's `related`, a release's Task).
+pub const PREAUTH_SYSTEM: &str = "urn:passerelle:preauth-ref";
+
+/// The Task that releases a prior authorization not billed.
+pub fn release_resource(r: &CancelPreAuthorization<'_>) -> Value {
+    json!({
+        "resourceType": "Task",
+        "identifier": [{ "system": KEY_SYSTEM, "value": r.idempotency_key }],
+        "status": "requested",
+        "intent": "order",
+        "code": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/financialtaskcode", "code": "cancel" }] },
+        "focus": { "type": "Claim", "identifier": { "system": PREAUTH_SYSTEM, "value": r.partner_reference } },
+        "reasonCode": { "text": r.reason },
+    })
+}
+
+/// What a ClaimResponse to a preauthorization says besides its items: the
+/// preAuthRef (else the response's own reference) and the last day of
+/// preAuthPeriod.
+pub fn preauthorization_terms(
+    v: &Value,
+) -> Result<(Option<String>, Option<passerelle_domain::Date>), AdapterError> {
+    let reference = v
+        .get("preAuthRef")
+        .and_then(Value::as_str)
+        .map(String::from);
+    let end = match v.pointer("/preAuthPeriod/end").and_then(Value::as_str) {
+        None => None,
+        Some(s) => Some(s.get(..10).and_then(date::parse).ok_or_else(|| {
+            AdapterError::Malformed(format!(
+                "ClaimResponse.preAuthPeriod.end: not a date: {s:?}"
+            ))
+        })?),
+    };
+    Ok((reference, end))
 }
 
 /// The CoverageEligibilityRequest for a question (standard dialect;
@@ -544,7 +604,12 @@ impl Adapter for FhirAdapter {
                 v
             }
             _ => {
-                let claim = claim_resource(req.idempotency_key, c, &mapped, &self.mutuelle_id);
+                let mut claim = claim_resource(req.idempotency_key, c, &mapped, &self.mutuelle_id);
+                // Paid against a prior authorization: its preAuthRef on the
+                // mutuelle's coverage.
+                if let Some(p) = req.prior {
+                    claim["insurance"][1]["preAuthRef"] = json!([p.partner_reference]);
+                }
                 self.post("/Claim", &claim, Some(req.idempotency_key))
                     .await?
             }
@@ -564,6 +629,66 @@ impl Adapter for FhirAdapter {
             product: None::<ProductRef>,
             consumption: Vec::new(),
         })
+    }
+
+    async fn preauthorize(
+        &self,
+        req: PreAuthorizationRequest<'_>,
+    ) -> Result<Commitment, AdapterError> {
+        if self.cfg.dialect == Dialect::Openimis {
+            return Err(AdapterError::Unsupported(
+                "openIMIS gives no prior authorization over FHIR".into(),
+            ));
+        }
+        let c = req.planned;
+        let mapped = self
+            .cfg
+            .codes
+            .claim(c, req.member_number)
+            .map_err(AdapterError::Rejected)?;
+        let claim = preauthorization_resource(
+            req.idempotency_key,
+            c,
+            &mapped,
+            &self.mutuelle_id,
+            req.replaces.map(|p| p.partner_reference.as_str()),
+        );
+        let v = self
+            .post("/Claim", &claim, Some(req.idempotency_key))
+            .await?;
+        let (pre_auth_ref, valid_until) = preauthorization_terms(&v)?;
+        let parsed = parse_claim_response(
+            &v,
+            self.cfg.dialect,
+            &self.cfg.currency_symbols,
+            Some(&c.currency),
+        )
+        .map_err(malformed)?;
+        let (shares, reference) =
+            shares_from_response(parsed, self.cfg.dialect, &mapped.lines, &c.currency)?;
+        Ok(Commitment {
+            lines: crate::codes::merge(shares, mapped.unmapped),
+            partner_reference: pre_auth_ref.unwrap_or(reference),
+            valid_until,
+            // FHIR carries no billing tolerance: none.
+            tolerance_bp: None,
+            product: None,
+            hold: Vec::new(),
+        })
+    }
+
+    async fn cancel_preauthorization(
+        &self,
+        req: CancelPreAuthorization<'_>,
+    ) -> Result<(), AdapterError> {
+        if self.cfg.dialect == Dialect::Openimis {
+            return Err(AdapterError::Unsupported(
+                "openIMIS gives no prior authorization over FHIR".into(),
+            ));
+        }
+        self.post("/Task", &release_resource(&req), Some(req.idempotency_key))
+            .await?;
+        Ok(())
     }
 
     async fn cancel(&self, req: CancelRequest<'_>) -> Result<(), AdapterError> {
@@ -1111,6 +1236,17 @@ mod tests {
                 "standard-Claim",
                 &claim_resource(&key, c, &mapped, "MUT-KIT"),
             );
+            // A prior authorization, first and as an extension; a claim
+            // paid against one carries its preAuthRef.
+            for extends in [None, Some("PA-7")] {
+                write(
+                    "standard-Claim-preauthorization",
+                    &preauthorization_resource(&key, c, &mapped, "MUT-KIT", extends),
+                );
+            }
+            let mut against = claim_resource(&key, c, &mapped, "MUT-KIT");
+            against["insurance"][1]["preAuthRef"] = json!(["PA-7"]);
+            write("standard-Claim-against-preauthorization", &against);
             write(
                 "openimis-Claim",
                 &openimis::claim(&key, c, &mapped, &oi, "$").unwrap(),
@@ -1140,6 +1276,16 @@ mod tests {
                 scheme_id: "CNSS",
                 claim_id: "r4-1",
                 reason: "envoyée deux fois",
+            }),
+        );
+        write(
+            "standard-Task-release",
+            &release_resource(&crate::CancelPreAuthorization {
+                idempotency_key: "pax-1",
+                partner_reference: "PA-7",
+                scheme_id: "CNSS",
+                authorization_id: "A-1",
+                reason: "séjour annulé",
             }),
         );
         crate::kit::validate_fhir_r4(dir.path(), n);

@@ -34,6 +34,10 @@ pub struct KitEnv {
     /// over FHIR), a cancel must be refused as unsupported, saying what a
     /// person must do, and never reach the partner.
     pub cancels: bool,
+    /// The partner gives prior authorizations; when it does not (openIMIS,
+    /// the template), asking must be refused as unsupported and never
+    /// reach it.
+    pub preauthorizes: bool,
     /// Keeps temporary files and servers alive.
     pub keep: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
@@ -325,6 +329,102 @@ pub async fn cancel(env: &KitEnv) {
     );
 }
 
+/// A prior authorization of the kit's claim, a resend (the same
+/// commitment, held once), a claim paid against it (the hold released),
+/// and a second one released unbilled. The commitment comes from the
+/// partner's product (consultation 1500, lab 200), never a canned answer.
+pub async fn prior_authorization(env: &KitEnv) {
+    use crate::{CancelPreAuthorization, PreAuthorizationRequest, PriorTerms};
+    let planned = claim("kit-pa");
+    let ask = |key: &'static str| PreAuthorizationRequest {
+        idempotency_key: key,
+        planned: &planned,
+        member_number: "K-1",
+        replaces: None,
+    };
+    let r = env.adapter.preauthorize(ask("kit-pa-key")).await;
+    if !env.preauthorizes {
+        match r {
+            Err(crate::AdapterError::Unsupported(_)) => {}
+            other => panic!("an unsupported prior authorization must say so: {other:?}"),
+        }
+        assert_eq!(env.sim.held(), 0, "nothing reached the partner");
+        return;
+    }
+    let c = r.expect("committed");
+    let shares = check_answer(&planned.lines, c.lines.clone()).expect("one share per line");
+    assert_eq!(
+        shares.iter().map(|s| s.mutuelle_share).collect::<Vec<_>>(),
+        [1500, 200]
+    );
+    assert!(!c.partner_reference.is_empty(), "a reference to quote");
+    assert_eq!(
+        c.valid_until,
+        Some(date::parse("2026-12-20").expect("date")),
+        "30 days by the partner's product"
+    );
+    assert_eq!(env.sim.held(), 1700, "held at the partner");
+    let again = env
+        .adapter
+        .preauthorize(ask("kit-pa-key"))
+        .await
+        .expect("resend");
+    assert_eq!(again.partner_reference, c.partner_reference);
+    assert_eq!(env.sim.held(), 1700, "held once");
+    // The claim paid against it: as committed, the hold released.
+    let terms = PriorTerms {
+        partner_reference: c.partner_reference.clone(),
+        granted: passerelle_domain::Granted {
+            lines: planned
+                .lines
+                .iter()
+                .zip(&shares)
+                .map(|(l, s)| passerelle_domain::GrantedLine {
+                    act_code: l.act_code.clone(),
+                    billed: l.billed,
+                    mutuelle_share: s.mutuelle_share,
+                })
+                .collect(),
+            tolerance_bp: 0,
+        },
+        hold: vec![],
+        stay_id: None,
+    };
+    let bill = claim("kit-pa-claim");
+    let a = env
+        .adapter
+        .adjudicate(AdjudicationRequest {
+            prior: Some(&terms),
+            ..req("kit-pa-claim-key", &bill)
+        })
+        .await
+        .expect("adjudicated");
+    let paid = check_answer(&bill.lines, a.lines).expect("valid");
+    assert_eq!(
+        paid.iter().map(|s| s.mutuelle_share).collect::<Vec<_>>(),
+        [1500, 200]
+    );
+    assert_eq!(env.sim.held(), 0, "the hold became the claim's");
+    // Another, released unbilled.
+    let other = env
+        .adapter
+        .preauthorize(ask("kit-pa-key-2"))
+        .await
+        .expect("committed");
+    assert_eq!(env.sim.held(), 1700);
+    env.adapter
+        .cancel_preauthorization(CancelPreAuthorization {
+            idempotency_key: "kit-pa-release",
+            partner_reference: &other.partner_reference,
+            scheme_id: "CNSS",
+            authorization_id: "kit-pa",
+            reason: "kit",
+        })
+        .await
+        .expect("released");
+    assert_eq!(env.sim.held(), 0, "released at the partner");
+}
+
 /// Runs every check of the kit against adapters built by `$make` (an async
 /// function returning a [`KitEnv`]), one test each.
 #[macro_export]
@@ -332,7 +432,8 @@ macro_rules! adapter_conformance {
     ($make:path) => {
         $crate::adapter_conformance!(@each $make;
             golden_path, partner_down, partner_slower_than_its_timeout, malformed_answer,
-            share_above_the_remainder_is_refused, unmapped_code, duplicate_adjudicates_once, cancel);
+            share_above_the_remainder_is_refused, unmapped_code, duplicate_adjudicates_once, cancel,
+            prior_authorization);
     };
     (@each $make:path; $($check:ident),*) => {
         $(
@@ -381,6 +482,7 @@ pub async fn grpc_env() -> KitEnv {
         sim,
         caps_at_remainder: false,
         cancels: true,
+        preauthorizes: true,
         keep: vec![Box::new(task)],
     }
 }
@@ -431,6 +533,7 @@ pub async fn fhir_env(dialect: crate::fhir::Dialect) -> KitEnv {
         sim,
         caps_at_remainder: openimis,
         cancels: !openimis,
+        preauthorizes: !openimis,
         keep: vec![Box::new(task), Box::new(dir)],
     }
 }
@@ -477,6 +580,7 @@ pub async fn xml_env(shape: crate::sim_http::XmlShape) -> KitEnv {
         sim,
         caps_at_remainder: false,
         cancels: true,
+        preauthorizes: true,
         keep: vec![Box::new(task), Box::new(dir)],
     }
 }
@@ -516,6 +620,7 @@ pub async fn template_env() -> KitEnv {
         sim,
         caps_at_remainder: false,
         cancels: true,
+        preauthorizes: false,
         keep: vec![Box::new(task)],
     }
 }

@@ -208,6 +208,18 @@ impl SimFhir {
             SimError::date(v["created"].as_str().unwrap_or(""))?,
         );
         care.diagnoses = claim_diagnoses(v);
+        // A claim paid against a prior authorization carries its preAuthRef
+        // on the mutuelle's coverage; an extension names the one it
+        // replaces in `related`.
+        let preauthorization = v["use"] == "preauthorization";
+        care.prior_reference = if preauthorization {
+            v.pointer("/related/0/reference/value")
+        } else {
+            v.pointer("/insurance/1/preAuthRef/0")
+        }
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
         let scheme = v
             .pointer("/contained/0/item")
             .and_then(Value::as_array)
@@ -288,6 +300,9 @@ impl SimFhir {
                 outcome,
                 scheme_reason: String::new(),
             });
+        }
+        if preauthorization && self.dialect == Dialect::Standard {
+            return self.preauthorize(&key, &care, digits);
         }
         let answer = self.sim.adjudicate(mode, &key, &care)?;
         let items: Vec<Value> = answer
@@ -446,9 +461,49 @@ impl SimFhir {
         )
     }
 
+    /// A Claim with `use = preauthorization`: the simulated mutuelle's
+    /// commitment as a ClaimResponse with preAuthRef and preAuthPeriod.
+    fn preauthorize(&self, key: &str, care: &Care, digits: u32) -> Result<Value, SimError> {
+        let c = self.sim.preauthorize(key, care)?;
+        let items: Vec<Value> = c
+            .lines
+            .iter()
+            .map(|s| {
+                let mut adj = json!({ "category": { "coding": [{ "code": "benefit" }] },
+                    "amount": { "value": decimal(s.mutuelle_share, digits), "currency": self.currency_text } });
+                if let Some(r) = s.reasons.first() {
+                    adj["reason"] = json!({ "coding": [{ "system": "urn:sim", "code": convert::reason_to_pb(r).code.to_string(), "display": r.message }] });
+                }
+                json!({ "itemSequence": s.sequence, "adjudication": [adj] })
+            })
+            .collect();
+        Ok(json!({
+            "resourceType": "ClaimResponse",
+            "id": c.partner_reference,
+            "identifier": [{ "value": c.partner_reference }],
+            "status": "active",
+            "use": "preauthorization",
+            "outcome": "complete",
+            "preAuthRef": c.partner_reference,
+            "preAuthPeriod": {
+                "start": date::format(care.date_of_care),
+                "end": c.valid_until.map(date::format).unwrap_or_default(),
+            },
+            "item": items,
+        }))
+    }
+
     async fn task(&self, v: &Value) -> Result<Value, SimError> {
         self.sim.open(Call::Cancel, None).await?;
         let key = v.pointer("/identifier/0/value").and_then(Value::as_str);
+        if v.pointer("/focus/identifier/system")
+            .and_then(Value::as_str)
+            == Some(crate::fhir::PREAUTH_SYSTEM)
+        {
+            let reference = v.pointer("/focus/identifier/value").and_then(Value::as_str);
+            self.sim.cancel_preauthorization(reference.unwrap_or(""));
+            return Ok(json!({ "resourceType": "Task", "status": "completed", "intent": "order" }));
+        }
         let adjudication_key = v.pointer("/focus/identifier/value").and_then(Value::as_str);
         self.sim
             .cancel(key.unwrap_or(""), adjudication_key.unwrap_or(""));
@@ -593,7 +648,9 @@ impl SimXml {
             root
         };
         let r = match root.name.as_str() {
-            "Demande" | "AdjudicationRequest" => self.adjudicate(&root).await,
+            "Demande" | "AdjudicationRequest" => self.adjudicate(&root, false).await,
+            "Accord" | "PreAuthorizationRequest" => self.adjudicate(&root, true).await,
+            "LeveeAccord" | "ReleaseRequest" => self.release(&root).await,
             "Droits" | "EligibilityRequest" => self.eligibility(&root).await,
             "Annulation" | "CancelRequest" => self.cancel(&root).await,
             other => Err(SimError::InvalidArgument(format!(
@@ -616,7 +673,30 @@ impl SimXml {
         SimError::date(&parse_date(s, fmt).map(date::format).unwrap_or_default())
     }
 
-    async fn adjudicate(&self, root: &Node) -> Result<String, SimError> {
+    /// Releases a prior authorization (shape A `<LeveeAccord accord=..>`,
+    /// shape B `<ReleaseRequest><PreAuthRef>`).
+    async fn release(&self, root: &Node) -> Result<String, SimError> {
+        self.sim.open(Call::Cancel, None).await?;
+        let reference = match self.shape {
+            XmlShape::A => root.value("@accord"),
+            XmlShape::B => root.value("PreAuthRef"),
+        }
+        .unwrap_or_default();
+        self.sim.cancel_preauthorization(&reference);
+        Ok(match self.shape {
+            XmlShape::A => "<Reponse><Leve>oui</Leve></Reponse>".into(),
+            XmlShape::B => {
+                "<m:ReleaseResponse xmlns:m=\"urn:mutuelle:v2\"><m:Done>true</m:Done></m:ReleaseResponse>"
+                    .into()
+            }
+        })
+    }
+
+    /// A claim, or (`preauthorize`) planned care for a prior authorization:
+    /// the same lines; a claim names the authorization it is paid against
+    /// (shape A `accord`, shape B `PreAuthRef`), an extension the one it
+    /// replaces (`remplace`, `Replaces`).
+    async fn adjudicate(&self, root: &Node, preauthorize: bool) -> Result<String, SimError> {
         let v = |n: &Node, p: &str| n.value(p).unwrap_or_default();
         let (key, member, day, items): (String, String, String, Vec<&Node>) = match self.shape {
             XmlShape::A => (
@@ -638,6 +718,12 @@ impl SimXml {
         let mode = self.sim.open(Call::Adjudicate, None).await?;
         SimError::key(&key)?;
         let mut care = Care::new(member, self.date(&day)?);
+        care.prior_reference = match (self.shape, preauthorize) {
+            (XmlShape::A, false) => v(root, "@accord"),
+            (XmlShape::A, true) => v(root, "@remplace"),
+            (XmlShape::B, false) => v(root, "PreAuthRef"),
+            (XmlShape::B, true) => v(root, "Replaces"),
+        };
         for it in items {
             let (act, cat, qty, b, e, s, o) = match self.shape {
                 XmlShape::A => (
@@ -669,6 +755,9 @@ impl SimXml {
                 outcome: scheme_outcome(&o),
                 scheme_reason: String::new(),
             });
+        }
+        if preauthorize {
+            return self.commitment(&key, &care);
         }
         let a = self.sim.adjudicate(mode, &key, &care)?;
         let mut out = String::new();
@@ -704,6 +793,47 @@ impl SimXml {
                     out.push_str(&format!("<m:Item><m:Seq>{}</m:Seq><m:Covered>{}</m:Covered><m:Note>{}</m:Note></m:Item>", l.sequence, self.number(l.mutuelle_share), xml_escape(&note)));
                 }
                 out.push_str("</m:Items></m:AdjudicationResponse>");
+            }
+        }
+        Ok(out)
+    }
+
+    /// The simulated mutuelle's commitment, in the shape's words.
+    fn commitment(&self, key: &str, care: &Care) -> Result<String, SimError> {
+        let c = self.sim.preauthorize(key, care)?;
+        let until = c
+            .valid_until
+            .map(|d| shape_date(self.shape, d))
+            .unwrap_or_default();
+        let mut out = String::new();
+        match self.shape {
+            XmlShape::A => {
+                out.push_str(&format!(
+                    "<Reponse><Reference>{}</Reference><Validite>{until}</Validite>",
+                    xml_escape(&c.partner_reference)
+                ));
+                for l in &c.lines {
+                    out.push_str(&format!(
+                        "<Ligne no=\"{}\"><Part>{}</Part></Ligne>",
+                        l.sequence,
+                        self.number(l.mutuelle_share)
+                    ));
+                }
+                out.push_str("</Reponse>");
+            }
+            XmlShape::B => {
+                out.push_str(&format!(
+                    "<m:PreAuthorizationResponse xmlns:m=\"urn:mutuelle:v2\"><m:Ref>{}</m:Ref><m:ValidUntil>{until}</m:ValidUntil><m:Items>",
+                    xml_escape(&c.partner_reference)
+                ));
+                for l in &c.lines {
+                    out.push_str(&format!(
+                        "<m:Item><m:Seq>{}</m:Seq><m:Covered>{}</m:Covered></m:Item>",
+                        l.sequence,
+                        self.number(l.mutuelle_share)
+                    ));
+                }
+                out.push_str("</m:Items></m:PreAuthorizationResponse>");
             }
         }
         Ok(out)

@@ -33,8 +33,8 @@ use crate::grpc::PartnerTls;
 use crate::http::HttpClient;
 use crate::registry::{PartnerContext, PartnerSettings};
 use crate::{
-    Adapter, AdapterError, AdjudicationRequest, CancelRequest, EligibilityAnswer, EligibilityQuery,
-    PartnerAdjudication,
+    Adapter, AdapterError, AdjudicationRequest, CancelPreAuthorization, CancelRequest, Commitment,
+    EligibilityAnswer, EligibilityQuery, PartnerAdjudication, PreAuthorizationRequest,
 };
 
 // ---------------------------------------------------------------- config
@@ -118,6 +118,10 @@ pub struct AnswerPaths {
     /// ... and the values that mean yes (default "true", "1", "yes", "oui").
     #[serde(default)]
     pub covered_values: Vec<String>,
+    /// Prior authorization: the last date of care it covers, written in
+    /// `date_format`.
+    #[serde(default)]
+    pub valid_until: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -152,6 +156,15 @@ pub struct XmlConfig {
     #[serde(default)]
     pub eligibility: Option<Operation>,
     pub cancel: Operation,
+    /// Optional: a prior authorization (the lines and share paths of
+    /// `adjudicate`'s answer, plus `reference` and `valid_until`); without
+    /// it, the partner gives none.
+    #[serde(default)]
+    pub preauthorize: Option<Operation>,
+    /// Optional: the release of a prior authorization not billed
+    /// (`{{prior_reference}}` names it). Required with `preauthorize`.
+    #[serde(default)]
+    pub release: Option<Operation>,
     #[serde(default)]
     pub codes: CodeMaps,
 }
@@ -325,6 +338,8 @@ impl XmlAdapter {
             ("adjudicate", Some(&cfg.adjudicate)),
             ("eligibility", cfg.eligibility.as_ref()),
             ("cancel", Some(&cfg.cancel)),
+            ("preauthorize", cfg.preauthorize.as_ref()),
+            ("release", cfg.release.as_ref()),
         ] {
             if let Some(op) = t {
                 check_template(&op.template).map_err(|e| format!("{what}.template: {e}"))?;
@@ -335,6 +350,16 @@ impl XmlAdapter {
             || cfg.adjudicate.answer.sequence.is_none()
         {
             return Err("adjudicate.answer: lines, sequence and share are required".into());
+        }
+        if let Some(p) = &cfg.preauthorize {
+            if p.answer.lines.is_none() || p.answer.share.is_none() || p.answer.sequence.is_none() {
+                return Err("preauthorize.answer: lines, sequence and share are required".into());
+            }
+            if cfg.release.is_none() {
+                return Err(
+                    "preauthorize needs a [release] operation: an authorization not billed must be released".into(),
+                );
+            }
         }
         Ok(XmlAdapter {
             http,
@@ -410,6 +435,141 @@ impl XmlAdapter {
     }
 }
 
+impl XmlAdapter {
+    /// The template variables of a claim (or of planned care): the claim's
+    /// own, its mapped lines and diagnoses, and `prior_reference`.
+    fn claim_ctx(
+        &self,
+        key: &str,
+        c: &passerelle_domain::Claim,
+        mapped: &crate::codes::MappedClaim,
+        prior_reference: Option<&str>,
+    ) -> Ctx {
+        let cur = c.currency.as_str();
+        let lines: Vec<HashMap<String, Val>> = mapped
+            .lines
+            .iter()
+            .map(|m| {
+                let l = &m.line;
+                HashMap::from([
+                    ("sequence".to_string(), t(m.sequence.to_string())),
+                    ("act".to_string(), t(&m.act)),
+                    ("category".to_string(), t(&m.category)),
+                    ("quantity".to_string(), t(l.quantity.to_string())),
+                    ("billed".to_string(), t(self.number(l.billed, cur))),
+                    (
+                        "tariff_base".to_string(),
+                        t(self.number(l.tariff_base, cur)),
+                    ),
+                    (
+                        "scheme_share".to_string(),
+                        t(self.number(l.scheme_share, cur)),
+                    ),
+                    (
+                        "ticket_moderateur".to_string(),
+                        t(self.number(l.ticket_moderateur(), cur)),
+                    ),
+                    ("overrun".to_string(), t(self.number(l.overrun(), cur))),
+                    ("remainder".to_string(), t(self.number(l.remainder(), cur))),
+                    ("outcome".to_string(), t(l.outcome.as_str())),
+                ])
+            })
+            .collect();
+        let mut ctx: Ctx = CLAIM_VARS.iter().map(|k| (k.to_string(), t(""))).collect();
+        for (k, v) in [
+            ("key", key.to_string()),
+            ("scheme_id", c.scheme_id.clone()),
+            ("claim_id", c.claim_id.clone()),
+            ("member", mapped.member.clone()),
+            ("beneficiary_id", c.beneficiary_id.clone()),
+            ("facility", mapped.facility.clone()),
+            ("invoice_number", c.invoice_number.clone()),
+            (
+                "date_of_care",
+                format_date(c.date_of_care, &self.cfg.date_format),
+            ),
+            ("currency", c.currency.clone()),
+            (
+                "total_billed",
+                self.number(mapped.lines.iter().map(|m| m.line.billed).sum(), cur),
+            ),
+            (
+                "total_remainder",
+                self.number(mapped.lines.iter().map(|m| m.line.remainder()).sum(), cur),
+            ),
+            ("prior_reference", prior_reference.unwrap_or("").to_string()),
+        ] {
+            ctx.insert(k.into(), t(v));
+        }
+        ctx.insert("lines".into(), Val::List(lines));
+        ctx.insert(
+            "diagnoses".into(),
+            Val::List(
+                mapped
+                    .diagnoses
+                    .iter()
+                    .map(|d| HashMap::from([("code".to_string(), t(d))]))
+                    .collect(),
+            ),
+        );
+        ctx
+    }
+
+    /// Sends an operation with lines and reads its answer: the shares, the
+    /// reference, and `valid_until` when the answer has one.
+    async fn exchange(
+        &self,
+        op: &Operation,
+        ctx: &Ctx,
+        currency: &str,
+    ) -> Result<(Vec<LineShare>, String, Option<date::Date>), AdapterError> {
+        let body = render(&op.template, ctx).map_err(AdapterError::Malformed)?;
+        let root = self.call(op, body).await?;
+        if let Some(e) = refusal(&op.answer, &root) {
+            return Err(e);
+        }
+        let answer = read_adjudication(&root, &op.answer, &self.cfg.numbers, currency)
+            .map_err(AdapterError::Malformed)?;
+        if answer.lines.is_empty() {
+            return Err(AdapterError::Malformed(format!(
+                "{}: no line in the answer",
+                op.answer.lines.as_deref().unwrap_or_default()
+            )));
+        }
+        let valid_until = match op.answer.valid_until.as_deref() {
+            None => None,
+            Some(path) => {
+                let text = root
+                    .select(path)
+                    .into_iter()
+                    .next()
+                    .map(|(_, n)| n.text.trim().to_string())
+                    .ok_or_else(|| AdapterError::Malformed(format!("{path}: missing")))?;
+                Some(parse_date(&text, &self.cfg.date_format).ok_or_else(|| {
+                    AdapterError::Malformed(format!(
+                        "{path}: {text:?} is not a date in {}",
+                        self.cfg.date_format
+                    ))
+                })?)
+            }
+        };
+        let shares = answer
+            .lines
+            .into_iter()
+            .map(|l| LineShare {
+                sequence: l.sequence,
+                mutuelle_share: l.share,
+                reasons: l
+                    .reason
+                    .filter(|s| !s.is_empty())
+                    .map(|s| vec![Reason::new(ReasonCode::PartnerRule, s)])
+                    .unwrap_or_default(),
+            })
+            .collect();
+        Ok((shares, answer.reference, valid_until))
+    }
+}
+
 fn t(s: impl Into<String>) -> Val {
     Val::Text(s.into())
 }
@@ -441,6 +601,7 @@ pub const CLAIM_VARS: &[&str] = &[
     "total_billed",
     "total_remainder",
     "reason",
+    "prior_reference",
 ];
 /// Variables inside {{#lines}}.
 pub const LINE_VARS: &[&str] = &[
@@ -522,106 +683,69 @@ impl Adapter for XmlAdapter {
                 ..Default::default()
             });
         }
-        let cur = c.currency.as_str();
-        let lines: Vec<HashMap<String, Val>> = mapped
-            .lines
-            .iter()
-            .map(|m| {
-                let l = &m.line;
-                HashMap::from([
-                    ("sequence".to_string(), t(m.sequence.to_string())),
-                    ("act".to_string(), t(&m.act)),
-                    ("category".to_string(), t(&m.category)),
-                    ("quantity".to_string(), t(l.quantity.to_string())),
-                    ("billed".to_string(), t(self.number(l.billed, cur))),
-                    (
-                        "tariff_base".to_string(),
-                        t(self.number(l.tariff_base, cur)),
-                    ),
-                    (
-                        "scheme_share".to_string(),
-                        t(self.number(l.scheme_share, cur)),
-                    ),
-                    (
-                        "ticket_moderateur".to_string(),
-                        t(self.number(l.ticket_moderateur(), cur)),
-                    ),
-                    ("overrun".to_string(), t(self.number(l.overrun(), cur))),
-                    ("remainder".to_string(), t(self.number(l.remainder(), cur))),
-                    ("outcome".to_string(), t(l.outcome.as_str())),
-                ])
-            })
-            .collect();
-        let mut ctx: Ctx = CLAIM_VARS.iter().map(|k| (k.to_string(), t(""))).collect();
-        for (k, v) in [
-            ("key", req.idempotency_key.to_string()),
-            ("scheme_id", c.scheme_id.clone()),
-            ("claim_id", c.claim_id.clone()),
-            ("member", mapped.member.clone()),
-            ("beneficiary_id", c.beneficiary_id.clone()),
-            ("facility", mapped.facility.clone()),
-            ("invoice_number", c.invoice_number.clone()),
-            (
-                "date_of_care",
-                format_date(c.date_of_care, &self.cfg.date_format),
-            ),
-            ("currency", c.currency.clone()),
-            (
-                "total_billed",
-                self.number(mapped.lines.iter().map(|m| m.line.billed).sum(), cur),
-            ),
-            (
-                "total_remainder",
-                self.number(mapped.lines.iter().map(|m| m.line.remainder()).sum(), cur),
-            ),
-        ] {
-            ctx.insert(k.into(), t(v));
-        }
-        ctx.insert("lines".into(), Val::List(lines));
-        ctx.insert(
-            "diagnoses".into(),
-            Val::List(
-                mapped
-                    .diagnoses
-                    .iter()
-                    .map(|d| HashMap::from([("code".to_string(), t(d))]))
-                    .collect(),
-            ),
-        );
+        let prior = req.prior.map(|p| p.partner_reference.as_str());
+        let ctx = self.claim_ctx(req.idempotency_key, c, &mapped, prior);
         let op = &self.cfg.adjudicate;
-        let body = render(&op.template, &ctx).map_err(AdapterError::Malformed)?;
-        let root = self.call(op, body).await?;
-        if let Some(e) = refusal(&op.answer, &root) {
-            return Err(e);
-        }
-        let answer = read_adjudication(&root, &op.answer, &self.cfg.numbers, cur)
-            .map_err(AdapterError::Malformed)?;
-        if answer.lines.is_empty() {
-            return Err(AdapterError::Malformed(format!(
-                "{}: no line in the answer",
-                op.answer.lines.as_deref().unwrap_or_default()
-            )));
-        }
-        let shares = answer
-            .lines
-            .into_iter()
-            .map(|l| LineShare {
-                sequence: l.sequence,
-                mutuelle_share: l.share,
-                reasons: l
-                    .reason
-                    .filter(|s| !s.is_empty())
-                    .map(|s| vec![Reason::new(ReasonCode::PartnerRule, s)])
-                    .unwrap_or_default(),
-            })
-            .collect();
-        let reference = answer.reference;
+        let (shares, reference, _) = self.exchange(op, &ctx, &c.currency).await?;
         Ok(PartnerAdjudication {
             lines: crate::codes::merge(shares, mapped.unmapped),
             partner_reference: reference,
             product: None,
             consumption: Vec::new(),
         })
+    }
+
+    async fn preauthorize(
+        &self,
+        req: PreAuthorizationRequest<'_>,
+    ) -> Result<Commitment, AdapterError> {
+        let Some(op) = &self.cfg.preauthorize else {
+            return Err(AdapterError::Unsupported(
+                "this mutuelle's XML mapping has no [preauthorize] operation".into(),
+            ));
+        };
+        let c = req.planned;
+        let mapped = self
+            .cfg
+            .codes
+            .claim(c, req.member_number)
+            .map_err(AdapterError::Rejected)?;
+        let extends = req.replaces.map(|p| p.partner_reference.as_str());
+        let ctx = self.claim_ctx(req.idempotency_key, c, &mapped, extends);
+        let (shares, reference, valid_until) = self.exchange(op, &ctx, &c.currency).await?;
+        Ok(Commitment {
+            lines: crate::codes::merge(shares, mapped.unmapped),
+            partner_reference: reference,
+            valid_until,
+            tolerance_bp: None,
+            product: None,
+            hold: Vec::new(),
+        })
+    }
+
+    async fn cancel_preauthorization(
+        &self,
+        req: CancelPreAuthorization<'_>,
+    ) -> Result<(), AdapterError> {
+        let Some(op) = &self.cfg.release else {
+            return Err(AdapterError::Unsupported(
+                "this mutuelle's XML mapping has no [release] operation".into(),
+            ));
+        };
+        let mut ctx: Ctx = CLAIM_VARS.iter().map(|k| (k.to_string(), t(""))).collect();
+        ctx.insert("key".into(), t(req.idempotency_key));
+        ctx.insert("prior_reference".into(), t(req.partner_reference));
+        ctx.insert("scheme_id".into(), t(req.scheme_id));
+        ctx.insert("claim_id".into(), t(req.authorization_id));
+        ctx.insert("reason".into(), t(req.reason));
+        ctx.insert("lines".into(), Val::List(vec![]));
+        ctx.insert("diagnoses".into(), Val::List(vec![]));
+        let body = render(&op.template, &ctx).map_err(AdapterError::Malformed)?;
+        let root = self.call(op, body).await?;
+        if let Some(e) = refusal(&op.answer, &root) {
+            return Err(e);
+        }
+        Ok(())
     }
 
     async fn cancel(&self, req: CancelRequest<'_>) -> Result<(), AdapterError> {
