@@ -384,6 +384,7 @@ ceiling-name = Ceiling
 ceiling-period = Period
 ceiling-limit = Limit
 ceiling-used = Used
+ceiling-held = Held (prior authorizations)
 ceiling-left = Left
 ceiling-beneficiary-year = per year per beneficiary
 ceiling-household-year = per year per household
@@ -575,3 +576,25 @@ cli-needs-tls = { $url } does not answer plaintext gRPC: this broker requires ht
 remittance-xlsx = Excel workbook
 remittance-sheet = Remittance advice
 product-beneficiary-rule = for "{ $who }" beneficiaries, { $category }: { $what }
+
+# Prior authorizations (issue 20)
+nav-authorizations = Prior authorizations
+pa-title = Prior authorizations
+pa-intro = What the mutuelle committed to pay before the care, at the scheme's request. While one is in force, the committed amount is held on the member's ceilings; it is released when the claim quoting it is paid, when the scheme cancels it, or after its last day.
+pa-reference = Reference
+pa-date = Care planned on
+pa-valid-until = Valid until
+pa-committed = Committed by the mutuelle
+pa-patient = Patient's share planned
+pa-state = State
+pa-state-active = in force (amount held)
+pa-state-consumed = billed by claim { $claim }
+pa-state-cancelled = cancelled by the scheme
+pa-state-expired = expired
+pa-extensions = { $n ->
+    [one] extended once
+   *[other] extended { $n } times
+}
+pa-held = Held on the members' ceilings: { $amount }.
+pa-nothing-held = Nothing held at the moment.
+pa-none = No prior authorization for this mutuelle.

@@ -384,6 +384,7 @@ ceiling-name = Plafond
 ceiling-period = Période
 ceiling-limit = Limite
 ceiling-used = Utilisé
+ceiling-held = Réservé (accords préalables)
 ceiling-left = Reste
 ceiling-beneficiary-year = par an et par bénéficiaire
 ceiling-household-year = par an et par famille
@@ -575,3 +576,25 @@ cli-needs-tls = { $url } ne répond pas en gRPC sans chiffrement : ce broker exi
 remittance-xlsx = Classeur Excel
 remittance-sheet = Avis de paiement
 product-beneficiary-rule = pour les bénéficiaires « { $who } », { $category } : { $what }
+
+# Prior authorizations (issue 20)
+nav-authorizations = Accords préalables
+pa-title = Accords préalables
+pa-intro = Ce que la mutuelle s'est engagée à payer avant les soins, à la demande du régime. Tant qu'un accord est en vigueur, le montant engagé est réservé sur les plafonds de l'adhérent ; il est libéré quand la demande de remboursement qui le cite est payée, quand le régime l'annule, ou après sa date de fin.
+pa-reference = Référence
+pa-date = Soins prévus le
+pa-valid-until = Valable jusqu'au
+pa-committed = Engagé par la mutuelle
+pa-patient = Reste à charge prévu
+pa-state = État
+pa-state-active = en vigueur (montant réservé)
+pa-state-consumed = facturé par la demande { $claim }
+pa-state-cancelled = annulé par le régime
+pa-state-expired = expiré
+pa-extensions = { $n ->
+    [one] prolongé une fois
+   *[other] prolongé { $n } fois
+}
+pa-held = Réservé sur les plafonds des adhérents : { $amount }.
+pa-nothing-held = Aucun montant réservé en ce moment.
+pa-none = Aucun accord préalable pour cette mutuelle.

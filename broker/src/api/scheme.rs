@@ -232,6 +232,7 @@ pub fn authorization_result(rec: &AuthorizationRecord) -> pb::PriorAuthorization
         product: t.product.as_ref().map(convert::product_ref_to_pb),
         updated_at_ms: rec.updated_ms,
         partner_reference: t.partner_reference.clone(),
+        date_of_care: date::format(t.planned.date_of_care),
     }
 }
 

@@ -414,6 +414,11 @@ mutuelle_call!(pb::ListProposalsRequest, "ListProposals", |m| format!(
     "{}/proposals",
     m.mutuelle_id
 ));
+mutuelle_call!(
+    pb::ListPriorAuthorizationsRequest,
+    "ListPriorAuthorizations",
+    |m| format!("{}/authorizations", m.mutuelle_id)
+);
 
 /// A proposal on the wire.
 pub fn proposal_to_pb(p: &Proposal) -> pb::Proposal {
@@ -576,6 +581,39 @@ impl SettlementService for SettlementApi {
                 .await?;
             Ok(pb::ListProposalsResponse {
                 proposals: list.iter().map(proposal_to_pb).collect(),
+            })
+        })
+        .await
+    }
+
+    async fn list_prior_authorizations(
+        &self,
+        request: Request<pb::ListPriorAuthorizationsRequest>,
+    ) -> Result<Response<pb::ListPriorAuthorizationsResponse>, Status> {
+        serve(&self.broker, request, |msg, ()| async move {
+            let mut v = Violations::new();
+            v.id("mutuelle_id", &msg.mutuelle_id);
+            if msg.page_size > crate::service::authorizations::MAX_LISTED {
+                v.add(
+                    "page_size",
+                    format!("at most {}", crate::service::authorizations::MAX_LISTED),
+                );
+            }
+            v.finish(())?;
+            let size = if msg.page_size == 0 {
+                100
+            } else {
+                msg.page_size
+            };
+            let list = self
+                .broker
+                .authorizations_of(&msg.mutuelle_id, size)
+                .await?;
+            Ok(pb::ListPriorAuthorizationsResponse {
+                authorizations: list
+                    .iter()
+                    .map(crate::api::scheme::authorization_result)
+                    .collect(),
             })
         })
         .await

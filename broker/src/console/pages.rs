@@ -24,6 +24,7 @@ use admin::admin_service_server::AdminService;
 use roster::roster_service_server::RosterService;
 use settlement::settlement_service_server::SettlementService;
 
+mod authorizations;
 mod changes;
 mod remittance;
 
@@ -79,6 +80,7 @@ pub fn router(c: Arc<Console>) -> Router {
             get(changes::new_version_form).post(changes::new_version),
         )
         .route("/approvals", get(changes::approvals))
+        .route("/authorizations", get(authorizations::list))
         .route("/approvals/{id}/{action}", post(changes::decide))
         .route(
             "/proposals/close/{scheme}/{mutuelle}",
@@ -1686,17 +1688,20 @@ fn ceilings_table(
     r: &roster::GetMemberCeilingsResponse,
     currency: &str,
 ) -> (String, Table) {
-    let mut t = Table::new(
-        lang,
-        &[
-            "ceiling-name",
-            "ceiling-period",
-            "ceiling-limit",
-            "ceiling-used",
-            "ceiling-left",
-        ],
-        &[2, 3, 4],
-    );
+    // Held by prior authorizations in force: a column of its own, shown
+    // when something is held.
+    let holds = r.ceilings.iter().any(|x| x.held != 0 || x.count_held != 0);
+    let mut keys = vec![
+        "ceiling-name",
+        "ceiling-period",
+        "ceiling-limit",
+        "ceiling-used",
+    ];
+    if holds {
+        keys.push("ceiling-held");
+    }
+    keys.push("ceiling-left");
+    let mut t = Table::new(lang, &keys, if holds { &[2, 3, 4, 5] } else { &[2, 3, 4] });
     for x in &r.ceilings {
         let category = passerelle_proto::common::v1::CareCategory::try_from(x.care_category)
             .ok()
@@ -1714,20 +1719,24 @@ fn ceilings_table(
             [
                 lang.amount(i64::from(x.count_limit), ""),
                 lang.amount(i64::from(x.count_used), ""),
+                lang.amount(i64::from(x.count_held), ""),
                 lang.amount(i64::from(x.count_remaining), ""),
             ]
         } else {
             [
                 lang.money(x.limit, currency),
                 lang.money(x.used, currency),
+                lang.money(x.held, currency),
                 lang.money(x.remaining, currency),
             ]
         };
-        let [limit, used, left] = figures;
-        t.row(
-            String::new(),
-            vec![name, x.period.clone(), limit, used, left],
-        );
+        let [limit, used, held, left] = figures;
+        let mut cells = vec![name, x.period.clone(), limit, used];
+        if holds {
+            cells.push(held);
+        }
+        cells.push(left);
+        t.row(String::new(), cells);
     }
     let title = match &r.product {
         Some(p) => lang.t_args(
