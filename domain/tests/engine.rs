@@ -593,3 +593,85 @@ fn a_beneficiary_category_has_its_own_rules() {
             .contains("beneficiary_rules")
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Prior authorizations: the commitment held, then a claim paid against
+    /// it on the usage without its own hold. On every line S + M + P = B,
+    /// 0 <= M <= R; a matched line is paid at most the committed M plus the
+    /// tolerance (the committed M when billed above it); and holds plus
+    /// uses never pass a ceiling, whatever else is held.
+    #[test]
+    fn a_claim_against_an_authorization_keeps_the_invariants(
+        p in arb_product(),
+        planned in prop::collection::vec(arb_line(), 1..6),
+        billed_pct in prop::collection::vec(50i64..160, 6),
+        tolerance_bp in 0u32..=3000,
+        other in prop::collection::vec(arb_line(), 0..4),
+    ) {
+        let m = member();
+        fn ctx<'a>(m: &'a Member, p: &'a Product, usage: &'a Usage) -> Context<'a> {
+            Context { member: m, product: Some(p), date_of_care: d("2026-03-10"),
+                diagnoses: &[], stay_id: Some("S1"), usage }
+        }
+        // Another authorization holds first.
+        let mut usage = Usage::default();
+        let first = engine::adjudicate_with(&ctx(&m, &p, &usage), &other, engine::Prior::Requesting);
+        usage.hold(&first.consumption);
+        // This one, computed on what is left, held too.
+        let commit = engine::adjudicate_with(&ctx(&m, &p, &usage), &planned, engine::Prior::Requesting);
+        usage.hold(&commit.consumption);
+        for u in &commit.consumption {
+            let t = usage.get(&u.key);
+            if let Some(l) = u.limit_amount { prop_assert!(t.amount <= l, "hold passes {:?}", u.key); }
+            if let Some(l) = u.limit_count { prop_assert!(t.count <= l, "hold passes {:?}", u.key); }
+        }
+        let granted = engine::Granted {
+            lines: planned.iter().zip(&commit.lines).map(|(l, s)| engine::GrantedLine {
+                act_code: l.act_code.clone(), billed: l.billed, mutuelle_share: s.mutuelle_share,
+            }).collect(),
+            tolerance_bp,
+        };
+        // The claim: each planned line billed between half and 160 % of
+        // the plan, the scheme paying the same rate of it.
+        let claim: Vec<ClaimLine> = planned.iter().zip(&billed_pct).map(|(l, pct)| {
+            let b = l.billed * pct / 100;
+            let e = l.tariff_base * pct / 100;
+            let s = if l.billed.min(l.tariff_base) == 0 { 0 } else {
+                (l.scheme_share as i128 * b.min(e) as i128 / l.billed.min(l.tariff_base) as i128) as i64
+            };
+            ClaimLine { billed: b, tariff_base: e, scheme_share: s.min(b.min(e)), ..l.clone() }
+        }).collect();
+        let free = usage.without_hold(&commit.consumption);
+        let a = engine::adjudicate_with(&ctx(&m, &p, &free), &claim, engine::Prior::Granted(&granted));
+        let matched = granted.matches(&claim);
+        for (i, (l, share)) in claim.iter().zip(&a.lines).enumerate() {
+            let mm = share.mutuelle_share;
+            let pp = engine::patient_share(l, mm);
+            prop_assert!(mm >= 0 && pp >= 0 && mm <= l.remainder().max(0));
+            prop_assert_eq!(l.scheme_share + mm + pp, l.billed);
+            if let Some(j) = matched[i] {
+                let g = &granted.lines[j];
+                let cap = if l.billed > granted.with_tolerance(g.billed) {
+                    g.mutuelle_share
+                } else {
+                    granted.with_tolerance(g.mutuelle_share)
+                };
+                prop_assert!(mm <= cap, "line {} paid {} above {}", i + 1, mm, cap);
+            }
+            if mm < l.remainder() && l.remainder() > 0 {
+                prop_assert!(!share.reasons.is_empty(), "a reason for every line not fully covered");
+            }
+        }
+        // The hold released, the claim's use applied: within every ceiling,
+        // the other authorization still held.
+        let mut after = free.clone();
+        after.apply(&a.consumption);
+        for u in a.consumption.iter().chain(&first.consumption) {
+            let t = after.get(&u.key);
+            if let Some(l) = u.limit_amount { prop_assert!(t.amount <= l, "ceiling {:?}", u.key); }
+            if let Some(l) = u.limit_count { prop_assert!(t.count <= l, "ceiling {:?}", u.key); }
+        }
+    }
+}

@@ -358,3 +358,64 @@ async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
         }
     }
 }
+
+/// Two replicas (two stores, each its own pool, on one schema) granting
+/// prior authorizations on one ceiling at once: holds never pass it, and
+/// an authorization raced by a claim on one replica and a cancel on the
+/// other ends once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_holds_without_passing_a_ceiling() {
+    use crate::store::Store;
+    use crate::store::authorizations::{AuthorizationState, Grant};
+    use crate::store::conformance::authorization;
+    use std::sync::Arc;
+    let cfg = crate::store::testing::postgres_config();
+    let Some(a) = crate::store::testing::migrated_postgres(&cfg).await else {
+        return;
+    };
+    let Some(b) = crate::store::testing::migrated_postgres(&cfg).await else {
+        return;
+    };
+    let (a, b): (Arc<dyn Store>, Arc<dyn Store>) = (Arc::new(a), Arc::new(b));
+    // Eight holds of 600 on a ceiling of 2,000, alternating replicas.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            s.grant_authorization(&authorization(&format!("R{i}"), 600, 2_000))
+                .await
+        }));
+    }
+    let mut granted = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Ok(Grant::Created(r)) => granted.push(r),
+            Err(crate::store::StoreError::CeilingConflict(_)) => {}
+            other => panic!("R{i}: {other:?}"),
+        }
+    }
+    assert_eq!(granted.len(), 3, "three fit under 2,000");
+    let key = passerelle_domain::CeilingKey {
+        scope: passerelle_domain::CeilingScope::BeneficiaryYear,
+        subject: "M-1".into(),
+        period: "2026".into(),
+    };
+    for s in [&a, &b] {
+        let u = s.usage("MUT-A", std::slice::from_ref(&key)).await.unwrap();
+        assert_eq!(
+            u.get(&key).held_amount,
+            1_800,
+            "both replicas read the holds"
+        );
+    }
+    // One of them cancelled on replica A and expired on replica B at once:
+    // one wins, the hold released once.
+    let id = granted[0].authorization_id.clone();
+    let (x, y) = tokio::join!(
+        a.end_authorization("CNSS", &id, AuthorizationState::Cancelled, 9_000),
+        b.end_authorization("CNSS", &id, AuthorizationState::Expired, 9_000),
+    );
+    assert_eq!([x.unwrap(), y.unwrap()].iter().filter(|w| **w).count(), 1);
+    let u = b.usage("MUT-A", std::slice::from_ref(&key)).await.unwrap();
+    assert_eq!(u.get(&key).held_amount, 1_200);
+}
