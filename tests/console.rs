@@ -825,6 +825,48 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     );
     shot(&c, "14-adherent").await;
 
+    // A prior authorization the scheme asks for a dental prosthesis (the
+    // dev product says it needs one): the clerk reads it, what is held in
+    // all, and the member's ceilings hold it apart from what is used.
+    let planned = tmp.path().join("accord.toml");
+    std::fs::write(
+        &planned,
+        "scheme_id = \"CNSS\"\nclaim_id = \"AP-2026-001\"\nprovider_id = \"CHU-SYLVANUS-OLYMPIO\"\n\
+         invoice_number = \"-\"\nbeneficiary_id = \"TG-1009\"\ndate_of_care = \"2026-12-10\"\ncurrency = \"XOF\"\n\n\
+         [[lines]]\nact_code = \"DENT-PROTH\"\ncare_category = \"dental\"\nbilled = 150000\n\
+         tariff_base = 100000\nscheme_share = 70000\n",
+    )
+    .unwrap();
+    let out = cli(
+        &dev,
+        &data,
+        &["claim", "authorize", planned.to_str().unwrap()],
+    );
+    assert!(
+        out.contains("prior authorization CNSS/AP-2026-001: in force (amount held)"),
+        "{out}"
+    );
+    c.goto(&format!("{console}/authorizations")).await.unwrap();
+    assert_eq!(h1(&c).await, "Accords préalables");
+    let body = text(&c).await;
+    assert!(
+        body.contains("SOL-0009")
+            && body.contains("10/12/2026")
+            && body.contains("08/02/2027")
+            && body.contains("en vigueur (montant réservé)")
+            && body.contains("Réservé sur les plafonds des adhérents : 5 000 XOF."),
+        "{body}"
+    );
+    shot(&c, "26-accords-prealables").await;
+    c.goto(&format!("{console}/members?number=SOL-0009"))
+        .await
+        .unwrap();
+    let body = text(&c).await;
+    assert!(
+        body.contains("Réservé (accords préalables)") && body.contains("5 000 XOF"),
+        "{body}"
+    );
+
     // CSRF: a form whose token was tampered with is refused.
     c.execute(
         "document.querySelectorAll('input[name=csrf]').forEach(i => i.value = 'forged');",

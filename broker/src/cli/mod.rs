@@ -134,6 +134,24 @@ pub enum ClaimCmd {
         #[arg(long)]
         page: Option<String>,
     },
+    /// Ask a prior authorization (accord préalable) for planned care, from
+    /// a claim file: its claim_id is the authorization's id, its lines the
+    /// planned ones (see docs/cli.md).
+    Authorize { file: PathBuf },
+    /// Show a prior authorization: what the mutuelle committed, until when.
+    Authorization {
+        #[arg(long)]
+        scheme: String,
+        authorization_id: String,
+    },
+    /// Cancel a prior authorization not billed: its hold is released.
+    Release {
+        #[arg(long)]
+        scheme: String,
+        authorization_id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
     /// Cancel a claim; ceilings it consumed are restored.
     Cancel {
         #[arg(long)]

@@ -197,6 +197,59 @@ fn words(l: crate::cli::output::Lang, text: &str) -> String {
     }
 }
 
+/// A prior authorization: its reference, state, term and tolerance, then
+/// the planned lines with the committed M and the planned P.
+fn print_authorization(ctx: &Ctx, r: &scheme::PriorAuthorization) {
+    if ctx.json {
+        ctx.print(r);
+        return;
+    }
+    let l = ctx.lang;
+    let state = scheme::PriorAuthorizationState::try_from(r.state)
+        .unwrap_or(scheme::PriorAuthorizationState::Unspecified);
+    let words = match state {
+        scheme::PriorAuthorizationState::Active => l.t("in force (amount held)").to_string(),
+        scheme::PriorAuthorizationState::Consumed => {
+            format!("{} {}", l.t("billed by claim"), r.claim_id)
+        }
+        scheme::PriorAuthorizationState::Cancelled => l.t("cancelled").to_string(),
+        scheme::PriorAuthorizationState::Expired => l.t("expired").to_string(),
+        scheme::PriorAuthorizationState::Unspecified => String::new(),
+    };
+    outln!(
+        "{} {}/{}: {} · {} {}",
+        l.t("prior authorization"),
+        r.scheme_id,
+        r.authorization_id,
+        words,
+        l.t("reference"),
+        r.reference
+    );
+    outln!(
+        "{}: {} ({} {}) · {} {} · {} {} %",
+        l.t("mutuelle"),
+        r.mutuelle_id,
+        l.t("member"),
+        r.member_number,
+        l.t("valid until"),
+        l.catalogue().iso_date(&r.valid_until),
+        l.t("tolerance"),
+        percent(r.tolerance_bp)
+    );
+    lines_table(l, &r.currency, &r.lines, r.totals.unwrap_or_default());
+}
+
+/// Basis points as a percentage with at most two decimals, without floats.
+fn percent(bp: u32) -> String {
+    if bp.is_multiple_of(100) {
+        (bp / 100).to_string()
+    } else {
+        format!("{}.{:02}", bp / 100, bp % 100)
+            .trim_end_matches('0')
+            .to_string()
+    }
+}
+
 fn print_claim(ctx: &Ctx, r: &scheme::ClaimResult) {
     if ctx.json {
         ctx.print(r);
@@ -223,6 +276,11 @@ fn print_claim(ctx: &Ctx, r: &scheme::ClaimResult) {
     if let Some(x) = &r.rejection {
         outln!("  {}", reason_text(l, &x.message, x.code));
     }
+    lines_table(l, cur, &r.lines, r.totals.unwrap_or_default());
+}
+
+/// Lines with B, S, R, M, P and the reasons, then the totals.
+fn lines_table(l: Lang, cur: &str, lines: &[scheme::LineResult], tot: scheme::ClaimTotals) {
     let mut t = Table::new(
         l,
         &[
@@ -237,7 +295,7 @@ fn print_claim(ctx: &Ctx, r: &scheme::ClaimResult) {
         ],
     )
     .right(&[0, 2, 3, 4, 5, 6]);
-    for line in &r.lines {
+    for line in lines {
         let reasons: Vec<String> = line
             .reasons
             .iter()
@@ -258,7 +316,6 @@ fn print_claim(ctx: &Ctx, r: &scheme::ClaimResult) {
             reasons.join("; "),
         ]);
     }
-    let tot = r.totals.unwrap_or_default();
     t.row(vec![
         String::new(),
         l.t("total").to_string(),
@@ -285,6 +342,61 @@ pub(super) async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
                 .map_err(|s| status_failure(s, None))?
                 .into_inner();
             print_claim(ctx, &r);
+        }
+        ClaimCmd::Authorize { file } => {
+            let c_ = crate::cli::claim_file::ClaimFile::read(&file)
+                .map_err(Failure)?
+                .into_request();
+            let req = scheme::RequestPriorAuthorizationRequest {
+                scheme_id: c_.scheme_id,
+                authorization_id: c_.claim_id,
+                provider_id: c_.provider_id,
+                beneficiary_id: c_.beneficiary_id,
+                beneficiary_category: c_.beneficiary_category,
+                mutuelle_id: c_.mutuelle_id,
+                member_number: c_.member_number,
+                date_of_care: c_.date_of_care,
+                stay: c_.stay,
+                diagnoses: c_.diagnoses,
+                currency: c_.currency,
+                lines: c_.lines,
+            };
+            let r = c
+                .request_prior_authorization(req)
+                .await
+                .map_err(|s| status_failure(s, None))?
+                .into_inner();
+            print_authorization(ctx, &r);
+        }
+        ClaimCmd::Authorization {
+            scheme,
+            authorization_id,
+        } => {
+            let r = c
+                .get_prior_authorization(scheme::GetPriorAuthorizationRequest {
+                    scheme_id: scheme,
+                    authorization_id,
+                })
+                .await
+                .map_err(|s| status_failure(s, None))?
+                .into_inner();
+            print_authorization(ctx, &r);
+        }
+        ClaimCmd::Release {
+            scheme,
+            authorization_id,
+            reason,
+        } => {
+            let r = c
+                .cancel_prior_authorization(scheme::CancelPriorAuthorizationRequest {
+                    scheme_id: scheme,
+                    authorization_id,
+                    reason,
+                })
+                .await
+                .map_err(|s| status_failure(s, None))?
+                .into_inner();
+            print_authorization(ctx, &r);
         }
         ClaimCmd::Get { scheme, claim_id } => {
             let r = c

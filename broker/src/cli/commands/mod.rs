@@ -105,11 +105,14 @@ impl Ctx {
 fn acting_for(cmd: &ClientCmd) -> Result<(Role, String), Failure> {
     Ok(match cmd {
         ClientCmd::Eligibility { scheme, .. } => (Role::Scheme, scheme.clone()),
-        ClientCmd::Claim(ClaimCmd::Submit { file }) => {
+        ClientCmd::Claim(ClaimCmd::Submit { file })
+        | ClientCmd::Claim(ClaimCmd::Authorize { file }) => {
             let f = crate::cli::claim_file::ClaimFile::read(file).map_err(Failure)?;
             (Role::Scheme, f.scheme_id)
         }
-        ClientCmd::Claim(ClaimCmd::Get { scheme, .. })
+        ClientCmd::Claim(ClaimCmd::Authorization { scheme, .. })
+        | ClientCmd::Claim(ClaimCmd::Release { scheme, .. })
+        | ClientCmd::Claim(ClaimCmd::Get { scheme, .. })
         | ClientCmd::Claim(ClaimCmd::Notice { scheme, .. })
         | ClientCmd::Claim(ClaimCmd::Cancel { scheme, .. }) => (Role::Scheme, scheme.clone()),
         ClientCmd::Claim(ClaimCmd::List {
