@@ -115,7 +115,18 @@ impl RulesAdapter {
         } else {
             lines.iter().map(|l| l.category).collect()
         };
-        let keys = engine::keys_for(member, product, date, stay_id, cats);
+        let mut keys = engine::keys_for(member, product, date, stay_id, cats);
+        // Act limits: the lines' acts, or every act the product limits.
+        let acts: Vec<&str> = if all_categories {
+            product
+                .act_limits
+                .iter()
+                .map(|a| a.act_code.as_str())
+                .collect()
+        } else {
+            lines.iter().map(|l| l.act_code.as_str()).collect()
+        };
+        keys.extend(engine::act_keys(member, product, date, stay_id, acts));
         if keys.is_empty() {
             return Ok(Usage::default());
         }

@@ -47,6 +47,9 @@ pub enum CeilingScope {
     BeneficiaryYear,
     /// Amount per household per calendar year.
     HouseholdYear,
+    /// Acts of one code per beneficiary per period (the key's `act`; a
+    /// day, month, year or stay: its `period`).
+    ActCount,
 }
 
 impl CeilingScope {
@@ -57,6 +60,7 @@ impl CeilingScope {
             CeilingScope::Stay => "stay",
             CeilingScope::BeneficiaryYear => "beneficiary-year",
             CeilingScope::HouseholdYear => "household-year",
+            CeilingScope::ActCount => "act",
         }
     }
 
@@ -74,14 +78,22 @@ pub struct CeilingKey {
     pub scope: CeilingScope,
     /// Member number, or household id for household ceilings.
     pub subject: String,
-    /// A year ("2026") or a stay id.
+    /// A year ("2026"), a month ("2026-03"), a day ("2026-03-10") or a
+    /// stay id.
     pub period: String,
+    /// The act code of an act limit; empty otherwise (and not written).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub act: String,
 }
 
 impl CeilingKey {
-    /// Stable text form, used as the storage key within a mutuelle.
+    /// Stable text form, used as the storage key within a mutuelle: scope,
+    /// category (or an act limit's act code), subject, period.
     pub fn storage_key(&self) -> String {
-        let cat = self.scope.category().map(|c| c.as_str()).unwrap_or("-");
+        let cat = match self.scope {
+            CeilingScope::ActCount => self.act.as_str(),
+            _ => self.scope.category().map(|c| c.as_str()).unwrap_or("-"),
+        };
         format!(
             "{}|{}|{}|{}",
             self.scope.name(),
@@ -317,6 +329,13 @@ pub struct CeilingView {
     pub held_amount: Amount,
     #[serde(default)]
     pub held_count: u32,
+    /// An act limit's act code; empty for the other ceilings.
+    #[serde(default)]
+    pub act_code: String,
+    /// An act limit reached: the first day another act is covered (none
+    /// for a stay's).
+    #[serde(with = "crate::date::serde_iso::option", default)]
+    pub next_allowed: Option<Date>,
 }
 
 impl CeilingView {
@@ -336,6 +355,8 @@ impl CeilingView {
             used_count: used.count.saturating_sub(used.held_count),
             held_amount: used.held_amount,
             held_count: used.held_count,
+            act_code: key.act.clone(),
+            next_allowed: None,
         }
     }
 }
@@ -359,6 +380,7 @@ fn amount_ceilings(
                 scope: CeilingScope::CategoryYear(rule.category),
                 subject: member.clone(),
                 period: y.clone(),
+                act: String::new(),
             },
             l,
         ));
@@ -369,6 +391,7 @@ fn amount_ceilings(
                 scope: CeilingScope::Stay,
                 subject: member.clone(),
                 period: stay.to_string(),
+                act: String::new(),
             },
             l,
         ));
@@ -379,6 +402,7 @@ fn amount_ceilings(
                 scope: CeilingScope::BeneficiaryYear,
                 subject: member.clone(),
                 period: y.clone(),
+                act: String::new(),
             },
             l,
         ));
@@ -389,6 +413,7 @@ fn amount_ceilings(
                 scope: CeilingScope::HouseholdYear,
                 subject: ctx.member.household().to_string(),
                 period: y,
+                act: String::new(),
             },
             l,
         ));
@@ -401,7 +426,49 @@ fn count_key(ctx: &Context<'_>, c: CareCategory) -> CeilingKey {
         scope: CeilingScope::Count(c),
         subject: ctx.member.member_number.clone(),
         period: year(ctx.date_of_care),
+        act: String::new(),
     }
+}
+
+/// The key of an act limit for a member on a date (or in a stay); `None`
+/// for a stay's limit when no stay is named.
+fn act_key(
+    member: &Member,
+    date: Date,
+    stay_id: Option<&str>,
+    limit: &crate::product::ActLimit,
+) -> Option<CeilingKey> {
+    let period = match limit.per.of(date) {
+        Some(p) => p,
+        None => stay_id?.to_string(),
+    };
+    Some(CeilingKey {
+        scope: CeilingScope::ActCount,
+        subject: member.member_number.clone(),
+        period,
+        act: limit.act_code.clone(),
+    })
+}
+
+/// The act-limit keys a claim with these act codes could touch: what the
+/// store must read besides [`keys_for`]'s.
+pub fn act_keys<'a>(
+    member: &Member,
+    product: &Product,
+    date: Date,
+    stay_id: Option<&str>,
+    acts: impl IntoIterator<Item = &'a str>,
+) -> Vec<CeilingKey> {
+    let acts: Vec<&str> = acts.into_iter().collect();
+    let mut keys: Vec<CeilingKey> = product
+        .act_limits
+        .iter()
+        .filter(|a| acts.contains(&a.act_code.as_str()))
+        .filter_map(|a| act_key(member, date, stay_id, a))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
 }
 
 /// The stay a claim counts against for a product's per-stay cap: the stay
@@ -481,6 +548,18 @@ pub fn ceilings(member: &Member, product: &Product, date: Date, usage: &Usage) -
         if let Some(n) = rule.year_count_limit {
             let key = count_key(&ctx, rule.category);
             out.push(CeilingView::new(&key, usage.get(&key), None, Some(n)));
+        }
+    }
+    // Act limits of the date's day, month or year (a stay's need its stay):
+    // acts left, and when none is, the first day another is covered.
+    for a in &product.act_limits {
+        if let Some(key) = act_key(member, date, None, a) {
+            let used = usage.get(&key);
+            let mut v = CeilingView::new(&key, used, None, Some(a.max));
+            if used.count >= a.max {
+                v.next_allowed = a.per.next_start(date);
+            }
+            out.push(v);
         }
     }
     out
@@ -771,6 +850,42 @@ fn line_share(
         }
     }
 
+    // Act limits (per day, month, year or stay): only the acts left are
+    // covered, pro rata, as for the category's count.
+    let mut covered = if count.is_some() {
+        units
+    } else {
+        line.quantity
+    };
+    let mut acts = Vec::new();
+    for a in product
+        .act_limits
+        .iter()
+        .filter(|a| a.act_code == line.act_code)
+    {
+        let Some(key) = act_key(ctx.member, ctx.date_of_care, ctx.stay_id, a) else {
+            continue;
+        };
+        let left = a.max.saturating_sub(running.get(&key).count);
+        if covered > left {
+            m = ((m as i128 * left as i128) / covered.max(1) as i128) as Amount;
+            reasons.push(Reason::new(
+                ReasonCode::CountLimitReached,
+                format!(
+                    "limit of {} {} acts per {}: {left} left",
+                    a.max,
+                    a.act_code,
+                    a.per.as_str()
+                ),
+            ));
+            covered = left;
+        }
+        acts.push((key, a.max));
+    }
+    if count.is_some() {
+        units = covered;
+    }
+
     // Amount ceilings, in order.
     let ceilings = amount_ceilings(ctx, product, rule);
     for (key, limit) in &ceilings {
@@ -796,6 +911,11 @@ fn line_share(
             && units > 0
         {
             record(running, consumption, key, 0, units, None, Some(limit));
+        }
+        for (key, max) in acts {
+            if covered > 0 {
+                record(running, consumption, key, 0, covered, None, Some(max));
+            }
         }
     }
     (m, reasons)

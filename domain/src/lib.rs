@@ -27,6 +27,8 @@ pub use engine::{
 };
 pub use member::{Member, ProductPeriod};
 pub use money::{Amount, BasisPoints};
-pub use product::{BeneficiaryRule, CategoryRule, PriorAuthorizationRule, Product, ProductRef};
+pub use product::{
+    ActLimit, ActPeriod, BeneficiaryRule, CategoryRule, PriorAuthorizationRule, Product, ProductRef,
+};
 pub use reason::{Reason, ReasonCode};
 pub use validate::FieldViolation;

@@ -108,6 +108,74 @@ pub struct Product {
     /// when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prior_authorization: Option<PriorAuthorizationRule>,
+    /// Most acts of one code per period (three obstetric ultrasounds per
+    /// pregnancy followed as one stay, one consultation a day). Not written
+    /// when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub act_limits: Vec<ActLimit>,
+}
+
+/// At most `max` acts of `act_code` per beneficiary per period.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActLimit {
+    pub act_code: String,
+    pub max: u32,
+    pub per: ActPeriod,
+}
+
+/// The period an act limit counts over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActPeriod {
+    /// A calendar day.
+    Day,
+    /// A calendar month.
+    Month,
+    /// A calendar year.
+    Year,
+    /// A stay (or an episode the scheme follows as one, such as a
+    /// pregnancy): the claim's stay; a claim naming none is not limited.
+    Stay,
+}
+
+impl ActPeriod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActPeriod::Day => "day",
+            ActPeriod::Month => "month",
+            ActPeriod::Year => "year",
+            ActPeriod::Stay => "stay",
+        }
+    }
+
+    /// The period holding `d` ("2026-03-10", "2026-03", "2026"); `None` for
+    /// a stay, which the claim names.
+    pub fn of(self, d: Date) -> Option<String> {
+        match self {
+            ActPeriod::Day => Some(date::format(d)),
+            ActPeriod::Month => Some(format!("{:04}-{:02}", d.year(), d.month() as u8)),
+            ActPeriod::Year => Some(d.year().to_string()),
+            ActPeriod::Stay => None,
+        }
+    }
+
+    /// The first day of the next period after the one holding `d`.
+    pub fn next_start(self, d: Date) -> Option<Date> {
+        match self {
+            ActPeriod::Day => d.next_day(),
+            ActPeriod::Month => {
+                let (y, m) = if d.month() == time::Month::December {
+                    (d.year() + 1, time::Month::January)
+                } else {
+                    (d.year(), d.month().next())
+                };
+                Date::from_calendar_date(y, m, 1).ok()
+            }
+            ActPeriod::Year => Date::from_calendar_date(d.year() + 1, time::Month::January, 1).ok(),
+            ActPeriod::Stay => None,
+        }
+    }
 }
 
 /// Most days a prior authorization may stay valid.
@@ -299,6 +367,29 @@ impl Product {
                     "prior_authorization.acts".into(),
                     format!("at most {MAX_EXCLUSIONS} entries"),
                 ));
+            }
+        }
+        if self.act_limits.len() > MAX_EXCLUSIONS {
+            bad.push((
+                "act_limits".into(),
+                format!("at most {MAX_EXCLUSIONS} entries"),
+            ));
+        }
+        for (i, a) in self.act_limits.iter().enumerate() {
+            let mut id = Vec::new();
+            crate::validate::check_id(&format!("act_limits[{i}].act_code"), &a.act_code, &mut id);
+            bad.extend(id.into_iter().map(|v| (v.field, v.description)));
+            if a.max == 0 {
+                bad.push((
+                    format!("act_limits[{i}].max"),
+                    "must be 1 or more (exclude the act instead)".into(),
+                ));
+            }
+            if self.act_limits[..i]
+                .iter()
+                .any(|o| o.act_code == a.act_code && o.per == a.per)
+            {
+                bad.push((format!("act_limits[{i}]"), "listed twice".into()));
             }
         }
         if self.name.chars().count() > crate::validate::MAX_TEXT_LEN {

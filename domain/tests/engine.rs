@@ -45,6 +45,7 @@ fn product(categories: Vec<CategoryRule>) -> Product {
         waiting_days: 0,
         beneficiary_rules: vec![],
         prior_authorization: None,
+        act_limits: vec![],
     }
 }
 
@@ -674,4 +675,148 @@ proptest! {
             if let Some(l) = u.limit_count { prop_assert!(t.count <= l, "ceiling {:?}", u.key); }
         }
     }
+}
+
+/// Acts per period (issue 20): one consultation a day, three obstetric
+/// ultrasounds per pregnancy followed as one stay. Only the acts left are
+/// covered; eligibility shows acts left and, none left, the next day
+/// another is covered.
+#[test]
+fn acts_per_period_are_limited_and_shown_with_the_next_date() {
+    let mut p = product(vec![
+        rule(CareCategory::Consultation, 10_000),
+        rule(CareCategory::Maternity, 10_000),
+    ]);
+    p.act_limits = vec![
+        passerelle_domain::ActLimit {
+            act_code: "CONS".into(),
+            max: 1,
+            per: passerelle_domain::ActPeriod::Day,
+        },
+        passerelle_domain::ActLimit {
+            act_code: "ECHO-OBS".into(),
+            max: 3,
+            per: passerelle_domain::ActPeriod::Stay,
+        },
+    ];
+    assert!(p.check().is_empty(), "{:?}", p.check());
+    let m = member();
+    let act = |code: &str, cat, qty: u32| ClaimLine {
+        act_code: code.into(),
+        quantity: qty,
+        ..line(cat, 3000 * qty as i64, 3000 * qty as i64, 2000 * qty as i64)
+    };
+    let at = |day: &str, stay: Option<&'static str>, usage: &Usage, lines: &[ClaimLine]| {
+        let ctx = Context {
+            member: &m,
+            product: Some(&p),
+            date_of_care: d(day),
+            diagnoses: &[],
+            stay_id: stay,
+            usage,
+        };
+        adjudicate(&ctx, lines)
+    };
+    let mut usage = Usage::default();
+    // Two consultations the same day: the second is not covered.
+    let a = at(
+        "2026-03-10",
+        None,
+        &usage,
+        &[
+            act("CONS", CareCategory::Consultation, 1),
+            act("CONS", CareCategory::Consultation, 1),
+        ],
+    );
+    assert_eq!(a.lines[0].mutuelle_share, 1000);
+    assert_eq!(a.lines[1].mutuelle_share, 0);
+    assert_eq!(codes(&a, 1), [ReasonCode::CountLimitReached]);
+    assert!(
+        a.lines[1].reasons[0]
+            .message
+            .contains("1 CONS acts per day: 0 left")
+    );
+    usage.apply(&a.consumption);
+    // Eligibility that day: none left, the next on the 11th.
+    let v = engine::ceilings(&m, &p, d("2026-03-10"), &usage);
+    let cons = v
+        .iter()
+        .find(|c| c.act_code == "CONS")
+        .expect("the act limit listed");
+    assert_eq!(
+        (cons.scope.as_str(), cons.period.as_str()),
+        ("act", "2026-03-10")
+    );
+    assert_eq!((cons.limit_count, cons.used_count), (Some(1), 1));
+    assert_eq!(cons.next_allowed, Some(d("2026-03-11")));
+    // The next day: covered again, and nothing said of a next date.
+    let next = at(
+        "2026-03-11",
+        None,
+        &usage,
+        &[act("CONS", CareCategory::Consultation, 1)],
+    );
+    assert_eq!(next.lines[0].mutuelle_share, 1000);
+    let v = engine::ceilings(&m, &p, d("2026-03-11"), &usage);
+    assert_eq!(
+        v.iter()
+            .find(|c| c.act_code == "CONS")
+            .unwrap()
+            .next_allowed,
+        None
+    );
+    // Ultrasounds of one pregnancy (stay G-1): 2, then 2 more of which one
+    // is covered (pro rata), then none; another pregnancy starts afresh.
+    let u1 = at(
+        "2026-03-10",
+        Some("G-1"),
+        &usage,
+        &[act("ECHO-OBS", CareCategory::Maternity, 2)],
+    );
+    assert_eq!(u1.lines[0].mutuelle_share, 2000);
+    usage.apply(&u1.consumption);
+    let u2 = at(
+        "2026-05-10",
+        Some("G-1"),
+        &usage,
+        &[act("ECHO-OBS", CareCategory::Maternity, 2)],
+    );
+    assert_eq!(u2.lines[0].mutuelle_share, 1000);
+    assert_eq!(codes(&u2, 0), [ReasonCode::CountLimitReached]);
+    usage.apply(&u2.consumption);
+    let u3 = at(
+        "2026-06-10",
+        Some("G-1"),
+        &usage,
+        &[act("ECHO-OBS", CareCategory::Maternity, 1)],
+    );
+    assert_eq!(u3.lines[0].mutuelle_share, 0);
+    let other = at(
+        "2026-06-10",
+        Some("G-2"),
+        &usage,
+        &[act("ECHO-OBS", CareCategory::Maternity, 1)],
+    );
+    assert_eq!(other.lines[0].mutuelle_share, 1000);
+    // The consumption carries its limit, for the store's conditional update.
+    let k = &u2
+        .consumption
+        .iter()
+        .find(|c| c.key.act == "ECHO-OBS")
+        .unwrap();
+    assert_eq!((k.count, k.limit_count), (1, Some(3)));
+    assert_eq!(k.key.storage_key(), "act|ECHO-OBS|M1|G-1");
+    // A limit of 0, or twice the same act and period, is refused.
+    let mut bad = p.clone();
+    bad.act_limits[0].max = 0;
+    bad.act_limits.push(bad.act_limits[1].clone());
+    let problems = bad.check();
+    assert!(
+        problems.iter().any(|(f, _)| f == "act_limits[0].max"),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|(f, _)| f == "act_limits[2]"),
+        "{problems:?}"
+    );
 }

@@ -215,11 +215,13 @@ pub fn ceiling_to_pb(c: &CeilingView) -> pb::CeilingRemaining {
         count_remaining: count_limit.saturating_sub(c.used_count.saturating_add(c.held_count)),
         held: c.held_amount,
         count_held: c.held_count,
+        act_code: c.act_code.clone(),
+        next_allowed: c.next_allowed.map(date::format).unwrap_or_default(),
     }
 }
 
 pub fn ceiling_from_pb(c: &pb::CeilingRemaining) -> CeilingView {
-    let is_count = c.count_limit > 0 || c.scope == "count";
+    let is_count = c.count_limit > 0 || c.scope == "count" || c.scope == "act";
     CeilingView {
         scope: c.scope.clone(),
         category: care_category(c.care_category),
@@ -230,6 +232,8 @@ pub fn ceiling_from_pb(c: &pb::CeilingRemaining) -> CeilingView {
         used_count: c.count_used,
         held_amount: c.held,
         held_count: c.count_held,
+        act_code: c.act_code.clone(),
+        next_allowed: date::parse(&c.next_allowed),
     }
 }
 
@@ -539,5 +543,19 @@ pub fn product_to_pb(p: &Product, used: bool) -> product::Product {
             .prior_authorization
             .as_ref()
             .map(prior_authorization_rule_to_pb),
+        act_limits: p
+            .act_limits
+            .iter()
+            .map(|a| product::ActLimit {
+                act_code: a.act_code.clone(),
+                max: a.max,
+                per: match a.per {
+                    passerelle_domain::ActPeriod::Day => product::ActPeriod::Day,
+                    passerelle_domain::ActPeriod::Month => product::ActPeriod::Month,
+                    passerelle_domain::ActPeriod::Year => product::ActPeriod::Year,
+                    passerelle_domain::ActPeriod::Stay => product::ActPeriod::Stay,
+                } as i32,
+            })
+            .collect(),
     }
 }

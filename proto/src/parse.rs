@@ -432,6 +432,32 @@ pub fn product(v: &mut Violations, i: usize, p: crate::product::v1::Product) -> 
                 tolerance_bp: r.tolerance_bp,
             }
         }),
+        act_limits: p
+            .act_limits
+            .into_iter()
+            .enumerate()
+            .map(|(j, a)| {
+                use crate::product::v1::ActPeriod as Pb;
+                let per = match Pb::try_from(a.per) {
+                    Ok(Pb::Day) => passerelle_domain::ActPeriod::Day,
+                    Ok(Pb::Month) => passerelle_domain::ActPeriod::Month,
+                    Ok(Pb::Year) => passerelle_domain::ActPeriod::Year,
+                    Ok(Pb::Stay) => passerelle_domain::ActPeriod::Stay,
+                    _ => {
+                        v.add(
+                            format!("products[{i}].act_limits[{j}].per"),
+                            "must be DAY, MONTH, YEAR or STAY",
+                        );
+                        passerelle_domain::ActPeriod::Year
+                    }
+                };
+                passerelle_domain::ActLimit {
+                    act_code: a.act_code,
+                    max: a.max,
+                    per,
+                }
+            })
+            .collect(),
     };
     for (field, problem) in product.check() {
         // Product::check names fields as the config does; the contract calls

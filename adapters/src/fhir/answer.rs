@@ -963,6 +963,8 @@ pub fn eligibility_answer(
                 used_count: 0,
                 held_amount: 0,
                 held_count: 0,
+                act_code: String::new(),
+                next_allowed: None,
             },
         )
         .chain(
@@ -983,6 +985,8 @@ pub fn eligibility_answer(
                         used_count: u32::try_from(*used).unwrap_or(u32::MAX),
                         held_amount: 0,
                         held_count: 0,
+                        act_code: String::new(),
+                        next_allowed: None,
                     }
                 }),
         )

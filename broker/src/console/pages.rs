@@ -1715,7 +1715,20 @@ fn ceilings_table(
         if let Some(c) = category {
             name = format!("{name} · {}", lang.t(&format!("category-{c}")));
         }
-        let figures = if x.scope == "count" {
+        if !x.act_code.is_empty() {
+            name = format!("{name} · {}", x.act_code);
+        }
+        let mut period = x.period.clone();
+        if !x.next_allowed.is_empty() {
+            period = format!(
+                "{period} · {}",
+                lang.t_args(
+                    "ceiling-next-allowed",
+                    &[("date", &lang.iso_date(&x.next_allowed))]
+                )
+            );
+        }
+        let figures = if x.scope == "count" || x.scope == "act" {
             [
                 lang.amount(i64::from(x.count_limit), ""),
                 lang.amount(i64::from(x.count_used), ""),
@@ -1731,7 +1744,7 @@ fn ceilings_table(
             ]
         };
         let [limit, used, held, left] = figures;
-        let mut cells = vec![name, x.period.clone(), limit, used];
+        let mut cells = vec![name, period, limit, used];
         if holds {
             cells.push(held);
         }

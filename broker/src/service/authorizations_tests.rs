@@ -568,3 +568,48 @@ async fn a_mutuelle_without_prior_authorization_says_so() {
             .is_none()
     );
 }
+
+/// Acts per period through the store and both kinds of partner: the
+/// second consultation of a day is not covered, eligibility says none is
+/// left and when the next one is; a third claim the next day is covered.
+#[tokio::test]
+async fn one_consultation_a_day_through_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+    for p in ["R", "G"] {
+        let first = b
+            .coordinate(care(p, &format!("C-{p}-1"), vec![consultation(5_000)]))
+            .await
+            .unwrap();
+        assert_eq!(m(&first), [5_000], "{p}");
+        let second = b
+            .coordinate(care(p, &format!("C-{p}-2"), vec![consultation(5_000)]))
+            .await
+            .unwrap();
+        assert_eq!(m(&second), [0], "{p}");
+        assert_eq!(codes(&second, 0), [ReasonCode::CountLimitReached]);
+        let (_, a) = b
+            .eligibility(EligibilityInput {
+                scheme_id: "CNSS".into(),
+                beneficiary_id: format!("{p}-OK"),
+                date_of_care: day("2026-03-12"),
+                mutuelle_id: None,
+                member_number: None,
+                currency: "XOF".into(),
+                lines: vec![],
+                diagnoses: vec![],
+            })
+            .await
+            .unwrap();
+        let act = a
+            .ceilings
+            .iter()
+            .find(|c| c.act_code == "CONS")
+            .unwrap_or_else(|| panic!("{p}: {:?}", a.ceilings));
+        assert_eq!((act.limit_count, act.used_count), (Some(1), 1), "{p}");
+        assert_eq!(act.next_allowed, Some(day("2026-03-13")), "{p}");
+        let mut next = care(p, &format!("C-{p}-3"), vec![consultation(5_000)]);
+        next.date_of_care = day("2026-03-13");
+        assert_eq!(m(&b.coordinate(next).await.unwrap()), [5_000], "{p}");
+    }
+}

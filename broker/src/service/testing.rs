@@ -189,7 +189,7 @@ fn build_with(
 
 /// The product both mutuelles of [`two_mutuelles`] declare: hospital care
 /// and optics need a prior authorization (valid 30 days, 10 % tolerance);
-/// 100,000 a year per beneficiary, 60,000 per stay.
+/// 100,000 a year per beneficiary, 60,000 per stay; one consultation a day.
 pub(crate) const AUTHORIZED_PRODUCT: &str = r#"
 mutuelle_id = "{MUT}"
 id = "BASE"
@@ -217,6 +217,11 @@ tm_rate_bp = 10000
 categories = ["hospitalisation", "optical"]
 validity_days = 30
 tolerance_bp = 1000
+
+[[act_limits]]
+act_code = "CONS"
+max = 1
+per = "day"
 "#;
 
 /// Member `<p>-1` of MUT-`<p>`, scheme beneficiary `<p>-OK`.

@@ -80,13 +80,19 @@ pub(super) async fn eligibility(
                         .trim_start_matches("CARE_CATEGORY_")
                         .to_lowercase()
                 });
-            t.row(vec![
-                ceiling_words(l, &c.scope, category.as_deref()),
-                words(l, &c.period),
-                limit,
-                used,
-                left,
-            ]);
+            let mut name = ceiling_words(l, &c.scope, category.as_deref());
+            if !c.act_code.is_empty() {
+                name = format!("{name} · {}", c.act_code);
+            }
+            let mut period = words(l, &c.period);
+            if !c.next_allowed.is_empty() {
+                period = format!(
+                    "{period} · {} {}",
+                    l.t("next act covered on"),
+                    l.catalogue().iso_date(&c.next_allowed)
+                );
+            }
+            t.row(vec![name, period, limit, used, left]);
         }
         out!("{}", t.render());
     }

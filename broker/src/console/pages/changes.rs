@@ -244,6 +244,28 @@ fn product_table(lang: Lang, p: &Product, used: bool) -> (String, Table) {
             &[("list", &p.excluded_acts.join(", "))],
         ));
     }
+    for a in &p.act_limits {
+        overall.push(lang.t_args(
+            &format!("product-act-limit-{}", a.per.as_str()),
+            &[("count", &a.max.to_string()), ("act", &a.act_code)],
+        ));
+    }
+    if let Some(pa) = &p.prior_authorization {
+        let mut what: Vec<String> = pa
+            .categories
+            .iter()
+            .map(|c| lang.t(&format!("category-{}", c.as_str())))
+            .collect();
+        what.extend(pa.acts.iter().cloned());
+        overall.push(lang.t_args(
+            "product-prior-authorization",
+            &[
+                ("what", &what.join(", ")),
+                ("days", &pa.validity_days.to_string()),
+                ("rate", &percent(lang, pa.tolerance_bp)),
+            ],
+        ));
+    }
     if !overall.is_empty() {
         t.foot = vec![
             lang.t("product-overall"),

@@ -176,6 +176,7 @@ fn year_key(subject: &str) -> CeilingKey {
         scope: CeilingScope::BeneficiaryYear,
         subject: subject.into(),
         period: "2026".into(),
+        act: String::new(),
     }
 }
 
@@ -238,6 +239,7 @@ pub fn sample_product(mutuelle: &str, version: u32, from: &str) -> Product {
         waiting_days: 0,
         beneficiary_rules: vec![],
         prior_authorization: None,
+        act_limits: vec![],
     }
 }
 

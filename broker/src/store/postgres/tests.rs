@@ -399,6 +399,7 @@ async fn two_replicas_share_holds_without_passing_a_ceiling() {
         scope: passerelle_domain::CeilingScope::BeneficiaryYear,
         subject: "M-1".into(),
         period: "2026".into(),
+        act: String::new(),
     };
     for s in [&a, &b] {
         let u = s.usage("MUT-A", std::slice::from_ref(&key)).await.unwrap();
