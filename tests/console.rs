@@ -867,6 +867,63 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
         "{body}"
     );
 
+    // Opening balances, from the members page: a row for someone who is
+    // not a member is named by its line, in French; corrected, checked,
+    // applied; the member's ceiling starts from it.
+    click(
+        &c,
+        Locator::LinkText("Déclarer les soldes d'ouverture (adhésion en cours d'année)"),
+    )
+    .await;
+    assert_eq!(h1(&c).await, "Soldes d'ouverture");
+    let opening = tmp.path().join("soldes.csv");
+    let rows = "numero_adherent;plafond;categorie;annee;montant;actes\r\nSOL-0009;beneficiaire;;2026;40 000;\r\n";
+    std::fs::write(
+        &opening,
+        format!("{rows}SOL-0099;beneficiaire;;2026;1000;\r\n"),
+    )
+    .unwrap();
+    c.find(Locator::Css("input[type=file]"))
+        .await
+        .unwrap()
+        .send_keys(opening.to_str().unwrap())
+        .await
+        .unwrap();
+    click(&c, Locator::Css("button[value=check]")).await;
+    let body = text(&c).await;
+    assert!(
+        body.contains("3 numero_adherent pas adhérent de cette mutuelle"),
+        "{body}"
+    );
+    std::fs::write(&opening, rows).unwrap();
+    c.find(Locator::Css("input[type=file]"))
+        .await
+        .unwrap()
+        .send_keys(opening.to_str().unwrap())
+        .await
+        .unwrap();
+    click(&c, Locator::Css("button[value=check]")).await;
+    assert!(
+        text(&c)
+            .await
+            .contains("Si vous appliquez : 1 solde(s) fixé(s), 0 inchangé(s).")
+    );
+    shot(&c, "27-soldes-ouverture").await;
+    click(&c, Locator::Css("button[value=apply]")).await;
+    assert!(
+        text(&c)
+            .await
+            .contains("Appliqué : 1 solde(s) fixé(s), 0 inchangé(s).")
+    );
+    c.goto(&format!("{console}/members?number=SOL-0009"))
+        .await
+        .unwrap();
+    let body = text(&c).await;
+    assert!(
+        body.contains("40 000 XOF") && body.contains("255 000 XOF"),
+        "used 40,000, held 5,000, 255,000 left: {body}"
+    );
+
     // CSRF: a form whose token was tampered with is refused.
     c.execute(
         "document.querySelectorAll('input[name=csrf]').forEach(i => i.value = 'forged');",

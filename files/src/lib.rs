@@ -6,5 +6,6 @@
 pub mod claim_file;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+pub mod opening_csv;
 pub mod roster_csv;
 pub mod xlsx;

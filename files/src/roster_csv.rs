@@ -101,7 +101,7 @@ pub fn normalise_date(s: &str) -> Option<String> {
 /// records come in file order, so the file is read once (counting from the
 /// start for every record took minutes on a 300,000-row roster).
 #[derive(Default)]
-struct LineCounter {
+pub(crate) struct LineCounter {
     /// Bytes counted so far.
     pos: usize,
     /// Line ends before `pos`.
@@ -109,7 +109,7 @@ struct LineCounter {
 }
 
 impl LineCounter {
-    fn line_of(&mut self, text: &str, byte: usize) -> u64 {
+    pub(crate) fn line_of(&mut self, text: &str, byte: usize) -> u64 {
         let b = text.as_bytes();
         let mut start = byte.min(b.len());
         while start < b.len() && (b[start] == b'\n' || b[start] == b'\r') {

@@ -207,8 +207,63 @@ mutuelle_call!(pb::ImportRosterHeader, "ImportRoster", |m| format!(
     m.mutuelle_id
 ));
 
+mutuelle_call!(
+    pb::ImportOpeningBalancesRequest,
+    "ImportOpeningBalances",
+    |m| format!("{}/opening-balances", m.mutuelle_id)
+);
+
 #[tonic::async_trait]
 impl RosterService for RosterApi {
+    async fn import_opening_balances(
+        &self,
+        request: Request<pb::ImportOpeningBalancesRequest>,
+    ) -> Result<Response<pb::ImportOpeningBalancesResponse>, Status> {
+        serve(&self.broker, request, |msg, ()| async move {
+            let mut v = Violations::new();
+            self.check_mutuelle(&mut v, &msg.mutuelle_id);
+            let rows: Vec<_> = msg
+                .balances
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    let category = match b.care_category {
+                        0 => None,
+                        c => {
+                            let cat = passerelle_proto::convert::care_category(c);
+                            if cat.is_none() {
+                                v.add(
+                                    format!("balances[{i}].care_category"),
+                                    "must be a known care category",
+                                );
+                            }
+                            cat
+                        }
+                    };
+                    crate::service::roster::OpeningInput {
+                        member_number: b.member_number.clone(),
+                        scope: b.scope.clone(),
+                        category,
+                        year: b.year,
+                        amount: b.amount,
+                        count: b.count,
+                    }
+                })
+                .collect();
+            v.finish(())?;
+            let (set, unchanged) = self
+                .broker
+                .import_opening_balances(&msg.mutuelle_id, rows, msg.dry_run)
+                .await?;
+            Ok(pb::ImportOpeningBalancesResponse {
+                set,
+                unchanged,
+                dry_run: msg.dry_run,
+            })
+        })
+        .await
+    }
+
     async fn upsert_members(
         &self,
         request: Request<pb::UpsertMembersRequest>,

@@ -184,6 +184,16 @@ pub enum RosterCmd {
         #[arg(long)]
         no_end_dating: bool,
     },
+    /// Declare opening balances (what members already consumed this year,
+    /// for a mutuelle joining during it) from a CSV (see docs/cli.md).
+    Opening {
+        file: PathBuf,
+        #[arg(long)]
+        partner: String,
+        /// Print what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -26,6 +26,7 @@ use settlement::settlement_service_server::SettlementService;
 
 mod authorizations;
 mod changes;
+mod opening;
 mod remittance;
 
 const CSS: &str = include_str!("../../console/console.css");
@@ -54,6 +55,12 @@ pub fn router(c: Arc<Console>) -> Router {
             "/roster",
             get(roster_page)
                 .post(roster_post)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
+        )
+        .route(
+            "/opening",
+            get(opening::page_get)
+                .post(opening::page_post)
                 .layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
         )
         .route("/periods", get(periods))
@@ -1590,8 +1597,9 @@ async fn members(
         esc(&lang.t("members-search"))
     );
     let mut intro = format!(
-        "{form}<p><a href=\"/roster\">{}</a></p>",
-        esc(&lang.t("roster-link"))
+        "{form}<p><a href=\"/roster\">{}</a> · <a href=\"/opening\">{}</a></p>",
+        esc(&lang.t("roster-link")),
+        esc(&lang.t("opening-link"))
     );
     let mut tables = Vec::new();
     let mut empty = String::new();
@@ -1804,7 +1812,7 @@ fn upload_form(ui: &Ui, lang: Lang) -> String {
 
 /// The fields of the upload form: CSRF token, action, file name and bytes,
 /// and (to apply) the hash of the file checked.
-async fn read_upload(
+pub(super) async fn read_upload(
     mut multipart: axum::extract::Multipart,
 ) -> Result<(String, String, String, Vec<u8>, String), String> {
     let (mut csrf, mut action, mut name, mut file, mut checked) = (

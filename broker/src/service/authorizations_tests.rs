@@ -613,3 +613,63 @@ async fn one_consultation_a_day_through_the_store() {
         assert_eq!(m(&b.coordinate(next).await.unwrap()), [5_000], "{p}");
     }
 }
+
+/// Opening balances (issue 20): what a member consumed before the
+/// mutuelle joined counts against the ceiling; lowering it is refused once
+/// a claim used the ceiling; a remote mutuelle declares its own.
+#[tokio::test]
+async fn opening_balances_count_against_the_ceilings() {
+    use super::super::roster::OpeningInput;
+    let dir = tempfile::tempdir().unwrap();
+    let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+    let row = |amount| OpeningInput {
+        member_number: "R-1".into(),
+        scope: "beneficiary-year".into(),
+        category: None,
+        year: 2026,
+        amount,
+        count: 0,
+    };
+    assert_eq!(
+        b.import_opening_balances("MUT-R", vec![row(95_000)], false)
+            .await
+            .unwrap(),
+        (1, 0)
+    );
+    assert_eq!(ceiling(&b, "R").await, (95_000, 0));
+    // 100,000 a year: 5,000 left for a consultation of 8,000.
+    let c = b
+        .coordinate(care("R", "C-after", vec![consultation(8_000)]))
+        .await
+        .unwrap();
+    assert_eq!(m(&c), [5_000]);
+    assert_eq!(codes(&c, 0), [ReasonCode::CeilingReached]);
+    let err = b
+        .import_opening_balances("MUT-R", vec![row(90_000)], false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ServiceError::Store(crate::store::StoreError::Refused(m)) if m.contains("member R-1")),
+        "{err:?}"
+    );
+    // Someone not a member, or a count with an amount: named.
+    let mut bad = row(1);
+    bad.member_number = "NOBODY".into();
+    let mut count = row(1);
+    count.scope = "count".into();
+    count.category = Some(CareCategory::Consultation);
+    let err = b
+        .import_opening_balances("MUT-R", vec![bad, count], true)
+        .await
+        .unwrap_err();
+    let ServiceError::Invalid(v) = err else {
+        panic!("{err:?}")
+    };
+    let fields: Vec<_> = v.iter().map(|f| f.field.as_str()).collect();
+    assert_eq!(fields, ["balances[0].member_number", "balances[1].amount"]);
+    let err = b
+        .import_opening_balances("MUT-G", vec![row(1)], false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ServiceError::Refused(_)), "{err:?}");
+}

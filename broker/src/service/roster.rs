@@ -26,7 +26,136 @@ pub struct RosterSnapshot {
     pub dry_run: bool,
 }
 
+/// Most opening balances in one call.
+pub const MAX_OPENING_BALANCES: usize = 50_000;
+
+/// One opening balance as the edge read it.
+#[derive(Clone, Debug)]
+pub struct OpeningInput {
+    pub member_number: String,
+    /// "beneficiary-year", "household-year", "category-year", "count".
+    pub scope: String,
+    pub category: Option<passerelle_domain::CareCategory>,
+    pub year: u32,
+    pub amount: i64,
+    pub count: u32,
+}
+
 impl Broker {
+    /// Sets a rules mutuelle's opening balances (see `ImportOpeningBalances`
+    /// in the roster contract): every row checked (its member, its ceiling,
+    /// its figures), then all set or none by the store. Returns (set,
+    /// unchanged).
+    pub async fn import_opening_balances(
+        &self,
+        mutuelle_id: &str,
+        rows: Vec<OpeningInput>,
+        dry_run: bool,
+    ) -> Result<(u32, u32), ServiceError> {
+        use passerelle_domain::{CeilingKey, CeilingScope};
+        if self.partners.get(mutuelle_id).map(|p| p.kind) != Some(AdapterKind::Rules) {
+            return Err(ServiceError::Refused(format!(
+                "{mutuelle_id} keeps its own ceilings in its own system: opening balances are declared there"
+            )));
+        }
+        if rows.len() > MAX_OPENING_BALANCES {
+            return Err(ServiceError::invalid(
+                "balances",
+                format!("at most {MAX_OPENING_BALANCES} per call"),
+            ));
+        }
+        let mut bad: Vec<FieldViolation> = Vec::new();
+        let mut out = Vec::with_capacity(rows.len());
+        let mut seen = std::collections::HashSet::new();
+        for (i, r) in rows.iter().enumerate() {
+            let f = |name: &str| format!("balances[{i}].{name}");
+            let Some(member) = self.store.get_member(mutuelle_id, &r.member_number).await? else {
+                bad.push(FieldViolation::new(
+                    f("member_number"),
+                    format!("{} is not a member of {mutuelle_id}", r.member_number),
+                ));
+                continue;
+            };
+            let scope = match (r.scope.as_str(), r.category) {
+                ("beneficiary-year", _) => CeilingScope::BeneficiaryYear,
+                ("household-year", _) => CeilingScope::HouseholdYear,
+                ("category-year", Some(c)) => CeilingScope::CategoryYear(c),
+                ("count", Some(c)) => CeilingScope::Count(c),
+                ("category-year" | "count", None) => {
+                    bad.push(FieldViolation::new(
+                        f("care_category"),
+                        "required for category-year and count",
+                    ));
+                    continue;
+                }
+                _ => {
+                    bad.push(FieldViolation::new(
+                        f("scope"),
+                        "must be beneficiary-year, household-year, category-year or count",
+                    ));
+                    continue;
+                }
+            };
+            if !(2000..=2100).contains(&r.year) {
+                bad.push(FieldViolation::new(
+                    f("year"),
+                    "must be a year such as 2026",
+                ));
+                continue;
+            }
+            let is_count = matches!(scope, CeilingScope::Count(_));
+            if r.amount < 0 || r.amount > passerelle_domain::validate::MAX_PRODUCT_AMOUNT {
+                bad.push(FieldViolation::new(
+                    f("amount"),
+                    "must be 0 or more, in minor units",
+                ));
+                continue;
+            }
+            if is_count && r.amount != 0 {
+                bad.push(FieldViolation::new(f("amount"), "a count takes no amount"));
+                continue;
+            }
+            if !is_count && r.count != 0 {
+                bad.push(FieldViolation::new(
+                    f("count"),
+                    "an amount ceiling takes no count",
+                ));
+                continue;
+            }
+            let key = CeilingKey {
+                scope,
+                subject: if scope == CeilingScope::HouseholdYear {
+                    member.household().to_string()
+                } else {
+                    member.member_number.clone()
+                },
+                period: r.year.to_string(),
+                act: String::new(),
+            };
+            let storage = key.storage_key();
+            if !seen.insert(storage.clone()) {
+                bad.push(FieldViolation::new(
+                    f("scope"),
+                    "this ceiling is listed twice (a household's, by two of its members?)",
+                ));
+                continue;
+            }
+            out.push(crate::store::opening::OpeningRow {
+                key: storage,
+                label: format!("member {} ({} {})", r.member_number, r.scope, r.year),
+                amount: r.amount,
+                count: r.count,
+            });
+        }
+        if !bad.is_empty() {
+            return Err(ServiceError::Invalid(bad));
+        }
+        Ok(self
+            .store
+            .set_opening_balances(mutuelle_id, &out, dry_run, self.clock.now_ms())
+            .await?)
+    }
+
     /// Every product a member names must be declared, for a mutuelle the
     /// broker adjudicates for (adapter `rules`): a typo would otherwise be
     /// stored and eligibility answer NO_PRODUCT. A mutuelle with its own
@@ -140,7 +269,9 @@ impl Broker {
             return Ok((None, date, Vec::new()));
         };
         let categories = product.categories.iter().map(|r| r.category);
-        let keys = engine::keys_for(&member, &product, date, None, categories);
+        let mut keys = engine::keys_for(&member, &product, date, None, categories);
+        let acts = product.act_limits.iter().map(|a| a.act_code.as_str());
+        keys.extend(engine::act_keys(&member, &product, date, None, acts));
         let usage = if keys.is_empty() {
             Default::default()
         } else {

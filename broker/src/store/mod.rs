@@ -21,6 +21,7 @@ pub mod authorizations;
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
 mod core;
+pub mod opening;
 pub mod postgres;
 mod rules;
 pub mod sqlite;
@@ -785,6 +786,7 @@ pub trait Store:
     + users::UserStore
     + approvals::ApprovalStore
     + authorizations::AuthorizationStore
+    + opening::OpeningStore
     + Send
     + Sync
     + 'static

@@ -1,4 +1,5 @@
-//! `passerelle roster import`: the roster spreadsheet, streamed in chunks.
+//! `passerelle roster import`: the roster spreadsheet, streamed in chunks;
+//! `passerelle roster opening`: opening balances.
 
 use super::*;
 
@@ -133,5 +134,57 @@ pub(super) async fn roster_import(
     if r.dry_run {
         outln!("{}", l.t("dry run: nothing was written"));
     }
+    Ok(())
+}
+
+/// `passerelle roster opening FILE`: every bad cell named by line; nothing
+/// sent while one is wrong.
+pub(super) async fn opening_balances(
+    ctx: &Ctx,
+    file: &Path,
+    partner: String,
+    dry_run: bool,
+) -> Out {
+    let f = passerelle_files::opening_csv::OpeningFile::read(file).map_err(Failure)?;
+    for b in &f.bad {
+        let words = match ctx.lang {
+            Lang::Fr => &b.french,
+            Lang::En => &b.english,
+        };
+        eprintln!("{}: line {}: {}: {words}", file.display(), b.line, b.column);
+    }
+    if !f.bad.is_empty() {
+        return Err(Failure(format!(
+            "{} bad cell(s): nothing declared",
+            f.bad.len()
+        )));
+    }
+    let mut c = roster::roster_service_client::RosterServiceClient::new(ctx.channel.clone());
+    let r = c
+        .import_opening_balances(roster::ImportOpeningBalancesRequest {
+            mutuelle_id: partner,
+            balances: f.balances,
+            dry_run,
+        })
+        .await
+        .map_err(|s| status_failure(s, None))?
+        .into_inner();
+    if ctx.json {
+        ctx.print(&r);
+        return Ok(());
+    }
+    let l = ctx.lang;
+    outln!(
+        "{} {} · {} {}{}",
+        l.t("opening balances set"),
+        r.set,
+        l.t("unchanged"),
+        r.unchanged,
+        if r.dry_run {
+            format!(" ({})", l.t("dry run: nothing written"))
+        } else {
+            String::new()
+        }
+    );
     Ok(())
 }

@@ -14,7 +14,7 @@ mod products;
 use approvals::{approvals, proposed};
 pub use certs::certs;
 use claims::{claim, eligibility};
-use members::roster_import;
+use members::{opening_balances, roster_import};
 use operator::admin_cmd;
 pub use periods::statement_csv;
 use periods::{period, statement};
@@ -122,7 +122,10 @@ fn acting_for(cmd: &ClientCmd) -> Result<(Role, String), Failure> {
             (None, Some(m)) => (Role::Mutuelle, m.clone()),
             (None, None) => (Role::Operator, crate::dev::DEV_OPERATOR.to_string()),
         },
-        ClientCmd::Roster(RosterCmd::Import { partner, .. }) => (Role::Mutuelle, partner.clone()),
+        ClientCmd::Roster(RosterCmd::Import { partner, .. })
+        | ClientCmd::Roster(RosterCmd::Opening { partner, .. }) => {
+            (Role::Mutuelle, partner.clone())
+        }
         ClientCmd::Products(ProductsCmd::List { partner }) => (Role::Mutuelle, partner.clone()),
         ClientCmd::Products(ProductsCmd::Import { file }) => {
             let first = read_products(file)?
@@ -273,6 +276,11 @@ pub async fn run(client: Client, cmd: ClientCmd) -> ExitCode {
             )
             .await
         }
+        ClientCmd::Roster(RosterCmd::Opening {
+            file,
+            partner,
+            dry_run,
+        }) => opening_balances(&ctx, &file, partner, dry_run).await,
         ClientCmd::Products(c) => products(&ctx, c).await,
         ClientCmd::Period(c) => period(&ctx, c).await,
         ClientCmd::Statement(c) => statement(&ctx, c).await,

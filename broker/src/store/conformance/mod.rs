@@ -7,6 +7,7 @@ mod audit;
 mod authorizations;
 mod claims;
 mod decoding;
+mod opening;
 mod partners;
 mod products;
 mod roster;
@@ -18,6 +19,7 @@ pub use audit::*;
 pub use authorizations::*;
 pub use claims::*;
 pub use decoding::*;
+pub use opening::*;
 pub use partners::*;
 pub use products::*;
 pub use roster::*;
@@ -93,6 +95,9 @@ macro_rules! store_conformance_suite {
             an_authorization_ends_once,
             concurrent_holds_never_pass_a_ceiling,
             an_extension_adjusts_the_hold,
+        );
+        $crate::store_conformance_suite!(@section opening $make;
+            opening_balances_start_ceilings_and_only_rise_once_claimed,
         );
     };
     // One module per sub-trait of `Store` (ClaimStore, RosterStore, ...).

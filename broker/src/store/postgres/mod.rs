@@ -40,6 +40,7 @@ mod authorizations;
 mod changes;
 mod claims;
 mod migrations;
+mod opening;
 mod partners;
 mod products;
 mod roster;

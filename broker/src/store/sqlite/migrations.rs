@@ -287,4 +287,15 @@ CREATE TABLE prior_authorizations (
 CREATE INDEX prior_authorizations_due ON prior_authorizations (expires_ms) WHERE state = 'active';
 CREATE INDEX prior_authorizations_mutuelle ON prior_authorizations (mutuelle_id, created_ms);
 "#,
+    // 14: opening balances of a mutuelle joining during a year (issue 20).
+    r#"
+CREATE TABLE opening_balances (
+    mutuelle_id  TEXT NOT NULL,
+    ceiling_key  TEXT NOT NULL,
+    amount       INTEGER NOT NULL CHECK (amount >= 0),
+    count        INTEGER NOT NULL CHECK (count >= 0),
+    updated_ms   INTEGER NOT NULL,
+    PRIMARY KEY (mutuelle_id, ceiling_key)
+);
+"#,
 ];

@@ -44,6 +44,7 @@ mod audit;
 mod authorizations;
 mod claims;
 mod migrations;
+mod opening;
 mod partners;
 mod products;
 mod roster;

@@ -1,0 +1,243 @@
+//! Opening balances in the console (soldes d'ouverture): a mutuelle joining
+//! during a year declares, from a spreadsheet like the members file, what
+//! each member had already consumed of a ceiling that year. Checked first
+//! (every bad cell by line and column, then the broker's own
+//! ImportOpeningBalances as a dry run), applied without a new upload (the
+//! file is kept for the session, bound to the mutuelle and to the SHA-256 of
+//! the file checked, as the members file is).
+
+use super::*;
+use passerelle_files::opening_csv::OpeningFile;
+
+fn form(ui: &Ui, lang: Lang) -> String {
+    format!(
+        "<p>{}</p><form method=\"post\" action=\"/opening\" enctype=\"multipart/form-data\" class=\"filters\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <label>{}<input type=\"file\" name=\"file\" accept=\".csv,.xlsx,text/csv\" required></label>\
+         <button class=\"primary\" name=\"action\" value=\"check\">{}</button></form>",
+        esc(&lang.t("opening-intro")),
+        esc(&ui.csrf),
+        esc(&lang.t("roster-file")),
+        esc(&lang.t("roster-check"))
+    )
+}
+
+pub(super) async fn page_get(ctx: Ctx) -> Response {
+    if ctx.person.mutuelle().is_none() {
+        return ctx.forbidden().into_response();
+    }
+    let ui = ctx.ui(ctx.t("opening-title"), "members");
+    let form = form(&ui, ctx.lang);
+    page(ListPage {
+        ui,
+        heading: ctx.t("opening-title"),
+        form,
+        summary: String::new(),
+        tables: Vec::new(),
+        empty: String::new(),
+        after: String::new(),
+    })
+}
+
+/// The file's balances, or why it cannot be read, in the reader's language.
+fn read(lang: Lang, name: &str, bytes: &[u8]) -> Result<OpeningFile, String> {
+    use passerelle_files::xlsx;
+    let text = if xlsx::is_zip(bytes) {
+        let rows = xlsx::first_sheet(bytes)
+            .map_err(|e| lang.t_args("roster-unreadable", &[("detail", &e)]))?;
+        xlsx::to_csv(&rows, &[])
+    } else {
+        xlsx::decode_text(bytes)
+    };
+    OpeningFile::parse(&text, name).map_err(|e| {
+        let quoted = e.split('"').nth(1).unwrap_or("").to_string();
+        if e.contains("the header has no column") {
+            lang.t_args("roster-no-column", &[("column", &quoted)])
+        } else if e.contains("unknown column") {
+            lang.t_args("roster-unknown-column", &[("column", &quoted)])
+        } else {
+            lang.t_args("roster-unreadable", &[("detail", &e)])
+        }
+    })
+}
+
+/// A check or an apply.
+pub(super) async fn page_post(
+    State(c): State<Arc<Console>>,
+    ctx: Ctx,
+    multipart: axum::extract::Multipart,
+) -> Response {
+    let lang = ctx.lang;
+    let Some(mid) = ctx.person.mutuelle().map(str::to_string) else {
+        return ctx.forbidden().into_response();
+    };
+    let (csrf_token, action, name, bytes, checked) = match super::read_upload(multipart).await {
+        Ok(x) => x,
+        Err(e) => {
+            return ctx
+                .error(
+                    StatusCode::BAD_REQUEST,
+                    lang.t_args("roster-unreadable", &[("detail", &e)]),
+                )
+                .into_response();
+        }
+    };
+    if let Err(r) = check_csrf(&c, &ctx, &csrf_token).await {
+        return r.into_response();
+    }
+    let session = ctx.person.session.id_hash.clone();
+    let apply = action == "apply";
+    let (name, bytes) = if apply {
+        match c.broker.store().upload(&session).await {
+            Ok(Some(u)) if u.mutuelle_id == mid && crate::audit::hash(&u.body) == checked => {
+                (u.file_name, u.body)
+            }
+            Ok(_) => {
+                return ctx
+                    .error(StatusCode::BAD_REQUEST, lang.t("roster-expired"))
+                    .into_response();
+            }
+            Err(e) => {
+                return ctx
+                    .status(tonic::Status::unavailable(e.to_string()))
+                    .into_response();
+            }
+        }
+    } else {
+        (name, bytes)
+    };
+    let ui = ctx.ui(lang.t("opening-title"), "members");
+    let form = form(&ui, lang);
+    let shown = |ui: Ui, form: String, summary: String, tables, after| {
+        page(ListPage {
+            ui,
+            heading: lang.t("opening-title"),
+            form,
+            summary,
+            tables,
+            empty: String::new(),
+            after,
+        })
+    };
+    let file = match read(lang, &name, &bytes) {
+        Ok(f) => f,
+        Err(msg) => {
+            let form = format!("<p class=\"error\" role=\"alert\">{}</p>{form}", esc(&msg));
+            return shown(ui, form, String::new(), Vec::new(), String::new());
+        }
+    };
+    let mut bad = Table::new(
+        lang,
+        &["roster-line", "roster-column", "roster-problem"],
+        &[0],
+    );
+    for b in &file.bad {
+        bad.row(
+            String::new(),
+            vec![
+                b.line.to_string(),
+                lang.t(&format!("opening-col-{}", b.column)),
+                match lang {
+                    Lang::Fr => b.french.clone(),
+                    Lang::En => b.english.clone(),
+                },
+            ],
+        );
+    }
+    if !file.bad.is_empty() {
+        let after = format!(
+            "<p class=\"error\">{}</p>",
+            esc(&lang.t("roster-fix-first"))
+        );
+        return shown(
+            ui,
+            form,
+            String::new(),
+            vec![(lang.t("roster-bad-rows"), bad)],
+            after,
+        );
+    }
+    let msg = roster::ImportOpeningBalancesRequest {
+        mutuelle_id: mid.clone(),
+        balances: file.balances.clone(),
+        dry_run: !apply,
+    };
+    let r = match c
+        .call(&ctx.person, ctx.peer, msg, |r| {
+            c.roster.import_opening_balances(r)
+        })
+        .await
+    {
+        Ok(r) => r,
+        Err(e) if e.code() == tonic::Code::InvalidArgument => {
+            // Each refused row by its line in the file, in words.
+            use tonic_types::StatusExt;
+            for v in e
+                .get_error_details()
+                .bad_request()
+                .map(|b| b.field_violations.clone())
+                .unwrap_or_default()
+            {
+                let (i, column) = v
+                    .field
+                    .strip_prefix("balances[")
+                    .and_then(|r| r.split_once("]."))
+                    .and_then(|(i, c)| Some((i.parse::<usize>().ok()?, c.to_string())))
+                    .unwrap_or((usize::MAX, v.field.clone()));
+                bad.row(
+                    String::new(),
+                    vec![
+                        file.lines.get(i).map(u64::to_string).unwrap_or_default(),
+                        lang.t(&format!("opening-col-{column}")),
+                        lang.t(&format!("opening-bad-{column}")),
+                    ],
+                );
+            }
+            let after = format!(
+                "<p class=\"error\">{}</p>",
+                esc(&lang.t("roster-fix-first"))
+            );
+            return shown(
+                ui,
+                form,
+                String::new(),
+                vec![(lang.t("roster-bad-rows"), bad)],
+                after,
+            );
+        }
+        Err(e) => return ctx.status(e).into_response(),
+    };
+    let counts = [
+        ("set", r.set.to_string()),
+        ("unchanged", r.unchanged.to_string()),
+    ];
+    let counts: Vec<(&str, &str)> = counts.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut after = String::new();
+    let summary = if apply {
+        let _ = c.broker.store().delete_upload(&session).await;
+        lang.t_args("opening-applied", &counts)
+    } else {
+        let upload = crate::store::users::Upload {
+            file_name: name.clone(),
+            mutuelle_id: mid,
+            body: bytes.clone(),
+            created_ms: c.broker.clock().now_ms(),
+        };
+        if let Err(e) = c.broker.store().put_upload(&session, &upload).await {
+            return ctx
+                .status(tonic::Status::unavailable(e.to_string()))
+                .into_response();
+        }
+        after = format!(
+            "<form method=\"post\" action=\"/opening\" enctype=\"multipart/form-data\" class=\"actions\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <input type=\"hidden\" name=\"checked\" value=\"{}\">\
+             <button class=\"primary\" name=\"action\" value=\"apply\">{}</button></form>",
+            esc(&ui.csrf),
+            crate::audit::hash(&bytes),
+            esc(&lang.t_args("roster-apply", &[("file", &name)]))
+        );
+        lang.t_args("opening-would", &counts)
+    };
+    shown(ui, form, summary, Vec::new(), after)
+}
