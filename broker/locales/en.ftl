@@ -607,6 +607,7 @@ pa-state-active = in force (amount held)
 pa-state-consumed = billed by claim { $claim }
 pa-state-cancelled = cancelled by the scheme
 pa-state-expired = expired
+pa-stay = stay { $stay }
 pa-extensions = { $n ->
     [one] extended once
    *[other] extended { $n } times

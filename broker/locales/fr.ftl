@@ -607,6 +607,7 @@ pa-state-active = en vigueur (montant réservé)
 pa-state-consumed = facturé par la demande { $claim }
 pa-state-cancelled = annulé par le régime
 pa-state-expired = expiré
+pa-stay = séjour { $stay }
 pa-extensions = { $n ->
     [one] prolongé une fois
    *[other] prolongé { $n } fois

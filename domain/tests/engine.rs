@@ -400,14 +400,31 @@ fn arb_product() -> impl Strategy<Value = Product> {
         prop::option::of(0i64..100_000),
         prop::option::of(0i64..100_000),
         prop::option::of(0i64..150_000),
+        // The rules of issue 20: a waiting period for the whole product,
+        // acts per period on the lines' act code ("A").
+        prop::option::of(0u32..500),
+        prop::option::of((1u32..6, 0u8..4)),
     )
-        .prop_map(|(mut rules, stay, ben, hh)| {
+        .prop_map(|(mut rules, stay, ben, hh, waiting, acts)| {
             rules.sort_by_key(|r| r.category);
             rules.dedup_by_key(|r| r.category);
             let mut p = product(rules);
             p.stay_limit = stay;
             p.beneficiary_year_limit = ben;
             p.household_year_limit = hh;
+            p.waiting_days = waiting.unwrap_or(0);
+            if let Some((max, per)) = acts {
+                p.act_limits = vec![passerelle_domain::ActLimit {
+                    act_code: "A".into(),
+                    max,
+                    per: match per {
+                        0 => passerelle_domain::ActPeriod::Day,
+                        1 => passerelle_domain::ActPeriod::Month,
+                        2 => passerelle_domain::ActPeriod::Year,
+                        _ => passerelle_domain::ActPeriod::Stay,
+                    },
+                }];
+            }
             p
         })
 }

@@ -673,3 +673,35 @@ async fn opening_balances_count_against_the_ceilings() {
         .unwrap_err();
     assert!(matches!(err, ServiceError::Refused(_)), "{err:?}");
 }
+
+/// No hold is granted for a partner an operator paused: the scheme is told
+/// to come back (UNAVAILABLE), nothing is stored or held.
+#[tokio::test]
+async fn a_paused_partner_grants_no_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, sim, _t) = two_mutuelles(dir.path()).await;
+    for p in ["R", "G"] {
+        b.pause_partner(&format!("MUT-{p}"), Some("ops"))
+            .await
+            .unwrap();
+        let err = b
+            .request_authorization(care(p, &format!("PA-{p}"), vec![hospital(60_000)]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ServiceError::PartnerUnavailable(_)),
+            "{err:?}"
+        );
+        assert!(
+            b.store()
+                .authorization("CNSS", &format!("PA-{p}"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Resumed (paused by no one): asked again afterwards.
+        b.pause_partner(&format!("MUT-{p}"), None).await.unwrap();
+    }
+    assert_eq!(ceiling(&b, "R").await, (0, 0));
+    assert_eq!(sim.held(), 0);
+}

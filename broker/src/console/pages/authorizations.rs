@@ -62,6 +62,21 @@ pub(super) async fn list(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
             St::Expired => (lang.t("pa-state-expired"), String::new()),
             St::Unspecified => (String::new(), String::new()),
         };
+        // A hospital stay it opened: its id, and until when it is planned.
+        let words = match &a.stay {
+            Some(st) if !st.stay_id.is_empty() => {
+                let until = if st.discharge_date.is_empty() {
+                    String::new()
+                } else {
+                    format!(" → {}", lang.iso_date(&st.discharge_date))
+                };
+                format!(
+                    "{words} · {}{until}",
+                    lang.t_args("pa-stay", &[("stay", &st.stay_id)])
+                )
+            }
+            _ => words,
+        };
         let words = if a.extensions > 0 {
             format!(
                 "{words} · {}",
