@@ -854,7 +854,9 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
             && body.contains("10/12/2026")
             && body.contains("08/02/2027")
             && body.contains("en vigueur (montant réservé)")
-            && body.contains("Réservé sur les plafonds des adhérents : 5 000 XOF."),
+            && body.contains(
+                "Engagé et en vigueur (sur les 200 accords les plus récents) : 5 000 XOF."
+            ),
         "{body}"
     );
     shot(&c, "26-accords-prealables").await;

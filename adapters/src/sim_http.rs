@@ -813,10 +813,16 @@ impl SimXml {
                     xml_escape(&c.partner_reference)
                 ));
                 for l in &c.lines {
+                    let motif = l
+                        .reasons
+                        .first()
+                        .map(|r| r.message.clone())
+                        .unwrap_or_default();
                     out.push_str(&format!(
-                        "<Ligne no=\"{}\"><Part>{}</Part></Ligne>",
+                        "<Ligne no=\"{}\"><Part>{}</Part><Motif>{}</Motif></Ligne>",
                         l.sequence,
-                        self.number(l.mutuelle_share)
+                        self.number(l.mutuelle_share),
+                        xml_escape(&motif)
                     ));
                 }
                 out.push_str("</Reponse>");
@@ -827,10 +833,16 @@ impl SimXml {
                     xml_escape(&c.partner_reference)
                 ));
                 for l in &c.lines {
+                    let note = l
+                        .reasons
+                        .first()
+                        .map(|r| r.message.clone())
+                        .unwrap_or_default();
                     out.push_str(&format!(
-                        "<m:Item><m:Seq>{}</m:Seq><m:Covered>{}</m:Covered></m:Item>",
+                        "<m:Item><m:Seq>{}</m:Seq><m:Covered>{}</m:Covered><m:Note>{}</m:Note></m:Item>",
                         l.sequence,
-                        self.number(l.mutuelle_share)
+                        self.number(l.mutuelle_share),
+                        xml_escape(&note)
                     ));
                 }
                 out.push_str("</m:Items></m:PreAuthorizationResponse>");

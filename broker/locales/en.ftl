@@ -433,6 +433,10 @@ cli-tolerance = tolerance
 cli-next-act-covered-on = next act covered on
 cli-opening-balances-set = opening balances set
 cli-dry-run-nothing-written = dry run: nothing written
+cli-held = held
+cli-cancelled-by-the-scheme = cancelled by the scheme
+cli-expired-not-billed = expired, not billed
+cli-bad-cell-s-nothing-declared = bad cell(s): nothing declared
 cli-total = total
 cli-covered = covered
 cli-not-covered = not covered
@@ -612,7 +616,7 @@ pa-extensions = { $n ->
     [one] extended once
    *[other] extended { $n } times
 }
-pa-held = Held on the members' ceilings: { $amount }.
+pa-held = Committed and in force (of the { $shown } newest): { $amount }.
 pa-nothing-held = Nothing held at the moment.
 pa-none = No prior authorization for this mutuelle.
 

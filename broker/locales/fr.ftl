@@ -433,6 +433,10 @@ cli-tolerance = tolérance
 cli-next-act-covered-on = prochain acte couvert le
 cli-opening-balances-set = soldes d'ouverture fixés
 cli-dry-run-nothing-written = essai : rien n'est écrit
+cli-held = réservé
+cli-cancelled-by-the-scheme = annulé par le régime
+cli-expired-not-billed = expiré, non facturé
+cli-bad-cell-s-nothing-declared = cellule(s) fausse(s) : rien n'est déclaré
 cli-total = total
 cli-covered = couvert
 cli-not-covered = non couvert
@@ -612,7 +616,7 @@ pa-extensions = { $n ->
     [one] prolongé une fois
    *[other] prolongé { $n } fois
 }
-pa-held = Réservé sur les plafonds des adhérents : { $amount }.
+pa-held = Engagé et en vigueur (sur les { $shown } accords les plus récents) : { $amount }.
 pa-nothing-held = Aucun montant réservé en ce moment.
 pa-none = Aucun accord préalable pour cette mutuelle.
 

@@ -135,7 +135,8 @@ pub enum ActPeriod {
     /// A calendar year.
     Year,
     /// A stay (or an episode the scheme follows as one, such as a
-    /// pregnancy): the claim's stay; a claim naming none is not limited.
+    /// pregnancy): the claim's stay (a hospital claim naming none is its
+    /// own stay); another claim naming none is not limited.
     Stay,
 }
 
@@ -366,6 +367,29 @@ impl Product {
                 bad.push((
                     "prior_authorization.acts".into(),
                     format!("at most {MAX_EXCLUSIONS} entries"),
+                ));
+            } else if pa
+                .acts
+                .iter()
+                .any(|a| a.trim().is_empty() || a.chars().count() > crate::validate::MAX_ID_LEN)
+            {
+                bad.push((
+                    "prior_authorization.acts".into(),
+                    format!(
+                        "each entry must be 1 to {} characters",
+                        crate::validate::MAX_ID_LEN
+                    ),
+                ));
+            }
+            if pa
+                .categories
+                .iter()
+                .enumerate()
+                .any(|(i, c)| pa.categories[..i].contains(c))
+            {
+                bad.push((
+                    "prior_authorization.categories".into(),
+                    "a category is listed twice".into(),
                 ));
             }
         }

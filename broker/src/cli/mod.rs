@@ -394,16 +394,23 @@ pub enum ClientCmd {
         #[arg(long)]
         member: Option<String>,
     },
+    /// Claims and prior authorizations, as a scheme sends them.
     #[command(subcommand)]
     Claim(ClaimCmd),
+    /// A mutuelle's members and opening balances.
     #[command(subcommand)]
     Roster(RosterCmd),
+    /// A mutuelle's products (rules mutuelles).
     #[command(subcommand)]
     Products(ProductsCmd),
+    /// Settlement periods: list, close, settle.
     #[command(subcommand)]
     Period(PeriodCmd),
+    /// A period's statement and remittance advice.
     #[command(subcommand)]
     Statement(StatementCmd),
+    /// Operators: partners (pause, resume), retries, audit trails,
+    /// coverage conflicts.
     #[command(subcommand)]
     Admin(AdminCmd),
     /// Changes that need two people: list, approve, reject.

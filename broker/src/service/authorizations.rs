@@ -61,10 +61,15 @@ fn release_key(scheme_id: &str, authorization_id: &str) -> String {
     format!("pax-{}", key_digest(&[scheme_id, authorization_id]))
 }
 
-/// The instant an authorization valid until `d` expires: the end of that
-/// day, UTC.
-fn end_of_day_ms(d: Date) -> i64 {
-    let next = d.saturating_add(time::Duration::days(1));
+/// Days after the last date of care an authorization covers during which
+/// a claim for that care may still be billed (a provider bills after the
+/// care; a claim may wait for its mutuelle): the hold lasts until then.
+pub const BILLING_GRACE_DAYS: i64 = 60;
+
+/// The instant an authorization valid until `d` expires: the end of the
+/// billing grace after that day, UTC.
+fn expiry_ms(d: Date) -> i64 {
+    let next = d.saturating_add(time::Duration::days(1 + BILLING_GRACE_DAYS));
     next.midnight().assume_utc().unix_timestamp() * 1000
 }
 
@@ -277,7 +282,7 @@ impl Broker {
                 state: AuthorizationState::Active,
                 terms,
                 valid_until,
-                expires_ms: end_of_day_ms(valid_until),
+                expires_ms: expiry_ms(valid_until),
                 extensions: 0,
                 claim_id: String::new(),
                 created_ms: now,
@@ -409,7 +414,7 @@ impl Broker {
             let next = AuthorizationRecord {
                 terms,
                 valid_until,
-                expires_ms: end_of_day_ms(valid_until),
+                expires_ms: expiry_ms(valid_until),
                 extensions: extension,
                 updated_ms: self.clock.now_ms(),
                 ..rec.clone()
@@ -474,15 +479,18 @@ impl Broker {
             key: &key,
             audited: partner.kind != AdapterKind::Rules,
         };
-        // The mutuelle first: if it cannot be told, nothing changes here
-        // and the scheme sends the cancel again.
-        self.call_partner(
-            &rec.mutuelle_id,
-            out,
-            partner.adapter.get().cancel_preauthorization(req),
-        )
-        .await
-        .map_err(|e| refused(&rec.mutuelle_id, e))?;
+        // A remote mutuelle first: if it cannot be told, nothing changes
+        // here and the scheme sends the cancel again. A rules mutuelle's
+        // hold is the store's alone: released even while it is paused.
+        if partner.kind != AdapterKind::Rules {
+            self.call_partner(
+                &rec.mutuelle_id,
+                out,
+                partner.adapter.get().cancel_preauthorization(req),
+            )
+            .await
+            .map_err(|e| refused(&rec.mutuelle_id, e))?;
+        }
         self.store
             .end_authorization(
                 scheme_id,
@@ -491,7 +499,18 @@ impl Broker {
                 self.clock.now_ms(),
             )
             .await?;
-        self.get_authorization(scheme_id, authorization_id).await
+        let now = self.get_authorization(scheme_id, authorization_id).await?;
+        // A claim billed it meanwhile: say so, as when it was billed before.
+        if now.state == AuthorizationState::Consumed {
+            return Err(ServiceError::Precondition {
+                reason: "PRIOR_AUTHORIZATION_CONSUMED",
+                message: format!(
+                    "prior authorization {} was billed by claim {}: cancel the claim instead",
+                    now.reference, now.claim_id
+                ),
+            });
+        }
+        Ok(now)
     }
 
     /// The retry worker's pass over authorizations past their date: each

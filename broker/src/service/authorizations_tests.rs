@@ -323,9 +323,16 @@ async fn expiry_releases_the_hold() {
         .unwrap();
     assert_eq!(ceiling(&b, "R").await, (0, 12_000));
     assert_eq!(b.expire_authorizations().await.unwrap(), 0, "not yet");
-    // The last day covered is 2026-04-11; the clock moves past its end.
+    // The last day covered is 2026-04-11, billed until 60 days after: on
+    // 2026-06-09 it still holds, past 2026-06-10 it expires.
     tokio::time::pause();
-    tokio::time::advance(Duration::from_secs(33 * 86_400)).await;
+    tokio::time::advance(Duration::from_secs(91 * 86_400)).await;
+    assert_eq!(
+        b.expire_authorizations().await.unwrap(),
+        0,
+        "within the grace"
+    );
+    tokio::time::advance(Duration::from_secs(2 * 86_400)).await;
     assert_eq!(b.expire_authorizations().await.unwrap(), 2);
     assert_eq!(b.expire_authorizations().await.unwrap(), 0, "once");
     assert_eq!(
@@ -704,4 +711,27 @@ async fn a_paused_partner_grants_no_hold() {
     }
     assert_eq!(ceiling(&b, "R").await, (0, 0));
     assert_eq!(sim.held(), 0);
+}
+
+/// A claim stored while quoting an authorization gets its stored answer on
+/// a resend, whatever became of the authorization since (cancelled here,
+/// while the claim waited for its mutuelle): resends stay idempotent.
+#[tokio::test]
+async fn a_resend_gets_its_stored_answer_whatever_the_authorization_became() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, sim, _t) = two_mutuelles(dir.path()).await;
+    let a = b
+        .request_authorization(care("G", "PA-r", vec![hospital(60_000)]))
+        .await
+        .unwrap();
+    sim.set_mode(passerelle_adapters::sim::Mode::Unavailable);
+    let claim = quoting(care("G", "C-r", vec![hospital(60_000)]), &a.reference);
+    let first = b.coordinate(claim.clone()).await.unwrap();
+    assert_eq!(first.state, ClaimState::PendingPartner);
+    sim.set_mode(passerelle_adapters::sim::Mode::Normal);
+    b.cancel_authorization("CNSS", "PA-r", "plans changed")
+        .await
+        .unwrap();
+    let again = b.coordinate(claim).await.unwrap();
+    assert_eq!(again.claim.claim_id, "C-r");
 }

@@ -315,7 +315,17 @@ impl Broker {
             )));
         };
         let deadline = self.partner(&mid)?.deadline;
-        self.quoted_authorization(&claim, &mid).await?;
+        // The authorization a new claim quotes is checked; a resend of a
+        // stored claim gets its stored answer whatever became of it since.
+        if claim.prior_authorization.is_some()
+            && self
+                .store
+                .get_claim(&claim.scheme_id, &claim.claim_id)
+                .await?
+                .is_none()
+        {
+            self.quoted_authorization(&claim, &mid).await?;
+        }
         let now = self.clock.now_ms();
         let new = NewClaim {
             adjudication_key: adjudication_key(&claim.scheme_id, &claim.claim_id),

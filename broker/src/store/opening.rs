@@ -56,10 +56,11 @@ pub(super) mod sql {
         )
     }
 
-    /// Parameters: mutuelle, key.
+    /// Parameters: mutuelle, key. Used and held, amount and count.
     pub fn usage(ph: char) -> String {
         format!(
-            "SELECT used_amount, used_count FROM ceiling_usage WHERE mutuelle_id = {ph}1 AND ceiling_key = {ph}2"
+            "SELECT used_amount, used_count, held_amount, held_count FROM ceiling_usage \
+             WHERE mutuelle_id = {ph}1 AND ceiling_key = {ph}2"
         )
     }
 
@@ -72,12 +73,15 @@ pub(super) mod sql {
     }
 
     /// What setting a row does, given the balance declared before and the
-    /// ceiling's use now: `None` when unchanged, else the differences to
-    /// add; refused when it lowers a balance on a ceiling claims used.
+    /// ceiling's use and holds now: `None` when unchanged, else the
+    /// differences to add. Refused when it lowers a balance on a ceiling
+    /// claims used, or raises one on a ceiling prior authorizations hold
+    /// (their commitment was made on what was left).
     pub fn plan(
         row: &OpeningRow,
         before: (i64, i64),
         used: (i64, i64),
+        held: (i64, i64),
     ) -> Result<Option<(i64, i64)>, StoreError> {
         let (amount, count) = (row.amount, i64::from(row.count));
         if (amount, count) == before {
@@ -88,6 +92,13 @@ pub(super) mod sql {
         if lowers && claimed {
             return Err(StoreError::Refused(format!(
                 "{}: claims already used this ceiling; its opening balance can be raised, no longer lowered",
+                row.label
+            )));
+        }
+        let raises = amount > before.0 || count > before.1;
+        if raises && (held.0 > 0 || held.1 > 0) {
+            return Err(StoreError::Refused(format!(
+                "{}: prior authorizations hold part of this ceiling; raise its opening balance once they are billed, cancelled or expired",
                 row.label
             )));
         }

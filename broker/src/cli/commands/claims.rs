@@ -50,28 +50,45 @@ pub(super) async fn eligibility(
         );
     }
     if !contribution.paid_until.is_empty() {
-        outln!("{}: {}", l.t("dues paid until"), contribution.paid_until);
+        outln!(
+            "{}: {}",
+            l.t("dues paid until"),
+            l.catalogue().iso_date(&contribution.paid_until)
+        );
     }
     if !r.ceilings.is_empty() {
         outln!();
-        let mut t =
-            Table::new(l, &["ceiling", "period", "limit", "used", "remaining"]).right(&[2, 3, 4]);
+        // Held by prior authorizations: a column of its own when something
+        // is held (remaining = limit − used − held).
+        let holds = r.ceilings.iter().any(|c| c.held != 0 || c.count_held != 0);
+        let mut t = if holds {
+            Table::new(
+                l,
+                &["ceiling", "period", "limit", "used", "held", "remaining"],
+            )
+            .right(&[2, 3, 4, 5])
+        } else {
+            Table::new(l, &["ceiling", "period", "limit", "used", "remaining"]).right(&[2, 3, 4])
+        };
         for c in &r.ceilings {
-            // A count ceiling (rules: scope "count"; a partner's: a count
-            // and no amount).
-            let (limit, used, left) = if c.scope == "count" || (c.count_limit > 0 && c.limit == 0) {
-                (
-                    c.count_limit.to_string(),
-                    c.count_used.to_string(),
-                    c.count_remaining.to_string(),
-                )
-            } else {
-                (
-                    l.money(c.limit, "XOF"),
-                    l.money(c.used, "XOF"),
-                    l.money(c.remaining, "XOF"),
-                )
-            };
+            // A count ceiling (rules: scope "count" or "act"; a partner's: a
+            // count and no amount).
+            let (limit, used, held, left) =
+                if c.scope == "count" || c.scope == "act" || (c.count_limit > 0 && c.limit == 0) {
+                    (
+                        c.count_limit.to_string(),
+                        c.count_used.to_string(),
+                        c.count_held.to_string(),
+                        c.count_remaining.to_string(),
+                    )
+                } else {
+                    (
+                        l.money(c.limit, "XOF"),
+                        l.money(c.used, "XOF"),
+                        l.money(c.held, "XOF"),
+                        l.money(c.remaining, "XOF"),
+                    )
+                };
             let category = passerelle_proto::common::v1::CareCategory::try_from(c.care_category)
                 .ok()
                 .filter(|_| c.care_category != 0)
@@ -92,7 +109,12 @@ pub(super) async fn eligibility(
                     l.catalogue().iso_date(&c.next_allowed)
                 );
             }
-            t.row(vec![name, period, limit, used, left]);
+            let mut cells = vec![name, period, limit, used];
+            if holds {
+                cells.push(held);
+            }
+            cells.push(left);
+            t.row(cells);
         }
         out!("{}", t.render());
     }
@@ -218,8 +240,8 @@ fn print_authorization(ctx: &Ctx, r: &scheme::PriorAuthorization) {
         scheme::PriorAuthorizationState::Consumed => {
             format!("{} {}", l.t("billed by claim"), r.claim_id)
         }
-        scheme::PriorAuthorizationState::Cancelled => l.t("cancelled").to_string(),
-        scheme::PriorAuthorizationState::Expired => l.t("expired").to_string(),
+        scheme::PriorAuthorizationState::Cancelled => l.t("cancelled by the scheme").to_string(),
+        scheme::PriorAuthorizationState::Expired => l.t("expired, not billed").to_string(),
         scheme::PriorAuthorizationState::Unspecified => String::new(),
     };
     outln!(

@@ -146,34 +146,76 @@ pub(super) async fn opening_balances(
     dry_run: bool,
 ) -> Out {
     let f = passerelle_files::opening_csv::OpeningFile::read(file).map_err(Failure)?;
+    let l = ctx.lang;
+    let cat = l.catalogue();
     for b in &f.bad {
-        let words = match ctx.lang {
+        let words = match l {
             Lang::Fr => &b.french,
             Lang::En => &b.english,
         };
-        eprintln!("{}: line {}: {}: {words}", file.display(), b.line, b.column);
+        eprintln!(
+            "{}: {} {}: {}: {words}",
+            file.display(),
+            l.t("line"),
+            b.line,
+            cat.t(&format!("opening-col-{}", b.column))
+        );
     }
     if !f.bad.is_empty() {
         return Err(Failure(format!(
-            "{} bad cell(s): nothing declared",
-            f.bad.len()
+            "{} {}",
+            f.bad.len(),
+            l.t("bad cell(s): nothing declared")
         )));
     }
+    let lines = f.lines.clone();
     let mut c = roster::roster_service_client::RosterServiceClient::new(ctx.channel.clone());
-    let r = c
+    let r = match c
         .import_opening_balances(roster::ImportOpeningBalancesRequest {
             mutuelle_id: partner,
             balances: f.balances,
             dry_run,
         })
         .await
-        .map_err(|s| status_failure(s, None))?
-        .into_inner();
+    {
+        Ok(r) => r.into_inner(),
+        Err(s) if s.code() == tonic::Code::InvalidArgument => {
+            // The broker's refusals of rows, by the file's line, in words.
+            use tonic_types::StatusExt;
+            let violations = s
+                .get_error_details()
+                .bad_request()
+                .map(|b| b.field_violations.clone())
+                .unwrap_or_default();
+            for v in &violations {
+                let (line, column) = v
+                    .field
+                    .strip_prefix("balances[")
+                    .and_then(|r| r.split_once("]."))
+                    .and_then(|(i, c)| Some((lines.get(i.parse::<usize>().ok()?)?, c)))
+                    .map_or((String::new(), v.field.as_str()), |(n, c)| {
+                        (n.to_string(), c)
+                    });
+                eprintln!(
+                    "{}: {} {line}: {}: {}",
+                    file.display(),
+                    l.t("line"),
+                    cat.t(&format!("opening-col-{column}")),
+                    cat.t(&format!("opening-bad-{column}"))
+                );
+            }
+            return Err(Failure(format!(
+                "{} {}",
+                violations.len().max(1),
+                l.t("bad cell(s): nothing declared")
+            )));
+        }
+        Err(s) => return Err(status_failure(s, None)),
+    };
     if ctx.json {
         ctx.print(&r);
         return Ok(());
     }
-    let l = ctx.lang;
     outln!(
         "{} {} · {} {}{}",
         l.t("opening balances set"),

@@ -103,7 +103,13 @@ pub(super) async fn list(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
         lang.t("pa-nothing-held")
     } else {
         let amounts: Vec<String> = held.iter().map(|(cur, n)| lang.money(*n, cur)).collect();
-        lang.t_args("pa-held", &[("amount", &amounts.join(" + "))])
+        lang.t_args(
+            "pa-held",
+            &[
+                ("amount", &amounts.join(" + ")),
+                ("shown", &SHOWN.to_string()),
+            ],
+        )
     };
     page(ListPage {
         ui: ctx.ui(lang.t("pa-title"), "authorizations"),

@@ -98,6 +98,7 @@ macro_rules! store_conformance_suite {
         );
         $crate::store_conformance_suite!(@section opening $make;
             opening_balances_start_ceilings_and_only_rise_once_claimed,
+            an_opening_balance_is_not_raised_under_a_hold,
         );
     };
     // One module per sub-trait of `Store` (ClaimStore, RosterStore, ...).

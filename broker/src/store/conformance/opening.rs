@@ -119,3 +119,36 @@ pub async fn opening_balances_start_ceilings_and_only_rise_once_claimed(store: A
         5_500
     );
 }
+
+pub async fn an_opening_balance_is_not_raised_under_a_hold(store: Arc<dyn Store>) {
+    store
+        .set_opening_balances("MUT-A", &[row(10_000)], false, 1_000)
+        .await
+        .unwrap();
+    // A prior authorization holds part of the ceiling: its commitment was
+    // made on what was left, so the balance is not raised under it.
+    store
+        .grant_authorization(&authorization("OP-A", 2_000, 50_000))
+        .await
+        .unwrap();
+    let err = store
+        .set_opening_balances("MUT-A", &[row(45_000)], false, 2_000)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Refused(m) if m.contains("prior authorizations hold")),
+        "{err:?}"
+    );
+    // A dry run says the same, and lowering is still possible.
+    assert!(
+        store
+            .set_opening_balances("MUT-A", &[row(45_000)], true, 2_000)
+            .await
+            .is_err()
+    );
+    store
+        .set_opening_balances("MUT-A", &[row(5_000)], false, 2_000)
+        .await
+        .unwrap();
+    assert_eq!(used(&store).await - 2_000, 5_000, "used besides the hold");
+}

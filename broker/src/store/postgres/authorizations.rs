@@ -50,6 +50,35 @@ async fn take<C: GenericClient + Sync>(
     Ok(())
 }
 
+/// Locks the ceiling rows of `keys` (created when missing) in key order,
+/// before a transaction that both releases and takes on several ceilings
+/// (a claim paid against a hold, an extension): its later updates then
+/// take no lock out of order, so two writers never wait on each other in
+/// a cycle.
+async fn lock_keys<C: GenericClient + Sync>(
+    c: &C,
+    mutuelle_id: &str,
+    mut keys: Vec<String>,
+) -> Result<(), StoreError> {
+    keys.sort();
+    keys.dedup();
+    for k in &keys {
+        x(c, &sql::ensure_row('$'), &[&mutuelle_id, k]).await?;
+    }
+    q(
+        c,
+        "SELECT 1 FROM ceiling_usage WHERE mutuelle_id = $1 AND ceiling_key = ANY($2) \
+         ORDER BY ceiling_key FOR UPDATE",
+        &[&mutuelle_id, &keys],
+    )
+    .await?;
+    Ok(())
+}
+
+fn keys_of(uses: &[CeilingUse]) -> impl Iterator<Item = String> + '_ {
+    sql::uses(uses).into_iter().map(|(k, _)| k)
+}
+
 pub(super) async fn release<C: GenericClient + Sync>(
     c: &C,
     mutuelle_id: &str,
@@ -69,11 +98,13 @@ pub(super) async fn release<C: GenericClient + Sync>(
 
 /// Consumes the authorization `reference` for a claim, in the claim's
 /// transaction, before its ceilings: active → consumed, its hold released.
-/// `CeilingConflict` when it is no longer active.
+/// The hold's and the claim's ceiling rows (`uses`) are locked first, all
+/// in key order. `CeilingConflict` when it is no longer active.
 pub(super) async fn consume<C: GenericClient + Sync>(
     c: &C,
     reference: &str,
     claim_id: &str,
+    uses: &[CeilingUse],
     now_ms: i64,
 ) -> Result<(), StoreError> {
     let rec = q1(c, &sql::by_reference_for_update(), &[&reference])
@@ -85,6 +116,8 @@ pub(super) async fn consume<C: GenericClient + Sync>(
     if n == 0 {
         return Err(sql::gone(reference));
     }
+    let keys = keys_of(&rec.terms.hold).chain(keys_of(uses)).collect();
+    lock_keys(c, &rec.mutuelle_id, keys).await?;
     release(c, &rec.mutuelle_id, &rec.terms.hold).await
 }
 
@@ -181,6 +214,10 @@ impl AuthorizationStore for PgStore {
         if n == 0 {
             return Ok(false);
         }
+        let keys = keys_of(&old.terms.hold)
+            .chain(keys_of(&rec.terms.hold))
+            .collect();
+        lock_keys(&tx, &old.mutuelle_id, keys).await?;
         release(&tx, &old.mutuelle_id, &old.terms.hold).await?;
         take(&tx, &old.mutuelle_id, &rec.terms.hold).await?;
         tx.commit().await?;

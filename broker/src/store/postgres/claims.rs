@@ -120,8 +120,14 @@ impl ClaimStore for PgStore {
                 // The authorization first (its row, then the ceilings', the
                 // order of every writer): consumed, its hold released.
                 if let Some(reference) = &authorization {
-                    super::authorizations::consume(&tx, reference, &rec.claim.claim_id, now_ms)
-                        .await?;
+                    super::authorizations::consume(
+                        &tx,
+                        reference,
+                        &rec.claim.claim_id,
+                        &consumption,
+                        now_ms,
+                    )
+                    .await?;
                 }
                 // Each ceiling: one conditional statement on its own row
                 // (used + amount within the limit; the first use creates

@@ -21,24 +21,37 @@ impl OpeningStore for PgStore {
         let mut order: Vec<&OpeningRow> = rows.iter().collect();
         order.sort_by(|a, b| a.key.cmp(&b.key));
         let (mut set, mut unchanged) = (0u32, 0u32);
+        // A dry run reads without locking (claims go on meanwhile).
+        let usage = if dry_run {
+            sql::usage('$')
+        } else {
+            format!("{} FOR UPDATE", sql::usage('$'))
+        };
         for row in order {
-            x(&tx, &holds::ensure_row('$'), &[&mutuelle_id, &row.key]).await?;
-            let used = q1(
-                &tx,
-                &format!("{} FOR UPDATE", sql::usage('$')),
-                &[&mutuelle_id, &row.key],
-            )
-            .await?
-            .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1)))
-            .unwrap_or((0, 0));
+            if !dry_run {
+                x(&tx, &holds::ensure_row('$'), &[&mutuelle_id, &row.key]).await?;
+            }
+            let (used, held) = q1(&tx, &usage, &[&mutuelle_id, &row.key])
+                .await?
+                .map(|r| {
+                    (
+                        (r.get::<_, i64>(0), r.get::<_, i64>(1)),
+                        (r.get::<_, i64>(2), r.get::<_, i64>(3)),
+                    )
+                })
+                .unwrap_or(((0, 0), (0, 0)));
             let before = q1(&tx, &sql::previous('$'), &[&mutuelle_id, &row.key])
                 .await?
                 .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1)))
                 .unwrap_or((0, 0));
-            let Some((da, dc)) = sql::plan(row, before, used)? else {
+            let Some((da, dc)) = sql::plan(row, before, used, held)? else {
                 unchanged += 1;
                 continue;
             };
+            if dry_run {
+                set += 1;
+                continue;
+            }
             x(&tx, &sql::shift('$'), &[&mutuelle_id, &row.key, &da, &dc]).await?;
             let count = i64::from(row.count);
             x(

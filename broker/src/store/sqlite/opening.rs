@@ -24,12 +24,14 @@ impl OpeningStore for SqliteStore {
                         .query_row(params![m, row.key], |r| Ok((r.get(0)?, r.get(1)?)))
                         .optional()?
                         .unwrap_or((0, 0));
-                    let used: (i64, i64) = tx
+                    let (used, held) = tx
                         .prepare_cached(&sql::usage('?'))?
-                        .query_row(params![m, row.key], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .query_row(params![m, row.key], |r| {
+                            Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?)))
+                        })
                         .optional()?
-                        .unwrap_or((0, 0));
-                    let Some((da, dc)) = sql::plan(row, before, used)? else {
+                        .unwrap_or(((0, 0), (0, 0)));
+                    let Some((da, dc)) = sql::plan(row, before, used, held)? else {
                         unchanged += 1;
                         continue;
                     };
