@@ -825,50 +825,6 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     );
     shot(&c, "14-adherent").await;
 
-    // A prior authorization the scheme asks for a dental prosthesis (the
-    // dev product says it needs one): the clerk reads it, what is held in
-    // all, and the member's ceilings hold it apart from what is used.
-    let planned = tmp.path().join("accord.toml");
-    std::fs::write(
-        &planned,
-        "scheme_id = \"CNSS\"\nclaim_id = \"AP-2026-001\"\nprovider_id = \"CHU-SYLVANUS-OLYMPIO\"\n\
-         invoice_number = \"-\"\nbeneficiary_id = \"TG-1009\"\ndate_of_care = \"2026-12-10\"\ncurrency = \"XOF\"\n\n\
-         [[lines]]\nact_code = \"DENT-PROTH\"\ncare_category = \"dental\"\nbilled = 150000\n\
-         tariff_base = 100000\nscheme_share = 70000\n",
-    )
-    .unwrap();
-    let out = cli(
-        &dev,
-        &data,
-        &["claim", "authorize", planned.to_str().unwrap()],
-    );
-    assert!(
-        out.contains("prior authorization CNSS/AP-2026-001: in force (amount held)"),
-        "{out}"
-    );
-    c.goto(&format!("{console}/authorizations")).await.unwrap();
-    assert_eq!(h1(&c).await, "Accords préalables");
-    let body = text(&c).await;
-    assert!(
-        body.contains("SOL-0009")
-            && body.contains("10/12/2026")
-            && body.contains("08/02/2027")
-            && body.contains("en vigueur (montant réservé)")
-            && body.contains(
-                "Engagé et en vigueur (sur les 200 accords les plus récents) : 5 000 XOF."
-            ),
-        "{body}"
-    );
-    shot(&c, "26-accords-prealables").await;
-    c.goto(&format!("{console}/members?number=SOL-0009"))
-        .await
-        .unwrap();
-    let body = text(&c).await;
-    assert!(
-        body.contains("Réservé (accords préalables)") && body.contains("5 000 XOF"),
-        "{body}"
-    );
-
     // Opening balances, from the members page: a row for someone who is
     // not a member is named by its line, in French; corrected, checked,
     // applied; the member's ceiling starts from it.
@@ -917,6 +873,50 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
             .await
             .contains("Appliqué : 1 solde(s) fixé(s), 0 inchangé(s).")
     );
+    // A prior authorization the scheme asks for a dental prosthesis (the
+    // dev product says it needs one): the clerk reads it, what is held in
+    // all, and the member's ceilings hold it apart from what is used.
+    let planned = tmp.path().join("accord.toml");
+    std::fs::write(
+        &planned,
+        "scheme_id = \"CNSS\"\nclaim_id = \"AP-2026-001\"\nprovider_id = \"CHU-SYLVANUS-OLYMPIO\"\n\
+         invoice_number = \"-\"\nbeneficiary_id = \"TG-1009\"\ndate_of_care = \"2026-12-10\"\ncurrency = \"XOF\"\n\n\
+         [[lines]]\nact_code = \"DENT-PROTH\"\ncare_category = \"dental\"\nbilled = 150000\n\
+         tariff_base = 100000\nscheme_share = 70000\n",
+    )
+    .unwrap();
+    let out = cli(
+        &dev,
+        &data,
+        &["claim", "authorize", planned.to_str().unwrap()],
+    );
+    assert!(
+        out.contains("prior authorization CNSS/AP-2026-001: in force (amount held)"),
+        "{out}"
+    );
+    c.goto(&format!("{console}/authorizations")).await.unwrap();
+    assert_eq!(h1(&c).await, "Accords préalables");
+    let body = text(&c).await;
+    assert!(
+        body.contains("SOL-0009")
+            && body.contains("10/12/2026")
+            && body.contains("08/02/2027")
+            && body.contains("en vigueur (montant réservé)")
+            && body.contains(
+                "Engagé et en vigueur (sur les 200 accords les plus récents) : 5 000 XOF."
+            ),
+        "{body}"
+    );
+    shot(&c, "26-accords-prealables").await;
+    c.goto(&format!("{console}/members?number=SOL-0009"))
+        .await
+        .unwrap();
+    let body = text(&c).await;
+    assert!(
+        body.contains("Réservé (accords préalables)") && body.contains("5 000 XOF"),
+        "{body}"
+    );
+
     c.goto(&format!("{console}/members?number=SOL-0009"))
         .await
         .unwrap();

@@ -535,6 +535,7 @@ error-reason-APPROVAL_REQUIRED = Another person of the mutuelle must approve thi
 error-reason-PRIOR_AUTHORIZATION_NOT_ACTIVE = This prior authorization is no longer in force (billed, cancelled or expired): ask for a new one, or bill without it.
 error-reason-PRIOR_AUTHORIZATION_CONSUMED = This prior authorization was billed already: cancel the claim first.
 error-reason-PRIOR_AUTHORIZATION_UNSUPPORTED = This mutuelle's system gives no prior authorization.
+error-reason-PRIOR_AUTHORIZATION_LIMIT = This beneficiary has too many prior authorizations in force: bill or cancel some first.
 error-reason-PRIOR_AUTHORIZATION_REFUSED = The mutuelle refused the prior authorization.
 error-reason-DEADLINE_EXCEEDED = Deadline exceeded: the outcome is unknown; send the same claim again, it will not be paid twice.
 error-code-InvalidArgument = Invalid request.

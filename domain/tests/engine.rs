@@ -404,8 +404,9 @@ fn arb_product() -> impl Strategy<Value = Product> {
         // acts per period on the lines' act code ("A").
         prop::option::of(0u32..500),
         prop::option::of((1u32..6, 0u8..4)),
+        prop::option::of((0u32..=10_000, prop::option::of(0i64..50_000))),
     )
-        .prop_map(|(mut rules, stay, ben, hh, waiting, acts)| {
+        .prop_map(|(mut rules, stay, ben, hh, waiting, acts, indigent)| {
             rules.sort_by_key(|r| r.category);
             rules.dedup_by_key(|r| r.category);
             let mut p = product(rules);
@@ -413,6 +414,18 @@ fn arb_product() -> impl Strategy<Value = Product> {
             p.beneficiary_year_limit = ben;
             p.household_year_limit = hh;
             p.waiting_days = waiting.unwrap_or(0);
+            // Another rate and yearly ceiling for indigents, on the first
+            // category (the invariants run on the product as it applies
+            // to an indigent).
+            if let (Some((rate, year)), Some(first)) = (indigent, p.categories.first()) {
+                p.beneficiary_rules = vec![passerelle_domain::BeneficiaryRule {
+                    beneficiary_category: "indigent".into(),
+                    category: first.category,
+                    tm_rate_bp: Some(rate),
+                    year_limit: year,
+                }];
+                p = p.for_beneficiary("indigent").into_owned();
+            }
             if let Some((max, per)) = acts {
                 p.act_limits = vec![passerelle_domain::ActLimit {
                     act_code: "A".into(),

@@ -38,6 +38,11 @@ pub const EXPIRY_BATCH: u32 = 500;
 pub const MAX_LISTED: u32 = 500;
 /// The most an authorization may be extended.
 pub const MAX_EXTENSIONS: u32 = 50;
+/// The most authorizations one scheme beneficiary has in force at once (a
+/// soft bound: two requests at the same instant may make it one more), so
+/// that a scheme's faulty system cannot hold a member's ceilings with
+/// thousands of them.
+pub const MAX_ACTIVE_PER_BENEFICIARY: u32 = 20;
 
 /// The reference a claim quotes: derived from (scheme, authorization id),
 /// so that two replicas answering one request give the same.
@@ -217,6 +222,20 @@ impl Broker {
             };
         }
         self.check_planned_date(planned.date_of_care)?;
+        if self
+            .store
+            .active_authorizations(&scheme_id, &planned.beneficiary_id)
+            .await?
+            >= MAX_ACTIVE_PER_BENEFICIARY
+        {
+            return Err(ServiceError::Precondition {
+                reason: "PRIOR_AUTHORIZATION_LIMIT",
+                message: format!(
+                    "beneficiary {} has {MAX_ACTIVE_PER_BENEFICIARY} prior authorizations in force: bill or cancel some first",
+                    mask(&planned.beneficiary_id)
+                ),
+            });
+        }
         let route = self
             .route(
                 &scheme_id,

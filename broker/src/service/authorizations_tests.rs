@@ -735,3 +735,34 @@ async fn a_resend_gets_its_stored_answer_whatever_the_authorization_became() {
     let again = b.coordinate(claim).await.unwrap();
     assert_eq!(again.claim.claim_id, "C-r");
 }
+
+/// At most 20 authorizations of one beneficiary in force: the 21st is
+/// refused, saying why; billing or cancelling one makes room.
+#[tokio::test]
+async fn a_beneficiary_has_at_most_twenty_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+    for i in 0..MAX_ACTIVE_PER_BENEFICIARY {
+        b.request_authorization(care("R", &format!("PA-{i}"), vec![hospital(1_000)]))
+            .await
+            .unwrap();
+    }
+    let err = b
+        .request_authorization(care("R", "PA-more", vec![hospital(1_000)]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ServiceError::Precondition {
+                reason: "PRIOR_AUTHORIZATION_LIMIT",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    b.cancel_authorization("CNSS", "PA-0", "x").await.unwrap();
+    b.request_authorization(care("R", "PA-more", vec![hospital(1_000)]))
+        .await
+        .unwrap();
+}

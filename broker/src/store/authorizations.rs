@@ -153,6 +153,13 @@ pub trait AuthorizationStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<(String, String)>, StoreError>;
 
+    /// How many authorizations of one scheme beneficiary are active.
+    async fn active_authorizations(
+        &self,
+        scheme_id: &str,
+        beneficiary_id: &str,
+    ) -> Result<u32, StoreError>;
+
     /// A mutuelle's authorizations, newest first, at most `limit`.
     async fn authorizations_of(
         &self,
@@ -255,6 +262,14 @@ pub(super) mod sql {
         format!(
             "SELECT scheme_id, authorization_id FROM prior_authorizations \
              WHERE state = 'active' AND expires_ms <= {ph}1 ORDER BY expires_ms LIMIT {ph}2"
+        )
+    }
+
+    /// Parameters: scheme, beneficiary.
+    pub fn active_of(ph: char) -> String {
+        format!(
+            "SELECT COUNT(*) FROM prior_authorizations WHERE scheme_id = {ph}1 \
+             AND beneficiary_id = {ph}2 AND state = 'active'"
         )
     }
 

@@ -260,6 +260,19 @@ impl AuthorizationStore for PgStore {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    async fn active_authorizations(
+        &self,
+        scheme_id: &str,
+        beneficiary_id: &str,
+    ) -> Result<u32, StoreError> {
+        let c = self.client().await?;
+        let n: i64 = q1(&c, &sql::active_of('$'), &[&scheme_id, &beneficiary_id])
+            .await?
+            .ok_or_else(|| backend("no row"))?
+            .get(0);
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
     async fn authorizations_of(
         &self,
         mutuelle_id: &str,

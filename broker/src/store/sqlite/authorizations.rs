@@ -213,6 +213,19 @@ impl AuthorizationStore for SqliteStore {
         .await
     }
 
+    async fn active_authorizations(
+        &self,
+        scheme_id: &str,
+        beneficiary_id: &str,
+    ) -> Result<u32, StoreError> {
+        self.read(|c| {
+            let n: i64 = c
+                .prepare_cached(&sql::active_of('?'))?
+                .query_row(params![scheme_id, beneficiary_id], |r| r.get(0))?;
+            Ok(u32::try_from(n).unwrap_or(u32::MAX))
+        })
+    }
+
     async fn authorizations_of(
         &self,
         mutuelle_id: &str,

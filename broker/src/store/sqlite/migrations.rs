@@ -298,4 +298,9 @@ CREATE TABLE opening_balances (
     PRIMARY KEY (mutuelle_id, ceiling_key)
 );
 "#,
+    // 15: active authorizations of a beneficiary, counted before a new
+    // one (at most 20 in force).
+    r#"
+CREATE INDEX prior_authorizations_beneficiary ON prior_authorizations (scheme_id, beneficiary_id) WHERE state = 'active';
+"#,
 ];
