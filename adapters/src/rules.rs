@@ -137,6 +137,58 @@ impl RulesAdapter {
     }
 }
 
+impl RulesAdapter {
+    /// The engine on a claim (or planned care) of this mutuelle: its
+    /// member, the product version in force as it applies to the
+    /// beneficiary's category, the ceilings' usage without `hold` (an
+    /// authorization's own, which the claim or extension may take).
+    async fn run(
+        &self,
+        c: &passerelle_domain::Claim,
+        member_number: &str,
+        stay_id: Option<&str>,
+        hold: Option<&[passerelle_domain::CeilingUse]>,
+        prior: Prior<'_>,
+    ) -> Result<(engine::Adjudication, Option<Product>), AdapterError> {
+        let Some((member, product)) = self
+            .load(
+                &c.scheme_id,
+                &c.beneficiary_id,
+                Some(member_number).filter(|m| !m.is_empty()),
+                c.date_of_care,
+            )
+            .await?
+        else {
+            return Err(AdapterError::Rejected(unknown_member()));
+        };
+        // Rules for the beneficiary's category (indigent, child...), as the
+        // scheme declares it.
+        let product = product.map(|p| p.for_beneficiary(&c.beneficiary_category).into_owned());
+        let mut usage = self
+            .usage_for(
+                &member,
+                product.as_ref(),
+                c.date_of_care,
+                stay_id,
+                &c.lines,
+                false,
+            )
+            .await?;
+        if let Some(h) = hold {
+            usage = usage.without_hold(h);
+        }
+        let ctx = Context {
+            member: &member,
+            product: product.as_ref(),
+            date_of_care: c.date_of_care,
+            diagnoses: &c.diagnoses,
+            stay_id,
+            usage: &usage,
+        };
+        Ok((engine::adjudicate_with(&ctx, &c.lines, prior), product))
+    }
+}
+
 fn unknown_member() -> Reason {
     Reason::new(ReasonCode::UnknownMember, "not a member of this mutuelle")
 }
@@ -181,20 +233,6 @@ impl Adapter for RulesAdapter {
         req: AdjudicationRequest<'_>,
     ) -> Result<PartnerAdjudication, AdapterError> {
         let c = req.claim;
-        let Some((member, product)) = self
-            .load(
-                &c.scheme_id,
-                &c.beneficiary_id,
-                Some(req.member_number).filter(|m| !m.is_empty()),
-                c.date_of_care,
-            )
-            .await?
-        else {
-            return Err(AdapterError::Rejected(unknown_member()));
-        };
-        // Rules for the beneficiary's category (indigent, child...), as the
-        // scheme declares it on the claim.
-        let product = product.map(|p| p.for_beneficiary(&c.beneficiary_category).into_owned());
         // A claim paid against a stay's authorization counts against its
         // stay when it names none.
         let named = c
@@ -203,34 +241,15 @@ impl Adapter for RulesAdapter {
             .map(|s| s.stay_id.as_str())
             .or(req.prior.and_then(|p| p.stay_id.as_deref()));
         let stay = engine::stay_for(named, &format!("{}/{}", c.scheme_id, c.claim_id), &c.lines);
-        let stay_id = stay.as_deref();
-        let mut usage = self
-            .usage_for(
-                &member,
-                product.as_ref(),
-                c.date_of_care,
-                stay_id,
-                &c.lines,
-                false,
-            )
-            .await?;
-        // The authorization's own hold is this claim's to take.
-        if let Some(p) = req.prior {
-            usage = usage.without_hold(&p.hold);
-        }
-        let ctx = Context {
-            member: &member,
-            product: product.as_ref(),
-            date_of_care: c.date_of_care,
-            diagnoses: &c.diagnoses,
-            stay_id,
-            usage: &usage,
-        };
         let prior = match req.prior {
             Some(p) => Prior::Granted(&p.granted),
             None => Prior::Absent,
         };
-        let a = engine::adjudicate_with(&ctx, &c.lines, prior);
+        // The authorization's own hold is this claim's to take.
+        let hold = req.prior.map(|p| p.hold.as_slice());
+        let (a, product) = self
+            .run(c, req.member_number, stay.as_deref(), hold, prior)
+            .await?;
         Ok(PartnerAdjudication {
             lines: a.lines,
             partner_reference: String::new(),
@@ -244,41 +263,16 @@ impl Adapter for RulesAdapter {
         req: PreAuthorizationRequest<'_>,
     ) -> Result<Commitment, AdapterError> {
         let c = req.planned;
-        let Some((member, product)) = self
-            .load(
-                &c.scheme_id,
-                &c.beneficiary_id,
-                Some(req.member_number).filter(|m| !m.is_empty()),
-                c.date_of_care,
-            )
-            .await?
-        else {
-            return Err(AdapterError::Rejected(unknown_member()));
-        };
-        let product = product.map(|p| p.for_beneficiary(&c.beneficiary_category).into_owned());
-        let stay_id = c.stay.as_ref().map(|s| s.stay_id.as_str());
-        let mut usage = self
-            .usage_for(
-                &member,
-                product.as_ref(),
-                c.date_of_care,
-                stay_id,
-                &c.lines,
-                false,
+        // An extension is computed without the hold it replaces.
+        let (a, product) = self
+            .run(
+                c,
+                req.member_number,
+                c.stay.as_ref().map(|s| s.stay_id.as_str()),
+                req.replaces.map(|p| p.hold.as_slice()),
+                Prior::Requesting,
             )
             .await?;
-        if let Some(old) = req.replaces {
-            usage = usage.without_hold(&old.hold);
-        }
-        let ctx = Context {
-            member: &member,
-            product: product.as_ref(),
-            date_of_care: c.date_of_care,
-            diagnoses: &c.diagnoses,
-            stay_id,
-            usage: &usage,
-        };
-        let a = engine::adjudicate_with(&ctx, &c.lines, Prior::Requesting);
         let (days, tolerance) = commitment_terms(product.as_ref());
         Ok(Commitment {
             lines: a.lines,

@@ -36,16 +36,19 @@ impl SchemeApi {
     }
 }
 
-/// A stored claim as the scheme contract shows it.
-pub fn claim_result(rec: &ClaimRecord) -> pb::ClaimResult {
-    let c = &rec.claim;
+/// Lines with their shares as the scheme contract shows them (B, E, S,
+/// TM, D, R, M, P and the reasons; M = 0 where no share is known yet), and
+/// their totals: a claim's, or an authorization's planned lines.
+fn line_results(
+    lines: &[passerelle_domain::ClaimLine],
+    shares: Option<&[passerelle_domain::LineShare]>,
+) -> (Vec<pb::LineResult>, pb::ClaimTotals) {
     let mut totals = pb::ClaimTotals::default();
-    let lines = c
-        .lines
+    let lines = lines
         .iter()
         .enumerate()
         .map(|(i, l)| {
-            let share = rec.shares.as_ref().and_then(|s| s.get(i));
+            let share = shares.and_then(|s| s.get(i));
             let m = share.map(|s| s.mutuelle_share).unwrap_or(0);
             let p = l.billed - l.scheme_share - m;
             totals.billed += l.billed;
@@ -69,6 +72,13 @@ pub fn claim_result(rec: &ClaimRecord) -> pb::ClaimResult {
             }
         })
         .collect();
+    (lines, totals)
+}
+
+/// A stored claim as the scheme contract shows it.
+pub fn claim_result(rec: &ClaimRecord) -> pb::ClaimResult {
+    let c = &rec.claim;
+    let (lines, totals) = line_results(&c.lines, rec.shares.as_deref());
     pb::ClaimResult {
         scheme_id: c.scheme_id.clone(),
         claim_id: c.claim_id.clone(),
@@ -177,37 +187,7 @@ scheme_call!(
 /// (P) if billed as planned.
 pub fn authorization_result(rec: &AuthorizationRecord) -> pb::PriorAuthorization {
     let t = &rec.terms;
-    let mut totals = pb::ClaimTotals::default();
-    let lines = t
-        .planned
-        .lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let share = t.shares.get(i);
-            let m = share.map(|s| s.mutuelle_share).unwrap_or(0);
-            let p = l.billed - l.scheme_share - m;
-            totals.billed += l.billed;
-            totals.scheme_share += l.scheme_share;
-            totals.mutuelle_share += m;
-            totals.patient_share += p;
-            pb::LineResult {
-                sequence: i as u32 + 1,
-                act_code: l.act_code.clone(),
-                billed: l.billed,
-                tariff_base: l.tariff_base,
-                scheme_share: l.scheme_share,
-                ticket_moderateur: l.ticket_moderateur(),
-                overrun: l.overrun(),
-                remainder: l.remainder(),
-                mutuelle_share: m,
-                patient_share: p,
-                reasons: share
-                    .map(|s| s.reasons.iter().map(convert::reason_to_pb).collect())
-                    .unwrap_or_default(),
-            }
-        })
-        .collect();
+    let (lines, totals) = line_results(&t.planned.lines, Some(&t.shares));
     let state = match rec.state {
         AuthorizationState::Active => pb::PriorAuthorizationState::Active,
         AuthorizationState::Consumed => pb::PriorAuthorizationState::Consumed,
