@@ -188,21 +188,28 @@ pub(super) async fn opening_balances(
                 .map(|b| b.field_violations.clone())
                 .unwrap_or_default();
             for v in &violations {
-                let (line, column) = v
+                // A row's cell, by the file's line in the catalogue's
+                // words; anything else (the mutuelle, the whole file) as
+                // the broker says it.
+                let cell = v
                     .field
                     .strip_prefix("balances[")
                     .and_then(|r| r.split_once("]."))
                     .and_then(|(i, c)| Some((lines.get(i.parse::<usize>().ok()?)?, c)))
-                    .map_or((String::new(), v.field.as_str()), |(n, c)| {
-                        (n.to_string(), c)
+                    .filter(|(_, c)| {
+                        let key = format!("opening-bad-{c}");
+                        cat.t(&key) != key
                     });
-                eprintln!(
-                    "{}: {} {line}: {}: {}",
-                    file.display(),
-                    l.t("line"),
-                    cat.t(&format!("opening-col-{column}")),
-                    cat.t(&format!("opening-bad-{column}"))
-                );
+                match cell {
+                    Some((line, column)) => eprintln!(
+                        "{}: {} {line}: {}: {}",
+                        file.display(),
+                        l.t("line"),
+                        cat.t(&format!("opening-col-{column}")),
+                        cat.t(&format!("opening-bad-{column}"))
+                    ),
+                    None => eprintln!("{}: {}: {}", file.display(), v.field, v.description),
+                }
             }
             return Err(Failure(format!(
                 "{} {}",

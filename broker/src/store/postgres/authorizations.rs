@@ -60,18 +60,21 @@ async fn lock_keys<C: GenericClient + Sync>(
     mutuelle_id: &str,
     mut keys: Vec<String>,
 ) -> Result<(), StoreError> {
+    // One key at a time, in the program's (byte) order, as every other
+    // writer takes them: the database's collation may sort keys
+    // differently, and a row created ahead of an older, lower one would
+    // break the order too.
     keys.sort();
     keys.dedup();
     for k in &keys {
         x(c, &sql::ensure_row('$'), &[&mutuelle_id, k]).await?;
+        q(
+            c,
+            "SELECT 1 FROM ceiling_usage WHERE mutuelle_id = $1 AND ceiling_key = $2 FOR UPDATE",
+            &[&mutuelle_id, k],
+        )
+        .await?;
     }
-    q(
-        c,
-        "SELECT 1 FROM ceiling_usage WHERE mutuelle_id = $1 AND ceiling_key = ANY($2) \
-         ORDER BY ceiling_key FOR UPDATE",
-        &[&mutuelle_id, &keys],
-    )
-    .await?;
     Ok(())
 }
 
