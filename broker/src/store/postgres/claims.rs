@@ -363,6 +363,16 @@ impl ClaimStore for PgStore {
         if !core::may_complete_cancel(rec.state) {
             return Ok(Transition::Stale(rec));
         }
+        // The ceiling rows in byte order of their keys first, as every
+        // other writer takes them (the join below has no order of its own).
+        q(
+            &tx,
+            "SELECT 1 FROM ceiling_usage WHERE mutuelle_id = $2 AND ceiling_key IN \
+             (SELECT ceiling_key FROM claim_consumption WHERE claim_pk = $1) \
+             ORDER BY ceiling_key COLLATE \"C\" FOR UPDATE",
+            &[&pk, &rec.mutuelle_id],
+        )
+        .await?;
         x(
             &tx,
             "UPDATE ceiling_usage u SET used_amount = u.used_amount - c.amount, used_count = u.used_count - c.count \
