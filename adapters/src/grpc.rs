@@ -326,6 +326,20 @@ use passerelle_proto::convert::{
     adjudicate_request, lines_pb, preauthorize_request, remainder_line,
 };
 
+/// The mapped lines as the partner contract carries them, with the
+/// partner's act codes.
+fn partner_lines(mapped: &crate::codes::MappedClaim) -> Vec<pb::RemainderLine> {
+    mapped
+        .lines
+        .iter()
+        .map(|m| {
+            let mut l = remainder_line(m.sequence, &m.line);
+            l.act_code = m.act.clone();
+            l
+        })
+        .collect()
+}
+
 #[async_trait]
 impl Adapter for GrpcAdapter {
     async fn eligibility(&self, q: &EligibilityQuery) -> Result<EligibilityAnswer, AdapterError> {
@@ -388,15 +402,7 @@ impl Adapter for GrpcAdapter {
             .unwrap_or_default();
         msg.provider_id = mapped.facility.clone();
         msg.diagnoses = mapped.diagnoses.clone();
-        msg.lines = mapped
-            .lines
-            .iter()
-            .map(|m| {
-                let mut l = remainder_line(m.sequence, &m.line);
-                l.act_code = m.act.clone();
-                l
-            })
-            .collect();
+        msg.lines = partner_lines(&mapped);
         let mut client = self.client.clone();
         let r = self
             .call(client.adjudicate_remainder(self.request(msg)))
@@ -431,15 +437,7 @@ impl Adapter for GrpcAdapter {
             preauthorize_request(req.idempotency_key, req.planned, &mapped.member, extends);
         msg.provider_id = mapped.facility.clone();
         msg.diagnoses = mapped.diagnoses.clone();
-        msg.lines = mapped
-            .lines
-            .iter()
-            .map(|m| {
-                let mut l = remainder_line(m.sequence, &m.line);
-                l.act_code = m.act.clone();
-                l
-            })
-            .collect();
+        msg.lines = partner_lines(&mapped);
         let mut client = self.client.clone();
         let r = self.call(client.pre_authorize(self.request(msg))).await?;
         let valid_until = match r.valid_until.as_str() {

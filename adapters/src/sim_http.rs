@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use passerelle_domain::money::minor_unit_digits;
-use passerelle_domain::{ClaimLine, SchemeOutcome, date};
+use passerelle_domain::{ClaimLine, LineShare, SchemeOutcome, date};
 // Only for the contract's number of a reason code, which the FHIR answer shows.
 use passerelle_proto::convert;
 use serde_json::{Value, json};
@@ -760,42 +760,7 @@ impl SimXml {
             return self.commitment(&key, &care);
         }
         let a = self.sim.adjudicate(mode, &key, &care)?;
-        let mut out = String::new();
-        match self.shape {
-            XmlShape::A => {
-                out.push_str(&format!(
-                    "<Reponse><Reference>{}</Reference>",
-                    xml_escape(&a.partner_reference)
-                ));
-                for l in &a.lines {
-                    let motif = l
-                        .reasons
-                        .first()
-                        .map(|r| r.message.clone())
-                        .unwrap_or_default();
-                    out.push_str(&format!(
-                        "<Ligne no=\"{}\"><Part>{}</Part><Motif>{}</Motif></Ligne>",
-                        l.sequence,
-                        self.number(l.mutuelle_share),
-                        xml_escape(&motif)
-                    ));
-                }
-                out.push_str("</Reponse>");
-            }
-            XmlShape::B => {
-                out.push_str(&format!("<m:AdjudicationResponse xmlns:m=\"urn:mutuelle:v2\"><m:Ref>{}</m:Ref><m:Items>", xml_escape(&a.partner_reference)));
-                for l in &a.lines {
-                    let note = l
-                        .reasons
-                        .first()
-                        .map(|r| r.message.clone())
-                        .unwrap_or_default();
-                    out.push_str(&format!("<m:Item><m:Seq>{}</m:Seq><m:Covered>{}</m:Covered><m:Note>{}</m:Note></m:Item>", l.sequence, self.number(l.mutuelle_share), xml_escape(&note)));
-                }
-                out.push_str("</m:Items></m:AdjudicationResponse>");
-            }
-        }
-        Ok(out)
+        Ok(self.answer(&a.partner_reference, None, &a.lines))
     }
 
     /// The simulated mutuelle's commitment, in the shape's words.
@@ -805,50 +770,61 @@ impl SimXml {
             .valid_until
             .map(|d| shape_date(self.shape, d))
             .unwrap_or_default();
-        let mut out = String::new();
+        Ok(self.answer(&c.partner_reference, Some(&until), &c.lines))
+    }
+
+    /// An adjudication's answer, or (`valid_until` given) a commitment's:
+    /// the reference, then each line's share and first reason.
+    fn answer(&self, reference: &str, valid_until: Option<&str>, lines: &[LineShare]) -> String {
+        let (open, until, close) = match (self.shape, valid_until) {
+            (XmlShape::A, None) => ("<Reponse>".to_string(), String::new(), "</Reponse>"),
+            (XmlShape::A, Some(u)) => (
+                "<Reponse>".to_string(),
+                format!("<Validite>{u}</Validite>"),
+                "</Reponse>",
+            ),
+            (XmlShape::B, None) => (
+                "<m:AdjudicationResponse xmlns:m=\"urn:mutuelle:v2\">".to_string(),
+                String::new(),
+                "</m:Items></m:AdjudicationResponse>",
+            ),
+            (XmlShape::B, Some(u)) => (
+                "<m:PreAuthorizationResponse xmlns:m=\"urn:mutuelle:v2\">".to_string(),
+                format!("<m:ValidUntil>{u}</m:ValidUntil>"),
+                "</m:Items></m:PreAuthorizationResponse>",
+            ),
+        };
+        let mut out = open;
         match self.shape {
-            XmlShape::A => {
-                out.push_str(&format!(
-                    "<Reponse><Reference>{}</Reference><Validite>{until}</Validite>",
-                    xml_escape(&c.partner_reference)
-                ));
-                for l in &c.lines {
-                    let motif = l
-                        .reasons
-                        .first()
-                        .map(|r| r.message.clone())
-                        .unwrap_or_default();
-                    out.push_str(&format!(
-                        "<Ligne no=\"{}\"><Part>{}</Part><Motif>{}</Motif></Ligne>",
-                        l.sequence,
-                        self.number(l.mutuelle_share),
-                        xml_escape(&motif)
-                    ));
-                }
-                out.push_str("</Reponse>");
-            }
-            XmlShape::B => {
-                out.push_str(&format!(
-                    "<m:PreAuthorizationResponse xmlns:m=\"urn:mutuelle:v2\"><m:Ref>{}</m:Ref><m:ValidUntil>{until}</m:ValidUntil><m:Items>",
-                    xml_escape(&c.partner_reference)
-                ));
-                for l in &c.lines {
-                    let note = l
-                        .reasons
-                        .first()
-                        .map(|r| r.message.clone())
-                        .unwrap_or_default();
-                    out.push_str(&format!(
-                        "<m:Item><m:Seq>{}</m:Seq><m:Covered>{}</m:Covered><m:Note>{}</m:Note></m:Item>",
-                        l.sequence,
-                        self.number(l.mutuelle_share),
-                        xml_escape(&note)
-                    ));
-                }
-                out.push_str("</m:Items></m:PreAuthorizationResponse>");
-            }
+            XmlShape::A => out.push_str(&format!(
+                "<Reference>{}</Reference>{until}",
+                xml_escape(reference)
+            )),
+            XmlShape::B => out.push_str(&format!(
+                "<m:Ref>{}</m:Ref>{until}<m:Items>",
+                xml_escape(reference)
+            )),
         }
-        Ok(out)
+        for l in lines {
+            let reason = l
+                .reasons
+                .first()
+                .map(|r| xml_escape(&r.message))
+                .unwrap_or_default();
+            let share = self.number(l.mutuelle_share);
+            out.push_str(&match self.shape {
+                XmlShape::A => format!(
+                    "<Ligne no=\"{}\"><Part>{share}</Part><Motif>{reason}</Motif></Ligne>",
+                    l.sequence
+                ),
+                XmlShape::B => format!(
+                    "<m:Item><m:Seq>{}</m:Seq><m:Covered>{share}</m:Covered><m:Note>{reason}</m:Note></m:Item>",
+                    l.sequence
+                ),
+            });
+        }
+        out.push_str(close);
+        out
     }
 
     async fn eligibility(&self, root: &Node) -> Result<String, SimError> {

@@ -1812,7 +1812,7 @@ fn upload_form(ui: &Ui, lang: Lang) -> String {
 
 /// The fields of the upload form: CSRF token, action, file name and bytes,
 /// and (to apply) the hash of the file checked.
-pub(super) async fn read_upload(
+async fn read_upload(
     mut multipart: axum::extract::Multipart,
 ) -> Result<(String, String, String, Vec<u8>, String), String> {
     let (mut csrf, mut action, mut name, mut file, mut checked) = (
@@ -1842,6 +1842,96 @@ pub(super) async fn read_upload(
         }
     }
     Ok((csrf, action, name, file, checked))
+}
+
+/// A file posted to a page that checks a file, then applies the very file
+/// it checked: the members file and the opening balances.
+struct Posted {
+    pub name: String,
+    pub bytes: Vec<u8>,
+    /// The apply step: the file is the one kept at the check.
+    pub apply: bool,
+}
+
+/// The posted form read and its CSRF token checked; to apply, the file
+/// kept for this session, only if it was checked for this mutuelle and is
+/// the one this page checked (not one checked since in another tab).
+async fn posted_file(
+    c: &Console,
+    ctx: &Ctx,
+    multipart: axum::extract::Multipart,
+    mid: &str,
+) -> Result<Posted, Response> {
+    let lang = ctx.lang;
+    let (csrf_token, action, name, bytes, checked) = read_upload(multipart).await.map_err(|e| {
+        ctx.error(
+            StatusCode::BAD_REQUEST,
+            lang.t_args("roster-unreadable", &[("detail", &e)]),
+        )
+        .into_response()
+    })?;
+    check_csrf(c, ctx, &csrf_token)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    if action != "apply" {
+        return Ok(Posted {
+            name,
+            bytes,
+            apply: false,
+        });
+    }
+    match c.broker.store().upload(&ctx.person.session.id_hash).await {
+        Ok(Some(u)) if u.mutuelle_id == mid && crate::audit::hash(&u.body) == checked => {
+            Ok(Posted {
+                name: u.file_name,
+                bytes: u.body,
+                apply: true,
+            })
+        }
+        Ok(_) => Err(ctx
+            .error(StatusCode::BAD_REQUEST, lang.t("roster-expired"))
+            .into_response()),
+        Err(e) => Err(ctx
+            .status(tonic::Status::unavailable(e.to_string()))
+            .into_response()),
+    }
+}
+
+/// Keeps a checked file for the apply step (one per session, gone with
+/// it) and returns the apply button posting to `action`.
+async fn keep_checked(
+    c: &Console,
+    ctx: &Ctx,
+    ui: &Ui,
+    mid: &str,
+    action: &str,
+    name: &str,
+    bytes: &[u8],
+) -> Result<String, Response> {
+    let upload = crate::store::users::Upload {
+        file_name: name.to_string(),
+        mutuelle_id: mid.to_string(),
+        body: bytes.to_vec(),
+        created_ms: c.broker.clock().now_ms(),
+    };
+    c.broker
+        .store()
+        .put_upload(&ctx.person.session.id_hash, &upload)
+        .await
+        .map_err(|e| {
+            ctx.status(tonic::Status::unavailable(e.to_string()))
+                .into_response()
+        })?;
+    Ok(format!(
+        "<form method=\"post\" action=\"{}\" enctype=\"multipart/form-data\" class=\"actions\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <input type=\"hidden\" name=\"checked\" value=\"{}\">\
+         <button class=\"primary\" name=\"action\" value=\"apply\">{}</button></form>",
+        esc(action),
+        esc(&ui.csrf),
+        crate::audit::hash(bytes),
+        esc(&ctx.lang.t_args("roster-apply", &[("file", name)]))
+    ))
 }
 
 /// The members of a roster file, or why it cannot be read, in the reader's
@@ -1895,43 +1985,11 @@ async fn roster_post(
     let Some(mid) = ctx.person.mutuelle().map(str::to_string) else {
         return ctx.forbidden().into_response();
     };
-    let (csrf_token, action, name, bytes, checked) = match read_upload(multipart).await {
-        Ok(x) => x,
-        Err(e) => {
-            return ctx
-                .error(
-                    StatusCode::BAD_REQUEST,
-                    lang.t_args("roster-unreadable", &[("detail", &e)]),
-                )
-                .into_response();
-        }
+    let Posted { name, bytes, apply } = match posted_file(&c, &ctx, multipart, &mid).await {
+        Ok(p) => p,
+        Err(r) => return r,
     };
-    if let Err(r) = check_csrf(&c, &ctx, &csrf_token).await {
-        return r.into_response();
-    }
     let session = ctx.person.session.id_hash.clone();
-    let apply = action == "apply";
-    let (name, bytes) = if apply {
-        match c.broker.store().upload(&session).await {
-            // Applied only to the mutuelle it was checked for, and only the
-            // file this page checked (not one checked since in another tab).
-            Ok(Some(u)) if u.mutuelle_id == mid && crate::audit::hash(&u.body) == checked => {
-                (u.file_name, u.body)
-            }
-            Ok(_) => {
-                return ctx
-                    .error(StatusCode::BAD_REQUEST, lang.t("roster-expired"))
-                    .into_response();
-            }
-            Err(e) => {
-                return ctx
-                    .status(tonic::Status::unavailable(e.to_string()))
-                    .into_response();
-            }
-        }
-    } else {
-        (name, bytes)
-    };
     let ui = ctx.ui(lang.t("roster-title"), "members");
     let file = match read_roster(lang, &name, &bytes) {
         Ok(f) => f,
@@ -2051,36 +2109,15 @@ async fn roster_post(
     if apply {
         let _ = c.broker.store().delete_upload(&session).await;
     } else if appliable {
-        // Kept for the apply step (one per session, gone with it).
-        let upload = crate::store::users::Upload {
-            file_name: name.clone(),
-            mutuelle_id: mid.clone(),
-            body: bytes.clone(),
-            created_ms: c.broker.clock().now_ms(),
+        after = match keep_checked(&c, &ctx, &ui, &mid, "/roster", &name, &bytes).await {
+            Ok(form) => form,
+            Err(r) => return r,
         };
-        if let Err(e) = c.broker.store().put_upload(&session, &upload).await {
-            return ctx
-                .status(tonic::Status::unavailable(e.to_string()))
-                .into_response();
-        }
-    }
-    if !apply {
-        if appliable {
-            after = format!(
-                "<form method=\"post\" action=\"/roster\" enctype=\"multipart/form-data\" class=\"actions\">\
-                 <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-                 <input type=\"hidden\" name=\"checked\" value=\"{}\">\
-                 <button class=\"primary\" name=\"action\" value=\"apply\">{}</button></form>",
-                esc(&ui.csrf),
-                crate::audit::hash(&bytes),
-                esc(&lang.t_args("roster-apply", &[("file", &name)]))
-            );
-        } else {
-            after = format!(
-                "<p class=\"error\">{}</p>",
-                esc(&lang.t("roster-fix-first"))
-            );
-        }
+    } else {
+        after = format!(
+            "<p class=\"error\">{}</p>",
+            esc(&lang.t("roster-fix-first"))
+        );
     }
     let form = upload_form(&ui, lang);
     page(ListPage {

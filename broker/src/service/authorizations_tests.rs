@@ -87,9 +87,9 @@ fn codes(rec: &crate::store::ClaimRecord, line: usize) -> Vec<ReasonCode> {
         .collect()
 }
 
-/// (used, held) on the member's beneficiary-year ceiling, as eligibility
-/// shows it.
-async fn ceiling(b: &Broker, p: &str) -> (i64, i64) {
+/// Beneficiary `<p>-OK`'s ceilings on 2026-03-12, as eligibility shows
+/// them.
+async fn ceilings(b: &Broker, p: &str) -> Vec<passerelle_domain::CeilingView> {
     let (_, a) = b
         .eligibility(EligibilityInput {
             scheme_id: "CNSS".into(),
@@ -103,9 +103,15 @@ async fn ceiling(b: &Broker, p: &str) -> (i64, i64) {
         })
         .await
         .unwrap();
-    let c = a
-        .ceilings
-        .iter()
+    a.ceilings
+}
+
+/// (used, held) on the member's beneficiary-year ceiling, as eligibility
+/// shows it.
+async fn ceiling(b: &Broker, p: &str) -> (i64, i64) {
+    let c = ceilings(b, p)
+        .await
+        .into_iter()
         .find(|c| c.scope == "beneficiary-year")
         .expect("beneficiary-year ceiling");
     (c.used_amount, c.held_amount)
@@ -595,24 +601,11 @@ async fn one_consultation_a_day_through_the_store() {
             .unwrap();
         assert_eq!(m(&second), [0], "{p}");
         assert_eq!(codes(&second, 0), [ReasonCode::CountLimitReached]);
-        let (_, a) = b
-            .eligibility(EligibilityInput {
-                scheme_id: "CNSS".into(),
-                beneficiary_id: format!("{p}-OK"),
-                date_of_care: day("2026-03-12"),
-                mutuelle_id: None,
-                member_number: None,
-                currency: "XOF".into(),
-                lines: vec![],
-                diagnoses: vec![],
-            })
-            .await
-            .unwrap();
-        let act = a
-            .ceilings
+        let all = ceilings(&b, p).await;
+        let act = all
             .iter()
             .find(|c| c.act_code == "CONS")
-            .unwrap_or_else(|| panic!("{p}: {:?}", a.ceilings));
+            .unwrap_or_else(|| panic!("{p}: {all:?}"));
         assert_eq!((act.limit_count, act.used_count), (Some(1), 1), "{p}");
         assert_eq!(act.next_allowed, Some(day("2026-03-13")), "{p}");
         let mut next = care(p, &format!("C-{p}-3"), vec![consultation(5_000)]);

@@ -71,41 +71,11 @@ pub(super) async fn page_post(
     let Some(mid) = ctx.person.mutuelle().map(str::to_string) else {
         return ctx.forbidden().into_response();
     };
-    let (csrf_token, action, name, bytes, checked) = match super::read_upload(multipart).await {
-        Ok(x) => x,
-        Err(e) => {
-            return ctx
-                .error(
-                    StatusCode::BAD_REQUEST,
-                    lang.t_args("roster-unreadable", &[("detail", &e)]),
-                )
-                .into_response();
-        }
+    let Posted { name, bytes, apply } = match posted_file(&c, &ctx, multipart, &mid).await {
+        Ok(p) => p,
+        Err(r) => return r,
     };
-    if let Err(r) = check_csrf(&c, &ctx, &csrf_token).await {
-        return r.into_response();
-    }
     let session = ctx.person.session.id_hash.clone();
-    let apply = action == "apply";
-    let (name, bytes) = if apply {
-        match c.broker.store().upload(&session).await {
-            Ok(Some(u)) if u.mutuelle_id == mid && crate::audit::hash(&u.body) == checked => {
-                (u.file_name, u.body)
-            }
-            Ok(_) => {
-                return ctx
-                    .error(StatusCode::BAD_REQUEST, lang.t("roster-expired"))
-                    .into_response();
-            }
-            Err(e) => {
-                return ctx
-                    .status(tonic::Status::unavailable(e.to_string()))
-                    .into_response();
-            }
-        }
-    } else {
-        (name, bytes)
-    };
     let ui = ctx.ui(lang.t("opening-title"), "members");
     let form = form(&ui, lang);
     let shown = |ui: Ui, form: String, summary: String, tables, after| {
@@ -217,26 +187,10 @@ pub(super) async fn page_post(
         let _ = c.broker.store().delete_upload(&session).await;
         lang.t_args("opening-applied", &counts)
     } else {
-        let upload = crate::store::users::Upload {
-            file_name: name.clone(),
-            mutuelle_id: mid,
-            body: bytes.clone(),
-            created_ms: c.broker.clock().now_ms(),
+        after = match keep_checked(&c, &ctx, &ui, &mid, "/opening", &name, &bytes).await {
+            Ok(form) => form,
+            Err(r) => return r,
         };
-        if let Err(e) = c.broker.store().put_upload(&session, &upload).await {
-            return ctx
-                .status(tonic::Status::unavailable(e.to_string()))
-                .into_response();
-        }
-        after = format!(
-            "<form method=\"post\" action=\"/opening\" enctype=\"multipart/form-data\" class=\"actions\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-             <input type=\"hidden\" name=\"checked\" value=\"{}\">\
-             <button class=\"primary\" name=\"action\" value=\"apply\">{}</button></form>",
-            esc(&ui.csrf),
-            crate::audit::hash(&bytes),
-            esc(&lang.t_args("roster-apply", &[("file", &name)]))
-        );
         lang.t_args("opening-would", &counts)
     };
     shown(ui, form, summary, Vec::new(), after)
