@@ -426,6 +426,7 @@ mod tests {
             scheme_id: "CNSS".into(),
             beneficiary_id: "TG-KIT-1".into(),
             member_number: Some("K-1".into()),
+            member: None,
             date_of_care: passerelle_domain::date::parse("2026-11-20").unwrap(),
             currency: "XOF".into(),
             lines: vec![],

@@ -131,6 +131,7 @@ fn req<'a>(key: &'a str, c: &'a Claim) -> AdjudicationRequest<'a> {
         idempotency_key: key,
         claim: c,
         member_number: "K-1",
+        member: None,
         prior: None,
     }
 }
@@ -158,6 +159,7 @@ pub async fn golden_path(env: &KitEnv) {
             scheme_id: "CNSS".into(),
             beneficiary_id: "TG-KIT-1".into(),
             member_number: Some("K-1".into()),
+            member: None,
             date_of_care: c.date_of_care,
             currency: "XOF".into(),
             lines: vec![],

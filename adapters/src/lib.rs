@@ -53,6 +53,10 @@ pub struct EligibilityQuery {
     pub beneficiary_id: String,
     /// From the roster or the card, when known.
     pub member_number: Option<String>,
+    /// The roster record the broker read to route this call, when it
+    /// knows the member: a rules partner uses it rather than read it again
+    /// (remote partners know their own members).
+    pub member: Option<Member>,
     pub date_of_care: Date,
     pub currency: String,
     /// Planned lines, for a non-binding estimate.
@@ -95,6 +99,9 @@ pub struct AdjudicationRequest<'a> {
     pub claim: &'a Claim,
     /// The member number at the partner.
     pub member_number: &'a str,
+    /// The roster record the broker read to route this claim, when it has
+    /// it at hand (as [`EligibilityQuery::member`]).
+    pub member: Option<&'a Member>,
     /// The prior authorization the claim is paid against, when it quotes
     /// one in force.
     pub prior: Option<&'a PriorTerms>,

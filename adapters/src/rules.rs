@@ -72,18 +72,30 @@ impl RulesAdapter {
         }
     }
 
+    /// The member (`known`, the record the broker routed on, when it is
+    /// this one; else read) and the product version in force on `date`.
     async fn load(
         &self,
         scheme_id: &str,
         beneficiary_id: &str,
         member_number: Option<&str>,
+        known: Option<&Member>,
         date: Date,
     ) -> Result<Option<(Member, Option<Product>)>, AdapterError> {
-        let member = self
-            .data
-            .find_member(&self.mutuelle_id, scheme_id, beneficiary_id, member_number)
-            .await
-            .map_err(AdapterError::Unavailable)?;
+        let known = known.filter(|m| {
+            m.mutuelle_id == self.mutuelle_id
+                && m.scheme_id == scheme_id
+                && m.beneficiary_id == beneficiary_id
+                && member_number == Some(m.member_number.as_str())
+        });
+        let member = match known {
+            Some(m) => Some(m.clone()),
+            None => self
+                .data
+                .find_member(&self.mutuelle_id, scheme_id, beneficiary_id, member_number)
+                .await
+                .map_err(AdapterError::Unavailable)?,
+        };
         let Some(member) = member else {
             return Ok(None);
         };
@@ -146,6 +158,7 @@ impl RulesAdapter {
         &self,
         c: &passerelle_domain::Claim,
         member_number: &str,
+        known: Option<&Member>,
         stay_id: Option<&str>,
         hold: Option<&[passerelle_domain::CeilingUse]>,
         prior: Prior<'_>,
@@ -155,6 +168,7 @@ impl RulesAdapter {
                 &c.scheme_id,
                 &c.beneficiary_id,
                 Some(member_number).filter(|m| !m.is_empty()),
+                known,
                 c.date_of_care,
             )
             .await?
@@ -201,6 +215,7 @@ impl Adapter for RulesAdapter {
                 &q.scheme_id,
                 &q.beneficiary_id,
                 q.member_number.as_deref(),
+                q.member.as_ref(),
                 q.date_of_care,
             )
             .await?
@@ -248,7 +263,14 @@ impl Adapter for RulesAdapter {
         // The authorization's own hold is this claim's to take.
         let hold = req.prior.map(|p| p.hold.as_slice());
         let (a, product) = self
-            .run(c, req.member_number, stay.as_deref(), hold, prior)
+            .run(
+                c,
+                req.member_number,
+                req.member,
+                stay.as_deref(),
+                hold,
+                prior,
+            )
             .await?;
         Ok(PartnerAdjudication {
             lines: a.lines,
@@ -268,6 +290,7 @@ impl Adapter for RulesAdapter {
             .run(
                 c,
                 req.member_number,
+                None,
                 c.stay.as_ref().map(|s| s.stay_id.as_str()),
                 req.replaces.map(|p| p.hold.as_slice()),
                 Prior::Requesting,
@@ -351,4 +374,89 @@ pub fn evaluate_eligibility(ctx: &Context<'_>, lines: &[ClaimLine]) -> Eligibili
         answer.lines = engine::adjudicate(ctx, lines).lines;
     }
     answer
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::kit;
+
+    /// The kit's member and product, counting the member reads.
+    struct Counting(AtomicUsize);
+
+    #[async_trait]
+    impl RulesData for Counting {
+        async fn find_member(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: Option<&str>,
+        ) -> Result<Option<Member>, String> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Some(kit::member()))
+        }
+
+        async fn product_on(&self, _: &str, _: &str, _: Date) -> Result<Option<Product>, String> {
+            Ok(Some(kit::product()))
+        }
+
+        async fn usage(&self, _: &str, _: &[CeilingKey]) -> Result<Usage, String> {
+            Ok(Usage::default())
+        }
+    }
+
+    /// The record the broker routed on is used as is when it is the
+    /// member asked for (one read fewer per call), and read otherwise.
+    #[tokio::test]
+    async fn the_routed_member_is_not_read_again() {
+        let data = Arc::new(Counting(AtomicUsize::new(0)));
+        let rules = RulesAdapter::new("MUT-KIT", data.clone());
+        let query = |member: Option<Member>| EligibilityQuery {
+            idempotency_key: "k".into(),
+            scheme_id: "CNSS".into(),
+            beneficiary_id: "TG-KIT-1".into(),
+            member_number: Some("K-1".into()),
+            member,
+            date_of_care: kit::claim("c").date_of_care,
+            currency: "XOF".into(),
+            lines: vec![],
+            diagnoses: vec![],
+        };
+        let of_other = |f: &dyn Fn(&mut Member)| {
+            let mut m = kit::member();
+            f(&mut m);
+            Some(m)
+        };
+        let cases = [
+            (Some(kit::member()), 0),
+            (None, 1),
+            (of_other(&|m| m.mutuelle_id = "MUT-OTHER".into()), 1),
+            (of_other(&|m| m.member_number = "K-2".into()), 1),
+            (of_other(&|m| m.beneficiary_id = "TG-KIT-2".into()), 1),
+        ];
+        for (i, (member, reads)) in cases.into_iter().enumerate() {
+            data.0.store(0, Ordering::SeqCst);
+            let answer = rules.eligibility(&query(member)).await.unwrap();
+            assert!(answer.covered, "{i}: {answer:?}");
+            assert_eq!(data.0.load(Ordering::SeqCst), reads, "case {i}");
+        }
+        // A claim too.
+        data.0.store(0, Ordering::SeqCst);
+        let (c, m) = (kit::claim("c"), kit::member());
+        let out = rules
+            .adjudicate(AdjudicationRequest {
+                idempotency_key: "k",
+                claim: &c,
+                member_number: "K-1",
+                member: Some(&m),
+                prior: None,
+            })
+            .await
+            .unwrap();
+        assert!(!out.lines.is_empty());
+        assert_eq!(data.0.load(Ordering::SeqCst), 0);
+    }
 }

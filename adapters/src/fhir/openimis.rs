@@ -539,6 +539,7 @@ mod tests {
             idempotency_key: "oi-key-2",
             claim: &c,
             member_number: "K-1",
+            member: None,
             prior: None,
         };
         let a = adapter.adjudicate(req).await.unwrap();
@@ -555,6 +556,7 @@ mod tests {
                 idempotency_key: "oi-key-2",
                 claim: &c,
                 member_number: "K-1",
+                member: None,
                 prior: None,
             })
             .await

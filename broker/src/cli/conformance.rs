@@ -83,6 +83,7 @@ pub async fn run(cfg: &Config, base: &Path, id: &str, m: &Member) -> Result<Vec<
             scheme_id: m.scheme.clone(),
             beneficiary_id: m.beneficiary.clone(),
             member_number: Some(m.number.clone()),
+            member: None,
             date_of_care: today,
             currency: currency.clone(),
             lines: vec![],
@@ -99,6 +100,7 @@ pub async fn run(cfg: &Config, base: &Path, id: &str, m: &Member) -> Result<Vec<
         idempotency_key: &key,
         claim: &claim,
         member_number: &m.number,
+        member: None,
         prior: None,
     };
     let first = adapter.adjudicate(req).await;
@@ -144,6 +146,7 @@ pub async fn run(cfg: &Config, base: &Path, id: &str, m: &Member) -> Result<Vec<
             idempotency_key: &format!("{key}-unmapped"),
             claim: &unmapped,
             member_number: &m.number,
+            member: None,
             prior: None,
         })
         .await;

@@ -245,7 +245,12 @@ impl Broker {
                 planned.member_number.as_deref(),
             )
             .await?;
-        let Some((mid, member_number)) = route else {
+        let Some(super::routing::Route {
+            mutuelle_id: mid,
+            member_number,
+            ..
+        }) = route
+        else {
             return Err(ServiceError::UnknownMember(format!(
                 "beneficiary {} is not a member of any mutuelle known to passerelle",
                 mask(&planned.beneficiary_id)

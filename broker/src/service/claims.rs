@@ -11,9 +11,10 @@ use passerelle_adapters::{
 use passerelle_domain::validate::{
     MAX_ID_LEN, MAX_PARTNER_TEXT, MAX_TEXT_LEN, check_answer, truncate_text,
 };
-use passerelle_domain::{Claim, ClaimState, Reason, ReasonCode};
+use passerelle_domain::{Claim, ClaimState, Member, Reason, ReasonCode};
 
 use super::partner::{Outbound, busy};
+use super::routing::Route;
 use super::{
     Broker, EligibilityInput, LEASE_GRACE_MS, ServiceError, adjudication_key, cancel_key,
     key_digest, mask, next_nonce,
@@ -221,7 +222,12 @@ impl Broker {
                 q.member_number.as_deref(),
             )
             .await?;
-        let Some((mid, member_number)) = route else {
+        let Some(Route {
+            mutuelle_id: mid,
+            member_number,
+            member,
+        }) = route
+        else {
             return Ok((
                 String::new(),
                 EligibilityAnswer::not_covered(Reason::new(
@@ -244,6 +250,7 @@ impl Broker {
             scheme_id: q.scheme_id,
             beneficiary_id: q.beneficiary_id,
             member_number: Some(member_number).filter(|n| !n.is_empty()),
+            member,
             date_of_care: q.date_of_care,
             currency: q.currency,
             lines: q.lines,
@@ -299,7 +306,12 @@ impl Broker {
                 claim.member_number.as_deref(),
             )
             .await?;
-        let Some((mid, member_number)) = route else {
+        let Some(Route {
+            mutuelle_id: mid,
+            member_number,
+            member,
+        }) = route
+        else {
             // A resend of a claim stored before the roster changed still gets
             // its stored answer.
             if let Some(rec) = self
@@ -343,7 +355,7 @@ impl Broker {
             Begin::Created(rec) => {
                 log_state(&rec);
                 self.notify();
-                self.process(rec).await
+                self.process(rec, member.as_ref()).await
             }
             Begin::DuplicateInvoice(rec) => {
                 log_state(&rec);
@@ -409,7 +421,13 @@ impl Broker {
 
     /// Asks the partner and stores the outcome. Used by the first request and
     /// by the retry worker alike.
-    pub(super) async fn process(&self, rec: ClaimRecord) -> Result<ClaimRecord, ServiceError> {
+    /// `member`: the roster record routing read for this claim, when the
+    /// caller has it (a rules partner then does not read it again).
+    pub(super) async fn process(
+        &self,
+        rec: ClaimRecord,
+        member: Option<&Member>,
+    ) -> Result<ClaimRecord, ServiceError> {
         let (scheme_id, claim_id) = (rec.claim.scheme_id.clone(), rec.claim.claim_id.clone());
         let subject = format!("{scheme_id}/{claim_id}");
         let Some(partner) = self.partners.get(&rec.mutuelle_id) else {
@@ -438,6 +456,7 @@ impl Broker {
                 idempotency_key: &rec.adjudication_key,
                 claim: &rec.claim,
                 member_number: &rec.member_number,
+                member,
                 prior: prior.as_ref().map(|(_, t)| t),
             };
             let out = Outbound {
@@ -477,8 +496,7 @@ impl Broker {
                 .timed(
                     "complete_claim",
                     self.store.complete_claim(
-                        &scheme_id,
-                        &claim_id,
+                        &rec.claim,
                         bounded_outcome(outcome),
                         self.clock.now_ms(),
                     ),
@@ -678,7 +696,7 @@ impl Broker {
         };
         match rec.state {
             ClaimState::CancelPending => self.process_cancel(rec).await,
-            _ => self.process(rec).await,
+            _ => self.process(rec, None).await,
         }
     }
 }

@@ -7,6 +7,27 @@ use passerelle_domain::{Date, Member};
 
 use super::{Broker, ServiceError};
 
+/// Where a call goes.
+pub(super) struct Route {
+    pub mutuelle_id: String,
+    /// The member number at the mutuelle ("" when a remote partner is to
+    /// find its member by the scheme's beneficiary id).
+    pub member_number: String,
+    /// The roster record routing read, when the broker knows the member: a
+    /// rules partner adjudicates on it without reading it again.
+    pub member: Option<Member>,
+}
+
+impl Route {
+    fn of(m: Member) -> Route {
+        Route {
+            mutuelle_id: m.mutuelle_id.clone(),
+            member_number: m.member_number.clone(),
+            member: Some(m),
+        }
+    }
+}
+
 impl Broker {
     /// Which mutuelle covers the beneficiary, and the member number there.
     /// `None`: no mutuelle known to passerelle covers them.
@@ -17,7 +38,7 @@ impl Broker {
         date: Date,
         mutuelle_id: Option<&str>,
         member_number: Option<&str>,
-    ) -> Result<Option<(String, String)>, ServiceError> {
+    ) -> Result<Option<Route>, ServiceError> {
         if let Some(mid) = mutuelle_id {
             let Some(partner) = self.partners.get(mid) else {
                 return Err(ServiceError::invalid(
@@ -46,14 +67,15 @@ impl Broker {
                 }
             };
             return Ok(match (member, partner.kind) {
-                (Some(m), _) => Some((mid.to_string(), m.member_number)),
+                (Some(m), _) => Some(Route::of(m)),
                 // The broker adjudicates for rules partners: it must know the member.
                 (None, AdapterKind::Rules) => None,
                 // A remote partner knows its own members.
-                (None, _) => Some((
-                    mid.to_string(),
-                    member_number.unwrap_or_default().to_string(),
-                )),
+                (None, _) => Some(Route {
+                    mutuelle_id: mid.to_string(),
+                    member_number: member_number.unwrap_or_default().to_string(),
+                    member: None,
+                }),
             });
         }
         let members = self
@@ -66,7 +88,7 @@ impl Broker {
             .iter()
             .filter(|m| self.partners.get(&m.mutuelle_id).is_some())
             .collect();
-        Ok(choose_member(&known, date)?.map(|m| (m.mutuelle_id.clone(), m.member_number.clone())))
+        Ok(choose_member(&known, date)?.map(|m| Route::of(m.clone())))
     }
 }
 
@@ -171,7 +193,7 @@ mod tests {
                     .route("CNSS", "TG-1", d(day), Some("MUT-X"), None)
                     .await
                     .unwrap()
-                    .map(|(_, n)| n)
+                    .map(|r| r.member_number)
             }
         };
         assert_eq!(routed("2026-06-01").await.as_deref(), Some("A-2"));

@@ -80,7 +80,7 @@ impl Broker {
                         passerelle_adapters::trace::scope(trace, me.process_cancel(rec)).await
                     }
                     s if s.awaiting_partner() => {
-                        passerelle_adapters::trace::scope(trace, me.process(rec)).await
+                        passerelle_adapters::trace::scope(trace, me.process(rec, None)).await
                     }
                     _ => return span.end(None),
                 };
@@ -208,6 +208,7 @@ impl Broker {
             scheme_id: probe.scheme.clone(),
             beneficiary_id: probe.beneficiary.clone(),
             member_number: probe.member_number.clone(),
+            member: None,
             date_of_care: self.clock.today(),
             currency: self.currency_of(&probe.scheme),
             lines: vec![],

@@ -121,6 +121,8 @@ pub(super) fn direction_parse(s: &str) -> Result<Direction, StoreError> {
 /// The states in SQL, for the conditions that both backends write the same
 /// way (the test below ties each list to the domain's own predicate).
 pub(super) const SQL_WAITING: &str = "('received', 'pending_partner', 'cancel_pending')";
+/// States a completion applies to ([`may_complete`]).
+pub(super) const SQL_AWAITING_PARTNER: &str = "('received', 'pending_partner')";
 /// States that hold a provider's invoice: a second claim with the same
 /// invoice is a duplicate while one of these holds it.
 pub(super) const SQL_HOLDS_INVOICE: &str =
@@ -823,6 +825,10 @@ mod tests {
         assert_eq!(
             SQL_HOLDS_INVOICE,
             sql_list(ALL.into_iter().filter(|s| holds_invoice(*s)))
+        );
+        assert_eq!(
+            SQL_AWAITING_PARTNER,
+            sql_list(ALL.into_iter().filter(|s| may_complete(*s)))
         );
     }
 

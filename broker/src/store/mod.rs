@@ -496,10 +496,11 @@ pub trait ClaimStore: Send + Sync + 'static {
 
     /// RECEIVED or PENDING_PARTNER -> COORDINATED or REJECTED, applying the
     /// consumption conditionally; `CeilingConflict` rolls everything back.
+    /// `claim` is the claim as stored (its request never changes once
+    /// stored): its lines are those the outcome's shares are for.
     async fn complete_claim(
         &self,
-        scheme_id: &str,
-        claim_id: &str,
+        claim: &Claim,
         outcome: Outcome,
         now_ms: i64,
     ) -> Result<Transition, StoreError>;

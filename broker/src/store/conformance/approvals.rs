@@ -134,7 +134,7 @@ pub async fn a_close_takes_what_was_proposed(store: Arc<dyn Store>) {
     let s2 = sample_claim("CNSS", "S2", "I2");
     begin(&store, s2).await;
     store
-        .complete_claim("CNSS", "S2", coordinated(&[100, 200], vec![]), 4_000)
+        .complete_stored("CNSS", "S2", coordinated(&[100, 200], vec![]), 4_000)
         .await
         .unwrap();
     // Expecting something else (a claim cancelled since, say): refused,

@@ -94,7 +94,7 @@ pub async fn retention_prunes_only_final_claims(store: Arc<dyn Store>) {
         .unwrap();
     begin(&store, sample_claim("CNSS", "R-REJECTED", "I5")).await;
     store
-        .complete_claim(
+        .complete_stored(
             "CNSS",
             "R-REJECTED",
             Outcome::Rejected(Reason::new(ReasonCode::PartnerRejected, "no")),

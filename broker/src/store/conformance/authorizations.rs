@@ -105,14 +105,14 @@ pub async fn holds_and_claims_never_pass_a_ceiling(store: Arc<dyn Store>) {
     // A claim not paid against it sees the hold as taken.
     begin(&store, sample_claim("CNSS", "X1", "I1")).await;
     let err = store
-        .complete_claim("CNSS", "X1", against(None, 1000), 2_000)
+        .complete_stored("CNSS", "X1", against(None, 1000), 2_000)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::CeilingConflict(_)), "{err:?}");
     // Paid against it (up to the tolerance, 1600): the hold becomes the
     // claim's use, in one transaction.
     store
-        .complete_claim("CNSS", "X1", against(Some("PA-A1"), 1600), 2_000)
+        .complete_stored("CNSS", "X1", against(Some("PA-A1"), 1600), 2_000)
         .await
         .unwrap();
     assert_eq!(held(&store).await, (1600, 0));
@@ -127,7 +127,7 @@ pub async fn holds_and_claims_never_pass_a_ceiling(store: Arc<dyn Store>) {
     // it can no longer be cancelled or expired.
     begin(&store, sample_claim("CNSS", "X2", "I2")).await;
     let err = store
-        .complete_claim("CNSS", "X2", against(Some("PA-A1"), 100), 2_000)
+        .complete_stored("CNSS", "X2", against(Some("PA-A1"), 100), 2_000)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::CeilingConflict(_)), "{err:?}");
@@ -181,7 +181,7 @@ pub async fn an_authorization_ends_once(store: Arc<dyn Store>) {
                     .unwrap()
             }),
             tokio::spawn(async move {
-                s3.complete_claim("CNSS", &c3, against(Some(&r3), 900), 4_000)
+                s3.complete_stored("CNSS", &c3, against(Some(&r3), 900), 4_000)
                     .await
                     .is_ok()
             }),

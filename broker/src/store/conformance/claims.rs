@@ -75,7 +75,7 @@ pub async fn duplicate_invoice_is_flagged_until_cancelled(store: Arc<dyn Store>)
 pub async fn completion_is_conditional_and_stores_shares(store: Arc<dyn Store>) {
     begin(&store, sample_claim("CNSS", "CLM-2", "INV-2")).await;
     let t = store
-        .complete_claim("CNSS", "CLM-2", coordinated(&[1500, 3000], vec![]), 2_000)
+        .complete_stored("CNSS", "CLM-2", coordinated(&[1500, 3000], vec![]), 2_000)
         .await
         .unwrap();
     let Transition::Applied(rec) = t else {
@@ -94,7 +94,7 @@ pub async fn completion_is_conditional_and_stores_shares(store: Arc<dyn Store>) 
     assert_eq!(rec.next_attempt_ms, None);
     // A second completion (another worker) changes nothing.
     let t = store
-        .complete_claim(
+        .complete_stored(
             "CNSS",
             "CLM-2",
             Outcome::Rejected(Reason::new(ReasonCode::PartnerRejected, "late")),
@@ -121,7 +121,7 @@ pub async fn ceilings_are_enforced_by_the_store(store: Arc<dyn Store>) {
     begin(&store, sample_claim("CNSS", "X2", "I2")).await;
     // Both computed on an empty snapshot: 1500 each; only one fits under 2000.
     store
-        .complete_claim(
+        .complete_stored(
             "CNSS",
             "X1",
             coordinated(&[1500, 0], vec![use_of(1500)]),
@@ -130,7 +130,7 @@ pub async fn ceilings_are_enforced_by_the_store(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let err = store
-        .complete_claim(
+        .complete_stored(
             "CNSS",
             "X2",
             coordinated(&[1500, 0], vec![use_of(1500)]),
@@ -147,7 +147,7 @@ pub async fn ceilings_are_enforced_by_the_store(store: Arc<dyn Store>) {
     assert_eq!(u.get(&year_key("M-1")).amount, 1500);
     // Recomputed on a fresh snapshot: 500 left.
     store
-        .complete_claim(
+        .complete_stored(
             "CNSS",
             "X2",
             coordinated(&[500, 0], vec![use_of(500)]),
@@ -157,6 +157,55 @@ pub async fn ceilings_are_enforced_by_the_store(store: Arc<dyn Store>) {
         .unwrap();
     let u = store.usage("MUT-A", &[year_key("M-1")]).await.unwrap();
     assert_eq!(u.get(&year_key("M-1")).amount, 2000);
+    // Several ceilings are all or nothing, whichever comes first in key
+    // order, whether the row without room exists or not; the refusal
+    // names the ceiling. M-0 and M-9 have room, M-1 has none.
+    let room = |subject: &str, amount, count| CeilingUse {
+        key: year_key(subject),
+        amount,
+        count,
+        limit_amount: Some(10_000),
+        limit_count: Some(3),
+    };
+    for (i, uses) in [
+        vec![room("M-0", 100, 1), use_of(1)],
+        vec![use_of(1), room("M-9", 100, 1)],
+        vec![room("M-0", 100, 1), room("M-8", 20_000, 1)],
+        vec![room("M-0", 100, 1), room("M-7", 100, 4)],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("X3-{i}");
+        begin(&store, sample_claim("CNSS", &id, &format!("I3-{i}"))).await;
+        let err = store
+            .complete_stored("CNSS", &id, coordinated(&[100, 0], uses.clone()), 2_000)
+            .await
+            .unwrap_err();
+        let refused = uses
+            .iter()
+            .find(|u| u.key.subject != "M-0" && u.key.subject != "M-9")
+            .unwrap()
+            .key
+            .storage_key();
+        assert!(
+            matches!(&err, StoreError::CeilingConflict(k) if *k == refused),
+            "{i}: {err:?}"
+        );
+        let keys: Vec<CeilingKey> = ["M-0", "M-1", "M-7", "M-8", "M-9"]
+            .into_iter()
+            .map(year_key)
+            .collect();
+        let u = store.usage("MUT-A", &keys).await.unwrap();
+        let used: Vec<(i64, u32)> = keys
+            .iter()
+            .map(|k| (u.get(k).amount, u.get(k).count))
+            .collect();
+        assert_eq!(used, [(0, 0), (2000, 0), (0, 0), (0, 0), (0, 0)], "{i}");
+        let rec = store.get_claim("CNSS", &id).await.unwrap().unwrap();
+        assert_eq!(rec.state, ClaimState::Received, "{i}");
+        assert!(rec.shares.is_none(), "{i}");
+    }
 }
 
 pub async fn cancel_restores_what_the_claim_consumed(store: Arc<dyn Store>) {
@@ -171,7 +220,7 @@ pub async fn cancel_restores_what_the_claim_consumed(store: Arc<dyn Store>) {
     begin(&store, sample_claim("CNSS", "K1", "I1")).await;
     begin(&store, sample_claim("CNSS", "K2", "I2")).await;
     store
-        .complete_claim(
+        .complete_stored(
             "CNSS",
             "K1",
             coordinated(&[1000, 0], vec![c(1000, 1)]),
@@ -180,7 +229,7 @@ pub async fn cancel_restores_what_the_claim_consumed(store: Arc<dyn Store>) {
         .await
         .unwrap();
     store
-        .complete_claim("CNSS", "K2", coordinated(&[700, 0], vec![c(700, 2)]), 2_000)
+        .complete_stored("CNSS", "K2", coordinated(&[700, 0], vec![c(700, 2)]), 2_000)
         .await
         .unwrap();
     let before = store
@@ -254,7 +303,7 @@ pub async fn lease_due_hands_a_claim_to_one_worker(store: Arc<dyn Store>) {
     assert_eq!(rec.next_attempt_ms, Some(15_000));
     // Completed claims are never due.
     store
-        .complete_claim("CNSS", "L1", coordinated(&[0, 0], vec![]), 11_000)
+        .complete_stored("CNSS", "L1", coordinated(&[0, 0], vec![]), 11_000)
         .await
         .unwrap();
     assert!(store.lease_due(99_000, 5_000, 10).await.unwrap().is_empty());
@@ -307,7 +356,7 @@ pub async fn concurrent_writes_fail_alone(store: Arc<dyn Store>) {
                 limit_count: None,
             };
             let r = store
-                .complete_claim("CNSS", &id, coordinated(&[0, 100], vec![used]), 5_000)
+                .complete_stored("CNSS", &id, coordinated(&[0, 100], vec![used]), 5_000)
                 .await;
             (i, r)
         });
@@ -373,7 +422,7 @@ pub async fn list_changed_pages_in_change_order(store: Arc<dyn Store>) {
     }
     begin(&store, sample_claim("INAM", "OTHER", "IX")).await;
     store
-        .complete_claim("CNSS", "C0", coordinated(&[0, 0], vec![]), 2_000)
+        .complete_stored("CNSS", "C0", coordinated(&[0, 0], vec![]), 2_000)
         .await
         .unwrap();
     let page1 = store.list_changed("CNSS", 0, 3).await.unwrap();
@@ -617,7 +666,7 @@ pub async fn lease_now_takes_only_waiting_claims(store: Arc<dyn Store>) {
         .expect("waiting");
     assert_eq!((r.attempts, r.next_attempt_ms), (1, Some(6_000)));
     store
-        .complete_claim("CNSS", "W1", coordinated(&[0, 0], vec![]), 5_500)
+        .complete_stored("CNSS", "W1", coordinated(&[0, 0], vec![]), 5_500)
         .await
         .unwrap();
     assert!(

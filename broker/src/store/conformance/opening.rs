@@ -55,7 +55,7 @@ pub async fn opening_balances_start_ceilings_and_only_rise_once_claimed(store: A
     // A claim uses the ceiling (limit 50,000: 20,000 left).
     begin(&store, sample_claim("CNSS", "O1", "IO1")).await;
     let over = store
-        .complete_claim(
+        .complete_stored(
             "CNSS",
             "O1",
             coordinated(
@@ -74,7 +74,7 @@ pub async fn opening_balances_start_ceilings_and_only_rise_once_claimed(store: A
         .unwrap_err();
     assert!(matches!(over, StoreError::CeilingConflict(_)), "{over:?}");
     store
-        .complete_claim(
+        .complete_stored(
             "CNSS",
             "O1",
             coordinated(

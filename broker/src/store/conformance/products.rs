@@ -52,7 +52,7 @@ pub async fn products_are_versioned_and_immutable_once_used(store: Arc<dyn Store
         authorization: None,
     };
     store
-        .complete_claim("CNSS", "U1", out, 2_000)
+        .complete_stored("CNSS", "U1", out, 2_000)
         .await
         .unwrap();
     let err = put(&store, &v1).await.unwrap_err();

@@ -1,6 +1,7 @@
 //! Claims: their lifecycle, leases and listings.
 
 use super::*;
+use passerelle_domain::{CeilingUse, Claim, ProductRef};
 
 impl PgStore {
     /// How a transaction that changes a claim reads it first.
@@ -98,18 +99,13 @@ impl ClaimStore for PgStore {
 
     async fn complete_claim(
         &self,
-        scheme_id: &str,
-        claim_id: &str,
+        claim: &Claim,
         outcome: Outcome,
         now_ms: i64,
     ) -> Result<Transition, StoreError> {
+        let (scheme_id, claim_id) = (&claim.scheme_id, &claim.claim_id);
         let mut c = self.client().await?;
-        let tx = c.transaction().await?;
-        let (pk, rec) = load_existing(&tx, scheme_id, claim_id, self.for_change()).await?;
-        if !core::may_complete(rec.state) {
-            return Ok(Transition::Stale(rec));
-        }
-        let row = match outcome {
+        let applied = match outcome {
             Outcome::Coordinated {
                 shares,
                 product,
@@ -117,127 +113,77 @@ impl ClaimStore for PgStore {
                 consumption,
                 authorization,
             } => {
-                // The authorization first (its row, then the ceilings', the
-                // order of every writer): consumed, its hold released.
-                if let Some(reference) = &authorization {
-                    super::authorizations::consume(
-                        &tx,
-                        reference,
-                        &rec.claim.claim_id,
-                        &consumption,
-                        now_ms,
-                    )
-                    .await?;
-                }
-                // Each ceiling: one conditional statement on its own row
-                // (used + amount within the limit; the first use creates
-                // it), in key order across writers (no deadlock). Under
-                // READ COMMITTED a second writer re-checks the row the first
-                // committed.
-                let mut used: Vec<_> = core::consumed(&consumption).collect();
-                used.sort_by(|a, b| a.0.cmp(&b.0));
-                for (key, u) in &used {
-                    let (amount, count) = (u.amount, u.count as i64);
-                    let (la, lc) = (u.limit_amount, u.limit_count.map(|v| v as i64));
-                    let n = x(
-                        &tx,
-                        "INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count) \
-                         SELECT $1::TEXT, $2::TEXT, $3::BIGINT, $4::BIGINT \
-                         WHERE ($5::BIGINT IS NULL OR $3 <= $5) AND ($6::BIGINT IS NULL OR $4 <= $6) \
-                         ON CONFLICT (mutuelle_id, ceiling_key) DO UPDATE \
-                         SET used_amount = ceiling_usage.used_amount + excluded.used_amount, \
-                         used_count = ceiling_usage.used_count + excluded.used_count \
-                         WHERE ($5::BIGINT IS NULL OR ceiling_usage.used_amount + ceiling_usage.held_amount + excluded.used_amount <= $5) \
-                         AND ($6::BIGINT IS NULL OR ceiling_usage.used_count + ceiling_usage.held_count + excluded.used_count <= $6)",
-                        &[&rec.mutuelle_id, key, &amount, &count, &la, &lc],
-                    )
-                    .await?;
-                    if n == 0 {
-                        return Err(StoreError::CeilingConflict(key.clone()));
+                let done = Coordinated {
+                    claim,
+                    shares: &shares,
+                    product: product.as_ref(),
+                    partner_reference: &partner_reference,
+                    consumption: &consumption,
+                    now_ms,
+                };
+                let row = match &authorization {
+                    // The common case: one statement, its own transaction.
+                    None => coordinate(&c, self.mark, &done).await?,
+                    // The authorization first (the claim's row, then the
+                    // authorization's, then the ceilings': the order of
+                    // every writer): consumed, its hold released; then the
+                    // same statement in the same transaction.
+                    Some(reference) => {
+                        let tx = c.transaction().await?;
+                        let (_, rec) =
+                            load_existing(&tx, scheme_id, claim_id, self.for_change()).await?;
+                        if !core::may_complete(rec.state) {
+                            return Ok(Transition::Stale(rec));
+                        }
+                        super::authorizations::consume(
+                            &tx,
+                            reference,
+                            claim_id,
+                            &consumption,
+                            now_ms,
+                        )
+                        .await?;
+                        let row = coordinate(&tx, self.mark, &done).await?;
+                        tx.commit().await?;
+                        row
                     }
-                }
-                // Then in one statement: what the claim consumed (so that a
-                // cancel gives back exactly that), its lines (S + M + P = B,
-                // checked by the table), its product version marked used,
-                // and its state with a new change number.
-                let lines: Vec<_> = core::line_rows(&rec.claim, &shares).collect();
-                let col = |f: &dyn Fn(&core::LineRow) -> i64| -> Vec<i64> { lines.iter().map(f).collect() };
-                let (seqs, quantities) = (col(&|l| i64::from(l.sequence)), col(&|l| i64::from(l.quantity)));
-                let (billed, tariff) = (col(&|l| l.billed), col(&|l| l.tariff_base));
-                let (scheme, mutuelle, patient) = (
-                    col(&|l| l.scheme_share),
-                    col(&|l| l.mutuelle_share),
-                    col(&|l| l.patient_share),
-                );
-                let acts: Vec<&str> = lines.iter().map(|l| l.act_code).collect();
-                let categories: Vec<&str> = lines.iter().map(|l| l.category).collect();
-                let reasons: Vec<&str> = lines.iter().map(|l| l.reasons.as_str()).collect();
-                let keys: Vec<&str> = used.iter().map(|(k, _)| k.as_str()).collect();
-                let amounts: Vec<i64> = used.iter().map(|(_, u)| u.amount).collect();
-                let counts: Vec<i64> = used.iter().map(|(_, u)| u.count as i64).collect();
-                let total = core::mutuelle_total(&shares);
-                let row = q1(
-                    &tx,
-                    &format!(
-                        "WITH used AS (INSERT INTO claim_consumption (claim_pk, ceiling_key, amount, count) \
-                           SELECT $1, * FROM UNNEST($8::TEXT[], $9::BIGINT[], $10::BIGINT[])), \
-                         lines AS (INSERT INTO claim_lines (claim_pk, sequence, act_code, care_category, quantity, \
-                           billed, tariff_base, scheme_share, mutuelle_share, patient_share, reasons) \
-                           SELECT $1, * FROM UNNEST($11::BIGINT[], $12::TEXT[], $13::TEXT[], $14::BIGINT[], \
-                           $15::BIGINT[], $16::BIGINT[], $17::BIGINT[], $18::BIGINT[], $19::BIGINT[], $20::TEXT[])), \
-                         product AS (UPDATE products SET used = TRUE WHERE mutuelle_id = $21 AND product_id = $2 \
-                           AND version = $3 AND NOT used) \
-                         UPDATE claims SET state = 'coordinated', product_id = $2, product_version = $3, \
-                         product_name = $4, partner_reference = $5, next_attempt_ms = NULL, last_error = '', \
-                         change_seq = {}, updated_ms = $6, mutuelle_total = $7 WHERE id = $1 RETURNING {}",
-                        changes::CHANGE_SEQ,
-                        core::CLAIM_COLS
-                    ),
-                    &[
-                        &pk,
-                        &product.as_ref().map(|p| p.id.clone()),
-                        &product.as_ref().map(|p| p.version as i64),
-                        &product.as_ref().map(|p| p.name.clone()),
-                        &partner_reference,
-                        &now_ms,
-                        &total,
-                        &keys,
-                        &amounts,
-                        &counts,
-                        &seqs,
-                        &acts,
-                        &categories,
-                        &quantities,
-                        &billed,
-                        &tariff,
-                        &scheme,
-                        &mutuelle,
-                        &patient,
-                        &reasons,
-                        &rec.mutuelle_id,
-                    ],
-                )
-                .await?;
-                row.map(|r| (r, core::stored_shares(&rec.claim, &shares)))
+                };
+                row.map(|r| (r, core::stored_shares(claim, &shares)))
             }
             Outcome::Rejected(reason) => q1(
-                &tx,
+                &c,
                 &format!(
-                    "UPDATE claims SET state = 'rejected', rejection_code = $2, rejection_message = $3, \
-                     next_attempt_ms = NULL, change_seq = {}, updated_ms = $4 WHERE id = $1 RETURNING {}",
+                    "UPDATE claims c SET state = 'rejected', rejection_code = $3, rejection_message = $4, \
+                     next_attempt_ms = NULL, change_seq = {}, updated_ms = $5 FROM {} \
+                     WHERE c.scheme_id = $1 AND c.claim_id = $2 AND c.state IN {} RETURNING {}",
                     changes::CHANGE_SEQ,
+                    changes::mark_from(self.mark),
+                    core::SQL_AWAITING_PARTNER,
                     core::CLAIM_COLS
                 ),
-                &[&pk, &core::code_str(reason.code), &reason.message, &now_ms],
+                &[
+                    scheme_id,
+                    claim_id,
+                    &core::code_str(reason.code),
+                    &reason.message,
+                    &now_ms,
+                ],
             )
             .await?
             .map(|r| (r, None)),
         };
-        let (row, shares) = row.ok_or_else(|| core::not_found_claim(scheme_id, claim_id))?;
-        let (_, mut rec) = core::claim(&row)?;
-        rec.shares = shares;
-        tx.commit().await?;
-        Ok(Transition::Applied(rec))
+        match applied {
+            Some((row, shares)) => {
+                let (_, mut rec) = core::claim(&row)?;
+                rec.shares = shares;
+                Ok(Transition::Applied(rec))
+            }
+            // Nothing changed: the claim no longer awaits its partner
+            // (another worker or a cancel got there first), or is unknown.
+            None => Ok(Transition::Stale(
+                load_existing(&c, scheme_id, claim_id, Read::Plain).await?.1,
+            )),
+        }
     }
 
     async fn defer(
@@ -558,4 +504,128 @@ impl ClaimStore for PgStore {
         tx.commit().await?;
         Ok(rec)
     }
+}
+
+/// A claim's coordinated outcome, as [`coordinate`] writes it.
+struct Coordinated<'a> {
+    claim: &'a Claim,
+    shares: &'a [LineShare],
+    product: Option<&'a ProductRef>,
+    partner_reference: &'a str,
+    consumption: &'a [CeilingUse],
+    now_ms: i64,
+}
+
+/// Writes a coordinated outcome in one statement (one round trip; its own
+/// transaction unless `c` is one), in this order:
+///
+/// 1. the claim's row, only while it awaits its partner: its state, its
+///    product, M, and a change number (the writer mark, a FROM item, is
+///    taken before the update gives the transaction its id). Another
+///    writer of the row waits here, and finds it changed: nothing follows;
+/// 2. each ceiling, one conditional upsert per row (used + held + amount
+///    within the limit; the first use creates it), in byte order of the
+///    keys across writers (no deadlock). Under READ COMMITTED a second
+///    writer re-checks the row the first committed;
+/// 3. what the claim consumed (so that a cancel gives back exactly that),
+///    its lines (S + M + P = B, checked by the table), and its product
+///    version marked used.
+///
+/// A ceiling without room makes the statement fail (`passerelle_refuse`,
+/// [`REFUSED`]), which undoes all of it: `CeilingConflict`. `None`: the
+/// claim no longer awaits its partner, or is unknown; nothing changed.
+async fn coordinate<C: GenericClient + Sync>(
+    c: &C,
+    mark: i64,
+    o: &Coordinated<'_>,
+) -> Result<Option<Row>, StoreError> {
+    let lines: Vec<_> = core::line_rows(o.claim, o.shares).collect();
+    let col = |f: &dyn Fn(&core::LineRow) -> i64| -> Vec<i64> { lines.iter().map(f).collect() };
+    let (seqs, quantities) = (
+        col(&|l| i64::from(l.sequence)),
+        col(&|l| i64::from(l.quantity)),
+    );
+    let (billed, tariff) = (col(&|l| l.billed), col(&|l| l.tariff_base));
+    let (scheme, mutuelle, patient) = (
+        col(&|l| l.scheme_share),
+        col(&|l| l.mutuelle_share),
+        col(&|l| l.patient_share),
+    );
+    let acts: Vec<&str> = lines.iter().map(|l| l.act_code).collect();
+    let categories: Vec<&str> = lines.iter().map(|l| l.category).collect();
+    let reasons: Vec<&str> = lines.iter().map(|l| l.reasons.as_str()).collect();
+    let used: Vec<_> = core::consumed(o.consumption).collect();
+    let keys: Vec<&str> = used.iter().map(|(k, _)| k.as_str()).collect();
+    let amounts: Vec<i64> = used.iter().map(|(_, u)| u.amount).collect();
+    let counts: Vec<i64> = used.iter().map(|(_, u)| u.count as i64).collect();
+    let limit_amounts: Vec<Option<i64>> = used.iter().map(|(_, u)| u.limit_amount).collect();
+    let limit_counts: Vec<Option<i64>> = used
+        .iter()
+        .map(|(_, u)| u.limit_count.map(|v| v as i64))
+        .collect();
+    let total = core::mutuelle_total(o.shares);
+    let sql = format!(
+        "WITH upd AS (UPDATE claims c SET state = 'coordinated', product_id = $3, product_version = $4, \
+           product_name = $5, partner_reference = $6, next_attempt_ms = NULL, last_error = '', \
+           change_seq = {seq}, updated_ms = $7, mutuelle_total = $8 FROM {mark} \
+           WHERE c.scheme_id = $1 AND c.claim_id = $2 AND c.state IN {awaiting} RETURNING {cols}), \
+         ceil AS (INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count) \
+           SELECT upd.mutuelle_id, u.k, u.a, u.n FROM upd, \
+             UNNEST($9::TEXT[], $10::BIGINT[], $11::BIGINT[], $12::BIGINT[], $13::BIGINT[]) AS u(k, a, n, la, lc) \
+           WHERE (u.la IS NULL OR u.a <= u.la) AND (u.lc IS NULL OR u.n <= u.lc) \
+           ORDER BY u.k COLLATE \"C\" \
+           ON CONFLICT (mutuelle_id, ceiling_key) DO UPDATE \
+           SET used_amount = ceiling_usage.used_amount + excluded.used_amount, \
+             used_count = ceiling_usage.used_count + excluded.used_count \
+           WHERE NOT EXISTS (SELECT 1 FROM UNNEST($9::TEXT[], $12::BIGINT[], $13::BIGINT[]) AS l(k, la, lc) \
+             WHERE l.k = excluded.ceiling_key AND ( \
+               (l.la IS NOT NULL AND ceiling_usage.used_amount + ceiling_usage.held_amount + excluded.used_amount > l.la) \
+               OR (l.lc IS NOT NULL AND ceiling_usage.used_count + ceiling_usage.held_count + excluded.used_count > l.lc))) \
+           RETURNING ceiling_key), \
+         used AS (INSERT INTO claim_consumption (claim_pk, ceiling_key, amount, count) \
+           SELECT upd.id, u.* FROM upd, UNNEST($9::TEXT[], $10::BIGINT[], $11::BIGINT[]) AS u), \
+         lines AS (INSERT INTO claim_lines (claim_pk, sequence, act_code, care_category, quantity, \
+           billed, tariff_base, scheme_share, mutuelle_share, patient_share, reasons) \
+           SELECT upd.id, l.* FROM upd, UNNEST($14::BIGINT[], $15::TEXT[], $16::TEXT[], $17::BIGINT[], \
+           $18::BIGINT[], $19::BIGINT[], $20::BIGINT[], $21::BIGINT[], $22::BIGINT[], $23::TEXT[]) AS l), \
+         product AS (UPDATE products p SET used = TRUE FROM upd WHERE p.mutuelle_id = upd.mutuelle_id \
+           AND p.product_id = $3 AND p.version = $4 AND NOT p.used) \
+         SELECT upd.*, CASE WHEN (SELECT count(*) FROM ceil) < cardinality($9::TEXT[]) \
+           THEN passerelle_refuse((SELECT k FROM UNNEST($9::TEXT[]) AS k \
+             WHERE k NOT IN (SELECT ceiling_key FROM ceil) LIMIT 1)) END FROM upd",
+        seq = changes::CHANGE_SEQ,
+        mark = changes::mark_from(mark),
+        awaiting = core::SQL_AWAITING_PARTNER,
+        cols = core::CLAIM_COLS
+    );
+    q1(
+        c,
+        &sql,
+        &[
+            &o.claim.scheme_id,
+            &o.claim.claim_id,
+            &o.product.map(|p| p.id.clone()),
+            &o.product.map(|p| i64::from(p.version)),
+            &o.product.map(|p| p.name.clone()),
+            &o.partner_reference,
+            &o.now_ms,
+            &total,
+            &keys,
+            &amounts,
+            &counts,
+            &limit_amounts,
+            &limit_counts,
+            &seqs,
+            &acts,
+            &categories,
+            &quantities,
+            &billed,
+            &tariff,
+            &scheme,
+            &mutuelle,
+            &patient,
+            &reasons,
+        ],
+    )
+    .await
 }

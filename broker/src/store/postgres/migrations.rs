@@ -312,6 +312,17 @@ CREATE TABLE opening_balances (
     r#"
 CREATE INDEX prior_authorizations_beneficiary ON prior_authorizations (scheme_id, beneficiary_id) WHERE state = 'active';
 "#,
+    // 15: a claim's outcome is one statement (claims.rs, `coordinate`):
+    // when one of its ceilings has no room, it fails with this error,
+    // naming the ceiling, and none of its writes stays. Only a function can
+    // raise an error of our own from within a statement.
+    r#"
+CREATE FUNCTION passerelle_refuse(ceiling TEXT) RETURNS BOOLEAN AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'PA001', MESSAGE = ceiling;
+END
+$$ LANGUAGE plpgsql;
+"#,
 ];
 
 #[cfg(test)]

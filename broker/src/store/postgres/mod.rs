@@ -65,9 +65,17 @@ pub struct PgStore {
     products: super::ProductCache,
 }
 
+/// The SQLSTATE of `passerelle_refuse` (migration 15): a statement that
+/// applies several ceilings at once fails with it, naming the ceiling
+/// without room, so that none of its writes stays.
+const REFUSED: &str = "PA001";
+
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         match e.as_db_error() {
+            Some(db) if db.code().code() == REFUSED => {
+                StoreError::CeilingConflict(db.message().to_string())
+            }
             Some(db) => StoreError::Backend(format!("database: {}", db.message())),
             None => StoreError::Backend(format!("database: {e}")),
         }

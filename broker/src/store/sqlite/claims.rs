@@ -60,12 +60,11 @@ impl ClaimStore for SqliteStore {
 
     async fn complete_claim(
         &self,
-        scheme_id: &str,
-        claim_id: &str,
+        claim: &Claim,
         outcome: Outcome,
         now_ms: i64,
     ) -> Result<Transition, StoreError> {
-        let (s, cid) = (scheme_id.to_string(), claim_id.to_string());
+        let (s, cid) = (claim.scheme_id.clone(), claim.claim_id.clone());
         let out = self.with(move |c| {
             transition(c, &s, &cid, |tx, pk, rec| {
                 if !core::may_complete(rec.state) {
