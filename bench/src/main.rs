@@ -30,6 +30,7 @@
 
 mod catchup;
 mod child;
+mod cpu;
 mod http_partners;
 mod load;
 mod postgres;
@@ -87,6 +88,11 @@ struct Args {
     /// The pgbench to run for P.
     #[arg(long, default_value = "pgbench")]
     pgbench: String,
+    /// Pooled connections of each PostgreSQL broker (`[store.postgres]
+    /// pool_size`), and pgbench's clients for P0 and P: for sizing the pool
+    /// (docs/PERFORMANCE.md, "Connection use").
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pg_pool: u16,
     /// Claims seeded on PostgreSQL for "claims PostgreSQL at scale" (a
     /// year of a country, scaled: see bench/src/scale.rs); 20,000 in smoke
     /// runs.
@@ -170,6 +176,12 @@ pub(crate) struct Row {
     b_end_rps: Option<f64>,
     /// Calls refused by the broker's bounds (not in `errors`).
     refused: u64,
+    /// PostgreSQL rows: the database's CPU per claim during the
+    /// saturation, µs ([`cpu`]).
+    db_cpu_us: Option<f64>,
+    /// PostgreSQL rows: the bench process's own CPU per claim (broker,
+    /// load generator, simulated partners), µs.
+    own_cpu_us: Option<f64>,
 }
 
 /// Saturation, then the two fixed loads (`quarter_b`: None for B itself,
@@ -188,11 +200,21 @@ where
     let secs = args.secs();
     reset_peak_rss(None);
     let refused_before = refused_so_far();
+    let (cpu_before, started) = (cpu::Sample::now(), std::time::Instant::now());
     let (rps, errors) = saturate(args.concurrency, secs, {
         let call = call.clone();
         move |n| call(first + n)
     })
     .await;
+    let (db_cpu_us, own_cpu_us) = if name.contains("PostgreSQL") {
+        let (after, n) = (cpu::Sample::now(), rps * started.elapsed().as_secs_f64());
+        (
+            cpu::per_transaction_us(cpu_before, after, n),
+            cpu::own_per_transaction_us(cpu_before, after, n),
+        )
+    } else {
+        (None, None)
+    };
     let at = |rate: f64, offset: u64| {
         let calls = ((rate * secs) as u64).max(1);
         open_loop(rate, Until::Calls(calls), first + offset, call.clone())
@@ -228,6 +250,8 @@ where
         peak_rss_kib: peak_rss_kib(None),
         b_end_rps: None,
         refused,
+        db_cpu_us,
+        own_cpu_us,
     }
 }
 
@@ -691,7 +715,7 @@ async fn main() {
     let mut scale_figures = None;
     if pg_rows.iter().any(|n| args.wants(n)) || args.wants(replicas_row) || args.wants(scale_row) {
         let url = args.postgres.clone().unwrap_or_else(postgres::default_url);
-        if let Some(db) = postgres::open(&url).await {
+        if let Some(db) = postgres::open(&url, usize::from(args.pg_pool)).await {
             // P before and after the broker's runs: the ratio uses their
             // mean, so that the database's own drift (checkpoints, table
             // growth) does not favour either side.

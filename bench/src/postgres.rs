@@ -26,13 +26,13 @@ pub struct BenchDb {
 
 /// `None` when PostgreSQL cannot be reached (outside CI only: under
 /// CI=true that is an error, never a skip).
-pub async fn open(url: &str) -> Option<BenchDb> {
+pub async fn open(url: &str, pool_size: usize) -> Option<BenchDb> {
     let schema = format!(
         "bench_{}_{}",
         std::process::id(),
         passerelle_broker::audit::now_ms() % 1_000_000
     );
-    let cfg = config(url, &schema);
+    let cfg = config(url, &schema, pool_size);
     let migrated = match PgStore::new(&cfg, Path::new(".")) {
         Ok(s) => s.migrate().await.map(|_| s),
         Err(e) => Err(e),
@@ -69,18 +69,18 @@ pub async fn open(url: &str) -> Option<BenchDb> {
 
 /// Another replica's store: a pool of its own on the run's schema.
 pub async fn replica(db: &BenchDb) -> Arc<dyn Store> {
-    let cfg = config(&db.url, &db.schema);
+    let cfg = config(&db.url, &db.schema, db.pool_size);
     let store = PgStore::new(&cfg, Path::new(".")).expect("second replica's store");
     store.migrate().await.expect("second replica's store");
     Arc::new(store)
 }
 
 /// The store settings of the benchmark's brokers.
-fn config(url: &str, schema: &str) -> PostgresConfig {
+fn config(url: &str, schema: &str, pool_size: usize) -> PostgresConfig {
     PostgresConfig {
         url: url.to_string(),
         schema: Some(schema.to_string()),
-        pool_size: 16,
+        pool_size,
         connect_timeout_ms: 2_000,
         wait_timeout_ms: 10_000,
         statement_timeout_ms: 30_000,
@@ -95,6 +95,8 @@ pub struct Limit {
     pub failed: Option<String>,
     /// The two runs `tps` is the mean of (before, after).
     pub runs: [f64; 2],
+    /// The database's CPU per transaction, µs ([`crate::cpu`]).
+    pub db_cpu_us: Option<f64>,
 }
 
 impl Limit {
@@ -103,6 +105,10 @@ impl Limit {
             tps: (a.tps + b.tps) / 2.0,
             clients: a.clients,
             runs: [a.tps, b.tps],
+            db_cpu_us: match (a.db_cpu_us, b.db_cpu_us) {
+                (Some(x), Some(y)) => Some((x + y) / 2.0),
+                (x, y) => x.or(y),
+            },
             failed: a.failed.or(b.failed),
         }
     }
@@ -145,7 +151,10 @@ async fn run_script(
         cmd.arg("-T").arg((secs.ceil() as u64).max(1).to_string());
     }
     cmd.arg(&db.url);
-    let out = match cmd.output().await {
+    let cpu_before = crate::cpu::Sample::now();
+    let out = cmd.output().await;
+    let cpu_after = crate::cpu::Sample::now();
+    let out = match out {
         Ok(o) => o,
         Err(e) => {
             return Limit {
@@ -153,6 +162,7 @@ async fn run_script(
                 clients,
                 failed: Some(format!("{pgbench}: {e}")),
                 runs: [0.0; 2],
+                db_cpu_us: None,
             };
         }
     };
@@ -161,16 +171,25 @@ async fn run_script(
         .lines()
         .find(|l| l.starts_with("tps = "))
         .and_then(|l| l["tps = ".len()..].split_whitespace().next()?.parse().ok());
+    // "number of transactions actually processed: 12345" (or "12345/12345"
+    // with -t).
+    let transactions: Option<f64> = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("number of transactions actually processed: "))
+        .and_then(|v| v.split('/').next()?.trim().parse().ok());
     match (out.status.success(), tps) {
         (true, Some(tps)) => Limit {
             tps,
             clients,
             failed: None,
             runs: [tps; 2],
+            db_cpu_us: transactions
+                .and_then(|n| crate::cpu::per_transaction_us(cpu_before, cpu_after, n)),
         },
         _ => Limit {
             tps: 0.0,
             clients,
+            db_cpu_us: None,
             runs: [0.0; 2],
             failed: Some(format!(
                 "pgbench failed ({}): {}{}",

@@ -45,6 +45,9 @@ pub(crate) fn report(
     let b = rows[0].saturation_rps.max(1.0);
     let p = limit.map(|l| l.tps).filter(|t| *t > 0.0);
     let p0 = limit0.map(|l| l.tps).filter(|t| *t > 0.0);
+    // The database's CPU per claim of P0 (µs), and of P.
+    let p0_cpu = limit0.and_then(|l| l.db_cpu_us).filter(|us| *us > 0.0);
+    let p_cpu = limit.and_then(|l| l.db_cpu_us).filter(|us| *us > 0.0);
     let mib = |kib: u64| (kib as f64 / 102.4).round() / 10.0;
     let json = serde_json::json!({
         "smoke": args.smoke,
@@ -58,6 +61,8 @@ pub(crate) fn report(
         "p_runs_tps": limit.map(|l| l.runs.map(f64::round)),
         "p0_tps": p0.map(f64::round),
         "p0_runs_tps": limit0.map(|l| l.runs.map(f64::round)),
+        "p0_db_cpu_us_per_claim": p0_cpu.map(f64::round),
+        "p_db_cpu_us_per_claim": p_cpu.map(f64::round),
         "pgbench_clients": limit.map(|l| l.clients),
         "scenarios": rows.iter().map(|r| serde_json::json!({
             "name": r.name,
@@ -67,6 +72,11 @@ pub(crate) fn report(
                 .map(|p| (r.saturation_rps / p * 1000.0).round() / 1000.0),
             "ratio_to_p0": p0.filter(|_| r.name.contains("PostgreSQL"))
                 .map(|p0| (r.saturation_rps / p0 * 1000.0).round() / 1000.0),
+            "db_cpu_us_per_claim": r.db_cpu_us.map(f64::round),
+            "own_cpu_us_per_claim": r.own_cpu_us.map(f64::round),
+            "own_cpu_us_per_claim": r.own_cpu_us.map(f64::round),
+            "db_cpu_ratio_to_p0": r.db_cpu_us.zip(p0_cpu)
+                .map(|(us, p0)| (p0 / us * 1000.0).round() / 1000.0),
             "at_quarter_b": lat_json(&r.quarter_b),
             "at_half_own_saturation": lat_json(&r.sustained),
             "peak_rss_mib": mib(r.peak_rss_kib),
@@ -180,6 +190,33 @@ pub(crate) fn report(
             );
             for r in rows.iter().filter(|r| r.name.contains("PostgreSQL")) {
                 println!("  {}: {:.3} P0", r.name, r.saturation_rps / p0);
+            }
+            if let Some(p0_cpu) = p0_cpu {
+                println!(
+                    "database CPU per claim (the machine's busy time outside the bench's process \
+                     and pgbench; what counts when PostgreSQL has cores of its own): P0 {p0_cpu:.0} us{}",
+                    p_cpu.map(|p| format!(", P {p:.0} us")).unwrap_or_default()
+                );
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+                for r in rows.iter().filter(|r| r.name.contains("PostgreSQL")) {
+                    if let Some(us) = r.db_cpu_us {
+                        println!(
+                            "  {}: {us:.0} us = {:.3} P0 (P0's us / its us)",
+                            r.name,
+                            p0_cpu / us
+                        );
+                    }
+                    // With the database's work cut to P0's, the cores this
+                    // machine shares would still carry the bench's own
+                    // work: the most claims/s it allows, as a ratio to P0.
+                    if let Some(own) = r.own_cpu_us {
+                        println!(
+                            "    this process {own:.0} us per claim (broker, load generator, partners): \
+                             with P0's database work the {cores:.0} shared cores allow at most {:.3} P0",
+                            cores * 1e6 / (p0_cpu + own) / p0
+                        );
+                    }
+                }
             }
         }
         match (limit, p) {

@@ -155,9 +155,10 @@ impl ClaimStore for PgStore {
                 &format!(
                     "UPDATE claims c SET state = 'rejected', rejection_code = $3, rejection_message = $4, \
                      next_attempt_ms = NULL, change_seq = {}, updated_ms = $5 FROM {} \
-                     WHERE c.scheme_id = $1 AND c.claim_id = $2 AND c.state IN {} RETURNING {}",
+                     WHERE c.id = {} AND c.state IN {} RETURNING {}",
                     changes::CHANGE_SEQ,
                     changes::mark_from(self.mark),
+                    CLAIM_PK,
                     core::SQL_AWAITING_PARTNER,
                     core::CLAIM_COLS
                 ),
@@ -568,7 +569,7 @@ async fn coordinate<C: GenericClient + Sync>(
         "WITH upd AS (UPDATE claims c SET state = 'coordinated', product_id = $3, product_version = $4, \
            product_name = $5, partner_reference = $6, next_attempt_ms = NULL, last_error = '', \
            change_seq = {seq}, updated_ms = $7, mutuelle_total = $8 FROM {mark} \
-           WHERE c.scheme_id = $1 AND c.claim_id = $2 AND c.state IN {awaiting} RETURNING {cols}), \
+           WHERE c.id = {pk} AND c.state IN {awaiting} RETURNING {cols}), \
          ceil AS (INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count) \
            SELECT upd.mutuelle_id, u.k, u.a, u.n FROM upd, \
              UNNEST($9::TEXT[], $10::BIGINT[], $11::BIGINT[], $12::BIGINT[], $13::BIGINT[]) AS u(k, a, n, la, lc) \
@@ -591,13 +592,24 @@ async fn coordinate<C: GenericClient + Sync>(
          product AS (UPDATE products p SET used = TRUE FROM upd WHERE p.mutuelle_id = upd.mutuelle_id \
            AND p.product_id = $3 AND p.version = $4 AND NOT p.used) \
          SELECT upd.*, CASE WHEN (SELECT count(*) FROM ceil) < cardinality($9::TEXT[]) \
-           THEN passerelle_refuse((SELECT k FROM UNNEST($9::TEXT[]) AS k \
-             WHERE k NOT IN (SELECT ceiling_key FROM ceil) LIMIT 1)) END FROM upd",
+           THEN passerelle_refuse((SELECT k.i FROM UNNEST($9::TEXT[]) WITH ORDINALITY AS k(k, i) \
+             WHERE k.k NOT IN (SELECT ceiling_key FROM ceil) LIMIT 1)::INT) END FROM upd",
         seq = changes::CHANGE_SEQ,
         mark = changes::mark_from(mark),
+        pk = CLAIM_PK,
         awaiting = core::SQL_AWAITING_PARTNER,
         cols = core::CLAIM_COLS
     );
+    let refused = |e| match e {
+        // The ceiling's position: the key is not written to the database's
+        // log (it holds a member number).
+        StoreError::CeilingConflict(m) => StoreError::CeilingConflict(
+            refused_ceiling(&m)
+                .and_then(|i| keys.get(i))
+                .map_or(m, |k| k.to_string()),
+        ),
+        e => e,
+    };
     q1(
         c,
         &sql,
@@ -628,4 +640,23 @@ async fn coordinate<C: GenericClient + Sync>(
         ],
     )
     .await
+    .map_err(refused)
+}
+
+/// A claim's row by its keys, for a statement that changes it: the unique
+/// index on (scheme, claim id) finds it whatever the planner thinks of the
+/// partial indexes on its state (which it once preferred, and which hold
+/// every claim of a backlog).
+const CLAIM_PK: &str = "(SELECT id FROM claims WHERE scheme_id = $1 AND claim_id = $2)";
+
+/// The 0-based position of the ceiling `passerelle_refuse` names
+/// (migration 15: "ceiling N has no room", N from 1).
+fn refused_ceiling(message: &str) -> Option<usize> {
+    message
+        .strip_prefix("ceiling ")?
+        .split_whitespace()
+        .next()?
+        .parse::<usize>()
+        .ok()?
+        .checked_sub(1)
 }

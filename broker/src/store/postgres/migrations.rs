@@ -314,12 +314,14 @@ CREATE INDEX prior_authorizations_beneficiary ON prior_authorizations (scheme_id
 "#,
     // 15: a claim's outcome is one statement (claims.rs, `coordinate`):
     // when one of its ceilings has no room, it fails with this error,
-    // naming the ceiling, and none of its writes stays. Only a function can
+    // naming the ceiling by its position (not its key, which holds a
+    // member number), and none of its writes stays. Only a function can
     // raise an error of our own from within a statement.
     r#"
-CREATE FUNCTION passerelle_refuse(ceiling TEXT) RETURNS BOOLEAN AS $$
+CREATE FUNCTION passerelle_refuse(ceiling INT) RETURNS BOOLEAN AS $$
 BEGIN
-    RAISE EXCEPTION USING ERRCODE = 'PA001', MESSAGE = ceiling;
+    RAISE EXCEPTION USING ERRCODE = 'PA001',
+        MESSAGE = format('ceiling %s has no room (a concurrent claim used it; passerelle computes the claim again)', ceiling);
 END
 $$ LANGUAGE plpgsql;
 "#,
