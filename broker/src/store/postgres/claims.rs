@@ -487,7 +487,7 @@ impl ClaimStore for PgStore {
             &tx,
             &format!(
                 "UPDATE claims SET next_attempt_ms = $3, attempts = attempts + 1 \
-                 WHERE scheme_id = $1 AND claim_id = $2 AND state IN {}",
+                 WHERE id = {CLAIM_PK} AND state IN {}",
                 core::SQL_WAITING
             ),
             &[&scheme_id, &claim_id, &(now_ms + lease_ms)],
