@@ -69,10 +69,15 @@ pub async fn open(url: &str, pool_size: usize) -> Option<BenchDb> {
 
 /// Another replica's store: a pool of its own on the run's schema.
 pub async fn replica(db: &BenchDb) -> Arc<dyn Store> {
-    let cfg = config(&db.url, &db.schema, db.pool_size);
-    let store = PgStore::new(&cfg, Path::new(".")).expect("second replica's store");
+    let store = pg_store(db);
     store.migrate().await.expect("second replica's store");
     Arc::new(store)
+}
+
+/// A store on the run's schema with a pool of its own, not migrated.
+pub fn pg_store(db: &BenchDb) -> PgStore {
+    let cfg = config(&db.url, &db.schema, db.pool_size);
+    PgStore::new(&cfg, Path::new(".")).expect("a store on the run's schema")
 }
 
 /// The store settings of the benchmark's brokers.

@@ -4,7 +4,9 @@
 //! PostgreSQL store: database size per million claims, claims against the
 //! same figure on the nearly empty store, ListChangedClaims paging through
 //! the seeded changes, retention pruning a month of audit rows, and a large
-//! mutuelle's statement exported by pages with the process's memory.
+//! mutuelle's statement exported by pages with the process's memory, and
+//! the schema's last migrations applied again to the seeded data while a
+//! writer waits on them.
 //!
 //! Seeded per run with `--scale N` claims (default 200,000; 20,000 in smoke
 //! runs): N/5 members of the large mutuelle (each with the record of one
@@ -277,4 +279,125 @@ pub struct EligibilityAtScale {
     pub rate: f64,
     pub empty: crate::load::Latency,
     pub scale: crate::load::Latency,
+}
+
+/// The version the seeded store is taken back to before [`remigrate`]: the
+/// migrations after it (12: ceiling holds, two columns with their CHECK on
+/// every ceiling row, and the prior authorizations' table; 13: opening
+/// balances; 14: an index on an empty table; 15: the refusal function) are
+/// the last ones of a release, the kind an upgrade applies.
+const MIGRATED_FROM: i64 = 11;
+
+/// What undoing them takes (the seeded store holds no hold, authorization
+/// or opening balance: nothing is lost).
+const UNDO: &str = "DROP FUNCTION passerelle_refuse(INT);
+DROP TABLE opening_balances;
+DROP TABLE prior_authorizations;
+ALTER TABLE ceiling_usage DROP COLUMN held_amount, DROP COLUMN held_count;
+DELETE FROM schema_version WHERE version > 11;";
+
+/// The migrations after [`MIGRATED_FROM`] applied to the seeded data as an
+/// upgrade would (`PgStore::migrate`, one transaction), while a writer
+/// updates one seeded ceiling row every 2 ms, as each claim's outcome
+/// does.
+pub struct Migrations {
+    pub from: i64,
+    pub to: i64,
+    pub secs: f64,
+    /// Rows of the table the migrations change (`ceiling_usage`).
+    pub ceiling_rows: i64,
+    pub writes: u64,
+    /// The writer's longest write: how long the migrations held writers.
+    pub longest_write_ms: f64,
+    /// Writes that failed (the writer gives up after 60 s).
+    pub failed: u64,
+    pub error: Option<String>,
+}
+
+pub async fn remigrate(db: &BenchDb) -> Migrations {
+    let mut out = Migrations {
+        from: MIGRATED_FROM,
+        to: 0,
+        secs: 0.0,
+        ceiling_rows: 0,
+        writes: 0,
+        longest_write_ms: 0.0,
+        failed: 0,
+        error: None,
+    };
+    let undone = admin(
+        db,
+        &[format!("SET search_path TO \"{}\";\n{UNDO}", db.schema)],
+    )
+    .await;
+    if let Some(e) = undone.first() {
+        out.error = Some(format!("undoing migrations 12 to 15: {e}"));
+        return out;
+    }
+    let Ok((client, conn)) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await else {
+        out.error = Some("the writer could not connect".into());
+        return out;
+    };
+    tokio::spawn(conn);
+    let setup = format!(
+        "SET search_path TO \"{}\"; SET lock_timeout = '60s'",
+        db.schema
+    );
+    if let Err(e) = client.batch_execute(&setup).await {
+        out.error = Some(format!("writer: {e}"));
+        return out;
+    }
+    let row = client
+        .query_one(
+            "SELECT (SELECT COUNT(*) FROM ceiling_usage), \
+             (SELECT mutuelle_id FROM ceiling_usage LIMIT 1), \
+             (SELECT ceiling_key FROM ceiling_usage LIMIT 1)",
+            &[],
+        )
+        .await;
+    let (rows, mutuelle, key): (i64, String, String) = match row {
+        Ok(r) => (r.get(0), r.get(1), r.get(2)),
+        Err(e) => {
+            out.error = Some(format!("writer: {e}"));
+            return out;
+        }
+    };
+    out.ceiling_rows = rows;
+    let (done, mut until) = tokio::sync::watch::channel(false);
+    let writer = tokio::spawn(async move {
+        let (mut writes, mut failed, mut longest) = (0u64, 0u64, 0f64);
+        loop {
+            let t = Instant::now();
+            let r = client
+                .execute(
+                    "UPDATE ceiling_usage SET used_count = used_count \
+                     WHERE mutuelle_id = $1 AND ceiling_key = $2",
+                    &[&mutuelle, &key],
+                )
+                .await;
+            longest = longest.max(t.elapsed().as_secs_f64() * 1e3);
+            writes += 1;
+            failed += u64::from(r.is_err());
+            if *until.borrow() {
+                return (writes, failed, longest);
+            }
+            // The writer's pace, not a wait for readiness: the end is the
+            // signal above.
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_millis(2), until.changed()).await;
+        }
+    });
+    let store = crate::postgres::pg_store(db);
+    let t0 = Instant::now();
+    let migrated = store.migrate().await;
+    out.secs = t0.elapsed().as_secs_f64();
+    let _ = done.send(true);
+    match migrated {
+        Ok(v) => out.to = v,
+        Err(e) => out.error = Some(format!("migrate: {e}")),
+    }
+    if let Ok((writes, failed, longest)) = writer.await {
+        (out.writes, out.failed, out.longest_write_ms) = (writes, failed, longest);
+    }
+    out
 }
