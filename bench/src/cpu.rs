@@ -75,24 +75,20 @@ impl Sample {
     }
 }
 
-/// Microseconds of database CPU per transaction, from samples around
-/// `transactions`; `None` without both samples or transactions.
+/// Per transaction, from samples around `transactions`, in microseconds:
+/// the database's CPU (everything but this process and its children) and
+/// this process's own (broker, load generator, simulated partners). `None`
+/// without both samples or transactions.
 pub fn per_transaction_us(
     before: Option<Sample>,
     after: Option<Sample>,
     transactions: f64,
-) -> Option<f64> {
+) -> Option<(f64, f64)> {
     let (b, a) = (before?, after?);
-    (transactions > 0.0).then(|| a.others_since(&b) / transactions * 1e6)
-}
-
-/// Microseconds of this process's CPU (broker, load generator, simulated
-/// partners) per transaction.
-pub fn own_per_transaction_us(
-    before: Option<Sample>,
-    after: Option<Sample>,
-    transactions: f64,
-) -> Option<f64> {
-    let (b, a) = (before?, after?);
-    (transactions > 0.0).then(|| a.own_since(&b) / transactions * 1e6)
+    (transactions > 0.0).then(|| {
+        (
+            a.others_since(&b) / transactions * 1e6,
+            a.own_since(&b) / transactions * 1e6,
+        )
+    })
 }

@@ -207,11 +207,8 @@ where
     })
     .await;
     let (db_cpu_us, own_cpu_us) = if name.contains("PostgreSQL") {
-        let (after, n) = (cpu::Sample::now(), rps * started.elapsed().as_secs_f64());
-        (
-            cpu::per_transaction_us(cpu_before, after, n),
-            cpu::own_per_transaction_us(cpu_before, after, n),
-        )
+        let n = rps * started.elapsed().as_secs_f64();
+        cpu::per_transaction_us(cpu_before, cpu::Sample::now(), n).unzip()
     } else {
         (None, None)
     };

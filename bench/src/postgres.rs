@@ -189,7 +189,8 @@ async fn run_script(
             failed: None,
             runs: [tps; 2],
             db_cpu_us: transactions
-                .and_then(|n| crate::cpu::per_transaction_us(cpu_before, cpu_after, n)),
+                .and_then(|n| crate::cpu::per_transaction_us(cpu_before, cpu_after, n))
+                .map(|(database, _)| database),
         },
         _ => Limit {
             tps: 0.0,
