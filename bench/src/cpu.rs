@@ -11,8 +11,12 @@
 //! database CPU per claim compares the database work alone, which is what
 //! counts when PostgreSQL has a machine of its own (as in production).
 
-/// Clock ticks of the kernel's CPU accounting (`USER_HZ`: 100 on Linux for
-/// every architecture, whatever the kernel's own tick).
+/// Clock ticks of the kernel's CPU accounting in /proc (`USER_HZ`, which
+/// `sysconf(_SC_CLK_TCK)` reports: 100 on x86 and ARM Linux whatever the
+/// kernel's own tick; a few old architectures differ, where these figures
+/// would be off by that factor). pgbench's start (its connections' backends
+/// forked) counts as P0's database CPU: a small excess in runs of seconds,
+/// a large one in smoke runs (`-t 10`), whose figures mean nothing.
 const TICKS_PER_SEC: f64 = 100.0;
 
 #[derive(Clone, Copy, Debug)]

@@ -74,7 +74,6 @@ pub(crate) fn report(
                 .map(|p0| (r.saturation_rps / p0 * 1000.0).round() / 1000.0),
             "db_cpu_us_per_claim": r.db_cpu_us.map(f64::round),
             "own_cpu_us_per_claim": r.own_cpu_us.map(f64::round),
-            "own_cpu_us_per_claim": r.own_cpu_us.map(f64::round),
             "db_cpu_ratio_to_p0": r.db_cpu_us.zip(p0_cpu)
                 .map(|(us, p0)| (p0 / us * 1000.0).round() / 1000.0),
             "at_quarter_b": lat_json(&r.quarter_b),

@@ -325,15 +325,16 @@ pub async fn remigrate(db: &BenchDb) -> Migrations {
         failed: 0,
         error: None,
     };
-    let undone = admin(
-        db,
-        &[format!("SET search_path TO \"{}\";\n{UNDO}", db.schema)],
-    )
-    .await;
-    if let Some(e) = undone.first() {
-        out.error = Some(format!("undoing migrations 12 to 15: {e}"));
+    // The undo is written for these migrations: a later one must be added
+    // to it first.
+    if passerelle_broker::store::postgres::SCHEMA_VERSION != 15 {
+        out.error = Some(format!(
+            "the undo knows migrations 12 to 15, the schema has {}: extend UNDO",
+            passerelle_broker::store::postgres::SCHEMA_VERSION
+        ));
         return out;
     }
+    // The writer and its row, before anything is undone.
     let Ok((client, conn)) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await else {
         out.error = Some("the writer could not connect".into());
         return out;
@@ -343,25 +344,43 @@ pub async fn remigrate(db: &BenchDb) -> Migrations {
         "SET search_path TO \"{}\"; SET lock_timeout = '60s'",
         db.schema
     );
-    if let Err(e) = client.batch_execute(&setup).await {
-        out.error = Some(format!("writer: {e}"));
-        return out;
-    }
-    let row = client
-        .query_one(
-            "SELECT (SELECT COUNT(*) FROM ceiling_usage), \
-             (SELECT mutuelle_id FROM ceiling_usage LIMIT 1), \
-             (SELECT ceiling_key FROM ceiling_usage LIMIT 1)",
-            &[],
-        )
-        .await;
+    let row =
+        match client.batch_execute(&setup).await {
+            Ok(()) => client
+                .query_opt(
+                    "SELECT COUNT(*) OVER (), mutuelle_id, ceiling_key FROM ceiling_usage LIMIT 1",
+                    &[],
+                )
+                .await,
+            Err(e) => Err(e),
+        };
     let (rows, mutuelle, key): (i64, String, String) = match row {
-        Ok(r) => (r.get(0), r.get(1), r.get(2)),
+        Ok(Some(r)) => match (r.try_get(0), r.try_get(1), r.try_get(2)) {
+            (Ok(n), Ok(m), Ok(k)) => (n, m, k),
+            _ => {
+                out.error = Some("writer: unreadable ceiling row".into());
+                return out;
+            }
+        },
+        Ok(None) => {
+            out.error = Some("writer: no ceiling row seeded".into());
+            return out;
+        }
         Err(e) => {
             out.error = Some(format!("writer: {e}"));
             return out;
         }
     };
+    let undone = admin(
+        db,
+        &[format!("SET search_path TO \"{}\";\n{UNDO}", db.schema)],
+    )
+    .await;
+    if let Some(e) = undone.first() {
+        // One transaction: nothing was undone.
+        out.error = Some(format!("undoing migrations 12 to 15: {e}"));
+        return out;
+    }
     out.ceiling_rows = rows;
     let (done, mut until) = tokio::sync::watch::channel(false);
     let writer = tokio::spawn(async move {

@@ -448,7 +448,7 @@ impl Broker {
                 .defer_after(&scheme_id, &claim_id, rec.attempts, &busy(&partner.id))
                 .await;
         };
-        for _ in 0..MAX_CEILING_RETRIES {
+        for attempt in 0..MAX_CEILING_RETRIES {
             // The authorization the claim quotes, while it is in force
             // (read again at each attempt: it may have expired meanwhile).
             let prior = self.prior_terms(&rec.claim).await?;
@@ -456,7 +456,9 @@ impl Broker {
                 idempotency_key: &rec.adjudication_key,
                 claim: &rec.claim,
                 member_number: &rec.member_number,
-                member,
+                // Routing's read serves the first attempt; a ceiling that
+                // moved is computed again on everything read afresh.
+                member: member.filter(|_| attempt == 0),
                 prior: prior.as_ref().map(|(_, t)| t),
             };
             let out = Outbound {

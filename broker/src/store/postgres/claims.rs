@@ -143,9 +143,15 @@ impl ClaimStore for PgStore {
                             now_ms,
                         )
                         .await?;
-                        let row = coordinate(&tx, self.mark, &done).await?;
+                        // The row is locked and awaits its partner: the
+                        // statement changes it, or nothing commits.
+                        let row = coordinate(&tx, self.mark, &done).await?.ok_or_else(|| {
+                            StoreError::Backend(format!(
+                                "claim {claim_id} did not change under its row lock"
+                            ))
+                        })?;
                         tx.commit().await?;
-                        row
+                        Some(row)
                     }
                 };
                 row.map(|r| (r, core::stored_shares(claim, &shares)))
