@@ -561,18 +561,35 @@ pub(super) async fn rest_after_batch(began: tokio::time::Instant) {
 /// reading every claim (a subject without `/` splits to an empty scheme:
 /// PostgreSQL refuses a negative `substr` length, and may compute the key
 /// before it checks the `/`). `pos` is the backend's "position of a substring"
-/// function (`strpos`, `instr`); `cutoff` and `limit` its parameters.
-pub(super) fn prune_audit_sql(pos: &str, cutoff: &str, limit: &str) -> String {
+/// function (`strpos`, `instr`); `cutoff`, `from` and `limit` its
+/// parameters. It returns the time of each row deleted.
+///
+/// `from`: where the pass stands. A batch starts at the latest time the
+/// batch before it deleted, not at the oldest row: every row older than
+/// that was deleted or kept (a claim not final) by an earlier batch, and a
+/// kept row is not read again by each later batch. (Without it, a month
+/// whose claims are half not final read those rows again in every batch:
+/// 35 s and live p99 32 × idle at a million claims, docs/PERFORMANCE.md.)
+/// A row kept now is looked at again by the next pass.
+pub(super) fn prune_audit_sql(pos: &str, cutoff: &str, from: &str, limit: &str) -> String {
     format!(
         "DELETE FROM audit_log WHERE id IN (SELECT a.id FROM audit_log a WHERE a.at_ms < {cutoff} \
+         AND a.at_ms >= {from} \
          AND NOT EXISTS (SELECT 1 FROM claims c LEFT JOIN periods p ON p.id = c.period_id \
          WHERE {pos}(a.subject, '/') > 0 \
          AND c.scheme_id = substr(a.subject, 1, CASE WHEN {pos}(a.subject, '/') > 0 \
            THEN {pos}(a.subject, '/') - 1 ELSE 0 END) \
          AND c.claim_id = substr(a.subject, {pos}(a.subject, '/') + 1) \
          AND NOT (c.state IN ('cancelled', 'rejected') OR COALESCE(p.state, '') = 'settled')) \
-         ORDER BY a.at_ms LIMIT {limit})"
+         ORDER BY a.at_ms LIMIT {limit}) RETURNING at_ms"
     )
+}
+
+/// Where the next batch of a retention pass starts: the latest time this
+/// batch deleted (rows of that very millisecond may remain), else where it
+/// stood.
+pub(super) fn prune_from(from: i64, deleted: &[i64]) -> i64 {
+    deleted.iter().copied().max().unwrap_or(from).max(from)
 }
 
 /// The shares a claim's stored lines read back as (what [`line_rows`]

@@ -155,4 +155,29 @@ pub async fn retention_prunes_only_final_claims(store: Arc<dyn Store>) {
         Some(many.len() as u64)
     );
     assert_eq!(store.read_audit(0, 100).await.unwrap().len(), 7);
+    // Over several batches, kept rows (an open claim's) among deletable
+    // ones, several rows to a millisecond, batches ending mid-millisecond:
+    // each deletable row goes, each kept one stays.
+    let mixed: Vec<_> = (0..2 * super::super::core::PRUNE_BATCH + 501)
+        .map(|i| {
+            let subject = if i % 3 == 0 {
+                "CNSS/R-OPEN2"
+            } else {
+                "CNSS/eligibility"
+            };
+            row(3_000 + i / 7, subject)
+        })
+        .collect();
+    let kept = mixed.iter().filter(|e| e.subject == "CNSS/R-OPEN2").count();
+    store.append_audit(&mixed).await.unwrap();
+    assert_eq!(
+        store.prune_audit(5_000).await.unwrap(),
+        Some((mixed.len() - kept) as u64)
+    );
+    let left = store.read_audit(0, 10_000).await.unwrap();
+    assert_eq!(left.len(), 7 + kept);
+    assert!(
+        left.iter()
+            .all(|(_, e)| e.subject != "CNSS/eligibility" || e.at_ms == 9_000)
+    );
 }

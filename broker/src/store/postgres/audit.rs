@@ -19,8 +19,8 @@ impl AuditStore for PgStore {
     }
 
     async fn prune_audit(&self, before_ms: i64) -> Result<Option<u64>, StoreError> {
-        let sql = core::prune_audit_sql("strpos", "$1", "$2");
-        let mut total = 0;
+        let sql = core::prune_audit_sql("strpos", "$1", "$2", "$3");
+        let (mut total, mut from) = (0, i64::MIN);
         // One batch per transaction, each under the retention lock: the
         // replica that holds it prunes, the others skip their turn. A pooled
         // connection per batch, given back before the rest.
@@ -39,8 +39,14 @@ impl AuditStore for PgStore {
             if !got {
                 return Ok((total > 0).then_some(total));
             }
-            let n = x(&tx, &sql, &[&before_ms, &core::PRUNE_BATCH]).await?;
+            let deleted: Vec<i64> = q(&tx, &sql, &[&before_ms, &from, &core::PRUNE_BATCH])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
             tx.commit().await?;
+            from = core::prune_from(from, &deleted);
+            let n = deleted.len() as u64;
             total += n;
             if n < core::PRUNE_BATCH as u64 {
                 return Ok(Some(total));

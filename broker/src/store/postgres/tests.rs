@@ -161,8 +161,8 @@ async fn long_reads_and_pruning_do_not_hold_the_cursor_back() {
     let prune = pruner.transaction().await.unwrap();
     prune
         .execute(
-            &crate::store::core::prune_audit_sql("strpos", "$1", "$2"),
-            &[&i64::MAX, &crate::store::core::PRUNE_BATCH],
+            &crate::store::core::prune_audit_sql("strpos", "$1", "$2", "$3"),
+            &[&i64::MAX, &i64::MIN, &crate::store::core::PRUNE_BATCH],
         )
         .await
         .unwrap();

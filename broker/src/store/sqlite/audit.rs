@@ -19,16 +19,21 @@ impl AuditStore for SqliteStore {
     async fn prune_audit(&self, before_ms: i64) -> Result<Option<u64>, StoreError> {
         let mut total = 0;
         // One batch per turn of the writer: claims wait at most one batch.
+        let mut from = i64::MIN;
         loop {
             let began = tokio::time::Instant::now();
-            let n = self
+            let deleted: Vec<i64> = self
                 .with(move |c| {
-                    let sql = core::prune_audit_sql("instr", "?1", "?2");
-                    Ok(c.prepare_cached(&sql)?
-                        .execute(params![before_ms, core::PRUNE_BATCH])?
-                        as u64)
+                    let sql = core::prune_audit_sql("instr", "?1", "?2", "?3");
+                    let mut st = c.prepare_cached(&sql)?;
+                    let rows = st.query_map(params![before_ms, from, core::PRUNE_BATCH], |r| {
+                        r.get::<_, i64>(0)
+                    })?;
+                    Ok(rows.collect::<Result<Vec<_>, _>>()?)
                 })
                 .await?;
+            from = core::prune_from(from, &deleted);
+            let n = deleted.len() as u64;
             total += n;
             if n < core::PRUNE_BATCH as u64 {
                 return Ok(Some(total));
