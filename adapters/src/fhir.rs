@@ -393,6 +393,27 @@ fn status_error(status: hyper::StatusCode, body: &[u8]) -> AdapterError {
 }
 
 impl FhirAdapter {
+    /// A ClaimResponse to a claim or to planned care, read into the
+    /// shares of its lines (the lines without a partner code merged back
+    /// in, as the broker adjudicated them) and the partner's reference.
+    fn lines_of(
+        &self,
+        v: &Value,
+        mapped: crate::codes::MappedClaim,
+        currency: &str,
+    ) -> Result<(Vec<passerelle_domain::LineShare>, String), AdapterError> {
+        let parsed = parse_claim_response(
+            v,
+            self.cfg.dialect,
+            &self.cfg.currency_symbols,
+            Some(currency),
+        )
+        .map_err(malformed)?;
+        let (shares, reference) =
+            shares_from_response(parsed, self.cfg.dialect, &mapped.lines, currency)?;
+        Ok((crate::codes::merge(shares, mapped.unmapped), reference))
+    }
+
     /// Relative paths must be resolved first (the registry does it).
     pub fn new(mutuelle_id: &str, cfg: &FhirConfig) -> Result<FhirAdapter, String> {
         let http = HttpClient::new(
@@ -614,17 +635,9 @@ impl Adapter for FhirAdapter {
                     .await?
             }
         };
-        let parsed = parse_claim_response(
-            &v,
-            self.cfg.dialect,
-            &self.cfg.currency_symbols,
-            Some(&c.currency),
-        )
-        .map_err(malformed)?;
-        let (shares, reference) =
-            shares_from_response(parsed, self.cfg.dialect, &mapped.lines, &c.currency)?;
+        let (lines, reference) = self.lines_of(&v, mapped, &c.currency)?;
         Ok(PartnerAdjudication {
-            lines: crate::codes::merge(shares, mapped.unmapped),
+            lines,
             partner_reference: reference,
             product: None::<ProductRef>,
             consumption: Vec::new(),
@@ -657,17 +670,9 @@ impl Adapter for FhirAdapter {
             .post("/Claim", &claim, Some(req.idempotency_key))
             .await?;
         let (pre_auth_ref, valid_until) = preauthorization_terms(&v)?;
-        let parsed = parse_claim_response(
-            &v,
-            self.cfg.dialect,
-            &self.cfg.currency_symbols,
-            Some(&c.currency),
-        )
-        .map_err(malformed)?;
-        let (shares, reference) =
-            shares_from_response(parsed, self.cfg.dialect, &mapped.lines, &c.currency)?;
+        let (lines, reference) = self.lines_of(&v, mapped, &c.currency)?;
         Ok(Commitment {
-            lines: crate::codes::merge(shares, mapped.unmapped),
+            lines,
             partner_reference: pre_auth_ref.unwrap_or(reference),
             valid_until,
             // FHIR carries no billing tolerance: none.

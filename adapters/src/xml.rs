@@ -732,39 +732,54 @@ impl Adapter for XmlAdapter {
                 "this mutuelle's XML mapping has no [release] operation".into(),
             ));
         };
-        let mut ctx: Ctx = CLAIM_VARS.iter().map(|k| (k.to_string(), t(""))).collect();
-        ctx.insert("key".into(), t(req.idempotency_key));
-        ctx.insert("prior_reference".into(), t(req.partner_reference));
-        ctx.insert("scheme_id".into(), t(req.scheme_id));
-        ctx.insert("claim_id".into(), t(req.authorization_id));
-        ctx.insert("reason".into(), t(req.reason));
-        ctx.insert("lines".into(), Val::List(vec![]));
-        ctx.insert("diagnoses".into(), Val::List(vec![]));
-        let body = render(&op.template, &ctx).map_err(AdapterError::Malformed)?;
-        let root = self.call(op, body).await?;
-        if let Some(e) = refusal(&op.answer, &root) {
-            return Err(e);
-        }
-        Ok(())
+        let ctx = ending_ctx(
+            req.idempotency_key,
+            req.scheme_id,
+            req.authorization_id,
+            req.reason,
+            ("prior_reference", req.partner_reference),
+        );
+        self.end(op, &ctx).await
     }
 
     async fn cancel(&self, req: CancelRequest<'_>) -> Result<(), AdapterError> {
-        let mut ctx: Ctx = CLAIM_VARS.iter().map(|k| (k.to_string(), t(""))).collect();
-        ctx.insert("key".into(), t(req.idempotency_key));
-        ctx.insert("adjudication_key".into(), t(req.adjudication_key));
-        ctx.insert("scheme_id".into(), t(req.scheme_id));
-        ctx.insert("claim_id".into(), t(req.claim_id));
-        ctx.insert("reason".into(), t(req.reason));
-        ctx.insert("lines".into(), Val::List(vec![]));
-        ctx.insert("diagnoses".into(), Val::List(vec![]));
-        let op = &self.cfg.cancel;
-        let body = render(&op.template, &ctx).map_err(AdapterError::Malformed)?;
-        let root = self.call(op, body).await?;
-        if let Some(e) = refusal(&op.answer, &root) {
-            return Err(e);
-        }
-        Ok(())
+        let ctx = ending_ctx(
+            req.idempotency_key,
+            req.scheme_id,
+            req.claim_id,
+            req.reason,
+            ("adjudication_key", req.adjudication_key),
+        );
+        self.end(&self.cfg.cancel, &ctx).await
     }
+}
+
+impl XmlAdapter {
+    /// Sends a cancel or a release: the answer says only whether the
+    /// mutuelle refused it.
+    async fn end(&self, op: &Operation, ctx: &Ctx) -> Result<(), AdapterError> {
+        let body = render(&op.template, ctx).map_err(AdapterError::Malformed)?;
+        let root = self.call(op, body).await?;
+        match refusal(&op.answer, &root) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The variables of a cancel or a release: its key, scheme, id and reason,
+/// the key it ends (`ends`: name and value), no lines, every other claim
+/// variable empty.
+fn ending_ctx(key: &str, scheme_id: &str, id: &str, reason: &str, ends: (&str, &str)) -> Ctx {
+    let mut ctx: Ctx = CLAIM_VARS.iter().map(|k| (k.to_string(), t(""))).collect();
+    ctx.insert("key".into(), t(key));
+    ctx.insert(ends.0.into(), t(ends.1));
+    ctx.insert("scheme_id".into(), t(scheme_id));
+    ctx.insert("claim_id".into(), t(id));
+    ctx.insert("reason".into(), t(reason));
+    ctx.insert("lines".into(), Val::List(vec![]));
+    ctx.insert("diagnoses".into(), Val::List(vec![]));
+    ctx
 }
 
 #[cfg(test)]

@@ -9,3 +9,34 @@ pub mod fuzzing;
 pub mod opening_csv;
 pub mod roster_csv;
 pub mod xlsx;
+
+/// [`spreadsheet`]'s records, header names and text.
+pub(crate) type Spreadsheet<'a> = (csv::Reader<&'a [u8]>, Vec<String>, &'a str);
+
+/// A spreadsheet's text as CSV records, as a clerk's tools save it: a
+/// leading byte-order mark dropped, `;` or `,` as the separator (whichever
+/// the header line has more of: French spreadsheets use `;`), ragged rows
+/// allowed, cells trimmed; and the header's names in lower case, and the
+/// text read (without the mark: a record's byte position is in it). `file`
+/// (its name) begins the error of an unreadable header.
+pub(crate) fn spreadsheet<'a>(text: &'a str, file: &str) -> Result<Spreadsheet<'a>, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let first = text.lines().next().unwrap_or("");
+    let sep = if first.matches(';').count() > first.matches(',').count() {
+        b';'
+    } else {
+        b','
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(sep)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let header = reader
+        .headers()
+        .map_err(|e| format!("{file}: header: {e}"))?
+        .iter()
+        .map(|h| h.to_lowercase())
+        .collect();
+    Ok((reader, header, text))
+}

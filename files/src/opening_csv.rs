@@ -89,24 +89,7 @@ impl OpeningFile {
     /// Reads a file's text; `file` (its name) begins every error. An
     /// unreadable header is an error; bad cells are collected in `bad`.
     pub fn parse(text: &str, file: &str) -> Result<OpeningFile, String> {
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let first = text.lines().next().unwrap_or("");
-        let sep = if first.matches(';').count() > first.matches(',').count() {
-            b';'
-        } else {
-            b','
-        };
-        let mut reader = csv::ReaderBuilder::new()
-            .delimiter(sep)
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .from_reader(text.as_bytes());
-        let header: Vec<String> = reader
-            .headers()
-            .map_err(|e| format!("{file}: header: {e}"))?
-            .iter()
-            .map(|h| h.to_lowercase())
-            .collect();
+        let (mut reader, header, text) = crate::spreadsheet(text, file)?;
         // Each column by its English name, whichever name the file uses.
         let mut at = std::collections::HashMap::new();
         for (i, h) in header.iter().enumerate() {

@@ -171,24 +171,7 @@ impl RosterFile {
     /// Reads and checks a roster's text; `file` (its name) begins every
     /// error.
     pub fn parse(text: &str, file: &str) -> Result<RosterFile, String> {
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let first = text.lines().next().unwrap_or("");
-        let sep = if first.matches(';').count() > first.matches(',').count() {
-            b';'
-        } else {
-            b','
-        };
-        let mut reader = csv::ReaderBuilder::new()
-            .delimiter(sep)
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .from_reader(text.as_bytes());
-        let header: Vec<String> = reader
-            .headers()
-            .map_err(|e| format!("{file}: header: {e}"))?
-            .iter()
-            .map(|h| h.to_ascii_lowercase())
-            .collect();
+        let (mut reader, header, text) = crate::spreadsheet(text, file)?;
         for r in REQUIRED {
             if !header.iter().any(|h| h == r) {
                 return Err(format!("{file}: line 1: the header has no column {r:?}"));
