@@ -95,7 +95,7 @@ INSERT INTO audit_log (at_ms, direction, party, method, subject, request_hash, o
     CASE WHEN g % 2 = 0 THEN 'CoordinateClaim' ELSE 'CheckEligibility' END,
     CASE WHEN g % 2 = 0 THEN 'CNSS/SC-' || (g / 2) ELSE 'CNSS/eligibility' END, 'h', 'ok'
   FROM generate_series(1::BIGINT, {two_n}) g;
-ANALYZE;",
+ANALYZE members, claims, claim_lines, ceiling_usage, claim_consumption, audit_log;",
         schema = db.schema,
         two_n = 2 * n,
     );
@@ -182,6 +182,10 @@ pub async fn prune_month(store: &Arc<dyn Store>) -> (u64, f64) {
 /// `passerelle statement export` reads it), and the same statement read
 /// whole from the store as before pages, each with the process's memory.
 pub struct Export {
+    /// The month's close (the store's `close_period`): its claims, and how
+    /// long it took.
+    pub closed_claims: u32,
+    pub close_secs: f64,
     pub lines: u64,
     pub pages: u64,
     pub secs: f64,
@@ -204,14 +208,26 @@ fn rss_mib() -> f64 {
         / 1024.0
 }
 
-/// Exports [`LARGE`]'s open statement through `channel` by pages of 5,000
-/// lines (each page encoded as the CLI's CSV would be, then dropped), then
-/// reads it whole from `store`.
+/// Closes [`LARGE`]'s month (the seeded year, as one period: the largest
+/// statement there can be) and exports its statement through `channel` by
+/// pages of 5,000 lines (each page encoded as the CLI's CSV would be, then
+/// dropped), then reads it whole from `store`.
 pub async fn export_statement(
     channel: tonic::transport::Channel,
     store: &Arc<dyn Store>,
 ) -> Export {
     use passerelle_proto::settlement::v1 as pb;
+    let t0 = Instant::now();
+    let closed = store
+        .close_period(
+            "CNSS",
+            LARGE,
+            &passerelle_broker::store::CloseUpTo::everything(),
+            passerelle_broker::audit::now_ms(),
+        )
+        .await
+        .expect("the month closed");
+    let close_secs = t0.elapsed().as_secs_f64();
     let mut client = pb::settlement_service_client::SettlementServiceClient::new(channel);
     let rss_before_mib = rss_mib();
     crate::load::reset_peak_rss(None);
@@ -219,7 +235,7 @@ pub async fn export_statement(
     let mut request = pb::GetStatementRequest {
         scheme_id: "CNSS".into(),
         mutuelle_id: LARGE.into(),
-        number: 0,
+        number: closed.number,
         page_size: 5_000,
         page_token: String::new(),
     };
@@ -245,12 +261,14 @@ pub async fn export_statement(
     let peak_mib = crate::load::peak_rss_kib(None) as f64 / 1024.0;
     crate::load::reset_peak_rss(None);
     let whole = store
-        .statement("CNSS", LARGE, 0)
+        .statement("CNSS", LARGE, closed.number)
         .await
         .expect("the whole statement");
     let whole_peak_mib = crate::load::peak_rss_kib(None) as f64 / 1024.0;
     drop(whole);
     Export {
+        closed_claims: closed.claim_count,
+        close_secs,
         lines,
         pages,
         secs,
@@ -284,13 +302,21 @@ pub struct EligibilityAtScale {
 /// The version the seeded store is taken back to before [`remigrate`]: the
 /// migrations after it (12: ceiling holds, two columns with their CHECK on
 /// every ceiling row, and the prior authorizations' table; 13: opening
-/// balances; 14: an index on an empty table; 15: the refusal function) are
-/// the last ones of a release, the kind an upgrade applies.
+/// balances; 14: an index on an empty table; 15: the refusal function; 16:
+/// the statement's index over every claim) are the last ones of a
+/// release, the kind an upgrade applies.
 const MIGRATED_FROM: i64 = 11;
 
 /// What undoing them takes (the seeded store holds no hold, authorization
-/// or opening balance: nothing is lost).
-const UNDO: &str = "DROP FUNCTION passerelle_refuse(INT);
+/// or opening balance: nothing is lost; the large mutuelle's closed month
+/// loses its stored totals, which are then added up when read, as for a
+/// period closed before migration 16).
+const UNDO: &str =
+    "CREATE INDEX claims_settlement ON claims (scheme_id, mutuelle_id, period_id, state);
+DROP INDEX claims_statement;
+ALTER TABLE periods DROP COLUMN claim_count, DROP COLUMN billed_total, DROP COLUMN scheme_total,
+    DROP COLUMN mutuelle_total, DROP COLUMN recoveries_total;
+DROP FUNCTION passerelle_refuse(INT);
 DROP TABLE opening_balances;
 DROP TABLE prior_authorizations;
 ALTER TABLE ceiling_usage DROP COLUMN held_amount, DROP COLUMN held_count;
@@ -298,8 +324,8 @@ DELETE FROM schema_version WHERE version > 11;";
 
 /// The migrations after [`MIGRATED_FROM`] applied to the seeded data as an
 /// upgrade would (`PgStore::migrate`, one transaction), while a writer
-/// updates one seeded ceiling row every 2 ms, as each claim's outcome
-/// does.
+/// updates one seeded ceiling row and one seeded claim every 2 ms, as each
+/// claim's outcome does.
 pub struct Migrations {
     pub from: i64,
     pub to: i64,
@@ -307,8 +333,11 @@ pub struct Migrations {
     /// Rows of the table the migrations change (`ceiling_usage`).
     pub ceiling_rows: i64,
     pub writes: u64,
-    /// The writer's longest write: how long the migrations held writers.
+    /// The writer's longest write of a ceiling row: how long the
+    /// migrations held ceiling writers.
     pub longest_write_ms: f64,
+    /// The same for a claim's row.
+    pub longest_claim_write_ms: f64,
     /// Writes that failed (the writer gives up after 60 s).
     pub failed: u64,
     pub error: Option<String>,
@@ -322,14 +351,15 @@ pub async fn remigrate(db: &BenchDb) -> Migrations {
         ceiling_rows: 0,
         writes: 0,
         longest_write_ms: 0.0,
+        longest_claim_write_ms: 0.0,
         failed: 0,
         error: None,
     };
     // The undo is written for these migrations: a later one must be added
     // to it first.
-    if passerelle_broker::store::postgres::SCHEMA_VERSION != 15 {
+    if passerelle_broker::store::postgres::SCHEMA_VERSION != 16 {
         out.error = Some(format!(
-            "the undo knows migrations 12 to 15, the schema has {}: extend UNDO",
+            "the undo knows migrations 12 to 16, the schema has {}: extend UNDO",
             passerelle_broker::store::postgres::SCHEMA_VERSION
         ));
         return out;
@@ -344,19 +374,21 @@ pub async fn remigrate(db: &BenchDb) -> Migrations {
         "SET search_path TO \"{}\"; SET lock_timeout = '60s'",
         db.schema
     );
-    let row =
-        match client.batch_execute(&setup).await {
-            Ok(()) => client
+    let row = match client.batch_execute(&setup).await {
+        Ok(()) => {
+            client
                 .query_opt(
-                    "SELECT COUNT(*) OVER (), mutuelle_id, ceiling_key FROM ceiling_usage LIMIT 1",
+                    "SELECT COUNT(*) OVER (), mutuelle_id, ceiling_key, \
+                     (SELECT MIN(id) FROM claims) FROM ceiling_usage LIMIT 1",
                     &[],
                 )
-                .await,
-            Err(e) => Err(e),
-        };
-    let (rows, mutuelle, key): (i64, String, String) = match row {
-        Ok(Some(r)) => match (r.try_get(0), r.try_get(1), r.try_get(2)) {
-            (Ok(n), Ok(m), Ok(k)) => (n, m, k),
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    let (rows, mutuelle, key, claim): (i64, String, String, i64) = match row {
+        Ok(Some(r)) => match (r.try_get(0), r.try_get(1), r.try_get(2), r.try_get(3)) {
+            (Ok(n), Ok(m), Ok(k), Ok(c)) => (n, m, k, c),
             _ => {
                 out.error = Some("writer: unreadable ceiling row".into());
                 return out;
@@ -378,13 +410,13 @@ pub async fn remigrate(db: &BenchDb) -> Migrations {
     .await;
     if let Some(e) = undone.first() {
         // One transaction: nothing was undone.
-        out.error = Some(format!("undoing migrations 12 to 15: {e}"));
+        out.error = Some(format!("undoing migrations 12 to 16: {e}"));
         return out;
     }
     out.ceiling_rows = rows;
     let (done, mut until) = tokio::sync::watch::channel(false);
     let writer = tokio::spawn(async move {
-        let (mut writes, mut failed, mut longest) = (0u64, 0u64, 0f64);
+        let (mut writes, mut failed, mut longest) = (0u64, 0u64, [0f64; 2]);
         loop {
             let t = Instant::now();
             let r = client
@@ -394,9 +426,18 @@ pub async fn remigrate(db: &BenchDb) -> Migrations {
                     &[&mutuelle, &key],
                 )
                 .await;
-            longest = longest.max(t.elapsed().as_secs_f64() * 1e3);
-            writes += 1;
+            longest[0] = longest[0].max(t.elapsed().as_secs_f64() * 1e3);
             failed += u64::from(r.is_err());
+            let t = Instant::now();
+            let r = client
+                .execute(
+                    "UPDATE claims SET updated_ms = updated_ms WHERE id = $1",
+                    &[&claim],
+                )
+                .await;
+            longest[1] = longest[1].max(t.elapsed().as_secs_f64() * 1e3);
+            failed += u64::from(r.is_err());
+            writes += 2;
             if *until.borrow() {
                 return (writes, failed, longest);
             }
@@ -416,7 +457,8 @@ pub async fn remigrate(db: &BenchDb) -> Migrations {
         Err(e) => out.error = Some(format!("migrate: {e}")),
     }
     if let Ok((writes, failed, longest)) = writer.await {
-        (out.writes, out.failed, out.longest_write_ms) = (writes, failed, longest);
+        (out.writes, out.failed) = (writes, failed);
+        [out.longest_write_ms, out.longest_claim_write_ms] = longest;
     }
     out
 }

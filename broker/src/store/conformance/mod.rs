@@ -301,7 +301,7 @@ pub(crate) async fn coordinate(store: &Arc<dyn Store>, c: Claim, ms: &[i64]) {
 /// on a store it seeded (claims `S1`.. of CNSS, mutuelles `MUT-0`..,
 /// members `M-1`.. of beneficiaries `TG-1`..., audit rows of `CNSS/S..`):
 /// see the backends' `hot_and_listing_paths_use_indexes_on_a_seeded_store`.
-pub const HOT_CALLS: [&str; 14] = [
+pub const HOT_CALLS: [&str; 16] = [
     "new claim and its outcome",
     "get_claim",
     "list_changed",
@@ -316,6 +316,8 @@ pub const HOT_CALLS: [&str; 14] = [
     "list_claims",
     "list_claims waiting, every scheme",
     "statement",
+    "close_period",
+    "statement page",
 ];
 
 /// Makes the call `what` of [`HOT_CALLS`] on a seeded store.
@@ -376,6 +378,35 @@ pub async fn hot_call(store: &Arc<dyn Store>, what: &str) {
         }
         "statement" => {
             store.statement("CNSS", "MUT-7", 1).await.unwrap();
+        }
+        // MUT-7's month closed (claims S7, S207, ..., all paid to P7).
+        "close_period" => {
+            let p = store
+                .close_period("CNSS", "MUT-7", &crate::store::CloseUpTo::everything(), 5)
+                .await
+                .unwrap();
+            assert_eq!(p.number, 1);
+            assert!(p.claim_count > 10, "{}", p.claim_count);
+        }
+        // A page in the middle of the statement of MUT-7's closed month: it
+        // starts after S3007's lines.
+        "statement page" => {
+            let page = crate::store::StatementPage {
+                after: Some(crate::store::LineKey {
+                    payee_type: "provider".into(),
+                    payee_id: "P7".into(),
+                    claim_id: "S3007".into(),
+                    sequence: u32::MAX,
+                }),
+                size: 5,
+            };
+            let data = store
+                .statement_page("CNSS", "MUT-7", 1, Some(&page))
+                .await
+                .unwrap();
+            assert_eq!(data.lines.len(), 5);
+            assert!(data.lines.iter().all(|l| l.claim_id.as_str() > "S3007"));
+            assert!(data.next.is_some());
         }
         other => panic!("no hot call named {other}"),
     }

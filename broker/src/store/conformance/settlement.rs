@@ -232,3 +232,38 @@ pub async fn a_statement_reads_by_pages(store: Arc<dyn Store>) {
         .unwrap();
     assert!(empty.lines.is_empty() && empty.next.is_none());
 }
+
+/// A closed period's totals are stored when it closes, and read as stored
+/// afterwards; a period closed before they were stored (schema 16: `forget`
+/// erases them, as such a period has none) has them added up from its
+/// claims when read, and the two agree.
+pub async fn period_totals_stored_at_close_agree_with_their_claims<F, Fut>(
+    store: Arc<dyn Store>,
+    forget: F,
+) where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    coordinate(&store, sample_claim("CNSS", "T1", "I1"), &[1500, 3000]).await;
+    let mut member_paid = sample_claim("CNSS", "T2", "I2");
+    member_paid.payee = Payee::Member;
+    coordinate(&store, member_paid, &[1000, 0]).await;
+    let closed = store
+        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 5_000)
+        .await
+        .unwrap();
+    assert_eq!((closed.claim_count, closed.totals.mutuelle), (2, 5500));
+    let stored = store.list_periods("CNSS", "MUT-A").await.unwrap();
+    assert_eq!(stored[1], closed);
+    assert_eq!(
+        store.statement("CNSS", "MUT-A", 1).await.unwrap().period,
+        closed
+    );
+    forget().await;
+    let added = store.list_periods("CNSS", "MUT-A").await.unwrap();
+    assert_eq!(added[1], closed);
+    assert_eq!(
+        store.statement("CNSS", "MUT-A", 1).await.unwrap().period,
+        closed
+    );
+}

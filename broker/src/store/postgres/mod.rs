@@ -63,6 +63,8 @@ pub struct PgStore {
     /// The second key of this schema's writer mark ([`changes`]).
     mark: i64,
     products: super::ProductCache,
+    /// `statement_timeout_ms` of the config, every connection's.
+    statement_timeout_ms: u64,
 }
 
 /// The SQLSTATE of `passerelle_refuse` (migration 15): a statement that
@@ -242,6 +244,7 @@ impl PgStore {
             mark: changes::mark_key(&schema),
             schema,
             products: Default::default(),
+            statement_timeout_ms: cfg.statement_timeout_ms,
         })
     }
 
@@ -457,23 +460,24 @@ async fn period_totals<C: GenericClient + Sync>(
 ) -> Result<(u32, Totals, i64), StoreError> {
     // Sums as text, read in i128 (`sum_at`): SUM(BIGINT) is NUMERIC and
     // never overflows, but a cast back to BIGINT would.
-    let (claims_sql, rec_sql) = match period_id {
-        None => (
-            "SELECT COUNT(*), COALESCE(SUM(billed_total), 0)::TEXT, COALESCE(SUM(scheme_total), 0)::TEXT, \
-             COALESCE(SUM(mutuelle_total), 0)::TEXT FROM claims \
-             WHERE scheme_id = $1 AND mutuelle_id = $2 AND period_id IS NULL AND state = 'coordinated' AND $3::BIGINT IS NULL",
+    let claims_sql = format!(
+        "SELECT COUNT(*), COALESCE(SUM(c.billed_total), 0)::TEXT, COALESCE(SUM(c.scheme_total), 0)::TEXT, \
+         COALESCE(SUM(c.mutuelle_total), 0)::TEXT FROM claims c \
+         WHERE c.scheme_id = $1 AND c.mutuelle_id = $2 AND {}",
+        core::period_claims(period_id.is_none(), "$3")
+    );
+    let rec_sql = match period_id {
+        None => {
             "SELECT COALESCE(SUM(amount), 0)::TEXT FROM recoveries \
-             WHERE scheme_id = $1 AND mutuelle_id = $2 AND period_id IS NULL AND $3::BIGINT IS NULL",
-        ),
-        Some(_) => (
-            "SELECT COUNT(*), COALESCE(SUM(billed_total), 0)::TEXT, COALESCE(SUM(scheme_total), 0)::TEXT, \
-             COALESCE(SUM(mutuelle_total), 0)::TEXT FROM claims \
-             WHERE scheme_id = $1 AND mutuelle_id = $2 AND period_id = $3",
+             WHERE scheme_id = $1 AND mutuelle_id = $2 AND period_id IS NULL AND $3::BIGINT = 0"
+        }
+        Some(_) => {
             "SELECT COALESCE(SUM(amount), 0)::TEXT FROM recoveries \
-             WHERE scheme_id = $1 AND mutuelle_id = $2 AND period_id = $3",
-        ),
+             WHERE scheme_id = $1 AND mutuelle_id = $2 AND period_id = $3"
+        }
     };
-    let r = q1(c, claims_sql, &[&scheme, &mutuelle, &period_id])
+    let period_id = period_id.unwrap_or(0);
+    let r = q1(c, &claims_sql, &[&scheme, &mutuelle, &period_id])
         .await?
         .ok_or_else(|| backend("no row"))?;
     let rec = q1(c, rec_sql, &[&scheme, &mutuelle, &period_id])
@@ -505,6 +509,24 @@ async fn open_period<C: GenericClient + Sync>(
     scheme: &str,
     mutuelle: &str,
 ) -> Result<PeriodRecord, StoreError> {
+    let number = open_number(c, scheme, mutuelle).await?;
+    let (claim_count, totals, recoveries) = period_totals(c, scheme, mutuelle, None).await?;
+    Ok(core::open_period(
+        scheme,
+        mutuelle,
+        number,
+        claim_count,
+        totals,
+        recoveries,
+    ))
+}
+
+/// The open period's number, without its totals.
+async fn open_number<C: GenericClient + Sync>(
+    c: &C,
+    scheme: &str,
+    mutuelle: &str,
+) -> Result<u32, StoreError> {
     let number: i64 = q1(
         c,
         "SELECT COALESCE(MAX(number), 0) + 1 FROM periods WHERE scheme_id = $1 AND mutuelle_id = $2",
@@ -513,15 +535,7 @@ async fn open_period<C: GenericClient + Sync>(
     .await?
     .ok_or_else(|| backend("no row"))?
     .get(0);
-    let (claim_count, totals, recoveries) = period_totals(c, scheme, mutuelle, None).await?;
-    Ok(core::open_period(
-        scheme,
-        mutuelle,
-        number as u32,
-        claim_count,
-        totals,
-        recoveries,
-    ))
+    Ok(number as u32)
 }
 
 async fn load_period<C: GenericClient + Sync>(
@@ -542,8 +556,11 @@ async fn load_period<C: GenericClient + Sync>(
     else {
         return Ok(None);
     };
-    let (id, mut p) = core::period(&r, scheme, mutuelle, number)?;
-    (p.claim_count, p.totals, p.recoveries) = period_totals(c, scheme, mutuelle, Some(id)).await?;
+    let (id, mut p, stored) = core::period(&r, scheme, mutuelle, number)?;
+    if !stored {
+        (p.claim_count, p.totals, p.recoveries) =
+            period_totals(c, scheme, mutuelle, Some(id)).await?;
+    }
     Ok(Some((id, p)))
 }
 

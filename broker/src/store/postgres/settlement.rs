@@ -29,8 +29,15 @@ impl SettlementStore for PgStore {
     ) -> Result<PeriodRecord, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
+        // A month of a large mutuelle is hundreds of thousands of claims,
+        // each written: not a live call's statement (CLOSE_TIMEOUT_MS).
+        tx.batch_execute(&format!(
+            "SET LOCAL statement_timeout = {}",
+            CLOSE_TIMEOUT_MS.max(self.statement_timeout_ms)
+        ))
+        .await?;
         advisory_lock(&tx, &format!("period\u{1f}{scheme_id}\u{1f}{mutuelle_id}")).await?;
-        let number = open_period(&tx, scheme_id, mutuelle_id).await?.number;
+        let number = open_number(&tx, scheme_id, mutuelle_id).await?;
         let id: i64 = q1(
             &tx,
             "INSERT INTO periods (scheme_id, mutuelle_id, number, state, closed_ms) VALUES ($1, $2, $3, 'closed', $4) RETURNING id",
@@ -41,8 +48,11 @@ impl SettlementStore for PgStore {
         .get(0);
         let claims = x(
             &tx,
-            "UPDATE claims SET period_id = $3 WHERE scheme_id = $1 AND mutuelle_id = $2 \
-             AND period_id IS NULL AND state = 'coordinated' AND updated_ms <= $4",
+            &format!(
+                "UPDATE claims c SET period_id = $3 WHERE c.scheme_id = $1 AND c.mutuelle_id = $2 \
+                 AND {} AND c.updated_ms <= $4",
+                core::period_claims(true, "0")
+            ),
             &[&scheme_id, &mutuelle_id, &id, &upto.until_ms],
         )
         .await?;
@@ -59,6 +69,19 @@ impl SettlementStore for PgStore {
             .await?
             .ok_or_else(|| backend("period vanished"))?;
         core::check_close(&p, upto)?;
+        x(
+            &tx,
+            &core::store_period_totals(["$1", "$2", "$3", "$4", "$5", "$6"]),
+            &[
+                &i64::from(p.claim_count),
+                &p.totals.billed,
+                &p.totals.scheme,
+                &p.totals.mutuelle,
+                &p.recoveries,
+                &id,
+            ],
+        )
+        .await?;
         tx.commit().await?;
         Ok(p)
     }
@@ -114,51 +137,36 @@ impl SettlementStore for PgStore {
         page: Option<&StatementPage>,
     ) -> Result<StatementData, StoreError> {
         let c = self.client().await?;
-        let open = open_period(&c, scheme_id, mutuelle_id).await?;
-        let (period, id) = if core::statement_of_open(number, open.number) {
-            (open, None)
+        let open = open_number(&c, scheme_id, mutuelle_id).await?;
+        let (period, id) = if core::statement_of_open(number, open) {
+            (open_period(&c, scheme_id, mutuelle_id).await?, None)
         } else {
             let (id, p) = load_period(&c, scheme_id, mutuelle_id, number)
                 .await?
                 .ok_or_else(|| core::no_such_period(scheme_id, mutuelle_id, number))?;
             (p, Some(id))
         };
-        let (claim_cond, rec_cond) = match id {
-            None => (
-                "c.period_id IS NULL AND c.state = 'coordinated' AND $3::BIGINT IS NULL",
-                "r.period_id IS NULL AND $3::BIGINT IS NULL",
-            ),
-            Some(_) => ("c.period_id = $3", "r.period_id = $3"),
+        let open = id.is_none();
+        let rec_cond = match id {
+            None => "r.period_id IS NULL AND $3::BIGINT = 0",
+            Some(_) => "r.period_id = $3",
         };
+        let id = id.unwrap_or(0);
         let after = page.and_then(|p| p.after.as_ref());
         let limit = core::statement_limit(page);
         let rows = match after {
             None => {
-                q(
-                    &c,
-                    &format!(
-                        "SELECT {} FROM claims c JOIN claim_lines l ON l.claim_pk = c.id \
-                         WHERE c.scheme_id = $1 AND c.mutuelle_id = $2 AND {claim_cond} \
-                         {} LIMIT $4",
-                        core::statement_line_cols(),
-                        core::statement_order(BYTES)
-                    ),
-                    &[&scheme_id, &mutuelle_id, &id, &limit],
-                )
-                .await?
+                let sql = core::statement_lines("$1", "$2", "$3", open, None, "$4::BIGINT", BYTES);
+                q(&c, &sql, &[&scheme_id, &mutuelle_id, &id, &limit]).await?
             }
             Some(k) => {
                 let sequence = i64::from(k.sequence);
+                let key = ["$5", "$6", "$7", "$8"];
+                let sql =
+                    core::statement_lines("$1", "$2", "$3", open, Some(key), "$4::BIGINT", BYTES);
                 q(
                     &c,
-                    &format!(
-                        "SELECT {} FROM claims c JOIN claim_lines l ON l.claim_pk = c.id \
-                         WHERE c.scheme_id = $1 AND c.mutuelle_id = $2 AND {claim_cond} AND {} \
-                         {} LIMIT $4",
-                        core::statement_line_cols(),
-                        core::statement_after(["$5", "$6", "$7", "$8"], BYTES),
-                        core::statement_order(BYTES)
-                    ),
+                    &sql,
                     &[
                         &scheme_id,
                         &mutuelle_id,
@@ -199,5 +207,11 @@ impl SettlementStore for PgStore {
     }
 }
 
-/// Text compared byte by byte in a statement's order (`core::statement_order`).
+/// The longest statement of a period's close, in ms: 15 minutes (the
+/// statement timeout, if longer). Closing writes every claim of the
+/// period: 500,000 claims took more than 30 s on the benchmark's machine
+/// (docs/PERFORMANCE.md, "A million claims"), past a live call's timeout.
+const CLOSE_TIMEOUT_MS: u64 = 15 * 60 * 1000;
+
+/// Text compared byte by byte in a statement's order (`core::statement_lines`).
 const BYTES: &str = " COLLATE \"C\"";

@@ -303,4 +303,21 @@ CREATE TABLE opening_balances (
     r#"
 CREATE INDEX prior_authorizations_beneficiary ON prior_authorizations (scheme_id, beneficiary_id) WHERE state = 'active';
 "#,
+    // 16: a statement's pages are ranges of one index in the statement's
+    // order (core::period_claims, core::statement_lines) instead of a sort
+    // of the whole statement for every page. It replaces the settlement
+    // index, whose queries it serves (a period's totals, its close). A
+    // period closed from now on keeps its totals (core::store_period_totals).
+    r#"
+ALTER TABLE periods ADD COLUMN claim_count INTEGER;
+ALTER TABLE periods ADD COLUMN billed_total INTEGER;
+ALTER TABLE periods ADD COLUMN scheme_total INTEGER;
+ALTER TABLE periods ADD COLUMN mutuelle_total INTEGER;
+ALTER TABLE periods ADD COLUMN recoveries_total INTEGER;
+CREATE INDEX claims_statement ON claims (scheme_id, mutuelle_id, COALESCE(period_id, 0),
+    CASE payee_type WHEN 'member' THEN 'member' ELSE 'provider' END,
+    CASE payee_type WHEN 'member' THEN member_number ELSE provider_id END,
+    claim_id);
+DROP INDEX claims_settlement;
+"#,
 ];

@@ -745,44 +745,50 @@ fn load_period(
         "SELECT {} FROM periods WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND number = ?3",
         core::PERIOD_COLS
     ))?;
-    let Some((id, mut p)) = row_of(&mut st, params![scheme, mutuelle, number], |r| {
+    let Some((id, mut p, stored)) = row_of(&mut st, params![scheme, mutuelle, number], |r| {
         core::period(r, scheme, mutuelle, number)
     })?
     else {
         return Ok(None);
     };
-    (p.claim_count, p.totals) = period_totals(c, "period_id = ?3", params![scheme, mutuelle, id])?;
-    p.recoveries = super::clamp_total(c.prepare_cached(&format!("SELECT {} FROM recoveries WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND period_id = ?3", split_sum("amount")))?.query_row(params![scheme, mutuelle, id],
-        |r| joined(r, 0),
-    )?);
+    if !stored {
+        (p.claim_count, p.totals) = period_totals(c, false, params![scheme, mutuelle, id])?;
+        p.recoveries = super::clamp_total(c.prepare_cached(&format!("SELECT {} FROM recoveries WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND period_id = ?3", split_sum("amount")))?.query_row(params![scheme, mutuelle, id],
+            |r| joined(r, 0),
+        )?);
+    }
     Ok(Some((id, p)))
 }
 
+/// A period's claims and their totals (`p`: scheme, mutuelle, and the
+/// closed period's id, which the open period has not).
 fn period_totals(
     c: &Connection,
-    cond: &str,
+    open: bool,
     p: impl rusqlite::Params,
 ) -> Result<(u32, Totals), StoreError> {
     Ok(c.query_row(
         &format!(
-            "SELECT COUNT(*), {}, {}, {} FROM claims WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND {cond}",
-            split_sum("billed_total"), split_sum("scheme_total"), split_sum("mutuelle_total")
+            "SELECT COUNT(*), {}, {}, {} FROM claims c WHERE c.scheme_id = ?1 AND c.mutuelle_id = ?2 AND {}",
+            split_sum("c.billed_total"), split_sum("c.scheme_total"), split_sum("c.mutuelle_total"),
+            core::period_claims(open, if open { "0" } else { "?3" })
         ),
         p,
         |r| Ok((r.get(0)?, totals_at(r, 1)?)),
     )?)
 }
 
+/// The open period's number, without its totals.
+fn open_number(c: &Connection, scheme: &str, mutuelle: &str) -> Result<u32, StoreError> {
+    Ok(c.prepare_cached("SELECT COALESCE(MAX(number), 0) + 1 FROM periods WHERE scheme_id = ?1 AND mutuelle_id = ?2")?.query_row(params![scheme, mutuelle],
+        |r| r.get(0),
+    )?)
+}
+
 /// The open period: claims coordinated and recoveries raised since the last close.
 fn open_period(c: &Connection, scheme: &str, mutuelle: &str) -> Result<PeriodRecord, StoreError> {
-    let number: u32 = c.prepare_cached("SELECT COALESCE(MAX(number), 0) + 1 FROM periods WHERE scheme_id = ?1 AND mutuelle_id = ?2")?.query_row(params![scheme, mutuelle],
-        |r| r.get(0),
-    )?;
-    let (count, totals) = period_totals(
-        c,
-        "period_id IS NULL AND state = 'coordinated'",
-        params![scheme, mutuelle],
-    )?;
+    let number = open_number(c, scheme, mutuelle)?;
+    let (count, totals) = period_totals(c, true, params![scheme, mutuelle])?;
     let recoveries = super::clamp_total(c.prepare_cached(&format!("SELECT {} FROM recoveries WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND period_id IS NULL", split_sum("amount")))?.query_row(params![scheme, mutuelle],
         |r| joined(r, 0),
     )?);

@@ -38,8 +38,8 @@ impl SettlementStore for SqliteStore {
             tx.prepare_cached("INSERT INTO periods (scheme_id, mutuelle_id, number, state, closed_ms) VALUES (?1, ?2, ?3, 'closed', ?4)")?.execute(params![s, m, number, now_ms],
             )?;
             let id = tx.last_insert_rowid();
-            let claims = tx.prepare_cached("UPDATE claims SET period_id = ?3 WHERE scheme_id = ?1 AND mutuelle_id = ?2 \
-                 AND period_id IS NULL AND state = 'coordinated' AND updated_ms <= ?4")?.execute(params![s, m, id, upto.until_ms],
+            let claims = tx.prepare_cached(&format!("UPDATE claims AS c SET period_id = ?3 WHERE c.scheme_id = ?1 AND c.mutuelle_id = ?2 \
+                 AND {} AND c.updated_ms <= ?4", core::period_claims(true, "0")))?.execute(params![s, m, id, upto.until_ms],
             )?;
             let recoveries = tx.prepare_cached("UPDATE recoveries SET period_id = ?3 WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND period_id IS NULL AND created_ms <= ?4")?.execute(params![s, m, id, upto.until_ms],
             )?;
@@ -48,6 +48,8 @@ impl SettlementStore for SqliteStore {
             }
             let (_, p) = load_period(&tx, &s, &m, number)?.ok_or_else(|| backend("period vanished"))?;
             core::check_close(&p, &upto)?;
+            tx.prepare_cached(&core::store_period_totals(["?1", "?2", "?3", "?4", "?5", "?6"]))?
+                .execute(params![p.claim_count, p.totals.billed, p.totals.scheme, p.totals.mutuelle, p.recoveries, id])?;
             tx.commit()?;
             Ok(p)
         })
@@ -99,44 +101,47 @@ impl SettlementStore for SqliteStore {
         let (s, m) = (scheme_id.to_string(), mutuelle_id.to_string());
         let page = page.cloned();
         self.scan(move |c| {
-            let open = open_period(c, &s, &m)?;
-            let (period, id) = if core::statement_of_open(number, open.number) {
-                (open, None)
+            let open = open_number(c, &s, &m)?;
+            let (period, id) = if core::statement_of_open(number, open) {
+                (open_period(c, &s, &m)?, None)
             } else {
                 let (id, p) = load_period(c, &s, &m, number)?
                     .ok_or_else(|| core::no_such_period(&s, &m, number))?;
                 (p, Some(id))
             };
-            let (claim_cond, rec_cond) = match id {
-                None => ("c.period_id IS NULL AND c.state = 'coordinated'", "r.period_id IS NULL"),
-                Some(_) => ("c.period_id = ?3", "r.period_id = ?3"),
+            let open = id.is_none();
+            let rec_cond = match id {
+                None => "r.period_id IS NULL AND ?3 = 0",
+                Some(_) => "r.period_id = ?3",
             };
+            let id = id.unwrap_or(0);
             let page = page.as_ref();
             let after = page.and_then(|p| p.after.as_ref());
             let limit = core::statement_limit(page);
             let rows = match after {
                 None => {
-                    let mut st = c.prepare_cached(&format!(
-                        "SELECT {} FROM claims c JOIN claim_lines l ON l.claim_pk = c.id \
-                         WHERE c.scheme_id = ?1 AND c.mutuelle_id = ?2 AND {claim_cond} AND (?3 IS NULL OR ?3 = ?3) \
-                         {} LIMIT ?4",
-                        core::statement_line_cols(),
-                        core::statement_order(BYTES)
-                    ))?;
-                    rows_of(&mut st, params![s, m, id, limit], core::statement_line)?
+                    let sql = core::statement_lines("?1", "?2", "?3", open, None, "?4", BYTES);
+                    rows_of(
+                        &mut c.prepare_cached(&sql)?,
+                        params![s, m, id, limit],
+                        core::statement_line,
+                    )?
                 }
                 Some(k) => {
-                    let mut st = c.prepare_cached(&format!(
-                        "SELECT {} FROM claims c JOIN claim_lines l ON l.claim_pk = c.id \
-                         WHERE c.scheme_id = ?1 AND c.mutuelle_id = ?2 AND {claim_cond} AND (?3 IS NULL OR ?3 = ?3) \
-                         AND {} {} LIMIT ?4",
-                        core::statement_line_cols(),
-                        core::statement_after(["?5", "?6", "?7", "?8"], BYTES),
-                        core::statement_order(BYTES)
-                    ))?;
+                    let key = ["?5", "?6", "?7", "?8"];
+                    let sql = core::statement_lines("?1", "?2", "?3", open, Some(key), "?4", BYTES);
                     rows_of(
-                        &mut st,
-                        params![s, m, id, limit, k.payee_type, k.payee_id, k.claim_id, k.sequence],
+                        &mut c.prepare_cached(&sql)?,
+                        params![
+                            s,
+                            m,
+                            id,
+                            limit,
+                            k.payee_type,
+                            k.payee_id,
+                            k.claim_id,
+                            k.sequence
+                        ],
                         core::statement_line,
                     )?
                 }
@@ -148,17 +153,22 @@ impl SettlementStore for SqliteStore {
             } else {
                 let mut st = c.prepare_cached(&format!(
                     "SELECT {} FROM recoveries r JOIN claims c ON c.id = r.claim_pk \
-                     WHERE r.scheme_id = ?1 AND r.mutuelle_id = ?2 AND {rec_cond} AND (?3 IS NULL OR ?3 = ?3) \
+                     WHERE r.scheme_id = ?1 AND r.mutuelle_id = ?2 AND {rec_cond} \
                      ORDER BY r.id",
                     core::recovery_cols()
                 ))?;
                 rows_of(&mut st, params![s, m, id], core::recovery)?
             };
-            Ok(StatementData { period, lines, recoveries, next })
+            Ok(StatementData {
+                period,
+                lines,
+                recoveries,
+                next,
+            })
         })
         .await
     }
 }
 
-/// Text compared byte by byte in a statement's order (`core::statement_order`).
+/// Text compared byte by byte in a statement's order (`core::statement_lines`).
 const BYTES: &str = "";

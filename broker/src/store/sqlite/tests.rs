@@ -50,6 +50,26 @@ async fn a_write_whose_caller_is_gone_is_rolled_back() {
     assert_eq!(s.get_member("MUT-A", "GONE-1").await.unwrap(), None);
 }
 
+/// Periods closed before schema 16 have no stored totals.
+#[tokio::test]
+async fn period_totals_stored_at_close_agree_with_their_claims() {
+    let s = std::sync::Arc::new(SqliteStore::open_in_memory().unwrap());
+    let raw = s.clone();
+    crate::store::conformance::period_totals_stored_at_close_agree_with_their_claims(
+        s,
+        || async move {
+            raw.with(|c| {
+                let n = c.execute("UPDATE periods SET claim_count = NULL, billed_total = NULL, scheme_total = NULL, mutuelle_total = NULL, recoveries_total = NULL", [])?;
+                assert_eq!(n, 1);
+                Ok(())
+            })
+            .await
+            .unwrap();
+        },
+    )
+    .await;
+}
+
 /// A conflict written before the coverage rule is listed and resolved.
 #[tokio::test]
 async fn legacy_coverage_conflicts() {
@@ -348,11 +368,33 @@ async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
         "a",
     ];
     for (sql, details) in &plans {
+        // A statement's claims are a range of its index in its order: only
+        // the lines they read are sorted (one sort, not one for the claims).
+        if sql.contains("ORDER BY (CASE c.payee_type") {
+            assert!(
+                details
+                    .iter()
+                    .any(|d| d.starts_with("SEARCH c USING INDEX claims_statement")),
+                "{details:?} in: {sql}"
+            );
+            assert!(
+                details
+                    .iter()
+                    .filter(|d| d.starts_with("USE TEMP B-TREE"))
+                    .count()
+                    <= 1,
+                "{details:?} in: {sql}"
+            );
+        }
         for d in details {
             let Some(table) = d.strip_prefix("SCAN ") else {
                 continue;
             };
             let name = table.split_whitespace().next().unwrap_or("");
+            // A subquery's rows, read as they come.
+            if details.contains(&format!("CO-ROUTINE {name}")) {
+                continue;
+            }
             assert!(
                 !big.contains(&name) || d.contains(" USING "),
                 "{d} in: {sql}"
