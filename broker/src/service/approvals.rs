@@ -11,10 +11,12 @@ use passerelle_domain::Product;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use std::sync::Arc;
+
 use super::{Broker, ServiceError};
 use crate::identity::{Auth, Role};
 use crate::store::approvals::{Proposal, ProposalState};
-use crate::store::{CloseUpTo, PeriodContent, PeriodRecord, PeriodState, PutProduct};
+use crate::store::{CloseUpTo, PeriodContent, PeriodRecord, PeriodState, PutProduct, Store};
 
 /// Most proposals of one mutuelle waiting at once: past it, a new one is
 /// refused until some are decided.
@@ -454,31 +456,44 @@ impl Broker {
         // Read before it is claimed: an unreadable body is refused pending.
         let change = Change::of(&p)?;
         let now = self.clock.now_ms();
-        let claimed = self
-            .store
-            .decide_proposal(
-                id,
-                ProposalState::Pending,
-                ProposalState::Approved,
-                &who,
-                now,
-                "",
-            )
-            .await?;
-        if !claimed {
-            return Err(ServiceError::Refused(format!(
-                "proposal {id} was decided by someone else meanwhile"
-            )));
-        }
-        let applied = self.apply(&change).await;
-        let (state, outcome) = match &applied {
-            Ok(o) => (ProposalState::Applied, o.clone()),
-            Err(e) => (ProposalState::Failed, e.to_string()),
-        };
-        self.store
-            .decide_proposal(id, ProposalState::Approved, state, &who, now, &outcome)
-            .await?;
-        applied?;
+        // Its approval, the change and the proposal's end run in a task of
+        // their own: a call cut short (its deadline, `request_timeout_ms`,
+        // a client gone) does not stop them half way, leaving it approved
+        // but neither applied nor failed. A large month's close takes
+        // longer than a call may (docs/operations.md, "Closing a large
+        // month"); the proposal then ends applied or failed all the same.
+        let store = self.store.clone();
+        let task = tokio::spawn(async move {
+            let claimed = store
+                .decide_proposal(
+                    id,
+                    ProposalState::Pending,
+                    ProposalState::Approved,
+                    &who,
+                    now,
+                    "",
+                )
+                .await?;
+            if !claimed {
+                return Err(ServiceError::Refused(format!(
+                    "proposal {id} was decided by someone else meanwhile"
+                )));
+            }
+            let applied = apply(&store, now, &change).await;
+            let (state, outcome) = match &applied {
+                Ok(o) => (ProposalState::Applied, o.clone()),
+                Err(e) => (ProposalState::Failed, e.to_string()),
+            };
+            store
+                .decide_proposal(id, ProposalState::Approved, state, &who, now, &outcome)
+                .await?;
+            applied
+        });
+        task.await.map_err(|e| {
+            ServiceError::Store(crate::store::StoreError::Backend(format!(
+                "applying proposal {id}: {e}"
+            )))
+        })??;
         self.proposal(by, id).await
     }
 
@@ -538,46 +553,43 @@ impl Broker {
         }
         Ok(())
     }
+}
 
-    /// Applies an approved change; returns what it did, in a few words.
-    async fn apply(&self, change: &Change) -> Result<String, ServiceError> {
-        let now = self.clock.now_ms();
-        match change {
-            Change::ClosePeriod {
-                scheme_id,
-                mutuelle_id,
-                until_ms,
-                content,
-                ..
-            } => {
-                let upto = CloseUpTo {
-                    until_ms: *until_ms,
-                    expect: Some(*content),
-                };
-                let p = self
-                    .store
-                    .close_period(scheme_id, mutuelle_id, &upto, now)
-                    .await?;
-                Ok(format!("period {} closed", p.number))
-            }
-            Change::SettlePeriod {
-                scheme_id,
-                mutuelle_id,
-                number,
-                reference,
-                ..
-            } => {
-                let p = self
-                    .store
-                    .settle_period(scheme_id, mutuelle_id, *number, reference, now)
-                    .await?;
-                Ok(format!("period {} settled", p.number))
-            }
-            Change::PublishProducts { products, .. } => {
-                let r = self.store.put_products(products).await?;
-                let changed = r.iter().filter(|x| **x != PutProduct::Unchanged).count();
-                Ok(format!("{changed} product version(s) published"))
-            }
+/// Applies an approved change at `now`; returns what it did, in a few words.
+async fn apply(store: &Arc<dyn Store>, now: i64, change: &Change) -> Result<String, ServiceError> {
+    match change {
+        Change::ClosePeriod {
+            scheme_id,
+            mutuelle_id,
+            until_ms,
+            content,
+            ..
+        } => {
+            let upto = CloseUpTo {
+                until_ms: *until_ms,
+                expect: Some(*content),
+            };
+            let p = store
+                .close_period(scheme_id, mutuelle_id, &upto, now)
+                .await?;
+            Ok(format!("period {} closed", p.number))
+        }
+        Change::SettlePeriod {
+            scheme_id,
+            mutuelle_id,
+            number,
+            reference,
+            ..
+        } => {
+            let p = store
+                .settle_period(scheme_id, mutuelle_id, *number, reference, now)
+                .await?;
+            Ok(format!("period {} settled", p.number))
+        }
+        Change::PublishProducts { products, .. } => {
+            let r = store.put_products(products).await?;
+            let changed = r.iter().filter(|x| **x != PutProduct::Unchanged).count();
+            Ok(format!("{changed} product version(s) published"))
         }
     }
 }

@@ -739,21 +739,22 @@ pub(super) fn settle_applies(p: &PeriodRecord, reference: &str) -> Result<bool, 
 
 /// The claims of a period, for its statement and its totals (`c`: claims;
 /// `period`: the backend's placeholder for the closed period's id, 0 for
-/// the open period, where only coordinated claims count; a closed period
-/// keeps the claims it closed with, whatever happened to them since).
+/// the open period).
 ///
-/// The period is one value, `COALESCE(period_id, 0)` (period ids start at
-/// 1), compared by equality: so the `claims_statement` index (migrations,
-/// both backends) serves a statement's order. After `period_id IS NULL`
-/// PostgreSQL would not use the index's order and would sort the whole
-/// statement for every page.
-pub(super) fn period_claims(open: bool, period: &str) -> String {
-    let state = if open {
-        " AND c.state = 'coordinated'"
-    } else {
-        ""
-    };
-    format!("COALESCE(c.period_id, 0) = {period}{state}")
+/// A claim's statement period is one value: the id of the closed period
+/// it is in (it stays there, whatever happens to it since; ids start at
+/// 1), else 0 when it is coordinated (the open period's statement), else
+/// -1 (waiting, rejected, cancelled: in no statement). Compared by
+/// equality, it lets the `claims_statement` index (migrations, both
+/// backends), whose third column it is, serve a statement's order, and
+/// the open period's totals read only its coordinated claims. (After
+/// `period_id IS NULL` PostgreSQL would not use the index's order and
+/// would sort the whole statement for every page.)
+pub(super) fn period_claims(period: &str) -> String {
+    format!(
+        "(CASE WHEN c.period_id IS NOT NULL THEN c.period_id \
+         WHEN c.state = 'coordinated' THEN 0 ELSE -1 END) = {period}"
+    )
 }
 
 /// The order of a statement's lines (`c`: claims, `l`: claim_lines):
@@ -776,8 +777,9 @@ pub(super) fn statement_claim_order(collate: &str) -> [String; 3] {
 /// `i64::MAX - 1`).
 ///
 /// `scheme`, `mutuelle`, `period`: the placeholders of the claims'
-/// scheme, mutuelle and period ([`period_claims`]; `open` for the open
-/// period).
+/// scheme, mutuelle and period ([`period_claims`]). `order`: how the
+/// backend names the claims' order, [`statement_claim_order`] or columns
+/// holding it (SQLite: see its migration 16), as its index does.
 ///
 /// The claims come first, as a range of the `claims_statement` index in
 /// the statement's order, `limit` + 1 of them at most: the claim of the key
@@ -790,12 +792,12 @@ pub(super) fn statement_lines(
     scheme: &str,
     mutuelle: &str,
     period: &str,
-    open: bool,
     after: Option<[&str; 4]>,
     limit: &str,
+    order: &[String; 3],
     collate: &str,
 ) -> String {
-    let [pt, pid, claim] = statement_claim_order(collate);
+    let [pt, pid, claim] = order;
     let (claims_after, lines_after) = match after {
         None => (String::new(), String::new()),
         Some(p) => (
@@ -816,7 +818,7 @@ pub(super) fn statement_lines(
          JOIN claim_lines l ON l.claim_pk = c.id{lines_after} \
          ORDER BY {pt}, {pid}, {claim}, l.sequence LIMIT {limit}",
         cols = statement_line_cols(),
-        claims = period_claims(open, period),
+        claims = period_claims(period),
     )
 }
 

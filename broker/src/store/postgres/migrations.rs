@@ -336,7 +336,8 @@ $$ LANGUAGE plpgsql;
     r#"
 ALTER TABLE periods ADD COLUMN claim_count BIGINT, ADD COLUMN billed_total BIGINT,
     ADD COLUMN scheme_total BIGINT, ADD COLUMN mutuelle_total BIGINT, ADD COLUMN recoveries_total BIGINT;
-CREATE INDEX claims_statement ON claims (scheme_id, mutuelle_id, (COALESCE(period_id, 0)),
+CREATE INDEX claims_statement ON claims (scheme_id, mutuelle_id,
+    (CASE WHEN period_id IS NOT NULL THEN period_id WHEN state = 'coordinated' THEN 0 ELSE -1 END),
     (CASE payee_type WHEN 'member' THEN 'member' ELSE 'provider' END) COLLATE "C",
     (CASE payee_type WHEN 'member' THEN member_number ELSE provider_id END) COLLATE "C",
     claim_id COLLATE "C");
@@ -365,13 +366,10 @@ mod unit {
         use super::super::core;
         let index = super::MIGRATIONS[15].replace(char::is_whitespace, "");
         let plain = |sql: &str| sql.replace("c.", "").replace(char::is_whitespace, "");
-        let period = plain(&core::period_claims(false, ""));
+        let period = plain(&core::period_claims(""));
         let period = period.trim_end_matches('=');
         let order = core::statement_claim_order("").map(|o| plain(&o));
-        assert!(
-            index.contains(&format!("mutuelle_id,({period}),")),
-            "{index}"
-        );
+        assert!(index.contains(&format!("mutuelle_id,{period},")), "{index}");
         assert!(
             index.contains(&format!("{}COLLATE\"C\",", order[0])),
             "{index}"

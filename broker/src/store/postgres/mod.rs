@@ -464,7 +464,7 @@ async fn period_totals<C: GenericClient + Sync>(
         "SELECT COUNT(*), COALESCE(SUM(c.billed_total), 0)::TEXT, COALESCE(SUM(c.scheme_total), 0)::TEXT, \
          COALESCE(SUM(c.mutuelle_total), 0)::TEXT FROM claims c \
          WHERE c.scheme_id = $1 AND c.mutuelle_id = $2 AND {}",
-        core::period_claims(period_id.is_none(), "$3")
+        core::period_claims("$3")
     );
     let rec_sql = match period_id {
         None => {

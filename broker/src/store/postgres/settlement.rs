@@ -51,7 +51,7 @@ impl SettlementStore for PgStore {
             &format!(
                 "UPDATE claims c SET period_id = $3 WHERE c.scheme_id = $1 AND c.mutuelle_id = $2 \
                  AND {} AND c.updated_ms <= $4",
-                core::period_claims(true, "0")
+                core::period_claims("0")
             ),
             &[&scheme_id, &mutuelle_id, &id, &upto.until_ms],
         )
@@ -146,7 +146,6 @@ impl SettlementStore for PgStore {
                 .ok_or_else(|| core::no_such_period(scheme_id, mutuelle_id, number))?;
             (p, Some(id))
         };
-        let open = id.is_none();
         let rec_cond = match id {
             None => "r.period_id IS NULL AND $3::BIGINT = 0",
             Some(_) => "r.period_id = $3",
@@ -154,16 +153,18 @@ impl SettlementStore for PgStore {
         let id = id.unwrap_or(0);
         let after = page.and_then(|p| p.after.as_ref());
         let limit = core::statement_limit(page);
+        let order = core::statement_claim_order(BYTES);
         let rows = match after {
             None => {
-                let sql = core::statement_lines("$1", "$2", "$3", open, None, "$4::BIGINT", BYTES);
+                let sql =
+                    core::statement_lines("$1", "$2", "$3", None, "$4::BIGINT", &order, BYTES);
                 q(&c, &sql, &[&scheme_id, &mutuelle_id, &id, &limit]).await?
             }
             Some(k) => {
                 let sequence = i64::from(k.sequence);
                 let key = ["$5", "$6", "$7", "$8"];
                 let sql =
-                    core::statement_lines("$1", "$2", "$3", open, Some(key), "$4::BIGINT", BYTES);
+                    core::statement_lines("$1", "$2", "$3", Some(key), "$4::BIGINT", &order, BYTES);
                 q(
                     &c,
                     &sql,
@@ -210,7 +211,8 @@ impl SettlementStore for PgStore {
 /// The longest statement of a period's close, in ms: 15 minutes (the
 /// statement timeout, if longer). Closing writes every claim of the
 /// period: 500,000 claims took more than 30 s on the benchmark's machine
-/// (docs/PERFORMANCE.md, "A million claims"), past a live call's timeout.
+/// (docs/PERFORMANCE.md, "A large statement by pages, and a month's
+/// close"), past a live call's timeout.
 const CLOSE_TIMEOUT_MS: u64 = 15 * 60 * 1000;
 
 /// Text compared byte by byte in a statement's order (`core::statement_lines`).

@@ -305,7 +305,9 @@ CREATE INDEX prior_authorizations_beneficiary ON prior_authorizations (scheme_id
 "#,
     // 16: a statement's pages are ranges of one index in the statement's
     // order (core::period_claims, core::statement_lines) instead of a sort
-    // of the whole statement for every page. It replaces the settlement
+    // of the whole statement for every page. The payee is in two generated
+    // columns: SQLite seeks a row comparison on columns, not on an index's
+    // expressions (virtual: nothing more is stored in the table). It replaces the settlement
     // index, whose queries it serves (a period's totals, its close). A
     // period closed from now on keeps its totals (core::store_period_totals).
     r#"
@@ -314,10 +316,13 @@ ALTER TABLE periods ADD COLUMN billed_total INTEGER;
 ALTER TABLE periods ADD COLUMN scheme_total INTEGER;
 ALTER TABLE periods ADD COLUMN mutuelle_total INTEGER;
 ALTER TABLE periods ADD COLUMN recoveries_total INTEGER;
-CREATE INDEX claims_statement ON claims (scheme_id, mutuelle_id, COALESCE(period_id, 0),
-    CASE payee_type WHEN 'member' THEN 'member' ELSE 'provider' END,
-    CASE payee_type WHEN 'member' THEN member_number ELSE provider_id END,
-    claim_id);
+ALTER TABLE claims ADD COLUMN statement_payee_type TEXT
+    GENERATED ALWAYS AS (CASE payee_type WHEN 'member' THEN 'member' ELSE 'provider' END) VIRTUAL;
+ALTER TABLE claims ADD COLUMN statement_payee_id TEXT
+    GENERATED ALWAYS AS (CASE payee_type WHEN 'member' THEN member_number ELSE provider_id END) VIRTUAL;
+CREATE INDEX claims_statement ON claims (scheme_id, mutuelle_id,
+    (CASE WHEN period_id IS NOT NULL THEN period_id WHEN state = 'coordinated' THEN 0 ELSE -1 END),
+    statement_payee_type, statement_payee_id, claim_id);
 DROP INDEX claims_settlement;
 "#,
 ];

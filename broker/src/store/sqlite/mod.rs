@@ -771,7 +771,7 @@ fn period_totals(
         &format!(
             "SELECT COUNT(*), {}, {}, {} FROM claims c WHERE c.scheme_id = ?1 AND c.mutuelle_id = ?2 AND {}",
             split_sum("c.billed_total"), split_sum("c.scheme_total"), split_sum("c.mutuelle_total"),
-            core::period_claims(open, if open { "0" } else { "?3" })
+            core::period_claims(if open { "0" } else { "?3" })
         ),
         p,
         |r| Ok((r.get(0)?, totals_at(r, 1)?)),

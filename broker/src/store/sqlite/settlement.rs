@@ -34,12 +34,12 @@ impl SettlementStore for SqliteStore {
         let upto = upto.clone();
         self.with(move |c| {
             let tx = c.savepoint()?;
-            let number = open_period(&tx, &s, &m)?.number;
+            let number = open_number(&tx, &s, &m)?;
             tx.prepare_cached("INSERT INTO periods (scheme_id, mutuelle_id, number, state, closed_ms) VALUES (?1, ?2, ?3, 'closed', ?4)")?.execute(params![s, m, number, now_ms],
             )?;
             let id = tx.last_insert_rowid();
             let claims = tx.prepare_cached(&format!("UPDATE claims AS c SET period_id = ?3 WHERE c.scheme_id = ?1 AND c.mutuelle_id = ?2 \
-                 AND {} AND c.updated_ms <= ?4", core::period_claims(true, "0")))?.execute(params![s, m, id, upto.until_ms],
+                 AND {} AND c.updated_ms <= ?4", core::period_claims("0")))?.execute(params![s, m, id, upto.until_ms],
             )?;
             let recoveries = tx.prepare_cached("UPDATE recoveries SET period_id = ?3 WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND period_id IS NULL AND created_ms <= ?4")?.execute(params![s, m, id, upto.until_ms],
             )?;
@@ -109,7 +109,6 @@ impl SettlementStore for SqliteStore {
                     .ok_or_else(|| core::no_such_period(&s, &m, number))?;
                 (p, Some(id))
             };
-            let open = id.is_none();
             let rec_cond = match id {
                 None => "r.period_id IS NULL AND ?3 = 0",
                 Some(_) => "r.period_id = ?3",
@@ -118,9 +117,12 @@ impl SettlementStore for SqliteStore {
             let page = page.as_ref();
             let after = page.and_then(|p| p.after.as_ref());
             let limit = core::statement_limit(page);
+            // Generated columns (migration 16): SQLite seeks a row
+            // comparison on columns, not on an index's expressions.
+            let order = STATEMENT_ORDER.map(String::from);
             let rows = match after {
                 None => {
-                    let sql = core::statement_lines("?1", "?2", "?3", open, None, "?4", BYTES);
+                    let sql = core::statement_lines("?1", "?2", "?3", None, "?4", &order, BYTES);
                     rows_of(
                         &mut c.prepare_cached(&sql)?,
                         params![s, m, id, limit],
@@ -129,7 +131,8 @@ impl SettlementStore for SqliteStore {
                 }
                 Some(k) => {
                     let key = ["?5", "?6", "?7", "?8"];
-                    let sql = core::statement_lines("?1", "?2", "?3", open, Some(key), "?4", BYTES);
+                    let sql =
+                        core::statement_lines("?1", "?2", "?3", Some(key), "?4", &order, BYTES);
                     rows_of(
                         &mut c.prepare_cached(&sql)?,
                         params![
@@ -169,6 +172,14 @@ impl SettlementStore for SqliteStore {
         .await
     }
 }
+
+/// The claims' order in a statement (`core::statement_claim_order`), as
+/// the generated columns of migration 16 hold it.
+const STATEMENT_ORDER: [&str; 3] = [
+    "c.statement_payee_type",
+    "c.statement_payee_id",
+    "c.claim_id",
+];
 
 /// Text compared byte by byte in a statement's order (`core::statement_lines`).
 const BYTES: &str = "";

@@ -367,16 +367,28 @@ async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
         "l",
         "a",
     ];
+    let (mut statement_reads, mut pages_after) = (0, 0);
     for (sql, details) in &plans {
         // A statement's claims are a range of its index in its order: only
         // the lines they read are sorted (one sort, not one for the claims).
-        if sql.contains("ORDER BY (CASE c.payee_type") {
+        if sql.contains("ORDER BY c.statement_payee_type") {
+            statement_reads += 1;
             assert!(
                 details
                     .iter()
                     .any(|d| d.starts_with("SEARCH c USING INDEX claims_statement")),
                 "{details:?} in: {sql}"
             );
+            // A page after a key starts there: a range of the index.
+            if sql.contains(") >= (") {
+                pages_after += 1;
+                assert!(
+                    details
+                        .iter()
+                        .any(|d| d.contains("(statement_payee_type,statement_payee_id,claim_id)>")),
+                    "{details:?} in: {sql}"
+                );
+            }
             assert!(
                 details
                     .iter()
@@ -401,4 +413,8 @@ async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
             );
         }
     }
+    assert!(
+        statement_reads >= 2 && pages_after >= 1,
+        "{statement_reads} {pages_after}"
+    );
 }
