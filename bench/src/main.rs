@@ -1075,7 +1075,7 @@ async fn main() {
             export.whole_peak_mib
         );
         println!(
-            "  migrations {} to {} applied again to the seeded data (one transaction; {} ceiling rows get two columns with their CHECK, the statement's index is built over every claim): {:.3} s; a writer of one ceiling row and one claim every 2 ms meanwhile: {} writes, the longest {:.0} ms on the ceiling row and {:.0} ms on the claim (held by the migrations), {} failed",
+            "  migrations {} to {} applied again to the seeded data (one transaction; {} ceiling rows get two columns with their CHECK, the statement's index is then built over every claim beside writers): {:.3} s; two writers meanwhile, of one ceiling row and of one claim, each every 2 ms on its own connection: {} writes, the longest {:.0} ms on the ceiling row and {:.0} ms on the claim (held by the migrations), {} failed",
             mig.from + 1,
             mig.to,
             mig.ceiling_rows,

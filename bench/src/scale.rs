@@ -303,8 +303,9 @@ pub struct EligibilityAtScale {
 /// migrations after it (12: ceiling holds, two columns with their CHECK on
 /// every ceiling row, and the prior authorizations' table; 13: opening
 /// balances; 14: an index on an empty table; 15: the refusal function; 16:
-/// the statement's index over every claim) are the last ones of a
-/// release, the kind an upgrade applies.
+/// the periods' totals, then the statement's index over every claim,
+/// built concurrently after they commit) are the last ones of a release,
+/// the kind an upgrade applies.
 const MIGRATED_FROM: i64 = 11;
 
 /// What undoing them takes (the seeded store holds no hold, authorization
@@ -414,39 +415,37 @@ pub async fn remigrate(db: &BenchDb) -> Migrations {
         return out;
     }
     out.ceiling_rows = rows;
-    let (done, mut until) = tokio::sync::watch::channel(false);
-    let writer = tokio::spawn(async move {
-        let (mut writes, mut failed, mut longest) = (0u64, 0u64, [0f64; 2]);
-        loop {
-            let t = Instant::now();
-            let r = client
-                .execute(
-                    "UPDATE ceiling_usage SET used_count = used_count \
-                     WHERE mutuelle_id = $1 AND ceiling_key = $2",
-                    &[&mutuelle, &key],
-                )
-                .await;
-            longest[0] = longest[0].max(t.elapsed().as_secs_f64() * 1e3);
-            failed += u64::from(r.is_err());
-            let t = Instant::now();
-            let r = client
-                .execute(
-                    "UPDATE claims SET updated_ms = updated_ms WHERE id = $1",
-                    &[&claim],
-                )
-                .await;
-            longest[1] = longest[1].max(t.elapsed().as_secs_f64() * 1e3);
-            failed += u64::from(r.is_err());
-            writes += 2;
-            if *until.borrow() {
-                return (writes, failed, longest);
+    // The claim's writer on a connection of its own: one writer of both
+    // would show only the first lock it waits for.
+    let claims_client = match tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await {
+        Ok((c, conn)) => {
+            tokio::spawn(conn);
+            match c.batch_execute(&setup).await {
+                Ok(()) => c,
+                Err(e) => {
+                    out.error = Some(format!("claim writer: {e}"));
+                    return out;
+                }
             }
-            // The writer's pace, not a wait for readiness: the end is the
-            // signal above.
-            let _ =
-                tokio::time::timeout(std::time::Duration::from_millis(2), until.changed()).await;
         }
-    });
+        Err(e) => {
+            out.error = Some(format!("claim writer: {e}"));
+            return out;
+        }
+    };
+    let (done, until) = tokio::sync::watch::channel(false);
+    let ceilings = writer(
+        client,
+        "UPDATE ceiling_usage SET used_count = used_count WHERE mutuelle_id = $1 AND ceiling_key = $2",
+        vec![Box::new(mutuelle), Box::new(key)],
+        until.clone(),
+    );
+    let claims = writer(
+        claims_client,
+        "UPDATE claims SET updated_ms = updated_ms WHERE id = $1",
+        vec![Box::new(claim)],
+        until,
+    );
     let store = crate::postgres::pg_store(db);
     let t0 = Instant::now();
     let migrated = store.migrate().await;
@@ -456,9 +455,46 @@ pub async fn remigrate(db: &BenchDb) -> Migrations {
         Ok(v) => out.to = v,
         Err(e) => out.error = Some(format!("migrate: {e}")),
     }
-    if let Ok((writes, failed, longest)) = writer.await {
-        (out.writes, out.failed) = (writes, failed);
-        [out.longest_write_ms, out.longest_claim_write_ms] = longest;
+    for (w, longest) in [
+        (ceilings.await, &mut out.longest_write_ms),
+        (claims.await, &mut out.longest_claim_write_ms),
+    ] {
+        if let Ok((writes, failed, ms)) = w {
+            out.writes += writes;
+            out.failed += failed;
+            *longest = ms;
+        }
     }
     out
+}
+
+/// Runs `sql` with `params` every 2 ms on `client` until `until` turns
+/// true: (writes, failed writes, the longest in ms).
+fn writer(
+    client: tokio_postgres::Client,
+    sql: &'static str,
+    params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>>,
+    mut until: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<(u64, u64, f64)> {
+    tokio::spawn(async move {
+        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        let (mut writes, mut failed, mut longest) = (0u64, 0u64, 0f64);
+        loop {
+            let t = Instant::now();
+            let r = client.execute(sql, &refs).await;
+            longest = longest.max(t.elapsed().as_secs_f64() * 1e3);
+            writes += 1;
+            failed += u64::from(r.is_err());
+            if *until.borrow() {
+                return (writes, failed, longest);
+            }
+            // The writer's pace, not a wait for readiness: the end is the
+            // signal above.
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_millis(2), until.changed()).await;
+        }
+    })
 }

@@ -325,24 +325,37 @@ BEGIN
 END
 $$ LANGUAGE plpgsql;
 "#,
-    // 16: a statement's pages are ranges of one index in the statement's
-    // order (core::period_claims, core::statement_lines): before, every
-    // page sorted the whole statement (2.3 s a page for a mutuelle's
-    // 550,000 lines). It replaces the settlement index, whose queries it
-    // serves (a period's totals, its close), so a claim writes no more
-    // index entries than before. Building it holds claim writers
-    // (docs/operations.md, "Upgrades on a large database"). A period
-    // closed from now on keeps its totals (core::store_period_totals).
+    // 16: a period closed from now on keeps its totals
+    // (core::store_period_totals); its index is in CONCURRENT_INDEXES.
     r#"
 ALTER TABLE periods ADD COLUMN claim_count BIGINT, ADD COLUMN billed_total BIGINT,
     ADD COLUMN scheme_total BIGINT, ADD COLUMN mutuelle_total BIGINT, ADD COLUMN recoveries_total BIGINT;
-CREATE INDEX claims_statement ON claims (scheme_id, mutuelle_id,
+"#,
+];
+
+/// Indexes over every claim, built after the migrations commit, beside
+/// live writers (`CREATE INDEX CONCURRENTLY`, `PgStore::migrate`): built in
+/// the migrations' transaction, one held every claim writer for its whole
+/// build (6.4 s at a million claims, docs/PERFORMANCE.md). Each: its name,
+/// its definition, the index it replaces (dropped once it is valid). An
+/// interrupted build leaves an invalid index, which the next migrate
+/// drops and builds again; until then the index it replaces serves.
+pub(super) const CONCURRENT_INDEXES: &[(&str, &str, &str)] = &[
+    // With schema 16: a statement's pages are ranges of one index in the
+    // statement's order (core::period_claims, core::statement_lines):
+    // before, every page sorted the whole statement (2.3 s a page for a
+    // mutuelle's 550,000 lines). It replaces the settlement index, whose
+    // queries it serves (a period's totals, its close, listings by
+    // mutuelle), so a claim writes no more index entries than before.
+    (
+        "claims_statement",
+        r#"CREATE INDEX CONCURRENTLY claims_statement ON claims (scheme_id, mutuelle_id,
     (CASE WHEN period_id IS NOT NULL THEN period_id WHEN state = 'coordinated' THEN 0 ELSE -1 END),
     (CASE payee_type WHEN 'member' THEN 'member' ELSE 'provider' END) COLLATE "C",
     (CASE payee_type WHEN 'member' THEN member_number ELSE provider_id END) COLLATE "C",
-    claim_id COLLATE "C");
-DROP INDEX claims_settlement;
-"#,
+    claim_id COLLATE "C")"#,
+        "claims_settlement",
+    ),
 ];
 
 #[cfg(test)]
@@ -364,7 +377,9 @@ mod unit {
     #[test]
     fn the_statement_index_is_on_the_expressions_of_its_queries() {
         use super::super::core;
-        let index = super::MIGRATIONS[15].replace(char::is_whitespace, "");
+        let index = super::CONCURRENT_INDEXES[0]
+            .1
+            .replace(char::is_whitespace, "");
         let plain = |sql: &str| sql.replace("c.", "").replace(char::is_whitespace, "");
         let period = plain(&core::period_claims(""));
         let period = period.trim_end_matches('=');
@@ -378,6 +393,6 @@ mod unit {
             index.contains(&format!("{}COLLATE\"C\",", order[1])),
             "{index}"
         );
-        assert!(index.contains("claim_idCOLLATE\"C\");"), "{index}");
+        assert!(index.ends_with("claim_idCOLLATE\"C\")"), "{index}");
     }
 }

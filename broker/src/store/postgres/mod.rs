@@ -55,6 +55,9 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Advisory lock keys (arbitrary, fixed).
 const MIGRATE_LOCK: i64 = 0x7061_7373_6d69_6772; // "passmigr"
+/// The first key of the lock of a schema's concurrent index builds (the
+/// second: its name's hash).
+const INDEX_LOCK: i32 = 0x7069_6478; // "pidx"
 const RETENTION_LOCK: i64 = 0x7061_7373_7265_746e; // "passretn"
 
 pub struct PgStore {
@@ -279,7 +282,55 @@ impl PgStore {
         }
         changes::rebase_if_restored(&tx).await?;
         tx.commit().await?;
+        drop(c);
+        self.build_concurrent_indexes().await?;
         Ok(SCHEMA_VERSION)
+    }
+
+    /// Builds the indexes of [`migrations::CONCURRENT_INDEXES`] that are
+    /// missing or invalid, without holding writers, with no statement
+    /// timeout; then drops what each replaces. On a connection taken out of
+    /// the pool, so that these session settings never serve a live call.
+    ///
+    /// One replica at a time per schema, by a lock it only tries: a build
+    /// waits for every older transaction of the database, so a replica
+    /// waiting for the lock (in a statement, thus a transaction) would wait
+    /// for the build that waits for it. A replica that does not get the
+    /// lock leaves the build to the one that has it.
+    async fn build_concurrent_indexes(&self) -> Result<(), StoreError> {
+        let c = deadpool_postgres::Object::take(self.client().await?);
+        c.batch_execute("SET statement_timeout = 0").await?;
+        let mine: bool = c
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))",
+                &[&INDEX_LOCK],
+            )
+            .await?
+            .get(0);
+        if !mine {
+            return Ok(());
+        }
+        for (name, create, replaces) in migrations::CONCURRENT_INDEXES {
+            let valid: Option<bool> = c
+                .query_opt(
+                    "SELECT i.indisvalid FROM pg_index i \
+                     WHERE i.indexrelid = to_regclass(format('%I.%I', current_schema(), $1::TEXT))",
+                    &[name],
+                )
+                .await?
+                .map(|r| r.get(0));
+            if valid == Some(false) {
+                c.batch_execute(&format!("DROP INDEX CONCURRENTLY {name}"))
+                    .await?;
+            }
+            if valid != Some(true) {
+                c.batch_execute(create).await?;
+            }
+            c.batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {replaces}"))
+                .await?;
+        }
+        // The session's lock ends with the connection, dropped here.
+        Ok(())
     }
 
     /// At start-up without migrating (`serve`): the restore check of

@@ -463,3 +463,43 @@ async fn period_totals_stored_at_close_agree_with_their_claims() {
     )
     .await;
 }
+
+/// The statement's index is built after the migrations commit, beside
+/// writers (`CONCURRENT_INDEXES`); one left invalid, as an interrupted
+/// build leaves it, is built again by the next migrate, and the index it
+/// replaces is gone once it is valid.
+#[tokio::test]
+async fn an_interrupted_concurrent_index_is_built_again() {
+    async fn state(s: &super::PgStore) -> (Option<bool>, bool) {
+        let r = s
+            .client()
+            .await
+            .unwrap()
+            .query_one(
+                "SELECT (SELECT indisvalid FROM pg_index WHERE indexrelid = \
+                   to_regclass(format('%I.%I', current_schema(), 'claims_statement'))), \
+                 to_regclass(format('%I.%I', current_schema(), 'claims_settlement')) IS NOT NULL",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    }
+    let cfg = crate::store::testing::postgres_config();
+    let Some(s) = crate::store::testing::migrated_postgres(&cfg).await else {
+        return;
+    };
+    assert_eq!(state(&s).await, (Some(true), false));
+    s.client()
+        .await
+        .unwrap()
+        .batch_execute(
+            "UPDATE pg_index SET indisvalid = false WHERE indexrelid = \
+             to_regclass(format('%I.%I', current_schema(), 'claims_statement'))",
+        )
+        .await
+        .unwrap();
+    assert_eq!(state(&s).await, (Some(false), false));
+    assert_eq!(s.migrate().await.unwrap(), super::SCHEMA_VERSION);
+    assert_eq!(state(&s).await, (Some(true), false));
+}
