@@ -762,7 +762,9 @@ pub(super) fn period_claims(period: &str) -> String {
 /// (`collate`: the backend's byte collation, `COLLATE "C"` on PostgreSQL,
 /// empty on SQLite where it is the default), as [`crate::store::LineKey`]
 /// orders them, whatever the database's locale. The `claims_statement`
-/// index holds the claims in the order of the first three.
+/// index holds the claims in the order of the first three: on PostgreSQL
+/// as these expressions; SQLite, which seeks a row comparison only on
+/// columns, has them in generated columns (its `STATEMENT_ORDER`).
 pub(super) fn statement_claim_order(collate: &str) -> [String; 3] {
     [
         format!("({}){collate}", payee_type!()),

@@ -326,3 +326,33 @@ CREATE INDEX claims_statement ON claims (scheme_id, mutuelle_id,
 DROP INDEX claims_settlement;
 "#,
 ];
+
+#[cfg(test)]
+mod unit {
+    /// The statement's index holds the statement period of its queries
+    /// (`core::period_claims`), and its generated columns the payee as a
+    /// statement line reads it (`core::PAYEE_COLS`).
+    #[test]
+    fn the_statement_index_is_on_the_expressions_of_its_queries() {
+        use super::super::core;
+        let m = super::MIGRATIONS[15].replace(char::is_whitespace, "");
+        let plain = |sql: &str| sql.replace("c.", "").replace(char::is_whitespace, "");
+        let period = plain(&core::period_claims(""));
+        let period = period.trim_end_matches('=');
+        assert!(m.contains(&format!("mutuelle_id,{period},")), "{m}");
+        let payee = plain(core::PAYEE_COLS);
+        let (kind, id) = payee.split_once(',').expect("two columns");
+        assert!(
+            m.contains(&format!(
+                "statement_payee_typeTEXTGENERATEDALWAYSAS({kind})VIRTUAL"
+            )),
+            "{m}"
+        );
+        assert!(
+            m.contains(&format!(
+                "statement_payee_idTEXTGENERATEDALWAYSAS({id})VIRTUAL"
+            )),
+            "{m}"
+        );
+    }
+}
