@@ -242,6 +242,17 @@ pub trait Adapter: Send + Sync + 'static {
     /// Cancels an adjudication. Cancelling twice, or an unknown one, succeeds.
     async fn cancel(&self, req: CancelRequest<'_>) -> Result<(), AdapterError>;
 
+    /// Whether the answer is computed by the broker itself from its own
+    /// store (the rules adapter), with no system of the mutuelle keeping a
+    /// state of its own. Such a claim and its outcome may then be stored
+    /// in one commit: nothing outside the broker's database has to be
+    /// found again after a crash (docs/ARCHITECTURE.md, "A claim's
+    /// commits"). Every adapter that calls a system of the mutuelle leaves
+    /// the default.
+    fn adjudicates_from_store(&self) -> bool {
+        false
+    }
+
     /// A prior authorization: the partner's binding commitment for planned
     /// care. Must honour `idempotency_key` as `adjudicate` does. A partner
     /// that offers none answers `Unsupported` (the default).

@@ -209,6 +209,10 @@ fn unknown_member() -> Reason {
 
 #[async_trait]
 impl Adapter for RulesAdapter {
+    fn adjudicates_from_store(&self) -> bool {
+        true
+    }
+
     async fn eligibility(&self, q: &EligibilityQuery) -> Result<EligibilityAnswer, AdapterError> {
         let Some((member, product)) = self
             .load(

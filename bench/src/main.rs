@@ -706,6 +706,7 @@ async fn main() {
     // Claims on PostgreSQL, P0 and P.
     let mut limit = None;
     let mut limit0 = None;
+    let mut limit0_one = None;
     let pg_rows = ["claims PostgreSQL", "claims PostgreSQL mTLS"];
     let replicas_row = "claims PostgreSQL 2 replicas";
     let scale_row = "claims PostgreSQL at scale";
@@ -721,6 +722,9 @@ async fn main() {
             // and P, the broker's own transactions replayed: both before and
             // after the broker's runs.
             let p0_before = postgres::p0(&db, dir.path(), &args.pgbench, secs, args.smoke).await;
+            postgres::vacuum(&db).await;
+            let one_before =
+                postgres::p0_one(&db, dir.path(), &args.pgbench, secs, args.smoke).await;
             postgres::vacuum(&db).await;
             let before = postgres::pgbench(&db, dir.path(), &args.pgbench, secs, args.smoke).await;
             let pg_dir = dir.path().join("pg");
@@ -912,15 +916,23 @@ async fn main() {
             postgres::vacuum(&db).await;
             let after = postgres::pgbench(&db, dir.path(), &args.pgbench, secs, args.smoke).await;
             postgres::vacuum(&db).await;
+            let one_after =
+                postgres::p0_one(&db, dir.path(), &args.pgbench, secs, args.smoke).await;
+            postgres::vacuum(&db).await;
             let p0_after = postgres::p0(&db, dir.path(), &args.pgbench, secs, args.smoke).await;
             let p = postgres::Limit::mean(before, after);
             let p0 = postgres::Limit::mean(p0_before, p0_after);
-            for f in [&p.failed, &p0.failed].into_iter().flatten() {
+            let p0_one = postgres::Limit::mean(one_before, one_after);
+            for f in [&p.failed, &p0.failed, &p0_one.failed]
+                .into_iter()
+                .flatten()
+            {
                 failures.push(f.clone());
             }
             postgres::drop(&db).await;
             limit = Some(p);
             limit0 = Some(p0);
+            limit0_one = Some(p0_one);
         }
     }
 
@@ -1007,6 +1019,7 @@ async fn main() {
         limit.as_ref(),
         limit0.as_ref(),
         report::Sections {
+            p0_one: limit0_one.as_ref(),
             catch_up: catch_up.as_ref(),
             http: comparison.as_ref(),
             scale: scale_json,

@@ -15,6 +15,9 @@ const SCRIPT: &str = include_str!("../pgbench/claim.sql");
 /// its tables.
 const P0_SCRIPT: &str = include_str!("../pgbench/p0.sql");
 const P0_SCHEMA: &str = include_str!("../pgbench/p0-schema.sql");
+/// P0 in one commit (bench/pgbench/p0-one.sql): the same rows, as a claim
+/// of a mutuelle whose rules the broker applies itself is written.
+const P0_ONE_SCRIPT: &str = include_str!("../pgbench/p0-one.sql");
 
 /// A migrated store in a fresh schema of its own.
 pub struct BenchDb {
@@ -128,6 +131,13 @@ pub async fn pgbench(db: &BenchDb, dir: &Path, pgbench: &str, secs: f64, smoke: 
 /// run's schema (made by [`open`]).
 pub async fn p0(db: &BenchDb, dir: &Path, pgbench: &str, secs: f64, smoke: bool) -> Limit {
     run_script(db, dir, "p0.sql", P0_SCRIPT, pgbench, secs, smoke).await
+}
+
+/// P0's rows in one commit: the least work of a claim no partner system
+/// is asked for between its two writes. Printed beside the ratio to P0,
+/// so that the part the one commit buys is seen.
+pub async fn p0_one(db: &BenchDb, dir: &Path, pgbench: &str, secs: f64, smoke: bool) -> Limit {
+    run_script(db, dir, "p0-one.sql", P0_ONE_SCRIPT, pgbench, secs, smoke).await
 }
 
 /// Runs a pgbench script with as many clients as the broker has pooled

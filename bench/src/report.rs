@@ -23,6 +23,8 @@ fn lat_json(l: &Latency) -> serde_json::Value {
 
 /// The report's sections that only some runs have.
 pub(crate) struct Sections<'a> {
+    /// P0's rows in one commit (bench/pgbench/p0-one.sql).
+    pub p0_one: Option<&'a postgres::Limit>,
     pub catch_up: Option<&'a catchup::CatchUp>,
     pub http: Option<&'a http_partners::Comparison>,
     /// The scale figures (bench/src/scale.rs), as JSON.
@@ -38,6 +40,7 @@ pub(crate) fn report(
     sections: Sections<'_>,
 ) {
     let Sections {
+        p0_one: limit0_one,
         catch_up,
         http,
         scale,
@@ -45,6 +48,7 @@ pub(crate) fn report(
     let b = rows[0].saturation_rps.max(1.0);
     let p = limit.map(|l| l.tps).filter(|t| *t > 0.0);
     let p0 = limit0.map(|l| l.tps).filter(|t| *t > 0.0);
+    let p0_one = limit0_one.map(|l| l.tps).filter(|t| *t > 0.0);
     // The database's CPU per claim of P0 (µs), and of P.
     let p0_cpu = limit0.and_then(|l| l.db_cpu_us).filter(|us| *us > 0.0);
     let p_cpu = limit.and_then(|l| l.db_cpu_us).filter(|us| *us > 0.0);
@@ -61,6 +65,8 @@ pub(crate) fn report(
         "p_runs_tps": limit.map(|l| l.runs.map(f64::round)),
         "p0_tps": p0.map(f64::round),
         "p0_runs_tps": limit0.map(|l| l.runs.map(f64::round)),
+        "p0_one_commit_tps": p0_one.map(f64::round),
+        "p0_one_commit_runs_tps": limit0_one.map(|l| l.runs.map(f64::round)),
         "p0_db_cpu_us_per_claim": p0_cpu.map(f64::round),
         "p_db_cpu_us_per_claim": p_cpu.map(f64::round),
         "pgbench_clients": limit.map(|l| l.clients),
@@ -72,6 +78,8 @@ pub(crate) fn report(
                 .map(|p| (r.saturation_rps / p * 1000.0).round() / 1000.0),
             "ratio_to_p0": p0.filter(|_| r.name.contains("PostgreSQL"))
                 .map(|p0| (r.saturation_rps / p0 * 1000.0).round() / 1000.0),
+            "ratio_to_p0_one_commit": p0_one.filter(|_| r.name.contains("PostgreSQL"))
+                .map(|p| (r.saturation_rps / p * 1000.0).round() / 1000.0),
             "db_cpu_us_per_claim": r.db_cpu_us.map(f64::round),
             "own_cpu_us_per_claim": r.own_cpu_us.map(f64::round),
             "db_cpu_ratio_to_p0": r.db_cpu_us.zip(p0_cpu)
@@ -189,6 +197,25 @@ pub(crate) fn report(
             );
             for r in rows.iter().filter(|r| r.name.contains("PostgreSQL")) {
                 println!("  {}: {:.3} P0", r.name, r.saturation_rps / p0);
+            }
+            if let (Some(l), Some(one)) = (limit0_one, p0_one) {
+                // The bench's claims are of a rules mutuelle, which the
+                // broker stores in one commit: against the same rows in one
+                // commit, the ratio the broker's own work leaves.
+                println!(
+                    "P0 in one commit (bench/pgbench/p0-one.sql: P0's rows as a rules mutuelle's \
+                     claim is written): {one:.0} claims/s (mean of {:.0} and {:.0}) = {:.2} P0",
+                    l.runs[0],
+                    l.runs[1],
+                    one / p0
+                );
+                for r in rows.iter().filter(|r| r.name.contains("PostgreSQL")) {
+                    println!(
+                        "  {}: {:.3} P0 in one commit",
+                        r.name,
+                        r.saturation_rps / one
+                    );
+                }
             }
             if let Some(p0_cpu) = p0_cpu {
                 println!(

@@ -100,13 +100,13 @@ fn bounded_outcome(o: Outcome) -> Outcome {
 /// A partner's answer to an adjudication, checked against the claim: its
 /// shares, or a rejection saying why the answer cannot be stored.
 fn checked_outcome(
-    rec: &ClaimRecord,
+    claim: &Claim,
     answer: PartnerAdjudication,
     partner: &str,
     subject: &str,
     authorization: Option<String>,
 ) -> Outcome {
-    match check_answer(&rec.claim.lines, answer.lines) {
+    match check_answer(&claim.lines, answer.lines) {
         Ok(shares) => Outcome::Coordinated {
             shares,
             product: answer.product,
@@ -124,9 +124,20 @@ fn checked_outcome(
     }
 }
 
+/// What `Broker::coordinate_at_once` did with a new claim.
+enum AtOnce {
+    /// Stored with its outcome in one commit.
+    Stored(Box<ClaimRecord>),
+    /// Answered with this outcome (a rejection), nothing stored yet.
+    Decided(Outcome),
+    /// Nothing stored: the claim takes the two commits and is asked then.
+    Ask,
+}
+
 /// The store operations timed on the claim path (the `operation` label).
-pub(super) const TIMED_OPERATIONS: [&str; 5] = [
+pub(super) const TIMED_OPERATIONS: [&str; 6] = [
     "begin_claim",
+    "begin_coordinated",
     "complete_claim",
     "defer",
     "find_members",
@@ -348,6 +359,14 @@ impl Broker {
             lease_until_ms: now + 2 * deadline.as_millis() as i64 + LEASE_GRACE_MS,
             now_ms: now,
         };
+        let decided = match new.claim.prior_authorization {
+            None => match self.coordinate_at_once(&new, member.as_ref()).await? {
+                AtOnce::Stored(rec) => return Ok(*rec),
+                AtOnce::Decided(outcome) => Some(outcome),
+                AtOnce::Ask => None,
+            },
+            Some(_) => None,
+        };
         match self
             .timed("begin_claim", self.store.begin_claim(new))
             .await?
@@ -355,7 +374,10 @@ impl Broker {
             Begin::Created(rec) => {
                 log_state(&rec);
                 self.notify();
-                self.process(rec, member.as_ref()).await
+                match decided {
+                    Some(outcome) => self.store_decided(rec, outcome, member.as_ref()).await,
+                    None => self.process(rec, member.as_ref()).await,
+                }
             }
             Begin::DuplicateInvoice(rec) => {
                 log_state(&rec);
@@ -367,6 +389,117 @@ impl Broker {
                 "claim {}",
                 rec.claim.claim_id
             ))),
+        }
+    }
+
+    /// A claim of a mutuelle whose rules the broker applies itself
+    /// (`Adapter::adjudicates_from_store`): adjudicated first, then stored
+    /// with its outcome in one commit (`ClaimStore::begin_coordinated`).
+    /// The two commits of the module documentation exist so that a partner
+    /// system asked is never asked again under another key; here no system
+    /// outside the broker's database holds anything, and one commit stores
+    /// the claim, its shares and its ceilings together or not at all.
+    ///
+    /// A rejection (`AtOnce::Decided`) is stored by the caller in the two
+    /// commits, without computing it again: it consumes nothing, so the
+    /// one commit would save little. `AtOnce::Ask`, nothing computed or
+    /// nothing stored: the caller takes the two commits. So do another
+    /// adapter, a key or an invoice already held (a resend, a modified
+    /// request, a duplicate invoice: `begin_claim` tells them apart), a
+    /// transient failure, every place taken, and ceilings that kept
+    /// moving. A resend racing its first request, or a duplicate invoice,
+    /// may have had its answer computed in vain (and audited, as every
+    /// adjudication is): nothing of it is stored.
+    async fn coordinate_at_once(
+        &self,
+        new: &NewClaim,
+        member: Option<&Member>,
+    ) -> Result<AtOnce, ServiceError> {
+        let Some(partner) = self.partners.get(&new.mutuelle_id) else {
+            return Ok(AtOnce::Ask);
+        };
+        if !partner.adapter.get().adjudicates_from_store() {
+            return Ok(AtOnce::Ask);
+        }
+        let Some(_slot) = partner.slots.try_take() else {
+            return Ok(AtOnce::Ask);
+        };
+        let subject = format!("{}/{}", new.claim.scheme_id, new.claim.claim_id);
+        for attempt in 0..MAX_CEILING_RETRIES {
+            let req = AdjudicationRequest {
+                idempotency_key: &new.adjudication_key,
+                claim: &new.claim,
+                member_number: &new.member_number,
+                member: member.filter(|_| attempt == 0),
+                prior: None,
+            };
+            let out = Outbound {
+                method: "AdjudicateRemainder",
+                subject: subject.clone(),
+                key: &new.adjudication_key,
+                audited: true,
+            };
+            let outcome = match self
+                .call_partner(&partner.id, out, partner.adapter.get().adjudicate(req))
+                .await
+            {
+                Ok(answer) => checked_outcome(&new.claim, answer, &partner.id, &subject, None),
+                Err(e) if e.is_transient() => return Ok(AtOnce::Ask),
+                Err(e) => Outcome::Rejected(e.final_reason()),
+            };
+            if !matches!(outcome, Outcome::Coordinated { .. }) {
+                return Ok(AtOnce::Decided(outcome));
+            }
+            match self
+                .timed(
+                    "begin_coordinated",
+                    self.store.begin_coordinated(new, bounded_outcome(outcome)),
+                )
+                .await
+            {
+                Ok(Some(rec)) => {
+                    log_state(&rec);
+                    self.notify();
+                    return Ok(AtOnce::Stored(Box::new(rec)));
+                }
+                Ok(None) => return Ok(AtOnce::Ask),
+                Err(StoreError::CeilingConflict(k)) => {
+                    tracing::debug!(claim = %subject, ceiling = %k, "ceiling moved; recomputing");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(AtOnce::Ask)
+    }
+
+    /// The second commit of a claim whose answer `coordinate_at_once`
+    /// already computed (a rejection): stored as `process` would store it,
+    /// without asking again. Should the store refuse it as a conflict, the
+    /// claim is processed as any other.
+    async fn store_decided(
+        &self,
+        rec: ClaimRecord,
+        outcome: Outcome,
+        member: Option<&Member>,
+    ) -> Result<ClaimRecord, ServiceError> {
+        let stored = self
+            .timed(
+                "complete_claim",
+                self.store.complete_claim(
+                    &rec.claim,
+                    bounded_outcome(outcome),
+                    self.clock.now_ms(),
+                ),
+            )
+            .await;
+        match stored {
+            Ok(t) => {
+                self.changed(&t);
+                Ok(t.into_record())
+            }
+            Err(StoreError::CeilingConflict(_)) => self.process(rec, member).await,
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -475,7 +608,7 @@ impl Broker {
                     #[cfg(feature = "failpoints")]
                     super::failpoint::after_partner_answer().await;
                     checked_outcome(
-                        &rec,
+                        &rec.claim,
                         answer,
                         &partner.id,
                         &subject,

@@ -14,6 +14,11 @@
 //!    leases due claims from the store and resumes them, after a restart too,
 //!    always with the same key.
 //!
+//! A mutuelle whose rules the broker applies itself has no system to ask
+//! under a key: its new claim is adjudicated first and stored with its
+//! outcome in one commit (`begin_coordinated`, docs/ARCHITECTURE.md, "A
+//! claim's commits"); a rejection or any exception takes the steps above.
+//!
 //! Cancels follow the same pattern with the claim's cancel key.
 //!
 //! The service is split by concern, one module each; the gRPC edge

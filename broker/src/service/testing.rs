@@ -23,7 +23,7 @@ pub(crate) const BACK_OFF: Duration = Duration::from_secs(60);
 
 /// A mutuelle whose first call hangs past its deadline; later calls pay
 /// every line's remainder.
-pub(crate) struct HangsOnce(AtomicU32);
+pub(crate) struct HangsOnce(pub(crate) AtomicU32);
 
 #[async_trait::async_trait]
 impl Adapter for HangsOnce {

@@ -295,6 +295,114 @@ mod tests {
         assert!(done.updated_ms >= due);
     }
 
+    /// A mutuelle with a system of its own is asked only once the claim is
+    /// stored (RECEIVED, under its adjudication key); one whose answer the
+    /// broker computes from its own store is asked first, and the claim is
+    /// stored with its outcome in one commit. Either way a resend gets the
+    /// stored answer, and a modified resend is refused.
+    #[tokio::test(start_paused = true)]
+    async fn a_partner_system_is_asked_after_the_claim_is_stored_and_the_store_before() {
+        use passerelle_adapters::{
+            Adapter, AdapterError, AdjudicationRequest, CancelRequest, EligibilityAnswer,
+            EligibilityQuery, PartnerAdjudication,
+        };
+        use std::sync::{Mutex, OnceLock};
+        struct Asked {
+            from_store: bool,
+            store: OnceLock<Arc<dyn crate::store::Store>>,
+            stored_when_asked: Mutex<Vec<Option<ClaimState>>>,
+        }
+        #[async_trait::async_trait]
+        impl Adapter for Asked {
+            fn adjudicates_from_store(&self) -> bool {
+                self.from_store
+            }
+            async fn eligibility(
+                &self,
+                _q: &EligibilityQuery,
+            ) -> Result<EligibilityAnswer, AdapterError> {
+                Err(AdapterError::Unavailable("not asked".into()))
+            }
+            async fn adjudicate(
+                &self,
+                req: AdjudicationRequest<'_>,
+            ) -> Result<PartnerAdjudication, AdapterError> {
+                let store = self.store.get().expect("store");
+                let stored = store
+                    .get_claim(&req.claim.scheme_id, &req.claim.claim_id)
+                    .await
+                    .unwrap()
+                    .map(|r| r.state);
+                self.stored_when_asked.lock().unwrap().push(stored);
+                if req.claim.claim_id == "C-R" {
+                    return Err(AdapterError::Rejected(passerelle_domain::Reason::new(
+                        passerelle_domain::ReasonCode::PartnerRule,
+                        "not covered",
+                    )));
+                }
+                let answering = crate::service::testing::HangsOnce(1.into());
+                answering.adjudicate(req).await
+            }
+            async fn cancel(&self, _req: CancelRequest<'_>) -> Result<(), AdapterError> {
+                Ok(())
+            }
+        }
+        for from_store in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let asked = Arc::new(Asked {
+                from_store,
+                store: OnceLock::new(),
+                stored_when_asked: Mutex::new(vec![]),
+            });
+            let b = super::super::testing::broker_with_adapter(dir.path(), asked.clone());
+            asked.store.set(b.store().clone()).ok();
+            let rec = coordinate(&b, "C-9").await;
+            assert_eq!(rec.state, ClaimState::Coordinated, "{from_store}");
+            let shares: Vec<i64> = rec
+                .shares
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|s| s.mutuelle_share)
+                .collect();
+            assert_eq!(shares, vec![1500, 4000]);
+            let first = if from_store {
+                None
+            } else {
+                Some(ClaimState::Received)
+            };
+            assert_eq!(
+                *asked.stored_when_asked.lock().unwrap(),
+                vec![first],
+                "{from_store}"
+            );
+            assert_eq!(b.get("CNSS", "C-9").await.unwrap(), rec);
+            // A resend: the stored answer.
+            assert_eq!(coordinate(&b, "C-9").await, rec);
+            // A modified resend: refused, nothing changed.
+            let mut modified = sample_claim("CNSS", "C-9", "C-9");
+            modified.mutuelle_id = Some("MUT-X".into());
+            modified.lines.pop();
+            let err = b.coordinate(modified).await.unwrap_err();
+            assert!(
+                matches!(err, crate::service::ServiceError::ModifiedRequest(_)),
+                "{err:?}"
+            );
+            assert_eq!(b.get("CNSS", "C-9").await.unwrap(), rec);
+            // A rejection is asked once and stored as answered (the rules
+            // adapter's answer is not computed again for the second commit).
+            asked.stored_when_asked.lock().unwrap().clear();
+            let rejected = coordinate(&b, "C-R").await;
+            assert_eq!(rejected.state, ClaimState::Rejected, "{from_store}");
+            assert_eq!(rejected.rejection.as_ref().unwrap().message, "not covered");
+            assert_eq!(
+                *asked.stored_when_asked.lock().unwrap(),
+                vec![first],
+                "{from_store}"
+            );
+        }
+    }
+
     /// Retention removes audit rows older than its period, but keeps those
     /// of a claim still open.
     #[tokio::test(start_paused = true)]

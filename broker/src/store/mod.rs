@@ -488,6 +488,22 @@ pub trait ClaimStore: Send + Sync + 'static {
     /// holds. Also catches a provider invoice already on another live claim.
     async fn begin_claim(&self, new: NewClaim) -> Result<Begin, StoreError>;
 
+    /// Stores a new claim already COORDINATED, with its outcome, in one
+    /// commit (one statement on PostgreSQL): for a mutuelle whose rules
+    /// the broker applies itself, where no partner system has to be asked
+    /// between the two (`Adapter::adjudicates_from_store`). The consumption
+    /// is applied conditionally as in [`ClaimStore::complete_claim`]:
+    /// `CeilingConflict` stores nothing. `None`, nothing stored: the key
+    /// or the invoice is already held, or the outcome is not a coordinated
+    /// one without an authorization; the caller then takes the two
+    /// commits of [`ClaimStore::begin_claim`], which tell a resend, a
+    /// modified request and a duplicate invoice apart.
+    async fn begin_coordinated(
+        &self,
+        new: &NewClaim,
+        outcome: Outcome,
+    ) -> Result<Option<ClaimRecord>, StoreError>;
+
     async fn get_claim(
         &self,
         scheme_id: &str,

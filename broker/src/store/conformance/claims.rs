@@ -108,6 +108,101 @@ pub async fn completion_is_conditional_and_stores_shares(store: Arc<dyn Store>) 
     assert_eq!(rec2, rec);
 }
 
+/// A new claim and its outcome in one commit (a rules mutuelle's): stored
+/// coordinated with its shares, its ceilings and a change number; nothing
+/// at all when a ceiling has no room, or when the key or the invoice is
+/// already held (the two-commit path then tells those apart).
+pub async fn a_claim_and_its_outcome_commit_together(store: Arc<dyn Store>) {
+    let use_of = |amount| CeilingUse {
+        key: year_key("M-1"),
+        amount,
+        count: 1,
+        limit_amount: Some(2_000),
+        limit_count: None,
+    };
+    let new = new_claim(sample_claim("CNSS", "ONE-1", "INV-ONE-1"));
+    let rec = store
+        .begin_coordinated(&new, coordinated(&[1500, 0], vec![use_of(1500)]))
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(rec.state, ClaimState::Coordinated);
+    assert_eq!(rec.next_attempt_ms, None);
+    assert_eq!(rec.request_hash, new.request_hash);
+    assert_eq!(rec.adjudication_key, new.adjudication_key);
+    assert_eq!(rec.mutuelle_id, "MUT-A");
+    assert_eq!(rec.partner_reference, "ref");
+    let stored = store.get_claim("CNSS", "ONE-1").await.unwrap().unwrap();
+    assert_eq!(stored, rec, "what is answered is what is stored");
+    let ms: Vec<i64> = stored
+        .shares
+        .as_ref()
+        .expect("shares")
+        .iter()
+        .map(|s| s.mutuelle_share)
+        .collect();
+    assert_eq!(ms, vec![1500, 0]);
+    let used = |store: Arc<dyn Store>| async move {
+        let u = store.usage("MUT-A", &[year_key("M-1")]).await.unwrap();
+        let g = u.get(&year_key("M-1"));
+        (g.amount, g.count)
+    };
+    assert_eq!(used(store.clone()).await, (1500, 1));
+    let changed = store.list_changed("CNSS", 0, 10).await.unwrap();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].change_seq, rec.change_seq);
+    assert_eq!(changed[0].state, ClaimState::Coordinated);
+
+    // The same key again (a resend, or a modified request): nothing.
+    let again = store
+        .begin_coordinated(&new, coordinated(&[100, 0], vec![use_of(100)]))
+        .await
+        .unwrap();
+    assert_eq!(again, None);
+    // Another claim on the same invoice: nothing either.
+    let dup = new_claim(sample_claim("CNSS", "ONE-2", "INV-ONE-1"));
+    let again = store
+        .begin_coordinated(&dup, coordinated(&[100, 0], vec![use_of(100)]))
+        .await
+        .unwrap();
+    assert_eq!(again, None);
+    assert_eq!(store.get_claim("CNSS", "ONE-2").await.unwrap(), None);
+    // A ceiling without room: refused by name, and no claim stored.
+    let full = new_claim(sample_claim("CNSS", "ONE-3", "INV-ONE-3"));
+    let err = store
+        .begin_coordinated(&full, coordinated(&[600, 0], vec![use_of(600)]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::CeilingConflict(k) if *k == year_key("M-1").storage_key()),
+        "{err:?}"
+    );
+    assert_eq!(store.get_claim("CNSS", "ONE-3").await.unwrap(), None);
+    assert_eq!(used(store.clone()).await, (1500, 1), "nothing consumed");
+    assert_eq!(store.list_changed("CNSS", 0, 10).await.unwrap().len(), 1);
+    // Computed again within the room left, it is stored.
+    let rec = store
+        .begin_coordinated(&full, coordinated(&[500, 0], vec![use_of(500)]))
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(rec.state, ClaimState::Coordinated);
+    assert_eq!(used(store.clone()).await, (2000, 2));
+    // The resend of a stored claim is answered by the two-commit path.
+    assert!(matches!(
+        begin(&store, sample_claim("CNSS", "ONE-3", "INV-ONE-3")).await,
+        Begin::Existing(r) if r == rec
+    ));
+    // An outcome this path does not store stores nothing.
+    let other = new_claim(sample_claim("CNSS", "ONE-4", "INV-ONE-4"));
+    let rejected = Outcome::Rejected(Reason::new(ReasonCode::PartnerRejected, "no"));
+    assert_eq!(
+        store.begin_coordinated(&other, rejected).await.unwrap(),
+        None
+    );
+    assert_eq!(store.get_claim("CNSS", "ONE-4").await.unwrap(), None);
+}
+
 pub async fn ceilings_are_enforced_by_the_store(store: Arc<dyn Store>) {
     let limit = Some(2_000);
     let use_of = |amount| CeilingUse {
@@ -453,12 +548,17 @@ pub async fn changes_are_seen_once_across_writers(a: Arc<dyn Store>, b: Arc<dyn 
     let writer = |store: Arc<dyn Store>, tag: &'static str| {
         tokio::spawn(async move {
             for i in 0..PER_WRITER {
-                coordinate(
-                    &store,
-                    sample_claim("CNSS", &format!("{tag}{i}"), &format!("INV-{tag}{i}")),
-                    &[0, 0],
-                )
-                .await;
+                let claim = sample_claim("CNSS", &format!("{tag}{i}"), &format!("INV-{tag}{i}"));
+                // Every other claim in one commit, as a rules mutuelle's.
+                if i % 2 == 0 {
+                    coordinate(&store, claim, &[0, 0]).await;
+                } else {
+                    let stored = store
+                        .begin_coordinated(&new_claim(claim), coordinated(&[0, 0], vec![]))
+                        .await
+                        .expect("begin_coordinated");
+                    assert!(stored.is_some(), "{tag}{i} stored");
+                }
             }
         })
     };

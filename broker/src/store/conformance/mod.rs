@@ -50,6 +50,7 @@ macro_rules! store_conformance_suite {
             concurrent_duplicates_insert_once,
             duplicate_invoice_is_flagged_until_cancelled,
             completion_is_conditional_and_stores_shares,
+            a_claim_and_its_outcome_commit_together,
             ceilings_are_enforced_by_the_store,
             cancel_restores_what_the_claim_consumed,
             lease_due_hands_a_claim_to_one_worker,
@@ -301,8 +302,9 @@ pub(crate) async fn coordinate(store: &Arc<dyn Store>, c: Claim, ms: &[i64]) {
 /// on a store it seeded (claims `S1`.. of CNSS, mutuelles `MUT-0`..,
 /// members `M-1`.. of beneficiaries `TG-1`..., audit rows of `CNSS/S..`):
 /// see the backends' `hot_and_listing_paths_use_indexes_on_a_seeded_store`.
-pub const HOT_CALLS: [&str; 16] = [
+pub const HOT_CALLS: [&str; 17] = [
     "new claim and its outcome",
+    "new claim with its outcome, one commit",
     "get_claim",
     "list_changed",
     "lease_due",
@@ -325,6 +327,17 @@ pub async fn hot_call(store: &Arc<dyn Store>, what: &str) {
     match what {
         "new claim and its outcome" => {
             coordinate(store, sample_claim("CNSS", "C1", "I1"), &[100, 0]).await
+        }
+        "new claim with its outcome, one commit" => {
+            let new = new_claim(sample_claim("CNSS", "C2", "I2"));
+            let outcome = coordinated(&[100, 0], vec![]);
+            assert!(
+                store
+                    .begin_coordinated(&new, outcome)
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
         }
         "get_claim" => assert!(store.get_claim("CNSS", "S5").await.unwrap().is_some()),
         "list_changed" => {

@@ -86,6 +86,41 @@ impl ClaimStore for PgStore {
         )))
     }
 
+    async fn begin_coordinated(
+        &self,
+        new: &NewClaim,
+        outcome: Outcome,
+    ) -> Result<Option<ClaimRecord>, StoreError> {
+        let Outcome::Coordinated {
+            shares,
+            product,
+            partner_reference,
+            consumption,
+            authorization: None,
+        } = outcome
+        else {
+            return Ok(None);
+        };
+        let done = Coordinated {
+            claim: &new.claim,
+            shares: &shares,
+            product: product.as_ref(),
+            partner_reference: &partner_reference,
+            consumption: &consumption,
+            now_ms: new.now_ms,
+        };
+        // One statement, its own transaction: the claim's row inserted
+        // coordinated (nothing if its key or its invoice is held), then
+        // what follows from it as for an outcome.
+        let c = self.client().await?;
+        let Some(row) = coordinate(&c, self.mark, &done, Some(new)).await? else {
+            return Ok(None);
+        };
+        let (_, mut rec) = core::claim(&row)?;
+        rec.shares = core::stored_shares(&new.claim, &shares);
+        Ok(Some(rec))
+    }
+
     async fn get_claim(
         &self,
         scheme_id: &str,
@@ -123,7 +158,7 @@ impl ClaimStore for PgStore {
                 };
                 let row = match &authorization {
                     // The common case: one statement, its own transaction.
-                    None => coordinate(&c, self.mark, &done).await?,
+                    None => coordinate(&c, self.mark, &done, None).await?,
                     // The authorization first (the claim's row, then the
                     // authorization's, then the ceilings': the order of
                     // every writer): consumed, its hold released; then the
@@ -145,7 +180,7 @@ impl ClaimStore for PgStore {
                         .await?;
                         // The row is locked and awaits its partner: the
                         // statement changes it, or nothing commits.
-                        let row = coordinate(&tx, self.mark, &done).await?.ok_or_else(|| {
+                        let row = coordinate(&tx, self.mark, &done, None).await?.ok_or_else(|| {
                             StoreError::Backend(format!(
                                 "claim {claim_id} did not change under its row lock"
                             ))
@@ -545,6 +580,7 @@ async fn coordinate<C: GenericClient + Sync>(
     c: &C,
     mark: i64,
     o: &Coordinated<'_>,
+    new: Option<&NewClaim>,
 ) -> Result<Option<Row>, StoreError> {
     let lines: Vec<_> = core::line_rows(o.claim, o.shares).collect();
     let col = |f: &dyn Fn(&core::LineRow) -> i64| -> Vec<i64> { lines.iter().map(f).collect() };
@@ -571,11 +607,34 @@ async fn coordinate<C: GenericClient + Sync>(
         .map(|(_, u)| u.limit_count.map(|v| v as i64))
         .collect();
     let total = core::mutuelle_total(o.shares);
+    // The claim's row, named `upd` for the rest: changed while it awaits
+    // its partner, or (a new claim, `ClaimStore::begin_coordinated`)
+    // inserted already coordinated unless its key or its invoice is held.
+    let row = match new {
+        None => format!(
+            "UPDATE claims c SET state = 'coordinated', product_id = $3, product_version = $4, \
+             product_name = $5, partner_reference = $6, next_attempt_ms = NULL, last_error = '', \
+             change_seq = {seq}, updated_ms = $7, mutuelle_total = $8 FROM {mark} \
+             WHERE c.id = {pk} AND c.state IN {awaiting} RETURNING {cols}",
+            seq = changes::CHANGE_SEQ,
+            mark = changes::mark_from(mark),
+            pk = CLAIM_PK,
+            awaiting = core::SQL_AWAITING_PARTNER,
+            cols = core::CLAIM_COLS
+        ),
+        Some(_) => format!(
+            "INSERT INTO claims ({insert}, product_id, product_version, product_name, \
+             partner_reference, mutuelle_total) \
+             VALUES ($1, $2, $24, $25, $26, $27, $28, $29, 'coordinated', $30, NULL, NULL, NULL, {seq}, \
+             $7, $7, $31, $32, $33, $34, $35, NULL, $3, $4, $5, $6, $8) \
+             ON CONFLICT DO NOTHING RETURNING {cols}",
+            insert = core::CLAIM_INSERT_COLS,
+            seq = changes::marked_change_seq(mark),
+            cols = core::CLAIM_COLS
+        ),
+    };
     let sql = format!(
-        "WITH upd AS (UPDATE claims c SET state = 'coordinated', product_id = $3, product_version = $4, \
-           product_name = $5, partner_reference = $6, next_attempt_ms = NULL, last_error = '', \
-           change_seq = {seq}, updated_ms = $7, mutuelle_total = $8 FROM {mark} \
-           WHERE c.id = {pk} AND c.state IN {awaiting} RETURNING {cols}), \
+        "WITH upd AS ({row}), \
          ceil AS (INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count) \
            SELECT upd.mutuelle_id, u.k, u.a, u.n FROM upd, \
              UNNEST($9::TEXT[], $10::BIGINT[], $11::BIGINT[], $12::BIGINT[], $13::BIGINT[]) AS u(k, a, n, la, lc) \
@@ -599,12 +658,7 @@ async fn coordinate<C: GenericClient + Sync>(
            AND p.product_id = $3 AND p.version = $4 AND NOT p.used) \
          SELECT upd.*, CASE WHEN (SELECT count(*) FROM ceil) < cardinality($9::TEXT[]) \
            THEN passerelle_refuse((SELECT k.i FROM UNNEST($9::TEXT[]) WITH ORDINALITY AS k(k, i) \
-             WHERE k.k NOT IN (SELECT ceiling_key FROM ceil) LIMIT 1)::INT) END FROM upd",
-        seq = changes::CHANGE_SEQ,
-        mark = changes::mark_from(mark),
-        pk = CLAIM_PK,
-        awaiting = core::SQL_AWAITING_PARTNER,
-        cols = core::CLAIM_COLS
+             WHERE k.k NOT IN (SELECT ceiling_key FROM ceil) LIMIT 1)::INT) END FROM upd"
     );
     let refused = |e| match e {
         // The ceiling's position: the key is not written to the database's
@@ -616,37 +670,53 @@ async fn coordinate<C: GenericClient + Sync>(
         ),
         e => e,
     };
-    q1(
-        c,
-        &sql,
-        &[
-            &o.claim.scheme_id,
-            &o.claim.claim_id,
-            &o.product.map(|p| p.id.clone()),
-            &o.product.map(|p| i64::from(p.version)),
-            &o.product.map(|p| p.name.clone()),
-            &o.partner_reference,
-            &o.now_ms,
-            &total,
-            &keys,
-            &amounts,
-            &counts,
-            &limit_amounts,
-            &limit_counts,
-            &seqs,
-            &acts,
-            &categories,
-            &quantities,
-            &billed,
-            &tariff,
-            &scheme,
-            &mutuelle,
-            &patient,
-            &reasons,
-        ],
-    )
-    .await
-    .map_err(refused)
+    let product_id = o.product.map(|p| p.id.clone());
+    let product_version = o.product.map(|p| i64::from(p.version));
+    let product_name = o.product.map(|p| p.name.clone());
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        &o.claim.scheme_id,
+        &o.claim.claim_id,
+        &product_id,
+        &product_version,
+        &product_name,
+        &o.partner_reference,
+        &o.now_ms,
+        &total,
+        &keys,
+        &amounts,
+        &counts,
+        &limit_amounts,
+        &limit_counts,
+        &seqs,
+        &acts,
+        &categories,
+        &quantities,
+        &billed,
+        &tariff,
+        &scheme,
+        &mutuelle,
+        &patient,
+        &reasons,
+    ];
+    let inserted = new.map(|n| (n, core::new_claim_row(n, None)));
+    if let Some((n, r)) = &inserted {
+        let cl = &n.claim;
+        params.extend_from_slice(&[
+            &n.request_hash,
+            &r.body,
+            &cl.provider_id,
+            &cl.invoice_number,
+            &n.mutuelle_id,
+            &n.member_number,
+            &n.adjudication_key,
+            &r.date_of_care,
+            &cl.currency,
+            &r.payee,
+            &r.billed_total,
+            &r.scheme_total,
+        ]);
+    }
+    q1(c, &sql, &params).await.map_err(refused)
 }
 
 /// A claim's row by its keys, for a statement that changes it: the unique

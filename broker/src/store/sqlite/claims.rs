@@ -11,43 +11,52 @@ impl ClaimStore for SqliteStore {
             if let Some((_, rec)) = load_by_key(&tx, &cl.scheme_id, &cl.claim_id)? {
                 return Ok(core::existing(rec, &new.request_hash));
             }
-            let dup: Option<String> = tx
-                .prepare_cached(&format!("SELECT claim_id FROM claims WHERE scheme_id = ?1 AND provider_id = ?2 \
-                     AND invoice_number = ?3 AND state IN {} LIMIT 1", core::SQL_HOLDS_INVOICE))?
-                .query_row(params![cl.scheme_id, cl.provider_id, cl.invoice_number], |r| r.get(0))
-                .optional()?;
-            let seq = next_seq(&tx)?;
-            let row = core::new_claim_row(&new, dup);
-            tx.prepare_cached(&format!("INSERT INTO claims ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, \
-                 ?16, ?17, ?18, ?19, ?20, ?21)", core::CLAIM_INSERT_COLS))?.execute(params![
-                    cl.scheme_id,
-                    cl.claim_id,
-                    new.request_hash,
-                    row.body,
-                    cl.provider_id,
-                    cl.invoice_number,
-                    new.mutuelle_id,
-                    new.member_number,
-                    row.state.as_str(),
-                    new.adjudication_key,
-                    row.rejection_code,
-                    row.rejection_message,
-                    row.next_attempt_ms,
-                    seq,
-                    new.now_ms,
-                    row.date_of_care,
-                    cl.currency,
-                    row.payee,
-                    row.billed_total,
-                    row.scheme_total,
-                    row.duplicate_of,
-                ],
-            )?;
+            let dup = invoice_holder(&tx, cl)?;
+            insert_claim(&tx, &new, dup)?;
             let (_, rec) = load_existing(&tx, &cl.scheme_id, &cl.claim_id)?;
             tx.commit()?;
             Ok(core::created(rec))
         })
         .await
+    }
+
+    async fn begin_coordinated(
+        &self,
+        new: &NewClaim,
+        outcome: Outcome,
+    ) -> Result<Option<ClaimRecord>, StoreError> {
+        if !matches!(
+            outcome,
+            Outcome::Coordinated {
+                authorization: None,
+                ..
+            }
+        ) {
+            return Ok(None);
+        }
+        let new = new.clone();
+        let out = self
+            .with(move |c| {
+                let tx = c.savepoint()?;
+                let cl = &new.claim;
+                if load_by_key(&tx, &cl.scheme_id, &cl.claim_id)?.is_some()
+                    || invoice_holder(&tx, cl)?.is_some()
+                {
+                    return Ok(None);
+                }
+                // One transaction: the claim's row, then its outcome as
+                // `complete_claim` writes it (a ceiling without room drops
+                // the transaction, and with it the row).
+                insert_claim(&tx, &new, None)?;
+                let (pk, rec) = load_existing(&tx, &cl.scheme_id, &cl.claim_id)?;
+                apply_outcome(&tx, pk, &rec, outcome, new.now_ms)?;
+                let (_, rec) = load_existing(&tx, &cl.scheme_id, &cl.claim_id)?;
+                tx.commit()?;
+                Ok(Some(rec))
+            })
+            .await;
+        self.usages.invalidate();
+        out
     }
 
     async fn get_claim(
@@ -65,68 +74,17 @@ impl ClaimStore for SqliteStore {
         now_ms: i64,
     ) -> Result<Transition, StoreError> {
         let (s, cid) = (claim.scheme_id.clone(), claim.claim_id.clone());
-        let out = self.with(move |c| {
-            transition(c, &s, &cid, |tx, pk, rec| {
-                if !core::may_complete(rec.state) {
-                    return Ok(false);
-                }
-                let seq = next_seq(tx)?;
-                match outcome {
-                    Outcome::Coordinated {
-                        shares,
-                        product,
-                        partner_reference,
-                        consumption,
-                        authorization,
-                    } => {
-                        if let Some(reference) = &authorization {
-                            super::authorizations::consume(tx, reference, &rec.claim.claim_id, now_ms)?;
-                        }
-                        for (key, u) in core::consumed(&consumption) {
-                            tx.prepare_cached("INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count) \
-                                 VALUES (?1, ?2, 0, 0) ON CONFLICT DO NOTHING")?.execute(params![rec.mutuelle_id, key],
-                            )?;
-                            let n = tx.prepare_cached("UPDATE ceiling_usage SET used_amount = used_amount + ?3, used_count = used_count + ?4 \
-                                 WHERE mutuelle_id = ?1 AND ceiling_key = ?2 \
-                                 AND (?5 IS NULL OR used_amount + held_amount + ?3 <= ?5) \
-                                 AND (?6 IS NULL OR used_count + held_count + ?4 <= ?6)")?.execute(params![rec.mutuelle_id, key, u.amount, u.count, u.limit_amount, u.limit_count],
-                            )?;
-                            if n == 0 {
-                                // Dropping the transaction rolls everything back.
-                                return Err(StoreError::CeilingConflict(key));
-                            }
-                            tx.prepare_cached("INSERT INTO claim_consumption (claim_pk, ceiling_key, amount, count) VALUES (?1, ?2, ?3, ?4)")?.execute(params![pk, key, u.amount, u.count],
-                            )?;
-                        }
-                        write_lines(tx, pk, &rec.claim, &shares)?;
-                        if let Some(p) = &product {
-                            tx.prepare_cached("UPDATE products SET used = 1 WHERE mutuelle_id = ?1 AND product_id = ?2 AND version = ?3")?.execute(params![rec.mutuelle_id, p.id, p.version],
-                            )?;
-                        }
-                        tx.prepare_cached("UPDATE claims SET state = 'coordinated', product_id = ?2, product_version = ?3, \
-                             product_name = ?4, partner_reference = ?5, next_attempt_ms = NULL, last_error = '', \
-                             change_seq = ?6, updated_ms = ?7, mutuelle_total = ?8 WHERE id = ?1")?.execute(params![
-                                pk,
-                                product.as_ref().map(|p| p.id.clone()),
-                                product.as_ref().map(|p| p.version),
-                                product.as_ref().map(|p| p.name.clone()),
-                                partner_reference,
-                                seq,
-                                now_ms,
-                                core::mutuelle_total(&shares),
-                            ],
-                        )?;
+        let out = self
+            .with(move |c| {
+                transition(c, &s, &cid, |tx, pk, rec| {
+                    if !core::may_complete(rec.state) {
+                        return Ok(false);
                     }
-                    Outcome::Rejected(reason) => {
-                        tx.prepare_cached("UPDATE claims SET state = 'rejected', rejection_code = ?2, rejection_message = ?3, \
-                             next_attempt_ms = NULL, change_seq = ?4, updated_ms = ?5 WHERE id = ?1")?.execute(params![pk, core::code_str(reason.code), reason.message, seq, now_ms],
-                        )?;
-                    }
-                }
-                Ok(true)
+                    apply_outcome(tx, pk, rec, outcome, now_ms)?;
+                    Ok(true)
+                })
             })
-        })
-        .await;
+            .await;
         self.usages.invalidate();
         out
     }
@@ -394,4 +352,121 @@ impl ClaimStore for SqliteStore {
         })
         .await
     }
+}
+
+/// The claim at the key the invoice is held by (`core::SQL_HOLDS_INVOICE`),
+/// if another live claim holds it.
+fn invoice_holder(tx: &Connection, cl: &Claim) -> Result<Option<String>, StoreError> {
+    Ok(tx
+        .prepare_cached(&format!(
+            "SELECT claim_id FROM claims WHERE scheme_id = ?1 AND provider_id = ?2 \
+             AND invoice_number = ?3 AND state IN {} LIMIT 1",
+            core::SQL_HOLDS_INVOICE
+        ))?
+        .query_row(
+            params![cl.scheme_id, cl.provider_id, cl.invoice_number],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// A new claim's row (RECEIVED, or REJECTED as the duplicate of
+/// `duplicate_of`).
+fn insert_claim(tx: &Connection, new: &NewClaim, dup: Option<String>) -> Result<(), StoreError> {
+    let cl = &new.claim;
+    let seq = next_seq(tx)?;
+    let row = core::new_claim_row(new, dup);
+    tx.prepare_cached(&format!("INSERT INTO claims ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, \
+         ?16, ?17, ?18, ?19, ?20, ?21)", core::CLAIM_INSERT_COLS))?.execute(params![
+            cl.scheme_id,
+            cl.claim_id,
+            new.request_hash,
+            row.body,
+            cl.provider_id,
+            cl.invoice_number,
+            new.mutuelle_id,
+            new.member_number,
+            row.state.as_str(),
+            new.adjudication_key,
+            row.rejection_code,
+            row.rejection_message,
+            row.next_attempt_ms,
+            seq,
+            new.now_ms,
+            row.date_of_care,
+            cl.currency,
+            row.payee,
+            row.billed_total,
+            row.scheme_total,
+            row.duplicate_of,
+        ],
+    )?;
+    Ok(())
+}
+
+/// A claim's outcome, on its row `pk` awaiting its partner: see
+/// `ClaimStore::complete_claim`.
+fn apply_outcome(
+    tx: &Connection,
+    pk: i64,
+    rec: &ClaimRecord,
+    outcome: Outcome,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let seq = next_seq(tx)?;
+    match outcome {
+        Outcome::Coordinated {
+            shares,
+            product,
+            partner_reference,
+            consumption,
+            authorization,
+        } => {
+            if let Some(reference) = &authorization {
+                super::authorizations::consume(tx, reference, &rec.claim.claim_id, now_ms)?;
+            }
+            for (key, u) in core::consumed(&consumption) {
+                tx.prepare_cached(
+                    "INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count) \
+                     VALUES (?1, ?2, 0, 0) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![rec.mutuelle_id, key])?;
+                let n = tx.prepare_cached("UPDATE ceiling_usage SET used_amount = used_amount + ?3, used_count = used_count + ?4 \
+                     WHERE mutuelle_id = ?1 AND ceiling_key = ?2 \
+                     AND (?5 IS NULL OR used_amount + held_amount + ?3 <= ?5) \
+                     AND (?6 IS NULL OR used_count + held_count + ?4 <= ?6)")?.execute(params![rec.mutuelle_id, key, u.amount, u.count, u.limit_amount, u.limit_count],
+                )?;
+                if n == 0 {
+                    // Dropping the transaction rolls everything back.
+                    return Err(StoreError::CeilingConflict(key));
+                }
+                tx.prepare_cached("INSERT INTO claim_consumption (claim_pk, ceiling_key, amount, count) VALUES (?1, ?2, ?3, ?4)")?.execute(params![pk, key, u.amount, u.count],
+                )?;
+            }
+            write_lines(tx, pk, &rec.claim, &shares)?;
+            if let Some(p) = &product {
+                tx.prepare_cached("UPDATE products SET used = 1 WHERE mutuelle_id = ?1 AND product_id = ?2 AND version = ?3")?.execute(params![rec.mutuelle_id, p.id, p.version],
+                )?;
+            }
+            tx.prepare_cached("UPDATE claims SET state = 'coordinated', product_id = ?2, product_version = ?3, \
+                 product_name = ?4, partner_reference = ?5, next_attempt_ms = NULL, last_error = '', \
+                 change_seq = ?6, updated_ms = ?7, mutuelle_total = ?8 WHERE id = ?1")?.execute(params![
+                    pk,
+                    product.as_ref().map(|p| p.id.clone()),
+                    product.as_ref().map(|p| p.version),
+                    product.as_ref().map(|p| p.name.clone()),
+                    partner_reference,
+                    seq,
+                    now_ms,
+                    core::mutuelle_total(&shares),
+                ],
+            )?;
+        }
+        Outcome::Rejected(reason) => {
+            tx.prepare_cached("UPDATE claims SET state = 'rejected', rejection_code = ?2, rejection_message = ?3, \
+                 next_attempt_ms = NULL, change_seq = ?4, updated_ms = ?5 WHERE id = ?1")?.execute(params![pk, core::code_str(reason.code), reason.message, seq, now_ms],
+            )?;
+        }
+    }
+    Ok(())
 }
