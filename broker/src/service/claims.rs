@@ -130,8 +130,21 @@ enum AtOnce {
     Stored(Box<ClaimRecord>),
     /// Answered with this outcome (a rejection), nothing stored yet.
     Decided(Outcome),
-    /// Nothing stored: the claim takes the two commits and is asked then.
+    /// A transient failure, saying why: the claim is to be deferred.
+    Deferred(String),
+    /// Ceilings moved at every attempt: to be computed again on a fresh
+    /// read of everything.
+    Contended,
+    /// Nothing learnt: the claim takes the two commits and is asked then.
     Ask,
+}
+
+/// A new claim's times, when it is stored: now, and the lease that keeps
+/// the retry worker off it while its first request asks its partner (two
+/// deadlines and a grace).
+fn stamp(new: &mut NewClaim, now_ms: i64, deadline: Duration) {
+    new.now_ms = now_ms;
+    new.lease_until_ms = now_ms + 2 * deadline.as_millis() as i64 + LEASE_GRACE_MS;
 }
 
 /// The store operations timed on the claim path (the `operation` label).
@@ -349,24 +362,27 @@ impl Broker {
         {
             self.quoted_authorization(&claim, &mid).await?;
         }
-        let now = self.clock.now_ms();
-        let new = NewClaim {
+        let mut new = NewClaim {
             adjudication_key: adjudication_key(&claim.scheme_id, &claim.claim_id),
             claim,
             request_hash: request_hash.clone(),
             mutuelle_id: mid,
             member_number,
-            lease_until_ms: now + 2 * deadline.as_millis() as i64 + LEASE_GRACE_MS,
-            now_ms: now,
+            lease_until_ms: 0,
+            now_ms: 0,
         };
-        let decided = match new.claim.prior_authorization {
-            None => match self.coordinate_at_once(&new, member.as_ref()).await? {
-                AtOnce::Stored(rec) => return Ok(*rec),
-                AtOnce::Decided(outcome) => Some(outcome),
-                AtOnce::Ask => None,
-            },
-            Some(_) => None,
-        };
+        let mut next = AtOnce::Ask;
+        if new.claim.prior_authorization.is_none() {
+            next = self
+                .coordinate_at_once(&mut new, deadline, member.as_ref())
+                .await?;
+            if let AtOnce::Stored(rec) = next {
+                return Ok(*rec);
+            }
+        }
+        // Stamped when stored, after any adjudication: the lease then
+        // covers a whole call, and a period's close sees the claim's time.
+        stamp(&mut new, self.clock.now_ms(), deadline);
         match self
             .timed("begin_claim", self.store.begin_claim(new))
             .await?
@@ -374,9 +390,18 @@ impl Broker {
             Begin::Created(rec) => {
                 log_state(&rec);
                 self.notify();
-                match decided {
-                    Some(outcome) => self.store_decided(rec, outcome, member.as_ref()).await,
-                    None => self.process(rec, member.as_ref()).await,
+                match next {
+                    AtOnce::Decided(outcome) => {
+                        self.store_decided(rec, outcome, member.as_ref()).await
+                    }
+                    AtOnce::Deferred(why) => {
+                        let (scheme_id, claim_id) = (&rec.claim.scheme_id, &rec.claim.claim_id);
+                        self.defer_after(scheme_id, claim_id, rec.attempts, &why)
+                            .await
+                    }
+                    // Computed again on everything read afresh.
+                    AtOnce::Contended => self.process(rec, None).await,
+                    AtOnce::Ask | AtOnce::Stored(_) => self.process(rec, member.as_ref()).await,
                 }
             }
             Begin::DuplicateInvoice(rec) => {
@@ -400,19 +425,23 @@ impl Broker {
     /// outside the broker's database holds anything, and one commit stores
     /// the claim, its shares and its ceilings together or not at all.
     ///
-    /// A rejection (`AtOnce::Decided`) is stored by the caller in the two
-    /// commits, without computing it again: it consumes nothing, so the
-    /// one commit would save little. `AtOnce::Ask`, nothing computed or
-    /// nothing stored: the caller takes the two commits. So do another
-    /// adapter, a key or an invoice already held (a resend, a modified
-    /// request, a duplicate invoice: `begin_claim` tells them apart), a
-    /// transient failure, every place taken, and ceilings that kept
-    /// moving. A resend racing its first request, or a duplicate invoice,
-    /// may have had its answer computed in vain (and audited, as every
-    /// adjudication is): nothing of it is stored.
+    /// Otherwise the caller takes the two commits, told what was learnt:
+    /// a rejection (`Decided`) is stored in the second commit without
+    /// being computed again (it consumes nothing, so the one commit would
+    /// save little); a transient failure (`Deferred`) defers the claim
+    /// without asking again at once; ceilings that kept moving
+    /// (`Contended`) are computed again on a fresh read. `Ask`, nothing
+    /// learnt: another adapter, every place taken, or a key or an invoice
+    /// already held (a resend, a modified request, a duplicate invoice:
+    /// `begin_claim` tells them apart). The store is not read before the
+    /// computation (that read would cost every new claim a round trip),
+    /// so a resend of a rules mutuelle's claim, and a duplicate invoice,
+    /// are computed (and audited, as every adjudication is) before being
+    /// answered from the store; nothing of that computation is stored.
     async fn coordinate_at_once(
         &self,
-        new: &NewClaim,
+        new: &mut NewClaim,
+        deadline: Duration,
         member: Option<&Member>,
     ) -> Result<AtOnce, ServiceError> {
         let Some(partner) = self.partners.get(&new.mutuelle_id) else {
@@ -444,12 +473,15 @@ impl Broker {
                 .await
             {
                 Ok(answer) => checked_outcome(&new.claim, answer, &partner.id, &subject, None),
-                Err(e) if e.is_transient() => return Ok(AtOnce::Ask),
+                Err(e) if e.is_transient() => {
+                    return Ok(AtOnce::Deferred(partner_text(&e.to_string())));
+                }
                 Err(e) => Outcome::Rejected(e.final_reason()),
             };
             if !matches!(outcome, Outcome::Coordinated { .. }) {
                 return Ok(AtOnce::Decided(outcome));
             }
+            stamp(new, self.clock.now_ms(), deadline);
             match self
                 .timed(
                     "begin_coordinated",
@@ -470,7 +502,7 @@ impl Broker {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(AtOnce::Ask)
+        Ok(AtOnce::Contended)
     }
 
     /// The second commit of a claim whose answer `coordinate_at_once`

@@ -334,6 +334,11 @@ mod tests {
                     .unwrap()
                     .map(|r| r.state);
                 self.stored_when_asked.lock().unwrap().push(stored);
+                // An answer that takes its time (within the deadline).
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                if req.claim.claim_id == "C-T" {
+                    return Err(AdapterError::Unavailable("down".into()));
+                }
                 if req.claim.claim_id == "C-R" {
                     return Err(AdapterError::Rejected(passerelle_domain::Reason::new(
                         passerelle_domain::ReasonCode::PartnerRule,
@@ -356,8 +361,13 @@ mod tests {
             });
             let b = super::super::testing::broker_with_adapter(dir.path(), asked.clone());
             asked.store.set(b.store().clone()).ok();
+            let before = b.clock().now_ms();
             let rec = coordinate(&b, "C-9").await;
             assert_eq!(rec.state, ClaimState::Coordinated, "{from_store}");
+            // Stamped when stored: after the answer when it is one commit.
+            let stored_at = if from_store { before + 500 } else { before };
+            assert_eq!(rec.created_ms, stored_at, "{from_store}");
+            assert_eq!(rec.updated_ms, before + 500, "{from_store}");
             let shares: Vec<i64> = rec
                 .shares
                 .as_ref()
@@ -395,6 +405,17 @@ mod tests {
             let rejected = coordinate(&b, "C-R").await;
             assert_eq!(rejected.state, ClaimState::Rejected, "{from_store}");
             assert_eq!(rejected.rejection.as_ref().unwrap().message, "not covered");
+            assert_eq!(
+                *asked.stored_when_asked.lock().unwrap(),
+                vec![first],
+                "{from_store}"
+            );
+            // A transient failure is asked once, then deferred, its lease
+            // from when it was stored.
+            asked.stored_when_asked.lock().unwrap().clear();
+            let deferred = coordinate(&b, "C-T").await;
+            assert_eq!(deferred.state, ClaimState::PendingPartner, "{from_store}");
+            assert!(deferred.last_error.contains("down"), "{deferred:?}");
             assert_eq!(
                 *asked.stored_when_asked.lock().unwrap(),
                 vec![first],
