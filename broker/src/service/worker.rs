@@ -334,8 +334,9 @@ mod tests {
                     .unwrap()
                     .map(|r| r.state);
                 self.stored_when_asked.lock().unwrap().push(stored);
-                // An answer that takes its time (within the deadline).
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                // An answer that takes its time (within the deadline): the
+                // paused clock moved on, nothing waited for.
+                tokio::time::advance(std::time::Duration::from_millis(500)).await;
                 if req.claim.claim_id == "C-T" {
                     return Err(AdapterError::Unavailable("down".into()));
                 }
