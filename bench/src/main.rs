@@ -31,6 +31,7 @@
 mod catchup;
 mod child;
 mod cpu;
+mod engine;
 mod http_partners;
 mod load;
 mod postgres;
@@ -104,6 +105,10 @@ struct Args {
     /// Print only the JSON.
     #[arg(long)]
     json: bool,
+    /// Leave the run's PostgreSQL schema (and its seeded rows) in place,
+    /// for EXPLAIN and experiments on them; its name is printed.
+    #[arg(long)]
+    keep_schema: bool,
     /// Run only the scenarios whose name contains this text, or one of
     /// several texts separated by commas (B is always measured: every
     /// figure is a ratio to it). For profiling one path.
@@ -711,6 +716,8 @@ async fn main() {
     let replicas_row = "claims PostgreSQL 2 replicas";
     let scale_row = "claims PostgreSQL at scale";
     let mut scale_figures = None;
+    // What the engine and the disk did in the scale windows (engine.rs).
+    let mut engine_windows: Vec<(&str, engine::Window, u64)> = Vec::new();
     if pg_rows.iter().any(|n| args.wants(n)) || args.wants(replicas_row) || args.wants(scale_row) {
         let url = args.postgres.clone().unwrap_or_else(postgres::default_url);
         if let Some(db) = postgres::open(&url, usize::from(args.pg_pool)).await {
@@ -810,8 +817,14 @@ async fn main() {
                     saturate(args.concurrency, secs, empty_calls.clone()).await;
                 let elig_rate = (elig_empty_rps * 0.5).max(1.0);
                 let elig_calls = ((elig_rate * secs) as u64).max(200);
+                let w = engine::watch(&db).await;
                 let elig_empty =
                     open_loop(elig_rate, Until::Calls(elig_calls), 0, empty_calls).await;
+                engine_windows.push((
+                    "eligibility on the nearly empty store, open loop",
+                    w.finish().await,
+                    elig_calls,
+                ));
                 let seeded = scale::seed(&db, n).await;
                 failures.extend(seeded.errors.iter().map(|e| format!("seeding: {e}")));
                 postgres::vacuum(&db).await;
@@ -842,10 +855,22 @@ async fn main() {
                         ));
                     }
                 }
+                let w = engine::watch(&db).await;
                 let (elig_scale_rps, elig_scale_errors) =
                     saturate(args.concurrency, secs, seeded_calls.clone()).await;
+                engine_windows.push((
+                    "eligibility on the seeded store, saturation",
+                    w.finish().await,
+                    (elig_scale_rps * secs) as u64,
+                ));
+                let w = engine::watch(&db).await;
                 let elig_scale =
                     open_loop(elig_rate, Until::Calls(elig_calls), 0, seeded_calls).await;
+                engine_windows.push((
+                    "eligibility on the seeded store, open loop",
+                    w.finish().await,
+                    elig_calls,
+                ));
                 if elig_empty_errors
                     + elig_scale_errors
                     + elig_empty.errors
@@ -877,6 +902,7 @@ async fn main() {
                 // prunes a month.
                 let live_rate = (rows.last().map_or(0.0, |r| r.saturation_rps) * 0.25).max(20.0);
                 let idle_calls = ((live_rate * secs) as u64).max(200);
+                let w = engine::watch(&db).await;
                 let idle = open_loop(
                     live_rate,
                     Until::Calls(idle_calls),
@@ -884,6 +910,8 @@ async fn main() {
                     claims(&ch),
                 )
                 .await;
+                engine_windows.push(("live claims, idle", w.finish().await, idle_calls));
+                let w = engine::watch(&db).await;
                 let (done, until) = tokio::sync::watch::channel(false);
                 let store = db.store.clone();
                 let t_prune = std::time::Instant::now();
@@ -896,6 +924,7 @@ async fn main() {
                     open_loop(live_rate, Until::Signal(until), 71_000_000_000, claims(&ch)).await;
                 let pruned = pruning.await.expect("pruning");
                 let sent = ((live_rate * t_prune.elapsed().as_secs_f64()) as u64).max(1);
+                engine_windows.push(("live claims while retention prunes", w.finish().await, sent));
                 let live = scale::LiveDuringPruning {
                     rate: live_rate,
                     calls: sent,
@@ -929,7 +958,11 @@ async fn main() {
             {
                 failures.push(f.clone());
             }
-            postgres::drop(&db).await;
+            if args.keep_schema {
+                eprintln!("schema kept: {} ({})", db.schema, db.url);
+            } else {
+                postgres::drop(&db).await;
+            }
             limit = Some(p);
             limit0 = Some(p0);
             limit0_one = Some(p0_one);
@@ -1073,6 +1106,9 @@ async fn main() {
             live.idle.p99_us,
             live.during.p99_us as f64 / live.idle.p99_us.max(1) as f64
         );
+        for (name, w, calls) in &engine_windows {
+            println!("  engine, {name}: {}", w.line(*calls));
+        }
         println!(
             "  statement: {}'s month closed ({} claims) in {:.2} s; its {} lines exported by {} pages of 5,000 through the broker in {:.2} s ({:.0} lines/s, {:.3} s a page); this process (broker, client and load generator) {:.0} MiB before, peak {:.0} MiB = {:.2} x the 100 MiB limit; read whole from the store instead (as before pages), {}",
             scale::LARGE,

@@ -236,6 +236,7 @@ pub async fn vacuum(db: &BenchDb) {
         "ceiling_usage",
         "claim_consumption",
         "audit_log",
+        "members",
     ];
     // One statement each: VACUUM cannot run inside a transaction block.
     let sql: Vec<String> = tables
