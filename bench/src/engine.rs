@@ -2,23 +2,25 @@
 //! shared buffers missed, checkpoints, the disk's reads and writes, and
 //! what the busy sessions waited on (sampled). A figure that moves with
 //! the data (eligibility or retention on the seeded store) is explained by
-//! these, not guessed.
+//! these, not guessed. PostgreSQL 15's statistics views; its backends
+//! report their counters at most once a second, so a window of a few
+//! seconds is approximate by up to a second's worth. Where a view cannot
+//! be read (another version, no rights) the window says so.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::postgres::BenchDb;
 
-/// The counters read at each end of a window.
+/// The counters read at each end of a window: PostgreSQL's, `None` where
+/// they could not be read; the disks', zero where /proc/diskstats cannot.
 #[derive(Clone, Copy, Default)]
 struct Counters {
-    blks_read: i64,
-    blks_hit: i64,
-    checkpoints: i64,
-    buffers_checkpoint: i64,
-    buffers_backend: i64,
-    /// Sectors read, sectors written, milliseconds the disks were busy
-    /// (/proc/diskstats, whole disks only); zero where it cannot be read.
+    /// Blocks read outside shared buffers, found in them; checkpoints,
+    /// buffers the checkpointer wrote, buffers backends wrote.
+    pg: Option<[i64; 5]>,
+    /// Sectors read, sectors written, milliseconds busy (summed over the
+    /// whole disks).
     disk: [u64; 3],
 }
 
@@ -35,13 +37,11 @@ pub struct Watch {
 /// What happened in a window.
 pub struct Window {
     pub secs: f64,
-    /// Blocks read from outside shared buffers (the OS cache or the disk),
-    /// and found in them.
-    pub blks_read: i64,
-    pub blks_hit: i64,
-    pub checkpoints: i64,
-    pub buffers_checkpoint: i64,
-    pub buffers_backend: i64,
+    /// [`Counters::pg`]'s difference: blocks read from outside shared
+    /// buffers (the OS cache or the disk), found in them, checkpoints,
+    /// buffers the checkpointer and backends wrote; `None` if either end
+    /// could not be read.
+    pub pg: Option<[i64; 5]>,
     pub disk_read_mib: f64,
     pub disk_write_mib: f64,
     pub disk_busy_ms: u64,
@@ -60,27 +60,26 @@ async fn connect(db: &BenchDb) -> Option<tokio_postgres::Client> {
 }
 
 async fn counters(client: &Option<tokio_postgres::Client>) -> Counters {
-    let mut c = Counters {
-        disk: disk(),
-        ..Counters::default()
+    let pg = match client {
+        Some(client) => client
+            .query_one(
+                "SELECT d.blks_read, d.blks_hit, \
+                 (b.checkpoints_timed + b.checkpoints_req)::BIGINT, b.buffers_checkpoint, b.buffers_backend \
+                 FROM pg_stat_database d, pg_stat_bgwriter b WHERE d.datname = current_database()",
+                &[],
+            )
+            .await
+            .ok()
+            .and_then(|r| {
+                let mut v = [0i64; 5];
+                for (i, x) in v.iter_mut().enumerate() {
+                    *x = r.try_get(i).ok()?;
+                }
+                Some(v)
+            }),
+        None => None,
     };
-    let Some(client) = client else { return c };
-    let row = client
-        .query_one(
-            "SELECT d.blks_read, d.blks_hit, \
-             (b.checkpoints_timed + b.checkpoints_req)::BIGINT, b.buffers_checkpoint, b.buffers_backend \
-             FROM pg_stat_database d, pg_stat_bgwriter b WHERE d.datname = current_database()",
-            &[],
-        )
-        .await;
-    if let Ok(r) = row {
-        c.blks_read = r.get(0);
-        c.blks_hit = r.get(1);
-        c.checkpoints = r.get(2);
-        c.buffers_checkpoint = r.get(3);
-        c.buffers_backend = r.get(4);
-    }
-    c
+    Counters { pg, disk: disk() }
 }
 
 /// Whole disks' sectors read, sectors written and busy milliseconds.
@@ -98,9 +97,11 @@ fn disk_of(text: &str) -> [u64; 3] {
             continue;
         }
         let name = f[2];
+        // nvme0n1 is a disk; nvme0n1p1 its partition, nvme0c0n1 a path
+        // to it.
         let whole = (name.starts_with("vd") || name.starts_with("sd") || name.starts_with("xvd"))
             && !name.ends_with(|c: char| c.is_ascii_digit())
-            || name.starts_with("nvme") && !name.contains('p');
+            || name.starts_with("nvme") && !name[4..].contains(['p', 'c']);
         if !whole {
             continue;
         }
@@ -125,6 +126,8 @@ pub async fn watch(db: &BenchDb) -> Watch {
             return (samples, waits);
         };
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        // A slow sample is not made up for by a burst of them.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -171,11 +174,10 @@ impl Watch {
         let mib = |sectors: u64| sectors as f64 * 512.0 / (1 << 20) as f64;
         Window {
             secs,
-            blks_read: end.blks_read - s.blks_read,
-            blks_hit: end.blks_hit - s.blks_hit,
-            checkpoints: end.checkpoints - s.checkpoints,
-            buffers_checkpoint: end.buffers_checkpoint - s.buffers_checkpoint,
-            buffers_backend: end.buffers_backend - s.buffers_backend,
+            pg: match (s.pg, end.pg) {
+                (Some(a), Some(b)) => Some(std::array::from_fn(|i| b[i] - a[i])),
+                _ => None,
+            },
             disk_read_mib: mib(end.disk[0].saturating_sub(s.disk[0])),
             disk_write_mib: mib(end.disk[1].saturating_sub(s.disk[1])),
             disk_busy_ms: end.disk[2].saturating_sub(s.disk[2]),
@@ -197,15 +199,17 @@ impl Window {
             .take(6)
             .map(|(w, n)| format!("{w} {:.2}", **n as f64 / self.samples.max(1) as f64))
             .collect();
+        let pg = match self.pg {
+            Some([read, hit, checkpoints, by_checkpoint, by_backends]) => format!(
+                "shared-buffer misses {read} ({:.1} a call, {:.1}% of reads); checkpoints {checkpoints} ({by_checkpoint} buffers), backends wrote {by_backends} buffers",
+                per(read),
+                100.0 * read as f64 / (read + hit).max(1) as f64,
+            ),
+            None => "PostgreSQL's statistics unreadable".to_string(),
+        };
         format!(
-            "{:.1} s: shared-buffer misses {} ({:.1} a call, {:.1}% of reads); checkpoints {} ({} buffers), backends wrote {} buffers; disk read {:.0} MiB, wrote {:.0} MiB, busy {:.0}%; sessions by wait (mean over {} samples): {}",
+            "{:.1} s: {pg}; disk read {:.0} MiB, wrote {:.0} MiB, busy {:.0}% (summed over disks); sessions by wait (mean over {} samples): {}",
             self.secs,
-            self.blks_read,
-            per(self.blks_read),
-            100.0 * self.blks_read as f64 / (self.blks_read + self.blks_hit).max(1) as f64,
-            self.checkpoints,
-            self.buffers_checkpoint,
-            self.buffers_backend,
             self.disk_read_mib,
             self.disk_write_mib,
             100.0 * self.disk_busy_ms as f64 / (self.secs * 1000.0).max(1.0),

@@ -825,9 +825,9 @@ async fn main() {
                     w.finish().await,
                     elig_calls,
                 ));
+                // Vacuumed and checkpointed by the seeding.
                 let seeded = scale::seed(&db, n).await;
                 failures.extend(seeded.errors.iter().map(|e| format!("seeding: {e}")));
-                postgres::vacuum(&db).await;
                 rows.push(
                     measure(
                         scale_row,
@@ -959,7 +959,8 @@ async fn main() {
                 failures.push(f.clone());
             }
             if args.keep_schema {
-                eprintln!("schema kept: {} ({})", db.schema, db.url);
+                // The schema only: the address may hold a password.
+                eprintln!("schema kept: {}", db.schema);
             } else {
                 postgres::drop(&db).await;
             }
