@@ -388,8 +388,13 @@ mod tests {
                 "{from_store}"
             );
             assert_eq!(b.get("CNSS", "C-9").await.unwrap(), rec);
-            // A resend: the stored answer.
+            // A resend: the stored answer, the adapter not asked again.
             assert_eq!(coordinate(&b, "C-9").await, rec);
+            assert_eq!(
+                asked.stored_when_asked.lock().unwrap().len(),
+                1,
+                "{from_store}"
+            );
             // A modified resend: refused, nothing changed.
             let mut modified = sample_claim("CNSS", "C-9", "C-9");
             modified.mutuelle_id = Some("MUT-X".into());
