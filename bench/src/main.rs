@@ -270,14 +270,70 @@ pub(crate) struct MtlsCost {
 
 impl MtlsCost {
     fn median(&self) -> f64 {
-        let mut r = self.rounds.clone();
-        r.sort_by(f64::total_cmp);
-        match r.len() {
-            0 => 0.0,
-            n if n % 2 == 1 => r[n / 2],
-            n => (r[n / 2 - 1] + r[n / 2]) / 2.0,
-        }
+        median(&self.rounds)
     }
+}
+
+/// The median of some figures (0 for none).
+pub(crate) fn median(v: &[f64]) -> f64 {
+    let mut r = v.to_vec();
+    r.sort_by(f64::total_cmp);
+    match r.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => r[n / 2],
+        n => (r[n / 2 - 1] + r[n / 2]) / 2.0,
+    }
+}
+
+/// Rounds of [`p0_rounds`].
+const P0_ROUNDS: usize = 3;
+
+/// Claims on PostgreSQL against P0 in alternating runs: P0, the claims, P0,
+/// the claims, ..., P0. P0 measured once before and once after every
+/// other PostgreSQL row is minutes away from each of them, and on two
+/// shared cores the host's speed drifts by more than the figure sought
+/// within those minutes (P0 moved from 1,554 to 2,327/s in one run of
+/// 3 December). Here each round's ratio is the claims' rate over the mean
+/// of the P0 runs just before and just after it, every run as long as the
+/// others and each started on vacuumed tables; the figure is the median
+/// of the rounds. Call `n` of round `k` is `first + k * 10^8 + n`.
+async fn p0_rounds<F, Fut>(
+    name: &'static str,
+    db: &postgres::BenchDb,
+    dir: &std::path::Path,
+    args: &Args,
+    first: u64,
+    claims: F,
+) -> postgres::P0Rounds
+where
+    F: Fn(u64) -> Fut + Send + Sync + Clone + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    let (rounds, secs) = if args.smoke {
+        (1, 0.3)
+    } else {
+        (P0_ROUNDS, args.secs())
+    };
+    let mut out = postgres::P0Rounds {
+        name,
+        p0_tps: Vec::new(),
+        claims_rps: Vec::new(),
+        errors: 0,
+        failed: None,
+    };
+    postgres::vacuum(db).await;
+    out.push_p0(postgres::p0(db, dir, &args.pgbench, secs, args.smoke).await);
+    for k in 0..rounds {
+        postgres::vacuum(db).await;
+        let c = claims.clone();
+        let base = first + k as u64 * 100_000_000;
+        let (rps, errors) = saturate(args.concurrency, secs, move |n| c(base + n)).await;
+        out.claims_rps.push(rps);
+        out.errors += errors;
+        postgres::vacuum(db).await;
+        out.push_p0(postgres::p0(db, dir, &args.pgbench, secs, args.smoke).await);
+    }
+    out
 }
 
 /// Rounds of [`mtls_cost`] (each one plaintext and one mTLS measurement).
@@ -712,6 +768,8 @@ async fn main() {
     let mut limit = None;
     let mut limit0 = None;
     let mut limit0_one = None;
+    // Claims against P0 in alternating runs (`p0_rounds`).
+    let mut rounds = Vec::new();
     let pg_rows = ["claims PostgreSQL", "claims PostgreSQL mTLS"];
     let replicas_row = "claims PostgreSQL 2 replicas";
     let scale_row = "claims PostgreSQL at scale";
@@ -762,6 +820,17 @@ async fn main() {
                     rows.push(measure(name, &args, Some(quarter_b), first, claims(ch)).await);
                 }
             }
+            if args.wants(pg_rows[0]) {
+                let r = p0_rounds(
+                    pg_rows[0],
+                    &db,
+                    dir.path(),
+                    &args,
+                    80_000_000_000,
+                    claims(&ch),
+                );
+                rounds.push(r.await);
+            }
             if pg_rows.iter().all(|n| args.wants(n)) {
                 postgres::vacuum(&db).await;
                 let (plain, tls) = (claims(&ch), claims(&tls_ch));
@@ -797,6 +866,15 @@ async fn main() {
                     )
                     .await,
                 );
+                let r = p0_rounds(
+                    replicas_row,
+                    &db,
+                    dir.path(),
+                    &args,
+                    90_000_000_000,
+                    claims(&both),
+                );
+                rounds.push(r.await);
                 second.shutdown().await;
             }
             if args.wants(scale_row) {
@@ -887,12 +965,28 @@ async fn main() {
                             + elig_scale.errors
                     ));
                 }
+                // The engine's own ratio for the same database work, on the
+                // same seeded store: the limit the broker's is held against.
+                let engine = postgres::engine_eligibility(
+                    &db,
+                    dir.path(),
+                    &args.pgbench,
+                    secs,
+                    args.smoke,
+                    members,
+                    elig_rate,
+                )
+                .await;
+                if let Some(e) = &engine.failed {
+                    failures.push(format!("eligibility at scale, the engine's figure: {e}"));
+                }
                 let eligibility = scale::EligibilityAtScale {
                     empty_rps: elig_empty_rps,
                     scale_rps: elig_scale_rps,
                     rate: elig_rate,
                     empty: elig_empty,
                     scale: elig_scale,
+                    engine,
                 };
                 let paged =
                     scale::page_changes(&db.store, seeded.first_cursor, n.min(100_000)).await;
@@ -954,9 +1048,16 @@ async fn main() {
             let p0_one = postgres::Limit::mean(one_before, one_after);
             for f in [&p.failed, &p0.failed, &p0_one.failed]
                 .into_iter()
+                .chain(rounds.iter().map(|r: &postgres::P0Rounds| &r.failed))
                 .flatten()
             {
                 failures.push(f.clone());
+            }
+            for r in rounds.iter().filter(|r| r.errors > 0) {
+                failures.push(format!(
+                    "{}, rounds with P0: {} calls failed",
+                    r.name, r.errors
+                ));
             }
             if args.keep_schema {
                 // The schema only: the address may hold a password.
@@ -1016,6 +1117,11 @@ async fn main() {
                 "eligibility_rate": elig.rate.round(),
                 "eligibility_p99_us_empty": elig.empty.p99_us,
                 "eligibility_p99_us_scale": elig.scale.p99_us,
+                "eligibility_engine_random_tps": elig.engine.random_tps.round(),
+                "eligibility_engine_one_tps": elig.engine.one_tps.round(),
+                "eligibility_engine_rate": elig.engine.rate.round(),
+                "eligibility_engine_random_p99_us": elig.engine.random_p99_us,
+                "eligibility_engine_one_p99_us": elig.engine.one_p99_us,
                 "live_claims_rps_while_pruning": live.rate.round(),
                 "live_calls_while_pruning": live.calls,
                 "live_p99_us_idle": live.idle.p99_us,
@@ -1055,6 +1161,7 @@ async fn main() {
         limit0.as_ref(),
         report::Sections {
             p0_one: limit0_one.as_ref(),
+            p0_rounds: &rounds,
             catch_up: catch_up.as_ref(),
             http: comparison.as_ref(),
             scale: scale_json,
@@ -1093,6 +1200,21 @@ async fn main() {
             elig.scale.p99_us,
             elig.empty.p99_us,
             elig.empty.p99_us as f64 / elig.scale.p99_us.max(1) as f64
+        );
+        let e = &elig.engine;
+        let (engine_rate, engine_p99) = (
+            e.random_tps / e.one_tps.max(1e-9),
+            e.one_p99_us as f64 / e.random_p99_us.max(1) as f64,
+        );
+        println!(
+            "    the engine's own (pgbench, bench/pgbench/eligibility-random.sql against eligibility-one.sql, on the seeded store): {:.0}/s for a different member each call against {:.0}/s for the one = {engine_rate:.2}; at {:.0}/s, p99 {} us against {} us = {engine_p99:.2}. The broker's ratios over the engine's: rate {:.2}, p99 {:.2}",
+            e.random_tps,
+            e.one_tps,
+            e.rate,
+            e.random_p99_us,
+            e.one_p99_us,
+            elig.scale_rps / elig.empty_rps.max(1e-9) / engine_rate.max(1e-9),
+            elig.empty.p99_us as f64 / elig.scale.p99_us.max(1) as f64 / engine_p99.max(1e-9)
         );
         println!(
             "  ListChangedClaims: {read} changes paged (500 a page) in {:.2} s = {:.0} changes/s",

@@ -122,26 +122,175 @@ impl Limit {
     }
 }
 
+/// Claims on PostgreSQL and P0 in alternating runs (`p0_rounds` in
+/// main.rs): `p0_tps` has one more run than `claims_rps`, the one before
+/// the first round.
+pub struct P0Rounds {
+    pub name: &'static str,
+    pub p0_tps: Vec<f64>,
+    pub claims_rps: Vec<f64>,
+    pub errors: u64,
+    pub failed: Option<String>,
+}
+
+impl P0Rounds {
+    pub fn push_p0(&mut self, l: Limit) {
+        self.failed = self.failed.take().or(l.failed);
+        self.p0_tps.push(l.tps);
+    }
+
+    /// Each round's claims rate over the mean of the P0 runs either side.
+    pub fn ratios(&self) -> Vec<f64> {
+        self.claims_rps
+            .iter()
+            .zip(self.p0_tps.windows(2))
+            .map(|(c, p)| c / ((p[0] + p[1]) / 2.0).max(1e-9))
+            .collect()
+    }
+
+    pub fn median(&self) -> f64 {
+        crate::median(&self.ratios())
+    }
+}
+
 /// P: the broker's own claim transactions replayed by pgbench.
 pub async fn pgbench(db: &BenchDb, dir: &Path, pgbench: &str, secs: f64, smoke: bool) -> Limit {
-    run_script(db, dir, "claim.sql", SCRIPT, pgbench, secs, smoke).await
+    run_script(db, dir, "claim.sql", SCRIPT, pgbench, secs, smoke, &[]).await
 }
 
 /// P0: the least database work a claim needs, on tables of its own in the
 /// run's schema (made by [`open`]).
 pub async fn p0(db: &BenchDb, dir: &Path, pgbench: &str, secs: f64, smoke: bool) -> Limit {
-    run_script(db, dir, "p0.sql", P0_SCRIPT, pgbench, secs, smoke).await
+    run_script(db, dir, "p0.sql", P0_SCRIPT, pgbench, secs, smoke, &[]).await
 }
 
 /// P0's rows in one commit: the least work of a claim no partner system
 /// is asked for between its two writes. Printed beside the ratio to P0,
 /// so that the part the one commit buys is seen.
 pub async fn p0_one(db: &BenchDb, dir: &Path, pgbench: &str, secs: f64, smoke: bool) -> Limit {
-    run_script(db, dir, "p0-one.sql", P0_ONE_SCRIPT, pgbench, secs, smoke).await
+    run_script(
+        db,
+        dir,
+        "p0-one.sql",
+        P0_ONE_SCRIPT,
+        pgbench,
+        secs,
+        smoke,
+        &[],
+    )
+    .await
+}
+
+/// Eligibility's database work (the member read, the ceiling read, its
+/// audit row) for a different seeded member each call
+/// (bench/pgbench/eligibility-random.sql) and for the one dev member,
+/// whose pages stay in shared buffers (eligibility-one.sql).
+const ELIGIBILITY_RANDOM: &str = include_str!("../pgbench/eligibility-random.sql");
+const ELIGIBILITY_ONE: &str = include_str!("../pgbench/eligibility-one.sql");
+
+/// The engine's own figures for eligibility on the seeded store: what the
+/// broker's "seeded against nearly empty" ratios can be held against.
+pub struct EngineEligibility {
+    /// Saturation, transactions/s: a different member each time, and the one.
+    pub random_tps: f64,
+    pub one_tps: f64,
+    /// At the broker's open-loop rate: the offered rate, and each p99 (µs,
+    /// from the scheduled start, as the bench's open loop measures).
+    pub rate: f64,
+    pub random_p99_us: u64,
+    pub one_p99_us: u64,
+    pub failed: Option<String>,
+}
+
+/// Runs both eligibility scripts on the seeded store of `members` members:
+/// saturated for `secs` each, then at `rate` for `secs` each.
+pub async fn engine_eligibility(
+    db: &BenchDb,
+    dir: &Path,
+    pgbench: &str,
+    secs: f64,
+    smoke: bool,
+    members: u64,
+    rate: f64,
+) -> EngineEligibility {
+    let define = format!("members={}", members.max(1));
+    let run = |name: &'static str, text: &'static str, extra: Vec<String>| {
+        let define = define.clone();
+        async move {
+            let mut args = vec!["-D".to_string(), define];
+            args.extend(extra);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_script(db, dir, name, text, pgbench, secs, smoke, &args).await
+        }
+    };
+    let random = run("eligibility-random.sql", ELIGIBILITY_RANDOM, vec![]).await;
+    let one = run("eligibility-one.sql", ELIGIBILITY_ONE, vec![]).await;
+    let mut p99 = Vec::new();
+    let mut failed = random.failed.or(one.failed);
+    for (name, text) in [
+        ("eligibility-random.sql", ELIGIBILITY_RANDOM),
+        ("eligibility-one.sql", ELIGIBILITY_ONE),
+    ] {
+        // pgbench writes one log per thread: <prefix>.<pid>[.<thread>].
+        let prefix = dir.join(format!("{name}.latency"));
+        let at_rate = vec![
+            "-R".to_string(),
+            format!("{:.0}", rate.max(1.0)),
+            "-l".to_string(),
+            format!("--log-prefix={}", prefix.display()),
+        ];
+        let l = run(name, text, at_rate).await;
+        failed = failed.or(l.failed);
+        match logged_p99_us(dir, &format!("{name}.latency.")) {
+            Ok(us) => p99.push(us),
+            Err(e) => {
+                failed = failed.or(Some(format!("pgbench {name} at {rate:.0}/s: {e}")));
+                p99.push(0);
+            }
+        }
+    }
+    EngineEligibility {
+        random_tps: random.tps,
+        one_tps: one.tps,
+        rate,
+        random_p99_us: p99[0],
+        one_p99_us: p99[1],
+        failed,
+    }
+}
+
+/// The 99th percentile of the latencies pgbench logged (`-l`) in the files
+/// of `dir` named `<prefix>...`: the third field of each line, in µs.
+fn logged_p99_us(dir: &Path, prefix: &str) -> Result<u64, String> {
+    let mut all = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| e.to_string())?;
+    for e in entries.flatten() {
+        if !e.file_name().to_string_lossy().starts_with(prefix) {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path()).map_err(|e| e.to_string())?;
+        for line in text.lines() {
+            let us = line
+                .split_whitespace()
+                .nth(2)
+                .and_then(|t| t.parse::<u64>().ok());
+            all.push(us.ok_or_else(|| format!("unreadable log line {line:?}"))?);
+        }
+    }
+    if all.is_empty() {
+        return Err("no transaction logged".into());
+    }
+    all.sort_unstable();
+    Ok(all[(all.len() * 99).div_ceil(100) - 1])
 }
 
 /// Runs a pgbench script with as many clients as the broker has pooled
-/// connections, for `secs` (or a few transactions per client in smoke runs).
+/// connections, for `secs` (or a few transactions per client in smoke
+/// runs), with `extra` arguments.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site per script, each spelled out"
+)]
 async fn run_script(
     db: &BenchDb,
     dir: &Path,
@@ -150,6 +299,7 @@ async fn run_script(
     pgbench: &str,
     secs: f64,
     smoke: bool,
+    extra: &[&str],
 ) -> Limit {
     let script = dir.join(name);
     std::fs::write(&script, text).expect("write pgbench script");
@@ -158,6 +308,7 @@ async fn run_script(
     cmd.env("PGOPTIONS", format!("-c search_path={}", db.schema))
         .args(["-n", "-M", "prepared", "-j", "2", "-c"])
         .arg(clients.to_string())
+        .args(extra)
         .arg("-f")
         .arg(&script);
     if smoke {

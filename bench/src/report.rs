@@ -25,6 +25,8 @@ fn lat_json(l: &Latency) -> serde_json::Value {
 pub(crate) struct Sections<'a> {
     /// P0's rows in one commit (bench/pgbench/p0-one.sql).
     pub p0_one: Option<&'a postgres::Limit>,
+    /// Claims and P0 in alternating runs.
+    pub p0_rounds: &'a [postgres::P0Rounds],
     pub catch_up: Option<&'a catchup::CatchUp>,
     pub http: Option<&'a http_partners::Comparison>,
     /// The scale figures (bench/src/scale.rs), as JSON.
@@ -41,6 +43,7 @@ pub(crate) fn report(
 ) {
     let Sections {
         p0_one: limit0_one,
+        p0_rounds,
         catch_up,
         http,
         scale,
@@ -68,6 +71,13 @@ pub(crate) fn report(
         "p0_one_commit_tps": p0_one.map(f64::round),
         "p0_one_commit_runs_tps": limit0_one.map(|l| l.runs.map(f64::round)),
         "p0_db_cpu_us_per_claim": p0_cpu.map(f64::round),
+        "p0_rounds": p0_rounds.iter().map(|r| serde_json::json!({
+            "name": r.name,
+            "median_ratio_to_p0": (r.median() * 1000.0).round() / 1000.0,
+            "ratios": r.ratios().iter().map(|x| (x * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
+            "p0_tps": r.p0_tps.iter().map(|x| x.round()).collect::<Vec<_>>(),
+            "claims_rps": r.claims_rps.iter().map(|x| x.round()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
         "p_db_cpu_us_per_claim": p_cpu.map(f64::round),
         "pgbench_clients": limit.map(|l| l.clients),
         "scenarios": rows.iter().map(|r| serde_json::json!({
@@ -197,6 +207,24 @@ pub(crate) fn report(
             );
             for r in rows.iter().filter(|r| r.name.contains("PostgreSQL")) {
                 println!("  {}: {:.3} P0", r.name, r.saturation_rps / p0);
+            }
+            for r in p0_rounds {
+                let list = |v: &[f64], d: usize| {
+                    v.iter()
+                        .map(|x| format!("{x:.d$}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                println!(
+                    "  {}, alternating with P0 ({} rounds, P0 run before and after each): \
+                     {:.3} P0 median (rounds {}; claims/s {}; P0 {})",
+                    r.name,
+                    r.claims_rps.len(),
+                    r.median(),
+                    list(&r.ratios(), 3),
+                    list(&r.claims_rps, 0),
+                    list(&r.p0_tps, 0)
+                );
             }
             if let (Some(l), Some(one)) = (limit0_one, p0_one) {
                 // The bench's claims are of a rules mutuelle, which the

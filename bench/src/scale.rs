@@ -309,6 +309,8 @@ pub struct EligibilityAtScale {
     pub rate: f64,
     pub empty: crate::load::Latency,
     pub scale: crate::load::Latency,
+    /// pgbench running the same database work on the seeded store.
+    pub engine: crate::postgres::EngineEligibility,
 }
 
 /// The version the seeded store is taken back to before [`remigrate`]: the

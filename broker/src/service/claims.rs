@@ -321,59 +321,29 @@ impl Broker {
         let scheme = self.scheme(&claim.scheme_id)?;
         self.check_currency(scheme, &claim.currency)?;
         let request_hash = claim.canonical_hash();
-        let route = self
-            .route(
-                &claim.scheme_id,
-                &claim.beneficiary_id,
-                claim.date_of_care,
-                claim.mutuelle_id.as_deref(),
-                claim.member_number.as_deref(),
-            )
-            .await?;
+        let (route, stored) = self.route_claim(&claim).await?;
+        // A resend of a stored claim gets its stored answer, whatever became
+        // of the roster or of the authorization it quoted since, and is
+        // never computed again (resends of a rules mutuelle's claims ran at
+        // 1.00 x new claims when computed first, docs/PERFORMANCE.md). The
+        // claim was read with the members, in one round trip.
+        if let Some(rec) = stored {
+            return self.resend(rec, &request_hash).await;
+        }
         let Some(Route {
             mutuelle_id: mid,
             member_number,
             member,
         }) = route
         else {
-            // A resend of a claim stored before the roster changed still gets
-            // its stored answer.
-            if let Some(rec) = self
-                .store
-                .get_claim(&claim.scheme_id, &claim.claim_id)
-                .await?
-            {
-                return self.resend(rec, &request_hash).await;
-            }
             return Err(ServiceError::UnknownMember(format!(
                 "beneficiary {} is not a member of any mutuelle known to passerelle",
                 mask(&claim.beneficiary_id)
             )));
         };
         let deadline = self.partner(&mid)?.deadline;
-        // The authorization a new claim quotes is checked; a resend of a
-        // stored claim gets its stored answer whatever became of it since.
-        // A claim the broker would adjudicate itself before storing it
-        // (`coordinate_at_once`) is looked for first too: a resend is then
-        // answered from the store, not computed again (measured: resends
-        // of such claims ran at 1.00 x new claims when computed first,
-        // docs/PERFORMANCE.md).
-        let at_once = claim.prior_authorization.is_none()
-            && self
-                .partners
-                .get(&mid)
-                .is_some_and(|p| p.adapter.get().adjudicates_from_store());
-        if claim.prior_authorization.is_some() || at_once {
-            if let Some(rec) = self
-                .store
-                .get_claim(&claim.scheme_id, &claim.claim_id)
-                .await?
-            {
-                return self.resend(rec, &request_hash).await;
-            }
-            if claim.prior_authorization.is_some() {
-                self.quoted_authorization(&claim, &mid).await?;
-            }
+        if claim.prior_authorization.is_some() {
+            self.quoted_authorization(&claim, &mid).await?;
         }
         let mut new = NewClaim {
             adjudication_key: adjudication_key(&claim.scheme_id, &claim.claim_id),

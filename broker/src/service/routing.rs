@@ -3,9 +3,10 @@
 //! never the order of ids).
 
 use passerelle_adapters::AdapterKind;
-use passerelle_domain::{Date, Member};
+use passerelle_domain::{Claim, Date, Member};
 
 use super::{Broker, ServiceError};
+use crate::store::ClaimRecord;
 
 /// Where a call goes.
 pub(super) struct Route {
@@ -39,57 +40,102 @@ impl Broker {
         mutuelle_id: Option<&str>,
         member_number: Option<&str>,
     ) -> Result<Option<Route>, ServiceError> {
-        if let Some(mid) = mutuelle_id {
-            let Some(partner) = self.partners.get(mid) else {
-                return Err(ServiceError::invalid(
-                    "mutuelle_id",
-                    format!("unknown mutuelle {mid:?}"),
-                ));
-            };
-            let member = match member_number {
-                Some(n) => self
-                    .store
-                    .get_member(mid, n)
-                    .await?
-                    .filter(|m| m.scheme_id == scheme_id && m.beneficiary_id == beneficiary_id),
-                // The mutuelle's record in force on the date (the latest
-                // enrolment if renumbered), as for any routing: never the
-                // first by member number.
-                None => {
-                    let all = self
-                        .timed(
-                            "find_members",
-                            self.store.find_members(scheme_id, beneficiary_id),
-                        )
-                        .await?;
-                    let ours: Vec<&Member> = all.iter().filter(|m| m.mutuelle_id == mid).collect();
-                    choose_member(&ours, date)?.cloned()
-                }
-            };
-            return Ok(match (member, partner.kind) {
-                (Some(m), _) => Some(Route::of(m)),
-                // The broker adjudicates for rules partners: it must know the member.
-                (None, AdapterKind::Rules) => None,
-                // A remote partner knows its own members.
-                (None, _) => Some(Route {
-                    mutuelle_id: mid.to_string(),
-                    member_number: member_number.unwrap_or_default().to_string(),
-                    member: None,
-                }),
-            });
-        }
-        let members = self
+        let card = Card {
+            mutuelle_id,
+            member_number,
+        };
+        Ok(self
+            .route_for(scheme_id, beneficiary_id, date, card, None)
+            .await?
+            .0)
+    }
+
+    /// A claim's route (as [`Broker::route`]), and the claim already
+    /// stored under its key, if any (a resend), read with the members in
+    /// one round trip (`Store::members_for`).
+    pub(super) async fn route_claim(
+        &self,
+        claim: &Claim,
+    ) -> Result<(Option<Route>, Option<ClaimRecord>), ServiceError> {
+        let card = Card {
+            mutuelle_id: claim.mutuelle_id.as_deref(),
+            member_number: claim.member_number.as_deref(),
+        };
+        let (scheme_id, claim_id) = (&claim.scheme_id, Some(claim.claim_id.as_str()));
+        self.route_for(
+            scheme_id,
+            &claim.beneficiary_id,
+            claim.date_of_care,
+            card,
+            claim_id,
+        )
+        .await
+    }
+
+    async fn route_for(
+        &self,
+        scheme_id: &str,
+        beneficiary_id: &str,
+        date: Date,
+        card: Card<'_>,
+        claim_id: Option<&str>,
+    ) -> Result<(Option<Route>, Option<ClaimRecord>), ServiceError> {
+        // A mutuelle the card names must be one of ours before anything is read.
+        let partner = match card.mutuelle_id {
+            Some(mid) => Some(self.partners.get(mid).ok_or_else(|| {
+                ServiceError::invalid("mutuelle_id", format!("unknown mutuelle {mid:?}"))
+            })?),
+            None => None,
+        };
+        let read = card.mutuelle_id.zip(card.member_number);
+        let (members, stored) = self
             .timed(
                 "find_members",
-                self.store.find_members(scheme_id, beneficiary_id),
+                self.store
+                    .members_for(scheme_id, beneficiary_id, read, claim_id),
             )
             .await?;
-        let known: Vec<&Member> = members
-            .iter()
-            .filter(|m| self.partners.get(&m.mutuelle_id).is_some())
-            .collect();
-        Ok(choose_member(&known, date)?.map(|m| Route::of(m.clone())))
+        let (Some(partner), Some(mid)) = (partner, card.mutuelle_id) else {
+            let known: Vec<&Member> = members
+                .iter()
+                .filter(|m| self.partners.get(&m.mutuelle_id).is_some())
+                .collect();
+            let route = choose_member(&known, date)?.map(|m| Route::of(m.clone()));
+            return Ok((route, stored));
+        };
+        let member = match card.member_number {
+            // A card's member number must belong to the beneficiary asking.
+            Some(_) => members
+                .into_iter()
+                .find(|m| m.scheme_id == scheme_id && m.beneficiary_id == beneficiary_id),
+            // The mutuelle's record in force on the date (the latest
+            // enrolment if renumbered), as for any routing: never the
+            // first by member number.
+            None => {
+                let ours: Vec<&Member> = members.iter().filter(|m| m.mutuelle_id == mid).collect();
+                choose_member(&ours, date)?.cloned()
+            }
+        };
+        let route = match (member, partner.kind) {
+            (Some(m), _) => Some(Route::of(m)),
+            // The broker adjudicates for rules partners: it must know the member.
+            (None, AdapterKind::Rules) => None,
+            // A remote partner knows its own members.
+            (None, _) => Some(Route {
+                mutuelle_id: mid.to_string(),
+                member_number: card.member_number.unwrap_or_default().to_string(),
+                member: None,
+            }),
+        };
+        Ok((route, stored))
     }
+}
+
+/// What a call's card says: the mutuelle, and the member number there.
+#[derive(Clone, Copy)]
+struct Card<'a> {
+    mutuelle_id: Option<&'a str>,
+    member_number: Option<&'a str>,
 }
 
 /// Routing without a card, from the roster: the one mutuelle whose

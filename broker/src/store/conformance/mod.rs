@@ -34,8 +34,8 @@ use passerelle_domain::{
 };
 
 use super::{
-    AuditEntry, Begin, ClaimFilter, CloseUpTo, Direction, LineKey, NewClaim, Outcome, PeriodState,
-    PutProduct, RosterImport, StatementPage, Store, StoreError, Transition,
+    AuditEntry, Begin, ClaimFilter, ClaimRecord, CloseUpTo, Direction, LineKey, NewClaim, Outcome,
+    PeriodState, PutProduct, RosterImport, StatementPage, Store, StoreError, Transition,
 };
 
 /// Runs every conformance check against stores made by `$make`: a closure
@@ -64,6 +64,7 @@ macro_rules! store_conformance_suite {
         );
         $crate::store_conformance_suite!(@section roster $make;
             roster_upsert_get_find,
+            members_for_routing_and_the_stored_claim,
             coverage_one_mutuelle_per_beneficiary_and_date,
             coverage_race_between_two_mutuelles_lets_one_win,
             roster_import_is_a_snapshot,

@@ -36,6 +36,68 @@ pub async fn roster_upsert_get_find(store: Arc<dyn Store>) {
     assert!(store.find_members("INAM", "TG-1").await.unwrap().is_empty());
 }
 
+/// What routing reads (`Store::members_for`): the card's record or all of
+/// a beneficiary's, in the order `find_members` gives, and for a claim the
+/// record stored under its key, with or without members.
+pub async fn members_for_routing_and_the_stored_claim(store: Arc<dyn Store>) {
+    let a = sample_member("MUT-A", "M-1", "TG-1");
+    let mut b = sample_member("MUT-B", "B-9", "TG-1");
+    b.products[0].start = d("2023-01-01");
+    b.products[0].end = Some(d("2024-12-31"));
+    store
+        .upsert_members(&[b.clone(), a.clone()], 1_000)
+        .await
+        .unwrap();
+    let claim = sample_claim("CNSS", "K-1", "F-1");
+    for id in [None, Some("K-1")] {
+        let (all, stored) = store.members_for("CNSS", "TG-1", None, id).await.unwrap();
+        assert_eq!(all, vec![a.clone(), b.clone()], "claim {id:?}");
+        assert!(stored.is_none(), "nothing stored yet");
+        let card = Some(("MUT-B", "B-9"));
+        let (one, _) = store.members_for("CNSS", "TG-1", card, id).await.unwrap();
+        assert_eq!(one, vec![b.clone()]);
+        let unknown = Some(("MUT-B", "B-0"));
+        let (none, _) = store
+            .members_for("CNSS", "TG-1", unknown, id)
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+    }
+    begin(&store, claim.clone()).await;
+    let stored_claim = |r: Option<ClaimRecord>| r.map(|r| (r.claim.claim_id, r.state));
+    let expected = Some(("K-1".to_string(), ClaimState::Received));
+    let (all, stored) = store
+        .members_for("CNSS", "TG-1", None, Some("K-1"))
+        .await
+        .unwrap();
+    assert_eq!(all, vec![a.clone(), b.clone()]);
+    assert_eq!(stored_claim(stored), expected);
+    let card = Some(("MUT-A", "M-1"));
+    let (one, stored) = store
+        .members_for("CNSS", "TG-1", card, Some("K-1"))
+        .await
+        .unwrap();
+    assert_eq!(one, vec![a.clone()]);
+    assert_eq!(stored_claim(stored), expected);
+    // A beneficiary without a record: the stored claim all the same (a
+    // resend after the roster changed).
+    let (none, stored) = store
+        .members_for("CNSS", "TG-9", None, Some("K-1"))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    assert_eq!(stored_claim(stored), expected);
+    // Another scheme's claim of that id is another claim; without a claim
+    // id nothing is looked for.
+    let (_, other) = store
+        .members_for("INAM", "TG-1", None, Some("K-1"))
+        .await
+        .unwrap();
+    assert!(other.is_none());
+    let (_, unasked) = store.members_for("CNSS", "TG-1", None, None).await.unwrap();
+    assert!(unasked.is_none());
+}
+
 /// The reproduction of the capture: MUT-B declares a beneficiary MUT-A
 /// covers, from a date within MUT-A's coverage.
 pub async fn coverage_one_mutuelle_per_beneficiary_and_date(store: Arc<dyn Store>) {

@@ -621,6 +621,61 @@ impl Store for PgStore {
         Ok((self.schema_version().await?, SCHEMA_VERSION))
     }
 
+    /// For a claim, one statement: the member rows, then a row without a
+    /// body when the claim is stored (whose record is then read: a
+    /// resend's cost only).
+    async fn members_for(
+        &self,
+        scheme_id: &str,
+        beneficiary_id: &str,
+        card: Option<(&str, &str)>,
+        claim_id: Option<&str>,
+    ) -> Result<(Vec<Member>, Option<ClaimRecord>), StoreError> {
+        let Some(claim_id) = claim_id else {
+            let members = super::members_of(self, scheme_id, beneficiary_id, card).await?;
+            return Ok((members, None));
+        };
+        let c = self.client().await?;
+        let rows = match card {
+            Some((mid, number)) => {
+                q(
+                    &c,
+                    "SELECT body FROM members WHERE mutuelle_id = $3 AND member_number = $4 \
+                     UNION ALL SELECT NULL FROM claims WHERE scheme_id = $1 AND claim_id = $2",
+                    &[&scheme_id, &claim_id, &mid, &number],
+                )
+                .await?
+            }
+            None => {
+                q(
+                    &c,
+                    "SELECT body FROM (SELECT body, mutuelle_id, member_number FROM members \
+                     WHERE scheme_id = $1 AND beneficiary_id = $3 \
+                     UNION ALL SELECT NULL, NULL, NULL FROM claims \
+                     WHERE scheme_id = $1 AND claim_id = $2) r \
+                     ORDER BY mutuelle_id, member_number",
+                    &[&scheme_id, &claim_id, &beneficiary_id],
+                )
+                .await?
+            }
+        };
+        let mut members = Vec::with_capacity(rows.len());
+        let mut stored = false;
+        for r in &rows {
+            match r.try_get::<_, Option<&str>>(0)? {
+                Some(_) => members.push(body(r, "member body")?),
+                None => stored = true,
+            }
+        }
+        let stored = match stored {
+            true => load(&c, scheme_id, claim_id, Read::Plain)
+                .await?
+                .map(|(_, r)| r),
+            false => None,
+        };
+        Ok((members, stored))
+    }
+
     fn pool_use(&self) -> Option<super::PoolUse> {
         let s = self.pool.status();
         Some(super::PoolUse {
