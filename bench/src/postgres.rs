@@ -139,12 +139,14 @@ impl P0Rounds {
         self.p0_tps.push(l.tps);
     }
 
-    /// Each round's claims rate over the mean of the P0 runs either side.
+    /// Each round's claims rate over the mean of the P0 runs either side
+    /// (none for a round beside a P0 run that failed: `failed` says why).
     pub fn ratios(&self) -> Vec<f64> {
         self.claims_rps
             .iter()
             .zip(self.p0_tps.windows(2))
-            .map(|(c, p)| c / ((p[0] + p[1]) / 2.0).max(1e-9))
+            .filter(|(_, p)| p[0] > 0.0 && p[1] > 0.0)
+            .map(|(c, p)| c / ((p[0] + p[1]) / 2.0))
             .collect()
     }
 

@@ -50,9 +50,10 @@ impl Broker {
             .0)
     }
 
-    /// A claim's route (as [`Broker::route`]), and the claim already
-    /// stored under its key, if any (a resend), read with the members in
-    /// one round trip (`Store::members_for`).
+    /// A claim's route (as [`Broker::route`]), or the claim already stored
+    /// under its key (a resend: then no route, and no refusal of the
+    /// route's), read with the members in one round trip
+    /// (`Store::members_for`).
     pub(super) async fn route_claim(
         &self,
         claim: &Claim,
@@ -80,13 +81,6 @@ impl Broker {
         card: Card<'_>,
         claim_id: Option<&str>,
     ) -> Result<(Option<Route>, Option<ClaimRecord>), ServiceError> {
-        // A mutuelle the card names must be one of ours before anything is read.
-        let partner = match card.mutuelle_id {
-            Some(mid) => Some(self.partners.get(mid).ok_or_else(|| {
-                ServiceError::invalid("mutuelle_id", format!("unknown mutuelle {mid:?}"))
-            })?),
-            None => None,
-        };
         let read = card.mutuelle_id.zip(card.member_number);
         let (members, stored) = self
             .timed(
@@ -95,6 +89,19 @@ impl Broker {
                     .members_for(scheme_id, beneficiary_id, read, claim_id),
             )
             .await?;
+        // A claim already stored is answered from the store whatever became
+        // of the roster (a coverage conflict since) or of the configuration
+        // (its mutuelle no longer served): nothing is routed.
+        if stored.is_some() {
+            return Ok((None, stored));
+        }
+        // A mutuelle the card names must be one of ours.
+        let partner = match card.mutuelle_id {
+            Some(mid) => Some(self.partners.get(mid).ok_or_else(|| {
+                ServiceError::invalid("mutuelle_id", format!("unknown mutuelle {mid:?}"))
+            })?),
+            None => None,
+        };
         let (Some(partner), Some(mid)) = (partner, card.mutuelle_id) else {
             let known: Vec<&Member> = members
                 .iter()
@@ -244,5 +251,25 @@ mod tests {
         };
         assert_eq!(routed("2026-06-01").await.as_deref(), Some("A-2"));
         assert_eq!(routed("2025-06-01").await.as_deref(), Some("A-1"));
+    }
+
+    /// A claim stored under the claim's key comes back from the routing
+    /// read before anything the route could refuse: a resend whose card
+    /// names a mutuelle no longer configured still reaches its stored
+    /// answer; a new claim naming it is refused, naming the field.
+    #[tokio::test(start_paused = true)]
+    async fn a_stored_claim_comes_before_any_refusal_of_the_route() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = crate::service::testing::broker(dir.path());
+        let mut claim = crate::store::conformance::sample_claim("CNSS", "K-1", "F-1");
+        claim.mutuelle_id = Some("MUT-GONE".into());
+        match broker.route_claim(&claim).await {
+            Err(ServiceError::Invalid(v)) => assert_eq!(v[0].field, "mutuelle_id"),
+            other => panic!("{:?}", other.map(|(_, s)| s.map(|r| r.claim.claim_id))),
+        }
+        crate::store::conformance::begin(broker.store(), claim.clone()).await;
+        let (route, stored) = broker.route_claim(&claim).await.unwrap();
+        assert!(route.is_none());
+        assert_eq!(stored.map(|r| r.claim), Some(claim));
     }
 }

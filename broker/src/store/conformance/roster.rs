@@ -49,6 +49,8 @@ pub async fn members_for_routing_and_the_stored_claim(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let claim = sample_claim("CNSS", "K-1", "F-1");
+    // With and without a claim to look for (nothing stored yet): the same
+    // members.
     for id in [None, Some("K-1")] {
         let (all, stored) = store.members_for("CNSS", "TG-1", None, id).await.unwrap();
         assert_eq!(all, vec![a.clone(), b.clone()], "claim {id:?}");
@@ -78,6 +80,14 @@ pub async fn members_for_routing_and_the_stored_claim(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(one, vec![a.clone()]);
+    assert_eq!(stored_claim(stored), expected);
+    // A card no record answers to: the stored claim alone.
+    let unknown = Some(("MUT-B", "B-0"));
+    let (none, stored) = store
+        .members_for("CNSS", "TG-1", unknown, Some("K-1"))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
     assert_eq!(stored_claim(stored), expected);
     // A beneficiary without a record: the stored claim all the same (a
     // resend after the roster changed).
