@@ -318,7 +318,8 @@ pub struct EligibilityAtScale {
 /// every ceiling row, and the prior authorizations' table; 13: opening
 /// balances; 14: an index on an empty table; 15: the refusal function; 16:
 /// the periods' totals, then the statement's index over every claim,
-/// built concurrently after they commit) are the last ones of a release,
+/// built concurrently after they commit; 17: the products' generation,
+/// its table, function and trigger) are the last ones of a release,
 /// the kind an upgrade applies.
 const MIGRATED_FROM: i64 = 11;
 
@@ -326,8 +327,10 @@ const MIGRATED_FROM: i64 = 11;
 /// or opening balance: nothing is lost; the large mutuelle's closed month
 /// loses its stored totals, which are then added up when read, as for a
 /// period closed before migration 16).
-const UNDO: &str =
-    "CREATE INDEX claims_settlement ON claims (scheme_id, mutuelle_id, period_id, state);
+const UNDO: &str = "DROP TRIGGER products_changed ON products;
+DROP FUNCTION passerelle_products_changed();
+DROP TABLE product_generation;
+CREATE INDEX claims_settlement ON claims (scheme_id, mutuelle_id, period_id, state);
 DROP INDEX claims_statement;
 ALTER TABLE periods DROP COLUMN claim_count, DROP COLUMN billed_total, DROP COLUMN scheme_total,
     DROP COLUMN mutuelle_total, DROP COLUMN recoveries_total;
@@ -372,9 +375,9 @@ pub async fn remigrate(db: &BenchDb) -> Migrations {
     };
     // The undo is written for these migrations: a later one must be added
     // to it first.
-    if passerelle_broker::store::postgres::SCHEMA_VERSION != 16 {
+    if passerelle_broker::store::postgres::SCHEMA_VERSION != 17 {
         out.error = Some(format!(
-            "the undo knows migrations 12 to 16, the schema has {}: extend UNDO",
+            "the undo knows migrations 12 to 17, the schema has {}: extend UNDO",
             passerelle_broker::store::postgres::SCHEMA_VERSION
         ));
         return out;
@@ -425,7 +428,7 @@ pub async fn remigrate(db: &BenchDb) -> Migrations {
     .await;
     if let Some(e) = undone.first() {
         // One transaction: nothing was undone.
-        out.error = Some(format!("undoing migrations 12 to 16: {e}"));
+        out.error = Some(format!("undoing migrations 12 to 17: {e}"));
         return out;
     }
     out.ceiling_rows = rows;

@@ -331,6 +331,24 @@ $$ LANGUAGE plpgsql;
 ALTER TABLE periods ADD COLUMN claim_count BIGINT, ADD COLUMN billed_total BIGINT,
     ADD COLUMN scheme_total BIGINT, ADD COLUMN mutuelle_total BIGINT, ADD COLUMN recoveries_total BIGINT;
 "#,
+    // 17: the products' generation, moved by every change of what a
+    // product says (a version added, replaced or removed), by any writer,
+    // old binaries included: a statement trigger, in the writer's
+    // transaction. A claim marking a version used (`used` alone) moves
+    // nothing. Every member read returns it, so a replica serves a product
+    // from memory only while it has seen no later generation
+    // (`PgStore::product_on`). One row, written only by product changes.
+    r#"
+CREATE TABLE product_generation (n BIGINT NOT NULL);
+INSERT INTO product_generation VALUES (0);
+CREATE FUNCTION passerelle_products_changed() RETURNS trigger AS $$
+BEGIN
+    UPDATE product_generation SET n = n + 1;
+    RETURN NULL;
+END $$ LANGUAGE plpgsql;
+CREATE TRIGGER products_changed AFTER INSERT OR DELETE OR UPDATE OF valid_from, valid_to, body
+    ON products FOR EACH STATEMENT EXECUTE FUNCTION passerelle_products_changed();
+"#,
 ];
 
 /// Indexes over every claim, built after the migrations commit, beside

@@ -15,6 +15,7 @@
 //! - Work sharing: due claims are leased with `FOR UPDATE SKIP LOCKED`; the
 //!   pruning job takes a transaction advisory lock or skips its turn.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,9 +67,24 @@ pub struct PgStore {
     /// The second key of this schema's writer mark ([`changes`]).
     mark: i64,
     products: super::ProductCache,
+    /// The product in force on a date, as last read, with the products'
+    /// generation of that read (`product_generation`, migration 17).
+    products_on: std::sync::Mutex<ProductsOn>,
+    /// The latest products' generation a read of this store has seen:
+    /// every member read returns it ([`PgStore::member_rows`]).
+    products_seen: std::sync::atomic::AtomicI64,
     /// `statement_timeout_ms` of the config, every connection's.
     statement_timeout_ms: u64,
 }
+
+/// (mutuelle, product, date) -> (the products' generation read at, the
+/// version in force then).
+type ProductsOn = HashMap<(String, String, Date), (i64, Option<Product>)>;
+
+/// Products in force on a date kept in memory (`PgStore::product_on`):
+/// dates of care vary, so past this bound the memory starts again rather
+/// than grow.
+const PRODUCTS_ON_MAX: usize = 4096;
 
 /// The SQLSTATE of `passerelle_refuse` (migration 15): a statement that
 /// applies several ceilings at once fails with it, naming the ceiling
@@ -247,8 +263,46 @@ impl PgStore {
             mark: changes::mark_key(&schema),
             schema,
             products: Default::default(),
+            products_on: Default::default(),
+            products_seen: Default::default(),
             statement_timeout_ms: cfg.statement_timeout_ms,
         })
+    }
+
+    /// The rows of a member read on a claim's or an eligibility's path
+    /// (`get_member`, `find_members`, `members_for`): each a member's body
+    /// (none: the stored claim's row of `members_for`), then the products'
+    /// generation (migration 17), recorded here. The members, and whether
+    /// a row without a body came. A rules adjudication always reads its
+    /// member first (routing, or the adapter's own `find_member`), so the
+    /// product it then reads (`product_on`) is never older than what the
+    /// database held at that member read.
+    fn member_rows(&self, rows: &[Row]) -> Result<(Vec<Member>, bool), StoreError> {
+        let mut members = Vec::with_capacity(rows.len());
+        let mut marker = false;
+        for r in rows {
+            match r.try_get::<_, Option<&str>>(0)? {
+                Some(_) => members.push(body(r, "member body")?),
+                None => marker = true,
+            }
+            self.saw_products(r.try_get(1)?);
+        }
+        Ok((members, marker))
+    }
+
+    /// A products' generation read: a product served from memory must have
+    /// been read at it or later.
+    fn saw_products(&self, generation: i64) {
+        self.products_seen
+            .fetch_max(generation, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    fn products_on(&self) -> std::sync::MutexGuard<'_, ProductsOn> {
+        self.products_on.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn forget_products(&self) {
+        self.products_on().clear();
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -637,19 +691,19 @@ impl Store for PgStore {
         };
         let c = self.client().await?;
         let rows = match card {
-            Some((mid, number)) => {
-                q(
-                    &c,
-                    "SELECT body FROM members WHERE mutuelle_id = $3 AND member_number = $4 \
-                     UNION ALL SELECT NULL FROM claims WHERE scheme_id = $1 AND claim_id = $2",
-                    &[&scheme_id, &claim_id, &mid, &number],
-                )
-                .await?
-            }
+            Some((mid, number)) => q(
+                &c,
+                "SELECT body, (SELECT n FROM product_generation) FROM (SELECT body FROM members \
+                     WHERE mutuelle_id = $3 AND member_number = $4 \
+                     UNION ALL SELECT NULL FROM claims WHERE scheme_id = $1 AND claim_id = $2) r",
+                &[&scheme_id, &claim_id, &mid, &number],
+            )
+            .await?,
             None => {
                 q(
                     &c,
-                    "SELECT body FROM (SELECT body, mutuelle_id, member_number FROM members \
+                    "SELECT body, (SELECT n FROM product_generation) FROM \
+                     (SELECT body, mutuelle_id, member_number FROM members \
                      WHERE scheme_id = $1 AND beneficiary_id = $3 \
                      UNION ALL SELECT NULL, NULL, NULL FROM claims \
                      WHERE scheme_id = $1 AND claim_id = $2) r \
@@ -659,14 +713,7 @@ impl Store for PgStore {
                 .await?
             }
         };
-        let mut members = Vec::with_capacity(rows.len());
-        let mut stored = false;
-        for r in &rows {
-            match r.try_get::<_, Option<&str>>(0)? {
-                Some(_) => members.push(body(r, "member body")?),
-                None => stored = true,
-            }
-        }
+        let (members, stored) = self.member_rows(&rows)?;
         let stored = match stored {
             true => load(&c, scheme_id, claim_id, Read::Plain)
                 .await?

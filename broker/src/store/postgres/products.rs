@@ -19,6 +19,9 @@ impl ProductStore for PgStore {
             out.push(put_one(&tx, p).await?);
         }
         tx.commit().await?;
+        // What this replica wrote is read again at once; the others see
+        // the generation move at their next member read.
+        self.forget_products();
         Ok(out)
     }
 
@@ -41,25 +44,49 @@ impl ProductStore for PgStore {
         product_id: &str,
         d: Date,
     ) -> Result<Option<Product>, StoreError> {
+        // From memory when read at the latest products' generation this
+        // store has seen (or a later one): a claim's member read, just
+        // before, returned the generation of that moment (`member_rows`).
+        let key = (mutuelle_id.to_string(), product_id.to_string(), d);
+        let seen = self
+            .products_seen
+            .load(std::sync::atomic::Ordering::Acquire);
+        if let Some((at, p)) = self.products_on().get(&key)
+            && *at >= seen
+        {
+            return Ok(p.clone());
+        }
         let c = self.client().await?;
         let day = date::format(d);
+        // The generation in the same snapshot as the product (a row even
+        // when no version is in force).
         let row = q1(
             &c,
-            "SELECT version, body FROM products WHERE mutuelle_id = $1 AND product_id = $2 \
+            "SELECT g.n, p.version, p.body FROM product_generation g LEFT JOIN LATERAL \
+             (SELECT version, body FROM products WHERE mutuelle_id = $1 AND product_id = $2 \
              AND valid_from <= $3 AND (valid_to IS NULL OR valid_to >= $3) \
-             ORDER BY valid_from DESC, version DESC LIMIT 1",
+             ORDER BY valid_from DESC, version DESC LIMIT 1) p ON TRUE",
             &[&mutuelle_id, &product_id, &day],
         )
-        .await?;
-        row.map(|r| {
-            self.products.get_or_parse(
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("product_generation holds no row".into()))?;
+        let at: i64 = row.try_get(0)?;
+        let product = match row.try_get::<_, Option<i64>>(1)? {
+            Some(version) => Some(self.products.get_or_parse(
                 mutuelle_id,
                 product_id,
-                r.get::<_, i64>(0),
-                r.get::<_, &str>(1),
-            )
-        })
-        .transpose()
+                version,
+                row.try_get::<_, &str>(2)?,
+            )?),
+            None => None,
+        };
+        self.saw_products(at);
+        let mut on = self.products_on();
+        if on.len() >= PRODUCTS_ON_MAX {
+            on.clear();
+        }
+        on.insert(key, (at, product.clone()));
+        Ok(product)
     }
 
     async fn usage(&self, mutuelle_id: &str, keys: &[CeilingKey]) -> Result<Usage, StoreError> {

@@ -64,13 +64,14 @@ impl RosterStore for PgStore {
         member_number: &str,
     ) -> Result<Option<Member>, StoreError> {
         let c = self.client().await?;
-        let row = q1(
+        let rows = q(
             &c,
-            "SELECT body FROM members WHERE mutuelle_id = $1 AND member_number = $2",
+            "SELECT body, (SELECT n FROM product_generation) FROM members \
+             WHERE mutuelle_id = $1 AND member_number = $2",
             &[&mutuelle_id, &member_number],
         )
         .await?;
-        row.map(|r| body(&r, "member body")).transpose()
+        Ok(self.member_rows(&rows)?.0.pop())
     }
 
     async fn find_members(
@@ -79,7 +80,14 @@ impl RosterStore for PgStore {
         beneficiary_id: &str,
     ) -> Result<Vec<Member>, StoreError> {
         let c = self.client().await?;
-        beneficiary_members(&c, scheme_id, beneficiary_id).await
+        let rows = q(
+            &c,
+            "SELECT body, (SELECT n FROM product_generation) FROM members \
+             WHERE scheme_id = $1 AND beneficiary_id = $2 ORDER BY mutuelle_id, member_number",
+            &[&scheme_id, &beneficiary_id],
+        )
+        .await?;
+        Ok(self.member_rows(&rows)?.0)
     }
 
     async fn import_roster(

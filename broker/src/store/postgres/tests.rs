@@ -503,3 +503,84 @@ async fn an_interrupted_concurrent_index_is_built_again() {
     assert_eq!(s.migrate().await.unwrap(), super::SCHEMA_VERSION);
     assert_eq!(state(&s).await, (Some(true), false));
 }
+
+/// A product is served from memory until a member read sees the products'
+/// generation move (migration 17): a version another replica replaced or
+/// added is then read afresh; marking a version used moves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_another_replica_changes_is_read_afresh() {
+    use crate::store::conformance::{d, sample_member, sample_product};
+    use crate::store::{ProductStore, RosterStore};
+    let cfg = crate::store::testing::postgres_config();
+    let Some(a) = crate::store::testing::migrated_postgres(&cfg).await else {
+        return;
+    };
+    let b = crate::store::testing::migrated_postgres(&cfg)
+        .await
+        .expect("second replica");
+    async fn generation(s: &super::PgStore) -> i64 {
+        let c = s.client().await.unwrap();
+        let r = c
+            .query_one("SELECT n FROM product_generation", &[])
+            .await
+            .unwrap();
+        r.get::<_, i64>(0)
+    }
+    let v1 = sample_product("MUT-A", 1, "2025-01-01");
+    b.put_products(std::slice::from_ref(&v1)).await.unwrap();
+    b.upsert_members(&[sample_member("MUT-A", "M-1", "TG-1")], 1)
+        .await
+        .unwrap();
+    let day = d("2026-03-10");
+    let name = |p: Option<passerelle_domain::Product>| p.map(|p| p.name);
+    a.find_members("CNSS", "TG-1").await.unwrap();
+    assert_eq!(
+        name(a.product_on("MUT-A", "ESS", day).await.unwrap()).as_deref(),
+        Some("Essentiel")
+    );
+    // Replica B replaces the version (not yet used): A, before any member
+    // read, still answers from memory (what it read at its last one)...
+    let before = generation(&a).await;
+    let mut renamed = v1.clone();
+    renamed.name = "Essentiel plus".into();
+    b.put_products(std::slice::from_ref(&renamed))
+        .await
+        .unwrap();
+    assert_eq!(generation(&a).await, before + 1);
+    assert_eq!(
+        name(a.product_on("MUT-A", "ESS", day).await.unwrap()).as_deref(),
+        Some("Essentiel")
+    );
+    // ...and after its next member read, the version B wrote.
+    a.get_member("MUT-A", "M-1").await.unwrap();
+    assert_eq!(
+        name(a.product_on("MUT-A", "ESS", day).await.unwrap()).as_deref(),
+        Some("Essentiel plus")
+    );
+    // A version added from a later date, through members_for this time.
+    let v2 = sample_product("MUT-A", 2, "2026-07-01");
+    b.put_products(std::slice::from_ref(&v2)).await.unwrap();
+    let later = d("2026-08-01");
+    a.members_for("CNSS", "TG-1", None, Some("K-1"))
+        .await
+        .unwrap();
+    let p = a.product_on("MUT-A", "ESS", later).await.unwrap().unwrap();
+    assert_eq!(p.version, 2);
+    // A claim marking a version used (what begin_coordinated does) and a
+    // product put again unchanged move nothing.
+    let now = generation(&a).await;
+    let c = a.client().await.unwrap();
+    c.execute("UPDATE products SET used = TRUE WHERE version = 2", &[])
+        .await
+        .unwrap();
+    b.put_products(std::slice::from_ref(&v2)).await.unwrap();
+    assert_eq!(generation(&a).await, now);
+    // The replica that writes reads its own write at once.
+    let mut again = renamed.clone();
+    again.name = "Essentiel 2026".into();
+    a.put_products(std::slice::from_ref(&again)).await.unwrap();
+    assert_eq!(
+        name(a.product_on("MUT-A", "ESS", day).await.unwrap()).as_deref(),
+        Some("Essentiel 2026")
+    );
+}
