@@ -338,15 +338,24 @@ ALTER TABLE periods ADD COLUMN claim_count BIGINT, ADD COLUMN billed_total BIGIN
     // nothing. Every member read returns it, so a replica serves a product
     // from memory only while it has seen no later generation
     // (`PgStore::product_on`). One row, written only by product changes.
+    // The function keeps the migration's schema (`SET search_path FROM
+    // CURRENT`): a writer whose session names another schema (an
+    // operator's psql) still moves this schema's generation. One row by
+    // its key; it starts from the clock (µs), so that a table made again
+    // (a schema taken back and migrated) never goes below what a running
+    // replica saw.
     r#"
-CREATE TABLE product_generation (n BIGINT NOT NULL);
-INSERT INTO product_generation VALUES (0);
+CREATE TABLE product_generation (
+    one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
+    n   BIGINT NOT NULL
+);
+INSERT INTO product_generation (n) VALUES ((extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT);
 CREATE FUNCTION passerelle_products_changed() RETURNS trigger AS $$
 BEGIN
     UPDATE product_generation SET n = n + 1;
     RETURN NULL;
-END $$ LANGUAGE plpgsql;
-CREATE TRIGGER products_changed AFTER INSERT OR DELETE OR UPDATE OF valid_from, valid_to, body
+END $$ LANGUAGE plpgsql SET search_path FROM CURRENT;
+CREATE TRIGGER products_changed AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE OF valid_from, valid_to, body
     ON products FOR EACH STATEMENT EXECUTE FUNCTION passerelle_products_changed();
 "#,
 ];

@@ -301,10 +301,6 @@ impl PgStore {
         self.products_on.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn forget_products(&self) {
-        self.products_on().clear();
-    }
-
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         Ok(self.pool.get().await?)
     }

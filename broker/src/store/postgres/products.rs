@@ -18,10 +18,15 @@ impl ProductStore for PgStore {
         for p in products {
             out.push(put_one(&tx, p).await?);
         }
+        // The generation these writes moved to: once committed, this
+        // replica reads its own write at once, without a member read
+        // first; the others see it at their next member read.
+        let at: i64 = q1(&tx, "SELECT n FROM product_generation", &[])
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("product_generation holds no row".into()))?
+            .try_get(0)?;
         tx.commit().await?;
-        // What this replica wrote is read again at once; the others see
-        // the generation move at their next member read.
-        self.forget_products();
+        self.saw_products(at);
         Ok(out)
     }
 

@@ -557,24 +557,64 @@ async fn a_product_another_replica_changes_is_read_afresh() {
         name(a.product_on("MUT-A", "ESS", day).await.unwrap()).as_deref(),
         Some("Essentiel plus")
     );
-    // A version added from a later date, through members_for this time.
-    let v2 = sample_product("MUT-A", 2, "2026-07-01");
-    b.put_products(std::slice::from_ref(&v2)).await.unwrap();
+    // A version added from a later date, through members_for this time:
+    // until then version 1 was in force on that date (kept in memory too).
     let later = d("2026-08-01");
+    let version = |p: Option<passerelle_domain::Product>| p.map(|p| p.version);
+    assert_eq!(
+        version(a.product_on("MUT-A", "ESS", later).await.unwrap()),
+        Some(1)
+    );
+    let v2 = sample_product("MUT-A", 2, "2026-07-01");
+    let moved = generation(&a).await;
+    b.put_products(std::slice::from_ref(&v2)).await.unwrap();
+    assert_eq!(generation(&a).await, moved + 1, "an insert moves it");
+    assert_eq!(
+        version(a.product_on("MUT-A", "ESS", later).await.unwrap()),
+        Some(1)
+    );
     a.members_for("CNSS", "TG-1", None, Some("K-1"))
         .await
         .unwrap();
     let p = a.product_on("MUT-A", "ESS", later).await.unwrap().unwrap();
     assert_eq!(p.version, 2);
+    // And through find_members: B replaces version 2 (not yet used).
+    let mut v2b = v2.clone();
+    v2b.name = "Essentiel 2".into();
+    b.put_products(std::slice::from_ref(&v2b)).await.unwrap();
+    assert_eq!(
+        name(a.product_on("MUT-A", "ESS", later).await.unwrap()).as_deref(),
+        Some("Essentiel")
+    );
+    a.find_members("CNSS", "TG-1").await.unwrap();
+    assert_eq!(
+        name(a.product_on("MUT-A", "ESS", later).await.unwrap()).as_deref(),
+        Some("Essentiel 2")
+    );
     // A claim marking a version used (what begin_coordinated does) and a
     // product put again unchanged move nothing.
     let now = generation(&a).await;
-    let c = a.client().await.unwrap();
-    c.execute("UPDATE products SET used = TRUE WHERE version = 2", &[])
+    a.client()
+        .await
+        .unwrap()
+        .execute("UPDATE products SET used = TRUE WHERE version = 2", &[])
         .await
         .unwrap();
-    b.put_products(std::slice::from_ref(&v2)).await.unwrap();
+    b.put_products(std::slice::from_ref(&v2b)).await.unwrap();
     assert_eq!(generation(&a).await, now);
+    // A writer whose session names another schema (an operator's psql)
+    // moves this schema's generation all the same.
+    let mut c = a.client().await.unwrap();
+    let tx = c.transaction().await.unwrap();
+    tx.batch_execute(&format!(
+        "SET LOCAL search_path TO public; UPDATE \"{}\".products SET valid_to = valid_to WHERE version = 1",
+        a.schema
+    ))
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    drop(c);
+    assert_eq!(generation(&a).await, now + 1);
     // The replica that writes reads its own write at once.
     let mut again = renamed.clone();
     again.name = "Essentiel 2026".into();
