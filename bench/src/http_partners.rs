@@ -17,7 +17,7 @@ use std::time::Duration;
 use passerelle_adapters::http::{self, HttpClient, PoolSettings};
 
 use crate::Args;
-use crate::load::{Until, open_loop, saturate};
+use crate::load::{Until, median, open_loop, saturate};
 
 /// An eligibility request's size (the FHIR one is about this).
 const ECHO_BODY: usize = 600;
@@ -97,15 +97,6 @@ pub struct Comparison {
     pub refused: u64,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
 /// Orders of the three paths in successive rounds: each path first, middle
 /// and last in turn, so that a drift of the machine's speed within the run
 /// (on two shared cores it exceeds the differences measured) favours none.
@@ -149,8 +140,8 @@ pub async fn compare(
             }
             rounds_rps.push(rps);
         }
-        let own = median(rounds_rps.iter().map(|r| r[1]).collect());
-        let grpc_rps = median(rounds_rps.iter().map(|r| r[0]).collect());
+        let own = median(&rounds_rps.iter().map(|r| r[1]).collect::<Vec<_>>());
+        let grpc_rps = median(&rounds_rps.iter().map(|r| r[0]).collect::<Vec<_>>());
         let load = own.min(grpc_rps) * 0.5;
         let mut p99 = [Vec::new(), Vec::new()];
         for i in [0, 1, 1, 0] {
@@ -161,12 +152,22 @@ pub async fn compare(
             out.errors += l.errors;
             p99[i].push(l.p99_us as f64);
         }
-        let (grpc_p99, own_p99) = (median(p99[0].clone()), median(p99[1].clone()));
+        let (grpc_p99, own_p99) = (median(&p99[0]), median(&p99[1]));
         out.partners.push(Compared {
             name,
             rps: own,
-            to_grpc: median(rounds_rps.iter().map(|r| r[1] / r[0].max(1.0)).collect()),
-            to_echo: median(rounds_rps.iter().map(|r| r[1] / r[2].max(1.0)).collect()),
+            to_grpc: median(
+                &rounds_rps
+                    .iter()
+                    .map(|r| r[1] / r[0].max(1.0))
+                    .collect::<Vec<_>>(),
+            ),
+            to_echo: median(
+                &rounds_rps
+                    .iter()
+                    .map(|r| r[1] / r[2].max(1.0))
+                    .collect::<Vec<_>>(),
+            ),
             rounds_rps,
             load_rps: load,
             p99_us: own_p99 as u64,
@@ -208,7 +209,7 @@ impl Comparison {
             );
         }
         for p in &self.partners {
-            let echo = median(p.rounds_rps.iter().map(|r| r[2]).collect());
+            let echo = median(&p.rounds_rps.iter().map(|r| r[2]).collect::<Vec<_>>());
             println!(
                 "  {}: {:.0} rps = {:.3} x gRPC partner, {:.3} x HTTP echo ({:.0} rps); at {:.0} rps p99 \
                  {} us = {:.2} x the gRPC partner's {} us",

@@ -180,8 +180,19 @@ fn timely_pacer() {
 }
 
 /// Microseconds, 1 us to 2 minutes, 3 significant digits.
-fn histogram() -> Histogram<u64> {
+pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram")
+}
+
+/// The median of some figures (0 for none): rounds of a measurement.
+pub fn median(v: &[f64]) -> f64 {
+    let mut r = v.to_vec();
+    r.sort_by(f64::total_cmp);
+    match r.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => r[n / 2],
+        n => (r[n / 2 - 1] + r[n / 2]) / 2.0,
+    }
 }
 
 /// Sends `n` calls with `concurrency` callers; returns the failed ones.

@@ -270,18 +270,7 @@ pub(crate) struct MtlsCost {
 
 impl MtlsCost {
     fn median(&self) -> f64 {
-        median(&self.rounds)
-    }
-}
-
-/// The median of some figures (0 for none).
-pub(crate) fn median(v: &[f64]) -> f64 {
-    let mut r = v.to_vec();
-    r.sort_by(f64::total_cmp);
-    match r.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => r[n / 2],
-        n => (r[n / 2 - 1] + r[n / 2]) / 2.0,
+        load::median(&self.rounds)
     }
 }
 

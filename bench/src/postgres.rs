@@ -151,7 +151,7 @@ impl P0Rounds {
     }
 
     pub fn median(&self) -> f64 {
-        crate::median(&self.ratios())
+        crate::load::median(&self.ratios())
     }
 }
 
@@ -262,9 +262,10 @@ pub async fn engine_eligibility(
 }
 
 /// The 99th percentile of the latencies pgbench logged (`-l`) in the files
-/// of `dir` named `<prefix>...`: the third field of each line, in µs.
+/// of `dir` named `<prefix>...`: the third field of each line, in µs, in
+/// the histogram the bench's own latencies use (`load::histogram`).
 fn logged_p99_us(dir: &Path, prefix: &str) -> Result<u64, String> {
-    let mut all = Vec::new();
+    let mut all = crate::load::histogram();
     let entries = std::fs::read_dir(dir).map_err(|e| e.to_string())?;
     for e in entries.flatten() {
         if !e.file_name().to_string_lossy().starts_with(prefix) {
@@ -276,14 +277,13 @@ fn logged_p99_us(dir: &Path, prefix: &str) -> Result<u64, String> {
                 .split_whitespace()
                 .nth(2)
                 .and_then(|t| t.parse::<u64>().ok());
-            all.push(us.ok_or_else(|| format!("unreadable log line {line:?}"))?);
+            all.saturating_record(us.ok_or_else(|| format!("unreadable log line {line:?}"))?);
         }
     }
     if all.is_empty() {
         return Err("no transaction logged".into());
     }
-    all.sort_unstable();
-    Ok(all[(all.len() * 99).div_ceil(100) - 1])
+    Ok(all.value_at_quantile(0.99))
 }
 
 /// Runs a pgbench script with as many clients as the broker has pooled

@@ -735,15 +735,27 @@ async fn beneficiary_members<C: GenericClient + Sync>(
     scheme: &str,
     beneficiary: &str,
 ) -> Result<Vec<Member>, StoreError> {
+    beneficiary_rows(c, scheme, beneficiary)
+        .await?
+        .iter()
+        .map(|r| body(r, "member body"))
+        .collect()
+}
+
+/// A beneficiary's member rows, in `find_members`' order: the body, then
+/// the products' generation (`PgStore::member_rows`).
+async fn beneficiary_rows<C: GenericClient + Sync>(
+    c: &C,
+    scheme: &str,
+    beneficiary: &str,
+) -> Result<Vec<Row>, StoreError> {
     q(
         c,
-        "SELECT body FROM members WHERE scheme_id = $1 AND beneficiary_id = $2 ORDER BY mutuelle_id, member_number",
+        "SELECT body, (SELECT n FROM product_generation) FROM members \
+         WHERE scheme_id = $1 AND beneficiary_id = $2 ORDER BY mutuelle_id, member_number",
         &[&scheme, &beneficiary],
     )
-    .await?
-    .iter()
-    .map(|r| body(r, "member body"))
-    .collect()
+    .await
 }
 
 /// Takes the coverage lock of each scheme, in one order (no deadlock): the

@@ -80,13 +80,7 @@ impl RosterStore for PgStore {
         beneficiary_id: &str,
     ) -> Result<Vec<Member>, StoreError> {
         let c = self.client().await?;
-        let rows = q(
-            &c,
-            "SELECT body, (SELECT n FROM product_generation) FROM members \
-             WHERE scheme_id = $1 AND beneficiary_id = $2 ORDER BY mutuelle_id, member_number",
-            &[&scheme_id, &beneficiary_id],
-        )
-        .await?;
+        let rows = beneficiary_rows(&c, scheme_id, beneficiary_id).await?;
         Ok(self.member_rows(&rows)?.0)
     }
 
