@@ -389,6 +389,7 @@ pub async fn vacuum(db: &BenchDb) {
         "ceiling_usage",
         "claim_consumption",
         "audit_log",
+        "audit_kept",
         "members",
     ];
     // One statement each: VACUUM cannot run inside a transaction block.

@@ -13,10 +13,13 @@
 //! of its members, [`MEMBER`], so that an eligibility check of any of them
 //! does that member's work), claims over 200 mutuelles, each claim one coordinated
 //! consultation line with its ceiling consumption, and two audit rows per
-//! claim over one year (half of them eligibility checks, which retention
-//! may prune; the others belong to claims not final, which it keeps). Half
-//! the claims go to one large mutuelle, the dev broker's MUT-SOLIDARITE,
-//! whose open statement then holds N/2 lines.
+//! claim over one year (half of them eligibility checks, half the calls
+//! of their claims). The first month's claims are in a settled period of
+//! their mutuelle, as a year's oldest month is (statements are closed and
+//! settled monthly), but for one in a thousand, still open: retention drops
+//! that month's partition and keeps those claims' rows. Half the claims go
+//! to one large mutuelle, the dev broker's MUT-SOLIDARITE, whose open
+//! statement then holds the other eleven months' claims of it.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,6 +40,9 @@ pub const MEMBER: &str = "TG-1001";
 const YEAR_MS: i64 = 365 * 24 * 3_600_000;
 /// The seeded year starts here (1 January 2025, UTC).
 const YEAR_START_MS: i64 = 1_735_689_600_000;
+/// Its second month (1 February 2025, UTC): the claims before it are
+/// settled, and retention's cutoff is here.
+const FEBRUARY_MS: i64 = YEAR_START_MS + 31 * 24 * 3_600_000;
 
 pub struct Seeded {
     pub claims: u64,
@@ -63,8 +69,18 @@ pub async fn seed(db: &BenchDb, n: u64) -> Seeded {
     let m = (n / 5).max(1);
     let step = YEAR_MS / n as i64;
     let audit_step = YEAR_MS / (2 * n as i64);
+    // The audit log's months of the seeded year (the broker makes them
+    // ahead of the clock only).
+    let months = crate::postgres::pg_store(db)
+        .make_audit_months(YEAR_START_MS, YEAR_START_MS + YEAR_MS)
+        .await
+        .err()
+        .map(|e| format!("the seeded year's audit months: {e}"));
     let sql = format!(
         "SET search_path TO \"{schema}\";
+INSERT INTO periods (scheme_id, mutuelle_id, number, state, closed_ms, settled_ms, settlement_reference)
+  SELECT 'CNSS', m, 1, 'settled', {FEBRUARY_MS}, {FEBRUARY_MS} + 86400000, 'seeded'
+  FROM (SELECT '{LARGE}' AS m UNION ALL SELECT 'SCALE-' || g FROM generate_series(0, 199) g) t;
 INSERT INTO members (mutuelle_id, member_number, scheme_id, beneficiary_id, body, updated_ms)
   SELECT '{LARGE}', 'SM-' || g, 'CNSS', 'SB-' || g,
     replace(replace(t.body, '\"{MEMBER}\"', '\"SB-' || g || '\"'), '\"' || t.member_number || '\"', '\"SM-' || g || '\"'), 1
@@ -72,14 +88,16 @@ INSERT INTO members (mutuelle_id, member_number, scheme_id, beneficiary_id, body
     generate_series(1::BIGINT, {m}) g;
 INSERT INTO claims (scheme_id, claim_id, request_hash, body, provider_id, invoice_number, mutuelle_id,
     member_number, state, adjudication_key, change_seq, created_ms, updated_ms, date_of_care, currency,
-    payee_type, billed_total, scheme_total, mutuelle_total)
+    payee_type, billed_total, scheme_total, mutuelle_total, period_id)
   SELECT 'CNSS', 'SC-' || g, t.request_hash, t.body, 'SP-' || (g % 500), 'SI-' || g,
-    CASE WHEN g % 2 = 0 THEN '{LARGE}' ELSE 'SCALE-' || (g % 200) END,
-    'SM-' || (g % {m}), 'coordinated', 'sk-' || g, t.seq + g, {YEAR_START_MS} + g * {step},
-    {YEAR_START_MS} + g * {step}, '2025-06-01', 'XOF', 'provider', 5000, 3500, 1500
+    k.m, 'SM-' || (g % {m}), 'coordinated', 'sk-' || g, t.seq + g, {YEAR_START_MS} + g * {step},
+    {YEAR_START_MS} + g * {step}, '2025-06-01', 'XOF', 'provider', 5000, 3500, 1500,
+    CASE WHEN {YEAR_START_MS} + g * {step} < {FEBRUARY_MS} AND g % 1000 <> 0
+      THEN (SELECT id FROM periods p WHERE p.scheme_id = 'CNSS' AND p.mutuelle_id = k.m AND p.number = 1) END
   FROM (SELECT request_hash, body, (SELECT MAX(change_seq) FROM claims) AS seq FROM claims
     WHERE claim_id LIKE 'BENCH-%' LIMIT 1) t,
-    generate_series(1::BIGINT, {n}) g;
+    generate_series(1::BIGINT, {n}) g,
+    LATERAL (SELECT CASE WHEN g % 2 = 0 THEN '{LARGE}' ELSE 'SCALE-' || (g % 200) END AS m) k;
 UPDATE change_base SET base = base + {n} + 1;
 INSERT INTO claim_lines (claim_pk, sequence, act_code, care_category, quantity, billed, tariff_base,
     scheme_share, mutuelle_share, patient_share, reasons)
@@ -95,7 +113,7 @@ INSERT INTO audit_log (at_ms, direction, party, method, subject, request_hash, o
     CASE WHEN g % 2 = 0 THEN 'CoordinateClaim' ELSE 'CheckEligibility' END,
     CASE WHEN g % 2 = 0 THEN 'CNSS/SC-' || (g / 2) ELSE 'CNSS/eligibility' END, 'h', 'ok'
   FROM generate_series(1::BIGINT, {two_n}) g;
-ANALYZE members, claims, claim_lines, ceiling_usage, claim_consumption, audit_log;",
+ANALYZE members, claims, claim_lines, ceiling_usage, claim_consumption, audit_log, periods;",
         schema = db.schema,
         two_n = 2 * n,
     );
@@ -103,7 +121,8 @@ ANALYZE members, claims, claim_lines, ceiling_usage, claim_consumption, audit_lo
     // whose bodies the broker does not read, among them).
     let first_cursor = size(db).await.2;
     let t0 = Instant::now();
-    let errors = admin(db, &[sql]).await;
+    let mut errors = admin(db, &[sql]).await;
+    errors.extend(months);
     let seed_secs = t0.elapsed().as_secs_f64();
     // A year's data is at rest: vacuumed (hint bits and visibility set, as
     // autovacuum leaves rows months old) and durable. Without it the first
@@ -175,12 +194,13 @@ pub async fn page_changes(store: &Arc<dyn Store>, from: u64, changes: u64) -> (u
     (read, t0.elapsed().as_secs_f64())
 }
 
-/// Retention pruning the seeded year's first month: (rows deleted,
+/// Retention pruning the seeded year's first month (its partition
+/// dropped, the rows of its claims still open kept): (rows pruned,
 /// seconds).
 pub async fn prune_month(store: &Arc<dyn Store>) -> (u64, f64) {
     let t0 = Instant::now();
     let n = store
-        .prune_audit(YEAR_START_MS + YEAR_MS / 12)
+        .prune_audit(FEBRUARY_MS)
         .await
         .expect("prune on the seeded store")
         .unwrap_or(0);
@@ -319,15 +339,24 @@ pub struct EligibilityAtScale {
 /// balances; 14: an index on an empty table; 15: the refusal function; 16:
 /// the periods' totals, then the statement's index over every claim,
 /// built concurrently after they commit; 17: the products' generation,
-/// its table, function and trigger) are the last ones of a release,
-/// the kind an upgrade applies.
+/// its table, function and trigger; 18: the audit log by month, a rename
+/// of the table written so far and a new partitioned one) are the last
+/// ones of a release, the kind an upgrade applies.
 const MIGRATED_FROM: i64 = 11;
 
 /// What undoing them takes (the seeded store holds no hold, authorization
 /// or opening balance: nothing is lost; the large mutuelle's closed month
 /// loses its stored totals, which are then added up when read, as for a
-/// period closed before migration 16).
-const UNDO: &str = "DROP TRIGGER products_changed ON products;
+/// period closed before migration 16). Undoing 18 drops the months'
+/// partitions with their rows (the year's audit, already measured): the
+/// table written before them becomes the audit log again, which 18 renames
+/// without reading a row, whatever it holds.
+const UNDO: &str = "DROP VIEW audit_all;
+ALTER SEQUENCE audit_log_id_seq OWNED BY audit_kept.id;
+DROP TABLE audit_log;
+ALTER TABLE audit_kept RENAME TO audit_log;
+ALTER SEQUENCE audit_log_id_seq OWNED BY audit_log.id;
+DROP TRIGGER products_changed ON products;
 DROP FUNCTION passerelle_products_changed();
 DROP TABLE product_generation;
 CREATE INDEX claims_settlement ON claims (scheme_id, mutuelle_id, period_id, state);
@@ -375,9 +404,9 @@ pub async fn remigrate(db: &BenchDb) -> Migrations {
     };
     // The undo is written for these migrations: a later one must be added
     // to it first.
-    if passerelle_broker::store::postgres::SCHEMA_VERSION != 17 {
+    if passerelle_broker::store::postgres::SCHEMA_VERSION != 18 {
         out.error = Some(format!(
-            "the undo knows migrations 12 to 17, the schema has {}: extend UNDO",
+            "the undo knows migrations 12 to 18, the schema has {}: extend UNDO",
             passerelle_broker::store::postgres::SCHEMA_VERSION
         ));
         return out;

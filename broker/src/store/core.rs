@@ -605,16 +605,39 @@ pub(super) async fn rest_after_batch(began: tokio::time::Instant) {
 /// 35 s and live p99 32 × idle at a million claims, docs/PERFORMANCE.md.)
 /// A row kept now is looked at again by the next pass.
 pub(super) fn prune_audit_sql(pos: &str, cutoff: &str, from: &str, limit: &str) -> String {
+    prune_audit_rows_sql("audit_log", pos, cutoff, from, limit)
+}
+
+/// [`prune_audit_sql`] on one table of the audit log: on PostgreSQL, the
+/// rows kept past their month (`audit_kept`) and those no month's
+/// partition took (`audit_log_default`).
+pub(super) fn prune_audit_rows_sql(
+    table: &str,
+    pos: &str,
+    cutoff: &str,
+    from: &str,
+    limit: &str,
+) -> String {
     format!(
-        "DELETE FROM audit_log WHERE id IN (SELECT a.id FROM audit_log a WHERE a.at_ms < {cutoff} \
-         AND a.at_ms >= {from} \
-         AND NOT EXISTS (SELECT 1 FROM claims c LEFT JOIN periods p ON p.id = c.period_id \
+        "DELETE FROM {table} WHERE id IN (SELECT a.id FROM {table} a WHERE a.at_ms < {cutoff} \
+         AND a.at_ms >= {from} AND NOT {held} \
+         ORDER BY a.at_ms LIMIT {limit}) RETURNING at_ms",
+        held = audit_row_held(pos)
+    )
+}
+
+/// Whether the audit row `a` belongs to a claim not final yet (not
+/// cancelled, not rejected, not in a settled period): retention keeps it,
+/// whatever its age. The one definition of what retention keeps, for the
+/// row batches and for a month's partition before it is dropped.
+pub(super) fn audit_row_held(pos: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM claims c LEFT JOIN periods p ON p.id = c.period_id \
          WHERE {pos}(a.subject, '/') > 0 \
          AND c.scheme_id = substr(a.subject, 1, CASE WHEN {pos}(a.subject, '/') > 0 \
            THEN {pos}(a.subject, '/') - 1 ELSE 0 END) \
          AND c.claim_id = substr(a.subject, {pos}(a.subject, '/') + 1) \
-         AND NOT (c.state IN ('cancelled', 'rejected') OR COALESCE(p.state, '') = 'settled')) \
-         ORDER BY a.at_ms LIMIT {limit}) RETURNING at_ms"
+         AND NOT (c.state IN ('cancelled', 'rejected') OR COALESCE(p.state, '') = 'settled'))"
     )
 }
 

@@ -948,6 +948,50 @@ impl passerelle_adapters::RulesData for RulesDataStore {
 
 #[cfg(test)]
 mod tests {
+    /// docs/operations.md's upgrade table says, for this binary's version,
+    /// the schema versions it migrates to and every state it writes: an
+    /// operator plans an upgrade window from that row.
+    #[test]
+    fn the_upgrade_table_names_this_binarys_schema() {
+        use super::{ClaimState, PeriodState, postgres, sqlite};
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/operations.md");
+        let doc = std::fs::read_to_string(path).expect("docs/operations.md");
+        let prefix = format!("| {} ", env!("CARGO_PKG_VERSION"));
+        let row = doc
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no row {prefix}| in the upgrade table"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!(
+            cells[2],
+            format!("{} / {}", sqlite::SCHEMA_VERSION, postgres::SCHEMA_VERSION),
+            "{row}"
+        );
+        let claims: Vec<&str> = cells[3].split(", ").collect();
+        for s in [
+            ClaimState::Received,
+            ClaimState::PendingPartner,
+            ClaimState::Coordinated,
+            ClaimState::Rejected,
+            ClaimState::CancelPending,
+            ClaimState::Cancelled,
+        ] {
+            assert!(
+                claims.contains(&s.as_str()),
+                "{} missing: {row}",
+                s.as_str()
+            );
+        }
+        let periods: Vec<&str> = cells[4].split(", ").collect();
+        for (s, name) in [
+            (PeriodState::Closed, "closed"),
+            (PeriodState::Settled, "settled"),
+        ] {
+            assert_eq!(super::core::period_state_parse(name).ok(), Some(s));
+            assert!(periods.contains(&name), "{name} missing: {row}");
+        }
+    }
+
     /// The service and the store work on domain types: protobuf stays at the
     /// edge (api/, the CLI, proto/). Every source file under service/ and
     /// store/ is read, so a new one is covered without a list.

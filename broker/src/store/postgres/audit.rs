@@ -1,29 +1,215 @@
 //! The audit log and partner activity.
+//!
+//! The log is partitioned by UTC month of `at_ms` (migration 18):
+//! `audit_log_mYYYY_MM`, made [`MONTHS_AHEAD_MS`] ahead by every retention
+//! pass, by `migrate` and at start-up, plus `audit_log_default` for a row
+//! no month takes (a clock far off, a month not made). Retention drops a
+//! month once all of it is older than the cutoff, after moving the rows
+//! of claims not final yet to `audit_kept`, which also holds what was
+//! written before the months; those two tables and the default partition
+//! are pruned row by row, as before (`core::prune_audit_rows_sql`). So a
+//! row is kept at least the retention's days and at most a month more
+//! (docs/operations.md, "Retention").
 
 use super::*;
 
-#[async_trait]
-impl AuditStore for PgStore {
-    async fn audit_of(&self, subject: &str) -> Result<Vec<AuditEntry>, StoreError> {
+/// How far ahead the months are made: the current one and the next two.
+pub(super) const MONTHS_AHEAD_MS: i64 = 62 * 86_400_000;
+
+/// How long making or dropping a month waits for the audit log's readers
+/// and writers (either locks the whole log: new rows wait behind it): past
+/// it, the month is left to the next pass.
+const LOG_LOCK_TIMEOUT: &str = "2s";
+
+/// The longest the move of a month's rows of claims not final may take
+/// (one statement over the month: seconds at a year of a country,
+/// docs/PERFORMANCE.md), in place of the live calls' statement timeout.
+const MONTH_TIMEOUT: &str = "10min";
+
+/// A UTC month, the unit of the audit log's partitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AuditMonth {
+    year: i32,
+    month: u8,
+}
+
+impl AuditMonth {
+    /// The month `ms` (Unix milliseconds) falls in.
+    pub fn of(ms: i64) -> AuditMonth {
+        let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        AuditMonth {
+            year: t.year(),
+            month: t.month() as u8,
+        }
+    }
+
+    pub fn next(self) -> AuditMonth {
+        if self.month == 12 {
+            AuditMonth {
+                year: self.year + 1,
+                month: 1,
+            }
+        } else {
+            AuditMonth {
+                year: self.year,
+                month: self.month + 1,
+            }
+        }
+    }
+
+    /// Its first millisecond.
+    pub fn start_ms(self) -> i64 {
+        let m = time::Month::try_from(self.month).unwrap_or(time::Month::January);
+        time::Date::from_calendar_date(self.year, m, 1)
+            .map(|d| d.midnight().assume_utc().unix_timestamp() * 1000)
+            .unwrap_or(0)
+    }
+
+    /// Its partition's name.
+    pub fn table(self) -> String {
+        format!("audit_log_m{:04}_{:02}", self.year, self.month)
+    }
+
+    /// The month of a partition's name, `None` for any other table.
+    pub fn parse(table: &str) -> Option<AuditMonth> {
+        let rest = table.strip_prefix("audit_log_m")?;
+        let (y, m) = rest.split_once('_')?;
+        if y.len() != 4 || m.len() != 2 {
+            return None;
+        }
+        let (year, month) = (y.parse().ok()?, m.parse().ok()?);
+        (1..=12)
+            .contains(&month)
+            .then_some(AuditMonth { year, month })
+    }
+}
+
+/// What became of a month retention meant to drop.
+enum Dropped {
+    /// Dropped, with this many rows (those of claims not final moved to
+    /// `audit_kept` first).
+    Rows(u64),
+    /// Another replica holds retention's lock: it prunes.
+    Busy,
+    /// Readers or writers held the log past [`LOG_LOCK_TIMEOUT`]: left
+    /// to the next pass.
+    Held,
+}
+
+impl PgStore {
+    /// Makes the partition of every month from `from_ms`'s to `to_ms`'s
+    /// that is not made yet, each in a transaction of its own under a
+    /// lock (replicas take turns). A month that `audit_log_default`
+    /// already holds rows of cannot be made: it is logged and skipped, its
+    /// rows stay where they are (pruned row by row).
+    pub async fn make_audit_months(&self, from_ms: i64, to_ms: i64) -> Result<(), StoreError> {
+        let made = self.audit_months().await?;
+        let (mut m, last) = (AuditMonth::of(from_ms), AuditMonth::of(to_ms));
+        while m <= last {
+            if !made.contains(&m) {
+                let mut c = self.client().await?;
+                let tx = c.transaction().await?;
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PARTITION_LOCK])
+                    .await?;
+                let sql = format!(
+                    "SET LOCAL lock_timeout = '{LOG_LOCK_TIMEOUT}'; \
+                     CREATE TABLE IF NOT EXISTS {} PARTITION OF audit_log \
+                     FOR VALUES FROM ({}) TO ({})",
+                    m.table(),
+                    m.start_ms(),
+                    m.next().start_ms()
+                );
+                match tx.batch_execute(&sql).await {
+                    Ok(()) => tx.commit().await?,
+                    Err(e) => tracing::warn!(
+                        month = %m.table(),
+                        error = %StoreError::from(e),
+                        "audit log: month not made (its rows stay in audit_log_default)"
+                    ),
+                }
+            }
+            m = m.next();
+        }
+        Ok(())
+    }
+
+    /// The months made, oldest first.
+    async fn audit_months(&self) -> Result<Vec<AuditMonth>, StoreError> {
         let c = self.client().await?;
         let rows = q(
             &c,
-            &format!(
-                "SELECT {} FROM audit_log WHERE subject = $1 ORDER BY id",
-                core::AUDIT_COLS
-            ),
-            &[&subject],
+            "SELECT c.relname::TEXT FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = to_regclass(format('%I.audit_log', current_schema()))",
+            &[],
         )
         .await?;
-        decode(&rows, core::audit)
+        let mut months: Vec<AuditMonth> = rows
+            .iter()
+            .filter_map(|r| AuditMonth::parse(r.get::<_, &str>(0)))
+            .collect();
+        months.sort();
+        Ok(months)
     }
 
-    async fn prune_audit(&self, before_ms: i64) -> Result<Option<u64>, StoreError> {
-        let sql = core::prune_audit_sql("strpos", "$1", "$2", "$3");
+    /// Drops `month`'s partition in one transaction: its rows of claims
+    /// not final are moved to `audit_kept` (same ids), the rest go with
+    /// the partition. The claims are read for the month's claim rows only
+    /// (one probe each, as the row batches do); nothing else is read or
+    /// written, whatever the month holds.
+    async fn drop_audit_month(&self, month: AuditMonth) -> Result<Dropped, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let got: bool = tx
+            .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&RETENTION_LOCK])
+            .await?
+            .get(0);
+        if !got {
+            return Ok(Dropped::Busy);
+        }
+        tx.batch_execute(&format!("SET LOCAL statement_timeout = '{MONTH_TIMEOUT}'"))
+            .await?;
+        let table = month.table();
+        let cols = "id, at_ms, direction, party, method, subject, request_hash, outcome, trace_id";
+        let counted = tx
+            .query_one(
+                &format!(
+                    "WITH moved AS (DELETE FROM {table} a WHERE {held} RETURNING {cols}), \
+                     kept AS (INSERT INTO audit_kept ({cols}) SELECT {cols} FROM moved RETURNING 1) \
+                     SELECT (SELECT COUNT(*) FROM kept), (SELECT COUNT(*) FROM {table})",
+                    held = core::audit_row_held("strpos"),
+                ),
+                &[],
+            )
+            .await?;
+        // The rows moved are still counted by the second count (a
+        // statement sees the table as it began): what goes is the rest.
+        let (moved, all): (i64, i64) = (counted.get(0), counted.get(1));
+        let drop = format!("SET LOCAL lock_timeout = '{LOG_LOCK_TIMEOUT}'; DROP TABLE {table}");
+        match tx.batch_execute(&drop).await {
+            Ok(()) => {}
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+                tracing::info!(month = %table, "audit log: month not dropped, the log was busy; next pass");
+                return Ok(Dropped::Held);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tx.commit().await?;
+        Ok(Dropped::Rows((all - moved).max(0) as u64))
+    }
+
+    /// Retention row by row on one table (the rows kept, the default
+    /// partition): one batch per transaction, each under the retention
+    /// lock; `None` when another replica holds it.
+    async fn prune_audit_rows(
+        &self,
+        table: &str,
+        before_ms: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        let sql = core::prune_audit_rows_sql(table, "strpos", "$1", "$2", "$3");
         let (mut total, mut from) = (0, i64::MIN);
-        // One batch per transaction, each under the retention lock: the
-        // replica that holds it prunes, the others skip their turn. A pooled
-        // connection per batch, given back before the rest.
+        // The replica that holds the lock prunes, the others skip their
+        // turn. A pooled connection per batch, given back before the rest.
         loop {
             let began = tokio::time::Instant::now();
             let mut c = self.client().await?;
@@ -54,6 +240,52 @@ impl AuditStore for PgStore {
             drop(c);
             core::rest_after_batch(began).await;
         }
+    }
+}
+
+#[async_trait]
+impl AuditStore for PgStore {
+    async fn audit_of(&self, subject: &str) -> Result<Vec<AuditEntry>, StoreError> {
+        let c = self.client().await?;
+        let rows = q(
+            &c,
+            &format!(
+                "SELECT {} FROM audit_all WHERE subject = $1 ORDER BY id",
+                core::AUDIT_COLS
+            ),
+            &[&subject],
+        )
+        .await?;
+        decode(&rows, core::audit)
+    }
+
+    async fn prune_audit(&self, before_ms: i64) -> Result<Option<u64>, StoreError> {
+        // The months ahead first: retention runs daily, so a month is made
+        // weeks before its first row.
+        self.make_audit_months(now_ms(), now_ms() + MONTHS_AHEAD_MS)
+            .await?;
+        let mut total = 0;
+        // Whole months first, oldest first: each one statement and a DROP.
+        for month in self.audit_months().await? {
+            if month.next().start_ms() > before_ms {
+                break;
+            }
+            match self.drop_audit_month(month).await? {
+                Dropped::Rows(n) => total += n,
+                Dropped::Busy => return Ok((total > 0).then_some(total)),
+                Dropped::Held => break,
+            }
+        }
+        // Then, row by row: what was written before the months (and rows of
+        // claims that were not final when their month went), and what no
+        // month took.
+        for table in ["audit_kept", "audit_log_default"] {
+            match self.prune_audit_rows(table, before_ms).await? {
+                Some(n) => total += n,
+                None => return Ok((total > 0).then_some(total)),
+            }
+        }
+        Ok(Some(total))
     }
 
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
@@ -95,7 +327,7 @@ impl AuditStore for PgStore {
         let rows = q(
             &c,
             &format!(
-                "SELECT {}, id FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
+                "SELECT {}, id FROM audit_all WHERE id > $1 ORDER BY id LIMIT $2",
                 core::AUDIT_COLS
             ),
             &[&after_id, &(limit as i64)],
@@ -109,13 +341,13 @@ impl AuditStore for PgStore {
         let party = format!("mutuelle:{mutuelle_id}");
         let ok = q1(
             &c,
-            "SELECT at_ms FROM audit_log WHERE party = $1 AND outcome = 'ok' ORDER BY id DESC LIMIT 1",
+            "SELECT at_ms FROM audit_all WHERE party = $1 AND outcome = 'ok' ORDER BY id DESC LIMIT 1",
             &[&party],
         )
         .await?;
         let err = q1(
             &c,
-            "SELECT at_ms, outcome FROM audit_log WHERE party = $1 AND outcome <> 'ok' ORDER BY id DESC LIMIT 1",
+            "SELECT at_ms, outcome FROM audit_all WHERE party = $1 AND outcome <> 'ok' ORDER BY id DESC LIMIT 1",
             &[&party],
         )
         .await?;
@@ -137,5 +369,33 @@ impl AuditStore for PgStore {
             pending: pending as u32,
             oldest_waiting_ms: oldest.unwrap_or(0),
         })
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::AuditMonth;
+
+    #[test]
+    fn months_are_utc_calendar_months() {
+        const FEB_2025: i64 = 1_738_368_000_000;
+        let jan = AuditMonth::of(FEB_2025 - 1);
+        assert_eq!(jan.table(), "audit_log_m2025_01");
+        assert_eq!(jan.next().start_ms(), FEB_2025);
+        assert_eq!(AuditMonth::of(FEB_2025).table(), "audit_log_m2025_02");
+        let dec = AuditMonth::parse("audit_log_m2024_12").unwrap();
+        assert_eq!(dec.next(), jan);
+        assert_eq!(jan.start_ms(), 1_735_689_600_000);
+        assert_eq!(AuditMonth::parse(&jan.table()), Some(jan));
+        for other in [
+            "audit_log_default",
+            "audit_kept",
+            "audit_log_m2025_13",
+            "audit_log_m25_01",
+        ] {
+            assert_eq!(AuditMonth::parse(other), None, "{other}");
+        }
+        // Before 1970: the month of the clock's start, never a panic.
+        assert_eq!(AuditMonth::of(-1).table(), "audit_log_m1969_12");
     }
 }

@@ -358,6 +358,46 @@ END $$ LANGUAGE plpgsql SET search_path FROM CURRENT;
 CREATE TRIGGER products_changed AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE OF valid_from, valid_to, body
     ON products FOR EACH STATEMENT EXECUTE FUNCTION passerelle_products_changed();
 "#,
+    // 18: the audit log by month (issue 16): retention drops a month's
+    // partition instead of deleting its rows one by one (audit.rs,
+    // `prune_audit`). The table written so far becomes `audit_kept`, as it
+    // is: no row is copied and no row read, so the migration takes as
+    // long on a year of a country as on an empty store (a rename, under a
+    // lock held for milliseconds). It keeps its rows until retention
+    // prunes them row by row as before, and receives the rows of claims
+    // not final yet when their month is dropped. New rows go to the month
+    // of their time, or to `audit_log_default` when no month is made for
+    // it (the months are made ahead, `audit::make_months`). Readers read
+    // both through `audit_all`, by the same ids: the sequence goes on.
+    // Indexes: by id (the audit export's order), subject and party, as
+    // before; no index by time, which only the row batches of the default
+    // partition need (its own).
+    r#"
+ALTER TABLE audit_log RENAME TO audit_kept;
+CREATE TABLE audit_log (
+    id            BIGINT NOT NULL DEFAULT nextval('audit_log_id_seq'),
+    at_ms         BIGINT NOT NULL,
+    direction     TEXT NOT NULL,
+    party         TEXT NOT NULL,
+    method        TEXT NOT NULL,
+    subject       TEXT NOT NULL,
+    request_hash  TEXT NOT NULL,
+    outcome       TEXT NOT NULL,
+    trace_id      TEXT NOT NULL DEFAULT ''
+) PARTITION BY RANGE (at_ms);
+ALTER SEQUENCE audit_log_id_seq OWNED BY audit_log.id;
+CREATE INDEX audit_log_id ON audit_log (id);
+CREATE INDEX audit_log_subject ON audit_log (subject, id);
+CREATE INDEX audit_log_party ON audit_log (party, outcome, id);
+CREATE TABLE audit_log_default PARTITION OF audit_log DEFAULT;
+CREATE INDEX audit_log_default_at ON audit_log_default (at_ms);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+CREATE VIEW audit_all AS
+    SELECT id, at_ms, direction, party, method, subject, request_hash, outcome, trace_id FROM audit_log
+    UNION ALL
+    SELECT id, at_ms, direction, party, method, subject, request_hash, outcome, trace_id FROM audit_kept;
+"#,
 ];
 
 /// Indexes over every claim, built after the migrations commit, beside

@@ -32,6 +32,7 @@ use super::{
     RosterDiff, RosterImport, RosterStore, SettlementStore, StatementData, StatementPage, Store,
     StoreError, Totals, Transition,
 };
+use crate::audit::now_ms;
 use crate::config::PostgresConfig;
 
 mod approvals;
@@ -60,6 +61,8 @@ const MIGRATE_LOCK: i64 = 0x7061_7373_6d69_6772; // "passmigr"
 /// second: its name's hash).
 const INDEX_LOCK: i32 = 0x7069_6478; // "pidx"
 const RETENTION_LOCK: i64 = 0x7061_7373_7265_746e; // "passretn"
+/// Making the audit log's months (`audit::AuditMonth`): replicas take turns.
+const PARTITION_LOCK: i64 = 0x7061_7373_6d6f_6e74; // "passmont"
 
 pub struct PgStore {
     pool: Pool,
@@ -334,6 +337,8 @@ impl PgStore {
         tx.commit().await?;
         drop(c);
         self.build_concurrent_indexes().await?;
+        self.make_audit_months(now_ms(), now_ms() + audit::MONTHS_AHEAD_MS)
+            .await?;
         Ok(SCHEMA_VERSION)
     }
 
@@ -396,7 +401,9 @@ impl PgStore {
             .await?;
         changes::rebase_if_restored(&tx).await?;
         tx.commit().await?;
-        Ok(())
+        drop(c);
+        self.make_audit_months(now_ms(), now_ms() + audit::MONTHS_AHEAD_MS)
+            .await
     }
 
     async fn version_in<C: GenericClient + Sync>(c: &C) -> Result<i64, StoreError> {

@@ -313,7 +313,10 @@ async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
              INSERT INTO audit_log (at_ms, direction, party, method, subject, request_hash, outcome) \
              SELECT g, 'in', 'scheme:CNSS', 'CoordinateClaim', 'CNSS/S' || (g % 60000), 'h', 'ok' \
              FROM generate_series(1, 100000) g; \
-             ANALYZE claims, claim_lines, members, ceiling_usage, claim_consumption, audit_log",
+             INSERT INTO audit_kept (at_ms, direction, party, method, subject, request_hash, outcome) \
+             SELECT g, 'in', 'scheme:CNSS', 'CoordinateClaim', 'CNSS/S' || (g % 60000), 'h', 'ok' \
+             FROM generate_series(1, 50000) g; \
+             ANALYZE claims, claim_lines, members, ceiling_usage, claim_consumption, audit_log, audit_kept",
         )
         .await
         .unwrap();
@@ -323,7 +326,11 @@ async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
         "members",
         "ceiling_usage",
         "claim_consumption",
-        "audit_log",
+        // The rows seeded above are older than every month made: the
+        // default partition's (migration 18); and as many written before
+        // the months.
+        "audit_log_default",
+        "audit_kept",
     ];
     let scans = || {
         let s = s.clone();
@@ -623,4 +630,236 @@ async fn a_product_another_replica_changes_is_read_afresh() {
         name(a.product_on("MUT-A", "ESS", day).await.unwrap()).as_deref(),
         Some("Essentiel 2026")
     );
+}
+
+fn audit_row(at_ms: i64, subject: &str) -> crate::store::AuditEntry {
+    crate::store::AuditEntry {
+        at_ms,
+        direction: crate::store::Direction::In,
+        party: "scheme:CNSS".into(),
+        method: "CoordinateClaim".into(),
+        subject: subject.into(),
+        request_hash: "h".into(),
+        outcome: "ok".into(),
+        trace_id: String::new(),
+    }
+}
+
+/// (id, subject, at_ms) of every audit row, in the export's order.
+async fn audit_rows(store: &Arc<dyn Store>) -> Vec<(i64, String, i64)> {
+    store
+        .read_audit(0, 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, e)| (id, e.subject, e.at_ms))
+        .collect()
+}
+
+async fn table_exists(s: &super::PgStore, table: &str) -> bool {
+    s.client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT to_regclass(format('%I.%I', current_schema(), $1::TEXT)) IS NOT NULL",
+            &[&table],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+const JAN_2025: i64 = 1_735_689_600_000;
+const FEB_2025: i64 = 1_738_368_000_000;
+const MAR_2025: i64 = 1_740_787_200_000;
+
+/// Retention drops a month of the audit log whole once all of it is past
+/// the cutoff (migration 18), after moving the rows of claims not final to
+/// `audit_kept` under their ids; a month the cutoff falls in stays whole;
+/// rows kept go row by row once their claim is final; new rows land in a
+/// month made ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_month_of_audit_goes_whole_and_open_claims_keep_their_rows() {
+    use crate::store::conformance::coordinate;
+    let Some((s, store)) = fresh().await else {
+        return;
+    };
+    for m in ["audit_log_m2025_01", "audit_log_m2025_02"] {
+        assert!(
+            !table_exists(&s, m).await,
+            "{m} is not made before it is asked for"
+        );
+    }
+    s.make_audit_months(JAN_2025, MAR_2025 - 1).await.unwrap();
+    coordinate(&store, sample_claim("CNSS", "OPEN", "I1"), &[100, 0]).await;
+    let now = crate::audit::now_ms();
+    store
+        .append_audit(&[
+            audit_row(JAN_2025 + 1_000, "CNSS/OPEN"),
+            audit_row(JAN_2025 + 2_000, "CNSS/eligibility"),
+            audit_row(FEB_2025 - 1, "CNSS/GONE"),
+            audit_row(FEB_2025 + 1, "CNSS/eligibility"),
+            audit_row(FEB_2025 + 5, "CNSS/OPEN"),
+            audit_row(now, "partners"),
+        ])
+        .await
+        .unwrap();
+    let before = audit_rows(&store).await;
+    assert_eq!(before.len(), 6);
+    let where_now: String = s
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT tableoid::regclass::TEXT FROM audit_log WHERE at_ms = $1",
+            &[&now],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        where_now.starts_with("audit_log_m"),
+        "a new row is in its month, made ahead: {where_now}"
+    );
+
+    // A cutoff ten days into February: January goes whole (two rows), the
+    // open claim's row moved first; February, where the cutoff falls,
+    // stays whole.
+    let pruned = store.prune_audit(FEB_2025 + 10 * 86_400_000).await.unwrap();
+    assert_eq!(pruned, Some(2));
+    assert!(!table_exists(&s, "audit_log_m2025_01").await);
+    assert!(table_exists(&s, "audit_log_m2025_02").await);
+    let after = audit_rows(&store).await;
+    let expected: Vec<_> = before
+        .iter()
+        .filter(|(_, subject, at)| !(*at < FEB_2025 && subject != "CNSS/OPEN"))
+        .cloned()
+        .collect();
+    assert_eq!(after, expected, "the same ids, the kept row in its place");
+    let trail: Vec<i64> = store
+        .audit_of("CNSS/OPEN")
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.at_ms)
+        .collect();
+    assert_eq!(trail, vec![JAN_2025 + 1_000, FEB_2025 + 5]);
+
+    // February past the cutoff: it goes too, its open row kept.
+    assert_eq!(store.prune_audit(MAR_2025).await.unwrap(), Some(1));
+    assert!(!table_exists(&s, "audit_log_m2025_02").await);
+    assert_eq!(store.audit_of("CNSS/OPEN").await.unwrap().len(), 2);
+    // Once the claim is final, its kept rows go row by row.
+    store
+        .begin_cancel("CNSS", "OPEN", "c", "", 4_000, 4_000)
+        .await
+        .unwrap();
+    store
+        .complete_cancel("CNSS", "OPEN", "", 4_000)
+        .await
+        .unwrap();
+    assert_eq!(store.prune_audit(MAR_2025).await.unwrap(), Some(2));
+    assert!(store.audit_of("CNSS/OPEN").await.unwrap().is_empty());
+    let left = audit_rows(&store).await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].1, "partners");
+}
+
+/// Dropping a month waits for the audit log's readers at most
+/// `LOG_LOCK_TIMEOUT`: the month is left whole to the next pass, and the
+/// rows of the rest are still pruned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_month_held_by_a_long_reader_waits_for_the_next_pass() {
+    let Some((s, store)) = fresh().await else {
+        return;
+    };
+    s.make_audit_months(JAN_2025, JAN_2025).await.unwrap();
+    store
+        .append_audit(&[
+            audit_row(JAN_2025 + 1, "CNSS/eligibility"),
+            // Before every month: the default partition's, row by row.
+            audit_row(1_000, "CNSS/eligibility"),
+        ])
+        .await
+        .unwrap();
+    let mut reader = s.client().await.unwrap();
+    let read = reader.transaction().await.unwrap();
+    let n: i64 = read
+        .query_one("SELECT COUNT(*) FROM audit_all", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+    let t0 = std::time::Instant::now();
+    assert_eq!(store.prune_audit(FEB_2025).await.unwrap(), Some(1));
+    assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+    assert!(table_exists(&s, "audit_log_m2025_01").await, "left whole");
+    read.rollback().await.unwrap();
+    assert_eq!(store.prune_audit(FEB_2025).await.unwrap(), Some(1));
+    assert!(!table_exists(&s, "audit_log_m2025_01").await);
+    assert!(audit_rows(&store).await.is_empty());
+}
+
+/// Migration 18 on a store written before it: the rows written so far are
+/// read back under their ids (from `audit_kept`, moved by a rename, not a
+/// copy), new rows come after them, and retention prunes them row by row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_written_before_its_months_is_kept_as_it_was() {
+    let cfg = crate::store::testing::postgres_config();
+    let s = match super::PgStore::new(&cfg, std::path::Path::new(".")) {
+        Ok(s) => s,
+        Err(e) => {
+            crate::store::testing::unreachable(e);
+            return;
+        }
+    };
+    let schema = cfg.schema.clone().unwrap();
+    {
+        let c = match s.client().await {
+            Ok(c) => c,
+            Err(e) => {
+                crate::store::testing::unreachable(e);
+                return;
+            }
+        };
+        c.batch_execute(&format!(
+            "CREATE SCHEMA \"{schema}\"; CREATE TABLE schema_version (version BIGINT NOT NULL)"
+        ))
+        .await
+        .unwrap();
+        for (i, sql) in super::migrations::MIGRATIONS[..17].iter().enumerate() {
+            c.batch_execute(sql).await.unwrap();
+            c.execute(
+                "INSERT INTO schema_version (version) VALUES ($1)",
+                &[&(i as i64 + 1)],
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let s = Arc::new(s);
+    let store: Arc<dyn Store> = s.clone();
+    store
+        .append_audit(&[
+            audit_row(1_000, "CNSS/eligibility"),
+            audit_row(9_000, "partners"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(s.migrate().await.unwrap(), 18);
+    let old = audit_rows(&store).await;
+    assert_eq!(
+        old.iter().map(|r| (r.1.as_str(), r.2)).collect::<Vec<_>>(),
+        vec![("CNSS/eligibility", 1_000), ("partners", 9_000)]
+    );
+    store
+        .append_audit(&[audit_row(crate::audit::now_ms(), "partners")])
+        .await
+        .unwrap();
+    let all = audit_rows(&store).await;
+    assert_eq!(all.len(), 3);
+    assert!(all[2].0 > old[1].0, "the ids go on: {all:?}");
+    assert_eq!(store.audit_of("partners").await.unwrap().len(), 2);
+    assert_eq!(store.prune_audit(5_000).await.unwrap(), Some(1));
+    assert_eq!(audit_rows(&store).await.len(), 2);
 }
