@@ -113,6 +113,9 @@ INSERT INTO audit_log (at_ms, direction, party, method, subject, request_hash, o
     CASE WHEN g % 2 = 0 THEN 'CoordinateClaim' ELSE 'CheckEligibility' END,
     CASE WHEN g % 2 = 0 THEN 'CNSS/SC-' || (g / 2) ELSE 'CNSS/eligibility' END, 'h', 'ok'
   FROM generate_series(1::BIGINT, {two_n}) g;
+DO $$ BEGIN IF EXISTS (SELECT 1 FROM audit_log_default) THEN
+  RAISE EXCEPTION 'seeded audit rows outside the months made: retention would prune them row by row';
+END IF; END $$;
 ANALYZE members, claims, claim_lines, ceiling_usage, claim_consumption, audit_log, periods;",
         schema = db.schema,
         two_n = 2 * n,

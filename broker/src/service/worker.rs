@@ -105,6 +105,10 @@ impl Broker {
     ) {
         let every = Duration::from_secs(cfg.interval_s);
         loop {
+            // The audit log's months ahead, whether retention prunes or not.
+            if let Err(e) = self.store.prepare_audit(self.clock.now_ms()).await {
+                tracing::warn!(error = %e, "audit log not prepared");
+            }
             if cfg.audit_days > 0 {
                 match self.prune_audit_once(cfg.audit_days).await {
                     Ok(Some(n)) if n > 0 => tracing::info!(rows = n, "audit log pruned"),

@@ -630,6 +630,12 @@ pub(super) fn prune_audit_rows_sql(
 /// cancelled, not rejected, not in a settled period): retention keeps it,
 /// whatever its age. The one definition of what retention keeps, for the
 /// row batches and for a month's partition before it is dropped.
+///
+/// Always one probe of the claims' key per row: `OFFSET 0` (after the
+/// `LIMIT` SQLite needs before it) keeps
+/// PostgreSQL from turning the test into a join, which over a month's
+/// rows it planned as a hash join reading every claim of the store (2
+/// million claims: 1.4 GB read while live claims ran, p99 2.5 x idle).
 pub(super) fn audit_row_held(pos: &str) -> String {
     format!(
         "EXISTS (SELECT 1 FROM claims c LEFT JOIN periods p ON p.id = c.period_id \
@@ -637,7 +643,8 @@ pub(super) fn audit_row_held(pos: &str) -> String {
          AND c.scheme_id = substr(a.subject, 1, CASE WHEN {pos}(a.subject, '/') > 0 \
            THEN {pos}(a.subject, '/') - 1 ELSE 0 END) \
          AND c.claim_id = substr(a.subject, {pos}(a.subject, '/') + 1) \
-         AND NOT (c.state IN ('cancelled', 'rejected') OR COALESCE(p.state, '') = 'settled'))"
+         AND NOT (c.state IN ('cancelled', 'rejected') OR COALESCE(p.state, '') = 'settled') \
+         LIMIT 1 OFFSET 0)"
     )
 }
 

@@ -771,8 +771,18 @@ pub trait AuditStore: Send + Sync + 'static {
     /// Audit rows about one subject (for a claim: "SCHEME/CLAIM"), oldest first.
     async fn audit_of(&self, subject: &str) -> Result<Vec<AuditEntry>, StoreError>;
 
+    /// Makes ready what the audit log needs from `now_ms` on: on
+    /// PostgreSQL, the months ahead of it (`postgres::audit`); nothing on
+    /// SQLite. The retention worker calls it every pass, whether it
+    /// prunes or not.
+    async fn prepare_audit(&self, _now_ms: i64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Deletes audit rows older than `before_ms`, except those of claims not
     /// final yet (final: cancelled, rejected, or in a settled period).
+    /// On PostgreSQL a month goes whole, once all of it is older (up to a
+    /// month later than `before_ms` says; `postgres::audit`).
     /// `None` when another broker is pruning right now.
     async fn prune_audit(&self, before_ms: i64) -> Result<Option<u64>, StoreError>;
 

@@ -1,8 +1,10 @@
 //! The audit log and partner activity.
 //!
 //! The log is partitioned by UTC month of `at_ms` (migration 18):
-//! `audit_log_mYYYY_MM`, made [`MONTHS_AHEAD_MS`] ahead by every retention
-//! pass, by `migrate` and at start-up, plus `audit_log_default` for a row
+//! `audit_log_mYYYY_MM`, made [`MONTHS_AHEAD_MS`] ahead by `migrate` (in
+//! migration 18's transaction, so that no row written meanwhile lands in
+//! the default), at start-up and by the retention worker's every pass
+//! (`prepare_audit`, whether it prunes or not), plus `audit_log_default` for a row
 //! no month takes (a clock far off, a month not made). Retention drops a
 //! month once all of it is older than the cutoff, after moving the rows
 //! of claims not final yet to `audit_kept`, which also holds what was
@@ -17,9 +19,18 @@ use super::*;
 pub(super) const MONTHS_AHEAD_MS: i64 = 62 * 86_400_000;
 
 /// How long making or dropping a month waits for the audit log's readers
-/// and writers (either locks the whole log: new rows wait behind it): past
-/// it, the month is left to the next pass.
-const LOG_LOCK_TIMEOUT: &str = "2s";
+/// and writers (either locks the whole log: new audit rows wait behind it,
+/// in the audit writer's queue of 8,192): past it, the month is left to
+/// the next pass.
+const LOG_LOCK_TIMEOUT: &str = "500ms";
+
+/// The most rows `audit_log_default` may hold for a month to be made:
+/// making one scans the default partition under the log's lock (tens of
+/// milliseconds at this bound). The default stays nearly empty while the
+/// months are made ahead; past the bound, months are no longer made (a
+/// warning each pass) and new rows are pruned row by row, as before
+/// schema 18 (docs/operations.md, "Retention on a large database").
+const DEFAULT_ROWS_MAX: i64 = 100_000;
 
 /// The longest the move of a month's rows of claims not final may take
 /// (one statement over the month: seconds at a year of a country,
@@ -85,8 +96,21 @@ impl AuditMonth {
     }
 }
 
+/// A lock on the log not had within [`LOG_LOCK_TIMEOUT`] leaves the month
+/// to the next pass (its transaction, and the move in it, rolled back);
+/// any other error is one.
+fn held_or(e: tokio_postgres::Error, table: &str) -> Result<Dropped, StoreError> {
+    if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+        tracing::info!(month = %table, "audit log: month not dropped, the log was busy; next pass");
+        Ok(Dropped::Held)
+    } else {
+        Err(e.into())
+    }
+}
+
 /// What became of a month retention meant to drop.
-enum Dropped {
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Dropped {
     /// Dropped, with this many rows (those of claims not final moved to
     /// `audit_kept` first).
     Rows(u64),
@@ -97,12 +121,62 @@ enum Dropped {
     Held,
 }
 
+/// What [`make_month`] did.
+pub(super) enum Making {
+    Made,
+    /// `audit_log_default` holds rows of the month.
+    DefaultHoldsIt,
+    /// `audit_log_default` holds more than [`DEFAULT_ROWS_MAX`] rows.
+    DefaultTooLarge,
+}
+
+impl Making {
+    fn reason(&self) -> &'static str {
+        match self {
+            Making::Made => "made",
+            Making::DefaultHoldsIt => "audit_log_default holds rows of it",
+            Making::DefaultTooLarge => "audit_log_default holds too many rows to scan",
+        }
+    }
+}
+
+/// Makes `month`'s partition on `c` (in its transaction), unless the
+/// default partition holds rows of it or too many rows (checked by its
+/// index by time first: the creation would fail, or scan them all under
+/// the log's lock).
+pub(super) async fn make_month<C: GenericClient + Sync>(
+    c: &C,
+    month: AuditMonth,
+) -> Result<Making, StoreError> {
+    let (from, to) = (month.start_ms(), month.next().start_ms());
+    let row = c
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM audit_log_default WHERE at_ms >= $1 AND at_ms < $2), \
+             (SELECT COUNT(*) FROM (SELECT 1 FROM audit_log_default LIMIT $3) d)",
+            &[&from, &to, &(DEFAULT_ROWS_MAX + 1)],
+        )
+        .await?;
+    if row.get::<_, bool>(0) {
+        return Ok(Making::DefaultHoldsIt);
+    }
+    if row.get::<_, i64>(1) > DEFAULT_ROWS_MAX {
+        return Ok(Making::DefaultTooLarge);
+    }
+    c.batch_execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {} PARTITION OF audit_log FOR VALUES FROM ({from}) TO ({to})",
+        month.table()
+    ))
+    .await?;
+    Ok(Making::Made)
+}
+
 impl PgStore {
     /// Makes the partition of every month from `from_ms`'s to `to_ms`'s
     /// that is not made yet, each in a transaction of its own under a
-    /// lock (replicas take turns). A month that `audit_log_default`
-    /// already holds rows of cannot be made: it is logged and skipped, its
-    /// rows stay where they are (pruned row by row).
+    /// lock (replicas take turns). A month is not made while
+    /// `audit_log_default` holds rows of it (they would have to move) or
+    /// more than [`DEFAULT_ROWS_MAX`] rows: logged, and its rows stay where
+    /// they are (pruned row by row).
     pub async fn make_audit_months(&self, from_ms: i64, to_ms: i64) -> Result<(), StoreError> {
         let made = self.audit_months().await?;
         let (mut m, last) = (AuditMonth::of(from_ms), AuditMonth::of(to_ms));
@@ -112,20 +186,19 @@ impl PgStore {
                 let tx = c.transaction().await?;
                 tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PARTITION_LOCK])
                     .await?;
-                let sql = format!(
-                    "SET LOCAL lock_timeout = '{LOG_LOCK_TIMEOUT}'; \
-                     CREATE TABLE IF NOT EXISTS {} PARTITION OF audit_log \
-                     FOR VALUES FROM ({}) TO ({})",
-                    m.table(),
-                    m.start_ms(),
-                    m.next().start_ms()
-                );
-                match tx.batch_execute(&sql).await {
-                    Ok(()) => tx.commit().await?,
+                tx.batch_execute(&format!("SET LOCAL lock_timeout = '{LOG_LOCK_TIMEOUT}'"))
+                    .await?;
+                match make_month(&tx, m).await {
+                    Ok(Making::Made) => tx.commit().await?,
+                    Ok(why) => tracing::warn!(
+                        month = %m.table(),
+                        "audit log: month not made, {}: its rows go to audit_log_default",
+                        why.reason()
+                    ),
                     Err(e) => tracing::warn!(
                         month = %m.table(),
-                        error = %StoreError::from(e),
-                        "audit log: month not made (its rows stay in audit_log_default)"
+                        error = %e,
+                        "audit log: month not made (next pass): its rows go to audit_log_default"
                     ),
                 }
             }
@@ -157,7 +230,7 @@ impl PgStore {
     /// the partition. The claims are read for the month's claim rows only
     /// (one probe each, as the row batches do); nothing else is read or
     /// written, whatever the month holds.
-    async fn drop_audit_month(&self, month: AuditMonth) -> Result<Dropped, StoreError> {
+    pub(super) async fn drop_audit_month(&self, month: AuditMonth) -> Result<Dropped, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         let got: bool = tx
@@ -167,9 +240,29 @@ impl PgStore {
         if !got {
             return Ok(Dropped::Busy);
         }
-        tx.batch_execute(&format!("SET LOCAL statement_timeout = '{MONTH_TIMEOUT}'"))
-            .await?;
         let table = month.table();
+        // Listed before the lock: another replica may have dropped it since.
+        let exists: bool = tx
+            .query_one(
+                "SELECT to_regclass(format('%I.%I', current_schema(), $1::TEXT)) IS NOT NULL",
+                &[&table],
+            )
+            .await?
+            .get(0);
+        if !exists {
+            return Ok(Dropped::Rows(0));
+        }
+        // No row may come into the month between the move and the DROP
+        // (only a clock days behind would write one): its writers wait.
+        // Readers do not. No JIT: the move is one statement of index
+        // probes, which PostgreSQL would compile for its estimated cost.
+        let lock = format!(
+            "SET LOCAL lock_timeout = '{LOG_LOCK_TIMEOUT}'; LOCK TABLE {table} IN EXCLUSIVE MODE; \
+             SET LOCAL statement_timeout = '{MONTH_TIMEOUT}'; SET LOCAL jit = off"
+        );
+        if let Err(e) = tx.batch_execute(&lock).await {
+            return held_or(e, &table);
+        }
         let cols = "id, at_ms, direction, party, method, subject, request_hash, outcome, trace_id";
         let counted = tx
             .query_one(
@@ -185,14 +278,8 @@ impl PgStore {
         // The rows moved are still counted by the second count (a
         // statement sees the table as it began): what goes is the rest.
         let (moved, all): (i64, i64) = (counted.get(0), counted.get(1));
-        let drop = format!("SET LOCAL lock_timeout = '{LOG_LOCK_TIMEOUT}'; DROP TABLE {table}");
-        match tx.batch_execute(&drop).await {
-            Ok(()) => {}
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
-                tracing::info!(month = %table, "audit log: month not dropped, the log was busy; next pass");
-                return Ok(Dropped::Held);
-            }
-            Err(e) => return Err(e.into()),
+        if let Err(e) = tx.batch_execute(&format!("DROP TABLE {table}")).await {
+            return held_or(e, &table);
         }
         tx.commit().await?;
         Ok(Dropped::Rows((all - moved).max(0) as u64))
@@ -259,11 +346,12 @@ impl AuditStore for PgStore {
         decode(&rows, core::audit)
     }
 
+    async fn prepare_audit(&self, now_ms: i64) -> Result<(), StoreError> {
+        self.make_audit_months(now_ms, now_ms + MONTHS_AHEAD_MS)
+            .await
+    }
+
     async fn prune_audit(&self, before_ms: i64) -> Result<Option<u64>, StoreError> {
-        // The months ahead first: retention runs daily, so a month is made
-        // weeks before its first row.
-        self.make_audit_months(now_ms(), now_ms() + MONTHS_AHEAD_MS)
-            .await?;
         let mut total = 0;
         // Whole months first, oldest first: each one statement and a DROP.
         for month in self.audit_months().await? {

@@ -367,12 +367,16 @@ CREATE TRIGGER products_changed AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE OF 
     // prunes them row by row as before, and receives the rows of claims
     // not final yet when their month is dropped. New rows go to the month
     // of their time, or to `audit_log_default` when no month is made for
-    // it (the months are made ahead, `audit::make_months`). Readers read
-    // both through `audit_all`, by the same ids: the sequence goes on.
-    // Indexes: by id (the audit export's order), subject and party, as
-    // before; no index by time, which only the row batches of the default
-    // partition need (its own).
+    // it (the months ahead are made in this migration's transaction, then
+    // by `PgStore::make_audit_months`). Readers read both through
+    // `audit_all`, by the same ids: the sequence goes on. Indexes: by id
+    // (the audit export's order), subject and party, as before; no index
+    // by time, which only the row batches of the default partition need
+    // (its own). The rename waits at most 10 s behind a long reader of the
+    // log (then run the migration again), not holding up every audit
+    // insert meanwhile.
     r#"
+SET LOCAL lock_timeout = '10s';
 ALTER TABLE audit_log RENAME TO audit_kept;
 CREATE TABLE audit_log (
     id            BIGINT NOT NULL DEFAULT nextval('audit_log_id_seq'),

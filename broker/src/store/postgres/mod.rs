@@ -333,6 +333,20 @@ impl PgStore {
             )
             .await?;
         }
+        if found < 18 {
+            // The months ahead in the transaction that makes the
+            // partitioned log: no row written by a replica meanwhile (old
+            // binaries run during an upgrade) lands in the default
+            // partition, where it would keep its month from being made.
+            let (mut m, last) = (
+                audit::AuditMonth::of(now_ms()),
+                audit::AuditMonth::of(now_ms() + audit::MONTHS_AHEAD_MS),
+            );
+            while m <= last {
+                audit::make_month(&tx, m).await?;
+                m = m.next();
+            }
+        }
         changes::rebase_if_restored(&tx).await?;
         tx.commit().await?;
         drop(c);

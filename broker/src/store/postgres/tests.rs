@@ -749,6 +749,16 @@ async fn a_month_of_audit_goes_whole_and_open_claims_keep_their_rows() {
     assert_eq!(store.prune_audit(MAR_2025).await.unwrap(), Some(1));
     assert!(!table_exists(&s, "audit_log_m2025_02").await);
     assert_eq!(store.audit_of("CNSS/OPEN").await.unwrap().len(), 2);
+    // Append-only, the months and the rows kept alike.
+    let c = s.client().await.unwrap();
+    for t in ["audit_log", "audit_kept"] {
+        let e = c
+            .batch_execute(&format!("UPDATE {t} SET outcome = 'x'"))
+            .await
+            .expect_err("append-only");
+        assert!(format!("{e:?}").contains("append-only"), "{t}: {e:?}");
+    }
+    drop(c);
     // Once the claim is final, its kept rows go row by row.
     store
         .begin_cancel("CNSS", "OPEN", "c", "", 4_000, 4_000)
@@ -766,8 +776,8 @@ async fn a_month_of_audit_goes_whole_and_open_claims_keep_their_rows() {
 }
 
 /// Dropping a month waits for the audit log's readers at most
-/// `LOG_LOCK_TIMEOUT`: the month is left whole to the next pass, and the
-/// rows of the rest are still pruned.
+/// `LOG_LOCK_TIMEOUT` (0.5 s): the month is left whole to the next pass,
+/// and the rows of the rest are still pruned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_month_held_by_a_long_reader_waits_for_the_next_pass() {
     let Some((s, store)) = fresh().await else {
@@ -862,4 +872,30 @@ async fn the_audit_log_written_before_its_months_is_kept_as_it_was() {
     assert_eq!(store.audit_of("partners").await.unwrap().len(), 2);
     assert_eq!(store.prune_audit(5_000).await.unwrap(), Some(1));
     assert_eq!(audit_rows(&store).await.len(), 2);
+}
+
+/// A month whose rows already sit in the default partition is not made
+/// (they would have to move first): no error, the next month is made, and
+/// those rows are pruned row by row. A month listed but dropped since (by
+/// another replica) counts as done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_month_the_default_partition_holds_is_left_to_it() {
+    use super::audit::{AuditMonth, Dropped};
+    let Some((s, store)) = fresh().await else {
+        return;
+    };
+    store
+        .append_audit(&[audit_row(JAN_2025 + 5, "CNSS/eligibility")])
+        .await
+        .unwrap();
+    s.make_audit_months(JAN_2025, FEB_2025).await.unwrap();
+    assert!(!table_exists(&s, "audit_log_m2025_01").await);
+    assert!(table_exists(&s, "audit_log_m2025_02").await);
+    assert_eq!(
+        s.drop_audit_month(AuditMonth::of(JAN_2025)).await.unwrap(),
+        Dropped::Rows(0)
+    );
+    assert_eq!(audit_rows(&store).await.len(), 1);
+    assert_eq!(store.prune_audit(FEB_2025).await.unwrap(), Some(1));
+    assert!(audit_rows(&store).await.is_empty());
 }
