@@ -182,6 +182,16 @@ pub enum ClaimState {
 }
 
 impl ClaimState {
+    /// Every state, in the order of a claim's life.
+    pub const ALL: [ClaimState; 6] = [
+        ClaimState::Received,
+        ClaimState::PendingPartner,
+        ClaimState::Coordinated,
+        ClaimState::Rejected,
+        ClaimState::CancelPending,
+        ClaimState::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ClaimState::Received => "received",

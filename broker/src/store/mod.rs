@@ -978,14 +978,7 @@ mod tests {
             "{row}"
         );
         let claims: Vec<&str> = cells[3].split(", ").collect();
-        for s in [
-            ClaimState::Received,
-            ClaimState::PendingPartner,
-            ClaimState::Coordinated,
-            ClaimState::Rejected,
-            ClaimState::CancelPending,
-            ClaimState::Cancelled,
-        ] {
+        for s in ClaimState::ALL {
             assert!(
                 claims.contains(&s.as_str()),
                 "{} missing: {row}",

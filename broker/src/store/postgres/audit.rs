@@ -37,6 +37,10 @@ const DEFAULT_ROWS_MAX: i64 = 100_000;
 /// docs/PERFORMANCE.md), in place of the live calls' statement timeout.
 const MONTH_TIMEOUT: &str = "10min";
 
+/// Ids per statement of a month's move (about as many rows: a month's
+/// ids are nearly consecutive), each followed by a rest as long.
+const MOVE_IDS: i64 = 20_000;
+
 /// A UTC month, the unit of the audit log's partitions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct AuditMonth {
@@ -264,20 +268,39 @@ impl PgStore {
             return held_or(e, &table);
         }
         let cols = "id, at_ms, direction, party, method, subject, request_hash, outcome, trace_id";
-        let counted = tx
+        // By ranges of ids, resting as long as each took (the month is
+        // locked against writers, not readers, meanwhile): the probe of
+        // each claim row is CPU, and half of it is left to live calls, as
+        // the row batches do.
+        let span = tx
             .query_one(
-                &format!(
-                    "WITH moved AS (DELETE FROM {table} a WHERE {held} RETURNING {cols}), \
-                     kept AS (INSERT INTO audit_kept ({cols}) SELECT {cols} FROM moved RETURNING 1) \
-                     SELECT (SELECT COUNT(*) FROM kept), (SELECT COUNT(*) FROM {table})",
-                    held = core::audit_row_held("strpos"),
-                ),
+                &format!("SELECT MIN(id), MAX(id), COUNT(*) FROM {table}"),
                 &[],
             )
             .await?;
-        // The rows moved are still counted by the second count (a
-        // statement sees the table as it began): what goes is the rest.
-        let (moved, all): (i64, i64) = (counted.get(0), counted.get(1));
+        let (first, last, all): (Option<i64>, Option<i64>, i64) =
+            (span.get(0), span.get(1), span.get(2));
+        let move_sql = format!(
+            "WITH moved AS (DELETE FROM {table} a WHERE a.id >= $1 AND a.id < $2 AND {held} \
+             RETURNING {cols}), \
+             kept AS (INSERT INTO audit_kept ({cols}) SELECT {cols} FROM moved RETURNING 1) \
+             SELECT COUNT(*) FROM kept",
+            held = core::audit_row_held("strpos"),
+        );
+        let mut moved = 0i64;
+        if let (Some(first), Some(last)) = (first, last) {
+            let mut from = first;
+            while from <= last {
+                let began = tokio::time::Instant::now();
+                let to = from.saturating_add(MOVE_IDS);
+                let n: i64 = tx.query_one(&move_sql, &[&from, &to]).await?.get(0);
+                moved += n;
+                from = to;
+                if from <= last {
+                    core::rest_after_batch(began).await;
+                }
+            }
+        }
         if let Err(e) = tx.batch_execute(&format!("DROP TABLE {table}")).await {
             return held_or(e, &table);
         }

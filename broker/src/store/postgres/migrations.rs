@@ -369,7 +369,8 @@ CREATE TRIGGER products_changed AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE OF 
     // of their time, or to `audit_log_default` when no month is made for
     // it (the months ahead are made in this migration's transaction, then
     // by `PgStore::make_audit_months`). Readers read both through
-    // `audit_all`, by the same ids: the sequence goes on. Indexes: by id
+    // `audit_all`, by the same ids: the sequence goes on (`LIKE`: the same
+    // columns, defaults and NOT NULLs as the table it follows). Indexes: by id
     // (the audit export's order), subject and party, as before; no index
     // by time, which only the row batches of the default partition need
     // (its own). The rename waits at most 10 s behind a long reader of the
@@ -378,17 +379,7 @@ CREATE TRIGGER products_changed AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE OF 
     r#"
 SET LOCAL lock_timeout = '10s';
 ALTER TABLE audit_log RENAME TO audit_kept;
-CREATE TABLE audit_log (
-    id            BIGINT NOT NULL DEFAULT nextval('audit_log_id_seq'),
-    at_ms         BIGINT NOT NULL,
-    direction     TEXT NOT NULL,
-    party         TEXT NOT NULL,
-    method        TEXT NOT NULL,
-    subject       TEXT NOT NULL,
-    request_hash  TEXT NOT NULL,
-    outcome       TEXT NOT NULL,
-    trace_id      TEXT NOT NULL DEFAULT ''
-) PARTITION BY RANGE (at_ms);
+CREATE TABLE audit_log (LIKE audit_kept INCLUDING DEFAULTS) PARTITION BY RANGE (at_ms);
 ALTER SEQUENCE audit_log_id_seq OWNED BY audit_log.id;
 CREATE INDEX audit_log_id ON audit_log (id);
 CREATE INDEX audit_log_subject ON audit_log (subject, id);
