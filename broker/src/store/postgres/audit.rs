@@ -32,14 +32,14 @@ const LOG_LOCK_TIMEOUT: &str = "500ms";
 /// schema 18 (docs/operations.md, "Retention on a large database").
 const DEFAULT_ROWS_MAX: i64 = 100_000;
 
-/// The longest the move of a month's rows of claims not final may take
-/// (one statement over the month: seconds at a year of a country,
-/// docs/PERFORMANCE.md), in place of the live calls' statement timeout.
+/// The longest one statement of a month's move may take ([`MOVE_ROWS`]
+/// rows: well under a second at a year of a country, docs/PERFORMANCE.md),
+/// in place of the live calls' statement timeout.
 const MONTH_TIMEOUT: &str = "10min";
 
-/// Ids per statement of a month's move (about as many rows: a month's
-/// ids are nearly consecutive), each followed by a rest as long.
-const MOVE_IDS: i64 = 20_000;
+/// Rows per statement of a month's move, each followed by a rest as long
+/// as it took.
+const MOVE_ROWS: i64 = 20_000;
 
 /// A UTC month, the unit of the audit log's partitions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -188,8 +188,11 @@ impl PgStore {
             if !made.contains(&m) {
                 let mut c = self.client().await?;
                 let tx = c.transaction().await?;
-                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PARTITION_LOCK])
-                    .await?;
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
+                    &[&PARTITION_LOCK],
+                )
+                .await?;
                 tx.batch_execute(&format!("SET LOCAL lock_timeout = '{LOG_LOCK_TIMEOUT}'"))
                     .await?;
                 match make_month(&tx, m).await {
@@ -231,14 +234,16 @@ impl PgStore {
 
     /// Drops `month`'s partition in one transaction: its rows of claims
     /// not final are moved to `audit_kept` (same ids), the rest go with
-    /// the partition. The claims are read for the month's claim rows only
-    /// (one probe each, as the row batches do); nothing else is read or
-    /// written, whatever the month holds.
+    /// the partition. Each row is looked up once among the claims by its
+    /// subject (as the row batches do); only the rows moved are written.
     pub(super) async fn drop_audit_month(&self, month: AuditMonth) -> Result<Dropped, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         let got: bool = tx
-            .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&RETENTION_LOCK])
+            .query_one(
+                "SELECT pg_try_advisory_xact_lock($1, hashtext(current_schema()))",
+                &[&RETENTION_LOCK],
+            )
             .await?
             .get(0);
         if !got {
@@ -268,38 +273,32 @@ impl PgStore {
             return held_or(e, &table);
         }
         let cols = "id, at_ms, direction, party, method, subject, request_hash, outcome, trace_id";
-        // By ranges of ids, resting as long as each took (the month is
-        // locked against writers, not readers, meanwhile): the probe of
-        // each claim row is CPU, and half of it is left to live calls, as
-        // the row batches do.
-        let span = tx
-            .query_one(
-                &format!("SELECT MIN(id), MAX(id), COUNT(*) FROM {table}"),
-                &[],
-            )
-            .await?;
-        let (first, last, all): (Option<i64>, Option<i64>, i64) =
-            (span.get(0), span.get(1), span.get(2));
+        // In batches of rows in id order, resting as long as each took (the
+        // month is locked against writers, not readers, meanwhile): the
+        // probe of each row is CPU, and half of it is left to live calls,
+        // as the row batches do. As many statements as batches, however
+        // far apart the month's ids are.
         let move_sql = format!(
-            "WITH moved AS (DELETE FROM {table} a WHERE a.id >= $1 AND a.id < $2 AND {held} \
+            "WITH batch AS (SELECT id FROM {table} WHERE id > $1 ORDER BY id LIMIT $2), \
+             moved AS (DELETE FROM {table} a WHERE a.id IN (SELECT id FROM batch) AND {held} \
              RETURNING {cols}), \
              kept AS (INSERT INTO audit_kept ({cols}) SELECT {cols} FROM moved RETURNING 1) \
-             SELECT COUNT(*) FROM kept",
+             SELECT (SELECT COUNT(*) FROM kept), (SELECT COUNT(*) FROM batch), \
+             (SELECT MAX(id) FROM batch)",
             held = core::audit_row_held("strpos"),
         );
-        let mut moved = 0i64;
-        if let (Some(first), Some(last)) = (first, last) {
-            let mut from = first;
-            while from <= last {
-                let began = tokio::time::Instant::now();
-                let to = from.saturating_add(MOVE_IDS);
-                let n: i64 = tx.query_one(&move_sql, &[&from, &to]).await?.get(0);
-                moved += n;
-                from = to;
-                if from <= last {
-                    core::rest_after_batch(began).await;
-                }
+        let (mut moved, mut all, mut after) = (0i64, 0i64, i64::MIN);
+        loop {
+            let began = tokio::time::Instant::now();
+            let r = tx.query_one(&move_sql, &[&after, &MOVE_ROWS]).await?;
+            let (kept, read, last): (i64, i64, Option<i64>) = (r.get(0), r.get(1), r.get(2));
+            moved += kept;
+            all += read;
+            match last {
+                Some(last) if read == MOVE_ROWS => after = last,
+                _ => break,
             }
+            core::rest_after_batch(began).await;
         }
         if let Err(e) = tx.batch_execute(&format!("DROP TABLE {table}")).await {
             return held_or(e, &table);
@@ -326,7 +325,7 @@ impl PgStore {
             let tx = c.transaction().await?;
             let got: bool = q1(
                 &tx,
-                "SELECT pg_try_advisory_xact_lock($1)",
+                "SELECT pg_try_advisory_xact_lock($1, hashtext(current_schema()))",
                 &[&RETENTION_LOCK],
             )
             .await?

@@ -60,9 +60,12 @@ const MIGRATE_LOCK: i64 = 0x7061_7373_6d69_6772; // "passmigr"
 /// The first key of the lock of a schema's concurrent index builds (the
 /// second: its name's hash).
 const INDEX_LOCK: i32 = 0x7069_6478; // "pidx"
-const RETENTION_LOCK: i64 = 0x7061_7373_7265_746e; // "passretn"
-/// Making the audit log's months (`audit::AuditMonth`): replicas take turns.
-const PARTITION_LOCK: i64 = 0x7061_7373_6d6f_6e74; // "passmont"
+/// The first key of retention's lock (the second: the schema's name's
+/// hash, so that the schemas of one database prune side by side).
+const RETENTION_LOCK: i32 = 0x7265_746e; // "retn"
+/// Making the audit log's months (`audit::AuditMonth`): replicas take
+/// turns, per schema as above.
+const PARTITION_LOCK: i32 = 0x6d6f_6e74; // "mont"
 
 pub struct PgStore {
     pool: Pool,

@@ -899,3 +899,40 @@ async fn a_month_the_default_partition_holds_is_left_to_it() {
     assert_eq!(store.prune_audit(FEB_2025).await.unwrap(), Some(1));
     assert!(audit_rows(&store).await.is_empty());
 }
+
+/// A month larger than one batch of its move: the rows of an open claim
+/// in every batch are kept, every other row goes with the month.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_month_moves_in_batches_and_keeps_every_open_row() {
+    use crate::store::conformance::coordinate;
+    let Some((s, store)) = fresh().await else {
+        return;
+    };
+    s.make_audit_months(JAN_2025, JAN_2025).await.unwrap();
+    coordinate(&store, sample_claim("CNSS", "OPEN", "I1"), &[100, 0]).await;
+    let n = 20_005;
+    let rows: Vec<_> = (0..n)
+        .map(|i| {
+            let subject = if i == 0 || i == 19_999 || i == 20_000 || i == n - 1 {
+                "CNSS/OPEN"
+            } else {
+                "CNSS/eligibility"
+            };
+            audit_row(JAN_2025 + i, subject)
+        })
+        .collect();
+    store.append_audit(&rows).await.unwrap();
+    assert_eq!(
+        store.prune_audit(FEB_2025).await.unwrap(),
+        Some(n as u64 - 4)
+    );
+    assert!(!table_exists(&s, "audit_log_m2025_01").await);
+    let kept: Vec<i64> = store
+        .audit_of("CNSS/OPEN")
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.at_ms - JAN_2025)
+        .collect();
+    assert_eq!(kept, vec![0, 19_999, 20_000, n - 1]);
+}
