@@ -632,10 +632,10 @@ pub(super) fn prune_audit_rows_sql(
 /// row batches and for a month's partition before it is dropped.
 ///
 /// Always one probe of the claims' key per row: `OFFSET 0` (after the
-/// `LIMIT` SQLite needs before it) keeps
-/// PostgreSQL from turning the test into a join, which over a month's
-/// rows it planned as a hash join reading every claim of the store (2
-/// million claims: 1.4 GB read while live claims ran, p99 2.5 x idle).
+/// `LIMIT` SQLite needs before it) keeps PostgreSQL from turning the test
+/// into a join, which over a month's rows it planned as a hash join
+/// reading every claim of the store (2 million claims: 1.4 GB read while
+/// live claims ran, p99 2.5 x idle).
 /// The claim's period is one probe of its key (a join with the periods
 /// had PostgreSQL read all of them for each claim: 22 % more time).
 pub(super) fn audit_row_held(pos: &str) -> String {

@@ -112,6 +112,18 @@ fn held_or(e: tokio_postgres::Error, table: &str) -> Result<Dropped, StoreError>
     }
 }
 
+/// Retention's lock for the rest of `tx`, if no other replica holds it
+/// (then it prunes, and this one skips its turn).
+async fn retention_lock(tx: &tokio_postgres::Transaction<'_>) -> Result<bool, StoreError> {
+    Ok(tx
+        .query_one(
+            "SELECT pg_try_advisory_xact_lock($1, hashtext(current_schema()))",
+            &[&RETENTION_LOCK],
+        )
+        .await?
+        .get(0))
+}
+
 /// What became of a month retention meant to drop.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Dropped {
@@ -239,14 +251,7 @@ impl PgStore {
     pub(super) async fn drop_audit_month(&self, month: AuditMonth) -> Result<Dropped, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        let got: bool = tx
-            .query_one(
-                "SELECT pg_try_advisory_xact_lock($1, hashtext(current_schema()))",
-                &[&RETENTION_LOCK],
-            )
-            .await?
-            .get(0);
-        if !got {
+        if !retention_lock(&tx).await? {
             return Ok(Dropped::Busy);
         }
         let table = month.table();
@@ -323,14 +328,7 @@ impl PgStore {
             let began = tokio::time::Instant::now();
             let mut c = self.client().await?;
             let tx = c.transaction().await?;
-            let got: bool = q1(
-                &tx,
-                "SELECT pg_try_advisory_xact_lock($1, hashtext(current_schema()))",
-                &[&RETENTION_LOCK],
-            )
-            .await?
-            .map(|r| r.get(0))
-            .unwrap_or(false);
+            let got = retention_lock(&tx).await?;
             if !got {
                 return Ok((total > 0).then_some(total));
             }
