@@ -14,7 +14,7 @@ use pb::scheme_service_client::SchemeServiceClient;
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
-use crate::child::ChildBroker;
+use crate::child::{ChildBroker, ChildStore};
 use crate::load::{Latency, Until, open_loop, peak_rss_kib, reset_peak_rss, run_n};
 use crate::{channels, claim_for, eligibility, pick};
 
@@ -72,7 +72,7 @@ pub async fn run(
     let sims = passerelle_broker::dev::start_sims(&dir.join("secrets"))
         .await
         .expect("simulated partners");
-    let broker = ChildBroker::start(dir, sims.addrs, retry_per_second).await;
+    let broker = ChildBroker::start(dir, sims.addrs, retry_per_second, ChildStore::Sqlite).await;
     let ch = channels(&format!("http://{}", broker.addr), None, connections).await;
     let mut admin = AdminServiceClient::new(ch[0].clone());
     let live = {

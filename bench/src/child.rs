@@ -1,7 +1,8 @@
 //! A broker in a process of its own: this binary again, started with the
-//! hidden `--serve-broker` option. The catch-up runs on one so that the
-//! broker's peak RSS is its own, not that of the simulated partner (which
-//! keeps an answer per claim for its idempotency) and of the load generator
+//! hidden `--serve-broker` option. The catch-up and the scale run's
+//! statement export run on one so that the broker's peak RSS is its own,
+//! not that of the simulated partner (which keeps an answer per claim for
+//! its idempotency), of the load generator and of the other brokers
 //! besides, which stay in the benchmark's process.
 
 use std::path::{Path, PathBuf};
@@ -9,18 +10,50 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use passerelle_broker::dev::{self, SimAddrs};
+use passerelle_broker::store::Store;
 use passerelle_broker::store::sqlite::SqliteStore;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 
-/// The child's side: serves the dev broker (plaintext, SQLite in `dir`)
-/// with the simulated partners at `sims` (their secrets in `dir/secrets`)
-/// and, if given, `[retry] max_per_second`; prints its address on one line,
-/// and stops when its stdin closes (so it never outlives the benchmark).
-pub async fn serve(dir: &Path, sims: SimAddrs, retry_per_second: Option<u32>) {
-    let store = SqliteStore::open(&dir.join("passerelle.db")).expect("SQLite store");
+/// Where a child broker keeps its data.
+pub enum ChildStore {
+    /// SQLite in its folder.
+    Sqlite,
+    /// A PostgreSQL schema the parent migrated, with a pool of
+    /// `pool_size`. Its retention job keeps every audit row, as the
+    /// parent's brokers' (`pg_broker` in main.rs).
+    Postgres {
+        url: String,
+        schema: String,
+        pool_size: u16,
+    },
+}
+
+/// The child's side: serves the dev broker (plaintext, its store as
+/// `store` says) with the simulated partners at `sims` (their secrets in
+/// `dir/secrets`) and, if given, `[retry] max_per_second`; prints its
+/// address on one line, and stops when its stdin closes (so it never
+/// outlives the benchmark).
+pub async fn serve(dir: &Path, sims: SimAddrs, retry_per_second: Option<u32>, store: ChildStore) {
     let any = "127.0.0.1:0".parse().expect("addr");
     let mut cfg = dev::config(any, sims, &dir.join("secrets"));
+    let store: Arc<dyn Store> = match store {
+        ChildStore::Sqlite => {
+            Arc::new(SqliteStore::open(&dir.join("passerelle.db")).expect("SQLite store"))
+        }
+        ChildStore::Postgres {
+            url,
+            schema,
+            pool_size,
+        } => {
+            cfg.retention.audit_days = 0;
+            Arc::new(crate::postgres::pg_store_on(
+                &url,
+                &schema,
+                usize::from(pool_size),
+            ))
+        }
+    };
     if let Some(pace) = retry_per_second {
         cfg.retry.max_per_second = pace;
     }
@@ -29,7 +62,7 @@ pub async fn serve(dir: &Path, sims: SimAddrs, retry_per_second: Option<u32>) {
     // comparable (the dev config keeps a failing partner's circuit open
     // 10 s, production 30 s by default).
     cfg.breaker.open_ms = 1000;
-    let running = dev::start_with_config(dir, cfg, true, Arc::new(store))
+    let running = dev::start_with_config(dir, cfg, true, store)
         .await
         .expect("broker");
     println!("{}", running.addr);
@@ -49,7 +82,12 @@ pub struct ChildBroker {
 
 impl ChildBroker {
     /// Starts the child and waits for its address.
-    pub async fn start(dir: &Path, sims: SimAddrs, retry_per_second: Option<u32>) -> ChildBroker {
+    pub async fn start(
+        dir: &Path,
+        sims: SimAddrs,
+        retry_per_second: Option<u32>,
+        store: ChildStore,
+    ) -> ChildBroker {
         let exe: PathBuf = std::env::current_exe().expect("own executable");
         let mut cmd = Command::new(exe);
         cmd.arg("--serve-broker")
@@ -58,6 +96,19 @@ impl ChildBroker {
             .arg(format!("{},{},{}", sims.grpc, sims.fhir, sims.xml));
         if let Some(pace) = retry_per_second {
             cmd.arg("--catchup-pace").arg(pace.to_string());
+        }
+        if let ChildStore::Postgres {
+            url,
+            schema,
+            pool_size,
+        } = store
+        {
+            cmd.arg("--postgres")
+                .arg(url)
+                .arg("--serve-schema")
+                .arg(schema)
+                .arg("--pg-pool")
+                .arg(pool_size.to_string());
         }
         let mut child = cmd
             .stdin(Stdio::piped())

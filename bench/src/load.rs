@@ -231,11 +231,20 @@ fn proc_of(pid: Option<u32>) -> String {
 /// Peak resident set of process `pid` (None: this one) since the last
 /// [`reset_peak_rss`], KiB.
 pub fn peak_rss_kib(pid: Option<u32>) -> u64 {
+    status_kib(pid, "VmHWM:")
+}
+
+/// Resident set of process `pid` (None: this one) now, KiB.
+pub fn rss_kib(pid: Option<u32>) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+fn status_kib(pid: Option<u32>, field: &str) -> u64 {
     std::fs::read_to_string(format!("{}/status", proc_of(pid)))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)

@@ -122,6 +122,10 @@ struct Args {
     /// GRPC,FHIR,XML.
     #[arg(long, hide = true)]
     sims: Option<String>,
+    /// Internal: --serve-broker on this schema of --postgres (migrated by
+    /// the parent) instead of SQLite in its folder.
+    #[arg(long, hide = true, requires = "postgres")]
+    serve_schema: Option<String>,
 }
 
 impl Args {
@@ -523,11 +527,42 @@ async fn bare_server() -> std::net::SocketAddr {
     addr
 }
 
+/// A dev broker on the run's PostgreSQL schema, with its simulated
+/// partners. Its retention job keeps every audit row: the scale run
+/// measures a retention pass of its own, and the job's second pass, an
+/// hour after start, would prune the seeded year (older than the default
+/// 400 days) in the middle of a long run.
+async fn pg_broker(
+    dir: &std::path::Path,
+    plaintext: bool,
+    store: Arc<dyn passerelle_broker::store::Store>,
+) -> (Running, passerelle_broker::dev::Sims) {
+    use passerelle_broker::dev;
+    let secrets = dir.join("secrets");
+    let sims = dev::start_sims(&secrets)
+        .await
+        .expect("simulated partners (PostgreSQL)");
+    let mut cfg = dev::config("127.0.0.1:0".parse().expect("addr"), sims.addrs, &secrets);
+    cfg.retention.audit_days = 0;
+    let running = dev::start_with_config(dir, cfg, plaintext, store)
+        .await
+        .expect("broker (PostgreSQL)");
+    (running, sims)
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
     if let (Some(dir), Some(sims)) = (&args.serve_broker, &args.sims) {
-        child::serve(dir, child::parse_sims(sims), args.catchup_pace).await;
+        let store = match (&args.postgres, &args.serve_schema) {
+            (Some(url), Some(schema)) => child::ChildStore::Postgres {
+                url: url.clone(),
+                schema: schema.clone(),
+                pool_size: args.pg_pool,
+            },
+            _ => child::ChildStore::Sqlite,
+        };
+        child::serve(dir, child::parse_sims(sims), args.catchup_pace, store).await;
         return;
     }
     let secs = args.secs();
@@ -783,15 +818,9 @@ async fn main() {
             postgres::vacuum(&db).await;
             let before = postgres::pgbench(&db, dir.path(), &args.pgbench, secs, args.smoke).await;
             let pg_dir = dir.path().join("pg");
-            let (pg_plain, _) =
-                passerelle_broker::dev::start_on(&pg_dir, any, true, db.store.clone())
-                    .await
-                    .expect("broker (PostgreSQL)");
+            let (pg_plain, pg_sims) = pg_broker(&pg_dir, true, db.store.clone()).await;
             let pg_tls_dir = dir.path().join("pg-tls");
-            let (pg_tls, _) =
-                passerelle_broker::dev::start_on(&pg_tls_dir, any, false, db.store.clone())
-                    .await
-                    .expect("broker (PostgreSQL, mTLS)");
+            let (pg_tls, _) = pg_broker(&pg_tls_dir, false, db.store.clone()).await;
             seed(&pg_plain).await;
             let ch = channels(&format!("http://{}", pg_plain.addr), None, args.connections).await;
             let tls_ch = channels(
@@ -830,14 +859,8 @@ async fn main() {
                 // A second replica: a broker with a pool of its own on the
                 // same schema; the callers' connections alternate between
                 // the two, so claims are spread over both.
-                let (second, _) = passerelle_broker::dev::start_on(
-                    &dir.path().join("pg-2"),
-                    any,
-                    true,
-                    postgres::replica(&db).await,
-                )
-                .await
-                .expect("broker (PostgreSQL, second replica)");
+                let (second, _) =
+                    pg_broker(&dir.path().join("pg-2"), true, postgres::replica(&db).await).await;
                 let other =
                     channels(&format!("http://{}", second.addr), None, args.connections).await;
                 let both: Vec<Channel> = ch
@@ -999,7 +1022,23 @@ async fn main() {
                     idle,
                     during,
                 };
-                let export = scale::export_statement(ch[0].clone(), &db.store).await;
+                // Through a broker in a process of its own on the seeded
+                // store: its memory is the broker's alone.
+                let exporter = child::ChildBroker::start(
+                    &pg_dir,
+                    pg_sims.addrs,
+                    None,
+                    child::ChildStore::Postgres {
+                        url: db.url.clone(),
+                        schema: db.schema.clone(),
+                        pool_size: args.pg_pool,
+                    },
+                )
+                .await;
+                let export_ch = channels(&format!("http://{}", exporter.addr), None, 1).await;
+                let export =
+                    scale::export_statement(export_ch[0].clone(), exporter.pid, &db.store).await;
+                exporter.stop().await;
                 // Last: the schema is taken back and migrated again.
                 let migrations = scale::remigrate(&db).await;
                 if let Some(e) = &migrations.error {
@@ -1129,7 +1168,7 @@ async fn main() {
                 "statement_close_secs": (export.close_secs * 100.0).round() / 100.0,
                 "statement_lines_exported": export.lines,
                 "statement_export_secs": (export.secs * 100.0).round() / 100.0,
-                "statement_export_peak_rss_mib": export.peak_mib.round(),
+                "statement_export_broker_peak_rss_mib": export.peak_mib.round(),
                 "statement_whole_peak_rss_mib": export.whole_peak_mib.as_ref().ok().map(|m| m.round()),
                 "statement_whole_error": export.whole_peak_mib.as_ref().err(),
                 "claims_seeded": seeded.claims,
@@ -1232,7 +1271,7 @@ async fn main() {
             println!("  engine, {name}: {}", w.line(*calls));
         }
         println!(
-            "  statement: {}'s month closed ({} claims) in {:.2} s; its {} lines exported by {} pages of 5,000 through the broker in {:.2} s ({:.0} lines/s, {:.3} s a page); this process (broker, client and load generator) {:.0} MiB before, peak {:.0} MiB = {:.2} x the 100 MiB limit; read whole from the store instead (as before pages), {}",
+            "  statement: {}'s month closed ({} claims) in {:.2} s; its {} lines exported by {} pages of 5,000 through the broker in {:.2} s ({:.0} lines/s, {:.3} s a page); the broker (a process of its own) {:.0} MiB before, peak {:.0} MiB = {:.2} x the 100 MiB limit; read whole from the store instead (as before pages, in this process), {}",
             scale::LARGE,
             export.closed_claims,
             export.close_secs,

@@ -83,6 +83,13 @@ pub fn pg_store(db: &BenchDb) -> PgStore {
     PgStore::new(&cfg, Path::new(".")).expect("a store on the run's schema")
 }
 
+/// A store on `schema` (migrated by the parent) for a broker in a process
+/// of its own (`child::ChildStore::Postgres`).
+pub fn pg_store_on(url: &str, schema: &str, pool_size: usize) -> PgStore {
+    let cfg = config(url, schema, pool_size);
+    PgStore::new(&cfg, Path::new(".")).expect("a store on the run's schema")
+}
+
 /// The store settings of the benchmark's brokers.
 fn config(url: &str, schema: &str, pool_size: usize) -> PostgresConfig {
     PostgresConfig {

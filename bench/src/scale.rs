@@ -211,8 +211,9 @@ pub async fn prune_month(store: &Arc<dyn Store>) -> (u64, f64) {
 }
 
 /// A large statement exported by pages through the broker (gRPC, as
-/// `passerelle statement export` reads it), and the same statement read
-/// whole from the store as before pages, each with the process's memory.
+/// `passerelle statement export` reads it), with the broker's memory, and
+/// the same statement read whole from the store as before pages, with this
+/// process's.
 pub struct Export {
     /// The month's close (the store's `close_period`): its claims, and how
     /// long it took.
@@ -221,35 +222,27 @@ pub struct Export {
     pub lines: u64,
     pub pages: u64,
     pub secs: f64,
-    /// The process's RSS before the export, and its peak during it.
+    /// The broker's RSS before the export, and its peak during it: a
+    /// broker in a process of its own on the seeded store
+    /// (`child::ChildBroker`), so that the figure is the broker's alone.
     pub rss_before_mib: f64,
     pub peak_mib: f64,
-    /// The peak while the store read the whole statement at once, or why
-    /// it could not (at millions of lines it outlasts the statement
-    /// timeout: what pages are for).
+    /// The peak while the store read the whole statement at once (in this
+    /// process), or why it could not (at millions of lines it outlasts the
+    /// statement timeout: what pages are for).
     pub whole_peak_mib: Result<f64, String>,
 }
 
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .unwrap_or(0.0)
-        / 1024.0
-}
-
 /// Closes [`LARGE`]'s month (the seeded year, as one period: the largest
-/// statement there can be) and exports its statement through `channel` by
-/// pages of 5,000 lines (each page encoded as the CLI's CSV would be, then
-/// dropped), then reads it whole from `store`.
+/// statement there can be) and exports its statement through `channel`, a
+/// broker in process `broker_pid`, by pages of 5,000 lines (each page
+/// decoded by the client, then dropped), then reads it whole from `store`.
 pub async fn export_statement(
     channel: tonic::transport::Channel,
+    broker_pid: u32,
     store: &Arc<dyn Store>,
 ) -> Export {
+    use crate::load::{peak_rss_kib, reset_peak_rss, rss_kib};
     use passerelle_proto::settlement::v1 as pb;
     let t0 = Instant::now();
     let closed = store
@@ -263,8 +256,9 @@ pub async fn export_statement(
         .expect("the month closed");
     let close_secs = t0.elapsed().as_secs_f64();
     let mut client = pb::settlement_service_client::SettlementServiceClient::new(channel);
-    let rss_before_mib = rss_mib();
-    crate::load::reset_peak_rss(None);
+    let broker = Some(broker_pid);
+    let rss_before_mib = rss_kib(broker) as f64 / 1024.0;
+    reset_peak_rss(broker);
     let t0 = Instant::now();
     let mut request = pb::GetStatementRequest {
         scheme_id: "CNSS".into(),
@@ -292,12 +286,12 @@ pub async fn export_statement(
         request.page_token = page.next_page_token;
     }
     let secs = t0.elapsed().as_secs_f64();
-    let peak_mib = crate::load::peak_rss_kib(None) as f64 / 1024.0;
-    crate::load::reset_peak_rss(None);
+    let peak_mib = peak_rss_kib(broker) as f64 / 1024.0;
+    reset_peak_rss(None);
     let whole_peak_mib = match store.statement("CNSS", LARGE, closed.number).await {
         Ok(whole) => {
             drop(whole);
-            Ok(crate::load::peak_rss_kib(None) as f64 / 1024.0)
+            Ok(peak_rss_kib(None) as f64 / 1024.0)
         }
         Err(e) => Err(e.to_string()),
     };
@@ -343,8 +337,10 @@ pub struct EligibilityAtScale {
 /// the periods' totals, then the statement's index over every claim,
 /// built concurrently after they commit; 17: the products' generation,
 /// its table, function and trigger; 18: the audit log by month, a rename
-/// of the table written so far and a new partitioned one) are the last
-/// ones of a release, the kind an upgrade applies.
+/// of the table written so far and a new partitioned one; then the
+/// claims' key with their state and period, built concurrently in place
+/// of the key's constraint) are the last ones of a release, the kind an
+/// upgrade applies.
 const MIGRATED_FROM: i64 = 11;
 
 /// What undoing them takes (the seeded store holds no hold, authorization
@@ -354,7 +350,10 @@ const MIGRATED_FROM: i64 = 11;
 /// partitions with their rows (the year's audit, already measured): the
 /// table written before them becomes the audit log again, which 18 renames
 /// without reading a row, whatever it holds.
-const UNDO: &str = "DROP VIEW audit_all;
+const UNDO: &str =
+    "ALTER TABLE claims ADD CONSTRAINT claims_scheme_id_claim_id_key UNIQUE (scheme_id, claim_id);
+DROP INDEX claims_key;
+DROP VIEW audit_all;
 ALTER SEQUENCE audit_log_id_seq OWNED BY audit_kept.id;
 DROP TABLE audit_log;
 ALTER TABLE audit_kept RENAME TO audit_log;

@@ -636,8 +636,13 @@ pub(super) fn prune_audit_rows_sql(
 /// into a join, which over a month's rows it planned as a hash join
 /// reading every claim of the store (2 million claims: 1.4 GB read while
 /// live claims ran, p99 2.5 x idle).
-/// The claim's period is one probe of its key (a join with the periods
-/// had PostgreSQL read all of them for each claim: 22 % more time).
+/// The claim's period is tested against the periods not settled, read
+/// once per statement into a hash (`IN` an uncorrelated subquery, on both
+/// backends): a probe of the period's key per row was planned by
+/// PostgreSQL as a scan of the small periods table for each row, 60 % of
+/// the test's time (docs/PERFORMANCE.md). On PostgreSQL the claim's key
+/// index carries its state and period (`claims_key`, migrations'
+/// `CONCURRENT_INDEXES`), so the probe reads no claim row.
 pub(super) fn audit_row_held(pos: &str) -> String {
     format!(
         "EXISTS (SELECT 1 FROM claims c \
@@ -646,7 +651,8 @@ pub(super) fn audit_row_held(pos: &str) -> String {
            THEN {pos}(a.subject, '/') - 1 ELSE 0 END) \
          AND c.claim_id = substr(a.subject, {pos}(a.subject, '/') + 1) \
          AND c.state NOT IN ('cancelled', 'rejected') \
-         AND COALESCE((SELECT p.state FROM periods p WHERE p.id = c.period_id), '') <> 'settled' \
+         AND (c.period_id IS NULL \
+           OR c.period_id IN (SELECT p.id FROM periods p WHERE p.state <> 'settled')) \
          LIMIT 1 OFFSET 0)"
     )
 }

@@ -32,14 +32,15 @@ const LOG_LOCK_TIMEOUT: &str = "500ms";
 /// schema 18 (docs/operations.md, "Retention on a large database").
 const DEFAULT_ROWS_MAX: i64 = 100_000;
 
-/// The longest one statement of a month's move may take ([`MOVE_ROWS`]
-/// rows: well under a second at a year of a country, docs/PERFORMANCE.md),
-/// in place of the live calls' statement timeout.
+/// The longest one statement of a month's move may take
+/// ([`MOVE_SUBJECTS`] subjects: well under a second at a year of a
+/// country, docs/PERFORMANCE.md), in place of the live calls' statement
+/// timeout.
 const MONTH_TIMEOUT: &str = "10min";
 
-/// Rows per statement of a month's move, each followed by a rest as long
-/// as it took.
-const MOVE_ROWS: i64 = 20_000;
+/// Subjects (a claim's rows share one) per statement of a month's move,
+/// each statement followed by a rest as long as it took.
+pub(super) const MOVE_SUBJECTS: i64 = 10_000;
 
 /// A UTC month, the unit of the audit log's partitions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -110,6 +111,27 @@ fn held_or(e: tokio_postgres::Error, table: &str) -> Result<Dropped, StoreError>
     } else {
         Err(e.into())
     }
+}
+
+/// One batch of a month's move ([`PgStore::drop_audit_month`]): the next
+/// `$2` subjects of `table` after `$1`, in order, read from its subject
+/// index alone (an index-only scan: the table's pages, through shared
+/// buffers, would push out the pages live calls use); the rows of those
+/// whose claim is not final moved to `audit_kept` under their ids.
+/// Returns the rows moved, the subjects read, the last of them.
+pub(super) fn move_sql(table: &str) -> String {
+    let cols = "id, at_ms, direction, party, method, subject, request_hash, outcome, trace_id";
+    format!(
+        "WITH batch AS (SELECT DISTINCT subject FROM {table} WHERE subject > $1 \
+           ORDER BY subject LIMIT $2), \
+         held AS (SELECT a.subject FROM batch a WHERE {held}), \
+         moved AS (DELETE FROM {table} m WHERE m.subject IN (SELECT subject FROM held) \
+           RETURNING {cols}), \
+         kept AS (INSERT INTO audit_kept ({cols}) SELECT {cols} FROM moved RETURNING 1) \
+         SELECT (SELECT COUNT(*) FROM kept), (SELECT COUNT(*) FROM batch), \
+         (SELECT MAX(subject) FROM batch)",
+        held = core::audit_row_held("strpos"),
+    )
 }
 
 /// Retention's lock for the rest of `tx`, if no other replica holds it
@@ -246,9 +268,15 @@ impl PgStore {
 
     /// Drops `month`'s partition in one transaction: its rows of claims
     /// not final are moved to `audit_kept` (same ids), the rest go with
-    /// the partition. Each row is looked up once among the claims by its
-    /// subject (as the row batches do); only the rows moved are written.
-    pub(super) async fn drop_audit_month(&self, month: AuditMonth) -> Result<Dropped, StoreError> {
+    /// the partition. The move reads the month's subjects from its index
+    /// ([`move_sql`]), `batch` of them at a time in order, and looks each
+    /// up once among the claims (a claim's rows share its subject); only
+    /// the rows moved are written.
+    pub(super) async fn drop_audit_month(
+        &self,
+        month: AuditMonth,
+        batch: i64,
+    ) -> Result<Dropped, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         if !retention_lock(&tx).await? {
@@ -268,8 +296,8 @@ impl PgStore {
         }
         // No row may come into the month between the move and the DROP
         // (only a clock days behind would write one): its writers wait.
-        // Readers do not. No JIT: the move is one statement of index
-        // probes, which PostgreSQL would compile for its estimated cost.
+        // Readers do not. No JIT: the move is statements of index probes,
+        // which PostgreSQL would compile for their estimated cost.
         let lock = format!(
             "SET LOCAL lock_timeout = '{LOG_LOCK_TIMEOUT}'; LOCK TABLE {table} IN EXCLUSIVE MODE; \
              SET LOCAL statement_timeout = '{MONTH_TIMEOUT}'; SET LOCAL jit = off"
@@ -277,30 +305,23 @@ impl PgStore {
         if let Err(e) = tx.batch_execute(&lock).await {
             return held_or(e, &table);
         }
-        let cols = "id, at_ms, direction, party, method, subject, request_hash, outcome, trace_id";
-        // In batches of rows in id order, resting as long as each took (the
+        let all: i64 = tx
+            .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
+            .await?
+            .get(0);
+        // In batches of subjects in order, resting as long as each took (the
         // month is locked against writers, not readers, meanwhile): the
-        // probe of each row is CPU, and half of it is left to live calls,
-        // as the row batches do. As many statements as batches, however
-        // far apart the month's ids are.
-        let move_sql = format!(
-            "WITH batch AS (SELECT id FROM {table} WHERE id > $1 ORDER BY id LIMIT $2), \
-             moved AS (DELETE FROM {table} a WHERE a.id IN (SELECT id FROM batch) AND {held} \
-             RETURNING {cols}), \
-             kept AS (INSERT INTO audit_kept ({cols}) SELECT {cols} FROM moved RETURNING 1) \
-             SELECT (SELECT COUNT(*) FROM kept), (SELECT COUNT(*) FROM batch), \
-             (SELECT MAX(id) FROM batch)",
-            held = core::audit_row_held("strpos"),
-        );
-        let (mut moved, mut all, mut after) = (0i64, 0i64, i64::MIN);
+        // probe of each subject is CPU, and half of it is left to live
+        // calls, as the row batches do.
+        let move_sql = move_sql(&table);
+        let (mut moved, mut after) = (0i64, String::new());
         loop {
             let began = tokio::time::Instant::now();
-            let r = tx.query_one(&move_sql, &[&after, &MOVE_ROWS]).await?;
-            let (kept, read, last): (i64, i64, Option<i64>) = (r.get(0), r.get(1), r.get(2));
+            let r = tx.query_one(&move_sql, &[&after, &batch]).await?;
+            let (kept, read, last): (i64, i64, Option<String>) = (r.get(0), r.get(1), r.get(2));
             moved += kept;
-            all += read;
             match last {
-                Some(last) if read == MOVE_ROWS => after = last,
+                Some(last) if read == batch => after = last,
                 _ => break,
             }
             core::rest_after_batch(began).await;
@@ -378,7 +399,7 @@ impl AuditStore for PgStore {
             if month.next().start_ms() > before_ms {
                 break;
             }
-            match self.drop_audit_month(month).await? {
+            match self.drop_audit_month(month, MOVE_SUBJECTS).await? {
                 Dropped::Rows(n) => total += n,
                 Dropped::Busy => return Ok((total > 0).then_some(total)),
                 Dropped::Held => break,

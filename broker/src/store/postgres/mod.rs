@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use passerelle_domain::{CeilingKey, Date, LineShare, Member, Product, Usage, Used, date};
 use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::core::{self, json};
@@ -51,7 +52,7 @@ mod settlement;
 mod tests;
 mod users;
 
-use migrations::MIGRATIONS;
+use migrations::{MIGRATIONS, Replaces};
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -66,6 +67,11 @@ const RETENTION_LOCK: i32 = 0x7265_746e; // "retn"
 /// Making the audit log's months (`audit::AuditMonth`): replicas take
 /// turns, per schema as above.
 const PARTITION_LOCK: i32 = 0x6d6f_6e74; // "mont"
+
+/// How long dropping a constraint a concurrent index replaces waits for its
+/// table (`Replaces::Constraint`): meanwhile the table's readers and
+/// writers queue behind it.
+const CONSTRAINT_LOCK_TIMEOUT: &str = "500ms";
 
 pub struct PgStore {
     pool: Pool,
@@ -398,8 +404,31 @@ impl PgStore {
             if valid != Some(true) {
                 c.batch_execute(create).await?;
             }
-            c.batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {replaces}"))
-                .await?;
+            match replaces {
+                Replaces::Index(old) => {
+                    c.batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {old}"))
+                        .await?
+                }
+                Replaces::Constraint(table, old) => {
+                    let drop = format!(
+                        "SET lock_timeout = '{CONSTRAINT_LOCK_TIMEOUT}'; \
+                         ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {old}; \
+                         SET lock_timeout = 0"
+                    );
+                    match c.batch_execute(&drop).await {
+                        Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+                            c.batch_execute("SET lock_timeout = 0").await?;
+                            tracing::warn!(
+                                index = name,
+                                constraint = old,
+                                "{table} busy: the constraint {name} replaces is kept \
+                                 until the next migrate"
+                            );
+                        }
+                        r => r?,
+                    }
+                }
+            }
         }
         // The session's lock ends with the connection, dropped here.
         Ok(())
