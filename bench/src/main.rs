@@ -124,7 +124,7 @@ struct Args {
     sims: Option<String>,
     /// Internal: --serve-broker on this schema of --postgres (migrated by
     /// the parent) instead of SQLite in its folder.
-    #[arg(long, hide = true, requires = "postgres")]
+    #[arg(long, hide = true, requires_all = ["postgres", "serve_broker"])]
     serve_schema: Option<String>,
 }
 
@@ -1188,6 +1188,7 @@ async fn main() {
                 "migrations_claim_writer_longest_ms": mig.longest_claim_write_ms.round(),
                 "migrations_writer_writes": mig.writes,
                 "migrations_writer_failed": mig.failed,
+                "migrations_key_constraint_kept": mig.key_constraint_kept,
             })
         },
     );
@@ -1289,10 +1290,15 @@ async fn main() {
             }
         );
         println!(
-            "  migrations {} to {} applied again to the seeded data (one transaction; {} ceiling rows get two columns with their CHECK, the statement's index is then built over every claim beside writers): {:.3} s; two writers meanwhile, of one ceiling row and of one claim, each every 2 ms on its own connection: {} writes, the longest {:.0} ms on the ceiling row and {:.0} ms on the claim (held by the migrations), {} failed",
+            "  migrations {} to {} applied again to the seeded data (one transaction; {} ceiling rows get two columns with their CHECK, the statement's index and the claims' key are then built over every claim beside writers; the key's constraint {}): {:.3} s; two writers meanwhile, of one ceiling row and of one claim, each every 2 ms on its own connection: {} writes, the longest {:.0} ms on the ceiling row and {:.0} ms on the claim (held by the migrations), {} failed",
             mig.from + 1,
             mig.to,
             mig.ceiling_rows,
+            match mig.key_constraint_kept {
+                Some(false) => "then dropped",
+                Some(true) => "kept, the table busy past 0.5 s",
+                None => "unread",
+            },
             mig.secs,
             mig.writes,
             mig.longest_write_ms,

@@ -389,6 +389,10 @@ pub struct Migrations {
     pub longest_claim_write_ms: f64,
     /// Writes that failed (the writer gives up after 60 s).
     pub failed: u64,
+    /// Whether the claims' key constraint was still there after the
+    /// migrate (`claims_key` replaces it unless the table stayed busy past
+    /// the lock's wait); `None` if it could not be read.
+    pub key_constraint_kept: Option<bool>,
     pub error: Option<String>,
 }
 
@@ -402,6 +406,7 @@ pub async fn remigrate(db: &BenchDb) -> Migrations {
         longest_write_ms: 0.0,
         longest_claim_write_ms: 0.0,
         failed: 0,
+        key_constraint_kept: None,
         error: None,
     };
     // The undo is written for these migrations: a later one must be added
@@ -459,7 +464,7 @@ pub async fn remigrate(db: &BenchDb) -> Migrations {
     .await;
     if let Some(e) = undone.first() {
         // One transaction: nothing was undone.
-        out.error = Some(format!("undoing migrations 12 to 17: {e}"));
+        out.error = Some(format!("undoing migrations 12 to 18: {e}"));
         return out;
     }
     out.ceiling_rows = rows;
@@ -502,6 +507,19 @@ pub async fn remigrate(db: &BenchDb) -> Migrations {
     match migrated {
         Ok(v) => out.to = v,
         Err(e) => out.error = Some(format!("migrate: {e}")),
+    }
+    if let Ok((c, conn)) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await {
+        tokio::spawn(conn);
+        out.key_constraint_kept = c
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_constraint \
+                 WHERE conname = 'claims_scheme_id_claim_id_key' \
+                 AND connamespace = $1::TEXT::regnamespace)",
+                &[&db.schema],
+            )
+            .await
+            .map(|r| r.get(0))
+            .ok();
     }
     for (w, longest) in [
         (ceilings.await, &mut out.longest_write_ms),

@@ -118,18 +118,19 @@ fn held_or(e: tokio_postgres::Error, table: &str) -> Result<Dropped, StoreError>
 /// index alone (an index-only scan: the table's pages, through shared
 /// buffers, would push out the pages live calls use); the rows of those
 /// whose claim is not final moved to `audit_kept` under their ids.
-/// Returns the rows moved, the subjects read, the last of them.
+/// Returns the rows moved, the subjects read, the last of them, and the
+/// rows those subjects have (counted on the index too).
 pub(super) fn move_sql(table: &str) -> String {
     let cols = "id, at_ms, direction, party, method, subject, request_hash, outcome, trace_id";
     format!(
-        "WITH batch AS (SELECT DISTINCT subject FROM {table} WHERE subject > $1 \
-           ORDER BY subject LIMIT $2), \
+        "WITH batch AS (SELECT subject, COUNT(*) AS n FROM {table} WHERE subject > $1 \
+           GROUP BY subject ORDER BY subject LIMIT $2), \
          held AS (SELECT a.subject FROM batch a WHERE {held}), \
          moved AS (DELETE FROM {table} m WHERE m.subject IN (SELECT subject FROM held) \
            RETURNING {cols}), \
          kept AS (INSERT INTO audit_kept ({cols}) SELECT {cols} FROM moved RETURNING 1) \
          SELECT (SELECT COUNT(*) FROM kept), (SELECT COUNT(*) FROM batch), \
-         (SELECT MAX(subject) FROM batch)",
+         (SELECT MAX(subject) FROM batch), (SELECT COALESCE(SUM(n), 0)::BIGINT FROM batch)",
         held = core::audit_row_held("strpos"),
     )
 }
@@ -305,21 +306,18 @@ impl PgStore {
         if let Err(e) = tx.batch_execute(&lock).await {
             return held_or(e, &table);
         }
-        let all: i64 = tx
-            .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
-            .await?
-            .get(0);
         // In batches of subjects in order, resting as long as each took (the
         // month is locked against writers, not readers, meanwhile): the
         // probe of each subject is CPU, and half of it is left to live
         // calls, as the row batches do.
         let move_sql = move_sql(&table);
-        let (mut moved, mut after) = (0i64, String::new());
+        let (mut moved, mut all, mut after) = (0i64, 0i64, String::new());
         loop {
             let began = tokio::time::Instant::now();
             let r = tx.query_one(&move_sql, &[&after, &batch]).await?;
             let (kept, read, last): (i64, i64, Option<String>) = (r.get(0), r.get(1), r.get(2));
             moved += kept;
+            all += r.get::<_, i64>(3);
             match last {
                 Some(last) if read == batch => after = last,
                 _ => break,

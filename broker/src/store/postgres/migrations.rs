@@ -420,12 +420,13 @@ pub(super) const CONCURRENT_INDEXES: &[(&str, &str, Replaces)] = &[
     ),
     // The claims' key with their state and period, so that retention's
     // test of each audit row (core::audit_row_held) reads the index alone,
-    // not the claim's row: at 2 million claims the rows read were most of
-    // a month's move (docs/PERFORMANCE.md). It replaces the key's
+    // not the claim's row, which was most of what the test read from the
+    // OS (docs/PERFORMANCE.md, ninth part). It replaces the key's
     // constraint of migration 1, whose index it is plus two columns: every
     // claim insert writes as many index entries as before, and the columns
-    // are those whose change already writes new entries (claims_statement,
-    // claims_mutuelle_state hold them).
+    // are those whose change already writes new entries (claims_statement
+    // and the partial indexes' predicates hold them: such an update is
+    // never HOT).
     (
         "claims_key",
         "CREATE UNIQUE INDEX CONCURRENTLY claims_key ON claims (scheme_id, claim_id) \

@@ -410,6 +410,20 @@ impl PgStore {
                         .await?
                 }
                 Replaces::Constraint(table, old) => {
+                    // Looked for first: dropping takes the table's strongest
+                    // lock, which every later migrate would queue claims
+                    // behind for nothing.
+                    let there = c
+                        .query_opt(
+                            "SELECT 1 FROM pg_constraint WHERE conname = $2 AND conrelid = \
+                             to_regclass(format('%I.%I', current_schema(), $1::TEXT))",
+                            &[table, old],
+                        )
+                        .await?
+                        .is_some();
+                    if !there {
+                        continue;
+                    }
                     let drop = format!(
                         "SET lock_timeout = '{CONSTRAINT_LOCK_TIMEOUT}'; \
                          ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {old}; \
