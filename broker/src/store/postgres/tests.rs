@@ -521,6 +521,13 @@ async fn period_totals_stored_at_close_agree_with_their_claims() {
     .await;
 }
 
+/// A concurrent index's state on `s`'s schema, as `sql` reads it: whether
+/// it is valid (`None`: missing), and whether what it replaces is there.
+async fn index_and_replaced(s: &super::PgStore, sql: &str) -> (Option<bool>, bool) {
+    let r = s.client().await.unwrap().query_one(sql, &[]).await.unwrap();
+    (r.get(0), r.get(1))
+}
+
 /// The statement's index is built after the migrations commit, beside
 /// writers (`CONCURRENT_INDEXES`); one left invalid, as an interrupted
 /// build leaves it, is built again by the next migrate, and the index it
@@ -528,19 +535,13 @@ async fn period_totals_stored_at_close_agree_with_their_claims() {
 #[tokio::test]
 async fn an_interrupted_concurrent_index_is_built_again() {
     async fn state(s: &super::PgStore) -> (Option<bool>, bool) {
-        let r = s
-            .client()
-            .await
-            .unwrap()
-            .query_one(
-                "SELECT (SELECT indisvalid FROM pg_index WHERE indexrelid = \
-                   to_regclass(format('%I.%I', current_schema(), 'claims_statement'))), \
-                 to_regclass(format('%I.%I', current_schema(), 'claims_settlement')) IS NOT NULL",
-                &[],
-            )
-            .await
-            .unwrap();
-        (r.get(0), r.get(1))
+        index_and_replaced(
+            s,
+            "SELECT (SELECT indisvalid FROM pg_index WHERE indexrelid = \
+               to_regclass(format('%I.%I', current_schema(), 'claims_statement'))), \
+             to_regclass(format('%I.%I', current_schema(), 'claims_settlement')) IS NOT NULL",
+        )
+        .await
     }
     let cfg = crate::store::testing::postgres_config();
     let Some(s) = crate::store::testing::migrated_postgres(&cfg).await else {
@@ -568,21 +569,15 @@ async fn an_interrupted_concurrent_index_is_built_again() {
 #[tokio::test]
 async fn the_claims_key_replaces_its_constraint_when_the_table_is_free() {
     async fn state(s: &super::PgStore) -> (Option<bool>, bool) {
-        let r = s
-            .client()
-            .await
-            .unwrap()
-            .query_one(
-                "SELECT (SELECT indisvalid AND indisunique AND indnkeyatts = 2 AND indnatts = 4 \
-                   FROM pg_index WHERE indexrelid = \
-                   to_regclass(format('%I.%I', current_schema(), 'claims_key'))), \
-                 EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'claims_scheme_id_claim_id_key' \
-                   AND conrelid = to_regclass(format('%I.claims', current_schema())))",
-                &[],
-            )
-            .await
-            .unwrap();
-        (r.get(0), r.get(1))
+        index_and_replaced(
+            s,
+            "SELECT (SELECT indisvalid AND indisunique AND indnkeyatts = 2 AND indnatts = 4 \
+               FROM pg_index WHERE indexrelid = \
+               to_regclass(format('%I.%I', current_schema(), 'claims_key'))), \
+             EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'claims_scheme_id_claim_id_key' \
+               AND conrelid = to_regclass(format('%I.claims', current_schema())))",
+        )
+        .await
     }
     let cfg = crate::store::testing::postgres_config();
     let Some(s) = crate::store::testing::migrated_postgres(&cfg).await else {
