@@ -33,14 +33,19 @@ const LOG_LOCK_TIMEOUT: &str = "500ms";
 const DEFAULT_ROWS_MAX: i64 = 100_000;
 
 /// The longest one statement of a month's move may take
-/// ([`MOVE_SUBJECTS`] subjects: well under a second at a year of a
+/// ([`MOVE_ROWS`] rows: well under a second at a year of a
 /// country, docs/PERFORMANCE.md), in place of the live calls' statement
 /// timeout.
 const MONTH_TIMEOUT: &str = "10min";
 
-/// Subjects (a claim's rows share one) per statement of a month's move,
-/// each statement followed by a rest as long as it took.
-pub(super) const MOVE_SUBJECTS: i64 = 10_000;
+/// Rows per statement of a month's move: each statement reads at most
+/// this many entries of the month's subject index and looks up at most
+/// this many subjects (a claim's rows share one), however many rows one
+/// subject has (a scheme's eligibility checks share `SCHEME/eligibility`:
+/// 850,000 rows of a month at 10 million claims, one statement of up to
+/// 290 ms when batches were counted in subjects, docs/PERFORMANCE.md).
+/// Each statement is followed by a rest as long as it took.
+pub(super) const MOVE_ROWS: i64 = 5_000;
 
 /// A UTC month, the unit of the audit log's partitions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -114,23 +119,36 @@ fn held_or(e: tokio_postgres::Error, table: &str) -> Result<Dropped, StoreError>
 }
 
 /// One batch of a month's move ([`PgStore::drop_audit_month`]): the next
-/// `$2` subjects of `table` after `$1`, in order, read from its subject
-/// index alone (an index-only scan: the table's pages, through shared
-/// buffers, would push out the pages live calls use); the rows of those
-/// whose claim is not final moved to `audit_kept` under their ids.
-/// Returns the rows moved, the subjects read, the last of them, and the
-/// rows those subjects have (counted on the index too).
+/// `$3` rows of `table` after the row `($1, $2)` (subject, id), in that
+/// order, read from its subject index alone (an index-only scan: the
+/// table's pages, through shared buffers, would push out the pages live
+/// calls use); the rows among them of subjects whose claim is not final
+/// moved to `audit_kept` under their ids. A subject's rows may span
+/// batches: each moves those it read (up to the subject's last id in the
+/// batch; the first subject's after `$2`). The held subjects are looked up
+/// once, first (`MATERIALIZED`), and their rows found from each of them by
+/// the index (`LATERAL`, kept a subquery of each by `OFFSET 0`), then
+/// deleted by row address (the month is locked
+/// against writers): joined plainly, PostgreSQL planned the delete as a
+/// scan of the rest of the month, or of the batch's rows from the table
+/// (5,000 rows read to move none), depending on its estimates. Returns the
+/// rows moved, the rows read, and the last row read (subject, id), `NULL`
+/// when none was.
 pub(super) fn move_sql(table: &str) -> String {
     let cols = "id, at_ms, direction, party, method, subject, request_hash, outcome, trace_id";
     format!(
-        "WITH batch AS (SELECT subject, COUNT(*) AS n FROM {table} WHERE subject > $1 \
-           GROUP BY subject ORDER BY subject LIMIT $2), \
-         held AS (SELECT a.subject FROM batch a WHERE {held}), \
-         moved AS (DELETE FROM {table} m WHERE m.subject IN (SELECT subject FROM held) \
+        "WITH batch AS (SELECT subject, COUNT(*) AS n, MAX(id) AS last_id FROM \
+           (SELECT subject, id FROM {table} WHERE (subject, id) > ($1, $2) \
+            ORDER BY subject, id LIMIT $3) r GROUP BY subject), \
+         last AS (SELECT subject, last_id FROM batch ORDER BY subject DESC LIMIT 1), \
+         held AS MATERIALIZED (SELECT a.subject, a.last_id FROM batch a WHERE {held}), \
+         moved AS (DELETE FROM {table} WHERE ctid = ANY (ARRAY(SELECT r.ctid FROM held h \
+           CROSS JOIN LATERAL (SELECT ctid FROM {table} WHERE subject = h.subject \
+             AND id <= h.last_id AND (h.subject <> $1 OR id > $2) OFFSET 0) r)) \
            RETURNING {cols}), \
          kept AS (INSERT INTO audit_kept ({cols}) SELECT {cols} FROM moved RETURNING 1) \
-         SELECT (SELECT COUNT(*) FROM kept), (SELECT COUNT(*) FROM batch), \
-         (SELECT MAX(subject) FROM batch), (SELECT COALESCE(SUM(n), 0)::BIGINT FROM batch)",
+         SELECT (SELECT COUNT(*) FROM kept), (SELECT COALESCE(SUM(n), 0)::BIGINT FROM batch), \
+         (SELECT subject FROM last), (SELECT last_id FROM last)",
         held = core::audit_row_held("strpos"),
     )
 }
@@ -270,9 +288,9 @@ impl PgStore {
     /// Drops `month`'s partition in one transaction: its rows of claims
     /// not final are moved to `audit_kept` (same ids), the rest go with
     /// the partition. The move reads the month's subjects from its index
-    /// ([`move_sql`]), `batch` of them at a time in order, and looks each
-    /// up once among the claims (a claim's rows share its subject); only
-    /// the rows moved are written.
+    /// ([`move_sql`]), `batch` rows at a time in order, and looks each
+    /// subject of a batch up once among the claims (a claim's rows share
+    /// its subject); only the rows moved are written.
     pub(super) async fn drop_audit_month(
         &self,
         month: AuditMonth,
@@ -306,20 +324,23 @@ impl PgStore {
         if let Err(e) = tx.batch_execute(&lock).await {
             return held_or(e, &table);
         }
-        // In batches of subjects in order, resting as long as each took (the
-        // month is locked against writers, not readers, meanwhile): the
-        // probe of each subject is CPU, and half of it is left to live
-        // calls, as the row batches do.
+        // In batches of rows in the subject index's order, resting as long
+        // as each took (the month is locked against writers, not readers,
+        // meanwhile): the probe of each subject is CPU, and half of it is
+        // left to live calls, as the row batches do.
         let move_sql = move_sql(&table);
-        let (mut moved, mut all, mut after) = (0i64, 0i64, String::new());
+        let (mut moved, mut all) = (0i64, 0i64);
+        let (mut after, mut after_id) = (String::new(), i64::MIN);
         loop {
             let began = tokio::time::Instant::now();
-            let r = tx.query_one(&move_sql, &[&after, &batch]).await?;
-            let (kept, read, last): (i64, i64, Option<String>) = (r.get(0), r.get(1), r.get(2));
+            let r = tx
+                .query_one(&move_sql, &[&after, &after_id, &batch])
+                .await?;
+            let (kept, read): (i64, i64) = (r.get(0), r.get(1));
             moved += kept;
-            all += r.get::<_, i64>(3);
-            match last {
-                Some(last) if read == batch => after = last,
+            all += read;
+            match (r.get::<_, Option<String>>(2), r.get::<_, Option<i64>>(3)) {
+                (Some(last), Some(last_id)) if read == batch => (after, after_id) = (last, last_id),
                 _ => break,
             }
             core::rest_after_batch(began).await;
@@ -397,7 +418,7 @@ impl AuditStore for PgStore {
             if month.next().start_ms() > before_ms {
                 break;
             }
-            match self.drop_audit_month(month, MOVE_SUBJECTS).await? {
+            match self.drop_audit_month(month, MOVE_ROWS).await? {
                 Dropped::Rows(n) => total += n,
                 Dropped::Busy => return Ok((total > 0).then_some(total)),
                 Dropped::Held => break,
