@@ -43,8 +43,12 @@ const MONTH_TIMEOUT: &str = "10min";
 /// this many subjects (a claim's rows share one), however many rows one
 /// subject has (a scheme's eligibility checks share `SCHEME/eligibility`:
 /// 850,000 rows of a month at 10 million claims, one statement of up to
-/// 290 ms when batches were counted in subjects, docs/PERFORMANCE.md).
-/// Each statement is followed by a rest as long as it took.
+/// 295 ms when batches were counted in subjects, docs/PERFORMANCE.md);
+/// the rows it moves are read once more, by the same index. Each
+/// statement is followed by a rest as long as it took. A subject is
+/// tested in each batch that reads its rows: a claim that becomes final
+/// during the move has its earlier rows moved and the rest dropped (the
+/// rows moved are then pruned with `audit_kept`'s).
 pub(super) const MOVE_ROWS: i64 = 5_000;
 
 /// A UTC month, the unit of the audit log's partitions.
@@ -124,8 +128,8 @@ fn held_or(e: tokio_postgres::Error, table: &str) -> Result<Dropped, StoreError>
 /// table's pages, through shared buffers, would push out the pages live
 /// calls use); the rows among them of subjects whose claim is not final
 /// moved to `audit_kept` under their ids. A subject's rows may span
-/// batches: each moves those it read (up to the subject's last id in the
-/// batch; the first subject's after `$2`). The held subjects are looked up
+/// batches: each moves those it read (between the subject's first and last
+/// id in the batch, a range of the index). The held subjects are looked up
 /// once, first (`MATERIALIZED`), and their rows found from each of them by
 /// the index (`LATERAL`, kept a subquery of each by `OFFSET 0`), then
 /// deleted by row address (the month is locked
@@ -137,14 +141,14 @@ fn held_or(e: tokio_postgres::Error, table: &str) -> Result<Dropped, StoreError>
 pub(super) fn move_sql(table: &str) -> String {
     let cols = "id, at_ms, direction, party, method, subject, request_hash, outcome, trace_id";
     format!(
-        "WITH batch AS (SELECT subject, COUNT(*) AS n, MAX(id) AS last_id FROM \
+        "WITH batch AS (SELECT subject, COUNT(*) AS n, MIN(id) AS first_id, MAX(id) AS last_id FROM \
            (SELECT subject, id FROM {table} WHERE (subject, id) > ($1, $2) \
             ORDER BY subject, id LIMIT $3) r GROUP BY subject), \
          last AS (SELECT subject, last_id FROM batch ORDER BY subject DESC LIMIT 1), \
-         held AS MATERIALIZED (SELECT a.subject, a.last_id FROM batch a WHERE {held}), \
+         held AS MATERIALIZED (SELECT a.subject, a.first_id, a.last_id FROM batch a WHERE {held}), \
          moved AS (DELETE FROM {table} WHERE ctid = ANY (ARRAY(SELECT r.ctid FROM held h \
            CROSS JOIN LATERAL (SELECT ctid FROM {table} WHERE subject = h.subject \
-             AND id <= h.last_id AND (h.subject <> $1 OR id > $2) OFFSET 0) r)) \
+             AND id BETWEEN h.first_id AND h.last_id OFFSET 0) r)) \
            RETURNING {cols}), \
          kept AS (INSERT INTO audit_kept ({cols}) SELECT {cols} FROM moved RETURNING 1) \
          SELECT (SELECT COUNT(*) FROM kept), (SELECT COALESCE(SUM(n), 0)::BIGINT FROM batch), \
