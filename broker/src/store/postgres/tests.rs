@@ -388,40 +388,40 @@ async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
     c.batch_execute("VACUUM ANALYZE claims, audit_log_default")
         .await
         .unwrap();
-    let plan: Vec<String> = c
-        .query(
-            &format!(
-                "EXPLAIN (COSTS OFF) SELECT COUNT(*) FROM audit_log_default a WHERE {}",
-                crate::store::core::audit_row_held("strpos")
-            ),
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let plan = plan.join("\n");
+    // A statement's plan, one line of text per node.
+    let explain =
+        |sql: String, params: &'static [&'static (dyn tokio_postgres::types::ToSql + Sync)]| {
+            let c = &c;
+            async move {
+                let rows = c
+                    .query(&format!("EXPLAIN (COSTS OFF) {sql}"), params)
+                    .await
+                    .unwrap();
+                rows.iter()
+                    .map(|r| r.get::<_, String>(0))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+        };
+    let plan = explain(
+        format!(
+            "SELECT COUNT(*) FROM audit_log_default a WHERE {}",
+            crate::store::core::audit_row_held("strpos")
+        ),
+        &[],
+    )
+    .await;
     assert!(
         plan.contains("Index Only Scan using claims_key on claims c"),
         "{plan}"
     );
     assert!(plan.contains("hashed SubPlan"), "periods read once: {plan}");
     // A month's move reads its subjects from their index alone.
-    let plan: Vec<String> = c
-        .query(
-            &format!(
-                "EXPLAIN (COSTS OFF) {}",
-                super::audit::move_sql("audit_log_default")
-            ),
-            &[&"", &i64::MIN, &super::audit::MOVE_ROWS],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let plan = plan.join("\n");
+    let plan = explain(
+        super::audit::move_sql("audit_log_default"),
+        &[&"", &i64::MIN, &super::audit::MOVE_ROWS],
+    )
+    .await;
     assert!(
         plan.lines()
             .any(|l| l.contains("Index Only Scan using") && l.contains("on audit_log_default")),
@@ -539,35 +539,39 @@ async fn index_and_replaced(s: &super::PgStore, sql: &str) -> (Option<bool>, boo
     (r.get(0), r.get(1))
 }
 
+/// A migrated store whose concurrent index, as `state` reads it
+/// ([`index_and_replaced`]), is valid and has replaced what it replaces;
+/// then `undo` run on it (a build interrupted, a store migrated before the
+/// index). `None` without PostgreSQL.
+async fn concurrent_index_undone(state: &str, undo: &str) -> Option<super::PgStore> {
+    let cfg = crate::store::testing::postgres_config();
+    let s = crate::store::testing::migrated_postgres(&cfg).await?;
+    assert_eq!(index_and_replaced(&s, state).await, (Some(true), false));
+    s.client().await.unwrap().batch_execute(undo).await.unwrap();
+    Some(s)
+}
+
 /// The statement's index is built after the migrations commit, beside
 /// writers (`CONCURRENT_INDEXES`); one left invalid, as an interrupted
 /// build leaves it, is built again by the next migrate, and the index it
 /// replaces is gone once it is valid.
 #[tokio::test]
 async fn an_interrupted_concurrent_index_is_built_again() {
+    const STATE: &str = "SELECT (SELECT indisvalid FROM pg_index WHERE indexrelid = \
+           to_regclass(format('%I.%I', current_schema(), 'claims_statement'))), \
+         to_regclass(format('%I.%I', current_schema(), 'claims_settlement')) IS NOT NULL";
     async fn state(s: &super::PgStore) -> (Option<bool>, bool) {
-        index_and_replaced(
-            s,
-            "SELECT (SELECT indisvalid FROM pg_index WHERE indexrelid = \
-               to_regclass(format('%I.%I', current_schema(), 'claims_statement'))), \
-             to_regclass(format('%I.%I', current_schema(), 'claims_settlement')) IS NOT NULL",
-        )
-        .await
+        index_and_replaced(s, STATE).await
     }
-    let cfg = crate::store::testing::postgres_config();
-    let Some(s) = crate::store::testing::migrated_postgres(&cfg).await else {
+    let Some(s) = concurrent_index_undone(
+        STATE,
+        "UPDATE pg_index SET indisvalid = false WHERE indexrelid = \
+         to_regclass(format('%I.%I', current_schema(), 'claims_statement'))",
+    )
+    .await
+    else {
         return;
     };
-    assert_eq!(state(&s).await, (Some(true), false));
-    s.client()
-        .await
-        .unwrap()
-        .batch_execute(
-            "UPDATE pg_index SET indisvalid = false WHERE indexrelid = \
-             to_regclass(format('%I.%I', current_schema(), 'claims_statement'))",
-        )
-        .await
-        .unwrap();
     assert_eq!(state(&s).await, (Some(false), false));
     assert_eq!(s.migrate().await.unwrap(), super::SCHEMA_VERSION);
     assert_eq!(state(&s).await, (Some(true), false));
@@ -579,32 +583,24 @@ async fn an_interrupted_concurrent_index_is_built_again() {
 /// does not fail for it.
 #[tokio::test]
 async fn the_claims_key_replaces_its_constraint_when_the_table_is_free() {
+    const STATE: &str = "SELECT (SELECT indisvalid AND indisunique AND indnkeyatts = 2 \
+           AND indnatts = 4 FROM pg_index WHERE indexrelid = \
+           to_regclass(format('%I.%I', current_schema(), 'claims_key'))), \
+         EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'claims_scheme_id_claim_id_key' \
+           AND conrelid = to_regclass(format('%I.claims', current_schema())))";
     async fn state(s: &super::PgStore) -> (Option<bool>, bool) {
-        index_and_replaced(
-            s,
-            "SELECT (SELECT indisvalid AND indisunique AND indnkeyatts = 2 AND indnatts = 4 \
-               FROM pg_index WHERE indexrelid = \
-               to_regclass(format('%I.%I', current_schema(), 'claims_key'))), \
-             EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'claims_scheme_id_claim_id_key' \
-               AND conrelid = to_regclass(format('%I.claims', current_schema())))",
-        )
-        .await
+        index_and_replaced(s, STATE).await
     }
-    let cfg = crate::store::testing::postgres_config();
-    let Some(s) = crate::store::testing::migrated_postgres(&cfg).await else {
+    // As a store migrated before the index was.
+    let Some(s) = concurrent_index_undone(
+        STATE,
+        "ALTER TABLE claims ADD CONSTRAINT claims_scheme_id_claim_id_key \
+         UNIQUE (scheme_id, claim_id)",
+    )
+    .await
+    else {
         return;
     };
-    assert_eq!(state(&s).await, (Some(true), false));
-    // As a store migrated before the index was.
-    s.client()
-        .await
-        .unwrap()
-        .batch_execute(
-            "ALTER TABLE claims ADD CONSTRAINT claims_scheme_id_claim_id_key \
-             UNIQUE (scheme_id, claim_id)",
-        )
-        .await
-        .unwrap();
     assert_eq!(state(&s).await, (Some(true), true));
     // A long reader of the claims: the constraint waits for it.
     let mut reader = s.client().await.unwrap();
