@@ -579,18 +579,12 @@ fn every_scheme_waiting(f: &ClaimFilter) -> String {
 /// table (or, on SQLite, the writer) for more than one batch.
 pub(super) const PRUNE_BATCH: i64 = 1_000;
 
-/// Rests after each batch of row-by-row retention, in units of the batch's
-/// own time: as long as it took, so that it takes at most half of one
-/// connection's time, however large the backlog (measured: `bench`,
-/// "retention ... live claims meanwhile"; docs/PERFORMANCE.md).
-pub(super) const PRUNE_RESTS: u32 = 1;
-
-/// Between two batches, retention rests `rests` times as long as the batch
-/// took: the batches take at most `1 / (rests + 1)` of the time, whatever
-/// the host's speed or the cache's state (a batch that reads from disk
-/// rests as much longer).
-pub(super) async fn rest_after_batch(began: tokio::time::Instant, rests: u32) {
-    tokio::time::sleep(began.elapsed().saturating_mul(rests)).await;
+/// Between two batches, retention rests as long as the batch took: it takes
+/// at most half of the database's time from live calls, however large the
+/// backlog (measured: `bench`, "retention ... live claims meanwhile";
+/// docs/PERFORMANCE.md).
+pub(super) async fn rest_after_batch(began: tokio::time::Instant) {
+    tokio::time::sleep(began.elapsed()).await;
 }
 
 /// One batch of retention pruning: audit rows older than the cutoff, oldest
@@ -959,21 +953,6 @@ mod tests {
     use super::*;
 
     const ALL: [ClaimState; 6] = ClaimState::ALL;
-
-    /// A batch of 40 ms rests 40 ms row by row; 120 ms at three rests (a
-    /// month's move on PostgreSQL): half and a quarter of the time.
-    #[tokio::test(start_paused = true)]
-    async fn retention_rests_a_multiple_of_each_batch() {
-        use std::time::Duration;
-        use tokio::time::{Instant, advance};
-        for (rests, expected) in [(PRUNE_RESTS, 40), (3, 120)] {
-            let began = Instant::now();
-            advance(Duration::from_millis(40)).await;
-            let resting = Instant::now();
-            rest_after_batch(began, rests).await;
-            assert_eq!(resting.elapsed(), Duration::from_millis(expected));
-        }
-    }
 
     fn sql_list(states: impl Iterator<Item = ClaimState>) -> String {
         let names: Vec<String> = states.map(|s| format!("'{}'", s.as_str())).collect();

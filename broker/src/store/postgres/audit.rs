@@ -51,17 +51,6 @@ const MONTH_TIMEOUT: &str = "10min";
 /// rows moved are then pruned with `audit_kept`'s).
 pub(super) const MOVE_ROWS: i64 = 5_000;
 
-/// Rests after each statement of a month's move, in units of the
-/// statement's own time: the move works at most a quarter of the time on
-/// one connection (row-by-row retention, [`core::PRUNE_RESTS`], half). Its
-/// statements are mostly reads, of the month's subject index and of the
-/// claims' key, which at a year of a country come partly from disk: the
-/// pace of those reads is what live calls feel, more than the pass's
-/// length (a month moved and dropped in 12 to 24 s at 10 million claims at
-/// half the time, docs/PERFORMANCE.md, eleventh part). The pass is as
-/// much longer: about four times its work.
-pub(super) const MOVE_RESTS: u32 = 3;
-
 /// A UTC month, the unit of the audit log's partitions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct AuditMonth {
@@ -339,9 +328,10 @@ impl PgStore {
         if let Err(e) = tx.batch_execute(&lock).await {
             return held_or(e, &table);
         }
-        // In batches of rows in the subject index's order, resting
-        // [`MOVE_RESTS`] times as long as each took (the month is locked
-        // against writers, not readers, meanwhile).
+        // In batches of rows in the subject index's order, resting as long
+        // as each took (the month is locked against writers, not readers,
+        // meanwhile): the probe of each subject is CPU, and half of it is
+        // left to live calls, as the row batches do.
         let move_sql = move_sql(&table);
         let (mut moved, mut all) = (0i64, 0i64);
         let (mut after, mut after_id) = (String::new(), i64::MIN);
@@ -357,7 +347,7 @@ impl PgStore {
                 (Some(last), Some(last_id)) if read == batch => (after, after_id) = (last, last_id),
                 _ => break,
             }
-            core::rest_after_batch(began, MOVE_RESTS).await;
+            core::rest_after_batch(began).await;
         }
         if let Err(e) = tx.batch_execute(&format!("DROP TABLE {table}")).await {
             return held_or(e, &table);
@@ -399,7 +389,7 @@ impl PgStore {
                 return Ok(Some(total));
             }
             drop(c);
-            core::rest_after_batch(began, core::PRUNE_RESTS).await;
+            core::rest_after_batch(began).await;
         }
     }
 }

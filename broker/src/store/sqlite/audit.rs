@@ -38,7 +38,7 @@ impl AuditStore for SqliteStore {
             if n < core::PRUNE_BATCH as u64 {
                 return Ok(Some(total));
             }
-            core::rest_after_batch(began, core::PRUNE_RESTS).await;
+            core::rest_after_batch(began).await;
         }
     }
 
