@@ -339,8 +339,9 @@ pub struct EligibilityAtScale {
 /// its table, function and trigger; 18: the audit log by month, a rename
 /// of the table written so far and a new partitioned one; then the
 /// claims' key with their state and period, built concurrently in place
-/// of the key's constraint) are the last ones of a release, the kind an
-/// upgrade applies.
+/// of the key's constraint; 19: a column on the periods, then the index of
+/// the claims in no closed period, built concurrently) are the last ones of
+/// a release, the kind an upgrade applies.
 const MIGRATED_FROM: i64 = 11;
 
 /// What undoing them takes (the seeded store holds no hold, authorization
@@ -350,8 +351,9 @@ const MIGRATED_FROM: i64 = 11;
 /// partitions with their rows (the year's audit, already measured): the
 /// table written before them becomes the audit log again, which 18 renames
 /// without reading a row, whatever it holds.
-const UNDO: &str =
-    "ALTER TABLE claims ADD CONSTRAINT claims_scheme_id_claim_id_key UNIQUE (scheme_id, claim_id);
+const UNDO: &str = "DROP INDEX claims_open;
+ALTER TABLE periods DROP COLUMN first_created_ms;
+ALTER TABLE claims ADD CONSTRAINT claims_scheme_id_claim_id_key UNIQUE (scheme_id, claim_id);
 DROP INDEX claims_key;
 DROP VIEW audit_all;
 ALTER SEQUENCE audit_log_id_seq OWNED BY audit_kept.id;
@@ -411,9 +413,9 @@ pub async fn remigrate(db: &BenchDb) -> Migrations {
     };
     // The undo is written for these migrations: a later one must be added
     // to it first.
-    if passerelle_broker::store::postgres::SCHEMA_VERSION != 18 {
+    if passerelle_broker::store::postgres::SCHEMA_VERSION != 19 {
         out.error = Some(format!(
-            "the undo knows migrations 12 to 18, the schema has {}: extend UNDO",
+            "the undo knows migrations 12 to 19, the schema has {}: extend UNDO",
             passerelle_broker::store::postgres::SCHEMA_VERSION
         ));
         return out;
@@ -464,7 +466,7 @@ pub async fn remigrate(db: &BenchDb) -> Migrations {
     .await;
     if let Some(e) = undone.first() {
         // One transaction: nothing was undone.
-        out.error = Some(format!("undoing migrations 12 to 18: {e}"));
+        out.error = Some(format!("undoing migrations 12 to 19: {e}"));
         return out;
     }
     out.ceiling_rows = rows;

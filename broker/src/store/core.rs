@@ -627,9 +627,12 @@ pub(super) fn prune_audit_rows_sql(
 }
 
 /// Whether the audit row `a` belongs to a claim not final yet (not
-/// cancelled, not rejected, not in a settled period): retention keeps it,
-/// whatever its age. The one definition of what retention keeps, for the
-/// row batches and for a month's partition before it is dropped.
+/// cancelled, not rejected, not in a settled period) and was written at
+/// most [`ROWS_BEFORE_CLAIM_MS`] before the claim was created: retention
+/// keeps it, whatever its age. The one definition of what retention keeps,
+/// for the row batches here and for a month's partition before it is
+/// dropped (PostgreSQL's `audit::move_sql`, which finds the same rows from
+/// the claims' side).
 ///
 /// Always one probe of the claims' key per row: `OFFSET 0` (after the
 /// `LIMIT` SQLite needs before it) keeps PostgreSQL from turning the test
@@ -642,7 +645,9 @@ pub(super) fn prune_audit_rows_sql(
 /// PostgreSQL as a scan of the small periods table for each row, 60 % of
 /// the test's time (docs/PERFORMANCE.md). On PostgreSQL the claim's key
 /// index carries its state and period (`claims_key`, migrations'
-/// `CONCURRENT_INDEXES`), so the probe reads no claim row.
+/// `CONCURRENT_INDEXES`); its creation time is read from the claim's row
+/// (these batches run on the small tables: rows kept past their month and
+/// the default partition).
 pub(super) fn audit_row_held(pos: &str) -> String {
     format!(
         "EXISTS (SELECT 1 FROM claims c \
@@ -653,9 +658,20 @@ pub(super) fn audit_row_held(pos: &str) -> String {
          AND c.state NOT IN ('cancelled', 'rejected') \
          AND (c.period_id IS NULL \
            OR c.period_id IN (SELECT p.id FROM periods p WHERE p.state <> 'settled')) \
+         AND c.created_ms < a.at_ms + {ROWS_BEFORE_CLAIM_MS} \
          LIMIT 1 OFFSET 0)"
     )
 }
+
+/// How long before a claim's creation an audit row of its subject still
+/// belongs to it (and is kept with it while it is not final): a day, which
+/// covers the clocks of replicas apart and a call refused just before the
+/// claim was stored. Rows older than that (a claim number refused months
+/// before it was sent again) are pruned with their month, as rows of no
+/// claim. The bound lets a month's drop look only at the claims created
+/// before the month's end and a day, not at every row of the month
+/// (docs/PERFORMANCE.md, "Retention by the claims still open").
+pub(super) const ROWS_BEFORE_CLAIM_MS: i64 = 86_400_000;
 
 /// Where the next batch of a retention pass starts: the latest time this
 /// batch deleted (rows of that very millisecond may remain), else where it

@@ -181,3 +181,38 @@ pub async fn retention_prunes_only_final_claims(store: Arc<dyn Store>) {
             .all(|(_, e)| e.subject != "CNSS/eligibility" || e.at_ms == 9_000)
     );
 }
+
+/// A claim keeps its rows from a day before it was created on
+/// (`core::ROWS_BEFORE_CLAIM_MS`): an older row of its subject (its number
+/// refused long before it was sent again) is pruned as a row of no claim.
+pub async fn retention_keeps_a_claims_rows_from_a_day_before_it(store: Arc<dyn Store>) {
+    const DAY: i64 = 86_400_000;
+    let mut n = new_claim(sample_claim("CNSS", "AGAIN", "I1"));
+    n.now_ms = 3 * DAY;
+    n.lease_until_ms = 3 * DAY + 10_000;
+    store.begin_claim(n).await.unwrap();
+    let row = |at| AuditEntry {
+        at_ms: at,
+        direction: Direction::In,
+        party: "scheme:CNSS".into(),
+        method: "CoordinateClaim".into(),
+        subject: "CNSS/AGAIN".into(),
+        request_hash: "h".into(),
+        outcome: "refused".into(),
+        trace_id: String::new(),
+    };
+    // A month and more before it, then just under a day, then just over.
+    store
+        .append_audit(&[row(1_000), row(2 * DAY + 1), row(2 * DAY - 1)])
+        .await
+        .unwrap();
+    assert_eq!(store.prune_audit(3 * DAY).await.unwrap(), Some(2));
+    let left: Vec<i64> = store
+        .read_audit(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e.at_ms)
+        .collect();
+    assert_eq!(left, [2 * DAY + 1], "the row of the day before it stays");
+}

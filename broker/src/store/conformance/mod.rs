@@ -80,6 +80,7 @@ macro_rules! store_conformance_suite {
             audit_is_appended_and_read_back,
             partner_activity_and_claim_audit,
             retention_prunes_only_final_claims,
+            retention_keeps_a_claims_rows_from_a_day_before_it,
         );
         $crate::store_conformance_suite!(@section partners $make;
             pauses_and_breakers_hold_the_worker,
@@ -156,7 +157,7 @@ pub fn sample_claim(scheme: &str, claim_id: &str, invoice: &str) -> Claim {
     }
 }
 
-fn new_claim(claim: Claim) -> NewClaim {
+pub(crate) fn new_claim(claim: Claim) -> NewClaim {
     NewClaim {
         request_hash: claim.canonical_hash(),
         adjudication_key: format!("adj-{}", claim.claim_id),
@@ -188,7 +189,7 @@ fn year_key(subject: &str) -> CeilingKey {
     }
 }
 
-fn coordinated(ms: &[i64], consumption: Vec<CeilingUse>) -> Outcome {
+pub(crate) fn coordinated(ms: &[i64], consumption: Vec<CeilingUse>) -> Outcome {
     Outcome::Coordinated {
         shares: shares(ms),
         product: None,

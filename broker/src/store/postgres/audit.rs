@@ -7,7 +7,9 @@
 //! (`prepare_audit`, whether it prunes or not), plus `audit_log_default` for a row
 //! no month takes (a clock far off, a month not made). Retention drops a
 //! month once all of it is older than the cutoff, after moving the rows
-//! of claims not final yet to `audit_kept`, which also holds what was
+//! of claims not final yet to `audit_kept` (found from the claims not
+//! final old enough to hold some, not by reading the month), which also
+//! holds what was
 //! written before the months; those two tables and the default partition
 //! are pruned row by row, as before (`core::prune_audit_rows_sql`). So a
 //! row is kept at least the retention's days and at most a month more
@@ -32,24 +34,24 @@ const LOG_LOCK_TIMEOUT: &str = "500ms";
 /// schema 18 (docs/operations.md, "Retention on a large database").
 const DEFAULT_ROWS_MAX: i64 = 100_000;
 
-/// The longest one statement of a month's move may take
-/// ([`MOVE_ROWS`] rows: well under a second at a year of a
-/// country, docs/PERFORMANCE.md), in place of the live calls' statement
-/// timeout.
+/// The longest one statement of a month's move may take (the rows of
+/// [`MOVE_ROWS`] claims, those of one period left unsettled, or the count
+/// of the month's rows: well under a second at a year of a country,
+/// docs/PERFORMANCE.md), in place of the live calls' statement timeout.
 const MONTH_TIMEOUT: &str = "10min";
 
-/// Rows per statement of a month's move: each statement reads at most
-/// this many entries of the month's subject index and looks up at most
-/// this many subjects (a claim's rows share one), however many rows one
-/// subject has (a scheme's eligibility checks share `SCHEME/eligibility`:
-/// 850,000 rows of a month at 10 million claims, one statement of up to
-/// 295 ms when batches were counted in subjects, docs/PERFORMANCE.md);
-/// the rows it moves are read once more, by the same index. Each
-/// statement is followed by a rest as long as it took. A subject is
-/// tested in each batch that reads its rows: a claim that becomes final
-/// during the move has its earlier rows moved and the rest dropped (the
-/// rows moved are then pruned with `audit_kept`'s).
+/// Claims per statement of a month's move: each statement reads at most
+/// this many entries of `claims_open` (the claims created before the
+/// month's end and a day, in no closed period and not final: on a store
+/// of a year, those of statements left open a year), and moves their rows
+/// of the month. Each statement is followed by a rest as long as it took.
 pub(super) const MOVE_ROWS: i64 = 5_000;
+
+/// The claims that may still hold audit rows of an old month while in no
+/// closed period: the predicate of the `claims_open` index
+/// (migrations' `CONCURRENT_INDEXES`), as its queries must write it for
+/// PostgreSQL to use it.
+pub(super) const OPEN_CLAIM: &str = "period_id IS NULL AND state NOT IN ('cancelled', 'rejected')";
 
 /// A UTC month, the unit of the audit log's partitions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -122,40 +124,76 @@ fn held_or(e: tokio_postgres::Error, table: &str) -> Result<Dropped, StoreError>
     }
 }
 
-/// One batch of a month's move ([`PgStore::drop_audit_month`]): the next
-/// `$3` rows of `table` after the row `($1, $2)` (subject, id), in that
-/// order, read from its subject index alone (an index-only scan: the
-/// table's pages, through shared buffers, would push out the pages live
-/// calls use); the rows among them of subjects whose claim is not final
-/// moved to `audit_kept` under their ids. A subject's rows may span
-/// batches: each moves those it read (between the subject's first and last
-/// id in the batch, a range of the index). The held subjects are looked up
-/// once, first (`MATERIALIZED`), and their rows found from each of them by
-/// the index (`LATERAL`, kept a subquery of each by `OFFSET 0`), then
-/// deleted by row address (the month is locked
-/// against writers): joined plainly, PostgreSQL planned the delete as a
-/// scan of the rest of the month, or of the batch's rows from the table
-/// (5,000 rows read to move none), depending on its estimates. Returns the
-/// rows moved, the rows read, and the last row read (subject, id), `NULL`
-/// when none was.
-pub(super) fn move_sql(table: &str) -> String {
+/// One statement of a month's move ([`PgStore::drop_audit_month`]): the
+/// rows of `table` whose claim is one of `claims` (a query of the claims
+/// not final that may hold some, giving `created_ms, id, subject`) are
+/// moved to `audit_kept` under their ids: those of its subject written at
+/// most [`core::ROWS_BEFORE_CLAIM_MS`] before the claim's creation, as
+/// [`core::audit_row_held`] keeps them. The claims are read once, first
+/// (`MATERIALIZED`), and each claim's rows found by the month's subject
+/// index (`LATERAL`, kept a subquery of each by `OFFSET 0`), then deleted
+/// by row address (the month is locked against writers): joined plainly,
+/// PostgreSQL may plan the delete as a scan of the month. Returns the rows
+/// moved, the claims read, and the last claim read (creation time, id),
+/// `NULL` when none was.
+fn move_sql(table: &str, claims: &str) -> String {
     let cols = "id, at_ms, direction, party, method, subject, request_hash, outcome, trace_id";
     format!(
-        "WITH batch AS (SELECT subject, COUNT(*) AS n, MIN(id) AS first_id, MAX(id) AS last_id FROM \
-           (SELECT subject, id FROM {table} WHERE (subject, id) > ($1, $2) \
-            ORDER BY subject, id LIMIT $3) r GROUP BY subject), \
-         last AS (SELECT subject, last_id FROM batch ORDER BY subject DESC LIMIT 1), \
-         held AS MATERIALIZED (SELECT a.subject, a.first_id, a.last_id FROM batch a WHERE {held}), \
-         moved AS (DELETE FROM {table} WHERE ctid = ANY (ARRAY(SELECT r.ctid FROM held h \
+        "WITH claim AS MATERIALIZED ({claims}), \
+         last AS (SELECT created_ms, id FROM claim ORDER BY created_ms DESC, id DESC LIMIT 1), \
+         moved AS (DELETE FROM {table} WHERE ctid = ANY (ARRAY(SELECT r.ctid FROM claim h \
            CROSS JOIN LATERAL (SELECT ctid FROM {table} WHERE subject = h.subject \
-             AND id BETWEEN h.first_id AND h.last_id OFFSET 0) r)) \
+             AND at_ms > h.created_ms - {before} OFFSET 0) r)) \
            RETURNING {cols}), \
          kept AS (INSERT INTO audit_kept ({cols}) SELECT {cols} FROM moved RETURNING 1) \
-         SELECT (SELECT COUNT(*) FROM kept), (SELECT COALESCE(SUM(n), 0)::BIGINT FROM batch), \
-         (SELECT subject FROM last), (SELECT last_id FROM last)",
-        held = core::audit_row_held("strpos"),
+         SELECT (SELECT COUNT(*) FROM kept), (SELECT COUNT(*) FROM claim), \
+         (SELECT created_ms FROM last), (SELECT id FROM last)",
+        before = core::ROWS_BEFORE_CLAIM_MS,
     )
 }
+
+/// A month's move of the claims in no closed period ([`move_sql`]): the
+/// next `$4` of them created before `$1` (the month's end and a day), after
+/// the claim `($2, $3)` (creation time, id), in the order of the
+/// `claims_open` index, whose range it reads. A subject is the claim's
+/// scheme, `/` and its number, split at its first `/` by
+/// [`core::audit_row_held`]: a scheme whose id held a `/` (none does) would
+/// name no claim there, nor here.
+pub(super) fn move_open_sql(table: &str) -> String {
+    move_sql(
+        table,
+        &format!(
+            "SELECT created_ms, id, scheme_id || '/' || claim_id AS subject FROM claims \
+             WHERE {OPEN_CLAIM} AND created_ms < $1 AND (created_ms, id) > ($2, $3) \
+             AND strpos(scheme_id, '/') = 0 ORDER BY created_ms, id LIMIT $4"
+        ),
+    )
+}
+
+/// A month's move of the claims of one closed period not settled
+/// (`$2`, `$3`, `$4`: scheme, mutuelle, period's row id) created before
+/// `$1`, read by the statement's index (`claims_statement`, its range of
+/// the period), in one statement: only periods that may hold such a claim
+/// are looked into ([`STALE_PERIODS`]), a period left unsettled for the
+/// retention's days, so it reads at most that period's claims.
+pub(super) fn move_period_sql(table: &str) -> String {
+    move_sql(
+        table,
+        &format!(
+            "SELECT c.created_ms, c.id, c.scheme_id || '/' || c.claim_id AS subject FROM claims c \
+             WHERE c.scheme_id = $2 AND c.mutuelle_id = $3 AND {} \
+             AND c.state NOT IN ('cancelled', 'rejected') AND c.created_ms < $1 \
+             AND strpos(c.scheme_id, '/') = 0",
+            core::period_claims("$4")
+        ),
+    )
+}
+
+/// The closed periods not settled that may hold a claim created before
+/// `$1`: their oldest claim is older (set by the close, migration 19), or
+/// not known (closed before it).
+pub(super) const STALE_PERIODS: &str = "SELECT id, scheme_id, mutuelle_id FROM periods \
+    WHERE state <> 'settled' AND (first_created_ms IS NULL OR first_created_ms < $1) ORDER BY id";
 
 /// Retention's lock for the rest of `tx`, if no other replica holds it
 /// (then it prunes, and this one skips its turn).
@@ -291,10 +329,16 @@ impl PgStore {
 
     /// Drops `month`'s partition in one transaction: its rows of claims
     /// not final are moved to `audit_kept` (same ids), the rest go with
-    /// the partition. The move reads the month's subjects from its index
-    /// ([`move_sql`]), `batch` rows at a time in order, and looks each
-    /// subject of a batch up once among the claims (a claim's rows share
-    /// its subject); only the rows moved are written.
+    /// the partition. The rows kept are found from the claims' side: only
+    /// a claim created before the month's end and a day may hold them
+    /// ([`core::ROWS_BEFORE_CLAIM_MS`]), and on a store of a year the claims
+    /// not final that old are few: those in no closed period
+    /// ([`move_open_sql`], `batch` at a time), then those of the closed
+    /// periods not settled that may hold such a claim
+    /// ([`move_period_sql`]). In that order: a claim whose period closes
+    /// meanwhile is found in the one or the other. The month's rows are
+    /// then counted and the partition dropped; none of them is read
+    /// otherwise.
     pub(super) async fn drop_audit_month(
         &self,
         month: AuditMonth,
@@ -328,32 +372,40 @@ impl PgStore {
         if let Err(e) = tx.batch_execute(&lock).await {
             return held_or(e, &table);
         }
-        // In batches of rows in the subject index's order, resting as long
-        // as each took (the month is locked against writers, not readers,
-        // meanwhile): the probe of each subject is CPU, and half of it is
-        // left to live calls, as the row batches do.
-        let move_sql = move_sql(&table);
-        let (mut moved, mut all) = (0i64, 0i64);
-        let (mut after, mut after_id) = (String::new(), i64::MIN);
+        let before = month.next().start_ms() + core::ROWS_BEFORE_CLAIM_MS;
+        // Each statement followed by a rest as long as it took (the month
+        // is locked against writers, not readers, meanwhile).
+        let open_sql = move_open_sql(&table);
+        let (mut after_ms, mut after_id) = (i64::MIN, i64::MIN);
         loop {
             let began = tokio::time::Instant::now();
             let r = tx
-                .query_one(&move_sql, &[&after, &after_id, &batch])
+                .query_one(&open_sql, &[&before, &after_ms, &after_id, &batch])
                 .await?;
-            let (kept, read): (i64, i64) = (r.get(0), r.get(1));
-            moved += kept;
-            all += read;
-            match (r.get::<_, Option<String>>(2), r.get::<_, Option<i64>>(3)) {
-                (Some(last), Some(last_id)) if read == batch => (after, after_id) = (last, last_id),
+            let read: i64 = r.get(1);
+            match (r.get::<_, Option<i64>>(2), r.get::<_, Option<i64>>(3)) {
+                (Some(ms), Some(id)) if read == batch => (after_ms, after_id) = (ms, id),
                 _ => break,
             }
             core::rest_after_batch(began).await;
         }
+        let period_sql = move_period_sql(&table);
+        for p in tx.query(STALE_PERIODS, &[&before]).await? {
+            let (id, scheme, mutuelle): (i64, String, String) = (p.get(0), p.get(1), p.get(2));
+            let began = tokio::time::Instant::now();
+            tx.query_one(&period_sql, &[&before, &scheme, &mutuelle, &id])
+                .await?;
+            core::rest_after_batch(began).await;
+        }
+        let dropped: i64 = tx
+            .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
+            .await?
+            .get(0);
         if let Err(e) = tx.batch_execute(&format!("DROP TABLE {table}")).await {
             return held_or(e, &table);
         }
         tx.commit().await?;
-        Ok(Dropped::Rows((all - moved).max(0) as u64))
+        Ok(Dropped::Rows(dropped.max(0) as u64))
     }
 
     /// Retention row by row on one table (the rows kept, the default

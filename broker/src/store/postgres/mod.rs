@@ -405,6 +405,7 @@ impl PgStore {
                 c.batch_execute(create).await?;
             }
             match replaces {
+                Replaces::Nothing => {}
                 Replaces::Index(old) => {
                     c.batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {old}"))
                         .await?

@@ -46,16 +46,22 @@ impl SettlementStore for PgStore {
         .await?
         .ok_or_else(|| backend("no row"))?
         .get(0);
-        let claims = x(
+        // With the oldest claim's creation time, kept on the period for
+        // retention (migration 19, `audit::stale_periods`).
+        let closed = q1(
             &tx,
             &format!(
-                "UPDATE claims c SET period_id = $3 WHERE c.scheme_id = $1 AND c.mutuelle_id = $2 \
-                 AND {} AND c.updated_ms <= $4",
+                "WITH u AS (UPDATE claims c SET period_id = $3 WHERE c.scheme_id = $1 \
+                 AND c.mutuelle_id = $2 AND {} AND c.updated_ms <= $4 RETURNING c.created_ms) \
+                 SELECT COUNT(*), MIN(created_ms) FROM u",
                 core::period_claims("0")
             ),
             &[&scheme_id, &mutuelle_id, &id, &upto.until_ms],
         )
-        .await?;
+        .await?
+        .ok_or_else(|| backend("no row"))?;
+        let (claims, first_created_ms): (i64, Option<i64>) = (closed.get(0), closed.get(1));
+        let claims = claims as u64;
         let recoveries = x(
             &tx,
             "UPDATE recoveries SET period_id = $3 WHERE scheme_id = $1 AND mutuelle_id = $2 AND period_id IS NULL AND created_ms <= $4",
@@ -80,6 +86,12 @@ impl SettlementStore for PgStore {
                 &p.recoveries,
                 &id,
             ],
+        )
+        .await?;
+        x(
+            &tx,
+            "UPDATE periods SET first_created_ms = $1 WHERE id = $2",
+            &[&first_created_ms, &id],
         )
         .await?;
         tx.commit().await?;

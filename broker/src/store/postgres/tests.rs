@@ -378,12 +378,10 @@ async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
             assert!(read <= 20, "a page of 5 lines read {read} claims");
         }
     }
-    // Retention's test of each audit row reads the claims' key alone
-    // (`claims_key` carries state and period): an index-only scan, which
-    // reads no claim row once autovacuum has marked a month-old table's
-    // pages all visible. (Whether this VACUUM may mark them depends on the
-    // oldest snapshot of the database, which parallel tests hold: the
-    // heap fetches are not asserted.)
+    // Retention's test of each audit row, on the rows kept past their
+    // month and the default partition, probes the claims' key
+    // (`claims_key`) for each row; a month's move reads the claims that
+    // may hold rows of it by their own indexes.
     let c = s.client().await.unwrap();
     c.batch_execute("VACUUM ANALYZE claims, audit_log_default")
         .await
@@ -411,34 +409,42 @@ async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
         &[],
     )
     .await;
-    assert!(
-        plan.contains("Index Only Scan using claims_key on claims c"),
-        "{plan}"
-    );
+    assert!(plan.contains("using claims_key on claims c"), "{plan}");
     assert!(plan.contains("hashed SubPlan"), "periods read once: {plan}");
-    // A month's move reads its subjects from their index alone.
+    // A month's move reads the claims in no closed period by the range of
+    // their index, never the month: those created before the month's end
+    // and a day, on a store of a year a few (here none: the seeded claims
+    // were created at 1 ms; past 1, PostgreSQL rightly reads the table,
+    // all of whose claims would be read).
     let plan = explain(
-        super::audit::move_sql("audit_log_default"),
-        &[&"", &i64::MIN, &super::audit::MOVE_ROWS],
+        super::audit::move_open_sql("audit_log_default"),
+        &[&1i64, &i64::MIN, &i64::MIN, &super::audit::MOVE_ROWS],
     )
     .await;
-    assert!(
-        plan.lines()
-            .any(|l| l.contains("Index Only Scan using") && l.contains("on audit_log_default")),
-        "{plan}"
-    );
-    assert!(!plan.contains("Seq Scan on audit_log_default"), "{plan}");
-    // The rows moved are found from each held subject by that index, then
-    // deleted by address: a join PostgreSQL planned from its estimates read
-    // the rest of the month, or every row of the batch from the table.
+    assert!(plan.contains("using claims_open on claims"), "{plan}");
+    // The rows moved are found from each claim by the month's subject
+    // index, then deleted by address: a join PostgreSQL planned from its
+    // estimates read the rest of the month.
     let delete = plan.split("Delete on").nth(1).unwrap_or_default();
     assert!(delete.contains("Tid Scan on audit_log_default"), "{plan}");
     assert!(
-        delete.lines().any(|l| l.contains(
-            "Index Cond: ((subject = h.subject) AND (id >= h.first_id) AND (id <= h.last_id))"
-        )),
+        delete
+            .lines()
+            .any(|l| l.contains("Index Cond: (subject = h.subject)")),
         "{plan}"
     );
+    assert!(!plan.contains("Seq Scan"), "{plan}");
+    // A period left unsettled: its claims by the statement's index.
+    let plan = explain(
+        super::audit::move_period_sql("audit_log_default"),
+        &[&i64::MAX, &"CNSS", &"MUT-0", &1i64],
+    )
+    .await;
+    assert!(
+        plan.contains("using claims_statement on claims c"),
+        "{plan}"
+    );
+    assert!(!plan.contains("Seq Scan on claims"), "{plan}");
 }
 
 /// Two replicas (two stores, each its own pool, on one schema) granting
@@ -986,7 +992,7 @@ async fn the_audit_log_written_before_its_months_is_kept_as_it_was() {
         ])
         .await
         .unwrap();
-    assert_eq!(s.migrate().await.unwrap(), 18);
+    assert_eq!(s.migrate().await.unwrap(), super::SCHEMA_VERSION);
     let old = audit_rows(&store).await;
     assert_eq!(
         old.iter().map(|r| (r.1.as_str(), r.2)).collect::<Vec<_>>(),
@@ -1032,36 +1038,96 @@ async fn a_month_the_default_partition_holds_is_left_to_it() {
     assert!(audit_rows(&store).await.is_empty());
 }
 
-/// A month of more rows than one batch of its move: the rows of an open
-/// claim at the start of a batch, over several batches (the next batch
-/// picks its subject up after the last row it read) and in a last batch
-/// of exactly the batch's size (then one that reads nothing) are kept with
-/// their ids; every other row goes with the month, however many batches a
-/// subject spans.
+/// A month's move finds the rows it keeps from the claims' side, by
+/// batches of claims: the rows of claims in no closed period (over three
+/// batches of two, the last one short), of a closed period not settled
+/// (its oldest claim not known, as for a period closed before schema 19),
+/// and of a claim created within a day after the month's end, are kept
+/// with their ids; the rows of a settled claim, of a rejected one, of a
+/// subject of no claim, of a claim created two days after the month, and
+/// of the last claim from more than a day before its creation, go with
+/// the month.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_month_moves_in_batches_and_keeps_every_open_row() {
-    use crate::store::conformance::coordinate;
+    use crate::store::conformance::{CompleteStored, coordinate, coordinated, new_claim};
+    use crate::store::{CloseUpTo, Outcome};
+    use passerelle_domain::{Reason, ReasonCode};
     let Some((s, store)) = fresh().await else {
         return;
     };
     s.make_audit_months(JAN_2025, JAN_2025).await.unwrap();
-    // In the subject index's order (1,035 rows), by batches of 9 rows:
-    // A's 3 rows with B's first 6; B's 1,000 rows over 112 batches; C's 20
-    // rows over three (with B's last four, then with D); E, F and G in the
-    // last batch, of exactly 9 rows. A, C, D and G are open claims; B, E
-    // and F subjects of no claim.
+    const DAY: i64 = 86_400_000;
+    // P in a closed period left unsettled, S in a settled one.
+    coordinate(&store, sample_claim("CNSS", "P", "IP"), &[100, 0]).await;
+    store
+        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 3_000)
+        .await
+        .unwrap();
+    coordinate(&store, sample_claim("CNSS", "S", "IS"), &[100, 0]).await;
+    store
+        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 3_000)
+        .await
+        .unwrap();
+    store
+        .settle_period("CNSS", "MUT-A", 2, "VIR", 3_000)
+        .await
+        .unwrap();
+    let c = s.client().await.unwrap();
+    let firsts: Vec<Option<i64>> = c
+        .query("SELECT first_created_ms FROM periods ORDER BY number", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        firsts,
+        [Some(1_000), Some(1_000)],
+        "the close keeps its oldest claim"
+    );
+    c.batch_execute("UPDATE periods SET first_created_ms = NULL WHERE number = 1")
+        .await
+        .unwrap();
+    // Open: A, C, D, G (created at 1,000), EDGE (12 hours after the
+    // month's end); LATE two days after it; R rejected.
     let open = ["A", "C", "D", "G"];
     for (i, id) in open.iter().enumerate() {
         let invoice = format!("I{i}");
         coordinate(&store, sample_claim("CNSS", id, &invoice), &[100, 0]).await;
     }
+    for (id, at) in [("EDGE", FEB_2025 + DAY / 2), ("LATE", FEB_2025 + 2 * DAY)] {
+        let mut n = new_claim(sample_claim("CNSS", id, &format!("I-{id}")));
+        n.now_ms = at;
+        n.lease_until_ms = at + 10_000;
+        store.begin_claim(n).await.unwrap();
+        store
+            .complete_stored("CNSS", id, coordinated(&[100, 0], vec![]), at)
+            .await
+            .unwrap();
+    }
+    store
+        .begin_claim(new_claim(sample_claim("CNSS", "R", "IR")))
+        .await
+        .unwrap();
+    store
+        .complete_stored(
+            "CNSS",
+            "R",
+            Outcome::Rejected(Reason::new(ReasonCode::PartnerRejected, "no")),
+            2_000,
+        )
+        .await
+        .unwrap();
     let rows_of = |id: &str| match id {
         "B" => 1_000,
         "C" => 20,
         _ => 3,
     };
     let mut rows = Vec::new();
-    for (i, id) in ["A", "B", "C", "D", "E", "F", "G"].iter().enumerate() {
+    for (i, id) in ["A", "B", "C", "D", "G", "P", "S", "R", "LATE"]
+        .iter()
+        .enumerate()
+    {
         // Interleaved in time (so in ids) with the others' rows.
         for k in 0..rows_of(id) {
             rows.push(audit_row(
@@ -1070,13 +1136,17 @@ async fn a_month_moves_in_batches_and_keeps_every_open_row() {
             ));
         }
     }
+    // EDGE: a row in the month's first hour (more than a day before it was
+    // created) and one in its last hour (less).
+    rows.push(audit_row(JAN_2025 + 3_600_000, "CNSS/EDGE"));
+    rows.push(audit_row(FEB_2025 - 3_600_000, "CNSS/EDGE"));
     rows.sort_by_key(|r| r.at_ms);
     store.append_audit(&rows).await.unwrap();
-    let ids_of = |rows: &[(i64, String, i64)], id: &str| -> Vec<i64> {
+    let ids_of = |rows: &[(i64, String, i64)], id: &str| -> Vec<(i64, i64)> {
         let subject = format!("CNSS/{id}");
         rows.iter()
             .filter(|r| r.1 == subject)
-            .map(|r| r.0)
+            .map(|r| (r.0, r.2))
             .collect()
     };
     let all_rows = || async {
@@ -1092,21 +1162,27 @@ async fn a_month_moves_in_batches_and_keeps_every_open_row() {
     };
     let before = all_rows().await;
     assert_eq!(before.len(), rows.len());
+    let kept = 3 + 20 + 3 + 3 + 3 + 1;
     assert_eq!(
-        s.drop_audit_month(super::audit::AuditMonth::of(JAN_2025), 9)
+        s.drop_audit_month(super::audit::AuditMonth::of(JAN_2025), 2)
             .await
             .unwrap(),
-        super::audit::Dropped::Rows(rows.len() as u64 - 29)
+        super::audit::Dropped::Rows((rows.len() - kept) as u64)
     );
     assert!(!table_exists(&s, "audit_log_m2025_01").await);
     let after = all_rows().await;
-    assert_eq!(after.len(), 29);
-    for id in open {
-        let kept = ids_of(&before, id);
-        assert_eq!(kept.len() as i64, rows_of(id), "{id}");
-        assert_eq!(ids_of(&after, id), kept, "{id} kept under its ids");
+    assert_eq!(after.len(), kept, "{after:?}");
+    for id in open.iter().chain(&["P"]) {
+        let rows = ids_of(&before, id);
+        assert_eq!(rows.len() as i64, rows_of(id), "{id}");
+        assert_eq!(ids_of(&after, id), rows, "{id} kept under its ids");
     }
-    for gone in ["B", "E", "F"] {
+    assert_eq!(
+        ids_of(&after, "EDGE"),
+        ids_of(&before, "EDGE")[1..],
+        "EDGE keeps its row of the last hour only"
+    );
+    for gone in ["B", "S", "R", "LATE"] {
         assert!(
             ids_of(&after, gone).is_empty(),
             "{gone} went with the month"
