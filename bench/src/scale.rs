@@ -340,7 +340,7 @@ pub struct EligibilityAtScale {
 /// of the table written so far and a new partitioned one; then the
 /// claims' key with their state and period, built concurrently in place
 /// of the key's constraint; 19: a column on the periods, then the index of
-/// the claims in no closed period, built concurrently) are the last ones of
+/// the claims coordinated in no closed period, built concurrently) are the last ones of
 /// a release, the kind an upgrade applies.
 const MIGRATED_FROM: i64 = 11;
 

@@ -35,23 +35,27 @@ const LOG_LOCK_TIMEOUT: &str = "500ms";
 const DEFAULT_ROWS_MAX: i64 = 100_000;
 
 /// The longest one statement of a month's move may take (the rows of
-/// [`MOVE_ROWS`] claims, those of one period left unsettled, or the count
+/// [`MOVE_CLAIMS`] claims, those of one period left unsettled, or the count
 /// of the month's rows: well under a second at a year of a country,
 /// docs/PERFORMANCE.md), in place of the live calls' statement timeout.
 const MONTH_TIMEOUT: &str = "10min";
 
 /// Claims per statement of a month's move: each statement reads at most
-/// this many entries of `claims_open` (the claims created before the
-/// month's end and a day, in no closed period and not final: on a store
-/// of a year, those of statements left open a year), and moves their rows
-/// of the month. Each statement is followed by a rest as long as it took.
-pub(super) const MOVE_ROWS: i64 = 5_000;
+/// this many entries of `claims_open` (the claims coordinated in no closed
+/// period, created before the month's end and a day: on a store of a year,
+/// those of statements left open a year), and moves their rows of the
+/// month. Each statement is followed by a rest as long as it took.
+pub(super) const MOVE_CLAIMS: i64 = 5_000;
 
-/// The claims that may still hold audit rows of an old month while in no
-/// closed period: the predicate of the `claims_open` index
-/// (migrations' `CONCURRENT_INDEXES`), as its queries must write it for
-/// PostgreSQL to use it.
-pub(super) const OPEN_CLAIM: &str = "period_id IS NULL AND state NOT IN ('cancelled', 'rejected')";
+/// The claims coordinated and in no closed period (a cancel asked of one
+/// keeps it there): the predicate of the `claims_open` index (migrations'
+/// `CONCURRENT_INDEXES`), as its queries must write it for PostgreSQL to
+/// use it. A claim writes its entry once, when it is coordinated: those
+/// still waiting on their partner are found by the index of the waiting
+/// claims ([`move_waiting_sql`]), those in a closed period by the
+/// statement's.
+pub(super) const OPEN_CLAIM: &str =
+    "period_id IS NULL AND state IN ('coordinated', 'cancel_pending')";
 
 /// A UTC month, the unit of the audit log's partitions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -152,7 +156,23 @@ fn move_sql(table: &str, claims: &str) -> String {
     )
 }
 
-/// A month's move of the claims in no closed period ([`move_sql`]): the
+/// A month's move of the claims waiting on their partner ([`move_sql`])
+/// created before `$1` (the month's end and a day), read by the index of
+/// the waiting claims (`claims_waiting`, whose predicate this is), in one
+/// statement: at most the claims waiting (the backlog a partner's outage
+/// leaves, which the worker drains).
+pub(super) fn move_waiting_sql(table: &str) -> String {
+    move_sql(
+        table,
+        &format!(
+            "SELECT created_ms, id, scheme_id || '/' || claim_id AS subject FROM claims \
+             WHERE state IN {} AND created_ms < $1 AND strpos(scheme_id, '/') = 0",
+            core::SQL_WAITING
+        ),
+    )
+}
+
+/// A month's move of the claims coordinated in no closed period ([`move_sql`]): the
 /// next `$4` of them created before `$1` (the month's end and a day), after
 /// the claim `($2, $3)` (creation time, id), in the order of the
 /// `claims_open` index, whose range it reads. A subject is the claim's
@@ -332,13 +352,15 @@ impl PgStore {
     /// the partition. The rows kept are found from the claims' side: only
     /// a claim created before the month's end and a day may hold them
     /// ([`core::ROWS_BEFORE_CLAIM_MS`]), and on a store of a year the claims
-    /// not final that old are few: those in no closed period
+    /// not final that old are few: those waiting on their partner
+    /// ([`move_waiting_sql`]), those coordinated in no closed period
     /// ([`move_open_sql`], `batch` at a time), then those of the closed
     /// periods not settled that may hold such a claim
-    /// ([`move_period_sql`]). In that order: a claim whose period closes
-    /// meanwhile is found in the one or the other. The month's rows are
-    /// then counted and the partition dropped; none of them is read
-    /// otherwise.
+    /// ([`move_period_sql`]). In the order a claim goes through them
+    /// (waiting, coordinated, in a period; a cancel asked keeps a claim
+    /// where it is): a claim that moves on during the move is found by a
+    /// later step. The month's rows are then counted and the partition
+    /// dropped; none of them is read otherwise.
     pub(super) async fn drop_audit_month(
         &self,
         month: AuditMonth,
@@ -375,6 +397,12 @@ impl PgStore {
         let before = month.next().start_ms() + core::ROWS_BEFORE_CLAIM_MS;
         // Each statement followed by a rest as long as it took (the month
         // is locked against writers, not readers, meanwhile).
+        let began = tokio::time::Instant::now();
+        let mut kept: i64 = tx
+            .query_one(&move_waiting_sql(&table), &[&before])
+            .await?
+            .get(0);
+        core::rest_after_batch(began).await;
         let open_sql = move_open_sql(&table);
         let (mut after_ms, mut after_id) = (i64::MIN, i64::MIN);
         loop {
@@ -383,6 +411,7 @@ impl PgStore {
                 .query_one(&open_sql, &[&before, &after_ms, &after_id, &batch])
                 .await?;
             let read: i64 = r.get(1);
+            kept += r.get::<_, i64>(0);
             match (r.get::<_, Option<i64>>(2), r.get::<_, Option<i64>>(3)) {
                 (Some(ms), Some(id)) if read == batch => (after_ms, after_id) = (ms, id),
                 _ => break,
@@ -393,8 +422,10 @@ impl PgStore {
         for p in tx.query(STALE_PERIODS, &[&before]).await? {
             let (id, scheme, mutuelle): (i64, String, String) = (p.get(0), p.get(1), p.get(2));
             let began = tokio::time::Instant::now();
-            tx.query_one(&period_sql, &[&before, &scheme, &mutuelle, &id])
-                .await?;
+            kept += tx
+                .query_one(&period_sql, &[&before, &scheme, &mutuelle, &id])
+                .await?
+                .get::<_, i64>(0);
             core::rest_after_batch(began).await;
         }
         let dropped: i64 = tx
@@ -405,6 +436,12 @@ impl PgStore {
             return held_or(e, &table);
         }
         tx.commit().await?;
+        tracing::info!(
+            month = %table,
+            dropped,
+            kept,
+            "audit log: month dropped, the rows of claims not final kept in audit_kept"
+        );
         Ok(Dropped::Rows(dropped.max(0) as u64))
     }
 
@@ -474,7 +511,7 @@ impl AuditStore for PgStore {
             if month.next().start_ms() > before_ms {
                 break;
             }
-            match self.drop_audit_month(month, MOVE_ROWS).await? {
+            match self.drop_audit_month(month, MOVE_CLAIMS).await? {
                 Dropped::Rows(n) => total += n,
                 Dropped::Busy => return Ok((total > 0).then_some(total)),
                 Dropped::Held => break,

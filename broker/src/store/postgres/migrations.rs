@@ -442,19 +442,20 @@ pub(super) const CONCURRENT_INDEXES: &[(&str, &str, Replaces)] = &[
          INCLUDE (state, period_id)",
         Replaces::Constraint("claims", "claims_scheme_id_claim_id_key"),
     ),
-    // With schema 19: the claims in no closed period and not final, by
+    // With schema 19: the claims coordinated in no closed period, by
     // creation time (`audit::OPEN_CLAIM`). A month's drop reads those
-    // created before its end and a day (audit.rs, `move_open_sql`): on a store of a year,
-    // a few claims, where it probed the claims' key for every subject of
-    // the month (850,000 at 10 million claims, 45 x live p99 on a cold
-    // cache, docs/PERFORMANCE.md). A claim writes one entry when it is
-    // stored and one when its state changes while it is in no period
-    // (state is already indexed: those updates were never HOT); none once
-    // its period closes.
+    // created before its end and a day (audit.rs, `move_open_sql`): on a
+    // store of a year, a few claims, where it probed the claims' key for
+    // every subject of the month (850,000 at 10 million claims, 45 x live
+    // p99 on a cold cache, docs/PERFORMANCE.md). A claim writes one entry,
+    // when it is coordinated (and one more if a cancel is asked before its
+    // period closes: state is already indexed, such updates were never
+    // HOT); none while it waits on its partner, none once its period
+    // closes.
     (
         "claims_open",
         "CREATE INDEX CONCURRENTLY claims_open ON claims (created_ms, id) \
-         WHERE period_id IS NULL AND state NOT IN ('cancelled', 'rejected')",
+         WHERE period_id IS NULL AND state IN ('coordinated', 'cancel_pending')",
         Replaces::Nothing,
     ),
 ];
@@ -486,7 +487,7 @@ mod unit {
         )));
     }
 
-    /// Retention's index of the claims in no closed period is on the
+    /// Retention's index of the claims coordinated in no closed period is on the
     /// predicate its query writes.
     #[test]
     fn the_open_claims_index_is_on_the_predicate_of_its_query() {

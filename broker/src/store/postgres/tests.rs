@@ -411,14 +411,23 @@ async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
     .await;
     assert!(plan.contains("using claims_key on claims c"), "{plan}");
     assert!(plan.contains("hashed SubPlan"), "periods read once: {plan}");
-    // A month's move reads the claims in no closed period by the range of
+    // A month's move reads the claims waiting on their partner by their
+    // index.
+    let plan = explain(
+        super::audit::move_waiting_sql("audit_log_default"),
+        &[&i64::MAX],
+    )
+    .await;
+    assert!(plan.contains("on claims_waiting"), "{plan}");
+    assert!(!plan.contains("Seq Scan"), "{plan}");
+    // Then the claims coordinated in no closed period by the range of
     // their index, never the month: those created before the month's end
     // and a day, on a store of a year a few (here none: the seeded claims
     // were created at 1 ms; past 1, PostgreSQL rightly reads the table,
     // all of whose claims would be read).
     let plan = explain(
         super::audit::move_open_sql("audit_log_default"),
-        &[&1i64, &i64::MIN, &i64::MIN, &super::audit::MOVE_ROWS],
+        &[&1i64, &i64::MIN, &i64::MIN, &super::audit::MOVE_CLAIMS],
     )
     .await;
     assert!(plan.contains("using claims_open on claims"), "{plan}");
@@ -1028,7 +1037,7 @@ async fn a_month_the_default_partition_holds_is_left_to_it() {
     assert!(!table_exists(&s, "audit_log_m2025_01").await);
     assert!(table_exists(&s, "audit_log_m2025_02").await);
     assert_eq!(
-        s.drop_audit_month(AuditMonth::of(JAN_2025), super::audit::MOVE_ROWS)
+        s.drop_audit_month(AuditMonth::of(JAN_2025), super::audit::MOVE_CLAIMS)
             .await
             .unwrap(),
         Dropped::Rows(0)
@@ -1039,8 +1048,9 @@ async fn a_month_the_default_partition_holds_is_left_to_it() {
 }
 
 /// A month's move finds the rows it keeps from the claims' side, by
-/// batches of claims: the rows of claims in no closed period (over three
-/// batches of two, the last one short), of a closed period not settled
+/// batches of claims: the rows of a claim waiting on its partner, of
+/// claims coordinated in no closed period (over three batches of two, the
+/// last one short), of a closed period not settled
 /// (its oldest claim not known, as for a period closed before schema 19),
 /// and of a claim created within a day after the month's end, are kept
 /// with their ids; the rows of a settled claim, of a rejected one, of a
@@ -1106,6 +1116,10 @@ async fn a_month_moves_in_batches_and_keeps_every_open_row() {
             .unwrap();
     }
     store
+        .begin_claim(new_claim(sample_claim("CNSS", "W", "IW")))
+        .await
+        .unwrap();
+    store
         .begin_claim(new_claim(sample_claim("CNSS", "R", "IR")))
         .await
         .unwrap();
@@ -1124,7 +1138,7 @@ async fn a_month_moves_in_batches_and_keeps_every_open_row() {
         _ => 3,
     };
     let mut rows = Vec::new();
-    for (i, id) in ["A", "B", "C", "D", "G", "P", "S", "R", "LATE"]
+    for (i, id) in ["A", "B", "C", "D", "G", "P", "W", "S", "R", "LATE"]
         .iter()
         .enumerate()
     {
@@ -1162,7 +1176,7 @@ async fn a_month_moves_in_batches_and_keeps_every_open_row() {
     };
     let before = all_rows().await;
     assert_eq!(before.len(), rows.len());
-    let kept = 3 + 20 + 3 + 3 + 3 + 1;
+    let kept = 3 + 20 + 3 + 3 + 3 + 3 + 1;
     assert_eq!(
         s.drop_audit_month(super::audit::AuditMonth::of(JAN_2025), 2)
             .await
@@ -1172,7 +1186,7 @@ async fn a_month_moves_in_batches_and_keeps_every_open_row() {
     assert!(!table_exists(&s, "audit_log_m2025_01").await);
     let after = all_rows().await;
     assert_eq!(after.len(), kept, "{after:?}");
-    for id in open.iter().chain(&["P"]) {
+    for id in open.iter().chain(&["P", "W"]) {
         let rows = ids_of(&before, id);
         assert_eq!(rows.len() as i64, rows_of(id), "{id}");
         assert_eq!(ids_of(&after, id), rows, "{id} kept under its ids");
