@@ -48,11 +48,12 @@ const MONTH_TIMEOUT: &str = "10min";
 pub(super) const MOVE_CLAIMS: i64 = 5_000;
 
 /// The claims coordinated and in no closed period (a cancel asked of one
-/// keeps it there): the predicate of the `claims_open` index (migrations'
-/// `CONCURRENT_INDEXES`), as its queries must write it for PostgreSQL to
-/// use it. A claim writes its entry once, when it is coordinated: those
-/// still waiting on their partner are found by the index of the waiting
-/// claims ([`move_waiting_sql`]), those in a closed period by the
+/// keeps it there, under the same key): the predicate of the
+/// `claims_open` index (migrations' `CONCURRENT_INDEXES`), as its queries
+/// must write it for PostgreSQL to use it. A claim writes an entry when it
+/// is coordinated, and when a cancel is asked of it in no closed period:
+/// those still waiting on their partner are found by the index of the
+/// waiting claims ([`move_waiting_sql`]), those in a closed period by the
 /// statement's.
 pub(super) const OPEN_CLAIM: &str =
     "period_id IS NULL AND state IN ('coordinated', 'cancel_pending')";
@@ -160,13 +161,17 @@ fn move_sql(table: &str, claims: &str) -> String {
 /// created before `$1` (the month's end and a day), read by the index of
 /// the waiting claims (`claims_waiting`, whose predicate this is), in one
 /// statement: at most the claims waiting (the backlog a partner's outage
-/// leaves, which the worker drains).
+/// leaves, which the worker drains). A cancel asked of a claim in a
+/// settled period is waiting too, and final: not moved, as
+/// [`core::audit_row_held`] would not keep its rows.
 pub(super) fn move_waiting_sql(table: &str) -> String {
     move_sql(
         table,
         &format!(
             "SELECT created_ms, id, scheme_id || '/' || claim_id AS subject FROM claims \
-             WHERE state IN {} AND created_ms < $1 AND strpos(scheme_id, '/') = 0",
+             WHERE state IN {} AND created_ms < $1 AND strpos(scheme_id, '/') = 0 \
+             AND (period_id IS NULL \
+               OR period_id IN (SELECT p.id FROM periods p WHERE p.state <> 'settled'))",
             core::SQL_WAITING
         ),
     )
@@ -357,10 +362,14 @@ impl PgStore {
     /// ([`move_open_sql`], `batch` at a time), then those of the closed
     /// periods not settled that may hold such a claim
     /// ([`move_period_sql`]). In the order a claim goes through them
-    /// (waiting, coordinated, in a period; a cancel asked keeps a claim
-    /// where it is): a claim that moves on during the move is found by a
-    /// later step. The month's rows are then counted and the partition
-    /// dropped; none of them is read otherwise.
+    /// (waiting, coordinated, in a period; a cancel asked of a coordinated
+    /// claim keeps it where it is): a claim that moves on during the move
+    /// is found by a later step. One change goes back: a cancel asked of a
+    /// rejected claim (final) makes it waiting again; asked while this
+    /// pass is past it, its rows of the month go with the month, as they
+    /// would have with the test of each row by the row batches. The
+    /// month's rows are then counted and the partition dropped; none of
+    /// them is read otherwise.
     pub(super) async fn drop_audit_month(
         &self,
         month: AuditMonth,

@@ -447,9 +447,9 @@ pub(super) const CONCURRENT_INDEXES: &[(&str, &str, Replaces)] = &[
     // created before its end and a day (audit.rs, `move_open_sql`): on a
     // store of a year, a few claims, where it probed the claims' key for
     // every subject of the month (850,000 at 10 million claims, 45 x live
-    // p99 on a cold cache, docs/PERFORMANCE.md). A claim writes one entry,
-    // when it is coordinated (and one more if a cancel is asked before its
-    // period closes: state is already indexed, such updates were never
+    // p99 on a cold cache, docs/PERFORMANCE.md). A claim writes one entry
+    // when it is coordinated, and one when a cancel is asked of it in no
+    // closed period (state is already indexed: such updates were never
     // HOT); none while it waits on its partner, none once its period
     // closes.
     (

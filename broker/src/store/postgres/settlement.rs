@@ -47,7 +47,7 @@ impl SettlementStore for PgStore {
         .ok_or_else(|| backend("no row"))?
         .get(0);
         // With the oldest claim's creation time, kept on the period for
-        // retention (migration 19, `audit::stale_periods`).
+        // retention (migration 19, `audit::STALE_PERIODS`).
         let closed = q1(
             &tx,
             &format!(
