@@ -646,8 +646,8 @@ pub(super) fn prune_audit_rows_sql(
 /// the test's time (docs/PERFORMANCE.md). On PostgreSQL the claim's key
 /// index carries its state and period (`claims_key`, migrations'
 /// `CONCURRENT_INDEXES`); its creation time is read from the claim's row
-/// (these batches run on the small tables: rows kept past their month and
-/// the default partition).
+/// (there these batches run on the small tables: rows kept past their
+/// month and the default partition).
 pub(super) fn audit_row_held(pos: &str) -> String {
     format!(
         "EXISTS (SELECT 1 FROM claims c \

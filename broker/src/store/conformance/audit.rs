@@ -201,7 +201,7 @@ pub async fn retention_keeps_a_claims_rows_from_a_day_before_it(store: Arc<dyn S
         outcome: "refused".into(),
         trace_id: String::new(),
     };
-    // A month and more before it, then just under a day, then just over.
+    // Days before it, then just under a day before it, then just over.
     store
         .append_audit(&[row(1_000), row(2 * DAY + 1), row(2 * DAY - 1)])
         .await
