@@ -330,6 +330,100 @@ where
     out
 }
 
+/// Rounds of eligibility on the seeded store against the nearly empty
+/// one, as [`p0_rounds`] alternates claims with P0: the empty store's
+/// saturation and open loop, then each round the seeded store's and the
+/// empty store's again, so that each seeded figure sits between two empty
+/// ones (a drift of the host favours neither). The open loops run at half
+/// the empty store's first saturation. The engine's windows are those of
+/// the first empty open loop and of the first round. Returns the figures
+/// (the engine's left to fill) and the calls that failed or were shed.
+async fn eligibility_rounds<E, S>(
+    args: &Args,
+    db: &postgres::BenchDb,
+    empty_calls: E,
+    seeded_calls: S,
+    windows: &mut Vec<(&'static str, engine::Window, u64)>,
+) -> (scale::EligibilityAtScale, u64)
+where
+    E: Fn(u64) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send>>
+        + Send
+        + Sync
+        + Clone
+        + 'static,
+    S: Fn(u64) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send>>
+        + Send
+        + Sync
+        + Clone
+        + 'static,
+{
+    let secs = args.secs();
+    let rounds = if args.smoke { 1 } else { ELIGIBILITY_ROUNDS };
+    // Each seeded call another member, across every window: a round
+    // never finds the pages an earlier one read.
+    let next = Arc::new(AtomicU64::new(0));
+    let seeded_calls = move |_| seeded_calls(next.fetch_add(1, Ordering::Relaxed));
+    // Warm: both pools' connections prepare their statements.
+    let _ = saturate(args.concurrency, secs.min(1.0), empty_calls.clone()).await;
+    let _ = saturate(args.concurrency, secs.min(1.0), seeded_calls.clone()).await;
+    let (first_rps, mut errors) = saturate(args.concurrency, secs, empty_calls.clone()).await;
+    let rate = (first_rps * 0.5).max(1.0);
+    let calls = ((rate * secs) as u64).max(200);
+    let w = engine::watch(db).await;
+    let first = open_loop(rate, Until::Calls(calls), 0, empty_calls.clone()).await;
+    windows.push((
+        "eligibility on the nearly empty store, open loop",
+        w.finish().await,
+        calls,
+    ));
+    let mut out = scale::EligibilityAtScale {
+        empty_rps: vec![first_rps],
+        empty: vec![first],
+        scale_rps: Vec::new(),
+        scale: Vec::new(),
+        rate,
+        engine: Default::default(),
+    };
+    for k in 0..rounds {
+        let w = engine::watch(db).await;
+        let (rps, e) = saturate(args.concurrency, secs, seeded_calls.clone()).await;
+        errors += e;
+        if k == 0 {
+            windows.push((
+                "eligibility on the seeded store, saturation",
+                w.finish().await,
+                (rps * secs) as u64,
+            ));
+        }
+        out.scale_rps.push(rps);
+        let w = engine::watch(db).await;
+        out.scale
+            .push(open_loop(rate, Until::Calls(calls), 0, seeded_calls.clone()).await);
+        if k == 0 {
+            windows.push((
+                "eligibility on the seeded store, open loop",
+                w.finish().await,
+                calls,
+            ));
+        }
+        let (rps, e) = saturate(args.concurrency, secs, empty_calls.clone()).await;
+        errors += e;
+        out.empty_rps.push(rps);
+        out.empty
+            .push(open_loop(rate, Until::Calls(calls), 0, empty_calls.clone()).await);
+    }
+    errors += out
+        .empty
+        .iter()
+        .chain(&out.scale)
+        .map(|l| l.errors + l.shed)
+        .sum::<u64>();
+    (out, errors)
+}
+
+/// Rounds of [`eligibility_rounds`].
+const ELIGIBILITY_ROUNDS: usize = 3;
+
 /// Rounds of [`mtls_cost`] (each one plaintext and one mTLS measurement).
 const MTLS_ROUNDS: u64 = 4;
 
@@ -856,14 +950,31 @@ async fn main() {
                 mtls.push(mtls_cost("claims PostgreSQL", &args, 30_000_000_000, plain, tls).await);
             }
             if args.wants(replicas_row) {
-                // A second replica: a broker with a pool of its own on the
-                // same schema; the callers' connections alternate between
-                // the two, so claims are spread over both.
-                let (second, _) =
-                    pg_broker(&dir.path().join("pg-2"), true, postgres::replica(&db).await).await;
+                // Two replicas on the same schema, each a broker with a pool
+                // of its own, sized as docs/operations.md sizes them: the
+                // same connections in all as one broker and as P0's pgbench
+                // clients (`--pg-pool`), half each. The callers'
+                // connections alternate between the two, so claims are
+                // spread over both. (Two pools of the whole size put twice
+                // the backends on the same cores: 0.05 to 0.1 P0 lower in
+                // every run before 4 December, docs/PERFORMANCE.md.)
+                let half = usize::from(args.pg_pool).div_ceil(2);
+                let (first, _) = pg_broker(
+                    &dir.path().join("pg-1r"),
+                    true,
+                    postgres::replica(&db, half).await,
+                )
+                .await;
+                let (second, _) = pg_broker(
+                    &dir.path().join("pg-2"),
+                    true,
+                    postgres::replica(&db, half).await,
+                )
+                .await;
+                let one = channels(&format!("http://{}", first.addr), None, args.connections).await;
                 let other =
                     channels(&format!("http://{}", second.addr), None, args.connections).await;
-                let both: Vec<Channel> = ch
+                let both: Vec<Channel> = one
                     .iter()
                     .zip(&other)
                     .flat_map(|(a, b)| [a.clone(), b.clone()])
@@ -888,6 +999,7 @@ async fn main() {
                     claims(&both),
                 );
                 rounds.push(r.await);
+                first.shutdown().await;
                 second.shutdown().await;
             }
             if args.wants(scale_row) {
@@ -896,26 +1008,6 @@ async fn main() {
                 // One claim through the broker: its stored body is the seeded
                 // claims' body.
                 assert!(claims(&ch)(60_000_000_000).await, "a claim to seed from");
-                // Eligibility on the nearly empty store: its saturation, and
-                // its latency at half of it (the rate the seeded store is
-                // then asked to hold).
-                // The same start as the seeded store's (vacuumed after its load).
-                postgres::vacuum(&db).await;
-                let empty_calls = eligibility_calls(&ch, |_| scale::MEMBER.to_string());
-                // Warm: the pool's connections prepare their statements.
-                let _ = saturate(args.concurrency, secs.min(1.0), empty_calls.clone()).await;
-                let (elig_empty_rps, elig_empty_errors) =
-                    saturate(args.concurrency, secs, empty_calls.clone()).await;
-                let elig_rate = (elig_empty_rps * 0.5).max(1.0);
-                let elig_calls = ((elig_rate * secs) as u64).max(200);
-                let w = engine::watch(&db).await;
-                let elig_empty =
-                    open_loop(elig_rate, Until::Calls(elig_calls), 0, empty_calls).await;
-                engine_windows.push((
-                    "eligibility on the nearly empty store, open loop",
-                    w.finish().await,
-                    elig_calls,
-                ));
                 // Vacuumed and checkpointed by the seeding.
                 let seeded = scale::seed(&db, n).await;
                 failures.extend(seeded.errors.iter().map(|e| format!("seeding: {e}")));
@@ -930,13 +1022,27 @@ async fn main() {
                     .await,
                 );
                 // Eligibility on the seeded store: any of its members, each
-                // call another one (cold index pages), at the same rate.
+                // call another one (cold index pages), against a nearly empty
+                // store (a schema of its own with the dev roster, a broker of
+                // its own) calling the one dev member, in alternating rounds.
                 let members = (n / 5).max(1);
                 let seeded_calls =
                     eligibility_calls(&ch, move |k| format!("SB-{}", k % members + 1));
+                let empty_db = postgres::open(&url, usize::from(args.pg_pool))
+                    .await
+                    .expect("the nearly empty store's schema");
+                let (empty_broker, _) =
+                    pg_broker(&dir.path().join("pg-empty"), true, empty_db.store.clone()).await;
+                let empty_ch = channels(
+                    &format!("http://{}", empty_broker.addr),
+                    None,
+                    args.connections,
+                )
+                .await;
+                let empty_calls = eligibility_calls(&empty_ch, |_| scale::MEMBER.to_string());
                 // Both figures are of a covered member (the rules' whole
                 // work), never of a refusal.
-                for who in [scale::MEMBER, "SB-1"] {
+                for (who, ch) in [(scale::MEMBER, &empty_ch), ("SB-1", &ch)] {
                     let answer = SchemeServiceClient::new(ch[0].clone())
                         .check_eligibility(eligibility("CNSS", who))
                         .await;
@@ -946,37 +1052,18 @@ async fn main() {
                         ));
                     }
                 }
-                let w = engine::watch(&db).await;
-                let (elig_scale_rps, elig_scale_errors) =
-                    saturate(args.concurrency, secs, seeded_calls.clone()).await;
-                engine_windows.push((
-                    "eligibility on the seeded store, saturation",
-                    w.finish().await,
-                    (elig_scale_rps * secs) as u64,
-                ));
-                let w = engine::watch(&db).await;
-                let elig_scale =
-                    open_loop(elig_rate, Until::Calls(elig_calls), 0, seeded_calls).await;
-                engine_windows.push((
-                    "eligibility on the seeded store, open loop",
-                    w.finish().await,
-                    elig_calls,
-                ));
-                if elig_empty_errors
-                    + elig_scale_errors
-                    + elig_empty.errors
-                    + elig_scale.errors
-                    + elig_empty.shed
-                    + elig_scale.shed
-                    > 0
-                {
-                    failures.push(format!(
-                        "eligibility at scale: {} calls failed",
-                        elig_empty_errors
-                            + elig_scale_errors
-                            + elig_empty.errors
-                            + elig_scale.errors
-                    ));
+                postgres::vacuum(&empty_db).await;
+                let (eligibility_rounds, elig_errors) =
+                    eligibility_rounds(&args, &db, empty_calls, seeded_calls, &mut engine_windows)
+                        .await;
+                empty_broker.shutdown().await;
+                if args.keep_schema {
+                    eprintln!("schema kept: {}", empty_db.schema);
+                } else {
+                    postgres::drop(&empty_db).await;
+                }
+                if elig_errors > 0 {
+                    failures.push(format!("eligibility at scale: {elig_errors} calls failed"));
                 }
 
                 let paged =
@@ -1055,19 +1142,15 @@ async fn main() {
                     secs,
                     args.smoke,
                     members,
-                    elig_rate,
+                    eligibility_rounds.rate,
                 )
                 .await;
                 if let Some(e) = &engine.failed {
                     failures.push(format!("eligibility at scale, the engine's figure: {e}"));
                 }
                 let eligibility = scale::EligibilityAtScale {
-                    empty_rps: elig_empty_rps,
-                    scale_rps: elig_scale_rps,
-                    rate: elig_rate,
-                    empty: elig_empty,
-                    scale: elig_scale,
                     engine,
+                    ..eligibility_rounds
                 };
                 scale_figures =
                     Some((seeded, paged, pruned, export, live, eligibility, migrations));
@@ -1150,11 +1233,13 @@ async fn main() {
     let scale_json = scale_figures.as_ref().map(
         |(seeded, (read, page_secs), (pruned, prune_secs), export, live, elig, mig)| {
             serde_json::json!({
-                "eligibility_empty_rps": elig.empty_rps.round(),
-                "eligibility_scale_rps": elig.scale_rps.round(),
+                "eligibility_empty_rps": elig.empty_rps.iter().map(|r| r.round()).collect::<Vec<_>>(),
+                "eligibility_scale_rps": elig.scale_rps.iter().map(|r| r.round()).collect::<Vec<_>>(),
                 "eligibility_rate": elig.rate.round(),
-                "eligibility_p99_us_empty": elig.empty.p99_us,
-                "eligibility_p99_us_scale": elig.scale.p99_us,
+                "eligibility_p99_us_empty": elig.empty.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
+                "eligibility_p99_us_scale": elig.scale.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
+                "eligibility_rate_ratio": load::median(&elig.rate_ratios()),
+                "eligibility_p99_ratio": load::median(&elig.p99_ratios()),
                 "eligibility_engine_random_tps": elig.engine.random_tps.round(),
                 "eligibility_engine_one_tps": elig.engine.one_tps.round(),
                 "eligibility_engine_rate": elig.engine.rate.round(),
@@ -1230,15 +1315,32 @@ async fn main() {
                 at_scale / empty
             );
         }
+        let list = |v: &[f64], digits: usize| {
+            v.iter()
+                .map(|x| format!("{x:.digits$}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let p99s = |v: &[Latency]| {
+            v.iter()
+                .map(|l| l.p99_us.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (rate_ratio, p99_ratio) = (
+            load::median(&elig.rate_ratios()),
+            load::median(&elig.p99_ratios()),
+        );
         println!(
-            "  eligibility on the seeded store (a different seeded member each call): {:.0}/s = {:.2} x the nearly empty store's {:.0}/s (target >= 0.8); at {:.0}/s, p99 {} us against {} us = {:.2} (empty p99 / seeded p99, target >= 0.8)",
-            elig.scale_rps,
-            elig.scale_rps / elig.empty_rps.max(1e-9),
-            elig.empty_rps,
+            "  eligibility on the seeded store (a different seeded member each call) against a nearly empty store (the one dev member; a schema and a broker of its own), {} alternating rounds: rate {rate_ratio:.2} x (target >= 0.8; rounds {}; seeded {}/s, empty {}/s); at {:.0}/s, p99 {p99_ratio:.2} (empty p99 / seeded p99, target >= 0.8; rounds {}; seeded {} us, empty {} us)",
+            elig.scale_rps.len(),
+            list(&elig.rate_ratios(), 2),
+            list(&elig.scale_rps, 0),
+            list(&elig.empty_rps, 0),
             elig.rate,
-            elig.scale.p99_us,
-            elig.empty.p99_us,
-            elig.empty.p99_us as f64 / elig.scale.p99_us.max(1) as f64
+            list(&elig.p99_ratios(), 2),
+            p99s(&elig.scale),
+            p99s(&elig.empty),
         );
         let e = &elig.engine;
         let (engine_rate, engine_p99) = (
@@ -1252,8 +1354,8 @@ async fn main() {
             e.rate,
             e.random_p99_us,
             e.one_p99_us,
-            elig.scale_rps / elig.empty_rps.max(1e-9) / engine_rate.max(1e-9),
-            elig.empty.p99_us as f64 / elig.scale.p99_us.max(1) as f64 / engine_p99.max(1e-9)
+            rate_ratio / engine_rate.max(1e-9),
+            p99_ratio / engine_p99.max(1e-9)
         );
         println!(
             "  ListChangedClaims: {read} changes paged (500 a page) in {:.2} s = {:.0} changes/s",

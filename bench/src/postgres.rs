@@ -71,8 +71,9 @@ pub async fn open(url: &str, pool_size: usize) -> Option<BenchDb> {
 }
 
 /// Another replica's store: a pool of its own on the run's schema.
-pub async fn replica(db: &BenchDb) -> Arc<dyn Store> {
-    let store = pg_store(db);
+pub async fn replica(db: &BenchDb, pool_size: usize) -> Arc<dyn Store> {
+    let cfg = config(&db.url, &db.schema, pool_size);
+    let store = PgStore::new(&cfg, Path::new(".")).expect("a store on the run's schema");
     store.migrate().await.expect("second replica's store");
     Arc::new(store)
 }
@@ -199,6 +200,7 @@ const ELIGIBILITY_ONE: &str = include_str!("../pgbench/eligibility-one.sql");
 
 /// The engine's own figures for eligibility on the seeded store: what the
 /// broker's "seeded against nearly empty" ratios can be held against.
+#[derive(Default)]
 pub struct EngineEligibility {
     /// Saturation, transactions/s: a different member each time, and the one.
     pub random_tps: f64,

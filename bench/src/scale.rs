@@ -319,15 +319,43 @@ pub struct LiveDuringPruning {
 }
 
 /// Eligibility on the nearly empty store and on the seeded one: saturation,
-/// and latency at the same rate (half the empty store's saturation).
+/// and latency at the same rate (half the empty store's saturation), in
+/// rounds that alternate the two stores (`eligibility_rounds` in main.rs):
+/// the host's speed drifts within minutes by more than the figures sought.
 pub struct EligibilityAtScale {
-    pub empty_rps: f64,
-    pub scale_rps: f64,
+    /// The nearly empty store's saturation and open loop before the first
+    /// round and after each (one more than the seeded store's).
+    pub empty_rps: Vec<f64>,
+    pub empty: Vec<crate::load::Latency>,
+    /// The seeded store's, one a round, between two of the empty store's.
+    pub scale_rps: Vec<f64>,
+    pub scale: Vec<crate::load::Latency>,
+    /// The open loops' rate: half the empty store's first saturation.
     pub rate: f64,
-    pub empty: crate::load::Latency,
-    pub scale: crate::load::Latency,
     /// pgbench running the same database work on the seeded store.
     pub engine: crate::postgres::EngineEligibility,
+}
+
+impl EligibilityAtScale {
+    /// Each round's seeded rate over the mean of the empty store's either
+    /// side.
+    pub fn rate_ratios(&self) -> Vec<f64> {
+        self.scale_rps
+            .iter()
+            .zip(self.empty_rps.windows(2))
+            .map(|(s, e)| s / ((e[0] + e[1]) / 2.0).max(1e-9))
+            .collect()
+    }
+
+    /// Each round's mean of the empty store's p99 either side over the
+    /// seeded store's p99 (below 1 when the seeded store answers later).
+    pub fn p99_ratios(&self) -> Vec<f64> {
+        self.scale
+            .iter()
+            .zip(self.empty.windows(2))
+            .map(|(s, e)| (e[0].p99_us + e[1].p99_us) as f64 / 2.0 / s.p99_us.max(1) as f64)
+            .collect()
+    }
 }
 
 /// The version the seeded store is taken back to before [`remigrate`]: the

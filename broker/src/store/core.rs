@@ -655,11 +655,20 @@ pub(super) fn audit_row_held(pos: &str) -> String {
          AND c.scheme_id = substr(a.subject, 1, CASE WHEN {pos}(a.subject, '/') > 0 \
            THEN {pos}(a.subject, '/') - 1 ELSE 0 END) \
          AND c.claim_id = substr(a.subject, {pos}(a.subject, '/') + 1) \
-         AND c.state NOT IN ('cancelled', 'rejected') \
-         AND (c.period_id IS NULL \
-           OR c.period_id IN (SELECT p.id FROM periods p WHERE p.state <> 'settled')) \
+         AND c.state NOT IN ('cancelled', 'rejected') AND {unsettled} \
          AND c.created_ms < a.at_ms + {ROWS_BEFORE_CLAIM_MS} \
-         LIMIT 1 OFFSET 0)"
+         LIMIT 1 OFFSET 0)",
+        unsettled = in_no_settled_period("c.")
+    )
+}
+
+/// A claim (`alias`, with its dot, or empty) in no period, or in one not
+/// settled yet: with a state not final, what keeps its audit rows
+/// ([`audit_row_held`], and the month's moves on PostgreSQL).
+pub(super) fn in_no_settled_period(alias: &str) -> String {
+    format!(
+        "({alias}period_id IS NULL \
+           OR {alias}period_id IN (SELECT p.id FROM periods p WHERE p.state <> 'settled'))"
     )
 }
 

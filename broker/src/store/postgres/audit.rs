@@ -157,6 +157,19 @@ fn move_sql(table: &str, claims: &str) -> String {
     )
 }
 
+/// What a month's move reads of the claims `condition` selects in `from`
+/// (`claims`, or `claims c` with `alias` `c.`), then `tail` (an order and
+/// a limit), for [`move_sql`]: each claim's creation time, its id and its
+/// subject, the scheme, `/` and its number, which [`core::audit_row_held`]
+/// splits at its first `/`. A scheme whose id held a `/` (none does) would
+/// name no claim there, so none here either.
+fn claims_read(from: &str, alias: &str, condition: &str, tail: &str) -> String {
+    format!(
+        "SELECT {alias}created_ms, {alias}id, {alias}scheme_id || '/' || {alias}claim_id AS subject \
+         FROM {from} WHERE {condition} AND strpos({alias}scheme_id, '/') = 0 {tail}"
+    )
+}
+
 /// A month's move of the claims waiting on their partner ([`move_sql`])
 /// created before `$1` (the month's end and a day), read by the index of
 /// the waiting claims (`claims_waiting`, whose predicate this is), in one
@@ -167,12 +180,15 @@ fn move_sql(table: &str, claims: &str) -> String {
 pub(super) fn move_waiting_sql(table: &str) -> String {
     move_sql(
         table,
-        &format!(
-            "SELECT created_ms, id, scheme_id || '/' || claim_id AS subject FROM claims \
-             WHERE state IN {} AND created_ms < $1 AND strpos(scheme_id, '/') = 0 \
-             AND (period_id IS NULL \
-               OR period_id IN (SELECT p.id FROM periods p WHERE p.state <> 'settled'))",
-            core::SQL_WAITING
+        &claims_read(
+            "claims",
+            "",
+            &format!(
+                "state IN {} AND created_ms < $1 AND {}",
+                core::SQL_WAITING,
+                core::in_no_settled_period("")
+            ),
+            "",
         ),
     )
 }
@@ -180,17 +196,15 @@ pub(super) fn move_waiting_sql(table: &str) -> String {
 /// A month's move of the claims coordinated in no closed period ([`move_sql`]): the
 /// next `$4` of them created before `$1` (the month's end and a day), after
 /// the claim `($2, $3)` (creation time, id), in the order of the
-/// `claims_open` index, whose range it reads. A subject is the claim's
-/// scheme, `/` and its number, split at its first `/` by
-/// [`core::audit_row_held`]: a scheme whose id held a `/` (none does) would
-/// name no claim there, nor here.
+/// `claims_open` index, whose range it reads.
 pub(super) fn move_open_sql(table: &str) -> String {
     move_sql(
         table,
-        &format!(
-            "SELECT created_ms, id, scheme_id || '/' || claim_id AS subject FROM claims \
-             WHERE {OPEN_CLAIM} AND created_ms < $1 AND (created_ms, id) > ($2, $3) \
-             AND strpos(scheme_id, '/') = 0 ORDER BY created_ms, id LIMIT $4"
+        &claims_read(
+            "claims",
+            "",
+            &format!("{OPEN_CLAIM} AND created_ms < $1 AND (created_ms, id) > ($2, $3)"),
+            "ORDER BY created_ms, id LIMIT $4",
         ),
     )
 }
@@ -204,12 +218,15 @@ pub(super) fn move_open_sql(table: &str) -> String {
 pub(super) fn move_period_sql(table: &str) -> String {
     move_sql(
         table,
-        &format!(
-            "SELECT c.created_ms, c.id, c.scheme_id || '/' || c.claim_id AS subject FROM claims c \
-             WHERE c.scheme_id = $2 AND c.mutuelle_id = $3 AND {} \
-             AND c.state NOT IN ('cancelled', 'rejected') AND c.created_ms < $1 \
-             AND strpos(c.scheme_id, '/') = 0",
-            core::period_claims("$4")
+        &claims_read(
+            "claims c",
+            "c.",
+            &format!(
+                "c.scheme_id = $2 AND c.mutuelle_id = $3 AND {} \
+                 AND c.state NOT IN ('cancelled', 'rejected') AND c.created_ms < $1",
+                core::period_claims("$4")
+            ),
+            "",
         ),
     )
 }
