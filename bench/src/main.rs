@@ -105,8 +105,9 @@ struct Args {
     /// Print only the JSON.
     #[arg(long)]
     json: bool,
-    /// Leave the run's PostgreSQL schema (and its seeded rows) in place,
-    /// for EXPLAIN and experiments on them; its name is printed.
+    /// Leave the run's PostgreSQL schemas (the seeded rows, and the nearly
+    /// empty store's of eligibility at scale) in place, for EXPLAIN and
+    /// experiments on them; their names are printed.
     #[arg(long)]
     keep_schema: bool,
     /// Run only the scenarios whose name contains this text, or one of
@@ -359,8 +360,10 @@ where
 {
     let secs = args.secs();
     let rounds = if args.smoke { 1 } else { ELIGIBILITY_ROUNDS };
-    // Each seeded call another member, across every window: a round
-    // never finds the pages an earlier one read.
+    // Each seeded call another member, across every window, until every
+    // member has been called: from about 2 million claims (400,000
+    // members) a round never finds the pages an earlier one read; below,
+    // later rounds find some warm, which favours the seeded store.
     let next = Arc::new(AtomicU64::new(0));
     let seeded_calls = move |_| seeded_calls(next.fetch_add(1, Ordering::Relaxed));
     // Warm: both pools' connections prepare their statements.
@@ -956,9 +959,11 @@ async fn main() {
                 // clients (`--pg-pool`), half each. The callers'
                 // connections alternate between the two, so claims are
                 // spread over both. (Two pools of the whole size put twice
-                // the backends on the same cores: 0.05 to 0.1 P0 lower in
-                // every run before 4 December, docs/PERFORMANCE.md.)
-                let half = usize::from(args.pg_pool).div_ceil(2);
+                // the backends on the same cores: 40 % more database CPU
+                // per claim at 64 connections than at 16, and a sixth more
+                // with two pools of 16 than of 8, docs/PERFORMANCE.md.)
+                // An odd `--pg-pool` gives each its half rounded down.
+                let half = (usize::from(args.pg_pool) / 2).max(1);
                 let (first, _) = pg_broker(
                     &dir.path().join("pg-1r"),
                     true,
@@ -1052,6 +1057,9 @@ async fn main() {
                         ));
                     }
                 }
+                // Both from the same state: the dead rows of the claims
+                // measured on the seeded store vacuumed.
+                postgres::vacuum(&db).await;
                 postgres::vacuum(&empty_db).await;
                 let (eligibility_rounds, elig_errors) =
                     eligibility_rounds(&args, &db, empty_calls, seeded_calls, &mut engine_windows)
@@ -1062,8 +1070,12 @@ async fn main() {
                 } else {
                     postgres::drop(&empty_db).await;
                 }
+                // Its pool's connections closed before the next windows.
+                drop(empty_db);
                 if elig_errors > 0 {
-                    failures.push(format!("eligibility at scale: {elig_errors} calls failed"));
+                    failures.push(format!(
+                        "eligibility at scale: {elig_errors} calls failed or shed"
+                    ));
                 }
 
                 let paged =

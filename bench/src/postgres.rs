@@ -74,7 +74,7 @@ pub async fn open(url: &str, pool_size: usize) -> Option<BenchDb> {
 pub async fn replica(db: &BenchDb, pool_size: usize) -> Arc<dyn Store> {
     let cfg = config(&db.url, &db.schema, pool_size);
     let store = PgStore::new(&cfg, Path::new(".")).expect("a store on the run's schema");
-    store.migrate().await.expect("second replica's store");
+    store.migrate().await.expect("a replica's store");
     Arc::new(store)
 }
 
