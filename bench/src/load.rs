@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 /// far behind the offered load: a further call is counted as shed rather
 /// than queued, so that an overload measures as such instead of filling
 /// memory with waiting calls.
-const MAX_OUTSTANDING: usize = 1024;
+pub const MAX_OUTSTANDING: usize = 1024;
 
 /// Closed loop: `concurrency` callers, each calling as fast as answers come.
 /// Returns calls per second and failed calls.

@@ -347,6 +347,12 @@ impl EligibilityAtScale {
             .collect()
     }
 
+    /// Calls the open loops shed, seeded store's and empty store's.
+    pub fn shed(&self) -> (u64, u64) {
+        let sum = |v: &[crate::load::Latency]| v.iter().map(|l| l.shed).sum();
+        (sum(&self.scale), sum(&self.empty))
+    }
+
     /// Each round's mean of the empty store's p99 either side over the
     /// seeded store's p99 (below 1 when the seeded store answers later).
     pub fn p99_ratios(&self) -> Vec<f64> {
