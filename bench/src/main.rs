@@ -339,7 +339,8 @@ where
 /// the empty store's first saturation. The engine's windows are those of
 /// the first empty open loop and of the first round. Returns the figures
 /// (the engine's left to fill) and the calls that failed. Calls shed (the
-/// open loop 1,024 calls behind) are a figure, printed with the ratios.
+/// open loop 1,024 calls behind) and refused by the broker's bounds are
+/// figures, printed with the ratios.
 async fn eligibility_rounds<E, S>(
     args: &Args,
     db: &postgres::BenchDb,
@@ -370,6 +371,7 @@ where
     // Warm: both pools' connections prepare their statements.
     let _ = saturate(args.concurrency, secs.min(1.0), empty_calls.clone()).await;
     let _ = saturate(args.concurrency, secs.min(1.0), seeded_calls.clone()).await;
+    let refused_before = refused_so_far();
     let (first_rps, mut errors) = saturate(args.concurrency, secs, empty_calls.clone()).await;
     let rate = (first_rps * 0.5).max(1.0);
     let calls = ((rate * secs) as u64).max(200);
@@ -386,6 +388,7 @@ where
         scale_rps: Vec::new(),
         scale: Vec::new(),
         rate,
+        refused: 0,
         engine: Default::default(),
     };
     for k in 0..rounds {
@@ -422,6 +425,10 @@ where
         .chain(&out.scale)
         .map(|l| l.errors)
         .sum::<u64>();
+    // Refusals by the broker's bounds are answers as documented, counted
+    // apart (as every row's).
+    out.refused = refused_so_far() - refused_before;
+    let errors = errors.saturating_sub(out.refused);
     (out, errors)
 }
 
@@ -1288,6 +1295,7 @@ async fn main() {
             });
             // Past json!'s recursion limit.
             figures["eligibility_shed_scale_empty"] = serde_json::json!(elig.shed());
+            figures["eligibility_refused_by_bounds"] = serde_json::json!(elig.refused);
             figures
         },
     );
@@ -1357,10 +1365,11 @@ async fn main() {
             p99s(&elig.empty),
         );
         let (seeded_shed, empty_shed) = elig.shed();
-        if seeded_shed + empty_shed > 0 {
+        if seeded_shed + empty_shed + elig.refused > 0 {
             println!(
-                "    calls shed (the open loop {} calls behind; their time is in no p99, so the ratio flatters the store that shed them): seeded store {seeded_shed}, nearly empty store {empty_shed}",
-                load::MAX_OUTSTANDING
+                "    calls shed (the open loop {} calls behind; their time is in no p99, so the ratio flatters the store that shed them): seeded store {seeded_shed}, nearly empty store {empty_shed}; refused by the broker's bounds (both stores): {}",
+                load::MAX_OUTSTANDING,
+                elig.refused
             );
         }
         let e = &elig.engine;

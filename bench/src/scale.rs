@@ -332,6 +332,10 @@ pub struct EligibilityAtScale {
     pub scale: Vec<crate::load::Latency>,
     /// The open loops' rate: half the empty store's first saturation.
     pub rate: f64,
+    /// Calls refused by the broker's bounds over all windows (as `answered`
+    /// in main.rs counts them): the broker failing fast as documented, not
+    /// failed calls.
+    pub refused: u64,
     /// pgbench running the same database work on the seeded store.
     pub engine: crate::postgres::EngineEligibility,
 }
