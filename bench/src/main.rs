@@ -363,9 +363,10 @@ where
     let secs = args.secs();
     let rounds = if args.smoke { 1 } else { ELIGIBILITY_ROUNDS };
     // Each seeded call another member, across every window, until every
-    // member has been called: from about 2 million claims (400,000
-    // members) a round never finds the pages an earlier one read; below,
-    // later rounds find some warm, which favours the seeded store.
+    // member has been called: while members (a fifth of the claims)
+    // outnumber the seeded calls, no round asks for a member an earlier
+    // one asked for (neighbours still share pages); on a small store later
+    // rounds ask again, on warm pages, which favours the seeded store.
     let next = Arc::new(AtomicU64::new(0));
     let seeded_calls = move |_| seeded_calls(next.fetch_add(1, Ordering::Relaxed));
     // Warm: both pools' connections prepare their statements.
@@ -968,8 +969,8 @@ async fn main() {
                 // connections alternate between the two, so claims are
                 // spread over both. (Two pools of the whole size put twice
                 // the backends on the same cores: 40 % more database CPU
-                // per claim at 64 connections than at 16, and a sixth more
-                // with two pools of 16 than of 8, docs/PERFORMANCE.md.)
+                // per claim at 64 connections than at 16, and a sixth to a
+                // fifth more with two pools of 16 than of 8, docs/PERFORMANCE.md.)
                 // An odd `--pg-pool` gives each its half rounded down.
                 let half = (usize::from(args.pg_pool) / 2).max(1);
                 let (first, _) = pg_broker(

@@ -332,7 +332,8 @@ pub struct EligibilityAtScale {
     pub scale: Vec<crate::load::Latency>,
     /// The open loops' rate: half the empty store's first saturation.
     pub rate: f64,
-    /// Calls refused by the broker's bounds over all windows (as `answered`
+    /// Calls refused by the broker's bounds over all measured windows, not
+    /// the warm-ups (as `answered`
     /// in main.rs counts them): the broker failing fast as documented, not
     /// failed calls.
     pub refused: u64,
