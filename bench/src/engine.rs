@@ -113,6 +113,14 @@ fn disk_of(text: &str) -> [u64; 3] {
     sum
 }
 
+/// Checkpoints PostgreSQL has begun so far, timed and requested (the
+/// counter of [`Window::pg`]), `None` where it cannot be read: a span's
+/// count is the difference of two reads. The checkpointer reports its
+/// counts itself, possibly only once a checkpoint has ended.
+pub async fn checkpoints(db: &BenchDb) -> Option<i64> {
+    counters(&connect(db).await).await.pg.map(|v| v[2])
+}
+
 /// Starts watching.
 pub async fn watch(db: &BenchDb) -> Watch {
     let client = connect(db).await;

@@ -210,15 +210,13 @@ where
     let secs = args.secs();
     reset_peak_rss(None);
     let refused_before = refused_so_far();
-    let (cpu_before, started) = (cpu::Sample::now(), std::time::Instant::now());
-    let (rps, errors) = saturate(args.concurrency, secs, {
+    let (rps, errors, cpu_us) = saturate_cpu(args.concurrency, secs, {
         let call = call.clone();
         move |n| call(first + n)
     })
     .await;
     let (db_cpu_us, own_cpu_us) = if name.contains("PostgreSQL") {
-        let n = rps * started.elapsed().as_secs_f64();
-        cpu::per_transaction_us(cpu_before, cpu::Sample::now(), n).unzip()
+        cpu_us.unzip()
     } else {
         (None, None)
     };
@@ -331,6 +329,28 @@ where
     out
 }
 
+/// [`saturate`], with what a call cost the two cores: the database's CPU
+/// and this process's, in µs ([`cpu::per_transaction_us`]; `None` where
+/// /proc cannot be read).
+async fn saturate_cpu<F, Fut>(
+    concurrency: usize,
+    secs: f64,
+    call: F,
+) -> (f64, u64, Option<(f64, f64)>)
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    let (before, started) = (cpu::Sample::now(), std::time::Instant::now());
+    let (rps, errors) = saturate(concurrency, secs, call).await;
+    let calls = rps * started.elapsed().as_secs_f64();
+    (
+        rps,
+        errors,
+        cpu::per_transaction_us(before, cpu::Sample::now(), calls),
+    )
+}
+
 /// Rounds of eligibility on the seeded store against the nearly empty
 /// one, as [`p0_rounds`] alternates claims with P0: the empty store's
 /// saturation and open loop, then each round the seeded store's and the
@@ -373,7 +393,9 @@ where
     let _ = saturate(args.concurrency, secs.min(1.0), empty_calls.clone()).await;
     let _ = saturate(args.concurrency, secs.min(1.0), seeded_calls.clone()).await;
     let refused_before = refused_so_far();
-    let (first_rps, mut errors) = saturate(args.concurrency, secs, empty_calls.clone()).await;
+    let mut checkpoints_at = engine::checkpoints(db).await;
+    let (first_rps, mut errors, first_cpu) =
+        saturate_cpu(args.concurrency, secs, empty_calls.clone()).await;
     let rate = (first_rps * 0.5).max(1.0);
     let calls = ((rate * secs) as u64).max(200);
     let w = engine::watch(db).await;
@@ -386,17 +408,30 @@ where
     let mut out = scale::EligibilityAtScale {
         empty_rps: vec![first_rps],
         empty: vec![first],
+        empty_cpu: vec![first_cpu],
+        scale_cpu: Vec::new(),
         scale_rps: Vec::new(),
         scale: Vec::new(),
         rate,
         refused: 0,
+        checkpoints: Vec::new(),
         engine: Default::default(),
     };
     for k in 0..rounds {
-        let w = engine::watch(db).await;
-        let (rps, e) = saturate(args.concurrency, secs, seeded_calls.clone()).await;
+        // The first round's seeded windows are watched, and only they: a
+        // watch samples until it is finished.
+        let watch = || async {
+            if k == 0 {
+                Some(engine::watch(db).await)
+            } else {
+                None
+            }
+        };
+        let w = watch().await;
+        let (rps, e, cpu) = saturate_cpu(args.concurrency, secs, seeded_calls.clone()).await;
         errors += e;
-        if k == 0 {
+        out.scale_cpu.push(cpu);
+        if let Some(w) = w {
             windows.push((
                 "eligibility on the seeded store, saturation",
                 w.finish().await,
@@ -404,21 +439,29 @@ where
             ));
         }
         out.scale_rps.push(rps);
-        let w = engine::watch(db).await;
+        let w = watch().await;
         out.scale
             .push(open_loop(rate, Until::Calls(calls), 0, seeded_calls.clone()).await);
-        if k == 0 {
+        if let Some(w) = w {
             windows.push((
                 "eligibility on the seeded store, open loop",
                 w.finish().await,
                 calls,
             ));
         }
-        let (rps, e) = saturate(args.concurrency, secs, empty_calls.clone()).await;
+        let (rps, e, cpu) = saturate_cpu(args.concurrency, secs, empty_calls.clone()).await;
         errors += e;
+        out.empty_cpu.push(cpu);
         out.empty_rps.push(rps);
         out.empty
             .push(open_loop(rate, Until::Calls(calls), 0, empty_calls.clone()).await);
+        let now = engine::checkpoints(db).await;
+        out.checkpoints.push(
+            checkpoints_at
+                .zip(now)
+                .map(|(before, after)| after - before),
+        );
+        checkpoints_at = now;
     }
     errors += out
         .empty
@@ -1070,6 +1113,11 @@ async fn main() {
                 // measured on the seeded store vacuumed.
                 postgres::vacuum(&db).await;
                 postgres::vacuum(&empty_db).await;
+                // Then one checkpoint for both (one database): what the
+                // seeded claims and the vacuums left dirty is written now,
+                // not in a round (which it would stall, favouring the
+                // other store). The rounds' own checkpoints are counted.
+                postgres::checkpoint(&db).await;
                 let (eligibility_rounds, elig_errors) =
                     eligibility_rounds(&args, &db, empty_calls, seeded_calls, &mut engine_windows)
                         .await;
@@ -1093,6 +1141,10 @@ async fn main() {
                 // month.
                 let live_rate = (rows.last().map_or(0.0, |r| r.saturation_rps) * 0.25).max(20.0);
                 let idle_calls = ((live_rate * secs) as u64).max(200);
+                // Both windows after a checkpoint, as eligibility's rounds:
+                // what earlier windows left dirty is not written in one of
+                // them (the windows print the checkpoints they saw).
+                postgres::checkpoint(&db).await;
                 let w = engine::watch(&db).await;
                 let idle = open_loop(
                     live_rate,
@@ -1297,6 +1349,12 @@ async fn main() {
             // Past json!'s recursion limit.
             figures["eligibility_shed_scale_empty"] = serde_json::json!(elig.shed());
             figures["eligibility_refused_by_bounds"] = serde_json::json!(elig.refused);
+            figures["eligibility_checkpoints_in_rounds"] = serde_json::json!(elig.checkpoints);
+            let [scale_cpu, empty_cpu] = elig.cpu_us();
+            figures["eligibility_db_cpu_us_scale_empty"] =
+                serde_json::json!([scale_cpu.map(|c| c.0.round()), empty_cpu.map(|c| c.0.round())]);
+            figures["eligibility_own_cpu_us_scale_empty"] =
+                serde_json::json!([scale_cpu.map(|c| c.1.round()), empty_cpu.map(|c| c.1.round())]);
             figures
         },
     );
@@ -1371,6 +1429,19 @@ async fn main() {
                 "    calls shed (the open loop {} calls behind; their time is in no p99, so the ratio flatters the store that shed them): seeded store {seeded_shed}, nearly empty store {empty_shed}; refused by the broker's bounds (both stores): {}",
                 load::MAX_OUTSTANDING,
                 elig.refused
+            );
+        }
+        println!(
+            "    checkpoints begun in each round (after a requested checkpoint; as PostgreSQL reports them, which may lag a little): {}",
+            elig.checkpoints
+                .iter()
+                .map(|c| c.map_or_else(|| "unknown".to_string(), |c| c.to_string()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if let [Some((scale_db, scale_own)), Some((empty_db, empty_own))] = elig.cpu_us() {
+            println!(
+                "    CPU per call at saturation (medians of the windows; the database's is the machine's outside this process): seeded store: database {scale_db:.0} us, this process {scale_own:.0} us; nearly empty store: database {empty_db:.0} us, this process {empty_own:.0} us"
             );
         }
         let e = &elig.engine;

@@ -409,6 +409,18 @@ pub async fn vacuum(db: &BenchDb) {
     admin(db, &sql).await;
 }
 
+/// Asks PostgreSQL for a checkpoint and waits for it: what earlier work
+/// left dirty (seeding, a vacuum, the claims of earlier windows) is
+/// written and synced now rather than in the next measured window. A
+/// checkpoint requested past `max_wal_size` wrote 0.6 to 1.4 GB within a
+/// second or two on this machine, most likely stalling whichever window
+/// it fell in (docs/PERFORMANCE.md, thirteenth part). Needs a superuser or
+/// `pg_checkpoint`; without, the error is printed and returned, and the
+/// windows' checkpoint counts say whether one fell in them.
+pub async fn checkpoint(db: &BenchDb) -> Vec<String> {
+    admin(db, &["CHECKPOINT".to_string()]).await
+}
+
 /// Runs each statement on a connection of its own; the errors, each
 /// printed.
 pub(crate) async fn admin(db: &BenchDb, statements: &[String]) -> Vec<String> {

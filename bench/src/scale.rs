@@ -139,7 +139,7 @@ ANALYZE members, claims, claim_lines, ceiling_usage, claim_consumption, audit_lo
     // flushes the vacuum's pages too. (It needs a superuser or
     // pg_checkpoint; without, it is only reported.)
     crate::postgres::vacuum(db).await;
-    admin(db, &["CHECKPOINT".to_string()]).await;
+    crate::postgres::checkpoint(db).await;
     let (database_bytes, claims_in_database, _) = size(db).await;
     Seeded {
         first_cursor,
@@ -327,6 +327,11 @@ pub struct EligibilityAtScale {
     /// round and after each (one more than the seeded store's).
     pub empty_rps: Vec<f64>,
     pub empty: Vec<crate::load::Latency>,
+    /// CPU per call in each saturation window: (database, this process),
+    /// in µs; the empty store's, then the seeded store's. `None` where
+    /// /proc could not be read.
+    pub empty_cpu: Vec<Option<(f64, f64)>>,
+    pub scale_cpu: Vec<Option<(f64, f64)>>,
     /// The seeded store's, one a round, between two of the empty store's.
     pub scale_rps: Vec<f64>,
     pub scale: Vec<crate::load::Latency>,
@@ -337,6 +342,11 @@ pub struct EligibilityAtScale {
     /// in main.rs counts them): the broker failing fast as documented, not
     /// failed calls.
     pub refused: u64,
+    /// Checkpoints begun during each round (the first round with the
+    /// empty store's first windows), after a requested one before them, as
+    /// PostgreSQL reports them (its counters may lag a little);
+    /// `None` where they could not be counted.
+    pub checkpoints: Vec<Option<i64>>,
     /// pgbench running the same database work on the seeded store.
     pub engine: crate::postgres::EngineEligibility,
 }
@@ -350,6 +360,20 @@ impl EligibilityAtScale {
             .zip(self.empty_rps.windows(2))
             .map(|(s, e)| s / ((e[0] + e[1]) / 2.0).max(1e-9))
             .collect()
+    }
+
+    /// The median CPU per call at saturation, (database, this process) in
+    /// µs, of the seeded store's windows and of the empty store's; `None`
+    /// where a window's could not be read.
+    pub fn cpu_us(&self) -> [Option<(f64, f64)>; 2] {
+        let median = |v: &[Option<(f64, f64)>]| {
+            let v: Vec<(f64, f64)> = v.iter().copied().collect::<Option<_>>()?;
+            (!v.is_empty()).then(|| {
+                let (db, own): (Vec<f64>, Vec<f64>) = v.into_iter().unzip();
+                (crate::load::median(&db), crate::load::median(&own))
+            })
+        };
+        [median(&self.scale_cpu), median(&self.empty_cpu)]
     }
 
     /// Calls the open loops shed, seeded store's and empty store's.
