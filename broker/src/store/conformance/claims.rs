@@ -303,6 +303,42 @@ pub async fn ceilings_are_enforced_by_the_store(store: Arc<dyn Store>) {
     }
 }
 
+/// Usage reads any number of keys alike, from none to more than a
+/// product's ceilings could ask for: each key's own figure, zero for a key
+/// never used.
+pub async fn usage_reads_any_number_of_keys(store: Arc<dyn Store>) {
+    let used = ["M-3", "M-17"];
+    for (i, subject) in used.iter().enumerate() {
+        let id = format!("U{i}");
+        begin(&store, sample_claim("CNSS", &id, &format!("IU{i}"))).await;
+        let c = CeilingUse {
+            key: year_key(subject),
+            amount: 100 * (i as i64 + 1),
+            count: 1,
+            limit_amount: Some(50_000),
+            limit_count: None,
+        };
+        store
+            .complete_stored("CNSS", &id, coordinated(&[c.amount, 0], vec![c]), 2_000)
+            .await
+            .unwrap();
+    }
+    assert!(store.usage("MUT-A", &[]).await.unwrap().0.is_empty());
+    for n in [1, 2, 3, 4, 17, 20, 40, 1025] {
+        let keys: Vec<CeilingKey> = (0..n).map(|k| year_key(&format!("M-{k}"))).collect();
+        let u = store.usage("MUT-A", &keys).await.unwrap();
+        for k in &keys {
+            let want = match k.subject.as_str() {
+                "M-3" => (100, 1),
+                "M-17" => (200, 1),
+                _ => (0, 0),
+            };
+            let got = u.get(k);
+            assert_eq!((got.amount, got.count), want, "{n} keys, {}", k.subject);
+        }
+    }
+}
+
 pub async fn cancel_restores_what_the_claim_consumed(store: Arc<dyn Store>) {
     let k = year_key("M-1");
     let c = |amount, count| CeilingUse {

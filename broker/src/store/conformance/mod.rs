@@ -53,6 +53,7 @@ macro_rules! store_conformance_suite {
             a_claim_and_its_outcome_commit_together,
             ceilings_are_enforced_by_the_store,
             cancel_restores_what_the_claim_consumed,
+            usage_reads_any_number_of_keys,
             lease_due_hands_a_claim_to_one_worker,
             expedite_makes_a_partners_backlog_due,
             concurrent_writes_fail_alone,

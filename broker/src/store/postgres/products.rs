@@ -95,15 +95,24 @@ impl ProductStore for PgStore {
     }
 
     async fn usage(&self, mutuelle_id: &str, keys: &[CeilingKey]) -> Result<Usage, StoreError> {
-        let c = self.client().await?;
         let names: Vec<String> = keys.iter().map(CeilingKey::storage_key).collect();
-        let rows = q(
-            &c,
-            "SELECT ceiling_key, used_amount + held_amount, used_count + held_count, held_amount, held_count FROM ceiling_usage \
-             WHERE mutuelle_id = $1 AND ceiling_key = ANY($2)",
-            &[&mutuelle_id, &names],
-        )
-        .await?;
+        if names.is_empty() {
+            return Ok(Usage::default());
+        }
+        let c = self.client().await?;
+        let rows = match usage_sql(names.len()) {
+            UsageSql::Inline { sql, slots } => {
+                // The last key again in the slots past the keys: `IN` takes
+                // it once.
+                let last = &names[names.len() - 1];
+                let mut p: Vec<P<'_>> = Vec::with_capacity(1 + slots);
+                p.push(&mutuelle_id);
+                p.extend(names.iter().map(|n| n as P<'_>));
+                p.extend(std::iter::repeat_n(last as P<'_>, slots - names.len()));
+                q(&c, sql, &p).await?
+            }
+            UsageSql::Any(sql) => q(&c, sql, &[&mutuelle_id, &names]).await?,
+        };
         let mut usage = Usage::default();
         for r in rows {
             let name: String = r.get(0);
@@ -124,5 +133,102 @@ impl ProductStore for PgStore {
             }
         }
         Ok(usage)
+    }
+}
+
+/// The most ceiling keys [`usage_sql`] names one by one. An eligibility
+/// check asks for every ceiling of the member's product: a product that
+/// limits all nine categories by amount and by count asks for 18 keys, 20
+/// with the beneficiary's and the household's yearly ceilings, and each
+/// act limit adds one. A claim asks for those of its lines. Past this
+/// bound, which no known product reaches, the read is by `= ANY` (whose
+/// generic plan assumes ten keys; how PostgreSQL plans it then was not
+/// measured).
+const USAGE_INLINE_KEYS: usize = 1024;
+
+/// How [`usage_sql`] reads `n` keys.
+enum UsageSql {
+    /// `IN` with `slots` placeholders after the mutuelle's, `slots` being
+    /// `n` rounded up to a power of two.
+    Inline { sql: &'static str, slots: usize },
+    /// `= ANY($2)`, past [`USAGE_INLINE_KEYS`].
+    Any(&'static str),
+}
+
+/// The ceiling read for `n` keys, `n` at least 1. PostgreSQL builds a
+/// prepared statement's first five plans from their parameters' values,
+/// then keeps its generic plan only if that one's estimated cost is below
+/// the custom plans' average, which counts their planning. With
+/// `ceiling_key = ANY($2)` it never was on a seeded store (a generic plan
+/// assumes an array of ten elements), so every rules claim and eligibility
+/// check planned this read again: 49 µs of planning for a 23 µs read
+/// (pg_stat_statements with `track_planning`, docs/PERFORMANCE.md,
+/// fifteenth part). With its keys counted (`IN ($2, $3, …)`), the generic
+/// plan's estimate is about a custom plan's for a mutuelle the statistics
+/// count, and with the planning charge it is kept (for a mutuelle they
+/// count as rare, a custom plan may still look cheaper: the same part).
+/// Rounding the count up to a power of two, the last key repeated, makes
+/// eleven statement texts (each prepared once per connection) serve every
+/// count up to [`USAGE_INLINE_KEYS`].
+fn usage_sql(n: usize) -> UsageSql {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        let select = "SELECT ceiling_key, used_amount + held_amount, used_count + held_count, \
+                      held_amount, held_count FROM ceiling_usage WHERE mutuelle_id = $1 AND ceiling_key";
+        let mut all: Vec<String> = (0..=USAGE_INLINE_KEYS.trailing_zeros())
+            .map(|power| {
+                let slots: Vec<String> = (2..(1usize << power) + 2).map(|i| format!("${i}")).collect();
+                format!("{select} IN ({})", slots.join(", "))
+            })
+            .collect();
+        all.push(format!("{select} = ANY($2)"));
+        all
+    });
+    if n > USAGE_INLINE_KEYS {
+        return UsageSql::Any(&all[all.len() - 1]);
+    }
+    let slots = n.max(1).next_power_of_two();
+    UsageSql::Inline {
+        sql: &all[slots.trailing_zeros() as usize],
+        slots,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inline(n: usize) -> (&'static str, usize) {
+        match usage_sql(n) {
+            UsageSql::Inline { sql, slots } => (sql, slots),
+            UsageSql::Any(sql) => panic!("{n} keys read by {sql}"),
+        }
+    }
+
+    #[test]
+    fn each_key_has_a_placeholder_and_counts_round_up_to_a_power_of_two() {
+        let (sql, slots) = inline(1);
+        assert_eq!(slots, 1);
+        assert!(
+            sql.ends_with("mutuelle_id = $1 AND ceiling_key IN ($2)"),
+            "{sql}"
+        );
+        let (sql, slots) = inline(3);
+        assert_eq!(slots, 4);
+        assert!(sql.ends_with("ceiling_key IN ($2, $3, $4, $5)"), "{sql}");
+        assert_eq!(inline(4), (sql, 4));
+        let (sql, slots) = inline(20);
+        assert_eq!(slots, 32);
+        assert!(sql.ends_with(", $33)"), "{sql}");
+        let (sql, slots) = inline(USAGE_INLINE_KEYS);
+        assert_eq!(slots, USAGE_INLINE_KEYS);
+        assert!(
+            sql.ends_with(&format!(", ${})", USAGE_INLINE_KEYS + 1)),
+            "{sql}"
+        );
+        assert!(matches!(
+            usage_sql(USAGE_INLINE_KEYS + 1),
+            UsageSql::Any(sql) if sql.ends_with("ceiling_key = ANY($2)")
+        ));
     }
 }

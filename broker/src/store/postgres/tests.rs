@@ -270,6 +270,106 @@ async fn an_exhausted_pool_answers_unavailable_after_its_wait() {
     assert!(s.get_claim("CNSS", "X").await.unwrap().is_none());
 }
 
+/// A claim's and an eligibility check's statements settle on a generic
+/// plan, so that a call does not pay for planning. PostgreSQL builds a
+/// prepared statement's first five plans from its parameters, then keeps
+/// its generic plan only if its estimated cost is below the custom plans'
+/// average, which includes a charge for planning;
+/// the ceiling read, with `= ANY($2)`, never did and was planned again on
+/// every call (49 µs of planning for a 23 µs read, docs/PERFORMANCE.md,
+/// fifteenth part). Read from the one pooled connection's
+/// `pg_prepared_statements` (PostgreSQL 14 and later): a statement that
+/// settled has at most five custom plans.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hot_paths_statements_settle_on_a_generic_plan() {
+    use crate::store::conformance::{coordinated, new_claim, sample_member};
+    use passerelle_domain::{CeilingKey, CeilingScope};
+    let mut cfg = crate::store::testing::postgres_config();
+    cfg.pool_size = 1;
+    let Some(s) = crate::store::testing::migrated_postgres(&cfg).await else {
+        return;
+    };
+    let s = Arc::new(s);
+    let store: Arc<dyn Store> = s.clone();
+    store
+        .upsert_members(&[sample_member("MUT-A", "M-1", "TG-1")], 1)
+        .await
+        .unwrap();
+    // Ceilings in use, with their statistics (on a table the planner knows
+    // nothing of, a generic plan of `= ANY($2)` did not look dearer); the
+    // reads are of MUT-7, one of the 50 mutuelles the statistics count.
+    // (For a mutuelle they count as rare, PostgreSQL may still prefer to
+    // plan every call: docs/PERFORMANCE.md, fifteenth part.)
+    s.client()
+        .await
+        .unwrap()
+        .batch_execute(
+            "INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count) \
+             SELECT 'MUT-' || (g % 50), 'beneficiary-year|-|M-' || g || '|2026', 100, 1 \
+             FROM generate_series(1, 20000) g",
+        )
+        .await
+        .unwrap();
+    // VACUUM alone in its call: it cannot run in the implicit transaction
+    // of several statements.
+    s.client()
+        .await
+        .unwrap()
+        .batch_execute("VACUUM ANALYZE ceiling_usage")
+        .await
+        .unwrap();
+    // Two keys, and three (read with a fourth slot, the last key again).
+    let keys: Vec<CeilingKey> = ["2026", "2027", "2028"]
+        .into_iter()
+        .map(|period| CeilingKey {
+            scope: CeilingScope::BeneficiaryYear,
+            subject: "M-1".into(),
+            period: period.into(),
+            act: String::new(),
+        })
+        .collect();
+    const RUNS: i64 = 8;
+    for i in 0..RUNS {
+        assert_eq!(store.find_members("CNSS", "TG-1").await.unwrap().len(), 1);
+        store.usage("MUT-7", &keys[..2]).await.unwrap();
+        store.usage("MUT-7", &keys).await.unwrap();
+        let new = new_claim(sample_claim("CNSS", &format!("G{i}"), &format!("IG{i}")));
+        let done = store
+            .begin_coordinated(&new, coordinated(&[100, 0], vec![]))
+            .await
+            .unwrap();
+        assert!(done.is_some());
+    }
+    let rows = s
+        .client()
+        .await
+        .unwrap()
+        .query(
+            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements \
+             WHERE generic_plans + custom_plans >= $1",
+            &[&RUNS],
+        )
+        .await
+        .unwrap();
+    let ran: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+    let replanned: Vec<(String, i64)> = rows
+        .iter()
+        .filter(|r| r.get::<_, i64>(2) > 5)
+        .map(|r| (r.get(0), r.get(2)))
+        .collect();
+    assert!(
+        replanned.is_empty(),
+        "more than five custom plans (planned again on every run): {replanned:?}"
+    );
+    assert_eq!(
+        ran.iter()
+            .filter(|q| q.contains("FROM ceiling_usage"))
+            .count(),
+        2,
+        "the ceiling reads of two and of three keys ran {RUNS} times each: {ran:?}"
+    );
+}
+
 /// At scale, the hot and listing paths read through indexes: on a store
 /// seeded with 60,000 claims and their lines, 20,000 members and ceilings
 /// and 100,000 audit rows, no store call on those paths reads a large table
