@@ -67,10 +67,28 @@ async fn migrate_twice_at_once_is_safe_and_serve_checks_the_version() {
 
 /// A migrated store on a fresh schema, as itself and as a `Store`.
 async fn fresh() -> Option<(Arc<super::PgStore>, Arc<dyn Store>)> {
-    let s = Arc::new(
-        crate::store::testing::migrated_postgres(&crate::store::testing::postgres_config()).await?,
-    );
+    fresh_with(crate::store::testing::postgres_config()).await
+}
+
+/// [`fresh`] with a pool of one connection: what PostgreSQL counts for
+/// the connection a test reads afterwards (`s.client()`) is what the
+/// store's calls did.
+async fn fresh_on_one_connection() -> Option<(Arc<super::PgStore>, Arc<dyn Store>)> {
+    let mut cfg = crate::store::testing::postgres_config();
+    cfg.pool_size = 1;
+    fresh_with(cfg).await
+}
+
+async fn fresh_with(
+    cfg: crate::config::PostgresConfig,
+) -> Option<(Arc<super::PgStore>, Arc<dyn Store>)> {
+    let s = Arc::new(crate::store::testing::migrated_postgres(&cfg).await?);
     Some((s.clone(), s))
+}
+
+/// Runs `sql` (one or more statements, no result) on a pooled connection.
+async fn run_sql(s: &super::PgStore, sql: &str) {
+    s.client().await.unwrap().batch_execute(sql).await.unwrap();
 }
 
 use crate::store::conformance::{begin, sample_claim};
@@ -284,13 +302,9 @@ async fn an_exhausted_pool_answers_unavailable_after_its_wait() {
 async fn the_hot_paths_statements_settle_on_a_generic_plan() {
     use crate::store::conformance::{coordinated, new_claim, sample_member};
     use passerelle_domain::{CeilingKey, CeilingScope};
-    let mut cfg = crate::store::testing::postgres_config();
-    cfg.pool_size = 1;
-    let Some(s) = crate::store::testing::migrated_postgres(&cfg).await else {
+    let Some((s, store)) = fresh_on_one_connection().await else {
         return;
     };
-    let s = Arc::new(s);
-    let store: Arc<dyn Store> = s.clone();
     store
         .upsert_members(&[sample_member("MUT-A", "M-1", "TG-1")], 1)
         .await
@@ -300,24 +314,16 @@ async fn the_hot_paths_statements_settle_on_a_generic_plan() {
     // reads are of MUT-7, one of the 50 mutuelles the statistics count.
     // (For a mutuelle they count as rare, PostgreSQL may still prefer to
     // plan every call: docs/PERFORMANCE.md, fifteenth part.)
-    s.client()
-        .await
-        .unwrap()
-        .batch_execute(
-            "INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count) \
-             SELECT 'MUT-' || (g % 50), 'beneficiary-year|-|M-' || g || '|2026', 100, 1 \
-             FROM generate_series(1, 20000) g",
-        )
-        .await
-        .unwrap();
+    run_sql(
+        &s,
+        "INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count) \
+         SELECT 'MUT-' || (g % 50), 'beneficiary-year|-|M-' || g || '|2026', 100, 1 \
+         FROM generate_series(1, 20000) g",
+    )
+    .await;
     // VACUUM alone in its call: it cannot run in the implicit transaction
     // of several statements.
-    s.client()
-        .await
-        .unwrap()
-        .batch_execute("VACUUM ANALYZE ceiling_usage")
-        .await
-        .unwrap();
+    run_sql(&s, "VACUUM ANALYZE ceiling_usage").await;
     // Two keys, and three (read with a fourth slot, the last key again).
     let keys: Vec<CeilingKey> = ["2026", "2027", "2028"]
         .into_iter()
@@ -378,13 +384,9 @@ async fn the_hot_paths_statements_settle_on_a_generic_plan() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
     use crate::store::conformance::{coordinate, sample_member};
-    let mut cfg = crate::store::testing::postgres_config();
-    cfg.pool_size = 1;
-    let Some(s) = crate::store::testing::migrated_postgres(&cfg).await else {
+    let Some((s, store)) = fresh_on_one_connection().await else {
         return;
     };
-    let s = Arc::new(s);
-    let store: Arc<dyn Store> = s.clone();
     coordinate(&store, sample_claim("CNSS", "C0", "I0"), &[100, 0]).await;
     store
         .upsert_members(&[sample_member("MUT-A", "M-0", "TG-0")], 1)
