@@ -133,6 +133,7 @@ fn req<'a>(key: &'a str, c: &'a Claim) -> AdjudicationRequest<'a> {
         member_number: "K-1",
         member: None,
         prior: None,
+        unread_ceilings: false,
     }
 }
 
@@ -397,6 +398,7 @@ pub async fn prior_authorization(env: &KitEnv) {
         .adapter
         .adjudicate(AdjudicationRequest {
             prior: Some(&terms),
+            unread_ceilings: false,
             ..req("kit-pa-claim-key", &bill)
         })
         .await

@@ -105,6 +105,21 @@ pub struct AdjudicationRequest<'a> {
     /// The prior authorization the claim is paid against, when it quotes
     /// one in force.
     pub prior: Option<&'a PriorTerms>,
+    /// For a partner whose ceilings the broker keeps
+    /// ([`Adapter::adjudicates_from_store`]), a claim quoting no
+    /// authorization: compute it as if no ceiling had been used, without
+    /// reading them, unless a limit cuts a line or meets a line paid
+    /// nothing ([`Adjudication::limited`]: then they are read). The broker
+    /// asks so only where the store then checks that each ceiling consumed
+    /// has room ([`Usage::has_room_for`]) and refuses the outcome
+    /// otherwise; it then asks again without it. The outcome stored is the
+    /// one computed on the real usage either way (the property test
+    /// `computed_on_no_usage_is_the_same_where_there_is_room`,
+    /// domain/tests/engine.rs). Other adapters ignore it.
+    ///
+    /// [`Usage::has_room_for`]: passerelle_domain::engine::Usage::has_room_for
+    /// [`Adjudication::limited`]: passerelle_domain::engine::Adjudication::limited
+    pub unread_ceilings: bool,
 }
 
 /// A prior authorization as a claim paid against it carries it to the

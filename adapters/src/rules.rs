@@ -149,18 +149,29 @@ impl RulesAdapter {
     }
 }
 
+/// How [`RulesAdapter::run`] takes the ceilings' usage.
+#[derive(Clone, Copy)]
+enum Ceilings<'a> {
+    /// Read, without an authorization's own hold (which the claim or
+    /// extension may take).
+    Read(Option<&'a [passerelle_domain::CeilingUse]>),
+    /// As if none had been used, not read
+    /// (`AdjudicationRequest::unread_ceilings`), unless the outcome could
+    /// hide a limit from the store's check (`Adjudication::limited`).
+    Unread,
+}
+
 impl RulesAdapter {
     /// The engine on a claim (or planned care) of this mutuelle: its
     /// member, the product version in force as it applies to the
-    /// beneficiary's category, the ceilings' usage without `hold` (an
-    /// authorization's own, which the claim or extension may take).
+    /// beneficiary's category, the ceilings' usage as `ceilings` says.
     async fn run(
         &self,
         c: &passerelle_domain::Claim,
         member_number: &str,
         known: Option<&Member>,
         stay_id: Option<&str>,
-        hold: Option<&[passerelle_domain::CeilingUse]>,
+        ceilings: Ceilings<'_>,
         prior: Prior<'_>,
     ) -> Result<(engine::Adjudication, Option<Product>), AdapterError> {
         let Some((member, product)) = self
@@ -178,6 +189,25 @@ impl RulesAdapter {
         // Rules for the beneficiary's category (indigent, child...), as the
         // scheme declares it.
         let product = product.map(|p| p.for_beneficiary(&c.beneficiary_category).into_owned());
+        let none = Usage::default();
+        let ctx = |usage| Context {
+            member: &member,
+            product: product.as_ref(),
+            date_of_care: c.date_of_care,
+            diagnoses: &c.diagnoses,
+            stay_id,
+            usage,
+        };
+        let hold = match ceilings {
+            Ceilings::Unread => {
+                let a = engine::adjudicate_with(&ctx(&none), &c.lines, prior);
+                if !a.limited {
+                    return Ok((a, product));
+                }
+                None
+            }
+            Ceilings::Read(hold) => hold,
+        };
         let mut usage = self
             .usage_for(
                 &member,
@@ -191,15 +221,10 @@ impl RulesAdapter {
         if let Some(h) = hold {
             usage = usage.without_hold(h);
         }
-        let ctx = Context {
-            member: &member,
-            product: product.as_ref(),
-            date_of_care: c.date_of_care,
-            diagnoses: &c.diagnoses,
-            stay_id,
-            usage: &usage,
-        };
-        Ok((engine::adjudicate_with(&ctx, &c.lines, prior), product))
+        Ok((
+            engine::adjudicate_with(&ctx(&usage), &c.lines, prior),
+            product,
+        ))
     }
 }
 
@@ -264,15 +289,20 @@ impl Adapter for RulesAdapter {
             Some(p) => Prior::Granted(&p.granted),
             None => Prior::Absent,
         };
-        // The authorization's own hold is this claim's to take.
-        let hold = req.prior.map(|p| p.hold.as_slice());
+        // The authorization's own hold is this claim's to take; a claim
+        // quoting none may be computed on its ceilings unread.
+        let ceilings = match req.prior {
+            Some(p) => Ceilings::Read(Some(p.hold.as_slice())),
+            None if req.unread_ceilings => Ceilings::Unread,
+            None => Ceilings::Read(None),
+        };
         let (a, product) = self
             .run(
                 c,
                 req.member_number,
                 req.member,
                 stay.as_deref(),
-                hold,
+                ceilings,
                 prior,
             )
             .await?;
@@ -296,7 +326,7 @@ impl Adapter for RulesAdapter {
                 req.member_number,
                 None,
                 c.stay.as_ref().map(|s| s.stay_id.as_str()),
-                req.replaces.map(|p| p.hold.as_slice()),
+                Ceilings::Read(req.replaces.map(|p| p.hold.as_slice())),
                 Prior::Requesting,
             )
             .await?;
@@ -385,7 +415,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::kit;
+    use crate::{PriorTerms, kit};
 
     /// The kit's member and product, counting the member reads.
     struct Counting(AtomicUsize);
@@ -457,10 +487,100 @@ mod tests {
                 member_number: "K-1",
                 member: Some(&m),
                 prior: None,
+                unread_ceilings: false,
             })
             .await
             .unwrap();
         assert!(!out.lines.is_empty());
         assert_eq!(data.0.load(Ordering::SeqCst), 0);
+    }
+
+    /// The kit's member and product, with every ceiling used up, counting
+    /// the usage reads.
+    struct UsedUp(AtomicUsize);
+
+    #[async_trait]
+    impl RulesData for UsedUp {
+        async fn find_member(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: Option<&str>,
+        ) -> Result<Option<Member>, String> {
+            Ok(Some(kit::member()))
+        }
+
+        async fn product_on(&self, _: &str, _: &str, _: Date) -> Result<Option<Product>, String> {
+            Ok(Some(kit::product()))
+        }
+
+        async fn usage(&self, _: &str, keys: &[CeilingKey]) -> Result<Usage, String> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            let full = passerelle_domain::Used {
+                amount: 1_000_000_000,
+                count: 1_000,
+                held_amount: 0,
+                held_count: 0,
+            };
+            Ok(Usage(keys.iter().map(|k| (k.clone(), full)).collect()))
+        }
+    }
+
+    /// `unread_ceilings` computes a claim without reading its ceilings (as
+    /// if none were used: the store then refuses what has no room), never
+    /// with an authorization's hold to take; otherwise the ceilings are
+    /// read and count.
+    #[tokio::test]
+    async fn unread_ceilings_are_taken_as_unused_and_not_read() {
+        let data = Arc::new(UsedUp(AtomicUsize::new(0)));
+        let rules = RulesAdapter::new("MUT-KIT", data.clone());
+        let (c, m) = (kit::claim("c"), kit::member());
+        let terms = PriorTerms {
+            partner_reference: "PA-1".into(),
+            granted: passerelle_domain::Granted {
+                lines: vec![],
+                tolerance_bp: 0,
+            },
+            hold: vec![],
+            stay_id: None,
+        };
+        async fn paid(
+            rules: &RulesAdapter,
+            c: &passerelle_domain::Claim,
+            m: &Member,
+            prior: Option<&PriorTerms>,
+            unread: bool,
+        ) -> (i64, bool) {
+            let out = rules
+                .adjudicate(AdjudicationRequest {
+                    idempotency_key: "k",
+                    claim: c,
+                    member_number: "K-1",
+                    member: Some(m),
+                    prior,
+                    unread_ceilings: unread,
+                })
+                .await
+                .unwrap();
+            let paid: i64 = out.lines.iter().map(|l| l.mutuelle_share).sum();
+            (paid, out.consumption.is_empty())
+        }
+        let reads = || data.0.swap(0, Ordering::SeqCst);
+        let (unread, nothing_consumed) = paid(&rules, &c, &m, None, true).await;
+        assert!(
+            unread > 0 && !nothing_consumed,
+            "paid {unread} as if unused"
+        );
+        assert_eq!(reads(), 0, "no usage read");
+        assert_eq!(
+            paid(&rules, &c, &m, None, false).await,
+            (0, true),
+            "on the ceilings read"
+        );
+        assert_eq!(reads(), 1);
+        // With an authorization quoted, its hold is read to be taken.
+        paid(&rules, &c, &m, Some(&terms), true).await;
+        assert_eq!(reads(), 1);
     }
 }

@@ -167,6 +167,30 @@ impl Usage {
         self.0.retain(|_, u| *u != Used::default());
     }
 
+    /// Whether each ceiling `uses` consumes has room for it on this usage:
+    /// what is used and held, plus the use, within its limits. Every store
+    /// makes this check as it records a claim's consumption, and refuses
+    /// the claim (`CeilingConflict`) otherwise; a use of nothing is not
+    /// checked, as the stores write none.
+    ///
+    /// A claim adjudicated on no usage at all ([`Usage::default`]) that no
+    /// limit cut ([`Adjudication::limited`] false) and whose consumption
+    /// has room on this usage is adjudicated exactly as on this usage
+    /// (`tests/engine.rs`, `computed_on_no_usage_is_the_same_where_there_is_room`).
+    /// The broker relies on this to store a rules mutuelle's claim without
+    /// reading its ceilings first.
+    pub fn has_room_for(&self, uses: &[CeilingUse]) -> bool {
+        uses.iter()
+            .filter(|u| u.amount != 0 || u.count != 0)
+            .all(|u| {
+                let taken = self.get(&u.key);
+                u.limit_amount
+                    .is_none_or(|l| taken.amount.saturating_add(u.amount) <= l)
+                    && u.limit_count
+                        .is_none_or(|l| taken.count.saturating_add(u.count) <= l)
+            })
+    }
+
     /// Takes a claim's consumption back (cancel).
     pub fn revert(&mut self, uses: &[CeilingUse]) {
         for u in uses {
@@ -264,6 +288,15 @@ impl Granted {
 pub struct Adjudication {
     pub lines: Vec<LineShare>,
     pub consumption: Vec<CeilingUse>,
+    /// A ceiling, a count limit or an act limit cut a line, or a line that
+    /// has one pays nothing (so nothing of it is in `consumption`).
+    /// Computed on no usage, an adjudication with neither is the one on any
+    /// usage that has room for its consumption (`Usage::has_room_for`):
+    /// every limit left each line whole, and that room leaves each whole
+    /// again. With either, the two may differ, in a line's reasons or by a
+    /// rounding of its share, and no store's check of `consumption` would
+    /// tell: such a claim is computed on the usage read.
+    pub limited: bool,
 }
 
 /// What a mutuelle states that the patient bears, or excludes, beside its
@@ -583,8 +616,11 @@ pub fn adjudicate_with(ctx: &Context<'_>, lines: &[ClaimLine], prior: Prior<'_>)
         Prior::Granted(g) => g.matches(lines),
         _ => vec![None; lines.len()],
     };
-    let mut running = ctx.usage.clone();
-    let mut consumption: BTreeMap<CeilingKey, CeilingUse> = BTreeMap::new();
+    let mut tally = Tally {
+        running: ctx.usage.clone(),
+        consumption: BTreeMap::new(),
+        limited: false,
+    };
     let mut out = Vec::with_capacity(lines.len());
 
     // Claim-wide blockers, decided once.
@@ -624,8 +660,7 @@ pub fn adjudicate_with(ctx: &Context<'_>, lines: &[ClaimLine], prior: Prior<'_>)
             blocker.as_ref(),
             enrolled,
             authorized,
-            &mut running,
-            &mut consumption,
+            &mut tally,
         );
         debug_assert!(m >= 0 && m <= line.remainder().max(0));
         out.push(LineShare {
@@ -636,8 +671,18 @@ pub fn adjudicate_with(ctx: &Context<'_>, lines: &[ClaimLine], prior: Prior<'_>)
     }
     Adjudication {
         lines: out,
-        consumption: consumption.into_values().collect(),
+        consumption: tally.consumption.into_values().collect(),
+        limited: tally.limited,
     }
+}
+
+/// What the lines computed so far have taken: the usage as it now stands,
+/// the claim's consumption, and whether a limit cut a line or a line under
+/// one pays nothing (`Adjudication::limited`).
+struct Tally {
+    running: Usage,
+    consumption: BTreeMap<CeilingKey, CeilingUse>,
+    limited: bool,
 }
 
 /// A line's standing against prior authorization.
@@ -661,8 +706,7 @@ fn line_share(
     blocker: Option<&Reason>,
     enrolled: Date,
     authorized: Authorized<'_>,
-    running: &mut Usage,
-    consumption: &mut BTreeMap<CeilingKey, CeilingUse>,
+    tally: &mut Tally,
 ) -> (Amount, Vec<Reason>) {
     let r = line.remainder();
     if line.outcome == SchemeOutcome::Refused {
@@ -807,12 +851,13 @@ fn line_share(
     let mut units = 0u32;
     let count = rule.year_count_limit.map(|limit| {
         let key = count_key(ctx, line.category);
-        let used = running.get(&key).count;
+        let used = tally.running.get(&key).count;
         (key, limit, limit.saturating_sub(used))
     });
     if let Some((_, limit, left)) = &count {
         units = line.quantity.min(*left);
         if units < line.quantity {
+            tally.limited = true;
             m = ((m as i128 * units as i128) / line.quantity.max(1) as i128) as Amount;
             reasons.push(Reason::new(
                 ReasonCode::CountLimitReached,
@@ -866,8 +911,9 @@ fn line_share(
         let Some(key) = act_key(ctx.member, ctx.date_of_care, ctx.stay_id, a) else {
             continue;
         };
-        let left = a.max.saturating_sub(running.get(&key).count);
+        let left = a.max.saturating_sub(tally.running.get(&key).count);
         if covered > left {
+            tally.limited = true;
             m = ((m as i128 * left as i128) / covered.max(1) as i128) as Amount;
             reasons.push(Reason::new(
                 ReasonCode::CountLimitReached,
@@ -889,8 +935,9 @@ fn line_share(
     // Amount ceilings, in order.
     let ceilings = amount_ceilings(ctx, product, rule);
     for (key, limit) in &ceilings {
-        let left = (limit - running.get(key).amount).max(0);
+        let left = (limit - tally.running.get(key).amount).max(0);
         if m > left {
+            tally.limited = true;
             m = left;
             reasons.push(Reason::new(
                 ReasonCode::CeilingReached,
@@ -903,18 +950,45 @@ fn line_share(
         }
     }
 
+    if m == 0 && (count.is_some() || !acts.is_empty() || !ceilings.is_empty()) {
+        tally.limited = true;
+    }
     if m > 0 {
         for (key, limit) in ceilings {
-            record(running, consumption, key, m, 0, Some(limit), None);
+            record(
+                &mut tally.running,
+                &mut tally.consumption,
+                key,
+                m,
+                0,
+                Some(limit),
+                None,
+            );
         }
         if let Some((key, limit, _)) = count
             && units > 0
         {
-            record(running, consumption, key, 0, units, None, Some(limit));
+            record(
+                &mut tally.running,
+                &mut tally.consumption,
+                key,
+                0,
+                units,
+                None,
+                Some(limit),
+            );
         }
         for (key, max) in acts {
             if covered > 0 {
-                record(running, consumption, key, 0, covered, None, Some(max));
+                record(
+                    &mut tally.running,
+                    &mut tally.consumption,
+                    key,
+                    0,
+                    covered,
+                    None,
+                    Some(max),
+                );
             }
         }
     }

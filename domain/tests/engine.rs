@@ -403,7 +403,8 @@ fn arb_product() -> impl Strategy<Value = Product> {
         // The rules of issue 20: a waiting period for the whole product,
         // acts per period on the lines' act code ("A").
         prop::option::of(0u32..500),
-        prop::option::of((1u32..6, 0u8..4)),
+        // Up to two act limits, on the lines' act codes ("A" and "B").
+        prop::collection::vec((0u8..2, 1u32..6, 0u8..4), 0..3),
         prop::option::of((0u32..=10_000, prop::option::of(0i64..50_000))),
     )
         .prop_map(|(mut rules, stay, ben, hh, waiting, acts, indigent)| {
@@ -426,9 +427,10 @@ fn arb_product() -> impl Strategy<Value = Product> {
                 }];
                 p = p.for_beneficiary("indigent").into_owned();
             }
-            if let Some((max, per)) = acts {
-                p.act_limits = vec![passerelle_domain::ActLimit {
-                    act_code: "A".into(),
+            p.act_limits = acts
+                .into_iter()
+                .map(|(act, max, per)| passerelle_domain::ActLimit {
+                    act_code: if act == 0 { "A" } else { "B" }.into(),
                     max,
                     per: match per {
                         0 => passerelle_domain::ActPeriod::Day,
@@ -436,8 +438,11 @@ fn arb_product() -> impl Strategy<Value = Product> {
                         2 => passerelle_domain::ActPeriod::Year,
                         _ => passerelle_domain::ActPeriod::Stay,
                     },
-                }];
-            }
+                })
+                .collect();
+            // As `Product::check` requires: each act and period once.
+            p.act_limits.sort_by_key(|a| (a.act_code.clone(), a.per));
+            p.act_limits.dedup_by_key(|a| (a.act_code.clone(), a.per));
             p
         })
 }
@@ -445,13 +450,14 @@ fn arb_product() -> impl Strategy<Value = Product> {
 fn arb_line() -> impl Strategy<Value = ClaimLine> {
     (
         arb_category(),
-        1u32..5,
+        1u32..8,
         0i64..60_000,
         0i64..60_000,
         0u32..=10_000,
         0u8..10,
+        prop::sample::select(vec!["A", "B"]),
     )
-        .prop_map(|(category, quantity, b, e, rate, kind)| {
+        .prop_map(|(category, quantity, b, e, rate, kind, act)| {
             let outcome = match kind {
                 0 => SchemeOutcome::Refused,
                 1 => SchemeOutcome::OutOfBasket,
@@ -463,7 +469,7 @@ fn arb_line() -> impl Strategy<Value = ClaimLine> {
                 0
             };
             ClaimLine {
-                act_code: "A".into(),
+                act_code: act.into(),
                 category,
                 quantity,
                 billed: b,
@@ -537,6 +543,55 @@ proptest! {
         prop_assert_eq!(after, before);
     }
 
+    /// A claim computed as if no ceiling had been used is the claim
+    /// computed on the real usage whenever the stores' check lets its
+    /// consumption through (`Usage::has_room_for`) and no limit cut a line
+    /// or met a line paid nothing (`Adjudication::limited`; this test
+    /// found both: a line paid nothing whose reasons then differ, and a
+    /// count limit then an act limit cutting one line, whose reasons and
+    /// rounding then differ). The broker stores a rules mutuelle's claim
+    /// so, without reading its ceilings first, and computes it again on
+    /// what it reads when a store refuses or a limit was met.
+    #[test]
+    fn computed_on_no_usage_is_the_same_where_there_is_room(
+        p in arb_product(),
+        lines in prop::collection::vec(arb_line(), 1..8),
+        earlier in prop::collection::vec(arb_line(), 0..8),
+        others in prop::collection::vec(arb_line(), 0..4),
+        held in prop::collection::vec(arb_line(), 0..3),
+        stay in prop::option::of("S[12]"),
+        earlier_stay in prop::option::of("S[123]"),
+    ) {
+        let m = member();
+        // Another member of the household: the household's ceiling only.
+        let other = Member { beneficiary_id: "B2".into(), member_number: "M2".into(), ..member() };
+        fn ctx<'a>(m: &'a Member, p: &'a Product, stay: Option<&'a str>, usage: &'a Usage) -> Context<'a> {
+            Context { member: m, product: Some(p), date_of_care: d("2026-03-10"),
+                diagnoses: &[], stay_id: stay, usage }
+        }
+        let stay = stay.as_deref();
+        // The real usage: earlier claims (of their own stay, if any), the
+        // other member's, then an authorization's hold.
+        let mut usage = Usage::default();
+        let used = adjudicate(&ctx(&m, &p, earlier_stay.as_deref(), &usage), &earlier);
+        usage.apply(&used.consumption);
+        let theirs = adjudicate(&ctx(&other, &p, None, &usage), &others);
+        usage.apply(&theirs.consumption);
+        let hold = engine::adjudicate_with(&ctx(&m, &p, stay, &usage), &held, engine::Prior::Requesting);
+        usage.hold(&hold.consumption);
+        let none = Usage::default();
+        let assumed = adjudicate(&ctx(&m, &p, stay, &none), &lines);
+        let real = adjudicate(&ctx(&m, &p, stay, &usage), &lines);
+        if !assumed.limited && usage.has_room_for(&assumed.consumption) {
+            prop_assert_eq!(&assumed, &real);
+        } else {
+            // Computed on the usage read: its consumption has room, and a
+            // claim that met no limit on no usage meets none on any usage
+            // with room for it.
+            prop_assert!(usage.has_room_for(&real.consumption));
+        }
+    }
+
     #[test]
     fn deterministic(p in arb_product(), lines in prop::collection::vec(arb_line(), 1..8)) {
         let m = member();
@@ -544,6 +599,85 @@ proptest! {
         let b = run(&p, &m, &lines, &Usage::default());
         prop_assert_eq!(a, b);
     }
+}
+
+/// The first case `computed_on_no_usage_is_the_same_where_there_is_room`
+/// found: a line paid nothing (a rate that rounds to zero) records nothing
+/// on its count limit, so no store checks it, yet on the real usage its
+/// reasons say the limit is reached. Computed on no usage, it says that a
+/// limit was met (`limited`), and the broker reads the usage.
+#[test]
+fn a_line_paid_nothing_leaves_its_count_limit_unrecorded() {
+    let mut r = rule(CareCategory::Consultation, 0);
+    r.year_count_limit = Some(1);
+    r.out_of_basket_rate_bp = 1; // 0.01 %
+    let p = product(vec![r]);
+    let out_of_basket = |billed| ClaimLine {
+        outcome: SchemeOutcome::OutOfBasket,
+        ..line(CareCategory::Consultation, billed, 0, 0)
+    };
+    let m = member();
+    // An earlier act paid 1 takes the one a year.
+    let mut used = Usage::default();
+    let earlier = run(&p, &m, &[out_of_basket(10_000)], &used);
+    assert_eq!(earlier.lines[0].mutuelle_share, 1);
+    used.apply(&earlier.consumption);
+    // This one is paid nothing whatever the usage: 0.01 % of 1 is 0.
+    let l = [out_of_basket(1)];
+    let assumed = run(&p, &m, &l, &Usage::default());
+    let real = run(&p, &m, &l, &used);
+    assert_eq!(assumed.lines[0].mutuelle_share, 0);
+    assert_eq!(real.lines[0].mutuelle_share, 0);
+    assert!(
+        assumed.consumption.is_empty() && used.has_room_for(&assumed.consumption),
+        "nothing for a store to refuse"
+    );
+    assert_eq!(
+        codes(&real, 0),
+        vec![ReasonCode::PartialRate, ReasonCode::CountLimitReached]
+    );
+    assert_ne!(assumed.lines, real.lines, "the reasons differ");
+    assert!(assumed.limited, "and the computation says so");
+}
+
+/// The second case (found in review, then by the property once its lines
+/// had two act codes): a count limit cuts a line, then an act limit cuts
+/// it again, so the count records less than the count limit left on no
+/// usage, and the store's check no longer forces the real count to have
+/// been nothing. On the real usage the line is paid 7, not 6.
+#[test]
+fn a_count_then_an_act_limit_cutting_one_line_is_limited() {
+    let mut r = rule(CareCategory::Consultation, 10_000);
+    r.year_count_limit = Some(6);
+    let mut p = product(vec![r]);
+    p.act_limits = vec![passerelle_domain::ActLimit {
+        act_code: "X".into(),
+        max: 5,
+        per: passerelle_domain::ActPeriod::Year,
+    }];
+    let m = member();
+    // An earlier act Y of the category: one of the six counted.
+    let mut used = Usage::default();
+    let y = ClaimLine {
+        act_code: "Y".into(),
+        ..line(CareCategory::Consultation, 1000, 1000, 0)
+    };
+    let earlier = run(&p, &m, &[y], &used);
+    used.apply(&earlier.consumption);
+    let l = [ClaimLine {
+        act_code: "X".into(),
+        quantity: 7,
+        ..line(CareCategory::Consultation, 10, 10, 0)
+    }];
+    let assumed = run(&p, &m, &l, &Usage::default());
+    let real = run(&p, &m, &l, &used);
+    assert_eq!(assumed.lines[0].mutuelle_share, 6, "10 x 6/7, then x 5/6");
+    assert_eq!(real.lines[0].mutuelle_share, 7, "10 x 5/7");
+    assert!(
+        used.has_room_for(&assumed.consumption),
+        "the store would take it"
+    );
+    assert!(assumed.limited, "so the computation says a limit was met");
 }
 
 /// A hospital claim with no stay is its own stay: the per-stay cap holds

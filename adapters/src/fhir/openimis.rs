@@ -541,6 +541,7 @@ mod tests {
             member_number: "K-1",
             member: None,
             prior: None,
+            unread_ceilings: false,
         };
         let a = adapter.adjudicate(req).await.unwrap();
         let share = |seq: u32| {
@@ -558,6 +559,7 @@ mod tests {
                 member_number: "K-1",
                 member: None,
                 prior: None,
+                unread_ceilings: false,
             })
             .await
             .unwrap();

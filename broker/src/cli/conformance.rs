@@ -102,6 +102,7 @@ pub async fn run(cfg: &Config, base: &Path, id: &str, m: &Member) -> Result<Vec<
         member_number: &m.number,
         member: None,
         prior: None,
+        unread_ceilings: false,
     };
     let first = adapter.adjudicate(req).await;
     let golden = match &first {
@@ -148,6 +149,7 @@ pub async fn run(cfg: &Config, base: &Path, id: &str, m: &Member) -> Result<Vec<
             member_number: &m.number,
             member: None,
             prior: None,
+            unread_ceilings: false,
         })
         .await;
     let u = match u {

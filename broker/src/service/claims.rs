@@ -24,7 +24,9 @@ use crate::store::{Begin, ClaimRecord, NewClaim, Outcome, StoreError, Transition
 /// How often a broker waiting on a claim looks at the store for a change
 /// another broker made (changes in this process wake it at once).
 const CROSS_REPLICA_POLL: Duration = Duration::from_millis(50);
-/// How many times a claim is recomputed when a ceiling moved under it.
+/// How many times a claim is computed again on the ceilings read when one
+/// moved under it (`coordinate_at_once` computes it once more before, on
+/// its ceilings unread).
 const MAX_CEILING_RETRIES: usize = 8;
 
 /// Most characters of reason texts kept for one claim's answer, all lines
@@ -437,13 +439,22 @@ impl Broker {
             return Ok(AtOnce::Ask);
         };
         let subject = format!("{}/{}", new.claim.scheme_id, new.claim.claim_id);
-        for attempt in 0..MAX_CEILING_RETRIES {
+        // The first computation takes the ceilings as unused, without
+        // reading them (`AdjudicationRequest::unread_ceilings`, one round
+        // trip fewer a claim) unless a limit cuts a line: the store refuses
+        // it unless every ceiling it consumes has room, in which case it is
+        // the computation on the real usage (`Usage::has_room_for`,
+        // `Adjudication::limited`). Refused, the claim is computed on the
+        // ceilings read, with routing's member; a ceiling that moved after
+        // that, on everything read afresh.
+        for attempt in 0..=MAX_CEILING_RETRIES {
             let req = AdjudicationRequest {
                 idempotency_key: &new.adjudication_key,
                 claim: &new.claim,
                 member_number: &new.member_number,
-                member: member.filter(|_| attempt == 0),
+                member: member.filter(|_| attempt <= 1),
                 prior: None,
+                unread_ceilings: attempt == 0,
             };
             let out = Outbound {
                 method: "AdjudicateRemainder",
@@ -478,6 +489,10 @@ impl Broker {
                     return Ok(AtOnce::Stored(Box::new(rec)));
                 }
                 Ok(None) => return Ok(AtOnce::Ask),
+                Err(StoreError::CeilingConflict(k)) if attempt == 0 => {
+                    tracing::debug!(claim = %subject, ceiling = %k, "ceiling without room; computing on the ceilings read");
+                    continue;
+                }
                 Err(StoreError::CeilingConflict(k)) => {
                     tracing::debug!(claim = %subject, ceiling = %k, "ceiling moved; recomputing");
                     continue;
@@ -608,6 +623,7 @@ impl Broker {
                 // moved is computed again on everything read afresh.
                 member: member.filter(|_| attempt == 0),
                 prior: prior.as_ref().map(|(_, t)| t),
+                unread_ceilings: false,
             };
             let out = Outbound {
                 method: "AdjudicateRemainder",

@@ -311,9 +311,10 @@ async fn the_hot_paths_statements_settle_on_a_generic_plan() {
         .unwrap();
     // Ceilings in use, with their statistics (on a table the planner knows
     // nothing of, a generic plan of `= ANY($2)` did not look dearer); the
-    // reads are of MUT-7, one of the 50 mutuelles the statistics count.
-    // (For a mutuelle they count as rare, PostgreSQL may still prefer to
-    // plan every call: docs/PERFORMANCE.md, fifteenth part.)
+    // reads are of MUT-7, one of the 50 mutuelles the statistics count,
+    // and of MUT-NEW, which they do not hold (a mutuelle joined since the
+    // last ANALYZE: with `mutuelle_id = $1` it was planned on every call,
+    // docs/PERFORMANCE.md, sixteenth part).
     run_sql(
         &s,
         "INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count) \
@@ -334,11 +335,21 @@ async fn the_hot_paths_statements_settle_on_a_generic_plan() {
             act: String::new(),
         })
         .collect();
+    // Five keys for MUT-NEW (read with eight slots): a statement of its own.
+    let new_keys: Vec<CeilingKey> = (0..5)
+        .map(|i| CeilingKey {
+            scope: CeilingScope::BeneficiaryYear,
+            subject: format!("N-{i}"),
+            period: "2026".into(),
+            act: String::new(),
+        })
+        .collect();
     const RUNS: i64 = 8;
     for i in 0..RUNS {
         assert_eq!(store.find_members("CNSS", "TG-1").await.unwrap().len(), 1);
         store.usage("MUT-7", &keys[..2]).await.unwrap();
         store.usage("MUT-7", &keys).await.unwrap();
+        store.usage("MUT-NEW", &new_keys).await.unwrap();
         let new = new_claim(sample_claim("CNSS", &format!("G{i}"), &format!("IG{i}")));
         let done = store
             .begin_coordinated(&new, coordinated(&[100, 0], vec![]))
@@ -371,8 +382,8 @@ async fn the_hot_paths_statements_settle_on_a_generic_plan() {
         ran.iter()
             .filter(|q| q.contains("FROM ceiling_usage"))
             .count(),
-        2,
-        "the ceiling reads of two and of three keys ran {RUNS} times each: {ran:?}"
+        3,
+        "the ceiling reads of two, three and five keys ran {RUNS} times each: {ran:?}"
     );
 }
 
