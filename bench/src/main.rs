@@ -575,13 +575,19 @@ const BENCH_MEMBERS: u64 = 10_000;
 /// CNSS beneficiaries BN-0.. of MUT-SOLIDARITE (the rules mutuelle), each
 /// their own household, on its dev product.
 fn bench_members() -> Vec<Member> {
-    (0..BENCH_MEMBERS)
+    members_of("BN", "BSOL", BENCH_MEMBERS)
+}
+
+/// `n` CNSS beneficiaries `{prefix}-0..` of MUT-SOLIDARITE, member numbers
+/// `{number}-0..`, each their own household, on its dev product.
+fn members_of(prefix: &str, number: &str, n: u64) -> Vec<Member> {
+    (0..n)
         .map(|i| Member {
             mutuelle_id: "MUT-SOLIDARITE".into(),
             scheme_id: "CNSS".into(),
-            beneficiary_id: format!("BN-{i}"),
-            member_number: format!("BSOL-{i}"),
-            household_id: format!("BSOL-H{i}"),
+            beneficiary_id: format!("{prefix}-{i}"),
+            member_number: format!("{number}-{i}"),
+            household_id: format!("{number}-H{i}"),
             paid_until: date::parse("2026-12-31"),
             products: vec![ProductPeriod {
                 product_id: "SOLIDARITE-ESSENTIEL".into(),
@@ -629,6 +635,50 @@ fn claim_for(n: u64, beneficiary: &str) -> pb::CoordinateClaimRequest {
         }],
         ..Default::default()
     }
+}
+
+/// Members BX-0.. whose yearly ceiling is used up, for "claims PostgreSQL,
+/// members at a ceiling": stored, then one claim each of 1,000,000 XOF the
+/// scheme pays nothing of, which the dev product caps at the member's
+/// 300,000 XOF a year. Their next claims are paid nothing (each is
+/// checked so for BX-0). Claim ids from `first`.
+async fn use_up_ceilings(broker: &Running, ch: &[Channel], n: u64, first: u64) {
+    broker
+        .broker
+        .store()
+        .upsert_members(
+            &members_of("BX", "BXSOL", n),
+            passerelle_broker::audit::now_ms(),
+        )
+        .await
+        .expect("members at a ceiling");
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let mut c = SchemeServiceClient::new(pick(ch, i));
+        let mut claim = claim_for(first + i, &format!("BX-{i}"));
+        let l = &mut claim.lines[0];
+        (l.billed, l.tariff_base, l.scheme_share) = (1_000_000, 1_000_000, 0);
+        set.spawn(async move { c.coordinate_claim(claim).await });
+        // At most 64 in flight.
+        if set.len() >= 64 {
+            let done = set.join_next().await.expect("a call in flight");
+            done.expect("joined").expect("a claim using up a ceiling");
+        }
+    }
+    while let Some(done) = set.join_next().await {
+        done.expect("joined").expect("a claim using up a ceiling");
+    }
+    let mut c = SchemeServiceClient::new(pick(ch, 0));
+    let next = c
+        .coordinate_claim(claim_for(first + n, "BX-0"))
+        .await
+        .expect("a claim at the ceiling")
+        .into_inner();
+    assert_eq!(
+        next.totals.map(|t| t.mutuelle_share),
+        Some(0),
+        "BX-0's ceiling is used up"
+    );
 }
 
 /// Eligibility checks of CNSS for the beneficiary `who(n)` of call `n`.
@@ -946,11 +996,19 @@ async fn main() {
     let mut rounds = Vec::new();
     let pg_rows = ["claims PostgreSQL", "claims PostgreSQL mTLS"];
     let replicas_row = "claims PostgreSQL 2 replicas";
+    // Members whose yearly ceiling is used up: each claim is refused once
+    // as computed on its ceilings unread, then computed on those read
+    // (docs/PERFORMANCE.md, sixteenth part).
+    let ceiling_row = "claims PostgreSQL, members at a ceiling";
     let scale_row = "claims PostgreSQL at scale";
     let mut scale_figures = None;
     // What the engine and the disk did in the scale windows (engine.rs).
     let mut engine_windows: Vec<(&str, engine::Window, u64)> = Vec::new();
-    if pg_rows.iter().any(|n| args.wants(n)) || args.wants(replicas_row) || args.wants(scale_row) {
+    if pg_rows.iter().any(|n| args.wants(n))
+        || args.wants(replicas_row)
+        || args.wants(ceiling_row)
+        || args.wants(scale_row)
+    {
         let url = args.postgres.clone().unwrap_or_else(postgres::default_url);
         if let Some(db) = postgres::open(&url, usize::from(args.pg_pool)).await {
             // P before and after the broker's runs: the ratio uses their
@@ -1058,6 +1116,29 @@ async fn main() {
                 rounds.push(r.await);
                 first.shutdown().await;
                 second.shutdown().await;
+            }
+            if args.wants(ceiling_row) {
+                let n = if args.smoke { 200 } else { BENCH_MEMBERS };
+                use_up_ceilings(&pg_plain, &ch, n, 110_000_000_000).await;
+                postgres::vacuum(&db).await;
+                let at_ceiling = {
+                    let ch = ch.clone();
+                    move |i: u64| {
+                        let mut c = SchemeServiceClient::new(pick(&ch, i));
+                        let claim = claim_for(i, &format!("BX-{}", i % n));
+                        async move { answered(c.coordinate_claim(claim).await) }
+                    }
+                };
+                rows.push(
+                    measure(
+                        ceiling_row,
+                        &args,
+                        Some(quarter_b),
+                        111_000_000_000,
+                        at_ceiling,
+                    )
+                    .await,
+                );
             }
             if args.wants(scale_row) {
                 // Last: the seeded rows stay in the schema.
