@@ -926,6 +926,13 @@ fn line_share(
             ));
             covered = left;
         }
+        // Two limits of the act on one key (a stay named as a calendar
+        // period, "2026", shares the year's key): each counts the other's
+        // use, so a store's check of the one consumption recorded cannot
+        // stand for both. Read the usage.
+        if acts.iter().any(|(k, _)| *k == key) {
+            tally.limited = true;
+        }
         acts.push((key, a.max));
     }
     if count.is_some() {
