@@ -417,11 +417,17 @@ mod tests {
     use super::*;
     use crate::{PriorTerms, kit};
 
-    /// The kit's member and product, counting the member reads.
-    struct Counting(AtomicUsize);
+    /// The kit's member and product, counting the member and usage reads;
+    /// every ceiling used up when `used_up`, none used otherwise.
+    #[derive(Default)]
+    struct Kit {
+        member_reads: AtomicUsize,
+        usage_reads: AtomicUsize,
+        used_up: bool,
+    }
 
     #[async_trait]
-    impl RulesData for Counting {
+    impl RulesData for Kit {
         async fn find_member(
             &self,
             _: &str,
@@ -429,7 +435,7 @@ mod tests {
             _: &str,
             _: Option<&str>,
         ) -> Result<Option<Member>, String> {
-            self.0.fetch_add(1, Ordering::SeqCst);
+            self.member_reads.fetch_add(1, Ordering::SeqCst);
             Ok(Some(kit::member()))
         }
 
@@ -437,8 +443,18 @@ mod tests {
             Ok(Some(kit::product()))
         }
 
-        async fn usage(&self, _: &str, _: &[CeilingKey]) -> Result<Usage, String> {
-            Ok(Usage::default())
+        async fn usage(&self, _: &str, keys: &[CeilingKey]) -> Result<Usage, String> {
+            self.usage_reads.fetch_add(1, Ordering::SeqCst);
+            if !self.used_up {
+                return Ok(Usage::default());
+            }
+            let full = passerelle_domain::Used {
+                amount: 1_000_000_000,
+                count: 1_000,
+                held_amount: 0,
+                held_count: 0,
+            };
+            Ok(Usage(keys.iter().map(|k| (k.clone(), full)).collect()))
         }
     }
 
@@ -446,7 +462,7 @@ mod tests {
     /// member asked for (one read fewer per call), and read otherwise.
     #[tokio::test]
     async fn the_routed_member_is_not_read_again() {
-        let data = Arc::new(Counting(AtomicUsize::new(0)));
+        let data = Arc::new(Kit::default());
         let rules = RulesAdapter::new("MUT-KIT", data.clone());
         let query = |member: Option<Member>| EligibilityQuery {
             idempotency_key: "k".into(),
@@ -472,13 +488,13 @@ mod tests {
             (of_other(&|m| m.beneficiary_id = "TG-KIT-2".into()), 1),
         ];
         for (i, (member, reads)) in cases.into_iter().enumerate() {
-            data.0.store(0, Ordering::SeqCst);
+            data.member_reads.store(0, Ordering::SeqCst);
             let answer = rules.eligibility(&query(member)).await.unwrap();
             assert!(answer.covered, "{i}: {answer:?}");
-            assert_eq!(data.0.load(Ordering::SeqCst), reads, "case {i}");
+            assert_eq!(data.member_reads.load(Ordering::SeqCst), reads, "case {i}");
         }
         // A claim too.
-        data.0.store(0, Ordering::SeqCst);
+        data.member_reads.store(0, Ordering::SeqCst);
         let (c, m) = (kit::claim("c"), kit::member());
         let out = rules
             .adjudicate(AdjudicationRequest {
@@ -492,39 +508,7 @@ mod tests {
             .await
             .unwrap();
         assert!(!out.lines.is_empty());
-        assert_eq!(data.0.load(Ordering::SeqCst), 0);
-    }
-
-    /// The kit's member and product, with every ceiling used up, counting
-    /// the usage reads.
-    struct UsedUp(AtomicUsize);
-
-    #[async_trait]
-    impl RulesData for UsedUp {
-        async fn find_member(
-            &self,
-            _: &str,
-            _: &str,
-            _: &str,
-            _: Option<&str>,
-        ) -> Result<Option<Member>, String> {
-            Ok(Some(kit::member()))
-        }
-
-        async fn product_on(&self, _: &str, _: &str, _: Date) -> Result<Option<Product>, String> {
-            Ok(Some(kit::product()))
-        }
-
-        async fn usage(&self, _: &str, keys: &[CeilingKey]) -> Result<Usage, String> {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            let full = passerelle_domain::Used {
-                amount: 1_000_000_000,
-                count: 1_000,
-                held_amount: 0,
-                held_count: 0,
-            };
-            Ok(Usage(keys.iter().map(|k| (k.clone(), full)).collect()))
-        }
+        assert_eq!(data.member_reads.load(Ordering::SeqCst), 0);
     }
 
     /// `unread_ceilings` computes a claim without reading its ceilings (as
@@ -533,7 +517,10 @@ mod tests {
     /// read and count.
     #[tokio::test]
     async fn unread_ceilings_are_taken_as_unused_and_not_read() {
-        let data = Arc::new(UsedUp(AtomicUsize::new(0)));
+        let data = Arc::new(Kit {
+            used_up: true,
+            ..Kit::default()
+        });
         let rules = RulesAdapter::new("MUT-KIT", data.clone());
         let (c, m) = (kit::claim("c"), kit::member());
         let terms = PriorTerms {
@@ -566,7 +553,7 @@ mod tests {
             let paid: i64 = out.lines.iter().map(|l| l.mutuelle_share).sum();
             (paid, out.consumption.is_empty())
         }
-        let reads = || data.0.swap(0, Ordering::SeqCst);
+        let reads = || data.usage_reads.swap(0, Ordering::SeqCst);
         let (unread, nothing_consumed) = paid(&rules, &c, &m, None, true).await;
         assert!(
             unread > 0 && !nothing_consumed,
