@@ -531,11 +531,15 @@ pub async fn tls_channel_with(
             std::fs::read(cert).unwrap(),
             std::fs::read(key).unwrap(),
         ));
-    tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
         .unwrap()
-        .tls_config(tls)?
-        .connect()
+        .tls_config(tls)?;
+    let connect = endpoint.connect();
+    // A bound, not a wait: a handshake the broker never finishes fails the
+    // test by name instead of holding the run until CI's limit.
+    tokio::time::timeout(std::time::Duration::from_secs(60), connect)
         .await
+        .unwrap_or_else(|_| panic!("no TLS connection to {addr} within 60 s"))
 }
 
 /// A broker on mutual TLS, with a development PKI in a temporary folder:

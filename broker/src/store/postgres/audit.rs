@@ -13,7 +13,9 @@
 //! written before the months; those two tables and the default partition
 //! are pruned row by row, as before (`core::prune_audit_rows_sql`). So a
 //! row is kept at least the retention's days and at most a month more
-//! (docs/operations.md, "Retention").
+//! (docs/operations.md, "Retention"). A month leaves the log by a detach,
+//! and its files are freed after, one relation a transaction
+//! ([`PgStore::free_detached_month`]).
 
 use super::*;
 
@@ -39,6 +41,10 @@ const DEFAULT_ROWS_MAX: i64 = 100_000;
 /// of the month's rows: well under a second at a year of a country,
 /// docs/PERFORMANCE.md), in place of the live calls' statement timeout.
 const MONTH_TIMEOUT: &str = "10min";
+
+/// Index entries per statement of a month's count (its id index, read
+/// by one backend): a few milliseconds each, followed by a rest as long.
+pub(super) const COUNT_ROWS: i64 = 100_000;
 
 /// Claims per statement of a month's move: each statement reads at most
 /// this many entries of `claims_open` (the claims coordinated in no closed
@@ -385,12 +391,14 @@ impl PgStore {
     /// rejected claim (final) makes it waiting again; asked while this
     /// pass is past it, its rows of the month go with the month, as they
     /// would have with the test of each row by the row batches. The
-    /// month's rows are then counted and the partition dropped; none of
-    /// them is read otherwise.
+    /// month's rows are then counted from its id index, a batch at a time,
+    /// and the partition detached; none of them is read otherwise. Its
+    /// files are freed after the commit ([`Self::free_detached_month`]).
     pub(super) async fn drop_audit_month(
         &self,
         month: AuditMonth,
         batch: i64,
+        count_rows: i64,
     ) -> Result<Dropped, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
@@ -398,10 +406,12 @@ impl PgStore {
             return Ok(Dropped::Busy);
         }
         let table = month.table();
-        // Listed before the lock: another replica may have dropped it since.
+        // Listed before the lock: another replica may have detached it
+        // since (a table of that name may be left, no longer a partition).
         let exists: bool = tx
             .query_one(
-                "SELECT to_regclass(format('%I.%I', current_schema(), $1::TEXT)) IS NOT NULL",
+                "SELECT COALESCE((SELECT relispartition FROM pg_class \
+                 WHERE oid = to_regclass(format('%I.%I', current_schema(), $1::TEXT))), false)",
                 &[&table],
             )
             .await?
@@ -409,18 +419,25 @@ impl PgStore {
         if !exists {
             return Ok(Dropped::Rows(0));
         }
-        // No row may come into the month between the move and the DROP
+        // No row may come into the month between the move and the detach
         // (only a clock days behind would write one): its writers wait.
         // Readers do not. No JIT: the move is statements of index probes,
-        // which PostgreSQL would compile for their estimated cost.
+        // which PostgreSQL would compile for their estimated cost. No
+        // parallel workers: a month's count would take every core of the
+        // server from live claims for its time (measured: the claims' p99
+        // 5 x idle while a parallel count of 1.7 million rows ran, 2.4 x
+        // with one backend, which also took half the time;
+        // docs/PERFORMANCE.md, seventeenth part).
         let lock = format!(
             "SET LOCAL lock_timeout = '{LOG_LOCK_TIMEOUT}'; LOCK TABLE {table} IN EXCLUSIVE MODE; \
-             SET LOCAL statement_timeout = '{MONTH_TIMEOUT}'; SET LOCAL jit = off"
+             SET LOCAL statement_timeout = '{MONTH_TIMEOUT}'; SET LOCAL jit = off; \
+             SET LOCAL max_parallel_workers_per_gather = 0"
         );
         if let Err(e) = tx.batch_execute(&lock).await {
             return held_or(e, &table);
         }
         let before = month.next().start_ms() + core::ROWS_BEFORE_CLAIM_MS;
+        let began_pass = tokio::time::Instant::now();
         // Each statement followed by a rest as long as it took (the month
         // is locked against writers, not readers, meanwhile).
         let began = tokio::time::Instant::now();
@@ -454,21 +471,112 @@ impl PgStore {
                 .get::<_, i64>(0);
             core::rest_after_batch(began).await;
         }
-        let dropped: i64 = tx
-            .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
-            .await?
-            .get(0);
-        if let Err(e) = tx.batch_execute(&format!("DROP TABLE {table}")).await {
+        let moved_ms = began_pass.elapsed().as_millis() as u64;
+        // Counted by the month's id index, a batch at a time, each followed
+        // by a rest as long as it took.
+        let count_sql = format!(
+            "SELECT COUNT(*), MAX(id) FROM (SELECT id FROM {table} WHERE id > $1 ORDER BY id LIMIT $2) s"
+        );
+        let (mut dropped, mut after_id) = (0i64, i64::MIN);
+        loop {
+            let began = tokio::time::Instant::now();
+            let r = tx.query_one(&count_sql, &[&after_id, &count_rows]).await?;
+            let n: i64 = r.get(0);
+            dropped += n;
+            match r.get::<_, Option<i64>>(1) {
+                Some(last) if n == count_rows => after_id = last,
+                _ => break,
+            }
+            core::rest_after_batch(began).await;
+        }
+        // Detached, not dropped: a DROP frees the month's files (hundreds of
+        // megabytes at a year of a country) in its commit, all at once, and
+        // every live commit's WAL flush waited behind it (measured: the
+        // claims' p99 4 to 7 x idle for the commit's 110 to 260 ms on a
+        // file system that discards freed blocks as it frees them). The
+        // detach commits at once; the files are freed after, one relation
+        // a transaction.
+        let detach = format!("ALTER TABLE audit_log DETACH PARTITION {table}");
+        if let Err(e) = tx.batch_execute(&detach).await {
             return held_or(e, &table);
         }
         tx.commit().await?;
+        drop(c);
         tracing::info!(
             month = %table,
             dropped,
             kept,
-            "audit log: month dropped, the rows of claims not final kept in audit_kept"
+            moved_ms,
+            counted_ms = began_pass.elapsed().as_millis() as u64 - moved_ms,
+            "audit log: month detached, the rows of claims not final kept in audit_kept"
         );
+        self.free_detached_month(&table).await;
         Ok(Dropped::Rows(dropped.max(0) as u64))
+    }
+
+    /// Frees the files of a month detached from the log (`table`), one
+    /// relation a transaction: each of its indexes, then the table, each
+    /// followed by a rest as long as it took, so that live commits never
+    /// wait behind the whole month's files at once. Its rows left the log
+    /// with the detach; only this pass or a later one's
+    /// ([`Self::free_detached_months`]) touches the table. A lock not had
+    /// within [`LOG_LOCK_TIMEOUT`], or any error, leaves the rest to the
+    /// next pass (logged, not returned: the month is already pruned).
+    pub(super) async fn free_detached_month(&self, table: &str) {
+        let freed = async {
+            let c = self.client().await?;
+            let indexes: Vec<String> = c
+                .query(
+                    "SELECT quote_ident(i.relname) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid \
+                     WHERE x.indrelid = to_regclass(format('%I.%I', current_schema(), $1::TEXT)) \
+                     ORDER BY i.relname",
+                    &[&table],
+                )
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let drops = indexes
+                .iter()
+                .map(|i| format!("DROP INDEX IF EXISTS {i}"))
+                .chain([format!("DROP TABLE IF EXISTS {table}")]);
+            for drop in drops {
+                let began = tokio::time::Instant::now();
+                c.batch_execute(&format!(
+                    "BEGIN; SET LOCAL lock_timeout = '{LOG_LOCK_TIMEOUT}'; {drop}; COMMIT"
+                ))
+                .await?;
+                core::rest_after_batch(began).await;
+            }
+            Ok::<_, StoreError>(())
+        };
+        if let Err(e) = freed.await {
+            tracing::warn!(month = %table, error = %e, "audit log: a detached month's files not freed yet; next pass");
+        }
+    }
+
+    /// Frees the files of every month a pass detached and did not free
+    /// (stopped between the two): a table named as a month that is no
+    /// partition of the log is one, as months are only ever made as
+    /// partitions ([`Self::make_audit_months`]).
+    pub(super) async fn free_detached_months(&self) -> Result<(), StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT relname::TEXT FROM pg_class WHERE relnamespace = to_regnamespace(current_schema()) \
+                 AND relkind = 'r' AND NOT relispartition AND relname LIKE 'audit\\_log\\_m%'",
+                &[],
+            )
+            .await?;
+        for r in rows {
+            let name: &str = r.get(0);
+            if AuditMonth::parse(name).is_some() {
+                tracing::info!(month = %name, "audit log: freeing a month an earlier pass detached");
+                self.free_detached_month(name).await;
+            }
+        }
+        Ok(())
     }
 
     /// Retention row by row on one table (the rows kept, the default
@@ -532,12 +640,17 @@ impl AuditStore for PgStore {
 
     async fn prune_audit(&self, before_ms: i64) -> Result<Option<u64>, StoreError> {
         let mut total = 0;
-        // Whole months first, oldest first: each one statement and a DROP.
+        self.free_detached_months().await?;
+        // Whole months first, oldest first: each a move, a count and a
+        // detach, then its files freed.
         for month in self.audit_months().await? {
             if month.next().start_ms() > before_ms {
                 break;
             }
-            match self.drop_audit_month(month, MOVE_CLAIMS).await? {
+            match self
+                .drop_audit_month(month, MOVE_CLAIMS, COUNT_ROWS)
+                .await?
+            {
                 Dropped::Rows(n) => total += n,
                 Dropped::Busy => return Ok((total > 0).then_some(total)),
                 Dropped::Held => break,

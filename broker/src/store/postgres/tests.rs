@@ -929,6 +929,60 @@ async fn table_exists(s: &super::PgStore, table: &str) -> bool {
         .get(0)
 }
 
+/// The relations of the current schema whose name starts with `prefix`
+/// (a month's table and its indexes).
+async fn relations_named(s: &super::PgStore, prefix: &str) -> Vec<String> {
+    s.client()
+        .await
+        .unwrap()
+        .query(
+            "SELECT relname::TEXT FROM pg_class WHERE relnamespace = to_regnamespace(current_schema()) \
+             AND starts_with(relname::TEXT, $1) ORDER BY relname",
+            &[&prefix],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// A pass stopped between a month's detach and the freeing of its files
+/// leaves a table named as a month that is no partition of the log: the
+/// next pass frees it and its indexes, whatever its cutoff, and leaves
+/// the months still in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_month_detached_and_not_freed_is_freed_by_the_next_pass() {
+    let Some((s, store)) = fresh().await else {
+        return;
+    };
+    s.make_audit_months(JAN_2025, FEB_2025).await.unwrap();
+    store
+        .append_audit(&[
+            audit_row(JAN_2025 + 1, "CNSS/eligibility"),
+            audit_row(FEB_2025 + 1, "CNSS/eligibility"),
+        ])
+        .await
+        .unwrap();
+    s.client()
+        .await
+        .unwrap()
+        .batch_execute("ALTER TABLE audit_log DETACH PARTITION audit_log_m2025_01")
+        .await
+        .unwrap();
+    let left = relations_named(&s, "audit_log_m2025_01").await;
+    assert_eq!(left.len(), 4, "the table and its three indexes: {left:?}");
+    assert_eq!(audit_rows(&store).await.len(), 1, "its row left with it");
+    // A cutoff before every month: none is dropped, the leftover is freed.
+    assert_eq!(store.prune_audit(JAN_2025).await.unwrap(), Some(0));
+    assert_eq!(
+        relations_named(&s, "audit_log_m2025_01").await,
+        Vec::<String>::new()
+    );
+    assert!(table_exists(&s, "audit_log_m2025_02").await);
+    assert_eq!(audit_rows(&store).await.len(), 1);
+}
+
 const JAN_2025: i64 = 1_735_689_600_000;
 const FEB_2025: i64 = 1_738_368_000_000;
 const MAR_2025: i64 = 1_740_787_200_000;
@@ -988,6 +1042,11 @@ async fn a_month_of_audit_goes_whole_and_open_claims_keep_their_rows() {
     let pruned = store.prune_audit(FEB_2025 + 10 * 86_400_000).await.unwrap();
     assert_eq!(pruned, Some(2));
     assert!(!table_exists(&s, "audit_log_m2025_01").await);
+    assert_eq!(
+        relations_named(&s, "audit_log_m2025_01").await,
+        Vec::<String>::new(),
+        "the month's indexes freed with it"
+    );
     assert!(table_exists(&s, "audit_log_m2025_02").await);
     let after = audit_rows(&store).await;
     let expected: Vec<_> = before
@@ -1136,8 +1195,8 @@ async fn the_audit_log_written_before_its_months_is_kept_as_it_was() {
 
 /// A month whose rows already sit in the default partition is not made
 /// (they would have to move first): no error, the next month is made, and
-/// those rows are pruned row by row. A month listed but dropped since (by
-/// another replica) counts as done.
+/// those rows are pruned row by row. A month listed but dropped or
+/// detached since (by another replica) counts as done.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_month_the_default_partition_holds_is_left_to_it() {
     use super::audit::{AuditMonth, Dropped};
@@ -1152,7 +1211,20 @@ async fn a_month_the_default_partition_holds_is_left_to_it() {
     assert!(!table_exists(&s, "audit_log_m2025_01").await);
     assert!(table_exists(&s, "audit_log_m2025_02").await);
     assert_eq!(
-        s.drop_audit_month(AuditMonth::of(JAN_2025), super::audit::MOVE_CLAIMS)
+        s.drop_audit_month(AuditMonth::of(JAN_2025), super::audit::MOVE_CLAIMS, 7)
+            .await
+            .unwrap(),
+        Dropped::Rows(0)
+    );
+    // Detached since by another replica, its files not freed yet.
+    s.client()
+        .await
+        .unwrap()
+        .batch_execute("ALTER TABLE audit_log DETACH PARTITION audit_log_m2025_02")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.drop_audit_month(AuditMonth::of(FEB_2025), super::audit::MOVE_CLAIMS, 7)
             .await
             .unwrap(),
         Dropped::Rows(0)
@@ -1299,7 +1371,7 @@ async fn a_month_moves_in_batches_and_keeps_every_open_row() {
     assert_eq!(before.len(), rows.len());
     let kept = 3 + 20 + 3 + 3 + 3 + 3 + 1;
     assert_eq!(
-        s.drop_audit_month(super::audit::AuditMonth::of(JAN_2025), 2)
+        s.drop_audit_month(super::audit::AuditMonth::of(JAN_2025), 2, 7)
             .await
             .unwrap(),
         super::audit::Dropped::Rows((rows.len() - kept) as u64)
