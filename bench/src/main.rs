@@ -1546,7 +1546,7 @@ async fn main() {
             *read as f64 / page_secs.max(1e-9)
         );
         println!(
-            "  retention: the seeded year's first month pruned (its partition dropped, the rows of its claims still open kept first), {pruned} audit rows in {prune_secs:.2} s; live claims at {:.0}/s through the pass and at least as long as idle ({} calls): p99 {} us against {} us idle = {:.2} x (limit 2)",
+            "  retention: the seeded year's first month pruned (the rows of its claims still open kept, its partition detached, its files freed one relation at a time), {pruned} audit rows in {prune_secs:.2} s; live claims at {:.0}/s through the pass and at least as long as idle ({} calls): p99 {} us against {} us idle = {:.2} x (limit 2)",
             live.rate,
             live.calls,
             live.during.p99_us,

@@ -197,9 +197,9 @@ pub async fn page_changes(store: &Arc<dyn Store>, from: u64, changes: u64) -> (u
     (read, t0.elapsed().as_secs_f64())
 }
 
-/// Retention pruning the seeded year's first month (its partition
-/// dropped, the rows of its claims still open kept): (rows pruned,
-/// seconds).
+/// Retention pruning the seeded year's first month (the rows of its
+/// claims still open kept, its partition detached and its files freed):
+/// (rows pruned, seconds).
 pub async fn prune_month(store: &Arc<dyn Store>) -> (u64, f64) {
     let t0 = Instant::now();
     let n = store

@@ -128,7 +128,7 @@ impl AuditMonth {
 /// any other error is one.
 fn held_or(e: tokio_postgres::Error, table: &str) -> Result<Dropped, StoreError> {
     if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
-        tracing::info!(month = %table, "audit log: month not dropped, the log was busy; next pass");
+        tracing::info!(month = %table, "audit log: month not detached, the log was busy; next pass");
         Ok(Dropped::Held)
     } else {
         Err(e.into())
@@ -258,8 +258,8 @@ async fn retention_lock(tx: &tokio_postgres::Transaction<'_>) -> Result<bool, St
 /// What became of a month retention meant to drop.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Dropped {
-    /// Dropped, with this many rows (those of claims not final moved to
-    /// `audit_kept` first).
+    /// Pruned (detached, its files freed after), with this many rows
+    /// (those of claims not final moved to `audit_kept` first).
     Rows(u64),
     /// Another replica holds retention's lock: it prunes.
     Busy,
@@ -375,7 +375,7 @@ impl PgStore {
         Ok(months)
     }
 
-    /// Drops `month`'s partition in one transaction: its rows of claims
+    /// Prunes `month`'s partition in one transaction: its rows of claims
     /// not final are moved to `audit_kept` (same ids), the rest go with
     /// the partition. The rows kept are found from the claims' side: only
     /// a claim created before the month's end and a day may hold them
@@ -424,9 +424,9 @@ impl PgStore {
         // Readers do not. No JIT: the move is statements of index probes,
         // which PostgreSQL would compile for their estimated cost. No
         // parallel workers: a month's count would take every core of the
-        // server from live claims for its time (measured: the claims' p99
-        // 5 x idle while a parallel count of 1.7 million rows ran, 2.4 x
-        // with one backend, which also took half the time;
+        // server from live claims for its time (measured with pgbench's P0
+        // beside it: a p99 5.2 x idle while a parallel count of 1.7 million
+        // rows ran, 2.1 x with one backend, which also took half the time;
         // docs/PERFORMANCE.md, seventeenth part).
         let lock = format!(
             "SET LOCAL lock_timeout = '{LOG_LOCK_TIMEOUT}'; LOCK TABLE {table} IN EXCLUSIVE MODE; \
@@ -472,6 +472,7 @@ impl PgStore {
             core::rest_after_batch(began).await;
         }
         let moved_ms = began_pass.elapsed().as_millis() as u64;
+        let began_count = tokio::time::Instant::now();
         // Counted by the month's id index, a batch at a time, each followed
         // by a rest as long as it took.
         let count_sql = format!(
@@ -489,11 +490,13 @@ impl PgStore {
             }
             core::rest_after_batch(began).await;
         }
+        let counted_ms = began_count.elapsed().as_millis() as u64;
         // Detached, not dropped: a DROP frees the month's files (hundreds of
         // megabytes at a year of a country) in its commit, all at once, and
-        // every live commit's WAL flush waited behind it (measured: the
-        // claims' p99 4 to 7 x idle for the commit's 110 to 260 ms on a
-        // file system that discards freed blocks as it frees them). The
+        // every live commit's WAL flush waited behind it (measured with
+        // pgbench's P0 beside it: a p99 3.5 to 6 x idle for the commit's
+        // 110 to 260 ms, 11 x with the month not cached, on a file system
+        // that discards freed blocks as it frees them). The
         // detach commits at once; the files are freed after, one relation
         // a transaction.
         let detach = format!("ALTER TABLE audit_log DETACH PARTITION {table}");
@@ -507,7 +510,7 @@ impl PgStore {
             dropped,
             kept,
             moved_ms,
-            counted_ms = began_pass.elapsed().as_millis() as u64 - moved_ms,
+            counted_ms,
             "audit log: month detached, the rows of claims not final kept in audit_kept"
         );
         self.free_detached_month(&table).await;
@@ -518,13 +521,16 @@ impl PgStore {
     /// relation a transaction: each of its indexes, then the table, each
     /// followed by a rest as long as it took, so that live commits never
     /// wait behind the whole month's files at once. Its rows left the log
-    /// with the detach; only this pass or a later one's
-    /// ([`Self::free_detached_months`]) touches the table. A lock not had
-    /// within [`LOG_LOCK_TIMEOUT`], or any error, leaves the rest to the
-    /// next pass (logged, not returned: the month is already pruned).
+    /// with the detach. Each transaction takes retention's lock first, so
+    /// that one replica frees a month at a time (and none while another,
+    /// of any version, is in a month's pass), and checks that the table is
+    /// still no partition of the log. A lock not had (retention's, or the
+    /// table's within [`LOG_LOCK_TIMEOUT`]), or any error, leaves the rest
+    /// to a later pass ([`Self::free_detached_months`]): logged, not
+    /// returned, as the month is already pruned.
     pub(super) async fn free_detached_month(&self, table: &str) {
         let freed = async {
-            let c = self.client().await?;
+            let mut c = self.client().await?;
             let indexes: Vec<String> = c
                 .query(
                     "SELECT quote_ident(i.relname) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid \
@@ -542,16 +548,42 @@ impl PgStore {
                 .chain([format!("DROP TABLE IF EXISTS {table}")]);
             for drop in drops {
                 let began = tokio::time::Instant::now();
-                c.batch_execute(&format!(
-                    "BEGIN; SET LOCAL lock_timeout = '{LOG_LOCK_TIMEOUT}'; {drop}; COMMIT"
+                // A transaction of the client's, not `BEGIN` in the text: a
+                // statement that fails in a text would leave the pooled
+                // connection inside an aborted transaction; this one rolls
+                // back when dropped.
+                let tx = c.transaction().await?;
+                if !retention_lock(&tx).await? {
+                    return Ok(false);
+                }
+                let detached: bool = tx
+                    .query_one(
+                        "SELECT NOT COALESCE((SELECT relispartition FROM pg_class \
+                         WHERE oid = to_regclass(format('%I.%I', current_schema(), $1::TEXT))), false)",
+                        &[&table],
+                    )
+                    .await?
+                    .get(0);
+                if !detached {
+                    return Ok(false);
+                }
+                tx.batch_execute(&format!(
+                    "SET LOCAL lock_timeout = '{LOG_LOCK_TIMEOUT}'; {drop}"
                 ))
                 .await?;
+                tx.commit().await?;
                 core::rest_after_batch(began).await;
             }
-            Ok::<_, StoreError>(())
+            Ok::<_, StoreError>(true)
         };
-        if let Err(e) = freed.await {
-            tracing::warn!(month = %table, error = %e, "audit log: a detached month's files not freed yet; next pass");
+        match freed.await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(month = %table, "audit log: a detached month's files left to the pass that holds retention's lock");
+            }
+            Err(e) => {
+                tracing::warn!(month = %table, error = %e, "audit log: a detached month's files not freed yet; next pass");
+            }
         }
     }
 
@@ -571,7 +603,8 @@ impl PgStore {
             .await?;
         for r in rows {
             let name: &str = r.get(0);
-            if AuditMonth::parse(name).is_some() {
+            // Only a name a month would have (`parse` alone takes signs).
+            if AuditMonth::parse(name).map(|m| m.table()).as_deref() == Some(name) {
                 tracing::info!(month = %name, "audit log: freeing a month an earlier pass detached");
                 self.free_detached_month(name).await;
             }

@@ -983,6 +983,79 @@ async fn a_month_detached_and_not_freed_is_freed_by_the_next_pass() {
     assert_eq!(audit_rows(&store).await.len(), 1);
 }
 
+/// A detached month is left to a later pass while another replica holds
+/// retention's lock, or while another session holds its table (each drop
+/// waits at most the log's lock timeout); the connection that tried goes
+/// back to the pool usable, not inside an aborted transaction: on a pool
+/// of one connection, the next read works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detached_month_held_by_a_reader_is_freed_by_a_later_pass() {
+    let mut cfg = crate::store::testing::postgres_config();
+    cfg.pool_size = 1;
+    let Some(one) = crate::store::testing::migrated_postgres(&cfg).await else {
+        return;
+    };
+    let one = Arc::new(one);
+    let store: Arc<dyn Store> = one.clone();
+    cfg.pool_size = 2;
+    let other = crate::store::testing::migrated_postgres(&cfg)
+        .await
+        .expect("a second store on the same schema");
+    one.make_audit_months(JAN_2025, FEB_2025).await.unwrap();
+    store
+        .append_audit(&[
+            audit_row(JAN_2025 + 1, "CNSS/eligibility"),
+            audit_row(FEB_2025 + 1, "CNSS/eligibility"),
+        ])
+        .await
+        .unwrap();
+    run_sql(
+        &one,
+        "ALTER TABLE audit_log DETACH PARTITION audit_log_m2025_01",
+    )
+    .await;
+    // Another replica in a month's pass: retention's lock held.
+    let mut replica = other.client().await.unwrap();
+    let pass = replica.transaction().await.unwrap();
+    pass.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
+        &[&super::RETENTION_LOCK],
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.prune_audit(JAN_2025).await.unwrap(), None, "busy");
+    assert_eq!(
+        relations_named(&one, "audit_log_m2025_01").await.len(),
+        4,
+        "left to the replica in its pass"
+    );
+    pass.rollback().await.unwrap();
+    drop(replica);
+    // A reader of the detached table.
+    let mut reader = other.client().await.unwrap();
+    let read = reader.transaction().await.unwrap();
+    read.batch_execute("LOCK TABLE audit_log_m2025_01 IN ACCESS SHARE MODE")
+        .await
+        .unwrap();
+    assert_eq!(store.prune_audit(JAN_2025).await.unwrap(), Some(0));
+    assert_eq!(
+        relations_named(&one, "audit_log_m2025_01").await.len(),
+        4,
+        "left whole while held"
+    );
+    assert_eq!(
+        audit_rows(&store).await.len(),
+        1,
+        "the pool's connection works"
+    );
+    read.rollback().await.unwrap();
+    assert_eq!(store.prune_audit(JAN_2025).await.unwrap(), Some(0));
+    assert_eq!(
+        relations_named(&one, "audit_log_m2025_01").await,
+        Vec::<String>::new()
+    );
+}
+
 const JAN_2025: i64 = 1_735_689_600_000;
 const FEB_2025: i64 = 1_738_368_000_000;
 const MAR_2025: i64 = 1_740_787_200_000;
