@@ -509,12 +509,22 @@ pub async fn tls_channel_from(
             std::fs::read(cert).unwrap(),
             std::fs::read(key).unwrap(),
         ));
-    tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
         .unwrap()
         .local_address(Some(local))
-        .tls_config(tls)?
-        .connect()
+        .tls_config(tls)?;
+    bounded_connect(addr, endpoint.connect()).await
+}
+
+/// A bound, not a wait: a TLS handshake the broker never finishes fails
+/// the test by name instead of holding the run until CI's limit.
+async fn bounded_connect(
+    addr: SocketAddr,
+    connect: impl std::future::Future<Output = Result<Channel, tonic::transport::Error>>,
+) -> Result<Channel, tonic::transport::Error> {
+    tokio::time::timeout(std::time::Duration::from_secs(60), connect)
         .await
+        .unwrap_or_else(|_| panic!("no TLS connection to {addr} within 60 s"))
 }
 
 /// A TLS channel with explicit files.
@@ -534,12 +544,7 @@ pub async fn tls_channel_with(
     let endpoint = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
         .unwrap()
         .tls_config(tls)?;
-    let connect = endpoint.connect();
-    // A bound, not a wait: a handshake the broker never finishes fails the
-    // test by name instead of holding the run until CI's limit.
-    tokio::time::timeout(std::time::Duration::from_secs(60), connect)
-        .await
-        .unwrap_or_else(|_| panic!("no TLS connection to {addr} within 60 s"))
+    bounded_connect(addr, endpoint.connect()).await
 }
 
 /// A broker on mutual TLS, with a development PKI in a temporary folder:

@@ -109,9 +109,26 @@ impl AuditMonth {
         format!("audit_log_m{:04}_{:02}", self.year, self.month)
     }
 
+    /// The name its table takes when retention detaches it, until its
+    /// files are freed: only tables so named are ever freed
+    /// ([`PgStore::free_detached_months`]), never a month an operator
+    /// detached (to archive it) or a restore has not attached yet.
+    pub fn detached_table(self) -> String {
+        format!("audit_detached_m{:04}_{:02}", self.year, self.month)
+    }
+
     /// The month of a partition's name, `None` for any other table.
     pub fn parse(table: &str) -> Option<AuditMonth> {
-        let rest = table.strip_prefix("audit_log_m")?;
+        Self::parse_after(table, "audit_log_m")
+    }
+
+    /// The month of a name [`Self::detached_table`] gives, exactly.
+    pub fn parse_detached(table: &str) -> Option<AuditMonth> {
+        Self::parse_after(table, "audit_detached_m").filter(|m| m.detached_table() == table)
+    }
+
+    fn parse_after(table: &str, prefix: &str) -> Option<AuditMonth> {
+        let rest = table.strip_prefix(prefix)?;
         let (y, m) = rest.split_once('_')?;
         if y.len() != 4 || m.len() != 2 {
             return None;
@@ -499,7 +516,11 @@ impl PgStore {
         // that discards freed blocks as it frees them). The
         // detach commits at once; the files are freed after, one relation
         // a transaction.
-        let detach = format!("ALTER TABLE audit_log DETACH PARTITION {table}");
+        // Renamed as it is detached: the name says retention may free it.
+        let detached = month.detached_table();
+        let detach = format!(
+            "ALTER TABLE audit_log DETACH PARTITION {table}; ALTER TABLE {table} RENAME TO {detached}"
+        );
         if let Err(e) = tx.batch_execute(&detach).await {
             return held_or(e, &table);
         }
@@ -513,25 +534,27 @@ impl PgStore {
             counted_ms,
             "audit log: month detached, the rows of claims not final kept in audit_kept"
         );
-        self.free_detached_month(&table).await;
+        self.free_detached_month(&detached).await;
         Ok(Dropped::Rows(dropped.max(0) as u64))
     }
 
-    /// Frees the files of a month detached from the log (`table`), one
-    /// relation a transaction: each of its indexes, then the table, each
-    /// followed by a rest as long as it took, so that live commits never
-    /// wait behind the whole month's files at once. Its rows left the log
-    /// with the detach. Each transaction takes retention's lock first, so
-    /// that one replica frees a month at a time (and none while another,
-    /// of any version, is in a month's pass), and checks that the table is
-    /// still no partition of the log. A lock not had (retention's, or the
-    /// table's within [`LOG_LOCK_TIMEOUT`]), or any error, leaves the rest
-    /// to a later pass ([`Self::free_detached_months`]): logged, not
-    /// returned, as the month is already pruned.
+    /// Frees the files of a month retention detached (`table`, named by
+    /// [`AuditMonth::detached_table`]), one relation a transaction: each of
+    /// its indexes, then the table, each followed by a rest as long as it
+    /// took (its pooled connection given back first), so that live commits
+    /// never wait behind the whole month's files at once. Its rows left
+    /// the log with the detach. Each transaction takes retention's lock
+    /// first, so that one drop runs at a time and none while a replica (of
+    /// any version) is in a month's pass, and checks that the table is
+    /// still no partition. A lock not had (retention's, or the table's
+    /// within [`LOG_LOCK_TIMEOUT`]), or any error, leaves the rest to a
+    /// later pass ([`Self::free_detached_months`]): logged, not returned,
+    /// as the month is already pruned.
     pub(super) async fn free_detached_month(&self, table: &str) {
         let freed = async {
-            let mut c = self.client().await?;
-            let indexes: Vec<String> = c
+            let indexes: Vec<String> = self
+                .client()
+                .await?
                 .query(
                     "SELECT quote_ident(i.relname) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid \
                      WHERE x.indrelid = to_regclass(format('%I.%I', current_schema(), $1::TEXT)) \
@@ -548,6 +571,7 @@ impl PgStore {
                 .chain([format!("DROP TABLE IF EXISTS {table}")]);
             for drop in drops {
                 let began = tokio::time::Instant::now();
+                let mut c = self.client().await?;
                 // A transaction of the client's, not `BEGIN` in the text: a
                 // statement that fails in a text would leave the pooled
                 // connection inside an aborted transaction; this one rolls
@@ -572,6 +596,7 @@ impl PgStore {
                 ))
                 .await?;
                 tx.commit().await?;
+                std::mem::drop(c);
                 core::rest_after_batch(began).await;
             }
             Ok::<_, StoreError>(true)
@@ -587,24 +612,22 @@ impl PgStore {
         }
     }
 
-    /// Frees the files of every month a pass detached and did not free
-    /// (stopped between the two): a table named as a month that is no
-    /// partition of the log is one, as months are only ever made as
-    /// partitions ([`Self::make_audit_months`]).
+    /// Frees the files of every month retention detached and did not free
+    /// (a pass stopped between the two): the tables named by
+    /// [`AuditMonth::detached_table`], and no other.
     pub(super) async fn free_detached_months(&self) -> Result<(), StoreError> {
         let rows = self
             .client()
             .await?
             .query(
                 "SELECT relname::TEXT FROM pg_class WHERE relnamespace = to_regnamespace(current_schema()) \
-                 AND relkind = 'r' AND NOT relispartition AND relname LIKE 'audit\\_log\\_m%'",
+                 AND relkind = 'r' AND NOT relispartition AND relname LIKE 'audit\\_detached\\_m%'",
                 &[],
             )
             .await?;
         for r in rows {
             let name: &str = r.get(0);
-            // Only a name a month would have (`parse` alone takes signs).
-            if AuditMonth::parse(name).map(|m| m.table()).as_deref() == Some(name) {
+            if AuditMonth::parse_detached(name).is_some() {
                 tracing::info!(month = %name, "audit log: freeing a month an earlier pass detached");
                 self.free_detached_month(name).await;
             }

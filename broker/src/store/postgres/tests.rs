@@ -947,39 +947,61 @@ async fn relations_named(s: &super::PgStore, prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// What a pass does to January before it frees its files: detached and
+/// renamed, in one transaction.
+const DETACH_JANUARY: &str = "ALTER TABLE audit_log DETACH PARTITION audit_log_m2025_01; \
+    ALTER TABLE audit_log_m2025_01 RENAME TO audit_detached_m2025_01";
+const DETACH_FEBRUARY: &str = "ALTER TABLE audit_log DETACH PARTITION audit_log_m2025_02; \
+    ALTER TABLE audit_log_m2025_02 RENAME TO audit_detached_m2025_02";
+
+/// A detached month's table and indexes: (table, indexes) left.
+async fn detached_left(s: &super::PgStore) -> (usize, usize) {
+    (
+        relations_named(s, "audit_detached_m2025_01").await.len(),
+        relations_named(s, "audit_log_m2025_01").await.len(),
+    )
+}
+
 /// A pass stopped between a month's detach and the freeing of its files
-/// leaves a table named as a month that is no partition of the log: the
-/// next pass frees it and its indexes, whatever its cutoff, and leaves
-/// the months still in the log.
+/// leaves its table (renamed `audit_detached_m…`) and indexes: the next
+/// pass frees them, whatever its cutoff, and leaves the months still in
+/// the log and a month an operator detached (under its own name, to
+/// archive it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_month_detached_and_not_freed_is_freed_by_the_next_pass() {
     let Some((s, store)) = fresh().await else {
         return;
     };
-    s.make_audit_months(JAN_2025, FEB_2025).await.unwrap();
+    s.make_audit_months(JAN_2025, MAR_2025).await.unwrap();
     store
         .append_audit(&[
             audit_row(JAN_2025 + 1, "CNSS/eligibility"),
             audit_row(FEB_2025 + 1, "CNSS/eligibility"),
+            audit_row(MAR_2025 + 1, "CNSS/eligibility"),
         ])
         .await
         .unwrap();
-    s.client()
-        .await
-        .unwrap()
-        .batch_execute("ALTER TABLE audit_log DETACH PARTITION audit_log_m2025_01")
-        .await
-        .unwrap();
-    let left = relations_named(&s, "audit_log_m2025_01").await;
-    assert_eq!(left.len(), 4, "the table and its three indexes: {left:?}");
-    assert_eq!(audit_rows(&store).await.len(), 1, "its row left with it");
+    run_sql(&s, DETACH_JANUARY).await;
+    run_sql(
+        &s,
+        "ALTER TABLE audit_log DETACH PARTITION audit_log_m2025_02",
+    )
+    .await;
+    assert_eq!(detached_left(&s).await, (1, 3), "the table and its indexes");
+    assert_eq!(
+        audit_rows(&store).await.len(),
+        1,
+        "their rows left with them"
+    );
     // A cutoff before every month: none is dropped, the leftover is freed.
     assert_eq!(store.prune_audit(JAN_2025).await.unwrap(), Some(0));
-    assert_eq!(
-        relations_named(&s, "audit_log_m2025_01").await,
-        Vec::<String>::new()
+    assert_eq!(detached_left(&s).await, (0, 0));
+    assert!(
+        table_exists(&s, "audit_log_m2025_02").await,
+        "the operator's"
     );
-    assert!(table_exists(&s, "audit_log_m2025_02").await);
+    assert_eq!(relations_named(&s, "audit_log_m2025_02").await.len(), 4);
+    assert!(table_exists(&s, "audit_log_m2025_03").await);
     assert_eq!(audit_rows(&store).await.len(), 1);
 }
 
@@ -1009,11 +1031,7 @@ async fn a_detached_month_held_by_a_reader_is_freed_by_a_later_pass() {
         ])
         .await
         .unwrap();
-    run_sql(
-        &one,
-        "ALTER TABLE audit_log DETACH PARTITION audit_log_m2025_01",
-    )
-    .await;
+    run_sql(&one, DETACH_JANUARY).await;
     // Another replica in a month's pass: retention's lock held.
     let mut replica = other.client().await.unwrap();
     let pass = replica.transaction().await.unwrap();
@@ -1025,8 +1043,8 @@ async fn a_detached_month_held_by_a_reader_is_freed_by_a_later_pass() {
     .unwrap();
     assert_eq!(store.prune_audit(JAN_2025).await.unwrap(), None, "busy");
     assert_eq!(
-        relations_named(&one, "audit_log_m2025_01").await.len(),
-        4,
+        detached_left(&one).await,
+        (1, 3),
         "left to the replica in its pass"
     );
     pass.rollback().await.unwrap();
@@ -1034,15 +1052,11 @@ async fn a_detached_month_held_by_a_reader_is_freed_by_a_later_pass() {
     // A reader of the detached table.
     let mut reader = other.client().await.unwrap();
     let read = reader.transaction().await.unwrap();
-    read.batch_execute("LOCK TABLE audit_log_m2025_01 IN ACCESS SHARE MODE")
+    read.batch_execute("LOCK TABLE audit_detached_m2025_01 IN ACCESS SHARE MODE")
         .await
         .unwrap();
     assert_eq!(store.prune_audit(JAN_2025).await.unwrap(), Some(0));
-    assert_eq!(
-        relations_named(&one, "audit_log_m2025_01").await.len(),
-        4,
-        "left whole while held"
-    );
+    assert_eq!(detached_left(&one).await, (1, 3), "left whole while held");
     assert_eq!(
         audit_rows(&store).await.len(),
         1,
@@ -1050,10 +1064,7 @@ async fn a_detached_month_held_by_a_reader_is_freed_by_a_later_pass() {
     );
     read.rollback().await.unwrap();
     assert_eq!(store.prune_audit(JAN_2025).await.unwrap(), Some(0));
-    assert_eq!(
-        relations_named(&one, "audit_log_m2025_01").await,
-        Vec::<String>::new()
-    );
+    assert_eq!(detached_left(&one).await, (0, 0));
 }
 
 const JAN_2025: i64 = 1_735_689_600_000;
@@ -1119,6 +1130,11 @@ async fn a_month_of_audit_goes_whole_and_open_claims_keep_their_rows() {
         relations_named(&s, "audit_log_m2025_01").await,
         Vec::<String>::new(),
         "the month's indexes freed with it"
+    );
+    assert_eq!(
+        relations_named(&s, "audit_detached_m").await,
+        Vec::<String>::new(),
+        "its table freed"
     );
     assert!(table_exists(&s, "audit_log_m2025_02").await);
     let after = audit_rows(&store).await;
@@ -1293,7 +1309,7 @@ async fn a_month_the_default_partition_holds_is_left_to_it() {
     s.client()
         .await
         .unwrap()
-        .batch_execute("ALTER TABLE audit_log DETACH PARTITION audit_log_m2025_02")
+        .batch_execute(DETACH_FEBRUARY)
         .await
         .unwrap();
     assert_eq!(
