@@ -513,9 +513,8 @@ impl PgStore {
         // every live commit's WAL flush waited behind it (measured with
         // pgbench's P0 beside it: a p99 3.5 to 6 x idle for the commit's
         // 110 to 260 ms, 11 x with the month not cached, on a file system
-        // that discards freed blocks as it frees them). The
-        // detach commits at once; the files are freed after, one relation
-        // a transaction.
+        // that discards freed blocks as it frees them). The detach commits
+        // at once; the files are freed after, one relation a transaction.
         // Renamed as it is detached: the name says retention may free it.
         let detached = month.detached_table();
         let detach = format!(
