@@ -544,8 +544,8 @@ impl PgStore {
     /// never wait behind the whole month's files at once. Its rows left
     /// the log with the detach. Each transaction takes retention's lock
     /// first, so that one drop runs at a time and none while a replica (of
-    /// any version) is in a month's pass, and checks that the table is
-    /// still no partition. A lock not had (retention's, or the table's
+    /// any version) is in a month's pass. Its name is only ever given by
+    /// a detach, so it is no partition. A lock not had (retention's, or the table's
     /// within [`LOG_LOCK_TIMEOUT`]), or any error, leaves the rest to a
     /// later pass ([`Self::free_detached_months`]): logged, not returned,
     /// as the month is already pruned.
@@ -577,17 +577,6 @@ impl PgStore {
                 // back when dropped.
                 let tx = c.transaction().await?;
                 if !retention_lock(&tx).await? {
-                    return Ok(false);
-                }
-                let detached: bool = tx
-                    .query_one(
-                        "SELECT NOT COALESCE((SELECT relispartition FROM pg_class \
-                         WHERE oid = to_regclass(format('%I.%I', current_schema(), $1::TEXT))), false)",
-                        &[&table],
-                    )
-                    .await?
-                    .get(0);
-                if !detached {
                     return Ok(false);
                 }
                 tx.batch_execute(&format!(
