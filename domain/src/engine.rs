@@ -47,9 +47,13 @@ pub enum CeilingScope {
     BeneficiaryYear,
     /// Amount per household per calendar year.
     HouseholdYear,
-    /// Acts of one code per beneficiary per period (the key's `act`; a
-    /// day, month, year or stay: its `period`).
+    /// Acts of one code per beneficiary per calendar period (the key's
+    /// `act`; a day, month or year: its `period`).
     ActCount,
+    /// Acts of one code per beneficiary per stay (the key's `act`; the
+    /// stay's id: its `period`). A scope of its own, so that a stay named
+    /// like a calendar period ("2026") never shares a year's count.
+    StayActCount,
 }
 
 impl CeilingScope {
@@ -61,6 +65,7 @@ impl CeilingScope {
             CeilingScope::BeneficiaryYear => "beneficiary-year",
             CeilingScope::HouseholdYear => "household-year",
             CeilingScope::ActCount => "act",
+            CeilingScope::StayActCount => "stay-act",
         }
     }
 
@@ -73,7 +78,12 @@ impl CeilingScope {
 }
 
 /// One ceiling of one member (or household) in one period.
+///
+/// Read through [`StoredCeilingKey`]: an act limit per stay written before
+/// [`CeilingScope::StayActCount`] existed (scope `act-count`, a stay's id
+/// as its period) reads as the stay's key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(from = "StoredCeilingKey")]
 pub struct CeilingKey {
     pub scope: CeilingScope,
     /// Member number, or household id for household ceilings.
@@ -86,12 +96,55 @@ pub struct CeilingKey {
     pub act: String,
 }
 
+/// A [`CeilingKey`] as stored (in a claim's or a prior authorization's
+/// consumption).
+#[derive(Deserialize)]
+struct StoredCeilingKey {
+    scope: CeilingScope,
+    subject: String,
+    period: String,
+    #[serde(default)]
+    act: String,
+}
+
+impl From<StoredCeilingKey> for CeilingKey {
+    /// An act count whose period is no calendar period was a stay's,
+    /// written before stays had a scope of their own (schema 17 on SQLite,
+    /// 20 on PostgreSQL, moved the stored counts the same way). Since then
+    /// an act count's period is always the date's day, month or year.
+    fn from(k: StoredCeilingKey) -> Self {
+        let scope = match k.scope {
+            CeilingScope::ActCount if !is_calendar_period(&k.period) => CeilingScope::StayActCount,
+            s => s,
+        };
+        CeilingKey {
+            scope,
+            subject: k.subject,
+            period: k.period,
+            act: k.act,
+        }
+    }
+}
+
+/// A period as [`crate::ActPeriod::of`] writes it: "2026", "2026-03" or
+/// "2026-03-10" (four digits, then up to two groups of two).
+pub fn is_calendar_period(p: &str) -> bool {
+    let b = p.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    match b.len() {
+        4 => digits(0..4),
+        7 => digits(0..4) && b[4] == b'-' && digits(5..7),
+        10 => digits(0..4) && b[4] == b'-' && digits(5..7) && b[7] == b'-' && digits(8..10),
+        _ => false,
+    }
+}
+
 impl CeilingKey {
     /// Stable text form, used as the storage key within a mutuelle: scope,
     /// category (or an act limit's act code), subject, period.
     pub fn storage_key(&self) -> String {
         let cat = match self.scope {
-            CeilingScope::ActCount => self.act.as_str(),
+            CeilingScope::ActCount | CeilingScope::StayActCount => self.act.as_str(),
             _ => self.scope.category().map(|c| c.as_str()).unwrap_or("-"),
         };
         format!(
@@ -471,12 +524,12 @@ fn act_key(
     stay_id: Option<&str>,
     limit: &crate::product::ActLimit,
 ) -> Option<CeilingKey> {
-    let period = match limit.per.of(date) {
-        Some(p) => p,
-        None => stay_id?.to_string(),
+    let (scope, period) = match limit.per.of(date) {
+        Some(p) => (CeilingScope::ActCount, p),
+        None => (CeilingScope::StayActCount, stay_id?.to_string()),
     };
     Some(CeilingKey {
-        scope: CeilingScope::ActCount,
+        scope,
         subject: member.member_number.clone(),
         period,
         act: limit.act_code.clone(),
@@ -926,10 +979,11 @@ fn line_share(
             ));
             covered = left;
         }
-        // Two limits of the act on one key (a stay named as a calendar
-        // period, "2026", shares the year's key): each counts the other's
-        // use, so a store's check of the one consumption recorded cannot
-        // stand for both. Read the usage.
+        // Two limits of the act on one key: each would count the other's
+        // use, so a store's check of the one consumption recorded could not
+        // stand for both. A product cannot have two (`Product::check`
+        // refuses the same act and period twice, and a stay's key has a
+        // scope of its own); should one, the usage is read.
         if acts.iter().any(|(k, _)| *k == key) {
             tally.limited = true;
         }

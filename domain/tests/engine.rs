@@ -681,14 +681,13 @@ fn a_count_then_an_act_limit_cutting_one_line_is_limited() {
     assert!(assumed.limited, "so the computation says a limit was met");
 }
 
-/// A stay named as a calendar period ("2026") gives its act limit the
-/// key of the act's yearly limit (found in review): on no usage both have
-/// room and the one consumption recorded is checked against the yearly
-/// limit only, while on a usage of 5 the stay's limit of 3 has none left.
-/// The computation says a limit was met, so the broker reads the usage.
+/// A stay named as a calendar period ("2026") counts its acts apart from
+/// the act's yearly limit (it used to share the year's key: the stay's
+/// limit then counted the year's acts, and the one consumption recorded was
+/// checked against the yearly limit only). Each limit meets its own count.
 #[test]
-fn act_limits_sharing_a_key_are_limited() {
-    use passerelle_domain::{ActLimit, ActPeriod};
+fn a_stay_named_like_a_year_counts_apart_from_the_year() {
+    use passerelle_domain::{ActLimit, ActPeriod, CeilingKey, CeilingScope, Used};
     let mut p = product(vec![rule(CareCategory::Consultation, 10_000)]);
     p.act_limits = vec![
         ActLimit {
@@ -708,35 +707,107 @@ fn act_limits_sharing_a_key_are_limited() {
         quantity: 2,
         ..line(CareCategory::Consultation, 1000, 1000, 0)
     }];
-    let at = |usage| Context {
-        member: &m,
-        product: Some(&p),
-        date_of_care: d("2026-03-10"),
-        diagnoses: &[],
-        stay_id: Some("2026"),
-        usage,
+    let run = |usage: &Usage| {
+        let ctx = Context {
+            member: &m,
+            product: Some(&p),
+            date_of_care: d("2026-03-10"),
+            diagnoses: &[],
+            stay_id: Some("2026"),
+            usage,
+        };
+        adjudicate(&ctx, &l)
     };
-    let none = Usage::default();
-    let assumed = adjudicate(&at(&none), &l);
-    assert!(assumed.lines[0].mutuelle_share > 0);
-    // Five acts already counted on the shared key.
-    let mut used = Usage::default();
-    for u in &assumed.consumption {
-        used.0.insert(
-            u.key.clone(),
-            passerelle_domain::Used {
-                count: 5,
-                ..Default::default()
-            },
-        );
+    let first = run(&Usage::default());
+    assert_eq!(first.lines[0].mutuelle_share, 1000);
+    assert!(!first.limited, "no limit met");
+    let mut keys: Vec<String> = first
+        .consumption
+        .iter()
+        .map(|u| u.key.storage_key())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["act|X|M1|2026", "stay-act|X|M1|2026"]);
+    let key = |scope| CeilingKey {
+        scope,
+        subject: "M1".into(),
+        period: "2026".into(),
+        act: "X".into(),
+    };
+    let used = |year: u32, stay: u32| {
+        let mut u = Usage::default();
+        for (scope, count) in [
+            (CeilingScope::ActCount, year),
+            (CeilingScope::StayActCount, stay),
+        ] {
+            u.0.insert(
+                key(scope),
+                Used {
+                    count,
+                    ..Default::default()
+                },
+            );
+        }
+        u
+    };
+    // Nine acts this year, none in the stay: the year's one act is left.
+    let year_short = run(&used(9, 0));
+    assert_eq!(year_short.lines[0].mutuelle_share, 500, "one of two acts");
+    assert!(year_short.lines[0].reasons[0].message.contains("per year"));
+    // The stay's three used, the year's five: the stay has none left.
+    let stay_full = run(&used(5, 3));
+    assert_eq!(stay_full.lines[0].mutuelle_share, 0);
+    assert!(stay_full.lines[0].reasons[0].message.contains("per stay"));
+    // Five this year and none in the stay: both have room (the stay's
+    // limit used to count the year's five and leave nothing).
+    let both = run(&used(5, 0));
+    assert_eq!(both.lines[0].mutuelle_share, 1000);
+    assert!(!both.limited);
+}
+
+/// A claim's or an authorization's consumption stored before stays had a
+/// scope of their own reads as the stay's key when its period is no
+/// calendar period, and as the act's calendar key when it is one; a key
+/// written now reads as it was written.
+#[test]
+fn a_stay_act_key_stored_under_the_old_scope_reads_as_the_stays() {
+    use passerelle_domain::engine::is_calendar_period;
+    use passerelle_domain::{CeilingKey, CeilingScope};
+    let read = |json: &str| serde_json::from_str::<CeilingKey>(json).unwrap();
+    let old_stay = read(r#"{"scope":"act-count","subject":"M1","period":"G-1","act":"ECHO"}"#);
+    assert_eq!(old_stay.scope, CeilingScope::StayActCount);
+    assert_eq!(old_stay.storage_key(), "stay-act|ECHO|M1|G-1");
+    for period in ["2026", "2026-03", "2026-03-10"] {
+        let json =
+            format!(r#"{{"scope":"act-count","subject":"M1","period":"{period}","act":"C"}}"#);
+        assert_eq!(read(&json).scope, CeilingScope::ActCount, "{period}");
     }
-    let real = adjudicate(&at(&used), &l);
-    assert!(
-        used.has_room_for(&assumed.consumption),
-        "the store would take it"
-    );
-    assert_eq!(real.lines[0].mutuelle_share, 0, "the stay's 3 are used up");
-    assert!(assumed.limited, "so the computation says a limit was met");
+    let stay_2026 = CeilingKey {
+        scope: CeilingScope::StayActCount,
+        subject: "M1".into(),
+        period: "2026".into(),
+        act: "X".into(),
+    };
+    let json = serde_json::to_string(&stay_2026).unwrap();
+    assert!(json.contains(r#""scope":"stay-act-count""#), "{json}");
+    assert_eq!(read(&json), stay_2026);
+    let year = read(r#"{"scope":"beneficiary-year","subject":"M1","period":"2026"}"#);
+    assert_eq!(year.scope, CeilingScope::BeneficiaryYear);
+    for (p, calendar) in [
+        ("2026", true),
+        ("2026-03", true),
+        ("2026-03-10", true),
+        ("202", false),
+        ("2026-3", false),
+        ("2026/03/10", false),
+        ("20260310", false),
+        ("SEJ-2026", false),
+        ("claim:CNSS/C1", false),
+        ("", false),
+        ("２０２６", false),
+    ] {
+        assert_eq!(is_calendar_period(p), calendar, "{p}");
+    }
 }
 
 /// A hospital claim with no stay is its own stay: the per-stay cap holds
@@ -1028,7 +1099,7 @@ fn acts_per_period_are_limited_and_shown_with_the_next_date() {
         .find(|c| c.key.act == "ECHO-OBS")
         .unwrap();
     assert_eq!((k.count, k.limit_count), (1, Some(3)));
-    assert_eq!(k.key.storage_key(), "act|ECHO-OBS|M1|G-1");
+    assert_eq!(k.key.storage_key(), "stay-act|ECHO-OBS|M1|G-1");
     // A limit of 0, or twice the same act and period, is refused.
     let mut bad = p.clone();
     bad.act_limits[0].max = 0;

@@ -125,3 +125,100 @@ pub async fn unknown_stored_values_are_corruption(
     let periods = store.list_periods("CNSS", "MUT-A").await.unwrap();
     assert_eq!(periods[1].state, PeriodState::Closed, "nothing was changed");
 }
+
+/// What [`stay_act_counts_move_to_their_scope`] ages the store with: the
+/// counts of act limits per stay as a store before that scope kept them
+/// (`act|...`). The statements are the same on both backends.
+pub const STAY_ACT_KEYS_AS_BEFORE: &str = "\
+    UPDATE ceiling_usage SET ceiling_key = 'act|' || substr(ceiling_key, 10) \
+        WHERE ceiling_key LIKE 'stay-act|%'; \
+    UPDATE claim_consumption SET ceiling_key = 'act|' || substr(ceiling_key, 10) \
+        WHERE ceiling_key LIKE 'stay-act|%'";
+
+/// A store whose consumption the backend's test has aged, then migrated
+/// again by its last migration: given the store, returns it migrated.
+pub type Remigrate = Box<
+    dyn FnOnce(
+            Arc<dyn Store>,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Arc<dyn Store>> + Send>>
+        + Send,
+>;
+
+/// The migration that gave act limits per stay a scope of their own moves
+/// a stay's stored count (and the claim's record of it) to that scope, and
+/// leaves the calendar counts: a claim written before is read with its
+/// stay's count, and its cancellation gives every count back. A stay named
+/// like a year ("2026") shared the year's count before: the migration
+/// cannot tell the two apart and leaves it to the year.
+/// `remigrate` ages the store with [`STAY_ACT_KEYS_AS_BEFORE`] and runs the
+/// backend's last migration again.
+pub async fn stay_act_counts_move_to_their_scope(store: Arc<dyn Store>, remigrate: Remigrate) {
+    let key = |scope, act: &str, period: &str| CeilingKey {
+        scope,
+        subject: "M-1".into(),
+        period: period.into(),
+        act: act.into(),
+    };
+    let stay = key(CeilingScope::StayActCount, "ECHO", "SEJ-1");
+    let implicit = key(CeilingScope::StayActCount, "ECHO", "claim:CNSS/S1");
+    let stay_2026 = key(CeilingScope::StayActCount, "ECHO", "2026");
+    let year_2026 = key(CeilingScope::ActCount, "ECHO", "2026");
+    let day = key(CeilingScope::ActCount, "CONS", "2026-03-10");
+    let month = key(CeilingScope::ActCount, "CONS", "2026-03");
+    let uses: Vec<CeilingUse> = [&stay, &implicit, &stay_2026, &day, &month]
+        .into_iter()
+        .map(|k| CeilingUse {
+            key: k.clone(),
+            amount: 0,
+            count: 1,
+            limit_amount: None,
+            limit_count: Some(3),
+        })
+        .chain([CeilingUse {
+            key: year_key("M-1"),
+            amount: 1000,
+            count: 0,
+            limit_amount: Some(50_000),
+            limit_count: None,
+        }])
+        .collect();
+    begin(&store, sample_claim("CNSS", "S1", "I1")).await;
+    store
+        .complete_stored("CNSS", "S1", coordinated(&[1000, 0], uses), 2_000)
+        .await
+        .unwrap();
+    let all = [&stay, &implicit, &stay_2026, &year_2026, &day, &month]
+        .map(|k| (*k).clone())
+        .into_iter()
+        .chain([year_key("M-1")])
+        .collect::<Vec<_>>();
+    let counts = |u: passerelle_domain::Usage| {
+        all.iter()
+            .map(|k| (u.get(k).count, u.get(k).amount))
+            .collect::<Vec<_>>()
+    };
+    let written = counts(store.usage("MUT-A", &all).await.unwrap());
+    assert_eq!(
+        written,
+        [(1, 0), (1, 0), (1, 0), (0, 0), (1, 0), (1, 0), (0, 1000)],
+        "as written now: the stay named 2026 apart from the year"
+    );
+    let store = remigrate(store).await;
+    let moved = counts(store.usage("MUT-A", &all).await.unwrap());
+    assert_eq!(
+        moved,
+        [(1, 0), (1, 0), (0, 0), (1, 0), (1, 0), (1, 0), (0, 1000)],
+        "the stays' counts moved, the one named 2026 left to the year"
+    );
+    store
+        .begin_cancel("CNSS", "S1", "cxl-S1", "error", 30_000, 3_000)
+        .await
+        .unwrap();
+    store
+        .complete_cancel("CNSS", "S1", "", 4_000)
+        .await
+        .unwrap();
+    let released = counts(store.usage("MUT-A", &all).await.unwrap());
+    assert_eq!(released, [(0, 0); 7], "the cancel gives every count back");
+}

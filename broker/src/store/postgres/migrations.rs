@@ -402,6 +402,20 @@ CREATE VIEW audit_all AS
     r#"
 ALTER TABLE periods ADD COLUMN first_created_ms BIGINT;
 "#,
+    // 20: an act limit per stay counts under a scope of its own,
+    // `stay-act` (engine::CeilingScope::StayActCount): it used to share
+    // `act` with the calendar limits, so a stay named "2026" shared the
+    // act's yearly count. A stored `act` count whose period is no day,
+    // month or year was a stay's and moves; one whose period looks like
+    // one stays, since a stay so named already shared its count. The same
+    // rule as `engine::is_calendar_period`, read from the key's end (the
+    // period is its last field). Each row of an act limit is read once.
+    r#"
+UPDATE ceiling_usage SET ceiling_key = 'stay-act|' || substr(ceiling_key, 5)
+    WHERE ceiling_key LIKE 'act|%' AND ceiling_key !~ '\|[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$';
+UPDATE claim_consumption SET ceiling_key = 'stay-act|' || substr(ceiling_key, 5)
+    WHERE ceiling_key LIKE 'act|%' AND ceiling_key !~ '\|[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$';
+"#,
 ];
 
 /// Indexes over every claim, built after the migrations commit, beside

@@ -40,6 +40,35 @@ async fn unknown_stored_values_are_corruption() {
     .await;
 }
 
+/// Schema 20 moves the counts of act limits per stay to their own scope
+/// (`conformance::stay_act_counts_move_to_their_scope`): the store is
+/// aged, its version set back by one, and migrated again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_20_moves_stay_act_counts() {
+    let Some((s, store)) = fresh().await else {
+        return;
+    };
+    crate::store::conformance::stay_act_counts_move_to_their_scope(
+        store,
+        Box::new(move |store| {
+            Box::pin(async move {
+                run_sql(&s, crate::store::conformance::STAY_ACT_KEYS_AS_BEFORE).await;
+                run_sql(
+                    &s,
+                    &format!(
+                        "DELETE FROM schema_version WHERE version = {}",
+                        super::SCHEMA_VERSION
+                    ),
+                )
+                .await;
+                assert_eq!(s.migrate().await.unwrap(), super::SCHEMA_VERSION);
+                store
+            })
+        }),
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn migrate_twice_at_once_is_safe_and_serve_checks_the_version() {
     let cfg = crate::store::testing::postgres_config();

@@ -325,6 +325,26 @@ CREATE INDEX claims_statement ON claims (scheme_id, mutuelle_id,
     statement_payee_type, statement_payee_id, claim_id);
 DROP INDEX claims_settlement;
 "#,
+    // 17: an act limit per stay counts under a scope of its own,
+    // `stay-act` (engine::CeilingScope::StayActCount): it used to share
+    // `act` with the calendar limits, so a stay named "2026" shared the
+    // act's yearly count. A stored `act` count whose period is no day,
+    // month or year was a stay's and moves; one whose period looks like
+    // one stays, since a stay so named already shared its count. The same
+    // rule as `engine::is_calendar_period`, read from the key's end (the
+    // period is its last field).
+    r#"
+UPDATE ceiling_usage SET ceiling_key = 'stay-act|' || substr(ceiling_key, 5)
+    WHERE ceiling_key GLOB 'act|*' AND NOT (
+        ceiling_key GLOB '*|[0-9][0-9][0-9][0-9]'
+        OR ceiling_key GLOB '*|[0-9][0-9][0-9][0-9]-[0-9][0-9]'
+        OR ceiling_key GLOB '*|[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]');
+UPDATE claim_consumption SET ceiling_key = 'stay-act|' || substr(ceiling_key, 5)
+    WHERE ceiling_key GLOB 'act|*' AND NOT (
+        ceiling_key GLOB '*|[0-9][0-9][0-9][0-9]'
+        OR ceiling_key GLOB '*|[0-9][0-9][0-9][0-9]-[0-9][0-9]'
+        OR ceiling_key GLOB '*|[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]');
+"#,
 ];
 
 #[cfg(test)]

@@ -224,6 +224,37 @@ async fn migration_2_backfills_claims_of_version_1() {
     assert_eq!(open[0].claim_count, 1);
 }
 
+/// Schema 17 moves the counts of act limits per stay to their own scope
+/// (`conformance::stay_act_counts_move_to_their_scope`): the store is
+/// closed, aged, and opened again, which migrates it.
+#[tokio::test]
+async fn migration_17_moves_stay_act_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(SqliteStore::open(&path).unwrap());
+    let reopen = path.clone();
+    crate::store::conformance::stay_act_counts_move_to_their_scope(
+        store,
+        Box::new(move |store| {
+            Box::pin(async move {
+                drop(store);
+                let c = Connection::open(&reopen).unwrap();
+                c.execute_batch(crate::store::conformance::STAY_ACT_KEYS_AS_BEFORE)
+                    .unwrap();
+                c.execute(
+                    "DELETE FROM schema_version WHERE version = ?1",
+                    [SCHEMA_VERSION],
+                )
+                .unwrap();
+                drop(c);
+                std::sync::Arc::new(SqliteStore::open(&reopen).unwrap())
+                    as std::sync::Arc<dyn Store>
+            })
+        }),
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn reopening_keeps_data_and_schema_version() {
     let dir = tempfile::tempdir().unwrap();
