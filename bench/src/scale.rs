@@ -403,8 +403,10 @@ impl EligibilityAtScale {
 /// of the table written so far and a new partitioned one; then the
 /// claims' key with their state and period, built concurrently in place
 /// of the key's constraint; 19: a column on the periods, then the index of
-/// the claims coordinated in no closed period, built concurrently) are the last ones of
-/// a release, the kind an upgrade applies.
+/// the claims coordinated in no closed period, built concurrently; 20: the
+/// stays' act counts moved to their own scope, a read of every ceiling row
+/// and of every claim's consumption, of which the seeded store has none to
+/// move) are the last ones of a release, the kind an upgrade applies.
 const MIGRATED_FROM: i64 = 11;
 
 /// What undoing them takes (the seeded store holds no hold, authorization
@@ -445,7 +447,8 @@ pub struct Migrations {
     pub from: i64,
     pub to: i64,
     pub secs: f64,
-    /// Rows of the table the migrations change (`ceiling_usage`).
+    /// Rows of the ceiling table, which migration 12 alters (migration 20
+    /// reads it and `claim_consumption`).
     pub ceiling_rows: i64,
     pub writes: u64,
     /// The writer's longest write of a ceiling row: how long the

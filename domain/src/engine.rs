@@ -81,7 +81,9 @@ impl CeilingScope {
 ///
 /// Read through [`StoredCeilingKey`]: an act limit per stay written before
 /// [`CeilingScope::StayActCount`] existed (scope `act-count`, a stay's id
-/// as its period) reads as the stay's key.
+/// as its period) reads as the stay's key. Only a prior authorization's
+/// hold stores keys so (its terms' JSON); a claim's consumption is stored
+/// by storage key (`claim_consumption`), which the migration moved.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(from = "StoredCeilingKey")]
 pub struct CeilingKey {
@@ -96,8 +98,7 @@ pub struct CeilingKey {
     pub act: String,
 }
 
-/// A [`CeilingKey`] as stored (in a claim's or a prior authorization's
-/// consumption).
+/// A [`CeilingKey`] as stored (in a prior authorization's hold).
 #[derive(Deserialize)]
 struct StoredCeilingKey {
     scope: CeilingScope,
@@ -108,13 +109,17 @@ struct StoredCeilingKey {
 }
 
 impl From<StoredCeilingKey> for CeilingKey {
-    /// An act count whose period is no calendar period was a stay's,
-    /// written before stays had a scope of their own (schema 17 on SQLite,
-    /// 20 on PostgreSQL, moved the stored counts the same way). Since then
-    /// an act count's period is always the date's day, month or year.
+    /// An act count whose period does not end as a calendar period was a
+    /// stay's, written before stays had a scope of their own. Schema 17 on
+    /// SQLite and 20 on PostgreSQL moved the stored counts by the same
+    /// rule, read from the end of the storage key: the text after the
+    /// period's last `|` (a stay's id may hold one: "A|2026" stays, as a
+    /// stay named "2026" does). Since then an act count's period is always
+    /// the date's day, month or year.
     fn from(k: StoredCeilingKey) -> Self {
+        let tail = k.period.rsplit('|').next().unwrap_or_default();
         let scope = match k.scope {
-            CeilingScope::ActCount if !is_calendar_period(&k.period) => CeilingScope::StayActCount,
+            CeilingScope::ActCount if !is_calendar_period(tail) => CeilingScope::StayActCount,
             s => s,
         };
         CeilingKey {

@@ -549,8 +549,10 @@ proptest! {
     /// or met a line paid nothing (`Adjudication::limited`). It found a
     /// line paid nothing whose reasons then differ, and, once its lines
     /// had two act codes, a count limit then an act limit cutting one line
-    /// (found in review first); the cases are kept below, with one it does
-    /// not find (act limits sharing a key). The broker stores a rules
+    /// (found in review first); the cases are kept below. (A stay named as
+    /// a calendar period used to share the act's calendar key, a case it
+    /// did not find; a stay's count now has a scope of its own: see
+    /// `a_stay_named_like_a_year_counts_apart_from_the_year`.) The broker stores a rules
     /// mutuelle's claim so, without reading its ceilings first, and
     /// computes it again on what it reads when a store refuses or a limit
     /// was met.
@@ -588,9 +590,7 @@ proptest! {
             prop_assert_eq!(&assumed, &real);
         }
         // (Otherwise the claim is computed on the usage read. Whether that
-        // consumption has room is `invariants_hold`'s to check; with a stay
-        // named as a calendar period it may not: see
-        // `act_limits_sharing_a_key_are_limited`.)
+        // consumption has room is `invariants_hold`'s to check.)
     }
 
     #[test]
@@ -772,15 +772,28 @@ fn a_stay_named_like_a_year_counts_apart_from_the_year() {
 #[test]
 fn a_stay_act_key_stored_under_the_old_scope_reads_as_the_stays() {
     use passerelle_domain::engine::is_calendar_period;
-    use passerelle_domain::{CeilingKey, CeilingScope};
+    use passerelle_domain::{ActPeriod, CeilingKey, CeilingScope};
     let read = |json: &str| serde_json::from_str::<CeilingKey>(json).unwrap();
     let old_stay = read(r#"{"scope":"act-count","subject":"M1","period":"G-1","act":"ECHO"}"#);
     assert_eq!(old_stay.scope, CeilingScope::StayActCount);
     assert_eq!(old_stay.storage_key(), "stay-act|ECHO|M1|G-1");
-    for period in ["2026", "2026-03", "2026-03-10"] {
+    // A period that ends as a calendar one stays (the migration leaves its
+    // count where it is, read from the storage key's end): "A|2026" as a
+    // stay named "2026".
+    for period in ["2026", "2026-03", "2026-03-10", "A|2026", "B|2026-03-10"] {
         let json =
             format!(r#"{{"scope":"act-count","subject":"M1","period":"{period}","act":"C"}}"#);
         assert_eq!(read(&json).scope, CeilingScope::ActCount, "{period}");
+    }
+    let piped = read(r#"{"scope":"act-count","subject":"M1","period":"2026|A","act":"C"}"#);
+    assert_eq!(piped.scope, CeilingScope::StayActCount);
+    // Every period the engine writes for a calendar limit is one, at both
+    // ends of the dates a claim may carry.
+    for day in ["1900-01-01", "2026-03-10", "9999-12-31"] {
+        for per in [ActPeriod::Day, ActPeriod::Month, ActPeriod::Year] {
+            let p = per.of(d(day)).unwrap();
+            assert!(is_calendar_period(&p), "{p}");
+        }
     }
     let stay_2026 = CeilingKey {
         scope: CeilingScope::StayActCount,

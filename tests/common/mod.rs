@@ -512,19 +512,24 @@ pub async fn tls_channel_from(
     let endpoint = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
         .unwrap()
         .local_address(Some(local))
+        .timeout(TLS_BOUND)
         .tls_config(tls)?;
     bounded_connect(addr, endpoint.connect()).await
 }
 
-/// A bound, not a wait: a TLS handshake the broker never finishes fails
-/// the test by name instead of holding the run until CI's limit.
+/// A bound, not a wait, on a TLS test channel's connection and on each of
+/// its calls: a handshake or an answer the broker never gives fails the
+/// test by name (the connect) or with an error status (a call: tonic's
+/// `Endpoint::timeout`) instead of holding the run until CI's limit.
+const TLS_BOUND: std::time::Duration = std::time::Duration::from_secs(60);
+
 async fn bounded_connect(
     addr: SocketAddr,
     connect: impl std::future::Future<Output = Result<Channel, tonic::transport::Error>>,
 ) -> Result<Channel, tonic::transport::Error> {
-    tokio::time::timeout(std::time::Duration::from_secs(60), connect)
+    tokio::time::timeout(TLS_BOUND, connect)
         .await
-        .unwrap_or_else(|_| panic!("no TLS connection to {addr} within 60 s"))
+        .unwrap_or_else(|_| panic!("no TLS connection to {addr} within {TLS_BOUND:?}"))
 }
 
 /// A TLS channel with explicit files.
@@ -543,6 +548,7 @@ pub async fn tls_channel_with(
         ));
     let endpoint = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
         .unwrap()
+        .timeout(TLS_BOUND)
         .tls_config(tls)?;
     bounded_connect(addr, endpoint.connect()).await
 }

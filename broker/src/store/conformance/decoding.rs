@@ -2,6 +2,7 @@
 
 #[allow(unused_imports)]
 use super::*;
+use crate::store::authorizations::AuthorizationState;
 
 /// Raw SQL on a backend's own connection, for the checks that must write
 /// what the trait never writes (rows of another version).
@@ -128,12 +129,14 @@ pub async fn unknown_stored_values_are_corruption(
 
 /// What [`stay_act_counts_move_to_their_scope`] ages the store with: the
 /// counts of act limits per stay as a store before that scope kept them
-/// (`act|...`). The statements are the same on both backends.
+/// (`act|...`), and an authorization's hold as its JSON named them
+/// (`act-count`). The statements are the same on both backends.
 pub const STAY_ACT_KEYS_AS_BEFORE: &str = "\
     UPDATE ceiling_usage SET ceiling_key = 'act|' || substr(ceiling_key, 10) \
         WHERE ceiling_key LIKE 'stay-act|%'; \
     UPDATE claim_consumption SET ceiling_key = 'act|' || substr(ceiling_key, 10) \
-        WHERE ceiling_key LIKE 'stay-act|%'";
+        WHERE ceiling_key LIKE 'stay-act|%'; \
+    UPDATE prior_authorizations SET body = replace(body, '\"stay-act-count\"', '\"act-count\"')";
 
 /// A store whose consumption the backend's test has aged, then migrated
 /// again by its last migration: given the store, returns it migrated.
@@ -148,9 +151,11 @@ pub type Remigrate = Box<
 /// The migration that gave act limits per stay a scope of their own moves
 /// a stay's stored count (and the claim's record of it) to that scope, and
 /// leaves the calendar counts: a claim written before is read with its
-/// stay's count, and its cancellation gives every count back. A stay named
-/// like a year ("2026") shared the year's count before: the migration
-/// cannot tell the two apart and leaves it to the year.
+/// stay's count, and its cancellation gives every count back; an
+/// authorization's hold written before is released from where the count
+/// moved. A stay named like a year ("2026") shared the year's count
+/// before: the migration cannot tell the two apart and leaves it to the
+/// year.
 /// `remigrate` ages the store with [`STAY_ACT_KEYS_AS_BEFORE`] and runs the
 /// backend's last migration again.
 pub async fn stay_act_counts_move_to_their_scope(store: Arc<dyn Store>, remigrate: Remigrate) {
@@ -183,6 +188,20 @@ pub async fn stay_act_counts_move_to_their_scope(store: Arc<dyn Store>, remigrat
             limit_count: None,
         }])
         .collect();
+    // An authorization holding one act of another stay.
+    let held_stay = key(CeilingScope::StayActCount, "ECHO", "SEJ-2");
+    let mut pa = authorization("PA-S", 0, 0);
+    pa.terms.hold = vec![CeilingUse {
+        key: held_stay.clone(),
+        amount: 0,
+        count: 1,
+        limit_amount: None,
+        limit_count: Some(3),
+    }];
+    assert!(matches!(
+        store.grant_authorization(&pa).await.unwrap(),
+        crate::store::authorizations::Grant::Created(_)
+    ));
     begin(&store, sample_claim("CNSS", "S1", "I1")).await;
     store
         .complete_stored("CNSS", "S1", coordinated(&[1000, 0], uses), 2_000)
@@ -191,7 +210,7 @@ pub async fn stay_act_counts_move_to_their_scope(store: Arc<dyn Store>, remigrat
     let all = [&stay, &implicit, &stay_2026, &year_2026, &day, &month]
         .map(|k| (*k).clone())
         .into_iter()
-        .chain([year_key("M-1")])
+        .chain([year_key("M-1"), held_stay.clone()])
         .collect::<Vec<_>>();
     let counts = |u: passerelle_domain::Usage| {
         all.iter()
@@ -201,14 +220,32 @@ pub async fn stay_act_counts_move_to_their_scope(store: Arc<dyn Store>, remigrat
     let written = counts(store.usage("MUT-A", &all).await.unwrap());
     assert_eq!(
         written,
-        [(1, 0), (1, 0), (1, 0), (0, 0), (1, 0), (1, 0), (0, 1000)],
+        [
+            (1, 0),
+            (1, 0),
+            (1, 0),
+            (0, 0),
+            (1, 0),
+            (1, 0),
+            (0, 1000),
+            (1, 0)
+        ],
         "as written now: the stay named 2026 apart from the year"
     );
     let store = remigrate(store).await;
     let moved = counts(store.usage("MUT-A", &all).await.unwrap());
     assert_eq!(
         moved,
-        [(1, 0), (1, 0), (0, 0), (1, 0), (1, 0), (1, 0), (0, 1000)],
+        [
+            (1, 0),
+            (1, 0),
+            (0, 0),
+            (1, 0),
+            (1, 0),
+            (1, 0),
+            (0, 1000),
+            (1, 0)
+        ],
         "the stays' counts moved, the one named 2026 left to the year"
     );
     store
@@ -219,6 +256,16 @@ pub async fn stay_act_counts_move_to_their_scope(store: Arc<dyn Store>, remigrat
         .complete_cancel("CNSS", "S1", "", 4_000)
         .await
         .unwrap();
+    assert!(
+        store
+            .end_authorization("CNSS", "PA-S", AuthorizationState::Cancelled, 4_000)
+            .await
+            .unwrap()
+    );
     let released = counts(store.usage("MUT-A", &all).await.unwrap());
-    assert_eq!(released, [(0, 0); 7], "the cancel gives every count back");
+    assert_eq!(
+        released,
+        [(0, 0); 8],
+        "the cancels give every count and the hold back"
+    );
 }

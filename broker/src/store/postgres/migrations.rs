@@ -408,13 +408,15 @@ ALTER TABLE periods ADD COLUMN first_created_ms BIGINT;
     // act's yearly count. A stored `act` count whose period is no day,
     // month or year was a stay's and moves; one whose period looks like
     // one stays, since a stay so named already shared its count. The same
-    // rule as `engine::is_calendar_period`, read from the key's end (the
-    // period is its last field). Each row of an act limit is read once.
+    // rule as `CeilingKey`'s reading of a stored key: the text after the
+    // key's last `|`. (`[|]`, not an escape: the pattern does not depend on
+    // standard_conforming_strings.) Every row of both tables is read once;
+    // only the moved rows are locked.
     r#"
 UPDATE ceiling_usage SET ceiling_key = 'stay-act|' || substr(ceiling_key, 5)
-    WHERE ceiling_key LIKE 'act|%' AND ceiling_key !~ '\|[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$';
+    WHERE ceiling_key LIKE 'act|%' AND ceiling_key !~ '[|][0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$';
 UPDATE claim_consumption SET ceiling_key = 'stay-act|' || substr(ceiling_key, 5)
-    WHERE ceiling_key LIKE 'act|%' AND ceiling_key !~ '\|[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$';
+    WHERE ceiling_key LIKE 'act|%' AND ceiling_key !~ '[|][0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$';
 "#,
 ];
 

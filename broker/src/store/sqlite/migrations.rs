@@ -331,8 +331,8 @@ DROP INDEX claims_settlement;
     // act's yearly count. A stored `act` count whose period is no day,
     // month or year was a stay's and moves; one whose period looks like
     // one stays, since a stay so named already shared its count. The same
-    // rule as `engine::is_calendar_period`, read from the key's end (the
-    // period is its last field).
+    // rule as `CeilingKey`'s reading of a stored key: the text after the
+    // key's last `|`.
     r#"
 UPDATE ceiling_usage SET ceiling_key = 'stay-act|' || substr(ceiling_key, 5)
     WHERE ceiling_key GLOB 'act|*' AND NOT (
