@@ -27,6 +27,10 @@ pub struct Sample {
     own: u64,
     /// Ticks of the children this process waited for (pgbench).
     children: u64,
+    /// Ticks the hypervisor ran something else while a core of this
+    /// machine wanted to run (`steal`): the host's stalls, which no code
+    /// of ours causes.
+    steal: u64,
 }
 
 impl Sample {
@@ -45,6 +49,7 @@ impl Sample {
             .iter()
             .map(|i| cpu.get(*i).copied().unwrap_or(0))
             .sum();
+        let steal = cpu.get(7).copied().unwrap_or(0);
         let me = std::fs::read_to_string("/proc/self/stat").ok()?;
         // Fields after the command's closing parenthesis: state is the
         // first (field 3), utime field 14, stime 15, cutime 16, cstime 17.
@@ -59,6 +64,7 @@ impl Sample {
             busy,
             own: at(14) + at(15),
             children: at(16) + at(17),
+            steal,
         })
     }
 
@@ -77,6 +83,22 @@ impl Sample {
     pub fn own_since(&self, before: &Sample) -> f64 {
         self.own.saturating_sub(before.own) as f64 / TICKS_PER_SEC
     }
+
+    /// CPU milliseconds the hypervisor took from this machine's cores
+    /// since `before` (summed over the cores; at 100 ticks a second, in
+    /// steps of 10 ms).
+    pub fn steal_ms_since(&self, before: &Sample) -> f64 {
+        self.steal.saturating_sub(before.steal) as f64 * 1000.0 / TICKS_PER_SEC
+    }
+}
+
+/// What the hypervisor took during `window`: its CPU milliseconds stolen,
+/// `None` where /proc could not be read.
+pub async fn with_steal<T>(window: impl std::future::Future<Output = T>) -> (T, Option<f64>) {
+    let before = Sample::now();
+    let out = window.await;
+    let stolen = before.zip(Sample::now()).map(|(b, a)| a.steal_ms_since(&b));
+    (out, stolen)
 }
 
 /// Per transaction, from samples around `transactions`, in microseconds:

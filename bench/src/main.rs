@@ -399,7 +399,8 @@ where
     let rate = (first_rps * 0.5).max(1.0);
     let calls = ((rate * secs) as u64).max(200);
     let w = engine::watch(db).await;
-    let first = open_loop(rate, Until::Calls(calls), 0, empty_calls.clone()).await;
+    let (first, first_steal) =
+        cpu::with_steal(open_loop(rate, Until::Calls(calls), 0, empty_calls.clone())).await;
     windows.push((
         "eligibility on the nearly empty store, open loop",
         w.finish().await,
@@ -408,6 +409,8 @@ where
     let mut out = scale::EligibilityAtScale {
         empty_rps: vec![first_rps],
         empty: vec![first],
+        empty_steal_ms: vec![first_steal],
+        scale_steal_ms: Vec::new(),
         empty_cpu: vec![first_cpu],
         scale_cpu: Vec::new(),
         scale_rps: Vec::new(),
@@ -440,8 +443,15 @@ where
         }
         out.scale_rps.push(rps);
         let w = watch().await;
-        out.scale
-            .push(open_loop(rate, Until::Calls(calls), 0, seeded_calls.clone()).await);
+        let (latency, stolen) = cpu::with_steal(open_loop(
+            rate,
+            Until::Calls(calls),
+            0,
+            seeded_calls.clone(),
+        ))
+        .await;
+        out.scale.push(latency);
+        out.scale_steal_ms.push(stolen);
         if let Some(w) = w {
             windows.push((
                 "eligibility on the seeded store, open loop",
@@ -453,8 +463,10 @@ where
         errors += e;
         out.empty_cpu.push(cpu);
         out.empty_rps.push(rps);
-        out.empty
-            .push(open_loop(rate, Until::Calls(calls), 0, empty_calls.clone()).await);
+        let (latency, stolen) =
+            cpu::with_steal(open_loop(rate, Until::Calls(calls), 0, empty_calls.clone())).await;
+        out.empty.push(latency);
+        out.empty_steal_ms.push(stolen);
         let now = engine::checkpoints(db).await;
         out.checkpoints.push(
             checkpoints_at
@@ -476,8 +488,10 @@ where
     (out, errors)
 }
 
-/// Rounds of [`eligibility_rounds`].
-const ELIGIBILITY_ROUNDS: usize = 3;
+/// Rounds of [`eligibility_rounds`]: five, so that the median stands
+/// while two rounds meet a stall of the host (the eighteenth part's runs
+/// had one or two of three).
+const ELIGIBILITY_ROUNDS: usize = 5;
 
 /// Rounds of [`mtls_cost`] (each one plaintext and one mTLS measurement).
 const MTLS_ROUNDS: u64 = 4;
@@ -1431,6 +1445,8 @@ async fn main() {
             figures["eligibility_shed_scale_empty"] = serde_json::json!(elig.shed());
             figures["eligibility_refused_by_bounds"] = serde_json::json!(elig.refused);
             figures["eligibility_checkpoints_in_rounds"] = serde_json::json!(elig.checkpoints);
+            figures["eligibility_steal_ms_scale"] = serde_json::json!(elig.scale_steal_ms);
+            figures["eligibility_steal_ms_empty"] = serde_json::json!(elig.empty_steal_ms);
             let [scale_cpu, empty_cpu] = elig.cpu_us();
             figures["eligibility_db_cpu_us_scale_empty"] =
                 serde_json::json!([scale_cpu.map(|c| c.0.round()), empty_cpu.map(|c| c.0.round())]);
@@ -1519,6 +1535,17 @@ async fn main() {
                 .map(|c| c.map_or_else(|| "unknown".to_string(), |c| c.to_string()))
                 .collect::<Vec<_>>()
                 .join(", ")
+        );
+        let stolen = |v: &[Option<f64>]| {
+            v.iter()
+                .map(|c| c.map_or_else(|| "unknown".to_string(), |c| format!("{c:.0}")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "    CPU stolen by the hypervisor in each open loop, ms over both cores (the host's, not ours): seeded store {}; nearly empty store {}",
+            stolen(&elig.scale_steal_ms),
+            stolen(&elig.empty_steal_ms)
         );
         if let [Some((scale_db, scale_own)), Some((empty_db, empty_own))] = elig.cpu_us() {
             println!(

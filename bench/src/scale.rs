@@ -327,6 +327,11 @@ pub struct EligibilityAtScale {
     /// round and after each (one more than the seeded store's).
     pub empty_rps: Vec<f64>,
     pub empty: Vec<crate::load::Latency>,
+    /// CPU milliseconds the hypervisor took during each open loop, the
+    /// empty store's and the seeded store's (`None` where /proc could not
+    /// be read): a round whose p99 stalled with them was the host's.
+    pub empty_steal_ms: Vec<Option<f64>>,
+    pub scale_steal_ms: Vec<Option<f64>>,
     /// CPU per call in each saturation window: (database, this process),
     /// in µs; the empty store's, then the seeded store's. `None` where
     /// /proc could not be read.
