@@ -717,7 +717,8 @@ async fn a_coordinated_claim_has_a_notice_for_its_patient() {
         "Payé par le régime CNSS : 5 500 XOF.",
         "Payé par la mutuelle MUT-R : 2 000 XOF.",
         "Reste à votre charge : 500 XOF.",
-        "ligne 2 (ACT) : 500 XOF, taux de prise en charge partiel",
+        // The engine's reason in French, with its rate.
+        "ligne 2 (ACT) : 500 XOF, ticket modérateur couvert à 50 %",
     ] {
         assert!(text.contains(part), "{part:?} in {text:?}");
     }

@@ -291,9 +291,12 @@ async fn claim_commands_and_eligibility() {
             && sms.trim_end().chars().count() <= 160,
         "{sms}"
     );
-    // The reason in French, from the catalogue, with its code.
+    // The reason in French, the broker's detail from the catalogue, with
+    // its code; not the engine's English words.
     assert!(
-        fr.stdout.contains("cotisations non à jour (DUES_UNPAID)"),
+        fr.stdout
+            .contains("cotisations non à jour à la date des soins (DUES_UNPAID)")
+            && !fr.stdout.contains("dues not paid"),
         "{}",
         fr.stdout
     );

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use passerelle_domain::engine::{self, Context, Prior};
 use passerelle_domain::{
-    CareCategory, CeilingKey, ClaimLine, Date, Member, Product, ProductRef, Reason, ReasonCode,
-    Usage,
+    CareCategory, CeilingKey, ClaimLine, Date, DetailKey, Member, Product, ProductRef, Reason,
+    ReasonCode, Usage,
 };
 use serde::Deserialize;
 
@@ -229,7 +229,12 @@ impl RulesAdapter {
 }
 
 fn unknown_member() -> Reason {
-    Reason::new(ReasonCode::UnknownMember, "not a member of this mutuelle")
+    Reason::said(
+        ReasonCode::UnknownMember,
+        "not a member of this mutuelle",
+        DetailKey::NotAMember,
+        [],
+    )
 }
 
 #[async_trait]
@@ -387,9 +392,11 @@ pub fn evaluate_eligibility(ctx: &Context<'_>, lines: &[ClaimLine]) -> Eligibili
     match ctx.product {
         None => {
             answer.covered = false;
-            answer.reason = Some(Reason::new(
+            answer.reason = Some(Reason::said(
                 ReasonCode::NoProduct,
                 "no product in force on the date of care",
+                DetailKey::NoProduct,
+                [],
             ));
         }
         Some(p) => {
@@ -397,9 +404,11 @@ pub fn evaluate_eligibility(ctx: &Context<'_>, lines: &[ClaimLine]) -> Eligibili
             answer.ceilings = engine::ceilings(member, p, ctx.date_of_care, ctx.usage);
             if !member.dues_paid_on(ctx.date_of_care) {
                 answer.covered = false;
-                answer.reason = Some(Reason::new(
+                answer.reason = Some(Reason::said(
                     ReasonCode::DuesUnpaid,
                     "dues not paid up to the date of care",
+                    DetailKey::DuesNotPaid,
+                    [],
                 ));
             }
         }

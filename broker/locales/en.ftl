@@ -205,6 +205,52 @@ reason-UNMAPPED_CODE = code the mutuelle does not know
 reason-PRIOR_AUTHORIZATION_REQUIRED = prior authorization required
 reason-PRIOR_AUTHORIZATION_EXCEEDED = above the prior authorization
 
+# The broker's own reasons in detail (domain::DetailKey): values named
+# *_amount are amounts in the claim's currency, *_date dates, *_bp rates,
+# already written in this language; $category is the category's name.
+detail-scheme-refused = refused by the scheme
+detail-scheme-refused-because = refused by the scheme: { $reason }
+detail-no-product = no product in force on the date of care
+detail-dues-paid-until = dues paid until { $paid_until_date } only
+detail-dues-none = no dues paid
+detail-dues-not-paid = dues not paid up to the date of care
+detail-act-excluded = act { $act } excluded by product { $product }
+detail-category-not-covered = category "{ $category }" not covered
+detail-diagnosis-excluded = diagnosis { $diagnosis } excluded
+detail-waiting-period = waiting period: "{ $category }" covered from { $from_date }
+detail-authorization-required = act { $act } needs a prior authorization
+detail-out-of-basket-not-covered = out-of-basket act not covered by the product
+detail-out-of-basket-rate = out-of-basket act covered at { $rate_bp }
+detail-fixed-amount = fixed amount of { $fixed_amount } per act
+detail-ticket-moderateur-rate = ticket modérateur covered at { $rate_bp }
+detail-overrun-not-covered = overrun above the scheme tariff not covered
+detail-overrun-rate = overrun covered at { $rate_bp }
+detail-per-act-limit = limit of { $limit_amount } per act
+detail-category-count-limit = at most { $limit } "{ $category }" acts a year: { $left ->
+        [0] none left
+       *[other] { $left } left
+    }
+detail-act-count-limit = at most { $limit } { $act } acts { $per ->
+        [day] a day
+        [month] a month
+        [stay] per stay
+       *[other] a year
+    }: { $left ->
+        [0] none left
+       *[other] { $left } left
+    }
+detail-authorized-billed-above = billed { $billed_amount }, above the authorized { $authorized_amount } and its tolerance: the committed { $committed_amount } is paid
+detail-authorized-paid-up-to = paid up to the committed { $committed_amount } and its tolerance
+detail-ceiling-reached = { $scope ->
+        [beneficiary-year] yearly ceiling per beneficiary
+        [household-year] yearly ceiling per household
+        [category-year] the category's yearly ceiling
+        [stay] the stay's ceiling
+       *[other] ceiling { $scope }
+    } ({ $period }) reached: { $left_amount } of { $limit_amount } left
+detail-not-a-member = not a member of this mutuelle
+detail-no-mutuelle = no mutuelle known to passerelle covers this beneficiary
+
 # The roster file.
 roster-title = Members file
 roster-link = Import the members file (CSV or Excel)

@@ -205,6 +205,54 @@ reason-UNMAPPED_CODE = code inconnu de la mutuelle
 reason-PRIOR_AUTHORIZATION_REQUIRED = accord préalable requis
 reason-PRIOR_AUTHORIZATION_EXCEEDED = au-delà de l'accord préalable
 
+# The broker's own reasons in detail (domain::DetailKey): values named
+# *_amount are amounts in the claim's currency, *_date dates, *_bp rates,
+# already written in this language; $category is the category's name.
+detail-scheme-refused = refusé par le régime
+detail-scheme-refused-because = refusé par le régime : { $reason }
+detail-no-product = aucun produit en vigueur à la date des soins
+detail-dues-paid-until = cotisations payées jusqu'au { $paid_until_date } seulement
+detail-dues-none = aucune cotisation payée
+detail-dues-not-paid = cotisations non à jour à la date des soins
+detail-act-excluded = acte { $act } exclu par le produit { $product }
+detail-category-not-covered = catégorie « { $category } » non couverte
+detail-diagnosis-excluded = diagnostic { $diagnosis } exclu
+detail-waiting-period = délai de carence : « { $category } » couvert à partir du { $from_date }
+detail-authorization-required = l'acte { $act } demande un accord préalable
+detail-out-of-basket-not-covered = acte hors panier, non couvert par le produit
+detail-out-of-basket-rate = acte hors panier couvert à { $rate_bp }
+detail-fixed-amount = forfait de { $fixed_amount } par acte
+detail-ticket-moderateur-rate = ticket modérateur couvert à { $rate_bp }
+detail-overrun-not-covered = dépassement du tarif du régime non couvert
+detail-overrun-rate = dépassement couvert à { $rate_bp }
+detail-per-act-limit = plafond de { $limit_amount } par acte
+detail-category-count-limit = au plus { $limit } actes « { $category } » par an : { $left ->
+        [0] aucun restant
+        [one] { $left } restant
+       *[other] { $left } restants
+    }
+detail-act-count-limit = au plus { $limit } actes { $act } { $per ->
+        [day] par jour
+        [month] par mois
+        [stay] par séjour
+       *[other] par an
+    } : { $left ->
+        [0] aucun restant
+        [one] { $left } restant
+       *[other] { $left } restants
+    }
+detail-authorized-billed-above = facturé { $billed_amount }, au-delà des { $authorized_amount } accordés et de la tolérance : les { $committed_amount } engagés sont payés
+detail-authorized-paid-up-to = payé jusqu'aux { $committed_amount } engagés, tolérance comprise
+detail-ceiling-reached = plafond { $scope ->
+        [beneficiary-year] annuel par bénéficiaire
+        [household-year] annuel par famille
+        [category-year] annuel de la catégorie
+        [stay] du séjour
+       *[other] { $scope }
+    } ({ $period }) atteint : reste { $left_amount } sur { $limit_amount }
+detail-not-a-member = pas adhérent de cette mutuelle
+detail-no-mutuelle = aucune mutuelle connue de passerelle ne couvre ce bénéficiaire
+
 # Le fichier des adhérents.
 roster-title = Fichier des adhérents
 roster-link = Importer le fichier des adhérents (CSV ou Excel)

@@ -31,7 +31,7 @@ use crate::date::Date;
 use crate::member::Member;
 use crate::money::{Amount, apply_rate};
 use crate::product::{CategoryRule, Product};
-use crate::reason::{Reason, ReasonCode};
+use crate::reason::{DetailKey, Reason, ReasonCode};
 
 /// What a ceiling limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -683,17 +683,28 @@ pub fn adjudicate_with(ctx: &Context<'_>, lines: &[ClaimLine], prior: Prior<'_>)
 
     // Claim-wide blockers, decided once.
     let blocker = match ctx.product {
-        None => Some(Reason::new(
+        None => Some(Reason::said(
             ReasonCode::NoProduct,
             "no product in force on the date of care",
+            DetailKey::NoProduct,
+            [],
         )),
-        Some(_) if !ctx.member.dues_paid_on(ctx.date_of_care) => Some(Reason::new(
-            ReasonCode::DuesUnpaid,
-            match ctx.member.paid_until {
-                Some(p) => format!("dues paid until {} only", crate::date::format(p)),
-                None => "no dues paid".to_string(),
-            },
-        )),
+        Some(_) if !ctx.member.dues_paid_on(ctx.date_of_care) => {
+            Some(match ctx.member.paid_until {
+                Some(p) => Reason::said(
+                    ReasonCode::DuesUnpaid,
+                    format!("dues paid until {} only", crate::date::format(p)),
+                    DetailKey::DuesPaidUntil,
+                    [("paid_until_date", crate::date::format(p))],
+                ),
+                None => Reason::said(
+                    ReasonCode::DuesUnpaid,
+                    "no dues paid",
+                    DetailKey::DuesNone,
+                    [],
+                ),
+            })
+        }
         Some(_) => None,
     };
     let enrolled = ctx
@@ -768,12 +779,21 @@ fn line_share(
 ) -> (Amount, Vec<Reason>) {
     let r = line.remainder();
     if line.outcome == SchemeOutcome::Refused {
-        let msg = if line.scheme_reason.is_empty() {
-            "refused by the scheme".to_string()
+        return zero(if line.scheme_reason.is_empty() {
+            Reason::said(
+                ReasonCode::SchemeRefused,
+                "refused by the scheme",
+                DetailKey::SchemeRefused,
+                [],
+            )
         } else {
-            format!("refused by the scheme: {}", line.scheme_reason)
-        };
-        return zero(Reason::new(ReasonCode::SchemeRefused, msg));
+            Reason::said(
+                ReasonCode::SchemeRefused,
+                format!("refused by the scheme: {}", line.scheme_reason),
+                DetailKey::SchemeRefusedBecause,
+                [("reason", line.scheme_reason.clone())],
+            )
+        });
     }
     if r <= 0 {
         return (0, Vec::new());
@@ -782,27 +802,41 @@ fn line_share(
         return zero(b.clone());
     }
     let Some(product) = ctx.product else {
-        return zero(Reason::new(ReasonCode::NoProduct, "no product"));
+        return zero(Reason::said(
+            ReasonCode::NoProduct,
+            "no product",
+            DetailKey::NoProduct,
+            [],
+        ));
     };
     if product.excluded_acts.iter().any(|a| a == &line.act_code) {
-        return zero(Reason::new(
+        return zero(Reason::said(
             ReasonCode::ExcludedAct,
             format!("act {} excluded by product {}", line.act_code, product.id),
+            DetailKey::ActExcluded,
+            [
+                ("act", line.act_code.clone()),
+                ("product", product.id.clone()),
+            ],
         ));
     }
     let Some(rule) = product.rule(line.category) else {
-        return zero(Reason::new(
+        return zero(Reason::said(
             ReasonCode::CategoryNotCovered,
             format!("category {} not covered", line.category.as_str()),
+            DetailKey::CategoryNotCovered,
+            [("category", line.category.as_str().to_string())],
         ));
     };
     if let Some(d) = ctx.diagnoses.iter().find(|d| {
         Product::diagnosis_excluded(&product.excluded_diagnoses, d)
             || Product::diagnosis_excluded(&rule.excluded_diagnoses, d)
     }) {
-        return zero(Reason::new(
+        return zero(Reason::said(
             ReasonCode::ExcludedDiagnosis,
             format!("diagnosis {d} excluded"),
+            DetailKey::DiagnosisExcluded,
+            [("diagnosis", d.to_string())],
         ));
     }
     // The longer of the product's waiting period and the category's.
@@ -810,13 +844,18 @@ fn line_share(
     if waiting_days > 0 {
         let covered_from = enrolled.saturating_add(time::Duration::days(waiting_days as i64));
         if ctx.date_of_care < covered_from {
-            return zero(Reason::new(
+            return zero(Reason::said(
                 ReasonCode::WaitingPeriod,
                 format!(
                     "waiting period: {} covered from {}",
                     line.category.as_str(),
                     crate::date::format(covered_from)
                 ),
+                DetailKey::WaitingPeriod,
+                [
+                    ("category", line.category.as_str().to_string()),
+                    ("from_date", crate::date::format(covered_from)),
+                ],
             ));
         }
     }
@@ -827,28 +866,34 @@ fn line_share(
             .as_ref()
             .is_some_and(|pa| pa.requires(&line.act_code, line.category))
     {
-        return zero(Reason::new(
+        return zero(Reason::said(
             ReasonCode::PriorAuthorizationRequired,
             format!("act {} needs a prior authorization", line.act_code),
+            DetailKey::AuthorizationRequired,
+            [("act", line.act_code.clone())],
         ));
     }
 
     let mut reasons = Vec::new();
     let mut m: Amount = if line.outcome == SchemeOutcome::OutOfBasket {
         if rule.out_of_basket_rate_bp == 0 {
-            return zero(Reason::new(
+            return zero(Reason::said(
                 ReasonCode::OutOfBasketNotCovered,
                 "out-of-basket act not covered by the product",
+                DetailKey::OutOfBasketNotCovered,
+                [],
             ));
         }
         let m = apply_rate(r, rule.out_of_basket_rate_bp);
         if m < r {
-            reasons.push(Reason::new(
+            reasons.push(Reason::said(
                 ReasonCode::PartialRate,
                 format!(
                     "out-of-basket act covered at {}",
                     pct(rule.out_of_basket_rate_bp)
                 ),
+                DetailKey::OutOfBasketRate,
+                [("rate_bp", rule.out_of_basket_rate_bp.to_string())],
             ));
         }
         m
@@ -859,9 +904,11 @@ fn line_share(
             Some(f) => {
                 let cap = f.saturating_mul(line.quantity as Amount);
                 if cap < tm {
-                    reasons.push(Reason::new(
+                    reasons.push(Reason::said(
                         ReasonCode::FixedAmount,
                         format!("fixed amount of {f} per act"),
+                        DetailKey::FixedAmount,
+                        [("fixed_amount", f.to_string())],
                     ));
                 }
                 cap.min(tm)
@@ -869,9 +916,11 @@ fn line_share(
             None => {
                 let m = apply_rate(tm, rule.tm_rate_bp);
                 if m < tm {
-                    reasons.push(Reason::new(
+                    reasons.push(Reason::said(
                         ReasonCode::PartialRate,
                         format!("ticket moderateur covered at {}", pct(rule.tm_rate_bp)),
+                        DetailKey::TicketModerateurRate,
+                        [("rate_bp", rule.tm_rate_bp.to_string())],
                     ));
                 }
                 m
@@ -880,12 +929,21 @@ fn line_share(
         let m_d = if d > 0 {
             let m = apply_rate(d, rule.overrun_rate_bp);
             if m < d {
-                let msg = if rule.overrun_rate_bp == 0 {
-                    "overrun above the scheme tariff not covered".to_string()
+                reasons.push(if rule.overrun_rate_bp == 0 {
+                    Reason::said(
+                        ReasonCode::OverrunNotCovered,
+                        "overrun above the scheme tariff not covered",
+                        DetailKey::OverrunNotCovered,
+                        [],
+                    )
                 } else {
-                    format!("overrun covered at {}", pct(rule.overrun_rate_bp))
-                };
-                reasons.push(Reason::new(ReasonCode::OverrunNotCovered, msg));
+                    Reason::said(
+                        ReasonCode::OverrunNotCovered,
+                        format!("overrun covered at {}", pct(rule.overrun_rate_bp)),
+                        DetailKey::OverrunRate,
+                        [("rate_bp", rule.overrun_rate_bp.to_string())],
+                    )
+                });
             }
             m
         } else {
@@ -898,9 +956,11 @@ fn line_share(
         let cap = per_act.saturating_mul(line.quantity as Amount);
         if m > cap {
             m = cap;
-            reasons.push(Reason::new(
+            reasons.push(Reason::said(
                 ReasonCode::PerActLimit,
                 format!("limit of {per_act} per act"),
+                DetailKey::PerActLimit,
+                [("limit_amount", per_act.to_string())],
             ));
         }
     }
@@ -917,12 +977,18 @@ fn line_share(
         if units < line.quantity {
             tally.limited = true;
             m = ((m as i128 * units as i128) / line.quantity.max(1) as i128) as Amount;
-            reasons.push(Reason::new(
+            reasons.push(Reason::said(
                 ReasonCode::CountLimitReached,
                 format!(
                     "count limit of {limit} {} acts a year: {left} left",
                     line.category.as_str()
                 ),
+                DetailKey::CategoryCountLimit,
+                [
+                    ("limit", limit.to_string()),
+                    ("category", line.category.as_str().to_string()),
+                    ("left", left.to_string()),
+                ],
             ));
         }
     }
@@ -933,22 +999,30 @@ fn line_share(
         if line.billed > g.with_tolerance(a.billed) {
             if m > a.mutuelle_share {
                 m = a.mutuelle_share.max(0);
-                reasons.push(Reason::new(
+                reasons.push(Reason::said(
                     ReasonCode::PriorAuthorizationExceeded,
                     format!(
                         "billed {} above the authorized {} and its tolerance: the committed {} is paid",
                         line.billed, a.billed, a.mutuelle_share
                     ),
+                    DetailKey::AuthorizedBilledAbove,
+                    [
+                        ("billed_amount", line.billed.to_string()),
+                        ("authorized_amount", a.billed.to_string()),
+                        ("committed_amount", a.mutuelle_share.to_string()),
+                    ],
                 ));
             }
         } else if m > g.with_tolerance(a.mutuelle_share) {
             m = g.with_tolerance(a.mutuelle_share).max(0);
-            reasons.push(Reason::new(
+            reasons.push(Reason::said(
                 ReasonCode::PriorAuthorizationExceeded,
                 format!(
                     "paid up to the committed {} and its tolerance",
                     a.mutuelle_share
                 ),
+                DetailKey::AuthorizedPaidUpTo,
+                [("committed_amount", a.mutuelle_share.to_string())],
             ));
         }
     }
@@ -973,7 +1047,7 @@ fn line_share(
         if covered > left {
             tally.limited = true;
             m = ((m as i128 * left as i128) / covered.max(1) as i128) as Amount;
-            reasons.push(Reason::new(
+            reasons.push(Reason::said(
                 ReasonCode::CountLimitReached,
                 format!(
                     "limit of {} {} acts per {}: {left} left",
@@ -981,6 +1055,13 @@ fn line_share(
                     a.act_code,
                     a.per.as_str()
                 ),
+                DetailKey::ActCountLimit,
+                [
+                    ("limit", a.max.to_string()),
+                    ("act", a.act_code.clone()),
+                    ("per", a.per.as_str().to_string()),
+                    ("left", left.to_string()),
+                ],
             ));
             covered = left;
         }
@@ -1005,13 +1086,20 @@ fn line_share(
         if m > left {
             tally.limited = true;
             m = left;
-            reasons.push(Reason::new(
+            reasons.push(Reason::said(
                 ReasonCode::CeilingReached,
                 format!(
                     "ceiling {} {} reached: {left} of {limit} left",
                     key.scope.name(),
                     key.period
                 ),
+                DetailKey::CeilingReached,
+                [
+                    ("scope", key.scope.name().to_string()),
+                    ("period", key.period.clone()),
+                    ("left_amount", left.to_string()),
+                    ("limit_amount", limit.to_string()),
+                ],
             ));
         }
     }

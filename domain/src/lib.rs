@@ -30,5 +30,5 @@ pub use money::{Amount, BasisPoints};
 pub use product::{
     ActLimit, ActPeriod, BeneficiaryRule, CategoryRule, PriorAuthorizationRule, Product, ProductRef,
 };
-pub use reason::{Reason, ReasonCode};
+pub use reason::{Detail, DetailKey, Reason, ReasonCode};
 pub use validate::FieldViolation;

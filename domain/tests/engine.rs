@@ -1043,6 +1043,23 @@ fn acts_per_period_are_limited_and_shown_with_the_next_date() {
             .message
             .contains("1 CONS acts per day: 0 left")
     );
+    // The same for a person's language: the sentence and its values.
+    let detail = a.lines[1].reasons[0].detail.as_ref().unwrap();
+    assert_eq!(detail.key, "act-count-limit");
+    let args: Vec<(&str, &str)> = detail
+        .args
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        args,
+        [
+            ("act", "CONS"),
+            ("left", "0"),
+            ("limit", "1"),
+            ("per", "day")
+        ]
+    );
     usage.apply(&a.consumption);
     // Eligibility that day: none left, the next on the 11th.
     let v = engine::ceilings(&m, &p, d("2026-03-10"), &usage);

@@ -138,13 +138,24 @@ pub fn reason_to_pb(r: &Reason) -> pb::Reason {
         .find(|(d, _)| *d == r.code)
         .map(|(_, p)| *p as i32)
         .unwrap_or(0);
+    let (detail_key, detail_args) = match &r.detail {
+        Some(d) => (
+            d.key.clone(),
+            d.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        ),
+        None => Default::default(),
+    };
     pb::Reason {
         code,
         message: r.message.clone(),
+        detail_key,
+        detail_args,
     }
 }
 
 /// A partner's reason; an unknown or unspecified code becomes PARTNER_RULE.
+/// Its words are kept, not a detail: a partner's values would be shown in
+/// passerelle's sentences as if passerelle had decided them.
 pub fn reason_from_pb(r: &pb::Reason) -> Reason {
     let code = CODES
         .iter()
@@ -154,6 +165,7 @@ pub fn reason_from_pb(r: &pb::Reason) -> Reason {
     Reason {
         code,
         message: r.message.clone(),
+        detail: None,
     }
 }
 

@@ -272,6 +272,7 @@ mod tests {
             rejection: Some(common::Reason {
                 code: common::ReasonCode::DuplicateInvoice as i32,
                 message: "déjà reçue".into(),
+                ..Default::default()
             }),
             updated_at_ms: 1_767_225_600_000,
             ..Default::default()

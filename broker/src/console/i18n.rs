@@ -138,10 +138,16 @@ impl Lang {
         self.t_args("error-refusal", &[("said", &said), ("detail", s.message())])
     }
 
-    /// A claim line's reason in this language: the catalogue's words for
-    /// its code (`reason-CODE`); in English the broker's own detail, which
-    /// names the ceiling and what is left.
-    pub fn reason_words(self, r: &passerelle_proto::common::v1::Reason) -> String {
+    /// A reason in this language. The broker's own reasons carry their
+    /// detail as a sentence of the catalogue with its values
+    /// (`detail-KEY`), said here with amounts in `currency` (the claim's;
+    /// empty where there is none). Any other reason (a partner's words, one
+    /// stored before details, a key a newer broker wrote): in English its
+    /// words as given, in French the catalogue's words for its code.
+    pub fn reason_words(self, r: &passerelle_proto::common::v1::Reason, currency: &str) -> String {
+        if let Some(said) = self.detail(&r.detail_key, &r.detail_args, currency) {
+            return said;
+        }
         let code = passerelle_proto::common::v1::ReasonCode::try_from(r.code)
             .map(|c| {
                 c.as_str_name()
@@ -153,6 +159,62 @@ impl Lang {
             Lang::En if !r.message.is_empty() => r.message.clone(),
             _ => self.t(&format!("reason-{code}")),
         }
+    }
+
+    /// A reason's detail in this language (`reason_words`); `None` without
+    /// a key or when the catalogue lacks its sentence.
+    pub fn detail(
+        self,
+        key: &str,
+        args: &std::collections::HashMap<String, String>,
+        currency: &str,
+    ) -> Option<String> {
+        if key.is_empty() {
+            return None;
+        }
+        let key = format!("detail-{key}");
+        bundle(self).get_message(&key)?;
+        let values: Vec<(&str, String)> = args
+            .iter()
+            .map(|(name, v)| (name.as_str(), self.detail_value(name, v, currency)))
+            .collect();
+        let values: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Some(self.t_args(&key, &values))
+    }
+
+    /// One value of a detail, written in this language by its name's
+    /// ending (`domain::Detail`); as it is when it does not read.
+    fn detail_value(self, name: &str, v: &str, currency: &str) -> String {
+        if name.ends_with("_amount")
+            && let Ok(a) = v.parse::<i64>()
+        {
+            return if currency.is_empty() {
+                self.amount(a, currency)
+            } else {
+                self.money(a, currency)
+            };
+        }
+        if name.ends_with("_date") {
+            return self.iso_date(v);
+        }
+        if name.ends_with("_bp")
+            && let Ok(bp) = v.parse::<u32>()
+        {
+            return self.percent(bp);
+        }
+        if name == "category" {
+            let key = format!("category-{v}");
+            let words = self.t(&key);
+            if words != key {
+                // The catalogue's name is a label ("Pharmacie"); in a
+                // sentence, lower case.
+                let mut c = words.chars();
+                return c
+                    .next()
+                    .map_or_else(String::new, |f| f.to_lowercase().chain(c).collect());
+            }
+        }
+        v.to_string()
     }
 
     /// The notice of a coordinated claim for its patient: a few lines to
@@ -193,7 +255,11 @@ impl Lang {
             .iter()
             .filter(|l| l.patient_share > 0)
             .map(|l| {
-                let reasons: Vec<String> = l.reasons.iter().map(|x| self.reason_words(x)).collect();
+                let reasons: Vec<String> = l
+                    .reasons
+                    .iter()
+                    .map(|x| self.reason_words(x, cur))
+                    .collect();
                 let reasons = if reasons.is_empty() {
                     self.t("notice-uncovered")
                 } else {
@@ -417,6 +483,22 @@ impl Lang {
         format!("{}\u{a0}{currency}", self.amount(minor, currency))
     }
 
+    /// A percentage in basis points, in words ("80 %", "12,5 %").
+    pub fn percent(self, bp: u32) -> String {
+        let (whole, frac) = (bp / 100, bp % 100);
+        let sep = if self == Lang::Fr { "," } else { "." };
+        let n = if frac == 0 {
+            whole.to_string()
+        } else {
+            format!("{whole}{sep}{}", format!("{frac:02}").trim_end_matches('0'))
+        };
+        if self == Lang::Fr {
+            format!("{n}\u{a0}%")
+        } else {
+            format!("{n}%")
+        }
+    }
+
     /// A date as people write it here, day first: "31/12/2026".
     pub fn date(self, d: Date) -> String {
         format!("{:02}/{:02}/{:04}", d.day(), u8::from(d.month()), d.year())
@@ -547,6 +629,125 @@ mod tests {
             Lang::Fr.t("state-pending_partner"),
             "en attente de la mutuelle"
         );
+    }
+
+    /// Every sentence of the broker's reasons is in both catalogues and
+    /// takes exactly the values the engine gives it (a missing one would
+    /// show as "{$name}"); a French reader gets French with the figures
+    /// written as French writes them, never the engine's English.
+    #[test]
+    fn every_reason_detail_reads_in_both_languages() {
+        use passerelle_domain::DetailKey;
+        let sample = |name: &str| match name {
+            n if n.ends_with("_amount") => "200000",
+            n if n.ends_with("_date") => "2026-12-31",
+            n if n.ends_with("_bp") => "8050",
+            "category" => "lab",
+            "per" => "stay",
+            "scope" => "beneficiary-year",
+            "left" => "0",
+            "limit" => "3",
+            _ => "X-1",
+        };
+        for lang in [Lang::Fr, Lang::En] {
+            let b = bundle(lang);
+            for k in DetailKey::ALL {
+                let key = format!("detail-{}", k.as_str());
+                let pattern = b
+                    .get_message(&key)
+                    .and_then(|m| m.value())
+                    .unwrap_or_else(|| panic!("{key} missing in {lang:?}"));
+                let mut args = FluentArgs::new();
+                for name in k.args() {
+                    args.set(*name, FluentValue::from(sample(name)));
+                }
+                let mut errors = Vec::new();
+                let said = b.format_pattern(pattern, Some(&args), &mut errors);
+                assert!(errors.is_empty(), "{key} in {lang:?}: {errors:?}");
+                assert!(!said.contains('{') && !said.is_empty(), "{key}: {said}");
+                // Each value the engine gives is said.
+                let used: Vec<&str> = k.args().to_vec();
+                let values = used.iter().map(|n| (*n, sample(n).to_string()));
+                let args: std::collections::HashMap<String, String> =
+                    values.map(|(n, v)| (n.to_string(), v)).collect();
+                let shown = lang.detail(k.as_str(), &args, "XOF").unwrap();
+                for name in k.args() {
+                    let written = lang.detail_value(name, sample(name), "XOF");
+                    let selected = matches!(*name, "per" | "scope" | "left");
+                    assert!(
+                        selected || shown.contains(&written),
+                        "{key} in {lang:?} shows no {name} ({written}): {shown}"
+                    );
+                }
+            }
+        }
+        let args = |v: &[(&str, &str)]| -> std::collections::HashMap<String, String> {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let ceiling = args(&[
+            ("scope", "beneficiary-year"),
+            ("period", "2026"),
+            ("left_amount", "0"),
+            ("limit_amount", "200000"),
+        ]);
+        assert_eq!(
+            Lang::Fr.detail("ceiling-reached", &ceiling, "XOF").unwrap(),
+            "plafond annuel par bénéficiaire (2026) atteint : reste 0\u{a0}XOF sur 200\u{202f}000\u{a0}XOF"
+        );
+        assert_eq!(
+            Lang::En.detail("ceiling-reached", &ceiling, "XOF").unwrap(),
+            "yearly ceiling per beneficiary (2026) reached: 0\u{a0}XOF of 200,000\u{a0}XOF left"
+        );
+        let stay = |left: &str| {
+            args(&[
+                ("limit", "3"),
+                ("act", "ECHO"),
+                ("per", "stay"),
+                ("left", left),
+            ])
+        };
+        assert_eq!(
+            Lang::Fr.detail("act-count-limit", &stay("0"), "").unwrap(),
+            "au plus 3 actes ECHO par séjour : aucun restant"
+        );
+        assert_eq!(
+            Lang::Fr.detail("act-count-limit", &stay("2"), "").unwrap(),
+            "au plus 3 actes ECHO par séjour : 2 restants"
+        );
+        assert_eq!(
+            Lang::En.detail("act-count-limit", &stay("1"), "").unwrap(),
+            "at most 3 ECHO acts per stay: 1 left"
+        );
+        assert_eq!(
+            Lang::Fr
+                .detail(
+                    "waiting-period",
+                    &args(&[("category", "lab"), ("from_date", "2027-01-15")]),
+                    ""
+                )
+                .unwrap(),
+            "délai de carence : « analyses de laboratoire » couvert à partir du 15/01/2027"
+        );
+        assert_eq!(
+            Lang::Fr
+                .detail("ticket-moderateur-rate", &args(&[("rate_bp", "8050")]), "")
+                .unwrap(),
+            "ticket modérateur couvert à 80,5\u{a0}%"
+        );
+        // A key this broker does not know, or none: the words as given.
+        let unknown = passerelle_proto::common::v1::Reason {
+            code: passerelle_proto::common::v1::ReasonCode::CeilingReached as i32,
+            message: "a newer broker's words".into(),
+            detail_key: "from-a-newer-broker".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            Lang::En.reason_words(&unknown, "XOF"),
+            "a newer broker's words"
+        );
+        assert_eq!(Lang::Fr.reason_words(&unknown, "XOF"), "plafond atteint");
     }
 
     #[test]

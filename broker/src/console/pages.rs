@@ -1418,7 +1418,10 @@ async fn claim(
     if let Some(rej) = &r.rejection {
         intro.push_str(&format!(
             "<p class=\"error\">{}</p>",
-            esc(&lang.t_args("claim-rejected", &[("reason", &reason(lang, rej))]))
+            esc(&lang.t_args(
+                "claim-rejected",
+                &[("reason", &lang.reason_words(rej, &cur))]
+            ))
         ));
     }
     let mut t = Table::new(
@@ -1436,7 +1439,11 @@ async fn claim(
         &[2, 3, 4, 5, 6],
     );
     for l in &r.lines {
-        let reasons: Vec<String> = l.reasons.iter().map(|x| reason(lang, x)).collect();
+        let reasons: Vec<String> = l
+            .reasons
+            .iter()
+            .map(|x| lang.reason_words(x, &cur))
+            .collect();
         t.row(
             String::new(),
             vec![
@@ -2704,11 +2711,6 @@ fn statement_workbook(
     }
     ws.set_freeze_panes(1, 0)?;
     wb.save_to_buffer()
-}
-
-/// A reason in the person's language (`Lang::reason_words`).
-fn reason(lang: Lang, r: &passerelle_proto::common::v1::Reason) -> String {
-    lang.reason_words(r)
 }
 
 /// Who a statement line pays, in words: "prestataire X" or "adhérent Y".

@@ -46,6 +46,9 @@ fn bounded_reason(r: Reason) -> Reason {
     Reason {
         code: r.code,
         message: partner_text(&r.message),
+        // The broker's own detail (its engine's), a handful of short
+        // values; a partner's reason has none (`reason_from_pb`).
+        detail: r.detail,
     }
 }
 
@@ -256,9 +259,11 @@ impl Broker {
         else {
             return Ok((
                 String::new(),
-                EligibilityAnswer::not_covered(Reason::new(
+                EligibilityAnswer::not_covered(Reason::said(
                     ReasonCode::UnknownMember,
                     "no mutuelle known to passerelle covers this beneficiary",
+                    passerelle_domain::DetailKey::NoMutuelle,
+                    [],
                 )),
             ));
         };

@@ -173,6 +173,8 @@ pub(super) fn claim(r: &dyn Row) -> Result<(i64, ClaimRecord), StoreError> {
         Some(code) => Some(Reason {
             code: code_parse(&code)?,
             message: r.opt_text(14)?.unwrap_or_default(),
+            // A rejection is stored as its code and words.
+            detail: None,
         }),
     };
     let seq = r.int(18)?;

@@ -33,7 +33,7 @@ pub(super) async fn eligibility(
     let yes_no = |b: bool| l.t(if b { "yes" } else { "no" }).to_string();
     outln!("{}: {}", l.t("covered"), yes_no(r.covered));
     if let Some(reason) = &r.reason {
-        outln!("  {}", reason_text(l, &reason.message, reason.code));
+        outln!("  {}", reason_text(l, reason, ""));
     }
     if !r.mutuelle_id.is_empty() {
         outln!("{}: {}", l.t("mutuelle"), r.mutuelle_id);
@@ -302,7 +302,7 @@ fn print_claim(ctx: &Ctx, r: &scheme::ClaimResult) {
         );
     }
     if let Some(x) = &r.rejection {
-        outln!("  {}", reason_text(l, &x.message, x.code));
+        outln!("  {}", reason_text(l, x, cur));
     }
     lines_table(l, cur, &r.lines, r.totals.unwrap_or_default());
 }
@@ -328,9 +328,11 @@ fn lines_table(l: Lang, cur: &str, lines: &[scheme::LineResult], tot: scheme::Cl
             .reasons
             .iter()
             .map(|x| match l {
-                // In French, the catalogue's words for each reason.
-                Lang::Fr => reason_text(l, &x.message, x.code),
-                Lang::En => x.message.clone(),
+                // In French, a partner's words after the catalogue's for
+                // its code; in English, the words alone (the broker's own
+                // in either language with their figures).
+                Lang::Fr => reason_text(l, x, cur),
+                Lang::En => l.catalogue().reason_words(x, cur),
             })
             .collect();
         t.row(vec![

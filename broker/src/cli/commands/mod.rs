@@ -418,11 +418,19 @@ fn status_failure(s: tonic::Status, lines: Option<&[u64]>) -> Failure {
     Failure(format!("{m}{details}"))
 }
 
-/// A reason as a person reads it: in French, the catalogue's words for its
-/// code (the console's), then the code and the broker's own words; in
-/// English, the broker's words and the code.
-fn reason_text(l: Lang, message: &str, code: i32) -> String {
-    let name = reason_name(code);
+/// A reason as a person reads it, then its code. The broker's own reasons
+/// in the person's language with their figures (`Lang::reason_words` of
+/// the console, amounts in `currency`); a partner's words as given, in
+/// French after the catalogue's words for the code.
+fn reason_text(l: Lang, r: &passerelle_proto::common::v1::Reason, currency: &str) -> String {
+    let name = reason_name(r.code);
+    if let Some(said) = l
+        .catalogue()
+        .detail(&r.detail_key, &r.detail_args, currency)
+    {
+        return format!("{said} ({name})");
+    }
+    let message = &r.message;
     match l {
         Lang::Fr => {
             let key = format!("reason-{name}");

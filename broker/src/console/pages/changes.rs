@@ -57,38 +57,22 @@ fn csrf_input(ui: &Ui) -> String {
 
 // ---- products ----
 
-/// A percentage in basis points, in words ("80 %", "12,5 %").
-fn percent(lang: Lang, bp: u32) -> String {
-    let (whole, frac) = (bp / 100, bp % 100);
-    let sep = if lang == Lang::Fr { "," } else { "." };
-    let n = if frac == 0 {
-        whole.to_string()
-    } else {
-        format!("{whole}{sep}{}", format!("{frac:02}").trim_end_matches('0'))
-    };
-    if lang == Lang::Fr {
-        format!("{n}\u{a0}%")
-    } else {
-        format!("{n}%")
-    }
-}
-
 /// How a category is covered, in words.
 fn coverage_words(lang: Lang, r: &passerelle_domain::product::CategoryRule, cur: &str) -> String {
     let mut parts = vec![match r.fixed_per_act {
         Some(a) => lang.t_args("product-fixed", &[("amount", &lang.money(a, cur))]),
-        None => lang.t_args("product-rate", &[("rate", &percent(lang, r.tm_rate_bp))]),
+        None => lang.t_args("product-rate", &[("rate", &lang.percent(r.tm_rate_bp))]),
     }];
     if r.overrun_rate_bp > 0 {
         parts.push(lang.t_args(
             "product-overrun",
-            &[("rate", &percent(lang, r.overrun_rate_bp))],
+            &[("rate", &lang.percent(r.overrun_rate_bp))],
         ));
     }
     if r.out_of_basket_rate_bp > 0 {
         parts.push(lang.t_args(
             "product-out-of-basket",
-            &[("rate", &percent(lang, r.out_of_basket_rate_bp))],
+            &[("rate", &lang.percent(r.out_of_basket_rate_bp))],
         ));
     }
     parts.join(" ; ")
@@ -212,7 +196,7 @@ fn product_table(lang: Lang, p: &Product, used: bool) -> (String, Table) {
     for b in &p.beneficiary_rules {
         let mut what = Vec::new();
         if let Some(bp) = b.tm_rate_bp {
-            what.push(lang.t_args("product-rate", &[("rate", &percent(lang, bp))]));
+            what.push(lang.t_args("product-rate", &[("rate", &lang.percent(bp))]));
         }
         if let Some(a) = b.year_limit {
             what.push(lang.t_args(
@@ -262,7 +246,7 @@ fn product_table(lang: Lang, p: &Product, used: bool) -> (String, Table) {
             &[
                 ("what", &what.join(", ")),
                 ("days", &pa.validity_days.to_string()),
-                ("rate", &percent(lang, pa.tolerance_bp)),
+                ("rate", &lang.percent(pa.tolerance_bp)),
             ],
         ));
     }
@@ -975,8 +959,8 @@ mod tests {
         assert_eq!(parse_amount(""), Ok(None));
         assert_eq!(parse_amount("5e3"), Err(()));
         assert_eq!(parse_amount("9999999999999999"), Err(()));
-        assert_eq!(percent(Lang::Fr, 8_050), "80,5\u{a0}%");
-        assert_eq!(percent(Lang::En, 10_000), "100%");
+        assert_eq!(Lang::Fr.percent(8_050), "80,5\u{a0}%");
+        assert_eq!(Lang::En.percent(10_000), "100%");
         assert_eq!(percent_text(8_050), "80,50");
         assert_eq!(parse_percent(&percent_text(8_050)), Some(8_050));
         let none = |_: &str| None;
