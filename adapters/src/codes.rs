@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use passerelle_domain::{CareCategory, Claim, ClaimLine, LineShare, Reason, ReasonCode};
+use passerelle_domain::{CareCategory, Claim, ClaimLine, DetailKey, LineShare, Reason, ReasonCode};
 use serde::Deserialize;
 
 /// The tables of one partner.
@@ -64,10 +64,14 @@ pub struct MappedClaim {
     pub unmapped: Vec<LineShare>,
 }
 
+/// `what` in words ("act code"); its detail names it with dashes
+/// ("act-code"), which the catalogues say in each language.
 fn unmapped(what: &str, code: &str) -> Reason {
-    Reason::new(
+    Reason::said(
         ReasonCode::UnmappedCode,
         format!("{what} {code:?} has no mapping for this mutuelle"),
+        DetailKey::UnmappedCode,
+        [("what", what.replace(' ', "-")), ("code", code.to_string())],
     )
 }
 

@@ -410,6 +410,16 @@ pub fn evaluate_eligibility(ctx: &Context<'_>, lines: &[ClaimLine]) -> Eligibili
                     DetailKey::DuesNotPaid,
                     [],
                 ));
+            } else if let Some(from) = engine::waiting_until(member, p, ctx.date_of_care) {
+                // Every line would be refused for the product's wait.
+                answer.covered = false;
+                let from = passerelle_domain::date::format(from);
+                answer.reason = Some(Reason::said(
+                    ReasonCode::WaitingPeriod,
+                    format!("waiting period: covered from {from}"),
+                    DetailKey::WaitingPeriodAll,
+                    [("from_date", from)],
+                ));
             }
         }
     }
@@ -465,6 +475,43 @@ mod tests {
             };
             Ok(Usage(keys.iter().map(|k| (k.clone(), full)).collect()))
         }
+    }
+
+    /// During the product's own waiting period nothing is covered, and
+    /// eligibility says so with the day cover begins, as every line's
+    /// WAITING_PERIOD would; from that day on, covered.
+    #[test]
+    fn eligibility_in_the_products_waiting_period_is_not_covered() {
+        let member = kit::member();
+        let mut product = kit::product();
+        let day = kit::claim("c").date_of_care;
+        let start = member.product_on(day).expect("the kit's period").start;
+        let usage = Usage::default();
+        let answer = |product: &Product, date: Date| {
+            evaluate_eligibility(
+                &Context {
+                    member: &member,
+                    product: Some(product),
+                    date_of_care: date,
+                    diagnoses: &[],
+                    stay_id: None,
+                    usage: &usage,
+                },
+                &[],
+            )
+        };
+        let waited = (day - start).whole_days() as u32;
+        product.waiting_days = waited + 1;
+        let waiting = answer(&product, day);
+        assert!(!waiting.covered);
+        let reason = waiting.reason.expect("a reason");
+        assert_eq!(reason.code, ReasonCode::WaitingPeriod);
+        let from = passerelle_domain::date::format(day + time::Duration::days(1));
+        let detail = reason.detail.expect("a detail");
+        assert_eq!(detail.key, "waiting-period-all");
+        assert_eq!(detail.args["from_date"], from);
+        product.waiting_days = waited;
+        assert!(answer(&product, day).covered);
     }
 
     /// The record the broker routed on is used as is when it is the

@@ -217,7 +217,8 @@ detail-dues-not-paid = dues not paid up to the date of care
 detail-act-excluded = act { $act } excluded by product { $product }
 detail-category-not-covered = category "{ $category }" not covered
 detail-diagnosis-excluded = diagnosis { $diagnosis } excluded
-detail-waiting-period = waiting period: "{ $category }" covered from { $from_date }
+detail-waiting-period = waiting period: category "{ $category }" covered from { $from_date }
+detail-waiting-period-all = waiting period: covered from { $from_date }
 detail-authorization-required = act { $act } needs a prior authorization
 detail-out-of-basket-not-covered = out-of-basket act not covered by the product
 detail-out-of-basket-rate = out-of-basket act covered at { $rate_bp }
@@ -226,18 +227,26 @@ detail-ticket-moderateur-rate = ticket modérateur covered at { $rate_bp }
 detail-overrun-not-covered = overrun above the scheme tariff not covered
 detail-overrun-rate = overrun covered at { $rate_bp }
 detail-per-act-limit = limit of { $limit_amount } per act
-detail-category-count-limit = at most { $limit } "{ $category }" acts a year: { $left ->
-        [0] none left
-       *[other] { $left } left
+detail-category-count-limit = at most { $limit } "{ $category }" { $limit ->
+        [one] act
+       *[other] acts
+    } a year: { $left ->
+        [0] none was left
+        [one] 1 was left
+       *[other] { $left } were left
     }
-detail-act-count-limit = at most { $limit } { $act } acts { $per ->
+detail-act-count-limit = at most { $limit } { $act } { $limit ->
+        [one] act
+       *[other] acts
+    } { $per ->
         [day] a day
         [month] a month
         [stay] per stay
        *[other] a year
     }: { $left ->
-        [0] none left
-       *[other] { $left } left
+        [0] none was left
+        [one] 1 was left
+       *[other] { $left } were left
     }
 detail-authorized-billed-above = billed { $billed_amount }, above the authorized { $authorized_amount } and its tolerance: the committed { $committed_amount } is paid
 detail-authorized-paid-up-to = paid up to the committed { $committed_amount } and its tolerance
@@ -247,7 +256,17 @@ detail-ceiling-reached = { $scope ->
         [category-year] the category's yearly ceiling
         [stay] the stay's ceiling
        *[other] ceiling { $scope }
-    } ({ $period }) reached: { $left_amount } of { $limit_amount } left
+    } ({ $period }): { $left_amount } of { $limit_amount } was left
+detail-category-ceiling-reached = yearly ceiling for "{ $category }" ({ $period }): { $left_amount } of { $limit_amount } was left
+detail-claim-stay-ceiling-reached = ceiling per stay (a claim naming no stay counts as one): { $left_amount } of { $limit_amount } was left
+detail-unmapped-code = { $what ->
+        [member] member
+        [act-code] act code
+        [care-category] care category
+        [facility] facility
+        [diagnosis] diagnosis
+       *[other] code
+    } "{ $code }" has no mapping for this mutuelle
 detail-not-a-member = not a member of this mutuelle
 detail-no-mutuelle = no mutuelle known to passerelle covers this beneficiary
 

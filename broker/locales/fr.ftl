@@ -205,9 +205,9 @@ reason-UNMAPPED_CODE = code inconnu de la mutuelle
 reason-PRIOR_AUTHORIZATION_REQUIRED = accord préalable requis
 reason-PRIOR_AUTHORIZATION_EXCEEDED = au-delà de l'accord préalable
 
-# The broker's own reasons in detail (domain::DetailKey): values named
-# *_amount are amounts in the claim's currency, *_date dates, *_bp rates,
-# already written in this language; $category is the category's name.
+# Les motifs du broker en détail (domain::DetailKey) : les valeurs *_amount
+# sont des montants dans la devise de la demande, *_date des dates, *_bp des
+# taux, déjà écrits dans cette langue ; $category est le nom de la catégorie.
 detail-scheme-refused = refusé par le régime
 detail-scheme-refused-because = refusé par le régime : { $reason }
 detail-no-product = aucun produit en vigueur à la date des soins
@@ -217,7 +217,8 @@ detail-dues-not-paid = cotisations non à jour à la date des soins
 detail-act-excluded = acte { $act } exclu par le produit { $product }
 detail-category-not-covered = catégorie « { $category } » non couverte
 detail-diagnosis-excluded = diagnostic { $diagnosis } exclu
-detail-waiting-period = délai de carence : « { $category } » couvert à partir du { $from_date }
+detail-waiting-period = délai de carence : catégorie « { $category } » couverte à partir du { $from_date }
+detail-waiting-period-all = délai de carence : couvert à partir du { $from_date }
 detail-authorization-required = l'acte { $act } demande un accord préalable
 detail-out-of-basket-not-covered = acte hors panier, non couvert par le produit
 detail-out-of-basket-rate = acte hors panier couvert à { $rate_bp }
@@ -226,20 +227,24 @@ detail-ticket-moderateur-rate = ticket modérateur couvert à { $rate_bp }
 detail-overrun-not-covered = dépassement du tarif du régime non couvert
 detail-overrun-rate = dépassement couvert à { $rate_bp }
 detail-per-act-limit = plafond de { $limit_amount } par acte
-detail-category-count-limit = au plus { $limit } actes « { $category } » par an : { $left ->
-        [0] aucun restant
-        [one] { $left } restant
-       *[other] { $left } restants
+detail-category-count-limit = au plus { $limit } { $limit ->
+        [one] acte
+       *[other] actes
+    } « { $category } » par an : { $left ->
+        [0] il n'en restait aucun
+       *[other] il en restait { $left }
     }
-detail-act-count-limit = au plus { $limit } actes { $act } { $per ->
+detail-act-count-limit = au plus { $limit } { $limit ->
+        [one] acte
+       *[other] actes
+    } { $act } { $per ->
         [day] par jour
         [month] par mois
         [stay] par séjour
        *[other] par an
     } : { $left ->
-        [0] aucun restant
-        [one] { $left } restant
-       *[other] { $left } restants
+        [0] il n'en restait aucun
+       *[other] il en restait { $left }
     }
 detail-authorized-billed-above = facturé { $billed_amount }, au-delà des { $authorized_amount } accordés et de la tolérance : les { $committed_amount } engagés sont payés
 detail-authorized-paid-up-to = payé jusqu'aux { $committed_amount } engagés, tolérance comprise
@@ -249,7 +254,17 @@ detail-ceiling-reached = plafond { $scope ->
         [category-year] annuel de la catégorie
         [stay] du séjour
        *[other] { $scope }
-    } ({ $period }) atteint : reste { $left_amount } sur { $limit_amount }
+    } ({ $period }) : il restait { $left_amount } sur { $limit_amount }
+detail-category-ceiling-reached = plafond annuel « { $category } » ({ $period }) : il restait { $left_amount } sur { $limit_amount }
+detail-claim-stay-ceiling-reached = plafond par séjour (une demande sans séjour nommé compte pour un séjour) : il restait { $left_amount } sur { $limit_amount }
+detail-unmapped-code = { $what ->
+        [member] adhérent
+        [act-code] code d'acte
+        [care-category] catégorie de soins
+        [facility] établissement
+        [diagnosis] diagnostic
+       *[other] code
+    } « { $code } » sans correspondance chez cette mutuelle
 detail-not-a-member = pas adhérent de cette mutuelle
 detail-no-mutuelle = aucune mutuelle connue de passerelle ne couvre ce bénéficiaire
 

@@ -562,6 +562,19 @@ pub fn act_keys<'a>(
     keys
 }
 
+/// The day the product's own waiting period ends for this member, when it
+/// has not ended on `date` (counted from the start of the member's product
+/// period in force on `date`, as adjudication counts it): nothing is
+/// covered before. A category's longer wait is the line's business.
+pub fn waiting_until(member: &Member, product: &Product, date: Date) -> Option<Date> {
+    if product.waiting_days == 0 {
+        return None;
+    }
+    let enrolled = member.product_on(date).map(|p| p.start).unwrap_or(date);
+    let from = enrolled.saturating_add(time::Duration::days(product.waiting_days as i64));
+    (date < from).then_some(from)
+}
+
 /// The stay a claim counts against for a product's per-stay cap: the stay
 /// the claim names; else, when it has hospital lines, the claim itself
 /// (`claim:<key>`, `key` naming the claim), so that a hospital claim sent
@@ -1086,21 +1099,45 @@ fn line_share(
         if m > left {
             tally.limited = true;
             m = left;
-            reasons.push(Reason::said(
-                ReasonCode::CeilingReached,
-                format!(
-                    "ceiling {} {} reached: {left} of {limit} left",
-                    key.scope.name(),
-                    key.period
+            let message = format!(
+                "ceiling {} {} reached: {left} of {limit} left",
+                key.scope.name(),
+                key.period
+            );
+            let (left, limit) = (left.to_string(), limit.to_string());
+            reasons.push(match (&key.scope, key.period.starts_with("claim:")) {
+                // The category named, which the scope's name does not.
+                (CeilingScope::CategoryYear(c), _) => Reason::said(
+                    ReasonCode::CeilingReached,
+                    message,
+                    DetailKey::CategoryCeilingReached,
+                    [
+                        ("category", c.as_str().to_string()),
+                        ("period", key.period.clone()),
+                        ("left_amount", left),
+                        ("limit_amount", limit),
+                    ],
                 ),
-                DetailKey::CeilingReached,
-                [
-                    ("scope", key.scope.name().to_string()),
-                    ("period", key.period.clone()),
-                    ("left_amount", left.to_string()),
-                    ("limit_amount", limit.to_string()),
-                ],
-            ));
+                // A hospital claim naming no stay counts as one
+                // (`stay_for`): its key is the broker's, not a stay's.
+                (CeilingScope::Stay, true) => Reason::said(
+                    ReasonCode::CeilingReached,
+                    message,
+                    DetailKey::ClaimStayCeilingReached,
+                    [("left_amount", left), ("limit_amount", limit)],
+                ),
+                _ => Reason::said(
+                    ReasonCode::CeilingReached,
+                    message,
+                    DetailKey::CeilingReached,
+                    [
+                        ("scope", key.scope.name().to_string()),
+                        ("period", key.period.clone()),
+                        ("left_amount", left),
+                        ("limit_amount", limit),
+                    ],
+                ),
+            });
         }
     }
 

@@ -84,12 +84,16 @@ pub enum DetailKey {
     AuthorizedBilledAbove,
     AuthorizedPaidUpTo,
     CeilingReached,
+    CategoryCeilingReached,
+    ClaimStayCeilingReached,
+    WaitingPeriodAll,
+    UnmappedCode,
     NotAMember,
     NoMutuelle,
 }
 
 impl DetailKey {
-    pub const ALL: [DetailKey; 25] = [
+    pub const ALL: [DetailKey; 29] = [
         DetailKey::SchemeRefused,
         DetailKey::SchemeRefusedBecause,
         DetailKey::NoProduct,
@@ -113,6 +117,10 @@ impl DetailKey {
         DetailKey::AuthorizedBilledAbove,
         DetailKey::AuthorizedPaidUpTo,
         DetailKey::CeilingReached,
+        DetailKey::CategoryCeilingReached,
+        DetailKey::ClaimStayCeilingReached,
+        DetailKey::WaitingPeriodAll,
+        DetailKey::UnmappedCode,
         DetailKey::NotAMember,
         DetailKey::NoMutuelle,
     ];
@@ -142,6 +150,10 @@ impl DetailKey {
             DetailKey::AuthorizedBilledAbove => "authorized-billed-above",
             DetailKey::AuthorizedPaidUpTo => "authorized-paid-up-to",
             DetailKey::CeilingReached => "ceiling-reached",
+            DetailKey::CategoryCeilingReached => "category-ceiling-reached",
+            DetailKey::ClaimStayCeilingReached => "claim-stay-ceiling-reached",
+            DetailKey::WaitingPeriodAll => "waiting-period-all",
+            DetailKey::UnmappedCode => "unmapped-code",
             DetailKey::NotAMember => "not-a-member",
             DetailKey::NoMutuelle => "no-mutuelle",
         }
@@ -180,6 +192,12 @@ impl DetailKey {
             }
             DetailKey::AuthorizedPaidUpTo => &["committed_amount"],
             DetailKey::CeilingReached => &["scope", "period", "left_amount", "limit_amount"],
+            DetailKey::CategoryCeilingReached => {
+                &["category", "period", "left_amount", "limit_amount"]
+            }
+            DetailKey::ClaimStayCeilingReached => &["left_amount", "limit_amount"],
+            DetailKey::WaitingPeriodAll => &["from_date"],
+            DetailKey::UnmappedCode => &["what", "code"],
         }
     }
 }

@@ -263,7 +263,8 @@ impl Lang {
                 let reasons = if reasons.is_empty() {
                     self.t("notice-uncovered")
                 } else {
-                    reasons.join(", ")
+                    // A reason may hold a comma of its own.
+                    reasons.join(self.list_separator())
                 };
                 self.t_args(
                     "notice-line",
@@ -483,6 +484,16 @@ impl Lang {
         format!("{}\u{a0}{currency}", self.amount(minor, currency))
     }
 
+    /// Between the items of a list whose items may hold commas: " ; " in
+    /// French (a space before, as French sets a semicolon), "; " in
+    /// English.
+    pub fn list_separator(self) -> &'static str {
+        match self {
+            Lang::Fr => " ; ",
+            Lang::En => "; ",
+        }
+    }
+
     /// A percentage in basis points, in words ("80 %", "12,5 %").
     pub fn percent(self, bp: u32) -> String {
         let (whole, frac) = (bp / 100, bp % 100);
@@ -673,7 +684,7 @@ mod tests {
                 let shown = lang.detail(k.as_str(), &args, "XOF").unwrap();
                 for name in k.args() {
                     let written = lang.detail_value(name, sample(name), "XOF");
-                    let selected = matches!(*name, "per" | "scope" | "left");
+                    let selected = matches!(*name, "per" | "scope" | "left" | "what");
                     assert!(
                         selected || shown.contains(&written),
                         "{key} in {lang:?} shows no {name} ({written}): {shown}"
@@ -694,11 +705,11 @@ mod tests {
         ]);
         assert_eq!(
             Lang::Fr.detail("ceiling-reached", &ceiling, "XOF").unwrap(),
-            "plafond annuel par bénéficiaire (2026) atteint : reste 0\u{a0}XOF sur 200\u{202f}000\u{a0}XOF"
+            "plafond annuel par bénéficiaire (2026) : il restait 0\u{a0}XOF sur 200\u{202f}000\u{a0}XOF"
         );
         assert_eq!(
             Lang::En.detail("ceiling-reached", &ceiling, "XOF").unwrap(),
-            "yearly ceiling per beneficiary (2026) reached: 0\u{a0}XOF of 200,000\u{a0}XOF left"
+            "yearly ceiling per beneficiary (2026): 0\u{a0}XOF of 200,000\u{a0}XOF was left"
         );
         let stay = |left: &str| {
             args(&[
@@ -710,15 +721,42 @@ mod tests {
         };
         assert_eq!(
             Lang::Fr.detail("act-count-limit", &stay("0"), "").unwrap(),
-            "au plus 3 actes ECHO par séjour : aucun restant"
+            "au plus 3 actes ECHO par séjour : il n'en restait aucun"
         );
         assert_eq!(
             Lang::Fr.detail("act-count-limit", &stay("2"), "").unwrap(),
-            "au plus 3 actes ECHO par séjour : 2 restants"
+            "au plus 3 actes ECHO par séjour : il en restait 2"
         );
         assert_eq!(
             Lang::En.detail("act-count-limit", &stay("1"), "").unwrap(),
-            "at most 3 ECHO acts per stay: 1 left"
+            "at most 3 ECHO acts per stay: 1 was left"
+        );
+        // A limit of one act, in the singular.
+        let day = args(&[
+            ("limit", "1"),
+            ("act", "CONS"),
+            ("per", "day"),
+            ("left", "0"),
+        ]);
+        assert_eq!(
+            Lang::Fr.detail("act-count-limit", &day, "").unwrap(),
+            "au plus 1 acte CONS par jour : il n'en restait aucun"
+        );
+        assert_eq!(
+            Lang::En.detail("act-count-limit", &day, "").unwrap(),
+            "at most 1 CONS act a day: none was left"
+        );
+        let category = args(&[
+            ("category", "pharmacy"),
+            ("period", "2026"),
+            ("left_amount", "1500"),
+            ("limit_amount", "60000"),
+        ]);
+        assert_eq!(
+            Lang::Fr
+                .detail("category-ceiling-reached", &category, "XOF")
+                .unwrap(),
+            "plafond annuel « pharmacie » (2026) : il restait 1\u{202f}500\u{a0}XOF sur 60\u{202f}000\u{a0}XOF"
         );
         assert_eq!(
             Lang::Fr
@@ -728,7 +766,7 @@ mod tests {
                     ""
                 )
                 .unwrap(),
-            "délai de carence : « analyses de laboratoire » couvert à partir du 15/01/2027"
+            "délai de carence : catégorie « analyses de laboratoire » couverte à partir du 15/01/2027"
         );
         assert_eq!(
             Lang::Fr

@@ -1454,7 +1454,7 @@ async fn claim(
                 lang.amount(l.remainder, &cur),
                 lang.amount(l.mutuelle_share, &cur),
                 lang.amount(l.patient_share, &cur),
-                reasons.join(" ; "),
+                reasons.join(lang.list_separator()),
             ],
         );
     }

@@ -46,9 +46,15 @@ fn bounded_reason(r: Reason) -> Reason {
     Reason {
         code: r.code,
         message: partner_text(&r.message),
-        // The broker's own detail (its engine's), a handful of short
-        // values; a partner's reason has none (`reason_from_pb`).
-        detail: r.detail,
+        // The broker's own detail (its engine's); a partner's reason has
+        // none (`reason_from_pb`). A value may quote the scheme's words
+        // (`scheme-refused-because`): bounded as the message is.
+        detail: r.detail.map(|mut d| {
+            for v in d.args.values_mut() {
+                *v = partner_text(v);
+            }
+            d
+        }),
     }
 }
 
@@ -75,9 +81,16 @@ fn bounded_outcome(o: Outcome) -> Outcome {
                         .into_iter()
                         .map(|r| {
                             let mut r = bounded_reason(r);
-                            let n = r.message.chars().count();
+                            // What a reader is shown: the message, or the
+                            // detail's values.
+                            let values = r.detail.iter().flat_map(|d| d.args.values());
+                            let n = r.message.chars().count()
+                                + values.map(|v| v.chars().count()).sum::<usize>();
                             if n > budget {
                                 r.message = truncate_text(&r.message, budget.max(1));
+                                for v in r.detail.iter_mut().flat_map(|d| d.args.values_mut()) {
+                                    *v = truncate_text(v, budget.max(1));
+                                }
                             }
                             budget = budget.saturating_sub(n);
                             r

@@ -343,7 +343,7 @@ fn lines_table(l: Lang, cur: &str, lines: &[scheme::LineResult], tot: scheme::Cl
             l.money(line.remainder, cur),
             l.money(line.mutuelle_share, cur),
             l.money(line.patient_share, cur),
-            reasons.join("; "),
+            reasons.join(l.catalogue().list_separator()),
         ]);
     }
     t.row(vec![
