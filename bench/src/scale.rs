@@ -387,6 +387,21 @@ impl EligibilityAtScale {
         (sum(&self.scale), sum(&self.empty))
     }
 
+    /// The target's figure: the median of the empty store's open-loop
+    /// p99s over the median of the seeded store's (below 1 when the seeded
+    /// store answers later). Each window counts once, so a stall moves one
+    /// value of one median; in the rounds' ratios ([`Self::p99_ratios`])
+    /// a stalled empty window enters the two rounds around it, and two
+    /// such windows carry the rounds' median (a 10-million run of 5
+    /// December: rounds' median 2.70 from two stalled empty windows, the
+    /// medians' ratio 0.71).
+    pub fn p99_median_ratio(&self) -> f64 {
+        let median = |v: &[crate::load::Latency]| {
+            crate::load::median(&v.iter().map(|l| l.p99_us as f64).collect::<Vec<_>>())
+        };
+        median(&self.empty) / median(&self.scale).max(1.0)
+    }
+
     /// Each round's mean of the empty store's p99 either side over the
     /// seeded store's p99 (below 1 when the seeded store answers later).
     pub fn p99_ratios(&self) -> Vec<f64> {
