@@ -88,8 +88,12 @@ fn bounded_outcome(o: Outcome) -> Outcome {
                                 + values.map(|v| v.chars().count()).sum::<usize>();
                             if n > budget {
                                 r.message = truncate_text(&r.message, budget.max(1));
+                                // A figure is never cut: "20…" would
+                                // read as an amount. Words are.
                                 for v in r.detail.iter_mut().flat_map(|d| d.args.values_mut()) {
-                                    *v = truncate_text(v, budget.max(1));
+                                    if !v.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+                                        *v = truncate_text(v, budget.max(1));
+                                    }
                                 }
                             }
                             budget = budget.saturating_sub(n);
@@ -882,5 +886,69 @@ impl Broker {
             ClaimState::CancelPending => self.process_cancel(rec).await,
             _ => self.process(rec, None).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use passerelle_domain::{DetailKey, LineShare, Reason, ReasonCode};
+
+    use super::*;
+
+    /// A detail's values are bounded as the message is: each cut at the
+    /// partner text's length, and all of a claim's together within the
+    /// reason-text budget; a figure is never cut.
+    #[test]
+    fn a_details_values_count_in_the_claims_reason_budget() {
+        let long = "x".repeat(5_000);
+        let reason = |words: &str| {
+            Reason::said(
+                ReasonCode::SchemeRefused,
+                format!("refused by the scheme: {words}"),
+                DetailKey::SchemeRefusedBecause,
+                [("reason", words.to_string())],
+            )
+        };
+        let figure = Reason::said(
+            ReasonCode::PerActLimit,
+            "limit of 123456789 per act",
+            DetailKey::PerActLimit,
+            [("limit_amount", "123456789".to_string())],
+        );
+        let shares = (1..=20)
+            .map(|sequence| LineShare {
+                sequence,
+                mutuelle_share: 0,
+                reasons: vec![reason(&long), figure.clone()],
+            })
+            .collect();
+        let out = bounded_outcome(Outcome::Coordinated {
+            shares,
+            product: None,
+            partner_reference: String::new(),
+            consumption: Vec::new(),
+            authorization: None,
+        });
+        let Outcome::Coordinated { shares, .. } = out else {
+            panic!("coordinated");
+        };
+        let mut shown = 0;
+        for s in &shares {
+            let [words, figure] = &s.reasons[..] else {
+                panic!("two reasons a line");
+            };
+            let value = &words.detail.as_ref().unwrap().args["reason"];
+            assert!(value.chars().count() <= MAX_PARTNER_TEXT, "{}", value.len());
+            assert_eq!(
+                figure.detail.as_ref().unwrap().args["limit_amount"],
+                "123456789"
+            );
+            shown += value.chars().count();
+        }
+        // The budget is spent (the message and the values count alike),
+        // then each value is cut to a character.
+        assert!(shown < MAX_REASON_TEXT_PER_CLAIM, "{shown}");
+        let last = &shares[19].reasons[0].detail.as_ref().unwrap().args["reason"];
+        assert!(last.chars().count() <= 1, "{last}");
     }
 }
