@@ -570,9 +570,15 @@ pub fn waiting_until(member: &Member, product: &Product, date: Date) -> Option<D
     if product.waiting_days == 0 {
         return None;
     }
-    let enrolled = member.product_on(date).map(|p| p.start).unwrap_or(date);
-    let from = enrolled.saturating_add(time::Duration::days(product.waiting_days as i64));
+    let from =
+        enrolled_on(member, date).saturating_add(time::Duration::days(product.waiting_days as i64));
     (date < from).then_some(from)
+}
+
+/// Where waiting periods count from: the start of the member's product
+/// period in force on `date` (else `date` itself, when none is).
+fn enrolled_on(member: &Member, date: Date) -> Date {
+    member.product_on(date).map(|p| p.start).unwrap_or(date)
 }
 
 /// The stay a claim counts against for a product's per-stay cap: the stay
@@ -720,11 +726,7 @@ pub fn adjudicate_with(ctx: &Context<'_>, lines: &[ClaimLine], prior: Prior<'_>)
         }
         Some(_) => None,
     };
-    let enrolled = ctx
-        .member
-        .product_on(ctx.date_of_care)
-        .map(|p| p.start)
-        .unwrap_or(ctx.date_of_care);
+    let enrolled = enrolled_on(ctx.member, ctx.date_of_care);
 
     for (i, line) in lines.iter().enumerate() {
         let sequence = i as u32 + 1;

@@ -677,10 +677,11 @@ mod tests {
                 assert!(errors.is_empty(), "{key} in {lang:?}: {errors:?}");
                 assert!(!said.contains('{') && !said.is_empty(), "{key}: {said}");
                 // Each value the engine gives is said.
-                let used: Vec<&str> = k.args().to_vec();
-                let values = used.iter().map(|n| (*n, sample(n).to_string()));
-                let args: std::collections::HashMap<String, String> =
-                    values.map(|(n, v)| (n.to_string(), v)).collect();
+                let args: std::collections::HashMap<String, String> = k
+                    .args()
+                    .iter()
+                    .map(|n| (n.to_string(), sample(n).to_string()))
+                    .collect();
                 let shown = lang.detail(k.as_str(), &args, "XOF").unwrap();
                 for name in k.args() {
                     let written = lang.detail_value(name, sample(name), "XOF");
