@@ -131,6 +131,37 @@ scheme_share = 8000
     )
 }
 
+/// A broker that does not answer is said in the reader's language, with
+/// the system's cause, not the transport's "transport error".
+#[tokio::test]
+async fn an_unreachable_broker_is_said_in_the_readers_language() {
+    // A port nothing listens on: bound, then closed.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    for (lang, said) in [
+        ("fr", format!("erreur : le broker {url} ne répond pas : ")),
+        ("en", format!("error: cannot reach the broker at {url}: ")),
+    ] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
+            .args(["--lang", lang, "eligibility", "--scheme", "CNSS"])
+            .args(["--beneficiary", "X", "--date", "2026-11-20"])
+            .env("PASSERELLE_BROKER", &url)
+            .env_remove("LC_ALL")
+            .output()
+            .await
+            .expect("cli runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.starts_with(&said) && !stderr.contains("transport error"),
+            "{stderr}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claim_commands_and_eligibility() {
     let h = Harness::start().await;
@@ -275,7 +306,8 @@ async fn claim_commands_and_eligibility() {
         ],
     )
     .await;
-    assert!(fr.stdout.contains("couvert: non"), "{}", fr.stdout);
+    // French sets a space before a colon.
+    assert!(fr.stdout.contains("couvert : non"), "{}", fr.stdout);
     // The patient's notice of a coordinated claim, in one SMS.
     let sms = ok(
         &h,
@@ -433,6 +465,32 @@ async fn roster_import_dry_run_snapshot_and_bad_rows() {
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("line 5: paid_until"), "{}", o.stderr);
     assert!(o.stderr.contains("nothing imported"), "{}", o.stderr);
+    assert!(member(&h, "R-11").await.is_none());
+    // In French, the bad row and the refusal in French words.
+    let o = cli(
+        &h,
+        &[
+            "--lang",
+            "fr",
+            "roster",
+            "import",
+            &bf,
+            "--partner",
+            "MUT-R",
+            "--as-of",
+            "2026-11-23",
+        ],
+    )
+    .await;
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr
+            .contains("ligne 5 : paid_until : « 2026-13-40 » n'est pas une date")
+            && o.stderr
+                .contains("erreur : 1 ligne(s) en erreur : rien n'est importé"),
+        "{}",
+        o.stderr
+    );
     assert!(member(&h, "R-11").await.is_none());
     // Asked to, it imports the good rows and leaves the bad member alone.
     let j = ok(

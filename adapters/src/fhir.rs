@@ -959,6 +959,20 @@ mod tests {
         );
     }
 
+    /// No insurance in force: not covered, said by passerelle's own
+    /// sentence (its detail), which the console, the notice and the CLI
+    /// put in the reader's language.
+    #[test]
+    fn no_cover_in_force_is_said_with_its_detail() {
+        let v = json!({"resourceType": "CoverageEligibilityResponse", "outcome": "complete",
+            "insurance": [{"inforce": false}]});
+        let e = parse_eligibility(&v, &HashMap::new(), None).unwrap();
+        let a = eligibility_answer(&e, "M-1".into(), Vec::new(), 0);
+        assert!(!a.covered);
+        let detail = a.reason.and_then(|r| r.detail).map(|d| d.key);
+        assert_eq!(detail.as_deref(), Some("partner-no-cover"));
+    }
+
     /// Issue 15, item 2: `network`, `unit` and `term` by their FHIR code
     /// systems: a family ceiling and an out-of-network one say so in their
     /// scope, the term is the ceiling's period, and co-payments keep all

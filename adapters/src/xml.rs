@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use hyper::Method;
 use passerelle_domain::money::minor_unit_digits;
-use passerelle_domain::{LineShare, Reason, ReasonCode, date};
+use passerelle_domain::{DetailKey, LineShare, Reason, ReasonCode, date};
 use serde::Deserialize;
 
 use crate::codes::CodeMaps;
@@ -660,8 +660,14 @@ impl Adapter for XmlAdapter {
         let covered = read_covered(&op.answer, &root)?;
         Ok(EligibilityAnswer {
             covered,
-            reason: (!covered)
-                .then(|| Reason::new(ReasonCode::PartnerRule, "the mutuelle reports no cover")),
+            reason: (!covered).then(|| {
+                Reason::said(
+                    ReasonCode::PartnerRule,
+                    "the mutuelle reports no cover in force",
+                    DetailKey::PartnerNoCover,
+                    [],
+                )
+            }),
             member_number: crate::codes::CodeMaps::shown_member(q.member_number.as_deref(), member),
             ..Default::default()
         })

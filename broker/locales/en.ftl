@@ -269,6 +269,8 @@ detail-unmapped-code = { $what ->
     } "{ $code }" has no mapping for this mutuelle
 detail-not-a-member = not a member of this mutuelle
 detail-no-mutuelle = no mutuelle known to passerelle covers this beneficiary
+detail-partner-no-cover = the mutuelle reports no cover in force
+detail-partner-capped-at-remainder = the mutuelle valued the act by its own tariff; its share is capped at the remainder after the scheme
 
 # The roster file.
 roster-title = Members file
@@ -659,6 +661,12 @@ remittance-reference = Transfer reference
 cli-proposal-recorded = Proposal { $id } recorded (hash { $hash }): it applies once a manager of { $mutuelle } approves it in the console (Approvals).
 cli-several-operators = several operator certificates in { $folder } ({ $ids }): pass --cert and --key
 cli-needs-tls = { $url } does not answer plaintext gRPC: this broker requires https (TLS); use --broker { $https } with a client certificate (--certs, or --cert and --key)
+cli-unreachable = cannot reach the broker at { $url }: { $detail }
+cli-cert-and-key-go-together = --cert and --key go together
+cli-no-certificate = no certificate for { $identity } in { $dir } (pass --cert and --key, or --certs)
+cli-product-row = { $column } (product row { $row } of this member)
+cli-bad-rows-nothing-imported = { $count } bad row(s): nothing imported (fix them, or pass --skip-bad-rows to import the good rows)
+cli-warning-a-skipped-row-has-no-member-number-no-member-is-end-dated-by-this-import = warning: a skipped row has no member number: no member is end-dated by this import
 remittance-xlsx = Excel workbook
 remittance-sheet = Remittance advice
 product-beneficiary-rule = for "{ $who }" beneficiaries, { $category }: { $what }

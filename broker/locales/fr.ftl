@@ -267,6 +267,8 @@ detail-unmapped-code = { $what ->
     } « { $code } » sans correspondance chez cette mutuelle
 detail-not-a-member = pas adhérent de cette mutuelle
 detail-no-mutuelle = aucune mutuelle connue de passerelle ne couvre ce bénéficiaire
+detail-partner-no-cover = la mutuelle n'indique aucune couverture en vigueur
+detail-partner-capped-at-remainder = la mutuelle a valorisé l'acte à son propre tarif ; sa part est limitée au reste après le régime
 
 # Le fichier des adhérents.
 roster-title = Fichier des adhérents
@@ -657,6 +659,12 @@ remittance-reference = Référence du virement
 cli-proposal-recorded = Proposition { $id } enregistrée (empreinte { $hash }) : elle s'appliquera quand un gestionnaire de { $mutuelle } l'aura approuvée dans la console (Approbations).
 cli-several-operators = plusieurs certificats d'opérateur dans { $folder } ({ $ids }) : indiquez --cert et --key
 cli-needs-tls = { $url } ne répond pas en gRPC sans chiffrement : ce broker exige https (TLS) ; utilisez --broker { $https } avec un certificat client (--certs, ou --cert et --key)
+cli-unreachable = le broker { $url } ne répond pas : { $detail }
+cli-cert-and-key-go-together = --cert et --key vont ensemble
+cli-no-certificate = aucun certificat pour { $identity } dans { $dir } (passez --cert et --key, ou --certs)
+cli-product-row = { $column } (ligne de produit { $row } de cet adhérent)
+cli-bad-rows-nothing-imported = { $count } ligne(s) en erreur : rien n'est importé (corrigez-les, ou passez --skip-bad-rows pour importer les bonnes lignes)
+cli-warning-a-skipped-row-has-no-member-number-no-member-is-end-dated-by-this-import = attention : une ligne écartée n'a pas de numéro d'adhérent ; cet import ne sort aucun adhérent
 remittance-xlsx = Classeur Excel
 remittance-sheet = Avis de paiement
 product-beneficiary-rule = pour les bénéficiaires « { $who } », { $category } : { $what }

@@ -90,10 +90,12 @@ pub enum DetailKey {
     UnmappedCode,
     NotAMember,
     NoMutuelle,
+    PartnerNoCover,
+    PartnerCappedAtRemainder,
 }
 
 impl DetailKey {
-    pub const ALL: [DetailKey; 29] = [
+    pub const ALL: [DetailKey; 31] = [
         DetailKey::SchemeRefused,
         DetailKey::SchemeRefusedBecause,
         DetailKey::NoProduct,
@@ -123,6 +125,8 @@ impl DetailKey {
         DetailKey::UnmappedCode,
         DetailKey::NotAMember,
         DetailKey::NoMutuelle,
+        DetailKey::PartnerNoCover,
+        DetailKey::PartnerCappedAtRemainder,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -156,6 +160,8 @@ impl DetailKey {
             DetailKey::UnmappedCode => "unmapped-code",
             DetailKey::NotAMember => "not-a-member",
             DetailKey::NoMutuelle => "no-mutuelle",
+            DetailKey::PartnerNoCover => "partner-no-cover",
+            DetailKey::PartnerCappedAtRemainder => "partner-capped-at-remainder",
         }
     }
 }
@@ -172,7 +178,9 @@ impl DetailKey {
             | DetailKey::OutOfBasketNotCovered
             | DetailKey::OverrunNotCovered
             | DetailKey::NotAMember
-            | DetailKey::NoMutuelle => &[],
+            | DetailKey::NoMutuelle
+            | DetailKey::PartnerNoCover
+            | DetailKey::PartnerCappedAtRemainder => &[],
             DetailKey::SchemeRefusedBecause => &["reason"],
             DetailKey::DuesPaidUntil => &["paid_until_date"],
             DetailKey::ActExcluded => &["act", "product"],

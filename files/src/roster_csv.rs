@@ -29,7 +29,8 @@ use passerelle_proto::roster::v1 as pb;
 pub struct BadRow {
     pub line: u64,
     pub field: String,
-    /// What is wrong, in English (the CLI's words).
+    /// What is wrong, in English; a reader gets `kind` in their language
+    /// (`console::i18n::Lang::roster_problem`, the console and the CLI).
     pub problem: String,
     /// The same, as a value a page puts in the reader's language.
     pub kind: Problem,

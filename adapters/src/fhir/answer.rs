@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use passerelle_domain::engine::CostShareKind;
 use passerelle_domain::money::minor_unit_digits;
-use passerelle_domain::{LineShare, Reason, ReasonCode};
+use passerelle_domain::{DetailKey, LineShare, Reason, ReasonCode};
 use serde_json::{Value, json};
 
 use super::Dialect;
@@ -912,9 +912,11 @@ pub fn shares_from_response(
         {
             // openIMIS valued the claimed amount by its own tariff: cap at R.
             m = line.line.remainder();
-            reasons.push(Reason::new(
+            reasons.push(Reason::said(
                 ReasonCode::PartnerRule,
                 "capped at the remainder",
+                DetailKey::PartnerCappedAtRemainder,
+                [],
             ));
         }
         shares.push(LineShare {
@@ -941,9 +943,11 @@ pub fn eligibility_answer(
         ..Default::default()
     };
     if !parsed.covered {
-        answer.reason = Some(Reason::new(
+        answer.reason = Some(Reason::said(
             ReasonCode::PartnerRule,
             "the mutuelle reports no cover in force",
+            DetailKey::PartnerNoCover,
+            [],
         ));
     }
     let period = |i: usize| parsed.periods.get(i).cloned().unwrap_or_default();

@@ -72,6 +72,21 @@ impl Lang {
         text
     }
 
+    /// The colon after a label or a name: " :" in French (a space before
+    /// it, as French sets a colon), ":" in English.
+    pub fn colon(self) -> &'static str {
+        match self {
+            Lang::Fr => " :",
+            Lang::En => ":",
+        }
+    }
+
+    /// A phrase of [`Lang::t`] as a label, its colon set as the language
+    /// sets it: "couvert :", "covered:".
+    pub fn label(self, en: &'static str) -> String {
+        format!("{}{}", self.t(en), self.colon())
+    }
+
     /// An amount in minor units, grouped: "12,500" or "12 500" (XOF has no
     /// decimals; two-decimal currencies show them).
     pub fn money(self, amount: i64, currency: &str) -> String {
@@ -242,9 +257,11 @@ mod tests {
         }
         let mut phrases = Vec::new();
         for src in &files {
-            for (i, _) in src.match_indices(".t(\"") {
-                let rest = &src[i + 4..];
-                phrases.push(rest[..rest.find('"').unwrap()].to_string());
+            for call in [".t(\"", ".label(\""] {
+                for (i, _) in src.match_indices(call) {
+                    let rest = &src[i + call.len()..];
+                    phrases.push(rest[..rest.find('"').unwrap()].to_string());
+                }
             }
             for (i, _) in src.match_indices("Table::new(") {
                 let rest = &src[i..];

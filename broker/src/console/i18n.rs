@@ -510,6 +510,32 @@ impl Lang {
         }
     }
 
+    /// What is wrong with a cell of a roster row, in words.
+    pub fn roster_problem(self, p: &passerelle_files::roster_csv::Problem) -> String {
+        use passerelle_files::roster_csv::Problem;
+        match p {
+            Problem::Empty => self.t("roster-empty"),
+            Problem::NotADate(v) => self.t_args("roster-not-a-date", &[("value", v)]),
+            Problem::EndBeforeStart => self.t("roster-end-before-start"),
+            Problem::DiffersFromLine(l, v) => {
+                self.t_args("roster-differs", &[("line", &l.to_string()), ("value", v)])
+            }
+        }
+    }
+
+    /// Why a roster file cannot be read, in words: the parser says its
+    /// header's problems in English, the column quoted.
+    pub fn roster_unreadable(self, e: &str) -> String {
+        let quoted = e.split('"').nth(1).unwrap_or("").to_string();
+        if e.contains("the header has no column") {
+            self.t_args("roster-no-column", &[("column", &quoted)])
+        } else if e.contains("unknown column") {
+            self.t_args("roster-unknown-column", &[("column", &quoted)])
+        } else {
+            self.t_args("roster-unreadable", &[("detail", e)])
+        }
+    }
+
     /// A date as people write it here, day first: "31/12/2026".
     pub fn date(self, d: Date) -> String {
         format!("{:02}/{:02}/{:04}", d.day(), u8::from(d.month()), d.year())

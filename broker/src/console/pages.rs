@@ -1956,29 +1956,8 @@ fn read_roster(
     } else {
         xlsx::decode_text(bytes)
     };
-    passerelle_files::roster_csv::RosterFile::parse(&text, name).map_err(|e| {
-        // The header's problems, in words (the parser's are English).
-        let quoted = e.split('"').nth(1).unwrap_or("").to_string();
-        if e.contains("the header has no column") {
-            lang.t_args("roster-no-column", &[("column", &quoted)])
-        } else if e.contains("unknown column") {
-            lang.t_args("roster-unknown-column", &[("column", &quoted)])
-        } else {
-            lang.t_args("roster-unreadable", &[("detail", &e)])
-        }
-    })
-}
-
-fn problem_text(lang: Lang, p: &passerelle_files::roster_csv::Problem) -> String {
-    use passerelle_files::roster_csv::Problem;
-    match p {
-        Problem::Empty => lang.t("roster-empty"),
-        Problem::NotADate(v) => lang.t_args("roster-not-a-date", &[("value", v)]),
-        Problem::EndBeforeStart => lang.t("roster-end-before-start"),
-        Problem::DiffersFromLine(l, v) => {
-            lang.t_args("roster-differs", &[("line", &l.to_string()), ("value", v)])
-        }
-    }
+    passerelle_files::roster_csv::RosterFile::parse(&text, name)
+        .map_err(|e| lang.roster_unreadable(&e))
 }
 
 /// A roster check or apply: the file read, its bad rows named, and the
@@ -2031,7 +2010,7 @@ async fn roster_post(
                 vec![
                     b.line.to_string(),
                     lang.t(&format!("roster-col-{}", b.field)),
-                    problem_text(lang, &b.kind),
+                    lang.roster_problem(&b.kind),
                     b.member_number.clone().unwrap_or_default(),
                 ],
             );

@@ -131,15 +131,20 @@ pub(super) async fn approvals(ctx: &Ctx, cmd: ApprovalsCmd) -> Out {
         ctx.print(&decided);
     } else {
         outln!(
-            "{} {}: {} ({}){}",
+            "{} {}{} {} ({}){}",
             l.t("proposal"),
             decided.id,
+            l.colon(),
             kind_words(l, decided.kind),
             state_words(l, &decided),
             if decided.outcome.is_empty() {
                 String::new()
             } else {
-                format!(": {}", l.catalogue().proposal_outcome(&decided.outcome))
+                format!(
+                    "{} {}",
+                    l.colon(),
+                    l.catalogue().proposal_outcome(&decided.outcome)
+                )
             }
         );
     }

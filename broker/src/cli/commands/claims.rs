@@ -31,19 +31,19 @@ pub(super) async fn eligibility(
     }
     let l = ctx.lang;
     let yes_no = |b: bool| l.t(if b { "yes" } else { "no" }).to_string();
-    outln!("{}: {}", l.t("covered"), yes_no(r.covered));
+    outln!("{} {}", l.label("covered"), yes_no(r.covered));
     if let Some(reason) = &r.reason {
         outln!("  {}", reason_text(l, reason, ""));
     }
     if !r.mutuelle_id.is_empty() {
-        outln!("{}: {}", l.t("mutuelle"), r.mutuelle_id);
-        outln!("{}: {}", l.t("member"), r.member_number);
-        outln!("{}: {}", l.t("household"), r.household_id);
+        outln!("{} {}", l.label("mutuelle"), r.mutuelle_id);
+        outln!("{} {}", l.label("member"), r.member_number);
+        outln!("{} {}", l.label("household"), r.household_id);
     }
     if !product.product_id.is_empty() {
         outln!(
-            "{}: {} v{} ({})",
-            l.t("product"),
+            "{} {} v{} ({})",
+            l.label("product"),
             product.product_id,
             product.version,
             product.name
@@ -51,8 +51,8 @@ pub(super) async fn eligibility(
     }
     if !contribution.paid_until.is_empty() {
         outln!(
-            "{}: {}",
-            l.t("dues paid until"),
+            "{} {}",
+            l.label("dues paid until"),
             l.catalogue().iso_date(&contribution.paid_until)
         );
     }
@@ -135,16 +135,7 @@ pub(super) async fn eligibility(
         for c in &r.cost_shares {
             let kind = K::try_from(c.kind).unwrap_or(K::Unspecified);
             let (what, value) = match kind {
-                K::CopayPercent => {
-                    let (whole, hundredths) = (c.rate_bp / 100, c.rate_bp % 100);
-                    let comma = if l.t("value") == "value" { '.' } else { ',' };
-                    let rate = if hundredths == 0 {
-                        format!("{whole} %")
-                    } else {
-                        format!("{whole}{comma}{hundredths:02} %")
-                    };
-                    ("co-payment rate", rate)
-                }
+                K::CopayPercent => ("co-payment rate", l.catalogue().percent(c.rate_bp)),
                 K::Excluded => ("excluded", String::new()),
                 other => (
                     match other {
@@ -221,7 +212,16 @@ fn words(l: crate::cli::output::Lang, text: &str) -> String {
         "annual" => l.t("annual").to_string(),
         "day" => l.t("day").to_string(),
         "lifetime" => l.t("lifetime").to_string(),
-        other => other.to_string(),
+        // A day or a month of an act limit, day first as dates are shown.
+        other if other.len() == 10 => l.catalogue().iso_date(other),
+        other => match other.split_once('-') {
+            Some((y, m))
+                if passerelle_domain::engine::is_calendar_period(other) && other.len() == 7 =>
+            {
+                format!("{m}/{y}")
+            }
+            _ => other.to_string(),
+        },
     }
 }
 
@@ -245,37 +245,27 @@ fn print_authorization(ctx: &Ctx, r: &scheme::PriorAuthorization) {
         scheme::PriorAuthorizationState::Unspecified => String::new(),
     };
     outln!(
-        "{} {}/{}: {} · {} {}",
+        "{} {}/{}{} {} · {} {}",
         l.t("prior authorization"),
         r.scheme_id,
         r.authorization_id,
+        l.colon(),
         words,
         l.t("reference"),
         r.reference
     );
     outln!(
-        "{}: {} ({} {}) · {} {} · {} {} %",
-        l.t("mutuelle"),
+        "{} {} ({} {}) · {} {} · {} {}",
+        l.label("mutuelle"),
         r.mutuelle_id,
         l.t("member"),
         r.member_number,
         l.t("valid until"),
         l.catalogue().iso_date(&r.valid_until),
         l.t("tolerance"),
-        percent(r.tolerance_bp)
+        l.catalogue().percent(r.tolerance_bp)
     );
     lines_table(l, &r.currency, &r.lines, r.totals.unwrap_or_default());
-}
-
-/// Basis points as a percentage with at most two decimals, without floats.
-fn percent(bp: u32) -> String {
-    if bp.is_multiple_of(100) {
-        (bp / 100).to_string()
-    } else {
-        format!("{}.{:02}", bp / 100, bp % 100)
-            .trim_end_matches('0')
-            .to_string()
-    }
 }
 
 fn print_claim(ctx: &Ctx, r: &scheme::ClaimResult) {
@@ -286,16 +276,17 @@ fn print_claim(ctx: &Ctx, r: &scheme::ClaimResult) {
     let l = ctx.lang;
     let cur = r.currency.as_str();
     outln!(
-        "{} {}/{}: {}",
+        "{} {}/{}{} {}",
         l.t("claim"),
         r.scheme_id,
         r.claim_id,
+        l.colon(),
         l.state(&claim_state_name(r.state))
     );
     if !r.mutuelle_id.is_empty() {
         outln!(
-            "{}: {} ({} {})",
-            l.t("mutuelle"),
+            "{} {} ({} {})",
+            l.label("mutuelle"),
             r.mutuelle_id,
             l.t("member"),
             r.member_number
@@ -540,7 +531,7 @@ pub(super) async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
                     c.scheme_id.clone(),
                     c.mutuelle_id.clone(),
                     l.state(&c.state).to_string(),
-                    c.date_of_care.clone(),
+                    l.catalogue().iso_date(&c.date_of_care),
                     l.money(ct.billed, &c.currency),
                     l.money(ct.scheme_share, &c.currency),
                     l.money(ct.mutuelle_share, &c.currency),
@@ -566,7 +557,7 @@ pub(super) async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
             ]);
             out!("{}", t.render());
             if !r.next_page_token.is_empty() {
-                outln!("{}: --page {}", l.t("next page"), r.next_page_token);
+                outln!("{} --page {}", l.label("next page"), r.next_page_token);
             }
         }
     }

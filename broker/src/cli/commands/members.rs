@@ -12,26 +12,33 @@ pub(super) async fn roster_import(
     skip_bad_rows: bool,
     no_end_dating: bool,
 ) -> Out {
-    let f = RosterFile::read(file).map_err(Failure)?;
+    let l = ctx.lang;
+    let cat = l.catalogue();
+    let f = RosterFile::read(file).map_err(|e| Failure(cat.roster_unreadable(&e)))?;
+    let colon = l.colon();
     for b in &f.bad {
         eprintln!(
-            "{}: line {}: {}: {}",
+            "{}{colon} {} {}{colon} {}{colon} {}",
             file.display(),
+            l.t("line"),
             b.line,
             b.field,
-            b.problem
+            cat.roster_problem(&b.kind)
         );
     }
     if !f.bad.is_empty() && !skip_bad_rows {
-        return Err(Failure(format!(
-            "{} bad row(s): nothing imported (fix them, or pass --skip-bad-rows to import the good rows)",
-            f.bad.len()
+        return Err(Failure(cat.t_args(
+            "cli-bad-rows-nothing-imported",
+            &[("count", &f.bad.len().to_string())],
         )));
     }
     let (mut keep, unknown_member) = f.kept_on_import();
     if unknown_member && !no_end_dating {
         eprintln!(
-            "warning: a skipped row has no member number: no member is end-dated by this import"
+            "{}",
+            l.t(
+                "warning: a skipped row has no member number: no member is end-dated by this import"
+            )
         );
     }
     let send = |members: Vec<roster::Member>, keep: Vec<String>| {
@@ -85,8 +92,9 @@ pub(super) async fn roster_import(
             return Err(status_failure(s, Some(&lines)));
         }
         eprintln!(
-            "{}: {}",
+            "{}{} {}",
             file.display(),
+            l.colon(),
             violations(&s, Some(&lines)).trim_start()
         );
         let (mut kept_members, mut kept_lines) = (Vec::new(), Vec::new());
@@ -106,7 +114,6 @@ pub(super) async fn roster_import(
         ctx.print_with(&r, "skippedRows", (f.bad.len() + skipped_by_broker).into());
         return Ok(());
     }
-    let l = ctx.lang;
     if !r.changes.is_empty() {
         let mut t = Table::new(l, &["member", "change"]);
         for ch in &r.changes {
@@ -121,14 +128,14 @@ pub(super) async fn roster_import(
         out!("{}", t.render());
     }
     outln!(
-        "{}: {}, {}: {}, {}: {}, {}: {}",
-        l.t("added"),
+        "{} {}, {} {}, {} {}, {} {}",
+        l.label("added"),
         r.added,
-        l.t("updated"),
+        l.label("updated"),
         r.updated,
-        l.t("end_dated"),
+        l.label("end_dated"),
         r.end_dated,
-        l.t("unchanged"),
+        l.label("unchanged"),
         r.unchanged
     );
     if r.dry_run {
@@ -153,8 +160,9 @@ pub(super) async fn opening_balances(
             Lang::Fr => &b.french,
             Lang::En => &b.english,
         };
+        let colon = l.colon();
         eprintln!(
-            "{}: {} {}: {}: {words}",
+            "{}{colon} {} {}{colon} {}{colon} {words}",
             file.display(),
             l.t("line"),
             b.line,
@@ -200,15 +208,21 @@ pub(super) async fn opening_balances(
                         let key = format!("opening-bad-{c}");
                         cat.t(&key) != key
                     });
+                let colon = l.colon();
                 match cell {
                     Some((line, column)) => eprintln!(
-                        "{}: {} {line}: {}: {}",
+                        "{}{colon} {} {line}{colon} {}{colon} {}",
                         file.display(),
                         l.t("line"),
                         cat.t(&format!("opening-col-{column}")),
                         cat.t(&format!("opening-bad-{column}"))
                     ),
-                    None => eprintln!("{}: {}: {}", file.display(), v.field, v.description),
+                    None => eprintln!(
+                        "{}{colon} {}{colon} {}",
+                        file.display(),
+                        v.field,
+                        v.description
+                    ),
                 }
             }
             return Err(Failure(format!(

@@ -192,7 +192,7 @@ fn tls_for(client: &Client, cmd: &ClientCmd, lang: Lang) -> Result<ClientTlsConf
     let (cert, key) = match (&client.cert, &client.key) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
         (Some(_), None) | (None, Some(_)) => {
-            return Err(Failure("--cert and --key go together".into()));
+            return Err(Failure(lang.t("--cert and --key go together").into()));
         }
         (None, None) => {
             let (role, mut id) = acting_for(cmd)?;
@@ -205,10 +205,12 @@ fn tls_for(client: &Client, cmd: &ClientCmd, lang: Lang) -> Result<ClientTlsConf
             }
             let (c, k) = pki.client_paths(role, &id);
             if !c.exists() {
-                return Err(Failure(format!(
-                    "no certificate for {}:{id} in {} (pass --cert and --key, or --certs)",
-                    role.as_str(),
-                    client.certs.display()
+                return Err(Failure(lang.catalogue().t_args(
+                    "cli-no-certificate",
+                    &[
+                        ("identity", &format!("{}:{id}", role.as_str())),
+                        ("dir", &client.certs.display().to_string()),
+                    ],
                 )));
             }
             (c, k)
@@ -334,16 +336,26 @@ async fn connect(url: &str, tls: Option<ClientTlsConfig>, lang: Lang) -> Result<
     if let Some(tls) = tls {
         endpoint = endpoint.tls_config(tls).map_err(|e| format!("tls: {e}"))?;
     }
-    endpoint
-        .connect()
-        .await
-        .map_err(|e| format!("cannot reach the broker at {url}: {e}"))
+    endpoint.connect().await.map_err(|e| {
+        // The transport's own words ("transport error") add nothing;
+        // the innermost cause says what failed (the system's words:
+        // connection refused, no route, a name not found...).
+        let mut cause: &dyn std::error::Error = &e;
+        while let Some(inner) = cause.source() {
+            cause = inner;
+        }
+        lang.catalogue().t_args(
+            "cli-unreachable",
+            &[("url", url), ("detail", &cause.to_string())],
+        )
+    })
 }
 
 /// Prints the field violations of an INVALID_ARGUMENT (and the violations
 /// of a FAILED_PRECONDITION), mapping "members[i]..." to lines of a file,
 /// and a product period's fields to the file's columns, when a map is given.
 fn violations(s: &tonic::Status, lines: Option<&[u64]>) -> String {
+    let lang = Lang::of_process();
     let mut found: Vec<(String, String)> = Vec::new();
     if let Some(br) = s.get_details_bad_request() {
         found.extend(
@@ -367,9 +379,14 @@ fn violations(s: &tonic::Status, lines: Option<&[u64]>) -> String {
             && let Ok(i) = i.parse::<usize>()
             && let Some(line) = lines.get(i)
         {
-            field = format!("line {line}: {}", file_column(tail.trim_start_matches('.')));
+            field = format!(
+                "{} {line}{} {}",
+                lang.t("line"),
+                lang.colon(),
+                file_column(tail.trim_start_matches('.'))
+            );
         }
-        out.push_str(&format!("\n  {field}: {description}"));
+        out.push_str(&format!("\n  {field}{} {description}", lang.colon()));
     }
     out
 }
@@ -408,7 +425,10 @@ fn file_column(tail: &str) -> String {
     };
     match j.parse::<usize>() {
         Ok(0) | Err(_) => column.to_string(),
-        Ok(j) => format!("{column} (product row {} of this member)", j + 1),
+        Ok(j) => Lang::of_process().catalogue().t_args(
+            "cli-product-row",
+            &[("column", column), ("row", &(j + 1).to_string())],
+        ),
     }
 }
 

@@ -46,9 +46,9 @@ pub(super) async fn admin_cmd(ctx: &Ctx, cmd: AdminCmd) -> Out {
             if ctx.json {
                 ctx.print(&r);
             } else {
-                outln!("{}: {}", l.t("state"), l.state(&r.state));
+                outln!("{} {}", l.label("state"), l.state(&r.state));
                 if !r.last_error.is_empty() {
-                    outln!("{}: {}", l.t("last error"), r.last_error);
+                    outln!("{} {}", l.label("last error"), r.last_error);
                 }
             }
         }

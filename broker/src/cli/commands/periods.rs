@@ -115,8 +115,9 @@ fn remittance(ctx: &Ctx, r: &settlement::GetRemittanceAdviceResponse, fhir: bool
     let l = ctx.lang;
     let cur = r.period.as_ref().map_or("XOF", |p| p.currency.as_str());
     for a in &r.payees {
+        let colon = l.colon();
         outln!(
-            "{} {}: {}: {} {cur} ({}: {})",
+            "{} {}{colon} {}{colon} {} {cur} ({} {})",
             l.t("payee"),
             l.t(if a.payee_type == "member" {
                 "member"
@@ -125,7 +126,7 @@ fn remittance(ctx: &Ctx, r: &settlement::GetRemittanceAdviceResponse, fhir: bool
             }),
             a.payee_id,
             l.money(a.amount, cur),
-            l.t("reference"),
+            l.label("reference"),
             r.transfer_reference
         );
         let mut t = Table::new(
@@ -144,7 +145,7 @@ fn remittance(ctx: &Ctx, r: &settlement::GetRemittanceAdviceResponse, fhir: bool
             t.row(vec![
                 line.claim_id.clone(),
                 line.invoice_number.clone(),
-                line.date_of_care.clone(),
+                l.catalogue().iso_date(&line.date_of_care),
                 line.sequence.to_string(),
                 line.act_code.clone(),
                 l.money(line.mutuelle_share, cur),
@@ -426,13 +427,14 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
     );
     for payee in &s.payees {
         outln!(
-            "\n{} {}: {}",
+            "\n{} {}{} {}",
             l.t("payee"),
             l.t(if payee.payee_type == "member" {
                 "member"
             } else {
                 "provider"
             }),
+            l.colon(),
             payee.payee_id
         );
         let mut t = Table::new(
@@ -454,7 +456,7 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
             t.row(vec![
                 line.claim_id.clone(),
                 line.invoice_number.clone(),
-                line.date_of_care.clone(),
+                l.catalogue().iso_date(&line.date_of_care),
                 line.sequence.to_string(),
                 line.act_code.clone(),
                 l.money(line.billed, cur),
@@ -494,12 +496,13 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
     }
     let tot = p.totals.unwrap_or_default();
     outln!(
-        "\n{} (M): {}   {}: {}   {}: {} {}",
+        "\n{} (M){} {}   {} {}   {} {} {}",
         l.t("total"),
+        l.colon(),
         l.money(tot.mutuelle_share, cur),
-        l.t("recoveries"),
+        l.label("recoveries"),
         l.money(p.recoveries, cur),
-        l.t("net due"),
+        l.label("net due"),
         l.money(p.net_due, cur),
         cur
     );

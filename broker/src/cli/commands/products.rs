@@ -82,8 +82,8 @@ pub(super) async fn products(ctx: &Ctx, cmd: ProductsCmd) -> Out {
                 t.row(vec![
                     format!("{} ({})", p.product_id, p.name),
                     p.version.to_string(),
-                    p.valid_from.clone(),
-                    p.valid_to.clone(),
+                    l.catalogue().iso_date(&p.valid_from),
+                    l.catalogue().iso_date(&p.valid_to),
                     l.t(if p.used { "yes" } else { "no" }).to_string(),
                 ]);
             }
