@@ -267,6 +267,10 @@ async fn duplicate_invoice_under_another_claim_id_is_flagged() {
     let why = r.rejection.unwrap();
     assert_eq!(why.code, R::DuplicateInvoice as i32);
     assert!(why.message.contains("inv-a"), "{}", why.message);
+    // Said in French from its detail, as the console and the CLI say it.
+    assert_eq!(why.detail_key, "duplicate-invoice");
+    let fr = passerelle_broker::console::i18n::Lang::Fr.reason_words(&why, "XOF");
+    assert!(fr.contains("figure déjà sur la demande inv-a"), "{fr}");
     assert_eq!(shares(&h.get("inv-b").await.unwrap()), vec![0]);
     assert_eq!(
         h.sim.adjudication_keys().len(),

@@ -131,6 +131,76 @@ scheme_share = 8000
     )
 }
 
+/// Asked for TLS, a plaintext (development) broker is named as such, with
+/// the address to use; and a certificate missing from --certs is named by
+/// its party, in the reader's language.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_mistakes_are_said_with_what_to_do() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let certs = certs.to_str().unwrap();
+    let bin = env!("CARGO_BIN_EXE_passerelle");
+    let run = |args: Vec<String>| async move {
+        let out = tokio::process::Command::new(bin)
+            .args(&args)
+            .env_remove("LC_ALL")
+            .env("LANG", "C")
+            .output()
+            .await
+            .expect("cli runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for args in [
+        vec!["certs", "ca", "--dir", certs],
+        vec![
+            "certs", "client", "--dir", certs, "--role", "scheme", "--id", "CNSS",
+        ],
+    ] {
+        let (code, err) = run(args.iter().map(|a| a.to_string()).collect()).await;
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+    }
+    let https = format!("https://{}", h.addr);
+    let ask = |scheme: &str| {
+        [
+            "--lang",
+            "fr",
+            "--broker",
+            &https,
+            "--certs",
+            certs,
+            "eligibility",
+            "--scheme",
+            scheme,
+            "--beneficiary",
+            "X",
+            "--date",
+            "2026-11-20",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+    };
+    let (code, err) = run(ask("CNSS")).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "le broker {https} ne parle pas TLS (un broker de développement sans chiffrement) : utilisez --broker http://{}",
+            h.addr
+        )),
+        "{err}"
+    );
+    let (code, err) = run(ask("INAM")).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.starts_with("erreur : aucun certificat du régime INAM dans "),
+        "{err}"
+    );
+}
+
 /// A broker that does not answer is said in the reader's language, with
 /// the system's cause, not the transport's "transport error".
 #[tokio::test]
@@ -142,7 +212,10 @@ async fn an_unreachable_broker_is_said_in_the_readers_language() {
     };
     let url = format!("http://127.0.0.1:{port}");
     for (lang, said) in [
-        ("fr", format!("erreur : le broker {url} ne répond pas : ")),
+        (
+            "fr",
+            format!("erreur : impossible de joindre le broker {url} : "),
+        ),
         ("en", format!("error: cannot reach the broker at {url}: ")),
     ] {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
@@ -487,7 +560,7 @@ async fn roster_import_dry_run_snapshot_and_bad_rows() {
         o.stderr
             .contains("ligne 5 : paid_until : « 2026-13-40 » n'est pas une date")
             && o.stderr
-                .contains("erreur : 1 ligne(s) en erreur : rien n'est importé"),
+                .contains("erreur : 1 ligne en erreur : rien n'est importé"),
         "{}",
         o.stderr
     );
@@ -917,7 +990,7 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     .await
     .stdout;
     assert!(
-        shown.contains("payee provider: CHU-SO") && shown.contains("net due"),
+        shown.contains("payee provider CHU-SO:") && shown.contains("net due"),
         "{shown}"
     );
 

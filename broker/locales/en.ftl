@@ -48,7 +48,10 @@ claims-from = Care from
 claims-to = to
 claims-mutuelle = Mutuelle
 claims-none = No claim matches.
-claims-count = { $count } claim(s)
+claims-count = { $count ->
+        [one] 1 claim
+       *[other] { $count } claims
+    }
 claims-next = Next page
 claims-total = Total
 col-claim = Claim
@@ -175,7 +178,10 @@ cli-user-totp-url = or this address (QR code): { $url }
 cli-user-reset = Password of { $login } replaced; their sessions are ended.
 cli-user-disabled = Account { $login } disabled; their sessions are ended.
 cli-user-enabled = Account { $login } enabled again.
-cli-user-revoked = { $count } session(s) of { $login } ended.
+cli-user-revoked = { $count ->
+        [one] 1 session
+       *[other] { $count } sessions
+    } of { $login } ended.
 cli-user-code = Current code of { $login }: { $code }
 cli-user-no-totp = Account { $login } has no second factor.
 cli-user-error = error: { $detail }
@@ -271,6 +277,7 @@ detail-not-a-member = not a member of this mutuelle
 detail-no-mutuelle = no mutuelle known to passerelle covers this beneficiary
 detail-partner-no-cover = the mutuelle reports no cover in force
 detail-partner-capped-at-remainder = the mutuelle valued the act by its own tariff; its share is capped at the remainder after the scheme
+detail-duplicate-invoice = invoice { $invoice } of provider { $provider } is already on claim { $claim }
 
 # The roster file.
 roster-title = Members file
@@ -420,7 +427,10 @@ approvals-state-applied = approved and applied
 approvals-state-failed = approved, but refused: see the outcome
 approvals-state-rejected = rejected
 approvals-state-expired = expired (not decided within 7 days)
-approvals-close = Close the current period of { $pair }: { $claims } claim(s), billed { $billed }, mutuelle share { $mutuelle }, recoveries { $recoveries }, net due { $net }.
+approvals-close = Close the current period of { $pair }: { $claims ->
+        [one] 1 claim
+       *[other] { $claims } claims
+    }, billed { $billed }, mutuelle share { $mutuelle }, recoveries { $recoveries }, net due { $net }.
 approvals-settle = Record the payment of period { $number } of { $pair }, reference { $reference }, net due { $net }.
 approvals-product = { $id } version { $version } "{ $name }", applies from { $from }
 
@@ -503,7 +513,6 @@ cli-dry-run-nothing-written = dry run: nothing written
 cli-held = held
 cli-cancelled-by-the-scheme = cancelled by the scheme
 cli-expired-not-billed = expired, not billed
-cli-bad-cell-s-nothing-declared = bad cell(s): nothing declared
 cli-total = total
 cli-covered = covered
 cli-not-covered = not covered
@@ -662,10 +671,19 @@ cli-proposal-recorded = Proposal { $id } recorded (hash { $hash }): it applies o
 cli-several-operators = several operator certificates in { $folder } ({ $ids }): pass --cert and --key
 cli-needs-tls = { $url } does not answer plaintext gRPC: this broker requires https (TLS); use --broker { $https } with a client certificate (--certs, or --cert and --key)
 cli-unreachable = cannot reach the broker at { $url }: { $detail }
+cli-not-tls = the broker at { $url } does not speak TLS (a plaintext development broker): use --broker { $http }
+cli-unknown-issuer = the certificate of the broker at { $url } is not signed by the CA given (--ca, or ca.crt in --certs): { $detail }
 cli-cert-and-key-go-together = --cert and --key go together
-cli-no-certificate = no certificate for { $identity } in { $dir } (pass --cert and --key, or --certs)
+cli-no-certificate = no certificate for { $role }:{ $id } in { $dir } (pass --cert and --key, or --certs)
 cli-product-row = { $column } (product row { $row } of this member)
-cli-bad-rows-nothing-imported = { $count } bad row(s): nothing imported (fix them, or pass --skip-bad-rows to import the good rows)
+cli-bad-rows-nothing-imported = { $count ->
+        [one] 1 bad row
+       *[other] { $count } bad rows
+    }: nothing imported (fix them, or pass --skip-bad-rows to import the good rows)
+cli-bad-cells-nothing-declared = { $count ->
+        [one] 1 bad cell
+       *[other] { $count } bad cells
+    }: nothing declared
 cli-warning-a-skipped-row-has-no-member-number-no-member-is-end-dated-by-this-import = warning: a skipped row has no member number: no member is end-dated by this import
 remittance-xlsx = Excel workbook
 remittance-sheet = Remittance advice

@@ -48,7 +48,10 @@ claims-from = Soins du
 claims-to = au
 claims-mutuelle = Mutuelle
 claims-none = Aucune demande ne correspond.
-claims-count = { $count } demande(s)
+claims-count = { $count ->
+        [one] { $count } demande
+       *[other] { $count } demandes
+    }
 claims-next = Page suivante
 claims-total = Total
 col-claim = Demande
@@ -175,7 +178,10 @@ cli-user-totp-url = ou cette adresse (QR code) : { $url }
 cli-user-reset = Mot de passe de { $login } remplacé ; ses sessions sont fermées.
 cli-user-disabled = Compte { $login } désactivé ; ses sessions sont fermées.
 cli-user-enabled = Compte { $login } réactivé.
-cli-user-revoked = { $count } session(s) de { $login } fermée(s).
+cli-user-revoked = { $count ->
+        [one] { $count } session de { $login } fermée.
+       *[other] { $count } sessions de { $login } fermées.
+    }
 cli-user-code = Code actuel de { $login } : { $code }
 cli-user-no-totp = Le compte { $login } n'a pas de second facteur.
 cli-user-error = erreur : { $detail }
@@ -269,6 +275,7 @@ detail-not-a-member = pas adhérent de cette mutuelle
 detail-no-mutuelle = aucune mutuelle connue de passerelle ne couvre ce bénéficiaire
 detail-partner-no-cover = la mutuelle n'indique aucune couverture en vigueur
 detail-partner-capped-at-remainder = la mutuelle a valorisé l'acte à son propre tarif ; sa part est limitée au reste après le régime
+detail-duplicate-invoice = la facture { $invoice } du prestataire { $provider } figure déjà sur la demande { $claim }
 
 # Le fichier des adhérents.
 roster-title = Fichier des adhérents
@@ -418,7 +425,10 @@ approvals-state-applied = approuvée et appliquée
 approvals-state-failed = approuvée, mais refusée : voir le résultat
 approvals-state-rejected = rejetée
 approvals-state-expired = expirée (non décidée en 7 jours)
-approvals-close = Clôturer la période en cours de { $pair } : { $claims } demande(s), facturé { $billed }, part mutuelle { $mutuelle }, indus { $recoveries }, net dû { $net }.
+approvals-close = Clôturer la période en cours de { $pair } : { $claims ->
+        [one] { $claims } demande
+       *[other] { $claims } demandes
+    }, facturé { $billed }, part mutuelle { $mutuelle }, indus { $recoveries }, net dû { $net }.
 approvals-settle = Enregistrer le règlement de la période { $number } de { $pair }, référence { $reference }, net dû { $net }.
 approvals-product = { $id } version { $version } « { $name } », applicable à partir du { $from }
 
@@ -501,7 +511,6 @@ cli-dry-run-nothing-written = essai : rien n'est écrit
 cli-held = réservé
 cli-cancelled-by-the-scheme = annulé par le régime
 cli-expired-not-billed = expiré, non facturé
-cli-bad-cell-s-nothing-declared = cellule(s) fausse(s) : rien n'est déclaré
 cli-total = total
 cli-covered = couvert
 cli-not-covered = non couvert
@@ -659,12 +668,25 @@ remittance-reference = Référence du virement
 cli-proposal-recorded = Proposition { $id } enregistrée (empreinte { $hash }) : elle s'appliquera quand un gestionnaire de { $mutuelle } l'aura approuvée dans la console (Approbations).
 cli-several-operators = plusieurs certificats d'opérateur dans { $folder } ({ $ids }) : indiquez --cert et --key
 cli-needs-tls = { $url } ne répond pas en gRPC sans chiffrement : ce broker exige https (TLS) ; utilisez --broker { $https } avec un certificat client (--certs, ou --cert et --key)
-cli-unreachable = le broker { $url } ne répond pas : { $detail }
+cli-unreachable = impossible de joindre le broker { $url } : { $detail }
+cli-not-tls = le broker { $url } ne parle pas TLS (un broker de développement sans chiffrement) : utilisez --broker { $http }
+cli-unknown-issuer = le certificat du broker { $url } n'est pas signé par l'autorité de certification donnée (--ca, ou ca.crt dans --certs) : { $detail }
 cli-cert-and-key-go-together = --cert et --key vont ensemble
-cli-no-certificate = aucun certificat pour { $identity } dans { $dir } (passez --cert et --key, ou --certs)
+cli-no-certificate = aucun certificat { $role ->
+        [scheme] du régime
+        [mutuelle] de la mutuelle
+       *[other] de l'opérateur
+    } { $id } dans { $dir } (passez --cert et --key, ou --certs)
 cli-product-row = { $column } (ligne de produit { $row } de cet adhérent)
-cli-bad-rows-nothing-imported = { $count } ligne(s) en erreur : rien n'est importé (corrigez-les, ou passez --skip-bad-rows pour importer les bonnes lignes)
-cli-warning-a-skipped-row-has-no-member-number-no-member-is-end-dated-by-this-import = attention : une ligne écartée n'a pas de numéro d'adhérent ; cet import ne sort aucun adhérent
+cli-bad-rows-nothing-imported = { $count ->
+        [one] 1 ligne en erreur
+       *[other] { $count } lignes en erreur
+    } : rien n'est importé (corrigez-les, ou passez --skip-bad-rows pour importer les bonnes lignes)
+cli-bad-cells-nothing-declared = { $count ->
+        [one] { $count } cellule fausse
+       *[other] { $count } cellules fausses
+    } : rien n'est déclaré
+cli-warning-a-skipped-row-has-no-member-number-no-member-is-end-dated-by-this-import = attention : une ligne écartée n'a pas de numéro d'adhérent ; cet import ne clôture aucun adhérent
 remittance-xlsx = Classeur Excel
 remittance-sheet = Avis de paiement
 product-beneficiary-rule = pour les bénéficiaires « { $who } », { $category } : { $what }

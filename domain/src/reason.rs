@@ -92,10 +92,11 @@ pub enum DetailKey {
     NoMutuelle,
     PartnerNoCover,
     PartnerCappedAtRemainder,
+    DuplicateInvoice,
 }
 
 impl DetailKey {
-    pub const ALL: [DetailKey; 31] = [
+    pub const ALL: [DetailKey; 32] = [
         DetailKey::SchemeRefused,
         DetailKey::SchemeRefusedBecause,
         DetailKey::NoProduct,
@@ -127,6 +128,7 @@ impl DetailKey {
         DetailKey::NoMutuelle,
         DetailKey::PartnerNoCover,
         DetailKey::PartnerCappedAtRemainder,
+        DetailKey::DuplicateInvoice,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -162,6 +164,7 @@ impl DetailKey {
             DetailKey::NoMutuelle => "no-mutuelle",
             DetailKey::PartnerNoCover => "partner-no-cover",
             DetailKey::PartnerCappedAtRemainder => "partner-capped-at-remainder",
+            DetailKey::DuplicateInvoice => "duplicate-invoice",
         }
     }
 }
@@ -206,6 +209,7 @@ impl DetailKey {
             DetailKey::ClaimStayCeilingReached => &["left_amount", "limit_amount"],
             DetailKey::WaitingPeriodAll => &["from_date"],
             DetailKey::UnmappedCode => &["what", "code"],
+            DetailKey::DuplicateInvoice => &["invoice", "provider", "claim"],
         }
     }
 }

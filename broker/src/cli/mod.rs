@@ -173,8 +173,8 @@ pub enum RosterCmd {
         /// Print what would change; write nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Date of the snapshot (default today), YYYY-MM-DD.
-        #[arg(long)]
+        /// Date of the snapshot (default today): 31/12/2026 or 2026-12-31.
+        #[arg(long, value_parser = typed_date)]
         as_of: Option<String>,
         /// Import the good rows of a file that has bad ones (the members of
         /// bad rows are left as they are).

@@ -215,7 +215,8 @@ impl Table {
     }
 }
 
-/// Milliseconds since the epoch as "YYYY-MM-DD HH:MM:SS" UTC, or "never".
+/// Milliseconds since the epoch as "31/12/2026 14:05:09" UTC (day first,
+/// as every date the CLI shows), or "never".
 pub fn when(lang: Lang, ms: i64) -> String {
     if ms <= 0 {
         return lang.t("never").to_string();
@@ -223,10 +224,10 @@ pub fn when(lang: Lang, ms: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000);
     match t {
         Ok(t) => format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-            t.year(),
-            t.month() as u8,
+            "{:02}/{:02}/{:04} {:02}:{:02}:{:02}",
             t.day(),
+            t.month() as u8,
+            t.year(),
             t.hour(),
             t.minute(),
             t.second()

@@ -11,7 +11,8 @@
 //!   backends decide the same way by construction.
 
 use passerelle_domain::{
-    CeilingUse, Claim, ClaimState, LineShare, Payee, Product, ProductRef, Reason, ReasonCode, date,
+    CeilingUse, Claim, ClaimState, DetailKey, LineShare, Payee, Product, ProductRef, Reason,
+    ReasonCode, date,
 };
 
 use super::{
@@ -168,14 +169,26 @@ pub(super) fn claim(r: &dyn Row) -> Result<(i64, ClaimRecord), StoreError> {
             name: r.opt_text(11)?.unwrap_or_default(),
         }),
     };
+    let duplicate_of = r.opt_text(21)?;
     let rejection = match r.opt_text(13)? {
         None => None,
-        Some(code) => Some(Reason {
-            code: code_parse(&code)?,
-            message: r.opt_text(14)?.unwrap_or_default(),
-            // A rejection is stored as its code and words.
-            detail: None,
-        }),
+        Some(code) => {
+            let code = code_parse(&code)?;
+            // A rejection is stored as its code and words; a duplicate's
+            // detail is said again from the claim and the column naming
+            // the other claim (no stored value for it).
+            let detail = match (code, &duplicate_of) {
+                (ReasonCode::DuplicateInvoice, Some(other)) => {
+                    duplicate_invoice(&claim, other).detail
+                }
+                _ => None,
+            };
+            Some(Reason {
+                code,
+                message: r.opt_text(14)?.unwrap_or_default(),
+                detail,
+            })
+        }
     };
     let seq = r.int(18)?;
     Ok((
@@ -200,7 +213,7 @@ pub(super) fn claim(r: &dyn Row) -> Result<(i64, ClaimRecord), StoreError> {
                 .map_err(|_| corrupt("change number", &seq.to_string()))?,
             created_ms: r.int(19)?,
             updated_ms: r.int(20)?,
-            duplicate_of: r.opt_text(21)?,
+            duplicate_of,
         },
     ))
 }
@@ -416,6 +429,24 @@ pub(super) struct NewClaimRow {
     pub duplicate_of: Option<String>,
 }
 
+/// The rejection of a claim whose provider invoice `other`, a live claim,
+/// holds: its words (stored) and its detail (said again on each read).
+fn duplicate_invoice(cl: &Claim, other: &str) -> Reason {
+    Reason::said(
+        ReasonCode::DuplicateInvoice,
+        format!(
+            "invoice {} of provider {} is already on claim {other}",
+            cl.invoice_number, cl.provider_id
+        ),
+        DetailKey::DuplicateInvoice,
+        [
+            ("invoice", cl.invoice_number.clone()),
+            ("provider", cl.provider_id.clone()),
+            ("claim", other.to_string()),
+        ],
+    )
+}
+
 /// A new claim: RECEIVED and leased to the caller, or REJECTED at once when
 /// `duplicate_of` (a live claim holding the same provider invoice).
 pub(super) fn new_claim_row(new: &NewClaim, duplicate_of: Option<String>) -> NewClaimRow {
@@ -426,10 +457,7 @@ pub(super) fn new_claim_row(new: &NewClaim, duplicate_of: Option<String>) -> New
             ClaimState::Rejected,
             None,
             Some(code_str(ReasonCode::DuplicateInvoice)),
-            Some(format!(
-                "invoice {} of provider {} is already on claim {other}",
-                cl.invoice_number, cl.provider_id
-            )),
+            Some(duplicate_invoice(cl, other).message),
         ),
     };
     NewClaimRow {

@@ -37,8 +37,13 @@ pub(super) async fn eligibility(
     }
     if !r.mutuelle_id.is_empty() {
         outln!("{} {}", l.label("mutuelle"), r.mutuelle_id);
-        outln!("{} {}", l.label("member"), r.member_number);
-        outln!("{} {}", l.label("household"), r.household_id);
+        // A partner may answer without them: no empty label.
+        if !r.member_number.is_empty() {
+            outln!("{} {}", l.label("member"), r.member_number);
+        }
+        if !r.household_id.is_empty() {
+            outln!("{} {}", l.label("household"), r.household_id);
+        }
     }
     if !product.product_id.is_empty() {
         outln!(

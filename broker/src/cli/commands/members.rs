@@ -170,10 +170,9 @@ pub(super) async fn opening_balances(
         );
     }
     if !f.bad.is_empty() {
-        return Err(Failure(format!(
-            "{} {}",
-            f.bad.len(),
-            l.t("bad cell(s): nothing declared")
+        return Err(Failure(cat.t_args(
+            "cli-bad-cells-nothing-declared",
+            &[("count", &f.bad.len().to_string())],
         )));
     }
     let lines = f.lines.clone();
@@ -225,10 +224,9 @@ pub(super) async fn opening_balances(
                     ),
                 }
             }
-            return Err(Failure(format!(
-                "{} {}",
-                violations.len().max(1),
-                l.t("bad cell(s): nothing declared")
+            return Err(Failure(cat.t_args(
+                "cli-bad-cells-nothing-declared",
+                &[("count", &violations.len().max(1).to_string())],
             )));
         }
         Err(s) => return Err(status_failure(s, None)),

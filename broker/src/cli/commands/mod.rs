@@ -208,7 +208,8 @@ fn tls_for(client: &Client, cmd: &ClientCmd, lang: Lang) -> Result<ClientTlsConf
                 return Err(Failure(lang.catalogue().t_args(
                     "cli-no-certificate",
                     &[
-                        ("identity", &format!("{}:{id}", role.as_str())),
+                        ("role", role.as_str()),
+                        ("id", &id),
                         ("dir", &client.certs.display().to_string()),
                     ],
                 )));
@@ -325,7 +326,7 @@ async fn speaks_plaintext_h2(url: &str) -> Option<bool> {
 
 async fn connect(url: &str, tls: Option<ClientTlsConfig>, lang: Lang) -> Result<Channel, String> {
     if tls.is_none() && speaks_plaintext_h2(url).await == Some(false) {
-        let https = url.replacen("http://", "https://", 1);
+        let https = with_scheme(url, "https");
         return Err(lang
             .catalogue()
             .t_args("cli-needs-tls", &[("url", url), ("https", &https)]));
@@ -344,11 +345,28 @@ async fn connect(url: &str, tls: Option<ClientTlsConfig>, lang: Lang) -> Result<
         while let Some(inner) = cause.source() {
             cause = inner;
         }
-        lang.catalogue().t_args(
-            "cli-unreachable",
-            &[("url", url), ("detail", &cause.to_string())],
-        )
+        let detail = cause.to_string();
+        // rustls's words for the two mistakes a person makes with TLS: a
+        // plaintext (dev) broker asked for TLS, and a CA that did not sign
+        // the broker's certificate.
+        let key = if detail.contains("InvalidContentType") {
+            "cli-not-tls"
+        } else if detail.contains("UnknownIssuer") {
+            "cli-unknown-issuer"
+        } else {
+            "cli-unreachable"
+        };
+        let http = with_scheme(url, "http");
+        lang.catalogue()
+            .t_args(key, &[("url", url), ("detail", &detail), ("http", &http)])
     })
+}
+
+/// `url` with `scheme` instead of its own, or before it when it has none
+/// ("127.0.0.1:50051").
+fn with_scheme(url: &str, scheme: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    format!("{scheme}://{rest}")
 }
 
 /// Prints the field violations of an INVALID_ARGUMENT (and the violations
@@ -373,6 +391,11 @@ fn violations(s: &tonic::Status, lines: Option<&[u64]>) -> String {
     }
     let mut out = String::new();
     for (f, description) in found {
+        // Without a file to map to, a violation the status's message
+        // already says (quoted after "the broker says") is not said twice.
+        if lines.is_none() && s.message().contains(&format!("{f}: {description}")) {
+            continue;
+        }
         let mut field = f.clone();
         if let (Some(lines), Some(rest)) = (lines, f.strip_prefix("members["))
             && let Some((i, tail)) = rest.split_once(']')

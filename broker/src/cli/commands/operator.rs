@@ -69,7 +69,8 @@ pub(super) async fn admin_cmd(ctx: &Ctx, cmd: AdminCmd) -> Out {
             for a in &r.records {
                 t.row(vec![
                     when(l, a.at_ms),
-                    a.direction.clone(),
+                    // "in" or "out", as the console's audit page says them.
+                    l.catalogue().t(&format!("audit-{}", a.direction)),
                     a.party.clone(),
                     a.method.clone(),
                     a.outcome.clone(),

@@ -117,7 +117,7 @@ fn remittance(ctx: &Ctx, r: &settlement::GetRemittanceAdviceResponse, fhir: bool
     for a in &r.payees {
         let colon = l.colon();
         outln!(
-            "{} {}{colon} {}{colon} {} {cur} ({} {})",
+            "{} {} {}{colon} {} {cur} ({} {})",
             l.t("payee"),
             l.t(if a.payee_type == "member" {
                 "member"
@@ -427,15 +427,15 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
     );
     for payee in &s.payees {
         outln!(
-            "\n{} {}{} {}",
+            "\n{} {} {}{}",
             l.t("payee"),
             l.t(if payee.payee_type == "member" {
                 "member"
             } else {
                 "provider"
             }),
-            l.colon(),
-            payee.payee_id
+            payee.payee_id,
+            l.colon()
         );
         let mut t = Table::new(
             l,

@@ -60,6 +60,18 @@ pub async fn duplicate_invoice_is_flagged_until_cancelled(store: Arc<dyn Store>)
     let why = rec.rejection.unwrap();
     assert_eq!(why.code, ReasonCode::DuplicateInvoice);
     assert!(why.message.contains("A"), "{}", why.message);
+    // Its detail, said again from the stored row on each read.
+    let detail = why.detail.expect("a duplicate's detail");
+    assert_eq!(detail.key, "duplicate-invoice");
+    assert_eq!(
+        (
+            detail.args["invoice"].as_str(),
+            detail.args["claim"].as_str()
+        ),
+        ("INV-7", "A")
+    );
+    let read = store.get_claim("CNSS", "B").await.unwrap().unwrap();
+    assert_eq!(read.rejection.and_then(|r| r.detail), Some(detail));
     // Cancel A: the invoice is free again.
     store
         .begin_cancel("CNSS", "A", "cxl-A", "wrong member", 20_000, 2_000)
