@@ -145,6 +145,9 @@ async fn tls_mistakes_are_said_with_what_to_do() {
         let out = tokio::process::Command::new(bin)
             .args(&args)
             .env_remove("LC_ALL")
+            .env_remove("PASSERELLE_CERT")
+            .env_remove("PASSERELLE_KEY")
+            .env_remove("PASSERELLE_CA")
             .env("LANG", "C")
             .output()
             .await
@@ -205,11 +208,10 @@ async fn tls_mistakes_are_said_with_what_to_do() {
 /// the system's cause, not the transport's "transport error".
 #[tokio::test]
 async fn an_unreachable_broker_is_said_in_the_readers_language() {
-    // A port nothing listens on: bound, then closed.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // A port bound and held, never listening: connections are refused.
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = held.local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}");
     for (lang, said) in [
         (
@@ -381,6 +383,30 @@ async fn claim_commands_and_eligibility() {
     .await;
     // French sets a space before a colon.
     assert!(fr.stdout.contains("couvert : non"), "{}", fr.stdout);
+    // A refusal's violation is said once: in the broker's quoted words,
+    // not again below them.
+    let refused = cli(
+        &h,
+        &[
+            "eligibility",
+            "--scheme",
+            "CNSS",
+            "--beneficiary",
+            "R-UNPAID",
+            "--date",
+            "2026-11-20",
+            "--mutuelle",
+            "MUT-NOPE",
+        ],
+    )
+    .await;
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert_eq!(
+        refused.stderr.matches("MUT-NOPE").count(),
+        1,
+        "{}",
+        refused.stderr
+    );
     // The patient's notice of a coordinated claim, in one SMS.
     let sms = ok(
         &h,
@@ -576,8 +602,9 @@ async fn roster_import_dry_run_snapshot_and_bad_rows() {
             "--partner",
             "MUT-R",
             "--skip-bad-rows",
+            // Day first, as --date takes it.
             "--as-of",
-            "2026-11-23",
+            "23/11/2026",
         ],
     )
     .await

@@ -671,6 +671,7 @@ cli-proposal-recorded = Proposal { $id } recorded (hash { $hash }): it applies o
 cli-several-operators = several operator certificates in { $folder } ({ $ids }): pass --cert and --key
 cli-needs-tls = { $url } does not answer plaintext gRPC: this broker requires https (TLS); use --broker { $https } with a client certificate (--certs, or --cert and --key)
 cli-unreachable = cannot reach the broker at { $url }: { $detail }
+cli-cannot-read = { $path }: { $detail }
 cli-not-tls = the broker at { $url } does not speak TLS (a plaintext development broker): use --broker { $http }
 cli-unknown-issuer = the certificate of the broker at { $url } is not signed by the CA given (--ca, or ca.crt in --certs): { $detail }
 cli-cert-and-key-go-together = --cert and --key go together

@@ -669,6 +669,7 @@ cli-proposal-recorded = Proposition { $id } enregistrée (empreinte { $hash }) :
 cli-several-operators = plusieurs certificats d'opérateur dans { $folder } ({ $ids }) : indiquez --cert et --key
 cli-needs-tls = { $url } ne répond pas en gRPC sans chiffrement : ce broker exige https (TLS) ; utilisez --broker { $https } avec un certificat client (--certs, ou --cert et --key)
 cli-unreachable = impossible de joindre le broker { $url } : { $detail }
+cli-cannot-read = impossible de lire { $path } : { $detail }
 cli-not-tls = le broker { $url } ne parle pas TLS (un broker de développement sans chiffrement) : utilisez --broker { $http }
 cli-unknown-issuer = le certificat du broker { $url } n'est pas signé par l'autorité de certification donnée (--ca, ou ca.crt dans --certs) : { $detail }
 cli-cert-and-key-go-together = --cert et --key vont ensemble
@@ -679,7 +680,7 @@ cli-no-certificate = aucun certificat { $role ->
     } { $id } dans { $dir } (passez --cert et --key, ou --certs)
 cli-product-row = { $column } (ligne de produit { $row } de cet adhérent)
 cli-bad-rows-nothing-imported = { $count ->
-        [one] 1 ligne en erreur
+        [one] { $count } ligne en erreur
        *[other] { $count } lignes en erreur
     } : rien n'est importé (corrigez-les, ou passez --skip-bad-rows pour importer les bonnes lignes)
 cli-bad-cells-nothing-declared = { $count ->

@@ -218,7 +218,15 @@ fn tls_for(client: &Client, cmd: &ClientCmd, lang: Lang) -> Result<ClientTlsConf
         }
     };
     let read = |p: &std::path::Path| {
-        std::fs::read(p).map_err(|e| Failure(format!("{}: {e}", p.display())))
+        std::fs::read(p).map_err(|e| {
+            Failure(lang.catalogue().t_args(
+                "cli-cannot-read",
+                &[
+                    ("path", &p.display().to_string()),
+                    ("detail", &e.to_string()),
+                ],
+            ))
+        })
     };
     Ok(ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(read(&ca_path)?))
@@ -346,20 +354,37 @@ async fn connect(url: &str, tls: Option<ClientTlsConfig>, lang: Lang) -> Result<
             cause = inner;
         }
         let detail = cause.to_string();
-        // rustls's words for the two mistakes a person makes with TLS: a
-        // plaintext (dev) broker asked for TLS, and a CA that did not sign
-        // the broker's certificate.
-        let key = if detail.contains("InvalidContentType") {
-            "cli-not-tls"
-        } else if detail.contains("UnknownIssuer") {
-            "cli-unknown-issuer"
-        } else {
-            "cli-unreachable"
-        };
         let http = with_scheme(url, "http");
-        lang.catalogue()
-            .t_args(key, &[("url", url), ("detail", &detail), ("http", &http)])
+        lang.catalogue().t_args(
+            unreachable_key(&e),
+            &[("url", url), ("detail", &detail), ("http", &http)],
+        )
     })
+}
+
+/// The catalogue's sentence for a connection that failed: the two
+/// mistakes a person makes with TLS, told apart by rustls's own error
+/// anywhere in the chain (a plaintext development broker asked for TLS;
+/// a CA that did not sign the broker's certificate), else "cannot reach".
+fn unreachable_key(e: &(dyn std::error::Error + 'static)) -> &'static str {
+    use rustls::{CertificateError, Error as Tls, InvalidMessage};
+    let mut at = Some(e);
+    while let Some(c) = at {
+        // An io::Error carries rustls's error inside it, not as its source.
+        let tls = c.downcast_ref::<Tls>().or_else(|| {
+            c.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<Tls>())
+        });
+        match tls {
+            Some(Tls::InvalidMessage(InvalidMessage::InvalidContentType)) => return "cli-not-tls",
+            Some(Tls::InvalidCertificate(CertificateError::UnknownIssuer)) => {
+                return "cli-unknown-issuer";
+            }
+            _ => at = c.source(),
+        }
+    }
+    "cli-unreachable"
 }
 
 /// `url` with `scheme` instead of its own, or before it when it has none
@@ -521,4 +546,57 @@ fn claim_state_name(s: i32) -> String {
 )]
 fn today() -> String {
     passerelle_domain::date::format(time::OffsetDateTime::now_utc().date())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// rustls's error is found where the transport puts it (inside an
+    /// io::Error, under the transport's own errors), and only the two
+    /// mistakes it names change the sentence.
+    #[test]
+    fn a_tls_mistake_is_told_apart_from_an_unreachable_broker() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("transport error")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let wrapped =
+            |e: rustls::Error| Outer(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+        let plaintext = wrapped(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType,
+        ));
+        assert_eq!(unreachable_key(&plaintext), "cli-not-tls");
+        let issuer = wrapped(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        ));
+        assert_eq!(unreachable_key(&issuer), "cli-unknown-issuer");
+        let expired = wrapped(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::Expired,
+        ));
+        assert_eq!(unreachable_key(&expired), "cli-unreachable");
+        let refused = Outer(std::io::ErrorKind::ConnectionRefused.into());
+        assert_eq!(unreachable_key(&refused), "cli-unreachable");
+        // A rustls error met as itself (not inside an io::Error).
+        let bare = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        assert_eq!(unreachable_key(&bare), "cli-unknown-issuer");
+    }
+
+    #[test]
+    fn a_scheme_is_set_or_replaced() {
+        assert_eq!(
+            with_scheme("127.0.0.1:50051", "https"),
+            "https://127.0.0.1:50051"
+        );
+        assert_eq!(with_scheme("https://h:1", "http"), "http://h:1");
+        assert_eq!(with_scheme("http://h:1", "https"), "https://h:1");
+    }
 }

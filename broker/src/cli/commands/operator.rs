@@ -116,11 +116,11 @@ pub(super) async fn admin_cmd(ctx: &Ctx, cmd: AdminCmd) -> Out {
                     c.first_member_number.clone(),
                     c.second_mutuelle_id.clone(),
                     c.second_member_number.clone(),
-                    c.from_date.clone(),
+                    l.catalogue().iso_date(&c.from_date),
                     if c.to_date.is_empty() {
                         "-".into()
                     } else {
-                        c.to_date.clone()
+                        l.catalogue().iso_date(&c.to_date)
                     },
                 ]);
             }
