@@ -548,9 +548,10 @@ async fn roster_import_dry_run_snapshot_and_bad_rows() {
         "{good}CNSS;R-TEN;R-10;H;2026-13-40;BASE;2026-01-01;\nCNSS;R-ELEVEN;R-11;H;;BASE;2026-01-01;\n"
     );
     let bf = write(dir.path(), "bad.csv", &bad);
-    let o = cli(
-        &h,
-        &[
+    let import_bad = |lang: &'static str| {
+        let args = [
+            "--lang",
+            lang,
             "roster",
             "import",
             &bf,
@@ -558,29 +559,18 @@ async fn roster_import_dry_run_snapshot_and_bad_rows() {
             "MUT-R",
             "--as-of",
             "2026-11-23",
-        ],
-    )
-    .await;
+        ]
+        .map(String::from);
+        let h = &h;
+        async move { cli(h, &args.each_ref().map(String::as_str)).await }
+    };
+    let o = import_bad("en").await;
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("line 5: paid_until"), "{}", o.stderr);
     assert!(o.stderr.contains("nothing imported"), "{}", o.stderr);
     assert!(member(&h, "R-11").await.is_none());
     // In French, the bad row and the refusal in French words.
-    let o = cli(
-        &h,
-        &[
-            "--lang",
-            "fr",
-            "roster",
-            "import",
-            &bf,
-            "--partner",
-            "MUT-R",
-            "--as-of",
-            "2026-11-23",
-        ],
-    )
-    .await;
+    let o = import_bad("fr").await;
     assert_eq!(o.code, 1);
     assert!(
         o.stderr

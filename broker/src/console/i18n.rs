@@ -523,8 +523,9 @@ impl Lang {
         }
     }
 
-    /// Why a roster file cannot be read, in words: the parser says its
-    /// header's problems in English, the column quoted.
+    /// Why a roster or opening-balances file cannot be read, in words: the
+    /// spreadsheet parser says its header's problems in English, the column
+    /// quoted.
     pub fn roster_unreadable(self, e: &str) -> String {
         let quoted = e.split('"').nth(1).unwrap_or("").to_string();
         if e.contains("the header has no column") {

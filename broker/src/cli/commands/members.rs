@@ -152,9 +152,10 @@ pub(super) async fn opening_balances(
     partner: String,
     dry_run: bool,
 ) -> Out {
-    let f = passerelle_files::opening_csv::OpeningFile::read(file).map_err(Failure)?;
     let l = ctx.lang;
     let cat = l.catalogue();
+    let f = passerelle_files::opening_csv::OpeningFile::read(file)
+        .map_err(|e| Failure(cat.roster_unreadable(&e)))?;
     for b in &f.bad {
         let words = match l {
             Lang::Fr => &b.french,

@@ -49,16 +49,7 @@ fn read(lang: Lang, name: &str, bytes: &[u8]) -> Result<OpeningFile, String> {
     } else {
         xlsx::decode_text(bytes)
     };
-    OpeningFile::parse(&text, name).map_err(|e| {
-        let quoted = e.split('"').nth(1).unwrap_or("").to_string();
-        if e.contains("the header has no column") {
-            lang.t_args("roster-no-column", &[("column", &quoted)])
-        } else if e.contains("unknown column") {
-            lang.t_args("roster-unknown-column", &[("column", &quoted)])
-        } else {
-            lang.t_args("roster-unreadable", &[("detail", &e)])
-        }
-    })
+    OpeningFile::parse(&text, name).map_err(|e| lang.roster_unreadable(&e))
 }
 
 /// A check or an apply.
