@@ -237,6 +237,108 @@ async fn an_unreachable_broker_is_said_in_the_readers_language() {
     }
 }
 
+#[tokio::test]
+async fn a_refused_command_line_is_said_in_the_readers_language() {
+    let run = |args: &'static [&'static str], lang_env: &'static str| async move {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
+            .args(args)
+            .env_remove("LC_ALL")
+            .env("LANG", lang_env)
+            .output()
+            .await
+            .expect("cli runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // A missing argument, by --lang and by LANG.
+    for (args, env) in [
+        (&["--lang", "fr", "claim", "get", "C-1"][..], "C"),
+        (&["claim", "get", "C-1"][..], "fr_FR.UTF-8"),
+    ] {
+        let (code, err) = run(args, env).await;
+        assert_eq!(code, Some(2), "{err}");
+        assert!(
+            err.starts_with("erreur : il manque l'argument --scheme <SCHEME>\n"),
+            "{err}"
+        );
+        assert!(
+            err.contains("Utilisation : passerelle claim get --scheme <SCHEME> <CLAIM_ID>")
+                && err.ends_with("Pour en savoir plus : --help\n")
+                && !err.contains("required"),
+            "{err}"
+        );
+    }
+    // A day-first date that is no date: the parser's words in French too.
+    let (code, err) = run(
+        &[
+            "--lang",
+            "fr",
+            "eligibility",
+            "--scheme",
+            "CNSS",
+            "--beneficiary",
+            "X",
+            "--date",
+            "31/02/2026",
+        ],
+        "C",
+    )
+    .await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.starts_with(
+            "erreur : valeur « 31/02/2026 » refusée pour « --date <DATE> » : « 31/02/2026 » n'est pas une date : écrivez-la 31/12/2026 (jour d'abord)"
+        ),
+        "{err}"
+    );
+    // A mistyped option and a mistyped command, with clap's suggestion.
+    let (_, err) = run(&["--lang=fr", "claim", "list", "--mutuele", "M"], "C").await;
+    assert!(
+        err.contains("argument inattendu « --mutuele » ; vouliez-vous dire « --mutuelle » ?"),
+        "{err}"
+    );
+    let (_, err) = run(&["--lang", "fr", "claim", "lsit"], "C").await;
+    assert!(
+        err.contains("commande inconnue « lsit » ; vouliez-vous dire « list » ?"),
+        "{err}"
+    );
+    // English keeps clap's words, the date's in English alone.
+    let (code, err) = run(
+        &[
+            "--lang",
+            "en",
+            "eligibility",
+            "--scheme",
+            "CNSS",
+            "--beneficiary",
+            "X",
+            "--date",
+            "31/02/2026",
+        ],
+        "fr_FR.UTF-8",
+    )
+    .await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.starts_with("error: invalid value '31/02/2026' for '--date <DATE>': \"31/02/2026\" is not a date: write it 31/12/2026 (day first)")
+            && !err.contains("n'est pas"),
+        "{err}"
+    );
+    // A missing subcommand: said, then clap's help.
+    let (code, err) = run(&["--lang", "fr", "claim"], "C").await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.starts_with("erreur : il manque la commande ; voici son aide (en anglais) :\n")
+            && err.contains("submit"),
+        "{err}"
+    );
+    // Help is clap's, and succeeds.
+    let (code, _) = run(&["--lang", "fr", "--help"], "C").await;
+    assert_eq!(code, Some(0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claim_commands_and_eligibility() {
     let h = Harness::start().await;

@@ -14,12 +14,13 @@
 //! does that member's work), claims over 200 mutuelles, each claim one coordinated
 //! consultation line with its ceiling consumption, and two audit rows per
 //! claim over one year (half of them eligibility checks, half the calls
-//! of their claims). The first month's claims are in a settled period of
-//! their mutuelle, as a year's oldest month is (statements are closed and
-//! settled monthly), but for one in a thousand, still open: retention drops
-//! that month's partition and keeps those claims' rows. Half the claims go
-//! to one large mutuelle, the dev broker's MUT-SOLIDARITE, whose open
-//! statement then holds the other eleven months' claims of it.
+//! of their claims). The first [`SETTLED_MONTHS`] months' claims are each
+//! in a settled period of their mutuelle, one a month, as a year's oldest
+//! months are (statements are closed and settled monthly), but for one in
+//! a thousand, still open: retention drops those months' partitions, one a
+//! round, and keeps those claims' rows. Half the claims go to one large
+//! mutuelle, the dev broker's MUT-SOLIDARITE, whose open statement then
+//! holds the other months' claims of it.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,9 +41,24 @@ pub const MEMBER: &str = "TG-1001";
 const YEAR_MS: i64 = 365 * 24 * 3_600_000;
 /// The seeded year starts here (1 January 2025, UTC).
 const YEAR_START_MS: i64 = 1_735_689_600_000;
-/// Its second month (1 February 2025, UTC): the claims before it are
-/// settled, and retention's cutoff is here.
-const FEBRUARY_MS: i64 = YEAR_START_MS + 31 * 24 * 3_600_000;
+/// The seeded year's months settled, each a round of retention's
+/// measurement (a month pruned while live claims run): as many as
+/// eligibility's rounds, so that one stall of the host moves one window of
+/// five, not the figure.
+pub const SETTLED_MONTHS: usize = 5;
+/// The ends of the seeded year's first months (1 February to 1 June 2025,
+/// UTC): each month's claims are in its settled period, and retention's
+/// cutoff in round `k` is the `k`th.
+const MONTH_ENDS_MS: [i64; SETTLED_MONTHS] = {
+    let days = [31, 59, 90, 120, 151];
+    let mut ends = [0; SETTLED_MONTHS];
+    let mut k = 0;
+    while k < SETTLED_MONTHS {
+        ends[k] = YEAR_START_MS + days[k] * 24 * 3_600_000;
+        k += 1;
+    }
+    ends
+};
 
 pub struct Seeded {
     pub claims: u64,
@@ -79,8 +95,9 @@ pub async fn seed(db: &BenchDb, n: u64) -> Seeded {
     let sql = format!(
         "SET search_path TO \"{schema}\";
 INSERT INTO periods (scheme_id, mutuelle_id, number, state, closed_ms, settled_ms, settlement_reference)
-  SELECT 'CNSS', m, 1, 'settled', {FEBRUARY_MS}, {FEBRUARY_MS} + 86400000, 'seeded'
-  FROM (SELECT '{LARGE}' AS m UNION ALL SELECT 'SCALE-' || g FROM generate_series(0, 199) g) t;
+  SELECT 'CNSS', m, e.k, 'settled', e.end_ms, e.end_ms + 86400000, 'seeded'
+  FROM (SELECT '{LARGE}' AS m UNION ALL SELECT 'SCALE-' || g FROM generate_series(0, 199) g) t,
+    (VALUES {ends}) e(k, end_ms);
 INSERT INTO members (mutuelle_id, member_number, scheme_id, beneficiary_id, body, updated_ms)
   SELECT '{LARGE}', 'SM-' || g, 'CNSS', 'SB-' || g,
     replace(replace(t.body, '\"{MEMBER}\"', '\"SB-' || g || '\"'), '\"' || t.member_number || '\"', '\"SM-' || g || '\"'), 1
@@ -92,8 +109,9 @@ INSERT INTO claims (scheme_id, claim_id, request_hash, body, provider_id, invoic
   SELECT 'CNSS', 'SC-' || g, t.request_hash, t.body, 'SP-' || (g % 500), 'SI-' || g,
     k.m, 'SM-' || (g % {m}), 'coordinated', 'sk-' || g, t.seq + g, {YEAR_START_MS} + g * {step},
     {YEAR_START_MS} + g * {step}, '2025-06-01', 'XOF', 'provider', 5000, 3500, 1500,
-    CASE WHEN {YEAR_START_MS} + g * {step} < {FEBRUARY_MS} AND g % 1000 <> 0
-      THEN (SELECT id FROM periods p WHERE p.scheme_id = 'CNSS' AND p.mutuelle_id = k.m AND p.number = 1) END
+    CASE WHEN {YEAR_START_MS} + g * {step} < {last_end} AND g % 1000 <> 0
+      THEN (SELECT id FROM periods p WHERE p.scheme_id = 'CNSS' AND p.mutuelle_id = k.m
+        AND p.number = CASE {month_of} END) END
   FROM (SELECT request_hash, body, (SELECT MAX(change_seq) FROM claims) AS seq FROM claims
     WHERE claim_id LIKE 'BENCH-%' LIMIT 1) t,
     generate_series(1::BIGINT, {n}) g,
@@ -119,6 +137,19 @@ END IF; END $$;
 ANALYZE members, claims, claim_lines, ceiling_usage, claim_consumption, audit_log, periods;",
         schema = db.schema,
         two_n = 2 * n,
+        ends = MONTH_ENDS_MS
+            .iter()
+            .enumerate()
+            .map(|(k, end)| format!("({}, {end}::BIGINT)", k + 1))
+            .collect::<Vec<_>>()
+            .join(", "),
+        last_end = MONTH_ENDS_MS[SETTLED_MONTHS - 1],
+        month_of = MONTH_ENDS_MS
+            .iter()
+            .enumerate()
+            .map(|(k, end)| format!("WHEN {YEAR_START_MS} + g * {step} < {end} THEN {}", k + 1))
+            .collect::<Vec<_>>()
+            .join(" "),
     );
     // The seeded changes come after every change stored so far (P's rows,
     // whose bodies the broker does not read, among them).
@@ -197,13 +228,14 @@ pub async fn page_changes(store: &Arc<dyn Store>, from: u64, changes: u64) -> (u
     (read, t0.elapsed().as_secs_f64())
 }
 
-/// Retention pruning the seeded year's first month (the rows of its
-/// claims still open kept, its partition detached and its files freed):
-/// (rows pruned, seconds).
-pub async fn prune_month(store: &Arc<dyn Store>) -> (u64, f64) {
+/// Retention pruning the seeded year's month `k` (0 the first; the
+/// months before it pruned by the earlier rounds): the rows of its claims
+/// still open kept, its partition detached and its files freed. (rows
+/// pruned, seconds).
+pub async fn prune_month(store: &Arc<dyn Store>, k: usize) -> (u64, f64) {
     let t0 = Instant::now();
     let n = store
-        .prune_audit(FEBRUARY_MS)
+        .prune_audit(MONTH_ENDS_MS[k])
         .await
         .expect("prune on the seeded store")
         .unwrap_or(0);
@@ -233,8 +265,8 @@ pub struct Export {
     pub whole_peak_mib: Result<f64, String>,
 }
 
-/// Closes [`LARGE`]'s month (the seeded year, as one period: the largest
-/// statement there can be) and exports its statement through `channel`, a
+/// Closes [`LARGE`]'s month (the seeded year's months after the settled
+/// ones, as one period: a statement larger than a month's can be) and exports its statement through `channel`, a
 /// broker in process `broker_pid`, by pages of 5,000 lines (each page
 /// decoded by the client, then dropped), then reads it whole from `store`.
 pub async fn export_statement(
@@ -307,15 +339,56 @@ pub async fn export_statement(
     }
 }
 
-/// Live claims while retention prunes, and as many when it does not.
-pub struct LiveDuringPruning {
-    /// Claims per second offered (open loop).
-    pub rate: f64,
+/// Live claims while retention prunes a month, and as many just before
+/// when it does not: one round.
+pub struct PruningRound {
+    /// Audit rows pruned, and how long the pass took.
+    pub pruned: u64,
+    pub secs: f64,
     /// Calls sent while pruning ran (idle: the bench's seconds' worth, at
     /// least 200, before).
     pub calls: u64,
     pub idle: crate::load::Latency,
     pub during: crate::load::Latency,
+    /// CPU milliseconds the hypervisor took in each window, idle and
+    /// while pruning (`None` where /proc could not be read).
+    pub idle_steal_ms: Option<f64>,
+    pub during_steal_ms: Option<f64>,
+}
+
+/// Live claims while retention prunes, in rounds of [`PruningRound`], a
+/// month each ([`SETTLED_MONTHS`]).
+pub struct LiveDuringPruning {
+    /// Claims per second offered (open loop).
+    pub rate: f64,
+    pub rounds: Vec<PruningRound>,
+}
+
+impl LiveDuringPruning {
+    /// The target's figure: the median of the windows' p99 while pruning
+    /// over the median of the idle windows' (limit 2). Each window counts
+    /// once, as in [`EligibilityAtScale::p99_median_ratio`]: one window of
+    /// a few hundred calls has its p99 in its three slowest, which one
+    /// stall of the host sets, in a pass's window or an idle one.
+    pub fn p99_median_ratio(&self) -> f64 {
+        let median = |f: fn(&PruningRound) -> &crate::load::Latency| {
+            crate::load::median(
+                &self
+                    .rounds
+                    .iter()
+                    .map(|r| f(r).p99_us as f64)
+                    .collect::<Vec<_>>(),
+            )
+        };
+        median(|r| &r.during) / median(|r| &r.idle).max(1.0)
+    }
+
+    /// Audit rows pruned over all rounds, and the passes' seconds.
+    pub fn pruned(&self) -> (u64, f64) {
+        self.rounds
+            .iter()
+            .fold((0, 0.0), |(n, s), r| (n + r.pruned, s + r.secs))
+    }
 }
 
 /// Eligibility on the nearly empty store and on the seeded one: saturation,

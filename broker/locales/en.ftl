@@ -732,3 +732,29 @@ opening-bad-care_category = a category is required for a category ceiling or a c
 opening-bad-year = not a valid year
 opening-bad-amount = not a valid amount for this ceiling (a count takes no amount)
 opening-bad-count = not a valid count for this ceiling (an amount ceiling takes no count)
+
+# A command line refused before any command runs (broker/src/cli/usage.rs).
+# English prints clap's own words; these keep the catalogues alike.
+cli-usage-error = error
+cli-usage-value-missing = a value is required for '{ $arg }'
+cli-usage-value-invalid = invalid value '{ $value }' for '{ $arg }'
+cli-usage-possible-values = ; possible values: { $values }
+cli-usage-unknown-argument = unexpected argument '{ $arg }'
+cli-usage-unknown-command = unrecognized subcommand '{ $command }'
+cli-usage-missing-arguments = { $count ->
+        [one] the following required argument was not provided: { $args }
+       *[other] the following required arguments were not provided: { $args }
+    }
+cli-usage-missing-command = '{ $command }' requires a subcommand
+cli-usage-commands = ; subcommands: { $values }
+cli-usage-conflict = the argument '{ $arg }' cannot be used with '{ $prior }'
+cli-usage-repeated = the argument '{ $arg }' cannot be used multiple times
+cli-usage-no-equals = '{ $arg }' takes its value after an equal sign: { $arg }=…
+cli-usage-unexpected-value = unexpected value '{ $value }' for '{ $arg }'
+cli-usage-value-count = '{ $arg }' takes { $expected } values, { $given } given
+cli-usage-not-utf8 = the command line holds characters that are not UTF-8
+cli-usage-did-you-mean = ; did you mean '{ $near }'?
+cli-usage-help-follows = the command is missing; here is its help:
+cli-usage-usage = Usage
+cli-usage-more = For more information, try '--help'.
+cli-not-a-date = "{ $value }" is not a date: write it 31/12/2026 (day first) or 2026-12-31

@@ -734,3 +734,28 @@ opening-bad-care_category = catégorie obligatoire pour un plafond de catégorie
 opening-bad-year = année invalide
 opening-bad-amount = montant invalide pour ce plafond (un nombre d'actes ne prend pas de montant)
 opening-bad-count = nombre d'actes invalide pour ce plafond (un plafond en montant ne prend pas de nombre)
+
+# Une ligne de commande refusée avant toute commande (broker/src/cli/usage.rs).
+cli-usage-error = erreur
+cli-usage-value-missing = il manque la valeur de « { $arg } »
+cli-usage-value-invalid = valeur « { $value } » refusée pour « { $arg } »
+cli-usage-possible-values = {" "}; valeurs possibles : { $values }
+cli-usage-unknown-argument = argument inattendu « { $arg } »
+cli-usage-unknown-command = commande inconnue « { $command } »
+cli-usage-missing-arguments = { $count ->
+        [one] il manque l'argument { $args }
+       *[other] il manque les arguments { $args }
+    }
+cli-usage-missing-command = « { $command } » attend une commande
+cli-usage-commands = {" "}; commandes : { $values }
+cli-usage-conflict = « { $arg } » ne va pas avec « { $prior } »
+cli-usage-repeated = « { $arg } » ne se donne qu'une fois
+cli-usage-no-equals = « { $arg } » prend sa valeur après un signe égal : { $arg }=…
+cli-usage-unexpected-value = valeur « { $value } » en trop pour « { $arg } »
+cli-usage-value-count = « { $arg } » attend { $expected } valeurs, { $given } données
+cli-usage-not-utf8 = la ligne de commande contient des caractères qui ne sont pas en UTF-8
+cli-usage-did-you-mean = {" "}; vouliez-vous dire « { $near } » ?
+cli-usage-help-follows = il manque la commande ; voici son aide (en anglais) :
+cli-usage-usage = Utilisation
+cli-usage-more = Pour en savoir plus : --help
+cli-not-a-date = « { $value } » n'est pas une date : écrivez-la 31/12/2026 (jour d'abord) ou 2026-12-31

@@ -221,7 +221,13 @@ async fn until_stopped(running: server::Running, mut signals: Signals) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The language first, so that a refused command line is said in it.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let lang = cli::usage::early_lang(&args);
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => return cli::usage::exit(e, lang),
+    };
     let signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => {

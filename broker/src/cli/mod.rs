@@ -2,8 +2,6 @@
 //! scheme analyst or an operator runs against a broker. Tables by default,
 //! `--json` for scripts, `--lang fr|en` (or LANG) for the language.
 
-/// `println!` that stops quietly when stdout is closed
-/// (`passerelle claim list | head`) instead of panicking.
 /// A date typed on the command line: day first (31/12/2026, 31-12-2026)
 /// or 2026-12-31, passed on as YYYY-MM-DD; month first is refused, never
 /// read as another day.
@@ -11,13 +9,16 @@ pub fn typed_date(s: &str) -> Result<String, String> {
     passerelle_domain::date::parse_typed(s)
         .map(passerelle_domain::date::format)
         .ok_or_else(|| {
-            format!(
-                "{s:?} is not a date: write it 31/12/2026 (day first) or 2026-12-31 \
-                 / ce n'est pas une date : écrivez-la 31/12/2026 (jour d'abord) ou 2026-12-31"
-            )
+            // In the language early_lang read from the command line, which
+            // clap parses after.
+            output::Lang::of_process()
+                .catalogue()
+                .t_args("cli-not-a-date", &[("value", s)])
         })
 }
 
+/// `println!` that stops quietly when stdout is closed
+/// (`passerelle claim list | head`) instead of panicking.
 macro_rules! outln {
     ($($t:tt)*) => {{
         use std::io::Write as _;
@@ -37,6 +38,7 @@ pub mod commands;
 pub mod conformance;
 pub mod output;
 pub mod translate;
+pub mod usage;
 pub mod users;
 
 // The file formats live in passerelle-files (fuzzed on their own).

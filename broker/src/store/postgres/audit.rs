@@ -48,9 +48,10 @@ pub(super) const COUNT_ROWS: i64 = 100_000;
 
 /// Claims per statement of a month's move: each statement reads at most
 /// this many entries of `claims_open` (the claims coordinated in no closed
-/// period, created before the month's end and a day: on a store of a year,
-/// those of statements left open a year), and moves their rows of the
-/// month. Each statement is followed by a rest as long as it took.
+/// period, by creation time), and moves the month's rows of those created
+/// before the month's end and a day (on a store of a year, those of
+/// statements left open a year; the first batch past them reads up to this
+/// many of the open period's newest claims' entries, and ends the move). Each statement is followed by a rest as long as it took.
 pub(super) const MOVE_CLAIMS: i64 = 5_000;
 
 /// The claims coordinated and in no closed period (a cancel asked of one
@@ -216,18 +217,31 @@ pub(super) fn move_waiting_sql(table: &str) -> String {
     )
 }
 
-/// A month's move of the claims coordinated in no closed period ([`move_sql`]): the
-/// next `$4` of them created before `$1` (the month's end and a day), after
-/// the claim `($2, $3)` (creation time, id), in the order of the
-/// `claims_open` index, whose range it reads.
+/// A month's move of the claims coordinated in no closed period
+/// ([`move_sql`]): the next `$4` entries of the `claims_open` index after
+/// the claim `($2, $3)` (creation time, id), in its order, and of those the
+/// claims created before `$1` (the month's end and a day). The cutoff is
+/// applied after the batch is read, never to the index's range: PostgreSQL
+/// estimates a range of creation times from the whole table, where open
+/// claims are the newest, so with a cutoff months into the claims it
+/// planned a scan of every claim for each batch (measured 5 December at 2
+/// million claims with five months settled: 198,000 pages read, 0.56 s,
+/// for 3,964 claims; docs/PERFORMANCE.md, twenty-first part). Read so, a
+/// batch is at most `$4` entries of the index, then each claim's subject
+/// by its primary key (a subquery of each: joined, PostgreSQL may hash the
+/// whole table for a batch).
+/// A batch that crosses the cutoff holds fewer than `$4` claims: the last.
+/// A claim of a scheme whose id holds a `/` (none does) is read with no
+/// subject, so that it ends no batch early and moves no row.
 pub(super) fn move_open_sql(table: &str) -> String {
     move_sql(
         table,
-        &claims_read(
-            "claims",
-            "",
-            &format!("{OPEN_CLAIM} AND created_ms < $1 AND (created_ms, id) > ($2, $3)"),
-            "ORDER BY created_ms, id LIMIT $4",
+        &format!(
+            "SELECT o.created_ms, o.id, (SELECT CASE WHEN strpos(c.scheme_id, '/') = 0 \
+               THEN c.scheme_id || '/' || c.claim_id END FROM claims c WHERE c.id = o.id) AS subject \
+             FROM (SELECT created_ms, id FROM claims WHERE {OPEN_CLAIM} AND (created_ms, id) > ($2, $3) \
+               ORDER BY created_ms, id LIMIT $4) o \
+             WHERE o.created_ms < $1"
         ),
     )
 }

@@ -514,7 +514,7 @@ mod unit {
             "{create}"
         );
         assert!(super::super::audit::move_open_sql("t").contains(&format!(
-            "WHERE {} AND created_ms",
+            "WHERE {} AND (created_ms, id) >",
             super::super::audit::OPEN_CLAIM
         )));
     }
