@@ -260,12 +260,14 @@ async fn a_refused_command_line_is_said_in_the_readers_language() {
         let (code, err) = run(args, env).await;
         assert_eq!(code, Some(2), "{err}");
         assert!(
-            err.starts_with("erreur : il manque l'argument --scheme <SCHEME>\n"),
+            err.starts_with("erreur : il manque --scheme <SCHEME>\n"),
             "{err}"
         );
         assert!(
             err.contains("Utilisation : passerelle claim get --scheme <SCHEME> <CLAIM_ID>")
-                && err.ends_with("Pour en savoir plus : --help\n")
+                && err.ends_with(
+                    "Pour en savoir plus, ajoutez --help à la commande (aide en anglais).\n"
+                )
                 && !err.contains("required"),
             "{err}"
         );
@@ -289,14 +291,14 @@ async fn a_refused_command_line_is_said_in_the_readers_language() {
     assert_eq!(code, Some(2), "{err}");
     assert!(
         err.starts_with(
-            "erreur : valeur « 31/02/2026 » refusée pour « --date <DATE> » : « 31/02/2026 » n'est pas une date : écrivez-la 31/12/2026 (jour d'abord)"
+            "erreur : --date <DATE> : « 31/02/2026 » n'est pas un jour du calendrier (le jour d'abord, puis le mois : 31/12/2026)\n"
         ),
         "{err}"
     );
     // A mistyped option and a mistyped command, with clap's suggestion.
     let (_, err) = run(&["--lang=fr", "claim", "list", "--mutuele", "M"], "C").await;
     assert!(
-        err.contains("argument inattendu « --mutuele » ; vouliez-vous dire « --mutuelle » ?"),
+        err.contains("option inconnue « --mutuele » ; vouliez-vous dire « --mutuelle » ?"),
         "{err}"
     );
     let (_, err) = run(&["--lang", "fr", "claim", "lsit"], "C").await;
@@ -322,7 +324,7 @@ async fn a_refused_command_line_is_said_in_the_readers_language() {
     .await;
     assert_eq!(code, Some(2), "{err}");
     assert!(
-        err.starts_with("error: invalid value '31/02/2026' for '--date <DATE>': \"31/02/2026\" is not a date: write it 31/12/2026 (day first)")
+        err.starts_with("error: invalid value '31/02/2026' for '--date <DATE>': \"31/02/2026\" is no day of the calendar (day first, then month: 31/12/2026)")
             && !err.contains("n'est pas"),
         "{err}"
     );
@@ -337,6 +339,84 @@ async fn a_refused_command_line_is_said_in_the_readers_language() {
     // Help is clap's, and succeeds.
     let (code, _) = run(&["--lang", "fr", "--help"], "C").await;
     assert_eq!(code, Some(0));
+}
+
+/// `passerelle users` as docs/console.md gives it: every one of its
+/// commands panicked in clap (its own `--lang`, and `add`'s, beside the
+/// global one). The account's console language is `--console-lang`.
+#[tokio::test]
+async fn console_accounts_are_added_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // A dev broker's store and secrets, as `passerelle dev` leaves them.
+    std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
+    for f in ["imis-password", "legacy-password"] {
+        std::fs::write(dir.path().join("secrets").join(f), "dev").unwrap();
+    }
+    drop(
+        passerelle_broker::store::sqlite::SqliteStore::open(&dir.path().join("passerelle.db"))
+            .unwrap(),
+    );
+    let data_dir = dir.path().to_str().unwrap();
+    async fn run(args: &[&str]) -> (Option<i32>, String, String) {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
+            .args(args)
+            .env_remove("LC_ALL")
+            .env("LANG", "C")
+            .output()
+            .await
+            .expect("cli runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+    let (code, out, err) = run(&[
+        "--lang",
+        "fr",
+        "users",
+        "--data-dir",
+        data_dir,
+        "add",
+        "ama",
+        "--name",
+        "Ama Koffi",
+        "--role",
+        "clerk",
+        "--scope",
+        "MUT-SOLIDARITE",
+        "--console-lang",
+        "fr",
+    ])
+    .await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("Compte ama créé"), "{out}");
+    assert!(out.contains("Mot de passe provisoire"), "{out}");
+    let (code, out, err) = run(&["users", "--data-dir", data_dir, "list", "--lang", "en"]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("ama") && out.contains("Ama Koffi"), "{out}");
+    // The account's language is one the console has.
+    let (code, _, err) = run(&[
+        "--lang",
+        "fr",
+        "users",
+        "--data-dir",
+        data_dir,
+        "add",
+        "kofi",
+        "--name",
+        "Kofi",
+        "--role",
+        "operator",
+        "--console-lang",
+        "de",
+    ])
+    .await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("« de »") && err.contains("--console-lang"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

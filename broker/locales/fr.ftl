@@ -740,12 +740,9 @@ cli-usage-error = erreur
 cli-usage-value-missing = il manque la valeur de « { $arg } »
 cli-usage-value-invalid = valeur « { $value } » refusée pour « { $arg } »
 cli-usage-possible-values = {" "}; valeurs possibles : { $values }
-cli-usage-unknown-argument = argument inattendu « { $arg } »
+cli-usage-unknown-argument = option inconnue « { $arg } »
 cli-usage-unknown-command = commande inconnue « { $command } »
-cli-usage-missing-arguments = { $count ->
-        [one] il manque l'argument { $args }
-       *[other] il manque les arguments { $args }
-    }
+cli-usage-missing-arguments = il manque { $args }
 cli-usage-missing-command = « { $command } » attend une commande
 cli-usage-commands = {" "}; commandes : { $values }
 cli-usage-conflict = « { $arg } » ne va pas avec « { $prior } »
@@ -756,6 +753,14 @@ cli-usage-value-count = « { $arg } » attend { $expected } valeurs, { $given } 
 cli-usage-not-utf8 = la ligne de commande contient des caractères qui ne sont pas en UTF-8
 cli-usage-did-you-mean = {" "}; vouliez-vous dire « { $near } » ?
 cli-usage-help-follows = il manque la commande ; voici son aide (en anglais) :
+cli-usage-unexpected-positional = valeur en trop « { $arg } »
+cli-usage-number-missing = il manque le nombre
+cli-usage-number-too-large = « { $value } » est trop grand
+cli-usage-not-a-number = « { $value } » n'est pas un nombre entier
+cli-usage-not-an-address = « { $value } » n'est pas une adresse avec son port (127.0.0.1:8443)
+cli-usage-out-of-range = « { $value } » doit être entre { $low } et { $high }
+cli-no-such-date = « { $value } » n'est pas un jour du calendrier (le jour d'abord, puis le mois : 31/12/2026)
+cli-date-missing = il manque la date : 31/12/2026 (jour d'abord) ou 2026-12-31
 cli-usage-usage = Utilisation
-cli-usage-more = Pour en savoir plus : --help
+cli-usage-more = Pour en savoir plus, ajoutez --help à la commande (aide en anglais).
 cli-not-a-date = « { $value } » n'est pas une date : écrivez-la 31/12/2026 (jour d'abord) ou 2026-12-31

@@ -122,9 +122,9 @@ enum Command {
         /// Or the folder of a `dev` broker.
         #[arg(long, default_value = ".passerelle")]
         data_dir: PathBuf,
-        /// Language of the messages (default: from LANG).
-        #[arg(long, value_enum)]
-        lang: Option<cli::output::Lang>,
+        // Its messages' language is the global --lang (a `lang` of its own
+        // here, or on `add`, made every `users` command panic in clap:
+        // two arguments of one name and two types).
         #[command(subcommand)]
         cmd: cli::users::UsersCmd,
     },
@@ -370,10 +370,9 @@ async fn main() -> ExitCode {
         Command::Users {
             config,
             data_dir,
-            lang,
             cmd,
         } => {
-            let lang = match cli::output::Lang::detect(lang) {
+            let lang = match cli::output::Lang::detect(cli.client.lang) {
                 cli::output::Lang::Fr => passerelle_broker::console::i18n::Lang::Fr,
                 cli::output::Lang::En => passerelle_broker::console::i18n::Lang::En,
             };

@@ -10,10 +10,23 @@ pub fn typed_date(s: &str) -> Result<String, String> {
         .map(passerelle_domain::date::format)
         .ok_or_else(|| {
             // In the language early_lang read from the command line, which
-            // clap parses after.
+            // clap parses after. Written as a date (digits in three parts)
+            // but no day of the calendar (31/02, or month first): said so,
+            // rather than asked again for the form it has.
+            let dated = s.trim().split(['/', '-', '.']).count() == 3
+                && s.trim()
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b"/-.".contains(&b));
+            let key = if s.trim().is_empty() {
+                "cli-date-missing"
+            } else if dated {
+                "cli-no-such-date"
+            } else {
+                "cli-not-a-date"
+            };
             output::Lang::of_process()
                 .catalogue()
-                .t_args("cli-not-a-date", &[("value", s)])
+                .t_args(key, &[("value", s)])
         })
 }
 

@@ -110,14 +110,24 @@ pub fn refusal(e: &clap::Error, lang: Lang) -> Option<String> {
         }
         ErrorKind::ValueValidation => {
             let (arg, value) = (arg?, value?);
-            let mut s = key_args("cli-usage-value-invalid", &[("arg", arg), ("value", value)]);
-            // The value parser's own words (a typed date's, in `lang`).
-            if let Some(source) = std::error::Error::source(e) {
-                s.push_str(&format!("{} {source}", lang.colon()));
+            // The option, then what is wrong with its value, which names it.
+            match std::error::Error::source(e) {
+                Some(source) => format!(
+                    "{arg}{} {}",
+                    lang.colon(),
+                    parser_words(source, &value, lang)
+                ),
+                None => key_args("cli-usage-value-invalid", &[("arg", arg), ("value", value)]),
             }
-            s
         }
-        ErrorKind::UnknownArgument => key_args("cli-usage-unknown-argument", &[("arg", arg?)]),
+        ErrorKind::UnknownArgument => {
+            let arg = arg?;
+            if arg.starts_with('-') {
+                key_args("cli-usage-unknown-argument", &[("arg", arg)])
+            } else {
+                key_args("cli-usage-unexpected-positional", &[("arg", arg)])
+            }
+        }
         ErrorKind::InvalidSubcommand => key_args(
             "cli-usage-unknown-command",
             &[("command", text(e.get(ContextKind::InvalidSubcommand))?)],
@@ -205,6 +215,38 @@ pub fn refusal(e: &clap::Error, lang: Lang) -> Option<String> {
     Some(out)
 }
 
+/// What a value parser said of `value`, in `lang`: ours (a typed date)
+/// already speak it; the standard library's number and address errors are
+/// said from their kind, and clap's range check from its words ("20000 is
+/// not in 1..=10000"); anything else as it was said.
+fn parser_words(source: &(dyn std::error::Error + 'static), value: &str, lang: Lang) -> String {
+    use std::num::IntErrorKind;
+    let cat = lang.catalogue();
+    let said = |key: &str| cat.t_args(key, &[("value", value)]);
+    if let Some(e) = source.downcast_ref::<std::num::ParseIntError>() {
+        return match e.kind() {
+            IntErrorKind::Empty => said("cli-usage-number-missing"),
+            IntErrorKind::PosOverflow | IntErrorKind::NegOverflow => {
+                said("cli-usage-number-too-large")
+            }
+            _ => said("cli-usage-not-a-number"),
+        };
+    }
+    if source.is::<std::net::AddrParseError>() {
+        return said("cli-usage-not-an-address");
+    }
+    let text = source.to_string();
+    if let Some((_, range)) = text.split_once(" is not in ")
+        && let Some((low, high)) = range.split_once("..=")
+    {
+        return cat.t_args(
+            "cli-usage-out-of-range",
+            &[("value", value), ("low", low), ("high", high)],
+        );
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use clap::{CommandFactory, Parser, Subcommand};
@@ -238,6 +280,8 @@ mod tests {
             date: Option<String>,
             #[arg(long, value_parser = ["standard", "openimis"])]
             dialect: Option<String>,
+            #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+            size: Option<u32>,
         },
     }
 
@@ -250,21 +294,65 @@ mod tests {
     fn a_refused_command_line_is_said_in_french() {
         let s = fr(&["passerelle", "claim", "get", "C-1"]);
         assert!(
-            s.starts_with("erreur : il manque l'argument --scheme <SCHEME>\n"),
+            s.starts_with("erreur : il manque --scheme <SCHEME>\n"),
             "{s}"
         );
         assert!(
             s.contains("\nUtilisation : passerelle claim get --scheme <SCHEME>"),
             "{s}"
         );
-        assert!(s.ends_with("Pour en savoir plus : --help\n"), "{s}");
+        assert!(
+            s.ends_with("Pour en savoir plus, ajoutez --help à la commande (aide en anglais).\n"),
+            "{s}"
+        );
         assert!(!s.contains("Usage") && !s.contains("required"), "{s}");
 
         let s = fr(&["passerelle", "claim", "get", "--schem", "CNSS", "C-1"]);
         assert!(
-            s.contains("argument inattendu « --schem » ; vouliez-vous dire « --scheme » ?"),
+            s.contains("option inconnue « --schem » ; vouliez-vous dire « --scheme » ?"),
             "{s}"
         );
+        let s = fr(&["passerelle", "claim", "get", "--scheme", "X", "C-1", "C-2"]);
+        assert!(s.contains("valeur en trop « C-2 »"), "{s}");
+        let s = fr(&[
+            "passerelle",
+            "claim",
+            "get",
+            "--scheme",
+            "X",
+            "C",
+            "--size",
+            "abc",
+        ]);
+        assert!(
+            s.starts_with("erreur : --size <SIZE> : « abc » n'est pas un nombre entier\n"),
+            "{s}"
+        );
+        let s = fr(&[
+            "passerelle",
+            "claim",
+            "get",
+            "--scheme",
+            "X",
+            "C",
+            "--size",
+            "20000",
+        ]);
+        assert!(
+            s.starts_with("erreur : --size <SIZE> : « 20000 » doit être entre 1 et 10000\n"),
+            "{s}"
+        );
+        let s = fr(&[
+            "passerelle",
+            "claim",
+            "get",
+            "--scheme",
+            "X",
+            "C",
+            "--size",
+            "99999999999999999999",
+        ]);
+        assert!(s.contains("« 99999999999999999999 » est trop grand"), "{s}");
         let s = fr(&["passerelle", "claim", "gett"]);
         assert!(
             s.contains("commande inconnue « gett » ; vouliez-vous dire « get » ?"),
@@ -310,11 +398,8 @@ mod tests {
             "--date",
             "31/02/2026",
         ]);
-        assert!(
-            s.starts_with("erreur : valeur « 31/02/2026 » refusée pour « --date <DATE> » : "),
-            "{s}"
-        );
-        assert!(s.contains("31/12/2026"), "the parser's words follow: {s}");
+        assert!(s.starts_with("erreur : --date <DATE> : "), "{s}");
+        assert!(s.contains("31/02/2026"), "the parser's words follow: {s}");
     }
 
     #[test]

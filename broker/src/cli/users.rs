@@ -30,9 +30,11 @@ pub enum UsersCmd {
         /// or the scheme of scheme staff.
         #[arg(long)]
         scope: Vec<String>,
-        /// fr or en (default: the browser's).
-        #[arg(long, default_value = "")]
-        lang: String,
+        /// The language the console shows this account: fr or en
+        /// (default: the browser's). Not --lang, which is the language of
+        /// this command's messages.
+        #[arg(long, default_value = "", value_parser = ["", "fr", "en"])]
+        console_lang: String,
     },
     /// Replace an account's password (prints the new one); ends its
     /// sessions. `--totp` makes a new second factor too.
@@ -120,7 +122,7 @@ pub async fn run(target: Target, cmd: UsersCmd, lang: Lang) -> ExitCode {
             name,
             role,
             scope,
-            lang: user_lang,
+            console_lang: user_lang,
         } => {
             let Some(role) = UserRole::parse(&role) else {
                 return fail(format!(
