@@ -54,6 +54,33 @@ pub(super) const COUNT_ROWS: i64 = 100_000;
 /// many of the open period's newest claims' entries, and ends the move). Each statement is followed by a rest as long as it took.
 pub(super) const MOVE_CLAIMS: i64 = 5_000;
 
+/// A detached month's relation whose freeing took this long or more is
+/// followed by a rest [`FREE_REST_FACTOR`] times as long (at most
+/// [`FREE_REST_MAX`]); a shorter one by a rest as long as it took.
+const FREE_SLOW: std::time::Duration = std::time::Duration::from_millis(10);
+/// Where a file system discards freed blocks as it frees them (ext4's
+/// `discard`), the commit that frees a relation holds every live commit
+/// for its time: 55 to 63 ms for a month's table at 10 million claims
+/// (measured 5 December, docs/PERFORMANCE.md, twenty-first part), which
+/// at a thousand live claims a second is more than 1 % of a few seconds'
+/// calls, so their p99. The stall is the file system's and cannot be
+/// made shorter from SQL; resting a hundred times as long after it keeps
+/// the calls it holds under 1 % of those the pass overlaps (a month's
+/// files freed over seconds to a minute: a monthly job).
+const FREE_REST_FACTOR: u32 = 100;
+/// The longest rest after freeing one relation.
+const FREE_REST_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The rest after freeing one relation that took `took` ([`FREE_SLOW`]).
+async fn rest_after_free(took: std::time::Duration) {
+    let rest = if took >= FREE_SLOW {
+        (took * FREE_REST_FACTOR).min(FREE_REST_MAX)
+    } else {
+        took
+    };
+    tokio::time::sleep(rest).await;
+}
+
 /// The claims coordinated and in no closed period (a cancel asked of one
 /// keeps it there, under the same key): the predicate of the
 /// `claims_open` index (migrations' `CONCURRENT_INDEXES`), as its queries
@@ -553,9 +580,11 @@ impl PgStore {
 
     /// Frees the files of a month retention detached (`table`, named by
     /// [`AuditMonth::detached_table`]), one relation a transaction: each of
-    /// its indexes, then the table, each followed by a rest as long as it
-    /// took (its pooled connection given back first), so that live commits
-    /// never wait behind the whole month's files at once. Its rows left
+    /// its indexes, then the table, each followed by a rest
+    /// ([`rest_after_free`]: a hundred times as long as a slow freeing took;
+    /// its pooled connection given back first), so that live commits never
+    /// wait behind the whole month's files at once, and the few a freeing
+    /// holds stay few among the calls of the pass. Its rows left
     /// the log with the detach. Each transaction takes retention's lock
     /// first, so that one drop runs at a time and none while a replica (of
     /// any version) is in a month's pass. Its name is only ever given by
@@ -599,7 +628,7 @@ impl PgStore {
                 .await?;
                 tx.commit().await?;
                 std::mem::drop(c);
-                core::rest_after_batch(began).await;
+                rest_after_free(began.elapsed()).await;
             }
             Ok::<_, StoreError>(true)
         };
@@ -813,6 +842,24 @@ impl AuditStore for PgStore {
 #[cfg(test)]
 mod unit {
     use super::AuditMonth;
+
+    /// A slow freeing (a file system stalling commits while it discards)
+    /// is followed by a rest a hundred times as long, at most 30 s; a
+    /// quick one by a rest as long (a test's tiny months wait for nothing).
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_freeing_is_followed_by_a_long_rest() {
+        use std::time::Duration;
+        for (took, rest) in [
+            (Duration::from_millis(60), Duration::from_secs(6)),
+            (Duration::from_millis(10), Duration::from_secs(1)),
+            (Duration::from_millis(9), Duration::from_millis(9)),
+            (Duration::from_secs(2), Duration::from_secs(30)),
+        ] {
+            let began = tokio::time::Instant::now();
+            super::rest_after_free(took).await;
+            assert_eq!(began.elapsed(), rest, "after {took:?}");
+        }
+    }
 
     #[test]
     fn months_are_utc_calendar_months() {
