@@ -33,6 +33,7 @@ async fn cli(h: &Harness, args: &[&str]) -> Out {
         .env("PASSERELLE_BROKER", format!("http://{}", h.addr))
         .env("LANG", "C")
         .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
         .env_remove("RUST_LOG")
         .output()
         .await
@@ -243,6 +244,7 @@ async fn a_refused_command_line_is_said_in_the_readers_language() {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
             .args(args)
             .env_remove("LC_ALL")
+            .env_remove("LC_MESSAGES")
             .env("LANG", lang_env)
             .output()
             .await
@@ -328,6 +330,52 @@ async fn a_refused_command_line_is_said_in_the_readers_language() {
             && !err.contains("n'est pas"),
         "{err}"
     );
+    // A broker address that is none: what to write (not "invalid URI").
+    let (code, err) = run(
+        &[
+            "--lang",
+            "fr",
+            "--broker",
+            "pas une adresse",
+            "eligibility",
+            "--scheme",
+            "CNSS",
+            "--beneficiary",
+            "X",
+        ],
+        "C",
+    )
+    .await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.starts_with("erreur : --broker « pas une adresse » n'est pas une adresse : écrivez-la https://hôte:port")
+            && !err.contains("invalid URI"),
+        "{err}"
+    );
+    // A certificate's role is one of three, refused by the parser.
+    let (code, err) = run(
+        &[
+            "--lang", "fr", "certs", "client", "--role", "admin", "--id", "X",
+        ],
+        "C",
+    )
+    .await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("valeur « admin » refusée pour « --role <ROLE> » ; valeurs possibles : scheme, mutuelle, operator"),
+        "{err}"
+    );
+    // LC_MESSAGES is read as POSIX orders it (after LC_ALL, before LANG).
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .args(["claim", "get", "C-1"])
+        .env_remove("LC_ALL")
+        .env("LC_MESSAGES", "fr_TG.UTF-8")
+        .env("LANG", "C.UTF-8")
+        .output()
+        .await
+        .expect("cli runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("erreur : il manque --scheme"), "{err}");
     // A missing subcommand: said, then clap's help.
     let (code, err) = run(&["--lang", "fr", "claim"], "C").await;
     assert_eq!(code, Some(2), "{err}");
@@ -361,6 +409,7 @@ async fn console_accounts_are_added_from_the_command_line() {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
             .args(args)
             .env_remove("LC_ALL")
+            .env_remove("LC_MESSAGES")
             .env("LANG", "C")
             .output()
             .await

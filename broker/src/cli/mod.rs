@@ -377,7 +377,7 @@ pub enum CertsCmd {
         #[arg(long, default_value = ".passerelle/certs")]
         dir: PathBuf,
         /// scheme, mutuelle or operator.
-        #[arg(long)]
+        #[arg(long, value_parser = ["scheme", "mutuelle", "operator"])]
         role: String,
         /// The scheme, mutuelle or operator id, as configured.
         #[arg(long)]

@@ -13,15 +13,16 @@ pub enum Lang {
 }
 
 impl Lang {
-    /// From `--lang`, else from LANG / LC_ALL (fr_* gives French).
+    /// From `--lang`, else from the locale's messages as POSIX orders
+    /// them: LC_ALL, LC_MESSAGES, LANG (fr_* gives French).
     /// Also the language of the process's messages from then on
     /// ([`Lang::of_process`]): a command runs in one language.
     pub fn detect(flag: Option<Lang>) -> Lang {
         let l = flag.unwrap_or_else(|| {
-            let env = std::env::var("LC_ALL")
-                .ok()
-                .filter(|v| !v.is_empty())
-                .or_else(|| std::env::var("LANG").ok())
+            let set = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+            let env = set("LC_ALL")
+                .or_else(|| set("LC_MESSAGES"))
+                .or_else(|| set("LANG"))
                 .unwrap_or_default();
             if env.starts_with("fr") {
                 Lang::Fr

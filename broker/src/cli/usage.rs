@@ -6,6 +6,7 @@
 //! keeps clap's own rendering. `--help` and `--version` are printed as clap
 //! prints them (the commands' descriptions are English, as in docs/cli.md).
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
@@ -49,13 +50,15 @@ pub fn exit(e: clap::Error, lang: Lang) -> ExitCode {
     let code = u8::try_from(e.exit_code()).unwrap_or(2);
     match (lang, refusal(&e, lang)) {
         (Lang::Fr, Some(text)) => {
-            eprint!("{text}");
+            // As clap prints: a closed stderr is no reason to panic.
+            let _ = std::io::stderr().lock().write_all(text.as_bytes());
             ExitCode::from(code)
         }
         (Lang::Fr, None) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             // A command with its subcommand missing: said, then clap's help.
             let cat = lang.catalogue();
-            eprintln!(
+            let _ = writeln!(
+                std::io::stderr().lock(),
                 "{}{} {}\n",
                 cat.t_args("cli-usage-error", &[]),
                 lang.colon(),
@@ -158,7 +161,9 @@ pub fn refusal(e: &clap::Error, lang: Lang) -> Option<String> {
             (Some(arg), Some(prior)) if arg != prior => {
                 key_args("cli-usage-conflict", &[("arg", arg), ("prior", prior)])
             }
-            (Some(arg), _) => key_args("cli-usage-repeated", &[("arg", arg)]),
+            (Some(arg), Some(_)) => key_args("cli-usage-repeated", &[("arg", arg)]),
+            // An argument that goes with no other (clap names none).
+            (Some(arg), None) => key_args("cli-usage-exclusive", &[("arg", arg)]),
             (None, _) => return None,
         },
         ErrorKind::NoEquals => key_args("cli-usage-no-equals", &[("arg", arg?)]),

@@ -33,8 +33,8 @@ pub enum UsersCmd {
         /// The language the console shows this account: fr or en
         /// (default: the browser's). Not --lang, which is the language of
         /// this command's messages.
-        #[arg(long, default_value = "", value_parser = ["", "fr", "en"])]
-        console_lang: String,
+        #[arg(long, value_parser = ["fr", "en"])]
+        console_lang: Option<String>,
     },
     /// Replace an account's password (prints the new one); ends its
     /// sessions. `--totp` makes a new second factor too.
@@ -122,7 +122,7 @@ pub async fn run(target: Target, cmd: UsersCmd, lang: Lang) -> ExitCode {
             name,
             role,
             scope,
-            console_lang: user_lang,
+            console_lang,
         } => {
             let Some(role) = UserRole::parse(&role) else {
                 return fail(format!(
@@ -138,7 +138,7 @@ pub async fn run(target: Target, cmd: UsersCmd, lang: Lang) -> ExitCode {
                         role,
                         scope,
                         password: password.clone(),
-                        lang: user_lang,
+                        lang: console_lang.unwrap_or_default(),
                     },
                     &by,
                 )

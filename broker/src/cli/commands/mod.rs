@@ -340,7 +340,11 @@ async fn connect(url: &str, tls: Option<ClientTlsConfig>, lang: Lang) -> Result<
             .t_args("cli-needs-tls", &[("url", url), ("https", &https)]));
     }
     let mut endpoint = Endpoint::from_shared(url.to_string())
-        .map_err(|e| format!("--broker {url:?}: {e}"))?
+        // The parser's "invalid URI" says less than what to write.
+        .map_err(|_| {
+            lang.catalogue()
+                .t_args("cli-broker-not-an-address", &[("url", url)])
+        })?
         .connect_timeout(Duration::from_secs(5));
     if let Some(tls) = tls {
         endpoint = endpoint.tls_config(tls).map_err(|e| format!("tls: {e}"))?;

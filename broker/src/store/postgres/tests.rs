@@ -566,7 +566,7 @@ async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
     assert!(!plan.contains("Seq Scan on audit_log_default"), "{plan}");
     // Then the claims coordinated in no closed period by their index, a
     // batch of its entries at a time, never the table: whatever the
-    // cutoff, here past every seeded claim (all of them open). With the
+    // cutoff, here past every seeded claim (nine in ten of them open). With the
     // cutoff in the index's range, PostgreSQL estimated the range from the
     // whole table and read every claim once the cutoff was months into
     // them (docs/PERFORMANCE.md, twenty-first part).
