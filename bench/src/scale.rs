@@ -266,7 +266,8 @@ pub struct Export {
 }
 
 /// Closes [`LARGE`]'s month (the seeded year's months after the settled
-/// ones, as one period: a statement larger than a month's can be) and exports its statement through `channel`, a
+/// ones, as one period: a statement larger than a month's can be) and
+/// exports its statement through `channel`, a
 /// broker in process `broker_pid`, by pages of 5,000 lines (each page
 /// decoded by the client, then dropped), then reads it whole from `store`.
 pub async fn export_statement(
@@ -367,9 +368,9 @@ pub struct LiveDuringPruning {
 impl LiveDuringPruning {
     /// The target's figure: the median of the windows' p99 while pruning
     /// over the median of the idle windows' (limit 2). Each window counts
-    /// once, as in [`EligibilityAtScale::p99_median_ratio`]: one window of
-    /// a few hundred calls has its p99 in its three slowest, which one
-    /// stall of the host sets, in a pass's window or an idle one.
+    /// once, as in [`EligibilityAtScale::p99_median_ratio`]: a window's
+    /// p99 is its slowest 1 % of calls, which one stall of the host (or of
+    /// its file system) sets, in a pass's window or an idle one.
     pub fn p99_median_ratio(&self) -> f64 {
         let median = |f: fn(&PruningRound) -> &crate::load::Latency| {
             crate::load::median(

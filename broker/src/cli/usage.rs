@@ -14,7 +14,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use super::output::Lang;
 
 /// The language of a command line not parsed yet: its `--lang` (`--lang
-/// fr`, `--lang=fr`), else LANG / LC_ALL as [`Lang::detect`] reads them. It
+/// fr`, `--lang=fr`), else the locale as [`Lang::detect`] reads it. It
 /// becomes the process's language ([`Lang::of_process`]), so that the
 /// value parsers (a typed date) answer in it too.
 pub fn early_lang(args: &[std::ffi::OsString]) -> Lang {
