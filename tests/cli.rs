@@ -240,7 +240,7 @@ async fn an_unreachable_broker_is_said_in_the_readers_language() {
 
 #[tokio::test]
 async fn a_refused_command_line_is_said_in_the_readers_language() {
-    let run = |args: &'static [&'static str], lang_env: &'static str| async move {
+    let run = |args: Vec<&'static str>, lang_env: &'static str| async move {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
             .args(args)
             .env_remove("LC_ALL")
@@ -259,7 +259,7 @@ async fn a_refused_command_line_is_said_in_the_readers_language() {
         (&["--lang", "fr", "claim", "get", "C-1"][..], "C"),
         (&["claim", "get", "C-1"][..], "fr_FR.UTF-8"),
     ] {
-        let (code, err) = run(args, env).await;
+        let (code, err) = run(args.to_vec(), env).await;
         assert_eq!(code, Some(2), "{err}");
         assert!(
             err.starts_with("erreur : il manque --scheme <SCHEME>\n"),
@@ -275,21 +275,23 @@ async fn a_refused_command_line_is_said_in_the_readers_language() {
         );
     }
     // A day-first date that is no date: the parser's words in French too.
-    let (code, err) = run(
-        &[
-            "--lang",
-            "fr",
-            "eligibility",
-            "--scheme",
-            "CNSS",
-            "--beneficiary",
-            "X",
-            "--date",
-            "31/02/2026",
-        ],
-        "C",
-    )
-    .await;
+    let no_date = |lang: &'static str, env: &'static str| {
+        run(
+            vec![
+                "--lang",
+                lang,
+                "eligibility",
+                "--scheme",
+                "CNSS",
+                "--beneficiary",
+                "X",
+                "--date",
+                "31/02/2026",
+            ],
+            env,
+        )
+    };
+    let (code, err) = no_date("fr", "C").await;
     assert_eq!(code, Some(2), "{err}");
     assert!(
         err.starts_with(
@@ -298,32 +300,18 @@ async fn a_refused_command_line_is_said_in_the_readers_language() {
         "{err}"
     );
     // A mistyped option and a mistyped command, with clap's suggestion.
-    let (_, err) = run(&["--lang=fr", "claim", "list", "--mutuele", "M"], "C").await;
+    let (_, err) = run(vec!["--lang=fr", "claim", "list", "--mutuele", "M"], "C").await;
     assert!(
         err.contains("option inconnue « --mutuele » ; vouliez-vous dire « --mutuelle » ?"),
         "{err}"
     );
-    let (_, err) = run(&["--lang", "fr", "claim", "lsit"], "C").await;
+    let (_, err) = run(vec!["--lang", "fr", "claim", "lsit"], "C").await;
     assert!(
         err.contains("commande inconnue « lsit » ; vouliez-vous dire « list » ?"),
         "{err}"
     );
     // English keeps clap's words, the date's in English alone.
-    let (code, err) = run(
-        &[
-            "--lang",
-            "en",
-            "eligibility",
-            "--scheme",
-            "CNSS",
-            "--beneficiary",
-            "X",
-            "--date",
-            "31/02/2026",
-        ],
-        "fr_FR.UTF-8",
-    )
-    .await;
+    let (code, err) = no_date("en", "fr_FR.UTF-8").await;
     assert_eq!(code, Some(2), "{err}");
     assert!(
         err.starts_with("error: invalid value '31/02/2026' for '--date <DATE>': \"31/02/2026\" is no day of the calendar (day first, then month: 31/12/2026)")
@@ -332,7 +320,7 @@ async fn a_refused_command_line_is_said_in_the_readers_language() {
     );
     // A broker address that is none: what to write (not "invalid URI").
     let (code, err) = run(
-        &[
+        vec![
             "--lang",
             "fr",
             "--broker",
@@ -354,7 +342,7 @@ async fn a_refused_command_line_is_said_in_the_readers_language() {
     );
     // A certificate's role is one of three, refused by the parser.
     let (code, err) = run(
-        &[
+        vec![
             "--lang", "fr", "certs", "client", "--role", "admin", "--id", "X",
         ],
         "C",
@@ -377,7 +365,7 @@ async fn a_refused_command_line_is_said_in_the_readers_language() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("erreur : il manque --scheme"), "{err}");
     // A missing subcommand: said, then clap's help.
-    let (code, err) = run(&["--lang", "fr", "claim"], "C").await;
+    let (code, err) = run(vec!["--lang", "fr", "claim"], "C").await;
     assert_eq!(code, Some(2), "{err}");
     assert!(
         err.starts_with("erreur : il manque la commande ; voici son aide (en anglais) :\n")
@@ -385,7 +373,7 @@ async fn a_refused_command_line_is_said_in_the_readers_language() {
         "{err}"
     );
     // Help is clap's, and succeeds.
-    let (code, _) = run(&["--lang", "fr", "--help"], "C").await;
+    let (code, _) = run(vec!["--lang", "fr", "--help"], "C").await;
     assert_eq!(code, Some(0));
 }
 

@@ -295,6 +295,20 @@ mod tests {
         refusal(&e, Lang::Fr).expect("said in French")
     }
 
+    /// `claim get` refused with one option more.
+    fn fr_with(option: &str, value: &str) -> String {
+        fr(&[
+            "passerelle",
+            "claim",
+            "get",
+            "--scheme",
+            "X",
+            "C",
+            option,
+            value,
+        ])
+    }
+
     #[test]
     fn a_refused_command_line_is_said_in_french() {
         let s = fr(&["passerelle", "claim", "get", "C-1"]);
@@ -319,60 +333,24 @@ mod tests {
         );
         let s = fr(&["passerelle", "claim", "get", "--scheme", "X", "C-1", "C-2"]);
         assert!(s.contains("valeur en trop « C-2 »"), "{s}");
-        let s = fr(&[
-            "passerelle",
-            "claim",
-            "get",
-            "--scheme",
-            "X",
-            "C",
-            "--size",
-            "abc",
-        ]);
+        let s = fr_with("--size", "abc");
         assert!(
             s.starts_with("erreur : --size <SIZE> : « abc » n'est pas un nombre entier\n"),
             "{s}"
         );
-        let s = fr(&[
-            "passerelle",
-            "claim",
-            "get",
-            "--scheme",
-            "X",
-            "C",
-            "--size",
-            "20000",
-        ]);
+        let s = fr_with("--size", "20000");
         assert!(
             s.starts_with("erreur : --size <SIZE> : « 20000 » doit être entre 1 et 10000\n"),
             "{s}"
         );
-        let s = fr(&[
-            "passerelle",
-            "claim",
-            "get",
-            "--scheme",
-            "X",
-            "C",
-            "--size",
-            "99999999999999999999",
-        ]);
+        let s = fr_with("--size", "99999999999999999999");
         assert!(s.contains("« 99999999999999999999 » est trop grand"), "{s}");
         let s = fr(&["passerelle", "claim", "gett"]);
         assert!(
             s.contains("commande inconnue « gett » ; vouliez-vous dire « get » ?"),
             "{s}"
         );
-        let s = fr(&[
-            "passerelle",
-            "claim",
-            "get",
-            "--scheme",
-            "X",
-            "C",
-            "--dialect",
-            "v2",
-        ]);
+        let s = fr_with("--dialect", "v2");
         assert!(
             s.contains(
                 "valeur « v2 » refusée pour « --dialect <DIALECT> » ; valeurs possibles : standard, openimis"
@@ -393,16 +371,7 @@ mod tests {
         // The typed date's own words are the process's language (set by
         // early_lang, not here: tests share the process); tests/cli.rs
         // checks them in French end to end.
-        let s = fr(&[
-            "passerelle",
-            "claim",
-            "get",
-            "--scheme",
-            "X",
-            "C",
-            "--date",
-            "31/02/2026",
-        ]);
+        let s = fr_with("--date", "31/02/2026");
         assert!(s.starts_with("erreur : --date <DATE> : "), "{s}");
         assert!(s.contains("31/02/2026"), "the parser's words follow: {s}");
     }
