@@ -61,14 +61,17 @@ const FREE_SLOW: std::time::Duration = std::time::Duration::from_millis(10);
 /// Where a file system discards freed blocks as it frees them (ext4's
 /// `discard`), the commit that frees a relation holds every live commit
 /// for its time: 55 to 63 ms for a month's table at 10 million claims
-/// (measured 5 December, docs/PERFORMANCE.md, twenty-first part), which
-/// at a thousand live claims a second is more than 1 % of a few seconds'
-/// calls, so their p99. The stall is the file system's and cannot be
-/// made shorter from SQL; resting a hundred times as long after it keeps
-/// the calls it holds under 1 % of those the pass overlaps (a month's
-/// files freed over seconds: about fifteen at 10 million claims, a
-/// monthly job). Timed from the drop to its commit, not the pool's wait.
-const FREE_REST_FACTOR: u32 = 100;
+/// (measured 5 December, docs/PERFORMANCE.md, twenty-first part). The
+/// stall is the file system's and cannot be made shorter from SQL; what
+/// retention chooses is how much of the live calls it holds: the calls
+/// arriving during a stall `d` followed by a rest `k × d` are `1/(k + 1)`
+/// of those the pass overlaps. At `k = 100` that is 1 %, exactly a p99's
+/// share, so the p99 of a pass's calls fell among the held ones in two
+/// runs of three (twenty-second part); at 300 it is a third of it, and a
+/// month's files are freed over about three quarters of a minute at 10
+/// million claims (a monthly job). Timed from the drop to its commit, not
+/// the pool's wait.
+const FREE_REST_FACTOR: u32 = 300;
 /// The longest rest after freeing one relation.
 const FREE_REST_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -582,7 +585,7 @@ impl PgStore {
     /// Frees the files of a month retention detached (`table`, named by
     /// [`AuditMonth::detached_table`]), one relation a transaction: each of
     /// its indexes, then the table, each followed by a rest
-    /// ([`rest_after_free`]: a hundred times as long as a slow freeing took;
+    /// ([`rest_after_free`]: three hundred times as long as a slow freeing took;
     /// its pooled connection given back first), so that live commits never
     /// wait behind the whole month's files at once, and the few a freeing
     /// holds stay few among the calls of the pass. Its rows left
@@ -848,14 +851,14 @@ mod unit {
     use super::AuditMonth;
 
     /// A slow freeing (a file system stalling commits while it discards)
-    /// is followed by a rest a hundred times as long, at most 30 s; a
+    /// is followed by a rest three hundred times as long, at most 30 s; a
     /// quick one by a rest as long (a test's tiny months wait for nothing).
     #[tokio::test(start_paused = true)]
     async fn a_slow_freeing_is_followed_by_a_long_rest() {
         use std::time::Duration;
         for (took, rest) in [
-            (Duration::from_millis(60), Duration::from_secs(6)),
-            (Duration::from_millis(10), Duration::from_secs(1)),
+            (Duration::from_millis(60), Duration::from_secs(18)),
+            (Duration::from_millis(10), Duration::from_secs(3)),
             (Duration::from_millis(9), Duration::from_millis(9)),
             (Duration::from_secs(2), Duration::from_secs(30)),
         ] {
