@@ -65,12 +65,15 @@ const FREE_SLOW: std::time::Duration = std::time::Duration::from_millis(10);
 /// stall is the file system's and cannot be made shorter from SQL; what
 /// retention chooses is how much of the live calls it holds: the calls
 /// arriving during a stall `d` followed by a rest `k × d` are `1/(k + 1)`
-/// of those the pass overlaps. At `k = 100` that is 1 %, exactly a p99's
-/// share, so the p99 of a pass's calls fell among the held ones in two
-/// runs of three (twenty-second part); at 300 it is a third of it, and a
-/// month's files are freed over about three quarters of a minute at 10
-/// million claims (a monthly job). Timed from the drop to its commit, not
-/// the pool's wait.
+/// of those the pass overlaps (the pass being mostly its rests, as it is
+/// at 10 million claims). At `k = 100` that is 1 %, exactly a p99's
+/// share; at 300 it is a third of it, for stalls of 10 to 100 ms (a
+/// longer one rests [`FREE_REST_MAX`], a larger share: 1 % at 300 ms).
+/// A month's files are then freed over about a minute at 10 million
+/// claims (a monthly job; docs/PERFORMANCE.md, twenty-second part, where
+/// retention met its limit in three runs of three, on another host than
+/// the runs of a hundred). Timed from the drop to its commit, not the
+/// pool's wait.
 const FREE_REST_FACTOR: u32 = 300;
 /// The longest rest after freeing one relation.
 const FREE_REST_MAX: std::time::Duration = std::time::Duration::from_secs(30);
@@ -851,8 +854,9 @@ mod unit {
     use super::AuditMonth;
 
     /// A slow freeing (a file system stalling commits while it discards)
-    /// is followed by a rest three hundred times as long, at most 30 s; a
-    /// quick one by a rest as long (a test's tiny months wait for nothing).
+    /// is followed by a rest three hundred times as long, at most 30 s
+    /// (reached at 100 ms); a quick one by a rest as long (a test's tiny
+    /// months wait for nothing).
     #[tokio::test(start_paused = true)]
     async fn a_slow_freeing_is_followed_by_a_long_rest() {
         use std::time::Duration;
@@ -860,6 +864,8 @@ mod unit {
             (Duration::from_millis(60), Duration::from_secs(18)),
             (Duration::from_millis(10), Duration::from_secs(3)),
             (Duration::from_millis(9), Duration::from_millis(9)),
+            (Duration::from_millis(100), Duration::from_secs(30)),
+            (Duration::from_millis(150), Duration::from_secs(30)),
             (Duration::from_secs(2), Duration::from_secs(30)),
         ] {
             let began = tokio::time::Instant::now();
