@@ -334,6 +334,7 @@ async fn readme_tour() {
             .env("PASSERELLE_CERTS", dir.path().join("certs"))
             .env("LANG", "C")
             .env_remove("LC_ALL")
+            .env_remove("LANGUAGE")
             .env_remove("LC_MESSAGES")
             .env_remove("RUST_LOG")
             .output()

@@ -657,6 +657,7 @@ async fn operators_reach_an_mtls_broker_with_their_own_certificate() {
             std::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
                 .args(&args)
                 .env("LANG", "en")
+                .env_remove("LANGUAGE")
                 .output()
                 .unwrap()
         })

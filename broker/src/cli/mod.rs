@@ -97,7 +97,8 @@ pub struct Client {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Language of tables and messages (default: from LANG).
+    /// Language of tables and messages (default: from the locale,
+    /// LANGUAGE then LC_ALL, LC_MESSAGES, LANG).
     #[arg(long, global = true, value_enum)]
     pub lang: Option<Lang>,
 }

@@ -13,25 +13,43 @@ pub enum Lang {
 }
 
 impl Lang {
-    /// From `--lang`, else from the locale's messages as POSIX orders
-    /// them: LC_ALL, LC_MESSAGES, LANG (fr_* gives French).
+    /// From `--lang`, else from the environment ([`Lang::from_locale`]).
     /// Also the language of the process's messages from then on
     /// ([`Lang::of_process`]): a command runs in one language.
     pub fn detect(flag: Option<Lang>) -> Lang {
-        let l = flag.unwrap_or_else(|| {
-            let set = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-            let env = set("LC_ALL")
-                .or_else(|| set("LC_MESSAGES"))
-                .or_else(|| set("LANG"))
-                .unwrap_or_default();
-            if env.starts_with("fr") {
-                Lang::Fr
-            } else {
-                Lang::En
-            }
-        });
+        let l = flag.unwrap_or_else(|| Lang::from_locale(|name| std::env::var(name).ok()));
         let _ = PROCESS_LANG.set(l);
         l
+    }
+
+    /// The language of the locale's messages as gettext reads them: the
+    /// first of LC_ALL, LC_MESSAGES, LANG that is set; then, unless that
+    /// locale is C or POSIX, the first language of LANGUAGE's list
+    /// (`fr:en`) that is French or English, before the locale's own.
+    /// French for `fr*`, else English.
+    pub fn from_locale(var: impl Fn(&str) -> Option<String>) -> Lang {
+        let set = |name: &str| var(name).filter(|v| !v.is_empty());
+        let locale = set("LC_ALL")
+            .or_else(|| set("LC_MESSAGES"))
+            .or_else(|| set("LANG"))
+            .unwrap_or_default();
+        let of = |tag: &str| {
+            if tag.starts_with("fr") {
+                Some(Lang::Fr)
+            } else if tag.starts_with("en") {
+                Some(Lang::En)
+            } else {
+                None
+            }
+        };
+        let c_locale =
+            locale.is_empty() || locale == "C" || locale == "POSIX" || locale.starts_with("C.");
+        let listed = if c_locale {
+            None
+        } else {
+            set("LANGUAGE").and_then(|list| list.split(':').find_map(of))
+        };
+        listed.or_else(|| of(&locale)).unwrap_or(Lang::En)
     }
 
     /// The language [`Lang::detect`] chose for this process (English
@@ -240,6 +258,40 @@ pub fn when(lang: Lang, ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The locale's language as gettext reads it: LANGUAGE's list first,
+    /// unless the locale is C; then LC_ALL, LC_MESSAGES, LANG.
+    #[test]
+    fn the_language_is_read_from_the_locale_as_gettext_does() {
+        let cases: [(&[(&str, &str)], Lang); 9] = [
+            (&[], Lang::En),
+            (&[("LANG", "fr_TG.UTF-8")], Lang::Fr),
+            (
+                &[("LANG", "fr_ML.UTF-8"), ("LC_MESSAGES", "en_US.UTF-8")],
+                Lang::En,
+            ),
+            (
+                &[("LANG", "en_US.UTF-8"), ("LC_ALL", "fr_FR.UTF-8")],
+                Lang::Fr,
+            ),
+            (&[("LANG", "en_US.UTF-8"), ("LANGUAGE", "fr:en")], Lang::Fr),
+            (
+                &[("LANG", "fr_TG.UTF-8"), ("LANGUAGE", "de:en_GB:fr")],
+                Lang::En,
+            ),
+            (&[("LANG", "fr_TG.UTF-8"), ("LANGUAGE", "de")], Lang::Fr),
+            (&[("LANG", "C.UTF-8"), ("LANGUAGE", "fr")], Lang::En),
+            (&[("LANGUAGE", "fr")], Lang::En),
+        ];
+        for (vars, want) in cases {
+            let var = |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            };
+            assert_eq!(Lang::from_locale(var), want, "{vars:?}");
+        }
+    }
 
     /// Every phrase the commands show through `t` (and every table
     /// header) is in both catalogues.
