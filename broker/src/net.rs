@@ -601,15 +601,16 @@ pub const FILES_PER_PARTNER: usize = 4;
 /// The open files this configuration may need at once: a connection per
 /// call in flight (`max_in_flight`), per long poll (`max_long_polls`, a
 /// pool of their own) and per handshake in progress (`max_handshakes`), the
-/// store's connections (`pool_size`, or the SQLite
-/// files), a few per partner, and a reserve. See docs/operations.md.
+/// store's connections (`pool_size` and the one retention takes out of
+/// the pool to hold its lock, or the SQLite files), a few per partner,
+/// and a reserve. See docs/operations.md.
 pub fn files_needed(cfg: &Config) -> u64 {
     let l = &cfg.limits;
     let store = cfg
         .store
         .postgres
         .as_ref()
-        .map_or(SQLITE_FILES, |p| p.pool_size);
+        .map_or(SQLITE_FILES, |p| p.pool_size + 1);
     (l.max_in_flight
         + l.max_long_polls
         + l.max_handshakes

@@ -66,14 +66,16 @@ const FREE_SLOW: std::time::Duration = std::time::Duration::from_millis(10);
 /// retention chooses is how much of the live calls it holds: the calls
 /// arriving during a stall `d` followed by a rest `k × d` are `1/(k + 1)`
 /// of those the pass overlaps (the pass being mostly its rests, as it is
-/// at 10 million claims). At `k = 100` that is 1 %, exactly a p99's
-/// share; at 300 it is a third of it, for stalls of 10 to 100 ms (a
-/// longer one rests [`FREE_REST_MAX`], a larger share: 1 % at 300 ms).
+/// at 10 million claims; whatever the replicas of this version, as
+/// retention's lock is held through the rests:
+/// [`PgStore::retention_held`]). At `k = 100`
+/// that is 1 %, exactly a p99's share; at 300 it is a third of it, for
+/// stalls of 10 to 100 ms (a longer one rests [`FREE_REST_MAX`], a
+/// larger share: 1 % at 300 ms).
 /// A month's files are then freed over about a minute at 10 million
 /// claims (a monthly job; docs/PERFORMANCE.md, twenty-second part, where
 /// retention met its limit in three runs of three, on another host than
-/// the runs of a hundred). Timed from the drop to its commit, not the
-/// pool's wait.
+/// the runs of a hundred). Timed from the drop to its commit.
 const FREE_REST_FACTOR: u32 = 300;
 /// The longest rest after freeing one relation.
 const FREE_REST_MAX: std::time::Duration = std::time::Duration::from_secs(30);
@@ -86,6 +88,47 @@ async fn rest_after_free(took: std::time::Duration) {
         took
     };
     tokio::time::sleep(rest).await;
+}
+
+/// Frees `table`'s relations on `held`, one a transaction: its indexes,
+/// then the table, each followed by `rest` of the time it took
+/// ([`rest_after_free`]; [`PgStore::free_detached_month`]).
+async fn free_relations<R: std::future::Future<Output = ()>>(
+    held: &mut RetentionHeld,
+    table: &str,
+    mut rest: impl FnMut(std::time::Duration) -> R,
+) -> Result<(), StoreError> {
+    let indexes: Vec<String> = held
+        .query(
+            "SELECT quote_ident(i.relname) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid \
+             WHERE x.indrelid = to_regclass(format('%I.%I', current_schema(), $1::TEXT)) \
+             ORDER BY i.relname",
+            &[&table],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let drops = indexes
+        .iter()
+        .map(|i| format!("DROP INDEX IF EXISTS {i}"))
+        .chain([format!("DROP TABLE IF EXISTS {table}")]);
+    for drop in drops {
+        // A transaction of the client's, not `BEGIN` in the text: a
+        // statement that fails in a text would leave the connection inside
+        // an aborted transaction; this one rolls back when dropped.
+        let tx = held.transaction().await?;
+        // The freeing's own time: the drop (its wait for the table's lock
+        // included) and its commit, where the file system discards.
+        let began = tokio::time::Instant::now();
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = '{LOG_LOCK_TIMEOUT}'; {drop}"
+        ))
+        .await?;
+        tx.commit().await?;
+        rest(began.elapsed()).await;
+    }
+    Ok(())
 }
 
 /// The claims coordinated and in no closed period (a cancel asked of one
@@ -318,6 +361,42 @@ async fn retention_lock(tx: &tokio_postgres::Transaction<'_>) -> Result<bool, St
         )
         .await?
         .get(0))
+}
+
+/// Retention's lock at the session's level ([`PgStore::retention_held`]),
+/// for a freeing and its rests: no other replica's transaction gets
+/// retention's lock meanwhile, whichever version runs it. The
+/// connection is out of the pool: dropped without
+/// [`RetentionHeld::release`] (a pass cut short), it closes, and the
+/// server lets go of the lock with it; no pooled connection ever keeps it.
+pub(super) struct RetentionHeld {
+    client: deadpool_postgres::ClientWrapper,
+}
+
+impl RetentionHeld {
+    /// Lets go of the lock; the connection closes as it is dropped.
+    pub(super) async fn release(self) -> Result<(), StoreError> {
+        self.client
+            .execute(
+                "SELECT pg_advisory_unlock($1, hashtext(current_schema()))",
+                &[&RETENTION_LOCK],
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for RetentionHeld {
+    type Target = tokio_postgres::Client;
+    fn deref(&self) -> &tokio_postgres::Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for RetentionHeld {
+    fn deref_mut(&mut self) -> &mut tokio_postgres::Client {
+        &mut self.client
+    }
 }
 
 /// What became of a month retention meant to drop.
@@ -588,59 +667,41 @@ impl PgStore {
     /// Frees the files of a month retention detached (`table`, named by
     /// [`AuditMonth::detached_table`]), one relation a transaction: each of
     /// its indexes, then the table, each followed by a rest
-    /// ([`rest_after_free`]: three hundred times as long as a slow freeing took;
-    /// its pooled connection given back first), so that live commits never
-    /// wait behind the whole month's files at once, and the few a freeing
-    /// holds stay few among the calls of the pass. Its rows left
-    /// the log with the detach. Each transaction takes retention's lock
-    /// first, so that one drop runs at a time and none while a replica (of
-    /// any version) is in a month's pass. Its name is only ever given by
-    /// a detach, so it is no partition. A lock not had (retention's, or the table's
-    /// within [`LOG_LOCK_TIMEOUT`]), or any error, leaves the rest to a
-    /// later pass ([`Self::free_detached_months`]): logged, not returned,
-    /// as the month is already pruned.
+    /// ([`rest_after_free`]: three hundred times as long as a slow freeing
+    /// took), so that live commits never wait behind the whole month's
+    /// files at once, and the few a freeing holds stay few among the calls
+    /// of the pass. Its rows left the log with the detach. Retention's lock
+    /// is held from the first drop to the last rest
+    /// ([`Self::retention_held`]), so that one drop runs at a time, none
+    /// while a replica (of any version) is in a month's pass, and no
+    /// replica frees during another's rest: with several replicas of this
+    /// version the freeings stay as far apart as with one (an older
+    /// replica's rests do not hold the lock). Its name is only ever given
+    /// by a detach, so it is no partition. A lock not had (retention's, or
+    /// the table's within [`LOG_LOCK_TIMEOUT`]), or any error, leaves the
+    /// rest to a later pass ([`Self::free_detached_months`]): logged, not
+    /// returned, as the month is already pruned.
     pub(super) async fn free_detached_month(&self, table: &str) {
+        self.free_detached_month_resting(table, rest_after_free)
+            .await
+    }
+
+    /// [`Self::free_detached_month`], with `rest` after each freeing.
+    pub(super) async fn free_detached_month_resting<R: std::future::Future<Output = ()>>(
+        &self,
+        table: &str,
+        rest: impl FnMut(std::time::Duration) -> R,
+    ) {
         let freed = async {
-            let indexes: Vec<String> = self
-                .client()
-                .await?
-                .query(
-                    "SELECT quote_ident(i.relname) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid \
-                     WHERE x.indrelid = to_regclass(format('%I.%I', current_schema(), $1::TEXT)) \
-                     ORDER BY i.relname",
-                    &[&table],
-                )
-                .await?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            let drops = indexes
-                .iter()
-                .map(|i| format!("DROP INDEX IF EXISTS {i}"))
-                .chain([format!("DROP TABLE IF EXISTS {table}")]);
-            for drop in drops {
-                let mut c = self.client().await?;
-                // A transaction of the client's, not `BEGIN` in the text: a
-                // statement that fails in a text would leave the pooled
-                // connection inside an aborted transaction; this one rolls
-                // back when dropped.
-                let tx = c.transaction().await?;
-                if !retention_lock(&tx).await? {
-                    return Ok(false);
-                }
-                // The freeing's own time: the drop and its commit (where the
-                // file system discards), not the pool's wait or the lock.
-                let began = tokio::time::Instant::now();
-                tx.batch_execute(&format!(
-                    "SET LOCAL lock_timeout = '{LOG_LOCK_TIMEOUT}'; {drop}"
-                ))
-                .await?;
-                tx.commit().await?;
-                let took = began.elapsed();
-                std::mem::drop(c);
-                rest_after_free(took).await;
-            }
-            Ok::<_, StoreError>(true)
+            let Some(mut held) = self.retention_held().await? else {
+                return Ok(false);
+            };
+            let freed = free_relations(&mut held, table, rest).await;
+            // Let go of on error too (a drop's rollback goes first on the
+            // connection): dropped, the connection would let go of it only
+            // once the server saw it close.
+            let released = held.release().await;
+            freed.and(released).map(|()| true)
         };
         match freed.await {
             Ok(true) => {}
@@ -651,6 +712,27 @@ impl PgStore {
                 tracing::warn!(month = %table, error = %e, "audit log: a detached month's files not freed yet; next pass");
             }
         }
+    }
+
+    /// Retention's lock held by a connection of its own, taken out of the
+    /// pool, until [`RetentionHeld::release`] (or the connection's end):
+    /// `None` if another replica holds it. The pool may open another
+    /// connection meanwhile (the bound: the pool's size and one), so live
+    /// calls never wait for a freeing's rests. Taken out before the lock is
+    /// tried, so that a pass cut short while the answer is on its way
+    /// leaves no pooled connection holding it; the cost is a connection
+    /// closed and opened again by a replica that finds the lock held, only
+    /// while a detached month waits to be freed.
+    pub(super) async fn retention_held(&self) -> Result<Option<RetentionHeld>, StoreError> {
+        let client = deadpool_postgres::Object::take(self.client().await?);
+        let got: bool = client
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))",
+                &[&RETENTION_LOCK],
+            )
+            .await?
+            .get(0);
+        Ok(got.then_some(RetentionHeld { client }))
     }
 
     /// Frees the files of every month retention detached and did not free

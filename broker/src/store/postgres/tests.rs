@@ -1049,9 +1049,9 @@ async fn a_month_detached_and_not_freed_is_freed_by_the_next_pass() {
 
 /// A detached month is left to a later pass while another replica holds
 /// retention's lock, or while another session holds its table (each drop
-/// waits at most the log's lock timeout); the connection that tried goes
-/// back to the pool usable, not inside an aborted transaction: on a pool
-/// of one connection, the next read works.
+/// waits at most the log's lock timeout); the connection that tried lets
+/// go of the lock and closes, and the pool is left usable: on a pool of
+/// one connection, the next read works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_detached_month_held_by_a_reader_is_freed_by_a_later_pass() {
     let mut cfg = crate::store::testing::postgres_config();
@@ -1107,6 +1107,114 @@ async fn a_detached_month_held_by_a_reader_is_freed_by_a_later_pass() {
     read.rollback().await.unwrap();
     assert_eq!(store.prune_audit(JAN_2025).await.unwrap(), Some(0));
     assert_eq!(detached_left(&one).await, (0, 0));
+}
+
+/// While a replica rests between two freeings of a month, retention's
+/// lock stays held, by a connection out of the pool: another replica's pass
+/// frees none of the month meanwhile (two replicas space the freeings as
+/// one does), nor does a pass on the replica's own pool; after the rest
+/// the freeing goes on, and lets go of the lock at its end. A hold cut
+/// short never goes back to the pool, and the server lets go of its lock
+/// once its connection is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_replica_frees_a_month_while_another_rests_between_its_freeings() {
+    let cfg = crate::store::testing::postgres_config();
+    let Some(one) = crate::store::testing::migrated_postgres(&cfg).await else {
+        return;
+    };
+    let one = Arc::new(one);
+    let store: Arc<dyn Store> = one.clone();
+    let other_pg = Arc::new(
+        crate::store::testing::migrated_postgres(&cfg)
+            .await
+            .expect("a second store on the same schema"),
+    );
+    let other: Arc<dyn Store> = other_pg.clone();
+    one.make_audit_months(JAN_2025, FEB_2025).await.unwrap();
+    store
+        .append_audit(&[audit_row(JAN_2025 + 1, "CNSS/eligibility")])
+        .await
+        .unwrap();
+    run_sql(&one, DETACH_JANUARY).await;
+    // `one` frees January; each rest says so and waits to be let go on.
+    let (resting_tx, mut resting) = tokio::sync::mpsc::unbounded_channel();
+    let go = Arc::new(tokio::sync::Semaphore::new(0));
+    let rest = {
+        let go = go.clone();
+        move |took: std::time::Duration| {
+            let (tx, go) = (resting_tx.clone(), go.clone());
+            async move {
+                let _ = tx.send(took);
+                go.acquire().await.expect("never closed").forget();
+            }
+        }
+    };
+    let freeing = tokio::spawn({
+        let one = one.clone();
+        async move {
+            one.free_detached_month_resting("audit_detached_m2025_01", rest)
+                .await
+        }
+    });
+    resting
+        .recv()
+        .await
+        .expect("a first freeing, then its rest");
+    assert_eq!(detached_left(&one).await, (1, 2), "one index freed");
+    for (replica, who) in [(&other, "the other replica"), (&store, "its own pool")] {
+        assert_eq!(
+            replica.prune_audit(JAN_2025).await.unwrap(),
+            None,
+            "{who}: busy"
+        );
+        assert_eq!(
+            detached_left(&one).await,
+            (1, 2),
+            "{who} freed nothing during the rest"
+        );
+    }
+    go.add_permits(4);
+    freeing.await.unwrap();
+    assert_eq!(detached_left(&one).await, (0, 0), "freed after the rest");
+    let mut rests = 1;
+    while resting.recv().await.is_some() {
+        rests += 1;
+    }
+    assert_eq!(rests, 4, "a rest after each index and the table");
+    assert_eq!(
+        other.prune_audit(JAN_2025).await.unwrap(),
+        Some(0),
+        "let go of at the freeing's end"
+    );
+    // A hold cut short: its connection is the pool's no more.
+    let pooled = one.pool.status().size;
+    assert!(pooled >= 1, "the passes above left connections in the pool");
+    let cut = one
+        .retention_held()
+        .await
+        .unwrap()
+        .expect("let go of above");
+    assert_eq!(one.pool.status().size, pooled - 1, "taken out of the pool");
+    drop(cut);
+    assert_eq!(
+        one.pool.status().size,
+        pooled - 1,
+        "not given back to the pool, holding the lock"
+    );
+    // The server lets go of it as the connection closes: waited for by
+    // the lock itself (at most 10 s), from the other replica.
+    let mut c = other_pg.client().await.unwrap();
+    let tx = c.transaction().await.unwrap();
+    tx.batch_execute("SET LOCAL lock_timeout = '10s'")
+        .await
+        .unwrap();
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
+        &[&super::RETENTION_LOCK],
+    )
+    .await
+    .expect("let go of once the connection closed");
+    tx.rollback().await.unwrap();
 }
 
 const JAN_2025: i64 = 1_735_689_600_000;
