@@ -73,9 +73,12 @@ const FREE_SLOW: std::time::Duration = std::time::Duration::from_millis(10);
 /// stalls of 10 to 100 ms (a longer one rests [`FREE_REST_MAX`], a
 /// larger share: 1 % at 300 ms).
 /// A month's files are then freed over about a minute at 10 million
-/// claims (a monthly job; docs/PERFORMANCE.md, twenty-second part, where
-/// retention met its limit in three runs of three, on another host than
-/// the runs of a hundred). Timed from the drop to its commit.
+/// claims (a monthly job). Measured at 10 million claims
+/// (docs/PERFORMANCE.md, twenty-second and twenty-third parts): retention
+/// met its limit in five runs of five, on two hosts, and in alternating
+/// runs on one host its ratio was lower than with a hundred in both pairs
+/// (1.02 and 1.07 × against 1.30 and 1.35 ×). Timed from the drop to its
+/// commit.
 const FREE_REST_FACTOR: u32 = 300;
 /// The longest rest after freeing one relation.
 const FREE_REST_MAX: std::time::Duration = std::time::Duration::from_secs(30);
