@@ -97,7 +97,7 @@ async fn rest_after_free(took: std::time::Duration) {
 /// then the table, each followed by `rest` of the time it took
 /// ([`rest_after_free`]; [`PgStore::free_detached_month`]).
 async fn free_relations<R: std::future::Future<Output = ()>>(
-    held: &mut RetentionHeld,
+    held: &mut SessionLock,
     table: &str,
     mut rest: impl FnMut(std::time::Duration) -> R,
 ) -> Result<(), StoreError> {
@@ -364,42 +364,6 @@ async fn retention_lock(tx: &tokio_postgres::Transaction<'_>) -> Result<bool, St
         )
         .await?
         .get(0))
-}
-
-/// Retention's lock at the session's level ([`PgStore::retention_held`]),
-/// for a freeing and its rests: no other replica's transaction gets
-/// retention's lock meanwhile, whichever version runs it. The
-/// connection is out of the pool: dropped without
-/// [`RetentionHeld::release`] (a pass cut short), it closes, and the
-/// server lets go of the lock with it; no pooled connection ever keeps it.
-pub(super) struct RetentionHeld {
-    client: deadpool_postgres::ClientWrapper,
-}
-
-impl RetentionHeld {
-    /// Lets go of the lock; the connection closes as it is dropped.
-    pub(super) async fn release(self) -> Result<(), StoreError> {
-        self.client
-            .execute(
-                "SELECT pg_advisory_unlock($1, hashtext(current_schema()))",
-                &[&RETENTION_LOCK],
-            )
-            .await?;
-        Ok(())
-    }
-}
-
-impl std::ops::Deref for RetentionHeld {
-    type Target = tokio_postgres::Client;
-    fn deref(&self) -> &tokio_postgres::Client {
-        &self.client
-    }
-}
-
-impl std::ops::DerefMut for RetentionHeld {
-    fn deref_mut(&mut self) -> &mut tokio_postgres::Client {
-        &mut self.client
-    }
 }
 
 /// What became of a month retention meant to drop.
@@ -717,25 +681,17 @@ impl PgStore {
         }
     }
 
-    /// Retention's lock held by a connection of its own, taken out of the
-    /// pool, until [`RetentionHeld::release`] (or the connection's end):
-    /// `None` if another replica holds it. The pool may open another
-    /// connection meanwhile (the bound: the pool's size and one), so live
-    /// calls never wait for a freeing's rests. Taken out before the lock is
-    /// tried, so that a pass cut short while the answer is on its way
-    /// leaves no pooled connection holding it; the cost is a connection
-    /// closed and opened again by a replica that finds the lock held, only
-    /// while a detached month waits to be freed.
-    pub(super) async fn retention_held(&self) -> Result<Option<RetentionHeld>, StoreError> {
-        let client = deadpool_postgres::Object::take(self.client().await?);
-        let got: bool = client
-            .query_one(
-                "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))",
-                &[&RETENTION_LOCK],
-            )
-            .await?
-            .get(0);
-        Ok(got.then_some(RetentionHeld { client }))
+    /// Retention's lock held by a connection of its own, out of the pool
+    /// ([`PgStore::session_lock`]), until [`SessionLock::release`] or the
+    /// connection's end: `None` if another replica holds it. No other
+    /// replica's transaction gets retention's lock meanwhile, whichever
+    /// version runs it; the pool may open another connection meanwhile
+    /// (the bound: the pool's size and one), so live calls never wait for
+    /// a freeing's rests. A replica that finds the lock held closes and
+    /// opens a connection again, only while a detached month waits to be
+    /// freed.
+    pub(super) async fn retention_held(&self) -> Result<Option<SessionLock>, StoreError> {
+        self.session_lock(RETENTION_LOCK).await
     }
 
     /// Frees the files of every month retention detached and did not free

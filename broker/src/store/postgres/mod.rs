@@ -56,6 +56,39 @@ use migrations::{MIGRATIONS, Replaces};
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// A session's advisory lock ([`PgStore::session_lock`]) and the
+/// connection, out of the pool, that holds it.
+pub(super) struct SessionLock {
+    client: deadpool_postgres::ClientWrapper,
+    first_key: i32,
+}
+
+impl SessionLock {
+    /// Lets go of the lock; the connection closes as it is dropped.
+    pub(super) async fn release(self) -> Result<(), StoreError> {
+        self.client
+            .execute(
+                "SELECT pg_advisory_unlock($1, hashtext(current_schema()))",
+                &[&self.first_key],
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for SessionLock {
+    type Target = tokio_postgres::Client;
+    fn deref(&self) -> &tokio_postgres::Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for SessionLock {
+    fn deref_mut(&mut self) -> &mut tokio_postgres::Client {
+        &mut self.client
+    }
+}
+
 /// Advisory lock keys (arbitrary, fixed).
 const MIGRATE_LOCK: i64 = 0x7061_7373_6d69_6772; // "passmigr"
 /// The first key of the lock of a schema's concurrent index builds (the
@@ -365,6 +398,28 @@ impl PgStore {
         Ok(SCHEMA_VERSION)
     }
 
+    /// The advisory lock `(first_key, the schema's name's hash)` at the
+    /// session's level, tried (never waited for) on a connection taken out
+    /// of the pool: `None` if another session holds it. Out of the pool
+    /// before the lock is tried, so that a caller cut short, even while the
+    /// answer is on its way, leaves no pooled connection holding it: the
+    /// connection closes when the [`SessionLock`] is dropped, and the
+    /// server lets go of the lock with it.
+    pub(super) async fn session_lock(
+        &self,
+        first_key: i32,
+    ) -> Result<Option<SessionLock>, StoreError> {
+        let client = deadpool_postgres::Object::take(self.client().await?);
+        let got: bool = client
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))",
+                &[&first_key],
+            )
+            .await?
+            .get(0);
+        Ok(got.then_some(SessionLock { client, first_key }))
+    }
+
     /// Builds the indexes of [`migrations::CONCURRENT_INDEXES`] that are
     /// missing or invalid, without holding writers, with no statement
     /// timeout; then drops what each replaces. On a connection taken out of
@@ -376,18 +431,10 @@ impl PgStore {
     /// for the build that waits for it. A replica that does not get the
     /// lock leaves the build to the one that has it.
     async fn build_concurrent_indexes(&self) -> Result<(), StoreError> {
-        let c = deadpool_postgres::Object::take(self.client().await?);
-        c.batch_execute("SET statement_timeout = 0").await?;
-        let mine: bool = c
-            .query_one(
-                "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))",
-                &[&INDEX_LOCK],
-            )
-            .await?
-            .get(0);
-        if !mine {
+        let Some(c) = self.session_lock(INDEX_LOCK).await? else {
             return Ok(());
-        }
+        };
+        c.batch_execute("SET statement_timeout = 0").await?;
         for (name, create, replaces) in migrations::CONCURRENT_INDEXES {
             let valid: Option<bool> = c
                 .query_opt(
