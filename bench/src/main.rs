@@ -353,14 +353,15 @@ where
 
 /// Rounds of eligibility on the seeded store against the nearly empty
 /// one, as [`p0_rounds`] alternates claims with P0: the empty store's
-/// saturation and open loop, then each round the seeded store's and the
+/// saturation and open loops, then each round the seeded store's and the
 /// empty store's again, so that each seeded figure sits between two empty
-/// ones (a drift of the host favours neither). The open loops run at half
-/// the empty store's first saturation. The engine's windows are those of
-/// the first empty open loop and of the first round. Returns the figures
-/// (the engine's left to fill) and the calls that failed. Calls shed (the
-/// open loop 1,024 calls behind) and refused by the broker's bounds are
-/// figures, printed with the ratios.
+/// ones (a drift of the host favours neither). The open loops run at two
+/// rates, fractions of the empty store's first saturation
+/// ([`scale::HALF`], [`scale::LOW`]), each as many calls. The engine's
+/// windows are those of the first empty open loop at half and of the first
+/// round. Returns the figures (the engine's left to fill) and the calls
+/// that failed. Calls shed (the open loop 1,024 calls behind) and refused
+/// by the broker's bounds are figures, printed with the ratios.
 async fn eligibility_rounds<E, S>(
     args: &Args,
     db: &postgres::BenchDb,
@@ -396,41 +397,73 @@ where
     let mut checkpoints_at = engine::checkpoints(db).await;
     let (first_rps, mut errors, first_cpu) =
         saturate_cpu(args.concurrency, secs, empty_calls.clone()).await;
-    let rate = (first_rps * 0.5).max(1.0);
-    let calls = ((rate * secs) as u64).max(200);
-    let w = engine::watch(db).await;
-    let (first, first_steal) =
-        cpu::with_steal(open_loop(rate, Until::Calls(calls), 0, empty_calls.clone())).await;
-    windows.push((
-        "eligibility on the nearly empty store, open loop",
-        w.finish().await,
-        calls,
-    ));
+    let rate = |fraction: f64| (first_rps * fraction).max(1.0);
+    // As many calls at either rate: the two p99s are of as many calls.
+    let calls = ((rate(scale::HALF) * secs) as u64).max(200);
     let mut out = scale::EligibilityAtScale {
         empty_rps: vec![first_rps],
-        empty: vec![first],
-        empty_steal_ms: vec![first_steal],
-        scale_steal_ms: Vec::new(),
         empty_cpu: vec![first_cpu],
         scale_cpu: Vec::new(),
         scale_rps: Vec::new(),
-        scale: Vec::new(),
-        rate,
+        half: scale::OpenLoops::new(rate(scale::HALF)),
+        low: scale::OpenLoops::new(rate(scale::LOW)),
         refused: 0,
         checkpoints: Vec::new(),
         engine: Default::default(),
     };
-    for k in 0..rounds {
-        // The first round's seeded windows are watched, and only they: a
-        // watch samples until it is finished.
-        let watch = || async {
-            if k == 0 {
-                Some(engine::watch(db).await)
-            } else {
-                None
+    // One store's open loops at both rates: the first at half watched
+    // when `watch` names its window (a watch samples until it is finished).
+    async fn both<F>(
+        out: &mut scale::EligibilityAtScale,
+        seeded: bool,
+        calls: u64,
+        call: F,
+        db: &postgres::BenchDb,
+        watch: Option<&'static str>,
+        windows: &mut Vec<(&'static str, engine::Window, u64)>,
+    ) where
+        F: Fn(u64) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send>>
+            + Send
+            + Sync
+            + Clone
+            + 'static,
+    {
+        for (i, loops) in [&mut out.half, &mut out.low].into_iter().enumerate() {
+            let w = match watch {
+                Some(name) if i == 0 => Some((name, engine::watch(db).await)),
+                _ => None,
+            };
+            let (latency, stolen) =
+                cpu::with_steal(open_loop(loops.rate, Until::Calls(calls), 0, call.clone())).await;
+            if let Some((name, w)) = w {
+                windows.push((name, w.finish().await, calls));
             }
+            let (l, s) = if seeded {
+                (&mut loops.scale, &mut loops.scale_steal_ms)
+            } else {
+                (&mut loops.empty, &mut loops.empty_steal_ms)
+            };
+            l.push(latency);
+            s.push(stolen);
+        }
+    }
+    both(
+        &mut out,
+        false,
+        calls,
+        empty_calls.clone(),
+        db,
+        Some("eligibility on the nearly empty store, open loop"),
+        windows,
+    )
+    .await;
+    for k in 0..rounds {
+        // The first round's seeded windows are watched, and only they.
+        let w = if k == 0 {
+            Some(engine::watch(db).await)
+        } else {
+            None
         };
-        let w = watch().await;
         let (rps, e, cpu) = saturate_cpu(args.concurrency, secs, seeded_calls.clone()).await;
         errors += e;
         out.scale_cpu.push(cpu);
@@ -442,31 +475,31 @@ where
             ));
         }
         out.scale_rps.push(rps);
-        let w = watch().await;
-        let (latency, stolen) = cpu::with_steal(open_loop(
-            rate,
-            Until::Calls(calls),
-            0,
+        let watch = (k == 0).then_some("eligibility on the seeded store, open loop");
+        both(
+            &mut out,
+            true,
+            calls,
             seeded_calls.clone(),
-        ))
+            db,
+            watch,
+            windows,
+        )
         .await;
-        out.scale.push(latency);
-        out.scale_steal_ms.push(stolen);
-        if let Some(w) = w {
-            windows.push((
-                "eligibility on the seeded store, open loop",
-                w.finish().await,
-                calls,
-            ));
-        }
         let (rps, e, cpu) = saturate_cpu(args.concurrency, secs, empty_calls.clone()).await;
         errors += e;
         out.empty_cpu.push(cpu);
         out.empty_rps.push(rps);
-        let (latency, stolen) =
-            cpu::with_steal(open_loop(rate, Until::Calls(calls), 0, empty_calls.clone())).await;
-        out.empty.push(latency);
-        out.empty_steal_ms.push(stolen);
+        both(
+            &mut out,
+            false,
+            calls,
+            empty_calls.clone(),
+            db,
+            None,
+            windows,
+        )
+        .await;
         let now = engine::checkpoints(db).await;
         out.checkpoints.push(
             checkpoints_at
@@ -475,12 +508,7 @@ where
         );
         checkpoints_at = now;
     }
-    errors += out
-        .empty
-        .iter()
-        .chain(&out.scale)
-        .map(|l| l.errors)
-        .sum::<u64>();
+    errors += out.half.errors() + out.low.errors();
     // Refusals by the broker's bounds are answers as documented, counted
     // apart (as every row's).
     out.refused = refused_so_far() - refused_before;
@@ -1346,7 +1374,7 @@ async fn main() {
                     secs,
                     args.smoke,
                     members,
-                    eligibility_rounds.rate,
+                    [eligibility_rounds.half.rate, eligibility_rounds.low.rate],
                 )
                 .await;
                 if let Some(e) = &engine.failed {
@@ -1438,16 +1466,16 @@ async fn main() {
             let mut figures = serde_json::json!({
                 "eligibility_empty_rps": elig.empty_rps.iter().map(|r| r.round()).collect::<Vec<_>>(),
                 "eligibility_scale_rps": elig.scale_rps.iter().map(|r| r.round()).collect::<Vec<_>>(),
-                "eligibility_rate": elig.rate.round(),
-                "eligibility_p99_us_empty": elig.empty.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
-                "eligibility_p99_us_scale": elig.scale.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
+                "eligibility_rate": elig.half.rate.round(),
+                "eligibility_p99_us_empty": elig.half.empty.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
+                "eligibility_p99_us_scale": elig.half.scale.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
                 "eligibility_rate_ratio": load::median(&elig.rate_ratios()),
-                "eligibility_p99_ratio": elig.p99_median_ratio(),
+                "eligibility_p99_ratio": elig.half.p99_median_ratio(),
                 "eligibility_engine_random_tps": elig.engine.random_tps.round(),
                 "eligibility_engine_one_tps": elig.engine.one_tps.round(),
-                "eligibility_engine_rate": elig.engine.rate.round(),
-                "eligibility_engine_random_p99_us": elig.engine.random_p99_us,
-                "eligibility_engine_one_p99_us": elig.engine.one_p99_us,
+                "eligibility_engine_rate": elig.engine.half.rate.round(),
+                "eligibility_engine_random_p99_us": elig.engine.half.random_p99_us,
+                "eligibility_engine_one_p99_us": elig.engine.half.one_p99_us,
                 "live_claims_rps_while_pruning": live.rate.round(),
                 "live_calls_while_pruning": live.rounds.iter().map(|r| r.calls).collect::<Vec<_>>(),
                 "live_p99_us_idle": live.rounds.iter().map(|r| r.idle.p99_us).collect::<Vec<_>>(),
@@ -1480,13 +1508,30 @@ async fn main() {
             });
             figures["live_p99_ratio_while_pruning"] = serde_json::json!(live.p99_median_ratio());
             // Past json!'s recursion limit.
-            figures["eligibility_shed_scale_empty"] = serde_json::json!(elig.shed());
+            figures["eligibility_shed_scale_empty"] = serde_json::json!(elig.half.shed());
             figures["eligibility_refused_by_bounds"] = serde_json::json!(elig.refused);
             figures["eligibility_p99_rounds_median"] =
-                serde_json::json!(load::median(&elig.p99_ratios()));
+                serde_json::json!(load::median(&elig.half.p99_ratios()));
             figures["eligibility_checkpoints_in_rounds"] = serde_json::json!(elig.checkpoints);
-            figures["eligibility_steal_ms_scale"] = serde_json::json!(elig.scale_steal_ms);
-            figures["eligibility_steal_ms_empty"] = serde_json::json!(elig.empty_steal_ms);
+            figures["eligibility_steal_ms_scale"] = serde_json::json!(elig.half.scale_steal_ms);
+            figures["eligibility_steal_ms_empty"] = serde_json::json!(elig.half.empty_steal_ms);
+            // The open loops at the low rate, beside those at half.
+            let low = &elig.low;
+            figures["eligibility_low"] = serde_json::json!({
+                "rate": low.rate.round(),
+                "seeded_share": elig.seeded_share(low.rate),
+                "p99_us_empty": low.empty.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
+                "p99_us_scale": low.scale.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
+                "p99_ratio": low.p99_median_ratio(),
+                "p99_rounds_median": load::median(&low.p99_ratios()),
+                "shed_scale_empty": low.shed(),
+                "steal_ms_scale": low.scale_steal_ms,
+                "steal_ms_empty": low.empty_steal_ms,
+                "engine_random_p99_us": elig.engine.low.random_p99_us,
+                "engine_one_p99_us": elig.engine.low.one_p99_us,
+            });
+            figures["eligibility_half_seeded_share"] =
+                serde_json::json!(elig.seeded_share(elig.half.rate));
             let [scale_cpu, empty_cpu] = elig.cpu_us();
             figures["eligibility_db_cpu_us_scale_empty"] =
                 serde_json::json!([scale_cpu.map(|c| c.0.round()), empty_cpu.map(|c| c.0.round())]);
@@ -1544,24 +1589,63 @@ async fn main() {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let (rate_ratio, p99_ratio) = (load::median(&elig.rate_ratios()), elig.p99_median_ratio());
+        let rate_ratio = load::median(&elig.rate_ratios());
+        let e = &elig.engine;
+        let engine_rate = e.random_tps / e.one_tps.max(1e-9);
         println!(
-            "  eligibility on the seeded store (a different seeded member each call) against a nearly empty store (the one dev member; a schema and a broker of its own), {} alternating rounds: rate {rate_ratio:.2} x (target >= 0.8; rounds {}; seeded {}/s, empty {}/s); at {:.0}/s, p99 {p99_ratio:.2} (the median of the empty store's p99s over the median of the seeded store's, each window once, target >= 0.8; the rounds' median {:.2}, rounds {}; seeded {} us, empty {} us)",
+            "  eligibility on the seeded store (a different seeded member each call) against a nearly empty store (the one dev member; a schema and a broker of its own), {} alternating rounds: rate {rate_ratio:.2} x (target >= 0.8; rounds {}; seeded {}/s, empty {}/s); the engine's own (pgbench, bench/pgbench/eligibility-random.sql against eligibility-one.sql, on the seeded store): {:.0}/s for a different member each call against {:.0}/s for the one = {engine_rate:.2}, the broker's over the engine's {:.2}",
             elig.scale_rps.len(),
             list(&elig.rate_ratios(), 2),
             list(&elig.scale_rps, 0),
             list(&elig.empty_rps, 0),
-            elig.rate,
-            load::median(&elig.p99_ratios()),
-            list(&elig.p99_ratios(), 2),
-            p99s(&elig.scale),
-            p99s(&elig.empty),
+            e.random_tps,
+            e.one_tps,
+            rate_ratio / engine_rate.max(1e-9),
         );
-        let (seeded_shed, empty_shed) = elig.shed();
-        if seeded_shed + empty_shed + elig.refused > 0 {
+        let stolen = |v: &[Option<f64>]| {
+            v.iter()
+                .map(|c| c.map_or_else(|| "unknown".to_string(), |c| format!("{c:.0}")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for (loops, engine, what) in [
+            (
+                &elig.half,
+                &e.half,
+                "half the empty store's first saturation",
+            ),
+            (&elig.low, &e.low, "a fifth of it"),
+        ] {
+            let p99_ratio = loops.p99_median_ratio();
             println!(
-                "    calls shed (the open loop {} calls behind; their time is in no p99, so the ratio flatters the store that shed them): seeded store {seeded_shed}, nearly empty store {empty_shed}; refused by the broker's bounds (both stores): {}",
-                load::MAX_OUTSTANDING,
+                "    at {:.0}/s ({what}; the seeded store at {:.0} % of its median saturation): p99 {p99_ratio:.2} (the median of the empty store's p99s over the median of the seeded store's, each window once, target >= 0.8; the rounds' median {:.2}, rounds {}; seeded {} us, empty {} us); the engine's own at that rate: p99 {} us against {} us = {:.2}, the broker's over the engine's {:.2}",
+                loops.rate,
+                elig.seeded_share(loops.rate) * 100.0,
+                load::median(&loops.p99_ratios()),
+                list(&loops.p99_ratios(), 2),
+                p99s(&loops.scale),
+                p99s(&loops.empty),
+                engine.random_p99_us,
+                engine.one_p99_us,
+                engine.p99_ratio(),
+                p99_ratio / engine.p99_ratio().max(1e-9)
+            );
+            let (seeded_shed, empty_shed) = loops.shed();
+            if seeded_shed + empty_shed > 0 {
+                println!(
+                    "      calls shed (the open loop {} calls behind; their time is in no p99, so the ratio flatters the store that shed them): seeded store {seeded_shed}, nearly empty store {empty_shed}",
+                    load::MAX_OUTSTANDING,
+                );
+            }
+            println!(
+                "      CPU stolen by the hypervisor in each open loop, ms over both cores (the host's, not ours): seeded store {}; nearly empty store {}",
+                stolen(&loops.scale_steal_ms),
+                stolen(&loops.empty_steal_ms)
+            );
+        }
+        if elig.refused > 0 {
+            println!(
+                "    refused by the broker's bounds (both stores, every window): {}",
                 elig.refused
             );
         }
@@ -1573,37 +1657,11 @@ async fn main() {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let stolen = |v: &[Option<f64>]| {
-            v.iter()
-                .map(|c| c.map_or_else(|| "unknown".to_string(), |c| format!("{c:.0}")))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        println!(
-            "    CPU stolen by the hypervisor in each open loop, ms over both cores (the host's, not ours): seeded store {}; nearly empty store {}",
-            stolen(&elig.scale_steal_ms),
-            stolen(&elig.empty_steal_ms)
-        );
         if let [Some((scale_db, scale_own)), Some((empty_db, empty_own))] = elig.cpu_us() {
             println!(
                 "    CPU per call at saturation (medians of the windows; the database's is the machine's outside this process): seeded store: database {scale_db:.0} us, this process {scale_own:.0} us; nearly empty store: database {empty_db:.0} us, this process {empty_own:.0} us"
             );
         }
-        let e = &elig.engine;
-        let (engine_rate, engine_p99) = (
-            e.random_tps / e.one_tps.max(1e-9),
-            e.one_p99_us as f64 / e.random_p99_us.max(1) as f64,
-        );
-        println!(
-            "    the engine's own (pgbench, bench/pgbench/eligibility-random.sql against eligibility-one.sql, on the seeded store): {:.0}/s for a different member each call against {:.0}/s for the one = {engine_rate:.2}; at {:.0}/s, p99 {} us against {} us = {engine_p99:.2}. The broker's ratios over the engine's: rate {:.2}, p99 {:.2}",
-            e.random_tps,
-            e.one_tps,
-            e.rate,
-            e.random_p99_us,
-            e.one_p99_us,
-            rate_ratio / engine_rate.max(1e-9),
-            p99_ratio / engine_p99.max(1e-9)
-        );
         println!(
             "  ListChangedClaims: {read} changes paged (500 a page) in {:.2} s = {:.0} changes/s",
             page_secs,

@@ -205,16 +205,34 @@ pub struct EngineEligibility {
     /// Saturation, transactions/s: a different member each time, and the one.
     pub random_tps: f64,
     pub one_tps: f64,
-    /// At the broker's open-loop rate: the offered rate, and each p99 (µs,
-    /// from the scheduled start, as the bench's open loop measures).
-    pub rate: f64,
-    pub random_p99_us: u64,
-    pub one_p99_us: u64,
+    /// At the broker's open-loop rates, half and low
+    /// (`scale::OpenLoops`).
+    pub half: EngineLatency,
+    pub low: EngineLatency,
     pub failed: Option<String>,
 }
 
+/// The engine's p99 at one offered rate.
+#[derive(Default)]
+pub struct EngineLatency {
+    pub rate: f64,
+    /// Each p99 (µs, from the scheduled start, as the bench's open loop
+    /// measures): a different member each time, and the one.
+    pub random_p99_us: u64,
+    pub one_p99_us: u64,
+}
+
+impl EngineLatency {
+    /// The one member's p99 over the different members' (below 1 when the
+    /// seeded store's members answer later), as the broker's ratio.
+    pub fn p99_ratio(&self) -> f64 {
+        self.one_p99_us as f64 / self.random_p99_us.max(1) as f64
+    }
+}
+
 /// Runs both eligibility scripts on the seeded store of `members` members:
-/// saturated for `secs` each, then at `rate` for `secs` each.
+/// saturated for `secs` each, then at each of `rates` (half, low) for
+/// `secs` each.
 pub async fn engine_eligibility(
     db: &BenchDb,
     dir: &Path,
@@ -222,7 +240,7 @@ pub async fn engine_eligibility(
     secs: f64,
     smoke: bool,
     members: u64,
-    rate: f64,
+    rates: [f64; 2],
 ) -> EngineEligibility {
     let define = format!("members={}", members.max(1));
     let run = |name: &'static str, text: &'static str, extra: Vec<String>| {
@@ -236,36 +254,45 @@ pub async fn engine_eligibility(
     };
     let random = run("eligibility-random.sql", ELIGIBILITY_RANDOM, vec![]).await;
     let one = run("eligibility-one.sql", ELIGIBILITY_ONE, vec![]).await;
-    let mut p99 = Vec::new();
     let mut failed = random.failed.or(one.failed);
-    for (name, text) in [
-        ("eligibility-random.sql", ELIGIBILITY_RANDOM),
-        ("eligibility-one.sql", ELIGIBILITY_ONE),
-    ] {
-        // pgbench writes one log per thread: <prefix>.<pid>[.<thread>].
-        let prefix = dir.join(format!("{name}.latency"));
-        let at_rate = vec![
-            "-R".to_string(),
-            format!("{:.0}", rate.max(1.0)),
-            "-l".to_string(),
-            format!("--log-prefix={}", prefix.display()),
-        ];
-        let l = run(name, text, at_rate).await;
-        failed = failed.or(l.failed);
-        match logged_p99_us(dir, &format!("{name}.latency.")) {
-            Ok(us) => p99.push(us),
-            Err(e) => {
-                failed = failed.or(Some(format!("pgbench {name} at {rate:.0}/s: {e}")));
-                p99.push(0);
+    let mut at = Vec::new();
+    for (k, rate) in rates.into_iter().enumerate() {
+        let mut p99 = Vec::new();
+        for (name, text) in [
+            ("eligibility-random.sql", ELIGIBILITY_RANDOM),
+            ("eligibility-one.sql", ELIGIBILITY_ONE),
+        ] {
+            // pgbench writes one log per thread: <prefix>.<pid>[.<thread>];
+            // each rate's logs under a prefix of their own.
+            let prefix = dir.join(format!("{name}.latency{k}"));
+            let at_rate = vec![
+                "-R".to_string(),
+                format!("{:.0}", rate.max(1.0)),
+                "-l".to_string(),
+                format!("--log-prefix={}", prefix.display()),
+            ];
+            let l = run(name, text, at_rate).await;
+            failed = failed.or(l.failed);
+            match logged_p99_us(dir, &format!("{name}.latency{k}.")) {
+                Ok(us) => p99.push(us),
+                Err(e) => {
+                    failed = failed.or(Some(format!("pgbench {name} at {rate:.0}/s: {e}")));
+                    p99.push(0);
+                }
             }
         }
+        at.push(EngineLatency {
+            rate,
+            random_p99_us: p99[0],
+            one_p99_us: p99[1],
+        });
     }
+    let [half, low]: [EngineLatency; 2] = at.try_into().unwrap_or_default();
     EngineEligibility {
         random_tps: random.tps,
         one_tps: one.tps,
-        rate,
-        random_p99_us: p99[0],
-        one_p99_us: p99[1],
+        half,
+        low,
         failed,
     }
 }
