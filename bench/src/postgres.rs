@@ -231,8 +231,9 @@ impl EngineLatency {
 }
 
 /// Runs both eligibility scripts on the seeded store of `members` members:
-/// saturated for `secs` each, then at each of `rates` (half, low) for
-/// `secs` each.
+/// saturated for `secs` each, then at the rate of each of the broker's open
+/// loops (half, low), as many transactions as the broker's window at half
+/// (`secs` at half, longer at a lower rate), as the broker's own windows.
 pub async fn engine_eligibility(
     db: &BenchDb,
     dir: &Path,
@@ -240,10 +241,10 @@ pub async fn engine_eligibility(
     secs: f64,
     smoke: bool,
     members: u64,
-    rates: [f64; 2],
+    loops: [&crate::scale::OpenLoops; 2],
 ) -> EngineEligibility {
     let define = format!("members={}", members.max(1));
-    let run = |name: &'static str, text: &'static str, extra: Vec<String>| {
+    let run = |name: &'static str, text: &'static str, extra: Vec<String>, secs: f64| {
         let define = define.clone();
         async move {
             let mut args = vec!["-D".to_string(), define];
@@ -252,11 +253,13 @@ pub async fn engine_eligibility(
             run_script(db, dir, name, text, pgbench, secs, smoke, &args).await
         }
     };
-    let random = run("eligibility-random.sql", ELIGIBILITY_RANDOM, vec![]).await;
-    let one = run("eligibility-one.sql", ELIGIBILITY_ONE, vec![]).await;
+    let random = run("eligibility-random.sql", ELIGIBILITY_RANDOM, vec![], secs).await;
+    let one = run("eligibility-one.sql", ELIGIBILITY_ONE, vec![], secs).await;
     let mut failed = random.failed.or(one.failed);
-    let mut at = Vec::new();
-    for (k, rate) in rates.into_iter().enumerate() {
+    let mut at: [EngineLatency; 2] = Default::default();
+    for (k, l) in loops.into_iter().enumerate() {
+        let rate = l.rate;
+        let window = secs * crate::scale::HALF / l.fraction.max(1e-9);
         let mut p99 = Vec::new();
         for (name, text) in [
             ("eligibility-random.sql", ELIGIBILITY_RANDOM),
@@ -271,7 +274,7 @@ pub async fn engine_eligibility(
                 "-l".to_string(),
                 format!("--log-prefix={}", prefix.display()),
             ];
-            let l = run(name, text, at_rate).await;
+            let l = run(name, text, at_rate, window).await;
             failed = failed.or(l.failed);
             match logged_p99_us(dir, &format!("{name}.latency{k}.")) {
                 Ok(us) => p99.push(us),
@@ -281,13 +284,13 @@ pub async fn engine_eligibility(
                 }
             }
         }
-        at.push(EngineLatency {
+        at[k] = EngineLatency {
             rate,
             random_p99_us: p99[0],
             one_p99_us: p99[1],
-        });
+        };
     }
-    let [half, low]: [EngineLatency; 2] = at.try_into().unwrap_or_default();
+    let [half, low] = at;
     EngineEligibility {
         random_tps: random.tps,
         one_tps: one.tps,

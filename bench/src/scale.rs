@@ -398,7 +398,9 @@ impl LiveDuringPruning {
 /// them.
 #[derive(Default)]
 pub struct OpenLoops {
-    /// Calls per second offered.
+    /// The rate's fraction of the nearly empty store's first saturation
+    /// ([`HALF`], [`LOW`]), and the calls per second offered.
+    pub fraction: f64,
     pub rate: f64,
     pub empty: Vec<crate::load::Latency>,
     pub scale: Vec<crate::load::Latency>,
@@ -410,14 +412,25 @@ pub struct OpenLoops {
 }
 
 impl OpenLoops {
-    pub fn new(rate: f64) -> Self {
+    /// At `fraction` of the nearly empty store's first saturation,
+    /// `first_rps` (one call a second at least).
+    pub fn new(first_rps: f64, fraction: f64) -> Self {
         Self {
-            rate,
+            fraction,
+            rate: (first_rps * fraction).max(1.0),
             ..Self::default()
         }
     }
 
-    /// The target's figure: the median of the empty store's open-loop
+    /// The rate as a person reads it.
+    pub fn label(&self) -> String {
+        format!(
+            "{:.0} % of the nearly empty store's first saturation",
+            self.fraction * 100.0
+        )
+    }
+
+    /// The target's figure at this rate: the median of the empty store's open-loop
     /// p99s over the median of the seeded store's (below 1 when the seeded
     /// store answers later). Each window counts once, so a stall moves one
     /// value of one median; in the rounds' ratios ([`Self::p99_ratios`])
@@ -494,12 +507,11 @@ pub struct EligibilityAtScale {
 /// The open loops' rates, as fractions of the nearly empty store's first
 /// saturation. Half loads the store: in the twenty-third part's four
 /// 10-million runs (docs/PERFORMANCE.md) it put the seeded store at 45 to
-/// 70 % of its own saturation, where queueing multiplies its 22 to 41 µs
-/// more database CPU per call, so that the p99 ratio carries the capacity
-/// the rate ratio already measures. A fifth, the same runs' seeded
-/// saturation being 0.84 to 0.92 of the empty store's rounds (and the
-/// first empty window at most 1.4 times the seeded store's), puts it at 18
-/// to 28 %: the latency of a year's data with little queueing.
+/// 70 % of its own saturation, where queueing multiplies the seeded
+/// store's extra database CPU per call (139 to 149 µs against 100 to 117),
+/// so that the p99 ratio carries the capacity the rate ratio already
+/// measures. A fifth is two fifths of half: 18 to 28 % in the same runs,
+/// the latency of a year's data with little queueing.
 pub const HALF: f64 = 0.5;
 pub const LOW: f64 = 0.2;
 
