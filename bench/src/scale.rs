@@ -487,7 +487,7 @@ pub struct EligibilityAtScale {
     /// queues.
     pub half: OpenLoops,
     /// The open loops at a fifth of it ([`LOW`]): the seeded store at
-    /// about a quarter of its own saturation, its latency with little
+    /// about a fifth of its own saturation, its latency with little
     /// queueing.
     pub low: OpenLoops,
     /// Calls refused by the broker's bounds over all measured windows, not
