@@ -128,7 +128,7 @@ fn serve_with_a_bad_config_names_the_file_and_the_key() {
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
-        .args(["serve", "--config"])
+        .args(["--lang", "en", "serve", "--config"])
         .arg(&cfg)
         .output()
         .unwrap();
@@ -137,6 +137,67 @@ fn serve_with_a_bad_config_names_the_file_and_the_key() {
     assert!(
         err.contains("broken.toml") && err.contains("curency"),
         "{err}"
+    );
+}
+
+/// The broker's own commands say what they print in the command line's
+/// language: from the locale (LANG) as from `--lang`; the broker's own
+/// words after "erreur :" stay as written.
+#[test]
+fn serve_and_migrate_speak_french_to_a_french_locale() {
+    let dir = tempfile::tempdir().unwrap();
+    let french = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_passerelle"));
+        c.args(args)
+            .env("LANG", "fr_FR.UTF-8")
+            .env_remove("LC_ALL")
+            .env_remove("LC_MESSAGES")
+            .env_remove("LANGUAGE");
+        c
+    };
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "listen = \"127.0.0.1:0\"\ncurency = \"XOF\"\n").unwrap();
+    let out = french(&["serve", "--config"])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("erreur : ") && err.contains("broken.toml") && err.contains("curency"),
+        "{err}"
+    );
+    let cfg = dir.path().join("p.toml");
+    std::fs::write(
+        &cfg,
+        "listen = \"127.0.0.1:0\"\nplaintext = true\n[[schemes]]\nid = \"CNSS\"\ncurrency = \"XOF\"\n",
+    )
+    .unwrap();
+    let refused = french(&["serve", "--config"]).arg(&cfg).output().unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.starts_with("erreur : ") && err.contains("run `passerelle migrate`"),
+        "{err}"
+    );
+    let migrated = french(&["migrate", "--config"]).arg(&cfg).output().unwrap();
+    assert!(migrated.status.success());
+    let said = String::from_utf8_lossy(&migrated.stdout);
+    assert!(said.starts_with("schéma en version "), "{said}");
+    // `--lang fr` under an English locale.
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_passerelle"));
+    serve
+        .args(["--lang", "fr", "serve", "--config"])
+        .arg(&cfg)
+        .env("LANG", "en_GB.UTF-8")
+        .env_remove("LC_ALL");
+    let (_child, line) = started(serve);
+    let addr = line
+        .strip_prefix("passerelle à l'écoute sur ")
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(
+        addr.parse::<std::net::SocketAddr>().is_ok(),
+        "the address follows the last space: {line}"
     );
 }
 
@@ -150,7 +211,7 @@ fn serve_refuses_an_old_schema_until_migrated_then_stops_on_sigterm() {
     )
     .unwrap();
     let refused = Command::new(env!("CARGO_BIN_EXE_passerelle"))
-        .args(["serve", "--config"])
+        .args(["--lang", "en", "serve", "--config"])
         .arg(&cfg)
         .output()
         .unwrap();
@@ -158,7 +219,7 @@ fn serve_refuses_an_old_schema_until_migrated_then_stops_on_sigterm() {
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("run `passerelle migrate`"), "{err}");
     let migrated = Command::new(env!("CARGO_BIN_EXE_passerelle"))
-        .args(["migrate", "--config"])
+        .args(["--lang", "en", "migrate", "--config"])
         .arg(&cfg)
         .output()
         .unwrap();
@@ -168,7 +229,7 @@ fn serve_refuses_an_old_schema_until_migrated_then_stops_on_sigterm() {
         String::from_utf8_lossy(&migrated.stderr)
     );
     let mut child = Command::new(env!("CARGO_BIN_EXE_passerelle"))
-        .args(["serve", "--config"])
+        .args(["--lang", "en", "serve", "--config"])
         .arg(&cfg)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -234,6 +295,8 @@ async fn a_second_dev_on_the_same_data_dir_refuses_and_the_first_keeps_serving()
     let dev = move || {
         let mut c = Command::new(env!("CARGO_BIN_EXE_passerelle"));
         c.current_dir(&at).args([
+            "--lang",
+            "en",
             "dev",
             "--plaintext",
             "--listen",
@@ -286,12 +349,12 @@ async fn a_second_broker_on_the_same_database_refuses_to_start() {
     .unwrap();
     let run = |what: &str| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_passerelle"));
-        c.args([what, "--config"]).arg(&cfg);
+        c.args(["--lang", "en", what, "--config"]).arg(&cfg);
         output_within(c.into())
     };
     assert!(run("migrate").await.status.success());
     let mut serve = Command::new(env!("CARGO_BIN_EXE_passerelle"));
-    serve.args(["serve", "--config"]).arg(&cfg);
+    serve.args(["--lang", "en", "serve", "--config"]).arg(&cfg);
     let (mut first, line) = started(serve);
     assert!(line.starts_with("passerelle listening on"), "{line}");
     for what in ["serve", "migrate"] {

@@ -181,7 +181,7 @@ async fn conformance_runs_the_live_checks_against_a_configured_partner() {
     )
     .unwrap();
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
-        .args(["conformance", "--config"])
+        .args(["--lang", "en", "conformance", "--config"])
         .arg(&cfg)
         .args([
             "--partner",

@@ -184,7 +184,35 @@ cli-user-revoked = { $count ->
     } of { $login } ended.
 cli-user-code = Current code of { $login }: { $code }
 cli-user-no-totp = Account { $login } has no second factor.
-cli-user-error = error: { $detail }
+cli-error-detail = error: { $detail }
+
+# The broker's own commands (`serve`, `migrate`, `conformance`, `dev`):
+# what they print around the broker's own words, which stay English.
+cli-signals = cannot install signal handlers: { $detail }
+serve-listening = passerelle listening on { $addr }
+serve-metrics = metrics on { $addr } (/metrics, /healthz, /readyz)
+migrate-done = schema at version { $version }
+conformance-pass = pass
+conformance-fail = FAIL
+conformance-elsewhere = (partner down, slow, malformed and share above R are checked in CI against the simulated partners)
+dev-listening = passerelle dev broker listening on { $addr }
+dev-data-tls = data: { $path } (SQLite), mutual TLS
+dev-data-plaintext = data: { $path } (SQLite), PLAINTEXT (no client identity)
+dev-certificates = certificates: { $dir } (CA, server, one per scheme, mutuelle and operator "dev")
+dev-certificates-pick = client commands pick the dev certificate of the party they act for
+dev-metrics = metrics: http://{ $addr }/metrics (probes /healthz, /readyz)
+dev-console = console: https://{ $addr }/ (certificate from { $ca }; your browser will ask to trust it)
+dev-accounts = demo accounts, password { $password }: agent (clerk, MUT-SOLIDARITE), gestion and controle (managers, MUT-SOLIDARITE),
+dev-accounts-more = federation (manager of MUT-SOLIDARITE and MUT-ENSEIGNANTS), cnss (scheme staff),
+dev-accounts-operator = ops (operator, with a 6-digit code from any authenticator app given the TOTP secret { $secret })
+dev-schemes = schemes: CNSS, INAM, CANAM (delegates CMSS, INPS)
+dev-mutuelles = mutuelles: MUT-SOLIDARITE (rules, adjudicated by passerelle), MUT-ENSEIGNANTS (grpc),
+dev-mutuelles-more = MUT-IMIS (fhir-r4, openIMIS dialect), MUT-LEGACY (xml-http): the last three simulated
+dev-members = members: CNSS TG-1001, TG-1002 (MUT-SOLIDARITE) and TG-3001 (MUT-IMIS);
+dev-members-more = INAM TG-2001 (MUT-ENSEIGNANTS) and TG-4001 (MUT-LEGACY); CMSS ML-3001 (MUT-ENSEIGNANTS)
+dev-try = try:
+dev-stop = Ctrl-C stops.
+dev-plaintext-warning = WARNING: serving PLAINTEXT gRPC: no encryption, no client identity; every request is trusted as the party it names. For development on this machine only.
 
 # Why a line is not covered in full (codes of passerelle.common.v1.ReasonCode).
 reason-UNSPECIFIED = unspecified reason

@@ -184,7 +184,35 @@ cli-user-revoked = { $count ->
     }
 cli-user-code = Code actuel de { $login } : { $code }
 cli-user-no-totp = Le compte { $login } n'a pas de second facteur.
-cli-user-error = erreur : { $detail }
+cli-error-detail = erreur : { $detail }
+
+# Les commandes du broker lui-même (`serve`, `migrate`, `conformance`,
+# `dev`) : ce qu'elles écrivent autour des mots du broker, qui restent en anglais.
+cli-signals = impossible d'installer la gestion des signaux : { $detail }
+serve-listening = passerelle à l'écoute sur { $addr }
+serve-metrics = métriques sur { $addr } (/metrics, /healthz, /readyz)
+migrate-done = schéma en version { $version }
+conformance-pass = réussi
+conformance-fail = ÉCHEC
+conformance-elsewhere = (partenaire injoignable ou lent, réponse invalide, part au-delà de R : vérifiés en intégration continue avec les partenaires simulés)
+dev-listening = broker passerelle de développement à l'écoute sur { $addr }
+dev-data-tls = données : { $path } (SQLite), TLS mutuel
+dev-data-plaintext = données : { $path } (SQLite), EN CLAIR (sans identité du client)
+dev-certificates = certificats : { $dir } (autorité de certification, serveur, un par régime, par mutuelle et pour l'opérateur « dev »)
+dev-certificates-pick = les commandes client prennent le certificat de développement de la partie pour laquelle elles agissent
+dev-metrics = métriques : http://{ $addr }/metrics (sondes /healthz, /readyz)
+dev-console = console : https://{ $addr }/ (certificat signé par { $ca } ; le navigateur vous demandera de lui faire confiance)
+dev-accounts = comptes de démonstration, mot de passe { $password } : agent (agent de mutuelle, MUT-SOLIDARITE), gestion et controle (gestionnaires, MUT-SOLIDARITE),
+dev-accounts-more = federation (gestionnaire de MUT-SOLIDARITE et de MUT-ENSEIGNANTS), cnss (agent du régime),
+dev-accounts-operator = ops (opérateur, avec le code à 6 chiffres d'une application d'authentification où l'on a saisi le secret TOTP { $secret })
+dev-schemes = régimes : CNSS, INAM, CANAM (délégataires CMSS, INPS)
+dev-mutuelles = mutuelles : MUT-SOLIDARITE (rules : règles appliquées par passerelle), MUT-ENSEIGNANTS (grpc),
+dev-mutuelles-more = MUT-IMIS (fhir-r4, dialecte openIMIS), MUT-LEGACY (xml-http) : les trois dernières simulées
+dev-members = assurés : CNSS TG-1001, TG-1002 (MUT-SOLIDARITE) et TG-3001 (MUT-IMIS) ;
+dev-members-more = INAM TG-2001 (MUT-ENSEIGNANTS) et TG-4001 (MUT-LEGACY) ; CMSS ML-3001 (MUT-ENSEIGNANTS)
+dev-try = essayez :
+dev-stop = Ctrl-C pour arrêter.
+dev-plaintext-warning = ATTENTION : gRPC servi EN CLAIR, sans chiffrement ni identité du client ; chaque requête est acceptée comme venant de la partie qu'elle nomme. Pour le développement sur cette machine seulement.
 
 # Motifs d'une ligne non couverte en entier (codes de passerelle.common.v1.ReasonCode).
 reason-UNSPECIFIED = motif non précisé

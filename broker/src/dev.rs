@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::audit::now_ms;
 use crate::config::{Config, OperatorConfig, TlsConfig};
+use crate::console::i18n::Lang;
 use crate::identity::Role;
 use crate::pki::{Pki, PkiError};
 use crate::server::{self, Running, StartError};
@@ -375,45 +376,87 @@ pub async fn start_with_config(
     }
 }
 
-/// What `dev` prints once it serves.
 /// The second-factor secret of the demo operator `ops`, for the banner.
 pub async fn demo_operator_secret(running: &Running) -> Option<String> {
     let u = running.broker.store().user("ops").await.ok()??;
     Some(u.totp_secret)
 }
 
+/// Where a dev broker serves, as its banner names it.
+#[derive(Clone, Copy, Debug)]
+pub struct Served {
+    pub grpc: SocketAddr,
+    pub metrics: Option<SocketAddr>,
+    pub console: Option<SocketAddr>,
+}
+
+impl Served {
+    pub fn of(running: &Running) -> Served {
+        Served {
+            grpc: running.addr,
+            metrics: running.ops_addr,
+            console: running.console_addr,
+        }
+    }
+}
+
+/// What `dev` prints once it serves, in `lang`. Its first line ends, in
+/// both languages, with the gRPC address after the last space (scripts
+/// and tests read it there).
 pub fn banner(
-    running: &Running,
+    lang: Lang,
+    served: Served,
     data_dir: &Path,
     plaintext: bool,
     ops_secret: Option<&str>,
 ) -> String {
-    let addr = running.addr;
-    let ops = match running.ops_addr {
-        Some(a) => format!("metrics: http://{a}/metrics (probes /healthz, /readyz)\n"),
-        None => String::new(),
-    };
-    let console = match running.console_addr {
-        Some(a) => format!(
-            "console: https://{a}/ (certificate from {certs}/ca.crt; your browser will ask to trust it)\n\
-                 \x20 demo accounts, password {DEMO_PASSWORD}: agent (clerk, MUT-SOLIDARITE), gestion and controle\n\
-                 \x20 (managers, MUT-SOLIDARITE), federation (manager of MUT-SOLIDARITE and MUT-ENSEIGNANTS),\n\
-                 \x20 cnss (scheme staff), ops (operator, with a 6-digit code from any authenticator app\n\
-                 \x20 given the TOTP secret {secret})\n",
-            certs = data_dir.join("certs").display(),
-            secret = ops_secret.unwrap_or("-"),
-        ),
-        None => String::new(),
-    };
+    let addr = served.grpc.to_string();
+    let t = |key: &str, args: &[(&str, &str)]| lang.t_args(key, args) + "\n";
     let certs = data_dir.join("certs");
-    let c = certs.display();
-    let (scheme, certs_flag, grpcurl, curl, client) = if plaintext {
+    let c = certs.display().to_string();
+    let mut out = t("dev-listening", &[("addr", &addr)]);
+    let db = data_dir.join("passerelle.db").display().to_string();
+    out += &t(
+        if plaintext {
+            "dev-data-plaintext"
+        } else {
+            "dev-data-tls"
+        },
+        &[("path", &db)],
+    );
+    if !plaintext {
+        out += &t("dev-certificates", &[("dir", &c)]);
+        out += &t("dev-certificates-pick", &[]);
+    }
+    if let Some(a) = served.metrics {
+        out += &t("dev-metrics", &[("addr", &a.to_string())]);
+    }
+    if let Some(a) = served.console {
+        let ca = certs.join("ca.crt").display().to_string();
+        out += &t("dev-console", &[("addr", &a.to_string()), ("ca", &ca)]);
+        out += "  ";
+        out += &t("dev-accounts", &[("password", DEMO_PASSWORD)]);
+        out += "  ";
+        out += &t("dev-accounts-more", &[]);
+        out += "  ";
+        out += &t(
+            "dev-accounts-operator",
+            &[("secret", ops_secret.unwrap_or("-"))],
+        );
+    }
+    out += &t("dev-schemes", &[]);
+    out += &t("dev-mutuelles", &[]);
+    out += "  ";
+    out += &t("dev-mutuelles-more", &[]);
+    out += &t("dev-members", &[]);
+    out += "  ";
+    out += &t("dev-members-more", &[]);
+    let (scheme, certs_flag, grpcurl, curl) = if plaintext {
         (
             "http",
             String::new(),
             "grpcurl -plaintext".to_string(),
             "curl".to_string(),
-            String::new(),
         )
     } else {
         (
@@ -426,37 +469,124 @@ pub fn banner(
             format!(
                 "curl --cacert {c}/ca.crt --cert {c}/scheme-CNSS.crt --key {c}/scheme-CNSS.key"
             ),
-            format!(
-                "certificates: {c} (CA, server, one per scheme, mutuelle and operator \"dev\")\n\
-                 client commands pick the dev certificate of the party they act for\n"
-            ),
         )
     };
-    format!(
-        r#"passerelle dev broker listening on {addr}
-data: {data}/passerelle.db (SQLite), {tls}
-{client}{ops}{console}schemes: CNSS, INAM, CANAM (delegates CMSS, INPS)
-mutuelles: MUT-SOLIDARITE (rules, adjudicated by passerelle), MUT-ENSEIGNANTS (grpc),
-           MUT-IMIS (fhir-r4, openIMIS dialect), MUT-LEGACY (xml-http): the last three simulated
-members: CNSS TG-1001, TG-1002 (MUT-SOLIDARITE) and TG-3001 (MUT-IMIS);
-         INAM TG-2001 (MUT-ENSEIGNANTS) and TG-4001 (MUT-LEGACY); CMSS ML-3001 (MUT-ENSEIGNANTS)
-
-try:
-  passerelle --broker {scheme}://{addr}{certs_flag} eligibility --scheme CNSS --beneficiary TG-1001 --date 2026-11-20
+    let lang_flag = match lang {
+        Lang::Fr => " --lang fr",
+        Lang::En => "",
+    };
+    out += "\n";
+    out += &t("dev-try", &[]);
+    out += &format!(
+        r#"  passerelle --broker {scheme}://{addr}{certs_flag}{lang_flag} eligibility --scheme CNSS --beneficiary TG-1001 --date 2026-11-20
   {grpcurl} {addr} list
   {curl} -H 'Content-Type: application/json' \
     -d '{{"schemeId":"CNSS","beneficiaryId":"TG-1001","dateOfCare":"2026-11-20"}}' \
     {scheme}://{addr}/passerelle.scheme.v1.SchemeService/CheckEligibility
-
-Ctrl-C stops."#,
-        data = data_dir.display(),
-        tls = if plaintext {
-            "PLAINTEXT (no client identity)"
-        } else {
-            "mutual TLS"
-        },
-    )
+"#
+    );
+    out += "\n";
+    out += &lang.t("dev-stop");
+    out
 }
 
-/// The warning printed when serving without TLS.
-pub const PLAINTEXT_WARNING: &str = "WARNING: serving PLAINTEXT gRPC: no encryption, no client identity; every request is trusted as the party it names. For development on this machine only.";
+/// The warning printed when serving without TLS, in `lang` (`serve` logs it
+/// in English, as every log line).
+pub fn plaintext_warning(lang: Lang) -> String {
+    lang.t("dev-plaintext-warning")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn served() -> Served {
+        Served {
+            grpc: "127.0.0.1:50051".parse().unwrap(),
+            metrics: Some("127.0.0.1:9464".parse().unwrap()),
+            console: Some("127.0.0.1:8443".parse().unwrap()),
+        }
+    }
+
+    /// Every line of the banner is read from the catalogue in both
+    /// languages (a missing key would show as itself), ends its first line
+    /// with the address, and names what a newcomer needs: the accounts,
+    /// the operator's secret, the certificates and a command to try.
+    #[test]
+    fn the_banner_speaks_french_and_english() {
+        let dir = Path::new("/srv/p");
+        for (lang, first, words) in [
+            (
+                Lang::En,
+                "passerelle dev broker listening on 127.0.0.1:50051",
+                [
+                    "data: ",
+                    "mutual TLS",
+                    "demo accounts",
+                    "try:",
+                    "Ctrl-C stops.",
+                ],
+            ),
+            (
+                Lang::Fr,
+                "broker passerelle de développement à l'écoute sur 127.0.0.1:50051",
+                [
+                    "données : ",
+                    "TLS mutuel",
+                    "comptes de démonstration",
+                    "essayez :",
+                    "Ctrl-C pour arrêter.",
+                ],
+            ),
+        ] {
+            let b = banner(lang, served(), dir, false, Some("JBSWY3DP"));
+            let lines: Vec<&str> = b.lines().collect();
+            assert_eq!(lines[0], first);
+            assert_eq!(lines[0].rsplit(' ').next(), Some("127.0.0.1:50051"));
+            for w in words {
+                assert!(b.contains(w), "{lang:?} lacks {w:?}:\n{b}");
+            }
+            for l in &lines {
+                assert!(
+                    !l.trim_start().starts_with("dev-") && !l.contains("{$"),
+                    "{lang:?}: {l}"
+                );
+            }
+            for w in [
+                DEMO_PASSWORD,
+                "JBSWY3DP",
+                "/srv/p/certs/ca.crt",
+                "/srv/p/passerelle.db",
+                "http://127.0.0.1:9464/metrics",
+                "https://127.0.0.1:8443/",
+                "--certs /srv/p/certs",
+                "CheckEligibility",
+            ] {
+                assert!(b.contains(w), "{lang:?} lacks {w:?}:\n{b}");
+            }
+            let plain = banner(
+                lang,
+                Served {
+                    metrics: None,
+                    console: None,
+                    ..served()
+                },
+                dir,
+                true,
+                None,
+            );
+            assert!(plain.contains("http://127.0.0.1:50051/"), "{plain}");
+            assert!(
+                !plain.contains("/srv/p/certs") && !plain.contains(DEMO_PASSWORD),
+                "{plain}"
+            );
+        }
+        let fr = banner(Lang::Fr, served(), dir, true, None);
+        assert!(
+            fr.contains("EN CLAIR") && fr.contains(" --lang fr "),
+            "{fr}"
+        );
+        assert!(plaintext_warning(Lang::Fr).starts_with("ATTENTION : "));
+        assert!(plaintext_warning(Lang::En).starts_with("WARNING: serving PLAINTEXT"));
+    }
+}

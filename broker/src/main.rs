@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use passerelle_broker::cli::{self, Client, ClientCmd};
 use passerelle_broker::config::{Config, LogFormat};
+use passerelle_broker::console::i18n::Lang;
 use passerelle_broker::{dev, server};
 
 #[derive(Parser)]
@@ -219,6 +220,15 @@ async fn until_stopped(running: server::Running, mut signals: Signals) {
     tracing::info!("stopped");
 }
 
+/// An error of the broker's own commands, on stderr: "error: " in the
+/// command line's language, then the broker's words.
+fn say_error(lang: Lang, detail: impl std::fmt::Display) {
+    eprintln!(
+        "{}",
+        lang.t_args("cli-error-detail", &[("detail", &detail.to_string())])
+    );
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     // The language first, so that a refused command line is said in it.
@@ -228,10 +238,16 @@ async fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return cli::usage::exit(e, lang),
     };
+    // What the broker's own commands print around its words (which stay
+    // English, as its logs), in the command line's language.
+    let lang = lang.catalogue();
     let signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: cannot install signal handlers: {e}");
+            say_error(
+                lang,
+                lang.t_args("cli-signals", &[("detail", &e.to_string())]),
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -247,7 +263,7 @@ async fn main() -> ExitCode {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    say_error(lang, e);
                     return ExitCode::from(2);
                 }
             };
@@ -256,17 +272,21 @@ async fn main() -> ExitCode {
             match server::start(&cfg, &base).await {
                 Ok(running) => {
                     if cfg.plaintext {
-                        tracing::warn!("{}", dev::PLAINTEXT_WARNING);
+                        tracing::warn!("{}", dev::plaintext_warning(Lang::En));
                     }
-                    say!("passerelle listening on {}", running.addr);
+                    let addr = running.addr.to_string();
+                    say!("{}", lang.t_args("serve-listening", &[("addr", &addr)]));
                     if let Some(a) = running.ops_addr {
-                        say!("metrics on {a} (/metrics, /healthz, /readyz)");
+                        say!(
+                            "{}",
+                            lang.t_args("serve-metrics", &[("addr", &a.to_string())])
+                        );
                     }
                     until_stopped(running, signals).await;
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: {}: {e}", config.display());
+                    say_error(lang, format!("{}: {e}", config.display()));
                     ExitCode::FAILURE
                 }
             }
@@ -283,7 +303,7 @@ async fn main() -> ExitCode {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    say_error(lang, e);
                     return ExitCode::from(2);
                 }
             };
@@ -297,18 +317,19 @@ async fn main() -> ExitCode {
             match cli::conformance::run(&cfg, &base, &partner, &m).await {
                 Ok(checks) => {
                     let mut failed = false;
+                    let (pass, fail) = (lang.t("conformance-pass"), lang.t("conformance-fail"));
+                    // The names in a column: two spaces after the longer word.
+                    let w = pass.chars().count().max(fail.chars().count()) + 2;
                     for c in &checks {
                         match &c.outcome {
-                            Ok(m) => say!("pass  {:<14} {m}", c.name),
+                            Ok(m) => say!("{pass:<w$}{:<14} {m}", c.name),
                             Err(e) => {
                                 failed = true;
-                                say!("FAIL  {:<14} {e}", c.name)
+                                say!("{fail:<w$}{:<14} {e}", c.name)
                             }
                         }
                     }
-                    say!(
-                        "(partner down, slow, malformed and share above R are checked in CI against the simulated partners)"
-                    );
+                    say!("{}", lang.t("conformance-elsewhere"));
                     if failed {
                         ExitCode::FAILURE
                     } else {
@@ -316,7 +337,7 @@ async fn main() -> ExitCode {
                     }
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    say_error(lang, e);
                     ExitCode::FAILURE
                 }
             }
@@ -350,7 +371,7 @@ async fn main() -> ExitCode {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    say_error(lang, e);
                     return ExitCode::from(2);
                 }
             };
@@ -358,11 +379,12 @@ async fn main() -> ExitCode {
             match server::open_store(&cfg, &base, true).await {
                 Ok(store) => {
                     let version = store.schema_status().await.map(|(v, _)| v).unwrap_or(0);
-                    say!("schema at version {version}");
+                    let version = version.to_string();
+                    say!("{}", lang.t_args("migrate-done", &[("version", &version)]));
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: {}: {e}", config.display());
+                    say_error(lang, format!("{}: {e}", config.display()));
                     ExitCode::FAILURE
                 }
             }
@@ -371,13 +393,7 @@ async fn main() -> ExitCode {
             config,
             data_dir,
             cmd,
-        } => {
-            let lang = match cli::output::Lang::detect(cli.client.lang) {
-                cli::output::Lang::Fr => passerelle_broker::console::i18n::Lang::Fr,
-                cli::output::Lang::En => passerelle_broker::console::i18n::Lang::En,
-            };
-            cli::users::run(cli::users::Target { config, data_dir }, cmd, lang).await
-        }
+        } => cli::users::run(cli::users::Target { config, data_dir }, cmd, lang).await,
         Command::Dev {
             data_dir,
             listen,
@@ -400,18 +416,17 @@ async fn main() -> ExitCode {
             {
                 Ok(running) => {
                     if plaintext {
-                        eprintln!("{}", dev::PLAINTEXT_WARNING);
+                        eprintln!("{}", dev::plaintext_warning(lang));
                     }
                     let secret = dev::demo_operator_secret(&running).await;
-                    say!(
-                        "{}",
-                        dev::banner(&running, &data_dir, plaintext, secret.as_deref())
-                    );
+                    let served = dev::Served::of(&running);
+                    let banner = dev::banner(lang, served, &data_dir, plaintext, secret.as_deref());
+                    say!("{banner}");
                     until_stopped(running, signals).await;
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    say_error(lang, e);
                     ExitCode::FAILURE
                 }
             }

@@ -32,7 +32,7 @@ impl Drop for Broker {
 /// `passerelle migrate --config FILE`.
 pub fn migrate(config: &Path) {
     let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
-        .args(["migrate", "--config"])
+        .args(["--lang", "en", "migrate", "--config"])
         .arg(config)
         .output()
         .expect("migrate runs");
@@ -70,7 +70,7 @@ fn spawn_full(wrapper: &[&str], config: &Path, failpoint: Option<&str>, args: &[
             c
         }
     };
-    cmd.args(["serve", "--config"])
+    cmd.args(["--lang", "en", "serve", "--config"])
         .arg(config)
         .args(args)
         .stdout(Stdio::piped())
@@ -240,9 +240,9 @@ fn spawn_dev(cwd: &Path, data_dir: &Path, start_ms: Option<i64>) -> Dev {
     let skew_ms = start_ms.map_or(0, |s| s - wall_ms());
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_passerelle"));
     if let Some(s) = start_ms {
-        cmd.args(["dev", "--clock-start-ms", &s.to_string()]);
+        cmd.args(["--lang", "en", "dev", "--clock-start-ms", &s.to_string()]);
     } else {
-        cmd.arg("dev");
+        cmd.args(["--lang", "en", "dev"]);
     }
     let mut child = cmd
         .current_dir(cwd)

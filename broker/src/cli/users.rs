@@ -104,7 +104,10 @@ fn print_totp(lang: Lang, u: &User) {
 
 pub async fn run(target: Target, cmd: UsersCmd, lang: Lang) -> ExitCode {
     let fail = |detail: String| {
-        eprintln!("{}", lang.t_args("cli-user-error", &[("detail", &detail)]));
+        eprintln!(
+            "{}",
+            lang.t_args("cli-error-detail", &[("detail", &detail)])
+        );
         ExitCode::FAILURE
     };
     // Who made the change, for the audit row: this host's user.

@@ -639,12 +639,18 @@ mod tests {
         assert!(sms.contains("left for you to pay 156.00 EUR"), "{sms}");
     }
 
-    /// Every `key = ` of one catalogue.
-    fn keys(src: &str) -> std::collections::BTreeSet<String> {
+    /// Every `key = ` of one catalogue, in order (a key twice is there
+    /// twice).
+    fn key_lines(src: &str) -> Vec<String> {
         src.lines()
             .filter(|l| !l.starts_with('#') && !l.starts_with(' ') && l.contains(" = "))
             .map(|l| l.split(" = ").next().unwrap().trim().to_string())
             .collect()
+    }
+
+    /// Every `key = ` of one catalogue.
+    fn keys(src: &str) -> std::collections::BTreeSet<String> {
+        key_lines(src).into_iter().collect()
     }
 
     #[test]
@@ -652,6 +658,12 @@ mod tests {
         assert_eq!(keys(FR), keys(EN));
         assert!(keys(FR).len() > 100);
         for src in [FR, EN] {
+            // A key defined twice: the bundle keeps the first and drops
+            // the second without a word.
+            let mut seen = std::collections::BTreeSet::new();
+            for k in key_lines(src) {
+                assert!(seen.insert(k.clone()), "{k} is defined twice");
+            }
             FluentResource::try_new(src.to_string()).expect("a catalogue parses");
         }
         assert_eq!(
@@ -820,6 +832,12 @@ mod tests {
     fn every_key_the_code_and_templates_use_is_in_the_catalogue() {
         let known = keys(FR);
         let mut sources: Vec<String> = Vec::new();
+        // The broker's own commands, whose words come from the same
+        // catalogue (the dev banner's are checked by its own test).
+        for file in ["src/main.rs", "src/dev.rs"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+            sources.push(std::fs::read_to_string(path).unwrap());
+        }
         for dir in ["src/console", "src/console/pages", "templates/console"] {
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
             for e in std::fs::read_dir(dir).unwrap() {
