@@ -415,6 +415,7 @@ where
         refused: 0,
         checkpoints: Vec::new(),
         engine: Default::default(),
+        warmed: None,
     };
     // One store's open loops at both rates: the first at half watched
     // when `watch` names its window (a watch samples until it is finished).
@@ -1207,7 +1208,8 @@ async fn main() {
                     .await,
                 );
                 // Eligibility on the seeded store: any of its members, each
-                // call another one (cold index pages), against a nearly empty
+                // call another one (pages outside shared buffers, though in
+                // the page cache: `postgres::warm`), against a nearly empty
                 // store (a schema of its own with the dev roster, a broker of
                 // its own) calling the one dev member, in alternating rounds.
                 let members = (n / 5).max(1);
@@ -1246,9 +1248,21 @@ async fn main() {
                 // not in a round (which it would stall, favouring the
                 // other store). The rounds' own checkpoints are counted.
                 postgres::checkpoint(&db).await;
-                let (eligibility_rounds, elig_errors) =
+                // The members' and ceilings' pages in the page cache, as a
+                // server answering eligibility all day keeps them, not
+                // read from the device in the windows after seeding
+                // evicted them. The nearly empty store's few pages stay in
+                // shared buffers.
+                let warmed = postgres::warm(&db).await;
+                if warmed.is_none() {
+                    failures.push(
+                        "eligibility at scale: the seeded store's members and ceilings could not be read into the page cache (pg_prewarm)".into(),
+                    );
+                }
+                let (mut eligibility_rounds, elig_errors) =
                     eligibility_rounds(&args, &db, empty_calls, seeded_calls, &mut engine_windows)
                         .await;
+                eligibility_rounds.warmed = warmed;
                 empty_broker.shutdown().await;
                 if args.keep_schema {
                     eprintln!("schema kept: {}", empty_db.schema);
@@ -1518,6 +1532,8 @@ async fn main() {
             figures["eligibility_p99_rounds_median"] =
                 serde_json::json!(load::median(&elig.half.p99_ratios()));
             figures["eligibility_checkpoints_in_rounds"] = serde_json::json!(elig.checkpoints);
+            figures["eligibility_warmed_mib"] =
+                serde_json::json!(elig.warmed.as_ref().map(|w| w.mib.round()));
             figures["eligibility_steal_ms_scale"] = serde_json::json!(elig.half.scale_steal_ms);
             figures["eligibility_steal_ms_empty"] = serde_json::json!(elig.half.empty_steal_ms);
             // The open loops at the low rate, beside those at half.
@@ -1608,6 +1624,15 @@ async fn main() {
             e.one_tps,
             rate_ratio / engine_rate.max(1e-9),
         );
+        match &elig.warmed {
+            Some(w) => println!(
+                "    before the rounds, the seeded store's members and ceiling usage with their indexes read into the page cache (pg_prewarm's read, not into shared buffers): {:.0} MiB in {:.1} s",
+                w.mib, w.secs
+            ),
+            None => println!(
+                "    the seeded store's members and ceiling usage could not be read into the page cache before the rounds"
+            ),
+        }
         let stolen = |v: &[Option<f64>]| {
             v.iter()
                 .map(|c| c.map_or_else(|| "unknown".to_string(), |c| format!("{c:.0}")))

@@ -451,6 +451,52 @@ pub async fn checkpoint(db: &BenchDb) -> Vec<String> {
     admin(db, &["CHECKPOINT".to_string()]).await
 }
 
+/// What [`warm`] read.
+pub struct Warmed {
+    pub mib: f64,
+    pub secs: f64,
+}
+
+/// Reads the relations an eligibility call reads (the members and the
+/// ceiling usage, with every index of both) into the operating system's
+/// page cache, with pg_prewarm's `read` mode (not into shared buffers:
+/// a different member each call still misses them, as it would with a
+/// country's members). Seeding writes some 20 GB at 10 million claims,
+/// members first, and on a machine of 24 GB the members' pages were no
+/// longer cached when the rounds began: the seeded windows read from the
+/// device (197 MiB in one saturation window), which a server answering
+/// eligibility all day does not (its members' pages are read again and
+/// again, and stay cached; docs/operations.md sizes its memory for them).
+/// `None`, with the error printed, when the extension cannot be created.
+pub async fn warm(db: &BenchDb) -> Option<Warmed> {
+    let s = &db.schema;
+    let t = std::time::Instant::now();
+    let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| eprintln!("PostgreSQL: {e}"))
+        .ok()?;
+    tokio::spawn(conn);
+    let sql = format!(
+        "SELECT coalesce(sum(public.pg_prewarm(c.oid, 'read')), 0)::BIGINT FROM pg_class c \
+         WHERE c.oid IN ('\"{s}\".members'::regclass, '\"{s}\".ceiling_usage'::regclass) \
+         OR c.oid IN (SELECT indexrelid FROM pg_index \
+                      WHERE indrelid IN ('\"{s}\".members'::regclass, '\"{s}\".ceiling_usage'::regclass))"
+    );
+    let blocks: i64 = async {
+        client
+            .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm SCHEMA public")
+            .await?;
+        client.query_one(&sql, &[]).await?.try_get(0)
+    }
+    .await
+    .map_err(|e| eprintln!("pg_prewarm: {e}"))
+    .ok()?;
+    Some(Warmed {
+        mib: blocks as f64 * 8192.0 / (1024.0 * 1024.0),
+        secs: t.elapsed().as_secs_f64(),
+    })
+}
+
 /// Runs each statement on a connection of its own; the errors, each
 /// printed.
 pub(crate) async fn admin(db: &BenchDb, statements: &[String]) -> Vec<String> {

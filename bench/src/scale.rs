@@ -502,6 +502,9 @@ pub struct EligibilityAtScale {
     pub checkpoints: Vec<Option<i64>>,
     /// pgbench running the same database work on the seeded store.
     pub engine: crate::postgres::EngineEligibility,
+    /// What was read into the page cache before the rounds
+    /// ([`crate::postgres::warm`]); `None` if it could not be.
+    pub warmed: Option<crate::postgres::Warmed>,
 }
 
 /// The open loops' rates, as fractions of the nearly empty store's first
