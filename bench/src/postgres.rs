@@ -461,37 +461,50 @@ pub struct Warmed {
 /// ceiling usage, with every index of both) into the operating system's
 /// page cache, with pg_prewarm's `read` mode (not into shared buffers:
 /// a different member each call still misses them, as it would with a
-/// country's members). Seeding writes some 20 GB at 10 million claims,
-/// members first, and on a machine of 24 GB the members' pages were no
-/// longer cached when the rounds began: the seeded windows read from the
-/// device (197 MiB in one saturation window), which a server answering
-/// eligibility all day does not (its members' pages are read again and
-/// again, and stay cached; docs/operations.md sizes its memory for them).
-/// `None`, with the error printed, when the extension cannot be created.
-pub async fn warm(db: &BenchDb) -> Option<Warmed> {
+/// country's members). Seeding writes some 20 GB at 10 million claims and
+/// their WAL on a machine of 24 GB; in a run without this, the seeded
+/// store's first watched window read 197 MiB from the device
+/// (docs/PERFORMANCE.md, twenty-fifth part), which a server answering
+/// eligibility all day does not: its members' pages are read again and
+/// again and stay cached (docs/operations.md sizes its memory for them).
+/// Creates the extension where it is missing, which needs a superuser;
+/// uses it in whichever schema holds it. `Err` says why it could not.
+pub async fn warm(db: &BenchDb) -> Result<Warmed, String> {
     let s = &db.schema;
     let t = std::time::Instant::now();
     let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
         .await
-        .map_err(|e| eprintln!("PostgreSQL: {e}"))
-        .ok()?;
+        .map_err(|e| format!("pg_prewarm: PostgreSQL: {e}"))?;
     tokio::spawn(conn);
+    let said = |e: tokio_postgres::Error| {
+        let detail = e.as_db_error().map(|d| d.message().to_string());
+        format!("pg_prewarm: {}", detail.unwrap_or_else(|| e.to_string()))
+    };
+    client
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+        .await
+        .map_err(said)?;
+    let at: String = client
+        .query_one(
+            "SELECT quote_ident(n.nspname) FROM pg_extension e \
+             JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_prewarm'",
+            &[],
+        )
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(said)?;
     let sql = format!(
-        "SELECT coalesce(sum(public.pg_prewarm(c.oid, 'read')), 0)::BIGINT FROM pg_class c \
+        "SELECT coalesce(sum({at}.pg_prewarm(c.oid, 'read')), 0)::BIGINT FROM pg_class c \
          WHERE c.oid IN ('\"{s}\".members'::regclass, '\"{s}\".ceiling_usage'::regclass) \
          OR c.oid IN (SELECT indexrelid FROM pg_index \
                       WHERE indrelid IN ('\"{s}\".members'::regclass, '\"{s}\".ceiling_usage'::regclass))"
     );
-    let blocks: i64 = async {
-        client
-            .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm SCHEMA public")
-            .await?;
-        client.query_one(&sql, &[]).await?.try_get(0)
-    }
-    .await
-    .map_err(|e| eprintln!("pg_prewarm: {e}"))
-    .ok()?;
-    Some(Warmed {
+    let blocks: i64 = client
+        .query_one(&sql, &[])
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(said)?;
+    Ok(Warmed {
         mib: blocks as f64 * 8192.0 / (1024.0 * 1024.0),
         secs: t.elapsed().as_secs_f64(),
     })
