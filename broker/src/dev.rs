@@ -412,6 +412,8 @@ pub fn banner(
 ) -> String {
     let addr = served.grpc.to_string();
     let t = |key: &str, args: &[(&str, &str)]| lang.t_args(key, args) + "\n";
+    // A line that goes on the one before.
+    let more = |key: &str, args: &[(&str, &str)]| format!("  {}", t(key, args));
     let certs = data_dir.join("certs");
     let c = certs.display().to_string();
     let mut out = t("dev-listening", &[("addr", &addr)]);
@@ -434,23 +436,16 @@ pub fn banner(
     if let Some(a) = served.console {
         let ca = certs.join("ca.crt").display().to_string();
         out += &t("dev-console", &[("addr", &a.to_string()), ("ca", &ca)]);
-        out += "  ";
-        out += &t("dev-accounts", &[("password", DEMO_PASSWORD)]);
-        out += "  ";
-        out += &t("dev-accounts-more", &[]);
-        out += "  ";
-        out += &t(
-            "dev-accounts-operator",
-            &[("secret", ops_secret.unwrap_or("-"))],
-        );
+        out += &more("dev-accounts", &[("password", DEMO_PASSWORD)]);
+        out += &more("dev-accounts-more", &[]);
+        let secret = ops_secret.unwrap_or("-");
+        out += &more("dev-accounts-operator", &[("secret", secret)]);
     }
     out += &t("dev-schemes", &[]);
     out += &t("dev-mutuelles", &[]);
-    out += "  ";
-    out += &t("dev-mutuelles-more", &[]);
+    out += &more("dev-mutuelles-more", &[]);
     out += &t("dev-members", &[]);
-    out += "  ";
-    out += &t("dev-members-more", &[]);
+    out += &more("dev-members-more", &[]);
     let (scheme, certs_flag, grpcurl, curl) = if plaintext {
         (
             "http",
