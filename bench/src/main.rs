@@ -607,10 +607,18 @@ fn scheme_tls(certs: &Path, scheme: &str) -> ClientTlsConfig {
 }
 
 fn eligibility(scheme: &str, beneficiary: &str) -> pb::CheckEligibilityRequest {
+    eligibility_on(scheme, beneficiary, "2026-11-20")
+}
+
+fn eligibility_on(
+    scheme: &str,
+    beneficiary: &str,
+    date_of_care: &str,
+) -> pb::CheckEligibilityRequest {
     pb::CheckEligibilityRequest {
         scheme_id: scheme.into(),
         beneficiary_id: beneficiary.into(),
-        date_of_care: "2026-11-20".into(),
+        date_of_care: date_of_care.into(),
         currency: "XOF".into(),
         ..Default::default()
     }
@@ -729,7 +737,8 @@ async fn use_up_ceilings(broker: &Running, ch: &[Channel], n: u64, first: u64) {
     );
 }
 
-/// Eligibility checks of CNSS for the beneficiary `who(n)` of call `n`.
+/// Eligibility checks of CNSS at scale, about [`scale::ELIGIBILITY_DATE`],
+/// for the beneficiary `who(n)` of call `n`.
 fn eligibility_calls<W>(
     ch: &[Channel],
     who: W,
@@ -740,7 +749,7 @@ where
     let ch = ch.to_vec();
     move |n| {
         let mut c = SchemeServiceClient::new(pick(&ch, n));
-        let req = eligibility("CNSS", &who(n));
+        let req = eligibility_on("CNSS", &who(n), scale::ELIGIBILITY_DATE);
         Box::pin(async move { answered(c.check_eligibility(req).await) })
     }
 }
@@ -1209,9 +1218,11 @@ async fn main() {
                 );
                 // Eligibility on the seeded store: any of its members, each
                 // call another one (pages outside shared buffers, though in
-                // the page cache: `postgres::warm`), against a nearly empty
-                // store (a schema of its own with the dev roster, a broker of
-                // its own) calling the one dev member, in alternating rounds.
+                // the page cache: `postgres::warm`), about a day of the
+                // seeded year (the member's usage row found), against a
+                // nearly empty store (a schema of its own with the dev
+                // roster, a broker of its own, no usage) calling the one dev
+                // member about the same day, in alternating rounds.
                 let members = (n / 5).max(1);
                 let seeded_calls =
                     eligibility_calls(&ch, move |k| format!("SB-{}", k % members + 1));
@@ -1228,14 +1239,33 @@ async fn main() {
                 .await;
                 let empty_calls = eligibility_calls(&empty_ch, |_| scale::MEMBER.to_string());
                 // Both figures are of a covered member (the rules' whole
-                // work), never of a refusal.
-                for (who, ch) in [(scale::MEMBER, &empty_ch), ("SB-1", &ch)] {
+                // work), never of a refusal; the seeded member SB-1 (its
+                // claims in the large mutuelle) with its year's usage read,
+                // the nearly empty store's member with none.
+                for (who, ch, seeded) in [(scale::MEMBER, &empty_ch, false), ("SB-1", &ch, true)] {
                     let answer = SchemeServiceClient::new(ch[0].clone())
-                        .check_eligibility(eligibility("CNSS", who))
-                        .await;
-                    if !answer.is_ok_and(|a| a.into_inner().covered) {
+                        .check_eligibility(eligibility_on("CNSS", who, scale::ELIGIBILITY_DATE))
+                        .await
+                        .map(|a| a.into_inner());
+                    let Ok(answer) = answer else {
+                        failures.push(format!("eligibility at scale: {who}'s check failed"));
+                        continue;
+                    };
+                    if !answer.covered {
                         failures.push(format!(
                             "eligibility at scale: {who} is not covered, the figure would be a refusal's"
+                        ));
+                    }
+                    let used: i64 = answer
+                        .ceilings
+                        .iter()
+                        .filter(|c| c.scope == "beneficiary-year")
+                        .map(|c| c.used)
+                        .sum();
+                    if (used > 0) != seeded {
+                        failures.push(format!(
+                            "eligibility at scale: {who}'s year of usage read as {used} XOF, expected {}",
+                            if seeded { "some" } else { "none" }
                         ));
                     }
                 }

@@ -20,7 +20,10 @@
 //! a thousand, still open: retention drops those months' partitions, one a
 //! round, and keeps those claims' rows. Half the claims go to one large
 //! mutuelle, the dev broker's MUT-SOLIDARITE, whose open statement then
-//! holds the other months' claims of it.
+//! holds the other months' claims of it: five to each of its
+//! odd-numbered members, whose year's usage an eligibility check about
+//! that year reads ([`ELIGIBILITY_DATE`]); the even-numbered claimed
+//! nothing that year, as not every member does.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -41,6 +44,18 @@ pub const MEMBER: &str = "TG-1001";
 const YEAR_MS: i64 = 365 * 24 * 3_600_000;
 /// The seeded year starts here (1 January 2025, UTC).
 const YEAR_START_MS: i64 = 1_735_689_600_000;
+/// The seeded year as its claims' dates of care and its ceiling keys name
+/// it (the year of [`YEAR_START_MS`]).
+const YEAR: &str = "2025";
+/// The date of care eligibility asks about at scale, in both stores: a day
+/// of the seeded year, so that each seeded member's check reads the
+/// usage its year of claims left (its beneficiary-year row, found: the
+/// row's heap page too), as a check on a year's store does. The rounds
+/// once asked about 2026, for which no seeded row exists: the ceiling read
+/// then stopped at the index leaf, and the seeded figure left out that
+/// page. The nearly empty store's member has no usage in any year, as an
+/// empty store's.
+pub const ELIGIBILITY_DATE: &str = "2025-11-20";
 /// The seeded year's months settled, each a round of retention's
 /// measurement (a month pruned while live claims run): as many as
 /// eligibility's rounds, so that one stall of the host moves one window of
@@ -107,8 +122,8 @@ INSERT INTO claims (scheme_id, claim_id, request_hash, body, provider_id, invoic
     member_number, state, adjudication_key, change_seq, created_ms, updated_ms, date_of_care, currency,
     payee_type, billed_total, scheme_total, mutuelle_total, period_id)
   SELECT 'CNSS', 'SC-' || g, t.request_hash, t.body, 'SP-' || (g % 500), 'SI-' || g,
-    k.m, 'SM-' || (g % {m}), 'coordinated', 'sk-' || g, t.seq + g, {YEAR_START_MS} + g * {step},
-    {YEAR_START_MS} + g * {step}, '2025-06-01', 'XOF', 'provider', 5000, 3500, 1500,
+    k.m, 'SM-' || (g % {m} + 1), 'coordinated', 'sk-' || g, t.seq + g, {YEAR_START_MS} + g * {step},
+    {YEAR_START_MS} + g * {step}, '{YEAR}-06-01', 'XOF', 'provider', 5000, 3500, 1500,
     CASE WHEN {YEAR_START_MS} + g * {step} < {last_end} AND g % 1000 <> 0
       THEN (SELECT id FROM periods p WHERE p.scheme_id = 'CNSS' AND p.mutuelle_id = k.m
         AND p.number = CASE {month_of} END) END
@@ -121,11 +136,11 @@ INSERT INTO claim_lines (claim_pk, sequence, act_code, care_category, quantity, 
     scheme_share, mutuelle_share, patient_share, reasons)
   SELECT id, 1, 'C', 'consultation', 1, 5000, 5000, 3500, 1500, 0, '[]' FROM claims WHERE claim_id LIKE 'SC-%';
 INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count)
-  SELECT mutuelle_id, 'beneficiary-year|-|' || member_number || '|2025', SUM(1500), COUNT(*)
+  SELECT mutuelle_id, 'beneficiary-year|-|' || member_number || '|{YEAR}', SUM(1500), COUNT(*)
   FROM claims WHERE claim_id LIKE 'SC-%' GROUP BY mutuelle_id, member_number
   ON CONFLICT DO NOTHING;
 INSERT INTO claim_consumption (claim_pk, ceiling_key, amount, count)
-  SELECT id, 'beneficiary-year|-|' || member_number || '|2025', 1500, 1 FROM claims WHERE claim_id LIKE 'SC-%';
+  SELECT id, 'beneficiary-year|-|' || member_number || '|{YEAR}', 1500, 1 FROM claims WHERE claim_id LIKE 'SC-%';
 INSERT INTO audit_log (at_ms, direction, party, method, subject, request_hash, outcome)
   SELECT {YEAR_START_MS} + g * {audit_step}, 'in', 'scheme:CNSS',
     CASE WHEN g % 2 = 0 THEN 'CoordinateClaim' ELSE 'CheckEligibility' END,
@@ -788,4 +803,25 @@ fn writer(
                 tokio::time::timeout(std::time::Duration::from_millis(2), until.changed()).await;
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use passerelle_domain::date;
+
+    /// Eligibility at scale asks about a day of the seeded year, the year
+    /// the seeded claims' times span and their ceiling keys name: a seeded
+    /// member's check then finds its year's usage row.
+    #[test]
+    fn eligibility_asks_about_the_seeded_year() {
+        let first = date::parse(&format!("{YEAR}-01-01")).expect("the seeded year");
+        let epoch = date::parse("1970-01-01").expect("the epoch");
+        let start_days = i64::from(first.to_julian_day() - epoch.to_julian_day());
+        assert_eq!(start_days * 86_400_000, YEAR_START_MS);
+        let asked = date::parse(ELIGIBILITY_DATE).expect("eligibility's date of care");
+        assert_eq!(asked.year(), first.year());
+        let asked_ms = i64::from(asked.to_julian_day() - epoch.to_julian_day()) * 86_400_000;
+        assert!(asked_ms < YEAR_START_MS + YEAR_MS);
+    }
 }
