@@ -1219,7 +1219,7 @@ async fn main() {
                 // Eligibility on the seeded store: any of its members, each
                 // call another one (pages outside shared buffers, though in
                 // the page cache: `postgres::warm`), about a day of the
-                // seeded year (the member's usage row found), against a
+                // seeded year (half the members' usage rows found), against a
                 // nearly empty store (a schema of its own with the dev
                 // roster, a broker of its own, no usage) calling the one dev
                 // member about the same day, in alternating rounds.
@@ -1240,8 +1240,9 @@ async fn main() {
                 let empty_calls = eligibility_calls(&empty_ch, |_| scale::MEMBER.to_string());
                 // Both figures are of a covered member (the rules' whole
                 // work), never of a refusal; the seeded member SB-1 (its
-                // claims in the large mutuelle) with its year's usage read,
-                // the nearly empty store's member with none.
+                // claims in the large mutuelle) with its and its household's
+                // year of usage read, the nearly empty store's member with
+                // none.
                 for (who, ch, seeded) in [(scale::MEMBER, &empty_ch, false), ("SB-1", &ch, true)] {
                     let answer = SchemeServiceClient::new(ch[0].clone())
                         .check_eligibility(eligibility_on("CNSS", who, scale::ELIGIBILITY_DATE))
@@ -1256,17 +1257,19 @@ async fn main() {
                             "eligibility at scale: {who} is not covered, the figure would be a refusal's"
                         ));
                     }
-                    let used: i64 = answer
-                        .ceilings
-                        .iter()
-                        .filter(|c| c.scope == "beneficiary-year")
-                        .map(|c| c.used)
-                        .sum();
-                    if (used > 0) != seeded {
-                        failures.push(format!(
-                            "eligibility at scale: {who}'s year of usage read as {used} XOF, expected {}",
-                            if seeded { "some" } else { "none" }
-                        ));
+                    for scope in ["beneficiary-year", "household-year"] {
+                        let used: i64 = answer
+                            .ceilings
+                            .iter()
+                            .filter(|c| c.scope == scope)
+                            .map(|c| c.used)
+                            .sum();
+                        if (used > 0) != seeded {
+                            failures.push(format!(
+                                "eligibility at scale: {who}'s {scope} usage read as {used} XOF, expected {}",
+                                if seeded { "some" } else { "none" }
+                            ));
+                        }
                     }
                 }
                 // Both from the same state: the dead rows of the claims

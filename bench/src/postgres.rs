@@ -195,8 +195,8 @@ pub async fn p0_one(db: &BenchDb, dir: &Path, pgbench: &str, secs: f64, smoke: b
 /// audit row) for a different seeded member each call
 /// (bench/pgbench/eligibility-random.sql) and for the one dev member,
 /// whose pages stay in shared buffers (eligibility-one.sql).
-const ELIGIBILITY_RANDOM: &str = include_str!("../pgbench/eligibility-random.sql");
-const ELIGIBILITY_ONE: &str = include_str!("../pgbench/eligibility-one.sql");
+pub(crate) const ELIGIBILITY_RANDOM: &str = include_str!("../pgbench/eligibility-random.sql");
+pub(crate) const ELIGIBILITY_ONE: &str = include_str!("../pgbench/eligibility-one.sql");
 
 /// The engine's own figures for eligibility on the seeded store: what the
 /// broker's "seeded against nearly empty" ratios can be held against.

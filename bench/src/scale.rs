@@ -10,8 +10,9 @@
 //!
 //! Seeded per run with `--scale N` claims (default 200,000; 20,000 in smoke
 //! runs): N/5 members of the large mutuelle (each with the record of one
-//! of its members, [`MEMBER`], so that an eligibility check of any of them
-//! does that member's work), claims over 200 mutuelles, each claim one coordinated
+//! of its members, [`MEMBER`], under its own numbers and its own household,
+//! so that an eligibility check of any of them does that member's work),
+//! claims over 200 mutuelles, each claim one coordinated
 //! consultation line with its ceiling consumption, and two audit rows per
 //! claim over one year (half of them eligibility checks, half the calls
 //! of their claims). The first [`SETTLED_MONTHS`] months' claims are each
@@ -20,10 +21,13 @@
 //! a thousand, still open: retention drops those months' partitions, one a
 //! round, and keeps those claims' rows. Half the claims go to one large
 //! mutuelle, the dev broker's MUT-SOLIDARITE, whose open statement then
-//! holds the other months' claims of it: five to each of its
-//! odd-numbered members, whose year's usage an eligibility check about
-//! that year reads ([`ELIGIBILITY_DATE`]); the even-numbered claimed
-//! nothing that year, as not every member does.
+//! holds the other months' claims of it. Those are its odd-numbered
+//! members' claims, five each over the year, whose usage (the member's
+//! and its household's yearly ceilings) an eligibility check about that
+//! year reads ([`ELIGIBILITY_DATE`]); its even-numbered members claimed
+//! nothing there that year, as not every member does, and their checks
+//! find no row. (The other mutuelles' claims carry the same member
+//! numbers under those mutuelles: other people.)
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -48,13 +52,14 @@ const YEAR_START_MS: i64 = 1_735_689_600_000;
 /// it (the year of [`YEAR_START_MS`]).
 const YEAR: &str = "2025";
 /// The date of care eligibility asks about at scale, in both stores: a day
-/// of the seeded year, so that each seeded member's check reads the
-/// usage its year of claims left (its beneficiary-year row, found: the
-/// row's heap page too), as a check on a year's store does. The rounds
-/// once asked about 2026, for which no seeded row exists: the ceiling read
-/// then stopped at the index leaf, and the seeded figure left out that
-/// page. The nearly empty store's member has no usage in any year, as an
-/// empty store's.
+/// of the seeded year, so that the check of a seeded member who claimed
+/// that year (every other one) reads the usage its claims left, its own
+/// and its household's rows found (their heap pages with them), as on a
+/// year's store. The rounds once asked about 2026, for which no seeded
+/// row exists: the ceiling read then stopped at the index leaf, and the
+/// seeded figure left out those pages. The nearly empty store's member has
+/// no usage in any year, as an empty store's: the figure compares rows
+/// found on a year's store with none on an empty one.
 pub const ELIGIBILITY_DATE: &str = "2025-11-20";
 /// The seeded year's months settled, each a round of retention's
 /// measurement (a month pruned while live claims run): as many as
@@ -115,9 +120,14 @@ INSERT INTO periods (scheme_id, mutuelle_id, number, state, closed_ms, settled_m
     (VALUES {ends}) e(k, end_ms);
 INSERT INTO members (mutuelle_id, member_number, scheme_id, beneficiary_id, body, updated_ms)
   SELECT '{LARGE}', 'SM-' || g, 'CNSS', 'SB-' || g,
-    replace(replace(t.body, '\"{MEMBER}\"', '\"SB-' || g || '\"'), '\"' || t.member_number || '\"', '\"SM-' || g || '\"'), 1
-  FROM (SELECT body, member_number FROM members WHERE mutuelle_id = '{LARGE}' AND beneficiary_id = '{MEMBER}') t,
+    replace(replace(replace(t.body, '\"{MEMBER}\"', '\"SB-' || g || '\"'), '\"' || t.member_number || '\"', '\"SM-' || g || '\"'),
+      '\"household_id\":\"' || t.household || '\"', '\"household_id\":\"SH-' || g || '\"'), 1
+  FROM (SELECT body, member_number, body::jsonb ->> 'household_id' AS household FROM members
+    WHERE mutuelle_id = '{LARGE}' AND beneficiary_id = '{MEMBER}') t,
     generate_series(1::BIGINT, {m}) g;
+DO $$ BEGIN IF EXISTS (SELECT 1 FROM members WHERE member_number = 'SM-1' AND body::jsonb ->> 'household_id' IS DISTINCT FROM 'SH-1') THEN
+  RAISE EXCEPTION 'a seeded member kept the dev member''s household: every seeded check would share one household row';
+END IF; END $$;
 INSERT INTO claims (scheme_id, claim_id, request_hash, body, provider_id, invoice_number, mutuelle_id,
     member_number, state, adjudication_key, change_seq, created_ms, updated_ms, date_of_care, currency,
     payee_type, billed_total, scheme_total, mutuelle_total, period_id)
@@ -136,11 +146,12 @@ INSERT INTO claim_lines (claim_pk, sequence, act_code, care_category, quantity, 
     scheme_share, mutuelle_share, patient_share, reasons)
   SELECT id, 1, 'C', 'consultation', 1, 5000, 5000, 3500, 1500, 0, '[]' FROM claims WHERE claim_id LIKE 'SC-%';
 INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count)
-  SELECT mutuelle_id, 'beneficiary-year|-|' || member_number || '|{YEAR}', SUM(1500), COUNT(*)
-  FROM claims WHERE claim_id LIKE 'SC-%' GROUP BY mutuelle_id, member_number
+  SELECT mutuelle_id, k.key, SUM(1500), COUNT(*)
+  FROM claims, LATERAL ({year_keys}) k(key)
+  WHERE claim_id LIKE 'SC-%' GROUP BY mutuelle_id, k.key
   ON CONFLICT DO NOTHING;
 INSERT INTO claim_consumption (claim_pk, ceiling_key, amount, count)
-  SELECT id, 'beneficiary-year|-|' || member_number || '|{YEAR}', 1500, 1 FROM claims WHERE claim_id LIKE 'SC-%';
+  SELECT id, k.key, 1500, 1 FROM claims, LATERAL ({year_keys}) k(key) WHERE claim_id LIKE 'SC-%';
 INSERT INTO audit_log (at_ms, direction, party, method, subject, request_hash, outcome)
   SELECT {YEAR_START_MS} + g * {audit_step}, 'in', 'scheme:CNSS',
     CASE WHEN g % 2 = 0 THEN 'CoordinateClaim' ELSE 'CheckEligibility' END,
@@ -152,6 +163,12 @@ END IF; END $$;
 ANALYZE members, claims, claim_lines, ceiling_usage, claim_consumption, audit_log, periods;",
         schema = db.schema,
         two_n = 2 * n,
+        // The year's ceilings a seeded consultation consumes under the dev
+        // product (SOLIDARITE-ESSENTIEL): its member's and its household's.
+        year_keys = format!(
+            "VALUES ('beneficiary-year|-|' || member_number || '|{YEAR}'), \
+             ('household-year|-|SH-' || substring(member_number from 4) || '|{YEAR}')"
+        ),
         ends = MONTH_ENDS_MS
             .iter()
             .enumerate()
@@ -823,5 +840,28 @@ mod tests {
         assert_eq!(asked.year(), first.year());
         let asked_ms = i64::from(asked.to_julian_day() - epoch.to_julian_day()) * 86_400_000;
         assert!(asked_ms < YEAR_START_MS + YEAR_MS);
+    }
+
+    /// pgbench's eligibility scripts read the seeded year's keys, the
+    /// three the broker asks for, as the broker's rounds do.
+    #[test]
+    fn pgbench_reads_the_seeded_years_keys() {
+        for script in [
+            crate::postgres::ELIGIBILITY_RANDOM,
+            crate::postgres::ELIGIBILITY_ONE,
+        ] {
+            let read = script
+                .lines()
+                .find(|l| l.starts_with("SELECT ceiling_key"))
+                .expect("the ceiling read");
+            for scope in [
+                "beneficiary-year|-|",
+                "count|maternity|",
+                "household-year|-|",
+            ] {
+                assert!(read.contains(scope), "{scope} in {read}");
+            }
+            assert_eq!(read.matches(&format!("|{YEAR}'")).count(), 3, "{read}");
+        }
     }
 }
