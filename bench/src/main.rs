@@ -1248,9 +1248,13 @@ async fn main() {
                         .check_eligibility(eligibility_on("CNSS", who, scale::ELIGIBILITY_DATE))
                         .await
                         .map(|a| a.into_inner());
-                    let Ok(answer) = answer else {
-                        failures.push(format!("eligibility at scale: {who}'s check failed"));
-                        continue;
+                    let answer = match answer {
+                        Ok(a) => a,
+                        Err(e) => {
+                            failures
+                                .push(format!("eligibility at scale: {who}'s check failed: {e}"));
+                            continue;
+                        }
                     };
                     if !answer.covered {
                         failures.push(format!(
