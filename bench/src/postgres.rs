@@ -455,18 +455,38 @@ pub async fn checkpoint(db: &BenchDb) -> Vec<String> {
 pub struct Warmed {
     pub mib: f64,
     pub secs: f64,
+    /// Into shared buffers (pg_prewarm's `buffer` mode), where they hold
+    /// the relations twice over ([`fits_in_shared_buffers`]); into the
+    /// page cache only (`read`) otherwise.
+    pub into_shared_buffers: bool,
+    /// The server's `shared_buffers`, in MiB.
+    pub shared_buffers_mib: f64,
+}
+
+/// Whether relations of `relation_blocks` pages are warmed into shared
+/// buffers of `shared_blocks` pages: when they take at most half of them,
+/// the other half left to the rest of the work (the audit rows, the claims,
+/// the nearly empty store). docs/operations.md sizes `shared_buffers` to
+/// hold the members and the ceiling usage; a server so sized, answering
+/// eligibility all day, keeps those pages there. At PostgreSQL's default
+/// 128 MB they cannot fit, and a different member each call misses them.
+pub(crate) fn fits_in_shared_buffers(relation_blocks: i64, shared_blocks: i64) -> bool {
+    relation_blocks > 0 && relation_blocks <= shared_blocks / 2
 }
 
 /// Reads the relations an eligibility call reads (the members and the
-/// ceiling usage, with every index of both) into the operating system's
-/// page cache, with pg_prewarm's `read` mode (not into shared buffers:
-/// a different member each call still misses them, as it would with a
-/// country's members). Seeding writes some 20 GB at 10 million claims and
-/// their WAL on a machine of 24 GB; in a run without this, the seeded
-/// store's first watched window read 197 MiB from the device
-/// (docs/PERFORMANCE.md, twenty-fifth part), which a server answering
-/// eligibility all day does not: its members' pages are read again and
-/// again and stay cached (docs/operations.md sizes its memory for them).
+/// ceiling usage, with every index of both) before eligibility's windows:
+/// into shared buffers where they fit there twice over
+/// ([`fits_in_shared_buffers`], pg_prewarm's `buffer` mode), otherwise
+/// into the operating system's page cache only (`read` mode: a different
+/// member each call still misses shared buffers, as it would with a
+/// country's members on PostgreSQL's default 128 MB). Seeding writes some
+/// 20 GB at 10 million claims and their WAL on a machine of 24 GB; in a
+/// run without this, the seeded store's first watched window read 197 MiB
+/// from the device (docs/PERFORMANCE.md, twenty-fifth part), which a
+/// server answering eligibility all day does not: its members' pages are
+/// read again and again and stay cached (docs/operations.md sizes its
+/// memory for them).
 /// Creates the extension where it is missing, which needs a superuser;
 /// uses it in whichever schema holds it. `Err` says why it could not.
 pub async fn warm(db: &BenchDb) -> Result<Warmed, String> {
@@ -493,20 +513,44 @@ pub async fn warm(db: &BenchDb) -> Result<Warmed, String> {
         .await
         .and_then(|r| r.try_get(0))
         .map_err(said)?;
-    let sql = format!(
-        "SELECT coalesce(sum({at}.pg_prewarm(c.oid, 'read')), 0)::BIGINT FROM pg_class c \
+    let relations = format!(
+        "FROM pg_class c \
          WHERE c.oid IN ('\"{s}\".members'::regclass, '\"{s}\".ceiling_usage'::regclass) \
          OR c.oid IN (SELECT indexrelid FROM pg_index \
                       WHERE indrelid IN ('\"{s}\".members'::regclass, '\"{s}\".ceiling_usage'::regclass))"
     );
+    // Both in pages of the server's block size (shared_buffers' unit).
+    let sizes = format!(
+        "SELECT (SELECT coalesce(sum(pg_relation_size(c.oid)), 0)::BIGINT {relations}) \
+                / current_setting('block_size')::BIGINT, \
+                (SELECT setting::BIGINT FROM pg_settings WHERE name = 'shared_buffers'), \
+                current_setting('block_size')::BIGINT"
+    );
+    let row = client.query_one(&sizes, &[]).await.map_err(said)?;
+    let (relation_blocks, shared_blocks, block_size): (i64, i64, i64) = (
+        row.try_get(0).map_err(said)?,
+        row.try_get(1).map_err(said)?,
+        row.try_get(2).map_err(said)?,
+    );
+    let into_shared_buffers = fits_in_shared_buffers(relation_blocks, shared_blocks);
+    let mode = if into_shared_buffers {
+        "buffer"
+    } else {
+        "read"
+    };
+    let sql =
+        format!("SELECT coalesce(sum({at}.pg_prewarm(c.oid, '{mode}')), 0)::BIGINT {relations}");
     let blocks: i64 = client
         .query_one(&sql, &[])
         .await
         .and_then(|r| r.try_get(0))
         .map_err(said)?;
+    let mib = |blocks: i64| blocks as f64 * block_size as f64 / (1024.0 * 1024.0);
     Ok(Warmed {
-        mib: blocks as f64 * 8192.0 / (1024.0 * 1024.0),
+        mib: mib(blocks),
         secs: t.elapsed().as_secs_f64(),
+        into_shared_buffers,
+        shared_buffers_mib: mib(shared_blocks),
     })
 }
 

@@ -534,7 +534,8 @@ pub struct EligibilityAtScale {
     pub checkpoints: Vec<Option<i64>>,
     /// pgbench running the same database work on the seeded store.
     pub engine: crate::postgres::EngineEligibility,
-    /// What was read into the page cache before the rounds
+    /// What was warmed before the rounds: into shared buffers where they
+    /// hold it twice over, else into the page cache
     /// ([`crate::postgres::warm`]); `None` if it could not be.
     pub warmed: Option<crate::postgres::Warmed>,
 }
@@ -840,6 +841,21 @@ mod tests {
         assert_eq!(asked.year(), first.year());
         let asked_ms = i64::from(asked.to_julian_day() - epoch.to_julian_day()) * 86_400_000;
         assert!(asked_ms < YEAR_START_MS + YEAR_MS);
+    }
+
+    /// The seeded members and ceiling usage go into shared buffers only
+    /// where they take at most half of them: not at PostgreSQL's default
+    /// 128 MB (16,384 pages) with 1.75 GiB of them (229,376 pages), yes
+    /// with a quarter of this machine's 24 GiB.
+    #[test]
+    fn warmed_into_shared_buffers_only_where_they_fit_twice() {
+        use crate::postgres::fits_in_shared_buffers;
+        assert!(!fits_in_shared_buffers(229_376, 16_384));
+        assert!(fits_in_shared_buffers(229_376, 786_432));
+        assert!(fits_in_shared_buffers(8_192, 16_384));
+        assert!(!fits_in_shared_buffers(8_193, 16_384));
+        assert!(!fits_in_shared_buffers(0, 16_384));
+        assert!(!fits_in_shared_buffers(i64::MAX, i64::MAX));
     }
 
     /// pgbench's eligibility scripts read the seeded year's keys, the
