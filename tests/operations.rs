@@ -959,3 +959,150 @@ async fn readyz_says_stopping_while_calls_drain() {
         "closed once drained"
     );
 }
+
+/// A database created under a language's locale compares every key of
+/// every index lookup by that language's rules: `migrate` says so, in the
+/// command line's language, and `serve` logs it; a database in byte order
+/// (`C.UTF-8`) gets neither. Two databases of the test server, made here
+/// and dropped however the test ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_and_serve_warn_of_a_languages_collation() {
+    let url = passerelle_broker::store::testing::postgres_url();
+    let admin = match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+        Ok((client, conn)) => {
+            tokio::spawn(conn);
+            client
+        }
+        Err(e) => {
+            passerelle_broker::store::testing::unreachable(e);
+            return;
+        }
+    };
+    let stamp = format!(
+        "{}_{}",
+        std::process::id(),
+        passerelle_broker::audit::now_ms() % 1_000_000
+    );
+    let (french, bytes) = (format!("t_fr_{stamp}"), format!("t_c_{stamp}"));
+    let _dropped = DropDatabases {
+        url: url.clone(),
+        names: vec![french.clone(), bytes.clone()],
+    };
+    admin
+        .batch_execute(&format!(
+            "CREATE DATABASE {french} TEMPLATE template0 ENCODING 'UTF8' \
+             LOCALE_PROVIDER icu ICU_LOCALE 'fr'"
+        ))
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE DATABASE {bytes} TEMPLATE template0 ENCODING 'UTF8' \
+             LOCALE_PROVIDER libc LOCALE 'C.UTF-8'"
+        ))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = |db: &str| {
+        let path = dir.path().join(format!("{db}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "listen = \"127.0.0.1:0\"\nplaintext = true\n[[schemes]]\nid = \"CNSS\"\ncurrency = \"XOF\"\n\
+                 [store.postgres]\nurl = \"{}\"\npool_size = 2\n",
+                on_database(&url, db)
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let (french_cfg, bytes_cfg) = (config(&french), config(&bytes));
+    let migrate = |lang: &str, cfg: &std::path::Path| {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"));
+        c.args(["--lang", lang, "migrate", "--config"])
+            .arg(cfg)
+            .env_remove("RUST_LOG")
+            .kill_on_drop(true);
+        async move {
+            let out = tokio::time::timeout(Duration::from_secs(60), c.output())
+                .await
+                .expect("migrate ended")
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(out.status.success(), "{err}");
+            (String::from_utf8_lossy(&out.stdout).into_owned(), err)
+        }
+    };
+    let (out, err) = migrate("fr", &french_cfg).await;
+    assert!(out.starts_with("schéma en version "), "{out}");
+    assert!(
+        err.contains(
+            "attention : cette base compare les clés selon la collation fr (ICU), et non octet par octet ; \
+             chaque recherche dans un index en coûte davantage. Recréez la base"
+        ),
+        "{err}"
+    );
+    let (_, err) = migrate("en", &bytes_cfg).await;
+    assert!(!err.contains("collation"), "{err}");
+    // `serve` logs it (its log lines are English) before it listens.
+    for (cfg, warned) in [(&french_cfg, true), (&bytes_cfg, false)] {
+        let mut serve = crate::common::process::spawn(cfg, None);
+        serve.kill();
+        let logs: Vec<String> = serve.stderr.take().unwrap().iter().collect();
+        let warning = logs
+            .iter()
+            .find(|l| l.contains("compares keys by the collation"));
+        assert_eq!(warning.is_some(), warned, "{logs:?}");
+        if let Some(w) = warning {
+            assert!(
+                w.contains("WARN") && w.contains("collation fr (ICU), not as bytes"),
+                "{w}"
+            );
+        }
+    }
+}
+
+/// Drops test databases when dropped, however the test ended: from a
+/// thread of its own (a `Drop` cannot await), on a connection of its own.
+struct DropDatabases {
+    url: String,
+    names: Vec<String>,
+}
+
+impl Drop for DropDatabases {
+    fn drop(&mut self) {
+        let (url, names) = (self.url.clone(), std::mem::take(&mut self.names));
+        let done = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(conn);
+                for db in names {
+                    client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                        .await
+                        .unwrap();
+                }
+            })
+        });
+        let _ = done.join();
+    }
+}
+
+/// `url` (a URL, or `key=value` words) with its database replaced by `db`:
+/// a `dbname` given last, which PostgreSQL's clients apply after the
+/// URL's path.
+fn on_database(url: &str, db: &str) -> String {
+    if !url.contains("://") {
+        format!("{url} dbname={db}")
+    } else if url.contains('?') {
+        format!("{url}&dbname={db}")
+    } else {
+        format!("{url}?dbname={db}")
+    }
+}

@@ -185,6 +185,7 @@ cli-user-revoked = { $count ->
 cli-user-code = Current code of { $login }: { $code }
 cli-user-no-totp = Account { $login } has no second factor.
 cli-error-detail = error: { $detail }
+cli-warning-detail = warning: { $detail }
 
 # The broker's own commands (`serve`, `migrate`, `conformance`, `dev`):
 # what they print around the broker's own words, which stay English.
@@ -192,6 +193,7 @@ cli-signals = cannot install signal handlers: { $detail }
 serve-listening = passerelle listening on { $addr }
 serve-metrics = metrics on { $addr } (/metrics, /healthz, /readyz)
 migrate-done = schema at version { $version }
+store-slow-collation = this database compares keys by the collation { $collation }, not as bytes, so every index lookup costs more. Recreate passerelle's database with LOCALE 'C.UTF-8' (docs/operations.md, section 1, says how).
 conformance-pass = pass
 conformance-fail = FAIL
 conformance-elsewhere = (partner down, slow, malformed and share above R are checked in CI against the simulated partners)

@@ -185,6 +185,7 @@ cli-user-revoked = { $count ->
 cli-user-code = Code actuel de { $login } : { $code }
 cli-user-no-totp = Le compte { $login } n'a pas de second facteur.
 cli-error-detail = erreur : { $detail }
+cli-warning-detail = attention : { $detail }
 
 # Les commandes du broker lui-même (`serve`, `migrate`, `conformance`,
 # `dev`) : ce qu'elles écrivent autour des mots du broker, qui restent en anglais.
@@ -192,6 +193,7 @@ cli-signals = impossible d'installer la gestion des signaux : { $detail }
 serve-listening = passerelle à l'écoute sur { $addr }
 serve-metrics = métriques sur { $addr } (/metrics, /healthz, /readyz)
 migrate-done = schéma en version { $version }
+store-slow-collation = cette base compare les clés selon la collation { $collation }, et non octet par octet ; chaque recherche dans un index en coûte davantage. Recréez la base de passerelle avec LOCALE 'C.UTF-8' (docs/operations.md, section 1, explique comment).
 conformance-pass = réussi
 conformance-fail = ÉCHEC
 conformance-elsewhere = (partenaire injoignable ou lent, réponse invalide, part au-delà de R : vérifiés en intégration continue avec les partenaires simulés)

@@ -381,6 +381,21 @@ async fn main() -> ExitCode {
                     let version = store.schema_status().await.map(|(v, _)| v).unwrap_or(0);
                     let version = version.to_string();
                     say!("{}", lang.t_args("migrate-done", &[("version", &version)]));
+                    // Advice, not a refusal: a language's collation is
+                    // correct, only slower.
+                    match store.slow_collation().await {
+                        Ok(None) => {}
+                        Ok(Some(c)) => {
+                            let said = lang.t_args("store-slow-collation", &[("collation", &c)]);
+                            eprintln!(
+                                "{}",
+                                lang.t_args("cli-warning-detail", &[("detail", &said)])
+                            );
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "the database's collation could not be read")
+                        }
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -555,6 +555,16 @@ pub async fn start_with_store(
 /// Serves the configured broker on a socket bound to `cfg.listen`.
 pub async fn start(cfg: &Config, base_dir: &Path) -> Result<Running, StartError> {
     let store = open_store(cfg, base_dir, false).await?;
+    match store.slow_collation().await {
+        Ok(None) => {}
+        // Log lines are English.
+        Ok(Some(collation)) => tracing::warn!(
+            "{}",
+            crate::console::i18n::Lang::En
+                .t_args("store-slow-collation", &[("collation", &collation)])
+        ),
+        Err(e) => tracing::warn!(error = %e, "the database's collation could not be read"),
+    }
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| StartError::Config(format!("listen {}: {e}", cfg.listen)))?;

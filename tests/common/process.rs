@@ -70,9 +70,11 @@ fn spawn_full(wrapper: &[&str], config: &Path, failpoint: Option<&str>, args: &[
             c
         }
     };
+    // Log lines at the default level, whatever the tests run under.
     cmd.args(["--lang", "en", "serve", "--config"])
         .arg(config)
         .args(args)
+        .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     match failpoint {

@@ -826,6 +826,20 @@ pub trait Store:
         None
     }
 
+    /// The collation the database compares the stored keys by, where it is
+    /// not the bytes' order: a PostgreSQL database created under a
+    /// language's locale (`fr_FR.UTF-8`, or ICU's) compares every key of
+    /// every index lookup by that language's rules: libc's French left an
+    /// eligibility check's reads at about three quarters of their rate
+    /// (docs/PERFORMANCE.md, "Where the seeded store's extra CPU goes, and
+    /// the database's locale"). `None` where keys compare as bytes: SQLite
+    /// always, PostgreSQL under `C`, `POSIX` or `C.UTF-8`. Advice, never a
+    /// refusal: a lookup and the index it reads compare by one collation
+    /// either way, so only the cost differs.
+    async fn slow_collation(&self) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+
     /// What routing reads: the beneficiary's member records (the card's
     /// one, `mutuelle_id` and member number, as [`RosterStore::get_member`]
     /// reads it, else all of them as [`RosterStore::find_members`]), and,

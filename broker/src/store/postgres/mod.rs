@@ -786,6 +786,27 @@ impl Store for PgStore {
         Ok((self.schema_version().await?, SCHEMA_VERSION))
     }
 
+    async fn slow_collation(&self) -> Result<Option<String>, StoreError> {
+        let c = self.client().await?;
+        // Through `to_jsonb`: the provider's columns are PostgreSQL 15's
+        // (`datlocprovider`, `daticulocale`) and 17's (`datlocale`); an
+        // older server has none, and its databases are libc's.
+        let row = q1(
+            &c,
+            "SELECT datcollate, to_jsonb(d) ->> 'datlocprovider', \
+             coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale') \
+             FROM pg_database d WHERE datname = current_database()",
+            &[],
+        )
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("pg_database has no row for this database".into()))?;
+        Ok(slow_collation(
+            row.try_get(0)?,
+            row.try_get(1)?,
+            row.try_get(2)?,
+        ))
+    }
+
     /// For a claim, one statement: the member rows, then a row without a
     /// body when the claim is stored (whose record is then read: a
     /// resend's cost only).
@@ -957,4 +978,21 @@ async fn upsert<C: GenericClient + Sync>(
         .await?;
     }
     Ok(())
+}
+
+/// [`Store::slow_collation`] from a database's `pg_database` row: its libc
+/// collation, its provider (`c` libc, `i` ICU, `b` PostgreSQL 17's
+/// built-in; none before PostgreSQL 15) and the ICU or built-in locale.
+/// Byte order: libc's `C`, `POSIX` and `C.<encoding>` (glibc's `C.UTF-8`
+/// and `C.utf8` compare code points, which is UTF-8's byte order), and the
+/// built-in provider's locales (`C`, `C.UTF-8`; `PG_UNICODE_FAST` sorts by
+/// code point too, in PostgreSQL 18). ICU always collates by a language's
+/// rules.
+fn slow_collation(collate: &str, provider: Option<&str>, locale: Option<&str>) -> Option<String> {
+    match provider {
+        Some("i") => Some(format!("{} (ICU)", locale.unwrap_or(collate))),
+        Some("b") => None,
+        _ if collate == "C" || collate == "POSIX" || collate.starts_with("C.") => None,
+        _ => Some(collate.to_string()),
+    }
 }

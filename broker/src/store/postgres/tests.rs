@@ -1635,3 +1635,38 @@ async fn a_month_moves_in_batches_and_keeps_every_open_row() {
         );
     }
 }
+
+/// Which collations compare keys as bytes (`Store::slow_collation`).
+#[test]
+fn byte_order_collations_are_told_from_a_languages() {
+    use super::slow_collation as slow;
+    for (collate, provider, locale) in [
+        ("C", Some("c"), None),
+        ("POSIX", Some("c"), None),
+        ("C.UTF-8", Some("c"), None),
+        ("C.utf8", None, None),
+        ("C", Some("b"), Some("C.UTF-8")),
+        ("en_US.UTF-8", Some("b"), Some("PG_UNICODE_FAST")),
+    ] {
+        assert_eq!(
+            slow(collate, provider, locale),
+            None,
+            "{collate} {provider:?}"
+        );
+    }
+    assert_eq!(
+        slow("fr_FR.UTF-8", Some("c"), None).as_deref(),
+        Some("fr_FR.UTF-8")
+    );
+    assert_eq!(
+        slow("en_US.utf8", None, None).as_deref(),
+        Some("en_US.utf8")
+    );
+    // An ICU database keeps a libc collation in datcollate; its keys are
+    // compared by ICU's.
+    assert_eq!(
+        slow("C.UTF-8", Some("i"), Some("fr")).as_deref(),
+        Some("fr (ICU)")
+    );
+    assert_eq!(slow("Cymraeg", Some("c"), None).as_deref(), Some("Cymraeg"));
+}
