@@ -1579,6 +1579,8 @@ async fn main() {
                 serde_json::json!(elig.warmed.as_ref().map(|w| w.into_shared_buffers));
             figures["shared_buffers_mib"] =
                 serde_json::json!(elig.warmed.as_ref().map(|w| w.shared_buffers_mib.round()));
+            figures["database_slow_collation"] =
+                serde_json::json!(elig.warmed.as_ref().and_then(|w| w.slow_collation.clone()));
             figures["eligibility_steal_ms_scale"] = serde_json::json!(elig.half.scale_steal_ms);
             figures["eligibility_steal_ms_empty"] = serde_json::json!(elig.half.empty_steal_ms);
             // The open loops at the low rate, beside those at half.
@@ -1681,6 +1683,15 @@ async fn main() {
             None => println!(
                 "    the seeded store's members and ceiling usage could not be warmed before the rounds"
             ),
+        }
+        if let Some(c) = elig
+            .warmed
+            .as_ref()
+            .and_then(|w| w.slow_collation.as_deref())
+        {
+            println!(
+                "    the database compares keys by the collation {c}, not as bytes: every index lookup costs more, and these figures are not comparable with a byte-order database's (docs/operations.md, section 1)"
+            );
         }
         let stolen = |v: &[Option<f64>]| {
             v.iter()

@@ -461,6 +461,12 @@ pub struct Warmed {
     pub into_shared_buffers: bool,
     /// The server's `shared_buffers`, in MiB.
     pub shared_buffers_mib: f64,
+    /// The database's collation where it is a language's, as the broker
+    /// tells it (`Store::slow_collation`); `None`: keys compared as bytes.
+    /// Eligibility's reads ran at about three quarters of their rate under
+    /// libc's French (docs/PERFORMANCE.md, twenty-eighth part), so the
+    /// figures of such a run are not comparable with a byte-order one's.
+    pub slow_collation: Option<String>,
 }
 
 /// Whether relations of `relation_blocks` pages are warmed into shared
@@ -546,11 +552,17 @@ pub async fn warm(db: &BenchDb) -> Result<Warmed, String> {
         .and_then(|r| r.try_get(0))
         .map_err(said)?;
     let mib = |blocks: i64| blocks as f64 * block_size as f64 / (1024.0 * 1024.0);
+    let secs = t.elapsed().as_secs_f64();
+    let slow_collation = pg_store(db)
+        .slow_collation()
+        .await
+        .map_err(|e| format!("the database's collation: {e}"))?;
     Ok(Warmed {
         mib: mib(blocks),
-        secs: t.elapsed().as_secs_f64(),
+        secs,
         into_shared_buffers,
         shared_buffers_mib: mib(shared_blocks),
+        slow_collation,
     })
 }
 
