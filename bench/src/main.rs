@@ -1579,8 +1579,12 @@ async fn main() {
                 serde_json::json!(elig.warmed.as_ref().map(|w| w.into_shared_buffers));
             figures["shared_buffers_mib"] =
                 serde_json::json!(elig.warmed.as_ref().map(|w| w.shared_buffers_mib.round()));
+            // null in byte order; unread, what was said.
             figures["database_slow_collation"] =
-                serde_json::json!(elig.warmed.as_ref().and_then(|w| w.slow_collation.clone()));
+                serde_json::json!(elig.warmed.as_ref().and_then(|w| match &w.slow_collation {
+                    Ok(c) => c.clone(),
+                    Err(e) => Some(format!("could not be read: {e}")),
+                }));
             figures["eligibility_steal_ms_scale"] = serde_json::json!(elig.half.scale_steal_ms);
             figures["eligibility_steal_ms_empty"] = serde_json::json!(elig.half.empty_steal_ms);
             // The open loops at the low rate, beside those at half.
@@ -1684,14 +1688,12 @@ async fn main() {
                 "    the seeded store's members and ceiling usage could not be warmed before the rounds"
             ),
         }
-        if let Some(c) = elig
-            .warmed
-            .as_ref()
-            .and_then(|w| w.slow_collation.as_deref())
-        {
-            println!(
+        match elig.warmed.as_ref().map(|w| &w.slow_collation) {
+            Some(Ok(Some(c))) => println!(
                 "    the database compares keys by the collation {c}, not as bytes: every index lookup costs more, and these figures are not comparable with a byte-order database's (docs/operations.md, section 1)"
-            );
+            ),
+            Some(Err(e)) => println!("    the database's collation could not be read: {e}"),
+            _ => {}
         }
         let stolen = |v: &[Option<f64>]| {
             v.iter()
