@@ -988,20 +988,17 @@ async fn migrate_and_serve_warn_of_a_languages_collation() {
         url: url.clone(),
         names: vec![french.clone(), bytes.clone()],
     };
-    admin
-        .batch_execute(&format!(
-            "CREATE DATABASE {french} TEMPLATE template0 ENCODING 'UTF8' \
-             LOCALE_PROVIDER icu ICU_LOCALE 'fr'"
-        ))
-        .await
-        .unwrap();
-    admin
-        .batch_execute(&format!(
-            "CREATE DATABASE {bytes} TEMPLATE template0 ENCODING 'UTF8' \
-             LOCALE_PROVIDER libc LOCALE 'C.UTF-8'"
-        ))
-        .await
-        .unwrap();
+    for (db, locale) in [
+        (&french, "LOCALE_PROVIDER icu ICU_LOCALE 'fr'"),
+        (&bytes, "LOCALE_PROVIDER libc LOCALE 'C.UTF-8'"),
+    ] {
+        admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {db} TEMPLATE template0 ENCODING 'UTF8' {locale}"
+            ))
+            .await
+            .unwrap();
+    }
     let dir = tempfile::tempdir().unwrap();
     let config = |db: &str| {
         let path = dir.path().join(format!("{db}.toml"));
