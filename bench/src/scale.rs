@@ -583,8 +583,9 @@ impl EligibilityAtScale {
 }
 
 /// The version the seeded store is taken back to before [`remigrate`]: the
-/// migrations after it (12: ceiling holds, two columns with their CHECK on
-/// every ceiling row, and the prior authorizations' table; 13: opening
+/// migrations after it (12: ceiling holds, two columns on every ceiling
+/// row, their CHECKs validated after the commit, and the prior
+/// authorizations' table; 13: opening
 /// balances; 14: an index on an empty table; 15: the refusal function; 16:
 /// the periods' totals, then the statement's index over every claim,
 /// built concurrently after they commit; 17: the products' generation,

@@ -392,7 +392,7 @@ impl PgStore {
         changes::rebase_if_restored(&tx).await?;
         tx.commit().await?;
         drop(c);
-        self.build_concurrent_indexes().await?;
+        self.finish_beside_writers().await?;
         self.make_audit_months(now_ms(), now_ms() + audit::MONTHS_AHEAD_MS)
             .await?;
         Ok(SCHEMA_VERSION)
@@ -420,21 +420,37 @@ impl PgStore {
         Ok(got.then_some(SessionLock { client, first_key }))
     }
 
-    /// Builds the indexes of [`migrations::CONCURRENT_INDEXES`] that are
-    /// missing or invalid, without holding writers, with no statement
-    /// timeout; then drops what each replaces. On a connection taken out of
+    /// The migrations' work done after they commit, without holding
+    /// writers, with no statement timeout: validates the checks of
+    /// [`migrations::DEFERRED_CHECKS`] not validated yet, then builds the
+    /// indexes of [`migrations::CONCURRENT_INDEXES`] that are missing or
+    /// invalid and drops what each replaces. On a connection taken out of
     /// the pool, so that these session settings never serve a live call.
     ///
     /// One replica at a time per schema, by a lock it only tries: a build
     /// waits for every older transaction of the database, so a replica
     /// waiting for the lock (in a statement, thus a transaction) would wait
     /// for the build that waits for it. A replica that does not get the
-    /// lock leaves the build to the one that has it.
-    async fn build_concurrent_indexes(&self) -> Result<(), StoreError> {
+    /// lock leaves the work to the one that has it.
+    async fn finish_beside_writers(&self) -> Result<(), StoreError> {
         let Some(c) = self.session_lock(INDEX_LOCK).await? else {
             return Ok(());
         };
         c.batch_execute("SET statement_timeout = 0").await?;
+        for (table, check) in migrations::DEFERRED_CHECKS {
+            let pending = c
+                .query_opt(
+                    "SELECT 1 FROM pg_constraint WHERE conname = $2 AND NOT convalidated \
+                     AND conrelid = to_regclass(format('%I.%I', current_schema(), $1::TEXT))",
+                    &[table, check],
+                )
+                .await?
+                .is_some();
+            if pending {
+                c.batch_execute(&format!("ALTER TABLE {table} VALIDATE CONSTRAINT {check}"))
+                    .await?;
+            }
+        }
         for (name, create, replaces) in migrations::CONCURRENT_INDEXES {
             let valid: Option<bool> = c
                 .query_opt(

@@ -723,6 +723,71 @@ async fn concurrent_index_undone(state: &str, undo: &str) -> Option<super::PgSto
     Some(s)
 }
 
+/// Migration 12's checks on the holds are added without reading the
+/// ceiling rows and validated after the migrations commit
+/// (`DEFERRED_CHECKS`): a migrated store has them valid, as a column's
+/// check would be, and enforced; one left unvalidated, as an interrupted
+/// migrate leaves it, is validated by the next migrate.
+#[tokio::test]
+async fn deferred_checks_are_validated_after_the_migrations_commit() {
+    async fn defs(s: &super::PgStore) -> Vec<Option<String>> {
+        let c = s.client().await.unwrap();
+        let mut out = Vec::new();
+        for (table, check) in super::migrations::DEFERRED_CHECKS {
+            let row = c
+                .query_opt(
+                    "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = $2 \
+                     AND conrelid = to_regclass(format('%I.%I', current_schema(), $1::TEXT))",
+                    &[table, check],
+                )
+                .await
+                .unwrap();
+            out.push(row.map(|r| r.get(0)));
+        }
+        out
+    }
+    let valid = || {
+        vec![
+            Some("CHECK ((held_amount >= 0))".to_string()),
+            Some("CHECK ((held_count >= 0))".to_string()),
+        ]
+    };
+    let Some((s, _)) = fresh().await else {
+        return;
+    };
+    assert_eq!(defs(&s).await, valid());
+    // A row stored before the checks were validated.
+    run_sql(
+        &s,
+        "INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count) \
+         VALUES ('MUT-A', 'beneficiary-year|-|M-1|2026', 100, 1); \
+         UPDATE pg_constraint SET convalidated = false WHERE conname LIKE 'ceiling_usage_held_%' \
+         AND connamespace = current_schema()::regnamespace",
+    )
+    .await;
+    assert_eq!(
+        defs(&s).await,
+        vec![
+            Some("CHECK ((held_amount >= 0)) NOT VALID".to_string()),
+            Some("CHECK ((held_count >= 0)) NOT VALID".to_string()),
+        ]
+    );
+    assert_eq!(s.migrate().await.unwrap(), super::SCHEMA_VERSION);
+    assert_eq!(defs(&s).await, valid());
+    let e = s
+        .client()
+        .await
+        .unwrap()
+        .batch_execute("UPDATE ceiling_usage SET held_count = -1")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.as_db_error().and_then(|d| d.constraint()),
+        Some("ceiling_usage_held_count_check"),
+        "{e}"
+    );
+}
+
 /// The statement's index is built after the migrations commit, beside
 /// writers (`CONCURRENT_INDEXES`); one left invalid, as an interrupted
 /// build leaves it, is built again by the next migrate, and the index it
