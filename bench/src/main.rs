@@ -1812,7 +1812,7 @@ async fn main() {
             }
         );
         println!(
-            "  migrations {} to {} applied again to the seeded data (one transaction; {} ceiling rows get two columns, whose CHECKs are then validated beside writers, as the statement's index, the claims' key and the open claims' index are built over every claim; the key's constraint {}): {:.3} s; two writers meanwhile, of one ceiling row and of one claim, each every 2 ms on its own connection: {} writes, the longest {:.0} ms on the ceiling row and {:.0} ms on the claim (held by the migrations), {} failed",
+            "  migrations {} to {} applied again to the seeded data (one transaction; {} ceiling rows get two columns; after the commit, beside writers, the statement's index, the claims' key and the open claims' index are built over every claim and the two columns' CHECKs validated; the key's constraint {}): {:.3} s; two writers meanwhile, of one ceiling row and of one claim, each every 2 ms on its own connection: {} writes, the longest {:.0} ms on the ceiling row and {:.0} ms on the claim (held by the migrations), {} failed",
             mig.from + 1,
             mig.to,
             mig.ceiling_rows,

@@ -276,8 +276,8 @@ CREATE INDEX proposals_mutuelle ON proposals (mutuelle_id, state, id);
     // the rows already there after the migrations commit
     // (`DEFERRED_CHECKS`): checked here, they read every ceiling row while
     // the migrations' transaction holds the table, so that each claim's
-    // outcome and each rules check waited for that read and for every
-    // later migration (docs/PERFORMANCE.md, twenty-ninth part).
+    // outcome and each rules check waited for that read too
+    // (docs/PERFORMANCE.md, twenty-ninth part).
     r#"
 ALTER TABLE ceiling_usage ADD COLUMN held_amount BIGINT NOT NULL DEFAULT 0,
     ADD COLUMN held_count BIGINT NOT NULL DEFAULT 0,
@@ -522,6 +522,31 @@ mod unit {
             "WHERE state IN {};",
             super::super::core::SQL_WAITING
         )));
+    }
+
+    /// Each deferred check is added by a migration as `NOT VALID`, under
+    /// its name: a check written inline (`ADD COLUMN .. CHECK`) or added
+    /// valid would read every row inside the migrations' transaction.
+    #[test]
+    fn deferred_checks_are_added_not_valid() {
+        let all = super::MIGRATIONS.concat();
+        for (table, check) in super::DEFERRED_CHECKS {
+            let at = all
+                .find(&format!("ADD CONSTRAINT {check} CHECK"))
+                .unwrap_or_else(|| panic!("{check} is not added by a migration"));
+            let statement = &all[..at];
+            let statement = &statement[statement.rfind(';').map_or(0, |i| i + 1)..];
+            assert!(
+                statement.contains(&format!("ALTER TABLE {table} ")),
+                "{check}: {statement}"
+            );
+            let rest = &all[at..];
+            let clause = &rest[..rest.find([',', ';']).unwrap_or(rest.len())];
+            assert!(clause.ends_with(" NOT VALID"), "{clause}");
+            assert_eq!(all.matches(check).count(), 1, "{check}");
+        }
+        // The columns they check are added with no check of their own.
+        assert!(!super::MIGRATIONS[11].contains("DEFAULT 0 CHECK"));
     }
 
     /// Retention's index of the claims coordinated in no closed period is on the

@@ -421,10 +421,10 @@ impl PgStore {
     }
 
     /// The migrations' work done after they commit, without holding
-    /// writers, with no statement timeout: validates the checks of
-    /// [`migrations::DEFERRED_CHECKS`] not validated yet, then builds the
-    /// indexes of [`migrations::CONCURRENT_INDEXES`] that are missing or
-    /// invalid and drops what each replaces. On a connection taken out of
+    /// writers, with no statement timeout: builds the indexes of
+    /// [`migrations::CONCURRENT_INDEXES`] that are missing or invalid and
+    /// drops what each replaces, then validates the checks of
+    /// [`migrations::DEFERRED_CHECKS`] not validated yet. On a connection taken out of
     /// the pool, so that these session settings never serve a live call.
     ///
     /// One replica at a time per schema, by a lock it only tries: a build
@@ -437,20 +437,6 @@ impl PgStore {
             return Ok(());
         };
         c.batch_execute("SET statement_timeout = 0").await?;
-        for (table, check) in migrations::DEFERRED_CHECKS {
-            let pending = c
-                .query_opt(
-                    "SELECT 1 FROM pg_constraint WHERE conname = $2 AND NOT convalidated \
-                     AND conrelid = to_regclass(format('%I.%I', current_schema(), $1::TEXT))",
-                    &[table, check],
-                )
-                .await?
-                .is_some();
-            if pending {
-                c.batch_execute(&format!("ALTER TABLE {table} VALIDATE CONSTRAINT {check}"))
-                    .await?;
-            }
-        }
         for (name, create, replaces) in migrations::CONCURRENT_INDEXES {
             let valid: Option<bool> = c
                 .query_opt(
@@ -506,6 +492,24 @@ impl PgStore {
                         r => r?,
                     }
                 }
+            }
+        }
+        // Last: a validation that fails (a lock wait cut short by a
+        // timeout set for the role) leaves the indexes built, and the next
+        // migrate tries it again; meanwhile PostgreSQL enforces the check
+        // on every write.
+        for (table, check) in migrations::DEFERRED_CHECKS {
+            let pending = c
+                .query_opt(
+                    "SELECT 1 FROM pg_constraint WHERE conname = $2 AND NOT convalidated \
+                     AND conrelid = to_regclass(format('%I.%I', current_schema(), $1::TEXT))",
+                    &[table, check],
+                )
+                .await?
+                .is_some();
+            if pending {
+                c.batch_execute(&format!("ALTER TABLE {table} VALIDATE CONSTRAINT {check}"))
+                    .await?;
             }
         }
         // The session's lock ends with the connection, dropped here.
