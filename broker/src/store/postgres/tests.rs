@@ -728,52 +728,58 @@ async fn concurrent_index_undone(state: &str, undo: &str) -> Option<super::PgSto
 /// (`DEFERRED_CHECKS`): a migrated store has them valid, as a column's
 /// check would be, and enforced; one left unvalidated, as an interrupted
 /// migrate leaves it, is validated by the next migrate.
+/// The definitions of the deferred checks (`DEFERRED_CHECKS`) on `s`'s
+/// schema, as PostgreSQL prints them (`None`: missing).
+async fn deferred_checks(s: &super::PgStore) -> Vec<Option<String>> {
+    let c = s.client().await.unwrap();
+    let mut out = Vec::new();
+    for (table, check) in super::migrations::DEFERRED_CHECKS {
+        let row = c
+            .query_opt(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = $2 \
+                 AND conrelid = to_regclass(format('%I.%I', current_schema(), $1::TEXT))",
+                &[table, check],
+            )
+            .await
+            .unwrap();
+        out.push(row.map(|r| r.get(0)));
+    }
+    out
+}
+
+/// [`deferred_checks`] once validated: as an inline check reads.
+fn valid_deferred_checks() -> Vec<Option<String>> {
+    vec![
+        Some("CHECK ((held_amount >= 0))".to_string()),
+        Some("CHECK ((held_count >= 0))".to_string()),
+    ]
+}
+
+/// A stored ceiling row, and the deferred checks made unvalidated over
+/// it, as a migrate interrupted after its commit leaves them.
+const CHECKS_LEFT_UNVALIDATED: &str = "INSERT INTO ceiling_usage \
+     (mutuelle_id, ceiling_key, used_amount, used_count) \
+     VALUES ('MUT-A', 'beneficiary-year|-|M-1|2026', 100, 1); \
+     UPDATE pg_constraint SET convalidated = false WHERE conname LIKE 'ceiling_usage_held_%' \
+     AND connamespace = current_schema()::regnamespace";
+
 #[tokio::test]
 async fn deferred_checks_are_validated_after_the_migrations_commit() {
-    async fn defs(s: &super::PgStore) -> Vec<Option<String>> {
-        let c = s.client().await.unwrap();
-        let mut out = Vec::new();
-        for (table, check) in super::migrations::DEFERRED_CHECKS {
-            let row = c
-                .query_opt(
-                    "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = $2 \
-                     AND conrelid = to_regclass(format('%I.%I', current_schema(), $1::TEXT))",
-                    &[table, check],
-                )
-                .await
-                .unwrap();
-            out.push(row.map(|r| r.get(0)));
-        }
-        out
-    }
-    let valid = || {
-        vec![
-            Some("CHECK ((held_amount >= 0))".to_string()),
-            Some("CHECK ((held_count >= 0))".to_string()),
-        ]
-    };
     let Some((s, _)) = fresh().await else {
         return;
     };
-    assert_eq!(defs(&s).await, valid());
+    assert_eq!(deferred_checks(&s).await, valid_deferred_checks());
     // A row stored before the checks were validated.
-    run_sql(
-        &s,
-        "INSERT INTO ceiling_usage (mutuelle_id, ceiling_key, used_amount, used_count) \
-         VALUES ('MUT-A', 'beneficiary-year|-|M-1|2026', 100, 1); \
-         UPDATE pg_constraint SET convalidated = false WHERE conname LIKE 'ceiling_usage_held_%' \
-         AND connamespace = current_schema()::regnamespace",
-    )
-    .await;
+    run_sql(&s, CHECKS_LEFT_UNVALIDATED).await;
     assert_eq!(
-        defs(&s).await,
+        deferred_checks(&s).await,
         vec![
             Some("CHECK ((held_amount >= 0)) NOT VALID".to_string()),
             Some("CHECK ((held_count >= 0)) NOT VALID".to_string()),
         ]
     );
     assert_eq!(s.migrate().await.unwrap(), super::SCHEMA_VERSION);
-    assert_eq!(defs(&s).await, valid());
+    assert_eq!(deferred_checks(&s).await, valid_deferred_checks());
     let e = s
         .client()
         .await
@@ -786,6 +792,60 @@ async fn deferred_checks_are_validated_after_the_migrations_commit() {
         Some("ceiling_usage_held_count_check"),
         "{e}"
     );
+}
+
+/// Validating a deferred check holds no reader or writer of its table,
+/// even while it waits: with the ceiling table held as a VACUUM holds it,
+/// the validation waits, and a ceiling row is read and written meanwhile
+/// (a validation taking the table's strongest lock would queue them
+/// behind it, past their lock timeout); then it completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validating_a_deferred_check_holds_no_writer() {
+    let Some((s, _)) = fresh().await else {
+        return;
+    };
+    run_sql(&s, CHECKS_LEFT_UNVALIDATED).await;
+    let mut vacuum = s.client().await.unwrap();
+    let vacuum = vacuum.transaction().await.unwrap();
+    vacuum
+        .batch_execute("LOCK TABLE ceiling_usage IN SHARE UPDATE EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let migrating = tokio::spawn({
+        let s = s.clone();
+        async move { s.migrate().await }
+    });
+    let other = s.client().await.unwrap();
+    // Until the validation asks for the table (5 ms a look, at most 30 s).
+    let mut looks = 0;
+    while !other
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND relation = \
+             to_regclass(format('%I.ceiling_usage', current_schema())))",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, bool>(0)
+    {
+        assert!(!migrating.is_finished(), "the validation did not wait");
+        looks += 1;
+        assert!(looks < 6_000, "the validation never asked for the table");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    other
+        .batch_execute(
+            "SET lock_timeout = '2s'; \
+             UPDATE ceiling_usage SET used_count = used_count + 1, held_count = 1; \
+             SELECT used_count FROM ceiling_usage; \
+             SET lock_timeout = 0",
+        )
+        .await
+        .unwrap();
+    assert!(!migrating.is_finished(), "the validation did not wait");
+    vacuum.commit().await.unwrap();
+    assert_eq!(migrating.await.unwrap().unwrap(), super::SCHEMA_VERSION);
+    assert_eq!(deferred_checks(&s).await, valid_deferred_checks());
 }
 
 /// The statement's index is built after the migrations commit, beside
