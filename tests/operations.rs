@@ -1059,6 +1059,87 @@ async fn migrate_and_serve_warn_of_a_languages_collation() {
     }
 }
 
+/// `passerelle migrate` on PostgreSQL says what it does as it goes (its
+/// log lines, on stderr, English): the transaction begun, each migration
+/// run with its time, the commit, then each index built and each check
+/// validated beside writers, in that order. An upgrade of a country's
+/// store takes minutes; it is not silent.
+#[tokio::test]
+async fn migrate_says_each_step_on_postgresql() {
+    let pg = passerelle_broker::store::testing::postgres_config();
+    if let Err(e) = tokio_postgres::connect(&pg.url, tokio_postgres::NoTls).await {
+        passerelle_broker::store::testing::unreachable(e);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("passerelle.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:0\"\nplaintext = true\n[[schemes]]\nid = \"CNSS\"\ncurrency = \"XOF\"\n\
+             [store.postgres]\nurl = \"{}\"\nschema = \"{}\"\npool_size = 2\n",
+            pg.url,
+            pg.schema.as_deref().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
+            .args(["--lang", "en", "migrate", "--config"])
+            .arg(&cfg)
+            .env_remove("RUST_LOG")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("migrate ended")
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let version = passerelle_broker::store::postgres::SCHEMA_VERSION;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("schema at version {version}")
+    );
+    let at = |what: &str| {
+        err.find(what)
+            .unwrap_or_else(|| panic!("no {what:?} in:\n{err}"))
+    };
+    let mut steps = vec![at(&format!(
+        "applying migrations in one transaction; the tables they alter wait for its commit from=0 to={version}"
+    ))];
+    steps.extend((1..=version).map(|v| at(&format!("migration run version={v} ms="))));
+    steps.push(at(&format!("migrations committed version={version} ms=")));
+    steps.push(at("index built index=claims_statement ms="));
+    steps.push(at(
+        "check validated check=ceiling_usage_held_amount_check ms=",
+    ));
+    steps.push(at(
+        "check validated check=ceiling_usage_held_count_check ms=",
+    ));
+    assert!(steps.is_sorted(), "{err}");
+    assert!(
+        err.contains("building an index over every claim, beside writers index=claims_statement")
+    );
+    // Nothing left to do: a second migrate runs no migration.
+    let again = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .args(["--lang", "en", "migrate", "--config"])
+        .arg(&cfg)
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{err}");
+    assert!(
+        !err.contains("migration run")
+            && !err.contains("index built")
+            && !err.contains("check validated"),
+        "{err}"
+    );
+}
+
 /// Drops test databases when dropped, however the test ended: from a
 /// thread of its own (a `Drop` cannot await), on a connection of its own.
 struct DropDatabases {

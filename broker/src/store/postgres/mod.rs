@@ -367,13 +367,30 @@ impl PgStore {
         .await?;
         let found = Self::version_in(&tx).await?;
         core::migrations_to_apply(found, SCHEMA_VERSION)?;
+        // What it does, as it goes (`passerelle migrate` shows its logs): an
+        // upgrade of a country's store takes minutes, and the tables a
+        // migration alters are held until the commit.
+        let started = std::time::Instant::now();
+        if found < SCHEMA_VERSION {
+            tracing::info!(
+                from = found,
+                to = SCHEMA_VERSION,
+                "applying migrations in one transaction; the tables they alter wait for its commit"
+            );
+        }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            let t = std::time::Instant::now();
             tx.batch_execute(sql).await?;
             tx.execute(
                 "INSERT INTO schema_version (version) VALUES ($1)",
                 &[&(i as i64 + 1)],
             )
             .await?;
+            tracing::info!(
+                version = i + 1,
+                ms = t.elapsed().as_millis() as u64,
+                "migration run"
+            );
         }
         if found < 18 {
             // The months ahead in the transaction that makes the
@@ -392,6 +409,13 @@ impl PgStore {
         changes::rebase_if_restored(&tx).await?;
         tx.commit().await?;
         drop(c);
+        if found < SCHEMA_VERSION {
+            tracing::info!(
+                version = SCHEMA_VERSION,
+                ms = started.elapsed().as_millis() as u64,
+                "migrations committed"
+            );
+        }
         self.finish_beside_writers().await?;
         self.make_audit_months(now_ms(), now_ms() + audit::MONTHS_AHEAD_MS)
             .await?;
@@ -434,6 +458,9 @@ impl PgStore {
     /// lock leaves the work to the one that has it.
     async fn finish_beside_writers(&self) -> Result<(), StoreError> {
         let Some(c) = self.session_lock(INDEX_LOCK).await? else {
+            tracing::info!(
+                "another replica builds the indexes and validates the checks after the migrations"
+            );
             return Ok(());
         };
         c.batch_execute("SET statement_timeout = 0").await?;
@@ -451,7 +478,14 @@ impl PgStore {
                     .await?;
             }
             if valid != Some(true) {
+                tracing::info!(index = %name, "building an index over every claim, beside writers");
+                let t = std::time::Instant::now();
                 c.batch_execute(create).await?;
+                tracing::info!(
+                    index = %name,
+                    ms = t.elapsed().as_millis() as u64,
+                    "index built"
+                );
             }
             match replaces {
                 Replaces::Nothing => {}
@@ -508,8 +542,15 @@ impl PgStore {
                 .await?
                 .is_some();
             if pending {
+                tracing::info!(%check, "validating a check against the stored rows, beside writers");
+                let t = std::time::Instant::now();
                 c.batch_execute(&format!("ALTER TABLE {table} VALIDATE CONSTRAINT {check}"))
                     .await?;
+                tracing::info!(
+                    %check,
+                    ms = t.elapsed().as_millis() as u64,
+                    "check validated"
+                );
             }
         }
         // The session's lock ends with the connection, dropped here.
