@@ -355,8 +355,15 @@ impl PgStore {
     pub async fn migrate(&self) -> Result<i64, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
-            .await?;
+        let first: bool = tx
+            .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
+            .await?
+            .get(0);
+        if !first {
+            tracing::info!("waiting for another migrate of this database to commit");
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
+                .await?;
+        }
         // A migration builds indexes over every claim: it is not cut short
         // by the statement timeout meant for live calls.
         tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
@@ -367,27 +374,28 @@ impl PgStore {
         .await?;
         let found = Self::version_in(&tx).await?;
         core::migrations_to_apply(found, SCHEMA_VERSION)?;
-        // What it does, as it goes (`passerelle migrate` shows its logs): an
-        // upgrade of a country's store takes minutes, and the tables a
-        // migration alters are held until the commit.
+        // What it does, as it goes (`passerelle migrate` shows its logs): on
+        // the benchmark's store of 10 million claims an upgrade took about a
+        // minute (docs/PERFORMANCE.md), and the tables a migration alters
+        // are held until the commit.
         let started = std::time::Instant::now();
         if found < SCHEMA_VERSION {
             tracing::info!(
                 from = found,
                 to = SCHEMA_VERSION,
-                "applying migrations in one transaction; the tables they alter wait for its commit"
+                "applying migrations in one transaction; readers and writers of the tables they alter wait for its commit"
             );
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-            let t = std::time::Instant::now();
+            let (t, version) = (std::time::Instant::now(), i as i64 + 1);
             tx.batch_execute(sql).await?;
             tx.execute(
                 "INSERT INTO schema_version (version) VALUES ($1)",
-                &[&(i as i64 + 1)],
+                &[&version],
             )
             .await?;
             tracing::info!(
-                version = i + 1,
+                version,
                 ms = t.elapsed().as_millis() as u64,
                 "migration run"
             );
@@ -459,7 +467,8 @@ impl PgStore {
     async fn finish_beside_writers(&self) -> Result<(), StoreError> {
         let Some(c) = self.session_lock(INDEX_LOCK).await? else {
             tracing::info!(
-                "another replica builds the indexes and validates the checks after the migrations"
+                "another migrate holds this schema's index lock: it builds any missing index and \
+                 validates any pending check; this one returns without waiting"
             );
             return Ok(());
         };
@@ -473,13 +482,15 @@ impl PgStore {
                 )
                 .await?
                 .map(|r| r.get(0));
-            if valid == Some(false) {
-                c.batch_execute(&format!("DROP INDEX CONCURRENTLY {name}"))
-                    .await?;
-            }
             if valid != Some(true) {
                 tracing::info!(index = %name, "building an index over every claim, beside writers");
                 let t = std::time::Instant::now();
+                if valid == Some(false) {
+                    // An interrupted build's, dropped first: that waits for
+                    // older transactions too.
+                    c.batch_execute(&format!("DROP INDEX CONCURRENTLY {name}"))
+                        .await?;
+                }
                 c.batch_execute(create).await?;
                 tracing::info!(
                     index = %name,
@@ -490,8 +501,24 @@ impl PgStore {
             match replaces {
                 Replaces::Nothing => {}
                 Replaces::Index(old) => {
-                    c.batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {old}"))
+                    let there = c
+                        .query_one(
+                            "SELECT to_regclass(format('%I.%I', current_schema(), $1::TEXT)) IS NOT NULL",
+                            &[old],
+                        )
                         .await?
+                        .get::<_, bool>(0);
+                    if there {
+                        let t = std::time::Instant::now();
+                        c.batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {old}"))
+                            .await?;
+                        tracing::info!(
+                            index = %old,
+                            by = %name,
+                            ms = t.elapsed().as_millis() as u64,
+                            "replaced index dropped"
+                        );
+                    }
                 }
                 Replaces::Constraint(table, old) => {
                     // Looked for first: dropping takes the table's strongest
@@ -513,7 +540,14 @@ impl PgStore {
                          ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {old}; \
                          SET lock_timeout = 0"
                     );
+                    let t = std::time::Instant::now();
                     match c.batch_execute(&drop).await {
+                        Ok(()) => tracing::info!(
+                            constraint = %old,
+                            by = %name,
+                            ms = t.elapsed().as_millis() as u64,
+                            "replaced constraint dropped"
+                        ),
                         Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
                             c.batch_execute("SET lock_timeout = 0").await?;
                             tracing::warn!(
@@ -523,7 +557,7 @@ impl PgStore {
                                  until the next migrate"
                             );
                         }
-                        r => r?,
+                        Err(e) => return Err(e.into()),
                     }
                 }
             }
