@@ -456,8 +456,9 @@ impl PgStore {
     /// writers, with no statement timeout: builds the indexes of
     /// [`migrations::CONCURRENT_INDEXES`] that are missing or invalid and
     /// drops what each replaces, then validates the checks of
-    /// [`migrations::DEFERRED_CHECKS`] not validated yet. On a connection taken out of
-    /// the pool, so that these session settings never serve a live call.
+    /// [`migrations::DEFERRED_CHECKS`] not validated yet. On a connection
+    /// taken out of the pool, so that these session settings never serve a
+    /// live call.
     ///
     /// One replica at a time per schema, by a lock it only tries: a build
     /// waits for every older transaction of the database, so a replica
