@@ -7,10 +7,12 @@ use std::sync::{Arc, OnceLock};
 
 use askama::Template;
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Extension, Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use futures::StreamExt;
 use passerelle_proto::admin::v1 as admin;
 use passerelle_proto::roster::v1 as roster;
 use passerelle_proto::settlement::v1 as settlement;
@@ -36,9 +38,19 @@ const MAX_UPLOAD_BYTES: usize = passerelle_files::xlsx::MAX_XLSX_BYTES + 64 * 10
 
 /// Lines of a statement shown on one page of the console.
 const STATEMENT_PAGE: u32 = 500;
-/// The most lines a CSV export reads (pages of 5,000); a larger statement
-/// is exported with `passerelle statement export`.
-const MAX_EXPORT_LINES: usize = 200_000;
+/// Lines of a statement an export reads at once (one page of the
+/// statement): what an export holds in memory, whatever the statement's
+/// size.
+pub(super) const EXPORT_PAGE: u32 = 5_000;
+/// Statement exports under way at once over the whole console (CSV and
+/// workbook): each holds a page of lines, a database connection while it
+/// reads one, and for a workbook a blocking thread and a temporary file;
+/// one more is told to try again in a moment.
+pub const MAX_EXPORTS: usize = 8;
+/// The rows of an Excel sheet (Excel's own limit): a workbook holds the
+/// header, at most this less two lines, and the totals row. A larger
+/// statement is exported as CSV.
+const XLSX_MAX_ROWS: u32 = 1_048_576;
 
 pub fn router(c: Arc<Console>) -> Router {
     Router::new()
@@ -2451,31 +2463,86 @@ struct ExportLine {
     amounts: [i64; 4],
 }
 
-/// Every line of a statement, read page by page as the person (at most
-/// [`MAX_EXPORT_LINES`]), and the period's number.
-async fn export_lines(
-    c: &Console,
-    ctx: &Ctx,
-    scheme: &str,
-    mutuelle: &str,
-    number: u32,
-) -> Result<(Vec<ExportLine>, u32), Reply> {
-    let (mut token, mut out) = (String::new(), Vec::new());
-    loop {
-        let msg = settlement::GetStatementRequest {
-            scheme_id: scheme.to_string(),
-            mutuelle_id: mutuelle.to_string(),
-            number,
-            page_size: 5_000,
-            page_token: token.clone(),
+/// A statement read page by page as the person, for an export: each page
+/// ([`EXPORT_PAGE`] lines) is read when the export needs it, so that an
+/// export holds one page in memory whatever the statement's size.
+struct ExportPages {
+    c: Arc<Console>,
+    person: Person,
+    peer: SocketAddr,
+    lang: Lang,
+    /// The next page's request: after the first, of the period the first
+    /// page named (0 asked for the open one), so that a period closed
+    /// during the export is still read to its end, and only it.
+    request: settlement::GetStatementRequest,
+    done: bool,
+}
+
+impl ExportPages {
+    /// The first page's lines, or the answer to give instead (a refusal,
+    /// a period not found): nothing of the file is sent before it.
+    async fn open(
+        c: &Arc<Console>,
+        ctx: &Ctx,
+        scheme: &str,
+        mutuelle: &str,
+        number: u32,
+    ) -> Result<(ExportPages, Vec<ExportLine>), Reply> {
+        let mut pages = ExportPages {
+            c: c.clone(),
+            person: ctx.person.clone(),
+            peer: ctx.peer,
+            lang: ctx.lang,
+            request: settlement::GetStatementRequest {
+                scheme_id: scheme.to_string(),
+                mutuelle_id: mutuelle.to_string(),
+                number,
+                page_size: c.export_page,
+                page_token: String::new(),
+            },
+            done: false,
         };
-        let s = c
-            .call(&ctx.person, ctx.peer, msg, |r| {
+        match pages.next().await {
+            Some(Ok(lines)) => Ok((pages, lines)),
+            Some(Err(e)) => Err(ctx.status(e)),
+            None => Ok((pages, Vec::new())),
+        }
+    }
+
+    /// The next page's lines, then `None` after the last. What the
+    /// mutuelle recovers on claims cancelled after their period closed
+    /// comes with the first page, after its lines: a negative M, as in
+    /// `passerelle statement export`.
+    async fn next(&mut self) -> Option<Result<Vec<ExportLine>, tonic::Status>> {
+        if self.done {
+            return None;
+        }
+        let c = &self.c;
+        let s = match c
+            .call(&self.person, self.peer, self.request.clone(), |r| {
                 c.settlement.get_statement(r)
             })
             .await
-            .map_err(|e| ctx.status(e))?;
+        {
+            Ok(s) => s,
+            Err(e) => {
+                self.done = true;
+                return Some(Err(e));
+            }
+        };
+        // A token that does not move would read the same page for ever.
+        if !s.next_page_token.is_empty() && s.next_page_token == self.request.page_token {
+            self.done = true;
+            return Some(Err(tonic::Status::internal(
+                "the statement's next page token is the page's own",
+            )));
+        }
         let p = s.period.clone().unwrap_or_default();
+        if p.number != 0 {
+            self.request.number = p.number;
+        }
+        let lang = self.lang;
+        let mut out = Vec::new();
         for payee in &s.payees {
             for l in &payee.lines {
                 out.push(ExportLine {
@@ -2483,7 +2550,7 @@ async fn export_lines(
                         p.scheme_id.clone(),
                         p.mutuelle_id.clone(),
                         p.number.to_string(),
-                        payee_words(ctx.lang, &payee.payee_type, &payee.payee_id),
+                        payee_words(lang, &payee.payee_type, &payee.payee_id),
                         l.claim_id.clone(),
                         l.invoice_number.clone(),
                         l.member_number.clone(),
@@ -2495,20 +2562,17 @@ async fn export_lines(
                 });
             }
         }
-        // What the mutuelle recovers on claims cancelled after their period
-        // closed (the first page carries them): a negative M, as in
-        // `passerelle statement export`.
         for r in &s.recoveries {
             out.push(ExportLine {
                 text: [
                     p.scheme_id.clone(),
                     p.mutuelle_id.clone(),
                     p.number.to_string(),
-                    payee_words(ctx.lang, &r.payee_type, &r.payee_id),
+                    payee_words(lang, &r.payee_type, &r.payee_id),
                     r.claim_id.clone(),
                     r.invoice_number.clone(),
                     String::new(),
-                    ctx.lang.t_args(
+                    lang.t_args(
                         "statement-recovery",
                         &[("period", &r.from_period.to_string())],
                     ),
@@ -2518,26 +2582,23 @@ async fn export_lines(
                 amounts: [0, 0, r.amount.saturating_neg(), 0],
             });
         }
-        if s.next_page_token.is_empty() {
-            return Ok((out, p.number));
-        }
-        if out.len() >= MAX_EXPORT_LINES {
-            return Err(ctx.error(
-                StatusCode::BAD_REQUEST,
-                ctx.lang.t_args(
-                    "error-invalid",
-                    &[(
-                        "detail",
-                        &format!("more than {MAX_EXPORT_LINES} lines: passerelle statement export"),
-                    )],
-                ),
-            ));
-        }
-        token = s.next_page_token;
+        self.done = s.next_page_token.is_empty();
+        self.request.page_token = s.next_page_token;
+        Some(Ok(out))
     }
 }
 
-fn attachment(content_type: &'static str, name: String, body: Vec<u8>) -> Response {
+/// The file name of a statement export.
+fn export_name(scheme: &str, mutuelle: &str, number: u32, ext: &str) -> String {
+    format!(
+        "bordereau-{}-{}-{number}.{ext}",
+        file_part(scheme),
+        file_part(mutuelle)
+    )
+}
+
+/// A file to download; `body` may be a stream.
+fn attachment(content_type: &'static str, name: String, body: impl Into<Body>) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type.to_string()),
@@ -2546,34 +2607,79 @@ fn attachment(content_type: &'static str, name: String, body: Vec<u8>) -> Respon
                 format!("attachment; filename=\"{name}\""),
             ),
         ],
-        body,
+        body.into(),
     )
         .into_response()
+}
+
+/// A place among the statement exports under way, or the page that says
+/// to come back ([`MAX_EXPORTS`]).
+fn export_slot(c: &Console, ctx: &Ctx) -> Result<tokio::sync::OwnedSemaphorePermit, Reply> {
+    c.exports
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ctx.error(StatusCode::SERVICE_UNAVAILABLE, ctx.t("error-exports-busy")))
 }
 
 /// The statement as a CSV file French Excel opens as it is: UTF-8 with a
 /// byte order mark, `;` between cells, CRLF, headers in the person's
 /// language, amounts as plain digits in minor units, and every text cell
 /// quoted, a leading `=`, `+`, `-`, `@`, tab or carriage return defused
-/// with an apostrophe (formula injection).
+/// with an apostrophe (formula injection). Sent as it is read, a page of
+/// the statement at a time: a statement of any size costs the broker one
+/// page's memory. A page that cannot be read after the first cuts the
+/// download short (the browser reports it failed), never a file that
+/// looks whole.
 async fn statement_csv(
     State(c): State<Arc<Console>>,
     ctx: Ctx,
     Path((scheme, mutuelle, number)): Path<(String, String, u32)>,
 ) -> Response {
     let lang = ctx.lang;
-    let (lines, number_read) = match export_lines(&c, &ctx, &scheme, &mutuelle, number).await {
+    let slot = match export_slot(&c, &ctx) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let (pages, first) = match ExportPages::open(&c, &ctx, &scheme, &mutuelle, number).await {
         Ok(x) => x,
         Err(r) => return r.into_response(),
     };
-    let mut out = String::from("\u{feff}");
-    let head: Vec<String> = EXPORT_COLUMNS
+    let name = export_name(&scheme, &mutuelle, pages.request.number, "csv");
+    let mut head = String::from("\u{feff}");
+    let cells: Vec<String> = EXPORT_COLUMNS
         .iter()
         .map(|k| text_cell(&lang.t(k)))
         .collect();
-    out.push_str(&head.join(";"));
-    out.push_str("\r\n");
-    for l in &lines {
+    head.push_str(&cells.join(";"));
+    head.push_str("\r\n");
+    head.push_str(&csv_rows(lang, &first));
+    // The slot is held until the last page is sent (or the download is
+    // dropped).
+    let rest = futures::stream::try_unfold((pages, slot), move |(mut pages, slot)| async move {
+        match pages.next().await {
+            None => Ok(None),
+            Some(Ok(lines)) => Ok(Some((
+                axum::body::Bytes::from(csv_rows(lang, &lines)),
+                (pages, slot),
+            ))),
+            Some(Err(e)) => {
+                tracing::warn!(code = ?e.code(), message = e.message(), "console: a statement's CSV download stopped: a page could not be read");
+                Err(std::io::Error::other(e.message().to_string()))
+            }
+        }
+    });
+    let body =
+        futures::stream::once(
+            async move { Ok::<_, std::io::Error>(axum::body::Bytes::from(head)) },
+        )
+        .chain(rest);
+    attachment("text/csv; charset=utf-8", name, Body::from_stream(body))
+}
+
+/// The CSV rows of some lines of a statement, each ending in CRLF.
+fn csv_rows(lang: Lang, lines: &[ExportLine]) -> String {
+    let mut out = String::new();
+    for l in lines {
         let [s, m, period, payee, claim, invoice, member, act] = &l.text;
         let mut cells = vec![
             text_cell(s),
@@ -2591,105 +2697,284 @@ async fn statement_csv(
         out.push_str(&cells.join(";"));
         out.push_str("\r\n");
     }
-    let name = format!(
-        "bordereau-{}-{}-{}.csv",
-        file_part(&scheme),
-        file_part(&mutuelle),
-        number_read
-    );
-    attachment("text/csv; charset=utf-8", name, out.into_bytes())
+    out
+}
+
+/// Why a workbook was not written.
+enum SheetStop {
+    /// More lines than an Excel sheet has rows ([`XLSX_MAX_ROWS`]).
+    TooManyLines,
+    Xlsx(rust_xlsxwriter::XlsxError),
+}
+
+impl From<rust_xlsxwriter::XlsxError> for SheetStop {
+    fn from(e: rust_xlsxwriter::XlsxError) -> Self {
+        SheetStop::Xlsx(e)
+    }
 }
 
 /// The statement as an Excel workbook: the same columns, headers in the
 /// person's language, dates as dates (dd/mm/yyyy), amounts as numbers in
 /// minor units (XOF has no decimals), every text written as text (never a
-/// formula), a totals row.
+/// formula), a totals row. Its rows are written as the pages are read, on
+/// a blocking thread, to a temporary file (the writer's constant-memory
+/// mode: `TMPDIR`, about a kilobyte a line), then zipped into the answer
+/// as it is sent: a statement of any size costs the broker a page's
+/// memory. The answer starts once every row is written, so that a page
+/// that cannot be read, or more lines than a sheet holds, is an error
+/// page and not a broken file.
 async fn statement_xlsx(
     State(c): State<Arc<Console>>,
     ctx: Ctx,
     Path((scheme, mutuelle, number)): Path<(String, String, u32)>,
 ) -> Response {
     let lang = ctx.lang;
-    let (lines, number_read) = match export_lines(&c, &ctx, &scheme, &mutuelle, number).await {
+    let slot = match export_slot(&c, &ctx) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let (mut pages, first) = match ExportPages::open(&c, &ctx, &scheme, &mutuelle, number).await {
         Ok(x) => x,
         Err(r) => return r.into_response(),
     };
-    match statement_workbook(lang, &lines) {
-        Ok(body) => attachment(
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            format!(
-                "bordereau-{}-{}-{}.xlsx",
-                file_part(&scheme),
-                file_part(&mutuelle),
-                number_read
-            ),
-            body,
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, "console: a workbook was not written");
-            ctx.error(StatusCode::INTERNAL_SERVER_ERROR, lang.t("error-internal"))
-                .into_response()
+    // Pages to the writer (`None` after the last; the channel closed
+    // without it: the export was given up), its word once every row is
+    // written, and the file's bytes to the answer.
+    let (lines_tx, lines_rx) = tokio::sync::mpsc::channel::<Option<Vec<ExportLine>>>(1);
+    let (rows_tx, rows_rx) = tokio::sync::oneshot::channel();
+    let (bytes_tx, bytes_rx) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        write_workbook(lang, lines_rx, rows_tx, bytes_tx);
+    });
+    let mut next = Some(first);
+    while let Some(lines) = next.take() {
+        if lines_tx.send(Some(lines)).await.is_err() {
+            // The writer stopped: its word says why.
+            break;
+        }
+        match pages.next().await {
+            None => {
+                let _ = lines_tx.send(None).await;
+            }
+            Some(Ok(lines)) => next = Some(lines),
+            Some(Err(e)) => return ctx.status(e).into_response(),
         }
     }
+    match rows_rx.await {
+        Ok(Ok(())) => {}
+        Ok(Err(SheetStop::TooManyLines)) => {
+            let max = lang.amount(i64::from(XLSX_MAX_ROWS - 2), "XOF");
+            return ctx
+                .error(
+                    StatusCode::BAD_REQUEST,
+                    lang.t_args("statement-xlsx-too-large", &[("max", &max)]),
+                )
+                .into_response();
+        }
+        Ok(Err(SheetStop::Xlsx(e))) => {
+            tracing::error!(error = %e, "console: a workbook was not written");
+            return ctx
+                .error(StatusCode::INTERNAL_SERVER_ERROR, lang.t("error-internal"))
+                .into_response();
+        }
+        Err(_) => {
+            tracing::error!("console: a workbook's writer stopped");
+            return ctx
+                .error(StatusCode::INTERNAL_SERVER_ERROR, lang.t("error-internal"))
+                .into_response();
+        }
+    }
+    let body = futures::stream::unfold(bytes_rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    attachment(
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        export_name(&scheme, &mutuelle, pages.request.number, "xlsx"),
+        Body::from_stream(body),
+    )
+}
+
+/// The workbook's writer, on a blocking thread: the pages' rows as they
+/// come, the totals row, word that every row is written (or why not),
+/// then the file's bytes in chunks of [`XLSX_CHUNK`].
+fn write_workbook(
+    lang: Lang,
+    mut lines: tokio::sync::mpsc::Receiver<Option<Vec<ExportLine>>>,
+    rows: tokio::sync::oneshot::Sender<Result<(), SheetStop>>,
+    bytes: tokio::sync::mpsc::Sender<std::io::Result<axum::body::Bytes>>,
+) {
+    let mut sheet = match StatementSheet::new(lang, XLSX_MAX_ROWS) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = rows.send(Err(e.into()));
+            return;
+        }
+    };
+    loop {
+        match lines.blocking_recv() {
+            Some(Some(page)) => {
+                if let Err(e) = sheet.lines(&page) {
+                    let _ = rows.send(Err(e));
+                    return;
+                }
+            }
+            Some(None) => break,
+            // Given up: the answer was an error page.
+            None => return,
+        }
+    }
+    if let Err(e) = sheet.totals(lang) {
+        let _ = rows.send(Err(e.into()));
+        return;
+    }
+    if rows.send(Ok(())).is_err() {
+        return;
+    }
+    let mut out = ChunkWriter {
+        tx: bytes.clone(),
+        buf: Vec::with_capacity(XLSX_CHUNK),
+    };
+    let saved = sheet
+        .wb
+        .save_to_writer(&mut out)
+        .map_err(std::io::Error::other)
+        .and_then(|()| std::io::Write::flush(&mut out));
+    if let Err(e) = saved {
+        tracing::warn!(error = %e, "console: a workbook's download stopped");
+        let _ = bytes.blocking_send(Err(e));
+    }
+}
+
+/// Bytes of a workbook sent to the answer at once.
+const XLSX_CHUNK: usize = 64 * 1024;
+
+/// `Write` into the answer's channel, [`XLSX_CHUNK`] bytes at a time; it
+/// waits while the person's connection is behind, and fails once the
+/// download is dropped.
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<axum::body::Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= XLSX_CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = axum::body::Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(XLSX_CHUNK),
+        ));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+    }
+}
+
+/// A statement's sheet, written row after row (constant memory).
+struct StatementSheet {
+    wb: rust_xlsxwriter::Workbook,
+    /// The last row written (0: the header).
+    row: u32,
+    /// The rows it may hold ([`XLSX_MAX_ROWS`]; fewer in tests).
+    max_rows: u32,
+    sums: [i64; 4],
+    date: rust_xlsxwriter::Format,
+    amount: rust_xlsxwriter::Format,
 }
 
 #[allow(
     clippy::disallowed_types,
     reason = "a workbook stores every number as a double: amounts below 2^53 minor units are exact"
 )]
-fn statement_workbook(
-    lang: Lang,
-    lines: &[ExportLine],
-) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
-    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
-    let mut wb = Workbook::new();
-    let ws = wb.add_worksheet();
-    ws.set_name(lang.t("nav-periods"))?;
-    let bold = Format::new().set_bold();
-    let date = Format::new().set_num_format("dd/mm/yyyy");
-    let amount = Format::new().set_num_format("#,##0");
-    let total = Format::new().set_bold().set_num_format("#,##0");
-    for (col, key) in EXPORT_COLUMNS.iter().enumerate() {
-        ws.write_string_with_format(0, col as u16, lang.t(key), &bold)?;
-    }
-    let mut sums = [0i64; 4];
-    for (i, l) in lines.iter().enumerate() {
-        let row = i as u32 + 1;
-        let [s, m, period, payee, claim, invoice, member, act] = &l.text;
-        for (col, v) in [
-            (0u16, s),
-            (1, m),
-            (3, payee),
-            (4, claim),
-            (5, invoice),
-            (7, member),
-            (9, act),
-        ] {
-            ws.write_string(row, col, v)?;
+impl StatementSheet {
+    /// The workbook with its header row.
+    fn new(lang: Lang, max_rows: u32) -> Result<StatementSheet, rust_xlsxwriter::XlsxError> {
+        use rust_xlsxwriter::{Format, Workbook};
+        let mut wb = Workbook::new();
+        let ws = wb.add_worksheet_with_constant_memory()?;
+        ws.set_name(lang.t("nav-periods"))?;
+        ws.set_freeze_panes(1, 0)?;
+        let bold = Format::new().set_bold();
+        for (col, key) in EXPORT_COLUMNS.iter().enumerate() {
+            ws.write_string_with_format(0, col as u16, lang.t(key), &bold)?;
         }
-        ws.write_number(row, 2, period.parse::<u32>().unwrap_or(0))?;
-        match passerelle_domain::date::parse_stored(&l.date) {
-            Some(d) => {
-                let dt = ExcelDateTime::from_ymd(d.year() as u16, u8::from(d.month()), d.day())?;
-                ws.write_datetime_with_format(row, 6, &dt, &date)?;
+        Ok(StatementSheet {
+            wb,
+            row: 0,
+            max_rows,
+            sums: [0; 4],
+            date: Format::new().set_num_format("dd/mm/yyyy"),
+            amount: Format::new().set_num_format("#,##0"),
+        })
+    }
+
+    /// One page's lines, each a row.
+    fn lines(&mut self, lines: &[ExportLine]) -> Result<(), SheetStop> {
+        use rust_xlsxwriter::ExcelDateTime;
+        let ws = self.wb.worksheet_from_index(0)?;
+        for l in lines {
+            // Room left for the totals row.
+            if self.row + 2 >= self.max_rows {
+                return Err(SheetStop::TooManyLines);
             }
-            None => {
-                ws.write_string(row, 6, &l.date)?;
+            self.row += 1;
+            let row = self.row;
+            let [s, m, period, payee, claim, invoice, member, act] = &l.text;
+            for (col, v) in [
+                (0u16, s),
+                (1, m),
+                (3, payee),
+                (4, claim),
+                (5, invoice),
+                (7, member),
+                (9, act),
+            ] {
+                ws.write_string(row, col, v)?;
+            }
+            ws.write_number(row, 2, period.parse::<u32>().unwrap_or(0))?;
+            match passerelle_domain::date::parse_stored(&l.date) {
+                Some(d) => {
+                    let dt =
+                        ExcelDateTime::from_ymd(d.year() as u16, u8::from(d.month()), d.day())?;
+                    ws.write_datetime_with_format(row, 6, &dt, &self.date)?;
+                }
+                None => {
+                    ws.write_string(row, 6, &l.date)?;
+                }
+            }
+            ws.write_number(row, 8, l.line)?;
+            for (k, a) in l.amounts.iter().enumerate() {
+                ws.write_number_with_format(row, 10 + k as u16, *a as f64, &self.amount)?;
+                self.sums[k] = self.sums[k].saturating_add(*a);
             }
         }
-        ws.write_number(row, 8, l.line)?;
-        for (k, a) in l.amounts.iter().enumerate() {
-            ws.write_number_with_format(row, 10 + k as u16, *a as f64, &amount)?;
-            sums[k] = sums[k].saturating_add(*a);
+        Ok(())
+    }
+
+    /// The totals row, after the last line.
+    fn totals(&mut self, lang: Lang) -> Result<(), rust_xlsxwriter::XlsxError> {
+        use rust_xlsxwriter::Format;
+        let total = Format::new().set_bold().set_num_format("#,##0");
+        let bold = Format::new().set_bold();
+        let last = self.row + 1;
+        let sums = self.sums;
+        let ws = self.wb.worksheet_from_index(0)?;
+        ws.write_string_with_format(last, 0, lang.t("claims-total"), &bold)?;
+        for (k, v) in sums.iter().enumerate() {
+            ws.write_number_with_format(last, 10 + k as u16, *v as f64, &total)?;
         }
+        Ok(())
     }
-    let last = lines.len() as u32 + 1;
-    ws.write_string_with_format(last, 0, lang.t("claims-total"), &bold)?;
-    for (k, v) in sums.iter().enumerate() {
-        ws.write_number_with_format(last, 10 + k as u16, *v as f64, &total)?;
-    }
-    ws.set_freeze_panes(1, 0)?;
-    wb.save_to_buffer()
 }
 
 /// Who a statement line pays, in words: "prestataire X" or "adhérent Y".
@@ -3219,6 +3504,255 @@ async fn revoke(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admission::Pool;
+    use crate::service::Broker;
+    use crate::service::testing::two_mutuelles;
+    use crate::store::users::{Session, User};
+    use http_body_util::BodyExt;
+    use passerelle_domain::{CareCategory, Claim, ClaimLine, Payee, SchemeOutcome, date};
+
+    /// A console over `broker` whose exports read `page` lines at once.
+    fn console(broker: Arc<Broker>, page: u32) -> Arc<Console> {
+        let mut c = Console::new(broker, None);
+        Arc::get_mut(&mut c).expect("a new console").export_page = page;
+        c
+    }
+
+    /// MUT-R's manager, signed in, reading French.
+    fn manager() -> Ctx {
+        Ctx {
+            person: Person {
+                user: User {
+                    login: "ama".into(),
+                    display_name: "Ama".into(),
+                    role: UserRole::Manager,
+                    scope: vec!["MUT-R".into()],
+                    password_hash: String::new(),
+                    totp_secret: String::new(),
+                    lang: "fr".into(),
+                    disabled_ms: 0,
+                    created_ms: 0,
+                    updated_ms: 0,
+                },
+                session: Session {
+                    id_hash: String::new(),
+                    login: "ama".into(),
+                    csrf_secret: "secret".into(),
+                    mutuelle_id: "MUT-R".into(),
+                    created_ms: 0,
+                    seen_ms: 0,
+                    address: "127.0.0.1".into(),
+                },
+            },
+            peer: SocketAddr::from(([127, 0, 0, 1], 40000)),
+            lang: Lang::Fr,
+        }
+    }
+
+    /// Five claims of MUT-R's member, one consultation a day each, in its
+    /// open period: five statement lines.
+    async fn five_claims(b: &Broker) {
+        for i in 0..5u8 {
+            let claim = Claim {
+                scheme_id: "CNSS".into(),
+                claim_id: format!("C-{i}"),
+                provider_id: "CHU".into(),
+                invoice_number: format!("INV-{i}"),
+                payee: Payee::Provider,
+                beneficiary_id: "R-OK".into(),
+                beneficiary_category: String::new(),
+                mutuelle_id: None,
+                member_number: None,
+                date_of_care: date::parse(&format!("2026-03-1{i}")).unwrap(),
+                stay: None,
+                diagnoses: vec![],
+                currency: "XOF".into(),
+                lines: vec![ClaimLine {
+                    act_code: "CONS".into(),
+                    category: CareCategory::Consultation,
+                    quantity: 1,
+                    billed: 5_000,
+                    tariff_base: 5_000,
+                    scheme_share: 3_500,
+                    outcome: SchemeOutcome::Covered,
+                    scheme_reason: String::new(),
+                }],
+                prior_authorization: None,
+            };
+            b.coordinate(claim).await.unwrap();
+        }
+    }
+
+    fn open_period() -> Path<(String, String, u32)> {
+        Path(("CNSS".into(), "MUT-R".into(), 0))
+    }
+
+    /// The frames of an answer's body, or the error that cut it short.
+    async fn frames(r: Response) -> (Vec<axum::body::Bytes>, Option<String>) {
+        let mut body = r.into_body();
+        let mut out = Vec::new();
+        while let Some(f) = body.frame().await {
+            match f {
+                Ok(f) => out.push(f.into_data().expect("data frames only")),
+                Err(e) => return (out, Some(e.to_string())),
+            }
+        }
+        (out, None)
+    }
+
+    #[tokio::test]
+    async fn a_statement_is_exported_a_page_at_a_time_as_csv_and_as_a_workbook() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        five_claims(&b).await;
+
+        // In pages of two lines: the header with the first page, then each
+        // page as it is read.
+        let r = statement_csv(State(console(b.clone(), 2)), manager(), open_period()).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(
+            r.headers()[header::CONTENT_DISPOSITION],
+            "attachment; filename=\"bordereau-CNSS-MUT-R-1.csv\""
+        );
+        let (paged, cut) = frames(r).await;
+        assert_eq!(cut, None);
+        assert_eq!(paged.len(), 3, "five lines in pages of two");
+        let paged: Vec<u8> = paged.concat();
+        // The same file as in one page.
+        let r = statement_csv(State(console(b.clone(), 5_000)), manager(), open_period()).await;
+        let (whole, _) = frames(r).await;
+        assert_eq!(whole.len(), 1);
+        assert_eq!(paged, whole.concat());
+        let text = String::from_utf8(paged).unwrap();
+        let rows: Vec<&str> = text
+            .trim_start_matches('\u{feff}')
+            .split_terminator("\r\n")
+            .collect();
+        assert_eq!(rows.len(), 6, "{text}");
+        assert!(rows[0].starts_with("\"Régime\";"), "{}", rows[0]);
+        for i in 0..5 {
+            let n = rows
+                .iter()
+                .filter(|r| r.contains(&format!("\"C-{i}\"")))
+                .count();
+            assert_eq!(n, 1, "C-{i} once: {text}");
+        }
+        let m: i64 = rows[1..]
+            .iter()
+            .map(|r| r.split(';').nth(12).unwrap().parse::<i64>().unwrap())
+            .sum();
+
+        // The workbook: the header, the five lines, the totals row.
+        let r = statement_xlsx(State(console(b.clone(), 2)), manager(), open_period()).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let (chunks, cut) = frames(r).await;
+        assert_eq!(cut, None);
+        let rows = passerelle_files::xlsx::first_sheet(&chunks.concat()).unwrap();
+        assert_eq!(rows.len(), 7);
+        let last = rows.last().unwrap();
+        assert!(matches!(&last[0], passerelle_files::xlsx::Cell::Text(t) if t == "Total"));
+        assert!(
+            matches!(&last[12], passerelle_files::xlsx::Cell::Number(n) if *n == m.to_string()),
+            "{last:?} against {m}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_page_that_cannot_be_read_cuts_the_download_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        five_claims(&b).await;
+        let ctx = manager();
+        let key = ctx.person.caller().display();
+        let r = statement_csv(State(console(b.clone(), 2)), ctx, open_period()).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        // Every place of the person's is taken: the next page is refused.
+        let mut held = Vec::new();
+        while let Ok(p) = b.admit(&key, Pool::Calls) {
+            held.push(p);
+        }
+        assert!(!held.is_empty());
+        let (sent, cut) = frames(r).await;
+        assert_eq!(sent.len(), 1, "the header and the first page");
+        assert!(
+            cut.is_some(),
+            "the body ends in an error, not as a whole file"
+        );
+
+        drop(held);
+    }
+
+    #[tokio::test]
+    async fn an_export_refused_at_its_first_page_is_an_error_page_and_frees_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        five_claims(&b).await;
+        let c = console(b, 2);
+        let none = || Path(("CNSS".to_string(), "MUT-R".to_string(), 99));
+        let r = statement_csv(State(c.clone()), manager(), none()).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let r = statement_xlsx(State(c.clone()), manager(), none()).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let (page, _) = frames(r).await;
+        assert!(String::from_utf8(page.concat()).unwrap().contains("<html"));
+        assert_eq!(c.exports.available_permits(), MAX_EXPORTS);
+    }
+
+    #[tokio::test]
+    async fn exports_past_the_bound_are_told_to_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        let c = console(b, 2);
+        let _all = c
+            .exports
+            .clone()
+            .acquire_many_owned(MAX_EXPORTS as u32)
+            .await
+            .unwrap();
+        let r = statement_csv(State(c.clone()), manager(), open_period()).await;
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let (page, _) = frames(r).await;
+        let page = String::from_utf8(page.concat()).unwrap();
+        assert!(page.contains("Trop d&#39;exports de bordereaux"), "{page}");
+        let r = statement_xlsx(State(c), manager(), open_period()).await;
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn a_workbook_holds_no_more_lines_than_a_sheet_has_rows() {
+        let line = |i: u32| ExportLine {
+            text: [
+                "CNSS",
+                "MUT-R",
+                "1",
+                "prestataire CHU",
+                "C",
+                "I",
+                "R-1",
+                "CONS",
+            ]
+            .map(String::from),
+            date: "2026-03-12".into(),
+            line: i,
+            amounts: [5_000, 3_500, 1_500, 0],
+        };
+        // Four rows: the header, two lines, the totals.
+        let mut sheet = StatementSheet::new(Lang::Fr, 4).unwrap();
+        assert!(sheet.lines(&[line(1), line(2)]).is_ok());
+        assert!(matches!(
+            sheet.lines(&[line(3)]),
+            Err(SheetStop::TooManyLines)
+        ));
+        sheet.totals(Lang::Fr).unwrap();
+        let rows =
+            passerelle_files::xlsx::first_sheet(&sheet.wb.save_to_buffer().unwrap()).unwrap();
+        assert_eq!(rows.len(), 4);
+        assert!(
+            matches!(&rows[3][11], passerelle_files::xlsx::Cell::Number(n) if n == "7000"),
+            "{:?}",
+            rows[3]
+        );
+    }
 
     #[test]
     fn csv_text_cells_are_quoted_and_formulas_defused() {
