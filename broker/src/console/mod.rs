@@ -62,11 +62,8 @@ pub struct Console {
     admin: AdminApi,
     /// The broker's TLS files, for the certificates page.
     tls: Option<Arc<TlsServer>>,
-    /// Places for statement exports under way (`pages::MAX_EXPORTS`).
-    exports: Arc<tokio::sync::Semaphore>,
-    /// Lines an export reads at once (`pages::EXPORT_PAGE`; fewer in
-    /// tests, so that a few claims make several pages).
-    export_page: u32,
+    /// Statement exports under way, and their sizes (`pages::Exports`).
+    exports: Arc<pages::Exports>,
 }
 
 /// The peer of a connection, put in each of its requests.
@@ -77,8 +74,7 @@ impl Console {
     pub fn new(broker: Arc<Broker>, tls: Option<Arc<TlsServer>>) -> Arc<Console> {
         Arc::new(Console {
             tls,
-            exports: Arc::new(tokio::sync::Semaphore::new(pages::MAX_EXPORTS)),
-            export_page: pages::EXPORT_PAGE,
+            exports: pages::Exports::new(pages::EXPORT_PAGE, pages::XLSX_MAX_LINES),
             settlement: SettlementApi::new(broker.clone()),
             product: ProductApi::new(broker.clone()),
             roster: RosterApi::new(broker.clone()),

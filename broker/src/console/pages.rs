@@ -42,15 +42,18 @@ const STATEMENT_PAGE: u32 = 500;
 /// statement): what an export holds in memory, whatever the statement's
 /// size.
 pub(super) const EXPORT_PAGE: u32 = 5_000;
-/// Statement exports under way at once over the whole console (CSV and
-/// workbook): each holds a page of lines, a database connection while it
-/// reads one, and for a workbook a blocking thread and a temporary file;
-/// one more is told to try again in a moment.
+/// Statement exports under way at once in one broker process (CSV and
+/// workbook): each holds up to three pages of lines (the one read, the one
+/// written, one between), a database connection while it reads one, and
+/// for a workbook a blocking thread and a temporary file; one more is
+/// told to try again in a moment.
 pub const MAX_EXPORTS: usize = 8;
-/// The rows of an Excel sheet (Excel's own limit): a workbook holds the
-/// header, at most this less two lines, and the totals row. A larger
-/// statement is exported as CSV.
-const XLSX_MAX_ROWS: u32 = 1_048_576;
+/// Of those, one person's at once: a few downloads a person left stalled
+/// (held until the connection's limit) never take every place.
+pub const MAX_EXPORTS_PER_PERSON: usize = 2;
+/// The lines a workbook holds: an Excel sheet's 1,048,576 rows less the
+/// header and the totals row. A larger statement is exported as CSV.
+pub(super) const XLSX_MAX_LINES: u32 = 1_048_576 - 2;
 
 pub fn router(c: Arc<Console>) -> Router {
     Router::new()
@@ -2455,6 +2458,72 @@ const EXPORT_COLUMNS: [&str; 14] = [
     "col-patient-share",
 ];
 
+/// The console's statement exports: their places, and how much each
+/// reads and writes.
+pub(super) struct Exports {
+    slots: Arc<tokio::sync::Semaphore>,
+    /// Places taken, by person (login).
+    by_person: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    /// Lines read at once ([`EXPORT_PAGE`]; fewer in tests, so that a
+    /// few claims make several pages).
+    page: u32,
+    /// Lines a workbook holds ([`XLSX_MAX_LINES`]; fewer in tests).
+    xlsx_lines: u32,
+}
+
+impl Exports {
+    pub(super) fn new(page: u32, xlsx_lines: u32) -> Arc<Exports> {
+        Arc::new(Exports {
+            slots: Arc::new(tokio::sync::Semaphore::new(MAX_EXPORTS)),
+            by_person: Default::default(),
+            page,
+            xlsx_lines,
+        })
+    }
+
+    /// A place for an export of `login`'s, or none: every place of the
+    /// process's ([`MAX_EXPORTS`]) or of the person's
+    /// ([`MAX_EXPORTS_PER_PERSON`]) is taken.
+    fn take(self: &Arc<Self>, login: &str) -> Option<ExportSlot> {
+        let permit = self.slots.clone().try_acquire_owned().ok()?;
+        let mut by = self.by_person.lock().unwrap_or_else(|p| p.into_inner());
+        let taken = by.entry(login.to_string()).or_insert(0);
+        if *taken >= MAX_EXPORTS_PER_PERSON {
+            return None;
+        }
+        *taken += 1;
+        Some(ExportSlot {
+            exports: self.clone(),
+            login: login.to_string(),
+            _permit: permit,
+        })
+    }
+}
+
+/// A place among the exports under way, given back when dropped: when
+/// the file's last byte is sent, or the download is dropped.
+struct ExportSlot {
+    exports: Arc<Exports>,
+    login: String,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for ExportSlot {
+    fn drop(&mut self) {
+        let mut by = self
+            .exports
+            .by_person
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(taken) = by.get_mut(&self.login) {
+            *taken -= 1;
+            if *taken == 0 {
+                by.remove(&self.login);
+            }
+        }
+    }
+}
+
 /// One line of a statement export: its text cells, then its figures.
 struct ExportLine {
     text: [String; 8],
@@ -2471,10 +2540,15 @@ struct ExportPages {
     person: Person,
     peer: SocketAddr,
     lang: Lang,
-    /// The next page's request: after the first, of the period the first
-    /// page named (0 asked for the open one), so that a period closed
+    /// The next page's request. Its token names the period the first
+    /// page read (`api::settlement`, `read_page_token`): a period closed
     /// during the export is still read to its end, and only it.
     request: settlement::GetStatementRequest,
+    /// The period's number as the first page named it (0 asks for the
+    /// open period), for the file's name.
+    number: u32,
+    /// The period's claims: at least as many lines.
+    claim_count: u32,
     done: bool,
 }
 
@@ -2497,9 +2571,11 @@ impl ExportPages {
                 scheme_id: scheme.to_string(),
                 mutuelle_id: mutuelle.to_string(),
                 number,
-                page_size: c.export_page,
+                page_size: c.exports.page,
                 page_token: String::new(),
             },
+            number,
+            claim_count: 0,
             done: false,
         };
         match pages.next().await {
@@ -2538,9 +2614,8 @@ impl ExportPages {
             )));
         }
         let p = s.period.clone().unwrap_or_default();
-        if p.number != 0 {
-            self.request.number = p.number;
-        }
+        self.number = p.number;
+        self.claim_count = p.claim_count;
         let lang = self.lang;
         let mut out = Vec::new();
         for payee in &s.payees {
@@ -2612,13 +2687,35 @@ fn attachment(content_type: &'static str, name: String, body: impl Into<Body>) -
         .into_response()
 }
 
-/// A place among the statement exports under way, or the page that says
-/// to come back ([`MAX_EXPORTS`]).
-fn export_slot(c: &Console, ctx: &Ctx) -> Result<tokio::sync::OwnedSemaphorePermit, Reply> {
-    c.exports
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ctx.error(StatusCode::SERVICE_UNAVAILABLE, ctx.t("error-exports-busy")))
+/// The page that says to come back in a minute: every place of the
+/// process's ([`MAX_EXPORTS`]) or of the person's
+/// ([`MAX_EXPORTS_PER_PERSON`]) is taken.
+fn exports_busy(ctx: &Ctx) -> Response {
+    let mut r = ctx
+        .error(StatusCode::SERVICE_UNAVAILABLE, ctx.t("error-exports-busy"))
+        .into_response();
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+    r
+}
+
+/// The page of an export that failed in this process (logged by the
+/// caller).
+fn internal_error(ctx: &Ctx) -> Response {
+    ctx.error(StatusCode::INTERNAL_SERVER_ERROR, ctx.t("error-internal"))
+        .into_response()
+}
+
+/// The page of a workbook asked of a statement larger than a sheet.
+fn workbook_too_large(ctx: &Ctx, lines: u32) -> Response {
+    // A count grouped as the language groups digits.
+    let max = ctx.lang.amount(i64::from(lines), "");
+    ctx.error(
+        StatusCode::BAD_REQUEST,
+        ctx.lang
+            .t_args("statement-xlsx-too-large", &[("max", &max)]),
+    )
+    .into_response()
 }
 
 /// The statement as a CSV file French Excel opens as it is: UTF-8 with a
@@ -2636,15 +2733,14 @@ async fn statement_csv(
     Path((scheme, mutuelle, number)): Path<(String, String, u32)>,
 ) -> Response {
     let lang = ctx.lang;
-    let slot = match export_slot(&c, &ctx) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
+    let Some(slot) = c.exports.take(&ctx.person.user.login) else {
+        return exports_busy(&ctx);
     };
     let (pages, first) = match ExportPages::open(&c, &ctx, &scheme, &mutuelle, number).await {
         Ok(x) => x,
         Err(r) => return r.into_response(),
     };
-    let name = export_name(&scheme, &mutuelle, pages.request.number, "csv");
+    let name = export_name(&scheme, &mutuelle, pages.number, "csv");
     let mut head = String::from("\u{feff}");
     let cells: Vec<String> = EXPORT_COLUMNS
         .iter()
@@ -2702,7 +2798,7 @@ fn csv_rows(lang: Lang, lines: &[ExportLine]) -> String {
 
 /// Why a workbook was not written.
 enum SheetStop {
-    /// More lines than an Excel sheet has rows ([`XLSX_MAX_ROWS`]).
+    /// More lines than a sheet holds ([`Exports::xlsx_lines`]).
     TooManyLines,
     Xlsx(rust_xlsxwriter::XlsxError),
 }
@@ -2713,30 +2809,44 @@ impl From<rust_xlsxwriter::XlsxError> for SheetStop {
     }
 }
 
+/// What the workbook's writer sends the answer.
+enum Chunk {
+    Bytes(axum::body::Bytes),
+    /// The file's last byte was sent: without it, the body ends in an
+    /// error (a writer that stopped half way, even by a panic, never
+    /// leaves a file that looks whole).
+    End,
+    Failed(std::io::Error),
+}
+
 /// The statement as an Excel workbook: the same columns, headers in the
 /// person's language, dates as dates (dd/mm/yyyy), amounts as numbers in
 /// minor units (XOF has no decimals), every text written as text (never a
-/// formula), a totals row. Its rows are written as the pages are read, on
-/// a blocking thread, to a temporary file (the writer's constant-memory
-/// mode: `TMPDIR`, about a kilobyte a line), then zipped into the answer
-/// as it is sent: a statement of any size costs the broker a page's
-/// memory. The answer starts once every row is written, so that a page
-/// that cannot be read, or more lines than a sheet holds, is an error
-/// page and not a broken file.
+/// formula; inline, as the writer's constant-memory mode stores text), a
+/// totals row. Its rows are written as the pages are read, on a blocking
+/// thread, to a temporary file (`TMPDIR`, about 650 bytes a line), then
+/// zipped into the answer as it is sent: a statement of any size costs
+/// the broker a few pages' memory. The answer starts once every row is
+/// written, so that a page that cannot be read, or more lines than a
+/// sheet holds, is an error page and not a broken file.
 async fn statement_xlsx(
     State(c): State<Arc<Console>>,
     ctx: Ctx,
     Path((scheme, mutuelle, number)): Path<(String, String, u32)>,
 ) -> Response {
     let lang = ctx.lang;
-    let slot = match export_slot(&c, &ctx) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
+    let Some(slot) = c.exports.take(&ctx.person.user.login) else {
+        return exports_busy(&ctx);
     };
     let (mut pages, first) = match ExportPages::open(&c, &ctx, &scheme, &mutuelle, number).await {
         Ok(x) => x,
         Err(r) => return r.into_response(),
     };
+    let max_lines = c.exports.xlsx_lines;
+    // Each claim has a line at least: refused before a row is written.
+    if pages.claim_count > max_lines {
+        return workbook_too_large(&ctx, max_lines);
+    }
     // Pages to the writer (`None` after the last; the channel closed
     // without it: the export was given up), its word once every row is
     // written, and the file's bytes to the answer.
@@ -2745,7 +2855,7 @@ async fn statement_xlsx(
     let (bytes_tx, bytes_rx) = tokio::sync::mpsc::channel(4);
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        write_workbook(lang, lines_rx, rows_tx, bytes_tx);
+        write_workbook(lang, max_lines, lines_rx, rows_tx, bytes_tx);
     });
     let mut next = Some(first);
     while let Some(lines) = next.take() {
@@ -2763,48 +2873,48 @@ async fn statement_xlsx(
     }
     match rows_rx.await {
         Ok(Ok(())) => {}
-        Ok(Err(SheetStop::TooManyLines)) => {
-            let max = lang.amount(i64::from(XLSX_MAX_ROWS - 2), "XOF");
-            return ctx
-                .error(
-                    StatusCode::BAD_REQUEST,
-                    lang.t_args("statement-xlsx-too-large", &[("max", &max)]),
-                )
-                .into_response();
-        }
+        Ok(Err(SheetStop::TooManyLines)) => return workbook_too_large(&ctx, max_lines),
         Ok(Err(SheetStop::Xlsx(e))) => {
             tracing::error!(error = %e, "console: a workbook was not written");
-            return ctx
-                .error(StatusCode::INTERNAL_SERVER_ERROR, lang.t("error-internal"))
-                .into_response();
+            return internal_error(&ctx);
         }
         Err(_) => {
             tracing::error!("console: a workbook's writer stopped");
-            return ctx
-                .error(StatusCode::INTERNAL_SERVER_ERROR, lang.t("error-internal"))
-                .into_response();
+            return internal_error(&ctx);
         }
     }
-    let body = futures::stream::unfold(bytes_rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
+    let body = futures::stream::unfold(Some(bytes_rx), |rx| async move {
+        let mut rx = rx?;
+        match rx.recv().await {
+            Some(Chunk::Bytes(b)) => Some((Ok(b), Some(rx))),
+            Some(Chunk::End) => None,
+            Some(Chunk::Failed(e)) => Some((Err(e), None)),
+            None => Some((
+                Err(std::io::Error::other(
+                    "the workbook's writer stopped before the file's end",
+                )),
+                None,
+            )),
+        }
     });
     attachment(
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        export_name(&scheme, &mutuelle, pages.request.number, "xlsx"),
+        export_name(&scheme, &mutuelle, pages.number, "xlsx"),
         Body::from_stream(body),
     )
 }
 
 /// The workbook's writer, on a blocking thread: the pages' rows as they
 /// come, the totals row, word that every row is written (or why not),
-/// then the file's bytes in chunks of [`XLSX_CHUNK`].
+/// then the file's bytes in chunks of [`XLSX_CHUNK`], and its end.
 fn write_workbook(
     lang: Lang,
+    max_lines: u32,
     mut lines: tokio::sync::mpsc::Receiver<Option<Vec<ExportLine>>>,
     rows: tokio::sync::oneshot::Sender<Result<(), SheetStop>>,
-    bytes: tokio::sync::mpsc::Sender<std::io::Result<axum::body::Bytes>>,
+    bytes: tokio::sync::mpsc::Sender<Chunk>,
 ) {
-    let mut sheet = match StatementSheet::new(lang, XLSX_MAX_ROWS) {
+    let mut sheet = match StatementSheet::new(lang, max_lines) {
         Ok(s) => s,
         Err(e) => {
             let _ = rows.send(Err(e.into()));
@@ -2840,10 +2950,14 @@ fn write_workbook(
         .save_to_writer(&mut out)
         .map_err(std::io::Error::other)
         .and_then(|()| std::io::Write::flush(&mut out));
-    if let Err(e) = saved {
-        tracing::warn!(error = %e, "console: a workbook's download stopped");
-        let _ = bytes.blocking_send(Err(e));
-    }
+    let last = match saved {
+        Ok(()) => Chunk::End,
+        Err(e) => {
+            tracing::warn!(error = %e, "console: a workbook's download stopped");
+            Chunk::Failed(e)
+        }
+    };
+    let _ = bytes.blocking_send(last);
 }
 
 /// Bytes of a workbook sent to the answer at once.
@@ -2853,7 +2967,7 @@ const XLSX_CHUNK: usize = 64 * 1024;
 /// waits while the person's connection is behind, and fails once the
 /// download is dropped.
 struct ChunkWriter {
-    tx: tokio::sync::mpsc::Sender<std::io::Result<axum::body::Bytes>>,
+    tx: tokio::sync::mpsc::Sender<Chunk>,
     buf: Vec<u8>,
 }
 
@@ -2875,7 +2989,7 @@ impl std::io::Write for ChunkWriter {
             Vec::with_capacity(XLSX_CHUNK),
         ));
         self.tx
-            .blocking_send(Ok(chunk))
+            .blocking_send(Chunk::Bytes(chunk))
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
     }
 }
@@ -2883,11 +2997,12 @@ impl std::io::Write for ChunkWriter {
 /// A statement's sheet, written row after row (constant memory).
 struct StatementSheet {
     wb: rust_xlsxwriter::Workbook,
-    /// The last row written (0: the header).
+    /// Lines written so far (the last one's row: the header is row 0).
     row: u32,
-    /// The rows it may hold ([`XLSX_MAX_ROWS`]; fewer in tests).
-    max_rows: u32,
+    /// The lines it may hold ([`XLSX_MAX_LINES`]; fewer in tests).
+    max_lines: u32,
     sums: [i64; 4],
+    bold: rust_xlsxwriter::Format,
     date: rust_xlsxwriter::Format,
     amount: rust_xlsxwriter::Format,
 }
@@ -2898,21 +3013,22 @@ struct StatementSheet {
 )]
 impl StatementSheet {
     /// The workbook with its header row.
-    fn new(lang: Lang, max_rows: u32) -> Result<StatementSheet, rust_xlsxwriter::XlsxError> {
+    fn new(lang: Lang, max_lines: u32) -> Result<StatementSheet, rust_xlsxwriter::XlsxError> {
         use rust_xlsxwriter::{Format, Workbook};
+        let bold = Format::new().set_bold();
         let mut wb = Workbook::new();
         let ws = wb.add_worksheet_with_constant_memory()?;
         ws.set_name(lang.t("nav-periods"))?;
         ws.set_freeze_panes(1, 0)?;
-        let bold = Format::new().set_bold();
         for (col, key) in EXPORT_COLUMNS.iter().enumerate() {
             ws.write_string_with_format(0, col as u16, lang.t(key), &bold)?;
         }
         Ok(StatementSheet {
             wb,
             row: 0,
-            max_rows,
+            max_lines,
             sums: [0; 4],
+            bold,
             date: Format::new().set_num_format("dd/mm/yyyy"),
             amount: Format::new().set_num_format("#,##0"),
         })
@@ -2923,8 +3039,7 @@ impl StatementSheet {
         use rust_xlsxwriter::ExcelDateTime;
         let ws = self.wb.worksheet_from_index(0)?;
         for l in lines {
-            // Room left for the totals row.
-            if self.row + 2 >= self.max_rows {
+            if self.row >= self.max_lines {
                 return Err(SheetStop::TooManyLines);
             }
             self.row += 1;
@@ -2963,11 +3078,8 @@ impl StatementSheet {
 
     /// The totals row, after the last line.
     fn totals(&mut self, lang: Lang) -> Result<(), rust_xlsxwriter::XlsxError> {
-        use rust_xlsxwriter::Format;
-        let total = Format::new().set_bold().set_num_format("#,##0");
-        let bold = Format::new().set_bold();
-        let last = self.row + 1;
-        let sums = self.sums;
+        let total = self.amount.clone().set_bold();
+        let (last, sums, bold) = (self.row + 1, self.sums, self.bold.clone());
         let ws = self.wb.worksheet_from_index(0)?;
         ws.write_string_with_format(last, 0, lang.t("claims-total"), &bold)?;
         for (k, v) in sums.iter().enumerate() {
@@ -3513,17 +3625,26 @@ mod tests {
 
     /// A console over `broker` whose exports read `page` lines at once.
     fn console(broker: Arc<Broker>, page: u32) -> Arc<Console> {
+        sized_console(broker, page, XLSX_MAX_LINES)
+    }
+
+    /// [`console`] whose workbooks hold `xlsx_lines` lines.
+    fn sized_console(broker: Arc<Broker>, page: u32, xlsx_lines: u32) -> Arc<Console> {
         let mut c = Console::new(broker, None);
-        Arc::get_mut(&mut c).expect("a new console").export_page = page;
+        Arc::get_mut(&mut c).expect("a new console").exports = Exports::new(page, xlsx_lines);
         c
     }
 
     /// MUT-R's manager, signed in, reading French.
     fn manager() -> Ctx {
+        manager_named("ama")
+    }
+
+    fn manager_named(login: &str) -> Ctx {
         Ctx {
             person: Person {
                 user: User {
-                    login: "ama".into(),
+                    login: login.into(),
                     display_name: "Ama".into(),
                     role: UserRole::Manager,
                     scope: vec!["MUT-R".into()],
@@ -3536,7 +3657,7 @@ mod tests {
                 },
                 session: Session {
                     id_hash: String::new(),
-                    login: "ama".into(),
+                    login: login.into(),
                     csrf_secret: "secret".into(),
                     mutuelle_id: "MUT-R".into(),
                     created_ms: 0,
@@ -3695,27 +3816,87 @@ mod tests {
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         let (page, _) = frames(r).await;
         assert!(String::from_utf8(page.concat()).unwrap().contains("<html"));
-        assert_eq!(c.exports.available_permits(), MAX_EXPORTS);
+        assert_eq!(c.exports.slots.available_permits(), MAX_EXPORTS);
+        assert!(c.exports.by_person.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
-    async fn exports_past_the_bound_are_told_to_come_back() {
+    async fn exports_past_the_bounds_are_told_to_come_back() {
         let dir = tempfile::tempdir().unwrap();
         let (b, _sim, _t) = two_mutuelles(dir.path()).await;
         let c = console(b, 2);
+        // One person: two at once.
+        let (one, two) = (c.exports.take("ama"), c.exports.take("ama"));
+        assert!(one.is_some() && two.is_some());
+        let r = statement_csv(State(c.clone()), manager(), open_period()).await;
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "60");
+        let (page, _) = frames(r).await;
+        let page = String::from_utf8(page.concat()).unwrap();
+        assert!(page.contains("Trop d&#39;exports de bordereaux"), "{page}");
+        // Another person is not held up by them; given back, they count
+        // again.
+        assert!(c.exports.take("kofi").is_some());
+        drop((one, two));
+        assert!(c.exports.take("ama").is_some());
+        // The process: MAX_EXPORTS at once, whoever asks.
         let _all = c
             .exports
+            .slots
             .clone()
             .acquire_many_owned(MAX_EXPORTS as u32)
             .await
             .unwrap();
-        let r = statement_csv(State(c.clone()), manager(), open_period()).await;
+        let r = statement_xlsx(State(c.clone()), manager_named("kofi"), open_period()).await;
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(c.exports.by_person.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_dropped_download_gives_its_place_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        five_claims(&b).await;
+        let c = console(b, 2);
+        let all = |c: &Arc<Console>| {
+            let slots = c.exports.slots.clone();
+            async move {
+                tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    slots.acquire_many_owned(MAX_EXPORTS as u32),
+                )
+                .await
+                .expect("every place given back")
+                .unwrap()
+            }
+        };
+        let r = statement_csv(State(c.clone()), manager(), open_period()).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        drop(r);
+        drop(all(&c).await);
+        // The workbook's writer gives it back once it sees the download
+        // dropped.
+        let r = statement_xlsx(State(c.clone()), manager(), open_period()).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        drop(r);
+        drop(all(&c).await);
+        assert!(c.exports.by_person.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_workbook_of_more_lines_than_a_sheet_holds_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        five_claims(&b).await;
+        let c = sized_console(b, 2, 3);
+        let r = statement_xlsx(State(c), manager(), open_period()).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
         let (page, _) = frames(r).await;
         let page = String::from_utf8(page.concat()).unwrap();
-        assert!(page.contains("Trop d&#39;exports de bordereaux"), "{page}");
-        let r = statement_xlsx(State(c), manager(), open_period()).await;
-        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            page.contains("plus de 3 lignes") && page.contains("exportez-le en CSV"),
+            "{page}"
+        );
     }
 
     #[test]
@@ -3736,8 +3917,8 @@ mod tests {
             line: i,
             amounts: [5_000, 3_500, 1_500, 0],
         };
-        // Four rows: the header, two lines, the totals.
-        let mut sheet = StatementSheet::new(Lang::Fr, 4).unwrap();
+        // Two lines: four rows with the header and the totals.
+        let mut sheet = StatementSheet::new(Lang::Fr, 2).unwrap();
         assert!(sheet.lines(&[line(1), line(2)]).is_ok());
         assert!(matches!(
             sheet.lines(&[line(3)]),

@@ -181,6 +181,12 @@ pub struct Broker {
     worker_lease_ms: i64,
     metrics: Arc<crate::metrics::Metrics>,
     spans: Arc<crate::otel::Spans>,
+    /// Held while the partners' controls (pauses, circuits) are read from
+    /// the store and applied here, and while a pause is stored and applied
+    /// here: two refreshes at once (the worker's and an operator's call)
+    /// could otherwise apply a read taken before a pause after one taken
+    /// since, and lift the pause here until the next refresh.
+    controls: tokio::sync::Mutex<()>,
 }
 
 fn key_digest(parts: &[&str]) -> String {
@@ -251,6 +257,7 @@ impl Broker {
             worker_lease_ms: 2 * max_deadline + LEASE_GRACE_MS,
             metrics,
             spans,
+            controls: tokio::sync::Mutex::new(()),
         }
     }
 

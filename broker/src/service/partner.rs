@@ -481,6 +481,7 @@ impl Broker {
     /// Reads every broker's pauses and circuits from the store (the retry
     /// worker does, each pass).
     pub async fn refresh_controls(&self) -> Result<(), crate::store::StoreError> {
+        let _one_at_a_time = self.controls.lock().await;
         let at = self.clock.now_ms();
         let rows = self.store.partner_controls().await?;
         self.partners.adopt(&rows, at);
@@ -502,6 +503,7 @@ impl Broker {
                 format!("{partner:?} is not a configured mutuelle"),
             )
         })?;
+        let _one_at_a_time = self.controls.lock().await;
         let row = self
             .store
             .set_paused(partner, by, self.clock.now_ms())
