@@ -72,7 +72,8 @@ pub async fn run(
     let sims = passerelle_broker::dev::start_sims(&dir.join("secrets"))
         .await
         .expect("simulated partners");
-    let broker = ChildBroker::start(dir, sims.addrs, retry_per_second, ChildStore::Sqlite).await;
+    let broker =
+        ChildBroker::start(dir, sims.addrs, retry_per_second, ChildStore::Sqlite, false).await;
     let ch = channels(&format!("http://{}", broker.addr), None, connections).await;
     let mut admin = AdminServiceClient::new(ch[0].clone());
     let live = {

@@ -1,6 +1,7 @@
 //! A broker in a process of its own: this binary again, started with the
 //! hidden `--serve-broker` option. The catch-up and the scale run's
-//! statement export run on one so that the broker's peak RSS is its own,
+//! statement exports (by pages through gRPC, and from the console over
+//! HTTPS) run on one so that the broker's peak RSS is its own,
 //! not that of the simulated partner (which keeps an answer per claim for
 //! its idempotency), of the load generator and of the other brokers
 //! besides, which stay in the benchmark's process.
@@ -31,12 +32,22 @@ pub enum ChildStore {
 
 /// The child's side: serves the dev broker (plaintext, its store as
 /// `store` says) with the simulated partners at `sims` (their secrets in
-/// `dir/secrets`) and, if given, `[retry] max_per_second`; prints its
-/// address on one line, and stops when its stdin closes (so it never
-/// outlives the benchmark).
-pub async fn serve(dir: &Path, sims: SimAddrs, retry_per_second: Option<u32>, store: ChildStore) {
+/// `dir/secrets`) and, if given, `[retry] max_per_second`; with `console`,
+/// over mutual TLS (the dev certificates in `dir/certs`) and with the
+/// console. Prints its address on one line (then the console's), and
+/// stops when its stdin closes (so it never outlives the benchmark).
+pub async fn serve(
+    dir: &Path,
+    sims: SimAddrs,
+    retry_per_second: Option<u32>,
+    store: ChildStore,
+    console: bool,
+) {
     let any = "127.0.0.1:0".parse().expect("addr");
     let mut cfg = dev::config(any, sims, &dir.join("secrets"));
+    if console {
+        cfg.console = Some(passerelle_broker::config::ConsoleConfig { listen: any });
+    }
     let store: Arc<dyn Store> = match store {
         ChildStore::Sqlite => {
             Arc::new(SqliteStore::open(&dir.join("passerelle.db")).expect("SQLite store"))
@@ -62,10 +73,13 @@ pub async fn serve(dir: &Path, sims: SimAddrs, retry_per_second: Option<u32>, st
     // comparable (the dev config keeps a failing partner's circuit open
     // 10 s, production 30 s by default).
     cfg.breaker.open_ms = 1000;
-    let running = dev::start_with_config(dir, cfg, true, store)
+    let running = dev::start_with_config(dir, cfg, !console, store)
         .await
         .expect("broker");
-    println!("{}", running.addr);
+    match running.console_addr {
+        Some(web) => println!("{} {web}", running.addr),
+        None => println!("{}", running.addr),
+    }
     let _ =
         tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink()))
             .await;
@@ -75,18 +89,22 @@ pub async fn serve(dir: &Path, sims: SimAddrs, retry_per_second: Option<u32>, st
 /// The benchmark's side of a child broker.
 pub struct ChildBroker {
     pub addr: std::net::SocketAddr,
+    /// The console's address, when it serves one.
+    pub console: Option<std::net::SocketAddr>,
     pub pid: u32,
     child: Child,
     stdin: Option<ChildStdin>,
 }
 
 impl ChildBroker {
-    /// Starts the child and waits for its address.
+    /// Starts the child (with `console`, over TLS and with the console:
+    /// [`serve`]) and waits for its address.
     pub async fn start(
         dir: &Path,
         sims: SimAddrs,
         retry_per_second: Option<u32>,
         store: ChildStore,
+        console: bool,
     ) -> ChildBroker {
         let exe: PathBuf = std::env::current_exe().expect("own executable");
         let mut cmd = Command::new(exe);
@@ -96,6 +114,9 @@ impl ChildBroker {
             .arg(format!("{},{},{}", sims.grpc, sims.fhir, sims.xml));
         if let Some(pace) = retry_per_second {
             cmd.arg("--catchup-pace").arg(pace.to_string());
+        }
+        if console {
+            cmd.arg("--serve-console");
         }
         if let ChildStore::Postgres {
             url,
@@ -124,10 +145,18 @@ impl ChildBroker {
             .await
             .expect("child stdout")
             .expect("the child broker exited before serving");
-        let addr = line.trim().parse().expect("child broker address");
+        let mut addrs = line.split_whitespace();
+        let addr = addrs
+            .next()
+            .and_then(|a| a.parse().ok())
+            .expect("child broker address");
+        let console = addrs
+            .next()
+            .map(|a| a.parse().expect("child console address"));
         let stdin = child.stdin.take();
         ChildBroker {
             addr,
+            console,
             pid,
             child,
             stdin,

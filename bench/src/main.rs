@@ -30,6 +30,7 @@
 
 mod catchup;
 mod child;
+mod console;
 mod cpu;
 mod engine;
 mod http_partners;
@@ -129,6 +130,9 @@ struct Args {
     /// the parent) instead of SQLite in its folder.
     #[arg(long, hide = true, requires_all = ["postgres", "serve_broker"])]
     serve_schema: Option<String>,
+    /// Internal: --serve-broker over mutual TLS, with the console.
+    #[arg(long, hide = true, requires = "serve_broker")]
+    serve_console: bool,
 }
 
 impl Args {
@@ -818,7 +822,14 @@ async fn main() {
             },
             _ => child::ChildStore::Sqlite,
         };
-        child::serve(dir, child::parse_sims(sims), args.catchup_pace, store).await;
+        child::serve(
+            dir,
+            child::parse_sims(sims),
+            args.catchup_pace,
+            store,
+            args.serve_console,
+        )
+        .await;
         return;
     }
     let secs = args.secs();
@@ -1407,12 +1418,44 @@ async fn main() {
                         schema: db.schema.clone(),
                         pool_size: args.pg_pool,
                     },
+                    false,
                 )
                 .await;
                 let export_ch = channels(&format!("http://{}", exporter.addr), None, 1).await;
-                let export =
+                let mut export =
                     scale::export_statement(export_ch[0].clone(), exporter.pid, &db.store).await;
                 exporter.stop().await;
+                // The same month from the console, as the large mutuelle's
+                // manager downloads it (HTTPS, signed in): a broker of its
+                // own again, so that the peak is the console's exports'.
+                let web = child::ChildBroker::start(
+                    &pg_dir,
+                    pg_sims.addrs,
+                    None,
+                    child::ChildStore::Postgres {
+                        url: db.url.clone(),
+                        schema: db.schema.clone(),
+                        pool_size: args.pg_pool,
+                    },
+                    true,
+                )
+                .await;
+                let exports = console::export_statement(
+                    web.console.expect("the child broker's console"),
+                    &pg_dir.join("certs"),
+                    scale::LARGE,
+                    export.number,
+                    web.pid,
+                )
+                .await;
+                web.stop().await;
+                if let Err(e) = &exports.csv {
+                    failures.push(format!("statement from the console, CSV: {e}"));
+                }
+                if let Err(e) = &exports.xlsx {
+                    failures.push(format!("statement from the console, workbook: {e}"));
+                }
+                export.console = Some(exports);
                 // Last: the schema is taken back and migrated again.
                 let migrations = scale::remigrate(&db).await;
                 if let Some(e) = &migrations.error {
@@ -1568,6 +1611,8 @@ async fn main() {
             });
             figures["live_p99_ratio_while_pruning"] = serde_json::json!(live.p99_median_ratio());
             // Past json!'s recursion limit.
+            figures["statement_console"] =
+                serde_json::json!(export.console.as_ref().map(console::ConsoleExports::json));
             figures["eligibility_shed_scale_empty"] = serde_json::json!(elig.half.shed());
             figures["eligibility_refused_by_bounds"] = serde_json::json!(elig.refused);
             figures["eligibility_p99_rounds_median"] =
@@ -1811,6 +1856,9 @@ async fn main() {
                 Err(e) => format!("failed: {e}"),
             }
         );
+        if let Some(c) = &export.console {
+            println!("  {}", c.line(export.lines));
+        }
         println!(
             "  migrations {} to {} applied again to the seeded data (one transaction; {} ceiling rows get two columns; after the commit, beside writers, the statement's index, the claims' key and the open claims' index are built over every claim and the two columns' CHECKs validated; the key's constraint {}): {:.3} s; two writers meanwhile, of one ceiling row and of one claim, each every 2 ms on its own connection: {} writes, the longest {:.0} ms on the ceiling row and {:.0} ms on the claim (held by the migrations), {} failed",
             mig.from + 1,

@@ -279,8 +279,9 @@ pub async fn prune_month(store: &Arc<dyn Store>, k: usize) -> (u64, f64) {
 /// the same statement read whole from the store as before pages, with this
 /// process's.
 pub struct Export {
-    /// The month's close (the store's `close_period`): its claims, and how
-    /// long it took.
+    /// The month's close (the store's `close_period`): its number, its
+    /// claims, and how long it took.
+    pub number: u32,
     pub closed_claims: u32,
     pub close_secs: f64,
     pub lines: u64,
@@ -295,6 +296,9 @@ pub struct Export {
     /// process), or why it could not (at millions of lines it outlasts the
     /// statement timeout: what pages are for).
     pub whole_peak_mib: Result<f64, String>,
+    /// The same statement downloaded from the console (CSV, workbook),
+    /// from a broker of its own: filled in by the caller.
+    pub console: Option<crate::console::ConsoleExports>,
 }
 
 /// Closes [`LARGE`]'s month (the seeded year's months after the settled
@@ -361,6 +365,8 @@ pub async fn export_statement(
         Err(e) => Err(e.to_string()),
     };
     Export {
+        number: closed.number,
+        console: None,
         closed_claims: closed.claim_count,
         close_secs,
         lines,
