@@ -1409,18 +1409,21 @@ async fn main() {
                 };
                 // Through a broker in a process of its own on the seeded
                 // store: its memory is the broker's alone.
-                let exporter = child::ChildBroker::start(
-                    &pg_dir,
-                    pg_sims.addrs,
-                    None,
-                    child::ChildStore::Postgres {
-                        url: db.url.clone(),
-                        schema: db.schema.clone(),
-                        pool_size: args.pg_pool,
-                    },
-                    false,
-                )
-                .await;
+                let on_seeded = async |console: bool| {
+                    child::ChildBroker::start(
+                        &pg_dir,
+                        pg_sims.addrs,
+                        None,
+                        child::ChildStore::Postgres {
+                            url: db.url.clone(),
+                            schema: db.schema.clone(),
+                            pool_size: args.pg_pool,
+                        },
+                        console,
+                    )
+                    .await
+                };
+                let exporter = on_seeded(false).await;
                 let export_ch = channels(&format!("http://{}", exporter.addr), None, 1).await;
                 let mut export =
                     scale::export_statement(export_ch[0].clone(), exporter.pid, &db.store).await;
@@ -1428,18 +1431,7 @@ async fn main() {
                 // The same month from the console, as the large mutuelle's
                 // manager downloads it (HTTPS, signed in): a broker of its
                 // own again, so that the peak is the console's exports'.
-                let web = child::ChildBroker::start(
-                    &pg_dir,
-                    pg_sims.addrs,
-                    None,
-                    child::ChildStore::Postgres {
-                        url: db.url.clone(),
-                        schema: db.schema.clone(),
-                        pool_size: args.pg_pool,
-                    },
-                    true,
-                )
-                .await;
+                let web = on_seeded(true).await;
                 let exports = console::export_statement(
                     web.console.expect("the child broker's console"),
                     &pg_dir.join("certs"),

@@ -48,8 +48,9 @@ pub(super) const EXPORT_PAGE: u32 = 5_000;
 /// for a workbook a blocking thread and a temporary file; one more is
 /// told to try again in a moment.
 pub const MAX_EXPORTS: usize = 8;
-/// Of those, one person's at once: a few downloads a person left stalled
-/// (held until the connection's limit) never take every place.
+/// Of those, one person's at once: a few large downloads a person left
+/// stalled (each holds its place until the connection's limit) never take
+/// every place.
 pub const MAX_EXPORTS_PER_PERSON: usize = 2;
 /// The lines a workbook holds: an Excel sheet's 1,048,576 rows less the
 /// header and the totals row. A larger statement is exported as CSV.
@@ -2500,8 +2501,10 @@ impl Exports {
     }
 }
 
-/// A place among the exports under way, given back when dropped: when
-/// the file's last byte is sent, or the download is dropped.
+/// A place among the exports under way, given back when dropped: once
+/// the file's last bytes are handed to the connection (a download that
+/// stalls holds it while the connection's buffer is full, that is while
+/// pages remain to be read), or when the download is dropped.
 struct ExportSlot {
     exports: Arc<Exports>,
     login: String,
@@ -2749,8 +2752,8 @@ async fn statement_csv(
     head.push_str(&cells.join(";"));
     head.push_str("\r\n");
     head.push_str(&csv_rows(lang, &first));
-    // The slot is held until the last page is sent (or the download is
-    // dropped).
+    // The slot is held until the last page is handed to the connection
+    // (or the download is dropped).
     let rest = futures::stream::try_unfold((pages, slot), move |(mut pages, slot)| async move {
         match pages.next().await {
             None => Ok(None),
