@@ -22,10 +22,19 @@ use crate::load::{peak_rss_kib, reset_peak_rss};
 /// (`passerelle_broker::dev`'s demo accounts).
 const MANAGER: &str = "gestion";
 
+/// The lines a workbook from the console holds (an Excel sheet's rows less
+/// the header and totals): past it, the console refuses the workbook.
+const XLSX_MAX_LINES: u32 = 1_048_576 - 2;
+
 /// One download: its size, when its first and last bytes came, and the
 /// broker's peak RSS meanwhile.
 pub struct Download {
     pub bytes: u64,
+    /// Line ends read (a CSV's rows), and whether the file ends with a
+    /// zip's end record (a workbook read whole): a body that ended early
+    /// without an error must not count as a download.
+    pub newlines: u64,
+    pub zip_end: bool,
     pub first_byte_secs: f64,
     pub secs: f64,
     pub peak_mib: f64,
@@ -61,7 +70,8 @@ impl ConsoleExports {
             },
             match &self.xlsx {
                 Ok(Some(d)) => one(d),
-                Ok(None) => "refused before a row is written, more lines than a sheet holds (1,048,574), as the console says".into(),
+                Ok(None) =>
+                    "refused, more lines than a sheet holds (1,048,574), as the console says".into(),
                 Err(e) => format!("failed: {e}"),
             }
         )
@@ -95,6 +105,7 @@ pub async fn export_statement(
     certs: &Path,
     mutuelle: &str,
     number: u32,
+    lines: u64,
     broker_pid: u32,
 ) -> ConsoleExports {
     let session = match Session::sign_in(addr, certs).await {
@@ -110,8 +121,26 @@ pub async fn export_statement(
     let csv = session
         .download(&path("csv"), broker_pid)
         .await
-        .and_then(|d| d.ok_or_else(|| "refused (400)".to_string()));
-    let xlsx = session.download(&path("xlsx"), broker_pid).await;
+        .and_then(|d| d.ok_or_else(|| "refused (400)".to_string()))
+        .and_then(|d| {
+            // The header and every line (recoveries would add more).
+            if d.newlines > lines {
+                Ok(d)
+            } else {
+                Err(format!(
+                    "{} rows for a statement of {lines} lines and its header",
+                    d.newlines
+                ))
+            }
+        });
+    let xlsx = match session.download(&path("xlsx"), broker_pid).await {
+        Ok(Some(d)) if !d.zip_end => Err("the workbook ends before its zip's end record".into()),
+        // Refused as larger than a sheet: only when it is.
+        Ok(None) if lines <= u64::from(XLSX_MAX_LINES) => Err(format!(
+            "refused as larger than a sheet, with {lines} lines"
+        )),
+        other => other,
+    };
     ConsoleExports { csv, xlsx }
 }
 
@@ -265,15 +294,25 @@ impl Session {
             return Err(format!("{path}: {}", r.status()));
         }
         let (mut body, mut bytes, mut first) = (r.into_body(), 0u64, None);
+        let (mut newlines, mut tail) = (0u64, Vec::new());
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| format!("{path}: cut short: {e}"))?;
             if let Some(data) = frame.data_ref() {
                 first.get_or_insert_with(|| t0.elapsed().as_secs_f64());
                 bytes += data.len() as u64;
+                newlines += data.iter().filter(|b| **b == b'\n').count() as u64;
+                tail.extend_from_slice(data);
+                let keep = tail.len().saturating_sub(64);
+                tail.drain(..keep);
             }
         }
+        // The end of central directory record: 22 bytes, at the end when
+        // the zip has no comment.
+        let zip_end = tail.len() >= 22 && tail[tail.len() - 22..].starts_with(b"PK\x05\x06");
         Ok(Some(Download {
             bytes,
+            newlines,
+            zip_end,
             first_byte_secs: first.unwrap_or_default(),
             secs: t0.elapsed().as_secs_f64(),
             peak_mib: peak_rss_kib(Some(broker_pid)) as f64 / 1024.0,

@@ -1437,6 +1437,7 @@ async fn main() {
                     &pg_dir.join("certs"),
                     scale::LARGE,
                     export.number,
+                    export.lines,
                     web.pid,
                 )
                 .await;

@@ -503,7 +503,7 @@ impl Broker {
                 format!("{partner:?} is not a configured mutuelle"),
             )
         })?;
-        let _one_at_a_time = self.controls.lock().await;
+        let one_at_a_time = self.controls.lock().await;
         let row = self
             .store
             .set_paused(partner, by, self.clock.now_ms())
@@ -513,7 +513,11 @@ impl Broker {
             Some(who) => tracing::warn!(partner, by = who, "partner paused by an operator"),
             None => {
                 tracing::info!(partner, "partner resumed by an operator");
+                // The circuit's close stored under the lock too: a refresh
+                // in between would open it again from the old value.
                 self.store_circuit(partner, 0).await;
+                // Not the backlog's update, which may take long.
+                drop(one_at_a_time);
                 self.expedite(partner, "partner resumed").await;
             }
         }
