@@ -258,13 +258,7 @@ impl Session {
     ) -> Result<(StatusCode, String), String> {
         let r = self.send(req, body).await?;
         let status = r.status();
-        let body = r
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("the console: {e}"))?
-            .to_bytes();
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+        Ok((status, whole_text(r).await?))
     }
 
     /// A file read to its end, counted, not kept; `None` when refused as
@@ -279,13 +273,7 @@ impl Session {
         let t0 = Instant::now();
         let r = me.send(Request::get(path), Vec::new()).await?;
         if r.status() == StatusCode::BAD_REQUEST {
-            let page = r
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| format!("{path}: {e}"))?
-                .to_bytes();
-            if String::from_utf8_lossy(&page).contains("CSV") {
+            if whole_text(r).await?.contains("CSV") {
                 return Ok(None);
             }
             return Err(format!("{path}: 400 Bad Request"));
@@ -318,4 +306,15 @@ impl Session {
             peak_mib: peak_rss_kib(Some(broker_pid)) as f64 / 1024.0,
         }))
     }
+}
+
+/// An answer's whole body, as text.
+async fn whole_text(r: hyper::Response<hyper::body::Incoming>) -> Result<String, String> {
+    let body = r
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("the console: {e}"))?
+        .to_bytes();
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
