@@ -1297,6 +1297,139 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     let pr: Value = serde_json::from_str(fhir.trim()).unwrap();
     assert_eq!(pr["resourceType"], "PaymentReconciliation");
     assert_eq!(pr["paymentIdentifier"]["value"], "VIR-001");
+    // However large the period, one payee's part is read from where it
+    // starts in the statement, by pages of any size, and is that payee's
+    // part of the whole advice; a part over the bound is refused.
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let count = |v: &Value| v.as_u64().unwrap_or(0);
+    for a in payees {
+        let (t, id) = (text(&a["payeeType"]), text(&a["payeeId"]));
+        let lines = a["lines"].as_array().map_or(0, Vec::len);
+        for first_read in [1, 2, 250] {
+            let d = broker
+                .payee_statement_within("CNSS", "MUT-R", 1, (&t, &id), 50_000, first_read)
+                .await
+                .unwrap();
+            assert_eq!(d.lines.len(), lines, "{t} {id}, reads of {first_read}");
+            assert!(
+                d.lines
+                    .iter()
+                    .all(|l| l.payee_type == t && l.payee_id == id),
+                "{t} {id}"
+            );
+        }
+        if lines > 1 {
+            let refused = broker
+                .payee_statement_within("CNSS", "MUT-R", 1, (&t, &id), lines as u32 - 1, 1)
+                .await
+                .unwrap_err();
+            assert!(refused.to_string().contains("has more than"), "{refused}");
+        }
+        let one = ok(
+            &h,
+            &[
+                "--json",
+                "statement",
+                "remittance",
+                "--scheme",
+                "CNSS",
+                "--partner",
+                "MUT-R",
+                "1",
+                "--payee-type",
+                &t,
+                "--payee",
+                &id,
+            ],
+        )
+        .await
+        .json();
+        assert_eq!(&one["payees"][0], a, "{t} {id}");
+    }
+    // The payees' totals, by pages: each payee's claims and amount, as in
+    // the whole advice, in the statement's order.
+    let totals = ok(
+        &h,
+        &[
+            "--json",
+            "statement",
+            "remittance",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+            "1",
+            "--totals",
+        ],
+    )
+    .await
+    .json();
+    let summed: Vec<(String, String, i64, u64)> = totals["payees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                text(&a["payeeType"]),
+                text(&a["payeeId"]),
+                n(&a["amount"]),
+                count(&a["claimCount"]),
+            )
+        })
+        .collect();
+    let whole: Vec<(String, String, i64, u64)> = payees
+        .iter()
+        .map(|a| {
+            (
+                text(&a["payeeType"]),
+                text(&a["payeeId"]),
+                n(&a["amount"]),
+                count(&a["claimCount"]),
+            )
+        })
+        .collect();
+    assert_eq!(summed, whole);
+    assert!(whole.iter().all(|w| w.3 > 0), "{whole:?}");
+    for limit in [1, 2] {
+        let mut got = Vec::new();
+        let mut after = None;
+        loop {
+            let p = broker
+                .statement_payees("CNSS", "MUT-R", 1, after.clone(), limit)
+                .await
+                .unwrap();
+            assert!(p.payees.len() <= limit as usize);
+            got.extend(
+                p.payees
+                    .into_iter()
+                    .map(|a| (a.payee_type, a.payee_id, a.amount, a.claims)),
+            );
+            match p.next {
+                Some(k) => after = Some(k),
+                None => break,
+            }
+        }
+        assert_eq!(got, whole, "pages of {limit}");
+    }
+    let shown = ok(
+        &h,
+        &[
+            "statement",
+            "remittance",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+            "1",
+            "--totals",
+        ],
+    )
+    .await
+    .stdout;
+    assert!(
+        shown.contains("VIR-001") && shown.contains("provider CHU-SO"),
+        "{shown}"
+    );
 
     // A cancel after settlement: a recovery (indu) in the next period.
     let s1_m = n(&claims["claims"]
@@ -1382,6 +1515,23 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     assert_eq!(recovery[0]["claim_id"], "S-1");
     assert_eq!(recovery[0]["mutuelle_share"].parse::<i64>().unwrap(), -s1_m);
     assert_eq!(sum(&rows, "mutuelle_share"), n(&p2["netDue"]));
+    // Its payees' totals net the recovery, whether its payee has claims in
+    // the period or not, on whichever page its payee falls.
+    for limit in [1, 100] {
+        let (mut after, mut net) = (None, 0);
+        loop {
+            let p = broker
+                .statement_payees("CNSS", "MUT-R", 2, after.clone(), limit)
+                .await
+                .unwrap();
+            net += p.payees.iter().map(|a| a.amount).sum::<i64>();
+            match p.next {
+                Some(k) => after = Some(k),
+                None => break,
+            }
+        }
+        assert_eq!(net, n(&p2["netDue"]), "pages of {limit}");
+    }
     // A period not settled has no remittance advice yet.
     let o = cli(
         &h,

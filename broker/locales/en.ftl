@@ -699,6 +699,7 @@ remittance-amount = Amount paid
 remittance-csv = CSV (Excel)
 remittance-fhir = FHIR PaymentReconciliation
 remittance-reference = Transfer reference
+remittance-more = The advice continues on the next page.
 cli-proposal-recorded = Proposal { $id } recorded (hash { $hash }): it applies once a manager of { $mutuelle } approves it in the console (Approvals).
 cli-several-operators = several operator certificates in { $folder } ({ $ids }): pass --cert and --key
 cli-needs-tls = { $url } does not answer plaintext gRPC: this broker requires https (TLS); use --broker { $https } with a client certificate (--certs, or --cert and --key)

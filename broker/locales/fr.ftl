@@ -697,6 +697,7 @@ remittance-amount = Montant versé
 remittance-csv = CSV (Excel)
 remittance-fhir = FHIR PaymentReconciliation
 remittance-reference = Référence du virement
+remittance-more = L'avis continue sur la page suivante.
 cli-proposal-recorded = Proposition { $id } enregistrée (empreinte { $hash }) : elle s'appliquera quand un gestionnaire de { $mutuelle } l'aura approuvée dans la console (Approbations).
 cli-several-operators = plusieurs certificats d'opérateur dans { $folder } ({ $ids }) : indiquez --cert et --key
 cli-needs-tls = { $url } ne répond pas en gRPC sans chiffrement : ce broker exige https (TLS) ; utilisez --broker { $https } avec un certificat client (--certs, ou --cert et --key)

@@ -54,6 +54,10 @@ pub fn advice(s: &pb::Statement, payee: Option<(&str, &str)>) -> Vec<pb::Remitta
             .iter()
             .fold(0i64, |acc, r| acc.saturating_add(r.amount));
         a.amount = paid.saturating_sub(back);
+        // Lines come by claim id then line: a claim's lines are together.
+        let mut claims: Vec<&str> = a.lines.iter().map(|l| l.claim_id.as_str()).collect();
+        claims.dedup();
+        a.claim_count = u32::try_from(claims.len()).unwrap_or(u32::MAX);
         a.fhir_payment_reconciliation = payment_reconciliation(&period, a).to_string();
     }
     out

@@ -13,7 +13,7 @@ use super::call::serve;
 use super::parse::Violations;
 use crate::identity::{Auth, Role};
 use crate::service::approvals::Proposed;
-use crate::service::settlement::MAX_PAGE_LINES;
+use crate::service::settlement::{MAX_PAGE_LINES, MAX_PAYEES_PAGE};
 use crate::service::{Broker, ServiceError};
 use crate::store::approvals::{Proposal, ProposalState};
 use crate::store::{
@@ -118,6 +118,86 @@ fn statement_page(
             size: msg.page_size,
         }),
     )
+}
+
+/// The payees a page of remittance totals holds when none is asked for.
+const DEFAULT_PAYEES: u32 = 100;
+
+/// Where a GetRemittanceAdvice's page of payees' totals starts (`None`: at
+/// the first payee), its mistakes added to `v`: pages are of totals only.
+fn remittance_page(
+    msg: &pb::GetRemittanceAdviceRequest,
+    one_payee: bool,
+    v: &mut Violations,
+) -> Option<(String, String)> {
+    if !msg.totals_only {
+        if msg.page_size != 0 {
+            v.add("page_size", "pages are of payees' totals: set totals_only");
+        }
+        if !msg.page_token.is_empty() {
+            v.add("page_token", "pages are of payees' totals: set totals_only");
+        }
+        return None;
+    }
+    if one_payee {
+        v.add(
+            "totals_only",
+            "gives every payee's totals: leave payee_type and payee_id empty",
+        );
+    }
+    if msg.page_size > MAX_PAYEES_PAGE {
+        v.add(
+            "page_size",
+            format!("at most {MAX_PAYEES_PAGE} payees per page"),
+        );
+    }
+    if msg.page_token.is_empty() {
+        return None;
+    }
+    let after = read_payee_token(msg.number, &msg.page_token);
+    if after.is_none() {
+        v.add(
+            "page_token",
+            "not a next_page_token of this period's payees: start again without one",
+        );
+    }
+    after
+}
+
+/// A remittance advice is of a settled period only.
+fn settled(p: &PeriodRecord) -> Result<(), ServiceError> {
+    if p.state == PeriodState::Settled {
+        return Ok(());
+    }
+    Err(ServiceError::Refused(format!(
+        "period {} of {} x {} is not settled: its transfer is not known yet",
+        p.number, p.scheme_id, p.mutuelle_id
+    )))
+}
+
+/// A page of payees' next_page_token: the period and the last payee sent,
+/// opaque to clients (base64url).
+fn payee_token(number: u32, (payee_type, payee_id): &(String, String)) -> String {
+    use base64::Engine as _;
+    let text = format!("{number}\u{1f}{payee_type}\u{1f}{payee_id}");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+/// The payee a page of payees' token names, if it is one of this period's.
+fn read_payee_token(number: u32, token: &str) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let parts: Vec<&str> = text.split('\u{1f}').collect();
+    let [n, payee_type, payee_id] = parts.as_slice() else {
+        return None;
+    };
+    if n.parse::<u32>().ok()? != number || !matches!(*payee_type, "provider" | "member") {
+        return None;
+    }
+    Some((payee_type.to_string(), payee_id.to_string()))
 }
 
 /// A statement's next_page_token: the period read and the last line sent,
@@ -680,30 +760,62 @@ impl SettlementService for SettlementApi {
                         None
                     }
                 };
+                let after = remittance_page(&msg, payee.is_some(), &mut v);
                 v.finish(())?;
-                // Read whole (bounded): a larger period is refused, and the
-                // statement is then the way, by pages.
-                let d = match self
-                    .broker
-                    .statement(&scheme_id, &mutuelle_id, msg.number, None)
-                    .await
-                {
-                    Err(ServiceError::Refused(_)) => {
-                        return Err(ServiceError::Refused(format!(
-                            "period {} has more than {} lines: its remittance advice is not served; read its statement by pages (GetStatement with page_size, or passerelle statement export)",
-                            msg.number,
-                            crate::service::settlement::MAX_UNPAGED_LINES
-                        )));
-                    }
-                    other => other?,
-                };
-                if d.period.state != PeriodState::Settled {
-                    return Err(ServiceError::Refused(format!(
-                        "period {} of {scheme_id} x {mutuelle_id} is not settled: its transfer is not known yet",
-                        msg.number
-                    )));
+                let currency = self.broker.currency_of(&scheme_id);
+                if msg.totals_only {
+                    let size = if msg.page_size == 0 { DEFAULT_PAYEES } else { msg.page_size };
+                    let p = self
+                        .broker
+                        .statement_payees(&scheme_id, &mutuelle_id, msg.number, after, size)
+                        .await?;
+                    settled(&p.period)?;
+                    return Ok(pb::GetRemittanceAdviceResponse {
+                        transfer_reference: p.period.reference.clone(),
+                        period: Some(period_to_pb(&p.period, &currency)),
+                        payees: p
+                            .payees
+                            .into_iter()
+                            .map(|a| pb::RemittanceAdvice {
+                                payee_type: a.payee_type,
+                                payee_id: a.payee_id,
+                                amount: a.amount,
+                                claim_count: u32::try_from(a.claims).unwrap_or(u32::MAX),
+                                ..Default::default()
+                            })
+                            .collect(),
+                        next_page_token: p
+                            .next
+                            .map(|k| payee_token(p.period.number, &k))
+                            .unwrap_or_default(),
+                    });
                 }
-                let s = statement_to_pb(&d, &self.broker.currency_of(&scheme_id));
+                let d = match &payee {
+                    // One payee's part, whatever the period's size.
+                    Some((t, id)) => {
+                        self.broker
+                            .payee_statement(&scheme_id, &mutuelle_id, msg.number, t, id)
+                            .await?
+                    }
+                    // Read whole (bounded): a larger period is refused, and
+                    // one payee or the payees' totals are then the way.
+                    None => match self
+                        .broker
+                        .statement(&scheme_id, &mutuelle_id, msg.number, None)
+                        .await
+                    {
+                        Err(ServiceError::Refused(_)) => {
+                            return Err(ServiceError::Refused(format!(
+                                "period {} has more than {} lines: its payees' remittance advice is served one payee at a time (payee_type and payee_id), or as the payees' totals by pages (totals_only)",
+                                msg.number,
+                                crate::service::settlement::MAX_UNPAGED_LINES
+                            )));
+                        }
+                        other => other?,
+                    },
+                };
+                settled(&d.period)?;
+                let s = statement_to_pb(&d, &currency);
                 let payees = super::remittance::advice(
                     &s,
                     payee.as_ref().map(|(t, id)| (t.as_str(), id.as_str())),
@@ -716,6 +828,7 @@ impl SettlementService for SettlementApi {
                         .unwrap_or_default(),
                     period: s.period,
                     payees,
+                    next_page_token: String::new(),
                 })
             },
         )

@@ -300,6 +300,11 @@ pub enum StatementCmd {
         /// resource per line).
         #[arg(long)]
         fhir: bool,
+        /// Each payee's claims and amount only, without its lines: for a
+        /// period of any size (every payee's lines at once are refused
+        /// above 50,000 lines).
+        #[arg(long, conflicts_with_all = ["payee", "payee_type", "fhir"])]
+        totals: bool,
     },
 }
 

@@ -2245,9 +2245,9 @@ async fn periods(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
 }
 
 #[derive(Deserialize, Default)]
-struct PageQuery {
+pub(super) struct PageQuery {
     #[serde(default)]
-    page: String,
+    pub(super) page: String,
 }
 
 async fn statement(

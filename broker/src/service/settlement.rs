@@ -2,7 +2,7 @@
 //! settled) and their statements. See "Settlement" in docs/ARCHITECTURE.md.
 
 use super::{Broker, ServiceError};
-use crate::store::{ClaimFilter, ClaimPage, PeriodRecord, StatementData, StatementPage};
+use crate::store::{ClaimFilter, ClaimPage, LineKey, PeriodRecord, StatementData, StatementPage};
 
 /// The most lines a statement answers in one piece (GetStatement without a
 /// page size); a larger one is read by pages.
@@ -10,6 +10,36 @@ pub const MAX_UNPAGED_LINES: u32 = 50_000;
 
 /// The most lines of one page of a statement.
 pub const MAX_PAGE_LINES: u32 = 10_000;
+
+/// The most lines of one payee's part of a period ([`Broker::payee_statement`]).
+pub const MAX_PAYEE_LINES: u32 = MAX_UNPAGED_LINES;
+
+/// The most payees of one page of a period's payees ([`Broker::statement_payees`]).
+pub const MAX_PAYEES_PAGE: u32 = 1_000;
+
+/// The largest page a payee's part is read by (it starts at 250 lines and
+/// doubles, so that a small payee reads few lines past its own).
+const PAYEE_READ_PAGE: u32 = 8_000;
+
+/// A payee's totals in a period: its claims, and what the period's transfer
+/// pays it (its lines' M less its recoveries; negative when it owes).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PayeeAmount {
+    /// "provider" or "member".
+    pub payee_type: String,
+    pub payee_id: String,
+    pub claims: u64,
+    pub amount: i64,
+}
+
+/// A page of a period's payees ([`Broker::statement_payees`]).
+#[derive(Clone, Debug)]
+pub struct PayeePage {
+    pub period: PeriodRecord,
+    pub payees: Vec<PayeeAmount>,
+    /// The last payee of the page (type, id) when more follow.
+    pub next: Option<(String, String)>,
+}
 
 impl Broker {
     /// A page of claims after the row `after`, with the totals of the filter.
@@ -79,5 +109,182 @@ impl Broker {
             )));
         }
         Ok(d)
+    }
+
+    /// The period a statement names, with its recoveries: its first page
+    /// of one line (the open period for 0).
+    async fn period_and_recoveries(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        number: u32,
+    ) -> Result<StatementData, ServiceError> {
+        let first = StatementPage {
+            after: None,
+            size: 1,
+        };
+        Ok(self
+            .store
+            .statement_page(scheme_id, mutuelle_id, number, Some(&first))
+            .await?)
+    }
+
+    /// One payee's part of a period's statement: its lines and its
+    /// recoveries, however large the period. The statement's order keeps a
+    /// payee's lines together, so they are read by pages from where the
+    /// payee starts to where it ends; more than [`MAX_PAYEE_LINES`] is
+    /// refused, so that no answer holds an unbounded part in memory.
+    pub async fn payee_statement(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        number: u32,
+        payee_type: &str,
+        payee_id: &str,
+    ) -> Result<StatementData, ServiceError> {
+        let payee = (payee_type, payee_id);
+        self.payee_statement_within(scheme_id, mutuelle_id, number, payee, MAX_PAYEE_LINES, 250)
+            .await
+    }
+
+    /// [`Broker::payee_statement`] with the most lines given, and the size
+    /// of its first read (each next one twice as large, up to 8,000 lines).
+    pub async fn payee_statement_within(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        number: u32,
+        (payee_type, payee_id): (&str, &str),
+        max_lines: u32,
+        first_read: u32,
+    ) -> Result<StatementData, ServiceError> {
+        let mut d = self
+            .period_and_recoveries(scheme_id, mutuelle_id, number)
+            .await?;
+        d.lines.clear();
+        d.recoveries
+            .retain(|r| r.payee_type == payee_type && r.payee_id == payee_id);
+        d.next = None;
+        // The open period asked as 0 stays the period read first.
+        let number = d.period.number;
+        let mut after = LineKey {
+            payee_type: payee_type.to_string(),
+            payee_id: payee_id.to_string(),
+            claim_id: String::new(),
+            sequence: 0,
+        };
+        let mut size = first_read.clamp(1, PAYEE_READ_PAGE);
+        loop {
+            let page = StatementPage {
+                after: Some(after),
+                size,
+            };
+            let p = self
+                .store
+                .statement_page(scheme_id, mutuelle_id, number, Some(&page))
+                .await?;
+            let (read, before) = (p.lines.len(), d.lines.len());
+            d.lines.extend(
+                p.lines
+                    .into_iter()
+                    .take_while(|l| l.payee_type == payee_type && l.payee_id == payee_id),
+            );
+            if d.lines.len() > max_lines as usize {
+                return Err(ServiceError::Refused(format!(
+                    "{payee_type} {payee_id} has more than {max_lines} lines in period {number}: read them by pages of the statement (GetStatement with page_size, or passerelle statement export)"
+                )));
+            }
+            // A line of another payee was read: this payee's part ended.
+            let ended = d.lines.len() - before < read;
+            match p.next {
+                Some(k) if !ended => {
+                    after = k;
+                    size = (size * 2).min(PAYEE_READ_PAGE);
+                }
+                _ => break,
+            }
+        }
+        Ok(d)
+    }
+
+    /// A page of a period's payees in the statement's order, after the
+    /// payee `after`, at most `limit` of them ([`MAX_PAYEES_PAGE`]), each
+    /// with its claims and what the transfer pays it: its claims' M less its
+    /// recoveries. A payee with recoveries and no claim in the period is in
+    /// the page whose range holds it. A page reads only its payees' claims.
+    pub async fn statement_payees(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        number: u32,
+        after: Option<(String, String)>,
+        limit: u32,
+    ) -> Result<PayeePage, ServiceError> {
+        let d = self
+            .period_and_recoveries(scheme_id, mutuelle_id, number)
+            .await?;
+        let limit = limit.clamp(1, MAX_PAYEES_PAGE);
+        let mut totals = self
+            .store
+            .statement_payees(
+                scheme_id,
+                mutuelle_id,
+                d.period.number,
+                after.as_ref(),
+                limit + 1,
+            )
+            .await?;
+        let next = if totals.len() > limit as usize {
+            totals.truncate(limit as usize);
+            totals
+                .last()
+                .map(|t| (t.payee_type.clone(), t.payee_id.clone()))
+        } else {
+            None
+        };
+        // The page's range of payees: after `after`, up to `next` when more
+        // follow (the statement's order: bytes, as `String`'s).
+        let in_range = |k: &(String, String)| {
+            after.as_ref().is_none_or(|a| k > a) && next.as_ref().is_none_or(|n| k <= n)
+        };
+        let mut recovered: std::collections::BTreeMap<(String, String), i64> =
+            std::collections::BTreeMap::new();
+        for r in &d.recoveries {
+            let k = (r.payee_type.clone(), r.payee_id.clone());
+            if in_range(&k) {
+                let e = recovered.entry(k).or_insert(0);
+                *e = e.saturating_add(r.amount);
+            }
+        }
+        let mut payees: Vec<PayeeAmount> = totals
+            .into_iter()
+            .map(|t| {
+                let back = recovered
+                    .remove(&(t.payee_type.clone(), t.payee_id.clone()))
+                    .unwrap_or(0);
+                PayeeAmount {
+                    payee_type: t.payee_type,
+                    payee_id: t.payee_id,
+                    claims: t.claims,
+                    amount: t.mutuelle.saturating_sub(back),
+                }
+            })
+            .collect();
+        payees.extend(
+            recovered
+                .into_iter()
+                .map(|((payee_type, payee_id), back)| PayeeAmount {
+                    payee_type,
+                    payee_id,
+                    claims: 0,
+                    amount: back.saturating_neg(),
+                }),
+        );
+        payees.sort_by(|a, b| (&a.payee_type, &a.payee_id).cmp(&(&b.payee_type, &b.payee_id)));
+        Ok(PayeePage {
+            period: d.period,
+            payees,
+            next,
+        })
     }
 }

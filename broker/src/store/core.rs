@@ -918,6 +918,49 @@ pub(super) fn statement_lines(
     )
 }
 
+/// The payees of a statement, in its order, after a payee (`after`: the
+/// backend's two placeholders for it, payee type and payee), at most
+/// `limit` of them (a placeholder): each with its claims' count and the
+/// mutuelle's amount on them (`claims.mutuelle_total`, its lines' M). The
+/// claims are read as a range of the `claims_statement` index in the
+/// statement's order and grouped as they come, so a page of payees reads
+/// only those payees' claims, wherever it is in the statement (placeholders
+/// and `order` as [`statement_lines`]'s).
+pub(super) fn statement_payees(
+    scheme: &str,
+    mutuelle: &str,
+    period: &str,
+    after: Option<[&str; 2]>,
+    limit: &str,
+    order: &[String; 3],
+    collate: &str,
+) -> String {
+    let [pt, pid, _] = order;
+    let after = after.map_or(String::new(), |p| {
+        format!(
+            " AND ({pt}, {pid}) > ({}{collate}, {}{collate})",
+            p[0], p[1]
+        )
+    });
+    format!(
+        "SELECT {pt}, {pid}, COUNT(*), CAST(SUM(c.mutuelle_total) AS BIGINT) FROM claims c \
+         WHERE c.scheme_id = {scheme} AND c.mutuelle_id = {mutuelle} AND {claims}{after} \
+         GROUP BY {pt}, {pid} ORDER BY {pt}, {pid} LIMIT {limit}",
+        claims = period_claims(period),
+    )
+}
+
+/// A row of [`statement_payees`].
+pub(super) fn payee_total(r: &dyn Row) -> Result<crate::store::PayeeTotal, StoreError> {
+    let claims = r.int(2)?;
+    Ok(crate::store::PayeeTotal {
+        payee_type: r.text(0)?,
+        payee_id: r.text(1)?,
+        claims: u64::try_from(claims).map_err(|_| corrupt("claim count", &claims.to_string()))?,
+        mutuelle: r.int(3)?,
+    })
+}
+
 /// How many rows a statement read asks for: a page's size and one more
 /// (whether more follow), or all of them (`i64::MAX - 1`: see
 /// [`statement_lines`]).

@@ -425,6 +425,18 @@ pub struct StatementPage {
     pub size: u32,
 }
 
+/// A payee's part of a period's statement, without its lines: how many of
+/// the period's claims it is paid for and the mutuelle's amount on them
+/// (their lines' M; recoveries not deducted).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PayeeTotal {
+    /// "provider" or "member".
+    pub payee_type: String,
+    pub payee_id: String,
+    pub claims: u64,
+    pub mutuelle: i64,
+}
+
 /// Recent activity of a partner.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PartnerActivity {
@@ -729,6 +741,19 @@ pub trait SettlementStore: Send + Sync + 'static {
         number: u32,
         page: Option<&StatementPage>,
     ) -> Result<StatementData, StoreError>;
+
+    /// The payees of a period's statement (0: the open period), in the
+    /// statement's order, after the payee `after` (type, id; from the first
+    /// when `None`), at most `limit` of them, each with its totals. A page
+    /// reads only its payees' claims, however large the period.
+    async fn statement_payees(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        number: u32,
+        after: Option<&(String, String)>,
+        limit: u32,
+    ) -> Result<Vec<PayeeTotal>, StoreError>;
 }
 
 /// What operators and the circuit breaker decided about a partner, shared

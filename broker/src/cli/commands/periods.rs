@@ -166,6 +166,33 @@ fn remittance(ctx: &Ctx, r: &settlement::GetRemittanceAdviceResponse, fhir: bool
     Ok(())
 }
 
+/// A settled period's payees with their claims and what the transfer pays
+/// each, without their lines.
+fn remittance_totals(ctx: &Ctx, r: &settlement::GetRemittanceAdviceResponse) -> Out {
+    if ctx.json {
+        ctx.print(r);
+        return Ok(());
+    }
+    let l = ctx.lang;
+    let cur = r.period.as_ref().map_or("XOF", |p| p.currency.as_str());
+    outln!("{} {}", l.label("reference"), r.transfer_reference);
+    let mut t = Table::new(l, &["payee", "claims", "amount"]).right(&[1, 2]);
+    for a in &r.payees {
+        let kind = if a.payee_type == "member" {
+            "member"
+        } else {
+            "provider"
+        };
+        t.row(vec![
+            format!("{} {}", l.t(kind), a.payee_id),
+            a.claim_count.to_string(),
+            l.money(a.amount, cur),
+        ]);
+    }
+    out!("{}", t.render());
+    Ok(())
+}
+
 /// The statement as CSV, written page by page: one row per line owed, one
 /// per recovery (as a negative mutuelle share), so that the mutuelle_share
 /// column sums to the net amount due.
@@ -312,19 +339,39 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
             payee_type,
             payee,
             fhir,
+            totals,
         } => {
-            let r = c
-                .get_remittance_advice(settlement::GetRemittanceAdviceRequest {
-                    scheme_id: scheme,
-                    mutuelle_id: partner,
-                    number,
-                    payee_type: payee_type.unwrap_or_default(),
-                    payee_id: payee.unwrap_or_default(),
-                })
+            let mut ask = settlement::GetRemittanceAdviceRequest {
+                scheme_id: scheme,
+                mutuelle_id: partner,
+                number,
+                payee_type: payee_type.unwrap_or_default(),
+                payee_id: payee.unwrap_or_default(),
+                totals_only: totals,
+                page_size: if totals { 1_000 } else { 0 },
+                ..Default::default()
+            };
+            let mut r = c
+                .get_remittance_advice(ask.clone())
                 .await
                 .map_err(|s| status_failure(s, None))?
                 .into_inner();
-            return remittance(ctx, &r, fhir);
+            if !totals {
+                return remittance(ctx, &r, fhir);
+            }
+            // Every page of payees, then one answer (a payee is about a
+            // hundred bytes: 10,000 payees are about a megabyte).
+            while !r.next_page_token.is_empty() {
+                ask.page_token = std::mem::take(&mut r.next_page_token);
+                let next = c
+                    .get_remittance_advice(ask.clone())
+                    .await
+                    .map_err(|s| status_failure(s, None))?
+                    .into_inner();
+                r.payees.extend(next.payees);
+                r.next_page_token = next.next_page_token;
+            }
+            return remittance_totals(ctx, &r);
         }
         StatementCmd::Show {
             scheme,

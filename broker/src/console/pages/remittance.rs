@@ -83,21 +83,14 @@ fn workbook(
     wb.save_to_buffer()
 }
 
+/// The payees a page of the remittance advice lists.
+const PAYEES_PAGE: u32 = 100;
+
 async fn advice(
     c: &Console,
     ctx: &Ctx,
-    scheme: &str,
-    mutuelle: &str,
-    number: u32,
-    payee: Option<(&str, &str)>,
+    msg: settlement::GetRemittanceAdviceRequest,
 ) -> Result<settlement::GetRemittanceAdviceResponse, Reply> {
-    let msg = settlement::GetRemittanceAdviceRequest {
-        scheme_id: scheme.to_string(),
-        mutuelle_id: mutuelle.to_string(),
-        number,
-        payee_type: payee.map(|p| p.0.to_string()).unwrap_or_default(),
-        payee_id: payee.map(|p| p.1.to_string()).unwrap_or_default(),
-    };
     c.call(&ctx.person, ctx.peer, msg, |r| {
         c.settlement.get_remittance_advice(r)
     })
@@ -105,13 +98,26 @@ async fn advice(
     .map_err(|e| ctx.status(e))
 }
 
+/// A settled period's payees, a page of them, each with its claims, what
+/// the transfer pays it and its files: their totals only, so that a period
+/// of any size is listed (a payee's lines are read when its file is).
 pub(super) async fn page_of(
     State(c): State<Arc<Console>>,
     ctx: Ctx,
     Path((scheme, mutuelle, number)): Path<(String, String, u32)>,
+    Query(q): Query<super::PageQuery>,
 ) -> Response {
     let lang = ctx.lang;
-    let r = match advice(&c, &ctx, &scheme, &mutuelle, number, None).await {
+    let msg = settlement::GetRemittanceAdviceRequest {
+        scheme_id: scheme.clone(),
+        mutuelle_id: mutuelle.clone(),
+        number,
+        totals_only: true,
+        page_size: PAYEES_PAGE,
+        page_token: q.page.clone(),
+        ..Default::default()
+    };
+    let r = match advice(&c, &ctx, msg).await {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -123,8 +129,6 @@ pub(super) async fn page_of(
     );
     let mut links = String::new();
     for a in &r.payees {
-        let mut claims: Vec<&str> = a.lines.iter().map(|l| l.claim_id.as_str()).collect();
-        claims.dedup();
         let base = format!(
             "/periods/{}/{}/{number}/remittance/{}/{}",
             url(&scheme),
@@ -136,7 +140,7 @@ pub(super) async fn page_of(
             String::new(),
             vec![
                 super::payee_words(lang, &a.payee_type, &a.payee_id),
-                claims.len().to_string(),
+                a.claim_count.to_string(),
                 lang.money(a.amount, cur),
             ],
         );
@@ -146,6 +150,17 @@ pub(super) async fn page_of(
             esc(&lang.t("remittance-xlsx")),
             esc(&lang.t("remittance-csv")),
             esc(&lang.t("remittance-fhir")),
+        ));
+    }
+    let mut after = format!("<ul class=\"actions\">{links}</ul>");
+    if !r.next_page_token.is_empty() {
+        after.push_str(&format!(
+            "<p>{} <a href=\"/periods/{}/{}/{number}/remittance?page={}\">{}</a></p>",
+            esc(&lang.t("remittance-more")),
+            url(&scheme),
+            url(&mutuelle),
+            url(&r.next_page_token),
+            esc(&lang.t("claims-next"))
         ));
     }
     page(ListPage {
@@ -162,7 +177,7 @@ pub(super) async fn page_of(
         summary: String::new(),
         tables: vec![(String::new(), t)],
         empty: lang.t("claims-none"),
-        after: format!("<ul class=\"actions\">{links}</ul>"),
+        after,
     })
 }
 
@@ -185,16 +200,15 @@ pub(super) async fn file_of(
                 .into_response();
         }
     };
-    let r = match advice(
-        &c,
-        &ctx,
-        &scheme,
-        &mutuelle,
+    let msg = settlement::GetRemittanceAdviceRequest {
+        scheme_id: scheme.clone(),
+        mutuelle_id: mutuelle.clone(),
         number,
-        Some((&payee_type, &id)),
-    )
-    .await
-    {
+        payee_type: payee_type.clone(),
+        payee_id: id.clone(),
+        ..Default::default()
+    };
+    let r = match advice(&c, &ctx, msg).await {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };

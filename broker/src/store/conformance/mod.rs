@@ -35,7 +35,8 @@ use passerelle_domain::{
 
 use super::{
     AuditEntry, Begin, ClaimFilter, ClaimRecord, CloseUpTo, Direction, LineKey, NewClaim, Outcome,
-    PeriodState, PutProduct, RosterImport, StatementPage, Store, StoreError, Transition,
+    PayeeTotal, PeriodState, PutProduct, RosterImport, StatementPage, Store, StoreError,
+    Transition,
 };
 
 /// Runs every conformance check against stores made by `$make`: a closure
@@ -76,6 +77,7 @@ macro_rules! store_conformance_suite {
         $crate::store_conformance_suite!(@section settlement $make;
             settlement_ties_out_and_recovers_after_settlement,
             a_statement_reads_by_pages,
+            a_statements_payees_read_by_pages,
         );
         $crate::store_conformance_suite!(@section audit $make;
             audit_is_appended_and_read_back,
@@ -305,7 +307,7 @@ pub(crate) async fn coordinate(store: &Arc<dyn Store>, c: Claim, ms: &[i64]) {
 /// on a store it seeded (claims `S1`.. of CNSS, mutuelles `MUT-0`..,
 /// members `M-1`.. of beneficiaries `TG-1`..., audit rows of `CNSS/S..`):
 /// see the backends' `hot_and_listing_paths_use_indexes_on_a_seeded_store`.
-pub const HOT_CALLS: [&str; 17] = [
+pub const HOT_CALLS: [&str; 18] = [
     "new claim and its outcome",
     "new claim with its outcome, one commit",
     "get_claim",
@@ -323,6 +325,7 @@ pub const HOT_CALLS: [&str; 17] = [
     "statement",
     "close_period",
     "statement page",
+    "statement payees",
 ];
 
 /// Makes the call `what` of [`HOT_CALLS`] on a seeded store.
@@ -423,6 +426,16 @@ pub async fn hot_call(store: &Arc<dyn Store>, what: &str) {
             assert_eq!(data.lines.len(), 5);
             assert!(data.lines.iter().all(|l| l.claim_id.as_str() > "S3007"));
             assert!(data.next.is_some());
+        }
+        "statement payees" => {
+            let after = ("provider".to_string(), "P6".to_string());
+            let payees = store
+                .statement_payees("CNSS", "MUT-7", 1, Some(&after), 5)
+                .await
+                .unwrap();
+            assert_eq!(payees.len(), 1, "{payees:?}");
+            assert_eq!(payees[0].payee_id, "P7");
+            assert!(payees[0].claims > 50, "{payees:?}");
         }
         other => panic!("no hot call named {other}"),
     }

@@ -233,6 +233,73 @@ pub async fn a_statement_reads_by_pages(store: Arc<dyn Store>) {
     assert!(empty.lines.is_empty() && empty.next.is_none());
 }
 
+/// A statement's payees, read by pages, are its lines' payees in the
+/// statement's order, each once, with the number of its claims and the sum
+/// of their lines' M, whatever the page size; the open period's payees are
+/// its coordinated claims'.
+pub async fn a_statements_payees_read_by_pages(store: Arc<dyn Store>) {
+    for i in 0..9 {
+        let mut c = sample_claim("CNSS", &format!("PY-{i}"), &format!("IPY-{i}"));
+        c.provider_id = format!("CS-{}", i % 4);
+        if i % 3 == 0 {
+            c.payee = Payee::Member;
+        }
+        coordinate(&store, c, &[100 + i, 7 * i]).await;
+    }
+    store
+        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 5_000)
+        .await
+        .unwrap();
+    // One more claim, coordinated: in the open period only.
+    let mut open = sample_claim("CNSS", "PY-OPEN", "IPY-OPEN");
+    open.provider_id = "CS-OPEN".into();
+    coordinate(&store, open, &[50, 0]).await;
+    for (number, claims) in [(1u32, 9u64), (0, 1), (2, 1)] {
+        let whole = store.statement("CNSS", "MUT-A", number).await.unwrap();
+        let mut want: Vec<PayeeTotal> = Vec::new();
+        let mut claim = "";
+        for l in &whole.lines {
+            let same = want
+                .last()
+                .is_some_and(|t| t.payee_type == l.payee_type && t.payee_id == l.payee_id);
+            if !same {
+                want.push(PayeeTotal {
+                    payee_type: l.payee_type.clone(),
+                    payee_id: l.payee_id.clone(),
+                    ..PayeeTotal::default()
+                });
+            }
+            let t = want.last_mut().unwrap();
+            if !same || l.claim_id != claim {
+                t.claims += 1;
+                claim = &l.claim_id;
+            }
+            t.mutuelle += l.mutuelle;
+        }
+        assert_eq!(want.iter().map(|t| t.claims).sum::<u64>(), claims);
+        for limit in [1, 2, 3, 100] {
+            let mut got = Vec::new();
+            let mut after: Option<(String, String)> = None;
+            loop {
+                let page = store
+                    .statement_payees("CNSS", "MUT-A", number, after.as_ref(), limit)
+                    .await
+                    .unwrap();
+                assert!(page.len() <= limit as usize);
+                let Some(last) = page.last() else { break };
+                after = Some((last.payee_type.clone(), last.payee_id.clone()));
+                got.extend(page);
+            }
+            assert_eq!(got, want, "period {number}, pages of {limit}");
+        }
+    }
+    let err = store
+        .statement_payees("CNSS", "MUT-A", 9, None, 10)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+}
+
 /// A closed period's totals are stored when it closes, and read as stored
 /// afterwards; a period closed before they were stored (schema 16: `forget`
 /// erases them, as such a period has none) has them added up from its

@@ -218,6 +218,53 @@ impl SettlementStore for PgStore {
             next,
         })
     }
+
+    async fn statement_payees(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        number: u32,
+        after: Option<&(String, String)>,
+        limit: u32,
+    ) -> Result<Vec<PayeeTotal>, StoreError> {
+        let c = self.client().await?;
+        let open = open_number(&c, scheme_id, mutuelle_id).await?;
+        let id = if core::statement_of_open(number, open) {
+            0
+        } else {
+            load_period(&c, scheme_id, mutuelle_id, number)
+                .await?
+                .ok_or_else(|| core::no_such_period(scheme_id, mutuelle_id, number))?
+                .0
+        };
+        let order = core::statement_claim_order(BYTES);
+        let limit = i64::from(limit);
+        let rows = match after {
+            None => {
+                let sql =
+                    core::statement_payees("$1", "$2", "$3", None, "$4::BIGINT", &order, BYTES);
+                q(&c, &sql, &[&scheme_id, &mutuelle_id, &id, &limit]).await?
+            }
+            Some((payee_type, payee_id)) => {
+                let sql = core::statement_payees(
+                    "$1",
+                    "$2",
+                    "$3",
+                    Some(["$5", "$6"]),
+                    "$4::BIGINT",
+                    &order,
+                    BYTES,
+                );
+                q(
+                    &c,
+                    &sql,
+                    &[&scheme_id, &mutuelle_id, &id, &limit, payee_type, payee_id],
+                )
+                .await?
+            }
+        };
+        decode(&rows, core::payee_total)
+    }
 }
 
 /// The longest statement of a period's close, in ms: 15 minutes (the

@@ -171,6 +171,56 @@ impl SettlementStore for SqliteStore {
         })
         .await
     }
+
+    async fn statement_payees(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        number: u32,
+        after: Option<&(String, String)>,
+        limit: u32,
+    ) -> Result<Vec<PayeeTotal>, StoreError> {
+        let (s, m) = (scheme_id.to_string(), mutuelle_id.to_string());
+        let after = after.cloned();
+        self.scan(move |c| {
+            let open = open_number(c, &s, &m)?;
+            let id = if core::statement_of_open(number, open) {
+                0
+            } else {
+                load_period(c, &s, &m, number)?
+                    .ok_or_else(|| core::no_such_period(&s, &m, number))?
+                    .0
+            };
+            let order = STATEMENT_ORDER.map(String::from);
+            match &after {
+                None => {
+                    let sql = core::statement_payees("?1", "?2", "?3", None, "?4", &order, BYTES);
+                    rows_of(
+                        &mut c.prepare_cached(&sql)?,
+                        params![s, m, id, limit],
+                        core::payee_total,
+                    )
+                }
+                Some((payee_type, payee_id)) => {
+                    let sql = core::statement_payees(
+                        "?1",
+                        "?2",
+                        "?3",
+                        Some(["?5", "?6"]),
+                        "?4",
+                        &order,
+                        BYTES,
+                    );
+                    rows_of(
+                        &mut c.prepare_cached(&sql)?,
+                        params![s, m, id, limit, payee_type, payee_id],
+                        core::payee_total,
+                    )
+                }
+            }
+        })
+        .await
+    }
 }
 
 /// The claims' order in a statement (`core::statement_claim_order`), as
