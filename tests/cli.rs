@@ -1307,7 +1307,7 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
         let lines = a["lines"].as_array().map_or(0, Vec::len);
         for first_read in [1, 2, 250] {
             let d = broker
-                .payee_statement_within("CNSS", "MUT-R", 1, (&t, &id), 50_000, first_read)
+                .remittance_payee("CNSS", "MUT-R", 1, (&t, &id), 50_000, first_read)
                 .await
                 .unwrap();
             assert_eq!(d.lines.len(), lines, "{t} {id}, reads of {first_read}");
@@ -1320,7 +1320,7 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
         }
         if lines > 1 {
             let refused = broker
-                .payee_statement_within("CNSS", "MUT-R", 1, (&t, &id), lines as u32 - 1, 1)
+                .remittance_payee("CNSS", "MUT-R", 1, (&t, &id), lines as u32 - 1, 1)
                 .await
                 .unwrap_err();
             assert!(refused.to_string().contains("has more than"), "{refused}");
@@ -1395,7 +1395,7 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
         let mut after = None;
         loop {
             let p = broker
-                .statement_payees("CNSS", "MUT-R", 1, after.clone(), limit)
+                .remittance_payees("CNSS", "MUT-R", 1, after.clone(), limit)
                 .await
                 .unwrap();
             assert!(p.payees.len() <= limit as usize);
@@ -1515,23 +1515,6 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     assert_eq!(recovery[0]["claim_id"], "S-1");
     assert_eq!(recovery[0]["mutuelle_share"].parse::<i64>().unwrap(), -s1_m);
     assert_eq!(sum(&rows, "mutuelle_share"), n(&p2["netDue"]));
-    // Its payees' totals net the recovery, whether its payee has claims in
-    // the period or not, on whichever page its payee falls.
-    for limit in [1, 100] {
-        let (mut after, mut net) = (None, 0);
-        loop {
-            let p = broker
-                .statement_payees("CNSS", "MUT-R", 2, after.clone(), limit)
-                .await
-                .unwrap();
-            net += p.payees.iter().map(|a| a.amount).sum::<i64>();
-            match p.next {
-                Some(k) => after = Some(k),
-                None => break,
-            }
-        }
-        assert_eq!(net, n(&p2["netDue"]), "pages of {limit}");
-    }
     // A period not settled has no remittance advice yet.
     let o = cli(
         &h,
@@ -1606,6 +1589,168 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
         "{}",
         o.stdout
     );
+}
+
+/// Closes and settles MUT-R's open period with `reference`.
+async fn close_and_settle(h: &Harness, number: &str, reference: &str) {
+    let proposed = ok(
+        h,
+        &[
+            "--json",
+            "period",
+            "close",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+        ],
+    )
+    .await
+    .json();
+    approve(h, &proposed).await;
+    let proposed = ok(
+        h,
+        &[
+            "--json",
+            "period",
+            "settle",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+            number,
+            "--reference",
+            reference,
+        ],
+    )
+    .await
+    .json();
+    approve(h, &proposed).await;
+}
+
+/// A settled period's payees' totals by pages: a payee with only a
+/// recovery in the period (its claim cancelled after its own period was
+/// settled) is listed once, between the others in the statement's order,
+/// with no claim and a negative amount, whatever the page size; the totals
+/// are the whole advice's; they add up to the net due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let submit = async |id: &str, who: &str, payee: &str| {
+        let f = write(
+            dir.path(),
+            &format!("{id}.toml"),
+            &claim_toml(id, who, &format!("INV-{id}"), payee),
+        );
+        ok(&h, &["--json", "claim", "submit", &f]).await.json()
+    };
+    let s2 = submit("S-2", "R-NEW", "member").await;
+    close_and_settle(&h, "1", "VIR-1").await;
+    ok(
+        &h,
+        &[
+            "claim",
+            "cancel",
+            "--scheme",
+            "CNSS",
+            "S-2",
+            "--reason",
+            "billed twice",
+        ],
+    )
+    .await;
+    submit("S-3", "R-RACE", "member").await;
+    submit("S-4", "R-OK", "provider").await;
+    close_and_settle(&h, "2", "VIR-2").await;
+    let remittance = async |extra: &[&str]| {
+        let mut args = vec![
+            "--json",
+            "statement",
+            "remittance",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        ok(&h, &args).await.json()
+    };
+    let key = |a: &Value| {
+        (
+            a["payeeType"].as_str().unwrap_or_default().to_string(),
+            a["payeeId"].as_str().unwrap_or_default().to_string(),
+            n(&a["amount"]),
+            a["claimCount"].as_u64().unwrap_or(0),
+        )
+    };
+    let whole: Vec<_> = remittance(&[]).await["payees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(key)
+        .collect();
+    let totals: Vec<_> = remittance(&["--totals"]).await["payees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(key)
+        .collect();
+    assert_eq!(totals, whole);
+    assert_eq!(
+        whole.len(),
+        3,
+        "two payees with claims, one with a recovery: {whole:?}"
+    );
+    let m2 = n(&s2["totals"]["mutuelleShare"]);
+    let recovered: Vec<_> = whole.iter().filter(|a| a.3 == 0).collect();
+    assert_eq!(recovered.len(), 1, "{whole:?}");
+    assert_eq!((recovered[0].0.as_str(), recovered[0].2), ("member", -m2));
+    let mut sorted = whole.clone();
+    sorted.sort();
+    assert_eq!(sorted, whole, "in the statement's order");
+    let net = periods(&h)
+        .await
+        .iter()
+        .find(|p| p["number"] == 2)
+        .map(|p| n(&p["netDue"]));
+    assert_eq!(Some(whole.iter().map(|a| a.2).sum::<i64>()), net);
+    // By pages of one payee with claims: the payee with only a recovery
+    // falls in the range of one page, and in that page only.
+    let broker = &h.running().broker;
+    let mut paged = Vec::new();
+    let (mut after, mut pages) = (None, 0);
+    loop {
+        let p = broker
+            .remittance_payees("CNSS", "MUT-R", 2, after.clone(), 1)
+            .await
+            .unwrap();
+        pages += 1;
+        assert_eq!(
+            p.payees.iter().filter(|a| a.claims > 0).count(),
+            1,
+            "{:?}",
+            p.payees
+        );
+        paged.extend(
+            p.payees
+                .into_iter()
+                .map(|a| (a.payee_type, a.payee_id, a.amount, a.claims)),
+        );
+        match p.next {
+            Some(k) => after = Some(k),
+            None => break,
+        }
+    }
+    assert_eq!((paged, pages), (whole.clone(), 2));
+    // The payee alone: its recovery, no line, what it owes.
+    let id = recovered[0].1.clone();
+    let one = remittance(&["--payee-type", "member", "--payee", &id]).await;
+    let a = &one["payees"][0];
+    assert_eq!(n(&a["amount"]), -m2, "{one}");
+    assert!(a["lines"].as_array().is_none_or(Vec::is_empty), "{one}");
+    assert_eq!(a["recoveries"][0]["claimId"], "S-2", "{one}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

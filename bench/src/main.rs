@@ -1427,6 +1427,23 @@ async fn main() {
                 let export_ch = channels(&format!("http://{}", exporter.addr), None, 1).await;
                 let mut export =
                     scale::export_statement(export_ch[0].clone(), exporter.pid, &db.store).await;
+                // The month settled, its remittance advice from the same
+                // broker.
+                let remittance = scale::remittance_advice(
+                    export_ch[0].clone(),
+                    exporter.pid,
+                    &db.store,
+                    export.number,
+                )
+                .await;
+                match &remittance {
+                    Err(e) => failures.push(format!("remittance advice at scale: {e}")),
+                    Ok(r) if !r.ties_out => failures.push(
+                        "remittance advice at scale: the payees' amounts do not add up to the net due".into(),
+                    ),
+                    Ok(_) => {}
+                }
+                export.remittance = Some(remittance);
                 exporter.stop().await;
                 // The same month from the console, as the large mutuelle's
                 // manager downloads it (HTTPS, signed in): a broker of its
@@ -1606,6 +1623,11 @@ async fn main() {
             // Past json!'s recursion limit.
             figures["statement_console"] =
                 serde_json::json!(export.console.as_ref().map(console::ConsoleExports::json));
+            figures["remittance"] = match &export.remittance {
+                Some(Ok(r)) => r.json(),
+                Some(Err(e)) => serde_json::json!({ "error": e }),
+                None => serde_json::Value::Null,
+            };
             figures["eligibility_shed_scale_empty"] = serde_json::json!(elig.half.shed());
             figures["eligibility_refused_by_bounds"] = serde_json::json!(elig.refused);
             figures["eligibility_p99_rounds_median"] =
@@ -1851,6 +1873,11 @@ async fn main() {
         );
         if let Some(c) = &export.console {
             println!("  {}", c.line(export.lines));
+        }
+        match &export.remittance {
+            Some(Ok(r)) => println!("  {}", r.line()),
+            Some(Err(e)) => println!("  remittance advice of the month: failed: {e}"),
+            None => {}
         }
         println!(
             "  migrations {} to {} applied again to the seeded data (one transaction; {} ceiling rows get two columns; after the commit, beside writers, the statement's index, the claims' key and the open claims' index are built over every claim and the two columns' CHECKs validated; the key's constraint {}): {:.3} s; two writers meanwhile, of one ceiling row and of one claim, each every 2 ms on its own connection: {} writes, the longest {:.0} ms on the ceiling row and {:.0} ms on the claim (held by the migrations), {} failed",

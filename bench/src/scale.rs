@@ -299,6 +299,8 @@ pub struct Export {
     /// The same statement downloaded from the console (CSV, workbook),
     /// from a broker of its own: filled in by the caller.
     pub console: Option<crate::console::ConsoleExports>,
+    /// The month's remittance advice once settled: filled in by the caller.
+    pub remittance: Option<Result<Remittance, String>>,
 }
 
 /// Closes [`LARGE`]'s month (the seeded year's months after the settled
@@ -367,6 +369,7 @@ pub async fn export_statement(
     Export {
         number: closed.number,
         console: None,
+        remittance: None,
         closed_claims: closed.claim_count,
         close_secs,
         lines,
@@ -376,6 +379,155 @@ pub async fn export_statement(
         peak_mib,
         whole_peak_mib,
     }
+}
+
+/// The closed month's remittance advice once it is settled, through the
+/// broker (gRPC, as `passerelle statement remittance` reads it): every
+/// payee's totals by pages, then the largest payee's advice with its
+/// lines and FHIR resource, with the broker's peak memory.
+pub struct Remittance {
+    /// Payees listed, in how many pages, and how long it took.
+    pub payees: u64,
+    pub pages: u64,
+    pub totals_secs: f64,
+    /// Whether the payees' amounts add up to the period's net due.
+    pub ties_out: bool,
+    /// The largest payee (by claims): its id, lines, and how long its
+    /// advice took; the FHIR resource's size.
+    pub payee: String,
+    pub payee_lines: u64,
+    pub payee_secs: f64,
+    pub fhir_bytes: u64,
+    pub peak_mib: f64,
+}
+
+impl Remittance {
+    pub fn line(&self) -> String {
+        format!(
+            "remittance advice of the month, settled: {} payees' totals by {} pages of 1,000 in {:.2} s ({}); the largest payee's ({}) advice of {} lines with its FHIR PaymentReconciliation ({:.1} MiB) in {:.2} s; the broker's peak {:.0} MiB = {:.2} x the 100 MiB limit",
+            self.payees,
+            self.pages,
+            self.totals_secs,
+            if self.ties_out {
+                "their amounts add up to the net due"
+            } else {
+                "their amounts DO NOT add up to the net due"
+            },
+            self.payee,
+            self.payee_lines,
+            self.fhir_bytes as f64 / 1048576.0,
+            self.payee_secs,
+            self.peak_mib,
+            self.peak_mib / 100.0
+        )
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "payees": self.payees,
+            "pages": self.pages,
+            "totals_secs": (self.totals_secs * 1000.0).round() / 1000.0,
+            "ties_out": self.ties_out,
+            "payee_lines": self.payee_lines,
+            "payee_secs": (self.payee_secs * 1000.0).round() / 1000.0,
+            "fhir_bytes": self.fhir_bytes,
+            "broker_peak_rss_mib": self.peak_mib.round(),
+        })
+    }
+}
+
+/// Settles [`LARGE`]'s closed month `number` in `store` (the benchmark's
+/// set-up, as its close is: no second person) and reads its remittance
+/// advice through `channel`, a broker in process `broker_pid`: the payees'
+/// totals by pages of 1,000, then the largest payee's advice. An answer
+/// refused or failed is the error.
+pub async fn remittance_advice(
+    channel: tonic::transport::Channel,
+    broker_pid: u32,
+    store: &Arc<dyn Store>,
+    number: u32,
+) -> Result<Remittance, String> {
+    use crate::load::{peak_rss_kib, reset_peak_rss};
+    use passerelle_proto::settlement::v1 as pb;
+    let period = store
+        .settle_period(
+            "CNSS",
+            LARGE,
+            number,
+            "VIR-BENCH",
+            passerelle_broker::audit::now_ms(),
+        )
+        .await
+        .map_err(|e| format!("settling the month: {e}"))?;
+    let mut client = pb::settlement_service_client::SettlementServiceClient::new(channel);
+    let broker = Some(broker_pid);
+    reset_peak_rss(broker);
+    let t0 = Instant::now();
+    let mut ask = pb::GetRemittanceAdviceRequest {
+        scheme_id: "CNSS".into(),
+        mutuelle_id: LARGE.into(),
+        number,
+        totals_only: true,
+        page_size: 1_000,
+        ..Default::default()
+    };
+    let (mut payees, mut pages, mut net) = (0u64, 0u64, 0i64);
+    let mut largest = (0u32, String::new(), String::new());
+    loop {
+        let r = client
+            .get_remittance_advice(ask.clone())
+            .await
+            .map_err(|s| format!("the payees' totals: {}", s.message()))?
+            .into_inner();
+        pages += 1;
+        for a in &r.payees {
+            payees += 1;
+            net += a.amount;
+            if a.claim_count > largest.0 {
+                largest = (a.claim_count, a.payee_type.clone(), a.payee_id.clone());
+            }
+        }
+        if r.next_page_token.is_empty() {
+            break;
+        }
+        ask.page_token = r.next_page_token;
+    }
+    let totals_secs = t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
+    let one = client
+        .get_remittance_advice(pb::GetRemittanceAdviceRequest {
+            scheme_id: "CNSS".into(),
+            mutuelle_id: LARGE.into(),
+            number,
+            payee_type: largest.1.clone(),
+            payee_id: largest.2.clone(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|s| format!("the advice of {}: {}", largest.2, s.message()))?
+        .into_inner();
+    let payee_secs = t0.elapsed().as_secs_f64();
+    let a = one
+        .payees
+        .first()
+        .ok_or_else(|| format!("no advice for {}", largest.2))?;
+    if a.claim_count != largest.0 {
+        return Err(format!(
+            "{}: {} claims in its advice, {} in the totals",
+            largest.2, a.claim_count, largest.0
+        ));
+    }
+    Ok(Remittance {
+        payees,
+        pages,
+        totals_secs,
+        ties_out: net == period.net_due(),
+        payee: largest.2.clone(),
+        payee_lines: a.lines.len() as u64,
+        payee_secs,
+        fhir_bytes: a.fhir_payment_reconciliation.len() as u64,
+        peak_mib: peak_rss_kib(broker) as f64 / 1024.0,
+    })
 }
 
 /// Live claims while retention prunes a month, and as many just before

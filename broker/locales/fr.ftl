@@ -697,7 +697,7 @@ remittance-amount = Montant versé
 remittance-csv = CSV (Excel)
 remittance-fhir = FHIR PaymentReconciliation
 remittance-reference = Référence du virement
-remittance-more = L'avis continue sur la page suivante.
+remittance-more = L'avis se poursuit :
 cli-proposal-recorded = Proposition { $id } enregistrée (empreinte { $hash }) : elle s'appliquera quand un gestionnaire de { $mutuelle } l'aura approuvée dans la console (Approbations).
 cli-several-operators = plusieurs certificats d'opérateur dans { $folder } ({ $ids }) : indiquez --cert et --key
 cli-needs-tls = { $url } ne répond pas en gRPC sans chiffrement : ce broker exige https (TLS) ; utilisez --broker { $https } avec un certificat client (--certs, ou --cert et --key)
@@ -706,6 +706,7 @@ cli-cannot-read = impossible de lire { $path } : { $detail }
 cli-not-tls = le broker { $url } ne parle pas TLS (un broker de développement sans chiffrement) : utilisez --broker { $http }
 cli-unknown-issuer = le certificat du broker { $url } n'est pas signé par l'autorité de certification donnée (--ca, ou ca.crt dans --certs) : { $detail }
 cli-cert-and-key-go-together = --cert et --key vont ensemble
+cli-the-broker-named-the-same-page-twice = le broker a désigné deux fois la même page
 cli-no-certificate = aucun certificat { $role ->
         [scheme] du régime
         [mutuelle] de la mutuelle

@@ -44,6 +44,9 @@ pub fn advice(s: &pb::Statement, payee: Option<(&str, &str)>) -> Vec<pb::Remitta
             .push(r.clone());
     }
     out.retain(|a| payee.is_none_or(|(t, id)| a.payee_type == t && a.payee_id == id));
+    // The statement's order, byte by byte, as the payees' totals come: a
+    // payee with only recoveries takes its place among the others.
+    out.sort_by(|a, b| (&a.payee_type, &a.payee_id).cmp(&(&b.payee_type, &b.payee_id)));
     for a in &mut out {
         let paid = a
             .lines
@@ -233,13 +236,18 @@ mod tests {
     fn each_payee_gets_its_lines_less_its_recoveries() {
         let all = advice(&statement(), None);
         assert_eq!(all.len(), 2);
-        let chu = &all[0];
+        // In the statement's order (type, then id, byte by byte), whatever
+        // order they came in.
+        let (member, chu) = (&all[0], &all[1]);
         assert_eq!(
-            (chu.payee_id.as_str(), chu.amount),
-            ("CHU-SO", 1000 + 600 + 400 - 500)
+            (chu.payee_id.as_str(), chu.amount, chu.claim_count),
+            ("CHU-SO", 1000 + 600 + 400 - 500, 2)
         );
         assert_eq!(chu.recoveries.len(), 1);
-        assert_eq!(all[1].amount, 1000);
+        assert_eq!(
+            (member.payee_id.as_str(), member.amount, member.claim_count),
+            ("SOL-0005", 1000, 1)
+        );
         let one = advice(&statement(), Some(("member", "SOL-0005")));
         assert_eq!(one.len(), 1);
         let fhir: Value = serde_json::from_str(&chu.fhir_payment_reconciliation).unwrap();

@@ -164,17 +164,6 @@ fn remittance_page(
     after
 }
 
-/// A remittance advice is of a settled period only.
-fn settled(p: &PeriodRecord) -> Result<(), ServiceError> {
-    if p.state == PeriodState::Settled {
-        return Ok(());
-    }
-    Err(ServiceError::Refused(format!(
-        "period {} of {} x {} is not settled: its transfer is not known yet",
-        p.number, p.scheme_id, p.mutuelle_id
-    )))
-}
-
 /// A page of payees' next_page_token: the period and the last payee sent,
 /// opaque to clients (base64url).
 fn payee_token(number: u32, (payee_type, payee_id): &(String, String)) -> String {
@@ -754,9 +743,14 @@ impl SettlementService for SettlementApi {
                 }
                 let payee = match (msg.payee_type.as_str(), msg.payee_id.as_str()) {
                     ("", "") => None,
-                    ("provider" | "member", id) if !id.is_empty() => Some((msg.payee_type.clone(), msg.payee_id.clone())),
+                    ("provider" | "member", id) if !id.is_empty() => {
+                        Some((msg.payee_type.clone(), msg.payee_id.clone()))
+                    }
                     _ => {
-                        v.add("payee_type", "must be provider or member, with payee_id; or both empty");
+                        v.add(
+                            "payee_type",
+                            "must be provider or member, with payee_id; or both empty",
+                        );
                         None
                     }
                 };
@@ -764,12 +758,15 @@ impl SettlementService for SettlementApi {
                 v.finish(())?;
                 let currency = self.broker.currency_of(&scheme_id);
                 if msg.totals_only {
-                    let size = if msg.page_size == 0 { DEFAULT_PAYEES } else { msg.page_size };
+                    let size = if msg.page_size == 0 {
+                        DEFAULT_PAYEES
+                    } else {
+                        msg.page_size
+                    };
                     let p = self
                         .broker
-                        .statement_payees(&scheme_id, &mutuelle_id, msg.number, after, size)
+                        .remittance_payees(&scheme_id, &mutuelle_id, msg.number, after, size)
                         .await?;
-                    settled(&p.period)?;
                     return Ok(pb::GetRemittanceAdviceResponse {
                         transfer_reference: p.period.reference.clone(),
                         period: Some(period_to_pb(&p.period, &currency)),
@@ -790,42 +787,15 @@ impl SettlementService for SettlementApi {
                             .unwrap_or_default(),
                     });
                 }
-                let d = match &payee {
-                    // One payee's part, whatever the period's size.
-                    Some((t, id)) => {
-                        self.broker
-                            .payee_statement(&scheme_id, &mutuelle_id, msg.number, t, id)
-                            .await?
-                    }
-                    // Read whole (bounded): a larger period is refused, and
-                    // one payee or the payees' totals are then the way.
-                    None => match self
-                        .broker
-                        .statement(&scheme_id, &mutuelle_id, msg.number, None)
-                        .await
-                    {
-                        Err(ServiceError::Refused(_)) => {
-                            return Err(ServiceError::Refused(format!(
-                                "period {} has more than {} lines: its payees' remittance advice is served one payee at a time (payee_type and payee_id), or as the payees' totals by pages (totals_only)",
-                                msg.number,
-                                crate::service::settlement::MAX_UNPAGED_LINES
-                            )));
-                        }
-                        other => other?,
-                    },
-                };
-                settled(&d.period)?;
+                let one = payee.as_ref().map(|(t, id)| (t.as_str(), id.as_str()));
+                let d = self
+                    .broker
+                    .remittance(&scheme_id, &mutuelle_id, msg.number, one)
+                    .await?;
                 let s = statement_to_pb(&d, &currency);
-                let payees = super::remittance::advice(
-                    &s,
-                    payee.as_ref().map(|(t, id)| (t.as_str(), id.as_str())),
-                );
+                let payees = super::remittance::advice(&s, one);
                 Ok(pb::GetRemittanceAdviceResponse {
-                    transfer_reference: s
-                        .period
-                        .as_ref()
-                        .map(|p| p.settlement_reference.clone())
-                        .unwrap_or_default(),
+                    transfer_reference: d.period.reference.clone(),
                     period: s.period,
                     payees,
                     next_page_token: String::new(),
@@ -914,6 +884,62 @@ mod tests {
         ] {
             let mut v = Violations::new();
             statement_page(&r, &mut v);
+            assert_eq!(v.0.len(), 1, "{r:?}");
+            assert_eq!(v.0[0].field, field, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn a_page_of_payees_names_its_period_and_payee() {
+        let ask =
+            |totals_only: bool, page_size: u32, page_token: &str| pb::GetRemittanceAdviceRequest {
+                scheme_id: "CNSS".into(),
+                mutuelle_id: "MUT-A".into(),
+                number: 4,
+                totals_only,
+                page_size,
+                page_token: page_token.into(),
+                ..Default::default()
+            };
+        let payee = ("member".to_string(), "M-7".to_string());
+        let token = payee_token(4, &payee);
+        assert_eq!(read_payee_token(4, &token), Some(payee.clone()));
+        assert_eq!(read_payee_token(5, &token), None, "another period's");
+        assert_eq!(read_payee_token(4, "@@@"), None);
+        // A statement's token is not a page of payees'.
+        let line = LineKey {
+            payee_type: "member".into(),
+            payee_id: "M-7".into(),
+            claim_id: "C-1".into(),
+            sequence: 1,
+        };
+        assert_eq!(read_payee_token(4, &page_token(4, &line)), None);
+        let mut v = Violations::new();
+        assert_eq!(
+            remittance_page(&ask(true, 10, &token), false, &mut v),
+            Some(payee)
+        );
+        assert!(v.0.is_empty());
+        let mut v = Violations::new();
+        assert_eq!(remittance_page(&ask(true, 0, ""), false, &mut v), None);
+        assert!(v.0.is_empty());
+        let mut v = Violations::new();
+        assert_eq!(remittance_page(&ask(false, 0, ""), true, &mut v), None);
+        assert!(v.0.is_empty(), "one payee's whole advice");
+        for (r, one, field) in [
+            (ask(false, 10, ""), false, "page_size"),
+            (ask(false, 0, &token), false, "page_token"),
+            (ask(true, 0, ""), true, "totals_only"),
+            (ask(true, MAX_PAYEES_PAGE + 1, ""), false, "page_size"),
+            (ask(true, 10, "@@@"), false, "page_token"),
+            (
+                ask(true, 10, &payee_token(5, &("member".into(), "M-7".into()))),
+                false,
+                "page_token",
+            ),
+        ] {
+            let mut v = Violations::new();
+            remittance_page(&r, one, &mut v);
             assert_eq!(v.0.len(), 1, "{r:?}");
             assert_eq!(v.0[0].field, field, "{r:?}");
         }

@@ -2,7 +2,9 @@
 //! settled) and their statements. See "Settlement" in docs/ARCHITECTURE.md.
 
 use super::{Broker, ServiceError};
-use crate::store::{ClaimFilter, ClaimPage, LineKey, PeriodRecord, StatementData, StatementPage};
+use crate::store::{
+    ClaimFilter, ClaimPage, LineKey, PeriodRecord, PeriodState, StatementData, StatementPage,
+};
 
 /// The most lines a statement answers in one piece (GetStatement without a
 /// page size); a larger one is read by pages.
@@ -11,10 +13,10 @@ pub const MAX_UNPAGED_LINES: u32 = 50_000;
 /// The most lines of one page of a statement.
 pub const MAX_PAGE_LINES: u32 = 10_000;
 
-/// The most lines of one payee's part of a period ([`Broker::payee_statement`]).
+/// The most lines of one payee's part of a period ([`Broker::remittance`]).
 pub const MAX_PAYEE_LINES: u32 = MAX_UNPAGED_LINES;
 
-/// The most payees of one page of a period's payees ([`Broker::statement_payees`]).
+/// The most payees of one page of a period's payees ([`Broker::remittance_payees`]).
 pub const MAX_PAYEES_PAGE: u32 = 1_000;
 
 /// The largest page a payee's part is read by (it starts at 250 lines and
@@ -32,7 +34,7 @@ pub struct PayeeAmount {
     pub amount: i64,
 }
 
-/// A page of a period's payees ([`Broker::statement_payees`]).
+/// A page of a period's payees ([`Broker::remittance_payees`]).
 #[derive(Clone, Debug)]
 pub struct PayeePage {
     pub period: PeriodRecord,
@@ -111,9 +113,9 @@ impl Broker {
         Ok(d)
     }
 
-    /// The period a statement names, with its recoveries: its first page
-    /// of one line (the open period for 0).
-    async fn period_and_recoveries(
+    /// A settled period, with its recoveries (its statement's first page of
+    /// one line); a period not settled is refused, before any line is read.
+    async fn settled_period(
         &self,
         scheme_id: &str,
         mutuelle_id: &str,
@@ -123,33 +125,57 @@ impl Broker {
             after: None,
             size: 1,
         };
-        Ok(self
+        let d = self
             .store
             .statement_page(scheme_id, mutuelle_id, number, Some(&first))
-            .await?)
+            .await?;
+        if d.period.state != PeriodState::Settled {
+            return Err(ServiceError::Refused(format!(
+                "period {} of {scheme_id} x {mutuelle_id} is not settled: its transfer is not known yet",
+                d.period.number
+            )));
+        }
+        Ok(d)
     }
 
-    /// One payee's part of a period's statement: its lines and its
-    /// recoveries, however large the period. The statement's order keeps a
-    /// payee's lines together, so they are read by pages from where the
-    /// payee starts to where it ends; more than [`MAX_PAYEE_LINES`] is
-    /// refused, so that no answer holds an unbounded part in memory.
-    pub async fn payee_statement(
+    /// A settled period's remittance advice as statement data: one payee's
+    /// part ([`Broker::remittance_payee`]), or every payee's, the whole
+    /// statement, up to [`MAX_UNPAGED_LINES`] lines (a larger one is
+    /// refused: one payee, or the payees' totals by pages, are then the
+    /// way). A period not settled is refused.
+    pub async fn remittance(
         &self,
         scheme_id: &str,
         mutuelle_id: &str,
         number: u32,
-        payee_type: &str,
-        payee_id: &str,
+        payee: Option<(&str, &str)>,
     ) -> Result<StatementData, ServiceError> {
-        let payee = (payee_type, payee_id);
-        self.payee_statement_within(scheme_id, mutuelle_id, number, payee, MAX_PAYEE_LINES, 250)
-            .await
+        if let Some(payee) = payee {
+            return self
+                .remittance_payee(scheme_id, mutuelle_id, number, payee, MAX_PAYEE_LINES, 250)
+                .await;
+        }
+        self.settled_period(scheme_id, mutuelle_id, number).await?;
+        let d = match self.statement(scheme_id, mutuelle_id, number, None).await {
+            Err(ServiceError::Refused(_)) => {
+                return Err(ServiceError::Refused(format!(
+                    "period {number} has more than {MAX_UNPAGED_LINES} lines: its remittance advice is served one payee at a time (payee_type and payee_id; the command line's --payee-type and --payee), or as the payees' totals by pages (totals_only; --totals)"
+                )));
+            }
+            other => other?,
+        };
+        Ok(d)
     }
 
-    /// [`Broker::payee_statement`] with the most lines given, and the size
-    /// of its first read (each next one twice as large, up to 8,000 lines).
-    pub async fn payee_statement_within(
+    /// One payee's part of a settled period's statement, its lines and its
+    /// recoveries, however large the period: the statement's order keeps a
+    /// payee's lines together, so they are read by pages from where the
+    /// payee starts to where it ends, the first of `first_read` lines and
+    /// each next twice as large, up to 8,000 (a small payee reads few lines
+    /// past its own). More than `max_lines` ([`MAX_PAYEE_LINES`] for
+    /// [`Broker::remittance`]) is refused, so that no answer holds an
+    /// unbounded part in memory. A period not settled is refused first.
+    pub async fn remittance_payee(
         &self,
         scheme_id: &str,
         mutuelle_id: &str,
@@ -158,15 +184,11 @@ impl Broker {
         max_lines: u32,
         first_read: u32,
     ) -> Result<StatementData, ServiceError> {
-        let mut d = self
-            .period_and_recoveries(scheme_id, mutuelle_id, number)
-            .await?;
+        let mut d = self.settled_period(scheme_id, mutuelle_id, number).await?;
         d.lines.clear();
         d.recoveries
             .retain(|r| r.payee_type == payee_type && r.payee_id == payee_id);
         d.next = None;
-        // The open period asked as 0 stays the period read first.
-        let number = d.period.number;
         let mut after = LineKey {
             payee_type: payee_type.to_string(),
             payee_id: payee_id.to_string(),
@@ -207,12 +229,15 @@ impl Broker {
         Ok(d)
     }
 
-    /// A page of a period's payees in the statement's order, after the
-    /// payee `after`, at most `limit` of them ([`MAX_PAYEES_PAGE`]), each
-    /// with its claims and what the transfer pays it: its claims' M less its
-    /// recoveries. A payee with recoveries and no claim in the period is in
-    /// the page whose range holds it. A page reads only its payees' claims.
-    pub async fn statement_payees(
+    /// A page of a settled period's payees in the statement's order (type,
+    /// then id, byte by byte), after the payee `after`, at most `limit` of
+    /// them ([`MAX_PAYEES_PAGE`]), each with its claims and what the
+    /// transfer pays it: its claims' M less its recoveries. A payee with
+    /// recoveries and no claim in the period is added to the page whose
+    /// range holds it. A page reads only its payees' claims (and the
+    /// period's recoveries, which only claims cancelled after their period
+    /// was settled make). A period not settled is refused.
+    pub async fn remittance_payees(
         &self,
         scheme_id: &str,
         mutuelle_id: &str,
@@ -220,9 +245,7 @@ impl Broker {
         after: Option<(String, String)>,
         limit: u32,
     ) -> Result<PayeePage, ServiceError> {
-        let d = self
-            .period_and_recoveries(scheme_id, mutuelle_id, number)
-            .await?;
+        let d = self.settled_period(scheme_id, mutuelle_id, number).await?;
         let limit = limit.clamp(1, MAX_PAYEES_PAGE);
         let mut totals = self
             .store

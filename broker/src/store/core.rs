@@ -918,6 +918,14 @@ pub(super) fn statement_lines(
     )
 }
 
+/// A closed period's id, without reading its totals (parameters: scheme,
+/// mutuelle, number); placeholders `$n` or `?n` after `ph`.
+pub(super) fn period_id_sql(ph: char) -> String {
+    format!(
+        "SELECT id FROM periods WHERE scheme_id = {ph}1 AND mutuelle_id = {ph}2 AND number = {ph}3"
+    )
+}
+
 /// The payees of a statement, in its order, after a payee (`after`: the
 /// backend's two placeholders for it, payee type and payee), at most
 /// `limit` of them (a placeholder): each with its claims' count and the

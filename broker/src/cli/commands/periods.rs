@@ -362,6 +362,13 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
             // Every page of payees, then one answer (a payee is about a
             // hundred bytes: 10,000 payees are about a megabyte).
             while !r.next_page_token.is_empty() {
+                if r.next_page_token == ask.page_token {
+                    // A broker that names the same page again would never
+                    // end: stop rather than loop.
+                    return Err(Failure(
+                        ctx.lang.t("the broker named the same page twice").into(),
+                    ));
+                }
                 ask.page_token = std::mem::take(&mut r.next_page_token);
                 let next = c
                     .get_remittance_advice(ask.clone())

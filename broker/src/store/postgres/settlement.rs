@@ -229,13 +229,20 @@ impl SettlementStore for PgStore {
     ) -> Result<Vec<PayeeTotal>, StoreError> {
         let c = self.client().await?;
         let open = open_number(&c, scheme_id, mutuelle_id).await?;
-        let id = if core::statement_of_open(number, open) {
+        // The period's id alone: its totals, added up for a period closed
+        // before they were stored, are not needed here.
+        let id: i64 = if core::statement_of_open(number, open) {
             0
         } else {
-            load_period(&c, scheme_id, mutuelle_id, number)
-                .await?
-                .ok_or_else(|| core::no_such_period(scheme_id, mutuelle_id, number))?
-                .0
+            let number = i64::from(number);
+            q1(
+                &c,
+                &core::period_id_sql('$'),
+                &[&scheme_id, &mutuelle_id, &number],
+            )
+            .await?
+            .ok_or_else(|| core::no_such_period(scheme_id, mutuelle_id, number as u32))?
+            .get(0)
         };
         let order = core::statement_claim_order(BYTES);
         let limit = i64::from(limit);
@@ -275,4 +282,4 @@ impl SettlementStore for PgStore {
 const CLOSE_TIMEOUT_MS: u64 = 15 * 60 * 1000;
 
 /// Text compared byte by byte in a statement's order (`core::statement_lines`).
-const BYTES: &str = " COLLATE \"C\"";
+pub(super) const BYTES: &str = " COLLATE \"C\"";

@@ -443,7 +443,14 @@ async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
                'M-' || (g % 20000), CASE WHEN g % 10 = 0 THEN 'pending_partner' ELSE 'coordinated' END, \
                'k' || g, change_seq + g, 1, 1, '2026-03-10', 'XOF', 'provider', 17000, 11500, 100 \
              FROM claims, generate_series(1, 60000) g WHERE claim_id = 'C0'; \
-             UPDATE change_base SET base = base + 60001; \
+             INSERT INTO claims (scheme_id, claim_id, request_hash, body, provider_id, invoice_number, \
+               mutuelle_id, member_number, state, adjudication_key, change_seq, created_ms, updated_ms, \
+               date_of_care, currency, payee_type, billed_total, scheme_total, mutuelle_total) \
+             SELECT 'CNSS', 'PY' || g, request_hash, body, 'PP' || (g % 400), 'IPY' || g, 'MUT-PAY', \
+               'M-' || (g % 20000), 'coordinated', 'kpy' || g, change_seq + 60000 + g, 1, 1, '2026-03-10', \
+               'XOF', 'provider', 17000, 11500, 100 \
+             FROM claims, generate_series(1, 20000) g WHERE claim_id = 'C0'; \
+             UPDATE change_base SET base = base + 80001; \
              UPDATE claims SET next_attempt_ms = 1000000 + id WHERE state = 'pending_partner'; \
              INSERT INTO claim_lines SELECT c.id, l.sequence, l.act_code, l.care_category, l.quantity, l.billed, \
                l.tariff_base, l.scheme_share, l.mutuelle_share, l.patient_share, l.reasons \
@@ -611,6 +618,50 @@ async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
         "{plan}"
     );
     assert!(!plan.contains("Seq Scan on claims"), "{plan}");
+    // A page of a statement's payees, in a mutuelle of 400 payees and
+    // 20,000 claims: the index's range in its order, grouped as it comes,
+    // neither sorted nor hashed, so that the page stops at its last payee.
+    let order = crate::store::core::statement_claim_order(super::settlement::BYTES);
+    let plan = explain(
+        crate::store::core::statement_payees(
+            "$1",
+            "$2",
+            "$3",
+            Some(["$5", "$6"]),
+            "$4::BIGINT",
+            &order,
+            super::settlement::BYTES,
+        ),
+        &[&"CNSS", &"MUT-PAY", &0i64, &6i64, &"provider", &"PP200"],
+    )
+    .await;
+    assert!(
+        plan.contains("using claims_statement on claims c"),
+        "{plan}"
+    );
+    assert!(plan.contains("GroupAggregate"), "{plan}");
+    assert!(
+        !plan.contains("Sort") && !plan.contains("HashAggregate"),
+        "{plan}"
+    );
+    drop(c);
+    let before = scans().await;
+    let after = ("provider".to_string(), "PP200".to_string());
+    let page = store
+        .statement_payees("CNSS", "MUT-PAY", 0, Some(&after), 5)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = page.iter().map(|p| p.payee_id.as_str()).collect();
+    assert_eq!(ids, ["PP201", "PP202", "PP203", "PP204", "PP205"]);
+    assert!(
+        page.iter().all(|p| p.claims == 50 && p.mutuelle == 5_000),
+        "{page:?}"
+    );
+    let read = scans().await["claims"].1 - before["claims"].1;
+    assert!(
+        (250..=260).contains(&read),
+        "five payees of 50 claims read {read} claims"
+    );
 }
 
 /// Two replicas (two stores, each its own pool, on one schema) granting

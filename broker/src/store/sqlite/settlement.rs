@@ -184,12 +184,17 @@ impl SettlementStore for SqliteStore {
         let after = after.cloned();
         self.scan(move |c| {
             let open = open_number(c, &s, &m)?;
-            let id = if core::statement_of_open(number, open) {
+            // The period's id alone: its totals, added up for a period
+            // closed before they were stored, are not needed here.
+            let id: i64 = if core::statement_of_open(number, open) {
                 0
             } else {
-                load_period(c, &s, &m, number)?
-                    .ok_or_else(|| core::no_such_period(&s, &m, number))?
-                    .0
+                row_of(
+                    &mut c.prepare_cached(&core::period_id_sql('?'))?,
+                    params![s, m, number],
+                    |r| r.int(0),
+                )?
+                .ok_or_else(|| core::no_such_period(&s, &m, number))?
             };
             let order = STATEMENT_ORDER.map(String::from);
             match &after {

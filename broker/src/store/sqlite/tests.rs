@@ -398,7 +398,7 @@ async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
         "l",
         "a",
     ];
-    let (mut statement_reads, mut pages_after) = (0, 0);
+    let (mut statement_reads, mut pages_after, mut payee_pages) = (0, 0, 0);
     for (sql, details) in &plans {
         // A statement's claims are a range of its index in its order: only
         // the lines they read are sorted (one sort, not one for the claims).
@@ -428,6 +428,21 @@ async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
                     <= 1,
                 "{details:?} in: {sql}"
             );
+            // A page of its payees: grouped as the index gives them, after
+            // the payee it starts from, nothing sorted.
+            if sql.contains("GROUP BY c.statement_payee_type") {
+                payee_pages += 1;
+                assert!(
+                    !details.iter().any(|d| d.starts_with("USE TEMP B-TREE")),
+                    "{details:?} in: {sql}"
+                );
+                assert!(
+                    details
+                        .iter()
+                        .any(|d| d.contains("(statement_payee_type,statement_payee_id)>")),
+                    "{details:?} in: {sql}"
+                );
+            }
         }
         for d in details {
             let Some(table) = d.strip_prefix("SCAN ") else {
@@ -445,7 +460,7 @@ async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
         }
     }
     assert!(
-        statement_reads >= 2 && pages_after >= 1,
-        "{statement_reads} {pages_after}"
+        statement_reads >= 2 && pages_after >= 1 && payee_pages == 1,
+        "{statement_reads} {pages_after} {payee_pages}"
     );
 }
