@@ -398,13 +398,15 @@ pub struct Remittance {
     pub payee_lines: u64,
     pub payee_secs: f64,
     pub fhir_bytes: u64,
+    /// The payee's whole answer, encoded.
+    pub answer_bytes: u64,
     pub peak_mib: f64,
 }
 
 impl Remittance {
     pub fn line(&self) -> String {
         format!(
-            "remittance advice of the month, settled: {} payees' totals by {} pages of 1,000 in {:.2} s ({}); the largest payee's ({}) advice of {} lines with its FHIR PaymentReconciliation ({:.1} MiB) in {:.2} s; the broker's peak {:.0} MiB = {:.2} x the 100 MiB limit",
+            "remittance advice of the month, settled: {} payees' totals by {} pages of 1,000 in {:.2} s ({}); the largest payee's ({}) advice of {} lines with its FHIR PaymentReconciliation ({:.1} MiB; the answer {:.1} MiB) in {:.2} s; the broker's peak {:.0} MiB = {:.2} x the 100 MiB limit",
             self.payees,
             self.pages,
             self.totals_secs,
@@ -416,6 +418,7 @@ impl Remittance {
             self.payee,
             self.payee_lines,
             self.fhir_bytes as f64 / 1048576.0,
+            self.answer_bytes as f64 / 1048576.0,
             self.payee_secs,
             self.peak_mib,
             self.peak_mib / 100.0
@@ -431,6 +434,7 @@ impl Remittance {
             "payee_lines": self.payee_lines,
             "payee_secs": (self.payee_secs * 1000.0).round() / 1000.0,
             "fhir_bytes": self.fhir_bytes,
+            "answer_bytes": self.answer_bytes,
             "broker_peak_rss_mib": self.peak_mib.round(),
         })
     }
@@ -459,7 +463,10 @@ pub async fn remittance_advice(
         )
         .await
         .map_err(|e| format!("settling the month: {e}"))?;
-    let mut client = pb::settlement_service_client::SettlementServiceClient::new(channel);
+    // A payee's advice of tens of thousands of lines is past the default 4
+    // MiB a message: an integrator raises the limit, as the CLI does.
+    let mut client = pb::settlement_service_client::SettlementServiceClient::new(channel)
+        .max_decoding_message_size(64 * 1024 * 1024);
     let broker = Some(broker_pid);
     reset_peak_rss(broker);
     let t0 = Instant::now();
@@ -507,6 +514,7 @@ pub async fn remittance_advice(
         .map_err(|s| format!("the advice of {}: {}", largest.2, s.message()))?
         .into_inner();
     let payee_secs = t0.elapsed().as_secs_f64();
+    let answer_bytes = prost::Message::encoded_len(&one) as u64;
     let a = one
         .payees
         .first()
@@ -526,6 +534,7 @@ pub async fn remittance_advice(
         payee_lines: a.lines.len() as u64,
         payee_secs,
         fhir_bytes: a.fhir_payment_reconciliation.len() as u64,
+        answer_bytes,
         peak_mib: peak_rss_kib(broker) as f64 / 1024.0,
     })
 }

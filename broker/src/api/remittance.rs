@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 /// The payees of a settled period's statement, each with its lines, its
 /// recoveries and the amount the transfer pays it; only `payee` when given
 /// (type, id).
-pub fn advice(s: &pb::Statement, payee: Option<(&str, &str)>) -> Vec<pb::RemittanceAdvice> {
+/// The statement's lines are moved, not copied: a payee's advice of tens
+/// of thousands of lines is held once, then its FHIR resource beside it.
+pub fn advice(s: pb::Statement, payee: Option<(&str, &str)>) -> Vec<pb::RemittanceAdvice> {
     let period = s.period.clone().unwrap_or_default();
     let mut out: Vec<pb::RemittanceAdvice> = Vec::new();
     fn entry<'a>(
@@ -33,15 +35,14 @@ pub fn advice(s: &pb::Statement, payee: Option<(&str, &str)>) -> Vec<pb::Remitta
         };
         &mut out[i]
     }
-    for p in &s.payees {
+    for p in s.payees {
         entry(&mut out, &p.payee_type, &p.payee_id)
             .lines
-            .extend(p.lines.iter().cloned());
+            .extend(p.lines);
     }
-    for r in &s.recoveries {
-        entry(&mut out, &r.payee_type, &r.payee_id)
-            .recoveries
-            .push(r.clone());
+    for r in s.recoveries {
+        let e = entry(&mut out, &r.payee_type, &r.payee_id);
+        e.recoveries.push(r);
     }
     out.retain(|a| payee.is_none_or(|(t, id)| a.payee_type == t && a.payee_id == id));
     // The statement's order, byte by byte, as the payees' totals come: a
@@ -61,7 +62,7 @@ pub fn advice(s: &pb::Statement, payee: Option<(&str, &str)>) -> Vec<pb::Remitta
         let mut claims: Vec<&str> = a.lines.iter().map(|l| l.claim_id.as_str()).collect();
         claims.dedup();
         a.claim_count = u32::try_from(claims.len()).unwrap_or(u32::MAX);
-        a.fhir_payment_reconciliation = payment_reconciliation(&period, a).to_string();
+        a.fhir_payment_reconciliation = payment_reconciliation(&period, a);
     }
     out
 }
@@ -96,56 +97,13 @@ fn when(ms: i64) -> (String, String) {
 /// per recovery (negative, type `adjustment`); paymentIdentifier the
 /// transfer's reference; identifiers in passerelle's systems, as the FHIR
 /// adapters name claims.
-pub fn payment_reconciliation(period: &pb::Period, a: &pb::RemittanceAdvice) -> Value {
+///
+/// Written as text detail by detail: a payee of tens of thousands of claims
+/// never has its resource in memory as a tree.
+pub fn payment_reconciliation(period: &pb::Period, a: &pb::RemittanceAdvice) -> String {
     let cur = period.currency.as_str();
     let (created, date) = when(period.settled_at_ms);
-    let payee = json!({
-        "identifier": {
-            "system": format!("urn:passerelle:{}", a.payee_type),
-            "value": a.payee_id,
-        }
-    });
-    let payment_type = |code: &str| {
-        json!({"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/payment-type",
-            "code": code,
-        }]})
-    };
-    let mut claims: Vec<(String, i64)> = Vec::new();
-    for l in &a.lines {
-        match claims.iter_mut().find(|(c, _)| *c == l.claim_id) {
-            Some((_, m)) => *m = m.saturating_add(l.mutuelle_share),
-            None => claims.push((l.claim_id.clone(), l.mutuelle_share)),
-        }
-    }
-    let claim_ref = |claim_id: &str| {
-        json!({"identifier": {
-            "system": format!("urn:passerelle:claim:{}", period.scheme_id),
-            "value": claim_id,
-        }})
-    };
-    let mut detail: Vec<Value> = claims
-        .iter()
-        .map(|(claim_id, m)| {
-            json!({
-                "type": payment_type("payment"),
-                "request": claim_ref(claim_id),
-                "payee": payee,
-                "date": date,
-                "amount": money(*m, cur),
-            })
-        })
-        .collect();
-    for r in &a.recoveries {
-        detail.push(json!({
-            "type": payment_type("adjustment"),
-            "request": claim_ref(&r.claim_id),
-            "payee": payee,
-            "date": date,
-            "amount": money(r.amount.saturating_neg(), cur),
-        }));
-    }
-    json!({
+    let head = json!({
         "resourceType": "PaymentReconciliation",
         "identifier": [{
             "system": "urn:passerelle:remittance",
@@ -171,8 +129,97 @@ pub fn payment_reconciliation(period: &pb::Period, a: &pb::RemittanceAdvice) -> 
             "system": "urn:passerelle:transfer",
             "value": period.settlement_reference,
         },
-        "detail": detail,
-    })
+    });
+    let resource = Resource {
+        head: &head,
+        detail: Details {
+            period,
+            advice: a,
+            date: &date,
+        },
+    };
+    serde_json::to_string(&resource).expect("plain JSON values always serialize")
+}
+
+/// A PaymentReconciliation: its head's members, then `detail`.
+struct Resource<'a> {
+    head: &'a Value,
+    detail: Details<'a>,
+}
+
+impl serde::Serialize for Resource<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        if let Value::Object(head) = self.head {
+            for (k, v) in head {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.serialize_entry("detail", &self.detail)?;
+        m.end()
+    }
+}
+
+/// One detail per claim (its lines' mutuelle shares summed, type
+/// `payment`), then one per recovery (negative, type `adjustment`), each
+/// built and written in turn.
+struct Details<'a> {
+    period: &'a pb::Period,
+    advice: &'a pb::RemittanceAdvice,
+    date: &'a str,
+}
+
+impl serde::Serialize for Details<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let (period, a) = (self.period, self.advice);
+        let cur = period.currency.as_str();
+        let payee = json!({
+            "identifier": {
+                "system": format!("urn:passerelle:{}", a.payee_type),
+                "value": a.payee_id,
+            }
+        });
+        let claim_system = format!("urn:passerelle:claim:{}", period.scheme_id);
+        let detail = |code: &str, claim_id: &str, amount: i64| {
+            json!({
+                "type": {"coding": [{
+                    "system": "http://terminology.hl7.org/CodeSystem/payment-type",
+                    "code": code,
+                }]},
+                "request": {"identifier": {"system": claim_system, "value": claim_id}},
+                "payee": payee,
+                "date": self.date,
+                "amount": money(amount, cur),
+            })
+        };
+        // Each claim's lines summed, in the order the claims first come (a
+        // claim's lines are together in a statement; found by index if not).
+        let mut claims: Vec<(&str, i64)> = Vec::new();
+        let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for l in &a.lines {
+            match at.get(l.claim_id.as_str()) {
+                Some(&i) => claims[i].1 = claims[i].1.saturating_add(l.mutuelle_share),
+                None => {
+                    at.insert(&l.claim_id, claims.len());
+                    claims.push((&l.claim_id, l.mutuelle_share));
+                }
+            }
+        }
+        let mut seq = s.serialize_seq(Some(claims.len() + a.recoveries.len()))?;
+        for (claim_id, m) in claims {
+            seq.serialize_element(&detail("payment", claim_id, m))?;
+        }
+        for r in &a.recoveries {
+            seq.serialize_element(&detail(
+                "adjustment",
+                &r.claim_id,
+                r.amount.saturating_neg(),
+            ))?;
+        }
+        seq.end()
+    }
 }
 
 #[cfg(test)]
@@ -234,7 +281,7 @@ mod tests {
 
     #[test]
     fn each_payee_gets_its_lines_less_its_recoveries() {
-        let all = advice(&statement(), None);
+        let all = advice(statement(), None);
         assert_eq!(all.len(), 2);
         // In the statement's order (type, then id, byte by byte), whatever
         // order they came in.
@@ -248,7 +295,7 @@ mod tests {
             (member.payee_id.as_str(), member.amount, member.claim_count),
             ("SOL-0005", 1000, 1)
         );
-        let one = advice(&statement(), Some(("member", "SOL-0005")));
+        let one = advice(statement(), Some(("member", "SOL-0005")));
         assert_eq!(one.len(), 1);
         let fhir: Value = serde_json::from_str(&chu.fhir_payment_reconciliation).unwrap();
         assert_eq!(fhir["resourceType"], "PaymentReconciliation");
@@ -274,7 +321,7 @@ mod tests {
     #[test]
     fn a_payment_reconciliation_validates_against_fhir_r4() {
         let dir = tempfile::tempdir().unwrap();
-        let all = advice(&statement(), None);
+        let all = advice(statement(), None);
         for (i, a) in all.iter().enumerate() {
             std::fs::write(
                 dir.path().join(format!("{i}.json")),

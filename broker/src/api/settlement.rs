@@ -792,11 +792,16 @@ impl SettlementService for SettlementApi {
                     .broker
                     .remittance(&scheme_id, &mutuelle_id, msg.number, one)
                     .await?;
+                let transfer_reference = d.period.reference.clone();
                 let s = statement_to_pb(&d, &currency);
-                let payees = super::remittance::advice(&s, one);
+                // The lines are held once: the store's are dropped, the
+                // wire's moved into the advice.
+                drop(d);
+                let period = s.period.clone();
+                let payees = super::remittance::advice(s, one);
                 Ok(pb::GetRemittanceAdviceResponse {
-                    transfer_reference: d.period.reference.clone(),
-                    period: s.period,
+                    transfer_reference,
+                    period,
                     payees,
                     next_page_token: String::new(),
                 })

@@ -67,8 +67,9 @@ impl From<tonic::Status> for Failure {
 
 type Out = Result<(), Failure>;
 
-/// Largest answer the client reads (a roster import's list of changes):
-/// what the broker may send for its largest import.
+/// Largest answer the client reads (a roster import's list of changes, a
+/// payee's remittance advice): what the broker may send for its largest
+/// import (the settlement and roster services' 16 × `max_message_bytes`).
 const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
 struct Ctx {
