@@ -138,8 +138,24 @@ pub fn payment_reconciliation(period: &pb::Period, a: &pb::RemittanceAdvice) -> 
             date: &date,
         },
     };
-    serde_json::to_string(&resource).expect("plain JSON values always serialize")
+    // Written into room sized from its first detail, so that the text is
+    // not grown by doubling (a copy of it, and up to twice its size kept).
+    let details = a.claim_count as usize + a.recoveries.len();
+    let first = a.lines.first().map_or(0, |l| {
+        let d = resource
+            .detail
+            .detail("payment", &l.claim_id, l.mutuelle_share);
+        d.to_string().len()
+    });
+    let room = head.to_string().len() + details.saturating_mul(first + 16) + 64;
+    let mut out = Vec::with_capacity(room.min(MAX_FHIR_ROOM));
+    serde_json::to_writer(&mut out, &resource).expect("plain JSON values always serialize");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
 }
+
+/// The most room a PaymentReconciliation's text is given before it is
+/// written (a payee's 50,000 lines take about 17 MB).
+const MAX_FHIR_ROOM: usize = 32 * 1024 * 1024;
 
 /// A PaymentReconciliation: its head's members, then `detail`.
 struct Resource<'a> {
@@ -170,30 +186,34 @@ struct Details<'a> {
     date: &'a str,
 }
 
+impl Details<'_> {
+    /// One detail: a claim's payment or a recovery's adjustment.
+    fn detail(&self, code: &str, claim_id: &str, amount: i64) -> Value {
+        let (period, a) = (self.period, self.advice);
+        json!({
+            "type": {"coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/payment-type",
+                "code": code,
+            }]},
+            "request": {"identifier": {
+                "system": format!("urn:passerelle:claim:{}", period.scheme_id),
+                "value": claim_id,
+            }},
+            "payee": {"identifier": {
+                "system": format!("urn:passerelle:{}", a.payee_type),
+                "value": a.payee_id,
+            }},
+            "date": self.date,
+            "amount": money(amount, &period.currency),
+        })
+    }
+}
+
 impl serde::Serialize for Details<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeSeq;
-        let (period, a) = (self.period, self.advice);
-        let cur = period.currency.as_str();
-        let payee = json!({
-            "identifier": {
-                "system": format!("urn:passerelle:{}", a.payee_type),
-                "value": a.payee_id,
-            }
-        });
-        let claim_system = format!("urn:passerelle:claim:{}", period.scheme_id);
-        let detail = |code: &str, claim_id: &str, amount: i64| {
-            json!({
-                "type": {"coding": [{
-                    "system": "http://terminology.hl7.org/CodeSystem/payment-type",
-                    "code": code,
-                }]},
-                "request": {"identifier": {"system": claim_system, "value": claim_id}},
-                "payee": payee,
-                "date": self.date,
-                "amount": money(amount, cur),
-            })
-        };
+        let a = self.advice;
+        let detail = |code: &str, claim_id: &str, amount: i64| self.detail(code, claim_id, amount);
         // Each claim's lines summed, in the order the claims first come (a
         // claim's lines are together in a statement; found by index if not).
         let mut claims: Vec<(&str, i64)> = Vec::new();
