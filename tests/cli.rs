@@ -1301,7 +1301,6 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     // starts in the statement, by pages of any size, and is that payee's
     // part of the whole advice; a part over the bound is refused.
     let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    let count = |v: &Value| v.as_u64().unwrap_or(0);
     for a in payees {
         let (t, id) = (text(&a["payeeType"]), text(&a["payeeId"]));
         let lines = a["lines"].as_array().map_or(0, Vec::len);
@@ -1364,51 +1363,11 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     )
     .await
     .json();
-    let summed: Vec<(String, String, i64, u64)> = totals["payees"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            (
-                text(&a["payeeType"]),
-                text(&a["payeeId"]),
-                n(&a["amount"]),
-                count(&a["claimCount"]),
-            )
-        })
-        .collect();
-    let whole: Vec<(String, String, i64, u64)> = payees
-        .iter()
-        .map(|a| {
-            (
-                text(&a["payeeType"]),
-                text(&a["payeeId"]),
-                n(&a["amount"]),
-                count(&a["claimCount"]),
-            )
-        })
-        .collect();
-    assert_eq!(summed, whole);
+    let whole = payee_totals(&advice);
+    assert_eq!(payee_totals(&totals), whole);
     assert!(whole.iter().all(|w| w.3 > 0), "{whole:?}");
     for limit in [1, 2] {
-        let mut got = Vec::new();
-        let mut after = None;
-        loop {
-            let p = broker
-                .remittance_payees("CNSS", "MUT-R", 1, after.clone(), limit)
-                .await
-                .unwrap();
-            assert!(p.payees.len() <= limit as usize);
-            got.extend(
-                p.payees
-                    .into_iter()
-                    .map(|a| (a.payee_type, a.payee_id, a.amount, a.claims)),
-            );
-            match p.next {
-                Some(k) => after = Some(k),
-                None => break,
-            }
-        }
+        let (got, _) = payee_pages(broker, 1, limit).await;
         assert_eq!(got, whole, "pages of {limit}");
     }
     let shown = ok(
@@ -1591,6 +1550,55 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     );
 }
 
+/// Each payee of a GetRemittanceAdvice answer (JSON): type, id, amount and
+/// claims.
+fn payee_totals(answer: &Value) -> Vec<(String, String, i64, u64)> {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    answer["payees"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|a| {
+            (
+                text(&a["payeeType"]),
+                text(&a["payeeId"]),
+                n(&a["amount"]),
+                a["claimCount"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// MUT-R's settled period `number`'s payees read by the broker in pages of
+/// `limit` payees with claims (each page checked to hold no more), as
+/// [`payee_totals`] lists them, and how many pages.
+async fn payee_pages(
+    broker: &passerelle_broker::service::Broker,
+    number: u32,
+    limit: u32,
+) -> (Vec<(String, String, i64, u64)>, usize) {
+    let (mut got, mut after, mut pages) = (Vec::new(), None, 0);
+    loop {
+        let p = broker
+            .remittance_payees("CNSS", "MUT-R", number, after.clone(), limit)
+            .await
+            .unwrap();
+        pages += 1;
+        let with_claims = p.payees.iter().filter(|a| a.claims > 0).count();
+        assert!(with_claims <= limit as usize, "{:?}", p.payees);
+        got.extend(
+            p.payees
+                .into_iter()
+                .map(|a| (a.payee_type, a.payee_id, a.amount, a.claims)),
+        );
+        match p.next {
+            Some(k) => after = Some(k),
+            None => return (got, pages),
+        }
+    }
+}
+
 /// Closes and settles MUT-R's open period with `reference`.
 async fn close_and_settle(h: &Harness, number: &str, reference: &str) {
     let proposed = ok(
@@ -1677,27 +1685,8 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
         args.extend_from_slice(extra);
         ok(&h, &args).await.json()
     };
-    let key = |a: &Value| {
-        (
-            a["payeeType"].as_str().unwrap_or_default().to_string(),
-            a["payeeId"].as_str().unwrap_or_default().to_string(),
-            n(&a["amount"]),
-            a["claimCount"].as_u64().unwrap_or(0),
-        )
-    };
-    let whole: Vec<_> = remittance(&[]).await["payees"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(key)
-        .collect();
-    let totals: Vec<_> = remittance(&["--totals"]).await["payees"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(key)
-        .collect();
-    assert_eq!(totals, whole);
+    let whole = payee_totals(&remittance(&[]).await);
+    assert_eq!(payee_totals(&remittance(&["--totals"]).await), whole);
     assert_eq!(
         whole.len(),
         3,
@@ -1719,31 +1708,7 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
     // By pages of one payee with claims: the payee with only a recovery
     // falls in the range of one page, and in that page only.
     let broker = &h.running().broker;
-    let mut paged = Vec::new();
-    let (mut after, mut pages) = (None, 0);
-    loop {
-        let p = broker
-            .remittance_payees("CNSS", "MUT-R", 2, after.clone(), 1)
-            .await
-            .unwrap();
-        pages += 1;
-        assert_eq!(
-            p.payees.iter().filter(|a| a.claims > 0).count(),
-            1,
-            "{:?}",
-            p.payees
-        );
-        paged.extend(
-            p.payees
-                .into_iter()
-                .map(|a| (a.payee_type, a.payee_id, a.amount, a.claims)),
-        );
-        match p.next {
-            Some(k) => after = Some(k),
-            None => break,
-        }
-    }
-    assert_eq!((paged, pages), (whole.clone(), 2));
+    assert_eq!(payee_pages(broker, 2, 1).await, (whole.clone(), 2));
     // The payee alone: its recovery, no line, what it owes.
     let id = recovered[0].1.clone();
     let one = remittance(&["--payee-type", "member", "--payee", &id]).await;
@@ -1751,6 +1716,32 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
     assert_eq!(n(&a["amount"]), -m2, "{one}");
     assert!(a["lines"].as_array().is_none_or(Vec::is_empty), "{one}");
     assert_eq!(a["recoveries"][0]["claimId"], "S-2", "{one}");
+    // A payee with nothing in the period is named as not found, not
+    // answered with an empty advice.
+    let o = cli(
+        &h,
+        &[
+            "statement",
+            "remittance",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+            "2",
+            "--payee-type",
+            "provider",
+            "--payee",
+            "NOPE",
+        ],
+    )
+    .await;
+    assert!(
+        o.code == 1
+            && o.stderr
+                .contains("provider NOPE has no claim and no recovery in period 2"),
+        "{}",
+        o.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

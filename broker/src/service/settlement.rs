@@ -226,6 +226,11 @@ impl Broker {
                 _ => break,
             }
         }
+        if d.lines.is_empty() && d.recoveries.is_empty() {
+            return Err(ServiceError::NotFound(format!(
+                "{payee_type} {payee_id} has no claim and no recovery in period {number}"
+            )));
+        }
         Ok(d)
     }
 

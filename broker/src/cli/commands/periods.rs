@@ -328,7 +328,7 @@ fn merge_page(whole: &mut settlement::Statement, page: settlement::Statement) {
 
 pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
     // One payee's remittance advice holds up to 50,000 lines and its FHIR
-    // resource: about 550 bytes a line, past the default 4 MiB a message.
+    // resource: about 410 bytes a line, past the default 4 MiB a message.
     let mut c =
         settlement::settlement_service_client::SettlementServiceClient::new(ctx.channel.clone())
             .max_decoding_message_size(MAX_ANSWER_BYTES);
