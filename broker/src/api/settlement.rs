@@ -167,61 +167,61 @@ fn remittance_page(
 /// A page of payees' next_page_token: the period and the last payee sent,
 /// opaque to clients (base64url).
 fn payee_token(number: u32, (payee_type, payee_id): &(String, String)) -> String {
-    use base64::Engine as _;
-    let text = format!("{number}\u{1f}{payee_type}\u{1f}{payee_id}");
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+    token(&[&number.to_string(), payee_type, payee_id])
 }
 
 /// The payee a page of payees' token names, if it is one of this period's.
 fn read_payee_token(number: u32, token: &str) -> Option<(String, String)> {
+    let parts = read_token(token)?;
+    let [n, payee_type, payee_id] = parts.as_slice() else {
+        return None;
+    };
+    if n.parse::<u32>().ok()? != number || !matches!(payee_type.as_str(), "provider" | "member") {
+        return None;
+    }
+    Some((payee_type.clone(), payee_id.clone()))
+}
+
+/// A next_page_token: its parts joined by U+001F (which no id holds),
+/// opaque to clients (base64url).
+fn token(parts: &[&str]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(parts.join("\u{1f}"))
+}
+
+/// The parts of a [`token`], if it is one.
+fn read_token(token: &str) -> Option<Vec<String>> {
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .ok()?;
     let text = String::from_utf8(bytes).ok()?;
-    let parts: Vec<&str> = text.split('\u{1f}').collect();
-    let [n, payee_type, payee_id] = parts.as_slice() else {
-        return None;
-    };
-    if n.parse::<u32>().ok()? != number || !matches!(*payee_type, "provider" | "member") {
-        return None;
-    }
-    Some((payee_type.to_string(), payee_id.to_string()))
+    Some(text.split('\u{1f}').map(String::from).collect())
 }
 
-/// A statement's next_page_token: the period read and the last line sent,
-/// opaque to clients (base64url).
+/// A statement's next_page_token: the period read and the last line sent.
 fn page_token(number: u32, k: &LineKey) -> String {
-    use base64::Engine as _;
-    let text = format!(
-        "{number}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
-        k.payee_type, k.payee_id, k.claim_id, k.sequence
-    );
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+    let (n, sequence) = (number.to_string(), k.sequence.to_string());
+    token(&[&n, &k.payee_type, &k.payee_id, &k.claim_id, &sequence])
 }
 
 /// The period and line a page_token names, if it is one of this
 /// statement's: the period asked, or any when the open one was asked (0).
 fn read_page_token(number: u32, token: &str) -> Option<(u32, LineKey)> {
-    use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()?;
-    let text = String::from_utf8(bytes).ok()?;
-    let parts: Vec<&str> = text.split('\u{1f}').collect();
+    let parts = read_token(token)?;
     let [n, payee_type, payee_id, claim_id, sequence] = parts.as_slice() else {
         return None;
     };
     let period = n.parse::<u32>().ok()?;
-    if (number != 0 && period != number) || !matches!(*payee_type, "provider" | "member") {
+    if (number != 0 && period != number) || !matches!(payee_type.as_str(), "provider" | "member") {
         return None;
     }
     Some((
         period,
         LineKey {
-            payee_type: payee_type.to_string(),
-            payee_id: payee_id.to_string(),
-            claim_id: claim_id.to_string(),
+            payee_type: payee_type.clone(),
+            payee_id: payee_id.clone(),
+            claim_id: claim_id.clone(),
             sequence: sequence.parse().ok()?,
         },
     ))
