@@ -1716,6 +1716,67 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
     assert_eq!(n(&a["amount"]), -m2, "{one}");
     assert!(a["lines"].as_array().is_none_or(Vec::is_empty), "{one}");
     assert_eq!(a["recoveries"][0]["claimId"], "S-2", "{one}");
+    // Read by a person, in French: whose period and in what currency,
+    // each payee, then a total row that is the transfer's amount; the
+    // recovery's line names the period it comes from.
+    let fr = async |extra: &[&str]| {
+        let mut args = vec![
+            "--lang",
+            "fr",
+            "statement",
+            "remittance",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        ok(&h, &args).await.stdout.replace('\u{202f}', "")
+    };
+    let shown = fr(&["--totals"]).await;
+    assert!(
+        shown.contains("période 2 (régime CNSS, mutuelle MUT-R), XOF")
+            && shown.contains("référence : VIR-2"),
+        "{shown}"
+    );
+    let total: Vec<&str> = shown
+        .lines()
+        .find(|l| l.starts_with("total"))
+        .unwrap_or_else(|| panic!("a total row: {shown}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(total, ["total", "2", &net.unwrap().to_string()], "{shown}");
+    let lines = fr(&["--payee-type", "member", "--payee", &id]).await;
+    assert!(lines.contains("indu (période 1)"), "{lines}");
+    // A payee's kind and the period's number are refused by the command
+    // line itself, in the reader's language, before the broker is asked.
+    for (bad, said) in [
+        (
+            &["--payee-type", "hopital", "--payee", "X"][..],
+            "valeurs possibles : provider, member",
+        ),
+        (&[][..], "« 0 » doit être entre 1"),
+    ] {
+        let mut args = vec![
+            "--lang",
+            "fr",
+            "statement",
+            "remittance",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+            if bad.is_empty() { "0" } else { "2" },
+        ];
+        args.extend_from_slice(bad);
+        let o = cli(&h, &args).await;
+        assert!(
+            o.code == 2 && o.stderr.contains(said),
+            "{args:?}: {}",
+            o.stderr
+        );
+    }
     // A payee with nothing in the period is named as not found, not
     // answered with an empty advice.
     let o = cli(

@@ -1199,6 +1199,55 @@ async fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
     assert_eq!(r.unwrap_err().code(), Code::NotFound);
 }
 
+/// `serve` says where its console answers, after its own address, in the
+/// reader's language: a `[console]` port 0 is known only there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_prints_where_its_console_answers() {
+    use crate::common::process::migrate;
+    use std::io::BufRead as _;
+    let (_sim, sim_addr) = start_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _pki) = tls_config_file(dir.path(), sim_addr, "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text}\n[console]\nlisten = \"127.0.0.1:0\"\n"),
+    )
+    .unwrap();
+    migrate(&config);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .args(["--lang", "fr", "serve", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let (lines, _rx) = lines_until(rx, "console web").await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        lines[0].starts_with("passerelle à l'écoute sur 127.0.0.1:"),
+        "{lines:?}"
+    );
+    let console: std::net::SocketAddr = lines
+        .last()
+        .and_then(|l| l.strip_prefix("console web : https://"))
+        .and_then(|a| a.strip_suffix('/'))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("the console's address: {lines:?}"));
+    assert_ne!(console.port(), 0, "{lines:?}");
+}
+
 /// 500 connect-and-close on a real mTLS broker: a handful of log lines,
 /// not one per connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

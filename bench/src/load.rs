@@ -89,22 +89,45 @@ where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = bool> + Send + 'static,
 {
+    let mut lanes = open_loop_lanes(rate, until, first, 1, call).await;
+    lanes.pop().expect("one lane")
+}
+
+/// [`open_loop`] at `rate` calls per second in all, its calls dealt in
+/// turn to `lanes` lanes (the `i`-th call sent, `call(first + i)`, is lane
+/// `i % lanes`'s), each lane's latency, sheds and failures counted apart.
+/// Two targets called in one loop, call by call, meet the same moments of
+/// the host: a stall of the machine lands in both lanes' figures, where two
+/// loops run one after the other each meet their own.
+pub async fn open_loop_lanes<F, Fut>(
+    rate: f64,
+    until: Until,
+    first: u64,
+    lanes: usize,
+    call: F,
+) -> Vec<Latency>
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send + 'static,
+{
+    let lanes = lanes.max(1);
     let rate = rate.max(1.0);
     let interval = Duration::from_secs_f64(1.0 / rate);
-    let hist = Arc::new(Mutex::new(histogram()));
-    let errors = Arc::new(AtomicU64::new(0));
+    let hists: Arc<Vec<Mutex<Histogram<u64>>>> =
+        Arc::new((0..lanes).map(|_| Mutex::new(histogram())).collect());
+    let errors: Arc<Vec<AtomicU64>> = Arc::new((0..lanes).map(|_| AtomicU64::new(0)).collect());
     // A permit per waiting call: when none is left, the call is shed.
     let permits = Arc::new(Semaphore::new(MAX_OUTSTANDING));
     let runtime = tokio::runtime::Handle::current();
     let (done, pacer) = tokio::sync::oneshot::channel();
     {
-        let (hist, errors, permits) = (hist.clone(), errors.clone(), permits.clone());
+        let (hists, errors, permits) = (hists.clone(), errors.clone(), permits.clone());
         // A thread of its own, not the runtime's blocking pool: its timer
         // slack is changed below, which no broker work may inherit later.
         std::thread::spawn(move || {
             timely_pacer();
             let mut late = histogram();
-            let mut shed = 0;
+            let mut shed = vec![0u64; lanes];
             let start = Instant::now();
             let mut i: u64 = 0;
             loop {
@@ -113,6 +136,7 @@ where
                     Until::Signal(stop) if *stop.borrow() => break,
                     _ => {}
                 }
+                let lane = (i % lanes as u64) as usize;
                 let intended = start + interval.mul_f64(i as f64);
                 let now = Instant::now();
                 if intended > now {
@@ -122,18 +146,18 @@ where
                 match permits.clone().try_acquire_owned() {
                     Ok(permit) => {
                         let fut = call(first + i);
-                        let (hist, errors) = (hist.clone(), errors.clone());
+                        let (hists, errors) = (hists.clone(), errors.clone());
                         runtime.spawn(async move {
                             let ok = fut.await;
                             let us = intended.elapsed().as_micros() as u64;
-                            hist.lock().unwrap().saturating_record(us.max(1));
+                            hists[lane].lock().unwrap().saturating_record(us.max(1));
                             if !ok {
-                                errors.fetch_add(1, Ordering::Relaxed);
+                                errors[lane].fetch_add(1, Ordering::Relaxed);
                             }
                             drop(permit);
                         });
                     }
-                    Err(_) => shed += 1,
+                    Err(_) => shed[lane] += 1,
                 }
                 i += 1;
             }
@@ -146,17 +170,21 @@ where
         .acquire_many(MAX_OUTSTANDING as u32)
         .await
         .expect("permits");
-    let h = hist.lock().unwrap();
-    Latency {
-        offered_rps: rate,
-        p50_us: h.value_at_quantile(0.50),
-        p99_us: h.value_at_quantile(0.99),
-        p999_us: h.value_at_quantile(0.999),
-        send_late_p99_us,
-        shed,
-        errors: errors.load(Ordering::Relaxed),
-        over_capacity: false,
-    }
+    (0..lanes)
+        .map(|lane| {
+            let h = hists[lane].lock().unwrap();
+            Latency {
+                offered_rps: rate / lanes as f64,
+                p50_us: h.value_at_quantile(0.50),
+                p99_us: h.value_at_quantile(0.99),
+                p999_us: h.value_at_quantile(0.999),
+                send_late_p99_us,
+                shed: shed[lane],
+                errors: errors[lane].load(Ordering::Relaxed),
+                over_capacity: false,
+            }
+        })
+        .collect()
 }
 
 /// Makes the calling thread (the pacer) wake on time: timer slack 1 ns
@@ -255,4 +283,35 @@ fn status_kib(pid: Option<u32>, field: &str) -> u64 {
 /// gets its own peak.
 pub fn reset_peak_rss(pid: Option<u32>) {
     let _ = std::fs::write(format!("{}/clear_refs", proc_of(pid)), "5");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each lane is called with its own call numbers, and counts its own
+    /// failures: lane 1's calls all fail here, lane 0's none.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_open_loops_lanes_take_their_calls_in_turn() {
+        let seen: Arc<Vec<Mutex<Vec<u64>>>> =
+            Arc::new((0..2).map(|_| Mutex::new(Vec::new())).collect());
+        let s = seen.clone();
+        let lanes = open_loop_lanes(5_000.0, Until::Calls(101), 10, 2, move |n| {
+            let lane = ((n - 10) % 2) as usize;
+            s[lane].lock().unwrap().push(n);
+            async move { lane == 0 }
+        })
+        .await;
+        assert_eq!(lanes.len(), 2);
+        let mut even = seen[0].lock().unwrap().clone();
+        let mut odd = seen[1].lock().unwrap().clone();
+        even.sort_unstable();
+        odd.sort_unstable();
+        assert_eq!(even, (10..111).step_by(2).collect::<Vec<_>>());
+        assert_eq!(odd, (11..111).step_by(2).collect::<Vec<_>>());
+        assert_eq!((lanes[0].errors, lanes[1].errors), (0, 50));
+        assert_eq!((lanes[0].shed, lanes[1].shed), (0, 0));
+        assert_eq!(lanes[0].offered_rps, 2_500.0);
+        assert!(lanes[0].p99_us >= 1 && lanes[1].p99_us >= 1);
+    }
 }

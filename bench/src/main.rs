@@ -45,7 +45,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::Parser;
-use load::{Latency, Until, open_loop, peak_rss_kib, reset_peak_rss, saturate};
+use load::{Latency, Until, open_loop, open_loop_lanes, peak_rss_kib, reset_peak_rss, saturate};
 use passerelle_broker::identity::Role;
 use passerelle_broker::pki::Pki;
 use passerelle_broker::server::Running;
@@ -365,7 +365,9 @@ where
 /// rates, fractions of the empty store's first saturation
 /// ([`scale::HALF`], [`scale::LOW`]), each as many calls. The engine's
 /// windows are those of the first empty open loop at half and of the first
-/// round. Returns the figures (the engine's left to fill) and the calls
+/// round. Each round ends with both stores in one open loop, call by call,
+/// at half in all ([`scale::PairedLoops`]): as many calls to each store as
+/// a window at one rate. Returns the figures (the engine's left to fill) and the calls
 /// that failed. Calls shed (the open loop 1,024 calls behind) and refused
 /// by the broker's bounds are figures, printed with the ratios.
 async fn eligibility_rounds<E, S>(
@@ -416,6 +418,10 @@ where
         scale_rps: Vec::new(),
         half,
         low,
+        paired: scale::PairedLoops {
+            rate: (first_rps * scale::HALF).max(2.0),
+            ..Default::default()
+        },
         refused: 0,
         checkpoints: Vec::new(),
         engine: Default::default(),
@@ -510,6 +516,28 @@ where
             windows,
         )
         .await;
+        // Both stores in one loop, call by call, at half in all: the
+        // same moments of the host in both stores' p99 (`PairedLoops`).
+        let (empty, seeded) = (empty_calls.clone(), seeded_calls.clone());
+        let (lanes, stolen) = cpu::with_steal(open_loop_lanes(
+            out.paired.rate,
+            Until::Calls(2 * calls),
+            0,
+            2,
+            move |n| {
+                if n % 2 == 0 {
+                    empty(n / 2)
+                } else {
+                    seeded(n / 2)
+                }
+            },
+        ))
+        .await;
+        if let [e, s] = lanes[..] {
+            out.paired.empty.push(e);
+            out.paired.scale.push(s);
+        }
+        out.paired.steal_ms.push(stolen);
         let now = engine::checkpoints(db).await;
         out.checkpoints.push(
             checkpoints_at
@@ -518,7 +546,7 @@ where
         );
         checkpoints_at = now;
     }
-    errors += out.half.errors() + out.low.errors();
+    errors += out.half.errors() + out.low.errors() + out.paired.errors();
     // Refusals by the broker's bounds are answers as documented, counted
     // apart (as every row's).
     out.refused = refused_so_far() - refused_before;
@@ -1647,6 +1675,17 @@ async fn main() {
                 }));
             figures["eligibility_steal_ms_scale"] = serde_json::json!(elig.half.scale_steal_ms);
             figures["eligibility_steal_ms_empty"] = serde_json::json!(elig.half.empty_steal_ms);
+            // Both stores in one open loop, at half in all.
+            let paired = &elig.paired;
+            figures["eligibility_paired"] = serde_json::json!({
+                "rate": paired.rate.round(),
+                "p99_us_empty": paired.empty.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
+                "p99_us_scale": paired.scale.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
+                "p99_ratio": paired.p99_ratio(),
+                "p99_ratios": paired.p99_ratios(),
+                "shed_scale_empty": paired.shed(),
+                "steal_ms": paired.steal_ms,
+            });
             // The open loops at the low rate, beside those at half.
             let low = &elig.low;
             figures["eligibility_low"] = serde_json::json!({
@@ -1790,6 +1829,25 @@ async fn main() {
                 stolen(&loops.empty_steal_ms)
             );
         }
+        let paired = &elig.paired;
+        println!(
+            "    both stores in one open loop, calls dealt in turn, at {:.0}/s in all (half the nearly empty store's first saturation; a quarter each): p99 {:.2} (the median of the rounds' empty store's p99 over the seeded store's, each round's of one window: the same moments of the host in both; not the capacity, which the rate ratio measures; rounds {}; seeded {} us, empty {} us)",
+            paired.rate,
+            paired.p99_ratio(),
+            list(&paired.p99_ratios(), 2),
+            p99s(&paired.scale),
+            p99s(&paired.empty),
+        );
+        let (seeded_shed, empty_shed) = paired.shed();
+        if seeded_shed + empty_shed > 0 {
+            println!(
+                "      calls shed in that loop: seeded store {seeded_shed}, nearly empty store {empty_shed}"
+            );
+        }
+        println!(
+            "      CPU stolen by the hypervisor in each of its windows, ms over both cores: {}",
+            stolen(&paired.steal_ms)
+        );
         if elig.refused > 0 {
             println!(
                 "    refused by the broker's bounds (both stores, every window): {}",

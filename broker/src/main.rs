@@ -282,6 +282,13 @@ async fn main() -> ExitCode {
                             lang.t_args("serve-metrics", &[("addr", &a.to_string())])
                         );
                     }
+                    // Where people sign in: a port 0 is known only here.
+                    if let Some(a) = running.console_addr {
+                        say!(
+                            "{}",
+                            lang.t_args("serve-console", &[("addr", &a.to_string())])
+                        );
+                    }
                     until_stopped(running, signals).await;
                     ExitCode::SUCCESS
                 }

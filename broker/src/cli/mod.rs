@@ -290,10 +290,14 @@ pub enum StatementCmd {
         scheme: String,
         #[arg(long)]
         partner: String,
+        /// The settled period's number (1 for the first).
+        #[arg(value_parser = clap::value_parser!(u32).range(1..))]
         number: u32,
-        /// One payee: provider or member (with --payee).
-        #[arg(long, requires = "payee")]
+        /// One payee's kind: provider or member (with --payee).
+        #[arg(long, requires = "payee", value_parser = ["provider", "member"])]
         payee_type: Option<String>,
+        /// One payee's id: the provider's code (CHU-SO) or the member's
+        /// beneficiary id, as the statement names it (with --payee-type).
         #[arg(long, requires = "payee_type")]
         payee: Option<String>,
         /// Print each payee's FHIR R4 PaymentReconciliation (one JSON

@@ -3622,6 +3622,7 @@ mod tests {
     use crate::admission::Pool;
     use crate::service::Broker;
     use crate::service::testing::two_mutuelles;
+    use crate::store::CloseUpTo;
     use crate::store::users::{Session, User};
     use http_body_util::BodyExt;
     use passerelle_domain::{CareCategory, Claim, ClaimLine, Payee, SchemeOutcome, date};
@@ -3676,35 +3677,116 @@ mod tests {
     /// Five claims of MUT-R's member, one consultation a day each, in its
     /// open period: five statement lines.
     async fn five_claims(b: &Broker) {
-        for i in 0..5u8 {
-            let claim = Claim {
-                scheme_id: "CNSS".into(),
-                claim_id: format!("C-{i}"),
-                provider_id: "CHU".into(),
-                invoice_number: format!("INV-{i}"),
-                payee: Payee::Provider,
-                beneficiary_id: "R-OK".into(),
-                beneficiary_category: String::new(),
-                mutuelle_id: None,
-                member_number: None,
-                date_of_care: date::parse(&format!("2026-03-1{i}")).unwrap(),
-                stay: None,
-                diagnoses: vec![],
-                currency: "XOF".into(),
-                lines: vec![ClaimLine {
-                    act_code: "CONS".into(),
-                    category: CareCategory::Consultation,
-                    quantity: 1,
-                    billed: 5_000,
-                    tariff_base: 5_000,
-                    scheme_share: 3_500,
-                    outcome: SchemeOutcome::Covered,
-                    scheme_reason: String::new(),
-                }],
-                prior_authorization: None,
-            };
-            b.coordinate(claim).await.unwrap();
+        for i in 0..5u32 {
+            b.coordinate(consultation(i, "CHU", &format!("2026-03-1{i}")))
+                .await
+                .unwrap();
         }
+    }
+
+    /// Claim `C-<i>` of MUT-R's member: one consultation at `provider`,
+    /// paid to it.
+    fn consultation(i: u32, provider: &str, day: &str) -> Claim {
+        Claim {
+            scheme_id: "CNSS".into(),
+            claim_id: format!("C-{i}"),
+            provider_id: provider.into(),
+            invoice_number: format!("INV-{i}"),
+            payee: Payee::Provider,
+            beneficiary_id: "R-OK".into(),
+            beneficiary_category: String::new(),
+            mutuelle_id: None,
+            member_number: None,
+            date_of_care: date::parse(day).unwrap(),
+            stay: None,
+            diagnoses: vec![],
+            currency: "XOF".into(),
+            lines: vec![ClaimLine {
+                act_code: "CONS".into(),
+                category: CareCategory::Consultation,
+                quantity: 1,
+                billed: 5_000,
+                tariff_base: 5_000,
+                scheme_share: 3_500,
+                outcome: SchemeOutcome::Covered,
+                scheme_reason: String::new(),
+            }],
+            prior_authorization: None,
+        }
+    }
+
+    /// Closes MUT-R's open period and marks it settled as `reference`.
+    async fn close_and_settle(b: &Broker, reference: &str) -> u32 {
+        let now = crate::audit::now_ms();
+        let p = b
+            .store()
+            .close_period("CNSS", "MUT-R", &CloseUpTo::everything(), now)
+            .await
+            .unwrap();
+        b.store()
+            .settle_period("CNSS", "MUT-R", p.number, reference, now)
+            .await
+            .unwrap();
+        p.number
+    }
+
+    /// The remittance advice's page of payees, as the manager reads it.
+    async fn remittance_page(b: &Arc<Broker>, number: u32, page: &str) -> String {
+        let r = remittance::page_of(
+            State(console(b.clone(), 5_000)),
+            manager(),
+            Path(("CNSS".into(), "MUT-R".into(), number)),
+            Query(PageQuery { page: page.into() }),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let (body, cut) = frames(r).await;
+        assert_eq!(cut, None);
+        String::from_utf8(body.concat()).unwrap()
+    }
+
+    /// A settled period's payees, a hundred a page: the page goes on to
+    /// the next and back to the first; a payee whose recovery outweighs
+    /// its claims is said to owe, not to be paid a negative amount.
+    #[tokio::test]
+    async fn a_remittance_advice_lists_its_payees_by_pages_and_says_who_owes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        for i in 0..101u32 {
+            let r = b
+                .coordinate(consultation(i, &format!("P-{i:03}"), "2026-03-10"))
+                .await
+                .unwrap();
+            assert_eq!(r.state, passerelle_domain::ClaimState::Coordinated, "{r:?}");
+        }
+        let first = close_and_settle(&b, "VIR-1").await;
+        let html = remittance_page(&b, first, "").await;
+        assert_eq!(html.matches("prestataire P-").count(), 2 * 100, "{html}");
+        assert!(html.contains("prestataire P-099 :") && !html.contains("P-100"));
+        assert!(html.contains("Montant net") && html.contains("CSV pour Excel"));
+        assert!(!html.contains("Revenir à la première page"));
+        let token = html
+            .split("remittance?page=")
+            .nth(1)
+            .and_then(|t| t.split('"').next())
+            .unwrap_or_else(|| panic!("a link to the next page: {html}"));
+        let next = remittance_page(&b, first, token).await;
+        assert!(next.contains("prestataire P-100 :"), "{next}");
+        assert_eq!(next.matches("prestataire P-").count(), 2);
+        assert!(next.contains("Revenir à la première page") && !next.contains("?page="));
+
+        // P-000's claim (the member's one consultation a day the product
+        // pays) cancelled after its period was settled: the next period
+        // holds its recovery alone.
+        b.cancel("CNSS", "C-0", "facturée deux fois").await.unwrap();
+        let second = close_and_settle(&b, "VIR-2").await;
+        let html = remittance_page(&b, second, "").await;
+        let said = html.replace("&#39;", "'").replace("&#x27;", "'");
+        assert!(
+            said.contains("1\u{202f}500\u{a0}XOF à récupérer (rien n'est versé)"),
+            "{html}"
+        );
+        assert!(!html.contains("-1\u{202f}500"), "{html}");
     }
 
     fn open_period() -> Path<(String, String, u32)> {

@@ -157,7 +157,10 @@ fn remittance(ctx: &Ctx, r: &settlement::GetRemittanceAdviceResponse, fhir: bool
                 x.invoice_number.clone(),
                 String::new(),
                 String::new(),
-                l.t("recovery").to_string(),
+                l.catalogue().t_args(
+                    "statement-recovery",
+                    &[("period", &x.from_period.to_string())],
+                ),
                 l.money(x.amount.saturating_neg(), cur),
             ]);
         }
@@ -175,20 +178,41 @@ fn remittance_totals(ctx: &Ctx, r: &settlement::GetRemittanceAdviceResponse) -> 
     }
     let l = ctx.lang;
     let cur = r.period.as_ref().map_or("XOF", |p| p.currency.as_str());
+    if let Some(p) = &r.period {
+        // Whose period, and in what currency its amounts are.
+        outln!(
+            "{} {} ({} {}, {} {}), {cur}",
+            l.t("period"),
+            p.number,
+            l.t("scheme"),
+            p.scheme_id,
+            l.t("mutuelle"),
+            p.mutuelle_id,
+        );
+    }
     outln!("{} {}", l.label("reference"), r.transfer_reference);
     let mut t = Table::new(l, &["payee", "claims", "amount"]).right(&[1, 2]);
+    let (mut claims, mut amount) = (0u64, 0i64);
     for a in &r.payees {
         let kind = if a.payee_type == "member" {
             "member"
         } else {
             "provider"
         };
+        claims += u64::from(a.claim_count);
+        amount = amount.saturating_add(a.amount);
         t.row(vec![
             format!("{} {}", l.t(kind), a.payee_id),
             a.claim_count.to_string(),
             l.money(a.amount, cur),
         ]);
     }
+    // The transfer's whole amount: the period's net due.
+    t.row(vec![
+        l.t("total").to_string(),
+        claims.to_string(),
+        l.money(amount, cur),
+    ]);
     out!("{}", t.render());
     Ok(())
 }

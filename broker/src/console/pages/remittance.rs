@@ -141,18 +141,42 @@ pub(super) async fn page_of(
             vec![
                 super::payee_words(lang, &a.payee_type, &a.payee_id),
                 a.claim_count.to_string(),
-                lang.money(a.amount, cur),
+                // A payee whose recoveries outweigh its claims is paid
+                // nothing: what it owes is said as such, not as paid.
+                if a.amount < 0 {
+                    lang.t_args(
+                        "remittance-owed",
+                        &[("amount", &lang.money(a.amount.saturating_neg(), cur))],
+                    )
+                } else {
+                    lang.money(a.amount, cur)
+                },
             ],
         );
         links.push_str(&format!(
-            "<li>{} : <a href=\"{base}.xlsx\" download>{}</a> · <a href=\"{base}.csv\" download>{}</a> · <a href=\"{base}.json\" download>{}</a></li>",
-            esc(&super::payee_words(lang, &a.payee_type, &a.payee_id)),
+            "<li>{} <a href=\"{base}.xlsx\" download>{}</a> · <a href=\"{base}.csv\" download>{}</a> · <a href=\"{base}.json\" download>{}</a></li>",
+            esc(&lang.t_args(
+                "remittance-files",
+                &[(
+                    "payee",
+                    &super::payee_words(lang, &a.payee_type, &a.payee_id)
+                )]
+            )),
             esc(&lang.t("remittance-xlsx")),
             esc(&lang.t("remittance-csv")),
             esc(&lang.t("remittance-fhir")),
         ));
     }
     let mut after = format!("<ul class=\"actions\">{links}</ul>");
+    if !q.page.is_empty() {
+        // Tokens lead forward only: the way back is to the first page.
+        after.push_str(&format!(
+            "<p><a href=\"/periods/{}/{}/{number}/remittance\">{}</a></p>",
+            url(&scheme),
+            url(&mutuelle),
+            esc(&lang.t("remittance-first-page"))
+        ));
+    }
     if !r.next_page_token.is_empty() {
         after.push_str(&format!(
             "<p>{} <a href=\"/periods/{}/{}/{number}/remittance?page={}\">{}</a></p>",
