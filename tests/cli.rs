@@ -1717,8 +1717,9 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
     assert!(a["lines"].as_array().is_none_or(Vec::is_empty), "{one}");
     assert_eq!(a["recoveries"][0]["claimId"], "S-2", "{one}");
     // Read by a person, in French: whose period and in what currency,
-    // each payee, then a total row that is the transfer's amount; the
-    // recovery's line names the period it comes from.
+    // each payee, then a row of the period's net due (the payee who owes
+    // counted against it); the recovery's line names the period it comes
+    // from.
     let fr = async |extra: &[&str]| {
         let mut args = vec![
             "--lang",
@@ -1742,11 +1743,15 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
     );
     let total: Vec<&str> = shown
         .lines()
-        .find(|l| l.starts_with("total"))
-        .unwrap_or_else(|| panic!("a total row: {shown}"))
+        .find(|l| l.starts_with("net dû"))
+        .unwrap_or_else(|| panic!("a row of the net due: {shown}"))
         .split_whitespace()
         .collect();
-    assert_eq!(total, ["total", "2", &net.unwrap().to_string()], "{shown}");
+    assert_eq!(
+        total,
+        ["net", "dû", "2", &net.unwrap().to_string()],
+        "{shown}"
+    );
     let lines = fr(&["--payee-type", "member", "--payee", &id]).await;
     assert!(lines.contains("indu (période 1)"), "{lines}");
     // A payee's kind and the period's number are refused by the command
@@ -1756,7 +1761,7 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
             &["--payee-type", "hopital", "--payee", "X"][..],
             "valeurs possibles : provider, member",
         ),
-        (&[][..], "« 0 » doit être entre 1"),
+        (&[][..], "« 0 » ne nomme aucune période close"),
     ] {
         let mut args = vec![
             "--lang",

@@ -1215,6 +1215,14 @@ async fn serve_prints_where_its_console_answers() {
     )
     .unwrap();
     migrate(&config);
+    /// The broker stopped however the test ends.
+    struct Stopped(std::process::Child);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
         .args(["--lang", "fr", "serve", "--config"])
         .arg(&config)
@@ -1224,6 +1232,7 @@ async fn serve_prints_where_its_console_answers() {
         .spawn()
         .unwrap();
     let out = child.stdout.take().unwrap();
+    let _stopped = Stopped(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
@@ -1233,8 +1242,6 @@ async fn serve_prints_where_its_console_answers() {
         }
     });
     let (lines, _rx) = lines_until(rx, "console web").await;
-    let _ = child.kill();
-    let _ = child.wait();
     assert!(
         lines[0].starts_with("passerelle à l'écoute sur 127.0.0.1:"),
         "{lines:?}"

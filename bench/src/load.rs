@@ -94,8 +94,11 @@ where
 }
 
 /// [`open_loop`] at `rate` calls per second in all, its calls dealt in
-/// turn to `lanes` lanes (the `i`-th call sent, `call(first + i)`, is lane
-/// `i % lanes`'s), each lane's latency, sheds and failures counted apart.
+/// turn to `lanes` lanes (call `n` is lane `n % lanes`'s, so that a caller
+/// choosing its target by `n` agrees whatever `first`), each lane's
+/// latency, sheds and failures counted apart. The lanes share the loop's
+/// [`MAX_OUTSTANDING`] waiting calls: a call is shed in its own lane's
+/// count when the lanes together have that many waiting.
 /// Two targets called in one loop, call by call, meet the same moments of
 /// the host: a stall of the machine lands in both lanes' figures, where two
 /// loops run one after the other each meet their own.
@@ -136,7 +139,7 @@ where
                     Until::Signal(stop) if *stop.borrow() => break,
                     _ => {}
                 }
-                let lane = (i % lanes as u64) as usize;
+                let lane = ((first + i) % lanes as u64) as usize;
                 let intended = start + interval.mul_f64(i as f64);
                 let now = Instant::now();
                 if intended > now {
@@ -289,15 +292,16 @@ pub fn reset_peak_rss(pid: Option<u32>) {
 mod tests {
     use super::*;
 
-    /// Each lane is called with its own call numbers, and counts its own
-    /// failures: lane 1's calls all fail here, lane 0's none.
+    /// Call `n` is lane `n % lanes`'s, from an odd first call too, and
+    /// each lane counts its own failures: lane 1's calls all fail here,
+    /// lane 0's none.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_open_loops_lanes_take_their_calls_in_turn() {
         let seen: Arc<Vec<Mutex<Vec<u64>>>> =
             Arc::new((0..2).map(|_| Mutex::new(Vec::new())).collect());
         let s = seen.clone();
-        let lanes = open_loop_lanes(5_000.0, Until::Calls(101), 10, 2, move |n| {
-            let lane = ((n - 10) % 2) as usize;
+        let lanes = open_loop_lanes(5_000.0, Until::Calls(101), 11, 2, move |n| {
+            let lane = (n % 2) as usize;
             s[lane].lock().unwrap().push(n);
             async move { lane == 0 }
         })
@@ -307,9 +311,9 @@ mod tests {
         let mut odd = seen[1].lock().unwrap().clone();
         even.sort_unstable();
         odd.sort_unstable();
-        assert_eq!(even, (10..111).step_by(2).collect::<Vec<_>>());
-        assert_eq!(odd, (11..111).step_by(2).collect::<Vec<_>>());
-        assert_eq!((lanes[0].errors, lanes[1].errors), (0, 50));
+        assert_eq!(even, (12..112).step_by(2).collect::<Vec<_>>());
+        assert_eq!(odd, (11..112).step_by(2).collect::<Vec<_>>());
+        assert_eq!((lanes[0].errors, lanes[1].errors), (0, 51));
         assert_eq!((lanes[0].shed, lanes[1].shed), (0, 0));
         assert_eq!(lanes[0].offered_rps, 2_500.0);
         assert!(lanes[0].p99_us >= 1 && lanes[1].p99_us >= 1);

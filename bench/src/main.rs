@@ -1683,6 +1683,8 @@ async fn main() {
                 "p99_us_scale": paired.scale.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
                 "p99_ratio": paired.p99_ratio(),
                 "p99_ratios": paired.p99_ratios(),
+                "p99_later_us": paired.p99_later_us(),
+                "p50_ratio": paired.p50_ratio(),
                 "shed_scale_empty": paired.shed(),
                 "steal_ms": paired.steal_ms,
             });
@@ -1831,9 +1833,11 @@ async fn main() {
         }
         let paired = &elig.paired;
         println!(
-            "    both stores in one open loop, calls dealt in turn, at {:.0}/s in all (half the nearly empty store's first saturation; a quarter each): p99 {:.2} (the median of the rounds' empty store's p99 over the seeded store's, each round's of one window: the same moments of the host in both; not the capacity, which the rate ratio measures; rounds {}; seeded {} us, empty {} us)",
+            "    both stores in one open loop, calls dealt in turn, at {:.0}/s in all (half the nearly empty store's first saturation; a quarter each): a seeded call answers {:.0} us later at p99 than a nearly empty store's sent beside it (the rounds' median), p99 ratio {:.2}, p50 ratio {:.2} (empty over seeded, each round's of one window: the same moments of the host in both; not the target's figure, since both stores' calls share the queues and the seeded store's extra work delays both; rounds {}; seeded p99 {} us, empty {} us)",
             paired.rate,
+            paired.p99_later_us(),
             paired.p99_ratio(),
+            paired.p50_ratio(),
             list(&paired.p99_ratios(), 2),
             p99s(&paired.scale),
             p99s(&paired.empty),
@@ -1841,7 +1845,8 @@ async fn main() {
         let (seeded_shed, empty_shed) = paired.shed();
         if seeded_shed + empty_shed > 0 {
             println!(
-                "      calls shed in that loop: seeded store {seeded_shed}, nearly empty store {empty_shed}"
+                "      calls shed in that loop ({} waiting calls shared by both stores; shed calls are in no p99): seeded store's turn {seeded_shed}, nearly empty store's turn {empty_shed}",
+                load::MAX_OUTSTANDING,
             );
         }
         println!(

@@ -796,6 +796,7 @@ cli-usage-unexpected-positional = unexpected value '{ $arg }'
 cli-usage-number-missing = a number is needed
 cli-usage-number-too-large = "{ $value }" is too large
 cli-usage-not-a-number = "{ $value }" is not a whole number
+cli-periods-start-at-one = "{ $value }" names no closed period: they are numbered from 1
 cli-usage-not-an-address = "{ $value }" is not an address and port (127.0.0.1:8443)
 cli-usage-out-of-range = "{ $value }" must be between { $low } and { $high }
 cli-no-such-date = "{ $value }" is no day of the calendar (day first, then month: 31/12/2026)

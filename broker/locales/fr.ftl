@@ -794,6 +794,7 @@ cli-usage-unexpected-positional = valeur en trop « { $arg } »
 cli-usage-number-missing = il manque le nombre
 cli-usage-number-too-large = « { $value } » est trop grand
 cli-usage-not-a-number = « { $value } » n'est pas un nombre entier
+cli-periods-start-at-one = « { $value } » ne nomme aucune période close : elles se comptent à partir de 1
 cli-usage-not-an-address = « { $value } » n'est pas une adresse avec son port (127.0.0.1:8443)
 cli-usage-out-of-range = « { $value } » doit être entre { $low } et { $high }
 cli-no-such-date = « { $value } » n'est pas un jour du calendrier (le jour d'abord, puis le mois : 31/12/2026)

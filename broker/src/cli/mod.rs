@@ -30,6 +30,17 @@ pub fn typed_date(s: &str) -> Result<String, String> {
         })
 }
 
+/// A closed period's number, as the reader counts periods: from 1 (the
+/// API's 0 names the open period, which has no remittance advice).
+pub fn period_number(s: &str) -> Result<u32, String> {
+    let cat = output::Lang::of_process().catalogue();
+    match s.trim().parse::<u32>() {
+        Ok(0) => Err(cat.t_args("cli-periods-start-at-one", &[("value", s)])),
+        Ok(n) => Ok(n),
+        Err(_) => Err(cat.t_args("cli-usage-not-a-number", &[("value", s)])),
+    }
+}
+
 /// `println!` that stops quietly when stdout is closed
 /// (`passerelle claim list | head`) instead of panicking.
 macro_rules! outln {
@@ -291,7 +302,7 @@ pub enum StatementCmd {
         #[arg(long)]
         partner: String,
         /// The settled period's number (1 for the first).
-        #[arg(value_parser = clap::value_parser!(u32).range(1..))]
+        #[arg(value_parser = period_number)]
         number: u32,
         /// One payee's kind: provider or member (with --payee).
         #[arg(long, requires = "payee", value_parser = ["provider", "member"])]

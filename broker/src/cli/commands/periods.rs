@@ -207,9 +207,10 @@ fn remittance_totals(ctx: &Ctx, r: &settlement::GetRemittanceAdviceResponse) -> 
             l.money(a.amount, cur),
         ]);
     }
-    // The transfer's whole amount: the period's net due.
+    // The period's net due: what the payees are paid less what those
+    // who owe give back (a payee who owes is paid nothing).
     t.row(vec![
-        l.t("total").to_string(),
+        l.t("net due").to_string(),
         claims.to_string(),
         l.money(amount, cur),
     ]);
