@@ -1753,7 +1753,22 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
         "{shown}"
     );
     let lines = fr(&["--payee-type", "member", "--payee", &id]).await;
-    assert!(lines.contains("indu (période 1)"), "{lines}");
+    assert!(
+        lines.starts_with("période 2 (régime CNSS, mutuelle MUT-R), XOF\nréférence : VIR-2")
+            && lines.contains("indu (période 1)")
+            && lines.contains(&format!(
+                "{id} : {m2}\u{a0}XOF à récupérer (rien n'est versé)"
+            ))
+            && !lines.contains("net dû"),
+        "{lines}"
+    );
+    // Every payee's lines end with the period's net due.
+    let all = fr(&[]).await;
+    assert!(
+        all.trim_end()
+            .ends_with(&format!("net dû : {} XOF", net.unwrap())),
+        "{all}"
+    );
     // A payee's kind and the period's number are refused by the command
     // line itself, in the reader's language, before the broker is asked.
     for (bad, said) in [
@@ -1761,7 +1776,10 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
             &["--payee-type", "hopital", "--payee", "X"][..],
             "valeurs possibles : provider, member",
         ),
-        (&[][..], "« 0 » ne nomme aucune période close"),
+        (
+            &[][..],
+            "« 0 » ne nomme aucune période : elles se comptent à partir de 1",
+        ),
     ] {
         let mut args = vec![
             "--lang",
@@ -1804,7 +1822,7 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
     assert!(
         o.code == 1
             && o.stderr
-                .contains("provider NOPE has no claim and no recovery in period 2"),
+                .contains("claims or recoveries of provider NOPE in period 2 not found"),
         "{}",
         o.stderr
     );

@@ -525,7 +525,7 @@ pub async fn remittance_advice(
     // The largest payees first: one past the advice's bound of lines is
     // refused as documented (FAILED_PRECONDITION, pointing to the
     // statement's pages) and counted; the largest within it is measured.
-    all.sort_by(|a, b| b.0.cmp(&a.0));
+    all.sort_by_key(|a| std::cmp::Reverse(a.0));
     let mut past_bound = Vec::new();
     let (one, payee_secs, largest) = loop {
         let Some(largest) = all.get(past_bound.len()).cloned() else {

@@ -37,6 +37,9 @@ pub fn period_number(s: &str) -> Result<u32, String> {
     match s.trim().parse::<u32>() {
         Ok(0) => Err(cat.t_args("cli-periods-start-at-one", &[("value", s)])),
         Ok(n) => Ok(n),
+        Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => {
+            Err(cat.t_args("cli-usage-number-too-large", &[("value", s)]))
+        }
         Err(_) => Err(cat.t_args("cli-usage-not-a-number", &[("value", s)])),
     }
 }
@@ -307,8 +310,9 @@ pub enum StatementCmd {
         /// One payee's kind: provider or member (with --payee).
         #[arg(long, requires = "payee", value_parser = ["provider", "member"])]
         payee_type: Option<String>,
-        /// One payee's id: the provider's code (CHU-SO) or the member's
-        /// beneficiary id, as the statement names it (with --payee-type).
+        /// One payee's id as the statement names it: the provider's code
+        /// (CHU-SO) or the member's number in the mutuelle (SOL-0001), not
+        /// the scheme's beneficiary id (with --payee-type).
         #[arg(long, requires = "payee_type")]
         payee: Option<String>,
         /// Print each payee's FHIR R4 PaymentReconciliation (one JSON

@@ -2337,7 +2337,10 @@ async fn statement(
             t.foot = foot;
         }
         let who = payee_words(lang, &payee.payee_type, &payee.payee_id);
-        tables.push((format!("{} : {who}", lang.t("statement-payee")), t));
+        tables.push((
+            lang.t_args("statement-payee-heading", &[("payee", &who)]),
+            t,
+        ));
     }
     if !s.recoveries.is_empty() {
         let mut t = Table::new(

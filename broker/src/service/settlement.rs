@@ -227,8 +227,9 @@ impl Broker {
             }
         }
         if d.lines.is_empty() && d.recoveries.is_empty() {
+            // Said as "… not found" by the API.
             return Err(ServiceError::NotFound(format!(
-                "{payee_type} {payee_id} has no claim and no recovery in period {number}"
+                "claims or recoveries of {payee_type} {payee_id} in period {number}"
             )));
         }
         Ok(d)

@@ -99,9 +99,48 @@ pub(super) async fn period(ctx: &Ctx, cmd: PeriodCmd) -> Out {
     Ok(())
 }
 
+/// Whose period a remittance advice is of, in what currency, and the
+/// transfer's reference: the lines above its tables.
+fn remittance_heading(l: Lang, r: &settlement::GetRemittanceAdviceResponse) {
+    if let Some(p) = &r.period {
+        outln!(
+            "{} {} ({} {}, {} {}), {}",
+            l.t("period"),
+            p.number,
+            l.t("scheme"),
+            p.scheme_id,
+            l.t("mutuelle"),
+            p.mutuelle_id,
+            p.currency
+        );
+    }
+    outln!("{} {}", l.label("reference"), r.transfer_reference);
+}
+
+/// A payee's amount as the console says it: what the transfer pays it,
+/// or what it owes (its recoveries outweigh its claims: it is paid
+/// nothing).
+fn payee_amount(l: Lang, amount: i64, cur: &str) -> String {
+    let c = l.catalogue();
+    if amount < 0 {
+        c.t_args(
+            "remittance-owed",
+            &[("amount", &c.money(amount.saturating_neg(), cur))],
+        )
+    } else {
+        c.money(amount, cur)
+    }
+}
+
 /// A settled period's remittance advice: per payee, what the transfer pays
-/// it and for which claims; or each payee's PaymentReconciliation.
-fn remittance(ctx: &Ctx, r: &settlement::GetRemittanceAdviceResponse, fhir: bool) -> Out {
+/// it and for which claims (every payee's: `whole`, then the period's net
+/// due); or each payee's PaymentReconciliation.
+fn remittance(
+    ctx: &Ctx,
+    r: &settlement::GetRemittanceAdviceResponse,
+    fhir: bool,
+    whole: bool,
+) -> Out {
     if fhir {
         for a in &r.payees {
             outln!("{}", a.fhir_payment_reconciliation);
@@ -114,10 +153,11 @@ fn remittance(ctx: &Ctx, r: &settlement::GetRemittanceAdviceResponse, fhir: bool
     }
     let l = ctx.lang;
     let cur = r.period.as_ref().map_or("XOF", |p| p.currency.as_str());
+    remittance_heading(l, r);
     for a in &r.payees {
         let colon = l.colon();
         outln!(
-            "{} {} {}{colon} {} {cur} ({} {})",
+            "\n{} {} {}{colon} {}",
             l.t("payee"),
             l.t(if a.payee_type == "member" {
                 "member"
@@ -125,9 +165,7 @@ fn remittance(ctx: &Ctx, r: &settlement::GetRemittanceAdviceResponse, fhir: bool
                 "provider"
             }),
             a.payee_id,
-            l.money(a.amount, cur),
-            l.label("reference"),
-            r.transfer_reference
+            payee_amount(l, a.amount, cur),
         );
         let mut t = Table::new(
             l,
@@ -166,6 +204,9 @@ fn remittance(ctx: &Ctx, r: &settlement::GetRemittanceAdviceResponse, fhir: bool
         }
         out!("{}", t.render());
     }
+    if let Some(p) = r.period.as_ref().filter(|_| whole) {
+        outln!("\n{} {} {cur}", l.label("net due"), l.money(p.net_due, cur));
+    }
     Ok(())
 }
 
@@ -178,19 +219,7 @@ fn remittance_totals(ctx: &Ctx, r: &settlement::GetRemittanceAdviceResponse) -> 
     }
     let l = ctx.lang;
     let cur = r.period.as_ref().map_or("XOF", |p| p.currency.as_str());
-    if let Some(p) = &r.period {
-        // Whose period, and in what currency its amounts are.
-        outln!(
-            "{} {} ({} {}, {} {}), {cur}",
-            l.t("period"),
-            p.number,
-            l.t("scheme"),
-            p.scheme_id,
-            l.t("mutuelle"),
-            p.mutuelle_id,
-        );
-    }
-    outln!("{} {}", l.label("reference"), r.transfer_reference);
+    remittance_heading(l, r);
     let mut t = Table::new(l, &["payee", "claims", "amount"]).right(&[1, 2]);
     let (mut claims, mut amount) = (0u64, 0i64);
     for a in &r.payees {
@@ -385,7 +414,7 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
                 .map_err(|s| status_failure(s, None))?
                 .into_inner();
             if !totals {
-                return remittance(ctx, &r, fhir);
+                return remittance(ctx, &r, fhir, ask.payee_id.is_empty());
             }
             // Every page of payees, then one answer (a payee is about a
             // hundred bytes: 10,000 payees are about a megabyte).
