@@ -1636,6 +1636,23 @@ async fn close_and_settle(h: &Harness, number: &str, reference: &str) {
     approve(h, &proposed).await;
 }
 
+/// `passerelle <lead> statement remittance` of MUT-R's period `number`
+/// with CNSS, then `extra`.
+fn remittance_of<'a>(lead: &[&'a str], number: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = lead.to_vec();
+    args.extend([
+        "statement",
+        "remittance",
+        "--scheme",
+        "CNSS",
+        "--partner",
+        "MUT-R",
+        number,
+    ]);
+    args.extend_from_slice(extra);
+    args
+}
+
 /// A settled period's payees' totals by pages: a payee with only a
 /// recovery in the period (its claim cancelled after its own period was
 /// settled) is listed once, between the others in the statement's order,
@@ -1671,20 +1688,8 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
     submit("S-3", "R-RACE", "member").await;
     submit("S-4", "R-OK", "provider").await;
     close_and_settle(&h, "2", "VIR-2").await;
-    let remittance = async |extra: &[&str]| {
-        let mut args = vec![
-            "--json",
-            "statement",
-            "remittance",
-            "--scheme",
-            "CNSS",
-            "--partner",
-            "MUT-R",
-            "2",
-        ];
-        args.extend_from_slice(extra);
-        ok(&h, &args).await.json()
-    };
+    let remittance =
+        async |extra: &[&str]| ok(&h, &remittance_of(&["--json"], "2", extra)).await.json();
     let whole = payee_totals(&remittance(&[]).await);
     assert_eq!(payee_totals(&remittance(&["--totals"]).await), whole);
     assert_eq!(
@@ -1721,19 +1726,10 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
     // counted against it); the recovery's line names the period it comes
     // from.
     let fr = async |extra: &[&str]| {
-        let mut args = vec![
-            "--lang",
-            "fr",
-            "statement",
-            "remittance",
-            "--scheme",
-            "CNSS",
-            "--partner",
-            "MUT-R",
-            "2",
-        ];
-        args.extend_from_slice(extra);
-        ok(&h, &args).await.stdout.replace('\u{202f}', "")
+        ok(&h, &remittance_of(&["--lang", "fr"], "2", extra))
+            .await
+            .stdout
+            .replace('\u{202f}', "")
     };
     let shown = fr(&["--totals"]).await;
     assert!(
@@ -1781,18 +1777,8 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
             "« 0 » ne nomme aucune période : elles se comptent à partir de 1",
         ),
     ] {
-        let mut args = vec![
-            "--lang",
-            "fr",
-            "statement",
-            "remittance",
-            "--scheme",
-            "CNSS",
-            "--partner",
-            "MUT-R",
-            if bad.is_empty() { "0" } else { "2" },
-        ];
-        args.extend_from_slice(bad);
+        let number = if bad.is_empty() { "0" } else { "2" };
+        let args = remittance_of(&["--lang", "fr"], number, bad);
         let o = cli(&h, &args).await;
         assert!(
             o.code == 2 && o.stderr.contains(said),

@@ -756,30 +756,32 @@ impl PairedLoops {
         crate::load::median(&self.p99_ratios())
     }
 
-    /// Each round's empty store's p50 over the seeded store's, their
-    /// median.
-    pub fn p50_ratio(&self) -> f64 {
+    /// The rounds' median of `f(empty, seeded)`, each round's two
+    /// windows' figures.
+    fn rounds_median(
+        &self,
+        f: impl Fn(&crate::load::Latency, &crate::load::Latency) -> f64,
+    ) -> f64 {
         crate::load::median(
             &self
                 .empty
                 .iter()
                 .zip(&self.scale)
-                .map(|(e, s)| e.p50_us as f64 / s.p50_us.max(1) as f64)
+                .map(|(e, s)| f(e, s))
                 .collect::<Vec<_>>(),
         )
+    }
+
+    /// Each round's empty store's p50 over the seeded store's, their
+    /// median.
+    pub fn p50_ratio(&self) -> f64 {
+        self.rounds_median(|e, s| e.p50_us as f64 / s.p50_us.max(1) as f64)
     }
 
     /// How much later the seeded store's p99 is than the empty store's in
     /// the same window, µs (negative: sooner), the rounds' median.
     pub fn p99_later_us(&self) -> f64 {
-        crate::load::median(
-            &self
-                .empty
-                .iter()
-                .zip(&self.scale)
-                .map(|(e, s)| s.p99_us as f64 - e.p99_us as f64)
-                .collect::<Vec<_>>(),
-        )
+        self.rounds_median(|e, s| s.p99_us as f64 - e.p99_us as f64)
     }
 
     /// Calls shed, seeded store's and empty store's (the loop's waiting
