@@ -702,6 +702,7 @@ remittance-more = L'avis se poursuit :
 remittance-owed = { $amount } à récupérer (rien n'est versé)
 remittance-files = { $payee } :
 remittance-first-page = Revenir à la première page
+remittance-net-due = Net dû de la période (tous les bénéficiaires)
 cli-proposal-recorded = Proposition { $id } enregistrée (empreinte { $hash }) : elle s'appliquera quand un gestionnaire de { $mutuelle } l'aura approuvée dans la console (Approbations).
 cli-several-operators = plusieurs certificats d'opérateur dans { $folder } ({ $ids }) : indiquez --cert et --key
 cli-needs-tls = { $url } ne répond pas en gRPC sans chiffrement : ce broker exige https (TLS) ; utilisez --broker { $https } avec un certificat client (--certs, ou --cert et --key)

@@ -484,6 +484,20 @@ impl Lang {
         format!("{}\u{a0}{currency}", self.amount(minor, currency))
     }
 
+    /// What a transfer pays a payee, or what the payee owes when its
+    /// recoveries outweigh its claims (it is paid nothing): "1 600 XOF à
+    /// récupérer (rien n'est versé)", never a negative amount paid.
+    pub fn paid_or_owed(self, minor: i64, currency: &str) -> String {
+        if minor < 0 {
+            self.t_args(
+                "remittance-owed",
+                &[("amount", &self.money(minor.saturating_neg(), currency))],
+            )
+        } else {
+            self.money(minor, currency)
+        }
+    }
+
     /// Between the items of a list whose items may hold commas: " ; " in
     /// French (a space before, as French sets a semicolon), "; " in
     /// English.
@@ -909,6 +923,11 @@ mod tests {
         assert_eq!(Lang::Fr.amount(-500, "XOF"), "-500");
         assert_eq!(Lang::Fr.amount(123_456, "EUR"), "1\u{202f}234,56");
         assert_eq!(Lang::Fr.money(12_500, "XOF"), "12\u{202f}500\u{a0}XOF");
+        assert_eq!(Lang::En.paid_or_owed(4_600, "XOF"), "4,600\u{a0}XOF");
+        assert_eq!(
+            Lang::En.paid_or_owed(-2_200, "XOF"),
+            "2,200\u{a0}XOF to recover (nothing is paid)"
+        );
     }
 
     #[test]

@@ -3767,6 +3767,16 @@ mod tests {
         assert_eq!(html.matches("prestataire P-").count(), 2 * 100, "{html}");
         assert!(html.contains("prestataire P-099 :") && !html.contains("P-100"));
         assert!(html.contains("Montant net") && html.contains("CSV pour Excel"));
+        // The whole period's net due under the page: one consultation a
+        // day paid by the product, 1 500 XOF, over 101 claims.
+        let foot = html
+            .split("Net dû de la période (tous les bénéficiaires)")
+            .nth(1)
+            .unwrap_or_else(|| panic!("the period's net due: {html}"));
+        assert!(
+            foot.find("101") < foot.find("1\u{202f}500\u{a0}XOF") && foot.contains("101"),
+            "{foot}"
+        );
         assert!(!html.contains("Revenir à la première page"));
         let token = html
             .split("remittance?page=")
@@ -3789,7 +3799,11 @@ mod tests {
             said.contains("1\u{202f}500\u{a0}XOF à récupérer (rien n'est versé)"),
             "{html}"
         );
-        assert!(!html.contains("-1\u{202f}500"), "{html}");
+        let foot = html
+            .split("Net dû de la période (tous les bénéficiaires)")
+            .nth(1)
+            .unwrap_or_else(|| panic!("the period's net due: {html}"));
+        assert!(foot.contains("-1\u{202f}500\u{a0}XOF"), "{foot}");
     }
 
     fn open_period() -> Path<(String, String, u32)> {

@@ -117,21 +117,6 @@ fn remittance_heading(l: Lang, r: &settlement::GetRemittanceAdviceResponse) {
     outln!("{} {}", l.label("reference"), r.transfer_reference);
 }
 
-/// A payee's amount as the console says it: what the transfer pays it,
-/// or what it owes (its recoveries outweigh its claims: it is paid
-/// nothing).
-fn payee_amount(l: Lang, amount: i64, cur: &str) -> String {
-    let c = l.catalogue();
-    if amount < 0 {
-        c.t_args(
-            "remittance-owed",
-            &[("amount", &c.money(amount.saturating_neg(), cur))],
-        )
-    } else {
-        c.money(amount, cur)
-    }
-}
-
 /// A settled period's remittance advice: per payee, what the transfer pays
 /// it and for which claims (every payee's: `whole`, then the period's net
 /// due); or each payee's PaymentReconciliation.
@@ -165,7 +150,7 @@ fn remittance(
                 "provider"
             }),
             a.payee_id,
-            payee_amount(l, a.amount, cur),
+            l.catalogue().paid_or_owed(a.amount, cur),
         );
         let mut t = Table::new(
             l,

@@ -141,16 +141,7 @@ pub(super) async fn page_of(
             vec![
                 super::payee_words(lang, &a.payee_type, &a.payee_id),
                 a.claim_count.to_string(),
-                // A payee whose recoveries outweigh its claims is paid
-                // nothing: what it owes is said as such, not as paid.
-                if a.amount < 0 {
-                    lang.t_args(
-                        "remittance-owed",
-                        &[("amount", &lang.money(a.amount.saturating_neg(), cur))],
-                    )
-                } else {
-                    lang.money(a.amount, cur)
-                },
+                lang.paid_or_owed(a.amount, cur),
             ],
         );
         links.push_str(&format!(
@@ -166,6 +157,16 @@ pub(super) async fn page_of(
             esc(&lang.t("remittance-csv")),
             esc(&lang.t("remittance-fhir")),
         ));
+    }
+    // Under every page, the whole period's net due: what its payees are
+    // paid less what those who owe give back (negative: the mutuelle is
+    // owed more than it pays, though some payees may still be paid).
+    if let Some(p) = &r.period {
+        t.foot = vec![
+            lang.t("remittance-net-due"),
+            p.claim_count.to_string(),
+            lang.money(p.net_due, cur),
+        ];
     }
     let mut after = format!("<ul class=\"actions\">{links}</ul>");
     if !q.page.is_empty() {
