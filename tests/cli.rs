@@ -1745,8 +1745,12 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
         .collect();
     assert_eq!(
         total,
-        ["net", "dû", "2", &net.unwrap().to_string()],
+        ["net", "dû", "2", &net.unwrap().to_string(), "XOF"],
         "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("{m2}\u{a0}XOF à récupérer (rien n'est versé)")),
+        "the payee who owes: {shown}"
     );
     let lines = fr(&["--payee-type", "member", "--payee", &id]).await;
     assert!(
@@ -1762,7 +1766,7 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
     let all = fr(&[]).await;
     assert!(
         all.trim_end()
-            .ends_with(&format!("net dû : {} XOF", net.unwrap())),
+            .ends_with(&format!("net dû : {}\u{a0}XOF", net.unwrap())),
         "{all}"
     );
     // A payee's kind and the period's number are refused by the command
@@ -1790,19 +1794,7 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
     // answered with an empty advice.
     let o = cli(
         &h,
-        &[
-            "statement",
-            "remittance",
-            "--scheme",
-            "CNSS",
-            "--partner",
-            "MUT-R",
-            "2",
-            "--payee-type",
-            "provider",
-            "--payee",
-            "NOPE",
-        ],
+        &remittance_of(&[], "2", &["--payee-type", "provider", "--payee", "NOPE"]),
     )
     .await;
     assert!(

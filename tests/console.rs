@@ -604,7 +604,9 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     assert!(
         body.contains("virement VIR-2026-12")
             && body.contains("prestataire CHU-SYLVANUS-OLYMPIO")
-            && body.contains("1 600 XOF"),
+            // The payee's row, and the period's net due under the table.
+            && body.matches("1 600 XOF").count() == 2
+            && body.contains("Net dû de la période"),
         "{body}"
     );
     shot(&gestion, "25-avis-de-paiement").await;

@@ -40,6 +40,9 @@ pub fn period_number(s: &str) -> Result<u32, String> {
         Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => {
             Err(cat.t_args("cli-usage-number-too-large", &[("value", s)]))
         }
+        Err(e) if *e.kind() == std::num::IntErrorKind::Empty => {
+            Err(cat.t_args("cli-usage-number-missing", &[("value", s)]))
+        }
         Err(_) => Err(cat.t_args("cli-usage-not-a-number", &[("value", s)])),
     }
 }
@@ -485,4 +488,39 @@ pub enum ApprovalsCmd {
         #[arg(long)]
         partner: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A period's number on the command line: from 1; 0, nothing, a word
+    /// and a number past u32 each refused with its own words.
+    #[test]
+    fn period_numbers_start_at_one() {
+        let said = |key: &str, value: &str| {
+            output::Lang::of_process()
+                .catalogue()
+                .t_args(key, &[("value", value)])
+        };
+        assert_eq!(period_number("7"), Ok(7));
+        assert_eq!(period_number(" 12 "), Ok(12));
+        assert_eq!(
+            period_number("0"),
+            Err(said("cli-periods-start-at-one", "0"))
+        );
+        assert_eq!(
+            period_number("4294967296"),
+            Err(said("cli-usage-number-too-large", "4294967296"))
+        );
+        assert_eq!(period_number(""), Err(said("cli-usage-number-missing", "")));
+        assert_eq!(
+            period_number("abc"),
+            Err(said("cli-usage-not-a-number", "abc"))
+        );
+        assert_ne!(
+            said("cli-periods-start-at-one", "0"),
+            "cli-periods-start-at-one"
+        );
+    }
 }

@@ -479,6 +479,16 @@ impl Lang {
         out
     }
 
+    /// A label and what it names, the colon set as the language sets it:
+    /// "Révoquer : awa" in French (a space before it), "Revoke: awa" in
+    /// English.
+    pub fn labelled(self, label: &str, what: &str) -> String {
+        match self {
+            Lang::Fr => format!("{label} : {what}"),
+            Lang::En => format!("{label}: {what}"),
+        }
+    }
+
     /// An amount with its currency: "12 500 XOF".
     pub fn money(self, minor: i64, currency: &str) -> String {
         format!("{}\u{a0}{currency}", self.amount(minor, currency))
@@ -924,6 +934,8 @@ mod tests {
         assert_eq!(Lang::Fr.amount(123_456, "EUR"), "1\u{202f}234,56");
         assert_eq!(Lang::Fr.money(12_500, "XOF"), "12\u{202f}500\u{a0}XOF");
         assert_eq!(Lang::En.paid_or_owed(4_600, "XOF"), "4,600\u{a0}XOF");
+        assert_eq!(Lang::En.labelled("Revoke", "awa"), "Revoke: awa");
+        assert_eq!(Lang::Fr.labelled("Révoquer", "awa"), "Révoquer : awa");
         assert_eq!(
             Lang::En.paid_or_owed(-2_200, "XOF"),
             "2,200\u{a0}XOF to recover (nothing is paid)"

@@ -190,7 +190,11 @@ fn remittance(
         out!("{}", t.render());
     }
     if let Some(p) = r.period.as_ref().filter(|_| whole) {
-        outln!("\n{} {} {cur}", l.label("net due"), l.money(p.net_due, cur));
+        outln!(
+            "\n{} {}",
+            l.label("net due"),
+            l.catalogue().money(p.net_due, cur)
+        );
     }
     Ok(())
 }
@@ -206,28 +210,27 @@ fn remittance_totals(ctx: &Ctx, r: &settlement::GetRemittanceAdviceResponse) -> 
     let cur = r.period.as_ref().map_or("XOF", |p| p.currency.as_str());
     remittance_heading(l, r);
     let mut t = Table::new(l, &["payee", "claims", "amount"]).right(&[1, 2]);
-    let (mut claims, mut amount) = (0u64, 0i64);
     for a in &r.payees {
         let kind = if a.payee_type == "member" {
             "member"
         } else {
             "provider"
         };
-        claims += u64::from(a.claim_count);
-        amount = amount.saturating_add(a.amount);
         t.row(vec![
             format!("{} {}", l.t(kind), a.payee_id),
             a.claim_count.to_string(),
-            l.money(a.amount, cur),
+            l.catalogue().paid_or_owed(a.amount, cur),
         ]);
     }
-    // The period's net due: what the payees are paid less what those
-    // who owe give back (a payee who owes is paid nothing).
-    t.row(vec![
-        l.t("net due").to_string(),
-        claims.to_string(),
-        l.money(amount, cur),
-    ]);
+    // The period's net due: what the payees are paid less what those who
+    // owe give back (negative: the mutuelle is owed more than it pays).
+    if let Some(p) = &r.period {
+        t.row(vec![
+            l.t("net due").to_string(),
+            p.claim_count.to_string(),
+            l.catalogue().money(p.net_due, cur),
+        ]);
+    }
     out!("{}", t.render());
     Ok(())
 }

@@ -571,24 +571,24 @@ pub(super) async fn new_version(
         if r.fixed_per_act.is_some() {
             match parse_amount(get(&format!("fixed_{i}"))) {
                 Ok(Some(a)) => r.fixed_per_act = Some(a),
-                _ => bad.push(format!("{cat} : {}", lang.t("product-fixed-field"))),
+                _ => bad.push(lang.labelled(&cat, &lang.t("product-fixed-field"))),
             }
         } else {
             match parse_percent(get(&format!("rate_{i}"))) {
                 Some(bp) => r.tm_rate_bp = bp,
-                None => bad.push(format!("{cat} : {}", lang.t("product-rate-field"))),
+                None => bad.push(lang.labelled(&cat, &lang.t("product-rate-field"))),
             }
         }
         match parse_amount(get(&format!("year_limit_{i}"))) {
             Ok(a) => r.year_limit = a,
-            Err(()) => bad.push(format!("{cat} : {}", lang.t("product-year-limit-field"))),
+            Err(()) => bad.push(lang.labelled(&cat, &lang.t("product-year-limit-field"))),
         }
         match parse_amount(get(&format!("year_count_{i}"))) {
             Ok(n) => match n.map(u32::try_from).transpose() {
                 Ok(n) => r.year_count_limit = n,
-                Err(_) => bad.push(format!("{cat} : {}", lang.t("product-year-count-field"))),
+                Err(_) => bad.push(lang.labelled(&cat, &lang.t("product-year-count-field"))),
             },
-            Err(()) => bad.push(format!("{cat} : {}", lang.t("product-year-count-field"))),
+            Err(()) => bad.push(lang.labelled(&cat, &lang.t("product-year-count-field"))),
         }
     }
     // What was typed stays in the form, with what is wrong above it.

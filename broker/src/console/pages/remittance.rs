@@ -19,8 +19,8 @@ const COLUMNS: [&str; 8] = [
 ];
 
 /// A payee's part as an Excel workbook: text as text (never a formula),
-/// dates as dates, amounts as numbers in minor units, a totals row that is
-/// the transfer's amount to this payee.
+/// dates as dates, amounts as numbers in minor units, a totals row: what
+/// the transfer pays this payee, or (negative) what it owes.
 #[allow(
     clippy::disallowed_types,
     reason = "a workbook stores every number as a double: amounts below 2^53 minor units are exact"
