@@ -1255,21 +1255,7 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     assert_eq!(settled["periods"][0]["state"], "PERIOD_STATE_SETTLED");
     // Its remittance advice: each payee's part of the transfer, which add
     // up to the net due; and each as a FHIR PaymentReconciliation.
-    let advice = ok(
-        &h,
-        &[
-            "--json",
-            "statement",
-            "remittance",
-            "--scheme",
-            "CNSS",
-            "--partner",
-            "MUT-R",
-            "1",
-        ],
-    )
-    .await
-    .json();
+    let advice = ok(&h, &remittance_of(&["--json"], "1", &[])).await.json();
     assert_eq!(advice["transferReference"], "VIR-001");
     let payees = advice["payees"].as_array().unwrap();
     assert!(payees.len() >= 2, "a provider and a member: {advice}");
@@ -1277,20 +1263,11 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     assert_eq!(paid, n(&p1["netDue"]));
     let fhir = ok(
         &h,
-        &[
-            "statement",
-            "remittance",
-            "--scheme",
-            "CNSS",
-            "--partner",
-            "MUT-R",
+        &remittance_of(
+            &[],
             "1",
-            "--payee-type",
-            "member",
-            "--payee",
-            "R-2",
-            "--fhir",
-        ],
+            &["--payee-type", "member", "--payee", "R-2", "--fhir"],
+        ),
     )
     .await
     .stdout;
@@ -1326,20 +1303,7 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
         }
         let one = ok(
             &h,
-            &[
-                "--json",
-                "statement",
-                "remittance",
-                "--scheme",
-                "CNSS",
-                "--partner",
-                "MUT-R",
-                "1",
-                "--payee-type",
-                &t,
-                "--payee",
-                &id,
-            ],
+            &remittance_of(&["--json"], "1", &["--payee-type", &t, "--payee", &id]),
         )
         .await
         .json();
@@ -1347,22 +1311,9 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     }
     // The payees' totals, by pages: each payee's claims and amount, as in
     // the whole advice, in the statement's order.
-    let totals = ok(
-        &h,
-        &[
-            "--json",
-            "statement",
-            "remittance",
-            "--scheme",
-            "CNSS",
-            "--partner",
-            "MUT-R",
-            "1",
-            "--totals",
-        ],
-    )
-    .await
-    .json();
+    let totals = ok(&h, &remittance_of(&["--json"], "1", &["--totals"]))
+        .await
+        .json();
     let whole = payee_totals(&advice);
     assert_eq!(payee_totals(&totals), whole);
     assert!(whole.iter().all(|w| w.3 > 0), "{whole:?}");
@@ -1370,21 +1321,7 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
         let (got, _) = payee_pages(broker, 1, limit).await;
         assert_eq!(got, whole, "pages of {limit}");
     }
-    let shown = ok(
-        &h,
-        &[
-            "statement",
-            "remittance",
-            "--scheme",
-            "CNSS",
-            "--partner",
-            "MUT-R",
-            "1",
-            "--totals",
-        ],
-    )
-    .await
-    .stdout;
+    let shown = ok(&h, &remittance_of(&[], "1", &["--totals"])).await.stdout;
     assert!(
         shown.contains("VIR-001") && shown.contains("provider CHU-SO"),
         "{shown}"
