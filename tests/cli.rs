@@ -1412,19 +1412,7 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     assert_eq!(recovery[0]["mutuelle_share"].parse::<i64>().unwrap(), -s1_m);
     assert_eq!(sum(&rows, "mutuelle_share"), n(&p2["netDue"]));
     // A period not settled has no remittance advice yet.
-    let o = cli(
-        &h,
-        &[
-            "statement",
-            "remittance",
-            "--scheme",
-            "CNSS",
-            "--partner",
-            "MUT-R",
-            "2",
-        ],
-    )
-    .await;
+    let o = cli(&h, &remittance_of(&[], "2", &[])).await;
     assert!(
         o.code == 1 && o.stderr.contains("not settled"),
         "{}",
@@ -1708,17 +1696,20 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
     );
     // A payee's kind and the period's number are refused by the command
     // line itself, in the reader's language, before the broker is asked.
-    for (bad, said) in [
+    for (number, bad, said) in [
         (
+            "2",
             &["--payee-type", "hopital", "--payee", "X"][..],
             "valeurs possibles : provider, member",
         ),
         (
+            "0",
             &[][..],
             "« 0 » ne nomme aucune période : elles se comptent à partir de 1",
         ),
+        ("abc", &[][..], "« abc » n'est pas un nombre entier"),
+        ("99999999999", &[][..], "« 99999999999 » est trop grand"),
     ] {
-        let number = if bad.is_empty() { "0" } else { "2" };
         let args = remittance_of(&["--lang", "fr"], number, bad);
         let o = cli(&h, &args).await;
         assert!(
