@@ -113,6 +113,108 @@ where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = bool> + Send + 'static,
 {
+    lanes_with_histograms(rate, until, first, lanes, call)
+        .await
+        .into_iter()
+        .map(|(latency, _)| latency)
+        .collect()
+}
+
+/// [`open_loop`] with its calls' histogram, so that several loops' calls
+/// can be counted as one ([`Pooled`]).
+pub async fn open_loop_histogram<F, Fut>(
+    rate: f64,
+    until: Until,
+    first: u64,
+    call: F,
+) -> (Latency, Histogram<u64>)
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send + 'static,
+{
+    let mut lanes = lanes_with_histograms(rate, until, first, 1, call).await;
+    lanes.pop().expect("one lane")
+}
+
+/// Several open loops' calls counted as one: the latency of all their
+/// calls together (not a mean of their p99s), their sheds and failures
+/// summed, the pacer's lateness the worst loop's.
+pub struct Pooled {
+    hist: Histogram<u64>,
+    offered_rps: f64,
+    send_late_p99_us: u64,
+    shed: u64,
+    errors: u64,
+}
+
+impl Default for Pooled {
+    fn default() -> Self {
+        Self {
+            hist: histogram(),
+            offered_rps: 0.0,
+            send_late_p99_us: 0,
+            shed: 0,
+            errors: 0,
+        }
+    }
+}
+
+impl Pooled {
+    /// One more loop's calls, as [`open_loop_histogram`] returns them.
+    pub fn add(&mut self, (latency, hist): &(Latency, Histogram<u64>)) {
+        // Both are `histogram()`'s, of the same bounds: adding cannot fail.
+        let _ = self.hist.add(hist);
+        self.offered_rps = latency.offered_rps;
+        self.send_late_p99_us = self.send_late_p99_us.max(latency.send_late_p99_us);
+        self.shed += latency.shed;
+        self.errors += latency.errors;
+    }
+
+    /// The latency of every call added so far.
+    pub fn latency(&self) -> Latency {
+        Latency::of(
+            &self.hist,
+            self.offered_rps,
+            self.send_late_p99_us,
+            self.shed,
+            self.errors,
+        )
+    }
+}
+
+impl Latency {
+    fn of(
+        h: &Histogram<u64>,
+        offered_rps: f64,
+        send_late_p99_us: u64,
+        shed: u64,
+        errors: u64,
+    ) -> Self {
+        Latency {
+            offered_rps,
+            p50_us: h.value_at_quantile(0.50),
+            p99_us: h.value_at_quantile(0.99),
+            p999_us: h.value_at_quantile(0.999),
+            send_late_p99_us,
+            shed,
+            errors,
+            over_capacity: false,
+        }
+    }
+}
+
+/// [`open_loop_lanes`], each lane's histogram beside its latency.
+async fn lanes_with_histograms<F, Fut>(
+    rate: f64,
+    until: Until,
+    first: u64,
+    lanes: usize,
+    call: F,
+) -> Vec<(Latency, Histogram<u64>)>
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send + 'static,
+{
     let lanes = lanes.max(1);
     let rate = rate.max(1.0);
     let interval = Duration::from_secs_f64(1.0 / rate);
@@ -175,17 +277,15 @@ where
         .expect("permits");
     (0..lanes)
         .map(|lane| {
-            let h = hists[lane].lock().unwrap();
-            Latency {
-                offered_rps: rate / lanes as f64,
-                p50_us: h.value_at_quantile(0.50),
-                p99_us: h.value_at_quantile(0.99),
-                p999_us: h.value_at_quantile(0.999),
+            let h = std::mem::replace(&mut *hists[lane].lock().unwrap(), histogram());
+            let latency = Latency::of(
+                &h,
+                rate / lanes as f64,
                 send_late_p99_us,
-                shed: shed[lane],
-                errors: errors[lane].load(Ordering::Relaxed),
-                over_capacity: false,
-            }
+                shed[lane],
+                errors[lane].load(Ordering::Relaxed),
+            );
+            (latency, h)
         })
         .collect()
 }
@@ -291,6 +391,32 @@ pub fn reset_peak_rss(pid: Option<u32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Loops pooled count their calls together: the p99 of a fast loop of
+    /// 99 calls and a slow one of 99 is the slow one's, not a mean of the
+    /// two loops' p99s; sheds and failures add up, the pacer's lateness is
+    /// the worst loop's.
+    #[test]
+    fn pooled_loops_count_every_call_once() {
+        let window = |us: u64, calls: u64, late: u64, shed: u64, errors: u64| {
+            let mut h = histogram();
+            for _ in 0..calls {
+                h.record(us).unwrap();
+            }
+            (Latency::of(&h, 100.0, late, shed, errors), h)
+        };
+        let mut pooled = Pooled::default();
+        pooled.add(&window(1_000, 99, 50, 1, 0));
+        pooled.add(&window(9_000, 99, 20, 2, 3));
+        let l = pooled.latency();
+        // The histogram's values are its buckets' highest (three digits).
+        let h = histogram();
+        assert!(h.equivalent(l.p50_us, 1_000), "p50 {}", l.p50_us);
+        assert!(h.equivalent(l.p99_us, 9_000), "p99 {}", l.p99_us);
+        assert_eq!((l.shed, l.errors, l.send_late_p99_us), (3, 3, 50));
+        assert_eq!(l.offered_rps, 100.0);
+        assert_eq!(Pooled::default().latency().p99_us, 0);
+    }
 
     /// Call `n` is lane `n % lanes`'s, from an odd first call too, and
     /// each lane counts its own failures: lane 1's calls all fail here,

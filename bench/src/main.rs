@@ -45,7 +45,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::Parser;
-use load::{Latency, Until, open_loop, open_loop_lanes, peak_rss_kib, reset_peak_rss, saturate};
+use load::{
+    Latency, Until, open_loop, open_loop_histogram, open_loop_lanes, peak_rss_kib, reset_peak_rss,
+    saturate,
+};
 use passerelle_broker::identity::Role;
 use passerelle_broker::pki::Pki;
 use passerelle_broker::server::Running;
@@ -422,6 +425,10 @@ where
             rate: (first_rps * scale::HALF).max(2.0),
             ..Default::default()
         },
+        in_turn: scale::InTurnLoops {
+            rate: (first_rps * scale::HALF).max(1.0),
+            ..Default::default()
+        },
         refused: 0,
         checkpoints: Vec::new(),
         engine: Default::default(),
@@ -538,6 +545,33 @@ where
             out.paired.scale.push(s);
         }
         out.paired.steal_ms.push(stolen);
+        // Each store alone at half, in short windows taken in turn
+        // (`InTurnLoops`): a round's worth of calls to each.
+        let (mut empty_calls_in_turn, mut seeded_calls_in_turn) =
+            (load::Pooled::default(), load::Pooled::default());
+        let (mut empty_stolen, mut seeded_stolen) = (Some(0.0), Some(0.0));
+        let short = (calls / scale::IN_TURN_WINDOWS as u64).max(1);
+        for seeded in scale::in_turn_order(scale::IN_TURN_WINDOWS, k % 2 == 1) {
+            let (empty, scale) = (empty_calls.clone(), seeded_calls.clone());
+            let (window, stolen) = cpu::with_steal(open_loop_histogram(
+                out.in_turn.rate,
+                Until::Calls(short),
+                0,
+                move |n| if seeded { scale(n) } else { empty(n) },
+            ))
+            .await;
+            let (pooled, sum) = if seeded {
+                (&mut seeded_calls_in_turn, &mut seeded_stolen)
+            } else {
+                (&mut empty_calls_in_turn, &mut empty_stolen)
+            };
+            pooled.add(&window);
+            *sum = sum.zip(stolen).map(|(a, b)| a + b);
+        }
+        out.in_turn.empty.push(empty_calls_in_turn.latency());
+        out.in_turn.scale.push(seeded_calls_in_turn.latency());
+        out.in_turn.empty_steal_ms.push(empty_stolen);
+        out.in_turn.scale_steal_ms.push(seeded_stolen);
         let now = engine::checkpoints(db).await;
         out.checkpoints.push(
             checkpoints_at
@@ -546,7 +580,7 @@ where
         );
         checkpoints_at = now;
     }
-    errors += out.half.errors() + out.low.errors() + out.paired.errors();
+    errors += out.half.errors() + out.low.errors() + out.paired.errors() + out.in_turn.errors();
     // Refusals by the broker's bounds are answers as documented, counted
     // apart (as every row's).
     out.refused = refused_so_far() - refused_before;
@@ -1688,6 +1722,20 @@ async fn main() {
                 "shed_scale_empty": paired.shed(),
                 "steal_ms": paired.steal_ms,
             });
+            // Each store alone at half, in short windows taken in turn.
+            let in_turn = &elig.in_turn;
+            figures["eligibility_in_turn"] = serde_json::json!({
+                "rate": in_turn.rate.round(),
+                "windows_per_store_a_round": scale::IN_TURN_WINDOWS,
+                "p99_us_empty": in_turn.empty.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
+                "p99_us_scale": in_turn.scale.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
+                "p99_ratio": in_turn.p99_ratio(),
+                "p99_ratios": in_turn.p99_ratios(),
+                "p50_ratio": in_turn.p50_ratio(),
+                "shed_scale_empty": in_turn.shed(),
+                "steal_ms_scale": in_turn.scale_steal_ms,
+                "steal_ms_empty": in_turn.empty_steal_ms,
+            });
             // The open loops at the low rate, beside those at half.
             let low = &elig.low;
             figures["eligibility_low"] = serde_json::json!({
@@ -1852,6 +1900,29 @@ async fn main() {
         println!(
             "      CPU stolen by the hypervisor in each of its windows, ms over both cores: {}",
             stolen(&paired.steal_ms)
+        );
+        let in_turn = &elig.in_turn;
+        println!(
+            "    each store alone in short windows taken in turn ({} of each a round, A B B A ..., each of a tenth of the calls above), at {:.0}/s (half the nearly empty store's first saturation): p99 {:.2} (the rounds' median of the empty store's p99 over the seeded store's, each round's calls of a store counted together; the target's figure measured with a drift of the host shared by both stores, target >= 0.8; rounds {}; seeded {} us, empty {} us), p50 ratio {:.2}",
+            scale::IN_TURN_WINDOWS,
+            in_turn.rate,
+            in_turn.p99_ratio(),
+            list(&in_turn.p99_ratios(), 2),
+            p99s(&in_turn.scale),
+            p99s(&in_turn.empty),
+            in_turn.p50_ratio(),
+        );
+        let (seeded_shed, empty_shed) = in_turn.shed();
+        if seeded_shed + empty_shed > 0 {
+            println!(
+                "      calls shed in those windows (the open loop {} calls behind; their time is in no p99): seeded store {seeded_shed}, nearly empty store {empty_shed}",
+                load::MAX_OUTSTANDING,
+            );
+        }
+        println!(
+            "      CPU stolen by the hypervisor in each round's short windows, ms over both cores: seeded store {}; nearly empty store {}",
+            stolen(&in_turn.scale_steal_ms),
+            stolen(&in_turn.empty_steal_ms)
         );
         if elig.refused > 0 {
             println!(

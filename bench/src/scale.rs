@@ -704,14 +704,45 @@ impl OpenLoops {
 
     /// Calls the open loops shed, seeded store's and empty store's.
     pub fn shed(&self) -> (u64, u64) {
-        let sum = |v: &[crate::load::Latency]| v.iter().map(|l| l.shed).sum();
-        (sum(&self.scale), sum(&self.empty))
+        shed(&self.scale, &self.empty)
     }
 
     /// Calls that failed in these open loops, both stores'.
     pub fn errors(&self) -> u64 {
-        self.empty.iter().chain(&self.scale).map(|l| l.errors).sum()
+        errors(&self.empty, &self.scale)
     }
+}
+
+/// `f(empty, seeded)` of each round's two figures, measured in the same
+/// round.
+fn per_round(
+    empty: &[crate::load::Latency],
+    scale: &[crate::load::Latency],
+    f: impl Fn(&crate::load::Latency, &crate::load::Latency) -> f64,
+) -> Vec<f64> {
+    empty.iter().zip(scale).map(|(e, s)| f(e, s)).collect()
+}
+
+/// The empty store's p99 over the seeded store's (below 1 when the seeded
+/// store answers later).
+fn p99_ratio(empty: &crate::load::Latency, scale: &crate::load::Latency) -> f64 {
+    empty.p99_us as f64 / scale.p99_us.max(1) as f64
+}
+
+/// Calls shed in two stores' windows, each store's.
+fn shed(scale: &[crate::load::Latency], empty: &[crate::load::Latency]) -> (u64, u64) {
+    let sum = |v: &[crate::load::Latency]| v.iter().map(|l| l.shed).sum();
+    (sum(scale), sum(empty))
+}
+
+/// Calls that failed in two stores' windows, both stores'.
+fn errors(empty: &[crate::load::Latency], scale: &[crate::load::Latency]) -> u64 {
+    empty.iter().chain(scale).map(|l| l.errors).sum()
+}
+
+/// The same at p50.
+fn p50_ratio(empty: &crate::load::Latency, scale: &crate::load::Latency) -> f64 {
+    empty.p50_us as f64 / scale.p50_us.max(1) as f64
 }
 
 /// Both stores in one open loop, a round's window each: calls dealt in
@@ -743,11 +774,7 @@ impl PairedLoops {
     /// Each round's empty store's p99 over the seeded store's, of the same
     /// window (below 1 when the seeded store answers later).
     pub fn p99_ratios(&self) -> Vec<f64> {
-        self.empty
-            .iter()
-            .zip(&self.scale)
-            .map(|(e, s)| e.p99_us as f64 / s.p99_us.max(1) as f64)
-            .collect()
+        per_round(&self.empty, &self.scale, p99_ratio)
     }
 
     /// The figure: the median of the rounds' ratios (each round's two
@@ -756,43 +783,96 @@ impl PairedLoops {
         crate::load::median(&self.p99_ratios())
     }
 
-    /// The rounds' median of `f(empty, seeded)`, each round's two
-    /// windows' figures.
-    fn rounds_median(
-        &self,
-        f: impl Fn(&crate::load::Latency, &crate::load::Latency) -> f64,
-    ) -> f64 {
-        crate::load::median(
-            &self
-                .empty
-                .iter()
-                .zip(&self.scale)
-                .map(|(e, s)| f(e, s))
-                .collect::<Vec<_>>(),
-        )
-    }
-
     /// Each round's empty store's p50 over the seeded store's, their
     /// median.
     pub fn p50_ratio(&self) -> f64 {
-        self.rounds_median(|e, s| e.p50_us as f64 / s.p50_us.max(1) as f64)
+        crate::load::median(&per_round(&self.empty, &self.scale, p50_ratio))
     }
 
     /// How much later the seeded store's p99 is than the empty store's in
     /// the same window, µs (negative: sooner), the rounds' median.
     pub fn p99_later_us(&self) -> f64 {
-        self.rounds_median(|e, s| s.p99_us as f64 - e.p99_us as f64)
+        crate::load::median(&per_round(&self.empty, &self.scale, |e, s| {
+            s.p99_us as f64 - e.p99_us as f64
+        }))
     }
 
     /// Calls shed, seeded store's and empty store's (the loop's waiting
     /// calls are shared: a store's sheds may be the other's slowness).
     pub fn shed(&self) -> (u64, u64) {
-        let sum = |v: &[crate::load::Latency]| v.iter().map(|l| l.shed).sum();
-        (sum(&self.scale), sum(&self.empty))
+        shed(&self.scale, &self.empty)
     }
 
     pub fn errors(&self) -> u64 {
-        self.empty.iter().chain(&self.scale).map(|l| l.errors).sum()
+        errors(&self.empty, &self.scale)
+    }
+}
+
+/// Each store alone, in short windows taken in turn: a round is
+/// [`IN_TURN_WINDOWS`] windows of each store at [`HALF`] the nearly empty
+/// store's first saturation, in the order [`in_turn_order`] gives, each
+/// window's calls all answered before the next begins; each store's calls
+/// of a round counted as one ([`crate::load::Pooled`]), as many as a
+/// window of [`OpenLoops`]. This is the target's figure, each store loaded
+/// alone at one rate, as [`OpenLoops`] measures it, with its windows cut
+/// short and interleaved: a drift or a stall of the host that lasts more
+/// than a short window lands in both stores' calls, where [`OpenLoops`]'
+/// windows of seconds each meet their own; and unlike [`PairedLoops`] no
+/// store's calls wait behind the other's.
+#[derive(Default)]
+pub struct InTurnLoops {
+    /// Calls per second offered to the store whose window it is.
+    pub rate: f64,
+    /// Each round's calls of each store, pooled over its windows.
+    pub empty: Vec<crate::load::Latency>,
+    pub scale: Vec<crate::load::Latency>,
+    /// CPU milliseconds the hypervisor took during each round's windows,
+    /// the nearly empty store's and the seeded store's, summed.
+    pub empty_steal_ms: Vec<Option<f64>>,
+    pub scale_steal_ms: Vec<Option<f64>>,
+}
+
+/// Short windows of each store a round in [`InTurnLoops`]: ten, each a
+/// tenth of a window of [`OpenLoops`] (half a second at the default five
+/// seconds).
+pub const IN_TURN_WINDOWS: usize = 10;
+
+/// The order of a round's `2 * windows` short windows, `true` for the
+/// seeded store's: in pairs, each pair the other way round from the one
+/// before (A B, B A, A B, ...), so that a drift of the host across the
+/// round favours neither; a round starting with the seeded store's
+/// (`seeded_first`) swaps every pair.
+pub fn in_turn_order(windows: usize, seeded_first: bool) -> Vec<bool> {
+    (0..2 * windows)
+        .map(|i| ((i / 2) % 2 == 1) ^ (i % 2 == 1) ^ seeded_first)
+        .collect()
+}
+
+impl InTurnLoops {
+    /// Each round's empty store's p99 over the seeded store's, of the same
+    /// round's interleaved windows (below 1 when the seeded store answers
+    /// later).
+    pub fn p99_ratios(&self) -> Vec<f64> {
+        per_round(&self.empty, &self.scale, p99_ratio)
+    }
+
+    /// The figure: the rounds' median.
+    pub fn p99_ratio(&self) -> f64 {
+        crate::load::median(&self.p99_ratios())
+    }
+
+    /// Each round's p50 ratio, their median.
+    pub fn p50_ratio(&self) -> f64 {
+        crate::load::median(&per_round(&self.empty, &self.scale, p50_ratio))
+    }
+
+    /// Calls shed, seeded store's and empty store's.
+    pub fn shed(&self) -> (u64, u64) {
+        shed(&self.scale, &self.empty)
+    }
+
+    pub fn errors(&self) -> u64 {
+        errors(&self.empty, &self.scale)
     }
 }
 
@@ -821,6 +901,9 @@ pub struct EligibilityAtScale {
     pub low: OpenLoops,
     /// Both stores in one open loop at half in all, a window a round.
     pub paired: PairedLoops,
+    /// Each store alone at half, in short windows taken in turn, a round's
+    /// worth a round.
+    pub in_turn: InTurnLoops,
     /// Calls refused by the broker's bounds over all measured windows, not
     /// the warm-ups (as `answered`
     /// in main.rs counts them): the broker failing fast as documented, not
@@ -1149,6 +1232,50 @@ mod tests {
         assert_eq!(paired.p99_later_us(), 1_000.0);
         assert_eq!(paired.p50_ratio(), 0.9);
         assert_eq!(PairedLoops::default().p99_ratio(), 0.0);
+    }
+
+    /// A round's short windows go in pairs, each pair the other way round
+    /// (A B B A A B ...), as many of each store; a round that starts with
+    /// the seeded store's swaps every pair. Each store's windows sit at
+    /// the same mean position in the round, so that a steady drift of the
+    /// host favours neither.
+    #[test]
+    fn short_windows_alternate_in_pairs_each_the_other_way_round() {
+        let (e, s) = (false, true);
+        assert_eq!(in_turn_order(3, false), vec![e, s, s, e, e, s]);
+        assert_eq!(in_turn_order(3, true), vec![s, e, e, s, s, e]);
+        let order = in_turn_order(IN_TURN_WINDOWS, false);
+        let at = |store: bool| -> usize {
+            order
+                .iter()
+                .enumerate()
+                .filter(|&(_, &o)| o == store)
+                .map(|(i, _)| i)
+                .sum()
+        };
+        assert_eq!(order.iter().filter(|&&o| o).count(), IN_TURN_WINDOWS);
+        assert_eq!(at(true), at(false));
+    }
+
+    /// In turn, a round's ratio is of its two pooled p99s, the figure
+    /// their median.
+    #[test]
+    fn in_turn_rounds_compare_their_pooled_p99s() {
+        let l = |p99_us| crate::load::Latency {
+            p50_us: p99_us / 4,
+            p99_us,
+            ..Default::default()
+        };
+        let in_turn = InTurnLoops {
+            rate: 1_000.0,
+            empty: vec![l(4_000), l(3_000), l(2_000)],
+            scale: vec![l(5_000), l(2_000), l(2_000)],
+            ..Default::default()
+        };
+        assert_eq!(in_turn.p99_ratios(), vec![0.8, 1.5, 1.0]);
+        assert_eq!(in_turn.p99_ratio(), 1.0);
+        assert_eq!(in_turn.p50_ratio(), 1.0);
+        assert_eq!(InTurnLoops::default().p99_ratio(), 0.0);
     }
 
     /// Eligibility at scale asks about a day of the seeded year, the year
