@@ -207,8 +207,9 @@ pub(super) async fn page_of(
 }
 
 /// One payee's part: `<id>.xlsx` (a workbook), `<id>.csv` (French Excel:
-/// `;`, BOM, French headers, amounts as plain digits, text cells defused)
-/// or `<id>.json` (its PaymentReconciliation).
+/// `;`, BOM, French headers, amounts as plain digits, text cells defused,
+/// a totals row as the workbook's) or `<id>.json` (its
+/// PaymentReconciliation).
 pub(super) async fn file_of(
     State(c): State<Arc<Console>>,
     ctx: Ctx,
@@ -303,6 +304,13 @@ pub(super) async fn file_of(
         out.push_str(&cells.join(";"));
         out.push_str("\r\n");
     }
+    // The totals row, as the workbook's: what the transfer pays this
+    // payee, or (negative) what it owes.
+    let mut total = vec![String::new(); COLUMNS.len()];
+    total[0] = text_cell(&lang.t("claims-total"));
+    total[COLUMNS.len() - 1] = a.amount.to_string();
+    out.push_str(&total.join(";"));
+    out.push_str("\r\n");
     super::attachment(
         "text/csv; charset=utf-8",
         format!("{name}.csv"),
