@@ -162,8 +162,9 @@ impl Default for Pooled {
 impl Pooled {
     /// One more loop's calls, as [`open_loop_histogram`] returns them.
     pub fn add(&mut self, (latency, hist): &(Latency, Histogram<u64>)) {
-        // Both are `histogram()`'s, of the same bounds: adding cannot fail.
-        let _ = self.hist.add(hist);
+        self.hist
+            .add(hist)
+            .expect("both are histogram()'s, of the same bounds");
         self.offered_rps = latency.offered_rps;
         self.send_late_p99_us = self.send_late_p99_us.max(latency.send_late_p99_us);
         self.shed += latency.shed;

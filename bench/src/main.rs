@@ -414,6 +414,7 @@ where
     );
     // As many calls at either rate: the two p99s are of as many calls.
     let calls = ((half.rate * secs) as u64).max(200);
+    let half_rate = half.rate;
     let mut out = scale::EligibilityAtScale {
         empty_rps: vec![first_rps],
         empty_cpu: vec![first_cpu],
@@ -426,7 +427,7 @@ where
             ..Default::default()
         },
         in_turn: scale::InTurnLoops {
-            rate: (first_rps * scale::HALF).max(1.0),
+            rate: half_rate,
             ..Default::default()
         },
         refused: 0,
@@ -541,8 +542,7 @@ where
         ))
         .await;
         if let [e, s] = lanes[..] {
-            out.paired.empty.push(e);
-            out.paired.scale.push(s);
+            out.paired.rounds.push(e, s);
         }
         out.paired.steal_ms.push(stolen);
         // Each store alone at half, in short windows taken in turn
@@ -568,8 +568,10 @@ where
             pooled.add(&window);
             *sum = sum.zip(stolen).map(|(a, b)| a + b);
         }
-        out.in_turn.empty.push(empty_calls_in_turn.latency());
-        out.in_turn.scale.push(seeded_calls_in_turn.latency());
+        out.in_turn.rounds.push(
+            empty_calls_in_turn.latency(),
+            seeded_calls_in_turn.latency(),
+        );
         out.in_turn.empty_steal_ms.push(empty_stolen);
         out.in_turn.scale_steal_ms.push(seeded_stolen);
         let now = engine::checkpoints(db).await;
@@ -580,7 +582,10 @@ where
         );
         checkpoints_at = now;
     }
-    errors += out.half.errors() + out.low.errors() + out.paired.errors() + out.in_turn.errors();
+    errors += out.half.errors()
+        + out.low.errors()
+        + out.paired.rounds.errors()
+        + out.in_turn.rounds.errors();
     // Refusals by the broker's bounds are answers as documented, counted
     // apart (as every row's).
     out.refused = refused_so_far() - refused_before;
@@ -1713,13 +1718,13 @@ async fn main() {
             let paired = &elig.paired;
             figures["eligibility_paired"] = serde_json::json!({
                 "rate": paired.rate.round(),
-                "p99_us_empty": paired.empty.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
-                "p99_us_scale": paired.scale.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
-                "p99_ratio": paired.p99_ratio(),
-                "p99_ratios": paired.p99_ratios(),
-                "p99_later_us": paired.p99_later_us(),
-                "p50_ratio": paired.p50_ratio(),
-                "shed_scale_empty": paired.shed(),
+                "p99_us_empty": paired.rounds.empty.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
+                "p99_us_scale": paired.rounds.scale.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
+                "p99_ratio": paired.rounds.p99_rounds_median(),
+                "p99_ratios": paired.rounds.p99_ratios(),
+                "p99_later_us": paired.rounds.p99_later_us(),
+                "p50_ratio": paired.rounds.p50_ratio(),
+                "shed_scale_empty": paired.rounds.shed(),
                 "steal_ms": paired.steal_ms,
             });
             // Each store alone at half, in short windows taken in turn.
@@ -1727,12 +1732,13 @@ async fn main() {
             figures["eligibility_in_turn"] = serde_json::json!({
                 "rate": in_turn.rate.round(),
                 "windows_per_store_a_round": scale::IN_TURN_WINDOWS,
-                "p99_us_empty": in_turn.empty.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
-                "p99_us_scale": in_turn.scale.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
-                "p99_ratio": in_turn.p99_ratio(),
-                "p99_ratios": in_turn.p99_ratios(),
-                "p50_ratio": in_turn.p50_ratio(),
-                "shed_scale_empty": in_turn.shed(),
+                "p99_us_empty": in_turn.rounds.empty.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
+                "p99_us_scale": in_turn.rounds.scale.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
+                "p99_ratio": in_turn.rounds.p99_medians_ratio(),
+                "p99_rounds_median": in_turn.rounds.p99_rounds_median(),
+                "p99_ratios": in_turn.rounds.p99_ratios(),
+                "p50_ratio": in_turn.rounds.p50_ratio(),
+                "shed_scale_empty": in_turn.rounds.shed(),
                 "steal_ms_scale": in_turn.scale_steal_ms,
                 "steal_ms_empty": in_turn.empty_steal_ms,
             });
@@ -1883,14 +1889,14 @@ async fn main() {
         println!(
             "    both stores in one open loop, calls dealt in turn, at {:.0}/s in all (half the nearly empty store's first saturation; a quarter each): a seeded call answers {:.0} us later at p99 than a nearly empty store's sent beside it (the rounds' median), p99 ratio {:.2}, p50 ratio {:.2} (empty over seeded, each round's of one window: the same moments of the host in both; not the target's figure, since both stores' calls share the queues and the seeded store's extra work delays both; rounds {}; seeded p99 {} us, empty {} us)",
             paired.rate,
-            paired.p99_later_us(),
-            paired.p99_ratio(),
-            paired.p50_ratio(),
-            list(&paired.p99_ratios(), 2),
-            p99s(&paired.scale),
-            p99s(&paired.empty),
+            paired.rounds.p99_later_us(),
+            paired.rounds.p99_rounds_median(),
+            paired.rounds.p50_ratio(),
+            list(&paired.rounds.p99_ratios(), 2),
+            p99s(&paired.rounds.scale),
+            p99s(&paired.rounds.empty),
         );
-        let (seeded_shed, empty_shed) = paired.shed();
+        let (seeded_shed, empty_shed) = paired.rounds.shed();
         if seeded_shed + empty_shed > 0 {
             println!(
                 "      calls shed in that loop ({} waiting calls shared by both stores; shed calls are in no p99): seeded store's turn {seeded_shed}, nearly empty store's turn {empty_shed}",
@@ -1903,16 +1909,17 @@ async fn main() {
         );
         let in_turn = &elig.in_turn;
         println!(
-            "    each store alone in short windows taken in turn ({} of each a round, A B B A ..., each of a tenth of the calls above), at {:.0}/s (half the nearly empty store's first saturation): p99 {:.2} (the rounds' median of the empty store's p99 over the seeded store's, each round's calls of a store counted together; the target's figure measured with a drift of the host shared by both stores, target >= 0.8; rounds {}; seeded {} us, empty {} us), p50 ratio {:.2}",
+            "    each store alone in short windows taken in turn ({} of each a round, A B B A ..., each of a tenth of the calls above), at {:.0}/s (half the nearly empty store's first saturation): p99 {:.2} (the median of the empty store's p99s over the median of the seeded store's, as the target's figure, each round's calls of a store counted together: the host's drift over more than a short window shared by both stores, target >= 0.8; the rounds' median {:.2}, rounds {}; seeded {} us, empty {} us), p50 ratio {:.2}",
             scale::IN_TURN_WINDOWS,
             in_turn.rate,
-            in_turn.p99_ratio(),
-            list(&in_turn.p99_ratios(), 2),
-            p99s(&in_turn.scale),
-            p99s(&in_turn.empty),
-            in_turn.p50_ratio(),
+            in_turn.rounds.p99_medians_ratio(),
+            in_turn.rounds.p99_rounds_median(),
+            list(&in_turn.rounds.p99_ratios(), 2),
+            p99s(&in_turn.rounds.scale),
+            p99s(&in_turn.rounds.empty),
+            in_turn.rounds.p50_ratio(),
         );
-        let (seeded_shed, empty_shed) = in_turn.shed();
+        let (seeded_shed, empty_shed) = in_turn.rounds.shed();
         if seeded_shed + empty_shed > 0 {
             println!(
                 "      calls shed in those windows (the open loop {} calls behind; their time is in no p99): seeded store {seeded_shed}, nearly empty store {empty_shed}",
@@ -1920,7 +1927,7 @@ async fn main() {
             );
         }
         println!(
-            "      CPU stolen by the hypervisor in each round's short windows, ms over both cores: seeded store {}; nearly empty store {}",
+            "      CPU stolen by the hypervisor in each round's short windows, ms over both cores (summed over a store's windows of the round): seeded store {}; nearly empty store {}",
             stolen(&in_turn.scale_steal_ms),
             stolen(&in_turn.empty_steal_ms)
         );

@@ -414,7 +414,7 @@ impl Remittance {
             String::new()
         } else {
             format!(
-                " (larger, refused past the advice's bound of lines as documented, to be read by the statement's pages: {})",
+                "; larger, refused past the advice's bound of lines as documented (to be read by the statement's pages): {}",
                 self.past_bound
                     .iter()
                     .map(|(p, n, mib)| {
@@ -425,7 +425,7 @@ impl Remittance {
             )
         };
         format!(
-            "remittance advice of the month, settled: {} payees' totals by {} pages of 1,000 in {:.2} s ({}); the largest payee's within the bound ({}{past}) advice of {} lines with its FHIR PaymentReconciliation ({:.1} MiB; the answer {:.1} MiB) in {:.2} s; the broker's peak {:.0} MiB = {:.2} x the 100 MiB limit",
+            "remittance advice of the month, settled: {} payees' totals by {} pages of 1,000 in {:.2} s ({}); the largest payee within the bound, {}: its advice of {} lines with its FHIR PaymentReconciliation ({:.1} MiB; the answer {:.1} MiB) in {:.2} s, the broker's peak {:.0} MiB = {:.2} x the 100 MiB limit{past}",
             self.payees,
             self.pages,
             self.totals_secs,
@@ -686,10 +686,7 @@ impl OpenLoops {
     /// December: rounds' median 2.70 from two stalled empty windows, the
     /// medians' ratio 0.71).
     pub fn p99_median_ratio(&self) -> f64 {
-        let median = |v: &[crate::load::Latency]| {
-            crate::load::median(&v.iter().map(|l| l.p99_us as f64).collect::<Vec<_>>())
-        };
-        median(&self.empty) / median(&self.scale).max(1.0)
+        median_p99(&self.empty) / median_p99(&self.scale).max(1.0)
     }
 
     /// Each round's mean of the empty store's p99 either side over the
@@ -704,7 +701,7 @@ impl OpenLoops {
 
     /// Calls the open loops shed, seeded store's and empty store's.
     pub fn shed(&self) -> (u64, u64) {
-        shed(&self.scale, &self.empty)
+        shed(&self.empty, &self.scale)
     }
 
     /// Calls that failed in these open loops, both stores'.
@@ -713,24 +710,14 @@ impl OpenLoops {
     }
 }
 
-/// `f(empty, seeded)` of each round's two figures, measured in the same
-/// round.
-fn per_round(
-    empty: &[crate::load::Latency],
-    scale: &[crate::load::Latency],
-    f: impl Fn(&crate::load::Latency, &crate::load::Latency) -> f64,
-) -> Vec<f64> {
-    empty.iter().zip(scale).map(|(e, s)| f(e, s)).collect()
+/// The median of some windows' p99s.
+fn median_p99(v: &[crate::load::Latency]) -> f64 {
+    crate::load::median(&v.iter().map(|l| l.p99_us as f64).collect::<Vec<_>>())
 }
 
-/// The empty store's p99 over the seeded store's (below 1 when the seeded
-/// store answers later).
-fn p99_ratio(empty: &crate::load::Latency, scale: &crate::load::Latency) -> f64 {
-    empty.p99_us as f64 / scale.p99_us.max(1) as f64
-}
-
-/// Calls shed in two stores' windows, each store's.
-fn shed(scale: &[crate::load::Latency], empty: &[crate::load::Latency]) -> (u64, u64) {
+/// Calls shed in two stores' windows: the seeded store's, then the nearly
+/// empty store's (the order they are printed in).
+fn shed(empty: &[crate::load::Latency], scale: &[crate::load::Latency]) -> (u64, u64) {
     let sum = |v: &[crate::load::Latency]| v.iter().map(|l| l.shed).sum();
     (sum(scale), sum(empty))
 }
@@ -740,9 +727,67 @@ fn errors(empty: &[crate::load::Latency], scale: &[crate::load::Latency]) -> u64
     empty.iter().chain(scale).map(|l| l.errors).sum()
 }
 
-/// The same at p50.
-fn p50_ratio(empty: &crate::load::Latency, scale: &crate::load::Latency) -> f64 {
-    empty.p50_us as f64 / scale.p50_us.max(1) as f64
+/// Both stores' latency in rounds, each round's two figures measured
+/// together (in one loop, or in one round's interleaved windows): a
+/// round's ratio is already paired.
+#[derive(Default)]
+pub struct Rounds {
+    pub empty: Vec<crate::load::Latency>,
+    pub scale: Vec<crate::load::Latency>,
+}
+
+impl Rounds {
+    pub fn push(&mut self, empty: crate::load::Latency, scale: crate::load::Latency) {
+        self.empty.push(empty);
+        self.scale.push(scale);
+    }
+
+    /// `f(empty, seeded)` of each round.
+    fn each(&self, f: impl Fn(&crate::load::Latency, &crate::load::Latency) -> f64) -> Vec<f64> {
+        self.empty
+            .iter()
+            .zip(&self.scale)
+            .map(|(e, s)| f(e, s))
+            .collect()
+    }
+
+    /// Each round's empty store's p99 over the seeded store's (below 1
+    /// when the seeded store answers later).
+    pub fn p99_ratios(&self) -> Vec<f64> {
+        self.each(|e, s| e.p99_us as f64 / s.p99_us.max(1) as f64)
+    }
+
+    /// The rounds' median of [`Self::p99_ratios`].
+    pub fn p99_rounds_median(&self) -> f64 {
+        crate::load::median(&self.p99_ratios())
+    }
+
+    /// The median of the empty store's p99s over the median of the seeded
+    /// store's: the statistic of the target's figure
+    /// ([`OpenLoops::p99_median_ratio`]).
+    pub fn p99_medians_ratio(&self) -> f64 {
+        median_p99(&self.empty) / median_p99(&self.scale).max(1.0)
+    }
+
+    /// Each round's p50 ratio, their median.
+    pub fn p50_ratio(&self) -> f64 {
+        crate::load::median(&self.each(|e, s| e.p50_us as f64 / s.p50_us.max(1) as f64))
+    }
+
+    /// How much later the seeded store's p99 is than the empty store's in
+    /// the same round, µs (negative: sooner), the rounds' median.
+    pub fn p99_later_us(&self) -> f64 {
+        crate::load::median(&self.each(|e, s| s.p99_us as f64 - e.p99_us as f64))
+    }
+
+    /// Calls shed, the seeded store's and the empty store's.
+    pub fn shed(&self) -> (u64, u64) {
+        shed(&self.empty, &self.scale)
+    }
+
+    pub fn errors(&self) -> u64 {
+        errors(&self.empty, &self.scale)
+    }
 }
 
 /// Both stores in one open loop, a round's window each: calls dealt in
@@ -759,53 +804,17 @@ fn p50_ratio(empty: &crate::load::Latency, scale: &crate::load::Latency) -> f64 
 /// seeded call costs more, pulling the p99 ratio towards 1. So its p99
 /// ratio is not the target's figure; what it shows is how much later a
 /// seeded call answers than a nearly empty store's call sent beside it,
-/// read also at p50 and as the p99s' difference.
+/// read also at p50 and as the p99s' difference. Its figure is the
+/// rounds' median ([`Rounds::p99_rounds_median`]). Its sheds: the loop's
+/// waiting calls are shared, so a store's sheds may be the other's
+/// slowness.
 #[derive(Default)]
 pub struct PairedLoops {
     /// Calls per second offered, both stores together.
     pub rate: f64,
-    pub empty: Vec<crate::load::Latency>,
-    pub scale: Vec<crate::load::Latency>,
+    pub rounds: Rounds,
     /// CPU milliseconds the hypervisor took during each window.
     pub steal_ms: Vec<Option<f64>>,
-}
-
-impl PairedLoops {
-    /// Each round's empty store's p99 over the seeded store's, of the same
-    /// window (below 1 when the seeded store answers later).
-    pub fn p99_ratios(&self) -> Vec<f64> {
-        per_round(&self.empty, &self.scale, p99_ratio)
-    }
-
-    /// The figure: the median of the rounds' ratios (each round's two
-    /// p99s are of one window, so a round's ratio is already paired).
-    pub fn p99_ratio(&self) -> f64 {
-        crate::load::median(&self.p99_ratios())
-    }
-
-    /// Each round's empty store's p50 over the seeded store's, their
-    /// median.
-    pub fn p50_ratio(&self) -> f64 {
-        crate::load::median(&per_round(&self.empty, &self.scale, p50_ratio))
-    }
-
-    /// How much later the seeded store's p99 is than the empty store's in
-    /// the same window, µs (negative: sooner), the rounds' median.
-    pub fn p99_later_us(&self) -> f64 {
-        crate::load::median(&per_round(&self.empty, &self.scale, |e, s| {
-            s.p99_us as f64 - e.p99_us as f64
-        }))
-    }
-
-    /// Calls shed, seeded store's and empty store's (the loop's waiting
-    /// calls are shared: a store's sheds may be the other's slowness).
-    pub fn shed(&self) -> (u64, u64) {
-        shed(&self.scale, &self.empty)
-    }
-
-    pub fn errors(&self) -> u64 {
-        errors(&self.empty, &self.scale)
-    }
 }
 
 /// Each store alone, in short windows taken in turn: a round is
@@ -813,19 +822,19 @@ impl PairedLoops {
 /// store's first saturation, in the order [`in_turn_order`] gives, each
 /// window's calls all answered before the next begins; each store's calls
 /// of a round counted as one ([`crate::load::Pooled`]), as many as a
-/// window of [`OpenLoops`]. This is the target's figure, each store loaded
-/// alone at one rate, as [`OpenLoops`] measures it, with its windows cut
-/// short and interleaved: a drift or a stall of the host that lasts more
-/// than a short window lands in both stores' calls, where [`OpenLoops`]'
-/// windows of seconds each meet their own; and unlike [`PairedLoops`] no
-/// store's calls wait behind the other's.
+/// window of [`OpenLoops`]. Each store is loaded alone at one rate, as in
+/// [`OpenLoops`], with its windows cut short and interleaved: a drift of
+/// the host over more than a short window lands in both stores' calls,
+/// where [`OpenLoops`]' windows of seconds each meet their own; and unlike
+/// [`PairedLoops`] no store's calls wait behind the other's. Its figure
+/// is the target's statistic ([`Rounds::p99_medians_ratio`]), the rounds'
+/// median beside it.
 #[derive(Default)]
 pub struct InTurnLoops {
     /// Calls per second offered to the store whose window it is.
     pub rate: f64,
     /// Each round's calls of each store, pooled over its windows.
-    pub empty: Vec<crate::load::Latency>,
-    pub scale: Vec<crate::load::Latency>,
+    pub rounds: Rounds,
     /// CPU milliseconds the hypervisor took during each round's windows,
     /// the nearly empty store's and the seeded store's, summed.
     pub empty_steal_ms: Vec<Option<f64>>,
@@ -834,46 +843,20 @@ pub struct InTurnLoops {
 
 /// Short windows of each store a round in [`InTurnLoops`]: ten, each a
 /// tenth of a window of [`OpenLoops`] (half a second at the default five
-/// seconds).
+/// seconds). Even, so that [`in_turn_order`]'s pairs balance.
 pub const IN_TURN_WINDOWS: usize = 10;
+const _: () = assert!(IN_TURN_WINDOWS.is_multiple_of(2));
 
 /// The order of a round's `2 * windows` short windows, `true` for the
 /// seeded store's: in pairs, each pair the other way round from the one
-/// before (A B, B A, A B, ...), so that a drift of the host across the
-/// round favours neither; a round starting with the seeded store's
-/// (`seeded_first`) swaps every pair.
+/// before (A B, B A, A B, ...), so that, for an even number of windows,
+/// both stores' windows sit at the same mean position in the round and a
+/// steady drift of the host favours neither; a round starting with the
+/// seeded store's (`seeded_first`) swaps every pair.
 pub fn in_turn_order(windows: usize, seeded_first: bool) -> Vec<bool> {
     (0..2 * windows)
         .map(|i| ((i / 2) % 2 == 1) ^ (i % 2 == 1) ^ seeded_first)
         .collect()
-}
-
-impl InTurnLoops {
-    /// Each round's empty store's p99 over the seeded store's, of the same
-    /// round's interleaved windows (below 1 when the seeded store answers
-    /// later).
-    pub fn p99_ratios(&self) -> Vec<f64> {
-        per_round(&self.empty, &self.scale, p99_ratio)
-    }
-
-    /// The figure: the rounds' median.
-    pub fn p99_ratio(&self) -> f64 {
-        crate::load::median(&self.p99_ratios())
-    }
-
-    /// Each round's p50 ratio, their median.
-    pub fn p50_ratio(&self) -> f64 {
-        crate::load::median(&per_round(&self.empty, &self.scale, p50_ratio))
-    }
-
-    /// Calls shed, seeded store's and empty store's.
-    pub fn shed(&self) -> (u64, u64) {
-        shed(&self.scale, &self.empty)
-    }
-
-    pub fn errors(&self) -> u64 {
-        errors(&self.empty, &self.scale)
-    }
 }
 
 /// Eligibility on the nearly empty store and on the seeded one: saturation,
@@ -1211,27 +1194,28 @@ mod tests {
     use super::*;
     use passerelle_domain::date;
 
-    /// A paired round's ratio is of its own window's two p99s, and the
-    /// figure their median: one stalled window moves one round, in both
-    /// stores alike.
+    /// A round's ratio is of its own two p99s (one window's, or one
+    /// round's interleaved windows'): one stalled round moves one ratio,
+    /// in both stores alike. The rounds' median and the medians' ratio
+    /// (the target's statistic) are both read.
     #[test]
-    fn paired_rounds_compare_one_windows_two_p99s() {
+    fn rounds_compare_their_own_two_p99s() {
         let l = |p99_us| crate::load::Latency {
             p50_us: p99_us / 2,
             p99_us,
             ..Default::default()
         };
-        let paired = PairedLoops {
-            rate: 1_000.0,
-            empty: vec![l(4_000), l(90_000), l(3_000)],
-            scale: vec![l(5_000), l(100_000), l(3_000)],
-            steal_ms: vec![None; 3],
-        };
-        assert_eq!(paired.p99_ratios(), vec![0.8, 0.9, 1.0]);
-        assert_eq!(paired.p99_ratio(), 0.9);
-        assert_eq!(paired.p99_later_us(), 1_000.0);
-        assert_eq!(paired.p50_ratio(), 0.9);
-        assert_eq!(PairedLoops::default().p99_ratio(), 0.0);
+        let mut rounds = Rounds::default();
+        for (e, s) in [(4_000, 5_000), (90_000, 100_000), (3_000, 3_000)] {
+            rounds.push(l(e), l(s));
+        }
+        assert_eq!(rounds.p99_ratios(), vec![0.8, 0.9, 1.0]);
+        assert_eq!(rounds.p99_rounds_median(), 0.9);
+        assert_eq!(rounds.p99_medians_ratio(), 0.8);
+        assert_eq!(rounds.p99_later_us(), 1_000.0);
+        assert_eq!(rounds.p50_ratio(), 0.9);
+        assert_eq!(Rounds::default().p99_rounds_median(), 0.0);
+        assert_eq!(Rounds::default().p99_medians_ratio(), 0.0);
     }
 
     /// A round's short windows go in pairs, each pair the other way round
@@ -1255,27 +1239,6 @@ mod tests {
         };
         assert_eq!(order.iter().filter(|&&o| o).count(), IN_TURN_WINDOWS);
         assert_eq!(at(true), at(false));
-    }
-
-    /// In turn, a round's ratio is of its two pooled p99s, the figure
-    /// their median.
-    #[test]
-    fn in_turn_rounds_compare_their_pooled_p99s() {
-        let l = |p99_us| crate::load::Latency {
-            p50_us: p99_us / 4,
-            p99_us,
-            ..Default::default()
-        };
-        let in_turn = InTurnLoops {
-            rate: 1_000.0,
-            empty: vec![l(4_000), l(3_000), l(2_000)],
-            scale: vec![l(5_000), l(2_000), l(2_000)],
-            ..Default::default()
-        };
-        assert_eq!(in_turn.p99_ratios(), vec![0.8, 1.5, 1.0]);
-        assert_eq!(in_turn.p99_ratio(), 1.0);
-        assert_eq!(in_turn.p50_ratio(), 1.0);
-        assert_eq!(InTurnLoops::default().p99_ratio(), 0.0);
     }
 
     /// Eligibility at scale asks about a day of the seeded year, the year

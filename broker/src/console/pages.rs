@@ -3800,6 +3800,28 @@ mod tests {
             html.contains("<td class=\"num\">-1\u{202f}500\u{a0}XOF</td></tr></tfoot>"),
             "{html}"
         );
+        // Its CSV: the recovery's row, then the totals row, negative: what
+        // it owes.
+        let r = remittance::file_of(
+            State(console(b.clone(), 5_000)),
+            manager(),
+            Path((
+                "CNSS".into(),
+                "MUT-R".into(),
+                second,
+                "provider".into(),
+                "P-000.csv".into(),
+            )),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let (body, cut) = frames(r).await;
+        assert_eq!(cut, None);
+        let csv = String::from_utf8(body.concat()).unwrap();
+        assert!(
+            csv.ends_with(";\"indu (période 1)\";-1500\r\n\"Total\";;;;;;;-1500\r\n"),
+            "{csv}"
+        );
     }
 
     fn open_period() -> Path<(String, String, u32)> {

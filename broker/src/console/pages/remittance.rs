@@ -18,6 +18,10 @@ const COLUMNS: [&str; 8] = [
     "col-mutuelle-share",
 ];
 
+/// The column of the amounts (the last), where the totals row writes the
+/// payee's.
+const AMOUNT_COLUMN: usize = COLUMNS.len() - 1;
+
 /// A payee's part as an Excel workbook: text as text (never a formula),
 /// dates as dates, amounts as numbers in minor units, a totals row: what
 /// the transfer pays this payee, or (negative) what it owes.
@@ -58,7 +62,7 @@ fn workbook(
         }
         ws.write_number(row, 5, l.sequence)?;
         ws.write_string(row, 6, &l.act_code)?;
-        ws.write_number_with_format(row, 7, l.mutuelle_share as f64, &amount)?;
+        ws.write_number_with_format(row, AMOUNT_COLUMN as u16, l.mutuelle_share as f64, &amount)?;
         row += 1;
     }
     for x in &a.recoveries {
@@ -74,11 +78,21 @@ fn workbook(
                 &[("period", &x.from_period.to_string())],
             ),
         )?;
-        ws.write_number_with_format(row, 7, x.amount.saturating_neg() as f64, &amount)?;
+        ws.write_number_with_format(
+            row,
+            AMOUNT_COLUMN as u16,
+            x.amount.saturating_neg() as f64,
+            &amount,
+        )?;
         row += 1;
     }
     ws.write_string_with_format(row, 0, lang.t("claims-total"), &bold)?;
-    ws.write_number_with_format(row, 7, a.amount as f64, &amount.clone().set_bold())?;
+    ws.write_number_with_format(
+        row,
+        AMOUNT_COLUMN as u16,
+        a.amount as f64,
+        &amount.clone().set_bold(),
+    )?;
     ws.set_freeze_panes(1, 0)?;
     wb.save_to_buffer()
 }
@@ -308,7 +322,7 @@ pub(super) async fn file_of(
     // payee, or (negative) what it owes.
     let mut total = vec![String::new(); COLUMNS.len()];
     total[0] = text_cell(&lang.t("claims-total"));
-    total[COLUMNS.len() - 1] = a.amount.to_string();
+    total[AMOUNT_COLUMN] = a.amount.to_string();
     out.push_str(&total.join(";"));
     out.push_str("\r\n");
     super::attachment(
