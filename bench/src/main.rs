@@ -1811,6 +1811,16 @@ async fn main() {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        // Calls some loops shed, (seeded, empty), when there are any;
+        // `{max}` in `why` is the bound of waiting calls.
+        let shed_line = |place: &str, why: &str, (seeded, empty): (u64, u64)| {
+            if seeded + empty > 0 {
+                let why = why.replace("{max}", &load::MAX_OUTSTANDING.to_string());
+                println!(
+                    "      calls shed{place} ({why}): seeded store {seeded}, nearly empty store {empty}"
+                );
+            }
+        };
         let p99s = |v: &[Latency]| {
             v.iter()
                 .map(|l| l.p99_us.to_string())
@@ -1872,13 +1882,11 @@ async fn main() {
                 engine.p99_ratio(),
                 p99_ratio / engine.p99_ratio().max(1e-9)
             );
-            let (seeded_shed, empty_shed) = loops.shed();
-            if seeded_shed + empty_shed > 0 {
-                println!(
-                    "      calls shed (the open loop {} calls behind; their time is in no p99, so the ratio flatters the store that shed them): seeded store {seeded_shed}, nearly empty store {empty_shed}",
-                    load::MAX_OUTSTANDING,
-                );
-            }
+            shed_line(
+                "",
+                "the open loop {max} calls behind; their time is in no p99, so the ratio flatters the store that shed them",
+                loops.shed(),
+            );
             println!(
                 "      CPU stolen by the hypervisor in each open loop, ms over both cores (the host's, not ours): seeded store {}; nearly empty store {}",
                 stolen(&loops.scale_steal_ms),
@@ -1896,13 +1904,11 @@ async fn main() {
             p99s(&paired.rounds.scale),
             p99s(&paired.rounds.empty),
         );
-        let (seeded_shed, empty_shed) = paired.rounds.shed();
-        if seeded_shed + empty_shed > 0 {
-            println!(
-                "      calls shed in that loop ({} waiting calls shared by both stores; shed calls are in no p99): seeded store's turn {seeded_shed}, nearly empty store's turn {empty_shed}",
-                load::MAX_OUTSTANDING,
-            );
-        }
+        shed_line(
+            " in that loop",
+            "{max} waiting calls shared by both stores, so a store's sheds may be the other's slowness; shed calls are in no p99",
+            paired.rounds.shed(),
+        );
         println!(
             "      CPU stolen by the hypervisor in each of its windows, ms over both cores: {}",
             stolen(&paired.steal_ms)
@@ -1919,13 +1925,11 @@ async fn main() {
             p99s(&in_turn.rounds.empty),
             in_turn.rounds.p50_ratio(),
         );
-        let (seeded_shed, empty_shed) = in_turn.rounds.shed();
-        if seeded_shed + empty_shed > 0 {
-            println!(
-                "      calls shed in those windows (the open loop {} calls behind; their time is in no p99): seeded store {seeded_shed}, nearly empty store {empty_shed}",
-                load::MAX_OUTSTANDING,
-            );
-        }
+        shed_line(
+            " in those windows",
+            "the open loop {max} calls behind; their time is in no p99",
+            in_turn.rounds.shed(),
+        );
         println!(
             "      CPU stolen by the hypervisor in each round's short windows, ms over both cores (summed over a store's windows of the round): seeded store {}; nearly empty store {}",
             stolen(&in_turn.scale_steal_ms),
