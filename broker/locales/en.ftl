@@ -702,6 +702,7 @@ remittance-fhir = FHIR PaymentReconciliation
 remittance-reference = Transfer reference
 remittance-more = The advice goes on:
 remittance-owed = { $amount } to recover (nothing is paid)
+remittance-total-owed = Total to recover (nothing is paid)
 remittance-files = { $payee }:
 remittance-first-page = Back to the first page
 remittance-net-due = Net due for the period (every payee)

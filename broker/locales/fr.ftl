@@ -700,6 +700,7 @@ remittance-fhir = FHIR PaymentReconciliation
 remittance-reference = Référence du virement
 remittance-more = L'avis se poursuit :
 remittance-owed = { $amount } à récupérer (rien n'est versé)
+remittance-total-owed = Total à récupérer (rien n'est versé)
 remittance-files = { $payee } :
 remittance-first-page = Revenir à la première page
 remittance-net-due = Net dû de la période (tous les bénéficiaires)

@@ -3800,8 +3800,8 @@ mod tests {
             html.contains("<td class=\"num\">-1\u{202f}500\u{a0}XOF</td></tr></tfoot>"),
             "{html}"
         );
-        // Its CSV: the recovery's row, then the totals row, negative: what
-        // it owes.
+        // Its CSV: the recovery's row, then the totals row, negative and
+        // said to be owed.
         let r = remittance::file_of(
             State(console(b.clone(), 5_000)),
             manager(),
@@ -3819,7 +3819,9 @@ mod tests {
         assert_eq!(cut, None);
         let csv = String::from_utf8(body.concat()).unwrap();
         assert!(
-            csv.ends_with(";\"indu (période 1)\";-1500\r\n\"Total\";;;;;;;-1500\r\n"),
+            csv.ends_with(
+                ";\"indu (période 1)\";-1500\r\n\"Total à récupérer (rien n'est versé)\";;;;;;;-1500\r\n"
+            ),
             "{csv}"
         );
     }

@@ -22,6 +22,17 @@ const COLUMNS: [&str; 8] = [
 /// payee's.
 const AMOUNT_COLUMN: usize = COLUMNS.len() - 1;
 
+/// The totals row's label: "Total", or for a payee who owes (a negative
+/// amount, kept signed so that the file's amounts still add up) a label
+/// that says nothing is paid.
+fn total_label(lang: Lang, amount: i64) -> String {
+    lang.t(if amount < 0 {
+        "remittance-total-owed"
+    } else {
+        "claims-total"
+    })
+}
+
 /// A payee's part as an Excel workbook: text as text (never a formula),
 /// dates as dates, amounts as numbers in minor units, a totals row: what
 /// the transfer pays this payee, or (negative) what it owes.
@@ -86,7 +97,7 @@ fn workbook(
         )?;
         row += 1;
     }
-    ws.write_string_with_format(row, 0, lang.t("claims-total"), &bold)?;
+    ws.write_string_with_format(row, 0, total_label(lang, a.amount), &bold)?;
     ws.write_number_with_format(
         row,
         AMOUNT_COLUMN as u16,
@@ -321,7 +332,7 @@ pub(super) async fn file_of(
     // The totals row, as the workbook's: what the transfer pays this
     // payee, or (negative) what it owes.
     let mut total = vec![String::new(); COLUMNS.len()];
-    total[0] = text_cell(&lang.t("claims-total"));
+    total[0] = text_cell(&total_label(lang, a.amount));
     total[AMOUNT_COLUMN] = a.amount.to_string();
     out.push_str(&total.join(";"));
     out.push_str("\r\n");
