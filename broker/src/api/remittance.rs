@@ -96,14 +96,17 @@ fn when(ms: i64) -> (String, String) {
 /// transfer: one detail per claim (its mutuelle shares, type `payment`) and
 /// per recovery (negative, type `adjustment`); paymentIdentifier the
 /// transfer's reference; identifiers in passerelle's systems, as the FHIR
-/// adapters name claims.
+/// adapters name claims. paymentAmount is what the transfer pays the
+/// payee: for a payee whose recoveries outweigh its claims, nothing (0),
+/// never a negative payment under the transfer's reference; what it owes
+/// is the details' sum, said in a processNote.
 ///
 /// Written as text detail by detail: a payee of tens of thousands of claims
 /// never has its resource in memory as a tree.
 pub fn payment_reconciliation(period: &pb::Period, a: &pb::RemittanceAdvice) -> String {
     let cur = period.currency.as_str();
     let (created, date) = when(period.settled_at_ms);
-    let head = json!({
+    let mut head = json!({
         "resourceType": "PaymentReconciliation",
         "identifier": [{
             "system": "urn:passerelle:remittance",
@@ -124,12 +127,22 @@ pub fn payment_reconciliation(period: &pb::Period, a: &pb::RemittanceAdvice) -> 
             period.number, period.scheme_id, period.mutuelle_id
         ),
         "paymentDate": date,
-        "paymentAmount": money(a.amount, cur),
+        "paymentAmount": money(a.amount.max(0), cur),
         "paymentIdentifier": {
             "system": "urn:passerelle:transfer",
             "value": period.settlement_reference,
         },
     });
+    if a.amount < 0 {
+        let owed = money(a.amount.saturating_neg(), cur);
+        head["processNote"] = json!([{
+            "type": "display",
+            "text": format!(
+                "{} {cur} to recover from this payee (its recoveries outweigh its claims): nothing is paid to it by this transfer",
+                owed["value"]
+            ),
+        }]);
+    }
     let resource = Resource {
         head: &head,
         detail: Details {
@@ -336,12 +349,58 @@ mod tests {
         assert_eq!(sum, chu.amount);
     }
 
+    /// The statement with a recovery that outweighs the member's claim:
+    /// the member owes 1,000.
+    fn statement_where_a_payee_owes() -> pb::Statement {
+        let mut s = statement();
+        s.recoveries.push(pb::Recovery {
+            claim_id: "C9".into(),
+            invoice_number: "F-C9".into(),
+            from_period: 1,
+            amount: 2000,
+            payee_type: "member".into(),
+            payee_id: "SOL-0005".into(),
+        });
+        s
+    }
+
+    /// A payee who owes is paid nothing by the transfer: paymentAmount 0,
+    /// never a negative payment under the transfer's reference; its
+    /// details still add up to what it owes, said in a processNote.
+    #[test]
+    fn a_payee_who_owes_is_paid_nothing_in_its_payment_reconciliation() {
+        let all = advice(statement_where_a_payee_owes(), None);
+        let member = &all[0];
+        assert_eq!(
+            (member.payee_id.as_str(), member.amount),
+            ("SOL-0005", -1000)
+        );
+        let fhir: Value = serde_json::from_str(&member.fhir_payment_reconciliation).unwrap();
+        assert_eq!(fhir["paymentAmount"]["value"].to_string(), "0");
+        assert_eq!(fhir["paymentIdentifier"]["value"], "VIR-2026-12");
+        assert_eq!(
+            fhir["processNote"][0]["text"],
+            "1000 XOF to recover from this payee (its recoveries outweigh its claims): nothing is paid to it by this transfer"
+        );
+        let sum: i64 = fhir["detail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["amount"]["value"].to_string().parse::<i64>().unwrap())
+            .sum();
+        assert_eq!(sum, -1000);
+        // A payee who is paid has no such note.
+        let chu: Value = serde_json::from_str(&all[1].fhir_payment_reconciliation).unwrap();
+        assert!(chu.get("processNote").is_none(), "{chu}");
+    }
+
     /// Every PaymentReconciliation validates against FHIR R4 (4.0.1), with
     /// `tools/fhir-validate.py`; under CI=true the validator is required.
+    /// A payee who owes is among them.
     #[test]
     fn a_payment_reconciliation_validates_against_fhir_r4() {
         let dir = tempfile::tempdir().unwrap();
-        let all = advice(statement(), None);
+        let all = advice(statement_where_a_payee_owes(), None);
         for (i, a) in all.iter().enumerate() {
             std::fs::write(
                 dir.path().join(format!("{i}.json")),
