@@ -1869,7 +1869,7 @@ async fn main() {
         for (loops, engine) in [(&elig.half, &e.half), (&elig.low, &e.low)] {
             let p99_ratio = loops.p99_median_ratio();
             println!(
-                "    at {:.0}/s ({}; the seeded store at {:.0} % of its median saturation): p99 {p99_ratio:.2} (the median of the empty store's p99s over the median of the seeded store's, each window once, target >= 0.8; the rounds' median {:.2}, rounds {}; seeded {} us, empty {} us); the engine's own at that rate: p99 {} us against {} us = {:.2}, the broker's over the engine's {:.2}",
+                "    at {:.0}/s ({}; the seeded store at {:.0} % of its median saturation): p99 {p99_ratio:.3} (the median of the empty store's p99s over the median of the seeded store's, each window once, target >= 0.8; the rounds' median {:.2}, rounds {}; seeded {} us, empty {} us); the engine's own at that rate: p99 {} us against {} us = {:.2}, the broker's over the engine's {:.2}",
                 loops.rate,
                 loops.label(),
                 elig.seeded_share(loops.rate) * 100.0,
@@ -1915,7 +1915,7 @@ async fn main() {
         );
         let in_turn = &elig.in_turn;
         println!(
-            "    each store alone in short windows taken in turn ({} of each a round, A B B A ..., each of a tenth of the calls above), at {:.0}/s (half the nearly empty store's first saturation): p99 {:.2} (the median of the empty store's p99s over the median of the seeded store's, as the target's figure, each round's calls of a store counted together: the host's drift over more than a short window shared by both stores, target >= 0.8; the rounds' median {:.2}, rounds {}; seeded {} us, empty {} us), p50 ratio {:.2}",
+            "    each store alone in short windows taken in turn ({} of each a round, A B B A ..., each of a tenth of the calls above), at {:.0}/s (half the nearly empty store's first saturation): p99 {:.3} (the median of the empty store's p99s over the median of the seeded store's, as the target's figure, each round's calls of a store counted together: the host's drift over more than a short window shared by both stores, target >= 0.8; the rounds' median {:.2}, rounds {}; seeded {} us, empty {} us), p50 ratio {:.2}",
             scale::IN_TURN_WINDOWS,
             in_turn.rate,
             in_turn.rounds.p99_medians_ratio(),
