@@ -1716,32 +1716,22 @@ async fn main() {
             figures["eligibility_steal_ms_empty"] = serde_json::json!(elig.half.empty_steal_ms);
             // Both stores in one open loop, at half in all.
             let paired = &elig.paired;
-            figures["eligibility_paired"] = serde_json::json!({
-                "rate": paired.rate.round(),
-                "p99_us_empty": paired.rounds.empty.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
-                "p99_us_scale": paired.rounds.scale.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
-                "p99_ratio": paired.rounds.p99_rounds_median(),
-                "p99_ratios": paired.rounds.p99_ratios(),
-                "p99_later_us": paired.rounds.p99_later_us(),
-                "p50_ratio": paired.rounds.p50_ratio(),
-                "shed_scale_empty": paired.rounds.shed(),
-                "steal_ms": paired.steal_ms,
-            });
+            let mut json = paired.rounds.json();
+            json["rate"] = serde_json::json!(paired.rate.round());
+            // Its figure: the rounds' median (each round is one window).
+            json["p99_ratio"] = serde_json::json!(paired.rounds.p99_rounds_median());
+            json["steal_ms"] = serde_json::json!(paired.steal_ms);
+            figures["eligibility_paired"] = json;
             // Each store alone at half, in short windows taken in turn.
             let in_turn = &elig.in_turn;
-            figures["eligibility_in_turn"] = serde_json::json!({
-                "rate": in_turn.rate.round(),
-                "windows_per_store_a_round": scale::IN_TURN_WINDOWS,
-                "p99_us_empty": in_turn.rounds.empty.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
-                "p99_us_scale": in_turn.rounds.scale.iter().map(|l| l.p99_us).collect::<Vec<_>>(),
-                "p99_ratio": in_turn.rounds.p99_medians_ratio(),
-                "p99_rounds_median": in_turn.rounds.p99_rounds_median(),
-                "p99_ratios": in_turn.rounds.p99_ratios(),
-                "p50_ratio": in_turn.rounds.p50_ratio(),
-                "shed_scale_empty": in_turn.rounds.shed(),
-                "steal_ms_scale": in_turn.scale_steal_ms,
-                "steal_ms_empty": in_turn.empty_steal_ms,
-            });
+            let mut json = in_turn.rounds.json();
+            json["rate"] = serde_json::json!(in_turn.rate.round());
+            json["windows_per_store_a_round"] = serde_json::json!(scale::IN_TURN_WINDOWS);
+            // Its figure: the target's statistic.
+            json["p99_ratio"] = serde_json::json!(in_turn.rounds.p99_medians_ratio());
+            json["steal_ms_scale"] = serde_json::json!(in_turn.scale_steal_ms);
+            json["steal_ms_empty"] = serde_json::json!(in_turn.empty_steal_ms);
+            figures["eligibility_in_turn"] = json;
             // The open loops at the low rate, beside those at half.
             let low = &elig.low;
             figures["eligibility_low"] = serde_json::json!({

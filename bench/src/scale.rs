@@ -785,6 +785,22 @@ impl Rounds {
         shed(&self.empty, &self.scale)
     }
 
+    /// The rounds' figures as the benchmark's JSON gives them, each way of
+    /// pairing them (a loop's own figure is added by its caller).
+    pub fn json(&self) -> serde_json::Value {
+        let p99s = |v: &[crate::load::Latency]| v.iter().map(|l| l.p99_us).collect::<Vec<_>>();
+        serde_json::json!({
+            "p99_us_empty": p99s(&self.empty),
+            "p99_us_scale": p99s(&self.scale),
+            "p99_ratios": self.p99_ratios(),
+            "p99_rounds_median": self.p99_rounds_median(),
+            "p99_medians_ratio": self.p99_medians_ratio(),
+            "p99_later_us": self.p99_later_us(),
+            "p50_ratio": self.p50_ratio(),
+            "shed_scale_empty": self.shed(),
+        })
+    }
+
     pub fn errors(&self) -> u64 {
         errors(&self.empty, &self.scale)
     }
@@ -1214,6 +1230,13 @@ mod tests {
         assert_eq!(rounds.p99_medians_ratio(), 0.8);
         assert_eq!(rounds.p99_later_us(), 1_000.0);
         assert_eq!(rounds.p50_ratio(), 0.9);
+        let json = rounds.json();
+        assert_eq!(
+            json["p99_us_scale"],
+            serde_json::json!([5_000, 100_000, 3_000])
+        );
+        assert_eq!(json["p99_medians_ratio"], serde_json::json!(0.8));
+        assert_eq!(json["shed_scale_empty"], serde_json::json!([0, 0]));
         assert_eq!(Rounds::default().p99_rounds_median(), 0.0);
         assert_eq!(Rounds::default().p99_medians_ratio(), 0.0);
     }

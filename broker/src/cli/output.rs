@@ -94,10 +94,7 @@ impl Lang {
     /// The colon after a label or a name: " :" in French (a space before
     /// it, as French sets a colon), ":" in English.
     pub fn colon(self) -> &'static str {
-        match self {
-            Lang::Fr => " :",
-            Lang::En => ":",
-        }
+        self.catalogue().colon()
     }
 
     /// A phrase of [`Lang::t`] as a label, its colon set as the language

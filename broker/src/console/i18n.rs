@@ -483,9 +483,16 @@ impl Lang {
     /// "Révoquer : awa" in French (a space before it), "Revoke: awa" in
     /// English.
     pub fn labelled(self, label: &str, what: &str) -> String {
+        format!("{label}{} {what}", self.colon())
+    }
+
+    /// The colon after a label or a name: " :" in French (a space before
+    /// it, as French sets a colon), ":" in English. The command line's
+    /// (`cli::output::Lang::colon`) is this one.
+    pub fn colon(self) -> &'static str {
         match self {
-            Lang::Fr => format!("{label} : {what}"),
-            Lang::En => format!("{label}: {what}"),
+            Lang::Fr => " :",
+            Lang::En => ":",
         }
     }
 
