@@ -1107,6 +1107,43 @@ async fn migrate_says_each_step_on_postgresql() {
     }
 }
 
+/// `passerelle migrate` on SQLite says what it does as PostgreSQL's does:
+/// the transaction begun, each migration run with its time, the commit;
+/// a second migrate says nothing of it.
+#[tokio::test]
+async fn migrate_says_each_step_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("passerelle.toml");
+    std::fs::write(
+        &cfg,
+        "listen = \"127.0.0.1:0\"\nplaintext = true\n[[schemes]]\nid = \"CNSS\"\ncurrency = \"XOF\"\n\
+         [store]\nsqlite = \"passerelle.db\"\n",
+    )
+    .unwrap();
+    let (out, err) = migrate_cli("fr", &cfg).await;
+    let version = passerelle_broker::store::sqlite::SCHEMA_VERSION;
+    assert_eq!(out.trim(), format!("schéma en version {version}"));
+    let at = |what: &str| {
+        err.find(what)
+            .unwrap_or_else(|| panic!("no {what:?} in:\n{err}"))
+    };
+    let mut steps = vec![at(&format!(
+        "applying migrations in one transaction; writers wait for its commit from=0 to={version}"
+    ))];
+    steps.extend((1..=version).map(|v| at(&format!("migration run version={v} ms="))));
+    steps.push(at(&format!("migrations committed version={version} ms=")));
+    assert!(steps.is_sorted(), "{err}");
+    let (out, err) = migrate_cli("fr", &cfg).await;
+    assert_eq!(out.trim(), format!("schéma en version {version}"));
+    for said in [
+        "applying migrations",
+        "migration run",
+        "migrations committed",
+    ] {
+        assert!(!err.contains(said), "{said}: {err}");
+    }
+}
+
 /// `passerelle --lang LANG migrate --config CFG`, with logs at the default
 /// level, within 60 s and successful: its stdout and stderr.
 async fn migrate_cli(lang: &str, cfg: &std::path::Path) -> (String, String) {

@@ -168,6 +168,7 @@ fn role_key(r: UserRole) -> &'static str {
 }
 
 /// One signed-in request: who, from where, in which language.
+#[derive(Clone)]
 struct Ctx {
     person: Person,
     peer: SocketAddr,
@@ -2591,6 +2592,32 @@ impl ExportPages {
         }
     }
 
+    /// The person read again from their session, the mutuelle they chose
+    /// when the download began kept; an error if the session is no longer
+    /// current or cannot be read (never read as they were).
+    async fn still_signed_in(&mut self) -> Result<(), tonic::Status> {
+        match self.c.broker.person_again(&self.person).await {
+            Ok(Some(mut now)) => {
+                now.session.mutuelle_id = std::mem::take(&mut self.person.session.mutuelle_id);
+                self.person = now;
+                Ok(())
+            }
+            Ok(None) => {
+                tracing::info!(
+                    login = %self.person.user.login,
+                    "console: a statement's download stopped: the session ended"
+                );
+                Err(tonic::Status::unauthenticated(
+                    "the session ended during the download",
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "console: a statement's download stopped: the session could not be read");
+                Err(tonic::Status::unavailable("the session could not be read"))
+            }
+        }
+    }
+
     /// The next page's lines, then `None` after the last. What the
     /// mutuelle recovers on claims cancelled after their period closed
     /// comes with the first page, after its lines: a negative M, as in
@@ -2598,6 +2625,15 @@ impl ExportPages {
     async fn next(&mut self) -> Option<Result<Vec<ExportLine>, tonic::Status>> {
         if self.done {
             return None;
+        }
+        // A page after the first is read as the person is now: a session
+        // revoked or ended, an account disabled or its scope changed since
+        // the download began stops it at the next page.
+        if !self.request.page_token.is_empty()
+            && let Err(e) = self.still_signed_in().await
+        {
+            self.done = true;
+            return Some(Err(e));
         }
         let c = &self.c;
         let s = match c
@@ -3677,6 +3713,34 @@ mod tests {
         }
     }
 
+    /// MUT-R's manager `login`, an account in the broker's store signed in
+    /// (a session there), reading French: what a download read a page at
+    /// a time checks again at each page.
+    async fn signed_in_manager(b: &Broker, login: &str) -> Ctx {
+        b.add_user(
+            crate::service::users::NewUser {
+                login: login.into(),
+                display_name: "Ama".into(),
+                role: UserRole::Manager,
+                scope: vec!["MUT-R".into()],
+                password: "un mot de passe assez long".into(),
+                lang: "fr".into(),
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+        let (_, person) = b
+            .sign_in(login, "un mot de passe assez long", "", "127.0.0.1")
+            .await
+            .unwrap();
+        Ctx {
+            person,
+            peer: SocketAddr::from(([127, 0, 0, 1], 40000)),
+            lang: Lang::Fr,
+        }
+    }
+
     /// Five claims of MUT-R's member, one consultation a day each, in its
     /// open period: five statement lines.
     async fn five_claims(b: &Broker) {
@@ -3850,8 +3914,9 @@ mod tests {
         five_claims(&b).await;
 
         // In pages of two lines: the header with the first page, then each
-        // page as it is read.
-        let r = statement_csv(State(console(b.clone(), 2)), manager(), open_period()).await;
+        // page as it is read (each after the first as the person is then).
+        let ama = signed_in_manager(&b, "ama").await;
+        let r = statement_csv(State(console(b.clone(), 2)), ama.clone(), open_period()).await;
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(
             r.headers()[header::CONTENT_DISPOSITION],
@@ -3886,7 +3951,7 @@ mod tests {
             .sum();
 
         // The workbook: the header, the five lines, the totals row.
-        let r = statement_xlsx(State(console(b.clone(), 2)), manager(), open_period()).await;
+        let r = statement_xlsx(State(console(b.clone(), 2)), ama, open_period()).await;
         assert_eq!(r.status(), StatusCode::OK);
         let (chunks, cut) = frames(r).await;
         assert_eq!(cut, None);
@@ -3905,7 +3970,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (b, _sim, _t) = two_mutuelles(dir.path()).await;
         five_claims(&b).await;
-        let ctx = manager();
+        let ctx = signed_in_manager(&b, "ama").await;
         let key = ctx.person.caller().display();
         let r = statement_csv(State(console(b.clone(), 2)), ctx, open_period()).await;
         assert_eq!(r.status(), StatusCode::OK);
@@ -3923,6 +3988,65 @@ mod tests {
         );
 
         drop(held);
+    }
+
+    #[tokio::test]
+    async fn a_download_stops_at_the_next_page_once_the_session_has_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        five_claims(&b).await;
+        let c = console(b.clone(), 2);
+
+        // The CSV: the header and first page sent, then an operator
+        // revokes the person's sessions; the next page is not read, and
+        // the body ends in an error, not as a whole file.
+        let ama = signed_in_manager(&b, "ama").await;
+        let r = statement_csv(State(c.clone()), ama.clone(), open_period()).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let mut body = r.into_body();
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert!(String::from_utf8_lossy(&first).contains("\"C-"));
+        assert_eq!(b.revoke_sessions("ama", "operator").await.unwrap(), 1);
+        let next = body.frame().await.expect("the body ends in an error");
+        assert!(next.is_err(), "no page after the session ended");
+        drop(body);
+        assert_eq!(c.exports.slots.available_permits(), MAX_EXPORTS);
+
+        // The workbook, whose pages are all read before its answer: an
+        // account disabled after the first page is refused the file.
+        let kofi = signed_in_manager(&b, "kofi").await;
+        let r = statement_xlsx(State(c.clone()), kofi.clone(), open_period()).await;
+        assert_eq!(r.status(), StatusCode::OK, "a current session gets it");
+        let (chunks, cut) = frames(r).await;
+        assert_eq!(cut, None);
+        assert!(passerelle_files::xlsx::first_sheet(&chunks.concat()).is_ok());
+        // Its account disabled: at its first page, the person was still
+        // signed in; at the second, no longer.
+        let mut pages = ExportPages::open(&c, &kofi, "CNSS", "MUT-R", 0)
+            .await
+            .map_err(|_| "the first page")
+            .unwrap()
+            .0;
+        b.change_user("kofi", None, false, Some(true), "operator")
+            .await
+            .unwrap();
+        let Some(Err(e)) = pages.next().await else {
+            panic!("the second page read after the account was disabled");
+        };
+        assert_eq!(e.code(), tonic::Code::Unauthenticated);
+        assert!(pages.next().await.is_none(), "nothing read after");
+
+        // A session still current carries on, as the person is now.
+        let afi = signed_in_manager(&b, "afi").await;
+        let (mut pages, first) = ExportPages::open(&c, &afi, "CNSS", "MUT-R", 0)
+            .await
+            .map_err(|_| "the first page")
+            .unwrap();
+        let mut lines = first.len();
+        while let Some(p) = pages.next().await {
+            lines += p.unwrap().len();
+        }
+        assert_eq!(lines, 5);
     }
 
     #[tokio::test]
@@ -3979,6 +4103,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (b, _sim, _t) = two_mutuelles(dir.path()).await;
         five_claims(&b).await;
+        let ama = signed_in_manager(&b, "ama").await;
         let c = console(b, 2);
         let all = |c: &Arc<Console>| {
             let slots = c.exports.slots.clone();
@@ -3992,13 +4117,13 @@ mod tests {
                 .unwrap()
             }
         };
-        let r = statement_csv(State(c.clone()), manager(), open_period()).await;
+        let r = statement_csv(State(c.clone()), ama.clone(), open_period()).await;
         assert_eq!(r.status(), StatusCode::OK);
         drop(r);
         drop(all(&c).await);
         // The workbook's writer gives it back once it sees the download
         // dropped.
-        let r = statement_xlsx(State(c.clone()), manager(), open_period()).await;
+        let r = statement_xlsx(State(c.clone()), ama, open_period()).await;
         assert_eq!(r.status(), StatusCode::OK);
         drop(r);
         drop(all(&c).await);

@@ -660,13 +660,24 @@ impl Broker {
     /// expired one is removed. Fails closed: a store error is an error,
     /// never a signed-in person.
     pub async fn person(&self, cookie_id: &str) -> Result<Option<Person>, ServiceError> {
-        let hash = session_hash(cookie_id);
-        let Some(session) = self.store.session(&hash).await? else {
+        self.person_of(&session_hash(cookie_id)).await
+    }
+
+    /// The person of a session as they are now (their account's role,
+    /// scope and state read again), if the session is still current: for
+    /// work that outlasts the request that began it, such as a download
+    /// read a page at a time. Fails closed as [`Broker::person`] does.
+    pub async fn person_again(&self, person: &Person) -> Result<Option<Person>, ServiceError> {
+        self.person_of(&person.session.id_hash).await
+    }
+
+    async fn person_of(&self, hash: &str) -> Result<Option<Person>, ServiceError> {
+        let Some(session) = self.store.session(hash).await? else {
             return Ok(None);
         };
         let now = self.clock.now_ms();
         if now - session.seen_ms > IDLE_MS || now - session.created_ms > ABSOLUTE_MS {
-            self.store.delete_session(&hash).await?;
+            self.store.delete_session(hash).await?;
             return Ok(None);
         }
         let Some(user) = self.store.user(&session.login).await? else {
@@ -677,7 +688,7 @@ impl Broker {
         }
         let mut session = session;
         if now - session.seen_ms >= TOUCH_EVERY_MS {
-            self.store.touch_session(&hash, now).await?;
+            self.store.touch_session(hash, now).await?;
             session.seen_ms = now;
         }
         let person = Person { user, session };

@@ -1008,6 +1008,58 @@ pub(super) fn migrations_to_apply(found: i64, want: i64) -> Result<(), StoreErro
     Ok(())
 }
 
+/// What a migration does, logged as it goes on either backend (`passerelle
+/// migrate` shows the logs): on a year's data an upgrade takes minutes
+/// (docs/PERFORMANCE.md), and what it alters is held until its commit.
+pub(super) struct MigrationLog {
+    found: i64,
+    want: i64,
+    started: std::time::Instant,
+    step: std::time::Instant,
+}
+
+impl MigrationLog {
+    /// Before the first migration from version `found` to `want`; `held`
+    /// says who waits for the commit.
+    pub(super) fn start(found: i64, want: i64, held: &str) -> MigrationLog {
+        if found < want {
+            tracing::info!(
+                from = found,
+                to = want,
+                "applying migrations in one transaction; {held} wait for its commit"
+            );
+        }
+        let now = std::time::Instant::now();
+        MigrationLog {
+            found,
+            want,
+            started: now,
+            step: now,
+        }
+    }
+
+    /// Migration `version` has run (since the last one, or the start).
+    pub(super) fn ran(&mut self, version: i64) {
+        tracing::info!(
+            version,
+            ms = self.step.elapsed().as_millis() as u64,
+            "migration run"
+        );
+        self.step = std::time::Instant::now();
+    }
+
+    /// The transaction has committed.
+    pub(super) fn committed(&self) {
+        if self.found < self.want {
+            tracing::info!(
+                version = self.want,
+                ms = self.started.elapsed().as_millis() as u64,
+                "migrations committed"
+            );
+        }
+    }
+}
+
 pub(super) fn not_found_claim(scheme: &str, claim_id: &str) -> StoreError {
     StoreError::NotFound(format!("claim {scheme}/{claim_id}"))
 }

@@ -374,31 +374,20 @@ impl PgStore {
         .await?;
         let found = Self::version_in(&tx).await?;
         core::migrations_to_apply(found, SCHEMA_VERSION)?;
-        // What it does, as it goes (`passerelle migrate` shows its logs): on
-        // the benchmark's store of 10 million claims an upgrade took about a
-        // minute (docs/PERFORMANCE.md), and the tables a migration alters
-        // are held until the commit.
-        let started = std::time::Instant::now();
-        if found < SCHEMA_VERSION {
-            tracing::info!(
-                from = found,
-                to = SCHEMA_VERSION,
-                "applying migrations in one transaction; readers and writers of the tables they alter wait for its commit"
-            );
-        }
+        let mut log = core::MigrationLog::start(
+            found,
+            SCHEMA_VERSION,
+            "readers and writers of the tables they alter",
+        );
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-            let (t, version) = (std::time::Instant::now(), i as i64 + 1);
+            let version = i as i64 + 1;
             tx.batch_execute(sql).await?;
             tx.execute(
                 "INSERT INTO schema_version (version) VALUES ($1)",
                 &[&version],
             )
             .await?;
-            tracing::info!(
-                version,
-                ms = t.elapsed().as_millis() as u64,
-                "migration run"
-            );
+            log.ran(version);
         }
         if found < 18 {
             // The months ahead in the transaction that makes the
@@ -417,13 +406,7 @@ impl PgStore {
         changes::rebase_if_restored(&tx).await?;
         tx.commit().await?;
         drop(c);
-        if found < SCHEMA_VERSION {
-            tracing::info!(
-                version = SCHEMA_VERSION,
-                ms = started.elapsed().as_millis() as u64,
-                "migrations committed"
-            );
-        }
+        log.committed();
         self.finish_beside_writers().await?;
         self.make_audit_months(now_ms(), now_ms() + audit::MONTHS_AHEAD_MS)
             .await?;

@@ -493,12 +493,15 @@ fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
         .flatten();
     let found = found.unwrap_or(0);
     core::migrations_to_apply(found, SCHEMA_VERSION)?;
+    let mut log = core::MigrationLog::start(found, SCHEMA_VERSION, "writers");
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         tx.execute_batch(sql)?;
         tx.prepare_cached("INSERT INTO schema_version (version) VALUES (?1)")?
             .execute([i as i64 + 1])?;
+        log.ran(i as i64 + 1);
     }
     tx.commit()?;
+    log.committed();
     Ok(SCHEMA_VERSION)
 }
 
