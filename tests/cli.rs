@@ -1687,12 +1687,26 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
             && !lines.contains("net dû"),
         "{lines}"
     );
-    // Every payee's lines end with the period's net due.
+    // Every payee's lines end with the period's net due, then, as a
+    // payee owes, what the transfer paid and what is to be recovered (the
+    // same in --totals, under its table, and in the JSON).
     let all = fr(&[]).await;
+    let net = net.unwrap();
+    let split = format!(
+        "Le virement verse {}\u{a0}XOF aux bénéficiaires payés ; {m2}\u{a0}XOF sont à récupérer auprès de ceux qui doivent.",
+        net + m2
+    );
     assert!(
         all.trim_end()
-            .ends_with(&format!("net dû : {}\u{a0}XOF", net.unwrap())),
+            .ends_with(&format!("net dû : {net}\u{a0}XOF\n{split}")),
         "{all}"
+    );
+    assert!(shown.trim_end().ends_with(&split), "{shown}");
+    let json = remittance(&["--totals"]).await;
+    assert_eq!(
+        (n(&json["transferAmount"]), n(&json["owedAmount"])),
+        (net + m2, m2),
+        "{json}"
     );
     // A payee's kind and the period's number are refused by the command
     // line itself, in the reader's language, before the broker is asked.

@@ -706,6 +706,7 @@ remittance-total-owed = Total to recover (nothing is paid)
 remittance-files = { $payee }:
 remittance-first-page = Back to the first page
 remittance-net-due = Net due for the period (every payee)
+remittance-transfer-split = The transfer pays { $paid } to the payees paid; { $owed } is to be recovered from those who owe.
 cli-proposal-recorded = Proposal { $id } recorded (hash { $hash }): it applies once a manager of { $mutuelle } approves it in the console (Approvals).
 cli-several-operators = several operator certificates in { $folder } ({ $ids }): pass --cert and --key
 cli-needs-tls = { $url } does not answer plaintext gRPC: this broker requires https (TLS); use --broker { $https } with a client certificate (--certs, or --cert and --key)

@@ -704,6 +704,7 @@ remittance-total-owed = Total à récupérer (rien n'est versé)
 remittance-files = { $payee } :
 remittance-first-page = Revenir à la première page
 remittance-net-due = Net dû de la période (tous les bénéficiaires)
+remittance-transfer-split = Le virement verse { $paid } aux bénéficiaires payés ; { $owed } sont à récupérer auprès de ceux qui doivent.
 cli-proposal-recorded = Proposition { $id } enregistrée (empreinte { $hash }) : elle s'appliquera quand un gestionnaire de { $mutuelle } l'aura approuvée dans la console (Approbations).
 cli-several-operators = plusieurs certificats d'opérateur dans { $folder } ({ $ids }) : indiquez --cert et --key
 cli-needs-tls = { $url } ne répond pas en gRPC sans chiffrement : ce broker exige https (TLS) ; utilisez --broker { $https } avec un certificat client (--certs, ou --cert et --key)

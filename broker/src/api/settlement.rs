@@ -769,9 +769,12 @@ impl SettlementService for SettlementApi {
                         .broker
                         .remittance_payees(&scheme_id, &mutuelle_id, msg.number, after, size)
                         .await?;
+                    let period = period_to_pb(&p.period, &currency);
                     return Ok(pb::GetRemittanceAdviceResponse {
                         transfer_reference: p.period.reference.clone(),
-                        period: Some(period_to_pb(&p.period, &currency)),
+                        transfer_amount: period.net_due.saturating_add(p.owed),
+                        owed_amount: p.owed,
+                        period: Some(period),
                         payees: p
                             .payees
                             .into_iter()
@@ -800,11 +803,26 @@ impl SettlementService for SettlementApi {
                 let s = statement_to_pb(d, &currency);
                 let period = s.period.clone();
                 let payees = super::remittance::advice(s, one);
+                // The whole period's payees are all here; one payee's
+                // answer has the others' read.
+                let owed = if one.is_some() {
+                    self.broker
+                        .remittance_owed(&scheme_id, &mutuelle_id, msg.number)
+                        .await?
+                } else {
+                    payees
+                        .iter()
+                        .map(|a| a.amount.min(0).saturating_neg())
+                        .fold(0i64, i64::saturating_add)
+                };
+                let net_due = period.as_ref().map_or(0, |p| p.net_due);
                 Ok(pb::GetRemittanceAdviceResponse {
                     transfer_reference,
                     period,
                     payees,
                     next_page_token: String::new(),
+                    transfer_amount: net_due.saturating_add(owed),
+                    owed_amount: owed,
                 })
             },
         )

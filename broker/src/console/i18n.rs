@@ -515,6 +515,18 @@ impl Lang {
         }
     }
 
+    /// What a settled period's transfer pays and what the payees who owe
+    /// give back, said when some owe (the net due alone says neither).
+    pub fn transfer_split(self, paid: i64, owed: i64, currency: &str) -> String {
+        self.t_args(
+            "remittance-transfer-split",
+            &[
+                ("paid", &self.money(paid, currency)),
+                ("owed", &self.money(owed, currency)),
+            ],
+        )
+    }
+
     /// Between the items of a list whose items may hold commas: " ; " in
     /// French (a space before, as French sets a semicolon), "; " in
     /// English.

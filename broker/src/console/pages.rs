@@ -3848,11 +3848,16 @@ mod tests {
         );
         assert_eq!(next.matches("prestataire P-").count(), 2);
         assert!(next.contains("Revenir à la première page") && !next.contains("?page="));
+        // No one owes: the net due is what the transfer paid.
+        assert!(!html.contains("Le virement verse"), "{html}");
 
         // P-000's claim (the member's one consultation a day the product
         // pays) cancelled after its period was settled: the next period
-        // holds its recovery alone.
+        // holds its recovery, and P-101's consultation of another day.
         b.cancel("CNSS", "C-0", "facturée deux fois").await.unwrap();
+        b.coordinate(consultation(101, "P-101", "2026-03-11"))
+            .await
+            .unwrap();
         let second = close_and_settle(&b, "VIR-2").await;
         let html = remittance_page(&b, second, "").await;
         let said = html.replace("&#39;", "'").replace("&#x27;", "'");
@@ -3861,7 +3866,16 @@ mod tests {
             "{html}"
         );
         assert!(
-            html.contains("<td class=\"num\">-1\u{202f}500\u{a0}XOF</td></tr></tfoot>"),
+            html.contains("<td class=\"num\">0\u{a0}XOF</td></tr></tfoot>"),
+            "{html}"
+        );
+        // The net due (0) is not what the transfer paid: what it paid and
+        // what is owed said under it.
+        assert!(
+            html.contains(
+                "<p>Le virement verse 1\u{202f}500\u{a0}XOF aux bénéficiaires payés ; \
+                 1\u{202f}500\u{a0}XOF sont à récupérer auprès de ceux qui doivent.</p>"
+            ),
             "{html}"
         );
         // Its CSV: the recovery's row, then the totals row, negative and

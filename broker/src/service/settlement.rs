@@ -3,7 +3,8 @@
 
 use super::{Broker, ServiceError};
 use crate::store::{
-    ClaimFilter, ClaimPage, LineKey, PeriodRecord, PeriodState, StatementData, StatementPage,
+    ClaimFilter, ClaimPage, LineKey, PayeesFrom, PeriodRecord, PeriodState, RecoveryLine,
+    StatementData, StatementPage,
 };
 
 /// The most lines a statement answers in one piece (GetStatement without a
@@ -41,6 +42,9 @@ pub struct PayeePage {
     pub payees: Vec<PayeeAmount>,
     /// The last payee of the page (type, id) when more follow.
     pub next: Option<(String, String)>,
+    /// What the period's payees who owe owe together, whatever the page
+    /// ([`Broker::remittance_owed`]).
+    pub owed: i64,
 }
 
 impl Broker {
@@ -259,7 +263,7 @@ impl Broker {
                 scheme_id,
                 mutuelle_id,
                 d.period.number,
-                after.as_ref(),
+                after.as_ref().map_or(PayeesFrom::First, PayeesFrom::After),
                 limit + 1,
             )
             .await?;
@@ -310,10 +314,63 @@ impl Broker {
                 }),
         );
         payees.sort_by(|a, b| (&a.payee_type, &a.payee_id).cmp(&(&b.payee_type, &b.payee_id)));
+        let owed = self
+            .owed_in(scheme_id, mutuelle_id, d.period.number, &d.recoveries)
+            .await?;
         Ok(PayeePage {
             period: d.period,
             payees,
             next,
+            owed,
         })
+    }
+
+    /// What the payees whose recoveries outweigh their claims in a settled
+    /// period owe together (0 when none does): the period's transfer pays
+    /// its net due plus this. A period not settled is refused.
+    pub async fn remittance_owed(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        number: u32,
+    ) -> Result<i64, ServiceError> {
+        let d = self.settled_period(scheme_id, mutuelle_id, number).await?;
+        self.owed_in(scheme_id, mutuelle_id, d.period.number, &d.recoveries)
+            .await
+    }
+
+    /// [`Broker::remittance_owed`] of a period's recoveries: each payee
+    /// with recoveries has its claims' M in the period read (one read of
+    /// its claims, [`PayeesFrom::At`]); a period without recoveries, which
+    /// only claims cancelled after their period was settled make, reads
+    /// nothing.
+    async fn owed_in(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        number: u32,
+        recoveries: &[RecoveryLine],
+    ) -> Result<i64, ServiceError> {
+        let mut back: std::collections::BTreeMap<(String, String), i64> =
+            std::collections::BTreeMap::new();
+        for r in recoveries {
+            let e = back
+                .entry((r.payee_type.clone(), r.payee_id.clone()))
+                .or_insert(0);
+            *e = e.saturating_add(r.amount);
+        }
+        let mut owed = 0i64;
+        for (k, amount) in back {
+            let claims = self
+                .store
+                .statement_payees(scheme_id, mutuelle_id, number, PayeesFrom::At(&k), 1)
+                .await?;
+            let paid = claims
+                .first()
+                .filter(|t| t.payee_type == k.0 && t.payee_id == k.1)
+                .map_or(0, |t| t.mutuelle);
+            owed = owed.saturating_add(amount.saturating_sub(paid).max(0));
+        }
+        Ok(owed)
     }
 }

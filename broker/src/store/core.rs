@@ -927,7 +927,8 @@ pub(super) fn period_id_sql(ph: char) -> String {
 }
 
 /// The payees of a statement, in its order, after a payee (`after`: the
-/// backend's two placeholders for it, payee type and payee), at most
+/// backend's two placeholders for it, payee type and payee, and `>`; or
+/// `>=`, from that payee on: [`crate::store::PayeesFrom::bound`]), at most
 /// `limit` of them (a placeholder): each with its claims' count and the
 /// mutuelle's amount on them (`claims.mutuelle_total`, its lines' M). The
 /// claims are read as a range of the `claims_statement` index in the
@@ -938,15 +939,15 @@ pub(super) fn statement_payees(
     scheme: &str,
     mutuelle: &str,
     period: &str,
-    after: Option<[&str; 2]>,
+    after: Option<([&str; 2], &str)>,
     limit: &str,
     order: &[String; 3],
     collate: &str,
 ) -> String {
     let [pt, pid, _] = order;
-    let after = after.map_or(String::new(), |p| {
+    let after = after.map_or(String::new(), |(p, op)| {
         format!(
-            " AND ({pt}, {pid}) > ({}{collate}, {}{collate})",
+            " AND ({pt}, {pid}) {op} ({}{collate}, {}{collate})",
             p[0], p[1]
         )
     });

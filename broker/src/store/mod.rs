@@ -426,6 +426,30 @@ pub struct StatementPage {
 }
 
 /// A payee's part of a period's statement, without its lines: how many of
+/// Where a read of a period's payees starts, in the statement's order
+/// (type, then id, byte by byte).
+#[derive(Clone, Copy, Debug)]
+pub enum PayeesFrom<'a> {
+    /// The first payee.
+    First,
+    /// The payee after this one (type, id): the next page.
+    After(&'a (String, String)),
+    /// This payee (type, id), or the next one if it has no claim in the
+    /// period: one payee's totals, read with a limit of 1.
+    At(&'a (String, String)),
+}
+
+impl<'a> PayeesFrom<'a> {
+    /// The payee compared with, and how (`>` or `>=`), for the SQL.
+    pub(crate) fn bound(self) -> Option<(&'a (String, String), &'static str)> {
+        match self {
+            PayeesFrom::First => None,
+            PayeesFrom::After(k) => Some((k, ">")),
+            PayeesFrom::At(k) => Some((k, ">=")),
+        }
+    }
+}
+
 /// the period's claims it is paid for and the mutuelle's amount on them
 /// (their lines' M; recoveries not deducted).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -743,15 +767,15 @@ pub trait SettlementStore: Send + Sync + 'static {
     ) -> Result<StatementData, StoreError>;
 
     /// The payees of a period's statement (0: the open period), in the
-    /// statement's order, after the payee `after` (type, id; from the first
-    /// when `None`), at most `limit` of them, each with its totals. A page
-    /// reads only its payees' claims, however large the period.
+    /// statement's order, from where `from` says, at most `limit` of
+    /// them, each with its totals. A page reads only its payees' claims,
+    /// however large the period.
     async fn statement_payees(
         &self,
         scheme_id: &str,
         mutuelle_id: &str,
         number: u32,
-        after: Option<&(String, String)>,
+        from: PayeesFrom<'_>,
         limit: u32,
     ) -> Result<Vec<PayeeTotal>, StoreError>;
 }

@@ -195,8 +195,21 @@ fn remittance(
             l.label("net due"),
             l.catalogue().money(p.net_due, cur)
         );
+        transfer_split(l, r, cur);
     }
     Ok(())
+}
+
+/// Under the period's net due, when some payees owe: what the transfer
+/// paid and what they give back (the net due alone says neither).
+fn transfer_split(l: Lang, r: &settlement::GetRemittanceAdviceResponse, currency: &str) {
+    if r.owed_amount > 0 {
+        outln!(
+            "{}",
+            l.catalogue()
+                .transfer_split(r.transfer_amount, r.owed_amount, currency)
+        );
+    }
 }
 
 /// A settled period's payees with their claims and what the transfer pays
@@ -232,6 +245,7 @@ fn remittance_totals(ctx: &Ctx, r: &settlement::GetRemittanceAdviceResponse) -> 
         ]);
     }
     out!("{}", t.render());
+    transfer_split(l, r, cur);
     Ok(())
 }
 

@@ -193,7 +193,16 @@ pub(super) async fn page_of(
             lang.money(p.net_due, cur),
         ];
     }
-    let mut after = format!("<ul class=\"actions\">{links}</ul>");
+    let mut after = String::new();
+    // When some payees owe, the net due is not what the transfer paid:
+    // both said.
+    if r.owed_amount > 0 {
+        after.push_str(&format!(
+            "<p>{}</p>",
+            esc(&lang.transfer_split(r.transfer_amount, r.owed_amount, cur))
+        ));
+    }
+    after.push_str(&format!("<ul class=\"actions\">{links}</ul>"));
     if !q.page.is_empty() {
         // Tokens lead forward only: the way back is to the first page.
         after.push_str(&format!(

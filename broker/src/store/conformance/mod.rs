@@ -35,8 +35,8 @@ use passerelle_domain::{
 
 use super::{
     AuditEntry, Begin, ClaimFilter, ClaimRecord, CloseUpTo, Direction, LineKey, NewClaim, Outcome,
-    PayeeTotal, PeriodState, PutProduct, RosterImport, StatementPage, Store, StoreError,
-    Transition,
+    PayeeTotal, PayeesFrom, PeriodState, PutProduct, RosterImport, StatementPage, Store,
+    StoreError, Transition,
 };
 
 /// Runs every conformance check against stores made by `$make`: a closure
@@ -430,7 +430,7 @@ pub async fn hot_call(store: &Arc<dyn Store>, what: &str) {
         "statement payees" => {
             let after = ("provider".to_string(), "P6".to_string());
             let payees = store
-                .statement_payees("CNSS", "MUT-7", 1, Some(&after), 5)
+                .statement_payees("CNSS", "MUT-7", 1, PayeesFrom::After(&after), 5)
                 .await
                 .unwrap();
             assert_eq!(payees.len(), 1, "{payees:?}");

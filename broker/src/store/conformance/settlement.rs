@@ -281,8 +281,9 @@ pub async fn a_statements_payees_read_by_pages(store: Arc<dyn Store>) {
             let mut got = Vec::new();
             let mut after: Option<(String, String)> = None;
             loop {
+                let from = after.as_ref().map_or(PayeesFrom::First, PayeesFrom::After);
                 let page = store
-                    .statement_payees("CNSS", "MUT-A", number, after.as_ref(), limit)
+                    .statement_payees("CNSS", "MUT-A", number, from, limit)
                     .await
                     .unwrap();
                 assert!(page.len() <= limit as usize);
@@ -292,9 +293,29 @@ pub async fn a_statements_payees_read_by_pages(store: Arc<dyn Store>) {
             }
             assert_eq!(got, want, "period {number}, pages of {limit}");
         }
+        // Each payee read alone, from itself on; a key between two payees
+        // (one no payee has) reads the next one.
+        for t in &want {
+            let k = (t.payee_type.clone(), t.payee_id.clone());
+            let one = store
+                .statement_payees("CNSS", "MUT-A", number, PayeesFrom::At(&k), 1)
+                .await
+                .unwrap();
+            assert_eq!(one, std::slice::from_ref(t), "period {number}");
+        }
+        let between = (want[0].payee_type.clone(), format!("{}-", want[0].payee_id));
+        let next = store
+            .statement_payees("CNSS", "MUT-A", number, PayeesFrom::At(&between), 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            next.as_slice(),
+            want.get(1..2).unwrap_or_default(),
+            "period {number}"
+        );
     }
     let err = store
-        .statement_payees("CNSS", "MUT-A", 9, None, 10)
+        .statement_payees("CNSS", "MUT-A", 9, PayeesFrom::First, 10)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");

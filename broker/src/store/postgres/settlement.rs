@@ -224,7 +224,7 @@ impl SettlementStore for PgStore {
         scheme_id: &str,
         mutuelle_id: &str,
         number: u32,
-        after: Option<&(String, String)>,
+        from: PayeesFrom<'_>,
         limit: u32,
     ) -> Result<Vec<PayeeTotal>, StoreError> {
         let c = self.client().await?;
@@ -246,18 +246,18 @@ impl SettlementStore for PgStore {
         };
         let order = core::statement_claim_order(BYTES);
         let limit = i64::from(limit);
-        let rows = match after {
+        let rows = match from.bound() {
             None => {
                 let sql =
                     core::statement_payees("$1", "$2", "$3", None, "$4::BIGINT", &order, BYTES);
                 q(&c, &sql, &[&scheme_id, &mutuelle_id, &id, &limit]).await?
             }
-            Some((payee_type, payee_id)) => {
+            Some(((payee_type, payee_id), op)) => {
                 let sql = core::statement_payees(
                     "$1",
                     "$2",
                     "$3",
-                    Some(["$5", "$6"]),
+                    Some((["$5", "$6"], op)),
                     "$4::BIGINT",
                     &order,
                     BYTES,

@@ -121,7 +121,7 @@ async fn run_sql(s: &super::PgStore, sql: &str) {
 }
 
 use crate::store::conformance::{begin, sample_claim};
-use crate::store::{Begin, ClaimStore, Store};
+use crate::store::{Begin, ClaimStore, PayeesFrom, Store};
 use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -627,7 +627,7 @@ async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
             "$1",
             "$2",
             "$3",
-            Some(["$5", "$6"]),
+            Some((["$5", "$6"], ">")),
             "$4::BIGINT",
             &order,
             super::settlement::BYTES,
@@ -648,7 +648,7 @@ async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
     let before = scans().await;
     let after = ("provider".to_string(), "PP200".to_string());
     let page = store
-        .statement_payees("CNSS", "MUT-PAY", 0, Some(&after), 5)
+        .statement_payees("CNSS", "MUT-PAY", 0, PayeesFrom::After(&after), 5)
         .await
         .unwrap();
     let ids: Vec<&str> = page.iter().map(|p| p.payee_id.as_str()).collect();

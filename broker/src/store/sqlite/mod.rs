@@ -33,9 +33,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::core;
 use super::{
     AuditEntry, AuditStore, Begin, ClaimFilter, ClaimPage, ClaimRecord, ClaimStore, CloseUpTo,
-    CoverageConflict, NewClaim, Outcome, PartnerActivity, PayeeTotal, PeriodRecord, ProductStore,
-    PutProduct, RosterDiff, RosterImport, RosterStore, SettlementStore, StatementData,
-    StatementPage, Store, StoreError, Totals, Transition,
+    CoverageConflict, NewClaim, Outcome, PartnerActivity, PayeeTotal, PayeesFrom, PeriodRecord,
+    ProductStore, PutProduct, RosterDiff, RosterImport, RosterStore, SettlementStore,
+    StatementData, StatementPage, Store, StoreError, Totals, Transition,
 };
 
 mod approvals;

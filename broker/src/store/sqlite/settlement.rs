@@ -177,11 +177,11 @@ impl SettlementStore for SqliteStore {
         scheme_id: &str,
         mutuelle_id: &str,
         number: u32,
-        after: Option<&(String, String)>,
+        from: PayeesFrom<'_>,
         limit: u32,
     ) -> Result<Vec<PayeeTotal>, StoreError> {
         let (s, m) = (scheme_id.to_string(), mutuelle_id.to_string());
-        let after = after.cloned();
+        let after = from.bound().map(|(k, op)| (k.clone(), op));
         self.scan(move |c| {
             let open = open_number(c, &s, &m)?;
             // The period's id alone: its totals, added up for a period
@@ -206,12 +206,12 @@ impl SettlementStore for SqliteStore {
                         core::payee_total,
                     )
                 }
-                Some((payee_type, payee_id)) => {
+                Some(((payee_type, payee_id), op)) => {
                     let sql = core::statement_payees(
                         "?1",
                         "?2",
                         "?3",
-                        Some(["?5", "?6"]),
+                        Some((["?5", "?6"], op)),
                         "?4",
                         &order,
                         BYTES,
