@@ -1274,6 +1274,28 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     let pr: Value = serde_json::from_str(fhir.trim()).unwrap();
     assert_eq!(pr["resourceType"], "PaymentReconciliation");
     assert_eq!(pr["paymentIdentifier"]["value"], "VIR-001");
+    // Its texts in the reader's language, which it names.
+    for (lang, disposition) in [
+        ("fr", "période 1 de CNSS x MUT-R"),
+        ("en", "period 1 of CNSS x MUT-R"),
+    ] {
+        let fhir = ok(
+            &h,
+            &remittance_of(
+                &["--lang", lang],
+                "1",
+                &["--payee-type", "member", "--payee", "R-2", "--fhir"],
+            ),
+        )
+        .await
+        .stdout;
+        let pr: Value = serde_json::from_str(fhir.trim()).unwrap();
+        assert_eq!(
+            (pr["language"].as_str(), pr["disposition"].as_str()),
+            (Some(lang), Some(disposition)),
+            "{pr}"
+        );
+    }
     // However large the period, one payee's part is read from where it
     // starts in the statement, by pages of any size, and is that payee's
     // part of the whole advice; a part over the bound is refused.

@@ -6,12 +6,18 @@
 use passerelle_proto::settlement::v1 as pb;
 use serde_json::{Value, json};
 
+use crate::console::i18n::Lang;
+
 /// The payees of a settled period's statement, each with its lines, its
 /// recoveries and the amount the transfer pays it; only `payee` when given
-/// (type, id).
+/// (type, id); the FHIR resources' texts in `lang`.
 /// The statement's lines are moved, not copied: a payee's advice of tens
 /// of thousands of lines is held once, then its FHIR resource beside it.
-pub fn advice(s: pb::Statement, payee: Option<(&str, &str)>) -> Vec<pb::RemittanceAdvice> {
+pub fn advice(
+    s: pb::Statement,
+    payee: Option<(&str, &str)>,
+    lang: Lang,
+) -> Vec<pb::RemittanceAdvice> {
     let period = s.period.clone().unwrap_or_default();
     let mut out: Vec<pb::RemittanceAdvice> = Vec::new();
     fn entry<'a>(
@@ -62,7 +68,7 @@ pub fn advice(s: pb::Statement, payee: Option<(&str, &str)>) -> Vec<pb::Remittan
         let mut claims: Vec<&str> = a.lines.iter().map(|l| l.claim_id.as_str()).collect();
         claims.dedup();
         a.claim_count = u32::try_from(claims.len()).unwrap_or(u32::MAX);
-        a.fhir_payment_reconciliation = payment_reconciliation(&period, a);
+        a.fhir_payment_reconciliation = payment_reconciliation(&period, a, lang);
     }
     out
 }
@@ -99,15 +105,17 @@ fn when(ms: i64) -> (String, String) {
 /// adapters name claims. paymentAmount is what the transfer pays the
 /// payee: for a payee whose recoveries outweigh its claims, nothing (0),
 /// never a negative payment under the transfer's reference; what it owes
-/// is the details' sum, said in a processNote.
+/// is the details' sum, said in a processNote. Its texts (disposition,
+/// note) are in `lang`, which its `language` names.
 ///
 /// Written as text detail by detail: a payee of tens of thousands of claims
 /// never has its resource in memory as a tree.
-pub fn payment_reconciliation(period: &pb::Period, a: &pb::RemittanceAdvice) -> String {
+pub fn payment_reconciliation(period: &pb::Period, a: &pb::RemittanceAdvice, lang: Lang) -> String {
     let cur = period.currency.as_str();
     let (created, date) = when(period.settled_at_ms);
     let mut head = json!({
         "resourceType": "PaymentReconciliation",
+        "language": lang.code(),
         "identifier": [{
             "system": "urn:passerelle:remittance",
             "value": format!(
@@ -122,9 +130,13 @@ pub fn payment_reconciliation(period: &pb::Period, a: &pb::RemittanceAdvice) -> 
             "value": period.mutuelle_id,
         }},
         "outcome": "complete",
-        "disposition": format!(
-            "period {} of {} x {}",
-            period.number, period.scheme_id, period.mutuelle_id
+        "disposition": lang.t_args(
+            "fhir-remittance-disposition",
+            &[
+                ("number", &period.number.to_string()),
+                ("scheme", &period.scheme_id),
+                ("mutuelle", &period.mutuelle_id),
+            ],
         ),
         "paymentDate": date,
         "paymentAmount": money(a.amount.max(0), cur),
@@ -134,12 +146,11 @@ pub fn payment_reconciliation(period: &pb::Period, a: &pb::RemittanceAdvice) -> 
         },
     });
     if a.amount < 0 {
-        let owed = money(a.amount.saturating_neg(), cur);
         head["processNote"] = json!([{
             "type": "display",
-            "text": format!(
-                "{} {cur} to recover from this payee (its recoveries outweigh its claims): nothing is paid to it by this transfer",
-                owed["value"]
+            "text": lang.t_args(
+                "fhir-remittance-owed",
+                &[("amount", &lang.money(a.amount.saturating_neg(), cur))],
             ),
         }]);
     }
@@ -314,7 +325,7 @@ mod tests {
 
     #[test]
     fn each_payee_gets_its_lines_less_its_recoveries() {
-        let all = advice(statement(), None);
+        let all = advice(statement(), None, Lang::En);
         assert_eq!(all.len(), 2);
         // In the statement's order (type, then id, byte by byte), whatever
         // order they came in.
@@ -328,7 +339,7 @@ mod tests {
             (member.payee_id.as_str(), member.amount, member.claim_count),
             ("SOL-0005", 1000, 1)
         );
-        let one = advice(statement(), Some(("member", "SOL-0005")));
+        let one = advice(statement(), Some(("member", "SOL-0005")), Lang::En);
         assert_eq!(one.len(), 1);
         let fhir: Value = serde_json::from_str(&chu.fhir_payment_reconciliation).unwrap();
         assert_eq!(fhir["resourceType"], "PaymentReconciliation");
@@ -369,7 +380,7 @@ mod tests {
     /// details still add up to what it owes, said in a processNote.
     #[test]
     fn a_payee_who_owes_is_paid_nothing_in_its_payment_reconciliation() {
-        let all = advice(statement_where_a_payee_owes(), None);
+        let all = advice(statement_where_a_payee_owes(), None, Lang::En);
         let member = &all[0];
         assert_eq!(
             (member.payee_id.as_str(), member.amount),
@@ -380,7 +391,22 @@ mod tests {
         assert_eq!(fhir["paymentIdentifier"]["value"], "VIR-2026-12");
         assert_eq!(
             fhir["processNote"][0]["text"],
-            "1000 XOF to recover from this payee (its recoveries outweigh its claims): nothing is paid to it by this transfer"
+            "1,000\u{a0}XOF to recover from this payee (its recoveries outweigh its claims): nothing is paid to it by this transfer"
+        );
+        assert_eq!(
+            (&fhir["language"], &fhir["disposition"]),
+            (&json!("en"), &json!("period 2 of CNSS x MUT-SOLIDARITE"))
+        );
+        // In French, the same resource's texts, and its language said.
+        let fr = advice(statement_where_a_payee_owes(), None, Lang::Fr);
+        let fhir: Value = serde_json::from_str(&fr[0].fhir_payment_reconciliation).unwrap();
+        assert_eq!(
+            fhir["processNote"][0]["text"],
+            "1\u{202f}000\u{a0}XOF à récupérer auprès de ce bénéficiaire (ses indus dépassent ses demandes) : ce virement ne lui verse rien"
+        );
+        assert_eq!(
+            (&fhir["language"], &fhir["disposition"]),
+            (&json!("fr"), &json!("période 2 de CNSS x MUT-SOLIDARITE"))
         );
         let sum: i64 = fhir["detail"]
             .as_array()
@@ -400,7 +426,7 @@ mod tests {
     #[test]
     fn a_payment_reconciliation_validates_against_fhir_r4() {
         let dir = tempfile::tempdir().unwrap();
-        let all = advice(statement_where_a_payee_owes(), None);
+        let all = advice(statement_where_a_payee_owes(), None, Lang::En);
         for (i, a) in all.iter().enumerate() {
             std::fs::write(
                 dir.path().join(format!("{i}.json")),

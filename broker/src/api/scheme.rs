@@ -365,18 +365,10 @@ impl SchemeService for SchemeApi {
         request: Request<pb::GetPatientNoticeRequest>,
     ) -> Result<Response<pb::GetPatientNoticeResponse>, Status> {
         serve(&self.broker, request, |msg, ()| async move {
-            use crate::console::i18n::Lang;
             let mut v = parse::Violations::new();
             v.id("scheme_id", &msg.scheme_id);
             v.id("claim_id", &msg.claim_id);
-            let lang = match msg.language.as_str() {
-                "" | "fr" => Lang::Fr,
-                "en" => Lang::En,
-                _ => {
-                    v.add("language", "must be fr or en");
-                    Lang::Fr
-                }
-            };
+            let lang = parse::language(&mut v, "language", &msg.language);
             v.finish(())?;
             let rec = self.broker.get(&msg.scheme_id, &msg.claim_id).await?;
             if rec.state != passerelle_domain::ClaimState::Coordinated {

@@ -757,6 +757,7 @@ impl SettlementService for SettlementApi {
                     }
                 };
                 let after = remittance_page(&msg, payee.is_some(), &mut v);
+                let lang = super::parse::language(&mut v, "language", &msg.language);
                 v.finish(())?;
                 let currency = self.broker.currency_of(&scheme_id);
                 if msg.totals_only {
@@ -802,7 +803,7 @@ impl SettlementService for SettlementApi {
                 // wire's, then into the advice.
                 let s = statement_to_pb(d, &currency);
                 let period = s.period.clone();
-                let payees = super::remittance::advice(s, one);
+                let payees = super::remittance::advice(s, one, lang);
                 // The whole period's payees are all here; one payee's
                 // answer has the others' read.
                 let owed = if one.is_some() {

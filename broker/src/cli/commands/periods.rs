@@ -408,6 +408,8 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
                 payee_id: payee.unwrap_or_default(),
                 totals_only: totals,
                 page_size: if totals { 1_000 } else { 0 },
+                // `--fhir`'s texts in the reader's language.
+                language: ctx.lang.catalogue().code().to_string(),
                 ..Default::default()
             };
             let mut r = c

@@ -266,6 +266,8 @@ pub(super) async fn file_of(
         number,
         payee_type: payee_type.clone(),
         payee_id: id.clone(),
+        // The FHIR resource's texts in the person's language.
+        language: lang.code().into(),
         ..Default::default()
     };
     let r = match advice(&c, &ctx, msg).await {
