@@ -705,6 +705,7 @@ remittance-files = { $payee } :
 remittance-first-page = Revenir à la première page
 remittance-net-due = Net dû de la période (tous les bénéficiaires)
 remittance-transfer-split = Le virement verse { $paid } aux bénéficiaires payés ; { $owed } sont à récupérer auprès de ceux qui doivent.
+remittance-nothing-paid = Ce règlement ne verse rien : { $owed } sont à récupérer auprès de ceux qui doivent.
 fhir-remittance-disposition = période { $number } de { $scheme } x { $mutuelle }
 fhir-remittance-owed = { $amount } à récupérer auprès de ce bénéficiaire (ses indus dépassent ses demandes) : ce virement ne lui verse rien
 cli-proposal-recorded = Proposition { $id } enregistrée (empreinte { $hash }) : elle s'appliquera quand un gestionnaire de { $mutuelle } l'aura approuvée dans la console (Approbations).

@@ -516,14 +516,16 @@ impl Lang {
     }
 
     /// What a settled period's transfer pays and what the payees who owe
-    /// give back, said when some owe (the net due alone says neither).
+    /// give back, said when some owe (the net due alone says neither); a
+    /// settlement that pays no one is not called a transfer.
     pub fn transfer_split(self, paid: i64, owed: i64, currency: &str) -> String {
+        let owed = self.money(owed, currency);
+        if paid == 0 {
+            return self.t_args("remittance-nothing-paid", &[("owed", &owed)]);
+        }
         self.t_args(
             "remittance-transfer-split",
-            &[
-                ("paid", &self.money(paid, currency)),
-                ("owed", &self.money(owed, currency)),
-            ],
+            &[("paid", &self.money(paid, currency)), ("owed", &owed)],
         )
     }
 
@@ -632,6 +634,28 @@ pub fn parse_date(s: &str) -> Option<Date> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a settlement paid and what is owed, in both languages; one
+    /// that pays no one is not called a transfer.
+    #[test]
+    fn a_settlement_says_what_it_paid_and_what_is_owed() {
+        assert_eq!(
+            Lang::Fr.transfer_split(4_600, 1_600, "XOF"),
+            "Le virement verse 4\u{202f}600\u{a0}XOF aux bénéficiaires payés ; 1\u{202f}600\u{a0}XOF sont à récupérer auprès de ceux qui doivent."
+        );
+        assert_eq!(
+            Lang::En.transfer_split(4_600, 1_600, "XOF"),
+            "The transfer pays 4,600\u{a0}XOF to the payees who are paid; 1,600\u{a0}XOF is to be recovered from those who owe."
+        );
+        assert_eq!(
+            Lang::Fr.transfer_split(0, 4_600, "XOF"),
+            "Ce règlement ne verse rien : 4\u{202f}600\u{a0}XOF sont à récupérer auprès de ceux qui doivent."
+        );
+        assert_eq!(
+            Lang::En.transfer_split(0, 4_600, "XOF"),
+            "This settlement pays no one: 4,600\u{a0}XOF is to be recovered from those who owe."
+        );
+    }
 
     /// Identifiers stay as written (leading zeros, long references); the
     /// SMS fits in 160 characters whatever the claim id, amounts first.

@@ -1476,12 +1476,17 @@ async fn claim(
         );
     }
     if let Some(tot) = &r.totals {
+        // The claim's totals carry no R: its lines' (R = B - S on each).
+        let remainder = r
+            .lines
+            .iter()
+            .fold(0i64, |acc, l| acc.saturating_add(l.remainder));
         t.foot = vec![
             lang.t("claims-total"),
             String::new(),
             lang.amount(tot.billed, &cur),
             lang.amount(tot.scheme_share, &cur),
-            String::new(),
+            lang.amount(remainder, &cur),
             lang.amount(tot.mutuelle_share, &cur),
             lang.amount(tot.patient_share, &cur),
             String::new(),
@@ -2191,7 +2196,10 @@ async fn periods(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
         );
         for p in &r.periods {
             let open = p.state == settlement::PeriodState::Open as i32;
-            if open && p.claim_count == 0 && p.recoveries == 0 {
+            // An empty open period is left out while it is the pair's only
+            // one (no claim yet); after a close it is shown, so that the
+            // period now receiving claims is seen to be open.
+            if open && p.claim_count == 0 && p.recoveries == 0 && r.periods.len() == 1 {
                 continue;
             }
             let state = if open {
@@ -2370,15 +2378,20 @@ async fn statement(
         tables.push((lang.t("periods-recoveries"), t));
     }
     let totals = p.totals.unwrap_or_default();
-    let intro = facts(&[
-        (
-            lang.t("col-state"),
-            lang.t(match p.state {
-                x if x == settlement::PeriodState::Settled as i32 => "state-settled",
-                x if x == settlement::PeriodState::Closed as i32 => "state-closed",
-                _ => "state-open",
-            }),
-        ),
+    let mut items = vec![(
+        lang.t("col-state"),
+        lang.t(match p.state {
+            x if x == settlement::PeriodState::Settled as i32 => "state-settled",
+            x if x == settlement::PeriodState::Closed as i32 => "state-closed",
+            _ => "state-open",
+        }),
+    )];
+    // A settled period's payment, as the periods' list says it.
+    if p.state == settlement::PeriodState::Settled as i32 {
+        items.push((lang.t("periods-settled-at"), lang.time(p.settled_at_ms)));
+        items.push((lang.t("periods-reference"), p.settlement_reference.clone()));
+    }
+    items.extend([
         (
             lang.t("periods-claims"),
             lang.amount(p.claim_count as i64, ""),
@@ -2398,26 +2411,28 @@ async fn statement(
         ),
         (lang.t("periods-recoveries"), lang.money(p.recoveries, &cur)),
         (lang.t("periods-net"), lang.money(p.net_due, &cur)),
-    ]) + &format!(
-        "<p class=\"actions\"><a href=\"/periods/{sch}/{mu}/{number}/statement.xlsx\" download>{}</a> \
+    ]);
+    let intro = facts(&items)
+        + &format!(
+            "<p class=\"actions\"><a href=\"/periods/{sch}/{mu}/{number}/statement.xlsx\" download>{}</a> \
          <a href=\"/periods/{sch}/{mu}/{number}/statement.csv\" download>{}</a> <span>{} (Ctrl+P)</span>{}</p>",
-        esc(&lang.t("statement-export-xlsx")),
-        esc(&lang.t("statement-export-csv")),
-        esc(&lang.t("statement-print")),
-        // A settled period's transfer, payee by payee.
-        if p.state == settlement::PeriodState::Settled as i32 {
-            format!(
-                " <a href=\"/periods/{}/{}/{number}/remittance\">{}</a>",
-                url(&scheme),
-                url(&mutuelle),
-                esc(&lang.t("remittance-title"))
-            )
-        } else {
-            String::new()
-        },
-        sch = url(&scheme),
-        mu = url(&mutuelle),
-    );
+            esc(&lang.t("statement-export-xlsx")),
+            esc(&lang.t("statement-export-csv")),
+            esc(&lang.t("statement-print")),
+            // A settled period's transfer, payee by payee.
+            if p.state == settlement::PeriodState::Settled as i32 {
+                format!(
+                    " <a href=\"/periods/{}/{}/{number}/remittance\">{}</a>",
+                    url(&scheme),
+                    url(&mutuelle),
+                    esc(&lang.t("remittance-title"))
+                )
+            } else {
+                String::new()
+            },
+            sch = url(&scheme),
+            mu = url(&mutuelle),
+        );
     let mut after = String::new();
     if !s.next_page_token.is_empty() {
         after.push_str(&format!(
@@ -2535,7 +2550,9 @@ impl Drop for ExportSlot {
 struct ExportLine {
     text: [String; 8],
     date: String,
-    line: u32,
+    /// The claim's line; none for a recovery, which is no line of a claim
+    /// (its cell left empty, as its date's).
+    line: Option<u32>,
     amounts: [i64; 4],
 }
 
@@ -2674,7 +2691,7 @@ impl ExportPages {
                         l.act_code.clone(),
                     ],
                     date: l.date_of_care.clone(),
-                    line: l.sequence,
+                    line: Some(l.sequence),
                     amounts: [l.billed, l.scheme_share, l.mutuelle_share, l.patient_share],
                 });
             }
@@ -2695,7 +2712,7 @@ impl ExportPages {
                     ),
                 ],
                 date: String::new(),
-                line: 0,
+                line: None,
                 amounts: [0, 0, r.amount.saturating_neg(), 0],
             });
         }
@@ -2828,7 +2845,7 @@ fn csv_rows(lang: Lang, lines: &[ExportLine]) -> String {
             text_cell(invoice),
             text_cell(&lang.iso_date(&l.date)),
             text_cell(member),
-            l.line.to_string(),
+            l.line.map_or(String::new(), |n| n.to_string()),
             text_cell(act),
         ];
         cells.extend(l.amounts.iter().map(i64::to_string));
@@ -3109,7 +3126,9 @@ impl StatementSheet {
                     ws.write_string(row, 6, &l.date)?;
                 }
             }
-            ws.write_number(row, 8, l.line)?;
+            if let Some(n) = l.line {
+                ws.write_number(row, 8, n)?;
+            }
             for (k, a) in l.amounts.iter().enumerate() {
                 ws.write_number_with_format(row, 10 + k as u16, *a as f64, &self.amount)?;
                 self.sums[k] = self.sums[k].saturating_add(*a);
@@ -3878,6 +3897,23 @@ mod tests {
             ),
             "{html}"
         );
+        // The period's statement as CSV: the recovery's row has no date and
+        // no line (it is no line of a claim), where it had line 0.
+        let r = statement_csv(
+            State(console(b.clone(), 5_000)),
+            manager(),
+            Path(("CNSS".into(), "MUT-R".into(), second)),
+        )
+        .await;
+        let (body, _) = frames(r).await;
+        let csv = String::from_utf8(body.concat()).unwrap();
+        let row: Vec<&str> = csv
+            .lines()
+            .find(|l| l.contains("indu (période 1)"))
+            .unwrap_or_else(|| panic!("a recovery's row: {csv}"))
+            .split(';')
+            .collect();
+        assert_eq!((row[4], row[6], row[8]), ("\"C-0\"", "\"\"", ""), "{row:?}");
         // Its CSV: the recovery's row, then the totals row, negative and
         // said to be owed.
         let r = remittance::file_of(
@@ -4002,6 +4038,95 @@ mod tests {
         );
 
         drop(held);
+    }
+
+    /// A claim's page totals each column, R (B - S on each line) too; a
+    /// settled period's statement names its payment.
+    #[tokio::test]
+    async fn a_claims_totals_have_its_remainder_and_a_settled_statement_its_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        let r = b
+            .coordinate(consultation(0, "P-000", "2026-03-10"))
+            .await
+            .unwrap();
+        let shares = r.shares.clone().unwrap_or_default();
+        assert!(!shares.is_empty(), "{r:?}");
+        let c = console(b.clone(), 5_000);
+        let html = |resp: Response| async move {
+            let (body, _) = frames(resp).await;
+            String::from_utf8(body.concat()).unwrap()
+        };
+        let page = html(
+            claim(
+                State(c.clone()),
+                manager(),
+                Path(("CNSS".into(), "C-0".into())),
+                Query(Done::default()),
+            )
+            .await,
+        )
+        .await;
+        let foot = page
+            .split("<tfoot>")
+            .nth(1)
+            .and_then(|f| f.split("</tfoot>").next())
+            .unwrap_or_else(|| panic!("a totals row: {page}"));
+        let cells: Vec<&str> = foot
+            .split("<td class=\"num\">")
+            .skip(1)
+            .map(|c| c.split("</td>").next().unwrap())
+            .collect();
+        // B, S, R, M, P: R = B - S, and M + P = R.
+        let n = |s: &str| {
+            s.replace(['\u{202f}', '\u{a0}'], "")
+                .parse::<i64>()
+                .unwrap()
+        };
+        assert_eq!(cells.len(), 5, "{foot}");
+        let [b_, s_, r_, m_, p_] = [0, 1, 2, 3, 4].map(|i| n(cells[i]));
+        assert_eq!((r_, m_ + p_), (b_ - s_, b_ - s_), "{foot}");
+        assert!(r_ > 0, "{foot}");
+
+        let number = close_and_settle(&b, "VIR-77").await;
+        let page = html(
+            statement(
+                State(c.clone()),
+                manager(),
+                Path(("CNSS".into(), "MUT-R".into(), number)),
+                Query(PageQuery::default()),
+            )
+            .await,
+        )
+        .await;
+        assert!(
+            page.contains("<dt>Référence du règlement</dt><dd>VIR-77</dd>"),
+            "{page}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_periods_page_shows_the_open_period_once_one_has_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        let c = console(b.clone(), 5_000);
+        let page = async || {
+            let (body, _) = frames(periods(State(c.clone()), manager()).await).await;
+            String::from_utf8(body.concat()).unwrap()
+        };
+        let open_row_of = |n: u32| format!("<a href=\"/periods/CNSS/MUT-R/{n}\">en cours</a>");
+        // No claim yet: no row for the pair.
+        let html = page().await;
+        assert!(!html.contains("/periods/CNSS/MUT-R/"), "{html}");
+        five_claims(&b).await;
+        let html = page().await;
+        assert!(html.contains(&open_row_of(1)), "{html}");
+        // Closed and settled: period 1's row, and the open period 2,
+        // empty, still shown as the one now receiving claims.
+        close_and_settle(&b, "VIR-1").await;
+        let html = page().await;
+        assert!(html.contains("VIR-1"), "{html}");
+        assert!(html.contains(&open_row_of(2)), "{html}");
     }
 
     #[tokio::test]
@@ -4175,7 +4300,7 @@ mod tests {
             ]
             .map(String::from),
             date: "2026-03-12".into(),
-            line: i,
+            line: Some(i),
             amounts: [5_000, 3_500, 1_500, 0],
         };
         // Two lines: four rows with the header and the totals.
