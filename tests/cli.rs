@@ -1724,12 +1724,23 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
         "{all}"
     );
     assert!(shown.trim_end().ends_with(&split), "{shown}");
-    let json = remittance(&["--totals"]).await;
-    assert_eq!(
-        (n(&json["transferAmount"]), n(&json["owedAmount"])),
-        (net + m2, m2),
-        "{json}"
-    );
+    // The whole period's, in every form of the answer: totals, every
+    // payee, one payee (here the one who owes, and one who is paid).
+    let paid_id = whole.iter().find(|a| a.2 > 0).map(|a| a.1.clone()).unwrap();
+    let paid_type = whole.iter().find(|a| a.2 > 0).map(|a| a.0.clone()).unwrap();
+    for extra in [
+        &["--totals"][..],
+        &[][..],
+        &["--payee-type", "member", "--payee", &id][..],
+        &["--payee-type", &paid_type, "--payee", &paid_id][..],
+    ] {
+        let json = remittance(extra).await;
+        assert_eq!(
+            (n(&json["transferAmount"]), n(&json["owedAmount"])),
+            (net + m2, m2),
+            "{extra:?}: {json}"
+        );
+    }
     // A payee's kind and the period's number are refused by the command
     // line itself, in the reader's language, before the broker is asked.
     for (number, bad, said) in [

@@ -422,19 +422,23 @@ mod tests {
 
     /// Every PaymentReconciliation validates against FHIR R4 (4.0.1), with
     /// `tools/fhir-validate.py`; under CI=true the validator is required.
-    /// A payee who owes is among them.
+    /// A payee who owes is among them, in both languages.
     #[test]
     fn a_payment_reconciliation_validates_against_fhir_r4() {
         let dir = tempfile::tempdir().unwrap();
-        let all = advice(statement_where_a_payee_owes(), None, Lang::En);
-        for (i, a) in all.iter().enumerate() {
-            std::fs::write(
-                dir.path().join(format!("{i}.json")),
-                &a.fhir_payment_reconciliation,
-            )
-            .unwrap();
+        let mut n = 0;
+        for lang in [Lang::En, Lang::Fr] {
+            let all = advice(statement_where_a_payee_owes(), None, lang);
+            assert_eq!(all.len(), 2);
+            for a in &all {
+                std::fs::write(
+                    dir.path().join(format!("{n}.json")),
+                    &a.fhir_payment_reconciliation,
+                )
+                .unwrap();
+                n += 1;
+            }
         }
-        passerelle_adapters::kit::validate_fhir_r4(dir.path(), all.len());
-        assert_eq!(all.len(), 2);
+        passerelle_adapters::kit::validate_fhir_r4(dir.path(), n);
     }
 }

@@ -794,7 +794,7 @@ impl SettlementService for SettlementApi {
                     });
                 }
                 let one = payee.as_ref().map(|(t, id)| (t.as_str(), id.as_str()));
-                let d = self
+                let (d, owed) = self
                     .broker
                     .remittance(&scheme_id, &mutuelle_id, msg.number, one)
                     .await?;
@@ -804,18 +804,6 @@ impl SettlementService for SettlementApi {
                 let s = statement_to_pb(d, &currency);
                 let period = s.period.clone();
                 let payees = super::remittance::advice(s, one, lang);
-                // The whole period's payees are all here; one payee's
-                // answer has the others' read.
-                let owed = if one.is_some() {
-                    self.broker
-                        .remittance_owed(&scheme_id, &mutuelle_id, msg.number)
-                        .await?
-                } else {
-                    payees
-                        .iter()
-                        .map(|a| a.amount.min(0).saturating_neg())
-                        .fold(0i64, i64::saturating_add)
-                };
                 let net_due = period.as_ref().map_or(0, |p| p.net_due);
                 Ok(pb::GetRemittanceAdviceResponse {
                     transfer_reference,

@@ -168,7 +168,7 @@ fn role_key(r: UserRole) -> &'static str {
 }
 
 /// One signed-in request: who, from where, in which language.
-#[derive(Clone)]
+#[cfg_attr(test, derive(Clone))]
 struct Ctx {
     person: Person,
     peer: SocketAddr,
@@ -319,6 +319,18 @@ impl axum::extract::FromRequestParts<Arc<Console>> for Ctx {
     }
 }
 
+/// Back to the sign-in page, saying the session ended, its cookie
+/// cleared.
+fn session_ended() -> Reply {
+    Reply::Redirect(
+        "/sign-in?expired=1".into(),
+        vec![(
+            header::SET_COOKIE,
+            super::secret_cookie(SESSION_COOKIE, "", 0),
+        )],
+    )
+}
+
 /// The signed-in person of a request, or the way to the sign-in page. A
 /// session the store cannot read refuses (503): never signed in by default.
 async fn signed_in(c: &Console, headers: &HeaderMap, peer: SocketAddr) -> Result<Ctx, Reply> {
@@ -330,13 +342,7 @@ async fn signed_in(c: &Console, headers: &HeaderMap, peer: SocketAddr) -> Result
             let lang = super::lang_of(headers, Some(&person));
             Ok(Ctx { person, peer, lang })
         }
-        Ok(None) => Err(Reply::Redirect(
-            "/sign-in?expired=1".into(),
-            vec![(
-                header::SET_COOKIE,
-                super::secret_cookie(SESSION_COOKIE, "", 0),
-            )],
-        )),
+        Ok(None) => Err(session_ended()),
         Err(e) => {
             let lang = super::lang_of(headers, None);
             // The store's words are for the log, not for a visitor.
@@ -2559,6 +2565,43 @@ struct ExportLine {
 /// A statement read page by page as the person, for an export: each page
 /// ([`EXPORT_PAGE`] lines) is read when the export needs it, so that an
 /// export holds one page in memory whatever the statement's size.
+/// Why an export's page was not read.
+#[derive(Debug)]
+enum ExportStop {
+    /// The broker refused or failed the read.
+    Status(tonic::Status),
+    /// The person's session ended since the download began.
+    SessionEnded,
+    /// The person's session could not be read: refused, never read as
+    /// they were.
+    SessionUnreadable,
+}
+
+impl ExportStop {
+    /// The answer instead of the file, in the person's language: a session
+    /// that ended goes back to the sign-in page, as any page would.
+    fn reply(self, ctx: &Ctx) -> Reply {
+        match self {
+            ExportStop::Status(s) => ctx.status(s),
+            ExportStop::SessionEnded => session_ended(),
+            ExportStop::SessionUnreadable => {
+                ctx.error(StatusCode::SERVICE_UNAVAILABLE, ctx.t("signin-unavailable"))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for ExportStop {
+    /// For the body's error (the browser reports the download failed).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExportStop::Status(s) => f.write_str(s.message()),
+            ExportStop::SessionEnded => f.write_str("the session ended during the download"),
+            ExportStop::SessionUnreadable => f.write_str("the session could not be read"),
+        }
+    }
+}
+
 struct ExportPages {
     c: Arc<Console>,
     person: Person,
@@ -2604,15 +2647,16 @@ impl ExportPages {
         };
         match pages.next().await {
             Some(Ok(lines)) => Ok((pages, lines)),
-            Some(Err(e)) => Err(ctx.status(e)),
+            Some(Err(e)) => Err(e.reply(ctx)),
             None => Ok((pages, Vec::new())),
         }
     }
 
     /// The person read again from their session, the mutuelle they chose
-    /// when the download began kept; an error if the session is no longer
-    /// current or cannot be read (never read as they were).
-    async fn still_signed_in(&mut self) -> Result<(), tonic::Status> {
+    /// when the download began kept (the broker still checks it against
+    /// the account's scope); a stop if the session is no longer current or
+    /// cannot be read (never read as they were).
+    async fn still_signed_in(&mut self) -> Result<(), ExportStop> {
         match self.c.broker.person_again(&self.person).await {
             Ok(Some(mut now)) => {
                 now.session.mutuelle_id = std::mem::take(&mut self.person.session.mutuelle_id);
@@ -2624,13 +2668,11 @@ impl ExportPages {
                     login = %self.person.user.login,
                     "console: a statement's download stopped: the session ended"
                 );
-                Err(tonic::Status::unauthenticated(
-                    "the session ended during the download",
-                ))
+                Err(ExportStop::SessionEnded)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "console: a statement's download stopped: the session could not be read");
-                Err(tonic::Status::unavailable("the session could not be read"))
+                Err(ExportStop::SessionUnreadable)
             }
         }
     }
@@ -2639,13 +2681,13 @@ impl ExportPages {
     /// mutuelle recovers on claims cancelled after their period closed
     /// comes with the first page, after its lines: a negative M, as in
     /// `passerelle statement export`.
-    async fn next(&mut self) -> Option<Result<Vec<ExportLine>, tonic::Status>> {
+    async fn next(&mut self) -> Option<Result<Vec<ExportLine>, ExportStop>> {
         if self.done {
             return None;
         }
         // A page after the first is read as the person is now: a session
-        // revoked or ended, an account disabled or its scope changed since
-        // the download began stops it at the next page.
+        // revoked or ended, or an account disabled, since the download
+        // began stops it at the next page.
         if !self.request.page_token.is_empty()
             && let Err(e) = self.still_signed_in().await
         {
@@ -2662,15 +2704,15 @@ impl ExportPages {
             Ok(s) => s,
             Err(e) => {
                 self.done = true;
-                return Some(Err(e));
+                return Some(Err(ExportStop::Status(e)));
             }
         };
         // A token that does not move would read the same page for ever.
         if !s.next_page_token.is_empty() && s.next_page_token == self.request.page_token {
             self.done = true;
-            return Some(Err(tonic::Status::internal(
+            return Some(Err(ExportStop::Status(tonic::Status::internal(
                 "the statement's next page token is the page's own",
-            )));
+            ))));
         }
         let p = s.period.clone().unwrap_or_default();
         self.number = p.number;
@@ -2818,8 +2860,11 @@ async fn statement_csv(
                 (pages, slot),
             ))),
             Some(Err(e)) => {
-                tracing::warn!(code = ?e.code(), message = e.message(), "console: a statement's CSV download stopped: a page could not be read");
-                Err(std::io::Error::other(e.message().to_string()))
+                // A session's end is logged where it is seen.
+                if let ExportStop::Status(s) = &e {
+                    tracing::warn!(code = ?s.code(), message = s.message(), "console: a statement's CSV download stopped: a page could not be read");
+                }
+                Err(std::io::Error::other(e.to_string()))
             }
         }
     });
@@ -2927,7 +2972,7 @@ async fn statement_xlsx(
                 let _ = lines_tx.send(None).await;
             }
             Some(Ok(lines)) => next = Some(lines),
-            Some(Err(e)) => return ctx.status(e).into_response(),
+            Some(Err(e)) => return e.reply(&ctx).into_response(),
         }
     }
     match rows_rx.await {
@@ -3938,6 +3983,26 @@ mod tests {
             ),
             "{csv}"
         );
+
+        // P-101's claim cancelled in turn: the third period holds its
+        // recovery alone, a settlement that pays no one, its net due
+        // negative.
+        b.cancel("CNSS", "C-101", "facturée deux fois")
+            .await
+            .unwrap();
+        let third = close_and_settle(&b, "VIR-3").await;
+        let html = remittance_page(&b, third, "").await;
+        assert!(
+            html.contains("<td class=\"num\">-1\u{202f}500\u{a0}XOF</td></tr></tfoot>"),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "<p>Ce règlement ne verse rien : 1\u{202f}500\u{a0}XOF sont à récupérer auprès de ceux qui doivent.</p>"
+            ),
+            "{html}"
+        );
+        assert!(!html.contains("Le virement verse"), "{html}");
     }
 
     fn open_period() -> Path<(String, String, u32)> {
@@ -4151,28 +4216,50 @@ mod tests {
         drop(body);
         assert_eq!(c.exports.slots.available_permits(), MAX_EXPORTS);
 
-        // The workbook, whose pages are all read before its answer: an
-        // account disabled after the first page is refused the file.
+        // The workbook, whose pages are all read before its answer: a
+        // current session gets it; one revoked once the request is in
+        // (its first page read as the person was) gets no file but the
+        // way back to the sign-in page, and frees its place.
         let kofi = signed_in_manager(&b, "kofi").await;
         let r = statement_xlsx(State(c.clone()), kofi.clone(), open_period()).await;
         assert_eq!(r.status(), StatusCode::OK, "a current session gets it");
         let (chunks, cut) = frames(r).await;
         assert_eq!(cut, None);
         assert!(passerelle_files::xlsx::first_sheet(&chunks.concat()).is_ok());
-        // Its account disabled: at its first page, the person was still
+        assert_eq!(b.revoke_sessions("kofi", "operator").await.unwrap(), 1);
+        let r = statement_xlsx(State(c.clone()), kofi, open_period()).await;
+        assert!(r.status().is_redirection(), "{}", r.status());
+        assert_eq!(r.headers()[header::LOCATION], "/sign-in?expired=1");
+        // Its writer gives the place back once it sees the pages end.
+        drop(
+            tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                c.exports
+                    .slots
+                    .clone()
+                    .acquire_many_owned(MAX_EXPORTS as u32),
+            )
+            .await
+            .expect("its place given back")
+            .unwrap(),
+        );
+        // An account disabled: at its first page, the person was still
         // signed in; at the second, no longer.
-        let mut pages = ExportPages::open(&c, &kofi, "CNSS", "MUT-R", 0)
+        let yao = signed_in_manager(&b, "yao").await;
+        let mut pages = ExportPages::open(&c, &yao, "CNSS", "MUT-R", 0)
             .await
             .map_err(|_| "the first page")
             .unwrap()
             .0;
-        b.change_user("kofi", None, false, Some(true), "operator")
+        b.change_user("yao", None, false, Some(true), "operator")
             .await
             .unwrap();
-        let Some(Err(e)) = pages.next().await else {
-            panic!("the second page read after the account was disabled");
-        };
-        assert_eq!(e.code(), tonic::Code::Unauthenticated);
+        let e = pages.next().await;
+        assert!(
+            matches!(e, Some(Err(ExportStop::SessionEnded))),
+            "the second page read after the account was disabled: {:?}",
+            e.map(|r| r.map(|lines| lines.len()))
+        );
         assert!(pages.next().await.is_none(), "nothing read after");
 
         // A session still current carries on, as the person is now.

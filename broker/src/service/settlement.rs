@@ -146,18 +146,24 @@ impl Broker {
     /// part ([`Broker::remittance_payee`]), or every payee's, the whole
     /// statement, up to [`MAX_UNPAGED_LINES`] lines (a larger one is
     /// refused: one payee, or the payees' totals by pages, are then the
-    /// way). A period not settled is refused.
+    /// way); with what the payees who owe owe together, the whole
+    /// period's ([`Broker::remittance_owed`]). A period not settled is
+    /// refused.
     pub async fn remittance(
         &self,
         scheme_id: &str,
         mutuelle_id: &str,
         number: u32,
         payee: Option<(&str, &str)>,
-    ) -> Result<StatementData, ServiceError> {
+    ) -> Result<(StatementData, i64), ServiceError> {
         if let Some(payee) = payee {
-            return self
+            let d = self
                 .remittance_payee(scheme_id, mutuelle_id, number, payee, MAX_PAYEE_LINES, 250)
-                .await;
+                .await?;
+            let owed = self
+                .remittance_owed(scheme_id, mutuelle_id, d.period.number)
+                .await?;
+            return Ok((d, owed));
         }
         self.settled_period(scheme_id, mutuelle_id, number).await?;
         let d = match self.statement(scheme_id, mutuelle_id, number, None).await {
@@ -168,7 +174,10 @@ impl Broker {
             }
             other => other?,
         };
-        Ok(d)
+        let owed = self
+            .owed_in(scheme_id, mutuelle_id, d.period.number, &d.recoveries)
+            .await?;
+        Ok((d, owed))
     }
 
     /// One payee's part of a settled period's statement, its lines and its
@@ -280,15 +289,8 @@ impl Broker {
         let in_range = |k: &(String, String)| {
             after.as_ref().is_none_or(|a| k > a) && next.as_ref().is_none_or(|n| k <= n)
         };
-        let mut recovered: std::collections::BTreeMap<(String, String), i64> =
-            std::collections::BTreeMap::new();
-        for r in &d.recoveries {
-            let k = (r.payee_type.clone(), r.payee_id.clone());
-            if in_range(&k) {
-                let e = recovered.entry(k).or_insert(0);
-                *e = e.saturating_add(r.amount);
-            }
-        }
+        let mut recovered = by_payee(&d.recoveries);
+        recovered.retain(|k, _| in_range(k));
         let mut payees: Vec<PayeeAmount> = totals
             .into_iter()
             .map(|t| {
@@ -340,10 +342,9 @@ impl Broker {
     }
 
     /// [`Broker::remittance_owed`] of a period's recoveries: each payee
-    /// with recoveries has its claims' M in the period read (one read of
-    /// its claims, [`PayeesFrom::At`]); a period without recoveries, which
-    /// only claims cancelled after their period was settled make, reads
-    /// nothing.
+    /// with recoveries has its own claims' M in the period read
+    /// ([`PayeesFrom::Only`]); a period without recoveries, which only
+    /// claims cancelled after their period closed make, reads nothing.
     async fn owed_in(
         &self,
         scheme_id: &str,
@@ -351,26 +352,28 @@ impl Broker {
         number: u32,
         recoveries: &[RecoveryLine],
     ) -> Result<i64, ServiceError> {
-        let mut back: std::collections::BTreeMap<(String, String), i64> =
-            std::collections::BTreeMap::new();
-        for r in recoveries {
-            let e = back
-                .entry((r.payee_type.clone(), r.payee_id.clone()))
-                .or_insert(0);
-            *e = e.saturating_add(r.amount);
-        }
         let mut owed = 0i64;
-        for (k, amount) in back {
+        for (k, back) in by_payee(recoveries) {
             let claims = self
                 .store
-                .statement_payees(scheme_id, mutuelle_id, number, PayeesFrom::At(&k), 1)
+                .statement_payees(scheme_id, mutuelle_id, number, PayeesFrom::Only(&k), 1)
                 .await?;
-            let paid = claims
-                .first()
-                .filter(|t| t.payee_type == k.0 && t.payee_id == k.1)
-                .map_or(0, |t| t.mutuelle);
-            owed = owed.saturating_add(amount.saturating_sub(paid).max(0));
+            let paid = claims.first().map_or(0, |t| t.mutuelle);
+            owed = owed.saturating_add(back.saturating_sub(paid).max(0));
         }
         Ok(owed)
     }
+}
+
+/// What a period's recoveries take back from each payee (type, id), in
+/// the statement's order.
+fn by_payee(recoveries: &[RecoveryLine]) -> std::collections::BTreeMap<(String, String), i64> {
+    let mut back = std::collections::BTreeMap::new();
+    for r in recoveries {
+        let e: &mut i64 = back
+            .entry((r.payee_type.clone(), r.payee_id.clone()))
+            .or_insert(0);
+        *e = e.saturating_add(r.amount);
+    }
+    back
 }

@@ -425,31 +425,31 @@ pub struct StatementPage {
     pub size: u32,
 }
 
-/// A payee's part of a period's statement, without its lines: how many of
-/// Where a read of a period's payees starts, in the statement's order
-/// (type, then id, byte by byte).
+/// Which of a period's payees a read of their totals takes, in the
+/// statement's order (type, then id, byte by byte).
 #[derive(Clone, Copy, Debug)]
 pub enum PayeesFrom<'a> {
-    /// The first payee.
+    /// From the first payee.
     First,
-    /// The payee after this one (type, id): the next page.
+    /// From the payee after this one (type, id): the next page.
     After(&'a (String, String)),
-    /// This payee (type, id), or the next one if it has no claim in the
-    /// period: one payee's totals, read with a limit of 1.
-    At(&'a (String, String)),
+    /// This payee (type, id) alone: none if it has no claim in the period.
+    /// Its claims are the only ones read.
+    Only(&'a (String, String)),
 }
 
 impl<'a> PayeesFrom<'a> {
-    /// The payee compared with, and how (`>` or `>=`), for the SQL.
+    /// The payee compared with, and how (`>` or `=`), for the SQL.
     pub(crate) fn bound(self) -> Option<(&'a (String, String), &'static str)> {
         match self {
             PayeesFrom::First => None,
             PayeesFrom::After(k) => Some((k, ">")),
-            PayeesFrom::At(k) => Some((k, ">=")),
+            PayeesFrom::Only(k) => Some((k, "=")),
         }
     }
 }
 
+/// A payee's part of a period's statement, without its lines: how many of
 /// the period's claims it is paid for and the mutuelle's amount on them
 /// (their lines' M; recoveries not deducted).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

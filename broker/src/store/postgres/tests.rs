@@ -645,6 +645,27 @@ async fn hot_and_listing_paths_use_indexes_on_a_seeded_store() {
         "{plan}"
     );
     drop(c);
+    // One payee alone (what a payee with recoveries is owed): its claims
+    // only, whatever follows it, and none for a payee with no claim.
+    let before = scans().await;
+    let one = ("provider".to_string(), "PP200".to_string());
+    let page = store
+        .statement_payees("CNSS", "MUT-PAY", 0, PayeesFrom::Only(&one), 1)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1, "{page:?}");
+    assert_eq!((page[0].payee_id.as_str(), page[0].claims), ("PP200", 50));
+    let none = ("provider".to_string(), "PP200-".to_string());
+    let page = store
+        .statement_payees("CNSS", "MUT-PAY", 0, PayeesFrom::Only(&none), 1)
+        .await
+        .unwrap();
+    assert!(page.is_empty(), "{page:?}");
+    let read = scans().await["claims"].1 - before["claims"].1;
+    assert!(
+        (50..=52).contains(&read),
+        "one payee of 50 claims, and none, read {read} claims"
+    );
     let before = scans().await;
     let after = ("provider".to_string(), "PP200".to_string());
     let page = store
