@@ -37,6 +37,7 @@ dashboard-claims = Claims
 dashboard-due = Amount the mutuelle owes
 dashboard-pending = Pending claims
 dashboard-per-scheme = Per scheme
+dashboard-nothing-open = No claim in the open periods.
 dashboard-partners = Partners
 dashboard-federation = Total across the federation's mutuelles
 

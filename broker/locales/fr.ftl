@@ -37,6 +37,7 @@ dashboard-claims = Demandes
 dashboard-due = Montant dû par la mutuelle
 dashboard-pending = Demandes en attente
 dashboard-per-scheme = Par régime
+dashboard-nothing-open = Aucune demande dans les périodes en cours.
 dashboard-partners = Partenaires
 dashboard-federation = Total des mutuelles de la fédération
 

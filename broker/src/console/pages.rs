@@ -859,6 +859,19 @@ async fn dashboard(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
                 Ok(None) => {}
                 Err(e) => return ctx.status(e).into_response(),
             }
+            // No claim in any open period (the month just closed): said,
+            // rather than headings over nothing.
+            if t.rows.is_empty() {
+                t.row(
+                    String::new(),
+                    vec![
+                        lang.t("dashboard-nothing-open"),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                    ],
+                );
+            }
             tables.push((lang.t("dashboard-per-scheme"), t));
             // A federation's manager: the open periods of each of their
             // mutuelles, and the total, each read as that mutuelle.
@@ -4167,6 +4180,29 @@ mod tests {
         assert!(
             page.contains("<dt>Référence du règlement</dt><dd>VIR-77</dd>"),
             "{page}"
+        );
+    }
+
+    /// The dashboard's table of open periods says when none holds a
+    /// claim, rather than headings over nothing.
+    #[tokio::test]
+    async fn the_dashboard_says_when_no_open_period_holds_a_claim() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        let c = console(b.clone(), 5_000);
+        let page = async || {
+            let (body, _) = frames(dashboard(State(c.clone()), manager()).await).await;
+            String::from_utf8(body.concat()).unwrap()
+        };
+        let none = "Aucune demande dans les périodes en cours.";
+        let html = page().await;
+        assert!(html.contains(none), "{html}");
+        five_claims(&b).await;
+        let html = page().await;
+        assert!(!html.contains(none), "{html}");
+        assert!(
+            html.contains("<a href=\"/periods/CNSS/MUT-R/0\">CNSS</a>"),
+            "{html}"
         );
     }
 
