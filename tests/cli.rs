@@ -1433,10 +1433,18 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     assert_eq!(recovery[0]["claim_id"], "S-1");
     assert_eq!(recovery[0]["mutuelle_share"].parse::<i64>().unwrap(), -s1_m);
     assert_eq!(sum(&rows, "mutuelle_share"), n(&p2["netDue"]));
-    // A period not settled has no remittance advice yet.
+    // A period not settled has no remittance advice yet, said in the
+    // reader's language.
     let o = cli(&h, &remittance_of(&[], "2", &[])).await;
     assert!(
         o.code == 1 && o.stderr.contains("not settled"),
+        "{}",
+        o.stderr
+    );
+    let o = cli(&h, &remittance_of(&["--lang", "fr"], "2", &[])).await;
+    assert!(
+        o.code == 1
+            && o.stderr.contains("Cette période n'est pas encore réglée : son avis de paiement viendra avec l'enregistrement de son règlement."),
         "{}",
         o.stderr
     );

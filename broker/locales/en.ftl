@@ -638,6 +638,7 @@ error-reason-OVERLOADED = Too many calls at once: try again in a moment.
 error-reason-COVERAGE_CONFLICT = Two mutuelles declare this beneficiary on the same dates: an operator must settle it.
 error-reason-COVERAGE_OVERLAP = These memberships overlap another mutuelle's for the same beneficiary: the first must end before the next begins.
 error-reason-REFUSED = Refused in the current state of the data.
+error-reason-PERIOD_NOT_SETTLED = This period is not settled yet: its remittance advice comes once its payment is recorded.
 error-reason-PRODUCT_IN_USE = This product version is already used by claims: it no longer changes; declare a new version.
 error-reason-STORE_CORRUPT = A stored value cannot be read: tell the operator.
 error-reason-STORE_UNAVAILABLE = The database is unavailable: try again later.

@@ -636,6 +636,7 @@ error-reason-OVERLOADED = Trop d'appels en même temps : réessayez dans un inst
 error-reason-COVERAGE_CONFLICT = Deux mutuelles déclarent cet assuré aux mêmes dates : un opérateur doit trancher.
 error-reason-COVERAGE_OVERLAP = Ces adhésions chevauchent celles d'une autre mutuelle pour le même assuré : la première doit finir avant que la suivante commence.
 error-reason-REFUSED = Opération refusée en l'état.
+error-reason-PERIOD_NOT_SETTLED = Cette période n'est pas encore réglée : son avis de paiement viendra avec l'enregistrement de son règlement.
 error-reason-PRODUCT_IN_USE = Cette version du produit sert déjà à des demandes : elle ne change plus ; déclarez une nouvelle version.
 error-reason-STORE_CORRUPT = Une donnée enregistrée est illisible : prévenez l'opérateur.
 error-reason-STORE_UNAVAILABLE = La base de données est indisponible : réessayez plus tard.

@@ -134,10 +134,13 @@ impl Broker {
             .statement_page(scheme_id, mutuelle_id, number, Some(&first))
             .await?;
         if d.period.state != PeriodState::Settled {
-            return Err(ServiceError::Refused(format!(
-                "period {} of {scheme_id} x {mutuelle_id} is not settled: its transfer is not known yet",
-                d.period.number
-            )));
+            return Err(ServiceError::Precondition {
+                reason: "PERIOD_NOT_SETTLED",
+                message: format!(
+                    "period {} of {scheme_id} x {mutuelle_id} is not settled: its transfer is not known yet",
+                    d.period.number
+                ),
+            });
         }
         Ok(d)
     }
