@@ -460,6 +460,28 @@ async fn console_accounts_are_added_from_the_command_line() {
         err.contains("« de »") && err.contains("--console-lang"),
         "{err}"
     );
+    // A command naming an account that does not exist refuses it, in the
+    // reader's language, and changes nothing.
+    for cmd in ["revoke", "disable", "enable", "reset", "code"] {
+        let (code, out, err) = run(&[
+            "--lang",
+            "fr",
+            "users",
+            "--data-dir",
+            data_dir,
+            cmd,
+            "nobody",
+        ])
+        .await;
+        assert_eq!(code, Some(1), "{cmd}: {out}{err}");
+        assert!(
+            err.contains("aucun compte ne s'appelle nobody") && out.is_empty(),
+            "{cmd}: {out}{err}"
+        );
+    }
+    let (code, out, _) = run(&["users", "--data-dir", data_dir, "list", "--lang", "en"]).await;
+    assert_eq!(code, Some(0));
+    assert!(!out.contains("nobody"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

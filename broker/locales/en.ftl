@@ -181,6 +181,7 @@ cli-user-totp = Second factor: add this secret to an authenticator app: { $secre
 cli-user-totp-url = or this address (QR code): { $url }
 cli-user-reset = Password of { $login } replaced; their sessions are ended.
 cli-user-disabled = Account { $login } disabled; their sessions are ended.
+cli-user-unknown = no account is named { $login } (passerelle users list gives them)
 cli-user-enabled = Account { $login } enabled again.
 cli-user-revoked = { $count ->
         [one] 1 session
@@ -462,7 +463,7 @@ approvals-state-applied = approved and applied
 approvals-state-failed = approved, but refused: see the outcome
 approvals-state-rejected = rejected
 approvals-state-expired = expired (not decided within 7 days)
-approvals-close = Close the current period of { $pair }: { $claims ->
+approvals-close = Close the current period of { $pair }: { $count ->
         [one] 1 claim
        *[other] { $claims } claims
     }, billed { $billed }, mutuelle share { $mutuelle }, recoveries { $recoveries }, net due { $net }.

@@ -181,6 +181,7 @@ cli-user-totp = Second facteur : ajoutez ce secret à une application d'authenti
 cli-user-totp-url = ou cette adresse (QR code) : { $url }
 cli-user-reset = Mot de passe de { $login } remplacé ; ses sessions sont fermées.
 cli-user-disabled = Compte { $login } désactivé ; ses sessions sont fermées.
+cli-user-unknown = aucun compte ne s'appelle { $login } (passerelle users list les donne)
 cli-user-enabled = Compte { $login } réactivé.
 cli-user-revoked = { $count ->
         [one] { $count } session de { $login } fermée.
@@ -460,7 +461,7 @@ approvals-state-applied = approuvée et appliquée
 approvals-state-failed = approuvée, mais refusée : voir le résultat
 approvals-state-rejected = rejetée
 approvals-state-expired = expirée (non décidée en 7 jours)
-approvals-close = Clôturer la période en cours de { $pair } : { $claims ->
+approvals-close = Clôturer la période en cours de { $pair } : { $count ->
         [one] { $claims } demande
        *[other] { $claims } demandes
     }, facturé { $billed }, part mutuelle { $mutuelle }, indus { $recoveries }, net dû { $net }.

@@ -119,6 +119,23 @@ pub async fn run(target: Target, cmd: UsersCmd, lang: Lang) -> ExitCode {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
+    // A command naming an account refuses one that does not exist, rather
+    // than "0 sessions closed" or the store's English words.
+    let named = match &cmd {
+        UsersCmd::Reset { login, .. }
+        | UsersCmd::Disable { login }
+        | UsersCmd::Enable { login }
+        | UsersCmd::Revoke { login }
+        | UsersCmd::Code { login } => Some(login.clone()),
+        UsersCmd::Add { .. } | UsersCmd::List => None,
+    };
+    if let Some(login) = named {
+        match broker.users().await {
+            Ok(all) if all.iter().any(|u| u.login == login) => {}
+            Ok(_) => return fail(lang.t_args("cli-user-unknown", &[("login", &login)])),
+            Err(e) => return fail(describe(e)),
+        }
+    }
     let out = match cmd {
         UsersCmd::Add {
             login,

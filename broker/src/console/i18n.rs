@@ -337,7 +337,9 @@ impl Lang {
                 "approvals-close",
                 &[
                     ("pair", &format!("{scheme_id} – {mutuelle_id}")),
-                    ("claims", &content.claim_count.to_string()),
+                    // The count selects the plural; it is written grouped.
+                    ("count", &content.claim_count.to_string()),
+                    ("claims", &self.amount(content.claim_count as i64, "")),
                     ("billed", &self.money(content.billed, &currency)),
                     ("mutuelle", &self.money(content.mutuelle, &currency)),
                     ("recoveries", &self.money(content.recoveries, &currency)),
@@ -634,6 +636,35 @@ pub fn parse_date(s: &str) -> Option<Date> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A proposed close says its count of claims grouped as the language
+    /// writes numbers, its plural chosen by the count.
+    #[test]
+    fn a_proposed_close_groups_its_count_of_claims() {
+        use crate::service::approvals::Change;
+        let body = |claims: u32| {
+            serde_json::to_string(&Change::ClosePeriod {
+                scheme_id: "CNSS".into(),
+                mutuelle_id: "MUT-A".into(),
+                until_ms: 0,
+                content: crate::store::PeriodContent {
+                    claim_count: claims,
+                    billed: 0,
+                    scheme: 0,
+                    mutuelle: 0,
+                    recoveries: 0,
+                },
+                currency: "XOF".into(),
+            })
+            .unwrap()
+        };
+        let fr = Lang::Fr.change_words(&body(1000));
+        assert!(fr.contains(" : 1\u{202f}000 demandes, "), "{fr}");
+        assert!(Lang::Fr.change_words(&body(1)).contains(" : 1 demande, "));
+        let en = Lang::En.change_words(&body(1000));
+        assert!(en.contains(": 1,000 claims, "), "{en}");
+        assert!(Lang::En.change_words(&body(1)).contains(": 1 claim, "));
+    }
 
     /// What a settlement paid and what is owed, in both languages; one
     /// that pays no one is not called a transfer.

@@ -482,6 +482,8 @@ pub struct Table {
 pub struct TRow {
     /// The first cell links there when not empty.
     href: String,
+    /// One cell in a table of several columns spans them all (a sentence
+    /// such as "nothing yet", `macros.html`).
     cells: Vec<String>,
 }
 
@@ -859,18 +861,11 @@ async fn dashboard(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
                 Ok(None) => {}
                 Err(e) => return ctx.status(e).into_response(),
             }
-            // No claim in any open period (the month just closed): said,
-            // rather than headings over nothing.
+            // No claim in any open period (the month just closed): said
+            // across the table (a row of one cell), rather than headings
+            // over nothing.
             if t.rows.is_empty() {
-                t.row(
-                    String::new(),
-                    vec![
-                        lang.t("dashboard-nothing-open"),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                    ],
-                );
+                t.row(String::new(), vec![lang.t("dashboard-nothing-open")]);
             }
             tables.push((lang.t("dashboard-per-scheme"), t));
             // A federation's manager: the open periods of each of their
@@ -4196,7 +4191,10 @@ mod tests {
         };
         let none = "Aucune demande dans les périodes en cours.";
         let html = page().await;
-        assert!(html.contains(none), "{html}");
+        assert!(
+            html.contains(&format!("<td class=\"empty\" colspan=\"4\">{none}</td>")),
+            "{html}"
+        );
         five_claims(&b).await;
         let html = page().await;
         assert!(!html.contains(none), "{html}");

@@ -549,7 +549,12 @@ pub(super) async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
                 ]);
             }
             t.row(vec![
-                format!("{} ({})", l.t("total"), r.total_count),
+                format!(
+                    "{} ({})",
+                    l.t("total"),
+                    l.catalogue()
+                        .amount(i64::try_from(r.total_count).unwrap_or(i64::MAX), "")
+                ),
                 String::new(),
                 String::new(),
                 String::new(),

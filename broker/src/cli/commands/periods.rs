@@ -32,7 +32,7 @@ fn periods_table(l: Lang, periods: &[settlement::Period]) -> String {
         t.row(vec![
             p.number.to_string(),
             l.state(&period_state_name(p.state)).to_string(),
-            p.claim_count.to_string(),
+            l.catalogue().amount(i64::from(p.claim_count), ""),
             l.money(tot.billed, c),
             l.money(tot.scheme_share, c),
             l.money(tot.mutuelle_share, c),
@@ -240,7 +240,7 @@ fn remittance_totals(ctx: &Ctx, r: &settlement::GetRemittanceAdviceResponse) -> 
     if let Some(p) = &r.period {
         t.row(vec![
             l.t("net due").to_string(),
-            p.claim_count.to_string(),
+            l.catalogue().amount(i64::from(p.claim_count), ""),
             l.catalogue().money(p.net_due, cur),
         ]);
     }
