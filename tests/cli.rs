@@ -959,6 +959,14 @@ category = "consultation"
 tm_rate_bp = 10000
 "#;
     let f = write(dir.path(), "p.toml", v2);
+    // Nothing waiting yet: said, not a table's headings over nothing.
+    let none = ok(
+        &h,
+        &["--lang", "fr", "approvals", "list", "--partner", "MUT-R"],
+    )
+    .await
+    .stdout;
+    assert_eq!(none.trim(), "Aucune proposition n'attend d'approbation.");
     // Publishing needs a second person: the import records a proposal,
     // nothing is stored until it is approved.
     let proposed = ok(&h, &["--json", "products", "import", &f]).await.json();
@@ -1257,6 +1265,7 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
         shown.contains("payee provider CHU-SO:") && shown.contains("net due"),
         "{shown}"
     );
+    assert!(!shown.contains("reference"), "not settled yet: {shown}");
 
     let settle = [
         "--json",
@@ -1275,6 +1284,25 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     // Settling again with the same reference answers at once.
     let settled = ok(&h, &settle).await.json();
     assert_eq!(settled["periods"][0]["state"], "PERIOD_STATE_SETTLED");
+    // Its statement now names its payment.
+    let shown = ok(
+        &h,
+        &[
+            "statement",
+            "show",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+            "1",
+        ],
+    )
+    .await
+    .stdout;
+    assert!(
+        shown.lines().nth(1) == Some("reference: VIR-001"),
+        "{shown}"
+    );
     // Its remittance advice: each payee's part of the transfer, which add
     // up to the net due; and each as a FHIR PaymentReconciliation.
     let advice = ok(&h, &remittance_of(&["--json"], "1", &[])).await.json();

@@ -1051,7 +1051,7 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     assert!(
         text(&c)
             .await
-            .contains("Votre session a expiré. Connectez-vous à nouveau.")
+            .contains("Votre session a pris fin (expirée, fermée par un opérateur ou après une déconnexion). Connectez-vous à nouveau.")
     );
 
     // The page-weight budget: under 100 KB on a first load, under 20 KB

@@ -29,7 +29,7 @@ signin-wait = Too many attempts. Try again in { $seconds ->
    *[other] { $seconds } seconds
 }.
 signin-unavailable = Signing in is not possible right now. Try again in a moment.
-signin-expired = Your session has expired. Please sign in again.
+signin-expired = Your session has ended (expired, closed by an operator, or signed out). Please sign in again.
 
 dashboard-title = Dashboard
 dashboard-open-period = Current period
@@ -436,6 +436,7 @@ periods-propose-settle = Propose settling period { $number } ({ $pair })
 approvals-title = Approvals
 approvals-heading = Approvals · { $mutuelle }
 approvals-none = No proposal is waiting for approval.
+approvals-none-at-all = No proposal recorded.
 approvals-history = Decided proposals
 approvals-no-history = No proposal decided yet.
 approvals-number = Proposal no.

@@ -29,7 +29,7 @@ signin-wait = Trop d'essais. Réessayez dans { $seconds ->
    *[other] { $seconds } secondes
 }.
 signin-unavailable = Connexion impossible pour le moment. Réessayez dans un instant.
-signin-expired = Votre session a expiré. Connectez-vous à nouveau.
+signin-expired = Votre session a pris fin (expirée, fermée par un opérateur ou après une déconnexion). Connectez-vous à nouveau.
 
 dashboard-title = Tableau de bord
 dashboard-open-period = Période en cours
@@ -434,6 +434,7 @@ periods-propose-settle = Proposer le règlement de la période { $number } ({ $p
 approvals-title = Approbations
 approvals-heading = Approbations · { $mutuelle }
 approvals-none = Aucune proposition n'attend d'approbation.
+approvals-none-at-all = Aucune proposition enregistrée.
 approvals-history = Propositions décidées
 approvals-no-history = Aucune proposition décidée pour l'instant.
 approvals-number = Proposition n°

@@ -2239,7 +2239,11 @@ async fn periods(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
                     lang.money(p.net_due, &p.currency),
                     lang.time(p.closed_at_ms),
                     lang.time(p.settled_at_ms),
-                    p.settlement_reference.clone(),
+                    if p.settlement_reference.is_empty() {
+                        "–".into()
+                    } else {
+                        p.settlement_reference.clone()
+                    },
                 ],
             );
         }

@@ -85,6 +85,18 @@ pub(super) async fn approvals(ctx: &Ctx, cmd: ApprovalsCmd) -> Out {
                 ctx.print(&r);
                 return Ok(());
             }
+            if r.proposals.is_empty() {
+                // As the console's approvals page says it.
+                outln!(
+                    "{}",
+                    l.catalogue().t(if all {
+                        "approvals-none-at-all"
+                    } else {
+                        "approvals-none"
+                    })
+                );
+                return Ok(());
+            }
             let mut t = Table::new(
                 l,
                 &[

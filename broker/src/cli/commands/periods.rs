@@ -540,6 +540,10 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
         p.number,
         l.state(&period_state_name(p.state))
     );
+    // A settled period's payment, as the console's statement says it.
+    if !p.settlement_reference.is_empty() {
+        outln!("{} {}", l.label("reference"), p.settlement_reference);
+    }
     for payee in &s.payees {
         outln!(
             "\n{} {} {}{}",
