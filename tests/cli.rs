@@ -589,6 +589,17 @@ async fn claim_commands_and_eligibility() {
     .await
     .json();
     assert_eq!(cancelled["state"], "CLAIM_STATE_CANCELLED");
+    // Cancelled again, read by a person: in the open period, nothing comes
+    // back, and nothing is said of it.
+    let said = ok(
+        &h,
+        &[
+            "claim", "cancel", "--scheme", "CNSS", "CLI-2", "--reason", "test",
+        ],
+    )
+    .await
+    .stdout;
+    assert!(said.contains("CLI-2") && !said.contains("period"), "{said}");
 
     let e = ok(
         &h,
@@ -1406,7 +1417,8 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
         .iter()
         .find(|c| c["claimId"] == "S-1")
         .unwrap()["totals"]["mutuelleShare"]);
-    ok(
+    assert!(s1_m > 0);
+    let said = ok(
         &h,
         &[
             "claim",
@@ -1418,7 +1430,14 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
             "billed twice",
         ],
     )
-    .await;
+    .await
+    .stdout;
+    // The command says what follows: the claim's M comes back (an indu).
+    assert!(
+        said.contains("Claim S-1 was in period 1, already closed: the ")
+            && said.contains(" MUT-R counted for it come back to it (an overpayment, indu), deducted in its next period."),
+        "{said}"
+    );
     let f = write(
         dir.path(),
         "S-4.toml",
@@ -1677,9 +1696,11 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
     };
     let s2 = submit("S-2", "R-NEW", "member").await;
     close_and_settle(&h, "1", "VIR-1").await;
-    ok(
+    let said = ok(
         &h,
         &[
+            "--lang",
+            "fr",
             "claim",
             "cancel",
             "--scheme",
@@ -1689,7 +1710,15 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
             "billed twice",
         ],
     )
-    .await;
+    .await
+    .stdout;
+    assert!(
+        said.contains("La demande S-2 était dans la période 1, déjà clôturée : les ")
+            && said.contains(
+                " que MUT-R y a comptés lui reviennent (un indu), déduits de sa prochaine période."
+            ),
+        "{said}"
+    );
     submit("S-3", "R-RACE", "member").await;
     submit("S-4", "R-OK", "provider").await;
     close_and_settle(&h, "2", "VIR-2").await;

@@ -273,6 +273,43 @@ fn print_authorization(ctx: &Ctx, r: &scheme::PriorAuthorization) {
     lines_table(l, &r.currency, &r.lines, r.totals.unwrap_or_default());
 }
 
+/// A claim cancelled after its period closed: that period and what the
+/// mutuelle had paid on it, which it recovers in its next period (an
+/// indu). Read from the claim's listing, which names its closed period;
+/// `None` when it was in the open period, paid nothing, or cannot be read
+/// (the cancel itself has been said).
+async fn recovered(ctx: &Ctx, r: &scheme::ClaimResult) -> Option<(u32, i64)> {
+    let mut s =
+        settlement::settlement_service_client::SettlementServiceClient::new(ctx.channel.clone());
+    let d = s
+        .get_claim(settlement::GetClaimRequest {
+            scheme_id: r.scheme_id.clone(),
+            claim_id: r.claim_id.clone(),
+        })
+        .await
+        .ok()?
+        .into_inner();
+    // The claim's own listing: its mutuelle, provider, member and day.
+    let listed = s
+        .list_claims(settlement::ListClaimsRequest {
+            scheme_id: r.scheme_id.clone(),
+            mutuelle_id: r.mutuelle_id.clone(),
+            state: "cancelled".into(),
+            care_from: d.date_of_care.clone(),
+            care_to: d.date_of_care,
+            page_size: 500,
+            member_number: r.member_number.clone(),
+            provider_id: d.provider_id,
+            ..Default::default()
+        })
+        .await
+        .ok()?
+        .into_inner();
+    let c = listed.claims.iter().find(|c| c.claim_id == r.claim_id)?;
+    let paid = c.totals.map_or(0, |t| t.mutuelle_share);
+    (c.period > 0 && paid > 0).then_some((c.period, paid))
+}
+
 fn print_claim(ctx: &Ctx, r: &scheme::ClaimResult) {
     if ctx.json {
         ctx.print(r);
@@ -472,6 +509,23 @@ pub(super) async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
                 .map_err(|s| status_failure(s, None))?
                 .into_inner();
             print_claim(ctx, &r);
+            if !ctx.json
+                && r.state == scheme::ClaimState::Cancelled as i32
+                && let Some((period, amount)) = recovered(ctx, &r).await
+            {
+                outln!(
+                    "{}",
+                    ctx.lang.catalogue().t_args(
+                        "cli-claim-indu",
+                        &[
+                            ("claim", &r.claim_id),
+                            ("period", &period.to_string()),
+                            ("amount", &ctx.lang.catalogue().money(amount, &r.currency)),
+                            ("mutuelle", &r.mutuelle_id),
+                        ],
+                    )
+                );
+            }
         }
         ClaimCmd::List {
             scheme,
