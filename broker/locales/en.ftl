@@ -182,7 +182,7 @@ cli-user-totp-url = or this address (QR code): { $url }
 cli-user-reset = Password of { $login } replaced; their sessions are ended.
 cli-user-disabled = Account { $login } disabled; their sessions are ended.
 cli-user-unknown = no account is named { $login } (passerelle users list gives them)
-cli-claim-indu = Claim { $claim } was in period { $period }, already closed: the { $amount } { $mutuelle } counted for it come back to it (an overpayment, indu), deducted in its next period.
+cli-claim-indu = Claim { $claim } was in period { $period }, already closed: { $mutuelle } recovers the { $amount } it counted for it (an overpayment, indu), deducted in its next period.
 cli-user-enabled = Account { $login } enabled again.
 cli-user-revoked = { $count ->
         [one] 1 session

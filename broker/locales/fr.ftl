@@ -182,7 +182,7 @@ cli-user-totp-url = ou cette adresse (QR code) : { $url }
 cli-user-reset = Mot de passe de { $login } remplacé ; ses sessions sont fermées.
 cli-user-disabled = Compte { $login } désactivé ; ses sessions sont fermées.
 cli-user-unknown = aucun compte ne s'appelle { $login } (passerelle users list les donne)
-cli-claim-indu = La demande { $claim } était dans la période { $period }, déjà clôturée : les { $amount } que { $mutuelle } y a comptés lui reviennent (un indu), déduits de sa prochaine période.
+cli-claim-indu = La demande { $claim } était dans la période { $period }, déjà clôturée : { $mutuelle } récupère les { $amount } qu'elle y avait comptés (un indu), déduits de sa prochaine période.
 cli-user-enabled = Compte { $login } réactivé.
 cli-user-revoked = { $count ->
         [one] { $count } session de { $login } fermée.

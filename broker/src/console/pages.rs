@@ -4021,6 +4021,13 @@ mod tests {
         Path(("CNSS".into(), "MUT-R".into(), 0))
     }
 
+    /// An answer's body as text, whole.
+    async fn html_of(r: Response) -> String {
+        let (body, cut) = frames(r).await;
+        assert_eq!(cut, None);
+        String::from_utf8(body.concat()).unwrap()
+    }
+
     /// The frames of an answer's body, or the error that cut it short.
     async fn frames(r: Response) -> (Vec<axum::body::Bytes>, Option<String>) {
         let mut body = r.into_body();
@@ -4130,11 +4137,7 @@ mod tests {
         let shares = r.shares.clone().unwrap_or_default();
         assert!(!shares.is_empty(), "{r:?}");
         let c = console(b.clone(), 5_000);
-        let html = |resp: Response| async move {
-            let (body, _) = frames(resp).await;
-            String::from_utf8(body.concat()).unwrap()
-        };
-        let page = html(
+        let page = html_of(
             claim(
                 State(c.clone()),
                 manager(),
@@ -4166,7 +4169,7 @@ mod tests {
         assert!(r_ > 0, "{foot}");
 
         let number = close_and_settle(&b, "VIR-77").await;
-        let page = html(
+        let page = html_of(
             statement(
                 State(c.clone()),
                 manager(),
@@ -4189,10 +4192,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (b, _sim, _t) = two_mutuelles(dir.path()).await;
         let c = console(b.clone(), 5_000);
-        let page = async || {
-            let (body, _) = frames(dashboard(State(c.clone()), manager()).await).await;
-            String::from_utf8(body.concat()).unwrap()
-        };
+        let page = async || html_of(dashboard(State(c.clone()), manager()).await).await;
         let none = "Aucune demande dans les périodes en cours.";
         let html = page().await;
         assert!(
@@ -4206,6 +4206,9 @@ mod tests {
             html.contains("<a href=\"/periods/CNSS/MUT-R/0\">CNSS</a>"),
             "{html}"
         );
+        // The month closed: its claims left the open period.
+        close_and_settle(&b, "VIR-1").await;
+        assert!(page().await.contains(none));
     }
 
     #[tokio::test]
@@ -4213,10 +4216,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (b, _sim, _t) = two_mutuelles(dir.path()).await;
         let c = console(b.clone(), 5_000);
-        let page = async || {
-            let (body, _) = frames(periods(State(c.clone()), manager()).await).await;
-            String::from_utf8(body.concat()).unwrap()
-        };
+        let page = async || html_of(periods(State(c.clone()), manager()).await).await;
         let open_row_of = |n: u32| format!("<a href=\"/periods/CNSS/MUT-R/{n}\">en cours</a>");
         // No claim yet: no row for the pair.
         let html = page().await;

@@ -86,7 +86,8 @@ pub(super) async fn approvals(ctx: &Ctx, cmd: ApprovalsCmd) -> Out {
                 return Ok(());
             }
             if r.proposals.is_empty() {
-                // As the console's approvals page says it.
+                // As the console's approvals page says it (and, with
+                // --all, that none was ever made).
                 outln!(
                     "{}",
                     l.catalogue().t(if all {

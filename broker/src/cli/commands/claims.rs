@@ -273,22 +273,35 @@ fn print_authorization(ctx: &Ctx, r: &scheme::PriorAuthorization) {
     lines_table(l, &r.currency, &r.lines, r.totals.unwrap_or_default());
 }
 
-/// A claim cancelled after its period closed: that period and what the
-/// mutuelle had paid on it, which it recovers in its next period (an
-/// indu). Read from the claim's listing, which names its closed period;
-/// `None` when it was in the open period, paid nothing, or cannot be read
-/// (the cancel itself has been said).
-async fn recovered(ctx: &Ctx, r: &scheme::ClaimResult) -> Option<(u32, i64)> {
-    let mut s =
-        settlement::settlement_service_client::SettlementServiceClient::new(ctx.channel.clone());
-    let d = s
+/// A claim as the settlement service gives it (its provider and day), or
+/// `None` when it cannot be read (said elsewhere, if at all).
+async fn claim_detail(
+    ctx: &Ctx,
+    scheme_id: &str,
+    claim_id: &str,
+) -> Option<settlement::ClaimDetail> {
+    settlement::settlement_service_client::SettlementServiceClient::new(ctx.channel.clone())
         .get_claim(settlement::GetClaimRequest {
-            scheme_id: r.scheme_id.clone(),
-            claim_id: r.claim_id.clone(),
+            scheme_id: scheme_id.to_string(),
+            claim_id: claim_id.to_string(),
         })
         .await
-        .ok()?
-        .into_inner();
+        .ok()
+        .map(tonic::Response::into_inner)
+}
+
+/// A claim cancelled after its period closed (`d`, as it was read): that
+/// period and what the mutuelle had counted for it, which it recovers in
+/// its next period (an indu). Read from the claim's listing, which names
+/// its closed period; `None` when it was in the open period, counted
+/// nothing, or cannot be read (the cancel itself has been said).
+async fn recovered(
+    ctx: &Ctx,
+    r: &scheme::ClaimResult,
+    d: settlement::ClaimDetail,
+) -> Option<(u32, i64)> {
+    let mut s =
+        settlement::settlement_service_client::SettlementServiceClient::new(ctx.channel.clone());
     // The claim's own listing: its mutuelle, provider, member and day.
     let listed = s
         .list_claims(settlement::ListClaimsRequest {
@@ -499,6 +512,13 @@ pub(super) async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
             claim_id,
             reason,
         } => {
+            // The claim as it was: only a cancel that changes it has an
+            // indu to say (a cancel sent again answers the claim as it is).
+            let before = if ctx.json {
+                None
+            } else {
+                claim_detail(ctx, &scheme, &claim_id).await
+            };
             let r = c
                 .cancel_claim(scheme::CancelClaimRequest {
                     scheme_id: scheme,
@@ -509,9 +529,14 @@ pub(super) async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
                 .map_err(|s| status_failure(s, None))?
                 .into_inner();
             print_claim(ctx, &r);
-            if !ctx.json
+            let was_cancelled = |d: &settlement::ClaimDetail| {
+                d.result
+                    .as_ref()
+                    .is_some_and(|x| x.state == scheme::ClaimState::Cancelled as i32)
+            };
+            if let Some(d) = before.filter(|d| !was_cancelled(d))
                 && r.state == scheme::ClaimState::Cancelled as i32
-                && let Some((period, amount)) = recovered(ctx, &r).await
+                && let Some((period, amount)) = recovered(ctx, &r, d).await
             {
                 outln!(
                     "{}",

@@ -231,7 +231,7 @@ fn remittance_totals(ctx: &Ctx, r: &settlement::GetRemittanceAdviceResponse) -> 
         };
         t.row(vec![
             format!("{} {}", l.t(kind), a.payee_id),
-            a.claim_count.to_string(),
+            l.catalogue().amount(i64::from(a.claim_count), ""),
             l.catalogue().paid_or_owed(a.amount, cur),
         ]);
     }

@@ -165,7 +165,7 @@ pub(super) async fn page_of(
             String::new(),
             vec![
                 super::payee_words(lang, &a.payee_type, &a.payee_id),
-                a.claim_count.to_string(),
+                lang.amount(i64::from(a.claim_count), ""),
                 lang.paid_or_owed(a.amount, cur),
             ],
         );
@@ -189,7 +189,7 @@ pub(super) async fn page_of(
     if let Some(p) = &r.period {
         t.foot = vec![
             lang.t("remittance-net-due"),
-            p.claim_count.to_string(),
+            lang.amount(i64::from(p.claim_count), ""),
             lang.money(p.net_due, cur),
         ];
     }
