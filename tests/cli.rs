@@ -1686,22 +1686,25 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
     };
     let s2 = submit("S-2", "R-NEW", "member").await;
     close_and_settle(&h, "1", "VIR-1").await;
-    let said = ok(
-        &h,
-        &[
-            "--lang",
-            "fr",
-            "claim",
-            "cancel",
-            "--scheme",
-            "CNSS",
-            "S-2",
-            "--reason",
-            "billed twice",
-        ],
-    )
-    .await
-    .stdout;
+    let cancel_s2 = async || {
+        ok(
+            &h,
+            &[
+                "--lang",
+                "fr",
+                "claim",
+                "cancel",
+                "--scheme",
+                "CNSS",
+                "S-2",
+                "--reason",
+                "billed twice",
+            ],
+        )
+        .await
+        .stdout
+    };
+    let said = cancel_s2().await;
     assert!(
         said.contains(
             "La demande S-2 était dans la période 1, déjà clôturée : MUT-R récupère les "
@@ -1709,22 +1712,7 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
         "{said}"
     );
     // Sent again, the cancel changes nothing and says no indu again.
-    let again = ok(
-        &h,
-        &[
-            "--lang",
-            "fr",
-            "claim",
-            "cancel",
-            "--scheme",
-            "CNSS",
-            "S-2",
-            "--reason",
-            "billed twice",
-        ],
-    )
-    .await
-    .stdout;
+    let again = cancel_s2().await;
     assert!(again.contains("S-2") && !again.contains("indu"), "{again}");
     submit("S-3", "R-RACE", "member").await;
     submit("S-4", "R-OK", "provider").await;

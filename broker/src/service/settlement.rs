@@ -43,7 +43,7 @@ pub struct PayeePage {
     /// The last payee of the page (type, id) when more follow.
     pub next: Option<(String, String)>,
     /// What the period's payees who owe owe together, whatever the page
-    /// ([`Broker::remittance_owed`]).
+    /// (`owed_in`).
     pub owed: i64,
 }
 
@@ -150,7 +150,7 @@ impl Broker {
     /// statement, up to [`MAX_UNPAGED_LINES`] lines (a larger one is
     /// refused: one payee, or the payees' totals by pages, are then the
     /// way); with what the payees who owe owe together, the whole
-    /// period's ([`Broker::remittance_owed`]). A period not settled is
+    /// period's (`owed_in`). A period not settled is
     /// refused.
     pub async fn remittance(
         &self,
@@ -160,13 +160,16 @@ impl Broker {
         payee: Option<(&str, &str)>,
     ) -> Result<(StatementData, i64), ServiceError> {
         if let Some(payee) = payee {
-            let d = self
-                .remittance_payee(scheme_id, mutuelle_id, number, payee, MAX_PAYEE_LINES, 250)
-                .await?;
+            // The period read once: its recoveries give what is owed, then
+            // the payee's part.
+            let d = self.settled_period(scheme_id, mutuelle_id, number).await?;
             let owed = self
-                .remittance_owed(scheme_id, mutuelle_id, d.period.number)
+                .owed_in(scheme_id, mutuelle_id, d.period.number, &d.recoveries)
                 .await?;
-            return Ok((d, owed));
+            let part = self
+                .payee_part(d, scheme_id, mutuelle_id, payee, MAX_PAYEE_LINES, 250)
+                .await?;
+            return Ok((part, owed));
         }
         self.settled_period(scheme_id, mutuelle_id, number).await?;
         let d = match self.statement(scheme_id, mutuelle_id, number, None).await {
@@ -200,7 +203,30 @@ impl Broker {
         max_lines: u32,
         first_read: u32,
     ) -> Result<StatementData, ServiceError> {
-        let mut d = self.settled_period(scheme_id, mutuelle_id, number).await?;
+        let d = self.settled_period(scheme_id, mutuelle_id, number).await?;
+        self.payee_part(
+            d,
+            scheme_id,
+            mutuelle_id,
+            (payee_type, payee_id),
+            max_lines,
+            first_read,
+        )
+        .await
+    }
+
+    /// [`Broker::remittance_payee`] of a settled period already read (`d`,
+    /// its first page).
+    async fn payee_part(
+        &self,
+        mut d: StatementData,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        (payee_type, payee_id): (&str, &str),
+        max_lines: u32,
+        first_read: u32,
+    ) -> Result<StatementData, ServiceError> {
+        let number = d.period.number;
         d.lines.clear();
         d.recoveries
             .retain(|r| r.payee_type == payee_type && r.payee_id == payee_id);
@@ -331,20 +357,8 @@ impl Broker {
     }
 
     /// What the payees whose recoveries outweigh their claims in a settled
-    /// period owe together (0 when none does): the period's transfer pays
-    /// its net due plus this. A period not settled is refused.
-    pub async fn remittance_owed(
-        &self,
-        scheme_id: &str,
-        mutuelle_id: &str,
-        number: u32,
-    ) -> Result<i64, ServiceError> {
-        let d = self.settled_period(scheme_id, mutuelle_id, number).await?;
-        self.owed_in(scheme_id, mutuelle_id, d.period.number, &d.recoveries)
-            .await
-    }
-
-    /// [`Broker::remittance_owed`] of a period's recoveries: each payee
+    /// period owe together (0 when none does), from the period's
+    /// recoveries: the transfer pays its net due plus this. Each payee
     /// with recoveries has its own claims' M in the period read
     /// ([`PayeesFrom::Only`]); a period without recoveries, which only
     /// claims cancelled after their period closed make, reads nothing.
