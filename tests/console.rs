@@ -754,6 +754,18 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
         .map(|l| l.split(';').nth(12).unwrap().parse::<i64>().unwrap())
         .sum();
     assert_eq!(m, -1_600, "the M column sums to the net due");
+    // The claim's own page says why it was cancelled and what follows.
+    c.goto(&format!("{console}/claims/CNSS/CNSS-2026-000123"))
+        .await
+        .unwrap();
+    let body = text(&c).await;
+    assert!(
+        body.contains("Motif de l'annulation")
+            && body.contains("erreur de saisie")
+            && body.contains("La demande CNSS-2026-000123 était dans la période 1, déjà clôturée")
+            && body.contains("(un indu), déduits de sa prochaine période."),
+        "{body}"
+    );
 
     // The members file: a CSV saved by French Excel (Windows-1252, `;`)
     // with a bad date is checked, its bad row named in French by line and

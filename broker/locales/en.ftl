@@ -89,6 +89,7 @@ claim-rejected = Rejected: { $reason }
 claim-product = Product applied
 claim-updated = Last change
 claim-duplicate-of = Same invoice as claim
+claim-cancel-reason = Why it was cancelled
 
 members-title = Members
 members-number = Member number
@@ -182,7 +183,10 @@ cli-user-totp-url = or this address (QR code): { $url }
 cli-user-reset = Password of { $login } replaced; their sessions are ended.
 cli-user-disabled = Account { $login } disabled; their sessions are ended.
 cli-user-unknown = no account is named { $login } (passerelle users list gives them)
-cli-claim-indu = Claim { $claim } was in period { $period }, already closed: { $mutuelle } recovers the { $amount } it counted for it (an overpayment, indu), deducted in its next period.
+claim-indu = Claim { $claim } was in period { $period }, already closed: { $mutuelle } recovers the { $amount } it counted for it (an overpayment, indu), { $into ->
+        [0] deducted in its next period
+       *[other] deducted in its period { $into }
+    }.
 cli-user-enabled = Account { $login } enabled again.
 cli-user-revoked = { $count ->
         [one] 1 session
@@ -642,6 +646,7 @@ error-reason-COVERAGE_CONFLICT = Two mutuelles declare this beneficiary on the s
 error-reason-COVERAGE_OVERLAP = These memberships overlap another mutuelle's for the same beneficiary: the first must end before the next begins.
 error-reason-REFUSED = Refused in the current state of the data.
 error-reason-PERIOD_NOT_SETTLED = This period is not settled yet: its remittance advice comes once its payment is recorded.
+error-reason-TOO_MANY_LINES = Too many lines for one answer: they are read by pages, in the period's statement (its CSV download, or passerelle statement export).
 error-reason-PRODUCT_IN_USE = This product version is already used by claims: it no longer changes; declare a new version.
 error-reason-STORE_CORRUPT = A stored value cannot be read: tell the operator.
 error-reason-STORE_UNAVAILABLE = The database is unavailable: try again later.

@@ -17,8 +17,8 @@ use crate::service::settlement::{MAX_PAGE_LINES, MAX_PAYEES_PAGE};
 use crate::service::{Broker, ServiceError};
 use crate::store::approvals::{Proposal, ProposalState};
 use crate::store::{
-    ClaimFilter, ClaimPage, LineKey, PeriodRecord, PeriodState, StatementData, StatementPage,
-    Totals,
+    ClaimFilter, ClaimPage, LineKey, PeriodRecord, PeriodState, RecoveryLine, StatementData,
+    StatementPage, Totals,
 };
 
 const MAX_PAGE: u32 = 500;
@@ -270,18 +270,18 @@ pub fn statement_to_pb(d: StatementData, currency: &str) -> pb::Statement {
         next_page_token: String::new(),
         period: Some(period_to_pb(&d.period, currency)),
         payees,
-        recoveries: d
-            .recoveries
-            .into_iter()
-            .map(|r| pb::Recovery {
-                claim_id: r.claim_id,
-                invoice_number: r.invoice_number,
-                from_period: r.from_period,
-                amount: r.amount,
-                payee_type: r.payee_type,
-                payee_id: r.payee_id,
-            })
-            .collect(),
+        recoveries: d.recoveries.into_iter().map(recovery_to_pb).collect(),
+    }
+}
+
+fn recovery_to_pb(r: RecoveryLine) -> pb::Recovery {
+    pb::Recovery {
+        claim_id: r.claim_id,
+        invoice_number: r.invoice_number,
+        from_period: r.from_period,
+        amount: r.amount,
+        payee_type: r.payee_type,
+        payee_id: r.payee_id,
     }
 }
 
@@ -550,12 +550,25 @@ impl SettlementService for SettlementApi {
                 &rec.claim.scheme_id,
                 &rec.mutuelle_id,
             )?;
+            // Read once the caller may see the claim.
+            let periods = self
+                .broker
+                .claim_periods(&msg.scheme_id, &msg.claim_id)
+                .await?;
+            let (recovery, recovery_period) = match periods.recovery {
+                Some((r, into)) => (Some(recovery_to_pb(r)), into),
+                None => (None, 0),
+            };
             Ok(pb::ClaimDetail {
                 result: Some(super::scheme::claim_result(&rec)),
                 beneficiary_id: rec.claim.beneficiary_id.clone(),
                 provider_id: rec.claim.provider_id.clone(),
                 invoice_number: rec.claim.invoice_number.clone(),
                 date_of_care: passerelle_domain::date::format(rec.claim.date_of_care),
+                period: periods.period,
+                cancel_reason: rec.cancel_reason.clone(),
+                recovery,
+                recovery_period,
             })
         })
         .await

@@ -503,6 +503,34 @@ impl Lang {
         format!("{}\u{a0}{currency}", self.amount(minor, currency))
     }
 
+    /// Why the scheme cancelled a claim, labelled ("Motif de l'annulation :
+    /// …"), as the command line says it.
+    pub fn cancel_reason(self, reason: &str) -> String {
+        self.labelled(&self.t("claim-cancel-reason"), reason)
+    }
+
+    /// A claim cancelled after its period closed: that period, what the
+    /// mutuelle recovers (an indu) and where it is deducted (`into`, the
+    /// period that recovery was closed into; 0: the next one). One
+    /// sentence for the console's claim page and the command line.
+    pub fn claim_indu(
+        self,
+        claim: &passerelle_proto::scheme::v1::ClaimResult,
+        recovery: &passerelle_proto::settlement::v1::Recovery,
+        into: u32,
+    ) -> String {
+        self.t_args(
+            "claim-indu",
+            &[
+                ("claim", &claim.claim_id),
+                ("period", &recovery.from_period.to_string()),
+                ("amount", &self.money(recovery.amount, &claim.currency)),
+                ("mutuelle", &claim.mutuelle_id),
+                ("into", &into.to_string()),
+            ],
+        )
+    }
+
     /// What a transfer pays a payee, or what the payee owes when its
     /// recoveries outweigh its claims (it is paid nothing): "1 600 XOF à
     /// récupérer (rien n'est versé)", never a negative amount paid.

@@ -1445,7 +1445,20 @@ async fn claim(
             r.duplicate_of_claim_id.clone(),
         ));
     }
+    if d.period > 0 {
+        items.push((lang.t("col-period"), d.period.to_string()));
+    }
+    if !d.cancel_reason.is_empty() {
+        items.push((lang.t("claim-cancel-reason"), d.cancel_reason.clone()));
+    }
     let mut intro = facts(&items);
+    // Cancelled after its period closed: what the mutuelle recovers.
+    if let Some(rec) = &d.recovery {
+        intro.push_str(&format!(
+            "<p class=\"card\">{}</p>",
+            esc(&lang.claim_indu(&r, rec, d.recovery_period))
+        ));
+    }
     if let Some(rej) = &r.rejection {
         intro.push_str(&format!(
             "<p class=\"error\">{}</p>",

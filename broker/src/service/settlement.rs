@@ -3,8 +3,8 @@
 
 use super::{Broker, ServiceError};
 use crate::store::{
-    ClaimFilter, ClaimPage, LineKey, PayeesFrom, PeriodRecord, PeriodState, RecoveryLine,
-    StatementData, StatementPage,
+    ClaimFilter, ClaimPage, ClaimPeriods, LineKey, PayeesFrom, PeriodRecord, PeriodState,
+    RecoveryLine, StatementData, StatementPage,
 };
 
 /// The most lines a statement answers in one piece (GetStatement without a
@@ -19,6 +19,17 @@ pub const MAX_PAYEE_LINES: u32 = MAX_UNPAGED_LINES;
 
 /// The most payees of one page of a period's payees ([`Broker::remittance_payees`]).
 pub const MAX_PAYEES_PAGE: u32 = 1_000;
+
+/// The ErrorInfo reason of an answer refused for holding more lines than
+/// one answer may (FAILED_PRECONDITION): the same lines are read by pages.
+pub const TOO_MANY_LINES: &str = "TOO_MANY_LINES";
+
+fn too_many_lines(message: String) -> ServiceError {
+    ServiceError::Precondition {
+        reason: TOO_MANY_LINES,
+        message,
+    }
+}
 
 /// The largest page a payee's part is read by (it starts at 250 lines and
 /// doubles, so that a small payee reads few lines past its own).
@@ -56,6 +67,21 @@ impl Broker {
         limit: u32,
     ) -> Result<ClaimPage, ServiceError> {
         Ok(self.store.list_claims(filter, after, limit).await?)
+    }
+
+    /// Where a claim stands in its mutuelle's periods: its closed period,
+    /// and the recovery its cancel raised after that period closed.
+    pub async fn claim_periods(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+    ) -> Result<ClaimPeriods, ServiceError> {
+        self.store
+            .claim_periods(scheme_id, claim_id)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!("claim {claim_id} of scheme {scheme_id}"))
+            })
     }
 
     /// The periods of a scheme × mutuelle, the open one included.
@@ -109,7 +135,7 @@ impl Broker {
             .statement_page(scheme_id, mutuelle_id, number, Some(&whole))
             .await?;
         if d.next.is_some() {
-            return Err(ServiceError::Refused(format!(
+            return Err(too_many_lines(format!(
                 "the statement of period {} has more than {max_unpaged} lines: read it by pages (page_size and page_token; passerelle statement export does)",
                 d.period.number
             )));
@@ -173,8 +199,11 @@ impl Broker {
         }
         self.settled_period(scheme_id, mutuelle_id, number).await?;
         let d = match self.statement(scheme_id, mutuelle_id, number, None).await {
-            Err(ServiceError::Refused(_)) => {
-                return Err(ServiceError::Refused(format!(
+            Err(ServiceError::Precondition {
+                reason: TOO_MANY_LINES,
+                ..
+            }) => {
+                return Err(too_many_lines(format!(
                     "period {number} has more than {MAX_UNPAGED_LINES} lines: its remittance advice is served one payee at a time (payee_type and payee_id; the command line's --payee-type and --payee), or as the payees' totals by pages (totals_only; --totals)"
                 )));
             }
@@ -254,7 +283,7 @@ impl Broker {
                     .take_while(|l| l.payee_type == payee_type && l.payee_id == payee_id),
             );
             if d.lines.len() > max_lines as usize {
-                return Err(ServiceError::Refused(format!(
+                return Err(too_many_lines(format!(
                     "{payee_type} {payee_id} has more than {max_lines} lines in period {number}: read them by pages of the statement (GetStatement with page_size, or passerelle statement export)"
                 )));
             }

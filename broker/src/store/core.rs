@@ -16,8 +16,8 @@ use passerelle_domain::{
 };
 
 use super::{
-    AuditEntry, Begin, ClaimFilter, ClaimRecord, ClaimSummary, Direction, NewClaim, PeriodRecord,
-    PeriodState, PutProduct, RecoveryLine, StatementLine, StoreError, Totals,
+    AuditEntry, Begin, ClaimFilter, ClaimPeriods, ClaimRecord, ClaimSummary, Direction, NewClaim,
+    PeriodRecord, PeriodState, PutProduct, RecoveryLine, StatementLine, StoreError, Totals,
 };
 
 /// Column access by position, the little the decoders need. A NULL read
@@ -306,6 +306,33 @@ pub(super) fn recovery(r: &dyn Row) -> Result<RecoveryLine, StoreError> {
         amount: r.int(3)?,
         payee_type: r.text(4)?,
         payee_id: r.text(5)?,
+    })
+}
+
+/// Where a claim stands in its periods (placeholders `ph`1 and 2: scheme,
+/// claim): its recovery's columns ([`recovery_cols`]; amount and period
+/// null when it has none), the number of its closed period (0: none), and
+/// the number of the period its recovery was closed into (0: none yet).
+pub(super) fn claim_periods_sql(ph: char) -> String {
+    format!(
+        "SELECT {}, COALESCE(p.number, 0), COALESCE(rp.number, 0) \
+         FROM claims c LEFT JOIN periods p ON p.id = c.period_id \
+         LEFT JOIN recoveries r ON r.claim_pk = c.id \
+         LEFT JOIN periods rp ON rp.id = r.period_id \
+         WHERE c.scheme_id = {ph}1 AND c.claim_id = {ph}2",
+        recovery_cols()
+    )
+}
+
+/// A row of [`claim_periods_sql`].
+pub(super) fn claim_periods(r: &dyn Row) -> Result<ClaimPeriods, StoreError> {
+    let recovery = match r.opt_int(3)? {
+        None => None,
+        Some(_) => Some((recovery(r)?, u32_at(r, 7, "period number")?)),
+    };
+    Ok(ClaimPeriods {
+        period: u32_at(r, 6, "period number")?,
+        recovery,
     })
 }
 

@@ -385,6 +385,20 @@ pub struct RecoveryLine {
     pub payee_id: String,
 }
 
+/// Where a claim stands in its mutuelle's periods
+/// ([`SettlementStore::claim_periods`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClaimPeriods {
+    /// The closed period the claim is in; 0 while in the open period, or
+    /// when it never was in one (not coordinated, or cancelled before a
+    /// close).
+    pub period: u32,
+    /// The recovery (indu) its cancel raised after that period closed, and
+    /// the closed period whose statement deducts it (0 while it waits in
+    /// the open period).
+    pub recovery: Option<(RecoveryLine, u32)>,
+}
+
 /// The raw content of a statement, lines ordered by payee, claim, line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatementData {
@@ -744,6 +758,14 @@ pub trait SettlementStore: Send + Sync + 'static {
         reference: &str,
         now_ms: i64,
     ) -> Result<PeriodRecord, StoreError>;
+
+    /// Where a claim stands in its mutuelle's periods; `None` when no
+    /// such claim is stored. One row, read by the claim's key.
+    async fn claim_periods(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+    ) -> Result<Option<ClaimPeriods>, StoreError>;
 
     /// The lines and recoveries of a period (0: the open period).
     async fn statement(

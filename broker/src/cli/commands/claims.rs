@@ -290,37 +290,19 @@ async fn claim_detail(
         .map(tonic::Response::into_inner)
 }
 
-/// A claim cancelled after its period closed (`d`, as it was read): that
-/// period and what the mutuelle had counted for it, which it recovers in
-/// its next period (an indu). Read from the claim's listing, which names
-/// its closed period; `None` when it was in the open period, counted
-/// nothing, or cannot be read (the cancel itself has been said).
-async fn recovered(
-    ctx: &Ctx,
-    r: &scheme::ClaimResult,
-    d: settlement::ClaimDetail,
-) -> Option<(u32, i64)> {
-    let mut s =
-        settlement::settlement_service_client::SettlementServiceClient::new(ctx.channel.clone());
-    // The claim's own listing: its mutuelle, provider, member and day.
-    let listed = s
-        .list_claims(settlement::ListClaimsRequest {
-            scheme_id: r.scheme_id.clone(),
-            mutuelle_id: r.mutuelle_id.clone(),
-            state: "cancelled".into(),
-            care_from: d.date_of_care.clone(),
-            care_to: d.date_of_care,
-            page_size: 500,
-            member_number: r.member_number.clone(),
-            provider_id: d.provider_id,
-            ..Default::default()
-        })
-        .await
-        .ok()?
-        .into_inner();
-    let c = listed.claims.iter().find(|c| c.claim_id == r.claim_id)?;
-    let paid = c.totals.map_or(0, |t| t.mutuelle_share);
-    (c.period > 0 && paid > 0).then_some((c.period, paid))
+/// What the settlement service adds to a claim's text: why it was
+/// cancelled, and the recovery (indu) its cancel raised after its period
+/// closed, with where it is deducted.
+fn print_cancellation(ctx: &Ctx, d: &settlement::ClaimDetail) {
+    let (Some(r), l) = (&d.result, ctx.lang.catalogue()) else {
+        return;
+    };
+    if !d.cancel_reason.is_empty() {
+        outln!("{}", l.cancel_reason(&d.cancel_reason));
+    }
+    if let Some(rec) = &d.recovery {
+        outln!("{}", l.claim_indu(r, rec, d.recovery_period));
+    }
 }
 
 fn print_claim(ctx: &Ctx, r: &scheme::ClaimResult) {
@@ -484,6 +466,11 @@ pub(super) async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
                 .map_err(|s| status_failure(s, None))?
                 .into_inner();
             print_claim(ctx, &r);
+            if !ctx.json
+                && let Some(d) = claim_detail(ctx, &r.scheme_id, &r.claim_id).await
+            {
+                print_cancellation(ctx, &d);
+            }
         }
         ClaimCmd::Notice {
             scheme,
@@ -512,13 +499,6 @@ pub(super) async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
             claim_id,
             reason,
         } => {
-            // The claim as it was: only a cancel that changes it has an
-            // indu to say (a cancel sent again answers the claim as it is).
-            let before = if ctx.json {
-                None
-            } else {
-                claim_detail(ctx, &scheme, &claim_id).await
-            };
             let r = c
                 .cancel_claim(scheme::CancelClaimRequest {
                     scheme_id: scheme,
@@ -529,27 +509,13 @@ pub(super) async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
                 .map_err(|s| status_failure(s, None))?
                 .into_inner();
             print_claim(ctx, &r);
-            let was_cancelled = |d: &settlement::ClaimDetail| {
-                d.result
-                    .as_ref()
-                    .is_some_and(|x| x.state == scheme::ClaimState::Cancelled as i32)
-            };
-            if let Some(d) = before.filter(|d| !was_cancelled(d))
-                && r.state == scheme::ClaimState::Cancelled as i32
-                && let Some((period, amount)) = recovered(ctx, &r, d).await
+            // The settlement service's detail: why, and the indu a cancel
+            // after the claim's period closed raised (the cancel itself
+            // has been said whatever this read gives).
+            if !ctx.json
+                && let Some(d) = claim_detail(ctx, &r.scheme_id, &r.claim_id).await
             {
-                outln!(
-                    "{}",
-                    ctx.lang.catalogue().t_args(
-                        "cli-claim-indu",
-                        &[
-                            ("claim", &r.claim_id),
-                            ("period", &period.to_string()),
-                            ("amount", &ctx.lang.catalogue().money(amount, &r.currency)),
-                            ("mutuelle", &r.mutuelle_id),
-                        ],
-                    )
-                );
+                print_cancellation(ctx, &d);
             }
         }
         ClaimCmd::List {

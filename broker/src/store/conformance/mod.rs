@@ -34,9 +34,9 @@ use passerelle_domain::{
 };
 
 use super::{
-    AuditEntry, Begin, ClaimFilter, ClaimRecord, CloseUpTo, Direction, LineKey, NewClaim, Outcome,
-    PayeeTotal, PayeesFrom, PeriodState, PutProduct, RosterImport, StatementPage, Store,
-    StoreError, Transition,
+    AuditEntry, Begin, ClaimFilter, ClaimPeriods, ClaimRecord, CloseUpTo, Direction, LineKey,
+    NewClaim, Outcome, PayeeTotal, PayeesFrom, PeriodState, PutProduct, RecoveryLine, RosterImport,
+    StatementPage, Store, StoreError, Transition,
 };
 
 /// Runs every conformance check against stores made by `$make`: a closure
@@ -307,10 +307,11 @@ pub(crate) async fn coordinate(store: &Arc<dyn Store>, c: Claim, ms: &[i64]) {
 /// on a store it seeded (claims `S1`.. of CNSS, mutuelles `MUT-0`..,
 /// members `M-1`.. of beneficiaries `TG-1`..., audit rows of `CNSS/S..`):
 /// see the backends' `hot_and_listing_paths_use_indexes_on_a_seeded_store`.
-pub const HOT_CALLS: [&str; 18] = [
+pub const HOT_CALLS: [&str; 19] = [
     "new claim and its outcome",
     "new claim with its outcome, one commit",
     "get_claim",
+    "claim_periods",
     "list_changed",
     "lease_due",
     "expedite",
@@ -346,6 +347,7 @@ pub async fn hot_call(store: &Arc<dyn Store>, what: &str) {
             );
         }
         "get_claim" => assert!(store.get_claim("CNSS", "S5").await.unwrap().is_some()),
+        "claim_periods" => assert!(store.claim_periods("CNSS", "S5").await.unwrap().is_some()),
         "list_changed" => {
             assert_eq!(store.list_changed("CNSS", 0, 20).await.unwrap().len(), 20);
         }

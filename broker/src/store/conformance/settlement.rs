@@ -28,6 +28,20 @@ pub async fn settlement_ties_out_and_recovers_after_settlement(store: Arc<dyn St
         (1, PeriodState::Closed, 2, 5500)
     );
     let st = store.statement("CNSS", "MUT-A", 1).await.unwrap();
+    // Where each claim stands: S1 in period 1, the pending one in none.
+    let standing = |id: &'static str| {
+        let store = store.clone();
+        async move { store.claim_periods("CNSS", id).await.unwrap() }
+    };
+    assert_eq!(
+        standing("S1").await,
+        Some(ClaimPeriods {
+            period: 1,
+            recovery: None
+        })
+    );
+    assert_eq!(standing("S-PENDING").await, Some(ClaimPeriods::default()));
+    assert_eq!(standing("NO-SUCH-CLAIM").await, None);
     assert_eq!(
         st.lines.iter().map(|l| l.mutuelle).sum::<i64>(),
         p1.totals.mutuelle
@@ -102,6 +116,22 @@ pub async fn settlement_ties_out_and_recovers_after_settlement(store: Arc<dyn St
         store.statement("CNSS", "MUT-A", 1).await.unwrap().lines,
         st.lines
     );
+    // S1 stays in period 1; its recovery waits in the open period.
+    let s1_recovery = RecoveryLine {
+        claim_id: "S1".into(),
+        invoice_number: "I1".into(),
+        from_period: 1,
+        amount: 4500,
+        payee_type: "provider".into(),
+        payee_id: "CHU-TOKOIN".into(),
+    };
+    assert_eq!(
+        standing("S1").await,
+        Some(ClaimPeriods {
+            period: 1,
+            recovery: Some((s1_recovery.clone(), 0))
+        })
+    );
     coordinate(&store, sample_claim("CNSS", "S3", "I3"), &[500, 0]).await;
     let open = store.statement("CNSS", "MUT-A", 0).await.unwrap();
     assert_eq!(open.period.number, 2);
@@ -141,6 +171,15 @@ pub async fn settlement_ties_out_and_recovers_after_settlement(store: Arc<dyn St
         (p2.claim_count, p2.recoveries, p2.net_due()),
         (1, 4500, -4000)
     );
+    // Closed into period 2, with S3.
+    assert_eq!(
+        standing("S1").await,
+        Some(ClaimPeriods {
+            period: 1,
+            recovery: Some((s1_recovery, 2))
+        })
+    );
+    assert_eq!(standing("S3").await.map(|p| p.period), Some(2));
     // A cancel of a claim never closed into a period raises no recovery.
     coordinate(&store, sample_claim("CNSS", "S4", "I4"), &[700, 0]).await;
     store
@@ -153,6 +192,7 @@ pub async fn settlement_ties_out_and_recovers_after_settlement(store: Arc<dyn St
         .unwrap();
     let open = store.statement("CNSS", "MUT-A", 0).await.unwrap();
     assert!(open.lines.is_empty() && open.recoveries.is_empty());
+    assert_eq!(standing("S4").await, Some(ClaimPeriods::default()));
     let all = store.list_periods("CNSS", "MUT-A").await.unwrap();
     assert_eq!(
         all.iter().map(|p| (p.number, p.state)).collect::<Vec<_>>(),

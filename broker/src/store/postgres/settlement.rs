@@ -141,6 +141,18 @@ impl SettlementStore for PgStore {
         Ok(p)
     }
 
+    async fn claim_periods(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+    ) -> Result<Option<ClaimPeriods>, StoreError> {
+        let c = self.client().await?;
+        q1(&c, &core::claim_periods_sql('$'), &[&scheme_id, &claim_id])
+            .await?
+            .map(|r| core::claim_periods(&r))
+            .transpose()
+    }
+
     async fn statement_page(
         &self,
         scheme_id: &str,

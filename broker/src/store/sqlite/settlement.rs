@@ -91,6 +91,19 @@ impl SettlementStore for SqliteStore {
         .await
     }
 
+    async fn claim_periods(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+    ) -> Result<Option<ClaimPeriods>, StoreError> {
+        let (s, k) = (scheme_id.to_string(), claim_id.to_string());
+        self.scan(move |c| {
+            let mut st = c.prepare_cached(&core::claim_periods_sql('?'))?;
+            row_of(&mut st, params![s, k], core::claim_periods)
+        })
+        .await
+    }
+
     async fn statement_page(
         &self,
         scheme_id: &str,
