@@ -1427,7 +1427,7 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     assert!(
         said.contains("Claim S-1 was in period 1, already closed: MUT-R recovers the ")
             && said.contains(
-                " it counted for it (an overpayment, indu), deducted in its next period."
+                " it counted for it from provider CHU-SO (an overpayment, indu), to be deducted in the next period."
             ),
         "{said}"
     );
@@ -1724,7 +1724,8 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
     assert!(
         said.contains(
             "La demande S-2 était dans la période 1, déjà clôturée : MUT-R récupère les "
-        ) && said.contains(" qu'elle y avait comptés (un indu), déduits de sa prochaine période."),
+        ) && said.contains(" qu'elle y avait comptés, auprès de l'adhérent ")
+            && said.contains(" (un indu), à déduire de la prochaine période."),
         "{said}"
     );
     assert!(
@@ -1734,6 +1735,28 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
     // Sent again, the cancel changes nothing: the claim's one recovery is
     // said as it stands.
     assert_eq!(cancel_s2().await, said);
+    // With another reason, it says the first one stays.
+    let other = ok(
+        &h,
+        &[
+            "--lang",
+            "fr",
+            "claim",
+            "cancel",
+            "--scheme",
+            "CNSS",
+            "S-2",
+            "--reason",
+            "autre motif",
+        ],
+    )
+    .await
+    .stdout;
+    assert!(
+        other.contains("Motif de l'annulation : billed twice")
+            && other.contains("son motif reste celui de la première."),
+        "{other}"
+    );
     submit("S-3", "R-RACE", "member").await;
     submit("S-4", "R-OK", "provider").await;
     close_and_settle(&h, "2", "VIR-2").await;
@@ -1746,7 +1769,7 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
     .stdout;
     assert!(
         shown.contains("La demande S-2 était dans la période 1, déjà clôturée")
-            && shown.contains("(un indu), déduits dans sa période 2."),
+            && shown.contains("(un indu), déduits dans la période 2."),
         "{shown}"
     );
     let remittance =

@@ -69,6 +69,7 @@ col-patient-share = Patient (P)
 col-line = Line
 col-act = Act
 col-remainder = Remainder (R)
+export-amount-heading = { $column } in { $currency }
 col-reasons = Reasons
 col-member = Member
 col-beneficiary = Beneficiary
@@ -90,6 +91,13 @@ claim-product = Product applied
 claim-updated = Last change
 claim-duplicate-of = Same invoice as claim
 claim-cancel-reason = Why it was cancelled
+claim-indu = Claim { $claim } was in period { $period }, already closed: { $mutuelle } recovers the { $amount } it counted for it from { $payee_type ->
+        [member] member { $payee }
+       *[other] provider { $payee }
+    } (an overpayment, indu), { $into ->
+        [0] to be deducted in the next period
+       *[other] deducted in period { $into }
+    }.
 
 members-title = Members
 members-number = Member number
@@ -183,10 +191,6 @@ cli-user-totp-url = or this address (QR code): { $url }
 cli-user-reset = Password of { $login } replaced; their sessions are ended.
 cli-user-disabled = Account { $login } disabled; their sessions are ended.
 cli-user-unknown = no account is named { $login } (passerelle users list gives them)
-claim-indu = Claim { $claim } was in period { $period }, already closed: { $mutuelle } recovers the { $amount } it counted for it (an overpayment, indu), { $into ->
-        [0] deducted in its next period
-       *[other] deducted in its period { $into }
-    }.
 cli-user-enabled = Account { $login } enabled again.
 cli-user-revoked = { $count ->
         [one] 1 session
@@ -576,6 +580,7 @@ cli-co-payment-maximum = co-payment maximum
 cli-deductible = deductible
 cli-excluded = excluded
 cli-already-borne = already borne
+cli-this-claim-had-already-been-cancelled-its-reason-stays-the-first-cancel-s = This claim had already been cancelled: its reason stays the first cancel's.
 cli-family = family
 cli-out-of-network = out of network
 cli-annual = annual
@@ -646,7 +651,7 @@ error-reason-COVERAGE_CONFLICT = Two mutuelles declare this beneficiary on the s
 error-reason-COVERAGE_OVERLAP = These memberships overlap another mutuelle's for the same beneficiary: the first must end before the next begins.
 error-reason-REFUSED = Refused in the current state of the data.
 error-reason-PERIOD_NOT_SETTLED = This period is not settled yet: its remittance advice comes once its payment is recorded.
-error-reason-TOO_MANY_LINES = Too many lines for one answer: they are read by pages, in the period's statement (its CSV download, or passerelle statement export).
+error-reason-TOO_MANY_LINES = Too many lines for one answer: they are read by pages, or one payee at a time.
 error-reason-PRODUCT_IN_USE = This product version is already used by claims: it no longer changes; declare a new version.
 error-reason-STORE_CORRUPT = A stored value cannot be read: tell the operator.
 error-reason-STORE_UNAVAILABLE = The database is unavailable: try again later.

@@ -69,6 +69,7 @@ col-patient-share = Patient (P)
 col-line = Ligne
 col-act = Acte
 col-remainder = Reste (R)
+export-amount-heading = { $column } en { $currency }
 col-reasons = Motifs
 col-member = Adhérent
 col-beneficiary = Assuré
@@ -90,6 +91,13 @@ claim-product = Produit appliqué
 claim-updated = Dernière mise à jour
 claim-duplicate-of = Même facture que la demande
 claim-cancel-reason = Motif de l'annulation
+claim-indu = La demande { $claim } était dans la période { $period }, déjà clôturée : { $mutuelle } récupère les { $amount } qu'elle y avait comptés, { $payee_type ->
+        [member] auprès de l'adhérent { $payee }
+       *[other] auprès du prestataire { $payee }
+    } (un indu), { $into ->
+        [0] à déduire de la prochaine période
+       *[other] déduits dans la période { $into }
+    }.
 
 members-title = Adhérents
 members-number = Numéro d'adhérent
@@ -183,10 +191,6 @@ cli-user-totp-url = ou cette adresse (QR code) : { $url }
 cli-user-reset = Mot de passe de { $login } remplacé ; ses sessions sont fermées.
 cli-user-disabled = Compte { $login } désactivé ; ses sessions sont fermées.
 cli-user-unknown = aucun compte ne s'appelle { $login } (passerelle users list les donne)
-claim-indu = La demande { $claim } était dans la période { $period }, déjà clôturée : { $mutuelle } récupère les { $amount } qu'elle y avait comptés (un indu), { $into ->
-        [0] déduits de sa prochaine période
-       *[other] déduits dans sa période { $into }
-    }.
 cli-user-enabled = Compte { $login } réactivé.
 cli-user-revoked = { $count ->
         [one] { $count } session de { $login } fermée.
@@ -574,6 +578,7 @@ cli-co-payment-maximum = plafond de participation
 cli-deductible = franchise
 cli-excluded = exclu
 cli-already-borne = déjà à sa charge
+cli-this-claim-had-already-been-cancelled-its-reason-stays-the-first-cancel-s = Cette demande avait déjà reçu une annulation : son motif reste celui de la première.
 cli-family = famille
 cli-out-of-network = hors réseau
 cli-annual = annuel
@@ -644,7 +649,7 @@ error-reason-COVERAGE_CONFLICT = Deux mutuelles déclarent cet assuré aux même
 error-reason-COVERAGE_OVERLAP = Ces adhésions chevauchent celles d'une autre mutuelle pour le même assuré : la première doit finir avant que la suivante commence.
 error-reason-REFUSED = Opération refusée en l'état.
 error-reason-PERIOD_NOT_SETTLED = Cette période n'est pas encore réglée : son avis de paiement viendra avec l'enregistrement de son règlement.
-error-reason-TOO_MANY_LINES = Trop de lignes pour une seule réponse : elles se lisent par pages, dans le bordereau de la période (son téléchargement CSV, ou passerelle statement export).
+error-reason-TOO_MANY_LINES = Trop de lignes pour une seule réponse : elles se lisent par pages, ou un bénéficiaire à la fois.
 error-reason-PRODUCT_IN_USE = Cette version du produit sert déjà à des demandes : elle ne change plus ; déclarez une nouvelle version.
 error-reason-STORE_CORRUPT = Une donnée enregistrée est illisible : prévenez l'opérateur.
 error-reason-STORE_UNAVAILABLE = La base de données est indisponible : réessayez plus tard.

@@ -510,7 +510,7 @@ impl Lang {
     }
 
     /// A claim cancelled after its period closed: that period, what the
-    /// mutuelle recovers (an indu) and where it is deducted (`into`, the
+    /// mutuelle recovers (an indu), from whom, and where it is deducted (`into`, the
     /// period that recovery was closed into; 0: the next one). One
     /// sentence for the console's claim page and the command line.
     pub fn claim_indu(
@@ -526,6 +526,8 @@ impl Lang {
                 ("period", &recovery.from_period.to_string()),
                 ("amount", &self.money(recovery.amount, &claim.currency)),
                 ("mutuelle", &claim.mutuelle_id),
+                ("payee_type", &recovery.payee_type),
+                ("payee", &recovery.payee_id),
                 ("into", &into.to_string()),
             ],
         )

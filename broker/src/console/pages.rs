@@ -2509,6 +2509,9 @@ const EXPORT_COLUMNS: [&str; 14] = [
     "col-patient-share",
 ];
 
+/// The first of [`EXPORT_COLUMNS`]' amounts (B, S, M, P).
+const EXPORT_AMOUNTS: usize = 10;
+
 /// The console's statement exports: their places, and how much each
 /// reads and writes.
 pub(super) struct Exports {
@@ -2641,6 +2644,8 @@ struct ExportPages {
     number: u32,
     /// The period's claims: at least as many lines.
     claim_count: u32,
+    /// The period's currency, which its amounts are in.
+    currency: String,
     done: bool,
 }
 
@@ -2668,6 +2673,7 @@ impl ExportPages {
             },
             number,
             claim_count: 0,
+            currency: String::new(),
             done: false,
         };
         match pages.next().await {
@@ -2742,6 +2748,7 @@ impl ExportPages {
         let p = s.period.clone().unwrap_or_default();
         self.number = p.number;
         self.claim_count = p.claim_count;
+        self.currency.clone_from(&p.currency);
         let lang = self.lang;
         let mut out = Vec::new();
         for payee in &s.payees {
@@ -2846,7 +2853,8 @@ fn workbook_too_large(ctx: &Ctx, lines: u32) -> Response {
 
 /// The statement as a CSV file French Excel opens as it is: UTF-8 with a
 /// byte order mark, `;` between cells, CRLF, headers in the person's
-/// language, amounts as plain digits in minor units, and every text cell
+/// language (the amounts' naming the currency), amounts in the
+/// currency's units without grouping ([`amount_cell`]), and every text cell
 /// quoted, a leading `=`, `+`, `-`, `@`, tab or carriage return defused
 /// with an apostrophe (formula injection). Sent as it is read, a page of
 /// the statement at a time: a statement of any size costs the broker one
@@ -2867,21 +2875,22 @@ async fn statement_csv(
         Err(r) => return r.into_response(),
     };
     let name = export_name(&scheme, &mutuelle, pages.number, "csv");
+    let currency = pages.currency.clone();
     let mut head = String::from("\u{feff}");
-    let cells: Vec<String> = EXPORT_COLUMNS
+    let cells: Vec<String> = export_headings(lang, &currency)
         .iter()
-        .map(|k| text_cell(&lang.t(k)))
+        .map(|h| text_cell(h))
         .collect();
     head.push_str(&cells.join(";"));
     head.push_str("\r\n");
-    head.push_str(&csv_rows(lang, &first));
+    head.push_str(&csv_rows(lang, &currency, &first));
     // The slot is held until the last page is handed to the connection
     // (or the download is dropped).
     let rest = futures::stream::try_unfold((pages, slot), move |(mut pages, slot)| async move {
         match pages.next().await {
             None => Ok(None),
             Some(Ok(lines)) => Ok(Some((
-                axum::body::Bytes::from(csv_rows(lang, &lines)),
+                axum::body::Bytes::from(csv_rows(lang, &pages.currency, &lines)),
                 (pages, slot),
             ))),
             Some(Err(e)) => {
@@ -2902,7 +2911,7 @@ async fn statement_csv(
 }
 
 /// The CSV rows of some lines of a statement, each ending in CRLF.
-fn csv_rows(lang: Lang, lines: &[ExportLine]) -> String {
+fn csv_rows(lang: Lang, currency: &str, lines: &[ExportLine]) -> String {
     let mut out = String::new();
     for l in lines {
         let [s, m, period, payee, claim, invoice, member, act] = &l.text;
@@ -2918,7 +2927,7 @@ fn csv_rows(lang: Lang, lines: &[ExportLine]) -> String {
             l.line.map_or(String::new(), |n| n.to_string()),
             text_cell(act),
         ];
-        cells.extend(l.amounts.iter().map(i64::to_string));
+        cells.extend(l.amounts.iter().map(|a| amount_cell(lang, *a, currency)));
         out.push_str(&cells.join(";"));
         out.push_str("\r\n");
     }
@@ -2950,7 +2959,7 @@ enum Chunk {
 
 /// The statement as an Excel workbook: the same columns, headers in the
 /// person's language, dates as dates (dd/mm/yyyy), amounts as numbers in
-/// minor units (XOF has no decimals), every text written as text (never a
+/// the currency's units ([`sheet_amount`]; XOF has no decimals), every text written as text (never a
 /// formula; inline, as the writer's constant-memory mode stores text), a
 /// totals row. Its rows are written as the pages are read, on a blocking
 /// thread, to a temporary file (`TMPDIR`, about 650 bytes a line), then
@@ -2982,9 +2991,10 @@ async fn statement_xlsx(
     let (lines_tx, lines_rx) = tokio::sync::mpsc::channel::<Option<Vec<ExportLine>>>(1);
     let (rows_tx, rows_rx) = tokio::sync::oneshot::channel();
     let (bytes_tx, bytes_rx) = tokio::sync::mpsc::channel(4);
+    let currency = pages.currency.clone();
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        write_workbook(lang, max_lines, lines_rx, rows_tx, bytes_tx);
+        write_workbook(lang, &currency, max_lines, lines_rx, rows_tx, bytes_tx);
     });
     let mut next = Some(first);
     while let Some(lines) = next.take() {
@@ -3038,12 +3048,13 @@ async fn statement_xlsx(
 /// then the file's bytes in chunks of [`XLSX_CHUNK`], and its end.
 fn write_workbook(
     lang: Lang,
+    currency: &str,
     max_lines: u32,
     mut lines: tokio::sync::mpsc::Receiver<Option<Vec<ExportLine>>>,
     rows: tokio::sync::oneshot::Sender<Result<(), SheetStop>>,
     bytes: tokio::sync::mpsc::Sender<Chunk>,
 ) {
-    let mut sheet = match StatementSheet::new(lang, max_lines) {
+    let mut sheet = match StatementSheet::new(lang, currency, max_lines) {
         Ok(s) => s,
         Err(e) => {
             let _ = rows.send(Err(e.into()));
@@ -3134,23 +3145,25 @@ struct StatementSheet {
     bold: rust_xlsxwriter::Format,
     date: rust_xlsxwriter::Format,
     amount: rust_xlsxwriter::Format,
+    /// The statement's currency, which its amounts are in.
+    currency: String,
 }
 
-#[allow(
-    clippy::disallowed_types,
-    reason = "a workbook stores every number as a double: amounts below 2^53 minor units are exact"
-)]
 impl StatementSheet {
     /// The workbook with its header row.
-    fn new(lang: Lang, max_lines: u32) -> Result<StatementSheet, rust_xlsxwriter::XlsxError> {
+    fn new(
+        lang: Lang,
+        currency: &str,
+        max_lines: u32,
+    ) -> Result<StatementSheet, rust_xlsxwriter::XlsxError> {
         use rust_xlsxwriter::{Format, Workbook};
         let bold = Format::new().set_bold();
         let mut wb = Workbook::new();
         let ws = wb.add_worksheet_with_constant_memory()?;
         ws.set_name(lang.t("nav-periods"))?;
         ws.set_freeze_panes(1, 0)?;
-        for (col, key) in EXPORT_COLUMNS.iter().enumerate() {
-            ws.write_string_with_format(0, col as u16, lang.t(key), &bold)?;
+        for (col, heading) in export_headings(lang, currency).iter().enumerate() {
+            ws.write_string_with_format(0, col as u16, heading, &bold)?;
         }
         Ok(StatementSheet {
             wb,
@@ -3159,7 +3172,8 @@ impl StatementSheet {
             sums: [0; 4],
             bold,
             date: Format::new().set_num_format("dd/mm/yyyy"),
-            amount: Format::new().set_num_format("#,##0"),
+            amount: sheet_amount_format(currency),
+            currency: currency.to_string(),
         })
     }
 
@@ -3200,7 +3214,12 @@ impl StatementSheet {
                 ws.write_number(row, 8, n)?;
             }
             for (k, a) in l.amounts.iter().enumerate() {
-                ws.write_number_with_format(row, 10 + k as u16, *a as f64, &self.amount)?;
+                ws.write_number_with_format(
+                    row,
+                    (EXPORT_AMOUNTS + k) as u16,
+                    sheet_amount(*a, &self.currency),
+                    &self.amount,
+                )?;
                 self.sums[k] = self.sums[k].saturating_add(*a);
             }
         }
@@ -3214,7 +3233,12 @@ impl StatementSheet {
         let ws = self.wb.worksheet_from_index(0)?;
         ws.write_string_with_format(last, 0, lang.t("claims-total"), &bold)?;
         for (k, v) in sums.iter().enumerate() {
-            ws.write_number_with_format(last, 10 + k as u16, *v as f64, &total)?;
+            ws.write_number_with_format(
+                last,
+                (EXPORT_AMOUNTS + k) as u16,
+                sheet_amount(*v, &self.currency),
+                &total,
+            )?;
         }
         Ok(())
     }
@@ -3227,6 +3251,76 @@ fn payee_words(lang: Lang, payee_type: &str, payee_id: &str) -> String {
     } else {
         lang.t_args("statement-payee-provider", &[("id", payee_id)])
     }
+}
+
+/// An export's amount column heading, its currency named: "Mutuelle (M)
+/// en XOF".
+fn amount_heading(lang: Lang, key: &str, currency: &str) -> String {
+    lang.t_args(
+        "export-amount-heading",
+        &[("column", &lang.t(key)), ("currency", currency)],
+    )
+}
+
+/// An amount in an export's CSV cell, in the currency's units as a
+/// spreadsheet reads it: no grouping, the currency's decimals after the
+/// language's decimal mark ("12500" XOF; "125,50" EUR in French, "125.50"
+/// in English), '-' before a negative one.
+fn amount_cell(lang: Lang, minor: i64, currency: &str) -> String {
+    let digits = passerelle_domain::money::minor_unit_digits(currency).unwrap_or(0);
+    let scale = 10u64.pow(digits);
+    let abs = minor.unsigned_abs();
+    let sign = if minor < 0 { "-" } else { "" };
+    if digits == 0 {
+        return format!("{sign}{abs}");
+    }
+    let mark = if lang == Lang::Fr { ',' } else { '.' };
+    format!(
+        "{sign}{}{mark}{:0width$}",
+        abs / scale,
+        abs % scale,
+        width = digits as usize
+    )
+}
+
+/// An amount as a workbook's number, in the currency's units (a workbook
+/// stores every number as a double: amounts below 2^53 minor units are
+/// exact to their last decimal), and the number format that shows its
+/// decimals grouped ("#,##0", "#,##0.00").
+#[allow(
+    clippy::disallowed_types,
+    reason = "a workbook stores every number as a double"
+)]
+fn sheet_amount(minor: i64, currency: &str) -> f64 {
+    let digits = passerelle_domain::money::minor_unit_digits(currency).unwrap_or(0);
+    minor as f64 / 10f64.powi(digits as i32)
+}
+
+fn sheet_amount_format(currency: &str) -> rust_xlsxwriter::Format {
+    let digits = passerelle_domain::money::minor_unit_digits(currency).unwrap_or(0);
+    let decimals = "0".repeat(digits as usize);
+    let format = if digits == 0 {
+        "#,##0".to_string()
+    } else {
+        format!("#,##0.{decimals}")
+    };
+    rust_xlsxwriter::Format::new().set_num_format(format)
+}
+
+/// The headings of a statement export: its amount columns name the
+/// currency.
+fn export_headings(lang: Lang, currency: &str) -> Vec<String> {
+    EXPORT_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            if i >= EXPORT_AMOUNTS {
+                amount_heading(lang, k, currency)
+            } else {
+                lang.t(k)
+            }
+        })
+        .collect()
 }
 
 /// A CSV text cell: quoted, quotes doubled, a formula's first character
@@ -4423,6 +4517,66 @@ mod tests {
         );
     }
 
+    /// An export's amounts are in the currency's units, as the person's
+    /// spreadsheet reads them, and its headings name the currency: a
+    /// currency with decimals is never shown a hundred times too large.
+    #[test]
+    fn export_amounts_are_in_the_currencys_units() {
+        assert_eq!(amount_cell(Lang::Fr, 12_500, "XOF"), "12500");
+        assert_eq!(amount_cell(Lang::Fr, -1_600, "XOF"), "-1600");
+        assert_eq!(amount_cell(Lang::Fr, 12_550, "EUR"), "125,50");
+        assert_eq!(amount_cell(Lang::En, -5, "EUR"), "-0.05");
+        assert_eq!(amount_cell(Lang::En, 1_234, "KWD"), "1.234");
+        assert_eq!(
+            amount_heading(Lang::Fr, "col-mutuelle-share", "XOF"),
+            "Mutuelle (M) en XOF"
+        );
+        assert_eq!(
+            amount_heading(Lang::En, "col-billed", "EUR"),
+            "Billed (B) in EUR"
+        );
+        let line = ExportLine {
+            text: ["CNSS", "MUT-R", "1", "P", "C", "I", "R-1", "CONS"].map(String::from),
+            date: "2026-03-12".into(),
+            line: Some(1),
+            amounts: [12_550, 10_000, 2_000, 550],
+        };
+        let mut sheet = StatementSheet::new(Lang::En, "EUR", 2).unwrap();
+        assert!(sheet.lines(&[line]).is_ok());
+        sheet.totals(Lang::En).unwrap();
+        let rows =
+            passerelle_files::xlsx::first_sheet(&sheet.wb.save_to_buffer().unwrap()).unwrap();
+        assert!(
+            matches!(&rows[0][EXPORT_AMOUNTS], passerelle_files::xlsx::Cell::Text(t) if t == "Billed (B) in EUR"),
+            "{:?}",
+            rows[0]
+        );
+        for row in [1, 2] {
+            assert!(
+                matches!(&rows[row][EXPORT_AMOUNTS], passerelle_files::xlsx::Cell::Number(n) if n == "125.5"),
+                "{:?}",
+                rows[row]
+            );
+        }
+        assert_eq!(
+            csv_rows(
+                Lang::Fr,
+                "EUR",
+                &[ExportLine {
+                    text: ["S", "M", "1", "P", "C", "I", "R", "A"].map(String::from),
+                    date: String::new(),
+                    line: None,
+                    amounts: [0, 0, -4_500, 0],
+                }]
+            )
+            .trim_end()
+            .rsplit(';')
+            .take(4)
+            .collect::<Vec<_>>(),
+            ["0,00", "-45,00", "0,00", "0,00"]
+        );
+    }
+
     #[test]
     fn a_workbook_holds_no_more_lines_than_a_sheet_has_rows() {
         let line = |i: u32| ExportLine {
@@ -4442,7 +4596,7 @@ mod tests {
             amounts: [5_000, 3_500, 1_500, 0],
         };
         // Two lines: four rows with the header and the totals.
-        let mut sheet = StatementSheet::new(Lang::Fr, 2).unwrap();
+        let mut sheet = StatementSheet::new(Lang::Fr, "XOF", 2).unwrap();
         assert!(sheet.lines(&[line(1), line(2)]).is_ok());
         assert!(matches!(
             sheet.lines(&[line(3)]),

@@ -503,7 +503,7 @@ pub(super) async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
                 .cancel_claim(scheme::CancelClaimRequest {
                     scheme_id: scheme,
                     claim_id,
-                    reason,
+                    reason: reason.clone(),
                 })
                 .await
                 .map_err(|s| status_failure(s, None))?
@@ -516,6 +516,15 @@ pub(super) async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
                 && let Some(d) = claim_detail(ctx, &r.scheme_id, &r.claim_id).await
             {
                 print_cancellation(ctx, &d);
+                // A cancel sent again changes nothing, its reason included.
+                if d.cancel_reason != reason {
+                    outln!(
+                        "{}",
+                        ctx.lang.t(
+                            "this claim had already been cancelled: its reason stays the first cancel's"
+                        )
+                    );
+                }
             }
         }
         ClaimCmd::List {

@@ -33,15 +33,27 @@ fn total_label(lang: Lang, amount: i64) -> String {
     })
 }
 
+/// The headings of a payee's part: its amount column names the currency.
+fn headings(lang: Lang, currency: &str) -> Vec<String> {
+    COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            if i == AMOUNT_COLUMN {
+                amount_heading(lang, k, currency)
+            } else {
+                lang.t(k)
+            }
+        })
+        .collect()
+}
+
 /// A payee's part as an Excel workbook: text as text (never a formula),
-/// dates as dates, amounts as numbers in minor units, a totals row: what
-/// the transfer pays this payee, or (negative) what it owes.
-#[allow(
-    clippy::disallowed_types,
-    reason = "a workbook stores every number as a double: amounts below 2^53 minor units are exact"
-)]
+/// dates as dates, amounts as numbers in the currency's units, a totals
+/// row: what the transfer pays this payee, or (negative) what it owes.
 fn workbook(
     lang: Lang,
+    currency: &str,
     reference: &str,
     a: &settlement::RemittanceAdvice,
 ) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
@@ -51,9 +63,9 @@ fn workbook(
     ws.set_name(lang.t("remittance-sheet"))?;
     let bold = Format::new().set_bold();
     let date = Format::new().set_num_format("dd/mm/yyyy");
-    let amount = Format::new().set_num_format("#,##0");
-    for (col, key) in COLUMNS.iter().enumerate() {
-        ws.write_string_with_format(0, col as u16, lang.t(key), &bold)?;
+    let amount = sheet_amount_format(currency);
+    for (col, heading) in headings(lang, currency).iter().enumerate() {
+        ws.write_string_with_format(0, col as u16, heading, &bold)?;
     }
     let payee = super::payee_words(lang, &a.payee_type, &a.payee_id);
     let mut row = 1u32;
@@ -73,7 +85,12 @@ fn workbook(
         }
         ws.write_number(row, 5, l.sequence)?;
         ws.write_string(row, 6, &l.act_code)?;
-        ws.write_number_with_format(row, AMOUNT_COLUMN as u16, l.mutuelle_share as f64, &amount)?;
+        ws.write_number_with_format(
+            row,
+            AMOUNT_COLUMN as u16,
+            sheet_amount(l.mutuelle_share, currency),
+            &amount,
+        )?;
         row += 1;
     }
     for x in &a.recoveries {
@@ -92,7 +109,7 @@ fn workbook(
         ws.write_number_with_format(
             row,
             AMOUNT_COLUMN as u16,
-            x.amount.saturating_neg() as f64,
+            sheet_amount(x.amount.saturating_neg(), currency),
             &amount,
         )?;
         row += 1;
@@ -101,7 +118,7 @@ fn workbook(
     ws.write_number_with_format(
         row,
         AMOUNT_COLUMN as u16,
-        a.amount as f64,
+        sheet_amount(a.amount, currency),
         &amount.clone().set_bold(),
     )?;
     ws.set_freeze_panes(1, 0)?;
@@ -241,7 +258,8 @@ pub(super) async fn page_of(
 }
 
 /// One payee's part: `<id>.xlsx` (a workbook), `<id>.csv` (French Excel:
-/// `;`, BOM, French headers, amounts as plain digits, text cells defused,
+/// `;`, BOM, headers in the person's language, amounts in the currency's
+/// units ([`amount_cell`]), the currency named in their heading, text cells defused,
 /// a totals row as the workbook's) or `<id>.json` (its
 /// PaymentReconciliation).
 pub(super) async fn file_of(
@@ -279,6 +297,12 @@ pub(super) async fn file_of(
             .error(StatusCode::NOT_FOUND, ctx.t("error-not-found"))
             .into_response();
     };
+    // The period's currency, which every amount is in.
+    let currency = r
+        .period
+        .as_ref()
+        .map(|p| p.currency.clone())
+        .unwrap_or_default();
     let name = format!(
         "avis-{}-{}-{number}-{}",
         super::file_part(&mutuelle),
@@ -293,7 +317,7 @@ pub(super) async fn file_of(
         );
     }
     if kind == "xlsx" {
-        return match workbook(lang, &r.transfer_reference, a) {
+        return match workbook(lang, &currency, &r.transfer_reference, a) {
             Ok(body) => super::attachment(
                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                 format!("{name}.xlsx"),
@@ -305,7 +329,10 @@ pub(super) async fn file_of(
         };
     }
     let mut out = String::from("\u{feff}");
-    let head: Vec<String> = COLUMNS.iter().map(|k| text_cell(&lang.t(k))).collect();
+    let head: Vec<String> = headings(lang, &currency)
+        .iter()
+        .map(|h| text_cell(h))
+        .collect();
     out.push_str(&head.join(";"));
     out.push_str("\r\n");
     let payee = super::payee_words(lang, &a.payee_type, &a.payee_id);
@@ -318,7 +345,7 @@ pub(super) async fn file_of(
             text_cell(&lang.iso_date(&l.date_of_care)),
             l.sequence.to_string(),
             text_cell(&l.act_code),
-            l.mutuelle_share.to_string(),
+            amount_cell(lang, l.mutuelle_share, &currency),
         ];
         out.push_str(&cells.join(";"));
         out.push_str("\r\n");
@@ -335,7 +362,7 @@ pub(super) async fn file_of(
                 "statement-recovery",
                 &[("period", &x.from_period.to_string())],
             )),
-            x.amount.saturating_neg().to_string(),
+            amount_cell(lang, x.amount.saturating_neg(), &currency),
         ];
         out.push_str(&cells.join(";"));
         out.push_str("\r\n");
@@ -344,7 +371,7 @@ pub(super) async fn file_of(
     // payee, or (negative) what it owes.
     let mut total = vec![String::new(); COLUMNS.len()];
     total[0] = text_cell(&total_label(lang, a.amount));
-    total[AMOUNT_COLUMN] = a.amount.to_string();
+    total[AMOUNT_COLUMN] = amount_cell(lang, a.amount, &currency);
     out.push_str(&total.join(";"));
     out.push_str("\r\n");
     super::attachment(
