@@ -2100,3 +2100,83 @@ async fn admin_lists_and_resolves_coverage_conflicts() {
     .json();
     assert_eq!(e["mutuelleId"], "MUT-R", "{e}");
 }
+
+/// A close approved after the open period changed (a claim cancelled
+/// since it was proposed) is refused with its own reason, said in the
+/// reader's language, closes nothing, and the proposal's outcome is listed
+/// in the same words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_approved_after_the_period_changed_is_said_in_the_readers_words() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    for id in ["S-1", "S-2"] {
+        let f = write(
+            dir.path(),
+            &format!("{id}.toml"),
+            &claim_toml(id, "R-OK", &format!("INV-{id}"), "provider"),
+        );
+        ok(&h, &["claim", "submit", &f]).await;
+    }
+    let proposed = ok(
+        &h,
+        &[
+            "--json",
+            "period",
+            "close",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+        ],
+    )
+    .await
+    .json();
+    ok(&h, &["claim", "cancel", "--scheme", "CNSS", "S-2"]).await;
+    let id = n(&proposed["id"]).to_string();
+    let o = cli(
+        &h,
+        &[
+            "--lang",
+            "fr",
+            "approvals",
+            "approve",
+            &id,
+            "--hash",
+            proposed["hash"].as_str().unwrap(),
+            "--partner",
+            "MUT-R",
+        ],
+    )
+    .await;
+    assert!(
+        o.code == 1
+            && o.stderr
+                .contains("La période ouverte a changé depuis que sa clôture a été proposée")
+            && o.stderr.contains("PERIOD_CHANGED"),
+        "{}",
+        o.stderr
+    );
+    // Nothing was closed: the open period is the only one.
+    assert_eq!(periods(&h).await.len(), 1);
+    let all = ok(
+        &h,
+        &[
+            "--lang",
+            "fr",
+            "approvals",
+            "list",
+            "--partner",
+            "MUT-R",
+            "--all",
+        ],
+    )
+    .await
+    .stdout;
+    assert!(
+        all.contains("approuvée, non appliquée")
+            && all.contains(
+                "la période a changé depuis la proposition (2 demandes alors, 1 maintenant"
+            ),
+        "{all}"
+    );
+}

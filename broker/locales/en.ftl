@@ -470,7 +470,7 @@ approvals-kind-unknown = unknown
 approvals-state-pending = waiting
 approvals-state-approved = approved, not applied
 approvals-state-applied = approved and applied
-approvals-state-failed = approved, but refused: see the outcome
+approvals-state-failed = approved, not applied: see the outcome
 approvals-state-rejected = rejected
 approvals-state-expired = expired (not decided within 7 days)
 approvals-close = Close the current period of { $pair }: { $count ->
@@ -651,6 +651,7 @@ error-reason-COVERAGE_CONFLICT = Two mutuelles declare this beneficiary on the s
 error-reason-COVERAGE_OVERLAP = These memberships overlap another mutuelle's for the same beneficiary: the first must end before the next begins.
 error-reason-REFUSED = Refused in the current state of the data.
 error-reason-PERIOD_NOT_SETTLED = This period is not settled yet: its remittance advice comes once its payment is recorded.
+error-reason-PERIOD_CHANGED = The open period changed since its close was proposed (a claim cancelled or added, or amounts): nothing was closed; propose the close again.
 error-reason-TOO_MANY_LINES = Too many lines for one answer: they are read by pages, or one payee at a time.
 error-reason-PRODUCT_IN_USE = This product version is already used by claims: it no longer changes; declare a new version.
 error-reason-STORE_CORRUPT = A stored value cannot be read: tell the operator.
@@ -685,6 +686,10 @@ approvals-state-withdrawn = withdrawn by its author
 approvals-outcome-closed = period { $number } closed
 approvals-outcome-settled = payment of period { $number } recorded
 approvals-outcome-published = { $count } product version(s) published
+approvals-outcome-period-changed = the period changed since the proposal ({ $then } { $then ->
+        [one] claim
+       *[other] claims
+    } then, { $now } now, or their amounts): nothing was closed; propose the close again
 identity-mutuelle-system = { $id }'s system (certificate)
 identity-scheme-system = scheme { $id }'s system (certificate)
 identity-operator = operator { $id }

@@ -468,7 +468,7 @@ approvals-kind-unknown = inconnu
 approvals-state-pending = en attente
 approvals-state-approved = approuvée, non appliquée
 approvals-state-applied = approuvée et appliquée
-approvals-state-failed = approuvée, mais refusée : voir le résultat
+approvals-state-failed = approuvée, non appliquée : voir le résultat
 approvals-state-rejected = rejetée
 approvals-state-expired = expirée (non décidée en 7 jours)
 approvals-close = Clôturer la période en cours de { $pair } : { $count ->
@@ -649,6 +649,7 @@ error-reason-COVERAGE_CONFLICT = Deux mutuelles déclarent cet assuré aux même
 error-reason-COVERAGE_OVERLAP = Ces adhésions chevauchent celles d'une autre mutuelle pour le même assuré : la première doit finir avant que la suivante commence.
 error-reason-REFUSED = Opération refusée en l'état.
 error-reason-PERIOD_NOT_SETTLED = Cette période n'est pas encore réglée : son avis de paiement viendra avec l'enregistrement de son règlement.
+error-reason-PERIOD_CHANGED = La période ouverte a changé depuis que sa clôture a été proposée (une demande annulée ou ajoutée, ou des montants) : rien n'a été clôturé ; proposez de nouveau la clôture.
 error-reason-TOO_MANY_LINES = Trop de lignes pour une seule réponse : elles se lisent par pages, ou un bénéficiaire à la fois.
 error-reason-PRODUCT_IN_USE = Cette version du produit sert déjà à des demandes : elle ne change plus ; déclarez une nouvelle version.
 error-reason-STORE_CORRUPT = Une donnée enregistrée est illisible : prévenez l'opérateur.
@@ -683,6 +684,10 @@ approvals-state-withdrawn = retirée par son auteur
 approvals-outcome-closed = période { $number } clôturée
 approvals-outcome-settled = règlement de la période { $number } enregistré
 approvals-outcome-published = { $count } version(s) de produit publiée(s)
+approvals-outcome-period-changed = la période a changé depuis la proposition ({ $then } { $then ->
+        [one] demande
+       *[other] demandes
+    } alors, { $now } maintenant, ou leurs montants) : rien n'a été clôturé, proposez de nouveau la clôture
 identity-mutuelle-system = le système de { $id } (certificat)
 identity-scheme-system = le système du régime { $id } (certificat)
 identity-operator = l'opérateur { $id }

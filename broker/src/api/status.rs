@@ -138,6 +138,9 @@ impl From<ServiceError> for Status {
             ServiceError::Store(StoreError::NotFound(m)) => {
                 info(Code::NotFound, format!("{m} not found"), "NOT_FOUND")
             }
+            ServiceError::Store(e @ StoreError::PeriodChanged { .. }) => {
+                info(Code::FailedPrecondition, e.to_string(), "PERIOD_CHANGED")
+            }
             ServiceError::Store(StoreError::ProductInUse(m)) => info(
                 Code::FailedPrecondition,
                 format!("product {m} is used by claims"),

@@ -36,6 +36,17 @@ fn bundle(lang: Lang) -> &'static FluentBundle<FluentResource> {
     })
 }
 
+/// A close that failed because the open period changed since it was
+/// proposed, as the store words it (`StoreError::PeriodChanged`, kept as
+/// the proposal's outcome): the claims then and now.
+fn period_changed(outcome: &str) -> Option<(&str, &str)> {
+    let rest = outcome.strip_prefix("the open period of ")?;
+    let (_, counts) = rest.split_once(" changed since its close was proposed (")?;
+    let (then, rest) = counts.split_once(" claim(s) then, ")?;
+    let (now, _) = rest.split_once(" now, ")?;
+    Some((then, now))
+}
+
 impl Lang {
     pub fn code(self) -> &'static str {
         match self {
@@ -428,7 +439,13 @@ impl Lang {
             [n, "product", "version(s)", "published"] => {
                 self.t_args("approvals-outcome-published", &[("count", n)])
             }
-            _ => outcome.to_string(),
+            _ => match period_changed(outcome) {
+                Some((then, now)) => self.t_args(
+                    "approvals-outcome-period-changed",
+                    &[("then", then), ("now", now)],
+                ),
+                None => outcome.to_string(),
+            },
         }
     }
 

@@ -812,10 +812,12 @@ pub(super) fn check_close(
     upto: &super::CloseUpTo,
 ) -> Result<(), StoreError> {
     match &upto.expect {
-        Some(e) if *e != super::PeriodContent::of(p) => Err(StoreError::Refused(format!(
-            "the open period of {} x {} changed since its close was proposed ({} claim(s) then, {} now, or their amounts): propose the close again",
-            p.scheme_id, p.mutuelle_id, e.claim_count, p.claim_count
-        ))),
+        Some(e) if *e != super::PeriodContent::of(p) => Err(StoreError::PeriodChanged {
+            scheme_id: p.scheme_id.clone(),
+            mutuelle_id: p.mutuelle_id.clone(),
+            then: e.claim_count,
+            now: p.claim_count,
+        }),
         _ => Ok(()),
     }
 }

@@ -511,6 +511,18 @@ pub enum StoreError {
     ProductInUse(String),
     #[error("not found: {0}")]
     NotFound(String),
+    /// A close approved for what the open period held when it was
+    /// proposed, which it no longer holds (a claim cancelled or its
+    /// amounts changed since): nothing written.
+    #[error(
+        "the open period of {scheme_id} x {mutuelle_id} changed since its close was proposed ({then} claim(s) then, {now} now, or their amounts): propose the close again"
+    )]
+    PeriodChanged {
+        scheme_id: String,
+        mutuelle_id: String,
+        then: u32,
+        now: u32,
+    },
     /// A request the store's state refuses (closing an empty period,
     /// settling the open one...).
     #[error("{0}")]

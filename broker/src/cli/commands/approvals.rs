@@ -98,30 +98,52 @@ pub(super) async fn approvals(ctx: &Ctx, cmd: ApprovalsCmd) -> Out {
                 );
                 return Ok(());
             }
-            let mut t = Table::new(
-                l,
-                &[
-                    "proposal",
-                    "change",
-                    "what",
-                    "proposed by",
-                    "proposed at (UTC)",
-                    "state",
-                    "hash",
-                ],
-            )
+            // With the decided ones (--all), what each came to: a
+            // failed one's state says to see it.
+            let mut t = if all {
+                Table::new(
+                    l,
+                    &[
+                        "proposal",
+                        "change",
+                        "what",
+                        "proposed by",
+                        "proposed at (UTC)",
+                        "state",
+                        "outcome",
+                        "hash",
+                    ],
+                )
+            } else {
+                Table::new(
+                    l,
+                    &[
+                        "proposal",
+                        "change",
+                        "what",
+                        "proposed by",
+                        "proposed at (UTC)",
+                        "state",
+                        "hash",
+                    ],
+                )
+            }
             .right(&[0]);
             for p in &r.proposals {
                 let cat = l.catalogue();
-                t.row(vec![
+                let mut row = vec![
                     p.id.to_string(),
                     kind_words(l, p.kind),
                     cat.change_words(&p.body),
                     cat.identity(&p.proposed_by, |_| None),
                     when(l, p.proposed_at_ms),
                     state_words(l, p),
-                    p.hash.clone(),
-                ]);
+                ];
+                if all {
+                    row.push(cat.proposal_outcome(&p.outcome));
+                }
+                row.push(p.hash.clone());
+                t.row(row);
             }
             out!("{}", t.render());
             return Ok(());

@@ -978,5 +978,21 @@ mod tests {
             "période 3 clôturée"
         );
         assert_eq!(Lang::Fr.proposal_outcome("erreur x"), "erreur x");
+        // A close refused because the period changed, as the store says it.
+        let changed = crate::store::StoreError::PeriodChanged {
+            scheme_id: "CNSS".into(),
+            mutuelle_id: "MUT-A".into(),
+            then: 2,
+            now: 1,
+        }
+        .to_string();
+        assert_eq!(
+            Lang::Fr.proposal_outcome(&changed),
+            "la période a changé depuis la proposition (2 demandes alors, 1 maintenant, ou leurs montants) : rien n'a été clôturé, proposez de nouveau la clôture"
+        );
+        assert_eq!(
+            Lang::En.proposal_outcome(&changed),
+            "the period changed since the proposal (2 claims then, 1 now, or their amounts): nothing was closed; propose the close again"
+        );
     }
 }

@@ -151,7 +151,11 @@ pub async fn a_close_takes_what_was_proposed(store: Arc<dyn Store>) {
             .close_period("CNSS", "MUT-A", &wrong, 5_000)
             .await
             .unwrap_err(),
-        StoreError::Refused(_)
+        StoreError::PeriodChanged {
+            then: 2,
+            now: 1,
+            ..
+        }
     ));
     assert_eq!(
         store.list_periods("CNSS", "MUT-A").await.unwrap()[0].claim_count,
