@@ -573,7 +573,7 @@ async fn claim_commands_and_eligibility() {
     assert_eq!(p2["claims"][0]["claimId"], "CLI-2");
     let table = ok(&h, &["claim", "list", "--scheme", "CNSS"]).await.stdout;
     assert!(
-        table.contains("total (2)") && table.contains("22,000"),
+        table.contains("total, cancelled left out (2)") && table.contains("22,000"),
         "{table}"
     );
 
@@ -598,6 +598,23 @@ async fn claim_commands_and_eligibility() {
     .stdout;
     assert!(said.contains("CLI-2") && !said.contains("period"), "{said}");
     assert!(said.contains("Why it was cancelled: test"), "{said}");
+    // Listed, the cancelled claim is counted but its amounts are not added
+    // up, unless cancelled claims are what is listed.
+    let listed = ok(&h, &["--json", "claim", "list", "--scheme", "CNSS"])
+        .await
+        .json();
+    assert_eq!(n(&listed["totalCount"]), 2, "{listed}");
+    assert_eq!(n(&listed["totals"]["billed"]), 17_000, "{listed}");
+    let table = ok(
+        &h,
+        &["claim", "list", "--scheme", "CNSS", "--state", "cancelled"],
+    )
+    .await
+    .stdout;
+    assert!(
+        table.contains("total (1)") && table.contains("5,000"),
+        "{table}"
+    );
 
     let e = ok(
         &h,

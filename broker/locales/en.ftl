@@ -55,6 +55,7 @@ claims-count = { $count ->
     }
 claims-next = Next page
 claims-total = Total
+claims-total-standing = Total, cancelled claims left out
 col-claim = Claim
 col-scheme = Scheme
 col-mutuelle = Mutuelle
@@ -560,6 +561,7 @@ cli-held = held
 cli-cancelled-by-the-scheme = cancelled by the scheme
 cli-expired-not-billed = expired, not billed
 cli-total = total
+cli-total-cancelled-left-out = total, cancelled left out
 cli-covered = covered
 cli-not-covered = not covered
 cli-yes = yes

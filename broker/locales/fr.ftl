@@ -55,6 +55,7 @@ claims-count = { $count ->
     }
 claims-next = Page suivante
 claims-total = Total
+claims-total-standing = Total, hors annulées
 col-claim = Demande
 col-scheme = Régime
 col-mutuelle = Mutuelle
@@ -558,6 +559,7 @@ cli-held = réservé
 cli-cancelled-by-the-scheme = annulé par le régime
 cli-expired-not-billed = expiré, non facturé
 cli-total = total
+cli-total-cancelled-left-out = total, hors annulées
 cli-covered = couvert
 cli-not-covered = non couvert
 cli-yes = oui

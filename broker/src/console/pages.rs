@@ -1301,7 +1301,13 @@ async fn claims(State(c): State<Arc<Console>>, ctx: Ctx, Query(q): Query<ClaimsQ
         && !r.claims.is_empty()
     {
         let cur = r.claims[0].currency.clone();
-        let mut foot = vec![lang.t("claims-total")];
+        // Listed, a cancelled claim's amounts are not added up (they no
+        // longer stand), unless cancelled claims are what is listed.
+        let mut foot = vec![lang.t(if state.is_empty() {
+            "claims-total-standing"
+        } else {
+            "claims-total"
+        })];
         foot.resize(first_num, String::new());
         foot.extend([
             lang.amount(tot.billed, &cur),

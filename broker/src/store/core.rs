@@ -578,6 +578,18 @@ pub(super) fn line_rows<'a>(
     })
 }
 
+/// A claim's amount column (`billed_total`, ...) as a listing's totals
+/// add it up (`c`: claims): a cancelled claim's amounts no longer stand
+/// (nothing is owed on it, and what was paid comes back as a recovery), so
+/// they count only when the filter asks for cancelled claims.
+pub(super) fn standing_total(f: &ClaimFilter, col: &str) -> String {
+    if f.state == Some(ClaimState::Cancelled) {
+        format!("c.{col}")
+    } else {
+        format!("CASE WHEN c.state = 'cancelled' THEN 0 ELSE c.{col} END")
+    }
+}
+
 /// The WHERE of a claims listing (`c`: claims) for the filters given, with
 /// parameters 1 to 7 bound to scheme, mutuelle, state, care from, care to,
 /// member number, provider (`ph`: `$` or `?`). A filter not given is a constant test of its

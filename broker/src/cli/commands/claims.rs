@@ -545,7 +545,7 @@ pub(super) async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
                 .list_claims(settlement::ListClaimsRequest {
                     scheme_id: scheme.unwrap_or_default(),
                     mutuelle_id: mutuelle.unwrap_or_default(),
-                    state: state.unwrap_or_default(),
+                    state: state.clone().unwrap_or_default(),
                     care_from: from.unwrap_or_default(),
                     care_to: to.unwrap_or_default(),
                     page_size,
@@ -603,9 +603,15 @@ pub(super) async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
                 ]);
             }
             t.row(vec![
+                // A cancelled claim's amounts are not added up (they no
+                // longer stand), unless cancelled claims are listed.
                 format!(
                     "{} ({})",
-                    l.t("total"),
+                    if state.as_deref().unwrap_or_default().is_empty() {
+                        l.t("total, cancelled left out")
+                    } else {
+                        l.t("total")
+                    },
                     l.catalogue()
                         .amount(i64::try_from(r.total_count).unwrap_or(i64::MAX), "")
                 ),

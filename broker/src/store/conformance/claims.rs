@@ -702,6 +702,31 @@ pub async fn list_claims_filters_pages_and_totals(store: Arc<dyn Store>) {
             .total_count,
         5
     );
+    // A cancelled claim is listed and counted, but its amounts no longer
+    // stand: the totals leave them out, unless cancelled claims are asked.
+    store
+        .begin_cancel("CNSS", "L4", "cxl-L4", "", 9_000, 9_000)
+        .await
+        .unwrap();
+    store
+        .complete_cancel("CNSS", "L4", "", 9_500)
+        .await
+        .unwrap();
+    let page = store.list_claims(&all, 0, 100).await.unwrap();
+    assert_eq!(page.total_count, 7);
+    assert_eq!(
+        (page.totals.billed, page.totals.scheme, page.totals.mutuelle),
+        (6 * 17_000, 6 * 11_500, 4 * 4_500)
+    );
+    let cancelled = ClaimFilter {
+        state: Some(ClaimState::Cancelled),
+        ..all.clone()
+    };
+    let page = store.list_claims(&cancelled, 0, 100).await.unwrap();
+    assert_eq!(
+        (page.total_count, page.totals.billed, page.totals.mutuelle),
+        (1, 17_000, 4_500)
+    );
     let in_2025 = ClaimFilter {
         care_from: Some(d("2025-01-01")),
         care_to: Some(d("2025-12-31")),
@@ -796,7 +821,16 @@ pub async fn extreme_amounts_never_break_a_listing(store: Arc<dyn Store>) {
         .complete_cancel("CNSS", "H1", "", 5_000)
         .await
         .unwrap();
-    check(store.list_claims(&all, 0, 10).await.unwrap());
+    // Cancelled, its amounts are left out of the listing's totals, and
+    // still clamped when cancelled claims are listed.
+    let page = store.list_claims(&all, 0, 10).await.unwrap();
+    assert_eq!((page.total_count, page.totals.billed), (2, 17_000));
+    let cancelled = ClaimFilter {
+        state: Some(ClaimState::Cancelled),
+        ..all.clone()
+    };
+    let page = store.list_claims(&cancelled, 0, 10).await.unwrap();
+    assert_eq!((page.total_count, page.totals.billed), (1, i64::MAX));
     store.list_periods("CNSS", "MUT-A").await.unwrap();
     store.statement("CNSS", "MUT-A", 0).await.unwrap();
     store

@@ -489,8 +489,11 @@ impl ClaimStore for PgStore {
         let t = q1(
             &c,
             &format!(
-                "SELECT COUNT(*), COALESCE(SUM(c.billed_total), 0)::TEXT, COALESCE(SUM(c.scheme_total), 0)::TEXT, \
-                 COALESCE(SUM(c.mutuelle_total), 0)::TEXT FROM claims c WHERE {filter}"
+                "SELECT COUNT(*), COALESCE(SUM({}), 0)::TEXT, COALESCE(SUM({}), 0)::TEXT, \
+                 COALESCE(SUM({}), 0)::TEXT FROM claims c WHERE {filter}",
+                core::standing_total(f, "billed_total"),
+                core::standing_total(f, "scheme_total"),
+                core::standing_total(f, "mutuelle_total")
             ),
             &[
                 &f.scheme_id,

@@ -309,9 +309,9 @@ impl ClaimStore for SqliteStore {
             let (count, totals) = c.query_row(
                 &format!(
                     "SELECT COUNT(*), {}, {}, {} FROM claims c WHERE {filter}",
-                    split_sum("c.billed_total"),
-                    split_sum("c.scheme_total"),
-                    split_sum("c.mutuelle_total")
+                    split_sum(&core::standing_total(&f, "billed_total")),
+                    split_sum(&core::standing_total(&f, "scheme_total")),
+                    split_sum(&core::standing_total(&f, "mutuelle_total"))
                 ),
                 params![args.0, args.1, args.2, args.3, args.4, args.5, args.6],
                 |r| Ok((r.get::<_, i64>(0)?, totals_at(r, 1)?)),
