@@ -55,7 +55,7 @@ claims-count = { $count ->
     }
 claims-next = Next page
 claims-total = Total
-claims-total-standing = Total, cancelled claims left out
+claims-total-standing = Total, excluding cancelled claims
 col-claim = Claim
 col-scheme = Scheme
 col-mutuelle = Mutuelle
@@ -92,10 +92,10 @@ claim-product = Product applied
 claim-updated = Last change
 claim-duplicate-of = Same invoice as claim
 claim-cancel-reason = Why it was cancelled
-claim-indu = Claim { $claim } was in period { $period }, already closed: { $mutuelle } recovers the { $amount } it counted for it from { $payee_type ->
+claim-indu = Claim { $claim } was in period { $period }, already closed: { $mutuelle } recovers from { $payee_type ->
         [member] member { $payee }
        *[other] provider { $payee }
-    } (an overpayment, indu), { $into ->
+    } the { $amount } it had counted for it (an overpayment, indu), { $into ->
         [0] to be deducted in the next period
        *[other] deducted in period { $into }
     }.
@@ -469,7 +469,7 @@ approvals-kind-settle = Period settlement
 approvals-kind-products = Product publication
 approvals-kind-unknown = unknown
 approvals-state-pending = waiting
-approvals-state-approved = approved, not applied
+approvals-state-approved = approved, being applied
 approvals-state-applied = approved and applied
 approvals-state-failed = approved, not applied: see the outcome
 approvals-state-rejected = rejected
@@ -561,7 +561,7 @@ cli-held = held
 cli-cancelled-by-the-scheme = cancelled by the scheme
 cli-expired-not-billed = expired, not billed
 cli-total = total
-cli-total-cancelled-left-out = total, cancelled left out
+cli-amounts-excluding-cancelled-claims = amounts excluding cancelled claims
 cli-covered = covered
 cli-not-covered = not covered
 cli-yes = yes
@@ -653,8 +653,8 @@ error-reason-COVERAGE_CONFLICT = Two mutuelles declare this beneficiary on the s
 error-reason-COVERAGE_OVERLAP = These memberships overlap another mutuelle's for the same beneficiary: the first must end before the next begins.
 error-reason-REFUSED = Refused in the current state of the data.
 error-reason-PERIOD_NOT_SETTLED = This period is not settled yet: its remittance advice comes once its payment is recorded.
-error-reason-PERIOD_CHANGED = The open period changed since its close was proposed (a claim cancelled or added, or amounts): nothing was closed; propose the close again.
-error-reason-TOO_MANY_LINES = Too many lines for one answer: they are read by pages, or one payee at a time.
+error-reason-PERIOD_CHANGED = The open period changed since its close was proposed (a claim cancelled meanwhile, or amounts changed): nothing was closed; propose the close again.
+error-reason-TOO_MANY_LINES = Too many lines for one answer: they are read page by page, or one paid provider or member at a time.
 error-reason-PRODUCT_IN_USE = This product version is already used by claims: it no longer changes; declare a new version.
 error-reason-STORE_CORRUPT = A stored value cannot be read: tell the operator.
 error-reason-STORE_UNAVAILABLE = The database is unavailable: try again later.
@@ -688,6 +688,7 @@ approvals-state-withdrawn = withdrawn by its author
 approvals-outcome-closed = period { $number } closed
 approvals-outcome-settled = payment of period { $number } recorded
 approvals-outcome-published = { $count } product version(s) published
+approvals-outcome-amounts-changed = the period's amounts changed since the proposal: nothing was closed; propose the close again
 approvals-outcome-period-changed = the period changed since the proposal ({ $then } { $then ->
         [one] claim
        *[other] claims

@@ -38,13 +38,14 @@ fn bundle(lang: Lang) -> &'static FluentBundle<FluentResource> {
 
 /// A close that failed because the open period changed since it was
 /// proposed, as the store words it (`StoreError::PeriodChanged`, kept as
-/// the proposal's outcome): the claims then and now.
-fn period_changed(outcome: &str) -> Option<(&str, &str)> {
+/// the proposal's outcome): the claims then and now. Read from the end, so
+/// that ids are not taken for its words.
+fn period_changed(outcome: &str) -> Option<(u32, u32)> {
     let rest = outcome.strip_prefix("the open period of ")?;
-    let (_, counts) = rest.split_once(" changed since its close was proposed (")?;
-    let (then, rest) = counts.split_once(" claim(s) then, ")?;
-    let (now, _) = rest.split_once(" now, ")?;
-    Some((then, now))
+    let (_, counts) = rest.rsplit_once(" changed since its close was proposed (")?;
+    let counts = counts.strip_suffix(" now, or their amounts): propose the close again")?;
+    let (then, now) = counts.split_once(" claim(s) then, ")?;
+    Some((then.parse().ok()?, now.parse().ok()?))
 }
 
 impl Lang {
@@ -440,9 +441,11 @@ impl Lang {
                 self.t_args("approvals-outcome-published", &[("count", n)])
             }
             _ => match period_changed(outcome) {
+                // As many claims: their amounts changed.
+                Some((then, now)) if then == now => self.t("approvals-outcome-amounts-changed"),
                 Some((then, now)) => self.t_args(
                     "approvals-outcome-period-changed",
-                    &[("then", then), ("now", now)],
+                    &[("then", &then.to_string()), ("now", &now.to_string())],
                 ),
                 None => outcome.to_string(),
             },

@@ -2652,6 +2652,8 @@ struct ExportPages {
     claim_count: u32,
     /// The period's currency, which its amounts are in.
     currency: String,
+    /// Whether it is the open period (its statement provisional).
+    open: bool,
     done: bool,
 }
 
@@ -2680,6 +2682,7 @@ impl ExportPages {
             number,
             claim_count: 0,
             currency: String::new(),
+            open: false,
             done: false,
         };
         match pages.next().await {
@@ -2755,6 +2758,7 @@ impl ExportPages {
         self.number = p.number;
         self.claim_count = p.claim_count;
         self.currency.clone_from(&p.currency);
+        self.open = p.state == settlement::PeriodState::Open as i32;
         let lang = self.lang;
         let mut out = Vec::new();
         for payee in &s.payees {
@@ -2802,12 +2806,15 @@ impl ExportPages {
     }
 }
 
-/// The file name of a statement export.
-fn export_name(scheme: &str, mutuelle: &str, number: u32, ext: &str) -> String {
+/// The file name of a statement export: an open period's says it is
+/// provisional, so that a draft is not taken for the period's statement.
+fn export_name(pages: &ExportPages, scheme: &str, mutuelle: &str, ext: &str) -> String {
     format!(
-        "bordereau-{}-{}-{number}.{ext}",
+        "bordereau-{}{}-{}-{}.{ext}",
+        if pages.open { "provisoire-" } else { "" },
         file_part(scheme),
-        file_part(mutuelle)
+        file_part(mutuelle),
+        pages.number
     )
 }
 
@@ -2880,7 +2887,7 @@ async fn statement_csv(
         Ok(x) => x,
         Err(r) => return r.into_response(),
     };
-    let name = export_name(&scheme, &mutuelle, pages.number, "csv");
+    let name = export_name(&pages, &scheme, &mutuelle, "csv");
     let currency = pages.currency.clone();
     let mut head = String::from("\u{feff}");
     let cells: Vec<String> = export_headings(lang, &currency)
@@ -3044,7 +3051,7 @@ async fn statement_xlsx(
     });
     attachment(
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        export_name(&scheme, &mutuelle, pages.number, "xlsx"),
+        export_name(&pages, &scheme, &mutuelle, "xlsx"),
         Body::from_stream(body),
     )
 }
@@ -3274,25 +3281,17 @@ fn amount_heading(lang: Lang, key: &str, currency: &str) -> String {
 /// in English), '-' before a negative one.
 fn amount_cell(lang: Lang, minor: i64, currency: &str) -> String {
     let digits = passerelle_domain::money::minor_unit_digits(currency).unwrap_or(0);
-    let scale = 10u64.pow(digits);
-    let abs = minor.unsigned_abs();
-    let sign = if minor < 0 { "-" } else { "" };
-    if digits == 0 {
-        return format!("{sign}{abs}");
+    let text = passerelle_adapters::decimal::format_minor(minor, digits);
+    match lang {
+        Lang::Fr => text.replace('.', ","),
+        Lang::En => text,
     }
-    let mark = if lang == Lang::Fr { ',' } else { '.' };
-    format!(
-        "{sign}{}{mark}{:0width$}",
-        abs / scale,
-        abs % scale,
-        width = digits as usize
-    )
 }
 
 /// An amount as a workbook's number, in the currency's units (a workbook
-/// stores every number as a double: amounts below 2^53 minor units are
-/// exact to their last decimal), and the number format that shows its
-/// decimals grouped ("#,##0", "#,##0.00").
+/// stores every number as a double: the nearest one to the amount, which
+/// its number format shows to the currency's last decimal), and the number
+/// format that shows its decimals grouped ("#,##0", "#,##0.00").
 #[allow(
     clippy::disallowed_types,
     reason = "a workbook stores every number as a double"
@@ -3313,20 +3312,26 @@ fn sheet_amount_format(currency: &str) -> rust_xlsxwriter::Format {
     rust_xlsxwriter::Format::new().set_num_format(format)
 }
 
-/// The headings of a statement export: its amount columns name the
-/// currency.
-fn export_headings(lang: Lang, currency: &str) -> Vec<String> {
-    EXPORT_COLUMNS
+/// An export's headings (`columns`, by catalogue key), those from
+/// `amounts` on naming the currency.
+fn headings(lang: Lang, columns: &[&str], amounts: usize, currency: &str) -> Vec<String> {
+    columns
         .iter()
         .enumerate()
         .map(|(i, k)| {
-            if i >= EXPORT_AMOUNTS {
+            if i >= amounts {
                 amount_heading(lang, k, currency)
             } else {
                 lang.t(k)
             }
         })
         .collect()
+}
+
+/// The headings of a statement export: its amount columns name the
+/// currency.
+fn export_headings(lang: Lang, currency: &str) -> Vec<String> {
+    headings(lang, &EXPORT_COLUMNS, EXPORT_AMOUNTS, currency)
 }
 
 /// A CSV text cell: quoted, quotes doubled, a formula's first character
@@ -4167,7 +4172,8 @@ mod tests {
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(
             r.headers()[header::CONTENT_DISPOSITION],
-            "attachment; filename=\"bordereau-CNSS-MUT-R-1.csv\""
+            "attachment; filename=\"bordereau-provisoire-CNSS-MUT-R-1.csv\"",
+            "the open period's statement is provisional"
         );
         let (paged, cut) = frames(r).await;
         assert_eq!(cut, None);

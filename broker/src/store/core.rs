@@ -16,8 +16,9 @@ use passerelle_domain::{
 };
 
 use super::{
-    AuditEntry, Begin, ClaimFilter, ClaimPeriods, ClaimRecord, ClaimSummary, Direction, NewClaim,
-    PeriodRecord, PeriodState, PutProduct, RecoveryLine, StatementLine, StoreError, Totals,
+    AuditEntry, Begin, ClaimFilter, ClaimPeriods, ClaimRecord, ClaimSummary, CloseUpTo, Direction,
+    NewClaim, PeriodContent, PeriodRecord, PeriodState, PutProduct, RecoveryLine, StatementLine,
+    StoreError, Totals,
 };
 
 /// Column access by position, the little the decoders need. A NULL read
@@ -834,11 +835,21 @@ pub(super) fn check_close(
     }
 }
 
-/// Closing a period that holds nothing is refused.
-pub(super) fn nothing_to_close(scheme: &str, mutuelle: &str) -> StoreError {
-    StoreError::Refused(format!(
-        "nothing to close: the open period of {scheme} x {mutuelle} has no claim and no recovery"
-    ))
+/// Closing a period that holds nothing is refused; a close proposed with
+/// something in it that finds nothing left (its claims cancelled since)
+/// is told that the period changed, as any other.
+pub(super) fn nothing_to_close(scheme: &str, mutuelle: &str, upto: &CloseUpTo) -> StoreError {
+    match &upto.expect {
+        Some(e) if *e != PeriodContent::default() => StoreError::PeriodChanged {
+            scheme_id: scheme.to_string(),
+            mutuelle_id: mutuelle.to_string(),
+            then: e.claim_count,
+            now: 0,
+        },
+        _ => StoreError::Refused(format!(
+            "nothing to close: the open period of {scheme} x {mutuelle} has no claim and no recovery"
+        )),
+    }
 }
 
 /// Settling a period that is not stored: still open, or unknown.

@@ -313,7 +313,7 @@ impl CloseUpTo {
 }
 
 /// What a period holds: its claims, their totals, its recoveries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PeriodContent {
     pub claim_count: u32,
     pub billed: i64,

@@ -100,35 +100,19 @@ pub(super) async fn approvals(ctx: &Ctx, cmd: ApprovalsCmd) -> Out {
             }
             // With the decided ones (--all), what each came to: a
             // failed one's state says to see it.
-            let mut t = if all {
-                Table::new(
-                    l,
-                    &[
-                        "proposal",
-                        "change",
-                        "what",
-                        "proposed by",
-                        "proposed at (UTC)",
-                        "state",
-                        "outcome",
-                        "hash",
-                    ],
-                )
-            } else {
-                Table::new(
-                    l,
-                    &[
-                        "proposal",
-                        "change",
-                        "what",
-                        "proposed by",
-                        "proposed at (UTC)",
-                        "state",
-                        "hash",
-                    ],
-                )
+            let mut columns = vec![
+                "proposal",
+                "change",
+                "what",
+                "proposed by",
+                "proposed at (UTC)",
+                "state",
+            ];
+            if all {
+                columns.push("outcome");
             }
-            .right(&[0]);
+            columns.push("hash");
+            let mut t = Table::new(l, &columns).right(&[0]);
             for p in &r.proposals {
                 let cat = l.catalogue();
                 let mut row = vec![

@@ -603,18 +603,22 @@ pub(super) async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
                 ]);
             }
             t.row(vec![
-                // A cancelled claim's amounts are not added up (they no
-                // longer stand), unless cancelled claims are listed.
-                format!(
-                    "{} ({})",
+                // Every claim listed is counted; a cancelled claim's
+                // amounts are not added up (they no longer stand), unless
+                // cancelled claims are what is listed.
+                {
+                    let counted = format!(
+                        "{} ({})",
+                        l.t("total"),
+                        l.catalogue()
+                            .amount(i64::try_from(r.total_count).unwrap_or(i64::MAX), "")
+                    );
                     if state.as_deref().unwrap_or_default().is_empty() {
-                        l.t("total, cancelled left out")
+                        format!("{counted}, {}", l.t("amounts excluding cancelled claims"))
                     } else {
-                        l.t("total")
-                    },
-                    l.catalogue()
-                        .amount(i64::try_from(r.total_count).unwrap_or(i64::MAX), "")
-                ),
+                        counted
+                    }
+                },
                 String::new(),
                 String::new(),
                 String::new(),

@@ -994,5 +994,14 @@ mod tests {
             Lang::En.proposal_outcome(&changed),
             "the period changed since the proposal (2 claims then, 1 now, or their amounts): nothing was closed; propose the close again"
         );
+        // As many claims: their amounts changed. A reason typed by a
+        // person that only looks like it is left as it is.
+        let amounts = changed.replace("(2 claim(s) then, 1 now", "(2 claim(s) then, 2 now");
+        assert_eq!(
+            Lang::Fr.proposal_outcome(&amounts),
+            "les montants de la période ont changé depuis la proposition : rien n'a été clôturé, proposez de nouveau la clôture"
+        );
+        let typed = changed.replace("2 claim(s)", "deux claim(s)");
+        assert_eq!(Lang::Fr.proposal_outcome(&typed), typed);
     }
 }

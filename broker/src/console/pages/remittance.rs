@@ -33,21 +33,6 @@ fn total_label(lang: Lang, amount: i64) -> String {
     })
 }
 
-/// The headings of a payee's part: its amount column names the currency.
-fn headings(lang: Lang, currency: &str) -> Vec<String> {
-    COLUMNS
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            if i == AMOUNT_COLUMN {
-                amount_heading(lang, k, currency)
-            } else {
-                lang.t(k)
-            }
-        })
-        .collect()
-}
-
 /// A payee's part as an Excel workbook: text as text (never a formula),
 /// dates as dates, amounts as numbers in the currency's units, a totals
 /// row: what the transfer pays this payee, or (negative) what it owes.
@@ -64,7 +49,10 @@ fn workbook(
     let bold = Format::new().set_bold();
     let date = Format::new().set_num_format("dd/mm/yyyy");
     let amount = sheet_amount_format(currency);
-    for (col, heading) in headings(lang, currency).iter().enumerate() {
+    for (col, heading) in super::headings(lang, &COLUMNS, AMOUNT_COLUMN, currency)
+        .iter()
+        .enumerate()
+    {
         ws.write_string_with_format(0, col as u16, heading, &bold)?;
     }
     let payee = super::payee_words(lang, &a.payee_type, &a.payee_id);
@@ -329,7 +317,7 @@ pub(super) async fn file_of(
         };
     }
     let mut out = String::from("\u{feff}");
-    let head: Vec<String> = headings(lang, &currency)
+    let head: Vec<String> = super::headings(lang, &COLUMNS, AMOUNT_COLUMN, &currency)
         .iter()
         .map(|h| text_cell(h))
         .collect();

@@ -124,6 +124,47 @@ pub async fn proposals_are_decided_once(store: Arc<dyn Store>) {
     assert!(store.proposal(9_999_999).await.unwrap().is_none());
 }
 
+/// A close proposed with one claim, approved once that claim was
+/// cancelled: nothing is left to close, and what the approver is told is
+/// that the period changed (not that it was empty from the start).
+pub async fn a_close_finding_its_claims_cancelled_says_the_period_changed(store: Arc<dyn Store>) {
+    coordinate(&store, sample_claim("CNSS", "S1", "I1"), &[1500, 3000]).await;
+    let open = store.list_periods("CNSS", "MUT-A").await.unwrap()[0].clone();
+    let proposed = PeriodContent::of(&open);
+    store
+        .begin_cancel("CNSS", "S1", "cxl-S1", "", 3_000, 3_000)
+        .await
+        .unwrap();
+    store
+        .complete_cancel("CNSS", "S1", "", 3_500)
+        .await
+        .unwrap();
+    let upto = CloseUpTo {
+        until_ms: 4_000,
+        expect: Some(proposed),
+    };
+    assert!(matches!(
+        store
+            .close_period("CNSS", "MUT-A", &upto, 5_000)
+            .await
+            .unwrap_err(),
+        StoreError::PeriodChanged {
+            then: 1,
+            now: 0,
+            ..
+        }
+    ));
+    // Without a proposal's content, an empty period is refused as empty.
+    assert!(matches!(
+        store
+            .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 5_000)
+            .await
+            .unwrap_err(),
+        StoreError::Refused(_)
+    ));
+    assert_eq!(store.list_periods("CNSS", "MUT-A").await.unwrap().len(), 1);
+}
+
 pub async fn a_close_takes_what_was_proposed(store: Arc<dyn Store>) {
     // S1 coordinated at 2,000; the close is proposed at 3,000.
     coordinate(&store, sample_claim("CNSS", "S1", "I1"), &[1500, 3000]).await;

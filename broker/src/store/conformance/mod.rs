@@ -95,6 +95,7 @@ macro_rules! store_conformance_suite {
         $crate::store_conformance_suite!(@section approvals $make;
             proposals_are_decided_once,
             a_close_takes_what_was_proposed,
+            a_close_finding_its_claims_cancelled_says_the_period_changed,
         );
         $crate::store_conformance_suite!(@section authorizations $make;
             holds_and_claims_never_pass_a_ceiling,

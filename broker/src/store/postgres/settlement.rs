@@ -69,7 +69,7 @@ impl SettlementStore for PgStore {
         )
         .await?;
         if claims + recoveries == 0 {
-            return Err(core::nothing_to_close(scheme_id, mutuelle_id));
+            return Err(core::nothing_to_close(scheme_id, mutuelle_id, upto));
         }
         let (_, p) = load_period(&tx, scheme_id, mutuelle_id, number)
             .await?

@@ -44,7 +44,7 @@ impl SettlementStore for SqliteStore {
             let recoveries = tx.prepare_cached("UPDATE recoveries SET period_id = ?3 WHERE scheme_id = ?1 AND mutuelle_id = ?2 AND period_id IS NULL AND created_ms <= ?4")?.execute(params![s, m, id, upto.until_ms],
             )?;
             if claims + recoveries == 0 {
-                return Err(core::nothing_to_close(&s, &m));
+                return Err(core::nothing_to_close(&s, &m, &upto));
             }
             let (_, p) = load_period(&tx, &s, &m, number)?.ok_or_else(|| backend("period vanished"))?;
             core::check_close(&p, &upto)?;
