@@ -1161,20 +1161,7 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     assert_eq!(open[0]["state"], "PERIOD_STATE_OPEN");
     assert_eq!(open[0]["claimCount"], 3);
 
-    let proposed = ok(
-        &h,
-        &[
-            "--json",
-            "period",
-            "close",
-            "--scheme",
-            "CNSS",
-            "--partner",
-            "MUT-R",
-        ],
-    )
-    .await
-    .json();
+    let proposed = propose_close(&h).await;
     // Still open until another person approves.
     assert_eq!(periods(&h).await[0]["state"], "PERIOD_STATE_OPEN");
     let done = approve(&h, &proposed).await;
@@ -1475,20 +1462,7 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     .await
     .stdout;
     assert_eq!(out, again);
-    let proposed = ok(
-        &h,
-        &[
-            "--json",
-            "period",
-            "close",
-            "--scheme",
-            "CNSS",
-            "--partner",
-            "MUT-R",
-        ],
-    )
-    .await
-    .json();
+    let proposed = propose_close(&h).await;
     approve(&h, &proposed).await;
     let all = periods(&h).await;
     let p2 = all.iter().find(|p| p["number"] == 2).unwrap();
@@ -1649,9 +1623,9 @@ fn too_many_lines(e: &passerelle_broker::service::ServiceError) -> bool {
     )
 }
 
-/// Closes and settles MUT-R's open period with `reference`.
-async fn close_and_settle(h: &Harness, number: &str, reference: &str) {
-    let proposed = ok(
+/// Proposes closing CNSS x MUT-R's open period: the proposal, as JSON.
+async fn propose_close(h: &Harness) -> Value {
+    ok(
         h,
         &[
             "--json",
@@ -1664,7 +1638,12 @@ async fn close_and_settle(h: &Harness, number: &str, reference: &str) {
         ],
     )
     .await
-    .json();
+    .json()
+}
+
+/// Closes and settles MUT-R's open period with `reference`.
+async fn close_and_settle(h: &Harness, number: &str, reference: &str) {
+    let proposed = propose_close(h).await;
     approve(h, &proposed).await;
     let proposed = ok(
         h,
@@ -2137,20 +2116,7 @@ async fn a_close_approved_after_the_period_changed_is_said_in_the_readers_words(
         );
         ok(&h, &["claim", "submit", &f]).await;
     }
-    let proposed = ok(
-        &h,
-        &[
-            "--json",
-            "period",
-            "close",
-            "--scheme",
-            "CNSS",
-            "--partner",
-            "MUT-R",
-        ],
-    )
-    .await
-    .json();
+    let proposed = propose_close(&h).await;
     ok(&h, &["claim", "cancel", "--scheme", "CNSS", "S-2"]).await;
     let id = n(&proposed["id"]).to_string();
     let o = cli(
