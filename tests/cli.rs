@@ -1758,7 +1758,39 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
     );
     submit("S-3", "R-RACE", "member").await;
     submit("S-4", "R-OK", "provider").await;
-    close_and_settle(&h, "2", "VIR-2").await;
+    // Period 2: R-2's recovery outweighs its claims. The settlement's
+    // proposal says what the transfer pays and what comes back, so that
+    // its approver sees more than the net due.
+    approve(&h, &propose_close(&h).await).await;
+    let settle = ok(
+        &h,
+        &[
+            "--json",
+            "period",
+            "settle",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+            "2",
+            "--reference",
+            "VIR-2",
+        ],
+    )
+    .await
+    .json();
+    let listed = ok(
+        &h,
+        &["--lang", "fr", "approvals", "list", "--partner", "MUT-R"],
+    )
+    .await
+    .stdout;
+    assert!(
+        listed.contains("Le virement verse ")
+            && listed.contains(" sont à récupérer auprès de ceux qui doivent."),
+        "{listed}"
+    );
+    approve(&h, &settle).await;
     // Once closed, the recovery is said with the period that deducted it.
     let shown = ok(
         &h,

@@ -371,21 +371,27 @@ impl Lang {
                 reference,
                 content,
                 currency,
-            } => self.t_args(
-                "approvals-settle",
-                &[
-                    ("pair", &format!("{scheme_id} – {mutuelle_id}")),
-                    ("number", &number.to_string()),
-                    ("reference", &reference),
-                    (
-                        "net",
-                        &self.money(
-                            content.mutuelle.saturating_sub(content.recoveries),
-                            &currency,
-                        ),
-                    ),
-                ],
-            ),
+                owed,
+            } => {
+                let net = content.mutuelle.saturating_sub(content.recoveries);
+                let settle = self.t_args(
+                    "approvals-settle",
+                    &[
+                        ("pair", &format!("{scheme_id} – {mutuelle_id}")),
+                        ("number", &number.to_string()),
+                        ("reference", &reference),
+                        ("net", &self.money(net, &currency)),
+                    ],
+                );
+                // When some payees owe, the net due alone says neither what
+                // the transfer pays nor what comes back.
+                if owed > 0 {
+                    let split = self.transfer_split(net.saturating_add(owed), owed, &currency);
+                    format!("{settle} {split}")
+                } else {
+                    settle
+                }
+            }
             Change::PublishProducts { products, .. } => products
                 .iter()
                 .map(|p| {

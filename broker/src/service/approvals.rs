@@ -53,6 +53,12 @@ pub enum Change {
         content: PeriodContent,
         #[serde(default)]
         currency: String,
+        /// What the period's payees whose recoveries outweigh their claims
+        /// owe together, when it was proposed (0 in proposals made before
+        /// it was recorded): with the net due, what the transfer pays, so
+        /// that the approver sees both.
+        #[serde(default)]
+        owed: i64,
     },
     /// Store these product versions (all or none).
     PublishProducts {
@@ -262,20 +268,24 @@ impl Broker {
                 "period {number} of {scheme_id} x {mutuelle_id} was settled already, with reference {}",
                 p.reference
             ))),
-            PeriodState::Closed => Ok(Proposed::Waiting(Box::new(
-                self.propose(
-                    by,
-                    Change::SettlePeriod {
-                        scheme_id: scheme_id.into(),
-                        mutuelle_id: mutuelle_id.into(),
-                        number,
-                        reference: reference.into(),
-                        content: PeriodContent::of(p),
-                        currency: self.currency_of(scheme_id),
-                    },
-                )
-                .await?,
-            ))),
+            PeriodState::Closed => {
+                let owed = self.owed_in_closed(scheme_id, mutuelle_id, number).await?;
+                Ok(Proposed::Waiting(Box::new(
+                    self.propose(
+                        by,
+                        Change::SettlePeriod {
+                            scheme_id: scheme_id.into(),
+                            mutuelle_id: mutuelle_id.into(),
+                            number,
+                            reference: reference.into(),
+                            content: PeriodContent::of(p),
+                            currency: self.currency_of(scheme_id),
+                            owed,
+                        },
+                    )
+                    .await?,
+                )))
+            }
         }
     }
 

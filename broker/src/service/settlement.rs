@@ -391,6 +391,26 @@ impl Broker {
     /// with recoveries has its own claims' M in the period read
     /// ([`PayeesFrom::Only`]); a period without recoveries, which only
     /// claims cancelled after their period closed make, reads nothing.
+    /// What a closed period's payees whose recoveries outweigh their
+    /// claims owe together ([`Broker::owed_in`] of its recoveries).
+    pub(super) async fn owed_in_closed(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        number: u32,
+    ) -> Result<i64, ServiceError> {
+        let first = StatementPage {
+            after: None,
+            size: 1,
+        };
+        let d = self
+            .store
+            .statement_page(scheme_id, mutuelle_id, number, Some(&first))
+            .await?;
+        self.owed_in(scheme_id, mutuelle_id, number, &d.recoveries)
+            .await
+    }
+
     async fn owed_in(
         &self,
         scheme_id: &str,
