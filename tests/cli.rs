@@ -2176,6 +2176,29 @@ async fn a_close_approved_after_the_period_changed_is_said_in_the_readers_words(
     );
     // Nothing was closed: the open period is the only one.
     assert_eq!(periods(&h).await.len(), 1);
+    // Approved again, it is said to be decided already.
+    let again = cli(
+        &h,
+        &[
+            "--lang",
+            "fr",
+            "approvals",
+            "approve",
+            &id,
+            "--hash",
+            proposed["hash"].as_str().unwrap(),
+            "--partner",
+            "MUT-R",
+        ],
+    )
+    .await;
+    assert!(
+        again.code == 1
+            && again.stderr.contains("Cette proposition est déjà décidée")
+            && again.stderr.contains("PROPOSAL_DECIDED"),
+        "{}",
+        again.stderr
+    );
     let all = ok(
         &h,
         &[

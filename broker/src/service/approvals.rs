@@ -28,6 +28,14 @@ pub const PROPOSAL_TTL_MS: i64 = 7 * 24 * 3_600 * 1_000;
 /// Most proposals listed in one answer.
 pub const MAX_LISTED: u32 = 100;
 
+/// The ErrorInfo reason of a decision on a proposal already decided
+/// (applied, failed, rejected, withdrawn), by this call's caller or another.
+pub const PROPOSAL_DECIDED: &str = "PROPOSAL_DECIDED";
+
+/// The ErrorInfo reason of a decision on a proposal not decided within
+/// [`PROPOSAL_TTL_MS`] (it is marked expired).
+pub const PROPOSAL_EXPIRED: &str = "PROPOSAL_EXPIRED";
+
 /// What a proposal changes: exactly what its approver approves (its JSON is
 /// the proposal's body, whose SHA-256 is the proposal's hash).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -485,9 +493,10 @@ impl Broker {
                 )
                 .await?;
             if !claimed {
-                return Err(ServiceError::Refused(format!(
-                    "proposal {id} was decided by someone else meanwhile"
-                )));
+                return Err(ServiceError::Precondition {
+                    reason: PROPOSAL_DECIDED,
+                    message: format!("proposal {id} was decided by someone else meanwhile"),
+                });
             }
             let applied = apply(&store, now, &change).await;
             let (state, outcome) = match &applied {
@@ -538,11 +547,14 @@ impl Broker {
     /// Refuses a proposal that is decided, or expired (marking it so).
     async fn still_pending(&self, p: &Proposal) -> Result<(), ServiceError> {
         if p.state != ProposalState::Pending {
-            return Err(ServiceError::Refused(format!(
-                "proposal {} is {} already",
-                p.id,
-                p.state.as_str()
-            )));
+            return Err(ServiceError::Precondition {
+                reason: if p.state == ProposalState::Expired {
+                    PROPOSAL_EXPIRED
+                } else {
+                    PROPOSAL_DECIDED
+                },
+                message: format!("proposal {} is {} already", p.id, p.state.as_str()),
+            });
         }
         let now = self.clock.now_ms();
         if now.saturating_sub(p.proposed_ms) > PROPOSAL_TTL_MS {
@@ -556,10 +568,13 @@ impl Broker {
                     "",
                 )
                 .await?;
-            return Err(ServiceError::Refused(format!(
-                "proposal {} expired: it was not decided within 7 days; propose it again",
-                p.id
-            )));
+            return Err(ServiceError::Precondition {
+                reason: PROPOSAL_EXPIRED,
+                message: format!(
+                    "proposal {} expired: it was not decided within 7 days; propose it again",
+                    p.id
+                ),
+            });
         }
         Ok(())
     }
@@ -689,7 +704,10 @@ mod tests {
         // Once only.
         assert!(matches!(
             b.approve(&awa, p.id, &p.hash).await,
-            Err(ServiceError::Refused(_))
+            Err(ServiceError::Precondition {
+                reason: PROPOSAL_DECIDED,
+                ..
+            })
         ));
         // The same version again: nothing to approve.
         assert!(matches!(
@@ -733,7 +751,10 @@ mod tests {
         );
         assert!(matches!(
             b.approve(&system, late.id, &late.hash).await,
-            Err(ServiceError::Refused(_))
+            Err(ServiceError::Precondition {
+                reason: PROPOSAL_EXPIRED,
+                ..
+            })
         ));
         assert_eq!(
             b.proposal(&awa, late.id).await.unwrap().state,
