@@ -1489,6 +1489,27 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     assert_eq!(recovery[0]["claim_id"], "S-1");
     assert_eq!(recovery[0]["mutuelle_share"].parse::<i64>().unwrap(), -s1_m);
     assert_eq!(sum(&rows, "mutuelle_share"), n(&p2["netDue"]));
+    // statement show names the recovery's payee as the console does.
+    let shown = ok(
+        &h,
+        &[
+            "statement",
+            "show",
+            "--scheme",
+            "CNSS",
+            "--partner",
+            "MUT-R",
+            "2",
+        ],
+    )
+    .await
+    .stdout;
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains("S-1") && l.contains("provider CHU-SO")),
+        "{shown}"
+    );
     // A period not settled has no remittance advice yet, said in the
     // reader's language.
     let o = cli(&h, &remittance_of(&[], "2", &[])).await;

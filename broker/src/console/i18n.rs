@@ -529,6 +529,16 @@ impl Lang {
         format!("{}\u{a0}{currency}", self.amount(minor, currency))
     }
 
+    /// Who a statement line pays, in words: "prestataire X" or "adhérent
+    /// Y" (the console, its exports and the command line).
+    pub fn payee_words(self, payee_type: &str, payee_id: &str) -> String {
+        if payee_type == "member" {
+            self.t_args("statement-payee-member", &[("id", payee_id)])
+        } else {
+            self.t_args("statement-payee-provider", &[("id", payee_id)])
+        }
+    }
+
     /// Why the scheme cancelled a claim, labelled ("Motif de l'annulation :
     /// …"), as the command line says it.
     pub fn cancel_reason(self, reason: &str) -> String {

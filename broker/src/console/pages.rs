@@ -2382,7 +2382,7 @@ async fn statement(
             ]);
             t.foot = foot;
         }
-        let who = payee_words(lang, &payee.payee_type, &payee.payee_id);
+        let who = lang.payee_words(&payee.payee_type, &payee.payee_id);
         tables.push((
             lang.t_args("statement-payee-heading", &[("payee", &who)]),
             t,
@@ -2407,7 +2407,7 @@ async fn statement(
                     r.claim_id.clone(),
                     r.invoice_number.clone(),
                     r.from_period.to_string(),
-                    payee_words(lang, &r.payee_type, &r.payee_id),
+                    lang.payee_words(&r.payee_type, &r.payee_id),
                     lang.amount(r.amount.saturating_neg(), &cur),
                 ],
             );
@@ -2768,7 +2768,7 @@ impl ExportPages {
                         p.scheme_id.clone(),
                         p.mutuelle_id.clone(),
                         p.number.to_string(),
-                        payee_words(lang, &payee.payee_type, &payee.payee_id),
+                        lang.payee_words(&payee.payee_type, &payee.payee_id),
                         l.claim_id.clone(),
                         l.invoice_number.clone(),
                         l.member_number.clone(),
@@ -2786,7 +2786,7 @@ impl ExportPages {
                     p.scheme_id.clone(),
                     p.mutuelle_id.clone(),
                     p.number.to_string(),
-                    payee_words(lang, &r.payee_type, &r.payee_id),
+                    lang.payee_words(&r.payee_type, &r.payee_id),
                     r.claim_id.clone(),
                     r.invoice_number.clone(),
                     String::new(),
@@ -3254,15 +3254,6 @@ impl StatementSheet {
             )?;
         }
         Ok(())
-    }
-}
-
-/// Who a statement line pays, in words: "prestataire X" or "adhérent Y".
-fn payee_words(lang: Lang, payee_type: &str, payee_id: &str) -> String {
-    if payee_type == "member" {
-        lang.t_args("statement-payee-member", &[("id", payee_id)])
-    } else {
-        lang.t_args("statement-payee-provider", &[("id", payee_id)])
     }
 }
 

@@ -607,7 +607,7 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
                 r.claim_id.clone(),
                 r.invoice_number.clone(),
                 r.from_period.to_string(),
-                r.payee_id.clone(),
+                l.catalogue().payee_words(&r.payee_type, &r.payee_id),
                 l.money(r.amount, cur),
             ]);
         }

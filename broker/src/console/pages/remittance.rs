@@ -55,7 +55,7 @@ fn workbook(
     {
         ws.write_string_with_format(0, col as u16, heading, &bold)?;
     }
-    let payee = super::payee_words(lang, &a.payee_type, &a.payee_id);
+    let payee = lang.payee_words(&a.payee_type, &a.payee_id);
     let mut row = 1u32;
     for l in &a.lines {
         ws.write_string(row, 0, reference)?;
@@ -169,7 +169,7 @@ pub(super) async fn page_of(
         t.row(
             String::new(),
             vec![
-                super::payee_words(lang, &a.payee_type, &a.payee_id),
+                lang.payee_words(&a.payee_type, &a.payee_id),
                 lang.amount(i64::from(a.claim_count), ""),
                 lang.paid_or_owed(a.amount, cur),
             ],
@@ -180,7 +180,7 @@ pub(super) async fn page_of(
                 "remittance-files",
                 &[(
                     "payee",
-                    &super::payee_words(lang, &a.payee_type, &a.payee_id)
+                    &lang.payee_words(&a.payee_type, &a.payee_id)
                 )]
             )),
             esc(&lang.t("remittance-xlsx")),
@@ -323,7 +323,7 @@ pub(super) async fn file_of(
         .collect();
     out.push_str(&head.join(";"));
     out.push_str("\r\n");
-    let payee = super::payee_words(lang, &a.payee_type, &a.payee_id);
+    let payee = lang.payee_words(&a.payee_type, &a.payee_id);
     for l in &a.lines {
         let cells = [
             text_cell(&r.transfer_reference),
