@@ -143,9 +143,9 @@ impl Broker {
         Ok(d)
     }
 
-    /// A settled period, with its recoveries (its statement's first page of
-    /// one line); a period not settled is refused, before any line is read.
-    async fn settled_period(
+    /// A period with its recoveries: its statement's first page of one
+    /// line (the period's totals come with it).
+    async fn first_page(
         &self,
         scheme_id: &str,
         mutuelle_id: &str,
@@ -155,10 +155,21 @@ impl Broker {
             after: None,
             size: 1,
         };
-        let d = self
+        Ok(self
             .store
             .statement_page(scheme_id, mutuelle_id, number, Some(&first))
-            .await?;
+            .await?)
+    }
+
+    /// A settled period, with its recoveries (its statement's first page of
+    /// one line); a period not settled is refused, before any line is read.
+    async fn settled_period(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        number: u32,
+    ) -> Result<StatementData, ServiceError> {
+        let d = self.first_page(scheme_id, mutuelle_id, number).await?;
         if d.period.state != PeriodState::Settled {
             return Err(ServiceError::Precondition {
                 reason: "PERIOD_NOT_SETTLED",
@@ -385,12 +396,6 @@ impl Broker {
         })
     }
 
-    /// What the payees whose recoveries outweigh their claims in a settled
-    /// period owe together (0 when none does), from the period's
-    /// recoveries: the transfer pays its net due plus this. Each payee
-    /// with recoveries has its own claims' M in the period read
-    /// ([`PayeesFrom::Only`]); a period without recoveries, which only
-    /// claims cancelled after their period closed make, reads nothing.
     /// What a closed period's payees whose recoveries outweigh their
     /// claims owe together ([`Broker::owed_in`] of its recoveries).
     pub(super) async fn owed_in_closed(
@@ -399,18 +404,17 @@ impl Broker {
         mutuelle_id: &str,
         number: u32,
     ) -> Result<i64, ServiceError> {
-        let first = StatementPage {
-            after: None,
-            size: 1,
-        };
-        let d = self
-            .store
-            .statement_page(scheme_id, mutuelle_id, number, Some(&first))
-            .await?;
+        let d = self.first_page(scheme_id, mutuelle_id, number).await?;
         self.owed_in(scheme_id, mutuelle_id, number, &d.recoveries)
             .await
     }
 
+    /// What the payees whose recoveries outweigh their claims in a closed
+    /// or settled period owe together (0 when none does), from the period's
+    /// recoveries: the transfer pays its net due plus this. Each payee
+    /// with recoveries has its own claims' M in the period read
+    /// ([`PayeesFrom::Only`]); a period without recoveries, which only
+    /// claims cancelled after their period closed make, reads nothing.
     async fn owed_in(
         &self,
         scheme_id: &str,
