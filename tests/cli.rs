@@ -2172,21 +2172,25 @@ async fn a_close_approved_after_the_period_changed_is_said_in_the_readers_words(
     let proposed = propose_close(&h).await;
     ok(&h, &["claim", "cancel", "--scheme", "CNSS", "S-2"]).await;
     let id = n(&proposed["id"]).to_string();
-    let o = cli(
-        &h,
-        &[
-            "--lang",
-            "fr",
-            "approvals",
-            "approve",
-            &id,
-            "--hash",
-            proposed["hash"].as_str().unwrap(),
-            "--partner",
-            "MUT-R",
-        ],
-    )
-    .await;
+    // Approved, read in French.
+    let approve_fr = async || {
+        cli(
+            &h,
+            &[
+                "--lang",
+                "fr",
+                "approvals",
+                "approve",
+                &id,
+                "--hash",
+                proposed["hash"].as_str().unwrap(),
+                "--partner",
+                "MUT-R",
+            ],
+        )
+        .await
+    };
+    let o = approve_fr().await;
     assert!(
         o.code == 1
             && o.stderr
@@ -2198,21 +2202,7 @@ async fn a_close_approved_after_the_period_changed_is_said_in_the_readers_words(
     // Nothing was closed: the open period is the only one.
     assert_eq!(periods(&h).await.len(), 1);
     // Approved again, it is said to be decided already.
-    let again = cli(
-        &h,
-        &[
-            "--lang",
-            "fr",
-            "approvals",
-            "approve",
-            &id,
-            "--hash",
-            proposed["hash"].as_str().unwrap(),
-            "--partner",
-            "MUT-R",
-        ],
-    )
-    .await;
+    let again = approve_fr().await;
     assert!(
         again.code == 1
             && again.stderr.contains("Cette proposition est déjà décidée")
