@@ -1722,25 +1722,17 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
     };
     let s2 = submit("S-2", "R-NEW", "member").await;
     close_and_settle(&h, "1", "VIR-1").await;
-    let cancel_s2 = async || {
+    let cancel_s2 = async |reason: &str| {
         ok(
             &h,
             &[
-                "--lang",
-                "fr",
-                "claim",
-                "cancel",
-                "--scheme",
-                "CNSS",
-                "S-2",
-                "--reason",
-                "billed twice",
+                "--lang", "fr", "claim", "cancel", "--scheme", "CNSS", "S-2", "--reason", reason,
             ],
         )
         .await
         .stdout
     };
-    let said = cancel_s2().await;
+    let said = cancel_s2("billed twice").await;
     assert!(
         said.contains(
             "La demande S-2 était dans la période 1, déjà clôturée : MUT-R récupère les "
@@ -1754,24 +1746,9 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
     );
     // Sent again, the cancel changes nothing: the claim's one recovery is
     // said as it stands.
-    assert_eq!(cancel_s2().await, said);
+    assert_eq!(cancel_s2("billed twice").await, said);
     // With another reason, it says the first one stays.
-    let other = ok(
-        &h,
-        &[
-            "--lang",
-            "fr",
-            "claim",
-            "cancel",
-            "--scheme",
-            "CNSS",
-            "S-2",
-            "--reason",
-            "autre motif",
-        ],
-    )
-    .await
-    .stdout;
+    let other = cancel_s2("autre motif").await;
     assert!(
         other.contains("Motif de l'annulation : billed twice")
             && other.contains("son motif reste celui de la première."),
