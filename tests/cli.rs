@@ -617,6 +617,36 @@ async fn claim_commands_and_eligibility() {
             .any(|l| l.starts_with("total (1) ") && l.contains("5,000")),
         "{table}"
     );
+    // The state as the French table prints it: the same listing, in
+    // French; a word that is no state is refused, the states named.
+    let fr = ok(
+        &h,
+        &[
+            "--lang", "fr", "claim", "list", "--scheme", "CNSS", "--state", "annulée",
+        ],
+    )
+    .await
+    .stdout;
+    assert!(
+        fr.lines()
+            .any(|l| l.contains("CLI-2") && l.contains("annulée"))
+            && fr.lines().any(|l| l.starts_with("total (1) ")),
+        "{fr}"
+    );
+    let o = cli(
+        &h,
+        &[
+            "--lang", "fr", "claim", "list", "--scheme", "CNSS", "--state", "payée",
+        ],
+    )
+    .await;
+    assert!(
+        o.code != 0
+            && o.stderr.contains("« payée » n'est pas un état de demande")
+            && o.stderr.contains("annulée"),
+        "{}",
+        o.stderr
+    );
 
     let e = ok(
         &h,
@@ -1504,11 +1534,22 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     )
     .await
     .stdout;
+    // The recovery's M taken back, negative, as the console writes it.
+    let taken_back = format!(
+        "-{}",
+        s1_m.to_string()
+            .as_bytes()
+            .rchunks(3)
+            .rev()
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
     assert!(
-        shown
-            .lines()
-            .any(|l| l.contains("S-1") && l.contains("provider CHU-SO")),
-        "{shown}"
+        shown.lines().any(|l| l.contains("S-1")
+            && l.contains("provider CHU-SO")
+            && l.trim_end().ends_with(&taken_back)),
+        "{taken_back}: {shown}"
     );
     // A period not settled has no remittance advice yet, said in the
     // reader's language.

@@ -473,17 +473,24 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
         head.starts_with("\"Régime\";\"Mutuelle\";\"Période\""),
         "{head}"
     );
-    let (mut b, mut s, mut m, mut p) = (0i64, 0i64, 0i64, 0i64);
-    for r in rows {
-        let cells: Vec<&str> = r.split(';').collect();
-        let n = |i: usize| cells[i].parse::<i64>().unwrap();
-        b += n(10);
-        s += n(11);
-        m += n(12);
-        p += n(13);
+    // The lines (their first cell the scheme), then the totals row,
+    // which adds them up.
+    let (lines, totals): (Vec<&str>, Vec<&str>) = rows.partition(|r| r.starts_with("\"CNSS\";"));
+    let amounts = |r: &str| -> Vec<i64> {
+        r.split(';')
+            .skip(10)
+            .map(|c| c.parse::<i64>().unwrap())
+            .collect()
+    };
+    let mut sums = vec![0i64; 4];
+    for r in &lines {
+        sums.iter_mut().zip(amounts(r)).for_each(|(s, v)| *s += v);
     }
-    assert_eq!((b, s, m, p), (23_600, 6_400, 1_600, 15_600));
-    assert_eq!(b, s + m + p, "S + M + P = B");
+    assert_eq!(sums, [23_600, 6_400, 1_600, 15_600]);
+    assert_eq!(sums[0], sums[1] + sums[2] + sums[3], "S + M + P = B");
+    assert_eq!(totals.len(), 1, "{csv}");
+    assert!(totals[0].starts_with("\"Total\";"), "{csv}");
+    assert_eq!(amounts(totals[0]), sums, "{csv}");
     // The same statement as an Excel workbook: its totals row too.
     let bytes = download(&c, "a[href$='.xlsx']").await;
     let rows = passerelle_files::xlsx::first_sheet(&bytes).unwrap();
@@ -749,11 +756,20 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     );
     let m: i64 = csv
         .split("\r\n")
-        .skip(1)
-        .filter(|l| !l.is_empty())
+        .filter(|l| l.starts_with("\"CNSS\";"))
         .map(|l| l.split(';').nth(12).unwrap().parse::<i64>().unwrap())
         .sum();
     assert_eq!(m, -1_600, "the M column sums to the net due");
+    // The recovery's row has no B, S or P; the last row is the net due.
+    let recovery = csv
+        .lines()
+        .find(|l| l.contains("\"indu (période 1)\""))
+        .unwrap();
+    assert!(recovery.ends_with(";;;-1600;"), "{recovery}");
+    assert!(
+        csv.ends_with("\r\n\"Net dû\";;;;;;;;;;;;-1600;\r\n"),
+        "{csv}"
+    );
     // The claim's own page says why it was cancelled and what follows.
     c.goto(&format!("{console}/claims/CNSS/CNSS-2026-000123"))
         .await

@@ -954,7 +954,10 @@ fn line_share(
                 } else {
                     Reason::said(
                         ReasonCode::OverrunNotCovered,
-                        format!("overrun covered at {}", pct(rule.overrun_rate_bp)),
+                        format!(
+                            "overrun covered at {} only, the rest not covered",
+                            pct(rule.overrun_rate_bp)
+                        ),
                         DetailKey::OverrunRate,
                         [("rate_bp", rule.overrun_rate_bp.to_string())],
                     )

@@ -30,6 +30,59 @@ pub fn typed_date(s: &str) -> Result<String, String> {
         })
 }
 
+/// The claim states a listing filters on, as the API names them.
+pub const CLAIM_STATES: [&str; 6] = [
+    "received",
+    "pending_partner",
+    "coordinated",
+    "rejected",
+    "cancel_pending",
+    "cancelled",
+];
+
+/// A claim state typed on the command line, passed on as the API names it:
+/// its API name, or its words in either language as the tables print them
+/// (`annulée`, `"en attente de la mutuelle"`, `cancel pending`), in any
+/// case, accents optional. Anything else is refused with the states named
+/// in the reader's language.
+pub fn claim_state(s: &str) -> Result<String, String> {
+    // Lower case, accents dropped, spaces and dashes as underscores.
+    let fold = |w: &str| -> String {
+        w.trim()
+            .chars()
+            .flat_map(char::to_lowercase)
+            .map(|c| match c {
+                'é' | 'è' | 'ê' | 'ë' => 'e',
+                'à' | 'â' => 'a',
+                'ô' => 'o',
+                'î' | 'ï' => 'i',
+                'ù' | 'û' => 'u',
+                'ç' => 'c',
+                ' ' | '-' => '_',
+                c => c,
+            })
+            .collect()
+    };
+    let typed = fold(s);
+    CLAIM_STATES
+        .iter()
+        .find(|name| {
+            [output::Lang::En, output::Lang::Fr]
+                .iter()
+                .any(|l| fold(l.state(name)) == typed)
+                || fold(name) == typed
+        })
+        .map(|name| name.to_string())
+        .ok_or_else(|| {
+            let l = output::Lang::of_process();
+            let states: Vec<&str> = CLAIM_STATES.iter().map(|n| l.state(n)).collect();
+            l.catalogue().t_args(
+                "cli-not-a-claim-state",
+                &[("value", s), ("states", &states.join(", "))],
+            )
+        })
+}
+
 /// A closed period's number, as the reader counts periods: from 1 (the
 /// API's 0 names the open period, which has no remittance advice). A value
 /// that is no number is refused as any number is (`usage::parser_words`
@@ -143,8 +196,9 @@ pub enum ClaimCmd {
         scheme: Option<String>,
         #[arg(long)]
         mutuelle: Option<String>,
-        /// received, pending_partner, coordinated, rejected, cancel_pending, cancelled.
-        #[arg(long)]
+        /// received, pending_partner, coordinated, rejected, cancel_pending,
+        /// cancelled; or as the table says them (annulée, "cancel pending").
+        #[arg(long, value_parser = claim_state)]
         state: Option<String>,
         /// First date of care, 31/12/2026 (day first) or 2026-12-31.
         #[arg(long, value_parser = typed_date)]
@@ -490,6 +544,32 @@ pub enum ApprovalsCmd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A claim state is typed as the API names it or as the tables print
+    /// it, in either language; anything else is refused, the states named.
+    #[test]
+    fn claim_states_are_read_in_either_language() {
+        for (typed, name) in [
+            ("cancelled", "cancelled"),
+            ("annulée", "cancelled"),
+            ("Annulee", "cancelled"),
+            (" ANNULÉE ", "cancelled"),
+            ("en attente de la mutuelle", "pending_partner"),
+            ("pending at mutuelle", "pending_partner"),
+            ("pending_partner", "pending_partner"),
+            ("annulation en cours", "cancel_pending"),
+            ("cancel pending", "cancel_pending"),
+            ("coordonnée", "coordinated"),
+            ("reçue", "received"),
+            ("rejetée", "rejected"),
+        ] {
+            assert_eq!(claim_state(typed).as_deref(), Ok(name), "{typed:?}");
+        }
+        for bad in ["", "annul", "paid", "open"] {
+            let e = claim_state(bad).unwrap_err();
+            assert!(e.contains(bad) && !e.starts_with("cli-"), "{bad:?}: {e}");
+        }
+    }
 
     /// A period's number on the command line: from 1; 0 refused in its
     /// own words, anything else not a number as a number's parser does.

@@ -53,8 +53,9 @@ pub const MAX_EXPORTS: usize = 8;
 /// every place.
 pub const MAX_EXPORTS_PER_PERSON: usize = 2;
 /// The lines a workbook holds: an Excel sheet's 1,048,576 rows less the
-/// header and the totals row. A larger statement is exported as CSV.
-pub(super) const XLSX_MAX_LINES: u32 = 1_048_576 - 2;
+/// header and the totals rows (three where something is recovered). A larger
+/// statement is exported as CSV.
+pub(super) const XLSX_MAX_LINES: u32 = 1_048_576 - 4;
 
 pub fn router(c: Arc<Console>) -> Router {
     Router::new()
@@ -2593,7 +2594,69 @@ struct ExportLine {
     /// The claim's line; none for a recovery, which is no line of a claim
     /// (its cell left empty, as its date's).
     line: Option<u32>,
-    amounts: [i64; 4],
+    figures: Figures,
+}
+
+/// The amounts of an export's row.
+#[derive(Clone, Copy, Debug)]
+enum Figures {
+    /// A claim's line: B, S, M and P, S + M + P = B.
+    Shares([i64; 4]),
+    /// A recovery: the mutuelle's share it takes back (negative), and no
+    /// B, S or P, which belong to the cancelled claim's own period: those
+    /// cells are left empty, so that no row reads as a line whose shares
+    /// do not add up to what was billed.
+    Recovery(i64),
+}
+
+impl Figures {
+    /// The B, S, M and P cells, none where the row has no such amount.
+    fn cells(self) -> [Option<i64>; 4] {
+        match self {
+            Figures::Shares(a) => a.map(Some),
+            Figures::Recovery(m) => [None, None, Some(m), None],
+        }
+    }
+}
+
+/// An export's totals, added up from the rows it wrote (not read from the
+/// period, which an open period's claims may change during the download):
+/// the claims' lines, balanced as each line is, and the recoveries apart.
+#[derive(Clone, Copy, Debug, Default)]
+struct ExportTotals {
+    lines: [i64; 4],
+    recovered: i64,
+}
+
+impl ExportTotals {
+    fn add(&mut self, l: &ExportLine) {
+        match l.figures {
+            Figures::Shares(a) => {
+                for (sum, v) in self.lines.iter_mut().zip(a) {
+                    *sum = sum.saturating_add(v);
+                }
+            }
+            Figures::Recovery(m) => self.recovered = self.recovered.saturating_add(m),
+        }
+    }
+
+    /// The totals rows after the last line, each a label and its cells:
+    /// one row where nothing is recovered; else the claims' total, the
+    /// recoveries and the net due in M, as the statement's page says them.
+    fn rows(&self, lang: Lang) -> Vec<(String, [Option<i64>; 4])> {
+        if self.recovered == 0 {
+            return vec![(lang.t("claims-total"), self.lines.map(Some))];
+        }
+        let m = |v: i64| [None, None, Some(v), None];
+        vec![
+            (lang.t("export-total-claims"), self.lines.map(Some)),
+            (lang.t("periods-recoveries"), m(self.recovered)),
+            (
+                lang.t("periods-net"),
+                m(self.lines[2].saturating_add(self.recovered)),
+            ),
+        ]
+    }
 }
 
 /// A statement read page by page as the person, for an export: each page
@@ -2776,7 +2839,12 @@ impl ExportPages {
                     ],
                     date: l.date_of_care.clone(),
                     line: Some(l.sequence),
-                    amounts: [l.billed, l.scheme_share, l.mutuelle_share, l.patient_share],
+                    figures: Figures::Shares([
+                        l.billed,
+                        l.scheme_share,
+                        l.mutuelle_share,
+                        l.patient_share,
+                    ]),
                 });
             }
         }
@@ -2797,7 +2865,7 @@ impl ExportPages {
                 ],
                 date: String::new(),
                 line: None,
-                amounts: [0, 0, r.amount.saturating_neg(), 0],
+                figures: Figures::Recovery(r.amount.saturating_neg()),
             });
         }
         self.done = s.next_page_token.is_empty();
@@ -2896,15 +2964,24 @@ async fn statement_csv(
         .collect();
     head.push_str(&cells.join(";"));
     head.push_str("\r\n");
-    head.push_str(&csv_rows(lang, &currency, &first));
+    let mut totals = ExportTotals::default();
+    head.push_str(&csv_rows(lang, &currency, &first, &mut totals));
     // The slot is held until the last page is handed to the connection
-    // (or the download is dropped).
-    let rest = futures::stream::try_unfold((pages, slot), move |(mut pages, slot)| async move {
+    // (or the download is dropped); the totals, until they are written
+    // after the last page.
+    let state = (pages, slot, Some(totals));
+    let rest = futures::stream::try_unfold(state, move |(mut pages, slot, totals)| async move {
+        let Some(mut totals) = totals else {
+            return Ok(None);
+        };
         match pages.next().await {
-            None => Ok(None),
+            None => Ok(Some((
+                axum::body::Bytes::from(csv_totals(lang, &pages.currency, &totals)),
+                (pages, slot, None),
+            ))),
             Some(Ok(lines)) => Ok(Some((
-                axum::body::Bytes::from(csv_rows(lang, &pages.currency, &lines)),
-                (pages, slot),
+                axum::body::Bytes::from(csv_rows(lang, &pages.currency, &lines, &mut totals)),
+                (pages, slot, Some(totals)),
             ))),
             Some(Err(e)) => {
                 // A session's end is logged where it is seen.
@@ -2923,10 +3000,24 @@ async fn statement_csv(
     attachment("text/csv; charset=utf-8", name, Body::from_stream(body))
 }
 
-/// The CSV rows of some lines of a statement, each ending in CRLF.
-fn csv_rows(lang: Lang, currency: &str, lines: &[ExportLine]) -> String {
+/// An export's amount cells in CSV: an amount the row does not have is
+/// an empty cell.
+fn csv_amounts(
+    lang: Lang,
+    currency: &str,
+    cells: [Option<i64>; 4],
+) -> impl Iterator<Item = String> {
+    cells
+        .into_iter()
+        .map(move |a| a.map_or(String::new(), |a| amount_cell(lang, a, currency)))
+}
+
+/// The CSV rows of some lines of a statement, each ending in CRLF, added
+/// to the export's totals.
+fn csv_rows(lang: Lang, currency: &str, lines: &[ExportLine], totals: &mut ExportTotals) -> String {
     let mut out = String::new();
     for l in lines {
+        totals.add(l);
         let [s, m, period, payee, claim, invoice, member, act] = &l.text;
         let mut cells = vec![
             text_cell(s),
@@ -2940,7 +3031,21 @@ fn csv_rows(lang: Lang, currency: &str, lines: &[ExportLine]) -> String {
             l.line.map_or(String::new(), |n| n.to_string()),
             text_cell(act),
         ];
-        cells.extend(l.amounts.iter().map(|a| amount_cell(lang, *a, currency)));
+        cells.extend(csv_amounts(lang, currency, l.figures.cells()));
+        out.push_str(&cells.join(";"));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// The CSV's totals rows after its last line ([`ExportTotals::rows`]):
+/// the label in the first column, the amounts in theirs.
+fn csv_totals(lang: Lang, currency: &str, totals: &ExportTotals) -> String {
+    let mut out = String::new();
+    for (label, amounts) in totals.rows(lang) {
+        let mut cells = vec![text_cell(&label)];
+        cells.resize(EXPORT_AMOUNTS, String::new());
+        cells.extend(csv_amounts(lang, currency, amounts));
         out.push_str(&cells.join(";"));
         out.push_str("\r\n");
     }
@@ -3154,7 +3259,7 @@ struct StatementSheet {
     row: u32,
     /// The lines it may hold ([`XLSX_MAX_LINES`]; fewer in tests).
     max_lines: u32,
-    sums: [i64; 4],
+    totals: ExportTotals,
     bold: rust_xlsxwriter::Format,
     date: rust_xlsxwriter::Format,
     amount: rust_xlsxwriter::Format,
@@ -3182,7 +3287,7 @@ impl StatementSheet {
             wb,
             row: 0,
             max_lines,
-            sums: [0; 4],
+            totals: ExportTotals::default(),
             bold,
             date: Format::new().set_num_format("dd/mm/yyyy"),
             amount: sheet_amount_format(currency),
@@ -3226,32 +3331,39 @@ impl StatementSheet {
             if let Some(n) = l.line {
                 ws.write_number(row, 8, n)?;
             }
-            for (k, a) in l.amounts.iter().enumerate() {
-                ws.write_number_with_format(
-                    row,
-                    (EXPORT_AMOUNTS + k) as u16,
-                    sheet_amount(*a, &self.currency),
-                    &self.amount,
-                )?;
-                self.sums[k] = self.sums[k].saturating_add(*a);
+            // An amount the row does not have is an empty cell.
+            for (k, a) in l.figures.cells().into_iter().enumerate() {
+                if let Some(a) = a {
+                    ws.write_number_with_format(
+                        row,
+                        (EXPORT_AMOUNTS + k) as u16,
+                        sheet_amount(a, &self.currency),
+                        &self.amount,
+                    )?;
+                }
             }
+            self.totals.add(l);
         }
         Ok(())
     }
 
-    /// The totals row, after the last line.
+    /// The totals rows, after the last line ([`ExportTotals::rows`]).
     fn totals(&mut self, lang: Lang) -> Result<(), rust_xlsxwriter::XlsxError> {
         let total = self.amount.clone().set_bold();
-        let (last, sums, bold) = (self.row + 1, self.sums, self.bold.clone());
+        let (first, rows, bold) = (self.row + 1, self.totals.rows(lang), self.bold.clone());
         let ws = self.wb.worksheet_from_index(0)?;
-        ws.write_string_with_format(last, 0, lang.t("claims-total"), &bold)?;
-        for (k, v) in sums.iter().enumerate() {
-            ws.write_number_with_format(
-                last,
-                (EXPORT_AMOUNTS + k) as u16,
-                sheet_amount(*v, &self.currency),
-                &total,
-            )?;
+        for (row, (label, amounts)) in (first..).zip(rows) {
+            ws.write_string_with_format(row, 0, label, &bold)?;
+            for (k, v) in amounts.into_iter().enumerate() {
+                if let Some(v) = v {
+                    ws.write_number_with_format(
+                        row,
+                        (EXPORT_AMOUNTS + k) as u16,
+                        sheet_amount(v, &self.currency),
+                        &total,
+                    )?;
+                }
+            }
         }
         Ok(())
     }
@@ -4080,6 +4192,19 @@ mod tests {
             .split(';')
             .collect();
         assert_eq!((row[4], row[6], row[8]), ("\"C-0\"", "\"\"", ""), "{row:?}");
+        // Only its M, taken back: no B, S or P that would not add up.
+        assert_eq!(row[EXPORT_AMOUNTS..], ["", "", "-1500", ""], "{row:?}");
+        // Then the claims' total, the recoveries and the net due.
+        let last: Vec<&str> = csv.lines().rev().take(3).collect();
+        assert!(last[2].starts_with("\"Total des demandes\";"), "{csv}");
+        assert!(
+            last[1].starts_with("\"Indus\";") && last[1].ends_with(";;;-1500;"),
+            "{csv}"
+        );
+        assert!(
+            last[0].starts_with("\"Net dû\";") && last[0].ends_with(";;;0;"),
+            "{csv}"
+        );
         // Its CSV: the recovery's row, then the totals row, negative and
         // said to be owed.
         let r = remittance::file_of(
@@ -4168,19 +4293,23 @@ mod tests {
         );
         let (paged, cut) = frames(r).await;
         assert_eq!(cut, None);
-        assert_eq!(paged.len(), 3, "five lines in pages of two");
+        assert_eq!(
+            paged.len(),
+            4,
+            "five lines in pages of two, then the totals"
+        );
         let paged: Vec<u8> = paged.concat();
         // The same file as in one page.
         let r = statement_csv(State(console(b.clone(), 5_000)), manager(), open_period()).await;
         let (whole, _) = frames(r).await;
-        assert_eq!(whole.len(), 1);
+        assert_eq!(whole.len(), 2, "one page, then the totals");
         assert_eq!(paged, whole.concat());
         let text = String::from_utf8(paged).unwrap();
         let rows: Vec<&str> = text
             .trim_start_matches('\u{feff}')
             .split_terminator("\r\n")
             .collect();
-        assert_eq!(rows.len(), 6, "{text}");
+        assert_eq!(rows.len(), 7, "the header, five lines, the totals: {text}");
         assert!(rows[0].starts_with("\"Régime\";"), "{}", rows[0]);
         for i in 0..5 {
             let n = rows
@@ -4189,10 +4318,23 @@ mod tests {
                 .count();
             assert_eq!(n, 1, "C-{i} once: {text}");
         }
-        let m: i64 = rows[1..]
-            .iter()
-            .map(|r| r.split(';').nth(12).unwrap().parse::<i64>().unwrap())
-            .sum();
+        // The totals row, written after the last page, adds up the lines
+        // of every page.
+        let amounts = |r: &str| -> Vec<i64> {
+            r.split(';')
+                .skip(EXPORT_AMOUNTS)
+                .map(|a| a.parse::<i64>().unwrap())
+                .collect()
+        };
+        let mut sums = vec![0; 4];
+        for r in &rows[1..6] {
+            let a = amounts(r);
+            assert_eq!(a[1] + a[2] + a[3], a[0], "S + M + P = B: {r}");
+            sums.iter_mut().zip(a).for_each(|(s, v)| *s += v);
+        }
+        assert!(rows[6].starts_with("\"Total\";"), "{}", rows[6]);
+        assert_eq!(amounts(rows[6]), sums, "{text}");
+        let m = sums[2];
 
         // The workbook: the header, the five lines, the totals row.
         let r = statement_xlsx(State(console(b.clone(), 2)), ama, open_period()).await;
@@ -4542,7 +4684,7 @@ mod tests {
             text: ["CNSS", "MUT-R", "1", "P", "C", "I", "R-1", "CONS"].map(String::from),
             date: "2026-03-12".into(),
             line: Some(1),
-            amounts: [12_550, 10_000, 2_000, 550],
+            figures: Figures::Shares([12_550, 10_000, 2_000, 550]),
         };
         let mut sheet = StatementSheet::new(Lang::En, "EUR", 2).unwrap();
         assert!(sheet.lines(&[line]).is_ok());
@@ -4561,23 +4703,91 @@ mod tests {
                 rows[row]
             );
         }
+    }
+
+    /// A recovery's row has the mutuelle's share it takes back and no B,
+    /// S or P (empty cells, not zeros: no row reads as a line whose shares
+    /// do not add up); the totals say the claims' total, balanced, then
+    /// the recoveries and the net due, in the CSV and the workbook alike.
+    #[test]
+    fn a_recovery_has_its_share_alone_and_the_totals_say_the_net_due() {
+        let lines = [
+            ExportLine {
+                text: ["S", "M", "2", "P", "C-1", "I", "R", "A"].map(String::from),
+                date: "2026-03-12".into(),
+                line: Some(1),
+                figures: Figures::Shares([12_550, 10_000, 2_000, 550]),
+            },
+            ExportLine {
+                text: ["S", "M", "2", "P", "C-0", "I", "", "indu"].map(String::from),
+                date: String::new(),
+                line: None,
+                figures: Figures::Recovery(-4_500),
+            },
+        ];
+        let mut totals = ExportTotals::default();
+        let csv =
+            csv_rows(Lang::Fr, "EUR", &lines, &mut totals) + &csv_totals(Lang::Fr, "EUR", &totals);
+        let rows: Vec<Vec<&str>> = csv
+            .split_terminator("\r\n")
+            .map(|r| r.split(';').collect())
+            .collect();
+        fn amounts<'a>(r: &[&'a str]) -> Vec<&'a str> {
+            r[EXPORT_AMOUNTS..].to_vec()
+        }
+        assert_eq!(rows.len(), 5, "{csv}");
+        assert_eq!(amounts(&rows[0]), ["125,50", "100,00", "20,00", "5,50"]);
+        assert_eq!(amounts(&rows[1]), ["", "", "-45,00", ""]);
+        assert_eq!(rows[2][0], "\"Total des demandes\"");
+        assert_eq!(amounts(&rows[2]), ["125,50", "100,00", "20,00", "5,50"]);
         assert_eq!(
-            csv_rows(
-                Lang::Fr,
-                "EUR",
-                &[ExportLine {
-                    text: ["S", "M", "1", "P", "C", "I", "R", "A"].map(String::from),
-                    date: String::new(),
-                    line: None,
-                    amounts: [0, 0, -4_500, 0],
-                }]
-            )
-            .trim_end()
-            .rsplit(';')
-            .take(4)
-            .collect::<Vec<_>>(),
-            ["0,00", "-45,00", "0,00", "0,00"]
+            (rows[3][0], amounts(&rows[3])),
+            ("\"Indus\"", vec!["", "", "-45,00", ""])
         );
+        assert_eq!(
+            (rows[4][0], amounts(&rows[4])),
+            ("\"Net dû\"", vec!["", "", "-25,00", ""])
+        );
+        assert!(rows.iter().all(|r| r.len() == EXPORT_AMOUNTS + 4), "{csv}");
+        // Nothing recovered: one totals row.
+        let mut one = ExportTotals::default();
+        one.add(&lines[0]);
+        assert_eq!(
+            one.rows(Lang::En),
+            [("Total".to_string(), [12_550, 10_000, 2_000, 550].map(Some))]
+        );
+
+        let mut sheet = StatementSheet::new(Lang::Fr, "EUR", 5).unwrap();
+        assert!(sheet.lines(&lines).is_ok());
+        sheet.totals(Lang::Fr).unwrap();
+        let rows =
+            passerelle_files::xlsx::first_sheet(&sheet.wb.save_to_buffer().unwrap()).unwrap();
+        use passerelle_files::xlsx::Cell;
+        let cell = |row: usize, k: usize| {
+            rows[row]
+                .get(EXPORT_AMOUNTS + k)
+                .cloned()
+                .unwrap_or(Cell::Empty)
+        };
+        let number = |row: usize, k: usize| match cell(row, k) {
+            Cell::Number(n) => n,
+            other => panic!("row {row}, amount {k}: {other:?}"),
+        };
+        assert_eq!(rows.len(), 6, "{rows:?}");
+        assert!(
+            matches!(cell(2, 0), Cell::Empty) && matches!(cell(2, 3), Cell::Empty),
+            "{:?}",
+            rows[2]
+        );
+        assert_eq!(number(2, 2), "-45");
+        assert!(matches!(&rows[3][0], Cell::Text(t) if t == "Total des demandes"));
+        assert_eq!(
+            (number(3, 0), number(3, 2)),
+            ("125.5".to_string(), "20".to_string())
+        );
+        assert!(matches!(&rows[5][0], Cell::Text(t) if t == "Net dû"));
+        assert_eq!(number(5, 2), "-25");
+        assert!(matches!(cell(5, 0), Cell::Empty));
     }
 
     #[test]
@@ -4596,7 +4806,7 @@ mod tests {
             .map(String::from),
             date: "2026-03-12".into(),
             line: Some(i),
-            amounts: [5_000, 3_500, 1_500, 0],
+            figures: Figures::Shares([5_000, 3_500, 1_500, 0]),
         };
         // Two lines: four rows with the header and the totals.
         let mut sheet = StatementSheet::new(Lang::Fr, "XOF", 2).unwrap();

@@ -600,15 +600,20 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
     }
     if !s.recoveries.is_empty() {
         outln!("\n{}", l.t("recoveries"));
-        let mut t =
-            Table::new(l, &["claim", "invoice", "from period", "payee", "amount"]).right(&[2, 4]);
+        // The mutuelle's share taken back, negative, as the console's
+        // statement and the exports write it.
+        let mut t = Table::new(
+            l,
+            &["claim", "invoice", "from period", "payee", "mutuelle (M)"],
+        )
+        .right(&[2, 4]);
         for r in &s.recoveries {
             t.row(vec![
                 r.claim_id.clone(),
                 r.invoice_number.clone(),
                 r.from_period.to_string(),
                 l.catalogue().payee_words(&r.payee_type, &r.payee_id),
-                l.money(r.amount, cur),
+                l.money(r.amount.saturating_neg(), cur),
             ]);
         }
         out!("{}", t.render());
