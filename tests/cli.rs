@@ -573,7 +573,9 @@ async fn claim_commands_and_eligibility() {
     assert_eq!(p2["claims"][0]["claimId"], "CLI-2");
     let table = ok(&h, &["claim", "list", "--scheme", "CNSS"]).await.stdout;
     assert!(
-        table.contains("total (2), amounts excluding cancelled claims") && table.contains("22,000"),
+        table.lines().any(|l| l.starts_with("total (2) "))
+            && table.contains("\ntotal: amounts excluding cancelled claims\n")
+            && table.contains("22,000"),
         "{table}"
     );
 
@@ -1464,7 +1466,7 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
         said.contains(
             "Claim S-1 was in period 1, already closed: MUT-R recovers from provider CHU-SO the "
         ) && said.contains(
-            " it had counted for it (an overpayment, indu), to be deducted in the next period."
+            " it had counted for it (an overpayment, indu), to be deducted in the open period, when it closes."
         ),
         "{said}"
     );
@@ -1550,6 +1552,11 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
             && l.contains("provider CHU-SO")
             && l.trim_end().ends_with(&taken_back)),
         "{taken_back}: {shown}"
+    );
+    // The footer's recoveries too, negative beside M and the net due.
+    assert!(
+        shown.contains(&format!("recoveries: {taken_back}   net due: ")),
+        "{shown}"
     );
     // A period not settled has no remittance advice yet, said in the
     // reader's language.
@@ -1778,7 +1785,7 @@ async fn remittance_totals_list_a_payee_with_only_a_recovery_once() {
         said.contains(
             "La demande S-2 était dans la période 1, déjà clôturée : MUT-R récupère les "
         ) && said.contains(" qu'elle y avait comptés, auprès de l'adhérent R-2 ")
-            && said.contains(" (un indu), à déduire de la prochaine période."),
+            && said.contains(" (un indu), à déduire dans la période en cours, à sa clôture."),
         "{said}"
     );
     assert!(

@@ -780,7 +780,7 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
             && body.contains("erreur de saisie")
             && body.contains("La demande CNSS-2026-000123 était dans la période 1, déjà clôturée")
             && body.contains(
-                "auprès du prestataire CHU-SYLVANUS-OLYMPIO (un indu), à déduire de la prochaine période."
+                "auprès du prestataire CHU-SYLVANUS-OLYMPIO (un indu), à déduire dans la période en cours, à sa clôture."
             ),
         "{body}"
     );

@@ -720,6 +720,52 @@ async fn operators_reach_an_mtls_broker_with_their_own_certificate() {
     );
 }
 
+/// The console's or the metrics' address given to the command line as
+/// `--broker`: said to be no gRPC address, in the reader's language, not
+/// "internal error" with tonic's words about a compression flag.
+#[tokio::test]
+async fn the_consoles_or_the_metrics_address_is_said_to_be_no_grpc_address() {
+    use passerelle_broker::config::{ConsoleConfig, MetricsConfig};
+    let h = TlsHarness::start_with(|cfg| {
+        let listen = "127.0.0.1:0".parse().unwrap();
+        cfg.console = Some(ConsoleConfig { listen });
+        cfg.metrics = Some(MetricsConfig { listen, tls: None });
+    })
+    .await;
+    let console = h.running().console_addr.expect("a console");
+    let ops = h.running().ops_addr.expect("an operations listener");
+    let certs = h.certs().display().to_string();
+    for (url, lang, said) in [
+        (
+            format!("https://{console}"),
+            "en",
+            "answers in HTTP, not in gRPC (HTTP status 404",
+        ),
+        (
+            format!("http://{ops}"),
+            "en",
+            "answers in HTTP, not in gRPC (HTTP status 404",
+        ),
+        (
+            format!("https://{console}"),
+            "fr",
+            "répond en HTTP, pas en gRPC (statut HTTP 404",
+        ),
+    ] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
+            .args([
+                "--broker", &url, "--certs", &certs, "--lang", lang, "admin", "partners",
+            ])
+            .env_remove("LANGUAGE")
+            .output()
+            .await
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{url}");
+        assert!(err.contains(said), "{url}: {err}");
+        assert!(!err.contains("compression flag"), "{url}: {err}");
+    }
+}
 /// A scheme's `traceparent` follows its claim: the mutuelle's system gets a
 /// child of it (same trace id, another span), and the claim's audit rows,
 /// in and out, name the trace id. A call without one starts a trace.

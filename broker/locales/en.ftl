@@ -97,9 +97,10 @@ claim-indu = Claim { $claim } was in period { $period }, already closed: { $mutu
         [member] member { $payee }
        *[other] provider { $payee }
     } the { $amount } it had counted for it (an overpayment, indu), { $into ->
-        [0] to be deducted in the next period
+        [0] to be deducted in the open period, when it closes
        *[other] deducted in period { $into }
     }.
+claim-nothing-recovered = Claim { $claim } stays in period { $period }, already closed: { $mutuelle } had counted nothing for it, so there is nothing to recover.
 
 members-title = Members
 members-number = Member number
@@ -742,6 +743,7 @@ cli-needs-tls = { $url } does not answer plaintext gRPC: this broker requires ht
 cli-unreachable = cannot reach the broker at { $url }: { $detail }
 cli-cannot-read = { $path }: { $detail }
 cli-not-tls = the broker at { $url } does not speak TLS (a plaintext development broker): use --broker { $http }
+cli-not-grpc = the address given to --broker answers in HTTP, not in gRPC (HTTP status { $status }): it is not the broker's gRPC address, but perhaps its console's or its metrics'. --broker takes the address the broker prints at start ("passerelle listening on …")
 cli-unknown-issuer = the certificate of the broker at { $url } is not signed by the CA given (--ca, or ca.crt in --certs): { $detail }
 cli-cert-and-key-go-together = --cert and --key go together
 cli-the-broker-named-the-same-page-twice = the broker named the same page twice

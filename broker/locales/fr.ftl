@@ -97,9 +97,10 @@ claim-indu = La demande { $claim } était dans la période { $period }, déjà c
         [member] auprès de l'adhérent { $payee }
        *[other] auprès du prestataire { $payee }
     } (un indu), { $into ->
-        [0] à déduire de la prochaine période
+        [0] à déduire dans la période en cours, à sa clôture
        *[other] déduits dans la période { $into }
     }.
+claim-nothing-recovered = La demande { $claim } reste dans la période { $period }, déjà clôturée : { $mutuelle } n'y avait rien compté pour elle, il n'y a rien à récupérer.
 
 members-title = Adhérents
 members-number = Numéro d'adhérent
@@ -740,6 +741,7 @@ cli-needs-tls = { $url } ne répond pas en gRPC sans chiffrement : ce broker exi
 cli-unreachable = impossible de joindre le broker { $url } : { $detail }
 cli-cannot-read = impossible de lire { $path } : { $detail }
 cli-not-tls = le broker { $url } ne parle pas TLS (un broker de développement sans chiffrement) : utilisez --broker { $http }
+cli-not-grpc = l'adresse donnée à --broker répond en HTTP, pas en gRPC (statut HTTP { $status }) : ce n'est pas l'adresse gRPC du broker, mais peut-être celle de sa console ou de ses métriques. --broker prend l'adresse que le broker annonce au démarrage (« passerelle à l'écoute sur … »)
 cli-unknown-issuer = le certificat du broker { $url } n'est pas signé par l'autorité de certification donnée (--ca, ou ca.crt dans --certs) : { $detail }
 cli-cert-and-key-go-together = --cert et --key vont ensemble
 cli-the-broker-named-the-same-page-twice = le broker a désigné deux fois la même page

@@ -43,12 +43,16 @@ pub const CLAIM_STATES: [&str; 6] = [
 /// A claim state typed on the command line, passed on as the API names it:
 /// its API name, or its words in either language as the tables print them
 /// (`annulée`, `"en attente de la mutuelle"`, `cancel pending`), in any
-/// case, accents optional. Anything else is refused with the states named
+/// case, accents optional, French words in any gender and number
+/// (`annulé`, `annulées`). Anything else is refused with the states named
 /// in the reader's language.
 pub fn claim_state(s: &str) -> Result<String, String> {
-    // Lower case, accents dropped, spaces and dashes as underscores.
+    // Lower case, accents dropped, spaces and dashes as underscores, each
+    // word without a final s and the e's before it (so that annulé,
+    // annulée and annulées read alike).
     let fold = |w: &str| -> String {
-        w.trim()
+        let flat: String = w
+            .trim()
             .chars()
             .flat_map(char::to_lowercase)
             .map(|c| match c {
@@ -61,7 +65,14 @@ pub fn claim_state(s: &str) -> Result<String, String> {
                 ' ' | '-' => '_',
                 c => c,
             })
-            .collect()
+            .collect();
+        flat.split('_')
+            .map(|word| {
+                let word = word.strip_suffix('s').unwrap_or(word);
+                word.trim_end_matches('e')
+            })
+            .collect::<Vec<_>>()
+            .join("_")
     };
     let typed = fold(s);
     CLAIM_STATES
@@ -562,10 +573,14 @@ mod tests {
             ("coordonnée", "coordinated"),
             ("reçue", "received"),
             ("rejetée", "rejected"),
+            ("annulé", "cancelled"),
+            ("annulées", "cancelled"),
+            ("Coordonnés", "coordinated"),
+            ("reçu", "received"),
         ] {
             assert_eq!(claim_state(typed).as_deref(), Ok(name), "{typed:?}");
         }
-        for bad in ["", "annul", "paid", "open"] {
+        for bad in ["", "annu", "paid", "open", "payée"] {
             let e = claim_state(bad).unwrap_err();
             assert!(e.contains(bad) && !e.starts_with("cli-"), "{bad:?}: {e}");
         }

@@ -354,7 +354,10 @@ impl Lang {
                     ("claims", &self.amount(content.claim_count as i64, "")),
                     ("billed", &self.money(content.billed, &currency)),
                     ("mutuelle", &self.money(content.mutuelle, &currency)),
-                    ("recoveries", &self.money(content.recoveries, &currency)),
+                    (
+                        "recoveries",
+                        &self.money(content.recoveries.saturating_neg(), &currency),
+                    ),
                     (
                         "net",
                         &self.money(
@@ -569,6 +572,31 @@ impl Lang {
         )
     }
 
+    /// What a claim's cancel meant for the closed period it was in, when
+    /// it was: the indu it raised ([`Lang::claim_indu`]), or, for a claim
+    /// cancelled that the mutuelle had counted nothing for, that nothing is
+    /// recovered. `None` for any other claim.
+    pub fn claim_after_cancel(
+        self,
+        claim: &passerelle_proto::scheme::v1::ClaimResult,
+        detail: &passerelle_proto::settlement::v1::ClaimDetail,
+    ) -> Option<String> {
+        use passerelle_proto::scheme::v1::ClaimState;
+        if let Some(rec) = &detail.recovery {
+            return Some(self.claim_indu(claim, rec, detail.recovery_period));
+        }
+        (claim.state == ClaimState::Cancelled as i32 && detail.period > 0).then(|| {
+            self.t_args(
+                "claim-nothing-recovered",
+                &[
+                    ("claim", &claim.claim_id),
+                    ("period", &detail.period.to_string()),
+                    ("mutuelle", &claim.mutuelle_id),
+                ],
+            )
+        })
+    }
+
     /// What a transfer pays a payee, or what the payee owes when its
     /// recoveries outweigh its claims (it is paid nothing): "1 600 XOF à
     /// récupérer (rien n'est versé)", never a negative amount paid.
@@ -702,6 +730,63 @@ pub fn parse_date(s: &str) -> Option<Date> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a cancel meant for the closed period a claim was in: its indu,
+    /// to be deducted in the open period and then deducted in one; nothing
+    /// to recover where the mutuelle had counted nothing; nothing said for
+    /// a claim in no closed period or not cancelled.
+    #[test]
+    fn a_cancel_after_its_period_closed_says_what_follows() {
+        use passerelle_proto::scheme::v1::{ClaimResult, ClaimState};
+        use passerelle_proto::settlement::v1::{ClaimDetail, Recovery};
+        let claim = ClaimResult {
+            claim_id: "S-2".into(),
+            mutuelle_id: "MUT-R".into(),
+            currency: "XOF".into(),
+            state: ClaimState::Cancelled as i32,
+            ..Default::default()
+        };
+        let mut detail = ClaimDetail {
+            period: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            Lang::Fr.claim_after_cancel(&claim, &detail).as_deref(),
+            Some(
+                "La demande S-2 reste dans la période 1, déjà clôturée : MUT-R n'y avait \
+                 rien compté pour elle, il n'y a rien à récupérer."
+            )
+        );
+        detail.recovery = Some(Recovery {
+            amount: 1_600,
+            from_period: 1,
+            payee_type: "member".into(),
+            payee_id: "R-2".into(),
+            ..Default::default()
+        });
+        let said = |d: &ClaimDetail| Lang::Fr.claim_after_cancel(&claim, d).unwrap();
+        assert!(
+            said(&detail).ends_with(
+                "auprès de l'adhérent R-2 (un indu), à déduire dans la période en cours, à sa clôture."
+            ),
+            "{}",
+            said(&detail)
+        );
+        detail.recovery_period = 2;
+        assert!(said(&detail).ends_with("(un indu), déduits dans la période 2."));
+        // In no closed period, or not cancelled: nothing to say.
+        let open = ClaimDetail::default();
+        assert_eq!(Lang::Fr.claim_after_cancel(&claim, &open), None);
+        let standing = ClaimResult {
+            state: ClaimState::Coordinated as i32,
+            ..claim.clone()
+        };
+        let closed = ClaimDetail {
+            period: 1,
+            ..Default::default()
+        };
+        assert_eq!(Lang::En.claim_after_cancel(&standing, &closed), None);
+    }
 
     /// A proposed close says its count of claims grouped as the language
     /// writes numbers, its plural chosen by the count.

@@ -1460,11 +1460,8 @@ async fn claim(
     }
     let mut intro = facts(&items);
     // Cancelled after its period closed: what the mutuelle recovers.
-    if let Some(rec) = &d.recovery {
-        intro.push_str(&format!(
-            "<p class=\"card\">{}</p>",
-            esc(&lang.claim_indu(&r, rec, d.recovery_period))
-        ));
+    if let Some(said) = lang.claim_after_cancel(&r, &d) {
+        intro.push_str(&format!("<p class=\"card\">{}</p>", esc(&said)));
     }
     if let Some(rej) = &r.rejection {
         intro.push_str(&format!(
@@ -2255,7 +2252,7 @@ async fn periods(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
                     lang.t(&format!("state-{state}")),
                     lang.amount(p.claim_count as i64, ""),
                     lang.money(m_share, &p.currency),
-                    lang.money(p.recoveries, &p.currency),
+                    lang.money(p.recoveries.saturating_neg(), &p.currency),
                     lang.money(p.net_due, &p.currency),
                     lang.time(p.closed_at_ms),
                     lang.time(p.settled_at_ms),
@@ -2447,7 +2444,10 @@ async fn statement(
             lang.t("col-patient-share"),
             lang.money(totals.patient_share, &cur),
         ),
-        (lang.t("periods-recoveries"), lang.money(p.recoveries, &cur)),
+        (
+            lang.t("periods-recoveries"),
+            lang.money(p.recoveries.saturating_neg(), &cur),
+        ),
         (lang.t("periods-net"), lang.money(p.net_due, &cur)),
     ]);
     let intro = facts(&items)
@@ -4237,6 +4237,23 @@ mod tests {
             .await
             .unwrap();
         let third = close_and_settle(&b, "VIR-3").await;
+        // Its statement page: the recoveries negative beside M and the
+        // net due, as its exports' rows add up (M + indus = net due).
+        let r = statement(
+            State(console(b.clone(), 5_000)),
+            manager(),
+            Path(("CNSS".into(), "MUT-R".into(), third)),
+            Query(PageQuery {
+                page: String::new(),
+            }),
+        )
+        .await;
+        let (body, _) = frames(r).await;
+        let html = String::from_utf8(body.concat()).unwrap();
+        assert!(
+            html.contains("<dt>Indus</dt><dd>-1\u{202f}500\u{a0}XOF</dd><dt>Net dû</dt><dd>-1\u{202f}500\u{a0}XOF</dd>"),
+            "{html}"
+        );
         let html = remittance_page(&b, third, "").await;
         assert!(
             html.contains("<td class=\"num\">-1\u{202f}500\u{a0}XOF</td></tr></tfoot>"),

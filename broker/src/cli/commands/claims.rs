@@ -300,8 +300,8 @@ fn print_cancellation(ctx: &Ctx, d: &settlement::ClaimDetail) {
     if !d.cancel_reason.is_empty() {
         outln!("{}", l.cancel_reason(&d.cancel_reason));
     }
-    if let Some(rec) = &d.recovery {
-        outln!("{}", l.claim_indu(r, rec, d.recovery_period));
+    if let Some(said) = l.claim_after_cancel(r, d) {
+        outln!("{said}");
     }
 }
 
@@ -602,23 +602,17 @@ pub(super) async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
                     },
                 ]);
             }
+            // Every claim listed is counted; a cancelled claim's amounts
+            // are not added up (they no longer stand), unless cancelled
+            // claims are what is listed: said under the table, so that the
+            // words do not widen its first column.
             t.row(vec![
-                // Every claim listed is counted; a cancelled claim's
-                // amounts are not added up (they no longer stand), unless
-                // cancelled claims are what is listed.
-                {
-                    let counted = format!(
-                        "{} ({})",
-                        l.t("total"),
-                        l.catalogue()
-                            .amount(i64::try_from(r.total_count).unwrap_or(i64::MAX), "")
-                    );
-                    if state.as_deref().unwrap_or_default().is_empty() {
-                        format!("{counted}, {}", l.t("amounts excluding cancelled claims"))
-                    } else {
-                        counted
-                    }
-                },
+                format!(
+                    "{} ({})",
+                    l.t("total"),
+                    l.catalogue()
+                        .amount(i64::try_from(r.total_count).unwrap_or(i64::MAX), "")
+                ),
                 String::new(),
                 String::new(),
                 String::new(),
@@ -630,6 +624,13 @@ pub(super) async fn claim(ctx: &Ctx, cmd: ClaimCmd) -> Out {
                 String::new(),
             ]);
             out!("{}", t.render());
+            if state.as_deref().unwrap_or_default().is_empty() {
+                outln!(
+                    "{} {}",
+                    l.label("total"),
+                    l.t("amounts excluding cancelled claims")
+                );
+            }
             if !r.next_page_token.is_empty() {
                 outln!("{} --page {}", l.label("next page"), r.next_page_token);
             }

@@ -52,6 +52,13 @@ pub struct Failure(pub String);
 /// words, and the code and reason as they are (for scripts and support).
 impl From<tonic::Status> for Failure {
     fn from(s: tonic::Status) -> Self {
+        if let Some(status) = not_grpc(&s) {
+            return Failure(
+                Lang::of_process()
+                    .catalogue()
+                    .t_args("cli-not-grpc", &[("status", &status)]),
+            );
+        }
         let mut msg = format!(
             "{} [{:?}",
             Lang::of_process().catalogue().refusal(&s),
@@ -63,6 +70,26 @@ impl From<tonic::Status> for Failure {
         msg.push(']');
         Failure(msg)
     }
+}
+
+/// The HTTP status of an answer given in HTTP but not in gRPC: the
+/// console's or the metrics' address given as `--broker` (a page, a 404),
+/// or a proxy in front of no broker. Read from tonic's own two messages
+/// for it: no `grpc-status`, the HTTP status mapped to a code; or a body
+/// that is no gRPC message (an HTML page's `<` read as a compression
+/// flag), the response's status named.
+fn not_grpc(s: &tonic::Status) -> Option<String> {
+    let m = s.message();
+    if let Some(status) =
+        m.strip_prefix("grpc-status header missing, mapped from HTTP status code ")
+    {
+        return Some(status.trim().to_string());
+    }
+    if !m.starts_with("protocol error: received message with invalid compression flag") {
+        return None;
+    }
+    m.split_once("while receiving response with status: ")
+        .map(|(_, status)| status.trim().to_string())
 }
 
 type Out = Result<(), Failure>;
@@ -593,6 +620,35 @@ mod tests {
         // A rustls error met as itself (not inside an io::Error).
         let bare = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
         assert_eq!(unreachable_key(&bare), "cli-unknown-issuer");
+    }
+
+    /// An answer in HTTP that is not gRPC is told apart from the broker's
+    /// refusals by tonic's two messages for it; a broker's own status is
+    /// not.
+    #[test]
+    fn an_answer_that_is_not_grpc_is_told_apart() {
+        let mapped = tonic::Status::unimplemented(
+            "grpc-status header missing, mapped from HTTP status code 404",
+        );
+        assert_eq!(not_grpc(&mapped).as_deref(), Some("404"));
+        let page = tonic::Status::internal(
+            "protocol error: received message with invalid compression flag: 60 (valid flags are 0 and 1) while receiving response with status: 404 Not Found",
+        );
+        assert_eq!(not_grpc(&page).as_deref(), Some("404 Not Found"));
+        let said = Failure::from(page).0;
+        assert!(
+            said.contains("404 Not Found") && !said.contains("cli-"),
+            "{said}"
+        );
+        for broker in [
+            tonic::Status::unimplemented("unknown method"),
+            tonic::Status::internal(
+                "Error decompressing: x, while receiving response with status: 200 OK",
+            ),
+            tonic::Status::not_found("claim CNSS/X not found"),
+        ] {
+            assert_eq!(not_grpc(&broker), None, "{broker:?}");
+        }
     }
 
     #[test]

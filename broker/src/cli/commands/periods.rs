@@ -37,7 +37,7 @@ fn periods_table(l: Lang, periods: &[settlement::Period]) -> String {
             l.money(tot.scheme_share, c),
             l.money(tot.mutuelle_share, c),
             l.money(tot.patient_share, c),
-            l.money(p.recoveries, c),
+            l.money(p.recoveries.saturating_neg(), c),
             l.money(p.net_due, c),
             p.settlement_reference.clone(),
         ]);
@@ -625,7 +625,7 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
         l.colon(),
         l.money(tot.mutuelle_share, cur),
         l.label("recoveries"),
-        l.money(p.recoveries, cur),
+        l.money(p.recoveries.saturating_neg(), cur),
         l.label("net due"),
         l.money(p.net_due, cur),
         cur
