@@ -1520,6 +1520,15 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     assert_eq!(recovery.len(), 1);
     assert_eq!(recovery[0]["claim_id"], "S-1");
     assert_eq!(recovery[0]["mutuelle_share"].parse::<i64>().unwrap(), -s1_m);
+    // Whose care it was: the cancelled claim's member and date of care.
+    assert_eq!(
+        (
+            recovery[0]["member_number"].as_str(),
+            recovery[0]["date_of_care"].as_str()
+        ),
+        ("R-1", "2026-11-20"),
+        "R-OK is MUT-R's member R-1"
+    );
     assert_eq!(sum(&rows, "mutuelle_share"), n(&p2["netDue"]));
     // statement show names the recovery's payee as the console does.
     let shown = ok(
@@ -1549,6 +1558,7 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     );
     assert!(
         shown.lines().any(|l| l.contains("S-1")
+            && l.contains("20/11/2026")
             && l.contains("provider CHU-SO")
             && l.trim_end().ends_with(&taken_back)),
         "{taken_back}: {shown}"

@@ -318,6 +318,7 @@ mod tests {
                 amount: 500,
                 payee_type: "provider".into(),
                 payee_id: "CHU-SO".into(),
+                ..Default::default()
             }],
             next_page_token: String::new(),
         }
@@ -371,6 +372,7 @@ mod tests {
             amount: 2000,
             payee_type: "member".into(),
             payee_id: "SOL-0005".into(),
+            ..Default::default()
         });
         s
     }

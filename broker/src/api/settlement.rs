@@ -282,6 +282,8 @@ fn recovery_to_pb(r: RecoveryLine) -> pb::Recovery {
         amount: r.amount,
         payee_type: r.payee_type,
         payee_id: r.payee_id,
+        member_number: r.member_number,
+        date_of_care: r.date_of_care,
     }
 }
 

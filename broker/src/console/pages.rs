@@ -2392,11 +2392,13 @@ async fn statement(
             &[
                 "col-claim",
                 "col-invoice",
+                "col-member",
+                "col-date",
                 "statement-from-period",
                 "statement-payee",
                 "col-mutuelle-share",
             ],
-            &[2, 4],
+            &[4, 6],
         );
         for r in &s.recoveries {
             t.row(
@@ -2404,6 +2406,8 @@ async fn statement(
                 vec![
                     r.claim_id.clone(),
                     r.invoice_number.clone(),
+                    r.member_number.clone(),
+                    lang.iso_date(&r.date_of_care),
                     r.from_period.to_string(),
                     lang.payee_words(&r.payee_type, &r.payee_id),
                     lang.amount(r.amount.saturating_neg(), &cur),
@@ -2857,13 +2861,15 @@ impl ExportPages {
                     lang.payee_words(&r.payee_type, &r.payee_id),
                     r.claim_id.clone(),
                     r.invoice_number.clone(),
-                    String::new(),
+                    r.member_number.clone(),
                     lang.t_args(
                         "statement-recovery",
                         &[("period", &r.from_period.to_string())],
                     ),
                 ],
-                date: String::new(),
+                // The cancelled claim's member and date of care: whose
+                // care is recovered.
+                date: r.date_of_care.clone(),
                 line: None,
                 figures: Figures::Recovery(r.amount.saturating_neg()),
             });
@@ -3297,7 +3303,6 @@ impl StatementSheet {
 
     /// One page's lines, each a row.
     fn lines(&mut self, lines: &[ExportLine]) -> Result<(), SheetStop> {
-        use rust_xlsxwriter::ExcelDateTime;
         let ws = self.wb.worksheet_from_index(0)?;
         for l in lines {
             if self.row >= self.max_lines {
@@ -3318,16 +3323,7 @@ impl StatementSheet {
                 ws.write_string(row, col, v)?;
             }
             ws.write_number(row, 2, period.parse::<u32>().unwrap_or(0))?;
-            match passerelle_domain::date::parse_stored(&l.date) {
-                Some(d) => {
-                    let dt =
-                        ExcelDateTime::from_ymd(d.year() as u16, u8::from(d.month()), d.day())?;
-                    ws.write_datetime_with_format(row, 6, &dt, &self.date)?;
-                }
-                None => {
-                    ws.write_string(row, 6, &l.date)?;
-                }
-            }
+            sheet_date(ws, row, 6, &l.date, &self.date)?;
             if let Some(n) = l.line {
                 ws.write_number(row, 8, n)?;
             }
@@ -3367,6 +3363,32 @@ impl StatementSheet {
         }
         Ok(())
     }
+}
+
+/// A stored date (YYYY-MM-DD) in a workbook's cell as a date, in
+/// `format`; a value that is no date as its text, none as no cell.
+pub(super) fn sheet_date(
+    ws: &mut rust_xlsxwriter::Worksheet,
+    row: u32,
+    col: u16,
+    stored: &str,
+    format: &rust_xlsxwriter::Format,
+) -> Result<(), rust_xlsxwriter::XlsxError> {
+    match passerelle_domain::date::parse_stored(stored) {
+        Some(d) => {
+            let dt = rust_xlsxwriter::ExcelDateTime::from_ymd(
+                d.year() as u16,
+                u8::from(d.month()),
+                d.day(),
+            )?;
+            ws.write_datetime_with_format(row, col, &dt, format)?;
+        }
+        None if stored.is_empty() => {}
+        None => {
+            ws.write_string(row, col, stored)?;
+        }
+    }
+    Ok(())
 }
 
 /// An export's amount column heading, its currency named: "Mutuelle (M)
@@ -4191,7 +4213,13 @@ mod tests {
             .unwrap_or_else(|| panic!("a recovery's row: {csv}"))
             .split(';')
             .collect();
-        assert_eq!((row[4], row[6], row[8]), ("\"C-0\"", "\"\"", ""), "{row:?}");
+        // The cancelled claim's date of care and member (whose care is
+        // recovered), and no line: it is no line of a claim.
+        assert_eq!(
+            (row[4], row[6], row[7], row[8]),
+            ("\"C-0\"", "\"10/03/2026\"", "\"R-1\"", ""),
+            "{row:?}"
+        );
         // Only its M, taken back: no B, S or P that would not add up.
         assert_eq!(row[EXPORT_AMOUNTS..], ["", "", "-1500", ""], "{row:?}");
         // Then the claims' total, the recoveries and the net due.
@@ -4225,7 +4253,7 @@ mod tests {
         let csv = String::from_utf8(body.concat()).unwrap();
         assert!(
             csv.ends_with(
-                ";\"indu (période 1)\";-1500\r\n\"Total à récupérer (rien n'est versé)\";;;;;;;-1500\r\n"
+                ";\"C-0\";\"INV-0\";\"10/03/2026\";;\"indu (période 1)\";-1500\r\n\"Total à récupérer (rien n'est versé)\";;;;;;;-1500\r\n"
             ),
             "{csv}"
         );
@@ -4252,6 +4280,11 @@ mod tests {
         let html = String::from_utf8(body.concat()).unwrap();
         assert!(
             html.contains("<dt>Indus</dt><dd>-1\u{202f}500\u{a0}XOF</dd><dt>Net dû</dt><dd>-1\u{202f}500\u{a0}XOF</dd>"),
+            "{html}"
+        );
+        // Its recovery names whose care it was: C-101's date of care.
+        assert!(
+            html.contains("<td class=\"\">R-1</td><td class=\"\">11/03/2026</td>"),
             "{html}"
         );
         let html = remittance_page(&b, third, "").await;

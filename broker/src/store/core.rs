@@ -296,7 +296,10 @@ pub(super) fn statement_line(r: &dyn Row) -> Result<StatementLine, StoreError> {
 
 /// The columns of a recovery line (`r`: recoveries, `c`: its claim).
 pub(super) fn recovery_cols() -> String {
-    format!("c.claim_id, c.invoice_number, r.from_period, r.amount, {PAYEE_COLS}")
+    format!(
+        "c.claim_id, c.invoice_number, r.from_period, r.amount, {PAYEE_COLS}, \
+         c.member_number, c.date_of_care"
+    )
 }
 
 pub(super) fn recovery(r: &dyn Row) -> Result<RecoveryLine, StoreError> {
@@ -307,6 +310,8 @@ pub(super) fn recovery(r: &dyn Row) -> Result<RecoveryLine, StoreError> {
         amount: r.int(3)?,
         payee_type: r.text(4)?,
         payee_id: r.text(5)?,
+        member_number: r.text(6)?,
+        date_of_care: r.text(7)?,
     })
 }
 
@@ -329,10 +334,10 @@ pub(super) fn claim_periods_sql(ph: char) -> String {
 pub(super) fn claim_periods(r: &dyn Row) -> Result<ClaimPeriods, StoreError> {
     let recovery = match r.opt_int(3)? {
         None => None,
-        Some(_) => Some((recovery(r)?, u32_at(r, 7, "period number")?)),
+        Some(_) => Some((recovery(r)?, u32_at(r, 9, "period number")?)),
     };
     Ok(ClaimPeriods {
-        period: u32_at(r, 6, "period number")?,
+        period: u32_at(r, 8, "period number")?,
         recovery,
     })
 }

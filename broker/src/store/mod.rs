@@ -383,6 +383,10 @@ pub struct RecoveryLine {
     pub amount: i64,
     pub payee_type: String,
     pub payee_id: String,
+    /// The cancelled claim's member and date of care, so that a reader
+    /// knows whose care it was without opening the claim.
+    pub member_number: String,
+    pub date_of_care: String,
 }
 
 /// Where a claim stands in its mutuelle's periods

@@ -329,8 +329,8 @@ impl<W: std::io::Write> StatementCsv<W> {
                 &r.payee_id,
                 &r.claim_id,
                 &r.invoice_number,
-                "",
-                "",
+                &r.date_of_care,
+                &r.member_number,
                 "",
                 "",
                 "0",
@@ -604,13 +604,23 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
         // statement and the exports write it.
         let mut t = Table::new(
             l,
-            &["claim", "invoice", "from period", "payee", "mutuelle (M)"],
+            &[
+                "claim",
+                "invoice",
+                "member",
+                "date of care",
+                "from period",
+                "payee",
+                "mutuelle (M)",
+            ],
         )
-        .right(&[2, 4]);
+        .right(&[4, 6]);
         for r in &s.recoveries {
             t.row(vec![
                 r.claim_id.clone(),
                 r.invoice_number.clone(),
+                r.member_number.clone(),
+                l.catalogue().iso_date(&r.date_of_care),
                 r.from_period.to_string(),
                 l.catalogue().payee_words(&r.payee_type, &r.payee_id),
                 l.money(r.amount.saturating_neg(), cur),

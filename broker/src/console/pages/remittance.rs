@@ -42,7 +42,7 @@ fn workbook(
     reference: &str,
     a: &settlement::RemittanceAdvice,
 ) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
-    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+    use rust_xlsxwriter::{Format, Workbook};
     let mut wb = Workbook::new();
     let ws = wb.add_worksheet();
     ws.set_name(lang.t("remittance-sheet"))?;
@@ -62,15 +62,7 @@ fn workbook(
         ws.write_string(row, 1, &payee)?;
         ws.write_string(row, 2, &l.claim_id)?;
         ws.write_string(row, 3, &l.invoice_number)?;
-        match passerelle_domain::date::parse_stored(&l.date_of_care) {
-            Some(d) => {
-                let dt = ExcelDateTime::from_ymd(d.year() as u16, u8::from(d.month()), d.day())?;
-                ws.write_datetime_with_format(row, 4, &dt, &date)?;
-            }
-            None => {
-                ws.write_string(row, 4, &l.date_of_care)?;
-            }
-        }
+        super::sheet_date(ws, row, 4, &l.date_of_care, &date)?;
         ws.write_number(row, 5, l.sequence)?;
         ws.write_string(row, 6, &l.act_code)?;
         ws.write_number_with_format(
@@ -86,6 +78,8 @@ fn workbook(
         ws.write_string(row, 1, &payee)?;
         ws.write_string(row, 2, &x.claim_id)?;
         ws.write_string(row, 3, &x.invoice_number)?;
+        // The cancelled claim's date of care.
+        super::sheet_date(ws, row, 4, &x.date_of_care, &date)?;
         ws.write_string(
             row,
             6,
@@ -344,7 +338,7 @@ pub(super) async fn file_of(
             text_cell(&payee),
             text_cell(&x.claim_id),
             text_cell(&x.invoice_number),
-            String::new(),
+            text_cell(&lang.iso_date(&x.date_of_care)),
             String::new(),
             text_cell(&lang.t_args(
                 "statement-recovery",

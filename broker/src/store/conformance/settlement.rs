@@ -124,6 +124,9 @@ pub async fn settlement_ties_out_and_recovers_after_settlement(store: Arc<dyn St
         amount: 4500,
         payee_type: "provider".into(),
         payee_id: "CHU-TOKOIN".into(),
+        // Whose care it was: the claim's member and date of care.
+        member_number: "M-1".into(),
+        date_of_care: "2026-03-10".into(),
     };
     assert_eq!(
         standing("S1").await,
