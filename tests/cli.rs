@@ -194,7 +194,7 @@ async fn tls_mistakes_are_said_with_what_to_do() {
     assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains(&format!(
-            "le broker {https} ne parle pas TLS (un broker de développement sans chiffrement) : utilisez --broker http://{}",
+            "{https} ne parle pas TLS. Si c'est un broker de développement sans chiffrement, utilisez --broker http://{} ;",
             h.addr
         )),
         "{err}"
@@ -1567,6 +1567,19 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     assert!(
         shown.contains(&format!("recoveries: {taken_back}   net due: ")),
         "{shown}"
+    );
+    // And in the periods' table: period 2's row, its recoveries negative.
+    let listed = ok(
+        &h,
+        &["period", "list", "--scheme", "CNSS", "--partner", "MUT-R"],
+    )
+    .await
+    .stdout;
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.trim_start().starts_with("2 ") && l.contains(&taken_back)),
+        "{taken_back}: {listed}"
     );
     // A period not settled has no remittance advice yet, said in the
     // reader's language.

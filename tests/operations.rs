@@ -739,17 +739,29 @@ async fn the_consoles_or_the_metrics_address_is_said_to_be_no_grpc_address() {
         (
             format!("https://{console}"),
             "en",
-            "answers in HTTP, not in gRPC (HTTP status 404",
+            "answers in HTTP, not in gRPC (HTTP status 404)",
         ),
         (
             format!("http://{ops}"),
             "en",
-            "answers in HTTP, not in gRPC (HTTP status 404",
+            "answers in HTTP, not in gRPC (HTTP status 404)",
         ),
         (
             format!("https://{console}"),
             "fr",
-            "répond en HTTP, pas en gRPC (statut HTTP 404",
+            "répond en HTTP, pas en gRPC (statut HTTP 404)",
+        ),
+        // The wrong scheme as well: neither sentence claims the address is
+        // the broker's; each names the console's or the metrics' case.
+        (
+            format!("http://{console}"),
+            "en",
+            "if it is its console's, --broker takes the address",
+        ),
+        (
+            format!("https://{ops}"),
+            "fr",
+            "si c'est l'adresse de ses métriques, --broker prend l'adresse",
         ),
     ] {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))

@@ -71,7 +71,7 @@ col-line = Line
 col-act = Act
 col-remainder = Remainder (R)
 export-amount-heading = { $column } in { $currency }
-export-total-claims = Total of the claims
+export-total-claims = Claims total
 col-reasons = Reasons
 col-member = Member
 col-beneficiary = Beneficiary
@@ -100,7 +100,7 @@ claim-indu = Claim { $claim } was in period { $period }, already closed: { $mutu
         [0] to be deducted in the open period, when it closes
        *[other] deducted in period { $into }
     }.
-claim-nothing-recovered = Claim { $claim } stays in period { $period }, already closed: { $mutuelle } had counted nothing for it, so there is nothing to recover.
+claim-nothing-recovered = Claim { $claim } stays in period { $period }, already closed: { $mutuelle } had covered nothing of it, so there is nothing to recover.
 
 members-title = Members
 members-number = Member number
@@ -739,10 +739,10 @@ fhir-remittance-disposition = period { $number } of { $scheme } x { $mutuelle }
 fhir-remittance-owed = { $amount } to recover from this payee (its recoveries outweigh its claims): nothing is paid to it by this transfer
 cli-proposal-recorded = Proposal { $id } recorded (hash { $hash }): it applies once a manager of { $mutuelle } approves it in the console (Approvals).
 cli-several-operators = several operator certificates in { $folder } ({ $ids }): pass --cert and --key
-cli-needs-tls = { $url } does not answer plaintext gRPC: this broker requires https (TLS); use --broker { $https } with a client certificate (--certs, or --cert and --key)
+cli-needs-tls = { $url } does not answer plaintext gRPC. If it is the broker's gRPC address, this broker requires https (TLS): use --broker { $https } with a client certificate (--certs, or --cert and --key); if it is its console's, --broker takes the address the broker prints at start ("passerelle listening on …")
 cli-unreachable = cannot reach the broker at { $url }: { $detail }
 cli-cannot-read = { $path }: { $detail }
-cli-not-tls = the broker at { $url } does not speak TLS (a plaintext development broker): use --broker { $http }
+cli-not-tls = { $url } does not speak TLS. If it is a plaintext development broker, use --broker { $http }; if it is the broker's metrics address, --broker takes the address the broker prints at start ("passerelle listening on …")
 cli-not-grpc = the address given to --broker answers in HTTP, not in gRPC (HTTP status { $status }): it is not the broker's gRPC address, but perhaps its console's or its metrics'. --broker takes the address the broker prints at start ("passerelle listening on …")
 cli-unknown-issuer = the certificate of the broker at { $url } is not signed by the CA given (--ca, or ca.crt in --certs): { $detail }
 cli-cert-and-key-go-together = --cert and --key go together
@@ -841,4 +841,5 @@ cli-usage-exclusive = the argument '{ $arg }' cannot be used with one or more of
 cli-usage-usage = Usage
 cli-usage-more = For more information, add --help to the command.
 cli-not-a-date = "{ $value }" is not a date: write it 31/12/2026 (day first) or 2026-12-31
-cli-not-a-claim-state = "{ $value }" is no claim state: write one of { $states }
+cli-not-a-claim-state = "{ $value }" is not a claim state. States: { $states }
+quoted = "{ $text }"

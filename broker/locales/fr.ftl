@@ -100,7 +100,7 @@ claim-indu = La demande { $claim } était dans la période { $period }, déjà c
         [0] à déduire dans la période en cours, à sa clôture
        *[other] déduits dans la période { $into }
     }.
-claim-nothing-recovered = La demande { $claim } reste dans la période { $period }, déjà clôturée : { $mutuelle } n'y avait rien compté pour elle, il n'y a rien à récupérer.
+claim-nothing-recovered = La demande { $claim } reste dans la période { $period }, déjà clôturée : { $mutuelle } n'avait rien pris en charge pour elle, il n'y a rien à récupérer.
 
 members-title = Adhérents
 members-number = Numéro d'adhérent
@@ -737,10 +737,10 @@ fhir-remittance-disposition = période { $number } de { $scheme } x { $mutuelle 
 fhir-remittance-owed = { $amount } à récupérer auprès de ce bénéficiaire (ses indus dépassent ses demandes) : ce virement ne lui verse rien
 cli-proposal-recorded = Proposition { $id } enregistrée (empreinte { $hash }) : elle s'appliquera quand un gestionnaire de { $mutuelle } l'aura approuvée dans la console (Approbations).
 cli-several-operators = plusieurs certificats d'opérateur dans { $folder } ({ $ids }) : indiquez --cert et --key
-cli-needs-tls = { $url } ne répond pas en gRPC sans chiffrement : ce broker exige https (TLS) ; utilisez --broker { $https } avec un certificat client (--certs, ou --cert et --key)
+cli-needs-tls = { $url } ne répond pas en gRPC sans chiffrement. Si c'est l'adresse gRPC du broker, il exige https (TLS) : utilisez --broker { $https } avec un certificat client (--certs, ou --cert et --key) ; si c'est celle de sa console, --broker prend l'adresse que le broker annonce au démarrage (« passerelle à l'écoute sur … »)
 cli-unreachable = impossible de joindre le broker { $url } : { $detail }
 cli-cannot-read = impossible de lire { $path } : { $detail }
-cli-not-tls = le broker { $url } ne parle pas TLS (un broker de développement sans chiffrement) : utilisez --broker { $http }
+cli-not-tls = { $url } ne parle pas TLS. Si c'est un broker de développement sans chiffrement, utilisez --broker { $http } ; si c'est l'adresse de ses métriques, --broker prend l'adresse que le broker annonce au démarrage (« passerelle à l'écoute sur … »)
 cli-not-grpc = l'adresse donnée à --broker répond en HTTP, pas en gRPC (statut HTTP { $status }) : ce n'est pas l'adresse gRPC du broker, mais peut-être celle de sa console ou de ses métriques. --broker prend l'adresse que le broker annonce au démarrage (« passerelle à l'écoute sur … »)
 cli-unknown-issuer = le certificat du broker { $url } n'est pas signé par l'autorité de certification donnée (--ca, ou ca.crt dans --certs) : { $detail }
 cli-cert-and-key-go-together = --cert et --key vont ensemble
@@ -839,4 +839,5 @@ cli-usage-exclusive = « { $arg } » ne va avec aucune autre option
 cli-usage-usage = Utilisation
 cli-usage-more = Pour en savoir plus, ajoutez --help à la commande (aide en anglais).
 cli-not-a-date = « { $value } » n'est pas une date : écrivez-la 31/12/2026 (jour d'abord) ou 2026-12-31
-cli-not-a-claim-state = « { $value } » n'est pas un état de demande : écrivez l'un de ceux-ci : { $states }
+cli-not-a-claim-state = « { $value } » n'est pas un état de demande. États possibles : { $states }
+quoted = « { $text } »

@@ -30,16 +30,6 @@ pub fn typed_date(s: &str) -> Result<String, String> {
         })
 }
 
-/// The claim states a listing filters on, as the API names them.
-pub const CLAIM_STATES: [&str; 6] = [
-    "received",
-    "pending_partner",
-    "coordinated",
-    "rejected",
-    "cancel_pending",
-    "cancelled",
-];
-
 /// A claim state typed on the command line, passed on as the API names it:
 /// its API name, or its words in either language as the tables print them
 /// (`annulée`, `"en attente de la mutuelle"`, `cancel pending`), in any
@@ -52,7 +42,9 @@ pub fn claim_state(s: &str) -> Result<String, String> {
     // annulée and annulées read alike).
     let fold = |w: &str| -> String {
         let flat: String = w
-            .trim()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
             .chars()
             .flat_map(char::to_lowercase)
             .map(|c| match c {
@@ -75,7 +67,8 @@ pub fn claim_state(s: &str) -> Result<String, String> {
             .join("_")
     };
     let typed = fold(s);
-    CLAIM_STATES
+    let states = passerelle_domain::ClaimState::ALL.map(|s| s.as_str());
+    states
         .iter()
         .find(|name| {
             [output::Lang::En, output::Lang::Fr]
@@ -86,7 +79,14 @@ pub fn claim_state(s: &str) -> Result<String, String> {
         .map(|name| name.to_string())
         .ok_or_else(|| {
             let l = output::Lang::of_process();
-            let states: Vec<&str> = CLAIM_STATES.iter().map(|n| l.state(n)).collect();
+            // A state of several words quoted, as it must be typed.
+            let states: Vec<String> = states
+                .iter()
+                .map(|n| match l.state(n) {
+                    w if w.contains(' ') => l.catalogue().t_args("quoted", &[("text", w)]),
+                    w => w.to_string(),
+                })
+                .collect();
             l.catalogue().t_args(
                 "cli-not-a-claim-state",
                 &[("value", s), ("states", &states.join(", "))],
@@ -577,8 +577,20 @@ mod tests {
             ("annulées", "cancelled"),
             ("Coordonnés", "coordinated"),
             ("reçu", "received"),
+            ("  annulation   en cours ", "cancel_pending"),
         ] {
             assert_eq!(claim_state(typed).as_deref(), Ok(name), "{typed:?}");
+        }
+        // Every state's words in both languages, and its API name, lead to
+        // it and to no other (no two states fold alike).
+        for state in passerelle_domain::ClaimState::ALL.map(|s| s.as_str()) {
+            for typed in [
+                state,
+                output::Lang::En.state(state),
+                output::Lang::Fr.state(state),
+            ] {
+                assert_eq!(claim_state(typed).as_deref(), Ok(state), "{typed:?}");
+            }
         }
         for bad in ["", "annu", "paid", "open", "payée"] {
             let e = claim_state(bad).unwrap_err();

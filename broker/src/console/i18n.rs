@@ -753,8 +753,8 @@ mod tests {
         assert_eq!(
             Lang::Fr.claim_after_cancel(&claim, &detail).as_deref(),
             Some(
-                "La demande S-2 reste dans la période 1, déjà clôturée : MUT-R n'y avait \
-                 rien compté pour elle, il n'y a rien à récupérer."
+                "La demande S-2 reste dans la période 1, déjà clôturée : MUT-R n'avait \
+                 rien pris en charge pour elle, il n'y a rien à récupérer."
             )
         );
         detail.recovery = Some(Recovery {
@@ -802,8 +802,8 @@ mod tests {
                     claim_count: claims,
                     billed: 0,
                     scheme: 0,
-                    mutuelle: 0,
-                    recoveries: 0,
+                    mutuelle: 2_000,
+                    recoveries: 3_200,
                 },
                 currency: "XOF".into(),
             })
@@ -815,6 +815,13 @@ mod tests {
         let en = Lang::En.change_words(&body(1000));
         assert!(en.contains(": 1,000 claims, "), "{en}");
         assert!(Lang::En.change_words(&body(1)).contains(": 1 claim, "));
+        // Its recoveries negative beside M and the net due they make.
+        assert!(
+            fr.contains(
+                "part mutuelle 2\u{202f}000\u{a0}XOF, indus -3\u{202f}200\u{a0}XOF, net dû -1\u{202f}200\u{a0}XOF"
+            ),
+            "{fr}"
+        );
     }
 
     /// What a settlement paid and what is owed, in both languages; one

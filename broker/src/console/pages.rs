@@ -802,9 +802,10 @@ async fn dashboard(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
                     "col-scheme",
                     "periods-claims",
                     "col-mutuelle-share",
+                    "periods-recoveries",
                     "periods-net",
                 ],
-                &[1, 2, 3],
+                &[1, 2, 3, 4],
             );
             for s in schemes(&c) {
                 let msg = settlement::ListPeriodsRequest {
@@ -843,6 +844,8 @@ async fn dashboard(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
                         s.clone(),
                         lang.amount(open.claim_count as i64, ""),
                         lang.money(m, &open.currency),
+                        // Negative beside M: M + indus = net due.
+                        lang.money(open.recoveries.saturating_neg(), &open.currency),
                         lang.money(open.net_due, &open.currency),
                     ],
                 );
@@ -1173,15 +1176,6 @@ struct ClaimsQuery {
     page: String,
 }
 
-const STATES: [&str; 6] = [
-    "received",
-    "pending_partner",
-    "coordinated",
-    "rejected",
-    "cancel_pending",
-    "cancelled",
-];
-
 async fn claims(State(c): State<Arc<Console>>, ctx: Ctx, Query(q): Query<ClaimsQuery>) -> Response {
     let lang = ctx.lang;
     let mut dates = [String::new(), String::new()];
@@ -1325,7 +1319,7 @@ async fn claims(State(c): State<Arc<Console>>, ctx: Ctx, Query(q): Query<ClaimsQ
         esc(&lang.t("claims-state")),
         esc(&lang.t("claims-any"))
     ));
-    for s in STATES {
+    for s in passerelle_domain::ClaimState::ALL.map(|s| s.as_str()) {
         form.push_str(&format!(
             "<option value=\"{s}\"{}>{}</option>",
             if s == state { " selected" } else { "" },
@@ -2392,8 +2386,8 @@ async fn statement(
             &[
                 "col-claim",
                 "col-invoice",
-                "col-member",
                 "col-date",
+                "col-member",
                 "statement-from-period",
                 "statement-payee",
                 "col-mutuelle-share",
@@ -2406,8 +2400,8 @@ async fn statement(
                 vec![
                     r.claim_id.clone(),
                     r.invoice_number.clone(),
-                    r.member_number.clone(),
                     lang.iso_date(&r.date_of_care),
+                    r.member_number.clone(),
                     r.from_period.to_string(),
                     lang.payee_words(&r.payee_type, &r.payee_id),
                     lang.amount(r.amount.saturating_neg(), &cur),
@@ -2596,7 +2590,7 @@ struct ExportLine {
     text: [String; 8],
     date: String,
     /// The claim's line; none for a recovery, which is no line of a claim
-    /// (its cell left empty, as its date's).
+    /// (its cell left empty).
     line: Option<u32>,
     figures: Figures,
 }
@@ -2651,7 +2645,7 @@ impl ExportTotals {
         if self.recovered == 0 {
             return vec![(lang.t("claims-total"), self.lines.map(Some))];
         }
-        let m = |v: i64| [None, None, Some(v), None];
+        let m = |v: i64| Figures::Recovery(v).cells();
         vec![
             (lang.t("export-total-claims"), self.lines.map(Some)),
             (lang.t("periods-recoveries"), m(self.recovered)),
@@ -4197,8 +4191,9 @@ mod tests {
             ),
             "{html}"
         );
-        // The period's statement as CSV: the recovery's row has no date and
-        // no line (it is no line of a claim), where it had line 0.
+        // The period's statement as CSV: the recovery's row has the
+        // cancelled claim's date and member, and no line (it is no line of
+        // a claim), where it had line 0.
         let r = statement_csv(
             State(console(b.clone(), 5_000)),
             manager(),
@@ -4284,7 +4279,7 @@ mod tests {
         );
         // Its recovery names whose care it was: C-101's date of care.
         assert!(
-            html.contains("<td class=\"\">R-1</td><td class=\"\">11/03/2026</td>"),
+            html.contains("<td class=\"\">11/03/2026</td><td class=\"\">R-1</td>"),
             "{html}"
         );
         let html = remittance_page(&b, third, "").await;
@@ -4498,7 +4493,7 @@ mod tests {
         let none = "Aucune demande dans les périodes en cours.";
         let html = page().await;
         assert!(
-            html.contains(&format!("<td class=\"empty\" colspan=\"4\">{none}</td>")),
+            html.contains(&format!("<td class=\"empty\" colspan=\"5\">{none}</td>")),
             "{html}"
         );
         five_claims(&b).await;
@@ -4511,6 +4506,23 @@ mod tests {
         // The month closed: its claims left the open period.
         close_and_settle(&b, "VIR-1").await;
         assert!(page().await.contains(none));
+        // A claim of it cancelled: the open period holds its indu alone,
+        // negative beside M, as the net due it makes.
+        b.cancel("CNSS", "C-0", "facturée deux fois").await.unwrap();
+        let html = page().await;
+        let row = html
+            .split("<tr>")
+            .find(|r| r.contains("/periods/CNSS/MUT-R/0"))
+            .unwrap_or_else(|| panic!("the open period's row: {html}"));
+        let cells: Vec<&str> = row
+            .split("<td class=\"num\">")
+            .skip(1)
+            .map(|c| c.split("</td>").next().unwrap())
+            .collect();
+        assert_eq!(cells.len(), 4, "{row}");
+        assert_eq!(cells[1], "0\u{a0}XOF", "{row}");
+        assert!(cells[2].starts_with('-') && cells[2] == cells[3], "{row}");
+        assert!(html.contains("<th class=\"num\">Indus</th>"), "{html}");
     }
 
     #[tokio::test]
@@ -4532,6 +4544,21 @@ mod tests {
         let html = page().await;
         assert!(html.contains("VIR-1"), "{html}");
         assert!(html.contains(&open_row_of(2)), "{html}");
+        // A claim of period 1 cancelled: the open period's indus, negative
+        // beside its M (none) and the net due they make.
+        b.cancel("CNSS", "C-0", "facturée deux fois").await.unwrap();
+        let html = page().await;
+        let row = html
+            .split("<tr>")
+            .find(|r| r.contains(&open_row_of(2)))
+            .unwrap_or_else(|| panic!("the open period's row: {html}"));
+        let indus: Vec<&str> = row
+            .split("<td class=\"num\">-")
+            .skip(1)
+            .map(|c| c.split("</td>").next().unwrap())
+            .collect();
+        assert_eq!(indus.len(), 2, "the indus and the net due: {row}");
+        assert_eq!(indus[0], indus[1], "{row}");
     }
 
     #[tokio::test]
@@ -4825,7 +4852,7 @@ mod tests {
         };
         assert_eq!(rows.len(), 6, "{rows:?}");
         assert!(
-            matches!(cell(2, 0), Cell::Empty) && matches!(cell(2, 3), Cell::Empty),
+            [0, 1, 3].iter().all(|&k| matches!(cell(2, k), Cell::Empty)),
             "{:?}",
             rows[2]
         );
@@ -4835,6 +4862,9 @@ mod tests {
             (number(3, 0), number(3, 2)),
             ("125.5".to_string(), "20".to_string())
         );
+        assert!(matches!(&rows[4][0], Cell::Text(t) if t == "Indus"));
+        assert_eq!(number(4, 2), "-45");
+        assert!(matches!(cell(4, 0), Cell::Empty));
         assert!(matches!(&rows[5][0], Cell::Text(t) if t == "Net dû"));
         assert_eq!(number(5, 2), "-25");
         assert!(matches!(cell(5, 0), Cell::Empty));

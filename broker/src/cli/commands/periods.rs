@@ -178,7 +178,8 @@ fn remittance(
             t.row(vec![
                 x.claim_id.clone(),
                 x.invoice_number.clone(),
-                String::new(),
+                // The cancelled claim's date of care.
+                l.catalogue().iso_date(&x.date_of_care),
                 String::new(),
                 l.catalogue().t_args(
                     "statement-recovery",
@@ -607,8 +608,8 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
             &[
                 "claim",
                 "invoice",
-                "member",
                 "date of care",
+                "member",
                 "from period",
                 "payee",
                 "mutuelle (M)",
@@ -619,8 +620,8 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
             t.row(vec![
                 r.claim_id.clone(),
                 r.invoice_number.clone(),
-                r.member_number.clone(),
                 l.catalogue().iso_date(&r.date_of_care),
+                r.member_number.clone(),
                 r.from_period.to_string(),
                 l.catalogue().payee_words(&r.payee_type, &r.payee_id),
                 l.money(r.amount.saturating_neg(), cur),
