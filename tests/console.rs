@@ -562,6 +562,26 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
             && body.contains("Afi Lawson"),
         "{body}"
     );
+    // The command line names them too: the listing gives the names.
+    let listed = cli(
+        &dev,
+        &data,
+        &[
+            "--lang",
+            "fr",
+            "approvals",
+            "list",
+            "--all",
+            "--partner",
+            "MUT-SOLIDARITE",
+        ],
+    );
+    assert!(
+        listed.contains("Kodjo Agbeko")
+            && listed.contains("Afi Lawson")
+            && listed.contains("décidée par"),
+        "{listed}"
+    );
     // The settlement: proposed by controle, approved by gestion.
     controle.goto(&format!("{console}/periods")).await.unwrap();
     controle

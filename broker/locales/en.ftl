@@ -531,6 +531,7 @@ chart-per-day-scheme = The scheme's coordinated claims and the mutuelles' share 
 cli-proposal = proposal
 cli-change = change
 cli-proposed-by = proposed by
+cli-decided-by = decided by
 cli-proposed-at = proposed at
 cli-hash = hash
 cli-claim = claim

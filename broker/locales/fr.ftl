@@ -529,6 +529,7 @@ chart-per-day-scheme = Demandes coordonnées du régime et part des mutuelles pa
 cli-proposal = proposition
 cli-change = changement
 cli-proposed-by = proposée par
+cli-decided-by = décidée par
 cli-proposed-at = proposée le
 cli-hash = empreinte
 cli-claim = demande

@@ -67,6 +67,13 @@ impl Caller {
     }
 }
 
+/// The console account's login in an identity as [`Caller::display`]
+/// writes it ("mutuelle:MUT-A/user:awa" is `awa`); `None` for a
+/// certificate's.
+pub fn person_login(identity: &str) -> Option<&str> {
+    identity.rsplit_once("/user:").map(|(_, login)| login)
+}
+
 /// How a call was authenticated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Auth {

@@ -522,6 +522,25 @@ pub fn proposal_to_pb(p: &Proposal) -> pb::Proposal {
         decided_by: p.decided_by.clone(),
         decided_at_ms: p.decided_ms,
         outcome: p.outcome.clone(),
+        ..Default::default()
+    }
+}
+
+/// A listed proposal on the wire, with the names of the people behind its
+/// identities (`people`: by login, [`crate::service::Broker::people_of`]).
+fn listed_proposal_to_pb(
+    p: &Proposal,
+    people: &std::collections::HashMap<String, String>,
+) -> pb::Proposal {
+    let name = |identity: &str| {
+        crate::identity::person_login(identity)
+            .and_then(|login| people.get(login).cloned())
+            .unwrap_or_default()
+    };
+    pb::Proposal {
+        proposed_by_name: name(&p.proposed_by),
+        decided_by_name: name(&p.decided_by),
+        ..proposal_to_pb(p)
     }
 }
 
@@ -665,8 +684,12 @@ impl SettlementService for SettlementApi {
                 .broker
                 .proposals(std::slice::from_ref(&msg.mutuelle_id), msg.pending_only)
                 .await?;
+            let people = self.broker.people_of(&list).await?;
             Ok(pb::ListProposalsResponse {
-                proposals: list.iter().map(proposal_to_pb).collect(),
+                proposals: list
+                    .iter()
+                    .map(|p| listed_proposal_to_pb(p, &people))
+                    .collect(),
             })
         })
         .await

@@ -468,7 +468,7 @@ impl Lang {
         if identity.is_empty() {
             return String::new();
         }
-        if let Some((_, login)) = identity.rsplit_once("/user:") {
+        if let Some(login) = crate::identity::person_login(identity) {
             return name_of(login).unwrap_or_else(|| login.to_string());
         }
         match identity.split_once(':') {
@@ -477,6 +477,15 @@ impl Lang {
             Some(("operator", id)) => self.t_args("identity-operator", &[("id", id)]),
             _ => identity.to_string(),
         }
+    }
+
+    /// An identity with the name a listing gave for it (a proposal's
+    /// `proposed_by_name`): the person's name, else as [`Lang::identity`]
+    /// says it.
+    pub fn named_identity(self, identity: &str, name: &str) -> String {
+        self.identity(identity, |_| {
+            Some(name.to_string()).filter(|n| !n.is_empty())
+        })
     }
 
     /// An amount in minor units with the language's grouping ("12 500" with

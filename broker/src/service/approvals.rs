@@ -449,6 +449,32 @@ impl Broker {
         Ok(all)
     }
 
+    /// The names of the people who proposed or decided `list`, by login
+    /// (console accounts, which are few; read once): what a listing shows
+    /// beside each identity. A certificate's identity, or an account since
+    /// removed, has none.
+    pub async fn people_of(
+        &self,
+        list: &[Proposal],
+    ) -> Result<std::collections::HashMap<String, String>, ServiceError> {
+        let logins: std::collections::HashSet<&str> = list
+            .iter()
+            .flat_map(|p| [p.proposed_by.as_str(), p.decided_by.as_str()])
+            .filter_map(crate::identity::person_login)
+            .collect();
+        if logins.is_empty() {
+            return Ok(Default::default());
+        }
+        Ok(self
+            .store
+            .users()
+            .await?
+            .into_iter()
+            .filter(|u| logins.contains(u.login.as_str()))
+            .map(|u| (u.login, u.display_name))
+            .collect())
+    }
+
     /// Approves a proposal, given the hash of the content the approver saw,
     /// and applies it. Returns the proposal as it ends (applied); when the
     /// store refuses the change (the period changed meanwhile, a product
@@ -701,6 +727,27 @@ mod tests {
             )
         );
         assert_eq!(b.list_products("MUT-X").await.unwrap()[0].0, v1);
+        // A listing names the people behind the identities: awa, who
+        // decided, by her account's name; the system that proposed, none.
+        assert!(b.people_of(&[(*p).clone()]).await.unwrap().is_empty());
+        b.add_user(
+            crate::service::users::NewUser {
+                login: "awa".into(),
+                display_name: "Awa Mensah".into(),
+                role: crate::store::users::UserRole::Manager,
+                scope: vec!["MUT-X".into()],
+                password: "un mot de passe assez long".into(),
+                lang: "fr".into(),
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+        let people = b.people_of(std::slice::from_ref(&done)).await.unwrap();
+        assert_eq!(
+            people.into_iter().collect::<Vec<_>>(),
+            [("awa".to_string(), "Awa Mensah".to_string())]
+        );
         // Once only.
         assert!(matches!(
             b.approve(&awa, p.id, &p.hash).await,

@@ -109,7 +109,7 @@ pub(super) async fn approvals(ctx: &Ctx, cmd: ApprovalsCmd) -> Out {
                 "state",
             ];
             if all {
-                columns.push("outcome");
+                columns.extend(["decided by", "outcome"]);
             }
             columns.push("hash");
             let mut t = Table::new(l, &columns).right(&[0]);
@@ -119,11 +119,12 @@ pub(super) async fn approvals(ctx: &Ctx, cmd: ApprovalsCmd) -> Out {
                     p.id.to_string(),
                     kind_words(l, p.kind),
                     cat.change_words(&p.body),
-                    cat.identity(&p.proposed_by, |_| None),
+                    cat.named_identity(&p.proposed_by, &p.proposed_by_name),
                     when(l, p.proposed_at_ms),
                     state_words(l, p),
                 ];
                 if all {
+                    row.push(cat.named_identity(&p.decided_by, &p.decided_by_name));
                     row.push(cat.proposal_outcome(&p.outcome));
                 }
                 row.push(p.hash.clone());

@@ -779,17 +779,9 @@ pub(super) async fn approvals(
     ui.notice = done.notice(lang);
     let me = ctx.person.caller().display();
     let pending = settlement::ProposalState::Pending as i32;
-    // People by their names (accounts are few; a certificate is its
+    // People by the names the listing gives (a certificate is its
     // system).
-    let names: std::collections::HashMap<String, String> = c
-        .broker
-        .users()
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|u| (u.login, u.display_name))
-        .collect();
-    let who = |id: &str| lang.identity(id, |login| names.get(login).cloned());
+    let who = |id: &str, name: &str| lang.named_identity(id, name);
     let mut cards = String::new();
     for p in &waiting {
         cards.push_str(&format!(
@@ -812,7 +804,7 @@ pub(super) async fn approvals(
             esc(&lang.t_args(
                 "approvals-proposed",
                 &[
-                    ("who", &who(&p.proposed_by)),
+                    ("who", &who(&p.proposed_by, &p.proposed_by_name)),
                     ("when", &lang.time(p.proposed_at_ms)),
                     ("hash", p.hash.get(..16).unwrap_or(&p.hash)),
                 ],
@@ -865,8 +857,8 @@ pub(super) async fn approvals(
                 p.id.to_string(),
                 lang.change_words(&p.body),
                 lang.proposal_state(&state_name(p.state), p.decided_by == p.proposed_by),
-                who(&p.proposed_by),
-                who(&p.decided_by),
+                who(&p.proposed_by, &p.proposed_by_name),
+                who(&p.decided_by, &p.decided_by_name),
                 lang.time(p.decided_at_ms),
                 lang.proposal_outcome(&p.outcome),
             ],
