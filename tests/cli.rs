@@ -1568,6 +1568,12 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
         shown.contains(&format!("recoveries: {taken_back}   net due: ")),
         "{shown}"
     );
+    // Period 1's statement keeps S-1's line, marked cancelled since.
+    let one = show().await;
+    assert!(
+        one.lines().any(|l| l.starts_with("S-1 (cancelled since) ")),
+        "{one}"
+    );
     // And in the periods' table: period 2's row, its recoveries negative.
     let listed = ok(
         &h,

@@ -377,6 +377,7 @@ chart-pending = Claims waiting per mutuelle
 chart-oldest = (the oldest for { $minutes } min)
 chart-due = Amount due per scheme, current period
 statement-recovery = recovery (period { $period })
+statement-cancelled-since = cancelled since
 statement-from-period = From period
 claims-dates-order = The start date is after the end date: correct the filter.
 claims-operator-mutuelle = For this state, give a mutuelle (operators see the waiting claims of every mutuelle, the others per mutuelle).

@@ -375,6 +375,7 @@ chart-pending = Demandes en attente par mutuelle
 chart-oldest = (la plus ancienne depuis { $minutes } min)
 chart-due = Montant dû par régime, période en cours
 statement-recovery = indu (période { $period })
+statement-cancelled-since = annulée depuis
 statement-from-period = Période d'origine
 claims-dates-order = La date de début est après la date de fin : corrigez le filtre.
 claims-operator-mutuelle = Pour cet état, indiquez une mutuelle (les opérateurs voient les demandes en attente de toutes les mutuelles, les autres par mutuelle).

@@ -282,6 +282,7 @@ mod tests {
             scheme_share: 4000,
             mutuelle_share: m,
             patient_share: 1000 - m,
+            cancelled_since: false,
         }
     }
 

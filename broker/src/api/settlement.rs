@@ -264,6 +264,7 @@ pub fn statement_to_pb(d: StatementData, currency: &str) -> pb::Statement {
             scheme_share: l.scheme,
             mutuelle_share: l.mutuelle,
             patient_share: patient,
+            cancelled_since: l.cancelled,
         });
     }
     pb::Statement {

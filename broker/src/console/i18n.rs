@@ -479,6 +479,17 @@ impl Lang {
         }
     }
 
+    /// A statement line's claim, said cancelled since where it was: a
+    /// closed statement keeps the line and its amounts, and the indu is in
+    /// a later period ("C-1 (annulée depuis)").
+    pub fn statement_claim(self, claim_id: &str, cancelled_since: bool) -> String {
+        if cancelled_since {
+            format!("{claim_id} ({})", self.t("statement-cancelled-since"))
+        } else {
+            claim_id.to_string()
+        }
+    }
+
     /// An identity with the name a listing gave for it (a proposal's
     /// `proposed_by_name`): the person's name, else as [`Lang::identity`]
     /// says it.

@@ -2350,7 +2350,7 @@ async fn statement(
             t.row(
                 format!("/claims/{}/{}", url(&scheme), url(&l.claim_id)),
                 vec![
-                    l.claim_id.clone(),
+                    lang.statement_claim(&l.claim_id, l.cancelled_since),
                     l.invoice_number.clone(),
                     lang.iso_date(&l.date_of_care),
                     l.member_number.clone(),
@@ -4168,6 +4168,21 @@ mod tests {
         // pays) cancelled after its period was settled: the next period
         // holds its recovery, and P-101's consultation of another day.
         b.cancel("CNSS", "C-0", "facturée deux fois").await.unwrap();
+        // The settled period's statement keeps its line, marked.
+        let r = statement(
+            State(console(b.clone(), 5_000)),
+            manager(),
+            Path(("CNSS".into(), "MUT-R".into(), first)),
+            Query(PageQuery::default()),
+        )
+        .await;
+        let (body, _) = frames(r).await;
+        let html = String::from_utf8(body.concat()).unwrap();
+        assert!(
+            html.contains(">C-0 (annulée depuis)</a>")
+                && html.matches("(annulée depuis)").count() == 1,
+            "{html}"
+        );
         b.coordinate(consultation(101, "P-101", "2026-03-11"))
             .await
             .unwrap();

@@ -274,7 +274,7 @@ pub(super) const PAYEE_COLS: &str = concat!(payee_type!(), ", ", payee_id!());
 pub(super) fn statement_line_cols() -> String {
     format!(
         "{PAYEE_COLS}, c.claim_id, c.invoice_number, c.date_of_care, c.member_number, \
-         l.sequence, l.act_code, l.billed, l.scheme_share, l.mutuelle_share"
+         l.sequence, l.act_code, l.billed, l.scheme_share, l.mutuelle_share, c.state"
     )
 }
 
@@ -291,6 +291,7 @@ pub(super) fn statement_line(r: &dyn Row) -> Result<StatementLine, StoreError> {
         billed: r.int(8)?,
         scheme: r.int(9)?,
         mutuelle: r.int(10)?,
+        cancelled: state_parse(&r.text(11)?)? == ClaimState::Cancelled,
     })
 }
 

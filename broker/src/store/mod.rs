@@ -372,6 +372,10 @@ pub struct StatementLine {
     pub billed: i64,
     pub scheme: i64,
     pub mutuelle: i64,
+    /// Its claim was cancelled since: a closed statement keeps the line
+    /// and its amounts, and what the mutuelle counted for it is recovered
+    /// in a later period (a recovery).
+    pub cancelled: bool,
 }
 
 /// A recovery (indu) on a statement.

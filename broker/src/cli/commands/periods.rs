@@ -574,7 +574,8 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
         .right(&[3, 5, 6, 7, 8]);
         for line in &payee.lines {
             t.row(vec![
-                line.claim_id.clone(),
+                l.catalogue()
+                    .statement_claim(&line.claim_id, line.cancelled_since),
                 line.invoice_number.clone(),
                 l.catalogue().iso_date(&line.date_of_care),
                 line.sequence.to_string(),

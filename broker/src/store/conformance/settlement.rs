@@ -103,7 +103,9 @@ pub async fn settlement_ties_out_and_recovers_after_settlement(store: Arc<dyn St
     ));
 
     // A cancel after settlement creates a recovery in the next period; the
-    // settled statement does not change.
+    // settled statement's lines and amounts do not change, and S1's line
+    // says its claim was cancelled since.
+    assert!(st.lines.iter().all(|l| !l.cancelled), "{:?}", st.lines);
     store
         .begin_cancel("CNSS", "S1", "cxl", "duplicate", 9_000, 9_000)
         .await
@@ -112,10 +114,25 @@ pub async fn settlement_ties_out_and_recovers_after_settlement(store: Arc<dyn St
         .complete_cancel("CNSS", "S1", "", 9_500)
         .await
         .unwrap();
+    let after = store.statement("CNSS", "MUT-A", 1).await.unwrap().lines;
     assert_eq!(
-        store.statement("CNSS", "MUT-A", 1).await.unwrap().lines,
+        after
+            .iter()
+            .map(|l| (l.claim_id.as_str(), l.cancelled))
+            .collect::<Vec<_>>(),
         st.lines
+            .iter()
+            .map(|l| (l.claim_id.as_str(), l.claim_id == "S1"))
+            .collect::<Vec<_>>()
     );
+    let unmarked: Vec<crate::store::StatementLine> = after
+        .into_iter()
+        .map(|l| crate::store::StatementLine {
+            cancelled: false,
+            ..l
+        })
+        .collect();
+    assert_eq!(unmarked, st.lines);
     // S1 stays in period 1; its recovery waits in the open period.
     let s1_recovery = RecoveryLine {
         claim_id: "S1".into(),
