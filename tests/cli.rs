@@ -1571,8 +1571,22 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     // Period 1's statement keeps S-1's line, marked cancelled since.
     let one = show().await;
     assert!(
-        one.lines().any(|l| l.starts_with("S-1 (cancelled since) ")),
+        one.lines()
+            .any(|l| l.starts_with("S-1 (cancelled after the close) ")),
         "{one}"
+    );
+    // So does period 1's remittance advice to CHU-SO, which paid it.
+    let advice = ok(
+        &h,
+        &remittance_of(&[], "1", &["--payee-type", "provider", "--payee", "CHU-SO"]),
+    )
+    .await
+    .stdout;
+    assert!(
+        advice
+            .lines()
+            .any(|l| l.starts_with("S-1 (cancelled after the close) ")),
+        "{advice}"
     );
     // And in the periods' table: period 2's row, its recoveries negative.
     let listed = ok(

@@ -481,7 +481,7 @@ impl Lang {
 
     /// A statement line's claim, said cancelled since where it was: a
     /// closed statement keeps the line and its amounts, and the indu is in
-    /// a later period ("C-1 (annulée depuis)").
+    /// a later period ("C-1 (annulée après la clôture)").
     pub fn statement_claim(self, claim_id: &str, cancelled_since: bool) -> String {
         if cancelled_since {
             format!("{claim_id} ({})", self.t("statement-cancelled-since"))

@@ -4179,8 +4179,8 @@ mod tests {
         let (body, _) = frames(r).await;
         let html = String::from_utf8(body.concat()).unwrap();
         assert!(
-            html.contains(">C-0 (annulée depuis)</a>")
-                && html.matches("(annulée depuis)").count() == 1,
+            html.contains(">C-0 (annulée après la clôture)</a>")
+                && html.matches("(annulée après la clôture)").count() == 1,
             "{html}"
         );
         b.coordinate(consultation(101, "P-101", "2026-03-11"))
@@ -4525,18 +4525,13 @@ mod tests {
         // negative beside M, as the net due it makes.
         b.cancel("CNSS", "C-0", "facturée deux fois").await.unwrap();
         let html = page().await;
-        let row = html
-            .split("<tr>")
-            .find(|r| r.contains("/periods/CNSS/MUT-R/0"))
-            .unwrap_or_else(|| panic!("the open period's row: {html}"));
-        let cells: Vec<&str> = row
-            .split("<td class=\"num\">")
-            .skip(1)
-            .map(|c| c.split("</td>").next().unwrap())
-            .collect();
-        assert_eq!(cells.len(), 4, "{row}");
-        assert_eq!(cells[1], "0\u{a0}XOF", "{row}");
-        assert!(cells[2].starts_with('-') && cells[2] == cells[3], "{row}");
+        let cells = number_cells(&html, "/periods/CNSS/MUT-R/0");
+        assert_eq!(cells.len(), 4, "{cells:?}");
+        assert_eq!(cells[1], "0\u{a0}XOF", "{cells:?}");
+        assert!(
+            cells[2].starts_with('-') && cells[2] == cells[3],
+            "{cells:?}"
+        );
         assert!(html.contains("<th class=\"num\">Indus</th>"), "{html}");
     }
 
@@ -4563,17 +4558,22 @@ mod tests {
         // beside its M (none) and the net due they make.
         b.cancel("CNSS", "C-0", "facturée deux fois").await.unwrap();
         let html = page().await;
+        let cells = number_cells(&html, &open_row_of(2));
+        let negative: Vec<&str> = cells.into_iter().filter(|c| c.starts_with('-')).collect();
+        assert_eq!(negative.len(), 2, "the indus and the net due: {negative:?}");
+        assert_eq!(negative[0], negative[1]);
+    }
+
+    /// The number cells of the table row of `html` that holds `needle`.
+    fn number_cells<'a>(html: &'a str, needle: &str) -> Vec<&'a str> {
         let row = html
             .split("<tr>")
-            .find(|r| r.contains(&open_row_of(2)))
-            .unwrap_or_else(|| panic!("the open period's row: {html}"));
-        let indus: Vec<&str> = row
-            .split("<td class=\"num\">-")
+            .find(|r| r.contains(needle))
+            .unwrap_or_else(|| panic!("no row with {needle}: {html}"));
+        row.split("<td class=\"num\">")
             .skip(1)
-            .map(|c| c.split("</td>").next().unwrap())
-            .collect();
-        assert_eq!(indus.len(), 2, "the indus and the net due: {row}");
-        assert_eq!(indus[0], indus[1], "{row}");
+            .map(|c| c.split("</td>").next().unwrap_or_default())
+            .collect()
     }
 
     #[tokio::test]

@@ -166,7 +166,8 @@ fn remittance(
         .right(&[3, 5]);
         for line in &a.lines {
             t.row(vec![
-                line.claim_id.clone(),
+                l.catalogue()
+                    .statement_claim(&line.claim_id, line.cancelled_since),
                 line.invoice_number.clone(),
                 l.catalogue().iso_date(&line.date_of_care),
                 line.sequence.to_string(),
