@@ -450,6 +450,12 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     click(&c, Locator::LinkText("en cours")).await;
     let body = text(&c).await;
     assert!(body.contains("prestataire CHU-SYLVANUS-OLYMPIO"), "{body}");
+    // Provisional: said in its title, and not for the board to sign.
+    assert!(
+        body.contains("Bordereau provisoire CNSS – MUT-SOLIDARITE, période en cours")
+            && !body.contains("Visa du conseil"),
+        "{body}"
+    );
     shot(&c, "07-bordereau").await;
     let csv = c
         .execute(
@@ -579,7 +585,8 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     assert!(
         listed.contains("Kodjo Agbeko")
             && listed.contains("Afi Lawson")
-            && listed.contains("décidée par"),
+            && listed.contains("décidée par")
+            && listed.contains("décidée le (UTC)"),
         "{listed}"
     );
     // The settlement: proposed by controle, approved by gestion.

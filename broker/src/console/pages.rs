@@ -2313,7 +2313,10 @@ async fn statement(
     };
     let p = s.period.clone().unwrap_or_default();
     let cur = p.currency.clone();
-    let title = if number == 0 {
+    // The open period's statement is provisional, however it was asked
+    // for (0, or its number).
+    let open = p.state == settlement::PeriodState::Open as i32;
+    let title = if open {
         lang.t_args(
             "statement-open-title",
             &[("scheme", &scheme), ("mutuelle", &mutuelle)],
@@ -2481,10 +2484,13 @@ async fn statement(
             esc(&lang.t("claims-next"))
         ));
     }
-    after.push_str(&format!(
-        "<p class=\"signature\">{}</p>",
-        esc(&lang.t("statement-signature"))
-    ));
+    // The board signs a closed statement, not a provisional one.
+    if !open {
+        after.push_str(&format!(
+            "<p class=\"signature\">{}</p>",
+            esc(&lang.t("statement-signature"))
+        ));
+    }
     page(ListPage {
         ui: ctx.ui(title.clone(), "periods"),
         heading: title,
@@ -4290,6 +4296,11 @@ mod tests {
         let html = String::from_utf8(body.concat()).unwrap();
         assert!(
             html.contains("<dt>Indus</dt><dd>-1\u{202f}500\u{a0}XOF</dd><dt>Net dû</dt><dd>-1\u{202f}500\u{a0}XOF</dd>"),
+            "{html}"
+        );
+        // Settled, it is for the board to sign.
+        assert!(
+            html.contains("<p class=\"signature\">Visa du conseil d&#39;administration</p>"),
             "{html}"
         );
         // Its recovery names whose care it was: C-101's date of care.

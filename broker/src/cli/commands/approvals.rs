@@ -109,7 +109,7 @@ pub(super) async fn approvals(ctx: &Ctx, cmd: ApprovalsCmd) -> Out {
                 "state",
             ];
             if all {
-                columns.extend(["decided by", "outcome"]);
+                columns.extend(["decided by", "decided at (UTC)", "outcome"]);
             }
             columns.push("hash");
             let mut t = Table::new(l, &columns).right(&[0]);
@@ -125,6 +125,11 @@ pub(super) async fn approvals(ctx: &Ctx, cmd: ApprovalsCmd) -> Out {
                 ];
                 if all {
                     row.push(cat.named_identity(&p.decided_by, &p.decided_by_name));
+                    row.push(if p.decided_at_ms > 0 {
+                        when(l, p.decided_at_ms)
+                    } else {
+                        String::new()
+                    });
                     row.push(cat.proposal_outcome(&p.outcome));
                 }
                 row.push(p.hash.clone());
