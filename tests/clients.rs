@@ -182,3 +182,59 @@ fn every_client_example_runs_against_a_dev_broker() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     assert!(ran >= 1, "curl at least runs everywhere");
 }
+
+/// A body over the size limit, from curl (what PHP's curl extension is
+/// built on), is answered `out_of_range` over HTTP/2 and HTTP/1.1, and to
+/// a client waiting for `100 Continue`: curl reported a reset stream (exit
+/// 92) or a broken pipe (55) when the broker stopped reading at the limit
+/// while curl still sent (an outside trial, 7 December).
+#[test]
+fn a_body_over_the_limit_is_answered_to_curl() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = crate::common::process::dev(dir.path(), dir.path());
+    let certs = dir.path().join("certs");
+    let body = dir.path().join("huge.json");
+    // The dev broker's limit is the default 4 MiB; 5 MiB is past the
+    // stream's flow-control window.
+    std::fs::write(&body, vec![b' '; 5 << 20]).unwrap();
+    let url = format!(
+        "https://localhost:{}/passerelle.scheme.v1.SchemeService/CoordinateClaim",
+        dev.addr.port()
+    );
+    for how in [
+        &["--http2"][..],
+        &["--http1.1"],
+        &["--http1.1", "-H", "Expect: 100-continue"],
+    ] {
+        let out = Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(certs.join("ca.crt"))
+            .arg("--cert")
+            .arg(certs.join("scheme-CNSS.crt"))
+            .arg("--key")
+            .arg(certs.join("scheme-CNSS.key"))
+            .args([
+                "-H",
+                "Content-Type: application/json",
+                "-w",
+                "\n%{http_code}",
+            ])
+            .args(how)
+            .arg("--data-binary")
+            .arg(format!("@{}", body.display()))
+            .arg(&url)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{how:?}: exit {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(r#""code":"out_of_range""#) && stdout.ends_with("\n400"),
+            "{how:?}: {stdout}"
+        );
+    }
+}

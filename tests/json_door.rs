@@ -381,8 +381,51 @@ async fn json_refusals_name_the_field_and_are_audited() {
             .starts_with("grpc-timeout")
     );
 
+    // A body that says it is over the limit, from a client waiting for
+    // `100 Continue` before sending it: answered at once, never asked for.
+    let text = door
+        .raw(
+            &format!(
+                "POST {COORDINATE} HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue",
+                5 * max
+            ),
+            &[],
+        )
+        .await;
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(!text.contains("100 Continue"), "{text}");
+    assert!(text.contains("out_of_range"), "{text}");
+
+    // A field given twice, under its two spellings: refused and named,
+    // where the last value would have been read (another patient).
+    let mut twice = to_json(&one_line_claim("json-twice"));
+    twice["beneficiary_id"] = "TG-OTHER".into();
+    let e = door.call(COORDINATE, &twice).await.json();
+    assert_eq!(e["code"], "invalid_argument", "{e}");
+    assert!(
+        e["message"].as_str().unwrap().starts_with(
+            "beneficiary_id: given twice in one object, as beneficiaryId and as beneficiary_id"
+        ),
+        "{e}"
+    );
+
     // An early answer over HTTP/2 with a body still coming reaches the client.
     let h2 = JsonDoor::new(h.addr, h.certs(), Role::Scheme, "CNSS", b"h2");
+    // Past the limit by more than the stream's window, with its length
+    // declared: the answer, not a reset (the body held unread until the
+    // answer is sent).
+    let a = h2
+        .send(
+            "POST",
+            COORDINATE,
+            &[("content-type", "application/json")],
+            vec![b' '; max + (4 << 20)],
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.json()["code"].clone()),
+        (400, "out_of_range".into())
+    );
     let a = h2
         .send(
             "POST",
@@ -442,12 +485,12 @@ async fn json_refusals_name_the_field_and_are_audited() {
             .iter()
             .filter(|(m, o)| *m == "CoordinateClaim" && o.starts_with("OutOfRange"))
             .count()
-            == 2,
-        "both bodies over the limit: {refused:?}"
+            == 4,
+        "every body over the limit: {refused:?}"
     );
     // Nothing stored for the refused claims.
     let mut grpc = SchemeServiceClient::new(h.as_(Role::Scheme, "CNSS").await);
-    for id in ["json-bad", "json-empty"] {
+    for id in ["json-bad", "json-empty", "json-twice"] {
         let err = grpc
             .get_claim(pb::GetClaimRequest {
                 scheme_id: "CNSS".into(),

@@ -631,8 +631,11 @@ impl Adapter for FhirAdapter {
                 if let Some(p) = req.prior {
                     claim["insurance"][1]["preAuthRef"] = json!([p.partner_reference]);
                 }
-                self.post("/Claim", &claim, Some(req.idempotency_key))
-                    .await?
+                let v = self
+                    .post("/Claim", &claim, Some(req.idempotency_key))
+                    .await?;
+                answers_the_claim_sent(&v, &claim["identifier"]).map_err(malformed)?;
+                v
             }
         };
         let (lines, reference) = self.lines_of(&v, mapped, &c.currency)?;
@@ -669,6 +672,7 @@ impl Adapter for FhirAdapter {
         let v = self
             .post("/Claim", &claim, Some(req.idempotency_key))
             .await?;
+        answers_the_claim_sent(&v, &claim["identifier"]).map_err(malformed)?;
         let (pre_auth_ref, valid_until) = preauthorization_terms(&v)?;
         let (lines, reference) = self.lines_of(&v, mapped, &c.currency)?;
         Ok(Commitment {
@@ -1152,6 +1156,46 @@ mod tests {
             ),
             (json!(2), json!(200))
         );
+    }
+
+    /// An answer whose `request` names another claim than the one sent
+    /// (a partner's cache, a proxy's mix-up) is refused, never booked;
+    /// one that names it by an identifier sent, or that cannot be checked
+    /// (another system's identifier, the server's own reference, none),
+    /// is read.
+    #[test]
+    fn an_answer_for_another_claim_is_refused() {
+        let sent = json!([{ "system": KEY_SYSTEM, "value": "k-1" },
+                          { "system": "urn:passerelle:claim", "value": "CNSS/C-1" }]);
+        let answer = |request: Value| json!({"resourceType": "ClaimResponse", "request": request});
+        for request in [
+            json!({"identifier": {"system": KEY_SYSTEM, "value": "k-1"}}),
+            json!({"identifier": {"system": "urn:passerelle:claim", "value": "CNSS/C-1"}}),
+            json!({"identifier": {"value": "CNSS/C-1"}}),
+            json!({"identifier": {"system": "https://mutuelle.example/claims", "value": "778"}}),
+            json!({"reference": "Claim/9"}),
+        ] {
+            assert!(
+                answers_the_claim_sent(&answer(request.clone()), &sent).is_ok(),
+                "{request}"
+            );
+        }
+        assert!(answers_the_claim_sent(&json!({"resourceType": "ClaimResponse"}), &sent).is_ok());
+        for request in [
+            json!({"identifier": {"system": KEY_SYSTEM, "value": "k-2"}}),
+            json!({"identifier": {"system": "urn:passerelle:claim", "value": "CNSS/C-2"}}),
+            json!({"identifier": {"value": "adj-someone-else"}}),
+        ] {
+            let e = answers_the_claim_sent(&answer(request.clone()), &sent).unwrap_err();
+            assert_eq!(e.path, "ClaimResponse.request.identifier", "{request}");
+            assert!(
+                e.message.contains("k-1 (urn:passerelle:adjudication)"),
+                "{e}"
+            );
+        }
+        let eob = json!({"resourceType": "ExplanationOfBenefit", "claim": {"identifier": {"value": "x"}}});
+        let e = answers_the_claim_sent(&eob, &sent).unwrap_err();
+        assert_eq!(e.path, "ExplanationOfBenefit.claim.identifier");
     }
 
     /// Issue 15, item 4: FHIR's four outcome codes map to the claim's

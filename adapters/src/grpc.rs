@@ -303,6 +303,12 @@ impl GrpcAdapter {
 fn status_to_error(s: Status, timeout: Duration) -> AdapterError {
     match s.code() {
         Code::DeadlineExceeded => AdapterError::Timeout(timeout.as_millis() as u64),
+        // tonic's own deadline (the call's grpc-timeout on either side, a
+        // channel's timeout) ends a call CANCELLED "Timeout expired": a
+        // slow partner, counted and audited as one, not as one down.
+        Code::Cancelled if s.message() == "Timeout expired" => {
+            AdapterError::Timeout(timeout.as_millis() as u64)
+        }
         Code::Unavailable
         | Code::ResourceExhausted
         | Code::Aborted
@@ -491,5 +497,30 @@ impl Adapter for GrpcAdapter {
         self.call(client.cancel_adjudication(self.request(msg)))
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A partner past its deadline is slow, however tonic ends the call;
+    /// a cancel for another cause is a transient failure.
+    #[test]
+    fn a_deadline_is_a_timeout_whichever_side_ends_the_call() {
+        let t = Duration::from_millis(2000);
+        for s in [
+            Status::deadline_exceeded("deadline"),
+            Status::cancelled("Timeout expired"),
+        ] {
+            assert!(
+                matches!(status_to_error(s.clone(), t), AdapterError::Timeout(2000)),
+                "{s:?}"
+            );
+        }
+        assert!(matches!(
+            status_to_error(Status::cancelled("client went away"), t),
+            AdapterError::Unavailable(_)
+        ));
     }
 }

@@ -341,6 +341,8 @@ impl SimFhir {
             "identifier": [{ "value": answer.partner_reference }],
             "status": "active",
             "use": "claim",
+            // The claim answered, by the identifier it was sent with.
+            "request": { "identifier": { "system": KEY_SYSTEM, "value": key } },
             "outcome": "complete",
             "item": items,
         }))

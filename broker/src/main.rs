@@ -86,8 +86,9 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Run a development broker: embedded SQLite, a rules mutuelle and a
-    /// simulated gRPC mutuelle, seeded members. Serves until Ctrl-C.
+    /// Run a development broker: embedded SQLite, four mutuelles (one
+    /// adjudicated by passerelle's rules, and simulated gRPC, openIMIS-FHIR
+    /// and XML systems), seeded members, a console. Serves until Ctrl-C.
     Dev {
         /// Folder for the database.
         #[arg(long, default_value = ".passerelle")]

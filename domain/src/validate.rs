@@ -133,10 +133,23 @@ pub fn check_line(prefix: &str, line: &ClaimLine, out: &mut Vec<FieldViolation>)
         check_amount(&f("scheme_share"), line.scheme_share, MAX_LINE_AMOUNT, out);
     } else if line.billed >= 0 && line.tariff_base >= 0 {
         let max = line.billed.min(line.tariff_base);
+        // An amount left out of a JSON or protobuf body reads 0: name it,
+        // where the share it bounds would be blamed alone.
+        for (name, amount) in [("billed", line.billed), ("tariff_base", line.tariff_base)] {
+            if amount == 0 && line.scheme_share > 0 {
+                out.push(FieldViolation::new(
+                    f(name),
+                    "is 0 while the scheme pays a share: is it missing? (a field left out reads 0)",
+                ));
+            }
+        }
         if line.scheme_share > max {
             out.push(FieldViolation::new(
                 f("scheme_share"),
-                format!("must be between 0 and min(billed, tariff_base) = {max}"),
+                format!(
+                    "must be between 0 and min(billed, tariff_base) = min({}, {}) = {max}",
+                    line.billed, line.tariff_base
+                ),
             ));
         }
     }

@@ -82,6 +82,12 @@ pub struct JsonViolation {
 /// A JSON body (canonical mapping; proto field names are accepted too) as
 /// the protobuf encoding of `desc`. An unknown field is refused, named.
 pub fn json_to_proto(desc: &MessageDescriptor, body: &[u8]) -> Result<Vec<u8>, JsonViolation> {
+    // A byte order mark is not JSON, but .NET and Windows tools write one;
+    // RFC 8259 lets a reader ignore it.
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    if let Some(v) = given_twice(desc, body) {
+        return Err(v);
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let mut track = serde_path_to_error::Track::new();
     let options = DeserializeOptions::new().deny_unknown_fields(true);
@@ -91,15 +97,11 @@ pub fn json_to_proto(desc: &MessageDescriptor, body: &[u8]) -> Result<Vec<u8>, J
         &options,
     );
     let msg = decoded.map_err(|e| {
-        // serde_json reads every number exactly (arbitrary_precision), and
-        // hands one that is no 64-bit integer (5000.5, 1e3, too large) over
-        // as a map: say what is wrong instead.
-        let mut description = e.to_string().replace(
-            "invalid type: map, expected",
-            "not a whole number in range: expected",
-        );
-        let (field, last) = proto_path(desc, &track.path(), &description);
-        if let Some(Kind::Enum(e)) = last.map(|f| f.kind()) {
+        let error = e.to_string();
+        let (field, last) = proto_path(desc, &track.path(), &error);
+        let kind = last.as_ref().map(|f| f.kind());
+        let mut description = in_plain_words(&error, kind.as_ref());
+        if let Some(Kind::Enum(e)) = kind {
             let names: Vec<String> = e.values().map(|v| v.name().to_string()).collect();
             description = format!("{description}; one of {}", names.join(", "));
         }
@@ -110,6 +112,192 @@ pub fn json_to_proto(desc: &MessageDescriptor, body: &[u8]) -> Result<Vec<u8>, J
         description: e.to_string(),
     })?;
     Ok(msg.encode_to_vec())
+}
+
+/// A decoding error of serde or prost-reflect in words an integrator of
+/// any language reads, where it names Rust's types: a number that is no
+/// whole number in range, a string of something else than digits, an
+/// object where a list is expected and the other way round.
+fn in_plain_words(error: &str, kind: Option<&Kind>) -> String {
+    let whole = |range: &str| {
+        format!(
+            "not a whole number{range}: a JSON number or a string of digits, without decimals, spaces or separators (an amount is in the currency's minor unit; XOF has none)"
+        )
+    };
+    let range = match kind {
+        Some(Kind::Uint32 | Kind::Fixed32) => " from 0 to 4294967295",
+        Some(Kind::Int32 | Kind::Sint32 | Kind::Sfixed32) => " from -2147483648 to 2147483647",
+        Some(Kind::Uint64 | Kind::Fixed64) => " from 0 to 18446744073709551615",
+        _ => "",
+    };
+    let number = matches!(
+        kind,
+        Some(
+            Kind::Int32
+                | Kind::Sint32
+                | Kind::Sfixed32
+                | Kind::Uint32
+                | Kind::Fixed32
+                | Kind::Int64
+                | Kind::Sint64
+                | Kind::Sfixed64
+                | Kind::Uint64
+                | Kind::Fixed64
+        )
+    );
+    // serde_json reads every number exactly (arbitrary_precision) and hands
+    // one that is no 64-bit integer (5000.5, 1e3, too large) over as a map.
+    if number
+        && (error.starts_with("invalid type: map")
+            || error.contains("invalid digit")
+            || error.contains("out of range integral type")
+            || error.contains("number too large")
+            || error.contains("cannot parse integer"))
+    {
+        return whole(range);
+    }
+    let Some(rest) = error.strip_prefix("invalid type: ") else {
+        return error.replace("decimal string", "string of digits");
+    };
+    let (got, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+    let got = match got.split_once(' ').map_or(got, |(w, _)| w) {
+        "map" => "an object {…}",
+        "sequence" => "a list […]",
+        "string" => "a string",
+        "boolean" => "true or false",
+        "null" | "unit" => "null",
+        _ => got,
+    };
+    let expected = match expected.split_once(" at line ").map_or(expected, |(e, _)| e) {
+        "a map" => "an object {…} (PHP's json_encode writes an empty array as [], an empty object as {} only from new stdClass())".to_string(),
+        "a list" | "a sequence" => "a list […]".to_string(),
+        e => e.replace("decimal string", "string of digits"),
+    };
+    format!("{got} where {expected} is expected")
+}
+
+/// The first key given twice in one JSON object, under one name or under
+/// both (`beneficiaryId` and `beneficiary_id` are one field): a violation
+/// naming it. serde would keep the last value, and a body built from a map
+/// holding both spellings would be read as another request than the one
+/// its writer meant (a claim for another patient). Any other fault of the
+/// body is left to the decoder, which names it.
+fn given_twice(desc: &MessageDescriptor, body: &[u8]) -> Option<JsonViolation> {
+    use serde::de::DeserializeSeed as _;
+    let found = std::cell::RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let walk = Walk {
+        desc: Some(desc.clone()),
+        path: String::new(),
+        found: &found,
+    };
+    let _ = walk.deserialize(&mut de);
+    found.into_inner()
+}
+
+/// [`given_twice`]'s walk of one JSON value, knowing the message it is
+/// (`desc`, `None` under a map field, a scalar or an unknown field).
+struct Walk<'a> {
+    desc: Option<MessageDescriptor>,
+    path: String,
+    found: &'a std::cell::RefCell<Option<JsonViolation>>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Walk<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Walk<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0;
+        loop {
+            let item = Walk {
+                desc: self.desc.clone(),
+                path: format!("{}[{i}]", self.path),
+                found: self.found,
+            };
+            if seq.next_element_seed(item)?.is_none() {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        use serde::de::Error as _;
+        // A field's proto name, and the key it was first given as.
+        let mut seen: std::collections::HashMap<String, String> = Default::default();
+        while let Some(key) = map.next_key::<String>()? {
+            // arbitrary_precision's form of a number.
+            if key.starts_with("$serde_json::private::") {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                continue;
+            }
+            let field = self.desc.as_ref().and_then(|m| {
+                m.get_field_by_json_name(&key)
+                    .or_else(|| m.get_field_by_name(&key))
+            });
+            let (name, desc) = match &field {
+                Some(f) => (
+                    f.name().to_string(),
+                    match f.kind() {
+                        Kind::Message(m) if !f.is_map() => Some(m),
+                        _ => None,
+                    },
+                ),
+                None => (key.clone(), None),
+            };
+            let path = if self.path.is_empty() {
+                name.clone()
+            } else {
+                format!("{}.{name}", self.path)
+            };
+            if let Some(first) = seen.insert(name, key.clone()) {
+                let description = if first == key {
+                    "given twice in one object: send each field once".to_string()
+                } else {
+                    format!(
+                        "given twice in one object, as {first} and as {key} (two spellings of one field): send each field once"
+                    )
+                };
+                *self.found.borrow_mut() = Some(JsonViolation {
+                    field: path,
+                    description,
+                });
+                return Err(A::Error::custom("a key given twice"));
+            }
+            map.next_value_seed(Walk {
+                desc,
+                path,
+                found: self.found,
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// serde's path of a JSON error (`lines[0].actCode`) with proto field
@@ -245,11 +433,15 @@ pub fn to_json<M: prost::Message + prost::Name>(m: &M) -> serde_json::Value {
         .expect("a dynamic message serializes to JSON")
 }
 
-/// A message from canonical JSON; an unknown field is refused, named.
+/// A message from canonical JSON; an unknown field, or one given twice, is
+/// refused, named.
 pub fn from_json<M: prost::Message + prost::Name + Default>(text: &str) -> Result<M, String> {
     let desc = pool()
         .get_message_by_name(&M::full_name())
         .ok_or_else(|| format!("{} is not in the descriptor set", M::full_name()))?;
+    if let Some(v) = given_twice(&desc, text.as_bytes()) {
+        return Err(format!("{}: {}", v.field, v.description));
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     let options = DeserializeOptions::new().deny_unknown_fields(true);
     let msg = DynamicMessage::deserialize_with_options(desc, &mut de, &options)
@@ -337,11 +529,52 @@ mod tests {
             let v = json_to_proto(&coordinate(), body.as_bytes()).unwrap_err();
             assert_eq!(v.field, "lines[0].billed");
             assert!(
-                v.description.starts_with("not a whole number in range"),
+                v.description
+                    .starts_with("not a whole number: a JSON number or a string of digits"),
                 "{amount}: {}",
                 v.description
             );
         }
+        // Rust's own words (a string parsed as an integer, a conversion out
+        // of range, a list for an object) become what the field takes.
+        for (body, field, words) in [
+            (
+                r#"{"lines":[{"billed":"cinq mille"}]}"#,
+                "lines[0].billed",
+                "not a whole number: ",
+            ),
+            (
+                r#"{"lines":[{"billed":"5 000"}]}"#,
+                "lines[0].billed",
+                "not a whole number: ",
+            ),
+            (
+                r#"{"lines":[{"quantity":-1}]}"#,
+                "lines[0].quantity",
+                "not a whole number from 0 to 4294967295",
+            ),
+            (
+                r#"{"diagnoses":{}}"#,
+                "diagnoses",
+                "an object {…} where a list […] is expected",
+            ),
+            (r#"{"stay":[]}"#, "stay", "a list […] where an object {…}"),
+        ] {
+            let v = json_to_proto(&coordinate(), body.as_bytes()).unwrap_err();
+            assert_eq!(v.field, field, "{body}");
+            assert!(
+                v.description.starts_with(words),
+                "{body}: {}",
+                v.description
+            );
+            for rust in ["invalid digit", "integral type", "sequence", "map"] {
+                assert!(!v.description.contains(rust), "{body}: {}", v.description);
+            }
+        }
+        // A byte order mark is read past (RFC 8259 allows it).
+        let bytes = json_to_proto(&coordinate(), b"\xEF\xBB\xBF{\"claimId\":\"C-1\"}").unwrap();
+        let req: scheme::CoordinateClaimRequest = prost::Message::decode(bytes.as_slice()).unwrap();
+        assert_eq!(req.claim_id, "C-1");
         let v = json_to_proto(&coordinate(), br#"{"payee":"PROVIDER"}"#).unwrap_err();
         assert_eq!(v.field, "payee");
         assert!(
@@ -356,6 +589,51 @@ mod tests {
         assert_eq!(v.field, "body");
         let v = json_to_proto(&coordinate(), br#"{"claimId":"C-1"} x"#).unwrap_err();
         assert_eq!(v.field, "body");
+    }
+
+    /// A field given twice, under one spelling or both, is refused and
+    /// named: serde would keep the last value, and a body built from a map
+    /// holding `beneficiaryId` and `beneficiary_id` would be read as a
+    /// claim for another patient.
+    #[test]
+    fn a_field_given_twice_is_refused() {
+        for (body, field, words) in [
+            (
+                r#"{"beneficiaryId":"TG-1001","beneficiary_id":"TG-1002"}"#,
+                "beneficiary_id",
+                "as beneficiaryId and as beneficiary_id",
+            ),
+            (
+                r#"{"schemeId":"CNSS","schemeId":"INAM"}"#,
+                "scheme_id",
+                "given twice in one object: send",
+            ),
+            (
+                r#"{"lines":[{"billed":"1"},{"billed":2,"billed":"3"}]}"#,
+                "lines[1].billed",
+                "given twice",
+            ),
+            (
+                r#"{"stay":{"stayId":"S","stay_id":"T"}}"#,
+                "stay.stay_id",
+                "as stayId and as stay_id",
+            ),
+            (r#"{"nope":1,"nope":2}"#, "nope", "given twice"),
+        ] {
+            let v = json_to_proto(&coordinate(), body.as_bytes()).unwrap_err();
+            assert_eq!(
+                (v.field.as_str(), v.description.contains(words)),
+                (field, true),
+                "{body}: {}",
+                v.description
+            );
+        }
+        // Numbers (read exactly, as maps inside serde_json), lists and the
+        // same name in sibling objects are no duplicates.
+        let body = br#"{"claimId":"C-1","lines":[{"billed":5000.0,"actCode":"A"},{"billed":1e3,"actCode":"B"}]}"#;
+        assert!(given_twice(&coordinate(), body).is_none());
+        // A body that is no JSON is left to the decoder, which names it.
+        assert!(given_twice(&coordinate(), br#"{"claimId":"#).is_none());
     }
 
     #[test]

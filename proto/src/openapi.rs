@@ -193,10 +193,16 @@ pub fn document() -> Value {
             let input = schemas.message(&m.input());
             let output = schemas.message(&m.output());
             let description = comments(&m.parent_file(), m.path());
+            // The first sentence, however many lines of the comment it
+            // takes (the first line alone was cut mid-sentence).
             let summary = description
                 .as_deref()
-                .and_then(|d| d.split(['.', '\n']).next())
-                .map(str::to_string)
+                .map(|d| {
+                    let flat = d.split_whitespace().collect::<Vec<_>>().join(" ");
+                    let end = flat.find(". ").unwrap_or(flat.len());
+                    flat[..end].trim_end_matches('.').to_string()
+                })
+                .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| m.name().to_string());
             let mut op = json!({
                 "operationId": format!("{}.{}", s.full_name(), m.name()),

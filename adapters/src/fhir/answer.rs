@@ -204,6 +204,52 @@ fn same_currency(seen: &mut String, c: &str, path: &str) -> Result<(), PathError
     Ok(())
 }
 
+/// Whether an adjudication answers the Claim that was sent: a
+/// ClaimResponse names it in `request` (an ExplanationOfBenefit in
+/// `claim`), a Reference(Claim). Where that reference carries an
+/// identifier of a system the Claim was sent with (`sent`: the Claim's
+/// `identifier` array), its value must be the one sent; one without a
+/// system must be one of the values sent. Another system's identifier, or
+/// none (a reference by the server's own id, `Claim/123`), cannot be
+/// checked and passes. An answer for another claim is refused as
+/// malformed, never booked on this one.
+pub fn answers_the_claim_sent(v: &Value, sent: &Value) -> Result<(), PathError> {
+    let (res, field) = match v.get("resourceType").and_then(Value::as_str) {
+        Some("ExplanationOfBenefit") => ("ExplanationOfBenefit", "claim"),
+        _ => ("ClaimResponse", "request"),
+    };
+    let Some(id) = v.get(field).and_then(|r| r.get("identifier")) else {
+        return Ok(());
+    };
+    let path = format!("{res}.{field}.identifier");
+    let value = id.get("value").and_then(Value::as_str).unwrap_or("");
+    let system = id.get("system").and_then(Value::as_str);
+    let sent: Vec<(&str, &str)> = sent
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| Some((i.get("system")?.as_str()?, i.get("value")?.as_str()?)))
+        .collect();
+    let ours = match system {
+        Some(system) => match sent.iter().find(|(s, _)| *s == system) {
+            Some((_, v)) => *v == value,
+            None => return Ok(()),
+        },
+        None => sent.iter().any(|(_, v)| *v == value),
+    };
+    if ours {
+        return Ok(());
+    }
+    let expected: Vec<String> = sent.iter().map(|(s, v)| format!("{v} ({s})")).collect();
+    Err(perr(
+        &path,
+        format!(
+            "the answer is for claim {value:?}, not for the claim sent, {}: an answer for another claim is never booked",
+            expected.join(" or ")
+        ),
+    ))
+}
+
 /// Reads a ClaimResponse (standard or openIMIS).
 ///
 /// `default_currency` is the currency of an amount that names none (the

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use passerelle_proto::json::MethodDescriptor;
 use tonic::body::Body;
 use tonic::codegen::http::{self, HeaderMap, HeaderValue, StatusCode, header};
@@ -252,11 +252,79 @@ fn head(layer: &ConnectLayer, parts: &http::request::Parts) -> Head {
     }
 }
 
-/// Reads and drops what the client still sends (within the size bound and
-/// the deadline) before an early answer: an HTTP/2 client whose stream is
-/// answered mid-body would otherwise see a stream reset, not the answer.
-async fn drain(body: Body, max: usize, deadline: tokio::time::Instant) {
-    let _ = tokio::time::timeout_at(deadline, Limited::new(body, max).collect()).await;
+/// What becomes of a request's body (all or part of it unread) before an
+/// early answer, so that the client reads the answer rather than a reset:
+/// up to [`DRAINED`] × the size limit of it is read and dropped, within
+/// the deadline (curl and others report a stream reset while they still
+/// send as a failure, whatever was answered), unless the client waits for
+/// `100 Continue` before sending it: then nothing was sent, and the
+/// connection closes after the answer. Over HTTP/2 what is left is held,
+/// unread, until the answer has been sent ([`Holding`]): h2 then resets
+/// the stream with NO_ERROR, which tells the client to stop sending and
+/// keep the answer (RFC 9113, 8.1); dropped before, the stream is reset
+/// CANCEL and the answer lost.
+async fn leftover(
+    parts: &http::request::Parts,
+    mut body: Body,
+    max: usize,
+    deadline: tokio::time::Instant,
+) -> Option<Body> {
+    let waits = parts
+        .headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if !waits {
+        let cap = DRAINED.saturating_mul(max);
+        let drain = async {
+            let mut seen = 0usize;
+            while seen <= cap {
+                match body.frame().await {
+                    Some(Ok(frame)) => seen += frame.data_ref().map_or(0, Bytes::len),
+                    _ => break,
+                }
+            }
+        };
+        let _ = tokio::time::timeout_at(deadline, drain).await;
+    }
+    (parts.version == http::Version::HTTP_2).then_some(body)
+}
+
+/// How much of a refused body is read before the answer, in multiples of
+/// `limits.max_message_bytes` (16 MiB by default): past it, a client still
+/// sending may see its connection or stream reset.
+pub(crate) const DRAINED: usize = 4;
+
+/// An early answer with the request's body it holds (see [`leftover`]).
+fn holding(answer: http::Response<Body>, held: Option<Body>) -> http::Response<Body> {
+    match held {
+        Some(request) => answer.map(|answer| Body::new(Holding { answer, request })),
+        None => answer,
+    }
+}
+
+/// An answer's body that keeps the request's body until it is dropped,
+/// after its last frame was sent.
+struct Holding {
+    answer: Body,
+    #[allow(dead_code)]
+    request: Body,
+}
+
+impl http_body::Body for Holding {
+    type Data = Bytes;
+    type Error = Status;
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Status>>> {
+        Pin::new(&mut self.get_mut().answer).poll_frame(cx)
+    }
+    fn is_end_stream(&self) -> bool {
+        self.answer.is_end_stream()
+    }
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.answer.size_hint()
+    }
 }
 
 /// Serves one JSON-door call: see the module documentation.
@@ -287,12 +355,12 @@ where
     let (method, codec, budget) = match head(&layer, &parts) {
         Head::Serve(m, c, b) => (m, c, b),
         Head::Answer(answer) => {
-            drain(body, max, opened + layer.request_timeout).await;
-            return answer;
+            let held = leftover(&parts, body, max, opened + layer.request_timeout).await;
+            return holding(answer, held);
         }
         Head::Refuse(method, status) => {
-            drain(body, max, opened + layer.request_timeout).await;
-            return record(&method, status).await;
+            let held = leftover(&parts, body, max, opened + layer.request_timeout).await;
+            return holding(record(&method, status).await, held);
         }
     };
     // One deadline from the moment the request arrived: reading the body
@@ -309,29 +377,42 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
-        drain(body, max, deadline).await;
-        return record(&method, too_large()).await;
+        let held = leftover(&parts, body, max, deadline).await;
+        return holding(record(&method, too_large()).await, held);
     }
-    let body = match tokio::time::timeout_at(deadline, Limited::new(body, max).collect()).await {
-        Ok(Ok(c)) => c.to_bytes(),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            return record(&method, too_large()).await;
-        }
-        Ok(Err(e)) => {
-            let status = Status::cancelled(format!("the request body could not be read: {e}"));
-            return record(&method, status).await;
-        }
-        Err(_) => {
-            let status = Status::deadline_exceeded(format!(
-                "the request body did not arrive within the call's {} ms",
-                budget.as_millis()
-            ));
-            return record(&method, status).await;
+    // Read frame by frame, so that a body past the limit is still held
+    // for the answer (`leftover`).
+    let mut body = body;
+    let mut read = BytesMut::new();
+    let read = loop {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(None) => break read.freeze(),
+            Ok(Some(Ok(frame))) => {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                if read.len() + data.len() > max {
+                    let held = leftover(&parts, body, max, deadline).await;
+                    return holding(record(&method, too_large()).await, held);
+                }
+                read.put(data);
+            }
+            Ok(Some(Err(e))) => {
+                let status = Status::cancelled(format!("the request body could not be read: {e}"));
+                return record(&method, status).await;
+            }
+            Err(_) => {
+                let status = Status::deadline_exceeded(format!(
+                    "the request body did not arrive within the call's {} ms",
+                    budget.as_millis()
+                ));
+                return record(&method, status).await;
+            }
         }
     };
     let message = match codec {
-        Codec::Proto => body,
-        Codec::Json => match passerelle_proto::json::json_to_proto(&method.input(), &body) {
+        Codec::Proto => read,
+        Codec::Json => match passerelle_proto::json::json_to_proto(&method.input(), &read) {
             Ok(bytes) => Bytes::from(bytes),
             Err(v) => {
                 let mut d = ErrorDetails::new();

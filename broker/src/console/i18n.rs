@@ -129,6 +129,43 @@ impl Lang {
         b.format_pattern(pattern, args, &mut errors).into_owned()
     }
 
+    /// A partner call's error as the broker stores it (`AdapterError`'s
+    /// English, for programs and the audit log, `probe: ` before a
+    /// probe's) with its kind said in this language; what the partner or
+    /// the transport said after it is kept as it is (their own words).
+    pub fn partner_error(self, e: &str) -> String {
+        let (probe, e) = match e.strip_prefix("probe: ") {
+            Some(rest) => (true, rest),
+            None => (false, e),
+        };
+        let deadline = e
+            .strip_prefix("partner missed its deadline of ")
+            .and_then(|r| r.strip_suffix(" ms"));
+        let said = match deadline {
+            Some(ms) => self.t_args("partner-error-deadline", &[("ms", ms)]),
+            None => [
+                ("partner unavailable: ", "partner-error-unavailable"),
+                ("malformed partner answer: ", "partner-error-malformed"),
+                ("partner rejected: ", "partner-error-rejected"),
+                (
+                    "not supported by this partner: ",
+                    "partner-error-unsupported",
+                ),
+            ]
+            .iter()
+            .find_map(|(prefix, key)| {
+                e.strip_prefix(prefix)
+                    .map(|rest| self.t_args(key, &[("detail", rest)]))
+            })
+            .unwrap_or_else(|| e.to_string()),
+        };
+        if probe {
+            self.t_args("partner-error-probe", &[("error", &said)])
+        } else {
+            said
+        }
+    }
+
     /// What a refusal of the broker means, in this language: the sentence
     /// of its ErrorInfo reason (else of its code) from the catalogue, with
     /// the broker's own words as the detail (the service speaks English;
@@ -750,6 +787,33 @@ pub fn parse_date(s: &str) -> Option<Date> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A partner's error reads in the person's language, its kind said by
+    /// the catalogue, the transport's words kept; anything else (an
+    /// inbound row's outcome, "ok") as it was stored.
+    #[test]
+    fn a_partner_error_says_its_kind_in_the_persons_language() {
+        let fr = Lang::Fr;
+        assert_eq!(
+            fr.partner_error("partner unavailable: Unavailable: tcp connect error"),
+            "mutuelle injoignable : Unavailable: tcp connect error"
+        );
+        assert_eq!(
+            fr.partner_error("probe: partner missed its deadline of 2000 ms"),
+            "sonde : délai de 2000 ms dépassé"
+        );
+        assert_eq!(
+            fr.partner_error("malformed partner answer: line 1: x"),
+            "réponse invalide : line 1: x"
+        );
+        assert_eq!(
+            Lang::En.partner_error("partner rejected: no such member"),
+            "refused by the mutuelle: no such member"
+        );
+        for kept in ["ok", "InvalidArgument: claim_id", ""] {
+            assert_eq!(fr.partner_error(kept), kept);
+        }
+    }
 
     /// What a cancel meant for the closed period a claim was in: its indu,
     /// to be deducted in the open period and then deducted in one; nothing

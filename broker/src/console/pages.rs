@@ -1569,7 +1569,7 @@ async fn claim(
                     lang.t(&format!("audit-{}", rec.direction)),
                     rec.party.clone(),
                     rec.method.clone(),
-                    rec.outcome.clone(),
+                    lang.partner_error(&rec.outcome),
                 ],
             );
         }
@@ -3516,7 +3516,12 @@ fn partners_table(ctx: &Ctx, r: &admin::ListPartnersResponse, actions: bool) -> 
                 } else {
                     lang.t("no")
                 },
-                p.last_error.clone(),
+                // A scheme is told when, not what (ListPartners leaves the
+                // text to operators).
+                match (p.last_error_ms, p.last_error.as_str()) {
+                    (ms, "") => lang.time(ms),
+                    (ms, e) => format!("{} — {}", lang.time(ms), lang.partner_error(e)),
+                },
             ],
         );
     }

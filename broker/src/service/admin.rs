@@ -18,8 +18,9 @@ pub struct PartnerView<'a> {
 impl Broker {
     /// Every partner (by id) with its last calls, the claims waiting on it,
     /// its pause and its circuit. Last success and error come from the
-    /// audit trail: what is queued is written first, so the answer is up to
-    /// date; pauses and circuits come from the store (every broker's).
+    /// audit trail (what is queued is written first, so the answer is up to
+    /// date) and from this broker's probes, which write no audit row;
+    /// pauses and circuits come from the store (every broker's).
     pub async fn partner_statuses(&self) -> Result<Vec<PartnerView<'_>>, ServiceError> {
         self.audit.flush().await;
         let controls = self.store.partner_controls().await?;
@@ -46,7 +47,16 @@ impl Broker {
         p: &'a Partner,
         controls: &[PartnerControl],
     ) -> Result<PartnerView<'a>, ServiceError> {
-        let activity = self.store.partner_activity(&p.id).await?;
+        let mut activity = self.store.partner_activity(&p.id).await?;
+        // A probe's outcome, newer than any call's, is what is known of
+        // the partner now (a mutuelle that fails only its probes, before
+        // any claim waits on it).
+        let probe = self.partners.probe_seen(&p.id);
+        if probe.error_ms > activity.last_error_ms {
+            activity.last_error_ms = probe.error_ms;
+            activity.last_error = format!("probe: {}", probe.error);
+        }
+        activity.last_success_ms = activity.last_success_ms.max(probe.ok_ms);
         let control = controls
             .iter()
             .find(|c| c.partner_id == p.id)

@@ -11,7 +11,7 @@ use passerelle_adapters::{
 use passerelle_domain::validate::{
     MAX_ID_LEN, MAX_PARTNER_TEXT, MAX_TEXT_LEN, check_answer, truncate_text,
 };
-use passerelle_domain::{Claim, ClaimState, Member, Reason, ReasonCode};
+use passerelle_domain::{Claim, ClaimLine, ClaimState, Member, Reason, ReasonCode};
 
 use super::partner::{Outbound, busy};
 use super::routing::Route;
@@ -119,29 +119,45 @@ fn bounded_outcome(o: Outcome) -> Outcome {
     }
 }
 
-/// A partner's answer to an adjudication, checked against the claim: its
-/// shares, or a rejection saying why the answer cannot be stored.
+/// A partner's adjudication with its shares checked against the claim's
+/// lines, as part of the partner call: an answer whose shares do not hold
+/// is a malformed answer there, counted so in the metrics
+/// (`outcome="malformed"`) and in the outbound audit row, as one the
+/// adapter could not read, where it counted as `ok`.
+async fn checked(
+    lines: &[ClaimLine],
+    answer: impl Future<Output = Result<PartnerAdjudication, AdapterError>>,
+) -> Result<PartnerAdjudication, AdapterError> {
+    let mut a = answer.await?;
+    a.lines = check_answer(lines, std::mem::take(&mut a.lines)).map_err(AdapterError::Malformed)?;
+    Ok(a)
+}
+
+/// What a partner's adjudication (already [`checked`]) decides: its shares,
+/// or, for an answer that is no adjudication, a rejection saying why.
 fn checked_outcome(
-    claim: &Claim,
-    answer: PartnerAdjudication,
+    res: Result<PartnerAdjudication, AdapterError>,
     partner: &str,
     subject: &str,
     authorization: Option<String>,
 ) -> Outcome {
-    match check_answer(&claim.lines, answer.lines) {
-        Ok(shares) => Outcome::Coordinated {
-            shares,
+    match res {
+        Ok(answer) => Outcome::Coordinated {
+            shares: answer.lines,
             product: answer.product,
             partner_reference: answer.partner_reference,
             consumption: answer.consumption,
             authorization,
         },
-        Err(msg) => {
-            // The detail (with amounts) is in the claim's rejection reason,
-            // not in the logs.
-            tracing::warn!(partner = %partner, claim = %subject, "partner answer refused");
-            tracing::debug!(partner = %partner, claim = %subject, %msg, "partner answer refused");
-            Outcome::Rejected(Reason::new(ReasonCode::PartnerAnswerInvalid, msg))
+        Err(e) => {
+            if matches!(e, AdapterError::Malformed(_)) {
+                // The detail (with amounts) is in the claim's rejection
+                // reason, not in the logs.
+                tracing::warn!(partner = %partner, claim = %subject,
+                    "partner answer refused: it is no adjudication of this claim (the claim's reason says why: passerelle claim get)");
+                tracing::debug!(partner = %partner, claim = %subject, error = %e, "partner answer refused");
+            }
+            Outcome::Rejected(e.final_reason())
         }
     }
 }
@@ -194,11 +210,15 @@ fn log_state(r: &ClaimRecord) {
 impl Broker {
     /// Hands a claim (or a cancel) to the retry worker: due after the
     /// back-off of its attempts, with why it waits.
+    /// `from`: the state the claim was in, so that a claim deferred again
+    /// in the same state (every retry of one waiting on its partner) logs
+    /// no line: docs/operations.md logs each change of state once.
     async fn defer_after(
         &self,
         scheme_id: &str,
         claim_id: &str,
         attempts: u32,
+        from: ClaimState,
         why: &str,
     ) -> Result<ClaimRecord, ServiceError> {
         let now = self.clock.now_ms();
@@ -214,7 +234,10 @@ impl Broker {
                 ),
             )
             .await?;
-        self.changed(&t);
+        match &t {
+            Transition::Applied(r) if r.state == from => self.notify(),
+            t => self.changed(t),
+        }
         Ok(t.into_record())
     }
 
@@ -317,9 +340,18 @@ impl Broker {
             audited: partner.kind != AdapterKind::Rules,
         };
         let res = self
-            .call_partner(&mid, out, partner.adapter.get().eligibility(&query))
+            .call_partner(&mid, out, async {
+                // Checked as part of the call, as an adjudication is
+                // (`checked`): an estimate that does not hold is malformed.
+                let mut a = partner.adapter.get().eligibility(&query).await?;
+                if !query.lines.is_empty() && !a.lines.is_empty() {
+                    a.lines = check_answer(&query.lines, std::mem::take(&mut a.lines))
+                        .map_err(AdapterError::Malformed)?;
+                }
+                Ok(a)
+            })
             .await;
-        let mut answer = match res {
+        let answer = match res {
             Ok(a) => a,
             Err(e) if e.is_transient() => {
                 return Err(ServiceError::PartnerUnavailable(format!(
@@ -333,10 +365,6 @@ impl Broker {
                 )));
             }
         };
-        if !query.lines.is_empty() && !answer.lines.is_empty() {
-            answer.lines = check_answer(&query.lines, std::mem::take(&mut answer.lines))
-                .map_err(|m| ServiceError::PartnerAnswerInvalid(format!("mutuelle {mid}: {m}")))?;
-        }
         Ok((mid, answer))
     }
 
@@ -403,7 +431,7 @@ impl Broker {
                     }
                     AtOnce::Deferred(why) => {
                         let (scheme_id, claim_id) = (&rec.claim.scheme_id, &rec.claim.claim_id);
-                        self.defer_after(scheme_id, claim_id, rec.attempts, &why)
+                        self.defer_after(scheme_id, claim_id, rec.attempts, rec.state, &why)
                             .await
                     }
                     // Computed again on everything read afresh.
@@ -484,15 +512,13 @@ impl Broker {
                 key: &new.adjudication_key,
                 audited: true,
             };
-            let outcome = match self
-                .call_partner(&partner.id, out, partner.adapter.get().adjudicate(req))
-                .await
-            {
-                Ok(answer) => checked_outcome(&new.claim, answer, &partner.id, &subject, None),
+            let adapter = partner.adapter.get();
+            let answer = checked(&new.claim.lines, adapter.adjudicate(req));
+            let outcome = match self.call_partner(&partner.id, out, answer).await {
                 Err(e) if e.is_transient() => {
                     return Ok(AtOnce::Deferred(partner_text(&e.to_string())));
                 }
-                Err(e) => Outcome::Rejected(e.final_reason()),
+                res => checked_outcome(res, &partner.id, &subject, None),
             };
             if !matches!(outcome, Outcome::Coordinated { .. }) {
                 return Ok(AtOnce::Decided(outcome));
@@ -621,6 +647,7 @@ impl Broker {
                     &scheme_id,
                     &claim_id,
                     rec.attempts,
+                    rec.state,
                     "mutuelle not configured",
                 )
                 .await;
@@ -630,7 +657,13 @@ impl Broker {
         // retry worker takes it later, without holding a place meanwhile.
         let Some(_slot) = partner.slots.try_take() else {
             return self
-                .defer_after(&scheme_id, &claim_id, rec.attempts, &busy(&partner.id))
+                .defer_after(
+                    &scheme_id,
+                    &claim_id,
+                    rec.attempts,
+                    rec.state,
+                    &busy(&partner.id),
+                )
                 .await;
         };
         for attempt in 0..MAX_CEILING_RETRIES {
@@ -653,32 +686,33 @@ impl Broker {
                 key: &rec.adjudication_key,
                 audited: true,
             };
-            let res = self
-                .call_partner(&partner.id, out, partner.adapter.get().adjudicate(req))
-                .await;
+            let adapter = partner.adapter.get();
+            let answer = checked(&rec.claim.lines, adapter.adjudicate(req));
+            let res = self.call_partner(&partner.id, out, answer).await;
             let outcome = match res {
-                Ok(answer) => {
-                    #[cfg(feature = "failpoints")]
-                    super::failpoint::after_partner_answer().await;
-                    checked_outcome(
-                        &rec.claim,
-                        answer,
-                        &partner.id,
-                        &subject,
-                        prior.as_ref().map(|(r, _)| r.clone()),
-                    )
-                }
                 Err(e) if e.is_transient() => {
                     return self
                         .defer_after(
                             &scheme_id,
                             &claim_id,
                             rec.attempts,
+                            rec.state,
                             &partner_text(&e.to_string()),
                         )
                         .await;
                 }
-                Err(e) => Outcome::Rejected(e.final_reason()),
+                res => {
+                    #[cfg(feature = "failpoints")]
+                    if res.is_ok() {
+                        super::failpoint::after_partner_answer().await;
+                    }
+                    checked_outcome(
+                        res,
+                        &partner.id,
+                        &subject,
+                        prior.as_ref().map(|(r, _)| r.clone()),
+                    )
+                }
             };
             match self
                 .timed(
@@ -702,7 +736,7 @@ impl Broker {
                 Err(e) => return Err(e.into()),
             }
         }
-        self.defer_after(&scheme_id, &claim_id, 0, "ceiling contention")
+        self.defer_after(&scheme_id, &claim_id, 0, rec.state, "ceiling contention")
             .await
     }
 
@@ -794,7 +828,13 @@ impl Broker {
         let _slot = match partner.map(|p| p.slots.try_take()) {
             Some(None) => {
                 return self
-                    .defer_after(scheme_id, claim_id, rec.attempts, &busy(&rec.mutuelle_id))
+                    .defer_after(
+                        scheme_id,
+                        claim_id,
+                        rec.attempts,
+                        rec.state,
+                        &busy(&rec.mutuelle_id),
+                    )
                     .await;
             }
             slot => slot,
@@ -854,6 +894,7 @@ impl Broker {
                     scheme_id,
                     claim_id,
                     rec.attempts,
+                    rec.state,
                     &partner_text(&e.to_string()),
                 )
                 .await

@@ -32,6 +32,9 @@ pub struct Partner {
     pub probe: Option<crate::config::ProbeConfig>,
 }
 
+/// The method name of a partner's probe (its metrics and [`ProbeSeen`]).
+pub(super) const PROBE: &str = "Probe";
+
 /// A partner's circuit and pause, as this broker holds them (the store
 /// holds them for every broker: [`crate::store::PartnerStore`]).
 #[derive(Debug, Default)]
@@ -49,6 +52,19 @@ struct Circuit {
     /// The stored open-until last adopted: a stored value is adopted once,
     /// when it changes, so that the cap below holds.
     seen_stored: i64,
+    /// This broker's last probe that reached the partner: when it
+    /// answered, when it failed and why. Probes write no audit row (one
+    /// every `interval_ms` for ever), so `admin partners` and the console
+    /// read them here ([`PartnerClient::probe_seen`]).
+    probe: ProbeSeen,
+}
+
+/// A partner's last probes as this broker saw them (ms; 0: never).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProbeSeen {
+    pub ok_ms: i64,
+    pub error_ms: i64,
+    pub error: String,
 }
 
 /// Whether a call may go to a partner.
@@ -176,6 +192,13 @@ impl PartnerClient {
         self.circuits
             .get(id)
             .map(|c| c.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The partner's last probes, as this broker saw them.
+    pub(super) fn probe_seen(&self, id: &str) -> ProbeSeen {
+        self.circuit(id)
+            .map(|c| c.probe.clone())
+            .unwrap_or_default()
     }
 
     /// Whether a call may go to the partner now; a half-open circuit lets
@@ -349,6 +372,18 @@ impl PartnerClient {
                         .unwrap_or_default(),
                 })
                 .await;
+        }
+        if out.method == PROBE
+            && let Some(mut c) = self.circuit(mutuelle_id)
+        {
+            let now = self.clock.now_ms();
+            match &res {
+                Ok(_) => c.probe.ok_ms = now,
+                Err(e) => {
+                    c.probe.error_ms = now;
+                    c.probe.error = e.to_string();
+                }
+            }
         }
         let health = match &res {
             Err(e) if e.is_transient() => {
@@ -532,7 +567,13 @@ impl Broker {
             .await
         {
             Ok(n) => {
-                tracing::info!(partner, claims = n, "{why}; its waiting claims are due now");
+                // `n` counts the claims brought forward from their
+                // back-off; those due already (or within a lease) are not.
+                tracing::info!(
+                    partner,
+                    brought_forward = n,
+                    "{why}; its waiting claims are due now"
+                );
                 self.notify();
             }
             Err(e) => {

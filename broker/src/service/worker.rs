@@ -219,7 +219,7 @@ impl Broker {
             diagnoses: vec![],
         };
         let out = super::partner::Outbound {
-            method: "Probe",
+            method: super::partner::PROBE,
             subject: "probe".into(),
             key: &q.idempotency_key,
             audited: false,
@@ -601,7 +601,17 @@ mod tests {
             member_number: None,
             interval_s: 30,
         };
-        for _ in 0..5 {
+        b.probe_once("MUT-X", &probe).await;
+        // Seen by operators before any claim waits on it, with why,
+        // though a probe writes no audit row.
+        let seen = b.partner_status("MUT-X").await.unwrap().activity;
+        assert!(seen.last_error_ms > 0, "{seen:?}");
+        assert_eq!(
+            seen.last_error,
+            "probe: partner unavailable: connection refused"
+        );
+        assert_eq!(seen.last_success_ms, 0);
+        for _ in 1..5 {
             b.probe_once("MUT-X", &probe).await;
         }
         assert_eq!(b.partners.circuit_state("MUT-X"), "open");
@@ -619,5 +629,7 @@ mod tests {
         assert!(!b.partners.is_down("MUT-X"));
         let stored = b.store().partner_controls().await.unwrap();
         assert_eq!(stored[0].breaker_open_until_ms, 0);
+        let seen = b.partner_status("MUT-X").await.unwrap().activity;
+        assert!(seen.last_success_ms > seen.last_error_ms, "{seen:?}");
     }
 }

@@ -57,7 +57,12 @@ printf("claim %s: %s\n", $r['claimId'], $r['state']);
 foreach ($r['lines'] as $l) {
     $b = (int) $l['billed']; $s = (int) $l['schemeShare'];
     $m = (int) $l['mutuelleShare']; $p = (int) $l['patientShare'];
-    assert($s + $m + $p === $b);
+    // Checked in code, not with assert(): production PHP removes asserts
+    // (zend.assertions = -1).
+    if ($s + $m + $p !== $b) {
+        fwrite(STDERR, "line {$l['sequence']}: S + M + P != B\n");
+        exit(1);
+    }
     printf("  line %d %s: B %d = S %d + M %d + P %d\n", $l['sequence'], $l['actCode'], $b, $s, $m, $p);
 }
 

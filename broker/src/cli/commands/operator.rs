@@ -48,7 +48,11 @@ pub(super) async fn admin_cmd(ctx: &Ctx, cmd: AdminCmd) -> Out {
             } else {
                 outln!("{} {}", l.label("state"), l.state(&r.state));
                 if !r.last_error.is_empty() {
-                    outln!("{} {}", l.label("last error"), r.last_error);
+                    outln!(
+                        "{} {}",
+                        l.label("last error"),
+                        l.catalogue().partner_error(&r.last_error)
+                    );
                 }
             }
         }
@@ -73,7 +77,7 @@ pub(super) async fn admin_cmd(ctx: &Ctx, cmd: AdminCmd) -> Out {
                     l.catalogue().t(&format!("audit-{}", a.direction)),
                     a.party.clone(),
                     a.method.clone(),
-                    a.outcome.clone(),
+                    l.catalogue().partner_error(&a.outcome),
                 ]);
             }
             out!("{}", t.render());
@@ -192,7 +196,11 @@ fn partners_table(l: Lang, partners: &[admin::PartnerStatus]) -> String {
     .right(&[5]);
     for p in partners {
         let err = if p.last_error_ms > 0 {
-            format!("{} {}", when(l, p.last_error_ms), p.last_error)
+            format!(
+                "{} {}",
+                when(l, p.last_error_ms),
+                l.catalogue().partner_error(&p.last_error)
+            )
         } else {
             when(l, 0)
         };
