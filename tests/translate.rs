@@ -224,4 +224,41 @@ async fn conformance_runs_the_live_checks_against_a_configured_partner() {
         "one adjudication for the golden path and its duplicate"
     );
     assert_eq!(sim.cancel_keys().len(), 1);
+    // In French, every word of it: the checks' names and findings.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .args(["--lang", "fr", "conformance", "--config"])
+        .arg(&cfg)
+        .args([
+            "--partner",
+            "MUT-KIT",
+            "--scheme",
+            "CNSS",
+            "--beneficiary",
+            "TG-KIT-1",
+            "--member",
+            "K-1",
+            "--act",
+            "C-CONS",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for (name, found) in [
+        ("éligibilité", "couvert"),
+        ("parcours nominal", "M = "),
+        ("renvoi", "même clé, même réponse"),
+        ("annulation", "acceptée"),
+        ("code non traduit", "UNMAPPED_CODE répondu"),
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("réussi") && l.contains(name) && l.contains(found)),
+            "{name}: {text}"
+        );
+    }
+    for english in ["covered", "golden", "same key", "accepted", "answered"] {
+        assert!(!text.contains(english), "{english}: {text}");
+    }
 }

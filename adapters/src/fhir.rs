@@ -513,7 +513,7 @@ impl FhirAdapter {
                 headers.push(("authorization", format!("Bearer {t}")));
             }
             let body = resource
-                .map(|r| serde_json::to_vec(r).expect("json"))
+                .map(|r| serde_json::to_vec(&without_empty_arrays(r.clone())).expect("json"))
                 .unwrap_or_default();
             let a = self.http.send(method, path, &headers, body).await?;
             if a.status == hyper::StatusCode::UNAUTHORIZED {
@@ -567,6 +567,25 @@ impl FhirAdapter {
             Err(e) => Err(e),
         }
     }
+}
+
+/// A resource as FHIR's JSON form allows it: "arrays SHALL not be empty"
+/// (FHIR R4, JSON representation), so an element whose list is empty (a
+/// claim without diagnoses, an eligibility question without planned
+/// lines) is left out, at any depth.
+pub fn without_empty_arrays(mut v: Value) -> Value {
+    fn prune(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                m.values_mut().for_each(prune);
+                m.retain(|_, v| !matches!(v, Value::Array(a) if a.is_empty()));
+            }
+            Value::Array(a) => a.iter_mut().for_each(prune),
+            _ => {}
+        }
+    }
+    prune(&mut v);
+    v
 }
 
 fn malformed(e: PathError) -> AdapterError {
@@ -1155,6 +1174,18 @@ mod tests {
                 item["unitPrice"]["value"].clone()
             ),
             (json!(2), json!(200))
+        );
+    }
+
+    /// What leaves for a FHIR server has no empty list, at any depth.
+    #[test]
+    fn no_empty_array_is_sent() {
+        let v = json!({"resourceType": "Claim", "diagnosis": [], "item": [{"modifier": [], "sequence": 1}],
+                       "identifier": [{"value": "k"}], "note": {"text": "", "x": []}});
+        assert_eq!(
+            without_empty_arrays(v),
+            json!({"resourceType": "Claim", "item": [{"sequence": 1}],
+                   "identifier": [{"value": "k"}], "note": {"text": ""}})
         );
     }
 

@@ -328,12 +328,17 @@ async fn main() -> ExitCode {
                     let (pass, fail) = (lang.t("conformance-pass"), lang.t("conformance-fail"));
                     // The names in a column: two spaces after the longer word.
                     let w = pass.chars().count().max(fail.chars().count()) + 2;
-                    for c in &checks {
+                    let names: Vec<String> = checks
+                        .iter()
+                        .map(|c| lang.t(&format!("conformance-check-{}", c.name.replace(' ', "-"))))
+                        .collect();
+                    let n = names.iter().map(|n| n.chars().count()).max().unwrap_or(0) + 1;
+                    for (c, name) in checks.iter().zip(&names) {
                         match &c.outcome {
-                            Ok(m) => say!("{pass:<w$}{:<14} {m}", c.name),
+                            Ok(m) => say!("{pass:<w$}{name:<n$} {}", m.words(lang)),
                             Err(e) => {
                                 failed = true;
-                                say!("{fail:<w$}{:<14} {e}", c.name)
+                                say!("{fail:<w$}{name:<n$} {}", e.words(lang))
                             }
                         }
                     }

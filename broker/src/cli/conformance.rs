@@ -1,6 +1,8 @@
 //! `passerelle conformance --partner ID`: the adapter conformance checks a
 //! live partner allows, against a configured partner (use its test
-//! environment: the golden path adjudicates, then cancels, one small claim).
+//! environment: the golden path adjudicates, then cancels, one small claim;
+//! the unmapped-code check, where the partner is asked, another, cancelled
+//! too).
 //! The checks that need a misbehaving partner (down, slow, malformed, share
 //! above the remainder) run in CI against the simulated partners
 //! (adapters/tests/kit.rs).
@@ -22,10 +24,39 @@ pub struct Member {
     pub act: String,
 }
 
-/// One check's result.
+/// One check's result: its name (`conformance-check-<name>` in the
+/// catalogue) and what it found, said in the reader's language.
 pub struct Check {
     pub name: &'static str,
-    pub outcome: Result<String, String>,
+    pub outcome: Result<Said, Said>,
+}
+
+/// What a check found: a sentence of the catalogue with its values, or a
+/// partner's error as the adapter gave it (`Lang::partner_error` says its
+/// kind, the partner's own words kept).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Said {
+    Key(&'static str, Vec<(&'static str, String)>),
+    Partner(String),
+}
+
+impl Said {
+    fn key(key: &'static str) -> Said {
+        Said::Key(key, Vec::new())
+    }
+    fn partner(e: impl std::fmt::Display) -> Said {
+        Said::Partner(e.to_string())
+    }
+    /// The finding in `lang`.
+    pub fn words(&self, lang: crate::console::i18n::Lang) -> String {
+        match self {
+            Said::Key(key, args) => {
+                let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                lang.t_args(key, &args)
+            }
+            Said::Partner(e) => lang.partner_error(e),
+        }
+    }
 }
 
 /// Runs the live checks against the partner `id` of a config.
@@ -93,8 +124,14 @@ pub async fn run(cfg: &Config, base: &Path, id: &str, m: &Member) -> Result<Vec<
     checks.push(Check {
         name: "eligibility",
         outcome: e
-            .map(|a| format!("covered: {}", a.covered))
-            .map_err(|e| e.to_string()),
+            .map(|a| {
+                Said::key(if a.covered {
+                    "conformance-covered"
+                } else {
+                    "conformance-not-covered"
+                })
+            })
+            .map_err(Said::partner),
     });
     let req = AdjudicationRequest {
         idempotency_key: &key,
@@ -107,18 +144,36 @@ pub async fn run(cfg: &Config, base: &Path, id: &str, m: &Member) -> Result<Vec<
     let first = adapter.adjudicate(req).await;
     let golden = match &first {
         Ok(a) => check_answer(&claim.lines, a.lines.clone())
-            .map(|s| format!("M = {} of R = 200", s[0].mutuelle_share)),
-        Err(e) => Err(e.to_string()),
+            .map(|s| {
+                Said::Key(
+                    "conformance-golden",
+                    vec![("m", s[0].mutuelle_share.to_string()), ("r", "200".into())],
+                )
+            })
+            .map_err(Said::partner),
+        Err(e) => Err(Said::partner(e)),
     };
     checks.push(Check {
         name: "golden path",
         outcome: golden,
     });
+    // The same key must give the same adjudication, not only the same
+    // shares: a partner that adjudicates again answers with another
+    // reference (and counts the care twice on its side).
     let dup = match (&first, adapter.adjudicate(req).await) {
-        (Ok(a), Ok(b)) if a.lines == b.lines => Ok("same key, same answer".to_string()),
-        (Ok(_), Ok(_)) => Err("the same key gave another answer".to_string()),
-        (_, Err(e)) => Err(e.to_string()),
-        (Err(_), Ok(_)) => Err("the first call failed".to_string()),
+        (Ok(a), Ok(b)) if a.lines == b.lines && a.partner_reference == b.partner_reference => {
+            Ok(Said::key("conformance-duplicate-same"))
+        }
+        (Ok(a), Ok(b)) if a.lines == b.lines => Err(Said::Key(
+            "conformance-duplicate-again",
+            vec![
+                ("first", a.partner_reference.clone()),
+                ("second", b.partner_reference.clone()),
+            ],
+        )),
+        (Ok(_), Ok(_)) => Err(Said::key("conformance-duplicate-other")),
+        (_, Err(e)) => Err(Said::partner(e)),
+        (Err(_), Ok(_)) => Err(Said::key("conformance-duplicate-first-failed")),
     };
     checks.push(Check {
         name: "duplicate",
@@ -136,8 +191,8 @@ pub async fn run(cfg: &Config, base: &Path, id: &str, m: &Member) -> Result<Vec<
     checks.push(Check {
         name: "cancel",
         outcome: cancel
-            .map(|_| "accepted".to_string())
-            .map_err(|e| e.to_string()),
+            .map(|_| Said::key("conformance-cancel-accepted"))
+            .map_err(Said::partner),
     });
     let mut unmapped = claim.clone();
     unmapped.claim_id = format!("{key}-unmapped");
@@ -158,10 +213,26 @@ pub async fn run(cfg: &Config, base: &Path, id: &str, m: &Member) -> Result<Vec<
                 .first()
                 .is_some_and(|l| l.reasons.iter().any(|r| r.code == ReasonCode::UnmappedCode)) =>
         {
-            Ok("answered UNMAPPED_CODE without asking the partner".to_string())
+            Ok(Said::key("conformance-unmapped-answered"))
         }
-        Ok(_) => Ok("no act table: codes pass through to the partner (n/a)".to_string()),
-        Err(e) => Err(e.to_string()),
+        // The partner was asked and adjudicated this claim too: cancelled,
+        // as the golden path's, so that the check leaves nothing open.
+        Ok(_) => {
+            let cancel = adapter
+                .cancel(CancelRequest {
+                    idempotency_key: &format!("{key}-unmapped-cxl"),
+                    adjudication_key: &format!("{key}-unmapped"),
+                    scheme_id: &m.scheme,
+                    claim_id: &unmapped.claim_id,
+                    reason: "passerelle conformance check",
+                })
+                .await;
+            match cancel {
+                Ok(()) => Ok(Said::key("conformance-unmapped-passed-through")),
+                Err(e) => Err(Said::partner(e)),
+            }
+        }
+        Err(e) => Err(Said::partner(e)),
     };
     checks.push(Check {
         name: "unmapped code",

@@ -128,12 +128,13 @@ impl Broker {
         m.audit_queue(self.audit.queued(), crate::audit::QUEUE);
         let now = self.clock.now_ms();
         for p in self.partners.all() {
-            m.partner_health(&p.id, !self.partners.is_down(&p.id));
-            m.partner_control(
-                &p.id,
-                self.partners.circuit_state(&p.id),
-                self.partners.is_paused(&p.id),
-            );
+            let circuit = self.partners.circuit_state(&p.id);
+            // Down too while its circuit is open: the circuit is stored,
+            // so a broker restarted (or another replica) says so before its
+            // own first call fails, and `PasserellePartnerDown`'s 5 minutes
+            // do not start again at every restart.
+            m.partner_health(&p.id, !self.partners.is_down(&p.id) && circuit != "open");
+            m.partner_control(&p.id, circuit, self.partners.is_paused(&p.id));
         }
         if up {
             // The partners' counts, SCRAPE_READS at a time (never more of

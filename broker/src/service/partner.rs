@@ -692,6 +692,36 @@ mod tests {
         assert_eq!(p.gate("MUT-X", 330_000), Gate::Go { trial: true });
     }
 
+    /// A broker that adopts a stored open circuit (restarted, or another
+    /// replica's) says the partner down before any call of its own fails,
+    /// so that the alert's five minutes do not start again at a restart.
+    #[tokio::test(start_paused = true)]
+    async fn a_stored_open_circuit_says_the_partner_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = super::super::testing::broker(dir.path());
+        let up = |b: &super::Broker| {
+            b.metrics()
+                .encode()
+                .lines()
+                .find(|l| l.starts_with("passerelle_partner_up{") && l.contains("\"MUT-X\""))
+                .map(|l| l.ends_with(" 1"))
+        };
+        b.observe().await;
+        assert_eq!(up(&b), Some(true));
+        let now = b.clock().now_ms();
+        b.partners.adopt(
+            &[PartnerControl {
+                partner_id: "MUT-X".into(),
+                breaker_open_until_ms: now + 30_000,
+                ..Default::default()
+            }],
+            now,
+        );
+        assert!(!b.partners.is_down("MUT-X"), "no call of its own failed");
+        b.observe().await;
+        assert_eq!(up(&b), Some(false));
+    }
+
     /// What SIGHUP and the file watcher do: a partner whose secret changed
     /// on disk gets its adapter rebuilt (and the old one, with its
     /// connections, dropped once its calls end); nothing changed, nothing
