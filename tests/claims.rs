@@ -387,6 +387,39 @@ async fn a_partner_answer_that_breaks_the_invariant_is_not_stored() {
         assert_eq!(shares(&r), vec![0, 0], "nothing of the bad answer stored");
         assert_balanced(&r);
     }
+    // Counted and audited as malformed (they counted `ok`), without the
+    // detail's amounts, which only the claim's reason holds.
+    let b = &h.running.as_ref().unwrap().broker;
+    b.audit().flush().await;
+    let rows: Vec<_> = b
+        .store()
+        .read_audit(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e)
+        .filter(|e| e.method == "AdjudicateRemainder")
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for row in &rows {
+        assert!(
+            row.outcome.starts_with("malformed partner answer"),
+            "{row:?}"
+        );
+        assert!(
+            !row.outcome.chars().any(|c| c.is_ascii_digit()),
+            "no amount: {row:?}"
+        );
+    }
+    let text = b.metrics().encode();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("passerelle_partner_calls_total{")
+                && l.contains("AdjudicateRemainder")
+                && l.contains("outcome=\"malformed\"")
+                && l.ends_with(" 2")),
+        "{text}"
+    );
 }
 
 #[tokio::test]

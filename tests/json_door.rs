@@ -363,6 +363,16 @@ async fn json_refusals_name_the_field_and_are_audited() {
         .await;
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
     assert!(text.contains("out_of_range"), "{text}");
+    // The same, from a client that asked for `100 Continue` (and got it,
+    // once the body was being read): what it still sends is read too.
+    let text = door
+        .raw(
+            &format!("POST {COORDINATE} HTTP/1.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue"),
+            &parts,
+        )
+        .await;
+    assert!(text.contains("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("out_of_range"), "{text}");
 
     // A gRPC header on a JSON call: its deadline would be gRPC's.
     let a = door
@@ -485,7 +495,7 @@ async fn json_refusals_name_the_field_and_are_audited() {
             .iter()
             .filter(|(m, o)| *m == "CoordinateClaim" && o.starts_with("OutOfRange"))
             .count()
-            == 4,
+            == 5,
         "every body over the limit: {refused:?}"
     );
     // Nothing stored for the refused claims.

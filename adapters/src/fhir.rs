@@ -1196,14 +1196,16 @@ mod tests {
     /// is read.
     #[test]
     fn an_answer_for_another_claim_is_refused() {
-        let sent = json!([{ "system": KEY_SYSTEM, "value": "k-1" },
+        let sent = json!([{ "system": KEY_SYSTEM, "value": "adj-1" },
                           { "system": "urn:passerelle:claim", "value": "CNSS/C-1" }]);
         let answer = |request: Value| json!({"resourceType": "ClaimResponse", "request": request});
         for request in [
-            json!({"identifier": {"system": KEY_SYSTEM, "value": "k-1"}}),
+            json!({"identifier": {"system": KEY_SYSTEM, "value": "adj-1"}}),
             json!({"identifier": {"system": "urn:passerelle:claim", "value": "CNSS/C-1"}}),
             json!({"identifier": {"value": "CNSS/C-1"}}),
             json!({"identifier": {"system": "https://mutuelle.example/claims", "value": "778"}}),
+            // The server's own number, typed by `type` and not `system`.
+            json!({"identifier": {"type": {"text": "claim number"}, "value": "778"}}),
             json!({"reference": "Claim/9"}),
         ] {
             assert!(
@@ -1213,18 +1215,19 @@ mod tests {
         }
         assert!(answers_the_claim_sent(&json!({"resourceType": "ClaimResponse"}), &sent).is_ok());
         for request in [
-            json!({"identifier": {"system": KEY_SYSTEM, "value": "k-2"}}),
+            json!({"identifier": {"system": KEY_SYSTEM, "value": "adj-2"}}),
             json!({"identifier": {"system": "urn:passerelle:claim", "value": "CNSS/C-2"}}),
             json!({"identifier": {"value": "adj-someone-else"}}),
+            json!({"identifier": {"value": "CNSS/C-9"}}),
         ] {
             let e = answers_the_claim_sent(&answer(request.clone()), &sent).unwrap_err();
             assert_eq!(e.path, "ClaimResponse.request.identifier", "{request}");
             assert!(
-                e.message.contains("k-1 (urn:passerelle:adjudication)"),
+                e.message.contains("adj-1 (urn:passerelle:adjudication)"),
                 "{e}"
             );
         }
-        let eob = json!({"resourceType": "ExplanationOfBenefit", "claim": {"identifier": {"value": "x"}}});
+        let eob = json!({"resourceType": "ExplanationOfBenefit", "claim": {"identifier": {"value": "adj-x"}}});
         let e = answers_the_claim_sent(&eob, &sent).unwrap_err();
         assert_eq!(e.path, "ExplanationOfBenefit.claim.identifier");
     }

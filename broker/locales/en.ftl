@@ -670,6 +670,7 @@ error-reason-PARTNER_ANSWER_INVALID = The mutuelle's answer is invalid: it was n
 partner-error-deadline = deadline of { $ms } ms missed
 partner-error-unavailable = mutuelle unreachable: { $detail }
 partner-error-malformed = invalid answer: { $detail }
+partner-error-malformed-hidden = invalid answer: the detail is in the claim's reason
 partner-error-rejected = refused by the mutuelle: { $detail }
 partner-error-unsupported = not supported by this mutuelle: { $detail }
 partner-error-probe = probe: { $error }

@@ -668,6 +668,7 @@ error-reason-PARTNER_ANSWER_INVALID = La réponse de la mutuelle est invalide : 
 partner-error-deadline = délai de { $ms } ms dépassé
 partner-error-unavailable = mutuelle injoignable : { $detail }
 partner-error-malformed = réponse invalide : { $detail }
+partner-error-malformed-hidden = réponse invalide : le détail est dans le motif de la demande
 partner-error-rejected = refus de la mutuelle : { $detail }
 partner-error-unsupported = non pris en charge par cette mutuelle : { $detail }
 partner-error-probe = sonde : { $error }

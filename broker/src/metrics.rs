@@ -173,7 +173,7 @@ impl Metrics {
         );
         r.register(
             "passerelle_partner_up",
-            "1 when the partner's last call succeeded or it has not failed since start, 0 after a transient failure or while its circuit is open (stored: across restarts and replicas)",
+            "1 when the partner's last call succeeded or it has not failed since start, 0 after a transient failure or while its circuit is not closed (stored: across restarts and replicas)",
             m.partner_up.clone(),
         );
         r.register(

@@ -152,6 +152,7 @@ fn in_plain_words(error: &str, kind: Option<&Kind>) -> String {
             || error.contains("invalid digit")
             || error.contains("out of range integral type")
             || error.contains("number too large")
+            || error.contains("number too small")
             || error.contains("cannot parse integer"))
     {
         return whole(range);
@@ -188,19 +189,41 @@ fn given_twice(desc: &MessageDescriptor, body: &[u8]) -> Option<JsonViolation> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let walk = Walk {
         desc: Some(desc.clone()),
-        path: String::new(),
+        path: &Path::Root,
         found: &found,
     };
     let _ = walk.deserialize(&mut de);
     found.into_inner()
 }
 
-/// [`given_twice`]'s walk of one JSON value, knowing the message it is
-/// (`desc`, `None` under a map field, a scalar or an unknown field).
+/// [`given_twice`]'s walk of one JSON value of message `desc`, or of a
+/// map field's object (`desc` `None`: its keys are checked, its values
+/// skipped). Only messages and maps are walked; every other value is
+/// skipped unread (`IgnoredAny`), and a path is written only for the key
+/// found twice, so the walk costs about what parsing costs.
 struct Walk<'a> {
     desc: Option<MessageDescriptor>,
-    path: String,
+    /// The path of this value, from the parents' segments.
+    path: &'a Path<'a>,
     found: &'a std::cell::RefCell<Option<JsonViolation>>,
+}
+
+/// A path as a chain of segments, written out only when needed.
+enum Path<'a> {
+    Root,
+    Field(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Path::Root => Ok(()),
+            Path::Field(Path::Root, name) => f.write_str(name),
+            Path::Field(parent, name) => write!(f, "{parent}.{name}"),
+            Path::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for Walk<'_> {
@@ -233,12 +256,14 @@ impl<'de> serde::de::Visitor<'de> for Walk<'_> {
     fn visit_unit<E>(self) -> Result<(), E> {
         Ok(())
     }
+    /// A repeated message field's list: each element walked as one.
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0;
         loop {
+            let path = Path::Index(self.path, i);
             let item = Walk {
                 desc: self.desc.clone(),
-                path: format!("{}[{i}]", self.path),
+                path: &path,
                 found: self.found,
             };
             if seq.next_element_seed(item)?.is_none() {
@@ -249,34 +274,23 @@ impl<'de> serde::de::Visitor<'de> for Walk<'_> {
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         use serde::de::Error as _;
+        use serde::de::IgnoredAny;
         // A field's proto name, and the key it was first given as.
         let mut seen: std::collections::HashMap<String, String> = Default::default();
         while let Some(key) = map.next_key::<String>()? {
             // arbitrary_precision's form of a number.
             if key.starts_with("$serde_json::private::") {
-                map.next_value::<serde::de::IgnoredAny>()?;
+                map.next_value::<IgnoredAny>()?;
                 continue;
             }
             let field = self.desc.as_ref().and_then(|m| {
                 m.get_field_by_json_name(&key)
                     .or_else(|| m.get_field_by_name(&key))
             });
-            let (name, desc) = match &field {
-                Some(f) => (
-                    f.name().to_string(),
-                    match f.kind() {
-                        Kind::Message(m) if !f.is_map() => Some(m),
-                        _ => None,
-                    },
-                ),
-                None => (key.clone(), None),
-            };
-            let path = if self.path.is_empty() {
-                name.clone()
-            } else {
-                format!("{}.{name}", self.path)
-            };
-            if let Some(first) = seen.insert(name, key.clone()) {
+            let name = field
+                .as_ref()
+                .map_or_else(|| key.clone(), |f| f.name().to_string());
+            if let Some(first) = seen.insert(name.clone(), key.clone()) {
                 let description = if first == key {
                     "given twice in one object: send each field once".to_string()
                 } else {
@@ -285,16 +299,34 @@ impl<'de> serde::de::Visitor<'de> for Walk<'_> {
                     )
                 };
                 *self.found.borrow_mut() = Some(JsonViolation {
-                    field: path,
+                    field: Path::Field(self.path, &name).to_string(),
                     description,
                 });
                 return Err(A::Error::custom("a key given twice"));
             }
-            map.next_value_seed(Walk {
-                desc,
-                path,
-                found: self.found,
-            })?;
+            let path = Path::Field(self.path, &name);
+            match field {
+                Some(f) if f.is_map() => map.next_value_seed(Walk {
+                    desc: None,
+                    path: &path,
+                    found: self.found,
+                })?,
+                Some(f) => match f.kind() {
+                    Kind::Message(m) => map.next_value_seed(Walk {
+                        desc: Some(m),
+                        path: &path,
+                        found: self.found,
+                    })?,
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                },
+                // A map field's values, an unknown field (the decoder
+                // refuses it, named): skipped.
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
         }
         Ok(())
     }

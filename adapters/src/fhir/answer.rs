@@ -209,9 +209,10 @@ fn same_currency(seen: &mut String, c: &str, path: &str) -> Result<(), PathError
 /// `claim`), a Reference(Claim). Where that reference carries an
 /// identifier of a system the Claim was sent with (`sent`: the Claim's
 /// `identifier` array), its value must be the one sent; one without a
-/// system must be one of the values sent. Another system's identifier, or
-/// none (a reference by the server's own id, `Claim/123`), cannot be
-/// checked and passes. An answer for another claim is refused as
+/// system that has the form of a value sent (`adj-…`, `CNSS/…`) must be
+/// one of them. Another system's identifier, a value of another form (the
+/// server's own number), or none (a reference by the server's own id,
+/// `Claim/123`) cannot be checked and passes. An answer for another claim is refused as
 /// malformed, never booked on this one.
 pub fn answers_the_claim_sent(v: &Value, sent: &Value) -> Result<(), PathError> {
     let (res, field) = match v.get("resourceType").and_then(Value::as_str) {
@@ -230,12 +231,21 @@ pub fn answers_the_claim_sent(v: &Value, sent: &Value) -> Result<(), PathError> 
         .flatten()
         .filter_map(|i| Some((i.get("system")?.as_str()?, i.get("value")?.as_str()?)))
         .collect();
+    // The form of a value sent: up to its first '-' or '/' ("adj-",
+    // "CNSS/"), by which a value without a system is told to be one of
+    // ours rather than the server's own number.
+    let form = |v: &str| v.find(['-', '/']).map(|i| v[..=i].to_string());
     let ours = match system {
         Some(system) => match sent.iter().find(|(s, _)| *s == system) {
             Some((_, v)) => *v == value,
             None => return Ok(()),
         },
-        None => sent.iter().any(|(_, v)| *v == value),
+        None if sent.iter().any(|(_, v)| *v == value) => true,
+        // Without a system, only a value of the form of ours is checked: a
+        // server's own claim number cannot be told from another claim's.
+        None => !sent
+            .iter()
+            .any(|(_, v)| form(v).is_some_and(|f| value.starts_with(&f))),
     };
     if ours {
         return Ok(());

@@ -268,11 +268,15 @@ async fn leftover(
     mut body: Body,
     max: usize,
     deadline: tokio::time::Instant,
+    began: bool,
 ) -> Option<Body> {
-    let waits = parts
-        .headers
-        .get(header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    // `began`: part of the body was read, so hyper has already sent
+    // `100 Continue` and the client is sending.
+    let waits = !began
+        && parts
+            .headers
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     if !waits {
         let cap = DRAINED.saturating_mul(max);
         let drain = async {
@@ -290,8 +294,9 @@ async fn leftover(
 }
 
 /// How much of a refused body is read before the answer, in multiples of
-/// `limits.max_message_bytes` (16 MiB by default): past it, a client still
-/// sending may see its connection or stream reset.
+/// `limits.max_message_bytes` (4 × 4 MiB = 16 MiB with the default
+/// limit): past it, a client still sending may see its connection or
+/// stream reset.
 pub(crate) const DRAINED: usize = 4;
 
 /// An early answer with the request's body it holds (see [`leftover`]).
@@ -355,11 +360,11 @@ where
     let (method, codec, budget) = match head(&layer, &parts) {
         Head::Serve(m, c, b) => (m, c, b),
         Head::Answer(answer) => {
-            let held = leftover(&parts, body, max, opened + layer.request_timeout).await;
+            let held = leftover(&parts, body, max, opened + layer.request_timeout, false).await;
             return holding(answer, held);
         }
         Head::Refuse(method, status) => {
-            let held = leftover(&parts, body, max, opened + layer.request_timeout).await;
+            let held = leftover(&parts, body, max, opened + layer.request_timeout, false).await;
             return holding(record(&method, status).await, held);
         }
     };
@@ -377,7 +382,7 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
-        let held = leftover(&parts, body, max, deadline).await;
+        let held = leftover(&parts, body, max, deadline, false).await;
         return holding(record(&method, too_large()).await, held);
     }
     // Read frame by frame, so that a body past the limit is still held
@@ -392,7 +397,7 @@ where
                     continue;
                 };
                 if read.len() + data.len() > max {
-                    let held = leftover(&parts, body, max, deadline).await;
+                    let held = leftover(&parts, body, max, deadline, true).await;
                     return holding(record(&method, too_large()).await, held);
                 }
                 read.put(data);

@@ -142,6 +142,9 @@ impl Lang {
             .strip_prefix("partner missed its deadline of ")
             .and_then(|r| r.strip_suffix(" ms"));
         let said = match deadline {
+            _ if e == crate::service::partner::MALFORMED_SAID => {
+                self.t("partner-error-malformed-hidden")
+            }
             Some(ms) => self.t_args("partner-error-deadline", &[("ms", ms)]),
             None => [
                 ("partner unavailable: ", "partner-error-unavailable"),
@@ -805,6 +808,10 @@ mod tests {
         assert_eq!(
             fr.partner_error("malformed partner answer: line 1: x"),
             "réponse invalide : line 1: x"
+        );
+        assert_eq!(
+            fr.partner_error(crate::service::partner::MALFORMED_SAID),
+            "réponse invalide : le détail est dans le motif de la demande"
         );
         assert_eq!(
             Lang::En.partner_error("partner rejected: no such member"),

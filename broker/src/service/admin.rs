@@ -129,11 +129,12 @@ impl Broker {
         let now = self.clock.now_ms();
         for p in self.partners.all() {
             let circuit = self.partners.circuit_state(&p.id);
-            // Down too while its circuit is open: the circuit is stored,
-            // so a broker restarted (or another replica) says so before its
-            // own first call fails, and `PasserellePartnerDown`'s 5 minutes
-            // do not start again at every restart.
-            m.partner_health(&p.id, !self.partners.is_down(&p.id) && circuit != "open");
+            // Down too while its circuit is open or half-open (until a
+            // trial answers): the circuit is stored, so a broker restarted
+            // (or another replica) says so before its own first call
+            // fails, and `PasserellePartnerDown`'s 5 minutes do not start
+            // again at every restart.
+            m.partner_health(&p.id, !self.partners.is_down(&p.id) && circuit == "closed");
             m.partner_control(&p.id, circuit, self.partners.is_paused(&p.id));
         }
         if up {

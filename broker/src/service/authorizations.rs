@@ -147,6 +147,19 @@ fn refused(mutuelle_id: &str, e: AdapterError) -> ServiceError {
     }
 }
 
+/// A partner's commitment whose shares are checked against the planned
+/// lines as part of the call, as a claim's adjudication is
+/// (`claims::checked`): one that does not hold counts as malformed in the
+/// metrics and the audit row. [`checked_commitment`] then reads it.
+async fn shares_hold(
+    planned: &Claim,
+    answer: impl std::future::Future<Output = Result<Commitment, AdapterError>>,
+) -> Result<Commitment, AdapterError> {
+    let c = answer.await?;
+    check_answer(&planned.lines, c.lines.clone()).map_err(AdapterError::Malformed)?;
+    Ok(c)
+}
+
 /// An authorization's terms from a partner's commitment, bounded: valid
 /// from the planned date for at most `MAX_DAYS_AHEAD` days (30 when the
 /// partner says nothing), a tolerance of at most 100 %.
@@ -289,8 +302,10 @@ impl Broker {
                 key: &key,
                 audited: partner.kind != AdapterKind::Rules,
             };
+            let adapter = partner.adapter.get();
+            let answer = shares_hold(&planned, adapter.preauthorize(req));
             let commitment = self
-                .call_partner(&mid, out, partner.adapter.get().preauthorize(req))
+                .call_partner(&mid, out, answer)
                 .await
                 .map_err(|e| refused(&mid, e))?;
             let (terms, valid_until) = checked_commitment(&planned, commitment, &mid)?;
@@ -420,12 +435,10 @@ impl Broker {
                 key: &key,
                 audited: partner.kind != AdapterKind::Rules,
             };
+            let adapter = partner.adapter.get();
+            let answer = shares_hold(&planned, adapter.preauthorize(req));
             let commitment = self
-                .call_partner(
-                    &rec.mutuelle_id,
-                    out,
-                    partner.adapter.get().preauthorize(req),
-                )
+                .call_partner(&rec.mutuelle_id, out, answer)
                 .await
                 .map_err(|e| refused(&rec.mutuelle_id, e))?;
             let (mut terms, valid_until) =

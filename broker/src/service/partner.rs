@@ -32,6 +32,21 @@ pub struct Partner {
     pub probe: Option<crate::config::ProbeConfig>,
 }
 
+/// What the outbound audit row, the trace span and `last_error` say of a
+/// malformed answer: its detail may hold amounts (a share above the
+/// remainder), which the audit log never holds (docs/security.md); the
+/// claim's reason, or the caller's error, carries it.
+pub(crate) const MALFORMED_SAID: &str =
+    "malformed partner answer: the detail is in the claim's reason";
+
+/// A partner call's error as the audit row and the span say it.
+fn said(e: &AdapterError) -> String {
+    match e {
+        AdapterError::Malformed(_) => MALFORMED_SAID.to_string(),
+        e => e.to_string(),
+    }
+}
+
 /// The method name of a partner's probe (its metrics and [`ProbeSeen`]).
 pub(super) const PROBE: &str = "Probe";
 
@@ -341,7 +356,7 @@ impl PartnerClient {
             Some(parent) => {
                 let (span, t) = self.spans.client(out.method, &parent);
                 let res = passerelle_adapters::trace::scope(t, bounded).await;
-                span.end(res.as_ref().err().map(|e| e.to_string()));
+                span.end(res.as_ref().err().map(said));
                 res
             }
             None => bounded.await,
@@ -365,7 +380,7 @@ impl PartnerClient {
                     request_hash: hash(out.key.as_bytes()),
                     outcome: match &res {
                         Ok(_) => "ok".to_string(),
-                        Err(e) => e.to_string(),
+                        Err(e) => said(e),
                     },
                     trace_id: passerelle_adapters::trace::current()
                         .map(|t| t.trace_id())
@@ -381,7 +396,7 @@ impl PartnerClient {
                 Ok(_) => c.probe.ok_ms = now,
                 Err(e) => {
                     c.probe.error_ms = now;
-                    c.probe.error = e.to_string();
+                    c.probe.error = said(e);
                 }
             }
         }
@@ -718,6 +733,12 @@ mod tests {
             now,
         );
         assert!(!b.partners.is_down("MUT-X"), "no call of its own failed");
+        b.observe().await;
+        assert_eq!(up(&b), Some(false));
+        // Half-open, no trial answered yet: still down (no flapping that
+        // would start the alert's five minutes again).
+        tokio::time::advance(std::time::Duration::from_secs(31)).await;
+        assert_eq!(b.partners.circuit_state("MUT-X"), "half_open");
         b.observe().await;
         assert_eq!(up(&b), Some(false));
     }
