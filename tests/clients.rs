@@ -215,6 +215,9 @@ fn a_body_over_the_limit_is_answered_to_curl() {
             "Transfer-Encoding: chunked",
         ],
         &["--http2", "-H", "Transfer-Encoding: chunked"],
+        // curl 7.88 sent the body after the answer and failed on the
+        // stream's end (exit 52 or 92) when it was not read.
+        &["--http2", "-H", "Expect: 100-continue"],
     ] {
         let out = Command::new("curl")
             .args(["-sS", "--cacert"])

@@ -119,9 +119,16 @@ pub fn json_to_proto(desc: &MessageDescriptor, body: &[u8]) -> Result<Vec<u8>, J
 /// whole number in range, a string of something else than digits, an
 /// object where a list is expected and the other way round.
 fn in_plain_words(error: &str, kind: Option<&Kind>) -> String {
+    // 64-bit fields are the amounts (minor units); 32-bit ones counts.
+    let amount = matches!(kind, Some(Kind::Int64 | Kind::Sint64 | Kind::Sfixed64));
     let whole = |range: &str| {
+        let unit = if amount {
+            " (an amount is in the currency's minor unit; XOF has none)"
+        } else {
+            ""
+        };
         format!(
-            "not a whole number{range}: a JSON number or a string of digits, without decimals, spaces or separators (an amount is in the currency's minor unit; XOF has none)"
+            "not a whole number{range}: a JSON number or a string of digits, without decimals, spaces or separators{unit}"
         )
     };
     let range = match kind {
@@ -169,8 +176,12 @@ fn in_plain_words(error: &str, kind: Option<&Kind>) -> String {
         "null" | "unit" => "null",
         _ => got,
     };
+    let php = got == "a list […]";
     let expected = match expected.split_once(" at line ").map_or(expected, |(e, _)| e) {
-        "a map" => "an object {…} (PHP's json_encode writes an empty array as [], an empty object as {} only from new stdClass())".to_string(),
+        // A list for an object: what PHP's json_encode writes for an
+        // empty array.
+        "a map" if php => "an object {…} (PHP's json_encode writes an empty array as [], an empty object as {} only from new stdClass())".to_string(),
+        "a map" => "an object {…}".to_string(),
         "a list" | "a sequence" => "a list […]".to_string(),
         e => e.replace("decimal string", "string of digits"),
     };
@@ -603,6 +614,18 @@ mod tests {
                 assert!(!v.description.contains(rust), "{body}: {}", v.description);
             }
         }
+        // A count is not an amount; PHP's note is for a list only.
+        let v = json_to_proto(&coordinate(), br#"{"lines":[{"quantity":-1}]}"#).unwrap_err();
+        assert!(!v.description.contains("amount"), "{}", v.description);
+        let v = json_to_proto(&coordinate(), br#"{"lines":[{"billed":"x"}]}"#).unwrap_err();
+        assert!(
+            v.description
+                .contains("an amount is in the currency's minor unit"),
+            "{}",
+            v.description
+        );
+        let v = json_to_proto(&coordinate(), br#"{"stay":"x"}"#).unwrap_err();
+        assert!(!v.description.contains("PHP"), "{}", v.description);
         // A byte order mark is read past (RFC 8259 allows it).
         let bytes = json_to_proto(&coordinate(), b"\xEF\xBB\xBF{\"claimId\":\"C-1\"}").unwrap();
         let req: scheme::CoordinateClaimRequest = prost::Message::decode(bytes.as_slice()).unwrap();

@@ -256,9 +256,9 @@ fn head(layer: &ConnectLayer, parts: &http::request::Parts) -> Head {
 /// early answer, so that the client reads the answer rather than a reset:
 /// up to [`DRAINED`] × the size limit of it is read and dropped, within
 /// the deadline (curl and others report a stream reset while they still
-/// send as a failure, whatever was answered), unless the client waits for
-/// `100 Continue` before sending it: then nothing was sent, and the
-/// connection closes after the answer. Over HTTP/2 what is left is held,
+/// send as a failure, whatever was answered), unless an HTTP/1.1 client
+/// waits for `100 Continue` before sending it: then nothing was sent, and
+/// the connection closes after the answer. Over HTTP/2 what is left is held,
 /// unread, until the answer has been sent ([`Holding`]): h2 then resets
 /// the stream with NO_ERROR, which tells the client to stop sending and
 /// keep the answer (RFC 9113, 8.1); dropped before, the stream is reset
@@ -272,7 +272,10 @@ async fn leftover(
 ) -> Option<Body> {
     // `began`: part of the body was read, so hyper has already sent
     // `100 Continue` and the client is sending.
+    // Over HTTP/2 curl sends the body after an answer it did not expect
+    // (and fails on the reset): always drained there.
     let waits = !began
+        && parts.version < http::Version::HTTP_2
         && parts
             .headers
             .get(header::EXPECT)

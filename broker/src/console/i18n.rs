@@ -799,7 +799,7 @@ mod tests {
         let fr = Lang::Fr;
         assert_eq!(
             fr.partner_error("partner unavailable: Unavailable: tcp connect error"),
-            "mutuelle injoignable : Unavailable: tcp connect error"
+            "mutuelle indisponible : Unavailable: tcp connect error"
         );
         assert_eq!(
             fr.partner_error("probe: partner missed its deadline of 2000 ms"),
