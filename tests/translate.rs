@@ -180,24 +180,26 @@ async fn conformance_runs_the_live_checks_against_a_configured_partner() {
         ),
     )
     .unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
-        .args(["--lang", "en", "conformance", "--config"])
-        .arg(&cfg)
-        .args([
-            "--partner",
-            "MUT-KIT",
-            "--scheme",
-            "CNSS",
-            "--beneficiary",
-            "TG-KIT-1",
-            "--member",
-            "K-1",
-            "--act",
-            "C-CONS",
-        ])
-        .output()
-        .await
-        .unwrap();
+    // The live checks against the simulated partner, in `lang`.
+    let conformance = |lang: &'static str| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
+            .args(["--lang", lang, "conformance", "--config"])
+            .arg(&cfg)
+            .args([
+                "--partner",
+                "MUT-KIT",
+                "--scheme",
+                "CNSS",
+                "--beneficiary",
+                "TG-KIT-1",
+                "--member",
+                "K-1",
+                "--act",
+                "C-CONS",
+            ])
+            .output()
+    };
+    let out = conformance("en").await.unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -225,24 +227,7 @@ async fn conformance_runs_the_live_checks_against_a_configured_partner() {
     );
     assert_eq!(sim.cancel_keys().len(), 1);
     // In French, every word of it: the checks' names and findings.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
-        .args(["--lang", "fr", "conformance", "--config"])
-        .arg(&cfg)
-        .args([
-            "--partner",
-            "MUT-KIT",
-            "--scheme",
-            "CNSS",
-            "--beneficiary",
-            "TG-KIT-1",
-            "--member",
-            "K-1",
-            "--act",
-            "C-CONS",
-        ])
-        .output()
-        .await
-        .unwrap();
+    let out = conformance("fr").await.unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     for (name, found) in [

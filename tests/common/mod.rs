@@ -253,6 +253,11 @@ impl Harness {
         self.running.as_ref().expect("running")
     }
 
+    /// The audit rows so far (after flushing the writer).
+    pub async fn audit(&self) -> Vec<passerelle_broker::store::AuditEntry> {
+        audit_rows(&self.running().broker).await
+    }
+
     pub fn set_partner_mode(&self, m: Mode) {
         self.sim.set_mode(m);
     }
@@ -665,14 +670,20 @@ impl TlsHarness {
 
     /// The audit rows so far (after flushing the writer).
     pub async fn audit(&self) -> Vec<passerelle_broker::store::AuditEntry> {
-        let b = &self.running().broker;
-        b.audit().flush().await;
-        b.store()
-            .read_audit(0, 10_000)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(_, e)| e)
-            .collect()
+        audit_rows(&self.running().broker).await
     }
+}
+
+/// A running broker's audit rows so far, after flushing its writer.
+pub async fn audit_rows(
+    b: &passerelle_broker::service::Broker,
+) -> Vec<passerelle_broker::store::AuditEntry> {
+    b.audit().flush().await;
+    b.store()
+        .read_audit(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect()
 }
