@@ -364,6 +364,7 @@ async fn cancel_restores_ceilings_and_tells_the_partner() {
 #[tokio::test]
 async fn a_partner_answer_that_breaks_the_invariant_is_not_stored() {
     let h = Harness::start().await;
+    let seen = h.sim.seen();
     for (mode, id, needle) in [
         (Mode::Overpay, "bad-over", "above the remainder"),
         (Mode::DropLine, "bad-drop", "not answered"),
@@ -415,6 +416,53 @@ async fn a_partner_answer_that_breaks_the_invariant_is_not_stored() {
                 && l.ends_with(" 2")),
         "{text}"
     );
+    // The mutuelle may have booked what it answered: it is told to cancel
+    // each refused adjudication, once, under the claim's cancel key (the
+    // key a scheme's cancel of the claim would use), and the claims stay
+    // REJECTED as the scheme was answered.
+    let broker = &h.running().broker;
+    let mut changes = broker.subscribe();
+    let withdrawn = async {
+        loop {
+            let mut owed = 0;
+            for id in ["bad-over", "bad-drop"] {
+                let rec = broker.store().get_claim("CNSS", id).await.unwrap().unwrap();
+                owed += usize::from(rec.next_attempt_ms.is_some());
+            }
+            if owed == 0 {
+                break;
+            }
+            changes.changed().await.unwrap();
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), withdrawn)
+        .await
+        .expect("the mutuelle told to cancel both refused answers");
+    assert_eq!(seen.borrow().cancel_calls, 2);
+    let mut told = h.sim.cancel_keys();
+    told.sort();
+    let mut want = vec![
+        passerelle_broker::service::cancel_key("CNSS", "bad-over"),
+        passerelle_broker::service::cancel_key("CNSS", "bad-drop"),
+    ];
+    want.sort();
+    assert_eq!(told, want);
+    for id in ["bad-over", "bad-drop"] {
+        let r = h.get(id).await.unwrap();
+        assert_eq!(state(&r), St::Rejected, "{id}");
+        assert_eq!(
+            r.rejection.unwrap().code,
+            R::PartnerAnswerInvalid as i32,
+            "{id}"
+        );
+    }
+    let cancels = h
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e.method == "CancelAdjudication")
+        .count();
+    assert_eq!(cancels, 2, "each cancel sent and audited once");
 }
 
 #[tokio::test]

@@ -2051,6 +2051,26 @@ async fn admin_partners_retry_and_audit() {
     );
     let pending = ok(&h, &["--json", "claim", "submit", &f]).await.json();
     assert_eq!(pending["state"], "CLAIM_STATE_PENDING_PARTNER");
+    // Its M = 0 and P = R are said to be no final amounts, in both
+    // languages (they read as what the patient owes).
+    let said = |lang: &'static str| {
+        let h = &h;
+        async move {
+            ok(
+                h,
+                &["--lang", lang, "claim", "get", "--scheme", "CNSS", "A-1"],
+            )
+            .await
+            .stdout
+        }
+    };
+    for (lang, words) in [
+        ("fr", "Ce ne sont pas les montants définitifs"),
+        ("en", "These are not the final amounts"),
+    ] {
+        let o = said(lang).await;
+        assert!(o.contains(words), "{o}");
+    }
     let partners = ok(&h, &["--json", "admin", "partners"]).await.json();
     let g = partners["partners"]
         .as_array()
@@ -2079,6 +2099,8 @@ async fn admin_partners_retry_and_audit() {
         .await
         .json();
     assert_eq!(retried["state"], "coordinated");
+    let o = said("en").await;
+    assert!(!o.contains("not the final amounts"), "answered: {o}");
     let o = cli(&h, &["admin", "retry", "--scheme", "CNSS", "A-1"]).await;
     assert!(
         o.code == 1 && o.stderr.contains("not waiting"),

@@ -169,6 +169,14 @@ impl Lang {
         }
     }
 
+    /// What a claim RECEIVED or PENDING_PARTNER shows, said beside its
+    /// lines (the console's claim page, `passerelle claim get`): M reads 0
+    /// and P the whole remainder until the mutuelle answers, which are not
+    /// what the patient owes.
+    pub fn awaiting_mutuelle(self) -> String {
+        self.t("claim-awaiting-mutuelle")
+    }
+
     /// What a refusal of the broker means, in this language: the sentence
     /// of its ErrorInfo reason (else of its code) from the catalogue, with
     /// the broker's own words as the detail (the service speaks English;

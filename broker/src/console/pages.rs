@@ -1457,6 +1457,14 @@ async fn claim(
     if let Some(said) = lang.claim_after_cancel(&r, &d) {
         intro.push_str(&format!("<p class=\"card\">{}</p>", esc(&said)));
     }
+    // Before the mutuelle answers, M reads 0 and P the whole remainder:
+    // said, so that nobody takes P for what the patient owes.
+    if matches!(state.as_str(), "received" | "pending_partner") {
+        intro.push_str(&format!(
+            "<p class=\"card\">{}</p>",
+            esc(&lang.awaiting_mutuelle())
+        ));
+    }
     if let Some(rej) = &r.rejection {
         intro.push_str(&format!(
             "<p class=\"error\">{}</p>",

@@ -162,6 +162,17 @@ fn checked_outcome(
     }
 }
 
+/// The cancel a partner is owed with this outcome: when the broker refused
+/// its answer (`PARTNER_ANSWER_INVALID`), the partner may have booked what
+/// it answered, and is told to cancel that adjudication, under the claim's
+/// cancel key, by the retry worker until delivered (`process_cancel`),
+/// so that its books and the broker's agree. A scheme's later cancel of
+/// the claim sends the same cancel under the same key.
+fn withdrawal(outcome: &Outcome, claim: &Claim) -> Option<String> {
+    matches!(outcome, Outcome::Rejected(r) if r.code == ReasonCode::PartnerAnswerInvalid)
+        .then(|| cancel_key(&claim.scheme_id, &claim.claim_id))
+}
+
 /// What `Broker::coordinate_at_once` did with a new claim.
 enum AtOnce {
     /// Stored with its outcome in one commit.
@@ -561,12 +572,14 @@ impl Broker {
         outcome: Outcome,
         member: Option<&Member>,
     ) -> Result<ClaimRecord, ServiceError> {
+        let owed = withdrawal(&outcome, &rec.claim);
         let stored = self
             .timed(
                 "complete_claim",
                 self.store.complete_claim(
                     &rec.claim,
                     bounded_outcome(outcome),
+                    owed.as_deref(),
                     self.clock.now_ms(),
                 ),
             )
@@ -714,12 +727,14 @@ impl Broker {
                     )
                 }
             };
+            let owed = withdrawal(&outcome, &rec.claim);
             match self
                 .timed(
                     "complete_claim",
                     self.store.complete_claim(
                         &rec.claim,
                         bounded_outcome(outcome),
+                        owed.as_deref(),
                         self.clock.now_ms(),
                     ),
                 )
@@ -813,11 +828,17 @@ impl Broker {
         Ok(rec)
     }
 
+    /// Sends a claim's cancel to its partner: a scheme's cancel
+    /// (CANCEL_PENDING, then CANCELLED), or the cancel a partner is owed
+    /// after the broker refused its answer ([`withdrawal`]: the claim stays
+    /// REJECTED, `ClaimStore::withdrawn`). Retried with back-off until
+    /// delivered.
     pub(super) async fn process_cancel(
         &self,
         rec: ClaimRecord,
     ) -> Result<ClaimRecord, ServiceError> {
         let (scheme_id, claim_id) = (rec.claim.scheme_id.as_str(), rec.claim.claim_id.as_str());
+        let withdrawing = rec.state == ClaimState::Rejected;
         let key = rec
             .cancel_key
             .clone()
@@ -839,12 +860,23 @@ impl Broker {
             }
             slot => slot,
         };
+        let refused = match (&rec.rejection, withdrawing) {
+            (Some(r), true) => format!(
+                "passerelle refused this adjudication's answer: {}",
+                r.message
+            ),
+            _ => String::new(),
+        };
         let req = CancelRequest {
             idempotency_key: &key,
             adjudication_key: &rec.adjudication_key,
             scheme_id,
             claim_id,
-            reason: &rec.cancel_reason,
+            reason: if withdrawing {
+                &refused
+            } else {
+                &rec.cancel_reason
+            },
         };
         let call = async {
             match partner {
@@ -859,15 +891,30 @@ impl Broker {
             audited: true,
         };
         let res = self.call_partner(&rec.mutuelle_id, out, call).await;
-        match res {
-            Ok(()) => {
+        let partner_id = rec.mutuelle_id.as_str();
+        let done = |note: String| async move {
+            let now = self.clock.now_ms();
+            if withdrawing {
                 let t = self
                     .store
-                    .complete_cancel(scheme_id, claim_id, "", self.clock.now_ms())
+                    .withdrawn(scheme_id, claim_id, &note, now)
                     .await?;
-                self.changed(&t);
-                Ok(t.into_record())
+                if let Transition::Applied(_) = t {
+                    tracing::info!(partner = %partner_id, claim = %format!("{scheme_id}/{claim_id}"),
+                        "refused answer withdrawn: the partner was told to cancel it");
+                }
+                self.notify();
+                return Ok(t.into_record());
             }
+            let t = self
+                .store
+                .complete_cancel(scheme_id, claim_id, &note, now)
+                .await?;
+            self.changed(&t);
+            Ok(t.into_record())
+        };
+        match res {
+            Ok(()) => done(String::new()).await,
             // The partner cannot cancel at all (openIMIS over FHIR): the
             // cancel stands in the broker's accounts, and a person must
             // cancel the claim in the mutuelle's system. Said at warn level
@@ -879,13 +926,7 @@ impl Broker {
                     claim = %format!("{scheme_id}/{claim_id}"),
                     "cancel not delivered, to do by hand: {what}"
                 );
-                let note = partner_text(&format!("cancel not delivered: {what}"));
-                let t = self
-                    .store
-                    .complete_cancel(scheme_id, claim_id, &note, self.clock.now_ms())
-                    .await?;
-                self.changed(&t);
-                Ok(t.into_record())
+                done(partner_text(&format!("cancel not delivered: {what}"))).await
             }
             // Final refusals are retried too (with back-off): a cancel must
             // reach the mutuelle; operators see last_error meanwhile.
@@ -924,7 +965,7 @@ impl Broker {
             )));
         };
         match rec.state {
-            ClaimState::CancelPending => self.process_cancel(rec).await,
+            ClaimState::CancelPending | ClaimState::Rejected => self.process_cancel(rec).await,
             _ => self.process(rec, None).await,
         }
     }

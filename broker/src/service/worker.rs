@@ -76,7 +76,9 @@ impl Broker {
                 // log lines tie it to the first attempt).
                 let (span, trace) = me.spans().server("Retry", None);
                 let r = match rec.state {
-                    ClaimState::CancelPending => {
+                    // A scheme's cancel, or the cancel a partner is owed
+                    // after its answer was refused (the claim REJECTED).
+                    ClaimState::CancelPending | ClaimState::Rejected => {
                         passerelle_adapters::trace::scope(trace, me.process_cancel(rec)).await
                     }
                     s if s.awaiting_partner() => {

@@ -135,6 +135,29 @@ fn is_waiting(s: ClaimState) -> bool {
     s.awaiting_partner() || s == ClaimState::CancelPending
 }
 
+/// The claims the retry worker takes (`lease_due`, `lease_now`,
+/// `expedite`): those waiting ([`SQL_WAITING`]), and a claim REJECTED
+/// because the broker refused its partner's answer while the partner's
+/// cancel of that adjudication is still to be sent ([`owes_withdrawal`]).
+/// Such a claim's `cancel_key` is set by `complete_claim` and its
+/// `next_attempt_ms` cleared by `withdrawn`; no other REJECTED claim has
+/// a cancel key (a cancel moves the claim to CANCEL_PENDING).
+pub(super) const SQL_TAKEN_BY_WORKER: &str = "(state IN ('received', 'pending_partner', 'cancel_pending') \
+     OR (state = 'rejected' AND cancel_key IS NOT NULL AND next_attempt_ms IS NOT NULL))";
+/// What `expedite` brings forward: [`SQL_TAKEN_BY_WORKER`] but RECEIVED,
+/// whose next attempt is the lease of the request asking its partner.
+pub(super) const SQL_EXPEDITED: &str = "(state IN ('pending_partner', 'cancel_pending') \
+     OR (state = 'rejected' AND cancel_key IS NOT NULL AND next_attempt_ms IS NOT NULL))";
+
+/// A claim REJECTED because the broker refused its partner's answer
+/// (`PARTNER_ANSWER_INVALID`), whose partner has not yet been told to
+/// cancel that adjudication. The partner may have booked what it answered
+/// (a FHIR server its ClaimResponse, a mutuelle its share): without the
+/// cancel its books and the broker's would differ.
+pub(super) fn owes_withdrawal(r: &ClaimRecord) -> bool {
+    r.state == ClaimState::Rejected && r.cancel_key.is_some() && r.next_attempt_ms.is_some()
+}
+
 #[cfg(test)]
 fn holds_invoice(s: ClaimState) -> bool {
     !matches!(s, ClaimState::Rejected | ClaimState::Cancelled)
@@ -532,11 +555,18 @@ pub(super) fn may_complete(s: ClaimState) -> bool {
     s.awaiting_partner()
 }
 
-/// The state a deferral leaves the claim in, `None` when it does not apply.
-pub(super) fn deferred_state(s: ClaimState) -> Option<ClaimState> {
+/// The state a deferral leaves the claim in, `None` when it does not apply:
+/// a claim waiting stays waiting, and a rejected claim that owes its
+/// partner a cancel ([`owes_withdrawal`]) stays rejected.
+pub(super) fn deferred_state(r: &ClaimRecord) -> Option<ClaimState> {
+    deferral(r.state, owes_withdrawal(r))
+}
+
+fn deferral(s: ClaimState, owes_withdrawal: bool) -> Option<ClaimState> {
     match s {
         ClaimState::Received | ClaimState::PendingPartner => Some(ClaimState::PendingPartner),
         ClaimState::CancelPending => Some(ClaimState::CancelPending),
+        ClaimState::Rejected if owes_withdrawal => Some(ClaimState::Rejected),
         _ => None,
     }
 }
@@ -1231,7 +1261,14 @@ mod tests {
     fn transitions_apply_from_the_states_they_leave() {
         for s in ALL {
             assert_eq!(may_complete(s), s.awaiting_partner());
-            assert_eq!(deferred_state(s).is_some(), is_waiting(s));
+            assert_eq!(deferral(s, false).is_some(), is_waiting(s));
+            assert_eq!(
+                deferral(s, true),
+                match s {
+                    ClaimState::Rejected => Some(ClaimState::Rejected),
+                    s => deferral(s, false),
+                }
+            );
             assert_eq!(
                 may_begin_cancel(s),
                 !matches!(s, ClaimState::CancelPending | ClaimState::Cancelled)

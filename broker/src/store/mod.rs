@@ -584,15 +584,35 @@ pub trait ClaimStore: Send + Sync + 'static {
     /// consumption conditionally; `CeilingConflict` rolls everything back.
     /// `claim` is the claim as stored (its request never changes once
     /// stored): its lines are those the outcome's shares are for.
+    /// `withdrawal`: for a rejection of a partner's answer the broker
+    /// refused, the key of the cancel the partner is owed; the claim keeps
+    /// it as its cancel key, due at `now_ms`, and the retry worker takes it
+    /// until [`ClaimStore::withdrawn`] (`core::owes_withdrawal`). Ignored
+    /// for any other outcome.
     async fn complete_claim(
         &self,
         claim: &Claim,
         outcome: Outcome,
+        withdrawal: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Transition, StoreError>;
+
+    /// A REJECTED claim whose partner was owed a cancel
+    /// (`core::owes_withdrawal`): the cancel is delivered (or, `note`, can
+    /// only be done by hand), nothing more is to be sent. The claim stays
+    /// REJECTED with the same change number: nothing the scheme reads
+    /// changes. `note` stays as its last error. Stale in any other state.
+    async fn withdrawn(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+        note: &str,
         now_ms: i64,
     ) -> Result<Transition, StoreError>;
 
     /// RECEIVED or PENDING_PARTNER -> PENDING_PARTNER with the next attempt
-    /// time; CANCEL_PENDING stays, with the next attempt time.
+    /// time; CANCEL_PENDING, and a REJECTED claim that owes its partner a
+    /// cancel, stay, with the next attempt time.
     async fn defer(
         &self,
         scheme_id: &str,
@@ -603,7 +623,7 @@ pub trait ClaimStore: Send + Sync + 'static {
     ) -> Result<Transition, StoreError>;
 
     /// Leases up to `limit` claims whose next attempt is due (awaiting the
-    /// partner or a cancel): each gets `attempts + 1` and a next attempt time
+    /// partner or a cancel, `core::SQL_TAKEN_BY_WORKER`): each gets `attempts + 1` and a next attempt time
     /// of `now + lease_ms`, by compare-and-set, so that two workers never take
     /// the same claim at once.
     async fn lease_due(
@@ -614,7 +634,8 @@ pub trait ClaimStore: Send + Sync + 'static {
     ) -> Result<Vec<ClaimRecord>, StoreError>;
 
     /// Makes due at `now_ms` every claim and cancel waiting for `mutuelle_id`
-    /// (PENDING_PARTNER, CANCEL_PENDING) whose next attempt is more than
+    /// (PENDING_PARTNER, CANCEL_PENDING, a cancel owed after a refused
+    /// answer) whose next attempt is more than
     /// `lease_ms` away: nearer ones may be leased by a worker at this moment
     /// and are due soon anyway. Returns how many it moved.
     async fn expedite(
@@ -663,8 +684,8 @@ pub trait ClaimStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<ClaimPage, StoreError>;
 
-    /// Takes a claim waiting on its partner (or a cancel) for an attempt now:
-    /// `None` when it is not waiting.
+    /// Takes a claim waiting on its partner (or a cancel, or owing one) for
+    /// an attempt now: `None` when it is not waiting.
     async fn lease_now(
         &self,
         scheme_id: &str,

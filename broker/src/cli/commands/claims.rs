@@ -332,6 +332,13 @@ fn print_claim(ctx: &Ctx, r: &scheme::ClaimResult) {
     if let Some(x) = &r.rejection {
         outln!("  {}", reason_text(l, x, cur));
     }
+    // Before the mutuelle answers, M reads 0 and P the whole remainder.
+    if matches!(
+        scheme::ClaimState::try_from(r.state),
+        Ok(scheme::ClaimState::Received | scheme::ClaimState::PendingPartner)
+    ) {
+        outln!("  {}", l.catalogue().awaiting_mutuelle());
+    }
     lines_table(l, cur, &r.lines, r.totals.unwrap_or_default());
 }
 

@@ -866,3 +866,119 @@ pub async fn lease_now_takes_only_waiting_claims(store: Arc<dyn Store>) {
             .is_none()
     );
 }
+
+/// A claim rejected because the broker refused its partner's answer owes
+/// the partner a cancel of that adjudication: the worker takes it (due at
+/// once, deferred in place, brought forward, taken now) until it is
+/// withdrawn; the scheme's view (state, change number) never moves, and a
+/// scheme's cancel of the claim still goes through. Any other rejection
+/// owes nothing.
+pub async fn a_refused_answer_owes_its_partner_a_cancel(store: Arc<dyn Store>) {
+    let refused = || {
+        Outcome::Rejected(Reason::new(
+            ReasonCode::PartnerAnswerInvalid,
+            "mutuelle share above the remainder",
+        ))
+    };
+    for id in ["R1", "R2"] {
+        begin(&store, sample_claim("CNSS", id, id)).await;
+    }
+    let complete = |id: &'static str, outcome: Outcome, withdrawal: Option<&'static str>| {
+        let store = store.clone();
+        async move {
+            let rec = store.get_claim("CNSS", id).await.unwrap().unwrap();
+            store
+                .complete_claim(&rec.claim, outcome, withdrawal, 11_000)
+                .await
+                .unwrap()
+                .into_record()
+        }
+    };
+    let r1 = complete("R1", refused(), Some("cxl-R1")).await;
+    assert_eq!(r1.state, ClaimState::Rejected);
+    assert_eq!(r1.cancel_key.as_deref(), Some("cxl-R1"));
+    assert_eq!(r1.next_attempt_ms, Some(11_000), "due at once");
+    // A partner's own refusal owes nothing.
+    let r2 = complete(
+        "R2",
+        Outcome::Rejected(Reason::new(ReasonCode::PartnerRejected, "not a member")),
+        None,
+    )
+    .await;
+    assert_eq!((r2.cancel_key, r2.next_attempt_ms), (None, None));
+    // Leased, deferred in place: still REJECTED, same change number.
+    let due = store.lease_due(11_000, 5_000, 10).await.unwrap();
+    let ids: Vec<&str> = due.iter().map(|r| r.claim.claim_id.as_str()).collect();
+    assert!(ids.contains(&"R1") && !ids.contains(&"R2"), "{ids:?}");
+    let later = store
+        .defer("CNSS", "R1", 900_000, "partner down", 12_000)
+        .await
+        .unwrap();
+    let Transition::Applied(later) = later else {
+        panic!("{later:?}")
+    };
+    assert_eq!(later.state, ClaimState::Rejected);
+    assert_eq!(later.change_seq, r1.change_seq, "the scheme sees no change");
+    assert_eq!(later.next_attempt_ms, Some(900_000));
+    assert_eq!(later.last_error, "partner down");
+    // Brought forward when the partner is back; taken by `retry now`.
+    assert_eq!(store.expedite("MUT-A", 20_000, 5_000).await.unwrap(), 1);
+    assert!(
+        store
+            .lease_now("CNSS", "R1", 20_000, 1_000)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Delivered: nothing more to do, and nothing the scheme reads changes.
+    let done = store.withdrawn("CNSS", "R1", "", 21_000).await.unwrap();
+    let Transition::Applied(done) = done else {
+        panic!("{done:?}")
+    };
+    assert_eq!(done.state, ClaimState::Rejected);
+    assert_eq!(done.next_attempt_ms, None);
+    assert_eq!(done.last_error, "");
+    assert_eq!(done.change_seq, r1.change_seq);
+    assert!(
+        store
+            .lease_due(99_000_000, 5_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .lease_now("CNSS", "R1", 22_000, 1_000)
+            .await
+            .unwrap()
+            .is_none(),
+        "not waiting any more"
+    );
+    assert!(matches!(
+        store.withdrawn("CNSS", "R1", "", 22_000).await.unwrap(),
+        Transition::Stale(_)
+    ));
+    assert!(matches!(
+        store
+            .defer("CNSS", "R1", 30_000, "x", 22_000)
+            .await
+            .unwrap(),
+        Transition::Stale(_)
+    ));
+    assert!(matches!(
+        store.withdrawn("CNSS", "R2", "", 22_000).await.unwrap(),
+        Transition::Stale(_)
+    ));
+    // A scheme's cancel of a claim still owing its cancel takes it over.
+    begin(&store, sample_claim("CNSS", "R3", "R3")).await;
+    complete("R3", refused(), Some("cxl-R3")).await;
+    let t = store
+        .begin_cancel("CNSS", "R3", "cxl-R3", "billed in error", 40_000, 23_000)
+        .await
+        .unwrap();
+    assert_eq!(t.record().state, ClaimState::CancelPending);
+    assert!(matches!(
+        store.withdrawn("CNSS", "R3", "", 24_000).await.unwrap(),
+        Transition::Stale(_)
+    ));
+}

@@ -63,6 +63,7 @@ macro_rules! store_conformance_suite {
             list_claims_filters_pages_and_totals,
             extreme_amounts_never_break_a_listing,
             lease_now_takes_only_waiting_claims,
+            a_refused_answer_owes_its_partner_a_cancel,
         );
         $crate::store_conformance_suite!(@section roster $make;
             roster_upsert_get_find,
@@ -290,7 +291,7 @@ impl<S: Store + ?Sized> CompleteStored for S {
             .get_claim(scheme_id, claim_id)
             .await?
             .ok_or_else(|| super::core::not_found_claim(scheme_id, claim_id))?;
-        self.complete_claim(&rec.claim, outcome, now_ms).await
+        self.complete_claim(&rec.claim, outcome, None, now_ms).await
     }
 }
 

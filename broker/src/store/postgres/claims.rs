@@ -136,6 +136,7 @@ impl ClaimStore for PgStore {
         &self,
         claim: &Claim,
         outcome: Outcome,
+        withdrawal: Option<&str>,
         now_ms: i64,
     ) -> Result<Transition, StoreError> {
         let (scheme_id, claim_id) = (&claim.scheme_id, &claim.claim_id);
@@ -191,11 +192,15 @@ impl ClaimStore for PgStore {
                 };
                 row.map(|r| (r, core::stored_shares(claim, &shares)))
             }
+            // A cancel owed sets the cancel key and makes it due now
+            // (`core::owes_withdrawal`); otherwise nothing is left to do.
             Outcome::Rejected(reason) => q1(
                 &c,
                 &format!(
                     "UPDATE claims c SET state = 'rejected', rejection_code = $3, rejection_message = $4, \
-                     next_attempt_ms = NULL, change_seq = {}, updated_ms = $5 FROM {} \
+                     cancel_key = COALESCE($6, c.cancel_key), \
+                     next_attempt_ms = CASE WHEN $6::TEXT IS NULL THEN NULL ELSE $5::BIGINT END, \
+                     change_seq = {}, updated_ms = $5 FROM {} \
                      WHERE c.id = {} AND c.state IN {} RETURNING {}",
                     changes::CHANGE_SEQ,
                     changes::mark_from(self.mark),
@@ -209,6 +214,7 @@ impl ClaimStore for PgStore {
                     &core::code_str(reason.code),
                     &reason.message,
                     &now_ms,
+                    &withdrawal,
                 ],
             )
             .await?
@@ -239,7 +245,7 @@ impl ClaimStore for PgStore {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         let (pk, rec) = load_existing(&tx, scheme_id, claim_id, self.for_change()).await?;
-        let Some(new_state) = core::deferred_state(rec.state) else {
+        let Some(new_state) = core::deferred_state(&rec) else {
             return Ok(Transition::Stale(rec));
         };
         // A new change number only when the state changes.
@@ -275,9 +281,9 @@ impl ClaimStore for PgStore {
             &format!(
                 "UPDATE claims SET next_attempt_ms = $2, attempts = attempts + 1 WHERE id IN ( \
                  SELECT id FROM claims WHERE next_attempt_ms IS NOT NULL AND next_attempt_ms <= $1 \
-                 AND state IN {} AND {} ORDER BY next_attempt_ms LIMIT $3 FOR UPDATE OF claims SKIP LOCKED) \
+                 AND {} AND {} ORDER BY next_attempt_ms LIMIT $3 FOR UPDATE OF claims SKIP LOCKED) \
                  RETURNING scheme_id, claim_id",
-                core::SQL_WAITING,
+                core::SQL_TAKEN_BY_WORKER,
                 core::sql_held_partners("$1")
             ),
             &[&now_ms, &(now_ms + lease_ms), &(limit as i64)],
@@ -301,8 +307,11 @@ impl ClaimStore for PgStore {
         let c = self.client().await?;
         x(
             &c,
-            "UPDATE claims SET next_attempt_ms = $2 WHERE mutuelle_id = $1 \
-             AND state IN ('pending_partner', 'cancel_pending') AND next_attempt_ms > $2::BIGINT + $3::BIGINT",
+            &format!(
+                "UPDATE claims SET next_attempt_ms = $2 WHERE mutuelle_id = $1 \
+                 AND {} AND next_attempt_ms > $2::BIGINT + $3::BIGINT",
+                core::SQL_EXPEDITED
+            ),
             &[&mutuelle_id, &now_ms, &lease_ms],
         )
         .await
@@ -389,6 +398,30 @@ impl ClaimStore for PgStore {
                  updated_ms = $2 WHERE id = $1",
                 changes::CHANGE_SEQ
             ),
+            &[&pk, &now_ms, &note],
+        )
+        .await?;
+        let (_, rec) = load_existing(&tx, scheme_id, claim_id, Read::Plain).await?;
+        tx.commit().await?;
+        Ok(Transition::Applied(rec))
+    }
+
+    async fn withdrawn(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<Transition, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let (pk, rec) = load_existing(&tx, scheme_id, claim_id, self.for_change()).await?;
+        if !core::owes_withdrawal(&rec) {
+            return Ok(Transition::Stale(rec));
+        }
+        x(
+            &tx,
+            "UPDATE claims SET next_attempt_ms = NULL, last_error = $3, updated_ms = $2 WHERE id = $1",
             &[&pk, &now_ms, &note],
         )
         .await?;
@@ -531,8 +564,8 @@ impl ClaimStore for PgStore {
             &tx,
             &format!(
                 "UPDATE claims SET next_attempt_ms = $3, attempts = attempts + 1 \
-                 WHERE id = {CLAIM_PK} AND state IN {}",
-                core::SQL_WAITING
+                 WHERE id = {CLAIM_PK} AND {}",
+                core::SQL_TAKEN_BY_WORKER
             ),
             &[&scheme_id, &claim_id, &(now_ms + lease_ms)],
         )

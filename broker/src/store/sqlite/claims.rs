@@ -49,7 +49,7 @@ impl ClaimStore for SqliteStore {
                 // the transaction, and with it the row).
                 insert_claim(&tx, &new, None)?;
                 let (pk, rec) = load_existing(&tx, &cl.scheme_id, &cl.claim_id)?;
-                apply_outcome(&tx, pk, &rec, outcome, new.now_ms)?;
+                apply_outcome(&tx, pk, &rec, outcome, None, new.now_ms)?;
                 let (_, rec) = load_existing(&tx, &cl.scheme_id, &cl.claim_id)?;
                 tx.commit()?;
                 Ok(Some(rec))
@@ -71,16 +71,18 @@ impl ClaimStore for SqliteStore {
         &self,
         claim: &Claim,
         outcome: Outcome,
+        withdrawal: Option<&str>,
         now_ms: i64,
     ) -> Result<Transition, StoreError> {
         let (s, cid) = (claim.scheme_id.clone(), claim.claim_id.clone());
+        let withdrawal = withdrawal.map(str::to_string);
         let out = self
             .with(move |c| {
                 transition(c, &s, &cid, |tx, pk, rec| {
                     if !core::may_complete(rec.state) {
                         return Ok(false);
                     }
-                    apply_outcome(tx, pk, rec, outcome, now_ms)?;
+                    apply_outcome(tx, pk, rec, outcome, withdrawal.as_deref(), now_ms)?;
                     Ok(true)
                 })
             })
@@ -104,7 +106,7 @@ impl ClaimStore for SqliteStore {
         );
         self.with(move |c| {
             transition(c, &s, &cid, |tx, pk, rec| {
-                let Some(new_state) = core::deferred_state(rec.state) else {
+                let Some(new_state) = core::deferred_state(rec) else {
                     return Ok(false);
                 };
                 let seq = if new_state != rec.state {
@@ -133,8 +135,8 @@ impl ClaimStore for SqliteStore {
                 let mut st = tx.prepare_cached(&format!(
                     "SELECT id, next_attempt_ms, scheme_id, claim_id FROM claims \
                      WHERE next_attempt_ms IS NOT NULL AND next_attempt_ms <= ?1 \
-                     AND state IN {} AND {} ORDER BY next_attempt_ms LIMIT ?2",
-                    core::SQL_WAITING,
+                     AND {} AND {} ORDER BY next_attempt_ms LIMIT ?2",
+                    core::SQL_TAKEN_BY_WORKER,
                     core::sql_held_partners("?1")
                 ))?;
                 st.query_map(params![now_ms, limit], |r| {
@@ -169,10 +171,11 @@ impl ClaimStore for SqliteStore {
         let m = mutuelle_id.to_string();
         self.with(move |c| {
             let n = c
-                .prepare_cached(
+                .prepare_cached(&format!(
                     "UPDATE claims SET next_attempt_ms = ?2 WHERE mutuelle_id = ?1 \
-                 AND state IN ('pending_partner', 'cancel_pending') AND next_attempt_ms > ?2 + ?3",
-                )?
+                     AND {} AND next_attempt_ms > ?2 + ?3",
+                    core::SQL_EXPEDITED
+                ))?
                 .execute(params![m, now_ms, lease_ms])?;
             Ok(n as u64)
         })
@@ -203,6 +206,33 @@ impl ClaimStore for SqliteStore {
                 tx.prepare_cached("UPDATE claims SET state = 'cancel_pending', cancel_key = ?2, cancel_reason = ?3, \
                      next_attempt_ms = ?4, attempts = 0, change_seq = ?5, updated_ms = ?6 WHERE id = ?1")?.execute(params![pk, key, why, lease_until_ms, seq, now_ms],
                 )?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn withdrawn(
+        &self,
+        scheme_id: &str,
+        claim_id: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<Transition, StoreError> {
+        let (s, cid, note) = (
+            scheme_id.to_string(),
+            claim_id.to_string(),
+            note.to_string(),
+        );
+        self.with(move |c| {
+            transition(c, &s, &cid, |tx, pk, rec| {
+                if !core::owes_withdrawal(rec) {
+                    return Ok(false);
+                }
+                tx.prepare_cached(
+                    "UPDATE claims SET next_attempt_ms = NULL, last_error = ?3, updated_ms = ?2 WHERE id = ?1",
+                )?
+                .execute(params![pk, now_ms, note])?;
                 Ok(true)
             })
         })
@@ -338,8 +368,8 @@ impl ClaimStore for SqliteStore {
             let n = tx
                 .prepare_cached(&format!(
                     "UPDATE claims SET next_attempt_ms = ?3, attempts = attempts + 1 \
-                     WHERE scheme_id = ?1 AND claim_id = ?2 AND state IN {}",
-                    core::SQL_WAITING
+                     WHERE scheme_id = ?1 AND claim_id = ?2 AND {}",
+                    core::SQL_TAKEN_BY_WORKER
                 ))?
                 .execute(params![s, cid, now_ms + lease_ms])?;
             let rec = if n == 1 {
@@ -411,6 +441,7 @@ fn apply_outcome(
     pk: i64,
     rec: &ClaimRecord,
     outcome: Outcome,
+    withdrawal: Option<&str>,
     now_ms: i64,
 ) -> Result<(), StoreError> {
     let seq = next_seq(tx)?;
@@ -462,9 +493,12 @@ fn apply_outcome(
                 ],
             )?;
         }
+        // A cancel owed sets the cancel key and makes it due now
+        // (`core::owes_withdrawal`); otherwise nothing is left to do.
         Outcome::Rejected(reason) => {
             tx.prepare_cached("UPDATE claims SET state = 'rejected', rejection_code = ?2, rejection_message = ?3, \
-                 next_attempt_ms = NULL, change_seq = ?4, updated_ms = ?5 WHERE id = ?1")?.execute(params![pk, core::code_str(reason.code), reason.message, seq, now_ms],
+                 cancel_key = COALESCE(?6, cancel_key), next_attempt_ms = CASE WHEN ?6 IS NULL THEN NULL ELSE ?5 END, \
+                 change_seq = ?4, updated_ms = ?5 WHERE id = ?1")?.execute(params![pk, core::code_str(reason.code), reason.message, seq, now_ms, withdrawal],
             )?;
         }
     }
