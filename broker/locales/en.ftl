@@ -89,7 +89,7 @@ state-settled = settled
 
 claim-title = Claim { $id }
 claim-rejected = Rejected: { $reason }
-claim-awaiting-mutuelle = The mutuelle has not answered yet: until it does, its share (M) reads 0 and the patient's (P) the whole remainder (R). These are not the final amounts; the claim is asked again by itself.
+claim-awaiting-mutuelle = The mutuelle has not answered yet: until it does, its share (M) reads 0 and the patient's (P) the whole remainder (R). These are not the final amounts: passerelle will send the claim to the mutuelle again.
 claim-product = Product applied
 claim-updated = Last change
 claim-duplicate-of = Same invoice as claim

@@ -89,7 +89,7 @@ state-settled = réglée
 
 claim-title = Demande { $id }
 claim-rejected = Rejetée : { $reason }
-claim-awaiting-mutuelle = La mutuelle n’a pas encore répondu : en attendant, sa part (M) est à 0 et celle du patient (P) vaut tout le reste (R). Ce ne sont pas les montants définitifs ; la demande lui est reposée d’elle-même.
+claim-awaiting-mutuelle = La mutuelle n'a pas encore répondu : en attendant, sa part (M) est à 0 et celle du patient (P) vaut tout le reste (R). Ce ne sont pas les montants définitifs : passerelle lui soumettra de nouveau la demande.
 claim-product = Produit appliqué
 claim-updated = Dernière mise à jour
 claim-duplicate-of = Même facture que la demande

@@ -167,10 +167,13 @@ fn checked_outcome(
 /// it answered, and is told to cancel that adjudication, under the claim's
 /// cancel key, by the retry worker until delivered (`process_cancel`),
 /// so that its books and the broker's agree. A scheme's later cancel of
-/// the claim sends the same cancel under the same key.
-fn withdrawal(outcome: &Outcome, claim: &Claim) -> Option<String> {
-    matches!(outcome, Outcome::Rejected(r) if r.code == ReasonCode::PartnerAnswerInvalid)
-        .then(|| cancel_key(&claim.scheme_id, &claim.claim_id))
+/// the claim sends the same cancel under the same key. `keeps_books`:
+/// the partner has a system of its own (a rules mutuelle's answer is the
+/// broker's, and nothing outside it was booked).
+fn withdrawal(outcome: &Outcome, claim: &Claim, keeps_books: bool) -> Option<String> {
+    (keeps_books
+        && matches!(outcome, Outcome::Rejected(r) if r.code == ReasonCode::PartnerAnswerInvalid))
+    .then(|| cancel_key(&claim.scheme_id, &claim.claim_id))
 }
 
 /// What `Broker::coordinate_at_once` did with a new claim.
@@ -572,7 +575,8 @@ impl Broker {
         outcome: Outcome,
         member: Option<&Member>,
     ) -> Result<ClaimRecord, ServiceError> {
-        let owed = withdrawal(&outcome, &rec.claim);
+        // Only a rules mutuelle's claim is decided at once.
+        let owed = withdrawal(&outcome, &rec.claim, false);
         let stored = self
             .timed(
                 "complete_claim",
@@ -727,7 +731,8 @@ impl Broker {
                     )
                 }
             };
-            let owed = withdrawal(&outcome, &rec.claim);
+            let keeps_books = !adapter.adjudicates_from_store();
+            let owed = withdrawal(&outcome, &rec.claim, keeps_books);
             match self
                 .timed(
                     "complete_claim",
@@ -831,8 +836,10 @@ impl Broker {
     /// Sends a claim's cancel to its partner: a scheme's cancel
     /// (CANCEL_PENDING, then CANCELLED), or the cancel a partner is owed
     /// after the broker refused its answer ([`withdrawal`]: the claim stays
-    /// REJECTED, `ClaimStore::withdrawn`). Retried with back-off until
-    /// delivered.
+    /// REJECTED, `ClaimStore::withdrawal_tried`). Retried with back-off
+    /// until delivered; a scheme's cancel refused for good is retried too,
+    /// a withdrawal refused for good is left to a person, as one the
+    /// partner cannot make (the claim's last error says so).
     pub(super) async fn process_cancel(
         &self,
         rec: ClaimRecord,
@@ -897,9 +904,9 @@ impl Broker {
             if withdrawing {
                 let t = self
                     .store
-                    .withdrawn(scheme_id, claim_id, &note, now)
+                    .withdrawal_tried(scheme_id, claim_id, None, &note)
                     .await?;
-                if let Transition::Applied(_) = t {
+                if matches!(t, Transition::Applied(_)) && note.is_empty() {
                     tracing::info!(partner = %partner_id, claim = %format!("{scheme_id}/{claim_id}"),
                         "refused answer withdrawn: the partner was told to cancel it");
                 }
@@ -927,6 +934,33 @@ impl Broker {
                     "cancel not delivered, to do by hand: {what}"
                 );
                 done(partner_text(&format!("cancel not delivered: {what}"))).await
+            }
+            // The cancel of an answer refused, refused for good in turn
+            // (the partner says it has no such adjudication, or the request
+            // cannot be built): nothing the broker resends would change
+            // that, and a person looks at it, as above.
+            Err(e) if withdrawing && !e.is_transient() => {
+                let said = partner_text(&e.to_string());
+                tracing::warn!(
+                    partner = %rec.mutuelle_id,
+                    claim = %format!("{scheme_id}/{claim_id}"),
+                    "cancel of a refused answer refused by the partner, to do by hand: {said}"
+                );
+                done(partner_text(&format!("cancel not delivered: {said}"))).await
+            }
+            Err(e) if withdrawing => {
+                let next = self.clock.now_ms() + self.backoff_ms(rec.attempts);
+                let t = self
+                    .store
+                    .withdrawal_tried(
+                        scheme_id,
+                        claim_id,
+                        Some(next),
+                        &partner_text(&e.to_string()),
+                    )
+                    .await?;
+                self.notify();
+                Ok(t.into_record())
             }
             // Final refusals are retried too (with back-off): a cancel must
             // reach the mutuelle; operators see last_error meanwhile.

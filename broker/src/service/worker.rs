@@ -514,6 +514,128 @@ mod tests {
         assert_eq!(b.retry_due(stop).await.unwrap(), 0);
     }
 
+    /// A mutuelle whose answers overpay (M > R, refused by the broker), and
+    /// whose cancels answer as scripted, each key it was sent kept.
+    struct Overpays {
+        cancels: std::sync::Mutex<Vec<Result<(), passerelle_adapters::AdapterError>>>,
+        sent: std::sync::Mutex<Vec<(String, String, String)>>,
+    }
+
+    #[async_trait::async_trait]
+    impl passerelle_adapters::Adapter for Overpays {
+        async fn eligibility(
+            &self,
+            _q: &passerelle_adapters::EligibilityQuery,
+        ) -> Result<passerelle_adapters::EligibilityAnswer, passerelle_adapters::AdapterError>
+        {
+            Err(passerelle_adapters::AdapterError::Unavailable(
+                "not asked".into(),
+            ))
+        }
+
+        async fn adjudicate(
+            &self,
+            req: passerelle_adapters::AdjudicationRequest<'_>,
+        ) -> Result<passerelle_adapters::PartnerAdjudication, passerelle_adapters::AdapterError>
+        {
+            let lines = req.claim.lines.iter().enumerate();
+            Ok(passerelle_adapters::PartnerAdjudication {
+                lines: lines
+                    .map(|(i, l)| passerelle_domain::LineShare {
+                        sequence: i as u32 + 1,
+                        mutuelle_share: l.remainder() + 1,
+                        reasons: vec![],
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+        }
+
+        async fn cancel(
+            &self,
+            req: passerelle_adapters::CancelRequest<'_>,
+        ) -> Result<(), passerelle_adapters::AdapterError> {
+            self.sent.lock().unwrap().push((
+                req.idempotency_key.to_string(),
+                req.adjudication_key.to_string(),
+                req.reason.to_string(),
+            ));
+            self.cancels.lock().unwrap().remove(0)
+        }
+    }
+
+    /// An answer the broker refuses is cancelled at the mutuelle by the
+    /// worker, under the claim's cancel key: put off while the mutuelle is
+    /// unreachable (the scheme's view unchanged), then sent; a cancel
+    /// refused for good is left to a person with a note, never retried in
+    /// a loop.
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_answer_is_cancelled_at_the_mutuelle_until_sent() {
+        use passerelle_adapters::AdapterError as E;
+        use passerelle_domain::{Reason, ReasonCode};
+        for (id, last, note) in [
+            ("C-W1", Ok(()), ""),
+            (
+                "C-W2",
+                Err(E::Rejected(Reason::new(
+                    ReasonCode::PartnerRejected,
+                    "no such claim",
+                ))),
+                "cancel not delivered",
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let adapter = Arc::new(Overpays {
+                cancels: std::sync::Mutex::new(vec![Err(E::Unavailable("down".into())), last]),
+                sent: Default::default(),
+            });
+            let b = crate::service::testing::broker_with_adapter(dir.path(), adapter.clone());
+            let (_stop_tx, stop) = watch::channel(false);
+            let rec = coordinate(&b, id).await;
+            assert_eq!(rec.state, ClaimState::Rejected);
+            let why = rec.rejection.clone().unwrap();
+            assert_eq!(why.code, ReasonCode::PartnerAnswerInvalid);
+            assert!(adapter.sent.lock().unwrap().is_empty(), "not in the call");
+            // Sent by the worker; the mutuelle is down: put off.
+            assert_eq!(b.retry_due(stop.clone()).await.unwrap(), 1);
+            let later = b.get("CNSS", id).await.unwrap();
+            assert_eq!(later.state, ClaimState::Rejected);
+            assert_eq!(
+                (later.change_seq, later.updated_ms),
+                (rec.change_seq, rec.updated_ms)
+            );
+            assert!(later.last_error.contains("down"), "{}", later.last_error);
+            let due = later.next_attempt_ms.expect("put off");
+            // The back-off of its first attempt (the clock moved a few
+            // milliseconds since).
+            let wait = due - b.clock().now_ms();
+            let back_off = 2 * BACK_OFF.as_millis() as i64;
+            assert!(wait > back_off - 1_000 && wait <= back_off, "{wait}");
+            assert_eq!(b.retry_due(stop.clone()).await.unwrap(), 0);
+            tokio::time::advance(2 * BACK_OFF).await;
+            assert_eq!(b.retry_due(stop.clone()).await.unwrap(), 1);
+            let done = b.get("CNSS", id).await.unwrap();
+            assert_eq!(done.state, ClaimState::Rejected);
+            assert_eq!(done.next_attempt_ms, None, "{id}");
+            assert!(
+                done.last_error.starts_with(note),
+                "{id}: {}",
+                done.last_error
+            );
+            assert_eq!(done.change_seq, rec.change_seq);
+            // Nothing more, whatever the time.
+            tokio::time::advance(100 * BACK_OFF).await;
+            assert_eq!(b.retry_due(stop).await.unwrap(), 0);
+            let sent = adapter.sent.lock().unwrap().clone();
+            assert_eq!(sent.len(), 2, "{sent:?}");
+            for (key, adjudication, reason) in &sent {
+                assert_eq!(key, &crate::service::cancel_key("CNSS", id));
+                assert_eq!(adjudication, &adjudication_key("CNSS", id));
+                assert!(reason.starts_with("passerelle refused"), "{reason}");
+            }
+        }
+    }
+
     /// A claim whose caller died holding its lease (RECEIVED, partner not
     /// asked yet) is left alone until the lease ends, then resumed.
     #[tokio::test(start_paused = true)]

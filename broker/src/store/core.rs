@@ -135,18 +135,17 @@ fn is_waiting(s: ClaimState) -> bool {
     s.awaiting_partner() || s == ClaimState::CancelPending
 }
 
-/// The claims the retry worker takes (`lease_due`, `lease_now`,
-/// `expedite`): those waiting ([`SQL_WAITING`]), and a claim REJECTED
-/// because the broker refused its partner's answer while the partner's
-/// cancel of that adjudication is still to be sent ([`owes_withdrawal`]).
-/// Such a claim's `cancel_key` is set by `complete_claim` and its
-/// `next_attempt_ms` cleared by `withdrawn`; no other REJECTED claim has
-/// a cancel key (a cancel moves the claim to CANCEL_PENDING).
+/// The claims the retry worker takes (`lease_due`, `lease_now`): those
+/// waiting ([`SQL_WAITING`]), and a claim REJECTED because the broker
+/// refused its partner's answer while the partner's cancel of that
+/// adjudication is still to be sent ([`owes_withdrawal`]). Such a claim's
+/// `cancel_key` and `next_attempt_ms` are set by `complete_claim`, and the
+/// attempt time cleared by `withdrawal_tried` once the cancel is sent; no
+/// other REJECTED claim has both (a scheme's cancel moves the claim to
+/// CANCEL_PENDING, then CANCELLED). `expedite` does not bring such a
+/// cancel forward: it waits out its back-off (at most `retry.max_ms`), and
+/// `expedite` keeps reading the small index of the claims waiting.
 pub(super) const SQL_TAKEN_BY_WORKER: &str = "(state IN ('received', 'pending_partner', 'cancel_pending') \
-     OR (state = 'rejected' AND cancel_key IS NOT NULL AND next_attempt_ms IS NOT NULL))";
-/// What `expedite` brings forward: [`SQL_TAKEN_BY_WORKER`] but RECEIVED,
-/// whose next attempt is the lease of the request asking its partner.
-pub(super) const SQL_EXPEDITED: &str = "(state IN ('pending_partner', 'cancel_pending') \
      OR (state = 'rejected' AND cancel_key IS NOT NULL AND next_attempt_ms IS NOT NULL))";
 
 /// A claim REJECTED because the broker refused its partner's answer
@@ -555,18 +554,13 @@ pub(super) fn may_complete(s: ClaimState) -> bool {
     s.awaiting_partner()
 }
 
-/// The state a deferral leaves the claim in, `None` when it does not apply:
-/// a claim waiting stays waiting, and a rejected claim that owes its
-/// partner a cancel ([`owes_withdrawal`]) stays rejected.
-pub(super) fn deferred_state(r: &ClaimRecord) -> Option<ClaimState> {
-    deferral(r.state, owes_withdrawal(r))
-}
-
-fn deferral(s: ClaimState, owes_withdrawal: bool) -> Option<ClaimState> {
+/// The state a deferral leaves the claim in, `None` when it does not apply.
+/// (The cancel a REJECTED claim owes is put off by `withdrawal_tried`, so
+/// that a deferral of an adjudication that lost a race never moves it.)
+pub(super) fn deferred_state(s: ClaimState) -> Option<ClaimState> {
     match s {
         ClaimState::Received | ClaimState::PendingPartner => Some(ClaimState::PendingPartner),
         ClaimState::CancelPending => Some(ClaimState::CancelPending),
-        ClaimState::Rejected if owes_withdrawal => Some(ClaimState::Rejected),
         _ => None,
     }
 }
@@ -1261,14 +1255,7 @@ mod tests {
     fn transitions_apply_from_the_states_they_leave() {
         for s in ALL {
             assert_eq!(may_complete(s), s.awaiting_partner());
-            assert_eq!(deferral(s, false).is_some(), is_waiting(s));
-            assert_eq!(
-                deferral(s, true),
-                match s {
-                    ClaimState::Rejected => Some(ClaimState::Rejected),
-                    s => deferral(s, false),
-                }
-            );
+            assert_eq!(deferred_state(s).is_some(), is_waiting(s));
             assert_eq!(
                 may_begin_cancel(s),
                 !matches!(s, ClaimState::CancelPending | ClaimState::Cancelled)

@@ -586,9 +586,10 @@ pub trait ClaimStore: Send + Sync + 'static {
     /// stored): its lines are those the outcome's shares are for.
     /// `withdrawal`: for a rejection of a partner's answer the broker
     /// refused, the key of the cancel the partner is owed; the claim keeps
-    /// it as its cancel key, due at `now_ms`, and the retry worker takes it
-    /// until [`ClaimStore::withdrawn`] (`core::owes_withdrawal`). Ignored
-    /// for any other outcome.
+    /// it as its cancel key, due at `now_ms` with its attempts counted
+    /// anew, and the retry worker takes it until
+    /// [`ClaimStore::withdrawal_tried`] says it is sent
+    /// (`core::owes_withdrawal`). Ignored for any other outcome.
     async fn complete_claim(
         &self,
         claim: &Claim,
@@ -597,22 +598,23 @@ pub trait ClaimStore: Send + Sync + 'static {
         now_ms: i64,
     ) -> Result<Transition, StoreError>;
 
-    /// A REJECTED claim whose partner was owed a cancel
-    /// (`core::owes_withdrawal`): the cancel is delivered (or, `note`, can
-    /// only be done by hand), nothing more is to be sent. The claim stays
-    /// REJECTED with the same change number: nothing the scheme reads
-    /// changes. `note` stays as its last error. Stale in any other state.
-    async fn withdrawn(
+    /// A REJECTED claim whose partner is owed a cancel
+    /// (`core::owes_withdrawal`), after an attempt to send it: to try again
+    /// at `next_attempt_ms`, or, `None`, nothing more to send (delivered,
+    /// or to be done by hand, which `last_error` then says). The claim
+    /// stays REJECTED with the same change number and time of change:
+    /// nothing the scheme reads changes. Stale in any other state, so that
+    /// a scheme's cancel begun meanwhile is left alone.
+    async fn withdrawal_tried(
         &self,
         scheme_id: &str,
         claim_id: &str,
-        note: &str,
-        now_ms: i64,
+        next_attempt_ms: Option<i64>,
+        last_error: &str,
     ) -> Result<Transition, StoreError>;
 
     /// RECEIVED or PENDING_PARTNER -> PENDING_PARTNER with the next attempt
-    /// time; CANCEL_PENDING, and a REJECTED claim that owes its partner a
-    /// cancel, stay, with the next attempt time.
+    /// time; CANCEL_PENDING stays, with the next attempt time.
     async fn defer(
         &self,
         scheme_id: &str,
@@ -634,8 +636,7 @@ pub trait ClaimStore: Send + Sync + 'static {
     ) -> Result<Vec<ClaimRecord>, StoreError>;
 
     /// Makes due at `now_ms` every claim and cancel waiting for `mutuelle_id`
-    /// (PENDING_PARTNER, CANCEL_PENDING, a cancel owed after a refused
-    /// answer) whose next attempt is more than
+    /// (PENDING_PARTNER, CANCEL_PENDING) whose next attempt is more than
     /// `lease_ms` away: nearer ones may be leased by a worker at this moment
     /// and are due soon anyway. Returns how many it moved.
     async fn expedite(

@@ -869,8 +869,9 @@ pub async fn lease_now_takes_only_waiting_claims(store: Arc<dyn Store>) {
 
 /// A claim rejected because the broker refused its partner's answer owes
 /// the partner a cancel of that adjudication: the worker takes it (due at
-/// once, deferred in place, brought forward, taken now) until it is
-/// withdrawn; the scheme's view (state, change number) never moves, and a
+/// once, its attempts counted anew; put off; taken now) until it is sent;
+/// the scheme's view (state, change number, time of change) never moves,
+/// a deferral meant for a claim waiting does not apply to it, and a
 /// scheme's cancel of the claim still goes through. Any other rejection
 /// owes nothing.
 pub async fn a_refused_answer_owes_its_partner_a_cancel(store: Arc<dyn Store>) {
@@ -883,6 +884,8 @@ pub async fn a_refused_answer_owes_its_partner_a_cancel(store: Arc<dyn Store>) {
     for id in ["R1", "R2"] {
         begin(&store, sample_claim("CNSS", id, id)).await;
     }
+    // R1 waited on its partner before its answer came.
+    store.lease_due(10_000, 500, 10).await.unwrap();
     let complete = |id: &'static str, outcome: Outcome, withdrawal: Option<&'static str>| {
         let store = store.clone();
         async move {
@@ -898,6 +901,7 @@ pub async fn a_refused_answer_owes_its_partner_a_cancel(store: Arc<dyn Store>) {
     assert_eq!(r1.state, ClaimState::Rejected);
     assert_eq!(r1.cancel_key.as_deref(), Some("cxl-R1"));
     assert_eq!(r1.next_attempt_ms, Some(11_000), "due at once");
+    assert_eq!(r1.attempts, 0, "its attempts counted anew");
     // A partner's own refusal owes nothing.
     let r2 = complete(
         "R2",
@@ -906,23 +910,37 @@ pub async fn a_refused_answer_owes_its_partner_a_cancel(store: Arc<dyn Store>) {
     )
     .await;
     assert_eq!((r2.cancel_key, r2.next_attempt_ms), (None, None));
-    // Leased, deferred in place: still REJECTED, same change number.
+    // Leased, put off: still REJECTED, same change number and time.
     let due = store.lease_due(11_000, 5_000, 10).await.unwrap();
     let ids: Vec<&str> = due.iter().map(|r| r.claim.claim_id.as_str()).collect();
-    assert!(ids.contains(&"R1") && !ids.contains(&"R2"), "{ids:?}");
+    assert_eq!(ids, ["R1"]);
+    assert_eq!(due[0].attempts, 1);
     let later = store
-        .defer("CNSS", "R1", 900_000, "partner down", 12_000)
+        .withdrawal_tried("CNSS", "R1", Some(900_000), "partner down")
         .await
         .unwrap();
     let Transition::Applied(later) = later else {
         panic!("{later:?}")
     };
     assert_eq!(later.state, ClaimState::Rejected);
-    assert_eq!(later.change_seq, r1.change_seq, "the scheme sees no change");
+    assert_eq!(
+        (later.change_seq, later.updated_ms),
+        (r1.change_seq, r1.updated_ms),
+        "the scheme sees no change"
+    );
     assert_eq!(later.next_attempt_ms, Some(900_000));
     assert_eq!(later.last_error, "partner down");
-    // Brought forward when the partner is back; taken by `retry now`.
-    assert_eq!(store.expedite("MUT-A", 20_000, 5_000).await.unwrap(), 1);
+    // A deferral of an adjudication (one that lost a race) leaves it.
+    assert!(matches!(
+        store
+            .defer("CNSS", "R1", 30_000, "x", 12_000)
+            .await
+            .unwrap(),
+        Transition::Stale(_)
+    ));
+    // Not brought forward with the partner's backlog (that reads the
+    // claims waiting only); taken by `retry now`.
+    assert_eq!(store.expedite("MUT-A", 20_000, 5_000).await.unwrap(), 0);
     assert!(
         store
             .lease_now("CNSS", "R1", 20_000, 1_000)
@@ -930,15 +948,21 @@ pub async fn a_refused_answer_owes_its_partner_a_cancel(store: Arc<dyn Store>) {
             .unwrap()
             .is_some()
     );
-    // Delivered: nothing more to do, and nothing the scheme reads changes.
-    let done = store.withdrawn("CNSS", "R1", "", 21_000).await.unwrap();
+    // Sent: nothing more to do, and nothing the scheme reads changes.
+    let done = store
+        .withdrawal_tried("CNSS", "R1", None, "")
+        .await
+        .unwrap();
     let Transition::Applied(done) = done else {
         panic!("{done:?}")
     };
     assert_eq!(done.state, ClaimState::Rejected);
     assert_eq!(done.next_attempt_ms, None);
     assert_eq!(done.last_error, "");
-    assert_eq!(done.change_seq, r1.change_seq);
+    assert_eq!(
+        (done.change_seq, done.updated_ms),
+        (r1.change_seq, r1.updated_ms)
+    );
     assert!(
         store
             .lease_due(99_000_000, 5_000, 10)
@@ -954,21 +978,15 @@ pub async fn a_refused_answer_owes_its_partner_a_cancel(store: Arc<dyn Store>) {
             .is_none(),
         "not waiting any more"
     );
-    assert!(matches!(
-        store.withdrawn("CNSS", "R1", "", 22_000).await.unwrap(),
-        Transition::Stale(_)
-    ));
-    assert!(matches!(
-        store
-            .defer("CNSS", "R1", 30_000, "x", 22_000)
-            .await
-            .unwrap(),
-        Transition::Stale(_)
-    ));
-    assert!(matches!(
-        store.withdrawn("CNSS", "R2", "", 22_000).await.unwrap(),
-        Transition::Stale(_)
-    ));
+    for id in ["R1", "R2"] {
+        assert!(matches!(
+            store
+                .withdrawal_tried("CNSS", id, Some(30_000), "x")
+                .await
+                .unwrap(),
+            Transition::Stale(_)
+        ));
+    }
     // A scheme's cancel of a claim still owing its cancel takes it over.
     begin(&store, sample_claim("CNSS", "R3", "R3")).await;
     complete("R3", refused(), Some("cxl-R3")).await;
@@ -978,7 +996,10 @@ pub async fn a_refused_answer_owes_its_partner_a_cancel(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(t.record().state, ClaimState::CancelPending);
     assert!(matches!(
-        store.withdrawn("CNSS", "R3", "", 24_000).await.unwrap(),
+        store
+            .withdrawal_tried("CNSS", "R3", None, "")
+            .await
+            .unwrap(),
         Transition::Stale(_)
     ));
 }

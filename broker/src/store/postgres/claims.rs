@@ -200,6 +200,7 @@ impl ClaimStore for PgStore {
                     "UPDATE claims c SET state = 'rejected', rejection_code = $3, rejection_message = $4, \
                      cancel_key = COALESCE($6, c.cancel_key), \
                      next_attempt_ms = CASE WHEN $6::TEXT IS NULL THEN NULL ELSE $5::BIGINT END, \
+                     attempts = CASE WHEN $6::TEXT IS NULL THEN c.attempts ELSE 0 END, \
                      change_seq = {}, updated_ms = $5 FROM {} \
                      WHERE c.id = {} AND c.state IN {} RETURNING {}",
                     changes::CHANGE_SEQ,
@@ -245,7 +246,7 @@ impl ClaimStore for PgStore {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         let (pk, rec) = load_existing(&tx, scheme_id, claim_id, self.for_change()).await?;
-        let Some(new_state) = core::deferred_state(&rec) else {
+        let Some(new_state) = core::deferred_state(rec.state) else {
             return Ok(Transition::Stale(rec));
         };
         // A new change number only when the state changes.
@@ -307,11 +308,8 @@ impl ClaimStore for PgStore {
         let c = self.client().await?;
         x(
             &c,
-            &format!(
-                "UPDATE claims SET next_attempt_ms = $2 WHERE mutuelle_id = $1 \
-                 AND {} AND next_attempt_ms > $2::BIGINT + $3::BIGINT",
-                core::SQL_EXPEDITED
-            ),
+            "UPDATE claims SET next_attempt_ms = $2 WHERE mutuelle_id = $1 \
+             AND state IN ('pending_partner', 'cancel_pending') AND next_attempt_ms > $2::BIGINT + $3::BIGINT",
             &[&mutuelle_id, &now_ms, &lease_ms],
         )
         .await
@@ -406,12 +404,12 @@ impl ClaimStore for PgStore {
         Ok(Transition::Applied(rec))
     }
 
-    async fn withdrawn(
+    async fn withdrawal_tried(
         &self,
         scheme_id: &str,
         claim_id: &str,
-        note: &str,
-        now_ms: i64,
+        next_attempt_ms: Option<i64>,
+        last_error: &str,
     ) -> Result<Transition, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
@@ -421,8 +419,8 @@ impl ClaimStore for PgStore {
         }
         x(
             &tx,
-            "UPDATE claims SET next_attempt_ms = NULL, last_error = $3, updated_ms = $2 WHERE id = $1",
-            &[&pk, &now_ms, &note],
+            "UPDATE claims SET next_attempt_ms = $2, last_error = $3 WHERE id = $1",
+            &[&pk, &next_attempt_ms, &last_error],
         )
         .await?;
         let (_, rec) = load_existing(&tx, scheme_id, claim_id, Read::Plain).await?;

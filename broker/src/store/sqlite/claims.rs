@@ -106,7 +106,7 @@ impl ClaimStore for SqliteStore {
         );
         self.with(move |c| {
             transition(c, &s, &cid, |tx, pk, rec| {
-                let Some(new_state) = core::deferred_state(rec) else {
+                let Some(new_state) = core::deferred_state(rec.state) else {
                     return Ok(false);
                 };
                 let seq = if new_state != rec.state {
@@ -171,11 +171,10 @@ impl ClaimStore for SqliteStore {
         let m = mutuelle_id.to_string();
         self.with(move |c| {
             let n = c
-                .prepare_cached(&format!(
+                .prepare_cached(
                     "UPDATE claims SET next_attempt_ms = ?2 WHERE mutuelle_id = ?1 \
-                     AND {} AND next_attempt_ms > ?2 + ?3",
-                    core::SQL_EXPEDITED
-                ))?
+                 AND state IN ('pending_partner', 'cancel_pending') AND next_attempt_ms > ?2 + ?3",
+                )?
                 .execute(params![m, now_ms, lease_ms])?;
             Ok(n as u64)
         })
@@ -212,17 +211,17 @@ impl ClaimStore for SqliteStore {
         .await
     }
 
-    async fn withdrawn(
+    async fn withdrawal_tried(
         &self,
         scheme_id: &str,
         claim_id: &str,
-        note: &str,
-        now_ms: i64,
+        next_attempt_ms: Option<i64>,
+        last_error: &str,
     ) -> Result<Transition, StoreError> {
         let (s, cid, note) = (
             scheme_id.to_string(),
             claim_id.to_string(),
-            note.to_string(),
+            last_error.to_string(),
         );
         self.with(move |c| {
             transition(c, &s, &cid, |tx, pk, rec| {
@@ -230,9 +229,9 @@ impl ClaimStore for SqliteStore {
                     return Ok(false);
                 }
                 tx.prepare_cached(
-                    "UPDATE claims SET next_attempt_ms = NULL, last_error = ?3, updated_ms = ?2 WHERE id = ?1",
+                    "UPDATE claims SET next_attempt_ms = ?2, last_error = ?3 WHERE id = ?1",
                 )?
-                .execute(params![pk, now_ms, note])?;
+                .execute(params![pk, next_attempt_ms, note])?;
                 Ok(true)
             })
         })
@@ -498,6 +497,7 @@ fn apply_outcome(
         Outcome::Rejected(reason) => {
             tx.prepare_cached("UPDATE claims SET state = 'rejected', rejection_code = ?2, rejection_message = ?3, \
                  cancel_key = COALESCE(?6, cancel_key), next_attempt_ms = CASE WHEN ?6 IS NULL THEN NULL ELSE ?5 END, \
+                 attempts = CASE WHEN ?6 IS NULL THEN attempts ELSE 0 END, \
                  change_seq = ?4, updated_ms = ?5 WHERE id = ?1")?.execute(params![pk, core::code_str(reason.code), reason.message, seq, now_ms, withdrawal],
             )?;
         }
