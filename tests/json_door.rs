@@ -512,6 +512,94 @@ async fn json_refusals_name_the_field_and_are_audited() {
     }
 }
 
+/// A caller that names its language (`Accept-Language`) is also told each
+/// refusal in it, French or English, as a `google.rpc.LocalizedMessage`:
+/// the door's own (a field it cannot read) and the service's (a claim not
+/// found), over JSON and over gRPC; code, message and other details as
+/// before, and nothing added for a caller that names none.
+#[tokio::test]
+async fn refusals_are_said_in_the_callers_language() {
+    let h = TlsHarness::start().await;
+    let door = JsonDoor::new(h.addr, h.certs(), Role::Scheme, "CNSS", b"http/1.1");
+    let localized = |e: &serde_json::Value| {
+        e["details"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|d| d["type"] == "google.rpc.LocalizedMessage")
+            .map(|d| d["debug"].clone())
+    };
+    let mut bad = to_json(&one_line_claim("said-bad"));
+    bad["lines"][0]["amountt"] = "1".into();
+    let get = serde_json::json!({"schemeId": "CNSS", "claimId": "said-none"});
+    let get_claim = "/passerelle.scheme.v1.SchemeService/GetClaim";
+    for (accept, locale, door_said, service_said) in [
+        (
+            "fr-SN, en;q=0.5",
+            "fr",
+            "Requête invalide. (le broker dit : « lines[0].amountt",
+            "Introuvable. (le broker dit : « claim said-none of scheme CNSS not found",
+        ),
+        (
+            "en-GB,fr;q=0.8",
+            "en",
+            "Invalid request. (the broker says: \"lines[0].amountt",
+            "Not found. (the broker says: \"claim said-none of scheme CNSS not found",
+        ),
+    ] {
+        for (path, body, said, code) in [
+            (COORDINATE, &bad, door_said, "invalid_argument"),
+            (get_claim, &get, service_said, "not_found"),
+        ] {
+            let a = door
+                .send(
+                    "POST",
+                    path,
+                    &[
+                        ("content-type", "application/json"),
+                        ("accept-language", accept),
+                    ],
+                    body.to_string().into_bytes(),
+                )
+                .await;
+            let e = a.json();
+            assert_eq!(e["code"], code, "{e}");
+            let l = localized(&e).unwrap_or_else(|| panic!("{accept}: {e}"));
+            assert_eq!(l["locale"], locale, "{e}");
+            assert!(l["message"].as_str().unwrap().starts_with(said), "{e}");
+            assert!(
+                e["message"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("lines[0].amountt")
+                    || e["message"] == "claim said-none of scheme CNSS not found",
+                "the message as before: {e}"
+            );
+        }
+    }
+    // Without the header, nothing is added.
+    let e = door.call(get_claim, &get).await.json();
+    assert_eq!(e["code"], "not_found");
+    assert!(localized(&e).is_none(), "{e}");
+    // Over gRPC, from the request's metadata.
+    let mut grpc = SchemeServiceClient::new(h.as_(Role::Scheme, "CNSS").await);
+    let mut req = tonic::Request::new(pb::GetClaimRequest {
+        scheme_id: "CNSS".into(),
+        claim_id: "said-none".into(),
+    });
+    req.metadata_mut()
+        .insert("accept-language", "fr".parse().unwrap());
+    let err = grpc.get_claim(req).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    let said = tonic_types::StatusExt::get_details_localized_message(&err).expect("localized");
+    assert_eq!(said.locale, "fr");
+    assert!(said.message.starts_with("Introuvable."), "{}", said.message);
+    assert!(
+        tonic_types::StatusExt::get_details_error_info(&err).is_some(),
+        "the other details kept"
+    );
+}
+
 /// `application/proto` bodies, and the deadline a client sets with
 /// Connect-Timeout-Ms: a call held by its partner ends deadline_exceeded
 /// and is audited as cancelled.

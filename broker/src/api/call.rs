@@ -55,6 +55,9 @@ pub(crate) struct Incoming<M> {
     pub audited: Option<super::edge::Audited>,
     /// The caller's W3C `traceparent`, if it sent a valid one.
     pub trace: Option<TraceParent>,
+    /// The caller's `Accept-Language`: a refusal is also said in its
+    /// language (`status::said_to`).
+    pub accept_language: Option<String>,
 }
 
 impl<M> Incoming<M> {
@@ -63,6 +66,7 @@ impl<M> Incoming<M> {
             auth: auth_of(&request),
             peer: request.remote_addr(),
             trace: trace_of(request.metadata()),
+            accept_language: accept_language(request.metadata()),
             audited: request.extensions().get::<super::edge::Audited>().cloned(),
             msg: request.into_inner(),
         }
@@ -104,6 +108,7 @@ where
         mut msg,
         audited,
         trace,
+        accept_language,
     } = incoming;
     let started = std::time::Instant::now();
     let role = crate::metrics::role(&auth);
@@ -159,7 +164,17 @@ where
     broker
         .metrics()
         .grpc_call(M::METHOD, role, code, started.elapsed());
-    result.map(Response::new)
+    result
+        .map(Response::new)
+        .map_err(|s| super::status::said_to(s, accept_language.as_deref()))
+}
+
+/// The caller's `Accept-Language` (gRPC metadata, or the JSON door's HTTP
+/// header, which it forwards), at most 200 bytes of it read.
+pub(crate) fn accept_language(m: &tonic::metadata::MetadataMap) -> Option<String> {
+    m.get("accept-language")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| passerelle_domain::validate::truncate_text(v, 200))
 }
 
 /// The caller's trace (`traceparent` metadata); `None` when it has none or

@@ -350,14 +350,22 @@ where
     let max = layer.max_message_bytes;
     let trace = trace_id(&parts.headers);
     let peer = Peer::of(&layer.edge, &parts.extensions);
+    // A refusal of the door itself is said in the caller's language too,
+    // as the service's refusals are (`status::said_to`).
+    let accept_language = parts
+        .headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| passerelle_domain::validate::truncate_text(v, 200));
     let record = |method: &MethodDescriptor, status: Status| {
         let edge = layer.edge.clone();
         let peer = peer.clone();
         let name = method.name().to_string();
         let trace = trace.clone();
+        let said = super::status::said_to(status.clone(), accept_language.as_deref());
         async move {
             edge.record(&peer, name, trace, &status, started).await;
-            error_answer(&status)
+            error_answer(&said)
         }
     };
     let (method, codec, budget) = match head(&layer, &parts) {

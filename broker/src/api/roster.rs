@@ -312,6 +312,7 @@ impl RosterService for RosterApi {
             msg: mut stream,
             audited,
             trace,
+            accept_language,
         } = Incoming::of(request);
         // The header comes first; its mutuelle names the caller for the
         // audit. An import without one is refused, and audited all the same.
@@ -337,6 +338,7 @@ impl RosterService for RosterApi {
             msg: header,
             audited,
             trace,
+            accept_language,
         };
         self.import_from(incoming, refused, stream).await
     }

@@ -21,6 +21,30 @@ pub const MAX_MESSAGE: usize = 1_000;
 /// The ErrorInfo domain of every passerelle error.
 pub const DOMAIN: &str = "passerelle";
 
+/// A refusal said to a caller that named its language (the request's
+/// `Accept-Language`, gRPC metadata or HTTP header): a
+/// `google.rpc.LocalizedMessage` in French or English (the preferred of
+/// the two; French when it names neither) is added to its details, what
+/// the refusal means in that language's words from the catalogue
+/// (`Lang::refusal`: the sentence of its ErrorInfo reason, else of its
+/// code, with the broker's own English words as the detail). The code,
+/// the message and the other details are unchanged, so that a program
+/// reads them as before. Without the header, the status is unchanged.
+pub fn said_to(status: Status, accept_language: Option<&str>) -> Status {
+    let Some(accept) = accept_language.filter(|a| !a.trim().is_empty()) else {
+        return status;
+    };
+    let lang = crate::console::i18n::Lang::from_accept(accept);
+    let mut details = status.get_error_details();
+    if details.localized_message().is_some() {
+        return status;
+    }
+    // Bounded as the message is: an error travels in HTTP/2 headers.
+    let said = passerelle_domain::validate::truncate_text(&lang.refusal(&status), MAX_MESSAGE);
+    details.set_localized_message(lang.code(), said);
+    Status::with_error_details(status.code(), status.message(), details)
+}
+
 fn info(code: Code, message: String, reason: &str) -> Status {
     // A message may quote a partner's error text: bounded like it.
     let message = passerelle_domain::validate::truncate_text(
@@ -163,5 +187,57 @@ impl From<ServiceError> for Status {
                 )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_is_said_in_the_language_asked_and_otherwise_kept() {
+        let s: Status = ServiceError::NotFound("claim X of scheme CNSS".into()).into();
+        for none in [None, Some(""), Some("  ")] {
+            let same = said_to(s.clone(), none);
+            assert!(same.get_details_localized_message().is_none(), "{none:?}");
+            assert_eq!(same.details(), s.details());
+        }
+        for (accept, locale, start) in [
+            (
+                "fr",
+                "fr",
+                "Introuvable. (le broker dit : « claim X of scheme CNSS not found",
+            ),
+            ("FR-sn", "fr", "Introuvable."),
+            (
+                "de, en;q=0.3",
+                "en",
+                "Not found. (the broker says: \"claim X",
+            ),
+            // Neither French nor English: French, the users' first.
+            ("de", "fr", "Introuvable."),
+        ] {
+            let said = said_to(s.clone(), Some(accept));
+            let l = said.get_details_localized_message().expect(accept);
+            assert_eq!(l.locale, locale, "{accept}");
+            assert!(l.message.starts_with(start), "{accept}: {}", l.message);
+            assert_eq!((said.code(), said.message()), (s.code(), s.message()));
+            assert_eq!(said.get_details_error_info().unwrap().reason, "NOT_FOUND");
+            // Said once, however many layers say it.
+            let again = said_to(said.clone(), Some("en"));
+            assert_eq!(
+                again.get_details_localized_message().unwrap().locale,
+                locale
+            );
+        }
+        // Bounded as the message is.
+        let long: Status = ServiceError::NotFound("x".repeat(50_000)).into();
+        let said = said_to(long, Some("fr"));
+        let l = said.get_details_localized_message().unwrap();
+        assert!(
+            l.message.chars().count() <= MAX_MESSAGE,
+            "{}",
+            l.message.len()
+        );
     }
 }

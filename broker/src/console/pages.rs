@@ -2099,6 +2099,8 @@ async fn roster_post(
         msg: header,
         audited: None,
         trace: None,
+        // The page says refusals in the person's language itself.
+        accept_language: None,
     };
     let diff = if file.bad.is_empty() || !apply {
         if file.members.is_empty() {
