@@ -639,14 +639,44 @@ async fn binary_bodies_and_the_connect_deadline() {
     assert!(took < Duration::from_millis(1500), "{took:?}");
     assert_eq!(a.status, 504, "{}", String::from_utf8_lossy(&a.body));
     assert_eq!(a.json()["code"], "deadline_exceeded");
+    // A claim cut the same way: its audit row is under the claim, with its
+    // request's hash, so that the claim's audit shows the cut call.
+    let a = door
+        .send(
+            "POST",
+            COORDINATE,
+            &[
+                ("content-type", "application/json"),
+                ("connect-timeout-ms", "300"),
+            ],
+            to_json(&one_line_claim("cut-1")).to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(a.status, 504, "{}", String::from_utf8_lossy(&a.body));
     let audit = h.audit().await;
-    assert!(
+    let cut = |method: &str| {
         audit
             .iter()
-            .any(|r| r.method == "CheckEligibility" && r.outcome.starts_with("Cancelled")),
-        "{:?}",
-        audit.iter().map(|r| &r.outcome).collect::<Vec<_>>()
+            .filter(|r| {
+                r.method == method && r.direction == passerelle_broker::store::Direction::In
+            })
+            .map(|r| (r.subject.clone(), r.outcome.clone(), r.request_hash.clone()))
+            .collect::<Vec<_>>()
+    };
+    let elig_rows = cut("CheckEligibility");
+    assert!(
+        elig_rows
+            .iter()
+            .any(|(s, o, _)| s == "CNSS/eligibility" && o.starts_with("Cancelled")),
+        "{elig_rows:?}"
     );
+    let claim_rows = cut("CoordinateClaim");
+    assert_eq!(claim_rows.len(), 1, "{claim_rows:?}");
+    let (subject, outcome, hash) = &claim_rows[0];
+    assert_eq!(subject, "CNSS/cut-1");
+    assert!(outcome.starts_with("Cancelled"), "{outcome}");
+    assert_ne!(hash, &passerelle_broker::audit::hash(b"unfinished"));
+    assert_eq!(hash.len(), 64);
 }
 
 /// Server reflection describes google.rpc's error details, so that grpcurl

@@ -117,6 +117,11 @@ where
     let scope = msg.scope(&auth, broker.directory());
     let subject = msg.subject();
     let hash = request_hash(&msg);
+    // Should the call be cut before it answers, the edge audits it under
+    // this subject and hash.
+    if let Some(a) = &audited {
+        a.about(&subject, &hash);
+    }
     let result = match refused {
         Some(status) => Err(status),
         // Shed load at once rather than queue: a call past the limit is

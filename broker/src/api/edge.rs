@@ -117,6 +117,8 @@ impl Peer {
 /// call's future, it records the audit row the handler could not.
 struct Unfinished {
     audit: Option<AuditSink>,
+    /// What the handler said the call is about, if it got that far.
+    audited: Audited,
     clock: Clock,
     peer: Peer,
     method: String,
@@ -142,13 +144,17 @@ impl Drop for Unfinished {
                 Code::Cancelled,
                 self.started.elapsed(),
             );
+            let (subject, request_hash) = self
+                .audited
+                .described()
+                .unwrap_or_else(|| ("request".into(), hash(b"unfinished")));
             audit.try_record(AuditEntry {
                 at_ms: self.clock.now_ms(),
                 direction: Direction::In,
                 party,
                 method: std::mem::take(&mut self.method),
-                subject: "request".into(),
-                request_hash: hash(b"unfinished"),
+                subject,
+                request_hash,
                 trace_id: self.trace.clone(),
                 outcome:
                     "Cancelled: the call ended before its answer (deadline, or the client left)"
@@ -161,16 +167,37 @@ impl Drop for Unfinished {
 /// The mark a handler leaves once it has written its call's audit row
 /// ([`super::call::serve`] sets it): the edge then rewrites the answer if it
 /// must, but writes no second row. It travels in the request's extensions.
+/// Before it runs, the handler also says what the call is about (`about`),
+/// so that a call cut before it answered is audited under its subject (a
+/// claim's audit shows it) and its request's hash, not as a bare request.
 #[derive(Clone, Default)]
-pub struct Audited(std::sync::Arc<std::sync::atomic::AtomicBool>);
+pub struct Audited(std::sync::Arc<AuditedInner>);
+
+#[derive(Default)]
+pub struct AuditedInner {
+    done: std::sync::atomic::AtomicBool,
+    /// The call's audit subject and request hash.
+    about: std::sync::Mutex<Option<(String, String)>>,
+}
 
 impl Audited {
     pub fn mark(&self) {
-        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.0.done.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn is_set(&self) -> bool {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
+        self.0.done.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// What the call is about: its audit subject and its request's hash.
+    pub fn about(&self, subject: &str, request_hash: &str) {
+        if let Ok(mut a) = self.0.about.lock() {
+            *a = Some((subject.to_string(), request_hash.to_string()));
+        }
+    }
+
+    fn described(&self) -> Option<(String, String)> {
+        self.0.about.lock().ok().and_then(|a| a.clone())
     }
 }
 
@@ -250,6 +277,7 @@ where
         let started = std::time::Instant::now();
         let mut unfinished = Unfinished {
             audit: Some(layer.audit.clone()),
+            audited: audited.clone(),
             clock: layer.clock,
             peer: peer.clone(),
             method: method.clone(),
