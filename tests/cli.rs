@@ -2064,12 +2064,20 @@ async fn admin_partners_retry_and_audit() {
             .stdout
         }
     };
-    for (lang, words) in [
-        ("fr", "Ce ne sont pas les montants définitifs"),
-        ("en", "These are not the final amounts"),
+    for (lang, words, why) in [
+        (
+            "fr",
+            "Ce ne sont pas les montants définitifs",
+            "Dernière erreur avec la mutuelle : mutuelle indisponible",
+        ),
+        (
+            "en",
+            "These are not the final amounts",
+            "Last error with the mutuelle: ",
+        ),
     ] {
         let o = said(lang).await;
-        assert!(o.contains(words), "{o}");
+        assert!(o.contains(words) && o.contains(why), "{o}");
     }
     let partners = ok(&h, &["--json", "admin", "partners"]).await.json();
     let g = partners["partners"]
@@ -2100,7 +2108,10 @@ async fn admin_partners_retry_and_audit() {
         .json();
     assert_eq!(retried["state"], "coordinated");
     let o = said("en").await;
-    assert!(!o.contains("not the final amounts"), "answered: {o}");
+    assert!(
+        !o.contains("not the final amounts") && !o.contains("Last error"),
+        "answered: {o}"
+    );
     let o = cli(&h, &["admin", "retry", "--scheme", "CNSS", "A-1"]).await;
     assert!(
         o.code == 1 && o.stderr.contains("not waiting"),

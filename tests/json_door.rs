@@ -577,6 +577,29 @@ async fn refusals_are_said_in_the_callers_language() {
             );
         }
     }
+    // A protobuf body that does not decode, refused beneath the handler.
+    let a = door
+        .send(
+            "POST",
+            COORDINATE,
+            &[
+                ("content-type", "application/proto"),
+                ("accept-language", "fr"),
+            ],
+            vec![0xff, 0xff, 0xff],
+        )
+        .await;
+    let e = a.json();
+    assert_eq!(e["code"], "invalid_argument", "{e}");
+    let l = localized(&e).unwrap_or_else(|| panic!("{e}"));
+    assert_eq!(l["locale"], "fr", "{e}");
+    assert!(
+        l["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Requête invalide. (le broker dit : « body: not a valid protobuf"),
+        "{e}"
+    );
     // Without the header, nothing is added.
     let e = door.call(get_claim, &get).await.json();
     assert_eq!(e["code"], "not_found");

@@ -89,7 +89,9 @@ state-settled = settled
 
 claim-title = Claim { $id }
 claim-rejected = Rejected: { $reason }
-claim-awaiting-mutuelle = The mutuelle has not answered yet: until it does, its share (M) reads 0 and the patient's (P) the whole remainder (R). These are not the final amounts: passerelle will send the claim to the mutuelle again.
+claim-cancel-not-delivered = Cancel not delivered to the mutuelle: to be done by hand in its own system ({ $detail }).
+claim-last-error = Last error with the mutuelle: { $error }
+claim-awaiting-mutuelle = The mutuelle has not answered yet: until it does, its share (M) reads 0 and the patient's (P) the whole remainder (R). These are not the final amounts: they will be once the mutuelle has answered.
 claim-product = Product applied
 claim-updated = Last change
 claim-duplicate-of = Same invoice as claim
@@ -656,14 +658,14 @@ cli-calls = calls
 cli-paused = paused
 cli-circuit-open-until = circuit open until
 cli-circuit-half-open-trial-call = circuit half-open (trial call)
-cli-going = going
+cli-going = in service
 cli-oldest-pending = oldest pending
 cli-error = error:
 
 # What a refusal of the broker means (`Lang::refusal`): by its ErrorInfo
 # reason, else by its gRPC code; the broker's own words follow as a detail.
 error-refusal = { $said } (the broker says: "{ $detail }")
-error-reason-MODIFIED_REQUEST = This claim was already received with different content: send it again as it was, or under another number if it is another claim.
+error-reason-MODIFIED_REQUEST = This claim number was already received with different content: resend the claim exactly as first sent to read its answer; to change it, cancel it first and send the corrected claim under a new number; another claim takes a number of its own.
 error-reason-UNKNOWN_MEMBER = This beneficiary is a member of no known mutuelle on that date.
 error-reason-NOT_FOUND = Not found.
 error-reason-PARTNER_UNAVAILABLE = The mutuelle does not answer for now: ask again in a few minutes.

@@ -292,7 +292,7 @@ impl TryFrom<&crate::partner::v1::RemainderLine> for ClaimLine {
             outcome: scheme_outcome(l.scheme_outcome).ok_or_else(|| {
                 FieldViolation::new(
                     "scheme_outcome",
-                    "must be COVERED, OUT_OF_BASKET or REFUSED",
+                    "must be SCHEME_LINE_OUTCOME_COVERED, SCHEME_LINE_OUTCOME_OUT_OF_BASKET or SCHEME_LINE_OUTCOME_REFUSED (1, 2 or 3)",
                 )
             })?,
             scheme_reason: l.scheme_reason.clone(),

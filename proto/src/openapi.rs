@@ -136,6 +136,7 @@ fn error_schemas(schemas: &mut Schemas) {
         "google.rpc.BadRequest",
         "google.rpc.ErrorInfo",
         "google.rpc.PreconditionFailure",
+        "google.rpc.LocalizedMessage",
     ]
     .iter()
     .map(|n| schemas.message(&pool().get_message_by_name(n).expect("google.rpc type")))
@@ -168,7 +169,7 @@ fn error_schemas(schemas: &mut Schemas) {
             "description": "One google.rpc error detail. A client without a protobuf library reads `debug`.",
             "required": ["type", "value"],
             "properties": {
-                "type": { "type": "string", "description": "The detail's type, such as google.rpc.BadRequest or google.rpc.ErrorInfo." },
+                "type": { "type": "string", "description": "The detail's type, such as google.rpc.BadRequest, google.rpc.ErrorInfo or google.rpc.LocalizedMessage." },
                 "value": { "type": "string", "contentEncoding": "base64", "description": "The detail's protobuf bytes (standard base64, no padding)." },
                 "debug": { "description": "The same detail as JSON (proto3 mapping).", "anyOf": details },
             },
@@ -211,6 +212,7 @@ pub fn document() -> Value {
                 "parameters": [
                     { "$ref": "#/components/parameters/ConnectTimeoutMs" },
                     { "$ref": "#/components/parameters/ConnectProtocolVersion" },
+                    { "$ref": "#/components/parameters/AcceptLanguage" },
                 ],
                 "requestBody": {
                     "required": true,
@@ -270,6 +272,13 @@ pub fn document() -> Value {
                     "required": false,
                     "description": "1 when given.",
                     "schema": { "type": "string", "enum": ["1"] },
+                },
+                "AcceptLanguage": {
+                    "name": "Accept-Language",
+                    "in": "header",
+                    "required": false,
+                    "description": "When given, a refusal also carries a google.rpc.LocalizedMessage detail in French or English, whichever the header prefers (French when it names neither), for a person to read; code, message and the other details do not change. Its first 200 bytes are read.",
+                    "schema": { "type": "string" },
                 },
             },
             "schemas": schemas.0.into_iter().collect::<Map<String, Value>>(),

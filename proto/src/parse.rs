@@ -93,7 +93,7 @@ fn line(
     let outcome = convert::scheme_outcome(scheme_outcome).unwrap_or_else(|| {
         v.add(
             format!("{prefix}.scheme_outcome"),
-            "must be COVERED, OUT_OF_BASKET or REFUSED",
+            "must be SCHEME_LINE_OUTCOME_COVERED, SCHEME_LINE_OUTCOME_OUT_OF_BASKET or SCHEME_LINE_OUTCOME_REFUSED (1, 2 or 3)",
         );
         SchemeOutcome::Covered
     });
@@ -118,7 +118,7 @@ pub fn claim(r: pb::CoordinateClaimRequest) -> Result<Claim, Vec<FieldViolation>
         .date("date_of_care", &r.date_of_care)
         .unwrap_or(placeholder);
     let payee = convert::payee(r.payee).unwrap_or_else(|| {
-        v.add("payee", "must be PROVIDER or MEMBER");
+        v.add("payee", "must be PAYEE_PROVIDER or PAYEE_MEMBER (1 or 2)");
         Payee::Provider
     });
     let stay = r.stay.as_ref().map(|s| Stay {

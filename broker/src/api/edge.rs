@@ -272,6 +272,13 @@ where
             .to_string();
         let peer = Peer::of(&self.layer, req.extensions());
         let trace = trace_id(req.headers());
+        // Its refusal is said in the caller's language too, as the
+        // handlers' are (`status::said_to`).
+        let accept_language = req
+            .headers()
+            .get(http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| passerelle_domain::validate::truncate_text(v, 200));
         let layer = self.layer.clone();
         let fut = self.inner.call(req);
         let started = std::time::Instant::now();
@@ -306,7 +313,7 @@ where
                 return Ok(refused.into_http());
             }
             layer.record(&peer, method, trace, &refused, started).await;
-            Ok(refused.into_http())
+            Ok(super::status::said_to(refused, accept_language.as_deref()).into_http())
         })
     }
 }

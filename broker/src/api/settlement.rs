@@ -591,6 +591,14 @@ impl SettlementService for SettlementApi {
                 cancel_reason: rec.cancel_reason.clone(),
                 recovery,
                 recovery_period,
+                // A partner's error text is for its mutuelle and the
+                // operators, as in ListPartners.
+                partner_note: match &auth {
+                    crate::identity::Auth::Caller(c) if c.role == crate::identity::Role::Scheme => {
+                        String::new()
+                    }
+                    _ => rec.last_error.clone(),
+                },
             })
         })
         .await

@@ -169,6 +169,19 @@ impl Lang {
         }
     }
 
+    /// A claim's partner note (`ClaimDetail.partner_note`) in this
+    /// language: a cancel not delivered, which a person must make in the
+    /// mutuelle's system, or the last error met with the mutuelle.
+    pub fn claim_note(self, note: &str) -> String {
+        match note.strip_prefix("cancel not delivered: ") {
+            Some(why) => self.t_args(
+                "claim-cancel-not-delivered",
+                &[("detail", &self.partner_error(why))],
+            ),
+            None => self.t_args("claim-last-error", &[("error", &self.partner_error(note))]),
+        }
+    }
+
     /// What a claim RECEIVED or PENDING_PARTNER shows, said beside its
     /// lines (the console's claim page, `passerelle claim get`): M reads 0
     /// and P the whole remainder until the mutuelle answers, which are not
@@ -1246,6 +1259,23 @@ mod tests {
         for c in ["closed", "open", "half_open"] {
             assert!(known.contains(&format!("circuit-{c}")), "{c}");
         }
+    }
+
+    #[test]
+    fn a_claims_partner_note_is_said_in_each_language() {
+        let note = "cancel not delivered: partner rejected: HTTP 422";
+        assert_eq!(
+            Lang::Fr.claim_note(note),
+            "Annulation non transmise à la mutuelle : à faire à la main dans son propre système (refus de la mutuelle : HTTP 422)."
+        );
+        assert_eq!(
+            Lang::En.claim_note(note),
+            "Cancel not delivered to the mutuelle: to be done by hand in its own system (refused by the mutuelle: HTTP 422)."
+        );
+        assert_eq!(
+            Lang::Fr.claim_note("partner unavailable: connection refused"),
+            "Dernière erreur avec la mutuelle : mutuelle indisponible : connection refused"
+        );
     }
 
     #[test]

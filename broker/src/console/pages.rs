@@ -1457,6 +1457,19 @@ async fn claim(
     if let Some(said) = lang.claim_after_cancel(&r, &d) {
         intro.push_str(&format!("<p class=\"card\">{}</p>", esc(&said)));
     }
+    // What stands with the mutuelle: a cancel to make by hand, or the
+    // last error met asking it (its mutuelle and operators only).
+    if !d.partner_note.is_empty() {
+        let class = if d.partner_note.starts_with("cancel not delivered: ") {
+            "error"
+        } else {
+            "card"
+        };
+        intro.push_str(&format!(
+            "<p class=\"{class}\">{}</p>",
+            esc(&lang.claim_note(&d.partner_note))
+        ));
+    }
     // Before the mutuelle answers, M reads 0 and P the whole remainder:
     // said, so that nobody takes P for what the patient owes.
     if matches!(state.as_str(), "received" | "pending_partner") {

@@ -154,7 +154,7 @@ fn checked_outcome(
                 // The detail (with amounts) is in the claim's rejection
                 // reason, not in the logs.
                 tracing::warn!(partner = %partner, claim = %subject,
-                    "partner answer refused: it is no adjudication of this claim (the claim's reason says why: passerelle claim get)");
+                    "partner answer refused: it does not hold against this claim (the claim's reason says why: passerelle claim get)");
                 tracing::debug!(partner = %partner, claim = %subject, error = %e, "partner answer refused");
             }
             Outcome::Rejected(e.final_reason())

@@ -291,8 +291,9 @@ async fn claim_detail(
 }
 
 /// What the settlement service adds to a claim's text: why it was
-/// cancelled, and the recovery (indu) its cancel raised after its period
-/// closed, with where it is deducted.
+/// cancelled, the recovery (indu) its cancel raised after its period
+/// closed, with where it is deducted, and what stands with its mutuelle
+/// (a cancel to make by hand, or the last error met asking it).
 fn print_cancellation(ctx: &Ctx, d: &settlement::ClaimDetail) {
     let (Some(r), l) = (&d.result, ctx.lang.catalogue()) else {
         return;
@@ -302,6 +303,9 @@ fn print_cancellation(ctx: &Ctx, d: &settlement::ClaimDetail) {
     }
     if let Some(said) = l.claim_after_cancel(r, d) {
         outln!("{said}");
+    }
+    if !d.partner_note.is_empty() {
+        outln!("{}", l.claim_note(&d.partner_note));
     }
 }
 
