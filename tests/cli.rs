@@ -2118,6 +2118,22 @@ async fn admin_partners_retry_and_audit() {
         "{}",
         o.stderr
     );
+    // While an operator holds it paused, a retry now is refused, said so
+    // (it said "retried" and sent nothing).
+    ok(&h, &["admin", "pause", "MUT-G"]).await;
+    let o = cli(
+        &h,
+        &["--lang", "fr", "admin", "retry", "--scheme", "CNSS", "A-1"],
+    )
+    .await;
+    assert!(
+        o.code == 1
+            && o.stderr
+                .contains("Cette mutuelle est suspendue par un opérateur"),
+        "{}",
+        o.stderr
+    );
+    ok(&h, &["admin", "resume", "MUT-G"]).await;
     let audit = ok(&h, &["--json", "admin", "audit", "--scheme", "CNSS", "A-1"])
         .await
         .json();

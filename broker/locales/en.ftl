@@ -668,6 +668,7 @@ error-refusal = { $said } (the broker says: "{ $detail }")
 error-reason-MODIFIED_REQUEST = This claim number was already received with different content: resend the claim exactly as first sent to read its answer; to change it, cancel it first and send the corrected claim under a new number; another claim takes a number of its own.
 error-reason-UNKNOWN_MEMBER = This beneficiary is a member of no known mutuelle on that date.
 error-reason-NOT_FOUND = Not found.
+error-reason-PARTNER_PAUSED = This mutuelle is paused by an operator: nothing is sent to it until it is resumed.
 error-reason-PARTNER_UNAVAILABLE = The mutuelle does not answer for now: ask again in a few minutes.
 error-reason-PARTNER_ANSWER_INVALID = The mutuelle's answer is invalid: it was not kept.
 partner-error-deadline = deadline of { $ms } ms missed

@@ -666,6 +666,7 @@ error-refusal = { $said } (le broker dit : « { $detail } »)
 error-reason-MODIFIED_REQUEST = Ce numéro de demande a déjà été reçu avec un contenu différent : pour lire sa réponse, renvoyez la demande exactement comme la première fois ; pour la corriger, annulez-la puis envoyez la demande corrigée sous un nouveau numéro ; une autre demande prend son propre numéro.
 error-reason-UNKNOWN_MEMBER = Cet assuré n'est adhérent d'aucune mutuelle connue à cette date.
 error-reason-NOT_FOUND = Introuvable.
+error-reason-PARTNER_PAUSED = Cette mutuelle est suspendue par un opérateur : rien ne lui est envoyé avant sa reprise.
 error-reason-PARTNER_UNAVAILABLE = La mutuelle ne répond pas pour l'instant : reposez la question dans quelques minutes.
 error-reason-PARTNER_ANSWER_INVALID = La réponse de la mutuelle est invalide : elle n'a pas été retenue.
 partner-error-deadline = délai de { $ms } ms dépassé

@@ -983,7 +983,18 @@ impl Broker {
         scheme_id: &str,
         claim_id: &str,
     ) -> Result<ClaimRecord, ServiceError> {
-        self.get(scheme_id, claim_id).await?;
+        let stored = self.get(scheme_id, claim_id).await?;
+        // A paused mutuelle is asked nothing: a retry now would be put off
+        // at once, and "retried" would say what did not happen.
+        if self.partners.is_paused(&stored.mutuelle_id) {
+            return Err(ServiceError::Precondition {
+                reason: "PARTNER_PAUSED",
+                message: format!(
+                    "mutuelle {} is paused by an operator: nothing is sent to it until it is resumed (passerelle admin resume)",
+                    stored.mutuelle_id
+                ),
+            });
+        }
         let Some(rec) = self
             .store
             .lease_now(
