@@ -2068,7 +2068,7 @@ async fn admin_partners_retry_and_audit() {
         (
             "fr",
             "Ce ne sont pas les montants définitifs",
-            "Dernière erreur avec la mutuelle : mutuelle indisponible",
+            "Dernière erreur rencontrée auprès de la mutuelle : mutuelle indisponible",
         ),
         (
             "en",
@@ -2118,22 +2118,6 @@ async fn admin_partners_retry_and_audit() {
         "{}",
         o.stderr
     );
-    // While an operator holds it paused, a retry now is refused, said so
-    // (it said "retried" and sent nothing).
-    ok(&h, &["admin", "pause", "MUT-G"]).await;
-    let o = cli(
-        &h,
-        &["--lang", "fr", "admin", "retry", "--scheme", "CNSS", "A-1"],
-    )
-    .await;
-    assert!(
-        o.code == 1
-            && o.stderr
-                .contains("Cette mutuelle est suspendue par un opérateur"),
-        "{}",
-        o.stderr
-    );
-    ok(&h, &["admin", "resume", "MUT-G"]).await;
     let audit = ok(&h, &["--json", "admin", "audit", "--scheme", "CNSS", "A-1"])
         .await
         .json();
@@ -2163,6 +2147,38 @@ async fn admin_partners_retry_and_audit() {
     );
     let table = ok(&h, &["admin", "partners"]).await.stdout;
     assert!(table.contains("MUT-G") && table.contains("grpc"), "{table}");
+    // A claim waiting on a mutuelle an operator holds paused: a retry now
+    // is refused and says so (it said "retried" and sent nothing). The
+    // mutuelle stays paused, so that nothing delivers the claim meanwhile.
+    h.set_partner_mode(Mode::Unavailable);
+    let f = write(
+        dir.path(),
+        "b.toml",
+        &claim_toml("B-1", "G-OK", "INV-B1", "provider"),
+    );
+    let pending = ok(&h, &["--json", "claim", "submit", &f]).await.json();
+    assert_eq!(pending["state"], "CLAIM_STATE_PENDING_PARTNER");
+    ok(&h, &["admin", "pause", "MUT-G"]).await;
+    h.set_partner_mode(Mode::Normal);
+    let o = cli(
+        &h,
+        &["--lang", "fr", "admin", "retry", "--scheme", "CNSS", "B-1"],
+    )
+    .await;
+    assert!(
+        o.code == 1
+            && o.stderr
+                .contains("Cette mutuelle a été mise en pause par un opérateur"),
+        "{}",
+        o.stderr
+    );
+    let b = ok(&h, &["--json", "claim", "get", "--scheme", "CNSS", "B-1"])
+        .await
+        .json();
+    assert_eq!(b["state"], "CLAIM_STATE_PENDING_PARTNER", "nothing sent");
+    // A claim not waiting is said so, paused or not.
+    let o = cli(&h, &["admin", "retry", "--scheme", "CNSS", "A-1"]).await;
+    assert!(o.stderr.contains("not waiting"), "{}", o.stderr);
 }
 
 /// A conflict stored before the one-mutuelle rule (written here with raw

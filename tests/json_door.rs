@@ -600,6 +600,29 @@ async fn refusals_are_said_in_the_callers_language() {
             .starts_with("Requête invalide. (le broker dit : « body: not a valid protobuf"),
         "{e}"
     );
+    // A claim waiting on its mutuelle: the error met is the mutuelle's and
+    // the operators' to read (ClaimDetail.partner_note), not the scheme's.
+    h.sim.set_mode(passerelle_adapters::sim::Mode::Unavailable);
+    let v = door
+        .call(COORDINATE, &to_json(&one_line_claim("note-1")))
+        .await
+        .json();
+    assert_eq!(v["state"], "CLAIM_STATE_PENDING_PARTNER", "{v}");
+    h.sim.set_mode(passerelle_adapters::sim::Mode::Normal);
+    let detail = serde_json::json!({"schemeId": "CNSS", "claimId": "note-1"});
+    let settlement_get = "/passerelle.settlement.v1.SettlementService/GetClaim";
+    for (role, id, shown) in [
+        (Role::Scheme, "CNSS", false),
+        (Role::Mutuelle, "MUT-G", true),
+        (Role::Operator, "ops", true),
+    ] {
+        let d = JsonDoor::new(h.addr, h.certs(), role, id, b"http/1.1")
+            .call(settlement_get, &detail)
+            .await
+            .json();
+        let note = d["partnerNote"].as_str().unwrap_or_default().to_string();
+        assert_eq!(note.contains("unavailable"), shown, "{id}: {d}");
+    }
     // Without the header, nothing is added.
     let e = door.call(get_claim, &get).await.json();
     assert_eq!(e["code"], "not_found");

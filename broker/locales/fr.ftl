@@ -90,8 +90,8 @@ state-settled = réglée
 claim-title = Demande { $id }
 claim-rejected = Rejetée : { $reason }
 claim-cancel-not-delivered = Annulation non transmise à la mutuelle : à faire à la main dans son propre système ({ $detail }).
-claim-last-error = Dernière erreur avec la mutuelle : { $error }
-claim-awaiting-mutuelle = La mutuelle n'a pas encore répondu : en attendant, sa part (M) est à 0 et celle du patient (P) vaut tout le reste (R). Ce ne sont pas les montants définitifs : ils le seront quand la mutuelle aura répondu.
+claim-last-error = Dernière erreur rencontrée auprès de la mutuelle : { $error }
+claim-awaiting-mutuelle = La mutuelle n'a pas encore répondu : en attendant, sa part (M) est à 0 et celle du patient (P) vaut tout le reste (R). Ce ne sont pas les montants définitifs : ils seront connus quand la mutuelle aura répondu.
 claim-product = Produit appliqué
 claim-updated = Dernière mise à jour
 claim-duplicate-of = Même facture que la demande
@@ -663,10 +663,10 @@ cli-error = erreur :
 # What a refusal of the broker means (`Lang::refusal`): by its ErrorInfo
 # reason, else by its gRPC code; the broker's own words follow as a detail.
 error-refusal = { $said } (le broker dit : « { $detail } »)
-error-reason-MODIFIED_REQUEST = Ce numéro de demande a déjà été reçu avec un contenu différent : pour lire sa réponse, renvoyez la demande exactement comme la première fois ; pour la corriger, annulez-la puis envoyez la demande corrigée sous un nouveau numéro ; une autre demande prend son propre numéro.
+error-reason-MODIFIED_REQUEST = Ce numéro de demande a déjà été reçu avec un contenu différent : pour obtenir la réponse déjà donnée, renvoyez la demande exactement comme la première fois ; pour la corriger, annulez-la puis envoyez la demande corrigée sous un nouveau numéro ; une autre demande doit avoir son propre numéro.
 error-reason-UNKNOWN_MEMBER = Cet assuré n'est adhérent d'aucune mutuelle connue à cette date.
 error-reason-NOT_FOUND = Introuvable.
-error-reason-PARTNER_PAUSED = Cette mutuelle est suspendue par un opérateur : rien ne lui est envoyé avant sa reprise.
+error-reason-PARTNER_PAUSED = Cette mutuelle a été mise en pause par un opérateur : rien ne lui est envoyé jusqu'à sa reprise.
 error-reason-PARTNER_UNAVAILABLE = La mutuelle ne répond pas pour l'instant : reposez la question dans quelques minutes.
 error-reason-PARTNER_ANSWER_INVALID = La réponse de la mutuelle est invalide : elle n'a pas été retenue.
 partner-error-deadline = délai de { $ms } ms dépassé

@@ -446,7 +446,7 @@ pub fn product(v: &mut Violations, i: usize, p: crate::product::v1::Product) -> 
                     _ => {
                         v.add(
                             format!("products[{i}].act_limits[{j}].per"),
-                            "must be DAY, MONTH, YEAR or STAY",
+                            "must be ACT_PERIOD_DAY, ACT_PERIOD_MONTH, ACT_PERIOD_YEAR or ACT_PERIOD_STAY (1 to 4)",
                         );
                         passerelle_domain::ActPeriod::Year
                     }

@@ -594,10 +594,17 @@ impl SettlementService for SettlementApi {
                 // A partner's error text is for its mutuelle and the
                 // operators, as in ListPartners.
                 partner_note: match &auth {
-                    crate::identity::Auth::Caller(c) if c.role == crate::identity::Role::Scheme => {
-                        String::new()
+                    crate::identity::Auth::Caller(c)
+                        if matches!(
+                            c.role,
+                            crate::identity::Role::Mutuelle | crate::identity::Role::Operator
+                        ) =>
+                    {
+                        rec.last_error.clone()
                     }
-                    _ => rec.last_error.clone(),
+                    // The plaintext development listener trusts the request.
+                    crate::identity::Auth::Plaintext => rec.last_error.clone(),
+                    _ => String::new(),
                 },
             })
         })

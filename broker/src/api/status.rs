@@ -21,6 +21,19 @@ pub const MAX_MESSAGE: usize = 1_000;
 /// The ErrorInfo domain of every passerelle error.
 pub const DOMAIN: &str = "passerelle";
 
+/// `s` cut to at most `max` bytes of UTF-8 on a character boundary, with
+/// "…" where it was cut.
+fn within_bytes(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
 /// A refusal said to a caller that named its language (the request's
 /// `Accept-Language`, gRPC metadata or HTTP header): a
 /// `google.rpc.LocalizedMessage` in French or English (the preferred of
@@ -39,8 +52,9 @@ pub fn said_to(status: Status, accept_language: Option<&str>) -> Status {
     if details.localized_message().is_some() {
         return status;
     }
-    // Bounded as the message is: an error travels in HTTP/2 headers.
-    let said = passerelle_domain::validate::truncate_text(&lang.refusal(&status), MAX_MESSAGE);
+    // Bounded in bytes: an error travels in HTTP/2 headers, and the
+    // message it quotes may hold characters of several bytes.
+    let said = within_bytes(&lang.refusal(&status), MAX_MESSAGE);
     details.set_localized_message(lang.code(), said);
     Status::with_error_details(status.code(), status.message(), details)
 }
@@ -230,14 +244,18 @@ mod tests {
                 locale
             );
         }
-        // Bounded as the message is.
-        let long: Status = ServiceError::NotFound("x".repeat(50_000)).into();
-        let said = said_to(long, Some("fr"));
-        let l = said.get_details_localized_message().unwrap();
-        assert!(
-            l.message.chars().count() <= MAX_MESSAGE,
-            "{}",
-            l.message.len()
-        );
+        // Bounded in bytes, whatever its characters.
+        for long in ["x", "é"] {
+            let s: Status = ServiceError::NotFound(long.repeat(50_000)).into();
+            let l = said_to(s, Some("fr"))
+                .get_details_localized_message()
+                .unwrap();
+            assert!(
+                l.message.len() <= MAX_MESSAGE,
+                "{long}: {}",
+                l.message.len()
+            );
+            assert!(l.message.ends_with('…'), "{}", l.message);
+        }
     }
 }

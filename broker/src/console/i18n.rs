@@ -1274,7 +1274,7 @@ mod tests {
         );
         assert_eq!(
             Lang::Fr.claim_note("partner unavailable: connection refused"),
-            "Dernière erreur avec la mutuelle : mutuelle indisponible : connection refused"
+            "Dernière erreur rencontrée auprès de la mutuelle : mutuelle indisponible : connection refused"
         );
     }
 

@@ -927,13 +927,15 @@ impl Broker {
             // cancel the claim in the mutuelle's system. Said at warn level
             // and in the outbound audit row (the partner's last error, in
             // `admin partners`), never retried in a loop.
-            Err(AdapterError::Unsupported(what)) => {
+            Err(e @ AdapterError::Unsupported(_)) => {
                 tracing::warn!(
                     partner = %rec.mutuelle_id,
                     claim = %format!("{scheme_id}/{claim_id}"),
-                    "cancel not delivered, to do by hand: {what}"
+                    "cancel not delivered, to do by hand: {e}"
                 );
-                done(partner_text(&format!("cancel not delivered: {what}"))).await
+                // With its kind ("not supported by this partner: "), which
+                // `Lang::claim_note` says in the reader's language.
+                done(partner_text(&format!("cancel not delivered: {e}"))).await
             }
             // The cancel of an answer refused, refused for good in turn
             // (the partner says it has no such adjudication, or the request
@@ -985,8 +987,16 @@ impl Broker {
     ) -> Result<ClaimRecord, ServiceError> {
         let stored = self.get(scheme_id, claim_id).await?;
         // A paused mutuelle is asked nothing: a retry now would be put off
-        // at once, and "retried" would say what did not happen.
-        if self.partners.is_paused(&stored.mutuelle_id) {
+        // at once, and "retried" would say what did not happen. The
+        // pauses as the store holds them now (another broker's too);
+        // should that read fail, as this broker last read them.
+        let waiting = stored.state.awaiting_partner()
+            || stored.state == ClaimState::CancelPending
+            || (stored.state == ClaimState::Rejected && stored.next_attempt_ms.is_some());
+        if waiting {
+            let _ = self.refresh_controls().await;
+        }
+        if waiting && self.partners.is_paused(&stored.mutuelle_id) {
             return Err(ServiceError::Precondition {
                 reason: "PARTNER_PAUSED",
                 message: format!(
