@@ -940,8 +940,12 @@ impl Broker {
             // The cancel of an answer refused, refused for good in turn
             // (the partner says it has no such adjudication, or the request
             // cannot be built): nothing the broker resends would change
-            // that, and a person looks at it, as above.
-            Err(e) if withdrawing && !e.is_transient() => {
+            // that, and a person looks at it, as above. So too a scheme's
+            // cancel of a claim that was REJECTED (it kept its reason):
+            // it consumed nothing, and only the partner's books, if any,
+            // are left to undo; resending a cancel the partner refuses
+            // for good would loop.
+            Err(e) if (withdrawing || rec.rejection.is_some()) && !e.is_transient() => {
                 let said = partner_text(&e.to_string());
                 tracing::warn!(
                     partner = %rec.mutuelle_id,

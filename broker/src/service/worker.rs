@@ -625,7 +625,7 @@ mod tests {
             assert_eq!(done.change_seq, rec.change_seq);
             // Nothing more, whatever the time.
             tokio::time::advance(100 * BACK_OFF).await;
-            assert_eq!(b.retry_due(stop).await.unwrap(), 0);
+            assert_eq!(b.retry_due(stop.clone()).await.unwrap(), 0);
             let sent = adapter.sent.lock().unwrap().clone();
             assert_eq!(sent.len(), 2, "{sent:?}");
             for (key, adjudication, reason) in &sent {
@@ -633,6 +633,30 @@ mod tests {
                 assert_eq!(adjudication, &adjudication_key("CNSS", id));
                 assert!(reason.starts_with("passerelle refused"), "{reason}");
             }
+            if note.is_empty() {
+                continue;
+            }
+            // The scheme cancels the claim: the partner refuses that cancel
+            // for good too; the claim, which consumed nothing, is
+            // cancelled with the note, never resent in a loop.
+            adapter
+                .cancels
+                .lock()
+                .unwrap()
+                .push(Err(E::Rejected(Reason::new(
+                    ReasonCode::PartnerRejected,
+                    "no such claim",
+                ))));
+            let c = b.cancel("CNSS", id, "sent twice").await.unwrap();
+            assert_eq!(c.state, ClaimState::Cancelled, "{c:?}");
+            assert!(
+                c.last_error.starts_with("cancel not delivered"),
+                "{}",
+                c.last_error
+            );
+            tokio::time::advance(100 * BACK_OFF).await;
+            assert_eq!(b.retry_due(stop).await.unwrap(), 0);
+            assert_eq!(adapter.sent.lock().unwrap().len(), 3);
         }
     }
 
