@@ -66,7 +66,7 @@ impl<M> Incoming<M> {
             auth: auth_of(&request),
             peer: request.remote_addr(),
             trace: trace_of(request.metadata()),
-            accept_language: accept_language(request.metadata()),
+            accept_language: super::status::accept_language(request.metadata().as_ref()),
             audited: request.extensions().get::<super::edge::Audited>().cloned(),
             msg: request.into_inner(),
         }
@@ -172,14 +172,6 @@ where
     result
         .map(Response::new)
         .map_err(|s| super::status::said_to(s, accept_language.as_deref()))
-}
-
-/// The caller's `Accept-Language` (gRPC metadata, or the JSON door's HTTP
-/// header, which it forwards), at most 200 bytes of it read.
-pub(crate) fn accept_language(m: &tonic::metadata::MetadataMap) -> Option<String> {
-    m.get("accept-language")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| passerelle_domain::validate::truncate_text(v, 200))
 }
 
 /// The caller's trace (`traceparent` metadata); `None` when it has none or

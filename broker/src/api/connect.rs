@@ -352,11 +352,7 @@ where
     let peer = Peer::of(&layer.edge, &parts.extensions);
     // A refusal of the door itself is said in the caller's language too,
     // as the service's refusals are (`status::said_to`).
-    let accept_language = parts
-        .headers
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| passerelle_domain::validate::truncate_text(v, 200));
+    let accept_language = super::status::accept_language(&parts.headers);
     let record = |method: &MethodDescriptor, status: Status| {
         let edge = layer.edge.clone();
         let peer = peer.clone();

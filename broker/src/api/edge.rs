@@ -274,11 +274,7 @@ where
         let trace = trace_id(req.headers());
         // Its refusal is said in the caller's language too, as the
         // handlers' are (`status::said_to`).
-        let accept_language = req
-            .headers()
-            .get(http::header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| passerelle_domain::validate::truncate_text(v, 200));
+        let accept_language = super::status::accept_language(req.headers());
         let layer = self.layer.clone();
         let fut = self.inner.call(req);
         let started = std::time::Instant::now();

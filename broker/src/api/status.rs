@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use tonic::codegen::http;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -20,6 +21,16 @@ pub const MAX_MESSAGE: usize = 1_000;
 
 /// The ErrorInfo domain of every passerelle error.
 pub const DOMAIN: &str = "passerelle";
+
+/// A request's `Accept-Language` (the JSON door's HTTP header, or gRPC
+/// metadata, `MetadataMap::as_ref`), at most its first 200 characters
+/// (the header is visible ASCII): what [`said_to`] reads.
+pub fn accept_language(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get(http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| passerelle_domain::validate::truncate_text(v, 200))
+}
 
 /// `s` cut to at most `max` bytes of UTF-8 on a character boundary, with
 /// "…" where it was cut.

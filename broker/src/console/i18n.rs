@@ -173,7 +173,7 @@ impl Lang {
     /// language: a cancel not delivered, which a person must make in the
     /// mutuelle's system, or the last error met with the mutuelle.
     pub fn claim_note(self, note: &str) -> String {
-        match note.strip_prefix("cancel not delivered: ") {
+        match note.strip_prefix(crate::service::claims::CANCEL_NOT_DELIVERED) {
             Some(why) => self.t_args(
                 "claim-cancel-not-delivered",
                 &[("detail", &self.partner_error(why))],

@@ -1460,7 +1460,10 @@ async fn claim(
     // What stands with the mutuelle: a cancel to make by hand, or the
     // last error met asking it (its mutuelle and operators only).
     if !d.partner_note.is_empty() {
-        let class = if d.partner_note.starts_with("cancel not delivered: ") {
+        let class = if d
+            .partner_note
+            .starts_with(crate::service::claims::CANCEL_NOT_DELIVERED)
+        {
             "error"
         } else {
             "card"

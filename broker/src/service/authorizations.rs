@@ -150,26 +150,23 @@ fn refused(mutuelle_id: &str, e: AdapterError) -> ServiceError {
 /// A partner's commitment whose shares are checked against the planned
 /// lines as part of the call, as a claim's adjudication is
 /// (`claims::checked`): one that does not hold counts as malformed in the
-/// metrics and the audit row. [`checked_commitment`] then reads it.
+/// metrics and the audit row. [`committed_terms`] then reads it.
 async fn shares_hold(
     planned: &Claim,
     answer: impl std::future::Future<Output = Result<Commitment, AdapterError>>,
 ) -> Result<Commitment, AdapterError> {
-    let c = answer.await?;
-    check_answer(&planned.lines, c.lines.clone()).map_err(AdapterError::Malformed)?;
+    let mut c = answer.await?;
+    c.lines = check_answer(&planned.lines, std::mem::take(&mut c.lines))
+        .map_err(AdapterError::Malformed)?;
     Ok(c)
 }
 
 /// An authorization's terms from a partner's commitment, bounded: valid
 /// from the planned date for at most `MAX_DAYS_AHEAD` days (30 when the
 /// partner says nothing), a tolerance of at most 100 %.
-fn checked_commitment(
-    planned: &Claim,
-    c: Commitment,
-    mutuelle_id: &str,
-) -> Result<(AuthorizationTerms, Date), ServiceError> {
-    let shares = check_answer(&planned.lines, c.lines)
-        .map_err(|m| ServiceError::PartnerAnswerInvalid(format!("mutuelle {mutuelle_id}: {m}")))?;
+fn committed_terms(planned: &Claim, c: Commitment) -> (AuthorizationTerms, Date) {
+    // Its shares were checked in the partner call (`shares_hold`).
+    let shares = c.lines;
     let day = |n: i64| planned.date_of_care.saturating_add(time::Duration::days(n));
     let valid_until = c
         .valid_until
@@ -177,7 +174,7 @@ fn checked_commitment(
             passerelle_adapters::rules::DEFAULT_AUTHORIZATION_DAYS,
         )))
         .clamp(planned.date_of_care, day(MAX_DAYS_AHEAD));
-    Ok((
+    (
         AuthorizationTerms {
             planned: planned.clone(),
             shares,
@@ -194,7 +191,7 @@ fn checked_commitment(
             extension_hashes: Vec::new(),
         },
         valid_until,
-    ))
+    )
 }
 
 impl Broker {
@@ -308,7 +305,7 @@ impl Broker {
                 .call_partner(&mid, out, answer)
                 .await
                 .map_err(|e| refused(&mid, e))?;
-            let (terms, valid_until) = checked_commitment(&planned, commitment, &mid)?;
+            let (terms, valid_until) = committed_terms(&planned, commitment);
             let now = self.clock.now_ms();
             let rec = AuthorizationRecord {
                 scheme_id: scheme_id.clone(),
@@ -441,8 +438,7 @@ impl Broker {
                 .call_partner(&rec.mutuelle_id, out, answer)
                 .await
                 .map_err(|e| refused(&rec.mutuelle_id, e))?;
-            let (mut terms, valid_until) =
-                checked_commitment(&planned, commitment, &rec.mutuelle_id)?;
+            let (mut terms, valid_until) = committed_terms(&planned, commitment);
             if terms.partner_reference.is_empty() {
                 terms.partner_reference = rec.terms.partner_reference.clone();
             }

@@ -176,6 +176,11 @@ fn withdrawal(outcome: &Outcome, claim: &Claim, keeps_books: bool) -> Option<Str
     .then(|| cancel_key(&claim.scheme_id, &claim.claim_id))
 }
 
+/// How a claim's last error begins when a cancel could not be delivered
+/// and a person must make it in the mutuelle's system: what
+/// `Lang::claim_note` and the console's claim page look for.
+pub const CANCEL_NOT_DELIVERED: &str = "cancel not delivered: ";
+
 /// What `Broker::coordinate_at_once` did with a new claim.
 enum AtOnce {
     /// Stored with its outcome in one commit.
@@ -935,7 +940,7 @@ impl Broker {
                 );
                 // With its kind ("not supported by this partner: "), which
                 // `Lang::claim_note` says in the reader's language.
-                done(partner_text(&format!("cancel not delivered: {e}"))).await
+                done(partner_text(&format!("{CANCEL_NOT_DELIVERED}{e}"))).await
             }
             // The cancel of an answer refused, refused for good in turn
             // (the partner says it has no such adjudication, or the request
@@ -952,7 +957,7 @@ impl Broker {
                     claim = %format!("{scheme_id}/{claim_id}"),
                     "cancel of a refused answer refused by the partner, to do by hand: {said}"
                 );
-                done(partner_text(&format!("cancel not delivered: {said}"))).await
+                done(partner_text(&format!("{CANCEL_NOT_DELIVERED}{said}"))).await
             }
             Err(e) if withdrawing => {
                 let next = self.clock.now_ms() + self.backoff_ms(rec.attempts);
