@@ -600,6 +600,39 @@ async fn refusals_are_said_in_the_callers_language() {
             .starts_with("Requête invalide. (le broker dit : « body: not a valid protobuf"),
         "{e}"
     );
+    // A compressed body: refused as an encoding this door does not read
+    // (unimplemented, with its reason), not as a method it does not serve.
+    let a = door
+        .send(
+            "POST",
+            COORDINATE,
+            &[
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+                ("accept-language", "fr"),
+            ],
+            b"\x1f\x8b".to_vec(),
+        )
+        .await;
+    let e = a.json();
+    assert_eq!(e["code"], "unimplemented", "{e}");
+    assert_eq!(a.status, 501, "{e}");
+    assert_eq!(a.headers["accept-encoding"], "identity", "{e}");
+    let reason = e["details"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["type"] == "google.rpc.ErrorInfo")
+        .map(|d| d["debug"]["reason"].clone());
+    assert_eq!(reason, Some("CONTENT_ENCODING_UNSUPPORTED".into()), "{e}");
+    let l = localized(&e).unwrap_or_else(|| panic!("{e}"));
+    assert!(
+        l["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Corps de requête compressé :"),
+        "{e}"
+    );
     // A claim waiting on its mutuelle: the error met is the mutuelle's and
     // the operators' to read (ClaimDetail.partner_note), not the scheme's.
     h.sim.set_mode(passerelle_adapters::sim::Mode::Unavailable);

@@ -669,6 +669,7 @@ error-reason-MODIFIED_REQUEST = This claim number was already received with diff
 error-reason-UNKNOWN_MEMBER = This beneficiary is a member of no known mutuelle on that date.
 error-reason-NOT_FOUND = Not found.
 error-reason-PARTNER_PAUSED = This mutuelle is paused by an operator: nothing is sent to it until it is resumed.
+error-reason-CONTENT_ENCODING_UNSUPPORTED = Compressed request body: this door reads uncompressed bodies only (identity); send it again without Content-Encoding.
 error-reason-PARTNER_UNAVAILABLE = The mutuelle does not answer for now: ask again in a few minutes.
 error-reason-PARTNER_ANSWER_INVALID = The mutuelle's answer is invalid: it was not kept.
 partner-error-deadline = deadline of { $ms } ms missed

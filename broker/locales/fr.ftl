@@ -667,6 +667,7 @@ error-reason-MODIFIED_REQUEST = Ce numéro de demande a déjà été reçu avec 
 error-reason-UNKNOWN_MEMBER = Cet assuré n'est adhérent d'aucune mutuelle connue à cette date.
 error-reason-NOT_FOUND = Introuvable.
 error-reason-PARTNER_PAUSED = Cette mutuelle a été mise en pause par un opérateur : rien ne lui est envoyé jusqu'à sa reprise.
+error-reason-CONTENT_ENCODING_UNSUPPORTED = Corps de requête compressé : cette porte ne lit que des corps non compressés (identity) ; renvoyez-le sans Content-Encoding.
 error-reason-PARTNER_UNAVAILABLE = La mutuelle ne répond pas pour l'instant : reposez la question dans quelques minutes.
 error-reason-PARTNER_ANSWER_INVALID = La réponse de la mutuelle est invalide : elle n'a pas été retenue.
 partner-error-deadline = délai de { $ms } ms dépassé

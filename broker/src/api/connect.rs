@@ -456,6 +456,9 @@ where
     json_door_answer(answer, &method, codec).await
 }
 
+/// The reason of a compressed request body's refusal.
+const ENCODING_UNSUPPORTED: &str = "CONTENT_ENCODING_UNSUPPORTED";
+
 /// The Connect headers of a request: its deadline (`Connect-Timeout-Ms`, 1
 /// to 10 digits, not 0), a protocol version of 1 if given, no compression,
 /// and no gRPC header (its `grpc-timeout` would be read by the gRPC server
@@ -483,8 +486,19 @@ fn headers_in_force(h: &HeaderMap) -> Result<Option<Duration>, Status> {
     if let Some(v) = h.get(header::CONTENT_ENCODING)
         && !v.as_bytes().eq_ignore_ascii_case(b"identity")
     {
-        return Err(Status::unimplemented(
+        // Connect's answer to an encoding a server does not read:
+        // unimplemented, with what it reads (`error_answer` adds
+        // Accept-Encoding: identity), and a reason of its own so that the
+        // caller is not told the method is not served.
+        let details = ErrorDetails::with_error_info(
+            ENCODING_UNSUPPORTED,
+            super::status::DOMAIN,
+            std::collections::HashMap::<String, String>::new(),
+        );
+        return Err(Status::with_error_details(
+            Code::Unimplemented,
             "Content-Encoding: request bodies are not compressed on this door (identity only)",
+            details,
         ));
     }
     let Some(v) = h.get("connect-timeout-ms") else {
@@ -638,6 +652,15 @@ pub(crate) fn error_answer(status: &Status) -> http::Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    if status
+        .get_details_error_info()
+        .is_some_and(|i| i.reason == ENCODING_UNSUPPORTED)
+    {
+        out.headers_mut().insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+    }
     out
 }
 
@@ -708,10 +731,10 @@ mod tests {
         );
         h.remove("connect-protocol-version");
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        assert_eq!(
-            headers_in_force(&h).unwrap_err().code(),
-            Code::Unimplemented
-        );
+        let e = headers_in_force(&h).unwrap_err();
+        assert_eq!(e.code(), Code::Unimplemented);
+        let answer = error_answer(&e);
+        assert_eq!(answer.headers()[header::ACCEPT_ENCODING], "identity");
     }
 
     #[test]

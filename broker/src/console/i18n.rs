@@ -216,7 +216,8 @@ impl Lang {
     /// (`detail-KEY`), said here with amounts in `currency` (the claim's;
     /// empty where there is none). Any other reason (a partner's words, one
     /// stored before details, a key a newer broker wrote): in English its
-    /// words as given, in French the catalogue's words for its code.
+    /// words as given, in French the catalogue's words for its code (then
+    /// a mutuelle's own words for a rule of the mutuelle).
     pub fn reason_words(self, r: &passerelle_proto::common::v1::Reason, currency: &str) -> String {
         if let Some(said) = self.detail(&r.detail_key, &r.detail_args, currency) {
             return said;
@@ -230,7 +231,39 @@ impl Lang {
             .unwrap_or_else(|_| "UNSPECIFIED".into());
         match self {
             Lang::En if !r.message.is_empty() => r.message.clone(),
+            // A mutuelle's rule in its own words (its system's display
+            // text, often French already) after the catalogue's sentence:
+            // without them a clerk, or the patient's notice, reads only "the
+            // mutuelle's rule". The broker's own words have a detail key or
+            // stay out of a French page.
+            Lang::Fr if !r.message.is_empty() && code == "PARTNER_RULE" => {
+                format!("{} : {}", self.t(&format!("reason-{code}")), r.message)
+            }
             _ => self.t(&format!("reason-{code}")),
+        }
+    }
+
+    /// A claim's rejection in this language, for the mutuelle's people and
+    /// operators (the console's claim page): [`Lang::reason_words`], and in
+    /// French the words met with the mutuelle after the sentence for a
+    /// refusal by the mutuelle or an answer the broker refused (the
+    /// partner's diagnostics, or which line did not hold), which is what
+    /// they take up with the mutuelle's system. Not for the patient.
+    pub fn rejection_words(
+        self,
+        r: &passerelle_proto::common::v1::Reason,
+        currency: &str,
+    ) -> String {
+        use passerelle_proto::common::v1::ReasonCode as C;
+        let said = self.reason_words(r, currency);
+        let partner = matches!(
+            C::try_from(r.code),
+            Ok(C::PartnerRejected | C::PartnerAnswerInvalid)
+        );
+        if self == Lang::Fr && partner && r.detail_key.is_empty() && !r.message.is_empty() {
+            format!("{said} : {}", r.message)
+        } else {
+            said
         }
     }
 
@@ -1194,6 +1227,41 @@ mod tests {
             "a newer broker's words"
         );
         assert_eq!(Lang::Fr.reason_words(&unknown, "XOF"), "plafond atteint");
+        // A mutuelle's rule in its own words, kept after the sentence for
+        // its code.
+        let rule = passerelle_proto::common::v1::Reason {
+            code: passerelle_proto::common::v1::ReasonCode::PartnerRule as i32,
+            message: "médicament hors liste".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            Lang::Fr.reason_words(&rule, "XOF"),
+            "règle de la mutuelle : médicament hors liste"
+        );
+        assert_eq!(Lang::En.reason_words(&rule, "XOF"), "médicament hors liste");
+        // A refusal met with the mutuelle: its words on the claim page (a
+        // rejection), not in the patient's notice.
+        let refusal = passerelle_proto::common::v1::Reason {
+            code: passerelle_proto::common::v1::ReasonCode::PartnerRejected as i32,
+            message: "HTTP 422 Unprocessable Entity: adhérent suspendu".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            Lang::Fr.reason_words(&refusal, "XOF"),
+            "refusé par la mutuelle"
+        );
+        assert_eq!(
+            Lang::Fr.rejection_words(&refusal, "XOF"),
+            "refusé par la mutuelle : HTTP 422 Unprocessable Entity: adhérent suspendu"
+        );
+        assert_eq!(
+            Lang::En.rejection_words(&refusal, "XOF"),
+            "HTTP 422 Unprocessable Entity: adhérent suspendu"
+        );
+        assert_eq!(
+            Lang::Fr.rejection_words(&rule, "XOF"),
+            Lang::Fr.reason_words(&rule, "XOF")
+        );
     }
 
     #[test]

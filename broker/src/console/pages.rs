@@ -1486,7 +1486,7 @@ async fn claim(
             "<p class=\"error\">{}</p>",
             esc(&lang.t_args(
                 "claim-rejected",
-                &[("reason", &lang.reason_words(rej, &cur))]
+                &[("reason", &lang.rejection_words(rej, &cur))]
             ))
         ));
     }

@@ -151,14 +151,26 @@ fn refused(mutuelle_id: &str, e: AdapterError) -> ServiceError {
 /// lines as part of the call, as a claim's adjudication is
 /// (`claims::checked`): one that does not hold counts as malformed in the
 /// metrics and the audit row. [`committed_terms`] then reads it.
+///
+/// A commitment refused here was taken by the partner all the same: its
+/// reference is kept in `refused` so that the hold can be released
+/// ([`Broker::release_refused`]).
 async fn shares_hold(
     planned: &Claim,
     answer: impl std::future::Future<Output = Result<Commitment, AdapterError>>,
+    refused: &std::sync::OnceLock<String>,
 ) -> Result<Commitment, AdapterError> {
     let mut c = answer.await?;
-    c.lines = check_answer(&planned.lines, std::mem::take(&mut c.lines))
-        .map_err(AdapterError::Malformed)?;
-    Ok(c)
+    match check_answer(&planned.lines, std::mem::take(&mut c.lines)) {
+        Ok(lines) => {
+            c.lines = lines;
+            Ok(c)
+        }
+        Err(why) => {
+            let _ = refused.set(c.partner_reference);
+            Err(AdapterError::Malformed(why))
+        }
+    }
 }
 
 /// An authorization's terms from a partner's commitment, bounded: valid
@@ -286,6 +298,8 @@ impl Broker {
             return Err(ServiceError::PartnerUnavailable(busy(&mid)));
         };
         let key = preauthorize_key(&scheme_id, &id, 0);
+        // The reference of a commitment the broker refused, if any.
+        let taken = std::sync::OnceLock::new();
         for _ in 0..MAX_HOLD_RETRIES {
             let req = PreAuthorizationRequest {
                 idempotency_key: &key,
@@ -300,11 +314,22 @@ impl Broker {
                 audited: partner.kind != AdapterKind::Rules,
             };
             let adapter = partner.adapter.get();
-            let answer = shares_hold(&planned, adapter.preauthorize(req));
-            let commitment = self
-                .call_partner(&mid, out, answer)
-                .await
-                .map_err(|e| refused(&mid, e))?;
+            let answer = shares_hold(&planned, adapter.preauthorize(req), &taken);
+            let commitment = match self.call_partner(&mid, out, answer).await {
+                Ok(c) => c,
+                Err(e) => {
+                    let mut err = refused(&mid, e);
+                    if let (Some(partner_reference), ServiceError::PartnerAnswerInvalid(m)) =
+                        (taken.get(), &mut err)
+                    {
+                        let released = self
+                            .release_refused(&mid, &scheme_id, &id, partner_reference)
+                            .await;
+                        m.push_str(&released);
+                    }
+                    return Err(err);
+                }
+            };
             let (terms, valid_until) = committed_terms(&planned, commitment);
             let now = self.clock.now_ms();
             let rec = AuthorizationRecord {
@@ -419,6 +444,7 @@ impl Broker {
         };
         let key = preauthorize_key(scheme_id, authorization_id, extension);
         let old = terms_of(&rec);
+        let not_released = std::sync::OnceLock::new();
         for _ in 0..MAX_HOLD_RETRIES {
             let req = PreAuthorizationRequest {
                 idempotency_key: &key,
@@ -433,7 +459,10 @@ impl Broker {
                 audited: partner.kind != AdapterKind::Rules,
             };
             let adapter = partner.adapter.get();
-            let answer = shares_hold(&planned, adapter.preauthorize(req));
+            // An extension refused is not released: the release would end
+            // the whole authorization at the partner, whose first terms the
+            // broker still holds (see docs/adapters.md).
+            let answer = shares_hold(&planned, adapter.preauthorize(req), &not_released);
             let commitment = self
                 .call_partner(&rec.mutuelle_id, out, answer)
                 .await
@@ -473,6 +502,61 @@ impl Broker {
         Err(ServiceError::PartnerUnavailable(
             "the member's ceilings are changing too fast; send the same request again".into(),
         ))
+    }
+
+    /// Releases at a remote mutuelle the hold of a commitment the broker
+    /// refused (its shares do not hold), nothing of it stored: once, under
+    /// the key a cancel of that authorization would use, so that a later
+    /// cancel or a resend of the request meets the same release. Returns
+    /// what the scheme is told of it. When the mutuelle cannot be told, the
+    /// scheme's resend of the same request asks again (the partner's answer
+    /// is refused again, and released again); else the partner's hold ends
+    /// at its own expiry.
+    async fn release_refused(
+        &self,
+        mutuelle_id: &str,
+        scheme_id: &str,
+        authorization_id: &str,
+        partner_reference: &str,
+    ) -> String {
+        let Ok(partner) = self.partner(mutuelle_id) else {
+            return String::new();
+        };
+        if partner.kind == AdapterKind::Rules {
+            return String::new();
+        }
+        let key = release_key(scheme_id, authorization_id);
+        let req = CancelPreAuthorization {
+            idempotency_key: &key,
+            partner_reference,
+            scheme_id,
+            authorization_id,
+            reason: "passerelle refused this commitment: its shares do not hold",
+        };
+        let out = Outbound {
+            method: "CancelPreAuthorization",
+            subject: format!("{scheme_id}/{authorization_id}"),
+            key: &key,
+            audited: true,
+        };
+        let adapter = partner.adapter.get();
+        match self
+            .call_partner(mutuelle_id, out, adapter.cancel_preauthorization(req))
+            .await
+        {
+            Ok(()) => "; its hold at the mutuelle was released".into(),
+            Err(e) => {
+                tracing::warn!(
+                    mutuelle = %mutuelle_id,
+                    authorization = %authorization_id,
+                    error = %e,
+                    "hold of a refused commitment not released"
+                );
+                format!(
+                    "; its hold at the mutuelle could not be released ({e}): send the same request again to retry"
+                )
+            }
+        }
     }
 
     /// Cancels an authorization not billed and releases its hold.

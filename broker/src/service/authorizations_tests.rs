@@ -759,3 +759,117 @@ async fn a_beneficiary_has_at_most_twenty_in_force() {
         .await
         .unwrap();
 }
+
+/// A mutuelle whose commitments pay more than the remainder (refused by
+/// the broker) and whose releases answer as scripted, each one it was sent
+/// kept: (idempotency key, its reference, the authorization).
+struct Overcommits {
+    releases: std::sync::Mutex<Vec<Result<(), passerelle_adapters::AdapterError>>>,
+    sent: std::sync::Mutex<Vec<(String, String, String)>>,
+}
+
+#[async_trait::async_trait]
+impl passerelle_adapters::Adapter for Overcommits {
+    async fn eligibility(
+        &self,
+        _q: &passerelle_adapters::EligibilityQuery,
+    ) -> Result<passerelle_adapters::EligibilityAnswer, passerelle_adapters::AdapterError> {
+        Err(passerelle_adapters::AdapterError::Unavailable(
+            "not asked".into(),
+        ))
+    }
+
+    async fn adjudicate(
+        &self,
+        _req: passerelle_adapters::AdjudicationRequest<'_>,
+    ) -> Result<passerelle_adapters::PartnerAdjudication, passerelle_adapters::AdapterError> {
+        Err(passerelle_adapters::AdapterError::Unavailable(
+            "not asked".into(),
+        ))
+    }
+
+    async fn cancel(
+        &self,
+        _req: passerelle_adapters::CancelRequest<'_>,
+    ) -> Result<(), passerelle_adapters::AdapterError> {
+        Ok(())
+    }
+
+    async fn preauthorize(
+        &self,
+        req: passerelle_adapters::PreAuthorizationRequest<'_>,
+    ) -> Result<passerelle_adapters::Commitment, passerelle_adapters::AdapterError> {
+        let lines = req.planned.lines.iter().enumerate();
+        Ok(passerelle_adapters::Commitment {
+            lines: lines
+                .map(|(i, l)| passerelle_domain::LineShare {
+                    sequence: i as u32 + 1,
+                    mutuelle_share: l.remainder() + 1,
+                    reasons: vec![],
+                })
+                .collect(),
+            partner_reference: format!("REF-{}", req.planned.claim_id),
+            ..Default::default()
+        })
+    }
+
+    async fn cancel_preauthorization(
+        &self,
+        req: passerelle_adapters::CancelPreAuthorization<'_>,
+    ) -> Result<(), passerelle_adapters::AdapterError> {
+        self.sent.lock().unwrap().push((
+            req.idempotency_key.to_string(),
+            req.partner_reference.to_string(),
+            req.authorization_id.to_string(),
+        ));
+        self.releases.lock().unwrap().remove(0)
+    }
+}
+
+/// A commitment the broker refuses (M above the remainder) is stored
+/// nowhere, and the hold the mutuelle took for it is released there under
+/// the authorization's release key; when the mutuelle cannot be told, the
+/// scheme is told so, and its resend of the same request releases it.
+#[tokio::test]
+async fn a_refused_commitment_is_released_at_the_mutuelle() {
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = std::sync::Arc::new(Overcommits {
+        releases: std::sync::Mutex::new(vec![
+            Err(passerelle_adapters::AdapterError::Unavailable(
+                "down".into(),
+            )),
+            Ok(()),
+        ]),
+        sent: Default::default(),
+    });
+    let b = super::super::testing::broker_with_adapter(dir.path(), adapter.clone());
+    b.store()
+        .upsert_members(&[super::super::testing::member_of("X")], 0)
+        .await
+        .unwrap();
+    let planned = care("X", "PA-9", vec![hospital(60_000)]);
+    for (sent, said) in [
+        (1, "could not be released (partner unavailable: down)"),
+        (2, "its hold at the mutuelle was released"),
+    ] {
+        let err = b.request_authorization(planned.clone()).await.unwrap_err();
+        let ServiceError::PartnerAnswerInvalid(m) = &err else {
+            panic!("{err:?}");
+        };
+        assert!(m.contains(said), "{m}");
+        assert!(
+            b.store()
+                .authorization("CNSS", "PA-9")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let releases = adapter.sent.lock().unwrap().clone();
+        assert_eq!(releases.len(), sent, "{releases:?}");
+        for (key, reference, id) in &releases {
+            assert_eq!(key, &release_key("CNSS", "PA-9"));
+            assert_eq!(reference, "REF-PA-9");
+            assert_eq!(id, "PA-9");
+        }
+    }
+}
