@@ -153,6 +153,15 @@ impl From<ServiceError> for Status {
             ServiceError::PartnerAnswerInvalid(m) => {
                 info(Code::FailedPrecondition, m, "PARTNER_ANSWER_INVALID")
             }
+            ServiceError::CommitmentRefused { message, hold } => {
+                let message = passerelle_domain::validate::truncate_text(
+                    &message,
+                    passerelle_domain::validate::MAX_PARTNER_TEXT,
+                );
+                let meta = HashMap::from([("hold".to_string(), hold.as_str().to_string())]);
+                let details = ErrorDetails::with_error_info("PARTNER_ANSWER_INVALID", DOMAIN, meta);
+                Status::with_error_details(Code::FailedPrecondition, message, details)
+            }
             ServiceError::PermissionDenied(m) => {
                 info(Code::PermissionDenied, m, "PERMISSION_DENIED")
             }
@@ -218,6 +227,45 @@ impl From<ServiceError> for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A commitment refused carries what became of its hold, for programs
+    /// (ErrorInfo metadata `hold`) and for people (the localized message).
+    #[test]
+    fn a_refused_commitment_says_what_became_of_its_hold() {
+        use crate::service::HoldReleased as H;
+        for (hold, word, fr, en) in [
+            (H::Released, "released", "a été libéré.", "was released."),
+            (
+                H::NotReleased,
+                "not_released",
+                "renvoyez la même demande pour le libérer.",
+                "send the same request again to release it.",
+            ),
+            (
+                H::Refused,
+                "refused",
+                "cela doit se faire dans son propre système.",
+                "it must be released in the mutuelle's own system.",
+            ),
+        ] {
+            let s: Status = ServiceError::CommitmentRefused {
+                message: "mutuelle MUT-X: line 1 above the remainder".into(),
+                hold,
+            }
+            .into();
+            assert_eq!(s.code(), Code::FailedPrecondition);
+            let info = s.get_details_error_info().unwrap();
+            assert_eq!(info.reason, "PARTNER_ANSWER_INVALID");
+            assert_eq!(info.metadata["hold"], word);
+            for (lang, end) in [("fr", fr), ("en", en)] {
+                let l = said_to(s.clone(), Some(lang))
+                    .get_details_localized_message()
+                    .unwrap();
+                let sentence = l.message.split(" (").next().unwrap().to_string();
+                assert!(sentence.ends_with(end), "{lang}: {}", l.message);
+            }
+        }
+    }
 
     #[test]
     fn a_refusal_is_said_in_the_language_asked_and_otherwise_kept() {

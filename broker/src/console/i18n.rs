@@ -201,7 +201,20 @@ impl Lang {
             Some(i) => {
                 let key = format!("error-reason-{}", i.reason);
                 let t = self.t(&key);
-                if t == key { by_code() } else { t }
+                let mut said = if t == key { by_code() } else { t };
+                // What became of the hold of a commitment refused: what a
+                // person acts on (resend, or release it by hand).
+                let hold = match i.metadata.get("hold").map(String::as_str) {
+                    Some("released") => Some("error-hold-released"),
+                    Some("not_released") => Some("error-hold-not-released"),
+                    Some("refused") => Some("error-hold-refused"),
+                    _ => None,
+                };
+                if let Some(key) = hold {
+                    said.push(' ');
+                    said.push_str(&self.t(key));
+                }
+                said
             }
             None => by_code(),
         };
@@ -865,7 +878,7 @@ mod tests {
         );
         assert_eq!(
             fr.partner_error(crate::service::partner::MALFORMED_SAID),
-            "réponse invalide : le détail est dans le motif de la demande"
+            "réponse invalide : le détail est dans le motif de la demande (pour un accord préalable, dans l'erreur rendue au régime)"
         );
         assert_eq!(
             Lang::En.partner_error("partner rejected: no such member"),

@@ -20,7 +20,7 @@ use passerelle_domain::validate::check_answer;
 use passerelle_domain::{CareCategory, Claim, Date, Granted, GrantedLine, Stay};
 
 use super::partner::{Outbound, busy};
-use super::{Broker, ServiceError, key_digest, mask};
+use super::{Broker, HoldReleased, ServiceError, key_digest, mask};
 use crate::store::StoreError;
 use crate::store::authorizations::{
     AuthorizationRecord, AuthorizationState, AuthorizationTerms, Grant,
@@ -64,6 +64,18 @@ fn preauthorize_key(scheme_id: &str, authorization_id: &str, extension: u32) -> 
 
 fn release_key(scheme_id: &str, authorization_id: &str) -> String {
     format!("pax-{}", key_digest(&[scheme_id, authorization_id]))
+}
+
+/// The partner idempotency key of the release of a commitment the broker
+/// refused: its own, by the partner's reference, so that a later cancel
+/// of a commitment stored under the same authorization id (the partner
+/// answered the resend anew) is never taken by a partner for this release
+/// resent (a FHIR server creating its Task conditionally keeps the first).
+fn refused_release_key(scheme_id: &str, authorization_id: &str, partner_reference: &str) -> String {
+    format!(
+        "pay-{}",
+        key_digest(&[scheme_id, authorization_id, "refused", partner_reference])
+    )
 }
 
 /// Days after the last date of care an authorization covers during which
@@ -318,16 +330,20 @@ impl Broker {
             let commitment = match self.call_partner(&mid, out, answer).await {
                 Ok(c) => c,
                 Err(e) => {
-                    let mut err = refused(&mid, e);
-                    if let (Some(partner_reference), ServiceError::PartnerAnswerInvalid(m)) =
-                        (taken.get(), &mut err)
-                    {
-                        let released = self
-                            .release_refused(&mid, &scheme_id, &id, partner_reference)
-                            .await;
-                        m.push_str(&released);
-                    }
-                    return Err(err);
+                    let why = e.to_string();
+                    let err = refused(&mid, e);
+                    return Err(match (taken.get(), err) {
+                        (Some(partner_reference), ServiceError::PartnerAnswerInvalid(m)) => {
+                            let (hold, said) = self
+                                .release_refused(&mid, &scheme_id, &id, partner_reference, &why)
+                                .await;
+                            ServiceError::CommitmentRefused {
+                                message: format!("{m}{said}"),
+                                hold,
+                            }
+                        }
+                        (_, err) => err,
+                    });
                 }
             };
             let (terms, valid_until) = committed_terms(&planned, commitment);
@@ -505,33 +521,39 @@ impl Broker {
     }
 
     /// Releases at a remote mutuelle the hold of a commitment the broker
-    /// refused (its shares do not hold), nothing of it stored: once, under
-    /// the key a cancel of that authorization would use, so that a later
-    /// cancel or a resend of the request meets the same release. Returns
-    /// what the scheme is told of it. When the mutuelle cannot be told, the
-    /// scheme's resend of the same request asks again (the partner's answer
-    /// is refused again, and released again); else the partner's hold ends
-    /// at its own expiry.
+    /// refused (its shares do not hold: `why`), nothing of it stored: once,
+    /// under a key of its own ([`refused_release_key`]), so that a resend
+    /// of the request meets the same release and a later cancel of another
+    /// commitment does not. Returns what became of the hold and what the
+    /// scheme is told of it (appended to the refusal's message). When the
+    /// mutuelle cannot be told, the scheme's resend of the same request
+    /// asks again (the partner's answer is refused again, and released
+    /// again); else the partner's hold ends at its own expiry.
     async fn release_refused(
         &self,
         mutuelle_id: &str,
         scheme_id: &str,
         authorization_id: &str,
         partner_reference: &str,
-    ) -> String {
-        let Ok(partner) = self.partner(mutuelle_id) else {
-            return String::new();
+        why: &str,
+    ) -> (HoldReleased, String) {
+        // A rules mutuelle holds nothing outside the store, where nothing
+        // of the refused commitment was written.
+        let partner = match self.partner(mutuelle_id) {
+            Ok(p) if p.kind != AdapterKind::Rules => p,
+            _ => return (HoldReleased::Released, String::new()),
         };
-        if partner.kind == AdapterKind::Rules {
-            return String::new();
-        }
-        let key = release_key(scheme_id, authorization_id);
+        let key = refused_release_key(scheme_id, authorization_id, partner_reference);
+        let reason = passerelle_domain::validate::truncate_text(
+            &format!("passerelle refused this commitment ({why})"),
+            passerelle_domain::validate::MAX_PARTNER_TEXT,
+        );
         let req = CancelPreAuthorization {
             idempotency_key: &key,
             partner_reference,
             scheme_id,
             authorization_id,
-            reason: "passerelle refused this commitment: its shares do not hold",
+            reason: &reason,
         };
         let out = Outbound {
             method: "CancelPreAuthorization",
@@ -544,7 +566,10 @@ impl Broker {
             .call_partner(mutuelle_id, out, adapter.cancel_preauthorization(req))
             .await
         {
-            Ok(()) => "; its hold at the mutuelle was released".into(),
+            Ok(()) => (
+                HoldReleased::Released,
+                "; its hold at the mutuelle was released".into(),
+            ),
             Err(e) => {
                 tracing::warn!(
                     mutuelle = %mutuelle_id,
@@ -552,9 +577,22 @@ impl Broker {
                     error = %e,
                     "hold of a refused commitment not released"
                 );
-                format!(
-                    "; its hold at the mutuelle could not be released ({e}): send the same request again to retry"
-                )
+                if e.is_transient() {
+                    (
+                        HoldReleased::NotReleased,
+                        format!(
+                            "; its hold at the mutuelle could not be released ({e}): send the same request again to retry"
+                        ),
+                    )
+                } else {
+                    // Resent, it would be refused again: a person releases it.
+                    (
+                        HoldReleased::Refused,
+                        format!(
+                            "; the mutuelle refused to release its hold ({e}): it must be released in the mutuelle's system"
+                        ),
+                    )
+                }
             }
         }
     }

@@ -765,7 +765,10 @@ async fn a_beneficiary_has_at_most_twenty_in_force() {
 /// kept: (idempotency key, its reference, the authorization).
 struct Overcommits {
     releases: std::sync::Mutex<Vec<Result<(), passerelle_adapters::AdapterError>>>,
-    sent: std::sync::Mutex<Vec<(String, String, String)>>,
+    sent: std::sync::Mutex<Vec<(String, String, String, String)>>,
+    /// Answers within the remainder from now on, under a new reference
+    /// (a partner answering a released commitment's resend anew).
+    mended: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait::async_trait]
@@ -799,16 +802,21 @@ impl passerelle_adapters::Adapter for Overcommits {
         &self,
         req: passerelle_adapters::PreAuthorizationRequest<'_>,
     ) -> Result<passerelle_adapters::Commitment, passerelle_adapters::AdapterError> {
+        let mended = self.mended.load(std::sync::atomic::Ordering::SeqCst);
         let lines = req.planned.lines.iter().enumerate();
         Ok(passerelle_adapters::Commitment {
             lines: lines
                 .map(|(i, l)| passerelle_domain::LineShare {
                     sequence: i as u32 + 1,
-                    mutuelle_share: l.remainder() + 1,
+                    mutuelle_share: l.remainder() + i64::from(!mended),
                     reasons: vec![],
                 })
                 .collect(),
-            partner_reference: format!("REF-{}", req.planned.claim_id),
+            partner_reference: format!(
+                "REF-{}{}",
+                req.planned.claim_id,
+                if mended { "-2" } else { "" }
+            ),
             ..Default::default()
         })
     }
@@ -821,6 +829,7 @@ impl passerelle_adapters::Adapter for Overcommits {
             req.idempotency_key.to_string(),
             req.partner_reference.to_string(),
             req.authorization_id.to_string(),
+            req.reason.to_string(),
         ));
         self.releases.lock().unwrap().remove(0)
     }
@@ -828,8 +837,11 @@ impl passerelle_adapters::Adapter for Overcommits {
 
 /// A commitment the broker refuses (M above the remainder) is stored
 /// nowhere, and the hold the mutuelle took for it is released there under
-/// the authorization's release key; when the mutuelle cannot be told, the
-/// scheme is told so, and its resend of the same request releases it.
+/// a key of its own, saying why; when the mutuelle cannot be told, the
+/// scheme is told so, and its resend of the same request releases it;
+/// when it refuses, the scheme is told a person must. A commitment the
+/// partner then gives anew is stored, and its cancel goes under the
+/// authorization's release key, never taken for the earlier release.
 #[tokio::test]
 async fn a_refused_commitment_is_released_at_the_mutuelle() {
     let dir = tempfile::tempdir().unwrap();
@@ -839,8 +851,13 @@ async fn a_refused_commitment_is_released_at_the_mutuelle() {
                 "down".into(),
             )),
             Ok(()),
+            Err(passerelle_adapters::AdapterError::Rejected(
+                passerelle_domain::Reason::new(ReasonCode::PartnerRejected, "no such hold"),
+            )),
+            Ok(()),
         ]),
         sent: Default::default(),
+        mended: Default::default(),
     });
     let b = super::super::testing::broker_with_adapter(dir.path(), adapter.clone());
     b.store()
@@ -848,15 +865,30 @@ async fn a_refused_commitment_is_released_at_the_mutuelle() {
         .await
         .unwrap();
     let planned = care("X", "PA-9", vec![hospital(60_000)]);
-    for (sent, said) in [
-        (1, "could not be released (partner unavailable: down)"),
-        (2, "its hold at the mutuelle was released"),
+    for (sent, said, held) in [
+        (
+            1,
+            "could not be released (partner unavailable: down): send the same request again",
+            HoldReleased::NotReleased,
+        ),
+        (
+            2,
+            "its hold at the mutuelle was released",
+            HoldReleased::Released,
+        ),
+        (
+            3,
+            "refused to release its hold (partner rejected: no such hold): it must be released in the mutuelle's system",
+            HoldReleased::Refused,
+        ),
     ] {
         let err = b.request_authorization(planned.clone()).await.unwrap_err();
-        let ServiceError::PartnerAnswerInvalid(m) = &err else {
+        let ServiceError::CommitmentRefused { message: m, hold } = &err else {
             panic!("{err:?}");
         };
         assert!(m.contains(said), "{m}");
+        assert!(m.contains("above the remainder"), "{m}");
+        assert_eq!(*hold, held);
         assert!(
             b.store()
                 .authorization("CNSS", "PA-9")
@@ -866,10 +898,50 @@ async fn a_refused_commitment_is_released_at_the_mutuelle() {
         );
         let releases = adapter.sent.lock().unwrap().clone();
         assert_eq!(releases.len(), sent, "{releases:?}");
-        for (key, reference, id) in &releases {
-            assert_eq!(key, &release_key("CNSS", "PA-9"));
+        for (key, reference, id, why) in &releases {
+            assert_eq!(key, &refused_release_key("CNSS", "PA-9", "REF-PA-9"));
+            assert_ne!(key, &release_key("CNSS", "PA-9"));
             assert_eq!(reference, "REF-PA-9");
             assert_eq!(id, "PA-9");
+            assert!(why.contains("above the remainder"), "{why}");
         }
     }
+    // The partner now answers the same request within the remainder: the
+    // commitment is stored, and its cancel is a release of its own.
+    adapter
+        .mended
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let rec = b.request_authorization(planned.clone()).await.unwrap();
+    assert_eq!(rec.terms.partner_reference, "REF-PA-9-2");
+    let cancelled = b
+        .cancel_authorization("CNSS", "PA-9", "care not given")
+        .await
+        .unwrap();
+    assert_eq!(cancelled.state, AuthorizationState::Cancelled);
+    let sent = adapter.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 4, "{sent:?}");
+    assert_eq!(sent[3].0, release_key("CNSS", "PA-9"));
+    assert_eq!(sent[3].1, "REF-PA-9-2");
+    assert!(sent[..3].iter().all(|s| s.0 != sent[3].0));
+    // The operators' trail of it, refused commitments and releases
+    // included, though no claim has its id.
+    let rows = b.claim_audit("CNSS", "PA-9").await.unwrap();
+    let methods: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.method.as_str(), r.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        methods
+            .iter()
+            .filter(|m| m.0 == "CancelPreAuthorization")
+            .count(),
+        4,
+        "{methods:?}"
+    );
+    assert!(
+        methods.iter().any(|m| m.0 == "PreAuthorize" && m.1 != "ok"),
+        "the refused commitment: {methods:?}"
+    );
+    let err = b.claim_audit("CNSS", "PA-NONE").await.unwrap_err();
+    assert!(matches!(err, ServiceError::NotFound(_)), "{err:?}");
 }

@@ -101,6 +101,11 @@ pub enum ServiceError {
     PartnerUnavailable(String),
     #[error("{0}")]
     PartnerAnswerInvalid(String),
+    /// A partner's commitment to a prior authorization refused, as
+    /// [`ServiceError::PartnerAnswerInvalid`], with what became of the hold
+    /// the partner took for it (ErrorInfo metadata `hold`).
+    #[error("{message}")]
+    CommitmentRefused { message: String, hold: HoldReleased },
     /// The request is valid but the state refuses it (FAILED_PRECONDITION).
     #[error("{0}")]
     Refused(String),
@@ -127,6 +132,29 @@ pub enum ServiceError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What became of the hold a partner took for a commitment the broker
+/// refused ([`ServiceError::CommitmentRefused`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HoldReleased {
+    /// Released at the partner.
+    Released,
+    /// The partner could not be reached: the same request resent releases it.
+    NotReleased,
+    /// The partner refused the release: a person releases it there.
+    Refused,
+}
+
+impl HoldReleased {
+    /// Its word in the ErrorInfo's metadata (`hold`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldReleased::Released => "released",
+            HoldReleased::NotReleased => "not_released",
+            HoldReleased::Refused => "refused",
+        }
+    }
 }
 
 impl ServiceError {
