@@ -773,13 +773,15 @@ struct Overcommits {
 
 #[async_trait::async_trait]
 impl passerelle_adapters::Adapter for Overcommits {
+    /// Covered, saying nothing of the member's dues (as a FHIR partner).
     async fn eligibility(
         &self,
         _q: &passerelle_adapters::EligibilityQuery,
     ) -> Result<passerelle_adapters::EligibilityAnswer, passerelle_adapters::AdapterError> {
-        Err(passerelle_adapters::AdapterError::Unavailable(
-            "not asked".into(),
-        ))
+        Ok(passerelle_adapters::EligibilityAnswer {
+            covered: true,
+            ..Default::default()
+        })
     }
 
     async fn adjudicate(
@@ -944,4 +946,52 @@ async fn a_refused_commitment_is_released_at_the_mutuelle() {
     );
     let err = b.claim_audit("CNSS", "PA-NONE").await.unwrap_err();
     assert!(matches!(err, ServiceError::NotFound(_)), "{err:?}");
+}
+
+/// A remote partner that says nothing of the member's dues: eligibility
+/// answers what the mutuelle declared in its roster here (paid until
+/// 2027-12-31), not none, which a scheme reads as unpaid.
+#[tokio::test]
+async fn a_partner_silent_on_dues_answers_the_rosters() {
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = std::sync::Arc::new(Overcommits {
+        releases: Default::default(),
+        sent: Default::default(),
+        mended: Default::default(),
+    });
+    let b = super::super::testing::broker_with_adapter(dir.path(), adapter);
+    let (_, a) = b
+        .eligibility(EligibilityInput {
+            scheme_id: "CNSS".into(),
+            beneficiary_id: "X-OK".into(),
+            date_of_care: day("2026-03-12"),
+            mutuelle_id: None,
+            member_number: None,
+            currency: "XOF".into(),
+            lines: vec![],
+            diagnoses: vec![],
+        })
+        .await
+        .unwrap();
+    assert!(!a.covered, "no member yet: {a:?}");
+    b.store()
+        .upsert_members(&[super::super::testing::member_of("X")], 0)
+        .await
+        .unwrap();
+    let (mid, a) = b
+        .eligibility(EligibilityInput {
+            scheme_id: "CNSS".into(),
+            beneficiary_id: "X-OK".into(),
+            date_of_care: day("2026-03-12"),
+            mutuelle_id: None,
+            member_number: None,
+            currency: "XOF".into(),
+            lines: vec![],
+            diagnoses: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(mid, "MUT-X");
+    assert!(a.covered);
+    assert_eq!(a.paid_until, Some(day("2027-12-31")));
 }

@@ -370,7 +370,7 @@ impl Broker {
                 Ok(a)
             })
             .await;
-        let answer = match res {
+        let mut answer = match res {
             Ok(a) => a,
             Err(e) if e.is_transient() => {
                 return Err(ServiceError::PartnerUnavailable(format!(
@@ -384,6 +384,13 @@ impl Broker {
                 )));
             }
         };
+        // A partner that says nothing of the member's dues (a FHIR
+        // CoverageEligibilityResponse has no such field): what the
+        // mutuelle declared in its roster here, as the console shows it,
+        // rather than none, which a scheme reads as unpaid.
+        if answer.paid_until.is_none() {
+            answer.paid_until = query.member.as_ref().and_then(|m| m.paid_until);
+        }
         Ok((mid, answer))
     }
 
