@@ -160,15 +160,21 @@ async fn tls_mistakes_are_said_with_what_to_do() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
+    // `certs` makes them in --dir, else where the global --certs names
+    // (where the client commands look for them).
     for args in [
         vec!["certs", "ca", "--dir", certs],
         vec![
-            "certs", "client", "--dir", certs, "--role", "scheme", "--id", "CNSS",
+            "--certs", certs, "certs", "client", "--role", "scheme", "--id", "CNSS",
         ],
     ] {
         let (code, err) = run(args.iter().map(|a| a.to_string()).collect()).await;
         assert_eq!(code, Some(0), "{args:?}: {err}");
     }
+    assert!(
+        std::path::Path::new(certs).join("scheme-CNSS.crt").exists(),
+        "issued into --certs"
+    );
     let https = format!("https://{}", h.addr);
     let ask = |scheme: &str| {
         [

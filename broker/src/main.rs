@@ -299,7 +299,7 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Certs(cmd) => cli::commands::certs(cmd),
+        Command::Certs(cmd) => cli::commands::certs(cmd, &cli.client.certs),
         Command::Conformance {
             config,
             partner,

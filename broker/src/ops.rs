@@ -10,6 +10,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -36,8 +37,21 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 pub const MAX_CONNECTIONS_PER_PEER: usize = 8;
 
 /// How long a connection may stay open: a scrape or a probe is one
-/// request; past this a connection is closed whatever it does.
+/// request. Past this age it is ended the way its protocol says
+/// ([`serve`]), within at most twice this and a few seconds.
 pub const CONNECTION_LIMIT: Duration = Duration::from_secs(60);
+
+/// How long a request in flight may finish once its connection is ended.
+pub const CLOSING_GRACE: Duration = Duration::from_secs(10);
+
+/// A connection's end as [`serve`] brings it.
+#[derive(Default)]
+struct Ending {
+    /// Past its age: an HTTP/1.1 answer says `Connection: close`.
+    closing: AtomicBool,
+    /// It carried HTTP/2 (ended by GOAWAY).
+    h2: AtomicBool,
+}
 
 #[derive(Clone)]
 struct Ops {
@@ -160,9 +174,18 @@ pub fn start(
 }
 
 /// Serves HTTP (1.1 or h2) on each connection of `incoming` with the
-/// router `app_for` gives for it, each connection closed after `limit`,
-/// until `shutdown` turns true: the operations listener's and the
-/// console's.
+/// router `app_for` gives for it, until `shutdown` turns true: the
+/// operations listener's and the console's.
+///
+/// A connection older than `limit` is ended the way its protocol says, so
+/// that a client reusing it never has a request cut: over HTTP/1.1 its
+/// next answer says `Connection: close` and the connection ends after it;
+/// over HTTP/2 it gets GOAWAY. One that sends nothing within another
+/// `limit` is then closed, a request in flight given [`CLOSING_GRACE`].
+/// (It was dropped at `limit` whatever it did: Prometheus, keeping its
+/// connection, met the close with its next scrape over TLS, a failed
+/// scrape every minute that made the series stale and restarted every
+/// alert's `for`.)
 pub(crate) async fn serve<S, IO>(
     mut incoming: S,
     app_for: impl Fn(&IO) -> axum::Router,
@@ -181,16 +204,122 @@ pub(crate) async fn serve<S, IO>(
             },
             _ = shutdown.wait_for(|s| *s) => return,
         };
-        let service = TowerToHyperService::new(app_for(&io));
+        let ending = Arc::new(Ending::default());
+        let said = ending.clone();
+        let app = app_for(&io).layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let said = said.clone();
+                async move {
+                    let h1 = req.version() < axum::http::Version::HTTP_2;
+                    if !h1 {
+                        said.h2.store(true, Ordering::Relaxed);
+                    }
+                    let mut res = next.run(req).await;
+                    if h1 && said.closing.load(Ordering::Relaxed) {
+                        res.headers_mut().insert(
+                            header::CONNECTION,
+                            header::HeaderValue::from_static("close"),
+                        );
+                    }
+                    res
+                }
+            },
+        ));
+        let service = TowerToHyperService::new(app);
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection(TokioIo::new(io), service);
+            tokio::pin!(conn);
+            // Its age first: a request read in the same wake-up as the age
+            // passed is answered as past it.
             tokio::select! {
-                _ = conn => {}
+                biased;
+                _ = stop.wait_for(|s| *s) => return,
                 _ = tokio::time::sleep(limit) => {}
-                _ = stop.wait_for(|s| *s) => {}
+                _ = conn.as_mut() => return,
             }
+            ending.closing.store(true, Ordering::Relaxed);
+            if ending.h2.load(Ordering::Relaxed) {
+                conn.as_mut().graceful_shutdown();
+            }
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => return,
+                _ = tokio::time::sleep(limit) => {}
+                _ = conn.as_mut() => return,
+            }
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(CLOSING_GRACE, conn).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    const GET: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: broker\r\n\r\n";
+
+    /// One HTTP/1.1 answer's head, its body (by Content-Length) read past.
+    async fn answer(io: &mut DuplexStream) -> String {
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(io.read_u8().await.expect("an answer"));
+        }
+        let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+        let len = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        let mut body = vec![0; len];
+        io.read_exact(&mut body).await.unwrap();
+        head
+    }
+
+    /// `serve` on one in-memory connection, with an age limit of 60 s.
+    fn one_connection() -> (DuplexStream, watch::Sender<bool>) {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let (stop, shutdown) = watch::channel(false);
+        let incoming = futures::stream::iter([Ok::<_, std::io::Error>(server)])
+            .chain(futures::stream::pending());
+        let app = axum::Router::new().route("/healthz", get(|| async { "ok" }));
+        tokio::spawn(serve(
+            Box::pin(incoming),
+            move |_| app.clone(),
+            Duration::from_secs(60),
+            shutdown,
+        ));
+        (client, stop)
+    }
+
+    /// A connection kept past its age (Prometheus keeps one) is ended
+    /// after an answer that says so, never under a request; one left idle
+    /// is closed after twice its age.
+    #[tokio::test(start_paused = true)]
+    async fn a_kept_connection_past_its_age_ends_after_an_answer() {
+        let (mut c, _stop) = one_connection();
+        c.write_all(GET).await.unwrap();
+        let first = answer(&mut c).await;
+        assert!(first.starts_with("http/1.1 200"), "{first}");
+        assert!(!first.contains("connection: close"), "{first}");
+        tokio::time::advance(Duration::from_secs(61)).await;
+        c.write_all(GET).await.unwrap();
+        let second = answer(&mut c).await;
+        assert!(second.starts_with("http/1.1 200"), "{second}");
+        assert!(second.contains("connection: close"), "{second}");
+        let mut rest = Vec::new();
+        assert_eq!(c.read_to_end(&mut rest).await.unwrap(), 0, "ended after it");
+
+        let (mut idle, _stop) = one_connection();
+        idle.write_all(GET).await.unwrap();
+        answer(&mut idle).await;
+        tokio::time::advance(Duration::from_secs(61)).await;
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(1), idle.read(&mut byte)).await;
+        assert!(read.is_err(), "still open between its age and twice it");
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(idle.read(&mut byte).await.unwrap(), 0, "closed when idle");
     }
 }

@@ -448,13 +448,15 @@ pub enum AdminCmd {
 pub enum CertsCmd {
     /// Create a development CA (and an empty CRL) in --dir.
     Ca {
-        #[arg(long, default_value = ".passerelle/certs")]
-        dir: PathBuf,
+        /// The CA's folder (default: --certs, else .passerelle/certs).
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Issue the broker's server certificate.
     Server {
-        #[arg(long, default_value = ".passerelle/certs")]
-        dir: PathBuf,
+        /// The CA's folder (default: --certs, else .passerelle/certs).
+        #[arg(long)]
+        dir: Option<PathBuf>,
         /// DNS names (repeatable).
         #[arg(long, default_value = "localhost")]
         dns: Vec<String>,
@@ -464,8 +466,9 @@ pub enum CertsCmd {
     },
     /// Issue a client certificate carrying urn:passerelle:<role>:<id>.
     Client {
-        #[arg(long, default_value = ".passerelle/certs")]
-        dir: PathBuf,
+        /// The CA's folder (default: --certs, else .passerelle/certs).
+        #[arg(long)]
+        dir: Option<PathBuf>,
         /// scheme, mutuelle or operator.
         #[arg(long, value_parser = ["scheme", "mutuelle", "operator"])]
         role: String,
@@ -477,8 +480,9 @@ pub enum CertsCmd {
     },
     /// Revoke a certificate of this CA: rewrites crl.pem (brokers reload it).
     Revoke {
-        #[arg(long, default_value = ".passerelle/certs")]
-        dir: PathBuf,
+        /// The CA's folder (default: --certs, else .passerelle/certs).
+        #[arg(long)]
+        dir: Option<PathBuf>,
         cert: PathBuf,
     },
 }

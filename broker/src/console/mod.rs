@@ -43,8 +43,9 @@ use i18n::Lang;
 
 /// Connections from one address at once (a browser opens up to six).
 pub const MAX_CONNECTIONS_PER_PEER: usize = 16;
-/// A connection is closed after this long, whatever it does (a browser
-/// opens another).
+/// A connection's age: past it, its next answer ends it (a browser opens
+/// another); one idle for as long again is closed, and a download still
+/// running then has `ops::CLOSING_GRACE` to finish (`ops::serve`).
 pub const CONNECTION_LIMIT: Duration = Duration::from_secs(300);
 /// The largest request body: a form (the roster upload will have its own).
 pub const MAX_FORM_BYTES: usize = 64 * 1024;

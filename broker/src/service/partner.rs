@@ -392,11 +392,27 @@ impl PartnerClient {
             && let Some(mut c) = self.circuit(mutuelle_id)
         {
             let now = self.clock.now_ms();
+            // One line when the probe starts failing and one when it
+            // answers again, the first sign of an outage in the log (the
+            // circuit opens only after `failures` of them).
+            let was_failing = c.probe.error_ms > c.probe.ok_ms;
             match &res {
-                Ok(_) => c.probe.ok_ms = now,
+                Ok(_) => {
+                    c.probe.ok_ms = now;
+                    if was_failing {
+                        tracing::info!(partner = mutuelle_id, "probe answers again");
+                    }
+                }
                 Err(e) => {
                     c.probe.error_ms = now;
                     c.probe.error = said(e);
+                    if !was_failing {
+                        tracing::warn!(
+                            partner = mutuelle_id,
+                            error = %c.probe.error,
+                            "probe failed: the mutuelle does not answer its probe"
+                        );
+                    }
                 }
             }
         }
@@ -497,11 +513,21 @@ impl Broker {
             .settle(mutuelle_id, trial, failed, self.clock.now_ms());
         match change {
             Some(CircuitChange::Opened(until)) => {
-                tracing::warn!(
-                    partner = mutuelle_id,
-                    open_ms = until - self.clock.now_ms(),
-                    "circuit opened: calls to this mutuelle wait until it answers again"
-                );
+                // A half-open circuit's trial that failed opens it again:
+                // said as the same outage going on, not a new one.
+                if trial {
+                    tracing::warn!(
+                        partner = mutuelle_id,
+                        open_ms = until - self.clock.now_ms(),
+                        "circuit still open: its trial call failed"
+                    );
+                } else {
+                    tracing::warn!(
+                        partner = mutuelle_id,
+                        open_ms = until - self.clock.now_ms(),
+                        "circuit opened: calls to this mutuelle wait until it answers again"
+                    );
+                }
                 self.store_circuit(mutuelle_id, until).await;
             }
             Some(CircuitChange::Closed) => {

@@ -2,14 +2,17 @@
 
 use super::*;
 
-/// `passerelle certs ...`: development certificates.
-pub fn certs(cmd: crate::cli::CertsCmd) -> ExitCode {
+/// `passerelle certs ...`: development certificates, in `--dir`, else in
+/// the folder the global `--certs` names (where the client commands look
+/// for them), `.passerelle/certs` by default.
+pub fn certs(cmd: crate::cli::CertsCmd, certs: &std::path::Path) -> ExitCode {
     use crate::cli::CertsCmd;
     use crate::pki::Pki;
+    let folder = |dir: Option<std::path::PathBuf>| dir.unwrap_or_else(|| certs.to_path_buf());
     let run = || -> Result<(), String> {
         match cmd {
             CertsCmd::Ca { dir } => {
-                let pki = Pki::new(&dir);
+                let pki = Pki::new(folder(dir));
                 let created = pki.init_ca().map_err(|e| e.to_string())?;
                 outln!(
                     "{} {}",
@@ -18,7 +21,7 @@ pub fn certs(cmd: crate::cli::CertsCmd) -> ExitCode {
                 );
             }
             CertsCmd::Server { dir, dns, ip } => {
-                let issued = Pki::new(&dir)
+                let issued = Pki::new(folder(dir))
                     .issue_server(&dns, &ip)
                     .map_err(|e| e.to_string())?;
                 outln!(
@@ -36,7 +39,7 @@ pub fn certs(cmd: crate::cli::CertsCmd) -> ExitCode {
             } => {
                 let role =
                     Role::parse(&role).ok_or("--role must be scheme, mutuelle or operator")?;
-                let issued = Pki::new(&dir)
+                let issued = Pki::new(folder(dir))
                     .issue_client(role, &id, days)
                     .map_err(|e| e.to_string())?;
                 outln!(
@@ -48,7 +51,9 @@ pub fn certs(cmd: crate::cli::CertsCmd) -> ExitCode {
                 );
             }
             CertsCmd::Revoke { dir, cert } => {
-                let crl = Pki::new(&dir).revoke(&cert).map_err(|e| e.to_string())?;
+                let crl = Pki::new(folder(dir))
+                    .revoke(&cert)
+                    .map_err(|e| e.to_string())?;
                 outln!(
                     "{} revoked; {} rewritten (brokers reload it, or send SIGHUP)",
                     cert.display(),
