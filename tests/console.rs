@@ -1193,6 +1193,11 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
         body.contains("MUT-IMIS") && body.contains("MUT-SOLIDARITE"),
         "{body}"
     );
+    // When each last answered, beside its last error.
+    assert!(
+        body.contains("Dernier succès") && body.contains("Dernière erreur"),
+        "{body}"
+    );
     assert!(
         cnss.find(Locator::Css("form[action^='/partners/']"))
             .await

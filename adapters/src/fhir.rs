@@ -594,6 +594,11 @@ fn malformed(e: PathError) -> AdapterError {
 
 #[async_trait]
 impl Adapter for FhirAdapter {
+    /// A CoverageEligibilityResponse has no field for the member's dues.
+    fn says_dues(&self) -> bool {
+        false
+    }
+
     async fn eligibility(&self, q: &EligibilityQuery) -> Result<EligibilityAnswer, AdapterError> {
         let member = match self
             .cfg

@@ -268,6 +268,15 @@ pub trait Adapter: Send + Sync + 'static {
         false
     }
 
+    /// Whether this partner's eligibility answer can say the member's dues
+    /// (`EligibilityAnswer::paid_until`): a gRPC partner's contract has
+    /// them, so its "none" is an answer. A FHIR CoverageEligibilityResponse
+    /// or an XML mapping has no such field: the broker then answers the
+    /// date the mutuelle's roster declared to it.
+    fn says_dues(&self) -> bool {
+        true
+    }
+
     /// A prior authorization: the partner's binding commitment for planned
     /// care. Must honour `idempotency_key` as `adjudicate` does. A partner
     /// that offers none answers `Unsupported` (the default).

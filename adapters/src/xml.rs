@@ -620,6 +620,11 @@ pub const LINE_VARS: &[&str] = &[
 
 #[async_trait]
 impl Adapter for XmlAdapter {
+    /// A mapping has no field for the member's dues.
+    fn says_dues(&self) -> bool {
+        false
+    }
+
     async fn eligibility(&self, q: &EligibilityQuery) -> Result<EligibilityAnswer, AdapterError> {
         let member = match self
             .cfg

@@ -147,6 +147,7 @@ partners-pending = Pending
 partners-oldest = Oldest
 partners-circuit = Breaker
 partners-paused = Paused
+partners-last-success = Last success
 partners-last-error = Last error
 partners-pause = Pause
 partners-resume = Resume

@@ -147,6 +147,7 @@ partners-pending = En attente
 partners-oldest = Plus ancienne
 partners-circuit = Disjoncteur
 partners-paused = En pause
+partners-last-success = Dernier succès
 partners-last-error = Dernière erreur
 partners-pause = Mettre en pause
 partners-resume = Reprendre

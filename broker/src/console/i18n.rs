@@ -258,10 +258,9 @@ impl Lang {
 
     /// A claim's rejection in this language, for the mutuelle's people and
     /// operators (the console's claim page): [`Lang::reason_words`], and in
-    /// French the words met with the mutuelle after the sentence for a
-    /// refusal by the mutuelle or an answer the broker refused (the
-    /// partner's diagnostics, or which line did not hold), which is what
-    /// they take up with the mutuelle's system. Not for the patient.
+    /// French the mutuelle's words after the sentence for its refusal (its
+    /// system's diagnostics), which is what they take up with the
+    /// mutuelle. Not for the patient.
     pub fn rejection_words(
         self,
         r: &passerelle_proto::common::v1::Reason,
@@ -269,10 +268,9 @@ impl Lang {
     ) -> String {
         use passerelle_proto::common::v1::ReasonCode as C;
         let said = self.reason_words(r, currency);
-        let partner = matches!(
-            C::try_from(r.code),
-            Ok(C::PartnerRejected | C::PartnerAnswerInvalid)
-        );
+        // Not an answer the broker refused: its words are the broker's own,
+        // in English (PARTNER_ANSWER_INVALID stays the catalogue's).
+        let partner = matches!(C::try_from(r.code), Ok(C::PartnerRejected));
         if self == Lang::Fr && partner && r.detail_key.is_empty() && !r.message.is_empty() {
             format!("{said} : {}", r.message)
         } else {
@@ -1270,6 +1268,17 @@ mod tests {
         assert_eq!(
             Lang::En.rejection_words(&refusal, "XOF"),
             "HTTP 422 Unprocessable Entity: adhérent suspendu"
+        );
+        // An answer the broker refused: its words are the broker's own, in
+        // English, kept out of the French page.
+        let invalid = passerelle_proto::common::v1::Reason {
+            code: passerelle_proto::common::v1::ReasonCode::PartnerAnswerInvalid as i32,
+            message: "line 1: mutuelle share 5001 above the remainder 5000".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            Lang::Fr.rejection_words(&invalid, "XOF"),
+            "réponse de la mutuelle invalide"
         );
         assert_eq!(
             Lang::Fr.rejection_words(&rule, "XOF"),

@@ -3520,6 +3520,7 @@ fn partners_table(ctx: &Ctx, r: &admin::ListPartnersResponse, actions: bool) -> 
             "partners-oldest",
             "partners-circuit",
             "partners-paused",
+            "partners-last-success",
             "partners-last-error",
         ],
         &[2],
@@ -3542,6 +3543,9 @@ fn partners_table(ctx: &Ctx, r: &admin::ListPartnersResponse, actions: bool) -> 
                 } else {
                     lang.t("no")
                 },
+                // Beside the last error, so that an error older than the
+                // last answer is not read as the state now.
+                lang.time(p.last_success_ms),
                 // A scheme is told when, not what (ListPartners leaves the
                 // text to operators).
                 match (p.last_error_ms, p.last_error.as_str()) {

@@ -77,27 +77,29 @@ impl Broker {
 
     /// The audit rows of a claim (inbound and outbound), oldest first:
     /// every call whose subject is `scheme/id`, which a prior
-    /// authorization's calls share (its id in the claim's place), and so do
-    /// calls refused before anything was stored (a claim refused as
-    /// invalid, a commitment refused). NOT_FOUND when there is neither a
-    /// row nor a claim.
+    /// authorization's calls share (its id in the claim's place, refused
+    /// commitments and their releases included). NOT_FOUND unless a claim
+    /// or an authorization of the scheme has that id: no other subject
+    /// (`CNSS/eligibility`, a person's, a proposal's) is read through it.
     pub async fn claim_audit(
         &self,
         scheme_id: &str,
         claim_id: &str,
     ) -> Result<Vec<AuditEntry>, ServiceError> {
-        // Rows queued by calls still in flight are written first.
-        self.audit.flush().await;
-        let rows = self
+        if self
             .store
-            .audit_of(&format!("{scheme_id}/{claim_id}"))
-            .await?;
-        if rows.is_empty() {
-            // A claim whose rows retention pruned answers none; nothing
-            // known answers as a claim not found.
+            .authorization(scheme_id, claim_id)
+            .await?
+            .is_none()
+        {
             self.get(scheme_id, claim_id).await?;
         }
-        Ok(rows)
+        // Rows queued by calls still in flight are written first.
+        self.audit.flush().await;
+        Ok(self
+            .store
+            .audit_of(&format!("{scheme_id}/{claim_id}"))
+            .await?)
     }
 }
 

@@ -332,17 +332,42 @@ impl Broker {
                 Err(e) => {
                     let why = e.to_string();
                     let err = refused(&mid, e);
-                    return Err(match (taken.get(), err) {
-                        (Some(partner_reference), ServiceError::PartnerAnswerInvalid(m)) => {
-                            let (hold, said) = self
-                                .release_refused(&mid, &scheme_id, &id, partner_reference, &why)
-                                .await;
-                            ServiceError::CommitmentRefused {
-                                message: format!("{m}{said}"),
-                                hold,
-                            }
-                        }
-                        (_, err) => err,
+                    let (Some(partner_reference), ServiceError::PartnerAnswerInvalid(m)) =
+                        (taken.get(), &err)
+                    else {
+                        return Err(err);
+                    };
+                    // The partner's key is the authorization id's: a request
+                    // of other content under the same id, stored meanwhile,
+                    // may have had this same commitment, which is then its
+                    // and not to release.
+                    if let Some(rec) = self.store.authorization(&scheme_id, &id).await? {
+                        return if rec.request_hash == request_hash {
+                            Ok(rec)
+                        } else {
+                            Err(ServiceError::ModifiedRequest(format!(
+                                "prior authorization {id}"
+                            )))
+                        };
+                    }
+                    let partner_reference = if partner_reference.is_empty() {
+                        // As a cancel of a stored one names it (`terms_of`).
+                        reference.clone()
+                    } else {
+                        partner_reference.clone()
+                    };
+                    let (hold, said) = self
+                        .release_refused(partner, &scheme_id, &id, &partner_reference, &why)
+                        .await;
+                    // Bounded here, so that the sentence on the hold is
+                    // never what the status's bound cuts.
+                    let m = passerelle_domain::validate::truncate_text(
+                        m,
+                        passerelle_domain::validate::MAX_PARTNER_TEXT - 200,
+                    );
+                    return Err(ServiceError::CommitmentRefused {
+                        message: format!("{m}{said}"),
+                        hold,
                     });
                 }
             };
@@ -460,7 +485,7 @@ impl Broker {
         };
         let key = preauthorize_key(scheme_id, authorization_id, extension);
         let old = terms_of(&rec);
-        let not_released = std::sync::OnceLock::new();
+        let unused_reference = std::sync::OnceLock::new();
         for _ in 0..MAX_HOLD_RETRIES {
             let req = PreAuthorizationRequest {
                 idempotency_key: &key,
@@ -478,7 +503,7 @@ impl Broker {
             // An extension refused is not released: the release would end
             // the whole authorization at the partner, whose first terms the
             // broker still holds (see docs/adapters.md).
-            let answer = shares_hold(&planned, adapter.preauthorize(req), &not_released);
+            let answer = shares_hold(&planned, adapter.preauthorize(req), &unused_reference);
             let commitment = self
                 .call_partner(&rec.mutuelle_id, out, answer)
                 .await
@@ -531,7 +556,7 @@ impl Broker {
     /// again); else the partner's hold ends at its own expiry.
     async fn release_refused(
         &self,
-        mutuelle_id: &str,
+        partner: &super::Partner,
         scheme_id: &str,
         authorization_id: &str,
         partner_reference: &str,
@@ -539,10 +564,10 @@ impl Broker {
     ) -> (HoldReleased, String) {
         // A rules mutuelle holds nothing outside the store, where nothing
         // of the refused commitment was written.
-        let partner = match self.partner(mutuelle_id) {
-            Ok(p) if p.kind != AdapterKind::Rules => p,
-            _ => return (HoldReleased::Released, String::new()),
-        };
+        if partner.kind == AdapterKind::Rules {
+            return (HoldReleased::Released, String::new());
+        }
+        let mutuelle_id = partner.id.as_str();
         let key = refused_release_key(scheme_id, authorization_id, partner_reference);
         let reason = passerelle_domain::validate::truncate_text(
             &format!("passerelle refused this commitment ({why})"),

@@ -769,6 +769,14 @@ struct Overcommits {
     /// Answers within the remainder from now on, under a new reference
     /// (a partner answering a released commitment's resend anew).
     mended: std::sync::atomic::AtomicBool,
+    /// A request billing this much waits for `go`, then is overcommitted
+    /// (a request racing another under the same authorization id).
+    hold_billed: std::sync::atomic::AtomicI64,
+    arrived: tokio::sync::Notify,
+    go: tokio::sync::Notify,
+    /// Whether its eligibility answers can say the member's dues (a gRPC
+    /// partner's can; a FHIR server's cannot).
+    says_dues: bool,
 }
 
 #[async_trait::async_trait]
@@ -804,7 +812,13 @@ impl passerelle_adapters::Adapter for Overcommits {
         &self,
         req: passerelle_adapters::PreAuthorizationRequest<'_>,
     ) -> Result<passerelle_adapters::Commitment, passerelle_adapters::AdapterError> {
-        let mended = self.mended.load(std::sync::atomic::Ordering::SeqCst);
+        let held = req.planned.lines[0].billed
+            == self.hold_billed.load(std::sync::atomic::Ordering::SeqCst);
+        if held {
+            self.arrived.notify_one();
+            self.go.notified().await;
+        }
+        let mended = !held && self.mended.load(std::sync::atomic::Ordering::SeqCst);
         let lines = req.planned.lines.iter().enumerate();
         Ok(passerelle_adapters::Commitment {
             lines: lines
@@ -821,6 +835,10 @@ impl passerelle_adapters::Adapter for Overcommits {
             ),
             ..Default::default()
         })
+    }
+
+    fn says_dues(&self) -> bool {
+        self.says_dues
     }
 
     async fn cancel_preauthorization(
@@ -860,6 +878,10 @@ async fn a_refused_commitment_is_released_at_the_mutuelle() {
         ]),
         sent: Default::default(),
         mended: Default::default(),
+        hold_billed: Default::default(),
+        arrived: Default::default(),
+        go: Default::default(),
+        says_dues: true,
     });
     let b = super::super::testing::broker_with_adapter(dir.path(), adapter.clone());
     b.store()
@@ -925,6 +947,50 @@ async fn a_refused_commitment_is_released_at_the_mutuelle() {
     assert_eq!(sent[3].0, release_key("CNSS", "PA-9"));
     assert_eq!(sent[3].1, "REF-PA-9-2");
     assert!(sent[..3].iter().all(|s| s.0 != sent[3].0));
+    // Two requests of different content under one id at once (the
+    // partner's key is the id's): the one whose commitment does not hold
+    // finds the other's stored when its answer comes, and is refused as
+    // modified, releasing nothing: that commitment may be the other's.
+    adapter
+        .hold_billed
+        .store(61_000, std::sync::atomic::Ordering::SeqCst);
+    let late = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            b.request_authorization(care("X", "PA-11", vec![hospital(61_000)]))
+                .await
+        })
+    };
+    // It has passed the check of what is stored, and waits on the partner.
+    adapter.arrived.notified().await;
+    let first = b
+        .request_authorization(care("X", "PA-11", vec![hospital(60_000)]))
+        .await
+        .unwrap();
+    assert_eq!(first.state, AuthorizationState::Active);
+    adapter.go.notify_one();
+    let err = late.await.unwrap().unwrap_err();
+    assert!(matches!(err, ServiceError::ModifiedRequest(_)), "{err:?}");
+    assert_eq!(adapter.sent.lock().unwrap().len(), 4, "nothing released");
+    // An extension whose commitment does not hold is refused, and nothing
+    // released: that would end the authorization, whose terms stand.
+    adapter
+        .mended
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let err = b
+        .extend_authorization("CNSS", "PA-11", 1, None, vec![hospital(70_000)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ServiceError::PartnerAnswerInvalid(_)),
+        "{err:?}"
+    );
+    assert_eq!(adapter.sent.lock().unwrap().len(), 4, "nothing released");
+    let still = b.get_authorization("CNSS", "PA-11").await.unwrap();
+    assert_eq!(
+        (still.state, still.extensions),
+        (AuthorizationState::Active, 0)
+    );
     // The operators' trail of it, refused commitments and releases
     // included, though no claim has its id.
     let rows = b.claim_audit("CNSS", "PA-9").await.unwrap();
@@ -948,50 +1014,43 @@ async fn a_refused_commitment_is_released_at_the_mutuelle() {
     assert!(matches!(err, ServiceError::NotFound(_)), "{err:?}");
 }
 
-/// A remote partner that says nothing of the member's dues: eligibility
-/// answers what the mutuelle declared in its roster here (paid until
-/// 2027-12-31), not none, which a scheme reads as unpaid.
+/// A partner whose protocol cannot say the member's dues (a FHIR
+/// server's, `Adapter::says_dues`): eligibility answers what the mutuelle
+/// declared in its roster here (paid until 2027-12-31), not none, which a
+/// scheme reads as unpaid; a gRPC partner's "none" is its own answer, kept.
 #[tokio::test]
 async fn a_partner_silent_on_dues_answers_the_rosters() {
-    let dir = tempfile::tempdir().unwrap();
-    let adapter = std::sync::Arc::new(Overcommits {
-        releases: Default::default(),
-        sent: Default::default(),
-        mended: Default::default(),
-    });
-    let b = super::super::testing::broker_with_adapter(dir.path(), adapter);
-    let (_, a) = b
-        .eligibility(EligibilityInput {
-            scheme_id: "CNSS".into(),
-            beneficiary_id: "X-OK".into(),
-            date_of_care: day("2026-03-12"),
-            mutuelle_id: None,
-            member_number: None,
-            currency: "XOF".into(),
-            lines: vec![],
-            diagnoses: vec![],
-        })
-        .await
-        .unwrap();
-    assert!(!a.covered, "no member yet: {a:?}");
-    b.store()
-        .upsert_members(&[super::super::testing::member_of("X")], 0)
-        .await
-        .unwrap();
-    let (mid, a) = b
-        .eligibility(EligibilityInput {
-            scheme_id: "CNSS".into(),
-            beneficiary_id: "X-OK".into(),
-            date_of_care: day("2026-03-12"),
-            mutuelle_id: None,
-            member_number: None,
-            currency: "XOF".into(),
-            lines: vec![],
-            diagnoses: vec![],
-        })
-        .await
-        .unwrap();
-    assert_eq!(mid, "MUT-X");
-    assert!(a.covered);
-    assert_eq!(a.paid_until, Some(day("2027-12-31")));
+    for (says_dues, paid_until) in [(false, Some(day("2027-12-31"))), (true, None)] {
+        let dir = tempfile::tempdir().unwrap();
+        let adapter = std::sync::Arc::new(Overcommits {
+            releases: Default::default(),
+            sent: Default::default(),
+            mended: Default::default(),
+            hold_billed: Default::default(),
+            arrived: Default::default(),
+            go: Default::default(),
+            says_dues,
+        });
+        let b = super::super::testing::broker_with_adapter(dir.path(), adapter);
+        b.store()
+            .upsert_members(&[super::super::testing::member_of("X")], 0)
+            .await
+            .unwrap();
+        let (mid, a) = b
+            .eligibility(EligibilityInput {
+                scheme_id: "CNSS".into(),
+                beneficiary_id: "X-OK".into(),
+                date_of_care: day("2026-03-12"),
+                mutuelle_id: None,
+                member_number: None,
+                currency: "XOF".into(),
+                lines: vec![],
+                diagnoses: vec![],
+            })
+            .await
+            .unwrap();
+        assert_eq!(mid, "MUT-X");
+        assert!(a.covered);
+        assert_eq!(a.paid_until, paid_until, "says dues: {says_dues}");
+    }
 }

@@ -384,11 +384,12 @@ impl Broker {
                 )));
             }
         };
-        // A partner that says nothing of the member's dues (a FHIR
-        // CoverageEligibilityResponse has no such field): what the
-        // mutuelle declared in its roster here, as the console shows it,
-        // rather than none, which a scheme reads as unpaid.
-        if answer.paid_until.is_none() {
+        // A partner whose protocol cannot say the member's dues (a FHIR
+        // CoverageEligibilityResponse has no such field, nor has an XML
+        // mapping): what the mutuelle declared in its roster here, as the
+        // console shows it, rather than none, which a scheme reads as
+        // unpaid. A gRPC partner's "none paid" is its own answer.
+        if answer.paid_until.is_none() && !partner.adapter.get().says_dues() {
             answer.paid_until = query.member.as_ref().and_then(|m| m.paid_until);
         }
         Ok((mid, answer))
