@@ -185,6 +185,22 @@ async fn shares_hold(
     }
 }
 
+/// The answer to a request whose id is stored: the stored authorization
+/// for the same content, MODIFIED_REQUEST for other content.
+fn stored_answer(
+    rec: AuthorizationRecord,
+    request_hash: &str,
+) -> Result<AuthorizationRecord, ServiceError> {
+    if rec.request_hash == request_hash {
+        Ok(rec)
+    } else {
+        Err(ServiceError::ModifiedRequest(format!(
+            "prior authorization {}",
+            rec.authorization_id
+        )))
+    }
+}
+
 /// An authorization's terms from a partner's commitment, bounded: valid
 /// from the planned date for at most `MAX_DAYS_AHEAD` days (30 when the
 /// partner says nothing), a tolerance of at most 100 %.
@@ -247,13 +263,7 @@ impl Broker {
         let request_hash = planned.canonical_hash();
         let (scheme_id, id) = (planned.scheme_id.clone(), planned.claim_id.clone());
         if let Some(rec) = self.store.authorization(&scheme_id, &id).await? {
-            return if rec.request_hash == request_hash {
-                Ok(rec)
-            } else {
-                Err(ServiceError::ModifiedRequest(format!(
-                    "prior authorization {id}"
-                )))
-            };
+            return stored_answer(rec, &request_hash);
         }
         self.check_planned_date(planned.date_of_care)?;
         if self
@@ -342,13 +352,7 @@ impl Broker {
                     // may have had this same commitment, which is then its
                     // and not to release.
                     if let Some(rec) = self.store.authorization(&scheme_id, &id).await? {
-                        return if rec.request_hash == request_hash {
-                            Ok(rec)
-                        } else {
-                            Err(ServiceError::ModifiedRequest(format!(
-                                "prior authorization {id}"
-                            )))
-                        };
+                        return stored_answer(rec, &request_hash);
                     }
                     let partner_reference = if partner_reference.is_empty() {
                         // As a cancel of a stored one names it (`terms_of`).
@@ -359,11 +363,12 @@ impl Broker {
                     let (hold, said) = self
                         .release_refused(partner, &scheme_id, &id, &partner_reference, &why)
                         .await;
-                    // Bounded here, so that the sentence on the hold is
-                    // never what the status's bound cuts.
+                    // Bounded here (the partner's words in each to a
+                    // quarter of the status's bound), so that the sentence
+                    // on the hold is never what that bound cuts.
                     let m = passerelle_domain::validate::truncate_text(
                         m,
-                        passerelle_domain::validate::MAX_PARTNER_TEXT - 200,
+                        passerelle_domain::validate::MAX_PARTNER_TEXT / 2,
                     );
                     return Err(ServiceError::CommitmentRefused {
                         message: format!("{m}{said}"),
@@ -602,7 +607,12 @@ impl Broker {
                     error = %e,
                     "hold of a refused commitment not released"
                 );
-                if e.is_transient() {
+                let transient = e.is_transient();
+                let e = passerelle_domain::validate::truncate_text(
+                    &e.to_string(),
+                    passerelle_domain::validate::MAX_PARTNER_TEXT / 4,
+                );
+                if transient {
                     (
                         HoldReleased::NotReleased,
                         format!(
