@@ -258,19 +258,25 @@ fn serve_refuses_an_old_schema_until_migrated_then_stops_on_sigterm() {
 }
 
 /// Starts a broker and returns it with the first line it prints.
-fn started(mut cmd: Command) -> (Child, String) {
+fn started(cmd: Command) -> (Child, String) {
+    let (child, mut lines) = started_lines(cmd, 1);
+    (child, lines.remove(0))
+}
+
+/// [`started`], with the first `n` lines it prints.
+fn started_lines(mut cmd: Command, n: usize) -> (Child, Vec<String>) {
     let mut child = Child(
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
-    let line = BufReader::new(child.0.stdout.take().unwrap())
+    let lines = BufReader::new(child.0.stdout.take().unwrap())
         .lines()
-        .next()
-        .unwrap()
-        .unwrap();
-    (child, line)
+        .take(n)
+        .map(|l| l.unwrap())
+        .collect();
+    (child, lines)
 }
 
 /// Runs a command to its end, 60 s at most: a second broker that did start
@@ -344,7 +350,7 @@ async fn a_second_broker_on_the_same_database_refuses_to_start() {
     let cfg = dir.path().join("p.toml");
     std::fs::write(
         &cfg,
-        "listen = \"127.0.0.1:0\"\nplaintext = true\n[[schemes]]\nid = \"CNSS\"\ncurrency = \"XOF\"\n",
+        "listen = \"127.0.0.1:0\"\nplaintext = true\n[[schemes]]\nid = \"CNSS\"\ncurrency = \"XOF\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
     )
     .unwrap();
     let run = |what: &str| {
@@ -355,8 +361,13 @@ async fn a_second_broker_on_the_same_database_refuses_to_start() {
     assert!(run("migrate").await.status.success());
     let mut serve = Command::new(env!("CARGO_BIN_EXE_passerelle"));
     serve.args(["--lang", "en", "serve", "--config"]).arg(&cfg);
-    let (mut first, line) = started(serve);
-    assert!(line.starts_with("passerelle listening on"), "{line}");
+    let (mut first, lines) = started_lines(serve, 2);
+    assert!(lines[0].starts_with("passerelle listening on"), "{lines:?}");
+    // The operations listener with its scheme (plain HTTP on loopback).
+    assert!(
+        lines[1].starts_with("metrics on http://127.0.0.1:"),
+        "{lines:?}"
+    );
     for what in ["serve", "migrate"] {
         let out = run(what).await;
         assert!(!out.status.success(), "{what} ran beside a broker");

@@ -278,9 +278,12 @@ async fn main() -> ExitCode {
                     let addr = running.addr.to_string();
                     say!("{}", lang.t_args("serve-listening", &[("addr", &addr)]));
                     if let Some(a) = running.ops_addr {
+                        // With its scheme: off loopback it is HTTPS, and a
+                        // scrape configured as http fails.
+                        let scheme = if running.ops_tls { "https" } else { "http" };
                         say!(
                             "{}",
-                            lang.t_args("serve-metrics", &[("addr", &a.to_string())])
+                            lang.t_args("serve-metrics", &[("addr", &format!("{scheme}://{a}"))])
                         );
                     }
                     // Where people sign in: a port 0 is known only here.

@@ -58,6 +58,8 @@ pub struct Running {
     pub connections: Arc<ConnLimits>,
     /// The operations listener's address (`[metrics]`), if any.
     pub ops_addr: Option<SocketAddr>,
+    /// Whether it speaks HTTPS (off loopback, or `[metrics] tls = true`).
+    pub ops_tls: bool,
     /// The console's address (`[console]`), if any.
     pub console_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
@@ -496,6 +498,7 @@ pub async fn start_with_store(
             tokio::spawn(router.serve_with_incoming_shutdown(incoming, until_stopped))
         }
     };
+    let mut ops_tls = false;
     let (ops_addr, ops_task) = match (&cfg.metrics, ops_listener) {
         (Some(m), Some(l)) => {
             // Plain HTTP on loopback only (checked with the config).
@@ -506,6 +509,7 @@ pub async fn start_with_store(
                 ),
                 _ => crate::ops::Accept::Plain,
             };
+            ops_tls = matches!(accept, crate::ops::Accept::Tls(..));
             let (a, task) = crate::ops::start(
                 l,
                 broker.clone(),
@@ -543,6 +547,7 @@ pub async fn start_with_store(
         refusals,
         connections,
         ops_addr,
+        ops_tls,
         console_addr,
         ops_shutdown,
         ops_task,
