@@ -87,23 +87,27 @@ fn codes(rec: &crate::store::ClaimRecord, line: usize) -> Vec<ReasonCode> {
         .collect()
 }
 
+/// Eligibility of beneficiary `<p>-OK` on 2026-03-12: the mutuelle that
+/// answered, and its answer.
+async fn eligibility_of(b: &Broker, p: &str) -> (String, passerelle_adapters::EligibilityAnswer) {
+    b.eligibility(EligibilityInput {
+        scheme_id: "CNSS".into(),
+        beneficiary_id: format!("{p}-OK"),
+        date_of_care: day("2026-03-12"),
+        mutuelle_id: None,
+        member_number: None,
+        currency: "XOF".into(),
+        lines: vec![],
+        diagnoses: vec![],
+    })
+    .await
+    .unwrap()
+}
+
 /// Beneficiary `<p>-OK`'s ceilings on 2026-03-12, as eligibility shows
 /// them.
 async fn ceilings(b: &Broker, p: &str) -> Vec<passerelle_domain::CeilingView> {
-    let (_, a) = b
-        .eligibility(EligibilityInput {
-            scheme_id: "CNSS".into(),
-            beneficiary_id: format!("{p}-OK"),
-            date_of_care: day("2026-03-12"),
-            mutuelle_id: None,
-            member_number: None,
-            currency: "XOF".into(),
-            lines: vec![],
-            diagnoses: vec![],
-        })
-        .await
-        .unwrap();
-    a.ceilings
+    eligibility_of(b, p).await.1.ceilings
 }
 
 /// (used, held) on the member's beneficiary-year ceiling, as eligibility
@@ -1036,19 +1040,7 @@ async fn a_partner_silent_on_dues_answers_the_rosters() {
             .upsert_members(&[super::super::testing::member_of("X")], 0)
             .await
             .unwrap();
-        let (mid, a) = b
-            .eligibility(EligibilityInput {
-                scheme_id: "CNSS".into(),
-                beneficiary_id: "X-OK".into(),
-                date_of_care: day("2026-03-12"),
-                mutuelle_id: None,
-                member_number: None,
-                currency: "XOF".into(),
-                lines: vec![],
-                diagnoses: vec![],
-            })
-            .await
-            .unwrap();
+        let (mid, a) = eligibility_of(&b, "X").await;
         assert_eq!(mid, "MUT-X");
         assert!(a.covered);
         assert_eq!(a.paid_until, paid_until, "says dues: {says_dues}");
