@@ -485,6 +485,34 @@ async fn console_accounts_are_added_from_the_command_line() {
             "{cmd}: {out}{err}"
         );
     }
+    // With the database held by a running broker (SQLite: one process at a
+    // time), the command says so in its reader's language, with what to
+    // do, and changes nothing.
+    let held =
+        passerelle_broker::store::sqlite::SqliteStore::open(&dir.path().join("passerelle.db"))
+            .unwrap();
+    let (code, out, err) = run(&[
+        "--lang",
+        "fr",
+        "users",
+        "--data-dir",
+        data_dir,
+        "disable",
+        "ama",
+    ])
+    .await;
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        err.contains("un broker en marche (ou une autre commande passerelle) tient cette base")
+            && err.contains("broker arrêté")
+            && err.contains("(page Utilisateurs)")
+            && !err.contains("another passerelle"),
+        "{err}"
+    );
+    drop(held);
+    let (code, out, err) = run(&["users", "--data-dir", data_dir, "list", "--lang", "en"]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("\tenabled\tAma Koffi"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -372,10 +372,13 @@ async fn a_second_broker_on_the_same_database_refuses_to_start() {
         let out = run(what).await;
         assert!(!out.status.success(), "{what} ran beside a broker");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains("another passerelle is using this database"),
-            "{what}: {err}"
-        );
+        // A command says it with what to do; the broker, in its log's words.
+        let said = if what == "migrate" {
+            "a running broker (or another passerelle command) holds this database; on SQLite one process at a time opens it: run this command with the broker stopped"
+        } else {
+            "another passerelle is using this database"
+        };
+        assert!(err.contains(said), "{what}: {err}");
     }
     // kill -9 leaves no stale lock: the kernel drops it with the process.
     let _ = first.0.kill();

@@ -446,19 +446,27 @@ async fn json_refusals_name_the_field_and_are_audited() {
         .await;
     assert_eq!(a.status, 415);
 
-    for (ct, status) in [
-        ("text/plain", 415),
-        ("application/x-www-form-urlencoded", 415),
+    // A form's body (PHP's curl given an array, which keeps a hand-set
+    // application/json and adds its boundary) is told how to send JSON.
+    for (ct, form) in [
+        ("text/plain", false),
+        ("application/x-www-form-urlencoded", true),
+        (
+            "application/json; boundary=------------------------a1b2c3",
+            true,
+        ),
+        ("multipart/form-data; boundary=x", true),
     ] {
         let a = door
             .send("POST", ELIGIBILITY, &[("content-type", ct)], b"{}".to_vec())
             .await;
-        assert_eq!(a.status, status, "{ct}");
-        assert!(
-            a.json()["message"]
-                .as_str()
-                .unwrap()
-                .contains("application/json")
+        assert_eq!(a.status, 415, "{ct}");
+        let message = a.json()["message"].as_str().unwrap().to_string();
+        assert!(message.contains("application/json"), "{message}");
+        assert_eq!(
+            message.contains("this body is form data") && message.contains("json_encode"),
+            form,
+            "{ct}: {message}"
         );
     }
     let a = door.send("GET", ELIGIBILITY, &[], Vec::new()).await;

@@ -368,27 +368,37 @@ pub struct FhirAdapter {
     timeout: Duration,
 }
 
+/// An HTTP error from the mutuelle's server. Transient (5xx, 429, 401,
+/// 403): for operators, with its HTTP status. Otherwise a refusal: its
+/// OperationOutcome's diagnostics alone when it has them, the mutuelle's
+/// own words, which reach the scheme and the mutuelle's clerks (the
+/// console shows them after its sentence, where "HTTP 422 Unprocessable
+/// Entity:" meant nothing to a clerk); without them, the status and the
+/// start of the body.
 fn status_error(status: hyper::StatusCode, body: &[u8]) -> AdapterError {
-    let text = String::from_utf8_lossy(body);
-    let msg = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| {
-            v.pointer("/issue/0/diagnostics")
-                .and_then(Value::as_str)
-                .map(String::from)
-        })
-        .unwrap_or_else(|| text.chars().take(200).collect());
+    let diagnostics = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
+        v.pointer("/issue/0/diagnostics")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(String::from)
+    });
+    let with_status = || match &diagnostics {
+        Some(d) => format!("HTTP {status}: {d}"),
+        None => {
+            let text: String = String::from_utf8_lossy(body).chars().take(200).collect();
+            format!("HTTP {status}: {text}")
+        }
+    };
     if status.is_server_error()
         || status == hyper::StatusCode::TOO_MANY_REQUESTS
         || status == hyper::StatusCode::UNAUTHORIZED
         || status == hyper::StatusCode::FORBIDDEN
     {
-        AdapterError::Unavailable(format!("HTTP {status}: {msg}"))
+        AdapterError::Unavailable(with_status())
     } else {
-        AdapterError::Rejected(Reason::new(
-            ReasonCode::PartnerRejected,
-            format!("HTTP {status}: {msg}"),
-        ))
+        let words = diagnostics.clone().unwrap_or_else(with_status);
+        AdapterError::Rejected(Reason::new(ReasonCode::PartnerRejected, words))
     }
 }
 
@@ -782,6 +792,46 @@ mod tests {
             currency: "XOF".into(),
             lines: c.lines.clone(),
             diagnoses: vec![],
+        }
+    }
+
+    /// A refusal says the mutuelle's own words (its OperationOutcome's
+    /// diagnostics), not the HTTP status before them; a server error keeps
+    /// the status for operators; a refusal without diagnostics says the
+    /// status and the body's start.
+    #[test]
+    fn a_refusal_says_the_mutuelles_words() {
+        let outcome = |d: &str| {
+            serde_json::to_vec(&json!({"resourceType": "OperationOutcome",
+                "issue": [{"severity": "error", "code": "processing", "diagnostics": d}]}))
+            .unwrap()
+        };
+        match status_error(
+            hyper::StatusCode::UNPROCESSABLE_ENTITY,
+            &outcome("adhérent suspendu"),
+        ) {
+            AdapterError::Rejected(r) => {
+                assert_eq!(r.code, ReasonCode::PartnerRejected);
+                assert_eq!(r.message, "adhérent suspendu");
+            }
+            e => panic!("{e:?}"),
+        }
+        match status_error(
+            hyper::StatusCode::SERVICE_UNAVAILABLE,
+            &outcome("maintenance"),
+        ) {
+            AdapterError::Unavailable(m) => {
+                assert_eq!(m, "HTTP 503 Service Unavailable: maintenance")
+            }
+            e => panic!("{e:?}"),
+        }
+        for body in [&b"<html>Bad request</html>"[..], &outcome("  ")] {
+            match status_error(hyper::StatusCode::BAD_REQUEST, body) {
+                AdapterError::Rejected(r) => {
+                    assert!(r.message.starts_with("HTTP 400 Bad Request: "), "{r:?}")
+                }
+                e => panic!("{e:?}"),
+            }
         }
     }
 

@@ -198,6 +198,8 @@ cli-user-totp-url = or this address (QR code): { $url }
 cli-user-reset = Password of { $login } replaced; their sessions are ended.
 cli-user-disabled = Account { $login } disabled; their sessions are ended.
 cli-user-unknown = no account is named { $login } (passerelle users list gives them)
+cli-db-in-use = { $db }: a running broker (or another passerelle command) holds this database; on SQLite one process at a time opens it: run this command with the broker stopped.
+cli-users-in-console = With the broker running, an operator creates, disables and enables accounts and ends their sessions in the console (Users page).
 cli-user-enabled = Account { $login } enabled again.
 cli-user-revoked = { $count ->
         [one] 1 session

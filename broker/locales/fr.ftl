@@ -198,6 +198,8 @@ cli-user-totp-url = ou cette adresse (QR code) : { $url }
 cli-user-reset = Mot de passe de { $login } remplacé ; ses sessions sont fermées.
 cli-user-disabled = Compte { $login } désactivé ; ses sessions sont fermées.
 cli-user-unknown = aucun compte ne s'appelle { $login } (passerelle users list les donne)
+cli-db-in-use = { $db } : un broker en marche (ou une autre commande passerelle) tient cette base ; avec SQLite, un seul processus l'ouvre à la fois : lancez cette commande broker arrêté.
+cli-users-in-console = Broker en marche, un opérateur crée, désactive et réactive les comptes et ferme leurs sessions dans la console (page Utilisateurs).
 cli-user-enabled = Compte { $login } réactivé.
 cli-user-revoked = { $count ->
         [one] { $count } session de { $login } fermée.

@@ -415,7 +415,10 @@ async fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    say_error(lang, format!("{}: {e}", config.display()));
+                    say_error(
+                        lang,
+                        format!("{}: {}", config.display(), cli::start_error(lang, &e)),
+                    );
                     ExitCode::FAILURE
                 }
             }

@@ -189,6 +189,24 @@ fn rejected(http: StatusCode, message: String) -> http::Response<Body> {
     answer
 }
 
+/// What a refused content type says besides, when it is a form's: a
+/// body sent as form fields, not as JSON text. PHP's curl sends an array
+/// given to `CURLOPT_POSTFIELDS` as multipart form data, keeping a
+/// `Content-Type: application/json` header set by hand and adding its
+/// boundary to it, so that the developer read "application/json is not
+/// served" (a scheme integrator's trial).
+fn form_hint(content_type: &str) -> &'static str {
+    let ct = content_type.to_ascii_lowercase();
+    if ct.starts_with("multipart/")
+        || ct.starts_with("application/x-www-form-urlencoded")
+        || ct.contains("boundary=")
+    {
+        "; this body is form data (multipart or urlencoded fields), not JSON text: send the JSON itself as the body (in PHP, CURLOPT_POSTFIELDS => json_encode($request), a string, not an array)"
+    } else {
+        ""
+    }
+}
+
 /// What the door decides from a request's head, before reading its body.
 enum Head {
     /// A call to serve: its method, codec and budget.
@@ -227,7 +245,8 @@ fn head(layer: &ConnectLayer, parts: &http::request::Parts) -> Head {
         return Head::Answer(rejected(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!(
-                "content type {content_type:?} is not served: send application/json or application/proto (or gRPC)"
+                "content type {content_type:?} is not served: send application/json or application/proto (or gRPC){}",
+                form_hint(content_type)
             ),
         ));
     };

@@ -125,6 +125,18 @@ macro_rules! out {
     }};
 }
 
+/// Why a store could not be opened, as the command's reader reads it: a
+/// SQLite database held by another process (a running broker) in their
+/// language, with what to do; anything else in the store's words.
+pub fn start_error(lang: crate::console::i18n::Lang, e: &crate::server::StartError) -> String {
+    match e {
+        crate::server::StartError::Store(crate::store::StoreError::InUse(db)) => {
+            lang.t_args("cli-db-in-use", &[("db", db)])
+        }
+        e => e.to_string(),
+    }
+}
+
 pub mod commands;
 pub mod conformance;
 pub mod output;

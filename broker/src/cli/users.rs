@@ -62,21 +62,32 @@ pub struct Target {
     pub data_dir: PathBuf,
 }
 
-async fn broker(target: &Target) -> Result<Arc<Broker>, String> {
+async fn broker(target: &Target, lang: Lang) -> Result<Arc<Broker>, String> {
+    // A database held by the running broker (SQLite): said with the way
+    // round it, the console's users page.
+    let said = |e: crate::server::StartError| {
+        let s = crate::cli::start_error(lang, &e);
+        match e {
+            crate::server::StartError::Store(crate::store::StoreError::InUse(_)) => {
+                format!("{s} {}", lang.t_args("cli-users-in-console", &[]))
+            }
+            _ => s,
+        }
+    };
     match &target.config {
         Some(path) => {
             let cfg = crate::config::Config::load(path).map_err(|e| e.to_string())?;
             let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
             let store = crate::server::open_store(&cfg, &base, false)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(said)?;
             crate::server::build_broker(&cfg, &base, store)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(said)
         }
         None => crate::dev::broker_for_users(&target.data_dir)
             .await
-            .map_err(|e| e.to_string()),
+            .map_err(said),
     }
 }
 
@@ -115,7 +126,7 @@ pub async fn run(target: Target, cmd: UsersCmd, lang: Lang) -> ExitCode {
         "cli:{}",
         std::env::var("USER").unwrap_or_else(|_| "unknown".into())
     );
-    let broker = match broker(&target).await {
+    let broker = match broker(&target, lang).await {
         Ok(b) => b,
         Err(e) => return fail(e),
     };

@@ -1254,7 +1254,7 @@ mod tests {
         // rejection), not in the patient's notice.
         let refusal = passerelle_proto::common::v1::Reason {
             code: passerelle_proto::common::v1::ReasonCode::PartnerRejected as i32,
-            message: "HTTP 422 Unprocessable Entity: adhérent suspendu".into(),
+            message: "adhérent suspendu".into(),
             ..Default::default()
         };
         assert_eq!(
@@ -1263,11 +1263,11 @@ mod tests {
         );
         assert_eq!(
             Lang::Fr.rejection_words(&refusal, "XOF"),
-            "refusé par la mutuelle : HTTP 422 Unprocessable Entity: adhérent suspendu"
+            "refusé par la mutuelle : adhérent suspendu"
         );
         assert_eq!(
             Lang::En.rejection_words(&refusal, "XOF"),
-            "HTTP 422 Unprocessable Entity: adhérent suspendu"
+            "adhérent suspendu"
         );
         // An answer the broker refused: its words are the broker's own, in
         // English, kept out of the French page.

@@ -535,6 +535,12 @@ pub enum StoreError {
     /// settling the open one...).
     #[error("{0}")]
     Refused(String),
+    /// The SQLite database (its path) is held by another process: one
+    /// process at a time opens it (a running broker, a `migrate`, a
+    /// `users` command). The command line says it in its reader's
+    /// language (`cli::store_in_use`).
+    #[error("{0}: another passerelle is using this database (on SQLite, one process at a time)")]
+    InUse(String),
     /// Memberships that would overlap another mutuelle's coverage of the
     /// same scheme beneficiary (see [`coverage_overlaps`]): nothing written.
     #[error("{} membership period(s) overlap another mutuelle's coverage", .0.len())]

@@ -105,65 +105,59 @@ impl AuthorizationStore for SqliteStore {
 
     async fn grant_authorization(&self, rec: &AuthorizationRecord) -> Result<Grant, StoreError> {
         let rec = rec.clone();
-        let out = self
-            .with(move |c| {
-                let tx = c.savepoint()?;
-                if let Some(stored) = load(&tx, &rec.scheme_id, &rec.authorization_id)? {
-                    return Ok(sql::found(stored, &rec.request_hash));
-                }
-                tx.prepare_cached(&sql::insert('?'))?.execute(params![
-                    rec.scheme_id,
-                    rec.authorization_id,
-                    rec.reference,
-                    rec.mutuelle_id,
-                    rec.member_number,
-                    rec.beneficiary_id,
-                    rec.request_hash,
-                    sql::body(&rec),
-                    sql::valid_until(&rec),
-                    rec.expires_ms,
-                    i64::from(rec.extensions),
-                    rec.created_ms,
-                ])?;
-                take(&tx, &rec.mutuelle_id, &rec.terms.hold)?;
-                let stored = load(&tx, &rec.scheme_id, &rec.authorization_id)?
-                    .ok_or_else(|| backend("no row"))?;
-                tx.commit()?;
-                Ok(Grant::Created(stored))
-            })
-            .await;
-        self.usages.invalidate();
-        out
+        self.write(Moves::Usage, move |c| {
+            let tx = c.savepoint()?;
+            if let Some(stored) = load(&tx, &rec.scheme_id, &rec.authorization_id)? {
+                return Ok(sql::found(stored, &rec.request_hash));
+            }
+            tx.prepare_cached(&sql::insert('?'))?.execute(params![
+                rec.scheme_id,
+                rec.authorization_id,
+                rec.reference,
+                rec.mutuelle_id,
+                rec.member_number,
+                rec.beneficiary_id,
+                rec.request_hash,
+                sql::body(&rec),
+                sql::valid_until(&rec),
+                rec.expires_ms,
+                i64::from(rec.extensions),
+                rec.created_ms,
+            ])?;
+            take(&tx, &rec.mutuelle_id, &rec.terms.hold)?;
+            let stored = load(&tx, &rec.scheme_id, &rec.authorization_id)?
+                .ok_or_else(|| backend("no row"))?;
+            tx.commit()?;
+            Ok(Grant::Created(stored))
+        })
+        .await
     }
 
     async fn extend_authorization(&self, rec: &AuthorizationRecord) -> Result<bool, StoreError> {
         let rec = rec.clone();
-        let out = self
-            .with(move |c| {
-                let tx = c.savepoint()?;
-                let Some(old) = load(&tx, &rec.scheme_id, &rec.authorization_id)? else {
-                    return Ok(false);
-                };
-                let n = tx.prepare_cached(&sql::extend('?'))?.execute(params![
-                    rec.scheme_id,
-                    rec.authorization_id,
-                    sql::body(&rec),
-                    sql::valid_until(&rec),
-                    rec.expires_ms,
-                    i64::from(rec.extensions),
-                    rec.updated_ms,
-                ])?;
-                if n == 0 {
-                    return Ok(false);
-                }
-                release(&tx, &old.mutuelle_id, &old.terms.hold)?;
-                take(&tx, &old.mutuelle_id, &rec.terms.hold)?;
-                tx.commit()?;
-                Ok(true)
-            })
-            .await;
-        self.usages.invalidate();
-        out
+        self.write(Moves::Usage, move |c| {
+            let tx = c.savepoint()?;
+            let Some(old) = load(&tx, &rec.scheme_id, &rec.authorization_id)? else {
+                return Ok(false);
+            };
+            let n = tx.prepare_cached(&sql::extend('?'))?.execute(params![
+                rec.scheme_id,
+                rec.authorization_id,
+                sql::body(&rec),
+                sql::valid_until(&rec),
+                rec.expires_ms,
+                i64::from(rec.extensions),
+                rec.updated_ms,
+            ])?;
+            if n == 0 {
+                return Ok(false);
+            }
+            release(&tx, &old.mutuelle_id, &old.terms.hold)?;
+            take(&tx, &old.mutuelle_id, &rec.terms.hold)?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn end_authorization(
@@ -174,28 +168,22 @@ impl AuthorizationStore for SqliteStore {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let (s, a) = (scheme_id.to_string(), authorization_id.to_string());
-        let out = self
-            .with(move |c| {
-                let tx = c.savepoint()?;
-                let Some(rec) = load(&tx, &s, &a)? else {
-                    return Ok(false);
-                };
-                let n = tx.prepare_cached(&sql::end('?'))?.execute(params![
-                    s,
-                    a,
-                    to.as_str(),
-                    now_ms
-                ])?;
-                if n == 0 {
-                    return Ok(false);
-                }
-                release(&tx, &rec.mutuelle_id, &rec.terms.hold)?;
-                tx.commit()?;
-                Ok(true)
-            })
-            .await;
-        self.usages.invalidate();
-        out
+        self.write(Moves::Usage, move |c| {
+            let tx = c.savepoint()?;
+            let Some(rec) = load(&tx, &s, &a)? else {
+                return Ok(false);
+            };
+            let n =
+                tx.prepare_cached(&sql::end('?'))?
+                    .execute(params![s, a, to.as_str(), now_ms])?;
+            if n == 0 {
+                return Ok(false);
+            }
+            release(&tx, &rec.mutuelle_id, &rec.terms.hold)?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn due_authorizations(

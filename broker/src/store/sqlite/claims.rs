@@ -35,28 +35,25 @@ impl ClaimStore for SqliteStore {
             return Ok(None);
         }
         let new = new.clone();
-        let out = self
-            .with(move |c| {
-                let tx = c.savepoint()?;
-                let cl = &new.claim;
-                if load_by_key(&tx, &cl.scheme_id, &cl.claim_id)?.is_some()
-                    || invoice_holder(&tx, cl)?.is_some()
-                {
-                    return Ok(None);
-                }
-                // One transaction: the claim's row, then its outcome as
-                // `complete_claim` writes it (a ceiling without room drops
-                // the transaction, and with it the row).
-                insert_claim(&tx, &new, None)?;
-                let (pk, rec) = load_existing(&tx, &cl.scheme_id, &cl.claim_id)?;
-                apply_outcome(&tx, pk, &rec, outcome, None, new.now_ms)?;
-                let (_, rec) = load_existing(&tx, &cl.scheme_id, &cl.claim_id)?;
-                tx.commit()?;
-                Ok(Some(rec))
-            })
-            .await;
-        self.usages.invalidate();
-        out
+        self.write(Moves::Usage, move |c| {
+            let tx = c.savepoint()?;
+            let cl = &new.claim;
+            if load_by_key(&tx, &cl.scheme_id, &cl.claim_id)?.is_some()
+                || invoice_holder(&tx, cl)?.is_some()
+            {
+                return Ok(None);
+            }
+            // One transaction: the claim's row, then its outcome as
+            // `complete_claim` writes it (a ceiling without room drops
+            // the transaction, and with it the row).
+            insert_claim(&tx, &new, None)?;
+            let (pk, rec) = load_existing(&tx, &cl.scheme_id, &cl.claim_id)?;
+            apply_outcome(&tx, pk, &rec, outcome, None, new.now_ms)?;
+            let (_, rec) = load_existing(&tx, &cl.scheme_id, &cl.claim_id)?;
+            tx.commit()?;
+            Ok(Some(rec))
+        })
+        .await
     }
 
     async fn get_claim(
@@ -76,19 +73,16 @@ impl ClaimStore for SqliteStore {
     ) -> Result<Transition, StoreError> {
         let (s, cid) = (claim.scheme_id.clone(), claim.claim_id.clone());
         let withdrawal = withdrawal.map(str::to_string);
-        let out = self
-            .with(move |c| {
-                transition(c, &s, &cid, |tx, pk, rec| {
-                    if !core::may_complete(rec.state) {
-                        return Ok(false);
-                    }
-                    apply_outcome(tx, pk, rec, outcome, withdrawal.as_deref(), now_ms)?;
-                    Ok(true)
-                })
+        self.write(Moves::Usage, move |c| {
+            transition(c, &s, &cid, |tx, pk, rec| {
+                if !core::may_complete(rec.state) {
+                    return Ok(false);
+                }
+                apply_outcome(tx, pk, rec, outcome, withdrawal.as_deref(), now_ms)?;
+                Ok(true)
             })
-            .await;
-        self.usages.invalidate();
-        out
+        })
+        .await
     }
 
     async fn defer(
@@ -250,7 +244,7 @@ impl ClaimStore for SqliteStore {
             claim_id.to_string(),
             note.to_string(),
         );
-        let out = self.with(move |c| {
+        self.write(Moves::Usage, move |c| {
             transition(c, &s, &cid, |tx, pk, rec| {
                 if !core::may_complete_cancel(rec.state) {
                     return Ok(false);
@@ -276,9 +270,7 @@ impl ClaimStore for SqliteStore {
                 Ok(true)
             })
         })
-        .await;
-        self.usages.invalidate();
-        out
+        .await
     }
 
     async fn list_changed(

@@ -67,15 +67,17 @@ pub struct SqliteStore {
     readers: Option<Arc<ReadPool>>,
     products: super::ProductCache,
     /// `find_members` answers, by (scheme, beneficiary).
-    by_beneficiary: GenCache<(String, String), Vec<Member>>,
+    by_beneficiary: Arc<GenCache<(String, String), Vec<Member>>>,
     /// `get_member` answers, by (mutuelle, member number).
-    by_number: GenCache<(String, String), Option<Member>>,
+    by_number: Arc<GenCache<(String, String), Option<Member>>>,
     /// `product_on` answers, by (mutuelle, product, day).
-    product_days: GenCache<(String, String, Date), Option<Product>>,
+    product_days: Arc<GenCache<(String, String, Date), Option<Product>>>,
     /// `usage` answers, by (mutuelle, keys): moved by every completion and
-    /// cancel. Serving one a moment stale is safe: consumption is applied
-    /// conditionally on the stored usage, never on this.
-    usages: GenCache<(String, Vec<CeilingKey>), Usage>,
+    /// cancel. Serving one a moment stale is safe for money: consumption is
+    /// applied conditionally on the stored usage, never on this; but
+    /// eligibility shows it, so a write moves it once committed whatever
+    /// became of its caller ([`SqliteStore::write`]).
+    usages: Arc<GenCache<(String, Vec<CeilingKey>), Usage>>,
     /// The exclusive lock on `<database>.lock`, held for the store's
     /// lifetime (`None` in memory): one broker per database file.
     _lock: Option<DbLock>,
@@ -100,14 +102,21 @@ impl DbLock {
             .map_err(|e| backend(format!("{}: {e}", path.display())))?;
         match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => Ok(DbLock(file)),
-            Err(rustix::io::Errno::WOULDBLOCK) => Err(StoreError::Refused(format!(
-                "{}: another passerelle is using this database (lock held on {})",
-                db.display(),
-                path.display()
-            ))),
+            Err(rustix::io::Errno::WOULDBLOCK) => Err(StoreError::InUse(db.display().to_string())),
             Err(e) => Err(backend(format!("{}: cannot lock: {e}", path.display()))),
         }
     }
+}
+
+/// The caches a write makes stale ([`SqliteStore::write`]).
+#[derive(Clone, Copy, Debug)]
+enum Moves {
+    /// Member lookups.
+    Roster,
+    /// Products by day.
+    Products,
+    /// Ceiling usage.
+    Usage,
 }
 
 /// Answers of point reads, valid until the next committed write of their
@@ -122,6 +131,12 @@ struct GenCache<K, V> {
 /// Entries per cache; past it the cache starts again, so that memory stays
 /// bounded whatever the roster's size.
 const GEN_CACHE_MAX: usize = 20_000;
+
+impl<K: std::hash::Hash + Eq, V: Clone> Default for GenCache<K, V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl<K: std::hash::Hash + Eq, V: Clone> GenCache<K, V> {
     fn new() -> Self {
@@ -299,18 +314,39 @@ impl SqliteStore {
             writer,
             readers: None,
             products: Default::default(),
-            by_beneficiary: GenCache::new(),
-            by_number: GenCache::new(),
-            product_days: GenCache::new(),
-            usages: GenCache::new(),
+            by_beneficiary: Default::default(),
+            by_number: Default::default(),
+            product_days: Default::default(),
+            usages: Default::default(),
             _lock: None,
         })
     }
 
     /// After a write of the roster: cached member lookups are stale.
+    #[cfg(test)]
     fn roster_changed(&self) {
-        self.by_beneficiary.invalidate();
-        self.by_number.invalidate();
+        self.moved(Moves::Roster)();
+    }
+
+    /// What invalidates the caches a write of this kind makes stale.
+    fn moved(&self, what: Moves) -> Box<dyn FnOnce() + Send> {
+        match what {
+            Moves::Roster => {
+                let (a, b) = (self.by_beneficiary.clone(), self.by_number.clone());
+                Box::new(move || {
+                    a.invalidate();
+                    b.invalidate();
+                })
+            }
+            Moves::Products => {
+                let p = self.product_days.clone();
+                Box::new(move || p.invalidate())
+            }
+            Moves::Usage => {
+                let u = self.usages.clone();
+                Box::new(move || u.invalidate())
+            }
+        }
     }
 
     /// A point read, inline: see the module documentation.
@@ -363,6 +399,31 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.run_then(f, Box::new(|| {})).await
+    }
+
+    /// [`with`](Self::with) for a write that makes cached answers stale:
+    /// they are invalidated on the writer thread once its group is
+    /// committed (or rolled back), before the caller hears back, and
+    /// whether or not the caller still waits. Invalidated after the await
+    /// instead, a call cut while its group committed (an HTTP client gone
+    /// during the fsync) skipped it with its dropped future, and its
+    /// committed write stayed unseen: eligibility showed a ceiling's usage
+    /// without the claim, until another write (a scheme integrator's
+    /// trial).
+    async fn write<T, F>(&self, what: Moves, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.run_then(f, self.moved(what)).await
+    }
+
+    async fn run_then<T, F>(&self, f: F, moved: Box<dyn FnOnce() + Send>) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |c| {
             // A caller gone before its turn (its call timed out or was
@@ -378,6 +439,7 @@ impl SqliteStore {
             // PostgreSQL where the dropped transaction rolls back.
             let ok = out.is_ok() && !tx.is_closed();
             let done: Done = Box::new(move |commit| {
+                moved();
                 let _ = tx.send(match commit {
                     Some(e) if ok => Err(e.clone()),
                     _ => out,

@@ -6,19 +6,16 @@ use super::*;
 impl ProductStore for SqliteStore {
     async fn put_products(&self, products: &[Product]) -> Result<Vec<PutProduct>, StoreError> {
         let products = products.to_vec();
-        let out = self
-            .with(move |c| {
-                let tx = c.savepoint()?;
-                let results = products
-                    .iter()
-                    .map(|p| put_one(&tx, p))
-                    .collect::<Result<Vec<_>, _>>()?;
-                tx.commit()?;
-                Ok(results)
-            })
-            .await;
-        self.product_days.invalidate();
-        out
+        self.write(Moves::Products, move |c| {
+            let tx = c.savepoint()?;
+            let results = products
+                .iter()
+                .map(|p| put_one(&tx, p))
+                .collect::<Result<Vec<_>, _>>()?;
+            tx.commit()?;
+            Ok(results)
+        })
+        .await
     }
 
     async fn list_products(&self, mutuelle_id: &str) -> Result<Vec<(Product, bool)>, StoreError> {

@@ -6,20 +6,17 @@ use super::*;
 impl RosterStore for SqliteStore {
     async fn upsert_members(&self, members: &[Member], now_ms: i64) -> Result<(), StoreError> {
         let members = members.to_vec();
-        let out = self
-            .with(move |c| {
-                let tx = c.savepoint()?;
-                // The writer thread runs one write at a time: the check and the
-                // write below cannot interleave with another mutuelle's.
-                let incoming: Vec<(usize, &Member)> = members.iter().enumerate().collect();
-                check_coverage(&tx, &incoming)?;
-                write_members(&tx, &members, now_ms)?;
-                tx.commit()?;
-                Ok(())
-            })
-            .await;
-        self.roster_changed();
-        out
+        self.write(Moves::Roster, move |c| {
+            let tx = c.savepoint()?;
+            // The writer thread runs one write at a time: the check and the
+            // write below cannot interleave with another mutuelle's.
+            let incoming: Vec<(usize, &Member)> = members.iter().enumerate().collect();
+            check_coverage(&tx, &incoming)?;
+            write_members(&tx, &members, now_ms)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
     }
 
     async fn coverage_conflicts(
@@ -66,18 +63,15 @@ impl RosterStore for SqliteStore {
             beneficiary_id.to_string(),
             keep.to_string(),
         );
-        let out = self
-            .with(move |c| {
-                let tx = c.savepoint()?;
-                let members = beneficiary_members(&tx, &s, &b)?;
-                let writes = crate::store::resolve_plan(&members, &k, from)?;
-                write_members(&tx, &writes, now_ms)?;
-                tx.commit()?;
-                Ok(writes)
-            })
-            .await;
-        self.roster_changed();
-        out
+        self.write(Moves::Roster, move |c| {
+            let tx = c.savepoint()?;
+            let members = beneficiary_members(&tx, &s, &b)?;
+            let writes = crate::store::resolve_plan(&members, &k, from)?;
+            write_members(&tx, &writes, now_ms)?;
+            tx.commit()?;
+            Ok(writes)
+        })
+        .await
     }
 
     async fn get_member(
@@ -121,16 +115,13 @@ impl RosterStore for SqliteStore {
         if import.dry_run {
             return self.scan(move |c| Ok(import_plan(c, &mut import)?.0)).await;
         }
-        let out = self
-            .with(move |c| {
-                let tx = c.savepoint()?;
-                let (diff, writes) = import_plan(&tx, &mut import)?;
-                write_members(&tx, &writes, now_ms)?;
-                tx.commit()?;
-                Ok(diff)
-            })
-            .await;
-        self.roster_changed();
-        out
+        self.write(Moves::Roster, move |c| {
+            let tx = c.savepoint()?;
+            let (diff, writes) = import_plan(&tx, &mut import)?;
+            write_members(&tx, &writes, now_ms)?;
+            tx.commit()?;
+            Ok(diff)
+        })
+        .await
     }
 }

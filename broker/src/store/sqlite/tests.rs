@@ -50,6 +50,79 @@ async fn a_write_whose_caller_is_gone_is_rolled_back() {
     assert_eq!(s.get_member("MUT-A", "GONE-1").await.unwrap(), None);
 }
 
+/// A write whose caller is gone after the write ran, while its group
+/// commits (an HTTP client cut during the fsync), is committed; and the
+/// cached answers it made stale are invalidated all the same, before the
+/// group's other callers hear back. Invalidated after the await, they were
+/// skipped with the dropped future: a scheme integrator's trial saw
+/// eligibility show a ceiling's usage without the claim such a cut call
+/// had stored. Here the roster's cache (every kind of write moves its
+/// cache the same way, `SqliteStore::write`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_committed_after_its_caller_left_moves_its_cache() {
+    use futures::FutureExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let s = std::sync::Arc::new(SqliteStore::open(&dir.path().join("p.db")).unwrap());
+    let member = crate::store::conformance::sample_member("MUT-A", "CUT-1", "TG-CUT");
+    s.upsert_members(std::slice::from_ref(&member), 1)
+        .await
+        .unwrap();
+    // Read, and so cached.
+    let paid = |m: Option<Member>| m.and_then(|m| m.paid_until).map(date::format);
+    let before = paid(s.get_member("MUT-A", "CUT-1").await.unwrap());
+    assert_eq!(before.as_deref(), Some("2026-12-31"));
+    // The writer held in a first group, so that the write under test and a
+    // second job that holds its group open are queued together.
+    let block = || {
+        let (started, wait_started) = std::sync::mpsc::channel();
+        let (go, wait_go) = std::sync::mpsc::channel::<()>();
+        let s = s.clone();
+        let job = async move {
+            s.with(move |_| {
+                let _ = started.send(());
+                let _ = wait_go.recv();
+                Ok(())
+            })
+            .await
+        };
+        (job, wait_started, go)
+    };
+    let (first, first_started, first_go) = block();
+    let first = tokio::spawn(first);
+    tokio::task::spawn_blocking(move || first_started.recv().unwrap())
+        .await
+        .unwrap();
+    let changed = Member {
+        paid_until: Some(date::parse("2027-06-30").unwrap()),
+        ..member
+    };
+    let mut cut = Box::pin(s.upsert_members(std::slice::from_ref(&changed), 2));
+    assert!(
+        (&mut cut).now_or_never().is_none(),
+        "queued behind the first"
+    );
+    let (second, second_started, second_go) = block();
+    let mut second = Box::pin(second);
+    assert!(
+        (&mut second).now_or_never().is_none(),
+        "queued behind the write"
+    );
+    first_go.send(()).unwrap();
+    first.await.unwrap().unwrap();
+    // The write has run in the group; the second job holds its commit.
+    tokio::task::spawn_blocking(move || second_started.recv().unwrap())
+        .await
+        .unwrap();
+    drop(cut);
+    second_go.send(()).unwrap();
+    (&mut second).await.unwrap();
+    assert_eq!(
+        paid(s.get_member("MUT-A", "CUT-1").await.unwrap()).as_deref(),
+        Some("2027-06-30"),
+        "the committed write is read, not the cached answer"
+    );
+}
+
 /// Periods closed before schema 16 have no stored totals.
 #[tokio::test]
 async fn period_totals_stored_at_close_agree_with_their_claims() {
