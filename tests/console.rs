@@ -837,7 +837,9 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     click(&c, Locator::Css("button[value=check]")).await;
     let body = text(&c).await;
     assert!(
-        body.contains("5 début du produit « 32/13/2026 » n'est pas une date (jj/mm/aaaa) SOL-0009"),
+        body.contains(
+            "5 début du produit (product_start) « 32/13/2026 » n'est pas une date (jj/mm/aaaa) SOL-0009"
+        ),
         "{body}"
     );
     assert!(body.contains("Corrigez les lignes en erreur"));
@@ -861,20 +863,88 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
         "{body}"
     );
     shot(&c, "13-adherents-verification").await;
+    // An apply is made only if the file still does what the check showed
+    // (the members may have changed since): told otherwise, nothing is
+    // applied and the new check is shown, to apply again.
+    c.execute(
+        "document.querySelector('input[name=shown]').value = '9/9/9/9';",
+        vec![],
+    )
+    .await
+    .unwrap();
+    click(&c, Locator::Css("button[value=apply]")).await;
+    let body = text(&c).await;
+    assert!(
+        body.contains("ont changé depuis la vérification : rien n'a été appliqué")
+            && body.contains(
+                "Si vous appliquez : 1 ajouté(s), 0 modifié(s), 0 sorti(s), 3 inchangé(s)."
+            ),
+        "{body}"
+    );
     click(&c, Locator::Css("button[value=apply]")).await;
     assert!(
         text(&c)
             .await
             .contains("Appliqué : 1 ajouté(s), 0 modifié(s), 0 sorti(s), 3 inchangé(s).")
     );
-    c.goto(&format!("{console}/members?number=SOL-0009"))
+    // A file of one member would end the four others: said before, and
+    // applied only once confirmed (the box is required; the broker checks
+    // it too, here with the browser's check taken away).
+    let partial = tmp.path().join("un-adherent.csv");
+    let first_two: Vec<&str> = roster.lines().take(2).collect();
+    std::fs::write(&partial, format!("{}\n", first_two.join("\n"))).unwrap();
+    c.find(Locator::Css("input[type=file]"))
+        .await
+        .unwrap()
+        .send_keys(partial.to_str().unwrap())
+        .await
+        .unwrap();
+    click(&c, Locator::Css("button[value=check]")).await;
+    let body = text(&c).await;
+    assert!(
+        body.contains("Attention : 3 adhérent(s) absent(s) de ce fichier seront sortis")
+            && body.contains("Je confirme : 3 adhérent(s) sortent"),
+        "{body}"
+    );
+    c.execute(
+        "document.querySelector('input[name=confirm_ended]').removeAttribute('required');",
+        vec![],
+    )
+    .await
+    .unwrap();
+    click(&c, Locator::Css("button[value=apply]")).await;
+    let body = text(&c).await;
+    assert!(
+        body.contains("Rien n'a été appliqué : cochez la case"),
+        "{body}"
+    );
+    // Typed in small letters, as a phone's keyboard does; the page says
+    // whether the member is covered today, and why not.
+    c.goto(&format!("{console}/members?number=sol-0009"))
         .await
         .unwrap();
     let body = text(&c).await;
     assert!(
-        body.contains("TG-1009") && body.contains("01/12/2026"),
+        body.contains("TG-1009")
+            && body.contains("01/12/2026")
+            && body.contains(
+                "Couvert le 02/12/2026\noui (produit SOLIDARITE-ESSENTIEL), d'après le fichier des adhérents"
+            ),
         "{body}"
     );
+    c.goto(&format!("{console}/members?number=SOL-0002"))
+        .await
+        .unwrap();
+    let body = text(&c).await;
+    assert!(
+        body.contains(
+            "Couvert le 02/12/2026\nnon : cotisations payées jusqu'au 30/06/2026 seulement"
+        ),
+        "{body}"
+    );
+    c.goto(&format!("{console}/members?number=SOL-0009"))
+        .await
+        .unwrap();
     // Its ceilings today (the broker's clock: 2 December 2026), used and
     // left.
     assert!(

@@ -19,6 +19,54 @@ pub const MAX_IMPORT: usize = 500_000;
 /// Past this many wrong fields an import stops reading its stream.
 pub const MAX_IMPORT_VIOLATIONS: usize = 1000;
 
+/// One member of an import that a refusal names: its index in the import
+/// ("members[i]..." in the field violations of INVALID_ARGUMENT or the
+/// violations of FAILED_PRECONDITION), the rest of the field's path
+/// ("scheme_id", "products[0].product_id"), the violation's words, and its
+/// type (a precondition's, such as COVERAGE_OVERLAP; empty for a field).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusedMember {
+    pub index: usize,
+    pub field: String,
+    pub description: String,
+    pub kind: String,
+}
+
+/// The members of an import of `count` that a refusal names, in the
+/// order it names them: what the command line and the console read to name
+/// the file's lines.
+pub fn refused_members(s: &Status, count: usize) -> Vec<RefusedMember> {
+    use tonic_types::StatusExt;
+    let mut found: Vec<(String, String, String)> = Vec::new();
+    if let Some(br) = s.get_details_bad_request() {
+        found.extend(
+            br.field_violations
+                .into_iter()
+                .map(|v| (v.field, v.description, String::new())),
+        );
+    }
+    if let Some(pf) = s.get_details_precondition_failure() {
+        found.extend(
+            pf.violations
+                .into_iter()
+                .map(|v| (v.subject, v.description, v.r#type)),
+        );
+    }
+    found
+        .into_iter()
+        .filter_map(|(path, description, kind)| {
+            let (i, tail) = path.strip_prefix("members[")?.split_once(']')?;
+            let index: usize = i.parse().ok()?;
+            (index < count).then(|| RefusedMember {
+                index,
+                field: tail.trim_start_matches('.').to_string(),
+                description,
+                kind,
+            })
+        })
+        .collect()
+}
+
 pub struct RosterApi {
     broker: Arc<Broker>,
 }

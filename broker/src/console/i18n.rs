@@ -789,6 +789,113 @@ impl Lang {
         }
     }
 
+    /// Whether a member of the roster is covered on `day`, as the roster
+    /// says it (the rules' own tests, `Member::product_on` and
+    /// `Member::dues_paid_on`): yes with the product in force, or why not.
+    /// What a clerk answers a provider who calls; the member page showed
+    /// dues and products apart, with no word on what they mean today.
+    pub fn cover_on(self, m: &passerelle_proto::roster::v1::Member, day: Date) -> String {
+        use passerelle_domain::date::parse;
+        let member = passerelle_domain::Member {
+            mutuelle_id: String::new(),
+            scheme_id: String::new(),
+            beneficiary_id: String::new(),
+            member_number: String::new(),
+            household_id: String::new(),
+            paid_until: parse(&m.contribution_paid_until),
+            products: m
+                .products
+                .iter()
+                .filter_map(|p| {
+                    Some(passerelle_domain::ProductPeriod {
+                        product_id: p.product_id.clone(),
+                        start: parse(&p.start_date)?,
+                        end: parse(&p.end_date),
+                    })
+                })
+                .collect(),
+        };
+        match (member.product_on(day), member.paid_until) {
+            (None, _) => self.t("member-covered-no-product"),
+            (Some(_), None) => self.t("member-covered-no-dues"),
+            (Some(_), Some(p)) if !member.dues_paid_on(day) => {
+                self.t_args("member-covered-dues-until", &[("date", &self.date(p))])
+            }
+            (Some(p), Some(_)) => self.t_args("member-covered-yes", &[("product", &p.product_id)]),
+        }
+    }
+
+    /// A member's field the broker named in a refusal of a members file
+    /// ("scheme_id", "products[1].end_date"), as the file's column in
+    /// words, with the member's product row when it is not the first.
+    pub fn roster_field(self, field: &str) -> String {
+        let (column, row) = match field
+            .strip_prefix("products[")
+            .and_then(|rest| rest.split_once(']'))
+        {
+            Some((j, f)) => (
+                match f.trim_start_matches('.') {
+                    "product_id" => "product_id",
+                    "" | "start_date" => "product_start",
+                    "end_date" => "product_end",
+                    other => other,
+                },
+                j.parse::<usize>().unwrap_or(0),
+            ),
+            None => (field, 0),
+        };
+        let key = format!("roster-col-{column}");
+        let mut label = self.t(&key);
+        if label == key {
+            label = column.to_string();
+        }
+        if row == 0 {
+            label
+        } else {
+            self.t_args(
+                "cli-product-row",
+                &[("column", &label), ("row", &(row + 1).to_string())],
+            )
+        }
+    }
+
+    /// A member of a members file the broker refused, in words: a scheme
+    /// or a product it does not know, a beneficiary another mutuelle covers
+    /// at those dates (a precondition of `kind` COVERAGE_OVERLAP); anything
+    /// else in the broker's words after the catalogue's.
+    pub fn roster_refusal(self, description: &str, kind: &str) -> String {
+        let quoted = description.split('"').nth(1).filter(|q| !q.is_empty());
+        if kind == "COVERAGE_OVERLAP" {
+            let dates: Vec<&str> = description
+                .split([' ', ',', ':'])
+                .filter(|w| passerelle_domain::date::parse(w).is_some())
+                .collect();
+            match dates[..] {
+                [from, to] => {
+                    return self.t_args(
+                        "roster-covered-elsewhere-to",
+                        &[("from", &self.iso_date(from)), ("to", &self.iso_date(to))],
+                    );
+                }
+                [from] => {
+                    return self.t_args(
+                        "roster-covered-elsewhere",
+                        &[("from", &self.iso_date(from))],
+                    );
+                }
+                _ => {}
+            }
+        } else if let Some(q) = quoted {
+            if description.starts_with("unknown scheme ") {
+                return self.t_args("roster-unknown-scheme", &[("value", q)]);
+            }
+            if description.starts_with("unknown product ") {
+                return self.t_args("roster-unknown-product", &[("value", q)]);
+            }
+        }
+        self.t_args("roster-refused", &[("detail", description)])
+    }
+
     /// Why a roster or opening-balances file cannot be read, in words: the
     /// spreadsheet parser says its header's problems in English, the column
     /// quoted.
@@ -859,6 +966,45 @@ mod tests {
     /// A partner's error reads in the person's language, its kind said by
     /// the catalogue, the transport's words kept; anything else (an
     /// inbound row's outcome, "ok") as it was stored.
+    /// A member's cover on a day, as the roster says it: the product in
+    /// force, else no product; dues paid to the day, else until when.
+    #[test]
+    fn a_members_cover_on_a_day() {
+        use passerelle_proto::roster::v1::{Member, ProductPeriod};
+        let day = passerelle_domain::date::parse("2026-12-02").unwrap();
+        let member = |paid: &str, end: &str| Member {
+            contribution_paid_until: paid.into(),
+            products: vec![ProductPeriod {
+                product_id: "ESS".into(),
+                start_date: "2025-01-01".into(),
+                end_date: end.into(),
+            }],
+            ..Default::default()
+        };
+        let fr = |m: &Member| Lang::Fr.cover_on(m, day);
+        assert_eq!(
+            fr(&member("2026-12-31", "")),
+            "oui (produit ESS), d'après le fichier des adhérents"
+        );
+        assert_eq!(
+            fr(&member("2026-12-02", "2026-12-02")).get(..3),
+            Some("oui")
+        );
+        assert_eq!(
+            fr(&member("2026-06-30", "")),
+            "non : cotisations payées jusqu'au 30/06/2026 seulement"
+        );
+        assert_eq!(fr(&member("", "")), "non : aucune cotisation payée");
+        assert_eq!(
+            fr(&member("2026-12-31", "2026-12-01")),
+            "non : aucun produit en vigueur ce jour"
+        );
+        assert_eq!(
+            Lang::En.cover_on(&member("2026-06-30", ""), day),
+            "no: dues paid until 30/06/2026 only"
+        );
+    }
+
     #[test]
     fn a_partner_error_says_its_kind_in_the_persons_language() {
         let fr = Lang::Fr;

@@ -1684,21 +1684,34 @@ async fn members(
     let number = q.number.trim();
     if !number.is_empty() {
         let m_id = mid.clone();
-        let msg = roster::GetMemberRequest {
-            mutuelle_id: mid,
-            member_number: number.to_string(),
+        // The number as typed, then in capitals: member numbers are
+        // written in capitals, and a phone's keyboard capitalises only the
+        // first letter ("Sol-0001").
+        let get = |typed: String| {
+            let msg = roster::GetMemberRequest {
+                mutuelle_id: mid.clone(),
+                member_number: typed,
+            };
+            c.call(&ctx.person, ctx.peer, msg, |r| c.roster.get_member(r))
         };
-        match c
-            .call(&ctx.person, ctx.peer, msg, |r| c.roster.get_member(r))
-            .await
-        {
+        let mut answer = get(number.to_string()).await;
+        let upper = number.to_uppercase();
+        if upper != number && matches!(&answer, Err(e) if e.code() == tonic::Code::NotFound) {
+            answer = get(upper).await;
+        }
+        match answer {
             Ok(m) => {
                 let dues = if m.contribution_paid_until.is_empty() {
                     lang.t("member-dues-never")
                 } else {
                     lang.iso_date(&m.contribution_paid_until)
                 };
+                let today = c.broker.clock().today();
                 intro.push_str(&facts(&[
+                    (
+                        lang.t_args("member-covered-today", &[("date", &lang.date(today))]),
+                        lang.cover_on(&m, today),
+                    ),
                     (lang.t("col-member"), m.member_number.clone()),
                     (lang.t("col-scheme"), m.scheme_id.clone()),
                     (lang.t("col-beneficiary"), m.beneficiary_id.clone()),
@@ -1888,11 +1901,28 @@ fn upload_form(ui: &Ui, lang: Lang) -> String {
     )
 }
 
+/// Most form fields an upload form may carry besides the file, and the
+/// most bytes each: the pages' own are a handful of short values.
+const MAX_UPLOAD_FIELDS: usize = 16;
+const MAX_UPLOAD_FIELD_BYTES: usize = 1024;
+
 /// The fields of the upload form: CSRF token, action, file name and bytes,
-/// and (to apply) the hash of the file checked.
+/// (to apply) the hash of the file checked, and the page's other fields
+/// (at most [`MAX_UPLOAD_FIELDS`] of [`MAX_UPLOAD_FIELD_BYTES`]).
+#[allow(clippy::type_complexity)]
 async fn read_upload(
     mut multipart: axum::extract::Multipart,
-) -> Result<(String, String, String, Vec<u8>, String), String> {
+) -> Result<
+    (
+        String,
+        String,
+        String,
+        Vec<u8>,
+        String,
+        std::collections::HashMap<String, String>,
+    ),
+    String,
+> {
     let (mut csrf, mut action, mut name, mut file, mut checked) = (
         String::new(),
         String::new(),
@@ -1900,6 +1930,7 @@ async fn read_upload(
         Vec::new(),
         String::new(),
     );
+    let mut others = std::collections::HashMap::new();
     while let Some(field) = multipart.next_field().await.map_err(|e| e.to_string())? {
         let field_name = field.name().unwrap_or("").to_string();
         if field_name == "file" {
@@ -1916,10 +1947,18 @@ async fn read_upload(
             "action" => action = String::from_utf8_lossy(&bytes).into_owned(),
             "file" => file = bytes.to_vec(),
             "checked" => checked = String::from_utf8_lossy(&bytes).into_owned(),
-            _ => {}
+            other => {
+                if others.len() >= MAX_UPLOAD_FIELDS || bytes.len() > MAX_UPLOAD_FIELD_BYTES {
+                    return Err(format!("form field {other:?}: too many or too long"));
+                }
+                others.insert(
+                    other.to_string(),
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                );
+            }
         }
     }
-    Ok((csrf, action, name, file, checked))
+    Ok((csrf, action, name, file, checked, others))
 }
 
 /// A file posted to a page that checks a file, then applies the very file
@@ -1929,6 +1968,8 @@ struct Posted {
     pub bytes: Vec<u8>,
     /// The apply step: the file is the one kept at the check.
     pub apply: bool,
+    /// The form's other fields (what the check showed, a confirmation).
+    pub fields: std::collections::HashMap<String, String>,
 }
 
 /// The posted form read and its CSRF token checked; to apply, the file
@@ -1941,13 +1982,14 @@ async fn posted_file(
     mid: &str,
 ) -> Result<Posted, Response> {
     let lang = ctx.lang;
-    let (csrf_token, action, name, bytes, checked) = read_upload(multipart).await.map_err(|e| {
-        ctx.error(
-            StatusCode::BAD_REQUEST,
-            lang.t_args("roster-unreadable", &[("detail", &e)]),
-        )
-        .into_response()
-    })?;
+    let (csrf_token, action, name, bytes, checked, fields) =
+        read_upload(multipart).await.map_err(|e| {
+            ctx.error(
+                StatusCode::BAD_REQUEST,
+                lang.t_args("roster-unreadable", &[("detail", &e)]),
+            )
+            .into_response()
+        })?;
     check_csrf(c, ctx, &csrf_token)
         .await
         .map_err(IntoResponse::into_response)?;
@@ -1956,6 +1998,7 @@ async fn posted_file(
             name,
             bytes,
             apply: false,
+            fields,
         });
     }
     match c.broker.store().upload(&ctx.person.session.id_hash).await {
@@ -1964,6 +2007,7 @@ async fn posted_file(
                 name: u.file_name,
                 bytes: u.body,
                 apply: true,
+                fields,
             })
         }
         Ok(_) => Err(ctx
@@ -1976,7 +2020,9 @@ async fn posted_file(
 }
 
 /// Keeps a checked file for the apply step (one per session, gone with
-/// it) and returns the apply button posting to `action`.
+/// it) and returns the apply button posting to `action`, with `extra`
+/// (trusted HTML: more fields of the form, every value escaped).
+#[allow(clippy::too_many_arguments)]
 async fn keep_checked(
     c: &Console,
     ctx: &Ctx,
@@ -1985,6 +2031,7 @@ async fn keep_checked(
     action: &str,
     name: &str,
     bytes: &[u8],
+    extra: &str,
 ) -> Result<String, Response> {
     let upload = crate::store::users::Upload {
         file_name: name.to_string(),
@@ -2003,7 +2050,7 @@ async fn keep_checked(
     Ok(format!(
         "<form method=\"post\" action=\"{}\" enctype=\"multipart/form-data\" class=\"actions\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-         <input type=\"hidden\" name=\"checked\" value=\"{}\">\
+         <input type=\"hidden\" name=\"checked\" value=\"{}\">{extra}\
          <button class=\"primary\" name=\"action\" value=\"apply\">{}</button></form>",
         esc(action),
         esc(&ui.csrf),
@@ -2031,8 +2078,171 @@ fn read_roster(
         .map_err(|e| lang.roster_unreadable(&e))
 }
 
+/// How many times a check asks the broker again without the rows it
+/// refused (an error names at most [`crate::api::status::MAX_VIOLATIONS`]
+/// of them): at most that many rows named a check, the rest said to be
+/// more.
+const ROSTER_REFUSAL_ROUNDS: usize = 5;
+
+/// One wrong row of a members file, as the page lists it.
+struct RosterRow {
+    line: u64,
+    column: String,
+    problem: String,
+    member: String,
+}
+
+/// The broker's ImportRoster of `members` as the person, by batches as a
+/// gRPC client sends them.
+async fn import_members(
+    c: &Console,
+    ctx: &Ctx,
+    header: roster::ImportRosterHeader,
+    members: &[roster::Member],
+) -> Result<roster::ImportRosterResponse, tonic::Status> {
+    let messages: Vec<_> = members
+        .chunks(crate::api::roster::MAX_MEMBERS)
+        .map(|chunk| {
+            Ok(roster::ImportRosterRequest {
+                part: Some(roster::import_roster_request::Part::Members(
+                    roster::MemberBatch {
+                        members: chunk.to_vec(),
+                    },
+                )),
+            })
+        })
+        .collect();
+    let incoming = crate::api::call::Incoming {
+        auth: crate::identity::Auth::Caller(ctx.person.caller()),
+        peer: Some(ctx.peer),
+        msg: header,
+        audited: None,
+        trace: None,
+        // The page says refusals in the person's language itself.
+        accept_language: None,
+    };
+    c.roster
+        .import_from(incoming, None, futures::stream::iter(messages))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// What a check of a members file found: its wrong rows (the file's own
+/// and those the broker refused, by line), whether more were refused than
+/// named, and what the rest would change.
+struct RosterCheck {
+    rows: Vec<RosterRow>,
+    more_refused: bool,
+    diff: Option<roster::ImportRosterResponse>,
+}
+
+/// Checks a members file with the broker (a dry run). Members whose rows
+/// are wrong are kept as they are, not ended, so that the differences
+/// shown are those of the file once corrected. Rows the broker refuses (a
+/// scheme or a product it does not know, a beneficiary another mutuelle
+/// covers) are wrong rows too, named by the file's line in the person's
+/// language, beside the file's own: the check is asked again without them
+/// (up to [`ROSTER_REFUSAL_ROUNDS`] times). Before, such a refusal replaced
+/// the page with the broker's English words and no line (a mutuelle
+/// clerk's trial).
+async fn check_roster(
+    c: &Console,
+    ctx: &Ctx,
+    mid: &str,
+    file: &passerelle_files::roster_csv::RosterFile,
+) -> Result<RosterCheck, tonic::Status> {
+    let lang = ctx.lang;
+    let mut rows: Vec<RosterRow> = file
+        .bad
+        .iter()
+        .map(|b| RosterRow {
+            line: b.line,
+            column: lang.t(&format!("roster-col-{}", b.field)),
+            problem: lang.roster_problem(&b.kind),
+            member: b.member_number.clone().unwrap_or_default(),
+        })
+        .collect();
+    let (mut keep, no_end_dating) = file.kept_on_import();
+    let mut members = file.members.clone();
+    let mut lines = file.first_line.clone();
+    let mut check = RosterCheck {
+        rows: Vec::new(),
+        more_refused: false,
+        diff: None,
+    };
+    for round in 0..=ROSTER_REFUSAL_ROUNDS {
+        if members.is_empty() {
+            break;
+        }
+        let header = roster::ImportRosterHeader {
+            mutuelle_id: mid.to_string(),
+            dry_run: true,
+            keep_member_numbers: keep.clone(),
+            no_end_dating,
+            ..Default::default()
+        };
+        let e = match import_members(c, ctx, header, &members).await {
+            Ok(d) => {
+                check.diff = Some(d);
+                break;
+            }
+            Err(e) => e,
+        };
+        let refused = crate::api::roster::refused_members(&e, members.len());
+        if refused.is_empty() {
+            return Err(e);
+        }
+        if round == ROSTER_REFUSAL_ROUNDS {
+            check.more_refused = true;
+            break;
+        }
+        let mut out = std::collections::BTreeSet::new();
+        for r in refused {
+            let m = &members[r.index];
+            rows.push(RosterRow {
+                line: lines[r.index],
+                column: lang.roster_field(&r.field),
+                problem: lang.roster_refusal(&r.description, &r.kind),
+                member: m.member_number.clone(),
+            });
+            out.insert(r.index);
+        }
+        let (mut kept, mut kept_lines) = (Vec::new(), Vec::new());
+        for (i, (m, line)) in members.into_iter().zip(lines).enumerate() {
+            if out.contains(&i) {
+                keep.push(m.member_number);
+            } else {
+                kept.push(m);
+                kept_lines.push(line);
+            }
+        }
+        (members, lines) = (kept, kept_lines);
+    }
+    rows.sort_by_key(|r| r.line);
+    check.rows = rows;
+    Ok(check)
+}
+
+/// The members a check would end: when they are half or more of those the
+/// mutuelle had (a partial file, or the wrong one), applying it needs the
+/// person to confirm it.
+fn ends_most(d: &roster::ImportRosterResponse) -> bool {
+    let before = u64::from(d.end_dated) + u64::from(d.updated) + u64::from(d.unchanged);
+    d.end_dated > 0 && u64::from(d.end_dated) * 2 >= before
+}
+
+/// What a check showed, carried by the apply form: the apply is made only
+/// if the file would still do exactly that.
+fn diff_shown(d: &roster::ImportRosterResponse) -> String {
+    format!("{}/{}/{}/{}", d.added, d.updated, d.end_dated, d.unchanged)
+}
+
 /// A roster check or apply: the file read, its bad rows named, and the
-/// broker's ImportRoster (dry run or not) as the person.
+/// broker's ImportRoster as the person: a dry run to check; to apply, a
+/// dry run again, then the import only if it shows what the check showed
+/// (the members may have changed since: the new differences are shown
+/// instead, to apply again) and, when the file ends half or more of the
+/// members, only once the person confirmed it.
 async fn roster_post(
     State(c): State<Arc<Console>>,
     ctx: Ctx,
@@ -2042,7 +2252,12 @@ async fn roster_post(
     let Some(mid) = ctx.person.mutuelle().map(str::to_string) else {
         return ctx.forbidden().into_response();
     };
-    let Posted { name, bytes, apply } = match posted_file(&c, &ctx, multipart, &mid).await {
+    let Posted {
+        name,
+        bytes,
+        apply,
+        fields,
+    } = match posted_file(&c, &ctx, multipart, &mid).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -2063,8 +2278,12 @@ async fn roster_post(
             });
         }
     };
+    let check = match check_roster(&c, &ctx, &mid, &file).await {
+        Ok(check) => check,
+        Err(e) => return ctx.status(e).into_response(),
+    };
     let mut tables = Vec::new();
-    if !file.bad.is_empty() {
+    if !check.rows.is_empty() {
         let mut t = Table::new(
             lang,
             &[
@@ -2075,80 +2294,65 @@ async fn roster_post(
             ],
             &[0],
         );
-        for b in &file.bad {
+        for r in &check.rows {
             t.row(
                 String::new(),
                 vec![
-                    b.line.to_string(),
-                    lang.t(&format!("roster-col-{}", b.field)),
-                    lang.roster_problem(&b.kind),
-                    b.member_number.clone().unwrap_or_default(),
+                    r.line.to_string(),
+                    r.column.clone(),
+                    r.problem.clone(),
+                    r.member.clone(),
                 ],
             );
         }
         tables.push((lang.t("roster-bad-rows"), t));
     }
-    // The broker's own import, by batches as a gRPC client sends them.
-    // Members whose rows are wrong are kept as they are, not ended, so that
-    // the differences shown are those of the file once corrected.
-    let (keep, unknown_member) = file.kept_on_import();
-    let header = roster::ImportRosterHeader {
-        mutuelle_id: mid.clone(),
-        dry_run: !apply,
-        keep_member_numbers: keep,
-        no_end_dating: unknown_member,
-        ..Default::default()
-    };
-    let mut messages = Vec::new();
-    for chunk in file.members.chunks(crate::api::roster::MAX_MEMBERS) {
-        messages.push(Ok(roster::ImportRosterRequest {
-            part: Some(roster::import_roster_request::Part::Members(
-                roster::MemberBatch {
-                    members: chunk.to_vec(),
-                },
-            )),
-        }));
-    }
-    let incoming = crate::api::call::Incoming {
-        auth: crate::identity::Auth::Caller(ctx.person.caller()),
-        peer: Some(ctx.peer),
-        msg: header,
-        audited: None,
-        trace: None,
-        // The page says refusals in the person's language itself.
-        accept_language: None,
-    };
-    let diff = if file.bad.is_empty() || !apply {
-        if file.members.is_empty() {
-            None
+    let wrong = !check.rows.is_empty() || check.more_refused;
+    // To apply: only what the check showed, and confirmed if it ends most.
+    let mut notice = String::new();
+    let mut applied = None;
+    if apply
+        && !wrong
+        && let Some(d) = &check.diff
+    {
+        if fields.get("shown").map(String::as_str) != Some(diff_shown(d).as_str()) {
+            notice = lang.t("roster-changed-since");
+        } else if ends_most(d) && fields.get("confirm_ended").map(String::as_str) != Some("yes") {
+            notice = lang.t("roster-confirm-first");
         } else {
-            match c
-                .roster
-                .import_from(incoming, None, futures::stream::iter(messages))
-                .await
-            {
-                Ok(r) => Some(r.into_inner()),
+            let (keep, no_end_dating) = file.kept_on_import();
+            let header = roster::ImportRosterHeader {
+                mutuelle_id: mid.clone(),
+                dry_run: false,
+                keep_member_numbers: keep,
+                no_end_dating,
+                ..Default::default()
+            };
+            match import_members(&c, &ctx, header, &file.members).await {
+                Ok(r) => applied = Some(r),
                 Err(e) => return ctx.status(e).into_response(),
             }
         }
-    } else {
-        None
-    };
+    }
+    let shown = applied.as_ref().or(check.diff.as_ref());
     let mut summary = String::new();
-    let mut after = String::new();
-    if let Some(d) = &diff {
+    if let Some(d) = shown {
+        let counts = [
+            ("added", d.added.to_string()),
+            ("updated", d.updated.to_string()),
+            ("ended", d.end_dated.to_string()),
+            ("unchanged", d.unchanged.to_string()),
+        ];
+        let counts: Vec<(&str, &str)> = counts.iter().map(|(k, v)| (*k, v.as_str())).collect();
         summary = lang.t_args(
-            if apply {
+            if applied.is_some() {
                 "roster-applied"
+            } else if wrong {
+                "roster-would-once-fixed"
             } else {
                 "roster-would"
             },
-            &[
-                ("added", &d.added.to_string()),
-                ("updated", &d.updated.to_string()),
-                ("ended", &d.end_dated.to_string()),
-                ("unchanged", &d.unchanged.to_string()),
-            ],
+            &counts,
         );
         let mut t = Table::new(lang, &["col-member", "roster-change"], &[]);
         for ch in &d.changes {
@@ -2164,19 +2368,47 @@ async fn roster_post(
             tables.push((lang.t("roster-changes"), t));
         }
     }
-    let appliable = !apply && file.bad.is_empty() && diff.is_some();
-    if apply {
+    let mut after = String::new();
+    if !notice.is_empty() {
+        after.push_str(&format!(
+            "<p class=\"error\" role=\"alert\">{}</p>",
+            esc(&notice)
+        ));
+    }
+    if check.more_refused {
+        after.push_str(&format!(
+            "<p class=\"error\">{}</p>",
+            esc(&lang.t("roster-more-refused"))
+        ));
+    }
+    if applied.is_some() {
         let _ = c.broker.store().delete_upload(&session).await;
-    } else if appliable {
-        after = match keep_checked(&c, &ctx, &ui, &mid, "/roster", &name, &bytes).await {
-            Ok(form) => form,
+    } else if let Some(d) = check.diff.as_ref().filter(|_| !wrong) {
+        // The apply form: what this check showed, and the confirmation
+        // when the file ends most of the members.
+        let mut extra = format!(
+            "<input type=\"hidden\" name=\"shown\" value=\"{}\">",
+            esc(&diff_shown(d))
+        );
+        if d.end_dated > 0 {
+            let warn = lang.t_args("roster-ending", &[("ended", &d.end_dated.to_string())]);
+            after.push_str(&format!("<p class=\"warning\">{}</p>", esc(&warn)));
+        }
+        if ends_most(d) {
+            extra.push_str(&format!(
+                "<label class=\"confirm\"><input type=\"checkbox\" name=\"confirm_ended\" value=\"yes\" required> {}</label>",
+                esc(&lang.t_args("roster-confirm-ended", &[("ended", &d.end_dated.to_string())]))
+            ));
+        }
+        match keep_checked(&c, &ctx, &ui, &mid, "/roster", &name, &bytes, &extra).await {
+            Ok(form) => after.push_str(&form),
             Err(r) => return r,
-        };
-    } else {
-        after = format!(
+        }
+    } else if wrong {
+        after.push_str(&format!(
             "<p class=\"error\">{}</p>",
             esc(&lang.t("roster-fix-first"))
-        );
+        ));
     }
     let form = upload_form(&ui, lang);
     page(ListPage {
@@ -4164,6 +4396,75 @@ mod tests {
         let (body, cut) = frames(r).await;
         assert_eq!(cut, None);
         String::from_utf8(body.concat()).unwrap()
+    }
+
+    /// A members file whose rows the broker refuses (a scheme and a product
+    /// it does not know, a beneficiary another mutuelle covers) is checked
+    /// like one with a bad date: every wrong row named by the file's line
+    /// and column in French, beside the file's own, and what the rest
+    /// would change once they are corrected. Before, the page gave way to
+    /// the broker's English and no line (a mutuelle clerk's trial).
+    #[tokio::test]
+    async fn a_members_file_check_names_the_rows_the_broker_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        let c = console(b.clone(), 5_000);
+        let csv = "scheme_id;beneficiary_id;member_number;product_id;product_start\n\
+                   CNSS;R-OK;R-1;BASE;01/01/2025\n\
+                   CNSSS;R-N2;R-2;BASE;01/01/2026\n\
+                   CNSS;R-N3;R-3;NOPE;01/01/2026\n\
+                   CNSS;G-OK;R-4;BASE;01/01/2026\n\
+                   CNSS;R-N5;R-5;BASE;32/13/2026\n\
+                   CNSS;R-N6;R-6;BASE;01/01/2026\n";
+        let file = read_roster(Lang::Fr, "adherents.csv", csv.as_bytes()).unwrap();
+        let check = check_roster(&c, &manager(), "MUT-R", &file).await.unwrap();
+        let rows: Vec<String> = check
+            .rows
+            .iter()
+            .map(|r| format!("{} | {} | {} | {}", r.line, r.column, r.problem, r.member))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                "3 | régime (scheme_id) | régime « CNSSS » inconnu de passerelle | R-2",
+                "4 | produit (product_id) | produit « NOPE » non déclaré par la mutuelle (voir la page Produits) | R-3",
+                "5 | début du produit (product_start) | une autre mutuelle couvre aussi ce bénéficiaire à partir du 01/01/2026, sans date de fin : l'une des deux adhésions doit finir avant que l'autre commence | R-4",
+                "6 | début du produit (product_start) | « 32/13/2026 » n'est pas une date (jj/mm/aaaa) | R-5",
+            ]
+        );
+        assert!(!check.more_refused);
+        let d = check.diff.expect("the rest checked");
+        assert_eq!(
+            (d.added, d.updated, d.end_dated, d.unchanged),
+            (1, 1, 0, 0),
+            "R-6 added, R-1 updated (the file has no household or dues), the refused kept: {d:?}"
+        );
+        // Nothing was written: a check is a dry run.
+        assert!(
+            b.store()
+                .get_member("MUT-R", "R-6")
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    /// A file that ends half or more of the mutuelle's members needs a
+    /// confirmation to apply; a file ending a few does not.
+    #[test]
+    fn ending_most_members_needs_a_confirmation() {
+        let d = |ended, updated, unchanged| roster::ImportRosterResponse {
+            end_dated: ended,
+            updated,
+            unchanged,
+            added: 1,
+            ..Default::default()
+        };
+        assert!(ends_most(&d(4, 0, 0)));
+        assert!(ends_most(&d(2, 1, 1)));
+        assert!(!ends_most(&d(1, 1, 1)));
+        assert!(!ends_most(&d(0, 0, 0)));
+        assert_eq!(diff_shown(&d(4, 2, 3)), "1/2/4/3");
     }
 
     /// A settled period's payees, a hundred a page: the page goes on to

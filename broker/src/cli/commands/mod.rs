@@ -479,17 +479,9 @@ fn violations(s: &tonic::Status, lines: Option<&[u64]>) -> String {
 /// The members (by index) an error from the broker names: "members[i]..."
 /// in its field violations or precondition failures.
 fn refused_members(s: &tonic::Status, count: usize) -> std::collections::BTreeSet<usize> {
-    let mut fields: Vec<String> = Vec::new();
-    if let Some(br) = s.get_details_bad_request() {
-        fields.extend(br.field_violations.into_iter().map(|v| v.field));
-    }
-    if let Some(pf) = s.get_details_precondition_failure() {
-        fields.extend(pf.violations.into_iter().map(|v| v.subject));
-    }
-    fields
-        .iter()
-        .filter_map(|f| f.strip_prefix("members[")?.split_once(']')?.0.parse().ok())
-        .filter(|i| *i < count)
+    crate::api::roster::refused_members(s, count)
+        .into_iter()
+        .map(|r| r.index)
         .collect()
 }
 

@@ -62,7 +62,9 @@ pub(super) async fn page_post(
     let Some(mid) = ctx.person.mutuelle().map(str::to_string) else {
         return ctx.forbidden().into_response();
     };
-    let Posted { name, bytes, apply } = match posted_file(&c, &ctx, multipart, &mid).await {
+    let Posted {
+        name, bytes, apply, ..
+    } = match posted_file(&c, &ctx, multipart, &mid).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -178,7 +180,7 @@ pub(super) async fn page_post(
         let _ = c.broker.store().delete_upload(&session).await;
         lang.t_args("opening-applied", &counts)
     } else {
-        after = match keep_checked(&c, &ctx, &ui, &mid, "/opening", &name, &bytes).await {
+        after = match keep_checked(&c, &ctx, &ui, &mid, "/opening", &name, &bytes, "").await {
             Ok(form) => form,
             Err(r) => return r,
         };
