@@ -368,6 +368,16 @@ pub fn is_zip(bytes: &[u8]) -> bool {
     bytes.starts_with(b"PK\x03\x04")
 }
 
+/// An Excel 97-2003 workbook (`.xls`, an OLE2 compound file), which is not
+/// read: read as text, it was refused for a header it seemed to lack.
+pub fn is_old_excel(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1])
+}
+
+/// Why [`is_old_excel`] bytes are refused (the start of the words the
+/// readers say: `Lang::roster_unreadable` knows it).
+pub const OLD_EXCEL: &str = "an Excel 97-2003 workbook (.xls)";
+
 #[cfg(test)]
 mod tests {
     use super::*;

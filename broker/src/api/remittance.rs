@@ -304,12 +304,14 @@ mod tests {
                     payee_id: "CHU-SO".into(),
                     lines: vec![line("C1", 1, 1000), line("C1", 2, 600), line("C2", 1, 400)],
                     totals: None,
+                    ..Default::default()
                 },
                 pb::PayeeStatement {
                     payee_type: "member".into(),
                     payee_id: "SOL-0005".into(),
                     lines: vec![line("C3", 1, 1000)],
                     totals: None,
+                    ..Default::default()
                 },
             ],
             recoveries: vec![pb::Recovery {

@@ -231,6 +231,7 @@ fn read_page_token(number: u32, token: &str) -> Option<(u32, LineKey)> {
 /// text is moved, not copied, and each store line is dropped as it is
 /// converted: a payee's advice of 50,000 lines is never held twice.
 pub fn statement_to_pb(d: StatementData, currency: &str) -> pb::Statement {
+    let cut = d.cut;
     let mut payees: Vec<pb::PayeeStatement> = Vec::new();
     for l in d.lines {
         let same = payees
@@ -242,6 +243,8 @@ pub fn statement_to_pb(d: StatementData, currency: &str) -> pb::Statement {
                 payee_id: l.payee_id,
                 lines: Vec::new(),
                 totals: Some(pb::Totals::default()),
+                continued: payees.is_empty() && cut.first_continued,
+                continues: false,
             });
         }
         let p = payees.last_mut().expect("pushed above");
@@ -266,6 +269,9 @@ pub fn statement_to_pb(d: StatementData, currency: &str) -> pb::Statement {
             patient_share: patient,
             cancelled_since: l.cancelled,
         });
+    }
+    if let Some(last) = payees.last_mut() {
+        last.continues = cut.last_continues;
     }
     pb::Statement {
         next_page_token: String::new(),

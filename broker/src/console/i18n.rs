@@ -901,7 +901,13 @@ impl Lang {
     /// quoted.
     pub fn roster_unreadable(self, e: &str) -> String {
         let quoted = e.split('"').nth(1).unwrap_or("").to_string();
-        if e.contains("the header has no column") {
+        if e.starts_with(passerelle_files::xlsx::OLD_EXCEL) {
+            self.t("roster-old-excel")
+        } else if e.starts_with("not an XLSX workbook") {
+            // The parser's English detail (a ZIP's end not found) tells a
+            // clerk nothing: a damaged or cut file.
+            self.t("roster-not-xlsx")
+        } else if e.contains("the header has no column") {
             self.t_args("roster-no-column", &[("column", &quoted)])
         } else if e.contains("unknown column") {
             self.t_args("roster-unknown-column", &[("column", &quoted)])

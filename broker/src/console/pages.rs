@@ -36,8 +36,10 @@ const CSS: &str = include_str!("../../console/console.css");
 /// The largest roster upload (the file and the form around it).
 const MAX_UPLOAD_BYTES: usize = passerelle_files::xlsx::MAX_XLSX_BYTES + 64 * 1024;
 
-/// Lines of a statement shown on one page of the console.
-const STATEMENT_PAGE: u32 = 500;
+/// Lines of a statement shown on one page of the console: about 80 KB of
+/// HTML (500 made 160 KB, over the 100 KB a page of the console weighs at
+/// most on a slow link; a mutuelle clerk's trial).
+const STATEMENT_PAGE: u32 = 250;
 /// Lines of a statement an export reads at once (one page of the
 /// statement): what an export holds in memory, whatever the statement's
 /// size.
@@ -2059,6 +2061,23 @@ async fn keep_checked(
     ))
 }
 
+/// An uploaded spreadsheet as CSV text (an `.xlsx` workbook's first sheet,
+/// its `dates` columns as dates; else the text, UTF-8 or Windows-1252), or
+/// why it cannot be read, in the reader's language (an old `.xls`, a
+/// damaged workbook).
+pub(super) fn spreadsheet_text(lang: Lang, bytes: &[u8], dates: &[&str]) -> Result<String, String> {
+    use passerelle_files::xlsx;
+    if xlsx::is_old_excel(bytes) {
+        return Err(lang.roster_unreadable(xlsx::OLD_EXCEL));
+    }
+    Ok(if xlsx::is_zip(bytes) {
+        let rows = xlsx::first_sheet(bytes).map_err(|e| lang.roster_unreadable(&e))?;
+        xlsx::to_csv(&rows, dates)
+    } else {
+        xlsx::decode_text(bytes)
+    })
+}
+
 /// The members of a roster file, or why it cannot be read, in the reader's
 /// language.
 fn read_roster(
@@ -2066,14 +2085,7 @@ fn read_roster(
     name: &str,
     bytes: &[u8],
 ) -> Result<passerelle_files::roster_csv::RosterFile, String> {
-    use passerelle_files::xlsx;
-    let text = if xlsx::is_zip(bytes) {
-        let rows = xlsx::first_sheet(bytes)
-            .map_err(|e| lang.t_args("roster-unreadable", &[("detail", &e)]))?;
-        xlsx::to_csv(&rows, &ROSTER_DATES)
-    } else {
-        xlsx::decode_text(bytes)
-    };
+    let text = spreadsheet_text(lang, bytes, &ROSTER_DATES)?;
     passerelle_files::roster_csv::RosterFile::parse(&text, name)
         .map_err(|e| lang.roster_unreadable(&e))
 }
@@ -2624,8 +2636,16 @@ async fn statement(
                 ],
             );
         }
+        // A payee the page cuts: its total here is the page's, said so,
+        // and its whole statement's is said above the table (a manager
+        // paying each payee from the page paid a page's part).
+        let cut = payee.continued || payee.continues;
         if let Some(tot) = &payee.totals {
-            let mut foot = vec![lang.t("claims-total")];
+            let mut foot = vec![lang.t(if cut {
+                "statement-page-subtotal"
+            } else {
+                "claims-total"
+            })];
             foot.resize(6, String::new());
             foot.extend([
                 lang.amount(tot.billed, &cur),
@@ -2636,10 +2656,37 @@ async fn statement(
             t.foot = foot;
         }
         let who = lang.payee_words(&payee.payee_type, &payee.payee_id);
-        tables.push((
-            lang.t_args("statement-payee-heading", &[("payee", &who)]),
-            t,
-        ));
+        let mut heading = lang.t_args("statement-payee-heading", &[("payee", &who)]);
+        if payee.continued {
+            heading.push_str(&format!(" {}", lang.t("statement-payee-continued")));
+        }
+        if cut {
+            let whole = c
+                .broker
+                .statement_payee_total(
+                    &scheme,
+                    &mutuelle,
+                    p.number,
+                    &payee.payee_type,
+                    &payee.payee_id,
+                )
+                .await;
+            match whole {
+                Ok(Some(w)) => heading.push_str(&format!(
+                    " {}",
+                    lang.t_args(
+                        "statement-payee-whole",
+                        &[
+                            ("claims", &w.claims.to_string()),
+                            ("amount", &lang.money(w.mutuelle, &cur)),
+                        ],
+                    )
+                )),
+                Ok(None) => {}
+                Err(e) => return ctx.status(e.into()).into_response(),
+            }
+        }
+        tables.push((heading, t));
     }
     if !s.recoveries.is_empty() {
         let mut t = Table::new(
@@ -2742,8 +2789,25 @@ async fn statement(
             esc(&lang.t("claims-next"))
         ));
     }
-    // The board signs a closed statement, not a provisional one.
-    if !open {
+    let paged = !s.next_page_token.is_empty() || !q.page.is_empty();
+    if !q.page.is_empty() {
+        after.push_str(&format!(
+            "<p><a href=\"/periods/{}/{}/{}\">{}</a></p>",
+            url(&scheme),
+            url(&mutuelle),
+            number,
+            esc(&lang.t("remittance-first-page"))
+        ));
+    }
+    // The board signs a closed statement, not a provisional one, and the
+    // whole of it: a page of a longer one is not for signing (its export
+    // holds it whole).
+    if paged {
+        after.push_str(&format!(
+            "<p class=\"summary\">{}</p>",
+            esc(&lang.t("statement-paged-sign-export"))
+        ));
+    } else if !open {
         after.push_str(&format!(
             "<p class=\"signature\">{}</p>",
             esc(&lang.t("statement-signature"))
@@ -4449,6 +4513,27 @@ mod tests {
         );
     }
 
+    /// A workbook that cannot be read is said in words a clerk acts on: an
+    /// old `.xls` (read as text, it was refused for a header it seemed to
+    /// lack), a damaged or cut `.xlsx` (the ZIP reader's English before).
+    #[test]
+    fn unreadable_workbooks_say_what_to_do() {
+        let old = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1, 0, 0, 0, 0];
+        let e = read_roster(Lang::Fr, "adherents.xls", &old).err().unwrap();
+        assert!(
+            e.contains("ancien format Excel (.xls)") && e.contains(".xlsx"),
+            "{e}"
+        );
+        let cut = b"PK\x03\x04 a workbook cut in its transfer";
+        let e = read_roster(Lang::Fr, "adherents.xlsx", cut).err().unwrap();
+        assert!(
+            e.contains("abîmé ou incomplet") && !e.contains("EOCD"),
+            "{e}"
+        );
+        let e = opening::read(Lang::Fr, "soldes.xls", &old).err().unwrap();
+        assert!(e.contains("ancien format Excel (.xls)"), "{e}");
+    }
+
     /// A file that ends half or more of the mutuelle's members needs a
     /// confirmation to apply; a file ending a few does not.
     #[test]
@@ -4465,6 +4550,82 @@ mod tests {
         assert!(!ends_most(&d(1, 1, 1)));
         assert!(!ends_most(&d(0, 0, 0)));
         assert_eq!(diff_shown(&d(4, 2, 3)), "1/2/4/3");
+    }
+
+    /// A statement longer than a page: a payee the page cuts has its
+    /// page's subtotal said as such, and its whole statement's claims and
+    /// share above its table; a payee whole on the page its total; the next
+    /// page says the payee goes on and links back to the first; a page is
+    /// not signed (its export is). A manager paying each payee from the
+    /// page paid a page's part (a mutuelle clerk's trial).
+    #[tokio::test]
+    async fn a_statement_page_says_which_payees_it_cuts() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        // CHU-A's 200 claims, then CHU-B's 100: one line each.
+        for i in 0..300u32 {
+            let provider = if i < 200 { "CHU-A" } else { "CHU-B" };
+            b.coordinate(consultation(i, provider, "2026-03-10"))
+                .await
+                .unwrap();
+        }
+        let page = |token: String| {
+            let b = b.clone();
+            async move {
+                let r = statement(
+                    State(console(b, 5_000)),
+                    manager(),
+                    Path(("CNSS".into(), "MUT-R".into(), 0)),
+                    Query(PageQuery { page: token }),
+                )
+                .await;
+                assert_eq!(r.status(), StatusCode::OK);
+                let (body, _) = frames(r).await;
+                String::from_utf8(body.concat()).unwrap()
+            }
+        };
+        let first = page(String::new()).await;
+        let whole = b
+            .statement_payee_total("CNSS", "MUT-R", 0, "provider", "CHU-B")
+            .await
+            .unwrap()
+            .expect("CHU-B's claims");
+        assert_eq!(whole.claims, 100);
+        assert_eq!(
+            first.matches("Sous-total de cette page").count(),
+            1,
+            "{first}"
+        );
+        assert_eq!(first.matches(">Total<").count(), 1, "CHU-A whole: {first}");
+        let said = lang_money(whole.mutuelle);
+        assert!(
+            first.contains(&format!(
+                "prestataire CHU-B — sur tout le bordereau : 100 demande(s), part de la mutuelle {said}"
+            )),
+            "{first}"
+        );
+        assert!(
+            !first.contains("Visa du conseil") && !first.contains("Revenir à la première page")
+        );
+        let token = first
+            .split("?page=")
+            .nth(1)
+            .and_then(|t| t.split('"').next())
+            .unwrap_or_else(|| panic!("a link to the next page: {first}"))
+            .to_string();
+        let second = page(token).await;
+        assert!(
+            second.contains("prestataire CHU-B (suite de la page précédente) — sur tout le bordereau : 100 demande(s)")
+                && second.contains("Sous-total de cette page")
+                && second.contains("Revenir à la première page")
+                && !second.contains("CHU-A"),
+            "{second}"
+        );
+    }
+
+    /// An amount as the French pages write it, XOF.
+    fn lang_money(amount: i64) -> String {
+        Lang::Fr.money(amount, "XOF")
     }
 
     /// A settled period's payees, a hundred a page: the page goes on to

@@ -317,6 +317,27 @@ impl Broker {
         Ok(d)
     }
 
+    /// One payee's claims in a period's statement (any period, the open one
+    /// as 0) and the mutuelle's share of them: the whole statement's, for
+    /// a page that cuts the payee (the console). `None`: no claim of that
+    /// payee in the period. Reads that payee's claims only.
+    pub async fn statement_payee_total(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        number: u32,
+        payee_type: &str,
+        payee_id: &str,
+    ) -> Result<Option<crate::store::PayeeTotal>, ServiceError> {
+        let k = (payee_type.to_string(), payee_id.to_string());
+        Ok(self
+            .store
+            .statement_payees(scheme_id, mutuelle_id, number, PayeesFrom::Only(&k), 1)
+            .await?
+            .into_iter()
+            .next())
+    }
+
     /// A page of a settled period's payees in the statement's order (type,
     /// then id, byte by byte), after the payee `after`, at most `limit` of
     /// them ([`MAX_PAYEES_PAGE`]), each with its claims and what the

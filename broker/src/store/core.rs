@@ -1059,19 +1059,36 @@ pub(super) fn statement_limit(page: Option<&crate::store::StatementPage>) -> i64
     page.map_or(i64::MAX - 1, |p| i64::from(p.size) + 1)
 }
 
-/// A page's rows, read with [`statement_limit`], as the page and where the
-/// next one starts.
+/// A page's rows, read with [`statement_limit`], as the page, where the
+/// next one starts, and which payees it cuts (the row read beyond the
+/// page says whether the last payee goes on).
 pub(super) fn statement_split(
     mut lines: Vec<StatementLine>,
     page: Option<&crate::store::StatementPage>,
-) -> (Vec<StatementLine>, Option<crate::store::LineKey>) {
+) -> (
+    Vec<StatementLine>,
+    Option<crate::store::LineKey>,
+    crate::store::PayeeCut,
+) {
+    let same = |a: &StatementLine, b: &StatementLine| {
+        a.payee_type == b.payee_type && a.payee_id == b.payee_id
+    };
+    let mut cut = crate::store::PayeeCut {
+        first_continued: page
+            .and_then(|p| p.after.as_ref())
+            .zip(lines.first())
+            .is_some_and(|(k, l)| k.payee_type == l.payee_type && k.payee_id == l.payee_id),
+        last_continues: false,
+    };
     match page {
-        Some(p) if lines.len() > p.size as usize => {
-            lines.truncate(p.size as usize);
+        Some(p) if lines.len() > p.size as usize && p.size > 0 => {
+            let size = p.size as usize;
+            cut.last_continues = same(&lines[size - 1], &lines[size]);
+            lines.truncate(size);
             let next = lines.last().map(crate::store::LineKey::of);
-            (lines, next)
+            (lines, next, cut)
         }
-        _ => (lines, None),
+        _ => (lines, None, cut),
     }
 }
 

@@ -416,6 +416,18 @@ pub struct StatementData {
     /// Where the next page starts, when a page was asked and more lines
     /// follow.
     pub next: Option<LineKey>,
+    /// Which of a page's payees the page cuts.
+    pub cut: PayeeCut,
+}
+
+/// Of a page of a statement, the payees whose lines the page cuts: its
+/// totals for them are the page's, not the payee's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PayeeCut {
+    /// The first payee's lines began on an earlier page.
+    pub first_continued: bool,
+    /// More of the last payee's lines follow on the next page.
+    pub last_continues: bool,
 }
 
 /// A statement line's place in the statement's order (payee type, payee,

@@ -383,7 +383,12 @@ fn version_form(
             .find(|(n, _)| n == name)
             .map_or(default, |(_, v)| v.clone())
     };
-    let mut ui = ctx.ui(lang.t("products-new-version"), "products");
+    // The window's title names the product (it read "Proposer une
+    // nouvelle version de · passerelle").
+    let mut ui = ctx.ui(
+        format!("{} {}", lang.t("products-new-version"), p.id),
+        "products",
+    );
     if let Some(e) = error {
         ui.notice = e;
     }

@@ -40,15 +40,8 @@ pub(super) async fn page_get(ctx: Ctx) -> Response {
 }
 
 /// The file's balances, or why it cannot be read, in the reader's language.
-fn read(lang: Lang, name: &str, bytes: &[u8]) -> Result<OpeningFile, String> {
-    use passerelle_files::xlsx;
-    let text = if xlsx::is_zip(bytes) {
-        let rows = xlsx::first_sheet(bytes)
-            .map_err(|e| lang.t_args("roster-unreadable", &[("detail", &e)]))?;
-        xlsx::to_csv(&rows, &[])
-    } else {
-        xlsx::decode_text(bytes)
-    };
+pub(super) fn read(lang: Lang, name: &str, bytes: &[u8]) -> Result<OpeningFile, String> {
+    let text = super::spreadsheet_text(lang, bytes, &[])?;
     OpeningFile::parse(&text, name).map_err(|e| lang.roster_unreadable(&e))
 }
 

@@ -262,6 +262,18 @@ pub async fn a_statement_reads_by_pages(store: Arc<dyn Store>) {
                 .unwrap();
             assert!(p.lines.len() <= size as usize);
             assert_eq!(p.period, whole.period);
+            // The payees the page cuts: the first if the line before it
+            // is the same payee's, the last if the line after it is.
+            let same = |a: &crate::store::StatementLine, b: &crate::store::StatementLine| {
+                (&a.payee_type, &a.payee_id) == (&b.payee_type, &b.payee_id)
+            };
+            let (at, n) = (lines.len(), p.lines.len());
+            let cut = crate::store::PayeeCut {
+                first_continued: at > 0 && n > 0 && same(&whole.lines[at - 1], &whole.lines[at]),
+                last_continues: p.next.is_some()
+                    && same(&whole.lines[at + n - 1], &whole.lines[at + n]),
+            };
+            assert_eq!(p.cut, cut, "pages of {size}, from line {at}");
             pages += 1;
             lines.extend(p.lines);
             match p.next {

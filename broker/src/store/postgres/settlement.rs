@@ -206,7 +206,7 @@ impl SettlementStore for PgStore {
                 .await?
             }
         };
-        let (lines, next) = core::statement_split(decode(&rows, core::statement_line)?, page);
+        let (lines, next, cut) = core::statement_split(decode(&rows, core::statement_line)?, page);
         // Recoveries come with the first page.
         let recoveries = if after.is_some() {
             Vec::new()
@@ -228,6 +228,7 @@ impl SettlementStore for PgStore {
             lines,
             recoveries,
             next,
+            cut,
         })
     }
 

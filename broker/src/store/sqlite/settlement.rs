@@ -162,7 +162,7 @@ impl SettlementStore for SqliteStore {
                     )?
                 }
             };
-            let (lines, next) = core::statement_split(rows, page);
+            let (lines, next, cut) = core::statement_split(rows, page);
             // Recoveries come with the first page.
             let recoveries = if after.is_some() {
                 Vec::new()
@@ -180,6 +180,7 @@ impl SettlementStore for SqliteStore {
                 lines,
                 recoveries,
                 next,
+                cut,
             })
         })
         .await
