@@ -685,6 +685,46 @@ async fn unknown_member_is_no_cover_for_eligibility_and_a_failed_precondition_fo
         "UNKNOWN_MEMBER"
     );
     assert_eq!(h.get("nobody-1").await.unwrap_err().code(), Code::NotFound);
+    // A card whose member number is not this beneficiary's at the mutuelle
+    // it names says so, not that no mutuelle covers them.
+    let e = client
+        .check_eligibility(pb::CheckEligibilityRequest {
+            scheme_id: "CNSS".into(),
+            beneficiary_id: "R-OK".into(),
+            date_of_care: "2026-11-20".into(),
+            mutuelle_id: "MUT-R".into(),
+            member_number: "R-9".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let reason = e.reason.unwrap();
+    assert!(!e.covered);
+    assert_eq!(
+        (reason.code, reason.detail_key.as_str()),
+        (R::UnknownMember as i32, "card-mismatch")
+    );
+    assert!(
+        reason
+            .message
+            .contains("member number R-9 at MUT-R is not this beneficiary's"),
+        "{reason:?}"
+    );
+    let mut carded = claim(
+        "card-1",
+        "R-OK",
+        &[covered(C::Consultation, 5000, 5000, 3500)],
+    );
+    carded.mutuelle_id = "MUT-R".into();
+    carded.member_number = "R-9".into();
+    let err = h.coordinate(carded).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message()
+            .contains("R-9 at MUT-R is not this beneficiary's: check the card"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]

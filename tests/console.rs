@@ -407,10 +407,21 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     c.goto(&format!("{console}/claims?from=11%2F21%2F2026"))
         .await
         .unwrap();
+    // Said above the filters, which keep what was typed; a day that does
+    // not exist is said as such.
+    let body = text(&c).await;
+    assert!(
+        body.contains("date invalide « 11/21/2026 » : écrivez-la jj/mm/aaaa")
+            && body.contains("Filtrer"),
+        "{body}"
+    );
+    c.goto(&format!("{console}/claims?from=31%2F02%2F2026"))
+        .await
+        .unwrap();
     assert!(
         text(&c)
             .await
-            .contains("date invalide « 11/21/2026 » : écrivez-la jj/mm/aaaa")
+            .contains("la date « 31/02/2026 » n'existe pas : vérifiez le jour et le mois")
     );
 
     // Another mutuelle's claim by its URL: 403, and an audit row.

@@ -198,6 +198,7 @@ error-exports-busy = Too many statement exports are under way; try again in a mi
 error-internal = Internal error. The operator can find it in the log.
 error-back = Back to the dashboard
 date-invalid = invalid date "{ $value }": write it dd/mm/yyyy, for example 31/12/2026
+date-no-such-day = the date "{ $value }" does not exist: check the day and the month (dd/mm/yyyy)
 
 # The `passerelle users` command.
 cli-user-added = Account { $login } created ({ $role }).
@@ -353,6 +354,7 @@ detail-unmapped-code = { $what ->
     } "{ $code }" has no mapping for this mutuelle
 detail-not-a-member = not a member of this mutuelle
 detail-no-mutuelle = no mutuelle known to passerelle covers this beneficiary
+detail-card-mismatch = member number { $member_number } at { $mutuelle } is not this beneficiary's: check the card
 detail-partner-no-cover = the mutuelle reports no cover in force
 detail-partner-capped-at-remainder = the mutuelle valued the act by its own tariff; its share is capped at the remainder after the scheme
 detail-duplicate-invoice = invoice { $invoice } of provider { $provider } is already on claim { $claim }

@@ -198,6 +198,7 @@ error-exports-busy = Trop d'exports de bordereaux sont en cours ; réessayez dan
 error-internal = Erreur interne. L'opérateur a été prévenu par le journal.
 error-back = Retour au tableau de bord
 date-invalid = date invalide « { $value } » : écrivez-la jj/mm/aaaa, par exemple 31/12/2026
+date-no-such-day = la date « { $value } » n'existe pas : vérifiez le jour et le mois (jj/mm/aaaa)
 
 # La commande `passerelle users`.
 cli-user-added = Compte { $login } créé ({ $role }).
@@ -351,6 +352,7 @@ detail-unmapped-code = { $what ->
     } « { $code } » sans correspondance chez cette mutuelle
 detail-not-a-member = pas adhérent de cette mutuelle
 detail-no-mutuelle = aucune mutuelle connue de passerelle ne couvre ce bénéficiaire
+detail-card-mismatch = le numéro d'adhérent { $member_number } chez { $mutuelle } n'est pas celui de ce bénéficiaire : vérifiez la carte
 detail-partner-no-cover = la mutuelle n'indique aucune couverture en vigueur
 detail-partner-capped-at-remainder = la mutuelle a valorisé l'acte à son propre tarif ; sa part est limitée au reste après le régime
 detail-duplicate-invoice = la facture { $invoice } du prestataire { $provider } figure déjà sur la demande { $claim }

@@ -90,13 +90,14 @@ pub enum DetailKey {
     UnmappedCode,
     NotAMember,
     NoMutuelle,
+    CardMismatch,
     PartnerNoCover,
     PartnerCappedAtRemainder,
     DuplicateInvoice,
 }
 
 impl DetailKey {
-    pub const ALL: [DetailKey; 32] = [
+    pub const ALL: [DetailKey; 33] = [
         DetailKey::SchemeRefused,
         DetailKey::SchemeRefusedBecause,
         DetailKey::NoProduct,
@@ -126,6 +127,7 @@ impl DetailKey {
         DetailKey::UnmappedCode,
         DetailKey::NotAMember,
         DetailKey::NoMutuelle,
+        DetailKey::CardMismatch,
         DetailKey::PartnerNoCover,
         DetailKey::PartnerCappedAtRemainder,
         DetailKey::DuplicateInvoice,
@@ -162,6 +164,7 @@ impl DetailKey {
             DetailKey::UnmappedCode => "unmapped-code",
             DetailKey::NotAMember => "not-a-member",
             DetailKey::NoMutuelle => "no-mutuelle",
+            DetailKey::CardMismatch => "card-mismatch",
             DetailKey::PartnerNoCover => "partner-no-cover",
             DetailKey::PartnerCappedAtRemainder => "partner-capped-at-remainder",
             DetailKey::DuplicateInvoice => "duplicate-invoice",
@@ -185,6 +188,7 @@ impl DetailKey {
             | DetailKey::PartnerNoCover
             | DetailKey::PartnerCappedAtRemainder => &[],
             DetailKey::SchemeRefusedBecause => &["reason"],
+            DetailKey::CardMismatch => &["member_number", "mutuelle"],
             DetailKey::DuesPaidUntil => &["paid_until_date"],
             DetailKey::ActExcluded => &["act", "product"],
             DetailKey::CategoryNotCovered => &["category"],

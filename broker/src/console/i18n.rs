@@ -969,9 +969,6 @@ pub fn parse_date(s: &str) -> Option<Date> {
 mod tests {
     use super::*;
 
-    /// A partner's error reads in the person's language, its kind said by
-    /// the catalogue, the transport's words kept; anything else (an
-    /// inbound row's outcome, "ok") as it was stored.
     /// A member's cover on a day, as the roster says it: the product in
     /// force, else no product; dues paid to the day, else until when.
     #[test]
@@ -1011,6 +1008,9 @@ mod tests {
         );
     }
 
+    /// A partner's error reads in the person's language, its kind said by
+    /// the catalogue, the transport's words kept; anything else (an
+    /// inbound row's outcome, "ok") as it was stored.
     #[test]
     fn a_partner_error_says_its_kind_in_the_persons_language() {
         let fr = Lang::Fr;

@@ -1178,8 +1178,31 @@ struct ClaimsQuery {
     page: String,
 }
 
+/// Why a date typed in a filter is not read: a day that does not exist
+/// when it is written day first with a month that does ("31/02/2026"),
+/// else how to write one (a month first, "11/21/2026", among others).
+fn date_problem(lang: Lang, typed: &str) -> String {
+    let parts: Vec<&str> = typed.trim().split(['/', '-', '.']).collect();
+    let day_first = parts.len() == 3
+        && parts[0].len() <= 2
+        && parts[2].len() == 4
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && parts[1].parse::<u8>().is_ok_and(|m| (1..=12).contains(&m));
+    if day_first {
+        lang.t_args("date-no-such-day", &[("value", typed.trim())])
+    } else {
+        lang.t_args("date-invalid", &[("value", typed.trim())])
+    }
+}
+
 async fn claims(State(c): State<Arc<Console>>, ctx: Ctx, Query(q): Query<ClaimsQuery>) -> Response {
     let lang = ctx.lang;
+    // A date the filter cannot read is said above the form, which keeps
+    // what was typed, and the list is shown without it (the page gave way
+    // to an error with only a link to the dashboard, the filters lost).
+    let mut problems = Vec::new();
     let mut dates = [String::new(), String::new()];
     for (i, typed) in [&q.from, &q.to].into_iter().enumerate() {
         if typed.trim().is_empty() {
@@ -1187,20 +1210,12 @@ async fn claims(State(c): State<Arc<Console>>, ctx: Ctx, Query(q): Query<ClaimsQ
         }
         match parse_date(typed) {
             Some(d) => dates[i] = passerelle_domain::date::format(d),
-            None => {
-                return ctx
-                    .error(
-                        StatusCode::BAD_REQUEST,
-                        lang.t_args("date-invalid", &[("value", typed)]),
-                    )
-                    .into_response();
-            }
+            None => problems.push(date_problem(lang, typed)),
         }
     }
     if !dates[0].is_empty() && !dates[1].is_empty() && dates[0] > dates[1] {
-        return ctx
-            .error(StatusCode::BAD_REQUEST, lang.t("claims-dates-order"))
-            .into_response();
+        problems.push(lang.t("claims-dates-order"));
+        dates = [String::new(), String::new()];
     }
     let role = ctx.person.user.role;
     if role == UserRole::Operator
@@ -1245,13 +1260,32 @@ async fn claims(State(c): State<Arc<Console>>, ctx: Ctx, Query(q): Query<ClaimsQ
         },
         provider_id: q.provider.trim().to_string(),
     };
-    let r = match c
+    // A member number or provider typed in small letters: ids are written
+    // in capitals, and a phone's keyboard capitalises only the first letter.
+    let upper = |s: &str| s.to_uppercase();
+    let retry = (msg.member_number != upper(&msg.member_number)
+        || msg.provider_id != upper(&msg.provider_id))
+    .then(|| settlement::ListClaimsRequest {
+        member_number: upper(&msg.member_number),
+        provider_id: upper(&msg.provider_id),
+        ..msg.clone()
+    });
+    let mut r = match c
         .call(&ctx.person, ctx.peer, msg, |r| c.settlement.list_claims(r))
         .await
     {
         Ok(r) => r,
         Err(e) => return ctx.status(e).into_response(),
     };
+    if let Some(msg) = retry.filter(|_| r.claims.is_empty() && q.page.is_empty()) {
+        r = match c
+            .call(&ctx.person, ctx.peer, msg, |r| c.settlement.list_claims(r))
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return ctx.status(e).into_response(),
+        };
+    }
     let show_mutuelle = !role.is_mutuelle();
     let mut keys = vec!["col-claim", "col-scheme"];
     if show_mutuelle {
@@ -1374,6 +1408,11 @@ async fn claims(State(c): State<Arc<Console>>, ctx: Ctx, Query(q): Query<ClaimsQ
             esc(&lang.t("claims-next"))
         )
     };
+    let form = problems
+        .iter()
+        .map(|p| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(p)))
+        .collect::<String>()
+        + &form;
     page(ListPage {
         ui: ctx.ui(lang.t("claims-title"), "claims"),
         heading: lang.t("claims-title"),
@@ -4511,6 +4550,58 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    /// The claims' filters: a date that cannot be read is said above the
+    /// form, which keeps it, and the list is shown without it (a day that
+    /// does not exist said as such); a member number or a provider typed
+    /// in small letters finds the claims.
+    #[tokio::test]
+    async fn the_claims_filters_keep_the_page_and_forgive_small_letters() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        for i in 0..2u32 {
+            b.coordinate(consultation(i, "CHU-SO", "2026-03-10"))
+                .await
+                .unwrap();
+        }
+        let list = |q: ClaimsQuery| {
+            let b = b.clone();
+            async move {
+                let r = claims(State(console(b, 5_000)), manager(), Query(q)).await;
+                assert_eq!(r.status(), StatusCode::OK);
+                let (body, _) = frames(r).await;
+                String::from_utf8(body.concat())
+                    .unwrap()
+                    .replace("&#39;", "'")
+            }
+        };
+        let html = list(ClaimsQuery {
+            from: "31/02/2026".into(),
+            to: "20112026".into(),
+            ..Default::default()
+        })
+        .await;
+        assert!(
+            html.contains("la date « 31/02/2026 » n'existe pas")
+                && html.contains("date invalide « 20112026 »")
+                && !html.contains("Erreur")
+                && html.contains("value=\"31/02/2026\"")
+                && html.contains(">C-1<"),
+            "{html}"
+        );
+        for (member, provider) in [("r-1", ""), ("", "chu-so"), ("R-1", "Chu-So")] {
+            let html = list(ClaimsQuery {
+                member: member.into(),
+                provider: provider.into(),
+                ..Default::default()
+            })
+            .await;
+            assert!(
+                html.contains(">C-0<") && html.contains(">C-1<"),
+                "{member} {provider}: {html}"
+            );
+        }
     }
 
     /// A workbook that cannot be read is said in words a clerk acts on: an

@@ -318,11 +318,9 @@ impl Broker {
         else {
             return Ok((
                 String::new(),
-                EligibilityAnswer::not_covered(Reason::said(
-                    ReasonCode::UnknownMember,
-                    "no mutuelle known to passerelle covers this beneficiary",
-                    passerelle_domain::DetailKey::NoMutuelle,
-                    [],
+                EligibilityAnswer::not_covered(super::routing::unrouted(
+                    q.mutuelle_id.as_deref(),
+                    q.member_number.as_deref(),
                 )),
             ));
         };
@@ -415,10 +413,19 @@ impl Broker {
             member,
         }) = route
         else {
-            return Err(ServiceError::UnknownMember(format!(
-                "beneficiary {} is not a member of any mutuelle known to passerelle",
-                mask(&claim.beneficiary_id)
-            )));
+            // With a card, what it says that does not hold.
+            let who = mask(&claim.beneficiary_id);
+            return Err(ServiceError::UnknownMember(
+                match (&claim.mutuelle_id, &claim.member_number) {
+                    (None, _) => format!(
+                        "beneficiary {who} is not a member of any mutuelle known to passerelle"
+                    ),
+                    (m, n) => format!(
+                        "beneficiary {who}: {}",
+                        super::routing::unrouted(m.as_deref(), n.as_deref()).message
+                    ),
+                },
+            ));
         };
         let deadline = self.partner(&mid)?.deadline;
         if claim.prior_authorization.is_some() {

@@ -3,7 +3,7 @@
 //! never the order of ids).
 
 use passerelle_adapters::AdapterKind;
-use passerelle_domain::{Claim, Date, Member};
+use passerelle_domain::{Claim, Date, DetailKey, Member, Reason, ReasonCode};
 
 use super::{Broker, ServiceError};
 use crate::store::ClaimRecord;
@@ -135,6 +135,37 @@ impl Broker {
             }),
         };
         Ok((route, stored))
+    }
+}
+
+/// Why a beneficiary routes nowhere, as the call's card puts it: a
+/// member number that is not this beneficiary's at the mutuelle named (a
+/// provider's agent read "no mutuelle covers this beneficiary" and checked
+/// the wrong thing; a scheme integrator's trial), a mutuelle named that
+/// does not hold them, or no mutuelle at all.
+pub(super) fn unrouted(mutuelle_id: Option<&str>, member_number: Option<&str>) -> Reason {
+    match (mutuelle_id, member_number) {
+        (Some(m), Some(n)) => Reason::said(
+            ReasonCode::UnknownMember,
+            format!("member number {n} at {m} is not this beneficiary's: check the card"),
+            DetailKey::CardMismatch,
+            [
+                ("member_number", n.to_string()),
+                ("mutuelle", m.to_string()),
+            ],
+        ),
+        (Some(m), None) => Reason::said(
+            ReasonCode::UnknownMember,
+            format!("not a member of {m}"),
+            DetailKey::NotAMember,
+            [],
+        ),
+        _ => Reason::said(
+            ReasonCode::UnknownMember,
+            "no mutuelle known to passerelle covers this beneficiary",
+            DetailKey::NoMutuelle,
+            [],
+        ),
     }
 }
 
