@@ -163,7 +163,7 @@ impl Metrics {
         );
         r.register(
             "passerelle_partner_pending_claims",
-            "Claims and cancels waiting on a partner (received, pending, cancel pending), read from the store at each scrape",
+            "Claims and cancels waiting on a partner (received, pending, cancel pending, and a cancel owed after passerelle refused its answer), read from the store at each scrape",
             m.partner_pending.clone(),
         );
         r.register(

@@ -148,6 +148,12 @@ fn is_waiting(s: ClaimState) -> bool {
 pub(super) const SQL_TAKEN_BY_WORKER: &str = "(state IN ('received', 'pending_partner', 'cancel_pending') \
      OR (state = 'rejected' AND cancel_key IS NOT NULL AND next_attempt_ms IS NOT NULL))";
 
+/// [`owes_withdrawal`] in SQL: the predicate of the partial index
+/// `claims_owing` (both backends), which a partner's count of what waits on
+/// it reads (`partner_activity`).
+pub(super) const SQL_OWES_WITHDRAWAL: &str =
+    "state = 'rejected' AND cancel_key IS NOT NULL AND next_attempt_ms IS NOT NULL";
+
 /// A claim REJECTED because the broker refused its partner's answer
 /// (`PARTNER_ANSWER_INVALID`), whose partner has not yet been told to
 /// cancel that adjudication. The partner may have booked what it answered
@@ -1216,6 +1222,14 @@ mod tests {
     fn sql_list(states: impl Iterator<Item = ClaimState>) -> String {
         let names: Vec<String> = states.map(|s| format!("'{}'", s.as_str())).collect();
         format!("({})", names.join(", "))
+    }
+
+    /// The claims owing a cancel are those the worker takes besides the
+    /// waiting ones, and the partial index of both backends says the same.
+    #[test]
+    fn the_owing_predicate_is_the_workers_and_the_indexes() {
+        assert!(SQL_TAKEN_BY_WORKER.contains(&format!("({SQL_OWES_WITHDRAWAL})")));
+        // The indexes: each backend's migrations' tests.
     }
 
     #[test]

@@ -501,6 +501,8 @@ pub struct PartnerActivity {
     pub last_success_ms: i64,
     pub last_error_ms: i64,
     pub last_error: String,
+    /// Claims waiting on it (received, pending, cancel pending) and cancels
+    /// it is owed after the broker refused its answer.
     pub pending: u32,
     /// When the oldest of them was received (0 when none wait).
     pub oldest_waiting_ms: i64,

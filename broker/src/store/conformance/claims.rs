@@ -898,6 +898,10 @@ pub async fn a_refused_answer_owes_its_partner_a_cancel(store: Arc<dyn Store>) {
         }
     };
     let r1 = complete("R1", refused(), Some("cxl-R1")).await;
+    // R2, still waiting, and R1's cancel owed wait on the partner (its
+    // count and oldest, for the metrics and the partners' pages).
+    let waiting = store.partner_activity("MUT-A").await.unwrap();
+    assert_eq!(waiting.pending, 2);
     assert_eq!(r1.state, ClaimState::Rejected);
     assert_eq!(r1.cancel_key.as_deref(), Some("cxl-R1"));
     assert_eq!(r1.next_attempt_ms, Some(11_000), "due at once");
@@ -958,6 +962,12 @@ pub async fn a_refused_answer_owes_its_partner_a_cancel(store: Arc<dyn Store>) {
     };
     assert_eq!(done.state, ClaimState::Rejected);
     assert_eq!(done.next_attempt_ms, None);
+    let after = store.partner_activity("MUT-A").await.unwrap();
+    assert_eq!(
+        (after.pending, after.oldest_waiting_ms),
+        (0, 0),
+        "the cancel sent, nothing waits: R2 rejected by its partner owes nothing"
+    );
     assert_eq!(done.last_error, "");
     assert_eq!(
         (done.change_seq, done.updated_ms),

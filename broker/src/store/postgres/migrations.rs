@@ -482,6 +482,17 @@ pub(super) const CONCURRENT_INDEXES: &[(&str, &str, Replaces)] = &[
          WHERE period_id IS NULL AND state IN ('coordinated', 'cancel_pending')",
         Replaces::Nothing,
     ),
+    // The claims that owe their partner a cancel after the broker refused
+    // its answer (core::SQL_OWES_WITHDRAWAL), by mutuelle: counted with
+    // the claims waiting on it (`partner_activity`). Few rows, written
+    // only then; a claim entering or leaving that state already writes
+    // new index entries (its state is indexed).
+    (
+        "claims_owing",
+        "CREATE INDEX CONCURRENTLY claims_owing ON claims (mutuelle_id) \
+         WHERE state = 'rejected' AND cancel_key IS NOT NULL AND next_attempt_ms IS NOT NULL",
+        Replaces::Nothing,
+    ),
 ];
 
 /// Checks added `NOT VALID` by a migration (enforced on every write from
@@ -512,6 +523,21 @@ pub(super) enum Replaces {
 
 #[cfg(test)]
 mod unit {
+    /// The index of the claims owing a cancel is on the predicate the
+    /// partners' counts read (`core::SQL_OWES_WITHDRAWAL`).
+    #[test]
+    fn the_owing_index_is_on_the_owing_predicate() {
+        let (_, create, _) = super::CONCURRENT_INDEXES
+            .iter()
+            .find(|(name, _, _)| *name == "claims_owing")
+            .expect("listed");
+        let flat = create.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains(super::super::core::SQL_OWES_WITHDRAWAL),
+            "{flat}"
+        );
+    }
+
     #[test]
     fn partial_indexes_are_on_the_states_of_their_queries() {
         assert!(super::MIGRATIONS[4].contains(&format!(

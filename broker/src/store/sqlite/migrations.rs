@@ -345,10 +345,30 @@ UPDATE claim_consumption SET ceiling_key = 'stay-act|' || substr(ceiling_key, 5)
         OR ceiling_key GLOB '*|[0-9][0-9][0-9][0-9]-[0-9][0-9]'
         OR ceiling_key GLOB '*|[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]');
 "#,
+    // 18: the claims that owe their partner a cancel after the broker
+    // refused its answer (core::SQL_OWES_WITHDRAWAL), by mutuelle: counted
+    // with the claims waiting on it (`partner_activity`: the metrics, the
+    // console's and the CLI's partners). Few rows, written only then.
+    r#"
+CREATE INDEX IF NOT EXISTS claims_owing ON claims (mutuelle_id)
+    WHERE state = 'rejected' AND cancel_key IS NOT NULL AND next_attempt_ms IS NOT NULL;
+"#,
 ];
 
 #[cfg(test)]
 mod unit {
+    /// The index of the claims owing a cancel is on the predicate the
+    /// partners' counts read (`core::SQL_OWES_WITHDRAWAL`).
+    #[test]
+    fn the_owing_index_is_on_the_owing_predicate() {
+        let m = super::MIGRATIONS[17]
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(m.contains("claims_owing"), "{m}");
+        assert!(m.contains(super::super::core::SQL_OWES_WITHDRAWAL), "{m}");
+    }
+
     /// The statement's index holds the statement period of its queries
     /// (`core::period_claims`), and its generated columns the payee as a
     /// statement line reads it (`core::PAYEE_COLS`).
