@@ -938,9 +938,7 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     assert!(
         body.contains("TG-1009")
             && body.contains("01/12/2026")
-            && body.contains(
-                "Couvert le 02/12/2026\noui (produit SOLIDARITE-ESSENTIEL), d'après le fichier des adhérents"
-            ),
+            && body.contains("Couvert le 02/12/2026\noui (produit SOLIDARITE-ESSENTIEL)"),
         "{body}"
     );
     c.goto(&format!("{console}/members?number=SOL-0002"))
@@ -948,9 +946,7 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
         .unwrap();
     let body = text(&c).await;
     assert!(
-        body.contains(
-            "Couvert le 02/12/2026\nnon : cotisations payées jusqu'au 30/06/2026 seulement"
-        ),
+        body.contains("Couvert le 02/12/2026\nnon : cotisations non à jour à la date des soins"),
         "{body}"
     );
     c.goto(&format!("{console}/members?number=SOL-0009"))

@@ -531,6 +531,11 @@ impl FhirAdapter {
                 *self.jwt.lock().await = None;
             }
             if !a.status.is_success() {
+                // The HTTP status for operators: a refusal's message is
+                // the mutuelle's words alone (a wrong base URL answering
+                // 404 with an OperationOutcome shows here).
+                tracing::info!(mutuelle = %self.mutuelle_id, path = %path, http = %a.status,
+                    "FHIR server answered an error status");
                 return Err(status_error(a.status, &a.body));
             }
             if a.body.is_empty() {

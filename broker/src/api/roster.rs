@@ -229,6 +229,7 @@ impl RosterApi {
                 unchanged: d.unchanged,
                 changes,
                 dry_run,
+                in_force_before: d.in_force_before,
             })
         })
         .await
@@ -423,21 +424,27 @@ impl RosterService for RosterApi {
                 v.date("date", &msg.date)
             };
             v.finish(())?;
-            let (product, date, ceilings) = self
+            let m = self
                 .broker
                 .member_ceilings(&msg.mutuelle_id, &msg.member_number, date)
                 .await?;
             Ok(pb::GetMemberCeilingsResponse {
-                product: product.as_ref().map(|p| {
+                product: m.product.as_ref().map(|p| {
                     passerelle_proto::convert::product_ref_to_pb(
                         &passerelle_domain::ProductRef::from(p),
                     )
                 }),
-                date: passerelle_domain::date::format(date),
-                ceilings: ceilings
+                date: passerelle_domain::date::format(m.date),
+                ceilings: m
+                    .ceilings
                     .iter()
                     .map(passerelle_proto::convert::ceiling_to_pb)
                     .collect(),
+                covered: m.covered,
+                reason: m
+                    .reason
+                    .as_ref()
+                    .map(passerelle_proto::convert::reason_to_pb),
             })
         })
         .await

@@ -245,6 +245,8 @@ pub fn statement_to_pb(d: StatementData, currency: &str) -> pb::Statement {
                 totals: Some(pb::Totals::default()),
                 continued: payees.is_empty() && cut.first_continued,
                 continues: false,
+                whole_claim_count: 0,
+                whole_mutuelle_share: 0,
             });
         }
         let p = payees.last_mut().expect("pushed above");
@@ -894,8 +896,27 @@ impl SettlementService for SettlementApi {
                     .statement(&scheme_id, &mutuelle_id, number, page)
                     .await?;
                 let next = d.next.as_ref().map(|k| page_token(d.period.number, k));
+                let number = d.period.number;
                 let mut s = statement_to_pb(d, &self.broker.currency_of(&scheme_id));
                 s.next_page_token = next.unwrap_or_default();
+                // A payee the page cuts (the first, the last): its whole
+                // statement's claims and share, that payee's claims read.
+                for p in s.payees.iter_mut().filter(|p| p.continued || p.continues) {
+                    if let Some(w) = self
+                        .broker
+                        .statement_payee_total(
+                            &scheme_id,
+                            &mutuelle_id,
+                            number,
+                            &p.payee_type,
+                            &p.payee_id,
+                        )
+                        .await?
+                    {
+                        p.whole_claim_count = u32::try_from(w.claims).unwrap_or(u32::MAX);
+                        p.whole_mutuelle_share = w.mutuelle;
+                    }
+                }
                 Ok(s)
             },
         )

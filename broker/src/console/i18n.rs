@@ -789,42 +789,6 @@ impl Lang {
         }
     }
 
-    /// Whether a member of the roster is covered on `day`, as the roster
-    /// says it (the rules' own tests, `Member::product_on` and
-    /// `Member::dues_paid_on`): yes with the product in force, or why not.
-    /// What a clerk answers a provider who calls; the member page showed
-    /// dues and products apart, with no word on what they mean today.
-    pub fn cover_on(self, m: &passerelle_proto::roster::v1::Member, day: Date) -> String {
-        use passerelle_domain::date::parse;
-        let member = passerelle_domain::Member {
-            mutuelle_id: String::new(),
-            scheme_id: String::new(),
-            beneficiary_id: String::new(),
-            member_number: String::new(),
-            household_id: String::new(),
-            paid_until: parse(&m.contribution_paid_until),
-            products: m
-                .products
-                .iter()
-                .filter_map(|p| {
-                    Some(passerelle_domain::ProductPeriod {
-                        product_id: p.product_id.clone(),
-                        start: parse(&p.start_date)?,
-                        end: parse(&p.end_date),
-                    })
-                })
-                .collect(),
-        };
-        match (member.product_on(day), member.paid_until) {
-            (None, _) => self.t("member-covered-no-product"),
-            (Some(_), None) => self.t("member-covered-no-dues"),
-            (Some(_), Some(p)) if !member.dues_paid_on(day) => {
-                self.t_args("member-covered-dues-until", &[("date", &self.date(p))])
-            }
-            (Some(p), Some(_)) => self.t_args("member-covered-yes", &[("product", &p.product_id)]),
-        }
-    }
-
     /// A member's field the broker named in a refusal of a members file
     /// ("scheme_id", "products[1].end_date"), as the file's column in
     /// words, with the member's product row when it is not the first.
@@ -903,10 +867,13 @@ impl Lang {
         let quoted = e.split('"').nth(1).unwrap_or("").to_string();
         if e.starts_with(passerelle_files::xlsx::OLD_EXCEL) {
             self.t("roster-old-excel")
-        } else if e.starts_with("not an XLSX workbook") {
+        } else if e.starts_with("not an XLSX workbook (ZIP)") {
             // The parser's English detail (a ZIP's end not found) tells a
             // clerk nothing: a damaged or cut file.
             self.t("roster-not-xlsx")
+        } else if e.starts_with("not an XLSX workbook") {
+            // A ZIP that is no Excel workbook: LibreOffice's .ods, others.
+            self.t("roster-other-workbook")
         } else if e.contains("the header has no column") {
             self.t_args("roster-no-column", &[("column", &quoted)])
         } else if e.contains("unknown column") {
@@ -968,45 +935,6 @@ pub fn parse_date(s: &str) -> Option<Date> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A member's cover on a day, as the roster says it: the product in
-    /// force, else no product; dues paid to the day, else until when.
-    #[test]
-    fn a_members_cover_on_a_day() {
-        use passerelle_proto::roster::v1::{Member, ProductPeriod};
-        let day = passerelle_domain::date::parse("2026-12-02").unwrap();
-        let member = |paid: &str, end: &str| Member {
-            contribution_paid_until: paid.into(),
-            products: vec![ProductPeriod {
-                product_id: "ESS".into(),
-                start_date: "2025-01-01".into(),
-                end_date: end.into(),
-            }],
-            ..Default::default()
-        };
-        let fr = |m: &Member| Lang::Fr.cover_on(m, day);
-        assert_eq!(
-            fr(&member("2026-12-31", "")),
-            "oui (produit ESS), d'après le fichier des adhérents"
-        );
-        assert_eq!(
-            fr(&member("2026-12-02", "2026-12-02")).get(..3),
-            Some("oui")
-        );
-        assert_eq!(
-            fr(&member("2026-06-30", "")),
-            "non : cotisations payées jusqu'au 30/06/2026 seulement"
-        );
-        assert_eq!(fr(&member("", "")), "non : aucune cotisation payée");
-        assert_eq!(
-            fr(&member("2026-12-31", "2026-12-01")),
-            "non : aucun produit en vigueur ce jour"
-        );
-        assert_eq!(
-            Lang::En.cover_on(&member("2026-06-30", ""), day),
-            "no: dues paid until 30/06/2026 only"
-        );
-    }
 
     /// A partner's error reads in the person's language, its kind said by
     /// the catalogue, the transport's words kept; anything else (an

@@ -1270,6 +1270,8 @@ async fn claims(State(c): State<Arc<Console>>, ctx: Ctx, Query(q): Query<ClaimsQ
         provider_id: upper(&msg.provider_id),
         ..msg.clone()
     });
+    // What the next page's link asks: the filters that answered.
+    let (mut member, mut provider) = (q.member.clone(), q.provider.clone());
     let mut r = match c
         .call(&ctx.person, ctx.peer, msg, |r| c.settlement.list_claims(r))
         .await
@@ -1278,6 +1280,7 @@ async fn claims(State(c): State<Arc<Console>>, ctx: Ctx, Query(q): Query<ClaimsQ
         Err(e) => return ctx.status(e).into_response(),
     };
     if let Some(msg) = retry.filter(|_| r.claims.is_empty() && q.page.is_empty()) {
+        (member, provider) = (msg.member_number.clone(), msg.provider_id.clone());
         r = match c
             .call(&ctx.person, ctx.peer, msg, |r| c.settlement.list_claims(r))
             .await
@@ -1402,8 +1405,8 @@ async fn claims(State(c): State<Arc<Console>>, ctx: Ctx, Query(q): Query<ClaimsQ
             url(&q.from),
             url(&q.to),
             url(&q.mutuelle),
-            url(&q.member),
-            url(&q.provider),
+            url(&member),
+            url(&provider),
             url(&r.next_page_token),
             esc(&lang.t("claims-next"))
         )
@@ -1747,18 +1750,13 @@ async fn members(
                 } else {
                     lang.iso_date(&m.contribution_paid_until)
                 };
-                let today = c.broker.clock().today();
-                intro.push_str(&facts(&[
-                    (
-                        lang.t_args("member-covered-today", &[("date", &lang.date(today))]),
-                        lang.cover_on(&m, today),
-                    ),
+                let mut items = vec![
                     (lang.t("col-member"), m.member_number.clone()),
                     (lang.t("col-scheme"), m.scheme_id.clone()),
                     (lang.t("col-beneficiary"), m.beneficiary_id.clone()),
                     (lang.t("member-household"), m.household_id.clone()),
                     (lang.t("member-dues"), dues),
-                ]));
+                ];
                 let mut t =
                     Table::new(lang, &["member-product", "member-start", "member-end"], &[]);
                 for p in &m.products {
@@ -1784,20 +1782,39 @@ async fn members(
                 // A mutuelle with its own system keeps its ceilings: none
                 // shown (FAILED_PRECONDITION), anything else is the page's
                 // error.
+                // Whether the member is covered today, first: what a clerk
+                // answers a provider who calls (the rules' own answer, as a
+                // scheme's eligibility gets it: dues, product, waiting
+                // periods); a mutuelle with its own system decides there.
+                let cur = currency_of_mutuelle(&c, &m.scheme_id);
+                let today = lang.date(c.broker.clock().today());
+                let covered = lang.t_args("member-covered-today", &[("date", &today)]);
                 match c
                     .call(&ctx.person, ctx.peer, msg, |r| {
                         c.roster.get_member_ceilings(r)
                     })
                     .await
                 {
-                    Ok(r) => tables.push(ceilings_table(
-                        lang,
-                        &r,
-                        &currency_of_mutuelle(&c, &m.scheme_id),
-                    )),
-                    Err(e) if e.code() == tonic::Code::FailedPrecondition => {}
+                    Ok(r) => {
+                        let said = match (&r.reason, &r.product) {
+                            (Some(why), _) if !r.covered => lang.t_args(
+                                "member-covered-no",
+                                &[("why", &lang.reason_words(why, &cur))],
+                            ),
+                            (_, Some(p)) => {
+                                lang.t_args("member-covered-yes", &[("product", &p.product_id)])
+                            }
+                            _ => lang.t("member-covered-yes-plain"),
+                        };
+                        items.insert(0, (covered, said));
+                        tables.push(ceilings_table(lang, &r, &cur));
+                    }
+                    Err(e) if e.code() == tonic::Code::FailedPrecondition => {
+                        items.insert(0, (covered, lang.t("member-covered-own-system")));
+                    }
                     Err(e) => return ctx.status(e).into_response(),
                 }
+                intro.push_str(&facts(&items));
             }
             Err(e) if e.code() == tonic::Code::NotFound => {
                 empty = lang.t("members-not-found");
@@ -2248,7 +2265,13 @@ async fn check_roster(
             break;
         }
         let mut out = std::collections::BTreeSet::new();
+        // A member refused for its number is not kept by that number (the
+        // broker would refuse the list of numbers kept in turn).
+        let mut bad_number = std::collections::BTreeSet::new();
         for r in refused {
+            if r.field == "member_number" {
+                bad_number.insert(r.index);
+            }
             let m = &members[r.index];
             rows.push(RosterRow {
                 line: lines[r.index],
@@ -2261,7 +2284,9 @@ async fn check_roster(
         let (mut kept, mut kept_lines) = (Vec::new(), Vec::new());
         for (i, (m, line)) in members.into_iter().zip(lines).enumerate() {
             if out.contains(&i) {
-                keep.push(m.member_number);
+                if !bad_number.contains(&i) {
+                    keep.push(m.member_number);
+                }
             } else {
                 kept.push(m);
                 kept_lines.push(line);
@@ -2274,18 +2299,34 @@ async fn check_roster(
     Ok(check)
 }
 
-/// The members a check would end: when they are half or more of those the
-/// mutuelle had (a partial file, or the wrong one), applying it needs the
-/// person to confirm it.
+/// The members a check would end: when they are half or more of those
+/// whose cover was open (a partial file, or the wrong one), applying it
+/// needs the person to confirm it. Members long gone do not count: with
+/// them, a file ending 900 of 1,000 current members next to 3,000 gone
+/// asked nothing (the review of the clerk's fixes).
 fn ends_most(d: &roster::ImportRosterResponse) -> bool {
-    let before = u64::from(d.end_dated) + u64::from(d.updated) + u64::from(d.unchanged);
-    d.end_dated > 0 && u64::from(d.end_dated) * 2 >= before
+    d.end_dated > 0 && u64::from(d.end_dated) * 2 >= u64::from(d.in_force_before)
 }
 
 /// What a check showed, carried by the apply form: the apply is made only
-/// if the file would still do exactly that.
+/// if the file would still do exactly that: the same counts and the same
+/// members changed the same way (counts alone let another set of changes
+/// of the same size through).
 fn diff_shown(d: &roster::ImportRosterResponse) -> String {
-    format!("{}/{}/{}/{}", d.added, d.updated, d.end_dated, d.unchanged)
+    let mut changes: Vec<String> = d
+        .changes
+        .iter()
+        .map(|c| format!("{}\u{1f}{}", c.member_number, c.change))
+        .collect();
+    changes.sort_unstable();
+    format!(
+        "{}/{}/{}/{}/{}",
+        d.added,
+        d.updated,
+        d.end_dated,
+        d.unchanged,
+        &crate::audit::hash(changes.join("\u{1e}").as_bytes())[..16]
+    )
 }
 
 /// A roster check or apply: the file read, its bad rows named, and the
@@ -2459,6 +2500,11 @@ async fn roster_post(
         after.push_str(&format!(
             "<p class=\"error\">{}</p>",
             esc(&lang.t("roster-fix-first"))
+        ));
+    } else if file.members.is_empty() {
+        after.push_str(&format!(
+            "<p class=\"error\">{}</p>",
+            esc(&lang.t("roster-no-members"))
         ));
     }
     let form = upload_form(&ui, lang);
@@ -2700,30 +2746,16 @@ async fn statement(
             heading.push_str(&format!(" {}", lang.t("statement-payee-continued")));
         }
         if cut {
-            let whole = c
-                .broker
-                .statement_payee_total(
-                    &scheme,
-                    &mutuelle,
-                    p.number,
-                    &payee.payee_type,
-                    &payee.payee_id,
+            heading.push_str(&format!(
+                " {}",
+                lang.t_args(
+                    "statement-payee-whole",
+                    &[
+                        ("claims", &payee.whole_claim_count.to_string()),
+                        ("amount", &lang.money(payee.whole_mutuelle_share, &cur)),
+                    ],
                 )
-                .await;
-            match whole {
-                Ok(Some(w)) => heading.push_str(&format!(
-                    " {}",
-                    lang.t_args(
-                        "statement-payee-whole",
-                        &[
-                            ("claims", &w.claims.to_string()),
-                            ("amount", &lang.money(w.mutuelle, &cur)),
-                        ],
-                    )
-                )),
-                Ok(None) => {}
-                Err(e) => return ctx.status(e.into()).into_response(),
-            }
+            ));
         }
         tables.push((heading, t));
     }
@@ -4604,6 +4636,68 @@ mod tests {
         }
     }
 
+    /// The member page says whether the member is covered today as a
+    /// scheme's eligibility would: yes with the product, else why not, a
+    /// waiting period included (a verdict read from the roster alone said
+    /// yes there; the review of the clerk's fixes).
+    #[tokio::test]
+    async fn the_member_page_says_whether_the_member_is_covered_today() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        let today = b.clock().today();
+        let mut waiting = b
+            .store()
+            .product_on("MUT-R", "BASE", today)
+            .await
+            .unwrap()
+            .expect("BASE");
+        waiting.id = "WAIT".into();
+        waiting.waiting_days = 90;
+        b.store().put_products(&[waiting]).await.unwrap();
+        let mut w = crate::service::testing::member_of("R");
+        w.member_number = "R-W".into();
+        w.beneficiary_id = "R-WAIT".into();
+        w.products = vec![passerelle_domain::ProductPeriod {
+            product_id: "WAIT".into(),
+            start: today,
+            end: None,
+        }];
+        b.store().upsert_members(&[w], 0).await.unwrap();
+        let page = |number: &str| {
+            let b = b.clone();
+            let number = number.to_string();
+            async move {
+                let r = members(
+                    State(console(b, 5_000)),
+                    manager(),
+                    Query(MembersQuery { number }),
+                )
+                .await;
+                assert_eq!(r.status(), StatusCode::OK);
+                let (body, _) = frames(r).await;
+                String::from_utf8(body.concat())
+                    .unwrap()
+                    .replace("&#39;", "'")
+            }
+        };
+        let day = Lang::Fr.date(today);
+        let from = Lang::Fr.date(today.saturating_add(time::Duration::days(90)));
+        let html = page("r-1").await;
+        assert!(
+            html.contains(&format!(
+                "<dt>Couvert le {day}</dt><dd>oui (produit BASE)</dd>"
+            )),
+            "{html}"
+        );
+        let html = page("R-W").await;
+        assert!(
+            html.contains(&format!(
+                "<dt>Couvert le {day}</dt><dd>non : délai de carence : couvert à partir du {from}</dd>"
+            )),
+            "{html}"
+        );
+    }
+
     /// A workbook that cannot be read is said in words a clerk acts on: an
     /// old `.xls` (read as text, it was refused for a header it seemed to
     /// lack), a damaged or cut `.xlsx` (the ZIP reader's English before).
@@ -4621,6 +4715,13 @@ mod tests {
             e.contains("abîmé ou incomplet") && !e.contains("EOCD"),
             "{e}"
         );
+        // A whole ZIP that is no Excel workbook (an .ods): the reader's
+        // words for it.
+        let e = Lang::Fr.roster_unreadable("not an XLSX workbook: no xl/workbook.xml");
+        assert!(
+            e.contains("LibreOffice (.ods)") && !e.contains("abîmé"),
+            "{e}"
+        );
         let e = opening::read(Lang::Fr, "soldes.xls", &old).err().unwrap();
         assert!(e.contains("ancien format Excel (.xls)"), "{e}");
     }
@@ -4634,13 +4735,32 @@ mod tests {
             updated,
             unchanged,
             added: 1,
+            in_force_before: ended + updated + unchanged,
             ..Default::default()
         };
         assert!(ends_most(&d(4, 0, 0)));
         assert!(ends_most(&d(2, 1, 1)));
         assert!(!ends_most(&d(1, 1, 1)));
         assert!(!ends_most(&d(0, 0, 0)));
-        assert_eq!(diff_shown(&d(4, 2, 3)), "1/2/4/3");
+        // 900 of 1,000 in force end; 3,000 long gone are unchanged.
+        let partial = roster::ImportRosterResponse {
+            end_dated: 900,
+            updated: 100,
+            unchanged: 3_000,
+            in_force_before: 1_000,
+            ..Default::default()
+        };
+        assert!(ends_most(&partial));
+        assert!(diff_shown(&d(4, 2, 3)).starts_with("1/2/4/3/"));
+        // The same counts, other members changed: not what was shown.
+        let change = |m: &str| roster::RosterChange {
+            member_number: m.into(),
+            change: "updated".into(),
+        };
+        let (mut a, mut b) = (d(0, 1, 5), d(0, 1, 5));
+        a.changes = vec![change("M-1")];
+        b.changes = vec![change("M-2")];
+        assert_ne!(diff_shown(&a), diff_shown(&b));
     }
 
     /// A statement longer than a page: a payee the page cuts has its

@@ -295,10 +295,11 @@ impl Broker {
             ..
         }) = route
         else {
-            return Err(ServiceError::UnknownMember(format!(
-                "beneficiary {} is not a member of any mutuelle known to passerelle",
-                mask(&planned.beneficiary_id)
-            )));
+            return Err(super::routing::unknown_member(
+                &planned.beneficiary_id,
+                planned.mutuelle_id.as_deref(),
+                planned.member_number.as_deref(),
+            ));
         };
         let reference = reference_of(&scheme_id, &id);
         // Hospital care opens a stay: the request's, else one named by the

@@ -17,7 +17,7 @@ use super::partner::{Outbound, busy};
 use super::routing::Route;
 use super::{
     Broker, EligibilityInput, LEASE_GRACE_MS, ServiceError, adjudication_key, cancel_key,
-    key_digest, mask, next_nonce,
+    key_digest, next_nonce,
 };
 use crate::store::{Begin, ClaimRecord, NewClaim, Outcome, StoreError, Transition};
 
@@ -413,18 +413,10 @@ impl Broker {
             member,
         }) = route
         else {
-            // With a card, what it says that does not hold.
-            let who = mask(&claim.beneficiary_id);
-            return Err(ServiceError::UnknownMember(
-                match (&claim.mutuelle_id, &claim.member_number) {
-                    (None, _) => format!(
-                        "beneficiary {who} is not a member of any mutuelle known to passerelle"
-                    ),
-                    (m, n) => format!(
-                        "beneficiary {who}: {}",
-                        super::routing::unrouted(m.as_deref(), n.as_deref()).message
-                    ),
-                },
+            return Err(super::routing::unknown_member(
+                &claim.beneficiary_id,
+                claim.mutuelle_id.as_deref(),
+                claim.member_number.as_deref(),
             ));
         };
         let deadline = self.partner(&mid)?.deadline;

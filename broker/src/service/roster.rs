@@ -41,6 +41,18 @@ pub struct OpeningInput {
     pub count: u32,
 }
 
+/// A member of a mutuelle passerelle adjudicates for, on a date: the
+/// product version in force, its ceilings used and left, and whether the
+/// member is covered then, as eligibility answers (`reason`: why not).
+#[derive(Debug)]
+pub struct MemberCover {
+    pub product: Option<Product>,
+    pub date: Date,
+    pub ceilings: Vec<CeilingView>,
+    pub covered: bool,
+    pub reason: Option<passerelle_domain::Reason>,
+}
+
 impl Broker {
     /// Sets a rules mutuelle's opening balances (see `ImportOpeningBalances`
     /// in the roster contract): every row checked (its member, its ceiling,
@@ -250,7 +262,7 @@ impl Broker {
         mutuelle_id: &str,
         member_number: &str,
         date: Option<Date>,
-    ) -> Result<(Option<Product>, Date, Vec<CeilingView>), ServiceError> {
+    ) -> Result<MemberCover, ServiceError> {
         if self.partners.get(mutuelle_id).map(|p| p.kind) != Some(AdapterKind::Rules) {
             return Err(ServiceError::Refused(format!(
                 "{mutuelle_id} keeps its own ceilings in its own system: passerelle holds them only for mutuelles it adjudicates for"
@@ -258,27 +270,44 @@ impl Broker {
         }
         let date = date.unwrap_or_else(|| self.clock.today());
         let member = self.get_member(mutuelle_id, member_number).await?;
-        let Some(period) = member.product_on(date) else {
-            return Ok((None, date, Vec::new()));
+        let product = match member.product_on(date) {
+            Some(period) => {
+                self.store
+                    .product_on(mutuelle_id, &period.product_id, date)
+                    .await?
+            }
+            None => None,
         };
-        let Some(product) = self
-            .store
-            .product_on(mutuelle_id, &period.product_id, date)
-            .await?
-        else {
-            return Ok((None, date, Vec::new()));
-        };
-        let categories = product.categories.iter().map(|r| r.category);
-        let mut keys = engine::keys_for(&member, &product, date, None, categories);
-        let acts = product.act_limits.iter().map(|a| a.act_code.as_str());
-        keys.extend(engine::act_keys(&member, &product, date, None, acts));
-        let usage = if keys.is_empty() {
-            Default::default()
-        } else {
-            self.store.usage(mutuelle_id, &keys).await?
-        };
-        let ceilings = engine::ceilings(&member, &product, date, &usage);
-        Ok((Some(product), date, ceilings))
+        let mut usage = Default::default();
+        if let Some(product) = &product {
+            let categories = product.categories.iter().map(|r| r.category);
+            let mut keys = engine::keys_for(&member, product, date, None, categories);
+            let acts = product.act_limits.iter().map(|a| a.act_code.as_str());
+            keys.extend(engine::act_keys(&member, product, date, None, acts));
+            if !keys.is_empty() {
+                usage = self.store.usage(mutuelle_id, &keys).await?;
+            }
+        }
+        // Covered as eligibility answers a scheme (the rules' own test:
+        // product, dues, waiting periods), with the ceilings it shows.
+        let answer = passerelle_adapters::rules::evaluate_eligibility(
+            &engine::Context {
+                member: &member,
+                product: product.as_ref(),
+                date_of_care: date,
+                diagnoses: &[],
+                stay_id: None,
+                usage: &usage,
+            },
+            &[],
+        );
+        Ok(MemberCover {
+            product,
+            date,
+            ceilings: answer.ceilings,
+            covered: answer.covered,
+            reason: answer.reason,
+        })
     }
 
     /// Beneficiaries declared by two mutuelles on the same dates.

@@ -169,6 +169,24 @@ pub(super) fn unrouted(mutuelle_id: Option<&str>, member_number: Option<&str>) -
     }
 }
 
+/// A claim's or a prior authorization's refusal for a beneficiary that
+/// routes nowhere, as its card puts it ([`unrouted`]), ids masked: the
+/// message is the audit row's outcome, which names no member number.
+pub(super) fn unknown_member(
+    beneficiary_id: &str,
+    mutuelle_id: Option<&str>,
+    member_number: Option<&str>,
+) -> ServiceError {
+    let who = super::mask(beneficiary_id);
+    ServiceError::UnknownMember(match mutuelle_id {
+        None => format!("beneficiary {who} is not a member of any mutuelle known to passerelle"),
+        Some(_) => format!(
+            "beneficiary {who}: {}",
+            unrouted(mutuelle_id, member_number.map(super::mask).as_deref()).message
+        ),
+    })
+}
+
 /// What a call's card says: the mutuelle, and the member number there.
 #[derive(Clone, Copy)]
 struct Card<'a> {

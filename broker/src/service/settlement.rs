@@ -271,6 +271,8 @@ impl Broker {
         d.recoveries
             .retain(|r| r.payee_type == payee_type && r.payee_id == payee_id);
         d.next = None;
+        // The payee's whole part: no page cuts it.
+        d.cut = Default::default();
         let mut after = LineKey {
             payee_type: payee_type.to_string(),
             payee_id: payee_id.to_string(),

@@ -1087,9 +1087,9 @@ pub(super) fn statement_split(
         last_continues: false,
     };
     match page {
-        Some(p) if lines.len() > p.size as usize && p.size > 0 => {
+        Some(p) if lines.len() > p.size as usize => {
             let size = p.size as usize;
-            cut.last_continues = same(&lines[size - 1], &lines[size]);
+            cut.last_continues = size > 0 && same(&lines[size - 1], &lines[size]);
             lines.truncate(size);
             let next = lines.last().map(crate::store::LineKey::of);
             (lines, next, cut)

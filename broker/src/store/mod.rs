@@ -208,6 +208,10 @@ pub struct RosterDiff {
     pub updated: Vec<String>,
     pub end_dated: Vec<String>,
     pub unchanged: u32,
+    /// Stored members whose cover was open on the import's date (what
+    /// `end_dated` is a share of; `unchanged` also counts members long
+    /// gone).
+    pub in_force_before: u32,
 }
 
 /// Filters of [`Store::list_claims`]; `None` matches any.
@@ -552,7 +556,7 @@ pub enum StoreError {
     /// The SQLite database (its path) is held by another process: one
     /// process at a time opens it (a running broker, a `migrate`, a
     /// `users` command). The command line says it in its reader's
-    /// language (`cli::store_in_use`).
+    /// language (`cli::start_error`).
     #[error("{0}: another passerelle is using this database (on SQLite, one process at a time)")]
     InUse(String),
     /// Memberships that would overlap another mutuelle's coverage of the

@@ -273,6 +273,12 @@ pub fn roster_diff(
         .map(|m| (m.member_number.as_str(), m))
         .collect();
     let present: HashSet<String> = incoming.iter().map(|m| m.member_number.clone()).collect();
+    let open_on = |m: &Member| {
+        m.products
+            .iter()
+            .any(|p| p.end.is_none_or(|e| e >= import.as_of))
+    };
+    diff.in_force_before = existing.iter().filter(|m| open_on(m)).count() as u32;
     for m in incoming {
         match stored.get(m.member_number.as_str()) {
             None => {
@@ -292,11 +298,7 @@ pub fn roster_diff(
         if present.contains(&old.member_number) || keep.contains(old.member_number.as_str()) {
             continue;
         }
-        let open = old
-            .products
-            .iter()
-            .any(|p| p.end.is_none_or(|e| e >= import.as_of));
-        if !import.end_missing || !open {
+        if !import.end_missing || !open_on(old) {
             diff.unchanged += 1;
             continue;
         }
