@@ -570,6 +570,21 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
         .await
         .unwrap();
     shot(&controle, "19-approbation").await;
+    // A rejection says why: without a reason (the browser's check taken
+    // away), refused, and nothing decided.
+    controle
+        .execute(
+            "document.querySelector('form[action$=\"/reject\"] input[name=reason]').removeAttribute('required');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    click(&controle, Locator::Css("form[action$='/reject'] button")).await;
+    assert!(text(&controle).await.contains("Donnez le motif du rejet"));
+    controle
+        .goto(&format!("{console}/approvals"))
+        .await
+        .unwrap();
     click(&controle, Locator::Css("form[action$='/approve'] button")).await;
     let body = text(&controle).await;
     assert!(
@@ -1249,7 +1264,7 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     assert!(
         text(&fed)
             .await
-            .contains("Le fichier vérifié n'est plus disponible pour cette mutuelle")
+            .contains("Le fichier vérifié n'est plus en attente")
     );
 
     // Scheme staff: the partners' health, read only (no pause or resume),

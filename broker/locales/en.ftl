@@ -199,6 +199,7 @@ error-internal = Internal error. The operator can find it in the log.
 error-back = Back to the dashboard
 date-invalid = invalid date "{ $value }": write it dd/mm/yyyy, for example 31/12/2026
 date-no-such-day = the date "{ $value }" does not exist: check the day and the month (dd/mm/yyyy)
+claims-dates-ignored = The list below leaves out the filter's dates: correct them, then filter again.
 
 # The `passerelle users` command.
 cli-user-added = Account { $login } created ({ $role }).
@@ -367,7 +368,7 @@ roster-file = File (.csv or .xlsx)
 roster-check = Check
 roster-apply = Apply { $file }
 roster-fix-first = Correct the rows in error in the file, then upload it again.
-roster-expired = The checked file is no longer available for this mutuelle (another was checked since, or the mutuelle changed): upload it again.
+roster-expired = The checked file is no longer waiting: it was applied already (the page reloaded), or another was checked since, or the mutuelle changed. Nothing was applied again; upload it again if need be.
 roster-unreadable = Unreadable file: { $detail }
 roster-old-excel = Unreadable file: this is an Excel workbook of the old format (.xls). In Excel, "Save as" an "Excel Workbook (.xlsx)" or "CSV (semicolon delimited)", then upload that file.
 roster-not-xlsx = Unreadable file: this Excel workbook is damaged or incomplete (an interrupted transfer?). Save it again from Excel, or as CSV, then upload it.
@@ -440,6 +441,7 @@ done-proposed = Proposal recorded: another manager of the mutuelle must approve 
 done-unchanged = Nothing to approve: that is already what is recorded.
 done-approved = Proposal approved and applied.
 done-rejected = Proposal rejected.
+done-withdrawn = Proposal withdrawn.
 
 nav-products = Products
 nav-approvals = Approvals
@@ -751,6 +753,7 @@ error-code-Ok = Succeeded.
 claims-member = Member no.
 claims-provider = Provider
 approvals-state-withdrawn = withdrawn by its author
+approvals-reason-required = Give the reason for the rejection: the person who proposed will read it.
 approvals-outcome-closed = period { $number } closed
 approvals-outcome-settled = payment of period { $number } recorded
 approvals-outcome-published = { $count } product version(s) published

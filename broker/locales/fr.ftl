@@ -199,6 +199,7 @@ error-internal = Erreur interne. L'opérateur a été prévenu par le journal.
 error-back = Retour au tableau de bord
 date-invalid = date invalide « { $value } » : écrivez-la jj/mm/aaaa, par exemple 31/12/2026
 date-no-such-day = la date « { $value } » n'existe pas : vérifiez le jour et le mois (jj/mm/aaaa)
+claims-dates-ignored = La liste ci-dessous ne tient pas compte des dates du filtre : corrigez-les puis filtrez de nouveau.
 
 # La commande `passerelle users`.
 cli-user-added = Compte { $login } créé ({ $role }).
@@ -365,7 +366,7 @@ roster-file = Fichier (.csv ou .xlsx)
 roster-check = Vérifier
 roster-apply = Appliquer { $file }
 roster-fix-first = Corrigez les lignes en erreur dans le fichier puis déposez-le à nouveau.
-roster-expired = Le fichier vérifié n'est plus disponible pour cette mutuelle (déposé à nouveau ailleurs, ou mutuelle changée) : déposez-le à nouveau.
+roster-expired = Le fichier vérifié n'est plus en attente : il a déjà été appliqué (la page rechargée), ou un autre a été vérifié depuis, ou la mutuelle a changé. Rien n'a été appliqué de nouveau ; déposez-le à nouveau s'il le faut.
 roster-unreadable = Fichier illisible : { $detail }
 roster-old-excel = Fichier illisible : c'est un classeur de l'ancien format Excel (.xls). Dans Excel, « Enregistrer sous » au format « Classeur Excel (.xlsx) » ou « CSV (séparateur : point-virgule) », puis déposez ce fichier.
 roster-not-xlsx = Fichier illisible : ce classeur Excel est abîmé ou incomplet (transfert interrompu ?). Enregistrez-le de nouveau depuis Excel, ou au format CSV, puis déposez-le.
@@ -438,6 +439,7 @@ done-proposed = Proposition enregistrée : un autre gestionnaire de la mutuelle 
 done-unchanged = Rien à approuver : c'est déjà ce qui est enregistré.
 done-approved = Proposition approuvée et appliquée.
 done-rejected = Proposition rejetée.
+done-withdrawn = Proposition retirée.
 
 nav-products = Produits
 nav-approvals = Approbations
@@ -749,6 +751,7 @@ error-code-Ok = Réussi.
 claims-member = N° d'adhérent
 claims-provider = Prestataire
 approvals-state-withdrawn = retirée par son auteur
+approvals-reason-required = Donnez le motif du rejet : la personne qui a proposé le lira.
 approvals-outcome-closed = période { $number } clôturée
 approvals-outcome-settled = règlement de la période { $number } enregistré
 approvals-outcome-published = { $count } version(s) de produit publiée(s)

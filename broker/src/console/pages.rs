@@ -427,7 +427,7 @@ struct Done {
 
 impl Done {
     fn notice(&self, lang: Lang) -> String {
-        const KEYS: [&str; 10] = [
+        const KEYS: [&str; 11] = [
             "paused",
             "resumed",
             "revoked",
@@ -438,6 +438,7 @@ impl Done {
             "unchanged",
             "approved",
             "rejected",
+            "withdrawn",
         ];
         if KEYS.contains(&self.done.as_str()) {
             lang.t(&format!("done-{}", self.done))
@@ -1411,6 +1412,9 @@ async fn claims(State(c): State<Arc<Console>>, ctx: Ctx, Query(q): Query<ClaimsQ
             esc(&lang.t("claims-next"))
         )
     };
+    if !problems.is_empty() {
+        problems.push(lang.t("claims-dates-ignored"));
+    }
     let form = problems
         .iter()
         .map(|p| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(p)))

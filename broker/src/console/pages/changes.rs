@@ -385,18 +385,20 @@ fn version_form(
     };
     // The window's title names the product (it read "Proposer une
     // nouvelle version de · passerelle").
-    let mut ui = ctx.ui(
+    let ui = ctx.ui(
         format!("{} {}", lang.t("products-new-version"), p.id),
         "products",
     );
-    if let Some(e) = error {
-        ui.notice = e;
-    }
-    let mut form = format!(
+    // What was wrong: an error above the form, not the green notice a
+    // success gets (a clerk's trial read it as done).
+    let mut form = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(&e)))
+        .unwrap_or_default();
+    form.push_str(&format!(
         "<form method=\"post\" action=\"/products/{}/new\" class=\"stack\">{}",
         url(&p.id),
         csrf_input(&ui)
-    );
+    ));
     form.push_str(&format!(
         "<p>{}</p>",
         esc(&lang.t_args(
@@ -823,7 +825,7 @@ pub(super) async fn approvals(
         } else if p.proposed_by == me {
             cards.push_str(&format!("<p>{}</p>", esc(&lang.t("approvals-yours"))));
             cards.push_str(&format!(
-                "<form method=\"post\" action=\"/approvals/{}/reject\" class=\"inline\">{}<input type=\"hidden\" name=\"reason\" value=\"\"><button>{}</button></form>",
+                "<form method=\"post\" action=\"/approvals/{}/reject\" class=\"inline\">{}<input type=\"hidden\" name=\"reason\" value=\"\"><input type=\"hidden\" name=\"withdraw\" value=\"1\"><button>{}</button></form>",
                 p.id,
                 csrf_input(&ui),
                 esc(&lang.t("approvals-withdraw"))
@@ -831,7 +833,7 @@ pub(super) async fn approvals(
         } else {
             cards.push_str(&format!(
                 "<form method=\"post\" action=\"/approvals/{id}/approve\" class=\"inline\">{csrf}<input type=\"hidden\" name=\"hash\" value=\"{hash}\"><button>{approve}</button></form> \
-                 <form method=\"post\" action=\"/approvals/{id}/reject\" class=\"inline\">{csrf}<label>{reason}<input name=\"reason\" maxlength=\"500\"></label><button>{reject}</button></form>",
+                 <form method=\"post\" action=\"/approvals/{id}/reject\" class=\"inline\">{csrf}<label>{reason}<input name=\"reason\" maxlength=\"500\" required></label><button>{reject}</button></form>",
                 id = p.id,
                 csrf = csrf_input(&ui),
                 hash = esc(&p.hash),
@@ -891,6 +893,9 @@ pub(super) struct DecisionForm {
     hash: String,
     #[serde(default)]
     reason: String,
+    /// The proposer's own withdrawal (no reason asked).
+    #[serde(default)]
+    withdraw: String,
 }
 
 pub(super) async fn decide(
@@ -912,6 +917,13 @@ pub(super) async fn decide(
             .map(|_| "approved")
         }
         "reject" => {
+            // A rejection says why, for the one who proposed (it showed
+            // "rejetée" with nothing more); a withdrawal needs none.
+            if f.withdraw.is_empty() && f.reason.trim().is_empty() {
+                return ctx
+                    .error(StatusCode::BAD_REQUEST, ctx.t("approvals-reason-required"))
+                    .into_response();
+            }
             let msg = settlement::RejectProposalRequest {
                 id,
                 reason: f.reason,
@@ -920,7 +932,13 @@ pub(super) async fn decide(
                 c.settlement.reject_proposal(r)
             })
             .await
-            .map(|_| "rejected")
+            .map(|p| {
+                if p.decided_by == p.proposed_by {
+                    "withdrawn"
+                } else {
+                    "rejected"
+                }
+            })
         }
         _ => {
             return ctx
