@@ -393,6 +393,7 @@ roster-ending = Warning: { $ended } member(s) missing from this file will end (t
 roster-confirm-ended = I confirm: { $ended } member(s) end, half or more of the mutuelle's members.
 roster-unknown-scheme = scheme "{ $value }" unknown to passerelle
 roster-unknown-product = product "{ $value }" not declared by the mutuelle (see the Products page)
+roster-number-case = differs from member number "{ $value }" only in letter case: write it as that one (another number would start the member's ceilings again)
 roster-covered-elsewhere-to = another mutuelle covers this beneficiary from { $from } to { $to }: one of the two memberships must end before the other starts
 roster-covered-elsewhere = another mutuelle covers this beneficiary from { $from }, with no end: one of the two memberships must end before the other starts
 roster-refused = refused by passerelle: { $detail }

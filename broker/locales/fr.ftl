@@ -391,6 +391,7 @@ roster-ending = Attention : { $ended } adhérent(s) absent(s) de ce fichier sero
 roster-confirm-ended = Je confirme : { $ended } adhérent(s) sortent, soit la moitié ou plus des adhérents de la mutuelle.
 roster-unknown-scheme = régime « { $value } » inconnu de passerelle
 roster-unknown-product = produit « { $value } » non déclaré par la mutuelle (voir la page Produits)
+roster-number-case = ne diffère du n° d'adhérent « { $value } » que par les majuscules : écrivez-le comme lui (un autre numéro ferait repartir de zéro les plafonds de l'adhérent)
 roster-covered-elsewhere-to = une autre mutuelle couvre aussi ce bénéficiaire du { $from } au { $to } : l'une des deux adhésions doit finir avant que l'autre commence
 roster-covered-elsewhere = une autre mutuelle couvre aussi ce bénéficiaire à partir du { $from }, sans date de fin : l'une des deux adhésions doit finir avant que l'autre commence
 roster-refused = refusé par passerelle : { $detail }

@@ -115,7 +115,7 @@ fn coverage_overlap(overlaps: Vec<crate::store::CoverageOverlap>) -> Status {
 impl From<ServiceError> for Status {
     fn from(e: ServiceError) -> Status {
         match e {
-            ServiceError::Invalid(v) => {
+            ServiceError::Invalid(v) | ServiceError::Store(StoreError::Invalid(v)) => {
                 // At most MAX_VIOLATIONS listed: a request with 20,000 wrong
                 // fields gets a short answer, the rest counted.
                 let more = v.len().saturating_sub(MAX_VIOLATIONS);

@@ -856,6 +856,9 @@ impl Lang {
             if description.starts_with("unknown product ") {
                 return self.t_args("roster-unknown-product", &[("value", q)]);
             }
+            if description.starts_with("differs from member ") {
+                return self.t_args("roster-number-case", &[("value", q)]);
+            }
         }
         self.t_args("roster-refused", &[("detail", description)])
     }

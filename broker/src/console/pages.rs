@@ -2275,6 +2275,13 @@ async fn check_roster(
         for r in refused {
             if r.field == "member_number" {
                 bad_number.insert(r.index);
+                // A slip of letter case: the member as stored is kept, so
+                // that the rest reads as once the number is corrected.
+                if r.description.starts_with("differs from member ")
+                    && let Some(stored) = r.description.split('"').nth(1)
+                {
+                    keep.push(stored.to_string());
+                }
             }
             let m = &members[r.index];
             rows.push(RosterRow {
@@ -4578,6 +4585,32 @@ mod tests {
             (1, 1, 0, 0),
             "R-6 added, R-1 updated (the file has no household or dues), the refused kept: {d:?}"
         );
+        // A member number that differs from the stored one only in letter
+        // case (a renumbering would start its ceilings again): named, and
+        // the member as stored kept, not ended, in what the rest would do.
+        let csv = "scheme_id;beneficiary_id;member_number;product_id;product_start\n\
+                   CNSS;R-OK;r-1;BASE;01/01/2025\n\
+                   CNSS;R-N6;R-6;BASE;01/01/2026\n";
+        let file = read_roster(Lang::Fr, "adherents.csv", csv.as_bytes()).unwrap();
+        let slip = check_roster(&c, &manager(), "MUT-R", &file).await.unwrap();
+        assert_eq!(slip.rows.len(), 1);
+        assert_eq!(
+            (
+                slip.rows[0].line,
+                slip.rows[0].column.as_str(),
+                slip.rows[0].member.as_str()
+            ),
+            (2, "n° d'adhérent (member_number)", "r-1")
+        );
+        assert!(
+            slip.rows[0]
+                .problem
+                .starts_with("ne diffère du n° d'adhérent « R-1 » que par les majuscules"),
+            "{}",
+            slip.rows[0].problem
+        );
+        let d = slip.diff.expect("the rest checked");
+        assert_eq!((d.added, d.end_dated), (1, 0), "R-1 kept: {d:?}");
         // Nothing was written: a check is a dry run.
         assert!(
             b.store()

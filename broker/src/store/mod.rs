@@ -553,6 +553,10 @@ pub enum StoreError {
     /// settling the open one...).
     #[error("{0}")]
     Refused(String),
+    /// Fields of a request the stored data refuses (a member number that
+    /// differs from a stored one only in letter case): nothing written.
+    #[error("{}", .0.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<passerelle_domain::validate::FieldViolation>),
     /// The SQLite database (its path) is held by another process: one
     /// process at a time opens it (a running broker, a `migrate`, a
     /// `users` command). The command line says it in its reader's

@@ -3,6 +3,7 @@
 //! date), how an operator resolves a conflict, and what a roster snapshot
 //! changes.
 
+use passerelle_domain::validate::FieldViolation;
 use passerelle_domain::{Date, Member};
 
 use super::{RosterDiff, RosterImport, StoreError};
@@ -228,13 +229,47 @@ fn subtract(
     out
 }
 
+/// What [`roster_diff_checked`] gives: the diff, the members to write, and
+/// those to check against the coverage rule with their index.
+pub type CheckedDiff = (RosterDiff, Vec<Member>, Vec<(usize, Member)>);
+
 /// [`roster_diff`], plus the members to check against the coverage rule:
-/// those the snapshot adds or changes, with their index in the snapshot.
+/// those the snapshot adds or changes, with their index in the snapshot;
+/// refused ([`StoreError::Invalid`]) when a member number differs from a
+/// stored one only in letter case.
 pub fn roster_diff_checked(
     existing: &[Member],
     incoming: Vec<Member>,
     import: &RosterImport,
-) -> (RosterDiff, Vec<Member>, Vec<(usize, Member)>) {
+) -> Result<CheckedDiff, StoreError> {
+    // A number that differs from a stored member's only in letter case,
+    // that member absent from the file: a typing slip, not a renumbering
+    // (which would start the member's ceilings again: they are the member
+    // number's). Refused, naming the stored number.
+    let stored: std::collections::HashMap<String, &str> = existing
+        .iter()
+        .map(|m| (m.member_number.to_lowercase(), m.member_number.as_str()))
+        .collect();
+    let exact: std::collections::HashSet<&str> =
+        incoming.iter().map(|m| m.member_number.as_str()).collect();
+    let slips: Vec<FieldViolation> = incoming
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            let other = *stored.get(&m.member_number.to_lowercase())?;
+            (other != m.member_number && !exact.contains(other)).then(|| {
+                FieldViolation::new(
+                    format!("members[{i}].member_number"),
+                    format!(
+                        "differs from member {other:?} only in letter case: write it as stored (another number would start the member's ceilings again)"
+                    ),
+                )
+            })
+        })
+        .collect();
+    if !slips.is_empty() {
+        return Err(StoreError::Invalid(slips));
+    }
     let index: std::collections::HashMap<String, usize> = incoming
         .iter()
         .enumerate()
@@ -252,7 +287,7 @@ pub fn roster_diff_checked(
         .filter(|m| changed.contains(m.member_number.as_str()))
         .filter_map(|m| index.get(&m.member_number).map(|i| (*i, m.clone())))
         .collect();
-    (diff, writes, checked)
+    Ok((diff, writes, checked))
 }
 
 /// Computes a roster snapshot's changes against the stored members, and the

@@ -268,6 +268,44 @@ pub async fn roster_import_is_a_snapshot(store: Arc<dyn Store>) {
     // Importing the same snapshot again changes nothing (M-3 is already ended).
     let again = store.import_roster(import(false), 3).await.unwrap();
     assert!(again.added.is_empty() && again.updated.is_empty() && again.end_dated.is_empty());
+    // A number that differs from a stored one only in letter case, that
+    // member absent: refused, naming it, nothing written (a renumbering
+    // would start the member's ceilings again); beside the stored number,
+    // a member of its own.
+    let mut slip = a.clone();
+    slip.member_number = "m-1".into();
+    let refused = store
+        .import_roster(
+            RosterImport {
+                members: vec![slip.clone(), b2.clone()],
+                ..import(false)
+            },
+            4,
+        )
+        .await
+        .unwrap_err();
+    let StoreError::Invalid(v) = &refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].field, "members[0].member_number");
+    assert!(
+        v[0].description.contains("\"M-1\" only in letter case"),
+        "{v:?}"
+    );
+    assert!(store.get_member("MUT-A", "m-1").await.unwrap().is_none());
+    let both = store
+        .import_roster(
+            RosterImport {
+                members: vec![a.clone(), slip, b2.clone(), new.clone()],
+                dry_run: true,
+                ..import(false)
+            },
+            4,
+        )
+        .await
+        .unwrap();
+    assert_eq!(both.added, vec!["m-1"]);
     // Kept member numbers are never end-dated.
     let keep = RosterImport {
         members: vec![a.clone()],

@@ -105,7 +105,7 @@ impl RosterStore for PgStore {
             .collect::<Result<_, _>>()?;
         let incoming = std::mem::take(&mut import.members);
         let (diff, writes, checked) =
-            crate::store::roster_diff_checked(&existing, incoming, &import);
+            crate::store::roster_diff_checked(&existing, incoming, &import)?;
         let checked: Vec<(usize, &Member)> = checked.iter().map(|(i, m)| (*i, m)).collect();
         check_coverage(&tx, &checked).await?;
         if !import.dry_run {

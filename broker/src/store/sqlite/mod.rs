@@ -671,7 +671,7 @@ fn import_plan(
             .collect::<Result<_, _>>()?
     };
     let incoming = std::mem::take(&mut import.members);
-    let (diff, writes, checked) = super::roster_diff_checked(&existing, incoming, import);
+    let (diff, writes, checked) = super::roster_diff_checked(&existing, incoming, import)?;
     let checked: Vec<(usize, &Member)> = checked.iter().map(|(i, m)| (*i, m)).collect();
     check_coverage(c, &checked)?;
     Ok((diff, writes))
