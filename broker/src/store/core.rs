@@ -148,6 +148,33 @@ fn is_waiting(s: ClaimState) -> bool {
 pub(super) const SQL_TAKEN_BY_WORKER: &str = "(state IN ('received', 'pending_partner', 'cancel_pending') \
      OR (state = 'rejected' AND cancel_key IS NOT NULL AND next_attempt_ms IS NOT NULL))";
 
+/// What waits on a partner, read from each of its partial indexes apart
+/// (the claims waiting, `claims_waiting`; the cancels owed, `claims_owing`):
+/// each query gives a count and the oldest creation time (parameter: the
+/// mutuelle; placeholder `ph`). [`partner_waiting`] adds them up.
+pub(super) fn partner_waiting_sql(ph: char) -> [String; 2] {
+    [
+        format!("state IN {SQL_WAITING}"),
+        SQL_OWES_WITHDRAWAL.to_string(),
+    ]
+    .map(|cond| {
+        format!("SELECT COUNT(*), MIN(created_ms) FROM claims WHERE mutuelle_id = {ph}1 AND {cond}")
+    })
+}
+
+/// The rows of [`partner_waiting_sql`] as one count and the oldest.
+pub(super) fn partner_waiting(parts: impl IntoIterator<Item = (i64, Option<i64>)>) -> (u32, i64) {
+    let (mut count, mut oldest) = (0i64, None);
+    for (n, at) in parts {
+        count = count.saturating_add(n);
+        oldest = oldest.into_iter().chain(at).min();
+    }
+    (
+        u32::try_from(count).unwrap_or(u32::MAX),
+        oldest.unwrap_or(0),
+    )
+}
+
 /// [`owes_withdrawal`] in SQL: the predicate of the partial index
 /// `claims_owing` (both backends), which a partner's count of what waits on
 /// it reads (`partner_activity`).

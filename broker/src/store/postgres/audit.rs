@@ -869,38 +869,22 @@ impl AuditStore for PgStore {
             &[&party],
         )
         .await?;
-        let (pending, oldest) = q1(
-            &c,
-            &format!(
-                "SELECT COUNT(*), MIN(created_ms) FROM claims WHERE mutuelle_id = $1 AND state IN {}",
-                core::SQL_WAITING
-            ),
-            &[&mutuelle_id],
-        )
-        .await?
-        .map(|r| (r.get::<_, i64>(0), r.get::<_, Option<i64>>(1)))
-        .unwrap_or((0, None));
-        // And the cancels owed to it after a refused answer (their own
-        // small index, claims_owing).
-        let (owed, oldest_owed) = q1(
-            &c,
-            &format!(
-                "SELECT COUNT(*), MIN(created_ms) FROM claims WHERE mutuelle_id = $1 AND {}",
-                core::SQL_OWES_WITHDRAWAL
-            ),
-            &[&mutuelle_id],
-        )
-        .await?
-        .map(|r| (r.get::<_, i64>(0), r.get::<_, Option<i64>>(1)))
-        .unwrap_or((0, None));
-        let pending = pending.saturating_add(owed);
-        let oldest = oldest.into_iter().chain(oldest_owed).min();
+        let mut parts = Vec::new();
+        for sql in core::partner_waiting_sql('$') {
+            parts.push(
+                q1(&c, &sql, &[&mutuelle_id])
+                    .await?
+                    .map(|r| (r.get::<_, i64>(0), r.get::<_, Option<i64>>(1)))
+                    .unwrap_or((0, None)),
+            );
+        }
+        let (pending, oldest) = core::partner_waiting(parts);
         Ok(PartnerActivity {
             last_success_ms: ok.map(|r| r.get(0)).unwrap_or(0),
             last_error_ms: err.as_ref().map(|r| r.get(0)).unwrap_or(0),
             last_error: err.map(|r| r.get(1)).unwrap_or_default(),
-            pending: pending as u32,
-            oldest_waiting_ms: oldest.unwrap_or(0),
+            pending,
+            oldest_waiting_ms: oldest,
         })
     }
 }

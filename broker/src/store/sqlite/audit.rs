@@ -88,20 +88,13 @@ impl AuditStore for SqliteStore {
             let last_error: Option<(i64, String)> = c.prepare_cached("SELECT at_ms, outcome FROM audit_log WHERE party = ?1 AND outcome <> 'ok' ORDER BY id DESC LIMIT 1")?.query_row([&party],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             ).optional()?;
-            let (pending, oldest): (u32, Option<i64>) = c.prepare_cached(&format!("SELECT COUNT(*), MIN(created_ms) FROM claims WHERE mutuelle_id = ?1 \
-                 AND state IN {}", core::SQL_WAITING))?.query_row([&m],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            // And the cancels owed to it after a refused answer (their own
-            // small index, claims_owing).
-            let (owed, oldest_owed): (u32, Option<i64>) = c.prepare_cached(&format!("SELECT COUNT(*), MIN(created_ms) FROM claims WHERE mutuelle_id = ?1 \
-                 AND {}", core::SQL_OWES_WITHDRAWAL))?.query_row([&m],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            let pending = pending.saturating_add(owed);
-            let oldest = oldest.into_iter().chain(oldest_owed).min();
+            let mut parts = Vec::new();
+            for sql in core::partner_waiting_sql('?') {
+                parts.push(c.prepare_cached(&sql)?.query_row([&m], |r| Ok((r.get(0)?, r.get(1)?)))?);
+            }
+            let (pending, oldest) = core::partner_waiting(parts);
             let (last_error_ms, last_error) = last_error.unwrap_or_default();
-            Ok(PartnerActivity { last_success_ms: last_success_ms.unwrap_or(0), last_error_ms, last_error, pending, oldest_waiting_ms: oldest.unwrap_or(0) })
+            Ok(PartnerActivity { last_success_ms: last_success_ms.unwrap_or(0), last_error_ms, last_error, pending, oldest_waiting_ms: oldest })
         })
         .await
     }
