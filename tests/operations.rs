@@ -321,6 +321,32 @@ async fn a_dead_partner_opens_its_circuit_and_others_stay_fast() {
     let mut ids: Vec<&str> = page.claims.iter().map(|c| c.claim_id.as_str()).collect();
     ids.sort();
     assert_eq!(ids, vec!["CB-0", "CB-1", "CB-OPEN"]);
+    // By pages: a token only when more follow; a full last page ends it
+    // (it gave a token to an empty page).
+    let paged = |page_size: u32, page_token: String| {
+        let mut s = s.clone();
+        async move {
+            s.list_claims(st::ListClaimsRequest {
+                state: "pending_partner".into(),
+                page_size,
+                page_token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+        }
+    };
+    let whole = paged(3, String::new()).await;
+    assert_eq!(
+        (whole.claims.len(), whole.next_page_token.as_str()),
+        (3, "")
+    );
+    let first = paged(2, String::new()).await;
+    assert_eq!(first.claims.len(), 2);
+    assert!(!first.next_page_token.is_empty());
+    let last = paged(2, first.next_page_token).await;
+    assert_eq!((last.claims.len(), last.next_page_token.as_str()), (1, ""));
     // Not every claim of every scheme, though: a waiting state, or a scheme.
     let e = s
         .list_claims(st::ListClaimsRequest {

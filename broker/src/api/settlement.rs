@@ -372,8 +372,11 @@ fn claims_query(msg: pb::ListClaimsRequest) -> Result<(ClaimFilter, i64, u32), S
     Ok((filter, after, limit))
 }
 
-fn claims_page_to_pb(page: &ClaimPage, limit: u32) -> pb::ListClaimsResponse {
-    let next = if page.rows.len() as u32 == limit {
+/// A page of claims read with one row more than `limit`: the page, and a
+/// token only when that row says more follow.
+fn claims_page_to_pb(mut page: ClaimPage, limit: u32) -> pb::ListClaimsResponse {
+    let next = if page.rows.len() > limit as usize {
+        page.rows.truncate(limit as usize);
         page.rows
             .last()
             .map(|r| format!("p{}", r.pk))
@@ -625,8 +628,13 @@ impl SettlementService for SettlementApi {
     ) -> Result<Response<pb::ListClaimsResponse>, Status> {
         serve(&self.broker, request, |msg, ()| async move {
             let (filter, after, limit) = claims_query(msg)?;
-            let page = self.broker.list_claims(&filter, after, limit).await?;
-            Ok(claims_page_to_pb(&page, limit))
+            // One row more than the page: whether another page follows (a
+            // full last page gave a token to an empty page).
+            let page = self
+                .broker
+                .list_claims(&filter, after, limit.saturating_add(1))
+                .await?;
+            Ok(claims_page_to_pb(page, limit))
         })
         .await
     }
