@@ -720,6 +720,14 @@ async fn unknown_member_is_no_cover_for_eligibility_and_a_failed_precondition_fo
     carded.member_number = "R-9".into();
     let err = h.coordinate(carded).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
+    let info = err.get_details_error_info().unwrap();
+    assert_eq!(
+        (
+            info.reason.as_str(),
+            info.metadata.get("card").map(String::as_str)
+        ),
+        ("UNKNOWN_MEMBER", Some("mismatch"))
+    );
     // Masked: the refusal is the audit row's outcome, which names no
     // member number.
     assert!(

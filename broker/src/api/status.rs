@@ -141,6 +141,18 @@ impl From<ServiceError> for Status {
                 "MODIFIED_REQUEST",
             ),
             ServiceError::UnknownMember(m) => info(Code::FailedPrecondition, m, "UNKNOWN_MEMBER"),
+            ServiceError::CardRefused { message, card } => {
+                let message = passerelle_domain::validate::truncate_text(
+                    &message,
+                    passerelle_domain::validate::MAX_PARTNER_TEXT,
+                );
+                let details = ErrorDetails::with_error_info(
+                    "UNKNOWN_MEMBER",
+                    DOMAIN,
+                    HashMap::from([("card".to_string(), card.to_string())]),
+                );
+                Status::with_error_details(Code::FailedPrecondition, message, details)
+            }
             ServiceError::Precondition { reason, message } => {
                 info(Code::FailedPrecondition, message, reason)
             }
@@ -227,6 +239,36 @@ impl From<ServiceError> for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A card that does not hold is UNKNOWN_MEMBER with metadata `card`,
+    /// and said to a person as a card to check, not as a patient no
+    /// mutuelle covers (what a desk clerk read, from the last trial).
+    #[test]
+    fn a_card_refused_says_to_check_the_card() {
+        for (card, fr) in [
+            (
+                "mismatch",
+                "Le numéro d'adhérent de la carte n'est pas celui de cet assuré",
+            ),
+            (
+                "not_member",
+                "n'est pas adhérent, à cette date, de la mutuelle nommée sur la carte",
+            ),
+        ] {
+            let s: Status = ServiceError::CardRefused {
+                message: "beneficiary ***001: member number ***002 at MUT-A is not this beneficiary's: check the card".into(),
+                card,
+            }
+            .into();
+            assert_eq!(s.code(), Code::FailedPrecondition);
+            let info = s.get_error_details().error_info().cloned().unwrap();
+            assert_eq!(info.reason, "UNKNOWN_MEMBER");
+            assert_eq!(info.metadata.get("card").map(String::as_str), Some(card));
+            let said = crate::console::i18n::Lang::Fr.refusal(&s);
+            assert!(said.starts_with(fr) || said.contains(fr), "{said}");
+            assert!(!said.contains("d'aucune mutuelle"), "{said}");
+        }
+    }
 
     /// A commitment refused carries what became of its hold, for programs
     /// (ErrorInfo metadata `hold`) and for people (the localized message).

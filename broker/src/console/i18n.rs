@@ -199,7 +199,13 @@ impl Lang {
         let by_code = || self.t(&format!("error-code-{:?}", s.code()));
         let said = match s.get_details_error_info() {
             Some(i) => {
-                let key = format!("error-reason-{}", i.reason);
+                // A card that does not hold is its own sentence: check the
+                // card (the reason's says no mutuelle covers the patient).
+                let key = match i.metadata.get("card").map(String::as_str) {
+                    Some("mismatch") => "error-card-mismatch".to_string(),
+                    Some("not_member") => "error-card-not-member".to_string(),
+                    _ => format!("error-reason-{}", i.reason),
+                };
                 let t = self.t(&key);
                 let mut said = if t == key { by_code() } else { t };
                 // What became of the hold of a commitment refused: what a

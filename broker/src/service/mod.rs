@@ -95,6 +95,13 @@ pub enum ServiceError {
     },
     #[error("{0}")]
     UnknownMember(String),
+    /// UNKNOWN_MEMBER for a call whose card does not hold: `card` says how
+    /// (ErrorInfo metadata `card`: `mismatch`, the member number is not the
+    /// beneficiary's at the mutuelle named; `not_member`, that mutuelle
+    /// does not hold the beneficiary), so that a person is told to check
+    /// the card, not that no mutuelle covers the patient.
+    #[error("{message}")]
+    CardRefused { message: String, card: &'static str },
     #[error("{0} not found")]
     NotFound(String),
     #[error("{0}")]

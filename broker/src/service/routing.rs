@@ -178,13 +178,22 @@ pub(super) fn unknown_member(
     member_number: Option<&str>,
 ) -> ServiceError {
     let who = super::mask(beneficiary_id);
-    ServiceError::UnknownMember(match mutuelle_id {
-        None => format!("beneficiary {who} is not a member of any mutuelle known to passerelle"),
-        Some(_) => format!(
+    if mutuelle_id.is_none() {
+        return ServiceError::UnknownMember(format!(
+            "beneficiary {who} is not a member of any mutuelle known to passerelle"
+        ));
+    }
+    ServiceError::CardRefused {
+        message: format!(
             "beneficiary {who}: {}",
             unrouted(mutuelle_id, member_number.map(super::mask).as_deref()).message
         ),
-    })
+        card: if member_number.is_some() {
+            "mismatch"
+        } else {
+            "not_member"
+        },
+    }
 }
 
 /// What a call's card says: the mutuelle, and the member number there.
