@@ -71,12 +71,18 @@ pub fn said_to(status: Status, accept_language: Option<&str>) -> Status {
 }
 
 fn info(code: Code, message: String, reason: &str) -> Status {
+    info_with(code, message, reason, HashMap::new())
+}
+
+/// [`info`] with ErrorInfo metadata (what a program reads besides the
+/// reason: a hold's fate, a card's fault).
+fn info_with(code: Code, message: String, reason: &str, meta: HashMap<String, String>) -> Status {
     // A message may quote a partner's error text: bounded like it.
     let message = passerelle_domain::validate::truncate_text(
         &message,
         passerelle_domain::validate::MAX_PARTNER_TEXT,
     );
-    let details = ErrorDetails::with_error_info(reason, DOMAIN, HashMap::<String, String>::new());
+    let details = ErrorDetails::with_error_info(reason, DOMAIN, meta);
     Status::with_error_details(code, message, details)
 }
 
@@ -141,18 +147,12 @@ impl From<ServiceError> for Status {
                 "MODIFIED_REQUEST",
             ),
             ServiceError::UnknownMember(m) => info(Code::FailedPrecondition, m, "UNKNOWN_MEMBER"),
-            ServiceError::CardRefused { message, card } => {
-                let message = passerelle_domain::validate::truncate_text(
-                    &message,
-                    passerelle_domain::validate::MAX_PARTNER_TEXT,
-                );
-                let details = ErrorDetails::with_error_info(
-                    "UNKNOWN_MEMBER",
-                    DOMAIN,
-                    HashMap::from([("card".to_string(), card.to_string())]),
-                );
-                Status::with_error_details(Code::FailedPrecondition, message, details)
-            }
+            ServiceError::CardRefused { message, card } => info_with(
+                Code::FailedPrecondition,
+                message,
+                "UNKNOWN_MEMBER",
+                HashMap::from([("card".to_string(), card.to_string())]),
+            ),
             ServiceError::Precondition { reason, message } => {
                 info(Code::FailedPrecondition, message, reason)
             }
@@ -165,15 +165,12 @@ impl From<ServiceError> for Status {
             ServiceError::PartnerAnswerInvalid(m) => {
                 info(Code::FailedPrecondition, m, "PARTNER_ANSWER_INVALID")
             }
-            ServiceError::CommitmentRefused { message, hold } => {
-                let message = passerelle_domain::validate::truncate_text(
-                    &message,
-                    passerelle_domain::validate::MAX_PARTNER_TEXT,
-                );
-                let meta = HashMap::from([("hold".to_string(), hold.as_str().to_string())]);
-                let details = ErrorDetails::with_error_info("PARTNER_ANSWER_INVALID", DOMAIN, meta);
-                Status::with_error_details(Code::FailedPrecondition, message, details)
-            }
+            ServiceError::CommitmentRefused { message, hold } => info_with(
+                Code::FailedPrecondition,
+                message,
+                "PARTNER_ANSWER_INVALID",
+                HashMap::from([("hold".to_string(), hold.as_str().to_string())]),
+            ),
             ServiceError::PermissionDenied(m) => {
                 info(Code::PermissionDenied, m, "PERMISSION_DENIED")
             }
@@ -192,8 +189,7 @@ impl From<ServiceError> for Status {
                     ("proposal_id".to_string(), id.to_string()),
                     ("proposal_hash".to_string(), hash),
                 ]);
-                let details = ErrorDetails::with_error_info("APPROVAL_REQUIRED", DOMAIN, meta);
-                Status::with_error_details(Code::FailedPrecondition, message, details)
+                info_with(Code::FailedPrecondition, message, "APPROVAL_REQUIRED", meta)
             }
             ServiceError::Overloaded(m) => info(Code::ResourceExhausted, m, "OVERLOADED"),
             ServiceError::CoverageConflict(m) => {
