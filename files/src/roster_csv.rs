@@ -80,6 +80,28 @@ const KNOWN: [&str; 8] = [
     "product_end",
 ];
 
+/// The file's column of a member's field as the broker names it in a
+/// refusal (`scheme_id`, `products[1].end_date`), and which of the
+/// member's product rows it is on (0: the first): what the command line
+/// and the console name a refused row's cell by.
+pub fn column_of(field: &str) -> (&str, usize) {
+    match field
+        .strip_prefix("products[")
+        .and_then(|rest| rest.split_once(']'))
+    {
+        Some((j, f)) => (
+            match f.trim_start_matches('.') {
+                "product_id" => "product_id",
+                "" | "start_date" => "product_start",
+                "end_date" => "product_end",
+                other => other,
+            },
+            j.parse::<usize>().unwrap_or(0),
+        ),
+        None => (field, 0),
+    }
+}
+
 /// "YYYY-MM-DD" or "DD/MM/YYYY" to "YYYY-MM-DD".
 pub fn normalise_date(s: &str) -> Option<String> {
     if let Some(d) = date::parse(s) {
@@ -304,6 +326,17 @@ impl RosterFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A refused member's field as the file's column and product row.
+    #[test]
+    fn a_members_field_is_a_column_of_the_file() {
+        assert_eq!(column_of("scheme_id"), ("scheme_id", 0));
+        assert_eq!(column_of("products[0].product_id"), ("product_id", 0));
+        assert_eq!(column_of("products[1]"), ("product_start", 1));
+        assert_eq!(column_of("products[2].start_date"), ("product_start", 2));
+        assert_eq!(column_of("products[1].end_date"), ("product_end", 1));
+        assert_eq!(column_of("products[x"), ("products[x", 0));
+    }
 
     fn read(s: &str) -> RosterFile {
         let dir = tempfile::tempdir().unwrap();

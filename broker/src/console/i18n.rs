@@ -799,21 +799,7 @@ impl Lang {
     /// ("scheme_id", "products[1].end_date"), as the file's column in
     /// words, with the member's product row when it is not the first.
     pub fn roster_field(self, field: &str) -> String {
-        let (column, row) = match field
-            .strip_prefix("products[")
-            .and_then(|rest| rest.split_once(']'))
-        {
-            Some((j, f)) => (
-                match f.trim_start_matches('.') {
-                    "product_id" => "product_id",
-                    "" | "start_date" => "product_start",
-                    "end_date" => "product_end",
-                    other => other,
-                },
-                j.parse::<usize>().unwrap_or(0),
-            ),
-            None => (field, 0),
-        };
+        let (column, row) = passerelle_files::roster_csv::column_of(field);
         let key = format!("roster-col-{column}");
         let mut label = self.t(&key);
         if label == key {

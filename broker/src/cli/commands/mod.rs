@@ -488,21 +488,9 @@ fn refused_members(s: &tonic::Status, count: usize) -> std::collections::BTreeSe
 /// A member field path as the roster file's column: "products[1].start_date"
 /// is column product_start of the member's second product row.
 fn file_column(tail: &str) -> String {
-    let Some(rest) = tail.strip_prefix("products[") else {
-        return tail.to_string();
-    };
-    let Some((j, field)) = rest.split_once(']') else {
-        return tail.to_string();
-    };
-    let column = match field.trim_start_matches('.') {
-        "product_id" => "product_id",
-        "" | "start_date" => "product_start",
-        "end_date" => "product_end",
-        other => other,
-    };
-    match j.parse::<usize>() {
-        Ok(0) | Err(_) => column.to_string(),
-        Ok(j) => Lang::of_process().catalogue().t_args(
+    match passerelle_files::roster_csv::column_of(tail) {
+        (column, 0) => column.to_string(),
+        (column, j) => Lang::of_process().catalogue().t_args(
             "cli-product-row",
             &[("column", column), ("row", &(j + 1).to_string())],
         ),
