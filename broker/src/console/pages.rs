@@ -4473,11 +4473,12 @@ mod tests {
         }
     }
 
-    /// Five claims of MUT-R's member, one consultation a day each, in its
-    /// open period: five statement lines.
+    /// Five claims of MUT-R's member, one consultation a day each (6 to 10
+    /// March, the test clock's today), in its open period: five statement
+    /// lines.
     async fn five_claims(b: &Broker) {
         for i in 0..5u32 {
-            b.coordinate(consultation(i, "CHU", &format!("2026-03-1{i}")))
+            b.coordinate(consultation(i, "CHU", &format!("2026-03-{:02}", 6 + i)))
                 .await
                 .unwrap();
         }

@@ -13,6 +13,21 @@ use passerelle_domain::{
 use super::super::testing::two_mutuelles;
 use super::*;
 
+/// [`two_mutuelles`] with its clock moved to 2026-03-12, the day of
+/// [`care`]: a claim bills care already given (not after tomorrow), and an
+/// authorization asked that day is still for care to come.
+async fn on_the_day(
+    dir: &std::path::Path,
+) -> (
+    std::sync::Arc<Broker>,
+    passerelle_adapters::sim::SimMutuelle,
+    tokio::task::JoinHandle<()>,
+) {
+    let t = two_mutuelles(dir).await;
+    t.0.clock().move_ahead(2 * 86_400_000);
+    t
+}
+
 fn day(s: &str) -> Date {
     date::parse(s).unwrap()
 }
@@ -124,7 +139,7 @@ async fn ceiling(b: &Broker, p: &str) -> (i64, i64) {
 #[tokio::test]
 async fn a_claim_is_paid_against_its_authorization_within_at_and_above_tolerance() {
     let dir = tempfile::tempdir().unwrap();
-    let (b, sim, _t) = two_mutuelles(dir.path()).await;
+    let (b, sim, _t) = on_the_day(dir.path()).await;
     for p in ["R", "G"] {
         // Planned: B 60,000, S 48,000: the mutuelle commits R = 12,000.
         let mut refs = Vec::new();
@@ -281,10 +296,53 @@ async fn requests_are_idempotent_and_modified_ones_refused() {
     );
 }
 
+/// A claim bills care already given: a date of care after tomorrow (a
+/// year typed wrong) is refused naming the field, and nothing is stored
+/// or consumed; tomorrow's is taken (a provider ahead of UTC); the same
+/// claim is taken once its day has come.
+#[tokio::test]
+async fn a_claim_for_care_not_yet_given_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+    for p in ["R", "G"] {
+        // The clock reads 2026-03-10; care() is on 2026-03-12.
+        let early = care(p, &format!("C-{p}-early"), vec![consultation(5_000)]);
+        let err = b.coordinate(early.clone()).await.unwrap_err();
+        match &err {
+            ServiceError::Invalid(v) => {
+                assert_eq!(v[0].field, "date_of_care", "{p}");
+                assert!(v[0].description.contains("2026-03-11"), "{v:?}");
+            }
+            other => panic!("{p}: {other:?}"),
+        }
+        assert!(
+            matches!(
+                b.get("CNSS", &early.claim_id).await,
+                Err(ServiceError::NotFound(_))
+            ),
+            "{p}: nothing stored"
+        );
+        let act = |all: Vec<passerelle_domain::CeilingView>| {
+            all.into_iter()
+                .find(|c| c.act_code == "CONS")
+                .map(|c| c.used_count)
+        };
+        assert_eq!(act(ceilings(&b, p).await), Some(0), "{p}: nothing consumed");
+        let mut tomorrow = care(p, &format!("C-{p}-tomorrow"), vec![consultation(5_000)]);
+        tomorrow.date_of_care = day("2026-03-11");
+        assert_eq!(m(&b.coordinate(tomorrow).await.unwrap()), [5_000], "{p}");
+    }
+    b.clock().move_ahead(86_400_000);
+    for p in ["R", "G"] {
+        let on_time = care(p, &format!("C-{p}-early"), vec![consultation(5_000)]);
+        assert_eq!(m(&b.coordinate(on_time).await.unwrap()), [5_000], "{p}");
+    }
+}
+
 #[tokio::test]
 async fn concurrent_authorizations_share_a_ceiling_without_passing_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+    let (b, _sim, _t) = on_the_day(dir.path()).await;
     // Each plans R = 60,000 (its own stay, capped at 60,000); the
     // beneficiary's year holds 100,000: one gets 60,000, the other 40,000.
     let (x, y) = tokio::join!(
@@ -387,7 +445,7 @@ async fn expiry_releases_the_hold() {
 #[tokio::test]
 async fn cancels_release_holds_and_a_cancelled_claim_gives_its_use_back() {
     let dir = tempfile::tempdir().unwrap();
-    let (b, sim, _t) = two_mutuelles(dir.path()).await;
+    let (b, sim, _t) = on_the_day(dir.path()).await;
     for p in ["R", "G"] {
         let held = |b: &std::sync::Arc<Broker>| {
             let (b, sim) = (b.clone(), sim.clone());
@@ -459,7 +517,7 @@ async fn cancels_release_holds_and_a_cancelled_claim_gives_its_use_back() {
 #[tokio::test]
 async fn a_stay_extended_twice_then_closed_keeps_its_cap() {
     let dir = tempfile::tempdir().unwrap();
-    let (b, sim, _t) = two_mutuelles(dir.path()).await;
+    let (b, sim, _t) = on_the_day(dir.path()).await;
     for p in ["R", "G"] {
         let id = format!("PA-{p}-stay");
         let mut planned = care(p, &id, vec![hospital(60_000)]);
@@ -592,7 +650,7 @@ async fn a_mutuelle_without_prior_authorization_says_so() {
 #[tokio::test]
 async fn one_consultation_a_day_through_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+    let (b, _sim, _t) = on_the_day(dir.path()).await;
     for p in ["R", "G"] {
         let first = b
             .coordinate(care(p, &format!("C-{p}-1"), vec![consultation(5_000)]))
@@ -625,7 +683,7 @@ async fn one_consultation_a_day_through_the_store() {
 async fn opening_balances_count_against_the_ceilings() {
     use super::super::roster::OpeningInput;
     let dir = tempfile::tempdir().unwrap();
-    let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+    let (b, _sim, _t) = on_the_day(dir.path()).await;
     let row = |amount| OpeningInput {
         member_number: "R-1".into(),
         scope: "beneficiary-year".into(),
@@ -716,7 +774,7 @@ async fn a_paused_partner_grants_no_hold() {
 #[tokio::test]
 async fn a_resend_gets_its_stored_answer_whatever_the_authorization_became() {
     let dir = tempfile::tempdir().unwrap();
-    let (b, sim, _t) = two_mutuelles(dir.path()).await;
+    let (b, sim, _t) = on_the_day(dir.path()).await;
     let a = b
         .request_authorization(care("G", "PA-r", vec![hospital(60_000)]))
         .await

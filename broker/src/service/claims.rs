@@ -21,6 +21,12 @@ use super::{
 };
 use crate::store::{Begin, ClaimRecord, NewClaim, Outcome, StoreError, Transition};
 
+/// How many days after today (UTC) a claim's date of care may be: one, for
+/// a provider a day ahead of UTC (Togo and Mali are on UTC; a scheme east
+/// of it is up to 14 hours ahead). A prior authorization's planned date
+/// takes the same day in the other direction.
+pub const MAX_DAYS_AFTER_TODAY: i64 = 1;
+
 /// How often a broker waiting on a claim looks at the store for a change
 /// another broker made (changes in this process wake it at once).
 const CROSS_REPLICA_POLL: Duration = Duration::from_millis(50);
@@ -394,6 +400,27 @@ impl Broker {
     }
 
     /// Coordinates a claim: see the module documentation.
+    /// A claim bills care already given: its date of care is at most
+    /// tomorrow (UTC), [`MAX_DAYS_AFTER_TODAY`]. A later date is a slip (a
+    /// year typed wrong) that would consume a ceiling of a year to come, or
+    /// planned care, which is asked for by prior authorization.
+    fn check_care_given(&self, claim: &Claim) -> Result<(), ServiceError> {
+        let latest = self
+            .clock
+            .today()
+            .saturating_add(time::Duration::days(MAX_DAYS_AFTER_TODAY));
+        if claim.date_of_care > latest {
+            return Err(ServiceError::invalid(
+                "date_of_care",
+                format!(
+                    "must not be after {} (care not yet given is asked for by prior authorization)",
+                    passerelle_domain::date::format(latest)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     pub async fn coordinate(&self, claim: Claim) -> Result<ClaimRecord, ServiceError> {
         let scheme = self.scheme(&claim.scheme_id)?;
         self.check_currency(scheme, &claim.currency)?;
@@ -407,6 +434,7 @@ impl Broker {
         if let Some(rec) = stored {
             return self.resend(rec, &request_hash).await;
         }
+        self.check_care_given(&claim)?;
         let Some(Route {
             mutuelle_id: mid,
             member_number,
