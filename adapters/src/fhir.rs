@@ -376,13 +376,9 @@ pub struct FhirAdapter {
 /// Entity:" meant nothing to a clerk); without them, the status and the
 /// start of the body.
 fn status_error(status: hyper::StatusCode, body: &[u8]) -> AdapterError {
-    let diagnostics = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
-        v.pointer("/issue/0/diagnostics")
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|d| !d.is_empty())
-            .map(String::from)
-    });
+    let diagnostics = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| outcome_words(&v));
     let with_status = || match &diagnostics {
         Some(d) => format!("HTTP {status}: {d}"),
         None => {
@@ -400,6 +396,31 @@ fn status_error(status: hyper::StatusCode, body: &[u8]) -> AdapterError {
         let words = diagnostics.clone().unwrap_or_else(with_status);
         AdapterError::Rejected(Reason::new(ReasonCode::PartnerRejected, words))
     }
+}
+
+/// What an OperationOutcome says, in the server's words: each issue's
+/// `diagnostics`, else its `details.text`, else its first coding's
+/// `display` (openIMIS writes only `details.text`), the distinct ones
+/// joined by "; "; `None` when no issue says anything.
+fn outcome_words(v: &Value) -> Option<String> {
+    let mut said: Vec<&str> = Vec::new();
+    for issue in v
+        .get("issue")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let words = ["/diagnostics", "/details/text", "/details/coding/0/display"]
+            .iter()
+            .filter_map(|p| issue.pointer(p).and_then(Value::as_str).map(str::trim))
+            .find(|w| !w.is_empty());
+        if let Some(w) = words
+            && !said.contains(&w)
+        {
+            said.push(w);
+        }
+    }
+    (!said.is_empty()).then(|| said.join("; "))
 }
 
 impl FhirAdapter {
@@ -830,6 +851,20 @@ mod tests {
             }
             e => panic!("{e:?}"),
         }
+        // openIMIS writes its words in details.text, never in diagnostics.
+        let imis = serde_json::to_vec(&json!({"resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": "exception",
+                "details": {"text": "Le code de l'établissement de santé est inconnu : CONFORMANCE"}},
+                {"severity": "error", "code": "exception",
+                "details": {"text": "Le code de l'établissement de santé est inconnu : CONFORMANCE"}}]}))
+        .unwrap();
+        match status_error(hyper::StatusCode::BAD_REQUEST, &imis) {
+            AdapterError::Rejected(r) => assert_eq!(
+                r.message,
+                "Le code de l'établissement de santé est inconnu : CONFORMANCE"
+            ),
+            e => panic!("{e:?}"),
+        }
         for body in [&b"<html>Bad request</html>"[..], &outcome("  ")] {
             match status_error(hyper::StatusCode::BAD_REQUEST, body) {
                 AdapterError::Rejected(r) => {
@@ -872,6 +907,32 @@ mod tests {
             r.currency, "XOF",
             "a symbol mapped to the same code is the same currency"
         );
+    }
+
+    /// openIMIS answers one adjudication per status a line reached, each
+    /// with rejection reason 0, "ACCEPTED": no reason on the line; a real
+    /// reason is said once however many statuses repeat it.
+    #[test]
+    fn openimis_accepted_is_no_reason_and_a_reason_is_said_once() {
+        let adj = |status: &str, code: &str, display: &str| {
+            json!({"category": {"coding": [{"code": status}]},
+                "reason": {"coding": [{"code": code, "display": display}]},
+                "amount": {"value": 300, "currency": "XOF"}, "value": 1})
+        };
+        let v = json!({"resourceType": "ClaimResponse", "outcome": "complete", "item": [
+            {"itemSequence": 1, "adjudication": [adj("2", "0", "ACCEPTED"), adj("4", "0", "ACCEPTED"),
+                adj("8", "0", "ACCEPTED"), adj("16", "0", "ACCEPTED")]},
+            {"itemSequence": 2, "adjudication": [adj("2", "0", "ACCEPTED"),
+                adj("1", "12", "CATEGORY LIMITATION"), adj("1", "12", "CATEGORY LIMITATION")]}]});
+        let r = parse_claim_response(&v, Dialect::Openimis, &HashMap::new(), None).unwrap();
+        assert!(r.lines[0].reasons.is_empty(), "{:?}", r.lines[0].reasons);
+        let said: Vec<&str> = r.lines[1]
+            .reasons
+            .iter()
+            .map(|r| r.message.as_str())
+            .collect();
+        assert_eq!(said, ["CATEGORY LIMITATION"]);
+        assert_eq!(r.lines[1].benefit, 0, "rejected");
     }
 
     /// Issue 15, currencies: every ISO 4217 code is known with its minor

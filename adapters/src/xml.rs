@@ -829,6 +829,79 @@ mod tests {
         assert!(parse_xml(b"<a><b></a>", 100, 10).is_err());
     }
 
+    /// An older Windows system's answer in ISO-8859-1 or Windows-1252 is
+    /// read as its declaration says; an encoding not read, or a byte the
+    /// declared one cannot hold, is refused naming it.
+    #[test]
+    fn a_single_byte_encoding_is_read_as_declared() {
+        let mut latin1 = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><r><m>Adh".to_vec();
+        latin1.extend([0xe9]); // é
+        latin1.extend(b"rent \x80 r\xe9sili\xe9</m></r>");
+        let doc = parse_xml(&latin1, 1000, 10).unwrap();
+        assert_eq!(doc.value("m").as_deref(), Some("Adhérent € résilié"));
+        let cp = b"<?xml version='1.0' encoding='windows-1252' standalone='yes'?><r>\xe0</r>";
+        assert_eq!(
+            parse_xml(cp, 1000, 10).unwrap().value(".").as_deref(),
+            Some("à")
+        );
+        let utf8 = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><r>é</r>";
+        assert_eq!(
+            parse_xml(utf8.as_bytes(), 1000, 10)
+                .unwrap()
+                .value(".")
+                .as_deref(),
+            Some("é")
+        );
+        // Undeclared: UTF-8, as before.
+        let e = parse_xml(b"<r>\xe9</r>", 1000, 10).unwrap_err();
+        assert!(e.starts_with("not UTF-8"), "{e}");
+        let e =
+            parse_xml(b"<?xml version=\"1.0\" encoding=\"UTF-16\"?><r/>", 1000, 10).unwrap_err();
+        assert!(e.contains("\"UTF-16\" is not read"), "{e}");
+    }
+
+    /// The refusal at `answer.error` says the mutuelle's words alone; an
+    /// empty or zero error element, as many systems write in a success,
+    /// refuses nothing; a code alone is said.
+    #[test]
+    fn an_error_element_refuses_only_when_it_says_something() {
+        let paths = AnswerPaths {
+            error: Some("reponse/erreur".into()),
+            ..Default::default()
+        };
+        let said = |doc: &str| {
+            let root = parse_xml(doc.as_bytes(), 10_000, 10).unwrap();
+            refusal(&paths, &root).map(|e| match e {
+                AdapterError::Rejected(r) => r.message,
+                e => panic!("{e:?}"),
+            })
+        };
+        assert_eq!(said("<reponse><ok/></reponse>"), None);
+        assert_eq!(said("<reponse><erreur/></reponse>"), None);
+        assert_eq!(
+            said("<reponse><erreur code=\"0\"></erreur></reponse>"),
+            None
+        );
+        assert_eq!(
+            said("<reponse><erreur code=\"00\"> 0 </erreur></reponse>"),
+            None
+        );
+        assert_eq!(
+            said("<reponse><erreur code=\"12\">Adhérent AGRI-0004 inconnu</erreur></reponse>")
+                .as_deref(),
+            Some("Adhérent AGRI-0004 inconnu")
+        );
+        assert_eq!(
+            said("<reponse><erreur><code>12</code><libelle>Adhérent inconnu</libelle></erreur></reponse>")
+                .as_deref(),
+            Some("12 Adhérent inconnu")
+        );
+        assert_eq!(
+            said("<reponse><erreur code=\"12\"/></reponse>").as_deref(),
+            Some("erreur code=12")
+        );
+    }
+
     #[test]
     fn the_deepest_document_the_size_cap_allows_is_refused_without_overflow() {
         let levels = (1 << 20) / 7;

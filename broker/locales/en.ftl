@@ -358,6 +358,7 @@ detail-no-mutuelle = no mutuelle known to passerelle covers this beneficiary
 detail-card-mismatch = member number { $member_number } at { $mutuelle } is not this beneficiary's: check the card
 detail-partner-no-cover = the mutuelle reports no cover in force
 detail-partner-capped-at-remainder = the mutuelle valued the act by its own tariff; its share is capped at the remainder after the scheme
+detail-partner-line-rejected = the mutuelle rejected this line, without saying why
 detail-duplicate-invoice = invoice { $invoice } of provider { $provider } is already on claim { $claim }
 
 # The roster file.

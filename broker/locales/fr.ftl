@@ -356,6 +356,7 @@ detail-no-mutuelle = aucune mutuelle connue de passerelle ne couvre ce bénéfic
 detail-card-mismatch = le numéro d'adhérent { $member_number } chez { $mutuelle } n'est pas celui de ce bénéficiaire : vérifiez la carte
 detail-partner-no-cover = la mutuelle n'indique aucune couverture en vigueur
 detail-partner-capped-at-remainder = la mutuelle a valorisé l'acte à son propre tarif ; sa part est limitée au reste après le régime
+detail-partner-line-rejected = la mutuelle a rejeté cette ligne, sans en dire la raison
 detail-duplicate-invoice = la facture { $invoice } du prestataire { $provider } figure déjà sur la demande { $claim }
 
 # Le fichier des adhérents.

@@ -93,11 +93,12 @@ pub enum DetailKey {
     CardMismatch,
     PartnerNoCover,
     PartnerCappedAtRemainder,
+    PartnerLineRejected,
     DuplicateInvoice,
 }
 
 impl DetailKey {
-    pub const ALL: [DetailKey; 33] = [
+    pub const ALL: [DetailKey; 34] = [
         DetailKey::SchemeRefused,
         DetailKey::SchemeRefusedBecause,
         DetailKey::NoProduct,
@@ -130,6 +131,7 @@ impl DetailKey {
         DetailKey::CardMismatch,
         DetailKey::PartnerNoCover,
         DetailKey::PartnerCappedAtRemainder,
+        DetailKey::PartnerLineRejected,
         DetailKey::DuplicateInvoice,
     ];
 
@@ -167,6 +169,7 @@ impl DetailKey {
             DetailKey::CardMismatch => "card-mismatch",
             DetailKey::PartnerNoCover => "partner-no-cover",
             DetailKey::PartnerCappedAtRemainder => "partner-capped-at-remainder",
+            DetailKey::PartnerLineRejected => "partner-line-rejected",
             DetailKey::DuplicateInvoice => "duplicate-invoice",
         }
     }
@@ -186,7 +189,8 @@ impl DetailKey {
             | DetailKey::NotAMember
             | DetailKey::NoMutuelle
             | DetailKey::PartnerNoCover
-            | DetailKey::PartnerCappedAtRemainder => &[],
+            | DetailKey::PartnerCappedAtRemainder
+            | DetailKey::PartnerLineRejected => &[],
             DetailKey::SchemeRefusedBecause => &["reason"],
             DetailKey::CardMismatch => &["member_number", "mutuelle"],
             DetailKey::DuesPaidUntil => &["paid_until_date"],

@@ -238,6 +238,38 @@ pub fn check_claim(claim: &Claim, out: &mut Vec<FieldViolation>) {
     }
 }
 
+/// Checks a partner's answer to a claim paid against its prior
+/// authorization (`granted`, each claim line matched to an authorized line
+/// as the engine matches them, [`crate::engine::Granted::matches`]): a
+/// line billed at least as authorized, which the scheme did not refuse,
+/// gets at least what the partner committed for it, as far as the
+/// remainder goes. A line billed below its authorized amount, or matched to
+/// none, is the partner's to value anew. `shares` are [`check_answer`]'s,
+/// in line order. Returns a short reason for refusing the answer.
+pub fn check_commitment(
+    lines: &[ClaimLine],
+    shares: &[crate::claim::LineShare],
+    granted: &crate::engine::Granted,
+) -> Result<(), String> {
+    let matched = granted.matches(lines);
+    for ((line, share), m) in lines.iter().zip(shares).zip(matched) {
+        let Some(g) = m.and_then(|j| granted.lines.get(j)) else {
+            continue;
+        };
+        if line.outcome == SchemeOutcome::Refused || line.billed < g.billed {
+            continue;
+        }
+        let floor = g.mutuelle_share.min(line.remainder()).max(0);
+        if share.mutuelle_share < floor {
+            return Err(format!(
+                "line {}: mutuelle share {} below the {floor} committed by the prior authorization (billed {}, authorized {})",
+                share.sequence, share.mutuelle_share, line.billed, g.billed
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks a partner's answer against the claim lines it answers: every line
 /// answered exactly once, no unknown line, no negative share, M <= R, and
 /// M = 0 on a line the scheme refused. Returns the shares in line order, or

@@ -1144,3 +1144,51 @@ fn acts_per_period_are_limited_and_shown_with_the_next_date() {
         "{problems:?}"
     );
 }
+
+/// A partner's answer to a claim paid against its prior authorization
+/// gives at least what it committed on a line billed as authorized (as far
+/// as the remainder goes); a line billed below it, refused by the scheme,
+/// or not authorized has no floor.
+#[test]
+fn an_answer_below_the_commitment_is_refused() {
+    use passerelle_domain::validate::check_commitment;
+    use passerelle_domain::{Granted, GrantedLine, LineShare};
+    let granted = Granted {
+        lines: vec![GrantedLine {
+            act_code: "ACT".into(),
+            billed: 60_000,
+            mutuelle_share: 24_000,
+        }],
+        tolerance_bp: 1000,
+    };
+    let share = |m: i64| {
+        vec![LineShare {
+            sequence: 1,
+            mutuelle_share: m,
+            reasons: vec![],
+        }]
+    };
+    let as_authorized = [line(CareCategory::Hospitalisation, 60_000, 60_000, 30_000)];
+    let err = check_commitment(&as_authorized, &share(12_000), &granted).unwrap_err();
+    assert!(err.contains("line 1"), "{err}");
+    assert!(err.contains("below the 24000 committed"), "{err}");
+    check_commitment(&as_authorized, &share(24_000), &granted).unwrap();
+    // Billed above (within or past the tolerance): the floor stands.
+    let above = [line(CareCategory::Hospitalisation, 70_000, 70_000, 30_000)];
+    assert!(check_commitment(&above, &share(23_999), &granted).is_err());
+    // The scheme paid more than planned: the floor is the remainder.
+    let more_s = [line(CareCategory::Hospitalisation, 60_000, 60_000, 50_000)];
+    check_commitment(&more_s, &share(10_000), &granted).unwrap();
+    assert!(check_commitment(&more_s, &share(9_999), &granted).is_err());
+    // Billed below the authorized amount: valued anew.
+    let below = [line(CareCategory::Hospitalisation, 50_000, 50_000, 25_000)];
+    check_commitment(&below, &share(5_000), &granted).unwrap();
+    // Refused by the scheme, or another act: no floor.
+    let mut refused = as_authorized.clone();
+    refused[0].outcome = SchemeOutcome::Refused;
+    refused[0].scheme_share = 0;
+    check_commitment(&refused, &share(0), &granted).unwrap();
+    let mut other = as_authorized.clone();
+    other[0].act_code = "OTHER".into();
+    check_commitment(&other, &share(0), &granted).unwrap();
+}

@@ -377,7 +377,19 @@ pub fn parse_claim_response(
                         .or_else(|| STATUS.iter().find(|(_, t)| *t == cat).map(|(c, _)| *c));
                     let Some(status) = status else { continue };
                     line.status = Some(status);
-                    line.reasons.extend(reason);
+                    // openIMIS writes rejection reason 0, "ACCEPTED", on
+                    // every line it accepts, in each status it reached:
+                    // no reason; any other is said once.
+                    let code = a.pointer("/reason/coding/0/code").and_then(Value::as_str);
+                    let accepted = code.is_some_and(|c| c.trim() == "0")
+                        || reason
+                            .as_ref()
+                            .is_some_and(|r| r.message.eq_ignore_ascii_case("accepted"));
+                    if let Some(r) = reason.filter(|_| !accepted)
+                        && !line.reasons.contains(&r)
+                    {
+                        line.reasons.push(r);
+                    }
                     if let Some(m) = a.get("amount") {
                         let (unit, c) =
                             read_money(m, &format!("{ap}.amount"), symbols, default_currency)?;
@@ -955,6 +967,16 @@ pub fn shares_from_response(
         }
         let mut m = l.benefit;
         let mut reasons = l.reasons.clone();
+        if dialect == Dialect::Openimis && l.status == Some(1) && reasons.is_empty() {
+            // Rejected (status 1) with no reason but "accepted": said so,
+            // where the line read as paid nothing for no reason.
+            reasons.push(Reason::said(
+                ReasonCode::PartnerRule,
+                "the mutuelle rejected this line, without saying why",
+                DetailKey::PartnerLineRejected,
+                [],
+            ));
+        }
         reasons.extend(
             parsed
                 .errors

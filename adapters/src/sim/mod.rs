@@ -38,6 +38,9 @@ pub enum Mode {
     Overpay,
     /// Answers, but leaves the last line out.
     DropLine,
+    /// Answers half its share on every line (below what a prior
+    /// authorization committed).
+    Underpay,
     /// Answers something that is not a valid answer (garbage for HTTP
     /// partners; an unknown line for gRPC).
     Garbage,
@@ -376,6 +379,11 @@ impl SimMutuelle {
             }
             Mode::DropLine => {
                 answer.lines.pop();
+            }
+            Mode::Underpay => {
+                for l in &mut answer.lines {
+                    l.mutuelle_share /= 2;
+                }
             }
             Mode::Garbage => {
                 answer.lines.push(LineShare {

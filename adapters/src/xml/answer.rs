@@ -31,8 +31,8 @@ pub fn parse_xml(bytes: &[u8], max_bytes: usize, max_depth: usize) -> Result<Nod
             bytes.len()
         ));
     }
-    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let decoded = decode(bytes)?;
+    let text = decoded.strip_prefix('\u{feff}').unwrap_or(&decoded);
     let options = roxmltree::ParsingOptions {
         allow_dtd: false,
         ..Default::default()
@@ -42,6 +42,64 @@ pub fn parse_xml(bytes: &[u8], max_bytes: usize, max_depth: usize) -> Result<Nod
         e => e.to_string(),
     })?;
     element(doc.root_element(), max_depth, &mut Vec::new())
+}
+
+/// A document's text: UTF-8, or the single-byte encoding its XML
+/// declaration names (ISO-8859-1, ISO-8859-15, Windows-1252: what older
+/// Windows systems write; labels as the WHATWG Encoding Standard reads
+/// them, so ISO-8859-1 is read as Windows-1252, its superset). Any other
+/// encoding, and bytes its encoding cannot hold, are refused, naming it.
+fn decode(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, String> {
+    let label = declared_encoding(bytes);
+    let encoding = match label {
+        None => encoding_rs::UTF_8,
+        Some(l) => encoding_rs::Encoding::for_label(l.as_bytes())
+            .filter(|e| {
+                *e == encoding_rs::UTF_8
+                    || *e == encoding_rs::WINDOWS_1252
+                    || *e == encoding_rs::ISO_8859_15
+            })
+            .ok_or_else(|| {
+                format!(
+                    "encoding {l:?} is not read (UTF-8, ISO-8859-1, ISO-8859-15, Windows-1252 are)"
+                )
+            })?,
+    };
+    if encoding == encoding_rs::UTF_8 {
+        return std::str::from_utf8(bytes)
+            .map(std::borrow::Cow::Borrowed)
+            .map_err(|e| format!("not UTF-8: {e}"));
+    }
+    let (text, had_errors) = encoding.decode_without_bom_handling(bytes);
+    if had_errors {
+        return Err(format!("not {}: a byte it cannot hold", encoding.name()));
+    }
+    // The declaration named the bytes' encoding; the text is now UTF-8.
+    Ok(std::borrow::Cow::Owned(redeclared(&text)))
+}
+
+/// The `encoding` an XML declaration at the start of the bytes names.
+fn declared_encoding(bytes: &[u8]) -> Option<String> {
+    let head = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let head = head.strip_prefix(b"<?xml")?;
+    let end = head.windows(2).position(|w| w == b"?>")?.min(200);
+    let decl = std::str::from_utf8(&head[..end]).ok()?;
+    let at = decl.find("encoding")?;
+    let rest = decl[at + "encoding".len()..]
+        .trim_start()
+        .strip_prefix('=')?
+        .trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let value = &rest[1..];
+    Some(value[..value.find(quote)?].trim().to_string())
+}
+
+/// A decoded document whose declaration says UTF-8, as its text now is.
+fn redeclared(text: &str) -> String {
+    match (text.find("<?xml"), text.find("?>")) {
+        (Some(0), Some(end)) => format!("<?xml version=\"1.0\"?>{}", &text[end + 2..]),
+        _ => text.to_string(),
+    }
 }
 
 /// One element and its descendants; `path` holds the names of its
@@ -184,14 +242,50 @@ pub fn answer_root(
     }
 }
 
-/// The refusal an answer carries at `answer.error`, if any.
+/// The refusal an answer carries at `answer.error`, if any: the element's
+/// words (its text, else its descendants' texts), which reach the scheme,
+/// the patient's notice and the console as the mutuelle's own, with no
+/// path before them. An element that says nothing (no words but zeros,
+/// no attribute but a zero code: `<erreur/>`, `<erreur code="0"></erreur>`,
+/// as many systems write in a success) refuses nothing. One with only a
+/// code says it (`erreur code=12`).
 pub fn refusal(answer: &AnswerPaths, root: &Node) -> Option<AdapterError> {
     let p = answer.error.as_ref()?;
-    let (path, n) = root.select(p).into_iter().next()?;
+    let (_, n) = root.select(p).into_iter().next()?;
+    let zero = |v: &str| v.trim().chars().all(|c| c == '0');
+    let mut words = n.text.trim().to_string();
+    if words.is_empty() {
+        words = descendant_words(n).join(" ");
+    }
+    let codes: Vec<String> = n
+        .attrs
+        .iter()
+        .filter(|(_, v)| !zero(v))
+        .map(|(k, v)| format!("{k}={}", v.trim()))
+        .collect();
+    if zero(&words) {
+        if codes.is_empty() {
+            return None;
+        }
+        words = format!("{} {}", n.name, codes.join(" "));
+    }
     Some(AdapterError::Rejected(Reason::new(
         ReasonCode::PartnerRejected,
-        format!("{path}: {}", n.text.trim()),
+        words,
     )))
+}
+
+/// The texts of a node's descendants, in document order, blank ones left out.
+fn descendant_words(n: &Node) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in &n.children {
+        let t = c.text.trim();
+        if !t.is_empty() {
+            out.push(t.to_string());
+        }
+        out.extend(descendant_words(c));
+    }
+    out
 }
 
 /// Whether an eligibility answer says the member is covered.

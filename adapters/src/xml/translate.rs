@@ -23,7 +23,13 @@ fn settings_of(table: toml::Table) -> Result<super::XmlConfig, String> {
     })
 }
 
-/// Reads an adjudication answer with the mapping's paths and number format.
+/// Reads an adjudication answer with the mapping's paths and number format,
+/// as the broker would: an answer its `error` element refuses shows that
+/// refusal (the mutuelle's words) and no lines; one the broker would refuse
+/// whatever the claim (no line, a line twice, a negative share) is an
+/// error saying so; otherwise its lines and reference. The checks against
+/// the claim's own lines (M above R, a line missing) need the claim, and
+/// are the broker's.
 pub fn translate(
     settings: toml::Table,
     payload: &[u8],
@@ -37,7 +43,33 @@ pub fn translate(
     if a.lines.is_none() {
         return Err("the config's adjudicate.answer.lines is needed to read an answer".into());
     }
+    if let Some(e) = super::refusal(&a, &root) {
+        let said = match e {
+            crate::AdapterError::Rejected(r) => r.message,
+            e => e.to_string(),
+        };
+        return Ok(json!({ "document": root.name, "refused": said, "lines": [] }));
+    }
     let answer = super::read_adjudication(&root, &a, &cfg.numbers, currency)?;
+    let refused = |why: String| format!("passerelle refuses this answer: {why}");
+    if answer.lines.is_empty() {
+        return Err(refused(format!(
+            "{}: no line in the answer",
+            a.lines.as_deref().unwrap_or_default()
+        )));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for l in &answer.lines {
+        if !seen.insert(l.sequence) {
+            return Err(refused(format!(
+                "{}: line {} answered twice",
+                l.path, l.sequence
+            )));
+        }
+        if l.share < 0 {
+            return Err(refused(format!("{}: negative mutuelle share", l.path)));
+        }
+    }
     let lines: Vec<Value> = answer
         .lines
         .iter()
@@ -49,7 +81,12 @@ pub fn translate(
             })
         })
         .collect();
-    Ok(json!({ "document": root.name, "currency": currency, "lines": lines }))
+    Ok(json!({
+        "document": root.name,
+        "currency": currency,
+        "reference": answer.reference,
+        "lines": lines,
+    }))
 }
 
 #[cfg(test)]
@@ -67,5 +104,44 @@ mod tests {
         assert!(e.contains("answers"), "{e}");
         let e = t("[partners.xml]\nurl = \"http://x\"\n").unwrap_err();
         assert!(e.contains("[partners.xml]"), "{e}");
+    }
+
+    /// What translate shows is what the broker reads: a refusal at
+    /// `error` as such, an answer it refuses whatever the claim as an
+    /// error, and the reference.
+    #[test]
+    fn an_answer_is_shown_as_the_broker_reads_it() {
+        let settings: toml::Table = "[numbers]\ngroup_spaces = true\n[adjudicate.answer]\n\
+             lines = \"reponse/details/ligne\"\nsequence = \"@num\"\nshare = \"montant_pec\"\n\
+             reference = \"reponse/numero_pec\"\nerror = \"reponse/erreur\"\n"
+            .parse()
+            .unwrap();
+        let read = |doc: &str| translate(settings.clone(), doc.as_bytes(), "a.xml", "XOF");
+        let v = read(
+            "<reponse><erreur/><numero_pec>PEC-1</numero_pec><details>\
+             <ligne num=\"1\"><montant_pec>12 500</montant_pec></ligne></details></reponse>",
+        )
+        .unwrap();
+        assert_eq!(v["reference"], "PEC-1");
+        assert_eq!(v["lines"][0]["sequence"], 1);
+        assert!(v.get("refused").is_none(), "{v}");
+        let v = read("<reponse><erreur>Adhérent inconnu</erreur></reponse>").unwrap();
+        assert_eq!(v["refused"], "Adhérent inconnu");
+        let e = read(
+            "<reponse><details><ligne num=\"1\"><montant_pec>1</montant_pec></ligne>\
+             <ligne num=\"1\"><montant_pec>2</montant_pec></ligne></details></reponse>",
+        )
+        .unwrap_err();
+        assert!(e.contains("line 1 answered twice"), "{e}");
+        let e = read(
+            "<reponse><details><ligne num=\"1\"><montant_pec>-300</montant_pec></ligne></details></reponse>",
+        );
+        assert!(
+            e.as_ref()
+                .is_err_and(|e| e.contains("refuses") || e.contains("-300")),
+            "{e:?}"
+        );
+        let e = read("<reponse><details/></reponse>").unwrap_err();
+        assert!(e.contains("no line in the answer"), "{e}");
     }
 }

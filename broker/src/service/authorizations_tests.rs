@@ -267,6 +267,57 @@ async fn a_claim_is_paid_against_its_authorization_within_at_and_above_tolerance
     );
 }
 
+/// A mutuelle with its own system that answers a claim billed as
+/// authorized with less than it committed breaks its commitment: its
+/// answer is refused (PARTNER_ANSWER_INVALID, naming the line and the
+/// amounts), the claim is rejected, and the mutuelle is told to cancel
+/// what it booked. A claim billed below the authorized amount is its to
+/// value anew.
+#[tokio::test]
+async fn an_answer_below_the_commitment_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, sim, _t) = on_the_day(dir.path()).await;
+    let mut refs = Vec::new();
+    for id in ["PA-G-1", "PA-G-2"] {
+        let a = b
+            .request_authorization(care("G", id, vec![hospital(60_000)]))
+            .await
+            .unwrap();
+        assert_eq!(a.terms.shares[0].mutuelle_share, 12_000);
+        refs.push(a.reference);
+    }
+    sim.set_mode(passerelle_adapters::sim::Mode::Underpay);
+    let cut = b
+        .coordinate(quoting(
+            care("G", "C-G-cut", vec![hospital(60_000)]),
+            &refs[0],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(cut.state, ClaimState::Rejected);
+    let why = cut.rejection.as_ref().expect("a rejection");
+    assert_eq!(why.code, ReasonCode::PartnerAnswerInvalid);
+    assert!(
+        why.message
+            .contains("line 1: mutuelle share 6000 below the 12000 committed"),
+        "{why:?}"
+    );
+    assert!(
+        cut.next_attempt_ms.is_some(),
+        "the mutuelle is owed a cancel of what it booked"
+    );
+    // Billed below the authorized 60,000: no floor, paid as answered.
+    let less = b
+        .coordinate(quoting(
+            care("G", "C-G-less", vec![hospital(50_000)]),
+            &refs[1],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(less.state, ClaimState::Coordinated);
+    assert_eq!(m(&less), [5_000]);
+}
+
 #[tokio::test]
 async fn requests_are_idempotent_and_modified_ones_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -9,9 +9,9 @@ use passerelle_adapters::{
     EligibilityQuery, PartnerAdjudication,
 };
 use passerelle_domain::validate::{
-    MAX_ID_LEN, MAX_PARTNER_TEXT, MAX_TEXT_LEN, check_answer, truncate_text,
+    MAX_ID_LEN, MAX_PARTNER_TEXT, MAX_TEXT_LEN, check_answer, check_commitment, truncate_text,
 };
-use passerelle_domain::{Claim, ClaimLine, ClaimState, Member, Reason, ReasonCode};
+use passerelle_domain::{Claim, ClaimLine, ClaimState, Granted, Member, Reason, ReasonCode};
 
 use super::partner::{Outbound, busy};
 use super::routing::Route;
@@ -130,12 +130,21 @@ fn bounded_outcome(o: Outcome) -> Outcome {
 /// is a malformed answer there, counted so in the metrics
 /// (`outcome="malformed"`) and in the outbound audit row, as one the
 /// adapter could not read, where it counted as `ok`.
+///
+/// `granted`: the prior authorization the claim is paid against, for a
+/// partner that keeps its own books; its answer gives at least what it
+/// committed ([`check_commitment`]; the rules engine pays against it
+/// itself).
 async fn checked(
     lines: &[ClaimLine],
+    granted: Option<&Granted>,
     answer: impl Future<Output = Result<PartnerAdjudication, AdapterError>>,
 ) -> Result<PartnerAdjudication, AdapterError> {
     let mut a = answer.await?;
     a.lines = check_answer(lines, std::mem::take(&mut a.lines)).map_err(AdapterError::Malformed)?;
+    if let Some(g) = granted {
+        check_commitment(lines, &a.lines, g).map_err(AdapterError::Malformed)?;
+    }
     Ok(a)
 }
 
@@ -346,7 +355,14 @@ impl Broker {
             member_number: Some(member_number).filter(|n| !n.is_empty()),
             member,
             date_of_care: q.date_of_care,
-            currency: q.currency,
+            // Without planned lines a question may name no currency (the
+            // CLI's names none): the partner's amounts are then the
+            // scheme's, which a Money without a currency is read in.
+            currency: if q.currency.is_empty() {
+                scheme.currency.clone()
+            } else {
+                q.currency
+            },
             lines: q.lines,
             diagnoses: q.diagnoses,
         };
@@ -567,7 +583,7 @@ impl Broker {
                 audited: true,
             };
             let adapter = partner.adapter.get();
-            let answer = checked(&new.claim.lines, adapter.adjudicate(req));
+            let answer = checked(&new.claim.lines, None, adapter.adjudicate(req));
             let outcome = match self.call_partner(&partner.id, out, answer).await {
                 Err(e) if e.is_transient() => {
                     return Ok(AtOnce::Deferred(partner_text(&e.to_string())));
@@ -744,7 +760,11 @@ impl Broker {
                 audited: true,
             };
             let adapter = partner.adapter.get();
-            let answer = checked(&rec.claim.lines, adapter.adjudicate(req));
+            let granted = prior
+                .as_ref()
+                .filter(|_| !adapter.adjudicates_from_store())
+                .map(|(_, t)| &t.granted);
+            let answer = checked(&rec.claim.lines, granted, adapter.adjudicate(req));
             let res = self.call_partner(&partner.id, out, answer).await;
             let outcome = match res {
                 Err(e) if e.is_transient() => {
@@ -984,8 +1004,14 @@ impl Broker {
             // cancel of a claim that was REJECTED (it kept its reason):
             // it consumed nothing, and only the partner's books, if any,
             // are left to undo; resending a cancel the partner refuses
-            // for good would loop.
-            Err(e) if (withdrawing || rec.rejection.is_some()) && !e.is_transient() => {
+            // for good would loop. An answer that cannot be read (XML cut
+            // or garbled) says nothing of the cancel: it is tried again
+            // below, as a transient failure is.
+            Err(e)
+                if (withdrawing || rec.rejection.is_some())
+                    && !e.is_transient()
+                    && !matches!(e, AdapterError::Malformed(_)) =>
+            {
                 let said = partner_text(&e.to_string());
                 tracing::warn!(
                     partner = %rec.mutuelle_id,
@@ -1131,5 +1157,73 @@ mod bound_tests {
         assert!(shown < MAX_REASON_TEXT_PER_CLAIM, "{shown}");
         let last = &shares[19].reasons[0].detail.as_ref().unwrap().args["reason"];
         assert!(last.chars().count() <= 1, "{last}");
+    }
+
+    /// A mutuelle that answers eligibility with the currency it was asked
+    /// in, and errs on none (as a FHIR server's Money without a currency
+    /// is read in the question's).
+    struct SaysCurrency;
+
+    #[async_trait::async_trait]
+    impl passerelle_adapters::Adapter for SaysCurrency {
+        async fn eligibility(
+            &self,
+            q: &EligibilityQuery,
+        ) -> Result<EligibilityAnswer, AdapterError> {
+            if q.currency.is_empty() {
+                return Err(AdapterError::Malformed(
+                    "allowedMoney.currency: \"\" is not an ISO 4217 currency in use".into(),
+                ));
+            }
+            Ok(EligibilityAnswer {
+                covered: true,
+                member_number: q.currency.clone(),
+                ..Default::default()
+            })
+        }
+
+        async fn adjudicate(
+            &self,
+            _req: AdjudicationRequest<'_>,
+        ) -> Result<PartnerAdjudication, AdapterError> {
+            Err(AdapterError::Unavailable("not asked".into()))
+        }
+
+        async fn cancel(&self, _req: CancelRequest<'_>) -> Result<(), AdapterError> {
+            Ok(())
+        }
+    }
+
+    /// An eligibility question without planned lines may name no currency
+    /// (the CLI names none): the partner is asked in the scheme's.
+    #[tokio::test]
+    async fn an_eligibility_question_without_currency_is_asked_in_the_schemes() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = crate::service::testing::broker_with_adapter(
+            dir.path(),
+            std::sync::Arc::new(SaysCurrency),
+        );
+        b.store()
+            .upsert_members(&[crate::service::testing::member_of("X")], 0)
+            .await
+            .unwrap();
+        let (_, answer) = b
+            .eligibility(EligibilityInput {
+                scheme_id: "CNSS".into(),
+                beneficiary_id: "X-OK".into(),
+                date_of_care: passerelle_domain::date::parse("2026-03-10").unwrap(),
+                mutuelle_id: None,
+                member_number: None,
+                currency: String::new(),
+                lines: vec![],
+                diagnoses: vec![],
+            })
+            .await
+            .unwrap();
+        assert!(answer.covered);
+        assert_eq!(
+            answer.member_number, "XOF",
+            "asked in the scheme's currency"
+        );
     }
 }

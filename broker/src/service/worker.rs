@@ -566,27 +566,35 @@ mod tests {
 
     /// An answer the broker refuses is cancelled at the mutuelle by the
     /// worker, under the claim's cancel key: put off while the mutuelle is
-    /// unreachable (the scheme's view unchanged), then sent; a cancel
-    /// refused for good is left to a person with a note, never retried in
-    /// a loop.
+    /// unreachable, or answers what cannot be read (a cut or garbled
+    /// document says nothing of the cancel), the scheme's view unchanged;
+    /// then sent; a cancel refused for good is left to a person with a
+    /// note, never retried in a loop.
     #[tokio::test(start_paused = true)]
     async fn a_refused_answer_is_cancelled_at_the_mutuelle_until_sent() {
         use passerelle_adapters::AdapterError as E;
         use passerelle_domain::{Reason, ReasonCode};
-        for (id, last, note) in [
-            ("C-W1", Ok(()), ""),
+        for (id, first, last, note) in [
+            ("C-W1", E::Unavailable("down".into()), Ok(()), ""),
             (
                 "C-W2",
+                E::Unavailable("down".into()),
                 Err(E::Rejected(Reason::new(
                     ReasonCode::PartnerRejected,
                     "no such claim",
                 ))),
                 "cancel not delivered",
             ),
+            (
+                "C-W3",
+                E::Malformed("down: expected 'montant' tag".into()),
+                Ok(()),
+                "",
+            ),
         ] {
             let dir = tempfile::tempdir().unwrap();
             let adapter = Arc::new(Overpays {
-                cancels: std::sync::Mutex::new(vec![Err(E::Unavailable("down".into())), last]),
+                cancels: std::sync::Mutex::new(vec![Err(first), last]),
                 sent: Default::default(),
             });
             let b = crate::service::testing::broker_with_adapter(dir.path(), adapter.clone());
