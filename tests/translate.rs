@@ -247,3 +247,78 @@ async fn conformance_runs_the_live_checks_against_a_configured_partner() {
         assert!(!text.contains(english), "{english}: {text}");
     }
 }
+
+/// `passerelle conformance` against an openIMIS partner: its claims come
+/// from the provider given (`--provider`, mapped to the partner's
+/// facility; the default `CONFORMANCE` has no mapping), and its cancel,
+/// which openIMIS does not offer, is said to be a person's to make, not
+/// failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_against_openimis_takes_a_provider_and_says_the_cancel_is_by_hand() {
+    let front = passerelle_adapters::sim_http::SimFhir {
+        sim: passerelle_adapters::kit::sim(),
+        dialect: passerelle_adapters::fhir::Dialect::Openimis,
+        currency_text: "$".into(),
+        currency: "XOF".into(),
+        login: Some(("passerelle".into(), "kit-secret".into())),
+        answers: Default::default(),
+    };
+    let (addr, _task) = front.start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("imis-password"), "kit-secret\n").unwrap();
+    let cfg = dir.path().join("p.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:0\"\nplaintext = true\n[[schemes]]\nid = \"CNSS\"\ncurrency = \"XOF\"\n\
+             [[partners]]\nid = \"MUT-IMIS\"\nadapter = \"fhir-r4\"\n[partners.fhir]\n\
+             base_url = \"http://{addr}/api/api_fhir_r4\"\ndialect = \"openimis\"\n\
+             username = \"passerelle\"\npassword_file = \"imis-password\"\ncurrency_symbols = {{ \"$\" = \"XOF\" }}\n\
+             [partners.fhir.openimis]\nclaim_admin = \"KIT-ADMIN\"\ndefault_diagnosis = \"Z00\"\n\
+             [partners.fhir.codes.acts]\nC-CONS = \"CONSULT\"\n\
+             [partners.fhir.codes.facilities]\nCHU-KIT = \"HF-KIT\"\n"
+        ),
+    )
+    .unwrap();
+    let conformance = |provider: Option<&'static str>| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"));
+        cmd.args(["--lang", "en", "conformance", "--config"])
+            .arg(&cfg)
+            .args([
+                "--partner",
+                "MUT-IMIS",
+                "--scheme",
+                "CNSS",
+                "--beneficiary",
+                "TG-KIT-1",
+                "--member",
+                "K-1",
+                "--act",
+                "C-CONS",
+            ]);
+        if let Some(p) = provider {
+            cmd.args(["--provider", p]);
+        }
+        cmd.output()
+    };
+    let out = conformance(None).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("CONFORMANCE"), "{text}");
+    let out = conformance(Some("CHU-KIT")).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cancel = text
+        .lines()
+        .find(|l| l.contains("cancel"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(cancel.starts_with("pass"), "{text}");
+    assert!(
+        cancel.contains("a person cancels at the partner"),
+        "{cancel}"
+    );
+}

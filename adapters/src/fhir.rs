@@ -1387,7 +1387,7 @@ mod tests {
         };
         assert!(shares("partial").is_ok());
         assert!(
-            matches!(shares("queued"), Err(AdapterError::Unavailable(m)) if m.contains("en cours d'examen"))
+            matches!(shares("queued"), Err(AdapterError::Pending(m)) if m.contains("en cours d'examen"))
         );
         assert!(
             matches!(shares("error"), Err(AdapterError::Rejected(r)) if r.message.contains("en cours d'examen"))

@@ -216,6 +216,12 @@ pub enum AdapterError {
     /// The partner answered something that cannot be understood.
     #[error("malformed partner answer: {0}")]
     Malformed(String),
+    /// The partner answered, but has not decided yet (a FHIR server's
+    /// `queued`, an openIMIS claim not valuated yet, which its staff
+    /// valuate later): retry later, same key. The partner is up: its
+    /// health and circuit count an answer, not a failure.
+    #[error("partner has not decided yet: {0}")]
+    Pending(String),
     /// The partner cannot do this at all (openIMIS cannot cancel a claim
     /// over FHIR): never retried; the message says what a person must do.
     #[error("not supported by this partner: {0}")]
@@ -225,6 +231,13 @@ pub enum AdapterError {
 impl AdapterError {
     /// True when a later retry with the same key may succeed.
     pub fn is_transient(&self) -> bool {
+        self.is_failure() || matches!(self, AdapterError::Pending(_))
+    }
+
+    /// True when the partner did not answer (unreachable, failing, past
+    /// its deadline): what its health and its circuit count. A partner that
+    /// answered "not decided yet" did answer.
+    pub fn is_failure(&self) -> bool {
         matches!(
             self,
             AdapterError::Timeout(_) | AdapterError::Unavailable(_)

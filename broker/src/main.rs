@@ -75,6 +75,10 @@ enum Command {
         /// An act code the partner knows (mapped if it has an act table).
         #[arg(long)]
         act: String,
+        /// The provider (health facility) the test claims come from: one
+        /// the partner knows (mapped if it has a facilities table).
+        #[arg(long, default_value = "CONFORMANCE")]
+        provider: String,
     },
     /// Make development certificates (CA, server, clients, CRL).
     #[command(subcommand)]
@@ -310,6 +314,7 @@ async fn main() -> ExitCode {
             beneficiary,
             member,
             act,
+            provider,
         } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
@@ -324,6 +329,7 @@ async fn main() -> ExitCode {
                 beneficiary,
                 number: member,
                 act,
+                provider,
             };
             match cli::conformance::run(&cfg, &base, &partner, &m).await {
                 Ok(checks) => {

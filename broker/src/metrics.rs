@@ -55,6 +55,7 @@ pub fn partner_outcome(res: &Result<(), &passerelle_adapters::AdapterError>) -> 
         Err(E::Rejected(_)) => "rejected",
         Err(E::Malformed(_)) => "malformed",
         Err(E::Unsupported(_)) => "unsupported",
+        Err(E::Pending(_)) => "pending",
     }
 }
 

@@ -932,7 +932,7 @@ pub fn shares_from_response(
         OutcomeEffect::Final => {}
         OutcomeEffect::Pending => {
             let why = parsed.explanation();
-            return Err(AdapterError::Unavailable(if why.is_empty() {
+            return Err(AdapterError::Pending(if why.is_empty() {
                 "the mutuelle queued the claim; asking again later".into()
             } else {
                 format!("the mutuelle queued the claim ({why}); asking again later")
@@ -960,7 +960,7 @@ pub fn shares_from_response(
     let mut shares = Vec::with_capacity(parsed.lines.len());
     for l in &parsed.lines {
         if dialect == Dialect::Openimis && !matches!(l.status, Some(1) | Some(16)) {
-            return Err(AdapterError::Unavailable(format!(
+            return Err(AdapterError::Pending(format!(
                 "line {} not valuated yet (status {:?}); asking again later",
                 l.sequence, l.status
             )));

@@ -417,7 +417,7 @@ impl PartnerClient {
             }
         }
         let health = match &res {
-            Err(e) if e.is_transient() => {
+            Err(e) if e.is_failure() => {
                 self.mark_down(mutuelle_id);
                 Health::Same
             }
@@ -507,7 +507,8 @@ impl Broker {
         };
         let (res, health) = self.partners.call(mutuelle_id, out, call).await;
         pending_trial.armed = false;
-        let failed = matches!(&res, Err(e) if e.is_transient());
+        // An answer "not decided yet" is an answer: no failure.
+        let failed = matches!(&res, Err(e) if e.is_failure());
         let change = self
             .partners
             .settle(mutuelle_id, trial, failed, self.clock.now_ms());
@@ -639,6 +640,7 @@ mod tests {
 
     use super::{CircuitChange, Gate};
     use crate::store::PartnerControl;
+    use passerelle_adapters::AdapterError;
 
     /// The circuit of one partner (defaults: 5 failures, 30 s open): it
     /// opens after 5 transient failures in a row (an answer in between
@@ -767,6 +769,83 @@ mod tests {
         assert_eq!(b.partners.circuit_state("MUT-X"), "half_open");
         b.observe().await;
         assert_eq!(up(&b), Some(false));
+    }
+
+    /// A mutuelle that takes every claim and decides later (an openIMIS
+    /// whose staff valuate claims).
+    struct Queues;
+
+    #[async_trait::async_trait]
+    impl passerelle_adapters::Adapter for Queues {
+        async fn eligibility(
+            &self,
+            _q: &passerelle_adapters::EligibilityQuery,
+        ) -> Result<passerelle_adapters::EligibilityAnswer, AdapterError> {
+            Err(AdapterError::Unavailable("not asked".into()))
+        }
+
+        async fn adjudicate(
+            &self,
+            _req: passerelle_adapters::AdjudicationRequest<'_>,
+        ) -> Result<passerelle_adapters::PartnerAdjudication, AdapterError> {
+            Err(AdapterError::Pending(
+                "the mutuelle queued the claim; asking again later".into(),
+            ))
+        }
+
+        async fn cancel(
+            &self,
+            _req: passerelle_adapters::CancelRequest<'_>,
+        ) -> Result<(), AdapterError> {
+            Ok(())
+        }
+    }
+
+    /// A mutuelle that answers "not decided yet" answered: each claim
+    /// waits and is asked again, but however many there are, the partner
+    /// is up, its circuit closed, and its calls counted as `pending`, not
+    /// as failures (an openIMIS queuing every claim opened the circuit
+    /// after five and said the mutuelle down).
+    #[tokio::test(start_paused = true)]
+    async fn a_partner_that_queues_claims_is_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = super::super::testing::broker_with_adapter(dir.path(), Arc::new(Queues));
+        for i in 0..8 {
+            let mut claim = crate::store::conformance::sample_claim(
+                "CNSS",
+                &format!("Q-{i}"),
+                &format!("INV-{i}"),
+            );
+            claim.mutuelle_id = Some("MUT-X".into());
+            let rec = b.coordinate(claim).await.unwrap();
+            assert_eq!(rec.state, passerelle_domain::ClaimState::PendingPartner);
+            assert!(rec.next_attempt_ms.is_some(), "asked again later");
+            assert!(
+                rec.last_error.contains("not decided yet"),
+                "{}",
+                rec.last_error
+            );
+        }
+        assert_eq!(b.partners.circuit_state("MUT-X"), "closed");
+        assert!(!b.partners.is_down("MUT-X"));
+        b.observe().await;
+        let metrics = b.metrics().encode();
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("passerelle_partner_up{")
+                    && l.contains("\"MUT-X\"")
+                    && l.ends_with(" 1")),
+            "{metrics}"
+        );
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("passerelle_partner_calls_total{")
+                    && l.contains("outcome=\"pending\"")
+                    && l.ends_with(" 8")),
+            "{metrics}"
+        );
     }
 
     /// What SIGHUP and the file watcher do: a partner whose secret changed

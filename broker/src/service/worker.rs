@@ -209,13 +209,27 @@ impl Broker {
         let Ok(partner) = self.partner(id) else {
             return;
         };
+        let today = self.clock.today();
+        // Without a number configured, the roster's: a partner reads its
+        // own member numbers (openIMIS its CHFID), not the scheme's
+        // beneficiary id, and a probe asking by that one fails for ever.
+        let member_number = match &probe.member_number {
+            Some(n) => Some(n.clone()),
+            None => self
+                .route(&probe.scheme, &probe.beneficiary, today, Some(id), None)
+                .await
+                .ok()
+                .flatten()
+                .map(|r| r.member_number)
+                .filter(|n| !n.is_empty()),
+        };
         let q = passerelle_adapters::EligibilityQuery {
             idempotency_key: format!("probe-{}", super::next_nonce()),
             scheme_id: probe.scheme.clone(),
             beneficiary_id: probe.beneficiary.clone(),
-            member_number: probe.member_number.clone(),
+            member_number,
             member: None,
-            date_of_care: self.clock.today(),
+            date_of_care: today,
             currency: self.currency_of(&probe.scheme),
             lines: vec![],
             diagnoses: vec![],
@@ -704,6 +718,59 @@ mod tests {
         assert_eq!(
             b.get("CNSS", "C-3").await.unwrap().state,
             ClaimState::Coordinated
+        );
+    }
+
+    /// A probe without a member number configured asks by the roster's
+    /// number for its beneficiary at that mutuelle (a partner reads its own
+    /// numbers: an openIMIS CHFID); one configured is sent as it is; a
+    /// beneficiary the roster does not hold is asked without.
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_asks_by_the_rosters_member_number() {
+        use passerelle_adapters::{
+            Adapter, AdapterError, AdjudicationRequest, CancelRequest, EligibilityAnswer,
+            EligibilityQuery, PartnerAdjudication,
+        };
+        #[derive(Default)]
+        struct Asked(std::sync::Mutex<Vec<Option<String>>>);
+        #[async_trait::async_trait]
+        impl Adapter for Asked {
+            async fn eligibility(
+                &self,
+                q: &EligibilityQuery,
+            ) -> Result<EligibilityAnswer, AdapterError> {
+                self.0.lock().unwrap().push(q.member_number.clone());
+                Ok(EligibilityAnswer::default())
+            }
+            async fn adjudicate(
+                &self,
+                _req: AdjudicationRequest<'_>,
+            ) -> Result<PartnerAdjudication, AdapterError> {
+                Err(AdapterError::Unavailable("down".into()))
+            }
+            async fn cancel(&self, _req: CancelRequest<'_>) -> Result<(), AdapterError> {
+                Ok(())
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let asked = Arc::new(Asked::default());
+        let b = super::super::testing::broker_with_adapter(dir.path(), asked.clone());
+        b.store()
+            .upsert_members(&[super::super::testing::member_of("X")], 0)
+            .await
+            .unwrap();
+        let probe = |beneficiary: &str, member_number: Option<&str>| crate::config::ProbeConfig {
+            scheme: "CNSS".into(),
+            beneficiary: beneficiary.into(),
+            member_number: member_number.map(String::from),
+            interval_s: 30,
+        };
+        b.probe_once("MUT-X", &probe("X-OK", None)).await;
+        b.probe_once("MUT-X", &probe("X-OK", Some("CFG-1"))).await;
+        b.probe_once("MUT-X", &probe("NOBODY", None)).await;
+        assert_eq!(
+            *asked.0.lock().unwrap(),
+            [Some("X-1".to_string()), Some("CFG-1".to_string()), None]
         );
     }
 
