@@ -228,6 +228,11 @@ pub enum AdapterError {
     Unsupported(String),
 }
 
+/// How a [`AdapterError::Pending`] begins as text (its `Display`), as a
+/// claim's `last_error` keeps it: what tells a claim the partner has
+/// answered "not decided yet" from one it failed to answer.
+pub const PENDING_SAID: &str = "partner has not decided yet: ";
+
 impl AdapterError {
     /// True when a later retry with the same key may succeed.
     pub fn is_transient(&self) -> bool {

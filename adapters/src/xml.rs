@@ -112,6 +112,15 @@ pub struct AnswerPaths {
     /// the reason.
     #[serde(default)]
     pub error: Option<String>,
+    /// An element (or, ending in `/@name`, an attribute) saying the partner
+    /// cannot answer now (its database down, a batch running): the call is
+    /// tried again later with the same key, as after an HTTP 503 ...
+    #[serde(default)]
+    pub busy: Option<String>,
+    /// ... when its value is one of these (letter case aside); empty:
+    /// whenever it is present.
+    #[serde(default)]
+    pub busy_values: Vec<String>,
     /// Eligibility: the element saying whether the member is covered ...
     #[serde(default)]
     pub covered: Option<String>,
@@ -525,11 +534,24 @@ impl XmlAdapter {
     ) -> Result<(Vec<LineShare>, String, Option<date::Date>), AdapterError> {
         let body = render(&op.template, ctx).map_err(AdapterError::Malformed)?;
         let root = self.call(op, body).await?;
+        let answer = read_adjudication(&root, &op.answer, &self.cfg.numbers, currency);
         if let Some(e) = refusal(&op.answer, &root) {
+            // An answer that refuses and pays lines too cannot be read one
+            // way: refused as an answer (the partner, which may have booked
+            // its lines, is sent the cancel), not taken as a refusal, which
+            // would leave its booking standing.
+            if let (AdapterError::Rejected(r), Ok(a)) = (&e, &answer)
+                && !a.lines.is_empty()
+            {
+                return Err(AdapterError::Malformed(format!(
+                    "the answer both refuses ({}) and answers {} line(s)",
+                    r.message,
+                    a.lines.len()
+                )));
+            }
             return Err(e);
         }
-        let answer = read_adjudication(&root, &op.answer, &self.cfg.numbers, currency)
-            .map_err(AdapterError::Malformed)?;
+        let answer = answer.map_err(AdapterError::Malformed)?;
         if answer.lines.is_empty() {
             return Err(AdapterError::Malformed(format!(
                 "{}: no line in the answer",
@@ -900,6 +922,109 @@ mod tests {
             said("<reponse><erreur code=\"12\"/></reponse>").as_deref(),
             Some("erreur code=12")
         );
+    }
+
+    /// An answer that both refuses (its `error` element) and pays lines
+    /// cannot be read one way: refused as an answer (malformed, so that
+    /// the partner is sent the cancel of what it may have booked), where
+    /// the refusal alone left its booking standing. A refusal alone is a
+    /// refusal.
+    #[tokio::test]
+    async fn an_answer_that_refuses_and_pays_is_refused_as_an_answer() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let body = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let serving = body.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = sock.read(&mut buf).await;
+                let b = serving.lock().unwrap().clone();
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{b}",
+                    b.len()
+                );
+                let _ = sock.write_all(answer.as_bytes()).await;
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "kit-pass").unwrap();
+        let cfg: XmlConfig = toml::from_str(
+            &include_str!("../kit/xml-a.toml")
+                .replace("{URL}", &format!("http://{addr}"))
+                .replace("{SECRET}", &secret.display().to_string()),
+        )
+        .unwrap();
+        let adapter = XmlAdapter::new(&cfg).unwrap();
+        let claim = crate::kit::claim("C-BOTH");
+        let ask = || {
+            adapter.adjudicate(crate::AdjudicationRequest {
+                idempotency_key: "k-both",
+                claim: &claim,
+                member_number: "K-1",
+                member: None,
+                prior: None,
+                unread_ceilings: false,
+            })
+        };
+        *body.lock().unwrap() = "<Reponse><Erreur>code 12</Erreur><Reference>R-1</Reference>\
+             <Ligne no=\"1\"><Part>1 500</Part></Ligne><Ligne no=\"2\"><Part>400</Part></Ligne></Reponse>"
+            .into();
+        match ask().await {
+            Err(AdapterError::Malformed(m)) => {
+                assert!(
+                    m.contains("both refuses (code 12) and answers 2 line(s)"),
+                    "{m}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        *body.lock().unwrap() = "<Reponse><Erreur>Adhérent inconnu</Erreur></Reponse>".into();
+        match ask().await {
+            Err(AdapterError::Rejected(r)) => assert_eq!(r.message, "Adhérent inconnu"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A plain XML answer that says "try again later" at `busy` (an
+    /// element or an attribute, one of `busy_values`) is a transient
+    /// failure, said with its words; another value reads on as usual.
+    #[test]
+    fn an_answer_that_says_try_again_later_is_transient() {
+        let paths = AnswerPaths {
+            error: Some("reponse/erreur".into()),
+            busy: Some("reponse/statut/@code".into()),
+            busy_values: vec!["99".into()],
+            ..Default::default()
+        };
+        let read = |doc: &str| {
+            let root = parse_xml(doc.as_bytes(), 10_000, 10).unwrap();
+            refusal(&paths, &root)
+        };
+        match read(
+            "<reponse><statut code=\"99\">Base de données indisponible, réessayez plus tard</statut></reponse>",
+        ) {
+            Some(e @ AdapterError::Unavailable(_)) => {
+                assert!(e.is_transient());
+                assert!(
+                    e.to_string().contains("Base de données indisponible"),
+                    "{e}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(read("<reponse><statut code=\"00\">ACCEPTE</statut></reponse>").is_none());
+        let element = AnswerPaths {
+            busy: Some("reponse/indisponible".into()),
+            ..Default::default()
+        };
+        let root = parse_xml(b"<reponse><indisponible/></reponse>", 1000, 10).unwrap();
+        assert!(matches!(
+            refusal(&element, &root),
+            Some(AdapterError::Unavailable(m)) if m == "the mutuelle asks to try again later"
+        ));
     }
 
     #[test]

@@ -49,6 +49,7 @@ claims-from = Care from
 claims-to = to
 claims-mutuelle = Mutuelle
 claims-none = No claim matches.
+claims-none-operator = No claim waits on a mutuelle in this state. Without a mutuelle named, operators see the waiting claims only: name a mutuelle to see all of its claims.
 claims-count = { $count ->
         [one] 1 claim
        *[other] { $count } claims

@@ -49,6 +49,7 @@ claims-from = Soins du
 claims-to = au
 claims-mutuelle = Mutuelle
 claims-none = Aucune demande ne correspond.
+claims-none-operator = Aucune demande en attente dans cet état. Sans mutuelle indiquée, les opérateurs ne voient que les demandes en attente : indiquez une mutuelle pour voir toutes ses demandes.
 claims-count = { $count ->
         [one] { $count } demande
        *[other] { $count } demandes

@@ -144,7 +144,7 @@ impl Metrics {
         );
         r.register(
             "passerelle_partner_calls",
-            "Calls to mutuelles' systems, by partner, method and outcome (ok, timeout, unavailable, rejected, malformed, unsupported, breaker_open, paused)",
+            "Calls to mutuelles' systems, by partner, method and outcome (ok, timeout, unavailable, rejected, malformed, unsupported, pending, breaker_open, paused)",
             m.partner_calls.clone(),
         );
         r.register(
@@ -159,7 +159,7 @@ impl Metrics {
         );
         r.register(
             "passerelle_partner_retries_at_max_backoff",
-            "Retries made after the back-off reached retry.max_ms: the claim has been failing for long (the broker never gives up on a claim)",
+            "Retries made after the back-off reached retry.max_ms: the claim has been failing for long (the broker never gives up on a claim; one the mutuelle last answered 'not decided yet' is not counted)",
             m.partner_retries_at_max.clone(),
         );
         r.register(

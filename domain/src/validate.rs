@@ -262,8 +262,13 @@ pub fn check_commitment(
         let floor = g.mutuelle_share.min(line.remainder()).max(0);
         if share.mutuelle_share < floor {
             return Err(format!(
-                "line {}: mutuelle share {} below the {floor} committed by the prior authorization (billed {}, authorized {})",
-                share.sequence, share.mutuelle_share, line.billed, g.billed
+                "line {}: mutuelle share {} below {floor}, what the prior authorization commits on it (committed {}, remainder {}; billed {}, authorized {})",
+                share.sequence,
+                share.mutuelle_share,
+                g.mutuelle_share,
+                line.remainder(),
+                line.billed,
+                g.billed
             ));
         }
     }

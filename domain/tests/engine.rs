@@ -1171,7 +1171,10 @@ fn an_answer_below_the_commitment_is_refused() {
     let as_authorized = [line(CareCategory::Hospitalisation, 60_000, 60_000, 30_000)];
     let err = check_commitment(&as_authorized, &share(12_000), &granted).unwrap_err();
     assert!(err.contains("line 1"), "{err}");
-    assert!(err.contains("below the 24000 committed"), "{err}");
+    assert!(
+        err.contains("below 24000, what the prior authorization commits"),
+        "{err}"
+    );
     check_commitment(&as_authorized, &share(24_000), &granted).unwrap();
     // Billed above (within or past the tolerance): the floor stands.
     let above = [line(CareCategory::Hospitalisation, 70_000, 70_000, 30_000)];
@@ -1179,7 +1182,11 @@ fn an_answer_below_the_commitment_is_refused() {
     // The scheme paid more than planned: the floor is the remainder.
     let more_s = [line(CareCategory::Hospitalisation, 60_000, 60_000, 50_000)];
     check_commitment(&more_s, &share(10_000), &granted).unwrap();
-    assert!(check_commitment(&more_s, &share(9_999), &granted).is_err());
+    let err = check_commitment(&more_s, &share(9_999), &granted).unwrap_err();
+    assert!(
+        err.contains("below 10000") && err.contains("remainder 10000"),
+        "{err}"
+    );
     // Billed below the authorized amount: valued anew.
     let below = [line(CareCategory::Hospitalisation, 50_000, 50_000, 25_000)];
     check_commitment(&below, &share(5_000), &granted).unwrap();

@@ -249,7 +249,13 @@ pub fn answer_root(
 /// no attribute but a zero code: `<erreur/>`, `<erreur code="0"></erreur>`,
 /// as many systems write in a success) refuses nothing. One with only a
 /// code says it (`erreur code=12`).
+///
+/// First, the answer's "try again later" at `answer.busy`, if it says one:
+/// a transient failure, retried with the same key.
 pub fn refusal(answer: &AnswerPaths, root: &Node) -> Option<AdapterError> {
+    if let Some(e) = busy(answer, root) {
+        return Some(e);
+    }
     let p = answer.error.as_ref()?;
     let (_, n) = root.select(p).into_iter().next()?;
     let zero = |v: &str| v.trim().chars().all(|c| c == '0');
@@ -273,6 +279,39 @@ pub fn refusal(answer: &AnswerPaths, root: &Node) -> Option<AdapterError> {
         ReasonCode::PartnerRejected,
         words,
     )))
+}
+
+/// The "try again later" an answer carries at `answer.busy` (an element,
+/// or an attribute by a last `/@name` segment), when its value is one of
+/// `busy_values` (any, when there are none), with the element's words.
+fn busy(answer: &AnswerPaths, root: &Node) -> Option<AdapterError> {
+    let p = answer.busy.as_deref()?;
+    let (element, attribute) = match p.rsplit_once("/@") {
+        Some((e, a)) => (e, Some(a)),
+        None => (p, None),
+    };
+    let (_, n) = root.select(element).into_iter().next()?;
+    let value = match attribute {
+        Some(a) => n.attrs.iter().find(|(k, _)| k == a)?.1.trim().to_string(),
+        None => n.text.trim().to_string(),
+    };
+    let listed = answer.busy_values.is_empty()
+        || answer
+            .busy_values
+            .iter()
+            .any(|v| v.trim().eq_ignore_ascii_case(&value));
+    if !listed {
+        return None;
+    }
+    let mut words = n.text.trim().to_string();
+    if words.is_empty() {
+        words = descendant_words(n).join(" ");
+    }
+    Some(AdapterError::Unavailable(if words.is_empty() {
+        "the mutuelle asks to try again later".to_string()
+    } else {
+        format!("the mutuelle asks to try again later: {words}")
+    }))
 }
 
 /// The texts of a node's descendants, in document order, blank ones left out.

@@ -43,12 +43,16 @@ pub fn translate(
     if a.lines.is_none() {
         return Err("the config's adjudicate.answer.lines is needed to read an answer".into());
     }
-    if let Some(e) = super::refusal(&a, &root) {
-        let said = match e {
-            crate::AdapterError::Rejected(r) => r.message,
-            e => e.to_string(),
-        };
-        return Ok(json!({ "document": root.name, "refused": said, "lines": [] }));
+    match super::refusal(&a, &root) {
+        Some(crate::AdapterError::Rejected(r)) => {
+            return Ok(json!({ "document": root.name, "refused": r.message, "lines": [] }));
+        }
+        // `busy`: the broker asks again later.
+        Some(crate::AdapterError::Unavailable(m)) => {
+            return Ok(json!({ "document": root.name, "try_again_later": m, "lines": [] }));
+        }
+        Some(e) => return Err(e.to_string()),
+        None => {}
     }
     let answer = super::read_adjudication(&root, &a, &cfg.numbers, currency)?;
     let refused = |why: String| format!("passerelle refuses this answer: {why}");

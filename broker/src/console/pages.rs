@@ -1426,7 +1426,14 @@ async fn claims(State(c): State<Arc<Console>>, ctx: Ctx, Query(q): Query<ClaimsQ
         form,
         summary: lang.t_args("claims-count", &[("count", &r.total_count.to_string())]),
         tables: vec![(String::new(), t)],
-        empty: lang.t("claims-none"),
+        // An operator who named no mutuelle sees the waiting claims only:
+        // said, with how to see the rest (the list read "0 demande" with
+        // 22 claims stored).
+        empty: if role == UserRole::Operator && q.mutuelle.trim().is_empty() {
+            lang.t("claims-none-operator")
+        } else {
+            lang.t("claims-none")
+        },
         after,
     })
 }
@@ -4672,6 +4679,35 @@ mod tests {
                 "{member} {provider}: {html}"
             );
         }
+        // An operator who names no mutuelle sees the waiting claims only,
+        // and is told so, with how to see the rest; naming one lists them.
+        let mut operator = manager();
+        operator.person.user.role = UserRole::Operator;
+        operator.person.user.scope = Vec::new();
+        operator.person.session.mutuelle_id = String::new();
+        let as_operator = |q: ClaimsQuery| {
+            let (b, ctx) = (b.clone(), operator.clone());
+            async move {
+                let r = claims(State(console(b, 5_000)), ctx, Query(q)).await;
+                assert_eq!(r.status(), StatusCode::OK);
+                let (body, _) = frames(r).await;
+                String::from_utf8(body.concat())
+                    .unwrap()
+                    .replace("&#39;", "'")
+            }
+        };
+        let html = as_operator(ClaimsQuery::default()).await;
+        assert!(
+            html.contains("les opérateurs ne voient que les demandes en attente")
+                && !html.contains(">C-0<"),
+            "{html}"
+        );
+        let html = as_operator(ClaimsQuery {
+            mutuelle: "MUT-R".into(),
+            ..Default::default()
+        })
+        .await;
+        assert!(html.contains(">C-0<") && html.contains(">C-1<"), "{html}");
     }
 
     /// The member page says whether the member is covered today as a

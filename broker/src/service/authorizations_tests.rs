@@ -299,7 +299,7 @@ async fn an_answer_below_the_commitment_is_refused() {
     assert_eq!(why.code, ReasonCode::PartnerAnswerInvalid);
     assert!(
         why.message
-            .contains("line 1: mutuelle share 6000 below the 12000 committed"),
+            .contains("line 1: mutuelle share 6000 below 12000, what the prior authorization"),
         "{why:?}"
     );
     assert!(

@@ -802,15 +802,17 @@ mod tests {
     }
 
     /// A mutuelle that answers "not decided yet" answered: each claim
-    /// waits and is asked again, but however many there are, the partner
-    /// is up, its circuit closed, and its calls counted as `pending`, not
-    /// as failures (an openIMIS queuing every claim opened the circuit
-    /// after five and said the mutuelle down).
+    /// waits and is asked again, but however many times, the partner is
+    /// up, its circuit closed, its calls counted as `pending`, not as
+    /// failures, and its retries never as exhausted (an openIMIS queuing
+    /// every claim opened the circuit after five and said the mutuelle
+    /// down, and the RetriesExhausted alert would have fired).
     #[tokio::test(start_paused = true)]
     async fn a_partner_that_queues_claims_is_up() {
         let dir = tempfile::tempdir().unwrap();
         let b = super::super::testing::broker_with_adapter(dir.path(), Arc::new(Queues));
-        for i in 0..8 {
+        // Four: the test partner's places (a claim past them waits as busy).
+        for i in 0..4 {
             let mut claim = crate::store::conformance::sample_claim(
                 "CNSS",
                 &format!("Q-{i}"),
@@ -826,10 +828,40 @@ mod tests {
                 rec.last_error
             );
         }
+        // Asked again and again, past the longest back-off: retried, but
+        // never counted as retries exhausted (the alert would tell an
+        // operator to pause a mutuelle that answers).
+        assert!(
+            AdapterError::Pending("x".into())
+                .to_string()
+                .starts_with(passerelle_adapters::PENDING_SAID)
+        );
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        for _ in 0..8 {
+            tokio::time::advance(std::time::Duration::from_secs(3_600)).await;
+            assert_eq!(b.retry_due(stop.clone()).await.unwrap(), 4);
+        }
         assert_eq!(b.partners.circuit_state("MUT-X"), "closed");
         assert!(!b.partners.is_down("MUT-X"));
         b.observe().await;
         let metrics = b.metrics().encode();
+        let count = |name: &str| {
+            metrics
+                .lines()
+                .find(|l| l.starts_with(name) && l.contains("\"MUT-X\""))
+                .and_then(|l| l.rsplit(' ').next())
+                .map(|n| n.to_string())
+        };
+        assert_eq!(
+            count("passerelle_partner_retries_total{").as_deref(),
+            Some("32"),
+            "{metrics}"
+        );
+        assert_eq!(
+            count("passerelle_partner_retries_at_max_backoff_total{").as_deref(),
+            Some("0"),
+            "{metrics}"
+        );
         assert!(
             metrics
                 .lines()
@@ -843,7 +875,7 @@ mod tests {
                 .lines()
                 .any(|l| l.starts_with("passerelle_partner_calls_total{")
                     && l.contains("outcome=\"pending\"")
-                    && l.ends_with(" 8")),
+                    && l.ends_with(" 36")),
             "{metrics}"
         );
     }

@@ -65,9 +65,15 @@ impl Broker {
                     _ = stop.wait_for(|s| *s) => break,
                 }
             }
+            // At the longest back-off: failing for long, unless the
+            // partner last answered "not decided yet" (an openIMIS whose
+            // staff valuate claims days later is not failing).
             self.metrics.partner_retry(
                 &rec.mutuelle_id,
-                self.backoff_ms(rec.attempts) >= self.retry.max_ms as i64,
+                self.backoff_ms(rec.attempts) >= self.retry.max_ms as i64
+                    && !rec
+                        .last_error
+                        .starts_with(passerelle_adapters::PENDING_SAID),
             );
             let me = self.clone();
             tasks.push(tokio::spawn(async move {
@@ -224,7 +230,9 @@ impl Broker {
                 .filter(|n| !n.is_empty()),
         };
         let q = passerelle_adapters::EligibilityQuery {
-            idempotency_key: format!("probe-{}", super::next_nonce()),
+            // Unique across restarts too (the counter starts again at 0):
+            // a partner keeping keys never sees one again.
+            idempotency_key: format!("probe-{}-{}", self.clock.now_ms(), super::next_nonce()),
             scheme_id: probe.scheme.clone(),
             beneficiary_id: probe.beneficiary.clone(),
             member_number,
