@@ -220,6 +220,14 @@ impl AdapterConfig {
         }
     }
 
+    /// Whether the partner's protocol offers no cancel at all, as its
+    /// adapter says (openIMIS over FHIR): the broker cancels in its own
+    /// accounts and a person cancels at the partner. Every other partner
+    /// must take a cancel (a gRPC partner's UNIMPLEMENTED is a fault).
+    pub fn cancels_by_hand(&self) -> bool {
+        matches!(self, AdapterConfig::FhirR4(c) if c.dialect == crate::fhir::Dialect::Openimis)
+    }
+
     fn settings(&self) -> &dyn PartnerSettings {
         match self {
             AdapterConfig::Rules(c) => c,

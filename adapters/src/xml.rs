@@ -118,7 +118,7 @@ pub struct AnswerPaths {
     #[serde(default)]
     pub busy: Option<String>,
     /// ... when its value is one of these (letter case aside); empty:
-    /// whenever it is present.
+    /// whenever the element is present (required for an attribute).
     #[serde(default)]
     pub busy_values: Vec<String>,
     /// Eligibility: the element saying whether the member is covered ...
@@ -352,6 +352,16 @@ impl XmlAdapter {
         ] {
             if let Some(op) = t {
                 check_template(&op.template).map_err(|e| format!("{what}.template: {e}"))?;
+                // An attribute is on every answer (a success's code too):
+                // without the values that mean "try again later", every
+                // answer would be put off for ever.
+                if op.answer.busy.as_deref().is_some_and(|b| b.contains("/@"))
+                    && op.answer.busy_values.is_empty()
+                {
+                    return Err(format!(
+                        "{what}.answer.busy names an attribute: busy_values must list the values that mean \"try again later\""
+                    ));
+                }
             }
         }
         if cfg.adjudicate.answer.lines.is_none()
@@ -534,30 +544,7 @@ impl XmlAdapter {
     ) -> Result<(Vec<LineShare>, String, Option<date::Date>), AdapterError> {
         let body = render(&op.template, ctx).map_err(AdapterError::Malformed)?;
         let root = self.call(op, body).await?;
-        let answer = read_adjudication(&root, &op.answer, &self.cfg.numbers, currency);
-        if let Some(e) = refusal(&op.answer, &root) {
-            // An answer that refuses and pays lines too cannot be read one
-            // way: refused as an answer (the partner, which may have booked
-            // its lines, is sent the cancel), not taken as a refusal, which
-            // would leave its booking standing.
-            if let (AdapterError::Rejected(r), Ok(a)) = (&e, &answer)
-                && !a.lines.is_empty()
-            {
-                return Err(AdapterError::Malformed(format!(
-                    "the answer both refuses ({}) and answers {} line(s)",
-                    r.message,
-                    a.lines.len()
-                )));
-            }
-            return Err(e);
-        }
-        let answer = answer.map_err(AdapterError::Malformed)?;
-        if answer.lines.is_empty() {
-            return Err(AdapterError::Malformed(format!(
-                "{}: no line in the answer",
-                op.answer.lines.as_deref().unwrap_or_default()
-            )));
-        }
+        let answer = read_answer(&op.answer, &root, &self.cfg.numbers, currency)?;
         let valid_until = match op.answer.valid_until.as_deref() {
             None => None,
             Some(path) => {
@@ -852,8 +839,9 @@ mod tests {
     }
 
     /// An older Windows system's answer in ISO-8859-1 or Windows-1252 is
-    /// read as its declaration says; an encoding not read, or a byte the
-    /// declared one cannot hold, is refused naming it.
+    /// read as its declaration says; UTF-8 bytes under such a declaration
+    /// (a common slip) are read as UTF-8, as before; bytes that are not
+    /// UTF-8 under an encoding not read are refused, naming it.
     #[test]
     fn a_single_byte_encoding_is_read_as_declared() {
         let mut latin1 = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><r><m>Adh".to_vec();
@@ -874,11 +862,21 @@ mod tests {
                 .as_deref(),
             Some("é")
         );
+        // Declared Latin-1, written in UTF-8 (with a no-break space in an
+        // amount, and a byte order mark): read as UTF-8.
+        let slip = "\u{feff}<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><r><m>Adhérent</m><p>12\u{a0}500</p></r>";
+        let doc = parse_xml(slip.as_bytes(), 1000, 10).unwrap();
+        assert_eq!(doc.value("m").as_deref(), Some("Adhérent"));
+        assert_eq!(doc.value("p").as_deref(), Some("12\u{a0}500"));
         // Undeclared: UTF-8, as before.
         let e = parse_xml(b"<r>\xe9</r>", 1000, 10).unwrap_err();
         assert!(e.starts_with("not UTF-8"), "{e}");
-        let e =
-            parse_xml(b"<?xml version=\"1.0\" encoding=\"UTF-16\"?><r/>", 1000, 10).unwrap_err();
+        let e = parse_xml(
+            b"<?xml version=\"1.0\" encoding=\"UTF-16\"?><r>\xe9</r>",
+            1000,
+            10,
+        )
+        .unwrap_err();
         assert!(e.contains("\"UTF-16\" is not read"), "{e}");
     }
 
@@ -1025,6 +1023,24 @@ mod tests {
             refusal(&element, &root),
             Some(AdapterError::Unavailable(m)) if m == "the mutuelle asks to try again later"
         ));
+        // An attribute without its values is refused at start.
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "kit-pass").unwrap();
+        let text = include_str!("../kit/xml-a.toml")
+            .replace("{URL}", "http://127.0.0.1:9")
+            .replace("{SECRET}", &secret.display().to_string())
+            .replace(
+                "error = \"Reponse/Erreur\"\n\n[eligibility]",
+                "error = \"Reponse/Erreur\"\nbusy = \"Reponse/@statut\"\n\n[eligibility]",
+            );
+        assert!(text.contains("busy = "), "the kit's table changed");
+        let cfg: XmlConfig = toml::from_str(&text).unwrap();
+        let e = XmlAdapter::new(&cfg).err().expect("refused");
+        assert!(
+            e.contains("adjudicate.answer.busy names an attribute"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -241,11 +241,14 @@ pub fn check_claim(claim: &Claim, out: &mut Vec<FieldViolation>) {
 /// Checks a partner's answer to a claim paid against its prior
 /// authorization (`granted`, each claim line matched to an authorized line
 /// as the engine matches them, [`crate::engine::Granted::matches`]): a
-/// line billed at least as authorized, which the scheme did not refuse,
-/// gets at least what the partner committed for it, as far as the
-/// remainder goes. A line billed below its authorized amount, or matched to
-/// none, is the partner's to value anew. `shares` are [`check_answer`]'s,
-/// in line order. Returns a short reason for refusing the answer.
+/// line billed as authorized (from its authorized amount up to the
+/// tolerance above it), which the scheme covered, gets at least what the
+/// partner committed for it, as far as the remainder goes: the partner
+/// reserved that on its ceilings. A line billed below its authorized
+/// amount or past the tolerance, one the scheme left out of its basket or
+/// refused, or one matched to no authorized line, is the partner's to value
+/// anew. `shares` are [`check_answer`]'s, in line order. Returns a short
+/// reason for refusing the answer.
 pub fn check_commitment(
     lines: &[ClaimLine],
     shares: &[crate::claim::LineShare],
@@ -256,7 +259,10 @@ pub fn check_commitment(
         let Some(g) = m.and_then(|j| granted.lines.get(j)) else {
             continue;
         };
-        if line.outcome == SchemeOutcome::Refused || line.billed < g.billed {
+        if line.outcome != SchemeOutcome::Covered
+            || line.billed < g.billed
+            || line.billed > granted.with_tolerance(g.billed)
+        {
             continue;
         }
         let floor = g.mutuelle_share.min(line.remainder()).max(0);

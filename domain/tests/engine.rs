@@ -1176,9 +1176,56 @@ fn an_answer_below_the_commitment_is_refused() {
         "{err}"
     );
     check_commitment(&as_authorized, &share(24_000), &granted).unwrap();
-    // Billed above (within or past the tolerance): the floor stands.
-    let above = [line(CareCategory::Hospitalisation, 70_000, 70_000, 30_000)];
-    assert!(check_commitment(&above, &share(23_999), &granted).is_err());
+    // Billed above it within the tolerance (66,000): the floor stands;
+    // past it, the partner values the line anew (the engine pays the
+    // commitment at most there).
+    let within = [line(CareCategory::Hospitalisation, 66_000, 66_000, 30_000)];
+    assert!(check_commitment(&within, &share(23_999), &granted).is_err());
+    let past = [line(CareCategory::Hospitalisation, 66_001, 66_001, 30_000)];
+    check_commitment(&past, &share(0), &granted).unwrap();
+    // Out of the scheme's basket: no floor.
+    let mut basket = as_authorized.clone();
+    basket[0].outcome = SchemeOutcome::OutOfBasket;
+    basket[0].scheme_share = 0;
+    check_commitment(&basket, &share(0), &granted).unwrap();
+    // Two lines of the same act: each is held to its own authorized line,
+    // in order.
+    let two = Granted {
+        lines: vec![
+            GrantedLine {
+                act_code: "ACT".into(),
+                billed: 10_000,
+                mutuelle_share: 2_000,
+            },
+            GrantedLine {
+                act_code: "ACT".into(),
+                billed: 60_000,
+                mutuelle_share: 24_000,
+            },
+        ],
+        tolerance_bp: 0,
+    };
+    let lines = [
+        line(CareCategory::Hospitalisation, 10_000, 10_000, 5_000),
+        line(CareCategory::Hospitalisation, 60_000, 60_000, 30_000),
+    ];
+    let shares = |a: i64, b: i64| {
+        vec![
+            LineShare {
+                sequence: 1,
+                mutuelle_share: a,
+                reasons: vec![],
+            },
+            LineShare {
+                sequence: 2,
+                mutuelle_share: b,
+                reasons: vec![],
+            },
+        ]
+    };
+    check_commitment(&lines, &shares(2_000, 24_000), &two).unwrap();
+    let err = check_commitment(&lines, &shares(2_000, 23_000), &two).unwrap_err();
+    assert!(err.starts_with("line 2:"), "{err}");
     // The scheme paid more than planned: the floor is the remainder.
     let more_s = [line(CareCategory::Hospitalisation, 60_000, 60_000, 50_000)];
     check_commitment(&more_s, &share(10_000), &granted).unwrap();

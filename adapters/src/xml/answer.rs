@@ -44,44 +44,44 @@ pub fn parse_xml(bytes: &[u8], max_bytes: usize, max_depth: usize) -> Result<Nod
     element(doc.root_element(), max_depth, &mut Vec::new())
 }
 
-/// A document's text: UTF-8, or the single-byte encoding its XML
+/// A document's text: UTF-8 when its bytes are (whatever its declaration
+/// says: many systems declare ISO-8859-1 and write UTF-8; a UTF-8 byte
+/// order mark is dropped), else the single-byte encoding its XML
 /// declaration names (ISO-8859-1, ISO-8859-15, Windows-1252: what older
 /// Windows systems write; labels as the WHATWG Encoding Standard reads
-/// them, so ISO-8859-1 is read as Windows-1252, its superset). Any other
-/// encoding, and bytes its encoding cannot hold, are refused, naming it.
+/// them, so ISO-8859-1 is read as Windows-1252, its superset, where every
+/// byte is a character). Bytes that are not UTF-8 under no such
+/// declaration, or under another encoding's, are refused, naming it. The
+/// XML reader takes UTF-8 only and refuses a declaration of another
+/// encoding: a text read is declared as what it now is.
 fn decode(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, String> {
-    let label = declared_encoding(bytes);
-    let encoding = match label {
-        None => encoding_rs::UTF_8,
-        Some(l) => encoding_rs::Encoding::for_label(l.as_bytes())
-            .filter(|e| {
-                *e == encoding_rs::UTF_8
-                    || *e == encoding_rs::WINDOWS_1252
-                    || *e == encoding_rs::ISO_8859_15
-            })
-            .ok_or_else(|| {
-                format!(
-                    "encoding {l:?} is not read (UTF-8, ISO-8859-1, ISO-8859-15, Windows-1252 are)"
-                )
-            })?,
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let declared = declared_encoding(bytes);
+    let other = declared
+        .as_deref()
+        .is_some_and(|l| !l.eq_ignore_ascii_case("utf-8") && !l.eq_ignore_ascii_case("utf8"));
+    let not_utf8 = match std::str::from_utf8(bytes) {
+        Ok(text) if other => return Ok(std::borrow::Cow::Owned(redeclared(text))),
+        Ok(text) => return Ok(std::borrow::Cow::Borrowed(text)),
+        Err(e) => e,
     };
-    if encoding == encoding_rs::UTF_8 {
-        return std::str::from_utf8(bytes)
-            .map(std::borrow::Cow::Borrowed)
-            .map_err(|e| format!("not UTF-8: {e}"));
-    }
-    let (text, had_errors) = encoding.decode_without_bom_handling(bytes);
-    if had_errors {
-        return Err(format!("not {}: a byte it cannot hold", encoding.name()));
-    }
-    // The declaration named the bytes' encoding; the text is now UTF-8.
+    let Some(label) = declared else {
+        return Err(format!("not UTF-8: {not_utf8}"));
+    };
+    let encoding = encoding_rs::Encoding::for_label(label.as_bytes())
+        .filter(|e| *e == encoding_rs::WINDOWS_1252 || *e == encoding_rs::ISO_8859_15)
+        .ok_or_else(|| {
+            format!(
+                "not UTF-8 ({not_utf8}), and encoding {label:?} is not read (UTF-8, ISO-8859-1, ISO-8859-15, Windows-1252 are)"
+            )
+        })?;
+    let (text, _) = encoding.decode_without_bom_handling(bytes);
     Ok(std::borrow::Cow::Owned(redeclared(&text)))
 }
 
 /// The `encoding` an XML declaration at the start of the bytes names.
 fn declared_encoding(bytes: &[u8]) -> Option<String> {
-    let head = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-    let head = head.strip_prefix(b"<?xml")?;
+    let head = bytes.strip_prefix(b"<?xml")?;
     let end = head.windows(2).position(|w| w == b"?>")?.min(200);
     let decl = std::str::from_utf8(&head[..end]).ok()?;
     let at = decl.find("encoding")?;
@@ -259,14 +259,13 @@ pub fn refusal(answer: &AnswerPaths, root: &Node) -> Option<AdapterError> {
     let p = answer.error.as_ref()?;
     let (_, n) = root.select(p).into_iter().next()?;
     let zero = |v: &str| v.trim().chars().all(|c| c == '0');
-    let mut words = n.text.trim().to_string();
-    if words.is_empty() {
-        words = descendant_words(n).join(" ");
-    }
+    let mut words = words_of(n);
+    // `xsi:nil="true"` is how .NET and SOAP serializers write an empty
+    // element: no code.
     let codes: Vec<String> = n
         .attrs
         .iter()
-        .filter(|(_, v)| !zero(v))
+        .filter(|(k, v)| !zero(v) && k != "nil")
         .map(|(k, v)| format!("{k}={}", v.trim()))
         .collect();
     if zero(&words) {
@@ -303,15 +302,75 @@ fn busy(answer: &AnswerPaths, root: &Node) -> Option<AdapterError> {
     if !listed {
         return None;
     }
-    let mut words = n.text.trim().to_string();
-    if words.is_empty() {
-        words = descendant_words(n).join(" ");
-    }
+    let words = words_of(n);
     Some(AdapterError::Unavailable(if words.is_empty() {
         "the mutuelle asks to try again later".to_string()
     } else {
         format!("the mutuelle asks to try again later: {words}")
     }))
+}
+
+/// What an element says: its text, else its descendants' texts.
+fn words_of(n: &Node) -> String {
+    let text = n.text.trim();
+    if text.is_empty() {
+        descendant_words(n).join(" ")
+    } else {
+        text.to_string()
+    }
+}
+
+/// What an answer to a call with lines (adjudicate, preauthorize) says, as
+/// the broker reads it (the exchange and `passerelle translate` both read
+/// it here): its "try again later" or its refusal ([`refusal`]); an answer
+/// that refuses and pays lines too, with no line, a line twice or a
+/// negative share, refused as an answer ([`AdapterError::Malformed`]: the
+/// partner, which may have booked its lines, is sent the cancel; a refusal
+/// taken alone would leave its booking standing); else its lines and
+/// reference. The checks against the claim's own lines (M above R, a line
+/// missing) are the broker's.
+pub fn read_answer(
+    answer: &AnswerPaths,
+    root: &Node,
+    numbers: &NumberFormat,
+    currency: &str,
+) -> Result<AdjudicationAnswer, AdapterError> {
+    let read = read_adjudication(root, answer, numbers, currency);
+    if let Some(e) = refusal(answer, root) {
+        if let (AdapterError::Rejected(r), Ok(a)) = (&e, &read)
+            && !a.lines.is_empty()
+        {
+            return Err(AdapterError::Malformed(format!(
+                "the answer both refuses ({}) and answers {} line(s)",
+                r.message,
+                a.lines.len()
+            )));
+        }
+        return Err(e);
+    }
+    let a = read.map_err(AdapterError::Malformed)?;
+    if a.lines.is_empty() {
+        return Err(AdapterError::Malformed(format!(
+            "{}: no line in the answer",
+            answer.lines.as_deref().unwrap_or_default()
+        )));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for l in &a.lines {
+        if !seen.insert(l.sequence) {
+            return Err(AdapterError::Malformed(format!(
+                "{}: line {} answered twice",
+                l.path, l.sequence
+            )));
+        }
+        if l.share < 0 {
+            return Err(AdapterError::Malformed(format!(
+                "{}: negative mutuelle share",
+                l.path
+            )));
+        }
+    }
+    Ok(a)
 }
 
 /// The texts of a node's descendants, in document order, blank ones left out.

@@ -24,12 +24,13 @@ fn settings_of(table: toml::Table) -> Result<super::XmlConfig, String> {
 }
 
 /// Reads an adjudication answer with the mapping's paths and number format,
-/// as the broker would: an answer its `error` element refuses shows that
-/// refusal (the mutuelle's words) and no lines; one the broker would refuse
-/// whatever the claim (no line, a line twice, a negative share) is an
-/// error saying so; otherwise its lines and reference. The checks against
-/// the claim's own lines (M above R, a line missing) need the claim, and
-/// are the broker's.
+/// as the broker does (`read_answer`): an answer its `error` element
+/// refuses shows that refusal (the mutuelle's words) and no lines, one its
+/// `busy` element puts off shows that; one the broker would refuse
+/// whatever the claim (refusing and paying lines, no line, a line twice, a
+/// negative share) is an error saying so; otherwise its lines and
+/// reference. The checks against the claim's own lines (M above R, a line
+/// missing) need the claim, and are the broker's.
 pub fn translate(
     settings: toml::Table,
     payload: &[u8],
@@ -43,37 +44,19 @@ pub fn translate(
     if a.lines.is_none() {
         return Err("the config's adjudicate.answer.lines is needed to read an answer".into());
     }
-    match super::refusal(&a, &root) {
-        Some(crate::AdapterError::Rejected(r)) => {
+    let answer = match super::read_answer(&a, &root, &cfg.numbers, currency) {
+        Ok(answer) => answer,
+        Err(crate::AdapterError::Rejected(r)) => {
             return Ok(json!({ "document": root.name, "refused": r.message, "lines": [] }));
         }
         // `busy`: the broker asks again later.
-        Some(crate::AdapterError::Unavailable(m)) => {
+        Err(crate::AdapterError::Unavailable(m)) => {
             return Ok(json!({ "document": root.name, "try_again_later": m, "lines": [] }));
         }
-        Some(e) => return Err(e.to_string()),
-        None => {}
-    }
-    let answer = super::read_adjudication(&root, &a, &cfg.numbers, currency)?;
-    let refused = |why: String| format!("passerelle refuses this answer: {why}");
-    if answer.lines.is_empty() {
-        return Err(refused(format!(
-            "{}: no line in the answer",
-            a.lines.as_deref().unwrap_or_default()
-        )));
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    for l in &answer.lines {
-        if !seen.insert(l.sequence) {
-            return Err(refused(format!(
-                "{}: line {} answered twice",
-                l.path, l.sequence
-            )));
-        }
-        if l.share < 0 {
-            return Err(refused(format!("{}: negative mutuelle share", l.path)));
-        }
-    }
+        // What the broker refuses, by the path of the element at fault.
+        Err(crate::AdapterError::Malformed(m)) => return Err(m),
+        Err(e) => return Err(e.to_string()),
+    };
     let lines: Vec<Value> = answer
         .lines
         .iter()
@@ -139,11 +122,16 @@ mod tests {
         assert!(e.contains("line 1 answered twice"), "{e}");
         let e = read(
             "<reponse><details><ligne num=\"1\"><montant_pec>-300</montant_pec></ligne></details></reponse>",
-        );
+        )
+        .unwrap_err();
+        assert!(e.contains("ligne[1]: negative mutuelle share"), "{e}");
+        let e = read(
+            "<reponse><erreur>code 12</erreur><details><ligne num=\"1\"><montant_pec>1</montant_pec></ligne></details></reponse>",
+        )
+        .unwrap_err();
         assert!(
-            e.as_ref()
-                .is_err_and(|e| e.contains("refuses") || e.contains("-300")),
-            "{e:?}"
+            e.contains("both refuses (code 12) and answers 1 line(s)"),
+            "{e}"
         );
         let e = read("<reponse><details/></reponse>").unwrap_err();
         assert!(e.contains("no line in the answer"), "{e}");

@@ -194,14 +194,20 @@ pub async fn run(cfg: &Config, base: &Path, id: &str, m: &Member) -> Result<Vec<
         name: "cancel",
         outcome: match cancel {
             Ok(()) => Ok(Said::key("conformance-cancel-accepted")),
-            // A partner that cannot cancel at all (openIMIS over FHIR)
-            // behaves as its adapter says: the broker cancels in its own
-            // accounts and a person cancels at the partner. Said, with
-            // what that person must do for this test claim.
-            Err(passerelle_adapters::AdapterError::Unsupported(what)) => Ok(Said::Key(
-                "conformance-cancel-by-hand",
-                vec![("detail", what)],
-            )),
+            // A partner that cannot cancel at all over its protocol
+            // (openIMIS over FHIR) behaves as its adapter says: the broker
+            // cancels in its own accounts and a person cancels at the
+            // partner. Said, with what that person must do for this test
+            // claim. Any other partner must take a cancel (a gRPC
+            // partner's UNIMPLEMENTED fails: docs/partners.md).
+            Err(passerelle_adapters::AdapterError::Unsupported(what))
+                if p.adapter.cancels_by_hand() =>
+            {
+                Ok(Said::Key(
+                    "conformance-cancel-by-hand",
+                    vec![("detail", what)],
+                ))
+            }
             Err(e) => Err(Said::partner(e)),
         },
     });

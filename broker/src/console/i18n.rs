@@ -148,7 +148,7 @@ impl Lang {
             Some(ms) => self.t_args("partner-error-deadline", &[("ms", ms)]),
             None => [
                 ("partner unavailable: ", "partner-error-unavailable"),
-                ("partner has not decided yet: ", "partner-error-pending"),
+                (passerelle_adapters::PENDING_SAID, "partner-error-pending"),
                 ("malformed partner answer: ", "partner-error-malformed"),
                 ("partner rejected: ", "partner-error-rejected"),
                 (

@@ -237,7 +237,8 @@ fn committed_terms(planned: &Claim, c: Commitment) -> (AuthorizationTerms, Date)
 impl Broker {
     fn check_planned_date(&self, d: Date) -> Result<(), ServiceError> {
         let today = self.clock.today();
-        if d < today.saturating_sub(time::Duration::days(1)) {
+        // The day either side of UTC a claim's date of care also takes.
+        if d < today.saturating_sub(time::Duration::days(super::claims::MAX_DAYS_AFTER_TODAY)) {
             return Err(ServiceError::invalid(
                 "date_of_care",
                 "must not be in the past: care already given is billed as a claim",

@@ -133,8 +133,9 @@ fn bounded_outcome(o: Outcome) -> Outcome {
 ///
 /// `granted`: the prior authorization the claim is paid against, for a
 /// partner that keeps its own books; its answer gives at least what it
-/// committed ([`check_commitment`]; the rules engine pays against it
-/// itself).
+/// committed, on the lines the contract says ([`check_commitment`]). A
+/// rules mutuelle's answer is the broker's own engine's, which pays
+/// against the authorization by the product's rules (`adjudicate_with`).
 async fn checked(
     lines: &[ClaimLine],
     granted: Option<&Granted>,
@@ -415,7 +416,6 @@ impl Broker {
         Ok((mid, answer))
     }
 
-    /// Coordinates a claim: see the module documentation.
     /// A claim bills care already given: its date of care is at most
     /// tomorrow (UTC), [`MAX_DAYS_AFTER_TODAY`]. A later date is a slip (a
     /// year typed wrong) that would consume a ceiling of a year to come, or
@@ -437,6 +437,7 @@ impl Broker {
         Ok(())
     }
 
+    /// Coordinates a claim: see the module documentation.
     pub async fn coordinate(&self, claim: Claim) -> Result<ClaimRecord, ServiceError> {
         let scheme = self.scheme(&claim.scheme_id)?;
         self.check_currency(scheme, &claim.currency)?;
