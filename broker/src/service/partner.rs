@@ -39,10 +39,18 @@ pub struct Partner {
 pub(crate) const MALFORMED_SAID: &str =
     "malformed partner answer: the detail is in the claim's reason";
 
-/// A partner call's error as the audit row and the span say it.
-fn said(e: &AdapterError) -> String {
+/// A partner call's error as the audit row and the span say it. A cancel's
+/// answer holds no amount (it only says whether the partner took the
+/// cancel): why it could not be read is said, where an operator watching
+/// a cancel retried read only that the detail was in the claim's reason,
+/// which holds the first refusal.
+fn said(method: &str, e: &AdapterError) -> String {
     match e {
-        AdapterError::Malformed(_) => MALFORMED_SAID.to_string(),
+        AdapterError::Malformed(_)
+            if method != "CancelAdjudication" && method != "CancelPreAuthorization" =>
+        {
+            MALFORMED_SAID.to_string()
+        }
         e => e.to_string(),
     }
 }
@@ -356,7 +364,7 @@ impl PartnerClient {
             Some(parent) => {
                 let (span, t) = self.spans.client(out.method, &parent);
                 let res = passerelle_adapters::trace::scope(t, bounded).await;
-                span.end(res.as_ref().err().map(said));
+                span.end(res.as_ref().err().map(|e| said(out.method, e)));
                 res
             }
             None => bounded.await,
@@ -380,7 +388,7 @@ impl PartnerClient {
                     request_hash: hash(out.key.as_bytes()),
                     outcome: match &res {
                         Ok(_) => "ok".to_string(),
-                        Err(e) => said(e),
+                        Err(e) => said(out.method, e),
                     },
                     trace_id: passerelle_adapters::trace::current()
                         .map(|t| t.trace_id())
@@ -405,7 +413,7 @@ impl PartnerClient {
                 }
                 Err(e) => {
                     c.probe.error_ms = now;
-                    c.probe.error = said(e);
+                    c.probe.error = said(out.method, e);
                     if !was_failing {
                         tracing::warn!(
                             partner = mutuelle_id,

@@ -635,6 +635,14 @@ mod tests {
                 (rec.change_seq, rec.updated_ms)
             );
             assert!(later.last_error.contains("down"), "{}", later.last_error);
+            // The cancel's outbound audit row says why it failed, a cancel
+            // answer that cannot be read included (it holds no amount).
+            let rows = b.claim_audit("CNSS", id).await.unwrap();
+            let cancel = rows
+                .iter()
+                .rfind(|r| r.method == "CancelAdjudication")
+                .expect("the cancel's audit row");
+            assert!(cancel.outcome.contains("down"), "{id}: {}", cancel.outcome);
             let due = later.next_attempt_ms.expect("put off");
             // The back-off of its first attempt (the clock moved a few
             // milliseconds since).
