@@ -319,6 +319,33 @@ pub struct XmlAdapter {
     timeout: Duration,
 }
 
+/// The rules of a mapping's operations the broker checks at start, and
+/// `passerelle translate` before it reads an answer with them: every
+/// template's variables are known, and a `busy` attribute lists the values
+/// that mean "try again later" (an attribute is on every answer, a
+/// success's code too: without them, every answer would be put off for
+/// ever).
+pub(crate) fn check_operations(cfg: &XmlConfig) -> Result<(), String> {
+    for (what, t) in [
+        ("adjudicate", Some(&cfg.adjudicate)),
+        ("eligibility", cfg.eligibility.as_ref()),
+        ("cancel", Some(&cfg.cancel)),
+        ("preauthorize", cfg.preauthorize.as_ref()),
+        ("release", cfg.release.as_ref()),
+    ] {
+        let Some(op) = t else { continue };
+        check_template(&op.template).map_err(|e| format!("{what}.template: {e}"))?;
+        if op.answer.busy.as_deref().is_some_and(|b| b.contains("/@"))
+            && op.answer.busy_values.is_empty()
+        {
+            return Err(format!(
+                "{what}.answer.busy names an attribute: busy_values must list the values that mean \"try again later\""
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl XmlAdapter {
     pub fn new(cfg: &XmlConfig) -> Result<XmlAdapter, String> {
         let http = HttpClient::new(
@@ -343,27 +370,7 @@ impl XmlAdapter {
                 Some((name.to_ascii_lowercase(), v))
             }
         };
-        for (what, t) in [
-            ("adjudicate", Some(&cfg.adjudicate)),
-            ("eligibility", cfg.eligibility.as_ref()),
-            ("cancel", Some(&cfg.cancel)),
-            ("preauthorize", cfg.preauthorize.as_ref()),
-            ("release", cfg.release.as_ref()),
-        ] {
-            if let Some(op) = t {
-                check_template(&op.template).map_err(|e| format!("{what}.template: {e}"))?;
-                // An attribute is on every answer (a success's code too):
-                // without the values that mean "try again later", every
-                // answer would be put off for ever.
-                if op.answer.busy.as_deref().is_some_and(|b| b.contains("/@"))
-                    && op.answer.busy_values.is_empty()
-                {
-                    return Err(format!(
-                        "{what}.answer.busy names an attribute: busy_values must list the values that mean \"try again later\""
-                    ));
-                }
-            }
-        }
+        check_operations(cfg)?;
         if cfg.adjudicate.answer.lines.is_none()
             || cfg.adjudicate.answer.share.is_none()
             || cfg.adjudicate.answer.sequence.is_none()

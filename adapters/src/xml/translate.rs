@@ -38,6 +38,8 @@ pub fn translate(
     currency: &str,
 ) -> Result<Value, String> {
     let cfg = settings_of(settings)?;
+    // What the broker refuses at start, refused here too.
+    super::check_operations(&cfg)?;
     let root = super::parse_xml(payload, 1 << 20, 32)?;
     let root = super::unwrap_soap(root).map_err(|e| e.to_string())?;
     let a = cfg.adjudicate.answer;
@@ -135,5 +137,21 @@ mod tests {
         );
         let e = read("<reponse><details/></reponse>").unwrap_err();
         assert!(e.contains("no line in the answer"), "{e}");
+        // A mapping the broker would not start with is refused here too:
+        // a busy attribute without its values, an unknown variable.
+        let mut no_values = settings.clone();
+        no_values["adjudicate"]["answer"]
+            .as_table_mut()
+            .unwrap()
+            .insert("busy".into(), "reponse/statut/@code".into());
+        let e = translate(no_values, b"<reponse/>", "a.xml", "XOF").unwrap_err();
+        assert!(e.contains("busy_values must list"), "{e}");
+        let mut misspelt = settings.clone();
+        misspelt["adjudicate"]
+            .as_table_mut()
+            .unwrap()
+            .insert("template".into(), "<d>{{membre}}</d>".into());
+        let e = translate(misspelt, b"<reponse/>", "a.xml", "XOF").unwrap_err();
+        assert!(e.contains("adjudicate.template"), "{e}");
     }
 }
