@@ -4642,10 +4642,11 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let list = |q: ClaimsQuery| {
+        // The claims page as `ctx` reads it.
+        let list_as = |ctx: Ctx, q: ClaimsQuery| {
             let b = b.clone();
             async move {
-                let r = claims(State(console(b, 5_000)), manager(), Query(q)).await;
+                let r = claims(State(console(b, 5_000)), ctx, Query(q)).await;
                 assert_eq!(r.status(), StatusCode::OK);
                 let (body, _) = frames(r).await;
                 String::from_utf8(body.concat())
@@ -4653,6 +4654,7 @@ mod tests {
                     .replace("&#39;", "'")
             }
         };
+        let list = |q: ClaimsQuery| list_as(manager(), q);
         let html = list(ClaimsQuery {
             from: "31/02/2026".into(),
             to: "20112026".into(),
@@ -4685,17 +4687,7 @@ mod tests {
         operator.person.user.role = UserRole::Operator;
         operator.person.user.scope = Vec::new();
         operator.person.session.mutuelle_id = String::new();
-        let as_operator = |q: ClaimsQuery| {
-            let (b, ctx) = (b.clone(), operator.clone());
-            async move {
-                let r = claims(State(console(b, 5_000)), ctx, Query(q)).await;
-                assert_eq!(r.status(), StatusCode::OK);
-                let (body, _) = frames(r).await;
-                String::from_utf8(body.concat())
-                    .unwrap()
-                    .replace("&#39;", "'")
-            }
-        };
+        let as_operator = |q: ClaimsQuery| list_as(operator.clone(), q);
         let html = as_operator(ClaimsQuery::default()).await;
         assert!(
             html.contains("les opérateurs ne voient que les demandes en attente")
