@@ -146,6 +146,21 @@ async fn bad_eligibility_list_and_cancel_requests() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
+    // An authorization's cancel reason is checked as a claim's: it goes to
+    // the mutuelle's system (an XML partner's template too), where it was
+    // cut to 500 characters and sent with its control characters.
+    for reason in ["x".repeat(501), "plans\u{1b}changed".to_string()] {
+        let err = c
+            .cancel_prior_authorization(pb::CancelPriorAuthorizationRequest {
+                scheme_id: "CNSS".into(),
+                authorization_id: "missing".into(),
+                reason,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert_eq!(fields(&err), vec!["reason"]);
+    }
 }
 
 #[tokio::test]

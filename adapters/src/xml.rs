@@ -319,13 +319,26 @@ pub struct XmlAdapter {
     timeout: Duration,
 }
 
-/// The rules of a mapping's operations the broker checks at start, and
-/// `passerelle translate` before it reads an answer with them: every
-/// template's variables are known, and a `busy` attribute lists the values
-/// that mean "try again later" (an attribute is on every answer, a
-/// success's code too: without them, every answer would be put off for
-/// ever).
+/// The most decimals `numbers.write_decimals` may ask for: ISO 4217's
+/// most minor-unit digits (4). Amounts are scaled by a power of ten of
+/// the difference with the currency's own, within i64 for any amount a
+/// claim may hold.
+pub const MAX_WRITE_DECIMALS: u32 = 4;
+
+/// The rules of a mapping the broker checks at start, and `passerelle
+/// translate` before it reads an answer with them: the decimals written
+/// are at most [`MAX_WRITE_DECIMALS`], every template's variables are
+/// known, and a `busy` attribute lists the values that mean "try again
+/// later" (an attribute is on every answer, a success's code too: without
+/// them, every answer would be put off for ever).
 pub(crate) fn check_operations(cfg: &XmlConfig) -> Result<(), String> {
+    if let Some(d) = cfg.numbers.write_decimals
+        && d > MAX_WRITE_DECIMALS
+    {
+        return Err(format!(
+            "numbers.write_decimals = {d}: at most {MAX_WRITE_DECIMALS} (the most decimals a currency of ISO 4217 has)"
+        ));
+    }
     for (what, t) in [
         ("adjudicate", Some(&cfg.adjudicate)),
         ("eligibility", cfg.eligibility.as_ref()),
@@ -1048,6 +1061,29 @@ mod tests {
             e.contains("adjudicate.answer.busy names an attribute"),
             "{e}"
         );
+    }
+
+    /// `write_decimals` past any currency's is refused at start (and by
+    /// `translate`): from 19 its power of ten overflowed, and every amount
+    /// sent was wrong, or the adapter panicked.
+    #[test]
+    fn write_decimals_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "kit-pass").unwrap();
+        let text = include_str!("../kit/xml-a.toml")
+            .replace("{URL}", "http://127.0.0.1:9")
+            .replace("{SECRET}", &secret.display().to_string());
+        let mut cfg: XmlConfig = toml::from_str(&text).unwrap();
+        cfg.numbers.write_decimals = Some(MAX_WRITE_DECIMALS);
+        cfg.numbers.group_spaces = false;
+        let a = XmlAdapter::new(&cfg).expect("four decimals are taken");
+        assert_eq!(a.number(1_000_000_000_000, "XOF"), "1000000000000.0000");
+        cfg.numbers.write_decimals = Some(MAX_WRITE_DECIMALS + 1);
+        let e = XmlAdapter::new(&cfg).err().expect("refused");
+        assert!(e.contains("numbers.write_decimals = 5: at most 4"), "{e}");
+        cfg.numbers.write_decimals = Some(64);
+        assert!(check_operations(&cfg).is_err());
     }
 
     #[test]

@@ -292,6 +292,7 @@ reason-PARTNER_REJECTED = rejected by the mutuelle
 reason-UNMAPPED_CODE = code the mutuelle does not know
 reason-PRIOR_AUTHORIZATION_REQUIRED = prior authorization required
 reason-PRIOR_AUTHORIZATION_EXCEEDED = above the prior authorization
+reason-PRIOR_AUTHORIZATION_NOT_ACTIVE = prior authorization already billed
 
 # The broker's own reasons in detail (domain::DetailKey): values named
 # *_amount are amounts in the claim's currency, *_date dates, *_bp rates,
@@ -362,6 +363,7 @@ detail-partner-no-cover = the mutuelle reports no cover in force
 detail-partner-capped-at-remainder = the mutuelle valued the act by its own tariff; its share is capped at the remainder after the scheme
 detail-partner-line-rejected = the mutuelle rejected this line, without saying why
 detail-duplicate-invoice = invoice { $invoice } of provider { $provider } is already on claim { $claim }
+detail-authorization-billed-elsewhere = prior authorization { $reference } was already billed by another claim
 
 # The roster file.
 roster-title = Members file
@@ -424,6 +426,7 @@ audit-method = Call
 audit-outcome = Outcome
 audit-in = received
 audit-out = sent
+audit-omitted = rows not shown between the oldest { $head } and the newest { $tail }: { $omitted }
 claim-retry = Retry now
 chart-pending = Claims waiting per mutuelle
 chart-oldest = (the oldest for { $minutes } min)

@@ -292,6 +292,7 @@ reason-PARTNER_REJECTED = refusé par la mutuelle
 reason-UNMAPPED_CODE = code inconnu de la mutuelle
 reason-PRIOR_AUTHORIZATION_REQUIRED = accord préalable requis
 reason-PRIOR_AUTHORIZATION_EXCEEDED = au-delà de l'accord préalable
+reason-PRIOR_AUTHORIZATION_NOT_ACTIVE = accord préalable déjà facturé
 
 # Les motifs du broker en détail (domain::DetailKey) : les valeurs *_amount
 # sont des montants dans la devise de la demande, *_date des dates, *_bp des
@@ -360,6 +361,7 @@ detail-partner-no-cover = la mutuelle n'indique aucune couverture en vigueur
 detail-partner-capped-at-remainder = la mutuelle a valorisé l'acte à son propre tarif ; sa part est limitée au reste après le régime
 detail-partner-line-rejected = la mutuelle a rejeté cette ligne, sans en dire la raison
 detail-duplicate-invoice = la facture { $invoice } du prestataire { $provider } figure déjà sur la demande { $claim }
+detail-authorization-billed-elsewhere = l'accord préalable { $reference } a déjà été facturé par une autre demande
 
 # Le fichier des adhérents.
 roster-title = Fichier des adhérents
@@ -422,6 +424,7 @@ audit-method = Appel
 audit-outcome = Résultat
 audit-in = reçu
 audit-out = envoyé
+audit-omitted = lignes non affichées entre les { $head } plus anciennes et les { $tail } plus récentes : { $omitted }
 claim-retry = Relancer maintenant
 chart-pending = Demandes en attente par mutuelle
 chart-oldest = (la plus ancienne depuis { $minutes } min)

@@ -30,6 +30,7 @@ pub enum ReasonCode {
     UnmappedCode,
     PriorAuthorizationRequired,
     PriorAuthorizationExceeded,
+    PriorAuthorizationNotActive,
 }
 
 /// A reason code with a short lowercase message (English, for programs and
@@ -95,10 +96,11 @@ pub enum DetailKey {
     PartnerCappedAtRemainder,
     PartnerLineRejected,
     DuplicateInvoice,
+    AuthorizationBilledElsewhere,
 }
 
 impl DetailKey {
-    pub const ALL: [DetailKey; 34] = [
+    pub const ALL: [DetailKey; 35] = [
         DetailKey::SchemeRefused,
         DetailKey::SchemeRefusedBecause,
         DetailKey::NoProduct,
@@ -133,6 +135,7 @@ impl DetailKey {
         DetailKey::PartnerCappedAtRemainder,
         DetailKey::PartnerLineRejected,
         DetailKey::DuplicateInvoice,
+        DetailKey::AuthorizationBilledElsewhere,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -171,6 +174,7 @@ impl DetailKey {
             DetailKey::PartnerCappedAtRemainder => "partner-capped-at-remainder",
             DetailKey::PartnerLineRejected => "partner-line-rejected",
             DetailKey::DuplicateInvoice => "duplicate-invoice",
+            DetailKey::AuthorizationBilledElsewhere => "authorization-billed-elsewhere",
         }
     }
 }
@@ -218,6 +222,7 @@ impl DetailKey {
             DetailKey::WaitingPeriodAll => &["from_date"],
             DetailKey::UnmappedCode => &["what", "code"],
             DetailKey::DuplicateInvoice => &["invoice", "provider", "claim"],
+            DetailKey::AuthorizationBilledElsewhere => &["reference"],
         }
     }
 }

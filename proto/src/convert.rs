@@ -80,7 +80,7 @@ pub fn payee_to_pb(p: Payee) -> i32 {
     }) as i32
 }
 
-const CODES: [(ReasonCode, pb::ReasonCode); 22] = [
+const CODES: [(ReasonCode, pb::ReasonCode); 23] = [
     (ReasonCode::SchemeRefused, pb::ReasonCode::SchemeRefused),
     (
         ReasonCode::OutOfBasketNotCovered,
@@ -129,6 +129,10 @@ const CODES: [(ReasonCode, pb::ReasonCode); 22] = [
     (
         ReasonCode::PriorAuthorizationExceeded,
         pb::ReasonCode::PriorAuthorizationExceeded,
+    ),
+    (
+        ReasonCode::PriorAuthorizationNotActive,
+        pb::ReasonCode::PriorAuthorizationNotActive,
     ),
 ];
 

@@ -174,12 +174,14 @@ impl AdminService for AdminApi {
             v.id("scheme_id", &msg.scheme_id);
             v.id("claim_id", &msg.claim_id);
             v.finish(())?;
-            let rows = self
+            let trail = self
                 .broker
                 .claim_audit(&msg.scheme_id, &msg.claim_id)
                 .await?;
             Ok(pb::GetClaimAuditResponse {
-                records: rows
+                omitted: trail.omitted,
+                records: trail
+                    .rows
                     .into_iter()
                     .map(|e| pb::AuditRecord {
                         at_ms: e.at_ms,

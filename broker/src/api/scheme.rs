@@ -224,6 +224,26 @@ fn authorization_ids(scheme_id: &str, authorization_id: &str) -> Result<(), Serv
     Ok(v.finish(())?)
 }
 
+/// The checks of a cancel (of a claim, of an authorization): its two ids
+/// and its reason, a free text that goes to the mutuelle's system (an XML
+/// partner's template too).
+fn cancel_request(
+    scheme_id: &str,
+    (id_field, id): (&str, &str),
+    reason: &str,
+) -> Result<(), ServiceError> {
+    let mut v = parse::Violations::new();
+    v.id("scheme_id", scheme_id);
+    v.id(id_field, id);
+    passerelle_domain::validate::check_text(
+        "reason",
+        reason,
+        passerelle_domain::validate::MAX_TEXT_LEN,
+        &mut v.0,
+    );
+    Ok(v.finish(())?)
+}
+
 #[tonic::async_trait]
 impl SchemeService for SchemeApi {
     async fn request_prior_authorization(
@@ -275,14 +295,14 @@ impl SchemeService for SchemeApi {
         request: Request<pb::CancelPriorAuthorizationRequest>,
     ) -> Result<Response<pb::PriorAuthorization>, Status> {
         serve(&self.broker, request, |msg, ()| async move {
-            authorization_ids(&msg.scheme_id, &msg.authorization_id)?;
-            let reason = passerelle_domain::validate::truncate_text(
+            cancel_request(
+                &msg.scheme_id,
+                ("authorization_id", &msg.authorization_id),
                 &msg.reason,
-                passerelle_domain::validate::MAX_TEXT_LEN,
-            );
+            )?;
             let rec = self
                 .broker
-                .cancel_authorization(&msg.scheme_id, &msg.authorization_id, &reason)
+                .cancel_authorization(&msg.scheme_id, &msg.authorization_id, &msg.reason)
                 .await?;
             Ok(authorization_result(&rec))
         })
@@ -434,16 +454,7 @@ impl SchemeService for SchemeApi {
         request: Request<pb::CancelClaimRequest>,
     ) -> Result<Response<pb::ClaimResult>, Status> {
         serve(&self.broker, request, |msg, ()| async move {
-            let mut v = parse::Violations::new();
-            v.id("scheme_id", &msg.scheme_id);
-            v.id("claim_id", &msg.claim_id);
-            passerelle_domain::validate::check_text(
-                "reason",
-                &msg.reason,
-                passerelle_domain::validate::MAX_TEXT_LEN,
-                &mut v.0,
-            );
-            v.finish(())?;
+            cancel_request(&msg.scheme_id, ("claim_id", &msg.claim_id), &msg.reason)?;
             let rec = self
                 .broker
                 .cancel(&msg.scheme_id, &msg.claim_id, &msg.reason)

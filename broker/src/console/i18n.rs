@@ -659,6 +659,27 @@ impl Lang {
         }
     }
 
+    /// A claim's audit trail cut short (`GetClaimAuditResponse.omitted`):
+    /// how many rows were left out between its oldest and its newest (the
+    /// console's claim page and `passerelle admin audit`).
+    pub fn audit_omitted(self, omitted: u64) -> String {
+        use crate::store::AuditTrail;
+        self.t_args(
+            "audit-omitted",
+            &[
+                (
+                    "omitted",
+                    &self.amount(i64::try_from(omitted).unwrap_or(i64::MAX), ""),
+                ),
+                ("head", &AuditTrail::HEAD.to_string()),
+                (
+                    "tail",
+                    &(AuditTrail::MAX_ROWS - AuditTrail::HEAD).to_string(),
+                ),
+            ],
+        )
+    }
+
     /// An amount with its currency: "12 500 XOF".
     pub fn money(self, minor: i64, currency: &str) -> String {
         format!("{}\u{a0}{currency}", self.amount(minor, currency))

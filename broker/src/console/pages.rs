@@ -1652,7 +1652,16 @@ async fn claim(
                 ],
             );
         }
-        tables.push((lang.t("audit-title"), a));
+        let title = if audit.omitted > 0 {
+            format!(
+                "{} ({})",
+                lang.t("audit-title"),
+                lang.audit_omitted(audit.omitted)
+            )
+        } else {
+            lang.t("audit-title")
+        };
+        tables.push((title, a));
         if matches!(
             state.as_str(),
             "received" | "pending_partner" | "cancel_pending"

@@ -3,7 +3,7 @@
 //! [`super::roster`].
 
 use super::{Broker, Partner, ServiceError};
-use crate::store::{AuditEntry, PartnerActivity, PartnerControl};
+use crate::store::{AuditTrail, PartnerActivity, PartnerControl};
 
 /// A partner as `admin partners` shows it.
 pub struct PartnerView<'a> {
@@ -75,7 +75,9 @@ impl Broker {
         })
     }
 
-    /// The audit rows of a claim (inbound and outbound), oldest first:
+    /// The audit rows of a claim (inbound and outbound), oldest first, at
+    /// most `AuditTrail::MAX_ROWS` (the oldest and the newest of a longer
+    /// one, saying how many were left out):
     /// every call whose subject is `scheme/id`, which a prior
     /// authorization's calls share (its id in the claim's place, refused
     /// commitments and their releases included). NOT_FOUND unless a claim
@@ -85,7 +87,7 @@ impl Broker {
         &self,
         scheme_id: &str,
         claim_id: &str,
-    ) -> Result<Vec<AuditEntry>, ServiceError> {
+    ) -> Result<AuditTrail, ServiceError> {
         if self
             .store
             .authorization(scheme_id, claim_id)

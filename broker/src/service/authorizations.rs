@@ -17,13 +17,13 @@ use passerelle_adapters::{
     PriorTerms,
 };
 use passerelle_domain::validate::check_answer;
-use passerelle_domain::{CareCategory, Claim, Date, Granted, GrantedLine, Stay};
+use passerelle_domain::{CareCategory, Claim, Date, Granted, GrantedLine, Reason, Stay};
 
 use super::partner::{Outbound, busy};
 use super::{Broker, HoldReleased, ServiceError, key_digest, mask};
 use crate::store::StoreError;
 use crate::store::authorizations::{
-    AuthorizationRecord, AuthorizationState, AuthorizationTerms, Grant,
+    AuthorizationRecord, AuthorizationState, AuthorizationTerms, Grant, billed_elsewhere,
 };
 
 /// How far ahead care may be planned: the longest a hold may wait for its
@@ -121,10 +121,7 @@ pub fn terms_of(rec: &AuthorizationRecord) -> PriorTerms {
 /// Why an authorization can no longer be billed, in words.
 pub fn not_active(rec: &AuthorizationRecord) -> ServiceError {
     let message = match rec.state {
-        AuthorizationState::Consumed => format!(
-            "prior authorization {} was billed by claim {}",
-            rec.reference, rec.claim_id
-        ),
+        AuthorizationState::Consumed => billed_elsewhere(&rec.reference, &rec.claim_id).message,
         AuthorizationState::Cancelled => {
             format!("prior authorization {} was cancelled", rec.reference)
         }
@@ -675,6 +672,12 @@ impl Broker {
         // here and the scheme sends the cancel again. A rules mutuelle's
         // hold is the store's alone: released even while it is paused.
         if partner.kind != AdapterKind::Rules {
+            // A place among the calls waiting on this mutuelle, as every
+            // other call to it takes: a scheme resending cancels to a
+            // mutuelle that hangs holds no more than `max_calls_per_partner`.
+            let Some(_slot) = partner.slots.try_take() else {
+                return Err(ServiceError::PartnerUnavailable(busy(&rec.mutuelle_id)));
+            };
             self.call_partner(
                 &rec.mutuelle_id,
                 out,
@@ -784,23 +787,42 @@ impl Broker {
         }
     }
 
-    /// The terms a claim is paid against at this attempt: the quoted
-    /// authorization's while it is active, else none (the claim is then
-    /// adjudicated as any claim).
-    pub(super) async fn prior_terms(
-        &self,
-        claim: &Claim,
-    ) -> Result<Option<(String, PriorTerms)>, ServiceError> {
+    /// What the authorization a claim quotes gives at this attempt: its
+    /// terms while it is active ([`Quoted::Terms`]); nothing when the claim
+    /// quotes none, or its authorization was cancelled or expired since
+    /// (the claim is then adjudicated as any claim); and
+    /// [`Quoted::BilledElsewhere`] when another claim was paid against it
+    /// meanwhile (two claims quoting it in flight at once, or one waiting
+    /// on its mutuelle while a second was paid): this one is refused,
+    /// since one claim only is paid against an authorization.
+    pub(super) async fn quoted(&self, claim: &Claim) -> Result<Quoted, ServiceError> {
         let Some(reference) = &claim.prior_authorization else {
-            return Ok(None);
+            return Ok(Quoted::Nothing);
         };
-        Ok(self
-            .store
-            .authorization_by_reference(reference)
-            .await?
-            .filter(|r| r.state == AuthorizationState::Active)
-            .map(|r| (r.reference.clone(), terms_of(&r))))
+        Ok(
+            match self.store.authorization_by_reference(reference).await? {
+                Some(r) if r.state == AuthorizationState::Active => {
+                    Quoted::Terms(r.reference.clone(), terms_of(&r))
+                }
+                Some(r)
+                    if r.state == AuthorizationState::Consumed && r.claim_id != claim.claim_id =>
+                {
+                    Quoted::BilledElsewhere(billed_elsewhere(&r.reference, &r.claim_id))
+                }
+                _ => Quoted::Nothing,
+            },
+        )
     }
+}
+
+/// What the authorization a claim quotes gives at one attempt
+/// ([`Broker::quoted`]).
+pub(super) enum Quoted {
+    Nothing,
+    /// The authorization's reference and terms.
+    Terms(String, PriorTerms),
+    /// Consumed by another claim: the reason this one is refused.
+    BilledElsewhere(Reason),
 }
 
 #[cfg(test)]

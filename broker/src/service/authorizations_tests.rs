@@ -819,6 +819,43 @@ async fn a_paused_partner_grants_no_hold() {
     assert_eq!(sim.held(), 0);
 }
 
+/// A cancel of an authorization takes a place among the calls waiting on
+/// its remote mutuelle, as every call to it does: with every place taken
+/// (the mutuelle hangs, or is flooded) it is refused UNAVAILABLE at once
+/// and the authorization stays as it was, where a scheme resending
+/// cancels held one call each, past `max_calls_per_partner`.
+#[tokio::test]
+async fn a_cancel_takes_a_place_at_its_mutuelle() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, sim, _t) = on_the_day(dir.path()).await;
+    let a = b
+        .request_authorization(care("G", "PA-place", vec![hospital(60_000)]))
+        .await
+        .unwrap();
+    let partner = b.partners.get("MUT-G").expect("MUT-G");
+    let taken: Vec<_> = std::iter::from_fn(|| partner.slots.try_take()).collect();
+    assert_eq!(taken.len(), 8, "the test partner's places");
+    let err = b
+        .cancel_authorization("CNSS", "PA-place", "plans changed")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ServiceError::PartnerUnavailable(_)),
+        "{err:?}"
+    );
+    let still = b.get_authorization("CNSS", "PA-place").await.unwrap();
+    assert_eq!(still.state, AuthorizationState::Active);
+    assert_eq!(sim.held(), 12_000, "the mutuelle was not asked");
+    drop(taken);
+    let done = b
+        .cancel_authorization("CNSS", "PA-place", "plans changed")
+        .await
+        .unwrap();
+    assert_eq!(done.state, AuthorizationState::Cancelled);
+    assert_eq!(done.reference, a.reference);
+    assert_eq!(sim.held(), 0);
+}
+
 /// A claim stored while quoting an authorization gets its stored answer on
 /// a resend, whatever became of the authorization since (cancelled here,
 /// while the claim waited for its mutuelle): resends stay idempotent.
@@ -840,6 +877,95 @@ async fn a_resend_gets_its_stored_answer_whatever_the_authorization_became() {
         .unwrap();
     let again = b.coordinate(claim).await.unwrap();
     assert_eq!(again.claim.claim_id, "C-r");
+}
+
+/// One claim only is paid against an authorization, even when two quote
+/// it at once: a claim waiting on its mutuelle (which may have booked it
+/// against the authorization, the answer lost) while a second claim
+/// quoting the same authorization is paid is refused when it is asked
+/// again, where the mutuelle's replay of its first answer, computed with
+/// the commitment, was stored and paid a second time. The mutuelle is
+/// told to cancel what it may have booked.
+#[tokio::test]
+async fn a_claim_waiting_while_its_authorization_is_billed_elsewhere_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, sim, _t) = on_the_day(dir.path()).await;
+    let a = b
+        .request_authorization(care("G", "PA-twice", vec![hospital(60_000)]))
+        .await
+        .unwrap();
+    sim.set_mode(passerelle_adapters::sim::Mode::Unavailable);
+    let waiting = b
+        .coordinate(quoting(
+            care("G", "C-twice-1", vec![hospital(60_000)]),
+            &a.reference,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(waiting.state, ClaimState::PendingPartner);
+    sim.set_mode(passerelle_adapters::sim::Mode::Normal);
+    let paid = b
+        .coordinate(quoting(
+            care("G", "C-twice-2", vec![hospital(60_000)]),
+            &a.reference,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(paid.state, ClaimState::Coordinated);
+    assert_eq!(m(&paid), [12_000]);
+    let late = b.retry_now("CNSS", "C-twice-1").await.unwrap();
+    assert_eq!(late.state, ClaimState::Rejected, "{late:?}");
+    let why = late.rejection.as_ref().expect("a rejection");
+    assert_eq!(why.code, ReasonCode::PriorAuthorizationNotActive);
+    assert!(why.message.contains("billed by claim C-twice-2"), "{why:?}");
+    assert!(
+        late.next_attempt_ms.is_some() && late.cancel_key.is_some(),
+        "the mutuelle, asked before, is told to cancel what it booked"
+    );
+    // As stored: the same reason, its detail said again for a person.
+    let stored = b.get("CNSS", "C-twice-1").await.unwrap();
+    let detail = stored.rejection.unwrap().detail.expect("a detail");
+    assert_eq!(detail.key, "authorization-billed-elsewhere");
+    assert_eq!(detail.args["reference"], a.reference);
+    // Paid once: the other claim alone holds the commitment.
+    assert_eq!(
+        b.get("CNSS", "C-twice-2").await.unwrap().state,
+        ClaimState::Coordinated
+    );
+    // A claim its mutuelle was never asked about (held while it was
+    // paused) is refused the same way, and the mutuelle told nothing.
+    let a2 = b
+        .request_authorization(care("G", "PA-twice-2", vec![hospital(60_000)]))
+        .await
+        .unwrap();
+    b.pause_partner("MUT-G", Some("ops")).await.unwrap();
+    let held = b
+        .coordinate(quoting(
+            care("G", "C-twice-3", vec![hospital(60_000)]),
+            &a2.reference,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(held.state, ClaimState::PendingPartner);
+    b.pause_partner("MUT-G", None).await.unwrap();
+    let paid = b
+        .coordinate(quoting(
+            care("G", "C-twice-4", vec![hospital(60_000)]),
+            &a2.reference,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(paid.state, ClaimState::Coordinated);
+    let never_asked = b.retry_now("CNSS", "C-twice-3").await.unwrap();
+    assert_eq!(never_asked.state, ClaimState::Rejected);
+    assert_eq!(
+        never_asked.rejection.unwrap().code,
+        ReasonCode::PriorAuthorizationNotActive
+    );
+    assert_eq!(
+        never_asked.next_attempt_ms, None,
+        "no cancel for what the mutuelle never saw"
+    );
 }
 
 /// At most 20 authorizations of one beneficiary in force: the 21st is
@@ -1106,7 +1232,7 @@ async fn a_refused_commitment_is_released_at_the_mutuelle() {
     );
     // The operators' trail of it, refused commitments and releases
     // included, though no claim has its id.
-    let rows = b.claim_audit("CNSS", "PA-9").await.unwrap();
+    let rows = b.claim_audit("CNSS", "PA-9").await.unwrap().rows;
     let methods: Vec<(&str, &str)> = rows
         .iter()
         .map(|r| (r.method.as_str(), r.outcome.as_str()))

@@ -13,6 +13,7 @@ use passerelle_domain::validate::{
 };
 use passerelle_domain::{Claim, ClaimLine, ClaimState, Granted, Member, Reason, ReasonCode};
 
+use super::authorizations::Quoted;
 use super::partner::{Outbound, busy};
 use super::routing::Route;
 use super::{
@@ -743,7 +744,35 @@ impl Broker {
         for attempt in 0..MAX_CEILING_RETRIES {
             // The authorization the claim quotes, while it is in force
             // (read again at each attempt: it may have expired meanwhile).
-            let prior = self.prior_terms(&rec.claim).await?;
+            let prior = match self.quoted(&rec.claim).await? {
+                Quoted::Terms(reference, terms) => Some((reference, terms)),
+                Quoted::Nothing => None,
+                Quoted::BilledElsewhere(why) => {
+                    // The mutuelle may have booked this claim against the
+                    // authorization (asked at this attempt, whose answer
+                    // lost the race, or at an earlier one, whose answer
+                    // never came): it is told to cancel that, as after an
+                    // answer refused. One never asked is told nothing.
+                    let adapter = partner.adapter.get();
+                    let owed = (!adapter.adjudicates_from_store()
+                        && (attempt > 0 || self.asked_before(&subject).await?))
+                        .then(|| cancel_key(&scheme_id, &claim_id));
+                    tracing::info!(claim = %subject, "{}", why.message);
+                    let t = self
+                        .timed(
+                            "complete_claim",
+                            self.store.complete_claim(
+                                &rec.claim,
+                                Outcome::Rejected(why),
+                                owed.as_deref(),
+                                self.clock.now_ms(),
+                            ),
+                        )
+                        .await?;
+                    self.changed(&t);
+                    return Ok(t.into_record());
+                }
+            };
             let req = AdjudicationRequest {
                 idempotency_key: &rec.adjudication_key,
                 claim: &rec.claim,
@@ -819,6 +848,18 @@ impl Broker {
         }
         self.defer_after(&scheme_id, &claim_id, 0, rec.state, "ceiling contention")
             .await
+    }
+
+    /// Whether a claim's mutuelle was asked to adjudicate it before: an
+    /// outbound `AdjudicateRemainder` row in its audit trail (a call held
+    /// by a pause, an open circuit or a full set of places writes none;
+    /// the rows queued by calls just made are written first). Read on the
+    /// rare path of a claim refused after it was stored.
+    async fn asked_before(&self, subject: &str) -> Result<bool, ServiceError> {
+        self.audit.flush().await;
+        Ok(self.store.audit_of(subject).await?.rows.iter().any(|r| {
+            r.direction == crate::store::Direction::Out && r.method == "AdjudicateRemainder"
+        }))
     }
 
     pub async fn get(&self, scheme_id: &str, claim_id: &str) -> Result<ClaimRecord, ServiceError> {
@@ -929,10 +970,11 @@ impl Broker {
             slot => slot,
         };
         let refused = match (&rec.rejection, withdrawing) {
-            (Some(r), true) => format!(
+            (Some(r), true) if r.code == ReasonCode::PartnerAnswerInvalid => format!(
                 "passerelle refused this adjudication's answer: {}",
                 r.message
             ),
+            (Some(r), true) => format!("passerelle rejected this claim: {}", r.message),
             _ => String::new(),
         };
         let req = CancelRequest {

@@ -137,6 +137,7 @@ pub fn session_hash(id: &str) -> String {
 /// cannot grow its table beyond that.
 fn throttle_keys(login: &str, address: &str) -> [(String, Backoff); 3] {
     let bucket = &crate::audit::hash(login.as_bytes())[..4];
+    let address = network_of(address);
     let strict = Backoff {
         free: FREE_FAILURES,
         max_wait_ms: MAX_BACKOFF_MS,
@@ -152,6 +153,25 @@ fn throttle_keys(login: &str, address: &str) -> [(String, Backoff); 3] {
             },
         ),
     ]
+}
+
+/// The network an address counts under: an IPv4 address (an IPv6 form
+/// of one included) alone, an IPv6 address by its /64, which one
+/// subscriber holds whole (RFC 6177), so that changing the address within
+/// it escapes nothing. Anything else (a test's name) as it is.
+fn network_of(address: &str) -> String {
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{net}/64")
+            }
+        },
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => address.to_string(),
+    }
 }
 
 /// A new account, as `passerelle users add` or the operator's page gives it.
@@ -801,6 +821,22 @@ mod tests {
         assert!(names[0].ends_with("@10.0.0.1") && names[1] == "address:10.0.0.1");
         assert_eq!(keys[2].1.max_wait_ms, ACCOUNT_MAX_WAIT_MS);
         assert_eq!(throttle_keys("ama", "10.0.0.2")[2].0, keys[2].0);
+    }
+
+    /// An IPv6 client counts by its /64: one subscriber holds 2^64
+    /// addresses, and a key per address let it spray accounts freely.
+    #[test]
+    fn an_ipv6_address_counts_by_its_network() {
+        let a = throttle_keys("ama", "2001:db8:1:2::1");
+        let b = throttle_keys("ama", "2001:db8:1:2:ffff:0:0:9");
+        assert_eq!((&a[0].0, &a[1].0), (&b[0].0, &b[1].0));
+        assert_eq!(a[1].0, "address:2001:db8:1:2::/64");
+        assert_ne!(throttle_keys("ama", "2001:db8:1:3::1")[1].0, a[1].0);
+        // An IPv4 client behind an IPv6 socket is the IPv4 address.
+        assert_eq!(
+            throttle_keys("ama", "::ffff:10.0.0.1")[1].0,
+            "address:10.0.0.1"
+        );
     }
 
     #[test]

@@ -637,7 +637,7 @@ mod tests {
             assert!(later.last_error.contains("down"), "{}", later.last_error);
             // The cancel's outbound audit row says why it failed, a cancel
             // answer that cannot be read included (it holds no amount).
-            let rows = b.claim_audit("CNSS", id).await.unwrap();
+            let rows = b.claim_audit("CNSS", id).await.unwrap().rows;
             let cancel = rows
                 .iter()
                 .rfind(|r| r.method == "CancelAdjudication")

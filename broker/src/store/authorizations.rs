@@ -12,7 +12,9 @@
 //! (who may ask, what a claim may take) live in `service::authorizations`.
 
 use async_trait::async_trait;
-use passerelle_domain::{CeilingUse, Claim, Date, LineShare, ProductRef};
+use passerelle_domain::{
+    CeilingUse, Claim, Date, DetailKey, LineShare, ProductRef, Reason, ReasonCode,
+};
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
@@ -347,4 +349,16 @@ pub(super) mod sql {
     pub fn gone(reference: &str) -> StoreError {
         StoreError::CeilingConflict(format!("prior authorization {reference}"))
     }
+}
+
+/// The reason a claim is refused when the authorization it quotes was
+/// paid against another claim while it waited; its detail is said again
+/// from the stored claim (`core::claim`), which quotes the reference.
+pub fn billed_elsewhere(reference: &str, other_claim: &str) -> Reason {
+    Reason::said(
+        ReasonCode::PriorAuthorizationNotActive,
+        format!("prior authorization {reference} was billed by claim {other_claim}"),
+        DetailKey::AuthorizationBilledElsewhere,
+        [("reference", reference.to_string())],
+    )
 }

@@ -16,9 +16,9 @@ use passerelle_domain::{
 };
 
 use super::{
-    AuditEntry, Begin, ClaimFilter, ClaimPeriods, ClaimRecord, ClaimSummary, CloseUpTo, Direction,
-    NewClaim, PeriodContent, PeriodRecord, PeriodState, PutProduct, RecoveryLine, StatementLine,
-    StoreError, Totals,
+    AuditEntry, AuditTrail, Begin, ClaimFilter, ClaimPeriods, ClaimRecord, ClaimSummary, CloseUpTo,
+    Direction, NewClaim, PeriodContent, PeriodRecord, PeriodState, PutProduct, RecoveryLine,
+    StatementLine, StoreError, Totals,
 };
 
 /// Column access by position, the little the decoders need. A NULL read
@@ -125,10 +125,18 @@ pub(super) fn direction_parse(s: &str) -> Result<Direction, StoreError> {
 pub(super) const SQL_WAITING: &str = "('received', 'pending_partner', 'cancel_pending')";
 /// States a completion applies to ([`may_complete`]).
 pub(super) const SQL_AWAITING_PARTNER: &str = "('received', 'pending_partner')";
-/// States that hold a provider's invoice: a second claim with the same
-/// invoice is a duplicate while one of these holds it.
-pub(super) const SQL_HOLDS_INVOICE: &str =
+/// States in which a claim may hold a provider's invoice ([`SQL_HOLDS_INVOICE`]),
+/// tied to the domain's predicate by a test.
+#[cfg(test)]
+pub(super) const SQL_HOLDS_INVOICE_STATES: &str =
     "('received', 'pending_partner', 'coordinated', 'cancel_pending')";
+/// The claims that hold a provider's invoice (a second claim with the same
+/// invoice is a duplicate while one holds it): those live, never rejected.
+/// A REJECTED claim gave its invoice up for good, so that a corrected
+/// claim may bill it: a scheme's cancel of the rejected claim afterwards
+/// (CANCEL_PENDING until the mutuelle is told) does not take it back.
+pub(super) const SQL_HOLDS_INVOICE: &str = "state IN ('received', 'pending_partner', 'coordinated', 'cancel_pending') \
+     AND rejection_code IS NULL";
 
 /// A claim waits on its partner (or on a cancel): the retry worker takes it.
 fn is_waiting(s: ClaimState) -> bool {
@@ -232,10 +240,14 @@ pub(super) fn claim(r: &dyn Row) -> Result<(i64, ClaimRecord), StoreError> {
             let code = code_parse(&code)?;
             // A rejection is stored as its code and words; a duplicate's
             // detail is said again from the claim and the column naming
-            // the other claim (no stored value for it).
-            let detail = match (code, &duplicate_of) {
-                (ReasonCode::DuplicateInvoice, Some(other)) => {
+            // the other claim (no stored value for it), an authorization
+            // billed elsewhere's from the reference the claim quotes.
+            let detail = match (code, &duplicate_of, &claim.prior_authorization) {
+                (ReasonCode::DuplicateInvoice, Some(other), _) => {
                     duplicate_invoice(&claim, other).detail
+                }
+                (ReasonCode::PriorAuthorizationNotActive, _, Some(reference)) => {
+                    super::authorizations::billed_elsewhere(reference, "").detail
                 }
                 _ => None,
             };
@@ -396,6 +408,61 @@ pub(super) fn claim_periods(r: &dyn Row) -> Result<ClaimPeriods, StoreError> {
         period: u32_at(r, 8, "period number")?,
         recovery,
     })
+}
+
+/// A subject's audit rows, newest first, one more than a trail holds
+/// (`tbl`: the table or view; `ph`: the subject's placeholder): when they
+/// all fit, they are the trail ([`audit_trail`]).
+pub(super) fn audit_newest_sql(tbl: &str, ph: &str) -> String {
+    format!(
+        "SELECT {AUDIT_COLS} FROM {tbl} WHERE subject = {ph} ORDER BY id DESC LIMIT {}",
+        AuditTrail::MAX_ROWS + 1
+    )
+}
+
+/// A long trail's oldest rows, and its count.
+pub(super) fn audit_head_sql(tbl: &str, ph: &str) -> (String, String) {
+    (
+        format!(
+            "SELECT {AUDIT_COLS} FROM {tbl} WHERE subject = {ph} ORDER BY id LIMIT {}",
+            AuditTrail::HEAD
+        ),
+        format!("SELECT count(*) FROM {tbl} WHERE subject = {ph}"),
+    )
+}
+
+/// Whether a trail's newest rows ([`audit_newest_sql`]) are all of it;
+/// if not, its oldest and its count are read ([`audit_head_sql`]).
+pub(super) fn audit_trail_is_whole(newest: &[AuditEntry]) -> bool {
+    newest.len() <= AuditTrail::MAX_ROWS
+}
+
+/// The trail from its newest rows, and from its oldest and its count when
+/// they did not all fit ([`audit_trail_is_whole`]).
+pub(super) fn audit_trail(
+    mut newest: Vec<AuditEntry>,
+    head: Option<(Vec<AuditEntry>, i64)>,
+) -> AuditTrail {
+    let Some((mut rows, count)) = head else {
+        newest.truncate(AuditTrail::MAX_ROWS);
+        newest.reverse();
+        return AuditTrail {
+            rows: newest,
+            omitted: 0,
+        };
+    };
+    rows.truncate(AuditTrail::HEAD);
+    newest.truncate(AuditTrail::MAX_ROWS - rows.len());
+    newest.reverse();
+    rows.extend(newest);
+    AuditTrail {
+        // The reads are of one snapshot (one transaction): never below
+        // zero all the same.
+        omitted: u64::try_from(count)
+            .unwrap_or(0)
+            .saturating_sub(rows.len() as u64),
+        rows,
+    }
 }
 
 /// The columns of an audit row, in the order [`audit`] reads them.
@@ -1266,8 +1333,12 @@ mod tests {
             sql_list(ALL.into_iter().filter(|s| is_waiting(*s)))
         );
         assert_eq!(
-            SQL_HOLDS_INVOICE,
+            SQL_HOLDS_INVOICE_STATES,
             sql_list(ALL.into_iter().filter(|s| holds_invoice(*s)))
+        );
+        assert_eq!(
+            SQL_HOLDS_INVOICE,
+            format!("state IN {SQL_HOLDS_INVOICE_STATES} AND rejection_code IS NULL")
         );
         assert_eq!(
             SQL_AWAITING_PARTNER,

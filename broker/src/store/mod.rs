@@ -167,6 +167,24 @@ impl Direction {
     }
 }
 
+/// A subject's audit rows as read: a claim's trail grows with every call
+/// about it (a scheme polling a claim that waits for days writes a row a
+/// call), so it is read bounded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditTrail {
+    /// Oldest first: all of them, or the oldest `HEAD` then the newest.
+    pub rows: Vec<AuditEntry>,
+    /// The rows between the two left out (0: the trail is whole).
+    pub omitted: u64,
+}
+
+impl AuditTrail {
+    /// The most rows read (about 250 bytes each).
+    pub const MAX_ROWS: usize = 1_000;
+    /// The oldest rows kept when a trail is longer: how the claim began.
+    pub const HEAD: usize = 100;
+}
+
 /// One row of the append-only audit log. It carries no amounts, diagnoses or
 /// beneficiary ids: only who, what, a hash of the request, and the outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -909,8 +927,11 @@ pub trait PartnerStore: Send + Sync + 'static {
 /// The audit log and what it tells of partners.
 #[async_trait]
 pub trait AuditStore: Send + Sync + 'static {
-    /// Audit rows about one subject (for a claim: "SCHEME/CLAIM"), oldest first.
-    async fn audit_of(&self, subject: &str) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Audit rows about one subject (for a claim: "SCHEME/CLAIM"), oldest
+    /// first, at most [`AuditTrail::MAX_ROWS`]: past that, the oldest
+    /// [`AuditTrail::HEAD`] and the newest rest, and how many were left
+    /// out between (`core::audit_trail`).
+    async fn audit_of(&self, subject: &str) -> Result<AuditTrail, StoreError>;
 
     /// Makes ready what the audit log needs from `now_ms` on: on
     /// PostgreSQL, the months ahead of it (`postgres::audit`); nothing on

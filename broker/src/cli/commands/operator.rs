@@ -81,6 +81,9 @@ pub(super) async fn admin_cmd(ctx: &Ctx, cmd: AdminCmd) -> Out {
                 ]);
             }
             out!("{}", t.render());
+            if r.omitted > 0 {
+                outln!("{}", l.catalogue().audit_omitted(r.omitted));
+            }
         }
         AdminCmd::CoverageConflicts { scheme } => {
             let r = c

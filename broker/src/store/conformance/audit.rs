@@ -62,10 +62,52 @@ pub async fn partner_activity_and_claim_audit(store: Arc<dyn Store>) {
     assert_eq!((b.pending, b.oldest_waiting_ms), (0, 0), "none waits");
     assert_eq!(a.last_error, "partner missed its deadline");
     let trail = store.audit_of("CNSS/C1").await.unwrap();
+    assert_eq!(trail.omitted, 0);
     assert_eq!(
-        trail.iter().map(|e| e.at_ms).collect::<Vec<_>>(),
+        trail.rows.iter().map(|e| e.at_ms).collect::<Vec<_>>(),
         vec![10, 30]
     );
+}
+
+/// A subject's trail is read bounded: past `AuditTrail::MAX_ROWS`, its
+/// oldest rows and its newest, and how many were left out between (a
+/// scheme polling a claim that waits for days writes a row a call; the
+/// whole trail was read into memory, and past about 65,000 rows the
+/// operator's answer passed the message limit).
+pub async fn a_long_trail_is_read_bounded(store: Arc<dyn Store>) {
+    let row = |at: i64| AuditEntry {
+        at_ms: at,
+        direction: Direction::In,
+        party: "scheme:CNSS".into(),
+        method: "GetClaim".into(),
+        subject: "CNSS/LONG".into(),
+        request_hash: "h".into(),
+        outcome: "ok".into(),
+        trace_id: String::new(),
+    };
+    let total = AuditTrail::MAX_ROWS as i64 + 5;
+    let rows: Vec<AuditEntry> = (1..=total).map(row).collect();
+    store.append_audit(&rows).await.unwrap();
+    let trail = store.audit_of("CNSS/LONG").await.unwrap();
+    assert_eq!(trail.rows.len(), AuditTrail::MAX_ROWS);
+    assert_eq!(trail.omitted, 5);
+    let at: Vec<i64> = trail.rows.iter().map(|e| e.at_ms).collect();
+    let head = AuditTrail::HEAD as i64;
+    assert_eq!(at[..AuditTrail::HEAD], (1..=head).collect::<Vec<_>>()[..]);
+    assert_eq!(
+        at[AuditTrail::HEAD..],
+        (head + 6..=total).collect::<Vec<_>>()[..],
+        "the newest, oldest first"
+    );
+    // Exactly full: whole.
+    let mut exact = rows[..AuditTrail::MAX_ROWS].to_vec();
+    exact
+        .iter_mut()
+        .for_each(|e| e.subject = "CNSS/FULL".into());
+    store.append_audit(&exact).await.unwrap();
+    let full = store.audit_of("CNSS/FULL").await.unwrap();
+    assert_eq!((full.rows.len(), full.omitted), (AuditTrail::MAX_ROWS, 0));
+    assert_eq!(full.rows.last().unwrap().at_ms, AuditTrail::MAX_ROWS as i64);
 }
 
 pub async fn retention_prunes_only_final_claims(store: Arc<dyn Store>) {

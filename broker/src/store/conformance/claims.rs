@@ -82,6 +82,27 @@ pub async fn duplicate_invoice_is_flagged_until_cancelled(store: Arc<dyn Store>)
         begin(&store, sample_claim("CNSS", "C", "INV-7")).await,
         Begin::Created(_)
     ));
+    // The scheme cancels B, rejected, while C holds the invoice: B's
+    // cancel goes through (on PostgreSQL it broke the invoice's key, and
+    // failed at every resend) and B never holds the invoice again, so a
+    // third claim with it is C's duplicate, whatever B's cancel does.
+    let t = store
+        .begin_cancel("CNSS", "B", "cxl-B", "sent twice", 20_000, 4_000)
+        .await
+        .unwrap();
+    let Transition::Applied(b) = t else {
+        panic!("B's cancel begins: {t:?}")
+    };
+    assert_eq!(b.state, ClaimState::CancelPending);
+    let Begin::DuplicateInvoice(d) = begin(&store, sample_claim("CNSS", "D", "INV-7")).await else {
+        panic!("C holds the invoice")
+    };
+    assert!(d.rejection.unwrap().message.contains("claim C"));
+    store.complete_cancel("CNSS", "B", "", 5_000).await.unwrap();
+    let Begin::DuplicateInvoice(e) = begin(&store, sample_claim("CNSS", "E", "INV-7")).await else {
+        panic!("C holds the invoice still")
+    };
+    assert!(e.rejection.unwrap().message.contains("claim C"));
 }
 
 pub async fn completion_is_conditional_and_stores_shares(store: Arc<dyn Store>) {

@@ -757,18 +757,32 @@ impl PgStore {
 
 #[async_trait]
 impl AuditStore for PgStore {
-    async fn audit_of(&self, subject: &str) -> Result<Vec<AuditEntry>, StoreError> {
-        let c = self.client().await?;
-        let rows = q(
-            &c,
-            &format!(
-                "SELECT {} FROM audit_all WHERE subject = $1 ORDER BY id",
-                core::AUDIT_COLS
-            ),
-            &[&subject],
-        )
-        .await?;
-        decode(&rows, core::audit)
+    async fn audit_of(&self, subject: &str) -> Result<AuditTrail, StoreError> {
+        let mut c = self.client().await?;
+        // One snapshot for the newest rows, the oldest and the count, so
+        // that rows written meanwhile are counted nowhere.
+        let c = c
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let rows = q(&c, &core::audit_newest_sql("audit_all", "$1"), &[&subject]).await?;
+        let newest = decode(&rows, core::audit)?;
+        let head = if core::audit_trail_is_whole(&newest) {
+            None
+        } else {
+            let (head, count) = core::audit_head_sql("audit_all", "$1");
+            let rows = decode(&q(&c, &head, &[&subject]).await?, core::audit)?;
+            let n: i64 = q(&c, &count, &[&subject])
+                .await?
+                .first()
+                .map(|r| r.get(0))
+                .unwrap_or(0);
+            Some((rows, n))
+        };
+        c.commit().await?;
+        Ok(core::audit_trail(newest, head))
     }
 
     async fn prepare_audit(&self, now_ms: i64) -> Result<(), StoreError> {

@@ -72,7 +72,7 @@ impl ClaimStore for PgStore {
                 &c,
                 &format!(
                     "SELECT claim_id FROM claims WHERE scheme_id = $1 AND provider_id = $2 \
-                     AND invoice_number = $3 AND state IN {} LIMIT 1",
+                     AND invoice_number = $3 AND {} LIMIT 1",
                     core::SQL_HOLDS_INVOICE
                 ),
                 &[&cl.scheme_id, &cl.provider_id, &cl.invoice_number],

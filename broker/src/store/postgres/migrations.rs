@@ -482,11 +482,24 @@ pub(super) const CONCURRENT_INDEXES: &[(&str, &str, Replaces)] = &[
          WHERE period_id IS NULL AND state IN ('coordinated', 'cancel_pending')",
         Replaces::Nothing,
     ),
+    // The claims that hold their invoice (core::SQL_HOLDS_INVOICE): those
+    // live and never rejected. It replaces migration 5's, on the live
+    // states alone, which a rejected claim re-entered when a scheme
+    // cancelled it: that cancel then broke the key against the corrected
+    // claim holding the invoice, and failed at every resend.
+    (
+        "claims_invoice_live",
+        "CREATE UNIQUE INDEX CONCURRENTLY claims_invoice_live ON claims \
+         (scheme_id, provider_id, invoice_number) \
+         WHERE state IN ('received', 'pending_partner', 'coordinated', 'cancel_pending') \
+         AND rejection_code IS NULL",
+        Replaces::Index("claims_invoice_held"),
+    ),
     // The claims that owe their partner a cancel after the broker refused
-    // its answer (core::SQL_OWES_WITHDRAWAL), by mutuelle: counted with
-    // the claims waiting on it (`partner_activity`). Few rows, written
-    // only then; a claim entering or leaving that state already writes
-    // new index entries (its state is indexed).
+    // its answer or the claim (core::SQL_OWES_WITHDRAWAL), by mutuelle:
+    // counted with the claims waiting on it (`partner_activity`). Few
+    // rows, written only then; a claim entering or leaving that state
+    // already writes new index entries (its state is indexed).
     (
         "claims_owing",
         "CREATE INDEX CONCURRENTLY claims_owing ON claims (mutuelle_id) \
@@ -542,8 +555,17 @@ mod unit {
     fn partial_indexes_are_on_the_states_of_their_queries() {
         assert!(super::MIGRATIONS[4].contains(&format!(
             "WHERE state IN {};",
-            super::super::core::SQL_HOLDS_INVOICE
+            super::super::core::SQL_HOLDS_INVOICE_STATES
         )));
+        let (_, live, _) = super::CONCURRENT_INDEXES
+            .iter()
+            .find(|(name, _, _)| *name == "claims_invoice_live")
+            .expect("listed");
+        let flat = live.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.ends_with(&format!("WHERE {}", super::super::core::SQL_HOLDS_INVOICE)),
+            "{flat}"
+        );
         assert!(super::MIGRATIONS[4].contains(&format!(
             "WHERE state IN {};",
             super::super::core::SQL_WAITING

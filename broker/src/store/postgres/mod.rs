@@ -28,10 +28,10 @@ use tokio_postgres::types::ToSql;
 
 use super::core::{self, json};
 use super::{
-    AuditEntry, AuditStore, Begin, ClaimFilter, ClaimPage, ClaimPeriods, ClaimRecord, ClaimStore,
-    CloseUpTo, CoverageConflict, NewClaim, Outcome, PartnerActivity, PayeeTotal, PayeesFrom,
-    PeriodRecord, ProductStore, PutProduct, RosterDiff, RosterImport, RosterStore, SettlementStore,
-    StatementData, StatementPage, Store, StoreError, Totals, Transition,
+    AuditEntry, AuditStore, AuditTrail, Begin, ClaimFilter, ClaimPage, ClaimPeriods, ClaimRecord,
+    ClaimStore, CloseUpTo, CoverageConflict, NewClaim, Outcome, PartnerActivity, PayeeTotal,
+    PayeesFrom, PeriodRecord, ProductStore, PutProduct, RosterDiff, RosterImport, RosterStore,
+    SettlementStore, StatementData, StatementPage, Store, StoreError, Totals, Transition,
 };
 use crate::audit::now_ms;
 use crate::config::PostgresConfig;

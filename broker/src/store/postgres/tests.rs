@@ -1470,6 +1470,7 @@ async fn a_month_of_audit_goes_whole_and_open_claims_keep_their_rows() {
         .audit_of("CNSS/OPEN")
         .await
         .unwrap()
+        .rows
         .iter()
         .map(|e| e.at_ms)
         .collect();
@@ -1478,7 +1479,7 @@ async fn a_month_of_audit_goes_whole_and_open_claims_keep_their_rows() {
     // February past the cutoff: it goes too, its open row kept.
     assert_eq!(store.prune_audit(MAR_2025).await.unwrap(), Some(1));
     assert!(!table_exists(&s, "audit_log_m2025_02").await);
-    assert_eq!(store.audit_of("CNSS/OPEN").await.unwrap().len(), 2);
+    assert_eq!(store.audit_of("CNSS/OPEN").await.unwrap().rows.len(), 2);
     // Append-only, the months and the rows kept alike.
     let c = s.client().await.unwrap();
     for t in ["audit_log", "audit_kept"] {
@@ -1499,7 +1500,7 @@ async fn a_month_of_audit_goes_whole_and_open_claims_keep_their_rows() {
         .await
         .unwrap();
     assert_eq!(store.prune_audit(MAR_2025).await.unwrap(), Some(2));
-    assert!(store.audit_of("CNSS/OPEN").await.unwrap().is_empty());
+    assert!(store.audit_of("CNSS/OPEN").await.unwrap().rows.is_empty());
     let left = audit_rows(&store).await;
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(left[0].1, "partners");
@@ -1599,7 +1600,7 @@ async fn the_audit_log_written_before_its_months_is_kept_as_it_was() {
     let all = audit_rows(&store).await;
     assert_eq!(all.len(), 3);
     assert!(all[2].0 > old[1].0, "the ids go on: {all:?}");
-    assert_eq!(store.audit_of("partners").await.unwrap().len(), 2);
+    assert_eq!(store.audit_of("partners").await.unwrap().rows.len(), 2);
     assert_eq!(store.prune_audit(5_000).await.unwrap(), Some(1));
     assert_eq!(audit_rows(&store).await.len(), 2);
 }

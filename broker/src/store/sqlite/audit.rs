@@ -4,14 +4,20 @@ use super::*;
 
 #[async_trait]
 impl AuditStore for SqliteStore {
-    async fn audit_of(&self, subject: &str) -> Result<Vec<AuditEntry>, StoreError> {
+    async fn audit_of(&self, subject: &str) -> Result<AuditTrail, StoreError> {
         let subject = subject.to_string();
         self.scan(move |c| {
-            let mut st = c.prepare_cached(&format!(
-                "SELECT {} FROM audit_log WHERE subject = ?1 ORDER BY id",
-                core::AUDIT_COLS
-            ))?;
-            rows_of(&mut st, [subject], core::audit)
+            let mut st = c.prepare_cached(&core::audit_newest_sql("audit_log", "?1"))?;
+            let newest = rows_of(&mut st, [&subject], core::audit)?;
+            let head = if core::audit_trail_is_whole(&newest) {
+                None
+            } else {
+                let (head, count) = core::audit_head_sql("audit_log", "?1");
+                let rows = rows_of(&mut c.prepare_cached(&head)?, [&subject], core::audit)?;
+                let n: i64 = c.query_row(&count, [&subject], |r| r.get(0))?;
+                Some((rows, n))
+            };
+            Ok(core::audit_trail(newest, head))
         })
         .await
     }

@@ -381,7 +381,7 @@ fn invoice_holder(tx: &Connection, cl: &Claim) -> Result<Option<String>, StoreEr
     Ok(tx
         .prepare_cached(&format!(
             "SELECT claim_id FROM claims WHERE scheme_id = ?1 AND provider_id = ?2 \
-             AND invoice_number = ?3 AND state IN {} LIMIT 1",
+             AND invoice_number = ?3 AND {} LIMIT 1",
             core::SQL_HOLDS_INVOICE
         ))?
         .query_row(

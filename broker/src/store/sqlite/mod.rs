@@ -32,10 +32,10 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::core;
 use super::{
-    AuditEntry, AuditStore, Begin, ClaimFilter, ClaimPage, ClaimPeriods, ClaimRecord, ClaimStore,
-    CloseUpTo, CoverageConflict, NewClaim, Outcome, PartnerActivity, PayeeTotal, PayeesFrom,
-    PeriodRecord, ProductStore, PutProduct, RosterDiff, RosterImport, RosterStore, SettlementStore,
-    StatementData, StatementPage, Store, StoreError, Totals, Transition,
+    AuditEntry, AuditStore, AuditTrail, Begin, ClaimFilter, ClaimPage, ClaimPeriods, ClaimRecord,
+    ClaimStore, CloseUpTo, CoverageConflict, NewClaim, Outcome, PartnerActivity, PayeeTotal,
+    PayeesFrom, PeriodRecord, ProductStore, PutProduct, RosterDiff, RosterImport, RosterStore,
+    SettlementStore, StatementData, StatementPage, Store, StoreError, Totals, Transition,
 };
 
 mod approvals;
