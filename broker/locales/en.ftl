@@ -363,7 +363,7 @@ detail-partner-no-cover = the mutuelle reports no cover in force
 detail-partner-capped-at-remainder = the mutuelle valued the act by its own tariff; its share is capped at the remainder after the scheme
 detail-partner-line-rejected = the mutuelle rejected this line, without saying why
 detail-duplicate-invoice = invoice { $invoice } of provider { $provider } is already on claim { $claim }
-detail-authorization-billed-elsewhere = prior authorization { $reference } was already billed by another claim
+detail-authorization-billed-elsewhere = prior authorization { $reference } was already billed by claim { $claim }
 
 # The roster file.
 roster-title = Members file

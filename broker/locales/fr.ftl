@@ -361,7 +361,7 @@ detail-partner-no-cover = la mutuelle n'indique aucune couverture en vigueur
 detail-partner-capped-at-remainder = la mutuelle a valorisé l'acte à son propre tarif ; sa part est limitée au reste après le régime
 detail-partner-line-rejected = la mutuelle a rejeté cette ligne, sans en dire la raison
 detail-duplicate-invoice = la facture { $invoice } du prestataire { $provider } figure déjà sur la demande { $claim }
-detail-authorization-billed-elsewhere = l'accord préalable { $reference } a déjà été facturé par une autre demande
+detail-authorization-billed-elsewhere = l'accord préalable { $reference } a déjà été facturé par la demande { $claim }
 
 # Le fichier des adhérents.
 roster-title = Fichier des adhérents

@@ -222,7 +222,7 @@ impl DetailKey {
             DetailKey::WaitingPeriodAll => &["from_date"],
             DetailKey::UnmappedCode => &["what", "code"],
             DetailKey::DuplicateInvoice => &["invoice", "provider", "claim"],
-            DetailKey::AuthorizationBilledElsewhere => &["reference"],
+            DetailKey::AuthorizationBilledElsewhere => &["reference", "claim"],
         }
     }
 }

@@ -60,12 +60,44 @@ pub fn check_text(field: &str, v: &str, max: usize, out: &mut Vec<FieldViolation
         ));
     } else if v
         .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        .any(|c| (c.is_control() && !matches!(c, '\n' | '\r' | '\t')) || is_bidi_control(c))
     {
         out.push(FieldViolation::new(
             field,
-            "must not contain control characters",
+            "must not contain control characters (bidirectional overrides included)",
         ));
+    }
+}
+
+/// Unicode's bidirectional embeddings, overrides and isolates (U+202A to
+/// U+202E, U+2066 to U+2069): invisible, they reorder the text around
+/// them where a person reads it (a console page, a mutuelle's screen), so
+/// that what is shown is not what was sent. Right-to-left text needs none.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::*;
+
+    #[test]
+    fn a_free_text_refuses_control_characters_and_bidi_overrides() {
+        let said = |v: &str| {
+            let mut out = Vec::new();
+            check_text("reason", v, 40, &mut out);
+            out.into_iter().map(|f| f.description).collect::<Vec<_>>()
+        };
+        assert!(said("ligne 1\nligne 2\t.").is_empty());
+        assert!(said("عربي ok").is_empty(), "right-to-left text is text");
+        for bad in ["a\u{1b}b", "a\u{0}", "x\u{202E}cba", "x\u{2066}y"] {
+            assert_eq!(
+                said(bad),
+                ["must not contain control characters (bidirectional overrides included)"],
+                "{bad:?}"
+            );
+        }
+        assert_eq!(said(&"é".repeat(41)), ["must be at most 40 characters"]);
     }
 }
 

@@ -1368,12 +1368,13 @@ async fn claims(State(c): State<Arc<Console>>, ctx: Ctx, Query(q): Query<ClaimsQ
     }
     form.push_str("</select></label>");
     form.push_str(&format!(
-        "<label>{}<input name=\"from\" value=\"{}\" placeholder=\"jj/mm/aaaa\" inputmode=\"numeric\" size=\"10\"></label>\
-         <label>{}<input name=\"to\" value=\"{}\" placeholder=\"jj/mm/aaaa\" inputmode=\"numeric\" size=\"10\"></label>",
+        "<label>{}<input name=\"from\" value=\"{}\" placeholder=\"{hint}\" inputmode=\"numeric\" size=\"10\"></label>\
+         <label>{}<input name=\"to\" value=\"{}\" placeholder=\"{hint}\" inputmode=\"numeric\" size=\"10\"></label>",
         esc(&lang.t("claims-from")),
         esc(&q.from),
         esc(&lang.t("claims-to")),
-        esc(&q.to)
+        esc(&q.to),
+        hint = esc(&lang.t("date-hint")),
     ));
     if !role.is_mutuelle() {
         form.push_str(&format!(

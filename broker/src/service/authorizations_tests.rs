@@ -927,6 +927,7 @@ async fn a_claim_waiting_while_its_authorization_is_billed_elsewhere_is_refused(
     let detail = stored.rejection.unwrap().detail.expect("a detail");
     assert_eq!(detail.key, "authorization-billed-elsewhere");
     assert_eq!(detail.args["reference"], a.reference);
+    assert_eq!(detail.args["claim"], "C-twice-2", "the claim paid, named");
     // Paid once: the other claim alone holds the commitment.
     assert_eq!(
         b.get("CNSS", "C-twice-2").await.unwrap().state,

@@ -948,6 +948,23 @@ impl Broker {
     ) -> Result<ClaimRecord, ServiceError> {
         let (scheme_id, claim_id) = (rec.claim.scheme_id.as_str(), rec.claim.claim_id.as_str());
         let withdrawing = rec.state == ClaimState::Rejected;
+        // A scheme's cancel of a claim REJECTED before its mutuelle was
+        // ever asked about it (a duplicate invoice, a refusal of the
+        // broker's own): nothing is booked there to undo, so nothing is
+        // sent, and the claim is cancelled at once.
+        if !withdrawing
+            && rec.rejection.is_some()
+            && !self
+                .asked_before(&format!("{scheme_id}/{claim_id}"))
+                .await?
+        {
+            let t = self
+                .store
+                .complete_cancel(scheme_id, claim_id, "", self.clock.now_ms())
+                .await?;
+            self.changed(&t);
+            return Ok(t.into_record());
+        }
         let key = rec
             .cancel_key
             .clone()

@@ -613,7 +613,7 @@ impl Broker {
     async fn expedite(&self, partner: &str, why: &str) {
         match self
             .store
-            .expedite(partner, self.clock.now_ms(), self.worker_lease_ms)
+            .expedite(partner, self.clock.now_ms(), self.pass_lease_ms())
             .await
         {
             Ok(n) => {

@@ -11,9 +11,36 @@ use passerelle_domain::ClaimState;
 use tokio::sync::watch;
 
 use super::Broker;
+use crate::config::RetryConfig;
 use crate::store::StoreError;
 
+/// The start spacing of a pass's claims, when `[retry] max_per_second`
+/// paces them.
+fn spacing(retry: &RetryConfig) -> Option<Duration> {
+    #[allow(clippy::disallowed_types, reason = "a pacing interval, not money")]
+    (retry.max_per_second > 0)
+        .then(|| Duration::from_secs_f64(1.0 / f64::from(retry.max_per_second)))
+}
+
+/// How long a pass leases its claims: each claim's processing, and, when
+/// the pass is paced, its wait for its turn (the last starts `batch - 1`
+/// spacings after the first), so that nothing takes it meanwhile: neither
+/// another replica's pass nor a backlog's catch-up (`expedite`), which
+/// used to count the processing alone and made a paced batch's claims
+/// not yet started due again, to be sent twice at once.
+fn pass_lease_ms(retry: &RetryConfig, worker_lease_ms: i64) -> i64 {
+    let spread = spacing(retry).map_or(0, |s| {
+        (s * retry.batch.saturating_sub(1)).as_millis() as i64 + 1
+    });
+    worker_lease_ms + spread
+}
+
 impl Broker {
+    /// This broker's [`pass_lease_ms`].
+    pub(super) fn pass_lease_ms(&self) -> i64 {
+        pass_lease_ms(&self.retry, self.worker_lease_ms)
+    }
+
     /// One pass of the retry worker: leases due claims and resumes them.
     /// Returns how many it took.
     ///
@@ -28,22 +55,12 @@ impl Broker {
         self: &Arc<Self>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<usize, StoreError> {
-        #[allow(clippy::disallowed_types, reason = "a pacing interval, not money")]
-        let spacing = (self.retry.max_per_second > 0)
-            .then(|| Duration::from_secs_f64(1.0 / f64::from(self.retry.max_per_second)));
-        // The lease covers each claim's wait for its turn as well as its
-        // processing, so that no other worker takes it meanwhile.
-        let spread = spacing.map_or(0, |s| {
-            (s * self.retry.batch.saturating_sub(1)).as_millis() as i64 + 1
-        });
+        let spacing = spacing(&self.retry);
         let due = self
             .timed(
                 "lease_due",
-                self.store.lease_due(
-                    self.clock.now_ms(),
-                    self.worker_lease_ms + spread,
-                    self.retry.batch,
-                ),
+                self.store
+                    .lease_due(self.clock.now_ms(), self.pass_lease_ms(), self.retry.batch),
             )
             .await?;
         let n = due.len();
@@ -273,6 +290,50 @@ mod tests {
     use crate::store::Direction;
     use crate::store::NewClaim;
     use crate::store::conformance::sample_claim;
+
+    /// A paced pass leases its claims for their wait as well as their
+    /// processing, and a backlog's catch-up (`expedite`) counts the same
+    /// lease: a claim of the batch not started yet is not made due again.
+    #[tokio::test]
+    async fn a_paced_pass_keeps_its_claims_from_the_catch_up() {
+        let retry = RetryConfig {
+            max_per_second: 2,
+            batch: 32,
+            ..Default::default()
+        };
+        assert_eq!(pass_lease_ms(&retry, 5_000), 5_000 + 31 * 500 + 1);
+        let unpaced = RetryConfig {
+            max_per_second: 0,
+            ..retry.clone()
+        };
+        assert_eq!(pass_lease_ms(&unpaced, 5_000), 5_000);
+        // The store's side: a claim leased by such a pass is not brought
+        // forward by a catch-up that counts the same lease, and was by one
+        // that counted the processing alone.
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::sqlite::SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        use crate::store::ClaimStore;
+        let mut claim = sample_claim("CNSS", "PACED", "PACED");
+        claim.mutuelle_id = Some("MUT-X".into());
+        let new = NewClaim {
+            request_hash: "h".into(),
+            adjudication_key: adjudication_key("CNSS", "PACED"),
+            mutuelle_id: "MUT-X".into(),
+            member_number: "M".into(),
+            claim,
+            now_ms: 0,
+            lease_until_ms: 0,
+        };
+        store.begin_claim(new).await.unwrap();
+        store
+            .defer("CNSS", "PACED", 1_000, "down", 500)
+            .await
+            .unwrap();
+        let lease = pass_lease_ms(&retry, 5_000);
+        assert_eq!(store.lease_due(2_000, lease, 32).await.unwrap().len(), 1);
+        assert_eq!(store.expedite("MUT-X", 2_000, lease).await.unwrap(), 0);
+        assert_eq!(store.expedite("MUT-X", 2_000, 5_000).await.unwrap(), 1);
+    }
 
     async fn coordinate(b: &Broker, claim_id: &str) -> crate::store::ClaimRecord {
         let mut claim = sample_claim("CNSS", claim_id, claim_id);
@@ -584,6 +645,52 @@ mod tests {
             ));
             self.cancels.lock().unwrap().remove(0)
         }
+    }
+
+    /// A scheme's cancel of a claim REJECTED before its mutuelle was ever
+    /// asked about it (a duplicate invoice) is CANCELLED at once: nothing
+    /// is booked there to undo, and a mutuelle that refuses a cancel of
+    /// what it never saw (or is paused) left it CANCEL_PENDING, or a
+    /// person told to undo what does not exist.
+    #[tokio::test(start_paused = true)]
+    async fn a_rejected_claim_never_asked_about_is_cancelled_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        // Its mutuelle keeps the first claim waiting: it holds its invoice.
+        let b = crate::service::testing::broker(dir.path());
+        let first = coordinate(&b, "C-D1").await;
+        assert_eq!(first.state, ClaimState::PendingPartner);
+        let mut twice = sample_claim("CNSS", "C-D2", "C-D1");
+        twice.mutuelle_id = Some("MUT-X".into());
+        let dup = b.coordinate(twice).await.unwrap();
+        assert_eq!(
+            dup.rejection.as_ref().map(|r| r.code),
+            Some(passerelle_domain::ReasonCode::DuplicateInvoice)
+        );
+        let c = b.cancel("CNSS", "C-D2", "sent twice").await.unwrap();
+        assert_eq!(c.state, ClaimState::Cancelled, "{c:?}");
+        assert_eq!(c.last_error, "", "nothing for a person to do");
+        let sent: Vec<String> = b
+            .claim_audit("CNSS", "C-D2")
+            .await
+            .unwrap()
+            .rows
+            .into_iter()
+            .filter(|r| r.direction == Direction::Out)
+            .map(|r| r.method)
+            .collect();
+        assert!(
+            sent.is_empty(),
+            "the mutuelle, never asked about it, is sent nothing: {sent:?}"
+        );
+        // The mutuelle was asked about the first: its cancel goes to it.
+        b.cancel("CNSS", "C-D1", "wrong member").await.unwrap();
+        let trail = b.claim_audit("CNSS", "C-D1").await.unwrap().rows;
+        assert!(
+            trail
+                .iter()
+                .any(|r| r.direction == Direction::Out && r.method == "CancelAdjudication"),
+            "{trail:?}"
+        );
     }
 
     /// An answer the broker refuses is cancelled at the mutuelle by the

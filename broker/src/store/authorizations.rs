@@ -13,7 +13,7 @@
 
 use async_trait::async_trait;
 use passerelle_domain::{
-    CeilingUse, Claim, Date, DetailKey, LineShare, ProductRef, Reason, ReasonCode,
+    CeilingUse, Claim, Date, Detail, DetailKey, LineShare, ProductRef, Reason, ReasonCode,
 };
 use serde::{Deserialize, Serialize};
 
@@ -352,13 +352,29 @@ pub(super) mod sql {
 }
 
 /// The reason a claim is refused when the authorization it quotes was
-/// paid against another claim while it waited; its detail is said again
-/// from the stored claim (`core::claim`), which quotes the reference.
+/// paid against another claim while it waited. A rejection is stored as
+/// its code and words: its detail is said again from them
+/// ([`billed_elsewhere_again`]).
 pub fn billed_elsewhere(reference: &str, other_claim: &str) -> Reason {
     Reason::said(
         ReasonCode::PriorAuthorizationNotActive,
-        format!("prior authorization {reference} was billed by claim {other_claim}"),
+        format!("prior authorization {reference}{BILLED_BY}{other_claim}"),
         DetailKey::AuthorizationBilledElsewhere,
-        [("reference", reference.to_string())],
+        [
+            ("reference", reference.to_string()),
+            ("claim", other_claim.to_string()),
+        ],
     )
+}
+
+const BILLED_BY: &str = " was billed by claim ";
+
+/// [`billed_elsewhere`]'s detail, from the words it stored (`core::claim`),
+/// which name the claim paid; words of another making give none (the
+/// message is then read as it is).
+pub fn billed_elsewhere_again(message: &str) -> Option<Detail> {
+    let (reference, other) = message
+        .strip_prefix("prior authorization ")?
+        .split_once(BILLED_BY)?;
+    billed_elsewhere(reference, other).detail
 }

@@ -241,19 +241,20 @@ pub(super) fn claim(r: &dyn Row) -> Result<(i64, ClaimRecord), StoreError> {
             // A rejection is stored as its code and words; a duplicate's
             // detail is said again from the claim and the column naming
             // the other claim (no stored value for it), an authorization
-            // billed elsewhere's from the reference the claim quotes.
-            let detail = match (code, &duplicate_of, &claim.prior_authorization) {
-                (ReasonCode::DuplicateInvoice, Some(other), _) => {
+            // billed elsewhere's from its words.
+            let message = r.opt_text(14)?.unwrap_or_default();
+            let detail = match (code, &duplicate_of) {
+                (ReasonCode::DuplicateInvoice, Some(other)) => {
                     duplicate_invoice(&claim, other).detail
                 }
-                (ReasonCode::PriorAuthorizationNotActive, _, Some(reference)) => {
-                    super::authorizations::billed_elsewhere(reference, "").detail
+                (ReasonCode::PriorAuthorizationNotActive, _) => {
+                    super::authorizations::billed_elsewhere_again(&message)
                 }
                 _ => None,
             };
             Some(Reason {
                 code,
-                message: r.opt_text(14)?.unwrap_or_default(),
+                message,
                 detail,
             })
         }
