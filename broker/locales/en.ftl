@@ -741,6 +741,7 @@ error-reason-PRIOR_AUTHORIZATION_NOT_ACTIVE = This prior authorization is no lon
 error-reason-PRIOR_AUTHORIZATION_CONSUMED = This prior authorization was billed already: cancel the claim first.
 error-reason-PRIOR_AUTHORIZATION_UNSUPPORTED = This mutuelle's system gives no prior authorization.
 error-reason-PRIOR_AUTHORIZATION_LIMIT = This beneficiary has too many prior authorizations in force: bill or cancel some first.
+error-reason-ROSTER_IMPORT_RUNNING = An import of this mutuelle's roster is already running: send this one again once it has ended.
 error-reason-PRIOR_AUTHORIZATION_REFUSED = The mutuelle refused the prior authorization.
 error-reason-DEADLINE_EXCEEDED = Deadline exceeded: the outcome is unknown; send the same claim again, it will not be paid twice.
 error-code-InvalidArgument = Invalid request.

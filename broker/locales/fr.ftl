@@ -739,6 +739,7 @@ error-reason-PRIOR_AUTHORIZATION_NOT_ACTIVE = Cet accord préalable n'est plus e
 error-reason-PRIOR_AUTHORIZATION_CONSUMED = Cet accord préalable a déjà été facturé : annulez d'abord la demande de remboursement.
 error-reason-PRIOR_AUTHORIZATION_UNSUPPORTED = Le système de cette mutuelle ne donne pas d'accord préalable.
 error-reason-PRIOR_AUTHORIZATION_LIMIT = Cet assuré a trop d'accords préalables en vigueur : facturez-en ou annulez-en d'abord.
+error-reason-ROSTER_IMPORT_RUNNING = Un import du fichier des adhérents de cette mutuelle est déjà en cours : renvoyez celui-ci une fois qu'il est terminé.
 error-reason-PRIOR_AUTHORIZATION_REFUSED = La mutuelle a refusé l'accord préalable.
 error-reason-DEADLINE_EXCEEDED = Délai dépassé : le résultat n'est pas connu ; renvoyez la même demande, elle ne sera pas payée deux fois.
 error-code-InvalidArgument = Requête invalide.

@@ -333,7 +333,21 @@ impl Refusals {
     }
 }
 
-/// Open connections per peer address.
+/// The network a peer counts under for per-peer bounds (open connections
+/// here, the console's sign-in throttle): an IPv4 address, or an IPv6 form
+/// of one, alone; an IPv6 address by its /64, which one subscriber holds
+/// whole (RFC 6177), so that changing address within it escapes nothing.
+pub fn peer_network(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+/// Open connections per peer network ([`peer_network`]).
 pub struct ConnLimits {
     per_peer: usize,
     open: Mutex<HashMap<IpAddr, usize>>,
@@ -349,7 +363,7 @@ impl ConnLimits {
 
     /// A permit for one more connection from `ip`, or `None` at the cap.
     pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Option<PeerPermit> {
-        let ip = ip.to_canonical();
+        let ip = peer_network(ip);
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let n = open.entry(ip).or_insert(0);
         if *n >= self.per_peer {
@@ -365,7 +379,7 @@ impl ConnLimits {
     /// Open connections from `ip` now.
     pub fn open_from(&self, ip: IpAddr) -> usize {
         let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        open.get(&ip.to_canonical()).copied().unwrap_or(0)
+        open.get(&peer_network(ip)).copied().unwrap_or(0)
     }
 }
 
@@ -807,5 +821,13 @@ mod tests {
         assert!(limits.try_acquire(b).is_some());
         drop(p1);
         assert!(limits.try_acquire(a).is_some());
+        // An IPv6 peer counts by its /64: a new address within it is the
+        // same peer; another /64 is another.
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        let _q1 = limits.try_acquire(v6("2001:db8:1:2::1")).unwrap();
+        let _q2 = limits.try_acquire(v6("2001:db8:1:2::2")).unwrap();
+        assert!(limits.try_acquire(v6("2001:db8:1:2:ffff::9")).is_none());
+        assert_eq!(limits.open_from(v6("2001:db8:1:2::77")), 2);
+        assert!(limits.try_acquire(v6("2001:db8:1:3::1")).is_some());
     }
 }

@@ -222,6 +222,9 @@ pub struct Broker {
     /// could otherwise apply a read taken before a pause after one taken
     /// since, and lift the pause here until the next refresh.
     controls: tokio::sync::Mutex<()>,
+    /// The mutuelles whose roster import (or dry run) runs in this broker:
+    /// one at a time each ([`roster::ImportRunning`]).
+    roster_imports: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 fn key_digest(parts: &[&str]) -> String {
@@ -293,6 +296,7 @@ impl Broker {
             metrics,
             spans,
             controls: tokio::sync::Mutex::new(()),
+            roster_imports: Default::default(),
         }
     }
 

@@ -226,6 +226,7 @@ impl Broker {
     /// Applies (or, dry, computes) a roster snapshot (ImportRoster), with the
     /// same checks as [`Broker::upsert_members`].
     pub async fn import_roster(&self, s: RosterSnapshot) -> Result<RosterDiff, ServiceError> {
+        let _running = ImportRunning::take(self, &s.mutuelle_id)?;
         self.check_products(&s.mutuelle_id, &s.members).await?;
         let import = RosterImport {
             mutuelle_id: s.mutuelle_id,
@@ -353,5 +354,89 @@ impl Broker {
             );
         }
         Ok(changed)
+    }
+}
+
+/// A mutuelle's roster import running in this broker: one at a time per
+/// mutuelle, a second refused at once (FAILED_PRECONDITION
+/// `ROSTER_IMPORT_RUNNING`). The store runs one per mutuelle anyway (on
+/// PostgreSQL under a lock); a second waiting there held a database
+/// connection all along, so that one mutuelle sending imports at once
+/// could take every connection of the pool from claims and eligibility.
+pub(super) struct ImportRunning<'a> {
+    broker: &'a Broker,
+    mutuelle_id: String,
+}
+
+impl<'a> ImportRunning<'a> {
+    fn take(broker: &'a Broker, mutuelle_id: &str) -> Result<Self, ServiceError> {
+        let mut running = broker
+            .roster_imports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !running.insert(mutuelle_id.to_string()) {
+            return Err(ServiceError::Precondition {
+                reason: "ROSTER_IMPORT_RUNNING",
+                message: format!(
+                    "a roster import of mutuelle {mutuelle_id} is running: send this one again once it has ended"
+                ),
+            });
+        }
+        Ok(ImportRunning {
+            broker,
+            mutuelle_id: mutuelle_id.to_string(),
+        })
+    }
+}
+
+impl Drop for ImportRunning<'_> {
+    fn drop(&mut self) {
+        self.broker
+            .roster_imports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.mutuelle_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(mutuelle_id: &str) -> RosterSnapshot {
+        RosterSnapshot {
+            mutuelle_id: mutuelle_id.into(),
+            members: vec![],
+            as_of: None,
+            keep: vec![],
+            end_missing: false,
+            dry_run: true,
+        }
+    }
+
+    /// A mutuelle's second import while its first runs is refused at once,
+    /// holding nothing; another mutuelle's goes on; once the first ends,
+    /// the next is taken.
+    #[tokio::test]
+    async fn one_roster_import_at_a_time_per_mutuelle() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = crate::service::testing::broker(dir.path());
+        let running = ImportRunning::take(&b, "MUT-X").unwrap();
+        let err = b.import_roster(snapshot("MUT-X")).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ServiceError::Precondition {
+                    reason: "ROSTER_IMPORT_RUNNING",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        b.import_roster(snapshot("MUT-Y")).await.unwrap();
+        drop(running);
+        b.import_roster(snapshot("MUT-X")).await.unwrap();
+        // Its place is given back whether it succeeded or not.
+        b.import_roster(snapshot("MUT-X")).await.unwrap();
     }
 }

@@ -155,21 +155,16 @@ fn throttle_keys(login: &str, address: &str) -> [(String, Backoff); 3] {
     ]
 }
 
-/// The network an address counts under: an IPv4 address (an IPv6 form
-/// of one included) alone, an IPv6 address by its /64, which one
-/// subscriber holds whole (RFC 6177), so that changing the address within
-/// it escapes nothing. Anything else (a test's name) as it is.
+/// The network an address counts under ([`crate::net::peer_network`]):
+/// an IPv6 one written with its /64; anything else (a test's name) as it
+/// is.
 fn network_of(address: &str) -> String {
-    match address.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
-                format!("{net}/64")
-            }
-        },
-        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+    match address
+        .parse::<std::net::IpAddr>()
+        .map(crate::net::peer_network)
+    {
+        Ok(net @ std::net::IpAddr::V6(_)) => format!("{net}/64"),
+        Ok(v4) => v4.to_string(),
         Err(_) => address.to_string(),
     }
 }
