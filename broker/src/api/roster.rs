@@ -209,8 +209,11 @@ impl RosterApi {
         // limit reads nothing (its members would fill memory first).
         serve_incoming(&self.broker, incoming, refused, |header, ()| async move {
             let dry_run = header.dry_run;
+            // The mutuelle's one import in this broker, before its members
+            // are read: a second is refused without buffering them.
+            let place = self.broker.roster_import_place(&header.mutuelle_id)?;
             let snapshot = self.read_import(header, &mut stream).await?;
-            let d = self.broker.import_roster(snapshot).await?;
+            let d = self.broker.import_roster(&place, snapshot).await?;
             let changes = d
                 .added
                 .iter()

@@ -853,13 +853,18 @@ impl Broker {
     /// Whether a claim's mutuelle was asked to adjudicate it before: an
     /// outbound `AdjudicateRemainder` row in its audit trail (a call held
     /// by a pause, an open circuit or a full set of places writes none;
-    /// the rows queued by calls just made are written first). Read on the
-    /// rare path of a claim refused after it was stored.
+    /// the rows queued by calls just made are written first; a claim not
+    /// final keeps its rows). A trail too long to be read whole counts as
+    /// asked: its first call may be among the rows left out, and a cancel
+    /// of what the mutuelle never saw is the lesser harm. Read on the rare
+    /// path of a claim refused after it was stored.
     async fn asked_before(&self, subject: &str) -> Result<bool, ServiceError> {
         self.audit.flush().await;
-        Ok(self.store.audit_of(subject).await?.rows.iter().any(|r| {
-            r.direction == crate::store::Direction::Out && r.method == "AdjudicateRemainder"
-        }))
+        let trail = self.store.audit_of(subject).await?;
+        Ok(trail.omitted > 0
+            || trail.rows.iter().any(|r| {
+                r.direction == crate::store::Direction::Out && r.method == "AdjudicateRemainder"
+            }))
     }
 
     pub async fn get(&self, scheme_id: &str, claim_id: &str) -> Result<ClaimRecord, ServiceError> {
@@ -948,15 +953,22 @@ impl Broker {
     ) -> Result<ClaimRecord, ServiceError> {
         let (scheme_id, claim_id) = (rec.claim.scheme_id.as_str(), rec.claim.claim_id.as_str());
         let withdrawing = rec.state == ClaimState::Rejected;
-        // A scheme's cancel of a claim REJECTED before its mutuelle was
-        // ever asked about it (a duplicate invoice, a refusal of the
-        // broker's own): nothing is booked there to undo, so nothing is
-        // sent, and the claim is cancelled at once.
+        // A scheme's cancel of a REJECTED claim with nothing to undo at its
+        // mutuelle: one refused as a duplicate invoice before it was sent
+        // (its adjudication key is its own: the mutuelle never saw it), or
+        // any of a mutuelle passerelle adjudicates itself (its cancel is
+        // the store's alone). Cancelled at once, nothing sent, so that a
+        // paused mutuelle does not hold it CANCEL_PENDING, nor one refusing
+        // an unknown key have a person undo what does not exist. Any other
+        // rejected claim's cancel is sent, as before.
         if !withdrawing
-            && rec.rejection.is_some()
-            && !self
-                .asked_before(&format!("{scheme_id}/{claim_id}"))
-                .await?
+            && rec.rejection.as_ref().is_some_and(|r| {
+                r.code == ReasonCode::DuplicateInvoice
+                    || self
+                        .partners
+                        .get(&rec.mutuelle_id)
+                        .is_some_and(|p| p.adapter.get().adjudicates_from_store())
+            })
         {
             let t = self
                 .store

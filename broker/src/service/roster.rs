@@ -225,8 +225,20 @@ impl Broker {
 
     /// Applies (or, dry, computes) a roster snapshot (ImportRoster), with the
     /// same checks as [`Broker::upsert_members`].
-    pub async fn import_roster(&self, s: RosterSnapshot) -> Result<RosterDiff, ServiceError> {
-        let _running = ImportRunning::take(self, &s.mutuelle_id)?;
+    /// `place`: the mutuelle's one import in this broker
+    /// ([`Broker::roster_import_place`]), taken before the snapshot was
+    /// read.
+    pub async fn import_roster(
+        &self,
+        place: &ImportRunning<'_>,
+        s: RosterSnapshot,
+    ) -> Result<RosterDiff, ServiceError> {
+        if place.mutuelle_id != s.mutuelle_id {
+            return Err(ServiceError::invalid(
+                "mutuelle_id",
+                "the import's place was taken for another mutuelle",
+            ));
+        }
         self.check_products(&s.mutuelle_id, &s.members).await?;
         let import = RosterImport {
             mutuelle_id: s.mutuelle_id,
@@ -240,6 +252,15 @@ impl Broker {
             .store
             .import_roster(import, self.clock.now_ms())
             .await?)
+    }
+
+    /// The place of a mutuelle's roster import in this broker, taken before
+    /// its members are read ([`ImportRunning`]).
+    pub fn roster_import_place(
+        &self,
+        mutuelle_id: &str,
+    ) -> Result<ImportRunning<'_>, ServiceError> {
+        ImportRunning::take(self, mutuelle_id)
     }
 
     /// A member of a mutuelle, by member number.
@@ -358,12 +379,14 @@ impl Broker {
 }
 
 /// A mutuelle's roster import running in this broker: one at a time per
-/// mutuelle, a second refused at once (FAILED_PRECONDITION
-/// `ROSTER_IMPORT_RUNNING`). The store runs one per mutuelle anyway (on
-/// PostgreSQL under a lock); a second waiting there held a database
-/// connection all along, so that one mutuelle sending imports at once
-/// could take every connection of the pool from claims and eligibility.
-pub(super) struct ImportRunning<'a> {
+/// mutuelle, a second refused before its members are read
+/// (FAILED_PRECONDITION `ROSTER_IMPORT_RUNNING`). The store runs one per
+/// mutuelle anyway (on PostgreSQL under a lock); a second waiting there
+/// held a database connection all along, so that one mutuelle sending
+/// imports at once could take every connection of the pool from claims
+/// and eligibility. Per broker: another replica's import of the same
+/// mutuelle still waits on the store's lock.
+pub struct ImportRunning<'a> {
     broker: &'a Broker,
     mutuelle_id: String,
 }
@@ -421,8 +444,8 @@ mod tests {
     async fn one_roster_import_at_a_time_per_mutuelle() {
         let dir = tempfile::tempdir().unwrap();
         let b = crate::service::testing::broker(dir.path());
-        let running = ImportRunning::take(&b, "MUT-X").unwrap();
-        let err = b.import_roster(snapshot("MUT-X")).await.unwrap_err();
+        let running = b.roster_import_place("MUT-X").unwrap();
+        let err = b.roster_import_place("MUT-X").err().expect("refused");
         assert!(
             matches!(
                 err,
@@ -433,10 +456,13 @@ mod tests {
             ),
             "{err:?}"
         );
-        b.import_roster(snapshot("MUT-Y")).await.unwrap();
+        let other = b.roster_import_place("MUT-Y").unwrap();
+        b.import_roster(&other, snapshot("MUT-Y")).await.unwrap();
+        // A place is its mutuelle's only.
+        assert!(b.import_roster(&other, snapshot("MUT-X")).await.is_err());
+        b.import_roster(&running, snapshot("MUT-X")).await.unwrap();
         drop(running);
-        b.import_roster(snapshot("MUT-X")).await.unwrap();
-        // Its place is given back whether it succeeded or not.
-        b.import_roster(snapshot("MUT-X")).await.unwrap();
+        let again = b.roster_import_place("MUT-X").unwrap();
+        b.import_roster(&again, snapshot("MUT-X")).await.unwrap();
     }
 }
