@@ -321,10 +321,22 @@ fn status_to_error(s: Status, timeout: Duration) -> AdapterError {
         | Code::PermissionDenied => AdapterError::Unavailable(format!("{:?}: {}", s.code(), s.message())),
         // A method the partner does not offer (PreAuthorize is optional).
         Code::Unimplemented => AdapterError::Unsupported(s.message().to_string()),
-        _ => AdapterError::Rejected(Reason::new(
-            ReasonCode::PartnerRejected,
-            format!("{:?}: {}", s.code(), s.message()),
-        )),
+        // A refusal reaches the scheme, the mutuelle's people and the
+        // patient's notice: the mutuelle's own words, without the gRPC
+        // code's name (`FailedPrecondition: ...`), which is for operators:
+        // logged here.
+        code => {
+            tracing::info!(code = ?code, "partner refused the call: {}", s.message());
+            let said = s.message().trim();
+            AdapterError::Rejected(Reason::new(
+                ReasonCode::PartnerRejected,
+                if said.is_empty() {
+                    format!("the mutuelle refused without saying why ({code:?})")
+                } else {
+                    said.to_string()
+                },
+            ))
+        }
     }
 }
 
@@ -522,5 +534,25 @@ mod tests {
             status_to_error(Status::cancelled("client went away"), t),
             AdapterError::Unavailable(_)
         ));
+    }
+
+    /// A refusal says the mutuelle's words alone, which reach people (the
+    /// scheme, the console, the patient's notice); without any, it says
+    /// so, with the code.
+    #[test]
+    fn a_refusal_says_the_mutuelles_words_without_the_code_name() {
+        let t = Duration::from_millis(2000);
+        let said = |s: Status| match status_to_error(s, t) {
+            AdapterError::Rejected(r) => r.message,
+            e => panic!("{e:?}"),
+        };
+        assert_eq!(
+            said(Status::failed_precondition("adhérent suspendu")),
+            "adhérent suspendu"
+        );
+        assert_eq!(
+            said(Status::invalid_argument(" ")),
+            "the mutuelle refused without saying why (InvalidArgument)"
+        );
     }
 }

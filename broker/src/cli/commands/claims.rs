@@ -324,7 +324,11 @@ fn print_claim(ctx: &Ctx, r: &scheme::ClaimResult) {
         l.colon(),
         l.state(&claim_state_name(r.state))
     );
-    if !r.mutuelle_id.is_empty() {
+    // The member number in brackets when there is one (a claim rejected
+    // before routing read it has none: no empty "(member )").
+    if !r.mutuelle_id.is_empty() && r.member_number.is_empty() {
+        outln!("{} {}", l.label("mutuelle"), r.mutuelle_id);
+    } else if !r.mutuelle_id.is_empty() {
         outln!(
             "{} {} ({} {})",
             l.label("mutuelle"),
