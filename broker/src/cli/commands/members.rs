@@ -127,16 +127,18 @@ pub(super) async fn roster_import(
         }
         out!("{}", t.render());
     }
+    // Counts grouped by thousands as amounts are ("100 001").
+    let n = |v: u32| l.catalogue().amount(i64::from(v), "");
     outln!(
         "{} {}, {} {}, {} {}, {} {}",
         l.label("added"),
-        r.added,
+        n(r.added),
         l.label("updated"),
-        r.updated,
+        n(r.updated),
         l.label("end_dated"),
-        r.end_dated,
+        n(r.end_dated),
         l.label("unchanged"),
-        r.unchanged
+        n(r.unchanged)
     );
     if r.dry_run {
         outln!("{}", l.t("dry run: nothing was written"));
