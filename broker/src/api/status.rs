@@ -162,6 +162,7 @@ impl From<ServiceError> for Status {
             ServiceError::PartnerUnavailable(m) => {
                 info(Code::Unavailable, m, "PARTNER_UNAVAILABLE")
             }
+            ServiceError::PartnerPaused(m) => info(Code::Unavailable, m, "PARTNER_PAUSED"),
             ServiceError::PartnerAnswerInvalid(m) => {
                 info(Code::FailedPrecondition, m, "PARTNER_ANSWER_INVALID")
             }

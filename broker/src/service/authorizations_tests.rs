@@ -801,10 +801,23 @@ async fn a_paused_partner_grants_no_hold() {
             .request_authorization(care(p, &format!("PA-{p}"), vec![hospital(60_000)]))
             .await
             .unwrap_err();
-        assert!(
-            matches!(err, ServiceError::PartnerUnavailable(_)),
-            "{err:?}"
-        );
+        // Said as paused by an operator (PARTNER_PAUSED), not as a
+        // mutuelle that does not answer.
+        assert!(matches!(err, ServiceError::PartnerPaused(_)), "{err:?}");
+        let asked = b
+            .eligibility(EligibilityInput {
+                scheme_id: "CNSS".into(),
+                beneficiary_id: format!("{p}-OK"),
+                date_of_care: day("2026-03-12"),
+                mutuelle_id: None,
+                member_number: None,
+                currency: "XOF".into(),
+                lines: vec![],
+                diagnoses: vec![],
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(asked, ServiceError::PartnerPaused(_)), "{asked:?}");
         assert!(
             b.store()
                 .authorization("CNSS", &format!("PA-{p}"))

@@ -395,9 +395,7 @@ impl Broker {
         let mut answer = match res {
             Ok(a) => a,
             Err(e) if e.is_transient() => {
-                return Err(ServiceError::PartnerUnavailable(format!(
-                    "mutuelle {mid}: {e}"
-                )));
+                return Err(self.unavailable(&mid, format!("mutuelle {mid}: {e}")));
             }
             Err(AdapterError::Rejected(r)) => EligibilityAnswer::not_covered(r),
             Err(e) => {

@@ -106,6 +106,12 @@ pub enum ServiceError {
     NotFound(String),
     #[error("{0}")]
     PartnerUnavailable(String),
+    /// The mutuelle is paused by an operator ([`Broker::unavailable`]):
+    /// UNAVAILABLE as any partner not reached, with its own reason
+    /// (`PARTNER_PAUSED`), so that a person is told why rather than to
+    /// ask again in a few minutes.
+    #[error("{0}")]
+    PartnerPaused(String),
     #[error("{0}")]
     PartnerAnswerInvalid(String),
     /// A partner's commitment to a prior authorization refused, as

@@ -609,6 +609,16 @@ impl Broker {
         Ok(row)
     }
 
+    /// A partner not reached, as a caller is told: paused by an operator
+    /// ([`ServiceError::PartnerPaused`]), or unavailable.
+    pub(super) fn unavailable(&self, mutuelle_id: &str, message: String) -> ServiceError {
+        if self.partners.is_paused(mutuelle_id) {
+            ServiceError::PartnerPaused(message)
+        } else {
+            ServiceError::PartnerUnavailable(message)
+        }
+    }
+
     /// Makes the partner's waiting claims due now; `why` heads the log line.
     async fn expedite(&self, partner: &str, why: &str) {
         match self
