@@ -2234,6 +2234,16 @@ struct RosterCheck {
 /// (up to [`ROSTER_REFUSAL_ROUNDS`] times). Before, such a refusal replaced
 /// the page with the broker's English words and no line (a mutuelle
 /// clerk's trial).
+/// Another import of the mutuelle is running (a colleague's, or the
+/// command line's): the members page says it on its form, to send the
+/// file again once that one has ended, rather than on an error page that
+/// loses the upload.
+fn import_running(e: &tonic::Status) -> bool {
+    use tonic_types::StatusExt;
+    e.get_details_error_info()
+        .is_some_and(|i| i.reason == "ROSTER_IMPORT_RUNNING")
+}
+
 async fn check_roster(
     c: &Console,
     ctx: &Ctx,
@@ -2383,23 +2393,26 @@ async fn roster_post(
     };
     let session = ctx.person.session.id_hash.clone();
     let ui = ctx.ui(lang.t("roster-title"), "members");
+    // The upload form again, with what stopped this file above it.
+    let refused = |ui, msg: &str| {
+        let form = upload_form(&ui, lang);
+        page(ListPage {
+            ui,
+            heading: lang.t("roster-title"),
+            form: format!("<p class=\"error\" role=\"alert\">{}</p>{form}", esc(msg)),
+            summary: String::new(),
+            tables: Vec::new(),
+            empty: String::new(),
+            after: String::new(),
+        })
+    };
     let file = match read_roster(lang, &name, &bytes) {
         Ok(f) => f,
-        Err(msg) => {
-            let form = upload_form(&ui, lang);
-            return page(ListPage {
-                ui,
-                heading: lang.t("roster-title"),
-                form: format!("<p class=\"error\" role=\"alert\">{}</p>{form}", esc(&msg)),
-                summary: String::new(),
-                tables: Vec::new(),
-                empty: String::new(),
-                after: String::new(),
-            });
-        }
+        Err(msg) => return refused(ui, &msg),
     };
     let check = match check_roster(&c, &ctx, &mid, &file).await {
         Ok(check) => check,
+        Err(e) if import_running(&e) => return refused(ui, &lang.refusal(&e)),
         Err(e) => return ctx.status(e).into_response(),
     };
     let mut tables = Vec::new();
@@ -2450,6 +2463,7 @@ async fn roster_post(
             };
             match import_members(&c, &ctx, header, &file.members).await {
                 Ok(r) => applied = Some(r),
+                Err(e) if import_running(&e) => return refused(ui, &lang.refusal(&e)),
                 Err(e) => return ctx.status(e).into_response(),
             }
         }
@@ -4637,6 +4651,23 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+        // Another import of the mutuelle running: the check is refused,
+        // said in French on the page's form.
+        let place = b.roster_import_place("MUT-R").unwrap();
+        let e = check_roster(&c, &manager(), "MUT-R", &file)
+            .await
+            .err()
+            .expect("refused while another import runs");
+        assert!(import_running(&e), "{e:?}");
+        assert!(
+            Lang::Fr.refusal(&e).starts_with(
+                "Un import ou une vérification du fichier des adhérents de cette mutuelle est déjà en cours"
+            ),
+            "{}",
+            Lang::Fr.refusal(&e)
+        );
+        drop(place);
+        assert!(check_roster(&c, &manager(), "MUT-R", &file).await.is_ok());
     }
 
     /// The claims' filters: a date that cannot be read is said above the
