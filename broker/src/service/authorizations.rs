@@ -138,24 +138,18 @@ pub fn not_active(rec: &AuthorizationRecord) -> ServiceError {
     }
 }
 
-/// A partner's failure to commit, as the scheme is told (`paused`: by an
-/// operator, [`ServiceError::PartnerPaused`]).
-fn refused(mutuelle_id: &str, paused: bool, e: AdapterError) -> ServiceError {
+/// A partner's failure to commit, as the scheme is told (not reached:
+/// [`Broker::unavailable`], paused by an operator or not answering).
+fn refused(b: &Broker, mutuelle_id: &str, e: AdapterError) -> ServiceError {
     match e {
         AdapterError::Unsupported(m) => ServiceError::Precondition {
             reason: "PRIOR_AUTHORIZATION_UNSUPPORTED",
             message: format!("mutuelle {mutuelle_id}: {m}"),
         },
-        e if e.is_transient() => {
-            let m = format!(
-                "mutuelle {mutuelle_id}: {e}; nothing was stored, send the same request again"
-            );
-            if paused {
-                ServiceError::PartnerPaused(m)
-            } else {
-                ServiceError::PartnerUnavailable(m)
-            }
-        }
+        e if e.is_transient() => b.unavailable(
+            mutuelle_id,
+            format!("mutuelle {mutuelle_id}: {e}; nothing was stored, send the same request again"),
+        ),
         AdapterError::Rejected(r) => ServiceError::Precondition {
             reason: "PRIOR_AUTHORIZATION_REFUSED",
             message: format!("mutuelle {mutuelle_id} refused: {}", r.message),
@@ -348,7 +342,7 @@ impl Broker {
                 Ok(c) => c,
                 Err(e) => {
                     let why = e.to_string();
-                    let err = refused(&mid, self.partners.is_paused(&mid), e);
+                    let err = refused(self, &mid, e);
                     let (Some(partner_reference), ServiceError::PartnerAnswerInvalid(m)) =
                         (taken.get(), &err)
                     else {
@@ -519,13 +513,7 @@ impl Broker {
             let commitment = self
                 .call_partner(&rec.mutuelle_id, out, answer)
                 .await
-                .map_err(|e| {
-                    refused(
-                        &rec.mutuelle_id,
-                        self.partners.is_paused(&rec.mutuelle_id),
-                        e,
-                    )
-                })?;
+                .map_err(|e| refused(self, &rec.mutuelle_id, e))?;
             let (mut terms, valid_until) = committed_terms(&planned, commitment);
             if terms.partner_reference.is_empty() {
                 terms.partner_reference = rec.terms.partner_reference.clone();
@@ -698,13 +686,7 @@ impl Broker {
                 partner.adapter.get().cancel_preauthorization(req),
             )
             .await
-            .map_err(|e| {
-                refused(
-                    &rec.mutuelle_id,
-                    self.partners.is_paused(&rec.mutuelle_id),
-                    e,
-                )
-            })?;
+            .map_err(|e| refused(self, &rec.mutuelle_id, e))?;
         }
         self.store
             .end_authorization(

@@ -102,10 +102,9 @@ fn codes(rec: &crate::store::ClaimRecord, line: usize) -> Vec<ReasonCode> {
         .collect()
 }
 
-/// Eligibility of beneficiary `<p>-OK` on 2026-03-12: the mutuelle that
-/// answered, and its answer.
-async fn eligibility_of(b: &Broker, p: &str) -> (String, passerelle_adapters::EligibilityAnswer) {
-    b.eligibility(EligibilityInput {
+/// The eligibility question of beneficiary `<p>-OK` on 2026-03-12.
+fn eligibility_input(p: &str) -> EligibilityInput {
+    EligibilityInput {
         scheme_id: "CNSS".into(),
         beneficiary_id: format!("{p}-OK"),
         date_of_care: day("2026-03-12"),
@@ -114,9 +113,13 @@ async fn eligibility_of(b: &Broker, p: &str) -> (String, passerelle_adapters::El
         currency: "XOF".into(),
         lines: vec![],
         diagnoses: vec![],
-    })
-    .await
-    .unwrap()
+    }
+}
+
+/// Eligibility of beneficiary `<p>-OK` on 2026-03-12: the mutuelle that
+/// answered, and its answer.
+async fn eligibility_of(b: &Broker, p: &str) -> (String, passerelle_adapters::EligibilityAnswer) {
+    b.eligibility(eligibility_input(p)).await.unwrap()
 }
 
 /// Beneficiary `<p>-OK`'s ceilings on 2026-03-12, as eligibility shows
@@ -804,19 +807,7 @@ async fn a_paused_partner_grants_no_hold() {
         // Said as paused by an operator (PARTNER_PAUSED), not as a
         // mutuelle that does not answer.
         assert!(matches!(err, ServiceError::PartnerPaused(_)), "{err:?}");
-        let asked = b
-            .eligibility(EligibilityInput {
-                scheme_id: "CNSS".into(),
-                beneficiary_id: format!("{p}-OK"),
-                date_of_care: day("2026-03-12"),
-                mutuelle_id: None,
-                member_number: None,
-                currency: "XOF".into(),
-                lines: vec![],
-                diagnoses: vec![],
-            })
-            .await
-            .unwrap_err();
+        let asked = b.eligibility(eligibility_input(p)).await.unwrap_err();
         assert!(matches!(asked, ServiceError::PartnerPaused(_)), "{asked:?}");
         assert!(
             b.store()
