@@ -1033,6 +1033,44 @@ async fn roster_rows_are_checked_against_products_and_coverage() {
     assert_eq!(o.json()["skippedRows"], 2);
     assert!(member(&h, "R-22").await.is_some());
     assert!(member(&h, "R-20").await.is_none() && member(&h, "R-21").await.is_none());
+    // A placeholder written for members without a scheme id, shared by
+    // more members than renumbering explains: each of its rows named,
+    // those past the 20 a refusal lists too, and with --skip-bad-rows the
+    // others imported (none of the placeholder's).
+    let mut crowd = String::from(
+        "scheme_id;beneficiary_id;member_number;product_id;product_start\n\
+         CNSS;R-REAL;R-30;BASE;01/11/2026\n",
+    );
+    for n in 0..25 {
+        crowd.push_str(&format!("CNSS;NEANT;R-P{n};BASE;01/11/2026\n"));
+    }
+    let f = write(dir.path(), "crowd.csv", &crowd);
+    let args = [
+        "--json",
+        "roster",
+        "import",
+        &f,
+        "--partner",
+        "MUT-R",
+        "--skip-bad-rows",
+        "--no-end-dating",
+    ];
+    let o = cli(&h, &args).await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    for line in 3..=27 {
+        assert!(
+            o.stderr.contains(&format!(
+                "line {line}: beneficiary_id: shared by 25 members of MUT-R, more than 10"
+            )),
+            "line {line}: {}",
+            o.stderr
+        );
+    }
+    assert_eq!(o.json()["skippedRows"], 25);
+    assert!(member(&h, "R-30").await.is_some());
+    for n in [0, 19, 20, 24] {
+        assert!(member(&h, &format!("R-P{n}")).await.is_none(), "R-P{n}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

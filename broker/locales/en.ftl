@@ -399,6 +399,7 @@ roster-confirm-ended = I confirm: { $ended } member(s) end, half or more of the 
 roster-unknown-scheme = scheme "{ $value }" unknown to passerelle
 roster-unknown-product = product "{ $value }" not declared by the mutuelle (see the Products page)
 roster-number-case = differs from member number "{ $value }" only in letter case: write it as that one (another number would start the member's ceilings again)
+roster-crowded-beneficiary = { $count } members of the mutuelle would have this beneficiary id, more than { $max }: it names one person (write the scheme's id, not a placeholder such as 0 or NEANT)
 roster-covered-elsewhere-to = another mutuelle covers this beneficiary from { $from } to { $to }: one of the two memberships must end before the other starts
 roster-covered-elsewhere = another mutuelle covers this beneficiary from { $from }, with no end: one of the two memberships must end before the other starts
 roster-refused = refused by passerelle: { $detail }

@@ -397,6 +397,7 @@ roster-confirm-ended = Je confirme : { $ended } adhérent(s) sortent, soit la mo
 roster-unknown-scheme = régime « { $value } » inconnu de passerelle
 roster-unknown-product = produit « { $value } » non déclaré par la mutuelle (voir la page Produits)
 roster-number-case = ne diffère du n° d'adhérent « { $value } » que par les majuscules : écrivez-le comme lui (un autre numéro ferait repartir de zéro les plafonds de l'adhérent)
+roster-crowded-beneficiary = { $count } adhérents de la mutuelle auraient ce n° de bénéficiaire, plus de { $max } : il désigne une seule personne (écrivez le n° du régime, pas une valeur d'attente comme 0 ou NEANT)
 roster-covered-elsewhere-to = une autre mutuelle couvre aussi ce bénéficiaire du { $from } au { $to } : l'une des deux adhésions doit finir avant que l'autre commence
 roster-covered-elsewhere = une autre mutuelle couvre aussi ce bénéficiaire à partir du { $from }, sans date de fin : l'une des deux adhésions doit finir avant que l'autre commence
 roster-refused = refusé par passerelle : { $detail }

@@ -26,6 +26,12 @@ pub const MAX_CLAIM_AMOUNT: i64 = 100_000_000_000;
 pub const MAX_PRODUCT_AMOUNT: i64 = 1_000_000_000_000;
 /// Most product periods on one member.
 pub const MAX_PRODUCT_PERIODS: usize = 50;
+/// Most members of one mutuelle for one scheme beneficiary: a beneficiary
+/// id names one person, whom a mutuelle may renumber a few times. A
+/// placeholder written for members without a scheme id (`0`, `NEANT`)
+/// would make every eligibility check and claim of that id read them all,
+/// and the coverage rule compare them with each other mutuelle's.
+pub const MAX_MEMBERS_PER_BENEFICIARY: usize = 10;
 /// Largest quantity on one line.
 pub const MAX_QUANTITY: u32 = 10_000;
 /// Most characters in a short label (beneficiary category).

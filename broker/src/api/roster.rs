@@ -32,10 +32,38 @@ pub struct RefusedMember {
     pub kind: String,
 }
 
-/// The members of an import of `count` that a refusal names, in the
+/// The members of an import of `members` that a refusal names, in the
 /// order it names them: what the command line and the console read to name
-/// the file's lines.
-pub fn refused_members(s: &Status, count: usize) -> Vec<RefusedMember> {
+/// the file's lines. A beneficiary id refused as shared by too many
+/// members (the store's `coverage_rule`) refuses every member of the
+/// import that has it, named or not: a refusal lists at most
+/// `MAX_VIOLATIONS`, and the import sent again without those alone would
+/// let the rest of a placeholder's rows through.
+pub fn refused_members(s: &Status, members: &[pb::Member]) -> Vec<RefusedMember> {
+    let mut refused = named_members(s, members.len());
+    let crowded: std::collections::HashMap<(&str, &str), RefusedMember> = refused
+        .iter()
+        .filter(|r| r.field == "beneficiary_id" && r.description.starts_with("shared by "))
+        .map(|r| {
+            let m = &members[r.index];
+            ((m.scheme_id.as_str(), m.beneficiary_id.as_str()), r.clone())
+        })
+        .collect();
+    if !crowded.is_empty() {
+        let named: std::collections::HashSet<usize> = refused.iter().map(|r| r.index).collect();
+        for (index, m) in members.iter().enumerate() {
+            if let Some(r) = crowded.get(&(m.scheme_id.as_str(), m.beneficiary_id.as_str()))
+                && !named.contains(&index)
+            {
+                refused.push(RefusedMember { index, ..r.clone() });
+            }
+        }
+    }
+    refused
+}
+
+/// The members a refusal names itself, by their index among `count`.
+pub fn named_members(s: &Status, count: usize) -> Vec<RefusedMember> {
     use tonic_types::StatusExt;
     let mut found: Vec<(String, String, String)> = Vec::new();
     if let Some(br) = s.get_details_bad_request() {

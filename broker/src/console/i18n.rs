@@ -874,6 +874,19 @@ impl Lang {
                 return self.t_args("roster-number-case", &[("value", q)]);
             }
         }
+        // "shared by N members of M, more than MAX: ..." (the store's
+        // `coverage_rule`).
+        if let Some(count) = description
+            .strip_prefix("shared by ")
+            .and_then(|rest| rest.split(' ').next())
+            .filter(|n| n.parse::<u32>().is_ok())
+        {
+            let max = passerelle_domain::validate::MAX_MEMBERS_PER_BENEFICIARY.to_string();
+            return self.t_args(
+                "roster-crowded-beneficiary",
+                &[("count", count), ("max", &max)],
+            );
+        }
         self.t_args("roster-refused", &[("detail", description)])
     }
 
@@ -952,6 +965,32 @@ pub fn parse_date(s: &str) -> Option<Date> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The store's refusal of a placeholder beneficiary id, as the
+    /// members page and the command line read it: its count and the bound
+    /// in the person's words.
+    #[test]
+    fn a_crowded_beneficiary_id_is_said_with_its_count() {
+        let members: Vec<passerelle_domain::Member> = (0..11)
+            .map(|n| crate::store::conformance::sample_member("MUT-A", &format!("P-{n}"), "0"))
+            .collect();
+        let incoming: Vec<(usize, &passerelle_domain::Member)> =
+            members.iter().enumerate().collect();
+        let Err(crate::store::StoreError::Invalid(v)) = crate::store::coverage_rule(&incoming, &[])
+        else {
+            panic!("eleven members of one beneficiary id accepted");
+        };
+        assert_eq!(v.len(), 11);
+        assert_eq!(
+            Lang::Fr.roster_refusal(&v[0].description, ""),
+            "11 adhérents de la mutuelle auraient ce n° de bénéficiaire, plus de 10 : il désigne une seule personne (écrivez le n° du régime, pas une valeur d'attente comme 0 ou NEANT)"
+        );
+        assert!(
+            Lang::En
+                .roster_refusal(&v[10].description, "")
+                .starts_with("11 members of the mutuelle")
+        );
+    }
 
     /// A partner's error reads in the person's language, its kind said by
     /// the catalogue, the transport's words kept; anything else (an

@@ -2287,7 +2287,7 @@ async fn check_roster(
             }
             Err(e) => e,
         };
-        let refused = crate::api::roster::refused_members(&e, members.len());
+        let refused = crate::api::roster::refused_members(&e, &members);
         if refused.is_empty() {
             return Err(e);
         }

@@ -167,10 +167,6 @@ fn decider(by: &Auth, p: &Proposal) -> Result<String, ServiceError> {
     }
 }
 
-fn open_of(periods: &[PeriodRecord]) -> Option<&PeriodRecord> {
-    periods.iter().find(|p| p.state == PeriodState::Open)
-}
-
 impl Broker {
     /// Marks a mutuelle's proposals older than [`PROPOSAL_TTL_MS`] expired.
     async fn expire_stale(&self, mutuelle_id: &str) -> Result<(), ServiceError> {
@@ -227,12 +223,21 @@ impl Broker {
         scheme_id: &str,
         mutuelle_id: &str,
     ) -> Result<Proposal, ServiceError> {
+        // What the close will take, read with its own rule: a claim
+        // coordinated after `until_ms` (a moment later, or on a replica
+        // whose clock runs ahead) stays in the open period, as the close
+        // leaves it, rather than making the approval fail. (One stamped
+        // before `until_ms` but committed after this read, a write slower
+        // than the proposal, still makes it fail PERIOD_CHANGED: it is
+        // proposed again.)
         let until_ms = self.clock.now_ms();
-        let periods = self.store.list_periods(scheme_id, mutuelle_id).await?;
-        let content = open_of(&periods)
-            .map(PeriodContent::of)
-            .filter(|c| c.claim_count > 0 || c.recoveries != 0)
-            .ok_or_else(|| {
+        let content = Some(
+            self.store
+                .closing_content(scheme_id, mutuelle_id, until_ms)
+                .await?,
+        )
+        .filter(|c| c.claim_count > 0 || c.recoveries != 0)
+        .ok_or_else(|| {
                 ServiceError::Refused(format!(
                     "nothing to close: the open period of {scheme_id} x {mutuelle_id} has no claim and no recovery"
                 ))

@@ -264,6 +264,7 @@ impl Broker {
                 self.store.defer(
                     scheme_id,
                     claim_id,
+                    from,
                     now + self.backoff_ms(attempts),
                     why,
                     now,

@@ -629,10 +629,21 @@ impl Broker {
             seen_ms: now,
             address: address.to_string(),
         };
-        self.store
-            .create_session(&session)
+        // Written only if the account still holds what was verified: a
+        // reset or a disabling committed while the password was checked
+        // (up to a hashing slot's wait) leaves no session behind.
+        let opened = self
+            .store
+            .create_session(&session, &user)
             .await
             .map_err(|e| unavailable(e.into()))?;
+        if !opened {
+            tracing::info!(
+                login = %user.login,
+                "console sign-in refused: the account changed while it was checked"
+            );
+            return Err(SignInError::Refused);
+        }
         let person = Person { user, session };
         self.console_audit(&person, address, "SignIn", &person.user.login, "ok")
             .await;

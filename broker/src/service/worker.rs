@@ -326,7 +326,7 @@ mod tests {
         };
         store.begin_claim(new).await.unwrap();
         store
-            .defer("CNSS", "PACED", 1_000, "down", 500)
+            .defer("CNSS", "PACED", ClaimState::Received, 1_000, "down", 500)
             .await
             .unwrap();
         let lease = pass_lease_ms(&retry, 5_000);

@@ -655,13 +655,23 @@ pub(super) fn may_complete(s: ClaimState) -> bool {
     s.awaiting_partner()
 }
 
-/// The state a deferral leaves the claim in, `None` when it does not apply.
-/// (The cancel a REJECTED claim owes is put off by `withdrawal_tried`, so
-/// that a deferral of an adjudication that lost a race never moves it.)
-pub(super) fn deferred_state(s: ClaimState) -> Option<ClaimState> {
-    match s {
-        ClaimState::Received | ClaimState::PendingPartner => Some(ClaimState::PendingPartner),
-        ClaimState::CancelPending => Some(ClaimState::CancelPending),
+/// The state a deferral leaves the claim in, `None` when it does not apply:
+/// an adjudication's deferral (`from` RECEIVED or PENDING_PARTNER) moves a
+/// claim still awaiting its partner, a cancel's (`from` CANCEL_PENDING) a
+/// claim still cancelling. An adjudication put off after a cancel began
+/// leaves the cancel's lease alone: were its next attempt made sooner,
+/// another worker would send the cancel again while the first is still
+/// waiting on the mutuelle. (The cancel a REJECTED claim owes is put off
+/// by `withdrawal_tried`, so that a deferral of an adjudication that lost
+/// a race never moves it.)
+pub(super) fn deferred_state(stored: ClaimState, from: ClaimState) -> Option<ClaimState> {
+    match stored {
+        ClaimState::Received | ClaimState::PendingPartner if from.awaiting_partner() => {
+            Some(ClaimState::PendingPartner)
+        }
+        ClaimState::CancelPending if from == ClaimState::CancelPending => {
+            Some(ClaimState::CancelPending)
+        }
         _ => None,
     }
 }
@@ -1385,7 +1395,15 @@ mod tests {
     fn transitions_apply_from_the_states_they_leave() {
         for s in ALL {
             assert_eq!(may_complete(s), s.awaiting_partner());
-            assert_eq!(deferred_state(s).is_some(), is_waiting(s));
+            // A deferral applies to a waiting claim, from the attempt of
+            // its own kind only.
+            assert_eq!(deferred_state(s, s).is_some(), is_waiting(s));
+            for from in ALL {
+                let applies = deferred_state(s, from).is_some();
+                let same_kind = (s.awaiting_partner() && from.awaiting_partner())
+                    || (s == ClaimState::CancelPending && from == ClaimState::CancelPending);
+                assert_eq!(applies, same_kind, "{s:?} deferred from {from:?}");
+            }
             assert_eq!(
                 may_begin_cancel(s),
                 !matches!(s, ClaimState::CancelPending | ClaimState::Cancelled)

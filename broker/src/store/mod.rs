@@ -30,8 +30,8 @@ pub mod testing;
 pub mod users;
 
 pub use rules::{
-    CoverageConflict, CoverageOverlap, conflicts_among, coverage_overlaps, gather_conflicts,
-    resolve_plan, roster_diff, roster_diff_checked,
+    CoverageConflict, CoverageOverlap, conflicts_among, coverage_overlaps, coverage_rule,
+    gather_conflicts, resolve_plan, roster_diff, roster_diff_checked,
 };
 
 use async_trait::async_trait;
@@ -660,11 +660,15 @@ pub trait ClaimStore: Send + Sync + 'static {
     ) -> Result<Transition, StoreError>;
 
     /// RECEIVED or PENDING_PARTNER -> PENDING_PARTNER with the next attempt
-    /// time; CANCEL_PENDING stays, with the next attempt time.
+    /// time; CANCEL_PENDING stays, with the next attempt time. `from`: the
+    /// state the deferred attempt started from; an adjudication's deferral
+    /// does not apply to a claim whose cancel began meanwhile, nor a
+    /// cancel's to a claim no longer cancelling (`Stale`).
     async fn defer(
         &self,
         scheme_id: &str,
         claim_id: &str,
+        from: ClaimState,
         next_attempt_ms: i64,
         last_error: &str,
         now_ms: i64,
@@ -745,9 +749,10 @@ pub trait ClaimStore: Send + Sync + 'static {
 /// The roster: members and the coverage rule.
 #[async_trait]
 pub trait RosterStore: Send + Sync + 'static {
-    /// Creates or replaces members, all or none. Refuses with
-    /// `CoverageOverlap` (nothing written) a membership that overlaps another
-    /// mutuelle's coverage of the same scheme beneficiary.
+    /// Creates or replaces members, all or none. Refuses (nothing written)
+    /// what [`coverage_rule`] refuses: `Invalid` a mutuelle's members past
+    /// the bound for one scheme beneficiary, `CoverageOverlap` a membership
+    /// that overlaps another mutuelle's coverage of the same beneficiary.
     async fn upsert_members(&self, members: &[Member], now_ms: i64) -> Result<(), StoreError>;
 
     /// Scheme beneficiaries covered by two mutuelles on the same dates, at
@@ -777,7 +782,10 @@ pub trait RosterStore: Send + Sync + 'static {
         member_number: &str,
     ) -> Result<Option<Member>, StoreError>;
 
-    /// Every member record for a scheme beneficiary, across mutuelles.
+    /// Every member record for a scheme beneficiary, across mutuelles: at
+    /// most [`passerelle_domain::validate::MAX_MEMBERS_PER_BENEFICIARY`] of
+    /// each mutuelle, as [`coverage_rule`] keeps them (records stored
+    /// before that bound aside).
     async fn find_members(
         &self,
         scheme_id: &str,
@@ -825,6 +833,18 @@ pub trait SettlementStore: Send + Sync + 'static {
         scheme_id: &str,
         mutuelle_id: &str,
     ) -> Result<Vec<PeriodRecord>, StoreError>;
+
+    /// What [`SettlementStore::close_period`] would take of the open period
+    /// up to `until_ms` (claims coordinated and recoveries raised up to
+    /// then), as a close proposed at that time expects it: read with the
+    /// close's own rule, so that a claim coordinated after `until_ms` yet
+    /// read with the open period never makes the close refuse.
+    async fn closing_content(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        until_ms: i64,
+    ) -> Result<PeriodContent, StoreError>;
 
     /// Closes the open period: what `upto` takes of it (claims coordinated
     /// and recoveries raised up to its time), and only when that is what

@@ -3,7 +3,7 @@
 //! date), how an operator resolves a conflict, and what a roster snapshot
 //! changes.
 
-use passerelle_domain::validate::FieldViolation;
+use passerelle_domain::validate::{FieldViolation, MAX_MEMBERS_PER_BENEFICIARY};
 use passerelle_domain::{Date, Member};
 
 use super::{RosterDiff, RosterImport, StoreError};
@@ -33,6 +33,73 @@ fn intersect(a: (Date, Option<Date>), b: (Date, Option<Date>)) -> Option<(Date, 
         (Some(x), Some(y)) => Some(x.min(y)),
     };
     to.is_none_or(|t| from <= t).then_some((from, to))
+}
+
+/// What both backends check of members about to be written, inside the
+/// transaction that writes them, against `others` (every stored member of
+/// the same scheme beneficiaries, whatever their mutuelle): first that no
+/// mutuelle would hold more than [`MAX_MEMBERS_PER_BENEFICIARY`] members of
+/// one scheme beneficiary ([`StoreError::Invalid`], each such incoming
+/// member named at `members[i].beneficiary_id`), then the coverage rule
+/// ([`coverage_overlaps`], [`StoreError::CoverageOverlap`]). The first
+/// bounds the second: a placeholder id shared by thousands of members
+/// would have each compared with every other mutuelle's.
+pub fn coverage_rule(incoming: &[(usize, &Member)], others: &[Member]) -> Result<(), StoreError> {
+    let crowded = crowded_beneficiaries(incoming, others);
+    if !crowded.is_empty() {
+        return Err(StoreError::Invalid(crowded));
+    }
+    let overlaps = coverage_overlaps(incoming, others);
+    if overlaps.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::CoverageOverlap(overlaps))
+    }
+}
+
+/// The incoming members that join a scheme beneficiary's members of their
+/// mutuelle (not stored under it already) when these would then be more
+/// than [`MAX_MEMBERS_PER_BENEFICIARY`], stored members they replace not
+/// counted. A member already among them may be rewritten (its dues, its
+/// products) whatever their number, and one moved out always passes: data
+/// stored before the bound can be mended, never grown.
+fn crowded_beneficiaries(incoming: &[(usize, &Member)], others: &[Member]) -> Vec<FieldViolation> {
+    use std::collections::{HashMap, HashSet};
+    type Group<'a> = (&'a str, &'a str, &'a str);
+    fn group(m: &Member) -> Group<'_> {
+        (&m.mutuelle_id, &m.scheme_id, &m.beneficiary_id)
+    }
+    let replaced: HashSet<(&str, &str)> = incoming
+        .iter()
+        .map(|(_, m)| (m.mutuelle_id.as_str(), m.member_number.as_str()))
+        .collect();
+    let mut count: HashMap<Group<'_>, usize> = HashMap::new();
+    let stored = others
+        .iter()
+        .filter(|o| !replaced.contains(&(o.mutuelle_id.as_str(), o.member_number.as_str())));
+    for m in stored.chain(incoming.iter().map(|(_, m)| *m)) {
+        *count.entry(group(m)).or_default() += 1;
+    }
+    // Stored under the group already (by its member number): not joining.
+    let already: HashSet<(Group<'_>, &str)> = others
+        .iter()
+        .map(|o| (group(o), o.member_number.as_str()))
+        .collect();
+    let joins = |m: &Member| !already.contains(&(group(m), m.member_number.as_str()));
+    incoming
+        .iter()
+        .filter(|(_, m)| count[&group(m)] > MAX_MEMBERS_PER_BENEFICIARY && joins(m))
+        .map(|(i, m)| {
+            FieldViolation::new(
+                format!("members[{i}].beneficiary_id"),
+                format!(
+                    "shared by {} members of {}, more than {MAX_MEMBERS_PER_BENEFICIARY}: a scheme beneficiary id names one person (write the scheme's id, not a placeholder)",
+                    count[&group(m)],
+                    m.mutuelle_id
+                ),
+            )
+        })
+        .collect()
 }
 
 /// The coverage rule: on a given date, one scheme beneficiary is covered by

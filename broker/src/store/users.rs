@@ -152,7 +152,11 @@ pub trait UserStore: Send + Sync + 'static {
         now_ms: i64,
     ) -> Result<bool, StoreError>;
 
-    async fn create_session(&self, session: &Session) -> Result<(), StoreError>;
+    /// Writes a session for the account as the sign-in verified it
+    /// (`verified`: its password hash and second factor's secret, read
+    /// before the check); false, nothing written, when the account changed
+    /// meanwhile (a reset of either, a disabling) or is gone.
+    async fn create_session(&self, session: &Session, verified: &User) -> Result<bool, StoreError>;
 
     async fn session(&self, id_hash: &str) -> Result<Option<Session>, StoreError>;
 
@@ -343,10 +347,20 @@ pub(super) mod sql {
         )
     }
 
-    pub fn create_session(ph: char) -> String {
+    /// A session, written only while its account holds the credentials
+    /// the sign-in verified (parameters 8 and 9: password hash, second
+    /// factor's secret) and is enabled: a reset or a disabling committed
+    /// meanwhile leaves no session behind. `lock`: the backend's row lock
+    /// on the account read (` FOR SHARE` on PostgreSQL, so that a reset
+    /// in flight is waited for and its row read again, never an older
+    /// snapshot's; empty on SQLite, whose writes run one at a time).
+    pub fn create_session(ph: char, lock: &str) -> String {
         format!(
-            "INSERT INTO sessions ({SESSION_COLS}) VALUES \
-             ({ph}1, {ph}2, {ph}3, {ph}4, {ph}5, {ph}6, {ph}7)"
+            "INSERT INTO sessions ({SESSION_COLS}) \
+             SELECT CAST({ph}1 AS TEXT), CAST({ph}2 AS TEXT), CAST({ph}3 AS TEXT), CAST({ph}4 AS TEXT), \
+             CAST({ph}5 AS BIGINT), CAST({ph}6 AS BIGINT), CAST({ph}7 AS TEXT) \
+             FROM users WHERE login = {ph}2 AND password_hash = {ph}8 AND totp_secret = {ph}9 \
+             AND disabled_ms = 0{lock}"
         )
     }
 

@@ -84,7 +84,7 @@ pub(super) async fn roster_import(
             Err(s) => s,
         };
         let refused = if skip_bad_rows {
-            refused_members(&s, members.len())
+            crate::api::roster::refused_members(&s, &members)
         } else {
             Default::default()
         };
@@ -97,6 +97,26 @@ pub(super) async fn roster_import(
             l.colon(),
             violations(&s, Some(&lines)).trim_start()
         );
+        // Rows refused with those the broker named (a placeholder
+        // beneficiary id's other rows), which its refusal did not list.
+        let named: std::collections::BTreeSet<usize> =
+            crate::api::roster::named_members(&s, members.len())
+                .into_iter()
+                .map(|r| r.index)
+                .collect();
+        for r in refused.iter().filter(|r| !named.contains(&r.index)) {
+            eprintln!(
+                "  {} {}{} {}{} {}",
+                l.t("line"),
+                lines[r.index],
+                l.colon(),
+                r.field,
+                l.colon(),
+                r.description
+            );
+        }
+        let refused: std::collections::BTreeSet<usize> =
+            refused.into_iter().map(|r| r.index).collect();
         let (mut kept_members, mut kept_lines) = (Vec::new(), Vec::new());
         for (i, (m, line)) in members.into_iter().zip(lines).enumerate() {
             if refused.contains(&i) {

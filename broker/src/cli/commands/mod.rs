@@ -476,15 +476,6 @@ fn violations(s: &tonic::Status, lines: Option<&[u64]>) -> String {
     out
 }
 
-/// The members (by index) an error from the broker names: "members[i]..."
-/// in its field violations or precondition failures.
-fn refused_members(s: &tonic::Status, count: usize) -> std::collections::BTreeSet<usize> {
-    crate::api::roster::refused_members(s, count)
-        .into_iter()
-        .map(|r| r.index)
-        .collect()
-}
-
 /// A member field path as the roster file's column: "products[1].start_date"
 /// is column product_start of the member's second product row.
 fn file_column(tail: &str) -> String {

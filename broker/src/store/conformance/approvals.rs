@@ -178,6 +178,22 @@ pub async fn a_close_takes_what_was_proposed(store: Arc<dyn Store>) {
         .complete_stored("CNSS", "S2", coordinated(&[100, 200], vec![]), 4_000)
         .await
         .unwrap();
+    // What a close up to 3,000 takes, read once S2 is stored (a claim
+    // coordinated a moment after the proposal's time, or on a replica
+    // whose clock runs ahead): S1 alone, as the close takes it.
+    assert_eq!(
+        store.closing_content("CNSS", "MUT-A", 3_000).await.unwrap(),
+        proposed
+    );
+    let both = store.closing_content("CNSS", "MUT-A", 4_000).await.unwrap();
+    assert_eq!(
+        (both.claim_count, both.mutuelle),
+        (2, proposed.mutuelle + 300)
+    );
+    assert_eq!(
+        store.closing_content("CNSS", "MUT-A", 1_999).await.unwrap(),
+        PeriodContent::default()
+    );
     // Expecting something else (a claim cancelled since, say): refused,
     // nothing written.
     let wrong = CloseUpTo {
@@ -218,4 +234,21 @@ pub async fn a_close_takes_what_was_proposed(store: Arc<dyn Store>) {
         .find(|p| p.state == PeriodState::Open)
         .unwrap();
     assert_eq!((open.number, open.claim_count), (2, 1));
+    // S1, in the closed period, is cancelled at 6,000: its recovery is
+    // taken by a close up to then, not by one up to a moment before.
+    store
+        .begin_cancel("CNSS", "S1", "cxl-S1", "", 6_000, 6_000)
+        .await
+        .unwrap();
+    store
+        .complete_cancel("CNSS", "S1", "", 6_000)
+        .await
+        .unwrap();
+    let before = store.closing_content("CNSS", "MUT-A", 5_999).await.unwrap();
+    assert_eq!((before.claim_count, before.recoveries), (1, 0));
+    let after = store.closing_content("CNSS", "MUT-A", 6_000).await.unwrap();
+    assert_eq!(
+        (after.claim_count, after.recoveries),
+        (1, proposed.mutuelle)
+    );
 }

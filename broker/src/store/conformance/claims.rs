@@ -476,7 +476,10 @@ pub async fn lease_due_hands_a_claim_to_one_worker(store: Arc<dyn Store>) {
 pub async fn expedite_makes_a_partners_backlog_due(store: Arc<dyn Store>) {
     for (id, next) in [("X1", 500_000), ("X2", 12_500)] {
         begin(&store, sample_claim("CNSS", id, id)).await;
-        store.defer("CNSS", id, next, "down", 2_000).await.unwrap();
+        store
+            .defer("CNSS", id, ClaimState::Received, next, "down", 2_000)
+            .await
+            .unwrap();
     }
     // A claim still asking the partner (RECEIVED, leased) is left alone.
     begin(&store, sample_claim("CNSS", "X3", "X3")).await;
@@ -564,7 +567,14 @@ pub async fn defer_moves_to_pending_and_schedules(store: Arc<dyn Store>) {
         panic!()
     };
     let t = store
-        .defer("CNSS", "P1", 50_000, "partner missed its deadline", 2_000)
+        .defer(
+            "CNSS",
+            "P1",
+            ClaimState::Received,
+            50_000,
+            "partner missed its deadline",
+            2_000,
+        )
         .await
         .unwrap();
     let pending = t.into_record();
@@ -574,6 +584,46 @@ pub async fn defer_moves_to_pending_and_schedules(store: Arc<dyn Store>) {
     assert!(pending.change_seq > rec.change_seq, "a visible change");
     assert!(store.lease_due(49_999, 1_000, 10).await.unwrap().is_empty());
     assert_eq!(store.lease_due(50_000, 1_000, 10).await.unwrap().len(), 1);
+
+    // A scheme's cancel begins while an adjudication waits on the
+    // mutuelle; that adjudication, put off afterwards, leaves the cancel's
+    // lease (its next attempt) and its words as they are.
+    begin(&store, sample_claim("CNSS", "P2", "I2")).await;
+    store
+        .begin_cancel("CNSS", "P2", "cxl-P2", "", 9_000, 3_000)
+        .await
+        .unwrap();
+    let late = store
+        .defer("CNSS", "P2", ClaimState::Received, 4_000, "deadline", 3_500)
+        .await
+        .unwrap();
+    assert!(matches!(late, Transition::Stale(_)), "{late:?}");
+    let cancelling = store.get_claim("CNSS", "P2").await.unwrap().unwrap();
+    assert_eq!(
+        (cancelling.state, cancelling.next_attempt_ms),
+        (ClaimState::CancelPending, Some(9_000))
+    );
+    // The cancel's own deferral applies.
+    let put_off = store
+        .defer(
+            "CNSS",
+            "P2",
+            ClaimState::CancelPending,
+            20_000,
+            "down",
+            9_500,
+        )
+        .await
+        .unwrap()
+        .into_record();
+    assert_eq!(
+        (
+            put_off.state,
+            put_off.next_attempt_ms,
+            put_off.last_error.as_str()
+        ),
+        (ClaimState::CancelPending, Some(20_000), "down")
+    );
 }
 
 pub async fn list_changed_pages_in_change_order(store: Arc<dyn Store>) {
@@ -958,7 +1008,7 @@ pub async fn a_refused_answer_owes_its_partner_a_cancel(store: Arc<dyn Store>) {
     // A deferral of an adjudication (one that lost a race) leaves it.
     assert!(matches!(
         store
-            .defer("CNSS", "R1", 30_000, "x", 12_000)
+            .defer("CNSS", "R1", ClaimState::Received, 30_000, "x", 12_000)
             .await
             .unwrap(),
         Transition::Stale(_)

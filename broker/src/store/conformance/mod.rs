@@ -70,6 +70,7 @@ macro_rules! store_conformance_suite {
             members_for_routing_and_the_stored_claim,
             coverage_one_mutuelle_per_beneficiary_and_date,
             coverage_race_between_two_mutuelles_lets_one_win,
+            a_beneficiary_id_is_not_a_placeholder,
             roster_import_is_a_snapshot,
         );
         $crate::store_conformance_suite!(@section products $make;

@@ -193,6 +193,105 @@ pub async fn coverage_one_mutuelle_per_beneficiary_and_date(store: Arc<dyn Store
     );
 }
 
+/// A scheme beneficiary id shared by more members of one mutuelle than
+/// renumbering explains (a placeholder written for members without a
+/// scheme id) is refused, in a call, across calls and in an import, dry
+/// run included, each member of the crowd named; nothing is written, and
+/// members that leave the crowd pass.
+pub async fn a_beneficiary_id_is_not_a_placeholder(store: Arc<dyn Store>) {
+    use passerelle_domain::validate::MAX_MEMBERS_PER_BENEFICIARY as MAX;
+    let member = |n: usize| sample_member("MUT-A", &format!("P-{n}"), "NEANT");
+    let named = |e: &StoreError| -> Vec<String> {
+        match e {
+            StoreError::Invalid(v) => v.iter().map(|f| f.field.clone()).collect(),
+            other => panic!("expected the bound's refusal, got {other:?}"),
+        }
+    };
+    // The bound itself passes (renumberings), and another mutuelle's
+    // members of that id (covering other dates), or another scheme's,
+    // count apart.
+    let at_bound: Vec<Member> = (0..MAX).map(member).collect();
+    store.upsert_members(&at_bound, 1).await.unwrap();
+    let before_a: Vec<Member> = (0..MAX)
+        .map(|n| {
+            let mut m = sample_member("MUT-B", &format!("B-{n}"), "NEANT");
+            m.products[0].start = d("2020-01-01");
+            m.products[0].end = Some(d("2020-12-31"));
+            m
+        })
+        .collect();
+    store.upsert_members(&before_a, 1).await.unwrap();
+    let other_scheme: Vec<Member> = (0..MAX)
+        .map(|n| {
+            let mut m = sample_member("MUT-A", &format!("I-{n}"), "NEANT");
+            m.scheme_id = "INAM".into();
+            m
+        })
+        .collect();
+    store.upsert_members(&other_scheme, 1).await.unwrap();
+    // One more in a later call: refused, naming it.
+    let e = store.upsert_members(&[member(MAX)], 2).await.unwrap_err();
+    assert_eq!(named(&e), vec!["members[0].beneficiary_id".to_string()]);
+    assert!(
+        e.to_string().contains("shared by 11 members of MUT-A"),
+        "{e}"
+    );
+    assert_eq!(
+        store
+            .get_member("MUT-A", &format!("P-{MAX}"))
+            .await
+            .unwrap(),
+        None
+    );
+    // A member already among them may be rewritten.
+    let mut changed = member(0);
+    changed.paid_until = Some(d("2027-01-31"));
+    store.upsert_members(&[changed], 3).await.unwrap();
+    // A crowd within one call: every member of it named, the others not.
+    let other = sample_member("MUT-A", "Q-1", "TG-77");
+    let mut call = vec![other.clone()];
+    call.extend((0..=MAX).map(|n| sample_member("MUT-A", &format!("R-{n}"), "0")));
+    let e = store.upsert_members(&call, 4).await.unwrap_err();
+    let expected: Vec<String> = (1..=MAX + 1)
+        .map(|i| format!("members[{i}].beneficiary_id"))
+        .collect();
+    assert_eq!(named(&e), expected);
+    assert_eq!(store.get_member("MUT-A", "Q-1").await.unwrap(), None);
+    // An import, dry or not: the same refusal, nothing written.
+    let mut snapshot = at_bound.clone();
+    snapshot.push(member(MAX));
+    for dry_run in [true, false] {
+        let import = RosterImport {
+            mutuelle_id: "MUT-A".into(),
+            members: snapshot.clone(),
+            as_of: d("2026-11-01"),
+            keep: vec![],
+            end_missing: true,
+            dry_run,
+        };
+        let e = store.import_roster(import, 5).await.unwrap_err();
+        assert_eq!(
+            named(&e),
+            vec![format!("members[{MAX}].beneficiary_id")],
+            "dry run {dry_run}"
+        );
+    }
+    assert_eq!(
+        store.find_members("CNSS", "NEANT").await.unwrap().len(),
+        2 * MAX,
+        "MUT-A's and MUT-B's"
+    );
+    // A member given its real id leaves the crowd (the member it replaces
+    // no longer counted), and the next may join.
+    let mut real = member(1);
+    real.beneficiary_id = "TG-4242".into();
+    store.upsert_members(&[real, member(MAX)], 6).await.unwrap();
+    assert_eq!(
+        store.find_members("CNSS", "NEANT").await.unwrap().len(),
+        2 * MAX
+    );
+}
+
 /// Two mutuelles declaring the same beneficiaries at the same moment: for
 /// each beneficiary exactly one wins, whatever the interleaving.
 pub async fn coverage_race_between_two_mutuelles_lets_one_win(store: Arc<dyn Store>) {

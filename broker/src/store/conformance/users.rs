@@ -30,6 +30,12 @@ fn session(id: &str, login: &str, seen_ms: i64) -> Session {
     }
 }
 
+/// A session opened as a sign-in opens it: for the account as stored.
+async fn open(store: &Arc<dyn Store>, s: &Session) {
+    let verified = store.user(&s.login).await.unwrap().expect("the account");
+    assert!(store.create_session(s, &verified).await.unwrap(), "{s:?}");
+}
+
 pub async fn users_sessions_and_their_end(store: Arc<dyn Store>) {
     let ama = user("ama", UserRole::Manager, &["MUT-A", "MUT-B"]);
     assert!(store.add_user(&ama).await.unwrap());
@@ -54,18 +60,9 @@ pub async fn users_sessions_and_their_end(store: Arc<dyn Store>) {
         ["ama", "kofi"]
     );
 
-    store
-        .create_session(&session("s1", "ama", 100))
-        .await
-        .unwrap();
-    store
-        .create_session(&session("s2", "ama", 200))
-        .await
-        .unwrap();
-    store
-        .create_session(&session("s3", "kofi", 300))
-        .await
-        .unwrap();
+    open(&store, &session("s1", "ama", 100)).await;
+    open(&store, &session("s2", "ama", 200)).await;
+    open(&store, &session("s3", "kofi", 300)).await;
     store.touch_session("s1", 400).await.unwrap();
     store.set_session_mutuelle("s1", "MUT-B").await.unwrap();
     let s1 = store.session("s1").await.unwrap().unwrap();
@@ -113,15 +110,9 @@ pub async fn users_sessions_and_their_end(store: Arc<dyn Store>) {
     );
 
     // Disabling ends the sessions too; revoking ends them alone.
-    store
-        .create_session(&session("s4", "kofi", 800))
-        .await
-        .unwrap();
+    open(&store, &session("s4", "kofi", 800)).await;
     assert_eq!(store.delete_sessions("kofi").await.unwrap(), 2);
-    store
-        .create_session(&session("s5", "kofi", 900))
-        .await
-        .unwrap();
+    open(&store, &session("s5", "kofi", 900)).await;
     let off = UserChange {
         disabled_ms: Some(950),
         ..Default::default()
@@ -129,20 +120,51 @@ pub async fn users_sessions_and_their_end(store: Arc<dyn Store>) {
     assert!(store.update_user("kofi", &off, 950).await.unwrap());
     assert_eq!(store.user("kofi").await.unwrap().unwrap().disabled_ms, 950);
     assert_eq!(store.session("s5").await.unwrap(), None);
+    // A sign-in that verified the account before a change committed opens
+    // no session: not for a disabled account, not with a password or a
+    // second factor reset meanwhile.
+    let kofi_then = user("kofi", UserRole::Clerk, &["MUT-A"]);
+    assert!(
+        !store
+            .create_session(&session("s-late", "kofi", 960), &kofi_then)
+            .await
+            .unwrap()
+    );
+    let ama_before_reset = ama.clone();
+    assert!(
+        !store
+            .create_session(&session("s-late", "ama", 960), &ama_before_reset)
+            .await
+            .unwrap()
+    );
+    let ama_now = store.user("ama").await.unwrap().unwrap();
+    let totp = UserChange {
+        totp_secret: Some("JBSWY3DPEHPK3PXP".into()),
+        ..Default::default()
+    };
+    assert!(store.update_user("ama", &totp, 970).await.unwrap());
+    assert!(
+        !store
+            .create_session(&session("s-late", "ama", 980), &ama_now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .create_session(&session("s-late", "nobody", 980), &ama_now)
+            .await
+            .unwrap(),
+        "no such account"
+    );
+    assert_eq!(store.session("s-late").await.unwrap(), None);
 
-    store
-        .create_session(&session("s6", "ama", 1_000))
-        .await
-        .unwrap();
+    open(&store, &session("s6", "ama", 1_000)).await;
     store.delete_session("s6").await.unwrap();
     assert_eq!(store.session("s6").await.unwrap(), None);
 
     // A session's upload: one, replaced, read back byte for byte, and gone
     // with its session.
-    store
-        .create_session(&session("s7", "ama", 2_000))
-        .await
-        .unwrap();
+    open(&store, &session("s7", "ama", 2_000)).await;
     assert_eq!(store.upload("s7").await.unwrap(), None);
     let up = |name: &str, body: Vec<u8>, at: i64| crate::store::users::Upload {
         file_name: name.into(),
@@ -266,14 +288,8 @@ pub async fn the_throttle_counts_across_replicas_and_resets(store: Arc<dyn Store
         .add_user(&user("ama", UserRole::Clerk, &["MUT-A"]))
         .await
         .unwrap();
-    store
-        .create_session(&session("old", "ama", 10))
-        .await
-        .unwrap();
-    store
-        .create_session(&session("new", "ama", 9_000))
-        .await
-        .unwrap();
+    open(&store, &session("old", "ama", 10)).await;
+    open(&store, &session("new", "ama", 9_000)).await;
     assert_eq!(store.prune_console(1_000, i64::MAX).await.unwrap(), 2);
     assert_eq!(store.session("old").await.unwrap(), None);
     assert!(store.session("new").await.unwrap().is_some());

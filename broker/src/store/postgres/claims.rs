@@ -239,6 +239,7 @@ impl ClaimStore for PgStore {
         &self,
         scheme_id: &str,
         claim_id: &str,
+        from: passerelle_domain::ClaimState,
         next_attempt_ms: i64,
         last_error: &str,
         now_ms: i64,
@@ -246,7 +247,7 @@ impl ClaimStore for PgStore {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         let (pk, rec) = load_existing(&tx, scheme_id, claim_id, self.for_change()).await?;
-        let Some(new_state) = core::deferred_state(rec.state) else {
+        let Some(new_state) = core::deferred_state(rec.state, from) else {
             return Ok(Transition::Stale(rec));
         };
         // A new change number only when the state changes.

@@ -990,7 +990,7 @@ async fn lock_coverage<'a, C: GenericClient + Sync>(
     Ok(())
 }
 
-/// The coverage rule ([`super::coverage_overlaps`]) against what is stored,
+/// The roster's rules ([`super::coverage_rule`]) against what is stored,
 /// under the schemes' coverage locks (held until the transaction ends).
 async fn check_coverage<C: GenericClient + Sync>(
     c: &C,
@@ -1021,12 +1021,7 @@ async fn check_coverage<C: GenericClient + Sync>(
     .iter()
     .map(|r| body(r, "member body"))
     .collect::<Result<_, _>>()?;
-    let overlaps = super::coverage_overlaps(incoming, &others);
-    if overlaps.is_empty() {
-        Ok(())
-    } else {
-        Err(StoreError::CoverageOverlap(overlaps))
-    }
+    super::coverage_rule(incoming, &others)
 }
 
 async fn upsert<C: GenericClient + Sync>(

@@ -93,16 +93,46 @@ impl RosterStore for PgStore {
         let tx = c.transaction().await?;
         // One import per mutuelle at a time.
         advisory_lock(&tx, &format!("roster\u{1f}{}", import.mutuelle_id)).await?;
-        let rows = q(
-            &tx,
-            "SELECT body FROM members WHERE mutuelle_id = $1",
-            &[&import.mutuelle_id],
-        )
-        .await?;
-        let existing: Vec<Member> = rows
-            .iter()
-            .map(|r| body(r, "member body"))
-            .collect::<Result<_, _>>()?;
+        // The coverage locks of every scheme the import may write, before
+        // the mutuelle's members are read: the members it end-dates are
+        // written from this read, so that a membership ended, or another
+        // mutuelle's taking over, committed meanwhile (UpsertMembers, an
+        // operator's resolution: both under these locks) is what it reads,
+        // never overwritten from an older read. First the snapshot's
+        // schemes, in one sorted batch; then, should the stored members
+        // hold another scheme (one the file no longer names), its lock
+        // too and the members read again under it.
+        let mut locked: std::collections::BTreeSet<String> =
+            import.members.iter().map(|m| m.scheme_id.clone()).collect();
+        lock_coverage(&tx, locked.iter().map(String::as_str)).await?;
+        let existing = loop {
+            let rows = q(
+                &tx,
+                "SELECT body FROM members WHERE mutuelle_id = $1",
+                &[&import.mutuelle_id],
+            )
+            .await?;
+            let existing: Vec<Member> = rows
+                .iter()
+                .map(|r| body(r, "member body"))
+                .collect::<Result<_, _>>()?;
+            let unlocked: Vec<String> = existing
+                .iter()
+                .map(|m| m.scheme_id.as_str())
+                .filter(|s| !locked.contains(*s))
+                .map(str::to_string)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if unlocked.is_empty() {
+                break existing;
+            }
+            // Out of the sorted order: a deadlock with another writer
+            // (another import doing the same) is PostgreSQL's to break,
+            // one of the two refused UNAVAILABLE and sent again.
+            lock_coverage(&tx, unlocked.iter().map(String::as_str)).await?;
+            locked.extend(unlocked);
+        };
         let incoming = std::mem::take(&mut import.members);
         let (diff, writes, checked) =
             crate::store::roster_diff_checked(&existing, incoming, &import)?;

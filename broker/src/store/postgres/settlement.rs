@@ -20,6 +20,39 @@ impl SettlementStore for PgStore {
         Ok(out)
     }
 
+    async fn closing_content(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        until_ms: i64,
+    ) -> Result<crate::store::PeriodContent, StoreError> {
+        let c = self.client().await?;
+        // `close_period`'s conditions, counted and summed (sums as text,
+        // read in i128 as `period_totals` reads them).
+        let r = q1(
+            &c,
+            &format!(
+                "SELECT COUNT(*), COALESCE(SUM(c.billed_total), 0)::TEXT, \
+                 COALESCE(SUM(c.scheme_total), 0)::TEXT, COALESCE(SUM(c.mutuelle_total), 0)::TEXT, \
+                 (SELECT COALESCE(SUM(amount), 0)::TEXT FROM recoveries WHERE scheme_id = $1 \
+                  AND mutuelle_id = $2 AND period_id IS NULL AND created_ms <= $3) \
+                 FROM claims c WHERE c.scheme_id = $1 AND c.mutuelle_id = $2 AND {} \
+                 AND c.updated_ms <= $3",
+                core::period_claims("0")
+            ),
+            &[&scheme_id, &mutuelle_id, &until_ms],
+        )
+        .await?
+        .ok_or_else(|| backend("no row"))?;
+        Ok(crate::store::PeriodContent {
+            claim_count: r.get::<_, i64>(0) as u32,
+            billed: sum_at(&r, 1)?,
+            scheme: sum_at(&r, 2)?,
+            mutuelle: sum_at(&r, 3)?,
+            recoveries: sum_at(&r, 4)?,
+        })
+    }
+
     async fn close_period(
         &self,
         scheme_id: &str,

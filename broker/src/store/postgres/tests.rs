@@ -1843,3 +1843,179 @@ fn byte_order_collations_are_told_from_a_languages() {
     );
     assert_eq!(slow("Cymraeg", Some("c"), None).as_deref(), Some("Cymraeg"));
 }
+
+/// An import reads its mutuelle's members under the coverage locks: a
+/// membership ended, and another mutuelle's taking the beneficiary over,
+/// committed while the import waited, are what it reads. Before, it read
+/// first and waited at the coverage check, then wrote the members it
+/// end-dates from that older read: the ended membership ran on, and two
+/// mutuelles covered one beneficiary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_reads_its_members_under_the_coverage_locks() {
+    use crate::store::RosterImport;
+    use crate::store::conformance::{d, sample_member};
+    let cfg = crate::store::testing::postgres_config();
+    // Advisory locks are the database's: a scheme of this test's own.
+    let scheme = format!("RACE-{}", cfg.schema.clone().unwrap_or_default());
+    let Some((s, store)) = fresh_with(cfg).await else {
+        return;
+    };
+    let of = |mutuelle: &str, number: &str, beneficiary: &str| {
+        let mut m = sample_member(mutuelle, number, beneficiary);
+        m.scheme_id = scheme.clone();
+        m
+    };
+    let y = of("MUT-A", "A-Y", "B-1");
+    store
+        .upsert_members(std::slice::from_ref(&y), 1)
+        .await
+        .unwrap();
+    // Another writer holds the scheme's coverage lock.
+    let key = format!("coverage\u{1f}{scheme}");
+    let mut held = s.client().await.unwrap();
+    let tx = held.transaction().await.unwrap();
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        &[&key],
+    )
+    .await
+    .unwrap();
+    // MUT-A's snapshot leaves Y out: Y is end-dated the day before as_of.
+    let import = RosterImport {
+        mutuelle_id: "MUT-A".into(),
+        members: vec![of("MUT-A", "A-W", "B-2")],
+        as_of: d("2026-03-01"),
+        keep: vec![],
+        end_missing: true,
+        dry_run: false,
+    };
+    let importing = {
+        let store = store.clone();
+        tokio::spawn(async move { store.import_roster(import, 3).await })
+    };
+    // Until the import waits on that lock: polled, bounded, no sleep.
+    let watcher = s.client().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let waiting: bool = watcher
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
+                 AND NOT granted AND ((classid::BIGINT << 32) | objid::BIGINT) = hashtextextended($1, 0))",
+                &[&key],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the import never waited on the coverage lock"
+        );
+        tokio::task::yield_now().await;
+    }
+    // Meanwhile Y ends in June 2025 and MUT-C covers B-1 from July.
+    let mut y_ended = y.clone();
+    y_ended.products[0].end = Some(d("2025-06-30"));
+    let mut z = of("MUT-C", "C-Z", "B-1");
+    z.products[0].start = d("2025-07-01");
+    super::upsert(&tx, &[y_ended.clone(), z], 2).await.unwrap();
+    tx.commit().await.unwrap();
+    let diff = importing.await.unwrap().unwrap();
+    assert_eq!(diff.added, vec!["A-W".to_string()]);
+    assert!(diff.end_dated.is_empty(), "Y had ended already: {diff:?}");
+    assert_eq!(
+        store.get_member("MUT-A", "A-Y").await.unwrap(),
+        Some(y_ended)
+    );
+    assert_eq!(
+        store.coverage_conflicts(Some(&scheme), 10).await.unwrap(),
+        vec![],
+        "one mutuelle per beneficiary and date"
+    );
+}
+
+/// A sign-in's session is written under a share lock on the account: a
+/// password reset in flight (its row updated, its sessions deleted, not
+/// yet committed) is waited for, and the account read again then no
+/// longer holds the password the sign-in checked: no session. Read from
+/// the statement's snapshot, the old row matched and the session was
+/// written after the reset's delete, for the old password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_waits_for_a_reset_in_flight_and_opens_no_session() {
+    use crate::store::users::{Session, User, UserRole};
+    let Some((s, store)) = fresh().await else {
+        return;
+    };
+    let ama = User {
+        login: "ama".into(),
+        display_name: "Ama".into(),
+        role: UserRole::Manager,
+        scope: vec!["MUT-A".into()],
+        password_hash: "$argon2id$old".into(),
+        totp_secret: String::new(),
+        lang: "fr".into(),
+        disabled_ms: 0,
+        created_ms: 1,
+        updated_ms: 1,
+    };
+    assert!(store.add_user(&ama).await.unwrap());
+    // The reset, its row updated and the sessions deleted, not committed.
+    let mut held = s.client().await.unwrap();
+    let reset = held.transaction().await.unwrap();
+    reset
+        .batch_execute(
+            "UPDATE users SET password_hash = '$argon2id$new' WHERE login = 'ama'; \
+             DELETE FROM sessions WHERE login = 'ama'",
+        )
+        .await
+        .unwrap();
+    let xid: String = reset
+        .query_one("SELECT pg_current_xact_id()::TEXT", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let session = Session {
+        id_hash: "late".into(),
+        login: "ama".into(),
+        csrf_secret: "c".into(),
+        mutuelle_id: "MUT-A".into(),
+        created_ms: 5,
+        seen_ms: 5,
+        address: "127.0.0.1".into(),
+    };
+    let signing_in = {
+        let (store, ama) = (store.clone(), ama.clone());
+        tokio::spawn(async move { store.create_session(&session, &ama).await })
+    };
+    // Until the sign-in waits on the reset's transaction (or, without the
+    // lock, has finished): polled, bounded, no sleep.
+    let watcher = s.client().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !signing_in.is_finished() {
+        let waiting: bool = watcher
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted \
+                 AND locktype = 'transactionid' AND transactionid::TEXT = $1)",
+                &[&xid],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sign-in neither waited nor finished"
+        );
+        tokio::task::yield_now().await;
+    }
+    reset.commit().await.unwrap();
+    assert!(
+        !signing_in.await.unwrap().unwrap(),
+        "a session for a password reset meanwhile"
+    );
+    assert_eq!(store.session("late").await.unwrap(), None);
+}

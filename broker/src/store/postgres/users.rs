@@ -74,11 +74,11 @@ impl UserStore for PgStore {
         Ok(n == 1)
     }
 
-    async fn create_session(&self, s: &Session) -> Result<(), StoreError> {
+    async fn create_session(&self, s: &Session, verified: &User) -> Result<bool, StoreError> {
         let c = self.client().await?;
-        x(
+        let written = x(
             &c,
-            &sql::create_session('$'),
+            &sql::create_session('$', " FOR SHARE"),
             &[
                 &s.id_hash,
                 &s.login,
@@ -87,10 +87,12 @@ impl UserStore for PgStore {
                 &s.created_ms,
                 &s.seen_ms,
                 &s.address,
+                &verified.password_hash,
+                &verified.totp_secret,
             ],
         )
         .await?;
-        Ok(())
+        Ok(written == 1)
     }
 
     async fn session(&self, id_hash: &str) -> Result<Option<Session>, StoreError> {

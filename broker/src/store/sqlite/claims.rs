@@ -89,6 +89,7 @@ impl ClaimStore for SqliteStore {
         &self,
         scheme_id: &str,
         claim_id: &str,
+        from: passerelle_domain::ClaimState,
         next_attempt_ms: i64,
         last_error: &str,
         now_ms: i64,
@@ -100,7 +101,7 @@ impl ClaimStore for SqliteStore {
         );
         self.with(move |c| {
             transition(c, &s, &cid, |tx, pk, rec| {
-                let Some(new_state) = core::deferred_state(rec.state) else {
+                let Some(new_state) = core::deferred_state(rec.state, from) else {
                     return Ok(false);
                 };
                 let seq = if new_state != rec.state {

@@ -677,7 +677,7 @@ fn import_plan(
     Ok((diff, writes))
 }
 
-/// The coverage rule ([`super::coverage_overlaps`]) against what is stored.
+/// The roster's rules ([`super::coverage_rule`]) against what is stored.
 fn check_coverage(c: &Connection, incoming: &[(usize, &Member)]) -> Result<(), StoreError> {
     let mut seen = std::collections::HashSet::new();
     let mut others = Vec::new();
@@ -686,12 +686,7 @@ fn check_coverage(c: &Connection, incoming: &[(usize, &Member)]) -> Result<(), S
             others.extend(beneficiary_members(c, &m.scheme_id, &m.beneficiary_id)?);
         }
     }
-    let overlaps = super::coverage_overlaps(incoming, &others);
-    if overlaps.is_empty() {
-        Ok(())
-    } else {
-        Err(StoreError::CoverageOverlap(overlaps))
-    }
+    super::coverage_rule(incoming, &others)
 }
 
 fn write_members(c: &Connection, members: &[Member], now_ms: i64) -> Result<(), StoreError> {

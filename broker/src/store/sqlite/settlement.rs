@@ -23,6 +23,46 @@ impl SettlementStore for SqliteStore {
         .await
     }
 
+    async fn closing_content(
+        &self,
+        scheme_id: &str,
+        mutuelle_id: &str,
+        until_ms: i64,
+    ) -> Result<crate::store::PeriodContent, StoreError> {
+        let (s, m) = (scheme_id.to_string(), mutuelle_id.to_string());
+        self.scan(move |c| {
+            // `close_period`'s conditions, counted and summed.
+            let (claim_count, totals) = c
+                .prepare_cached(&format!(
+                    "SELECT COUNT(*), {}, {}, {} FROM claims c WHERE c.scheme_id = ?1 AND c.mutuelle_id = ?2 \
+                     AND {} AND c.updated_ms <= ?3",
+                    split_sum("c.billed_total"),
+                    split_sum("c.scheme_total"),
+                    split_sum("c.mutuelle_total"),
+                    core::period_claims("0")
+                ))?
+                .query_row(params![s, m, until_ms], |r| {
+                    Ok((r.get::<_, u32>(0)?, totals_at(r, 1)?))
+                })?;
+            let recoveries = crate::store::clamp_total(
+                c.prepare_cached(&format!(
+                    "SELECT {} FROM recoveries WHERE scheme_id = ?1 AND mutuelle_id = ?2 \
+                     AND period_id IS NULL AND created_ms <= ?3",
+                    split_sum("amount")
+                ))?
+                .query_row(params![s, m, until_ms], |r| joined(r, 0))?,
+            );
+            Ok(crate::store::PeriodContent {
+                claim_count,
+                billed: totals.billed,
+                scheme: totals.scheme,
+                mutuelle: totals.mutuelle,
+                recoveries,
+            })
+        })
+        .await
+    }
+
     async fn close_period(
         &self,
         scheme_id: &str,

@@ -79,10 +79,12 @@ impl UserStore for SqliteStore {
         .await
     }
 
-    async fn create_session(&self, s: &Session) -> Result<(), StoreError> {
+    async fn create_session(&self, s: &Session, verified: &User) -> Result<bool, StoreError> {
         let s = s.clone();
+        let (hash, totp) = (verified.password_hash.clone(), verified.totp_secret.clone());
         self.with(move |c| {
-            c.prepare_cached(&sql::create_session('?'))?
+            let written = c
+                .prepare_cached(&sql::create_session('?', ""))?
                 .execute(params![
                     s.id_hash,
                     s.login,
@@ -90,9 +92,11 @@ impl UserStore for SqliteStore {
                     s.mutuelle_id,
                     s.created_ms,
                     s.seen_ms,
-                    s.address
+                    s.address,
+                    hash,
+                    totp
                 ])?;
-            Ok(())
+            Ok(written == 1)
         })
         .await
     }
