@@ -1156,6 +1156,14 @@ impl Broker {
             )
             .await?
         else {
+            // Its first request is asking the mutuelle (or was, until its
+            // lease ends): a second call under the same key now would
+            // race it.
+            if stored.state == ClaimState::Received {
+                return Err(ServiceError::Refused(format!(
+                    "claim {claim_id} is being asked of its mutuelle by its first request: if the mutuelle does not answer within its deadline, the claim waits and can then be retried"
+                )));
+            }
             return Err(ServiceError::Refused(format!(
                 "claim {claim_id} is not waiting on its mutuelle"
             )));
@@ -1263,6 +1271,73 @@ mod bound_tests {
         async fn cancel(&self, _req: CancelRequest<'_>) -> Result<(), AdapterError> {
             Ok(())
         }
+    }
+
+    /// A mutuelle that answers each call once the test lets it, paying
+    /// every line's remainder; `entered` says a call is waiting.
+    struct Gated {
+        entered: tokio::sync::Notify,
+        release: tokio::sync::Semaphore,
+    }
+
+    #[async_trait::async_trait]
+    impl passerelle_adapters::Adapter for Gated {
+        async fn eligibility(
+            &self,
+            _q: &EligibilityQuery,
+        ) -> Result<EligibilityAnswer, AdapterError> {
+            Err(AdapterError::Unavailable("not asked".into()))
+        }
+
+        async fn adjudicate(
+            &self,
+            req: AdjudicationRequest<'_>,
+        ) -> Result<PartnerAdjudication, AdapterError> {
+            self.entered.notify_one();
+            self.release
+                .acquire()
+                .await
+                .map_err(|e| AdapterError::Unavailable(e.to_string()))?
+                .forget();
+            crate::service::testing::HangsOnce(1.into())
+                .adjudicate(req)
+                .await
+        }
+
+        async fn cancel(&self, _req: CancelRequest<'_>) -> Result<(), AdapterError> {
+            Ok(())
+        }
+    }
+
+    /// An operator's retry of a claim its first request is still asking
+    /// the mutuelle about is refused, saying so: taken, the mutuelle was
+    /// asked a second time under the same key while the first call
+    /// waited. The first request's answer is stored as it comes.
+    #[tokio::test]
+    async fn an_operators_retry_leaves_a_first_request_to_its_mutuelle() {
+        let dir = tempfile::tempdir().unwrap();
+        let gate = std::sync::Arc::new(Gated {
+            entered: tokio::sync::Notify::new(),
+            release: tokio::sync::Semaphore::new(0),
+        });
+        let b = crate::service::testing::broker_with_adapter(dir.path(), gate.clone());
+        let mut claim = crate::store::conformance::sample_claim("CNSS", "C-R1", "I-R1");
+        claim.mutuelle_id = Some("MUT-X".into());
+        let first = {
+            let b = b.clone();
+            tokio::spawn(async move { b.coordinate(claim).await })
+        };
+        gate.entered.notified().await;
+        match b.retry_now("CNSS", "C-R1").await {
+            Err(ServiceError::Refused(m)) => {
+                assert!(m.contains("by its first request"), "{m}")
+            }
+            other => panic!("a second call under the first's key: {other:?}"),
+        }
+        gate.release.add_permits(1);
+        let done = first.await.unwrap().unwrap();
+        assert_eq!(done.state, ClaimState::Coordinated);
+        assert_eq!(done.attempts, 0, "asked once");
     }
 
     /// An eligibility question without planned lines may name no currency

@@ -156,6 +156,19 @@ fn is_waiting(s: ClaimState) -> bool {
 pub(super) const SQL_TAKEN_BY_WORKER: &str = "(state IN ('received', 'pending_partner', 'cancel_pending') \
      OR (state = 'rejected' AND cancel_key IS NOT NULL AND next_attempt_ms IS NOT NULL))";
 
+/// What an operator's retry (`lease_now`) takes at `now` (placeholder
+/// `now`): what the worker takes, but a RECEIVED claim whose first
+/// request still holds it (its lease, until `next_attempt_ms`: the
+/// request is asking the mutuelle). Taken then, the mutuelle was asked a
+/// second time under the same key while the first call waited. (A
+/// deferred claim is PENDING_PARTNER: its time is a back-off, which a
+/// retry now is meant to cut short.)
+pub(super) fn sql_taken_now(now: &str) -> String {
+    format!(
+        "({SQL_TAKEN_BY_WORKER} AND NOT (state = 'received' AND COALESCE(next_attempt_ms, 0) > {now}))"
+    )
+}
+
 /// What waits on a partner, read from each of its partial indexes apart
 /// (the claims waiting, `claims_waiting`; the cancels owed, `claims_owing`):
 /// each query gives a count and the oldest creation time (parameter: the

@@ -736,7 +736,9 @@ pub trait ClaimStore: Send + Sync + 'static {
     ) -> Result<ClaimPage, StoreError>;
 
     /// Takes a claim waiting on its partner (or a cancel, or owing one) for
-    /// an attempt now: `None` when it is not waiting.
+    /// an attempt now: `None` when it is not waiting, or when it is a
+    /// RECEIVED claim its first request still holds (asking the mutuelle
+    /// until `next_attempt_ms`).
     async fn lease_now(
         &self,
         scheme_id: &str,

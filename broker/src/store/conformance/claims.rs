@@ -911,15 +911,38 @@ pub async fn extreme_amounts_never_break_a_listing(store: Arc<dyn Store>) {
 }
 
 pub async fn lease_now_takes_only_waiting_claims(store: Arc<dyn Store>) {
+    // W1's first request holds it until 10,000 (it is asking the
+    // mutuelle): not taken before then, taken after (the request died).
     begin(&store, sample_claim("CNSS", "W1", "I1")).await;
+    assert!(
+        store
+            .lease_now("CNSS", "W1", 9_999, 1_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let r = store
-        .lease_now("CNSS", "W1", 5_000, 1_000)
+        .lease_now("CNSS", "W1", 10_000, 1_000)
         .await
         .unwrap()
         .expect("waiting");
-    assert_eq!((r.attempts, r.next_attempt_ms), (1, Some(6_000)));
+    assert_eq!((r.attempts, r.next_attempt_ms), (1, Some(11_000)));
+    // Deferred (its time a back-off), it is taken at once.
     store
-        .complete_stored("CNSS", "W1", coordinated(&[0, 0], vec![]), 5_500)
+        .defer("CNSS", "W1", ClaimState::Received, 50_000, "down", 10_500)
+        .await
+        .unwrap();
+    let r = store
+        .lease_now("CNSS", "W1", 10_600, 1_000)
+        .await
+        .unwrap()
+        .expect("deferred");
+    assert_eq!(
+        (r.state, r.next_attempt_ms),
+        (ClaimState::PendingPartner, Some(11_600))
+    );
+    store
+        .complete_stored("CNSS", "W1", coordinated(&[0, 0], vec![]), 10_700)
         .await
         .unwrap();
     assert!(

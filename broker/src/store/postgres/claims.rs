@@ -564,9 +564,9 @@ impl ClaimStore for PgStore {
             &format!(
                 "UPDATE claims SET next_attempt_ms = $3, attempts = attempts + 1 \
                  WHERE id = {CLAIM_PK} AND {}",
-                core::SQL_TAKEN_BY_WORKER
+                core::sql_taken_now("$4")
             ),
-            &[&scheme_id, &claim_id, &(now_ms + lease_ms)],
+            &[&scheme_id, &claim_id, &(now_ms + lease_ms), &now_ms],
         )
         .await?;
         let rec = if n == 1 {

@@ -361,9 +361,9 @@ impl ClaimStore for SqliteStore {
                 .prepare_cached(&format!(
                     "UPDATE claims SET next_attempt_ms = ?3, attempts = attempts + 1 \
                      WHERE scheme_id = ?1 AND claim_id = ?2 AND {}",
-                    core::SQL_TAKEN_BY_WORKER
+                    core::sql_taken_now("?4")
                 ))?
-                .execute(params![s, cid, now_ms + lease_ms])?;
+                .execute(params![s, cid, now_ms + lease_ms, now_ms])?;
             let rec = if n == 1 {
                 Some(load_existing(&tx, &s, &cid)?.1)
             } else {
