@@ -1045,6 +1045,37 @@ async fn roster_rows_are_checked_against_products_and_coverage() {
         crowd.push_str(&format!("CNSS;NEANT;R-P{n};BASE;01/11/2026\n"));
     }
     let f = write(dir.path(), "crowd.csv", &crowd);
+    // Checked in French: every row named, in the console's words, without
+    // the broker's English summary before them.
+    let o = cli(
+        &h,
+        &[
+            "--lang",
+            "fr",
+            "roster",
+            "import",
+            &f,
+            "--partner",
+            "MUT-R",
+            "--dry-run",
+        ],
+    )
+    .await;
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    for line in 3..=27 {
+        assert!(
+            o.stderr.contains(&format!(
+                "ligne {line} : beneficiary_id : 25 adhérents de la mutuelle auraient ce n° d'assuré, plus de 10"
+            )),
+            "ligne {line} : {}",
+            o.stderr
+        );
+    }
+    assert!(
+        !o.stderr.contains("shared by") && !o.stderr.contains("le broker dit"),
+        "{}",
+        o.stderr
+    );
     let args = [
         "--json",
         "roster",
@@ -1068,6 +1099,30 @@ async fn roster_rows_are_checked_against_products_and_coverage() {
     }
     assert_eq!(o.json()["skippedRows"], 25);
     assert!(member(&h, "R-30").await.is_some());
+    // Said in the table's words too.
+    let o = cli(
+        &h,
+        &[
+            "--lang",
+            "fr",
+            "roster",
+            "import",
+            &f,
+            "--partner",
+            "MUT-R",
+            "--skip-bad-rows",
+            "--no-end-dating",
+            "--dry-run",
+        ],
+    )
+    .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stdout
+            .contains("lignes ignorées (laissées telles quelles) : 25"),
+        "{}",
+        o.stdout
+    );
     for n in [0, 19, 20, 24] {
         assert!(member(&h, &format!("R-P{n}")).await.is_none(), "R-P{n}");
     }

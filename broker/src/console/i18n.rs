@@ -983,7 +983,7 @@ mod tests {
         assert_eq!(v.len(), 11);
         assert_eq!(
             Lang::Fr.roster_refusal(&v[0].description, ""),
-            "11 adhérents de la mutuelle auraient ce n° de bénéficiaire, plus de 10 : il désigne une seule personne (écrivez le n° du régime, pas une valeur d'attente comme 0 ou NEANT)"
+            "11 adhérents de la mutuelle auraient ce n° d'assuré, plus de 10 : il désigne une seule personne (écrivez le n° du régime, pas une valeur d'attente comme 0 ou NEANT)"
         );
         assert!(
             Lang::En

@@ -83,38 +83,15 @@ pub(super) async fn roster_import(
             Ok(r) => break r.into_inner(),
             Err(s) => s,
         };
-        let refused = if skip_bad_rows {
-            crate::api::roster::refused_members(&s, &members)
-        } else {
-            Default::default()
-        };
+        let refused = crate::api::roster::refused_members(&s, &members);
         if refused.is_empty() {
             return Err(status_failure(s, Some(&lines)));
         }
-        eprintln!(
-            "{}{} {}",
-            file.display(),
-            l.colon(),
-            violations(&s, Some(&lines)).trim_start()
-        );
-        // Rows refused with those the broker named (a placeholder
-        // beneficiary id's other rows), which its refusal did not list.
-        let named: std::collections::BTreeSet<usize> =
-            crate::api::roster::named_members(&s, members.len())
-                .into_iter()
-                .map(|r| r.index)
-                .collect();
-        for r in refused.iter().filter(|r| !named.contains(&r.index)) {
-            eprintln!(
-                "  {} {}{} {}{} {}",
-                l.t("line"),
-                lines[r.index],
-                l.colon(),
-                r.field,
-                l.colon(),
-                r.description
-            );
+        let rows = refused_rows(&s, &refused, &lines);
+        if !skip_bad_rows {
+            return Err(Failure(format!("{}{rows}", file_refusal_head(&s))));
         }
+        eprintln!("{}{} {}", file.display(), l.colon(), rows.trim_start());
         let refused: std::collections::BTreeSet<usize> =
             refused.into_iter().map(|r| r.index).collect();
         let (mut kept_members, mut kept_lines) = (Vec::new(), Vec::new());
@@ -160,6 +137,14 @@ pub(super) async fn roster_import(
         l.label("unchanged"),
         n(r.unchanged)
     );
+    let skipped = f.bad.len() + skipped_by_broker;
+    if skipped > 0 {
+        outln!(
+            "{} {}",
+            l.label("skipped rows"),
+            l.catalogue().amount(skipped as i64, "")
+        );
+    }
     if r.dry_run {
         outln!("{}", l.t("dry run: nothing was written"));
     }
@@ -271,4 +256,92 @@ pub(super) async fn opening_balances(
         }
     );
     Ok(())
+}
+
+/// What heads a roster file's refusal: the catalogue's sentence for the
+/// refusal and its code, without the broker's own summary of the rows
+/// (English, cut at 1,000 characters), which the rows below say.
+fn file_refusal_head(s: &tonic::Status) -> String {
+    let bare = tonic::Status::with_details(
+        s.code(),
+        String::new(),
+        bytes::Bytes::copy_from_slice(s.details()),
+    );
+    let Failure(head) = Failure::from(bare);
+    head
+}
+
+/// The rows of a roster file the broker refused (`refused`: by the
+/// broker, and a placeholder id's other rows), one per line, in the
+/// file's order, by line and column, in the command line's language (in
+/// French the console's words for them, `Lang::roster_refusal`); then
+/// what it counted without naming, and what is not a row's (the header).
+fn refused_rows(
+    s: &tonic::Status,
+    refused: &[crate::api::roster::RefusedMember],
+    lines: &[u64],
+) -> String {
+    let l = Lang::of_process();
+    let mut sorted: Vec<&crate::api::roster::RefusedMember> = refused.iter().collect();
+    sorted.sort_by_key(|r| r.index);
+    let mut out = String::new();
+    for r in sorted {
+        let words = match l {
+            Lang::Fr => l.catalogue().roster_refusal(&r.description, &r.kind),
+            Lang::En => r.description.clone(),
+        };
+        out.push_str(&format!(
+            "\n  {} {}{} {}{} {words}",
+            l.t("line"),
+            lines[r.index],
+            l.colon(),
+            file_column(&r.field),
+            l.colon(),
+        ));
+    }
+    // Past the violations one refusal lists, the broker counts the rest
+    // ("; and N more"): those the placeholder's rows do not account for
+    // are said, to be found by checking the file again.
+    let named = crate::api::roster::named_members(s, lines.len()).len();
+    let counted = s
+        .message()
+        .rsplit_once("; and ")
+        .and_then(|(_, rest)| rest.strip_suffix(" more"))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0);
+    let unnamed = counted.saturating_sub(refused.len().saturating_sub(named));
+    if unnamed > 0 {
+        out.push_str("\n  ");
+        out.push_str(
+            &l.catalogue()
+                .t_args("cli-more-unnamed", &[("count", &unnamed.to_string())]),
+        );
+    }
+    for (field, description) in others_of(s) {
+        out.push_str(&format!("\n  {field}{} {description}", l.colon()));
+    }
+    out
+}
+
+/// The violations of a refusal that name no member (an import's header,
+/// its mutuelle), as the broker said them.
+fn others_of(s: &tonic::Status) -> Vec<(String, String)> {
+    use tonic_types::StatusExt;
+    let mut found: Vec<(String, String)> = Vec::new();
+    if let Some(br) = s.get_details_bad_request() {
+        found.extend(
+            br.field_violations
+                .into_iter()
+                .map(|v| (v.field, v.description)),
+        );
+    }
+    if let Some(pf) = s.get_details_precondition_failure() {
+        found.extend(
+            pf.violations
+                .into_iter()
+                .map(|v| (v.subject, v.description)),
+        );
+    }
+    found.retain(|(f, _)| !f.starts_with("members["));
+    found
 }
