@@ -38,7 +38,7 @@ fn the_hl7_example_claim_response_reads_exactly() {
 }
 
 #[test]
-fn openimis_payloads_read_with_amount_times_value() {
+fn openimis_payloads_read_as_openimis_writes_them() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("imis.toml");
     std::fs::write(
@@ -68,12 +68,15 @@ fn openimis_payloads_read_with_amount_times_value() {
         fixture("openimis-claimresponse.json").to_str().unwrap(),
     ]);
     assert!(ok, "{v}");
+    // The valuated amount is the line's total (openIMIS's price_valuated),
+    // `value` its quantity; a claim's amount is a unit price (above).
     assert_eq!(v["lines"][0]["status"], 16);
-    assert_eq!(v["lines"][0]["line_total"]["minor"], 2400, "amount x value");
-    assert_eq!(v["lines"][0]["mutuelle_share"]["minor"], 2400);
+    assert_eq!(v["lines"][0]["quantity"], 12);
+    assert_eq!(v["lines"][0]["line_total"]["minor"], 200, "valuated total");
+    assert_eq!(v["lines"][0]["mutuelle_share"]["minor"], 200);
     assert_eq!(v["lines"][1]["status"], 1);
     assert_eq!(v["lines"][1]["mutuelle_share"]["minor"], 0, "rejected line");
-    assert_eq!(v["total_mutuelle_share"]["value"], "2400");
+    assert_eq!(v["total_mutuelle_share"]["value"], "200");
     let (ok, v) = translate(&[
         "--adapter",
         "fhir-r4",

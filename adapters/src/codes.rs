@@ -92,6 +92,11 @@ impl CodeMaps {
         }
     }
 
+    /// Whether member ids are mapped (`codes.members`).
+    pub fn maps_members(&self) -> bool {
+        !self.members.is_empty()
+    }
+
     pub fn member(&self, member_number: &str, beneficiary_id: &str) -> Result<String, Reason> {
         if self.members.is_empty() {
             return Ok(if member_number.is_empty() {

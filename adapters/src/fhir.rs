@@ -661,11 +661,14 @@ impl Adapter for FhirAdapter {
         req: AdjudicationRequest<'_>,
     ) -> Result<PartnerAdjudication, AdapterError> {
         let c = req.claim;
-        let mapped = self
+        let mut mapped = self
             .cfg
             .codes
             .claim(c, req.member_number)
             .map_err(AdapterError::Rejected)?;
+        if self.cfg.dialect == Dialect::Openimis {
+            openimis::answer_here(&mut mapped);
+        }
         if mapped.lines.is_empty() {
             return Ok(PartnerAdjudication {
                 lines: mapped.unmapped,
@@ -755,9 +758,10 @@ impl Adapter for FhirAdapter {
                 "openIMIS gives no prior authorization over FHIR".into(),
             ));
         }
-        self.post("/Task", &release_resource(&req), Some(req.idempotency_key))
+        let v = self
+            .post("/Task", &release_resource(&req), Some(req.idempotency_key))
             .await?;
-        Ok(())
+        task_refusal(&v).map_or(Ok(()), |r| Err(AdapterError::Rejected(r)))
     }
 
     async fn cancel(&self, req: CancelRequest<'_>) -> Result<(), AdapterError> {
@@ -769,9 +773,11 @@ impl Adapter for FhirAdapter {
                 openimis::claim_code(req.adjudication_key)
             )));
         }
-        self.post("/Task", &cancel_resource(&req), Some(req.idempotency_key))
+        // The Task the server answers says whether it did the cancel.
+        let v = self
+            .post("/Task", &cancel_resource(&req), Some(req.idempotency_key))
             .await?;
-        Ok(())
+        task_refusal(&v).map_or(Ok(()), |r| Err(AdapterError::Rejected(r)))
     }
 }
 
@@ -818,6 +824,50 @@ mod tests {
             currency: "XOF".into(),
             lines: c.lines.clone(),
             diagnoses: vec![],
+        }
+    }
+
+    /// A cancel's Task the server answers rejected, failed, cancelled or
+    /// entered in error is a refusal in the mutuelle's words (its status
+    /// reason, else its business status, else the status said); any other
+    /// answer is the cancel taken. It was taken whatever the Task said:
+    /// the claim CANCELLED while the mutuelle kept its booking.
+    #[test]
+    fn a_task_refused_is_a_cancel_refused() {
+        let task = |status: &str, extra: Value| {
+            let mut v = json!({"resourceType": "Task", "status": status, "intent": "order"});
+            if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+                o.extend(e.clone());
+            }
+            v
+        };
+        let said = |v: Value| task_refusal(&v).map(|r| (r.code, r.message));
+        assert_eq!(
+            said(task(
+                "rejected",
+                json!({"statusReason": {"text": "demande déjà payée"}})
+            )),
+            Some((ReasonCode::PartnerRejected, "demande déjà payée".into()))
+        );
+        assert_eq!(
+            said(task(
+                "failed",
+                json!({"businessStatus": {"coding": [{"display": "hors délai"}]}})
+            )),
+            Some((ReasonCode::PartnerRejected, "hors délai".into()))
+        );
+        for status in ["cancelled", "entered-in-error"] {
+            let (_, m) = said(task(status, json!({}))).expect(status);
+            assert!(m.contains(status), "{m}");
+        }
+        for taken in [
+            task("completed", json!({})),
+            task("accepted", json!({})),
+            task("requested", json!({})),
+            json!({"resourceType": "OperationOutcome", "issue": []}),
+            Value::Null,
+        ] {
+            assert_eq!(said(taken.clone()), None, "{taken}");
         }
     }
 
@@ -933,6 +983,34 @@ mod tests {
             .collect();
         assert_eq!(said, ["CATEGORY LIMITATION"]);
         assert_eq!(r.lines[1].benefit, 0, "rejected");
+    }
+
+    /// openIMIS's valuated amount (status 16) is the line's total, as its
+    /// valuation computes it (quantity × unit price, then deductibles and
+    /// ceilings) and its converter writes it, `value` the quantity; an
+    /// amount left out (its valuation 0, the ceiling used up) is 0. The
+    /// asked amount (status 2) is a unit price. Read as amount × value,
+    /// three units valuated 1,500 in all were read 4,500.
+    #[test]
+    fn openimis_valuated_amount_is_the_line_total() {
+        let adj = |status: &str, amount: Option<&str>, qty: u32| {
+            let mut a = json!({"category": {"coding": [{"code": status}]},
+                "reason": {"coding": [{"code": "0", "display": "ACCEPTED"}]}, "value": qty});
+            if let Some(v) = amount {
+                a["amount"] = json!({"value": v, "currency": "XOF"});
+            }
+            a
+        };
+        let v = json!({"resourceType": "ClaimResponse", "outcome": "complete", "item": [
+            {"itemSequence": 1, "adjudication": [adj("2", Some("1000"), 3), adj("16", Some("1500"), 3)]},
+            {"itemSequence": 2, "adjudication": [adj("2", Some("700"), 2), adj("16", None, 2)]}]});
+        let r = parse_claim_response(&v, Dialect::Openimis, &HashMap::new(), None).unwrap();
+        assert_eq!(
+            r.lines.iter().map(|l| l.benefit).collect::<Vec<_>>(),
+            [1500, 0]
+        );
+        assert_eq!(r.lines[0].quantity, Some(3));
+        assert_eq!(r.lines[0].line_total, Some(1500));
     }
 
     /// Issue 15, currencies: every ISO 4217 code is known with its minor
@@ -1170,6 +1248,20 @@ mod tests {
                 "{err}"
             );
         }
+        // A ceiling in the question's currency is read; one in another is
+        // refused, named (500 EUR was shown as 50,000 XOF).
+        assert!(parse_eligibility(&v, &HashMap::new(), Some("XOF")).is_ok());
+        let mut euros = v.clone();
+        euros["insurance"][0]["item"][0]["benefit"][0]["allowedMoney"] =
+            json!({"value": "500.00", "currency": "EUR"});
+        euros["insurance"][0]["item"][0]["benefit"][0]["usedMoney"] =
+            json!({"value": "100.00", "currency": "EUR"});
+        let err = parse_eligibility(&euros, &HashMap::new(), Some("XOF")).unwrap_err();
+        assert!(
+            err.path.ends_with("benefit[0].allowedMoney.currency")
+                && err.message == "EUR where the question is in XOF",
+            "{err}"
+        );
     }
 
     /// Issue 15, item 9: a partner that knows the member by its own

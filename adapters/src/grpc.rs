@@ -340,15 +340,12 @@ fn status_to_error(s: Status, timeout: Duration) -> AdapterError {
     }
 }
 
-use passerelle_proto::convert::{
-    adjudicate_request, lines_pb, preauthorize_request, remainder_line,
-};
+use passerelle_proto::convert::{adjudicate_request, preauthorize_request, remainder_line};
 
 /// The mapped lines as the partner contract carries them, with the
 /// partner's act codes.
-fn partner_lines(mapped: &crate::codes::MappedClaim) -> Vec<pb::RemainderLine> {
-    mapped
-        .lines
+fn partner_lines(lines: &[crate::codes::MappedLine]) -> Vec<pb::RemainderLine> {
+    lines
         .iter()
         .map(|m| {
             let mut l = remainder_line(m.sequence, &m.line);
@@ -361,14 +358,28 @@ fn partner_lines(mapped: &crate::codes::MappedClaim) -> Vec<pb::RemainderLine> {
 #[async_trait]
 impl Adapter for GrpcAdapter {
     async fn eligibility(&self, q: &EligibilityQuery) -> Result<EligibilityAnswer, AdapterError> {
+        // Asked in the partner's codes, as a claim is: its member id, its
+        // act codes (a line with an unmapped code answered here, M = 0).
+        // The scheme beneficiary id travels beside: asked without a member
+        // number, none is made up.
+        let asked = q.member_number.as_deref().unwrap_or("");
+        let member = if asked.is_empty() && !self.codes.maps_members() {
+            String::new()
+        } else {
+            match self.codes.member(asked, &q.beneficiary_id) {
+                Ok(m) => m,
+                Err(r) => return Ok(EligibilityAnswer::not_covered(r)),
+            }
+        };
+        let (lines, local) = self.codes.lines(&q.lines);
         let req = pb::ComplementaryEligibilityRequest {
             idempotency_key: q.idempotency_key.clone(),
             scheme_id: q.scheme_id.clone(),
             beneficiary_id: q.beneficiary_id.clone(),
-            member_number: q.member_number.clone().unwrap_or_default(),
+            member_number: member,
             date_of_care: date::format(q.date_of_care),
             currency: q.currency.clone(),
-            lines: lines_pb(&q.lines),
+            lines: partner_lines(&lines),
             diagnoses: q.diagnoses.clone(),
         };
         let mut client = self.client.clone();
@@ -384,18 +395,25 @@ impl Adapter for GrpcAdapter {
         Ok(EligibilityAnswer {
             covered: r.covered,
             reason: r.reason.as_ref().map(convert::reason_from_pb),
-            member_number: r.member_number,
+            // The broker's member number, never the partner's id it was
+            // mapped to.
+            member_number: crate::codes::CodeMaps::shown_member(
+                q.member_number.as_deref(),
+                r.member_number,
+            ),
             household_id: r.household_id,
             product: r.product.as_ref().and_then(convert::product_ref_from_pb),
             paid_until,
             ceilings: r.ceilings.iter().map(convert::ceiling_from_pb).collect(),
             // The partner contract carries no cost shares (yet).
             cost_shares: Vec::new(),
-            lines: r
-                .lines
-                .iter()
-                .map(convert::line_share_from_partner_pb)
-                .collect(),
+            lines: crate::codes::merge(
+                r.lines
+                    .iter()
+                    .map(convert::line_share_from_partner_pb)
+                    .collect(),
+                local,
+            ),
         })
     }
 
@@ -420,7 +438,7 @@ impl Adapter for GrpcAdapter {
             .unwrap_or_default();
         msg.provider_id = mapped.facility.clone();
         msg.diagnoses = mapped.diagnoses.clone();
-        msg.lines = partner_lines(&mapped);
+        msg.lines = partner_lines(&mapped.lines);
         let mut client = self.client.clone();
         let r = self
             .call(client.adjudicate_remainder(self.request(msg)))
@@ -455,7 +473,7 @@ impl Adapter for GrpcAdapter {
             preauthorize_request(req.idempotency_key, req.planned, &mapped.member, extends);
         msg.provider_id = mapped.facility.clone();
         msg.diagnoses = mapped.diagnoses.clone();
-        msg.lines = partner_lines(&mapped);
+        msg.lines = partner_lines(&mapped.lines);
         let mut client = self.client.clone();
         let r = self.call(client.pre_authorize(self.request(msg))).await?;
         let valid_until = match r.valid_until.as_str() {
@@ -515,6 +533,72 @@ impl Adapter for GrpcAdapter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Eligibility is asked in the partner's codes, as a claim is: the
+    /// member's id as `codes.members` maps it, the act codes as
+    /// `codes.acts` maps them (a line with an unmapped code answered here,
+    /// M = 0, never asked); the scheme is shown the broker's member
+    /// number, not the partner's id. It was asked with the broker's
+    /// member number and codes: another person's cover, or none.
+    #[tokio::test]
+    async fn eligibility_is_asked_in_the_partners_codes() {
+        use passerelle_domain::{CareCategory, ClaimLine, SchemeOutcome};
+        let sim = crate::kit::sim();
+        let (addr, _task) = sim.clone().start().await.expect("sim");
+        let mut codes = crate::codes::CodeMaps::default();
+        codes.acts.insert("C-CONS".into(), "CONSULT".into());
+        codes.members.insert("SOL-0001".into(), "K-1".into());
+        let adapter = GrpcAdapter::new(&GrpcConfig {
+            endpoint: format!("http://{addr}"),
+            timeout_ms: 2000,
+            connect_timeout_ms: 2000,
+            tls: None,
+            token_file: None,
+            codes,
+        })
+        .expect("adapter");
+        let line = |act: &str| ClaimLine {
+            act_code: act.into(),
+            category: CareCategory::Consultation,
+            quantity: 1,
+            billed: 5000,
+            tariff_base: 5000,
+            scheme_share: 3500,
+            outcome: SchemeOutcome::Covered,
+            scheme_reason: String::new(),
+        };
+        let query = |member: &str| EligibilityQuery {
+            idempotency_key: "elig-codes".into(),
+            scheme_id: "CNSS".into(),
+            // A beneficiary id the partner does not know: the member id
+            // alone finds the member.
+            beneficiary_id: "TG-UNKNOWN".into(),
+            member_number: Some(member.into()),
+            member: None,
+            date_of_care: date::parse("2026-11-20").expect("date"),
+            currency: "XOF".into(),
+            lines: vec![line("C-CONS"), line("NO-SUCH-ACT")],
+            diagnoses: vec![],
+        };
+        let e = adapter
+            .eligibility(&query("SOL-0001"))
+            .await
+            .expect("answers");
+        assert!(e.covered, "{e:?}");
+        assert_eq!(e.member_number, "SOL-0001");
+        assert_eq!(
+            e.lines.iter().map(|l| l.mutuelle_share).collect::<Vec<_>>(),
+            [1500, 0]
+        );
+        assert_eq!(e.lines[1].reasons[0].code, ReasonCode::UnmappedCode);
+        // A member the table does not map is not covered, said here.
+        let e = adapter
+            .eligibility(&query("SOL-9999"))
+            .await
+            .expect("answers");
+        assert!(!e.covered);
+        assert_eq!(e.reason.map(|r| r.code), Some(ReasonCode::UnmappedCode));
+    }
 
     /// A partner past its deadline is slow, however tonic ends the call;
     /// a cancel for another cause is a transient failure.

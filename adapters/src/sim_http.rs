@@ -401,10 +401,14 @@ impl SimFhir {
                 // The core numbers care lines from 1 in the claim's order.
                 let share = share_of(i as u32 + 1);
                 let m = share.map_or(0, |s| s.mutuelle_share);
+                // As openIMIS writes it: the valuated price is the line's
+                // total, `value` the quantity, and no amount when it is 0.
                 let mut adj = json!({
                     "category": { "coding": [{ "system": "https://openimis.github.io/openimis_fhir_r4_ig/CodeSystem/claim-status", "code": "16", "display": "valuated" }] },
-                    "amount": { "value": decimal(m, digits), "currency": self.currency_text },
-                    "value": 1 });
+                    "value": item.quantity });
+                if m != 0 {
+                    adj["amount"] = json!({ "value": decimal(m, digits), "currency": self.currency_text });
+                }
                 if let Some(r) = share.and_then(|s| s.reasons.first()) {
                     adj["reason"] = json!({ "coding": [{ "system": "urn:sim", "code": convert::reason_to_pb(r).code.to_string(), "display": r.message }] });
                 }

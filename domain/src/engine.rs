@@ -399,6 +399,28 @@ pub enum CostShareKind {
     Excluded,
 }
 
+/// Why a line the scheme refused gets nothing from the mutuelle (M = 0:
+/// the complementary cover follows the scheme's), with the scheme's words
+/// when it gave them. The rules' answer, and an adapter's for a line its
+/// partner cannot be told the scheme refused (openIMIS).
+pub fn scheme_refused(line: &ClaimLine) -> Reason {
+    if line.scheme_reason.is_empty() {
+        Reason::said(
+            ReasonCode::SchemeRefused,
+            "refused by the scheme",
+            DetailKey::SchemeRefused,
+            [],
+        )
+    } else {
+        Reason::said(
+            ReasonCode::SchemeRefused,
+            format!("refused by the scheme: {}", line.scheme_reason),
+            DetailKey::SchemeRefusedBecause,
+            [("reason", line.scheme_reason.clone())],
+        )
+    }
+}
+
 /// A ceiling's limit and what it has used, for eligibility answers. Remote
 /// partners report theirs in the same shape.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -794,21 +816,7 @@ fn line_share(
 ) -> (Amount, Vec<Reason>) {
     let r = line.remainder();
     if line.outcome == SchemeOutcome::Refused {
-        return zero(if line.scheme_reason.is_empty() {
-            Reason::said(
-                ReasonCode::SchemeRefused,
-                "refused by the scheme",
-                DetailKey::SchemeRefused,
-                [],
-            )
-        } else {
-            Reason::said(
-                ReasonCode::SchemeRefused,
-                format!("refused by the scheme: {}", line.scheme_reason),
-                DetailKey::SchemeRefusedBecause,
-                [("reason", line.scheme_reason.clone())],
-            )
-        });
+        return zero(scheme_refused(line));
     }
     if r <= 0 {
         return (0, Vec::new());

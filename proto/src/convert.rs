@@ -213,23 +213,27 @@ pub fn cost_share_to_pb(c: &passerelle_domain::engine::CostShare) -> pb::CostSha
 }
 
 pub fn ceiling_to_pb(c: &CeilingView) -> pb::CeilingRemaining {
-    let limit = c.limit_amount.unwrap_or(0);
+    // A remote mutuelle's figures as it gave them, never below zero: a
+    // negative use would show more left than the limit, and the
+    // subtraction is saturating (a partner's i64::MIN would overflow it).
+    let (used, held) = (c.used_amount.max(0), c.held_amount.max(0));
+    let limit = c.limit_amount.unwrap_or(0).max(0);
     let count_limit = c.limit_count.unwrap_or(0);
     pb::CeilingRemaining {
         scope: c.scope.clone(),
         care_category: c.category.map(care_category_to_pb).unwrap_or(0),
         period: c.period.clone(),
         limit,
-        used: c.used_amount,
+        used,
         remaining: if c.limit_amount.is_some() {
-            (limit - c.used_amount - c.held_amount).max(0)
+            limit.saturating_sub(used).saturating_sub(held).max(0)
         } else {
             0
         },
         count_limit,
         count_used: c.used_count,
         count_remaining: count_limit.saturating_sub(c.used_count.saturating_add(c.held_count)),
-        held: c.held_amount,
+        held,
         count_held: c.held_count,
         act_code: c.act_code.clone(),
         next_allowed: c.next_allowed.map(date::format).unwrap_or_default(),
@@ -401,6 +405,44 @@ pub fn prior_authorization_rule_to_pb(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A remote mutuelle's ceiling figures reach the scheme never below
+    /// zero, and what is left never above the limit nor overflowing,
+    /// whatever it sent (a negative use, i64's extremes).
+    #[test]
+    fn a_partners_ceiling_figures_are_shown_within_bounds() {
+        let view = |limit: i64, used: i64, held: i64| CeilingView {
+            scope: "beneficiary-year".into(),
+            category: None,
+            period: "2026".into(),
+            limit_amount: Some(limit),
+            used_amount: used,
+            limit_count: None,
+            used_count: 0,
+            held_amount: held,
+            held_count: 0,
+            act_code: String::new(),
+            next_allowed: None,
+        };
+        let shown = |v: CeilingView| {
+            let c = ceiling_to_pb(&v);
+            (c.limit, c.used, c.held, c.remaining)
+        };
+        assert_eq!(
+            shown(view(100_000, 30_000, 5_000)),
+            (100_000, 30_000, 5_000, 65_000)
+        );
+        assert_eq!(shown(view(100_000, -50_000, 0)), (100_000, 0, 0, 100_000));
+        assert_eq!(
+            shown(view(i64::MAX, i64::MIN, i64::MIN)),
+            (i64::MAX, 0, 0, i64::MAX)
+        );
+        assert_eq!(
+            shown(view(i64::MIN, i64::MAX, i64::MAX)),
+            (0, i64::MAX, i64::MAX, 0)
+        );
+        assert_eq!(shown(view(10, i64::MAX, i64::MAX)).3, 0);
+    }
 
     /// A cost share reaches the scheme's contract with its kind, value and
     /// qualifiers (a rate in basis points, an absent amount as 0).

@@ -390,22 +390,49 @@ pub fn parse_claim_response(
                     {
                         line.reasons.push(r);
                     }
-                    if let Some(m) = a.get("amount") {
-                        let (unit, c) =
-                            read_money(m, &format!("{ap}.amount"), symbols, default_currency)?;
-                        same_currency(&mut currency_code, &c, &format!("{ap}.amount.currency"))?;
-                        let qty = match a.get("value") {
-                            Some(q) => parse_whole(&number_text(q, &format!("{ap}.value"))?)
-                                .map_err(|m| perr(&format!("{ap}.value"), m))?,
-                            None => 1,
-                        };
-                        line.unit_price = Some(unit);
-                        line.quantity = Some(qty);
-                        let total = unit
-                            .checked_mul(qty)
-                            .ok_or_else(|| perr(&ap, "amount x value overflows"))?;
-                        line.line_total = Some(total);
-                        line.benefit = if status == 1 { 0 } else { total };
+                    // What openIMIS writes (api_fhir_r4's ClaimResponse
+                    // converter, claim module's valuation): in the
+                    // valuated status (16) `amount` is the line's
+                    // valuated price, already a line total (quantity ×
+                    // unit price, then deductibles and ceilings), and it
+                    // leaves the amount out when it is 0; in the earlier
+                    // statuses it is a unit price, `value` the quantity.
+                    let qty = match a.get("value") {
+                        Some(q) => parse_whole(&number_text(q, &format!("{ap}.value"))?)
+                            .map_err(|m| perr(&format!("{ap}.value"), m))?,
+                        None => 1,
+                    };
+                    let amount = match a.get("amount") {
+                        Some(m) => {
+                            let (v, c) =
+                                read_money(m, &format!("{ap}.amount"), symbols, default_currency)?;
+                            same_currency(
+                                &mut currency_code,
+                                &c,
+                                &format!("{ap}.amount.currency"),
+                            )?;
+                            Some(v)
+                        }
+                        None => None,
+                    };
+                    line.quantity = Some(qty);
+                    match status {
+                        1 => line.benefit = 0,
+                        16 => {
+                            let total = amount.unwrap_or(0);
+                            line.line_total = Some(total);
+                            line.benefit = total;
+                        }
+                        _ => {
+                            if let Some(unit) = amount {
+                                let total = unit
+                                    .checked_mul(qty)
+                                    .ok_or_else(|| perr(&ap, "amount x value overflows"))?;
+                                line.unit_price = Some(unit);
+                                line.line_total = Some(total);
+                                line.benefit = total;
+                            }
+                        }
                     }
                     seen_benefit = true;
                 }
@@ -817,6 +844,17 @@ pub fn parse_eligibility(
                                 }
                                 None => 0,
                             };
+                            // In the question's currency: another one,
+                            // shown as the question's, would misstate what
+                            // is left (500 EUR read as 50,000 XOF).
+                            if let Some(asked) = default_currency.filter(|c| !c.is_empty())
+                                && cur != asked
+                            {
+                                return Err(perr(
+                                    &format!("{p}.allowedMoney.currency"),
+                                    format!("{cur} where the question is in {asked}"),
+                                ));
+                            }
                             out.amounts.push((scope.clone(), amount, used, cur));
                             amount_terms.push(term.clone());
                         }
@@ -886,6 +924,43 @@ pub enum OutcomeEffect {
     Rejected,
     /// Anything else: the answer is refused as malformed.
     Refused,
+}
+
+/// A Task the server answered a cancel (or a release) with, when it says
+/// the cancel was not done: its status `rejected`, `failed`, `cancelled`
+/// or `entered-in-error` (FHIR R4's TaskStatus), with its `statusReason`
+/// (else its `businessStatus`) in the mutuelle's words. Any other answer
+/// (a Task requested, accepted, in progress or completed; no body; an
+/// OperationOutcome of success) is the cancel taken, as before.
+pub fn task_refusal(v: &Value) -> Option<Reason> {
+    if v.get("resourceType").and_then(Value::as_str) != Some("Task") {
+        return None;
+    }
+    let status = v.get("status").and_then(Value::as_str)?;
+    if !matches!(
+        status,
+        "rejected" | "failed" | "cancelled" | "entered-in-error"
+    ) {
+        return None;
+    }
+    let said = ["statusReason", "businessStatus"]
+        .iter()
+        .filter_map(|k| v.get(*k))
+        .find_map(|c| {
+            c.get("text")
+                .and_then(Value::as_str)
+                .or_else(|| c.pointer("/coding/0/display").and_then(Value::as_str))
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+        });
+    let words = match said {
+        Some(t) => passerelle_domain::validate::truncate_text(
+            t,
+            passerelle_domain::validate::MAX_PARTNER_TEXT,
+        ),
+        None => format!("the mutuelle's server did not do the cancel (its Task is {status})"),
+    };
+    Some(Reason::new(ReasonCode::PartnerRejected, words))
 }
 
 pub fn outcome_effect(outcome: &str) -> OutcomeEffect {

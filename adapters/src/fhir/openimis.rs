@@ -150,6 +150,36 @@ pub fn kind(m: &MappedLine) -> &'static str {
     }
 }
 
+/// The lines openIMIS is never asked about, answered here with M = 0:
+/// those the scheme refused (an openIMIS Claim has no field for the
+/// scheme's outcome, so it would be asked for the whole billed amount, and
+/// any share it answered, which the broker refuses on a line the scheme
+/// refused, would reject the whole claim) and those with nothing left to
+/// pay (a remainder of 0). Moved from `mapped.lines` to
+/// `mapped.unmapped`, the lines already answered.
+pub fn answer_here(mapped: &mut crate::codes::MappedClaim) {
+    let (asked, here): (Vec<_>, Vec<_>) =
+        std::mem::take(&mut mapped.lines)
+            .into_iter()
+            .partition(|m| {
+                m.line.outcome != passerelle_domain::SchemeOutcome::Refused
+                    && m.line.remainder() > 0
+            });
+    mapped.lines = asked;
+    mapped
+        .unmapped
+        .extend(here.into_iter().map(|m| passerelle_domain::LineShare {
+            sequence: m.sequence,
+            mutuelle_share: 0,
+            reasons: if m.line.outcome == passerelle_domain::SchemeOutcome::Refused {
+                vec![passerelle_domain::engine::scheme_refused(&m.line)]
+            } else {
+                Vec::new()
+            },
+        }));
+    mapped.unmapped.sort_by_key(|s| s.sequence);
+}
+
 /// The Claim of a remainder adjudication. Refused before sending when
 /// openIMIS would refuse it: no diagnosis, or nothing to claim.
 pub fn claim(
@@ -570,6 +600,60 @@ mod tests {
             1,
             "openIMIS adjudicated once"
         );
+    }
+
+    /// A line the scheme refused is never asked of openIMIS (its Claim has
+    /// no field for the scheme's outcome: it was asked for the whole
+    /// billed amount, and any share answered made the broker reject the
+    /// whole claim); it is answered here, M = 0, with the scheme's reason.
+    /// A claim left with nothing to ask is answered here entirely, M = 0,
+    /// never refused as if the mutuelle had refused it.
+    #[tokio::test]
+    async fn lines_the_scheme_refused_are_answered_here() {
+        use passerelle_domain::ReasonCode;
+        let (adapter, sim, _task) = partner().await;
+        let mut c = claim_with_medicine("oi-refused");
+        c.lines[0].outcome = SchemeOutcome::Refused;
+        c.lines[0].scheme_share = 0;
+        c.lines[0].scheme_reason = "acte non remboursable".into();
+        let a = adapter
+            .adjudicate(AdjudicationRequest {
+                idempotency_key: "oi-key-refused",
+                claim: &c,
+                member_number: "K-1",
+                member: None,
+                prior: None,
+                unread_ceilings: false,
+            })
+            .await
+            .unwrap();
+        let shares =
+            passerelle_domain::validate::check_answer(&c.lines, a.lines).expect("a valid answer");
+        assert_eq!(shares[0].mutuelle_share, 0);
+        assert_eq!(shares[0].reasons[0].code, ReasonCode::SchemeRefused);
+        assert!(
+            shares[0].reasons[0]
+                .message
+                .contains("acte non remboursable")
+        );
+        assert_eq!(sim.seen().borrow().adjudications, 1, "the medicine asked");
+        c.lines.truncate(1);
+        let a = adapter
+            .adjudicate(AdjudicationRequest {
+                idempotency_key: "oi-key-none",
+                claim: &c,
+                member_number: "K-1",
+                member: None,
+                prior: None,
+                unread_ceilings: false,
+            })
+            .await
+            .expect("answered here, not refused");
+        assert_eq!(
+            a.lines.iter().map(|l| l.mutuelle_share).collect::<Vec<_>>(),
+            [0]
+        );
+        assert_eq!(sim.seen().borrow().adjudications, 1, "nothing sent");
     }
 
     /// Matching openIMIS's renumbered answer back to the claim: by kind
