@@ -1119,7 +1119,7 @@ async fn roster_rows_are_checked_against_products_and_coverage() {
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(
         o.stdout
-            .contains("lignes ignorées (laissées telles quelles) : 25"),
+            .contains("lignes ignorées (adhérents laissés tels quels) : 25"),
         "{}",
         o.stdout
     );

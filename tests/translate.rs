@@ -77,6 +77,37 @@ fn openimis_payloads_read_as_openimis_writes_them() {
     assert_eq!(v["lines"][1]["status"], 1);
     assert_eq!(v["lines"][1]["mutuelle_share"]["minor"], 0, "rejected line");
     assert_eq!(v["total_mutuelle_share"]["value"], "200");
+    assert!(
+        v["claim_lifecycle"].as_str().unwrap().starts_with("final"),
+        "{v}"
+    );
+    // A claim only checked (statuses 2 and 4), which openIMIS answers
+    // `partial`, waits, as the broker reads it: translate said final.
+    let checked = dir.path().join("checked.json");
+    std::fs::write(
+        &checked,
+        serde_json::json!({"resourceType": "ClaimResponse", "outcome": "partial", "item": [
+            {"itemSequence": 1, "adjudication": [
+                {"category": {"coding": [{"code": "2"}]}, "amount": {"value": 400, "currency": "$"}, "value": 3},
+                {"category": {"coding": [{"code": "4"}]}, "amount": {"value": 400, "currency": "$"}, "value": 3}]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let (ok, v) = translate(&[
+        "--adapter",
+        "fhir-r4",
+        "--config",
+        c,
+        checked.to_str().unwrap(),
+    ]);
+    assert!(ok, "{v}");
+    assert!(
+        v["claim_lifecycle"]
+            .as_str()
+            .unwrap()
+            .starts_with("pending"),
+        "{v}"
+    );
     let (ok, v) = translate(&[
         "--adapter",
         "fhir-r4",

@@ -766,6 +766,13 @@ impl Adapter for FhirAdapter {
 
     async fn cancel(&self, req: CancelRequest<'_>) -> Result<(), AdapterError> {
         if self.cfg.dialect == Dialect::Openimis {
+            // A claim openIMIS never received (passerelle answered every
+            // line itself: `openimis::answer_here`) has nothing to undo
+            // there; openIMIS's answer always carries its id, the
+            // reference stored.
+            if req.partner_reference.is_empty() {
+                return Ok(());
+            }
             // openIMIS has no Task, no $cancel, and neither DELETE nor PUT
             // of a Claim over FHIR: nothing can carry a cancellation.
             return Err(AdapterError::Unsupported(format!(
@@ -1003,11 +1010,21 @@ mod tests {
         };
         let v = json!({"resourceType": "ClaimResponse", "outcome": "complete", "item": [
             {"itemSequence": 1, "adjudication": [adj("2", Some("1000"), 3), adj("16", Some("1500"), 3)]},
-            {"itemSequence": 2, "adjudication": [adj("2", Some("700"), 2), adj("16", None, 2)]}]});
+            {"itemSequence": 2, "adjudication": [adj("2", Some("700"), 2), adj("16", None, 2)]},
+            // Later releases write the asked unit price again for a line
+            // valued at 0: on two units, 0.
+            {"itemSequence": 3, "adjudication": [adj("2", Some("700"), 2), adj("16", Some("700"), 2)]},
+            // On one unit it reads as a line valued in full (openIMIS's
+            // answer cannot tell the two apart).
+            {"itemSequence": 4, "adjudication": [adj("2", Some("900"), 1), adj("16", Some("900"), 1)]},
+            // A fractional quantity approved does not refuse the answer.
+            {"itemSequence": 5, "adjudication": [adj("2", Some("400"), 2), adj("16", Some("600"), 0)]}]});
+        let mut v = v;
+        v["item"][4]["adjudication"][1]["value"] = json!(1.5);
         let r = parse_claim_response(&v, Dialect::Openimis, &HashMap::new(), None).unwrap();
         assert_eq!(
             r.lines.iter().map(|l| l.benefit).collect::<Vec<_>>(),
-            [1500, 0]
+            [1500, 0, 0, 900, 600]
         );
         assert_eq!(r.lines[0].quantity, Some(3));
         assert_eq!(r.lines[0].line_total, Some(1500));
@@ -1357,6 +1374,7 @@ mod tests {
             scheme_id: "CNSS",
             claim_id: "wf-1",
             reason: "sent twice",
+            partner_reference: "",
         });
         let mut problems = Vec::new();
         for (name, v) in [
@@ -1588,6 +1606,7 @@ mod tests {
                 scheme_id: "CNSS",
                 claim_id: "r4-1",
                 reason: "envoyée deux fois",
+                partner_reference: "",
             }),
         );
         write(

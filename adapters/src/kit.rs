@@ -295,7 +295,8 @@ pub async fn duplicate_adjudicates_once(env: &KitEnv) {
 
 pub async fn cancel(env: &KitEnv) {
     let c = claim("kit-cancel");
-    env.adapter
+    let a = env
+        .adapter
         .adjudicate(req("kit-cancel-key", &c))
         .await
         .expect("adjudicated");
@@ -308,6 +309,8 @@ pub async fn cancel(env: &KitEnv) {
             scheme_id: "CNSS",
             claim_id: "kit-cancel",
             reason: "kit",
+            // As the broker stores it from the answer.
+            partner_reference: &a.partner_reference,
         })
         .await;
     if !env.cancels {

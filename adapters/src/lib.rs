@@ -199,6 +199,11 @@ pub struct CancelRequest<'a> {
     pub scheme_id: &'a str,
     pub claim_id: &'a str,
     pub reason: &'a str,
+    /// The reference the partner's answer gave the adjudication, as
+    /// stored; empty when it gave none, or when nothing was sent (an
+    /// adapter that answered every line itself, such as openIMIS's for a
+    /// claim whose every line the scheme refused).
+    pub partner_reference: &'a str,
 }
 
 /// Why a partner call did not give an answer.

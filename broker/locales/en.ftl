@@ -399,7 +399,10 @@ roster-confirm-ended = I confirm: { $ended } member(s) end, half or more of the 
 roster-unknown-scheme = scheme "{ $value }" unknown to passerelle
 roster-unknown-product = product "{ $value }" not declared by the mutuelle (see the Products page)
 roster-number-case = differs from member number "{ $value }" only in letter case: write it as that one (another number would start the member's ceilings again)
-cli-more-unnamed = and { $count } more rows the broker counted without naming them: check the file again once these are corrected
+cli-more-unnamed = { $count ->
+        [one] and 1 more row the broker counted without naming it: check the file again once these are corrected
+       *[other] and { $count } more rows the broker counted without naming them: check the file again once these are corrected
+    }
 roster-crowded-beneficiary = { $count } members of the mutuelle would have this beneficiary id, more than { $max }: it names one person (write the scheme's id, not a placeholder such as 0 or NEANT)
 roster-covered-elsewhere-to = another mutuelle covers this beneficiary from { $from } to { $to }: one of the two memberships must end before the other starts
 roster-covered-elsewhere = another mutuelle covers this beneficiary from { $from }, with no end: one of the two memberships must end before the other starts
@@ -679,7 +682,7 @@ cli-added = added
 cli-updated = updated
 cli-end-dated = ended
 cli-unchanged = unchanged
-cli-skipped-rows = skipped rows (left as they are)
+cli-skipped-rows = skipped rows (members left as they are)
 cli-dry-run-nothing-was-written = dry run: nothing was written
 cli-from-period = from period
 cli-amount = amount

@@ -397,7 +397,10 @@ roster-confirm-ended = Je confirme : { $ended } adhérent(s) sortent, soit la mo
 roster-unknown-scheme = régime « { $value } » inconnu de passerelle
 roster-unknown-product = produit « { $value } » non déclaré par la mutuelle (voir la page Produits)
 roster-number-case = ne diffère du n° d'adhérent « { $value } » que par les majuscules : écrivez-le comme lui (un autre numéro ferait repartir de zéro les plafonds de l'adhérent)
-cli-more-unnamed = et { $count } autres lignes que passerelle a comptées sans les nommer : vérifiez à nouveau le fichier une fois celles-ci corrigées
+cli-more-unnamed = { $count ->
+        [one] et 1 autre ligne que passerelle a comptée sans la nommer : vérifiez à nouveau le fichier une fois celles-ci corrigées
+       *[other] et { $count } autres lignes que passerelle a comptées sans les nommer : vérifiez à nouveau le fichier une fois celles-ci corrigées
+    }
 roster-crowded-beneficiary = { $count } adhérents de la mutuelle auraient ce n° d'assuré, plus de { $max } : il désigne une seule personne (écrivez le n° du régime, pas une valeur d'attente comme 0 ou NEANT)
 roster-covered-elsewhere-to = une autre mutuelle couvre aussi ce bénéficiaire du { $from } au { $to } : l'une des deux adhésions doit finir avant que l'autre commence
 roster-covered-elsewhere = une autre mutuelle couvre aussi ce bénéficiaire à partir du { $from }, sans date de fin : l'une des deux adhésions doit finir avant que l'autre commence
@@ -677,7 +680,7 @@ cli-added = ajouté
 cli-updated = modifié
 cli-end-dated = sorti
 cli-unchanged = inchangé
-cli-skipped-rows = lignes ignorées (laissées telles quelles)
+cli-skipped-rows = lignes ignorées (adhérents laissés tels quels)
 cli-dry-run-nothing-was-written = simulation : rien n'a été écrit
 cli-from-period = de la période
 cli-amount = montant

@@ -338,6 +338,8 @@ pub fn parse_claim_response(
             reasons: Vec::new(),
         };
         let mut seen_benefit = false;
+        // openIMIS: the unit price the line was entered with (status 2).
+        let mut asked_unit: Option<i64> = None;
         for (j, a) in adj.iter().enumerate() {
             let ap = format!("{p}.adjudication[{j}]");
             let cat = a.get("category").and_then(code_of).unwrap_or("");
@@ -392,16 +394,16 @@ pub fn parse_claim_response(
                     }
                     // What openIMIS writes (api_fhir_r4's ClaimResponse
                     // converter, claim module's valuation): in the
-                    // valuated status (16) `amount` is the line's
-                    // valuated price, already a line total (quantity ×
-                    // unit price, then deductibles and ceilings), and it
-                    // leaves the amount out when it is 0; in the earlier
-                    // statuses it is a unit price, `value` the quantity.
-                    let qty = match a.get("value") {
-                        Some(q) => parse_whole(&number_text(q, &format!("{ap}.value"))?)
-                            .map_err(|m| perr(&format!("{ap}.value"), m))?,
-                        None => 1,
-                    };
+                    // earlier statuses `amount` is a unit price and
+                    // `value` the quantity; in the valuated status (16)
+                    // `amount` is the line's valuated price, already a
+                    // line total (quantity × unit price, then deductibles
+                    // and ceilings). A line valued at 0 carries no amount
+                    // (older releases) or the asked unit price again
+                    // (later ones): an amount equal to the asked unit
+                    // price on more than one unit is read as 0; on one
+                    // unit it cannot be told from a line valued in full,
+                    // and is read so (docs/adapters.md).
                     let amount = match a.get("amount") {
                         Some(m) => {
                             let (v, c) =
@@ -415,16 +417,35 @@ pub fn parse_claim_response(
                         }
                         None => None,
                     };
-                    line.quantity = Some(qty);
+                    // A quantity openIMIS approved may be fractional (it
+                    // keeps two decimals): read where a unit price needs
+                    // it, and for the valuated line only as a count.
+                    let whole = |a: &Value| -> Result<Option<i64>, PathError> {
+                        a.get("value")
+                            .map(|q| {
+                                parse_whole(&number_text(q, &format!("{ap}.value"))?)
+                                    .map_err(|m| perr(&format!("{ap}.value"), m))
+                            })
+                            .transpose()
+                    };
                     match status {
                         1 => line.benefit = 0,
                         16 => {
-                            let total = amount.unwrap_or(0);
+                            let qty = whole(a).ok().flatten();
+                            line.quantity = qty.or(line.quantity);
+                            let valued_zero = amount.is_none()
+                                || (amount == asked_unit && qty.or(line.quantity).unwrap_or(1) > 1);
+                            let total = if valued_zero { 0 } else { amount.unwrap_or(0) };
                             line.line_total = Some(total);
                             line.benefit = total;
                         }
                         _ => {
+                            let qty = whole(a)?.unwrap_or(1);
+                            line.quantity = Some(qty);
                             if let Some(unit) = amount {
+                                if status == 2 {
+                                    asked_unit = Some(unit);
+                                }
                                 let total = unit
                                     .checked_mul(qty)
                                     .ok_or_else(|| perr(&ap, "amount x value overflows"))?;
@@ -963,6 +984,20 @@ pub fn task_refusal(v: &Value) -> Option<Reason> {
     Some(Reason::new(ReasonCode::PartnerRejected, words))
 }
 
+/// openIMIS: the first line not yet valuated (16) nor rejected (1),
+/// whatever the FHIR outcome says (openIMIS writes `partial` for a claim
+/// only checked or processed): while one is, the claim waits.
+pub fn not_valuated(parsed: &ParsedClaimResponse, dialect: Dialect) -> Option<&ResponseLine> {
+    (dialect == Dialect::Openimis)
+        .then(|| {
+            parsed
+                .lines
+                .iter()
+                .find(|l| !matches!(l.status, Some(1) | Some(16)))
+        })
+        .flatten()
+}
+
 pub fn outcome_effect(outcome: &str) -> OutcomeEffect {
     match outcome {
         "complete" | "partial" => OutcomeEffect::Final,
@@ -1031,15 +1066,15 @@ pub fn shares_from_response(
             )));
         }
     }
+    if let Some(l) = not_valuated(&parsed, dialect) {
+        return Err(AdapterError::Pending(format!(
+            "line {} not valuated yet (status {:?}); asking again later",
+            l.sequence, l.status
+        )));
+    }
     let by_seq: HashMap<u32, &MappedLine> = lines.iter().map(|m| (m.sequence, m)).collect();
     let mut shares = Vec::with_capacity(parsed.lines.len());
     for l in &parsed.lines {
-        if dialect == Dialect::Openimis && !matches!(l.status, Some(1) | Some(16)) {
-            return Err(AdapterError::Pending(format!(
-                "line {} not valuated yet (status {:?}); asking again later",
-                l.sequence, l.status
-            )));
-        }
         let mut m = l.benefit;
         let mut reasons = l.reasons.clone();
         if dialect == Dialect::Openimis && l.status == Some(1) && reasons.is_empty() {

@@ -394,6 +394,18 @@ mod tests {
         c
     }
 
+    /// The kit member's adjudication of `c` under `key`.
+    fn kit_request<'a>(key: &'a str, c: &'a passerelle_domain::Claim) -> AdjudicationRequest<'a> {
+        AdjudicationRequest {
+            idempotency_key: key,
+            claim: c,
+            member_number: "K-1",
+            member: None,
+            prior: None,
+            unread_ceilings: false,
+        }
+    }
+
     /// A simulated openIMIS and the adapter in front of it.
     async fn partner() -> (
         FhirAdapter,
@@ -565,14 +577,7 @@ mod tests {
     async fn answers_are_matched_by_code_and_a_resend_reads_the_first_back() {
         let (adapter, sim, _task) = partner().await;
         let c = claim_with_medicine("oi-2");
-        let req = AdjudicationRequest {
-            idempotency_key: "oi-key-2",
-            claim: &c,
-            member_number: "K-1",
-            member: None,
-            prior: None,
-            unread_ceilings: false,
-        };
+        let req = kit_request("oi-key-2", &c);
         let a = adapter.adjudicate(req).await.unwrap();
         let share = |seq: u32| {
             a.lines
@@ -583,14 +588,7 @@ mod tests {
         assert_eq!(share(1), Some(1500), "{a:?}");
         assert_eq!(share(2), Some(0), "{a:?}");
         let again = adapter
-            .adjudicate(AdjudicationRequest {
-                idempotency_key: "oi-key-2",
-                claim: &c,
-                member_number: "K-1",
-                member: None,
-                prior: None,
-                unread_ceilings: false,
-            })
+            .adjudicate(kit_request("oi-key-2", &c))
             .await
             .unwrap();
         assert_eq!(again.lines, a.lines);
@@ -617,14 +615,7 @@ mod tests {
         c.lines[0].scheme_share = 0;
         c.lines[0].scheme_reason = "acte non remboursable".into();
         let a = adapter
-            .adjudicate(AdjudicationRequest {
-                idempotency_key: "oi-key-refused",
-                claim: &c,
-                member_number: "K-1",
-                member: None,
-                prior: None,
-                unread_ceilings: false,
-            })
+            .adjudicate(kit_request("oi-key-refused", &c))
             .await
             .unwrap();
         let shares =
@@ -639,14 +630,7 @@ mod tests {
         assert_eq!(sim.seen().borrow().adjudications, 1, "the medicine asked");
         c.lines.truncate(1);
         let a = adapter
-            .adjudicate(AdjudicationRequest {
-                idempotency_key: "oi-key-none",
-                claim: &c,
-                member_number: "K-1",
-                member: None,
-                prior: None,
-                unread_ceilings: false,
-            })
+            .adjudicate(kit_request("oi-key-none", &c))
             .await
             .expect("answered here, not refused");
         assert_eq!(
@@ -654,6 +638,20 @@ mod tests {
             [0]
         );
         assert_eq!(sim.seen().borrow().adjudications, 1, "nothing sent");
+        // Its cancel has nothing to undo in openIMIS: done, no person told
+        // to reject in openIMIS a claim it never received.
+        assert_eq!(a.partner_reference, "");
+        adapter
+            .cancel(crate::CancelRequest {
+                idempotency_key: "cxl-none",
+                adjudication_key: "oi-key-none",
+                scheme_id: "CNSS",
+                claim_id: "oi-refused",
+                reason: "sent twice",
+                partner_reference: &a.partner_reference,
+            })
+            .await
+            .expect("nothing to undo");
     }
 
     /// Matching openIMIS's renumbered answer back to the claim: by kind
@@ -712,6 +710,7 @@ mod tests {
                 scheme_id: "CNSS",
                 claim_id: "oi-3",
                 reason: "sent twice",
+                partner_reference: "IMIS-RESP-3",
             })
             .await
             .unwrap_err();

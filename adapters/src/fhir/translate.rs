@@ -46,7 +46,12 @@ pub fn translate(
                 "resource": kind,
                 "dialect": format!("{dialect:?}").to_lowercase(),
                 "outcome": r.outcome,
-                "claim_lifecycle": super::outcome_effect(&r.outcome).words(),
+                // As the broker reads it: an openIMIS line not valuated
+                // yet keeps the claim waiting, whatever the outcome.
+                "claim_lifecycle": match (super::outcome_effect(&r.outcome), super::not_valuated(&r, dialect)) {
+                    (super::OutcomeEffect::Final, Some(_)) => super::OutcomeEffect::Pending.words(),
+                    (effect, _) => effect.words(),
+                },
                 "disposition": r.disposition,
                 "errors": r.errors.iter().map(|(line, e)| json!({"line": line, "error": e})).collect::<Vec<_>>(),
                 "process_notes": r.notes,

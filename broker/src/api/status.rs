@@ -108,13 +108,15 @@ fn coverage_overlap(overlaps: Vec<crate::store::CoverageOverlap>) -> Status {
         lines.push(format!("{subject}: {description}"));
         d.add_precondition_failure_violation("COVERAGE_OVERLAP", subject, description);
     }
+    // The count of those left out is said after the cut, as for field
+    // violations: the command line reads it ("; and N more").
+    let mut message = passerelle_domain::validate::truncate_text(&lines.join("; "), MAX_MESSAGE);
     if overlaps.len() > MAX_REPORTED_OVERLAPS {
-        lines.push(format!(
-            "and {} more",
+        message.push_str(&format!(
+            "; and {} more",
             overlaps.len() - MAX_REPORTED_OVERLAPS
         ));
     }
-    let message = passerelle_domain::validate::truncate_text(&lines.join("; "), MAX_MESSAGE);
     Status::with_error_details(Code::FailedPrecondition, message, d)
 }
 

@@ -188,6 +188,8 @@ pub async fn run(cfg: &Config, base: &Path, id: &str, m: &Member) -> Result<Vec<
             scheme_id: &m.scheme,
             claim_id: &key,
             reason: "passerelle conformance check",
+            // What the partner's answer gave it, as the broker stores it.
+            partner_reference: first.as_ref().map_or("", |a| a.partner_reference.as_str()),
         })
         .await;
     checks.push(Check {
@@ -234,7 +236,7 @@ pub async fn run(cfg: &Config, base: &Path, id: &str, m: &Member) -> Result<Vec<
         }
         // The partner was asked and adjudicated this claim too: cancelled,
         // as the golden path's, so that the check leaves nothing open.
-        Ok(_) => {
+        Ok(answered) => {
             let cancel = adapter
                 .cancel(CancelRequest {
                     idempotency_key: &format!("{key}-unmapped-cxl"),
@@ -242,6 +244,7 @@ pub async fn run(cfg: &Config, base: &Path, id: &str, m: &Member) -> Result<Vec<
                     scheme_id: &m.scheme,
                     claim_id: &unmapped.claim_id,
                     reason: "passerelle conformance check",
+                    partner_reference: &answered.partner_reference,
                 })
                 .await;
             match cancel {

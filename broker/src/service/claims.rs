@@ -1015,6 +1015,7 @@ impl Broker {
             } else {
                 &rec.cancel_reason
             },
+            partner_reference: &rec.partner_reference,
         };
         let call = async {
             match partner {
@@ -1328,7 +1329,14 @@ mod bound_tests {
             tokio::spawn(async move { b.coordinate(claim).await })
         };
         gate.entered.notified().await;
-        match b.retry_now("CNSS", "C-R1").await {
+        // Bounded: taken, the retry would wait on the gate with the first.
+        let retried = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            b.retry_now("CNSS", "C-R1"),
+        )
+        .await
+        .expect("the retry answers at once, without asking the mutuelle");
+        match retried {
             Err(ServiceError::Refused(m)) => {
                 assert!(m.contains("by its first request"), "{m}")
             }

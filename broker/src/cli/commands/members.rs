@@ -87,7 +87,9 @@ pub(super) async fn roster_import(
         if refused.is_empty() {
             return Err(status_failure(s, Some(&lines)));
         }
-        let rows = refused_rows(&s, &refused, &lines);
+        // Skipping, the rows counted without a name are named by the
+        // next round; checking, the person is told to check again.
+        let rows = refused_rows(&s, &refused, &lines, !skip_bad_rows);
         if !skip_bad_rows {
             return Err(Failure(format!("{}{rows}", file_refusal_head(&s))));
         }
@@ -280,6 +282,7 @@ fn refused_rows(
     s: &tonic::Status,
     refused: &[crate::api::roster::RefusedMember],
     lines: &[u64],
+    say_unnamed: bool,
 ) -> String {
     let l = Lang::of_process();
     let mut sorted: Vec<&crate::api::roster::RefusedMember> = refused.iter().collect();
@@ -310,7 +313,7 @@ fn refused_rows(
         .and_then(|n| n.parse::<usize>().ok())
         .unwrap_or(0);
     let unnamed = counted.saturating_sub(refused.len().saturating_sub(named));
-    if unnamed > 0 {
+    if say_unnamed && unnamed > 0 {
         out.push_str("\n  ");
         out.push_str(
             &l.catalogue()
@@ -326,22 +329,7 @@ fn refused_rows(
 /// The violations of a refusal that name no member (an import's header,
 /// its mutuelle), as the broker said them.
 fn others_of(s: &tonic::Status) -> Vec<(String, String)> {
-    use tonic_types::StatusExt;
-    let mut found: Vec<(String, String)> = Vec::new();
-    if let Some(br) = s.get_details_bad_request() {
-        found.extend(
-            br.field_violations
-                .into_iter()
-                .map(|v| (v.field, v.description)),
-        );
-    }
-    if let Some(pf) = s.get_details_precondition_failure() {
-        found.extend(
-            pf.violations
-                .into_iter()
-                .map(|v| (v.subject, v.description)),
-        );
-    }
+    let mut found = status_violations(s);
     found.retain(|(f, _)| !f.starts_with("members["));
     found
 }

@@ -431,11 +431,9 @@ fn with_scheme(url: &str, scheme: &str) -> String {
     format!("{scheme}://{rest}")
 }
 
-/// Prints the field violations of an INVALID_ARGUMENT (and the violations
-/// of a FAILED_PRECONDITION), mapping "members[i]..." to lines of a file,
-/// and a product period's fields to the file's columns, when a map is given.
-fn violations(s: &tonic::Status, lines: Option<&[u64]>) -> String {
-    let lang = Lang::of_process();
+/// Every (field, words) a refusal lists: its field violations, then its
+/// precondition failures' (subject, words).
+fn status_violations(s: &tonic::Status) -> Vec<(String, String)> {
     let mut found: Vec<(String, String)> = Vec::new();
     if let Some(br) = s.get_details_bad_request() {
         found.extend(
@@ -451,8 +449,16 @@ fn violations(s: &tonic::Status, lines: Option<&[u64]>) -> String {
                 .map(|v| (v.subject, v.description)),
         );
     }
+    found
+}
+
+/// Prints the field violations of an INVALID_ARGUMENT (and the violations
+/// of a FAILED_PRECONDITION), mapping "members[i]..." to lines of a file,
+/// and a product period's fields to the file's columns, when a map is given.
+fn violations(s: &tonic::Status, lines: Option<&[u64]>) -> String {
+    let lang = Lang::of_process();
     let mut out = String::new();
-    for (f, description) in found {
+    for (f, description) in status_violations(s) {
         // Without a file to map to, a violation the status's message
         // already says (quoted after "the broker says") is not said twice.
         if lines.is_none() && s.message().contains(&format!("{f}: {description}")) {

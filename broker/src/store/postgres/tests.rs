@@ -115,6 +115,28 @@ async fn fresh_with(
     Some((s.clone(), s))
 }
 
+/// Until `sql` (one boolean, one text parameter: `param`) says a session
+/// waits, or `done`: polled on a connection of its own, query after query
+/// (no sleep), for at most 20 s, else fails saying `what`.
+async fn until_waiting(
+    s: &super::PgStore,
+    sql: &str,
+    param: &str,
+    done: impl Fn() -> bool,
+    what: &str,
+) {
+    let watcher = s.client().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        let waiting: bool = watcher.query_one(sql, &[&param]).await.unwrap().get(0);
+        if waiting {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::task::yield_now().await;
+    }
+}
+
 /// Runs `sql` (one or more statements, no result) on a pooled connection.
 async fn run_sql(s: &super::PgStore, sql: &str) {
     s.client().await.unwrap().batch_execute(sql).await.unwrap();
@@ -1893,28 +1915,16 @@ async fn an_import_reads_its_members_under_the_coverage_locks() {
         let store = store.clone();
         tokio::spawn(async move { store.import_roster(import, 3).await })
     };
-    // Until the import waits on that lock: polled, bounded, no sleep.
-    let watcher = s.client().await.unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let waiting: bool = watcher
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
-                 AND NOT granted AND ((classid::BIGINT << 32) | objid::BIGINT) = hashtextextended($1, 0))",
-                &[&key],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if waiting {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the import never waited on the coverage lock"
-        );
-        tokio::task::yield_now().await;
-    }
+    // Until the import waits on that lock.
+    until_waiting(
+        &s,
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
+         AND NOT granted AND ((classid::BIGINT << 32) | objid::BIGINT) = hashtextextended($1, 0))",
+        &key,
+        || false,
+        "the import never waited on the coverage lock",
+    )
+    .await;
     // Meanwhile Y ends in June 2025 and MUT-C covers B-1 from July.
     let mut y_ended = y.clone();
     y_ended.products[0].end = Some(d("2025-06-30"));
@@ -1990,28 +2000,16 @@ async fn a_sign_in_waits_for_a_reset_in_flight_and_opens_no_session() {
         tokio::spawn(async move { store.create_session(&session, &ama).await })
     };
     // Until the sign-in waits on the reset's transaction (or, without the
-    // lock, has finished): polled, bounded, no sleep.
-    let watcher = s.client().await.unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !signing_in.is_finished() {
-        let waiting: bool = watcher
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted \
-                 AND locktype = 'transactionid' AND transactionid::TEXT = $1)",
-                &[&xid],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if waiting {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the sign-in neither waited nor finished"
-        );
-        tokio::task::yield_now().await;
-    }
+    // lock, has finished).
+    until_waiting(
+        &s,
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted \
+         AND locktype = 'transactionid' AND transactionid::TEXT = $1)",
+        &xid,
+        || signing_in.is_finished(),
+        "the sign-in neither waited nor finished",
+    )
+    .await;
     reset.commit().await.unwrap();
     assert!(
         !signing_in.await.unwrap().unwrap(),
