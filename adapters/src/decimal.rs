@@ -35,6 +35,15 @@ pub fn parse_minor(text: &str, digits: u32, comma: bool, spaces: bool) -> Result
     if int.is_empty() && frac.is_empty() {
         return Err(format!("{text:?} is not a number"));
     }
+    // "12.000" in a currency of fewer than 3 decimals is twelve thousand
+    // written with the separator grouping thousands (as French writes
+    // "12.000" or English "12,000"), or twelve with zeros: never taken for
+    // twelve, which would pay a thousandth of the amount meant.
+    if digits < 3 && frac == "000" && (1..=3).contains(&int.len()) {
+        return Err(format!(
+            "{text:?} may be {int} thousand with its thousands grouped: write the amount without grouping"
+        ));
+    }
     let extra = frac.len().saturating_sub(digits as usize);
     if frac[frac.len() - extra..].chars().any(|c| c != '0') {
         return Err(format!(
@@ -118,6 +127,21 @@ mod tests {
             "a dot is not a grouping we accept"
         );
         assert!(parse_minor("abc", 0, false, false).is_err());
+        // A separator before three zeros may group thousands: refused,
+        // never read as a thousandth of the amount; in a currency of three
+        // decimals it is the amount.
+        for (t, comma) in [("12.000", false), ("12,000", true), ("-5.000", false)] {
+            assert!(
+                parse_minor(t, 0, comma, false)
+                    .unwrap_err()
+                    .contains("thousands grouped"),
+                "{t}"
+            );
+            assert!(parse_minor(t, 2, comma, false).is_err(), "{t}");
+        }
+        assert_eq!(parse_minor("12.000", 3, false, false), Ok(12000));
+        assert_eq!(parse_minor("12000.000", 0, false, false), Ok(12000));
+        assert_eq!(parse_minor("12.00", 0, false, false), Ok(12));
         assert_eq!(format_minor(13557, 2), "135.57");
         assert_eq!(format_minor(5, 2), "0.05");
         assert_eq!(format_minor(12500, 0), "12500");
