@@ -43,6 +43,10 @@ async fn each_bad_claim_names_its_field_and_stores_nothing() {
                 discharge_date: "2026-11-10".into(),
             })
         }),
+        ("prior_authorization_reference", |r| {
+            r.prior_authorization_reference = "PA\u{0}".into()
+        }),
+        ("claim_id", |r| r.claim_id = "CNSS-\u{202E}321".into()),
         ("lines", |r| r.lines.clear()),
         ("lines", |r| {
             let l = r.lines[0].clone();

@@ -132,11 +132,20 @@ impl AuditSink {
 /// claimed; neither grows the log past this.
 pub const MAX_AUDIT_FIELD: usize = passerelle_domain::validate::MAX_PARTNER_TEXT;
 
+/// An audit row as every store can write it: each text field cut to
+/// [`MAX_AUDIT_FIELD`], and a NUL (which a caller's refused request or a
+/// partner's error text may carry, and which PostgreSQL refuses in any
+/// text) written as U+FFFD. A NUL reached PostgreSQL's audit writer,
+/// which retried that batch for ever: the queue filled and every call of
+/// the broker waited on it.
 fn bounded(mut e: AuditEntry) -> AuditEntry {
     use passerelle_domain::validate::truncate_text;
     for f in [&mut e.party, &mut e.method, &mut e.subject, &mut e.outcome] {
         if f.chars().count() > MAX_AUDIT_FIELD {
             *f = truncate_text(f, MAX_AUDIT_FIELD);
+        }
+        if f.contains('\0') {
+            *f = f.replace('\0', "\u{FFFD}");
         }
     }
     e

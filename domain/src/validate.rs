@@ -105,6 +105,22 @@ mod text_tests {
         }
         assert_eq!(said(&"é".repeat(41)), ["must be at most 40 characters"]);
     }
+
+    /// An identifier refuses bidirectional controls as a free text does:
+    /// shown reordered on a page, a notice or a CSV, it is not the id sent.
+    #[test]
+    fn an_identifier_refuses_bidi_controls() {
+        let bad = |v: &str| {
+            let mut out = Vec::new();
+            check_id("claim_id", v, &mut out);
+            !out.is_empty()
+        };
+        assert!(!bad("CNSS-2026-000123"));
+        assert!(!bad("عربي-1"));
+        for v in ["CNSS-2026-\u{202E}321000", "A\u{2066}B", "A\u{0}B"] {
+            assert!(bad(v), "{v:?}");
+        }
+    }
 }
 
 /// Checks an amount: not negative, at most `max`.
@@ -144,7 +160,9 @@ pub fn check_id(field: &str, v: &str, out: &mut Vec<FieldViolation>) {
             field,
             format!("must be at most {MAX_ID_LEN} characters"),
         ));
-    } else if v.trim() != v || v.chars().any(char::is_control) {
+    } else if v.trim() != v || v.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+        // Bidirectional controls too: an id shown reordered (a console
+        // page, a notice, a CSV) is not the id sent.
         out.push(FieldViolation::new(
             field,
             "must not have surrounding blanks or control characters",

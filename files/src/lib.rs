@@ -10,6 +10,22 @@ pub mod opening_csv;
 pub mod roster_csv;
 pub mod xlsx;
 
+/// A spreadsheet file's bytes as CSV text, as the console and the command
+/// line both read it: an `.xlsx` workbook's first sheet (its
+/// `date_columns` as dates), else the text, UTF-8 or Windows-1252 (what
+/// Excel's French CSV writes); an old `.xls` is refused (`xlsx::OLD_EXCEL`,
+/// which a reader words in its language).
+pub fn spreadsheet_text(bytes: &[u8], date_columns: &[&str]) -> Result<String, String> {
+    if xlsx::is_old_excel(bytes) {
+        return Err(xlsx::OLD_EXCEL.to_string());
+    }
+    Ok(if xlsx::is_zip(bytes) {
+        xlsx::to_csv(&xlsx::first_sheet(bytes)?, date_columns)
+    } else {
+        xlsx::decode_text(bytes)
+    })
+}
+
 /// [`spreadsheet`]'s records, header names and text.
 pub(crate) type Spreadsheet<'a> = (csv::Reader<&'a [u8]>, Vec<String>, &'a str);
 

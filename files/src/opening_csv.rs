@@ -93,6 +93,11 @@ impl OpeningFile {
         // Each column by its English name, whichever name the file uses.
         let mut at = std::collections::HashMap::new();
         for (i, h) in header.iter().enumerate() {
+            // A column without a name (Excel's used range past the
+            // header): ignored.
+            if h.is_empty() {
+                continue;
+            }
             match COLUMNS.iter().find(|(en, fr)| h == en || h == fr) {
                 Some((en, _)) => {
                     at.insert(*en, i);
@@ -225,7 +230,7 @@ impl OpeningFile {
     pub fn read(path: &std::path::Path) -> Result<OpeningFile, String> {
         let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
         OpeningFile::parse(
-            &crate::xlsx::decode_text(&bytes),
+            &crate::spreadsheet_text(&bytes, &[])?,
             &path.display().to_string(),
         )
     }

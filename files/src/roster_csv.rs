@@ -50,6 +50,28 @@ pub enum Problem {
     /// A member's value differs from its first row: that row's line and
     /// value.
     DiffersFromLine(u64, String),
+    /// An identifier as Excel writes a long number it shows in scientific
+    /// notation ("2,28012E+11"): the digits are lost, and two members may
+    /// read as one. The cell's text.
+    ExcelNumber(String),
+    /// A product period that overlaps another row of the same member: that
+    /// row's line.
+    OverlapsLine(u64),
+}
+
+/// Whether `v` is a number as Excel writes one in scientific notation
+/// ("2,28012E+11", "1.5e10"): never an identifier as typed.
+fn excel_scientific(v: &str) -> bool {
+    let Some((mantissa, exponent)) = v.split_once(['e', 'E']) else {
+        return false;
+    };
+    let exponent = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+    let mut parts = mantissa.splitn(2, ['.', ',']);
+    let whole = parts.next().unwrap_or("");
+    let fraction = parts.next().unwrap_or("0");
+    [whole, fraction, exponent]
+        .iter()
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// What a roster file holds.
@@ -61,6 +83,9 @@ pub struct RosterFile {
     pub first_line: Vec<u64>,
     pub bad: Vec<BadRow>,
 }
+
+/// The columns that hold dates (a workbook's date cells become dates).
+pub const DATE_COLUMNS: [&str; 3] = ["paid_until", "product_start", "product_end"];
 
 const REQUIRED: [&str; 5] = [
     "scheme_id",
@@ -164,6 +189,12 @@ impl Problem {
             Problem::DiffersFromLine(l, v) => {
                 format!("differs from line {l} of the same member ({v:?})")
             }
+            Problem::ExcelNumber(v) => format!(
+                "{v:?} is a number as Excel shows it in scientific notation, its digits lost: format the column as Text and type the identifier again"
+            ),
+            Problem::OverlapsLine(l) => {
+                format!("overlaps the product period of line {l} of the same member")
+            }
         }
     }
 }
@@ -184,10 +215,22 @@ impl RosterFile {
         (keep, self.bad.iter().any(|b| b.member_number.is_none()))
     }
 
+    /// How many rows are bad (a row may have several bad cells).
+    pub fn bad_rows(&self) -> usize {
+        let mut lines: Vec<u64> = self.bad.iter().map(|b| b.line).collect();
+        lines.sort_unstable();
+        lines.dedup();
+        lines.len()
+    }
+
     /// Reads and checks a roster file. An unreadable file or header is an
     /// error; bad rows are collected in `bad`.
     pub fn read(path: &Path) -> Result<RosterFile, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // As the console reads an upload: a workbook, or a CSV in UTF-8
+        // or Windows-1252 (where reading UTF-8 alone refused a French
+        // Excel export with any accent).
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = crate::spreadsheet_text(&bytes, &DATE_COLUMNS)?;
         RosterFile::parse(&text, &path.display().to_string())
     }
 
@@ -200,7 +243,12 @@ impl RosterFile {
                 return Err(format!("{file}: line 1: the header has no column {r:?}"));
             }
         }
-        if let Some(h) = header.iter().find(|h| !KNOWN.contains(&h.as_str())) {
+        // A column without a name is what Excel writes past the header
+        // when its used range is wider (";;" ending every line): ignored.
+        if let Some(h) = header
+            .iter()
+            .find(|h| !h.is_empty() && !KNOWN.contains(&h.as_str()))
+        {
             return Err(format!(
                 "{file}: line 1: unknown column {h:?} (known: {})",
                 KNOWN.join(", ")
@@ -213,6 +261,13 @@ impl RosterFile {
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut bad_members: std::collections::HashSet<String> = Default::default();
         let mut lines = LineCounter::default();
+        // The member number of the last row that had one: a row that
+        // leaves the member's columns empty (cells merged down, or not
+        // repeated) belongs to it, so that its member is left as it is
+        // rather than imported without that row's product.
+        let mut last_member = String::new();
+        // Each member's periods read so far, with their lines.
+        let mut periods: HashMap<String, Vec<(String, String, u64)>> = HashMap::new();
         for rec in reader.records() {
             let rec = rec.map_err(|e| format!("{file}: {e}"))?;
             let line = lines.line_of(text, rec.position().map_or(0, |p| p.byte() as usize));
@@ -221,10 +276,33 @@ impl RosterFile {
                 continue;
             }
             let member_number = get("member_number");
+            let follows = member_number.is_empty()
+                && get("scheme_id").is_empty()
+                && get("beneficiary_id").is_empty()
+                && !get("product_id").is_empty();
+            let owner = if follows {
+                last_member.clone()
+            } else {
+                member_number.clone()
+            };
+            if !member_number.is_empty() {
+                last_member = member_number.clone();
+            }
             let mut problems: Vec<(String, Problem)> = Vec::new();
             for r in ["scheme_id", "beneficiary_id", "member_number", "product_id"] {
                 if get(r).is_empty() {
                     problems.push((r.into(), Problem::Empty));
+                }
+            }
+            for r in [
+                "scheme_id",
+                "beneficiary_id",
+                "member_number",
+                "household_id",
+            ] {
+                let v = get(r);
+                if excel_scientific(&v) {
+                    problems.push((r.into(), Problem::ExcelNumber(v)));
                 }
             }
             let mut date_col = |name: &str, required: bool| -> String {
@@ -276,6 +354,19 @@ impl RosterFile {
                     }
                 }
             }
+            // Two rows of one member covering the same days (a row copied
+            // twice, a period not ended): said here, in the clerk's words,
+            // at the later row.
+            if problems.is_empty()
+                && let Some(other) = periods.get(&member_number).and_then(|ps| {
+                    ps.iter().find(|(s, e, _)| {
+                        (e.is_empty() || start.as_str() <= e.as_str())
+                            && (end.is_empty() || s.as_str() <= end.as_str())
+                    })
+                })
+            {
+                problems.push(("product_start".into(), Problem::OverlapsLine(other.2)));
+            }
             if !problems.is_empty() {
                 for (field, kind) in problems {
                     out.bad.push(BadRow {
@@ -283,14 +374,19 @@ impl RosterFile {
                         field,
                         problem: kind.english(),
                         kind,
-                        member_number: Some(member_number.clone()).filter(|m| !m.is_empty()),
+                        member_number: Some(owner.clone()).filter(|m| !m.is_empty()),
                     });
                 }
-                if !member_number.is_empty() {
-                    bad_members.insert(member_number);
+                if !owner.is_empty() {
+                    bad_members.insert(owner);
                 }
                 continue;
             }
+            periods.entry(member_number.clone()).or_default().push((
+                start.clone(),
+                end.clone(),
+                line,
+            ));
             let period = pb::ProductPeriod {
                 product_id: get("product_id"),
                 start_date: start,
@@ -401,5 +497,68 @@ mod tests {
         let good: Vec<&str> = f.members.iter().map(|m| m.member_number.as_str()).collect();
         assert_eq!(good, vec!["M-1"], "M-4 has a bad row: left out whole");
         assert_eq!(f.first_line, vec![2]);
+    }
+
+    /// What a French Excel export does to a roster, each said at its row
+    /// and never imported wrong: a row that leaves the member's columns
+    /// empty (merged cells) keeps its member as it is, where the member
+    /// was imported without that row's product, which its replacement
+    /// removed; a long id Excel wrote in scientific notation; two rows of
+    /// one member covering the same days; the empty columns past the
+    /// header; Windows-1252 text.
+    #[test]
+    fn what_excel_does_to_a_roster_is_said_at_its_row() {
+        let bytes = b"scheme_id;beneficiary_id;member_number;household_id;product_id;product_start;product_end;;\r\n\
+              CNSS;TG-1;M-1;FAM-B\xc9NIN;ESS;01/01/2024;31/12/2024;;\r\n\
+              ;;;;PLUS;01/01/2025;;;\r\n\
+              CNSS;2,28012E+11;M-2;;ESS;01/01/2025;;;\r\n\
+              CNSS;TG-3;M-3;;ESS;01/01/2025;;;\r\n\
+              CNSS;TG-3;M-3;;ESS;01/06/2025;;;\r\n\
+              CNSS;TG-4;M-4;;ESS;01/01/2024;31/12/2024;;\r\n\
+              CNSS;TG-4;M-4;;PLUS;01/01/2025;;;\r\n"
+            .to_vec();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.csv");
+        std::fs::write(&p, &bytes).unwrap();
+        let f = RosterFile::read(&p).unwrap();
+        let bad: Vec<(u64, &str, Option<&str>)> = f
+            .bad
+            .iter()
+            .map(|b| (b.line, b.field.as_str(), b.member_number.as_deref()))
+            .collect();
+        assert_eq!(
+            bad,
+            vec![
+                (3, "scheme_id", Some("M-1")),
+                (3, "beneficiary_id", Some("M-1")),
+                (3, "member_number", Some("M-1")),
+                (4, "beneficiary_id", Some("M-2")),
+                (6, "product_start", Some("M-3")),
+            ]
+        );
+        assert!(matches!(f.bad[3].kind, Problem::ExcelNumber(ref v) if v == "2,28012E+11"));
+        assert!(matches!(f.bad[4].kind, Problem::OverlapsLine(5)));
+        assert_eq!(f.bad_rows(), 3);
+        // M-1, M-2 and M-3 are left as they are (kept); M-4, whose
+        // periods follow each other, is read whole.
+        let good: Vec<&str> = f.members.iter().map(|m| m.member_number.as_str()).collect();
+        assert_eq!(good, vec!["M-4"]);
+        assert_eq!(f.members[0].products.len(), 2);
+        assert_eq!(
+            f.kept_on_import(),
+            (vec!["M-1".into(), "M-2".into(), "M-3".into()], false)
+        );
+        // The accent read from Windows-1252, as the console reads it.
+        let ok = RosterFile::parse(
+            "scheme_id;beneficiary_id;member_number;household_id;product_id;product_start\n\
+             CNSS;TG-9;M-9;FAM-BÉNIN;ESS;01/01/2025\n",
+            "r.csv",
+        )
+        .unwrap();
+        assert_eq!(ok.members[0].household_id, "FAM-BÉNIN");
+        assert!(excel_scientific("1.5e10") && excel_scientific("228012345678E0"));
+        assert!(
+            !excel_scientific("E-123") && !excel_scientific("TG-1E5") && !excel_scientific("12E")
+        );
     }
 }

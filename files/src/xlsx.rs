@@ -276,12 +276,24 @@ fn rows(xml: &[u8], strings: &[String]) -> Result<Vec<Vec<Cell>>, String> {
                         MAX_UNZIPPED / 1024 / 1024
                     ));
                 }
+                // The rows and cells padded up to this one count too: a
+                // sheet of a million cells each in a far column held no
+                // text but took its padding, 2 GiB, in memory.
+                let slot = std::mem::size_of::<Cell>() as u64;
                 if out.len() <= rw {
+                    kept += (rw + 1 - out.len()) as u64 * std::mem::size_of::<Vec<Cell>>() as u64;
                     out.resize(rw + 1, Vec::new());
                 }
                 let cells = &mut out[rw];
                 if cells.len() <= c {
+                    kept += (c + 1 - cells.len()) as u64 * slot;
                     cells.resize(c + 1, Cell::Empty);
+                }
+                if kept > MAX_UNZIPPED {
+                    return Err(format!(
+                        "the sheet holds more than {} MiB of text",
+                        MAX_UNZIPPED / 1024 / 1024
+                    ));
                 }
                 cells[c] = value;
             }
@@ -430,6 +442,33 @@ mod tests {
         assert_eq!(f.members.len(), 2);
         assert_eq!(f.members[1].products[0].start_date, "2026-01-01");
         assert_eq!(f.first_line, [2, 3], "lines are the sheet's rows");
+    }
+
+    /// A cell in a far column pads its row in memory: counted against the
+    /// bound, where a sheet of such cells held no text but took gigabytes.
+    #[test]
+    fn far_columns_count_against_the_bound() {
+        let mut buf = std::io::Cursor::new(Vec::new());
+        let mut z = zip::ZipWriter::new(&mut buf);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        z.start_file("xl/workbook.xml", opts).unwrap();
+        z.write_all(br#"<workbook><sheets><sheet name="a" r:id="rId1"/></sheets></workbook>"#)
+            .unwrap();
+        z.start_file("xl/_rels/workbook.xml.rels", opts).unwrap();
+        z.write_all(br#"<Relationships><Relationship Id="rId1" Target="worksheets/sheet1.xml"/></Relationships>"#)
+            .unwrap();
+        z.start_file("xl/worksheets/sheet1.xml", opts).unwrap();
+        z.write_all(b"<worksheet><sheetData>").unwrap();
+        // 60,000 rows of one cell in column BK: 2.5 MiB of XML, about 120
+        // MiB of padding.
+        for r in 1..=60_000 {
+            write!(z, r#"<row r="{r}"><c r="BK{r}"><v>1</v></c></row>"#).unwrap();
+        }
+        z.write_all(b"</sheetData></worksheet>").unwrap();
+        z.finish().unwrap();
+        let err = first_sheet(&buf.into_inner()).unwrap_err();
+        assert!(err.contains("more than 64 MiB"), "{err}");
     }
 
     #[test]

@@ -172,18 +172,10 @@ pub fn claim(r: pb::CoordinateClaimRequest) -> Result<Claim, Vec<FieldViolation>
         lines,
         prior_authorization: optional(&r.prior_authorization_reference),
     };
-    if claim
-        .prior_authorization
-        .as_ref()
-        .is_some_and(|p| p.chars().count() > passerelle_domain::validate::MAX_ID_LEN)
-    {
-        v.add(
-            "prior_authorization_reference",
-            format!(
-                "must be at most {} characters",
-                passerelle_domain::validate::MAX_ID_LEN
-            ),
-        );
+    // An identifier as every other: bounded, no control characters (a
+    // NUL reached PostgreSQL and was answered "store unavailable, retry").
+    if let Some(p) = &claim.prior_authorization {
+        v.id("prior_authorization_reference", p);
     }
     check_claim(&claim, &mut v.0);
     v.finish(claim)

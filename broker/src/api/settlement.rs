@@ -791,9 +791,9 @@ impl SettlementService for SettlementApi {
             if msg.id <= 0 {
                 v.add("id", "must be a proposal's id");
             }
-            if msg.reason.chars().count() > MAX_REASON {
-                v.add("reason", format!("at most {MAX_REASON} characters"));
-            }
+            // A free text the other approver reads: bounded, no control
+            // characters, no bidirectional overrides.
+            passerelle_domain::validate::check_text("reason", &msg.reason, MAX_REASON, &mut v.0);
             v.finish(())?;
             let p = self.broker.reject(&auth, msg.id, &msg.reason).await?;
             Ok(proposal_to_pb(&p))

@@ -814,6 +814,10 @@ impl Lang {
             Problem::DiffersFromLine(l, v) => {
                 self.t_args("roster-differs", &[("line", &l.to_string()), ("value", v)])
             }
+            Problem::ExcelNumber(v) => self.t_args("roster-excel-number", &[("value", v)]),
+            Problem::OverlapsLine(l) => {
+                self.t_args("roster-overlaps-line", &[("line", &l.to_string())])
+            }
         }
     }
 

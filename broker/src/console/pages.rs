@@ -1946,7 +1946,7 @@ fn ceilings_table(
 
 /// The columns of the roster spreadsheet that hold dates (numbers in an
 /// XLSX sheet).
-const ROSTER_DATES: [&str; 3] = ["paid_until", "product_start", "product_end"];
+const ROSTER_DATES: [&str; 3] = passerelle_files::roster_csv::DATE_COLUMNS;
 
 /// The roster upload: a CSV (UTF-8 or Windows-1252, `;` or `,`) or an XLSX
 /// file, read as `passerelle roster import` reads it, checked by a dry run
@@ -2143,16 +2143,7 @@ async fn keep_checked(
 /// why it cannot be read, in the reader's language (an old `.xls`, a
 /// damaged workbook).
 pub(super) fn spreadsheet_text(lang: Lang, bytes: &[u8], dates: &[&str]) -> Result<String, String> {
-    use passerelle_files::xlsx;
-    if xlsx::is_old_excel(bytes) {
-        return Err(lang.roster_unreadable(xlsx::OLD_EXCEL));
-    }
-    Ok(if xlsx::is_zip(bytes) {
-        let rows = xlsx::first_sheet(bytes).map_err(|e| lang.roster_unreadable(&e))?;
-        xlsx::to_csv(&rows, dates)
-    } else {
-        xlsx::decode_text(bytes)
-    })
+    passerelle_files::spreadsheet_text(bytes, dates).map_err(|e| lang.roster_unreadable(&e))
 }
 
 /// The members of a roster file, or why it cannot be read, in the reader's

@@ -81,6 +81,13 @@ impl Broker {
         let mut seen = std::collections::HashSet::new();
         for (i, r) in rows.iter().enumerate() {
             let f = |name: &str| format!("balances[{i}].{name}");
+            // An identifier as every other, before it is looked up (a NUL
+            // reached PostgreSQL and was answered "store unavailable").
+            let before = bad.len();
+            passerelle_domain::validate::check_id(&f("member_number"), &r.member_number, &mut bad);
+            if bad.len() > before {
+                continue;
+            }
             let Some(member) = self.store.get_member(mutuelle_id, &r.member_number).await? else {
                 bad.push(FieldViolation::new(
                     f("member_number"),

@@ -29,7 +29,7 @@ pub(super) async fn roster_import(
     if !f.bad.is_empty() && !skip_bad_rows {
         return Err(Failure(cat.t_args(
             "cli-bad-rows-nothing-imported",
-            &[("count", &f.bad.len().to_string())],
+            &[("count", &f.bad_rows().to_string())],
         )));
     }
     let (mut keep, unknown_member) = f.kept_on_import();
@@ -110,7 +110,7 @@ pub(super) async fn roster_import(
         lines = kept_lines;
     };
     if ctx.json {
-        ctx.print_with(&r, "skippedRows", (f.bad.len() + skipped_by_broker).into());
+        ctx.print_with(&r, "skippedRows", (f.bad_rows() + skipped_by_broker).into());
         return Ok(());
     }
     if !r.changes.is_empty() {
@@ -139,7 +139,7 @@ pub(super) async fn roster_import(
         l.label("unchanged"),
         n(r.unchanged)
     );
-    let skipped = f.bad.len() + skipped_by_broker;
+    let skipped = f.bad_rows() + skipped_by_broker;
     if skipped > 0 {
         outln!(
             "{} {}",

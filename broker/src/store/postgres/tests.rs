@@ -2017,3 +2017,32 @@ async fn a_sign_in_waits_for_a_reset_in_flight_and_opens_no_session() {
     );
     assert_eq!(store.session("late").await.unwrap(), None);
 }
+
+/// A NUL in an audited text (a caller's refused claim id, a partner's
+/// error text) is written as U+FFFD: PostgreSQL refuses a NUL in any
+/// text, and the audit writer retried such a batch for ever, the queue
+/// filling and every call of the broker waiting on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audited_nul_never_jams_the_audit_writer() {
+    let Some((_s, store)) = fresh().await else {
+        return;
+    };
+    let (sink, _task) = crate::audit::AuditSink::start(store.clone());
+    sink.record(crate::store::AuditEntry {
+        at_ms: 1,
+        direction: crate::store::Direction::In,
+        party: "scheme:CNSS".into(),
+        method: "CoordinateClaim".into(),
+        subject: "CNSS/X\0".into(),
+        request_hash: String::new(),
+        outcome: "InvalidArgument: claim_id\0".into(),
+        trace_id: String::new(),
+    })
+    .await;
+    tokio::time::timeout(std::time::Duration::from_secs(10), sink.flush())
+        .await
+        .expect("the row is written, not retried for ever");
+    let trail = store.audit_of("CNSS/X\u{FFFD}").await.unwrap();
+    assert_eq!(trail.rows.len(), 1);
+    assert_eq!(trail.rows[0].outcome, "InvalidArgument: claim_id\u{FFFD}");
+}
