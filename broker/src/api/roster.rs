@@ -190,6 +190,16 @@ impl RosterApi {
                             messages = MAX_IMPORT;
                             break;
                         }
+                        // Within a message too: one message of 1,000 bad
+                        // members passed the bound of wrong fields.
+                        if v.0.len() >= MAX_IMPORT_VIOLATIONS {
+                            v.add(
+                                "members",
+                                "too many messages or errors: the import stops here",
+                            );
+                            messages = MAX_IMPORT;
+                            break;
+                        }
                         if let Some(m) =
                             member_from_pb(&mut v, count, &header.mutuelle_id, m, &self.broker)
                         {
@@ -203,6 +213,9 @@ impl RosterApi {
         }
         let mut seen = std::collections::HashSet::new();
         for (i, m) in members.iter().enumerate() {
+            if v.0.len() >= MAX_IMPORT_VIOLATIONS {
+                break;
+            }
             if !seen.insert(m.member_number.as_str()) {
                 v.add(
                     format!("members[{i}].member_number"),
@@ -528,6 +541,43 @@ mod tests {
                 ..Default::default()
             })),
         }
+    }
+
+    /// One message of bad members stops at the bound of wrong fields,
+    /// where it read and checked all of its members (three violations
+    /// each, up to 500,000) whatever the bound.
+    #[tokio::test]
+    async fn one_message_of_bad_members_stops_at_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = broker_with(dir.path(), LimitsConfig::default());
+        let mut client = roster_client(broker).await;
+        let bad = pb::Member {
+            scheme_id: String::new(),
+            beneficiary_id: String::new(),
+            member_number: String::new(),
+            ..Default::default()
+        };
+        let batch = pb::ImportRosterRequest {
+            part: Some(Part::Members(pb::MemberBatch {
+                members: vec![bad; 1_000],
+            })),
+        };
+        let err = client
+            .import_roster(tokio_stream::iter(vec![header("MUT-X"), batch]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        let more: usize = err
+            .message()
+            .rsplit_once("; and ")
+            .and_then(|(_, n)| n.strip_suffix(" more"))
+            .and_then(|n| n.parse().ok())
+            .expect("a count of the rest");
+        assert!(
+            // A member's own violations (three here) and the stop's.
+            more + crate::api::status::MAX_VIOLATIONS <= MAX_IMPORT_VIOLATIONS + 4,
+            "{more} more"
+        );
     }
 
     /// An import refused before its members are read (no header, no place)

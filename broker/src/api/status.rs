@@ -18,6 +18,10 @@ pub const MAX_VIOLATIONS: usize = 20;
 /// Most characters of an error's message (its violations are in the
 /// details as well).
 pub const MAX_MESSAGE: usize = 1_000;
+/// Most bytes of one field violation's path or words in an error's
+/// details: with [`MAX_VIOLATIONS`] of them and the message, an error
+/// stays well within the 16 KiB of headers clients accept.
+pub const MAX_VIOLATION_BYTES: usize = 200;
 
 /// The ErrorInfo domain of every passerelle error.
 pub const DOMAIN: &str = "passerelle";
@@ -133,13 +137,19 @@ impl From<ServiceError> for Status {
                     .map(|f| format!("{}: {}", f.field, f.description))
                     .collect::<Vec<_>>()
                     .join("; ");
-                summary = passerelle_domain::validate::truncate_text(&summary, MAX_MESSAGE);
+                // Bounded in bytes: an error travels in HTTP/2 headers
+                // (clients refuse them past 16 KiB), and a description may
+                // quote what the caller sent (a date of 20,000 characters).
+                summary = within_bytes(&summary, MAX_MESSAGE);
                 if more > 0 {
                     summary.push_str(&format!("; and {more} more"));
                 }
                 let mut d = ErrorDetails::new();
                 for f in v.into_iter().take(MAX_VIOLATIONS) {
-                    d.add_bad_request_violation(f.field, f.description);
+                    d.add_bad_request_violation(
+                        within_bytes(&f.field, MAX_VIOLATION_BYTES),
+                        within_bytes(&f.description, MAX_VIOLATION_BYTES),
+                    );
                 }
                 Status::with_error_details(Code::InvalidArgument, summary, d)
             }
@@ -238,6 +248,41 @@ impl From<ServiceError> for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A refusal quoting what the caller sent stays within what HTTP/2
+    /// clients accept in headers, whatever it quotes: its message and each
+    /// violation are cut in bytes (a date of 20,000 characters made 28 KB
+    /// of details, refused by the client as a protocol error).
+    #[test]
+    fn a_refusal_quoting_the_caller_stays_within_headers() {
+        use passerelle_domain::validate::FieldViolation;
+        use tonic_types::StatusExt;
+        let long = "\u{1F600}".repeat(20_000);
+        let v: Vec<FieldViolation> = (0..25)
+            .map(|i| {
+                FieldViolation::new(
+                    format!("lines[{i}].act_code"),
+                    format!("{long:?} is not a date"),
+                )
+            })
+            .collect();
+        let s = Status::from(ServiceError::Invalid(v));
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert!(
+            s.message().len() <= MAX_MESSAGE + 20,
+            "{}",
+            s.message().len()
+        );
+        assert!(s.message().ends_with("; and 5 more"), "{}", s.message());
+        assert!(
+            s.details().len() < 8 * 1024,
+            "{} bytes of details",
+            s.details().len()
+        );
+        let br = s.get_details_bad_request().expect("the violations");
+        assert_eq!(br.field_violations.len(), MAX_VIOLATIONS);
+        assert!(br.field_violations[0].description.len() <= MAX_VIOLATION_BYTES);
+    }
 
     /// A card that does not hold is UNKNOWN_MEMBER with metadata `card`,
     /// and said to a person as a card to check, not as a patient no
