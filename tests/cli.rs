@@ -1126,6 +1126,50 @@ async fn roster_rows_are_checked_against_products_and_coverage() {
     for n in [0, 19, 20, 24] {
         assert!(member(&h, &format!("R-P{n}")).await.is_none(), "R-P{n}");
     }
+    // A dry run lists the file's bad rows and the broker's together (as
+    // the console's check does), then fails: it stopped at the file's.
+    let both = "scheme_id;beneficiary_id;member_number;product_id;product_start\n\
+                CNSS;R-OK;R-1;BASE;31/02/2025\n\
+                CNSS;R-TYPO;R-20;BASEE;01/11/2026\n";
+    let f = write(dir.path(), "both-dry.csv", both);
+    let o = cli(
+        &h,
+        &["roster", "import", &f, "--partner", "MUT-R", "--dry-run"],
+    )
+    .await;
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(
+        o.stderr.contains("line 2: product_start")
+            && o.stderr
+                .contains("line 3: product_id: unknown product \"BASEE\""),
+        "{}",
+        o.stderr
+    );
+    // A member number differing from a stored one only in letter case,
+    // skipped: the stored member is left as it is, never ended (the
+    // command line kept the typed number, and the stored member, absent
+    // from the file, was ended).
+    let slip = "scheme_id;beneficiary_id;member_number;product_id;product_start\n\
+                CNSS;R-OK;r-1;BASE;01/01/2025\n";
+    let f = write(dir.path(), "slip.csv", slip);
+    let o = cli(
+        &h,
+        &[
+            "roster",
+            "import",
+            &f,
+            "--partner",
+            "MUT-R",
+            "--skip-bad-rows",
+        ],
+    )
+    .await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let r1 = member(&h, "R-1").await.expect("R-1 stays");
+    assert!(
+        r1.products.iter().any(|p| p.end_date.is_empty()),
+        "R-1 still in force: {r1:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,15 +35,6 @@ pub fn parse_minor(text: &str, digits: u32, comma: bool, spaces: bool) -> Result
     if int.is_empty() && frac.is_empty() {
         return Err(format!("{text:?} is not a number"));
     }
-    // "12.000" in a currency of fewer than 3 decimals is twelve thousand
-    // written with the separator grouping thousands (as French writes
-    // "12.000" or English "12,000"), or twelve with zeros: never taken for
-    // twelve, which would pay a thousandth of the amount meant.
-    if digits < 3 && frac == "000" && (1..=3).contains(&int.len()) {
-        return Err(format!(
-            "{text:?} may be {int} thousand with its thousands grouped: write the amount without grouping"
-        ));
-    }
     let extra = frac.len().saturating_sub(digits as usize);
     if frac[frac.len() - extra..].chars().any(|c| c != '0') {
         return Err(format!(
@@ -64,6 +55,38 @@ pub fn parse_minor(text: &str, digits: u32, comma: bool, spaces: bool) -> Result
         })
         .map_err(|_| format!("{text:?} is too large"))?;
     Ok(if neg { -v } else { v })
+}
+
+/// Refuses a text an XML partner may have written with its thousands
+/// grouped by the decimal separator ("12.000", or "12,000" with a decimal
+/// comma: twelve thousand as French or English write it) where it reads
+/// as twelve in a currency of fewer than three decimals, which would pay
+/// a thousandth of the amount meant. Not for a partner writing three
+/// decimals itself (`written`: its `write_decimals`), nor for zero, nor
+/// for numbers a JSON document carries (they cannot group thousands).
+pub fn check_not_grouped(
+    text: &str,
+    digits: u32,
+    comma: bool,
+    written: Option<u32>,
+) -> Result<(), String> {
+    if digits >= 3 || written.is_some_and(|w| w >= 3) {
+        return Ok(());
+    }
+    let sep = if comma { ',' } else { '.' };
+    let t = text.trim().trim_start_matches(['-', '+']);
+    match t.split_once(sep) {
+        Some((int, "000"))
+            if (1..=3).contains(&int.len())
+                && int.bytes().all(|b| b.is_ascii_digit())
+                && !int.trim_start_matches('0').is_empty() =>
+        {
+            Err(format!(
+                "{text:?} may be {int} thousand with its thousands grouped: write the amount without grouping"
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Formats minor units as a decimal text with `digits` decimals ("135.57",
@@ -127,21 +150,30 @@ mod tests {
             "a dot is not a grouping we accept"
         );
         assert!(parse_minor("abc", 0, false, false).is_err());
-        // A separator before three zeros may group thousands: refused,
-        // never read as a thousandth of the amount; in a currency of three
-        // decimals it is the amount.
+        // An XML partner's separator before three zeros may group
+        // thousands: refused, never read as a thousandth of the amount; in
+        // a currency of three decimals, written with three decimals by the
+        // partner, or zero, it is the amount.
         for (t, comma) in [("12.000", false), ("12,000", true), ("-5.000", false)] {
-            assert!(
-                parse_minor(t, 0, comma, false)
-                    .unwrap_err()
-                    .contains("thousands grouped"),
-                "{t}"
-            );
-            assert!(parse_minor(t, 2, comma, false).is_err(), "{t}");
+            for digits in [0, 2] {
+                assert!(
+                    check_not_grouped(t, digits, comma, None)
+                        .unwrap_err()
+                        .contains("thousands grouped"),
+                    "{t}"
+                );
+            }
         }
-        assert_eq!(parse_minor("12.000", 3, false, false), Ok(12000));
-        assert_eq!(parse_minor("12000.000", 0, false, false), Ok(12000));
-        assert_eq!(parse_minor("12.00", 0, false, false), Ok(12));
+        assert!(check_not_grouped("12.000", 3, false, None).is_ok());
+        assert!(check_not_grouped("500.000", 0, false, Some(3)).is_ok());
+        assert!(check_not_grouped("0.000", 0, false, None).is_ok());
+        assert!(check_not_grouped("12000.000", 0, false, None).is_ok());
+        assert!(check_not_grouped("12.00", 0, false, None).is_ok());
+        assert!(
+            check_not_grouped("12.000", 0, true, None).is_ok(),
+            "a dot with a decimal comma"
+        );
+        assert_eq!(parse_whole("2.000"), Ok(2), "a quantity is no amount");
         assert_eq!(format_minor(13557, 2), "135.57");
         assert_eq!(format_minor(5, 2), "0.05");
         assert_eq!(format_minor(12500, 0), "12500");

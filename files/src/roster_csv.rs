@@ -59,19 +59,22 @@ pub enum Problem {
     OverlapsLine(u64),
 }
 
-/// Whether `v` is a number as Excel writes one in scientific notation
-/// ("2,28012E+11", "1.5e10"): never an identifier as typed.
+/// Whether `v` is a number as Excel writes one in scientific notation: one
+/// digit, a fraction or none, `E`, a sign and the exponent ("2,28012E+11",
+/// "1.2345678901234568E+16"): never an identifier as typed (ids such as
+/// "2024E001" have no sign).
 fn excel_scientific(v: &str) -> bool {
-    let Some((mantissa, exponent)) = v.split_once(['e', 'E']) else {
+    let Some((mantissa, exponent)) = v.split_once('E') else {
         return false;
     };
-    let exponent = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
-    let mut parts = mantissa.splitn(2, ['.', ',']);
-    let whole = parts.next().unwrap_or("");
-    let fraction = parts.next().unwrap_or("0");
-    [whole, fraction, exponent]
-        .iter()
-        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    let Some(exponent) = exponent.strip_prefix(['+', '-']) else {
+        return false;
+    };
+    let (whole, fraction) = mantissa.split_once(['.', ',']).unwrap_or((mantissa, "0"));
+    whole.len() == 1
+        && [whole, fraction, exponent]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// What a roster file holds.
@@ -82,6 +85,10 @@ pub struct RosterFile {
     /// The first line of each good member, for errors from the broker.
     pub first_line: Vec<u64>,
     pub bad: Vec<BadRow>,
+    /// A bad row was taken for its member by a guess (its member columns
+    /// empty: the member above) or by no number at all that holds: no
+    /// member may then be ended by an import of the rest.
+    pub uncertain_member: bool,
 }
 
 /// The columns that hold dates (a workbook's date cells become dates).
@@ -212,7 +219,10 @@ impl RosterFile {
             .collect();
         keep.sort();
         keep.dedup();
-        (keep, self.bad.iter().any(|b| b.member_number.is_none()))
+        (
+            keep,
+            self.uncertain_member || self.bad.iter().any(|b| b.member_number.is_none()),
+        )
     }
 
     /// How many rows are bad (a row may have several bad cells).
@@ -280,8 +290,12 @@ impl RosterFile {
                 && get("scheme_id").is_empty()
                 && get("beneficiary_id").is_empty()
                 && !get("product_id").is_empty();
+            // A member number Excel mangled names no member: none is kept
+            // by it, and no member is ended by the import of the rest.
             let owner = if follows {
                 last_member.clone()
+            } else if excel_scientific(&member_number) {
+                String::new()
             } else {
                 member_number.clone()
             };
@@ -368,6 +382,9 @@ impl RosterFile {
                 problems.push(("product_start".into(), Problem::OverlapsLine(other.2)));
             }
             if !problems.is_empty() {
+                if follows {
+                    out.uncertain_member = true;
+                }
                 for (field, kind) in problems {
                     out.bad.push(BadRow {
                         line,
@@ -382,11 +399,12 @@ impl RosterFile {
                 }
                 continue;
             }
-            periods.entry(member_number.clone()).or_default().push((
-                start.clone(),
-                end.clone(),
-                line,
-            ));
+            // At most the periods a member may hold (the broker refuses
+            // more): the scan of a member's rows stays linear in the file.
+            let held = periods.entry(member_number.clone()).or_default();
+            if held.len() < passerelle_domain::validate::MAX_PRODUCT_PERIODS {
+                held.push((start.clone(), end.clone(), line));
+            }
             let period = pb::ProductPeriod {
                 product_id: get("product_id"),
                 start_date: start,
@@ -544,9 +562,10 @@ mod tests {
         let good: Vec<&str> = f.members.iter().map(|m| m.member_number.as_str()).collect();
         assert_eq!(good, vec!["M-4"]);
         assert_eq!(f.members[0].products.len(), 2);
+        // M-1's row was taken for it by a guess: no member is ended.
         assert_eq!(
             f.kept_on_import(),
-            (vec!["M-1".into(), "M-2".into(), "M-3".into()], false)
+            (vec!["M-1".into(), "M-2".into(), "M-3".into()], true)
         );
         // The accent read from Windows-1252, as the console reads it.
         let ok = RosterFile::parse(
@@ -556,9 +575,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.members[0].household_id, "FAM-BÉNIN");
-        assert!(excel_scientific("1.5e10") && excel_scientific("228012345678E0"));
-        assert!(
-            !excel_scientific("E-123") && !excel_scientific("TG-1E5") && !excel_scientific("12E")
-        );
+        assert!(excel_scientific("1.2345678901234568E+16") && excel_scientific("2E+11"));
+        for id in ["E-123", "TG-1E5", "12E", "2024E001", "12345E01", "2,28E11"] {
+            assert!(!excel_scientific(id), "{id}");
+        }
     }
 }

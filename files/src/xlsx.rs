@@ -444,10 +444,10 @@ mod tests {
         assert_eq!(f.first_line, [2, 3], "lines are the sheet's rows");
     }
 
-    /// A cell in a far column pads its row in memory: counted against the
-    /// bound, where a sheet of such cells held no text but took gigabytes.
-    #[test]
-    fn far_columns_count_against_the_bound() {
+    /// A workbook of one sheet whose `part` (a path in the zip) is written
+    /// by `write`, deflated: bounds are tested on what a small file
+    /// becomes once read.
+    fn zipped(part: &str, write: impl FnOnce(&mut dyn Write)) -> Vec<u8> {
         let mut buf = std::io::Cursor::new(Vec::new());
         let mut z = zip::ZipWriter::new(&mut buf);
         let opts = zip::write::SimpleFileOptions::default()
@@ -458,39 +458,38 @@ mod tests {
         z.start_file("xl/_rels/workbook.xml.rels", opts).unwrap();
         z.write_all(br#"<Relationships><Relationship Id="rId1" Target="worksheets/sheet1.xml"/></Relationships>"#)
             .unwrap();
-        z.start_file("xl/worksheets/sheet1.xml", opts).unwrap();
-        z.write_all(b"<worksheet><sheetData>").unwrap();
+        z.start_file(part, opts).unwrap();
+        write(&mut z);
+        z.finish().unwrap();
+        buf.into_inner()
+    }
+
+    /// A cell in a far column pads its row in memory: counted against the
+    /// bound, where a sheet of such cells held no text but took gigabytes.
+    #[test]
+    fn far_columns_count_against_the_bound() {
         // 60,000 rows of one cell in column BK: 2.5 MiB of XML, about 120
         // MiB of padding.
-        for r in 1..=60_000 {
-            write!(z, r#"<row r="{r}"><c r="BK{r}"><v>1</v></c></row>"#).unwrap();
-        }
-        z.write_all(b"</sheetData></worksheet>").unwrap();
-        z.finish().unwrap();
-        let err = first_sheet(&buf.into_inner()).unwrap_err();
+        let bytes = zipped("xl/worksheets/sheet1.xml", |z| {
+            z.write_all(b"<worksheet><sheetData>").unwrap();
+            for r in 1..=60_000 {
+                write!(z, r#"<row r="{r}"><c r="BK{r}"><v>1</v></c></row>"#).unwrap();
+            }
+            z.write_all(b"</sheetData></worksheet>").unwrap();
+        });
+        let err = first_sheet(&bytes).unwrap_err();
         assert!(err.contains("more than 64 MiB"), "{err}");
     }
 
     #[test]
     fn a_zip_bomb_is_refused_within_the_bound() {
         // 65 MiB of zeros in the shared strings: about 64 KiB once zipped.
-        let mut buf = std::io::Cursor::new(Vec::new());
-        let mut z = zip::ZipWriter::new(&mut buf);
-        let opts = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated);
-        z.start_file("xl/workbook.xml", opts).unwrap();
-        z.write_all(br#"<workbook><sheets><sheet name="a" r:id="rId1"/></sheets></workbook>"#)
-            .unwrap();
-        z.start_file("xl/_rels/workbook.xml.rels", opts).unwrap();
-        z.write_all(br#"<Relationships><Relationship Id="rId1" Target="worksheets/sheet1.xml"/></Relationships>"#)
-            .unwrap();
-        z.start_file("xl/sharedStrings.xml", opts).unwrap();
-        let zeros = vec![b'0'; 1024 * 1024];
-        for _ in 0..65 {
-            z.write_all(&zeros).unwrap();
-        }
-        z.finish().unwrap();
-        let bytes = buf.into_inner();
+        let bytes = zipped("xl/sharedStrings.xml", |z| {
+            let zeros = vec![b'0'; 1024 * 1024];
+            for _ in 0..65 {
+                z.write_all(&zeros).unwrap();
+            }
+        });
         assert!(bytes.len() < 1024 * 1024, "{} bytes zipped", bytes.len());
         let err = first_sheet(&bytes).unwrap_err();
         assert!(err.contains("more than 64 MiB once decompressed"), "{err}");

@@ -450,6 +450,13 @@ pub fn read_adjudication(
         let share_text = n
             .value(share_path)
             .ok_or_else(|| format!("{path}/{share_path}: missing"))?;
+        crate::decimal::check_not_grouped(
+            &share_text,
+            digits,
+            numbers.decimal_comma,
+            numbers.write_decimals,
+        )
+        .map_err(|m| format!("{path}/{share_path}: {m}"))?;
         let share = parse_minor(
             &share_text,
             digits,

@@ -62,6 +62,35 @@ pub fn refused_members(s: &Status, members: &[pb::Member]) -> Vec<RefusedMember>
     refused
 }
 
+/// The member numbers an import sent again without its `refused` rows
+/// keeps as they are (never ended): each refused member's number; for a
+/// number refused as a letter-case slip of a stored one, that stored one
+/// (absent from the file, it would else be ended: the command line ended
+/// it); none for a number refused otherwise, which the broker would refuse
+/// in the kept list too. The console's check and the command line both.
+pub fn kept_numbers(refused: &[RefusedMember], members: &[pb::Member]) -> Vec<String> {
+    let mut keep = Vec::new();
+    let bad_number: std::collections::HashSet<usize> = refused
+        .iter()
+        .filter(|r| r.field == "member_number")
+        .map(|r| r.index)
+        .collect();
+    for r in refused {
+        if r.field == "member_number" {
+            if r.description.starts_with("differs from member ")
+                && let Some(stored) = r.description.split('"').nth(1)
+            {
+                keep.push(stored.to_string());
+            }
+        } else if !bad_number.contains(&r.index) {
+            keep.push(members[r.index].member_number.clone());
+        }
+    }
+    keep.sort();
+    keep.dedup();
+    keep
+}
+
 /// The members a refusal names itself, by their index among `count`.
 pub fn named_members(s: &Status, count: usize) -> Vec<RefusedMember> {
     use tonic_types::StatusExt;
@@ -157,7 +186,7 @@ impl RosterApi {
         });
         let mut count = 0usize;
         let mut messages = 0usize;
-        while let Some(msg) = stream
+        'messages: while let Some(msg) = stream
             .next()
             .await
             .transpose()
@@ -187,8 +216,7 @@ impl RosterApi {
                                 "members",
                                 format!("at most {MAX_IMPORT} members per import"),
                             );
-                            messages = MAX_IMPORT;
-                            break;
+                            break 'messages;
                         }
                         // Within a message too: one message of 1,000 bad
                         // members passed the bound of wrong fields.
@@ -197,8 +225,7 @@ impl RosterApi {
                                 "members",
                                 "too many messages or errors: the import stops here",
                             );
-                            messages = MAX_IMPORT;
-                            break;
+                            break 'messages;
                         }
                         if let Some(m) =
                             member_from_pb(&mut v, count, &header.mutuelle_id, m, &self.broker)

@@ -2287,20 +2287,11 @@ async fn check_roster(
             break;
         }
         let mut out = std::collections::BTreeSet::new();
-        // A member refused for its number is not kept by that number (the
-        // broker would refuse the list of numbers kept in turn).
-        let mut bad_number = std::collections::BTreeSet::new();
+        // What is kept as it is (a slip of letter case keeps the member
+        // as stored, so that the rest reads as once the number is
+        // corrected): one rule with the command line.
+        keep.extend(crate::api::roster::kept_numbers(&refused, &members));
         for r in refused {
-            if r.field == "member_number" {
-                bad_number.insert(r.index);
-                // A slip of letter case: the member as stored is kept, so
-                // that the rest reads as once the number is corrected.
-                if r.description.starts_with("differs from member ")
-                    && let Some(stored) = r.description.split('"').nth(1)
-                {
-                    keep.push(stored.to_string());
-                }
-            }
             let m = &members[r.index];
             rows.push(RosterRow {
                 line: lines[r.index],
@@ -2312,11 +2303,7 @@ async fn check_roster(
         }
         let (mut kept, mut kept_lines) = (Vec::new(), Vec::new());
         for (i, (m, line)) in members.into_iter().zip(lines).enumerate() {
-            if out.contains(&i) {
-                if !bad_number.contains(&i) {
-                    keep.push(m.member_number);
-                }
-            } else {
+            if !out.contains(&i) {
                 kept.push(m);
                 kept_lines.push(line);
             }

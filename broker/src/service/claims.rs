@@ -44,9 +44,22 @@ pub const MAX_REASON_TEXT_PER_CLAIM: usize = 16_000;
 pub const MAX_REASONS_PER_LINE: usize = 8;
 
 /// A partner's text as it is stored: cut to `MAX_PARTNER_TEXT` characters
-/// on a character boundary (a 100 KB error body is not kept whole).
+/// on a character boundary (a 100 KB error body is not kept whole), a NUL
+/// written as U+FFFD ([`storable`]).
 fn partner_text(s: &str) -> String {
-    truncate_text(s, MAX_PARTNER_TEXT)
+    storable(truncate_text(s, MAX_PARTNER_TEXT))
+}
+
+/// A partner's text as every store keeps it: PostgreSQL refuses a NUL in
+/// any text (a binary error body read as text carries one), and the claim
+/// was asked of its mutuelle again and again, its write refused as "store
+/// unavailable".
+fn storable(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "\u{FFFD}")
+    } else {
+        s
+    }
 }
 
 fn bounded_reason(r: Reason) -> Reason {
@@ -113,11 +126,11 @@ fn bounded_outcome(o: Outcome) -> Outcome {
             Outcome::Coordinated {
                 shares,
                 product: product.map(|p| passerelle_domain::ProductRef {
-                    id: truncate_text(&p.id, MAX_ID_LEN),
+                    id: storable(truncate_text(&p.id, MAX_ID_LEN)),
                     version: p.version,
-                    name: truncate_text(&p.name, MAX_TEXT_LEN),
+                    name: storable(truncate_text(&p.name, MAX_TEXT_LEN)),
                 }),
-                partner_reference: truncate_text(&partner_reference, MAX_ID_LEN),
+                partner_reference: storable(truncate_text(&partner_reference, MAX_ID_LEN)),
                 consumption,
                 authorization,
             }
@@ -1181,6 +1194,49 @@ mod bound_tests {
     use passerelle_domain::{DetailKey, LineShare, Reason, ReasonCode};
 
     use super::*;
+
+    /// What a partner sends is stored without a NUL (PostgreSQL refuses
+    /// one in any text): its error texts, its reasons, its reference and
+    /// product name, each NUL written as U+FFFD.
+    #[test]
+    fn a_partners_nul_is_never_stored() {
+        assert_eq!(
+            partner_text("HTTP 502: \0\0gz"),
+            "HTTP 502: \u{FFFD}\u{FFFD}gz"
+        );
+        let o = bounded_outcome(Outcome::Rejected(Reason::new(
+            ReasonCode::PartnerRejected,
+            "refus\0",
+        )));
+        let Outcome::Rejected(r) = o else {
+            panic!("{o:?}")
+        };
+        assert_eq!(r.message, "refus\u{FFFD}");
+        let o = bounded_outcome(Outcome::Coordinated {
+            shares: vec![],
+            product: Some(passerelle_domain::ProductRef {
+                id: "P\0".into(),
+                version: 1,
+                name: "Essentiel\0".into(),
+            }),
+            partner_reference: "R\0".into(),
+            consumption: vec![],
+            authorization: None,
+        });
+        let Outcome::Coordinated {
+            product,
+            partner_reference,
+            ..
+        } = o
+        else {
+            panic!("{o:?}")
+        };
+        let product = product.expect("the product");
+        assert!(
+            !format!("{}{}{partner_reference}", product.id, product.name).contains('\0'),
+            "{product:?} {partner_reference:?}"
+        );
+    }
 
     /// A detail's values are bounded as the message is: each cut at the
     /// partner text's length, and all of a claim's together within the

@@ -26,7 +26,11 @@ pub(super) async fn roster_import(
             cat.roster_problem(&b.kind)
         );
     }
-    if !f.bad.is_empty() && !skip_bad_rows {
+    // A dry run goes on to ask the broker about the good rows, round
+    // after round as --skip-bad-rows does, so that it lists every row the
+    // broker refuses too (as the console's check does), then fails.
+    let collect = skip_bad_rows || dry_run;
+    if !f.bad.is_empty() && !collect {
         return Err(Failure(cat.t_args(
             "cli-bad-rows-nothing-imported",
             &[("count", &f.bad_rows().to_string())],
@@ -87,19 +91,21 @@ pub(super) async fn roster_import(
         if refused.is_empty() {
             return Err(status_failure(s, Some(&lines)));
         }
-        // Skipping, the rows counted without a name are named by the
-        // next round; checking, the person is told to check again.
-        let rows = refused_rows(&s, &refused, &lines, !skip_bad_rows);
-        if !skip_bad_rows {
+        // Collecting, the rows counted without a name are named by the
+        // next round; otherwise the person is told to check again.
+        let rows = refused_rows(&s, &refused, &lines, !collect);
+        if !collect {
             return Err(Failure(format!("{}{rows}", file_refusal_head(&s))));
         }
         eprintln!("{}{} {}", file.display(), l.colon(), rows.trim_start());
+        // Kept as they are: a letter-case slip keeps the member as stored,
+        // which the import ended (one rule with the console).
+        keep.extend(crate::api::roster::kept_numbers(&refused, &members));
         let refused: std::collections::BTreeSet<usize> =
             refused.into_iter().map(|r| r.index).collect();
         let (mut kept_members, mut kept_lines) = (Vec::new(), Vec::new());
         for (i, (m, line)) in members.into_iter().zip(lines).enumerate() {
             if refused.contains(&i) {
-                keep.push(m.member_number);
                 skipped_by_broker += 1;
             } else {
                 kept_members.push(m);
@@ -109,6 +115,15 @@ pub(super) async fn roster_import(
         members = kept_members;
         lines = kept_lines;
     };
+    // A dry run of a file with bad rows has listed them all: it fails, as
+    // the file would be refused without --skip-bad-rows.
+    let bad = f.bad_rows() + skipped_by_broker;
+    if !skip_bad_rows && bad > 0 {
+        return Err(Failure(cat.t_args(
+            "cli-bad-rows-nothing-imported",
+            &[("count", &bad.to_string())],
+        )));
+    }
     if ctx.json {
         ctx.print_with(&r, "skippedRows", (f.bad_rows() + skipped_by_broker).into());
         return Ok(());
