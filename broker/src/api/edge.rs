@@ -208,6 +208,23 @@ impl Audited {
 /// audits the same refusal (one audit row, not the handler's and this
 /// layer's).
 pub fn decode_refusal(status: Status) -> Status {
+    // A body with no message, or one cut short: the caller's mistake,
+    // which tonic answers INTERNAL.
+    if status.code() == Code::Internal
+        && (status.message() == "Missing request message."
+            || status
+                .message()
+                .starts_with("Unexpected EOF decoding stream"))
+    {
+        let description = "holds no complete request message".to_string();
+        let mut d = ErrorDetails::new();
+        d.add_bad_request_violation("body", description.clone());
+        return Status::with_error_details(
+            Code::InvalidArgument,
+            format!("body: {description}"),
+            d,
+        );
+    }
     if status.code() != Code::Internal || !status.message().starts_with("failed to decode Protobuf")
     {
         return status;
@@ -361,7 +378,26 @@ pub(crate) fn trace_id(headers: &http::HeaderMap) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::decode_violation;
+    use super::{Code, Status, decode_refusal, decode_violation};
+
+    /// A gRPC body with no message, or cut short, is the caller's mistake:
+    /// INVALID_ARGUMENT naming the body, where tonic answered INTERNAL.
+    #[test]
+    fn an_empty_or_cut_body_is_the_callers_mistake() {
+        for m in [
+            "Missing request message.",
+            "Unexpected EOF decoding stream.",
+        ] {
+            let s = decode_refusal(Status::internal(m));
+            assert_eq!(s.code(), Code::InvalidArgument, "{m}");
+            assert!(s.message().starts_with("body: "), "{}", s.message());
+        }
+        assert_eq!(
+            decode_refusal(Status::internal("a stored value")).code(),
+            Code::Internal,
+            "the broker's own failures stay INTERNAL"
+        );
+    }
 
     #[test]
     fn the_field_path_of_a_decode_error() {
