@@ -200,7 +200,9 @@ impl Problem {
                 "{v:?} is a number as Excel shows it in scientific notation, its digits lost: format the column as Text and type the identifier again"
             ),
             Problem::OverlapsLine(l) => {
-                format!("overlaps the product period of line {l} of the same member")
+                format!(
+                    "overlaps the product period of line {l} of the same member: a member holds one product at a time, one must end before the other starts"
+                )
             }
         }
     }
