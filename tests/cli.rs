@@ -27,6 +27,14 @@ impl Out {
     }
 }
 
+/// `passerelle LEAD... roster import FILE --partner MUT-R FLAGS...`.
+async fn import_into_r(h: &Harness, lead: &[&str], file: &str, flags: &[&str]) -> Out {
+    let mut args = lead.to_vec();
+    args.extend(["roster", "import", file, "--partner", "MUT-R"]);
+    args.extend(flags);
+    cli(h, &args).await
+}
+
 async fn cli(h: &Harness, args: &[&str]) -> Out {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
         .args(args)
@@ -1047,20 +1055,7 @@ async fn roster_rows_are_checked_against_products_and_coverage() {
     let f = write(dir.path(), "crowd.csv", &crowd);
     // Checked in French: every row named, in the console's words, without
     // the broker's English summary before them.
-    let o = cli(
-        &h,
-        &[
-            "--lang",
-            "fr",
-            "roster",
-            "import",
-            &f,
-            "--partner",
-            "MUT-R",
-            "--dry-run",
-        ],
-    )
-    .await;
+    let o = import_into_r(&h, &["--lang", "fr"], &f, &["--dry-run"]).await;
     assert_eq!(o.code, 1, "{}", o.stdout);
     for line in 3..=27 {
         assert!(
@@ -1076,17 +1071,8 @@ async fn roster_rows_are_checked_against_products_and_coverage() {
         "{}",
         o.stderr
     );
-    let args = [
-        "--json",
-        "roster",
-        "import",
-        &f,
-        "--partner",
-        "MUT-R",
-        "--skip-bad-rows",
-        "--no-end-dating",
-    ];
-    let o = cli(&h, &args).await;
+    let skip = ["--skip-bad-rows", "--no-end-dating"];
+    let o = import_into_r(&h, &["--json"], &f, &skip).await;
     assert_eq!(o.code, 0, "{}", o.stderr);
     for line in 3..=27 {
         assert!(
@@ -1100,22 +1086,8 @@ async fn roster_rows_are_checked_against_products_and_coverage() {
     assert_eq!(o.json()["skippedRows"], 25);
     assert!(member(&h, "R-30").await.is_some());
     // Said in the table's words too.
-    let o = cli(
-        &h,
-        &[
-            "--lang",
-            "fr",
-            "roster",
-            "import",
-            &f,
-            "--partner",
-            "MUT-R",
-            "--skip-bad-rows",
-            "--no-end-dating",
-            "--dry-run",
-        ],
-    )
-    .await;
+    let dry_skip = ["--skip-bad-rows", "--no-end-dating", "--dry-run"];
+    let o = import_into_r(&h, &["--lang", "fr"], &f, &dry_skip).await;
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(
         o.stdout
@@ -1132,11 +1104,7 @@ async fn roster_rows_are_checked_against_products_and_coverage() {
                 CNSS;R-OK;R-1;BASE;31/02/2025\n\
                 CNSS;R-TYPO;R-20;BASEE;01/11/2026\n";
     let f = write(dir.path(), "both-dry.csv", both);
-    let o = cli(
-        &h,
-        &["roster", "import", &f, "--partner", "MUT-R", "--dry-run"],
-    )
-    .await;
+    let o = import_into_r(&h, &[], &f, &["--dry-run"]).await;
     assert_eq!(o.code, 1, "{}", o.stdout);
     assert!(
         o.stderr.contains("line 2: product_start")
@@ -1152,18 +1120,7 @@ async fn roster_rows_are_checked_against_products_and_coverage() {
     let slip = "scheme_id;beneficiary_id;member_number;product_id;product_start\n\
                 CNSS;R-OK;r-1;BASE;01/01/2025\n";
     let f = write(dir.path(), "slip.csv", slip);
-    let o = cli(
-        &h,
-        &[
-            "roster",
-            "import",
-            &f,
-            "--partner",
-            "MUT-R",
-            "--skip-bad-rows",
-        ],
-    )
-    .await;
+    let o = import_into_r(&h, &[], &f, &["--skip-bad-rows"]).await;
     assert_eq!(o.code, 0, "{}", o.stderr);
     let r1 = member(&h, "R-1").await.expect("R-1 stays");
     assert!(

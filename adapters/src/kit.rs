@@ -126,7 +126,8 @@ pub fn claim(id: &str) -> Claim {
     }
 }
 
-fn req<'a>(key: &'a str, c: &'a Claim) -> AdjudicationRequest<'a> {
+/// The kit member's adjudication of `c` under `key`.
+pub(crate) fn req<'a>(key: &'a str, c: &'a Claim) -> AdjudicationRequest<'a> {
     AdjudicationRequest {
         idempotency_key: key,
         claim: c,

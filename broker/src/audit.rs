@@ -144,9 +144,7 @@ fn bounded(mut e: AuditEntry) -> AuditEntry {
         if f.chars().count() > MAX_AUDIT_FIELD {
             *f = truncate_text(f, MAX_AUDIT_FIELD);
         }
-        if f.contains('\0') {
-            *f = f.replace('\0', "\u{FFFD}");
-        }
+        *f = passerelle_domain::validate::without_nul(std::mem::take(f));
     }
     e
 }

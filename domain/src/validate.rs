@@ -56,6 +56,17 @@ pub fn truncate_text(s: &str, max: usize) -> String {
     }
 }
 
+/// `s` as every store can keep it: a NUL, which PostgreSQL refuses in any
+/// text (a caller's refused id in an audit row, a partner's binary error
+/// body read as text), written as U+FFFD.
+pub fn without_nul(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "\u{FFFD}")
+    } else {
+        s
+    }
+}
+
 /// Checks an optional free text: bounded, no control characters but line
 /// breaks and tabs.
 pub fn check_text(field: &str, v: &str, max: usize, out: &mut Vec<FieldViolation>) {

@@ -358,7 +358,7 @@ mod tests {
     use super::*;
     use crate::fhir::{Dialect, FhirAdapter, FhirConfig};
     use crate::sim_http::SimFhir;
-    use crate::{Adapter, AdjudicationRequest, kit};
+    use crate::{Adapter, kit};
 
     fn settings() -> OpenimisSettings {
         OpenimisSettings {
@@ -392,18 +392,6 @@ mod tests {
         c.acts.insert("P-MED".into(), "PARA500".into());
         c.members.insert("K-1".into(), "070707070".into());
         c
-    }
-
-    /// The kit member's adjudication of `c` under `key`.
-    fn kit_request<'a>(key: &'a str, c: &'a passerelle_domain::Claim) -> AdjudicationRequest<'a> {
-        AdjudicationRequest {
-            idempotency_key: key,
-            claim: c,
-            member_number: "K-1",
-            member: None,
-            prior: None,
-            unread_ceilings: false,
-        }
     }
 
     /// A simulated openIMIS and the adapter in front of it.
@@ -577,7 +565,7 @@ mod tests {
     async fn answers_are_matched_by_code_and_a_resend_reads_the_first_back() {
         let (adapter, sim, _task) = partner().await;
         let c = claim_with_medicine("oi-2");
-        let req = kit_request("oi-key-2", &c);
+        let req = kit::req("oi-key-2", &c);
         let a = adapter.adjudicate(req).await.unwrap();
         let share = |seq: u32| {
             a.lines
@@ -587,10 +575,7 @@ mod tests {
         };
         assert_eq!(share(1), Some(1500), "{a:?}");
         assert_eq!(share(2), Some(0), "{a:?}");
-        let again = adapter
-            .adjudicate(kit_request("oi-key-2", &c))
-            .await
-            .unwrap();
+        let again = adapter.adjudicate(kit::req("oi-key-2", &c)).await.unwrap();
         assert_eq!(again.lines, a.lines);
         assert_eq!(again.partner_reference, a.partner_reference);
         assert_eq!(
@@ -615,7 +600,7 @@ mod tests {
         c.lines[0].scheme_share = 0;
         c.lines[0].scheme_reason = "acte non remboursable".into();
         let a = adapter
-            .adjudicate(kit_request("oi-key-refused", &c))
+            .adjudicate(kit::req("oi-key-refused", &c))
             .await
             .unwrap();
         let shares =
@@ -630,7 +615,7 @@ mod tests {
         assert_eq!(sim.seen().borrow().adjudications, 1, "the medicine asked");
         c.lines.truncate(1);
         let a = adapter
-            .adjudicate(kit_request("oi-key-none", &c))
+            .adjudicate(kit::req("oi-key-none", &c))
             .await
             .expect("answered here, not refused");
         assert_eq!(

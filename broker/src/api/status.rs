@@ -114,7 +114,7 @@ fn coverage_overlap(overlaps: Vec<crate::store::CoverageOverlap>) -> Status {
     }
     // The count of those left out is said after the cut, as for field
     // violations: the command line reads it ("; and N more").
-    let mut message = passerelle_domain::validate::truncate_text(&lines.join("; "), MAX_MESSAGE);
+    let mut message = within_bytes(&lines.join("; "), MAX_MESSAGE);
     if overlaps.len() > MAX_REPORTED_OVERLAPS {
         message.push_str(&format!(
             "; and {} more",

@@ -10,6 +10,7 @@ use passerelle_adapters::{
 };
 use passerelle_domain::validate::{
     MAX_ID_LEN, MAX_PARTNER_TEXT, MAX_TEXT_LEN, check_answer, check_commitment, truncate_text,
+    without_nul,
 };
 use passerelle_domain::{Claim, ClaimLine, ClaimState, Granted, Member, Reason, ReasonCode};
 
@@ -45,21 +46,10 @@ pub const MAX_REASONS_PER_LINE: usize = 8;
 
 /// A partner's text as it is stored: cut to `MAX_PARTNER_TEXT` characters
 /// on a character boundary (a 100 KB error body is not kept whole), a NUL
-/// written as U+FFFD ([`storable`]).
+/// written as U+FFFD ([`without_nul`]: PostgreSQL refused the claim's
+/// write, and the claim was asked of its mutuelle again and again).
 fn partner_text(s: &str) -> String {
-    storable(truncate_text(s, MAX_PARTNER_TEXT))
-}
-
-/// A partner's text as every store keeps it: PostgreSQL refuses a NUL in
-/// any text (a binary error body read as text carries one), and the claim
-/// was asked of its mutuelle again and again, its write refused as "store
-/// unavailable".
-fn storable(s: String) -> String {
-    if s.contains('\0') {
-        s.replace('\0', "\u{FFFD}")
-    } else {
-        s
-    }
+    without_nul(truncate_text(s, MAX_PARTNER_TEXT))
 }
 
 fn bounded_reason(r: Reason) -> Reason {
@@ -126,11 +116,11 @@ fn bounded_outcome(o: Outcome) -> Outcome {
             Outcome::Coordinated {
                 shares,
                 product: product.map(|p| passerelle_domain::ProductRef {
-                    id: storable(truncate_text(&p.id, MAX_ID_LEN)),
+                    id: without_nul(truncate_text(&p.id, MAX_ID_LEN)),
                     version: p.version,
-                    name: storable(truncate_text(&p.name, MAX_TEXT_LEN)),
+                    name: without_nul(truncate_text(&p.name, MAX_TEXT_LEN)),
                 }),
-                partner_reference: storable(truncate_text(&partner_reference, MAX_ID_LEN)),
+                partner_reference: without_nul(truncate_text(&partner_reference, MAX_ID_LEN)),
                 consumption,
                 authorization,
             }
