@@ -752,16 +752,20 @@ async fn binary_bodies_and_the_connect_deadline() {
     };
     let elig_rows = cut("CheckEligibility");
     assert!(
-        elig_rows
-            .iter()
-            .any(|(s, o, _)| s == "CNSS/eligibility" && o.starts_with("Cancelled")),
+        elig_rows.iter().any(|(s, o, _)| s == "CNSS/eligibility"
+            && o.starts_with("Cancelled: the client's deadline")),
         "{elig_rows:?}"
     );
     let claim_rows = cut("CoordinateClaim");
     assert_eq!(claim_rows.len(), 1, "{claim_rows:?}");
     let (subject, outcome, hash) = &claim_rows[0];
     assert_eq!(subject, "CNSS/cut-1");
-    assert!(outcome.starts_with("Cancelled"), "{outcome}");
+    // The client's deadline (Connect-Timeout-Ms), not the broker's: the
+    // client chose to stop waiting.
+    assert!(
+        outcome.starts_with("Cancelled: the client's deadline"),
+        "{outcome}"
+    );
     assert_ne!(hash, &passerelle_broker::audit::hash(b"unfinished"));
     assert_eq!(hash.len(), 64);
 }

@@ -977,7 +977,8 @@ impl EligibilityAtScale {
 /// the claims coordinated in no closed period, built concurrently; 20: the
 /// stays' act counts moved to their own scope, a read of every ceiling row
 /// and of every claim's consumption, of which the seeded store has none to
-/// move) are the last ones of a release, the kind an upgrade applies.
+/// move; 21: a column with a constant default on the console's accounts)
+/// are the last ones of a release, the kind an upgrade applies.
 const MIGRATED_FROM: i64 = 11;
 
 /// What undoing them takes (the seeded store holds no hold, authorization
@@ -988,7 +989,8 @@ const MIGRATED_FROM: i64 = 11;
 /// table written before them becomes the audit log again, which 18 renames
 /// without reading a row, whatever it holds. Migration 20 moved no row
 /// here (no act limit per stay is seeded): its version is enough.
-const UNDO: &str = "DROP INDEX claims_open;
+const UNDO: &str = "ALTER TABLE users DROP COLUMN must_change;
+DROP INDEX claims_open;
 ALTER TABLE periods DROP COLUMN first_created_ms;
 ALTER TABLE claims ADD CONSTRAINT claims_scheme_id_claim_id_key UNIQUE (scheme_id, claim_id);
 DROP INDEX claims_key;
@@ -1051,9 +1053,9 @@ pub async fn remigrate(db: &BenchDb) -> Migrations {
     };
     // The undo is written for these migrations: a later one must be added
     // to it first.
-    if passerelle_broker::store::postgres::SCHEMA_VERSION != 20 {
+    if passerelle_broker::store::postgres::SCHEMA_VERSION != 21 {
         out.error = Some(format!(
-            "the undo knows migrations 12 to 20, the schema has {}: extend UNDO",
+            "the undo knows migrations 12 to 21, the schema has {}: extend UNDO",
             passerelle_broker::store::postgres::SCHEMA_VERSION
         ));
         return out;

@@ -7,6 +7,7 @@ nav-members = Members
 nav-periods = Statements
 nav-partners = Partners
 nav-users = Users
+nav-password = Password
 nav-sign-out = Sign out
 nav-language = Français
 signed-in-as = Signed in: { $name } ({ $role })
@@ -51,8 +52,8 @@ claims-mutuelle = Mutuelle
 claims-none = No claim matches.
 claims-none-operator = No claim waits on a mutuelle in this state. Without a mutuelle named, operators see the waiting claims only: name a mutuelle to see all of its claims.
 claims-count = { $count ->
-        [one] 1 claim
-       *[other] { $count } claims
+        [one] { $shown } claim
+       *[other] { $shown } claims
     }
 claims-next = Next page
 claims-total = Total
@@ -148,7 +149,10 @@ statement-signature = Board's approval
 statement-more = The statement continues on the next page.
 statement-page-subtotal = Subtotal of this page
 statement-payee-continued = (continued from the previous page)
-statement-payee-whole = — in the whole statement: { $claims } claim(s), the mutuelle's share { $amount } (its lines are on several pages)
+statement-payee-whole = — in the whole statement: { $claims ->
+        [one] { $claims } claim
+       *[other] { $claims } claims
+    }, the mutuelle's share { $amount } (its lines are on several pages)
 statement-paged-sign-export = This statement spans several pages: to sign it, use its export (workbook or CSV), which holds it whole; each payee's whole total is above its table.
 
 partners-title = Partners
@@ -167,6 +171,18 @@ circuit-half_open = trial
 yes = yes
 no = no
 
+password-title = Change my password
+password-must-change = This password was given to you by an operator: choose your own before going on. You will then sign in again with it.
+password-current = Current password
+password-new = New password
+password-rule = At least { $min } characters. A phrase of a few words is easier to remember than a complicated word.
+password-confirm = New password, once more
+password-submit = Change the password
+password-mismatch = The two entries of the new password differ: type it again.
+password-same = The new password is the current one: choose another.
+password-current-wrong = Current password (or code) incorrect.
+password-changed-meanwhile = Your password was reset by an operator during this change: nothing was changed. Sign in again with the one they give you.
+password-changed = Password changed. Sign in with the new one.
 users-title = Users
 users-login = Login
 users-name = Name
@@ -181,11 +197,14 @@ users-create = Create
 users-created = Account created
 users-password = Temporary password
 users-totp = Second-factor secret (authenticator app)
-users-shown-once = Write them down now: they will not be shown again. The person changes their password with an operator (passerelle users reset).
+users-shown-once = Write them down now: they will not be shown again. At their first sign-in, the person chooses their own password.
 users-disable = Disable
 users-enable = Enable again
 users-revoke = End their sessions
-users-revoked = { $count } session(s) ended for { $login }.
+users-revoked = { $count ->
+        [one] { $count } session
+       *[other] { $count } sessions
+    } ended for { $login }.
 users-address = Address
 users-seen = Seen
 
@@ -207,7 +226,7 @@ cli-user-added = Account { $login } created ({ $role }).
 cli-user-password = Temporary password (shown once): { $password }
 cli-user-totp = Second factor: add this secret to an authenticator app: { $secret }
 cli-user-totp-url = or this address (QR code): { $url }
-cli-user-reset = Password of { $login } replaced; their sessions are ended.
+cli-user-reset = Password of { $login } replaced; their sessions are ended. At their next console sign-in, the person chooses their own.
 cli-user-disabled = Account { $login } disabled; their sessions are ended.
 cli-user-unknown = no account is named { $login } (passerelle users list gives them)
 cli-db-in-use = { $db }: a running broker (or another passerelle command) holds this database; on SQLite one process at a time opens it: run this command with the broker stopped.
@@ -374,6 +393,9 @@ roster-check = Check
 roster-apply = Apply { $file }
 roster-fix-first = Correct the rows in error in the file, then upload it again.
 roster-expired = The checked file is no longer waiting: it was applied already (the page reloaded), or another was checked since, or the mutuelle changed. Nothing was applied again; upload it again if need be.
+upload-too-large = This file is larger than { $mib } MiB, the most the console takes. Save it as .xlsx (more compact than a .csv), or split it into several files.
+upload-busy = Other files are being read: send yours again in a moment.
+upload-cut = The file did not arrive whole (connection cut?): send it again.
 roster-unreadable = Unreadable file: { $detail }
 roster-old-excel = Unreadable file: this is an Excel workbook of the old format (.xls). In Excel, "Save as" an "Excel Workbook (.xlsx)" or "CSV (semicolon delimited)", then upload that file.
 roster-not-xlsx = Unreadable file: this Excel workbook is damaged or incomplete (an interrupted transfer?). Save it again from Excel, or as CSV, then upload it.
@@ -396,8 +418,14 @@ roster-would-once-fixed = The members without a wrong row would make: { $added }
 roster-changed-since = The mutuelle's members changed since the check: nothing was applied. Here is what this file would make now; apply again to confirm.
 roster-confirm-first = Nothing was applied: tick the box confirming that the members missing from the file end, then apply again.
 roster-more-refused = More rows are refused beyond these: correct these first, then check again.
-roster-ending = Warning: { $ended } member(s) missing from this file will end (their cover stops). If this file holds only some of the members, do not apply it.
-roster-confirm-ended = I confirm: { $ended } member(s) end, half or more of the mutuelle's members.
+roster-ending = Warning: { $ended ->
+        [one] { $ended } member missing from this file will end (their cover stops)
+       *[other] { $ended } members missing from this file will end (their cover stops)
+    }. If this file holds only some of the members, do not apply it.
+roster-confirm-ended = I confirm: { $ended ->
+        [one] { $ended } member ends
+       *[other] { $ended } members end
+    }, half or more of the mutuelle's members.
 roster-unknown-scheme = scheme "{ $value }" unknown to passerelle
 roster-unknown-product = product "{ $value }" not declared by the mutuelle (see the Products page)
 roster-number-case = differs from member number "{ $value }" only in letter case: write it as that one (another number would start the member's ceilings again)
@@ -474,6 +502,7 @@ products-title = Products
 products-none = No product is recorded for this mutuelle.
 products-new-version = Propose a new version of
 products-new-heading = New version of { $id } ({ $name })
+products-changed-meanwhile = The product changed since this form was opened (another version published, or another mutuelle chosen in another tab): nothing was proposed. Here is version { $version } of { $id } as it stands; type your changes again.
 products-new-intro = Version { $version } of { $id } starts from version { $from }; change what must change. It applies to care from the date chosen, once another manager approves it.
 products-propose = Propose this version
 products-bad-fields = These fields are not filled in correctly: { $fields }. Rates are percentages (80 or 80.5), amounts digits (50000), the date dd/mm/yyyy.
@@ -576,10 +605,22 @@ ceiling-limit = Limit
 ceiling-used = Used
 ceiling-act = acts per period
 ceiling-next-allowed = next act covered on { $date }
-product-act-limit-day = at most { $count } { $act } act(s) a day
-product-act-limit-month = at most { $count } { $act } act(s) a month
-product-act-limit-year = at most { $count } { $act } act(s) a year
-product-act-limit-stay = at most { $count } { $act } act(s) per stay or followed pregnancy
+product-act-limit-day = at most { $count ->
+        [one] { $count } { $act } act
+       *[other] { $count } { $act } acts
+    } a day
+product-act-limit-month = at most { $count ->
+        [one] { $count } { $act } act
+       *[other] { $count } { $act } acts
+    } a month
+product-act-limit-year = at most { $count ->
+        [one] { $count } { $act } act
+       *[other] { $count } { $act } acts
+    } a year
+product-act-limit-stay = at most { $count ->
+        [one] { $count } { $act } act
+       *[other] { $count } { $act } acts
+    } per stay or followed pregnancy
 product-prior-authorization = prior authorization required for: { $what } (valid { $days } days, tolerance { $rate })
 ceiling-held = Held (prior authorizations)
 ceiling-left = Left
@@ -775,7 +816,11 @@ approvals-state-withdrawn = withdrawn by its author
 approvals-reason-required = Give the reason for the rejection: the person who proposed will read it.
 approvals-outcome-closed = period { $number } closed
 approvals-outcome-settled = payment of period { $number } recorded
-approvals-outcome-published = { $count } product version(s) published
+approvals-outcome-published = { $count ->
+        [one] { $count } product version published
+       *[other] { $count } product versions published
+    }
+approvals-outcome-out-of-order = another version of the product was published since the proposal: this one would no longer follow the order of dates, nothing was published; propose it again starting after the latest version (detail: { $detail })
 approvals-outcome-amounts-changed = the period's amounts changed since the proposal: nothing was closed; propose the close again
 approvals-outcome-period-changed = the period changed since the proposal ({ $then } { $then ->
         [one] claim
@@ -872,9 +917,19 @@ pa-none = No prior authorization for this mutuelle.
 # Opening balances (issue 20)
 opening-title = Opening balances
 opening-link = Declare opening balances (joining during the year)
-opening-intro = For a mutuelle joining passerelle during a year: what each member already consumed of their ceilings this year. One row per member and ceiling, columns member_number, scope (beneficiary-year, household-year, category-year or count), category, year, amount, count (French names also read). These balances are no claims and appear on no statement; a balance may be raised at any time, lowered only while no claim has used that ceiling.
-opening-would = If you apply: { $set } balance(s) set, { $unchanged } unchanged.
-opening-applied = Applied: { $set } balance(s) set, { $unchanged } unchanged.
+opening-intro = For a mutuelle joining passerelle during a year: what each member already consumed of their ceilings this year. One row per member and ceiling, columns member_number, scope (beneficiary-year, household-year, category-year or count), category, year, amount, count (French names also read). These balances are no claims and appear on no statement; a balance declared again is corrected by the difference, up or down (the claims already paid are not paid again).
+opening-would = If you apply: { $set ->
+        [one] { $set } balance set
+       *[other] { $set } balances set
+    }, { $unchanged } unchanged.
+opening-applied = Applied: { $set ->
+        [one] { $set } balance set
+       *[other] { $set } balances set
+    }, { $unchanged } unchanged.
+opening-too-many = This file holds { $rows } { $count ->
+        [one] balance row
+       *[other] balance rows
+    }: at most { $max } per upload. Split it into several files (by range of member numbers, say) and send them one after the other; a balance sent twice counts once.
 opening-col-member_number = member_number
 opening-col-scope = scope
 opening-col-category = category

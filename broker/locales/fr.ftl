@@ -7,6 +7,7 @@ nav-members = Adhérents
 nav-periods = Bordereaux
 nav-partners = Partenaires
 nav-users = Utilisateurs
+nav-password = Mot de passe
 nav-sign-out = Se déconnecter
 nav-language = English
 signed-in-as = Connecté : { $name } ({ $role })
@@ -51,8 +52,8 @@ claims-mutuelle = Mutuelle
 claims-none = Aucune demande ne correspond.
 claims-none-operator = Aucune demande en attente dans cet état. Sans mutuelle indiquée, les opérateurs ne voient que les demandes en attente : indiquez une mutuelle pour voir toutes ses demandes.
 claims-count = { $count ->
-        [one] { $count } demande
-       *[other] { $count } demandes
+        [one] { $shown } demande
+       *[other] { $shown } demandes
     }
 claims-next = Page suivante
 claims-total = Total
@@ -148,7 +149,10 @@ statement-signature = Visa du conseil d'administration
 statement-more = Le bordereau continue sur la page suivante.
 statement-page-subtotal = Sous-total de cette page
 statement-payee-continued = (suite de la page précédente)
-statement-payee-whole = — sur tout le bordereau : { $claims } demande(s), part de la mutuelle { $amount } (ses lignes sont sur plusieurs pages)
+statement-payee-whole = — sur tout le bordereau : { $claims ->
+        [one] { $claims } demande
+       *[other] { $claims } demandes
+    }, part de la mutuelle { $amount } (ses lignes sont sur plusieurs pages)
 statement-paged-sign-export = Ce bordereau tient sur plusieurs pages : pour le viser, utilisez son export (classeur ou CSV), qui le contient en entier ; le total de chaque bénéficiaire du paiement est au-dessus de son tableau.
 
 partners-title = Partenaires
@@ -167,6 +171,18 @@ circuit-half_open = essai
 yes = oui
 no = non
 
+password-title = Changer mon mot de passe
+password-must-change = Ce mot de passe vous a été donné par un opérateur : choisissez le vôtre avant de continuer. Vous vous reconnecterez ensuite avec lui.
+password-current = Mot de passe actuel
+password-new = Nouveau mot de passe
+password-rule = Au moins { $min } caractères. Une phrase de quelques mots se retient mieux qu'un mot compliqué.
+password-confirm = Nouveau mot de passe, une seconde fois
+password-submit = Changer le mot de passe
+password-mismatch = Les deux saisies du nouveau mot de passe diffèrent : tapez-le à nouveau.
+password-same = Le nouveau mot de passe est l'actuel : choisissez-en un autre.
+password-current-wrong = Mot de passe actuel (ou code) incorrect.
+password-changed-meanwhile = Votre mot de passe a été réinitialisé par un opérateur pendant ce changement : rien n'a été changé. Reconnectez-vous avec celui qu'il vous donne.
+password-changed = Mot de passe changé. Connectez-vous avec le nouveau.
 users-title = Utilisateurs
 users-login = Identifiant
 users-name = Nom
@@ -181,11 +197,14 @@ users-create = Créer
 users-created = Compte créé
 users-password = Mot de passe provisoire
 users-totp = Secret du second facteur (application d'authentification)
-users-shown-once = Notez-les maintenant : ils ne seront plus affichés. La personne changera son mot de passe avec un opérateur (passerelle users reset).
+users-shown-once = Notez-les maintenant : ils ne seront plus affichés. À sa première connexion, la personne choisira son propre mot de passe.
 users-disable = Désactiver
 users-enable = Réactiver
 users-revoke = Fermer ses sessions
-users-revoked = { $count } session(s) fermée(s) pour { $login }.
+users-revoked = { $count ->
+        [one] { $count } session fermée
+       *[other] { $count } sessions fermées
+    } pour { $login }.
 users-address = Adresse
 users-seen = Vu le
 
@@ -207,7 +226,7 @@ cli-user-added = Compte { $login } créé ({ $role }).
 cli-user-password = Mot de passe provisoire (affiché une seule fois) : { $password }
 cli-user-totp = Second facteur : ajoutez ce secret à une application d'authentification : { $secret }
 cli-user-totp-url = ou cette adresse (QR code) : { $url }
-cli-user-reset = Mot de passe de { $login } remplacé ; ses sessions sont fermées.
+cli-user-reset = Mot de passe de { $login } remplacé ; ses sessions sont fermées. À sa prochaine connexion à la console, la personne choisira le sien.
 cli-user-disabled = Compte { $login } désactivé ; ses sessions sont fermées.
 cli-user-unknown = aucun compte ne s'appelle { $login } (passerelle users list les donne)
 cli-db-in-use = { $db } : un broker en marche (ou une autre commande passerelle) tient cette base ; avec SQLite, un seul processus l'ouvre à la fois : relancez cette commande une fois le broker arrêté.
@@ -372,6 +391,9 @@ roster-check = Vérifier
 roster-apply = Appliquer { $file }
 roster-fix-first = Corrigez les lignes en erreur dans le fichier puis déposez-le à nouveau.
 roster-expired = Le fichier vérifié n'est plus en attente : il a déjà été appliqué (la page rechargée), ou un autre a été vérifié depuis, ou la mutuelle a changé. Rien n'a été appliqué de nouveau ; déposez-le à nouveau s'il le faut.
+upload-too-large = Ce fichier dépasse { $mib } Mio, la taille la plus grande que la console reçoit. Enregistrez-le en .xlsx (plus compact qu'un .csv), ou scindez-le en plusieurs fichiers.
+upload-busy = D'autres fichiers sont en cours de lecture : envoyez le vôtre à nouveau dans un instant.
+upload-cut = Le fichier n'est pas arrivé en entier (connexion coupée ?) : envoyez-le à nouveau.
 roster-unreadable = Fichier illisible : { $detail }
 roster-old-excel = Fichier illisible : c'est un classeur de l'ancien format Excel (.xls). Dans Excel, « Enregistrer sous » au format « Classeur Excel (.xlsx) » ou « CSV (séparateur : point-virgule) », puis déposez ce fichier.
 roster-not-xlsx = Fichier illisible : ce classeur Excel est abîmé ou incomplet (transfert interrompu ?). Enregistrez-le de nouveau depuis Excel, ou au format CSV, puis déposez-le.
@@ -389,13 +411,43 @@ roster-end-before-start = est avant le début du produit
 roster-differs = diffère de la ligne { $line } du même adhérent (« { $value } »)
 roster-excel-number = « { $value } » est un nombre qu'Excel affiche en notation scientifique, dont les chiffres sont perdus : mettez la colonne au format Texte et saisissez de nouveau le numéro
 roster-overlaps-line = chevauche la période de produit de la ligne { $line } du même adhérent : un adhérent n'a qu'un produit à la fois, l'une doit finir avant que l'autre commence
-roster-would = Si vous appliquez : { $added } ajouté(s), { $updated } modifié(s), { $ended } sorti(s), { $unchanged } inchangé(s).
-roster-would-once-fixed = Les adhérents sans ligne en erreur donneraient : { $added } ajouté(s), { $updated } modifié(s), { $ended } sorti(s), { $unchanged } inchangé(s) (les adhérents des lignes en erreur restent tels quels tant qu'elles ne sont pas corrigées).
+roster-would = Si vous appliquez : { $added ->
+        [one] { $added } ajouté
+       *[other] { $added } ajoutés
+    }, { $updated ->
+        [one] { $updated } modifié
+       *[other] { $updated } modifiés
+    }, { $ended ->
+        [one] { $ended } sorti
+       *[other] { $ended } sortis
+    }, { $unchanged ->
+        [one] { $unchanged } inchangé
+       *[other] { $unchanged } inchangés
+    }.
+roster-would-once-fixed = Les adhérents sans ligne en erreur donneraient : { $added ->
+        [one] { $added } ajouté
+       *[other] { $added } ajoutés
+    }, { $updated ->
+        [one] { $updated } modifié
+       *[other] { $updated } modifiés
+    }, { $ended ->
+        [one] { $ended } sorti
+       *[other] { $ended } sortis
+    }, { $unchanged ->
+        [one] { $unchanged } inchangé
+       *[other] { $unchanged } inchangés
+    } (les adhérents des lignes en erreur restent tels quels tant qu'elles ne sont pas corrigées).
 roster-changed-since = Les adhérents de la mutuelle ont changé depuis la vérification : rien n'a été appliqué. Voici ce que ferait maintenant ce fichier ; appliquez de nouveau pour confirmer.
 roster-confirm-first = Rien n'a été appliqué : cochez la case qui confirme la sortie des adhérents absents du fichier, puis appliquez de nouveau.
 roster-more-refused = D'autres lignes sont refusées au-delà de celles-ci : corrigez d'abord celles-ci, puis vérifiez de nouveau.
-roster-ending = Attention : { $ended } adhérent(s) absent(s) de ce fichier seront sortis (leur couverture prend fin). Si ce fichier ne contient qu'une partie des adhérents, ne l'appliquez pas.
-roster-confirm-ended = Je confirme : { $ended } adhérent(s) sortent, soit la moitié ou plus des adhérents de la mutuelle.
+roster-ending = Attention : { $ended ->
+        [one] { $ended } adhérent absent de ce fichier sera sorti (sa couverture prend fin)
+       *[other] { $ended } adhérents absents de ce fichier seront sortis (leur couverture prend fin)
+    }. Si ce fichier ne contient qu'une partie des adhérents, ne l'appliquez pas.
+roster-confirm-ended = Je confirme : { $ended ->
+        [one] { $ended } adhérent sort
+       *[other] { $ended } adhérents sortent
+    }, soit la moitié ou plus des adhérents de la mutuelle.
 roster-unknown-scheme = régime « { $value } » inconnu de passerelle
 roster-unknown-product = produit « { $value } » non déclaré par la mutuelle (voir la page Produits)
 roster-number-case = ne diffère du n° d'adhérent « { $value } » que par les majuscules : écrivez-le comme lui (un autre numéro ferait repartir de zéro les plafonds de l'adhérent)
@@ -407,7 +459,19 @@ roster-crowded-beneficiary = { $count } adhérents de la mutuelle auraient ce n�
 roster-covered-elsewhere-to = une autre mutuelle couvre aussi ce bénéficiaire du { $from } au { $to } : l'une des deux adhésions doit finir avant que l'autre commence
 roster-covered-elsewhere = une autre mutuelle couvre aussi ce bénéficiaire à partir du { $from }, sans date de fin : l'une des deux adhésions doit finir avant que l'autre commence
 roster-refused = refusé par passerelle : { $detail }
-roster-applied = Appliqué : { $added } ajouté(s), { $updated } modifié(s), { $ended } sorti(s), { $unchanged } inchangé(s).
+roster-applied = Appliqué : { $added ->
+        [one] { $added } ajouté
+       *[other] { $added } ajoutés
+    }, { $updated ->
+        [one] { $updated } modifié
+       *[other] { $updated } modifiés
+    }, { $ended ->
+        [one] { $ended } sorti
+       *[other] { $ended } sortis
+    }, { $unchanged ->
+        [one] { $unchanged } inchangé
+       *[other] { $unchanged } inchangés
+    }.
 roster-changes = Changements
 roster-change = Changement
 roster-change-added = ajouté
@@ -472,6 +536,7 @@ products-title = Produits
 products-none = Aucun produit enregistré pour cette mutuelle.
 products-new-version = Proposer une nouvelle version de
 products-new-heading = Nouvelle version de { $id } ({ $name })
+products-changed-meanwhile = Le produit a changé depuis l'ouverture de ce formulaire (une autre version publiée, ou une autre mutuelle choisie dans un autre onglet) : rien n'a été proposé. Voici la version { $version } de { $id } telle qu'elle est ; saisissez de nouveau vos changements.
 products-new-intro = La version { $version } de { $id } reprend la version { $from } ; changez ce qui doit changer. Elle s'appliquera aux soins à partir de la date choisie, une fois approuvée par une autre personne gestionnaire.
 products-propose = Proposer cette version
 products-bad-fields = Ces champs sont mal remplis : { $fields }. Les taux s'écrivent en pourcentage (80 ou 80,5), les montants en chiffres (50 000), la date en jj/mm/aaaa.
@@ -574,10 +639,22 @@ ceiling-limit = Limite
 ceiling-used = Utilisé
 ceiling-act = nombre d'actes par période
 ceiling-next-allowed = prochain acte couvert le { $date }
-product-act-limit-day = au plus { $count } acte(s) { $act } par jour
-product-act-limit-month = au plus { $count } acte(s) { $act } par mois
-product-act-limit-year = au plus { $count } acte(s) { $act } par an
-product-act-limit-stay = au plus { $count } acte(s) { $act } par séjour ou grossesse suivie
+product-act-limit-day = au plus { $count ->
+        [one] { $count } acte
+       *[other] { $count } actes
+    } { $act } par jour
+product-act-limit-month = au plus { $count ->
+        [one] { $count } acte
+       *[other] { $count } actes
+    } { $act } par mois
+product-act-limit-year = au plus { $count ->
+        [one] { $count } acte
+       *[other] { $count } actes
+    } { $act } par an
+product-act-limit-stay = au plus { $count ->
+        [one] { $count } acte
+       *[other] { $count } actes
+    } { $act } par séjour ou grossesse suivie
 product-prior-authorization = accord préalable requis pour : { $what } (valable { $days } jours, tolérance { $rate })
 ceiling-held = Réservé (accords préalables)
 ceiling-left = Reste
@@ -773,7 +850,11 @@ approvals-state-withdrawn = retirée par son auteur
 approvals-reason-required = Donnez le motif du rejet : la personne qui a proposé le lira.
 approvals-outcome-closed = période { $number } clôturée
 approvals-outcome-settled = règlement de la période { $number } enregistré
-approvals-outcome-published = { $count } version(s) de produit publiée(s)
+approvals-outcome-published = { $count ->
+        [one] { $count } version de produit publiée
+       *[other] { $count } versions de produit publiées
+    }
+approvals-outcome-out-of-order = une autre version du produit a été publiée depuis la proposition : celle-ci ne suivrait plus l'ordre des dates, rien n'a été publié ; proposez-la de nouveau avec une date de début après la dernière version.
 approvals-outcome-amounts-changed = les montants de la période ont changé depuis la proposition : rien n'a été clôturé, proposez de nouveau la clôture
 approvals-outcome-period-changed = la période a changé depuis la proposition ({ $then } { $then ->
         [one] demande
@@ -874,9 +955,25 @@ pa-none = Aucun accord préalable pour cette mutuelle.
 # Opening balances (issue 20)
 opening-title = Soldes d'ouverture
 opening-link = Déclarer les soldes d'ouverture (adhésion en cours d'année)
-opening-intro = Pour une mutuelle qui rejoint passerelle en cours d'année : ce que chaque adhérent a déjà consommé de ses plafonds cette année. Une ligne par adhérent et par plafond, colonnes numero_adherent ; plafond (beneficiaire, famille, categorie ou actes) ; categorie ; annee ; montant ; actes. Ces soldes ne sont pas des demandes et n'apparaissent sur aucun bordereau ; un solde peut être relevé à tout moment, abaissé seulement tant qu'aucune demande n'a utilisé ce plafond.
-opening-would = Si vous appliquez : { $set } solde(s) fixé(s), { $unchanged } inchangé(s).
-opening-applied = Appliqué : { $set } solde(s) fixé(s), { $unchanged } inchangé(s).
+opening-intro = Pour une mutuelle qui rejoint passerelle en cours d'année : ce que chaque adhérent a déjà consommé de ses plafonds cette année. Une ligne par adhérent et par plafond, colonnes numero_adherent ; plafond (beneficiaire, famille, categorie ou actes) ; categorie ; annee ; montant ; actes. Ces soldes ne sont pas des demandes et n'apparaissent sur aucun bordereau ; un solde déclaré à nouveau est corrigé de la différence, à la hausse ou à la baisse (les demandes déjà payées ne sont pas payées à nouveau).
+opening-would = Si vous appliquez : { $set ->
+        [one] { $set } solde fixé
+       *[other] { $set } soldes fixés
+    }, { $unchanged ->
+        [one] { $unchanged } inchangé
+       *[other] { $unchanged } inchangés
+    }.
+opening-applied = Appliqué : { $set ->
+        [one] { $set } solde fixé
+       *[other] { $set } soldes fixés
+    }, { $unchanged ->
+        [one] { $unchanged } inchangé
+       *[other] { $unchanged } inchangés
+    }.
+opening-too-many = Ce fichier compte { $rows } { $count ->
+        [one] ligne
+       *[other] lignes
+    } de soldes : au plus { $max } par envoi. Scindez-le en plusieurs fichiers (par exemple par plage de numéros d'adhérent) et envoyez-les l'un après l'autre ; un solde envoyé deux fois n'est compté qu'une fois.
 opening-col-member_number = numero_adherent
 opening-col-scope = plafond
 opening-col-category = categorie

@@ -286,6 +286,7 @@ pub async fn ensure_demo_users(broker: &crate::service::Broker) -> Result<(), St
                     scope: scope.iter().map(|s| s.to_string()).collect(),
                     password: DEMO_PASSWORD.to_string(),
                     lang: String::new(),
+                    must_change: false,
                 },
                 "dev",
             )

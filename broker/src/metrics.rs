@@ -174,7 +174,7 @@ impl Metrics {
         );
         r.register(
             "passerelle_partner_up",
-            "1 when the partner's last call succeeded or it has not failed since start, 0 after a transient failure or while its circuit is not closed (stored: across restarts and replicas)",
+            "1 when this broker's last call to the partner succeeded or none has failed since start, 0 after a transient failure of its own, or while the partner's circuit is not closed (the circuit is stored, seen by every replica; the last call's outcome is this broker's)",
             m.partner_up.clone(),
         );
         r.register(

@@ -110,10 +110,29 @@ async fn readyz(State(s): State<Ops>) -> (StatusCode, String) {
     if *s.stopping.borrow() {
         return (StatusCode::SERVICE_UNAVAILABLE, "stopping\n".into());
     }
+    match audit_ready(s.broker.audit().queued()) {
+        Ok(()) => {}
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+    }
     match s.broker.store_ready().await {
         Ok(()) => (StatusCode::OK, "ready\n".into()),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
     }
+}
+
+/// Not ready while the audit queue is three quarters full: its writer
+/// cannot store rows (the store refuses or is too slow), and every call
+/// soon waits on it (`audit::QUEUE`); this replica is taken out of the
+/// load balancer, its calls go to the others.
+fn audit_ready(queued: usize) -> Result<(), String> {
+    let bound = crate::audit::QUEUE / 4 * 3;
+    if queued >= bound {
+        return Err(format!(
+            "audit: {queued} of {} rows wait to be written: the store does not take them",
+            crate::audit::QUEUE
+        ));
+    }
+    Ok(())
 }
 
 /// How the operations listener accepts connections.
@@ -321,5 +340,15 @@ mod tests {
         assert!(read.is_err(), "still open between its age and twice it");
         tokio::time::advance(Duration::from_secs(60)).await;
         assert_eq!(idle.read(&mut byte).await.unwrap(), 0, "closed when idle");
+    }
+
+    /// A replica whose audit writer cannot keep up says not ready before
+    /// its calls wait on the queue.
+    #[test]
+    fn an_audit_queue_three_quarters_full_is_not_ready() {
+        assert!(super::audit_ready(0).is_ok());
+        assert!(super::audit_ready(crate::audit::QUEUE / 4 * 3 - 1).is_ok());
+        let e = super::audit_ready(crate::audit::QUEUE / 4 * 3).unwrap_err();
+        assert!(e.contains("6144 of 8192"), "{e}");
     }
 }

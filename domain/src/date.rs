@@ -40,14 +40,15 @@ pub fn parse_stored(s: &str) -> Option<Date> {
 }
 
 /// A date as typed by a person: "31/12/2026" (also "31-12-2026",
-/// "31.12.2026", one-digit day or month) or "2026-12-31". Never month
+/// "31.12.2026", "31,12,2026": a phone's decimal keypad in French has a
+/// comma and no slash; one-digit day or month) or "2026-12-31". Never month
 /// first: "12/31/2026" is refused, not read as the 31st of December.
 pub fn parse_typed(s: &str) -> Option<Date> {
     let s = s.trim();
     if let Some(d) = parse(s) {
         return Some(d);
     }
-    let parts: Vec<&str> = s.split(['/', '-', '.']).collect();
+    let parts: Vec<&str> = s.split(['/', '-', '.', ',']).collect();
     let [d, m, y] = parts.as_slice() else {
         return None;
     };

@@ -156,6 +156,10 @@ struct State {
     cancel_keys: Vec<String>,
     /// Prior authorizations by reference, and the answers by key.
     authorizations: HashMap<String, Held>,
+    /// The authorization an adjudication was paid against, by its key: its
+    /// cancel makes the authorization billable again by the correction
+    /// (without its hold, released at the first claim), as the broker does.
+    paid_against: HashMap<String, String>,
     commitments: HashMap<String, Commitment>,
 }
 
@@ -355,7 +359,10 @@ impl SimMutuelle {
                     st.usage.release(&p.hold);
                     if let Some(h) = st.authorizations.get_mut(&care.prior_reference) {
                         h.active = false;
+                        h.hold.clear();
                     }
+                    st.paid_against
+                        .insert(key.to_string(), care.prior_reference.clone());
                 }
                 st.usage.apply(&a.consumption);
                 st.consumed.insert(key.to_string(), a.consumption);
@@ -521,10 +528,15 @@ impl SimMutuelle {
             let mut guard = self.state.lock().unwrap();
             let st = &mut *guard;
             st.cancel_keys.push(key.to_string());
-            if st.cancelled.insert(adjudication_key.to_string())
-                && let Some(c) = st.consumed.remove(adjudication_key)
-            {
-                st.usage.revert(&c);
+            if st.cancelled.insert(adjudication_key.to_string()) {
+                if let Some(c) = st.consumed.remove(adjudication_key) {
+                    st.usage.revert(&c);
+                }
+                if let Some(r) = st.paid_against.remove(adjudication_key)
+                    && let Some(h) = st.authorizations.get_mut(&r)
+                {
+                    h.active = true;
+                }
             }
         }
         self.seen.send_modify(|s| s.cancel_calls += 1);

@@ -146,9 +146,12 @@ where
                     .and_then(|v| v.to_str().ok()),
                 server,
             );
+            let mut req = req;
+            let deadline = super::edge::CallDeadline::after(budget, server);
+            req.extensions_mut().insert(deadline);
             let fut = self.inner.call(req);
             return Box::pin(async move {
-                match tokio::time::timeout(budget, fut).await {
+                match tokio::time::timeout_at(deadline.at, fut).await {
                     Ok(answer) => answer,
                     // What tonic's own timeout answers.
                     Err(_) => Ok(Status::cancelled("Timeout expired").into_http()),
@@ -458,12 +461,18 @@ where
         },
     };
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-    let Some(grpc) = grpc_request(parts, &message, left) else {
+    let Some(mut grpc) = grpc_request(parts, &message, left) else {
         return record(&method, too_large()).await;
     };
+    // The same instant as `deadline`, from the request's arrival.
+    grpc.extensions_mut().insert(super::edge::CallDeadline {
+        at: deadline,
+        the_brokers: budget >= layer.request_timeout,
+    });
     let answer = match tokio::time::timeout_at(deadline, inner.call(grpc)).await {
         Err(_) => {
-            // The call's future is dropped: the edge audits it as cancelled.
+            // The call's future is dropped: the edge audits it as past its
+            // deadline.
             return error_answer(&Status::deadline_exceeded(format!(
                 "the call did not answer within {} ms",
                 budget.as_millis()

@@ -112,6 +112,28 @@ impl Peer {
     }
 }
 
+/// When a call's deadline passes, and whether it is the broker's own
+/// (`request_timeout_ms`) rather than the client's shorter one, set by the
+/// door that enforces it (`connect.rs`): a call the broker's deadline cuts
+/// is counted and audited DeadlineExceeded (the broker was too slow), one
+/// the client's cuts Cancelled (the client chose to stop waiting).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CallDeadline {
+    pub at: tokio::time::Instant,
+    pub the_brokers: bool,
+}
+
+impl CallDeadline {
+    /// A call's deadline `budget` from now; the broker's own when its
+    /// `request_timeout_ms` (`server`) is what the budget is.
+    pub(crate) fn after(budget: std::time::Duration, server: std::time::Duration) -> Self {
+        CallDeadline {
+            at: tokio::time::Instant::now() + budget,
+            the_brokers: budget >= server,
+        }
+    }
+}
+
 /// A call whose handler never answered: the server's request timeout or
 /// the client's deadline cut it, or the client left. Dropped with the
 /// call's future, it records the audit row the handler could not.
@@ -126,6 +148,8 @@ struct Unfinished {
     started: std::time::Instant,
     /// The caller's trace id, if it sent one.
     trace: String,
+    /// Its deadline, if the door set one.
+    deadline: Option<CallDeadline>,
 }
 
 impl Unfinished {
@@ -138,10 +162,31 @@ impl Drop for Unfinished {
     fn drop(&mut self) {
         if let Some(audit) = self.audit.take() {
             let party = self.peer.party();
+            // Cut at its deadline: a call that took too long (a broker
+            // stuck on its store shows as errors, not as clients leaving).
+            let late = self
+                .deadline
+                .filter(|d| tokio::time::Instant::now() >= d.at);
+            let (code, outcome) = if late.is_some_and(|d| d.the_brokers) {
+                (
+                    Code::DeadlineExceeded,
+                    "DeadlineExceeded: the broker's deadline (request_timeout_ms) passed before its answer",
+                )
+            } else if late.is_some() {
+                (
+                    Code::Cancelled,
+                    "Cancelled: the client's deadline passed before its answer",
+                )
+            } else {
+                (
+                    Code::Cancelled,
+                    "Cancelled: the call ended before its answer (the client left)",
+                )
+            };
             self.metrics.grpc_call(
                 &self.method,
                 crate::metrics::role_of_party(&party),
-                Code::Cancelled,
+                code,
                 self.started.elapsed(),
             );
             let (subject, request_hash) = self
@@ -156,9 +201,7 @@ impl Drop for Unfinished {
                 subject,
                 request_hash,
                 trace_id: self.trace.clone(),
-                outcome:
-                    "Cancelled: the call ended before its answer (deadline, or the client left)"
-                        .into(),
+                outcome: outcome.into(),
             });
         }
     }
@@ -293,6 +336,7 @@ where
         // handlers' are (`status::said_to`).
         let accept_language = super::status::accept_language(req.headers());
         let layer = self.layer.clone();
+        let deadline = req.extensions().get::<CallDeadline>().copied();
         let fut = self.inner.call(req);
         let started = std::time::Instant::now();
         let mut unfinished = Unfinished {
@@ -304,6 +348,7 @@ where
             metrics: layer.metrics.clone(),
             started,
             trace: trace.clone(),
+            deadline,
         };
         Box::pin(async move {
             let resp = fut.await;

@@ -170,6 +170,7 @@ pub async fn run(target: Target, cmd: UsersCmd, lang: Lang) -> ExitCode {
                         scope,
                         password: password.clone(),
                         lang: console_lang.unwrap_or_default(),
+                        must_change: true,
                     },
                     &by,
                 )

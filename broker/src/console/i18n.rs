@@ -568,6 +568,9 @@ impl Lang {
                     "approvals-outcome-period-changed",
                     &[("then", &then.to_string()), ("now", &now.to_string())],
                 ),
+                None if outcome.starts_with(crate::store::OUT_OF_ORDER) => {
+                    self.t_args("approvals-outcome-out-of-order", &[("detail", outcome)])
+                }
                 None => outcome.to_string(),
             },
         }
@@ -917,6 +920,23 @@ impl Lang {
         }
     }
 
+    /// Why an opening-balances file of `rows` rows cannot be sent in one
+    /// call (`MAX_OPENING_BALANCES`), in words; the console and the command
+    /// line, before anything is sent (the broker's refusal names no row).
+    pub fn opening_too_many(self, rows: usize) -> Option<String> {
+        let max = crate::service::roster::MAX_OPENING_BALANCES;
+        (rows > max).then(|| {
+            self.t_args(
+                "opening-too-many",
+                &[
+                    ("count", &rows.to_string()),
+                    ("rows", &self.amount(rows as i64, "")),
+                    ("max", &self.amount(max as i64, "")),
+                ],
+            )
+        })
+    }
+
     /// A date as people write it here, day first: "31/12/2026".
     pub fn date(self, d: Date) -> String {
         format!("{:02}/{:02}/{:04}", d.day(), u8::from(d.month()), d.year())
@@ -993,6 +1013,25 @@ mod tests {
             Lang::En
                 .roster_refusal(&v[10].description, "")
                 .starts_with("11 members of the mutuelle")
+        );
+    }
+
+    /// An opening-balances file past what one call takes is said before
+    /// anything is sent, its count and the bound grouped as amounts are;
+    /// one at the bound is sent.
+    #[test]
+    fn an_opening_balances_file_too_long_is_said_in_words() {
+        let max = crate::service::roster::MAX_OPENING_BALANCES;
+        assert_eq!(Lang::Fr.opening_too_many(max), None);
+        let fr = Lang::Fr.opening_too_many(60_000).unwrap();
+        assert!(
+            fr.starts_with("Ce fichier compte 60\u{202f}000 lignes de soldes : au plus 50\u{202f}000 par envoi."),
+            "{fr}"
+        );
+        let en = Lang::En.opening_too_many(max + 1).unwrap();
+        assert!(
+            en.starts_with("This file holds 50,001 balance rows: at most 50,000"),
+            "{en}"
         );
     }
 
@@ -1542,6 +1581,10 @@ mod tests {
         assert_eq!(parse_date(" 1/2/2026 "), Some(d(2026, 2, 1)));
         assert_eq!(parse_date("01-02-2026"), Some(d(2026, 2, 1)));
         assert_eq!(parse_date("2026-12-31"), Some(d(2026, 12, 31)));
+        // As a phone's decimal keypad in French types it.
+        assert_eq!(parse_date("31,12,2026"), Some(d(2026, 12, 31)));
+        assert_eq!(parse_date("31,12/2026"), None);
+        assert_eq!(parse_date("12,31,2026"), None);
         assert_eq!(parse_date("12/31/2026"), None, "month first is refused");
         assert_eq!(parse_date("31/12/26"), None);
         assert_eq!(parse_date("30/02/2026"), None);

@@ -31,7 +31,7 @@ mod changes;
 mod opening;
 mod remittance;
 
-const CSS: &str = include_str!("../../console/console.css");
+pub(super) const CSS: &str = include_str!("../../console/console.css");
 
 /// The largest roster upload (the file and the form around it).
 const MAX_UPLOAD_BYTES: usize = passerelle_files::xlsx::MAX_XLSX_BYTES + 64 * 1024;
@@ -64,6 +64,7 @@ pub fn router(c: Arc<Console>) -> Router {
         .route("/", get(dashboard))
         .route("/sign-in", get(sign_in_page).post(sign_in))
         .route("/sign-out", post(sign_out))
+        .route("/password", get(password_page).post(password_change))
         .route("/lang/{code}", get(set_lang))
         .route("/mutuelle", post(switch_mutuelle))
         .route("/claims", get(claims))
@@ -318,9 +319,18 @@ impl axum::extract::FromRequestParts<Arc<Console>> for Ctx {
             .extensions
             .get::<Peer>()
             .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |p| p.0);
-        signed_in(c, &parts.headers, peer).await
+        let ctx = signed_in(c, &parts.headers, peer).await?;
+        // A password someone else gave: its owner chooses their own
+        // before anything else (signing out, or the language, aside).
+        if ctx.person.user.must_change && !WHILE_MUST_CHANGE.contains(&parts.uri.path()) {
+            return Err(Reply::Redirect("/password".into(), Vec::new()));
+        }
+        Ok(ctx)
     }
 }
+
+/// The pages a person whose password must change may reach.
+const WHILE_MUST_CHANGE: [&str; 2] = ["/password", "/sign-out"];
 
 /// Back to the sign-in page, saying the session ended, its cookie
 /// cleared.
@@ -585,6 +595,9 @@ struct SignInPage {
 struct SignInQuery {
     #[serde(default)]
     expired: Option<String>,
+    /// Back from a change of one's own password.
+    #[serde(default)]
+    changed: Option<String>,
 }
 
 /// The sign-in page. Before sign-in, the form's CSRF token is masked from a
@@ -604,7 +617,12 @@ async fn sign_in_page(
     } else {
         String::new()
     };
-    sign_in_form(&headers, lang, error, String::new(), StatusCode::OK)
+    let notice = if q.changed.is_some() {
+        lang.t("password-changed")
+    } else {
+        String::new()
+    };
+    sign_in_form_with(&headers, lang, error, notice, String::new(), StatusCode::OK)
 }
 
 fn sign_in_form(
@@ -614,15 +632,25 @@ fn sign_in_form(
     login: String,
     code: StatusCode,
 ) -> Response {
+    sign_in_form_with(headers, lang, error, String::new(), login, code)
+}
+
+/// The sign-in form with a notice above it (`notice`: what just happened).
+fn sign_in_form_with(
+    headers: &HeaderMap,
+    lang: Lang,
+    error: String,
+    notice: String,
+    login: String,
+    code: StatusCode,
+) -> Response {
     let (secret, set) = match cookie(headers, PRE_COOKIE).filter(|s| !s.is_empty()) {
         Some(s) => (s, false),
         None => (random_token(), true),
     };
-    let mut r = page(SignInPage {
-        ui: anonymous_ui(lang, csrf::mask(&secret)),
-        error,
-        login,
-    });
+    let mut ui = anonymous_ui(lang, csrf::mask(&secret));
+    ui.notice = notice;
+    let mut r = page(SignInPage { ui, error, login });
     *r.status_mut() = code;
     if set {
         r.headers_mut().append(
@@ -744,6 +772,145 @@ async fn sign_out(State(c): State<Arc<Console>>, ctx: Ctx, Form(f): Form<CsrfFor
             super::secret_cookie(SESSION_COOKIE, "", 0),
         )],
     )
+}
+
+/// A person's own password: the form (`error`: why the last try was
+/// refused), saying so when someone else gave the current one.
+fn password_form(ctx: &Ctx, error: &str, code: StatusCode) -> Response {
+    let lang = ctx.lang;
+    let user = &ctx.person.user;
+    let ui = ctx.ui(lang.t("password-title"), "password");
+    let mut form = String::new();
+    if user.must_change {
+        form.push_str(&format!(
+            "<p class=\"notice\" role=\"status\">{}</p>",
+            esc(&lang.t("password-must-change"))
+        ));
+    }
+    if !error.is_empty() {
+        form.push_str(&format!(
+            "<p class=\"error\" role=\"alert\">{}</p>",
+            esc(error)
+        ));
+    }
+    let code_field = if user.role == UserRole::Operator || !user.totp_secret.is_empty() {
+        format!(
+            "<label>{}<input name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{{6}}\" maxlength=\"6\" required></label>",
+            esc(&lang.t("signin-code"))
+        )
+    } else {
+        String::new()
+    };
+    let (min, max) = (
+        crate::service::users::MIN_PASSWORD,
+        crate::service::users::MAX_PASSWORD,
+    );
+    form.push_str(&format!(
+        "<form method=\"post\" action=\"/password\" class=\"card narrow\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <input type=\"hidden\" name=\"login\" value=\"{}\" autocomplete=\"username\">\
+         <label>{}<input name=\"current\" type=\"password\" autocomplete=\"current-password\" required></label>{code_field}\
+         <label>{}<input name=\"new\" type=\"password\" autocomplete=\"new-password\" minlength=\"{min}\" maxlength=\"{max}\" required><small>{}</small></label>\
+         <label>{}<input name=\"confirm\" type=\"password\" autocomplete=\"new-password\" minlength=\"{min}\" maxlength=\"{max}\" required></label>\
+         <button class=\"primary\">{}</button></form>",
+        esc(&ui.csrf),
+        esc(&user.login),
+        esc(&lang.t("password-current")),
+        esc(&lang.t("password-new")),
+        esc(&lang.t_args("password-rule", &[("min", &min.to_string())])),
+        esc(&lang.t("password-confirm")),
+        esc(&lang.t("password-submit")),
+    ));
+    let heading = lang.t("password-title");
+    let mut r = page(ListPage {
+        ui,
+        heading,
+        form,
+        summary: String::new(),
+        tables: Vec::new(),
+        empty: String::new(),
+        after: String::new(),
+    });
+    *r.status_mut() = code;
+    r
+}
+
+async fn password_page(ctx: Ctx) -> Response {
+    password_form(&ctx, "", StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    new: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// A person changes their own password: then signs in again with it (every
+/// session of the account ended, this one too).
+async fn password_change(
+    State(c): State<Arc<Console>>,
+    ctx: Ctx,
+    Form(f): Form<PasswordForm>,
+) -> Response {
+    if let Err(r) = check_csrf(&c, &ctx, &f.csrf).await {
+        return r.into_response();
+    }
+    let lang = ctx.lang;
+    if f.new != f.confirm {
+        return password_form(&ctx, &lang.t("password-mismatch"), StatusCode::BAD_REQUEST);
+    }
+    use crate::service::users::PasswordChangeError as E;
+    let address = ctx.peer.ip().to_string();
+    match c
+        .broker
+        .change_own_password(&ctx.person, &f.current, &f.code, &f.new, &address)
+        .await
+    {
+        Ok(()) => Reply::Redirect(
+            "/sign-in?changed=1".into(),
+            vec![(
+                header::SET_COOKIE,
+                super::secret_cookie(SESSION_COOKIE, "", 0),
+            )],
+        )
+        .into_response(),
+        Err(e) => {
+            let (msg, code) = match e {
+                E::Length => (
+                    lang.t_args(
+                        "password-rule",
+                        &[("min", &crate::service::users::MIN_PASSWORD.to_string())],
+                    ),
+                    StatusCode::BAD_REQUEST,
+                ),
+                E::Same => (lang.t("password-same"), StatusCode::BAD_REQUEST),
+                E::Changed => (lang.t("password-changed-meanwhile"), StatusCode::CONFLICT),
+                E::Credentials(SignInError::Refused) => {
+                    (lang.t("password-current-wrong"), StatusCode::UNAUTHORIZED)
+                }
+                E::Credentials(SignInError::Wait(s)) => (
+                    lang.t_args("signin-wait", &[("seconds", &s.to_string())]),
+                    StatusCode::TOO_MANY_REQUESTS,
+                ),
+                E::Credentials(SignInError::Unavailable(why)) => {
+                    tracing::warn!(error = %why, "console: a password change failed");
+                    (
+                        lang.t("signin-unavailable"),
+                        StatusCode::SERVICE_UNAVAILABLE,
+                    )
+                }
+            };
+            password_form(&ctx, &msg, code)
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -1368,8 +1535,8 @@ async fn claims(State(c): State<Arc<Console>>, ctx: Ctx, Query(q): Query<ClaimsQ
     }
     form.push_str("</select></label>");
     form.push_str(&format!(
-        "<label>{}<input name=\"from\" value=\"{}\" placeholder=\"{hint}\" inputmode=\"numeric\" size=\"10\"></label>\
-         <label>{}<input name=\"to\" value=\"{}\" placeholder=\"{hint}\" inputmode=\"numeric\" size=\"10\"></label>",
+        "<label>{}<input name=\"from\" value=\"{}\" placeholder=\"{hint}\" inputmode=\"decimal\" size=\"10\"></label>\
+         <label>{}<input name=\"to\" value=\"{}\" placeholder=\"{hint}\" inputmode=\"decimal\" size=\"10\"></label>",
         esc(&lang.t("claims-from")),
         esc(&q.from),
         esc(&lang.t("claims-to")),
@@ -1425,7 +1592,17 @@ async fn claims(State(c): State<Arc<Console>>, ctx: Ctx, Query(q): Query<ClaimsQ
         ui: ctx.ui(lang.t("claims-title"), "claims"),
         heading: lang.t("claims-title"),
         form,
-        summary: lang.t_args("claims-count", &[("count", &r.total_count.to_string())]),
+        // The count selects the plural; it is written grouped.
+        summary: lang.t_args(
+            "claims-count",
+            &[
+                ("count", &r.total_count.to_string()),
+                (
+                    "shown",
+                    &lang.amount(i64::try_from(r.total_count).unwrap_or(i64::MAX), ""),
+                ),
+            ],
+        ),
         tables: vec![(String::new(), t)],
         // An operator who named no mutuelle sees the waiting claims only:
         // said, with how to see the rest (the list read "0 demande" with
@@ -1990,6 +2167,7 @@ const MAX_UPLOAD_FIELD_BYTES: usize = 1024;
 /// (at most [`MAX_UPLOAD_FIELDS`] of [`MAX_UPLOAD_FIELD_BYTES`]).
 #[allow(clippy::type_complexity)]
 async fn read_upload(
+    lang: Lang,
     mut multipart: axum::extract::Multipart,
 ) -> Result<
     (
@@ -2010,7 +2188,23 @@ async fn read_upload(
         String::new(),
     );
     let mut others = std::collections::HashMap::new();
-    while let Some(field) = multipart.next_field().await.map_err(|e| e.to_string())? {
+    // What stopped the upload, in the person's words: past the size the
+    // console takes, or cut on its way (the library's English is logged).
+    let stopped = |e: axum::extract::multipart::MultipartError| {
+        tracing::info!(error = %e, "console: an upload stopped");
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            lang.t_args(
+                "upload-too-large",
+                &[(
+                    "mib",
+                    &(passerelle_files::xlsx::MAX_XLSX_BYTES / (1024 * 1024)).to_string(),
+                )],
+            )
+        } else {
+            lang.t("upload-cut")
+        }
+    };
+    while let Some(field) = multipart.next_field().await.map_err(stopped)? {
         let field_name = field.name().unwrap_or("").to_string();
         if field_name == "file" {
             name = field
@@ -2020,7 +2214,7 @@ async fn read_upload(
                 .take(200)
                 .collect();
         }
-        let bytes = field.bytes().await.map_err(|e| e.to_string())?;
+        let bytes = field.bytes().await.map_err(stopped)?;
         match field_name.as_str() {
             "csrf" => csrf = String::from_utf8_lossy(&bytes).into_owned(),
             "action" => action = String::from_utf8_lossy(&bytes).into_owned(),
@@ -2028,7 +2222,7 @@ async fn read_upload(
             "checked" => checked = String::from_utf8_lossy(&bytes).into_owned(),
             other => {
                 if others.len() >= MAX_UPLOAD_FIELDS || bytes.len() > MAX_UPLOAD_FIELD_BYTES {
-                    return Err(format!("form field {other:?}: too many or too long"));
+                    return Err(lang.t("upload-cut"));
                 }
                 others.insert(
                     other.to_string(),
@@ -2061,14 +2255,9 @@ async fn posted_file(
     mid: &str,
 ) -> Result<Posted, Response> {
     let lang = ctx.lang;
-    let (csrf_token, action, name, bytes, checked, fields) =
-        read_upload(multipart).await.map_err(|e| {
-            ctx.error(
-                StatusCode::BAD_REQUEST,
-                lang.t_args("roster-unreadable", &[("detail", &e)]),
-            )
-            .into_response()
-        })?;
+    let (csrf_token, action, name, bytes, checked, fields) = read_upload(lang, multipart)
+        .await
+        .map_err(|said| ctx.error(StatusCode::BAD_REQUEST, said).into_response())?;
     check_csrf(c, ctx, &csrf_token)
         .await
         .map_err(IntoResponse::into_response)?;
@@ -2144,6 +2333,41 @@ async fn keep_checked(
 /// damaged workbook).
 pub(super) fn spreadsheet_text(lang: Lang, bytes: &[u8], dates: &[&str]) -> Result<String, String> {
     passerelle_files::spreadsheet_text(bytes, dates).map_err(|e| lang.roster_unreadable(&e))
+}
+
+/// Files read at once by the console (a members or opening-balances file
+/// of 8 MiB, a workbook unzipping to 64 MiB: seconds of CPU): each on a
+/// blocking thread, at most this many at once, another refused at once
+/// ("come back in a moment", as exports are), so that the runtime's
+/// workers, which serve the schemes' calls too, never wait on a
+/// spreadsheet and no upload waits in memory for its turn.
+pub(super) const MAX_FILE_READS: usize = 2;
+
+/// `read` of a file's `bytes` (its error in the person's words) on a
+/// blocking thread, one of [`MAX_FILE_READS`]; the bytes given back with
+/// what was read.
+pub(super) async fn read_off_runtime<T: Send + 'static>(
+    lang: Lang,
+    bytes: Vec<u8>,
+    read: impl FnOnce(&[u8]) -> Result<T, String> + Send + 'static,
+) -> (Vec<u8>, Result<T, String>) {
+    static READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_FILE_READS);
+    let Ok(_turn) = READS.try_acquire() else {
+        return (bytes, Err(lang.t("upload-busy")));
+    };
+    let (bytes_back, read) = match tokio::task::spawn_blocking(move || {
+        let r = read(&bytes);
+        (bytes, r)
+    })
+    .await
+    {
+        Ok((b, r)) => (b, r),
+        Err(e) => {
+            tracing::error!(error = %e, "console: a file's reading failed");
+            (Vec::new(), Err(lang.t("error-internal")))
+        }
+    };
+    (bytes_back, read)
 }
 
 /// The members of a roster file, or why it cannot be read, in the reader's
@@ -2384,7 +2608,11 @@ async fn roster_post(
             after: String::new(),
         })
     };
-    let file = match read_roster(lang, &name, &bytes) {
+    let (bytes, reading) = {
+        let name = name.clone();
+        read_off_runtime(lang, bytes, move |b| read_roster(lang, &name, b)).await
+    };
+    let file = match reading {
         Ok(f) => f,
         Err(msg) => return refused(ui, &msg),
     };
@@ -4264,6 +4492,8 @@ async fn user_add(State(c): State<Arc<Console>>, ctx: Ctx, Form(f): Form<UserFor
             .collect(),
         password: password.clone(),
         lang: String::new(),
+        // Shown to the operator: its owner chooses their own at first.
+        must_change: true,
     };
     match c.broker.add_user(new, &by).await {
         Ok(u) => {
@@ -4438,6 +4668,7 @@ mod tests {
                     disabled_ms: 0,
                     created_ms: 0,
                     updated_ms: 0,
+                    must_change: false,
                 },
                 session: Session {
                     id_hash: String::new(),
@@ -4466,6 +4697,7 @@ mod tests {
                 scope: vec!["MUT-R".into()],
                 password: "un mot de passe assez long".into(),
                 lang: "fr".into(),
+                must_change: false,
             },
             "test",
         )
@@ -4480,6 +4712,196 @@ mod tests {
             peer: SocketAddr::from(([127, 0, 0, 1], 40000)),
             lang: Lang::Fr,
         }
+    }
+
+    /// A request of the console's router, as `login`'s session cookie
+    /// `id` sends it (`form`: a POST of that urlencoded body).
+    async fn routed(c: &Arc<Console>, id: &str, path: &str, form: Option<String>) -> Response {
+        use tower::ServiceExt;
+        let req = axum::http::Request::builder()
+            .method(if form.is_some() { "POST" } else { "GET" })
+            .uri(path)
+            .header(header::COOKIE, format!("{SESSION_COOKIE}={id}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .extension(Peer(SocketAddr::from(([127, 0, 0, 1], 40000))))
+            .body(axum::body::Body::from(form.unwrap_or_default()))
+            .unwrap();
+        router(c.clone()).oneshot(req).await.unwrap()
+    }
+
+    fn location(r: &Response) -> &str {
+        r.headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// A password an operator gave: its owner is sent to choose their own
+    /// before any page; a wrong current password, two different entries,
+    /// the same password again are said in French and change nothing;
+    /// once changed, every session of the account ends, the old password
+    /// signs no one in, the new one does, and no page sends them back.
+    #[tokio::test]
+    async fn a_password_given_by_an_operator_is_changed_before_anything_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        let c = console(b.clone(), 100);
+        let given = "donne par l'operateur";
+        b.add_user(
+            crate::service::users::NewUser {
+                login: "yao".into(),
+                display_name: "Yao".into(),
+                role: UserRole::Clerk,
+                scope: vec!["MUT-R".into()],
+                password: given.into(),
+                lang: "fr".into(),
+                must_change: true,
+            },
+            "operator",
+        )
+        .await
+        .unwrap();
+        let (id, person) = b.sign_in("yao", given, "", "127.0.0.1").await.unwrap();
+        assert!(person.user.must_change);
+        // Pages, a download, a form's post: all lead to the password.
+        for (path, form) in [
+            ("/", None),
+            ("/claims", None),
+            ("/members", None),
+            ("/periods/CNSS/MUT-R/1/statement.csv", None),
+            ("/claims/CNSS/C-1/retry", Some(String::from("csrf=x"))),
+            ("/mutuelle", Some(String::from("csrf=x&mutuelle=MUT-R"))),
+        ] {
+            let r = routed(&c, &id, path, form).await;
+            assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
+            assert_eq!(location(&r), "/password", "{path}");
+        }
+        let page = html_of(routed(&c, &id, "/password", None).await).await;
+        assert!(page.contains("choisissez le vôtre"), "{page}");
+        let csrf = csrf::mask(&person.session.csrf_secret);
+        let post = |current: &str, new: &str, confirm: &str| {
+            let form = format!(
+                "csrf={}&current={}&new={}&confirm={}",
+                url(&csrf),
+                url(current),
+                url(new),
+                url(confirm)
+            );
+            routed(&c, &id, "/password", Some(form))
+        };
+        let mine = "ma phrase de passe à moi";
+        for (current, new, confirm, status, said) in [
+            (
+                "pas le bon",
+                mine,
+                mine,
+                StatusCode::UNAUTHORIZED,
+                "Mot de passe actuel (ou code) incorrect.",
+            ),
+            (
+                given,
+                mine,
+                "une autre phrase",
+                StatusCode::BAD_REQUEST,
+                "diffèrent",
+            ),
+            (
+                given,
+                given,
+                given,
+                StatusCode::BAD_REQUEST,
+                "est l&#39;actuel",
+            ),
+            (
+                given,
+                "court",
+                "court",
+                StatusCode::BAD_REQUEST,
+                "Au moins 10 caractères",
+            ),
+        ] {
+            let r = post(current, new, confirm).await;
+            assert_eq!(r.status(), status, "{said}");
+            let page = html_of(r).await;
+            assert!(page.contains(said), "{said}: {page}");
+        }
+        assert!(
+            b.person(&id).await.unwrap().is_some(),
+            "nothing changed yet"
+        );
+        let r = post(given, mine, mine).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&r), "/sign-in?changed=1");
+        // Every session ended; the old password signs no one in.
+        assert!(b.person(&id).await.unwrap().is_none());
+        assert_eq!(
+            b.sign_in("yao", given, "", "127.0.0.1").await.unwrap_err(),
+            SignInError::Refused
+        );
+        let (id, person) = b.sign_in("yao", mine, "", "127.0.0.1").await.unwrap();
+        assert!(!person.user.must_change);
+        let r = routed(&c, &id, "/claims", None).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        // The audit says who changed it.
+        b.audit().flush().await;
+        let trail = b.store().audit_of("user/yao").await.unwrap();
+        assert!(
+            trail.rows.iter().any(|r| r.method == "ChangePassword"),
+            "{:?}",
+            trail.rows
+        );
+    }
+
+    /// A new version's form carries the version and mutuelle it was opened
+    /// on: posted once they no longer match (another version published, a
+    /// federation's manager switched mutuelle in another tab), it is shown
+    /// again saying so, and nothing is proposed.
+    #[tokio::test]
+    async fn a_product_form_opened_on_another_version_proposes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        let c = console(b.clone(), 100);
+        let ama = signed_in_manager(&b, "ama").await;
+        let form = html_of(
+            changes::new_version_form(State(c.clone()), ama.clone(), Path("BASE".into())).await,
+        )
+        .await;
+        assert!(
+            form.contains("name=\"mutuelle\" value=\"MUT-R\"")
+                && form.contains("name=\"base\" value=\"1\""),
+            "{form}"
+        );
+        let csrf = csrf::mask(&ama.person.session.csrf_secret);
+        let posted = |mutuelle: &str, base: &str| {
+            vec![
+                ("csrf".to_string(), csrf.clone()),
+                ("mutuelle".to_string(), mutuelle.to_string()),
+                ("base".to_string(), base.to_string()),
+                ("name".to_string(), "Base 2".to_string()),
+                ("valid_from".to_string(), "01/01/2027".to_string()),
+            ]
+        };
+        for (mutuelle, base) in [("MUT-R", "0"), ("MUT-G", "1"), ("", "")] {
+            let r = changes::new_version(
+                State(c.clone()),
+                ama.clone(),
+                Path("BASE".into()),
+                Form(posted(mutuelle, base)),
+            )
+            .await;
+            let page = html_of(r).await;
+            assert!(
+                page.contains("Le produit a changé depuis l&#39;ouverture"),
+                "{page}"
+            );
+        }
+        assert!(
+            b.proposals(&["MUT-R".into()], true)
+                .await
+                .unwrap()
+                .is_empty(),
+            "nothing proposed"
+        );
     }
 
     /// Five claims of MUT-R's member, one consultation a day each (6 to 10
@@ -4896,7 +5318,7 @@ mod tests {
         let said = lang_money(whole.mutuelle);
         assert!(
             first.contains(&format!(
-                "prestataire CHU-B — sur tout le bordereau : 100 demande(s), part de la mutuelle {said}"
+                "prestataire CHU-B — sur tout le bordereau : 100 demandes, part de la mutuelle {said}"
             )),
             "{first}"
         );
@@ -4911,7 +5333,7 @@ mod tests {
             .to_string();
         let second = page(token).await;
         assert!(
-            second.contains("prestataire CHU-B (suite de la page précédente) — sur tout le bordereau : 100 demande(s)")
+            second.contains("prestataire CHU-B (suite de la page précédente) — sur tout le bordereau : 100 demandes")
                 && second.contains("Sous-total de cette page")
                 && second.contains("Revenir à la première page")
                 && !second.contains("CHU-A"),
@@ -5043,20 +5465,25 @@ mod tests {
             "{csv}"
         );
         // Its CSV: the recovery's row, then the totals row, negative and
-        // said to be owed.
-        let r = remittance::file_of(
-            State(console(b.clone(), 5_000)),
-            manager(),
+        // said to be owed. A payee's part takes one of the exports'
+        // places: refused while the person holds both of theirs.
+        let part = || {
             Path((
-                "CNSS".into(),
-                "MUT-R".into(),
+                "CNSS".to_string(),
+                "MUT-R".to_string(),
                 second,
-                "provider".into(),
-                "P-000.csv".into(),
-            )),
-        )
-        .await;
+                "provider".to_string(),
+                "P-000.csv".to_string(),
+            ))
+        };
+        let c = console(b.clone(), 5_000);
+        let held = (c.exports.take("ama"), c.exports.take("ama"));
+        let r = remittance::file_of(State(c.clone()), manager(), part()).await;
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        drop(held);
+        let r = remittance::file_of(State(c.clone()), manager(), part()).await;
         assert_eq!(r.status(), StatusCode::OK);
+        assert!(c.exports.by_person.lock().unwrap().is_empty(), "given back");
         let (body, cut) = frames(r).await;
         assert_eq!(cut, None);
         let csv = String::from_utf8(body.concat()).unwrap();

@@ -325,50 +325,8 @@ impl Broker {
         if products.iter().all(|p| stored.iter().any(|(s, _)| s == p)) {
             return Ok(Proposed::Done(vec![PutProduct::Unchanged; products.len()]));
         }
-        // Versions follow their start dates: a version this call changes
-        // starts after every lower one of its product and before every
-        // higher one, as they will stand once it is applied (this call's,
-        // else the stored ones), else two versions would be in force at
-        // once. Versions left as stored are not judged again.
-        let after: Vec<&Product> = products
-            .iter()
-            .chain(stored.iter().map(|(s, _)| s).filter(|s| {
-                !products
-                    .iter()
-                    .any(|p| p.id == s.id && p.version == s.version)
-            }))
-            .collect();
-        let mut bad = Vec::new();
-        for (i, p) in products.iter().enumerate() {
-            if stored.iter().any(|(s, _)| s == p) {
-                continue;
-            }
-            let others = after
-                .iter()
-                .filter(|o| o.id == p.id && o.version != p.version);
-            for o in others {
-                let wrong = (o.version < p.version && o.valid_from >= p.valid_from)
-                    || (o.version > p.version && o.valid_from <= p.valid_from);
-                if wrong {
-                    bad.push(passerelle_domain::validate::FieldViolation::new(
-                        format!("products[{i}].valid_from"),
-                        format!(
-                            "version {} of {} starts on {}: version {} must start {} it",
-                            o.version,
-                            p.id,
-                            passerelle_domain::date::format(o.valid_from),
-                            p.version,
-                            if o.version < p.version {
-                                "after"
-                            } else {
-                                "before"
-                            }
-                        ),
-                    ));
-                    break;
-                }
-            }
-        }
+        let stored_products: Vec<Product> = stored.iter().map(|(p, _)| p.clone()).collect();
+        let bad = crate::store::versions_out_of_order(&products, &stored_products);
         if !bad.is_empty() {
             return Err(ServiceError::Invalid(bad));
         }
@@ -643,6 +601,9 @@ async fn apply(store: &Arc<dyn Store>, now: i64, change: &Change) -> Result<Stri
             Ok(format!("period {} settled", p.number))
         }
         Change::PublishProducts { products, .. } => {
+            // The store checks the versions' order again, against what is
+            // stored when it writes (`store::versions_out_of_order`):
+            // another proposal may have published a version since.
             let r = store.put_products(products).await?;
             let changed = r.iter().filter(|x| **x != PutProduct::Unchanged).count();
             Ok(format!("{changed} product version(s) published"))
@@ -743,6 +704,7 @@ mod tests {
                 scope: vec!["MUT-X".into()],
                 password: "un mot de passe assez long".into(),
                 lang: "fr".into(),
+                must_change: false,
             },
             "test",
         )
@@ -834,5 +796,50 @@ mod tests {
             b.propose_products(&ops, vec![sample_product("MUT-X", 3, "2028-01-01"), sample_product("MUT-Y", 1, "2028-01-01")]).await,
             Err(ServiceError::Invalid(v)) if v[0].field == "products[1].mutuelle_id"
         ));
+
+        // Two versions proposed while neither is stored, each in order
+        // with what is stored (v1 from 2026-01-01): version 2 from
+        // 2026-06-01, version 3 from 2026-03-01. Once version 2 is
+        // published, version 3 would start before it: its approval fails,
+        // nothing stored, where both were published and from June the older
+        // version 2 was in force again.
+        let Proposed::Waiting(june) = b
+            .propose_products(&system, vec![sample_product("MUT-X", 2, "2026-06-01")])
+            .await
+            .unwrap()
+        else {
+            panic!("waits")
+        };
+        let Proposed::Waiting(march) = b
+            .propose_products(&system, vec![sample_product("MUT-X", 3, "2026-03-01")])
+            .await
+            .unwrap()
+        else {
+            panic!("waits")
+        };
+        b.approve(&awa, june.id, &june.hash).await.unwrap();
+        match b.approve(&awa, march.id, &march.hash).await {
+            Err(ServiceError::Store(crate::store::StoreError::Refused(m))) => {
+                assert!(m.contains("must start after"), "{m}")
+            }
+            r => panic!("{r:?}"),
+        }
+        let failed = b.proposal(&awa, march.id).await.unwrap();
+        assert_eq!(failed.state, ProposalState::Failed);
+        assert!(
+            failed.outcome.starts_with(crate::store::OUT_OF_ORDER),
+            "{}",
+            failed.outcome
+        );
+        let said = crate::console::i18n::Lang::Fr.proposal_outcome(&failed.outcome);
+        assert!(said.starts_with("une autre version du produit"), "{said}");
+        let versions: Vec<u32> = b
+            .list_products("MUT-X")
+            .await
+            .unwrap()
+            .iter()
+            .map(|(p, _)| p.version)
+            .collect();
+        assert!(!versions.contains(&3), "{versions:?}");
     }
 }

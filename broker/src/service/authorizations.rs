@@ -772,8 +772,47 @@ impl Broker {
                 "the authorization was given by another mutuelle than the one this claim goes to",
             ));
         }
+        // The care it authorized: a claim for other acts (a consultation
+        // before the stay it authorized) is not paid against it, and would
+        // use it up for the claim of the stay.
+        let planned = &rec.terms.planned;
+        if terms_of(&rec)
+            .granted
+            .matches(&claim.lines)
+            .iter()
+            .all(Option::is_none)
+        {
+            let acts = |lines: &[passerelle_domain::ClaimLine]| {
+                let mut a: Vec<&str> = lines.iter().map(|l| l.act_code.as_str()).collect();
+                a.sort_unstable();
+                a.dedup();
+                a.join(", ")
+            };
+            return Err(ServiceError::invalid(
+                "prior_authorization_reference",
+                format!(
+                    "prior authorization {} covers the acts {}, none of this claim's ({}): quote it on the claim of the care it authorized",
+                    rec.reference,
+                    acts(&planned.lines),
+                    acts(&claim.lines)
+                ),
+            ));
+        }
+        let rebillable = self.rebillable(&rec, &claim.claim_id).await?;
+        let in_force = rec.state == AuthorizationState::Active || rebillable;
+        if in_force && claim.date_of_care < planned.date_of_care {
+            return Err(ServiceError::invalid(
+                "date_of_care",
+                format!(
+                    "prior authorization {} covers care from {} to {}: care given before it is not paid against it",
+                    rec.reference,
+                    passerelle_domain::date::format(planned.date_of_care),
+                    passerelle_domain::date::format(rec.valid_until)
+                ),
+            ));
+        }
         match rec.state {
-            AuthorizationState::Active if claim.date_of_care > rec.valid_until => {
+            _ if in_force && claim.date_of_care > rec.valid_until => {
                 Err(ServiceError::Precondition {
                     reason: "PRIOR_AUTHORIZATION_NOT_ACTIVE",
                     message: format!(
@@ -783,10 +822,36 @@ impl Broker {
                     ),
                 })
             }
-            AuthorizationState::Active => Ok(()),
+            _ if in_force => Ok(()),
             AuthorizationState::Consumed if rec.claim_id == claim.claim_id => Ok(()),
             _ => Err(not_active(&rec)),
         }
+    }
+
+    /// Whether an authorization consumed by another claim may be billed by
+    /// `claim_id`: that claim was cancelled since (a billing error
+    /// corrected: the scheme cancels and sends the claim again, and a new
+    /// authorization cannot be asked for care already given). One claim at
+    /// a time is paid against it; the hold went with the first, so the
+    /// correction is paid on what the ceilings hold then.
+    async fn rebillable(
+        &self,
+        rec: &AuthorizationRecord,
+        claim_id: &str,
+    ) -> Result<bool, ServiceError> {
+        // Within its billing grace, as an active one (`expires_ms`: the
+        // end of the 60th day after `valid_until`).
+        if rec.state != AuthorizationState::Consumed
+            || rec.claim_id == claim_id
+            || rec.expires_ms <= self.clock.now_ms()
+        {
+            return Ok(false);
+        }
+        Ok(self
+            .store
+            .get_claim(&rec.scheme_id, &rec.claim_id)
+            .await?
+            .is_some_and(|c| c.state == passerelle_domain::ClaimState::Cancelled))
     }
 
     /// What the authorization a claim quotes gives at this attempt: its
@@ -804,12 +869,19 @@ impl Broker {
         Ok(
             match self.store.authorization_by_reference(reference).await? {
                 Some(r) if r.state == AuthorizationState::Active => {
-                    Quoted::Terms(r.reference.clone(), terms_of(&r))
+                    Quoted::Terms(r.reference.clone(), terms_of(&r), false)
                 }
                 Some(r)
                     if r.state == AuthorizationState::Consumed && r.claim_id != claim.claim_id =>
                 {
-                    Quoted::BilledElsewhere(billed_elsewhere(&r.reference, &r.claim_id))
+                    if self.rebillable(&r, &claim.claim_id).await? {
+                        // Its hold went with the cancelled claim.
+                        let mut terms = terms_of(&r);
+                        terms.hold.clear();
+                        Quoted::Terms(r.reference.clone(), terms, true)
+                    } else {
+                        Quoted::BilledElsewhere(billed_elsewhere(&r.reference, &r.claim_id))
+                    }
                 }
                 _ => Quoted::Nothing,
             },
@@ -821,8 +893,12 @@ impl Broker {
 /// ([`Broker::quoted`]).
 pub(super) enum Quoted {
     Nothing,
-    /// The authorization's reference and terms.
-    Terms(String, PriorTerms),
+    /// The authorization's reference and terms, and whether it is billed
+    /// again by the correction of a claim cancelled since
+    /// ([`Broker::rebillable`]): its hold went with the first claim, so the
+    /// correction is paid on what the ceilings hold now, and a mutuelle
+    /// with its own system is not held to the commitment.
+    Terms(String, PriorTerms, bool),
     /// Consumed by another claim: the reason this one is refused.
     BilledElsewhere(Reason),
 }

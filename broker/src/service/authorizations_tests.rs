@@ -528,8 +528,9 @@ async fn cancels_release_holds_and_a_cancelled_claim_gives_its_use_back() {
                 .unwrap(),
             c
         );
-        // Billed, then the claim cancelled: its use comes back; the
-        // authorization stays billed (a new one is asked to bill again).
+        // Billed, then the claim cancelled: its use comes back, and its
+        // correction is billed against the authorization (a new one cannot
+        // be asked for care already given).
         let a = b
             .request_authorization(care(p, &format!("PA-{p}-2"), vec![hospital(60_000)]))
             .await
@@ -565,6 +566,50 @@ async fn cancels_release_holds_and_a_cancelled_claim_gives_its_use_back() {
             assert_eq!(ceiling(&b, "R").await, (0, 0));
         }
         assert_eq!(held(&b).await, 0);
+        let corrected = b
+            .coordinate(quoting(
+                care(p, &format!("C-{p}-2b"), vec![hospital(61_000)]),
+                &a.reference,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(corrected.state, ClaimState::Coordinated, "{p}");
+        assert_eq!(
+            m(&corrected),
+            [12_200],
+            "{p}: paid as authorized, within tolerance"
+        );
+        if p == "R" {
+            assert_eq!(ceiling(&b, "R").await, (12_200, 0), "nothing held again");
+        }
+        let rec = b
+            .store()
+            .authorization_by_reference(&a.reference)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (rec.state, rec.claim_id.as_str()),
+            (AuthorizationState::Consumed, format!("C-{p}-2b").as_str())
+        );
+        // Once: a third claim is refused, billed by the correction.
+        let third = b
+            .coordinate(quoting(
+                care(p, &format!("C-{p}-2c"), vec![hospital(60_000)]),
+                &a.reference,
+            ))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &third,
+                ServiceError::Precondition {
+                    reason: "PRIOR_AUTHORIZATION_NOT_ACTIVE",
+                    message,
+                } if message.contains(&format!("C-{p}-2b"))
+            ),
+            "{third:?}"
+        );
     }
 }
 
@@ -731,8 +776,8 @@ async fn one_consultation_a_day_through_the_store() {
 }
 
 /// Opening balances (issue 20): what a member consumed before the
-/// mutuelle joined counts against the ceiling; lowering it is refused once
-/// a claim used the ceiling; a remote mutuelle declares its own.
+/// mutuelle joined counts against the ceiling; corrected down once a claim
+/// used the ceiling, by the difference; a remote mutuelle declares its own.
 #[tokio::test]
 async fn opening_balances_count_against_the_ceilings() {
     use super::super::roster::OpeningInput;
@@ -760,14 +805,15 @@ async fn opening_balances_count_against_the_ceilings() {
         .unwrap();
     assert_eq!(m(&c), [5_000]);
     assert_eq!(codes(&c, 0), [ReasonCode::CeilingReached]);
-    let err = b
-        .import_opening_balances("MUT-R", vec![row(90_000)], false)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, ServiceError::Store(crate::store::StoreError::Refused(m)) if m.contains("member R-1")),
-        "{err:?}"
+    // 95,000 was a typo for 15,000: corrected, the consultation's use kept
+    // (80,000 left now).
+    assert_eq!(
+        b.import_opening_balances("MUT-R", vec![row(15_000)], false)
+            .await
+            .unwrap(),
+        (1, 0)
     );
+    assert_eq!(ceiling(&b, "R").await, (20_000, 0));
     // Someone not a member, or a count with an amount: named.
     let mut bad = row(1);
     bad.member_number = "NOBODY".into();
@@ -881,6 +927,67 @@ async fn a_resend_gets_its_stored_answer_whatever_the_authorization_became() {
         .unwrap();
     let again = b.coordinate(claim).await.unwrap();
     assert_eq!(again.claim.claim_id, "C-r");
+    // The stored answer, not one computed again.
+    assert_eq!(again.state, first.state);
+    assert_eq!(again.attempts, first.attempts);
+    assert_eq!(again.shares, first.shares);
+}
+
+/// A claim is paid against an authorization for the care it authorized
+/// only: care given before its planned date, or a claim of none of its acts
+/// (the consultation before the stay it authorized), is refused naming the
+/// field, and leaves it in force for the claim of that care.
+#[tokio::test]
+async fn an_authorization_pays_the_care_it_authorized_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, _sim, _t) = on_the_day(dir.path()).await;
+    for p in ["R", "G"] {
+        let a = b
+            .request_authorization(care(p, &format!("PA-{p}-o"), vec![hospital(60_000)]))
+            .await
+            .unwrap();
+        let mut before = quoting(
+            care(p, &format!("C-{p}-b"), vec![hospital(60_000)]),
+            &a.reference,
+        );
+        before.date_of_care = day("2026-03-11");
+        match b.coordinate(before).await.unwrap_err() {
+            ServiceError::Invalid(v) => {
+                assert_eq!(v[0].field, "date_of_care", "{p}");
+                assert!(
+                    v[0].description.contains("2026-03-12"),
+                    "{}",
+                    v[0].description
+                );
+            }
+            e => panic!("{p}: {e:?}"),
+        }
+        let other = quoting(
+            care(p, &format!("C-{p}-c"), vec![consultation(5_000)]),
+            &a.reference,
+        );
+        match b.coordinate(other).await.unwrap_err() {
+            ServiceError::Invalid(v) => {
+                assert_eq!(v[0].field, "prior_authorization_reference", "{p}");
+                assert!(
+                    v[0].description.contains("none of this claim's"),
+                    "{}",
+                    v[0].description
+                );
+            }
+            e => panic!("{p}: {e:?}"),
+        }
+        // Still in force: the stay's claim is paid against it.
+        let stay = b
+            .coordinate(quoting(
+                care(p, &format!("C-{p}-s"), vec![hospital(60_000)]),
+                &a.reference,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(stay.state, ClaimState::Coordinated, "{p}");
+        assert_eq!(m(&stay), [12_000], "{p}");
+    }
 }
 
 /// One claim only is paid against an authorization, even when two quote

@@ -746,8 +746,12 @@ impl Broker {
         for attempt in 0..MAX_CEILING_RETRIES {
             // The authorization the claim quotes, while it is in force
             // (read again at each attempt: it may have expired meanwhile).
+            let mut rebilled = false;
             let prior = match self.quoted(&rec.claim).await? {
-                Quoted::Terms(reference, terms) => Some((reference, terms)),
+                Quoted::Terms(reference, terms, again) => {
+                    rebilled = again;
+                    Some((reference, terms))
+                }
                 Quoted::Nothing => None,
                 Quoted::BilledElsewhere(why) => {
                     // The mutuelle may have booked this claim against the
@@ -792,9 +796,13 @@ impl Broker {
                 audited: true,
             };
             let adapter = partner.adapter.get();
+            // A mutuelle with its own system is held to its commitment,
+            // unless the authorization is billed again by a correction: its
+            // hold went with the cancelled claim, and the room the cancel
+            // gave back may be used since.
             let granted = prior
                 .as_ref()
-                .filter(|_| !adapter.adjudicates_from_store())
+                .filter(|_| !adapter.adjudicates_from_store() && !rebilled)
                 .map(|(_, t)| &t.granted);
             let answer = checked(&rec.claim.lines, granted, adapter.adjudicate(req));
             let res = self.call_partner(&partner.id, out, answer).await;

@@ -170,6 +170,10 @@ pub struct PartnerClient {
     /// that makes their waiting claims due at once (see
     /// [`Broker::call_partner`]).
     down: HashMap<String, AtomicBool>,
+    /// Partners whose waiting claims could not be made due when they
+    /// answered again (the store failed): the next answer does it. Not
+    /// "down": the partner answered.
+    owed: HashMap<String, AtomicBool>,
     /// Each partner's circuit and pause.
     circuits: HashMap<String, Mutex<Circuit>>,
     breaker: crate::config::BreakerConfig,
@@ -195,6 +199,10 @@ impl PartnerClient {
     ) -> Self {
         PartnerClient {
             down: partners
+                .iter()
+                .map(|p| (p.id.clone(), AtomicBool::default()))
+                .collect(),
+            owed: partners
                 .iter()
                 .map(|p| (p.id.clone(), AtomicBool::default()))
                 .collect(),
@@ -429,12 +437,30 @@ impl PartnerClient {
                 self.mark_down(mutuelle_id);
                 Health::Same
             }
-            _ => match self.down.get(mutuelle_id) {
-                Some(d) if d.swap(false, Ordering::Relaxed) => Health::BackUp,
-                _ => Health::Same,
-            },
+            _ => {
+                let swap = |m: &HashMap<String, AtomicBool>| {
+                    m.get(mutuelle_id)
+                        .is_some_and(|d| d.swap(false, Ordering::Relaxed))
+                };
+                // Both flags cleared: an answer after a failure owes no
+                // second expedite.
+                let (was_down, owed) = (swap(&self.down), swap(&self.owed));
+                if was_down || owed {
+                    Health::BackUp
+                } else {
+                    Health::Same
+                }
+            }
         };
         (res, health)
+    }
+
+    /// A partner answered again but its waiting claims could not be made
+    /// due: the next answer tries again.
+    fn owe_expedite(&self, mutuelle_id: &str) {
+        if let Some(d) = self.owed.get(mutuelle_id) {
+            d.store(true, Ordering::Relaxed);
+        }
     }
 
     /// A partner's call failed transiently: it is (or may be) down.
@@ -637,8 +663,10 @@ impl Broker {
                 self.notify();
             }
             Err(e) => {
-                // Not lost: the claims stay due at the end of their back-off.
-                self.partners.mark_down(partner);
+                // Not lost: the claims stay due at the end of their
+                // back-off, and the partner's next answer tries again. The
+                // store failed, not the partner: it is not said down.
+                self.partners.owe_expedite(partner);
                 tracing::warn!(partner, error = %e, "cannot expedite the backlog");
             }
         }
@@ -751,6 +779,42 @@ mod tests {
         assert_eq!(p.gate("MUT-X", 329_999), Gate::Open);
         p.adopt(std::slice::from_ref(&far), 320_000);
         assert_eq!(p.gate("MUT-X", 330_000), Gate::Go { trial: true });
+    }
+
+    /// A partner is said down by its own failed calls only: when the store
+    /// fails to make its waiting claims due as it answers again, the next
+    /// answer tries again (it owes that), and the partner is not said
+    /// down meanwhile (it answered); one answer clears both.
+    #[tokio::test(start_paused = true)]
+    async fn a_store_failure_on_its_return_does_not_say_the_partner_down() {
+        use crate::service::partner::{Health, Outbound};
+        let dir = tempfile::tempdir().unwrap();
+        let b = super::super::testing::broker(dir.path());
+        let p = &b.partners;
+        let call = |ok: bool| {
+            let out = Outbound {
+                method: "Probe",
+                subject: "partners".into(),
+                key: "k",
+                audited: false,
+            };
+            p.call("MUT-X", out, async move {
+                if ok {
+                    Ok(())
+                } else {
+                    Err(AdapterError::Unavailable("down".into()))
+                }
+            })
+        };
+        assert_eq!(call(false).await.1, Health::Same);
+        assert!(p.is_down("MUT-X"));
+        assert_eq!(call(true).await.1, Health::BackUp);
+        assert!(!p.is_down("MUT-X"));
+        // The expedite failed: owed, not down.
+        p.owe_expedite("MUT-X");
+        assert!(!p.is_down("MUT-X"));
+        assert_eq!(call(true).await.1, Health::BackUp, "owed: tried again");
+        assert_eq!(call(true).await.1, Health::Same, "once");
     }
 
     /// A broker that adopts a stored open circuit (restarted, or another

@@ -178,6 +178,9 @@ pub struct NewUser {
     pub scope: Vec<String>,
     pub password: String,
     pub lang: String,
+    /// The password was made for the person by someone else (an operator,
+    /// the command line): they choose their own at their first request.
+    pub must_change: bool,
 }
 
 /// Why a sign-in failed, as the person is told: never whether the login
@@ -190,6 +193,20 @@ pub enum SignInError {
     Wait(i64),
     /// No hashing slot, or the store failed.
     Unavailable(String),
+}
+
+/// Why a person's change of their own password was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PasswordChangeError {
+    /// The current password or code is wrong, a wait, or the store.
+    Credentials(SignInError),
+    /// The new password is shorter or longer than allowed.
+    Length,
+    /// The new password is the current one.
+    Same,
+    /// The account's password changed while this one was checked (an
+    /// operator's reset): nothing written.
+    Changed,
 }
 
 /// A person signed in, as each request of the console sees them.
@@ -434,6 +451,7 @@ impl Broker {
             disabled_ms: 0,
             created_ms: now,
             updated_ms: now,
+            must_change: new.must_change,
         };
         if !self.store.add_user(&user).await? {
             return Err(ServiceError::Refused(format!(
@@ -465,6 +483,8 @@ impl Broker {
         if let Some(p) = password {
             check_password(p)?;
             change.password_hash = Some(hash_password(p).await?);
+            // Given by someone else: its owner chooses their own first.
+            change.must_change = Some(true);
         }
         if new_totp {
             change.totp_secret = Some(new_totp_secret());
@@ -520,18 +540,21 @@ impl Broker {
             .await;
     }
 
-    /// Signs a person in: the new session's cookie id and the person. The
-    /// throttle is asked before any hashing.
-    pub async fn sign_in(
+    /// A login's password (and second factor, for an operator or an
+    /// account that has one) checked under the sign-in throttle: the
+    /// account, or why not. The throttle is asked before any hashing; an
+    /// unknown or disabled login costs the same hash. Sign-in and a
+    /// person's change of their own password.
+    async fn verify(
         &self,
         login: &str,
         password: &str,
         code: &str,
         address: &str,
-    ) -> Result<(String, Person), SignInError> {
+        now: i64,
+    ) -> Result<User, SignInError> {
         let unavailable = |e: ServiceError| SignInError::Unavailable(e.to_string());
         let login = login.trim().to_lowercase();
-        let now = self.clock.now_ms();
         // Every attempt is taken under its keys before any hashing, known
         // login or not (so that the throttle tells nothing of which logins
         // exist); a key in its wait refuses, and the keys taken are given
@@ -614,6 +637,69 @@ impl Broker {
             }
         }
         self.refund(taken.iter().map(|(k, _)| *k)).await;
+        Ok(user)
+    }
+
+    /// A person chooses a new password, giving their current one (and
+    /// their code, for an operator): checked under the sign-in throttle as
+    /// a sign-in is. Every session of the account ends, this one too (the
+    /// person signs in again with the new password), and the account no
+    /// longer must change it.
+    pub async fn change_own_password(
+        &self,
+        person: &Person,
+        current: &str,
+        code: &str,
+        new: &str,
+        address: &str,
+    ) -> Result<(), PasswordChangeError> {
+        if check_password(new).is_err() {
+            return Err(PasswordChangeError::Length);
+        }
+        if new == current {
+            return Err(PasswordChangeError::Same);
+        }
+        let unavailable = |e: ServiceError| {
+            PasswordChangeError::Credentials(SignInError::Unavailable(e.to_string()))
+        };
+        let now = self.clock.now_ms();
+        let user = self
+            .verify(&person.user.login, current, code, address, now)
+            .await
+            .map_err(PasswordChangeError::Credentials)?;
+        let change = UserChange {
+            password_hash: Some(hash_password(new).await.map_err(unavailable)?),
+            must_change: Some(false),
+            // Only over the password checked: an operator's reset
+            // committed during the hashing is kept.
+            expect_password_hash: Some(user.password_hash.clone()),
+            ..UserChange::default()
+        };
+        let written = self
+            .store
+            .update_user(&user.login, &change, now)
+            .await
+            .map_err(|e| unavailable(e.into()))?;
+        if !written {
+            return Err(PasswordChangeError::Changed);
+        }
+        self.console_audit(person, address, "ChangePassword", &user.login, "ok")
+            .await;
+        Ok(())
+    }
+
+    /// Signs a person in: the new session's cookie id and the person. The
+    /// throttle is asked before any hashing.
+    pub async fn sign_in(
+        &self,
+        login: &str,
+        password: &str,
+        code: &str,
+        address: &str,
+    ) -> Result<(String, Person), SignInError> {
+        let unavailable = |e: ServiceError| SignInError::Unavailable(e.to_string());
+        let now = self.clock.now_ms();
+        let user = self.verify(login, password, code, address, now).await?;
         let id = random_token();
         let session = Session {
             id_hash: session_hash(&id),
@@ -913,6 +999,7 @@ mod tests {
                 scope: vec!["MUT-X".into()],
                 password: "correct horse".into(),
                 lang: String::new(),
+                must_change: false,
             },
             "test",
         )
@@ -927,6 +1014,7 @@ mod tests {
                     scope: vec![],
                     password: "operator pass".into(),
                     lang: String::new(),
+                    must_change: false,
                 },
                 "test",
             )

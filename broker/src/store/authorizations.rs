@@ -252,10 +252,15 @@ pub(super) mod sql {
     }
 
     /// Parameters: reference, claim id, now.
+    /// Active, or consumed by a claim since cancelled (its correction is
+    /// billed against it, `Broker::rebillable`), to consumed by claim 2.
     pub fn consume(ph: char) -> String {
         format!(
             "UPDATE prior_authorizations SET state = 'consumed', claim_id = {ph}2, updated_ms = {ph}3 \
-             WHERE reference = {ph}1 AND state = 'active'"
+             WHERE reference = {ph}1 AND (state = 'active' OR (state = 'consumed' AND claim_id <> {ph}2 \
+             AND expires_ms > {ph}3 \
+             AND EXISTS (SELECT 1 FROM claims c WHERE c.scheme_id = prior_authorizations.scheme_id \
+             AND c.claim_id = prior_authorizations.claim_id AND c.state = 'cancelled')))"
         )
     }
 

@@ -267,6 +267,81 @@ pub fn sum_amounts(amounts: impl Iterator<Item = i64>) -> i64 {
     clamp_total(amounts.map(i128::from).sum())
 }
 
+/// How a store's refusal of product versions out of order begins (a
+/// proposal approved after another published a version: its failed
+/// outcome, which the console says in words).
+pub const OUT_OF_ORDER: &str = "versions published since it was proposed make it out of order";
+
+/// Versions follow their start dates: a version `products` changes starts
+/// after every lower one of its product and before every higher one, as
+/// they will stand once it is applied (these, else the `stored` ones),
+/// else two versions would be in force at once. Versions left as stored
+/// are not judged again. Checked when proposed, and by the store in the
+/// transaction that writes them ([`check_version_order`]), against what
+/// is stored then: another proposal may have published a version of the
+/// product meanwhile.
+pub fn versions_out_of_order(
+    products: &[Product],
+    stored: &[Product],
+) -> Vec<passerelle_domain::validate::FieldViolation> {
+    let after: Vec<&Product> = products
+        .iter()
+        .chain(stored.iter().filter(|s| {
+            !products
+                .iter()
+                .any(|p| p.id == s.id && p.version == s.version)
+        }))
+        .collect();
+    let mut bad = Vec::new();
+    for (i, p) in products.iter().enumerate() {
+        if stored.iter().any(|s| s == p) {
+            continue;
+        }
+        let others = after
+            .iter()
+            .filter(|o| o.id == p.id && o.version != p.version);
+        for o in others {
+            let wrong = (o.version < p.version && o.valid_from >= p.valid_from)
+                || (o.version > p.version && o.valid_from <= p.valid_from);
+            if wrong {
+                bad.push(passerelle_domain::validate::FieldViolation::new(
+                    format!("products[{i}].valid_from"),
+                    format!(
+                        "version {} of {} starts on {}: version {} must start {} it",
+                        o.version,
+                        p.id,
+                        passerelle_domain::date::format(o.valid_from),
+                        p.version,
+                        if o.version < p.version {
+                            "after"
+                        } else {
+                            "before"
+                        }
+                    ),
+                ));
+                break;
+            }
+        }
+    }
+    bad
+}
+
+/// [`versions_out_of_order`] as a store refuses it, within its write.
+pub(crate) fn check_version_order(
+    products: &[Product],
+    stored: &[Product],
+) -> Result<(), StoreError> {
+    let bad = versions_out_of_order(products, stored);
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let why: Vec<String> = bad.into_iter().map(|v| v.description).collect();
+    Err(StoreError::Refused(format!(
+        "{OUT_OF_ORDER}: {}",
+        why.join("; ")
+    )))
+}
+
 /// A total summed in i128 (the backends never sum in i64, so that a stored
 /// row can never make a listing fail), as the i64 the contracts carry. With
 /// the input bounds (`validate::MAX_CLAIM_AMOUNT`) a total past i64 needs 92

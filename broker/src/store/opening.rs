@@ -1,10 +1,8 @@
 //! Opening balances: what the members of a mutuelle joining during a year
 //! had already consumed of their ceilings. A balance is part of the
 //! ceiling's use (`ceiling_usage.used_*`) and kept apart
-//! (`opening_balances`), so that a correction changes the use by the
-//! difference, and so that lowering one is refused once a claim has used
-//! the ceiling (the use beyond the opening balance). Never a claim, so
-//! never on a statement.
+//! (`opening_balances`), so that a correction, up or down, changes the
+//! use by the difference. Never a claim, so never on a statement.
 
 use async_trait::async_trait;
 
@@ -24,8 +22,8 @@ pub struct OpeningRow {
 pub trait OpeningStore: Send + Sync + 'static {
     /// Sets a mutuelle's opening balances, all or none: each changes its
     /// ceiling's use by the difference with the one declared before.
-    /// Refused (naming the row's label) when a lower balance would be set
-    /// on a ceiling a claim has used. Returns (set, unchanged); with
+    /// Refused (naming the row's label) when a higher balance would be set
+    /// on a ceiling prior authorizations hold. Returns (set, unchanged); with
     /// `dry_run` nothing is written.
     async fn set_opening_balances(
         &self,
@@ -74,9 +72,8 @@ pub(super) mod sql {
 
     /// What setting a row does, given the balance declared before and the
     /// ceiling's use and holds now: `None` when unchanged, else the
-    /// differences to add. Refused when it lowers a balance on a ceiling
-    /// claims used, or raises one on a ceiling prior authorizations hold
-    /// (their commitment was made on what was left).
+    /// differences to add. Refused when it raises one on a ceiling prior
+    /// authorizations hold (their commitment was made on what was left).
     pub fn plan(
         row: &OpeningRow,
         before: (i64, i64),
@@ -87,14 +84,10 @@ pub(super) mod sql {
         if (amount, count) == before {
             return Ok(None);
         }
-        let lowers = amount < before.0 || count < before.1;
-        let claimed = used.0 > before.0 || used.1 > before.1;
-        if lowers && claimed {
-            return Err(StoreError::Refused(format!(
-                "{}: claims already used this ceiling; its opening balance can be raised, no longer lowered",
-                row.label
-            )));
-        }
+        // Lowered, the use stays at least what claims consumed (the use
+        // holds the balance declared before): a balance typed too high is
+        // corrected, also once claims used the ceiling, which were paid on
+        // what was left then.
         let raises = amount > before.0 || count > before.1;
         if raises && (held.0 > 0 || held.1 > 0) {
             return Err(StoreError::Refused(format!(
@@ -102,6 +95,15 @@ pub(super) mod sql {
                 row.label
             )));
         }
-        Ok(Some((amount - before.0, count - before.1)))
+        let delta = (amount - before.0, count - before.1);
+        // Never below zero, whatever the stored use says (a use that holds
+        // less than the balance declared before is no use this rule wrote).
+        if used.0 + delta.0 < 0 || used.1 + delta.1 < 0 {
+            return Err(StoreError::Refused(format!(
+                "{}: the ceiling's stored use ({}, {} acts) is less than the opening balance declared before; it is not lowered",
+                row.label, used.0, used.1
+            )));
+        }
+        Ok(Some(delta))
     }
 }

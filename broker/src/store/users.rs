@@ -71,6 +71,9 @@ pub struct User {
     pub disabled_ms: i64,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// Its password was given by someone else (an operator, `passerelle
+    /// users add|reset`): its owner chooses their own before anything else.
+    pub must_change: bool,
 }
 
 /// A change to an account. Any change of password or of the second factor,
@@ -82,6 +85,12 @@ pub struct UserChange {
     /// `Some(0)`: enable again; `Some(t)`: disabled at t.
     pub disabled_ms: Option<i64>,
     pub lang: Option<String>,
+    /// Whether the owner must choose a new password at their next request.
+    pub must_change: Option<bool>,
+    /// Written only while the account holds this password hash (the one a
+    /// person's change of their own password verified): a reset committed
+    /// meanwhile is kept, and the change writes nothing.
+    pub expect_password_hash: Option<String>,
 }
 
 /// A signed-in session. The cookie holds a random id; the store keeps only
@@ -233,7 +242,7 @@ pub(super) mod sql {
     use super::*;
 
     pub const USER_COLS: &str = "login, display_name, role, scope, password_hash, totp_secret, \
-                                 lang, disabled_ms, created_ms, updated_ms";
+                                 lang, disabled_ms, created_ms, updated_ms, must_change";
     pub const SESSION_COLS: &str =
         "id_hash, login, csrf_secret, mutuelle_id, created_ms, seen_ms, address";
     pub const THROTTLE_COLS: &str = "key, failures, last_ms, next_ms";
@@ -252,6 +261,7 @@ pub(super) mod sql {
             disabled_ms: r.int(7)?,
             created_ms: r.int(8)?,
             updated_ms: r.int(9)?,
+            must_change: r.int(10)? != 0,
         })
     }
 
@@ -331,19 +341,22 @@ pub(super) mod sql {
     pub fn add_user(ph: char) -> String {
         format!(
             "INSERT INTO users ({USER_COLS}) VALUES \
-             ({ph}1, {ph}2, {ph}3, {ph}4, {ph}5, {ph}6, {ph}7, {ph}8, {ph}9, {ph}10) \
+             ({ph}1, {ph}2, {ph}3, {ph}4, {ph}5, {ph}6, {ph}7, {ph}8, {ph}9, {ph}10, {ph}11) \
              ON CONFLICT (login) DO NOTHING"
         )
     }
 
-    /// Parameters: login, password hash, totp secret, disabled, lang, now
-    /// (NULL: unchanged).
+    /// Parameters: login, password hash, totp secret, disabled, lang, now,
+    /// must change (0 or 1) (NULL: unchanged), the password hash the account
+    /// must hold (NULL: any).
     pub fn update_user(ph: char) -> String {
         format!(
             "UPDATE users SET password_hash = COALESCE({ph}2, password_hash), \
              totp_secret = COALESCE({ph}3, totp_secret), \
              disabled_ms = COALESCE({ph}4, disabled_ms), \
-             lang = COALESCE({ph}5, lang), updated_ms = {ph}6 WHERE login = {ph}1"
+             lang = COALESCE({ph}5, lang), must_change = COALESCE({ph}7, must_change), \
+             updated_ms = {ph}6 WHERE login = {ph}1 \
+             AND (CAST({ph}8 AS TEXT) IS NULL OR password_hash = {ph}8)"
         )
     }
 

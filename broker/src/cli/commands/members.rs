@@ -200,6 +200,9 @@ pub(super) async fn opening_balances(
             &[("count", &f.bad.len().to_string())],
         )));
     }
+    if let Some(msg) = cat.opening_too_many(f.balances.len()) {
+        return Err(Failure(msg));
+    }
     let lines = f.lines.clone();
     let mut c = roster::roster_service_client::RosterServiceClient::new(ctx.channel.clone());
     let r = match c

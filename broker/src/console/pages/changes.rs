@@ -394,10 +394,18 @@ fn version_form(
     let mut form = error
         .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(&e)))
         .unwrap_or_default();
+    // The version it was opened on, and its mutuelle: a form posted after
+    // another version was published, or from a tab opened on another of a
+    // federation's mutuelles, is shown again, never laid over another
+    // product by position.
     form.push_str(&format!(
-        "<form method=\"post\" action=\"/products/{}/new\" class=\"stack\">{}",
+        "<form method=\"post\" action=\"/products/{}/new\" class=\"stack\">{}\
+         <input type=\"hidden\" name=\"mutuelle\" value=\"{}\">\
+         <input type=\"hidden\" name=\"base\" value=\"{}\">",
         url(&p.id),
-        csrf_input(&ui)
+        csrf_input(&ui),
+        esc(&p.mutuelle_id),
+        p.version
     ));
     form.push_str(&format!(
         "<p>{}</p>",
@@ -559,8 +567,19 @@ pub(super) async fn new_version(
         Ok(p) => p,
         Err(r) => return r.into_response(),
     };
-    let mut p = latest.clone();
     let lang = ctx.lang;
+    if get("mutuelle") != latest.mutuelle_id || get("base") != latest.version.to_string() {
+        return version_form(
+            &ctx,
+            &latest,
+            &[],
+            Some(lang.t_args(
+                "products-changed-meanwhile",
+                &[("id", &latest.id), ("version", &latest.version.to_string())],
+            )),
+        );
+    }
+    let mut p = latest.clone();
     let mut bad = Vec::new();
     p.version += 1;
     p.valid_to = None;
@@ -681,6 +700,9 @@ pub(super) async fn propose_close(
 
 #[derive(Deserialize)]
 pub(super) struct SettleForm {
+    // Missing: refused and audited as a wrong token (`check_csrf`), not
+    // answered by the form reader in English.
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     reference: String,
@@ -888,6 +910,9 @@ pub(super) async fn approvals(
 
 #[derive(Deserialize)]
 pub(super) struct DecisionForm {
+    // Missing: refused and audited as a wrong token (`check_csrf`), not
+    // answered by the form reader in English.
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     hash: String,

@@ -75,7 +75,11 @@ pub(super) async fn page_post(
             after,
         })
     };
-    let file = match read(lang, &name, &bytes) {
+    let (bytes, reading) = {
+        let name = name.clone();
+        super::read_off_runtime(lang, bytes, move |b| read(lang, &name, b)).await
+    };
+    let file = match reading {
         Ok(f) => f,
         Err(msg) => {
             let form = format!("<p class=\"error\" role=\"alert\">{}</p>{form}", esc(&msg));
@@ -113,6 +117,12 @@ pub(super) async fn page_post(
             after,
         );
     }
+    // More rows than one call takes: said in words, before anything is
+    // sent (the broker's refusal names no row).
+    if let Some(msg) = lang.opening_too_many(file.balances.len()) {
+        let form = format!("<p class=\"error\" role=\"alert\">{}</p>{form}", esc(&msg));
+        return shown(ui, form, String::new(), Vec::new(), String::new());
+    }
     let msg = roster::ImportOpeningBalancesRequest {
         mutuelle_id: mid.clone(),
         balances: file.balances.clone(),
@@ -140,14 +150,16 @@ pub(super) async fn page_post(
                     .and_then(|r| r.split_once("]."))
                     .and_then(|(i, c)| Some((i.parse::<usize>().ok()?, c.to_string())))
                     .unwrap_or((usize::MAX, v.field.clone()));
-                bad.row(
-                    String::new(),
-                    vec![
-                        file.lines.get(i).map(u64::to_string).unwrap_or_default(),
+                // A refusal of no row of the file: the broker's words.
+                let row = match file.lines.get(i) {
+                    Some(line) => vec![
+                        line.to_string(),
                         lang.t(&format!("opening-col-{column}")),
                         lang.t(&format!("opening-bad-{column}")),
                     ],
-                );
+                    None => vec![String::new(), String::new(), v.description.clone()],
+                };
+                bad.row(String::new(), row);
             }
             let after = format!(
                 "<p class=\"error\">{}</p>",

@@ -260,6 +260,12 @@ pub(super) async fn file_of(
                 .into_response();
         }
     };
+    // A payee's part holds up to all of its lines of the period: one of
+    // the exports' places (`MAX_EXPORTS`, two a person), held until the
+    // file is written.
+    let Some(_slot) = c.exports.take(&ctx.person.user.login) else {
+        return super::exports_busy(&ctx);
+    };
     let msg = settlement::GetRemittanceAdviceRequest {
         scheme_id: scheme.clone(),
         mutuelle_id: mutuelle.clone(),
@@ -299,15 +305,27 @@ pub(super) async fn file_of(
         );
     }
     if kind == "xlsx" {
-        return match workbook(lang, &currency, &r.transfer_reference, a) {
-            Ok(body) => super::attachment(
+        // Written on a blocking thread: a large part takes seconds of CPU,
+        // which the runtime's workers (the schemes' calls too) do not wait.
+        let (reference, a) = (r.transfer_reference.clone(), a.clone());
+        let written =
+            tokio::task::spawn_blocking(move || workbook(lang, &currency, &reference, &a)).await;
+        return match written {
+            Ok(Ok(body)) => super::attachment(
                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                 format!("{name}.xlsx"),
                 body,
             ),
-            Err(e) => ctx
-                .error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-                .into_response(),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "console: a remittance workbook was not written");
+                ctx.error(StatusCode::INTERNAL_SERVER_ERROR, ctx.t("error-internal"))
+                    .into_response()
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "console: a remittance workbook's thread failed");
+                ctx.error(StatusCode::INTERNAL_SERVER_ERROR, ctx.t("error-internal"))
+                    .into_response()
+            }
         };
     }
     let mut out = String::from("\u{feff}");

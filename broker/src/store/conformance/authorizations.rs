@@ -155,6 +155,45 @@ pub async fn holds_and_claims_never_pass_a_ceiling(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(held(&store).await, (0, 0));
     assert_eq!(state(&store, "A1").await, AuthorizationState::Consumed);
+    // Its correction is billed against it (X2, stored before and waiting):
+    // the use is the correction's, and no hold is released a second time.
+    store
+        .complete_stored("CNSS", "X2", against(Some("PA-A1"), 1000), 3_500)
+        .await
+        .unwrap();
+    assert_eq!(held(&store).await, (1000, 0));
+    let a = store
+        .authorization_by_reference("PA-A1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (a.state, a.claim_id.as_str()),
+        (AuthorizationState::Consumed, "X2")
+    );
+    // One claim at a time: another, while X2 stands, is refused.
+    begin(&store, sample_claim("CNSS", "X3", "I3")).await;
+    let err = store
+        .complete_stored("CNSS", "X3", against(Some("PA-A1"), 100), 3_600)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::CeilingConflict(_)), "{err:?}");
+    // X2 cancelled in turn, past the authorization's billing grace
+    // (expires_ms 5,000): billed no more.
+    store
+        .begin_cancel("CNSS", "X2", "cxl-X2", "test", 10_000, 4_000)
+        .await
+        .unwrap();
+    store
+        .complete_cancel("CNSS", "X2", "", 4_000)
+        .await
+        .unwrap();
+    let err = store
+        .complete_stored("CNSS", "X3", against(Some("PA-A1"), 100), 6_000)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::CeilingConflict(_)), "{err:?}");
+    assert_eq!(held(&store).await, (0, 0));
 }
 
 pub async fn an_authorization_ends_once(store: Arc<dyn Store>) {

@@ -107,7 +107,7 @@ macro_rules! store_conformance_suite {
             an_extension_adjusts_the_hold,
         );
         $crate::store_conformance_suite!(@section opening $make;
-            opening_balances_start_ceilings_and_only_rise_once_claimed,
+            opening_balances_start_ceilings_and_are_corrected_by_the_difference,
             an_opening_balance_is_not_raised_under_a_hold,
         );
     };

@@ -34,6 +34,17 @@ pub async fn products_are_versioned_and_immutable_once_used(store: Arc<dyn Store
             .unwrap()
             .is_none()
     );
+    // A version starting before the one below it, or after the one above
+    // it, is refused whole, in the write's own transaction: two proposals
+    // each in order alone are not both published.
+    let v3 = sample_product("MUT-A", 3, "2026-03-01");
+    let err = put(&store, &v3).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Refused(m) if m.starts_with(crate::store::OUT_OF_ORDER)
+            && m.contains("version 2 of ESS starts on 2026-07-01")),
+        "{err:?}"
+    );
+    assert_eq!(store.list_products("MUT-A").await.unwrap().len(), 2);
     // Unused: may be corrected in place.
     let mut v1b = v1.clone();
     v1b.name = "Essentiel (corrigé)".into();

@@ -15,6 +15,7 @@ fn user(login: &str, role: UserRole, scope: &[&str]) -> User {
         disabled_ms: 0,
         created_ms: 10,
         updated_ms: 10,
+        must_change: false,
     }
 }
 
@@ -54,10 +55,15 @@ pub async fn users_sessions_and_their_end(store: Arc<dyn Store>) {
     );
     assert_eq!(store.user("ama").await.unwrap(), Some(ama.clone()));
     assert_eq!(store.user("nobody").await.unwrap(), None);
+    // An account whose password someone else gave says so.
+    let mut temp = user("yao", UserRole::Clerk, &["MUT-A"]);
+    temp.must_change = true;
+    assert!(store.add_user(&temp).await.unwrap());
+    assert_eq!(store.user("yao").await.unwrap(), Some(temp));
     let all = store.users().await.unwrap();
     assert_eq!(
         all.iter().map(|u| u.login.as_str()).collect::<Vec<_>>(),
-        ["ama", "kofi"]
+        ["ama", "kofi", "yao"]
     );
 
     open(&store, &session("s1", "ama", 100)).await;
@@ -86,6 +92,7 @@ pub async fn users_sessions_and_their_end(store: Arc<dyn Store>) {
     assert!(store.session("s1").await.unwrap().is_some());
     let reset = UserChange {
         password_hash: Some("$argon2id$new".into()),
+        must_change: Some(true),
         ..Default::default()
     };
     assert!(store.update_user("ama", &reset, 600).await.unwrap());
@@ -94,9 +101,46 @@ pub async fn users_sessions_and_their_end(store: Arc<dyn Store>) {
         (
             ama2.lang.as_str(),
             ama2.password_hash.as_str(),
-            ama2.updated_ms
+            ama2.updated_ms,
+            ama2.must_change
         ),
-        ("en", "$argon2id$new", 600)
+        ("en", "$argon2id$new", 600, true)
+    );
+    // Kept by a change that does not name it; cleared by one that does.
+    assert!(store.update_user("ama", &lang, 610).await.unwrap());
+    assert!(store.user("ama").await.unwrap().unwrap().must_change);
+    let chosen = UserChange {
+        must_change: Some(false),
+        ..Default::default()
+    };
+    assert!(store.update_user("ama", &chosen, 620).await.unwrap());
+    assert!(!store.user("ama").await.unwrap().unwrap().must_change);
+    // A change over a password the account no longer holds (reset
+    // meanwhile) writes nothing; over the one it holds, writes.
+    let over = |hash: &str| UserChange {
+        password_hash: Some("$argon2id$mine".into()),
+        expect_password_hash: Some(hash.into()),
+        ..Default::default()
+    };
+    assert!(
+        !store
+            .update_user("ama", &over("$argon2id$old"), 630)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.user("ama").await.unwrap().unwrap().password_hash,
+        "$argon2id$new"
+    );
+    assert!(
+        store
+            .update_user("ama", &over("$argon2id$new"), 640)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.user("ama").await.unwrap().unwrap().password_hash,
+        "$argon2id$mine"
     );
     assert_eq!(store.session("s1").await.unwrap(), None);
     assert_eq!(store.session("s2").await.unwrap(), None);

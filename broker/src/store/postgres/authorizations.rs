@@ -119,9 +119,16 @@ pub(super) async fn consume<C: GenericClient + Sync>(
     if n == 0 {
         return Err(sql::gone(reference));
     }
-    let keys = keys_of(&rec.terms.hold).chain(keys_of(uses)).collect();
+    // Billed again after its claim was cancelled: its hold went with the
+    // first claim.
+    let hold: &[CeilingUse] = if rec.state == AuthorizationState::Active {
+        &rec.terms.hold
+    } else {
+        &[]
+    };
+    let keys = keys_of(hold).chain(keys_of(uses)).collect();
     lock_keys(c, &rec.mutuelle_id, keys).await?;
-    release(c, &rec.mutuelle_id, &rec.terms.hold).await
+    release(c, &rec.mutuelle_id, hold).await
 }
 
 #[async_trait]

@@ -426,6 +426,13 @@ UPDATE ceiling_usage SET ceiling_key = 'stay-act|' || substr(ceiling_key, 5)
 UPDATE claim_consumption SET ceiling_key = 'stay-act|' || substr(ceiling_key, 5)
     WHERE ceiling_key LIKE 'act|%' AND ceiling_key !~ '[|][0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$';
 "#,
+    // 21: a console account whose password someone else gave (an
+    // operator, `passerelle users add|reset`) chooses its own first.
+    // Accounts stored before keep theirs (0). A constant default: no
+    // table rewrite, a lock of the users table for an instant.
+    r#"
+ALTER TABLE users ADD COLUMN IF NOT EXISTS must_change BIGINT NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Indexes over every claim, built after the migrations commit, beside

@@ -14,6 +14,25 @@ impl ProductStore for PgStore {
             &[],
         )
         .await?;
+        // Versions in the order of their start dates, against what is
+        // stored now (under the lock above: one writer of products at a
+        // time, whichever replica).
+        let mut stored = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for p in products {
+            if seen.insert((&p.mutuelle_id, &p.id)) {
+                let rows = q(
+                    &tx,
+                    "SELECT body FROM products WHERE mutuelle_id = $1 AND product_id = $2",
+                    &[&p.mutuelle_id, &p.id],
+                )
+                .await?;
+                for r in &rows {
+                    stored.push(body(r, "product body")?);
+                }
+            }
+        }
+        crate::store::check_version_order(products, &stored)?;
         let mut out = Vec::with_capacity(products.len());
         for p in products {
             out.push(put_one(&tx, p).await?);

@@ -21,6 +21,7 @@ impl UserStore for PgStore {
                 &u.disabled_ms,
                 &u.created_ms,
                 &u.updated_ms,
+                &i64::from(u.must_change),
             ],
         )
         .await?;
@@ -60,6 +61,8 @@ impl UserStore for PgStore {
                 &ch.disabled_ms,
                 &ch.lang,
                 &now_ms,
+                &ch.must_change.map(i64::from),
+                &ch.expect_password_hash,
             ],
         )
         .await?;

@@ -77,6 +77,11 @@ pub(super) fn consume(
     if n == 0 {
         return Err(sql::gone(reference));
     }
+    // Billed again after its claim was cancelled: its hold went with the
+    // first claim.
+    if rec.state != AuthorizationState::Active {
+        return Ok(());
+    }
     release(c, &rec.mutuelle_id, &rec.terms.hold)
 }
 

@@ -353,6 +353,12 @@ UPDATE claim_consumption SET ceiling_key = 'stay-act|' || substr(ceiling_key, 5)
 CREATE INDEX IF NOT EXISTS claims_owing ON claims (mutuelle_id)
     WHERE state = 'rejected' AND cancel_key IS NOT NULL AND next_attempt_ms IS NOT NULL;
 "#,
+    // 19: a console account whose password someone else gave (an
+    // operator, `passerelle users add|reset`) chooses its own first.
+    // Accounts stored before keep theirs (0).
+    r#"
+ALTER TABLE users ADD COLUMN must_change INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 #[cfg(test)]

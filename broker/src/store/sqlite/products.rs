@@ -8,6 +8,24 @@ impl ProductStore for SqliteStore {
         let products = products.to_vec();
         self.write(Moves::Products, move |c| {
             let tx = c.savepoint()?;
+            // Versions in the order of their start dates, against what is
+            // stored now (writes run one at a time).
+            let mut stored = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for p in &products {
+                if seen.insert((p.mutuelle_id.clone(), p.id.clone())) {
+                    let mut st = tx.prepare_cached(
+                        "SELECT body FROM products WHERE mutuelle_id = ?1 AND product_id = ?2",
+                    )?;
+                    let bodies = st
+                        .query_map(params![p.mutuelle_id, p.id], |r| r.get::<_, String>(0))?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    for b in bodies {
+                        stored.push(core::from_json("product body", b.as_bytes())?);
+                    }
+                }
+            }
+            crate::store::check_version_order(&products, &stored)?;
             let results = products
                 .iter()
                 .map(|p| put_one(&tx, p))

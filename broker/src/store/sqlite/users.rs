@@ -18,7 +18,8 @@ impl UserStore for SqliteStore {
                 u.lang,
                 u.disabled_ms,
                 u.created_ms,
-                u.updated_ms
+                u.updated_ms,
+                i64::from(u.must_change)
             ])?;
             Ok(n == 1)
         })
@@ -63,7 +64,9 @@ impl UserStore for SqliteStore {
                 ch.totp_secret,
                 ch.disabled_ms,
                 ch.lang,
-                now_ms
+                now_ms,
+                ch.must_change.map(i64::from),
+                ch.expect_password_hash
             ])?;
             if n == 1
                 && (ch.password_hash.is_some()
