@@ -181,6 +181,8 @@ password-submit = Change the password
 password-mismatch = The two entries of the new password differ: type it again.
 password-same = The new password is the current one: choose another.
 password-current-wrong = Current password (or code) incorrect.
+password-current-wrong-no-code = Current password incorrect.
+password-length = Too short or too long: { $min } to { $max } characters.
 password-changed-meanwhile = Your password was reset by an operator during this change: nothing was changed. Sign in again with the one they give you.
 password-changed = Password changed. Sign in with the new one.
 users-title = Users
@@ -413,18 +415,18 @@ roster-end-before-start = is before the product's start
 roster-differs = differs from row { $line } of the same member ("{ $value }")
 roster-excel-number = "{ $value }" is a number as Excel shows it in scientific notation, its digits lost: format the column as Text and type the identifier again
 roster-overlaps-line = overlaps the product period of row { $line } of the same member: a member holds one product at a time, one must end before the other starts
-roster-would = If you apply: { $added } added, { $updated } updated, { $ended } ended, { $unchanged } unchanged.
-roster-would-once-fixed = The members without a wrong row would make: { $added } added, { $updated } updated, { $ended } ended, { $unchanged } unchanged (the members of the wrong rows are left as they are until their rows are corrected).
+roster-would = If you apply: { $added_shown } added, { $updated_shown } updated, { $ended_shown } ended, { $unchanged_shown } unchanged.
+roster-would-once-fixed = The members without a wrong row would make: { $added_shown } added, { $updated_shown } updated, { $ended_shown } ended, { $unchanged_shown } unchanged (the members of the wrong rows are left as they are until their rows are corrected).
 roster-changed-since = The mutuelle's members changed since the check: nothing was applied. Here is what this file would make now; apply again to confirm.
 roster-confirm-first = Nothing was applied: tick the box confirming that the members missing from the file end, then apply again.
 roster-more-refused = More rows are refused beyond these: correct these first, then check again.
 roster-ending = Warning: { $ended ->
-        [one] { $ended } member missing from this file will end (their cover stops)
-       *[other] { $ended } members missing from this file will end (their cover stops)
+        [one] { $ended_shown } member missing from this file will end (their cover stops)
+       *[other] { $ended_shown } members missing from this file will end (their cover stops)
     }. If this file holds only some of the members, do not apply it.
 roster-confirm-ended = I confirm: { $ended ->
-        [one] { $ended } member ends
-       *[other] { $ended } members end
+        [one] { $ended_shown } member ends
+       *[other] { $ended_shown } members end
     }, half or more of the mutuelle's members.
 roster-unknown-scheme = scheme "{ $value }" unknown to passerelle
 roster-unknown-product = product "{ $value }" not declared by the mutuelle (see the Products page)
@@ -437,7 +439,7 @@ roster-crowded-beneficiary = { $count } members of the mutuelle would have this 
 roster-covered-elsewhere-to = another mutuelle covers this beneficiary from { $from } to { $to }: one of the two memberships must end before the other starts
 roster-covered-elsewhere = another mutuelle covers this beneficiary from { $from }, with no end: one of the two memberships must end before the other starts
 roster-refused = refused by passerelle: { $detail }
-roster-applied = Applied: { $added } added, { $updated } updated, { $ended } ended, { $unchanged } unchanged.
+roster-applied = Applied: { $added_shown } added, { $updated_shown } updated, { $ended_shown } ended, { $unchanged_shown } unchanged.
 roster-changes = Changes
 roster-change = Change
 roster-change-added = added
@@ -502,6 +504,7 @@ products-title = Products
 products-none = No product is recorded for this mutuelle.
 products-new-version = Propose a new version of
 products-new-heading = New version of { $id } ({ $name })
+products-other-mutuelle = This form was opened for { $mutuelle }, and you now work on another mutuelle: nothing was proposed. Go back to { $mutuelle } (at the top of the page) to propose this version.
 products-changed-meanwhile = The product changed since this form was opened (another version published, or another mutuelle chosen in another tab): nothing was proposed. Here is version { $version } of { $id } as it stands; type your changes again.
 products-new-intro = Version { $version } of { $id } starts from version { $from }; change what must change. It applies to care from the date chosen, once another manager approves it.
 products-propose = Propose this version
@@ -919,13 +922,13 @@ opening-title = Opening balances
 opening-link = Declare opening balances (joining during the year)
 opening-intro = For a mutuelle joining passerelle during a year: what each member already consumed of their ceilings this year. One row per member and ceiling, columns member_number, scope (beneficiary-year, household-year, category-year or count), category, year, amount, count (French names also read). These balances are no claims and appear on no statement; a balance declared again is corrected by the difference, up or down (the claims already paid are not paid again).
 opening-would = If you apply: { $set ->
-        [one] { $set } balance set
-       *[other] { $set } balances set
-    }, { $unchanged } unchanged.
+        [one] { $set_shown } balance set
+       *[other] { $set_shown } balances set
+    }, { $unchanged_shown } unchanged.
 opening-applied = Applied: { $set ->
-        [one] { $set } balance set
-       *[other] { $set } balances set
-    }, { $unchanged } unchanged.
+        [one] { $set_shown } balance set
+       *[other] { $set_shown } balances set
+    }, { $unchanged_shown } unchanged.
 opening-too-many = This file holds { $rows } { $count ->
         [one] balance row
        *[other] balance rows

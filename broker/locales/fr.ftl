@@ -181,6 +181,8 @@ password-submit = Changer le mot de passe
 password-mismatch = Les deux saisies du nouveau mot de passe diffèrent : tapez-le à nouveau.
 password-same = Le nouveau mot de passe est l'actuel : choisissez-en un autre.
 password-current-wrong = Mot de passe actuel (ou code) incorrect.
+password-current-wrong-no-code = Mot de passe actuel incorrect.
+password-length = Trop court ou trop long : de { $min } à { $max } caractères.
 password-changed-meanwhile = Votre mot de passe a été réinitialisé par un opérateur pendant ce changement : rien n'a été changé. Reconnectez-vous avec celui qu'il vous donne.
 password-changed = Mot de passe changé. Connectez-vous avec le nouveau.
 users-title = Utilisateurs
@@ -412,41 +414,41 @@ roster-differs = diffère de la ligne { $line } du même adhérent (« { $value 
 roster-excel-number = « { $value } » est un nombre qu'Excel affiche en notation scientifique, dont les chiffres sont perdus : mettez la colonne au format Texte et saisissez de nouveau le numéro
 roster-overlaps-line = chevauche la période de produit de la ligne { $line } du même adhérent : un adhérent n'a qu'un produit à la fois, l'une doit finir avant que l'autre commence
 roster-would = Si vous appliquez : { $added ->
-        [one] { $added } ajouté
-       *[other] { $added } ajoutés
+        [one] { $added_shown } ajouté
+       *[other] { $added_shown } ajoutés
     }, { $updated ->
-        [one] { $updated } modifié
-       *[other] { $updated } modifiés
+        [one] { $updated_shown } modifié
+       *[other] { $updated_shown } modifiés
     }, { $ended ->
-        [one] { $ended } sorti
-       *[other] { $ended } sortis
+        [one] { $ended_shown } sorti
+       *[other] { $ended_shown } sortis
     }, { $unchanged ->
-        [one] { $unchanged } inchangé
-       *[other] { $unchanged } inchangés
+        [one] { $unchanged_shown } inchangé
+       *[other] { $unchanged_shown } inchangés
     }.
 roster-would-once-fixed = Les adhérents sans ligne en erreur donneraient : { $added ->
-        [one] { $added } ajouté
-       *[other] { $added } ajoutés
+        [one] { $added_shown } ajouté
+       *[other] { $added_shown } ajoutés
     }, { $updated ->
-        [one] { $updated } modifié
-       *[other] { $updated } modifiés
+        [one] { $updated_shown } modifié
+       *[other] { $updated_shown } modifiés
     }, { $ended ->
-        [one] { $ended } sorti
-       *[other] { $ended } sortis
+        [one] { $ended_shown } sorti
+       *[other] { $ended_shown } sortis
     }, { $unchanged ->
-        [one] { $unchanged } inchangé
-       *[other] { $unchanged } inchangés
+        [one] { $unchanged_shown } inchangé
+       *[other] { $unchanged_shown } inchangés
     } (les adhérents des lignes en erreur restent tels quels tant qu'elles ne sont pas corrigées).
 roster-changed-since = Les adhérents de la mutuelle ont changé depuis la vérification : rien n'a été appliqué. Voici ce que ferait maintenant ce fichier ; appliquez de nouveau pour confirmer.
 roster-confirm-first = Rien n'a été appliqué : cochez la case qui confirme la sortie des adhérents absents du fichier, puis appliquez de nouveau.
 roster-more-refused = D'autres lignes sont refusées au-delà de celles-ci : corrigez d'abord celles-ci, puis vérifiez de nouveau.
 roster-ending = Attention : { $ended ->
-        [one] { $ended } adhérent absent de ce fichier sera sorti (sa couverture prend fin)
-       *[other] { $ended } adhérents absents de ce fichier seront sortis (leur couverture prend fin)
+        [one] { $ended_shown } adhérent absent de ce fichier sera sorti (sa couverture prend fin)
+       *[other] { $ended_shown } adhérents absents de ce fichier seront sortis (leur couverture prend fin)
     }. Si ce fichier ne contient qu'une partie des adhérents, ne l'appliquez pas.
 roster-confirm-ended = Je confirme : { $ended ->
-        [one] { $ended } adhérent sort
-       *[other] { $ended } adhérents sortent
+        [one] { $ended_shown } adhérent sort
+       *[other] { $ended_shown } adhérents sortent
     }, soit la moitié ou plus des adhérents de la mutuelle.
 roster-unknown-scheme = régime « { $value } » inconnu de passerelle
 roster-unknown-product = produit « { $value } » non déclaré par la mutuelle (voir la page Produits)
@@ -460,17 +462,17 @@ roster-covered-elsewhere-to = une autre mutuelle couvre aussi ce bénéficiaire 
 roster-covered-elsewhere = une autre mutuelle couvre aussi ce bénéficiaire à partir du { $from }, sans date de fin : l'une des deux adhésions doit finir avant que l'autre commence
 roster-refused = refusé par passerelle : { $detail }
 roster-applied = Appliqué : { $added ->
-        [one] { $added } ajouté
-       *[other] { $added } ajoutés
+        [one] { $added_shown } ajouté
+       *[other] { $added_shown } ajoutés
     }, { $updated ->
-        [one] { $updated } modifié
-       *[other] { $updated } modifiés
+        [one] { $updated_shown } modifié
+       *[other] { $updated_shown } modifiés
     }, { $ended ->
-        [one] { $ended } sorti
-       *[other] { $ended } sortis
+        [one] { $ended_shown } sorti
+       *[other] { $ended_shown } sortis
     }, { $unchanged ->
-        [one] { $unchanged } inchangé
-       *[other] { $unchanged } inchangés
+        [one] { $unchanged_shown } inchangé
+       *[other] { $unchanged_shown } inchangés
     }.
 roster-changes = Changements
 roster-change = Changement
@@ -536,6 +538,7 @@ products-title = Produits
 products-none = Aucun produit enregistré pour cette mutuelle.
 products-new-version = Proposer une nouvelle version de
 products-new-heading = Nouvelle version de { $id } ({ $name })
+products-other-mutuelle = Ce formulaire a été ouvert pour { $mutuelle }, et vous travaillez maintenant sur une autre mutuelle : rien n'a été proposé. Revenez à { $mutuelle } (en haut de la page) pour proposer cette version.
 products-changed-meanwhile = Le produit a changé depuis l'ouverture de ce formulaire (une autre version publiée, ou une autre mutuelle choisie dans un autre onglet) : rien n'a été proposé. Voici la version { $version } de { $id } telle qu'elle est ; saisissez de nouveau vos changements.
 products-new-intro = La version { $version } de { $id } reprend la version { $from } ; changez ce qui doit changer. Elle s'appliquera aux soins à partir de la date choisie, une fois approuvée par une autre personne gestionnaire.
 products-propose = Proposer cette version
@@ -957,18 +960,18 @@ opening-title = Soldes d'ouverture
 opening-link = Déclarer les soldes d'ouverture (adhésion en cours d'année)
 opening-intro = Pour une mutuelle qui rejoint passerelle en cours d'année : ce que chaque adhérent a déjà consommé de ses plafonds cette année. Une ligne par adhérent et par plafond, colonnes numero_adherent ; plafond (beneficiaire, famille, categorie ou actes) ; categorie ; annee ; montant ; actes. Ces soldes ne sont pas des demandes et n'apparaissent sur aucun bordereau ; un solde déclaré à nouveau est corrigé de la différence, à la hausse ou à la baisse (les demandes déjà payées ne sont pas payées à nouveau).
 opening-would = Si vous appliquez : { $set ->
-        [one] { $set } solde fixé
-       *[other] { $set } soldes fixés
+        [one] { $set_shown } solde fixé
+       *[other] { $set_shown } soldes fixés
     }, { $unchanged ->
-        [one] { $unchanged } inchangé
-       *[other] { $unchanged } inchangés
+        [one] { $unchanged_shown } inchangé
+       *[other] { $unchanged_shown } inchangés
     }.
 opening-applied = Appliqué : { $set ->
-        [one] { $set } solde fixé
-       *[other] { $set } soldes fixés
+        [one] { $set_shown } solde fixé
+       *[other] { $set_shown } soldes fixés
     }, { $unchanged ->
-        [one] { $unchanged } inchangé
-       *[other] { $unchanged } inchangés
+        [one] { $unchanged_shown } inchangé
+       *[other] { $unchanged_shown } inchangés
     }.
 opening-too-many = Ce fichier compte { $rows } { $count ->
         [one] ligne

@@ -920,6 +920,28 @@ impl Lang {
         }
     }
 
+    /// A message with counts: each selects its plural as `$name` and is
+    /// written grouped as `$name_shown` ("12 345"), as amounts are.
+    pub fn counted(self, key: &str, counts: &[(&str, u64)]) -> String {
+        let owned: Vec<(String, String)> = counts
+            .iter()
+            .flat_map(|(k, n)| {
+                [
+                    (k.to_string(), n.to_string()),
+                    (
+                        format!("{k}_shown"),
+                        self.amount(i64::try_from(*n).unwrap_or(i64::MAX), ""),
+                    ),
+                ]
+            })
+            .collect();
+        let args: Vec<(&str, &str)> = owned
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.t_args(key, &args)
+    }
+
     /// Why an opening-balances file of `rows` rows cannot be sent in one
     /// call (`MAX_OPENING_BALANCES`), in words; the console and the command
     /// line, before anything is sent (the broker's refusal names no row).

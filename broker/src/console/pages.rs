@@ -886,16 +886,30 @@ async fn password_change(
             let (msg, code) = match e {
                 E::Length => (
                     lang.t_args(
-                        "password-rule",
-                        &[("min", &crate::service::users::MIN_PASSWORD.to_string())],
+                        "password-length",
+                        &[
+                            ("min", &crate::service::users::MIN_PASSWORD.to_string()),
+                            ("max", &crate::service::users::MAX_PASSWORD.to_string()),
+                        ],
                     ),
                     StatusCode::BAD_REQUEST,
                 ),
                 E::Same => (lang.t("password-same"), StatusCode::BAD_REQUEST),
                 E::Changed => (lang.t("password-changed-meanwhile"), StatusCode::CONFLICT),
-                E::Credentials(SignInError::Refused) => {
-                    (lang.t("password-current-wrong"), StatusCode::UNAUTHORIZED)
-                }
+                E::Credentials(SignInError::Refused) => (
+                    // A code is asked of an operator, or of an account
+                    // that has a second factor, only.
+                    lang.t(
+                        if ctx.person.user.role == UserRole::Operator
+                            || !ctx.person.user.totp_secret.is_empty()
+                        {
+                            "password-current-wrong"
+                        } else {
+                            "password-current-wrong-no-code"
+                        },
+                    ),
+                    StatusCode::UNAUTHORIZED,
+                ),
                 E::Credentials(SignInError::Wait(s)) => (
                     lang.t_args("signin-wait", &[("seconds", &s.to_string())]),
                     StatusCode::TOO_MANY_REQUESTS,
@@ -2678,13 +2692,12 @@ async fn roster_post(
     let mut summary = String::new();
     if let Some(d) = shown {
         let counts = [
-            ("added", d.added.to_string()),
-            ("updated", d.updated.to_string()),
-            ("ended", d.end_dated.to_string()),
-            ("unchanged", d.unchanged.to_string()),
+            ("added", u64::from(d.added)),
+            ("updated", u64::from(d.updated)),
+            ("ended", u64::from(d.end_dated)),
+            ("unchanged", u64::from(d.unchanged)),
         ];
-        let counts: Vec<(&str, &str)> = counts.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        summary = lang.t_args(
+        summary = lang.counted(
             if applied.is_some() {
                 "roster-applied"
             } else if wrong {
@@ -2731,13 +2744,13 @@ async fn roster_post(
             esc(&diff_shown(d))
         );
         if d.end_dated > 0 {
-            let warn = lang.t_args("roster-ending", &[("ended", &d.end_dated.to_string())]);
+            let warn = lang.counted("roster-ending", &[("ended", u64::from(d.end_dated))]);
             after.push_str(&format!("<p class=\"warning\">{}</p>", esc(&warn)));
         }
         if ends_most(d) {
             extra.push_str(&format!(
                 "<label class=\"confirm\"><input type=\"checkbox\" name=\"confirm_ended\" value=\"yes\" required> {}</label>",
-                esc(&lang.t_args("roster-confirm-ended", &[("ended", &d.end_dated.to_string())]))
+                esc(&lang.counted("roster-confirm-ended", &[("ended", u64::from(d.end_dated))]))
             ));
         }
         match keep_checked(&c, &ctx, &ui, &mid, "/roster", &name, &bytes, &extra).await {
@@ -4796,7 +4809,7 @@ mod tests {
                 mine,
                 mine,
                 StatusCode::UNAUTHORIZED,
-                "Mot de passe actuel (ou code) incorrect.",
+                "Mot de passe actuel incorrect.",
             ),
             (
                 given,
@@ -4817,7 +4830,7 @@ mod tests {
                 "court",
                 "court",
                 StatusCode::BAD_REQUEST,
-                "Au moins 10 caractères",
+                "Trop court ou trop long : de 10 à 256 caractères.",
             ),
         ] {
             let r = post(current, new, confirm).await;
@@ -4881,7 +4894,22 @@ mod tests {
                 ("valid_from".to_string(), "01/01/2027".to_string()),
             ]
         };
-        for (mutuelle, base) in [("MUT-R", "0"), ("MUT-G", "1"), ("", "")] {
+        // Opened on another of a federation's mutuelles: said so, before
+        // the product is looked for in the one chosen now.
+        let r = changes::new_version(
+            State(c.clone()),
+            ama.clone(),
+            Path("BASE".into()),
+            Form(posted("MUT-G", "1")),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        let page = html_of(r).await;
+        assert!(
+            page.contains("Ce formulaire a été ouvert pour MUT-G"),
+            "{page}"
+        );
+        for (mutuelle, base) in [("MUT-R", "0"), ("", "")] {
             let r = changes::new_version(
                 State(c.clone()),
                 ama.clone(),

@@ -563,6 +563,18 @@ pub(super) async fn new_version(
     if let Err(r) = manager_form(&c, &ctx, get("csrf")).await {
         return r;
     }
+    // Opened on another of a federation's mutuelles than the one chosen
+    // now: said so, before the product is looked for in this one.
+    let opened_on = get("mutuelle");
+    if !opened_on.is_empty() && Some(opened_on) != ctx.person.mutuelle() {
+        return ctx
+            .error(
+                StatusCode::CONFLICT,
+                ctx.lang
+                    .t_args("products-other-mutuelle", &[("mutuelle", opened_on)]),
+            )
+            .into_response();
+    }
     let latest = match latest(&c, &ctx, &id).await {
         Ok(p) => p,
         Err(r) => return r.into_response(),

@@ -176,20 +176,19 @@ pub(super) async fn page_post(
         Err(e) => return ctx.status(e).into_response(),
     };
     let counts = [
-        ("set", r.set.to_string()),
-        ("unchanged", r.unchanged.to_string()),
+        ("set", u64::from(r.set)),
+        ("unchanged", u64::from(r.unchanged)),
     ];
-    let counts: Vec<(&str, &str)> = counts.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut after = String::new();
     let summary = if apply {
         let _ = c.broker.store().delete_upload(&session).await;
-        lang.t_args("opening-applied", &counts)
+        lang.counted("opening-applied", &counts)
     } else {
         after = match keep_checked(&c, &ctx, &ui, &mid, "/opening", &name, &bytes, "").await {
             Ok(form) => form,
             Err(r) => return r,
         };
-        lang.t_args("opening-would", &counts)
+        lang.counted("opening-would", &counts)
     };
     shown(ui, form, summary, Vec::new(), after)
 }

@@ -9,7 +9,8 @@ impl SettlementStore for PgStore {
         scheme_id: &str,
         mutuelle_id: &str,
     ) -> Result<Vec<PeriodRecord>, StoreError> {
-        let c = self.client().await?;
+        let mut c = self.client().await?;
+        let c = snapshot(&mut c).await?;
         let open = open_period(&c, scheme_id, mutuelle_id).await?;
         let mut out = vec![open.clone()];
         for n in (1..open.number).rev() {
@@ -17,6 +18,7 @@ impl SettlementStore for PgStore {
                 out.push(p);
             }
         }
+        c.commit().await?;
         Ok(out)
     }
 
@@ -193,7 +195,8 @@ impl SettlementStore for PgStore {
         number: u32,
         page: Option<&StatementPage>,
     ) -> Result<StatementData, StoreError> {
-        let c = self.client().await?;
+        let mut c = self.client().await?;
+        let c = snapshot(&mut c).await?;
         let open = open_number(&c, scheme_id, mutuelle_id).await?;
         let (period, id) = if core::statement_of_open(number, open) {
             (open_period(&c, scheme_id, mutuelle_id).await?, None)
@@ -256,6 +259,7 @@ impl SettlementStore for PgStore {
             .await?;
             decode(&rows, core::recovery)?
         };
+        c.commit().await?;
         Ok(StatementData {
             period,
             lines,
@@ -273,7 +277,8 @@ impl SettlementStore for PgStore {
         from: PayeesFrom<'_>,
         limit: u32,
     ) -> Result<Vec<PayeeTotal>, StoreError> {
-        let c = self.client().await?;
+        let mut c = self.client().await?;
+        let c = snapshot(&mut c).await?;
         let open = open_number(&c, scheme_id, mutuelle_id).await?;
         // The period's id alone: its totals, added up for a period closed
         // before they were stored, are not needed here.
@@ -316,8 +321,24 @@ impl SettlementStore for PgStore {
                 .await?
             }
         };
-        decode(&rows, core::payee_total)
+        let out = decode(&rows, core::payee_total)?;
+        c.commit().await?;
+        Ok(out)
     }
+}
+
+/// One snapshot for a read of several statements (a period and its lines,
+/// its recoveries; the open period and the closed ones), read only: a close
+/// committed between them is seen by all of them or by none, never a
+/// period said open whose claims its close took away.
+async fn snapshot(
+    c: &mut deadpool_postgres::Object,
+) -> Result<deadpool_postgres::Transaction<'_>, StoreError> {
+    Ok(c.build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?)
 }
 
 /// The longest statement of a period's close, in ms: 15 minutes (the
