@@ -125,6 +125,7 @@ member-start = Start
 member-end = End
 member-running = running
 
+periods-none = No period yet: the first opens with the first claim coordinated.
 periods-title = Statements
 periods-number = No.
 periods-open = current
@@ -183,6 +184,7 @@ password-same = The new password is the current one: choose another.
 password-current-wrong = Current password (or code) incorrect.
 password-current-wrong-no-code = Current password incorrect.
 password-length = Too short or too long: { $min } to { $max } characters.
+password-weak = Too simple: a password of a few repeated characters is guessed. Choose a phrase of a few words.
 password-changed-meanwhile = Your password was reset by an operator during this change: nothing was changed. Sign in again with the one they give you.
 password-changed = Password changed. Sign in with the new one.
 users-title = Users
@@ -395,7 +397,7 @@ roster-check = Check
 roster-apply = Apply { $file }
 roster-fix-first = Correct the rows in error in the file, then upload it again.
 roster-expired = The checked file is no longer waiting: it was applied already (the page reloaded), or another was checked since, or the mutuelle changed. Nothing was applied again; upload it again if need be.
-upload-too-large = This file is larger than { $mib } MiB, the most the console takes. Save it as .xlsx (more compact than a .csv), or split it into several files.
+upload-too-large = This file is larger than { $mib } MiB, the most the console takes. Save it as .xlsx, more compact than a .csv (a members file must hold them all: do not split it).
 upload-busy = Other files are being read: send yours again in a moment.
 upload-cut = The file did not arrive whole (connection cut?): send it again.
 roster-unreadable = Unreadable file: { $detail }
@@ -403,6 +405,10 @@ roster-old-excel = Unreadable file: this is an Excel workbook of the old format 
 roster-not-xlsx = Unreadable file: this Excel workbook is damaged or incomplete (an interrupted transfer?). Save it again from Excel, or as CSV, then upload it.
 roster-other-workbook = Unreadable file: this is not an Excel workbook (.xlsx); a LibreOffice (.ods) or other spreadsheet's workbook is first saved as .xlsx or CSV (semicolon delimited).
 roster-no-members = This file holds no member: nothing to check.
+roster-changes-more = … and { $count ->
+        [one] { $count_shown } other change, applied with the others
+       *[other] { $count_shown } other changes, applied with the others
+    }.
 roster-no-column = The first row has no column "{ $column }".
 roster-unknown-column = Unknown column "{ $column }" in the first row. Possible columns: scheme_id, beneficiary_id, member_number, household_id, paid_until, product_id, product_start, product_end (remove the others).
 roster-bad-rows = Rows in error
@@ -505,6 +511,8 @@ products-none = No product is recorded for this mutuelle.
 products-new-version = Propose a new version of
 products-new-heading = New version of { $id } ({ $name })
 products-other-mutuelle = This form was opened for { $mutuelle }, and you now work on another mutuelle: nothing was proposed. Go back to { $mutuelle } (at the top of the page) to propose this version.
+products-starts-too-early = The new version must start after version { $version }, in force since { $from }: choose a later start date.
+products-version-pending = A version { $version } of this product is already proposed and waits for approval: have it approved or rejected (Approvals page) before proposing another.
 products-changed-meanwhile = The product changed since this form was opened (another version published, or another mutuelle chosen in another tab): nothing was proposed. Here is version { $version } of { $id } as it stands; type your changes again.
 products-new-intro = Version { $version } of { $id } starts from version { $from }; change what must change. It applies to care from the date chosen, once another manager approves it.
 products-propose = Propose this version
@@ -768,6 +776,7 @@ error-hold-released = What the mutuelle had set aside for this authorization was
 error-hold-not-released = What the mutuelle had set aside for this authorization could not be released: send the same request again to release it.
 error-hold-refused = The mutuelle refused to release what it had set aside for this authorization: it must be released in the mutuelle's own system.
 partner-error-deadline = deadline of { $ms } ms missed
+partner-error-paused = mutuelle { $mutuelle } paused by an operator: nothing is sent to it until it is resumed
 partner-error-unavailable = mutuelle unavailable: { $detail }
 partner-error-pending = not decided yet by the mutuelle (asked again later): { $detail }
 partner-error-malformed = invalid answer: { $detail }
@@ -933,6 +942,7 @@ opening-too-many = This file holds { $rows } { $count ->
         [one] balance row
        *[other] balance rows
     }: at most { $max } per upload. Split it into several files (by range of member numbers, say) and send them one after the other; a balance sent twice counts once.
+opening-unknown-column = Unknown column « { $column } » in the first line. Possible columns: member_number, scope, category, year, amount, count (or numero_adherent, plafond, categorie, annee, montant, actes); remove the others.
 opening-col-member_number = member_number
 opening-col-scope = scope
 opening-col-category = category

@@ -125,6 +125,7 @@ member-start = Début
 member-end = Fin
 member-running = en cours
 
+periods-none = Aucune période pour le moment : la première s'ouvre avec la première demande coordonnée.
 periods-title = Bordereaux
 periods-number = N°
 periods-open = en cours
@@ -183,6 +184,7 @@ password-same = Le nouveau mot de passe est l'actuel : choisissez-en un autre.
 password-current-wrong = Mot de passe actuel (ou code) incorrect.
 password-current-wrong-no-code = Mot de passe actuel incorrect.
 password-length = Trop court ou trop long : de { $min } à { $max } caractères.
+password-weak = Trop simple : un mot de passe de quelques caractères répétés se devine. Choisissez une phrase de quelques mots.
 password-changed-meanwhile = Votre mot de passe a été réinitialisé par un opérateur pendant ce changement : rien n'a été changé. Reconnectez-vous avec celui qu'il vous donne.
 password-changed = Mot de passe changé. Connectez-vous avec le nouveau.
 users-title = Utilisateurs
@@ -393,7 +395,7 @@ roster-check = Vérifier
 roster-apply = Appliquer { $file }
 roster-fix-first = Corrigez les lignes en erreur dans le fichier puis déposez-le à nouveau.
 roster-expired = Le fichier vérifié n'est plus en attente : il a déjà été appliqué (la page rechargée), ou un autre a été vérifié depuis, ou la mutuelle a changé. Rien n'a été appliqué de nouveau ; déposez-le à nouveau s'il le faut.
-upload-too-large = Ce fichier dépasse { $mib } Mio, la taille la plus grande que la console reçoit. Enregistrez-le en .xlsx (plus compact qu'un .csv), ou scindez-le en plusieurs fichiers.
+upload-too-large = Ce fichier dépasse { $mib } Mio, la taille la plus grande que la console reçoit. Enregistrez-le en .xlsx, plus compact qu'un .csv (un fichier des adhérents doit les contenir tous : ne le scindez pas).
 upload-busy = D'autres fichiers sont en cours de lecture : envoyez le vôtre à nouveau dans un instant.
 upload-cut = Le fichier n'est pas arrivé en entier (connexion coupée ?) : envoyez-le à nouveau.
 roster-unreadable = Fichier illisible : { $detail }
@@ -401,6 +403,10 @@ roster-old-excel = Fichier illisible : c'est un classeur de l'ancien format Exce
 roster-not-xlsx = Fichier illisible : ce classeur Excel est abîmé ou incomplet (transfert interrompu ?). Enregistrez-le de nouveau depuis Excel, ou au format CSV, puis déposez-le.
 roster-other-workbook = Fichier illisible : ce n'est pas un classeur Excel (.xlsx) ; un classeur LibreOffice (.ods) ou d'un autre tableur s'enregistre d'abord au format .xlsx ou CSV (séparateur point-virgule).
 roster-no-members = Ce fichier ne contient aucun adhérent : rien à vérifier.
+roster-changes-more = … et { $count ->
+        [one] { $count_shown } autre changement, appliqué avec les autres
+       *[other] { $count_shown } autres changements, appliqués avec les autres
+    }.
 roster-no-column = La première ligne n'a pas de colonne « { $column } ».
 roster-unknown-column = Colonne inconnue « { $column } » dans la première ligne. Colonnes possibles : scheme_id, beneficiary_id, member_number, household_id, paid_until, product_id, product_start, product_end (retirez les autres).
 roster-bad-rows = Lignes en erreur
@@ -539,6 +545,8 @@ products-none = Aucun produit enregistré pour cette mutuelle.
 products-new-version = Proposer une nouvelle version de
 products-new-heading = Nouvelle version de { $id } ({ $name })
 products-other-mutuelle = Ce formulaire a été ouvert pour { $mutuelle }, et vous travaillez maintenant sur une autre mutuelle : rien n'a été proposé. Revenez à { $mutuelle } (en haut de la page) pour proposer cette version.
+products-starts-too-early = La nouvelle version doit commencer après la version { $version }, qui s'applique depuis le { $from } : choisissez une date de début plus tardive.
+products-version-pending = Une version { $version } de ce produit est déjà proposée et attend son approbation : faites-la approuver ou rejeter (page Approbations) avant d'en proposer une autre.
 products-changed-meanwhile = Le produit a changé depuis l'ouverture de ce formulaire (une autre version publiée, ou une autre mutuelle choisie dans un autre onglet) : rien n'a été proposé. Voici la version { $version } de { $id } telle qu'elle est ; saisissez de nouveau vos changements.
 products-new-intro = La version { $version } de { $id } reprend la version { $from } ; changez ce qui doit changer. Elle s'appliquera aux soins à partir de la date choisie, une fois approuvée par une autre personne gestionnaire.
 products-propose = Proposer cette version
@@ -802,6 +810,7 @@ error-hold-released = Ce que la mutuelle avait réservé pour cet accord a été
 error-hold-not-released = Ce que la mutuelle avait réservé pour cet accord n'a pas pu être libéré : renvoyez la même demande pour le libérer.
 error-hold-refused = La mutuelle a refusé de libérer ce qu'elle avait réservé pour cet accord : cela doit se faire dans son propre système.
 partner-error-deadline = délai de { $ms } ms dépassé
+partner-error-paused = mutuelle { $mutuelle } mise en pause par un opérateur : rien ne lui est envoyé jusqu'à sa reprise
 partner-error-unavailable = mutuelle indisponible : { $detail }
 partner-error-pending = pas encore décidée par la mutuelle (redemandée plus tard) : { $detail }
 partner-error-malformed = réponse invalide : { $detail }
@@ -977,6 +986,7 @@ opening-too-many = Ce fichier compte { $rows } { $count ->
         [one] ligne
        *[other] lignes
     } de soldes : au plus { $max } par envoi. Scindez-le en plusieurs fichiers (par exemple par plage de numéros d'adhérent) et envoyez-les l'un après l'autre ; un solde envoyé deux fois n'est compté qu'une fois.
+opening-unknown-column = Colonne inconnue « { $column } » dans la première ligne. Colonnes possibles : numero_adherent ; plafond ; categorie ; annee ; montant ; actes (ou member_number, scope, category, year, amount, count), retirez les autres.
 opening-col-member_number = numero_adherent
 opening-col-scope = plafond
 opening-col-category = categorie

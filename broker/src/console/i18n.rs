@@ -158,8 +158,16 @@ impl Lang {
             ]
             .iter()
             .find_map(|(prefix, key)| {
-                e.strip_prefix(prefix)
-                    .map(|rest| self.t_args(key, &[("detail", rest)]))
+                e.strip_prefix(prefix).map(|rest| {
+                    match rest.strip_suffix(" is paused by an operator") {
+                        // The broker's own words: said in full.
+                        Some(m) if m.starts_with("mutuelle ") => self.t_args(
+                            "partner-error-paused",
+                            &[("mutuelle", m.trim_start_matches("mutuelle "))],
+                        ),
+                        _ => self.t_args(key, &[("detail", rest)]),
+                    }
+                })
             })
             .unwrap_or_else(|| e.to_string()),
         };
@@ -920,6 +928,18 @@ impl Lang {
         }
     }
 
+    /// Why an opening-balances file cannot be read, in words: its own
+    /// columns named for an unknown one (a members file's were), else as
+    /// [`Lang::roster_unreadable`] says it.
+    pub fn opening_unreadable(self, e: &str) -> String {
+        if e.contains("unknown column") {
+            let quoted = e.split('"').nth(1).unwrap_or("").to_string();
+            self.t_args("opening-unknown-column", &[("column", &quoted)])
+        } else {
+            self.roster_unreadable(e)
+        }
+    }
+
     /// A message with counts: each selects its plural as `$name` and is
     /// written grouped as `$name_shown` ("12 345"), as amounts are.
     pub fn counted(self, key: &str, counts: &[(&str, u64)]) -> String {
@@ -1038,6 +1058,23 @@ mod tests {
         );
     }
 
+    /// An opening-balances file's unknown column names its own columns, not
+    /// a members file's.
+    #[test]
+    fn an_opening_file_names_its_own_columns() {
+        let Err(e) =
+            passerelle_files::opening_csv::OpeningFile::parse("foo;plafond\n", "soldes.csv")
+        else {
+            panic!("an unknown column read");
+        };
+        let said = Lang::Fr.opening_unreadable(&e);
+        assert!(said.starts_with("Colonne inconnue « foo »"), "{said}");
+        assert!(
+            said.contains("numero_adherent") && !said.contains("scheme_id"),
+            "{said}"
+        );
+    }
+
     /// An opening-balances file past what one call takes is said before
     /// anything is sent, its count and the bound grouped as amounts are;
     /// one at the bound is sent.
@@ -1086,6 +1123,11 @@ mod tests {
         for kept in ["ok", "InvalidArgument: claim_id", ""] {
             assert_eq!(fr.partner_error(kept), kept);
         }
+        // The broker's own words for a pause: said in full.
+        assert_eq!(
+            fr.partner_error("partner unavailable: mutuelle MUT-LEGACY is paused by an operator"),
+            "mutuelle MUT-LEGACY mise en pause par un opérateur : rien ne lui est envoyé jusqu'à sa reprise"
+        );
     }
 
     /// What a cancel meant for the closed period a claim was in: its indu,

@@ -895,6 +895,7 @@ async fn password_change(
                     StatusCode::BAD_REQUEST,
                 ),
                 E::Same => (lang.t("password-same"), StatusCode::BAD_REQUEST),
+                E::Weak => (lang.t("password-weak"), StatusCode::BAD_REQUEST),
                 E::Changed => (lang.t("password-changed-meanwhile"), StatusCode::CONFLICT),
                 E::Credentials(SignInError::Refused) => (
                     // A code is asked of an operator, or of an account
@@ -2396,6 +2397,10 @@ fn read_roster(
         .map_err(|e| lang.roster_unreadable(&e))
 }
 
+/// The changes a members file's check lists one by one; the others are
+/// counted (every one is in the summary's counts, and applied).
+const ROSTER_CHANGES_SHOWN: usize = 200;
+
 /// How many times a check asks the broker again without the rows it
 /// refused (an error names at most [`crate::api::status::MAX_VIOLATIONS`]
 /// of them): at most that many rows named a check, the rest said to be
@@ -2707,14 +2712,24 @@ async fn roster_post(
             },
             &counts,
         );
+        // The first changes, member by member; past them, how many more
+        // (a file of 5,000 new members listed them all: 312 KB of page
+        // before the button that applies it, over a phone's link).
         let mut t = Table::new(lang, &["col-member", "roster-change"], &[]);
-        for ch in &d.changes {
+        for ch in d.changes.iter().take(ROSTER_CHANGES_SHOWN) {
             t.row(
                 String::new(),
                 vec![
                     ch.member_number.clone(),
                     lang.t(&format!("roster-change-{}", ch.change)),
                 ],
+            );
+        }
+        if d.changes.len() > ROSTER_CHANGES_SHOWN {
+            let more = (d.changes.len() - ROSTER_CHANGES_SHOWN) as u64;
+            t.row(
+                String::new(),
+                vec![lang.counted("roster-changes-more", &[("count", more)])],
             );
         }
         if !t.rows.is_empty() {
@@ -2879,7 +2894,7 @@ async fn periods(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
         }
     }
     let empty = if tables.is_empty() {
-        lang.t("claims-none")
+        lang.t("periods-none")
     } else {
         String::new()
     };
@@ -4832,6 +4847,13 @@ mod tests {
                 StatusCode::BAD_REQUEST,
                 "Trop court ou trop long : de 10 à 256 caractères.",
             ),
+            (
+                given,
+                "aaaaaaaaaaaa",
+                "aaaaaaaaaaaa",
+                StatusCode::BAD_REQUEST,
+                "Trop simple",
+            ),
         ] {
             let r = post(current, new, confirm).await;
             assert_eq!(r.status(), status, "{said}");
@@ -4929,6 +4951,39 @@ mod tests {
                 .unwrap()
                 .is_empty(),
             "nothing proposed"
+        );
+        // The form posted back as a browser does, its start date before
+        // version 1's: the broker's refusal in words, with version 1's date.
+        let mut fields: Vec<(String, String)> = form
+            .split("<input ")
+            .skip(1)
+            .filter_map(|i| {
+                let attr = |a: &str| {
+                    let at = i.find(&format!("{a}=\""))? + a.len() + 2;
+                    Some(i[at..at + i[at..].find('"')?].to_string())
+                };
+                Some((attr("name")?, attr("value").unwrap_or_default()))
+            })
+            .collect();
+        for (k, v) in &mut fields {
+            if k == "valid_from" {
+                *v = "01/01/2020".into();
+            }
+            if k == "csrf" {
+                *v = csrf.clone();
+            }
+        }
+        let r = changes::new_version(
+            State(c.clone()),
+            ama.clone(),
+            Path("BASE".into()),
+            Form(fields),
+        )
+        .await;
+        let page = html_of(r).await;
+        assert!(
+            page.contains("La nouvelle version doit commencer après la version 1, qui s&#39;applique depuis le 01/01/2025"),
+            "{page}"
         );
     }
 

@@ -50,6 +50,8 @@ const TOUCH_EVERY_MS: i64 = 60 * 1000;
 /// Bounds of what a person types.
 pub const MIN_PASSWORD: usize = 10;
 pub const MAX_PASSWORD: usize = 256;
+/// The fewest different characters a password its owner chooses holds.
+pub const MIN_DISTINCT: usize = 5;
 const MAX_LOGIN: usize = 64;
 
 static HASHES: Semaphore = Semaphore::const_new(MAX_HASHES);
@@ -204,6 +206,8 @@ pub enum PasswordChangeError {
     Length,
     /// The new password is the current one.
     Same,
+    /// The new password is a few characters repeated, or holds the login.
+    Weak,
     /// The account's password changed while this one was checked (an
     /// operator's reset): nothing written.
     Changed,
@@ -658,6 +662,12 @@ impl Broker {
         }
         if new == current {
             return Err(PasswordChangeError::Same);
+        }
+        // A few characters repeated ("aaaaaaaaaaaa", "abababababab") or the
+        // login itself: guessed first.
+        let distinct: std::collections::HashSet<char> = new.chars().collect();
+        if distinct.len() < MIN_DISTINCT || new.to_lowercase().contains(&person.user.login) {
+            return Err(PasswordChangeError::Weak);
         }
         let unavailable = |e: ServiceError| {
             PasswordChangeError::Credentials(SignInError::Unavailable(e.to_string()))

@@ -179,7 +179,7 @@ pub(super) async fn opening_balances(
     let l = ctx.lang;
     let cat = l.catalogue();
     let f = passerelle_files::opening_csv::OpeningFile::read(file)
-        .map_err(|e| Failure(cat.roster_unreadable(&e)))?;
+        .map_err(|e| Failure(cat.opening_unreadable(&e)))?;
     for b in &f.bad {
         let words = match l {
             Lang::Fr => &b.french,

@@ -642,7 +642,29 @@ pub(super) async fn new_version(
         .await;
     match r {
         Err(s) if s.code() == tonic::Code::InvalidArgument => {
-            let error = lang.t_args("products-form-error", &[("fields", &super::detail(&s))]);
+            // The two refusals a person meets here, in words; any other as
+            // the broker says it.
+            use tonic_types::StatusExt;
+            let fields: Vec<String> = s
+                .get_details_bad_request()
+                .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+                .unwrap_or_default();
+            let error = if fields.iter().any(|f| f.ends_with(".valid_from")) {
+                lang.t_args(
+                    "products-starts-too-early",
+                    &[
+                        ("version", &latest.version.to_string()),
+                        ("from", &lang.date(latest.valid_from)),
+                    ],
+                )
+            } else if fields.iter().any(|f| f.ends_with(".version")) {
+                lang.t_args(
+                    "products-version-pending",
+                    &[("version", &(latest.version + 1).to_string())],
+                )
+            } else {
+                lang.t_args("products-form-error", &[("fields", &super::detail(&s))])
+            };
             version_form(&ctx, &latest, &f, Some(error))
         }
         r => after_proposal(&ctx, r),

@@ -42,7 +42,7 @@ pub(super) async fn page_get(ctx: Ctx) -> Response {
 /// The file's balances, or why it cannot be read, in the reader's language.
 pub(super) fn read(lang: Lang, name: &str, bytes: &[u8]) -> Result<OpeningFile, String> {
     let text = super::spreadsheet_text(lang, bytes, &[])?;
-    OpeningFile::parse(&text, name).map_err(|e| lang.roster_unreadable(&e))
+    OpeningFile::parse(&text, name).map_err(|e| lang.opening_unreadable(&e))
 }
 
 /// A check or an apply.
