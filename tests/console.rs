@@ -336,7 +336,7 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     assert_eq!(h1(&c).await, "Tableau de bord");
     let body = text(&c).await;
     assert!(
-        body.contains("Connecté : Akosua Mensah (agent de mutuelle)"),
+        body.contains("Session de Akosua Mensah (agent de mutuelle)"),
         "{body}"
     );
     assert!(body.contains("Montant dû par la mutuelle"));
@@ -1178,7 +1178,7 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     assert!(
         text(&kossi)
             .await
-            .contains("Connecté : Kossi Agbo (agent de mutuelle)")
+            .contains("Session de Kossi Agbo (agent de mutuelle)")
     );
     kossi.close().await.unwrap();
     ops.goto(&format!("{console}/users")).await.unwrap();

@@ -214,6 +214,7 @@ users-seen = Seen
 
 error-title = Error
 error-forbidden = You do not have access to this page.
+error-not-allowed = This address is a console button's, not a page's: go back to the previous page and use the button.
 error-not-found = Page or claim not found.
 error-invalid = Invalid request: { $detail }
 error-csrf = The form has expired. Reload the page and try again.

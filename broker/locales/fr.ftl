@@ -10,7 +10,7 @@ nav-users = Utilisateurs
 nav-password = Mot de passe
 nav-sign-out = Se déconnecter
 nav-language = English
-signed-in-as = Connecté : { $name } ({ $role })
+signed-in-as = Session de { $name } ({ $role })
 role-clerk = agent de mutuelle
 role-manager = gestionnaire de mutuelle
 role-scheme = agent du régime
@@ -214,6 +214,7 @@ users-seen = Vu le
 
 error-title = Erreur
 error-forbidden = Vous n'avez pas accès à cette page.
+error-not-allowed = Cette adresse est celle d'un bouton de la console, pas d'une page : revenez à la page précédente et utilisez le bouton.
 error-not-found = Page ou demande introuvable.
 error-invalid = Requête invalide : { $detail }
 error-csrf = Le formulaire a expiré. Rechargez la page et recommencez.

@@ -124,6 +124,7 @@ pub fn router(c: Arc<Console>) -> Router {
         .route("/users/{login}/revoke", post(revoke))
         .route("/users/{login}/{action}", post(user_state))
         .route("/static/console.css", get(css))
+        .method_not_allowed_fallback(not_allowed)
         .fallback(not_found)
         .with_state(c)
 }
@@ -424,6 +425,24 @@ async fn not_found(
         anonymous_ui(lang, String::new()),
         StatusCode::NOT_FOUND,
         lang.t("error-not-found"),
+    )
+}
+
+/// A form's address opened as a page (a bookmark, a link copied from the
+/// address bar): said in words, not axum's empty 405.
+async fn not_allowed(
+    State(c): State<Arc<Console>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    headers: HeaderMap,
+) -> Reply {
+    let lang = match signed_in(&c, &headers, peer).await {
+        Ok(ctx) => return ctx.error(StatusCode::METHOD_NOT_ALLOWED, ctx.t("error-not-allowed")),
+        Err(_) => super::lang_of(&headers, None),
+    };
+    error_page(
+        anonymous_ui(lang, String::new()),
+        StatusCode::METHOD_NOT_ALLOWED,
+        lang.t("error-not-allowed"),
     )
 }
 
@@ -4877,6 +4896,14 @@ mod tests {
         assert!(!person.user.must_change);
         let r = routed(&c, &id, "/claims", None).await;
         assert_eq!(r.status(), StatusCode::OK);
+        // A form's address opened as a page: said in words.
+        let r = routed(&c, &id, "/sign-out", None).await;
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+        let page = html_of(r).await;
+        assert!(
+            page.contains("celle d&#39;un bouton de la console"),
+            "{page}"
+        );
         // The audit says who changed it.
         b.audit().flush().await;
         let trail = b.store().audit_of("user/yao").await.unwrap();
