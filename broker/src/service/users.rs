@@ -664,9 +664,13 @@ impl Broker {
             return Err(PasswordChangeError::Same);
         }
         // A few characters repeated ("aaaaaaaaaaaa", "abababababab") or the
-        // login itself: guessed first.
+        // login itself (one of 4 characters or more: "ama" is in many
+        // words): guessed first.
         let distinct: std::collections::HashSet<char> = new.chars().collect();
-        if distinct.len() < MIN_DISTINCT || new.to_lowercase().contains(&person.user.login) {
+        let login = &person.user.login;
+        if distinct.len() < MIN_DISTINCT
+            || (login.chars().count() >= 4 && new.to_lowercase().contains(login.as_str()))
+        {
             return Err(PasswordChangeError::Weak);
         }
         let unavailable = |e: ServiceError| {
