@@ -416,16 +416,23 @@ async fn not_found(
     Extension(Peer(peer)): Extension<Peer>,
     headers: HeaderMap,
 ) -> Reply {
-    // Signed in: the page keeps its navigation.
-    if let Ok(ctx) = signed_in(&c, &headers, peer).await {
-        return ctx.error(StatusCode::NOT_FOUND, ctx.t("error-not-found"));
+    no_page(&c, &headers, peer, StatusCode::NOT_FOUND, "error-not-found").await
+}
+
+/// An error page for a request no page answers, in words (`key`); signed
+/// in, the page keeps its navigation.
+async fn no_page(
+    c: &Console,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    code: StatusCode,
+    key: &str,
+) -> Reply {
+    if let Ok(ctx) = signed_in(c, headers, peer).await {
+        return ctx.error(code, ctx.t(key));
     }
-    let lang = super::lang_of(&headers, None);
-    error_page(
-        anonymous_ui(lang, String::new()),
-        StatusCode::NOT_FOUND,
-        lang.t("error-not-found"),
-    )
+    let lang = super::lang_of(headers, None);
+    error_page(anonymous_ui(lang, String::new()), code, lang.t(key))
 }
 
 /// A form's address opened as a page (a bookmark, a link copied from the
@@ -435,15 +442,14 @@ async fn not_allowed(
     Extension(Peer(peer)): Extension<Peer>,
     headers: HeaderMap,
 ) -> Reply {
-    let lang = match signed_in(&c, &headers, peer).await {
-        Ok(ctx) => return ctx.error(StatusCode::METHOD_NOT_ALLOWED, ctx.t("error-not-allowed")),
-        Err(_) => super::lang_of(&headers, None),
-    };
-    error_page(
-        anonymous_ui(lang, String::new()),
+    no_page(
+        &c,
+        &headers,
+        peer,
         StatusCode::METHOD_NOT_ALLOWED,
-        lang.t("error-not-allowed"),
+        "error-not-allowed",
     )
+    .await
 }
 
 /// What an action just did, shown once on the page it returns to

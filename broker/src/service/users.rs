@@ -1039,6 +1039,44 @@ mod tests {
 
     const MIN: std::time::Duration = std::time::Duration::from_secs(60);
 
+    /// A password its owner chooses: not a few characters repeated, not
+    /// holding a login of 4 characters or more; a login of 3 ("ama") is
+    /// inside too many words to be refused in them.
+    #[tokio::test]
+    async fn a_chosen_password_is_not_guessed_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _) = accounts(dir.path()).await;
+        b.add_user(
+            NewUser {
+                login: "kofi2".into(),
+                display_name: "Kofi".into(),
+                role: UserRole::Clerk,
+                scope: vec!["MUT-X".into()],
+                password: "given by ops".into(),
+                lang: String::new(),
+                must_change: true,
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+        let (_, kofi) = b.sign_in("kofi2", "given by ops", "", "::1").await.unwrap();
+        for weak in ["abababababab", "ma phrase KOFI2 a moi"] {
+            assert_eq!(
+                b.change_own_password(&kofi, "given by ops", "", weak, "::1")
+                    .await,
+                Err(PasswordChangeError::Weak),
+                "{weak}"
+            );
+        }
+        let (_, ama) = b.sign_in("ama", "correct horse", "", "::1").await.unwrap();
+        assert_eq!(
+            b.change_own_password(&ama, "correct horse", "", "une amande verte", "::1")
+                .await,
+            Ok(())
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn sessions_end_when_idle_and_at_their_absolute_end() {
         let dir = tempfile::tempdir().unwrap();
