@@ -650,8 +650,13 @@ impl Adapter for FhirAdapter {
             Dialect::Openimis => openimis::eligibility(q, &member, &lines),
         };
         let v = self.post("/CoverageEligibilityRequest", &req, None).await?;
+        // Another member's answer is never shown (their ceilings, their
+        // cover): the question's identifier and patient are checked first.
+        answers_the_claim_sent(&v, &req["identifier"]).map_err(malformed)?;
+        answers_the_patient_sent(&v, &req["patient"]).map_err(malformed)?;
         let parsed = parse_eligibility(&v, &self.cfg.currency_symbols, Some(&q.currency))
             .map_err(malformed)?;
+        parsed.effect()?;
         let shown = crate::codes::CodeMaps::shown_member(q.member_number.as_deref(), member);
         Ok(eligibility_answer(&parsed, shown, local, q.lines.len()))
     }
@@ -684,6 +689,8 @@ impl Adapter for FhirAdapter {
                     })?;
                 let code = openimis::claim_code(req.idempotency_key);
                 let mut v = self.post_openimis_claim(&claim, &code).await?;
+                openimis::answers_the_code(&v, &code).map_err(AdapterError::Malformed)?;
+                answers_the_patient_sent(&v, &claim["patient"]).map_err(malformed)?;
                 openimis::renumber(&mut v, &mapped.lines).map_err(AdapterError::Malformed)?;
                 v
             }
@@ -698,6 +705,7 @@ impl Adapter for FhirAdapter {
                     .post("/Claim", &claim, Some(req.idempotency_key))
                     .await?;
                 answers_the_claim_sent(&v, &claim["identifier"]).map_err(malformed)?;
+                answers_the_patient_sent(&v, &claim["patient"]).map_err(malformed)?;
                 v
             }
         };
@@ -736,6 +744,7 @@ impl Adapter for FhirAdapter {
             .post("/Claim", &claim, Some(req.idempotency_key))
             .await?;
         answers_the_claim_sent(&v, &claim["identifier"]).map_err(malformed)?;
+        answers_the_patient_sent(&v, &claim["patient"]).map_err(malformed)?;
         let (pre_auth_ref, valid_until) = preauthorization_terms(&v)?;
         let (lines, reference) = self.lines_of(&v, mapped, &c.currency)?;
         Ok(Commitment {
@@ -1028,6 +1037,13 @@ mod tests {
         );
         assert_eq!(r.lines[0].quantity, Some(3));
         assert_eq!(r.lines[0].line_total, Some(1500));
+        // A status openIMIS does not define is refused, named, where the
+        // line waited for ever on it.
+        let v = json!({"resourceType": "ClaimResponse", "outcome": "complete", "item": [
+            {"itemSequence": 1, "adjudication": [adj("2", Some("1000"), 1), adj("32", Some("1000"), 1)]}]});
+        let e = parse_claim_response(&v, Dialect::Openimis, &HashMap::new(), None).unwrap_err();
+        assert_eq!(e.path, "ClaimResponse.item[0].adjudication[1].category");
+        assert!(e.message.contains("32"), "{e}");
     }
 
     /// Issue 15, currencies: every ISO 4217 code is known with its minor
@@ -1094,6 +1110,21 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.message.contains("line 9"), "{e}");
+        // Two benefits on one item, without a total to catch it: which one
+        // is paid cannot be told; refused, named (the last one was paid).
+        let two = json!([{"category": {"coding": [{"code": "benefit"}]}, "amount": {"value": 300, "currency": "XOF"}},
+                         {"category": {"coding": [{"code": "benefit"}]}, "amount": {"value": 500, "currency": "XOF"}}]);
+        let mut v = answer(json!([]), None);
+        v["item"][0]["adjudication"] = two.clone();
+        let e = read(&v).unwrap_err();
+        assert_eq!(e.path, "ClaimResponse.item[0].adjudication[1]");
+        assert!(e.message.contains("second benefit"), "{e}");
+        let e = read(&answer(
+            json!([{"itemSequence": [2], "adjudication": two}]),
+            None,
+        ))
+        .unwrap_err();
+        assert_eq!(e.path, "ClaimResponse.addItem[0].adjudication[1]");
     }
 
     /// Issue 15, item 4: the payer's disposition, errors and notes are read
@@ -1461,6 +1492,126 @@ mod tests {
         let eob = json!({"resourceType": "ExplanationOfBenefit", "claim": {"identifier": {"value": "adj-x"}}});
         let e = answers_the_claim_sent(&eob, &sent).unwrap_err();
         assert_eq!(e.path, "ExplanationOfBenefit.claim.identifier");
+    }
+
+    /// An answer about another person (a server's cache, a proxy's
+    /// mix-up, a member number typed into the wrong field) is refused,
+    /// never shown nor booked: the same identifier system (or openIMIS's
+    /// identifier type) with another value, or a reference to another
+    /// Patient. A patient named another way cannot be checked and passes.
+    #[test]
+    fn an_answer_about_another_patient_is_refused() {
+        let by_id = json!({ "identifier": { "system": "urn:passerelle:member", "value": "M-1" } });
+        let by_ref = json!({ "reference": "Patient/070707070" });
+        let by_code = json!({ "type": "Patient", "identifier": { "type": { "coding": [{ "code": "Code" }] }, "value": "070707070" } });
+        let answer = |patient: Value| json!({"resourceType": "CoverageEligibilityResponse", "patient": patient});
+        for (sent, patient) in [
+            (
+                &by_id,
+                json!({ "identifier": { "system": "urn:passerelle:member", "value": "M-1" } }),
+            ),
+            (&by_id, json!({ "reference": "Patient/42" })),
+            (
+                &by_id,
+                json!({ "identifier": { "system": "https://mutuelle.example/members", "value": "9" } }),
+            ),
+            (&by_ref, json!({ "reference": "Patient/070707070" })),
+            (
+                &by_ref,
+                json!({ "reference": "https://imis.example/api_fhir_r4/Patient/070707070" }),
+            ),
+            (&by_code, json!({ "reference": "Patient/2C6D7F1A-UUID" })),
+        ] {
+            assert!(
+                answers_the_patient_sent(&answer(patient.clone()), sent).is_ok(),
+                "{patient}"
+            );
+        }
+        assert!(
+            answers_the_patient_sent(&json!({"resourceType": "ClaimResponse"}), &by_id).is_ok()
+        );
+        for (sent, patient, path) in [
+            (
+                &by_id,
+                json!({ "identifier": { "system": "urn:passerelle:member", "value": "M-2" } }),
+                "identifier.value",
+            ),
+            (
+                &by_ref,
+                json!({ "reference": "Patient/070707071" }),
+                "reference",
+            ),
+            (
+                &by_ref,
+                json!({ "reference": "https://imis.example/Patient/999" }),
+                "reference",
+            ),
+            (
+                &by_code,
+                json!({ "identifier": { "type": { "coding": [{ "code": "Code" }] }, "value": "111111111" } }),
+                "identifier.value",
+            ),
+        ] {
+            let e = answers_the_patient_sent(&answer(patient.clone()), sent).unwrap_err();
+            assert_eq!(
+                e.path,
+                format!("CoverageEligibilityResponse.patient.{path}"),
+                "{patient}"
+            );
+            assert!(e.message.contains("another person"), "{e}");
+        }
+    }
+
+    /// A CoverageEligibilityResponse's outcome and errors are read as a
+    /// ClaimResponse's: `error`, or any `error[]` whatever the outcome, is
+    /// the payer's refusal in its words (the broker answers no cover),
+    /// even where an insurance says `inforce: true` with its ceilings;
+    /// `queued` is asked again; an outcome FHIR does not define is
+    /// malformed; `complete` and `partial` without errors are answers.
+    #[test]
+    fn an_eligibility_error_is_never_read_as_cover() {
+        let answer = |outcome: &str, errors: Value| {
+            json!({"resourceType": "CoverageEligibilityResponse", "outcome": outcome, "error": errors,
+                   "disposition": "assuré inconnu",
+                   "insurance": [{"inforce": true, "item": [{"category": {"text": "consultation"},
+                     "benefit": [{"type": {"coding": [{"code": "benefit"}]}, "allowedMoney": {"value": 50000, "currency": "XOF"}}]}]}]})
+        };
+        let effect = |v: &Value| {
+            parse_eligibility(v, &HashMap::new(), Some("XOF"))
+                .unwrap()
+                .effect()
+        };
+        for outcome in ["complete", "partial"] {
+            let v = answer(outcome, json!([]));
+            assert!(effect(&v).is_ok(), "{outcome}");
+            let e = parse_eligibility(&v, &HashMap::new(), Some("XOF")).unwrap();
+            assert!(eligibility_answer(&e, "M-1".into(), Vec::new(), 0).covered);
+        }
+        let error = json!([{"code": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/adjudication-error", "code": "a001", "display": "Missing Identifier"}]}}]);
+        for (outcome, errors) in [
+            ("error", json!([])),
+            ("error", error.clone()),
+            ("complete", error.clone()),
+            ("partial", error.clone()),
+        ] {
+            match effect(&answer(outcome, errors.clone())) {
+                Err(AdapterError::Rejected(r)) => {
+                    assert!(r.message.contains(&format!("outcome={outcome}")), "{r:?}");
+                    assert!(r.message.contains("assuré inconnu"), "{r:?}");
+                    if errors != json!([]) {
+                        assert!(r.message.contains("Missing Identifier"), "{r:?}");
+                    }
+                }
+                other => panic!("{outcome} {errors}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            effect(&answer("queued", json!([]))),
+            Err(AdapterError::Pending(_))
+        ));
+        assert!(
+            matches!(effect(&answer("done", json!([]))), Err(AdapterError::Malformed(m)) if m.contains("outcome"))
+        );
     }
 
     /// Issue 15, item 4: FHIR's four outcome codes map to the claim's

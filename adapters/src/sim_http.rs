@@ -461,10 +461,14 @@ impl SimFhir {
             Dialect::Openimis if a.covered => json!([{ "item": items }]),
             Dialect::Openimis => json!([]),
         };
-        Ok(
-            json!({ "resourceType": "CoverageEligibilityResponse", "status": "active", "purpose": ["benefits"],
-                   "outcome": "complete", "insurance": insurance }),
-        )
+        // The patient asked about, as a server answers it (openIMIS:
+        // `Patient/<chfid>`), and the question answered, by its identifier.
+        let mut answer = json!({ "resourceType": "CoverageEligibilityResponse", "status": "active", "purpose": ["benefits"],
+               "patient": v["patient"], "outcome": "complete", "insurance": insurance });
+        if let Some(id) = v.pointer("/identifier/0") {
+            answer["request"] = json!({ "identifier": id });
+        }
+        Ok(answer)
     }
 
     /// A Claim with `use = preauthorization`: the simulated mutuelle's

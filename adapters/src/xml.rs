@@ -108,6 +108,12 @@ pub struct AnswerPaths {
     /// The partner's reference of the adjudication.
     #[serde(default)]
     pub reference: Option<String>,
+    /// Where the answer repeats the key of the request it answers (the
+    /// template's `{{key}}`; an element, or ending in `/@name` an
+    /// attribute). When set, an answer without it or with another value
+    /// is refused as malformed, never booked on this claim.
+    #[serde(default)]
+    pub key: Option<String>,
     /// An element whose presence means the request was refused; its text is
     /// the reason.
     #[serde(default)]
@@ -565,6 +571,8 @@ impl XmlAdapter {
         let body = render(&op.template, ctx).map_err(AdapterError::Malformed)?;
         let root = self.call(op, body).await?;
         let answer = read_answer(&op.answer, &root, &self.cfg.numbers, currency)?;
+        // After a refusal or "try again later", which need not repeat it.
+        answers_the_key(&op.answer, &root, ctx_text(ctx, "key"))?;
         let valid_until = match op.answer.valid_until.as_deref() {
             None => None,
             Some(path) => {
@@ -601,6 +609,14 @@ impl XmlAdapter {
 
 fn t(s: impl Into<String>) -> Val {
     Val::Text(s.into())
+}
+
+/// A text value of a template's context ("" when absent or a list).
+fn ctx_text<'a>(ctx: &'a Ctx, name: &str) -> &'a str {
+    match ctx.get(name) {
+        Some(Val::Text(s)) => s,
+        _ => "",
+    }
 }
 
 fn check_template(template: &str) -> Result<(), String> {
@@ -691,6 +707,7 @@ impl Adapter for XmlAdapter {
         if let Some(e) = refusal(&op.answer, &root) {
             return Err(e);
         }
+        answers_the_key(&op.answer, &root, &q.idempotency_key)?;
         let covered = read_covered(&op.answer, &root)?;
         Ok(EligibilityAnswer {
             covered,
@@ -1004,6 +1021,42 @@ mod tests {
             Err(AdapterError::Rejected(r)) => assert_eq!(r.message, "Adhérent inconnu"),
             other => panic!("{other:?}"),
         }
+        // A partner that echoes the request's key (`answer.key`): an
+        // answer for another request, or one that does not say, is
+        // refused as malformed, never booked on this claim; its own is
+        // read; a refusal need not repeat it.
+        let mut keyed = cfg.clone();
+        keyed.adjudicate.answer.key = Some("Reponse/@cle".into());
+        let adapter = XmlAdapter::new(&keyed).unwrap();
+        let ask = || {
+            adapter.adjudicate(crate::AdjudicationRequest {
+                idempotency_key: "k-both",
+                claim: &claim,
+                member_number: "K-1",
+                member: None,
+                prior: None,
+                unread_ceilings: false,
+            })
+        };
+        let paying = |cle: &str| {
+            format!(
+                "<Reponse{cle}><Reference>R-1</Reference><Ligne no=\"1\"><Part>1 500</Part></Ligne><Ligne no=\"2\"><Part>400</Part></Ligne></Reponse>"
+            )
+        };
+        for (cle, said) in [(" cle=\"k-other\"", "\"k-other\""), ("", "missing")] {
+            *body.lock().unwrap() = paying(cle);
+            match ask().await {
+                Err(AdapterError::Malformed(m)) => {
+                    assert!(m.starts_with("Reponse/@cle") && m.contains(said), "{m}")
+                }
+                other => panic!("{cle}: {other:?}"),
+            }
+        }
+        *body.lock().unwrap() = paying(" cle=\"k-both\"");
+        let a = ask().await.unwrap();
+        assert_eq!(a.partner_reference, "R-1");
+        *body.lock().unwrap() = "<Reponse><Erreur>Adhérent inconnu</Erreur></Reponse>".into();
+        assert!(matches!(ask().await, Err(AdapterError::Rejected(_))));
     }
 
     /// A plain XML answer that says "try again later" at `busy` (an

@@ -217,7 +217,13 @@ fn same_currency(seen: &mut String, c: &str, path: &str) -> Result<(), PathError
 pub fn answers_the_claim_sent(v: &Value, sent: &Value) -> Result<(), PathError> {
     let (res, field) = match v.get("resourceType").and_then(Value::as_str) {
         Some("ExplanationOfBenefit") => ("ExplanationOfBenefit", "claim"),
+        Some("CoverageEligibilityResponse") => ("CoverageEligibilityResponse", "request"),
         _ => ("ClaimResponse", "request"),
+    };
+    let what = if field == "request" && res != "ClaimResponse" {
+        "question"
+    } else {
+        "claim"
     };
     let Some(id) = v.get(field).and_then(|r| r.get("identifier")) else {
         return Ok(());
@@ -254,10 +260,59 @@ pub fn answers_the_claim_sent(v: &Value, sent: &Value) -> Result<(), PathError> 
     Err(perr(
         &path,
         format!(
-            "the answer is for claim {value:?}, not for the claim sent, {}: an answer for another claim is never booked",
+            "the answer is for {what} {value:?}, not for the {what} sent, {}: an answer for another {what} is never used",
             expected.join(" or ")
         ),
     ))
+}
+
+/// Whether an answer is about the patient the request named (`sent`: the
+/// request's `patient`). A patient identifier of the system (or the
+/// identifier type) sent with another value, or a reference
+/// `Patient/<id>` to another id where a reference was sent, is an answer
+/// about someone else: refused as malformed, never shown to a scheme nor
+/// booked on this claim. A patient named another way (the server's own id
+/// for a member sent by identifier), or not named, cannot be checked and
+/// passes.
+pub fn answers_the_patient_sent(v: &Value, sent: &Value) -> Result<(), PathError> {
+    let res = v
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or("answer");
+    let Some(got) = v.get("patient") else {
+        return Ok(());
+    };
+    let text = |x: &Value, p: &str| x.pointer(p).and_then(Value::as_str).map(str::to_string);
+    // The id a reference names: what follows its last "Patient/" (a server
+    // may answer with its absolute address).
+    let id = |x: &Value| {
+        text(x, "/reference").and_then(|r| r.rfind("Patient/").map(|i| r[i + 8..].to_string()))
+    };
+    let mismatch = match (id(got), id(sent)) {
+        (Some(a), Some(b)) if a != b => Some(("reference", a, b)),
+        _ => {
+            let (gi, si) = (&got["identifier"], &sent["identifier"]);
+            let same_kind =
+                |p: &str| matches!((text(gi, p), text(si, p)), (Some(a), Some(b)) if a == b);
+            match (text(gi, "/value"), text(si, "/value")) {
+                (Some(a), Some(b))
+                    if a != b && (same_kind("/system") || same_kind("/type/coding/0/code")) =>
+                {
+                    Some(("identifier.value", a, b))
+                }
+                _ => None,
+            }
+        }
+    };
+    match mismatch {
+        None => Ok(()),
+        Some((field, got, sent)) => Err(perr(
+            &format!("{res}.patient.{field}"),
+            format!(
+                "the answer is about patient {got:?}, not {sent:?}, the one asked about: an answer about another person is never used"
+            ),
+        )),
+    }
 }
 
 /// Reads a ClaimResponse (standard or openIMIS).
@@ -362,6 +417,7 @@ pub fn parse_claim_response(
                         "eligible" if line.line_total.is_none() => {
                             line.line_total = amount.map(|(x, _)| x)
                         }
+                        "benefit" if seen_benefit => return Err(twice(&ap)),
                         "benefit" => {
                             line.benefit = amount.map(|(x, _)| x).ok_or_else(|| {
                                 perr(&format!("{ap}.amount"), "benefit without amount")
@@ -373,10 +429,18 @@ pub fn parse_claim_response(
                     }
                 }
                 Dialect::Openimis => {
-                    let status: Option<u32> = cat
-                        .parse()
-                        .ok()
-                        .or_else(|| STATUS.iter().find(|(_, t)| *t == cat).map(|(c, _)| *c));
+                    let status: Option<u32> = match cat.parse::<u32>() {
+                        // A number is a status code: one openIMIS defines,
+                        // never a line left waiting on a code it has not.
+                        Ok(n) if STATUS.iter().any(|(c, _)| *c == n) => Some(n),
+                        Ok(n) => {
+                            return Err(perr(
+                                &format!("{ap}.category"),
+                                format!("{n} is not an openIMIS claim status (1, 2, 4, 8 or 16)"),
+                            ));
+                        }
+                        Err(_) => STATUS.iter().find(|(_, t)| *t == cat).map(|(c, _)| *c),
+                    };
                     let Some(status) = status else { continue };
                     line.status = Some(status);
                     // openIMIS writes rejection reason 0, "ACCEPTED", on
@@ -484,6 +548,16 @@ pub fn parse_claim_response(
 /// Reads a Money at a path: minor units and currency code.
 type ReadMoney<'a> = dyn Fn(&Value, &str) -> Result<(i64, String), PathError> + 'a;
 
+/// A second `benefit` adjudication on one item: which of the two the
+/// mutuelle pays cannot be told (the last one read was paid, and the sum
+/// of the items no longer tied to what was booked).
+fn twice(path: &str) -> PathError {
+    perr(
+        path,
+        "a second benefit adjudication on this item: which one the mutuelle pays cannot be told",
+    )
+}
+
 /// The benefit of one adjudication list (category `benefit`), if any.
 fn benefit_of(
     adjudication: Option<&Value>,
@@ -501,6 +575,9 @@ fn benefit_of(
     {
         if a.get("category").and_then(code_of) != Some("benefit") {
             continue;
+        }
+        if benefit.is_some() {
+            return Err(twice(&format!("{path}.adjudication[{j}]")));
         }
         let ap = format!("{path}.adjudication[{j}].amount");
         let m = a
@@ -678,6 +755,54 @@ pub struct ParsedEligibility {
     /// deductibles (benefit types copay, copay-percent, copay-maximum,
     /// deductible) and the categories it excludes.
     pub cost_shares: Vec<passerelle_domain::engine::CostShare>,
+    /// `outcome` as written (`complete`, `partial`, `error`, `queued`).
+    pub outcome: String,
+    /// `disposition`: the payer's words on the outcome.
+    pub disposition: String,
+    /// `error[]`: each error's code (display when given).
+    pub errors: Vec<PayerError>,
+}
+
+impl ParsedEligibility {
+    /// What the answer's outcome and errors mean for the question asked,
+    /// as a ClaimResponse's do (`outcome_effect`): `complete` or `partial`
+    /// without errors is an answer; `error`, or any `error[]` whatever the
+    /// outcome (the payer found errors: its ceilings and "in force" are not
+    /// to be trusted), is the payer's refusal, in its words, which the
+    /// broker answers as no cover (the counter then asks the patient for
+    /// the remainder rather than counting on a share the payer did not
+    /// grant); `queued` is asked again; any other outcome is malformed.
+    pub fn effect(&self) -> Result<(), AdapterError> {
+        // The payer's words, after a colon, when it gave any.
+        let why = || {
+            let mut parts = Vec::new();
+            if !self.disposition.is_empty() {
+                parts.push(self.disposition.clone());
+            }
+            parts.extend(self.errors.iter().map(|(_, e)| e.clone()));
+            match parts.join("; ") {
+                w if w.is_empty() => w,
+                w => format!(": {w}"),
+            }
+        };
+        match outcome_effect(&self.outcome) {
+            OutcomeEffect::Final if self.errors.is_empty() => Ok(()),
+            OutcomeEffect::Final | OutcomeEffect::Rejected => {
+                Err(AdapterError::Rejected(Reason::new(
+                    ReasonCode::PartnerRejected,
+                    format!("the mutuelle answered outcome={}{}", self.outcome, why()),
+                )))
+            }
+            OutcomeEffect::Pending => Err(AdapterError::Pending(format!(
+                "the mutuelle queued the eligibility question{}; ask again later",
+                why()
+            ))),
+            OutcomeEffect::Refused => Err(AdapterError::Malformed(format!(
+                "CoverageEligibilityResponse.outcome: {:?} is not an outcome FHIR R4 defines",
+                self.outcome
+            ))),
+        }
+    }
 }
 
 /// An item's `network`, `unit` and `term`, read by their FHIR code systems
@@ -780,6 +905,12 @@ pub fn parse_eligibility(
         .cloned()
         .unwrap_or_default();
     let outcome_ok = v.get("outcome").and_then(Value::as_str) == Some("complete");
+    out.outcome = v
+        .get("outcome")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    (out.disposition, out.errors, _) = payer_words(v);
     for (i, ins) in insurance.iter().enumerate() {
         // Standard: inforce; openIMIS sends no inforce: an insurance entry
         // with a complete outcome means a policy in force.

@@ -136,6 +136,44 @@ pub fn claim_code(key: &str) -> String {
     format!("PS{}", hex::encode_upper(&digest[..7]))
 }
 
+/// Whether openIMIS's answer is for the claim code sent. openIMIS names
+/// its claim by the claim's code (`imis_claim.code`) in an identifier
+/// typed `Code` or `MR` (`fhir_code_for_imis_claim_code_type`), in the
+/// ClaimResponse's `identifier` or in its `request`'s. Another code there
+/// is an answer for another claim: lines are matched by act code alone
+/// (`renumber`), so it would fit any claim of the same acts and be paid on
+/// this one; it is refused as malformed instead. An answer that names no
+/// code cannot be checked and is matched by its lines.
+pub fn answers_the_code(answer: &Value, code: &str) -> Result<(), String> {
+    let typed = |i: &Value| {
+        i.pointer("/type/coding")
+            .and_then(Value::as_array)
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| matches!(c.get("code").and_then(Value::as_str), Some("Code" | "MR")))
+            })
+    };
+    let top = answer
+        .get("identifier")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, id)| (format!("ClaimResponse.identifier[{i}]"), id));
+    let request = answer
+        .pointer("/request/identifier")
+        .map(|id| ("ClaimResponse.request.identifier".to_string(), id));
+    for (path, id) in top.chain(request) {
+        let value = id.get("value").and_then(Value::as_str).unwrap_or("");
+        if typed(id) && value != code {
+            return Err(format!(
+                "{path}: the answer is for claim code {value:?}, not for the claim sent, {code:?}: an answer for another claim is never booked"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// openIMIS's kind of a line: `item` (a medication or device) or `service`.
 /// A category mapped to "item" or "service" in `codes.categories` says it;
 /// otherwise pharmacy and optical lines are items, the rest services.
@@ -400,6 +438,17 @@ mod tests {
         crate::sim::SimMutuelle,
         tokio::task::JoinHandle<()>,
     ) {
+        partner_keeping(Default::default()).await
+    }
+
+    /// The same, keeping its answers by claim code in `answers`.
+    async fn partner_keeping(
+        answers: crate::sim_http::OpenimisAnswers,
+    ) -> (
+        FhirAdapter,
+        crate::sim::SimMutuelle,
+        tokio::task::JoinHandle<()>,
+    ) {
         let mut member = kit::member();
         member.member_number = "070707070".into();
         let sim = crate::sim::SimMutuelle::new("MUT-KIT", vec![member], vec![kit::product()]);
@@ -409,7 +458,7 @@ mod tests {
             currency_text: "$".into(),
             currency: "XOF".into(),
             login: None,
-            answers: Default::default(),
+            answers,
         }
         .start()
         .await
@@ -583,6 +632,47 @@ mod tests {
             1,
             "openIMIS adjudicated once"
         );
+    }
+
+    /// An answer openIMIS gives for another claim code (read back for a
+    /// resend, a proxy's cache) is refused as malformed, never booked on
+    /// this claim: its lines name the same acts, and would fit it. The
+    /// simulated openIMIS holds, under this claim's code, the answer to
+    /// another claim of the same acts.
+    #[tokio::test]
+    async fn an_answer_for_another_claim_code_is_never_booked() {
+        let answers = crate::sim_http::OpenimisAnswers::default();
+        let (adapter, _sim, _task) = partner_keeping(answers.clone()).await;
+        let first = claim_with_medicine("oi-a");
+        adapter
+            .adjudicate(kit::req("oi-key-a", &first))
+            .await
+            .unwrap();
+        let other = answers.get(&claim_code("oi-key-a")).unwrap();
+        answers.put(&claim_code("oi-key-b"), other.clone());
+        let second = claim_with_medicine("oi-b");
+        match adapter.adjudicate(kit::req("oi-key-b", &second)).await {
+            Err(crate::AdapterError::Malformed(m)) => {
+                assert!(m.contains(&claim_code("oi-key-a")), "{m}");
+                assert!(m.contains(&claim_code("oi-key-b")), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Its own code, in `identifier` or in `request`, is read.
+        let mut own = other.clone();
+        own["identifier"][0]["value"] = json!(claim_code("oi-key-b"));
+        assert!(answers_the_code(&own, &claim_code("oi-key-b")).is_ok());
+        own["request"] =
+            json!({ "identifier": { "type": { "coding": [{ "code": "MR" }] }, "value": "PS00" } });
+        assert!(
+            answers_the_code(&own, &claim_code("oi-key-b"))
+                .unwrap_err()
+                .contains("request")
+        );
+        // One that names no code is matched by its lines.
+        own.as_object_mut().unwrap().remove("identifier");
+        own.as_object_mut().unwrap().remove("request");
+        assert!(answers_the_code(&own, &claim_code("oi-key-b")).is_ok());
     }
 
     /// A line the scheme refused is never asked of openIMIS (its Claim has

@@ -101,9 +101,21 @@ pub fn translate(
         "CoverageEligibilityResponse" => {
             let e =
                 super::parse_eligibility(&v, syms, Some(currency)).map_err(|e| e.to_string())?;
+            // As the broker reads it: its outcome and errors first.
+            let (covered, read) = match e.effect() {
+                Ok(()) => (e.covered, "an answer".to_string()),
+                Err(crate::AdapterError::Rejected(r)) => {
+                    (false, format!("not covered: {}", r.message))
+                }
+                Err(other) => (false, other.to_string()),
+            };
             Ok(json!({
                 "resource": "CoverageEligibilityResponse",
-                "covered": e.covered,
+                "outcome": e.outcome,
+                "as_the_broker_reads_it": read,
+                "disposition": e.disposition,
+                "errors": e.errors.iter().map(|(_, x)| x).collect::<Vec<_>>(),
+                "covered": covered,
                 "amounts": e.amounts.iter().map(|(n, a, u, c)| json!({ "benefit": n, "allowed": amount(*a, c), "used": amount(*u, c), "left": amount(a.saturating_sub(*u), c) })).collect::<Vec<_>>(),
                 "counts": e.counts.iter().map(|(n, a, u)| json!({ "benefit": n, "allowed": a, "used": u, "left": a.saturating_sub(*u) })).collect::<Vec<_>>(),
                 "cost_shares": e.cost_shares,
@@ -147,5 +159,43 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.contains("[partners.fhir]"), "{e}");
+    }
+
+    /// An eligibility answer is shown as the broker reads it: `error[]`
+    /// beside `inforce: true` is not covered, in the payer's words.
+    #[test]
+    fn an_eligibility_error_is_shown_as_not_covered() {
+        let v = serde_json::json!({"resourceType": "CoverageEligibilityResponse", "outcome": "complete",
+            "error": [{"code": {"text": "Assuré inconnu"}}], "insurance": [{"inforce": true}]});
+        let out = translate(
+            toml::Table::new(),
+            v.to_string().as_bytes(),
+            "e.json",
+            "XOF",
+        )
+        .unwrap();
+        assert_eq!(out["covered"], false, "{out}");
+        assert_eq!(out["errors"][0], "Assuré inconnu");
+        let read = out["as_the_broker_reads_it"].as_str().unwrap();
+        assert!(
+            read.starts_with("not covered") && read.contains("Assuré inconnu"),
+            "{read}"
+        );
+        let v = serde_json::json!({"resourceType": "CoverageEligibilityResponse", "outcome": "complete",
+            "insurance": [{"inforce": true}]});
+        let out = translate(
+            toml::Table::new(),
+            v.to_string().as_bytes(),
+            "e.json",
+            "XOF",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                out["covered"].as_bool(),
+                out["as_the_broker_reads_it"].as_str()
+            ),
+            (Some(true), Some("an answer"))
+        );
     }
 }

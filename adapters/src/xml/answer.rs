@@ -283,8 +283,9 @@ pub fn refusal(answer: &AnswerPaths, root: &Node) -> Option<AdapterError> {
 /// The "try again later" an answer carries at `answer.busy` (an element,
 /// or an attribute by a last `/@name` segment), when its value is one of
 /// `busy_values` (any, when there are none), with the element's words.
-fn busy(answer: &AnswerPaths, root: &Node) -> Option<AdapterError> {
-    let p = answer.busy.as_deref()?;
+/// The element at a path and its text, or (the path ending in `/@name`)
+/// its attribute's; None when absent.
+fn value_at<'a>(root: &'a Node, p: &str) -> Option<(&'a Node, String)> {
     let (element, attribute) = match p.rsplit_once("/@") {
         Some((e, a)) => (e, Some(a)),
         None => (p, None),
@@ -294,6 +295,32 @@ fn busy(answer: &AnswerPaths, root: &Node) -> Option<AdapterError> {
         Some(a) => n.attrs.iter().find(|(k, _)| k == a)?.1.trim().to_string(),
         None => n.text.trim().to_string(),
     };
+    Some((n, value))
+}
+
+/// Whether the answer is for the request sent, where the partner echoes
+/// its key (`answer.key`): absent or another value is an answer for
+/// another request (a proxy's cache, a mix-up of two connections), whose
+/// lines may fit this claim's numbers: refused as malformed, never booked.
+/// Without `answer.key` nothing can be checked.
+pub fn answers_the_key(answer: &AnswerPaths, root: &Node, key: &str) -> Result<(), AdapterError> {
+    let Some(p) = answer.key.as_deref() else {
+        return Ok(());
+    };
+    match value_at(root, p).map(|(_, v)| v) {
+        Some(v) if v == key => Ok(()),
+        Some(v) => Err(AdapterError::Malformed(format!(
+            "{p}: the answer is for {v:?}, not for the request sent, {key:?}: an answer for another request is never used"
+        ))),
+        None => Err(AdapterError::Malformed(format!(
+            "{p}: missing: the answer must say the key of the request it answers"
+        ))),
+    }
+}
+
+fn busy(answer: &AnswerPaths, root: &Node) -> Option<AdapterError> {
+    let p = answer.busy.as_deref()?;
+    let (n, value) = value_at(root, p)?;
     let listed = answer.busy_values.is_empty()
         || answer
             .busy_values
