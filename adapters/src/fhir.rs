@@ -1497,8 +1497,9 @@ mod tests {
     /// An answer about another person (a server's cache, a proxy's
     /// mix-up, a member number typed into the wrong field) is refused,
     /// never shown nor booked: the same identifier system (or openIMIS's
-    /// identifier type) with another value, or a reference to another
-    /// Patient. A patient named another way cannot be checked and passes.
+    /// identifier type) with another value. A reference is the server's
+    /// own id (openIMIS answers its insuree's UUID for the CHFID asked
+    /// about) and passes, as does a patient named another way.
     #[test]
     fn an_answer_about_another_patient_is_refused() {
         let by_id = json!({ "identifier": { "system": "urn:passerelle:member", "value": "M-1" } });
@@ -1516,11 +1517,16 @@ mod tests {
                 json!({ "identifier": { "system": "https://mutuelle.example/members", "value": "9" } }),
             ),
             (&by_ref, json!({ "reference": "Patient/070707070" })),
+            // openIMIS: its insuree's UUID, the CHFID in `display`.
             (
                 &by_ref,
-                json!({ "reference": "https://imis.example/api_fhir_r4/Patient/070707070" }),
+                json!({ "reference": "Patient/2C6D7F1A-3B4C-4D5E-8F90-112233445566", "display": "070707070" }),
             ),
             (&by_code, json!({ "reference": "Patient/2C6D7F1A-UUID" })),
+            (
+                &by_code,
+                json!({ "identifier": { "type": { "coding": [{ "code": "UUID" }] }, "value": "2C6D7F1A" } }),
+            ),
         ] {
             assert!(
                 answers_the_patient_sent(&answer(patient.clone()), sent).is_ok(),
@@ -1530,32 +1536,19 @@ mod tests {
         assert!(
             answers_the_patient_sent(&json!({"resourceType": "ClaimResponse"}), &by_id).is_ok()
         );
-        for (sent, patient, path) in [
+        for (sent, patient) in [
             (
                 &by_id,
                 json!({ "identifier": { "system": "urn:passerelle:member", "value": "M-2" } }),
-                "identifier.value",
-            ),
-            (
-                &by_ref,
-                json!({ "reference": "Patient/070707071" }),
-                "reference",
-            ),
-            (
-                &by_ref,
-                json!({ "reference": "https://imis.example/Patient/999" }),
-                "reference",
             ),
             (
                 &by_code,
                 json!({ "identifier": { "type": { "coding": [{ "code": "Code" }] }, "value": "111111111" } }),
-                "identifier.value",
             ),
         ] {
             let e = answers_the_patient_sent(&answer(patient.clone()), sent).unwrap_err();
             assert_eq!(
-                e.path,
-                format!("CoverageEligibilityResponse.patient.{path}"),
+                e.path, "CoverageEligibilityResponse.patient.identifier.value",
                 "{patient}"
             );
             assert!(e.message.contains("another person"), "{e}");

@@ -461,10 +461,24 @@ impl SimFhir {
             Dialect::Openimis if a.covered => json!([{ "item": items }]),
             Dialect::Openimis => json!([]),
         };
-        // The patient asked about, as a server answers it (openIMIS:
-        // `Patient/<chfid>`), and the question answered, by its identifier.
+        // The patient asked about, as a server answers it (openIMIS: its
+        // insuree's UUID, the CHFID in `display`), and the question
+        // answered, by its identifier.
+        let patient = match self.dialect {
+            Dialect::Standard => v["patient"].clone(),
+            Dialect::Openimis => {
+                use sha2::Digest;
+                let chfid = v
+                    .pointer("/patient/reference")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let chfid = chfid.trim_start_matches("Patient/");
+                let uuid = hex::encode_upper(&sha2::Sha256::digest(chfid.as_bytes())[..16]);
+                json!({ "reference": format!("Patient/{uuid}"), "display": chfid })
+            }
+        };
         let mut answer = json!({ "resourceType": "CoverageEligibilityResponse", "status": "active", "purpose": ["benefits"],
-               "patient": v["patient"], "outcome": "complete", "insurance": insurance });
+               "patient": patient, "outcome": "complete", "insurance": insurance });
         if let Some(id) = v.pointer("/identifier/0") {
             answer["request"] = json!({ "identifier": id });
         }

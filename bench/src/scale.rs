@@ -322,6 +322,7 @@ pub async fn export_statement(
             LARGE,
             &passerelle_broker::store::CloseUpTo::everything(),
             passerelle_broker::audit::now_ms(),
+            None,
         )
         .await
         .expect("the month closed");
@@ -484,6 +485,7 @@ pub async fn remittance_advice(
             number,
             "VIR-BENCH",
             passerelle_broker::audit::now_ms(),
+            None,
         )
         .await
         .map_err(|e| format!("settling the month: {e}"))?;

@@ -250,7 +250,9 @@ pub struct RetentionConfig {
     /// claims not final yet (see docs/operations.md). 0 keeps everything.
     /// Default 400.
     pub audit_days: u32,
-    /// How often the pruning job runs, in seconds. Default 3600.
+    /// How often the pruning job runs, in seconds, and with it the pass
+    /// that applies proposals left approved (`Broker::apply_left_approved`).
+    /// Default 3600.
     pub interval_s: u64,
 }
 

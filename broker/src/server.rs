@@ -111,7 +111,7 @@ pub async fn load_products(cfg: &Config, store: &dyn Store) -> Result<(), StartE
     if cfg.products.is_empty() {
         return Ok(());
     }
-    match store.put_products(&cfg.products).await {
+    match store.put_products(&cfg.products, None).await {
         Ok(results) => {
             for (p, r) in cfg.products.iter().zip(results) {
                 match r {

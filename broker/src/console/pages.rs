@@ -5067,11 +5067,11 @@ mod tests {
         let now = crate::audit::now_ms();
         let p = b
             .store()
-            .close_period("CNSS", "MUT-R", &CloseUpTo::everything(), now)
+            .close_period("CNSS", "MUT-R", &CloseUpTo::everything(), now, None)
             .await
             .unwrap();
         b.store()
-            .settle_period("CNSS", "MUT-R", p.number, reference, now)
+            .settle_period("CNSS", "MUT-R", p.number, reference, now, None)
             .await
             .unwrap();
         p.number
@@ -5276,7 +5276,7 @@ mod tests {
             .expect("BASE");
         waiting.id = "WAIT".into();
         waiting.waiting_days = 90;
-        b.store().put_products(&[waiting]).await.unwrap();
+        b.store().put_products(&[waiting], None).await.unwrap();
         let mut w = crate::service::testing::member_of("R");
         w.member_number = "R-W".into();
         w.beneficiary_id = "R-WAIT".into();

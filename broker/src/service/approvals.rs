@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use super::{Broker, ServiceError};
 use crate::identity::{Auth, Role};
-use crate::store::approvals::{Proposal, ProposalState};
+use crate::store::approvals::{APPLY_BOUND_MS, Approved, Proposal, ProposalState};
 use crate::store::{CloseUpTo, PeriodContent, PeriodRecord, PeriodState, PutProduct, Store};
 
 /// Most proposals of one mutuelle waiting at once: past it, a new one is
@@ -463,12 +463,14 @@ impl Broker {
         // Read before it is claimed: an unreadable body is refused pending.
         let change = Change::of(&p)?;
         let now = self.clock.now_ms();
-        // Its approval, the change and the proposal's end run in a task of
-        // their own: a call cut short (its deadline, `request_timeout_ms`,
-        // a client gone) does not stop them half way, leaving it approved
-        // but neither applied nor failed. A large month's close takes
-        // longer than a call may (docs/operations.md, "Closing a large
-        // month"); the proposal then ends applied or failed all the same.
+        // Its approval, then the change with the proposal's end in one
+        // transaction, run in a task of their own: a call cut short (its
+        // deadline, `request_timeout_ms`, a client gone) does not stop
+        // them half way. A large month's close takes longer than a call
+        // may (docs/operations.md, "Closing a large month"); the proposal
+        // then ends applied or failed all the same. A broker stopped
+        // between the two leaves it approved: `apply_left_approved` applies
+        // it again.
         let store = self.store.clone();
         let task = tokio::spawn(async move {
             let claimed = store
@@ -487,15 +489,15 @@ impl Broker {
                     message: format!("proposal {id} was decided by someone else meanwhile"),
                 });
             }
-            let applied = apply(&store, now, &change).await;
-            let (state, outcome) = match &applied {
-                Ok(o) => (ProposalState::Applied, o.clone()),
-                Err(e) => (ProposalState::Failed, e.to_string()),
+            let approved = Approved {
+                id,
+                by: who,
+                now_ms: now,
             };
-            store
-                .decide_proposal(id, ProposalState::Approved, state, &who, now, &outcome)
-                .await?;
-            applied
+            match finish(&store, &approved, &change).await? {
+                Ended::Applied | Ended::ByAnother => Ok(()),
+                Ended::Failed(e) => Err(e),
+            }
         });
         task.await.map_err(|e| {
             ServiceError::Store(crate::store::StoreError::Backend(format!(
@@ -503,6 +505,81 @@ impl Broker {
             )))
         })??;
         self.proposal(by, id).await
+    }
+
+    /// Applies again the proposals left approved longer than
+    /// [`APPLY_BOUND_MS`] after their approval (a broker stopped between
+    /// an approval and its change), through the same path as an approval
+    /// (`finish`), by their approver; each ends applied or failed. Two
+    /// brokers doing it at once apply each once: the change's transaction
+    /// marks the proposal applied only while it is approved. Run at start
+    /// and at each retention pass (`run_retention`). Returns how many
+    /// proposals it took.
+    pub async fn apply_left_approved(&self) -> Result<usize, ServiceError> {
+        let now = self.clock.now_ms();
+        let left = self
+            .store
+            .approved_before(now.saturating_sub(APPLY_BOUND_MS), MAX_LISTED)
+            .await?;
+        let mut ended = 0;
+        for p in &left {
+            let approved = Approved {
+                id: p.id,
+                by: p.decided_by.clone(),
+                now_ms: now,
+            };
+            let change = match Change::of(p) {
+                Ok(c) => c,
+                // Unreadable, it can never be applied: ended failed rather
+                // than taken up again at every pass.
+                Err(e) => {
+                    if end_failed(&self.store, &approved, &e.to_string()).await? {
+                        ended += 1;
+                    }
+                    continue;
+                }
+            };
+            // A publication applied late would replace a version published
+            // otherwise since (another proposal of the same version,
+            // approved meanwhile: `PutProduct::Replaced`): it ends failed.
+            if let Change::PublishProducts {
+                mutuelle_id,
+                products,
+            } = &change
+            {
+                let stored = self.store.list_products(mutuelle_id).await?;
+                let since = products.iter().find(|p| {
+                    stored
+                        .iter()
+                        .any(|(s, _)| s.id == p.id && s.version == p.version && s != *p)
+                });
+                if let Some(v) = since {
+                    let why = format!(
+                        "version {} of {} was published otherwise since this proposal was approved: nothing written; propose it again if it still applies",
+                        v.version, v.id
+                    );
+                    if end_failed(&self.store, &approved, &why).await? {
+                        ended += 1;
+                    }
+                    continue;
+                }
+            }
+            match finish(&self.store, &approved, &change).await {
+                Ok(Ended::Applied) => {
+                    ended += 1;
+                    tracing::info!(proposal = p.id, "proposal left approved applied")
+                }
+                Ok(Ended::Failed(e)) => {
+                    ended += 1;
+                    tracing::warn!(proposal = p.id, error = %e, "proposal left approved failed")
+                }
+                Ok(Ended::ByAnother) => {}
+                Err(e) => {
+                    tracing::warn!(proposal = p.id, error = %e, "proposal left approved not applied: taken up again at the next pass")
+                }
+            }
+        }
+        Ok(ended)
     }
 
     /// Rejects a proposal (or its author withdraws it), with a reason.
@@ -569,8 +646,79 @@ impl Broker {
     }
 }
 
-/// Applies an approved change at `now`; returns what it did, in a few words.
-async fn apply(store: &Arc<dyn Store>, now: i64, change: &Change) -> Result<String, ServiceError> {
+/// How an approved proposal's change ended, for the call that tried it.
+enum Ended {
+    /// Applied by this call, in its change's transaction.
+    Applied,
+    /// Refused by the store (the period changed meanwhile, a product
+    /// version out of order): ended failed by this call, with the refusal.
+    Failed(ServiceError),
+    /// Another broker ended it first: nothing written here.
+    ByAnother,
+}
+
+/// Applies an approved proposal's change and ends the proposal, the one
+/// path of both an approval and the recovery of one left approved: the
+/// change and the proposal's mark as applied are one store transaction
+/// (`store::approvals::Approved`); a change the store refuses ends it
+/// failed, by a conditional write from approved. A change the store could
+/// not write (the database cut, a timeout: `Err`) leaves it approved, for
+/// the recovery to apply again: a failed mark there could make a change
+/// still committing on another broker find its proposal no longer
+/// approved, and roll it back.
+async fn finish(
+    store: &Arc<dyn Store>,
+    approved: &Approved,
+    change: &Change,
+) -> Result<Ended, ServiceError> {
+    match apply(store, approved, change).await {
+        Ok(()) => Ok(Ended::Applied),
+        Err(e) if !refused(&e) => Err(e),
+        Err(e) => Ok(if end_failed(store, approved, &e.to_string()).await? {
+            Ended::Failed(e)
+        } else {
+            Ended::ByAnother
+        }),
+    }
+}
+
+/// Whether the store refused a change (its state says no), rather than
+/// failed to write it.
+fn refused(e: &ServiceError) -> bool {
+    use crate::store::StoreError as S;
+    !matches!(
+        e,
+        ServiceError::Store(S::Backend(_) | S::InUse(_) | S::SchemaTooOld { .. } | S::Corrupt(_))
+    )
+}
+
+/// Ends an approved proposal failed with `why`; false when it was no
+/// longer approved (another broker ended it).
+async fn end_failed(
+    store: &Arc<dyn Store>,
+    approved: &Approved,
+    why: &str,
+) -> Result<bool, ServiceError> {
+    Ok(store
+        .decide_proposal(
+            approved.id,
+            ProposalState::Approved,
+            ProposalState::Failed,
+            &approved.by,
+            approved.now_ms,
+            why,
+        )
+        .await?)
+}
+
+/// Applies an approved change at `approved.now_ms`, marking its proposal
+/// applied in the same transaction.
+async fn apply(
+    store: &Arc<dyn Store>,
+    approved: &Approved,
+    change: &Change,
+) -> Result<(), ServiceError> {
+    let (now, mark) = (approved.now_ms, Some(approved));
     match change {
         Change::ClosePeriod {
             scheme_id,
@@ -583,10 +731,9 @@ async fn apply(store: &Arc<dyn Store>, now: i64, change: &Change) -> Result<Stri
                 until_ms: *until_ms,
                 expect: Some(*content),
             };
-            let p = store
-                .close_period(scheme_id, mutuelle_id, &upto, now)
+            store
+                .close_period(scheme_id, mutuelle_id, &upto, now, mark)
                 .await?;
-            Ok(format!("period {} closed", p.number))
         }
         Change::SettlePeriod {
             scheme_id,
@@ -595,20 +742,18 @@ async fn apply(store: &Arc<dyn Store>, now: i64, change: &Change) -> Result<Stri
             reference,
             ..
         } => {
-            let p = store
-                .settle_period(scheme_id, mutuelle_id, *number, reference, now)
+            store
+                .settle_period(scheme_id, mutuelle_id, *number, reference, now, mark)
                 .await?;
-            Ok(format!("period {} settled", p.number))
         }
         Change::PublishProducts { products, .. } => {
             // The store checks the versions' order again, against what is
             // stored when it writes (`store::versions_out_of_order`):
             // another proposal may have published a version since.
-            let r = store.put_products(products).await?;
-            let changed = r.iter().filter(|x| **x != PutProduct::Unchanged).count();
-            Ok(format!("{changed} product version(s) published"))
+            store.put_products(products, mark).await?;
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -841,5 +986,157 @@ mod tests {
             .map(|(p, _)| p.version)
             .collect();
         assert!(!versions.contains(&3), "{versions:?}");
+    }
+
+    /// A broker stopped between an approval's first write and its change
+    /// leaves the proposal approved: the recovery pass applies it, once,
+    /// by its approver, but not before [`APPLY_BOUND_MS`] past its
+    /// approval (a change may still be under way until then).
+    #[tokio::test]
+    async fn a_proposal_left_approved_is_applied_after_the_bound_and_not_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = crate::service::testing::broker(dir.path());
+        let system = caller(Role::Mutuelle, "MUT-X", None, false);
+        let v1 = sample_product("MUT-X", 1, "2026-01-01");
+        let Proposed::Waiting(p) = b.propose_products(&system, vec![v1.clone()]).await.unwrap()
+        else {
+            panic!("a new version waits for approval")
+        };
+        // What the crash leaves: the approval's first write alone.
+        let approved_ms = b.clock.now_ms();
+        assert!(
+            b.store()
+                .decide_proposal(
+                    p.id,
+                    ProposalState::Pending,
+                    ProposalState::Approved,
+                    "mutuelle:MUT-X/user:awa",
+                    approved_ms,
+                    "",
+                )
+                .await
+                .unwrap()
+        );
+        // A decision on it says it is decided; nothing applies it yet.
+        let awa = caller(Role::Mutuelle, "MUT-X", Some("awa"), false);
+        assert!(matches!(
+            b.approve(&awa, p.id, &p.hash).await,
+            Err(ServiceError::Precondition {
+                reason: PROPOSAL_DECIDED,
+                ..
+            })
+        ));
+        assert_eq!(b.apply_left_approved().await.unwrap(), 0);
+        // A minute before the bound: still left alone.
+        b.clock.move_ahead(APPLY_BOUND_MS - 60_000);
+        assert_eq!(b.apply_left_approved().await.unwrap(), 0);
+        assert_eq!(
+            b.proposal(&awa, p.id).await.unwrap().state,
+            ProposalState::Approved
+        );
+        assert!(b.list_products("MUT-X").await.unwrap().is_empty());
+
+        // Past it: applied, by two brokers' passes at once, once.
+        b.clock.move_ahead(60_001);
+        let (one, two) = tokio::join!(b.apply_left_approved(), b.apply_left_approved());
+        assert_eq!(one.unwrap() + two.unwrap(), 1, "applied once");
+        let done = b.proposal(&awa, p.id).await.unwrap();
+        assert_eq!(
+            (done.state, done.decided_by.as_str(), done.outcome.as_str()),
+            (
+                ProposalState::Applied,
+                "mutuelle:MUT-X/user:awa",
+                "1 product version(s) published"
+            )
+        );
+        assert!(done.decided_ms >= approved_ms + APPLY_BOUND_MS);
+        assert_eq!(b.list_products("MUT-X").await.unwrap()[0].0, v1);
+        assert_eq!(b.apply_left_approved().await.unwrap(), 0);
+
+        // One the store refuses by then (a version out of order with one
+        // published since) ends failed, nothing stored.
+        let Proposed::Waiting(late) = b
+            .propose_products(&system, vec![sample_product("MUT-X", 2, "2026-06-01")])
+            .await
+            .unwrap()
+        else {
+            panic!("waits")
+        };
+        let Proposed::Waiting(first) = b
+            .propose_products(&system, vec![sample_product("MUT-X", 3, "2026-03-01")])
+            .await
+            .unwrap()
+        else {
+            panic!("waits")
+        };
+        let now = b.clock.now_ms();
+        for id in [late.id, first.id] {
+            b.store()
+                .decide_proposal(
+                    id,
+                    ProposalState::Pending,
+                    ProposalState::Approved,
+                    "awa",
+                    now,
+                    "",
+                )
+                .await
+                .unwrap();
+        }
+        b.clock.move_ahead(APPLY_BOUND_MS + 1);
+        assert_eq!(b.apply_left_approved().await.unwrap(), 2);
+        assert_eq!(
+            b.proposal(&awa, late.id).await.unwrap().state,
+            ProposalState::Applied
+        );
+        let failed = b.proposal(&awa, first.id).await.unwrap();
+        assert_eq!(failed.state, ProposalState::Failed);
+        assert!(
+            failed.outcome.starts_with(crate::store::OUT_OF_ORDER),
+            "{}",
+            failed.outcome
+        );
+        assert_eq!(b.list_products("MUT-X").await.unwrap().len(), 2);
+
+        // A publication left approved while another of the same version
+        // was approved and applied since ends failed: applied late, it
+        // replaced the version published since (no claim had used it).
+        let mut v4 = sample_product("MUT-X", 4, "2026-09-01");
+        let Proposed::Waiting(stale) = b.propose_products(&system, vec![v4.clone()]).await.unwrap()
+        else {
+            panic!("waits")
+        };
+        let now = b.clock.now_ms();
+        b.store()
+            .decide_proposal(
+                stale.id,
+                ProposalState::Pending,
+                ProposalState::Approved,
+                "awa",
+                now,
+                "",
+            )
+            .await
+            .unwrap();
+        v4.name = "Version 4 corrigée".into();
+        let Proposed::Waiting(fresh) = b.propose_products(&system, vec![v4.clone()]).await.unwrap()
+        else {
+            panic!("waits")
+        };
+        b.approve(&awa, fresh.id, &fresh.hash).await.unwrap();
+        b.clock.move_ahead(APPLY_BOUND_MS + 1);
+        assert_eq!(b.apply_left_approved().await.unwrap(), 1);
+        let failed = b.proposal(&awa, stale.id).await.unwrap();
+        assert_eq!(failed.state, ProposalState::Failed);
+        assert!(
+            failed.outcome.contains("published otherwise"),
+            "{}",
+            failed.outcome
+        );
+        let stored = b.list_products("MUT-X").await.unwrap();
+        assert!(
+            stored.iter().any(|(p, _)| *p == v4),
+            "the version published since stays"
+        );
     }
 }

@@ -233,6 +233,18 @@ fn committed_terms(planned: &Claim, c: Commitment) -> (AuthorizationTerms, Date)
     )
 }
 
+/// The refusal of a request past [`MAX_ACTIVE_PER_BENEFICIARY`] (`said`:
+/// what became of a partner's commitment, if one was released).
+fn at_limit(beneficiary_id: &str, said: &str) -> ServiceError {
+    ServiceError::Precondition {
+        reason: "PRIOR_AUTHORIZATION_LIMIT",
+        message: format!(
+            "beneficiary {} has {MAX_ACTIVE_PER_BENEFICIARY} prior authorizations in force: bill or cancel some first{said}",
+            mask(beneficiary_id)
+        ),
+    }
+}
+
 impl Broker {
     fn check_planned_date(&self, d: Date) -> Result<(), ServiceError> {
         let today = self.clock.today();
@@ -266,19 +278,16 @@ impl Broker {
             return stored_answer(rec, &request_hash);
         }
         self.check_planned_date(planned.date_of_care)?;
+        // Before the partner is asked (it would hold for nothing); the
+        // grant counts again in its own transaction, which requests at
+        // once do not pass.
         if self
             .store
             .active_authorizations(&scheme_id, &planned.beneficiary_id)
             .await?
             >= MAX_ACTIVE_PER_BENEFICIARY
         {
-            return Err(ServiceError::Precondition {
-                reason: "PRIOR_AUTHORIZATION_LIMIT",
-                message: format!(
-                    "beneficiary {} has {MAX_ACTIVE_PER_BENEFICIARY} prior authorizations in force: bill or cancel some first",
-                    mask(&planned.beneficiary_id)
-                ),
-            });
+            return Err(at_limit(&planned.beneficiary_id, ""));
         }
         let route = self
             .route(
@@ -396,8 +405,29 @@ impl Broker {
                 created_ms: now,
                 updated_ms: now,
             };
-            match self.store.grant_authorization(&rec).await {
+            match self
+                .store
+                .grant_authorization(&rec, MAX_ACTIVE_PER_BENEFICIARY)
+                .await
+            {
                 Ok(Grant::Created(r)) | Ok(Grant::Existing(r)) => return Ok(r),
+                Ok(Grant::AtLimit(_)) => {
+                    // Others were granted meanwhile: the partner's
+                    // commitment, nothing of it stored, is released as a
+                    // refused one is.
+                    let partner_reference = if rec.terms.partner_reference.is_empty() {
+                        reference.clone()
+                    } else {
+                        rec.terms.partner_reference.clone()
+                    };
+                    let why = format!(
+                        "the beneficiary has {MAX_ACTIVE_PER_BENEFICIARY} prior authorizations in force"
+                    );
+                    let (_, said) = self
+                        .release_refused(partner, &scheme_id, &id, &partner_reference, &why)
+                        .await;
+                    return Err(at_limit(&planned.beneficiary_id, &said));
+                }
                 Ok(Grant::Modified(_)) => {
                     return Err(ServiceError::ModifiedRequest(format!(
                         "prior authorization {id}"

@@ -265,7 +265,7 @@ pub(crate) async fn two_mutuelles(
         .upsert_members(&[member_of("R"), member_of("G")], 0)
         .await
         .unwrap();
-    store.put_products(&[product("MUT-R")]).await.unwrap();
+    store.put_products(&[product("MUT-R")], None).await.unwrap();
     let (audit, _task) = AuditSink::start(store.clone());
     let data: Arc<dyn passerelle_adapters::RulesData> =
         Arc::new(crate::store::RulesDataStore(store.clone()));

@@ -122,7 +122,9 @@ impl Broker {
     }
 
     /// The retention job: prunes the audit log every `interval_s`; with
-    /// several brokers, whichever takes the store's lock does it.
+    /// several brokers, whichever takes the store's lock does it. Each
+    /// pass, the first at start, also applies the proposals left approved
+    /// past `store::approvals::APPLY_BOUND_MS`.
     pub async fn run_retention(
         self: Arc<Self>,
         cfg: crate::config::RetentionConfig,
@@ -144,6 +146,11 @@ impl Broker {
             // Expired console sessions and forgotten sign-in throttle rows.
             if let Err(e) = self.prune_console().await {
                 tracing::warn!(error = %e, "console sessions not pruned");
+            }
+            // Proposals left approved by a broker stopped while applying
+            // them (`Broker::apply_left_approved`).
+            if let Err(e) = self.apply_left_approved().await {
+                tracing::warn!(error = %e, "proposals left approved not read");
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}

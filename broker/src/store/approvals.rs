@@ -14,7 +14,9 @@ use super::StoreError;
 pub enum ProposalState {
     /// Waiting for a second person.
     Pending,
-    /// Approved; being applied.
+    /// Approved; being applied. The change's own transaction ends it
+    /// (applied); one left so past [`APPLY_BOUND_MS`] (a broker stopped
+    /// while applying it) is applied again by the broker.
     Approved,
     /// Approved and applied.
     Applied,
@@ -78,6 +80,45 @@ pub struct Proposal {
     pub outcome: String,
 }
 
+/// How long a proposal may stay approved (being applied) before the broker
+/// applies it again (`Broker::apply_left_approved`): twice the longest a
+/// close's statement may run on PostgreSQL (15 minutes, docs/operations.md
+/// "Closing a large month"), so that a change still being applied is never
+/// taken for one left behind. Were it taken, the proposal's conditional
+/// mark ([`Approved`]) would still let one of the two through.
+pub const APPLY_BOUND_MS: i64 = 30 * 60 * 1_000;
+
+/// The approved proposal a store write applies: the write marks it
+/// applied (by, at, with its outcome) in its own
+/// transaction, only while it is still approved; otherwise (another
+/// broker finished it) the write changes nothing and is refused with
+/// [`sql::not_approved`]. So a proposal is applied with its change, or
+/// not at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Approved {
+    pub id: i64,
+    /// Who approved it (`Caller::display`).
+    pub by: String,
+    /// When it is applied.
+    pub now_ms: i64,
+}
+
+/// What applying a proposal did, in the words the console reads back
+/// (`Lang::proposal_outcome`).
+pub mod outcome {
+    pub fn closed(number: u32) -> String {
+        format!("period {number} closed")
+    }
+
+    pub fn settled(number: u32) -> String {
+        format!("period {number} settled")
+    }
+
+    pub fn published(changed: usize) -> String {
+        format!("{changed} product version(s) published")
+    }
+}
+
 #[async_trait]
 pub trait ApprovalStore: Send + Sync + 'static {
     /// Records a pending proposal (its `id` is ignored) and returns it with
@@ -121,6 +162,14 @@ pub trait ApprovalStore: Send + Sync + 'static {
         now_ms: i64,
         outcome: &str,
     ) -> Result<bool, StoreError>;
+
+    /// Proposals of every mutuelle still approved (being applied) that were
+    /// approved before `before_ms`, oldest first, at most `limit`.
+    async fn approved_before(
+        &self,
+        before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Proposal>, StoreError>;
 }
 
 /// SQL shared by both backends (`ph`: the placeholder character).
@@ -183,6 +232,30 @@ pub(super) mod sql {
         format!(
             "UPDATE proposals SET state = {ph}3, decided_by = {ph}4, decided_ms = {ph}5, \
              outcome = {ph}6 WHERE id = {ph}1 AND state = {ph}2"
+        )
+    }
+
+    /// The mark of an [`Approved`] proposal, in its change's transaction.
+    /// Parameters: id, by, when, outcome.
+    pub fn mark_applied(ph: char) -> String {
+        format!(
+            "UPDATE proposals SET state = 'applied', decided_by = {ph}2, decided_ms = {ph}3, \
+             outcome = {ph}4 WHERE id = {ph}1 AND state = 'approved'"
+        )
+    }
+
+    /// Why a change for a proposal no longer approved wrote nothing.
+    pub fn not_approved(id: i64) -> StoreError {
+        StoreError::Refused(format!(
+            "proposal {id} is no longer approved (applied or failed already): nothing written"
+        ))
+    }
+
+    /// Parameters: before, limit.
+    pub fn approved_before(ph: char) -> String {
+        format!(
+            "SELECT {COLS} FROM proposals WHERE state = 'approved' AND decided_ms < {ph}1 \
+             ORDER BY id LIMIT {ph}2"
         )
     }
 

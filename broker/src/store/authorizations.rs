@@ -109,6 +109,9 @@ pub enum Grant {
     Existing(AuthorizationRecord),
     /// Another request was stored under this id.
     Modified(AuthorizationRecord),
+    /// The beneficiary has this many authorizations in force already (the
+    /// bound the grant was given): nothing written.
+    AtLimit(u32),
 }
 
 #[async_trait]
@@ -127,8 +130,15 @@ pub trait AuthorizationStore: Send + Sync + 'static {
     /// Stores a new active authorization and takes its hold, each ceiling
     /// by one conditional update (`used + held + hold <= limit`), in one
     /// transaction. `CeilingConflict` when a ceiling moved (nothing
-    /// written: recompute and try again).
-    async fn grant_authorization(&self, rec: &AuthorizationRecord) -> Result<Grant, StoreError>;
+    /// written: recompute and try again). [`Grant::AtLimit`] when the
+    /// beneficiary (of the scheme) would have more than `max_active`
+    /// authorizations in force: counted in the same transaction, one grant
+    /// of a beneficiary at a time, so that grants at once never pass it.
+    async fn grant_authorization(
+        &self,
+        rec: &AuthorizationRecord,
+        max_active: u32,
+    ) -> Result<Grant, StoreError>;
 
     /// Replaces an active authorization's terms by an extension's
     /// (`rec.extensions` = the stored one + 1), releasing the old hold and

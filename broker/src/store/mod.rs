@@ -883,8 +883,13 @@ pub trait RosterStore: Send + Sync + 'static {
 #[async_trait]
 pub trait ProductStore: Send + Sync + 'static {
     /// Stores product versions, all or none; refuses to change one a claim
-    /// used.
-    async fn put_products(&self, products: &[Product]) -> Result<Vec<PutProduct>, StoreError>;
+    /// used. With `approved`, the proposal that publishes them, marked
+    /// applied in the same transaction (see [`approvals::Approved`]).
+    async fn put_products(
+        &self,
+        products: &[Product],
+        approved: Option<&approvals::Approved>,
+    ) -> Result<Vec<PutProduct>, StoreError>;
 
     /// Every product version of a mutuelle, with whether a claim used it.
     async fn list_products(&self, mutuelle_id: &str) -> Result<Vec<(Product, bool)>, StoreError>;
@@ -925,16 +930,22 @@ pub trait SettlementStore: Send + Sync + 'static {
 
     /// Closes the open period: what `upto` takes of it (claims coordinated
     /// and recoveries raised up to its time), and only when that is what
-    /// `upto` expects. Refused when it holds nothing.
+    /// `upto` expects. Refused when it holds nothing. With `approved`, the
+    /// proposal of this close, marked applied in the same transaction (see
+    /// [`approvals::Approved`]).
     async fn close_period(
         &self,
         scheme_id: &str,
         mutuelle_id: &str,
         upto: &CloseUpTo,
         now_ms: i64,
+        approved: Option<&approvals::Approved>,
     ) -> Result<PeriodRecord, StoreError>;
 
-    /// Marks a closed period settled, with the payment's reference.
+    /// Marks a closed period settled, with the payment's reference (the
+    /// same reference again changes nothing). With `approved`, the
+    /// proposal of this settlement, marked applied in the same transaction
+    /// (see [`approvals::Approved`]).
     async fn settle_period(
         &self,
         scheme_id: &str,
@@ -942,6 +953,7 @@ pub trait SettlementStore: Send + Sync + 'static {
         number: u32,
         reference: &str,
         now_ms: i64,
+        approved: Option<&approvals::Approved>,
     ) -> Result<PeriodRecord, StoreError>;
 
     /// Where a claim stands in its mutuelle's periods; `None` when no

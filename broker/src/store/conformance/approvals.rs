@@ -4,7 +4,7 @@
 #[allow(unused_imports)]
 use super::*;
 use crate::store::PeriodContent;
-use crate::store::approvals::{Proposal, ProposalState};
+use crate::store::approvals::{Approved, Proposal, ProposalState};
 
 fn proposal(mutuelle: &str, by: &str, at: i64) -> Proposal {
     Proposal {
@@ -145,7 +145,7 @@ pub async fn a_close_finding_its_claims_cancelled_says_the_period_changed(store:
     };
     assert!(matches!(
         store
-            .close_period("CNSS", "MUT-A", &upto, 5_000)
+            .close_period("CNSS", "MUT-A", &upto, 5_000, None)
             .await
             .unwrap_err(),
         StoreError::PeriodChanged {
@@ -157,7 +157,7 @@ pub async fn a_close_finding_its_claims_cancelled_says_the_period_changed(store:
     // Without a proposal's content, an empty period is refused as empty.
     assert!(matches!(
         store
-            .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 5_000)
+            .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 5_000, None)
             .await
             .unwrap_err(),
         StoreError::Refused(_)
@@ -205,7 +205,7 @@ pub async fn a_close_takes_what_was_proposed(store: Arc<dyn Store>) {
     };
     assert!(matches!(
         store
-            .close_period("CNSS", "MUT-A", &wrong, 5_000)
+            .close_period("CNSS", "MUT-A", &wrong, 5_000, None)
             .await
             .unwrap_err(),
         StoreError::PeriodChanged {
@@ -223,7 +223,7 @@ pub async fn a_close_takes_what_was_proposed(store: Arc<dyn Store>) {
         expect: Some(proposed),
     };
     let p = store
-        .close_period("CNSS", "MUT-A", &upto, 5_000)
+        .close_period("CNSS", "MUT-A", &upto, 5_000, None)
         .await
         .unwrap();
     assert_eq!((p.number, p.claim_count), (1, 1));
@@ -251,4 +251,169 @@ pub async fn a_close_takes_what_was_proposed(store: Arc<dyn Store>) {
         (after.claim_count, after.recoveries),
         (1, proposed.mutuelle)
     );
+}
+
+/// A proposal approved (`Pending → Approved`, as an approval's first write
+/// leaves it), `by` its approver.
+async fn approved(store: &Arc<dyn Store>, kind: &str, at: i64) -> Approved {
+    let p = store
+        .add_proposal(
+            &Proposal {
+                kind: kind.into(),
+                ..proposal("MUT-A", "mutuelle:MUT-A", at)
+            },
+            20,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .decide_proposal(
+                p.id,
+                ProposalState::Pending,
+                ProposalState::Approved,
+                "ama",
+                at,
+                ""
+            )
+            .await
+            .unwrap()
+    );
+    Approved {
+        id: p.id,
+        by: "ama".into(),
+        now_ms: at + 1_000,
+    }
+}
+
+/// A change applied for an approved proposal marks it applied in its own
+/// transaction: once. Applied again (another broker's recovery, a second
+/// pass), or for a proposal not approved, it writes nothing at all.
+pub async fn a_change_ends_its_proposal_in_its_own_transaction(store: Arc<dyn Store>) {
+    coordinate(&store, sample_claim("CNSS", "S1", "I1"), &[1500, 3000]).await;
+    let everything = CloseUpTo::everything();
+    let close = approved(&store, "close_period", 10_000).await;
+    // Approved long enough ago, it is listed for the recovery; not before.
+    assert!(store.approved_before(10_000, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .approved_before(10_001, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.id)
+            .collect::<Vec<_>>(),
+        vec![close.id]
+    );
+    let p = store
+        .close_period("CNSS", "MUT-A", &everything, 11_000, Some(&close))
+        .await
+        .unwrap();
+    assert_eq!((p.number, p.claim_count), (1, 1));
+    let done = store.proposal(close.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            done.state,
+            done.decided_by.as_str(),
+            done.decided_ms,
+            done.outcome.as_str()
+        ),
+        (ProposalState::Applied, "ama", 11_000, "period 1 closed")
+    );
+    assert!(
+        store
+            .approved_before(i64::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A claim coordinated since: the same proposal's close again would
+    // take it. It is refused, and nothing is written.
+    coordinate(&store, sample_claim("CNSS", "S2", "I2"), &[100, 200]).await;
+    assert!(matches!(
+        store
+            .close_period("CNSS", "MUT-A", &everything, 12_000, Some(&close))
+            .await
+            .unwrap_err(),
+        StoreError::Refused(m) if m.contains("no longer approved")
+    ));
+    let periods = store.list_periods("CNSS", "MUT-A").await.unwrap();
+    assert_eq!(periods.len(), 2, "{periods:?}");
+    assert_eq!((periods[0].number, periods[0].claim_count), (2, 1));
+    assert_eq!(store.proposal(close.id).await.unwrap().unwrap(), done);
+
+    // A proposal still pending (never approved), or rejected, is not
+    // applied.
+    let pending = store
+        .add_proposal(&proposal("MUT-A", "mutuelle:MUT-A", 13_000), 20)
+        .await
+        .unwrap();
+    let not_approved = Approved {
+        id: pending.id,
+        by: "ama".into(),
+        now_ms: 13_000,
+    };
+    assert!(matches!(
+        store
+            .close_period("CNSS", "MUT-A", &everything, 13_000, Some(&not_approved))
+            .await
+            .unwrap_err(),
+        StoreError::Refused(_)
+    ));
+    assert!(matches!(
+        store
+            .put_products(
+                &[sample_product("MUT-A", 1, "2026-01-01")],
+                Some(&not_approved)
+            )
+            .await
+            .unwrap_err(),
+        StoreError::Refused(_)
+    ));
+    assert!(store.list_products("MUT-A").await.unwrap().is_empty());
+    assert_eq!(store.list_periods("CNSS", "MUT-A").await.unwrap().len(), 2);
+    assert_eq!(
+        store.proposal(pending.id).await.unwrap().unwrap().state,
+        ProposalState::Pending
+    );
+
+    // A settlement, and products: the same, once.
+    let settle = approved(&store, "settle_period", 14_000).await;
+    let s = store
+        .settle_period("CNSS", "MUT-A", 1, "VIR-1", 15_000, Some(&settle))
+        .await
+        .unwrap();
+    assert_eq!(s.state, PeriodState::Settled);
+    let settled = store.proposal(settle.id).await.unwrap().unwrap();
+    assert_eq!(
+        (settled.state, settled.outcome.as_str()),
+        (ProposalState::Applied, "period 1 settled")
+    );
+    assert!(
+        store
+            .settle_period("CNSS", "MUT-A", 1, "VIR-1", 16_000, Some(&settle))
+            .await
+            .is_err()
+    );
+    assert_eq!(store.proposal(settle.id).await.unwrap().unwrap(), settled);
+    let publish = approved(&store, "publish_products", 17_000).await;
+    let v1 = sample_product("MUT-A", 1, "2026-01-01");
+    store
+        .put_products(std::slice::from_ref(&v1), Some(&publish))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.proposal(publish.id).await.unwrap().unwrap().outcome,
+        "1 product version(s) published"
+    );
+    let mut v2 = sample_product("MUT-A", 2, "2027-01-01");
+    v2.name = "Again".into();
+    assert!(
+        store
+            .put_products(std::slice::from_ref(&v2), Some(&publish))
+            .await
+            .is_err()
+    );
+    assert_eq!(store.list_products("MUT-A").await.unwrap().len(), 1);
 }

@@ -117,11 +117,11 @@ pub async fn retention_prunes_only_final_claims(store: Arc<dyn Store>) {
     coordinate(&store, sample_claim("CNSS", "R-OPEN", "I1"), &[100, 0]).await;
     coordinate(&store, sample_claim("CNSS", "R-SETTLED", "I2"), &[100, 0]).await;
     store
-        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 3_000)
+        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 3_000, None)
         .await
         .unwrap();
     store
-        .settle_period("CNSS", "MUT-A", 1, "VIR", 3_000)
+        .settle_period("CNSS", "MUT-A", 1, "VIR", 3_000, None)
         .await
         .unwrap();
     coordinate(&store, sample_claim("CNSS", "R-OPEN2", "I3"), &[100, 0]).await;

@@ -79,27 +79,27 @@ async fn state(store: &Arc<dyn Store>, id: &str) -> AuthorizationState {
 
 pub async fn holds_and_claims_never_pass_a_ceiling(store: Arc<dyn Store>) {
     let a1 = authorization("A1", 1500, LIMIT);
-    let Grant::Created(stored) = store.grant_authorization(&a1).await.unwrap() else {
+    let Grant::Created(stored) = store.grant_authorization(&a1, u32::MAX).await.unwrap() else {
         panic!("the first authorization is stored")
     };
     assert_eq!(stored, a1);
     assert_eq!(held(&store).await, (0, 1500), "(used, held)");
     // A second hold of 1500 would pass 2000: refused, nothing stored.
     let err = store
-        .grant_authorization(&authorization("A2", 1500, LIMIT))
+        .grant_authorization(&authorization("A2", 1500, LIMIT), u32::MAX)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::CeilingConflict(_)), "{err:?}");
     assert!(store.authorization("CNSS", "A2").await.unwrap().is_none());
     // A resend is the stored one; another request under the id is not.
     assert!(matches!(
-        store.grant_authorization(&a1).await.unwrap(),
+        store.grant_authorization(&a1, u32::MAX).await.unwrap(),
         Grant::Existing(_)
     ));
     let mut other = a1.clone();
     other.request_hash = "another".into();
     assert!(matches!(
-        store.grant_authorization(&other).await.unwrap(),
+        store.grant_authorization(&other, u32::MAX).await.unwrap(),
         Grant::Modified(_)
     ));
     // A claim not paid against it sees the hold as taken.
@@ -200,7 +200,7 @@ pub async fn an_authorization_ends_once(store: Arc<dyn Store>) {
     for round in 0..4 {
         let id = format!("E{round}");
         store
-            .grant_authorization(&authorization(&id, 1000, LIMIT))
+            .grant_authorization(&authorization(&id, 1000, LIMIT), u32::MAX)
             .await
             .unwrap();
         let claim = format!("EC{round}");
@@ -260,12 +260,12 @@ pub async fn an_authorization_ends_once(store: Arc<dyn Store>) {
     }
     // Due: the active ones past their instant, and only those.
     store
-        .grant_authorization(&authorization("D1", 100, LIMIT))
+        .grant_authorization(&authorization("D1", 100, LIMIT), u32::MAX)
         .await
         .unwrap();
     let mut later = authorization("D2", 100, LIMIT);
     later.expires_ms = 50_000;
-    store.grant_authorization(&later).await.unwrap();
+    store.grant_authorization(&later, u32::MAX).await.unwrap();
     let due = store.due_authorizations(10_000, 10).await.unwrap();
     assert_eq!(due, vec![("CNSS".to_string(), "D1".to_string())]);
     assert_eq!(
@@ -280,7 +280,7 @@ pub async fn concurrent_holds_never_pass_a_ceiling(store: Arc<dyn Store>) {
     for i in 0..8 {
         let s = store.clone();
         tasks.push(tokio::spawn(async move {
-            s.grant_authorization(&authorization(&format!("C{i}"), 600, LIMIT))
+            s.grant_authorization(&authorization(&format!("C{i}"), 600, LIMIT), u32::MAX)
                 .await
         }));
     }
@@ -298,7 +298,7 @@ pub async fn concurrent_holds_never_pass_a_ceiling(store: Arc<dyn Store>) {
 
 pub async fn an_extension_adjusts_the_hold(store: Arc<dyn Store>) {
     let a = authorization("S1", 1000, 3_000);
-    store.grant_authorization(&a).await.unwrap();
+    store.grant_authorization(&a, u32::MAX).await.unwrap();
     let extended = |n: u32, amount: i64| {
         let mut e = a.clone();
         e.extensions = n;
@@ -350,4 +350,61 @@ pub async fn an_extension_adjusts_the_hold(store: Arc<dyn Store>) {
     );
     assert!(!store.extend_authorization(&extended(3, 100)).await.unwrap());
     assert_eq!(held(&store).await, (0, 0));
+}
+
+/// A beneficiary's authorizations in force are counted in the grant's own
+/// transaction: 20 granted, then two more at once, and never more than 20
+/// in force (each refused `AtLimit`, nothing of it written); 19, then two at
+/// once: one of them.
+pub async fn grants_at_once_never_pass_the_beneficiarys_bound(store: Arc<dyn Store>) {
+    const MAX: u32 = 20;
+    let in_force = |store: Arc<dyn Store>| async move {
+        let beneficiary = authorization("X", 1, LIMIT).beneficiary_id;
+        store
+            .active_authorizations("CNSS", &beneficiary)
+            .await
+            .unwrap()
+    };
+    let at_once = |store: Arc<dyn Store>, ids: [&'static str; 2]| async move {
+        let mut tasks = Vec::new();
+        for id in ids {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                s.grant_authorization(&authorization(id, 1, LIMIT), MAX)
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut created = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Grant::Created(_) => created += 1,
+                Grant::AtLimit(n) => assert_eq!(n, MAX),
+                other => panic!("{other:?}"),
+            }
+        }
+        created
+    };
+    for i in 0..MAX - 1 {
+        let g = store
+            .grant_authorization(&authorization(&format!("L{i}"), 1, LIMIT), MAX)
+            .await
+            .unwrap();
+        assert!(matches!(g, Grant::Created(_)), "{g:?}");
+    }
+    assert_eq!(at_once(store.clone(), ["T1", "T2"]).await, 1);
+    assert_eq!(in_force(store.clone()).await, MAX);
+    assert_eq!(at_once(store.clone(), ["T3", "T4"]).await, 0);
+    assert_eq!(in_force(store.clone()).await, MAX);
+    for id in ["T3", "T4"] {
+        assert!(store.authorization("CNSS", id).await.unwrap().is_none());
+    }
+    // Nothing of the refused ones is held.
+    assert_eq!(held(&store).await, (0, i64::from(MAX)));
+    // A resend of one in force is still answered.
+    let resend = store
+        .grant_authorization(&authorization("L0", 1, LIMIT), MAX)
+        .await
+        .unwrap();
+    assert!(matches!(resend, Grant::Existing(_)), "{resend:?}");
 }

@@ -875,7 +875,7 @@ pub async fn extreme_amounts_never_break_a_listing(store: Arc<dyn Store>) {
     assert_eq!(periods[0].totals.mutuelle, 4510);
     store.statement("CNSS", "MUT-A", 0).await.unwrap();
     let closed = store
-        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 3_000)
+        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 3_000, None)
         .await
         .unwrap();
     assert_eq!(closed.totals.mutuelle, 4510);

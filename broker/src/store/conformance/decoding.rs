@@ -95,12 +95,12 @@ pub async fn unknown_stored_values_are_corruption(
         "line 1",
     );
     let product = sample_product("MUT-A", 1, "2025-01-01");
-    store.put_products(&[product]).await.unwrap();
+    store.put_products(&[product], None).await.unwrap();
     raw("UPDATE products SET body = 'not json' WHERE mutuelle_id = 'MUT-A'").await;
     assert_corrupt(store.list_products("MUT-A").await, "product body", "line 1");
 
     store
-        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 5_000)
+        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 5_000, None)
         .await
         .unwrap();
     raw(periods_check_off).await;
@@ -117,7 +117,7 @@ pub async fn unknown_stored_values_are_corruption(
     );
     assert_corrupt(
         store
-            .settle_period("CNSS", "MUT-A", 1, "VIR-1", 6_000)
+            .settle_period("CNSS", "MUT-A", 1, "VIR-1", 6_000, None)
             .await,
         "period state",
         "reopened",
@@ -199,7 +199,7 @@ pub async fn stay_act_counts_move_to_their_scope(store: Arc<dyn Store>, remigrat
         limit_count: Some(3),
     }];
     assert!(matches!(
-        store.grant_authorization(&pa).await.unwrap(),
+        store.grant_authorization(&pa, u32::MAX).await.unwrap(),
         crate::store::authorizations::Grant::Created(_)
     ));
     begin(&store, sample_claim("CNSS", "S1", "I1")).await;

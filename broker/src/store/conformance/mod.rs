@@ -99,12 +99,14 @@ macro_rules! store_conformance_suite {
             proposals_are_decided_once,
             a_close_takes_what_was_proposed,
             a_close_finding_its_claims_cancelled_says_the_period_changed,
+            a_change_ends_its_proposal_in_its_own_transaction,
         );
         $crate::store_conformance_suite!(@section authorizations $make;
             holds_and_claims_never_pass_a_ceiling,
             an_authorization_ends_once,
             concurrent_holds_never_pass_a_ceiling,
             an_extension_adjusts_the_hold,
+            grants_at_once_never_pass_the_beneficiarys_bound,
         );
         $crate::store_conformance_suite!(@section opening $make;
             opening_balances_start_ceilings_and_are_corrected_by_the_difference,
@@ -261,7 +263,7 @@ pub fn sample_product(mutuelle: &str, version: u32, from: &str) -> Product {
 
 async fn put(store: &Arc<dyn Store>, p: &Product) -> Result<PutProduct, StoreError> {
     store
-        .put_products(std::slice::from_ref(p))
+        .put_products(std::slice::from_ref(p), None)
         .await
         .map(|r| r[0])
 }
@@ -407,7 +409,13 @@ pub async fn hot_call(store: &Arc<dyn Store>, what: &str) {
         // MUT-7's month closed (claims S7, S207, ..., all paid to P7).
         "close_period" => {
             let p = store
-                .close_period("CNSS", "MUT-7", &crate::store::CloseUpTo::everything(), 5)
+                .close_period(
+                    "CNSS",
+                    "MUT-7",
+                    &crate::store::CloseUpTo::everything(),
+                    5,
+                    None,
+                )
                 .await
                 .unwrap();
             assert_eq!(p.number, 1);

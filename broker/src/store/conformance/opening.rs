@@ -133,7 +133,7 @@ pub async fn an_opening_balance_is_not_raised_under_a_hold(store: Arc<dyn Store>
     // A prior authorization holds part of the ceiling: its commitment was
     // made on what was left, so the balance is not raised under it.
     store
-        .grant_authorization(&authorization("OP-A", 2_000, 50_000))
+        .grant_authorization(&authorization("OP-A", 2_000, 50_000), u32::MAX)
         .await
         .unwrap();
     let err = store

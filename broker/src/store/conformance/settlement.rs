@@ -20,7 +20,7 @@ pub async fn settlement_ties_out_and_recovers_after_settlement(store: Arc<dyn St
     assert_eq!(open.totals.mutuelle, 5500);
 
     let p1 = store
-        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 5_000)
+        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 5_000, None)
         .await
         .unwrap();
     assert_eq!(
@@ -66,7 +66,7 @@ pub async fn settlement_ties_out_and_recovers_after_settlement(store: Arc<dyn St
     // Nothing new: closing again is refused.
     assert!(matches!(
         store
-            .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 6_000)
+            .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 6_000, None)
             .await
             .unwrap_err(),
         StoreError::Refused(_)
@@ -74,13 +74,13 @@ pub async fn settlement_ties_out_and_recovers_after_settlement(store: Arc<dyn St
     // The open period cannot be settled; the closed one can, once.
     assert!(matches!(
         store
-            .settle_period("CNSS", "MUT-A", 2, "VIR-1", 6_000)
+            .settle_period("CNSS", "MUT-A", 2, "VIR-1", 6_000, None)
             .await
             .unwrap_err(),
         StoreError::Refused(_)
     ));
     let s1 = store
-        .settle_period("CNSS", "MUT-A", 1, "VIR-2026-11-001", 7_000)
+        .settle_period("CNSS", "MUT-A", 1, "VIR-2026-11-001", 7_000, None)
         .await
         .unwrap();
     assert_eq!(
@@ -89,14 +89,14 @@ pub async fn settlement_ties_out_and_recovers_after_settlement(store: Arc<dyn St
     );
     assert_eq!(
         store
-            .settle_period("CNSS", "MUT-A", 1, "VIR-2026-11-001", 8_000)
+            .settle_period("CNSS", "MUT-A", 1, "VIR-2026-11-001", 8_000, None)
             .await
             .unwrap(),
         s1
     );
     assert!(matches!(
         store
-            .settle_period("CNSS", "MUT-A", 1, "OTHER", 8_000)
+            .settle_period("CNSS", "MUT-A", 1, "OTHER", 8_000, None)
             .await
             .unwrap_err(),
         StoreError::Refused(_)
@@ -184,7 +184,7 @@ pub async fn settlement_ties_out_and_recovers_after_settlement(store: Arc<dyn St
         "the pages are the statement"
     );
     let p2 = store
-        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 10_000)
+        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 10_000, None)
         .await
         .unwrap();
     assert_eq!(
@@ -235,7 +235,7 @@ pub async fn a_statement_reads_by_pages(store: Arc<dyn Store>) {
         coordinate(&store, c, &[100 + i, 0]).await;
     }
     store
-        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 5_000)
+        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 5_000, None)
         .await
         .unwrap();
     let whole = store.statement("CNSS", "MUT-A", 1).await.unwrap();
@@ -319,7 +319,7 @@ pub async fn a_statements_payees_read_by_pages(store: Arc<dyn Store>) {
         coordinate(&store, c, &[100 + i, 7 * i]).await;
     }
     store
-        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 5_000)
+        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 5_000, None)
         .await
         .unwrap();
     // One more claim, coordinated: in the open period only.
@@ -405,7 +405,7 @@ pub async fn period_totals_stored_at_close_agree_with_their_claims<F, Fut>(
     member_paid.payee = Payee::Member;
     coordinate(&store, member_paid, &[1000, 0]).await;
     let closed = store
-        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 5_000)
+        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 5_000, None)
         .await
         .unwrap();
     assert_eq!((closed.claim_count, closed.totals.mutuelle), (2, 5500));

@@ -1,7 +1,33 @@
 //! Proposals waiting for a second person (maker-checker).
 
 use super::*;
-use crate::store::approvals::{ApprovalStore, Proposal, ProposalState, sql};
+use crate::store::approvals::{ApprovalStore, Approved, Proposal, ProposalState, sql};
+
+/// In the transaction of an approved proposal's change (none: a change
+/// without one), marks the proposal applied with `outcome`; refused, so
+/// that the caller's transaction rolls back, when it is no longer approved
+/// (another replica finished it: its row lock makes this one wait, then
+/// see it).
+pub(super) async fn mark_applied<C: GenericClient + Sync>(
+    tx: &C,
+    approved: Option<&Approved>,
+    outcome: &str,
+) -> Result<(), StoreError> {
+    let Some(a) = approved else {
+        return Ok(());
+    };
+    let n = x(
+        tx,
+        &sql::mark_applied('$'),
+        &[&a.id, &a.by, &a.now_ms, &outcome],
+    )
+    .await?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(sql::not_approved(a.id))
+    }
+}
 
 #[async_trait]
 impl ApprovalStore for PgStore {
@@ -91,5 +117,22 @@ impl ApprovalStore for PgStore {
         )
         .await?;
         Ok(n == 1)
+    }
+
+    async fn approved_before(
+        &self,
+        before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Proposal>, StoreError> {
+        let c = self.client().await?;
+        decode(
+            &q(
+                &c,
+                &sql::approved_before('$'),
+                &[&before_ms, &i64::from(limit)],
+            )
+            .await?,
+            sql::proposal,
+        )
     }
 }

@@ -153,9 +153,23 @@ impl AuthorizationStore for PgStore {
             .transpose()
     }
 
-    async fn grant_authorization(&self, rec: &AuthorizationRecord) -> Result<Grant, StoreError> {
+    async fn grant_authorization(
+        &self,
+        rec: &AuthorizationRecord,
+        max_active: u32,
+    ) -> Result<Grant, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
+        // Two replicas counting a beneficiary's authorizations at once
+        // would both see room: one grant of a beneficiary at a time.
+        advisory_lock(
+            &tx,
+            &format!(
+                "authorizations\u{1f}{}\u{1f}{}",
+                rec.scheme_id, rec.beneficiary_id
+            ),
+        )
+        .await?;
         let (body, until, ext) = (
             sql::body(rec),
             sql::valid_until(rec),
@@ -187,6 +201,19 @@ impl AuthorizationStore for PgStore {
                 .await?
                 .ok_or_else(|| backend("no row"))?;
             return Ok(sql::found(stored, &rec.request_hash));
+        }
+        // Counted with this one: past the bound, the transaction is
+        // dropped and nothing is written.
+        let active: i64 = q1(
+            &tx,
+            &sql::active_of('$'),
+            &[&rec.scheme_id, &rec.beneficiary_id],
+        )
+        .await?
+        .ok_or_else(|| backend("no row"))?
+        .get(0);
+        if active > i64::from(max_active) {
+            return Ok(Grant::AtLimit(max_active));
         }
         take(&tx, &rec.mutuelle_id, &rec.terms.hold).await?;
         let stored = load(&tx, &rec.scheme_id, &rec.authorization_id, false)

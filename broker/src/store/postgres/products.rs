@@ -1,10 +1,15 @@
 //! Products and ceiling usage.
 
 use super::*;
+use crate::store::approvals::{Approved, outcome};
 
 #[async_trait]
 impl ProductStore for PgStore {
-    async fn put_products(&self, products: &[Product]) -> Result<Vec<PutProduct>, StoreError> {
+    async fn put_products(
+        &self,
+        products: &[Product],
+        approved: Option<&Approved>,
+    ) -> Result<Vec<PutProduct>, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         // Brokers starting together load the same products: one at a time.
@@ -44,6 +49,8 @@ impl ProductStore for PgStore {
             .await?
             .ok_or_else(|| StoreError::Corrupt("product_generation holds no row".into()))?
             .try_get(0)?;
+        let changed = out.iter().filter(|r| **r != PutProduct::Unchanged).count();
+        approvals::mark_applied(&tx, approved, &outcome::published(changed)).await?;
         tx.commit().await?;
         self.saw_products(at);
         Ok(out)

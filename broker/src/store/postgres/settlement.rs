@@ -1,6 +1,7 @@
 //! Periods, settlement and statements.
 
 use super::*;
+use crate::store::approvals::{Approved, outcome};
 
 #[async_trait]
 impl SettlementStore for PgStore {
@@ -61,6 +62,7 @@ impl SettlementStore for PgStore {
         mutuelle_id: &str,
         upto: &CloseUpTo,
         now_ms: i64,
+        approved: Option<&Approved>,
     ) -> Result<PeriodRecord, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
@@ -129,6 +131,7 @@ impl SettlementStore for PgStore {
             &[&first_created_ms, &id],
         )
         .await?;
+        approvals::mark_applied(&tx, approved, &outcome::closed(p.number)).await?;
         tx.commit().await?;
         Ok(p)
     }
@@ -140,6 +143,7 @@ impl SettlementStore for PgStore {
         number: u32,
         reference: &str,
         now_ms: i64,
+        approved: Option<&Approved>,
     ) -> Result<PeriodRecord, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
@@ -154,6 +158,12 @@ impl SettlementStore for PgStore {
             ));
         };
         if !core::settle_applies(&p, reference)? {
+            // Settled already with this reference: a proposal of it is
+            // applied all the same.
+            if approved.is_some() {
+                approvals::mark_applied(&tx, approved, &outcome::settled(number)).await?;
+                tx.commit().await?;
+            }
             return Ok(p);
         }
         x(
@@ -172,6 +182,7 @@ impl SettlementStore for PgStore {
         let (_, p) = load_period(&tx, scheme_id, mutuelle_id, number)
             .await?
             .ok_or_else(|| backend("period vanished"))?;
+        approvals::mark_applied(&tx, approved, &outcome::settled(number)).await?;
         tx.commit().await?;
         Ok(p)
     }

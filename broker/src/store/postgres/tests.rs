@@ -733,7 +733,7 @@ async fn two_replicas_share_holds_without_passing_a_ceiling() {
     for i in 0..8 {
         let s = if i % 2 == 0 { a.clone() } else { b.clone() };
         tasks.push(tokio::spawn(async move {
-            s.grant_authorization(&authorization(&format!("R{i}"), 600, 2_000))
+            s.grant_authorization(&authorization(&format!("R{i}"), 600, 2_000), u32::MAX)
                 .await
         }));
     }
@@ -1033,7 +1033,9 @@ async fn a_product_another_replica_changes_is_read_afresh() {
         r.get::<_, i64>(0)
     }
     let v1 = sample_product("MUT-A", 1, "2025-01-01");
-    b.put_products(std::slice::from_ref(&v1)).await.unwrap();
+    b.put_products(std::slice::from_ref(&v1), None)
+        .await
+        .unwrap();
     b.upsert_members(&[sample_member("MUT-A", "M-1", "TG-1")], 1)
         .await
         .unwrap();
@@ -1049,7 +1051,7 @@ async fn a_product_another_replica_changes_is_read_afresh() {
     let before = generation(&a).await;
     let mut renamed = v1.clone();
     renamed.name = "Essentiel plus".into();
-    b.put_products(std::slice::from_ref(&renamed))
+    b.put_products(std::slice::from_ref(&renamed), None)
         .await
         .unwrap();
     assert_eq!(generation(&a).await, before + 1);
@@ -1073,7 +1075,9 @@ async fn a_product_another_replica_changes_is_read_afresh() {
     );
     let v2 = sample_product("MUT-A", 2, "2026-07-01");
     let moved = generation(&a).await;
-    b.put_products(std::slice::from_ref(&v2)).await.unwrap();
+    b.put_products(std::slice::from_ref(&v2), None)
+        .await
+        .unwrap();
     assert_eq!(generation(&a).await, moved + 1, "an insert moves it");
     assert_eq!(
         version(a.product_on("MUT-A", "ESS", later).await.unwrap()),
@@ -1087,7 +1091,9 @@ async fn a_product_another_replica_changes_is_read_afresh() {
     // And through find_members: B replaces version 2 (not yet used).
     let mut v2b = v2.clone();
     v2b.name = "Essentiel 2".into();
-    b.put_products(std::slice::from_ref(&v2b)).await.unwrap();
+    b.put_products(std::slice::from_ref(&v2b), None)
+        .await
+        .unwrap();
     assert_eq!(
         name(a.product_on("MUT-A", "ESS", later).await.unwrap()).as_deref(),
         Some("Essentiel")
@@ -1106,7 +1112,9 @@ async fn a_product_another_replica_changes_is_read_afresh() {
         .execute("UPDATE products SET used = TRUE WHERE version = 2", &[])
         .await
         .unwrap();
-    b.put_products(std::slice::from_ref(&v2b)).await.unwrap();
+    b.put_products(std::slice::from_ref(&v2b), None)
+        .await
+        .unwrap();
     assert_eq!(generation(&a).await, now);
     // A writer whose session names another schema (an operator's psql)
     // moves this schema's generation all the same.
@@ -1124,7 +1132,9 @@ async fn a_product_another_replica_changes_is_read_afresh() {
     // The replica that writes reads its own write at once.
     let mut again = renamed.clone();
     again.name = "Essentiel 2026".into();
-    a.put_products(std::slice::from_ref(&again)).await.unwrap();
+    a.put_products(std::slice::from_ref(&again), None)
+        .await
+        .unwrap();
     assert_eq!(
         name(a.product_on("MUT-A", "ESS", day).await.unwrap()).as_deref(),
         Some("Essentiel 2026")
@@ -1695,16 +1705,16 @@ async fn a_month_moves_in_batches_and_keeps_every_open_row() {
     // P in a closed period left unsettled, S in a settled one.
     coordinate(&store, sample_claim("CNSS", "P", "IP"), &[100, 0]).await;
     store
-        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 3_000)
+        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 3_000, None)
         .await
         .unwrap();
     coordinate(&store, sample_claim("CNSS", "S", "IS"), &[100, 0]).await;
     store
-        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 3_000)
+        .close_period("CNSS", "MUT-A", &CloseUpTo::everything(), 3_000, None)
         .await
         .unwrap();
     store
-        .settle_period("CNSS", "MUT-A", 2, "VIR", 3_000)
+        .settle_period("CNSS", "MUT-A", 2, "VIR", 3_000, None)
         .await
         .unwrap();
     // S's cancel asked after its period was settled: waiting, and final.

@@ -1,7 +1,29 @@
 //! Proposals waiting for a second person (maker-checker).
 
 use super::*;
-use crate::store::approvals::{ApprovalStore, Proposal, ProposalState, sql};
+use crate::store::approvals::{ApprovalStore, Approved, Proposal, ProposalState, sql};
+
+/// In the transaction of an approved proposal's change (none: a change
+/// without one), marks the proposal applied with `outcome`; refused, so
+/// that the caller's transaction writes nothing, when it is no longer
+/// approved.
+pub(super) fn mark_applied(
+    c: &Connection,
+    approved: Option<&Approved>,
+    outcome: &str,
+) -> Result<(), StoreError> {
+    let Some(a) = approved else {
+        return Ok(());
+    };
+    let n = c
+        .prepare_cached(&sql::mark_applied('?'))?
+        .execute(params![a.id, a.by, a.now_ms, outcome])?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(sql::not_approved(a.id))
+    }
+}
 
 #[async_trait]
 impl ApprovalStore for SqliteStore {
@@ -95,6 +117,21 @@ impl ApprovalStore for SqliteStore {
                 outcome
             ])?;
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn approved_before(
+        &self,
+        before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Proposal>, StoreError> {
+        self.scan(move |c| {
+            rows_of(
+                &mut c.prepare_cached(&sql::approved_before('?'))?,
+                params![before_ms, i64::from(limit)],
+                sql::proposal,
+            )
         })
         .await
     }

@@ -108,7 +108,11 @@ impl AuthorizationStore for SqliteStore {
         })
     }
 
-    async fn grant_authorization(&self, rec: &AuthorizationRecord) -> Result<Grant, StoreError> {
+    async fn grant_authorization(
+        &self,
+        rec: &AuthorizationRecord,
+        max_active: u32,
+    ) -> Result<Grant, StoreError> {
         let rec = rec.clone();
         self.write(Moves::Usage, move |c| {
             let tx = c.savepoint()?;
@@ -129,6 +133,14 @@ impl AuthorizationStore for SqliteStore {
                 i64::from(rec.extensions),
                 rec.created_ms,
             ])?;
+            // Counted with this one, by the one writer: nothing written
+            // past the bound.
+            let active: i64 = tx
+                .prepare_cached(&sql::active_of('?'))?
+                .query_row(params![rec.scheme_id, rec.beneficiary_id], |r| r.get(0))?;
+            if active > i64::from(max_active) {
+                return Ok(Grant::AtLimit(max_active));
+            }
             take(&tx, &rec.mutuelle_id, &rec.terms.hold)?;
             let stored = load(&tx, &rec.scheme_id, &rec.authorization_id)?
                 .ok_or_else(|| backend("no row"))?;

@@ -1,11 +1,17 @@
 //! Products and ceiling usage.
 
 use super::*;
+use crate::store::approvals::{Approved, outcome};
 
 #[async_trait]
 impl ProductStore for SqliteStore {
-    async fn put_products(&self, products: &[Product]) -> Result<Vec<PutProduct>, StoreError> {
+    async fn put_products(
+        &self,
+        products: &[Product],
+        approved: Option<&Approved>,
+    ) -> Result<Vec<PutProduct>, StoreError> {
         let products = products.to_vec();
+        let approved = approved.cloned();
         self.write(Moves::Products, move |c| {
             let tx = c.savepoint()?;
             // Versions in the order of their start dates, against what is
@@ -30,6 +36,11 @@ impl ProductStore for SqliteStore {
                 .iter()
                 .map(|p| put_one(&tx, p))
                 .collect::<Result<Vec<_>, _>>()?;
+            let changed = results
+                .iter()
+                .filter(|r| **r != PutProduct::Unchanged)
+                .count();
+            approvals::mark_applied(&tx, approved.as_ref(), &outcome::published(changed))?;
             tx.commit()?;
             Ok(results)
         })

@@ -1,6 +1,7 @@
 //! Periods, settlement and statements.
 
 use super::*;
+use crate::store::approvals::{Approved, outcome};
 
 #[async_trait]
 impl SettlementStore for SqliteStore {
@@ -69,9 +70,11 @@ impl SettlementStore for SqliteStore {
         mutuelle_id: &str,
         upto: &CloseUpTo,
         now_ms: i64,
+        approved: Option<&Approved>,
     ) -> Result<PeriodRecord, StoreError> {
         let (s, m) = (scheme_id.to_string(), mutuelle_id.to_string());
         let upto = upto.clone();
+        let approved = approved.cloned();
         self.with(move |c| {
             let tx = c.savepoint()?;
             let number = open_number(&tx, &s, &m)?;
@@ -90,6 +93,7 @@ impl SettlementStore for SqliteStore {
             core::check_close(&p, &upto)?;
             tx.prepare_cached(&core::store_period_totals(["?1", "?2", "?3", "?4", "?5", "?6"]))?
                 .execute(params![p.claim_count, p.totals.billed, p.totals.scheme, p.totals.mutuelle, p.recoveries, id])?;
+            approvals::mark_applied(&tx, approved.as_ref(), &outcome::closed(p.number))?;
             tx.commit()?;
             Ok(p)
         })
@@ -103,12 +107,14 @@ impl SettlementStore for SqliteStore {
         number: u32,
         reference: &str,
         now_ms: i64,
+        approved: Option<&Approved>,
     ) -> Result<PeriodRecord, StoreError> {
         let (s, m, reference) = (
             scheme_id.to_string(),
             mutuelle_id.to_string(),
             reference.to_string(),
         );
+        let approved = approved.cloned();
         self.with(move |c| {
             let tx = c.savepoint()?;
             let Some((_, p)) = load_period(&tx, &s, &m, number)? else {
@@ -116,6 +122,10 @@ impl SettlementStore for SqliteStore {
                 return Err(core::no_period_to_settle(&s, &m, number, open));
             };
             if !core::settle_applies(&p, &reference)? {
+                // Settled already with this reference: a proposal of it is
+                // applied all the same.
+                approvals::mark_applied(&tx, approved.as_ref(), &outcome::settled(number))?;
+                tx.commit()?;
                 return Ok(p);
             }
             tx.prepare_cached(
@@ -125,6 +135,7 @@ impl SettlementStore for SqliteStore {
             .execute(params![s, m, number, now_ms, reference])?;
             let (_, p) =
                 load_period(&tx, &s, &m, number)?.ok_or_else(|| backend("period vanished"))?;
+            approvals::mark_applied(&tx, approved.as_ref(), &outcome::settled(number))?;
             tx.commit()?;
             Ok(p)
         })
