@@ -363,6 +363,7 @@ detail-act-count-limit = at most { $limit } { $act } { $limit ->
     }
 detail-authorized-billed-above = billed { $billed_amount }, above the authorized { $authorized_amount } and its tolerance: the committed { $committed_amount } is paid
 detail-authorized-paid-up-to = paid up to the committed { $committed_amount } and its tolerance
+detail-authorized-committed = the { $committed_amount } the prior authorization committed is paid
 detail-ceiling-reached = { $scope ->
         [beneficiary-year] yearly ceiling per beneficiary
         [household-year] yearly ceiling per household

@@ -361,6 +361,7 @@ detail-act-count-limit = au plus { $limit } { $limit ->
     }
 detail-authorized-billed-above = facturé { $billed_amount }, au-delà des { $authorized_amount } accordés et de la tolérance : les { $committed_amount } engagés sont payés
 detail-authorized-paid-up-to = payé jusqu'aux { $committed_amount } engagés, tolérance comprise
+detail-authorized-committed = les { $committed_amount } engagés par l'accord préalable sont payés
 detail-ceiling-reached = plafond { $scope ->
         [beneficiary-year] annuel par bénéficiaire
         [household-year] annuel par famille

@@ -339,6 +339,19 @@ impl Granted {
     pub fn with_tolerance(&self, amount: Amount) -> Amount {
         amount.saturating_add(apply_rate(amount.max(0), self.tolerance_bp))
     }
+
+    /// What a claim line paid against authorized line `a` gets at least:
+    /// the committed M, as far as the remainder goes, on a line the scheme
+    /// covered and billed as authorized (from its authorized amount up to
+    /// the tolerance above it); the commitment reserved that much on the
+    /// ceilings. None for a line billed below it or past the tolerance, or
+    /// one the scheme left out of its basket or refused: valued anew.
+    pub fn floor(&self, line: &ClaimLine, a: &GrantedLine) -> Option<Amount> {
+        (line.outcome == SchemeOutcome::Covered
+            && line.billed >= a.billed
+            && line.billed <= self.with_tolerance(a.billed))
+        .then(|| a.mutuelle_share.min(line.remainder()).max(0))
+    }
 }
 
 /// The engine's answer.
@@ -1050,6 +1063,32 @@ fn line_share(
                 DetailKey::AuthorizedPaidUpTo,
                 [("committed_amount", a.mutuelle_share.to_string())],
             ));
+        }
+        // And the committed M at least on a line billed as authorized
+        // (`Granted::floor`), as a mutuelle with its own system is held to
+        // (`validate::check_commitment`): the commitment was computed on
+        // the product version then in force, and a version published since
+        // (a lower rate) does not take it back. The member's rights on the
+        // date of care (dues, the product in force, exclusions, waiting
+        // periods) apply above as on any claim, the ceilings and act
+        // limits below (the authorization's hold keeps that room).
+        if let Some(floor) = g.floor(line, a)
+            && m < floor
+        {
+            m = floor;
+            // The rate's reasons no longer say what is paid.
+            reasons.clear();
+            if m < r {
+                reasons.push(Reason::said(
+                    ReasonCode::PartialRate,
+                    format!(
+                        "the committed {} of the prior authorization is paid",
+                        a.mutuelle_share
+                    ),
+                    DetailKey::AuthorizedCommitted,
+                    [("committed_amount", a.mutuelle_share.to_string())],
+                ));
+            }
         }
     }
 

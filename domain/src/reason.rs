@@ -84,6 +84,7 @@ pub enum DetailKey {
     ActCountLimit,
     AuthorizedBilledAbove,
     AuthorizedPaidUpTo,
+    AuthorizedCommitted,
     CeilingReached,
     CategoryCeilingReached,
     ClaimStayCeilingReached,
@@ -100,7 +101,7 @@ pub enum DetailKey {
 }
 
 impl DetailKey {
-    pub const ALL: [DetailKey; 35] = [
+    pub const ALL: [DetailKey; 36] = [
         DetailKey::SchemeRefused,
         DetailKey::SchemeRefusedBecause,
         DetailKey::NoProduct,
@@ -123,6 +124,7 @@ impl DetailKey {
         DetailKey::ActCountLimit,
         DetailKey::AuthorizedBilledAbove,
         DetailKey::AuthorizedPaidUpTo,
+        DetailKey::AuthorizedCommitted,
         DetailKey::CeilingReached,
         DetailKey::CategoryCeilingReached,
         DetailKey::ClaimStayCeilingReached,
@@ -162,6 +164,7 @@ impl DetailKey {
             DetailKey::ActCountLimit => "act-count-limit",
             DetailKey::AuthorizedBilledAbove => "authorized-billed-above",
             DetailKey::AuthorizedPaidUpTo => "authorized-paid-up-to",
+            DetailKey::AuthorizedCommitted => "authorized-committed",
             DetailKey::CeilingReached => "ceiling-reached",
             DetailKey::CategoryCeilingReached => "category-ceiling-reached",
             DetailKey::ClaimStayCeilingReached => "claim-stay-ceiling-reached",
@@ -214,6 +217,7 @@ impl DetailKey {
                 &["billed_amount", "authorized_amount", "committed_amount"]
             }
             DetailKey::AuthorizedPaidUpTo => &["committed_amount"],
+            DetailKey::AuthorizedCommitted => &["committed_amount"],
             DetailKey::CeilingReached => &["scope", "period", "left_amount", "limit_amount"],
             DetailKey::CategoryCeilingReached => {
                 &["category", "period", "left_amount", "limit_amount"]

@@ -360,13 +360,9 @@ pub fn check_commitment(
         let Some(g) = m.and_then(|j| granted.lines.get(j)) else {
             continue;
         };
-        if line.outcome != SchemeOutcome::Covered
-            || line.billed < g.billed
-            || line.billed > granted.with_tolerance(g.billed)
-        {
+        let Some(floor) = granted.floor(line, g) else {
             continue;
-        }
-        let floor = g.mutuelle_share.min(line.remainder()).max(0);
+        };
         if share.mutuelle_share < floor {
             return Err(format!(
                 "line {}: mutuelle share {} below {floor}, what the prior authorization commits on it (committed {}, remainder {}; billed {}, authorized {})",

@@ -1246,3 +1246,87 @@ fn an_answer_below_the_commitment_is_refused() {
     other[0].act_code = "OTHER".into();
     check_commitment(&other, &share(0), &granted).unwrap();
 }
+
+/// A claim paid against a prior authorization gets at least what was
+/// committed on a line billed as authorized, whatever version of the
+/// product is in force on its date of care: granted at 80 % of the ticket
+/// modérateur, then a version at 50 % published since, the stay billed as
+/// planned is paid the committed 16,000 (it was 10,000: the patient paid
+/// what the mutuelle had committed). The member's rights on the date of
+/// care still apply (dues unpaid: nothing), and a line billed below the
+/// plan, or past the tolerance, is valued anew.
+#[test]
+fn a_commitment_holds_under_a_product_version_published_since() {
+    let m = member();
+    let mut v1 = product(vec![rule(CareCategory::Hospitalisation, 8000)]);
+    v1.beneficiary_year_limit = Some(100_000);
+    let planned = [line(CareCategory::Hospitalisation, 60_000, 60_000, 40_000)];
+    let commit = engine::adjudicate_with(
+        &Context {
+            member: &m,
+            product: Some(&v1),
+            date_of_care: d("2026-03-10"),
+            diagnoses: &[],
+            stay_id: None,
+            usage: &Usage::default(),
+        },
+        &planned,
+        engine::Prior::Requesting,
+    );
+    assert_eq!(commit.lines[0].mutuelle_share, 16_000);
+    let granted = engine::Granted {
+        lines: vec![engine::GrantedLine {
+            act_code: "ACT".into(),
+            billed: 60_000,
+            mutuelle_share: 16_000,
+        }],
+        tolerance_bp: 1000,
+    };
+    let mut v2 = product(vec![rule(CareCategory::Hospitalisation, 5000)]);
+    v2.version = 2;
+    v2.beneficiary_year_limit = Some(100_000);
+    let pay = |m: &Member, lines: &[ClaimLine]| {
+        engine::adjudicate_with(
+            &Context {
+                member: m,
+                product: Some(&v2),
+                date_of_care: d("2026-03-12"),
+                diagnoses: &[],
+                stay_id: None,
+                usage: &Usage::default(),
+            },
+            lines,
+            engine::Prior::Granted(&granted),
+        )
+    };
+    let a = pay(&m, &planned);
+    assert_eq!(a.lines[0].mutuelle_share, 16_000, "{a:?}");
+    assert_eq!(
+        a.lines[0].reasons[0]
+            .detail
+            .as_ref()
+            .map(|d| d.key.as_str()),
+        Some("authorized-committed"),
+        "{a:?}"
+    );
+    assert_eq!(
+        a.consumption.iter().map(|u| u.amount).max(),
+        Some(16_000),
+        "the claim's use is what it is paid"
+    );
+    // Billed within the tolerance (63,000, S 42,000): at least the
+    // committed amount; below the plan or past the tolerance: anew.
+    let within = [line(CareCategory::Hospitalisation, 63_000, 63_000, 42_000)];
+    assert_eq!(pay(&m, &within).lines[0].mutuelle_share, 16_000);
+    let below = [line(CareCategory::Hospitalisation, 50_000, 50_000, 30_000)];
+    assert_eq!(pay(&m, &below).lines[0].mutuelle_share, 10_000);
+    let past = [line(CareCategory::Hospitalisation, 70_000, 70_000, 50_000)];
+    assert_eq!(pay(&m, &past).lines[0].mutuelle_share, 10_000);
+    // The scheme paid more than planned: the remainder at most.
+    let more_s = [line(CareCategory::Hospitalisation, 60_000, 60_000, 50_000)];
+    assert_eq!(pay(&m, &more_s).lines[0].mutuelle_share, 10_000);
+    // Dues unpaid on the date of care: the rights apply, nothing paid.
+    let mut lapsed = member();
+    lapsed.paid_until = Some(d("2026-03-01"));
+    assert_eq!(pay(&lapsed, &planned).lines[0].mutuelle_share, 0);
+}
