@@ -1121,8 +1121,11 @@ struct Overcommits {
     /// (a partner answering a released commitment's resend anew).
     mended: std::sync::atomic::AtomicBool,
     /// A request billing this much waits for `go`, then is overcommitted
-    /// (a request racing another under the same authorization id).
+    /// (a request racing another under the same authorization id) ...
     hold_billed: std::sync::atomic::AtomicI64,
+    /// ... unless this is set: then it commits within the remainder, as
+    /// `mended` says (a request racing another of the same beneficiary).
+    held_mended: std::sync::atomic::AtomicBool,
     arrived: tokio::sync::Notify,
     go: tokio::sync::Notify,
     /// Whether its eligibility answers can say the member's dues (a gRPC
@@ -1169,7 +1172,8 @@ impl passerelle_adapters::Adapter for Overcommits {
             self.arrived.notify_one();
             self.go.notified().await;
         }
-        let mended = !held && self.mended.load(std::sync::atomic::Ordering::SeqCst);
+        let mended = (!held || self.held_mended.load(std::sync::atomic::Ordering::SeqCst))
+            && self.mended.load(std::sync::atomic::Ordering::SeqCst);
         let lines = req.planned.lines.iter().enumerate();
         Ok(passerelle_adapters::Commitment {
             lines: lines
@@ -1230,6 +1234,7 @@ async fn a_refused_commitment_is_released_at_the_mutuelle() {
         sent: Default::default(),
         mended: Default::default(),
         hold_billed: Default::default(),
+        held_mended: Default::default(),
         arrived: Default::default(),
         go: Default::default(),
         says_dues: true,
@@ -1365,6 +1370,69 @@ async fn a_refused_commitment_is_released_at_the_mutuelle() {
     assert!(matches!(err, ServiceError::NotFound(_)), "{err:?}");
 }
 
+/// The bound of 20 in force is counted again where the authorization is
+/// stored: a request that passed the first count, and waited on its
+/// mutuelle while another of the beneficiary was granted (the 20th), is
+/// refused PRIOR_AUTHORIZATION_LIMIT, nothing of it stored, and the
+/// commitment the mutuelle gave it is released there, as the scheme is
+/// told.
+#[tokio::test]
+async fn the_bound_is_counted_again_where_it_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = std::sync::Arc::new(Overcommits {
+        releases: std::sync::Mutex::new(vec![Ok(())]),
+        sent: Default::default(),
+        mended: std::sync::atomic::AtomicBool::new(true),
+        hold_billed: std::sync::atomic::AtomicI64::new(2_000),
+        held_mended: std::sync::atomic::AtomicBool::new(true),
+        arrived: Default::default(),
+        go: Default::default(),
+        says_dues: true,
+    });
+    let b = super::super::testing::broker_with_adapter(dir.path(), adapter.clone());
+    b.store()
+        .upsert_members(&[super::super::testing::member_of("X")], 0)
+        .await
+        .unwrap();
+    for i in 0..MAX_ACTIVE_PER_BENEFICIARY - 1 {
+        b.request_authorization(care("X", &format!("PA-{i}"), vec![hospital(1_000)]))
+            .await
+            .unwrap();
+    }
+    let late = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            b.request_authorization(care("X", "PA-late", vec![hospital(2_000)]))
+                .await
+        })
+    };
+    // It has passed the first count (19 in force), and waits on the partner.
+    adapter.arrived.notified().await;
+    let twentieth = b
+        .request_authorization(care("X", "PA-20", vec![hospital(1_000)]))
+        .await
+        .unwrap();
+    assert_eq!(twentieth.state, AuthorizationState::Active);
+    adapter.go.notify_one();
+    let err = late.await.unwrap().unwrap_err();
+    let ServiceError::Precondition { reason, message } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*reason, "PRIOR_AUTHORIZATION_LIMIT");
+    assert!(
+        message.ends_with("its hold at the mutuelle was released"),
+        "{message}"
+    );
+    let sent = adapter.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (sent[0].1.as_str(), sent[0].2.as_str()),
+        ("REF-PA-late-2", "PA-late")
+    );
+    let gone = b.get_authorization("CNSS", "PA-late").await.unwrap_err();
+    assert!(matches!(gone, ServiceError::NotFound(_)), "{gone:?}");
+}
+
 /// A partner whose protocol cannot say the member's dues (a FHIR
 /// server's, `Adapter::says_dues`): eligibility answers what the mutuelle
 /// declared in its roster here (paid until 2027-12-31), not none, which a
@@ -1378,6 +1446,7 @@ async fn a_partner_silent_on_dues_answers_the_rosters() {
             sent: Default::default(),
             mended: Default::default(),
             hold_billed: Default::default(),
+            held_mended: Default::default(),
             arrived: Default::default(),
             go: Default::default(),
             says_dues,
