@@ -778,14 +778,16 @@ impl Adapter for FhirAdapter {
             // A claim openIMIS never received (passerelle answered every
             // line itself: `openimis::answer_here`) has nothing to undo
             // there; openIMIS's answer always carries its id, the
-            // reference stored.
-            if req.partner_reference.is_empty() {
+            // reference stored, unless passerelle refused that answer
+            // (then openIMIS holds the claim, with no reference stored).
+            if req.partner_reference.is_empty() && !req.answer_refused {
                 return Ok(());
             }
             // openIMIS has no Task, no $cancel, and neither DELETE nor PUT
             // of a Claim over FHIR: nothing can carry a cancellation.
+            let (before, after) = crate::OPENIMIS_NO_CANCEL;
             return Err(AdapterError::Unsupported(format!(
-                "openIMIS offers no cancellation over FHIR: reject claim {} in openIMIS by hand",
+                "{before}{}{after}",
                 openimis::claim_code(req.adjudication_key)
             )));
         }
@@ -1406,6 +1408,7 @@ mod tests {
             claim_id: "wf-1",
             reason: "sent twice",
             partner_reference: "",
+            answer_refused: false,
         });
         let mut problems = Vec::new();
         for (name, v) in [
@@ -1536,15 +1539,18 @@ mod tests {
         assert!(
             answers_the_patient_sent(&json!({"resourceType": "ClaimResponse"}), &by_id).is_ok()
         );
+        let chfid = |v: &str| json!({ "type": "Patient", "identifier": { "type": { "coding": [{ "code": "Code" }] }, "value": v } });
+        assert!(answers_the_patient_sent(&answer(chfid("070707070")), &by_ref).is_ok());
         for (sent, patient) in [
             (
                 &by_id,
                 json!({ "identifier": { "system": "urn:passerelle:member", "value": "M-2" } }),
             ),
-            (
-                &by_code,
-                json!({ "identifier": { "type": { "coding": [{ "code": "Code" }] }, "value": "111111111" } }),
-            ),
+            (&by_code, chfid("111111111")),
+            // openIMIS asked about Patient/<CHFID>, answering another CHFID;
+            // a standard question answered with one too.
+            (&by_ref, chfid("999999999")),
+            (&by_id, chfid("999999999")),
         ] {
             let e = answers_the_patient_sent(&answer(patient.clone()), sent).unwrap_err();
             assert_eq!(
@@ -1552,6 +1558,10 @@ mod tests {
                 "{patient}"
             );
             assert!(e.message.contains("another person"), "{e}");
+            assert!(
+                !e.message.contains("999999999") && !e.message.contains("111111111"),
+                "{e}"
+            );
         }
     }
 
@@ -1589,8 +1599,8 @@ mod tests {
         ] {
             match effect(&answer(outcome, errors.clone())) {
                 Err(AdapterError::Rejected(r)) => {
-                    assert!(r.message.contains(&format!("outcome={outcome}")), "{r:?}");
-                    assert!(r.message.contains("assuré inconnu"), "{r:?}");
+                    // The payer's words alone, no English around them.
+                    assert!(r.message.starts_with("assuré inconnu"), "{r:?}");
                     if errors != json!([]) {
                         assert!(r.message.contains("Missing Identifier"), "{r:?}");
                     }
@@ -1751,6 +1761,7 @@ mod tests {
                 claim_id: "r4-1",
                 reason: "envoyée deux fois",
                 partner_reference: "",
+                answer_refused: false,
             }),
         );
         write(

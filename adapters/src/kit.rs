@@ -312,6 +312,7 @@ pub async fn cancel(env: &KitEnv) {
             reason: "kit",
             // As the broker stores it from the answer.
             partner_reference: &a.partner_reference,
+            answer_refused: false,
         })
         .await;
     if !env.cancels {

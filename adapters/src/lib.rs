@@ -204,6 +204,10 @@ pub struct CancelRequest<'a> {
     /// adapter that answered every line itself, such as openIMIS's for a
     /// claim whose every line the scheme refused).
     pub partner_reference: &'a str,
+    /// The partner answered this adjudication and the broker refused its
+    /// answer (`PARTNER_ANSWER_INVALID`): it was asked and may have booked
+    /// the claim, though no reference of it is stored.
+    pub answer_refused: bool,
 }
 
 /// Why a partner call did not give an answer.
@@ -237,6 +241,14 @@ pub enum AdapterError {
 /// claim's `last_error` keeps it: what tells a claim the partner has
 /// answered "not decided yet" from one it failed to answer.
 pub const PENDING_SAID: &str = "partner has not decided yet: ";
+
+/// How openIMIS's refusal of a cancel begins and ends around the claim
+/// code a person rejects in openIMIS (its [`AdapterError::Unsupported`]
+/// text): what the console and the CLI say in the reader's language.
+pub const OPENIMIS_NO_CANCEL: (&str, &str) = (
+    "openIMIS offers no cancellation over FHIR: reject claim ",
+    " in openIMIS by hand",
+);
 
 impl AdapterError {
     /// True when a later retry with the same key may succeed.

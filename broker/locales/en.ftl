@@ -785,6 +785,7 @@ partner-error-malformed = invalid answer: { $detail }
 partner-error-malformed-hidden = invalid answer: the detail is in the claim's reason (for a prior authorization, in the scheme's error)
 partner-error-rejected = refused by the mutuelle: { $detail }
 partner-error-unsupported = not supported by this mutuelle: { $detail }
+partner-error-openimis-no-cancel = openIMIS offers no cancellation over FHIR: reject claim { $claim } in openIMIS by hand
 partner-error-probe = probe: { $error }
 error-reason-PERMISSION_DENIED = This identity may not do that (the refusal is audited).
 error-reason-OVERLOADED = Too many calls at once: try again in a moment.

@@ -819,6 +819,7 @@ partner-error-malformed = réponse invalide : { $detail }
 partner-error-malformed-hidden = réponse invalide : le détail est dans le motif de la demande (pour un accord préalable, dans l'erreur rendue au régime)
 partner-error-rejected = refus de la mutuelle : { $detail }
 partner-error-unsupported = non pris en charge par cette mutuelle : { $detail }
+partner-error-openimis-no-cancel = openIMIS ne permet aucune annulation par FHIR : rejetez la demande { $claim } dans openIMIS, à la main
 partner-error-probe = sonde : { $error }
 error-reason-PERMISSION_DENIED = Cette identité n'a pas le droit de faire cela (refus inscrit au journal).
 error-reason-OVERLOADED = Trop d'appels en même temps : réessayez dans un instant.

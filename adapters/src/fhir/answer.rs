@@ -267,33 +267,43 @@ pub fn answers_the_claim_sent(v: &Value, sent: &Value) -> Result<(), PathError> 
 }
 
 /// Whether an answer is about the patient the request named (`sent`: the
-/// request's `patient`): a patient identifier of the system (or the
-/// identifier type) sent, with another value, is an answer about someone
-/// else: refused as malformed, never shown to a scheme nor booked on this
-/// claim. A reference (`Patient/<id>`) is not compared: a server answers
-/// with its own id (openIMIS replaces the `Patient/<CHFID>` it is asked
-/// about with its insuree's UUID), which cannot be told from another
-/// person's. A patient named another way, or not named, passes.
+/// request's `patient`, by an identifier or, openIMIS, `Patient/<CHFID>`):
+/// a patient identifier of the system (or the identifier type) sent, or of
+/// openIMIS's CHFID type (`Code`), with another value is an answer about
+/// someone else: refused as malformed, never shown to a scheme nor booked
+/// on this claim, and without quoting that person's number. A reference
+/// (`Patient/<id>`) in the answer is not compared: a server answers with
+/// its own id (openIMIS replaces the `Patient/<CHFID>` it is asked about
+/// with its insuree's UUID), which cannot be told from another person's.
+/// A patient named another way, or not named, passes.
 pub fn answers_the_patient_sent(v: &Value, sent: &Value) -> Result<(), PathError> {
     let res = v
         .get("resourceType")
         .and_then(Value::as_str)
         .unwrap_or("answer");
-    let (Some(got), Some(asked)) = (v.pointer("/patient/identifier"), sent.get("identifier"))
-    else {
+    let Some(got) = v.pointer("/patient/identifier") else {
         return Ok(());
     };
-    let text = |x: &Value, p: &str| x.pointer(p).and_then(Value::as_str).map(str::to_string);
+    let text = |x: Option<&Value>, p: &str| {
+        x.and_then(|x| x.pointer(p))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let asked = sent.get("identifier");
+    let asked_value = text(asked, "/value").or_else(|| {
+        text(Some(sent), "/reference").and_then(|r| r.strip_prefix("Patient/").map(String::from))
+    });
     let same_kind =
-        |p: &str| matches!((text(got, p), text(asked, p)), (Some(a), Some(b)) if a == b);
-    match (text(got, "/value"), text(asked, "/value")) {
+        |p: &str| matches!((text(Some(got), p), text(asked, p)), (Some(a), Some(b)) if a == b);
+    let chfid = text(Some(got), "/type/coding/0/code").as_deref() == Some("Code");
+    match (text(Some(got), "/value"), asked_value) {
         (Some(a), Some(b))
-            if a != b && (same_kind("/system") || same_kind("/type/coding/0/code")) =>
+            if a != b && (same_kind("/system") || same_kind("/type/coding/0/code") || chfid) =>
         {
             Err(perr(
                 &format!("{res}.patient.identifier.value"),
                 format!(
-                    "the answer is about patient {a:?}, not {b:?}, the one asked about: an answer about another person is never used"
+                    "the answer is about another patient than {b:?}, the one asked about: an answer about another person is never used"
                 ),
             ))
         }
@@ -773,10 +783,17 @@ impl ParsedEligibility {
         };
         match outcome_effect(&self.outcome) {
             OutcomeEffect::Final if self.errors.is_empty() => Ok(()),
+            // The payer's words alone (the console and the CLI say the
+            // refusal in the reader's language around them).
             OutcomeEffect::Final | OutcomeEffect::Rejected => {
                 Err(AdapterError::Rejected(Reason::new(
                     ReasonCode::PartnerRejected,
-                    format!("the mutuelle answered outcome={}{}", self.outcome, why()),
+                    match why() {
+                        w if w.is_empty() => {
+                            format!("the mutuelle answered outcome={}", self.outcome)
+                        }
+                        w => w[2..].to_string(),
+                    },
                 )))
             }
             OutcomeEffect::Pending => Err(AdapterError::Pending(format!(

@@ -724,6 +724,7 @@ mod tests {
                 claim_id: "oi-refused",
                 reason: "sent twice",
                 partner_reference: &a.partner_reference,
+                answer_refused: false,
             })
             .await
             .expect("nothing to undo");
@@ -786,6 +787,7 @@ mod tests {
                 claim_id: "oi-3",
                 reason: "sent twice",
                 partner_reference: "IMIS-RESP-3",
+                answer_refused: false,
             })
             .await
             .unwrap_err();
@@ -796,5 +798,24 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(sim.cancel_keys().is_empty());
+        // The cancel of an answer passerelle refused (no reference stored,
+        // but openIMIS holds the claim) is a person's to make too, never
+        // taken for a claim openIMIS never received.
+        let refused = |answer_refused| crate::CancelRequest {
+            idempotency_key: "cxl-4",
+            adjudication_key: "oi-key-4",
+            scheme_id: "CNSS",
+            claim_id: "oi-4",
+            reason: "passerelle refused this adjudication's answer",
+            partner_reference: "",
+            answer_refused,
+        };
+        match adapter.cancel(refused(true)).await {
+            Err(crate::AdapterError::Unsupported(m)) => {
+                assert!(m.contains(&claim_code("oi-key-4")), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(adapter.cancel(refused(false)).await.is_ok(), "never sent");
     }
 }

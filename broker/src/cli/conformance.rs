@@ -190,6 +190,7 @@ pub async fn run(cfg: &Config, base: &Path, id: &str, m: &Member) -> Result<Vec<
             reason: "passerelle conformance check",
             // What the partner's answer gave it, as the broker stores it.
             partner_reference: first.as_ref().map_or("", |a| a.partner_reference.as_str()),
+            answer_refused: false,
         })
         .await;
     checks.push(Check {
@@ -245,6 +246,7 @@ pub async fn run(cfg: &Config, base: &Path, id: &str, m: &Member) -> Result<Vec<
                     claim_id: &unmapped.claim_id,
                     reason: "passerelle conformance check",
                     partner_reference: &answered.partner_reference,
+                    answer_refused: false,
                 })
                 .await;
             match cancel {

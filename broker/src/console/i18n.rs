@@ -159,6 +159,13 @@ impl Lang {
             .iter()
             .find_map(|(prefix, key)| {
                 e.strip_prefix(prefix).map(|rest| {
+                    let (before, after) = passerelle_adapters::OPENIMIS_NO_CANCEL;
+                    if let Some(code) = rest
+                        .strip_prefix(before)
+                        .and_then(|r| r.strip_suffix(after))
+                    {
+                        return self.t_args("partner-error-openimis-no-cancel", &[("claim", code)]);
+                    }
                     match rest.strip_suffix(" is paused by an operator") {
                         // The broker's own words: said in full.
                         Some(m) if m.starts_with("mutuelle ") => self.t_args(
@@ -1127,6 +1134,19 @@ mod tests {
         assert_eq!(
             fr.partner_error("partner unavailable: mutuelle MUT-LEGACY is paused by an operator"),
             "mutuelle MUT-LEGACY mise en pause par un opérateur : rien ne lui est envoyé jusqu'à sa reprise"
+        );
+        // openIMIS cannot cancel: what a person does, in French too.
+        let (before, after) = passerelle_adapters::OPENIMIS_NO_CANCEL;
+        let note = format!(
+            "{}not supported by this partner: {before}PS0123456789ABCD{after}",
+            crate::service::claims::CANCEL_NOT_DELIVERED
+        );
+        assert_eq!(
+            fr.claim_note(&note),
+            fr.t_args(
+                "claim-cancel-not-delivered",
+                &[("detail", "openIMIS ne permet aucune annulation par FHIR : rejetez la demande PS0123456789ABCD dans openIMIS, à la main")]
+            )
         );
     }
 

@@ -1027,6 +1027,7 @@ impl Broker {
                 &rec.cancel_reason
             },
             partner_reference: &rec.partner_reference,
+            answer_refused: matches!(&rec.rejection, Some(r) if r.code == ReasonCode::PartnerAnswerInvalid),
         };
         let call = async {
             match partner {
