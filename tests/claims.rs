@@ -711,6 +711,26 @@ async fn unknown_member_is_no_cover_for_eligibility_and_a_failed_precondition_fo
             .contains("member number R-9 at MUT-R is not this beneficiary's"),
         "{reason:?}"
     );
+    // At a mutuelle with its own system too: a number the roster here
+    // gives to another beneficiary (G-2 is G-NEW's) is never sent on, where
+    // the mutuelle answered for that person, their cover and ceilings.
+    let e = client
+        .check_eligibility(pb::CheckEligibilityRequest {
+            scheme_id: "CNSS".into(),
+            beneficiary_id: "G-OK".into(),
+            date_of_care: "2026-11-20".into(),
+            mutuelle_id: "MUT-G".into(),
+            member_number: "G-2".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!e.covered, "{e:?}");
+    assert_eq!(
+        e.reason.map(|r| r.detail_key).as_deref(),
+        Some("card-mismatch")
+    );
     let mut carded = claim(
         "card-1",
         "R-OK",

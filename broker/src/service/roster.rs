@@ -377,7 +377,7 @@ impl Broker {
                 beneficiary = %mask(beneficiary_id),
                 kept = keep,
                 mutuelle = %m.mutuelle_id,
-                member = %m.member_number,
+                member = %mask(&m.member_number),
                 "coverage conflict resolved: membership end-dated"
             );
         }

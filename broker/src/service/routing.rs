@@ -112,9 +112,20 @@ impl Broker {
         };
         let member = match card.member_number {
             // A card's member number must belong to the beneficiary asking.
-            Some(_) => members
-                .into_iter()
-                .find(|m| m.scheme_id == scheme_id && m.beneficiary_id == beneficiary_id),
+            // One the roster here gives to someone else is never sent on,
+            // even to a mutuelle with its own system: it would answer (and
+            // count ceilings, and bill) for that person, and their cover
+            // would reach this scheme.
+            Some(_) => {
+                let unknown_here = members.is_empty();
+                let found = members
+                    .into_iter()
+                    .find(|m| m.scheme_id == scheme_id && m.beneficiary_id == beneficiary_id);
+                if found.is_none() && !unknown_here {
+                    return Ok((None, stored));
+                }
+                found
+            }
             // The mutuelle's record in force on the date (the latest
             // enrolment if renumbered), as for any routing: never the
             // first by member number.
