@@ -222,7 +222,7 @@ error-unavailable = Service unavailable for a moment: { $detail }
 error-exports-busy = Too many statement exports are under way; try again in a minute.
 error-internal = Internal error. The operator can find it in the log.
 error-back = Back to the dashboard
-date-invalid = invalid date "{ $value }": write it dd/mm/yyyy, for example 31/12/2026
+date-invalid = invalid date "{ $value }": write it dd/mm/yyyy (or dd,mm,yyyy on a phone), for example 31/12/2026
 date-no-such-day = the date "{ $value }" does not exist: check the day and the month (dd/mm/yyyy)
 claims-dates-ignored = The list below leaves out the filter's dates: correct them, then filter again.
 
@@ -411,6 +411,10 @@ roster-changes-more = … and { $count ->
         [one] { $count_shown } other change, applied with the others
        *[other] { $count_shown } other changes, applied with the others
     }.
+roster-bad-more = … and { $count ->
+        [one] { $count_shown } other row to correct
+       *[other] { $count_shown } other rows to correct
+    }.
 roster-no-column = The first row has no column "{ $column }".
 roster-unknown-column = Unknown column "{ $column }" in the first row. Possible columns: scheme_id, beneficiary_id, member_number, household_id, paid_until, product_id, product_start, product_end (remove the others).
 roster-bad-rows = Rows in error
@@ -498,6 +502,7 @@ done-withdrawn = Proposal withdrawn.
 nav-products = Products
 nav-approvals = Approvals
 date-hint = dd/mm/yyyy
+skip-to-content = Skip to the content
 category-consultation = Consultation
 category-pharmacy = Pharmacy
 category-lab = Laboratory tests

@@ -222,7 +222,7 @@ error-unavailable = Service momentanément indisponible : { $detail }
 error-exports-busy = Trop d'exports de bordereaux sont en cours ; réessayez dans une minute.
 error-internal = Erreur interne. L'opérateur a été prévenu par le journal.
 error-back = Retour au tableau de bord
-date-invalid = date invalide « { $value } » : écrivez-la jj/mm/aaaa, par exemple 31/12/2026
+date-invalid = date invalide « { $value } » : écrivez-la jj/mm/aaaa (ou jj,mm,aaaa sur un téléphone), par exemple 31/12/2026
 date-no-such-day = la date « { $value } » n'existe pas : vérifiez le jour et le mois (jj/mm/aaaa)
 claims-dates-ignored = La liste ci-dessous ne tient pas compte des dates du filtre : corrigez-les puis filtrez de nouveau.
 
@@ -409,6 +409,10 @@ roster-changes-more = … et { $count ->
         [one] { $count_shown } autre changement, appliqué avec les autres
        *[other] { $count_shown } autres changements, appliqués avec les autres
     }.
+roster-bad-more = … et { $count ->
+        [one] { $count_shown } autre ligne à corriger
+       *[other] { $count_shown } autres lignes à corriger
+    }.
 roster-no-column = La première ligne n'a pas de colonne « { $column } ».
 roster-unknown-column = Colonne inconnue « { $column } » dans la première ligne. Colonnes possibles : scheme_id, beneficiary_id, member_number, household_id, paid_until, product_id, product_start, product_end (retirez les autres).
 roster-bad-rows = Lignes en erreur
@@ -532,6 +536,7 @@ done-withdrawn = Proposition retirée.
 nav-products = Produits
 nav-approvals = Approbations
 date-hint = jj/mm/aaaa
+skip-to-content = Aller au contenu
 category-consultation = Consultation
 category-pharmacy = Pharmacie
 category-lab = Analyses de laboratoire

@@ -1390,7 +1390,7 @@ struct ClaimsQuery {
 /// when it is written day first with a month that does ("31/02/2026"),
 /// else how to write one (a month first, "11/21/2026", among others).
 fn date_problem(lang: Lang, typed: &str) -> String {
-    let parts: Vec<&str> = typed.trim().split(['/', '-', '.']).collect();
+    let parts: Vec<&str> = typed.trim().split(['/', '-', '.', ',']).collect();
     let day_first = parts.len() == 3
         && parts[0].len() <= 2
         && parts[2].len() == 4
@@ -1591,13 +1591,13 @@ async fn claims(State(c): State<Arc<Console>>, ctx: Ctx, Query(q): Query<ClaimsQ
         ));
     } else {
         form.push_str(&format!(
-            "<label>{}<input name=\"member\" value=\"{}\" size=\"12\"></label>",
+            "<label>{}<input name=\"member\" value=\"{}\" size=\"12\" autocapitalize=\"characters\" autocorrect=\"off\" spellcheck=\"false\"></label>",
             esc(&lang.t("claims-member")),
             esc(&q.member)
         ));
     }
     form.push_str(&format!(
-        "<label>{}<input name=\"provider\" value=\"{}\" size=\"14\"></label>",
+        "<label>{}<input name=\"provider\" value=\"{}\" size=\"14\" autocapitalize=\"characters\" autocorrect=\"off\" spellcheck=\"false\"></label>",
         esc(&lang.t("claims-provider")),
         esc(&q.provider)
     ));
@@ -1951,7 +1951,7 @@ async fn members(
         return ctx.forbidden().into_response();
     };
     let form = format!(
-        "<form method=\"get\" action=\"/members\" class=\"filters\"><label>{}<input name=\"number\" value=\"{}\" required></label><button>{}</button></form>",
+        "<form method=\"get\" action=\"/members\" class=\"filters\"><label>{}<input name=\"number\" value=\"{}\" required autocapitalize=\"characters\" autocorrect=\"off\" spellcheck=\"false\"></label><button>{}</button></form>",
         esc(&lang.t("members-number")),
         esc(&q.number),
         esc(&lang.t("members-search"))
@@ -2426,6 +2426,18 @@ fn read_roster(
 /// counted (every one is in the summary's counts, and applied).
 const ROSTER_CHANGES_SHOWN: usize = 200;
 
+/// Past the first [`ROSTER_CHANGES_SHOWN`] wrong rows of a file (members
+/// or opening balances), how many more, in a last row.
+pub(super) fn more_bad_rows(lang: Lang, t: &mut Table, rows: usize) {
+    if rows > ROSTER_CHANGES_SHOWN {
+        let more = (rows - ROSTER_CHANGES_SHOWN) as u64;
+        t.row(
+            String::new(),
+            vec![lang.counted("roster-bad-more", &[("count", more)])],
+        );
+    }
+}
+
 /// How many times a check asks the broker again without the rows it
 /// refused (an error names at most [`crate::api::status::MAX_VIOLATIONS`]
 /// of them): at most that many rows named a check, the rest said to be
@@ -2677,7 +2689,9 @@ async fn roster_post(
             ],
             &[0],
         );
-        for r in &check.rows {
+        // The first wrong rows, then how many more (a file with a wrong
+        // date on every row listed thousands of them).
+        for r in check.rows.iter().take(ROSTER_CHANGES_SHOWN) {
             t.row(
                 String::new(),
                 vec![
@@ -2688,6 +2702,7 @@ async fn roster_post(
                 ],
             );
         }
+        more_bad_rows(lang, &mut t, check.rows.len());
         tables.push((lang.t("roster-bad-rows"), t));
     }
     let wrong = !check.rows.is_empty() || check.more_refused;
@@ -4690,6 +4705,41 @@ mod tests {
     use http_body_util::BodyExt;
     use passerelle_domain::{CareCategory, Claim, ClaimLine, Payee, SchemeOutcome, date};
 
+    /// A date that does not exist is said so however it was typed, with a
+    /// phone's commas too (it read as badly written, "écrivez-la
+    /// jj/mm/aaaa", which the phone's keypad cannot type).
+    #[test]
+    fn a_date_that_does_not_exist_is_said_so_with_commas_too() {
+        for typed in ["31/02/2026", "31,02,2026", "31.02.2026"] {
+            let said = date_problem(Lang::Fr, typed);
+            assert!(said.contains("n'existe pas"), "{typed}: {said}");
+        }
+        let said = date_problem(Lang::Fr, "demain");
+        assert!(said.contains("jj,mm,aaaa"), "{said}");
+    }
+
+    /// A file's wrong rows are listed up to 200, then counted in a last
+    /// row (a file with a wrong date on every row listed thousands).
+    #[test]
+    fn wrong_rows_past_two_hundred_are_counted() {
+        let lang = Lang::Fr;
+        for (rows, last) in [
+            (ROSTER_CHANGES_SHOWN, None),
+            (450, Some("… et 250 autres lignes à corriger.")),
+        ] {
+            let mut t = Table::new(lang, &["roster-line", "roster-problem"], &[0]);
+            for i in 0..rows.min(ROSTER_CHANGES_SHOWN) {
+                t.row(String::new(), vec![i.to_string(), "x".into()]);
+            }
+            more_bad_rows(lang, &mut t, rows);
+            let n = rows.min(ROSTER_CHANGES_SHOWN) + usize::from(last.is_some());
+            assert_eq!(t.rows.len(), n, "{rows}");
+            if let Some(text) = last {
+                assert_eq!(t.rows[n - 1].cells, vec![text.to_string()]);
+            }
+        }
+    }
+
     /// A console over `broker` whose exports read `page` lines at once.
     fn console(broker: Arc<Broker>, page: u32) -> Arc<Console> {
         sized_console(broker, page, XLSX_MAX_LINES)
@@ -5879,7 +5929,10 @@ mod tests {
             cells[2].starts_with('-') && cells[2] == cells[3],
             "{cells:?}"
         );
-        assert!(html.contains("<th class=\"num\">Indus</th>"), "{html}");
+        assert!(
+            html.contains("<th scope=\"col\" class=\"num\">Indus</th>"),
+            "{html}"
+        );
     }
 
     #[tokio::test]

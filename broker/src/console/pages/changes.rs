@@ -788,7 +788,10 @@ fn state_name(state: i32) -> String {
 fn table_html(t: &Table) -> String {
     let mut out = String::from("<div class=\"scroll\"><table><thead><tr>");
     for (h, cls) in t.head.iter().zip(&t.cls) {
-        out.push_str(&format!("<th class=\"{cls}\">{}</th>", esc(h)));
+        out.push_str(&format!(
+            "<th scope=\"col\" class=\"{cls}\">{}</th>",
+            esc(h)
+        ));
     }
     out.push_str("</tr></thead><tbody>");
     for r in &t.rows {

@@ -91,7 +91,7 @@ pub(super) async fn page_post(
         &["roster-line", "roster-column", "roster-problem"],
         &[0],
     );
-    for b in &file.bad {
+    for b in file.bad.iter().take(super::ROSTER_CHANGES_SHOWN) {
         bad.row(
             String::new(),
             vec![
@@ -104,6 +104,7 @@ pub(super) async fn page_post(
             ],
         );
     }
+    super::more_bad_rows(lang, &mut bad, file.bad.len());
     if !file.bad.is_empty() {
         let after = format!(
             "<p class=\"error\">{}</p>",
