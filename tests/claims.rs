@@ -731,6 +731,23 @@ async fn unknown_member_is_no_cover_for_eligibility_and_a_failed_precondition_fo
         e.reason.map(|r| r.detail_key).as_deref(),
         Some("card-mismatch")
     );
+    // Nor in lower case (g-2), which such a mutuelle may read as G-2.
+    let e = client
+        .check_eligibility(pb::CheckEligibilityRequest {
+            scheme_id: "CNSS".into(),
+            beneficiary_id: "G-OK".into(),
+            date_of_care: "2026-11-20".into(),
+            mutuelle_id: "MUT-G".into(),
+            member_number: "g-2".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (e.covered, e.reason.map(|r| r.detail_key).as_deref()),
+        (false, Some("card-mismatch"))
+    );
     let mut carded = claim(
         "card-1",
         "R-OK",

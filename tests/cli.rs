@@ -1381,6 +1381,14 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
         !dir.path().join("p1-paged.csv.partial").exists(),
         "written beside, then renamed"
     );
+    // Its owner's alone: it names members and their care, whatever the
+    // umask.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&paged_path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
     // Whole, a statement is bounded: above the bound it is refused, naming
     // the way (pages).
     let broker = &h.running().broker;

@@ -110,6 +110,10 @@ pub struct FhirConfig {
 }
 
 impl PartnerSettings for FhirConfig {
+    fn url(&self) -> Option<&str> {
+        Some(&self.base_url)
+    }
+
     fn timeout_ms(&self) -> Option<u64> {
         Some(self.timeout_ms)
     }
@@ -1541,16 +1545,16 @@ mod tests {
         );
         let chfid = |v: &str| json!({ "type": "Patient", "identifier": { "type": { "coding": [{ "code": "Code" }] }, "value": v } });
         assert!(answers_the_patient_sent(&answer(chfid("070707070")), &by_ref).is_ok());
+        // A standard server's own id typed Code, to a question by identifier.
+        assert!(answers_the_patient_sent(&answer(chfid("999999999")), &by_id).is_ok());
         for (sent, patient) in [
             (
                 &by_id,
                 json!({ "identifier": { "system": "urn:passerelle:member", "value": "M-2" } }),
             ),
             (&by_code, chfid("111111111")),
-            // openIMIS asked about Patient/<CHFID>, answering another CHFID;
-            // a standard question answered with one too.
+            // openIMIS asked about Patient/<CHFID>, answering another CHFID.
             (&by_ref, chfid("999999999")),
-            (&by_id, chfid("999999999")),
         ] {
             let e = answers_the_patient_sent(&answer(patient.clone()), sent).unwrap_err();
             assert_eq!(

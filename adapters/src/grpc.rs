@@ -76,6 +76,10 @@ fn default_connect_timeout_ms() -> u64 {
 }
 
 impl PartnerSettings for GrpcConfig {
+    fn url(&self) -> Option<&str> {
+        Some(&self.endpoint)
+    }
+
     fn timeout_ms(&self) -> Option<u64> {
         Some(self.timeout_ms)
     }

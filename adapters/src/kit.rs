@@ -397,6 +397,7 @@ pub async fn prior_authorization(env: &KitEnv) {
         },
         hold: vec![],
         stay_id: None,
+        rebilled: false,
     };
     let bill = claim("kit-pa-claim");
     let a = env

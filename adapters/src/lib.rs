@@ -136,6 +136,10 @@ pub struct PriorTerms {
     pub hold: Vec<CeilingUse>,
     /// The stay it opened, which a claim naming none counts against.
     pub stay_id: Option<String>,
+    /// Billed again by a correction of a claim paid against it and since
+    /// cancelled: its hold went with that claim, and the commitment is no
+    /// floor (what the ceilings hold now is paid).
+    pub rebilled: bool,
 }
 
 /// A prior authorization asked of a partner: planned care, in the shape
@@ -204,9 +208,10 @@ pub struct CancelRequest<'a> {
     /// adapter that answered every line itself, such as openIMIS's for a
     /// claim whose every line the scheme refused).
     pub partner_reference: &'a str,
-    /// The partner answered this adjudication and the broker refused its
-    /// answer (`PARTNER_ANSWER_INVALID`): it was asked and may have booked
-    /// the claim, though no reference of it is stored.
+    /// The partner was asked about this adjudication and its answer was
+    /// not kept (refused, `PARTNER_ANSWER_INVALID`, or come after another
+    /// claim billed the same prior authorization): it may have booked the
+    /// claim, though no reference of it is stored.
     pub answer_refused: bool,
 }
 

@@ -8,7 +8,9 @@
 //! id = "MUT-X"
 //! adapter = "grpc"          # an AdapterKind
 //! [partners.grpc]           # its table: the GrpcConfig
-//! endpoint = "http://10.0.0.5:50061"
+//! endpoint = "https://10.0.0.5:50061"
+//! [partners.grpc.tls]
+//! ca_file = "partners/mut-x-ca.pem"
 //! ```
 //!
 //! [`AdapterConfig`] is that pair read as one tagged enum; every adapter
@@ -90,6 +92,12 @@ pub trait PartnerSettings {
     /// The deadline of one call, when the settings have one: the partner's
     /// deadline unless its entry sets `deadline_ms`.
     fn timeout_ms(&self) -> Option<u64> {
+        None
+    }
+
+    /// The partner's address (`endpoint`, `base_url`, `url`), when it is
+    /// reached over a network.
+    fn url(&self) -> Option<&str> {
         None
     }
 
@@ -284,6 +292,36 @@ impl AdapterConfig {
     /// The deadline the adapter's settings give a call, if any.
     pub fn timeout_ms(&self) -> Option<u64> {
         self.settings().timeout_ms()
+    }
+
+    /// Refuses a partner reached in plaintext (`http://`) anywhere but on
+    /// this machine, unless its entry says the network is private and
+    /// trusted (`allow_plaintext`): claims carry diagnoses, and the
+    /// partner's credentials would cross the network in clear.
+    pub fn check_transport(&self, allow_plaintext: bool) -> Result<(), String> {
+        let Some(url) = self.settings().url() else {
+            return Ok(());
+        };
+        let Some(rest) = url.strip_prefix("http://") else {
+            return Ok(());
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = match authority.rsplit_once(':') {
+            // An IPv6 address in brackets keeps its colons.
+            Some((h, port)) if !h.ends_with(':') && port.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => authority,
+        };
+        let host = host.trim_matches(['[', ']']);
+        let local = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if local || allow_plaintext {
+            return Ok(());
+        }
+        Err(format!(
+            "{url:?}: plaintext http:// to another machine carries claims (diagnoses included) and credentials in clear: use https:// with a [tls] table, or set allow_plaintext = true on this [[partners]] entry if the network is private and trusted (a LAN, a VPN)"
+        ))
     }
 
     /// Builds the adapter of one partner; `base` resolves relative paths.

@@ -291,6 +291,7 @@ impl Adapter for RulesAdapter {
             .or(req.prior.and_then(|p| p.stay_id.as_deref()));
         let stay = engine::stay_for(named, &format!("{}/{}", c.scheme_id, c.claim_id), &c.lines);
         let prior = match req.prior {
+            Some(p) if p.rebilled => Prior::Rebilled(&p.granted),
             Some(p) => Prior::Granted(&p.granted),
             None => Prior::Absent,
         };
@@ -587,6 +588,7 @@ mod tests {
             },
             hold: vec![],
             stay_id: None,
+            rebilled: false,
         };
         async fn paid(
             rules: &RulesAdapter,

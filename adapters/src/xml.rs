@@ -195,6 +195,10 @@ fn default_max_depth() -> usize {
 }
 
 impl PartnerSettings for XmlConfig {
+    fn url(&self) -> Option<&str> {
+        Some(&self.url)
+    }
+
     fn timeout_ms(&self) -> Option<u64> {
         Some(self.timeout_ms)
     }

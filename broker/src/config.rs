@@ -492,6 +492,10 @@ impl<'de> Deserialize<'de> for PartnerConfig {
             Some(v) => Some(field("deadline_ms", v)?),
             None => None,
         };
+        let allow_plaintext: bool = match entry.remove("allow_plaintext") {
+            Some(v) => field("allow_plaintext", v)?,
+            None => false,
+        };
         let probe: Option<ProbeConfig> = match entry.remove("probe") {
             Some(v) => Some(field("probe", v)?),
             None => None,
@@ -505,6 +509,9 @@ impl<'de> Deserialize<'de> for PartnerConfig {
             )));
         }
         let adapter = AdapterConfig::from_entry(entry).map_err(D::Error::custom)?;
+        adapter
+            .check_transport(allow_plaintext)
+            .map_err(D::Error::custom)?;
         Ok(PartnerConfig {
             id,
             name,
@@ -895,6 +902,44 @@ mod tests {
             e.contains("plaintext: only allowed on a loopback address"),
             "{e}"
         );
+    }
+
+    /// A partner reached over http:// on another machine is refused at
+    /// start, naming the fix, unless its entry says the network is private;
+    /// this machine's addresses stay allowed, and https:// needs no word.
+    #[test]
+    fn a_partner_in_plaintext_across_a_network_is_refused_unless_said() {
+        let entry = |url: &str, extra: &str| {
+            format!(
+                "plaintext = true\n[[schemes]]\nid=\"CNSS\"\ncurrency=\"XOF\"\n[[partners]]\nid=\"M\"\nadapter=\"grpc\"\n{extra}[partners.grpc]\nendpoint=\"{url}\"\n"
+            )
+        };
+        for url in [
+            "http://10.0.0.5:50061",
+            "http://mutuelle.lan",
+            "http://[fd00::5]:50061",
+        ] {
+            let e = load_str(&entry(url, "")).unwrap_err().to_string();
+            assert!(
+                e.contains("partners[0]") && e.contains("allow_plaintext = true"),
+                "{url}: {e}"
+            );
+            assert!(
+                load_str(&entry(url, "allow_plaintext = true\n")).is_ok(),
+                "{url}"
+            );
+        }
+        for url in [
+            "http://127.0.0.1:50061",
+            "http://localhost:50061",
+            "http://[::1]:50061",
+        ] {
+            assert!(load_str(&entry(url, "")).is_ok(), "{url}");
+        }
+        // The same for a FHIR partner's base_url.
+        let fhir = "plaintext = true\n[[schemes]]\nid=\"CNSS\"\ncurrency=\"XOF\"\n[[partners]]\nid=\"F\"\nadapter=\"fhir-r4\"\n[partners.fhir]\nbase_url=\"http://192.168.1.20/api_fhir_r4\"\n";
+        let e = load_str(fhir).unwrap_err().to_string();
+        assert!(e.contains("allow_plaintext"), "{e}");
     }
 
     #[test]

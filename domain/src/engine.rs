@@ -297,6 +297,11 @@ pub enum Prior<'a> {
     Requesting,
     /// A claim paid against a granted authorization.
     Granted(&'a Granted),
+    /// A correction paid against an authorization billed before by a claim
+    /// since cancelled: as [`Prior::Granted`], but the commitment is no
+    /// floor (its hold went with that claim: what the ceilings hold now is
+    /// paid).
+    Rebilled(&'a Granted),
 }
 
 /// The terms of a granted authorization a claim is paid against.
@@ -725,7 +730,7 @@ pub fn adjudicate(ctx: &Context<'_>, lines: &[ClaimLine]) -> Adjudication {
 /// own hold.
 pub fn adjudicate_with(ctx: &Context<'_>, lines: &[ClaimLine], prior: Prior<'_>) -> Adjudication {
     let matched = match prior {
-        Prior::Granted(g) => g.matches(lines),
+        Prior::Granted(g) | Prior::Rebilled(g) => g.matches(lines),
         _ => vec![None; lines.len()],
     };
     let mut tally = Tally {
@@ -768,8 +773,8 @@ pub fn adjudicate_with(ctx: &Context<'_>, lines: &[ClaimLine], prior: Prior<'_>)
         let authorized = match prior {
             Prior::Absent => Authorized::Needed,
             Prior::Requesting => Authorized::Requesting,
-            Prior::Granted(g) => match matched[i] {
-                Some(j) => Authorized::Line(g, &g.lines[j]),
+            Prior::Granted(g) | Prior::Rebilled(g) => match matched[i] {
+                Some(j) => Authorized::Line(g, &g.lines[j], matches!(prior, Prior::Granted(_))),
                 None => Authorized::Needed,
             },
         };
@@ -811,8 +816,9 @@ enum Authorized<'a> {
     Needed,
     /// The authorization is being computed.
     Requesting,
-    /// Paid against this authorized line.
-    Line(&'a Granted, &'a GrantedLine),
+    /// Paid against this authorized line; whether its commitment is a
+    /// floor (not for a correction billed again: [`Prior::Rebilled`]).
+    Line(&'a Granted, &'a GrantedLine, bool),
 }
 
 fn zero(reason: Reason) -> (Amount, Vec<Reason>) {
@@ -1034,7 +1040,7 @@ fn line_share(
 
     // Against an authorization: the committed M plus the tolerance at most,
     // and the committed M alone when the line is billed above its tolerance.
-    if let Authorized::Line(g, a) = authorized {
+    if let Authorized::Line(g, a, floored) = authorized {
         if line.billed > g.with_tolerance(a.billed) {
             if m > a.mutuelle_share {
                 m = a.mutuelle_share.max(0);
@@ -1070,9 +1076,14 @@ fn line_share(
         // the product version then in force, and a version published since
         // (a lower rate) does not take it back. The member's rights on the
         // date of care (dues, the product in force, exclusions, waiting
-        // periods) apply above as on any claim, the ceilings and act
-        // limits below (the authorization's hold keeps that room).
+        // periods) and the category's acts a year apply above as on any
+        // claim (a line the count cut is not raised: its acts would go
+        // uncounted), the ceilings and act limits below (the
+        // authorization's hold keeps that room). A correction billed
+        // again has no floor: its hold went with the cancelled claim.
         if let Some(floor) = g.floor(line, a)
+            && floored
+            && (count.is_none() || units == line.quantity)
             && m < floor
         {
             m = floor;

@@ -1329,4 +1329,54 @@ fn a_commitment_holds_under_a_product_version_published_since() {
     let mut lapsed = member();
     lapsed.paid_until = Some(d("2026-03-01"));
     assert_eq!(pay(&lapsed, &planned).lines[0].mutuelle_share, 0);
+    // A correction billed again (its hold went with the cancelled claim):
+    // no floor, the version in force pays.
+    let again = engine::adjudicate_with(
+        &Context {
+            member: &m,
+            product: Some(&v2),
+            date_of_care: d("2026-03-12"),
+            diagnoses: &[],
+            stay_id: None,
+            usage: &Usage::default(),
+        },
+        &planned,
+        engine::Prior::Rebilled(&granted),
+    );
+    assert_eq!(again.lines[0].mutuelle_share, 10_000);
+    // The category's acts a year used up: nothing paid, nothing raised
+    // (the act would go uncounted), the count's reason kept.
+    let mut counted = v2.clone();
+    counted.categories[0].year_count_limit = Some(1);
+    let used = engine::adjudicate_with(
+        &Context {
+            member: &m,
+            product: Some(&counted),
+            date_of_care: d("2026-03-11"),
+            diagnoses: &[],
+            stay_id: None,
+            usage: &Usage::default(),
+        },
+        &[line(CareCategory::Hospitalisation, 1_000, 1_000, 500)],
+        engine::Prior::Absent,
+    );
+    let mut usage = Usage::default();
+    usage.apply(&used.consumption);
+    let cut = engine::adjudicate_with(
+        &Context {
+            member: &m,
+            product: Some(&counted),
+            date_of_care: d("2026-03-12"),
+            diagnoses: &[],
+            stay_id: None,
+            usage: &usage,
+        },
+        &planned,
+        engine::Prior::Granted(&granted),
+    );
+    assert_eq!(cut.lines[0].mutuelle_share, 0, "{cut:?}");
+    assert!(
+        codes(&cut, 0).contains(&ReasonCode::CountLimitReached),
+        "{cut:?}"
+    );
 }

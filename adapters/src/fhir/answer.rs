@@ -295,7 +295,9 @@ pub fn answers_the_patient_sent(v: &Value, sent: &Value) -> Result<(), PathError
     });
     let same_kind =
         |p: &str| matches!((text(Some(got), p), text(asked, p)), (Some(a), Some(b)) if a == b);
-    let chfid = text(Some(got), "/type/coding/0/code").as_deref() == Some("Code");
+    // openIMIS's CHFID type, where the question named the patient so.
+    let chfid =
+        asked.is_none() && text(Some(got), "/type/coding/0/code").as_deref() == Some("Code");
     match (text(Some(got), "/value"), asked_value) {
         (Some(a), Some(b))
             if a != b && (same_kind("/system") || same_kind("/type/coding/0/code") || chfid) =>

@@ -1390,8 +1390,14 @@ struct ClaimsQuery {
 /// when it is written day first with a month that does ("31/02/2026"),
 /// else how to write one (a month first, "11/21/2026", among others).
 fn date_problem(lang: Lang, typed: &str) -> String {
-    let parts: Vec<&str> = typed.trim().split(['/', '-', '.', ',']).collect();
-    let day_first = parts.len() == 3
+    let typed_trim = typed.trim();
+    let parts: Vec<&str> = typed_trim.split(['/', '-', '.', ',']).collect();
+    // One separator throughout, as a date is read (31,12/2026 is badly
+    // written, not a day that does not exist).
+    let mut seps = typed_trim.chars().filter(|c| "/-.,".contains(*c));
+    let one_sep = seps.next().is_some_and(|first| seps.all(|c| c == first));
+    let day_first = one_sep
+        && parts.len() == 3
         && parts[0].len() <= 2
         && parts[2].len() == 4
         && parts
@@ -4714,6 +4720,8 @@ mod tests {
             let said = date_problem(Lang::Fr, typed);
             assert!(said.contains("n'existe pas"), "{typed}: {said}");
         }
+        let said = date_problem(Lang::Fr, "31,12/2026");
+        assert!(said.contains("jj/mm/aaaa"), "{said}");
         let said = date_problem(Lang::Fr, "demain");
         assert!(said.contains("jj,mm,aaaa"), "{said}");
     }

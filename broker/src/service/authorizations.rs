@@ -115,6 +115,7 @@ pub fn terms_of(rec: &AuthorizationRecord) -> PriorTerms {
         },
         hold: t.hold.clone(),
         stay_id: t.planned.stay.as_ref().map(|s| s.stay_id.clone()),
+        rebilled: false,
     }
 }
 
@@ -908,6 +909,7 @@ impl Broker {
                         // Its hold went with the cancelled claim.
                         let mut terms = terms_of(&r);
                         terms.hold.clear();
+                        terms.rebilled = true;
                         Quoted::Terms(r.reference.clone(), terms, true)
                     } else {
                         Quoted::BilledElsewhere(billed_elsewhere(&r.reference, &r.claim_id))

@@ -1027,7 +1027,10 @@ impl Broker {
                 &rec.cancel_reason
             },
             partner_reference: &rec.partner_reference,
-            answer_refused: matches!(&rec.rejection, Some(r) if r.code == ReasonCode::PartnerAnswerInvalid),
+            // Asked, its answer not kept: refused, or lost to the claim
+            // that billed the authorization first.
+            answer_refused: withdrawing
+                || matches!(&rec.rejection, Some(r) if r.code == ReasonCode::PartnerAnswerInvalid),
         };
         let call = async {
             match partner {

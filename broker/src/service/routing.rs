@@ -116,7 +116,20 @@ impl Broker {
             // even to a mutuelle with its own system: it would answer (and
             // count ceilings, and bill) for that person, and their cover
             // would reach this scheme.
-            Some(_) => {
+            Some(number) => {
+                let mut members = members;
+                // A slip of letter case (g-2 for G-2) may name a member at
+                // a mutuelle that reads numbers so: looked up in capitals
+                // too, as the console does.
+                let upper = number.to_uppercase();
+                if members.is_empty() && upper != number {
+                    members = self
+                        .store
+                        .get_member(mid, &upper)
+                        .await?
+                        .into_iter()
+                        .collect();
+                }
                 let unknown_here = members.is_empty();
                 let found = members
                     .into_iter()

@@ -492,9 +492,7 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
             std::path::PathBuf::from(name)
         });
         let out: Box<dyn std::io::Write> = match &partial {
-            Some(path) => Box::new(std::io::BufWriter::new(
-                std::fs::File::create(path).map_err(io)?,
-            )),
+            Some(path) => Box::new(std::io::BufWriter::new(private_file(path).map_err(io)?)),
             None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
         };
         let written = async {
@@ -644,4 +642,17 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
         cur
     );
     Ok(())
+}
+
+/// A file only its owner reads (0600 on Unix): a statement names members
+/// and their care, whatever the umask.
+fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)
 }
