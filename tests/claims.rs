@@ -687,18 +687,19 @@ async fn unknown_member_is_no_cover_for_eligibility_and_a_failed_precondition_fo
     assert_eq!(h.get("nobody-1").await.unwrap_err().code(), Code::NotFound);
     // A card whose member number is not this beneficiary's at the mutuelle
     // it names says so, not that no mutuelle covers them.
-    let e = client
-        .check_eligibility(pb::CheckEligibilityRequest {
+    let carded = |beneficiary: &str, mutuelle: &str, number: &str| {
+        let mut client = client.clone();
+        let req = pb::CheckEligibilityRequest {
             scheme_id: "CNSS".into(),
-            beneficiary_id: "R-OK".into(),
+            beneficiary_id: beneficiary.into(),
             date_of_care: "2026-11-20".into(),
-            mutuelle_id: "MUT-R".into(),
-            member_number: "R-9".into(),
+            mutuelle_id: mutuelle.into(),
+            member_number: number.into(),
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        };
+        async move { client.check_eligibility(req).await.unwrap().into_inner() }
+    };
+    let e = carded("R-OK", "MUT-R", "R-9").await;
     let reason = e.reason.unwrap();
     assert!(!e.covered);
     assert_eq!(
@@ -713,49 +714,24 @@ async fn unknown_member_is_no_cover_for_eligibility_and_a_failed_precondition_fo
     );
     // At a mutuelle with its own system too: a number the roster here
     // gives to another beneficiary (G-2 is G-NEW's) is never sent on, where
-    // the mutuelle answered for that person, their cover and ceilings.
-    let e = client
-        .check_eligibility(pb::CheckEligibilityRequest {
-            scheme_id: "CNSS".into(),
-            beneficiary_id: "G-OK".into(),
-            date_of_care: "2026-11-20".into(),
-            mutuelle_id: "MUT-G".into(),
-            member_number: "G-2".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(!e.covered, "{e:?}");
-    assert_eq!(
-        e.reason.map(|r| r.detail_key).as_deref(),
-        Some("card-mismatch")
-    );
-    // Nor in lower case (g-2), which such a mutuelle may read as G-2.
-    let e = client
-        .check_eligibility(pb::CheckEligibilityRequest {
-            scheme_id: "CNSS".into(),
-            beneficiary_id: "G-OK".into(),
-            date_of_care: "2026-11-20".into(),
-            mutuelle_id: "MUT-G".into(),
-            member_number: "g-2".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        (e.covered, e.reason.map(|r| r.detail_key).as_deref()),
-        (false, Some("card-mismatch"))
-    );
-    let mut carded = claim(
+    // the mutuelle answered for that person, their cover and ceilings; nor
+    // in lower case (g-2), which such a mutuelle may read as G-2.
+    for number in ["G-2", "g-2"] {
+        let e = carded("G-OK", "MUT-G", number).await;
+        assert_eq!(
+            (e.covered, e.reason.map(|r| r.detail_key).as_deref()),
+            (false, Some("card-mismatch")),
+            "{number}"
+        );
+    }
+    let mut card_claim = claim(
         "card-1",
         "R-OK",
         &[covered(C::Consultation, 5000, 5000, 3500)],
     );
-    carded.mutuelle_id = "MUT-R".into();
-    carded.member_number = "R-9".into();
-    let err = h.coordinate(carded).await.unwrap_err();
+    card_claim.mutuelle_id = "MUT-R".into();
+    card_claim.member_number = "R-9".into();
+    let err = h.coordinate(card_claim).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     let info = err.get_details_error_info().unwrap();
     assert_eq!(

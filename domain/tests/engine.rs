@@ -1257,19 +1257,22 @@ fn an_answer_below_the_commitment_is_refused() {
 /// plan, or past the tolerance, is valued anew.
 #[test]
 fn a_commitment_holds_under_a_product_version_published_since() {
+    fn on<'a>(m: &'a Member, p: &'a Product, day: &str, usage: &'a Usage) -> Context<'a> {
+        Context {
+            member: m,
+            product: Some(p),
+            date_of_care: d(day),
+            diagnoses: &[],
+            stay_id: None,
+            usage,
+        }
+    }
     let m = member();
     let mut v1 = product(vec![rule(CareCategory::Hospitalisation, 8000)]);
     v1.beneficiary_year_limit = Some(100_000);
     let planned = [line(CareCategory::Hospitalisation, 60_000, 60_000, 40_000)];
     let commit = engine::adjudicate_with(
-        &Context {
-            member: &m,
-            product: Some(&v1),
-            date_of_care: d("2026-03-10"),
-            diagnoses: &[],
-            stay_id: None,
-            usage: &Usage::default(),
-        },
+        &on(&m, &v1, "2026-03-10", &Usage::default()),
         &planned,
         engine::Prior::Requesting,
     );
@@ -1287,14 +1290,7 @@ fn a_commitment_holds_under_a_product_version_published_since() {
     v2.beneficiary_year_limit = Some(100_000);
     let pay = |m: &Member, lines: &[ClaimLine]| {
         engine::adjudicate_with(
-            &Context {
-                member: m,
-                product: Some(&v2),
-                date_of_care: d("2026-03-12"),
-                diagnoses: &[],
-                stay_id: None,
-                usage: &Usage::default(),
-            },
+            &on(m, &v2, "2026-03-12", &Usage::default()),
             lines,
             engine::Prior::Granted(&granted),
         )
@@ -1332,14 +1328,7 @@ fn a_commitment_holds_under_a_product_version_published_since() {
     // A correction billed again (its hold went with the cancelled claim):
     // no floor, the version in force pays.
     let again = engine::adjudicate_with(
-        &Context {
-            member: &m,
-            product: Some(&v2),
-            date_of_care: d("2026-03-12"),
-            diagnoses: &[],
-            stay_id: None,
-            usage: &Usage::default(),
-        },
+        &on(&m, &v2, "2026-03-12", &Usage::default()),
         &planned,
         engine::Prior::Rebilled(&granted),
     );
@@ -1349,28 +1338,14 @@ fn a_commitment_holds_under_a_product_version_published_since() {
     let mut counted = v2.clone();
     counted.categories[0].year_count_limit = Some(1);
     let used = engine::adjudicate_with(
-        &Context {
-            member: &m,
-            product: Some(&counted),
-            date_of_care: d("2026-03-11"),
-            diagnoses: &[],
-            stay_id: None,
-            usage: &Usage::default(),
-        },
+        &on(&m, &counted, "2026-03-11", &Usage::default()),
         &[line(CareCategory::Hospitalisation, 1_000, 1_000, 500)],
         engine::Prior::Absent,
     );
     let mut usage = Usage::default();
     usage.apply(&used.consumption);
     let cut = engine::adjudicate_with(
-        &Context {
-            member: &m,
-            product: Some(&counted),
-            date_of_care: d("2026-03-12"),
-            diagnoses: &[],
-            stay_id: None,
-            usage: &usage,
-        },
+        &on(&m, &counted, "2026-03-12", &usage),
         &planned,
         engine::Prior::Granted(&granted),
     );
