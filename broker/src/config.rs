@@ -511,7 +511,7 @@ impl<'de> Deserialize<'de> for PartnerConfig {
         let adapter = AdapterConfig::from_entry(entry).map_err(D::Error::custom)?;
         adapter
             .check_transport(allow_plaintext)
-            .map_err(D::Error::custom)?;
+            .map_err(|e| D::Error::custom(format!("partner {id}: {e}")))?;
         Ok(PartnerConfig {
             id,
             name,
@@ -921,7 +921,7 @@ mod tests {
         ] {
             let e = load_str(&entry(url, "")).unwrap_err().to_string();
             assert!(
-                e.contains("partners[0]") && e.contains("allow_plaintext = true"),
+                e.contains("partners[0]: partner M: ") && e.contains("allow_plaintext = true"),
                 "{url}: {e}"
             );
             assert!(

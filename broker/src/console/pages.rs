@@ -2432,6 +2432,16 @@ fn read_roster(
 /// counted (every one is in the summary's counts, and applied).
 const ROSTER_CHANGES_SHOWN: usize = 200;
 
+/// The heading of a file's wrong rows, with how many there are (past the
+/// first 200, the total was said only at the bottom of the list).
+pub(super) fn bad_rows_heading(lang: Lang, rows: usize) -> String {
+    format!(
+        "{} ({})",
+        lang.t("roster-bad-rows"),
+        lang.amount(i64::try_from(rows).unwrap_or(i64::MAX), "")
+    )
+}
+
 /// Past the first [`ROSTER_CHANGES_SHOWN`] wrong rows of a file (members
 /// or opening balances), how many more, in a last row.
 pub(super) fn more_bad_rows(lang: Lang, t: &mut Table, rows: usize) {
@@ -2709,7 +2719,7 @@ async fn roster_post(
             );
         }
         more_bad_rows(lang, &mut t, check.rows.len());
-        tables.push((lang.t("roster-bad-rows"), t));
+        tables.push((bad_rows_heading(lang, check.rows.len()), t));
     }
     let wrong = !check.rows.is_empty() || check.more_refused;
     // To apply: only what the check showed, and confirmed if it ends most.
@@ -4746,6 +4756,8 @@ mod tests {
                 assert_eq!(t.rows[n - 1].cells, vec![text.to_string()]);
             }
         }
+        // Their total heads the list, where it was said only below 200 rows.
+        assert_eq!(bad_rows_heading(lang, 450), "Lignes en erreur (450)");
     }
 
     /// A console over `broker` whose exports read `page` lines at once.

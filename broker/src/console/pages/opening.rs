@@ -114,7 +114,7 @@ pub(super) async fn page_post(
             ui,
             form,
             String::new(),
-            vec![(lang.t("roster-bad-rows"), bad)],
+            vec![(super::bad_rows_heading(lang, file.bad.len()), bad)],
             after,
         );
     }
