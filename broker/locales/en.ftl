@@ -498,6 +498,7 @@ done-unchanged = Nothing to approve: that is already what is recorded.
 done-approved = Proposal approved and applied.
 done-rejected = Proposal rejected.
 done-withdrawn = Proposal withdrawn.
+done-already-decided = This proposal was decided already (by you, if you pressed twice): how it ended is in the history below.
 
 nav-products = Products
 nav-approvals = Approvals

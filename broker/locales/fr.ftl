@@ -532,6 +532,7 @@ done-unchanged = Rien à approuver : c'est déjà ce qui est enregistré.
 done-approved = Proposition approuvée et appliquée.
 done-rejected = Proposition rejetée.
 done-withdrawn = Proposition retirée.
+done-already-decided = Cette proposition était déjà décidée (par vous, si vous avez appuyé deux fois) : son issue est dans l'historique ci-dessous.
 
 nav-products = Produits
 nav-approvals = Approbations

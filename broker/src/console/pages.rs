@@ -462,7 +462,7 @@ struct Done {
 
 impl Done {
     fn notice(&self, lang: Lang) -> String {
-        const KEYS: [&str; 11] = [
+        const KEYS: [&str; 12] = [
             "paused",
             "resumed",
             "revoked",
@@ -474,6 +474,7 @@ impl Done {
             "approved",
             "rejected",
             "withdrawn",
+            "already-decided",
         ];
         if KEYS.contains(&self.done.as_str()) {
             lang.t(&format!("done-{}", self.done))
@@ -4857,6 +4858,49 @@ mod tests {
             .get(header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
+    }
+
+    /// An approval sent twice (a double tap on a slow link, the first
+    /// answer not shown yet): the first applies it, the second lands on
+    /// the approvals page saying it was decided already, where it showed
+    /// an error page quoting the broker's English.
+    #[tokio::test]
+    async fn an_approval_sent_twice_lands_on_the_approvals_page() {
+        use crate::service::approvals::Proposed;
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        let c = console(b.clone(), 100);
+        let ama = signed_in_manager(&b, "ama").await;
+        signed_in_manager(&b, "kofi").await;
+        let (kofi_id, kofi) = b
+            .sign_in("kofi", "un mot de passe assez long", "", "127.0.0.1")
+            .await
+            .unwrap();
+        let v = crate::store::conformance::sample_product("MUT-R", 7, "2026-01-01");
+        let Proposed::Waiting(p) = b
+            .propose_products(&crate::identity::Auth::Caller(ama.person.caller()), vec![v])
+            .await
+            .unwrap()
+        else {
+            panic!("waits for a second person")
+        };
+        let csrf = csrf::mask(&kofi.session.csrf_secret);
+        let form = format!("csrf={}&hash={}", url(&csrf), p.hash);
+        let path = format!("/approvals/{}/approve", p.id);
+        let first = routed(&c, &kofi_id, &path, Some(form.clone())).await;
+        assert_eq!(location(&first), "/approvals?done=approved");
+        let second = routed(&c, &kofi_id, &path, Some(form)).await;
+        assert_eq!(
+            (second.status(), location(&second)),
+            (StatusCode::SEE_OTHER, "/approvals?done=already-decided")
+        );
+        assert!(
+            Done {
+                done: "already-decided".into()
+            }
+            .notice(Lang::Fr)
+            .starts_with("Cette proposition était déjà décidée")
+        );
     }
 
     /// A password an operator gave: its owner is sent to choose their own

@@ -1013,8 +1013,23 @@ pub(super) async fn decide(
         Err(s) if s.code() == tonic::Code::PermissionDenied => ctx
             .error(StatusCode::FORBIDDEN, ctx.t("approvals-not-yours"))
             .into_response(),
+        // Decided already: most often this very person's first tap, whose
+        // answer a slow link had not shown yet (a double tap). The page
+        // of approvals says so above the history that shows how it ended,
+        // where an error page quoted the broker's English.
+        Err(s) if decided_already(&s) => {
+            Reply::Redirect("/approvals?done=already-decided".into(), Vec::new()).into_response()
+        }
         Err(s) => ctx.status(s).into_response(),
     }
+}
+
+/// Whether the broker refused a decision because the proposal was decided
+/// already (its ErrorInfo reason).
+fn decided_already(s: &tonic::Status) -> bool {
+    use tonic_types::StatusExt;
+    s.get_details_error_info()
+        .is_some_and(|i| i.reason == crate::service::approvals::PROPOSAL_DECIDED)
 }
 
 #[cfg(test)]
