@@ -48,6 +48,25 @@ fn period_changed(outcome: &str) -> Option<(u32, u32)> {
     Some((then.parse().ok()?, now.parse().ok()?))
 }
 
+/// Whether a date that could not be read is written day first, with one
+/// separator throughout and a month that exists (31/02/2026, 31,02,2026):
+/// then its day does not exist, and saying how to write a date misleads
+/// (31,12/2026 is badly written).
+pub fn no_such_day(typed: &str) -> bool {
+    let typed = typed.trim();
+    let parts: Vec<&str> = typed.split(['/', '-', '.', ',']).collect();
+    let mut seps = typed.chars().filter(|c| "/-.,".contains(*c));
+    let one_sep = seps.next().is_some_and(|first| seps.all(|c| c == first));
+    one_sep
+        && parts.len() == 3
+        && parts[0].len() <= 2
+        && parts[2].len() == 4
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && parts[1].parse::<u8>().is_ok_and(|m| (1..=12).contains(&m))
+}
+
 impl Lang {
     pub fn code(self) -> &'static str {
         match self {
@@ -827,6 +846,11 @@ impl Lang {
         use passerelle_files::roster_csv::Problem;
         match p {
             Problem::Empty => self.t("roster-empty"),
+            // Written right, a day that does not exist (31/02/2026): said
+            // so, rather than how to write a date.
+            Problem::NotADate(v) if no_such_day(v) => {
+                self.t_args("date-no-such-day", &[("value", v.trim())])
+            }
             Problem::NotADate(v) => self.t_args("roster-not-a-date", &[("value", v)]),
             Problem::EndBeforeStart => self.t("roster-end-before-start"),
             Problem::DiffersFromLine(l, v) => {
@@ -1099,6 +1123,21 @@ mod tests {
             en.starts_with("This file holds 50,001 balance rows: at most 50,000"),
             "{en}"
         );
+    }
+
+    /// A members file's date written right whose day does not exist is
+    /// said so (it read "n'est pas une date (jj/mm/aaaa)", as if badly
+    /// written); one badly written says how to write it.
+    #[test]
+    fn a_members_files_date_that_does_not_exist_is_said_so() {
+        use passerelle_files::roster_csv::Problem;
+        let fr = Lang::Fr;
+        let said = fr.roster_problem(&Problem::NotADate("31/02/2026".into()));
+        assert!(said.contains("n'existe pas"), "{said}");
+        for badly in ["2026/02/31", "31,02/2026", "demain"] {
+            let said = fr.roster_problem(&Problem::NotADate(badly.into()));
+            assert!(said.contains("n'est pas une date"), "{badly}: {said}");
+        }
     }
 
     /// A partner's error reads in the person's language, its kind said by

@@ -1391,21 +1391,7 @@ struct ClaimsQuery {
 /// when it is written day first with a month that does ("31/02/2026"),
 /// else how to write one (a month first, "11/21/2026", among others).
 fn date_problem(lang: Lang, typed: &str) -> String {
-    let typed_trim = typed.trim();
-    let parts: Vec<&str> = typed_trim.split(['/', '-', '.', ',']).collect();
-    // One separator throughout, as a date is read (31,12/2026 is badly
-    // written, not a day that does not exist).
-    let mut seps = typed_trim.chars().filter(|c| "/-.,".contains(*c));
-    let one_sep = seps.next().is_some_and(|first| seps.all(|c| c == first));
-    let day_first = one_sep
-        && parts.len() == 3
-        && parts[0].len() <= 2
-        && parts[2].len() == 4
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        && parts[1].parse::<u8>().is_ok_and(|m| (1..=12).contains(&m));
-    if day_first {
+    if super::i18n::no_such_day(typed) {
         lang.t_args("date-no-such-day", &[("value", typed.trim())])
     } else {
         lang.t_args("date-invalid", &[("value", typed.trim())])
