@@ -608,6 +608,20 @@ async fn the_shipped_alerts_and_dashboard_use_exported_metrics() {
     // declares (a family with no sample yet, such as the certificate dates
     // of a plaintext broker, is declared all the same).
     let text = scrape(ops).await;
+    // Both background tasks say when they last ended a pass, from the
+    // start (PasserelleWorkerStalled reads them).
+    for task in ["retry", "retention"] {
+        let line = text
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!(
+                    "passerelle_worker_last_pass_timestamp_seconds{{task=\"{task}\"}}"
+                ))
+            })
+            .unwrap_or_else(|| panic!("{task}: {text}"));
+        let at: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(at > 1_700_000_000, "{line}");
+    }
     let mut exported: BTreeSet<String> = text
         .lines()
         .filter(|l| !l.starts_with('#'))

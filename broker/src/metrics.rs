@@ -87,6 +87,8 @@ pub struct Metrics {
     refused: Counters<1>,
     expiry: FloatGauges,
     scrape_errors: Counter,
+    worker_last_pass: Gauges<1>,
+    worker_interval: Gauges<1>,
 }
 
 impl Metrics {
@@ -130,6 +132,8 @@ impl Metrics {
             refused: Family::default(),
             expiry: Family::default(),
             scrape_errors: Counter::default(),
+            worker_last_pass: Family::default(),
+            worker_interval: Family::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -241,6 +245,16 @@ impl Metrics {
             "passerelle_metrics_scrape_errors",
             "Scrapes that could not read part of the state (the store, a file)",
             m.scrape_errors.clone(),
+        );
+        r.register(
+            "passerelle_worker_last_pass_timestamp_seconds",
+            "When each background task of this broker last ended a pass, as a Unix time, by task: retry (claims and cancels waiting on a mutuelle, prior authorizations' expiry) or retention (audit pruning, console sessions, proposals left approved)",
+            m.worker_last_pass.clone(),
+        );
+        r.register(
+            "passerelle_worker_interval_seconds",
+            "How often each background task runs a pass, as configured (retry.poll_ms, retention.interval_s)",
+            m.worker_interval.clone(),
         );
         let m = Metrics { registry: r, ..m };
         for p in partners {
@@ -401,6 +415,18 @@ impl Metrics {
     /// A scrape could not read part of the state.
     pub fn scrape_error(&self) {
         self.scrape_errors.inc();
+    }
+
+    /// A background task (`task`: "retry" or "retention") ended a pass at
+    /// `unix_s`; `every_s`: how often it runs one. A task stuck on a call
+    /// that never returns stops moving its time (PasserelleWorkerStalled).
+    pub fn worker_pass(&self, task: &'static str, unix_s: i64, every_s: i64) {
+        self.worker_last_pass
+            .get_or_create(&[("task", task)])
+            .set(unix_s);
+        self.worker_interval
+            .get_or_create(&[("task", task)])
+            .set(every_s);
     }
 
     /// The exposition, in the OpenMetrics text format.

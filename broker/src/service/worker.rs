@@ -131,6 +131,11 @@ impl Broker {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let every = Duration::from_secs(cfg.interval_s);
+        let every_s = i64::try_from(cfg.interval_s).unwrap_or(i64::MAX);
+        // Its series exist from the start (a scrape before the first pass
+        // ends sees the broker's start).
+        self.metrics
+            .worker_pass("retention", self.clock.now_ms() / 1000, every_s);
         loop {
             // The audit log's months ahead, whether retention prunes or not.
             if let Err(e) = self.store.prepare_audit(self.clock.now_ms()).await {
@@ -152,6 +157,8 @@ impl Broker {
             if let Err(e) = self.apply_left_approved().await {
                 tracing::warn!(error = %e, "proposals left approved not read");
             }
+            self.metrics
+                .worker_pass("retention", self.clock.now_ms() / 1000, every_s);
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = shutdown.changed() => return,
@@ -165,6 +172,10 @@ impl Broker {
     /// The retry worker: runs until `shutdown` turns true.
     pub async fn run_worker(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let poll = Duration::from_millis(self.retry.poll_ms);
+        // At least a second: the gauge counts whole seconds.
+        let poll_s = i64::try_from(self.retry.poll_ms.div_ceil(1000).max(1)).unwrap_or(i64::MAX);
+        self.metrics
+            .worker_pass("retry", self.clock.now_ms() / 1000, poll_s);
         loop {
             let round = tokio::time::Instant::now();
             // Other brokers' pauses and circuits, before leasing.
@@ -177,7 +188,10 @@ impl Broker {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot expire prior authorizations"),
             }
-            match self.retry_due(shutdown.clone()).await {
+            let due = self.retry_due(shutdown.clone()).await;
+            self.metrics
+                .worker_pass("retry", self.clock.now_ms() / 1000, poll_s);
+            match due {
                 Ok(n) if n > 0 => {
                     // Pace a backlog: n claims take at least n / max_per_second.
                     if self.retry.max_per_second > 0 {
