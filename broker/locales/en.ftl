@@ -97,6 +97,8 @@ claim-awaiting-mutuelle = The mutuelle has not answered yet: until it does, its 
 claim-product = Product applied
 claim-updated = Last change
 claim-duplicate-of = Same invoice as claim
+claim-prior-authorization = Prior authorization
+claim-quotes-authorization = Prior authorization: { $reference }
 claim-cancel-reason = Why it was cancelled
 claim-indu = Claim { $claim } was in period { $period }, already closed: { $mutuelle } recovers from { $payee_type ->
         [member] member { $payee }

@@ -97,6 +97,8 @@ claim-awaiting-mutuelle = La mutuelle n'a pas encore répondu : en attendant, sa
 claim-product = Produit appliqué
 claim-updated = Dernière mise à jour
 claim-duplicate-of = Même facture que la demande
+claim-prior-authorization = Accord préalable
+claim-quotes-authorization = Accord préalable : { $reference }
 claim-cancel-reason = Motif de l'annulation
 claim-indu = La demande { $claim } était dans la période { $period }, déjà clôturée : { $mutuelle } récupère les { $amount } qu'elle y avait comptés, { $payee_type ->
         [member] auprès de l'adhérent { $payee }

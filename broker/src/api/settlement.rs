@@ -617,6 +617,11 @@ impl SettlementService for SettlementApi {
                     crate::identity::Auth::Plaintext => rec.last_error.clone(),
                     _ => String::new(),
                 },
+                prior_authorization_reference: rec
+                    .claim
+                    .prior_authorization
+                    .clone()
+                    .unwrap_or_default(),
             })
         })
         .await

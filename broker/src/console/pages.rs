@@ -1712,6 +1712,14 @@ async fn claim(
             r.duplicate_of_claim_id.clone(),
         ));
     }
+    // Paid against a prior authorization: which one (its lines are paid
+    // up to what it committed, its reasons say so).
+    if !d.prior_authorization_reference.is_empty() {
+        items.push((
+            lang.t("claim-prior-authorization"),
+            d.prior_authorization_reference.clone(),
+        ));
+    }
     if d.period > 0 {
         items.push((lang.t("col-period"), d.period.to_string()));
     }
@@ -5160,6 +5168,44 @@ mod tests {
             }],
             prior_authorization: None,
         }
+    }
+
+    /// A claim paid against a prior authorization names it on its page,
+    /// from GetClaim (nothing said which authorization paid it); a claim
+    /// quoting none shows no such line.
+    #[tokio::test]
+    async fn a_claim_page_names_its_prior_authorization() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        let c = console(b.clone(), 100);
+        let ama = signed_in_manager(&b, "ama").await;
+        let mut planned = consultation(90, "CHU", "2026-03-10");
+        planned.claim_id = "PA-90".into();
+        let a = b.request_authorization(planned).await.unwrap();
+        let mut paid = consultation(91, "CHU", "2026-03-10");
+        paid.prior_authorization = Some(a.reference.clone());
+        b.coordinate(paid).await.unwrap();
+        b.coordinate(consultation(92, "CHU", "2026-03-10"))
+            .await
+            .unwrap();
+        let page = |id: &str| {
+            claim(
+                State(c.clone()),
+                ama.clone(),
+                Path(("CNSS".into(), id.into())),
+                Query(Done::default()),
+            )
+        };
+        let with = html_of(page("C-91").await).await;
+        assert!(
+            with.contains(&format!(
+                "<dt>Accord préalable</dt><dd>{}</dd>",
+                esc(&a.reference)
+            )),
+            "{with}"
+        );
+        let without = html_of(page("C-92").await).await;
+        assert!(!without.contains("Accord préalable"), "{without}");
     }
 
     /// Closes MUT-R's open period and marks it settled as `reference`.

@@ -298,6 +298,15 @@ fn print_cancellation(ctx: &Ctx, d: &settlement::ClaimDetail) {
     let (Some(r), l) = (&d.result, ctx.lang.catalogue()) else {
         return;
     };
+    if !d.prior_authorization_reference.is_empty() {
+        outln!(
+            "{}",
+            l.t_args(
+                "claim-quotes-authorization",
+                &[("reference", d.prior_authorization_reference.as_str())]
+            )
+        );
+    }
     if !d.cancel_reason.is_empty() {
         outln!("{}", l.cancel_reason(&d.cancel_reason));
     }
