@@ -557,6 +557,7 @@ product-year-limit-field = Yearly ceiling (empty: none)
 product-year-count-field = Acts per year (empty: no limit)
 
 periods-propose-close = Propose closing the current period ({ $pair })
+periods-close-waiting = Close of { $pair } proposed by { $who } on { $when }: it waits for another manager's approval (Approvals).
 periods-propose-settle = Propose settling period { $number } ({ $pair })
 
 approvals-title = Approvals

@@ -591,6 +591,7 @@ product-year-limit-field = Plafond annuel (vide : aucun)
 product-year-count-field = Nombre d'actes par an (vide : sans limite)
 
 periods-propose-close = Proposer la clôture de la période en cours ({ $pair })
+periods-close-waiting = Clôture de { $pair } proposée par { $who } le { $when } : elle attend l'approbation d'un autre gestionnaire (Approbations).
 periods-propose-settle = Proposer le règlement de la période { $number } ({ $pair })
 
 approvals-title = Approbations

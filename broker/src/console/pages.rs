@@ -2885,7 +2885,28 @@ async fn periods(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
             Ok(r) => r,
             Err(e) => return ctx.status(e).into_response(),
         };
-        forms.push_str(&changes::period_forms(&ctx, &ui, &s, &m, &r.periods));
+        // A manager's proposals waiting, so that a close proposed already
+        // is said rather than offered again.
+        let pending = if ctx.person.user.role == UserRole::Manager {
+            let msg = settlement::ListProposalsRequest {
+                mutuelle_id: m.clone(),
+                pending_only: true,
+            };
+            match c
+                .call(&ctx.person, ctx.peer, msg, |r| {
+                    c.settlement.list_proposals(r)
+                })
+                .await
+            {
+                Ok(r) => r.proposals,
+                Err(e) => return ctx.status(e).into_response(),
+            }
+        } else {
+            Vec::new()
+        };
+        forms.push_str(&changes::period_forms(
+            &ctx, &ui, &s, &m, &r.periods, &pending,
+        ));
         let mut t = Table::new(
             lang,
             &[
@@ -6027,6 +6048,33 @@ mod tests {
         );
         assert!(
             html.contains("<th scope=\"col\" class=\"num\">Indus</th>"),
+            "{html}"
+        );
+    }
+
+    /// A close proposed already is said on the periods page, with who
+    /// proposed it, where the button offered to propose it again.
+    #[tokio::test]
+    async fn a_close_waiting_for_approval_is_said_not_offered_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        let c = console(b.clone(), 5_000);
+        five_claims(&b).await;
+        let page = async || html_of(periods(State(c.clone()), manager()).await).await;
+        let button = "Proposer la clôture de la période en cours (CNSS – MUT-R)";
+        let html = page().await;
+        assert!(html.contains(button), "{html}");
+        b.propose_close(
+            &crate::identity::Auth::Caller(manager().person.caller()),
+            "CNSS",
+            "MUT-R",
+        )
+        .await
+        .unwrap();
+        let html = page().await;
+        assert!(!html.contains(button), "{html}");
+        assert!(
+            html.contains("Clôture de CNSS – MUT-R proposée par"),
             "{html}"
         );
     }

@@ -674,22 +674,43 @@ pub(super) async fn new_version(
 // ---- periods ----
 
 /// The forms a manager proposes a close or a settlement with, for the
-/// periods page.
+/// periods page; `pending`: the mutuelle's proposals waiting for a second
+/// person (a close already proposed is said, with its author and time,
+/// where the button offered to propose it again).
 pub(super) fn period_forms(
     ctx: &Ctx,
     ui: &Ui,
     scheme: &str,
     mutuelle: &str,
     periods: &[settlement::Period],
+    pending: &[settlement::Proposal],
 ) -> String {
     if !manager(ctx) {
         return String::new();
     }
     let lang = ctx.lang;
     let mut out = String::new();
+    let close_waiting = pending
+        .iter()
+        .find(|x| x.kind == settlement::ProposalKind::ClosePeriod as i32 && x.scheme_id == scheme);
     for p in periods {
         let open = p.state == settlement::PeriodState::Open as i32;
-        if open && (p.claim_count > 0 || p.recoveries != 0) {
+        if open && let Some(x) = close_waiting {
+            out.push_str(&format!(
+                "<p class=\"notice\"><a href=\"/approvals\">{}</a></p>",
+                esc(&lang.t_args(
+                    "periods-close-waiting",
+                    &[
+                        ("pair", &format!("{scheme} – {mutuelle}")),
+                        (
+                            "who",
+                            &lang.named_identity(&x.proposed_by, &x.proposed_by_name)
+                        ),
+                        ("when", &lang.time(x.proposed_at_ms)),
+                    ],
+                ))
+            ));
+        } else if open && (p.claim_count > 0 || p.recoveries != 0) {
             out.push_str(&button_form(
                 &format!("/proposals/close/{}/{}", url(scheme), url(mutuelle)),
                 &ui.csrf,
