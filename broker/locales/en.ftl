@@ -517,6 +517,7 @@ category-optical = Optical
 category-other = Other care
 
 products-title = Products
+products-version-waiting = Version { $version } of { $product } (from { $from }) proposed by { $who } on { $when }: it waits for another manager's approval (Approvals).
 products-none = No product is recorded for this mutuelle.
 products-new-version = Propose a new version of
 products-new-heading = New version of { $id } ({ $name })

@@ -551,6 +551,7 @@ category-optical = Optique
 category-other = Autres soins
 
 products-title = Produits
+products-version-waiting = Version { $version } de { $product } (à partir du { $from }) proposée par { $who } le { $when } : elle attend l'approbation d'un autre gestionnaire (Approbations).
 products-none = Aucun produit enregistré pour cette mutuelle.
 products-new-version = Proposer une nouvelle version de
 products-new-heading = Nouvelle version de { $id } ({ $name })

@@ -6052,6 +6052,27 @@ mod tests {
         );
     }
 
+    /// A product version proposed and waiting for a second person is said
+    /// on the products page, where none showed.
+    #[tokio::test]
+    async fn a_version_waiting_for_approval_is_said_on_the_products_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        let c = console(b.clone(), 100);
+        let ama = signed_in_manager(&b, "ama").await;
+        let v = crate::store::conformance::sample_product("MUT-R", 3, "2026-06-01");
+        b.propose_products(&crate::identity::Auth::Caller(ama.person.caller()), vec![v])
+            .await
+            .unwrap();
+        let html =
+            html_of(changes::products(State(c.clone()), ama.clone(), Query(Done::default())).await)
+                .await;
+        assert!(
+            html.contains("Version 3 de ESS (à partir du 01/06/2026) proposée par"),
+            "{html}"
+        );
+    }
+
     /// A close proposed already is said on the periods page, with who
     /// proposed it, where the button offered to propose it again.
     #[tokio::test]

@@ -274,6 +274,46 @@ pub(super) async fn products(
         Ok(p) => p,
         Err(r) => return r.into_response(),
     };
+    // Versions proposed and waiting for a second person, said above the
+    // versions in force (the page showed none of them: a manager saw no
+    // sign of the version a colleague had proposed).
+    let msg = settlement::ListProposalsRequest {
+        mutuelle_id: mutuelle.clone(),
+        pending_only: true,
+    };
+    let pending = match c
+        .call(&ctx.person, ctx.peer, msg, |r| {
+            c.settlement.list_proposals(r)
+        })
+        .await
+    {
+        Ok(r) => r.proposals,
+        Err(e) => return ctx.status(e).into_response(),
+    };
+    let mut waiting = String::new();
+    for x in &pending {
+        let Ok(Change::PublishProducts { products, .. }) = serde_json::from_str(&x.body) else {
+            continue;
+        };
+        for v in &products {
+            waiting.push_str(&format!(
+                "<p class=\"notice\"><a href=\"/approvals\">{}</a></p>",
+                esc(&lang.t_args(
+                    "products-version-waiting",
+                    &[
+                        ("version", &v.version.to_string()),
+                        ("product", &v.id),
+                        ("from", &lang.date(v.valid_from)),
+                        (
+                            "who",
+                            &lang.named_identity(&x.proposed_by, &x.proposed_by_name)
+                        ),
+                        ("when", &lang.time(x.proposed_at_ms)),
+                    ],
+                ))
+            ));
+        }
+    }
     let mut ui = ctx.ui(lang.t("products-title"), "products");
     ui.notice = done.notice(lang);
     let mut tables = Vec::new();
@@ -296,7 +336,7 @@ pub(super) async fn products(
     page(ListPage {
         ui,
         heading: lang.t("products-title"),
-        form: String::new(),
+        form: waiting,
         summary: if all.is_empty() {
             lang.t("products-none")
         } else {
