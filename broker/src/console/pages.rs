@@ -2888,18 +2888,9 @@ async fn periods(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
         // A manager's proposals waiting, so that a close proposed already
         // is said rather than offered again.
         let pending = if ctx.person.user.role == UserRole::Manager {
-            let msg = settlement::ListProposalsRequest {
-                mutuelle_id: m.clone(),
-                pending_only: true,
-            };
-            match c
-                .call(&ctx.person, ctx.peer, msg, |r| {
-                    c.settlement.list_proposals(r)
-                })
-                .await
-            {
-                Ok(r) => r.proposals,
-                Err(e) => return ctx.status(e).into_response(),
+            match changes::waiting_proposals(&c, &ctx, &m).await {
+                Ok(p) => p,
+                Err(r) => return r,
             }
         } else {
             Vec::new()

@@ -277,18 +277,9 @@ pub(super) async fn products(
     // Versions proposed and waiting for a second person, said above the
     // versions in force (the page showed none of them: a manager saw no
     // sign of the version a colleague had proposed).
-    let msg = settlement::ListProposalsRequest {
-        mutuelle_id: mutuelle.clone(),
-        pending_only: true,
-    };
-    let pending = match c
-        .call(&ctx.person, ctx.peer, msg, |r| {
-            c.settlement.list_proposals(r)
-        })
-        .await
-    {
-        Ok(r) => r.proposals,
-        Err(e) => return ctx.status(e).into_response(),
+    let pending = match waiting_proposals(&c, &ctx, &mutuelle).await {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     let mut waiting = String::new();
     for x in &pending {
@@ -346,6 +337,25 @@ pub(super) async fn products(
         empty: String::new(),
         after,
     })
+}
+
+/// A mutuelle's proposals waiting for a second person, as the person may
+/// read them: what the products and periods pages say is waiting.
+pub(super) async fn waiting_proposals(
+    c: &Console,
+    ctx: &Ctx,
+    mutuelle: &str,
+) -> Result<Vec<settlement::Proposal>, Response> {
+    let msg = settlement::ListProposalsRequest {
+        mutuelle_id: mutuelle.to_string(),
+        pending_only: true,
+    };
+    c.call(&ctx.person, ctx.peer, msg, |r| {
+        c.settlement.list_proposals(r)
+    })
+    .await
+    .map(|r| r.proposals)
+    .map_err(|e| ctx.status(e).into_response())
 }
 
 /// The latest version of a product of the person's mutuelle.
