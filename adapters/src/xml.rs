@@ -996,18 +996,25 @@ mod tests {
                 .replace("{SECRET}", &secret.display().to_string()),
         )
         .unwrap();
-        let adapter = XmlAdapter::new(&cfg).unwrap();
         let claim = crate::kit::claim("C-BOTH");
-        let ask = || {
-            adapter.adjudicate(crate::AdjudicationRequest {
-                idempotency_key: "k-both",
-                claim: &claim,
-                member_number: "K-1",
-                member: None,
-                prior: None,
-                unread_ceilings: false,
-            })
-        };
+        // The claim asked of a partner read with `cfg`.
+        async fn asked(
+            cfg: &XmlConfig,
+            claim: &passerelle_domain::Claim,
+        ) -> Result<crate::PartnerAdjudication, AdapterError> {
+            XmlAdapter::new(cfg)
+                .unwrap()
+                .adjudicate(crate::AdjudicationRequest {
+                    idempotency_key: "k-both",
+                    claim,
+                    member_number: "K-1",
+                    member: None,
+                    prior: None,
+                    unread_ceilings: false,
+                })
+                .await
+        }
+        let ask = || asked(&cfg, &claim);
         *body.lock().unwrap() = "<Reponse><Erreur>code 12</Erreur><Reference>R-1</Reference>\
              <Ligne no=\"1\"><Part>1 500</Part></Ligne><Ligne no=\"2\"><Part>400</Part></Ligne></Reponse>"
             .into();
@@ -1031,17 +1038,7 @@ mod tests {
         // read; a refusal need not repeat it.
         let mut keyed = cfg.clone();
         keyed.adjudicate.answer.key = Some("Reponse/@cle".into());
-        let adapter = XmlAdapter::new(&keyed).unwrap();
-        let ask = || {
-            adapter.adjudicate(crate::AdjudicationRequest {
-                idempotency_key: "k-both",
-                claim: &claim,
-                member_number: "K-1",
-                member: None,
-                prior: None,
-                unread_ceilings: false,
-            })
-        };
+        let ask = || asked(&keyed, &claim);
         let paying = |cle: &str| {
             format!(
                 "<Reponse{cle}><Reference>R-1</Reference><Ligne no=\"1\"><Part>1 500</Part></Ligne><Ligne no=\"2\"><Part>400</Part></Ligne></Reponse>"

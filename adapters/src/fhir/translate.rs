@@ -165,15 +165,18 @@ mod tests {
     /// beside `inforce: true` is not covered, in the payer's words.
     #[test]
     fn an_eligibility_error_is_shown_as_not_covered() {
+        let read_as = |v: serde_json::Value| {
+            translate(
+                toml::Table::new(),
+                v.to_string().as_bytes(),
+                "e.json",
+                "XOF",
+            )
+            .unwrap()
+        };
         let v = serde_json::json!({"resourceType": "CoverageEligibilityResponse", "outcome": "complete",
             "error": [{"code": {"text": "Assuré inconnu"}}], "insurance": [{"inforce": true}]});
-        let out = translate(
-            toml::Table::new(),
-            v.to_string().as_bytes(),
-            "e.json",
-            "XOF",
-        )
-        .unwrap();
+        let out = read_as(v);
         assert_eq!(out["covered"], false, "{out}");
         assert_eq!(out["errors"][0], "Assuré inconnu");
         let read = out["as_the_broker_reads_it"].as_str().unwrap();
@@ -183,13 +186,7 @@ mod tests {
         );
         let v = serde_json::json!({"resourceType": "CoverageEligibilityResponse", "outcome": "complete",
             "insurance": [{"inforce": true}]});
-        let out = translate(
-            toml::Table::new(),
-            v.to_string().as_bytes(),
-            "e.json",
-            "XOF",
-        )
-        .unwrap();
+        let out = read_as(v);
         assert_eq!(
             (
                 out["covered"].as_bool(),

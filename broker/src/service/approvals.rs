@@ -988,6 +988,34 @@ mod tests {
         assert!(!versions.contains(&3), "{versions:?}");
     }
 
+    /// `products` proposed by `by`, then left approved by `approver` at
+    /// the clock's now, as a broker stopped after the approval's first
+    /// write leaves it.
+    async fn left_approved(
+        b: &Broker,
+        by: &Auth,
+        products: Vec<Product>,
+        approver: &str,
+    ) -> Proposal {
+        let Proposed::Waiting(p) = b.propose_products(by, products).await.unwrap() else {
+            panic!("a new version waits for approval")
+        };
+        assert!(
+            b.store()
+                .decide_proposal(
+                    p.id,
+                    ProposalState::Pending,
+                    ProposalState::Approved,
+                    approver,
+                    b.clock.now_ms(),
+                    "",
+                )
+                .await
+                .unwrap()
+        );
+        *p
+    }
+
     /// A broker stopped between an approval's first write and its change
     /// leaves the proposal approved: the recovery pass applies it, once,
     /// by its approver, but not before [`APPLY_BOUND_MS`] past its
@@ -998,25 +1026,9 @@ mod tests {
         let b = crate::service::testing::broker(dir.path());
         let system = caller(Role::Mutuelle, "MUT-X", None, false);
         let v1 = sample_product("MUT-X", 1, "2026-01-01");
-        let Proposed::Waiting(p) = b.propose_products(&system, vec![v1.clone()]).await.unwrap()
-        else {
-            panic!("a new version waits for approval")
-        };
         // What the crash leaves: the approval's first write alone.
         let approved_ms = b.clock.now_ms();
-        assert!(
-            b.store()
-                .decide_proposal(
-                    p.id,
-                    ProposalState::Pending,
-                    ProposalState::Approved,
-                    "mutuelle:MUT-X/user:awa",
-                    approved_ms,
-                    "",
-                )
-                .await
-                .unwrap()
-        );
+        let p = left_approved(&b, &system, vec![v1.clone()], "mutuelle:MUT-X/user:awa").await;
         // A decision on it says it is decided; nothing applies it yet.
         let awa = caller(Role::Mutuelle, "MUT-X", Some("awa"), false);
         assert!(matches!(
@@ -1055,34 +1067,20 @@ mod tests {
 
         // One the store refuses by then (a version out of order with one
         // published since) ends failed, nothing stored.
-        let Proposed::Waiting(late) = b
-            .propose_products(&system, vec![sample_product("MUT-X", 2, "2026-06-01")])
-            .await
-            .unwrap()
-        else {
-            panic!("waits")
-        };
-        let Proposed::Waiting(first) = b
-            .propose_products(&system, vec![sample_product("MUT-X", 3, "2026-03-01")])
-            .await
-            .unwrap()
-        else {
-            panic!("waits")
-        };
-        let now = b.clock.now_ms();
-        for id in [late.id, first.id] {
-            b.store()
-                .decide_proposal(
-                    id,
-                    ProposalState::Pending,
-                    ProposalState::Approved,
-                    "awa",
-                    now,
-                    "",
-                )
-                .await
-                .unwrap();
-        }
+        let late = left_approved(
+            &b,
+            &system,
+            vec![sample_product("MUT-X", 2, "2026-06-01")],
+            "awa",
+        )
+        .await;
+        let first = left_approved(
+            &b,
+            &system,
+            vec![sample_product("MUT-X", 3, "2026-03-01")],
+            "awa",
+        )
+        .await;
         b.clock.move_ahead(APPLY_BOUND_MS + 1);
         assert_eq!(b.apply_left_approved().await.unwrap(), 2);
         assert_eq!(
@@ -1102,22 +1100,7 @@ mod tests {
         // was approved and applied since ends failed: applied late, it
         // replaced the version published since (no claim had used it).
         let mut v4 = sample_product("MUT-X", 4, "2026-09-01");
-        let Proposed::Waiting(stale) = b.propose_products(&system, vec![v4.clone()]).await.unwrap()
-        else {
-            panic!("waits")
-        };
-        let now = b.clock.now_ms();
-        b.store()
-            .decide_proposal(
-                stale.id,
-                ProposalState::Pending,
-                ProposalState::Approved,
-                "awa",
-                now,
-                "",
-            )
-            .await
-            .unwrap();
+        let stale = left_approved(&b, &system, vec![v4.clone()], "awa").await;
         v4.name = "Version 4 corrigée".into();
         let Proposed::Waiting(fresh) = b.propose_products(&system, vec![v4.clone()]).await.unwrap()
         else {

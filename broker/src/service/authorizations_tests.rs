@@ -1133,6 +1133,48 @@ struct Overcommits {
     says_dues: bool,
 }
 
+impl Overcommits {
+    /// One whose releases answer `releases` in turn, overcommitting every
+    /// request until told otherwise (`mended`, `hold_billed`).
+    fn new(
+        releases: Vec<Result<(), passerelle_adapters::AdapterError>>,
+        says_dues: bool,
+    ) -> Overcommits {
+        Overcommits {
+            releases: std::sync::Mutex::new(releases),
+            sent: Default::default(),
+            mended: Default::default(),
+            hold_billed: Default::default(),
+            held_mended: Default::default(),
+            arrived: Default::default(),
+            go: Default::default(),
+            says_dues,
+        }
+    }
+}
+
+/// `held` asked while the partner holds it (`hold_billed`), and `other`
+/// asked meanwhile: what `other` got, then what `held` got once let go.
+async fn while_held(
+    b: &std::sync::Arc<Broker>,
+    adapter: &Overcommits,
+    held: Claim,
+    other: Claim,
+) -> (
+    AuthorizationRecord,
+    Result<AuthorizationRecord, ServiceError>,
+) {
+    let late = {
+        let b = b.clone();
+        tokio::spawn(async move { b.request_authorization(held).await })
+    };
+    // It has passed the checks before the partner, and waits on it.
+    adapter.arrived.notified().await;
+    let first = b.request_authorization(other).await.unwrap();
+    adapter.go.notify_one();
+    (first, late.await.unwrap())
+}
+
 #[async_trait::async_trait]
 impl passerelle_adapters::Adapter for Overcommits {
     /// Covered, saying nothing of the member's dues (as a FHIR partner).
@@ -1220,8 +1262,8 @@ impl passerelle_adapters::Adapter for Overcommits {
 #[tokio::test]
 async fn a_refused_commitment_is_released_at_the_mutuelle() {
     let dir = tempfile::tempdir().unwrap();
-    let adapter = std::sync::Arc::new(Overcommits {
-        releases: std::sync::Mutex::new(vec![
+    let adapter = std::sync::Arc::new(Overcommits::new(
+        vec![
             Err(passerelle_adapters::AdapterError::Unavailable(
                 "down".into(),
             )),
@@ -1230,15 +1272,9 @@ async fn a_refused_commitment_is_released_at_the_mutuelle() {
                 passerelle_domain::Reason::new(ReasonCode::PartnerRejected, "no such hold"),
             )),
             Ok(()),
-        ]),
-        sent: Default::default(),
-        mended: Default::default(),
-        hold_billed: Default::default(),
-        held_mended: Default::default(),
-        arrived: Default::default(),
-        go: Default::default(),
-        says_dues: true,
-    });
+        ],
+        true,
+    ));
     let b = super::super::testing::broker_with_adapter(dir.path(), adapter.clone());
     b.store()
         .upsert_members(&[super::super::testing::member_of("X")], 0)
@@ -1310,22 +1346,15 @@ async fn a_refused_commitment_is_released_at_the_mutuelle() {
     adapter
         .hold_billed
         .store(61_000, std::sync::atomic::Ordering::SeqCst);
-    let late = {
-        let b = b.clone();
-        tokio::spawn(async move {
-            b.request_authorization(care("X", "PA-11", vec![hospital(61_000)]))
-                .await
-        })
-    };
-    // It has passed the check of what is stored, and waits on the partner.
-    adapter.arrived.notified().await;
-    let first = b
-        .request_authorization(care("X", "PA-11", vec![hospital(60_000)]))
-        .await
-        .unwrap();
+    let (first, late) = while_held(
+        &b,
+        &adapter,
+        care("X", "PA-11", vec![hospital(61_000)]),
+        care("X", "PA-11", vec![hospital(60_000)]),
+    )
+    .await;
     assert_eq!(first.state, AuthorizationState::Active);
-    adapter.go.notify_one();
-    let err = late.await.unwrap().unwrap_err();
+    let err = late.unwrap_err();
     assert!(matches!(err, ServiceError::ModifiedRequest(_)), "{err:?}");
     assert_eq!(adapter.sent.lock().unwrap().len(), 4, "nothing released");
     // An extension whose commitment does not hold is refused, and nothing
@@ -1379,16 +1408,16 @@ async fn a_refused_commitment_is_released_at_the_mutuelle() {
 #[tokio::test]
 async fn the_bound_is_counted_again_where_it_is_stored() {
     let dir = tempfile::tempdir().unwrap();
-    let adapter = std::sync::Arc::new(Overcommits {
-        releases: std::sync::Mutex::new(vec![Ok(())]),
-        sent: Default::default(),
-        mended: std::sync::atomic::AtomicBool::new(true),
-        hold_billed: std::sync::atomic::AtomicI64::new(2_000),
-        held_mended: std::sync::atomic::AtomicBool::new(true),
-        arrived: Default::default(),
-        go: Default::default(),
-        says_dues: true,
-    });
+    let adapter = std::sync::Arc::new(Overcommits::new(vec![Ok(())], true));
+    adapter
+        .mended
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    adapter
+        .held_mended
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    adapter
+        .hold_billed
+        .store(2_000, std::sync::atomic::Ordering::SeqCst);
     let b = super::super::testing::broker_with_adapter(dir.path(), adapter.clone());
     b.store()
         .upsert_members(&[super::super::testing::member_of("X")], 0)
@@ -1399,22 +1428,17 @@ async fn the_bound_is_counted_again_where_it_is_stored() {
             .await
             .unwrap();
     }
-    let late = {
-        let b = b.clone();
-        tokio::spawn(async move {
-            b.request_authorization(care("X", "PA-late", vec![hospital(2_000)]))
-                .await
-        })
-    };
-    // It has passed the first count (19 in force), and waits on the partner.
-    adapter.arrived.notified().await;
-    let twentieth = b
-        .request_authorization(care("X", "PA-20", vec![hospital(1_000)]))
-        .await
-        .unwrap();
+    // The late one passes the first count (19 in force), then waits on
+    // the partner while the 20th is granted.
+    let (twentieth, late) = while_held(
+        &b,
+        &adapter,
+        care("X", "PA-late", vec![hospital(2_000)]),
+        care("X", "PA-20", vec![hospital(1_000)]),
+    )
+    .await;
     assert_eq!(twentieth.state, AuthorizationState::Active);
-    adapter.go.notify_one();
-    let err = late.await.unwrap().unwrap_err();
+    let err = late.unwrap_err();
     let ServiceError::Precondition { reason, message } = &err else {
         panic!("{err:?}");
     };
@@ -1441,16 +1465,7 @@ async fn the_bound_is_counted_again_where_it_is_stored() {
 async fn a_partner_silent_on_dues_answers_the_rosters() {
     for (says_dues, paid_until) in [(false, Some(day("2027-12-31"))), (true, None)] {
         let dir = tempfile::tempdir().unwrap();
-        let adapter = std::sync::Arc::new(Overcommits {
-            releases: Default::default(),
-            sent: Default::default(),
-            mended: Default::default(),
-            hold_billed: Default::default(),
-            held_mended: Default::default(),
-            arrived: Default::default(),
-            go: Default::default(),
-            says_dues,
-        });
+        let adapter = std::sync::Arc::new(Overcommits::new(Vec::new(), says_dues));
         let b = super::super::testing::broker_with_adapter(dir.path(), adapter);
         b.store()
             .upsert_members(&[super::super::testing::member_of("X")], 0)
