@@ -836,6 +836,17 @@ async fn roster_import_dry_run_snapshot_and_bad_rows() {
                 CNSS;R-NEW;R-2;H-R-2;31/12/2027;BASE;01/10/2026;\n\
                 CNSS;R-NINE;R-9;H-R-9;31/12/2026;BASE;01/11/2026;\n";
     let f = write(dir.path(), "roster.csv", good);
+    // Today, as the broker reads it (a snapshot that ends its missing
+    // members is dated near today), and in the day-first form --date takes.
+    let today = passerelle_domain::date::of_ms(process::wall_ms());
+    let as_of = passerelle_domain::date::format(today);
+    let as_of_typed = format!(
+        "{:02}/{:02}/{}",
+        today.day(),
+        u8::from(today.month()),
+        today.year()
+    );
+    let day_before = passerelle_domain::date::format(today.previous_day().unwrap());
     let dry = ok(
         &h,
         &[
@@ -847,7 +858,7 @@ async fn roster_import_dry_run_snapshot_and_bad_rows() {
             "MUT-R",
             "--dry-run",
             "--as-of",
-            "2026-11-23",
+            &as_of,
         ],
     )
     .await
@@ -872,7 +883,7 @@ async fn roster_import_dry_run_snapshot_and_bad_rows() {
             "--partner",
             "MUT-R",
             "--as-of",
-            "2026-11-23",
+            &as_of,
         ],
     )
     .await
@@ -891,7 +902,7 @@ async fn roster_import_dry_run_snapshot_and_bad_rows() {
         "2027-12-31"
     );
     let ended = member(&h, "R-3").await.expect("end-dated, not deleted");
-    assert_eq!(ended.products[0].end_date, "2026-11-22");
+    assert_eq!(ended.products[0].end_date, day_before);
 
     // A file with a bad row changes nothing, and says where.
     let bad = format!(
@@ -908,7 +919,7 @@ async fn roster_import_dry_run_snapshot_and_bad_rows() {
             "--partner",
             "MUT-R",
             "--as-of",
-            "2026-11-23",
+            &as_of,
         ]
         .map(String::from);
         let h = &h;
@@ -944,7 +955,7 @@ async fn roster_import_dry_run_snapshot_and_bad_rows() {
             "--skip-bad-rows",
             // Day first, as --date takes it.
             "--as-of",
-            "23/11/2026",
+            &as_of_typed,
         ],
     )
     .await
@@ -1133,20 +1144,24 @@ async fn roster_rows_are_checked_against_products_and_coverage() {
 async fn products_import_versions_and_immutability() {
     let h = Harness::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let v2 = r#"
+    // Next year's 1st of January: a new version starts after today.
+    let next = passerelle_domain::date::of_ms(process::wall_ms()).year() + 1;
+    let v2 = &format!(
+        r#"
 [[products]]
 mutuelle_id = "MUT-R"
 id = "BASE"
 version = 2
-name = "Base 2027"
-valid_from = "2027-01-01"
+name = "Base {next}"
+valid_from = "{next}-01-01"
 currency = "XOF"
 beneficiary_year_limit = 20000
 
 [[products.categories]]
 category = "consultation"
 tm_rate_bp = 10000
-"#;
+"#
+    );
     let f = write(dir.path(), "p.toml", v2);
     // Nothing waiting yet: said, not a table's headings over nothing.
     let none = ok(
@@ -1189,7 +1204,10 @@ tm_rate_bp = 10000
     assert_eq!(done["state"], "PROPOSAL_STATE_APPLIED", "{done}");
     assert_eq!(done["kind"], "PROPOSAL_KIND_PUBLISH_PRODUCTS");
     assert!(
-        done["body"].as_str().unwrap().contains("Base 2027"),
+        done["body"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Base {next}")),
         "{done}"
     );
     // The same versions again: nothing to approve.
@@ -1222,7 +1240,7 @@ tm_rate_bp = 10000
         dir.path(),
         "v1.toml",
         &v2.replace("version = 2", "version = 1")
-            .replace("2027-01-01", "2025-01-01"),
+            .replace(&format!("{next}-01-01"), "2025-01-01"),
     );
     // Proposed, then refused when approved: the proposal ends failed.
     let proposed = ok(&h, &["--json", "products", "import", &changed_v1])

@@ -1051,7 +1051,9 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     assert!(
         body.contains("SOL-0009")
             && body.contains("10/12/2026")
-            && body.contains("08/02/2027")
+            // Valid 60 days from 10 December, and never past the year its
+            // hold is on.
+            && body.contains("31/12/2026")
             && body.contains("en vigueur (montant réservé)")
             && body.contains(
                 "Engagé et en vigueur (sur les 200 accords les plus récents) : 5 000 XOF."

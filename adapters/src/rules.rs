@@ -340,10 +340,7 @@ impl Adapter for RulesAdapter {
         Ok(Commitment {
             lines: a.lines,
             partner_reference: String::new(),
-            valid_until: Some(
-                c.date_of_care
-                    .saturating_add(time::Duration::days(i64::from(days))),
-            ),
+            valid_until: Some(valid_until(c.date_of_care, days)),
             tolerance_bp: Some(tolerance),
             product: product.as_ref().map(ProductRef::from),
             hold: a.consumption,
@@ -364,6 +361,20 @@ impl Adapter for RulesAdapter {
         // claim's consumption in the transaction that cancels it.
         Ok(())
     }
+}
+
+/// The last day an authorization planned on `planned` is in force: the
+/// planned date plus `days`, and never past the end of the planned date's
+/// year. Its hold is taken on that year's ceilings (a year's ceiling key is
+/// the year of the date of care): care given in January would read the
+/// next year's ceilings, where nothing was held, and could be paid less
+/// than committed. Care that moves into the next year is authorized again
+/// for its new date (docs/money.md).
+pub fn valid_until(planned: Date, days: u32) -> Date {
+    let by_days = planned.saturating_add(time::Duration::days(i64::from(days)));
+    let year_end =
+        Date::from_calendar_date(planned.year(), time::Month::December, 31).unwrap_or(by_days);
+    by_days.min(year_end)
 }
 
 /// Days an authorization stays valid when the product says nothing.
@@ -436,6 +447,18 @@ mod tests {
 
     use super::*;
     use crate::{PriorTerms, kit};
+
+    /// An authorization is in force its days from the planned date, and
+    /// never past the year its hold was taken on.
+    #[test]
+    fn an_authorization_ends_with_its_ceilings_year() {
+        let d = |s: &str| passerelle_domain::date::parse(s).unwrap();
+        assert_eq!(valid_until(d("2026-03-12"), 30), d("2026-04-11"));
+        assert_eq!(valid_until(d("2026-12-01"), 30), d("2026-12-31"));
+        assert_eq!(valid_until(d("2026-12-28"), 30), d("2026-12-31"));
+        assert_eq!(valid_until(d("2026-12-31"), 1), d("2026-12-31"));
+        assert_eq!(valid_until(d("2026-01-01"), 366), d("2026-12-31"));
+    }
 
     /// The kit's member and product, counting the member and usage reads;
     /// every ceiling used up when `used_up`, none used otherwise.

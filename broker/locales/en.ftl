@@ -523,6 +523,7 @@ products-new-version = Propose a new version of
 products-new-heading = New version of { $id } ({ $name })
 products-other-mutuelle = This form was opened for { $mutuelle }, and you now work on another mutuelle: nothing was proposed. Go back to { $mutuelle } (at the top of the page) to propose this version.
 products-starts-too-early = The new version must start after version { $version }, in force since { $from }: choose a later start date.
+products-starts-in-the-past = A new version starts after today ({ $today }): the care already given stays priced by version { $version }. Choose tomorrow or a later date.
 products-version-pending = A version { $version } of this product is already proposed and waits for approval: have it approved or rejected (Approvals page) before proposing another.
 products-changed-meanwhile = The product changed since this form was opened (another version published, or another mutuelle chosen in another tab): nothing was proposed. Here is version { $version } of { $id } as it stands; type your changes again.
 products-new-intro = Version { $version } of { $id } starts from version { $from }; change what must change. It applies to care from the date chosen, once another manager approves it.
@@ -846,6 +847,7 @@ approvals-outcome-published = { $count ->
        *[other] { $count } product versions published
     }
 approvals-outcome-out-of-order = another version of the product was published since the proposal: this one would no longer follow the order of dates, nothing was published; propose it again starting after the latest version (detail: { $detail })
+approvals-outcome-starts-in-the-past = approved on or after the start date of a new version: the care of the days already past stays priced by the version before it, nothing was published; propose it again starting tomorrow or later (detail: { $detail })
 approvals-outcome-amounts-changed = the period's amounts changed since the proposal: nothing was closed; propose the close again
 approvals-outcome-period-changed = the period changed since the proposal ({ $then } { $then ->
         [one] claim

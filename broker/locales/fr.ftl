@@ -557,6 +557,7 @@ products-new-version = Proposer une nouvelle version de
 products-new-heading = Nouvelle version de { $id } ({ $name })
 products-other-mutuelle = Ce formulaire a été ouvert pour { $mutuelle }, et vous travaillez maintenant sur une autre mutuelle : rien n'a été proposé. Revenez à { $mutuelle } (en haut de la page) pour proposer cette version.
 products-starts-too-early = La nouvelle version doit commencer après la version { $version }, qui s'applique depuis le { $from } : choisissez une date de début plus tardive.
+products-starts-in-the-past = Une nouvelle version commence après aujourd'hui ({ $today }) : les soins déjà donnés restent réglés selon la version { $version }. Choisissez demain ou une date plus tardive.
 products-version-pending = Une version { $version } de ce produit est déjà proposée et attend son approbation : faites-la approuver ou rejeter (page Approbations) avant d'en proposer une autre.
 products-changed-meanwhile = Le produit a changé depuis l'ouverture de ce formulaire (une autre version publiée, ou une autre mutuelle choisie dans un autre onglet) : rien n'a été proposé. Voici la version { $version } de { $id } telle qu'elle est ; saisissez de nouveau vos changements.
 products-new-intro = La version { $version } de { $id } reprend la version { $from } ; changez ce qui doit changer. Elle s'appliquera aux soins à partir de la date choisie, une fois approuvée par une autre personne gestionnaire.
@@ -880,6 +881,7 @@ approvals-outcome-published = { $count ->
        *[other] { $count } versions de produit publiées
     }
 approvals-outcome-out-of-order = une autre version du produit a été publiée depuis la proposition : celle-ci ne suivrait plus l'ordre des dates, rien n'a été publié ; proposez-la de nouveau avec une date de début après la dernière version.
+approvals-outcome-starts-in-the-past = approuvée le jour de la date de début d'une nouvelle version ou après : les soins des jours passés restent réglés selon la version précédente, rien n'a été publié ; proposez-la de nouveau avec une date de début à partir de demain.
 approvals-outcome-amounts-changed = les montants de la période ont changé depuis la proposition : rien n'a été clôturé, proposez de nouveau la clôture
 approvals-outcome-period-changed = la période a changé depuis la proposition ({ $then } { $then ->
         [one] demande

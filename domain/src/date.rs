@@ -69,6 +69,14 @@ pub fn parse_typed(s: &str) -> Option<Date> {
     parse(&format(date))
 }
 
+/// The UTC date of an instant in milliseconds since the Unix epoch
+/// (`Date::MIN` for one out of range).
+pub fn of_ms(ms: i64) -> Date {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map(|t| t.date())
+        .unwrap_or(Date::MIN)
+}
+
 /// Formats as "YYYY-MM-DD".
 pub fn format(d: Date) -> String {
     d.format(ISO).unwrap_or_default()

@@ -615,10 +615,14 @@ pub fn waiting_until(member: &Member, product: &Product, date: Date) -> Option<D
     (date < from).then_some(from)
 }
 
-/// Where waiting periods count from: the start of the member's product
-/// period in force on `date` (else `date` itself, when none is).
+/// Where waiting periods count from: the start of the member's unbroken
+/// cover by the product in force on `date` (else `date` itself, when none
+/// is). A period of the same product ending the day before another starts
+/// continues it: a mutuelle's file that writes each year's renewal as a
+/// period of its own does not make its members wait again. A change of
+/// product, or a day without cover, starts the new product's wait.
 fn enrolled_on(member: &Member, date: Date) -> Date {
-    member.product_on(date).map(|p| p.start).unwrap_or(date)
+    member.continuous_start(date).unwrap_or(date)
 }
 
 /// The stay a claim counts against for a product's per-stay cap: the stay

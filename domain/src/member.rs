@@ -8,7 +8,9 @@ use crate::date::{self, Date};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProductPeriod {
     pub product_id: String,
-    /// Enrolment: waiting periods run from here.
+    /// First day covered. Waiting periods run from the start of the
+    /// unbroken run of periods of this product that holds it
+    /// ([`Member::continuous_start`]).
     #[serde(with = "date::serde_iso")]
     pub start: Date,
     /// Last day covered; `None` while it runs.
@@ -43,6 +45,30 @@ impl Member {
     /// The product period in force on a date.
     pub fn product_on(&self, d: Date) -> Option<&ProductPeriod> {
         self.products.iter().find(|p| p.covers(d))
+    }
+
+    /// The first day of the member's unbroken cover by the product in force
+    /// on `d`: that period's start, or the start of a period of the same
+    /// product that ends the day before it, and so on back. `None` when no
+    /// product is in force on `d`.
+    pub fn continuous_start(&self, d: Date) -> Option<Date> {
+        let period = self.product_on(d)?;
+        let mut start = period.start;
+        // Each step moves to an earlier period: at most one per period.
+        for _ in 0..self.products.len() {
+            let Some(before) = start.previous_day() else {
+                break;
+            };
+            match self
+                .products
+                .iter()
+                .find(|p| p.product_id == period.product_id && p.end == Some(before))
+            {
+                Some(p) if p.start < start => start = p.start,
+                _ => break,
+            }
+        }
+        Some(start)
     }
 
     /// Dues paid up to the date (inclusive).

@@ -262,8 +262,20 @@ impl Product {
         self.categories.iter().find(|r| r.category == c)
     }
 
-    pub fn in_force_on(&self, d: Date) -> bool {
-        self.valid_from <= d && self.valid_to.is_none_or(|t| d <= t)
+    /// The version of a product in force on `d`, among its versions: the
+    /// newest started on or before `d` (by start, then version), unless it
+    /// has ended. An older version never comes back after a newer one
+    /// ended: its `valid_to` left empty means "until a newer version".
+    /// The stores' lookups read the same rule in SQL.
+    pub fn version_on<'a>(
+        versions: impl IntoIterator<Item = &'a Product>,
+        d: Date,
+    ) -> Option<&'a Product> {
+        versions
+            .into_iter()
+            .filter(|p| p.valid_from <= d)
+            .max_by_key(|p| (p.valid_from, p.version))
+            .filter(|p| p.valid_to.is_none_or(|t| d <= t))
     }
 
     /// Checks the product's own consistency; returns (field, problem) pairs.

@@ -282,6 +282,53 @@ fn waiting_period_for_the_whole_product() {
     assert!(!json.contains("\"waiting_days\""), "{json}");
 }
 
+/// A renewal written as a period of its own continues the cover: the wait
+/// runs from the first period's start; a day without cover, or another
+/// product, starts it again.
+#[test]
+fn waiting_period_runs_from_unbroken_cover() {
+    let mut p = product(vec![rule(CareCategory::Consultation, 10_000)]);
+    p.waiting_days = 90;
+    let period = |id: &str, start: &str, end: Option<&str>| ProductPeriod {
+        product_id: id.into(),
+        start: d(start),
+        end: end.map(d),
+    };
+    let lines = [line(CareCategory::Consultation, 3000, 3000, 2400)];
+    let mut m = member();
+    // Care on 2026-03-10, 68 days into the renewal, 434 into the cover.
+    m.products = vec![
+        period("P", "2026-01-01", None),
+        period("P", "2025-01-01", Some("2025-12-31")),
+    ];
+    let a = run(&p, &m, &lines, &Usage::default());
+    assert_eq!(a.lines[0].mutuelle_share, 600, "{:?}", a.lines[0].reasons);
+    assert_eq!(m.continuous_start(d("2026-03-10")), Some(d("2025-01-01")));
+    // Three years written year by year: the first one's start.
+    m.products
+        .push(period("P", "2024-01-01", Some("2024-12-31")));
+    assert_eq!(m.continuous_start(d("2026-03-10")), Some(d("2024-01-01")));
+    // A day without cover (31 December 2025): the wait starts again.
+    m.products = vec![
+        period("P", "2026-01-01", None),
+        period("P", "2025-01-01", Some("2025-12-30")),
+    ];
+    let a = run(&p, &m, &lines, &Usage::default());
+    assert_eq!(a.lines[0].mutuelle_share, 0);
+    assert_eq!(codes(&a, 0), vec![ReasonCode::WaitingPeriod]);
+    // Another product before: this product's wait is its own.
+    m.products = vec![
+        period("P", "2026-01-01", None),
+        period("Q", "2025-01-01", Some("2025-12-31")),
+    ];
+    let a = run(&p, &m, &lines, &Usage::default());
+    assert_eq!(codes(&a, 0), vec![ReasonCode::WaitingPeriod]);
+    assert_eq!(
+        engine::waiting_until(&m, &p, d("2026-03-10")),
+        Some(d("2026-04-01"))
+    );
+}
+
 #[test]
 fn exclusion_by_diagnosis_and_act() {
     let mut p = product(vec![rule(CareCategory::Consultation, 10_000)]);

@@ -562,10 +562,7 @@ fn find_member<'a>(st: &'a State, number: &str, beneficiary: &str) -> Option<&'a
 
 fn product_for<'a>(st: &'a State, m: &Member, d: Date) -> Option<&'a Product> {
     let period = m.product_on(d)?;
-    st.products
-        .iter()
-        .filter(|p| p.id == period.product_id && p.in_force_on(d))
-        .max_by_key(|p| p.valid_from)
+    Product::version_on(st.products.iter().filter(|p| p.id == period.product_id), d)
 }
 
 #[cfg(test)]

@@ -602,6 +602,10 @@ impl Lang {
                     "approvals-outcome-period-changed",
                     &[("then", &then.to_string()), ("now", &now.to_string())],
                 ),
+                None if outcome.starts_with(crate::store::STARTS_IN_THE_PAST) => self.t_args(
+                    "approvals-outcome-starts-in-the-past",
+                    &[("detail", outcome)],
+                ),
                 None if outcome.starts_with(crate::store::OUT_OF_ORDER) => {
                     self.t_args("approvals-outcome-out-of-order", &[("detail", outcome)])
                 }

@@ -326,7 +326,12 @@ impl Broker {
             return Ok(Proposed::Done(vec![PutProduct::Unchanged; products.len()]));
         }
         let stored_products: Vec<Product> = stored.iter().map(|(p, _)| p.clone()).collect();
-        let bad = crate::store::versions_out_of_order(&products, &stored_products);
+        let mut bad = crate::store::versions_out_of_order(&products, &stored_products);
+        bad.extend(crate::store::versions_starting_in_the_past(
+            &products,
+            &stored_products,
+            self.clock.today(),
+        ));
         if !bad.is_empty() {
             return Err(ServiceError::Invalid(bad));
         }
@@ -746,7 +751,28 @@ async fn apply(
                 .settle_period(scheme_id, mutuelle_id, *number, reference, now, mark)
                 .await?;
         }
-        Change::PublishProducts { products, .. } => {
+        Change::PublishProducts {
+            products,
+            mutuelle_id,
+        } => {
+            // Approved days after it was proposed, a version may now start
+            // in the past: refused, the proposal ended failed, saying so.
+            let stored: Vec<Product> = store
+                .list_products(mutuelle_id)
+                .await?
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect();
+            let today = passerelle_domain::date::of_ms(now);
+            let past = crate::store::versions_starting_in_the_past(products, &stored, today);
+            if !past.is_empty() {
+                let why: Vec<String> = past.into_iter().map(|v| v.description).collect();
+                return Err(ServiceError::Refused(format!(
+                    "{}: {}",
+                    crate::store::STARTS_IN_THE_PAST,
+                    why.join("; ")
+                )));
+            }
             // The store checks the versions' order again, against what is
             // stored when it writes (`store::versions_out_of_order`):
             // another proposal may have published a version since.
@@ -944,19 +970,19 @@ mod tests {
 
         // Two versions proposed while neither is stored, each in order
         // with what is stored (v1 from 2026-01-01): version 2 from
-        // 2026-06-01, version 3 from 2026-03-01. Once version 2 is
+        // 2026-09-01, version 3 from 2026-06-01. Once version 2 is
         // published, version 3 would start before it: its approval fails,
-        // nothing stored, where both were published and from June the older
-        // version 2 was in force again.
+        // nothing stored, where both were published and from September the
+        // older version 2 was in force again.
         let Proposed::Waiting(june) = b
-            .propose_products(&system, vec![sample_product("MUT-X", 2, "2026-06-01")])
+            .propose_products(&system, vec![sample_product("MUT-X", 2, "2026-09-01")])
             .await
             .unwrap()
         else {
             panic!("waits")
         };
         let Proposed::Waiting(march) = b
-            .propose_products(&system, vec![sample_product("MUT-X", 3, "2026-03-01")])
+            .propose_products(&system, vec![sample_product("MUT-X", 3, "2026-06-01")])
             .await
             .unwrap()
         else {
@@ -1070,14 +1096,14 @@ mod tests {
         let late = left_approved(
             &b,
             &system,
-            vec![sample_product("MUT-X", 2, "2026-06-01")],
+            vec![sample_product("MUT-X", 2, "2026-09-01")],
             "awa",
         )
         .await;
         let first = left_approved(
             &b,
             &system,
-            vec![sample_product("MUT-X", 3, "2026-03-01")],
+            vec![sample_product("MUT-X", 3, "2026-06-01")],
             "awa",
         )
         .await;
@@ -1099,7 +1125,7 @@ mod tests {
         // A publication left approved while another of the same version
         // was approved and applied since ends failed: applied late, it
         // replaced the version published since (no claim had used it).
-        let mut v4 = sample_product("MUT-X", 4, "2026-09-01");
+        let mut v4 = sample_product("MUT-X", 4, "2026-12-01");
         let stale = left_approved(&b, &system, vec![v4.clone()], "awa").await;
         v4.name = "Version 4 corrigée".into();
         let Proposed::Waiting(fresh) = b.propose_products(&system, vec![v4.clone()]).await.unwrap()
@@ -1121,5 +1147,59 @@ mod tests {
             stored.iter().any(|(p, _)| *p == v4),
             "the version published since stays"
         );
+    }
+
+    /// A new version of a product that has one starts after today: care
+    /// already given stays priced by the version that priced it. Checked
+    /// when proposed and again when approved, days later; a product's
+    /// first version may start in the past.
+    #[tokio::test(start_paused = true)]
+    async fn a_new_version_never_starts_in_the_past() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = crate::service::testing::broker(dir.path());
+        let system = caller(Role::Mutuelle, "MUT-X", None, false);
+        let awa = caller(Role::Mutuelle, "MUT-X", Some("awa"), false);
+        // Today is 2026-03-10: a first version from January is published.
+        let v1 = sample_product("MUT-X", 1, "2026-01-01");
+        let Proposed::Waiting(p) = b.propose_products(&system, vec![v1]).await.unwrap() else {
+            panic!("waits")
+        };
+        b.approve(&awa, p.id, &p.hash).await.unwrap();
+        // Version 2 from today, or from March 1st: refused, named.
+        for from in ["2026-03-10", "2026-03-01"] {
+            match b
+                .propose_products(&system, vec![sample_product("MUT-X", 2, from)])
+                .await
+            {
+                Err(ServiceError::Invalid(v)) => {
+                    assert_eq!(v[0].field, "products[0].valid_from");
+                    assert!(
+                        v[0].description.contains("priced by version 1"),
+                        "{}",
+                        v[0].description
+                    );
+                }
+                r => panic!("{from}: {r:?}"),
+            }
+        }
+        // From tomorrow: proposed; approved two days later, it would start
+        // in the past: it ends failed, nothing published, said in French.
+        let Proposed::Waiting(p) = b
+            .propose_products(&system, vec![sample_product("MUT-X", 2, "2026-03-11")])
+            .await
+            .unwrap()
+        else {
+            panic!("waits")
+        };
+        b.clock.move_ahead(2 * 86_400_000);
+        assert!(matches!(
+            b.approve(&awa, p.id, &p.hash).await,
+            Err(ServiceError::Refused(m)) if m.starts_with(crate::store::STARTS_IN_THE_PAST)
+        ));
+        let failed = b.proposal(&awa, p.id).await.unwrap();
+        assert_eq!(failed.state, ProposalState::Failed);
+        let said = crate::console::i18n::Lang::Fr.proposal_outcome(&failed.outcome);
+        assert!(said.contains("à partir de demain"), "{said}");
+        assert_eq!(b.list_products("MUT-X").await.unwrap().len(), 1);
     }
 }

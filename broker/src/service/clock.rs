@@ -80,11 +80,7 @@ impl Clock {
                 reason = "the broker's clock: the one place that reads today's date"
             )]
             Source::System => time::OffsetDateTime::now_utc().date(),
-            Source::Tokio { .. } => {
-                time::OffsetDateTime::from_unix_timestamp_nanos(self.now_ms() as i128 * 1_000_000)
-                    .map(|t| t.date())
-                    .unwrap_or(time::Date::MIN)
-            }
+            Source::Tokio { .. } => passerelle_domain::date::of_ms(self.now_ms()),
         }
     }
 }

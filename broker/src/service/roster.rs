@@ -246,11 +246,16 @@ impl Broker {
                 "the import's place was taken for another mutuelle",
             ));
         }
+        let today = self.clock.today();
+        let as_of = s.as_of.unwrap_or(today);
+        if s.end_missing {
+            check_as_of(as_of, today)?;
+        }
         self.check_products(&s.mutuelle_id, &s.members).await?;
         let import = RosterImport {
             mutuelle_id: s.mutuelle_id,
             members: s.members,
-            as_of: s.as_of.unwrap_or_else(|| self.clock.today()),
+            as_of,
             keep: s.keep,
             end_missing: s.end_missing,
             dry_run: s.dry_run,
@@ -429,6 +434,31 @@ impl Drop for ImportRunning<'_> {
     }
 }
 
+/// How far from today a snapshot that ends its missing members may be
+/// dated, either way ([`check_as_of`]).
+pub const AS_OF_MAX_DAYS: i64 = 92;
+
+/// A snapshot that ends the members it does not list ends them the day
+/// before its date: dated years back by a slip of the keyboard (1900 for
+/// 2026), it would end every missing member's cover over dates already
+/// paid. Its date is at most [`AS_OF_MAX_DAYS`] from today, either way (a
+/// file of the month's first day imported late, next month's imported
+/// early).
+fn check_as_of(as_of: Date, today: Date) -> Result<(), ServiceError> {
+    let bound = time::Duration::days(AS_OF_MAX_DAYS);
+    if as_of < today.saturating_sub(bound) || as_of > today.saturating_add(bound) {
+        return Err(ServiceError::invalid(
+            "header.as_of",
+            format!(
+                "{} is more than {AS_OF_MAX_DAYS} days from today ({}): a snapshot ends its missing members the day before its date; check the date",
+                passerelle_domain::date::format(as_of),
+                passerelle_domain::date::format(today)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,5 +501,33 @@ mod tests {
         drop(running);
         let again = b.roster_import_place("MUT-X").unwrap();
         b.import_roster(&again, snapshot("MUT-X")).await.unwrap();
+    }
+
+    /// A snapshot that ends its missing members is dated within 92 days of
+    /// today (2026-03-10 on the test clock), either way: 1900 for 2026 is
+    /// refused, naming the field, before anything is read or written.
+    #[tokio::test]
+    async fn a_snapshot_that_ends_members_is_dated_near_today() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = crate::service::testing::broker(dir.path());
+        let place = b.roster_import_place("MUT-X").unwrap();
+        let dated = |as_of: &str, end_missing: bool| RosterSnapshot {
+            as_of: passerelle_domain::date::parse(as_of),
+            end_missing,
+            ..snapshot("MUT-X")
+        };
+        for far in ["1900-01-01", "2025-12-07", "2026-06-11"] {
+            match b.import_roster(&place, dated(far, true)).await {
+                Err(ServiceError::Invalid(v)) => assert_eq!(v[0].field, "header.as_of", "{far}"),
+                r => panic!("{far}: {r:?}"),
+            }
+        }
+        for near in ["2025-12-08", "2026-03-10", "2026-06-10"] {
+            b.import_roster(&place, dated(near, true)).await.unwrap();
+        }
+        // A snapshot that ends no one: its date changes nothing.
+        b.import_roster(&place, dated("1900-01-01", false))
+            .await
+            .unwrap();
     }
 }

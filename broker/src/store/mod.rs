@@ -270,6 +270,10 @@ pub fn sum_amounts(amounts: impl Iterator<Item = i64>) -> i64 {
 /// How a store's refusal of product versions out of order begins (a
 /// proposal approved after another published a version: its failed
 /// outcome, which the console says in words).
+/// The start of a publication's refusal when, approved, a version of it
+/// would start on or before that day ([`versions_starting_in_the_past`]):
+/// how its proposal's outcome is told in a person's language.
+pub const STARTS_IN_THE_PAST: &str = "by its approval a version would start in the past";
 pub const OUT_OF_ORDER: &str = "versions published since it was proposed make it out of order";
 
 /// Versions follow their start dates: a version `products` changes starts
@@ -321,6 +325,46 @@ pub fn versions_out_of_order(
                 ));
                 break;
             }
+        }
+    }
+    bad
+}
+
+/// The new or changed versions in `products` that start on or before
+/// `today` while an earlier version of their product exists (stored or in
+/// the call): care already given was priced by that earlier version, and
+/// a version starting then would price the same dates again at other rates
+/// (a correction, a claim sent late). A product's first version may start
+/// in the past (a mutuelle that comes to passerelle with its cover
+/// running). Checked when a publication is proposed and again when it is
+/// applied, since its approval may come days later.
+pub fn versions_starting_in_the_past(
+    products: &[Product],
+    stored: &[Product],
+    today: passerelle_domain::date::Date,
+) -> Vec<passerelle_domain::validate::FieldViolation> {
+    let mut bad = Vec::new();
+    for (i, p) in products.iter().enumerate() {
+        if p.valid_from > today || stored.iter().any(|s| s == p) {
+            continue;
+        }
+        let earlier = stored
+            .iter()
+            .chain(products)
+            .filter(|o| o.id == p.id && o.version < p.version)
+            .max_by_key(|o| o.version);
+        if let Some(o) = earlier {
+            bad.push(passerelle_domain::validate::FieldViolation::new(
+                format!("products[{i}].valid_from"),
+                format!(
+                    "version {} of {} would start on {}, not after today ({}): the care of those days is priced by version {}; a new version starts tomorrow at the earliest",
+                    p.version,
+                    p.id,
+                    passerelle_domain::date::format(p.valid_from),
+                    passerelle_domain::date::format(today),
+                    o.version,
+                ),
+            ));
         }
     }
     bad

@@ -699,7 +699,18 @@ pub(super) async fn new_version(
                 .get_details_bad_request()
                 .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
                 .unwrap_or_default();
-            let error = if fields.iter().any(|f| f.ends_with(".valid_from")) {
+            let error = if fields.iter().any(|f| f.ends_with(".valid_from"))
+                && p.valid_from > latest.valid_from
+            {
+                // In order, and still refused: it starts in the past.
+                lang.t_args(
+                    "products-starts-in-the-past",
+                    &[
+                        ("version", &latest.version.to_string()),
+                        ("today", &lang.date(c.broker.clock().today())),
+                    ],
+                )
+            } else if fields.iter().any(|f| f.ends_with(".valid_from")) {
                 lang.t_args(
                     "products-starts-too-early",
                     &[

@@ -75,6 +75,7 @@ macro_rules! store_conformance_suite {
         );
         $crate::store_conformance_suite!(@section products $make;
             products_are_versioned_and_immutable_once_used,
+            an_older_version_never_comes_back_after_a_newer_one_ended,
         );
         $crate::store_conformance_suite!(@section settlement $make;
             settlement_ties_out_and_recovers_after_settlement,

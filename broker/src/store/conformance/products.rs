@@ -3,6 +3,39 @@
 #[allow(unused_imports)]
 use super::*;
 
+/// A version left without an end is in force until a newer one starts:
+/// once the newer one ends, nothing is, and the older one never comes back
+/// (it would price care at rates the mutuelle replaced).
+pub async fn an_older_version_never_comes_back_after_a_newer_one_ended(store: Arc<dyn Store>) {
+    let v1 = sample_product("MUT-A", 1, "2026-01-01");
+    let mut v2 = sample_product("MUT-A", 2, "2026-03-01");
+    v2.valid_to = Some(d("2026-06-30"));
+    put(&store, &v1).await.unwrap();
+    put(&store, &v2).await.unwrap();
+    let on = |day: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .product_on("MUT-A", "ESS", d(day))
+                .await
+                .unwrap()
+                .map(|p| p.version)
+        }
+    };
+    assert_eq!(on("2026-02-28").await, Some(1));
+    assert_eq!(on("2026-03-01").await, Some(2));
+    assert_eq!(on("2026-06-30").await, Some(2));
+    assert_eq!(on("2026-07-01").await, None);
+    let versions = [v1, v2];
+    for day in ["2026-02-28", "2026-03-01", "2026-07-01"] {
+        assert_eq!(
+            Product::version_on(&versions, d(day)).map(|p| p.version),
+            on(day).await,
+            "{day}"
+        );
+    }
+}
+
 pub async fn products_are_versioned_and_immutable_once_used(store: Arc<dyn Store>) {
     let v1 = sample_product("MUT-A", 1, "2025-01-01");
     let v2 = sample_product("MUT-A", 2, "2026-07-01");

@@ -94,9 +94,10 @@ impl ProductStore for PgStore {
         let row = q1(
             &c,
             "SELECT g.n, p.version, p.body FROM product_generation g LEFT JOIN LATERAL \
-             (SELECT version, body FROM products WHERE mutuelle_id = $1 AND product_id = $2 \
-             AND valid_from <= $3 AND (valid_to IS NULL OR valid_to >= $3) \
-             ORDER BY valid_from DESC, version DESC LIMIT 1) p ON TRUE",
+             (SELECT version, body FROM (SELECT version, body, valid_to FROM products \
+             WHERE mutuelle_id = $1 AND product_id = $2 AND valid_from <= $3 \
+             ORDER BY valid_from DESC, version DESC LIMIT 1) v \
+             WHERE v.valid_to IS NULL OR v.valid_to >= $3) p ON TRUE",
             &[&mutuelle_id, &product_id, &day],
         )
         .await?

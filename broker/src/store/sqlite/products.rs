@@ -74,9 +74,13 @@ impl ProductStore for SqliteStore {
             let day = date::format(d);
             self.read(|c| {
                 let mut st = c.prepare_cached(
-                    "SELECT version, body FROM products WHERE mutuelle_id = ?1 AND product_id = ?2 \
-                     AND valid_from <= ?3 AND (valid_to IS NULL OR valid_to >= ?3) \
-                     ORDER BY valid_from DESC, version DESC LIMIT 1",
+                    // The newest version started by then, unless it has
+                    // ended (`Product::version_on`): an older one never
+                    // comes back after it.
+                    "SELECT version, body FROM (SELECT version, body, valid_to FROM products \
+                     WHERE mutuelle_id = ?1 AND product_id = ?2 AND valid_from <= ?3 \
+                     ORDER BY valid_from DESC, version DESC LIMIT 1) \
+                     WHERE valid_to IS NULL OR valid_to >= ?3",
                 )?;
                 let mut rows = st.query(params![mutuelle_id, product_id, day])?;
                 let Some(r) = rows.next()? else {
