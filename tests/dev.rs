@@ -177,12 +177,28 @@ fn serve_and_migrate_speak_french_to_a_french_locale() {
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        err.starts_with("erreur : ") && err.contains("run `passerelle migrate`"),
+        err.starts_with("erreur : ")
+            && err.contains(
+                "ne contient pas encore le schéma de passerelle : lancez `passerelle migrate`"
+            ),
         "{err}"
     );
+    // Refused, it created nothing (an empty database was left behind).
+    let db = dir.path().join("passerelle.db");
+    assert!(!db.exists());
     let migrated = french(&["migrate", "--config"]).arg(&cfg).output().unwrap();
     assert!(migrated.status.success());
     let said = String::from_utf8_lossy(&migrated.stdout);
+    let lines: Vec<&str> = said.lines().collect();
+    assert!(
+        lines.len() == 2
+            && lines[0].starts_with("une base neuve et vide a été créée à ")
+            && lines[1].starts_with("schéma en version "),
+        "{said}"
+    );
+    // Once there, it is not said again.
+    let again = french(&["migrate", "--config"]).arg(&cfg).output().unwrap();
+    let said = String::from_utf8_lossy(&again.stdout);
     assert!(said.starts_with("schéma en version "), "{said}");
     // `--lang fr` under an English locale.
     let mut serve = Command::new(env!("CARGO_BIN_EXE_passerelle"));
@@ -255,6 +271,30 @@ fn serve_refuses_an_old_schema_until_migrated_then_stops_on_sigterm() {
         dir.path().join("passerelle.db").exists(),
         "the store is next to the config"
     );
+    // Migrated by a newer binary: serve and migrate both refuse, saying
+    // to upgrade, or to restore the backup to go back.
+    let db = rusqlite::Connection::open(dir.path().join("passerelle.db")).unwrap();
+    db.execute(
+        "INSERT INTO schema_version (version) SELECT MAX(version) + 1 FROM schema_version",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    for cmd in ["serve", "migrate"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+            .args(["--lang", "fr", cmd, "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("plus récente que celle de ce programme")
+                && err.contains("restaurez la sauvegarde")
+                && !err.contains("store: store"),
+            "{cmd}: {err}"
+        );
+    }
 }
 
 /// Starts a broker and returns it with the first line it prints.
@@ -372,12 +412,8 @@ async fn a_second_broker_on_the_same_database_refuses_to_start() {
         let out = run(what).await;
         assert!(!out.status.success(), "{what} ran beside a broker");
         let err = String::from_utf8_lossy(&out.stderr);
-        // A command says it with what to do; the broker, in its log's words.
-        let said = if what == "migrate" {
-            "a running broker (or another passerelle command) holds this database; on SQLite one process at a time opens it: run this command with the broker stopped"
-        } else {
-            "another passerelle is using this database"
-        };
+        // Both say it with what to do.
+        let said = "a running broker (or another passerelle command) holds this database; on SQLite one process at a time opens it: run this command with the broker stopped";
         assert!(err.contains(said), "{what}: {err}");
     }
     // kill -9 leaves no stale lock: the kernel drops it with the process.

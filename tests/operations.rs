@@ -1220,7 +1220,14 @@ async fn migrate_says_each_step_on_sqlite() {
     .unwrap();
     let (out, err) = migrate_cli("fr", &cfg).await;
     let version = passerelle_broker::store::sqlite::SCHEMA_VERSION;
-    assert_eq!(out.trim(), format!("schéma en version {version}"));
+    let db = dir.path().join("passerelle.db");
+    assert_eq!(
+        out.trim(),
+        format!(
+            "une base neuve et vide a été créée à {} (si vos données devaient s'y trouver, vérifiez le chemin dans la configuration).\nschéma en version {version}",
+            db.display()
+        )
+    );
     let at = |what: &str| {
         err.find(what)
             .unwrap_or_else(|| panic!("no {what:?} in:\n{err}"))

@@ -221,7 +221,9 @@ async fn until_stopped(running: server::Running, mut signals: Signals) {
         let _ = tokio::signal::ctrl_c().await;
     }
     tracing::info!("stopping: calls in flight finish, the audit log is flushed");
+    let store = running.broker.store().clone();
     running.shutdown().await;
+    store.close();
     tracing::info!("stopped");
 }
 
@@ -301,7 +303,10 @@ async fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    say_error(lang, format!("{}: {e}", config.display()));
+                    say_error(
+                        lang,
+                        format!("{}: {}", config.display(), cli::start_error(lang, &e)),
+                    );
                     ExitCode::FAILURE
                 }
             }
@@ -398,8 +403,22 @@ async fn main() -> ExitCode {
                 }
             };
             let base = config.parent().map(PathBuf::from).unwrap_or_default();
+            // A SQLite file not there yet is created: said, since a path
+            // mistyped after a restore would give an empty broker.
+            let created = cfg
+                .store
+                .postgres
+                .is_none()
+                .then(|| cfg.sqlite_path(&base))
+                .filter(|p| !p.exists());
             match server::open_store(&cfg, &base, true).await {
                 Ok(store) => {
+                    if let Some(p) = created {
+                        say!(
+                            "{}",
+                            lang.t_args("migrate-created", &[("path", &p.display().to_string())])
+                        );
+                    }
                     let version = store.schema_status().await.map(|(v, _)| v).unwrap_or(0);
                     let version = version.to_string();
                     say!("{}", lang.t_args("migrate-done", &[("version", &version)]));

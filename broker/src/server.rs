@@ -35,7 +35,8 @@ use tonic::service::interceptor::InterceptedService;
 pub enum StartError {
     #[error("{0}")]
     Config(String),
-    #[error("store: {0}")]
+    /// The store's own words (a backend failure starts with "store:").
+    #[error("{0}")]
     Store(#[from] StoreError),
     #[error("listen: {0}")]
     Io(#[from] std::io::Error),
@@ -233,9 +234,7 @@ pub async fn open_store(
         return Err(StoreError::SchemaTooOld { found, want }.into());
     }
     if found > want {
-        return Err(StartError::Config(format!(
-            "database schema version {found} is newer than this binary's {want}: upgrade passerelle"
-        )));
+        return Err(StoreError::SchemaTooNew { found, want }.into());
     }
     Ok(store)
 }

@@ -41,7 +41,14 @@ pub fn migrate(config: &Path) {
         "migrate: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("schema at version "));
+    // Its last line (a first one says when it created the database).
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.lines()
+            .last()
+            .is_some_and(|l| l.starts_with("schema at version ")),
+        "{said}"
+    );
 }
 
 /// `passerelle serve --config FILE`, optionally with a failpoint; returns

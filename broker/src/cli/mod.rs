@@ -129,9 +129,26 @@ macro_rules! out {
 /// SQLite database held by another process (a running broker) in their
 /// language, with what to do; anything else in the store's words.
 pub fn start_error(lang: crate::console::i18n::Lang, e: &crate::server::StartError) -> String {
+    use crate::store::StoreError as S;
+    let n = |v: &i64| v.to_string();
     match e {
-        crate::server::StartError::Store(crate::store::StoreError::InUse(db)) => {
+        crate::server::StartError::Store(S::InUse(db)) => {
             lang.t_args("cli-db-in-use", &[("db", db)])
+        }
+        // No schema at all: a new database, or a path mistyped.
+        crate::server::StartError::Store(S::SchemaTooOld { found: 0, .. }) => {
+            lang.t_args("cli-db-empty", &[])
+        }
+        crate::server::StartError::Store(S::SchemaTooOld { found, want }) => lang.t_args(
+            "cli-db-too-old",
+            &[("found", &n(found)), ("want", &n(want))],
+        ),
+        crate::server::StartError::Store(S::SchemaTooNew { found, want }) => lang.t_args(
+            "cli-db-too-new",
+            &[("found", &n(found)), ("want", &n(want))],
+        ),
+        crate::server::StartError::Store(S::Backend(detail)) => {
+            lang.t_args("cli-store-failed", &[("detail", detail)])
         }
         e => e.to_string(),
     }

@@ -693,7 +693,13 @@ fn refused(e: &ServiceError) -> bool {
     use crate::store::StoreError as S;
     !matches!(
         e,
-        ServiceError::Store(S::Backend(_) | S::InUse(_) | S::SchemaTooOld { .. } | S::Corrupt(_))
+        ServiceError::Store(
+            S::Backend(_)
+                | S::InUse(_)
+                | S::SchemaTooOld { .. }
+                | S::SchemaTooNew { .. }
+                | S::Corrupt(_)
+        )
     )
 }
 

@@ -1225,9 +1225,7 @@ pub(super) fn statement_of_open(number: u32, open: u32) -> bool {
 /// restoring a backup, docs/operations.md).
 pub(super) fn migrations_to_apply(found: i64, want: i64) -> Result<(), StoreError> {
     if found > want {
-        return Err(StoreError::Backend(format!(
-            "database schema version {found} is newer than this binary's {want}"
-        )));
+        return Err(StoreError::SchemaTooNew { found, want });
     }
     Ok(())
 }

@@ -706,6 +706,12 @@ pub enum StoreError {
     CoverageOverlap(Vec<CoverageOverlap>),
     #[error("schema version {found} is older than this binary's {want}: run `passerelle migrate`")]
     SchemaTooOld { found: i64, want: i64 },
+    /// A database a newer binary migrated: refused by `serve` and
+    /// `migrate` alike (docs/operations.md, "Upgrading replicas").
+    #[error(
+        "database schema version {found} is newer than this binary's {want}: upgrade passerelle (to go back to this version, restore the backup taken before the upgrade)"
+    )]
+    SchemaTooNew { found: i64, want: i64 },
     #[error("store: {0}")]
     Backend(String),
     /// A stored value this version cannot read (an unknown state, reason
@@ -1135,6 +1141,11 @@ pub trait Store:
 {
     /// (schema version found, schema version this binary writes).
     async fn schema_status(&self) -> Result<(i64, i64), StoreError>;
+
+    /// Ends the store's connections as the process stops (after the
+    /// broker's shutdown); a call after it fails. Nothing to do where the
+    /// backend holds no connection to a server.
+    fn close(&self) {}
 
     /// The connection pool's use, where the backend has one to report.
     fn pool_use(&self) -> Option<PoolUse> {

@@ -120,6 +120,9 @@ pub struct PgStore {
     products_seen: std::sync::atomic::AtomicI64,
     /// `statement_timeout_ms` of the config, every connection's.
     statement_timeout_ms: u64,
+    /// Set by [`Store::close`]: a connection that ends from then on ends
+    /// because the broker stops, not because the database failed.
+    closing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// (mutuelle, product, date) -> (the products' generation read at, the
@@ -143,7 +146,7 @@ impl From<tokio_postgres::Error> for StoreError {
                 StoreError::CeilingConflict(db.message().to_string())
             }
             Some(db) => StoreError::Backend(format!("database: {}", db.message())),
-            None => StoreError::Backend(format!("database: {e}")),
+            None => StoreError::Backend(format!("database: {}", with_causes(&e))),
         }
     }
 }
@@ -152,6 +155,8 @@ impl From<tokio_postgres::Error> for StoreError {
 struct SpawnOn<T> {
     tls: T,
     rt: tokio::runtime::Handle,
+    /// [`PgStore::closing`].
+    closing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<T> deadpool_postgres::Connect for SpawnOn<T>
@@ -175,12 +180,16 @@ where
                 + '_,
         >,
     > {
-        let (pg, tls) = (pg.clone(), self.tls.clone());
+        let (pg, tls, closing) = (pg.clone(), self.tls.clone(), self.closing.clone());
         Box::pin(async move {
             let (client, conn) = pg.connect(tls).await?;
             let task = self.rt.spawn(async move {
                 if let Err(e) = conn.await {
-                    tracing::warn!(error = %e, "PostgreSQL connection ended");
+                    if closing.load(std::sync::atomic::Ordering::Acquire) {
+                        tracing::debug!(error = %e, "PostgreSQL connection ended as the broker stops");
+                    } else {
+                        tracing::warn!(error = %with_causes(&e), "PostgreSQL connection ended");
+                    }
                 }
             });
             Ok((client, task))
@@ -190,8 +199,26 @@ where
 
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        StoreError::Backend(format!("database unavailable: {e}"))
+        StoreError::Backend(format!("database unavailable: {}", with_causes(&e)))
     }
+}
+
+/// An error and its causes, each said once: a connection refused reads
+/// "db error" alone, where PostgreSQL's own words (`database "x" does not
+/// exist`, `password authentication failed`, the socket's refusal) are
+/// what an operator acts on.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !said.is_empty() && !out.contains(&said) {
+            out.push_str(": ");
+            out.push_str(&said);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 type P<'a> = &'a (dyn ToSql + Sync);
@@ -275,12 +302,14 @@ impl PgStore {
         // priority.
         let rt = tokio::runtime::Handle::try_current()
             .map_err(|_| backend("the PostgreSQL store is opened within a tokio runtime"))?;
+        let closing = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mgr = match &cfg.tls {
             None => Manager::from_connect(
                 pg,
                 SpawnOn {
                     tls: tokio_postgres::NoTls,
                     rt,
+                    closing: closing.clone(),
                 },
                 mgr_cfg,
             ),
@@ -291,7 +320,15 @@ impl PgStore {
                     base.join(&t.ca_file)
                 };
                 let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(&path)?);
-                Manager::from_connect(pg, SpawnOn { tls, rt }, mgr_cfg)
+                Manager::from_connect(
+                    pg,
+                    SpawnOn {
+                        tls,
+                        rt,
+                        closing: closing.clone(),
+                    },
+                    mgr_cfg,
+                )
             }
         };
         let wait = Duration::from_millis(cfg.wait_timeout_ms);
@@ -311,6 +348,7 @@ impl PgStore {
             products_on: Default::default(),
             products_seen: Default::default(),
             statement_timeout_ms: cfg.statement_timeout_ms,
+            closing,
         })
     }
 
@@ -863,6 +901,14 @@ async fn load_period<C: GenericClient + Sync>(
 impl Store for PgStore {
     async fn schema_status(&self) -> Result<(i64, i64), StoreError> {
         Ok((self.schema_version().await?, SCHEMA_VERSION))
+    }
+
+    /// Closes the pool: its idle connections end cleanly (a stop logged no
+    /// warning for each), and a call after it is refused at once.
+    fn close(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.pool.close();
     }
 
     async fn slow_collation(&self) -> Result<Option<String>, StoreError> {

@@ -97,6 +97,35 @@ async fn migrate_twice_at_once_is_safe_and_serve_checks_the_version() {
     assert_eq!(a.schema_version().await.unwrap(), super::SCHEMA_VERSION);
 }
 
+/// A database that cannot be had is said in PostgreSQL's own words (a
+/// missing database read "db error" alone), and a closed store refuses at
+/// once.
+#[tokio::test]
+async fn an_unavailable_database_is_said_with_its_cause_and_a_closed_store_refuses() {
+    let mut cfg = crate::store::testing::postgres_config();
+    let Some(_reachable) = fresh_with(cfg.clone()).await else {
+        return;
+    };
+    let Some((base, _)) = cfg.url.rsplit_once('/') else {
+        panic!("{}", cfg.url)
+    };
+    cfg.url = format!("{base}/passerelle_no_such_database");
+    let s = super::PgStore::new(&cfg, std::path::Path::new(".")).unwrap();
+    match s.schema_status().await {
+        Err(StoreError::Backend(m)) => assert!(
+            m.contains("database \"passerelle_no_such_database\" does not exist"),
+            "{m}"
+        ),
+        r => panic!("{r:?}"),
+    }
+    let (open, _) = fresh().await.unwrap();
+    open.close();
+    match open.schema_status().await {
+        Err(StoreError::Backend(m)) => assert!(m.contains("closed"), "{m}"),
+        r => panic!("{r:?}"),
+    }
+}
+
 /// A migrated store on a fresh schema, as itself and as a `Store`.
 async fn fresh() -> Option<(Arc<super::PgStore>, Arc<dyn Store>)> {
     fresh_with(crate::store::testing::postgres_config()).await
@@ -146,7 +175,7 @@ async fn run_sql(s: &super::PgStore, sql: &str) {
 }
 
 use crate::store::conformance::{begin, sample_claim};
-use crate::store::{Begin, ClaimStore, PayeesFrom, Store};
+use crate::store::{Begin, ClaimStore, PayeesFrom, Store, StoreError};
 use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

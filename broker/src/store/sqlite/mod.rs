@@ -255,6 +255,14 @@ impl SqliteStore {
     /// does before checking the schema version.
     /// Refused while another store has the file open.
     pub fn open_existing(path: &Path) -> Result<Self, StoreError> {
+        // No file: nothing is created (a mistyped path left an empty
+        // database behind); it reads as a database with no schema.
+        if !path.exists() {
+            return Err(StoreError::SchemaTooOld {
+                found: 0,
+                want: SCHEMA_VERSION,
+            });
+        }
         let lock = Self::lock(path)?;
         Self::init(Self::connect(path)?, false)?.with_readers(path, lock)
     }
