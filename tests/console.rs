@@ -424,15 +424,12 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
             .contains("la date « 31/02/2026 » n'existe pas : vérifiez le jour et le mois")
     );
 
-    // Another mutuelle's claim by its URL: 403, and an audit row.
+    // Another mutuelle's claim by its URL reads as a missing one (404),
+    // and its audit row says why.
     c.goto(&format!("{console}/claims/CNSS/CNSS-2026-000999"))
         .await
         .unwrap();
-    assert!(
-        text(&c)
-            .await
-            .contains("Vous n'avez pas accès à cette page.")
-    );
+    assert!(text(&c).await.contains("Page ou demande introuvable."));
     shot(&c, "05-refus").await;
     let audit = cli(
         &dev,
@@ -449,7 +446,8 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     assert!(
         audit.contains("mutuelle:MUT-SOLIDARITE/user:agent")
             && audit.contains("GetClaim")
-            && audit.contains("PermissionDenied"),
+            && audit.contains("NotFound")
+            && audit.contains("out of scope: mutuelle MUT-SOLIDARITE may not act for mutuelle"),
         "{audit}"
     );
 

@@ -148,7 +148,12 @@ where
             request_hash: hash,
             outcome: match &result {
                 Ok(_) => "ok".to_string(),
-                Err(s) => format!("{:?}: {}", s.code(), s.message()),
+                // A record out of the caller's scope was answered as
+                // absent; the refusal is said here only.
+                Err(s) => match super::status::out_of_scope(s) {
+                    Some(why) => format!("{:?}: {} (out of scope: {why})", s.code(), s.message()),
+                    None => format!("{:?}: {}", s.code(), s.message()),
+                },
             },
             trace_id: trace.trace_id(),
         })

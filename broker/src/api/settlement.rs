@@ -451,8 +451,9 @@ macro_rules! pair_call {
 }
 
 // Either party of the claim or an operator: who the parties are is known
-// once the claim is read, so the body checks them (a refusal is audited
-// like any other).
+// once the claim is read, so the body checks them. A claim out of scope
+// reads as absent (NOT_FOUND, the words of a missing claim); its audit row
+// says why.
 call!(pb::GetClaimRequest, "GetClaim", "party",
     |m| claimed: &m.scheme_id,
     scope(auth, _dir) -> Auth: match auth {
@@ -577,12 +578,21 @@ impl SettlementService for SettlementApi {
             v.id("claim_id", &msg.claim_id);
             v.finish(())?;
             let rec = self.broker.get(&msg.scheme_id, &msg.claim_id).await?;
-            pair_scope(
+            // Another's claim reads as a missing one: a mutuelle probing
+            // a scheme's claim ids learns nothing of who covers whom. The
+            // refusal is in the audit row only.
+            if let Err(e) = pair_scope(
                 &auth,
                 self.broker.directory(),
                 &rec.claim.scheme_id,
                 &rec.mutuelle_id,
-            )?;
+            ) {
+                return Err(crate::service::claims::absent_claim(
+                    &msg.scheme_id,
+                    &msg.claim_id,
+                    e,
+                ));
+            }
             // Read once the caller may see the claim.
             let periods = self
                 .broker

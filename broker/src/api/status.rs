@@ -74,6 +74,33 @@ pub fn said_to(status: Status, accept_language: Option<&str>) -> Status {
     Status::with_error_details(status.code(), status.message(), details)
 }
 
+/// NOT_FOUND for `what` ("claim C-1 of scheme CNSS"): a record missing,
+/// or out of the caller's scope, which reads the same.
+fn not_found(what: &str) -> Status {
+    info(Code::NotFound, format!("{what} not found"), "NOT_FOUND")
+}
+
+/// Why a record was answered as absent ([`ServiceError::OutOfScope`]):
+/// the status's source, which tonic never sends, read by `call::serve`
+/// for the call's audit row.
+#[derive(Debug)]
+pub struct OutOfScope(pub String);
+
+impl std::fmt::Display for OutOfScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for OutOfScope {}
+
+/// The refusal behind a status answered as absent, if it is one.
+pub fn out_of_scope(s: &Status) -> Option<&str> {
+    std::error::Error::source(s)
+        .and_then(|e| e.downcast_ref::<OutOfScope>())
+        .map(|o| o.0.as_str())
+}
+
 fn info(code: Code, message: String, reason: &str) -> Status {
     info_with(code, message, reason, HashMap::new())
 }
@@ -168,8 +195,11 @@ impl From<ServiceError> for Status {
             ServiceError::Precondition { reason, message } => {
                 info(Code::FailedPrecondition, message, reason)
             }
-            ServiceError::NotFound(m) => {
-                info(Code::NotFound, format!("{m} not found"), "NOT_FOUND")
+            ServiceError::NotFound(m) => not_found(&m),
+            ServiceError::OutOfScope { what, why } => {
+                let mut s = not_found(&what);
+                s.set_source(std::sync::Arc::new(OutOfScope(why)));
+                s
             }
             ServiceError::PartnerUnavailable(m) => {
                 info(Code::Unavailable, m, "PARTNER_UNAVAILABLE")

@@ -91,6 +91,11 @@ async fn broker(target: &Target, lang: Lang) -> Result<Arc<Broker>, String> {
     }
 }
 
+/// How long a password given here signs in, in hours.
+fn temporary_hours() -> String {
+    (crate::service::users::TEMPORARY_PASSWORD_MS / 3_600_000).to_string()
+}
+
 fn role_name(lang: Lang, r: UserRole) -> String {
     lang.t(match r {
         UserRole::Clerk => "role-clerk",
@@ -186,7 +191,10 @@ pub async fn run(target: Target, cmd: UsersCmd, lang: Lang) -> ExitCode {
                     );
                     outln!(
                         "{}",
-                        lang.t_args("cli-user-password", &[("password", &password)])
+                        lang.t_args(
+                            "cli-user-password",
+                            &[("password", &password), ("hours", &temporary_hours())]
+                        )
                     );
                     print_totp(lang, &u);
                     Ok(())
@@ -204,7 +212,10 @@ pub async fn run(target: Target, cmd: UsersCmd, lang: Lang) -> ExitCode {
                     outln!("{}", lang.t_args("cli-user-reset", &[("login", &login)]));
                     outln!(
                         "{}",
-                        lang.t_args("cli-user-password", &[("password", &password)])
+                        lang.t_args(
+                            "cli-user-password",
+                            &[("password", &password), ("hours", &temporary_hours())]
+                        )
                     );
                     if totp {
                         print_totp(lang, &u);

@@ -253,6 +253,17 @@ impl Ctx {
     fn forbidden(&self) -> Reply {
         self.error(StatusCode::FORBIDDEN, self.t("error-forbidden"))
     }
+
+    /// An error page for the store (or the service) failing under a page:
+    /// the detail, in the store's English, goes to the log; the person
+    /// reads the catalogue's sentence in their language.
+    fn unavailable(&self, doing: &'static str, e: &dyn std::fmt::Display) -> Reply {
+        tracing::warn!(error = %e, doing, "console: the store failed");
+        self.error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            self.t("error-store-unavailable"),
+        )
+    }
 }
 
 /// The field violations of an INVALID_ARGUMENT, else its message.
@@ -753,6 +764,16 @@ async fn sign_in(
         Err(e) => {
             let (msg, code) = match e {
                 SignInError::Refused => (lang.t("signin-refused"), StatusCode::UNAUTHORIZED),
+                SignInError::TemporaryExpired => (
+                    lang.t_args(
+                        "signin-temporary-expired",
+                        &[(
+                            "hours",
+                            &(crate::service::users::TEMPORARY_PASSWORD_MS / 3_600_000).to_string(),
+                        )],
+                    ),
+                    StatusCode::UNAUTHORIZED,
+                ),
                 SignInError::Wait(s) => (
                     lang.t_args("signin-wait", &[("seconds", &s.to_string())]),
                     StatusCode::TOO_MANY_REQUESTS,
@@ -785,11 +806,7 @@ async fn sign_out(State(c): State<Arc<Console>>, ctx: Ctx, Form(f): Form<CsrfFor
         .sign_out(&ctx.person, &ctx.peer.ip().to_string())
         .await
     {
-        return ctx.error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ctx.lang
-                .t_args("error-unavailable", &[("detail", &e.to_string())]),
-        );
+        return ctx.unavailable("signing out", &e);
     }
     Reply::Redirect(
         "/sign-in".into(),
@@ -900,7 +917,7 @@ async fn password_change(
         .change_own_password(&ctx.person, &f.current, &f.code, &f.new, &address)
         .await
     {
-        Ok(()) => Reply::Redirect(
+        Ok(None) => Reply::Redirect(
             "/sign-in?changed=1".into(),
             vec![(
                 header::SET_COOKIE,
@@ -908,6 +925,32 @@ async fn password_change(
             )],
         )
         .into_response(),
+        // A new second factor, of this person's own: shown here once, to
+        // them only (the session has ended: they sign in again with it).
+        Ok(Some(secret)) => {
+            let title = lang.t("password-second-factor-title");
+            let mut items = vec![(lang.t("users-totp"), secret.clone())];
+            if let Some(url) = crate::service::users::totp_url(&secret, &ctx.person.user.login) {
+                items.push((lang.t("password-second-factor-url"), url));
+            }
+            let mut r = page(ListPage {
+                ui: anonymous_ui(lang, String::new()),
+                heading: title,
+                form: facts(&items),
+                summary: lang.t("password-second-factor"),
+                tables: Vec::new(),
+                empty: String::new(),
+                after: format!(
+                    "<p><a href=\"/sign-in?changed=1\">{}</a></p>",
+                    esc(&lang.t("password-sign-in-again"))
+                ),
+            });
+            r.headers_mut().append(
+                header::SET_COOKIE,
+                super::secret_cookie(SESSION_COOKIE, "", 0),
+            );
+            r
+        }
         Err(e) => {
             let (msg, code) = match e {
                 E::Length => (
@@ -923,7 +966,7 @@ async fn password_change(
                 E::Same => (lang.t("password-same"), StatusCode::BAD_REQUEST),
                 E::Weak => (lang.t("password-weak"), StatusCode::BAD_REQUEST),
                 E::Changed => (lang.t("password-changed-meanwhile"), StatusCode::CONFLICT),
-                E::Credentials(SignInError::Refused) => (
+                E::Credentials(SignInError::Refused | SignInError::TemporaryExpired) => (
                     // A code is asked of an operator, or of an account
                     // that has a second factor, only.
                     lang.t(
@@ -1665,14 +1708,16 @@ async fn claim(
         .await
     {
         Ok(d) => d,
-        // A federation's manager works on one mutuelle at a time: the
-        // claim may be another's of theirs (the refusal is audited as any).
-        Err(e) if e.code() == tonic::Code::PermissionDenied && ctx.person.user.scope.len() > 1 => {
+        // Another mutuelle's claim reads as a missing one (its audit row
+        // says why). A federation's manager works on one mutuelle at a
+        // time: the claim may be another's of theirs, said as a
+        // possibility, the same whether or not the claim exists.
+        Err(e) if e.code() == tonic::Code::NotFound && ctx.person.user.scope.len() > 1 => {
             return ctx
                 .error(
-                    StatusCode::FORBIDDEN,
+                    StatusCode::NOT_FOUND,
                     lang.t_args(
-                        "claim-other-mutuelle",
+                        "claim-not-found-other-mutuelle",
                         &[("mutuelle", ctx.person.mutuelle().unwrap_or_default())],
                     ),
                 )
@@ -2323,7 +2368,7 @@ async fn posted_file(
             .error(StatusCode::BAD_REQUEST, lang.t("roster-expired"))
             .into_response()),
         Err(e) => Err(ctx
-            .status(tonic::Status::unavailable(e.to_string()))
+            .unavailable("reading a checked file", &e)
             .into_response()),
     }
 }
@@ -2353,7 +2398,7 @@ async fn keep_checked(
         .put_upload(&ctx.person.session.id_hash, &upload)
         .await
         .map_err(|e| {
-            ctx.status(tonic::Status::unavailable(e.to_string()))
+            ctx.unavailable("keeping a checked file", &e)
                 .into_response()
         })?;
     Ok(format!(
@@ -4433,14 +4478,7 @@ async fn users(State(c): State<Arc<Console>>, ctx: Ctx, Query(done): Query<Done>
     let lang = ctx.lang;
     let all = match c.broker.users().await {
         Ok(u) => u,
-        Err(e) => {
-            return ctx
-                .error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    lang.t_args("error-unavailable", &[("detail", &e.to_string())]),
-                )
-                .into_response();
-        }
+        Err(e) => return ctx.unavailable("reading the accounts", &e).into_response(),
     };
     let mut ui = ctx.ui(lang.t("users-title"), "users");
     ui.notice = done.notice(lang);
@@ -4600,7 +4638,13 @@ async fn user_add(State(c): State<Arc<Console>>, ctx: Ctx, Form(f): Form<UserFor
                 ui: ctx.ui(title.clone(), "users"),
                 heading: title,
                 form: facts(&items),
-                summary: lang.t("users-shown-once"),
+                summary: lang.t_args(
+                    "users-shown-once",
+                    &[(
+                        "hours",
+                        &(crate::service::users::TEMPORARY_PASSWORD_MS / 3_600_000).to_string(),
+                    )],
+                ),
                 tables: Vec::new(),
                 empty: String::new(),
                 after: "<p><a href=\"/users\">&larr;</a></p>".into(),
@@ -4621,12 +4665,14 @@ async fn user_add(State(c): State<Arc<Console>>, ctx: Ctx, Form(f): Form<UserFor
                 ),
             )
             .into_response(),
-        Err(e) => ctx
+        // The login taken: the broker's words name it.
+        Err(crate::service::ServiceError::Refused(why)) => ctx
             .error(
                 StatusCode::BAD_REQUEST,
-                lang.t_args("error-invalid", &[("detail", &e.to_string())]),
+                lang.t_args("error-invalid", &[("detail", &why)]),
             )
             .into_response(),
+        Err(e) => ctx.unavailable("adding an account", &e).into_response(),
     }
 }
 
@@ -4667,13 +4713,10 @@ async fn user_state(
             Vec::new(),
         )
         .into_response(),
-        Err(e) => ctx
-            .error(
-                StatusCode::BAD_REQUEST,
-                ctx.lang
-                    .t_args("error-invalid", &[("detail", &e.to_string())]),
-            )
+        Err(crate::service::ServiceError::NotFound(_)) => ctx
+            .error(StatusCode::NOT_FOUND, ctx.t("error-not-found"))
             .into_response(),
+        Err(e) => ctx.unavailable("changing an account", &e).into_response(),
     }
 }
 
@@ -4708,11 +4751,7 @@ async fn revoke(
     match c.broker.revoke_sessions(&login, &by).await {
         Ok(_) => Reply::Redirect("/users?done=revoked".into(), Vec::new()).into_response(),
         Err(e) => ctx
-            .error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ctx.lang
-                    .t_args("error-unavailable", &[("detail", &e.to_string())]),
-            )
+            .unavailable("ending an account's sessions", &e)
             .into_response(),
     }
 }
@@ -4799,6 +4838,7 @@ mod tests {
                     created_ms: 0,
                     updated_ms: 0,
                     must_change: false,
+                    password_set_ms: 0,
                 },
                 session: Session {
                     id_hash: String::new(),
@@ -4907,6 +4947,114 @@ mod tests {
             .notice(Lang::Fr)
             .starts_with("Cette proposition était déjà décidée")
         );
+    }
+
+    /// The store failing under a page is said in the person's language,
+    /// its own words left to the log: the pages of accounts, sign-out and
+    /// a checked file showed the store's English ("no such table...").
+    #[tokio::test]
+    async fn a_store_failure_is_said_in_the_persons_words_not_the_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        let c = console(b.clone(), 100);
+        let mut ops = manager_named("ops");
+        ops.person.user.role = UserRole::Operator;
+        ops.person.user.scope.clear();
+        ops.person.session.csrf_secret = random_token();
+        let form = || {
+            Form(CsrfForm {
+                csrf: csrf::mask(&ops.person.session.csrf_secret),
+            })
+        };
+        rusqlite::Connection::open(dir.path().join("t.db"))
+            .unwrap()
+            .execute_batch("DROP TABLE console_uploads; DROP TABLE sessions; DROP TABLE users;")
+            .unwrap();
+        let ui = ops.ui(String::new(), "");
+        let pages = [
+            (
+                "users",
+                users(State(c.clone()), ops.clone(), Query(Done::default())).await,
+            ),
+            (
+                "revoke",
+                revoke(State(c.clone()), ops.clone(), Path("ama".into()), form()).await,
+            ),
+            (
+                "disable",
+                user_state(
+                    State(c.clone()),
+                    ops.clone(),
+                    Path(("ama".into(), "disable".into())),
+                    form(),
+                )
+                .await,
+            ),
+            (
+                "sign-out",
+                sign_out(State(c.clone()), ops.clone(), form())
+                    .await
+                    .into_response(),
+            ),
+            (
+                "checked file",
+                keep_checked(&c, &ops, &ui, "MUT-R", "/members/import", "m.csv", b"x", "")
+                    .await
+                    .unwrap_err(),
+            ),
+        ];
+        for (what, r) in pages {
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "{what}");
+            let html = html_of(r).await;
+            assert!(
+                html.contains(
+                    "Service momentanément indisponible. Réessayez dans quelques minutes."
+                ) && !html.contains("no such table"),
+                "{what}: {html}"
+            );
+        }
+    }
+
+    /// A colleague's proposal is not rejected without a reason by a form
+    /// sent as a withdrawal (`withdraw=1`, which only its author's page
+    /// offers): the broker refuses it, said in the person's language, and
+    /// the proposal still waits. Its author withdraws it so.
+    #[tokio::test]
+    async fn a_colleagues_proposal_is_not_rejected_without_a_reason() {
+        use crate::service::approvals::Proposed;
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        let c = console(b.clone(), 100);
+        let ama = signed_in_manager(&b, "ama").await;
+        signed_in_manager(&b, "kofi").await;
+        let (kofi_id, kofi) = b
+            .sign_in("kofi", "un mot de passe assez long", "", "127.0.0.1")
+            .await
+            .unwrap();
+        let (ama_id, ama_now) = b
+            .sign_in("ama", "un mot de passe assez long", "", "127.0.0.1")
+            .await
+            .unwrap();
+        let v = crate::store::conformance::sample_product("MUT-R", 7, "2026-01-01");
+        let as_ama = crate::identity::Auth::Caller(ama.person.caller());
+        let Proposed::Waiting(p) = b.propose_products(&as_ama, vec![v]).await.unwrap() else {
+            panic!("waits for a second person")
+        };
+        let path = format!("/approvals/{}/reject", p.id);
+        let form = |csrf_secret: &str| {
+            format!("csrf={}&reason=&withdraw=1", url(&csrf::mask(csrf_secret)))
+        };
+        let r = routed(&c, &kofi_id, &path, Some(form(&kofi.session.csrf_secret))).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let html = html_of(r).await;
+        assert!(
+            html.contains("Donnez le motif du rejet : la personne qui a proposé le lira."),
+            "{html}"
+        );
+        let still = b.proposal(&as_ama, p.id).await.unwrap();
+        assert_eq!(still.state, crate::store::approvals::ProposalState::Pending);
+        let r = routed(&c, &ama_id, &path, Some(form(&ama_now.session.csrf_secret))).await;
+        assert_eq!(location(&r), "/approvals?done=withdrawn");
     }
 
     /// A password an operator gave: its owner is sent to choose their own
@@ -5037,6 +5185,147 @@ mod tests {
             trail.rows.iter().any(|r| r.method == "ChangePassword"),
             "{:?}",
             trail.rows
+        );
+    }
+
+    /// A password an operator gave, unused for more than 72 hours, is
+    /// refused on the sign-in page saying to ask for a new one, in French
+    /// and in English; a wrong one is refused as any.
+    #[tokio::test(start_paused = true)]
+    async fn an_old_temporary_password_is_told_to_ask_for_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = crate::service::testing::broker(dir.path());
+        let c = console(b.clone(), 100);
+        b.add_user(
+            crate::service::users::NewUser {
+                login: "yao".into(),
+                display_name: "Yao".into(),
+                role: UserRole::Clerk,
+                scope: vec!["MUT-X".into()],
+                password: "donne par l'operateur".into(),
+                lang: String::new(),
+                must_change: true,
+            },
+            "operator:ops",
+        )
+        .await
+        .unwrap();
+        tokio::time::advance(std::time::Duration::from_secs(72 * 3600 + 60)).await;
+        let pre = random_token();
+        let post = |language: &'static str, password: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::COOKIE,
+                HeaderValue::from_str(&format!("{PRE_COOKIE}={pre}")).unwrap(),
+            );
+            headers.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_static(language));
+            sign_in(
+                State(c.clone()),
+                Extension(Peer(SocketAddr::from(([127, 0, 0, 1], 40000)))),
+                headers,
+                Form(SignInForm {
+                    csrf: csrf::mask(&pre),
+                    login: "yao".into(),
+                    password: password.into(),
+                    code: String::new(),
+                }),
+            )
+        };
+        for (language, said) in [
+            (
+                "fr",
+                "Ce mot de passe vous a été donné il y a plus de 72 heures et ne permet plus de vous connecter : demandez-en un nouveau à un opérateur.",
+            ),
+            (
+                "en",
+                "This password was given to you more than 72 hours ago and no longer signs you in: ask an operator for a new one.",
+            ),
+        ] {
+            let r = post(language, "donne par l'operateur").await;
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{language}");
+            let html = html_of(r).await;
+            assert!(html.contains(said), "{language}: {html}");
+        }
+        let r = post("fr", "pas le bon mot").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let html = html_of(r).await;
+        assert!(
+            html.contains("Identifiant, mot de passe ou code incorrect.")
+                && !html.contains("72 heures"),
+            "{html}"
+        );
+    }
+
+    /// A new operator changes the password they were given: the page
+    /// shows them a second factor of their own, once, and ends the
+    /// session; the secret shown to the operator who made the account no
+    /// longer signs in.
+    #[tokio::test(start_paused = true)]
+    async fn a_new_operators_password_change_shows_their_own_second_factor() {
+        use crate::service::users::totp_code;
+        let dir = tempfile::tempdir().unwrap();
+        let b = crate::service::testing::broker(dir.path());
+        let c = console(b.clone(), 100);
+        let given = "donne par l'operateur";
+        let made = b
+            .add_user(
+                crate::service::users::NewUser {
+                    login: "nana".into(),
+                    display_name: "Nana".into(),
+                    role: UserRole::Operator,
+                    scope: vec![],
+                    password: given.into(),
+                    lang: "fr".into(),
+                    must_change: true,
+                },
+                "operator:ops",
+            )
+            .await
+            .unwrap();
+        let code = |secret: &str| totp_code(secret, b.clock().now_ms()).unwrap();
+        let (id, person) = b
+            .sign_in("nana", given, &code(&made.totp_secret), "127.0.0.1")
+            .await
+            .unwrap();
+        tokio::time::advance(std::time::Duration::from_secs(30)).await;
+        let mine = "ma phrase de passe à moi";
+        let form = format!(
+            "csrf={}&current={}&code={}&new={}&confirm={}",
+            url(&csrf::mask(&person.session.csrf_secret)),
+            url(given),
+            code(&made.totp_secret),
+            url(mine),
+            url(mine)
+        );
+        let r = routed(&c, &id, "/password", Some(form)).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let cleared = r.headers().get_all(header::SET_COOKIE).iter().any(|v| {
+            v.to_str()
+                .unwrap()
+                .starts_with(&format!("{SESSION_COOKIE}=;"))
+        });
+        assert!(cleared, "{:?}", r.headers());
+        let html = html_of(r).await;
+        let own = b.store().user("nana").await.unwrap().unwrap().totp_secret;
+        assert_ne!(own, made.totp_secret);
+        assert!(
+            html.contains("Votre propre second facteur")
+                && html.contains(&own)
+                && !html.contains(&made.totp_secret),
+            "{html}"
+        );
+        assert!(b.person(&id).await.unwrap().is_none(), "the session ended");
+        tokio::time::advance(std::time::Duration::from_secs(30)).await;
+        assert_eq!(
+            b.sign_in("nana", mine, &code(&made.totp_secret), "127.0.0.1")
+                .await
+                .unwrap_err(),
+            SignInError::Refused
+        );
+        assert!(
+            b.sign_in("nana", mine, &code(&own), "127.0.0.1")
+                .await
+                .is_ok()
         );
     }
 
@@ -5218,6 +5507,102 @@ mod tests {
         );
         let without = html_of(page("C-92").await).await;
         assert!(!without.contains("Accord préalable"), "{without}");
+    }
+
+    /// Another mutuelle's claim reads exactly as a missing one, over the
+    /// service (NOT_FOUND, the same words and details) and on the claim
+    /// page (404, the same sentence): a mutuelle probing a scheme's claim
+    /// ids learned which mutuelle covered another patient from a refusal
+    /// naming it (403 on the page). Why it was refused is in the audit row.
+    #[tokio::test]
+    async fn another_mutuelles_claim_reads_as_a_missing_one() {
+        use tonic_types::StatusExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        let c = console(b.clone(), 100);
+        let ama = signed_in_manager(&b, "ama").await;
+        let mut theirs = consultation(93, "CHU", "2026-03-10");
+        theirs.beneficiary_id = "G-OK".into();
+        assert_eq!(b.coordinate(theirs).await.unwrap().mutuelle_id, "MUT-G");
+        let ask = |id: &str| {
+            let msg = settlement::GetClaimRequest {
+                scheme_id: "CNSS".into(),
+                claim_id: id.into(),
+            };
+            let (c, ama) = (c.clone(), ama.clone());
+            async move {
+                c.call(&ama.person, ama.peer, msg, |r| c.settlement.get_claim(r))
+                    .await
+                    .unwrap_err()
+            }
+        };
+        let (other, missing) = (ask("C-93").await, ask("C-94").await);
+        assert_eq!(
+            (other.code(), other.message()),
+            (tonic::Code::NotFound, "claim C-93 of scheme CNSS not found")
+        );
+        assert_eq!(
+            (missing.code(), missing.message()),
+            (tonic::Code::NotFound, "claim C-94 of scheme CNSS not found")
+        );
+        // The same details (an ErrorInfo NOT_FOUND), nothing more.
+        let info = other.get_error_details().error_info().cloned().unwrap();
+        assert_eq!(
+            (info.reason.as_str(), info.metadata.len()),
+            ("NOT_FOUND", 0)
+        );
+        let mut swapped = missing.details().to_vec();
+        let at = swapped.windows(4).position(|w| w == b"C-94").unwrap();
+        swapped[at..at + 4].copy_from_slice(b"C-93");
+        assert_eq!(other.details(), &swapped[..], "byte for byte, but the id");
+        let page = |id: &str| {
+            claim(
+                State(c.clone()),
+                ama.clone(),
+                Path(("CNSS".into(), id.into())),
+                Query(Done::default()),
+            )
+        };
+        for id in ["C-93", "C-94"] {
+            let r = page(id).await;
+            assert_eq!(r.status(), StatusCode::NOT_FOUND, "{id}");
+            let html = html_of(r).await;
+            assert!(
+                html.contains("Page ou demande introuvable.") && !html.contains("MUT-G"),
+                "{id}: {html}"
+            );
+        }
+        // A federation's manager working on MUT-R is told the claim may be
+        // another of theirs, whether it is or does not exist.
+        let mut federation = ama.clone();
+        federation.person.user.scope.push("MUT-G".into());
+        for id in ["C-93", "C-94"] {
+            let r = claim(
+                State(c.clone()),
+                federation.clone(),
+                Path(("CNSS".into(), id.into())),
+                Query(Done::default()),
+            )
+            .await;
+            assert_eq!(r.status(), StatusCode::NOT_FOUND, "{id}");
+            let html = html_of(r).await;
+            assert!(
+                html.contains("Aucune demande de MUT-R, la mutuelle sur laquelle vous travaillez"),
+                "{id}: {html}"
+            );
+        }
+        let rows = b.claim_audit("CNSS", "C-93").await.unwrap().rows;
+        let refused: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.method == "GetClaim" && r.party.starts_with("mutuelle:MUT-R"))
+            .map(|r| r.outcome.as_str())
+            .collect();
+        assert_eq!(refused.len(), 3, "{rows:?}");
+        assert!(
+            refused.iter().all(|o| o.starts_with("NotFound: claim C-93")
+                && o.contains("out of scope: mutuelle MUT-R may not act for mutuelle MUT-G")),
+            "{refused:?}"
+        );
     }
 
     /// Closes MUT-R's open period and marks it settled as `reference`.

@@ -393,9 +393,17 @@ impl Broker {
             Auth::Plaintext => true,
             Auth::Missing => false,
         };
-        // Out of scope reads as absent: ids cannot be probed.
+        // Out of scope reads as absent: ids cannot be probed. Why, in the
+        // audit row only.
         if !reads {
-            return Err(ServiceError::NotFound(format!("proposal {id}")));
+            let who = match by {
+                Auth::Caller(c) => c.display(),
+                _ => "an unauthenticated caller".into(),
+            };
+            return Err(ServiceError::OutOfScope {
+                what: format!("proposal {id}"),
+                why: format!("{who} may not read a proposal of {}", p.mutuelle_id),
+            });
         }
         Ok(p)
     }
@@ -595,6 +603,14 @@ impl Broker {
             _ => decider(by, &p)?,
         };
         self.still_pending(&p).await?;
+        // A rejection says why, for the one who proposed; a withdrawal by
+        // its author needs no reason.
+        if who != p.proposed_by && reason.trim().is_empty() {
+            return Err(ServiceError::invalid(
+                "reason",
+                "say why the proposal is rejected: its author reads it",
+            ));
+        }
         let now = self.clock.now_ms();
         if !self
             .store
@@ -806,6 +822,59 @@ mod tests {
         matches!(r, Err(ServiceError::PermissionDenied(_)))
     }
 
+    /// Someone else than the proposer rejects with a reason (its author
+    /// reads it); only the proposer withdraws without one. A manager could
+    /// reject a colleague's proposal with none by sending the form of a
+    /// withdrawal: the service took an empty reason from anyone.
+    #[tokio::test(start_paused = true)]
+    async fn a_rejection_by_another_says_why_a_withdrawal_need_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = crate::service::testing::broker(dir.path());
+        let awa = caller(Role::Mutuelle, "MUT-X", Some("awa"), false);
+        let kofi = caller(Role::Mutuelle, "MUT-X", Some("kofi"), false);
+        let propose = |version: u32| {
+            let (b, awa) = (b.clone(), awa.clone());
+            async move {
+                let v = sample_product("MUT-X", version, "2026-01-01");
+                match b.propose_products(&awa, vec![v]).await.unwrap() {
+                    Proposed::Waiting(p) => p,
+                    Proposed::Done(_) => panic!("waits for a second person"),
+                }
+            }
+        };
+        let p = propose(1).await;
+        for reason in ["", "  \n\t"] {
+            assert!(
+                matches!(
+                    b.reject(&kofi, p.id, reason).await,
+                    Err(ServiceError::Invalid(v)) if v.len() == 1 && v[0].field == "reason"
+                ),
+                "{reason:?}"
+            );
+        }
+        assert_eq!(
+            b.proposal(&awa, p.id).await.unwrap().state,
+            ProposalState::Pending,
+            "nothing decided"
+        );
+        let r = b.reject(&kofi, p.id, "date erronée").await.unwrap();
+        assert_eq!(
+            (r.state, r.decided_by.as_str(), r.outcome.as_str()),
+            (
+                ProposalState::Rejected,
+                "mutuelle:MUT-X/user:kofi",
+                "date erronée"
+            )
+        );
+        // Its author withdraws one with no reason.
+        let w = propose(2).await;
+        let r = b.reject(&awa, w.id, "").await.unwrap();
+        assert_eq!(
+            (r.state, r.decided_by.as_str()),
+            (ProposalState::Rejected, "mutuelle:MUT-X/user:awa")
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_change_is_applied_only_once_another_person_of_the_mutuelle_approves_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -847,7 +916,7 @@ mod tests {
             assert!(
                 matches!(
                     b.approve(who, p.id, &p.hash).await,
-                    Err(ServiceError::NotFound(_))
+                    Err(ServiceError::OutOfScope { what, .. }) if what == format!("proposal {}", p.id)
                 ),
                 "{who:?}"
             );

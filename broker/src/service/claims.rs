@@ -246,6 +246,20 @@ fn log_state(r: &ClaimRecord) {
     );
 }
 
+/// How a claim is named when it is not found.
+pub(crate) fn claim_words(scheme_id: &str, claim_id: &str) -> String {
+    format!("claim {claim_id} of scheme {scheme_id}")
+}
+
+/// A claim read, then found out of the caller's scope (`refusal`, its
+/// parties' check): answered as [`Broker::get`] answers a missing one.
+pub fn absent_claim(scheme_id: &str, claim_id: &str, refusal: ServiceError) -> ServiceError {
+    ServiceError::OutOfScope {
+        what: claim_words(scheme_id, claim_id),
+        why: refusal.to_string(),
+    }
+}
+
 impl Broker {
     /// Hands a claim (or a cancel) to the retry worker: due after the
     /// back-off of its attempts, with why it waits.
@@ -882,9 +896,7 @@ impl Broker {
         self.store
             .get_claim(scheme_id, claim_id)
             .await?
-            .ok_or_else(|| {
-                ServiceError::NotFound(format!("claim {claim_id} of scheme {scheme_id}"))
-            })
+            .ok_or_else(|| ServiceError::NotFound(claim_words(scheme_id, claim_id)))
     }
 
     /// Changes after a cursor; with `wait`, long-polls for the first change.

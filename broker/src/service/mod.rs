@@ -104,6 +104,13 @@ pub enum ServiceError {
     CardRefused { message: String, card: &'static str },
     #[error("{0} not found")]
     NotFound(String),
+    /// A record the caller may not see, found only once it was read (a
+    /// claim's parties, a proposal's mutuelle): answered exactly as a
+    /// missing one, [`ServiceError::NotFound`] of `what`, so that ids
+    /// cannot be probed for who holds them. `why`, the refusal, is
+    /// written only to the call's audit row (`api::status::OutOfScope`).
+    #[error("{what} not found")]
+    OutOfScope { what: String, why: String },
     #[error("{0}")]
     PartnerUnavailable(String),
     /// The mutuelle is paused by an operator ([`Broker::unavailable`]):

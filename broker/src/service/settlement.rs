@@ -79,9 +79,7 @@ impl Broker {
         self.store
             .claim_periods(scheme_id, claim_id)
             .await?
-            .ok_or_else(|| {
-                ServiceError::NotFound(format!("claim {claim_id} of scheme {scheme_id}"))
-            })
+            .ok_or_else(|| ServiceError::NotFound(super::claims::claim_words(scheme_id, claim_id)))
     }
 
     /// The periods of a scheme × mutuelle, the open one included.

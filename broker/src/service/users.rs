@@ -14,7 +14,14 @@
 //!   grow the audit log without bound.
 //! - A session is a random 256-bit id in a cookie; the store keeps its
 //!   SHA-256. It ends [`IDLE_MS`] after its last request or [`ABSOLUTE_MS`]
-//!   after sign-in, whichever comes first (the service's clock: injectable).
+//!   after sign-in, whichever comes first (the service's clock: injectable);
+//!   the retention job removes it then, with the file uploaded in it. An
+//!   account keeps at most [`MAX_SESSIONS_PER_LOGIN`]: a sign-in past them
+//!   ends the oldest.
+//! - A password someone else gave signs in for [`TEMPORARY_PASSWORD_MS`]
+//!   after it was set, then is refused (its owner asks for a new one); an
+//!   operator's first change of it also gives them a second factor of
+//!   their own, which the operator who made the account never saw.
 //! - Operators need a second factor (TOTP, RFC 6238, 6 digits, 30 s, one
 //!   step of drift).
 
@@ -45,6 +52,12 @@ pub const THROTTLE_INTERVAL_MS: i64 = 60 * 60 * 1000;
 pub const IDLE_MS: i64 = 30 * 60 * 1000;
 /// ...or this long after sign-in.
 pub const ABSOLUTE_MS: i64 = 12 * 60 * 60 * 1000;
+/// Sessions an account keeps at once: a sign-in past them ends the oldest.
+pub const MAX_SESSIONS_PER_LOGIN: u32 = 10;
+/// A password given by someone else (an operator, `passerelle users
+/// add|reset`) signs in for this long after it was set; then its owner
+/// asks for a new one.
+pub const TEMPORARY_PASSWORD_MS: i64 = 72 * 60 * 60 * 1000;
 /// A session's last-seen time is written at most this often.
 const TOUCH_EVERY_MS: i64 = 60 * 1000;
 /// Bounds of what a person types.
@@ -191,6 +204,9 @@ pub struct NewUser {
 pub enum SignInError {
     /// Wrong login, password or code (or a disabled account).
     Refused,
+    /// The right password and code, but a password someone else gave,
+    /// set more than [`TEMPORARY_PASSWORD_MS`] ago: ask for a new one.
+    TemporaryExpired,
     /// Too many failures: try again in this many seconds.
     Wait(i64),
     /// No hashing slot, or the store failed.
@@ -456,6 +472,7 @@ impl Broker {
             created_ms: now,
             updated_ms: now,
             must_change: new.must_change,
+            password_set_ms: now,
         };
         if !self.store.add_user(&user).await? {
             return Err(ServiceError::Refused(format!(
@@ -648,7 +665,10 @@ impl Broker {
     /// their code, for an operator): checked under the sign-in throttle as
     /// a sign-in is. Every session of the account ends, this one too (the
     /// person signs in again with the new password), and the account no
-    /// longer must change it.
+    /// longer must change it. A password someone else gave, changed by an
+    /// account with a second factor (every operator), also gives it a new
+    /// secret, returned to be shown to this person only: the one shown to
+    /// whoever made the account or reset it no longer signs in.
     pub async fn change_own_password(
         &self,
         person: &Person,
@@ -656,7 +676,7 @@ impl Broker {
         code: &str,
         new: &str,
         address: &str,
-    ) -> Result<(), PasswordChangeError> {
+    ) -> Result<Option<String>, PasswordChangeError> {
         if check_password(new).is_err() {
             return Err(PasswordChangeError::Length);
         }
@@ -681,8 +701,12 @@ impl Broker {
             .verify(&person.user.login, current, code, address, now)
             .await
             .map_err(PasswordChangeError::Credentials)?;
+        let second_factor = (user.must_change
+            && (user.role == UserRole::Operator || !user.totp_secret.is_empty()))
+        .then(new_totp_secret);
         let change = UserChange {
             password_hash: Some(hash_password(new).await.map_err(unavailable)?),
+            totp_secret: second_factor.clone(),
             must_change: Some(false),
             // Only over the password checked: an operator's reset
             // committed during the hashing is kept.
@@ -697,9 +721,14 @@ impl Broker {
         if !written {
             return Err(PasswordChangeError::Changed);
         }
-        self.console_audit(person, address, "ChangePassword", &user.login, "ok")
+        let outcome = if second_factor.is_some() {
+            "ok: new second factor"
+        } else {
+            "ok"
+        };
+        self.console_audit(person, address, "ChangePassword", &user.login, outcome)
             .await;
-        Ok(())
+        Ok(second_factor)
     }
 
     /// Signs a person in: the new session's cookie id and the person. The
@@ -714,6 +743,23 @@ impl Broker {
         let unavailable = |e: ServiceError| SignInError::Unavailable(e.to_string());
         let now = self.clock.now_ms();
         let user = self.verify(login, password, code, address, now).await?;
+        // A password someone else gave, unused for too long: its owner
+        // asks for a new one (said only once the password and code hold).
+        if user.must_change && now - user.password_set_ms > TEMPORARY_PASSWORD_MS {
+            self.audit
+                .record(AuditEntry {
+                    at_ms: now,
+                    direction: Direction::In,
+                    party: format!("console@{address}"),
+                    method: "SignIn".into(),
+                    subject: format!("user/{}", user.login),
+                    request_hash: String::new(),
+                    outcome: "refused: temporary password expired".into(),
+                    trace_id: String::new(),
+                })
+                .await;
+            return Err(SignInError::TemporaryExpired);
+        }
         let id = random_token();
         let session = Session {
             id_hash: session_hash(&id),
@@ -732,20 +778,25 @@ impl Broker {
         // Written only if the account still holds what was verified: a
         // reset or a disabling committed while the password was checked
         // (up to a hashing slot's wait) leaves no session behind.
+        // The account's oldest sessions past the bound end with it.
         let opened = self
             .store
-            .create_session(&session, &user)
+            .create_session(&session, &user, MAX_SESSIONS_PER_LOGIN)
             .await
             .map_err(|e| unavailable(e.into()))?;
-        if !opened {
+        let Some(ended) = opened else {
             tracing::info!(
                 login = %user.login,
                 "console sign-in refused: the account changed while it was checked"
             );
             return Err(SignInError::Refused);
-        }
+        };
         let person = Person { user, session };
-        self.console_audit(&person, address, "SignIn", &person.user.login, "ok")
+        let outcome = match ended {
+            0 => "ok".to_string(),
+            n => format!("ok: its {n} oldest session(s) ended (at most {MAX_SESSIONS_PER_LOGIN})"),
+        };
+        self.console_audit(&person, address, "SignIn", &person.user.login, &outcome)
             .await;
         Ok((id, person))
     }
@@ -892,13 +943,14 @@ impl Broker {
             .await;
     }
 
-    /// Removes expired sessions and forgotten throttle rows (the retention
-    /// job).
+    /// Removes the sessions past their end, idle past [`IDLE_MS`] or
+    /// older than [`ABSOLUTE_MS`], with the files uploaded in them, and
+    /// forgotten throttle rows (the retention job).
     pub async fn prune_console(&self) -> Result<u64, ServiceError> {
         let now = self.clock.now_ms();
         Ok(self
             .store
-            .prune_console(now - IDLE_MS.max(ABSOLUTE_MS), now - THROTTLE_INTERVAL_MS)
+            .prune_console(now - IDLE_MS, now - ABSOLUTE_MS, now - THROTTLE_INTERVAL_MS)
             .await?)
     }
 }
@@ -1073,7 +1125,7 @@ mod tests {
         assert_eq!(
             b.change_own_password(&ama, "correct horse", "", "une amande verte", "::1")
                 .await,
-            Ok(())
+            Ok(None)
         );
     }
 
@@ -1110,6 +1162,253 @@ mod tests {
         assert_eq!(b.revoke_sessions("ama", "test").await.unwrap(), 1);
         assert!(b.person(&id).await.unwrap().is_none());
         assert!(b.person("forged").await.unwrap().is_none());
+    }
+
+    /// The retention job removes a session once it is idle past
+    /// [`IDLE_MS`] or older than [`ABSOLUTE_MS`], with the file uploaded
+    /// in it: both stayed until 12 hours after their last request.
+    #[tokio::test(start_paused = true)]
+    async fn retention_removes_ended_sessions_and_their_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _) = accounts(dir.path()).await;
+        let upload = |at: i64| crate::store::users::Upload {
+            file_name: "membres.csv".into(),
+            mutuelle_id: "MUT-X".into(),
+            body: b"SOL-0001;Ama".to_vec(),
+            created_ms: at,
+        };
+        let kept_as = |p: &Person| {
+            let (b, hash) = (b.clone(), p.session.id_hash.clone());
+            async move {
+                (
+                    b.store().session(&hash).await.unwrap().is_some(),
+                    b.store().upload(&hash).await.unwrap().is_some(),
+                )
+            }
+        };
+        // Left idle.
+        let (_, idle) = b
+            .sign_in("ama", "correct horse", "", "10.0.0.1")
+            .await
+            .unwrap();
+        b.store()
+            .put_upload(&idle.session.id_hash, &upload(b.clock().now_ms()))
+            .await
+            .unwrap();
+        // Used every 29 minutes.
+        let (busy_id, busy) = b
+            .sign_in("ama", "correct horse", "", "10.0.0.1")
+            .await
+            .unwrap();
+        b.store()
+            .put_upload(&busy.session.id_hash, &upload(b.clock().now_ms()))
+            .await
+            .unwrap();
+        tokio::time::advance(29 * MIN).await;
+        assert!(b.person(&busy_id).await.unwrap().is_some());
+        tokio::time::advance(2 * MIN).await;
+        b.prune_console().await.unwrap();
+        assert_eq!(kept_as(&idle).await, (false, false), "idle 31 minutes");
+        assert_eq!(kept_as(&busy).await, (true, true), "seen 2 minutes ago");
+        assert!(b.person(&busy_id).await.unwrap().is_some());
+        let mut used = 31 * MIN;
+        while used + 29 * MIN <= std::time::Duration::from_millis(ABSOLUTE_MS as u64) {
+            tokio::time::advance(29 * MIN).await;
+            used += 29 * MIN;
+            assert!(b.person(&busy_id).await.unwrap().is_some(), "{used:?}");
+        }
+        tokio::time::advance(std::time::Duration::from_millis(ABSOLUTE_MS as u64) - used).await;
+        tokio::time::advance(MIN).await;
+        b.prune_console().await.unwrap();
+        assert_eq!(kept_as(&busy).await, (false, false), "past 12 hours");
+    }
+
+    /// An account keeps at most [`MAX_SESSIONS_PER_LOGIN`] sessions: a
+    /// sign-in past them ends the oldest, and its audit row says so.
+    #[tokio::test(start_paused = true)]
+    async fn a_sign_in_past_the_bound_ends_the_oldest_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _) = accounts(dir.path()).await;
+        let mut ids = Vec::new();
+        for _ in 0..=MAX_SESSIONS_PER_LOGIN {
+            let (id, _) = b
+                .sign_in("ama", "correct horse", "", "10.0.0.1")
+                .await
+                .unwrap();
+            ids.push(id);
+            tokio::time::advance(std::time::Duration::from_secs(1)).await;
+        }
+        assert!(
+            b.person(&ids[0]).await.unwrap().is_none(),
+            "the oldest ended"
+        );
+        for id in &ids[1..] {
+            assert!(b.person(id).await.unwrap().is_some());
+        }
+        b.audit().flush().await;
+        let rows = b.store().audit_of("user/ama").await.unwrap().rows;
+        let said: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.method == "SignIn")
+            .map(|r| r.outcome.as_str())
+            .collect();
+        assert_eq!(said.len(), MAX_SESSIONS_PER_LOGIN as usize + 1, "{said:?}");
+        assert_eq!(
+            said.iter().filter(|o| **o == "ok").count(),
+            MAX_SESSIONS_PER_LOGIN as usize
+        );
+        assert!(
+            said.contains(&"ok: its 1 oldest session(s) ended (at most 10)"),
+            "{said:?}"
+        );
+    }
+
+    /// A password someone else gave signs in for
+    /// [`TEMPORARY_PASSWORD_MS`] after it was set, then is refused saying
+    /// so (it never expired); a wrong one is still just refused. A reset
+    /// gives 72 hours again; a password its owner chose does not expire.
+    #[tokio::test(start_paused = true)]
+    async fn a_temporary_password_signs_in_for_72_hours_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _) = accounts(dir.path()).await;
+        let new = |login: &str| NewUser {
+            login: login.into(),
+            display_name: "Yao".into(),
+            role: UserRole::Clerk,
+            scope: vec!["MUT-X".into()],
+            password: "given by ops".into(),
+            lang: String::new(),
+            must_change: true,
+        };
+        b.add_user(new("yao"), "test").await.unwrap();
+        b.add_user(new("efua"), "test").await.unwrap();
+        let hour = std::time::Duration::from_secs(3600);
+        tokio::time::advance(71 * hour + 59 * MIN).await;
+        assert!(
+            b.sign_in("efua", "given by ops", "", "10.0.0.1")
+                .await
+                .is_ok()
+        );
+        tokio::time::advance(2 * MIN).await;
+        assert_eq!(
+            b.sign_in("yao", "given by ops", "", "10.0.0.1")
+                .await
+                .unwrap_err(),
+            SignInError::TemporaryExpired
+        );
+        assert_eq!(
+            b.sign_in("yao", "not given by ops", "", "10.0.0.2")
+                .await
+                .unwrap_err(),
+            SignInError::Refused,
+            "a wrong password says nothing more"
+        );
+        b.audit().flush().await;
+        let rows = b.store().audit_of("user/yao").await.unwrap().rows;
+        assert!(
+            rows.iter()
+                .any(|r| r.outcome == "refused: temporary password expired"),
+            "{rows:?}"
+        );
+        // Reset by an operator: 72 hours again.
+        b.change_user("yao", Some("given again!"), false, None, "test")
+            .await
+            .unwrap();
+        let (_, yao) = b
+            .sign_in("yao", "given again!", "", "10.0.0.1")
+            .await
+            .unwrap();
+        // Chosen by its owner: no end.
+        assert_eq!(
+            b.change_own_password(&yao, "given again!", "", "ma phrase à moi", "10.0.0.1")
+                .await,
+            Ok(None)
+        );
+        tokio::time::advance(100 * hour).await;
+        assert!(
+            b.sign_in("yao", "ma phrase à moi", "", "10.0.0.1")
+                .await
+                .is_ok()
+        );
+    }
+
+    /// A new operator's first change of the password they were given also
+    /// gives them a second factor of their own, returned once: the secret
+    /// shown to the operator who made the account no longer signs in.
+    #[tokio::test(start_paused = true)]
+    async fn an_operators_first_change_gives_them_their_own_second_factor() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _) = accounts(dir.path()).await;
+        let made = b
+            .add_user(
+                NewUser {
+                    login: "nana".into(),
+                    display_name: "Nana".into(),
+                    role: UserRole::Operator,
+                    scope: vec![],
+                    password: "given by ops".into(),
+                    lang: String::new(),
+                    must_change: true,
+                },
+                "test",
+            )
+            .await
+            .unwrap();
+        let seen_by_maker = made.totp_secret;
+        let code = |secret: &str| totp_code(secret, b.clock().now_ms()).unwrap();
+        let step = std::time::Duration::from_secs(30);
+        let (_, nana) = b
+            .sign_in("nana", "given by ops", &code(&seen_by_maker), "10.0.0.1")
+            .await
+            .unwrap();
+        tokio::time::advance(step).await;
+        let own = b
+            .change_own_password(
+                &nana,
+                "given by ops",
+                &code(&seen_by_maker),
+                "ma phrase à moi",
+                "10.0.0.1",
+            )
+            .await
+            .unwrap()
+            .expect("a second factor of their own");
+        assert_ne!(own, seen_by_maker);
+        assert_eq!(
+            b.store().user("nana").await.unwrap().unwrap().totp_secret,
+            own
+        );
+        tokio::time::advance(step).await;
+        assert_eq!(
+            b.sign_in("nana", "ma phrase à moi", &code(&seen_by_maker), "10.0.0.1")
+                .await
+                .unwrap_err(),
+            SignInError::Refused
+        );
+        assert!(
+            b.sign_in("nana", "ma phrase à moi", &code(&own), "10.0.0.1")
+                .await
+                .is_ok()
+        );
+        // A later change of a password they chose keeps it.
+        let (_, nana) = {
+            tokio::time::advance(step).await;
+            b.sign_in("nana", "ma phrase à moi", &code(&own), "10.0.0.2")
+                .await
+                .unwrap()
+        };
+        tokio::time::advance(step).await;
+        assert_eq!(
+            b.change_own_password(
+                &nana,
+                "ma phrase à moi",
+                &code(&own),
+                "une autre phrase",
+                "10.0.0.2"
+            )
+            .await,
+            Ok(None)
+        );
     }
 
     #[tokio::test(start_paused = true)]

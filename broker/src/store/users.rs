@@ -74,6 +74,11 @@ pub struct User {
     /// Its password was given by someone else (an operator, `passerelle
     /// users add|reset`): its owner chooses their own before anything else.
     pub must_change: bool,
+    /// When its password was set (the account's creation, a reset, its
+    /// owner's change): a password given by someone else signs in for a
+    /// bounded time after it (`service::users::TEMPORARY_PASSWORD_MS`).
+    /// Written by the store with every new password hash.
+    pub password_set_ms: i64,
 }
 
 /// A change to an account. Any change of password or of the second factor,
@@ -163,9 +168,16 @@ pub trait UserStore: Send + Sync + 'static {
 
     /// Writes a session for the account as the sign-in verified it
     /// (`verified`: its password hash and second factor's secret, read
-    /// before the check); false, nothing written, when the account changed
-    /// meanwhile (a reset of either, a disabling) or is gone.
-    async fn create_session(&self, session: &Session, verified: &User) -> Result<bool, StoreError>;
+    /// before the check); `None`, nothing written, when the account changed
+    /// meanwhile (a reset of either, a disabling) or is gone. In the same
+    /// transaction the account's oldest sessions past `keep` (this one
+    /// counted, and kept) end, with their uploads: `Some` of how many.
+    async fn create_session(
+        &self,
+        session: &Session,
+        verified: &User,
+        keep: u32,
+    ) -> Result<Option<u64>, StoreError>;
 
     async fn session(&self, id_hash: &str) -> Result<Option<Session>, StoreError>;
 
@@ -183,11 +195,11 @@ pub trait UserStore: Send + Sync + 'static {
     /// later one) was used already, so that a code is accepted once.
     async fn use_totp_step(&self, login: &str, step: i64) -> Result<bool, StoreError>;
 
-    /// Ends one session (sign-out, expiry).
+    /// Ends one session (sign-out, expiry), with its upload.
     async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError>;
 
-    /// Ends every session of an account (an operator revoking them);
-    /// returns how many.
+    /// Ends every session of an account (an operator revoking them), with
+    /// their uploads; returns how many sessions.
     async fn delete_sessions(&self, login: &str) -> Result<u64, StoreError>;
 
     /// Sessions seen since `seen_after_ms`, newest first, at most `limit`.
@@ -226,12 +238,13 @@ pub trait UserStore: Send + Sync + 'static {
 
     async fn delete_upload(&self, session_hash: &str) -> Result<(), StoreError>;
 
-    /// Removes sessions last seen before `sessions_before_ms` (and their
-    /// uploads) and throttle rows older than `throttles_before_ms`;
-    /// returns how many rows.
+    /// Removes sessions last seen before `seen_before_ms` or opened before
+    /// `created_before_ms` (and their uploads), and throttle rows older
+    /// than `throttles_before_ms`; returns how many rows.
     async fn prune_console(
         &self,
-        sessions_before_ms: i64,
+        seen_before_ms: i64,
+        created_before_ms: i64,
         throttles_before_ms: i64,
     ) -> Result<u64, StoreError>;
 }
@@ -242,7 +255,8 @@ pub(super) mod sql {
     use super::*;
 
     pub const USER_COLS: &str = "login, display_name, role, scope, password_hash, totp_secret, \
-                                 lang, disabled_ms, created_ms, updated_ms, must_change";
+                                 lang, disabled_ms, created_ms, updated_ms, must_change, \
+                                 password_set_ms";
     pub const SESSION_COLS: &str =
         "id_hash, login, csrf_secret, mutuelle_id, created_ms, seen_ms, address";
     pub const THROTTLE_COLS: &str = "key, failures, last_ms, next_ms";
@@ -262,6 +276,7 @@ pub(super) mod sql {
             created_ms: r.int(8)?,
             updated_ms: r.int(9)?,
             must_change: r.int(10)? != 0,
+            password_set_ms: r.int(11)?,
         })
     }
 
@@ -322,6 +337,22 @@ pub(super) mod sql {
     pub const PRUNE_UPLOADS: &str = "DELETE FROM console_uploads WHERE session_hash NOT IN \
          (SELECT id_hash FROM sessions)";
 
+    /// Sessions past their idle or absolute end (parameters: last seen
+    /// before, opened before).
+    pub fn prune_sessions(ph: char) -> String {
+        format!("DELETE FROM sessions WHERE seen_ms < {ph}1 OR created_ms < {ph}2")
+    }
+
+    /// An account's sessions but its newest `keep` (parameters: login,
+    /// keep, the session just opened, which is always kept).
+    pub fn trim_sessions(ph: char) -> String {
+        format!(
+            "DELETE FROM sessions WHERE login = {ph}1 AND id_hash NOT IN \
+             (SELECT id_hash FROM sessions WHERE login = {ph}1 \
+             ORDER BY (id_hash = {ph}3) DESC, created_ms DESC, id_hash DESC LIMIT {ph}2)"
+        )
+    }
+
     pub fn encode_body(body: &[u8]) -> String {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.encode(body)
@@ -341,17 +372,19 @@ pub(super) mod sql {
     pub fn add_user(ph: char) -> String {
         format!(
             "INSERT INTO users ({USER_COLS}) VALUES \
-             ({ph}1, {ph}2, {ph}3, {ph}4, {ph}5, {ph}6, {ph}7, {ph}8, {ph}9, {ph}10, {ph}11) \
-             ON CONFLICT (login) DO NOTHING"
+             ({ph}1, {ph}2, {ph}3, {ph}4, {ph}5, {ph}6, {ph}7, {ph}8, {ph}9, {ph}10, {ph}11, \
+             {ph}12) ON CONFLICT (login) DO NOTHING"
         )
     }
 
     /// Parameters: login, password hash, totp secret, disabled, lang, now,
     /// must change (0 or 1) (NULL: unchanged), the password hash the account
-    /// must hold (NULL: any).
+    /// must hold (NULL: any). A new password hash is set now.
     pub fn update_user(ph: char) -> String {
         format!(
             "UPDATE users SET password_hash = COALESCE({ph}2, password_hash), \
+             password_set_ms = CASE WHEN CAST({ph}2 AS TEXT) IS NULL THEN password_set_ms \
+             ELSE {ph}6 END, \
              totp_secret = COALESCE({ph}3, totp_secret), \
              disabled_ms = COALESCE({ph}4, disabled_ms), \
              lang = COALESCE({ph}5, lang), must_change = COALESCE({ph}7, must_change), \

@@ -1062,7 +1062,9 @@ pub(super) async fn decide(
         }
         "reject" => {
             // A rejection says why, for the one who proposed (it showed
-            // "rejetée" with nothing more); a withdrawal needs none.
+            // "rejetée" with nothing more); a withdrawal needs none. The
+            // broker checks it too: a form sent as a withdrawal by someone
+            // else than the proposer is refused there.
             if f.withdraw.is_empty() && f.reason.trim().is_empty() {
                 return ctx
                     .error(StatusCode::BAD_REQUEST, ctx.t("approvals-reason-required"))
@@ -1095,6 +1097,11 @@ pub(super) async fn decide(
         Err(s) if s.code() == tonic::Code::PermissionDenied => ctx
             .error(StatusCode::FORBIDDEN, ctx.t("approvals-not-yours"))
             .into_response(),
+        // A colleague's proposal rejected without a reason (a form sent
+        // as a withdrawal): the broker refuses it, said in their language.
+        Err(s) if names_field(&s, "reason") => ctx
+            .error(StatusCode::BAD_REQUEST, ctx.t("approvals-reason-required"))
+            .into_response(),
         // Decided already: most often this very person's first tap, whose
         // answer a slow link had not shown yet (a double tap). The page
         // of approvals says so above the history that shows how it ended,
@@ -1104,6 +1111,15 @@ pub(super) async fn decide(
         }
         Err(s) => ctx.status(s).into_response(),
     }
+}
+
+/// Whether the broker refused a request for this field (INVALID_ARGUMENT
+/// naming it).
+fn names_field(s: &tonic::Status, field: &str) -> bool {
+    use tonic_types::StatusExt;
+    s.code() == tonic::Code::InvalidArgument
+        && s.get_details_bad_request()
+            .is_some_and(|b| b.field_violations.iter().any(|v| v.field == field))
 }
 
 /// Whether the broker refused a decision because the proposal was decided

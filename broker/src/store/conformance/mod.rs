@@ -94,6 +94,7 @@ macro_rules! store_conformance_suite {
         );
         $crate::store_conformance_suite!(@section users $make;
             users_sessions_and_their_end,
+            sessions_end_idle_old_or_past_the_bound_with_their_uploads,
             the_throttle_counts_across_replicas_and_resets,
         );
         $crate::store_conformance_suite!(@section approvals $make;

@@ -16,6 +16,7 @@ fn user(login: &str, role: UserRole, scope: &[&str]) -> User {
         created_ms: 10,
         updated_ms: 10,
         must_change: false,
+        password_set_ms: 10,
     }
 }
 
@@ -33,8 +34,14 @@ fn session(id: &str, login: &str, seen_ms: i64) -> Session {
 
 /// A session opened as a sign-in opens it: for the account as stored.
 async fn open(store: &Arc<dyn Store>, s: &Session) {
+    assert_eq!(open_keeping(store, s, 100).await, Some(0), "{s:?}");
+}
+
+/// [`open`], the account keeping at most `keep` sessions: how many older
+/// ones ended.
+async fn open_keeping(store: &Arc<dyn Store>, s: &Session, keep: u32) -> Option<u64> {
     let verified = store.user(&s.login).await.unwrap().expect("the account");
-    assert!(store.create_session(s, &verified).await.unwrap(), "{s:?}");
+    store.create_session(s, &verified, keep).await.unwrap()
 }
 
 pub async fn users_sessions_and_their_end(store: Arc<dyn Store>) {
@@ -102,13 +109,16 @@ pub async fn users_sessions_and_their_end(store: Arc<dyn Store>) {
             ama2.lang.as_str(),
             ama2.password_hash.as_str(),
             ama2.updated_ms,
-            ama2.must_change
+            ama2.must_change,
+            ama2.password_set_ms
         ),
-        ("en", "$argon2id$new", 600, true)
+        ("en", "$argon2id$new", 600, true, 600)
     );
     // Kept by a change that does not name it; cleared by one that does.
+    // Only a new password moves the time its password was set.
     assert!(store.update_user("ama", &lang, 610).await.unwrap());
-    assert!(store.user("ama").await.unwrap().unwrap().must_change);
+    let ama3 = store.user("ama").await.unwrap().unwrap();
+    assert_eq!((ama3.must_change, ama3.password_set_ms), (true, 600));
     let chosen = UserChange {
         must_change: Some(false),
         ..Default::default()
@@ -168,18 +178,20 @@ pub async fn users_sessions_and_their_end(store: Arc<dyn Store>) {
     // no session: not for a disabled account, not with a password or a
     // second factor reset meanwhile.
     let kofi_then = user("kofi", UserRole::Clerk, &["MUT-A"]);
-    assert!(
-        !store
-            .create_session(&session("s-late", "kofi", 960), &kofi_then)
+    assert_eq!(
+        store
+            .create_session(&session("s-late", "kofi", 960), &kofi_then, 10)
             .await
-            .unwrap()
+            .unwrap(),
+        None
     );
     let ama_before_reset = ama.clone();
-    assert!(
-        !store
-            .create_session(&session("s-late", "ama", 960), &ama_before_reset)
+    assert_eq!(
+        store
+            .create_session(&session("s-late", "ama", 960), &ama_before_reset, 10)
             .await
-            .unwrap()
+            .unwrap(),
+        None
     );
     let ama_now = store.user("ama").await.unwrap().unwrap();
     let totp = UserChange {
@@ -187,17 +199,19 @@ pub async fn users_sessions_and_their_end(store: Arc<dyn Store>) {
         ..Default::default()
     };
     assert!(store.update_user("ama", &totp, 970).await.unwrap());
-    assert!(
-        !store
-            .create_session(&session("s-late", "ama", 980), &ama_now)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .create_session(&session("s-late", "nobody", 980), &ama_now)
+    assert_eq!(
+        store
+            .create_session(&session("s-late", "ama", 980), &ama_now, 10)
             .await
             .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .create_session(&session("s-late", "nobody", 980), &ama_now, 10)
+            .await
+            .unwrap(),
+        None,
         "no such account"
     );
     assert_eq!(store.session("s-late").await.unwrap(), None);
@@ -236,12 +250,90 @@ pub async fn users_sessions_and_their_end(store: Arc<dyn Store>) {
         .await
         .unwrap();
     store.delete_session("s7").await.unwrap();
-    assert_eq!(
-        store.prune_console(0, 0).await.unwrap(),
-        1,
-        "the orphan upload"
-    );
     assert_eq!(store.upload("s7").await.unwrap(), None);
+    assert_eq!(
+        store.prune_console(0, 0, 0).await.unwrap(),
+        0,
+        "no upload outlives its session"
+    );
+}
+
+/// Sessions end idle or old, and past an account's bound, each with the
+/// file uploaded in it: an expired session and its members file stayed 12
+/// hours (pruned only by their last request, 12 hours after it).
+pub async fn sessions_end_idle_old_or_past_the_bound_with_their_uploads(store: Arc<dyn Store>) {
+    assert!(
+        store
+            .add_user(&user("ama", UserRole::Clerk, &["MUT-A"]))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .add_user(&user("kofi", UserRole::Clerk, &["MUT-A"]))
+            .await
+            .unwrap()
+    );
+    let up = |at: i64| crate::store::users::Upload {
+        file_name: "membres.csv".into(),
+        mutuelle_id: "MUT-A".into(),
+        body: b"ligne".to_vec(),
+        created_ms: at,
+    };
+    // Idle since 100; opened at 200 and used since; opened at 4,000.
+    for (id, login, created, seen) in [
+        ("idle", "ama", 100, 100),
+        ("old", "ama", 200, 5_000),
+        ("fresh", "ama", 4_000, 4_500),
+        ("kofi", "kofi", 4_000, 4_500),
+    ] {
+        let mut s = session(id, login, created);
+        s.seen_ms = seen;
+        open(&store, &s).await;
+        store.put_upload(id, &up(created)).await.unwrap();
+    }
+    // Seen before 1,000 or opened before 300: two sessions, two uploads.
+    assert_eq!(store.prune_console(1_000, 300, 0).await.unwrap(), 4);
+    for gone in ["idle", "old"] {
+        assert_eq!(store.session(gone).await.unwrap(), None, "{gone}");
+        assert_eq!(store.upload(gone).await.unwrap(), None, "{gone}");
+    }
+    for kept in ["fresh", "kofi"] {
+        assert!(store.session(kept).await.unwrap().is_some(), "{kept}");
+        assert!(store.upload(kept).await.unwrap().is_some(), "{kept}");
+    }
+
+    // At most 3 for ama: the fourth ends the oldest, with its upload;
+    // kofi's are not counted.
+    for (n, id) in ["b1", "b2"].iter().enumerate() {
+        let s = session(id, "ama", 6_000 + n as i64);
+        assert_eq!(open_keeping(&store, &s, 3).await, Some(0), "{id}");
+    }
+    assert_eq!(
+        open_keeping(&store, &session("b3", "ama", 6_002), 3).await,
+        Some(1)
+    );
+    assert_eq!(store.session("fresh").await.unwrap(), None);
+    assert_eq!(store.upload("fresh").await.unwrap(), None);
+    assert!(store.session("kofi").await.unwrap().is_some());
+    assert!(store.upload("kofi").await.unwrap().is_some());
+    // The session being opened is kept, whatever its time says (a clock
+    // set back): the oldest of the others ends.
+    assert_eq!(
+        open_keeping(&store, &session("b0", "ama", 1), 3).await,
+        Some(1)
+    );
+    let left: Vec<String> = store
+        .sessions(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.login == "ama")
+        .map(|s| s.id_hash)
+        .collect();
+    let mut left = left;
+    left.sort();
+    assert_eq!(left, ["b0", "b2", "b3"]);
 }
 
 pub async fn the_throttle_counts_across_replicas_and_resets(store: Arc<dyn Store>) {
@@ -334,7 +426,7 @@ pub async fn the_throttle_counts_across_replicas_and_resets(store: Arc<dyn Store
         .unwrap();
     open(&store, &session("old", "ama", 10)).await;
     open(&store, &session("new", "ama", 9_000)).await;
-    assert_eq!(store.prune_console(1_000, i64::MAX).await.unwrap(), 2);
+    assert_eq!(store.prune_console(1_000, 0, i64::MAX).await.unwrap(), 2);
     assert_eq!(store.session("old").await.unwrap(), None);
     assert!(store.session("new").await.unwrap().is_some());
     assert!(store.throttles(&[key]).await.unwrap().is_empty());

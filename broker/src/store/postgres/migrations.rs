@@ -433,6 +433,14 @@ UPDATE claim_consumption SET ceiling_key = 'stay-act|' || substr(ceiling_key, 5)
     r#"
 ALTER TABLE users ADD COLUMN IF NOT EXISTS must_change BIGINT NOT NULL DEFAULT 0;
 "#,
+    // 22: when an account's password was set, so that one given by
+    // someone else signs in for a bounded time only. Accounts stored
+    // before count from their last change (a creation or a reset is one).
+    // The users table is small: its rewrite by the UPDATE is an instant.
+    r#"
+ALTER TABLE users ADD COLUMN IF NOT EXISTS password_set_ms BIGINT NOT NULL DEFAULT 0;
+UPDATE users SET password_set_ms = updated_ms WHERE password_set_ms = 0;
+"#,
 ];
 
 /// Indexes over every claim, built after the migrations commit, beside

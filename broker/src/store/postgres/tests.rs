@@ -1988,7 +1988,7 @@ async fn an_import_reads_its_members_under_the_coverage_locks() {
     );
 }
 
-/// A sign-in's session is written under a share lock on the account: a
+/// A sign-in's session is written under a lock on the account's row: a
 /// password reset in flight (its row updated, its sessions deleted, not
 /// yet committed) is waited for, and the account read again then no
 /// longer holds the password the sign-in checked: no session. Read from
@@ -2012,6 +2012,7 @@ async fn a_sign_in_waits_for_a_reset_in_flight_and_opens_no_session() {
         created_ms: 1,
         updated_ms: 1,
         must_change: false,
+        password_set_ms: 1,
     };
     assert!(store.add_user(&ama).await.unwrap());
     // The reset, its row updated and the sessions deleted, not committed.
@@ -2040,7 +2041,7 @@ async fn a_sign_in_waits_for_a_reset_in_flight_and_opens_no_session() {
     };
     let signing_in = {
         let (store, ama) = (store.clone(), ama.clone());
-        tokio::spawn(async move { store.create_session(&session, &ama).await })
+        tokio::spawn(async move { store.create_session(&session, &ama, 10).await })
     };
     // Until the sign-in waits on the reset's transaction (or, without the
     // lock, has finished).
@@ -2054,8 +2055,9 @@ async fn a_sign_in_waits_for_a_reset_in_flight_and_opens_no_session() {
     )
     .await;
     reset.commit().await.unwrap();
-    assert!(
-        !signing_in.await.unwrap().unwrap(),
+    assert_eq!(
+        signing_in.await.unwrap().unwrap(),
+        None,
         "a session for a password reset meanwhile"
     );
     assert_eq!(store.session("late").await.unwrap(), None);

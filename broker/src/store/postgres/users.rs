@@ -22,6 +22,7 @@ impl UserStore for PgStore {
                 &u.created_ms,
                 &u.updated_ms,
                 &i64::from(u.must_change),
+                &u.password_set_ms,
             ],
         )
         .await?;
@@ -72,15 +73,30 @@ impl UserStore for PgStore {
                 || ch.disabled_ms.is_some_and(|d| d != 0))
         {
             x(&tx, "DELETE FROM sessions WHERE login = $1", &[&login]).await?;
+            x(&tx, sql::PRUNE_UPLOADS, &[]).await?;
         }
         tx.commit().await?;
         Ok(n == 1)
     }
 
-    async fn create_session(&self, s: &Session, verified: &User) -> Result<bool, StoreError> {
-        let c = self.client().await?;
+    async fn create_session(
+        &self,
+        s: &Session,
+        verified: &User,
+        keep: u32,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        // Sign-ins of one account one at a time: each counts the others'
+        // sessions when it keeps the newest.
+        x(
+            &tx,
+            "SELECT 1 FROM users WHERE login = $1 FOR UPDATE",
+            &[&s.login],
+        )
+        .await?;
         let written = x(
-            &c,
+            &tx,
             &sql::create_session('$', " FOR SHARE"),
             &[
                 &s.id_hash,
@@ -95,7 +111,20 @@ impl UserStore for PgStore {
             ],
         )
         .await?;
-        Ok(written == 1)
+        if written != 1 {
+            return Ok(None);
+        }
+        let ended = x(
+            &tx,
+            &sql::trim_sessions('$'),
+            &[&s.login, &i64::from(keep), &s.id_hash],
+        )
+        .await?;
+        if ended > 0 {
+            x(&tx, sql::PRUNE_UPLOADS, &[]).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(ended))
     }
 
     async fn session(&self, id_hash: &str) -> Result<Option<Session>, StoreError> {
@@ -148,14 +177,26 @@ impl UserStore for PgStore {
     }
 
     async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        let c = self.client().await?;
-        x(&c, "DELETE FROM sessions WHERE id_hash = $1", &[&id_hash]).await?;
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        x(&tx, "DELETE FROM sessions WHERE id_hash = $1", &[&id_hash]).await?;
+        x(
+            &tx,
+            "DELETE FROM console_uploads WHERE session_hash = $1",
+            &[&id_hash],
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     async fn delete_sessions(&self, login: &str) -> Result<u64, StoreError> {
-        let c = self.client().await?;
-        x(&c, "DELETE FROM sessions WHERE login = $1", &[&login]).await
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let n = x(&tx, "DELETE FROM sessions WHERE login = $1", &[&login]).await?;
+        x(&tx, sql::PRUNE_UPLOADS, &[]).await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn sessions(&self, seen_after_ms: i64, limit: u32) -> Result<Vec<Session>, StoreError> {
@@ -253,14 +294,15 @@ impl UserStore for PgStore {
 
     async fn prune_console(
         &self,
-        sessions_before_ms: i64,
+        seen_before_ms: i64,
+        created_before_ms: i64,
         throttles_before_ms: i64,
     ) -> Result<u64, StoreError> {
         let c = self.client().await?;
         let a = x(
             &c,
-            "DELETE FROM sessions WHERE seen_ms < $1",
-            &[&sessions_before_ms],
+            &sql::prune_sessions('$'),
+            &[&seen_before_ms, &created_before_ms],
         )
         .await?;
         let b = x(

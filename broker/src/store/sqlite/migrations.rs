@@ -359,6 +359,13 @@ CREATE INDEX IF NOT EXISTS claims_owing ON claims (mutuelle_id)
     r#"
 ALTER TABLE users ADD COLUMN must_change INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 20: when an account's password was set, so that one given by
+    // someone else signs in for a bounded time only. Accounts stored
+    // before count from their last change (a creation or a reset is one).
+    r#"
+ALTER TABLE users ADD COLUMN password_set_ms INTEGER NOT NULL DEFAULT 0;
+UPDATE users SET password_set_ms = updated_ms;
+"#,
 ];
 
 #[cfg(test)]

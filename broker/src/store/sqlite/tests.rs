@@ -323,9 +323,12 @@ async fn migration_17_moves_stay_act_counts() {
                 c.execute("DELETE FROM schema_version WHERE version >= ?1", [moved])
                     .unwrap();
                 // SQLite adds a column with no IF NOT EXISTS: the columns
-                // later migrations add go first (schema 19's).
-                c.execute_batch("ALTER TABLE users DROP COLUMN must_change;")
-                    .unwrap();
+                // later migrations add go first (schema 19's and 20's).
+                c.execute_batch(
+                    "ALTER TABLE users DROP COLUMN must_change; \
+                     ALTER TABLE users DROP COLUMN password_set_ms;",
+                )
+                .unwrap();
                 drop(c);
                 std::sync::Arc::new(SqliteStore::open(&reopen).unwrap())
                     as std::sync::Arc<dyn Store>

@@ -19,7 +19,8 @@ impl UserStore for SqliteStore {
                 u.disabled_ms,
                 u.created_ms,
                 u.updated_ms,
-                i64::from(u.must_change)
+                i64::from(u.must_change),
+                u.password_set_ms
             ])?;
             Ok(n == 1)
         })
@@ -75,6 +76,7 @@ impl UserStore for SqliteStore {
             {
                 tx.prepare_cached("DELETE FROM sessions WHERE login = ?1")?
                     .execute([&login])?;
+                tx.prepare_cached(sql::PRUNE_UPLOADS)?.execute([])?;
             }
             tx.commit()?;
             Ok(n == 1)
@@ -82,11 +84,17 @@ impl UserStore for SqliteStore {
         .await
     }
 
-    async fn create_session(&self, s: &Session, verified: &User) -> Result<bool, StoreError> {
+    async fn create_session(
+        &self,
+        s: &Session,
+        verified: &User,
+        keep: u32,
+    ) -> Result<Option<u64>, StoreError> {
         let s = s.clone();
         let (hash, totp) = (verified.password_hash.clone(), verified.totp_secret.clone());
         self.with(move |c| {
-            let written = c
+            let tx = c.savepoint()?;
+            let written = tx
                 .prepare_cached(&sql::create_session('?', ""))?
                 .execute(params![
                     s.id_hash,
@@ -99,7 +107,17 @@ impl UserStore for SqliteStore {
                     hash,
                     totp
                 ])?;
-            Ok(written == 1)
+            if written != 1 {
+                return Ok(None);
+            }
+            let ended = tx
+                .prepare_cached(&sql::trim_sessions('?'))?
+                .execute(params![s.login, keep, s.id_hash])?;
+            if ended > 0 {
+                tx.prepare_cached(sql::PRUNE_UPLOADS)?.execute([])?;
+            }
+            tx.commit()?;
+            Ok(Some(ended as u64))
         })
         .await
     }
@@ -155,8 +173,12 @@ impl UserStore for SqliteStore {
     async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
         let id = id_hash.to_string();
         self.with(move |c| {
-            c.prepare_cached("DELETE FROM sessions WHERE id_hash = ?1")?
-                .execute([id])?;
+            let tx = c.savepoint()?;
+            tx.prepare_cached("DELETE FROM sessions WHERE id_hash = ?1")?
+                .execute([&id])?;
+            tx.prepare_cached("DELETE FROM console_uploads WHERE session_hash = ?1")?
+                .execute([&id])?;
+            tx.commit()?;
             Ok(())
         })
         .await
@@ -165,8 +187,13 @@ impl UserStore for SqliteStore {
     async fn delete_sessions(&self, login: &str) -> Result<u64, StoreError> {
         let login = login.to_string();
         self.with(move |c| {
-            Ok(c.prepare_cached("DELETE FROM sessions WHERE login = ?1")?
-                .execute([login])? as u64)
+            let tx = c.savepoint()?;
+            let n = tx
+                .prepare_cached("DELETE FROM sessions WHERE login = ?1")?
+                .execute([login])?;
+            tx.prepare_cached(sql::PRUNE_UPLOADS)?.execute([])?;
+            tx.commit()?;
+            Ok(n as u64)
         })
         .await
     }
@@ -279,13 +306,14 @@ impl UserStore for SqliteStore {
 
     async fn prune_console(
         &self,
-        sessions_before_ms: i64,
+        seen_before_ms: i64,
+        created_before_ms: i64,
         throttles_before_ms: i64,
     ) -> Result<u64, StoreError> {
         self.with(move |c| {
             let a = c
-                .prepare_cached("DELETE FROM sessions WHERE seen_ms < ?1")?
-                .execute([sessions_before_ms])?;
+                .prepare_cached(&sql::prune_sessions('?'))?
+                .execute([seen_before_ms, created_before_ms])?;
             let b = c
                 .prepare_cached("DELETE FROM signin_throttle WHERE last_ms < ?1")?
                 .execute([throttles_before_ms])?;
