@@ -1302,8 +1302,17 @@ fn csv_rows(text: &str) -> Vec<std::collections::HashMap<String, String>> {
         .collect()
 }
 
+/// A statement CSV's column summed over its lines and recoveries (a
+/// recovery's empty billed, scheme and patient shares count nothing; the
+/// `end` row holds no amount).
 fn sum(rows: &[std::collections::HashMap<String, String>], col: &str) -> i64 {
-    rows.iter().map(|r| r[col].parse::<i64>().unwrap()).sum()
+    rows.iter()
+        .filter(|r| r["kind"] != "end")
+        .map(|r| match r[col].as_str() {
+            "" if r["kind"] == "recovery" && col != "mutuelle_share" => 0,
+            v => v.parse::<i64>().unwrap(),
+        })
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1411,6 +1420,12 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     // the way (pages).
     let broker = &h.running().broker;
     let lines = rows.iter().filter(|r| r["kind"] == "line").count() as u32;
+    // The last row counts the lines: a file without it was cut short.
+    let end = rows.last().unwrap();
+    assert_eq!(
+        (end["kind"].as_str(), end["line"].parse::<u32>().ok()),
+        ("end", Some(lines))
+    );
     let refused = broker
         .statement_within("CNSS", "MUT-R", 1, None, lines - 1)
         .await
@@ -1440,7 +1455,7 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
             .any(|r| r["payee_type"] == "member" && r["payee_id"] == "R-2"),
         "member paid back"
     );
-    for r in &rows {
+    for r in rows.iter().filter(|r| r["kind"] == "line") {
         let (b, s, m, p): (i64, i64, i64, i64) = (
             r["billed"].parse().unwrap(),
             r["scheme_share"].parse().unwrap(),
@@ -1632,8 +1647,9 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     );
     let s4 = ok(&h, &["--json", "claim", "submit", &f]).await.json();
     let s4_m = n(&s4["totals"]["mutuelleShare"]);
-    // The settled statement did not change.
-    let again = std::fs::read_to_string(&csv_path).unwrap();
+    // The settled statement did not change: its lines and amounts are
+    // the same; S-1's lines say the claim was cancelled since.
+    let before = csv_rows(&std::fs::read_to_string(&csv_path).unwrap());
     let out = ok(
         &h,
         &[
@@ -1648,7 +1664,22 @@ async fn statement_ties_out_to_the_claims_and_recovers_after_settlement() {
     )
     .await
     .stdout;
-    assert_eq!(out, again);
+    let after = csv_rows(&out);
+    assert_eq!(after.len(), before.len());
+    for (mut a, b) in after.into_iter().zip(before) {
+        let status = a.insert("status".into(), String::new()).unwrap();
+        let cancelled = a["kind"] == "line" && a["claim_id"] == "S-1";
+        assert_eq!(
+            status,
+            if cancelled {
+                "cancelled_after_close"
+            } else {
+                ""
+            },
+            "{a:?}"
+        );
+        assert_eq!(a, b);
+    }
     let proposed = propose_close(&h).await;
     approve(&h, &proposed).await;
     let all = periods(&h).await;

@@ -42,7 +42,7 @@ pub struct Download {
 
 /// The statement's two exports, CSV then workbook, or why not. The
 /// workbook is `None` when the console refused it as larger than a sheet
-/// (1,048,572 lines), as it says it does.
+/// (1,048,571 lines), as it says it does.
 pub struct ConsoleExports {
     pub csv: Result<Download, String>,
     pub xlsx: Result<Option<Download>, String>,
@@ -71,7 +71,7 @@ impl ConsoleExports {
             match &self.xlsx {
                 Ok(Some(d)) => one(d),
                 Ok(None) =>
-                    "refused, more lines than a sheet holds (1,048,572), as the console says".into(),
+                    "refused, more lines than a sheet holds (1,048,571), as the console says".into(),
                 Err(e) => format!("failed: {e}"),
             }
         )

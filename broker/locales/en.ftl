@@ -75,6 +75,18 @@ col-act = Act
 col-remainder = Remainder (R)
 export-amount-heading = { $column } in { $currency }
 export-total-claims = Claims total
+export-cancelled-since = Cancelled after the close
+export-end = End of the statement: { $lines ->
+        [one] { $lines } line
+       *[other] { $lines } lines
+    } of { $claims ->
+        [one] { $claims } claim
+       *[other] { $claims } claims
+    } (the period holds { $stored ->
+        [one] { $stored } claim
+       *[other] { $stored } claims
+    }).
+export-period-changed = Period { $number } was closed while its statement was being read: its lines would have mixed the provisional statement with the closed one. Ask for period { $number }'s statement again.
 col-reasons = Reasons
 col-member = Member
 col-beneficiary = Beneficiary

@@ -75,6 +75,18 @@ col-act = Acte
 col-remainder = Reste (R)
 export-amount-heading = { $column } en { $currency }
 export-total-claims = Total des demandes
+export-cancelled-since = Annulée après la clôture
+export-end = Fin du bordereau : { $lines ->
+        [one] { $lines } ligne
+       *[other] { $lines } lignes
+    } de { $claims ->
+        [one] { $claims } demande
+       *[other] { $claims } demandes
+    } (la période compte { $stored ->
+        [one] { $stored } demande
+       *[other] { $stored } demandes
+    }).
+export-period-changed = La période { $number } a été clôturée pendant la lecture de son bordereau : ses lignes auraient mêlé le bordereau provisoire et le bordereau clôturé. Demandez à nouveau le bordereau de la période { $number }.
 col-reasons = Motifs
 col-member = Adhérent
 col-beneficiary = Assuré

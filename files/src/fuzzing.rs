@@ -15,12 +15,17 @@ use crate::roster_csv::RosterFile;
 /// Target `xlsx_roster`: an uploaded workbook. Any bytes give rows within
 /// the bounds or a clean error; the rows, as CSV, read as a roster does.
 pub fn xlsx_roster(data: &[u8]) {
-    let Ok(rows) = crate::xlsx::first_sheet(data) else {
+    let Ok(sheet) = crate::xlsx::first_sheet(data) else {
         return;
     };
-    assert!(rows.len() <= crate::xlsx::MAX_ROWS);
-    assert!(rows.iter().all(|r| r.len() <= crate::xlsx::MAX_COLUMNS));
-    let csv = crate::xlsx::to_csv(&rows, &["product_start"]);
+    assert!(sheet.rows.len() <= crate::xlsx::MAX_ROWS);
+    assert!(
+        sheet
+            .rows
+            .iter()
+            .all(|r| r.len() <= crate::xlsx::MAX_COLUMNS)
+    );
+    let csv = crate::xlsx::to_csv(&sheet, &["product_start"]);
     roster_csv(csv.as_bytes());
 }
 

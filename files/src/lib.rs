@@ -1,8 +1,10 @@
 //! The spreadsheet and file formats people hand to passerelle, read into the
 //! requests the broker takes: the roster spreadsheet (`roster_csv`) and the
 //! claim file (`claim_file`), a workbook's first sheet (`xlsx`). Used by the `passerelle` client commands; no
-//! I/O beyond reading the file, no network.
+//! I/O beyond reading the file, no network. And the cells of the files it
+//! gives them (`cells`: formulas defused, identifiers kept as written).
 
+pub mod cells;
 pub mod claim_file;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;

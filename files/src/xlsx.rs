@@ -31,13 +31,33 @@ pub enum Cell {
     Empty,
     Text(String),
     /// A number as written in the sheet (dates are numbers: days since
-    /// 1899-12-30).
+    /// the start of the workbook's [`DateSystem`]).
     Number(String),
 }
 
-/// The first sheet's rows, each at its index (row 1 at index 0; rows the
-/// sheet leaves out are empty), each cell at its column.
-pub fn first_sheet(bytes: &[u8]) -> Result<Vec<Vec<Cell>>, String> {
+/// How a workbook counts its dates (`<workbookPr date1904="1"/>` in
+/// `xl/workbook.xml`): days since 1899-12-30 (the 1900 system, Excel's and
+/// LibreOffice's default), or since 1904-01-01 (the 1904 system, the old
+/// default of Excel for Mac, still kept by a workbook saved with it), 1,462
+/// days later.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DateSystem {
+    #[default]
+    From1900,
+    From1904,
+}
+
+/// A workbook's first sheet: its rows, each at its index (row 1 at index
+/// 0; rows the sheet leaves out are empty), each cell at its column, and
+/// how its dates count.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sheet {
+    pub rows: Vec<Vec<Cell>>,
+    pub dates: DateSystem,
+}
+
+/// The first sheet of a workbook.
+pub fn first_sheet(bytes: &[u8]) -> Result<Sheet, String> {
     if bytes.len() > MAX_XLSX_BYTES {
         return Err(format!(
             "the file is larger than {} MiB",
@@ -50,6 +70,7 @@ pub fn first_sheet(bytes: &[u8]) -> Result<Vec<Vec<Cell>>, String> {
     let workbook = part(&mut zip, "xl/workbook.xml", &mut budget)?
         .ok_or("not an XLSX workbook: no xl/workbook.xml")?;
     let rid = first_sheet_rid(&workbook)?;
+    let dates = date_system(&workbook)?;
     let rels = part(&mut zip, "xl/_rels/workbook.xml.rels", &mut budget)?
         .ok_or("not an XLSX workbook: no xl/_rels/workbook.xml.rels")?;
     let target = rel_target(&rels, &rid)?;
@@ -63,7 +84,10 @@ pub fn first_sheet(bytes: &[u8]) -> Result<Vec<Vec<Cell>>, String> {
     };
     let sheet = part(&mut zip, &path, &mut budget)?
         .ok_or_else(|| format!("not an XLSX workbook: no {path}"))?;
-    rows(&sheet, &strings)
+    Ok(Sheet {
+        rows: rows(&sheet, &strings)?,
+        dates,
+    })
 }
 
 /// A part's bytes, read within the budget left; `None` when absent.
@@ -117,6 +141,32 @@ fn first_sheet_rid(xml: &[u8]) -> Result<String, String> {
                     .ok_or_else(|| "xl/workbook.xml: a sheet without r:id".to_string());
             }
             Ok(Event::Eof) => return Err("xl/workbook.xml: no sheet".into()),
+            Err(e) => return Err(format!("xl/workbook.xml: {e}")),
+            _ => {}
+        }
+    }
+}
+
+/// The workbook's date system: the 1904 system when its `<workbookPr>`
+/// says `date1904` ("1" or "true"), else the 1900 system.
+fn date_system(xml: &[u8]) -> Result<DateSystem, String> {
+    let mut r = reader(xml);
+    loop {
+        match r.read_event() {
+            Ok(Event::Start(e) | Event::Empty(e))
+                if e.local_name().into_inner() == "workbookPr" =>
+            {
+                let on = matches!(
+                    attr(&e, "date1904").as_deref().map(str::trim),
+                    Some("1" | "true")
+                );
+                return Ok(if on {
+                    DateSystem::From1904
+                } else {
+                    DateSystem::From1900
+                });
+            }
+            Ok(Event::Eof) => return Ok(DateSystem::From1900),
             Err(e) => return Err(format!("xl/workbook.xml: {e}")),
             _ => {}
         }
@@ -304,12 +354,19 @@ fn rows(xml: &[u8], strings: &[String]) -> Result<Vec<Vec<Cell>>, String> {
     }
 }
 
-/// A spreadsheet date serial ("45291", days since 1899-12-30, as Excel and
-/// LibreOffice count in the 1900 system) as "YYYY-MM-DD"; `None` when it is
-/// not a whole number of days in range.
-pub fn serial_date(n: &str) -> Option<String> {
+/// A spreadsheet date serial ("45291") as "YYYY-MM-DD": days since
+/// 1899-12-30 in the 1900 system, as Excel and LibreOffice count by
+/// default, since 1904-01-01 in the 1904 system; `None` when it is not a
+/// whole number of days up to 9999-12-31.
+pub fn serial_date(n: &str, system: DateSystem) -> Option<String> {
     let days: i64 = n.split('.').next()?.parse().ok()?;
-    if !(1..=2_958_465).contains(&days) {
+    // The 1904 system's day 0 is the 1900 system's day 1,462.
+    let days = match system {
+        DateSystem::From1900 if days >= 1 => days,
+        DateSystem::From1904 if days >= 0 => days + 1_462,
+        _ => return None,
+    };
+    if days > 2_958_465 {
         return None;
     }
     let epoch = time::Date::from_calendar_date(1899, time::Month::December, 30).ok()?;
@@ -321,8 +378,9 @@ pub fn serial_date(n: &str) -> Option<String> {
 /// sheet as empty lines, so that line numbers are the sheet's row
 /// numbers), numbers in the columns named in `date_columns` (by the first
 /// row's header) written as dates: what [`crate::roster_csv::RosterFile`]
-/// reads.
-pub fn to_csv(rows: &[Vec<Cell>], date_columns: &[&str]) -> String {
+/// reads, counted in the workbook's [`DateSystem`].
+pub fn to_csv(sheet: &Sheet, date_columns: &[&str]) -> String {
+    let rows = &sheet.rows;
     let header: Vec<String> = rows
         .first()
         .map(|r| {
@@ -350,7 +408,9 @@ pub fn to_csv(rows: &[Vec<Cell>], date_columns: &[&str]) -> String {
                     // A line break typed in a cell (Alt+Enter) would
                     // shift the line numbers of every row after it.
                     Cell::Text(t) => t.replace(['\r', '\n'], " "),
-                    Cell::Number(n) if is_date(i) => serial_date(n).unwrap_or_else(|| n.clone()),
+                    Cell::Number(n) if is_date(i) => {
+                        serial_date(n, sheet.dates).unwrap_or_else(|| n.clone())
+                    }
                     Cell::Number(n) => n.clone(),
                 };
                 format!("\"{}\"", v.replace('"', "\"\""))
@@ -433,10 +493,12 @@ mod tests {
             Some((2, 4, 46023.0)),
         );
         assert!(is_zip(&bytes));
-        let rows = first_sheet(&bytes).unwrap();
+        let sheet = first_sheet(&bytes).unwrap();
+        assert_eq!(sheet.dates, DateSystem::From1900);
+        let rows = &sheet.rows;
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[2][4], Cell::Number("46023".into()));
-        let csv = to_csv(&rows, &["product_start"]);
+        let csv = to_csv(&sheet, &["product_start"]);
         let f = crate::roster_csv::RosterFile::parse(&csv, "r.xlsx").unwrap();
         assert!(f.bad.is_empty(), "{:?}", f.bad);
         assert_eq!(f.members.len(), 2);
@@ -497,15 +559,21 @@ mod tests {
 
     /// A workbook of one sheet with these parts' contents.
     fn raw(strings: &str, sheet: &str) -> Vec<u8> {
+        raw_workbook(
+            r#"<workbook><sheets><sheet r:id="rId1"/></sheets></workbook>"#,
+            strings,
+            sheet,
+        )
+    }
+
+    /// [`raw`] with this `xl/workbook.xml`.
+    fn raw_workbook(workbook: &str, strings: &str, sheet: &str) -> Vec<u8> {
         let mut buf = std::io::Cursor::new(Vec::new());
         let mut z = zip::ZipWriter::new(&mut buf);
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated);
         for (name, body) in [
-            (
-                "xl/workbook.xml",
-                r#"<workbook><sheets><sheet r:id="rId1"/></sheets></workbook>"#,
-            ),
+            ("xl/workbook.xml", workbook),
             (
                 "xl/_rels/workbook.xml.rels",
                 r#"<Relationships><Relationship Id="rId1" Target="worksheets/sheet1.xml"/></Relationships>"#,
@@ -559,11 +627,67 @@ mod tests {
                 .unwrap_err()
                 .contains("not an XLSX")
         );
-        assert_eq!(serial_date("46023"), Some("2026-01-01".into()));
-        assert_eq!(serial_date("-3"), None);
-        assert_eq!(serial_date("abc"), None);
+        let y1900 = DateSystem::From1900;
+        assert_eq!(serial_date("46023", y1900), Some("2026-01-01".into()));
+        assert_eq!(serial_date("-3", y1900), None);
+        assert_eq!(serial_date("abc", y1900), None);
         assert_eq!(cell_ref("AB12"), Some((27, 11)));
         assert_eq!(cell_ref("12"), None);
+    }
+
+    /// A workbook saved with the 1904 date system (`date1904`) counts its
+    /// dates from 1904-01-01: its dates are read as the workbook shows
+    /// them, where they were read 4 years and a day early.
+    #[test]
+    fn a_workbook_of_the_1904_date_system_reads_its_dates_as_shown() {
+        let text = |r: u32, c: char, t: &str| {
+            format!(r#"<c r="{c}{r}" t="inlineStr"><is><t>{t}</t></is></c>"#)
+        };
+        let header: String = [
+            "scheme_id",
+            "beneficiary_id",
+            "member_number",
+            "product_id",
+            "product_start",
+        ]
+        .iter()
+        .zip('A'..)
+        .map(|(t, c)| text(1, c, t))
+        .collect();
+        let member: String = ["CNSS", "TG-1", "M-1", "P1"]
+            .iter()
+            .zip('A'..)
+            .map(|(t, c)| text(2, c, t))
+            .collect();
+        // 44561: 2026-01-01 counted from 1904-01-01.
+        let sheet = format!(
+            r#"<worksheet><sheetData><row r="1">{header}</row><row r="2">{member}<c r="E2"><v>44561</v></c></row></sheetData></worksheet>"#
+        );
+        let start = |workbook: &str| {
+            let bytes = raw_workbook(workbook, "<sst/>", &sheet);
+            let csv = crate::spreadsheet_text(&bytes, &["product_start"]).unwrap();
+            let f = crate::roster_csv::RosterFile::parse(&csv, "r.xlsx").unwrap();
+            assert!(f.bad.is_empty(), "{:?}", f.bad);
+            f.members[0].products[0].start_date.clone()
+        };
+        for flag in ["1", "true"] {
+            let book = format!(
+                r#"<workbook xmlns:r="r"><workbookPr date1904="{flag}" defaultThemeVersion="124226"/><sheets><sheet name="a" r:id="rId1"/></sheets></workbook>"#
+            );
+            assert_eq!(start(&book), "2026-01-01", "date1904={flag}");
+        }
+        // The same serial in the 1900 system, said or not.
+        for book in [
+            r#"<workbook><workbookPr date1904="0"/><sheets><sheet r:id="rId1"/></sheets></workbook>"#,
+            r#"<workbook><sheets><sheet r:id="rId1"/></sheets></workbook>"#,
+        ] {
+            assert_eq!(start(book), "2021-12-31", "{book}");
+        }
+        let y1904 = DateSystem::From1904;
+        assert_eq!(serial_date("0", y1904), Some("1904-01-01".into()));
+        assert_eq!(serial_date("-1", y1904), None);
+        assert_eq!(serial_date("2957003", y1904), Some("9999-12-31".into()));
+        assert_eq!(serial_date("2957004", y1904), None);
     }
 
     #[test]

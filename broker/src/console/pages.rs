@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
+use passerelle_files::cells;
 use passerelle_proto::admin::v1 as admin;
 use passerelle_proto::roster::v1 as roster;
 use passerelle_proto::settlement::v1 as settlement;
@@ -55,9 +56,10 @@ pub const MAX_EXPORTS: usize = 8;
 /// every place.
 pub const MAX_EXPORTS_PER_PERSON: usize = 2;
 /// The lines a workbook holds: an Excel sheet's 1,048,576 rows less the
-/// header and the totals rows (three where something is recovered). A larger
-/// statement is exported as CSV.
-pub(super) const XLSX_MAX_LINES: u32 = 1_048_576 - 4;
+/// header and the totals rows (three where something is recovered, and a
+/// closed period's count of its claims). A larger statement is exported as
+/// CSV.
+pub(super) const XLSX_MAX_LINES: u32 = 1_048_576 - 5;
 
 pub fn router(c: Arc<Console>) -> Router {
     Router::new()
@@ -3279,8 +3281,9 @@ async fn statement(
     })
 }
 
-/// The columns of a statement export, by catalogue key.
-const EXPORT_COLUMNS: [&str; 14] = [
+/// The columns of a statement export, by catalogue key: the last says a
+/// line whose claim was cancelled after its period closed.
+const EXPORT_COLUMNS: [&str; 15] = [
     "col-scheme",
     "col-mutuelle",
     "col-period",
@@ -3295,10 +3298,13 @@ const EXPORT_COLUMNS: [&str; 14] = [
     "col-scheme-share",
     "col-mutuelle-share",
     "col-patient-share",
+    "col-state",
 ];
 
 /// The first of [`EXPORT_COLUMNS`]' amounts (B, S, M, P).
 const EXPORT_AMOUNTS: usize = 10;
+/// [`EXPORT_COLUMNS`]' state of a line ([`ExportLine::cancelled_since`]).
+const EXPORT_STATE: usize = 14;
 
 /// The console's statement exports: their places, and how much each
 /// reads and writes.
@@ -3376,6 +3382,11 @@ struct ExportLine {
     /// (its cell left empty).
     line: Option<u32>,
     figures: Figures,
+    /// On a closed period's statement, the claim was cancelled since: the
+    /// line stays, its state says so (« Annulée après la clôture »), and
+    /// its indu is in a later period. The statement's page says it beside
+    /// the claim; a file people pay from says it too.
+    cancelled_since: bool,
 }
 
 /// The amounts of an export's row.
@@ -3402,11 +3413,19 @@ impl Figures {
 
 /// An export's totals, added up from the rows it wrote (not read from the
 /// period, which an open period's claims may change during the download):
-/// the claims' lines, balanced as each line is, and the recoveries apart.
-#[derive(Clone, Copy, Debug, Default)]
+/// the claims' lines, balanced as each line is, and the recoveries apart;
+/// and the lines and claims written, which the end of a closed period's
+/// file counts.
+#[derive(Clone, Debug, Default)]
 struct ExportTotals {
     lines: [i64; 4],
     recovered: i64,
+    /// Claims' lines written.
+    line_rows: u64,
+    /// Claims written: a statement's lines come claim by claim (by payee,
+    /// then claim), so each change of claim id is a claim.
+    claims: u64,
+    last_claim: String,
 }
 
 impl ExportTotals {
@@ -3416,9 +3435,32 @@ impl ExportTotals {
                 for (sum, v) in self.lines.iter_mut().zip(a) {
                     *sum = sum.saturating_add(v);
                 }
+                self.line_rows += 1;
+                let claim = &l.text[4];
+                if self.line_rows == 1 || *claim != self.last_claim {
+                    self.claims += 1;
+                    self.last_claim.clone_from(claim);
+                }
             }
             Figures::Recovery(m) => self.recovered = self.recovered.saturating_add(m),
         }
+    }
+
+    /// The last row of a closed period's file (`stored`: the claims the
+    /// period holds, as stored at its close), after the totals: the lines
+    /// and claims the file holds beside the period's claims, so that a
+    /// file cut short, or one missing a claim, is told from a whole one.
+    /// None for the open period, whose claims change as it is read.
+    fn end_row(&self, lang: Lang, stored: Option<u32>) -> Option<String> {
+        let stored = stored?;
+        Some(lang.t_args(
+            "export-end",
+            &[
+                ("lines", &self.line_rows.to_string()),
+                ("claims", &self.claims.to_string()),
+                ("stored", &stored.to_string()),
+            ],
+        ))
     }
 
     /// The totals rows after the last line, each a label and its cells:
@@ -3453,6 +3495,10 @@ enum ExportStop {
     /// The person's session could not be read: refused, never read as
     /// they were.
     SessionUnreadable,
+    /// The period was open at the first page and closed at a later one
+    /// (`number`): a file of both would mix provisional lines with the
+    /// closed statement's, under one name.
+    PeriodChanged(u32),
 }
 
 impl ExportStop {
@@ -3465,8 +3511,31 @@ impl ExportStop {
             ExportStop::SessionUnreadable => {
                 ctx.error(StatusCode::SERVICE_UNAVAILABLE, ctx.t("signin-unavailable"))
             }
+            ExportStop::PeriodChanged(number) => {
+                ctx.error(StatusCode::CONFLICT, period_changed(ctx.lang, number))
+            }
         }
     }
+
+    /// The CSV's last row before the download fails, for a stop the person
+    /// is to read (the browser says only that it failed); none for the
+    /// others, which the sign-in page or the logs say.
+    fn csv_row(&self, lang: Lang) -> Option<String> {
+        match self {
+            ExportStop::PeriodChanged(number) => {
+                let mut row = vec![cells::csv_text(&period_changed(lang, *number))];
+                row.resize(EXPORT_COLUMNS.len(), String::new());
+                Some(row.join(";") + "\r\n")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Why an export of the open period stopped when the period closed during
+/// it, and what to do.
+fn period_changed(lang: Lang, number: u32) -> String {
+    lang.t_args("export-period-changed", &[("number", &number.to_string())])
 }
 
 impl std::fmt::Display for ExportStop {
@@ -3476,6 +3545,9 @@ impl std::fmt::Display for ExportStop {
             ExportStop::Status(s) => f.write_str(s.message()),
             ExportStop::SessionEnded => f.write_str("the session ended during the download"),
             ExportStop::SessionUnreadable => f.write_str("the session could not be read"),
+            ExportStop::PeriodChanged(n) => {
+                write!(f, "period {n} was closed during the download")
+            }
         }
     }
 }
@@ -3487,17 +3559,24 @@ struct ExportPages {
     lang: Lang,
     /// The next page's request. Its token names the period the first
     /// page read (`api::settlement`, `read_page_token`): a period closed
-    /// during the export is still read to its end, and only it.
+    /// during the export is still read to its end, and only it; such a
+    /// period is refused at its next page ([`ExportStop::PeriodChanged`]).
     request: settlement::GetStatementRequest,
     /// The period's number as the first page named it (0 asks for the
     /// open period), for the file's name.
     number: u32,
-    /// The period's claims: at least as many lines.
+    /// The period's claims as the first page said them: at least as many
+    /// lines.
     claim_count: u32,
     /// The period's currency, which its amounts are in.
     currency: String,
-    /// Whether it is the open period (its statement provisional).
+    /// Whether it is the open period (its statement provisional), as the
+    /// first page read it: the file's name says it, and every later page
+    /// must read it so.
     open: bool,
+    /// The recoveries' rows, read with the first page and written after
+    /// the last page's lines (before the totals).
+    recoveries: Vec<ExportLine>,
     done: bool,
 }
 
@@ -3527,6 +3606,7 @@ impl ExportPages {
             claim_count: 0,
             currency: String::new(),
             open: false,
+            recoveries: Vec::new(),
             done: false,
         };
         match pages.next().await {
@@ -3563,12 +3643,14 @@ impl ExportPages {
 
     /// The next page's lines, then `None` after the last. What the
     /// mutuelle recovers on claims cancelled after their period closed
-    /// comes with the first page, after its lines: a negative M, as in
-    /// `passerelle statement export`.
+    /// comes with the first page; it is written after the last page's
+    /// lines, before the totals: a negative M, as in `passerelle statement
+    /// export`.
     async fn next(&mut self) -> Option<Result<Vec<ExportLine>, ExportStop>> {
         if self.done {
             return None;
         }
+        let first = self.request.page_token.is_empty();
         // A page after the first is read as the person is now: a session
         // revoked or ended, or an account disabled, since the download
         // began stops it at the next page.
@@ -3599,10 +3681,23 @@ impl ExportPages {
             ))));
         }
         let p = s.period.clone().unwrap_or_default();
-        self.number = p.number;
-        self.claim_count = p.claim_count;
-        self.currency.clone_from(&p.currency);
-        self.open = p.state == settlement::PeriodState::Open as i32;
+        let open = p.state == settlement::PeriodState::Open as i32;
+        if first {
+            self.number = p.number;
+            self.claim_count = p.claim_count;
+            self.currency.clone_from(&p.currency);
+            self.open = open;
+        } else if open != self.open {
+            // Closed since the first page: the lines read so far were
+            // the provisional statement's, the rest would be the closed
+            // one's. (A closed period settled meanwhile keeps its lines.)
+            tracing::info!(
+                period = p.number,
+                "console: a statement's download stopped: the period was closed during it"
+            );
+            self.done = true;
+            return Some(Err(ExportStop::PeriodChanged(p.number)));
+        }
         let lang = self.lang;
         let mut out = Vec::new();
         for payee in &s.payees {
@@ -3626,11 +3721,12 @@ impl ExportPages {
                         l.mutuelle_share,
                         l.patient_share,
                     ]),
+                    cancelled_since: l.cancelled_since,
                 });
             }
         }
         for r in &s.recoveries {
-            out.push(ExportLine {
+            self.recoveries.push(ExportLine {
                 text: [
                     p.scheme_id.clone(),
                     p.mutuelle_id.clone(),
@@ -3649,9 +3745,13 @@ impl ExportPages {
                 date: r.date_of_care.clone(),
                 line: None,
                 figures: Figures::Recovery(r.amount.saturating_neg()),
+                cancelled_since: false,
             });
         }
         self.done = s.next_page_token.is_empty();
+        if self.done {
+            out.append(&mut self.recoveries);
+        }
         self.request.page_token = s.next_page_token;
         Some(Ok(out))
     }
@@ -3720,11 +3820,14 @@ fn workbook_too_large(ctx: &Ctx, lines: u32) -> Response {
 /// language (the amounts' naming the currency), amounts in the
 /// currency's units without grouping ([`amount_cell`]), and every text cell
 /// quoted, a leading `=`, `+`, `-`, `@`, tab or carriage return defused
-/// with an apostrophe (formula injection). Sent as it is read, a page of
-/// the statement at a time: a statement of any size costs the broker one
-/// page's memory. A page that cannot be read after the first cuts the
-/// download short (the browser reports it failed), never a file that
-/// looks whole.
+/// with an apostrophe (formula injection, [`cells::csv_text`]), an
+/// identifier Excel would read as a number written as the formula of its
+/// text ([`cells::csv_id`]). Sent as it is read, a page of the statement at
+/// a time: a statement of any size costs the broker one page's memory. A
+/// page that cannot be read after the first cuts the download short (the
+/// browser reports it failed), never a file that looks whole; an open
+/// period closed during the download cuts it too, after a last row that
+/// says so in the person's language.
 async fn statement_csv(
     State(c): State<Arc<Console>>,
     ctx: Ctx,
@@ -3741,46 +3844,75 @@ async fn statement_csv(
     let name = export_name(&pages, &scheme, &mutuelle, "csv");
     let currency = pages.currency.clone();
     let mut head = String::from("\u{feff}");
-    let cells: Vec<String> = export_headings(lang, &currency)
+    let headings: Vec<String> = export_headings(lang, &currency)
         .iter()
-        .map(|h| text_cell(h))
+        .map(|h| cells::csv_text(h))
         .collect();
-    head.push_str(&cells.join(";"));
+    head.push_str(&headings.join(";"));
     head.push_str("\r\n");
     let mut totals = ExportTotals::default();
     head.push_str(&csv_rows(lang, &currency, &first, &mut totals));
     // The slot is held until the last page is handed to the connection
     // (or the download is dropped); the totals, until they are written
     // after the last page.
-    let state = (pages, slot, Some(totals));
-    let rest = futures::stream::try_unfold(state, move |(mut pages, slot, totals)| async move {
-        let Some(mut totals) = totals else {
-            return Ok(None);
-        };
-        match pages.next().await {
-            None => Ok(Some((
-                axum::body::Bytes::from(csv_totals(lang, &pages.currency, &totals)),
-                (pages, slot, None),
-            ))),
-            Some(Ok(lines)) => Ok(Some((
-                axum::body::Bytes::from(csv_rows(lang, &pages.currency, &lines, &mut totals)),
-                (pages, slot, Some(totals)),
-            ))),
-            Some(Err(e)) => {
-                // A session's end is logged where it is seen.
-                if let ExportStop::Status(s) = &e {
-                    tracing::warn!(code = ?s.code(), message = s.message(), "console: a statement's CSV download stopped: a page could not be read");
+    // Fused: the gzip layer polls a body again after its end.
+    let rest = futures::stream::unfold(
+        CsvPages::Reading(Box::new(pages), slot, totals),
+        move |state| async move {
+            let (mut pages, slot, mut totals) = match state {
+                CsvPages::Reading(pages, slot, totals) => (pages, slot, totals),
+                CsvPages::Failing(e, _slot) => return Some((Err(e), CsvPages::Done(None))),
+                CsvPages::Done(_slot) => return None,
+            };
+            match pages.next().await {
+                None => {
+                    let stored = (!pages.open).then_some(pages.claim_count);
+                    let end = csv_totals(lang, &pages.currency, &totals, stored);
+                    Some((Ok(axum::body::Bytes::from(end)), CsvPages::Done(Some(slot))))
                 }
-                Err(std::io::Error::other(e.to_string()))
+                Some(Ok(lines)) => {
+                    let rows = csv_rows(lang, &pages.currency, &lines, &mut totals);
+                    Some((
+                        Ok(axum::body::Bytes::from(rows)),
+                        CsvPages::Reading(pages, slot, totals),
+                    ))
+                }
+                Some(Err(e)) => {
+                    // A session's end is logged where it is seen.
+                    if let ExportStop::Status(s) = &e {
+                        tracing::warn!(code = ?s.code(), message = s.message(), "console: a statement's CSV download stopped: a page could not be read");
+                    }
+                    let failed = std::io::Error::other(e.to_string());
+                    match e.csv_row(lang) {
+                        Some(row) => Some((
+                            Ok(axum::body::Bytes::from(row)),
+                            CsvPages::Failing(failed, slot),
+                        )),
+                        None => Some((Err(failed), CsvPages::Done(None))),
+                    }
+                }
             }
-        }
-    });
+        },
+    )
+    .fuse();
     let body =
         futures::stream::once(
             async move { Ok::<_, std::io::Error>(axum::body::Bytes::from(head)) },
         )
         .chain(rest);
     attachment("text/csv; charset=utf-8", name, Body::from_stream(body))
+}
+
+/// Where a statement's CSV download is, between its pages.
+enum CsvPages {
+    /// Pages remain: the export's place is held, and the totals so far.
+    Reading(Box<ExportPages>, ExportSlot, ExportTotals),
+    /// The row that says why it stopped was sent: the body ends in this
+    /// error (never a file that looks whole).
+    Failing(std::io::Error, ExportSlot),
+    /// The last bytes were sent (the place held until they are taken), or
+    /// the body ended in an error.
+    Done(Option<ExportSlot>),
 }
 
 /// An export's amount cells in CSV: an amount the row does not have is
@@ -3802,34 +3934,48 @@ fn csv_rows(lang: Lang, currency: &str, lines: &[ExportLine], totals: &mut Expor
     for l in lines {
         totals.add(l);
         let [s, m, period, payee, claim, invoice, member, act] = &l.text;
-        let mut cells = vec![
-            text_cell(s),
-            text_cell(m),
+        let mut row = vec![
+            cells::csv_id(s),
+            cells::csv_id(m),
             period.clone(),
-            text_cell(payee),
-            text_cell(claim),
-            text_cell(invoice),
-            text_cell(&lang.iso_date(&l.date)),
-            text_cell(member),
+            cells::csv_text(payee),
+            cells::csv_id(claim),
+            cells::csv_id(invoice),
+            cells::csv_text(&lang.iso_date(&l.date)),
+            cells::csv_id(member),
             l.line.map_or(String::new(), |n| n.to_string()),
-            text_cell(act),
+            cells::csv_id(act),
         ];
-        cells.extend(csv_amounts(lang, currency, l.figures.cells()));
-        out.push_str(&cells.join(";"));
+        row.extend(csv_amounts(lang, currency, l.figures.cells()));
+        row.push(if l.cancelled_since {
+            cells::csv_text(&lang.t("export-cancelled-since"))
+        } else {
+            String::new()
+        });
+        out.push_str(&row.join(";"));
         out.push_str("\r\n");
     }
     out
 }
 
 /// The CSV's totals rows after its last line ([`ExportTotals::rows`]):
-/// the label in the first column, the amounts in theirs.
-fn csv_totals(lang: Lang, currency: &str, totals: &ExportTotals) -> String {
+/// the label in the first column, the amounts in theirs; then a closed
+/// period's count of its lines and claims ([`ExportTotals::end_row`],
+/// `stored`: the claims the period holds).
+fn csv_totals(lang: Lang, currency: &str, totals: &ExportTotals, stored: Option<u32>) -> String {
     let mut out = String::new();
     for (label, amounts) in totals.rows(lang) {
-        let mut cells = vec![text_cell(&label)];
-        cells.resize(EXPORT_AMOUNTS, String::new());
-        cells.extend(csv_amounts(lang, currency, amounts));
-        out.push_str(&cells.join(";"));
+        let mut row = vec![cells::csv_text(&label)];
+        row.resize(EXPORT_AMOUNTS, String::new());
+        row.extend(csv_amounts(lang, currency, amounts));
+        row.resize(EXPORT_COLUMNS.len(), String::new());
+        out.push_str(&row.join(";"));
+        out.push_str("\r\n");
+    }
+    if let Some(end) = totals.end_row(lang, stored) {
+        let mut row = vec![cells::csv_text(&end)];
+        row.resize(EXPORT_COLUMNS.len(), String::new());
+        out.push_str(&row.join(";"));
         out.push_str("\r\n");
     }
     out
@@ -3893,9 +4039,19 @@ async fn statement_xlsx(
     let (rows_tx, rows_rx) = tokio::sync::oneshot::channel();
     let (bytes_tx, bytes_rx) = tokio::sync::mpsc::channel(4);
     let currency = pages.currency.clone();
+    // A closed period's claims, which its last row counts; the file's name
+    // and that count are the first page's.
+    let stored = (!pages.open).then_some(pages.claim_count);
+    let name = export_name(&pages, &scheme, &mutuelle, "xlsx");
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        write_workbook(lang, &currency, max_lines, lines_rx, rows_tx, bytes_tx);
+        let sheet = StatementBook {
+            lang,
+            currency: &currency,
+            max_lines,
+            stored,
+        };
+        write_workbook(sheet, lines_rx, rows_tx, bytes_tx);
     });
     let mut next = Some(first);
     while let Some(lines) = next.take() {
@@ -3923,6 +4079,8 @@ async fn statement_xlsx(
             return internal_error(&ctx);
         }
     }
+    // Fused: a body may be polled again after its end (the gzip layer
+    // does; a workbook is not gzipped, but nothing depends on it).
     let body = futures::stream::unfold(Some(bytes_rx), |rx| async move {
         let mut rx = rx?;
         match rx.recv().await {
@@ -3936,26 +4094,37 @@ async fn statement_xlsx(
                 None,
             )),
         }
-    });
+    })
+    .fuse();
     attachment(
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        export_name(&pages, &scheme, &mutuelle, "xlsx"),
+        name,
         Body::from_stream(body),
     )
 }
 
+/// What a statement's workbook is written with.
+struct StatementBook<'a> {
+    lang: Lang,
+    /// The statement's currency, which its amounts are in.
+    currency: &'a str,
+    /// The lines it may hold ([`XLSX_MAX_LINES`]; fewer in tests).
+    max_lines: u32,
+    /// A closed period's claims, which its last row counts.
+    stored: Option<u32>,
+}
+
 /// The workbook's writer, on a blocking thread: the pages' rows as they
-/// come, the totals row, word that every row is written (or why not),
+/// come, the totals rows, word that every row is written (or why not),
 /// then the file's bytes in chunks of [`XLSX_CHUNK`], and its end.
 fn write_workbook(
-    lang: Lang,
-    currency: &str,
-    max_lines: u32,
+    book: StatementBook<'_>,
     mut lines: tokio::sync::mpsc::Receiver<Option<Vec<ExportLine>>>,
     rows: tokio::sync::oneshot::Sender<Result<(), SheetStop>>,
     bytes: tokio::sync::mpsc::Sender<Chunk>,
 ) {
-    let mut sheet = match StatementSheet::new(lang, currency, max_lines) {
+    let lang = book.lang;
+    let mut sheet = match StatementSheet::new(lang, book.currency, book.max_lines) {
         Ok(s) => s,
         Err(e) => {
             let _ = rows.send(Err(e.into()));
@@ -3975,7 +4144,7 @@ fn write_workbook(
             None => return,
         }
     }
-    if let Err(e) = sheet.totals(lang) {
+    if let Err(e) = sheet.totals(lang, book.stored) {
         let _ = rows.send(Err(e.into()));
         return;
     }
@@ -4048,6 +4217,8 @@ struct StatementSheet {
     amount: rust_xlsxwriter::Format,
     /// The statement's currency, which its amounts are in.
     currency: String,
+    /// The person's language, which its words are in.
+    lang: Lang,
 }
 
 impl StatementSheet {
@@ -4075,6 +4246,7 @@ impl StatementSheet {
             date: Format::new().set_num_format("dd/mm/yyyy"),
             amount: sheet_amount_format(currency),
             currency: currency.to_string(),
+            lang,
         })
     }
 
@@ -4104,6 +4276,13 @@ impl StatementSheet {
             if let Some(n) = l.line {
                 ws.write_number(row, 8, n)?;
             }
+            if l.cancelled_since {
+                ws.write_string(
+                    row,
+                    EXPORT_STATE as u16,
+                    self.lang.t("export-cancelled-since"),
+                )?;
+            }
             // An amount the row does not have is an empty cell.
             for (k, a) in l.figures.cells().into_iter().enumerate() {
                 if let Some(a) = a {
@@ -4120,11 +4299,21 @@ impl StatementSheet {
         Ok(())
     }
 
-    /// The totals rows, after the last line ([`ExportTotals::rows`]).
-    fn totals(&mut self, lang: Lang) -> Result<(), rust_xlsxwriter::XlsxError> {
+    /// The totals rows, after the last line ([`ExportTotals::rows`]),
+    /// then a closed period's count of its lines and claims
+    /// ([`ExportTotals::end_row`], `stored`: the claims the period holds).
+    fn totals(
+        &mut self,
+        lang: Lang,
+        stored: Option<u32>,
+    ) -> Result<(), rust_xlsxwriter::XlsxError> {
         let total = self.amount.clone().set_bold();
         let (first, rows, bold) = (self.row + 1, self.totals.rows(lang), self.bold.clone());
+        let end = self.totals.end_row(lang, stored);
         let ws = self.wb.worksheet_from_index(0)?;
+        if let Some(end) = end {
+            ws.write_string(first + rows.len() as u32, 0, end)?;
+        }
         for (row, (label, amounts)) in (first..).zip(rows) {
             ws.write_string_with_format(row, 0, label, &bold)?;
             for (k, v) in amounts.into_iter().enumerate() {
@@ -4231,19 +4420,16 @@ fn headings(lang: Lang, columns: &[&str], amounts: usize, currency: &str) -> Vec
 }
 
 /// The headings of a statement export: its amount columns name the
-/// currency.
+/// currency (the state after them does not).
 fn export_headings(lang: Lang, currency: &str) -> Vec<String> {
-    headings(lang, &EXPORT_COLUMNS, EXPORT_AMOUNTS, currency)
-}
-
-/// A CSV text cell: quoted, quotes doubled, a formula's first character
-/// defused.
-pub fn text_cell(s: &str) -> String {
-    let defused = match s.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
-        _ => s.to_string(),
-    };
-    format!("\"{}\"", defused.replace('"', "\"\""))
+    let mut out = headings(
+        lang,
+        &EXPORT_COLUMNS[..EXPORT_STATE],
+        EXPORT_AMOUNTS,
+        currency,
+    );
+    out.extend(EXPORT_COLUMNS[EXPORT_STATE..].iter().map(|k| lang.t(k)));
+    out
 }
 
 fn file_part(s: &str) -> String {
@@ -6111,16 +6297,23 @@ mod tests {
             "{row:?}"
         );
         // Only its M, taken back: no B, S or P that would not add up.
-        assert_eq!(row[EXPORT_AMOUNTS..], ["", "", "-1500", ""], "{row:?}");
-        // Then the claims' total, the recoveries and the net due.
-        let last: Vec<&str> = csv.lines().rev().take(3).collect();
-        assert!(last[2].starts_with("\"Total des demandes\";"), "{csv}");
+        assert_eq!(row[EXPORT_AMOUNTS..], ["", "", "-1500", "", ""], "{row:?}");
+        // Then the claims' total, the recoveries and the net due, and the
+        // closed period's count.
+        let last: Vec<&str> = csv.lines().rev().take(4).collect();
+        assert!(last[3].starts_with("\"Total des demandes\";"), "{csv}");
         assert!(
-            last[1].starts_with("\"Indus\";") && last[1].ends_with(";;;-1500;"),
+            last[2].starts_with("\"Indus\";") && last[2].ends_with(";;;-1500;;"),
             "{csv}"
         );
         assert!(
-            last[0].starts_with("\"Net dû\";") && last[0].ends_with(";;;0;"),
+            last[1].starts_with("\"Net dû\";") && last[1].ends_with(";;;0;;"),
+            "{csv}"
+        );
+        assert!(
+            last[0].starts_with(
+                "\"Fin du bordereau : 1 ligne de 1 demande (la période compte 1 demande).\";"
+            ),
             "{csv}"
         );
         // Its CSV: the recovery's row, then the totals row, negative and
@@ -6213,6 +6406,9 @@ mod tests {
     }
 
     /// The frames of an answer's body, or the error that cut it short.
+    /// A body that ended is polled once more, as the console's gzip layer
+    /// does: it stays ended (a stream that panics when polled past its end
+    /// broke every gzipped download).
     async fn frames(r: Response) -> (Vec<axum::body::Bytes>, Option<String>) {
         let mut body = r.into_body();
         let mut out = Vec::new();
@@ -6222,6 +6418,7 @@ mod tests {
                 Err(e) => return (out, Some(e.to_string())),
             }
         }
+        assert!(body.frame().await.is_none(), "ended, and stays so");
         (out, None)
     }
 
@@ -6273,6 +6470,7 @@ mod tests {
         let amounts = |r: &str| -> Vec<i64> {
             r.split(';')
                 .skip(EXPORT_AMOUNTS)
+                .take(4)
                 .map(|a| a.parse::<i64>().unwrap())
                 .collect()
         };
@@ -6291,7 +6489,9 @@ mod tests {
         assert_eq!(r.status(), StatusCode::OK);
         let (chunks, cut) = frames(r).await;
         assert_eq!(cut, None);
-        let rows = passerelle_files::xlsx::first_sheet(&chunks.concat()).unwrap();
+        let rows = passerelle_files::xlsx::first_sheet(&chunks.concat())
+            .unwrap()
+            .rows;
         assert_eq!(rows.len(), 7);
         let last = rows.last().unwrap();
         assert!(matches!(&last[0], passerelle_files::xlsx::Cell::Text(t) if t == "Total"));
@@ -6299,6 +6499,294 @@ mod tests {
             matches!(&last[12], passerelle_files::xlsx::Cell::Number(n) if *n == m.to_string()),
             "{last:?} against {m}"
         );
+    }
+
+    /// A statement's CSV and workbook, as `ctx` downloads them from `c`.
+    async fn exported(
+        c: &Arc<Console>,
+        ctx: &Ctx,
+        number: u32,
+    ) -> (String, Vec<Vec<passerelle_files::xlsx::Cell>>) {
+        let path = || Path(("CNSS".to_string(), "MUT-R".to_string(), number));
+        let csv = html_of(statement_csv(State(c.clone()), ctx.clone(), path()).await).await;
+        let r = statement_xlsx(State(c.clone()), ctx.clone(), path()).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let (chunks, cut) = frames(r).await;
+        assert_eq!(cut, None);
+        let rows = passerelle_files::xlsx::first_sheet(&chunks.concat())
+            .unwrap()
+            .rows;
+        (csv, rows)
+    }
+
+    /// A CSV export's rows (the byte order mark and the header dropped),
+    /// each as its cells.
+    fn csv_cells(csv: &str) -> Vec<Vec<String>> {
+        csv.trim_start_matches('\u{feff}')
+            .split_terminator("\r\n")
+            .skip(1)
+            .map(|r| r.split(';').map(String::from).collect())
+            .collect()
+    }
+
+    /// A closed period's line whose claim was cancelled after the close
+    /// says so in the exports people pay from, as the statement's page
+    /// does, in the person's language: it said nothing there.
+    #[tokio::test]
+    async fn an_export_says_a_line_cancelled_after_the_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        five_claims(&b).await;
+        let first = close_and_settle(&b, "VIR-1").await;
+        b.cancel("CNSS", "C-0", "facturée deux fois").await.unwrap();
+        let c = console(b.clone(), 2);
+        let ama = signed_in_manager(&b, "ama").await;
+        let (csv, _) = exported(&c, &ama, first).await;
+        let heading = csv.trim_start_matches('\u{feff}').lines().next().unwrap();
+        assert!(heading.ends_with(";\"État\""), "{heading}");
+        let lines: Vec<Vec<String>> = csv_cells(&csv)
+            .into_iter()
+            .filter(|r| r[4].starts_with("\"C-"))
+            .collect();
+        assert_eq!(lines.len(), 5, "{csv}");
+        for r in &lines {
+            let said = if r[4] == "\"C-0\"" {
+                "\"Annulée après la clôture\""
+            } else {
+                ""
+            };
+            assert_eq!(r[EXPORT_STATE], said, "{r:?}");
+        }
+        // The workbook, in English for a person reading English.
+        let en = Ctx {
+            lang: Lang::En,
+            ..ama.clone()
+        };
+        let (_, rows) = exported(&c, &en, first).await;
+        use passerelle_files::xlsx::Cell;
+        let text = |row: &[Cell], col: usize| match row.get(col) {
+            Some(Cell::Text(t)) => t.clone(),
+            _ => String::new(),
+        };
+        assert_eq!(text(&rows[0], EXPORT_STATE), "State");
+        let states: Vec<(String, String)> = rows[1..6]
+            .iter()
+            .map(|r| (text(r, 4), text(r, EXPORT_STATE)))
+            .collect();
+        assert_eq!(states.len(), 5);
+        for (claim, state) in states {
+            let said = if claim == "C-0" {
+                "Cancelled after the close"
+            } else {
+                ""
+            };
+            assert_eq!(state, said, "{claim}");
+        }
+    }
+
+    /// A closed period's exports end with the lines and claims they hold
+    /// beside the claims the period holds, in the person's language, so
+    /// that a file cut short is told from a whole one; the open period's,
+    /// whose claims change as it is read, do not.
+    #[tokio::test]
+    async fn a_closed_periods_export_ends_with_its_count_of_claims() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        five_claims(&b).await;
+        let c = console(b.clone(), 2);
+        let ama = signed_in_manager(&b, "ama").await;
+        let (csv, rows) = exported(&c, &ama, 0).await;
+        assert!(!csv.contains("Fin du bordereau"), "{csv}");
+        assert_eq!(rows.len(), 7, "the header, five lines, the totals");
+        let first = close_and_settle(&b, "VIR-1").await;
+        let (csv, _) = exported(&c, &ama, first).await;
+        let rows = csv_cells(&csv);
+        assert_eq!(rows.len(), 7, "five lines, the totals, the count: {csv}");
+        assert!(rows[5][0] == "\"Total\"", "{csv}");
+        assert_eq!(
+            rows[6][0],
+            "\"Fin du bordereau : 5 lignes de 5 demandes (la période compte 5 demandes).\""
+        );
+        assert_eq!(rows[6].len(), EXPORT_COLUMNS.len());
+        let en = Ctx {
+            lang: Lang::En,
+            ..ama.clone()
+        };
+        let (_, rows) = exported(&c, &en, first).await;
+        assert_eq!(
+            rows.len(),
+            8,
+            "the header, five lines, the totals, the count"
+        );
+        assert!(
+            matches!(&rows[7][0], passerelle_files::xlsx::Cell::Text(t)
+                if t == "End of the statement: 5 lines of 5 claims (the period holds 5 claims)."),
+            "{:?}",
+            rows[7]
+        );
+    }
+
+    /// The recoveries of a statement of several pages are written after
+    /// the last page's lines, before the totals, where they came after the
+    /// first page's, in the middle of the file.
+    #[tokio::test]
+    async fn recoveries_come_after_the_last_pages_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        five_claims(&b).await;
+        close_and_settle(&b, "VIR-1").await;
+        b.cancel("CNSS", "C-0", "facturée deux fois").await.unwrap();
+        for i in 5..8u32 {
+            b.coordinate(consultation(i, "CHU", &format!("2026-03-0{}", i - 4)))
+                .await
+                .unwrap();
+        }
+        // Pages of two lines: three lines are two pages.
+        let c = console(b.clone(), 2);
+        let ama = signed_in_manager(&b, "ama").await;
+        let (csv, rows) = exported(&c, &ama, 0).await;
+        let claims: Vec<String> = csv_cells(&csv).iter().map(|r| r[4].clone()).collect();
+        assert_eq!(
+            claims,
+            ["\"C-5\"", "\"C-6\"", "\"C-7\"", "\"C-0\"", "", "", ""],
+            "the lines, the recovery, the totals: {csv}"
+        );
+        assert!(csv.contains("\"indu (période 1)\""), "{csv}");
+        use passerelle_files::xlsx::Cell;
+        let claims: Vec<String> = rows[1..]
+            .iter()
+            .map(|r| match r.get(4) {
+                Some(Cell::Text(t)) => t.clone(),
+                _ => String::new(),
+            })
+            .collect();
+        assert_eq!(claims, ["C-5", "C-6", "C-7", "C-0", "", "", ""]);
+    }
+
+    /// An open period closed while its export is read: the file would
+    /// have mixed the provisional statement's first page with the closed
+    /// statement's next ones (and the workbook been named as the closed
+    /// statement). The CSV ends with a row that says so, in the person's
+    /// language, then fails; the workbook is an error page; its name stays
+    /// the first page's.
+    #[tokio::test]
+    async fn an_open_period_closed_during_its_export_stops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, _sim, _t) = two_mutuelles(dir.path()).await;
+        five_claims(&b).await;
+        let c = console(b.clone(), 2);
+        let ama = signed_in_manager(&b, "ama").await;
+        let close = async || {
+            b.store()
+                .close_period(
+                    "CNSS",
+                    "MUT-R",
+                    &CloseUpTo::everything(),
+                    crate::audit::now_ms(),
+                    None,
+                )
+                .await
+                .unwrap()
+        };
+
+        let r = statement_csv(State(c.clone()), ama.clone(), open_period()).await;
+        assert_eq!(
+            r.headers()[header::CONTENT_DISPOSITION],
+            "attachment; filename=\"bordereau-provisoire-CNSS-MUT-R-1.csv\""
+        );
+        let mut body = r.into_body();
+        let head = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(String::from_utf8_lossy(&head).matches("\"C-").count(), 2);
+        assert_eq!(close().await.number, 1);
+        let said = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&said),
+            format!(
+                "\"La période 1 a été clôturée pendant la lecture de son bordereau : ses lignes auraient mêlé \
+                 le bordereau provisoire et le bordereau clôturé. Demandez à nouveau le bordereau de la période 1.\"{}\r\n",
+                ";".repeat(EXPORT_COLUMNS.len() - 1)
+            )
+        );
+        let end = body.frame().await.expect("the body ends in an error");
+        assert!(end.is_err(), "no file that looks whole");
+        drop(body);
+
+        // The workbook's pages: the period's state read at the first page
+        // is the file's, and the next page, closed, is refused.
+        for i in 5..8u32 {
+            b.coordinate(consultation(i, "CHU", &format!("2026-03-0{}", i - 4)))
+                .await
+                .unwrap();
+        }
+        let kofi = signed_in_manager(&b, "kofi").await;
+        let (mut pages, first) = ExportPages::open(&c, &kofi, "CNSS", "MUT-R", 0)
+            .await
+            .map_err(|_| "the first page")
+            .unwrap();
+        assert_eq!(first.len(), 2);
+        assert_eq!(close().await.number, 2);
+        let next = pages.next().await;
+        assert!(
+            matches!(next, Some(Err(ExportStop::PeriodChanged(2)))),
+            "{:?}",
+            next.map(|r| r.map(|lines| lines.len()))
+        );
+        assert!(pages.next().await.is_none(), "nothing read after");
+        assert_eq!(
+            export_name(&pages, "CNSS", "MUT-R", "xlsx"),
+            "bordereau-provisoire-CNSS-MUT-R-2.xlsx"
+        );
+        // What the workbook answers instead, in the person's language.
+        let en = Ctx {
+            lang: Lang::En,
+            ..kofi
+        };
+        let r = ExportStop::PeriodChanged(1).reply(&en).into_response();
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        let page = html_of(r).await.replace("&#39;", "'");
+        assert!(
+            page.contains("Period 1 was closed while its statement was being read"),
+            "{page}"
+        );
+    }
+
+    /// The console's CSV writes an identifier made of digits as the
+    /// formula of its text (="000451"), which Excel keeps as written, where
+    /// it was quoted and Excel dropped its leading zeros (and rounded one
+    /// of more than 15 digits).
+    #[test]
+    fn a_csv_identifier_of_digits_keeps_them_in_excel() {
+        let line = ExportLine {
+            text: [
+                "CNSS",
+                "MUT-R",
+                "1",
+                "prestataire CHU",
+                "2026110400012345",
+                "000451",
+                "00012",
+                "=cmd",
+            ]
+            .map(String::from),
+            date: "2026-03-12".into(),
+            line: Some(1),
+            figures: Figures::Shares([5_000, 3_500, 1_500, 0]),
+            cancelled_since: false,
+        };
+        let csv = csv_rows(Lang::Fr, "XOF", &[line], &mut ExportTotals::default());
+        let row: Vec<&str> = csv.trim_end().split(';').collect();
+        assert_eq!(
+            (row[4], row[5], row[7], row[9]),
+            (
+                "\"=\"\"2026110400012345\"\"\"",
+                "\"=\"\"000451\"\"\"",
+                "\"=\"\"00012\"\"\"",
+                "\"'=cmd\""
+            ),
+            "{csv}"
+        );
+        // The date stays a date Excel reads as one.
+        assert_eq!(row[6], "\"12/03/2026\"");
     }
 
     #[tokio::test]
@@ -6718,12 +7206,14 @@ mod tests {
             date: "2026-03-12".into(),
             line: Some(1),
             figures: Figures::Shares([12_550, 10_000, 2_000, 550]),
+            cancelled_since: false,
         };
         let mut sheet = StatementSheet::new(Lang::En, "EUR", 2).unwrap();
         assert!(sheet.lines(&[line]).is_ok());
-        sheet.totals(Lang::En).unwrap();
-        let rows =
-            passerelle_files::xlsx::first_sheet(&sheet.wb.save_to_buffer().unwrap()).unwrap();
+        sheet.totals(Lang::En, None).unwrap();
+        let rows = passerelle_files::xlsx::first_sheet(&sheet.wb.save_to_buffer().unwrap())
+            .unwrap()
+            .rows;
         assert!(
             matches!(&rows[0][EXPORT_AMOUNTS], passerelle_files::xlsx::Cell::Text(t) if t == "Billed (B) in EUR"),
             "{:?}",
@@ -6750,23 +7240,25 @@ mod tests {
                 date: "2026-03-12".into(),
                 line: Some(1),
                 figures: Figures::Shares([12_550, 10_000, 2_000, 550]),
+                cancelled_since: false,
             },
             ExportLine {
                 text: ["S", "M", "2", "P", "C-0", "I", "", "indu"].map(String::from),
                 date: String::new(),
                 line: None,
                 figures: Figures::Recovery(-4_500),
+                cancelled_since: false,
             },
         ];
         let mut totals = ExportTotals::default();
-        let csv =
-            csv_rows(Lang::Fr, "EUR", &lines, &mut totals) + &csv_totals(Lang::Fr, "EUR", &totals);
+        let csv = csv_rows(Lang::Fr, "EUR", &lines, &mut totals)
+            + &csv_totals(Lang::Fr, "EUR", &totals, None);
         let rows: Vec<Vec<&str>> = csv
             .split_terminator("\r\n")
             .map(|r| r.split(';').collect())
             .collect();
         fn amounts<'a>(r: &[&'a str]) -> Vec<&'a str> {
-            r[EXPORT_AMOUNTS..].to_vec()
+            r[EXPORT_AMOUNTS..EXPORT_AMOUNTS + 4].to_vec()
         }
         assert_eq!(rows.len(), 5, "{csv}");
         assert_eq!(amounts(&rows[0]), ["125,50", "100,00", "20,00", "5,50"]);
@@ -6781,7 +7273,10 @@ mod tests {
             (rows[4][0], amounts(&rows[4])),
             ("\"Net dû\"", vec!["", "", "-25,00", ""])
         );
-        assert!(rows.iter().all(|r| r.len() == EXPORT_AMOUNTS + 4), "{csv}");
+        assert!(
+            rows.iter().all(|r| r.len() == EXPORT_COLUMNS.len()),
+            "{csv}"
+        );
         // Nothing recovered: one totals row.
         let mut one = ExportTotals::default();
         one.add(&lines[0]);
@@ -6792,9 +7287,10 @@ mod tests {
 
         let mut sheet = StatementSheet::new(Lang::Fr, "EUR", 5).unwrap();
         assert!(sheet.lines(&lines).is_ok());
-        sheet.totals(Lang::Fr).unwrap();
-        let rows =
-            passerelle_files::xlsx::first_sheet(&sheet.wb.save_to_buffer().unwrap()).unwrap();
+        sheet.totals(Lang::Fr, None).unwrap();
+        let rows = passerelle_files::xlsx::first_sheet(&sheet.wb.save_to_buffer().unwrap())
+            .unwrap()
+            .rows;
         use passerelle_files::xlsx::Cell;
         let cell = |row: usize, k: usize| {
             rows[row]
@@ -6843,6 +7339,7 @@ mod tests {
             date: "2026-03-12".into(),
             line: Some(i),
             figures: Figures::Shares([5_000, 3_500, 1_500, 0]),
+            cancelled_since: false,
         };
         // Two lines: four rows with the header and the totals.
         let mut sheet = StatementSheet::new(Lang::Fr, "XOF", 2).unwrap();
@@ -6851,24 +7348,16 @@ mod tests {
             sheet.lines(&[line(3)]),
             Err(SheetStop::TooManyLines)
         ));
-        sheet.totals(Lang::Fr).unwrap();
-        let rows =
-            passerelle_files::xlsx::first_sheet(&sheet.wb.save_to_buffer().unwrap()).unwrap();
+        sheet.totals(Lang::Fr, None).unwrap();
+        let rows = passerelle_files::xlsx::first_sheet(&sheet.wb.save_to_buffer().unwrap())
+            .unwrap()
+            .rows;
         assert_eq!(rows.len(), 4);
         assert!(
             matches!(&rows[3][11], passerelle_files::xlsx::Cell::Number(n) if n == "7000"),
             "{:?}",
             rows[3]
         );
-    }
-
-    #[test]
-    fn csv_text_cells_are_quoted_and_formulas_defused() {
-        assert_eq!(text_cell("ABC"), "\"ABC\"");
-        assert_eq!(text_cell("=1+1"), "\"'=1+1\"");
-        assert_eq!(text_cell("@SUM(A1)"), "\"'@SUM(A1)\"");
-        assert_eq!(text_cell("-2"), "\"'-2\"");
-        assert_eq!(text_cell("a\"b"), "\"a\"\"b\"");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use super::*;
 
+use passerelle_files::cells::defuse;
+
 fn period_state_name(s: i32) -> String {
     let name = settlement::PeriodState::try_from(s)
         .ok()
@@ -251,12 +253,22 @@ fn remittance_totals(ctx: &Ctx, r: &settlement::GetRemittanceAdviceResponse) -> 
     Ok(())
 }
 
-/// The statement as CSV, written page by page: one row per line owed, one
-/// per recovery (as a negative mutuelle share), so that the mutuelle_share
-/// column sums to the net amount due.
+/// The statement as CSV, written page by page, for programs: one row per
+/// line owed, one per recovery (its negative mutuelle share alone), so that
+/// the mutuelle_share column sums to the net amount due, then an `end` row
+/// that counts the lines (a file without it was cut short). Its text cells
+/// are defused against formulas as the console's are
+/// (`passerelle_files::cells::defuse`): a file opened in a spreadsheet
+/// runs none.
 pub struct StatementCsv<W: std::io::Write> {
     w: csv::Writer<W>,
+    /// The `line` rows written.
+    lines: u64,
 }
+
+/// The word of the `status` column for a line whose claim was cancelled
+/// after its period closed (empty for any other).
+pub const CANCELLED_AFTER_CLOSE: &str = "cancelled_after_close";
 
 impl<W: std::io::Write> StatementCsv<W> {
     /// The header row.
@@ -280,8 +292,9 @@ impl<W: std::io::Write> StatementCsv<W> {
             "mutuelle_share",
             "patient_share",
             "currency",
+            "status",
         ])?;
-        Ok(StatementCsv { w })
+        Ok(StatementCsv { w, lines: 0 })
     }
 
     /// The lines of one page.
@@ -292,29 +305,38 @@ impl<W: std::io::Write> StatementCsv<W> {
             for l in &payee.lines {
                 self.w.write_record([
                     "line",
-                    &p.scheme_id,
-                    &p.mutuelle_id,
+                    &defuse(&p.scheme_id),
+                    &defuse(&p.mutuelle_id),
                     &period,
                     &payee.payee_type,
-                    &payee.payee_id,
-                    &l.claim_id,
-                    &l.invoice_number,
-                    &l.date_of_care,
-                    &l.member_number,
+                    &defuse(&payee.payee_id),
+                    &defuse(&l.claim_id),
+                    &defuse(&l.invoice_number),
+                    &defuse(&l.date_of_care),
+                    &defuse(&l.member_number),
                     &l.sequence.to_string(),
-                    &l.act_code,
+                    &defuse(&l.act_code),
                     &l.billed.to_string(),
                     &l.scheme_share.to_string(),
                     &l.mutuelle_share.to_string(),
                     &l.patient_share.to_string(),
-                    &p.currency,
+                    &defuse(&p.currency),
+                    if l.cancelled_since {
+                        CANCELLED_AFTER_CLOSE
+                    } else {
+                        ""
+                    },
                 ])?;
+                self.lines += 1;
             }
         }
         Ok(())
     }
 
-    /// The recoveries (of the first page), after every line.
+    /// The recoveries (of the first page), after every line: the mutuelle
+    /// share taken back, negative, and no billed, scheme or patient share
+    /// (empty: they belong to the cancelled claim's own period, and a row
+    /// of zeros would read as a line whose shares do not add up).
     pub fn recoveries(
         &mut self,
         p: &settlement::Period,
@@ -324,28 +346,52 @@ impl<W: std::io::Write> StatementCsv<W> {
         for r in recoveries {
             self.w.write_record([
                 "recovery",
-                &p.scheme_id,
-                &p.mutuelle_id,
+                &defuse(&p.scheme_id),
+                &defuse(&p.mutuelle_id),
                 &period,
                 &r.payee_type,
-                &r.payee_id,
-                &r.claim_id,
-                &r.invoice_number,
-                &r.date_of_care,
-                &r.member_number,
+                &defuse(&r.payee_id),
+                &defuse(&r.claim_id),
+                &defuse(&r.invoice_number),
+                &defuse(&r.date_of_care),
+                &defuse(&r.member_number),
                 "",
                 "",
-                "0",
-                "0",
-                &(-r.amount).to_string(),
-                "0",
-                &p.currency,
+                "",
+                "",
+                &r.amount.saturating_neg().to_string(),
+                "",
+                &defuse(&p.currency),
+                "",
             ])?;
         }
         Ok(())
     }
 
-    pub fn finish(self) -> std::io::Result<W> {
+    /// The `end` row, last: the number of `line` rows in its `line`
+    /// column, so that a file cut short (it has no such row) is told from
+    /// a whole one.
+    pub fn finish(mut self, p: &settlement::Period) -> std::io::Result<W> {
+        self.w.write_record([
+            "end",
+            &defuse(&p.scheme_id),
+            &defuse(&p.mutuelle_id),
+            &p.number.to_string(),
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            &self.lines.to_string(),
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+        ])?;
         self.w.into_inner().map_err(|e| e.into_error())
     }
 }
@@ -353,12 +399,28 @@ impl<W: std::io::Write> StatementCsv<W> {
 /// A whole statement as CSV (one page).
 pub fn statement_csv(s: &settlement::Statement) -> String {
     let write = || -> std::io::Result<Vec<u8>> {
+        let p = s.period.clone().unwrap_or_default();
         let mut w = StatementCsv::new(Vec::new())?;
         w.lines(s)?;
-        w.recoveries(&s.period.clone().unwrap_or_default(), &s.recoveries)?;
-        w.finish()
+        w.recoveries(&p, &s.recoveries)?;
+        w.finish(&p)
     };
     String::from_utf8(write().unwrap_or_default()).unwrap_or_default()
+}
+
+/// Whether a page after the first is of the statement the first page
+/// began: the page token names the period, but an open period closed
+/// during the export is read closed from then on, and a file of both would
+/// mix provisional lines with the closed statement's.
+fn same_statement(l: Lang, first: &settlement::Period, page: &settlement::Period) -> Out {
+    let open = |p: &settlement::Period| p.state == settlement::PeriodState::Open as i32;
+    if open(first) == open(page) {
+        return Ok(());
+    }
+    Err(Failure(l.catalogue().t_args(
+        "export-period-changed",
+        &[("number", &first.number.to_string())],
+    )))
 }
 
 /// Adds a page to the statement read so far (a payee split across pages
@@ -496,16 +558,17 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
             None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
         };
         let written = async {
+            let period = first.period.clone().unwrap_or_default();
             let mut w = StatementCsv::new(out).map_err(io)?;
             w.lines(&first).map_err(io)?;
             while !next.is_empty() {
                 let (p, after) = page(std::mem::take(&mut next)).await?;
                 next = after;
+                same_statement(ctx.lang, &period, &p.period.clone().unwrap_or_default())?;
                 w.lines(&p).map_err(io)?;
             }
-            w.recoveries(&first.period.clone().unwrap_or_default(), &first.recoveries)
-                .map_err(io)?;
-            w.finish().map_err(io)?.flush().map_err(io)
+            w.recoveries(&period, &first.recoveries).map_err(io)?;
+            w.finish(&period).map_err(io)?.flush().map_err(io)
         }
         .await;
         return match (written, &partial, &output) {
@@ -522,6 +585,11 @@ pub(super) async fn statement(ctx: &Ctx, cmd: StatementCmd) -> Out {
     while !next.is_empty() {
         let (p, after) = page(std::mem::take(&mut next)).await?;
         next = after;
+        same_statement(
+            ctx.lang,
+            s.period.as_ref().unwrap_or(&Default::default()),
+            &p.period.clone().unwrap_or_default(),
+        )?;
         merge_page(&mut s, p);
     }
     let p = s.period.clone().unwrap_or_default();
@@ -655,4 +723,191 @@ fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
         o.mode(0o600);
     }
     o.open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A closed period's statement of one page: a payee's two lines, the
+    /// first of a claim cancelled since, texts a spreadsheet would run as
+    /// formulas, and a recovery.
+    fn statement() -> settlement::Statement {
+        let line = |claim: &str, invoice: &str, cancelled_since: bool| settlement::StatementLine {
+            claim_id: claim.into(),
+            invoice_number: invoice.into(),
+            date_of_care: "2026-03-10".into(),
+            member_number: "+22890000000".into(),
+            sequence: 1,
+            act_code: "@CONS".into(),
+            billed: 5_000,
+            scheme_share: 3_500,
+            mutuelle_share: 1_000,
+            patient_share: 500,
+            cancelled_since,
+        };
+        settlement::Statement {
+            period: Some(settlement::Period {
+                scheme_id: "CNSS".into(),
+                mutuelle_id: "MUT-R".into(),
+                number: 2,
+                state: settlement::PeriodState::Closed as i32,
+                currency: "XOF".into(),
+                claim_count: 2,
+                ..Default::default()
+            }),
+            payees: vec![settlement::PayeeStatement {
+                payee_type: "provider".into(),
+                payee_id: "-CHU".into(),
+                lines: vec![
+                    line("C-1", "=HYPERLINK(\"http://x\")", true),
+                    line("C-2", "INV-2", false),
+                ],
+                ..Default::default()
+            }],
+            recoveries: vec![settlement::Recovery {
+                claim_id: "C-0".into(),
+                invoice_number: "INV-0".into(),
+                from_period: 1,
+                amount: 1_500,
+                payee_type: "provider".into(),
+                payee_id: "-CHU".into(),
+                member_number: "R-1".into(),
+                date_of_care: "2026-02-10".into(),
+            }],
+            next_page_token: String::new(),
+        }
+    }
+
+    fn rows(csv: &str) -> Vec<std::collections::HashMap<String, String>> {
+        let mut r = csv::Reader::from_reader(csv.as_bytes());
+        let headers: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+        r.records()
+            .map(|rec| {
+                headers
+                    .iter()
+                    .cloned()
+                    .zip(rec.unwrap().iter().map(String::from))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// `statement export`'s text cells get the console's apostrophe before
+    /// a formula's first character, where they were written as received
+    /// (docs/mutuelle-guide.md had clerks open this file).
+    #[test]
+    fn the_export_defuses_formulas_as_the_console_does() {
+        let rows = rows(&statement_csv(&statement()));
+        let first = &rows[0];
+        assert_eq!(first["invoice_number"], "'=HYPERLINK(\"http://x\")");
+        assert_eq!(first["member_number"], "'+22890000000");
+        assert_eq!(first["act_code"], "'@CONS");
+        assert_eq!(first["payee_id"], "'-CHU");
+        assert_eq!(rows[2]["payee_id"], "'-CHU", "the recovery's too");
+        assert_eq!(rows[1]["invoice_number"], "INV-2", "other text as it is");
+    }
+
+    /// A line whose claim was cancelled after the close says so in its
+    /// `status`, as `statement show` does; the others leave it empty.
+    #[test]
+    fn the_export_marks_a_line_cancelled_after_the_close() {
+        let rows = rows(&statement_csv(&statement()));
+        assert_eq!(
+            (rows[0]["claim_id"].as_str(), rows[0]["status"].as_str()),
+            ("C-1", CANCELLED_AFTER_CLOSE)
+        );
+        assert_eq!(rows[1]["status"], "");
+        assert_eq!(rows[2]["status"], "", "a recovery has no status");
+    }
+
+    /// A recovery's row has its mutuelle share alone, negative: no billed,
+    /// scheme or patient share (they were 0, and the row read as a line
+    /// whose shares do not add up); every line still balances, and the
+    /// mutuelle share sums to the net due.
+    #[test]
+    fn a_recovery_has_its_mutuelle_share_alone() {
+        let rows = rows(&statement_csv(&statement()));
+        let recovery = &rows[2];
+        assert_eq!(recovery["kind"], "recovery");
+        assert_eq!(
+            [
+                &recovery["billed"],
+                &recovery["scheme_share"],
+                &recovery["mutuelle_share"],
+                &recovery["patient_share"],
+            ],
+            ["", "", "-1500", ""]
+        );
+        let n = |r: &std::collections::HashMap<String, String>, c: &str| {
+            r[c].parse::<i64>().unwrap_or(0)
+        };
+        for l in rows.iter().filter(|r| r["kind"] == "line") {
+            assert_eq!(
+                n(l, "scheme_share") + n(l, "mutuelle_share") + n(l, "patient_share"),
+                n(l, "billed")
+            );
+        }
+        let m: i64 = rows.iter().map(|r| n(r, "mutuelle_share")).sum();
+        assert_eq!(m, 2 * 1_000 - 1_500);
+    }
+
+    /// The file ends with an `end` row that counts its lines: a file cut
+    /// short has none.
+    #[test]
+    fn the_export_ends_with_its_count_of_lines() {
+        let rows = rows(&statement_csv(&statement()));
+        assert_eq!(rows.len(), 4, "two lines, a recovery, the end");
+        let end = &rows[3];
+        assert_eq!(
+            (
+                end["kind"].as_str(),
+                end["period"].as_str(),
+                end["line"].as_str()
+            ),
+            ("end", "2", "2")
+        );
+        assert!(
+            ["billed", "mutuelle_share", "claim_id"]
+                .iter()
+                .all(|c| end[*c].is_empty()),
+            "{end:?}"
+        );
+    }
+
+    /// A page of an open period that was closed since the first page is
+    /// refused, in the command line's language: the lines would mix the
+    /// provisional statement with the closed one.
+    #[test]
+    fn a_period_closed_between_pages_is_refused() {
+        let open = settlement::Period {
+            number: 3,
+            state: settlement::PeriodState::Open as i32,
+            ..Default::default()
+        };
+        let closed = settlement::Period {
+            state: settlement::PeriodState::Closed as i32,
+            ..open.clone()
+        };
+        let settled = settlement::Period {
+            state: settlement::PeriodState::Settled as i32,
+            ..open.clone()
+        };
+        assert!(same_statement(Lang::Fr, &open, &open).is_ok());
+        assert!(
+            same_statement(Lang::Fr, &closed, &settled).is_ok(),
+            "a closed statement's lines never change"
+        );
+        let Err(Failure(said)) = same_statement(Lang::Fr, &open, &closed) else {
+            panic!("a page of the closed period after the open one's");
+        };
+        assert!(
+            said.starts_with("La période 3 a été clôturée pendant la lecture de son bordereau"),
+            "{said}"
+        );
+        let Err(Failure(said)) = same_statement(Lang::En, &open, &closed) else {
+            panic!("refused");
+        };
+        assert!(said.starts_with("Period 3 was closed"), "{said}");
+    }
 }

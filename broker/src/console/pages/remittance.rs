@@ -331,20 +331,20 @@ pub(super) async fn file_of(
     let mut out = String::from("\u{feff}");
     let head: Vec<String> = super::headings(lang, &COLUMNS, AMOUNT_COLUMN, &currency)
         .iter()
-        .map(|h| text_cell(h))
+        .map(|h| cells::csv_text(h))
         .collect();
     out.push_str(&head.join(";"));
     out.push_str("\r\n");
     let payee = lang.payee_words(&a.payee_type, &a.payee_id);
     for l in &a.lines {
         let cells = [
-            text_cell(&r.transfer_reference),
-            text_cell(&payee),
-            text_cell(&l.claim_id),
-            text_cell(&l.invoice_number),
-            text_cell(&lang.iso_date(&l.date_of_care)),
+            cells::csv_id(&r.transfer_reference),
+            cells::csv_text(&payee),
+            cells::csv_id(&l.claim_id),
+            cells::csv_id(&l.invoice_number),
+            cells::csv_text(&lang.iso_date(&l.date_of_care)),
             l.sequence.to_string(),
-            text_cell(&l.act_code),
+            cells::csv_id(&l.act_code),
             amount_cell(lang, l.mutuelle_share, &currency),
         ];
         out.push_str(&cells.join(";"));
@@ -352,13 +352,13 @@ pub(super) async fn file_of(
     }
     for x in &a.recoveries {
         let cells = [
-            text_cell(&r.transfer_reference),
-            text_cell(&payee),
-            text_cell(&x.claim_id),
-            text_cell(&x.invoice_number),
-            text_cell(&lang.iso_date(&x.date_of_care)),
+            cells::csv_id(&r.transfer_reference),
+            cells::csv_text(&payee),
+            cells::csv_id(&x.claim_id),
+            cells::csv_id(&x.invoice_number),
+            cells::csv_text(&lang.iso_date(&x.date_of_care)),
             String::new(),
-            text_cell(&lang.t_args(
+            cells::csv_text(&lang.t_args(
                 "statement-recovery",
                 &[("period", &x.from_period.to_string())],
             )),
@@ -370,7 +370,7 @@ pub(super) async fn file_of(
     // The totals row, as the workbook's: what the transfer pays this
     // payee, or (negative) what it owes.
     let mut total = vec![String::new(); COLUMNS.len()];
-    total[0] = text_cell(&total_label(lang, a.amount));
+    total[0] = cells::csv_text(&total_label(lang, a.amount));
     total[AMOUNT_COLUMN] = amount_cell(lang, a.amount, &currency);
     out.push_str(&total.join(";"));
     out.push_str("\r\n");
