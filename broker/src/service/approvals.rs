@@ -1276,5 +1276,34 @@ mod tests {
         let said = crate::console::i18n::Lang::Fr.proposal_outcome(&failed.outcome);
         assert!(said.contains("à partir de demain"), "{said}");
         assert_eq!(b.list_products("MUT-X").await.unwrap().len(), 1);
+
+        // A mutuelle that comes with its history publishes its past
+        // versions together; one not used yet is corrected with its start
+        // kept, never moved into the days another version prices.
+        let system_y = caller(Role::Mutuelle, "MUT-Y", None, false);
+        let ama_y = caller(Role::Mutuelle, "MUT-Y", Some("ama"), false);
+        let (y1, y2) = (
+            sample_product("MUT-Y", 1, "2025-01-01"),
+            sample_product("MUT-Y", 2, "2026-01-01"),
+        );
+        let Proposed::Waiting(p) = b
+            .propose_products(&system_y, vec![y1, y2.clone()])
+            .await
+            .unwrap()
+        else {
+            panic!("waits")
+        };
+        b.approve(&ama_y, p.id, &p.hash).await.unwrap();
+        let mut corrected = y2.clone();
+        corrected.name = "Essentiel (corrigé)".into();
+        assert!(matches!(
+            b.propose_products(&system_y, vec![corrected.clone()]).await,
+            Ok(Proposed::Waiting(_))
+        ));
+        corrected.valid_from = passerelle_domain::date::parse("2025-06-01").unwrap();
+        assert!(matches!(
+            b.propose_products(&system_y, vec![corrected]).await,
+            Err(ServiceError::Invalid(v)) if v[0].description.contains("priced by version 1")
+        ));
     }
 }

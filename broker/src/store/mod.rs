@@ -267,13 +267,13 @@ pub fn sum_amounts(amounts: impl Iterator<Item = i64>) -> i64 {
     clamp_total(amounts.map(i128::from).sum())
 }
 
-/// How a store's refusal of product versions out of order begins (a
-/// proposal approved after another published a version: its failed
-/// outcome, which the console says in words).
 /// The start of a publication's refusal when, approved, a version of it
 /// would start on or before that day ([`versions_starting_in_the_past`]):
 /// how its proposal's outcome is told in a person's language.
 pub const STARTS_IN_THE_PAST: &str = "by its approval a version would start in the past";
+/// How a store's refusal of product versions out of order begins (a
+/// proposal approved after another published a version: its failed
+/// outcome, which the console says in words).
 pub const OUT_OF_ORDER: &str = "versions published since it was proposed make it out of order";
 
 /// Versions follow their start dates: a version `products` changes starts
@@ -330,14 +330,15 @@ pub fn versions_out_of_order(
     bad
 }
 
-/// The new or changed versions in `products` that start on or before
-/// `today` while an earlier version of their product exists (stored or in
-/// the call): care already given was priced by that earlier version, and
-/// a version starting then would price the same dates again at other rates
-/// (a correction, a claim sent late). A product's first version may start
-/// in the past (a mutuelle that comes to passerelle with its cover
-/// running). Checked when a publication is proposed and again when it is
-/// applied, since its approval may come days later.
+/// The new or changed versions in `products` that would take, from their
+/// start to today, days another stored version of their product prices
+/// now: care already given was priced by that version, and the new one
+/// would price the same dates again at other rates (a correction, a claim
+/// sent late). A version may start in the past where no other prices those
+/// days: a product's first versions (a mutuelle that comes to passerelle
+/// with its cover running), or a version not used yet corrected with its
+/// start kept or moved later. Checked when a publication is proposed and
+/// again when it is applied, since its approval may come days later.
 pub fn versions_starting_in_the_past(
     products: &[Product],
     stored: &[Product],
@@ -348,12 +349,13 @@ pub fn versions_starting_in_the_past(
         if p.valid_from > today || stored.iter().any(|s| s == p) {
             continue;
         }
-        let earlier = stored
-            .iter()
-            .chain(products)
-            .filter(|o| o.id == p.id && o.version < p.version)
-            .max_by_key(|o| o.version);
-        if let Some(o) = earlier {
+        let versions: Vec<&Product> = stored.iter().filter(|s| s.id == p.id).collect();
+        let taken = versions.iter().find(|s| {
+            s.version != p.version
+                && in_force_span(s, &versions)
+                    .is_some_and(|(from, to)| from <= today && to.is_none_or(|t| t >= p.valid_from))
+        });
+        if let Some(o) = taken {
             bad.push(passerelle_domain::validate::FieldViolation::new(
                 format!("products[{i}].valid_from"),
                 format!(
@@ -368,6 +370,33 @@ pub fn versions_starting_in_the_past(
         }
     }
     bad
+}
+
+/// The days a version is in force among its product's `versions`
+/// ([`Product::version_on`]): from its start to its end, or the day before
+/// the next version starts, whichever is first; `None` when a version
+/// starting the same day with a higher number hides it.
+fn in_force_span(
+    v: &Product,
+    versions: &[&Product],
+) -> Option<(
+    passerelle_domain::date::Date,
+    Option<passerelle_domain::date::Date>,
+)> {
+    let next = versions
+        .iter()
+        .filter(|o| (o.valid_from, o.version) > (v.valid_from, v.version))
+        .map(|o| o.valid_from)
+        .min();
+    if next == Some(v.valid_from) {
+        return None;
+    }
+    let before_next = next.and_then(|n| n.previous_day());
+    let to = match (v.valid_to, before_next) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    (to.is_none_or(|t| t >= v.valid_from)).then_some((v.valid_from, to))
 }
 
 /// [`versions_out_of_order`] as a store refuses it, within its write.
@@ -660,7 +689,7 @@ pub struct PoolUse {
     pub waiting: usize,
 }
 
-/// Storage failure. `Backend` and `SchemaTooOld` mean "the store is
+/// Storage failure. `Backend`, `SchemaTooOld` and `SchemaTooNew` mean "the store is
 /// unreachable or not ready" (UNAVAILABLE, STORE_UNAVAILABLE); `Corrupt`, a
 /// stored value this version cannot read (INTERNAL, STORE_CORRUPT); the
 /// others are answers about the request (api/status.rs maps each).
