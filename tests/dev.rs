@@ -178,9 +178,10 @@ fn serve_and_migrate_speak_french_to_a_french_locale() {
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(
         err.starts_with("erreur : ")
-            && err.contains(
-                "ne contient pas encore le schéma de passerelle : lancez `passerelle migrate`"
-            ),
+            && err.contains(&format!(
+                "aucune base à {} : vérifiez le chemin dans la configuration",
+                dir.path().join("passerelle.db").display()
+            )),
         "{err}"
     );
     // Refused, it created nothing (an empty database was left behind).

@@ -255,6 +255,7 @@ cli-user-reset = Password of { $login } replaced; their sessions are ended. At t
 cli-user-disabled = Account { $login } disabled; their sessions are ended.
 cli-user-unknown = no account is named { $login } (passerelle users list gives them)
 cli-db-in-use = { $db }: a running broker (or another passerelle command) holds this database; on SQLite one process at a time opens it: run this command with the broker stopped.
+cli-db-missing = no database at { $path }: check the path in the configuration (to start a new, empty database there, run `passerelle migrate`).
 cli-db-empty = this database holds no passerelle schema yet: run `passerelle migrate` (if you expected your data here, check the path or address in the configuration: a new, empty database was found).
 cli-db-too-old = the database schema is at version { $found }, older than this binary's { $want }: run `passerelle migrate` (after a backup, docs/operations.md).
 cli-db-too-new = the database schema is at version { $found }, newer than this binary's { $want }: a newer passerelle migrated it; run that version or a newer one (to go back to this version, restore the backup taken before the upgrade).

@@ -255,6 +255,7 @@ cli-user-reset = Mot de passe de { $login } remplacé ; ses sessions sont fermé
 cli-user-disabled = Compte { $login } désactivé ; ses sessions sont fermées.
 cli-user-unknown = aucun compte ne s'appelle { $login } (passerelle users list les donne)
 cli-db-in-use = { $db } : un broker en marche (ou une autre commande passerelle) tient cette base ; avec SQLite, un seul processus l'ouvre à la fois : relancez cette commande une fois le broker arrêté.
+cli-db-missing = aucune base à { $path } : vérifiez le chemin dans la configuration (pour y créer une base neuve et vide, lancez `passerelle migrate`).
 cli-db-empty = cette base ne contient pas encore le schéma de passerelle : lancez `passerelle migrate` (si vos données devaient s'y trouver, vérifiez le chemin ou l'adresse dans la configuration : c'est une base neuve et vide).
 cli-db-too-old = le schéma de la base est en version { $found }, plus ancienne que celle de ce programme ({ $want }) : lancez `passerelle migrate` (après une sauvegarde, docs/operations.md).
 cli-db-too-new = le schéma de la base est en version { $found }, plus récente que celle de ce programme ({ $want }) : une version plus récente de passerelle l'a migrée ; utilisez cette version ou une plus récente (pour revenir à celle-ci, restaurez la sauvegarde faite avant la mise à jour).

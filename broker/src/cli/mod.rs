@@ -135,7 +135,10 @@ pub fn start_error(lang: crate::console::i18n::Lang, e: &crate::server::StartErr
         crate::server::StartError::Store(S::InUse(db)) => {
             lang.t_args("cli-db-in-use", &[("db", db)])
         }
-        // No schema at all: a new database, or a path mistyped.
+        crate::server::StartError::Store(S::NoDatabase(path)) => {
+            lang.t_args("cli-db-missing", &[("path", path)])
+        }
+        // No schema at all: a new database, or an address mistyped.
         crate::server::StartError::Store(S::SchemaTooOld { found: 0, .. }) => {
             lang.t_args("cli-db-empty", &[])
         }

@@ -4310,10 +4310,11 @@ impl StatementSheet {
         let total = self.amount.clone().set_bold();
         let (first, rows, bold) = (self.row + 1, self.totals.rows(lang), self.bold.clone());
         let end = self.totals.end_row(lang, stored);
+        let end_at = first + rows.len() as u32;
         let ws = self.wb.worksheet_from_index(0)?;
-        if let Some(end) = end {
-            ws.write_string(first + rows.len() as u32, 0, end)?;
-        }
+        // Rows in order: a workbook in constant memory drops a cell written
+        // to a row before the last one written (the totals went missing
+        // under the end row).
         for (row, (label, amounts)) in (first..).zip(rows) {
             ws.write_string_with_format(row, 0, label, &bold)?;
             for (k, v) in amounts.into_iter().enumerate() {
@@ -4326,6 +4327,9 @@ impl StatementSheet {
                     )?;
                 }
             }
+        }
+        if let Some(end) = end {
+            ws.write_string(end_at, 0, end)?;
         }
         Ok(())
     }
@@ -6315,6 +6319,28 @@ mod tests {
                 "\"Fin du bordereau : 1 ligne de 1 demande (la période compte 1 demande).\";"
             ),
             "{csv}"
+        );
+        // The workbook the same, in order: its totals were dropped when
+        // the count's row was written before them.
+        let (_, rows) = exported(&console(b.clone(), 5_000), &manager(), second).await;
+        let first: Vec<String> = rows
+            .iter()
+            .rev()
+            .take(4)
+            .map(|r| match &r[0] {
+                passerelle_files::xlsx::Cell::Text(t) => t.clone(),
+                c => format!("{c:?}"),
+            })
+            .collect();
+        assert_eq!(
+            first,
+            [
+                "Fin du bordereau : 1 ligne de 1 demande (la période compte 1 demande).",
+                "Net dû",
+                "Indus",
+                "Total des demandes"
+            ],
+            "{rows:?}"
         );
         // Its CSV: the recovery's row, then the totals row, negative and
         // said to be owed. A payee's part takes one of the exports'

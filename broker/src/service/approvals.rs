@@ -714,6 +714,7 @@ fn refused(e: &ServiceError) -> bool {
                 | S::InUse(_)
                 | S::SchemaTooOld { .. }
                 | S::SchemaTooNew { .. }
+                | S::NoDatabase(_)
                 | S::Corrupt(_)
         )
     )

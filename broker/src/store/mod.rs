@@ -689,7 +689,7 @@ pub struct PoolUse {
     pub waiting: usize,
 }
 
-/// Storage failure. `Backend`, `SchemaTooOld` and `SchemaTooNew` mean "the store is
+/// Storage failure. `Backend`, `NoDatabase`, `SchemaTooOld` and `SchemaTooNew` mean "the store is
 /// unreachable or not ready" (UNAVAILABLE, STORE_UNAVAILABLE); `Corrupt`, a
 /// stored value this version cannot read (INTERNAL, STORE_CORRUPT); the
 /// others are answers about the request (api/status.rs maps each).
@@ -735,6 +735,13 @@ pub enum StoreError {
     CoverageOverlap(Vec<CoverageOverlap>),
     #[error("schema version {found} is older than this binary's {want}: run `passerelle migrate`")]
     SchemaTooOld { found: i64, want: i64 },
+    /// No database file where the configuration says (SQLite): nothing
+    /// is created but by `passerelle migrate`, so that a mistyped path is
+    /// said rather than served empty.
+    #[error(
+        "no database at {0}: check the path in the configuration (to start a new database there, run `passerelle migrate`)"
+    )]
+    NoDatabase(String),
     /// A database a newer binary migrated: refused by `serve` and
     /// `migrate` alike (docs/operations.md, "Upgrading replicas").
     #[error(

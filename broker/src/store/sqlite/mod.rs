@@ -256,12 +256,9 @@ impl SqliteStore {
     /// Refused while another store has the file open.
     pub fn open_existing(path: &Path) -> Result<Self, StoreError> {
         // No file: nothing is created (a mistyped path left an empty
-        // database behind); it reads as a database with no schema.
+        // database behind), and the path is named.
         if !path.exists() {
-            return Err(StoreError::SchemaTooOld {
-                found: 0,
-                want: SCHEMA_VERSION,
-            });
+            return Err(StoreError::NoDatabase(path.display().to_string()));
         }
         let lock = Self::lock(path)?;
         Self::init(Self::connect(path)?, false)?.with_readers(path, lock)
