@@ -687,9 +687,9 @@ async fn a_clerk_and_an_operator_work_in_the_browser() {
     assert_eq!(files.len(), 2, "a CSV and a FHIR resource");
     assert!(
         files[0].contains("\"VIR-2026-12\"")
-            && files[0].contains(";1000\r\n")
-            // Its totals row, as the workbook's.
-            && files[0].ends_with("\r\n\"Total\";;;;;;;1600\r\n"),
+            && files[0].contains(";1000;\r\n")
+            // Its totals row, as the workbook's (the state's column empty).
+            && files[0].ends_with("\r\n\"Total\";;;;;;;1600;\r\n"),
         "{}",
         files[0]
     );

@@ -6253,6 +6253,30 @@ mod tests {
                 && html.matches("(annulée après la clôture)").count() == 1,
             "{html}"
         );
+        // And so does the file sent to the payee: the transfer paid the
+        // line, a later one takes it back.
+        let r = remittance::file_of(
+            State(console(b.clone(), 5_000)),
+            manager(),
+            Path((
+                "CNSS".to_string(),
+                "MUT-R".to_string(),
+                first,
+                "provider".to_string(),
+                "P-000.csv".to_string(),
+            )),
+        )
+        .await;
+        let (body, _) = frames(r).await;
+        let csv = String::from_utf8(body.concat()).unwrap();
+        let line = csv
+            .lines()
+            .find(|l| l.contains(";\"C-0\";"))
+            .unwrap_or_else(|| panic!("{csv}"));
+        assert!(
+            line.ends_with(";1500;\"Annulée après la clôture\""),
+            "{csv}"
+        );
         b.coordinate(consultation(101, "P-101", "2026-03-11"))
             .await
             .unwrap();
@@ -6367,7 +6391,7 @@ mod tests {
         let csv = String::from_utf8(body.concat()).unwrap();
         assert!(
             csv.ends_with(
-                ";\"C-0\";\"INV-0\";\"10/03/2026\";;\"indu (période 1)\";-1500\r\n\"Total à récupérer (rien n'est versé)\";;;;;;;-1500\r\n"
+                ";\"C-0\";\"INV-0\";\"10/03/2026\";;\"indu (période 1)\";-1500;\r\n\"Total à récupérer (rien n'est versé)\";;;;;;;-1500;\r\n"
             ),
             "{csv}"
         );

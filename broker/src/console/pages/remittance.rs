@@ -6,8 +6,10 @@
 
 use super::*;
 
-/// The columns of a payee's part, CSV and workbook alike.
-const COLUMNS: [&str; 8] = [
+/// The columns of a payee's part, CSV and workbook alike: the amount,
+/// then a line's state (a claim cancelled after the close, which the
+/// transfer still pays and a later one takes back).
+const COLUMNS: [&str; 9] = [
     "remittance-reference",
     "remittance-payee",
     "col-claim",
@@ -16,11 +18,22 @@ const COLUMNS: [&str; 8] = [
     "col-line",
     "col-act",
     "col-mutuelle-share",
+    "col-state",
 ];
 
 /// The column of the amounts (the last), where the totals row writes the
 /// payee's.
-const AMOUNT_COLUMN: usize = COLUMNS.len() - 1;
+const AMOUNT_COLUMN: usize = COLUMNS.len() - 2;
+
+/// The state's column, after the amount.
+const STATE_COLUMN: usize = COLUMNS.len() - 1;
+
+/// The headings: the amount's names the currency, the state's does not.
+fn column_headings(lang: Lang, currency: &str) -> Vec<String> {
+    let mut out = super::headings(lang, &COLUMNS[..STATE_COLUMN], AMOUNT_COLUMN, currency);
+    out.push(lang.t(COLUMNS[STATE_COLUMN]));
+    out
+}
 
 /// The totals row's label: "Total", or for a payee who owes (a negative
 /// amount, kept signed so that the file's amounts still add up) a label
@@ -49,10 +62,7 @@ fn workbook(
     let bold = Format::new().set_bold();
     let date = Format::new().set_num_format("dd/mm/yyyy");
     let amount = sheet_amount_format(currency);
-    for (col, heading) in super::headings(lang, &COLUMNS, AMOUNT_COLUMN, currency)
-        .iter()
-        .enumerate()
-    {
+    for (col, heading) in column_headings(lang, currency).iter().enumerate() {
         ws.write_string_with_format(0, col as u16, heading, &bold)?;
     }
     let payee = lang.payee_words(&a.payee_type, &a.payee_id);
@@ -71,6 +81,9 @@ fn workbook(
             sheet_amount(l.mutuelle_share, currency),
             &amount,
         )?;
+        if l.cancelled_since {
+            ws.write_string(row, STATE_COLUMN as u16, lang.t("export-cancelled-since"))?;
+        }
         row += 1;
     }
     for x in &a.recoveries {
@@ -329,7 +342,7 @@ pub(super) async fn file_of(
         };
     }
     let mut out = String::from("\u{feff}");
-    let head: Vec<String> = super::headings(lang, &COLUMNS, AMOUNT_COLUMN, &currency)
+    let head: Vec<String> = column_headings(lang, &currency)
         .iter()
         .map(|h| cells::csv_text(h))
         .collect();
@@ -346,6 +359,11 @@ pub(super) async fn file_of(
             l.sequence.to_string(),
             cells::csv_id(&l.act_code),
             amount_cell(lang, l.mutuelle_share, &currency),
+            if l.cancelled_since {
+                cells::csv_text(&lang.t("export-cancelled-since"))
+            } else {
+                String::new()
+            },
         ];
         out.push_str(&cells.join(";"));
         out.push_str("\r\n");
@@ -363,6 +381,7 @@ pub(super) async fn file_of(
                 &[("period", &x.from_period.to_string())],
             )),
             amount_cell(lang, x.amount.saturating_neg(), &currency),
+            String::new(),
         ];
         out.push_str(&cells.join(";"));
         out.push_str("\r\n");
