@@ -211,6 +211,7 @@ users-login = Login
 users-name = Name
 users-role = Role
 users-scope = Scope
+users-login-taken = The login « { $login } » is already an account’s: choose another.
 users-state = State
 users-enabled = enabled
 users-disabled = disabled

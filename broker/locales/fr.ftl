@@ -211,6 +211,7 @@ users-login = Identifiant
 users-name = Nom
 users-role = Rôle
 users-scope = Périmètre
+users-login-taken = L'identifiant « { $login } » est déjà celui d'un compte : choisissez-en un autre.
 users-state = État
 users-enabled = actif
 users-disabled = désactivé

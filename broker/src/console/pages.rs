@@ -4855,11 +4855,11 @@ async fn user_add(State(c): State<Arc<Console>>, ctx: Ctx, Form(f): Form<UserFor
                 ),
             )
             .into_response(),
-        // The login taken: the broker's words name it.
-        Err(crate::service::ServiceError::Refused(why)) => ctx
+        // The one refusal of a valid request: the login taken.
+        Err(crate::service::ServiceError::Refused(_)) => ctx
             .error(
                 StatusCode::BAD_REQUEST,
-                lang.t_args("error-invalid", &[("detail", &why)]),
+                lang.t_args("users-login-taken", &[("login", f.login.trim())]),
             )
             .into_response(),
         Err(e) => ctx.unavailable("adding an account", &e).into_response(),
@@ -5450,6 +5450,46 @@ mod tests {
     /// shows them a second factor of their own, once, and ends the
     /// session; the secret shown to the operator who made the account no
     /// longer signs in.
+    /// An operator adding an account under a login already taken reads it
+    /// in their language, naming the login (it quoted the broker's
+    /// English).
+    #[tokio::test(start_paused = true)]
+    async fn a_login_taken_is_said_in_the_persons_words() {
+        use crate::service::users::{NewUser, totp_code};
+        let dir = tempfile::tempdir().unwrap();
+        let b = crate::service::testing::broker(dir.path());
+        let c = console(b.clone(), 100);
+        let new = |login: &str| NewUser {
+            login: login.into(),
+            display_name: login.into(),
+            role: UserRole::Operator,
+            scope: vec![],
+            password: "une phrase de passe".into(),
+            lang: "fr".into(),
+            must_change: false,
+        };
+        let nana = b.add_user(new("nana"), "operator:ops").await.unwrap();
+        b.add_user(new("kofi"), "operator:ops").await.unwrap();
+        let code = totp_code(&nana.totp_secret, b.clock().now_ms()).unwrap();
+        let (id, person) = b
+            .sign_in("nana", "une phrase de passe", &code, "127.0.0.1")
+            .await
+            .unwrap();
+        let form = format!(
+            "csrf={}&login=kofi&name=Kofi&role=operator&scope=",
+            url(&csrf::mask(&person.session.csrf_secret)),
+        );
+        let r = routed(&c, &id, "/users", Some(form)).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let html = html_of(r).await.replace("&#39;", "'");
+        assert!(
+            html.contains(
+                "L'identifiant « kofi » est déjà celui d'un compte : choisissez-en un autre."
+            ),
+            "{html}"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_new_operators_password_change_shows_their_own_second_factor() {
         use crate::service::users::totp_code;
