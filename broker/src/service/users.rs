@@ -745,10 +745,15 @@ impl Broker {
         let user = self.verify(login, password, code, address, now).await?;
         // A password someone else gave, unused for too long: its owner
         // asks for a new one (said only once the password and code hold).
-        // The later of the two: an account an older replica made or reset
-        // during an upgrade wrote no `password_set_ms` (0, or the earlier
-        // password's), but its `updated_ms`.
-        let set_ms = user.password_set_ms.max(user.updated_ms);
+        // An account an older replica made during an upgrade wrote no
+        // `password_set_ms` (0): its `updated_ms` then. Never the later of
+        // the two: disabling and enabling an account would give an unused
+        // temporary password 72 more hours.
+        let set_ms = if user.password_set_ms == 0 {
+            user.updated_ms
+        } else {
+            user.password_set_ms
+        };
         if user.must_change && now - set_ms > TEMPORARY_PASSWORD_MS {
             self.audit
                 .record(AuditEntry {

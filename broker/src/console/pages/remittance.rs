@@ -21,8 +21,8 @@ const COLUMNS: [&str; 9] = [
     "col-state",
 ];
 
-/// The column of the amounts (the last), where the totals row writes the
-/// payee's.
+/// The column of the amounts (before the state), where the totals row
+/// writes the payee's.
 const AMOUNT_COLUMN: usize = COLUMNS.len() - 2;
 
 /// The state's column, after the amount.
