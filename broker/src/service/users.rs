@@ -1312,6 +1312,18 @@ mod tests {
             SignInError::Refused,
             "a wrong password says nothing more"
         );
+        // An account an older replica made during a rolling upgrade wrote
+        // no `password_set_ms` (0): its 72 hours count from `updated_ms`.
+        let mut older = b.store().user("efua").await.unwrap().unwrap();
+        older.login = "kwame".into();
+        older.password_set_ms = 0;
+        older.updated_ms = b.clock().now_ms();
+        assert!(b.store().add_user(&older).await.unwrap());
+        assert!(
+            b.sign_in("kwame", "given by ops", "", "10.0.0.3")
+                .await
+                .is_ok()
+        );
         b.audit().flush().await;
         let rows = b.store().audit_of("user/yao").await.unwrap().rows;
         assert!(
