@@ -278,6 +278,32 @@ impl Product {
             .filter(|p| p.valid_to.is_none_or(|t| d <= t))
     }
 
+    /// The days this version is in force among its product's `versions`
+    /// (the rule of [`Product::version_on`], as one span): from its start
+    /// to its end, or to the day before the next version starts, whichever
+    /// is first; `None` when a version starting the same day with a higher
+    /// number hides it.
+    pub fn in_force_among<'a>(
+        &self,
+        versions: impl IntoIterator<Item = &'a Product>,
+    ) -> Option<(Date, Option<Date>)> {
+        let next = versions
+            .into_iter()
+            .filter(|o| (o.valid_from, o.version) > (self.valid_from, self.version))
+            .map(|o| o.valid_from)
+            .min();
+        if next == Some(self.valid_from) {
+            return None;
+        }
+        let before_next = next.and_then(|n| n.previous_day());
+        let to = match (self.valid_to, before_next) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        to.is_none_or(|t| t >= self.valid_from)
+            .then_some((self.valid_from, to))
+    }
+
     /// Checks the product's own consistency; returns (field, problem) pairs.
     pub fn check(&self) -> Vec<(String, String)> {
         let mut bad = Vec::new();

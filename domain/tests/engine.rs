@@ -1402,3 +1402,45 @@ fn a_commitment_holds_under_a_product_version_published_since() {
         "{cut:?}"
     );
 }
+
+/// A version's span in force (`Product::in_force_among`) and the version
+/// in force on each day (`Product::version_on`) are one rule: on every day
+/// of a year, the version in force is the one whose span holds the day.
+#[test]
+fn a_versions_span_is_the_days_it_is_in_force() {
+    let version = |n: u32, from: &str, to: Option<&str>| {
+        let mut p = product(vec![]);
+        p.version = n;
+        p.valid_from = d(from);
+        p.valid_to = to.map(d);
+        p
+    };
+    let versions = [
+        version(1, "2026-01-01", None),
+        version(2, "2026-03-01", Some("2026-06-30")),
+        version(3, "2026-09-01", None),
+        // Starts the same day as 3 with a higher number: hides it.
+        version(4, "2026-09-01", Some("2026-10-31")),
+    ];
+    assert_eq!(versions[2].in_force_among(&versions), None);
+    assert_eq!(
+        versions[0].in_force_among(&versions),
+        Some((d("2026-01-01"), Some(d("2026-02-28"))))
+    );
+    let mut day = d("2025-12-01");
+    while day <= d("2026-12-31") {
+        let spanned = versions
+            .iter()
+            .find(|v| {
+                v.in_force_among(&versions)
+                    .is_some_and(|(from, to)| from <= day && to.is_none_or(|t| day <= t))
+            })
+            .map(|v| v.version);
+        assert_eq!(
+            Product::version_on(&versions, day).map(|v| v.version),
+            spanned,
+            "{day}"
+        );
+        day = day.next_day().unwrap();
+    }
+}

@@ -352,7 +352,7 @@ pub fn versions_starting_in_the_past(
         let versions: Vec<&Product> = stored.iter().filter(|s| s.id == p.id).collect();
         let taken = versions.iter().find(|s| {
             s.version != p.version
-                && in_force_span(s, &versions)
+                && s.in_force_among(versions.iter().copied())
                     .is_some_and(|(from, to)| from <= today && to.is_none_or(|t| t >= p.valid_from))
         });
         if let Some(o) = taken {
@@ -370,33 +370,6 @@ pub fn versions_starting_in_the_past(
         }
     }
     bad
-}
-
-/// The days a version is in force among its product's `versions`
-/// ([`Product::version_on`]): from its start to its end, or the day before
-/// the next version starts, whichever is first; `None` when a version
-/// starting the same day with a higher number hides it.
-fn in_force_span(
-    v: &Product,
-    versions: &[&Product],
-) -> Option<(
-    passerelle_domain::date::Date,
-    Option<passerelle_domain::date::Date>,
-)> {
-    let next = versions
-        .iter()
-        .filter(|o| (o.valid_from, o.version) > (v.valid_from, v.version))
-        .map(|o| o.valid_from)
-        .min();
-    if next == Some(v.valid_from) {
-        return None;
-    }
-    let before_next = next.and_then(|n| n.previous_day());
-    let to = match (v.valid_to, before_next) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    (to.is_none_or(|t| t >= v.valid_from)).then_some((v.valid_from, to))
 }
 
 /// [`versions_out_of_order`] as a store refuses it, within its write.
